@@ -1,0 +1,50 @@
+"""The `study` command: a thin front that hands each subcommand to its package.
+
+Each package with commands has a `cli.py` exposing `register(subparsers)`, which adds its parsers and sets
+`func(args) -> int | None` on each. A StudyError anywhere becomes one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from study import __version__
+from study.errors import StudyError
+
+COMMAND_MODULES = (
+    "study.manifests.cli",  # study manifest ...
+    "study.grids.cli",  # study plan
+    "study.launch.cli",  # study submit | status | cancel | run-job
+    "study.report.cli",  # study report
+    "study.quickstart.cli",  # study quickstart
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="study", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"study {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StudyError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("study: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""A name -> object registry with "did you mean" errors, used for datasets, corruptions, methods, backbones."""
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Generic, Iterator, TypeVar
+
+from study.errors import StudyError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to registered objects. `kind` names the registry in error messages ("method", "dataset")."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str, where: str = "") -> T:
+        """The object registered as `name`; a StudyError naming the closest known name otherwise."""
+        try:
+            return self._items[name]
+        except KeyError:
+            raise StudyError(self.unknown_message(name, where)) from None
+
+    def unknown_message(self, name: str, where: str = "") -> str:
+        close = difflib.get_close_matches(str(name), list(self._items), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        loc = f"{where}: " if where else ""
+        return f"{loc}unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
