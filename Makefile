@@ -1,0 +1,34 @@
+# Two entry points: `make demo` (the quickstart study, on this machine) and `make test` (the test suite, as CI runs it).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKERS ?=
+
+.PHONY: demo test setup setup-test system-test-deps benchmarks clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch and torchvision resolve from pyproject's ranges (on the project's machines: the local CUDA build that runs on CPU).
+setup: $(BIN)/python
+	$(BIN)/pip install -q -e '.[quickstart]'
+
+setup-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[quickstart,test]'
+
+# Debian packages the tests use for real: Fashion-MNIST, headless Chromium, and a single-node Slurm cluster.
+system-test-deps:
+	bash scripts/system_test_deps.sh
+
+demo: setup
+	$(BIN)/study quickstart $(if $(WORKERS),--workers $(WORKERS),)
+
+test: setup-test system-test-deps
+	$(BIN)/python -m pytest -q
+
+benchmarks: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean-demo:
+	rm -rf runs/quickstart reports/quickstart data/quickstart

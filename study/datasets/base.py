@@ -1,0 +1,167 @@
+"""What a reader returns (`Index`), what it is given (`ReaderOptions`), and the checks every index passes."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from study.errors import StudyError
+from study.hashing import file_sha256
+from study.registry import Registry
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """Options some readers use: GLC20's `label_rule`, and a taxonomy CSV any reader accepts."""
+
+    label_rule: str | None = None
+    taxonomy: Path | None = None
+
+
+@dataclass
+class Index:
+    """Every image of one split: relative paths (`/` separators) and labels 0..C-1, plus what describes them.
+
+    `columns` holds extra per-row string columns (taxonomy levels, `supercategory`) as arrow arrays;
+    `levels` names the taxonomy columns coarse -> fine; `sources` lists the annotation files read, with their
+    sha256; `info` goes into the manifest's metadata (label rule, image folder, channels).
+    """
+
+    paths: pa.Array
+    labels: np.ndarray
+    class_names: list[str]
+    kind: str = "image"
+    levels: list[str] = field(default_factory=list)
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    sources: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+Reader = Callable[[Path, str, ReaderOptions], Index]
+DATASETS: Registry[Reader] = Registry("dataset")
+
+
+def source_entry(root: Path, path: Path) -> dict:
+    """How a manifest records an annotation file it was built from: path relative to the root, and sha256."""
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = str(path)
+    return {"path": rel, "sha256": file_sha256(path)}
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise StudyError(f"{what} not found: {path}")
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise StudyError(f"{what} not found: {path}")
+    return path
+
+
+def check_index(index: Index, where: str) -> None:
+    """Paths unique, labels in 0..C-1, at least one image. `where` names the dataset in messages."""
+    n = len(index.paths)
+    if n == 0:
+        raise StudyError(f"{where}: no images found")
+    if len(index.labels) != n:
+        raise AssertionError("index has paths and labels of different lengths")
+    num_classes = len(index.class_names)
+    labels = index.labels
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        i = int(bad[0])
+        raise StudyError(
+            f"{where}: label {int(labels[i])} of {index.paths[i].as_py()!r} is out of range 0..{num_classes - 1}"
+        )
+    if pc.count_distinct(index.paths).as_py() != n:
+        order = pc.sort_indices(index.paths)
+        sorted_paths = pc.take(index.paths, order)
+        same = pc.equal(sorted_paths[1:], sorted_paths[:-1])
+        first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
+        raise StudyError(f"{where}: image {sorted_paths[first].as_py()!r} is listed twice")
+
+
+def apply_taxonomy(index: Index, taxonomy: Path) -> None:
+    """Add the taxonomy columns of a CSV whose header names the levels coarse -> fine, last column = class name."""
+    header, table = read_taxonomy(taxonomy)
+    by_name = {normalise_class(k): v for k, v in table.items()}
+    values_per_class = []
+    for name in index.class_names:
+        row = table.get(name) or by_name.get(normalise_class(name))
+        if row is None:
+            raise StudyError(f"{taxonomy}: class {name!r} of the dataset has no row")
+        values_per_class.append(row)
+    known = set(index.class_names) | {normalise_class(c) for c in index.class_names}
+    for name in table:
+        if name not in known and normalise_class(name) not in known:
+            raise StudyError(f"{taxonomy}: class {name!r} is not a class of the dataset")
+    labels = pa.array(index.labels, type=pa.int64())
+    for j, level in enumerate(header[:-1]):
+        dictionary = pa.array([v[j] for v in values_per_class], type=pa.string())
+        index.columns[level] = pc.take(dictionary, labels)
+    if header[-1] != "class_name":
+        index.columns[header[-1]] = pc.take(pa.array(index.class_names, type=pa.string()), labels)
+    index.levels = list(header)
+    index.sources.append({"path": str(taxonomy), "sha256": file_sha256(taxonomy), "role": "taxonomy"})
+
+
+RESERVED = {"path", "label", "rank", "labeled_rank", "source"}
+
+
+def read_taxonomy(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    if not path.is_file():
+        raise StudyError(f"taxonomy file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise StudyError(f"{path}: empty taxonomy file (expected a header naming the levels)") from None
+        header = [h.strip() for h in header]
+        if len(header) < 2 or any(not h for h in header) or len(set(header)) != len(header):
+            raise StudyError(f"{path} line 1: the header must name two or more distinct levels, coarse -> fine")
+        bad = RESERVED.intersection(header)
+        if bad:
+            raise StudyError(f"{path} line 1: level name {sorted(bad)[0]!r} is reserved")
+        table: dict[str, list[str]] = {}
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise StudyError(f"{path} line {line}: expected {len(header)} columns, found {len(row)}")
+            row = [c.strip() for c in row]
+            if row[-1] in table:
+                raise StudyError(f"{path} line {line}: class {row[-1]!r} is listed twice")
+            table[row[-1]] = row
+    return header, table
+
+
+def normalise_class(name: str) -> str:
+    """Loose class-name matching for taxonomy files: `T-shirt/top` == `t-shirt_top`."""
+    return name.strip().lower().replace("/", "_").replace(" ", "_")
+
+
+def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = ReaderOptions()) -> Index:
+    """Run the reader registered as `dataset`, then the common checks and the taxonomy option."""
+    reader = DATASETS.get(dataset, "--dataset")
+    root = Path(root)
+    if not root.is_dir():
+        raise StudyError(f"dataset root not found: {root}")
+    index = reader(root, split, options)
+    if options.taxonomy is not None:
+        apply_taxonomy(index, Path(options.taxonomy))
+    check_index(index, f"{dataset} {split} at {root}")
+    return index

@@ -1,0 +1,40 @@
+"""`imagefolder`: any `<root>/<class>/<image>` tree (or `<root>/<split>/<class>/<image>` when that folder exists).
+
+Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
+image extension anywhere under a class folder, sorted by path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from study.datasets.base import DATASETS, Index, ReaderOptions
+from study.datasets.scan import scan_class_tree
+from study.errors import StudyError
+
+
+def index_class_tree(root: Path, folder: Path) -> Index:
+    """Index of the class tree at `folder`, paths relative to `root`."""
+    classes, files = scan_class_tree(folder)
+    if not classes:
+        raise StudyError(f"no class folders in {folder}")
+    prefix = folder.relative_to(root).as_posix()
+    prefix = "" if prefix == "." else prefix + "/"
+    paths: list[str] = []
+    counts = []
+    for c, names in zip(classes, files):
+        head = f"{prefix}{c}/"
+        paths.extend([head + n for n in names])
+        counts.append(len(names))
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+    return Index(paths=pa.array(paths, type=pa.string()), labels=labels, class_names=classes)
+
+
+@DATASETS.register("imagefolder")
+def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
+    folder = root / split if split and (root / split).is_dir() else root
+    index = index_class_tree(root, folder)
+    index.info["image_dir"] = folder.relative_to(root).as_posix()
+    return index

@@ -1,0 +1,129 @@
+"""YAML read with the safe loader, keeping the line of every key and list item for error messages.
+
+`load_yaml(path)` returns plain Python values in which mappings are `YMap` (a dict with `.line` and
+`.key_lines`) and sequences are `YList` (a list with `.line` and `.item_lines`). Duplicate keys are an error.
+`fail(path, line, msg)` builds the `path:line: msg` StudyError every grid and profile error uses.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from study.errors import StudyError
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YMap(dict):
+    """A mapping from YAML: `.line` (1-based line of the mapping) and `.key_lines[key]` (line of each key)."""
+
+    line: int = 0
+
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self.key_lines: dict[Any, int] = {}
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class YList(list):
+    """A sequence from YAML: `.line` and `.item_lines[i]`."""
+
+    line: int = 0
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.item_lines: list[int] = []
+
+    def line_of(self, i: int) -> int:
+        return self.item_lines[i] if 0 <= i < len(self.item_lines) else self.line
+
+
+class _LineLoader(_Base):  # type: ignore[misc,valid-type]
+    """yaml's safe loader, but mappings and lists remember their lines."""
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YMap:
+    loader.flatten_mapping(node)
+    out = YMap()
+    out.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise StudyError(f"{loader.name}:{line}: a mapping key must be a plain value") from None
+        if key in out:
+            raise StudyError(f"{loader.name}:{line}: duplicate key {key!r} (first at line {out.key_lines[key]})")
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = line
+    return out
+
+
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> YList:
+    out = YList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse `path` with the safe loader; a StudyError naming the file (and line) if it is missing or malformed."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"{path}: no such file") from None
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+    loader = _LineLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise StudyError(f"{path}{line}: invalid YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise StudyError(f"{path}: invalid YAML: {e}") from None
+    finally:
+        loader.dispose()
+
+
+def fail(path: Any, line: int | None, msg: str) -> StudyError:
+    """The StudyError `path:line: msg` (line left out when unknown)."""
+    return StudyError(f"{path}:{line}: {msg}" if line else f"{path}: {msg}")
+
+
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """`" (did you mean 'x'?)"` for the closest known name, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_keys(path: Any, m: YMap, known: Iterable[str], what: str = "key", required: Iterable[str] = ()) -> None:
+    """Raise on the first key of `m` not in `known` (with a suggestion), or a missing required key."""
+    known = list(known)
+    for key in m:
+        if key not in known:
+            raise fail(path, m.line_of(key), f"unknown {what} {key!r}{did_you_mean(key, known)}"
+                                             f" (known: {', '.join(known)})")
+    for key in required:
+        if key not in m:
+            raise fail(path, m.line, f"missing required key {key!r}")
+
+
+def line_of(obj: Any, key: Any = None, default: int = 0) -> int:
+    """The line of `obj[key]` (or of `obj` itself) when `obj` came from `load_yaml`."""
+    if key is not None and isinstance(obj, (YMap, YList)):
+        return obj.line_of(key)
+    return getattr(obj, "line", default) or default

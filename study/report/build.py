@@ -1,0 +1,131 @@
+"""Build a report folder: results.parquet, cells.csv, one PNG+PDF and table per figure, missing.csv, index.html."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from study.atomic import atomic_path
+from study.report import style
+from study.report.figures import FIGURES, NoData
+from study.report.html import Page, Section, write_index
+from study.report.tables import write_tables
+from study.results import ResultFileWarning, aggregate, code_version, find_conflicts, gather, write_table
+
+MISSING_COLUMNS = ("job_id", "stage", "method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset",
+                   "state", "waits_for")
+
+
+@dataclass
+class ReportSummary:
+    out: Path
+    index: Path
+    results: int  # result records read
+    rows: int  # rows of results.parquet
+    missing: int | None  # planned jobs without a result (None: no plan)
+    skipped_files: list[str] = field(default_factory=list)
+    conflicts: int = 0  # cells holding two protocol fingerprints
+    drawn: list[str] = field(default_factory=list)
+    skipped_figures: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _save(fig, path: Path, fmt: str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
+
+
+def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
+    lines = []
+    keys = [c for c in conflicts.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs",
+                                                      "seeds", "job_ids", "finished_at", "grid", "stage")]
+    for _, group in conflicts.groupby(keys, dropna=False, sort=True):
+        first = group.iloc[0]
+        cell = ", ".join(f"{k}={first[k]}" for k in keys if not pd.isna(first[k]))
+        newest = group.sort_values("finished_at", na_position="first").iloc[-1]["protocol_fingerprint"]
+        parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
+                          for r in group.itertuples())
+        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}. Kept apart in cells.csv; the "
+                     f"figures draw the newest, {newest}.")
+    return lines
+
+
+def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
+                 log: TextIO | None = sys.stderr) -> ReportSummary:
+    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
+        coll = gather(workdir, plan)
+    table = coll.table
+    name = plan.name if plan is not None else (grid or "results")
+    if plan is None and grid is not None and not table.empty:
+        table = table[table["grid"] == grid].reset_index(drop=True)
+    warn_lines = [f"skipped result file {s}" for s in coll.skipped]
+    agg = aggregate(table)
+    conflicts = find_conflicts(agg)
+    conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []
+    warn_lines += conflict_lines
+
+    write_table(table, out / "results.parquet", grid=name)
+    write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
+    expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
+
+    style.apply()
+    sections, drawn, skipped_figs = [], [], {}
+    for module in FIGURES:
+        section = Section(module.NAME, module.TITLE)
+        try:
+            fig, data = module.draw(table, expected)
+        except NoData as e:
+            section.note = str(e)
+            skipped_figs[module.NAME] = str(e)
+            sections.append(section)
+            continue
+        try:
+            section.caption = data.attrs.get("caption", "")
+            _save(fig, out / f"{module.NAME}.png", "png")
+            _save(fig, out / f"{module.NAME}.pdf", "pdf")
+        finally:
+            plt.close(fig)
+        paper = module.paper_table(data)
+        paths = write_tables(paper, out, module.NAME, caption=section.caption)
+        write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
+        section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
+                         **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
+        section.table = paper
+        sections.append(section)
+        drawn.append(module.NAME)
+
+    missing = None
+    if coll.missing is not None:
+        missing = coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns]]
+        write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
+    n_records = table["job_id"].nunique() if not table.empty else 0
+    summary = [f"{n_records} job result(s), {len(table)} metric row(s)",
+               f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",
+               f"skipped result files: {len(coll.skipped)}",
+               f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",
+               f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"]
+    page = Page(grid=name, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
+                missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
+                                            **({"missing.csv": "missing.csv"} if missing is not None else {})})
+    index = write_index(out, page)
+    if log is not None:
+        for line in warn_lines:
+            print(f"study report: warning: {line}", file=log)
+        print(f"study report: {name}: {summary[0]}; {summary[1]}; {summary[2]} -> {index}", file=log)
+    return ReportSummary(out=out, index=index, results=n_records, rows=len(table),
+                         missing=None if missing is None else len(missing),
+                         skipped_files=[str(s) for s in coll.skipped],
+                         conflicts=len(conflict_lines), drawn=drawn,
+                         skipped_figures=skipped_figs, warnings=warn_lines)

@@ -1,0 +1,48 @@
+"""`study report GRID [--out reports/<grid>] [--workdir DIR]`: collect a grid's results and draw its report."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from study.errors import StudyError
+from study.paths import workdir as default_workdir
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("report", help="collect a grid's results into Parquet and draw its figures and tables",
+                              description=__doc__)
+    p.add_argument("grid", metavar="GRID", help="the grid YAML given to `study submit` (or grids/<GRID>.yaml; or "
+                   "a grid name, to report its recorded results without a plan)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<grid name>)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
+    p.set_defaults(func=run)
+
+
+def _find_grid_file(grid: str) -> Path | None:
+    for cand in (Path(grid), Path("grids") / f"{grid}.yaml", Path("grids") / f"{grid}.yml"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from study.report.build import build_report
+
+    workdir = args.workdir or default_workdir()
+    path = _find_grid_file(args.grid)
+    plan, name = None, args.grid
+    if path is not None:
+        try:
+            from study.grids import plan_grid
+        except ImportError as e:
+            raise StudyError(f"{path}: cannot plan the grid ({e}); pass a grid name to report without a plan") from None
+        plan = plan_grid(path)
+        name = plan.name
+    elif not (Path(workdir) / "results").is_dir():
+        raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
+    out = args.out or Path("reports") / name
+    summary = build_report(workdir, out, plan=plan, grid=name)
+    if plan is None and summary.results == 0:
+        raise StudyError(f"{args.grid}: no such grid file, and no result in {workdir}/results names grid {name!r}")
+    return 0

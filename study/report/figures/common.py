@@ -1,0 +1,119 @@
+"""What every figure shares: the cells it draws (seeds aggregated, one protocol fingerprint per cell), size labels,
+and `NoData`, which a figure raises when the grid holds nothing it can show."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from study.results.collect import aggregate, resolve_conflicts
+
+INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
+
+
+class NoData(Exception):
+    """The grid has no data for this figure; the message says what it lacks (shown as a note in the report)."""
+
+
+def cells(table: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """Evaluation cells of `metric`: mean/std/count over seeds; where two fingerprints meet, the newest one."""
+    rows = table[(table["stage"] == "evaluate") & (table["metric"] == metric)]
+    out = resolve_conflicts(aggregate(rows))
+    if "corruption" in out:
+        out["corruption"] = out["corruption"].where(out["corruption"].notna(), "none")
+    return out
+
+
+def clean(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["corruption"].fillna("none") == "none"] if "corruption" in df else df
+
+
+def is_single(dataset: pd.Series) -> pd.Series:
+    s = dataset.astype("string").fillna("")
+    return ~(s.str.contains("+", regex=False) | s.str.contains("|", regex=False))
+
+
+def fmt_size(n) -> str:
+    """50000 -> '50k', 1000000 -> '1M'; None/NaN -> 'all'."""
+    if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
+        return "all"
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        return str(n)
+    for unit, div in (("M", 1_000_000), ("k", 1_000)):
+        if n >= div and n % (div // 10 if div > 1000 else div) == 0:
+            v = n / div
+            return f"{v:g}{unit}"
+    return str(n)
+
+
+def size_key(v) -> float:
+    """Order labeled sizes with 'all' (null) last."""
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return math.inf
+    return float(v)
+
+
+def pick_largest(values: Iterable) -> object:
+    """The largest of `values`, null meaning 'all labels' (the largest)."""
+    values = list(values)
+    return max(values, key=size_key) if values else None
+
+
+def same(series: pd.Series, value) -> pd.Series:
+    """Equality that treats null == null as True."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return series.isna()
+    return series.notna() & (series == value)
+
+
+def expected_rows(expected: pd.DataFrame | None, **equal) -> pd.DataFrame:
+    """Planned evaluation jobs (from the plan) filtered by axis values; empty when there is no plan."""
+    if expected is None or expected.empty:
+        return pd.DataFrame()
+    rows = expected[expected["stage"] == "evaluate"] if "stage" in expected else expected
+    for key, value in equal.items():
+        if key not in rows:
+            return rows.iloc[0:0]
+        rows = rows[rows[key] == value]
+    if "corruption" in rows:
+        rows = rows.assign(corruption=rows["corruption"].where(rows["corruption"].notna(), "none"))
+    return rows
+
+
+def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
+    """Taxonomy levels coarse -> fine: the protocol's `levels` list when recorded, else iNat's order, else the order
+    in which the records list them."""
+    levels = [lv for lv in dict.fromkeys(levels) if isinstance(lv, str)]
+    for col in [c for c in table.columns if c == "protocol.levels" or c.endswith(".levels")]:
+        for raw in table[col].dropna().unique():
+            try:
+                order = json.loads(raw) if isinstance(raw, str) else list(raw)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(order, list) and set(levels) <= set(order):
+                return [lv for lv in order if lv in levels]
+    if set(levels) <= set(INAT_LEVELS):
+        return [lv for lv in INAT_LEVELS if lv in levels]
+    return levels
+
+
+def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
+    """Those of `columns` that take more than one value in `df` (what a series label must name)."""
+    return [c for c in columns if c in df and df[c].astype("string").fillna("<NA>").nunique() > 1]
+
+
+def series_label(row: pd.Series, columns: list[str]) -> str:
+    parts = []
+    for c in columns:
+        v = row[c]
+        parts.append(fmt_size(v) if c in ("size", "labeled_size") else ("—" if pd.isna(v) else str(v)))
+    return " ".join(parts) if parts else str(row.get("method", ""))
+
+
+def nan_to_none(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v

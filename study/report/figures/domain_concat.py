@@ -1,0 +1,75 @@
+"""`domain_concat`: single encoders vs their concatenated features (protocol `concat`, dataset `a|b`; method `m`
+or `m1|m2`), per evaluation dataset: bars for the first encoder, the second and the concatenation, and a table with
+the gain of the concatenation over the better single encoder."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from study.report import style
+from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same
+
+NAME = "domain_concat"
+TITLE = "Domain: single encoders vs concatenated features"
+ROLES = ("first encoder", "second encoder", "concatenated")
+
+
+def _split(value, n: int) -> list:
+    parts = str(value).split("|") if isinstance(value, str) and "|" in value else [value] * n
+    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
+    cell = clean(cells(table))
+    conc = cell[cell["protocol"] == "concat"]
+    if conc.empty:
+        raise NoData("no concatenated-encoder results (protocol 'concat') in this grid")
+    lin = cell[cell["protocol"] == "linear"]
+    rows = []
+    for ev, group in conc.groupby("eval_dataset", sort=True):
+        labeled = pick_largest(group["labeled_size"].unique())
+        for _, c in group[same(group["labeled_size"], labeled)].sort_values("dataset").iterrows():
+            datasets = str(c["dataset"]).split("|")
+            methods, sizes = _split(c["method"], len(datasets)), _split(c["size"], len(datasets))
+            names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
+                     for m, d, s in zip(methods, datasets, sizes)]
+            pair = " | ".join(names)
+            for role, m, d, s, name in zip(ROLES, methods, datasets, sizes, names):
+                hit = lin[(lin["dataset"] == d) & same(lin["method"], m) & (lin["eval_dataset"] == ev)
+                          & same(lin["labeled_size"], labeled)]
+                if s is not None and not pd.isna(s):
+                    hit = hit[hit["size"] == s]
+                r = hit.iloc[0] if not hit.empty else None
+                rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "labeled_size": labeled,
+                             "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
+                             "count": 0 if r is None else int(r["count"])})
+            rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair,
+                         "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"])})
+    data = pd.DataFrame(rows)
+    groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
+    width = 0.8 / len(ROLES)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
+    for i, role in enumerate(ROLES):
+        sub = data[data["role"] == role].set_index(["eval_dataset", "pair"]).reindex(groups)
+        x = np.arange(len(groups)) + (i - 1) * width
+        ax.bar(x, sub["mean"].astype(float), width, yerr=sub["std"].astype(float), label=role,
+               **style.bar_style(i, len(ROLES)))
+    ax.set_xticks(np.arange(len(groups)), [f"{ev}\n{pair}" for ev, pair in groups], fontsize=7)
+    ax.set_ylabel("linear top-1")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
+                             "evaluation dataset (x label: evaluation dataset, then the pair).")
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (evaluation dataset, pair); columns: each role and the gain of concatenating over the better single."""
+    wide = data.pivot_table(index=["eval_dataset", "pair"], columns="role", values="mean", aggfunc="first",
+                            dropna=False, sort=False).reindex(columns=list(ROLES))
+    best = wide[["first encoder", "second encoder"]].max(axis=1, skipna=False)
+    wide["gain over better single"] = wide["concatenated"] - best
+    wide.columns.name = None
+    return wide.reset_index()

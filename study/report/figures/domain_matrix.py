@@ -1,0 +1,102 @@
+"""`domain_matrix`: pretraining dataset (rows) by evaluation dataset (columns), linear-probe top-1, as a heatmap
+(one panel per method) and a table; the diagonal (in-domain) is boxed. One pretraining size and one labeled size:
+the largest common to every dataset (the caption says which)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.patches import Rectangle
+
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, pick_largest,
+                                         same, size_key)
+
+NAME = "domain_matrix"
+TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
+
+
+def _choose(lin: pd.DataFrame):
+    sizes = [set(g["size"].dropna()) for _, g in lin.groupby("dataset")]
+    common = set.intersection(*sizes) if sizes else set()
+    if common:
+        size = max(common)
+        lin = lin[lin["size"] == size]
+        size_note = f"pretraining size {fmt_size(size)}"
+    else:
+        lin = lin[lin["size"] == lin.groupby("dataset")["size"].transform("max")]
+        size_note = "largest pretraining size of each dataset (no size common to all)"
+    lab = [set(g["labeled_size"].map(size_key)) for _, g in lin.groupby("eval_dataset")]
+    common_l = set.intersection(*lab) if lab else set()
+    if common_l:
+        key = max(common_l)
+        lin = lin[lin["labeled_size"].map(size_key) == key]
+        chosen = lin["labeled_size"].iloc[0] if not lin.empty else None
+        lab_note = f"labeled size {fmt_size(chosen)}"
+    else:
+        best = lin.groupby("eval_dataset")["labeled_size"].transform(lambda s: size_key(pick_largest(s)))
+        lin = lin[lin["labeled_size"].map(size_key) == best]
+        lab_note = "largest labeled size of each evaluation dataset"
+    return lin, f"{size_note}, {lab_note}"
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per matrix cell (NaN where missing), `diagonal` marks in-domain."""
+    cell = cells(table)
+    lin = clean(cell[cell["protocol"] == "linear"])
+    lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]
+    if lin.empty or lin["dataset"].nunique() < 2 and lin["eval_dataset"].nunique() < 2:
+        raise NoData("needs linear-probe results of at least two pretraining or evaluation datasets")
+    lin, note = _choose(lin)
+    planned = expected_rows(expected, protocol="linear")
+    datasets = set(lin["dataset"])
+    evals = set(lin["eval_dataset"])
+    methods = set(lin["method"].dropna())
+    if not planned.empty and {"dataset", "eval_dataset"} <= set(planned):
+        planned = clean(planned[is_single(planned["dataset"]) & planned["dataset"].notna()])
+        datasets |= set(planned["dataset"])
+        evals |= set(planned["eval_dataset"].dropna())
+        if "method" in planned:
+            methods |= set(planned["method"].dropna())
+    rows = sorted(datasets)
+    cols = [d for d in rows if d in evals] + sorted(evals - set(rows))
+    methods = sorted(methods) or [None]
+
+    fig, axes = plt.subplots(1, len(methods), figsize=(1.2 * len(cols) * len(methods) + 2.5, 0.9 * len(rows) + 1.8),
+                             squeeze=False)
+    out = []
+    for ax, method in zip(axes[0], methods):
+        sub = lin[same(lin["method"], method)]
+        grid = pd.DataFrame([(d, e) for d in rows for e in cols], columns=["dataset", "eval_dataset"])
+        grid = grid.merge(sub[["dataset", "eval_dataset", "size", "labeled_size", "mean", "std", "count"]],
+                          on=["dataset", "eval_dataset"], how="left")
+        grid.insert(0, "method", method)
+        grid["diagonal"] = grid["dataset"] == grid["eval_dataset"]
+        grid["count"] = grid["count"].fillna(0).astype(int)
+        out.append(grid)
+        matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
+        sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0,
+                    vmax=max(1e-9, float(np.nanmax(lin["mean"])) if lin["mean"].notna().any() else 1.0),
+                    cbar=ax is axes[0][-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
+        for i, d in enumerate(rows):
+            for j, e in enumerate(cols):
+                if np.isnan(matrix.iloc[i, j]):
+                    ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
+                if d == e:
+                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
+        ax.set_xlabel("evaluation dataset")
+        ax.set_ylabel("pretraining dataset")
+        ax.set_title(f"{method}" if method else "")
+    fig.tight_layout()
+    data = pd.concat(out, ignore_index=True)
+    data.attrs["caption"] = f"Linear-probe top-1; {note}; boxed diagonal: in-domain pretraining."
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (method,) pretraining dataset; columns: evaluation datasets."""
+    index = ["method", "dataset"] if data["method"].nunique(dropna=False) > 1 else ["dataset"]
+    wide = data.pivot_table(index=index, columns="eval_dataset", values="mean", aggfunc="first", dropna=False,
+                            sort=False)
+    wide.columns.name = None
+    return wide.reset_index()

@@ -1,0 +1,77 @@
+"""`domain_pooling`: in-domain pretraining vs pooled sets (`a+b`) of equal size, per evaluation dataset, as grouped
+bars and a table. In-domain is shown at each pooled size and at the per-domain share of it (1M of 4 sets: 250k)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from study.report import style
+from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same
+
+NAME = "domain_pooling"
+TITLE = "Domain: in-domain vs pooled pretraining"
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per bar (NaN height where missing)."""
+    cell = cells(table)
+    lin = clean(cell[cell["protocol"] == "linear"])
+    if "dataset" not in lin:
+        raise NoData("no pretraining datasets recorded")
+    pooled = lin[lin["dataset"].astype("string").str.contains("+", regex=False).fillna(False)]
+    if pooled.empty:
+        raise NoData("no pooled pretraining sets (dataset 'a+b') in this grid")
+    multi_method = lin["method"].nunique() > 1
+    bars = []
+    for ev, pool_ev in pooled.groupby("eval_dataset", sort=True):
+        labeled = pick_largest(pool_ev["labeled_size"].unique())
+        pool_ev = pool_ev[same(pool_ev["labeled_size"], labeled)]
+        sizes = set()
+        for _, p in pool_ev.iterrows():
+            parts = str(p["dataset"]).count("+") + 1
+            sizes |= {p["size"], p["size"] // parts}
+        own = lin[(lin["dataset"] == ev) & (lin["eval_dataset"] == ev) & same(lin["labeled_size"], labeled)]
+        methods = sorted(pool_ev["method"].dropna().unique()) or [None]
+        for method in methods:
+            suffix = f" · {method}" if multi_method else ""
+            for s in sorted(sizes):
+                hit = own[(own["size"] == s) & same(own["method"], method)]
+                r = hit.iloc[0] if not hit.empty else None
+                bars.append({"eval_dataset": ev, "bar": f"in-domain {fmt_size(s)}{suffix}", "kind": "in-domain",
+                             "dataset": ev, "method": method, "size": s, "labeled_size": labeled,
+                             "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
+                             "count": 0 if r is None else int(r["count"])})
+            for _, p in pool_ev[same(pool_ev["method"], method)].sort_values(["size", "dataset"]).iterrows():
+                bars.append({"eval_dataset": ev, "bar": f"pooled {p['dataset']} {fmt_size(p['size'])}{suffix}",
+                             "kind": "pooled", "dataset": p["dataset"], "method": method, "size": p["size"],
+                             "labeled_size": labeled, "mean": p["mean"], "std": p["std"], "count": int(p["count"])})
+    data = pd.DataFrame(bars)
+    evals = list(dict.fromkeys(data["eval_dataset"]))
+    labels = list(dict.fromkeys(data.sort_values(["kind", "size"], kind="stable")["bar"]))
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(evals) * len(labels) * 0.6 + 2), 3.4))
+    for i, label in enumerate(labels):
+        sub = data[data["bar"] == label].set_index("eval_dataset").reindex(evals)
+        x = np.arange(len(evals)) + (i - (len(labels) - 1) / 2) * width
+        ax.bar(x, sub["mean"].astype(float), width, yerr=sub["std"].astype(float), label=label,
+               **style.bar_style(i, len(labels)))
+        for xi, v in zip(x, sub["mean"].astype(float)):
+            if np.isnan(v):
+                ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="0.3")
+    ax.set_xticks(np.arange(len(evals)), evals)
+    ax.set_xlabel("evaluation dataset")
+    ax.set_ylabel("linear top-1")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
+                             "share of it) against pooled sets; largest labeled size of each evaluation dataset.")
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows: evaluation dataset; columns: each bar."""
+    wide = data.pivot_table(index="eval_dataset", columns="bar", values="mean", aggfunc="first", dropna=False,
+                            sort=False)
+    wide.columns.name = None
+    return wide.reset_index()

@@ -1,0 +1,62 @@
+"""`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
+line per method (supervised included), a panel per evaluation dataset."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from study.report import style
+from study.report.figures.common import NoData, cells, clean, levels_order, series_label, varying
+
+NAME = "granularity"
+TITLE = "Label granularity: top-1 per taxonomy level"
+LINE_KEYS = ["method", "dataset", "size"]
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per (panel, line, level), NaN where a level is missing."""
+    cell = clean(cells(table))
+    gran = cell[(cell["protocol"] == "granularity") & cell["level"].notna()]
+    if gran.empty:
+        raise NoData("no per-level (granularity) results in this grid")
+    rows_t = table[(table["protocol"] == "granularity") & table["level"].notna()]
+    levels = levels_order(rows_t, list(rows_t["level"]))
+    label_cols = varying(gran, LINE_KEYS) or ["method"]
+    lines = gran[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable")
+    labels = [series_label(r, label_cols) for _, r in lines.iterrows()]
+    evals = sorted(gran["eval_dataset"].dropna().unique())
+    fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
+    out = []
+    for ax, ev in zip(axes[0], evals):
+        sub = gran[gran["eval_dataset"] == ev]
+        for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
+            pts = sub
+            for k in LINE_KEYS:
+                pts = pts[pts[k].astype(object).eq(line[k]) | (pts[k].isna() & pd.isna(line[k]))]
+            pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
+            ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
+                        label=label, **style.line_style(i, len(labels)))
+            for j, lv in enumerate(levels):
+                out.append({"eval_dataset": ev, "line": label, "method": line["method"], "level": lv,
+                            "level_index": j, "mean": pts.loc[lv, "mean"], "std": pts.loc[lv, "std"],
+                            "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"])})
+        ax.set_xticks(np.arange(len(levels)), levels, rotation=20, ha="right")
+        ax.set_xlabel("taxonomy level (coarse → fine)")
+        ax.set_ylabel("top-1")
+        ax.set_title(ev)
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    data = pd.DataFrame(out)
+    data.attrs["caption"] = ("Top-1 at each taxonomy level of one species-level classifier mapped up the taxonomy; "
+                             "error bars: standard deviation over seeds.")
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (evaluation dataset, line); columns: levels coarse -> fine."""
+    levels = list(dict.fromkeys(data.sort_values("level_index")["level"]))
+    wide = data.pivot_table(index=["eval_dataset", "line"], columns="level", values="mean", aggfunc="first",
+                            dropna=False, sort=False).reindex(columns=levels)
+    wide.columns.name = None
+    return wide.reset_index()

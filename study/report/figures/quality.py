@@ -1,0 +1,77 @@
+"""`quality`: change in linear top-1 from clean pretraining for each corruption of the pretraining images, one bar
+per method (SimCLR beside supervised), a panel per (pretraining set, evaluation dataset)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from study.report import style
+from study.report.figures.common import NoData, cells, fmt_size, pick_largest, same
+
+NAME = "quality"
+TITLE = "Quality: change in top-1 from clean pretraining"
+METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
+
+
+def _method_key(m) -> tuple:
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m))
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per (panel, corruption, method) bar: clean mean, corrupted mean, delta."""
+    cell = cells(table)
+    lin = cell[cell["protocol"] == "linear"]
+    if "corruption" not in lin or not (lin["corruption"] != "none").any():
+        raise NoData("no results of corrupted pretraining in this grid")
+    rows = []
+    for (ev, ds, size), group in lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False):
+        corrupted = group[group["corruption"] != "none"]
+        if corrupted.empty:
+            continue
+        labeled = pick_largest(group["labeled_size"].unique())
+        group = group[same(group["labeled_size"], labeled)]
+        methods = sorted(group["method"].dropna().unique(), key=_method_key)
+        for corr in sorted(group.loc[group["corruption"] != "none", "corruption"].unique()):
+            for m in methods:
+                base = group[(group["corruption"] == "none") & (group["method"] == m)]
+                hit = group[(group["corruption"] == corr) & (group["method"] == m)]
+                b = base["mean"].iloc[0] if not base.empty else np.nan
+                v = hit["mean"].iloc[0] if not hit.empty else np.nan
+                rows.append({"eval_dataset": ev, "dataset": ds, "size": size, "labeled_size": labeled,
+                             "corruption": corr, "method": m, "clean_mean": b, "mean": v, "delta": v - b,
+                             "count": int(hit["count"].iloc[0]) if not hit.empty else 0})
+    if not rows:
+        raise NoData("no corrupted pretraining result shares its cell with a clean one")
+    data = pd.DataFrame(rows)
+    panels = list(dict.fromkeys(zip(data["eval_dataset"], data["dataset"], data["size"])))
+    methods = sorted(data["method"].unique(), key=_method_key)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 1.5, 3.4), squeeze=False)
+    for ax, (ev, ds, size) in zip(axes[0], panels):
+        sub = data[(data["eval_dataset"] == ev) & (data["dataset"] == ds) & same(data["size"], size)]
+        corrs = list(dict.fromkeys(sub["corruption"]))
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            d = sub[sub["method"] == m].set_index("corruption").reindex(corrs)
+            x = np.arange(len(corrs)) + (i - (len(methods) - 1) / 2) * width
+            ax.bar(x, d["delta"].astype(float), width, label=m, **style.bar_style(i, len(methods)))
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(np.arange(len(corrs)), corrs, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("Δ top-1 vs clean")
+        ax.set_title(f"{ds} {fmt_size(size)} → {ev}")
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")
+    fig.tight_layout()
+    data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
+                             "and tested on clean images), relative to clean pretraining of the same method; "
+                             "largest labeled size.")
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method."""
+    wide = data.assign(size=data["size"].map(fmt_size)).pivot_table(
+        index=["eval_dataset", "dataset", "size", "corruption"], columns="method", values="delta", aggfunc="first",
+        dropna=False, sort=False)
+    wide = wide.reindex(columns=sorted(wide.columns, key=_method_key))
+    wide.columns.name = None
+    return wide.reset_index()

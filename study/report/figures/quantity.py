@@ -1,0 +1,118 @@
+"""`quantity`: top-1 against the number of labeled images (log x), one line per pretraining size, a panel per
+evaluation dataset (rows) and protocol (columns: linear probe, fine-tuning), supervised-from-scratch on the same
+labeled subsets as the reference line; error bars are the standard deviation over seeds."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from study.report import style
+from study.report.figures.common import NoData, cells, clean, expected_rows, fmt_size, series_label, varying
+
+NAME = "quantity"
+TITLE = "Data quantity: top-1 vs labeled images"
+PROTOCOLS = ("linear", "finetune")
+LINE_KEYS = ["method", "dataset", "size"]
+SCRATCH = "scratch (supervised, random init)"
+
+
+def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
+    main = clean(cell[cell["protocol"].isin(PROTOCOLS)])
+    planned = expected_rows(expected)
+    if not planned.empty and "protocol" in planned:
+        planned = clean(planned[planned["protocol"].isin(PROTOCOLS)])
+        keys = ["eval_dataset", "protocol", *LINE_KEYS]
+        if all(k in planned for k in keys):
+            have = set(map(tuple, main[keys].astype(object).values))
+            extra = [dict(zip(keys, t)) for t in map(tuple, planned[keys].drop_duplicates().astype(object).values)
+                     if t not in have]
+            if extra:
+                main = pd.concat([main, pd.DataFrame(extra)], ignore_index=True)
+    return main
+
+
+def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
+    cell = cells(table)
+    main = _line_rows(cell, expected)
+    if main.empty:
+        raise NoData("no linear-probe or fine-tuning top-1 results in this grid")
+    scratch = clean(cell[cell["protocol"] == "scratch"])
+    evals = sorted(main["eval_dataset"].dropna().unique())
+    protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
+    label_cols = varying(main, LINE_KEYS) or ["size"]
+    lines = main[LINE_KEYS].drop_duplicates().sort_values(["method", "dataset", "size"], kind="stable")
+    lines = lines.assign(line=[series_label(r, label_cols) for _, r in lines.iterrows()])
+    labels = list(dict.fromkeys(lines["line"]))
+
+    fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
+                             squeeze=False, sharey="row")
+    points = []
+    for r, ev in enumerate(evals):
+        panel_sizes = sorted(set(main.loc[main["eval_dataset"] == ev, "labeled_size"].dropna())
+                             | set(scratch.loc[scratch["eval_dataset"] == ev, "labeled_size"].dropna()))
+        for c, proto in enumerate(protocols):
+            ax = axes[r][c]
+            sub = main[(main["eval_dataset"] == ev) & (main["protocol"] == proto)]
+            for _, line in lines.iterrows():
+                rows = sub
+                for k in LINE_KEYS:
+                    rows = rows[rows[k].astype(object).eq(line[k]) | (rows[k].isna() & pd.isna(line[k]))]
+                rows = rows[rows["labeled_size"].notna()] if "labeled_size" in rows else rows
+                if rows.empty and sub.empty:
+                    continue
+                pts = pd.DataFrame({"labeled_size": panel_sizes}).merge(
+                    rows[["labeled_size", "mean", "std", "count"]], on="labeled_size", how="left")
+                i = labels.index(line["line"])
+                ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),
+                            yerr=pts["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
+                for _, p in pts.iterrows():
+                    points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
+                                   "method": line["method"], "dataset": line["dataset"], "size": line["size"],
+                                   "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
+                                   "count": 0 if pd.isna(p["count"]) else int(p["count"])})
+            ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
+            if not ref.empty:
+                ref_pts = pd.DataFrame({"labeled_size": panel_sizes}).merge(
+                    ref[["labeled_size", "mean", "std", "count"]], on="labeled_size", how="left")
+                ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
+                            yerr=ref_pts["std"].astype(float), label=SCRATCH, **style.REFERENCE)
+                for _, p in ref_pts.iterrows():
+                    points.append({"eval_dataset": ev, "protocol": proto, "line": SCRATCH, "role": "scratch",
+                                   "method": "scratch", "dataset": ev, "size": None,
+                                   "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
+                                   "count": 0 if pd.isna(p["count"]) else int(p["count"])})
+            ax.set_xscale("log")
+            ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
+            ax.set_xlabel("labeled images")
+            if c == 0:
+                ax.set_ylabel("top-1")
+            if panel_sizes:
+                ax.set_xticks([float(s) for s in panel_sizes], [fmt_size(s) for s in panel_sizes])
+                ax.minorticks_off()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
+    fig.tight_layout()
+    data = pd.DataFrame(points, columns=["eval_dataset", "protocol", "line", "role", "method", "dataset", "size",
+                                         "labeled_size", "mean", "std", "count"])
+    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
+                             "dotted black: supervised from scratch on the same labeled subsets; "
+                             "error bars: standard deviation over seeds; gaps are missing cells.")
+    return fig, data
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Rows (evaluation dataset, protocol, line), one column per labeled size."""
+    t = data.assign(labeled=data["labeled_size"].map(fmt_size))
+    order = list(dict.fromkeys(t.sort_values("labeled_size")["labeled"]))
+    wide = t.pivot_table(index=["eval_dataset", "protocol", "line"], columns="labeled", values="mean",
+                         aggfunc="first", dropna=False, sort=False)
+    wide = wide.reindex(columns=[o for o in order if o in wide.columns])
+    wide.columns.name = None
+    return wide.reset_index()

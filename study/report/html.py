@@ -1,0 +1,117 @@
+"""`index.html`: every figure and table of a report, the grid's name, the date, the code version, warnings and the
+missing cells with the jobs they wait for. Self-contained (relative links only); an inline script records on
+`<body data-images-loaded>` whether every image decoded (what the browser test reads)."""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from study.atomic import write_text
+
+
+@dataclass
+class Section:
+    name: str
+    title: str
+    caption: str = ""
+    note: str = ""  # why it was skipped; empty when drawn
+    files: dict[str, str] = field(default_factory=dict)  # format -> relative path (png, pdf, csv, md, tex, data)
+    table: pd.DataFrame | None = None
+
+
+@dataclass
+class Page:
+    grid: str
+    date: str
+    code_version: str
+    summary: list[str]
+    warnings: list[str]
+    sections: list[Section]
+    missing: pd.DataFrame | None
+    downloads: dict[str, str]
+
+
+CSS = """
+body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#111}
+h1{margin-bottom:.2em} .meta{color:#444} section{margin:2em 0;border-top:1px solid #ccc;padding-top:1em}
+img{max-width:100%;height:auto;border:1px solid #eee} table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.missing{color:#777;font-style:italic;text-align:center} .warnings{background:#fff4e5;border:2px solid #b26a00;padding:.5em 1em}
+.note{color:#555;font-style:italic} figcaption{font-size:.9em;color:#333;margin-top:.3em}
+"""
+
+SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); });
+  document.body.dataset.imagesTotal = String(imgs.length);
+  document.body.dataset.imagesBroken = bad.map(function (im) { return im.getAttribute('src'); }).join(' ');
+  document.body.dataset.imagesLoaded = bad.length === 0 ? 'true' : 'false';
+});
+"""
+
+
+def _cell(v) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return '<td class="missing">—</td>'
+    if isinstance(v, float):
+        return f'<td class="num">{v:.3f}</td>'
+    return f"<td>{html.escape(str(v))}</td>"
+
+
+def table_html(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _links(files: dict[str, str]) -> str:
+    return " · ".join(f'<a href="{html.escape(p)}">{html.escape(fmt)}</a>' for fmt, p in files.items())
+
+
+def render(page: Page) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study report: {e(page.grid)}"
+             f"</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
+             f"<h1>Report: {e(page.grid)}</h1>",
+             f'<p class="meta">Generated {e(page.date)} · code version <code>{e(page.code_version)}</code></p>',
+             "<ul>" + "".join(f"<li>{e(s)}</li>" for s in page.summary) + "</ul>",
+             f"<p>Data: {_links(page.downloads)}</p>"]
+    if page.warnings:
+        parts.append('<div class="warnings" id="warnings"><h2>Warnings</h2><ul>'
+                     + "".join(f"<li>{e(w)}</li>" for w in page.warnings) + "</ul></div>")
+    parts.append('<nav><h2>Contents</h2><ul>' + "".join(
+        f'<li><a href="#{e(s.name)}">{e(s.title)}</a>{" (skipped)" if s.note else ""}</li>' for s in page.sections)
+        + '<li><a href="#missing">Missing cells</a></li></ul></nav>')
+    for s in page.sections:
+        parts.append(f'<section id="{e(s.name)}"><h2>{e(s.title)} <small><code>{e(s.name)}</code></small></h2>')
+        if s.note:
+            parts.append(f'<p class="note">Skipped: {e(s.note)}</p>')
+        else:
+            if "png" in s.files:
+                parts.append(f'<figure><img src="{e(s.files["png"])}" alt="{e(s.title)}">'
+                             f"<figcaption>{e(s.caption)}</figcaption></figure>")
+            parts.append(f"<p>Files: {_links(s.files)}</p>")
+            if s.table is not None:
+                parts.append(table_html(s.table))
+        parts.append("</section>")
+    parts.append('<section id="missing"><h2>Missing cells</h2>')
+    if page.missing is None:
+        parts.append('<p class="note">No plan was available: missing cells cannot be listed.</p>')
+    elif page.missing.empty:
+        parts.append("<p>None: every planned job has a result.</p>")
+    else:
+        parts.append(f"<p>{len(page.missing)} planned job(s) have no result yet; each waits for the jobs named.</p>")
+        parts.append(table_html(page.missing))
+    parts.append("</section></body></html>\n")
+    return "\n".join(parts)
+
+
+def write_index(out: Path, page: Page) -> Path:
+    path = Path(out) / "index.html"
+    write_text(path, render(page))
+    return path

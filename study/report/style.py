@@ -1,0 +1,43 @@
+"""One look for every figure: seaborn's paper context, and series told apart by marker, line style and hatch as
+well as by colour (a palette whose lightness varies), so that a grayscale print stays readable."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # the report never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2, 2, 2)))
+HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo", "||", "**")
+REFERENCE = {"color": "black", "linestyle": (0, (1, 1)), "marker": "x", "linewidth": 1.4}  # scratch baseline
+DPI = 150
+
+
+def palette(n: int) -> list:
+    """`n` colours from dark to light (distinct in grayscale too)."""
+    return sns.color_palette("cubehelix", n_colors=max(n, 1) + 1)[:max(n, 1)]
+
+
+def line_style(i: int, n: int) -> dict:
+    """Keyword arguments for the i-th of n lines: colour, marker and line style all differ."""
+    return {"color": palette(n)[i % max(n, 1)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)], "linewidth": 1.6, "markersize": 5}
+
+
+def bar_style(i: int, n: int) -> dict:
+    """Keyword arguments for the i-th of n bar series: colour, hatch, black edge."""
+    return {"color": palette(n)[i % max(n, 1)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": "black",
+            "linewidth": 0.6}
+
+
+def apply() -> None:
+    """Set the report's style (idempotent)."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": DPI, "savefig.bbox": "tight", "axes.titlesize": "medium",
+        "legend.frameon": False, "hatch.linewidth": 0.6, "pdf.fonttype": 42, "svg.hashsalt": "study",
+        "errorbar.capsize": 2.5,
+    })

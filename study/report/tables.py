@@ -1,0 +1,60 @@
+"""Tables as CSV (full precision; a missing cell is empty), Markdown and LaTeX (3 decimals; missing shown as
+'—' / '--', never 0)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from study.atomic import write_text
+
+MISSING_MD = "—"
+MISSING_TEX = "--"
+
+
+def _cell(v, missing: str, digits: int = 3) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return missing
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    header = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
+             "|" + "|".join("---:" if pd.api.types.is_float_dtype(df[c]) else "---" for c in df.columns) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v, MISSING_MD).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
+                "—": "--", "·": r"$\cdot$", "→": r"$\to$", "Δ": r"$\Delta$"}
+
+
+def tex_escape(s: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in s)
+
+
+def to_latex(df: pd.DataFrame, caption: str = "") -> str:
+    """A booktabs tabular (needs \\usepackage{booktabs})."""
+    align = "".join("r" if pd.api.types.is_float_dtype(df[c]) else "l" for c in df.columns)
+    lines = [f"% {tex_escape(caption)}" if caption else "% study report table", f"\\begin{{tabular}}{{{align}}}",
+             "\\toprule", " & ".join(tex_escape(str(c)) for c in df.columns) + " \\\\", "\\midrule"]
+    for row in df.itertuples(index=False):
+        lines.append(" & ".join(tex_escape(_cell(v, MISSING_TEX)) for v in row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "") -> dict[str, Path]:
+    """Write `<name>.csv`, `<name>.md` and `<name>.tex` under `out`; returns their paths by format."""
+    out = Path(out)
+    paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
+    write_text(paths["csv"], df.to_csv(index=False, float_format="%.17g"))
+    write_text(paths["md"], to_markdown(df))
+    write_text(paths["tex"], to_latex(df, caption))
+    return paths

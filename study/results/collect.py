@@ -1,0 +1,267 @@
+"""Result records -> one tidy table: one row per (job, metric), every axis a column, the protocol alongside.
+
+Columns, in order: `job_id`, `stage`, `grid`, the axes (`AXES` first, any other axis after, sorted), `labeled_size`,
+`level`, `metric`, `value`, `protocol_fingerprint`, `code_version`, `wall_time_s`, `finished_at`, `protocol_json`
+(the whole effective protocol, canonical JSON) and one `protocol.<dotted.key>` column per protocol leaf (lists as
+JSON text). Absent axes and metrics are null (NaN), never 0. Seeds aggregate with `aggregate`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from study.atomic import atomic_path
+from study.errors import StudyError
+from study.hashing import canonical_json
+from study.results.record import SCHEMA_VERSION, SkippedFile, read_results
+
+AXES = ("method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
+METRIC_COLUMNS = ("labeled_size", "level", "metric", "value")
+RUN_COLUMNS = ("protocol_fingerprint", "code_version", "wall_time_s", "finished_at", "protocol_json")
+PROTOCOL_PREFIX = "protocol."
+TABLE_SCHEMA_KEY = b"study.table_schema_version"
+TABLE_GRID_KEY = b"study.grid"
+TABLE_SCHEMA_VERSION = 1
+# Columns that tell seeds apart, or describe one run: never part of a cell's identity.
+NOT_CELL = {"seed", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
+
+
+def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple, Mapping)):
+            out[name] = json.dumps(value, sort_keys=True, default=str)
+        else:
+            out[name] = value
+    return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _normalise(col: pd.Series) -> pd.Series:
+    """One type per column, so that pyarrow writes it and pandas reads it back the same."""
+    values = [v for v in col if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    if not values:
+        return pd.Series([None] * len(col), index=col.index, dtype="object")
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return col.astype("boolean")
+    if all(_is_int(v) for v in values):
+        return col.astype("Int64")
+    if all(_is_int(v) or isinstance(v, (float, np.floating)) for v in values):
+        return col.astype("float64")
+    return col.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
+                   else (v if isinstance(v, str) else json.dumps(v, default=str))).astype("object")
+
+
+def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = None) -> pd.DataFrame:
+    """The tidy table of `records`; `grid` (the grid being reported) overrides each record's own grid name."""
+    rows = []
+    axis_names: set[str] = set()
+    for rec in records:
+        axes = dict(rec.get("axes") or {})
+        axis_names.update(axes)
+        protocol = rec.get("protocol") or {}
+        flat = {f"{PROTOCOL_PREFIX}{k}": v for k, v in _flatten(protocol).items()}
+        base = {"job_id": rec["job_id"], "stage": rec["stage"], "grid": grid if grid is not None else rec.get("grid"),
+                **axes, "protocol_fingerprint": rec["protocol_fingerprint"], "code_version": rec.get("code_version"),
+                "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
+                "protocol_json": canonical_json(protocol), **flat}
+        for m in rec["metrics"]:
+            rows.append({**base, "labeled_size": m.get("labeled_size"), "level": m.get("level"),
+                         "metric": m["metric"], "value": np.nan if m["value"] is None else float(m["value"])})
+    extra_axes = sorted(axis_names - set(AXES))
+    protocol_cols = sorted({k for r in rows for k in r if k.startswith(PROTOCOL_PREFIX)})
+    columns = ["job_id", "stage", "grid", *AXES, *extra_axes, *METRIC_COLUMNS, *RUN_COLUMNS, *protocol_cols]
+    df = pd.DataFrame(rows, columns=columns)
+    for col in df.columns:
+        if col == "value":
+            df[col] = df[col].astype("float64")
+        elif col in ("job_id", "stage", "metric", "protocol_fingerprint"):
+            df[col] = df[col].astype("object")
+        else:
+            df[col] = _normalise(df[col])
+    # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id
+    return df.sort_values("job_id", kind="stable").reset_index(drop=True)
+
+
+def axis_columns(table: pd.DataFrame) -> list[str]:
+    """The axis columns of a tidy table (standard ones first)."""
+    fixed = {"job_id", "stage", "grid", *METRIC_COLUMNS, *RUN_COLUMNS}
+    return [c for c in table.columns if c not in fixed and not c.startswith(PROTOCOL_PREFIX)
+            and c not in ("mean", "std", "count", "n_jobs", "job_ids", "seeds")]
+
+
+def cell_columns(table: pd.DataFrame) -> list[str]:
+    """What identifies a cell: stage, grid, every axis but seed, labeled_size, level, metric."""
+    return ["grid", "stage", *[c for c in axis_columns(table) if c not in NOT_CELL], "labeled_size", "level",
+            "metric"]
+
+
+def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+    """Seeds -> mean, std (ddof 1; NaN for one seed), count (seeds with a value) per cell and protocol fingerprint.
+
+    Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together.
+    """
+    keys = [*cell_columns(table), "protocol_fingerprint"]
+    extra = ["mean", "std", "count", "n_jobs", "seeds", "job_ids", "finished_at"]
+    if table.empty:
+        return pd.DataFrame(columns=[*keys, *extra])
+    grouped = table.groupby(keys, dropna=False, sort=True)
+    agg = grouped["value"].agg(["mean", "std", "count"]).reset_index()
+    meta = grouped.agg(
+        n_jobs=("job_id", "nunique"),
+        seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s.dropna().unique()))) if "seed" in table
+        else ("job_id", lambda s: ""),
+        job_ids=("job_id", lambda s: ",".join(sorted(s.unique()))),
+        finished_at=("finished_at", lambda s: max((v for v in s if isinstance(v, str)), default=None)),
+    ).reset_index(drop=True)
+    out = pd.concat([agg, meta], axis=1)
+    out["count"] = out["count"].astype("int64")
+    return out
+
+
+def find_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
+    """Cells of `aggregate`'s output holding results of more than one protocol fingerprint."""
+    keys = [c for c in agg.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs", "seeds",
+                                               "job_ids", "finished_at")]
+    if agg.empty:
+        return agg.iloc[0:0]
+    n = agg.groupby(keys, dropna=False)["protocol_fingerprint"].transform("nunique")
+    return agg[n > 1].reset_index(drop=True)
+
+
+def resolve_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: where fingerprints conflict, the one with the newest result (what a figure draws).
+
+    The report lists every conflict and the fingerprint it drew; the full aggregate keeps them all.
+    """
+    keys = [c for c in agg.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs", "seeds",
+                                               "job_ids", "finished_at")]
+    if agg.empty:
+        return agg
+    ordered = agg.assign(_t=agg["finished_at"].fillna("")).sort_values(["_t", "protocol_fingerprint"],
+                                                                         kind="stable")
+    return (ordered.drop_duplicates(keys, keep="last").drop(columns="_t")
+            .sort_values(keys, kind="stable", na_position="first").reset_index(drop=True))
+
+
+@dataclass
+class Collection:
+    """What `gather` found: the tidy table, the files skipped, the planned jobs and those still missing."""
+
+    table: pd.DataFrame
+    skipped: list[SkippedFile] = field(default_factory=list)
+    planned: pd.DataFrame | None = None  # one row per planned job: job_id, stage, axes, depends_on, has_result
+    missing: pd.DataFrame | None = None  # planned jobs without a result: + waits_for
+    grid: str | None = None
+
+    @property
+    def conflicts(self) -> pd.DataFrame:
+        return find_conflicts(aggregate(self.table))
+
+
+def _planned_frame(plan: Any) -> pd.DataFrame:
+    rows = []
+    for job in plan.jobs:
+        axes = dict((job.config or {}).get("axes") or {})
+        rows.append({"job_id": job.id, "stage": job.stage, **axes, "depends_on": tuple(job.depends_on)})
+    return pd.DataFrame(rows)
+
+
+def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
+    """Last known state per job from `<workdir>/ledgers/<grid>.jsonl`, when it is there and readable."""
+    if not grid:
+        return {}
+    path = Path(workdir) / "ledgers" / f"{grid}.jsonl"
+    states: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            job = event.get("job_id") or event.get("id")
+            state = event.get("state") or event.get("status")
+            if isinstance(job, str) and isinstance(state, str):
+                states[job] = state
+    return states
+
+
+def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
+    """Read `<workdir>/results/` into a `Collection`; with a plan, only its jobs, and what is still missing."""
+    skipped: list[SkippedFile] = []
+    records = read_results(workdir, skipped=skipped)
+    if plan is None:
+        return Collection(records_to_table(records), skipped)
+    planned = _planned_frame(plan)
+    ids = set(planned["job_id"]) if not planned.empty else set()
+    records = [r for r in records if r["job_id"] in ids]
+    done = {r["job_id"] for r in records}
+    table = records_to_table(records, grid=plan.name)
+    if planned.empty:
+        return Collection(table, skipped, planned, planned, plan.name)
+    planned["has_result"] = planned["job_id"].isin(done)
+    states = _read_ledger(Path(workdir), plan.name)
+    missing = planned[~planned["has_result"]].copy()
+
+    def waits_for(row: pd.Series) -> str:
+        waits = [f"{row['job_id']} ({row['stage']}, {states.get(row['job_id'], 'no result yet')})"]
+        for dep in row["depends_on"]:
+            if dep not in done:
+                waits.append(f"{dep} (pretrain, {states.get(dep, 'no result yet')})")
+        return "; ".join(waits)
+
+    missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
+    missing["state"] = [states.get(j, "no result yet") for j in missing["job_id"]]
+    missing = missing.sort_values(["stage", "job_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return Collection(table, skipped, planned, missing, plan.name)
+
+
+def collect(workdir: str | os.PathLike, plan: Any = None) -> pd.DataFrame:
+    """The tidy table of every result in `workdir` (only the plan's jobs when a plan is given)."""
+    return gather(workdir, plan).table
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None = None) -> Path:
+    """Atomically write `table` as Parquet, its schema version (and grid) in the file's metadata."""
+    path = Path(path)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    meta[TABLE_SCHEMA_KEY] = str(TABLE_SCHEMA_VERSION).encode()
+    meta[b"study.record_schema_version"] = str(SCHEMA_VERSION).encode()
+    if grid:
+        meta[TABLE_GRID_KEY] = grid.encode()
+    arrow = arrow.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+    return path
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A table written by `write_table`; a StudyError naming the file if it is not one or of a newer schema."""
+    path = Path(path)
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as e:
+        raise StudyError(f"{path}: not a readable Parquet file ({e})") from None
+    version = meta.get(TABLE_SCHEMA_KEY)
+    if version is None or int(version) != TABLE_SCHEMA_VERSION:
+        raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}")
+    return pd.read_parquet(path)

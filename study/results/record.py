@@ -1,0 +1,211 @@
+"""One job's result record: `<workdir>/results/<job id>.json`, written atomically once the job succeeded.
+
+Schema (version 1, docs/architecture.md section 4)::
+
+    {"schema_version": 1, "job_id", "stage", "grid", "axes": {...}, "metrics": [MetricRow, ...],
+     "protocol": {...}, "protocol_fingerprint": str, "code_version": str, "wall_time_s": float,
+     "finished_at": ISO-8601}
+
+`protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
+describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
+host, device, paths and job ids of the encoders, the code version) and every replicate key (`seed` and `*_seed`),
+so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate, epoch count, batch size,
+feature layer, manifest hash or a changed code default (which changes the recorded effective protocol) does not.
+The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
+it is kept in the record and the table for audit.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from study import __version__
+from study.atomic import write_json
+from study.errors import StudyError
+from study.hashing import config_hash
+
+SCHEMA_VERSION = 1
+RESULTS_DIR = "results"
+METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
+REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol", "protocol_fingerprint")
+
+# Keys that describe one run, not the protocol: removed (at any depth) before fingerprinting.
+RUN_SPECIFIC_KEYS = frozenset({
+    "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
+    "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
+    "code_version", "git", "device", "devices_used", "num_workers", "run_dir", "cache_dir", "workdir", "job_id",
+    "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from", "requeues",
+})
+
+
+class ResultFileWarning(UserWarning):
+    """A file in results/ that is not a readable result record (corrupt, foreign or from a newer schema)."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _is_replicate_key(key: str) -> bool:
+    return key == "seed" or key.endswith("_seed")
+
+
+def _strip(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _strip(v) for k, v in obj.items()
+                if not (str(k) in RUN_SPECIFIC_KEYS or _is_replicate_key(str(k)))}
+    if isinstance(obj, (list, tuple)):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
+    """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe."""
+    return config_hash(_strip(protocol), length=16)
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The package version, plus `git describe --always --dirty` of the source tree when git can tell."""
+    version = __version__
+    src = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=src, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return version
+    desc = out.stdout.strip()
+    return f"{version}+git.{desc}" if out.returncode == 0 and desc else version
+
+
+def results_dir(workdir: str | os.PathLike) -> Path:
+    return Path(workdir) / RESULTS_DIR
+
+
+def result_path(workdir: str | os.PathLike, job_id: str) -> Path:
+    return results_dir(workdir) / f"{job_id}.json"
+
+
+def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,
+                finished_at: str | None = None) -> dict:
+    """A complete record from a `Job` (id, stage, config["axes"]) and a `RunOutput` ({"metrics", "protocol"})."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": job.id,
+        "stage": job.stage,
+        "grid": grid,
+        "axes": dict(job.config.get("axes", {})),
+        "metrics": [dict(m) for m in output["metrics"]],
+        "protocol": dict(output.get("protocol", {})),
+        "wall_time_s": wall_time_s,
+        "finished_at": finished_at,
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_record(record: Any, where: str = "result record") -> dict:
+    """The record if it follows schema 1; a StudyError naming the first bad key otherwise."""
+    if not isinstance(record, Mapping):
+        raise StudyError(f"{where}: not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise StudyError(f"{where}: missing key(s) {', '.join(missing)} (not a study result record?)")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise StudyError(f"{where}: schema_version {record['schema_version']!r}, this study reads {SCHEMA_VERSION}")
+    if not isinstance(record["job_id"], str) or not record["job_id"]:
+        raise StudyError(f"{where}: job_id must be a non-empty string")
+    if record["stage"] not in ("pretrain", "evaluate"):
+        raise StudyError(f"{where}: stage {record['stage']!r} is not pretrain or evaluate")
+    for key in ("axes", "protocol"):
+        if not isinstance(record[key], Mapping):
+            raise StudyError(f"{where}: {key} must be an object")
+    if not isinstance(record["metrics"], list):
+        raise StudyError(f"{where}: metrics must be a list")
+    for i, m in enumerate(record["metrics"]):
+        if not isinstance(m, Mapping) or "metric" not in m or "value" not in m:
+            raise StudyError(f"{where}: metrics[{i}] needs 'metric' and 'value'")
+        value = m["value"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise StudyError(f"{where}: metrics[{i}].value {value!r} is not a number")
+        ls = m.get("labeled_size")
+        if ls is not None and (isinstance(ls, bool) or not isinstance(ls, int)):
+            raise StudyError(f"{where}: metrics[{i}].labeled_size {ls!r} is not an integer")
+    return dict(record)
+
+
+def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """Validate, complete and atomically write `record` to `<workdir>/results/<job_id>.json`; returns the path.
+
+    Fills `schema_version`, `protocol_fingerprint` (always recomputed from `protocol`), `code_version` and
+    `finished_at` (now, UTC) when absent. A reader never sees a half-written file (temporary name, then rename).
+    """
+    rec = dict(record)
+    rec.setdefault("schema_version", SCHEMA_VERSION)
+    rec["protocol_fingerprint"] = protocol_fingerprint(rec.get("protocol") or {})
+    rec.setdefault("grid", None)
+    if not rec.get("code_version"):
+        rec["code_version"] = code_version()
+    if not rec.get("finished_at"):
+        rec["finished_at"] = _now()
+    rec.setdefault("wall_time_s", None)
+    rec = validate_record(rec, where=f"result of job {rec.get('job_id')!r}")
+    for m in rec["metrics"]:
+        if isinstance(m.get("value"), float) and not math.isfinite(m["value"]):
+            m["value"] = None  # JSON has no NaN; a diverged run's metric is missing, not a number
+    path = result_path(workdir, rec["job_id"])
+    write_json(path, rec)
+    return path
+
+
+def read_result(path: str | os.PathLike) -> dict:
+    """One record; a StudyError naming the file when it is corrupt, foreign or of another schema."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StudyError(f"{path}: unreadable result file ({e.__class__.__name__}: {e})") from None
+    record = validate_record(record, where=str(path))
+    if record["job_id"] != path.stem:
+        raise StudyError(f"{path}: holds job {record['job_id']!r}, not {path.stem!r} (a copied or foreign file?)")
+    return record
+
+
+def read_results(workdir: str | os.PathLike, job_ids: Iterable[str] | None = None,
+                 skipped: list[SkippedFile] | None = None) -> list[dict]:
+    """Every valid record in `<workdir>/results/` (only `job_ids` when given), sorted by job id.
+
+    A corrupt or foreign file is skipped with a `ResultFileWarning` naming it, and appended to `skipped` when a
+    list is passed (the report counts them). Temporary files of writers still at work are never read.
+    """
+    folder = results_dir(workdir)
+    wanted = None if job_ids is None else set(job_ids)
+    if wanted is not None:
+        paths = [folder / f"{j}.json" for j in sorted(wanted)]
+        paths = [p for p in paths if p.exists()]
+    else:
+        paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
+    records = []
+    for path in paths:
+        try:
+            records.append(read_result(path))
+        except StudyError as e:
+            warnings.warn(f"skipping {e}", ResultFileWarning, stacklevel=2)
+            if skipped is not None:
+                skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: ")))
+    return records

@@ -1,0 +1,165 @@
+"""`Augment`: the two halves of an augmentation.
+
+`sample(img, rng)` runs per image in loader workers: crop boxes and flips from a numpy rng, (draft) decode, an
+antialiased crop+resize with PIL -> uint8 3 x S x S tensors, one per view.
+`batch(views, generator)` runs after collation on the training device: colour jitter (its four parts in a random
+order per image, as SimCLR/torchvision), grayscale, Gaussian blur, solarize and normalisation, all random draws
+from `generator`. On CUDA the batch is processed at once (masks select the images an operation applies to); on
+CPU image by image, so that each image stays in cache, with the same definitions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from study.train.augment import geometric, photometric
+from study.train.augment.config import AugmentConfig
+
+# Columns of the per-image uniform draws of `batch` (one row per image, per view, in this order).
+U_JITTER, U_BRIGHT, U_CONTRAST, U_SAT, U_HUE, U_GRAY, U_BLUR, U_SIGMA, U_SOLAR, U_ORDER = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+N_UNIFORMS = 13  # U_ORDER..U_ORDER+3: argsort gives a uniformly random order of the four jitter parts
+JITTER_OPS = (photometric.brightness, photometric.contrast, photometric.saturation, photometric.hue)
+
+
+class Augment:
+    """Built by `build_augment(cfg)`; see the module docstring."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+        self.num_views = cfg.num_views
+        self.size = cfg.image_size
+        b, c, s, h = cfg.jitter_effective
+        # (low, high) of each jitter factor, torchvision's ranges; None where the part is the identity
+        self.jitter_ranges = (
+            (max(0.0, 1 - b), 1 + b) if b > 0 else None,
+            (max(0.0, 1 - c), 1 + c) if c > 0 else None,
+            (max(0.0, 1 - s), 1 + s) if s > 0 else None,
+            (-h, h) if h > 0 else None,
+        )
+        mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+        self._scale, self._shift = 1 / std, -mean / std  # normalised = x * scale + shift, x in [0, 1]
+
+    # ------------------------------------------------------------------ per sample (loader workers)
+    def sample_boxes(self, width: int, height: int, rng: np.random.Generator) -> list[tuple]:
+        """(box (top, left, h, w), flip) per view, drawn in view order: the crop, then the flip."""
+        cfg, out = self.cfg, []
+        for _ in range(self.num_views):
+            if cfg.crop == "center":
+                box = geometric.center_crop_box(width, height, self.size, cfg.resize_ratio)
+            else:
+                box = geometric.random_resized_crop_box(width, height, cfg.crop_scale, cfg.crop_ratio, rng)
+            flip = bool(rng.random() < cfg.flip_p) if cfg.flip_p > 0 else False
+            out.append((box, flip))
+        return out
+
+    def sample(self, img: Image.Image, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """uint8 3 x S x S views of one image (geometric work only)."""
+        width, height = img.size
+        drawn = self.sample_boxes(width, height, rng)
+        img, boxes = geometric.decode_for_boxes(img, [b for b, _ in drawn], self.size, self.cfg.jpeg_draft)
+        return tuple(geometric.crop_resize(img, box, self.size, flip, self.cfg.interpolation)
+                     for box, (_, flip) in zip(boxes, drawn))
+
+    # ------------------------------------------------------------------ per batch (training device)
+    def draw(self, n: int, view: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The photometric parameters of `n` images of view `view` (on the generator's device)."""
+        cfg = self.cfg
+        u = torch.rand(n, N_UNIFORMS, generator=generator, device=generator.device)
+        p = {"jitter": u[:, U_JITTER] < cfg.jitter_p,
+             "order": u[:, U_ORDER:U_ORDER + 4].argsort(1),
+             "gray": u[:, U_GRAY] < cfg.grayscale_p,
+             "blur": u[:, U_BLUR] < cfg.blur_p[view],
+             "sigma": cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * u[:, U_SIGMA],
+             "solarize": u[:, U_SOLAR] < cfg.solarize_p[view]}
+        for i, rng in enumerate(self.jitter_ranges):
+            lo, hi = rng if rng is not None else (0.0, 0.0)
+            p[("brightness", "contrast", "saturation", "hue")[i]] = lo + (hi - lo) * u[:, U_BRIGHT + i]
+        return p
+
+    def batch(self, views: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+        """Photometric work + normalisation of collated uint8 B x 3 x S x S views -> float32, same device."""
+        if len(views) != self.num_views:
+            raise ValueError(f"expected {self.num_views} view batch(es), got {len(views)}")
+        out = []
+        for view, x in enumerate(views):
+            p = {k: v.to(x.device) for k, v in self.draw(x.shape[0], view, generator).items()}
+            if x.device.type == "cpu":
+                out.append(self._per_image(x, p, view))
+            else:
+                out.append(self._batched(x, p, view))
+        return out
+
+    def _active(self, view: int) -> bool:
+        cfg = self.cfg
+        return cfg.jitter_p > 0 or cfg.grayscale_p > 0 or cfg.blur_p[view] > 0 or cfg.solarize_p[view] > 0
+
+    def _normalise(self, x: torch.Tensor, u8: bool) -> torch.Tensor:
+        scale, shift = self._scale.to(x.device), self._shift.to(x.device)
+        if u8:
+            scale = scale / 255
+        return torch.addcmul(shift, x.float(), scale) if u8 else x.mul_(scale).add_(shift)
+
+    def _per_image(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
+        if not self._active(view):
+            return self._normalise(x, u8=True)
+        cfg = self.cfg
+        out = torch.empty(x.shape, dtype=torch.float32)
+        lists = {k: v.tolist() for k, v in p.items()}
+        names = ("brightness", "contrast", "saturation", "hue")
+        for i in range(x.shape[0]):
+            jitter, gray_ = lists["jitter"][i], lists["gray"][i]
+            blur_, solar = lists["blur"][i] and cfg.blur_kernel >= 3, lists["solarize"][i]
+            if not (jitter or gray_ or blur_ or solar):
+                out[i:i + 1] = self._normalise(x[i:i + 1], u8=True)
+                continue
+            y = x[i:i + 1].float().mul_(1 / 255)
+            if jitter:
+                for op in lists["order"][i]:
+                    if self.jitter_ranges[op] is not None:
+                        y = JITTER_OPS[op](y, lists[names[op]][i])
+            if gray_:
+                y = photometric.grayscale(y)
+            if blur_:
+                y = photometric.blur(y, p["sigma"][i:i + 1], cfg.blur_kernel)
+            if solar:
+                y = photometric.solarize(y, cfg.solarize_threshold)
+            out[i:i + 1] = self._normalise(y, u8=False)
+        return out
+
+    def _batched(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
+        if not self._active(view):
+            return self._normalise(x, u8=True)
+        cfg = self.cfg
+        y = x.float().mul_(1 / 255)
+
+        def where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask.view(-1, 1, 1, 1), a, b)
+
+        if cfg.jitter_p > 0:
+            names = ("brightness", "contrast", "saturation", "hue")
+            for stage in range(4):
+                for op in range(4):
+                    if self.jitter_ranges[op] is None:
+                        continue
+                    f = p[names[op]].view(-1, 1, 1, 1)
+                    y = where(p["jitter"] & (p["order"][:, stage] == op), JITTER_OPS[op](y, f), y)
+        if cfg.grayscale_p > 0:
+            y = where(p["gray"], photometric.grayscale(y), y)
+        if cfg.blur_p[view] > 0 and cfg.blur_kernel >= 3:
+            y = where(p["blur"], photometric.blur(y, p["sigma"], cfg.blur_kernel), y)
+        if cfg.solarize_p[view] > 0:
+            y = where(p["solarize"], photometric.solarize(y, cfg.solarize_threshold), y)
+        return self._normalise(y, u8=False)
+
+    def describe(self) -> dict:
+        """Every effective parameter (the config's, derived values included) for a result's protocol."""
+        return self.cfg.to_dict()
+
+
+def build_augment(cfg: AugmentConfig | dict) -> Augment:
+    """The augmentation of `cfg` (an AugmentConfig, or a mapping given to `AugmentConfig.from_dict`)."""
+    if not isinstance(cfg, AugmentConfig):
+        cfg = AugmentConfig.from_dict(cfg)
+    return Augment(cfg)

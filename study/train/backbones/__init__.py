@@ -1,0 +1,45 @@
+"""Encoders behind a registry: `build_backbone(name, width)` -> nn.Module returning pooled features, with
+`.feature_dim` and `.spec` (the dict that rebuilds it); `load_encoder(path)` reads a run's `encoder.pt`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from study.errors import StudyError
+from study.registry import Registry
+
+BACKBONES: Registry = Registry("backbone")
+
+from study.train.backbones import resnet  # noqa: E402,F401  (registers the ResNets)
+
+
+def build_backbone(name: str, width: int = 64) -> nn.Module:
+    """A fresh, randomly initialised encoder (the global torch RNG decides its weights)."""
+    model = BACKBONES.get(name)(width=width)
+    model.spec = {"name": name, "width": int(width)}
+    return model
+
+
+def encoder_payload(encoder: nn.Module) -> dict:
+    """What `encoder.pt` holds: the spec to rebuild it and its weights (on CPU)."""
+    return {"backbone": dict(encoder.spec), "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+
+
+def load_encoder(path: str | Path) -> nn.Module:
+    """The encoder saved at `path` (a run's `encoder.pt`), on CPU, in eval mode."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        spec, state = payload["backbone"], payload["state_dict"]
+    except FileNotFoundError:
+        raise StudyError(f"{path}: encoder file not found") from None
+    except Exception as e:  # corrupt or foreign file
+        raise StudyError(f"{path}: not a study encoder file ({type(e).__name__}: {e})") from None
+    model = build_backbone(spec["name"], spec.get("width", 64))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise StudyError(f"{path}: weights do not fit backbone {spec}: {e}") from None
+    return model.eval()

@@ -1,0 +1,126 @@
+"""Checkpoints for exact resume: atomic writes, RNG states, config fingerprints, and the signal flag that
+turns SIGUSR2/SIGTERM into a checkpoint at the next step boundary."""
+from __future__ import annotations
+
+import inspect
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from study.atomic import atomic_path
+from study.errors import StudyError
+
+FORMAT = 1
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write `state` to `path` atomically (temporary file, then rename): a reader sees the old or the new file."""
+    with atomic_path(path) as tmp:
+        torch.save(dict(state, format=FORMAT), tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise StudyError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); remove it to start over") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise StudyError(f"{path}: not a checkpoint of this version of study; remove it to start over")
+    return state
+
+
+def rng_state() -> dict:
+    """Every global RNG: python, numpy, torch (CPU) and, when present, every CUDA device."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
+
+
+def _tuples(x: Any) -> Any:
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists and tuples compare as lists."""
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
+
+
+def check_fingerprint(saved: dict, current: dict, path: str | Path) -> None:
+    """Refuse a checkpoint written for other settings, naming every differing key."""
+    a, b = flatten(saved), flatten(current)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+    if diff:
+        details = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}" for k in diff)
+        raise StudyError(
+            f"{path}: checkpoint was written for a different configuration ({details}); "
+            "use another run folder or remove the checkpoint"
+        )
+
+
+class SignalFlag:
+    """While installed, SIGUSR2 and SIGTERM only set `pending`; the loop checkpoints at the next step boundary,
+    then calls `forward()`: SIGUSR2 goes on to the handler installed before (submitit's, which requeues the
+    job; the default action ends the process), SIGTERM is dropped (training carries on)."""
+
+    SIGNALS = ("SIGUSR2", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> "SignalFlag":
+        if threading.current_thread() is not threading.main_thread():
+            return self  # handlers can only be set from the main thread; nothing to catch elsewhere
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.pending.append(signum)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    def forward(self) -> None:
+        """Hand the pending SIGUSR2 (if any) to the previous handler; clear the flag."""
+        pending, self.pending = self.pending, []
+        usr2 = getattr(signal, "SIGUSR2", None)
+        if usr2 is None or usr2 not in pending:
+            return
+        prev = self.previous.get(usr2, signal.SIG_DFL)
+        if callable(prev):
+            prev(usr2, inspect.currentframe())
+        elif prev == signal.SIG_DFL:
+            self.restore()
+            signal.raise_signal(usr2)

@@ -1,0 +1,241 @@
+"""`PretrainConfig`: every setting of a pretraining (or fine-tuning) run, validated once by `from_dict`.
+
+Each default says where it comes from: "SimCLR" = the public SimCLR recipe (Chen et al. 2020, see
+docs/protocol.md), "MoCo v2" / "BYOL" = those papers' public recipes, "paper" = Cole et al. state it,
+"ours" = the paper leaves it unstated and this is our choice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from study.errors import StudyError
+
+METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule (linear warmup, then cosine decay to `final_lr_fraction` x peak)."""
+
+    name: str = "lars"  # SimCLR: LARS
+    lr: float = 0.3  # SimCLR: base lr 0.3 ...
+    lr_scaling: str = "linear"  # SimCLR: ... x batch/256 ("sqrt": base lr x sqrt(batch), SimCLR's 0.075 variant)
+    warmup_epochs: float = 10.0  # SimCLR: 10 epochs of linear warmup
+    final_lr_fraction: float = 0.0  # SimCLR: cosine decay to 0
+    weight_decay: float = 1e-6  # SimCLR: 1e-6
+    momentum: float = 0.9  # SimCLR: 0.9 (LARS and SGD)
+    trust_coefficient: float = 0.001  # SimCLR: LARS eta 0.001
+    betas: tuple[float, float] = (0.9, 0.999)  # ours (AdamW only): torch defaults
+    exclude_bias_and_norm: bool = True  # SimCLR: no weight decay / LARS adaptation on biases and norm params
+
+
+@dataclass(frozen=True)
+class MocoConfig:
+    queue_size: int = 65536  # MoCo v2
+    momentum: float = 0.999  # MoCo v2: key encoder EMA
+    dim: int = 128  # MoCo v2: key/query dimension
+    hidden: int = 2048  # MoCo v2: MLP head hidden width
+
+
+@dataclass(frozen=True)
+class ByolConfig:
+    tau_base: float = 0.996  # BYOL: target EMA rate, cosine-increased to 1 over training
+    projector_hidden: int = 4096  # BYOL
+    dim: int = 256  # BYOL: projection/prediction dimension
+    predictor_hidden: int = 4096  # BYOL
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """One pretraining or fine-tuning run. See docs/protocol.md for the table of defaults and their sources."""
+
+    manifest: str = ""  # required: manifest name (study.manifests.load_manifest)
+    method: str = "simclr"  # paper: SimCLR is the main method
+    backbone: str = "resnet50"  # paper: ResNet-50 throughout
+    width: int = 64  # ours: base channels (64 = torchvision's ResNet); smaller gives a thin ResNet for CPU runs
+    size: int | None = None  # pretraining images (manifest.subset(size) / labeled(size)); None = every row
+    subset: str = "pretrain"  # "pretrain": manifest.subset(size); "labeled": manifest.labeled(size) (fine-tuning)
+    init_encoder: str | None = None  # encoder.pt to start from (fine-tuning); None = random init
+    seed: int = 0  # ours
+    epochs: float = 1000.0  # paper (secondary note, unconfirmed): 1000 epochs for every subset size
+    steps: int | None = None  # a step budget; when set it replaces `epochs`
+    batch_size: int = 4096  # SimCLR: 4096; the effective (global) batch, split over devices
+    temperature: float | None = None  # None = the method's: SimCLR 0.1, MoCo v2 0.2
+    head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    moco: MocoConfig = field(default_factory=MocoConfig)
+    byol: ByolConfig = field(default_factory=ByolConfig)
+    augment: dict | None = None  # study.train.augment.AugmentConfig fields; None = the method's preset
+    image_size: int = 224  # SimCLR: 224 px crops (used when `augment` does not give image_size)
+    num_workers: int | None = None  # None = auto: min(8, cpus - 1) loader processes
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    precision: str = "auto"  # "auto" = bf16 autocast on cuda, fp32 on cpu; or "bf16" | "fp32"
+    channels_last: bool = True  # used on cuda only
+    sync_bn: bool = True  # SimCLR: global batch norm across devices (multi-GPU only)
+    checkpoint_every_steps: int | None = None  # ours: None = only by time and at signals / the end
+    checkpoint_every_minutes: float | None = 10.0  # ours
+    log_every_steps: int = 50  # ours: a progress line on stderr
+
+    # settings that do not change what is computed: a checkpoint may be resumed with other values
+    RUNTIME_KEYS = ("num_workers", "device", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every_steps")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":
+        if not isinstance(d, dict):
+            raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            if f.name == "optim":
+                kw[f.name] = _nested(OptimConfig, v, f"{where}.optim")
+            elif f.name == "moco":
+                kw[f.name] = _nested(MocoConfig, v, f"{where}.moco")
+            elif f.name == "byol":
+                kw[f.name] = _nested(ByolConfig, v, f"{where}.byol")
+            elif f.name == "head":
+                if not isinstance(v, (list, tuple)) or not v or not all(_is_int(x) and x > 0 for x in v):
+                    raise StudyError(f"{where}.head: expected a list of positive integers, got {v!r}")
+                kw[f.name] = tuple(int(x) for x in v)
+            elif f.name == "augment":
+                if v is not None and not isinstance(v, dict):
+                    raise StudyError(f"{where}.augment: expected a mapping, got {v!r}")
+                kw[f.name] = None if v is None else dict(v)
+            else:
+                kw[f.name] = v
+        cfg = cls(**kw)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "pretrain") -> None:
+        """Raise StudyError naming the first invalid key."""
+        from study.train.backbones import BACKBONES
+        from study.train.methods import METHODS
+
+        def bad(key: str, why: str) -> StudyError:
+            return StudyError(f"{where}.{key}: {why}")
+
+        if not isinstance(self.manifest, str) or not self.manifest:
+            raise bad("manifest", "a manifest name is required")
+        if self.method not in METHODS:
+            raise StudyError(METHODS.unknown_message(self.method, f"{where}.method"))
+        if self.backbone not in BACKBONES:
+            raise StudyError(BACKBONES.unknown_message(self.backbone, f"{where}.backbone"))
+        _positive_int(self.width, f"{where}.width")
+        if self.size is not None:
+            _positive_int(self.size, f"{where}.size")
+        if self.subset not in ("pretrain", "labeled"):
+            raise bad("subset", f"expected 'pretrain' or 'labeled', got {self.subset!r}")
+        if self.init_encoder is not None and not isinstance(self.init_encoder, str):
+            raise bad("init_encoder", f"expected a path or null, got {self.init_encoder!r}")
+        if not _is_int(self.seed):
+            raise bad("seed", f"expected an integer, got {self.seed!r}")
+        if not _is_num(self.epochs) or self.epochs < 0:
+            raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 0):
+            raise bad("steps", f"expected an integer >= 0 or null, got {self.steps!r}")
+        _positive_int(self.batch_size, f"{where}.batch_size")
+        if self.temperature is not None and (not _is_num(self.temperature) or self.temperature <= 0):
+            raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
+        if self.num_workers is not None and (not _is_int(self.num_workers) or self.num_workers < 0):
+            raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise bad("precision", f"expected 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        for key in ("channels_last", "sync_bn"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
+        _positive_int(self.image_size, f"{where}.image_size")
+        if self.checkpoint_every_steps is not None:
+            _positive_int(self.checkpoint_every_steps, f"{where}.checkpoint_every_steps")
+        if self.checkpoint_every_minutes is not None and (
+            not _is_num(self.checkpoint_every_minutes) or self.checkpoint_every_minutes <= 0
+        ):
+            raise bad("checkpoint_every_minutes", f"expected a number > 0 or null, got {self.checkpoint_every_minutes!r}")
+        _positive_int(self.log_every_steps, f"{where}.log_every_steps")
+        o = self.optim
+        if o.name not in ("lars", "sgd", "adamw"):
+            raise bad("optim.name", f"expected 'lars', 'sgd' or 'adamw', got {o.name!r}")
+        if o.lr_scaling not in ("linear", "sqrt"):
+            raise bad("optim.lr_scaling", f"expected 'linear' or 'sqrt', got {o.lr_scaling!r}")
+        for key in ("lr", "warmup_epochs", "final_lr_fraction", "weight_decay", "momentum", "trust_coefficient"):
+            v = getattr(o, key)
+            if not _is_num(v) or v < 0:
+                raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
+        if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(_is_num(b) for b in o.betas):
+            raise bad("optim.betas", f"expected two numbers, got {o.betas!r}")
+        _positive_int(self.moco.queue_size, f"{where}.moco.queue_size")
+        _positive_int(self.moco.dim, f"{where}.moco.dim")
+        _positive_int(self.moco.hidden, f"{where}.moco.hidden")
+        if not _is_num(self.moco.momentum) or not 0 <= self.moco.momentum <= 1:
+            raise bad("moco.momentum", f"expected a number in [0, 1], got {self.moco.momentum!r}")
+        if not _is_num(self.byol.tau_base) or not 0 <= self.byol.tau_base <= 1:
+            raise bad("byol.tau_base", f"expected a number in [0, 1], got {self.byol.tau_base!r}")
+        for key in ("projector_hidden", "dim", "predictor_hidden"):
+            _positive_int(getattr(self.byol, key), f"{where}.byol.{key}")
+        self.augment_config(where)  # validates the nested augmentation settings
+
+    # ------------------------------------------------------------------ derived values
+    def augment_dict(self) -> dict:
+        """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
+        d = dict(self.augment or {})
+        d.setdefault("preset", METHOD_PRESET[self.method])
+        d.setdefault("image_size", self.image_size)
+        return d
+
+    def augment_config(self, where: str = "pretrain"):
+        from study.train.augment import AugmentConfig
+
+        try:
+            return AugmentConfig.from_dict(self.augment_dict())
+        except StudyError as e:
+            raise StudyError(f"{where}.augment: {e}") from None
+
+    def effective_temperature(self) -> float | None:
+        if self.temperature is not None:
+            return float(self.temperature)
+        return {"simclr": 0.1, "moco": 0.2}.get(self.method)  # SimCLR 0.1; MoCo v2 0.2
+
+    def fingerprint_dict(self) -> dict:
+        """The settings that decide what is computed (a checkpoint from other values is refused)."""
+        d = dataclasses.asdict(self)
+        for k in self.RUNTIME_KEYS:
+            d.pop(k, None)
+        return d
+
+
+def _nested(cls, v: Any, where: str):
+    if isinstance(v, cls):
+        return v
+    if not isinstance(v, dict):
+        raise StudyError(f"{where}: expected a mapping, got {v!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(v) - known)
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+    v = dict(v)
+    if "betas" in v and isinstance(v["betas"], list):
+        v["betas"] = tuple(v["betas"])
+    return cls(**v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(v: Any, key: str) -> None:
+    if not _is_int(v) or v <= 0:
+        raise StudyError(f"{key}: expected a positive integer, got {v!r}")

@@ -1,0 +1,229 @@
+"""Images from a manifest for training: `ImageReader` (decode + the manifest's corruption), `ViewDataset`
+(per-sample augmentation with an rng seeded from (seed, epoch, index)), `ResumableBatchSampler` (an epoch's
+permutation from (seed, epoch); can start mid-epoch) and `make_loader`."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from study.errors import StudyError
+
+
+class ImageReader:
+    """Opens a manifest's images as RGB PIL images, its corruption (if any) applied, keyed by
+    `"<manifest seed>:<relative path>"`.
+
+    Formats by `manifest.meta["kind"]`: "image" (anything PIL decodes; a clean RGB JPEG is returned not yet
+    loaded so that augmentation may use draft decoding), "npy" (channels-last patches; `channels` picks 3 channels,
+    or 1 which is repeated; default `meta["channels"]` or the first three), "idx" (row path `<file>#<index>`,
+    read with study.datasets.idx.load_idx). Any failure raises StudyError naming the file and the manifest.
+    """
+
+    def __init__(self, manifest: Any, channels: Sequence[int] | None = None):
+        self.manifest = manifest
+        self.kind = manifest.meta.get("kind", "image")
+        if self.kind not in ("image", "npy", "idx"):
+            raise StudyError(f"manifest {manifest.name}: unknown image kind {self.kind!r} (expected image, npy or idx)")
+        ch = channels if channels is not None else manifest.meta.get("channels")
+        self.channels = None if ch is None else tuple(int(c) for c in ch)
+        if self.channels is not None and len(self.channels) not in (1, 3):
+            raise StudyError(f"manifest {manifest.name}: channels must name 1 or 3 channels, got {self.channels}")
+        self.corruption = manifest.corruption
+        self.seed = manifest.meta.get("seed", 0)
+        self._rows: dict[str, Any] | None = None
+
+    def _row(self, path_or_row: Any) -> Any:
+        if not isinstance(path_or_row, (str, os.PathLike)):
+            return path_or_row
+        if self._rows is None:
+            t = self.manifest.table
+            self._rows = {p: i for i, p in enumerate(t["path"].tolist())}
+        key = str(path_or_row)
+        if key not in self._rows:
+            raise StudyError(f"manifest {self.manifest.name}: no row with path {key!r}")
+        return self.manifest.table.iloc[self._rows[key]]
+
+    def open(self, path_or_row: Any) -> Image.Image:
+        """The image of a manifest row (a table row, or its relative `path`), mode RGB."""
+        row = self._row(path_or_row)
+        rel = str(row["path"])
+        file = str(self.manifest.abs_path(row))
+        try:
+            if self.kind == "image":
+                img = Image.open(file)
+                if self.corruption is None and img.format == "JPEG" and img.mode == "RGB":
+                    return img  # not yet decoded: augmentation may call img.draft()
+                img.load()
+                img = img.convert("RGB")
+            elif self.kind == "npy":
+                img = self._npy(np.load(file, mmap_mode="r"))
+            else:
+                img = self._idx(file)
+        except StudyError:
+            raise
+        except Exception as e:
+            raise StudyError(
+                f"cannot read image {file} (manifest {self.manifest.name}): {type(e).__name__}: {e}"
+            ) from None
+        if self.corruption is not None:
+            from study.corruptions import apply_corruption
+
+            img = apply_corruption(self.corruption, img, f"{self.seed}:{rel}").convert("RGB")
+        return img
+
+    def _npy(self, arr: np.ndarray) -> Image.Image:
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3:
+            raise ValueError(f"expected an H x W x C array, got shape {arr.shape}")
+        ch = self.channels or tuple(range(min(3, arr.shape[2])))
+        if max(ch) >= arr.shape[2]:
+            raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]}")
+        a = np.asarray(arr[:, :, list(ch)])
+        if a.dtype != np.uint8:
+            a = a.astype(np.float64)
+            if np.issubdtype(arr.dtype, np.floating) and a.size and a.max() <= 1.0:
+                a = a * 255.0
+            a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        if a.shape[2] == 1:
+            a = np.repeat(a, 3, axis=2)
+        elif a.shape[2] == 2:
+            raise ValueError("two channels cannot make an RGB image; name 1 or 3")
+        return Image.fromarray(np.ascontiguousarray(a), "RGB")
+
+    def _idx(self, file: str) -> Image.Image:
+        from study.datasets.idx import load_idx
+
+        name, sep, index = file.rpartition("#")
+        if not sep:
+            raise ValueError("IDX row path must be '<file>#<index>'")
+        images = load_idx(name)
+        a = np.asarray(images[int(index)])
+        if a.ndim == 2:
+            return Image.fromarray(a, "L").convert("RGB")
+        return Image.fromarray(a).convert("RGB")
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The per-sample augmentation rng of the architecture contract: seeded from (seed, epoch, index)."""
+    return np.random.default_rng([seed, epoch, index])
+
+
+def batch_generator(seed: int, step: int, device: torch.device, rank: int = 0) -> torch.Generator:
+    """The generator for `aug.batch` at `step` (seeded from (seed, step), plus rank on other ranks than 0)."""
+    entropy = [seed, step] + ([rank] if rank else [])
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    return g
+
+
+class ViewDataset(torch.utils.data.Dataset):
+    """Rows of a manifest table; item `(epoch, i)` -> (views: tuple of uint8 CxHxW tensors, label)."""
+
+    def __init__(self, reader: ImageReader, rows, aug: Any, seed: int):
+        self.reader = reader
+        self.rows = rows.reset_index(drop=True)
+        self.labels = self.rows["label"].to_numpy(dtype=np.int64)
+        self.aug = aug
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: tuple[int, int]):
+        epoch, i = item
+        row = self.rows.iloc[i]
+        img = self.reader.open(row)
+        try:
+            views = self.aug.sample(img, sample_rng(self.seed, epoch, i))
+        except StudyError:
+            raise
+        except OSError as e:  # lazily decoded file turned out truncated or corrupt
+            raise StudyError(
+                f"cannot read image {self.reader.manifest.abs_path(row)} (manifest {self.reader.manifest.name}): {e}"
+            ) from None
+        return tuple(views), int(self.labels[i])
+
+
+def collate_views(items):
+    views = [torch.stack([it[0][v] for it in items]) for v in range(len(items[0][0]))]
+    labels = torch.tensor([it[1] for it in items], dtype=torch.long)
+    return views, labels
+
+
+class ResumableBatchSampler(torch.utils.data.Sampler):
+    """Endless batches of `(epoch, index)`: each epoch is a permutation of range(n) drawn from (seed, epoch),
+    cut into `steps_per_epoch` global batches (the remainder dropped); rank r takes its slice of each.
+    Starts at global step `start_step` (epoch = start_step // steps_per_epoch, batch = the remainder)."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
+        if global_batch % world:
+            raise StudyError(f"batch_size {global_batch} is not divisible by the {world} devices")
+        if n < global_batch:
+            raise StudyError(f"batch_size {global_batch} is larger than the {n} images of the training set")
+        self.n, self.global_batch, self.seed = n, global_batch, seed
+        self.start_step, self.rank, self.world = start_step, rank, world
+        self.per_device = global_batch // world
+        self.steps_per_epoch = n // global_batch
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(self.n)
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, batch within the epoch) of global step `step`."""
+        return divmod(step, self.steps_per_epoch)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, pos = self.position(self.start_step)
+        while True:
+            perm = self.permutation(epoch)
+            for b in range(pos, self.steps_per_epoch):
+                lo = b * self.global_batch + self.rank * self.per_device
+                yield [(epoch, int(i)) for i in perm[lo : lo + self.per_device]]
+            epoch, pos = epoch + 1, 0
+
+    def __len__(self) -> int:  # endless; DataLoader only needs a number
+        return 2**62
+
+
+def default_workers() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cpus = os.cpu_count() or 1
+    return min(8, max(0, cpus - 1))
+
+
+def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool,
+                seed: int = 0):
+    """Worker processes only run `aug.sample` with per-sample rngs; the loader's own seed comes from a private
+    generator so that it never draws from (and shifts) the global torch RNG."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_views,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def steps_per_epoch(n: int, global_batch: int) -> int:
+    return max(0, n // global_batch)
+
+
+def total_steps(epochs: float, steps: int | None, n: int, global_batch: int) -> int:
+    if steps is not None:
+        return int(steps)
+    return int(math.ceil(epochs * steps_per_epoch(n, global_batch)))

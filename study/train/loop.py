@@ -1,0 +1,401 @@
+"""`pretrain(cfg, run_dir)`: the training loop shared by pretraining, fine-tuning and supervised training.
+
+It always resumes from `run_dir/checkpoint.pt` when that exists, checkpoints every N steps or minutes, at
+SIGUSR2/SIGTERM (see checkpoint.SignalFlag) and at the end, and writes `run_dir/encoder.pt`.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import study
+from study.errors import StudyError
+from study.train import distributed
+from study.train.backbones import build_backbone, encoder_payload, load_encoder
+from study.train.checkpoint import (
+    SignalFlag,
+    check_fingerprint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from study.train.config import PretrainConfig
+from study.train.data import (
+    ImageReader,
+    ResumableBatchSampler,
+    ViewDataset,
+    batch_generator,
+    default_workers,
+    make_loader,
+    steps_per_epoch,
+    total_steps,
+)
+from study.train.methods import METHODS
+from study.train.optim import build_optimizer, lr_at, peak_lr, set_lr
+
+RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
+
+
+class StopRequested(Exception):
+    """Raised by `pretrain(..., stop_at=k)` after the checkpoint at step k is written (tests, time slices)."""
+
+    def __init__(self, step: int):
+        super().__init__(f"stopped at step {step} as asked; the checkpoint holds the run")
+        self.step = step
+
+
+def resolve_device(name: str, world: distributed.World | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise StudyError(f"pretrain.device: {name!r} asked for but CUDA is not available")
+        if name == "cuda":  # an explicit index: this rank's GPU
+            name = f"cuda:{world.local_rank if world is not None and world.size > 1 else torch.cuda.current_device()}"
+    return torch.device(name)
+
+
+def code_version() -> str:
+    """study's version, plus the git commit of the source tree when it is a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(study.__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{study.__version__}+g{sha}" if sha else study.__version__
+
+
+def training_rows(cfg: PretrainConfig, manifest):
+    """The rows a run trains on: manifest.subset(size) or manifest.labeled(size); every row when size is None."""
+    n = cfg.size if cfg.size is not None else len(manifest.table)
+    rows = manifest.subset(n) if cfg.subset == "pretrain" else manifest.labeled(n)
+    if cfg.size is not None and len(rows) < cfg.size:
+        raise StudyError(
+            f"pretrain.size: {cfg.size} images asked for, manifest {manifest.name} has {len(rows)} in its "
+            f"{cfg.subset} subset (sizes: {getattr(manifest, 'sizes' if cfg.subset == 'pretrain' else 'labeled_sizes', '?')})"
+        )
+    if len(rows) == 0:
+        raise StudyError(f"manifest {manifest.name}: the {cfg.subset} subset is empty")
+    return rows
+
+
+def _load_manifest(name: str):
+    from study.manifests import load_manifest
+
+    return load_manifest(name)
+
+
+def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World) -> dict:
+    return {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size}
+
+
+def _log(msg: str) -> None:
+    print(f"[pretrain] {msg}", file=sys.stderr, flush=True)
+
+
+def _augment_params(aug_cfg) -> dict:
+    if dataclasses.is_dataclass(aug_cfg):
+        return dataclasses.asdict(aug_cfg)
+    return dict(vars(aug_cfg)) if hasattr(aug_cfg, "__dict__") else {"repr": repr(aug_cfg)}
+
+
+def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = None) -> RunOutput:
+    """Train `cfg.method` on the manifest's images; resume from `run_dir/checkpoint.pt` if present.
+
+    Returns {"metrics": [{"metric": "loss", ...}, (+ "train_top1" for supervised)], "protocol": {...}} and
+    writes `run_dir/encoder.pt`. `stop_at=k` checkpoints at step k and raises StopRequested (for tests).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    world = distributed.setup("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    try:
+        return _pretrain(cfg, run_dir, world, t0, stop_at, _load_manifest(cfg.manifest))
+    finally:
+        distributed.cleanup()
+
+
+def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOutput:
+    device = resolve_device(cfg.device, world)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    channels_last = cfg.channels_last and device.type == "cuda"
+    rows = training_rows(cfg, manifest)
+    n = len(rows)
+
+    # ---- model, identical on every rank (seeded), optionally from a saved encoder
+    random_seed_all(cfg.seed)
+    encoder = build_backbone(cfg.backbone, cfg.width)
+    if cfg.init_encoder:
+        init = load_encoder(cfg.init_encoder)
+        if init.spec != encoder.spec:
+            raise StudyError(f"pretrain.init_encoder: {cfg.init_encoder} holds {init.spec}, the run asks for {encoder.spec}")
+        encoder.load_state_dict(init.state_dict())
+    method = METHODS.get(cfg.method, "pretrain.method")(cfg, encoder, manifest.num_classes)
+    aug_cfg = cfg.augment_config() if method.trains else None
+
+    global_batch = cfg.batch_size
+    spe = steps_per_epoch(n, global_batch)
+    total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
+    warmup = min(total, int(round(cfg.optim.warmup_epochs * spe)))
+    peak = peak_lr(cfg.optim, global_batch)
+    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, n, spe, total, warmup, peak,
+                              aug_cfg, method)
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    fingerprint = _fingerprint(cfg, manifest, world)
+    if not method.trains:  # `random`: the untrained encoder is the product
+        _write_encoder(run_dir, method.encoder, world)
+        return {"metrics": [], "protocol": dict(base_protocol, wall_time_s=time.time() - t0, images_per_s=None)}
+
+    from study.train.augment import build_augment
+
+    aug = build_augment(aug_cfg)
+    if aug.num_views < method.num_views:
+        raise StudyError(f"pretrain.augment: preset gives {aug.num_views} view(s), method {cfg.method} needs "
+                         f"{method.num_views}")
+    if world.size > 1 and cfg.sync_bn:
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    method.to(device)
+    if channels_last:
+        method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method, cfg.optim, lr=0.0)
+
+    # ---- resume
+    step, wall_before, recent, acc_window, resumed_from = 0, 0.0, [], [], []
+    if ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path)
+        method.load_state_dict(ck["method"])
+        optimizer.load_state_dict(ck["optimizer"])
+        set_rng_state(ck["rng"])
+        step, wall_before = int(ck["step"]), float(ck["wall_time_s"])
+        recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
+        resumed_from = list(ck["resumed_from"]) + [step]
+        if world.is_main:
+            _log(f"resuming {run_dir} at step {step}/{total}")
+
+    model = method
+    if world.size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def checkpoint_state(at_step: int) -> dict:
+        return {
+            "fingerprint": fingerprint,
+            "step": at_step,
+            "epoch": at_step // spe if spe else 0,
+            "batch_in_epoch": at_step % spe if spe else 0,
+            "total_steps": total,
+            "method": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {"peak_lr": peak, "warmup_steps": warmup, "total_steps": total,
+                          "lr": lr_at(at_step, peak, warmup, total, cfg.optim.final_lr_fraction)},
+            "rng": rng_state(),
+            "wall_time_s": wall_before + (time.time() - t0),
+            "recent_losses": list(recent),
+            "train_acc_window": [list(x) for x in acc_window],
+            "resumed_from": resumed_from,
+        }
+
+    def save(at_step: int) -> None:
+        if world.is_main:
+            save_checkpoint(ckpt_path, checkpoint_state(at_step))
+        if world.size > 1:
+            torch.distributed.barrier()
+
+    # ---- train
+    session_steps, t_loop = 0, time.time()
+    if step < total:
+        reader = ImageReader(manifest)
+        dataset = ViewDataset(reader, rows, aug, cfg.seed)
+        sampler = ResumableBatchSampler(n, global_batch, cfg.seed, step, world.rank, world.size)
+        workers = default_workers() if cfg.num_workers is None else cfg.num_workers
+        loader = make_loader(dataset, sampler, workers, pin_memory=device.type == "cuda", seed=cfg.seed)
+        flag = SignalFlag().install()
+        last_save, pending_losses = time.time(), []  # (step, loss tensor) not yet checked for NaN
+        window = max(1, min(cfg.log_every_steps, total))
+        try:
+            batches = iter(loader)
+            model.train()
+            while step < total:
+                views, labels = _next_batch(batches)
+                lr = lr_at(step, peak, warmup, total, cfg.optim.final_lr_fraction)
+                gen = batch_generator(cfg.seed, step, device, world.rank)
+                loss, stats = train_step(model, optimizer, aug, views, labels, gen, lr, device, use_bf16, channels_last)
+                step += 1
+                session_steps += 1
+                method.after_step(step, total)
+                pending_losses.append((step, loss.detach()))
+                if "correct" in stats:
+                    acc_window.append((float(stats["correct"]), float(stats["seen"])))
+                    del acc_window[: max(0, len(acc_window) - max(spe, 1))]
+
+                due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
+                due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
+                stop_now = stop_at is not None and step >= stop_at
+                must_save = bool(due_steps or due_time or flag.pending or stop_now or step == total)
+                if must_save or device.type == "cpu" or step % window == 0:
+                    _check_losses(pending_losses, recent, ckpt_path, cfg.manifest)
+                    pending_losses = []
+                if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
+                    rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
+                    _log(f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
+                         f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
+                if must_save:
+                    save(step)
+                    last_save = time.time()
+                    if flag.pending:
+                        flag.forward()
+                    if stop_now and step < total:
+                        raise StopRequested(step)
+        finally:
+            flag.restore()
+            del loader
+    elif world.is_main:
+        _log(f"{run_dir}: already trained ({step}/{total} steps)")
+
+    train_time = time.time() - t_loop
+    _write_encoder(run_dir, method.encoder, world)
+    window = max(1, min(cfg.log_every_steps, total))
+    metrics = []
+    if recent:
+        metrics.append(_row("loss", float(np.mean(recent[-window:]))))
+    if acc_window:
+        correct, seen = map(sum, zip(*acc_window))
+        metrics.append(_row("train_top1", correct / max(1.0, seen)))
+    protocol = dict(
+        base_protocol,
+        wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
+        images_per_s=(session_steps * global_batch / train_time) if session_steps and train_time > 0 else None,
+        resumed_from_steps=resumed_from,
+    )
+    return {"metrics": metrics, "protocol": protocol}
+
+
+def train_step(model, optimizer, aug, views, labels, generator, lr: float, device: torch.device, use_bf16: bool,
+               channels_last: bool):
+    """One optimizer step on a collated batch of uint8 views: copy to the device, `aug.batch` there, forward
+    under bf16 autocast (when asked), backward, step. Returns (loss tensor, stats); the caller then calls
+    `method.after_step`."""
+    views = [v.to(device, non_blocking=True) for v in views]
+    labels = labels.to(device, non_blocking=True)
+    views = aug.batch(views, generator)
+    if channels_last:
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    set_lr(optimizer, lr)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        loss, stats = model(views, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, stats
+
+
+def _row(metric: str, value: float) -> dict:
+    return {"metric": metric, "value": value, "labeled_size": None, "level": None}
+
+
+def _next_batch(batches):
+    try:
+        return next(batches)
+    except StudyError as e:  # raised in a loader worker: keep the message, drop the worker traceback
+        msg = str(e)
+        marker = "StudyError: "
+        raise StudyError(msg[msg.rfind(marker) + len(marker):].strip() if marker in msg else msg) from None
+
+
+def _check_losses(pending: list, recent: list, ckpt_path: Path, manifest_name: str) -> None:
+    """Move checked losses into `recent`; a non-finite one stops the run (the last checkpoint is left as is)."""
+    if not pending:
+        return
+    values = torch.stack([l.float() for _, l in pending]).cpu().tolist()
+    for (s, _), v in zip(pending, values):
+        if not math.isfinite(v):
+            kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no checkpoint was written yet"
+            raise StudyError(f"loss is {v} at step {s} (manifest {manifest_name}); training stopped, {kept}")
+        recent.append(v)
+    del recent[:-1000]
+
+
+def _write_encoder(run_dir: Path, encoder, world) -> None:
+    if not world.is_main:
+        return
+    from study.atomic import atomic_path
+
+    with atomic_path(run_dir / "encoder.pt") as tmp:
+        torch.save(encoder_payload(encoder), tmp)
+
+
+def random_seed_all(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _protocol(cfg, manifest, world, device, use_bf16, channels_last, n, spe, total, warmup, peak, aug_cfg,
+              method) -> dict[str, Any]:
+    per_device = cfg.batch_size // world.size
+    device_kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    corruption = manifest.corruption
+    p: dict[str, Any] = {
+        "stage": "pretrain",
+        "method": cfg.method,
+        "backbone": cfg.backbone,
+        "width": cfg.width,
+        "feature_dim": method.encoder.feature_dim,
+        "manifest": manifest.name,
+        "manifest_content_hash": manifest.content_hash,
+        "corruption": getattr(corruption, "slug", None) if corruption is not None else "none",
+        "subset": cfg.subset,
+        "size": cfg.size,
+        "images": n,
+        "num_classes": manifest.num_classes,
+        "init_encoder": cfg.init_encoder,
+        "seed": cfg.seed,
+        "steps": total,
+        "steps_per_epoch": spe,
+        "epochs": (total / spe) if spe else 0.0,
+        "per_device_batch": per_device,
+        "devices": world.size,
+        "device_kind": device_kind,
+        "effective_batch": per_device * world.size,
+        "optimizer": cfg.optim.name,
+        "base_lr": cfg.optim.lr,
+        "lr_scaling": cfg.optim.lr_scaling,
+        "effective_lr": peak,
+        "warmup_steps": warmup,
+        "final_lr_fraction": cfg.optim.final_lr_fraction,
+        "weight_decay": cfg.optim.weight_decay,
+        "momentum": cfg.optim.momentum,
+        "exclude_bias_and_norm": cfg.optim.exclude_bias_and_norm,
+        "temperature": cfg.effective_temperature(),
+        "precision": "bf16" if use_bf16 else "fp32",
+        "channels_last": channels_last,
+        "sync_bn": cfg.sync_bn and world.size > 1,
+        "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
+        "code_version": code_version(),
+        "config": dataclasses.asdict(cfg),
+    }
+    if cfg.method == "simclr":
+        p["head"] = [method.encoder.feature_dim, *cfg.head]
+    if cfg.method == "moco":
+        p["moco"] = dataclasses.asdict(cfg.moco)
+    if cfg.method == "byol":
+        p["byol"] = dataclasses.asdict(cfg.byol)
+    if cfg.optim.name == "lars":
+        p["trust_coefficient"] = cfg.optim.trust_coefficient
+    return p

@@ -1,0 +1,31 @@
+"""BYOL's regression loss between the online prediction and the target projection."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _fp32(x: torch.Tensor) -> torch.Tensor:
+    """Half/bf16 inputs (autocast) are computed in float32; float64 stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Normalized mean squared error (Grill et al. 2020, eq. 2), averaged over the N rows:
+
+        l_i  = || p_i/||p_i|| - z_i/||z_i|| ||^2 = 2 - 2 (p_i . z_i) / (||p_i|| ||z_i||)
+        loss = (1 / N) sum_i l_i
+
+    The target projection z is detached: no gradient reaches the target network.
+    """
+    p = F.normalize(_fp32(p), dim=1)
+    z = F.normalize(_fp32(z), dim=1).detach()
+    return (2 - 2 * (p * z).sum(dim=1)).mean()
+
+
+def byol_symmetric_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """BYOL's symmetrized loss: each view's prediction regresses the other view's target projection,
+
+        loss = byol_loss(p1, z2) + byol_loss(p2, z1)
+    """
+    return byol_loss(p1, z2) + byol_loss(p2, z1)

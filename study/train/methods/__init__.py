@@ -1,0 +1,52 @@
+"""Pretraining methods behind a registry, one file each. A method is an nn.Module holding the encoder and
+whatever else it trains or tracks (heads, target network, queue: all in its state_dict, so checkpoints hold them).
+
+Interface used by the loop:
+    METHODS.get(name)(cfg: PretrainConfig, encoder: nn.Module, num_classes: int) -> Method
+    method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict[str, float])
+    method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
+    method.encoder, method.trains (False for `random`), method.num_views
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+class Method(nn.Module):
+    trains = True
+    num_views = 2
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step (`step` = steps done so far)."""
+
+
+def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True) -> nn.Sequential:
+    """Hidden layers Linear-(BN)-ReLU for dims[:-1], then a Linear to dims[-1]."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in dims[:-1]:
+        layers += [nn.Linear(d, h, bias=not bn)] + ([nn.BatchNorm1d(h)] if bn else []) + [nn.ReLU(inplace=True)]
+        d = h
+    layers.append(nn.Linear(d, dims[-1]))
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- tau * target + (1 - tau) * online, for parameters; buffers (BN statistics) are copied."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(tau).add_(o.detach(), alpha=1 - tau)
+    for t, o in zip(target.buffers(), online.buffers()):
+        t.copy_(o)
+
+
+from study.train.methods import byol, moco, random, simclr, supervised  # noqa: E402,F401

@@ -1,0 +1,46 @@
+"""BYOL: online encoder + projector + predictor; target encoder + projector by EMA with
+tau = 1 - (1 - tau_base) * (cos(pi * k / K) + 1) / 2; symmetric loss. The target never receives gradients."""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from study.train.losses import byol_symmetric_loss
+from study.train.methods import METHODS, Method, ema_update, mlp
+
+
+def byol_tau(step: int, total_steps: int, tau_base: float) -> float:
+    """BYOL's target decay rate at `step` of `total_steps`: tau_base at the start, 1 at the end."""
+    if total_steps <= 0:
+        return 1.0
+    return 1 - (1 - tau_base) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1) / 2
+
+
+@METHODS.register("byol")
+class BYOL(Method):
+    def __init__(self, cfg, encoder, num_classes: int):
+        super().__init__(encoder)
+        b = cfg.byol
+        self.projector = mlp(encoder.feature_dim, (b.projector_hidden, b.dim), bn=True)
+        self.predictor = mlp(b.dim, (b.predictor_hidden, b.dim), bn=True)
+        self.target_encoder = copy.deepcopy(self.encoder)
+        self.target_projector = copy.deepcopy(self.projector)
+        for p in list(self.target_encoder.parameters()) + list(self.target_projector.parameters()):
+            p.requires_grad_(False)
+        self.tau_base = b.tau_base
+
+    def forward(self, views, labels):
+        n = views[0].shape[0]
+        both = torch.cat(views[:2])
+        p = self.predictor(self.projector(self.encoder(both)))
+        with torch.no_grad():
+            z = self.target_projector(self.target_encoder(both))
+        return byol_symmetric_loss(p[:n], p[n:], z[:n], z[n:]), {}
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        # step k -> tau(k) with k = steps done before this update (tau_base at the first update)
+        tau = byol_tau(step - 1, total_steps, self.tau_base)
+        ema_update(self.target_encoder, self.encoder, tau)
+        ema_update(self.target_projector, self.projector, tau)

@@ -1,0 +1,57 @@
+"""MoCo v2: query encoder + MLP head, momentum key encoder, a queue of negative keys, InfoNCE.
+
+Differences from the reference implementation, stated: no shuffled batch norm across GPUs (keys are computed
+with per-device batch statistics).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from study.train.distributed import gather_no_grad
+from study.train.losses import infonce
+from study.train.methods import METHODS, Method, mlp
+
+
+@METHODS.register("moco")
+class MoCo(Method):
+    def __init__(self, cfg, encoder, num_classes: int):
+        super().__init__(encoder)
+        m = cfg.moco
+        self.head = mlp(encoder.feature_dim, (m.hidden, m.dim), bn=False)  # MoCo v2: fc-ReLU-fc
+        self.key_encoder = copy.deepcopy(self.encoder)
+        self.key_head = copy.deepcopy(self.head)
+        for p in list(self.key_encoder.parameters()) + list(self.key_head.parameters()):
+            p.requires_grad_(False)
+        self.momentum = m.momentum
+        self.temperature = cfg.effective_temperature()
+        self.register_buffer("queue", F.normalize(torch.randn(m.queue_size, m.dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def _momentum_update(self) -> None:
+        # key <- m * key + (1 - m) * query, parameters only (the key encoder keeps its own BN statistics)
+        for online, target in ((self.encoder, self.key_encoder), (self.head, self.key_head)):
+            for t, o in zip(target.parameters(), online.parameters()):
+                t.mul_(self.momentum).add_(o.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write `keys` (unit rows) over the oldest entries, wrapping around; the pointer moves past them."""
+        keys = keys.to(self.queue.dtype)
+        k, size = keys.shape[0], self.queue.shape[0]
+        ptr = int(self.queue_ptr)
+        idx = (torch.arange(k, device=self.queue.device) + ptr) % size
+        self.queue[idx] = keys[-size:] if k > size else keys
+        self.queue_ptr.fill_((ptr + k) % size)
+
+    def forward(self, views, labels):
+        q = self.head(self.encoder(views[0]))
+        with torch.no_grad():
+            self._momentum_update()
+            k = F.normalize(self.key_head(self.key_encoder(views[1])).float(), dim=1)
+        loss = infonce(q, k, self.queue.clone(), self.temperature)
+        self.enqueue(gather_no_grad(k))
+        return loss, {}

@@ -1,0 +1,22 @@
+"""SimCLR: two views, projection head with batch norm, NT-Xent over the (global) batch."""
+from __future__ import annotations
+
+import torch
+
+from study.train.distributed import gather_with_grad
+from study.train.losses import nt_xent
+from study.train.methods import METHODS, Method, mlp
+
+
+@METHODS.register("simclr")
+class SimCLR(Method):
+    def __init__(self, cfg, encoder, num_classes: int):
+        super().__init__(encoder)
+        self.head = mlp(encoder.feature_dim, cfg.head, bn=True)
+        self.temperature = cfg.effective_temperature()
+
+    def forward(self, views, labels):
+        n = views[0].shape[0]
+        z = self.head(self.encoder(torch.cat(views[:2])))
+        z1, z2 = gather_with_grad(z[:n]), gather_with_grad(z[n:])
+        return nt_xent(z1, z2, self.temperature), {}

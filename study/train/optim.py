@@ -1,0 +1,100 @@
+"""Optimizers (LARS, SGD, AdamW), the learning-rate scaling rule, and warmup + cosine schedule."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from study.train.config import OptimConfig
+
+
+def peak_lr(cfg: OptimConfig, batch_size: int) -> float:
+    """Effective peak learning rate: lr x batch/256 ("linear") or lr x sqrt(batch) ("sqrt")."""
+    if cfg.lr_scaling == "linear":
+        return cfg.lr * batch_size / 256
+    return cfg.lr * math.sqrt(batch_size)
+
+
+def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, final_fraction: float = 0.0) -> float:
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine decay to `final_fraction` x peak at
+    `total_steps`. `step` counts optimizer steps already taken (0 for the first)."""
+    if step < warmup_steps:
+        return peak * step / warmup_steps
+    decay = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / decay)
+    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def is_bias_or_norm(name: str, p: torch.Tensor) -> bool:
+    """Biases and normalisation scales/shifts: every parameter with fewer than 2 dimensions."""
+    return p.ndim < 2
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You et al. 2017) as SimCLR uses it. Per parameter p with gradient g:
+
+        g <- g + wd * p                                   (groups with weight decay)
+        g <- g * eta * ||p|| / ||g||  if ||p||, ||g|| > 0 (groups with `lars_adapt`; eta = trust coefficient)
+        v <- momentum * v + g ;  p <- p - lr * v
+
+    Groups built by `build_optimizer` leave biases and norm parameters without weight decay and adaptation.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coefficient: float = 0.001, lars_adapt: bool = True):
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient,
+                        lars_adapt=lars_adapt)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["weight_decay"]:
+                    g = g.add(p, alpha=group["weight_decay"])
+                if group["lars_adapt"]:
+                    p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    trust = torch.where((p_norm > 0) & (g_norm > 0),
+                                        group["trust_coefficient"] * p_norm / g_norm, torch.ones_like(p_norm))
+                    g = g * trust
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(g).detach()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+        return loss
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """The optimizer over `model`'s trainable parameters, biases and norm parameters in their own group
+    (no weight decay; for LARS no adaptation either) when `cfg.exclude_bias_and_norm`."""
+    regular, excluded = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (excluded if cfg.exclude_bias_and_norm and is_bias_or_norm(name, p) else regular).append(p)
+    groups = [{"params": regular}]
+    if excluded:
+        groups.append({"params": excluded, "weight_decay": 0.0, "lars_adapt": False})
+    if cfg.name == "lars":
+        return LARS(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                    trust_coefficient=cfg.trust_coefficient)
+    for g in groups:
+        g.pop("lars_adapt", None)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr

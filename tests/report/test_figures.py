@@ -1,0 +1,117 @@
+"""Each figure's plotted data, read back from the matplotlib objects, and its table equal the known values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.container import BarContainer
+from conftest import (STD, domain_records, granularity_records, quality_records, quantity_records, table_of)
+
+from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
+
+
+def _bars(ax):
+    return {c.get_label(): [p.get_height() for p in c.patches] for c in ax.containers if isinstance(c, BarContainer)}
+
+
+def _containers(fig):
+    return {(ax.get_title(), c.get_label()): c for ax in fig.axes for c in ax.containers}
+
+
+def test_quantity_lines_errorbars_and_scratch_reference():
+    fig, data = quantity.draw(table_of(quantity_records()))
+    got = _containers(fig)
+    expect = {("a · linear probe", "50k"): [0.30, 0.35], ("a · linear probe", "1M"): [0.40, 0.45],
+              ("a · fine-tuning", "50k"): [0.40, 0.45], ("a · fine-tuning", "1M"): [0.50, 0.55],
+              ("a · linear probe", quantity.SCRATCH): [0.10, 0.20],
+              ("a · fine-tuning", quantity.SCRATCH): [0.10, 0.20]}
+    assert set(expect) <= set(got)
+    for key, ys in expect.items():
+        line = got[key].lines[0]
+        assert list(line.get_xdata()) == [1000.0, 10000.0]
+        assert list(line.get_ydata()) == pytest.approx(ys)
+    assert fig.axes[0].get_xscale() == "log"
+    assert data["std"].dropna().to_numpy() == pytest.approx(STD)
+    assert (data["count"] == 2).all()
+    table = quantity.paper_table(data)
+    row = table[(table["protocol"] == "finetune") & (table["line"] == "1M")].iloc[0]
+    assert (row["1k"], row["10k"]) == pytest.approx((0.50, 0.55))
+
+
+def test_quantity_missing_cell_is_nan_not_zero():
+    recs = [r for r in quantity_records() if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
+    # a planned but missing line still appears, as NaN
+    expected = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 50_000,
+                              "corruption": "none", "protocol": "linear", "eval_dataset": "a"}])
+    fig, data = quantity.draw(table_of(recs), expected)
+    miss = data[(data["protocol"] == "linear") & (data["line"] == "50k")]
+    assert len(miss) == 2 and miss["mean"].isna().all() and (miss["count"] == 0).all()
+    ys = _containers(fig)[("a · linear probe", "50k")].lines[0].get_ydata()
+    assert all(math.isnan(y) for y in ys)
+
+
+def test_domain_matrix_heatmap_values_and_diagonal():
+    fig, data = domain_matrix.draw(table_of(domain_records()))
+    mesh = fig.axes[0].collections[0]
+    assert np.asarray(mesh.get_array()).reshape(2, 2) == pytest.approx(np.array([[0.45, 0.35], [0.25, 0.55]]))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
+    assert data.loc[data["diagonal"], "mean"].to_list() == pytest.approx([0.45, 0.55])
+    boxed = [p for p in fig.axes[0].patches if p.get_linewidth() == 2.5]
+    assert sorted(p.get_xy() for p in boxed) == [(0, 0), (1, 1)]
+    assert "pretraining size 1M" in data.attrs["caption"] and "labeled size 10k" in data.attrs["caption"]
+    table = domain_matrix.paper_table(data)
+    assert table.set_index("dataset").loc["b", "a"] == pytest.approx(0.25)
+
+
+def test_domain_matrix_missing_planned_dataset_is_nan():
+    expected = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "c", "size": 1_000_000,
+                              "corruption": "none", "protocol": "linear", "eval_dataset": "a"}])
+    fig, data = domain_matrix.draw(table_of(domain_records()), expected)
+    arr = np.ma.filled(np.ma.asarray(fig.axes[0].collections[0].get_array(), dtype=float), np.nan).reshape(3, 2)
+    assert np.isnan(arr[2]).all() and arr[0, 0] == pytest.approx(0.45)
+    assert any(t.get_text() == "missing" for t in fig.axes[0].texts)
+
+
+def test_domain_pooling_bar_heights():
+    fig, data = domain_pooling.draw(table_of(domain_records()))
+    bars = _bars(fig.axes[0])
+    assert bars["in-domain 1M"] == pytest.approx([0.45, 0.55])
+    assert all(math.isnan(h) for h in bars["in-domain 500k"])  # the per-domain share was not run: missing, not 0
+    assert bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
+    table = domain_pooling.paper_table(data).set_index("eval_dataset")
+    assert table.loc["b", "pooled a+b 1M"] == pytest.approx(0.50)
+
+
+def test_domain_concat_bars_and_gain():
+    fig, data = domain_concat.draw(table_of(domain_records()))
+    bars = _bars(fig.axes[0])
+    assert bars == pytest.approx({"first encoder": [0.45], "second encoder": [0.25], "concatenated": [0.48]})
+    table = domain_concat.paper_table(data)
+    assert table["gain over better single"].iloc[0] == pytest.approx(0.03)
+
+
+def test_quality_deltas_simclr_beside_supervised():
+    fig, data = quality.draw(table_of(quality_records()))
+    bars = list(_bars(fig.axes[0]).items())
+    assert [b[0] for b in bars] == ["simclr", "supervised"]
+    assert bars[0][1] == pytest.approx([-0.15]) and bars[1][1] == pytest.approx([-0.05])
+    table = quality.paper_table(data)
+    assert table[["simclr", "supervised"]].iloc[0].to_list() == pytest.approx([-0.15, -0.05])
+
+
+def test_granularity_levels_ordered_by_protocol():
+    fig, data = granularity.draw(table_of(granularity_records()))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["kingdom", "order", "species"]
+    got = {c.get_label(): list(c.lines[0].get_ydata()) for c in ax.containers}
+    assert got == {"simclr": pytest.approx([0.95, 0.7, 0.5]), "supervised": pytest.approx([0.99, 0.9, 0.8])}
+    table = granularity.paper_table(data)
+    assert list(table.columns) == ["eval_dataset", "line", "kingdom", "order", "species"]
+
+
+@pytest.mark.parametrize("module", [domain_matrix, domain_pooling, domain_concat, quality, granularity])
+def test_figures_without_data_raise_nodata(module):
+    with pytest.raises(NoData):
+        module.draw(table_of(quantity_records()))

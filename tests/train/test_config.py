@@ -1,0 +1,43 @@
+"""PretrainConfig.from_dict: defaults, and errors naming the bad key."""
+import dataclasses
+
+import pytest
+
+from study.errors import StudyError
+from study.train import PretrainConfig
+
+
+def test_defaults_follow_the_simclr_recipe():
+    cfg = PretrainConfig.from_dict({"manifest": "m"})
+    assert (cfg.method, cfg.backbone, cfg.batch_size) == ("simclr", "resnet50", 4096)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.lr_scaling, cfg.optim.weight_decay) == ("lars", 0.3, "linear", 1e-6)
+    assert cfg.effective_temperature() == 0.1
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "moco"}).effective_temperature() == 0.2
+    assert cfg.byol.tau_base == 0.996
+    # round trip through a plain dict
+    assert PretrainConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "d,key",
+    [
+        ({"manifest": "m", "epoch": 3}, "'epoch'"),
+        ({"manifest": "m", "method": "simclrr"}, "did you mean 'simclr'"),
+        ({"manifest": "m", "backbone": "resnet51"}, "pretrain.backbone"),
+        ({"manifest": "m", "batch_size": 0}, "pretrain.batch_size"),
+        ({"manifest": "m", "subset": "all"}, "pretrain.subset"),
+        ({"manifest": "m", "optim": {"lr_scale": "linear"}}, "pretrain.optim: unknown key(s) 'lr_scale'"),
+        ({"manifest": "m", "optim": {"name": "adam"}}, "pretrain.optim.name"),
+        ({"manifest": "m", "optim": {"lr_scaling": "log"}}, "pretrain.optim.lr_scaling"),
+        ({"manifest": "m", "moco": {"momentum": 2}}, "pretrain.moco.momentum"),
+        ({"manifest": "m", "head": [2048, "x"]}, "pretrain.head"),
+        ({"manifest": "m", "temperature": 0}, "pretrain.temperature"),
+        ({"manifest": "m", "precision": "fp16"}, "pretrain.precision"),
+        ({"manifest": "m", "augment": {"preset": "nope"}}, "pretrain.augment"),
+        ({}, "pretrain.manifest"),
+    ],
+)
+def test_bad_values_name_the_key(d, key):
+    with pytest.raises(StudyError) as e:
+        PretrainConfig.from_dict(d)
+    assert key in str(e.value)

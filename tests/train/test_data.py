@@ -1,0 +1,155 @@
+"""ImageReader (PNG/JPEG, .npy channels, IDX, corruption, unreadable files), the per-sample rngs and the
+resumable sampler."""
+import gzip
+import importlib
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from study.errors import StudyError
+from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, sample_rng
+
+from train_helpers import TinyManifest, write_images
+
+FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+
+
+def _manifest(root, df, kind="image", **meta):
+    return TinyManifest("m1", root, df, {"kind": kind, "seed": 7, **meta})
+
+
+def test_png_and_jpeg_open_as_rgb(tmp_path):
+    df = write_images(tmp_path / "png", n=3)
+    r = ImageReader(_manifest(tmp_path / "png", df))
+    img = r.open(df.iloc[0])
+    assert img.mode == "RGB" and img.size == (20, 20)
+    assert np.array_equal(np.asarray(r.open(df.iloc[0]["path"])), np.asarray(img))  # by relative path too
+    jdf = write_images(tmp_path / "jpg", n=2, fmt="jpg")
+    j = ImageReader(_manifest(tmp_path / "jpg", jdf)).open(jdf.iloc[1])
+    assert j.format == "JPEG" and j.mode == "RGB"
+    assert np.asarray(j).shape == (20, 20, 3)
+    Image.fromarray(np.zeros((5, 6), np.uint8), "L").save(tmp_path / "jpg" / "gray.jpg")
+    g = ImageReader(_manifest(tmp_path / "jpg", jdf)).open({"path": "gray.jpg"})
+    assert g.mode == "RGB" and g.size == (6, 5)
+
+
+def test_unreadable_image_names_file_and_manifest(tmp_path):
+    df = write_images(tmp_path, n=2)
+    (tmp_path / df.iloc[1]["path"]).write_bytes(b"\x89PNG garbage")
+    r = ImageReader(_manifest(tmp_path, df))
+    with pytest.raises(StudyError) as e:
+        r.open(df.iloc[1])
+    assert str(tmp_path / df.iloc[1]["path"]) in str(e.value) and "m1" in str(e.value)
+    with pytest.raises(StudyError, match="no row with path"):
+        r.open("nope.png")
+
+
+def test_npy_patches_choose_channels(tmp_path):
+    a = np.arange(4 * 4 * 4, dtype=np.uint8).reshape(4, 4, 4)
+    np.save(tmp_path / "p.npy", a)
+    df = pd.DataFrame([{"path": "p.npy", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    m = _manifest(tmp_path, df, kind="npy")
+    assert np.array_equal(np.asarray(ImageReader(m).open(df.iloc[0])), a[:, :, :3])
+    nir = np.asarray(ImageReader(m, channels=[3]).open(df.iloc[0]))
+    assert all(np.array_equal(nir[:, :, c], a[:, :, 3]) for c in range(3))
+    m.meta["channels"] = [3, 0, 1]
+    assert np.array_equal(np.asarray(ImageReader(m).open(df.iloc[0])), a[:, :, [3, 0, 1]])
+    with pytest.raises(StudyError, match="channel 9"):
+        ImageReader(m, channels=[9, 0, 1]).open(df.iloc[0])
+    np.save(tmp_path / "p.npy", np.full((2, 2, 3), 0.5, np.float32))
+    assert np.asarray(ImageReader(_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])).max() == 128
+
+
+def _idx_module(monkeypatch):
+    """The real study.datasets.idx, or (until it exists) a minimal IDX reader following its contract."""
+    try:
+        return importlib.import_module("study.datasets.idx")
+    except ImportError:
+        def load_idx(path):
+            raw = gzip.open(path).read() if str(path).endswith(".gz") else Path(path).read_bytes()
+            ndim = raw[3]
+            dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+            return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+        for name in ("study.datasets", "study.datasets.idx"):
+            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        sys.modules["study.datasets.idx"].load_idx = load_idx
+        monkeypatch.setattr(sys.modules["study.datasets"], "idx", sys.modules["study.datasets.idx"], raising=False)
+        return sys.modules["study.datasets.idx"]
+
+
+@pytest.mark.skipif(not FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_idx_rows_read_real_fashion_mnist(monkeypatch):
+    idx = _idx_module(monkeypatch)
+    df = pd.DataFrame([{"path": f"{FASHION.name}#{i}", "label": 0, "class_name": "x", "rank": i, "labeled_rank": i}
+                       for i in (0, 42)])
+    r = ImageReader(_manifest(FASHION.parent, df, kind="idx"))
+    img = r.open(df.iloc[1])
+    assert img.mode == "RGB" and img.size == (28, 28)
+    assert np.array_equal(np.asarray(img)[:, :, 1], idx.load_idx(str(FASHION))[42])
+
+
+def test_corruption_is_applied_keyed_by_manifest_seed_and_path(tmp_path, monkeypatch):
+    try:
+        corruptions = importlib.import_module("study.corruptions")
+        spec = corruptions.parse_corruption("downsample:factor=2")
+    except ImportError:  # until study.corruptions exists: a stand-in with its contract
+        calls = []
+
+        def apply_corruption(spec, img, key):
+            calls.append(key)
+            return Image.fromarray(255 - np.asarray(img.convert("RGB")))
+
+        corruptions = types.ModuleType("study.corruptions")
+        corruptions.apply_corruption = apply_corruption
+        monkeypatch.setitem(sys.modules, "study.corruptions", corruptions)
+        spec = types.SimpleNamespace(name="invert", params={}, slug="invert")
+    df = write_images(tmp_path, n=2, fmt="jpg")
+    clean = ImageReader(_manifest(tmp_path, df)).open(df.iloc[1])
+    m = _manifest(tmp_path, df)
+    m.corruption = spec
+    got = ImageReader(m).open(df.iloc[1])
+    expect = corruptions.apply_corruption(spec, clean.convert("RGB"), f"7:{df.iloc[1]['path']}")
+    assert got.mode == "RGB"
+    assert np.array_equal(np.asarray(got), np.asarray(expect.convert("RGB")))
+    assert not np.array_equal(np.asarray(got), np.asarray(clean))
+
+
+def test_views_depend_only_on_seed_epoch_and_index(tmp_path, augment_package):
+    df = write_images(tmp_path, n=4)
+    aug = augment_package.build_augment(augment_package.AugmentConfig.from_dict({"preset": "simclr", "image_size": 16}))
+    ds = ViewDataset(ImageReader(_manifest(tmp_path, df)), df, aug, seed=3)
+    a, la = ds[(0, 2)]
+    b, _ = ds[(0, 2)]
+    c, _ = ds[(1, 2)]
+    assert la == int(df.iloc[2]["label"]) and len(a) == aug.num_views
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
+    assert sample_rng(3, 1, 2).random() == np.random.default_rng([3, 1, 2]).random()
+
+
+def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
+    s = ResumableBatchSampler(n=10, global_batch=3, seed=5)
+    assert s.steps_per_epoch == 3
+    it = iter(s)
+    batches = [next(it) for _ in range(7)]
+    epoch0 = [i for b in batches[:3] for _, i in b]
+    assert len(set(epoch0)) == 9 and all(e == 0 for b in batches[:3] for e, _ in b)
+    assert [e for e, _ in batches[3]] == [1, 1, 1]
+    assert batches[:3] != [[(1, i) for _, i in b] for b in batches[3:6]]  # another permutation
+    resumed = iter(ResumableBatchSampler(n=10, global_batch=3, seed=5, start_step=4))
+    assert [next(resumed) for _ in range(3)] == batches[4:7]
+    assert ResumableBatchSampler(10, 3, 5).position(4) == (1, 1)
+    # two ranks split each global batch
+    r0 = next(iter(ResumableBatchSampler(12, 4, 5, rank=0, world=2)))
+    r1 = next(iter(ResumableBatchSampler(12, 4, 5, rank=1, world=2)))
+    full = ResumableBatchSampler(12, 4, 5).permutation(0)[:4].tolist()
+    assert [i for _, i in r0 + r1] == full
+    with pytest.raises(StudyError, match="batch_size 20"):
+        ResumableBatchSampler(10, 20, 5)

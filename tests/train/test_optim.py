@@ -1,0 +1,57 @@
+"""LARS (and its exclusions), lr scaling, warmup + cosine."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from study.train.config import OptimConfig
+from study.train.optim import LARS, build_optimizer, lr_at, peak_lr
+
+
+def test_lr_scaling_rules():
+    assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 4096) == pytest.approx(4.8)
+    assert peak_lr(OptimConfig(lr=0.075, lr_scaling="sqrt"), 4096) == pytest.approx(4.8)
+    assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 256) == pytest.approx(0.3)
+
+
+def test_warmup_then_cosine():
+    assert lr_at(0, 1.0, 10, 110) == 0.0
+    assert lr_at(5, 1.0, 10, 110) == pytest.approx(0.5)
+    assert lr_at(10, 1.0, 10, 110) == pytest.approx(1.0)
+    assert lr_at(60, 1.0, 10, 110) == pytest.approx(0.5)
+    assert lr_at(110, 1.0, 10, 110) == pytest.approx(0.0)
+    assert lr_at(110, 1.0, 10, 110, final_fraction=0.1) == pytest.approx(0.1)
+    assert lr_at(35, 2.0, 10, 110) == pytest.approx(2.0 * 0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
+def test_lars_exempts_biases_and_norms_from_decay_and_adaptation():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    opt = build_optimizer(model, OptimConfig(name="lars", weight_decay=0.1, momentum=0.9, trust_coefficient=0.001), lr=0.5)
+    assert isinstance(opt, LARS)
+    regular, excluded = opt.param_groups
+    assert [p.shape for p in regular["params"]] == [torch.Size([3, 4])]
+    assert len(excluded["params"]) == 3  # linear bias, bn weight, bn bias
+    assert excluded["weight_decay"] == 0.0 and excluded["lars_adapt"] is False
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model(torch.randn(5, 4)).pow(2).sum().backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    opt.step()
+    for name, p in model.named_parameters():
+        w, g = before[name], grads[name]
+        if name == "0.weight":
+            g = g + 0.1 * w
+            g = g * 0.001 * w.norm() / g.norm()
+        expect = w - 0.5 * g  # first step: momentum buffer = g
+        assert torch.allclose(p.detach(), expect, atol=1e-7), name
+
+
+def test_sgd_and_adamw_groups_have_no_decay_on_biases():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    for name, cls in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)):
+        opt = build_optimizer(model, OptimConfig(name=name, weight_decay=0.05), lr=0.1)
+        assert isinstance(opt, cls)
+        assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    opt = build_optimizer(model, OptimConfig(name="sgd", exclude_bias_and_norm=False), lr=0.1)
+    assert len(opt.param_groups) == 1

@@ -1,0 +1,156 @@
+"""The training loop on CPU over real image files: exact resume, config refusal, NaN, signals, fine-tuning."""
+import os
+import signal
+
+import pytest
+import torch
+
+from study.errors import StudyError
+from study.train import StopRequested, pretrain
+from study.train.backbones import load_encoder
+from study.train.checkpoint import load_checkpoint
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
+def test_stopped_and_resumed_run_ends_bit_identical(method, tiny_manifest, make_config, tmp_path):
+    cfg = make_config(method=method)
+    full = pretrain(cfg, tmp_path / "full")
+    with pytest.raises(StopRequested):
+        pretrain(cfg, tmp_path / "cut", stop_at=3)
+    ck = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert (ck["step"], ck["epoch"], ck["batch_in_epoch"]) == (3, 1, 0)  # 24 images / batch 8: 3 steps per epoch
+    assert not (tmp_path / "cut" / "encoder.pt").exists()
+    resumed = pretrain(cfg, tmp_path / "cut")
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+    _assert_same_state(load_checkpoint(tmp_path / "full" / "checkpoint.pt")["method"],
+                       load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["method"])
+    assert resumed["metrics"] == full["metrics"]
+    assert resumed["protocol"]["resumed_from_steps"] == [3]
+    # the weights did move
+    init = pretrain(make_config(method="random"), tmp_path / "init")
+    assert init["metrics"] == []
+    moved = [k for k, v in _weights(tmp_path / "init" / "encoder.pt").items()
+             if v.is_floating_point() and not torch.equal(v, _weights(tmp_path / "full" / "encoder.pt")[k])]
+    assert moved
+
+
+def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):
+    out = pretrain(make_config(), tmp_path / "run")
+    p = out["protocol"]
+    assert [m["metric"] for m in out["metrics"]] == ["loss"]
+    assert out["metrics"][0]["labeled_size"] is None and out["metrics"][0]["level"] is None
+    assert p["manifest"] == "tiny" and p["manifest_content_hash"] == tiny_manifest.content_hash
+    assert (p["per_device_batch"], p["devices"], p["effective_batch"]) == (8, 1, 8)
+    assert p["effective_lr"] == pytest.approx(1.0 * 8 / 256)
+    assert (p["steps"], p["steps_per_epoch"], p["epochs"], p["warmup_steps"]) == (6, 3, 2.0, 2)
+    assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == "cpu"
+    assert p["augmentation"]["image_size"] == 16 and p["precision"] == "fp32"
+    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["code_version"]
+    enc = load_encoder(tmp_path / "run" / "encoder.pt")
+    assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
+    # a finished run asked again returns at once with the same metrics
+    again = pretrain(make_config(), tmp_path / "run")
+    assert again["metrics"] == out["metrics"]
+
+
+def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make_config, tmp_path):
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    with pytest.raises(StudyError) as e:
+        pretrain(make_config(temperature=0.5, optim={"lr": 2.0}), tmp_path / "run")
+    msg = str(e.value)
+    assert "config.temperature" in msg and "config.optim.lr" in msg and "checkpoint.pt" in msg
+    assert "config.seed" not in msg
+    # runtime-only settings may change on resume
+    out = pretrain(make_config(log_every_steps=1, checkpoint_every_steps=5), tmp_path / "run")
+    assert out["protocol"]["resumed_from_steps"] == [2]
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, make_config, tmp_path, monkeypatch):
+    import study.train.methods.simclr as simclr
+
+    real, calls = simclr.nt_xent, []
+
+    def flaky(z1, z2, t):
+        calls.append(1)
+        loss = real(z1, z2, t)
+        return loss * float("nan") if len(calls) == 5 else loss
+
+    monkeypatch.setattr(simclr, "nt_xent", flaky)
+    with pytest.raises(StudyError, match="at step 5") as e:
+        pretrain(make_config(checkpoint_every_steps=2), tmp_path / "run")
+    assert "last good checkpoint" in str(e.value)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 4
+    assert not (tmp_path / "run" / "encoder.pt").exists()
+
+
+def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make_config, tmp_path, monkeypatch):
+    import study.train.loop as loop
+
+    seen = []
+
+    def previous(signum, frame):  # stands for submitit's handler, which requeues the job
+        seen.append((signum, load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"]))
+
+    real_gen = loop.batch_generator
+
+    def gen(seed, step, device, rank=0):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_gen(seed, step, device, rank)
+
+    monkeypatch.setattr(loop, "batch_generator", gen)
+    old_usr2 = signal.signal(signal.SIGUSR2, previous)
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        out = pretrain(make_config(), tmp_path / "run")
+        assert signal.getsignal(signal.SIGUSR2) is previous  # restored after the run
+        assert signal.getsignal(signal.SIGTERM) == old_term
+    finally:
+        signal.signal(signal.SIGUSR2, old_usr2)
+    # the signal came during step 3 (index 2): the checkpoint at its end was on disk before the handler ran
+    assert seen == [(signal.SIGUSR2, 3)]
+    # SIGTERM during step 5 only checkpoints and training carries on to the end
+    assert out["protocol"]["steps"] == 6 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
+
+
+def test_unreadable_image_in_a_run_names_file_and_manifest(tiny_manifest, make_config, tmp_path):
+    bad = tiny_manifest.root / tiny_manifest.table.iloc[5]["path"]
+    bad.write_bytes(b"broken")
+    with pytest.raises(StudyError) as e:
+        pretrain(make_config(), tmp_path / "run")
+    assert str(bad) in str(e.value) and "manifest tiny" in str(e.value)
+
+
+def test_finetune_from_encoder_on_labeled_subset(tiny_manifest, make_config, tmp_path):
+    pretrain(make_config(steps=3), tmp_path / "ssl")
+    cfg = make_config(method="supervised", subset="labeled", size=16, init_encoder=str(tmp_path / "ssl" / "encoder.pt"),
+                      optim={"name": "sgd", "lr": 0.5}, steps=4)
+    out = pretrain(cfg, tmp_path / "ft")
+    names = [m["metric"] for m in out["metrics"]]
+    assert names == ["loss", "train_top1"] and 0 <= out["metrics"][1]["value"] <= 1
+    assert out["protocol"]["images"] == 16 and out["protocol"]["init_encoder"].endswith("encoder.pt")
+    # fine-tuning starts from the encoder's weights: with no steps the written encoder is the loaded one
+    import dataclasses
+
+    pretrain(dataclasses.replace(cfg, steps=0), tmp_path / "ft0")
+    _assert_same_state(_weights(tmp_path / "ssl" / "encoder.pt"), _weights(tmp_path / "ft0" / "encoder.pt"))
+    assert any(not torch.equal(v, _weights(tmp_path / "ssl" / "encoder.pt")[k])
+               for k, v in _weights(tmp_path / "ft" / "encoder.pt").items() if v.is_floating_point())
+    wrong = make_config(method="supervised", width=8, init_encoder=str(tmp_path / "ssl" / "encoder.pt"))
+    with pytest.raises(StudyError, match="init_encoder"):
+        pretrain(wrong, tmp_path / "wrong")
+    with pytest.raises(StudyError, match="pretrain.size"):
+        pretrain(make_config(size=100), tmp_path / "big")
