@@ -56,13 +56,23 @@ def bare_rate(batch_views: int, size: int, device: torch.device, bf16: bool, cha
     return steps * batch_views / (time.perf_counter() - t0)
 
 
+class _NormaliseOnly:
+    """--breakdown: the step without photometric augmentation (uint8 -> float only)."""
+
+    num_views = 2
+
+    def batch(self, views, generator):
+        return [v.float().div_(255) for v in views]
+
+
 def simclr_rate(batch: int, size: int, device: torch.device, bf16: bool, channels_last: bool, steps: int,
-                warmup: int, smoke: bool) -> float:
+                warmup: int, smoke: bool, optimizer_name: str = "lars", augment: bool = True) -> float:
     """Images/s (2 views each) of our SimCLR training step."""
     from study.train.augment import build_augment
 
     cfg = PretrainConfig.from_dict({
         "manifest": "synthetic", "method": "simclr", "batch_size": batch, "image_size": size,
+        "optim": {"name": optimizer_name},
         **({"backbone": "resnet18_small", "width": 8, "head": [64, 32]} if smoke else {}),
     })
     torch.manual_seed(0)
@@ -70,7 +80,7 @@ def simclr_rate(batch: int, size: int, device: torch.device, bf16: bool, channel
     if channels_last:
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method, cfg.optim, lr=0.0)
-    aug = build_augment(cfg.augment_config())
+    aug = build_augment(cfg.augment_config()) if augment else _NormaliseOnly()
     g = torch.Generator().manual_seed(0)
     pin = device.type == "cuda"
     views = [torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=g) for _ in range(2)]
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--smoke", action="store_true", help="tiny model, 32 px, a few steps, on CPU")
+    p.add_argument("--breakdown", action="store_true", help="also time the step without augmentation, and with SGD")
     a = p.parse_args(argv)
     if a.smoke:
         device, a.batch, a.image_size, a.steps, a.warmup = torch.device("cpu"), 8, 32, 2, 1
@@ -113,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
           f"bf16: {cuda}  channels_last: {cuda}", flush=True)
     ours = simclr_rate(a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke)
     bare = bare_rate(2 * a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke)
+    if a.breakdown:
+        no_aug = simclr_rate(a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke, augment=False)
+        sgd = simclr_rate(a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke, "sgd")
+        print(f"breakdown_no_augment_images_per_s: {no_aug:.1f}")
+        print(f"breakdown_sgd_instead_of_lars_images_per_s: {sgd:.1f}")
     print(f"bare_model_fwd_bwd_views_per_s: {bare:.1f}")
     print(f"simclr_step_images_per_s: {ours:.1f}")
     print(f"simclr_step_views_per_s: {2 * ours:.1f}")

@@ -230,7 +230,7 @@ def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
     missing["state"] = [states.get(j, "no result yet") for j in missing["job_id"]]
-    missing = missing.sort_values(["stage", "job_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    missing = missing.sort_values(["stage", "job_id"], kind="stable").reset_index(drop=True)
     return Collection(table, skipped, planned, missing, plan.name)
 
 

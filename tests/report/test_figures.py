@@ -87,7 +87,8 @@ def test_domain_pooling_bar_heights():
 def test_domain_concat_bars_and_gain():
     fig, data = domain_concat.draw(table_of(domain_records()))
     bars = _bars(fig.axes[0])
-    assert bars == pytest.approx({"first encoder": [0.45], "second encoder": [0.25], "concatenated": [0.48]})
+    assert {k: v[0] for k, v in bars.items()} == pytest.approx(
+        {"first encoder": 0.45, "second encoder": 0.25, "concatenated": 0.48})
     table = domain_concat.paper_table(data)
     assert table["gain over better single"].iloc[0] == pytest.approx(0.03)
 
@@ -106,7 +107,8 @@ def test_granularity_levels_ordered_by_protocol():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["kingdom", "order", "species"]
     got = {c.get_label(): list(c.lines[0].get_ydata()) for c in ax.containers}
-    assert got == {"simclr": pytest.approx([0.95, 0.7, 0.5]), "supervised": pytest.approx([0.99, 0.9, 0.8])}
+    assert set(got) == {"simclr", "supervised"}
+    assert got["simclr"] == pytest.approx([0.95, 0.7, 0.5]) and got["supervised"] == pytest.approx([0.99, 0.9, 0.8])
     table = granularity.paper_table(data)
     assert list(table.columns) == ["eval_dataset", "line", "kingdom", "order", "species"]
 

@@ -1,0 +1,13 @@
+"""Corruptions of pretraining images, one file each, behind `CORRUPTIONS`.
+
+`parse_corruption("downsample:factor=2") -> CorruptionSpec`; `apply_corruption(spec, img, key) -> PIL.Image`,
+deterministic in `key` (the manifest seed and the image's relative path, `"<seed>:<path>"`).
+The paper does not state its corruption parameters; the defaults here are ours (see each module).
+"""
+from __future__ import annotations
+
+from study.corruptions.base import CORRUPTIONS, Corruption, CorruptionSpec, apply_corruption, parse_corruption
+
+from study.corruptions import downsample, jpeg, none, salt_pepper  # noqa: E402,F401  (each registers itself)
+
+__all__ = ["CORRUPTIONS", "Corruption", "CorruptionSpec", "apply_corruption", "parse_corruption"]

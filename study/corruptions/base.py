@@ -1,0 +1,111 @@
+"""The corruption registry, the parsed spec, and the seeded rng a corruption draws from."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from study.errors import StudyError
+from study.registry import Registry
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default, how a string becomes a value, and a check that raises ValueError."""
+
+    default: Any
+    parse: Callable[[str], Any]
+    check: Callable[[Any], None] = lambda v: None
+    in_slug: bool = True  # always spelled in the slug and the canonical string (else only when not the default)
+
+
+@dataclass(frozen=True)
+class Corruption:
+    name: str
+    params: dict[str, Param]
+    apply: Callable[[Image.Image, dict, np.random.Generator], Image.Image]
+    doc: str = ""
+
+
+CORRUPTIONS: Registry[Corruption] = Registry("corruption")
+
+
+def register(corruption: Corruption) -> Corruption:
+    return CORRUPTIONS.register(corruption.name)(corruption)
+
+
+def _spell(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """A corruption and its parameters (every one, defaults filled). `str(spec)` is the canonical spelling."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def _shown(self) -> list[tuple[str, Any]]:
+        spec = CORRUPTIONS.get(self.name)
+        return [(k, v) for k, v in self.params if spec.params[k].in_slug or v != spec.params[k].default]
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe spelling, e.g. `downsample-factor2`, `salt_pepper-fraction0.1`."""
+        return "-".join([self.name] + [f"{k}{_spell(v)}" for k, v in self._shown()])
+
+    def __str__(self) -> str:
+        shown = self._shown()
+        if not shown:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={_spell(v)}" for k, v in shown)
+
+
+def parse_corruption(text: str) -> CorruptionSpec:
+    """`name[:key=value,...]` -> CorruptionSpec; StudyError on an unknown name, parameter or value."""
+    text = str(text).strip()
+    name, _, rest = text.partition(":")
+    corruption = CORRUPTIONS.get(name.strip(), "corruption")
+    given: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise StudyError(f"corruption {text!r}: parameter {item!r} must be key=value")
+        if key not in corruption.params:
+            known = ", ".join(corruption.params) or "none"
+            raise StudyError(f"corruption {text!r}: unknown parameter {key!r} of {corruption.name} (known: {known})")
+        if key in given:
+            raise StudyError(f"corruption {text!r}: parameter {key!r} given twice")
+        param = corruption.params[key]
+        try:
+            value = param.parse(raw.strip())
+            param.check(value)
+        except ValueError as e:
+            raise StudyError(f"corruption {text!r}: bad value {raw.strip()!r} for {key}: {e}") from None
+        given[key] = value
+    params = tuple((k, given.get(k, p.default)) for k, p in corruption.params.items())
+    return CorruptionSpec(corruption.name, params)
+
+
+def corruption_rng(key: str) -> np.random.Generator:
+    """The rng of one image: seeded by its key (`"<manifest seed>:<relative path>"`), the same on every machine."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16, person=b"study-corrupt").digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def apply_corruption(spec: CorruptionSpec | str, img: Image.Image, key: str) -> Image.Image:
+    """The corrupted image (same size as `img`); deterministic in (spec, image, key)."""
+    if isinstance(spec, str):
+        spec = parse_corruption(spec)
+    corruption = CORRUPTIONS.get(spec.name, "corruption")
+    return corruption.apply(img, spec.kwargs, corruption_rng(f"{spec}|{key}"))

@@ -1,0 +1,30 @@
+"""`salt_pepper`: set a `fraction` of the pixels (all channels) to black or white, half each on average.
+
+Default fraction 0.1 (ours: the paper does not state it). Which pixels, and black or white, come from the image's
+seeded rng, so every epoch and every machine sees the same noise.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from study.corruptions.base import Corruption, Param, register
+
+
+def _fraction(v: float) -> None:
+    if not 0.0 <= v <= 1.0:
+        raise ValueError("fraction must be in 0..1")
+
+
+def salt_pepper(img: Image.Image, p: dict, rng: np.random.Generator) -> Image.Image:
+    src = img if img.mode in ("RGB", "L") else img.convert("RGB")
+    a = np.array(src)
+    h, w = a.shape[:2]
+    hit = rng.random((h, w)) < p["fraction"]
+    salt = rng.random((h, w)) < 0.5
+    a[hit & salt] = 255
+    a[hit & ~salt] = 0
+    return Image.fromarray(a, src.mode)
+
+
+register(Corruption("salt_pepper", {"fraction": Param(0.1, float, _fraction)}, salt_pepper, __doc__))

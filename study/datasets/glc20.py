@@ -1,0 +1,123 @@
+"""`glc20`: GeoLifeCLEF 2020 occurrences (`occurrences_{fr,us}_{train,test}.csv`, `;`-separated) and their patches.
+
+The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
+`patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
+the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover.
+Splits: `train`, `test` (both regions), or one region: `us_train`, `fr_train`, `us_test`, `fr_test`.
+Labels by a named rule (recorded in the manifest), `--label-rule`:
+  landcover_center (default) the land-cover code at the centre pixel (read through a memory map),
+  landcover_mode             the most frequent land-cover code of the patch (ties: the smallest code),
+  species                    `species_id` (train splits only; the test CSVs have none).
+Land-cover classes are the codes found in the split, sorted (`class_name` `landcover_<code>`); species classes are
+the species ids found, sorted. Check that the train and test manifests list the same classes (`study manifest show`).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from study.datasets.base import DATASETS, Index, ReaderOptions, source_entry
+from study.errors import StudyError
+
+LABEL_RULES = ("landcover_center", "landcover_mode", "species")
+LANDCOVER_CHANNEL = 4
+
+
+def patch_patterns(root: Path) -> dict[str, str]:
+    """Per region, the path pattern of a patch relative to `root` (fields id, cd, ab, nn)."""
+    us = "patches_us/{cd}/{ab}/{id}.npy"
+    if any((root / "patches_us" / f"patches_us_{nn:02d}").is_dir() for nn in range(1, 21)):
+        us = "patches_us/patches_us_{nn}/{cd}/{ab}/{id}.npy"
+    elif any((root / f"patches_us_{nn:02d}").is_dir() for nn in range(1, 21)):
+        us = "patches_us_{nn}/{cd}/{ab}/{id}.npy"
+    return {"fr": "patches_fr/{cd}/{ab}/{id}.npy", "us": us}
+
+
+def patch_path(pattern: str, occurrence_id: int) -> str:
+    cd = occurrence_id % 100
+    ab = (occurrence_id // 100) % 100
+    return pattern.format(id=occurrence_id, cd=f"{cd:02d}", ab=f"{ab:02d}", nn=f"{cd // 5 + 1:02d}")
+
+
+def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+    except Exception as e:  # pandas' ParserError names the line
+        raise StudyError(f"{path}: malformed CSV: {e}") from None
+    columns = [c.strip() for c in df.columns]
+    df.columns = columns
+    if "id" not in columns:
+        raise StudyError(f"{path} line 1: no 'id' column (found {', '.join(columns)})")
+    if need_species and "species_id" not in columns:
+        raise StudyError(f"{path} line 1: no 'species_id' column, which --label-rule species needs")
+    out = []
+    for col in ("id", "species_id") if need_species else ("id",):
+        values = df[col].to_numpy()
+        try:
+            out.append(np.array(values, dtype=np.int64))
+        except ValueError:
+            bad = next(i for i, v in enumerate(values) if not str(v).strip().lstrip("-").isdigit())
+            raise StudyError(f"{path} line {bad + 2}: {col} {values[bad]!r} is not an integer") from None
+    return out[0], (out[1] if need_species else None)
+
+
+def landcover_label(file: Path, rule: str) -> int:
+    try:
+        patch = np.load(file, mmap_mode="r")
+        if patch.ndim != 3 or patch.shape[2] <= LANDCOVER_CHANNEL:
+            raise ValueError(f"expected H x W x 5, got shape {patch.shape}")
+        if rule == "landcover_center":
+            return int(patch[patch.shape[0] // 2, patch.shape[1] // 2, LANDCOVER_CHANNEL])
+        channel = np.asarray(patch[:, :, LANDCOVER_CHANNEL]).astype(np.int64).ravel()
+        return int(np.argmax(np.bincount(channel - channel.min())) + channel.min())
+    except FileNotFoundError:
+        raise StudyError(f"glc20: patch not found: {file}") from None
+    except (OSError, ValueError) as e:
+        raise StudyError(f"glc20: cannot read patch {file}: {e}") from None
+
+
+@DATASETS.register("glc20")
+def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
+    rule = options.label_rule or "landcover_center"
+    if rule not in LABEL_RULES:
+        raise StudyError(f"glc20: unknown --label-rule {rule!r} (expected one of {', '.join(LABEL_RULES)})")
+    region, _, part = split.rpartition("_")
+    if part not in ("train", "test") or region not in ("", "fr", "us"):
+        raise StudyError(f"glc20: unknown split {split!r} (expected train, test, us_train, fr_train, us_test, fr_test)")
+    regions = [region] if region else ["fr", "us"]
+    patterns = patch_patterns(root)
+    csvs = [(r, root / f"occurrences_{r}_{part}.csv") for r in regions]
+    csvs = [(r, p) for r, p in csvs if p.is_file()] if not region else csvs
+    if not csvs or not all(p.is_file() for _, p in csvs):
+        wanted = region or "{fr,us}"
+        raise StudyError(f"glc20: occurrence file not found: {root}/occurrences_{wanted}_{part}.csv")
+    paths: list[str] = []
+    raw: list[np.ndarray] = []
+    sources = []
+    for r, csv_path in csvs:
+        ids, species = read_occurrences(csv_path, rule == "species")
+        paths.extend(patch_path(patterns[r], int(i)) for i in ids)
+        sources.append(source_entry(root, csv_path))
+        if species is not None:
+            raw.append(species)
+    if rule == "species":
+        codes = np.concatenate(raw)
+    else:
+        codes = np.empty(len(paths), dtype=np.int64)
+        for i, p in enumerate(paths):
+            codes[i] = landcover_label(root / p, rule)
+            if (i + 1) % 50000 == 0:
+                print(f"[manifest] glc20: {i + 1}/{len(paths)} patches read for {rule}", file=sys.stderr)
+    values, labels = np.unique(codes, return_inverse=True)
+    prefix = "" if rule == "species" else "landcover_"
+    class_names = [f"{prefix}{int(v)}" for v in values]
+    return Index(
+        paths=pa.array(paths, type=pa.string()), labels=labels.astype(np.int64), class_names=class_names, kind="npy",
+        sources=sources,
+        info={"label_rule": rule, "channels": [0, 1, 2], "class_codes": [int(v) for v in values]},
+    )

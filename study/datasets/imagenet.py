@@ -1,0 +1,163 @@
+"""`imagenet`: ILSVRC-2012 as extracted from the official archives, or in Kaggle's layout.
+
+Official: `train/<wnid>/*.JPEG`; `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt`
+(line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`, which maps ILSVRC2012_ID -> wnid (that
+order is NOT the sorted-wnid order; scipy reads it). A `val/` already sorted into `<wnid>/` folders is read as a tree.
+Kaggle: `LOC_synset_mapping.txt`, `LOC_val_solution.csv`, `ILSVRC/Data/CLS-LOC/{train,val}/`.
+Class index = sorted wnid order, as torchvision; `class_name` is the wnid.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.datasets.imagefolder import index_class_tree
+from study.datasets.scan import IMG_EXTENSIONS, list_dirs, list_files
+from study.errors import StudyError
+
+KAGGLE_DATA = Path("ILSVRC/Data/CLS-LOC")
+DEVKIT_DIRS = ("ILSVRC2012_devkit_t12/data", "devkit/data", "ILSVRC2012_devkit_t12", "devkit", ".")
+
+
+@DATASETS.register("imagenet")
+def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
+    if split not in ("train", "val"):
+        raise StudyError(f"imagenet: unknown split {split!r} (expected train or val; test has no labels)")
+    kaggle = (root / "LOC_synset_mapping.txt").is_file() or (root / KAGGLE_DATA).is_dir()
+    data = root / KAGGLE_DATA if kaggle else root
+    folder = data / split
+    if not folder.is_dir():
+        raise StudyError(f"imagenet: split folder not found: {folder}")
+    wnids = kaggle_wnids(root) if kaggle else None
+    if split == "train" or list_dirs(folder):
+        index = index_class_tree(root, folder)
+        if wnids is not None and index.class_names != wnids:
+            missing = sorted(set(wnids) ^ set(index.class_names))[:3]
+            raise StudyError(f"imagenet: class folders of {folder} differ from LOC_synset_mapping.txt (e.g. {missing})")
+    elif kaggle:
+        index = kaggle_val(root, folder, wnids)
+    else:
+        index = devkit_val(root, folder)
+    index.info["layout"] = "kaggle" if kaggle else "official"
+    if kaggle:
+        index.sources.insert(0, source_entry(root, root / "LOC_synset_mapping.txt"))
+    return index
+
+
+def kaggle_wnids(root: Path) -> list[str]:
+    path = require_file(root / "LOC_synset_mapping.txt", "imagenet: LOC_synset_mapping.txt")
+    wnids = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            wnid = line.split(maxsplit=1)[0]
+            if not (wnid.startswith("n") and wnid[1:].isdigit()):
+                raise StudyError(f"{path} line {line_no}: expected '<wnid> <words>', got {line.strip()[:60]!r}")
+            wnids.append(wnid)
+    if len(set(wnids)) != len(wnids):
+        raise StudyError(f"{path}: a wnid is listed twice")
+    return sorted(wnids)
+
+
+def flat_images(folder: Path) -> list[str]:
+    return list_files(folder, IMG_EXTENSIONS, recursive=False)
+
+
+def labelled(root: Path, folder: Path, names_to_wnid: dict[str, str], wnids: list[str], where: Path) -> Index:
+    """Index of the flat files of `folder` labelled through `names_to_wnid` (file stem -> wnid)."""
+    files = flat_images(folder)
+    by_stem = {f.rsplit(".", 1)[0]: f for f in files}
+    missing = sorted(set(names_to_wnid) - set(by_stem))
+    if missing:
+        raise StudyError(f"{where}: image {missing[0]!r} is listed but not found in {folder}")
+    unlisted = sorted(set(by_stem) - set(names_to_wnid))
+    if unlisted:
+        raise StudyError(f"{folder}: image {by_stem[unlisted[0]]!r} has no label in {where}")
+    cls = {w: i for i, w in enumerate(wnids)}
+    prefix = folder.relative_to(root).as_posix() + "/"
+    stems = sorted(names_to_wnid)
+    labels = np.empty(len(stems), dtype=np.int64)
+    for i, s in enumerate(stems):
+        w = names_to_wnid[s]
+        if w not in cls:
+            raise StudyError(f"{where}: image {s!r} has unknown class {w!r}")
+        labels[i] = cls[w]
+    paths = pa.array([prefix + by_stem[s] for s in stems], type=pa.string())
+    return Index(paths=paths, labels=labels, class_names=list(wnids))
+
+
+def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
+    path = require_file(root / "LOC_val_solution.csv", "imagenet: LOC_val_solution.csv")
+    names: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
+            raise StudyError(f"{path} line 1: expected the header 'ImageId,PredictionString'")
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != 2 or not row[1].split():
+                raise StudyError(f"{path} line {reader.line_num}: expected 'ImageId,<wnid> x y x y ...'")
+            image_id = row[0].strip()
+            if image_id in names:
+                raise StudyError(f"{path} line {reader.line_num}: image {image_id!r} is listed twice")
+            names[image_id] = row[1].split()[0]
+    index = labelled(root, folder, names, wnids, path)
+    index.sources.append(source_entry(root, path))
+    return index
+
+
+def find_devkit(root: Path) -> Path:
+    for d in DEVKIT_DIRS:
+        if (root / d / "ILSVRC2012_validation_ground_truth.txt").is_file():
+            return root / d
+    raise StudyError(
+        f"imagenet: ILSVRC2012_validation_ground_truth.txt not found under {root} "
+        f"(looked in {', '.join(DEVKIT_DIRS)}); extract ILSVRC2012_devkit_t12.tar.gz there"
+    )
+
+
+def devkit_synsets(meta: Path) -> dict[int, str]:
+    """ILSVRC2012_ID -> wnid of the 1000 leaf synsets of the devkit's meta.mat."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise StudyError(f"reading {meta} needs scipy (pip install 'study[imagenet]')") from None
+    try:
+        synsets = loadmat(meta, squeeze_me=True)["synsets"]
+        ids = [int(s) for s in synsets["ILSVRC2012_ID"]]
+        wnids = [str(s) for s in synsets["WNID"]]
+        children = [int(s) for s in synsets["num_children"]]
+    except Exception as e:  # scipy raises many kinds on a bad file
+        raise StudyError(f"{meta}: not a devkit meta.mat ({type(e).__name__}: {e})") from None
+    return {i: w for i, w, c in zip(ids, wnids, children) if c == 0}
+
+
+def devkit_val(root: Path, folder: Path) -> Index:
+    devkit = find_devkit(root)
+    gt = devkit / "ILSVRC2012_validation_ground_truth.txt"
+    meta = require_file(devkit / "meta.mat", "imagenet: devkit meta.mat")
+    id_to_wnid = devkit_synsets(meta)
+    wnids = sorted(id_to_wnid.values())
+    names: dict[str, str] = {}
+    with open(gt, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                ilsvrc_id = int(text)
+            except ValueError:
+                raise StudyError(f"{gt} line {line_no}: expected an integer ILSVRC2012_ID, got {text[:40]!r}") from None
+            if ilsvrc_id not in id_to_wnid:
+                raise StudyError(f"{gt} line {line_no}: label {ilsvrc_id} is out of range (not a class of {meta})")
+            names[f"ILSVRC2012_val_{line_no:08d}"] = id_to_wnid[ilsvrc_id]
+    index = labelled(root, folder, names, wnids, gt)
+    index.sources += [source_entry(root, gt), source_entry(root, meta)]
+    return index

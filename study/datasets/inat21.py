@@ -1,0 +1,143 @@
+"""`inat21`: iNaturalist 2021 from its COCO-style JSON (`train.json`, `train_mini.json`, `val.json`).
+
+Annotations are joined to images on `image_id` (never by position); label = `category_id` (0..9999, the same index
+torchvision uses). Paths are the images' `file_name`, which already start with the split folder. The taxonomy is
+kept as the columns kingdom, phylum, class, order, family, genus, species (the category's `name`), plus
+`supercategory`. The JSON is parsed with a hook that keeps only (id, file_name) and (image_id, category_id) pairs,
+so the whole 2.7M-image file fits in a few GB.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.errors import StudyError
+
+LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+SPLITS = ("train", "train_mini", "val")
+
+
+class _Image(tuple):
+    __slots__ = ()
+
+
+class _Annotation(tuple):
+    __slots__ = ()
+
+
+def _hook(d: dict):
+    if "file_name" in d:
+        return _Image((d.get("id"), d["file_name"]))
+    if "image_id" in d:
+        return _Annotation((d["image_id"], d.get("category_id")))
+    return d
+
+
+def load_coco(path: Path) -> dict:
+    """The JSON document, images and annotations reduced to pairs; StudyError naming line and column if malformed."""
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read(), object_hook=_hook)
+    except json.JSONDecodeError as e:
+        raise StudyError(f"{path} line {e.lineno} column {e.colno}: malformed JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise StudyError(f"{path}: not UTF-8 JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise StudyError(f"{path}: expected a JSON object with images, annotations and categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(doc.get(key), list):
+            what = "no annotations (a test split has no labels)" if key == "annotations" else f"no {key!r} list"
+            raise StudyError(f"{path}: {what}")
+    return doc
+
+
+def _ints(values: list, path: Path, what: str) -> np.ndarray:
+    try:
+        arr = np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        bad = next(i for i, v in enumerate(values) if not isinstance(v, int) or isinstance(v, bool))
+        raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, not an integer") from None
+    return arr
+
+
+@DATASETS.register("inat21")
+def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
+    if split not in SPLITS:
+        raise StudyError(f"inat21: unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    path = require_file(root / f"{split}.json", f"inat21 {split} annotation file")
+    doc = load_coco(path)
+    images, annotations, categories = doc["images"], doc["annotations"], doc["categories"]
+
+    for i, c in enumerate(categories):
+        if not isinstance(c, dict) or "id" not in c:
+            raise StudyError(f"{path}: categories[{i}] has no 'id'")
+    cat_ids = _ints([c["id"] for c in categories], path, "categories[i].id of entry")
+    num_classes = len(categories)
+    if not np.array_equal(np.sort(cat_ids), np.arange(num_classes)):
+        raise StudyError(f"{path}: category ids must be 0..{num_classes - 1}, each once")
+    by_id = sorted(categories, key=lambda c: c["id"])
+
+    bad = next((i for i, x in enumerate(images) if not isinstance(x, _Image)), None)
+    if bad is not None:
+        raise StudyError(f"{path}: images[{bad}] has no 'file_name'")
+    bad = next((i for i, x in enumerate(annotations) if not isinstance(x, _Annotation)), None)
+    if bad is not None:
+        raise StudyError(f"{path}: annotations[{bad}] has no 'image_id'")
+    image_ids = _ints([x[0] for x in images], path, "id of images entry")
+    names = [x[1] for x in images]
+    del doc, images
+    ann_image = _ints([x[0] for x in annotations], path, "image_id of annotations entry")
+    ann_cat = _ints([x[1] for x in annotations], path, "category_id of annotations entry")
+    del annotations
+
+    order = np.argsort(image_ids, kind="stable")
+    sorted_ids = image_ids[order]
+    dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+    if len(dup):
+        raise StudyError(f"{path}: image id {int(sorted_ids[dup[0]])} is listed twice")
+    pos = np.searchsorted(sorted_ids, ann_image)
+    pos_clipped = np.minimum(pos, len(sorted_ids) - 1)
+    unknown = np.flatnonzero(sorted_ids[pos_clipped] != ann_image)
+    if len(unknown):
+        i = int(unknown[0])
+        raise StudyError(f"{path}: annotations[{i}] refers to image id {int(ann_image[i])}, which is not in images")
+    out_of_range = np.flatnonzero((ann_cat < 0) | (ann_cat >= num_classes))
+    if len(out_of_range):
+        i = int(out_of_range[0])
+        raise StudyError(f"{path}: annotations[{i}]: label (category_id) {int(ann_cat[i])} is out of range "
+                         f"0..{num_classes - 1}")
+    counts = np.bincount(pos, minlength=len(sorted_ids))
+    if (counts > 1).any():
+        j = int(np.flatnonzero(counts > 1)[0])
+        raise StudyError(f"{path}: image id {int(sorted_ids[j])} has more than one annotation")
+    if (counts == 0).any():
+        j = int(np.flatnonzero(counts == 0)[0])
+        raise StudyError(f"{path}: image id {int(sorted_ids[j])} has no annotation")
+    labels = np.empty(len(image_ids), dtype=np.int64)
+    labels[order[pos]] = ann_cat
+
+    try:
+        paths = pa.array(names, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        bad = next(i for i, n in enumerate(names) if not isinstance(n, str))
+        raise StudyError(f"{path}: images[{bad}].file_name is {names[bad]!r}, not a string") from None
+    paths = pc.replace_substring(paths, "\\", "/")
+
+    def per_class(key: str) -> list[str]:
+        return [str(c.get(key, "")) for c in by_id]
+
+    class_names = per_class("name")
+    label_array = pa.array(labels, type=pa.int64())
+    columns = {"supercategory": pc.take(pa.array(per_class("supercategory")), label_array)}
+    for level in LEVELS:
+        values = class_names if level == "species" else per_class(level)
+        columns[level] = pc.take(pa.array(values, type=pa.string()), label_array)
+    return Index(
+        paths=paths, labels=labels, class_names=class_names, levels=list(LEVELS), columns=columns,
+        sources=[source_entry(root, path)],
+    )

@@ -1,0 +1,257 @@
+"""Cluster profiles: where jobs go (partition, account, ...), what a node holds, per-stage resources, cost numbers.
+
+A profile is a YAML file (see grids/README.md, "Cluster profiles"); `load_profile(path)` validates it once into a
+`Profile`. `Profile()` with no file is the built-in default: a generic 8-GPU node and no partition.
+`resolve_resources(...)` turns the layered resource specs (profile stage, grid stage, evaluate entry) into one
+`Resources` per job; the launcher groups jobs by `(stage, resources)` into arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from study.errors import StudyError
+from study.grids.values import parse_mem_gb, parse_minutes
+from study.grids.yamlio import YMap, check_keys, fail, load_yaml
+
+STAGES = ("pretrain", "evaluate")
+RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
+COST_KINDS = ("pretrain", "finetune", "extract")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks of the scheduler: per node `gpus`, `cpus`, `mem_gb`; `time_min` wall-clock limit; `nodes`."""
+
+    gpus: int = 1
+    cpus: int = 8
+    mem_gb: float = 32.0
+    time_min: int = 24 * 60
+    nodes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gpus": self.gpus, "cpus": self.cpus, "mem_gb": self.mem_gb, "time_min": self.time_min,
+                "nodes": self.nodes}
+
+
+# ours: rough A100 rates with bf16 and channels_last; images of the dataset per second per GPU (a two-view SSL
+# step counts one image). A job without GPU uses the same numbers per job. Override them in your profile.
+DEFAULT_THROUGHPUT = {
+    "resnet50": {"pretrain": 700.0, "finetune": 1300.0, "extract": 3000.0},
+    "resnet18": {"pretrain": 2000.0, "finetune": 3500.0, "extract": 9000.0},
+}
+# ours: cost of one pretraining image relative to SimCLR (supervised: one view and no projection head)
+DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5, "random": 0.0}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The numbers of the throughput model (grids/README.md, "Cost model")."""
+
+    throughput: dict[str, dict[str, float]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_THROUGHPUT.items()})
+    method_factor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_FACTOR))
+    job_overhead_min: float = 5.0  # ours: start-up, loading, checkpoint writes
+    probe_min: float = 1.0  # ours: one linear probe (or kNN pass) on cached features
+    default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
+    finetune_epochs: float = 100.0  # ours: fine-tuning and from-scratch epochs when the grid gives none
+    default_test_images: int = 50_000  # when a dataset does not give `test_images`
+
+    def rate(self, backbone: str | None, kind: str) -> float:
+        table = self.throughput.get(backbone or "") or self.throughput.get("resnet50") or DEFAULT_THROUGHPUT["resnet50"]
+        return float(table.get(kind) or DEFAULT_THROUGHPUT["resnet50"][kind])
+
+
+DEFAULT_STAGES = {
+    "pretrain": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "24h"},
+    "evaluate": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "12h"},
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A cluster profile. `stages[stage]` holds the raw resource specs (values may be `node`)."""
+
+    name: str = "default"
+    path: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_node: int | None = 8
+    cpus_per_node: int | None = 64
+    mem_per_node_gb: float | None = 480.0
+    max_array_size: int = 1000
+    max_parallel_gpus: int | None = None
+    setup: tuple[str, ...] = ()
+    additional: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
+    stage_lines: dict[str, int] = field(default_factory=dict)
+    cost: CostModel = field(default_factory=CostModel)
+
+    def require_partition(self) -> str:
+        """The partition, or a StudyError: `--cluster slurm` needs one (the launcher calls this before submitting)."""
+        if not self.partition:
+            where = self.path or "the built-in default profile"
+            raise StudyError(f"{where}: no 'partition' (required for --cluster slurm); add e.g. `partition: gpu` "
+                             f"to the profile, or pass --profile FILE")
+        return self.partition
+
+
+PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_node",
+                "mem_per_node", "max_array_size", "max_parallel_gpus", "setup", "additional", "stages", "cost")
+COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "default_epochs", "finetune_epochs",
+             "default_test_images")
+
+
+def require_partition(profile: Profile) -> str:
+    """See `Profile.require_partition`."""
+    return profile.require_partition()
+
+
+def load_profile(path: str | Path | None) -> Profile:
+    """The profile in `path` (validated), or the built-in default when `path` is None."""
+    if path is None:
+        return Profile()
+    p = str(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, YMap):
+        raise fail(p, getattr(raw, "line", 1), "a profile must be a mapping")
+    check_keys(p, raw, PROFILE_KEYS)
+
+    def opt_str(key: str) -> str | None:
+        v = raw.get(key)
+        if v is not None and not isinstance(v, str):
+            raise fail(p, raw.line_of(key), f"{key}: expected a string, got {v!r}")
+        return v or None
+
+    def opt_int(key: str, default: int | None) -> int | None:
+        if key not in raw or raw[key] is None:
+            return default
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 0, got {v!r}")
+        return v
+
+    mem = raw.get("mem_per_node")
+    try:
+        mem_gb = parse_mem_gb(mem) if mem is not None else None
+    except ValueError as e:
+        raise fail(p, raw.line_of("mem_per_node"), f"mem_per_node: {e}") from None
+    setup = raw.get("setup") or []
+    if not isinstance(setup, list) or not all(isinstance(s, str) for s in setup):
+        raise fail(p, raw.line_of("setup"), "setup: expected a list of shell lines")
+    additional = raw.get("additional") or {}
+    if not isinstance(additional, dict):
+        raise fail(p, raw.line_of("additional"), "additional: expected a mapping of extra sbatch options")
+    stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
+    stage_lines: dict[str, int] = {}
+    raw_stages = raw.get("stages") or YMap()
+    if not isinstance(raw_stages, YMap):
+        raise fail(p, raw.line_of("stages"), "stages: expected a mapping stage -> resources")
+    check_keys(p, raw_stages, STAGES, what="stage")
+    for stage, spec in raw_stages.items():
+        if not isinstance(spec, YMap):
+            raise fail(p, raw_stages.line_of(stage), f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
+        check_keys(p, spec, RESOURCE_KEYS, what="resource")
+        stages[stage] = {**stages[stage], **spec}
+        stage_lines[stage] = spec.line
+    max_array = opt_int("max_array_size", 1000)
+    if not max_array:
+        raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
+    prof = Profile(
+        name=str(raw.get("name") or Path(p).stem), path=p,
+        partition=opt_str("partition"), account=opt_str("account"), qos=opt_str("qos"),
+        constraint=opt_str("constraint"),
+        gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
+        mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
+        setup=tuple(setup), additional=dict(additional), stages=stages, stage_lines=stage_lines,
+        cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
+    )
+    # the profile's own stage defaults must fit its nodes
+    for stage in STAGES:
+        resolve_resources(prof, stage, [])
+    return prof
+
+
+def _load_cost(p: str, raw: Any, line: int) -> CostModel:
+    if raw is None:
+        return CostModel()
+    if not isinstance(raw, YMap):
+        raise fail(p, line, "cost: expected a mapping")
+    check_keys(p, raw, COST_KEYS, what="cost key")
+    base = CostModel()
+    throughput = {k: dict(v) for k, v in base.throughput.items()}
+    tp = raw.get("throughput") or YMap()
+    if not isinstance(tp, YMap):
+        raise fail(p, raw.line_of("throughput"), "cost.throughput: expected backbone -> {pretrain, finetune, extract}")
+    for backbone, rates in tp.items():
+        if not isinstance(rates, YMap):
+            raise fail(p, tp.line_of(backbone), f"cost.throughput.{backbone}: expected a mapping of {', '.join(COST_KINDS)}")
+        check_keys(p, rates, COST_KINDS, what="throughput kind")
+        for kind, v in rates.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise fail(p, rates.line_of(kind), f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
+        throughput[str(backbone)] = {**throughput.get(str(backbone), {}), **{k: float(v) for k, v in rates.items()}}
+    factors = dict(base.method_factor)
+    mf = raw.get("method_factor") or YMap()
+    if not isinstance(mf, YMap):
+        raise fail(p, raw.line_of("method_factor"), "cost.method_factor: expected method -> number")
+    for method, v in mf.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise fail(p, mf.line_of(method), f"cost.method_factor.{method}: expected a number >= 0, got {v!r}")
+        factors[str(method)] = float(v)
+    nums: dict[str, float] = {}
+    for key in ("job_overhead_min", "probe_min", "default_epochs", "finetune_epochs", "default_test_images"):
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise fail(p, raw.line_of(key), f"cost.{key}: expected a number >= 0, got {v!r}")
+            nums[key] = v
+    if "default_test_images" in nums:
+        nums["default_test_images"] = int(nums["default_test_images"])
+    return CostModel(throughput=throughput, method_factor=factors, **nums)  # type: ignore[arg-type]
+
+
+def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, Any]]) -> Resources:
+    """Merge the profile's stage spec with `layers` ((file, YMap) pairs, later wins) into Resources.
+
+    `node` as a value of gpus, cpus or mem means the profile's per-node amount. Each value is checked against
+    the profile's node (a StudyError naming the file and line of the value that does not fit).
+    """
+    spec: dict[str, tuple[Any, str, int]] = {}
+    base_file = profile.path or "built-in default profile"
+    base_line = profile.stage_lines.get(stage, 0)
+    for key, v in profile.stages[stage].items():
+        spec[key] = (v, base_file, base_line)
+    for file, layer in layers:
+        for key, v in layer.items():
+            spec[key] = (v, file, layer.line_of(key) if isinstance(layer, YMap) else 0)
+
+    node = {"gpus": profile.gpus_per_node, "cpus": profile.cpus_per_node, "mem": profile.mem_per_node_gb}
+    out: dict[str, Any] = {}
+    for key in RESOURCE_KEYS:
+        if key not in spec:
+            continue
+        v, file, line = spec[key]
+        if v == "node" and key in node:
+            if node[key] is None:
+                raise fail(file, line, f"{key}: node needs the profile's {key}_per_node ({profile.path or 'built-in default'})")
+            v = node[key]
+        try:
+            if key in ("gpus", "cpus", "nodes"):
+                if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key == "nodes" else 0):
+                    raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0} or 'node', got {v!r}")
+                out[key] = v
+            elif key == "mem":
+                out["mem_gb"] = parse_mem_gb(v)
+            else:
+                out["time_min"] = parse_minutes(v)
+        except ValueError as e:
+            raise fail(file, line, f"{stage} resources: {key}: {e}") from None
+        limit = node.get(key)
+        value = out.get("mem_gb" if key == "mem" else key)
+        if limit is not None and key in node and value is not None and value > limit:
+            raise fail(file, line, f"{stage} resources: {key} {spec[key][0]} is more than a node of profile "
+                                   f"{profile.name!r} holds ({key}_per_node: {limit:g})")
+    return Resources(**out)

@@ -1,0 +1,51 @@
+"""The quickstart's data: real Fashion-MNIST and MNIST digits written once as PNG image-folder trees."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from study.errors import StudyError
+from study.quickstart import export, fashion_mnist
+
+
+@pytest.fixture(scope="module")
+def idx_dir():
+    return fashion_mnist.locate(install=False)
+
+
+def test_fashion_mnist_tree_and_taxonomy(tmp_path, idx_dir):
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=2)
+    classes = sorted(p.name for p in (root / "train").iterdir())
+    assert classes == sorted(export.folder_name(c) for c in fashion_mnist.CLASSES)
+    assert len(list((root / "train").rglob("*.png"))) == 30
+    assert len(list((root / "test").rglob("*.png"))) == 20
+    img = Image.open(next((root / "train" / "bag").glob("*.png")))
+    assert img.size == (28, 28) and img.mode == "L"
+    assert np.asarray(img).std() > 0  # a real picture, not a blank
+    rows = (root / "taxonomy.csv").read_text().splitlines()
+    assert rows[0] == "group,class_name"
+    groups = dict(r.split(",")[::-1] for r in rows[1:])
+    assert groups["ankle_boot"] == "footwear" and groups["t-shirt_top"] == "tops" and len(set(groups.values())) == 5
+
+
+def test_export_is_reused_and_byte_identical(tmp_path, idx_dir):
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    first = {p.relative_to(root): p.read_bytes() for p in root.rglob("*.png")}
+    marker_mtime = (root / export.COMPLETE).stat().st_mtime_ns
+    export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    assert (root / export.COMPLETE).stat().st_mtime_ns == marker_mtime  # reused, not rewritten
+    again = export.export_fashion_mnist(tmp_path / "again", idx_dir, per_class_train=2, per_class_test=1)
+    assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*.png")} == first
+
+
+def test_digits_tree_is_class_balanced(tmp_path):
+    root = export.export_digits(tmp_path, per_class_train=4, per_class_test=2)
+    for split, n in (("train", 4), ("test", 2)):
+        counts = {d.name: len(list(d.glob("*.png"))) for d in (root / split).iterdir()}
+        assert counts == {str(d): n for d in range(10)}
+
+
+def test_named_folder_without_files_is_a_clear_error(tmp_path):
+    with pytest.raises(StudyError, match="missing Fashion-MNIST file"):
+        fashion_mnist.locate(tmp_path)

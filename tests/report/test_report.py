@@ -1,0 +1,119 @@
+"""`study report`: a whole report folder from results on disk, a grid with a failed job, bad files, conflicts."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+import pandas as pd
+import pytest
+from conftest import (domain_records, granularity_records, plan_for, quality_records, quantity_records, records,
+                      eval_axes, write_all)
+
+from study.errors import StudyError
+from study.report import build_report
+from study.report.cli import register
+
+ALL = quantity_records() + domain_records() + quality_records() + granularity_records()
+
+
+def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    log = io.StringIO()
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log)
+    out = tmp_path / "r"
+    assert s.drawn == ["quantity", "domain_matrix", "domain_pooling", "domain_concat", "quality", "granularity"]
+    assert s.missing == 0 and s.skipped_files == [] and s.conflicts == 0
+    for name in s.drawn:
+        for ext in ("png", "pdf", "csv", "md", "tex"):
+            assert (out / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_parquet(out / "results.parquet")
+    assert set(table["job_id"]) == {j.id for j in plan.jobs}
+    matrix = pd.read_csv(out / "domain_matrix.csv")
+    # the written table equals the known values (supervised has only a clean diagonal cell: the rest is missing)
+    simclr = matrix[matrix["method"] == "simclr"].set_index("dataset")
+    assert simclr.loc["a", "a"] == pytest.approx(0.45) and simclr.loc["b", "b"] == pytest.approx(0.55)
+    sup = matrix[matrix["method"] == "supervised"].set_index("dataset")
+    assert pd.isna(sup.loc["b", "b"])  # missing, never 0
+    md = (out / "domain_matrix.md").read_text()
+    assert "0.450" in md and "—" in md
+    tex = (out / "domain_concat.tex").read_text()
+    assert "\\begin{tabular}" in tex and "0.030" in tex
+    gran = pd.read_csv(out / "granularity.csv")
+    assert list(gran.columns[2:]) == ["kingdom", "order", "species"]
+    html = (out / "index.html").read_text()
+    assert "Report: g" in html and "code version" in html and 'id="warnings"' not in html
+
+
+def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
+    plan = plan_for(ALL)
+    failed = [r["job_id"] for r in domain_records() if r["axes"]["dataset"] == "b" and r["axes"]["eval_dataset"] == "b"]
+    kept = [r for r in ALL if r["job_id"] not in failed]
+    write_all(tmp_path / "w", kept, with_pretrain_for=plan)
+    (tmp_path / "w" / "ledgers").mkdir()
+    (tmp_path / "w" / "ledgers" / "g.jsonl").write_text(json.dumps({"job_id": failed[0], "state": "failed"}) + "\n")
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    assert s.missing == 2 and len(s.drawn) == 6
+    missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")
+    assert sorted(missing.index) == sorted(failed)
+    assert missing.loc[failed[0], "state"] == "failed" and failed[0] in missing.loc[failed[0], "waits_for"]
+    assert missing.loc[failed[1], "state"] == "no result yet"
+    data = pd.read_csv(tmp_path / "r" / "domain_matrix_data.csv")
+    simclr = data[data["method"] == "simclr"].set_index(["dataset", "eval_dataset"])
+    assert pd.isna(simclr.loc[("b", "b"), "mean"]) and simclr.loc[("b", "b"), "count"] == 0  # NaN, never 0
+    assert simclr.loc[("a", "b"), "mean"] == pytest.approx(0.35)  # the rest is drawn
+    table = pd.read_csv(tmp_path / "r" / "domain_matrix.csv")
+    assert pd.isna(table[(table["method"] == "simclr") & (table["dataset"] == "b")]["b"].iloc[0])
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "2 planned job(s) have no result yet" in html and failed[0] in html
+
+
+def test_partial_grid_without_results_for_a_figure_notes_it(tmp_path):
+    plan = plan_for(quantity_records())
+    write_all(tmp_path / "w", quantity_records()[:3])
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    assert s.drawn == ["quantity"] and s.missing == len(plan.jobs) - 3
+    assert "granularity" in s.skipped_figures
+    assert "Skipped: no per-level (granularity) results" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_bad_files_and_conflicts_are_reported_in_html_and_stderr(tmp_path):
+    recs = quantity_records()
+    write_all(tmp_path / "w", recs)
+    (tmp_path / "w" / "results" / "broken.json").write_text("{not json")
+    (tmp_path / "w" / "results" / "foreign.json").write_text("[1, 2, 3]")
+    other = records(eval_axes(protocol="linear", size=50_000), {(1000, None): 0.99}, seeds=(7,),
+                    protocol={"lr": 9.9}, finished_at="2030-01-01T00:00:00+00:00")
+    write_all(tmp_path / "w", other)
+    log = io.StringIO()
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
+    assert len(s.skipped_files) == 2 and s.conflicts == 1
+    err = log.getvalue()
+    assert "broken.json" in err and "foreign.json" in err and "protocol fingerprint conflict" in err
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert 'id="warnings"' in html and "broken.json" in html and "skipped result files: 2" in html
+    cells = pd.read_csv(tmp_path / "r" / "cells.csv")
+    c = cells[(cells["protocol"] == "linear") & (cells["size"] == 50_000) & (cells["labeled_size"] == 1000)]
+    assert sorted(c["mean"]) == pytest.approx([0.30, 0.99])  # kept apart, not averaged
+
+
+def _run_cli(argv):
+    """`study report ...` through this package's `register`, as the front (study.cli) wires it."""
+    parser = argparse.ArgumentParser(prog="study")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
+    write_all(tmp_path / "w", quantity_records())
+    monkeypatch.chdir(tmp_path)
+    assert _run_cli(["report", "g", "--workdir", str(tmp_path / "w")]) == 0
+    assert (tmp_path / "reports" / "g" / "index.html").exists()
+    assert "study report: g:" in capsys.readouterr().err
+    assert _run_cli(["report", "g", "--workdir", str(tmp_path / "w"), "--out", "elsewhere"]) == 0
+    assert (tmp_path / "elsewhere" / "results.parquet").exists()
+    with pytest.raises(StudyError, match="nosuch"):
+        _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "w")])

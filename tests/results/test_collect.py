@@ -1,0 +1,102 @@
+"""The tidy table: one row per (job, metric), axes and protocol as columns, Parquet round-trip, seed aggregation,
+fingerprint conflicts kept apart."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from study.errors import StudyError
+from study.results import (aggregate, collect, find_conflicts, gather, read_table, resolve_conflicts, write_result,
+                           write_table)
+
+
+def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None):
+    write_result(workdir, {
+        "job_id": job_id, "stage": "evaluate", "grid": "g",
+        "axes": {"method": "simclr", "dataset": "a", "size": 50000, "corruption": "none", "seed": seed,
+                 "protocol": "linear", "eval_dataset": "a", **(extra_axes or {})},
+        "metrics": [{"metric": "top1", "value": v, "labeled_size": ls, "level": None} for ls, v in values.items()]
+        + [{"metric": "top5", "value": 0.9, "labeled_size": 1000, "level": None}],
+        "protocol": {"lr": lr, "seed": seed, "head": {"layers": [2048, 128]}, "levels": None},
+        "wall_time_s": 10.0 + seed, "finished_at": finished})
+
+
+def test_one_row_per_job_and_metric_with_axes_and_protocol_columns(tmp_path):
+    _write(tmp_path, "j0", 0, {1000: 0.5, 10000: 0.6})
+    t = collect(tmp_path)
+    assert len(t) == 3
+    assert {"job_id", "stage", "grid", "method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset",
+            "labeled_size", "level", "metric", "value", "protocol_fingerprint", "code_version", "protocol_json",
+            "protocol.lr", "protocol.head.layers"} <= set(t.columns)
+    assert t["backbone"].isna().all()  # an absent axis is null
+    assert t["protocol.lr"].iloc[0] == 0.1 and t["protocol.head.layers"].iloc[0] == "[2048, 128]"
+    assert t["size"].dtype == "Int64" and t["value"].dtype == "float64"
+
+
+def test_parquet_round_trips_with_pandas_and_pyarrow(tmp_path):
+    _write(tmp_path, "j0", 0, {1000: 0.5, 10000: None})
+    _write(tmp_path, "j1", 1, {1000: 0.7}, extra_axes={"backbone": "resnet18"})
+    t = collect(tmp_path)
+    path = write_table(t, tmp_path / "out" / "results.parquet", grid="g")
+    back = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(back, t, check_dtype=False)
+    assert math.isnan(back.loc[(back["job_id"] == "j0") & (back["labeled_size"] == 10000), "value"].iloc[0])
+    meta = pq.read_schema(path).metadata
+    assert meta[b"study.table_schema_version"] == b"1" and meta[b"study.grid"] == b"g"
+    pd.testing.assert_frame_equal(read_table(path), back)
+    (tmp_path / "x.parquet").write_bytes(b"nope")
+    with pytest.raises(StudyError, match="x.parquet"):
+        read_table(tmp_path / "x.parquet")
+
+
+def test_seeds_aggregate_to_mean_std_count(tmp_path):
+    for seed, v in enumerate((0.5, 0.6, 0.7)):
+        _write(tmp_path, f"j{seed}", seed, {1000: v})
+    agg = aggregate(collect(tmp_path))
+    row = agg[agg["metric"] == "top1"].iloc[0]
+    assert row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1) and row["count"] == 3
+    assert row["seeds"] == "0,1,2" and row["job_ids"] == "j0,j1,j2"
+    assert "seed" not in agg.columns and len(agg) == 2  # top1 and top5 cells
+    assert find_conflicts(agg).empty
+
+
+def test_two_fingerprints_in_one_cell_are_kept_apart(tmp_path):
+    _write(tmp_path, "j0", 0, {1000: 0.5}, lr=0.1, finished="2024-01-01T00:00:00+00:00")
+    _write(tmp_path, "j1", 1, {1000: 0.9}, lr=0.5, finished="2024-02-01T00:00:00+00:00")
+    agg = aggregate(collect(tmp_path))
+    top1 = agg[agg["metric"] == "top1"]
+    assert sorted(top1["mean"]) == pytest.approx([0.5, 0.9])  # never averaged to 0.7
+    conflicts = find_conflicts(agg)
+    assert len(conflicts[conflicts["metric"] == "top1"]) == 2
+    drawn = resolve_conflicts(agg)
+    assert drawn.loc[drawn["metric"] == "top1", "mean"].to_list() == pytest.approx([0.9])  # the newest
+
+
+def test_gather_with_plan_lists_missing_jobs_and_what_they_wait_for(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Job:
+        id: str
+        stage: str
+        config: dict
+        depends_on: tuple = ()
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    _write(tmp_path, "e0", 0, {1000: 0.5})
+    _write(tmp_path, "other", 0, {1000: 0.1})  # another grid's job: not in this report
+    plan = Plan("g2", [Job("p0", "pretrain", {"axes": {"seed": 0}}), Job("p1", "pretrain", {"axes": {"seed": 1}}),
+                       Job("e0", "evaluate", {"axes": {"seed": 0}}, ("p0",)),
+                       Job("e1", "evaluate", {"axes": {"seed": 1, "protocol": "linear"}}, ("p1",))])
+    coll = gather(tmp_path, plan)
+    assert set(coll.table["job_id"]) == {"e0"} and (coll.table["grid"] == "g2").all()
+    miss = coll.missing.set_index("job_id")
+    assert list(miss.index) == ["e1", "p0", "p1"]
+    assert miss.loc["e1", "waits_for"] == "e1 (evaluate, no result yet); p1 (pretrain, no result yet)"

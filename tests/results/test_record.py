@@ -1,0 +1,88 @@
+"""Result records: atomic write, read back, fingerprint semantics, corrupt and foreign files skipped and named."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from study.errors import StudyError
+from study.results import (ResultFileWarning, code_version, make_record, protocol_fingerprint, read_results,
+                           result_path, write_result)
+
+
+def _record(job_id="job1", **protocol):
+    return {"job_id": job_id, "stage": "evaluate", "grid": "g",
+            "axes": {"method": "simclr", "dataset": "a", "seed": 0, "protocol": "linear", "eval_dataset": "a"},
+            "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": 100, "level": None}],
+            "protocol": {"lr": 0.1, "epochs": 90, **protocol}, "wall_time_s": 3.5}
+
+
+def test_write_then_read_fills_schema_fingerprint_version_and_date(tmp_path):
+    path = write_result(tmp_path, _record())
+    assert path == result_path(tmp_path, "job1") == tmp_path / "results" / "job1.json"
+    assert [p.name for p in path.parent.iterdir()] == ["job1.json"]  # no temporary file left behind
+    (rec,) = read_results(tmp_path)
+    assert rec["schema_version"] == 1 and rec["job_id"] == "job1"
+    assert rec["protocol_fingerprint"] == protocol_fingerprint({"lr": 0.1, "epochs": 90})
+    assert rec["code_version"] == code_version() and rec["code_version"].startswith("0.")
+    assert rec["finished_at"][:2] == "20"
+
+
+def test_fingerprint_ignores_seed_and_run_specific_keys_but_not_the_recipe():
+    base = {"lr": 0.1, "batch_size": 256, "optim": {"name": "sgd", "momentum": 0.9}}
+    same = {**base, "seed": 3, "data_seed": 7, "wall_time_s": 12.0, "images_per_s": 900.0,
+            "finished_at": "2024-01-01", "code_version": "x", "optim": {**base["optim"], "seed": 1}}
+    assert protocol_fingerprint(base) == protocol_fingerprint(same)
+    assert protocol_fingerprint(base) != protocol_fingerprint({**base, "lr": 0.2})
+    assert protocol_fingerprint(base) != protocol_fingerprint({**base, "optim": {"name": "sgd", "momentum": 0.8}})
+
+
+def test_make_record_from_job_and_run_output(tmp_path):
+    @dataclass(frozen=True)
+    class Job:
+        id: str
+        stage: str
+        config: dict
+        depends_on: tuple = ()
+
+    job = Job("abc", "evaluate", {"stage": "evaluate", "axes": {"method": "byol", "seed": 1}})
+    rec = make_record(job, {"metrics": [{"metric": "top1", "value": 0.25, "labeled_size": None, "level": None}],
+                            "protocol": {"lr": 1.0}}, grid="q", wall_time_s=2.0)
+    write_result(tmp_path, rec)
+    (back,) = read_results(tmp_path)
+    assert back["axes"] == {"method": "byol", "seed": 1} and back["grid"] == "q" and back["wall_time_s"] == 2.0
+
+
+def test_write_rejects_a_bad_record_naming_the_key(tmp_path):
+    bad = _record()
+    bad["metrics"] = [{"metric": "top1", "value": "high"}]
+    with pytest.raises(StudyError, match=r"metrics\[0\]\.value"):
+        write_result(tmp_path, bad)
+    assert not (tmp_path / "results" / "job1.json").exists()
+
+
+def test_corrupt_foreign_and_mismatched_files_are_named_skipped_and_counted(tmp_path):
+    write_result(tmp_path, _record("good"))
+    folder = tmp_path / "results"
+    (folder / "truncated.json").write_text('{"schema_version": 1, "job_')
+    (folder / "foreign.json").write_text(json.dumps({"name": "a package.json"}))
+    (folder / "future.json").write_text(json.dumps({**_record("future"), "schema_version": 99,
+                                                     "protocol_fingerprint": "x"}))
+    (folder / "copied.json").write_text((folder / "good.json").read_text())
+    (folder / ".good.json.abc.tmp").write_text("{")  # a writer at work: never read
+    skipped = []
+    with pytest.warns(ResultFileWarning) as caught:
+        recs = read_results(tmp_path, skipped=skipped)
+    assert [r["job_id"] for r in recs] == ["good"]
+    assert sorted(s.path.name for s in skipped) == ["copied.json", "foreign.json", "future.json", "truncated.json"]
+    assert len(caught) == 4 and all(str(folder) in str(w.message) for w in caught)
+    reasons = {s.path.name: s.reason for s in skipped}
+    assert "missing key" in reasons["foreign.json"] and "schema_version 99" in reasons["future.json"]
+    assert "holds job 'good'" in reasons["copied.json"]
+
+
+def test_read_results_for_given_job_ids(tmp_path):
+    for j in ("a", "b", "c"):
+        write_result(tmp_path, _record(j))
+    assert [r["job_id"] for r in read_results(tmp_path, job_ids=["c", "a", "zz"])] == ["a", "c"]

@@ -1,0 +1,276 @@
+"""study.train.augment: config validation, parameter distributions against torchvision's definitions,
+determinism, shapes at 16/28/224 px, and the photometric operations against torchvision.transforms.v2.functional."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from scipy import stats
+
+from study.errors import StudyError
+from study.train.augment import AugmentConfig, build_augment
+from study.train.augment import geometric, photometric
+from study.train.augment.pipeline import Augment
+
+
+def smooth_image(width: int = 120, height: int = 90, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    return small.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def jpeg(img: Image.Image) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    buf.seek(0)
+    return Image.open(buf)
+
+
+def batch_of(aug: Augment, n: int, seed: int = 0, size: tuple[int, int] = (120, 90)) -> list[torch.Tensor]:
+    samples = [aug.sample(smooth_image(*size, seed=i), np.random.default_rng([seed, i])) for i in range(n)]
+    return [torch.stack([s[v] for s in samples]) for v in range(aug.num_views)]
+
+
+# ---------------------------------------------------------------- config
+def test_presets_and_effective_values():
+    simclr = AugmentConfig.from_dict({"preset": "simclr"})
+    assert (simclr.num_views, simclr.crop_scale, simclr.flip_p, simclr.jitter_p, simclr.grayscale_p) == (
+        2, (0.08, 1.0), 0.5, 0.8, 0.2)
+    assert simclr.jitter_effective == (0.8, 0.8, 0.8, 0.2) and simclr.blur_p == (0.5, 0.5)
+    assert simclr.blur_kernel == 23 and simclr.blur_sigma == (0.1, 2.0)
+    assert AugmentConfig.from_dict({"jitter_strength": 0.5}).jitter_effective == (0.4, 0.4, 0.4, 0.1)
+    byol = AugmentConfig.from_dict({"preset": "byol"})
+    assert byol.blur_p == (1.0, 0.1) and byol.solarize_p == (0.0, 0.2)
+    sup = AugmentConfig.from_dict({"preset": "supervised"})
+    assert sup.num_views == 1 and sup.jitter_p == 0 and sup.flip_p == 0.5 and sup.crop == "random_resized"
+    ev = AugmentConfig.from_dict({"preset": "eval", "image_size": 32})
+    assert ev.crop == "center" and ev.flip_p == 0 and ev.blur_kernel == 3
+    assert [AugmentConfig.from_dict({"image_size": s}).blur_kernel for s in (224, 96, 64, 32, 28, 16)] == [
+        23, 9, 7, 3, 3, 1]
+    four = AugmentConfig.from_dict({"num_views": 4})
+    assert four.blur_p == (0.5,) * 4
+    d = simclr.to_dict()
+    assert AugmentConfig.from_dict(d) == simclr and build_augment(simclr).describe() == d
+
+
+@pytest.mark.parametrize("d, key", [
+    ({"nope": 1}, "nope"),
+    ({"preset": "moco"}, "preset"),
+    ({"image_size": 0}, "image_size"),
+    ({"crop_scale": [0.5, 0.1]}, "crop_scale"),
+    ({"flip_p": 1.5}, "flip_p"),
+    ({"blur_p": [0.5, 0.5, 0.5]}, "blur_p"),
+    ({"preset": "byol", "num_views": 3}, "blur_p"),
+    ({"std": [1, 0, 1]}, "std"),
+    ({"blur_kernel": 5}, "blur_kernel"),
+    ({"interpolation": "nearest"}, "interpolation"),
+])
+def test_bad_keys_are_named(d, key):
+    with pytest.raises(StudyError, match=key):
+        AugmentConfig.from_dict(d)
+
+
+# ---------------------------------------------------------------- geometric distributions
+def test_crop_boxes_match_torchvision_distribution():
+    w, h, n = 500, 375, 4000
+    rng = np.random.default_rng(1)
+    ours = np.array([geometric.random_resized_crop_box(w, h, (0.08, 1.0), (3 / 4, 4 / 3), rng) for _ in range(n)])
+    torch.manual_seed(1)
+    img = torch.empty(3, h, w)
+    ref = np.array([T.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(n)])
+    for name, f in [("area", lambda b: b[:, 2] * b[:, 3] / (w * h)), ("log ratio", lambda b: np.log(b[:, 3] / b[:, 2])),
+                    ("top", lambda b: b[:, 0] / h), ("left", lambda b: b[:, 1] / w)]:
+        p = stats.ks_2samp(f(ours), f(ref)).pvalue
+        assert p > 1e-3, (name, p)
+    assert (ours[:, 0] + ours[:, 2] <= h).all() and (ours[:, 1] + ours[:, 3] <= w).all() and (ours[:, 2:] > 0).all()
+
+
+def test_flip_probability_and_sample_determinism():
+    aug = build_augment({"preset": "simclr", "image_size": 32})
+    flips = [f for i in range(2000) for _, f in aug.sample_boxes(100, 80, np.random.default_rng(i))]
+    assert abs(np.mean(flips) - 0.5) < 0.03
+    img = smooth_image()
+    a = aug.sample(img, np.random.default_rng(7))
+    b = aug.sample(img, np.random.default_rng(7))
+    c = aug.sample(img, np.random.default_rng(8))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+
+
+def test_flip_mirrors_the_same_crop():
+    img = smooth_image()
+    box = (10, 20, 50, 60)
+    plain = geometric.crop_resize(img, box, 32, False, "bilinear")
+    flipped = geometric.crop_resize(img, box, 32, True, "bilinear")
+    assert torch.equal(plain.flip(-1), flipped)
+
+
+@pytest.mark.parametrize("preset, size", [("simclr", 224), ("simclr", 28), ("byol", 32), ("supervised", 16),
+                                          ("eval", 28)])
+def test_shapes_and_dtypes(preset, size):
+    aug = build_augment({"preset": preset, "image_size": size})
+    views = batch_of(aug, 3)
+    assert len(views) == aug.num_views == (2 if preset in ("simclr", "byol") else 1)
+    assert all(v.dtype == torch.uint8 and v.shape == (3, 3, size, size) for v in views)
+    out = aug.batch(views, torch.Generator().manual_seed(0))
+    assert all(o.dtype == torch.float32 and o.shape == (3, 3, size, size) and torch.isfinite(o).all() for o in out)
+
+
+def test_gray_source_28px_stays_gray():
+    """A 1-channel image (Fashion-MNIST-like) made RGB: every view has equal channels after all the work."""
+    rng = np.random.default_rng(0)
+    digit = Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), "L").convert("RGB")
+    aug = build_augment({"preset": "simclr", "image_size": 28})
+    views = [torch.stack([aug.sample(digit, np.random.default_rng(i))[v] for i in range(16)]) for v in range(2)]
+    for o in aug.batch(views, torch.Generator().manual_seed(1)):
+        x = o * torch.tensor(aug.cfg.std).view(1, 3, 1, 1) + torch.tensor(aug.cfg.mean).view(1, 3, 1, 1)
+        assert torch.allclose(x[:, 0], x[:, 1], atol=1e-5) and torch.allclose(x[:, 1], x[:, 2], atol=1e-5)
+
+
+def test_eval_matches_resize_center_crop():
+    img = smooth_image(150, 100)
+    aug = build_augment({"preset": "eval", "image_size": 64})
+    ours = aug.sample(img, np.random.default_rng(0))[0]
+    ref = TF.pil_to_tensor(TF.center_crop(TF.resize(img, 73), 64))  # 73 = round(64 * 256 / 224)
+    assert (ours.int() - ref.int()).abs().float().mean() < 2.0
+    out = aug.batch([ours[None]], torch.Generator())[0]
+    expect = TF.normalize(ours[None].float() / 255, list(aug.cfg.mean), list(aug.cfg.std))
+    assert torch.allclose(out, expect, atol=1e-5)
+
+
+def test_jpeg_draft_decodes_at_reduced_scale_when_the_crop_allows():
+    big = smooth_image(800, 600)
+    aug = build_augment({"preset": "eval", "image_size": 64})
+    lazy = jpeg(big)
+    boxes = [b for b, _ in aug.sample_boxes(800, 600, np.random.default_rng(0))]
+    decoded, mapped = geometric.decode_for_boxes(lazy, boxes, 64, True)
+    assert decoded.size == (100, 75)  # 1/8 scale: the centre crop (526 px of the source) still spans >= 64 px
+    assert all(min(h, w) >= 64 for _, _, h, w in mapped)
+    drafted = aug.sample(jpeg(big), np.random.default_rng(0))[0]
+    full = build_augment({"preset": "eval", "image_size": 64, "jpeg_draft": False}).sample(
+        jpeg(big), np.random.default_rng(0))[0]
+    assert (drafted.int() - full.int()).abs().float().mean() < 3.0
+    decoded, _ = geometric.decode_for_boxes(jpeg(big), [(0, 0, 300, 300), (0, 0, 100, 100)], 64, True)
+    assert decoded.size == (800, 600)  # one crop under 2 x 64 px forbids any reduction
+
+
+# ---------------------------------------------------------------- photometric parameter distributions
+def test_photometric_draws_follow_the_definitions():
+    aug = build_augment({"preset": "simclr"})
+    n = 20000
+    p = aug.draw(n, 0, torch.Generator().manual_seed(0))
+    for key, prob in (("jitter", 0.8), ("gray", 0.2), ("blur", 0.5), ("solarize", 0.0)):
+        assert abs(p[key].float().mean().item() - prob) < 0.015, key
+    for key, (lo, hi) in (("brightness", (0.2, 1.8)), ("contrast", (0.2, 1.8)), ("saturation", (0.2, 1.8)),
+                          ("hue", (-0.2, 0.2)), ("sigma", (0.1, 2.0))):
+        v = p[key].numpy()
+        assert v.min() >= lo and v.max() <= hi
+        assert stats.kstest(v, "uniform", args=(lo, hi - lo)).pvalue > 1e-3, key
+    perms = {tuple(r) for r in p["order"].tolist()}
+    assert len(perms) == 24
+    first = np.bincount(p["order"][:, 0].numpy(), minlength=4) / n
+    assert np.abs(first - 0.25).max() < 0.015
+    byol = build_augment({"preset": "byol"})
+    g = torch.Generator().manual_seed(1)
+    v0, v1 = byol.draw(n, 0, g), byol.draw(n, 1, g)
+    assert v0["blur"].all() and abs(v1["blur"].float().mean().item() - 0.1) < 0.01
+    assert not v0["solarize"].any() and abs(v1["solarize"].float().mean().item() - 0.2) < 0.015
+    assert v0["brightness"].min() >= 0.6 and v0["brightness"].max() <= 1.4 and v0["hue"].abs().max() <= 0.1
+
+
+def test_batch_is_deterministic_in_the_generator():
+    aug = build_augment({"preset": "simclr", "image_size": 32})
+    views = batch_of(aug, 8)
+    a = aug.batch(views, torch.Generator().manual_seed(3))
+    b = aug.batch(views, torch.Generator().manual_seed(3))
+    c = aug.batch(views, torch.Generator().manual_seed(4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+
+
+def test_per_image_and_batched_paths_agree():
+    """The CPU per-image path and the batched path (the one CUDA runs) compute the same images."""
+    for preset in ("simclr", "byol"):
+        aug = build_augment({"preset": preset, "image_size": 40})
+        views = batch_of(aug, 12)
+        for view, x in enumerate(views):
+            p = aug.draw(12, view, torch.Generator().manual_seed(view))
+            a, b = aug._per_image(x, p, view), aug._batched(x, p, view)
+            assert (a - b).abs().max() < 1e-4
+
+
+# ---------------------------------------------------------------- photometric operations vs torchvision
+@pytest.fixture()
+def images():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 24, 24)
+    x[0, :, :4] = 0.5  # grey pixels, and saturated ones
+    x[1, 0] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("name, ref", [
+    ("brightness", TF.adjust_brightness), ("contrast", TF.adjust_contrast), ("saturation", TF.adjust_saturation)])
+@pytest.mark.parametrize("f", [0.2, 0.7, 1.0, 1.6])
+def test_jitter_parts_equal_torchvision(images, name, ref, f):
+    ours = getattr(photometric, name)(images.clone(), f)
+    assert torch.allclose(ours, torch.stack([ref(i, f) for i in images]), atol=1e-5)
+
+
+@pytest.mark.parametrize("f", [-0.5, -0.2, -0.03, 0.0, 0.11, 0.2, 0.5])
+def test_hue_equals_torchvision(images, f):
+    ours = photometric.hue(images.clone(), f)
+    assert torch.allclose(ours, torch.stack([TF.adjust_hue(i, f) for i in images]), atol=1e-4)
+
+
+def test_batched_factors_equal_scalar_factors(images):
+    f = torch.tensor([0.3, 1.0, 1.5, 0.9])
+    for name in ("brightness", "contrast", "saturation", "hue"):
+        h = f - 1 if name == "hue" else f
+        batched = getattr(photometric, name)(images.clone(), h.view(-1, 1, 1, 1))
+        single = torch.cat([getattr(photometric, name)(images[i:i + 1].clone(), h[i].item()) for i in range(4)])
+        assert torch.allclose(batched, single, atol=1e-5), name
+
+
+def test_grayscale_and_solarize_equal_torchvision(images):
+    assert torch.allclose(photometric.grayscale(images), TF.rgb_to_grayscale(images, num_output_channels=3),
+                          atol=1e-6)
+    assert torch.equal(photometric.solarize(images, 0.5), TF.solarize(images, 0.5))
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.6, 1.3, 2.0])
+@pytest.mark.parametrize("size", [3, 7, 23])
+def test_blur_equals_torchvision(sigma, size):
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 40, 36)
+    ref = torch.stack([TF.gaussian_blur(i, [size, size], [sigma, sigma]) for i in x])
+    batched = photometric.blur(x, torch.full((2,), sigma), size)
+    single = torch.cat([photometric.blur(x[i:i + 1], torch.tensor([sigma]), size) for i in range(2)])
+    assert torch.allclose(batched, ref, atol=1e-5) and torch.allclose(single, ref, atol=1e-4)
+
+
+def test_blur_kernel_truncation_is_below_a_uint8_level():
+    assert photometric.blur_radius(2.0, 23) == 9 and photometric.blur_radius(0.5, 23) == 2
+    w = photometric.gaussian_kernel(torch.tensor([2.0]), 23)[0]
+    r = photometric.blur_radius(2.0, 23)
+    dropped = w.sum() - w[11 - r:11 + r + 1].sum()
+    assert dropped < 1e-5 and math.isclose(w.sum().item(), 1.0, rel_tol=1e-6)
+
+
+def test_full_jitter_effect_close_to_torchvision_colorjitter():
+    """With fixed factors and order, our jitter stage equals torchvision's ColorJitter functional chain."""
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 20, 20)
+    ours = x.clone()
+    order, factors = (3, 0, 2, 1), (1.4, 0.6, 1.7, -0.15)
+    ops = (photometric.brightness, photometric.contrast, photometric.saturation, photometric.hue)
+    refs = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    ref = x[0].clone()
+    for op in order:
+        ours = ops[op](ours, factors[op])
+        ref = refs[op](ref, factors[op])
+    assert torch.allclose(ours[0], ref, atol=1e-4)
