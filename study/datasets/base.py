@@ -114,7 +114,7 @@ def apply_taxonomy(index: Index, taxonomy: Path) -> None:
     if header[-1] != "class_name":
         index.columns[header[-1]] = pc.take(pa.array(index.class_names, type=pa.string()), labels)
     index.levels = list(header)
-    index.sources.append({"path": str(taxonomy), "sha256": file_sha256(taxonomy), "role": "taxonomy"})
+    index.sources.append({"path": taxonomy.name, "sha256": file_sha256(taxonomy), "role": "taxonomy"})
 
 
 RESERVED = {"path", "label", "rank", "labeled_rank", "source"}

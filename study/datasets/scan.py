@@ -21,21 +21,26 @@ def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
     while stack:
         prefix, path = stack.pop()
         with os.scandir(path) as it:
-            for e in it:
-                name = e.name
-                if name.startswith("."):
-                    continue
-                if name.lower().endswith(extensions):
-                    if e.is_file():
-                        out.append(prefix + name)
-                elif recursive and e.is_dir():
-                    stack.append((prefix + name + "/", e.path))
+            entries = [e for e in it if e.name[:1] != "."]
+        files = [e for e in entries if e.name.lower().endswith(extensions)]
+        if prefix:
+            out.extend([prefix + e.name for e in files if e.is_file()])
+        else:
+            out.extend([e.name for e in files if e.is_file()])
+        if recursive and len(files) != len(entries):
+            chosen = set(map(id, files))
+            stack.extend((prefix + e.name + "/", e.path) for e in entries if id(e) not in chosen and e.is_dir())
     out.sort()
     return out
 
 
-def scan_class_tree(folder: Path, threads: int = 8) -> tuple[list[str], list[list[str]]]:
-    """Classes (sorted sub-folder names) and, per class, its sorted image paths relative to the class folder."""
+def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """Classes (sorted sub-folder names) and, per class, its sorted image paths relative to the class folder.
+
+    `threads` (default `STUDY_SCAN_THREADS`, else 1) lists class folders in parallel: worth it on network
+    filesystems, where listing waits on the server; on a local disk one thread is fastest."""
+    if threads is None:
+        threads = int(os.environ.get("STUDY_SCAN_THREADS", "1"))
     classes = list_dirs(folder)
     if threads > 1 and len(classes) > 1:
         with ThreadPoolExecutor(threads) as pool:

@@ -48,7 +48,7 @@ def _study(*argv: str) -> None:
 
 def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
     """The quickstart's manifests: Fashion-MNIST and MNIST digits (train/test), a pooled set, corrupted variants."""
-    from study.corruptions import parse_corruption
+    from study.grids.jobs import corrupted_manifest
 
     fm, dg = data / "fashion-mnist", data / "mnist"
     for name, root, split, sizes, labeled, extra in (
@@ -66,8 +66,8 @@ def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
     _study("manifest", "pool", "qs_fmnist+mnist_train", "--from", f"qs_fmnist_train:{scale.pool_each}",
            "--from", f"qs_mnist_train:{scale.pool_each}")
     for spec in CORRUPTIONS:
-        slug = parse_corruption(spec).slug
-        _study("manifest", "corrupt", f"qs_fmnist_train@{slug}", "--base", "qs_fmnist_train", "--corruption", spec)
+        _study("manifest", "corrupt", corrupted_manifest("qs_fmnist_train", spec), "--base", "qs_fmnist_train",
+               "--corruption", spec)
 
 
 def run(grid: Path, data: Path, workdir: Path, out: Path, scale: Scale, idx_dir: str | None = None,

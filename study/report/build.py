@@ -58,8 +58,11 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
 
 
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
-                 log: TextIO | None = sys.stderr) -> ReportSummary:
-    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`."""
+                 log: TextIO | None = None) -> ReportSummary:
+    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
+
+    Warnings (skipped files, fingerprint conflicts) and a summary line go to `log` (the CLI passes stderr).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from study.errors import StudyError
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     elif not (Path(workdir) / "results").is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
     out = args.out or Path("reports") / name
-    summary = build_report(workdir, out, plan=plan, grid=name)
+    summary = build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
     if plan is None and summary.results == 0:
         raise StudyError(f"{args.grid}: no such grid file, and no result in {workdir}/results names grid {name!r}")
     return 0

@@ -193,8 +193,12 @@ class PretrainConfig:
         return d
 
     def augment_config(self, where: str = "pretrain"):
+        import inspect
+
         from study.train.augment import AugmentConfig
 
+        if "where" in inspect.signature(AugmentConfig.from_dict).parameters:
+            return AugmentConfig.from_dict(self.augment_dict(), where=f"{where}.augment")
         try:
             return AugmentConfig.from_dict(self.augment_dict())
         except StudyError as e:

@@ -78,6 +78,15 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
     return float(t.item()) / dist.get_world_size()
 
 
+def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag true on any rank (one tiny all-reduce)."""
+    if not is_distributed():
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

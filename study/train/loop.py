@@ -5,9 +5,9 @@ SIGUSR2/SIGTERM (see checkpoint.SignalFlag) and at the end, and writes `run_dir/
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -165,6 +165,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     if aug.num_views < method.num_views:
         raise StudyError(f"pretrain.augment: preset gives {aug.num_views} view(s), method {cfg.method} needs "
                          f"{method.num_views}")
+    if hasattr(aug, "describe"):  # every effective augmentation parameter
+        base_protocol["augmentation"] = aug.describe()
     if world.size > 1 and cfg.sync_bn:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     method.to(device)
@@ -174,6 +176,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
     # ---- resume
     step, wall_before, recent, acc_window, resumed_from = 0, 0.0, [], [], []
+    train_before = 0.0  # time spent in earlier sessions' training loops
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path)
@@ -181,6 +184,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         optimizer.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
         step, wall_before = int(ck["step"]), float(ck["wall_time_s"])
+        train_before = float(ck["train_time_s"])
         recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
         resumed_from = list(ck["resumed_from"]) + [step]
         if world.is_main:
@@ -191,7 +195,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         model = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None)
 
+    timing = {"train_s": train_before}  # training-loop time up to the latest checkpoint, over all sessions
+
     def checkpoint_state(at_step: int) -> dict:
+        timing["train_s"] = train_before + (time.time() - t_loop)
         return {
             "fingerprint": fingerprint,
             "step": at_step,
@@ -204,6 +211,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                           "lr": lr_at(at_step, peak, warmup, total, cfg.optim.final_lr_fraction)},
             "rng": rng_state(),
             "wall_time_s": wall_before + (time.time() - t0),
+            "train_time_s": timing["train_s"],
             "recent_losses": list(recent),
             "train_acc_window": [list(x) for x in acc_window],
             "resumed_from": resumed_from,
@@ -244,6 +252,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
+                if world.size > 1:  # every rank must agree, or the save's barrier would hang
+                    due_time, signalled = distributed.any_rank([bool(due_time), bool(flag.pending)], device)
+                    if signalled and not flag.pending:
+                        flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or flag.pending or stop_now or step == total)
                 if must_save or device.type == "cpu" or step % window == 0:
@@ -266,7 +278,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     elif world.is_main:
         _log(f"{run_dir}: already trained ({step}/{total} steps)")
 
-    train_time = time.time() - t_loop
+    train_time = timing["train_s"]  # the run ends with a checkpoint at its last step
     _write_encoder(run_dir, method.encoder, world)
     window = max(1, min(cfg.log_every_steps, total))
     metrics = []
@@ -278,7 +290,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     protocol = dict(
         base_protocol,
         wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
-        images_per_s=(session_steps * global_batch / train_time) if session_steps and train_time > 0 else None,
+        images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
         resumed_from_steps=resumed_from,
     )
     return {"metrics": metrics, "protocol": protocol}

@@ -122,3 +122,6 @@ def _close_figures():
     yield
     import matplotlib.pyplot as plt
     plt.close("all")
+
+
+ALL_RECORDS = quantity_records() + domain_records() + quality_records() + granularity_records()

@@ -14,7 +14,7 @@ from study.errors import StudyError
 from study.report import build_report
 from study.report.cli import register
 
-ALL = quantity_records() + domain_records() + quality_records() + granularity_records()
+from conftest import ALL_RECORDS as ALL
 
 
 def test_full_report_writes_every_figure_table_and_parquet(tmp_path):

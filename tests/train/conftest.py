@@ -4,7 +4,7 @@ import sys
 
 import pytest
 import torch
-from train_helpers import TinyManifest, augment_standin, tiny_config, write_images
+from train_helpers import augment_standin, tiny_config, write_images
 
 from study.errors import StudyError
 
@@ -38,22 +38,35 @@ def augment_package(monkeypatch):
 
 @pytest.fixture
 def tiny_manifest(tmp_path, monkeypatch):
-    """A manifest of 24 PNG images in tmp_path, served to `pretrain` under the name 'tiny'."""
+    """Manifest 'tiny' built with study.manifests in tmp_path over 24 PNG images in 3 classes."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     root = tmp_path / "images"
-    m = TinyManifest("tiny", root, write_images(root), {"kind": "image", "seed": 0})
-    manifests = {"tiny": m}
-
-    def load(name):
-        if name not in manifests:
-            raise StudyError(f"manifest {name!r} not found")
-        return manifests[name]
-
-    monkeypatch.setattr("study.train.loop._load_manifest", load)
-    m.registry = manifests
-    return m
+    write_images(root)
+    build_manifest(BuildConfig(dataset="imagefolder", root=root, split="train", name="tiny", sizes=[24],
+                               labeled_sizes=[12, 24]))
+    return load_manifest("tiny")
 
 
 @pytest.fixture
 def make_config():
     """`make_config(**overrides)` -> a tiny PretrainConfig (see tiny_config)."""
     return tiny_config
+
+
+@pytest.fixture
+def real_manifests(tmp_path, monkeypatch):
+    """Manifests built with study.manifests in tmp_path: 'tinyreal' (24 PNGs, imagefolder) and 'tinyreal-ds2'
+    (the same read through downsample:factor=2)."""
+    from study.manifests.build import BuildConfig, build_manifest
+    from study.manifests.corrupt import corrupt_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    root = tmp_path / "real_images"
+    write_images(root)
+    build_manifest(BuildConfig(dataset="imagefolder", root=root, split="train", name="tinyreal", sizes=[24],
+                               labeled_sizes=[12]))
+    corrupt_manifest("tinyreal-ds2", "tinyreal", "downsample:factor=2")
+    return root

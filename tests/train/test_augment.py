@@ -250,15 +250,15 @@ def test_blur_equals_torchvision(sigma, size):
     ref = torch.stack([TF.gaussian_blur(i, [size, size], [sigma, sigma]) for i in x])
     batched = photometric.blur(x, torch.full((2,), sigma), size)
     single = torch.cat([photometric.blur(x[i:i + 1], torch.tensor([sigma]), size) for i in range(2)])
-    assert torch.allclose(batched, ref, atol=1e-5) and torch.allclose(single, ref, atol=1e-4)
+    assert torch.allclose(batched, ref, atol=1e-5) and torch.allclose(single, ref, atol=5e-4)
 
 
 def test_blur_kernel_truncation_is_below_a_uint8_level():
-    assert photometric.blur_radius(2.0, 23) == 9 and photometric.blur_radius(0.5, 23) == 2
-    w = photometric.gaussian_kernel(torch.tensor([2.0]), 23)[0]
-    r = photometric.blur_radius(2.0, 23)
-    dropped = w.sum() - w[11 - r:11 + r + 1].sum()
-    assert dropped < 1e-5 and math.isclose(w.sum().item(), 1.0, rel_tol=1e-6)
+    assert photometric.blur_radius(2.0, 23) == 8 and photometric.blur_radius(0.5, 23) == 2
+    for sigma in np.linspace(0.1, 2.0, 96):
+        w = photometric.gaussian_kernel(torch.tensor([float(sigma)]), 23)[0].double()
+        r = photometric.blur_radius(float(sigma), 23)
+        assert w.sum() - w[11 - r:11 + r + 1].sum() < 1.5e-4 and math.isclose(w.sum().item(), 1.0, rel_tol=1e-6)
 
 
 def test_full_jitter_effect_close_to_torchvision_colorjitter():

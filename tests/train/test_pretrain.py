@@ -61,6 +61,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     # a finished run asked again returns at once with the same metrics
     again = pretrain(make_config(), tmp_path / "run")
     assert again["metrics"] == out["metrics"]
+    assert again["protocol"]["images_per_s"] == pytest.approx(out["protocol"]["images_per_s"], rel=0.05)
 
 
 def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make_config, tmp_path):
@@ -127,7 +128,7 @@ def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make
 
 
 def test_unreadable_image_in_a_run_names_file_and_manifest(tiny_manifest, make_config, tmp_path):
-    bad = tiny_manifest.root / tiny_manifest.table.iloc[5]["path"]
+    bad = tiny_manifest.abs_path(tiny_manifest.table.iloc[5])
     bad.write_bytes(b"broken")
     with pytest.raises(StudyError) as e:
         pretrain(make_config(), tmp_path / "run")
@@ -154,3 +155,33 @@ def test_finetune_from_encoder_on_labeled_subset(tiny_manifest, make_config, tmp
         pretrain(wrong, tmp_path / "wrong")
     with pytest.raises(StudyError, match="pretrain.size"):
         pretrain(make_config(size=100), tmp_path / "big")
+
+
+def test_checkpoints_by_steps_and_by_minutes(tiny_manifest, make_config, tmp_path, monkeypatch):
+    import study.train.loop as loop
+
+    saved = []
+    real = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda path, state: (saved.append(state["step"]), real(path, state)))
+    pretrain(make_config(checkpoint_every_steps=4), tmp_path / "by_steps")
+    assert saved == [4, 6]  # every 4 steps, and at the end
+    saved.clear()
+    pretrain(make_config(checkpoint_every_minutes=1e-9), tmp_path / "by_time")
+    assert saved == [1, 2, 3, 4, 5, 6]
+
+
+def test_exact_resume_on_a_real_corrupted_manifest(real_manifests, make_config, tmp_path):
+    from study.manifests import load_manifest
+
+    cfg = make_config(manifest="tinyreal-ds2", size=24)
+    full = pretrain(cfg, tmp_path / "full")
+    with pytest.raises(StopRequested):
+        pretrain(cfg, tmp_path / "cut", stop_at=4)
+    pretrain(cfg, tmp_path / "cut")
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+    p = full["protocol"]
+    assert p["corruption"] == load_manifest("tinyreal-ds2").corruption.slug
+    assert p["manifest_content_hash"] == load_manifest("tinyreal-ds2").content_hash
+    clean = pretrain(make_config(manifest="tinyreal", size=24), tmp_path / "clean")
+    assert clean["protocol"]["corruption"] == "none"
+    assert clean["metrics"][0]["value"] != full["metrics"][0]["value"]  # the corruption reached the images

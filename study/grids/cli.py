@@ -1,0 +1,33 @@
+"""`study plan GRID [--profile FILE] [--format table|json] [--no-check]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("plan", help="list every job of a grid, its dependencies and its cost",
+                              description="Expand a grid into jobs (stable ids, stages, axes, dependencies), count "
+                                          "them, estimate GPU-hours and wall time, and check that it can run.")
+    p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
+    p.add_argument("--profile", metavar="FILE", help="cluster profile (resources and cost numbers); "
+                                                      "default: the built-in generic 8-GPU node")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the manifest check (methods, corruptions and configs are still validated)")
+    p.set_defaults(func=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from study.grids.plan import plan_grid
+    from study.grids.render import plan_json, plan_table
+
+    plan = plan_grid(args.grid, args.profile)
+    plan.check(manifests=not args.no_check)
+    if args.format == "json":
+        json.dump(plan_json(plan), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan_table(plan))
+    return 0

@@ -1,0 +1,97 @@
+"""The throughput model behind `study plan`'s estimate (documented in grids/README.md, "Cost model").
+
+Each job's hours = images it processes / (rate per GPU x GPUs) + a per-job overhead, where the rates (images/s
+per GPU per backbone and kind of work) and overheads come from the profile's `cost` section:
+
+- pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
+- finetune, scratch: images = epochs x labeled size (each size of the job) + test images; rate `finetune`
+- linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
+  plus `probe_min` per labeled size
+GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
+max_parallel_gpus) (stages run one after the other; within one, jobs share `max_parallel_gpus`); without
+`max_parallel_gpus` every job of a stage runs at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from study.grids.jobs import Job
+from study.grids.profile import CostModel, Profile
+from study.grids.schema import Grid
+
+
+def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
+    """Estimated wall-clock hours of `job` (its GPUs all busy)."""
+    axes = job.axes
+    gpus = max(1, job.resources.gpus * job.resources.nodes)
+    backbone = axes.get("backbone") or "resnet50"
+    if job.stage == "pretrain":
+        sec = job.config["pretrain"]
+        method = sec.get("method") or axes.get("method") or "simclr"
+        factor = cost.method_factor.get(method, 1.0)
+        if sec.get("steps") is not None and sec.get("batch_size") is not None:
+            images = float(sec["steps"]) * float(sec["batch_size"])
+        else:
+            size = axes.get("size") or grid.datasets[axes["dataset"]].train_images
+            if size is None:
+                notes.add(f"pretraining on {axes['dataset']!r} without a size: give datasets.{axes['dataset']}."
+                          f"train_images for its estimate (counted as 0 images)")
+                size = 0
+            epochs = sec.get("epochs", cost.default_epochs)
+            images = float(epochs) * size
+        seconds = images * factor / (cost.rate(backbone, "pretrain") * gpus)
+    else:
+        sec = job.config["evaluate"]
+        protocol = axes["protocol"]
+        ds = grid.datasets.get(axes.get("eval_dataset") or "")
+        test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
+        sizes = sec.get("labeled_sizes") or []
+        if not sizes:
+            sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
+        if protocol in ("finetune", "scratch"):
+            epochs = sec.get("epochs")
+            if not isinstance(epochs, (int, float)) or isinstance(epochs, bool):
+                epochs = cost.finetune_epochs
+            images = float(epochs) * sum(sizes) + test
+            seconds = images / (cost.rate(backbone, "finetune") * gpus)
+        else:
+            encoders = max(1, len(job.config.get("encoders") or []))
+            images = encoders * (max(sizes) + test)
+            seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
+    return seconds / 3600 + cost.job_overhead_min / 60
+
+
+def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
+    """GPU-hours and wall time of `jobs` (see the module docstring), per stage and in total."""
+    cost = profile.cost
+    notes: set[str] = set()
+    stages: dict[str, dict[str, Any]] = {}
+    over_limit = 0
+    for job in jobs:
+        h = job_hours(job, grid, cost, notes)
+        st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})
+        st["jobs"] += 1
+        st["gpu_hours"] += h * job.resources.gpus * job.resources.nodes
+        st["job_hours"] += h
+        st["longest_job_hours"] = max(st["longest_job_hours"], h)
+        if h * 60 > job.resources.time_min:
+            over_limit += 1
+    parallel = profile.max_parallel_gpus
+    wall = 0.0
+    for st in stages.values():
+        share = st["gpu_hours"] / parallel if parallel else 0.0
+        st["wall_hours"] = max(st["longest_job_hours"], share)
+        wall += st["wall_hours"]
+        for k in ("gpu_hours", "job_hours", "longest_job_hours", "wall_hours"):
+            st[k] = round(st[k], 2)
+    if over_limit:
+        notes.add(f"{over_limit} job(s) need longer than their time limit: they requeue and resume from "
+                  f"checkpoints (raise `time` to avoid the requeues)")
+    return {
+        "profile": profile.name,
+        "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), 2),
+        "wall_hours": round(wall, 2),
+        "max_parallel_gpus": parallel,
+        "per_stage": stages,
+        "notes": sorted(notes),
+    }

@@ -1,0 +1,101 @@
+"""Axes -> pretraining points: cartesian product (zip groups move together), minus `exclude`, plus `include`.
+
+A point is a dict over the six pretraining axes (method, backbone, dataset, size, corruption, seed). Order is
+deterministic: the product in file order (first axis slowest), then each include rule's points.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from study.grids.schema import PRETRAIN_AXES, Grid, normalise_axis_value
+from study.grids.yamlio import fail
+
+Unit = tuple[tuple[str, ...], list[tuple[Any, ...]]]
+
+
+def _units(grid: Grid) -> list[Unit]:
+    units: list[Unit] = []
+    placed: set[str] = set()
+    for axis in grid.axes:
+        if axis in placed:
+            continue
+        group = next((g for g in grid.zip if axis in g), (axis,))
+        units.append((group, list(zip(*(grid.axes[a] for a in group)))))
+        placed.update(group)
+    return units
+
+
+def axis_defaults(grid: Grid) -> dict[str, Any]:
+    """The value of each pretraining axis the grid does not sweep (from defaults.pretrain, else null/`none`)."""
+    out: dict[str, Any] = {}
+    d = grid.defaults_pretrain
+    line = grid.lines.get("defaults")
+    for axis in PRETRAIN_AXES:
+        if axis == "corruption":
+            out[axis] = "none"
+        elif axis in d:
+            try:
+                out[axis] = normalise_axis_value(axis, d[axis])
+            except ValueError as e:
+                raise fail(grid.path, line, f"defaults.pretrain.{axis}: {e}") from None
+        else:
+            out[axis] = None
+    return out
+
+
+def expand_points(grid: Grid) -> list[dict[str, Any]]:
+    """Every pretraining point of `grid`, each a full dict over PRETRAIN_AXES; StudyError for zero-job axes."""
+    units = _units(grid)
+    base = axis_defaults(grid)
+    names = [n for n, _ in units]
+    seen: set[tuple] = set()
+    points: list[dict[str, Any]] = []
+
+    def add(pt: dict[str, Any]) -> None:
+        key = tuple(pt[a] for a in PRETRAIN_AXES)
+        if key not in seen:
+            seen.add(key)
+            points.append(pt)
+
+    excludes = grid.exclude
+    for combo in itertools.product(*(vals for _, vals in units)):
+        pt = dict(base)
+        for group, values in zip(names, combo):
+            pt.update(zip(group, values))
+        if excludes and any(m.matches(pt) for m in excludes):
+            continue
+        add(pt)
+
+    for rule in grid.include:
+        cond = dict(rule.conditions)
+        sub: list[Unit] = []
+        for group, vals in units:
+            if group[0] in cond:  # schema guarantees a zip group is named whole or not at all
+                lists = [cond[a] for a in group]
+                if len({len(v) for v in lists}) != 1:
+                    raise fail(grid.path, rule.line, "include: axes that move together (zip) need lists of one "
+                                                     "length")
+                sub.append((group, list(zip(*lists))))
+            else:
+                sub.append((group, vals))
+        for axis, vs in rule.conditions:
+            if axis not in grid.axes:
+                sub.append(((axis,), [(v,) for v in vs]))
+        for combo in itertools.product(*(vals for _, vals in sub)):
+            pt = dict(base)
+            for (group, _), values in zip(sub, combo):
+                pt.update(zip(group, values))
+            add(pt)
+
+    if not points:
+        raise fail(grid.path, grid.lines.get("axes") or grid.lines.get("exclude"),
+                   "the axes expand to zero pretraining jobs (every combination is excluded)")
+    for axis, values in grid.axes.items():
+        present = {pt[axis] for pt in points}
+        for i, v in enumerate(values):
+            if v not in present:
+                line = grid.axis_lines[axis][1][i]
+                raise fail(grid.path, line, f"axis {axis!r} value {v!r} expands to zero jobs "
+                                            f"(every combination with it is excluded)")
+    return points

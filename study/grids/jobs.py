@@ -1,0 +1,270 @@
+"""Jobs: the unit the launcher runs. `Job.id` is `config_hash(config)`, so one config in two grids is one job.
+
+    config = {"stage": "pretrain", "axes": {...}, "pretrain": {...}}
+    config = {"stage": "evaluate", "axes": {...}, "evaluate": {...}, "encoders": [pretrain job ids]}
+
+`build_jobs(grid, points, profile)` turns the grid's pretraining points and evaluation entries into jobs in
+topological order (every pretraining job before the evaluations that need it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from study.errors import StudyError
+from study.grids.profile import Profile, Resources, resolve_resources
+from study.grids.schema import AXES, EvalEntry, Grid
+from study.grids.yamlio import fail
+from study.hashing import config_hash
+
+# the evaluate-section keys the planner fills (EvalConfig field names)
+EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST, EVAL_SIZES, EVAL_LEVELS = (
+    "protocol", "train_manifest", "test_manifest", "labeled_sizes", "levels")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One pretraining or evaluation run (docs/architecture.md, section 3). `resources` is not part of the id."""
+
+    id: str
+    stage: str
+    config: dict
+    depends_on: tuple[str, ...] = ()
+    resources: Resources = field(default_factory=Resources, compare=False)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        return self.config["axes"]
+
+
+def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
+             resources: Resources) -> Job:
+    config: dict[str, Any] = {"stage": stage, "axes": {a: axes.get(a) for a in AXES}}
+    if stage == "pretrain":
+        config["pretrain"] = section
+        deps: tuple[str, ...] = ()
+    else:
+        config["evaluate"] = section
+        config["encoders"] = list(encoders or [])
+        deps = tuple(dict.fromkeys(config["encoders"]))
+    return Job(id=config_hash(config), stage=stage, config=config, depends_on=deps, resources=resources)
+
+
+def plain_copy(v: Any) -> Any:
+    """A deep copy of plain YAML/JSON data (dicts, lists, scalars): much faster than copy.deepcopy."""
+    if isinstance(v, dict):
+        return {k: plain_copy(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain_copy(x) for x in v]
+    return v
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, recursing into mappings; neither is modified."""
+    out = plain_copy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = plain_copy(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ corruptions
+_SLUGS: dict[str, str] = {}
+FALLBACK_CORRUPTIONS = ("none", "downsample", "jpeg", "salt_pepper")
+
+
+def corruption_slug(spec: str) -> str:
+    """`CorruptionSpec.slug` of `spec` (study.corruptions); ValueError/StudyError for an unknown corruption."""
+    if spec in _SLUGS:
+        return _SLUGS[spec]
+    try:
+        from study.corruptions import parse_corruption
+    except ImportError:  # study.corruptions not installed yet: the same spelling rule, names from the issue
+        slug = _fallback_slug(spec)
+    else:
+        slug = parse_corruption(spec).slug
+    _SLUGS[spec] = slug
+    return slug
+
+
+def _fallback_slug(spec: str) -> str:
+    from study.grids.yamlio import did_you_mean
+
+    name, _, rest = spec.partition(":")
+    if name not in FALLBACK_CORRUPTIONS:
+        raise StudyError(f"unknown corruption {name!r}{did_you_mean(name, FALLBACK_CORRUPTIONS)} "
+                         f"(known: {', '.join(FALLBACK_CORRUPTIONS)})")
+    parts = [name]
+    for kv in filter(None, rest.split(",")):
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise StudyError(f"corruption {spec!r}: expected name:key=value,...")
+        parts.append(f"{k.strip()}{v.strip()}")
+    return "-".join(parts)
+
+
+# `.`, not `@`: study.manifests' names allow letters, digits and _ . + = - only
+CORRUPTED_SEP = "."
+
+
+def corrupted_manifest(train: str, spec: str) -> str:
+    """The manifest name of `train` corrupted by `spec`: `<train>.<slug>` (the clean name for `none`)."""
+    if spec == "none":
+        return train
+    return f"{train}{CORRUPTED_SEP}{corruption_slug(spec)}"
+
+
+# ------------------------------------------------------------------------------------------------ building
+class _Builder:
+    def __init__(self, grid: Grid, profile: Profile):
+        self.grid = grid
+        self.profile = profile
+        self.jobs: list[Job] = []
+        self.ids: set[str] = set()
+        self._res_cache: dict[int, Resources] = {}
+
+    def add(self, job: Job) -> Job:
+        if job.id not in self.ids:
+            self.ids.add(job.id)
+            self.jobs.append(job)
+        return job
+
+    def resources(self, stage: str, entry: EvalEntry | None) -> Resources:
+        key = -1 if entry is None else entry.index
+        if key not in self._res_cache:
+            layers = [(self.grid.path, self.grid.pretrain_resources)] if stage == "pretrain" else []
+            if entry is not None:
+                layers.append((self.grid.path, entry.resources))
+            self._res_cache[key] = resolve_resources(self.profile, stage, layers)
+        return self._res_cache[key]
+
+
+def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> list[Job]:
+    b = _Builder(grid, profile)
+    pre_res = b.resources("pretrain", None)
+    pretrain_jobs: list[Job] = []
+    for pt in points:
+        ds = grid.datasets[pt["dataset"]]
+        try:
+            manifest = corrupted_manifest(ds.train, pt["corruption"])  # type: ignore[arg-type]
+        except (StudyError, ValueError) as e:
+            raise fail(grid.path, _value_line(grid, "corruption", pt["corruption"]), str(e)) from None
+        over: dict[str, Any] = {"manifest": manifest}
+        for axis in ("method", "backbone", "size", "seed"):
+            if pt[axis] is not None:
+                over[axis] = pt[axis]
+        section = deep_merge(grid.defaults_pretrain, over)
+        section.pop("corruption", None)  # an axis, not a PretrainConfig field: it lives in the manifest
+        section.pop("dataset", None)
+        pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, pre_res)))
+    for entry in grid.evaluate:
+        _evaluate_entry(b, entry, pretrain_jobs)
+    return b.jobs
+
+
+def _value_line(grid: Grid, axis: str, value: Any) -> int | None:
+    """The line where `value` of `axis` was written (axes, include rules, else the defaults)."""
+    if axis in grid.axes and value in grid.axes[axis]:
+        return grid.axis_lines[axis][1][grid.axes[axis].index(value)]
+    for m in grid.include:
+        if value in dict(m.conditions).get(axis, ()):
+            return m.line
+    return grid.lines.get("defaults")
+
+
+def _eval_datasets(b: _Builder, entry: EvalEntry, datasets: list[str]) -> list[str]:
+    grid = b.grid
+    if entry.eval_datasets == "all":
+        return [k for k, d in grid.datasets.items() if d.train and d.test]
+    if entry.eval_datasets != "same":
+        return list(entry.eval_datasets)
+    out: list[str] = []
+    for key in datasets:
+        spec = grid.datasets[key]
+        keys = [src for src, _ in spec.pool] if spec.pooled else [key]
+        for k in keys:
+            if grid.datasets[k].test and k not in out:
+                out.append(k)
+    if not out:
+        raise fail(grid.path, entry.line, f"stages.evaluate[{entry.index}] eval_datasets same: dataset(s) "
+                                          f"{', '.join(map(repr, datasets))} have no test manifest; list eval_datasets")
+    return out
+
+
+def _eval_section(b: _Builder, entry: EvalEntry, eval_dataset: str, labeled: tuple[int, ...] | None) -> dict:
+    ds = b.grid.datasets[eval_dataset]
+    over: dict[str, Any] = {EVAL_PROTOCOL: entry.protocol, EVAL_TRAIN: ds.train, EVAL_TEST: ds.test}
+    if labeled is not None:
+        over[EVAL_SIZES] = list(labeled)
+    if isinstance(entry.levels, tuple):
+        over[EVAL_LEVELS] = list(entry.levels)
+    return deep_merge(deep_merge(b.grid.defaults_evaluate, entry.params), over)
+
+
+def _size_groups(entry: EvalEntry) -> list[tuple[int, ...] | None]:
+    if entry.labeled_sizes is None:
+        return [None]
+    if entry.split_labeled_sizes:
+        return [(n,) for n in entry.labeled_sizes]
+    return [entry.labeled_sizes]
+
+
+def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> None:
+    grid = b.grid
+    label = f"stages.evaluate[{entry.index}] (protocol {entry.protocol})"
+    matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
+    if not matched:
+        raise fail(grid.path, entry.where.line or entry.line,
+                   f"{label}: where {entry.where.describe()} matches no pretraining job: it expands to zero jobs")
+    res = b.resources("evaluate", entry)
+    groups = _size_groups(entry)
+    if entry.protocol == "scratch":  # from random init: one job per (backbone, seed, eval dataset, sizes)
+        for pj in matched:
+            for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
+                for sizes in groups:
+                    axes = {"backbone": pj.axes["backbone"], "seed": pj.axes["seed"], "protocol": "scratch",
+                            "eval_dataset": ed}
+                    section = _eval_section(b, entry, ed, sizes)
+                    if pj.axes["backbone"] is not None:
+                        section.setdefault("backbone", pj.axes["backbone"])
+                    if pj.axes["seed"] is not None:
+                        section.setdefault("seed", pj.axes["seed"])
+                    b.add(make_job("evaluate", axes, section, [], res))
+        return
+    if entry.protocol == "concat":
+        for k, (ma, mb) in enumerate(entry.pairs):
+            named = set(ma.axes) | set(mb.axes)
+            others = [a for a in ("method", "backbone", "dataset", "size", "corruption", "seed") if a not in named]
+            found = False
+            for ja in (j for j in matched if ma.matches(j.axes)):
+                for jb in (j for j in matched if mb.matches(j.axes)):
+                    if ja.id == jb.id or any(ja.axes[a] != jb.axes[a] for a in others):
+                        continue
+                    found = True
+                    axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in ("method", "backbone", "dataset", "size",
+                                                                         "corruption", "seed")}
+                    axes["protocol"] = "concat"
+                    for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
+                        axes = {**axes, "eval_dataset": ed}
+                        for sizes in groups:
+                            b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id], res))
+            if not found:
+                raise fail(grid.path, ma.line or entry.line,
+                           f"{label}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs that "
+                           f"agree on {', '.join(others) or 'the other axes'}: it expands to zero jobs")
+        return
+    for pj in matched:
+        for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
+            axes = {**pj.axes, "protocol": entry.protocol, "eval_dataset": ed}
+            for sizes in groups:
+                b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [pj.id], res))
+
+
+def _joined(a: Any, b: Any) -> Any:
+    """One axis value for a concatenation: the shared value, else `a|b`."""
+    return a if a == b else f"{a}|{b}"

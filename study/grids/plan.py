@@ -1,0 +1,249 @@
+"""`plan_grid(path, profile=None) -> Plan`: every job of a grid, its dependencies, counts and cost estimate.
+
+`Plan.check(manifests=True)` is the look-before-you-leap step `study plan` and `study submit` run: methods and
+corruptions known, every distinct pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict),
+and every manifest present (or the exact `study manifest ...` command that makes it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from study.errors import StudyError
+from study.grids.cost import estimate
+from study.grids.expand import expand_points
+from study.grids.jobs import Job, build_jobs, corruption_slug
+from study.grids.profile import Profile, load_profile
+from study.grids.schema import Grid, load_grid
+from study.grids.values import format_count
+from study.hashing import canonical_json
+
+
+@dataclass
+class Plan:
+    """A planned grid: `jobs` in topological order (pretraining before the evaluations that need it)."""
+
+    name: str
+    path: str
+    grid: Grid
+    profile: Profile
+    jobs: list[Job]
+    counts: dict[str, Any] = field(default_factory=dict)
+    estimate: dict[str, Any] = field(default_factory=dict)
+
+    def job(self, job_id: str) -> Job:
+        for j in self.jobs:
+            if j.id == job_id:
+                return j
+        raise KeyError(job_id)
+
+    def by_stage(self, stage: str) -> list[Job]:
+        return [j for j in self.jobs if j.stage == stage]
+
+    # ------------------------------------------------------------------------------------------- manifests
+    def manifests(self) -> dict[str, str]:
+        """Every manifest name the jobs read -> the `study manifest ...` command that builds it."""
+        return manifest_commands(self)
+
+    def check(self, manifests: bool = True) -> None:
+        """Raise one StudyError listing every problem found before anything runs (see the module docstring)."""
+        problems = check_names(self)
+        if not problems:  # an unknown method would fail every section too: report it once
+            problems = check_sections(self)
+        if manifests:
+            problems += check_manifests(self)
+        if problems:
+            head = f"{self.path}: {len(problems)} problem(s) found before anything runs:" if len(problems) > 1 else ""
+            raise StudyError("\n".join(([head] if head else []) + problems))
+
+    def to_json(self) -> dict[str, Any]:
+        from study.grids.render import plan_json
+
+        return plan_json(self)
+
+
+def plan_grid(path: str | Path, profile: str | Path | Profile | None = None) -> Plan:
+    """Load, validate and expand the grid in `path` (no check of manifests or registries: see `Plan.check`)."""
+    grid = load_grid(path)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    points = expand_points(grid)
+    jobs = build_jobs(grid, points, prof)
+    plan = Plan(name=grid.name, path=str(path), grid=grid, profile=prof, jobs=jobs)
+    plan.counts = counts(jobs)
+    plan.estimate = estimate(jobs, grid, prof)
+    return plan
+
+
+def counts(jobs: list[Job]) -> dict[str, Any]:
+    out: dict[str, Any] = {"pretrain": 0, "evaluate": 0}
+    by_protocol: dict[str, int] = {}
+    for j in jobs:
+        out[j.stage] = out.get(j.stage, 0) + 1
+        if j.stage == "evaluate":
+            p = j.axes["protocol"]
+            by_protocol[p] = by_protocol.get(p, 0) + 1
+    out["total"] = len(jobs)
+    out["evaluate_by_protocol"] = by_protocol
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- checks
+def _line_of_value(grid: Grid, axis: str, value: Any) -> str:
+    from study.grids.jobs import _value_line
+
+    line = _value_line(grid, axis, value)
+    return f"{grid.path}:{line}" if line else grid.path
+
+
+def check_names(plan: Plan) -> list[str]:
+    """Methods known to study.train's registry; corruptions to study.corruptions' (with the closest name)."""
+    problems: list[str] = []
+    grid = plan.grid
+    methods = dict.fromkeys(j.axes["method"] for j in plan.jobs if j.stage == "pretrain")
+    try:
+        from study.train.methods import METHODS
+    except ImportError:
+        METHODS = None
+    if METHODS is not None:
+        for m in methods:
+            if m not in METHODS:
+                problems.append(METHODS.unknown_message(m, _line_of_value(grid, "method", m)))
+    for spec in dict.fromkeys(j.axes["corruption"] for j in plan.jobs if j.stage == "pretrain"):
+        if spec and spec != "none":
+            try:
+                corruption_slug(spec)
+            except (StudyError, ValueError) as e:
+                problems.append(f"{_line_of_value(grid, 'corruption', spec)}: {e}")
+    return problems
+
+
+def _describe(job: Job) -> str:
+    keys = ("method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
+    parts = [f"{k}={format_count(job.axes[k]) if k == 'size' else job.axes[k]}" for k in keys
+             if job.axes.get(k) not in (None, "none")]
+    return f"job {job.id} ({job.stage}: {', '.join(parts)})"
+
+
+def check_sections(plan: Plan) -> list[str]:
+    """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached)."""
+    problems: list[str] = []
+    validators: dict[str, Any] = {}
+    try:
+        from study.train import PretrainConfig
+
+        validators["pretrain"] = PretrainConfig.from_dict
+    except ImportError:
+        pass
+    try:
+        from study.evaluate import EvalConfig
+
+        validators["evaluate"] = EvalConfig.from_dict
+    except ImportError:
+        pass
+    seen: set[str] = set()
+    lines = plan.grid.lines
+    for job in plan.jobs:
+        validate = validators.get(job.stage)
+        if validate is None:
+            continue
+        section = job.config[job.stage]
+        key = job.stage + canonical_json(section)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            validate(section, where=job.stage)
+        except StudyError as e:
+            where = f"{plan.path}:{lines['defaults']}" if "defaults" in lines else plan.path
+            msg = f"{where}: {_describe(job)}: {e}"
+            if msg not in problems:
+                problems.append(msg)
+    return problems
+
+
+def _manifest_exists(name: str) -> bool:
+    try:
+        from study.manifests import manifest_exists
+    except ImportError:
+        from study.paths import manifests_dir
+
+        d = manifests_dir()
+        return (d / f"{name}.parquet").exists() and (d / f"{name}.json").exists()
+    return bool(manifest_exists(name))
+
+
+def check_manifests(plan: Plan) -> list[str]:
+    from study.paths import manifests_dir
+
+    problems = []
+    for name, command in plan.manifests().items():
+        if not _manifest_exists(name):
+            problems.append(f"manifest {name!r} not found in {manifests_dir()}/; make it with:\n    {command}")
+    return problems
+
+
+def _root_var(key: str) -> str:
+    return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_ROOT"
+
+
+def _split(name: str) -> str:
+    tail = name.rsplit("_", 1)[-1]
+    return tail if tail in ("train", "val", "test") else "SPLIT"
+
+
+def manifest_commands(plan: Plan) -> dict[str, str]:
+    """Manifest name -> the command that makes it, in the order the jobs first need them."""
+    grid = plan.grid
+    sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
+    labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
+    needed: dict[str, str] = {}  # name -> "train" | "test" | "pool" | "corrupt:<spec>|<base>"
+    by_train = {d.train: d for d in grid.datasets.values() if d.train}
+    by_test = {d.test: d for d in grid.datasets.values() if d.test}
+
+    for job in plan.jobs:
+        if job.stage == "pretrain":
+            ds = grid.datasets[job.axes["dataset"]]
+            name = job.config["pretrain"]["manifest"]
+            spec = job.axes["corruption"]
+            if ds.train and job.axes["size"]:
+                sizes.setdefault(ds.train, set()).add(job.axes["size"])
+            if spec and spec != "none":
+                needed.setdefault(name, f"corrupt:{spec}|{ds.train}")
+            needed.setdefault(ds.train, "pool" if ds.pooled else "train")  # type: ignore[arg-type]
+            for src, n in ds.pool:
+                src_train = grid.datasets[src].train
+                sizes.setdefault(src_train, set()).add(n)  # type: ignore[arg-type]
+                needed.setdefault(src_train, "train")  # type: ignore[arg-type]
+        else:
+            sec = job.config["evaluate"]
+            for key, kind in (("train_manifest", "train"), ("test_manifest", "test")):
+                if sec.get(key):
+                    needed.setdefault(sec[key], kind)
+            if sec.get("train_manifest") and sec.get("labeled_sizes"):
+                labeled.setdefault(sec["train_manifest"], set()).update(sec["labeled_sizes"])
+
+    def fmt(ns: set[int]) -> str:
+        return ",".join(format_count(n) for n in sorted(ns))
+
+    out: dict[str, str] = {}
+    for name, kind in needed.items():
+        if kind.startswith("corrupt:"):
+            spec, base = kind[len("corrupt:"):].rsplit("|", 1)
+            out[name] = f"study manifest corrupt {name} --base {base} --corruption {spec}"
+        elif kind == "pool":
+            ds = by_train[name]
+            froms = " ".join(f"--from {grid.datasets[src].train}:{format_count(n)}" for src, n in ds.pool)
+            out[name] = f"study manifest pool {name} {froms}"
+        else:
+            ds = by_train.get(name) if kind == "train" else by_test.get(name)
+            reader = (ds.reader if ds else None) or "READER"
+            root = _root_var(ds.key if ds else name)
+            cmd = f'study manifest build --dataset {reader} --root "{root}" --split {_split(name)} --name {name}'
+            if name in sizes:
+                cmd += f" --sizes {fmt(sizes[name])}"
+            if name in labeled:
+                cmd += f" --labeled-sizes {fmt(labeled[name])}"
+            out[name] = cmd
+    return out

@@ -1,0 +1,67 @@
+"""`study plan`'s two outputs: a table (one line per job, then counts and the estimate) and JSON."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from study.grids.schema import AXES
+from study.grids.values import format_count
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+TABLE_COLUMNS = ("id", "stage", *AXES, "labeled", "deps")
+
+
+def _labeled(job) -> list[int] | None:
+    if job.stage != "evaluate":
+        return None
+    return job.config["evaluate"].get("labeled_sizes")
+
+
+def plan_json(plan: "Plan") -> dict[str, Any]:
+    """`{"grid", "profile", "jobs": [{"id", "stage", <axes>, "labeled_sizes", "depends_on", "resources"}], "counts",
+    "estimate"}`."""
+    jobs = []
+    for j in plan.jobs:
+        row: dict[str, Any] = {"id": j.id, "stage": j.stage}
+        row.update({a: j.axes.get(a) for a in AXES})
+        row["labeled_sizes"] = _labeled(j)
+        row["depends_on"] = list(j.depends_on)
+        row["resources"] = j.resources.to_dict()
+        jobs.append(row)
+    return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
+            "estimate": plan.estimate}
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if key == "size" and isinstance(v, int):
+        return format_count(v)
+    return str(v)
+
+
+def plan_table(plan: "Plan") -> str:
+    rows = [list(TABLE_COLUMNS)]
+    for j in plan.jobs:
+        labeled = _labeled(j)
+        rows.append([j.id, j.stage, *(_cell(a, j.axes.get(a)) for a in AXES),
+                     ",".join(format_count(n) for n in labeled) if labeled else "-",
+                     ",".join(j.depends_on) or "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    c = plan.counts
+    by = ", ".join(f"{p} {n}" for p, n in c["evaluate_by_protocol"].items())
+    lines.append("")
+    lines.append(f"grid {plan.name}: {c['pretrain']} pretrain, {c['evaluate']} evaluate"
+                 + (f" ({by})" if by else "") + f", {c['total']} jobs")
+    e = plan.estimate
+    par = f"at most {e['max_parallel_gpus']} GPUs at once" if e["max_parallel_gpus"] else "unlimited parallel GPUs"
+    lines.append(f"estimate (profile {e['profile']}): {e['gpu_hours']:,.1f} GPU-hours, wall {e['wall_hours']:,.1f} h "
+                 f"with {par}")
+    for stage, st in e["per_stage"].items():
+        lines.append(f"  {stage}: {st['jobs']} jobs, {st['gpu_hours']:,.1f} GPU-hours, longest job "
+                     f"{st['longest_job_hours']:,.1f} h, wall {st['wall_hours']:,.1f} h")
+    for note in e["notes"]:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines) + "\n"

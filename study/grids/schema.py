@@ -1,0 +1,486 @@
+"""The grid file's schema: `load_grid(path) -> Grid`, typed and validated once, every error as `file:line: ...`.
+
+The full schema, with examples, is documented in grids/README.md. In short:
+
+    name, description
+    datasets:  {key: {train, test, reader, pool, train_images, test_images}}   # data only through manifests
+    defaults:  {pretrain: {...PretrainConfig fields}, evaluate: {...EvalConfig fields}}
+    axes:      {method|backbone|dataset|size|corruption|seed: [values]}        # cartesian product
+    seeds:     [0, 1, 2]                                                       # the `seed` axis, spelled apart
+    zip:       [[dataset, size], ...]                                          # axes that move together
+    exclude:   [{axis: value | [values]}, ...]                                 # removed from the product
+    include:   [{axis: value | [values]}, ...]                                 # added after exclusion
+    stages:
+      pretrain: {resources: {gpus, cpus, mem, time, nodes}}
+      evaluate: [{protocol, where, eval_datasets, labeled_sizes, levels, pairs, params, resources,
+                  split_labeled_sizes}, ...]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from study.errors import StudyError
+from study.grids.values import parse_count
+from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
+
+PRETRAIN_AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")
+EVAL_AXES = ("protocol", "eval_dataset")
+AXES = PRETRAIN_AXES + EVAL_AXES
+PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
+TOP_KEYS = ("name", "description", "datasets", "defaults", "axes", "seeds", "zip", "include", "exclude", "stages")
+DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images")
+ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "pairs", "params", "resources",
+              "split_labeled_sizes")
+STAGE_KEYS = ("pretrain", "evaluate")
+# keys the planner sets itself (from axes and datasets): a grid may not set them in defaults or params
+PLANNER_PRETRAIN_KEYS = ("manifest",)
+PLANNER_EVAL_KEYS = ("protocol", "train_manifest", "test_manifest")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One domain key: its train manifest (pretraining and labeled subsets) and test manifest (evaluation)."""
+
+    key: str
+    train: str | None
+    test: str | None
+    reader: str | None  # the `study manifest build --dataset` reader, for the build hint
+    pool: tuple[tuple[str, int], ...]  # pooled set: (dataset key, images taken from it)
+    train_images: int | None
+    test_images: int | None
+    line: int
+
+    @property
+    def pooled(self) -> bool:
+        return bool(self.pool)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """`{axis: value | [values]}`: matches a point whose every named axis takes one of the listed values."""
+
+    conditions: tuple[tuple[str, tuple[Any, ...]], ...]
+    line: int
+
+    def matches(self, axes: dict[str, Any]) -> bool:
+        return all(axes.get(axis) in values for axis, values in self.conditions)
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return tuple(a for a, _ in self.conditions)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(f"{a}: {v[0] if len(v) == 1 else list(v)}" for a, v in self.conditions) + "}"
+
+
+@dataclass(frozen=True)
+class EvalEntry:
+    """One item of `stages.evaluate`: which pretraining jobs, on which datasets, with which protocol."""
+
+    protocol: str
+    where: Matcher
+    eval_datasets: str | tuple[str, ...]  # "same" | "all" | explicit keys
+    labeled_sizes: tuple[int, ...] | None
+    levels: tuple[str, ...] | str | None  # granularity: list or "all"
+    pairs: tuple[tuple[Matcher, Matcher], ...]  # concat
+    params: dict[str, Any]
+    resources: YMap
+    split_labeled_sizes: bool
+    line: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A validated grid file. Lines are kept so that later checks can still name `file:line`."""
+
+    path: str
+    name: str
+    description: str
+    datasets: dict[str, DatasetSpec]
+    defaults_pretrain: dict[str, Any]
+    defaults_evaluate: dict[str, Any]
+    axes: dict[str, tuple[Any, ...]]  # declared axes in file order, values normalised
+    axis_lines: dict[str, tuple[int, tuple[int, ...]]]  # axis -> (line of the key, line of each value)
+    zip: tuple[tuple[str, ...], ...]
+    include: tuple[Matcher, ...]
+    exclude: tuple[Matcher, ...]
+    pretrain_resources: YMap
+    evaluate: tuple[EvalEntry, ...]
+    lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
+
+
+def normalise_axis_value(axis: str, v: Any) -> Any:
+    """The canonical value of `axis` (ValueError if it cannot be one): sizes become ints, seeds ints."""
+    if axis == "size":
+        if v is None or v == "all":
+            return None
+        return parse_count(v)
+    if axis == "seed":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer seed, got {v!r}")
+        return v
+    if axis == "corruption":
+        if v is None or v is False:
+            return "none"
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"expected a corruption spec such as none or downsample:factor=2, got {v!r}")
+        return canonical_corruption(v.strip())
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a name, got {v!r}")
+    return v
+
+
+_CANONICAL: dict[str, str] = {}
+
+
+def canonical_corruption(text: str) -> str:
+    """The canonical spelling of a corruption spec (`jpeg` -> `jpeg:quality=10`), so that two spellings of one
+    corruption make one job. ValueError naming the closest corruption for an unknown one."""
+    if text not in _CANONICAL:
+        try:
+            from study.corruptions import parse_corruption
+        except ImportError:  # study.corruptions not there: keep the spelling as written
+            return text
+        try:
+            _CANONICAL[text] = str(parse_corruption(text))
+        except StudyError as e:
+            raise ValueError(str(e).removeprefix("corruption: ")) from None
+    return _CANONICAL[text]
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and validate the grid in `path`."""
+    p = str(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, YMap):
+        raise fail(p, getattr(raw, "line", 1), "a grid must be a mapping")
+    check_keys(p, raw, TOP_KEYS, required=("name", "datasets", "stages"))
+    name = raw["name"]
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
+        raise fail(p, raw.line_of("name"), f"name: expected a word (no spaces or slashes), got {name!r}")
+    description = raw.get("description") or ""
+    if not isinstance(description, str):
+        raise fail(p, raw.line_of("description"), "description: expected a string")
+
+    datasets = _datasets(p, raw)
+    defaults = raw.get("defaults") or YMap()
+    if not isinstance(defaults, YMap):
+        raise fail(p, raw.line_of("defaults"), "defaults: expected a mapping with 'pretrain' and/or 'evaluate'")
+    check_keys(p, defaults, STAGE_KEYS, what="defaults section")
+    d_pre = _section(p, defaults, "pretrain", PLANNER_PRETRAIN_KEYS, "defaults.pretrain")
+    d_eval = _section(p, defaults, "evaluate", PLANNER_EVAL_KEYS, "defaults.evaluate")
+
+    axes, axis_lines = _axes(p, raw, datasets)
+    zip_groups = _zip(p, raw, axes)
+    exclude = tuple(_matchers(p, raw, "exclude", datasets, PRETRAIN_AXES))
+    include = tuple(_matchers(p, raw, "include", datasets, PRETRAIN_AXES))
+    for m in include:
+        for group in zip_groups:
+            named = [a for a in group if a in m.axes]
+            if named and len(named) != len(group):
+                missing = [a for a in group if a not in m.axes]
+                raise fail(p, m.line, f"include names {', '.join(map(repr, named))} but not "
+                                      f"{', '.join(map(repr, missing))}, which move(s) with it (zip)")
+
+    stages = raw["stages"]
+    if not isinstance(stages, YMap):
+        raise fail(p, raw.line_of("stages"), "stages: expected a mapping with 'pretrain' and 'evaluate'")
+    check_keys(p, stages, STAGE_KEYS, what="stage")
+    pre = stages.get("pretrain") or YMap()
+    if not isinstance(pre, YMap):
+        raise fail(p, stages.line_of("pretrain"), "stages.pretrain: expected a mapping with 'resources'")
+    check_keys(p, pre, ("resources",))
+    pre_res = pre.get("resources") or YMap()
+    if not isinstance(pre_res, YMap):
+        raise fail(p, pre.line_of("resources"), "stages.pretrain.resources: expected a mapping")
+    entries = stages.get("evaluate") or YList()
+    if not isinstance(entries, YList):
+        raise fail(p, stages.line_of("evaluate"), "stages.evaluate: expected a list of evaluation entries")
+    evaluate = tuple(_entry(p, entries, i, datasets) for i in range(len(entries)))
+
+    if "method" not in axes and "method" not in d_pre:
+        raise fail(p, raw.line_of("axes"), "no method: give axes.method or defaults.pretrain.method")
+    if "dataset" not in axes:
+        raise fail(p, raw.line_of("axes"), "no dataset: give axes.dataset (keys of 'datasets')")
+    return Grid(path=p, name=name, description=description, datasets=datasets, defaults_pretrain=d_pre,
+                defaults_evaluate=d_eval, axes=axes, axis_lines=axis_lines, zip=zip_groups, include=include,
+                exclude=exclude, pretrain_resources=pre_res, evaluate=evaluate,
+                lines={k: raw.line_of(k) for k in raw})
+
+
+# ---------------------------------------------------------------------------------------------------- parts
+def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    sec = defaults.get(key)
+    if sec is None:
+        return {}
+    if not isinstance(sec, YMap):
+        raise fail(p, defaults.line_of(key), f"{where}: expected a mapping of settings")
+    for k in planner_keys:
+        if k in sec:
+            raise fail(p, sec.line_of(k), f"{where}.{k}: set by the planner from 'datasets' and the axes; remove it")
+    out = _plain(sec)
+    if "labeled_sizes" in sec:
+        out["labeled_sizes"] = list(_counts(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
+                                            f"{where}.labeled_sizes"))
+    return out
+
+
+def _plain(v: Any) -> Any:
+    """YMap/YList -> dict/list (so configs hash and serialise as plain JSON)."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
+    ds = raw["datasets"]
+    if not isinstance(ds, YMap) or not ds:
+        raise fail(p, raw.line_of("datasets"), "datasets: expected a mapping key -> {train, test}")
+    out: dict[str, DatasetSpec] = {}
+    for key, spec in ds.items():
+        line = ds.line_of(key)
+        if not isinstance(key, str) or not key or "|" in key:
+            raise fail(p, line, f"datasets: bad key {key!r} (a word; pooled sets join keys with '+')")
+        if not isinstance(spec, YMap):
+            raise fail(p, line, f"datasets.{key}: expected a mapping with 'train' and/or 'test' manifest names")
+        check_keys(p, spec, DATASET_KEYS)
+        vals: dict[str, Any] = {}
+        for k in ("train", "test", "reader"):
+            v = spec.get(k)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: expected a name, got {v!r}")
+            vals[k] = v
+        if not vals["train"] and not vals["test"]:
+            raise fail(p, line, f"datasets.{key}: give a 'train' and/or 'test' manifest name")
+        for k in ("train_images", "test_images"):
+            v = spec.get(k)
+            try:
+                vals[k] = None if v is None else parse_count(v)
+            except ValueError as e:
+                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: {e}") from None
+        pool: list[tuple[str, int]] = []
+        raw_pool = spec.get("pool")
+        if raw_pool is not None:
+            if not isinstance(raw_pool, YMap) or len(raw_pool) < 2:
+                raise fail(p, spec.line_of("pool"), f"datasets.{key}.pool: expected a mapping of two or more "
+                                                    f"dataset keys -> images taken, e.g. {{imagenet: 250k, inat21: 250k}}")
+            for src, n in raw_pool.items():
+                try:
+                    pool.append((str(src), parse_count(n)))
+                except ValueError as e:
+                    raise fail(p, raw_pool.line_of(src), f"datasets.{key}.pool.{src}: {e}") from None
+        out[key] = DatasetSpec(key=key, train=vals["train"], test=vals["test"], reader=vals["reader"],
+                               pool=tuple(pool), train_images=vals["train_images"], test_images=vals["test_images"],
+                               line=line)
+    for spec in out.values():
+        for src, _ in spec.pool:
+            if src not in out or not out[src].train:
+                raise fail(p, spec.line, f"datasets.{spec.key}.pool: unknown dataset {src!r}"
+                                         f"{did_you_mean(src, out)} (a key of 'datasets' with a train manifest)")
+    return out
+
+
+def _value(p: str, axis: str, v: Any, line: int, datasets: dict[str, DatasetSpec]) -> Any:
+    try:
+        value = normalise_axis_value(axis, v)
+    except ValueError as e:
+        raise fail(p, line, f"{axis}: {e}") from None
+    if axis == "dataset":
+        if value not in datasets:
+            raise fail(p, line, f"unknown dataset {value!r}{did_you_mean(value, datasets)} "
+                                f"(known: {', '.join(datasets)})")
+        if not datasets[value].train:
+            raise fail(p, line, f"dataset {value!r} has no train manifest: it cannot be pretrained on")
+    return value
+
+
+def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
+    axes: dict[str, tuple[Any, ...]] = {}
+    lines: dict[str, tuple[int, tuple[int, ...]]] = {}
+    raw_axes = raw.get("axes") or YMap()
+    if not isinstance(raw_axes, YMap):
+        raise fail(p, raw.line_of("axes"), "axes: expected a mapping axis -> list of values")
+    check_keys(p, raw_axes, PRETRAIN_AXES, what="axis")
+    items: list[tuple[str, Any, int]] = [(a, v, raw_axes.line_of(a)) for a, v in raw_axes.items()]
+    if "seeds" in raw:
+        if "seed" in raw_axes:
+            raise fail(p, raw.line_of("seeds"), "seeds and axes.seed both given: keep one")
+        items.append(("seed", raw["seeds"], raw.line_of("seeds")))
+    for axis, values, line in items:
+        if not isinstance(values, YList):
+            values_list = YList([values])
+            values_list.line, values_list.item_lines = line, [line]
+            values = values_list
+        if not values:
+            raise fail(p, line, f"axis {axis!r} has no values: it expands to zero jobs")
+        norm = []
+        for i, v in enumerate(values):
+            value = _value(p, axis, v, values.line_of(i), datasets)
+            if value in norm:
+                raise fail(p, values.line_of(i), f"axis {axis!r}: value {v!r} listed twice")
+            norm.append(value)
+        axes[axis] = tuple(norm)
+        lines[axis] = (line, tuple(values.item_lines))
+    return axes, lines
+
+
+def _zip(p: str, raw: YMap, axes: dict[str, tuple[Any, ...]]) -> tuple[tuple[str, ...], ...]:
+    groups = raw.get("zip")
+    if groups is None:
+        return ()
+    if not isinstance(groups, YList) or not all(isinstance(g, YList) for g in groups):
+        raise fail(p, raw.line_of("zip"), "zip: expected a list of lists of axis names, e.g. [[dataset, size]]")
+    seen: set[str] = set()
+    out = []
+    for i, group in enumerate(groups):
+        line = groups.line_of(i)
+        if len(group) < 2:
+            raise fail(p, line, "zip: a group needs two or more axes")
+        for a in group:
+            if a not in axes:
+                known = list(axes)
+                raise fail(p, line, f"zip: {a!r} is not an axis of this grid{did_you_mean(a, known)} "
+                                    f"(axes: {', '.join(known)})")
+            if a in seen:
+                raise fail(p, line, f"zip: axis {a!r} is in two groups")
+            seen.add(a)
+        lengths = {a: len(axes[a]) for a in group}
+        if len(set(lengths.values())) != 1:
+            raise fail(p, line, "zip: axes that move together need lists of one length; got "
+                                + ", ".join(f"{a}: {n}" for a, n in lengths.items()))
+        out.append(tuple(group))
+    return tuple(out)
+
+
+def _matcher(p: str, m: Any, line: int, datasets: dict[str, DatasetSpec], allowed: tuple[str, ...],
+             where: str) -> Matcher:
+    if m is None:
+        return Matcher((), line)
+    if not isinstance(m, YMap):
+        raise fail(p, line, f"{where}: expected a mapping axis -> value or list of values")
+    check_keys(p, m, allowed, what="axis")
+    conds = []
+    for axis, v in m.items():
+        vals = v if isinstance(v, YList) else [v]
+        if not vals:
+            raise fail(p, m.line_of(axis), f"{where}.{axis}: an empty list matches nothing")
+        vline = m.line_of(axis)
+        conds.append((axis, tuple(_value(p, axis, x, vline, datasets) for x in vals)))
+    return Matcher(tuple(conds), m.line or line)
+
+
+def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], allowed: tuple[str, ...]):
+    items = raw.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, YList):
+        raise fail(p, raw.line_of(key), f"{key}: expected a list of mappings axis -> value(s)")
+    out = []
+    for i, m in enumerate(items):
+        if not m:
+            raise fail(p, items.line_of(i), f"{key}: an empty rule")
+        out.append(_matcher(p, m, items.line_of(i), datasets, allowed, key))
+    return out
+
+
+def _counts(p: str, v: Any, line: int, where: str) -> tuple[int, ...]:
+    if not isinstance(v, YList) or not v:
+        raise fail(p, line, f"{where}: expected a non-empty list of counts such as [10k, 50k]")
+    out = []
+    for i, x in enumerate(v):
+        try:
+            out.append(parse_count(x))
+        except ValueError as e:
+            raise fail(p, v.line_of(i), f"{where}: {e}") from None
+    return tuple(out)
+
+
+def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:
+    e = entries[i]
+    line = entries.line_of(i)
+    where = f"stages.evaluate[{i}]"
+    if not isinstance(e, YMap):
+        raise fail(p, line, f"{where}: expected a mapping with at least 'protocol'")
+    check_keys(p, e, ENTRY_KEYS, required=("protocol",))
+    protocol = e["protocol"]
+    if protocol not in PROTOCOLS:
+        raise fail(p, e.line_of("protocol"), f"unknown protocol {protocol!r}{did_you_mean(protocol, PROTOCOLS)} "
+                                             f"(known: {', '.join(PROTOCOLS)})")
+    matcher = _matcher(p, e.get("where"), e.line_of("where"), datasets, PRETRAIN_AXES, f"{where}.where")
+
+    eds = e.get("eval_datasets", "same")
+    if isinstance(eds, str):
+        if eds not in ("same", "all"):
+            eds_list = YList([eds])
+            eds_list.line, eds_list.item_lines = e.line_of("eval_datasets"), [e.line_of("eval_datasets")]
+            eds = eds_list
+    if isinstance(eds, YList):
+        if not eds:
+            raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: an empty list expands to zero jobs")
+        for j, d in enumerate(eds):
+            if d not in datasets:
+                raise fail(p, eds.line_of(j), f"unknown dataset {d!r}{did_you_mean(d, datasets)} "
+                                              f"(known: {', '.join(datasets)})")
+            if not datasets[d].test or not datasets[d].train:
+                raise fail(p, eds.line_of(j), f"dataset {d!r} cannot be an evaluation dataset: it needs both a "
+                                              f"'train' (labeled subsets) and a 'test' manifest")
+        eds = tuple(eds)
+    elif eds not in ("same", "all"):
+        raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: expected same, all or a list of datasets")
+
+    labeled = None
+    if "labeled_sizes" in e:
+        labeled = _counts(p, e["labeled_sizes"], e.line_of("labeled_sizes"), f"{where}.labeled_sizes")
+
+    levels: Any = None
+    if "levels" in e:
+        if protocol != "granularity":
+            raise fail(p, e.line_of("levels"), f"{where}.levels: only for protocol granularity")
+        lv = e["levels"]
+        if lv == "all":
+            levels = "all"
+        elif isinstance(lv, YList) and lv and all(isinstance(x, str) for x in lv):
+            levels = tuple(lv)
+        else:
+            raise fail(p, e.line_of("levels"), f"{where}.levels: expected 'all' or a list of taxonomy levels")
+
+    pairs: list[tuple[Matcher, Matcher]] = []
+    if protocol == "concat":
+        raw_pairs = e.get("pairs")
+        if not isinstance(raw_pairs, YList) or not raw_pairs:
+            raise fail(p, e.line_of("pairs") if "pairs" in e else e.line,
+                       f"{where}: protocol concat needs 'pairs': a list of [encoder matcher, encoder matcher]")
+        for j, pair in enumerate(raw_pairs):
+            if not isinstance(pair, YList) or len(pair) != 2:
+                raise fail(p, raw_pairs.line_of(j), f"{where}.pairs[{j}]: expected two matchers, e.g. "
+                                                    f"[{{dataset: imagenet}}, {{dataset: inat21}}]")
+            pairs.append(tuple(_matcher(p, pair[k], pair.line_of(k), datasets, PRETRAIN_AXES,
+                                        f"{where}.pairs[{j}]") for k in range(2)))  # type: ignore[arg-type]
+    elif "pairs" in e:
+        raise fail(p, e.line_of("pairs"), f"{where}.pairs: only for protocol concat")
+
+    params = e.get("params") or YMap()
+    if not isinstance(params, YMap):
+        raise fail(p, e.line_of("params"), f"{where}.params: expected a mapping of evaluation settings")
+    for k in PLANNER_EVAL_KEYS + ("labeled_sizes", "levels"):
+        if k in params:
+            raise fail(p, params.line_of(k), f"{where}.params.{k}: set by the planner (or the entry's own "
+                                             f"'{k}'); remove it")
+    resources = e.get("resources") or YMap()
+    if not isinstance(resources, YMap):
+        raise fail(p, e.line_of("resources"), f"{where}.resources: expected a mapping")
+    split = e.get("split_labeled_sizes", protocol in ("finetune", "scratch"))
+    if not isinstance(split, bool):
+        raise fail(p, e.line_of("split_labeled_sizes"), f"{where}.split_labeled_sizes: expected true or false")
+    return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
+                     pairs=tuple(pairs), params=_plain(params), resources=resources, split_labeled_sizes=split,
+                     line=line, index=i)
+
+
+def grid_error(grid: Grid, line: int | None, msg: str) -> StudyError:
+    return fail(grid.path, line, msg)

@@ -1,0 +1,9 @@
+"""Frozen, verifiable dataset manifests: nested pretraining subsets, labeled subsets, pooled and corrupted variants.
+
+Other layers use `load_manifest(name) -> Manifest` and `manifest_exists(name)`; see docs/architecture.md section 1.
+"""
+from __future__ import annotations
+
+from study.manifests.store import Manifest, list_manifests, load_manifest, manifest_exists
+
+__all__ = ["Manifest", "list_manifests", "load_manifest", "manifest_exists"]

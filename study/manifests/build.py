@@ -1,0 +1,166 @@
+"""`study manifest build`: index a dataset split with its reader, rank every image, freeze the manifest.
+
+Nothing is written until every check passed; building again under an existing name is a no-op when the content is
+identical and refused, naming the difference, otherwise.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from study.datasets import ReaderOptions, read_dataset
+from study.datasets.base import Index
+from study.errors import StudyError
+from study.manifests.ranking import path_order, rank_rows
+from study.manifests.sizes import format_size
+from study.manifests.store import (
+    check_name,
+    finalise,
+    load_meta,
+    manifest_exists,
+    read_arrow,
+    write_manifest,
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    dataset: str
+    root: Path
+    split: str
+    name: str
+    sizes: list[int] = field(default_factory=list)
+    labeled_sizes: list[int] = field(default_factory=list)
+    seed: int = 0
+    balanced: bool = False
+    labeled_balanced: bool = True
+    label_rule: str | None = None
+    taxonomy: Path | None = None
+
+
+def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
+    too_big = [s for s in sizes if s > n]
+    if too_big:
+        raise StudyError(f"{where}: {what} {format_size(too_big[0])} ({too_big[0]}) is larger than the dataset "
+                         f"({n} images); the largest possible is {n}")
+
+
+def index_table(index: Index, seed: int, balanced: bool, labeled_balanced: bool) -> pa.Table:
+    """The manifest rows of an index, in rank order."""
+    canon = path_order(index.paths)
+    paths = pc.take(index.paths, pa.array(canon))
+    labels = index.labels[canon]
+    rank = rank_rows(paths, labels, index.class_names, seed, balanced, "pretrain")
+    labeled_rank = rank_rows(paths, labels, index.class_names, seed, labeled_balanced, "labeled")
+    order = np.argsort(rank)
+    take = pa.array(canon[order])
+    label_array = pa.array(labels[order], type=pa.int64())
+    columns = {
+        "path": pc.take(paths, pa.array(order)),
+        "label": label_array,
+        "class_name": pc.take(pa.array(index.class_names, type=pa.string()), label_array),
+        "rank": pa.array(rank[order], type=pa.int64()),
+        "labeled_rank": pa.array(labeled_rank[order], type=pa.int64()),
+    }
+    extra = [lv for lv in index.levels if lv in index.columns] + sorted(set(index.columns) - set(index.levels))
+    for col in extra:
+        columns[col] = pc.take(index.columns[col], take)
+    return pa.table(columns)
+
+
+def build_meta(cfg: BuildConfig, index: Index) -> dict:
+    meta = {
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "root": str(Path(cfg.root).resolve()),
+        "kind": index.kind,
+        "seed": cfg.seed,
+        "balanced": cfg.balanced,
+        "labeled_balanced": cfg.labeled_balanced,
+        "sizes": list(cfg.sizes),
+        "labeled_sizes": list(cfg.labeled_sizes),
+        "num_images": len(index),
+        "class_names": list(index.class_names),
+        "levels": list(index.levels),
+        "label_rule": index.info.get("label_rule", cfg.label_rule),
+        "sources": index.sources,
+        "info": {k: v for k, v in index.info.items() if k != "label_rule"},
+        "corruption": None,
+        "base": None,
+        "pool": None,
+    }
+    if "channels" in index.info:
+        meta["channels"] = index.info["channels"]
+    return meta
+
+
+def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) -> str:
+    """What differs between an existing manifest and a rebuild: metadata fields, then rows."""
+    diffs = []
+    skip = {"name", "content_hash", "table_hash", "schema_version"}
+    for key in sorted((set(old) | set(new)) - skip):
+        if old.get(key) != new.get(key):
+            a, b = old.get(key), new.get(key)
+            if key == "class_names":
+                diffs.append(f"classes: {len(a or [])} -> {len(b or [])}")
+            elif key == "sources":
+                diffs.append("source files: " + ", ".join(
+                    f"{s.get('path')} (sha256 {s.get('sha256', '')[:12]})" for s in (b or [])) + " changed")
+            else:
+                diffs.append(f"{key}: {_short(a)} -> {_short(b)}")
+    if old.get("table_hash") != new.get("table_hash"):
+        try:
+            old_paths = set(read_arrow(name).column("path").to_pylist())
+        except StudyError:
+            old_paths = set()
+        new_paths = set(new_table.column("path").to_pylist())
+        added, removed = sorted(new_paths - old_paths), sorted(old_paths - new_paths)
+        rows = f"rows: {len(added)} added, {len(removed)} removed"
+        if added:
+            rows += f" (e.g. +{added[0]!r})"
+        if removed:
+            rows += f" (e.g. -{removed[0]!r})"
+        if not added and not removed:
+            rows += " (labels or ranks changed)"
+        diffs.append(rows)
+    return "; ".join(diffs) or "content hash differs"
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
+    """Write a new manifest, or accept an identical existing one (returns (meta, written)); refuse a different one."""
+    table, meta = finalise(name, table, meta)
+    if manifest_exists(name):
+        old = load_meta(name)
+        if old.get("content_hash") == meta["content_hash"] and old.get("root") == meta.get("root") \
+                and old.get("roots") == meta.get("roots"):
+            return old, False
+        raise StudyError(f"manifest {name!r} already exists with different content: "
+                         f"{describe_difference(name, old, meta, table)}. Manifests are frozen: choose another name, "
+                         f"or delete {name}.parquet and {name}.json first")
+    write_manifest(name, table, meta)
+    return meta, True
+
+
+def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
+    check_name(cfg.name)
+    options = ReaderOptions(label_rule=cfg.label_rule, taxonomy=cfg.taxonomy)
+    if cfg.label_rule is not None and cfg.dataset != "glc20":
+        raise StudyError(f"--label-rule applies to glc20 only, not {cfg.dataset}")
+    print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
+    index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
+    where = f"{cfg.dataset} {cfg.split}"
+    check_sizes(cfg.sizes, len(index), "--sizes", where)
+    check_sizes(cfg.labeled_sizes, len(index), "--labeled-sizes", where)
+    print(f"[manifest] ranking {len(index)} images in {len(index.class_names)} classes", file=sys.stderr)
+    table = index_table(index, cfg.seed, cfg.balanced, cfg.labeled_balanced)
+    return freeze(cfg.name, table, build_meta(cfg, index))

@@ -1,0 +1,150 @@
+"""`study manifest build | verify | list | show | export | pool | corrupt | materialize`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from study.errors import StudyError
+from study.manifests.sizes import parse_size, parse_sizes
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests")
+    sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    b = sub.add_parser("build", help="index a dataset split and freeze its nested subsets")
+    b.add_argument("--dataset", required=True, help="reader: imagenet, inat21, places365, glc20, imagefolder, fashion-mnist")
+    b.add_argument("--root", required=True, type=Path, help="the dataset's folder, as it lies on disk")
+    b.add_argument("--split", required=True, help="e.g. train, val (train_mini for inat21; test, us_train for glc20)")
+    b.add_argument("--name", required=True, help="manifest name, e.g. imagenet_train")
+    b.add_argument("--sizes", default=None, help="nested pretraining sizes, e.g. 50k,125k,250k,500k,1M (default: none)")
+    b.add_argument("--labeled-sizes", default=None, help="nested labeled sizes, e.g. 1k,10k,50k,100k,250k")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--balanced", action="store_true", help="class-balanced pretraining subsets (default: uniform)")
+    b.add_argument("--labeled-uniform", action="store_true", help="uniform labeled subsets (default: class-balanced)")
+    b.add_argument("--label-rule", default=None, help="glc20: landcover_center (default), landcover_mode or species")
+    b.add_argument("--taxonomy", type=Path, default=None,
+                   help="CSV whose header names levels coarse -> fine, last column the class name")
+    b.set_defaults(func=_build)
+
+    v = sub.add_parser("verify", help="recompute the content hash and check nesting (and files with --files)")
+    v.add_argument("name")
+    v.add_argument("--files", action="store_true", help="also check that every file exists and decodes")
+    v.add_argument("--workers", type=int, default=1)
+    v.set_defaults(func=_verify)
+
+    ls = sub.add_parser("list", help="the manifests in the manifests folder")
+    ls.set_defaults(func=lambda a: print(_list_text(), end="") or 0)
+
+    s = sub.add_parser("show", help="sizes, classes and per-class counts of each subset")
+    s.add_argument("name")
+    s.set_defaults(func=_show)
+
+    e = sub.add_parser("export", help="CSV of a subset (path,label,class_name,taxonomy...) on stdout")
+    e.add_argument("name")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k)")
+    g.add_argument("--labeled", default=None, help="labeled subset size (e.g. 10k)")
+    e.set_defaults(func=_export)
+
+    po = sub.add_parser("pool", help="pool several manifests' nested prefixes into one nested manifest")
+    po.add_argument("name")
+    po.add_argument("--from", dest="sources", action="append", required=True, metavar="NAME:SIZE")
+    po.add_argument("--sizes", default=None, help="nested sizes of the pool (default: its total)")
+    po.add_argument("--labeled-sizes", default=None)
+    po.set_defaults(func=_pool)
+
+    c = sub.add_parser("corrupt", help="a variant of a manifest read through a corruption")
+    c.add_argument("name")
+    c.add_argument("--base", required=True)
+    c.add_argument("--corruption", required=True, help="e.g. downsample:factor=2, jpeg:quality=10, salt_pepper:fraction=0.1")
+    c.set_defaults(func=_corrupt)
+
+    m = sub.add_parser("materialize", help="write a manifest's (corrupted) images to disk as PNG")
+    m.add_argument("name")
+    m.add_argument("--out", required=True, type=Path)
+    m.add_argument("--workers", type=int, default=1)
+    m.add_argument("--subset", default=None, help="only this pretraining subset (default: every row)")
+    m.set_defaults(func=_materialize)
+
+
+def _list_text() -> str:
+    from study.manifests.report import list_text
+
+    return list_text()
+
+
+def _report(meta: dict, written: bool, verb: str) -> int:
+    state = verb if written else "unchanged (identical content)"
+    print(f"manifest {meta['name']}: {state}, {meta['num_images']} images, {len(meta['class_names'])} classes, "
+          f"content hash {meta['content_hash'][:16]}")
+    return 0
+
+
+def _build(a: argparse.Namespace) -> int:
+    from study.manifests.build import BuildConfig, build_manifest
+
+    cfg = BuildConfig(
+        dataset=a.dataset, root=a.root, split=a.split, name=a.name, sizes=parse_sizes(a.sizes, "--sizes"),
+        labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
+        labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
+    )
+    return _report(*build_manifest(cfg), "written")
+
+
+def _verify(a: argparse.Namespace) -> int:
+    from study.manifests.store import load_manifest
+    from study.manifests.verify import verify_manifest
+
+    problems = verify_manifest(a.name, files=a.files, workers=a.workers)
+    if problems:
+        raise StudyError(f"manifest {a.name} failed verification:\n  " + "\n  ".join(problems))
+    m = load_manifest(a.name)
+    files = ", every file decodes" if a.files else ""
+    print(f"manifest {a.name}: OK ({m.num_images} images, {m.num_classes} classes, nested{files}; "
+          f"content hash {m.content_hash[:16]})")
+    return 0
+
+
+def _show(a: argparse.Namespace) -> int:
+    from study.manifests.report import show_text
+
+    print(show_text(a.name), end="")
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from study.manifests.report import export_csv
+
+    subset = parse_size(a.subset, "--subset") if a.subset is not None else None
+    labeled = parse_size(a.labeled, "--labeled") if a.labeled is not None else None
+    export_csv(a.name, sys.stdout, subset=subset, labeled=labeled)
+    return 0
+
+
+def _pool(a: argparse.Namespace) -> int:
+    from study.manifests.pool import parse_from, pool_manifests
+
+    sources = [parse_from(s) for s in a.sources]
+    meta, written = pool_manifests(a.name, sources, parse_sizes(a.sizes, "--sizes"),
+                                   parse_sizes(a.labeled_sizes, "--labeled-sizes"))
+    return _report(meta, written, "written")
+
+
+def _corrupt(a: argparse.Namespace) -> int:
+    from study.manifests.corrupt import corrupt_manifest
+
+    return _report(*corrupt_manifest(a.name, a.base, a.corruption), "written")
+
+
+def _materialize(a: argparse.Namespace) -> int:
+    from study.manifests.materialize import materialize
+
+    if a.workers < 1:
+        raise StudyError("--workers must be 1 or more")
+    subset = parse_size(a.subset, "--subset") if a.subset is not None else None
+    written, skipped = materialize(a.name, a.out, workers=a.workers, subset=subset)
+    print(f"manifest {a.name}: {written} images written, {skipped} already there, under {a.out}")
+    return 0

@@ -1,0 +1,23 @@
+"""`study manifest corrupt`: a variant of a manifest whose images are read through a corruption.
+
+It has its base's rows (same table, same table hash) and records the corruption spec and the base's name and content
+hash; `ImageReader` applies the corruption to every image, keyed by the manifest seed and the image's path.
+"""
+from __future__ import annotations
+
+from study.corruptions import parse_corruption
+from study.errors import StudyError
+from study.manifests.build import freeze
+from study.manifests.store import check_name, load_manifest, read_arrow
+
+
+def corrupt_manifest(name: str, base: str, corruption: str):
+    check_name(name)
+    spec = parse_corruption(corruption)
+    b = load_manifest(base)
+    if b.meta.get("corruption"):
+        raise StudyError(f"{base} is already corrupted ({b.meta['corruption']}); corrupt its clean base instead")
+    meta = {k: v for k, v in b.meta.items() if k not in ("name", "table_hash", "content_hash", "schema_version")}
+    meta["corruption"] = str(spec)
+    meta["base"] = {"name": b.name, "content_hash": b.content_hash}
+    return freeze(name, read_arrow(base), meta)

@@ -1,0 +1,90 @@
+"""`study manifest materialize`: write a manifest's (corrupted) images to disk as PNG files.
+
+`<out>/<path>` with the suffix `.png` per row (IDX rows `<file>#<i>` become `<out>/<file>/<i>.png`). Each file is written under a
+temporary name and renamed, so a killed run leaves only complete files and a rerun skips them; PNG encoding is
+deterministic, so a rerun from scratch gives byte-identical files. Pooled rows go under `<out>/<source>/`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from study.errors import StudyError
+from study.manifests.store import load_manifest
+
+_STATE: dict = {}
+
+
+def out_path(out: Path, rel: str, source: str | None) -> Path:
+    base = out / source if source else out
+    if "#" in rel:
+        return base / (rel.replace("#", "/") + ".png")
+    return (base / rel).with_suffix(".png")
+
+
+def _init(name: str) -> None:
+    from study.train.data import ImageReader
+
+    m = load_manifest(name)
+    _STATE["reader"] = ImageReader(m)
+
+
+def _write(job: tuple[int, str]) -> str | None:
+    row_index, target = job
+    reader = _STATE["reader"]
+    row = reader.manifest.table.iloc[row_index]
+    try:
+        img = reader.open(row)
+        img.load()
+        target_path = Path(target)
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
+        img.save(tmp, format="PNG", optimize=False, compress_level=6)
+        os.replace(tmp, target_path)
+        return None
+    except StudyError as e:
+        return str(e)
+
+
+def materialize(name: str, out: Path, workers: int = 1, subset: int | None = None) -> tuple[int, int]:
+    """Write the images not yet on disk; returns (written, skipped). StudyError listing unreadable images."""
+    m = load_manifest(name)
+    df = m.subset(subset) if subset is not None else m.all()
+    out = Path(out)
+    sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)
+    positions = df.index.tolist()  # the table keeps its RangeIndex: labels are row positions
+    jobs = []
+    skipped = 0
+    for pos, rel, src in zip(positions, df["path"].tolist(), sources):
+        target = out_path(out, rel, src)
+        if target.is_file():
+            skipped += 1
+        else:
+            jobs.append((int(pos), str(target)))
+    total = len(jobs)
+    errors: list[str] = []
+    step = max(1, total // 100)
+    print(f"[manifest] materialize {name}: {total} to write, {skipped} already there", file=sys.stderr)
+    if workers > 1 and total > 1:
+        with ProcessPoolExecutor(workers, initializer=_init, initargs=(name,)) as pool:
+            results = pool.map(_write, jobs, chunksize=max(1, min(256, total // (workers * 4) or 1)))
+            for i, r in enumerate(results, 1):
+                if r:
+                    errors.append(r)
+                if i % step == 0 or i == total:
+                    print(f"\r[manifest] {i}/{total} images written", end="", file=sys.stderr)
+    else:
+        _init(name)
+        for i, job in enumerate(jobs, 1):
+            r = _write(job)
+            if r:
+                errors.append(r)
+            if i % step == 0 or i == total:
+                print(f"\r[manifest] {i}/{total} images written", end="", file=sys.stderr)
+    if total:
+        print(file=sys.stderr)
+    if errors:
+        raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
+    return total - len(errors), skipped

@@ -1,0 +1,120 @@
+"""`study manifest pool`: several sources' own nested prefixes in one manifest, nested in turn.
+
+Source i contributes its first n_i images (its `subset(n_i)`); a row of source rank r sits at the fraction
+(r + 0.5) / n_i of its source, and the pool ranks rows by that fraction (ties by source order). So every prefix of
+the pool holds each source in proportion, and the pool is nested like its sources. Labels are the union of the
+sources' classes, `<source>/<class>`; paths stay relative to each source's root (`source` column, `meta["roots"]`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from study.errors import StudyError
+from study.manifests.build import check_sizes, freeze
+from study.manifests.sizes import parse_size
+from study.manifests.store import BASE_COLUMNS, check_name, load_manifest, read_arrow
+
+
+def parse_from(text: str) -> tuple[str, int]:
+    name, sep, size = str(text).rpartition(":")
+    if not sep or not name:
+        raise StudyError(f"--from {text!r}: expected NAME:SIZE, e.g. imagenet_train:250k")
+    return name, parse_size(size, f"--from {text}")
+
+
+def _interleave(counts: list[int], ranks: list[np.ndarray]) -> np.ndarray:
+    frac = np.concatenate([(r.astype(np.float64) + 0.5) / n for r, n in zip(ranks, counts)])
+    src = np.concatenate([np.full(len(r), i) for i, r in enumerate(ranks)])
+    order = np.lexsort((src, frac))
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.arange(len(order))
+    return out
+
+
+def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], labeled_sizes: list[int]):
+    check_name(name)
+    if len(sources) < 2:
+        raise StudyError("a pool needs two or more --from NAME:SIZE")
+    if len({s for s, _ in sources}) != len(sources):
+        raise StudyError("a source is named twice in --from")
+    manifests = [load_manifest(s) for s, _ in sources]
+    kinds = {m.meta.get("kind") for m in manifests}
+    if len(kinds) != 1:
+        raise StudyError(f"cannot pool manifests of different kinds: {', '.join(sorted(map(str, kinds)))}")
+    for m, (_, n) in zip(manifests, sources):
+        if m.meta.get("roots"):
+            raise StudyError(f"{m.name} is itself a pool; pool its sources instead")
+        if m.meta.get("corruption"):
+            raise StudyError(f"{m.name} is a corrupted variant; pool clean manifests, then corrupt the pool")
+        if n > m.num_images:
+            raise StudyError(f"--from {m.name}:{n}: {m.name} has only {m.num_images} images")
+
+    parts, class_names = [], []
+    common = None
+    for m, (_, n) in zip(manifests, sources):
+        t = read_arrow(m.name).slice(0, n)  # rows are in rank order: the nested prefix
+        extra = [c for c in t.column_names if c not in BASE_COLUMNS]
+        common = extra if common is None else [c for c in common if c in extra]
+        parts.append((m, t))
+        class_names += [f"{m.name}/{c}" for c in m.class_names]
+    counts = [n for _, n in sources]
+    # labeled order inside the pool: each source's labeled order restricted to its prefix, interleaved the same way
+    labeled_within = []
+    for _, t in parts:
+        lr = t.column("labeled_rank").to_numpy()
+        labeled_within.append(np.argsort(np.argsort(lr, kind="stable"), kind="stable"))
+    rank = _interleave(counts, [np.arange(n) for n in counts])
+    labeled_rank = _interleave(counts, labeled_within)
+
+    columns: dict[str, list] = {c: [] for c in ("path", "label", "class_name", "source", *common)}
+    offset = 0
+    for m, t in parts:
+        columns["path"].append(t.column("path"))
+        columns["label"].append(pc.add(t.column("label"), offset))
+        columns["class_name"].append(pc.binary_join_element_wise(m.name, t.column("class_name"), "/"))
+        columns["source"].append(pa.array([m.name] * t.num_rows, type=pa.string()))
+        for c in common:
+            columns[c].append(t.column(c))
+        offset += m.num_classes
+    merged = {k: pa.chunked_array([c for v in vs for c in (v.chunks if isinstance(v, pa.ChunkedArray) else [v])])
+              for k, vs in columns.items()}
+    order = np.argsort(rank)
+    take = pa.array(order)
+    table = pa.table({
+        "path": merged["path"].take(take), "label": merged["label"].take(take),
+        "class_name": merged["class_name"].take(take), "rank": pa.array(rank[order]),
+        "labeled_rank": pa.array(labeled_rank[order]), "source": merged["source"].take(take),
+        **{c: merged[c].take(take) for c in common},
+    })
+    total = int(sum(counts))
+    sizes = sizes or [total]
+    check_sizes(sizes, total, "--sizes", f"pool {name}")
+    check_sizes(labeled_sizes, total, "--labeled-sizes", f"pool {name}")
+    levels = [lv for lv in manifests[0].levels if lv in common or lv == "class_name"]
+    first = manifests[0].meta
+    meta = {
+        "dataset": "+".join(m.meta.get("dataset", m.name) for m in manifests),
+        "split": "+".join(str(m.meta.get("split")) for m in manifests),
+        "roots": {m.name: m.meta["root"] for m in manifests},
+        "root": None,
+        "kind": first.get("kind"),
+        "seed": first.get("seed", 0),
+        "balanced": None,
+        "labeled_balanced": None,
+        "sizes": sizes,
+        "labeled_sizes": labeled_sizes,
+        "num_images": total,
+        "class_names": class_names,
+        "levels": levels,
+        "label_rule": None,
+        "sources": [],
+        "info": {},
+        "corruption": None,
+        "base": None,
+        "pool": [{"name": m.name, "content_hash": m.content_hash, "size": n} for m, (_, n) in zip(manifests, sources)],
+    }
+    if "channels" in first:
+        meta["channels"] = first["channels"]
+    return freeze(name, table, meta)

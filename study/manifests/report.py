@@ -1,0 +1,90 @@
+"""`study manifest list | show | export`: what manifests exist, what one holds, and a subset as a plain CSV."""
+from __future__ import annotations
+
+import csv
+import sys
+from typing import TextIO
+
+import numpy as np
+
+from study.errors import StudyError
+from study.manifests.sizes import format_size
+from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta
+
+
+def list_text() -> str:
+    names = list_manifests()
+    if not names:
+        return "no manifests\n"
+    rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
+    for name in names:
+        try:
+            meta = load_meta(name)
+        except StudyError as e:
+            rows.append((name, f"unreadable: {e}", "", "", "", "", "", "", ""))
+            continue
+        rows.append((
+            name, str(meta.get("dataset")), str(meta.get("split")), str(meta.get("num_images")),
+            str(len(meta.get("class_names") or [])), ",".join(map(format_size, meta.get("sizes") or [])) or "-",
+            ",".join(map(format_size, meta.get("labeled_sizes") or [])) or "-", str(meta.get("corruption") or "-"),
+            str(meta.get("content_hash", ""))[:12],
+        ))
+    return _columns(rows)
+
+
+def _columns(rows: list[tuple]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows)
+
+
+def show_text(name: str) -> str:
+    m = load_manifest(name)
+    meta = m.meta
+    lines = [f"manifest {m.name}  ({meta.get('dataset')} {meta.get('split')}, kind {meta.get('kind')})"]
+    if meta.get("root"):
+        lines.append(f"root: {meta['root']}")
+    for src, root in (meta.get("roots") or {}).items():
+        lines.append(f"root of {src}: {root}")
+    lines.append(f"images: {m.num_images}   classes: {m.num_classes}   seed: {meta.get('seed')}   "
+                 f"balanced: {meta.get('balanced')}   labeled balanced: {meta.get('labeled_balanced')}")
+    lines.append(f"sizes: {', '.join(map(format_size, m.sizes)) or '-'}   "
+                 f"labeled sizes: {', '.join(map(format_size, m.labeled_sizes)) or '-'}")
+    if m.levels:
+        lines.append(f"taxonomy levels: {', '.join(m.levels)}")
+    for key in ("label_rule", "corruption"):
+        if meta.get(key):
+            lines.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    if meta.get("base"):
+        lines.append(f"base: {meta['base']['name']} ({meta['base']['content_hash'][:12]})")
+    for src in meta.get("pool") or []:
+        lines.append(f"pooled: {src['name']}:{format_size(src['size'])} ({src['content_hash'][:12]})")
+    for s in meta.get("sources") or []:
+        lines.append(f"source file: {s['path']}  sha256 {s['sha256']}")
+    lines.append(f"content hash: {m.content_hash}")
+    t = m.table
+    labels = t["label"].to_numpy()
+    rank, lrank = t["rank"].to_numpy(), t["labeled_rank"].to_numpy()
+    cols = [("all", np.bincount(labels, minlength=m.num_classes))]
+    cols += [(format_size(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes]
+    cols += [(f"labeled {format_size(n)}", np.bincount(labels[lrank < n], minlength=m.num_classes))
+             for n in m.labeled_sizes]
+    rows = [("label", "class", *[c for c, _ in cols])]
+    for i, cname in enumerate(m.class_names):
+        rows.append((str(i), cname, *[str(int(v[i])) for _, v in cols]))
+    lines.append("images per class:")
+    return "\n".join(lines) + "\n" + _columns(rows)
+
+
+def export_csv(name: str, out: TextIO = sys.stdout, subset: int | None = None, labeled: int | None = None) -> int:
+    """Write path,label,class_name, then the taxonomy/supercategory/source columns, as CSV; returns the row count."""
+    if subset is not None and labeled is not None:
+        raise StudyError("export: give --subset or --labeled, not both")
+    m = load_manifest(name)
+    df = m.subset(subset) if subset is not None else m.labeled(labeled) if labeled is not None else m.all()
+    extra = [c for c in m.levels if c in df.columns and c != "class_name"]
+    extra += sorted(c for c in df.columns if c not in BASE_COLUMNS and c not in extra)
+    columns = ["path", "label", "class_name", *extra]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*(df[c].tolist() for c in columns)))
+    return len(df)

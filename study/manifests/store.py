@@ -1,0 +1,240 @@
+"""Frozen manifests on disk: `<manifests_dir>/<name>.parquet` (rows) + `<name>.json` (metadata), and `Manifest`.
+
+Rows are stored in rank order. The content hash covers the rows (`table_hash`, computed from the values, not the
+Parquet bytes) and every metadata field except the name and the root(s), so the same images + seed give the same
+hash on every machine. The JSON is written last: a manifest without it does not exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from study import atomic
+from study.errors import StudyError
+from study.hashing import canonical_json
+from study.paths import manifests_dir
+
+SCHEMA_VERSION = 1
+BASE_COLUMNS = ("path", "label", "class_name", "rank", "labeled_rank")
+NOT_HASHED = ("name", "root", "roots", "content_hash")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]*$")
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or "") or name.endswith((".json", ".parquet")):
+        raise StudyError(f"bad manifest name {name!r} (letters, digits and _ . + = @ - only)")
+    return name
+
+
+def manifest_paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
+    folder = Path(folder) if folder is not None else manifests_dir()
+    return folder / f"{name}.parquet", folder / f"{name}.json"
+
+
+def manifest_exists(name: str) -> bool:
+    """Whether a complete manifest (metadata and rows) of this name exists."""
+    if not NAME_RE.match(name or ""):
+        return False
+    table, meta = manifest_paths(name)
+    return table.is_file() and meta.is_file()
+
+
+def list_manifests() -> list[str]:
+    folder = manifests_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".parquet").is_file())
+
+
+def table_hash(table: pa.Table) -> str:
+    """sha256 of the table's values, column by column (names, types, lengths and bytes)."""
+    h = hashlib.sha256()
+    h.update(f"rows={table.num_rows}\n".encode())
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        h.update(f"column={name}:{col.type}\n".encode())
+        if col.null_count:
+            raise StudyError(f"manifest column {name!r} has missing values")
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            offsets_type = "<i4" if pa.types.is_string(col.type) else "<i8"
+            buffers = col.buffers()
+            offsets = np.frombuffer(buffers[1], offsets_type)[col.offset: col.offset + len(col) + 1]
+            data = buffers[2] if buffers[2] is not None else b""
+            h.update(np.diff(offsets).astype("<i8").tobytes())
+            h.update(memoryview(data)[int(offsets[0]): int(offsets[-1])] if len(offsets) else b"")
+        elif pa.types.is_integer(col.type):
+            h.update(col.to_numpy().astype("<i8").tobytes())
+        else:
+            raise StudyError(f"manifest column {name!r} has unsupported type {col.type}")
+    return h.hexdigest()
+
+
+def content_hash(meta: dict) -> str:
+    identity = {k: v for k, v in meta.items() if k not in NOT_HASHED}
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
+
+
+def normalise_table(table: pa.Table) -> pa.Table:
+    """Plain (non-dictionary) strings and int64 ranks/labels, so hashes and Parquet bytes do not depend on how the
+    table was made."""
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t) or pa.types.is_large_string(t):
+            t = pa.string()
+        if f.name in ("label", "rank", "labeled_rank"):
+            t = pa.int64()
+        fields.append(pa.field(f.name, t, nullable=False))
+    return table.cast(pa.schema(fields)).replace_schema_metadata(None).combine_chunks()
+
+
+def finalise(name: str, table: pa.Table, meta: dict) -> tuple[pa.Table, dict]:
+    """The normalised table, and the metadata with name, schema version, `table_hash` and `content_hash` set."""
+    table = normalise_table(table)
+    meta = dict(meta, name=name, schema_version=SCHEMA_VERSION, table_hash=table_hash(table))
+    meta.pop("content_hash", None)
+    meta["content_hash"] = content_hash(meta)
+    return table, meta
+
+
+def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
+    """Write a finalised manifest: rows, then metadata, each atomically."""
+    table_path, meta_path = manifest_paths(name)
+    with atomic.atomic_path(table_path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+    atomic.write_json(meta_path, meta)
+
+
+def load_meta(name: str) -> dict:
+    check_name(name)
+    table_path, meta_path = manifest_paths(name)
+    if not meta_path.is_file() or not table_path.is_file():
+        known = list_manifests()
+        hint = f" (known: {', '.join(known)})" if known else ""
+        raise StudyError(f"manifest {name!r} not found in {manifests_dir()}{hint}")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise StudyError(f"{meta_path} line {e.lineno}: malformed manifest metadata: {e.msg}") from None
+    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+        raise StudyError(f"{meta_path}: not a study manifest of schema version {SCHEMA_VERSION}")
+    return meta
+
+
+def read_arrow(name: str) -> pa.Table:
+    table_path, _ = manifest_paths(name)
+    try:
+        return pq.read_table(table_path)
+    except (OSError, pa.ArrowException) as e:
+        raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
+
+
+class Manifest:
+    """A frozen manifest. The table is read on first use; rows are in rank order."""
+
+    def __init__(self, name: str, meta: dict):
+        self.name = name
+        self.meta = meta
+        self._table = None
+
+    @property
+    def table(self):
+        if self._table is None:
+            self._table = read_arrow(self.name).to_pandas()
+        return self._table
+
+    @property
+    def content_hash(self) -> str:
+        return self.meta["content_hash"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.meta["class_names"])
+
+    @property
+    def num_images(self) -> int:
+        return int(self.meta["num_images"])
+
+    @property
+    def levels(self) -> list[str]:
+        return list(self.meta.get("levels") or [])
+
+    @property
+    def sizes(self) -> list[int]:
+        return list(self.meta.get("sizes") or [])
+
+    @property
+    def labeled_sizes(self) -> list[int]:
+        return list(self.meta.get("labeled_sizes") or [])
+
+    @property
+    def corruption(self):
+        spec = self.meta.get("corruption")
+        if spec is None:
+            return None
+        from study.corruptions import parse_corruption
+
+        return parse_corruption(spec)
+
+    def _check_n(self, n: int, what: str) -> int:
+        n = int(n)
+        if n < 0 or n > self.num_images:
+            raise StudyError(f"manifest {self.name}: {what} of {n} images asked, it has {self.num_images}")
+        return n
+
+    def subset(self, n: int):
+        """Pretraining subset: the rows of rank < n, in rank order (nested by construction)."""
+        n = self._check_n(n, "subset")
+        t = self.table
+        return t[t["rank"] < n].sort_values("rank", kind="stable")
+
+    def labeled(self, n: int):
+        """Labeled subset: the rows of labeled_rank < n, in labeled_rank order (class-balanced unless built
+        with --labeled-uniform; nested)."""
+        n = self._check_n(n, "labeled subset")
+        t = self.table
+        return t[t["labeled_rank"] < n].sort_values("labeled_rank", kind="stable")
+
+    def all(self):
+        return self.table
+
+    def root_of(self, source: str | None = None) -> Path:
+        roots = self.meta.get("roots")
+        if roots:
+            if source not in roots:
+                raise StudyError(f"manifest {self.name}: row source {source!r} has no root")
+            return Path(roots[source])
+        return Path(self.meta["root"])
+
+    def abs_path(self, row: Any) -> Path:
+        """Absolute file of a row (a table row, a dict, or a relative path of a single-root manifest)."""
+        if isinstance(row, (str, os.PathLike)):
+            return self.root_of(None) / str(row)
+        source = row["source"] if self.meta.get("roots") else None
+        return self.root_of(source) / str(row["path"])
+
+    def abs_paths(self, df) -> list[Path]:
+        if self.meta.get("roots"):
+            return [self.root_of(s) / p for s, p in zip(df["source"].tolist(), df["path"].tolist())]
+        root = self.root_of(None)
+        return [root / p for p in df["path"].tolist()]
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.name!r}, {self.num_images} images, {self.num_classes} classes)"
+
+
+def load_manifest(name: str) -> Manifest:
+    """The manifest `name` from the manifests folder; StudyError if it is missing."""
+    return Manifest(name, load_meta(name))

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from study.corruptions import CORRUPTIONS, CorruptionSpec, apply_corruption, parse_corruption
+from study.errors import StudyError
+
+
+def photo(seed=0, size=(48, 40)):
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, size[0])[None, :, None] * np.ones((size[1], 1, 3))
+    return Image.fromarray(np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8))
+
+
+def test_registry_has_the_four():
+    assert CORRUPTIONS.names() == ["downsample", "jpeg", "none", "salt_pepper"]
+
+
+@pytest.mark.parametrize("text, canonical, slug", [
+    ("downsample:factor=2", "downsample:factor=2", "downsample-factor2"),
+    ("downsample", "downsample:factor=2", "downsample-factor2"),
+    ("downsample:factor=4,interpolation=bilinear", "downsample:factor=4,interpolation=bilinear",
+     "downsample-factor4-interpolationbilinear"),
+    ("jpeg:quality=30", "jpeg:quality=30", "jpeg-quality30"),
+    ("salt_pepper:fraction=0.05", "salt_pepper:fraction=0.05", "salt_pepper-fraction0.05"),
+    ("none", "none", "none"),
+])
+def test_parse_canonical_and_slug(text, canonical, slug):
+    spec = parse_corruption(text)
+    assert isinstance(spec, CorruptionSpec)
+    assert str(spec) == canonical and spec.slug == slug
+    assert parse_corruption(str(spec)) == spec
+
+
+@pytest.mark.parametrize("text, message", [
+    ("blur", "unknown corruption 'blur'"),
+    ("jpeg:q=5", "unknown parameter 'q'"),
+    ("jpeg:quality=0", "bad value"),
+    ("downsample:factor=1", "bad value"),
+    ("downsample:interpolation=cubic", "bad value"),
+    ("salt_pepper:fraction=1.5", "bad value"),
+    ("jpeg:quality", "key=value"),
+])
+def test_bad_specs_are_study_errors(text, message):
+    with pytest.raises(StudyError, match=message):
+        parse_corruption(text)
+
+
+@pytest.mark.parametrize("text", ["downsample:factor=2", "downsample:factor=4", "jpeg:quality=10",
+                                  "salt_pepper:fraction=0.1"])
+def test_deterministic_same_size_and_changes_pixels(text):
+    spec = parse_corruption(text)
+    img = photo()
+    a = apply_corruption(spec, img, "0:train/a.png")
+    b = apply_corruption(spec, img.copy(), "0:train/a.png")
+    assert a.size == img.size
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a.convert("RGB")), np.asarray(img))
+
+
+def test_salt_pepper_depends_on_key_and_hits_the_fraction():
+    spec = parse_corruption("salt_pepper:fraction=0.2")
+    img = Image.fromarray(np.full((100, 100, 3), 128, np.uint8))
+    a = np.asarray(apply_corruption(spec, img, "0:a.png"))
+    b = np.asarray(apply_corruption(spec, img, "0:b.png"))
+    assert not np.array_equal(a, b)
+    hit = (a != 128).any(axis=2).mean()
+    assert 0.17 < hit < 0.23
+    assert set(np.unique(a)) == {0, 128, 255}
+
+
+def test_stronger_downsampling_loses_more():
+    img = photo(size=(64, 64))
+    ref = np.asarray(img, dtype=float)
+    err = {f: np.abs(np.asarray(apply_corruption(parse_corruption(f"downsample:factor={f}"), img, "k"),
+                                dtype=float) - ref).mean() for f in (2, 4)}
+    assert err[4] > err[2] > 0
+
+
+def test_none_is_identity():
+    img = photo()
+    assert apply_corruption(parse_corruption("none"), img, "k") is img

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_layouts import make_fashion_mnist
+
+from study.datasets import read_dataset
+from study.datasets.idx import load_idx
+from study.errors import StudyError
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_rows_are_file_and_index(tmp_path):
+    make_fashion_mnist(tmp_path, n_train=20, n_test=10)
+    index = read_dataset("fashion-mnist", tmp_path, "train")
+    assert index.kind == "idx"
+    assert index.paths.to_pylist()[:2] == ["train-images-idx3-ubyte.gz#0", "train-images-idx3-ubyte.gz#1"]
+    assert index.labels.tolist() == [i % 10 for i in range(20)]
+    assert index.class_names[0] == "T-shirt/top" and len(index.class_names) == 10
+    assert len(read_dataset("fashion-mnist", tmp_path, "test")) == 10
+
+
+def test_load_idx_shape_and_cache(tmp_path):
+    make_fashion_mnist(tmp_path, n_train=5)
+    a = load_idx(tmp_path / "train-images-idx3-ubyte.gz")
+    assert a.shape == (5, 28, 28) and a.dtype == np.uint8
+    assert load_idx(tmp_path / "train-images-idx3-ubyte.gz") is a
+
+
+def test_bad_idx_and_mismatch(tmp_path):
+    make_fashion_mnist(tmp_path, n_train=5)
+    import gzip
+
+    with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03")
+    with pytest.raises(StudyError, match="labels"):
+        read_dataset("fashion-mnist", tmp_path, "test")
+    (tmp_path / "junk.gz").write_bytes(gzip.compress(b"PK\x03\x04 not idx"))
+    with pytest.raises(StudyError, match="not an IDX file"):
+        load_idx(tmp_path / "junk.gz")
+    with pytest.raises(StudyError, match="unknown split"):
+        read_dataset("fashion-mnist", tmp_path, "val")
+
+
+@pytest.mark.skipif(not (DEBIAN / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+def test_real_debian_files():
+    index = read_dataset("fashion-mnist", DEBIAN, "test")
+    assert len(index) == 10000
+    assert np.bincount(index.labels).tolist() == [1000] * 10

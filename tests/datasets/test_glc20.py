@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from dataset_layouts import make_glc20
+
+from study.datasets import ReaderOptions, read_dataset
+from study.errors import StudyError
+
+
+def _labels(index):
+    return {p.rsplit("/", 1)[1]: index.class_names[label] for p, label in zip(index.paths.to_pylist(), index.labels)}
+
+
+def test_patch_paths_both_regions_and_us_parts(tmp_path):
+    make_glc20(tmp_path)
+    index = read_dataset("glc20", tmp_path, "train")
+    paths = index.paths.to_pylist()
+    assert "patches_fr/34/12/10561234.npy" in paths
+    assert "patches_us/patches_us_14/67/45/1234567.npy" in paths  # CD=67 -> part 67 // 5 + 1 = 14
+    assert "patches_us/patches_us_01/01/43/7654301.npy" in paths
+    assert all((tmp_path / p).is_file() for p in paths)
+    assert index.kind == "npy" and index.info["label_rule"] == "landcover_center"
+
+
+def test_label_rules(tmp_path):
+    make_glc20(tmp_path)
+    centre = _labels(read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_center")))
+    assert centre["7654301.npy"] == "landcover_41" and centre["10567899.npy"] == "landcover_11"
+    mode = _labels(read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode")))
+    assert mode["7654301.npy"] == "landcover_42" and mode["10567899.npy"] == "landcover_12"
+    species = read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    assert species.class_names == ["5", "9"] and _labels(species)["222207.npy"] == "9"
+    assert np.array_equal(np.sort(np.unique(species.labels)), [0, 1])
+
+
+def test_region_split_and_test_split(tmp_path):
+    make_glc20(tmp_path)
+    assert len(read_dataset("glc20", tmp_path, "fr_train")) == 2
+    test = read_dataset("glc20", tmp_path, "us_test")
+    assert test.paths.to_pylist() == ["patches_us/patches_us_14/67/45/1234567.npy"]
+    with pytest.raises(StudyError, match="species_id"):
+        read_dataset("glc20", tmp_path, "us_test", ReaderOptions(label_rule="species"))
+
+
+def test_bad_inputs(tmp_path):
+    make_glc20(tmp_path)
+    with pytest.raises(StudyError, match="unknown --label-rule"):
+        read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="centre"))
+    with pytest.raises(StudyError, match="occurrences_fr_test.csv"):
+        read_dataset("glc20", tmp_path, "fr_test")
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text(csv.read_text() + "12x;1;2;3\n")
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: id '12x'"):
+        read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text("id;lat;lon;species_id\n4242;1;2;3\n")
+    with pytest.raises(StudyError, match="patch not found.*4242.npy"):
+        read_dataset("glc20", tmp_path, "us_train")

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dataset_layouts import make_imagefolder, write_image
+
+from study.datasets import ReaderOptions, read_dataset
+from study.errors import StudyError
+
+
+def test_classes_sorted_labels_and_relative_paths(tmp_path):
+    make_imagefolder(tmp_path / "train", {"zebra": 2, "ant": 3, "Moth": 1})
+    (tmp_path / "train" / "ant" / "notes.txt").write_text("not an image")
+    (tmp_path / "train" / "ant" / ".hidden.png").write_bytes(b"")
+    write_image(tmp_path / "train" / "zebra" / "deeper" / "x.JPEG")
+    index = read_dataset("imagefolder", tmp_path, "train")
+    assert index.class_names == ["Moth", "ant", "zebra"]  # sorted as torchvision (case-sensitive)
+    paths = index.paths.to_pylist()
+    assert paths[:2] == ["train/Moth/img000.png", "train/ant/img000.png"]
+    assert "train/zebra/deeper/x.JPEG" in paths and not any("notes" in p or ".hidden" in p for p in paths)
+    assert list(index.labels) == [0, 1, 1, 1, 2, 2, 2]
+    assert index.kind == "image"
+
+
+def test_without_split_folder_the_root_is_the_tree(tmp_path):
+    make_imagefolder(tmp_path, {"a": 1, "b": 1})
+    index = read_dataset("imagefolder", tmp_path, "train")
+    assert index.paths.to_pylist() == ["a/img000.png", "b/img000.png"]
+
+
+@pytest.mark.parametrize("order_seed", [1, 2, 3])
+def test_index_does_not_depend_on_creation_order(tmp_path, order_seed):
+    ref = read_dataset("imagefolder", make_imagefolder(tmp_path / "ref", {"c": 4, "a": 5, "b": 3}), "x")
+    other = read_dataset("imagefolder", make_imagefolder(tmp_path / "o", {"b": 3, "c": 4, "a": 5}, order_seed), "x")
+    assert ref.paths.to_pylist() == other.paths.to_pylist()
+    assert np.array_equal(ref.labels, other.labels)
+
+
+def test_taxonomy_csv_adds_levels(tmp_path):
+    make_imagefolder(tmp_path / "d", {"t-shirt_top": 1, "trouser": 1, "sandal": 1})
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\ntops,T-shirt/top\nbottoms,trouser\nfootwear,sandal\n")
+    index = read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=tax))
+    assert index.levels == ["group", "class_name"]
+    groups = dict(zip(index.class_names, [None] * 3))
+    for label, g in zip(index.labels, index.columns["group"].to_pylist()):
+        groups[index.class_names[label]] = g
+    assert groups == {"sandal": "footwear", "t-shirt_top": "tops", "trouser": "bottoms"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("group,class_name\ntops,sandal\n", "has no row"),
+    ("group,class_name\ntops,sandal\ntops,trouser\nx,unknown\n", "not a class"),
+    ("group,class_name\ntops,sandal,extra\n", "line 2"),
+    ("class_name\nsandal\n", "two or more"),
+])
+def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):
+    make_imagefolder(tmp_path / "d", {"trouser": 1, "sandal": 1})
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text(text)
+    with pytest.raises(StudyError, match=message):
+        read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=tax))
+
+
+def test_missing_root_and_empty_tree(tmp_path):
+    with pytest.raises(StudyError, match="not found"):
+        read_dataset("imagefolder", tmp_path / "nope", "train")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(StudyError, match="no images"):
+        read_dataset("imagefolder", tmp_path / "empty", "train")
+
+
+def test_unknown_dataset_suggests_a_name(tmp_path):
+    with pytest.raises(StudyError, match="did you mean 'imagenet'"):
+        read_dataset("imagenett", Path(tmp_path), "train")

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from dataset_layouts import ILSVRC_IDS, WNIDS, make_imagenet_kaggle, make_imagenet_official
+
+from study.datasets import read_dataset
+from study.errors import StudyError
+
+
+def test_official_train_is_sorted_wnid_tree(tmp_path):
+    make_imagenet_official(tmp_path)
+    index = read_dataset("imagenet", tmp_path, "train")
+    assert index.class_names == sorted(WNIDS)
+    assert index.paths.to_pylist()[0] == "train/n01440764/n01440764_10.JPEG"
+    assert list(index.labels) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_official_val_maps_ilsvrc_id_to_sorted_wnid_index(tmp_path):
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    make_imagenet_official(tmp_path, val_labels=truth)
+    assert [ILSVRC_IDS[i] for i in sorted(ILSVRC_IDS)] != sorted(WNIDS)  # the trap is present
+    index = read_dataset("imagenet", tmp_path, "val")
+    assert index.paths.to_pylist() == [f"val/ILSVRC2012_val_{k:08d}.JPEG" for k in range(1, 6)]
+    assert [index.class_names[i] for i in index.labels] == truth
+    assert {s["path"] for s in index.sources} == {
+        "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", "ILSVRC2012_devkit_t12/data/meta.mat"}
+
+
+def test_kaggle_layout_train_and_val(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    train = read_dataset("imagenet", tmp_path, "train")
+    assert train.paths.to_pylist()[0] == "ILSVRC/Data/CLS-LOC/train/n01440764/n01440764_0.JPEG"
+    assert list(train.labels) == [0, 0, 1, 1, 2, 2]
+    val = read_dataset("imagenet", tmp_path, "val")
+    assert val.paths.to_pylist() == [f"ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_{k:08d}.JPEG" for k in (1, 2, 3)]
+    assert [val.class_names[i] for i in val.labels] == ["n01440764", "n01484850", "n01443537"]
+
+
+def test_ground_truth_errors_name_file_and_line(tmp_path):
+    make_imagenet_official(tmp_path)
+    gt = tmp_path / "ILSVRC2012_devkit_t12" / "data" / "ILSVRC2012_validation_ground_truth.txt"
+    gt.write_text("1\n2\nthree\n1\n1\n")
+    with pytest.raises(StudyError, match=r"ground_truth.txt line 3"):
+        read_dataset("imagenet", tmp_path, "val")
+    gt.write_text("1\n2\n7\n1\n1\n")
+    with pytest.raises(StudyError, match=r"line 3: label 7 is out of range"):
+        read_dataset("imagenet", tmp_path, "val")
+    gt.unlink()
+    with pytest.raises(StudyError, match="ILSVRC2012_validation_ground_truth.txt not found"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_val_image_without_label_and_label_without_image(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    sol = tmp_path / "LOC_val_solution.csv"
+    sol.write_text(sol.read_text() + "ILSVRC2012_val_00000009,n01440764 1 2 3 4\n")
+    with pytest.raises(StudyError, match="ILSVRC2012_val_00000009.*not found"):
+        read_dataset("imagenet", tmp_path, "val")
+    sol.write_text(sol.read_text() + "ILSVRC2012_val_00000001,n01440764 1 2 3 4\n")
+    with pytest.raises(StudyError, match="listed twice"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_unknown_split(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    with pytest.raises(StudyError, match="unknown split"):
+        read_dataset("imagenet", tmp_path, "test")
+    assert np.all(read_dataset("imagenet", tmp_path, "train").labels >= 0)

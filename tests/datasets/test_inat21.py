@@ -1,0 +1,66 @@
+import json
+
+import pytest
+from dataset_layouts import INAT_CATEGORIES, inat_dir, make_inat21
+
+from study.datasets import read_dataset
+from study.errors import StudyError
+
+
+def test_labels_come_from_annotations_joined_on_image_id(tmp_path):
+    doc = make_inat21(tmp_path, "train")
+    index = read_dataset("inat21", tmp_path, "train")
+    by_id = {a["image_id"]: a["category_id"] for a in doc["annotations"]}
+    truth = {im["file_name"]: by_id[im["id"]] for im in doc["images"]}
+    got = dict(zip(index.paths.to_pylist(), index.labels.tolist()))
+    assert got == truth
+    for path, label in got.items():  # the folder prefix is the category id, as torchvision's "full" target
+        assert path.split("/")[1] == inat_dir(INAT_CATEGORIES[label])
+
+
+def test_taxonomy_columns(tmp_path):
+    make_inat21(tmp_path, "val", per_class=1)
+    index = read_dataset("inat21", tmp_path, "val")
+    assert index.levels == ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+    assert index.class_names == ["Lumbricus terrestris", "Corvus corax", "Rosa canina"]
+    rows = {lab: {k: v[i].as_py() for k, v in index.columns.items()} for i, lab in enumerate(index.labels)}
+    assert rows[1] == {"supercategory": "Birds", "kingdom": "Animalia", "phylum": "Chordata", "class": "Aves",
+                       "order": "Passeriformes", "family": "Corvidae", "genus": "Corvus", "species": "Corvus corax"}
+
+
+def _edit(tmp_path, fn):
+    path = tmp_path / "train.json"
+    doc = json.loads(path.read_text())
+    fn(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["images"].append(dict(d["images"][0])), "image id 100 is listed twice"),
+    (lambda d: (d["images"].append(dict(d["images"][0], id=999)),
+                d["annotations"].append({"id": 99, "image_id": 999, "category_id": 0})), "is listed twice"),
+    (lambda d: d["annotations"][0].update(category_id=3), "out of range"),
+    (lambda d: d["annotations"].append({"id": 99, "image_id": 5, "category_id": 0}), "not in images"),
+    (lambda d: d["annotations"].pop(), "has no annotation"),
+    (lambda d: d.pop("annotations"), "no annotations"),
+])
+def test_bad_annotations(tmp_path, edit, message):
+    make_inat21(tmp_path, "train", per_class=2)
+    _edit(tmp_path, edit)
+    with pytest.raises(StudyError, match=message):
+        read_dataset("inat21", tmp_path, "train")
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    make_inat21(tmp_path, "train", per_class=1)
+    path = tmp_path / "train.json"
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5] + ",,"
+    path.write_text("\n".join(lines))
+    with pytest.raises(StudyError, match=r"train.json line 6 column \d+: malformed JSON"):
+        read_dataset("inat21", tmp_path, "train")
+
+
+def test_missing_annotation_file(tmp_path):
+    with pytest.raises(StudyError, match="train_mini.json"):
+        read_dataset("inat21", tmp_path, "train_mini")

@@ -1,0 +1,48 @@
+import pytest
+from dataset_layouts import PLACES_CLASSES, make_places365
+
+from study.datasets import read_dataset
+from study.errors import StudyError
+
+
+@pytest.mark.parametrize("image_dir", ["data_256", "data_256_standard", "data_large"])
+def test_train_list_with_either_image_folder(tmp_path, image_dir):
+    make_places365(tmp_path, image_dir=image_dir)
+    index = read_dataset("places365", tmp_path, "train")
+    assert index.class_names == PLACES_CLASSES  # the third level is kept: bus_station/indoor vs /outdoor
+    got = dict(zip(index.paths.to_pylist(), index.labels.tolist()))
+    assert got[f"{image_dir}/b/bus_station/outdoor/00000001.jpg"] == 2
+    assert got[f"{image_dir}/a/airfield/00000002.jpg"] == 0
+    assert all((tmp_path / p).is_file() for p in got)
+    assert index.info["image_dir"] == image_dir
+
+
+def test_val_flat_list(tmp_path):
+    make_places365(tmp_path)
+    index = read_dataset("places365", tmp_path, "val")
+    assert index.paths.to_pylist()[0] == "val_256/Places365_val_00000001.jpg"
+    assert index.labels.tolist() == [1, 2, 0, 1]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
+    ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
+    ("/a/airfield/x.jpg 365", "out of range"),
+    ("/a/airfield/00000001.jpg 0", "listed twice"),
+])
+def test_bad_list_lines(tmp_path, line, message):
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_train_standard.txt"
+    lst.write_text(lst.read_text() + line + "\n")
+    with pytest.raises(StudyError, match=message):
+        read_dataset("places365", tmp_path, "train")
+
+
+def test_missing_image_folder_or_list(tmp_path):
+    make_places365(tmp_path)
+    (tmp_path / "data_256").rename(tmp_path / "elsewhere")
+    with pytest.raises(StudyError, match="no image folder"):
+        read_dataset("places365", tmp_path, "train")
+    (tmp_path / "places365_val.txt").unlink()
+    with pytest.raises(StudyError, match="places365_val.txt"):
+        read_dataset("places365", tmp_path, "val")

@@ -1,0 +1,47 @@
+"""Helpers: write a grid from text, run `study plan` through the grids CLI as the front does."""
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from study.errors import StudyError
+from study.grids.cli import register
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+BASE = """\
+name: t
+datasets:
+  alpha: {train: alpha_train, test: alpha_val}
+  beta: {train: beta_train, test: beta_val}
+defaults:
+  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+"""
+
+
+@pytest.fixture
+def write_grid(tmp_path):
+    def write(body: str, name: str = "g.yaml", base: bool = True) -> Path:
+        p = tmp_path / name
+        p.write_text((BASE if base else "") + textwrap.dedent(body))
+        return p
+
+    return write
+
+
+def run_plan_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `study plan ...`, StudyError -> exit 2 as study.cli does."""
+    parser = argparse.ArgumentParser(prog="study")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["plan", *argv])
+    try:
+        code = int(args.func(args) or 0)
+    except StudyError as e:
+        print(f"study: error: {e}", file=__import__("sys").stderr)
+        code = e.exit_code
+    out = capsys.readouterr()
+    return code, out.out, out.err

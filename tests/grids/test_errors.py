@@ -1,0 +1,156 @@
+"""Every bad input: a StudyError naming file:line (exit 2 through the CLI), with the closest name where one fits."""
+import re
+
+import pytest
+
+from study.errors import StudyError
+from study.grids import load_profile, plan_grid
+from tests.grids.conftest import run_plan_cli
+
+
+def error_of(path, profile=None, check=False) -> str:
+    with pytest.raises(StudyError) as e:
+        plan = plan_grid(path, profile)
+        if check:
+            plan.check(manifests=False)
+    return str(e.value)
+
+
+def line_of(path, needle: str) -> int:
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
+def test_unknown_top_level_key_names_line_and_suggests(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\nexclued: []\n")
+    assert error_of(g) == f"{g}:{line_of(g, 'exclued')}: unknown key 'exclued' (did you mean 'exclude'?) " \
+                          "(known: name, description, datasets, defaults, axes, seeds, zip, include, exclude, stages)"
+
+
+def test_unknown_axis(write_grid):
+    g = write_grid("axes:\n  methdo: [simclr]\n  dataset: [alpha]\nstages: {}\n")
+    msg = error_of(g)
+    assert msg.startswith(f"{g}:{line_of(g, 'methdo')}: unknown axis 'methdo' (did you mean 'method'?)")
+
+
+def test_unknown_key_in_an_evaluate_entry(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_size: [10]
+    """)
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'labeled_size:')}: unknown key 'labeled_size' "
+                                  "(did you mean 'labeled_sizes'?)")
+
+
+def test_unknown_values_dataset_protocol_size_corruption(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpah]}\nstages: {}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'alpah')}: unknown dataset 'alpah' (did you mean 'alpha'?)")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: lineer}]}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'lineer')}: unknown protocol 'lineer' (did you mean 'linear'?)")
+    g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  size: [10k, lots]\nstages: {}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'lots')}: size: expected a count")
+    g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: [none, 'jpg:quality=5']\n"
+                   "stages: {}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: corruption: unknown corruption 'jpg'; did you mean 'jpeg'?")
+    g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: ['jpeg:qualty=5']\nstages: {}\n")
+    assert "unknown parameter 'qualty'" in error_of(g) and error_of(g).startswith(f"{g}:{line_of(g, 'qualty')}:")
+
+
+def test_method_typo_suggests_the_closest(write_grid, capsys):
+    g = write_grid("axes:\n  method: [simclr, supervsed]\n  dataset: [alpha]\nstages: {}\n")
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'supervsed')}: unknown method 'supervsed'; did you mean 'supervised'?")
+    code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 2 and out == "" and "did you mean 'supervised'?" in err
+
+
+def test_zero_jobs(write_grid):
+    g = write_grid("axes:\n  method: []\n  dataset: [alpha]\nstages: {}\n")
+    assert error_of(g) == f"{g}:{line_of(g, 'method')}: axis 'method' has no values: it expands to zero jobs"
+    g = write_grid("axes:\n  method: [simclr, byol]\n  dataset: [alpha]\nexclude:\n  - {method: byol}\nstages: {}\n")
+    assert error_of(g) == (f"{g}:{line_of(g, 'method')}: axis 'method' value 'byol' expands to zero jobs "
+                           "(every combination with it is excluded)")
+    g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\nexclude:\n  - {method: simclr}\nstages: {}\n")
+    assert error_of(g) == f"{g}:{line_of(g, 'axes:')}: the axes expand to zero pretraining jobs (every combination is excluded)"
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          where: {method: byol}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where {{method: byol}} "
+                           "matches no pretraining job: it expands to zero jobs")
+
+
+def test_zip_of_unequal_lengths_and_duplicate_keys(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpha, beta], size: [1, 2, 3]}\nzip: [[dataset, size]]\n"
+                   "stages: {}\n")
+    assert "zip: axes that move together need lists of one length; got dataset: 2, size: 3" in error_of(g)
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\nstages: {}\n")
+    assert error_of(g) == f"{g}:{line_of(g, 'stages: {}') + 1}: duplicate key 'stages' (first at line " \
+                          f"{line_of(g, 'stages: {}')})"
+
+
+def test_invalid_pretrain_setting_is_caught_by_the_check(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("epochs: 1,", "epochs: 1, tempreature: 0.1,"))
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:") and "unknown key(s) 'tempreature'" in msg and "job " in msg
+
+
+def test_missing_manifest_names_the_command(write_grid, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [1k]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [100]}]}
+    """)
+    code, out, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and out == ""
+    assert "manifest 'alpha_train' not found" in err
+    assert ('study manifest build --dataset READER --root "$ALPHA_ROOT" --split train --name alpha_train '
+            '--sizes 1k --labeled-sizes 100') in err
+    assert 'study manifest build --dataset READER --root "$ALPHA_ROOT" --split val --name alpha_val' in err
+    assert "2 problem(s)" in err
+    code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_profile_without_partition_for_slurm(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ngpus_per_node: 4\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}: no 'partition' (required for --cluster slurm)")):
+        load_profile(p).require_partition()
+    p.write_text("name: mine\npartition: gpu\n")
+    assert load_profile(p).require_partition() == "gpu"
+
+
+def test_bad_profile_values_name_the_line(tmp_path, write_grid):
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: 8}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: pretrain resources: gpus 8 is more than a node")):
+        load_profile(p)
+    p.write_text("partition: gpu\npartitoin: x\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:2: unknown key 'partitoin' (did you mean 'partition'?)")):
+        load_profile(p)
+    p.write_text("partition: gpu\ngpus_per_node: 2\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages:\n  pretrain:\n    resources: {gpus: 4}\n")
+    assert error_of(g, p).startswith(f"{g}:{line_of(g, 'gpus: 4')}: pretrain resources: gpus 4 is more than a node")
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\naxes: [unclosed\n")
+    assert re.match(re.escape(str(p)) + r":\d+: invalid YAML", error_of(p))
+    assert error_of(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: no such file"
+
+
+def test_safe_loader_refuses_python_tags(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
+    assert "invalid YAML" in error_of(p)

@@ -1,0 +1,115 @@
+"""Expansion semantics: product, zip, include/exclude, seeds; and evaluation entries."""
+from study.grids import plan_grid
+
+
+def pts(plan):
+    return [(j.axes["method"], j.axes["dataset"], j.axes["size"], j.axes["seed"]) for j in plan.by_stage("pretrain")]
+
+
+def test_product_in_file_order_first_axis_slowest(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, byol], dataset: [alpha, beta], size: [10, 20]}
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g)) == [(m, d, s, None) for m in ("simclr", "byol") for d in ("alpha", "beta")
+                                 for s in (10, 20)]
+
+
+def test_zip_moves_axes_together_and_sizes_accept_k_and_M(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta], size: [1k, 1M]}
+    zip: [[dataset, size]]
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g)) == [("simclr", "alpha", 1000, None), ("simclr", "beta", 1_000_000, None)]
+
+
+def test_exclude_then_include_and_seeds_axis(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta]}
+    seeds: [0, 1]
+    exclude:
+      - {method: supervised, dataset: beta}
+    include:
+      - {method: byol, dataset: beta, seed: 7}
+      - {method: simclr, dataset: alpha}        # already there: not duplicated
+    stages: {pretrain: {}}
+    """)
+    got = pts(plan_grid(g))
+    assert got == [("simclr", "alpha", None, 0), ("simclr", "alpha", None, 1), ("simclr", "beta", None, 0),
+                   ("simclr", "beta", None, 1), ("supervised", "alpha", None, 0), ("supervised", "alpha", None, 1),
+                   ("byol", "beta", None, 7)]
+
+
+def test_include_missing_axes_take_every_declared_value(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [10, 20]}
+    include:
+      - {method: moco, dataset: beta}
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g))[2:] == [("moco", "beta", 10, None), ("moco", "beta", 20, None)]
+
+
+def test_evaluate_entries_where_same_all_labeled_split(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: all, labeled_sizes: [5, 10], where: {method: simclr}}
+        - {protocol: finetune, labeled_sizes: [5, 10], where: {method: simclr, dataset: alpha}}
+        - {protocol: knn, eval_datasets: [beta], where: {dataset: alpha}}
+    """)
+    plan = plan_grid(g)
+    ev = plan.by_stage("evaluate")
+    lin = [j for j in ev if j.axes["protocol"] == "linear"]
+    assert [(j.axes["dataset"], j.axes["eval_dataset"]) for j in lin] == [
+        ("alpha", "alpha"), ("alpha", "beta"), ("beta", "alpha"), ("beta", "beta")]
+    assert all(j.config["evaluate"]["labeled_sizes"] == [5, 10] for j in lin)  # one job, all sizes
+    ft = [j for j in ev if j.axes["protocol"] == "finetune"]
+    assert [j.config["evaluate"]["labeled_sizes"] for j in ft] == [[5], [10]]  # one job per size
+    assert {j.config["evaluate"]["train_manifest"] for j in ft} == {"alpha_train"}
+    assert {j.config["evaluate"]["test_manifest"] for j in ft} == {"alpha_val"}
+    knn = [j for j in ev if j.axes["protocol"] == "knn"]
+    assert [(j.axes["method"], j.axes["eval_dataset"]) for j in knn] == [("simclr", "beta"), ("supervised", "beta")]
+    assert plan.counts == {"pretrain": 4, "evaluate": 8, "total": 12,
+                           "evaluate_by_protocol": {"linear": 4, "finetune": 2, "knn": 2}}
+
+
+def test_scratch_jobs_are_shared_and_have_no_encoder(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [10, 20]}
+    stages:
+      evaluate:
+        - {protocol: scratch, labeled_sizes: [5]}
+    """)
+    ev = plan_grid(g).by_stage("evaluate")
+    assert len(ev) == 1  # four pretraining jobs, one scratch baseline per (backbone, seed, dataset, size)
+    assert ev[0].depends_on == () and ev[0].config["encoders"] == []
+    assert ev[0].axes["method"] is None and ev[0].axes["protocol"] == "scratch"
+
+
+def test_pooled_same_means_each_source_and_corruption_manifest(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      beta: {train: beta_train, test: beta_val}
+      alpha+beta: {train: pool_ab, pool: {alpha: 5, beta: 5}}
+    axes:
+      method: [simclr]
+      dataset: [alpha, alpha+beta]
+      corruption: [none, "jpeg:quality=20"]
+    exclude: [{dataset: alpha+beta, corruption: "jpeg:quality=20"}]
+    stages:
+      evaluate: [{protocol: linear}]
+    """, base=False)
+    plan = plan_grid(g)
+    pre = plan.by_stage("pretrain")
+    assert [j.config["pretrain"]["manifest"] for j in pre] == ["alpha_train", "alpha_train.jpeg-quality20", "pool_ab"]
+    assert "corruption" not in pre[1].config["pretrain"]
+    ev = [(j.axes["dataset"], j.axes["eval_dataset"]) for j in plan.by_stage("evaluate")]
+    assert ev == [("alpha", "alpha"), ("alpha", "alpha"), ("alpha+beta", "alpha"), ("alpha+beta", "beta")]
+    assert plan.manifests()["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:5"
+    assert plan.manifests()["alpha_train.jpeg-quality20"] == (
+        "study manifest corrupt alpha_train.jpeg-quality20 --base alpha_train --corruption jpeg:quality=20")

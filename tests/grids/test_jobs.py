@@ -1,0 +1,96 @@
+"""Stable ids (key order, two grids sharing a job), dependency wiring, topological order."""
+from study.grids import Job, plan_grid
+from study.hashing import config_hash
+
+
+def test_id_is_hash_of_config_and_ignores_key_order(write_grid):
+    a = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [10]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [5]}]}
+    """, name="a.yaml")
+    b = write_grid("""
+    name: other_name
+    defaults:
+      pretrain: {batch_size: 8, epochs: 1, backbone: resnet18}
+    datasets:
+      beta: {test: beta_val, train: beta_train}
+      alpha: {test: alpha_val, train: alpha_train}
+    stages: {evaluate: [{labeled_sizes: [5], protocol: linear}]}
+    axes: {size: [10], dataset: [alpha], method: [simclr]}
+    """, name="b.yaml", base=False)
+    pa, pb = plan_grid(a), plan_grid(b)
+    assert [j.id for j in pa.jobs] == [j.id for j in pb.jobs]
+    for j in pa.jobs:
+        assert j.id == config_hash(j.config) and len(j.id) == 12
+        assert "t" not in j.config.values() and "grid" not in j.config  # the grid's name is not in the config
+
+
+def test_same_job_in_two_grids_is_one_job(write_grid):
+    a = write_grid("""
+    axes: {method: [simclr, byol], dataset: [alpha]}
+    stages: {evaluate: [{protocol: linear}]}
+    """, name="a.yaml")
+    b = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages: {evaluate: [{protocol: linear}, {protocol: knn}]}
+    """, name="b.yaml")
+    ids_a = {(j.stage, j.axes["method"], j.axes["dataset"], j.axes["protocol"]): j.id for j in plan_grid(a).jobs}
+    ids_b = {(j.stage, j.axes["method"], j.axes["dataset"], j.axes["protocol"]): j.id for j in plan_grid(b).jobs}
+    shared = set(ids_a) & set(ids_b)
+    assert shared == {("pretrain", "simclr", "alpha", None), ("evaluate", "simclr", "alpha", "linear")}
+    assert all(ids_a[k] == ids_b[k] for k in shared)
+    assert ids_a[("pretrain", "byol", "alpha", None)] != ids_b[("pretrain", "simclr", "beta", None)]
+
+
+def test_a_changed_setting_changes_the_id(write_grid):
+    g1 = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="a.yaml")
+    g2 = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="b.yaml")
+    g2.write_text(g2.read_text().replace("epochs: 1,", "epochs: 2,"))
+    assert plan_grid(g1).jobs[0].id != plan_grid(g2).jobs[0].id
+
+
+def test_dependencies_and_topological_order(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - {protocol: linear}
+        - protocol: concat
+          pairs: [[{method: simclr, dataset: alpha}, {method: supervised, dataset: beta}]]
+          eval_datasets: [alpha]
+    """)
+    plan = plan_grid(g)
+    seen: set[str] = set()
+    by_id = {j.id: j for j in plan.jobs}
+    for j in plan.jobs:
+        assert set(j.depends_on) <= seen  # every dependency comes first
+        seen.add(j.id)
+        if j.stage == "evaluate":
+            assert list(j.depends_on) == j.config["encoders"]
+    for j in plan.by_stage("evaluate"):
+        if j.axes["protocol"] == "linear":
+            (dep,) = j.depends_on
+            assert by_id[dep].axes["dataset"] == j.axes["dataset"] == j.axes["eval_dataset"]
+            assert by_id[dep].axes["method"] == j.axes["method"]
+    (concat,) = [j for j in plan.jobs if j.axes["protocol"] == "concat"]
+    a, b = (by_id[d] for d in concat.depends_on)
+    assert (a.axes["method"], a.axes["dataset"], b.axes["method"], b.axes["dataset"]) == (
+        "simclr", "alpha", "supervised", "beta")
+    assert concat.axes["dataset"] == "alpha|beta" and concat.axes["method"] == "simclr|supervised"
+
+
+def test_job_contract_fields_and_resources_outside_the_id(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {pretrain: {resources: {gpus: 2, time: 90m}}}
+    """)
+    (job,) = plan_grid(g).jobs
+    assert isinstance(job, Job) and job.stage == "pretrain" and job.depends_on == ()
+    assert set(job.config) == {"stage", "axes", "pretrain"}
+    assert set(job.axes) == {"method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset"}
+    assert job.config["pretrain"] == {"backbone": "resnet18", "epochs": 1, "batch_size": 8, "manifest": "alpha_train",
+                                      "method": "simclr"}
+    assert (job.resources.gpus, job.resources.time_min) == (2, 90)
+    g.write_text(g.read_text().replace("gpus: 2", "gpus: 4"))
+    (job4,) = plan_grid(g).jobs
+    assert job4.id == job.id and job4 == job and hash(job4) == hash(job)

@@ -1,0 +1,145 @@
+"""`study plan`: golden table and JSON for a fixture grid, the four paper grids, the cost model, the check."""
+import json
+import os
+
+import pytest
+
+from study.grids import load_profile, plan_grid
+from study.grids.profile import CostModel, Profile
+from tests.grids.conftest import HERE, REPO, run_plan_cli
+
+FIXTURE = "tests/grids/fixtures/small.yaml"
+GOLDEN = HERE / "golden"
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{path} differs (UPDATE_GOLDEN=1 rewrites it after review)"
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_golden_table(capsys):
+    code, out, err = run_plan_cli([FIXTURE, "--no-check"], capsys)
+    assert code == 0 and err == ""
+    golden("small_plan.txt", out)
+
+
+def test_golden_json(capsys):
+    code, out, err = run_plan_cli([FIXTURE, "--no-check", "--format", "json", "--profile",
+                                   "grids/profiles/example_gpu.yaml"], capsys)
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert set(data) == {"grid", "profile", "jobs", "counts", "estimate"}
+    assert {"id", "stage", "method", "dataset", "size", "depends_on"} <= set(data["jobs"][0])
+    golden("small_plan.json", out)
+
+
+@pytest.mark.parametrize("grid, pretrain, evaluate, by_protocol", [
+    ("data_quantity", 40, 136, {"linear": 40, "finetune": 80, "scratch": 16}),
+    ("data_domain", 21, 47, {"linear": 44, "concat": 3}),
+    ("data_quality", 10, 10, {"linear": 10}),
+    ("granularity", 4, 4, {"granularity": 4}),
+])
+@pytest.mark.parametrize("profile", [None, "grids/profiles/example_gpu.yaml", "grids/profiles/local.yaml",
+                                     "grids/profiles/ci.yaml"])
+def test_paper_grids_plan(grid, pretrain, evaluate, by_protocol, profile):
+    plan = plan_grid(f"grids/{grid}.yaml", profile)
+    plan.check(manifests=False)  # methods, corruptions and every section through PretrainConfig
+    assert plan.name == grid
+    assert plan.counts == {"pretrain": pretrain, "evaluate": evaluate, "total": pretrain + evaluate,
+                           "evaluate_by_protocol": by_protocol}
+    assert len({j.id for j in plan.jobs}) == len(plan.jobs)
+    assert plan.estimate["gpu_hours"] >= 0 and plan.estimate["wall_hours"] > 0
+
+
+def test_paper_grids_use_the_documented_manifest_names():
+    names = set()
+    for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
+        names |= set(plan_grid(f"grids/{grid}.yaml").manifests())
+    base = {f"{d}_{s}" for d, s in [("imagenet", "train"), ("imagenet", "val"), ("inat21", "train"),
+                                    ("inat21", "val"), ("places365", "train"), ("places365", "val"),
+                                    ("glc20", "train"), ("glc20", "test")]}
+    assert base <= names
+    assert "imagenet_train.downsample-factor2" in names and "pooled_all4" in names
+    readme = (REPO / "grids" / "README.md").read_text()
+    for name in sorted(base):
+        assert f"--name {name}" in readme
+
+
+def test_data_quality_grid_pretrains_on_corrupted_manifests_and_probes_clean():
+    plan = plan_grid("grids/data_quality.yaml")
+    pre = {j.axes["corruption"]: j.config["pretrain"]["manifest"] for j in plan.by_stage("pretrain")}
+    assert pre == {"none": "imagenet_train", "downsample:factor=2": "imagenet_train.downsample-factor2",
+                   "downsample:factor=4": "imagenet_train.downsample-factor4",
+                   "jpeg:quality=10": "imagenet_train.jpeg-quality10",
+                   "salt_pepper:fraction=0.1": "imagenet_train.salt_pepper-fraction0.1"}
+    assert {j.config["evaluate"]["train_manifest"] for j in plan.by_stage("evaluate")} == {"imagenet_train"}
+
+
+def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    plan = plan_grid("grids/granularity.yaml")
+    assert list(plan.manifests()) == ["inat21_train", "inat21_val"]
+    for name in plan.manifests():
+        (tmp_path / f"{name}.parquet").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text("{}")
+    plan.check()  # study.manifests.manifest_exists (or the fallback) finds both files
+    code, out, _ = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 0 and "granularity 4" in out
+
+
+def test_cost_model_arithmetic(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [3600]}
+    stages:
+      pretrain: {resources: {gpus: 2}}
+      evaluate:
+        - {protocol: linear, labeled_sizes: [1000, 2000], where: {method: simclr}}
+        - {protocol: finetune, labeled_sizes: [500], params: {epochs: 2}, where: {method: simclr}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     method_factor={"simclr": 1.0, "supervised": 0.5}, job_overhead_min=6.0, probe_min=3.0)
+    prof = Profile(max_parallel_gpus=2, cost=cost)
+    plan = plan_grid(g, prof)
+    e = plan.estimate
+    # pretrain: 1 epoch x 3600 images / (10/s x 2 GPUs) = 180 s = 0.05 h (+0.1 h overhead); supervised half of it
+    pre = [(0.05 + 0.1) * 2, (0.025 + 0.1) * 2]
+    # linear: (2000 + 1000 test) / 1000/s = 3 s, + 2 probes x 3 min, + 6 min; finetune: (2 x 500 + 1000)/100 = 20 s
+    ev = [3 / 3600 + 0.1 + 0.1, 20 / 3600 + 0.1]
+    assert e["per_stage"]["pretrain"]["gpu_hours"] == pytest.approx(sum(pre), abs=0.01)
+    assert e["per_stage"]["evaluate"]["gpu_hours"] == pytest.approx(sum(ev), abs=0.01)
+    assert e["gpu_hours"] == pytest.approx(sum(pre) + sum(ev), abs=0.02)
+    # wall: per stage max(longest job, GPU-hours / 2 GPUs)
+    assert e["wall_hours"] == pytest.approx(max(0.15, sum(pre) / 2) + max(ev[0], sum(ev) / 2), abs=0.02)
+
+
+def test_profiles_load():
+    ex = load_profile("grids/profiles/example_gpu.yaml")
+    assert (ex.partition, ex.gpus_per_node, ex.max_array_size, ex.max_parallel_gpus) == ("gpu", 8, 1000, 64)
+    assert ex.setup and ex.cost.rate("resnet50", "pretrain") == 700
+    for name in ("local", "ci"):
+        p = load_profile(f"grids/profiles/{name}.yaml")
+        assert p.require_partition() == "debug" and p.gpus_per_node == 0
+    plan = plan_grid("grids/data_quantity.yaml", "grids/profiles/example_gpu.yaml")
+    pre = plan.by_stage("pretrain")[0].resources
+    assert (pre.gpus, pre.cpus, pre.mem_gb, pre.time_min) == (8, 64, 480.0, 48 * 60)  # `node` = the profile's node
+    ev = plan.by_stage("evaluate")[0].resources
+    assert (ev.gpus, ev.cpus, ev.time_min) == (1, 8, 12 * 60)
+
+
+def test_manifest_names_are_valid_for_study_manifests():
+    store = pytest.importorskip("study.manifests.store", reason="study.manifests not installed")
+    for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
+        for name in plan_grid(f"grids/{grid}.yaml").manifests():
+            assert store.check_name(name) == name

@@ -1,0 +1,147 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CLASSES, write_tree
+
+from study.errors import StudyError
+from study.manifests import load_manifest, manifest_exists
+from study.manifests.build import BuildConfig, build_manifest
+from study.manifests.sizes import parse_size, parse_sizes
+
+
+def test_parse_sizes():
+    assert parse_sizes("1M,50k,125k,1000,2.5k") == [1000, 2500, 50_000, 125_000, 1_000_000]
+    assert parse_sizes(None) == []
+    for bad in ("ten", "-5", "0", "1.2345k"):
+        with pytest.raises(StudyError):
+            parse_size(bad)
+
+
+def test_manifest_api(build, tree, manifests):
+    build("toy", "--sizes", "5,10,20", "--labeled-sizes", "4,8")
+    assert manifest_exists("toy") and not manifest_exists("other")
+    m = load_manifest("toy")
+    t = m.table
+    assert list(t.columns[:5]) == ["path", "label", "class_name", "rank", "labeled_rank"]
+    assert m.num_classes == 4 and m.class_names == ["cat", "dog", "eel", "fox"]
+    assert m.sizes == [5, 10, 20] and m.labeled_sizes == [4, 8] and m.levels == [] and m.corruption is None
+    assert m.meta["kind"] == "image" and m.meta["root"] == str(tree.resolve())
+    assert t["label"].dtype == np.int64 and t["rank"].dtype == np.int64
+    assert sorted(t["rank"]) == list(range(24)) and sorted(t["labeled_rank"]) == list(range(24))
+    assert (t["class_name"] == [m.class_names[i] for i in t["label"]]).all()
+    assert m.subset(5)["rank"].tolist() == [0, 1, 2, 3, 4]
+    assert len(m.all()) == 24
+    row = m.subset(1).iloc[0]
+    assert m.abs_path(row) == tree.resolve() / row["path"] and m.abs_path(row).is_file()
+    assert all(p.is_file() for p in m.abs_paths(m.all()))
+    with pytest.raises(StudyError):
+        m.subset(25)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_subsets_are_nested_for_every_seed(build, seed):
+    build(f"s{seed}", "--seed", str(seed), "--sizes", "3,7,15,24", "--labeled-sizes", "4,8,12")
+    m = load_manifest(f"s{seed}")
+    for small, big in ((3, 7), (7, 15), (15, 24)):
+        assert set(m.subset(small)["path"]) < set(m.subset(big)["path"])
+    for small, big in ((4, 8), (8, 12)):
+        assert set(m.labeled(small)["path"]) < set(m.labeled(big)["path"])
+
+
+def test_labeled_subsets_are_class_balanced(build):
+    build("toy", "--labeled-sizes", "4,8,16")
+    m = load_manifest("toy")
+    assert m.labeled(4)["label"].value_counts().tolist() == [1, 1, 1, 1]
+    assert m.labeled(8)["label"].value_counts().tolist() == [2, 2, 2, 2]
+    counts = m.labeled(16)["label"].value_counts()
+    assert counts.tolist() == [4, 4, 4, 4]
+
+
+def test_balanced_pretraining_subsets(build):
+    build("bal", "--balanced", "--sizes", "8")
+    m = load_manifest("bal")
+    assert sorted(m.subset(8)["label"].value_counts().tolist()) == [2, 2, 2, 2]
+
+
+def test_seeds_give_different_subsets(build):
+    build("a", "--seed", "0")
+    build("b", "--seed", "1")
+    assert load_manifest("a").subset(6)["path"].tolist() != load_manifest("b").subset(6)["path"].tolist()
+
+
+@pytest.mark.parametrize("order_seed", [11, 12, 13])
+def test_byte_identical_whatever_the_creation_order(tmp_path, manifests, monkeypatch, order_seed):
+    metas = []
+    for k, seed in enumerate((None, order_seed)):
+        root = write_tree(tmp_path / f"d{k}", CLASSES, order_seed=seed)
+        folder = tmp_path / f"m{k}"
+        monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+        meta, _ = build_manifest(BuildConfig("imagefolder", root, "train", "x", sizes=[5, 10], labeled_sizes=[4]))
+        metas.append((meta, (folder / "x.parquet").read_bytes()))
+    (m0, b0), (m1, b1) = metas
+    assert m0["content_hash"] == m1["content_hash"] and b0 == b1
+
+
+def test_golden_export_pins_the_ranking(build, cli):
+    """Ranks are a keyed blake2b of (seed, path): the same on every machine and every version."""
+    build("toy", "--sizes", "6", "--labeled-sizes", "4")
+    code, out, _ = cli("manifest", "export", "toy", "--subset", "6")
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "golden" / "toy_seed0_subset6.csv"
+    assert code == 0 and out == golden.read_text()
+
+
+def test_no_sizes_still_ranks_every_row(build):
+    build("plain")
+    m = load_manifest("plain")
+    assert m.sizes == [] and sorted(m.table["rank"]) == list(range(24))
+
+
+def test_size_up_to_the_dataset_size_is_allowed(build, cli, manifests):
+    build("full", "--sizes", "24", "--labeled-sizes", "24")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", manifests.parent / "data",
+                       "--split", "train", "--name", "big", "--sizes", "10,25")
+    assert code == 2 and "larger than the dataset" in err and "24" in err
+    assert not any(p.name.startswith("big") for p in manifests.iterdir())
+
+
+def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree, manifests):
+    build("toy", "--sizes", "5")
+    parquet, meta = manifests / "toy.parquet", manifests / "toy.json"
+    before = (parquet.read_bytes(), meta.read_bytes(), parquet.stat().st_mtime_ns)
+    out = build("toy", "--sizes", "5")
+    assert "unchanged" in out
+    assert (parquet.read_bytes(), meta.read_bytes(), parquet.stat().st_mtime_ns) == before
+
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy", "--sizes", "5", "--seed", "3")
+    assert code == 2 and "already exists with different content" in err and "seed: 0 -> 3" in err
+    (tree / "train" / "cat" / "000.png").unlink()
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy", "--sizes", "5")
+    assert code == 2 and "1 removed" in err and "train/cat/000.png" in err
+    assert (parquet.read_bytes(), meta.read_bytes()) == before[:2]
+
+
+def test_taxonomy_option_for_imagefolder(build, tmp_path):
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("tax", "--taxonomy", tax)
+    m = load_manifest("tax")
+    assert m.levels == ["group", "class_name"]
+    t = m.table
+    assert set(t.loc[t["class_name"] == "fox", "group"]) == {"canid"}
+    assert m.meta["sources"][0]["path"] == "taxonomy.csv"
+
+
+def test_meta_records_what_it_was_built_from(build, manifests):
+    build("toy", "--sizes", "5", "--seed", "2")
+    meta = json.loads((manifests / "toy.json").read_text())
+    for key in ("dataset", "root", "split", "seed", "sizes", "label_rule", "sources", "schema_version",
+                "content_hash", "table_hash"):
+        assert key in meta
+    assert meta["seed"] == 2 and meta["dataset"] == "imagefolder"
+    assert isinstance(pd.read_parquet(manifests / "toy.parquet"), pd.DataFrame)

@@ -1,0 +1,66 @@
+import csv
+import io
+import json
+
+import pytest
+
+from study.manifests import load_manifest
+
+
+def test_list_show_export(build, cli, tmp_path):
+    tax = tmp_path / "t.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("toy", "--sizes", "5,10", "--labeled-sizes", "4,8", "--taxonomy", tax)
+    code, out, _ = cli("manifest", "list")
+    assert code == 0 and out.splitlines()[1].split()[:5] == ["toy", "imagefolder", "train", "24", "4"]
+    code, out, _ = cli("manifest", "show", "toy")
+    assert code == 0 and "images per class" in out
+    lines = {ln.split()[1]: ln.split()[2:] for ln in out.splitlines() if ln[:1].isdigit()}
+    assert lines["cat"][0] == "9" and lines["cat"][3] == "1" and lines["fox"][4] == "2"
+    code, out, _ = cli("manifest", "export", "toy", "--labeled", "8")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert out.splitlines()[0] == "path,label,class_name,group"
+    assert len(rows) == 8 and rows[0]["path"] == load_manifest("toy").labeled(8)["path"].iloc[0]
+    code, out, _ = cli("manifest", "export", "toy")
+    assert len(out.splitlines()) == 25
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "imagefolder", "--root", "{tmp}/missing", "--split", "train"], "not found"),
+    (["--dataset", "imagefoldr", "--root", "{tree}", "--split", "train"], "did you mean 'imagefolder'"),
+    (["--dataset", "imagefolder", "--root", "{tree}", "--split", "train", "--sizes", "1M"], "larger than"),
+    (["--dataset", "imagefolder", "--root", "{tree}", "--split", "train", "--sizes", "lots"], "not a size"),
+    (["--dataset", "imagefolder", "--root", "{tree}", "--split", "train", "--labeled-sizes", "30"], "larger than"),
+    (["--dataset", "imagefolder", "--root", "{tree}", "--split", "train", "--label-rule", "species"], "glc20 only"),
+    (["--dataset", "inat21", "--root", "{tree}", "--split", "train"], "annotation file not found"),
+    (["--dataset", "inat21", "--root", "{bad_json}", "--split", "train"], "train.json line 2 column"),
+    (["--dataset", "inat21", "--root", "{dup}", "--split", "train"], "listed twice"),
+    (["--dataset", "places365", "--root", "{places_bad}", "--split", "train"], "out of range"),
+    (["--dataset", "glc20", "--root", "{glc_bad}", "--split", "us_train"], "line 3"),
+])
+def test_bad_input_exits_2_and_writes_nothing(cli, tree, tmp_path, manifests, args, message):
+    (tmp_path / "bad_json").mkdir()
+    (tmp_path / "bad_json" / "train.json").write_text('{"images": [\n {"id": 1,, }]}')
+    (tmp_path / "dup").mkdir()
+    (tmp_path / "dup" / "train.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "train/a.jpg"}, {"id": 1, "file_name": "train/b.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 0}], "categories": [{"id": 0, "name": "a"}]}))
+    places = tmp_path / "places_bad"
+    (places / "data_256").mkdir(parents=True)
+    (places / "categories_places365.txt").write_text("/a/airfield 0\n")
+    (places / "places365_train_standard.txt").write_text("/a/airfield/1.jpg 0\n/a/airfield/2.jpg 4\n")
+    (tmp_path / "glc_bad").mkdir()
+    (tmp_path / "glc_bad" / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1;2;3;4\nx;2;3;4\n")
+    fill = {"tmp": tmp_path, "tree": tree, "bad_json": tmp_path / "bad_json", "dup": tmp_path / "dup",
+            "places_bad": places, "glc_bad": tmp_path / "glc_bad"}
+    argv = ["manifest", "build", "--name", "bad"] + [a.format(**fill) for a in args]
+    code, out, err = cli(*argv)
+    assert code == 2, (out, err)
+    assert message in err and err.strip().splitlines()[-1].startswith("study: error:")
+    assert not manifests.exists() or not list(manifests.iterdir())
+
+
+def test_bad_manifest_name(cli, tree, manifests):
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "../escape")
+    assert code == 2 and "bad manifest name" in err

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+from conftest import write_tree
+from PIL import Image
+
+from study.corruptions import apply_corruption
+from study.manifests import load_manifest
+
+
+def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_path):
+    build("a", "--seed", "0")
+    other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", other, "--split", "train",
+                       "--name", "b", "--seed", "1")
+    assert code == 0, err
+    code, out, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8", "--sizes", "10,20",
+                         "--labeled-sizes", "6")
+    assert code == 0, err
+    m, a, b = load_manifest("ab"), load_manifest("a"), load_manifest("b")
+    t = m.all()
+    assert len(t) == 20 and set(t["source"]) == {"a", "b"}
+    assert set(t.loc[t.source == "a", "path"]) == set(a.subset(12)["path"])
+    assert set(t.loc[t.source == "b", "path"]) == set(b.subset(8)["path"])
+    first = m.subset(10)
+    assert (first.source == "a").sum() == 6 and (first.source == "b").sum() == 4  # in proportion
+    assert set(zip(first.source, first.path)) < set(zip(m.subset(20).source, m.subset(20).path))
+    assert m.num_classes == 6 and m.class_names[4] == "b/x"
+    for _, row in t.iterrows():
+        assert m.abs_path(row).is_file()
+    assert all(p.is_file() for p in m.abs_paths(t))
+    assert m.meta["roots"] == {"a": a.meta["root"], "b": b.meta["root"]}
+    code, out, err = cli("manifest", "verify", "ab", "--files")
+    assert code == 0, err
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:13")
+    assert code == 2 and "has only 12 images" in err
+
+
+def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
+    build("toy", "--sizes", "5")
+    code, _, err = cli("manifest", "corrupt", "toy_ds2", "--base", "toy", "--corruption", "downsample:factor=2")
+    assert code == 0, err
+    base, m = load_manifest("toy"), load_manifest("toy_ds2")
+    assert m.meta["table_hash"] == base.meta["table_hash"] and m.content_hash != base.content_hash
+    assert m.meta["base"] == {"name": "toy", "content_hash": base.content_hash}
+    assert str(m.corruption) == "downsample:factor=2" and m.corruption.slug == "downsample-factor2"
+    assert m.table.equals(base.table)
+    code, _, _ = cli("manifest", "verify", "toy_ds2")
+    assert code == 0
+    code, _, err = cli("manifest", "corrupt", "x", "--base", "toy", "--corruption", "blurr")
+    assert code == 2 and "unknown corruption" in err and not (manifests / "x.json").exists()
+    code, _, err = cli("manifest", "corrupt", "x", "--base", "toy", "--corruption", "jpeg:qual=3")
+    assert code == 2 and "unknown parameter 'qual'" in err and not (manifests / "x.parquet").exists()
+
+
+def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_sp", "--base", "toy", "--corruption", "salt_pepper:fraction=0.3")[0] == 0
+    out = tmp_path / "out"
+    code, stdout, err = cli("manifest", "materialize", "toy_sp", "--out", out, "--workers", "2")
+    assert code == 0, err
+    files = sorted(out.rglob("*.png"))
+    assert len(files) == 24 and "24 images written" in stdout
+    m = load_manifest("toy_sp")
+    row = m.table.iloc[0]
+    expected = apply_corruption(m.corruption, Image.open(m.abs_path(row)).convert("RGB"), f"0:{row['path']}")
+    got = Image.open(out / row["path"])
+    assert np.array_equal(np.asarray(got), np.asarray(expected))
+    before = {p: p.read_bytes() for p in files}
+    files[3].unlink()
+    code, stdout, _ = cli("manifest", "materialize", "toy_sp", "--out", out)
+    assert code == 0 and "1 images written, 23 already there" in stdout
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*.png"))} == before
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):
+    build("toy")
+    cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")
+    meta = json.loads((manifests / "toy_j.json").read_text())
+    assert meta["corruption"] == "jpeg:quality=10"

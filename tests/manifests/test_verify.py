@@ -1,0 +1,103 @@
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from study.manifests.verify import verify_manifest
+
+
+def test_fresh_manifest_verifies_with_files(build, cli):
+    build("toy", "--sizes", "5,10", "--labeled-sizes", "4")
+    code, out, _ = cli("manifest", "verify", "toy", "--files")
+    assert code == 0 and "OK" in out and "every file decodes" in out
+
+
+def test_edited_parquet_fails(build, cli, manifests):
+    build("toy", "--sizes", "5")
+    path = manifests / "toy.parquet"
+    t = pq.read_table(path)
+    labels = t.column("label").to_numpy().copy()
+    labels[0] = (labels[0] + 1) % 4
+    pq.write_table(t.set_column(1, "label", pa.array(labels)), path)
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 2 and "Parquet file was changed" in err
+
+
+def test_edited_path_fails(build, manifests):
+    build("toy")
+    path = manifests / "toy.parquet"
+    t = pq.read_table(path)
+    paths = pc.replace_substring(t.column("path"), "cat", "cow")
+    pq.write_table(t.set_column(0, "path", paths), path)
+    assert any("table hash" in p for p in verify_manifest("toy"))
+
+
+def test_edited_metadata_fails(build, cli, manifests):
+    build("toy", "--sizes", "5")
+    path = manifests / "toy.json"
+    meta = json.loads(path.read_text())
+    meta["sizes"] = [6]
+    path.write_text(json.dumps(meta))
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 2 and "JSON file was changed" in err
+
+
+def test_broken_ranks_fail_nesting(build, manifests):
+    build("toy")
+    path = manifests / "toy.parquet"
+    t = pq.read_table(path)
+    rank = t.column("rank").to_numpy().copy()
+    rank[1] = rank[0]
+    pq.write_table(t.set_column(3, "rank", pa.array(rank)), path)
+    assert any("not be nested" in p for p in verify_manifest("toy"))
+
+
+def test_files_missing_or_undecodable_are_named(build, cli, tree):
+    build("toy")
+    (tree / "train" / "dog" / "002.png").unlink()
+    (tree / "train" / "eel" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 0
+    code, _, err = cli("manifest", "verify", "toy", "--files")
+    assert code == 2
+    assert "dog/002.png: missing" in err and "eel/001.png: does not decode" in err
+
+
+def test_unknown_manifest(cli):
+    code, _, err = cli("manifest", "verify", "nope")
+    assert code == 2 and "manifest 'nope' not found" in err
+
+
+def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
+    import gzip
+
+    import numpy as np
+
+    idx = tmp_path / "fm"
+    idx.mkdir()
+    for stem, n in (("train", 12), ("t10k", 4)):
+        images = np.zeros((n, 28, 28), np.uint8)
+        with gzip.open(idx / f"{stem}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape) + images.tobytes())
+        with gzip.open(idx / f"{stem}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n)))
+    code, _, err = cli("manifest", "build", "--dataset", "fashion-mnist", "--root", idx, "--split", "train",
+                       "--name", "fm", "--sizes", "6")
+    assert code == 0, err
+    from study.manifests import load_manifest
+
+    assert load_manifest("fm").meta["kind"] == "idx"
+    code, out, err = cli("manifest", "verify", "fm", "--files")
+    assert code == 0, err
+
+    glc = tmp_path / "glc"
+    (glc / "patches_fr" / "34" / "12").mkdir(parents=True)
+    np.save(glc / "patches_fr" / "34" / "12" / "10561234.npy", np.full((8, 8, 5), 3, np.uint8))
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
+    code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_train",
+                       "--name", "glc", "--label-rule", "landcover_mode")
+    assert code == 0, err
+    m = load_manifest("glc")
+    assert m.meta["kind"] == "npy" and m.meta["label_rule"] == "landcover_mode" and m.class_names == ["landcover_3"]
+    assert cli("manifest", "verify", "glc", "--files")[0] == 0
