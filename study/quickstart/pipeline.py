@@ -1,7 +1,8 @@
 """The quickstart, step by step, through the same commands a cluster user types.
 
-data (PNG trees) -> `study manifest build/pool/corrupt` -> `study submit --cluster local` -> `study report`.
-Each step is idempotent, so a rerun after a kill finishes what is missing.
+data (PNG trees) -> `study manifest build/pool/corrupt` -> `study plan` (every manifest checked).
+Each step is idempotent, so a rerun after a kill finishes what is missing. The launcher and evaluation steps
+(`study submit --cluster local`, `study report`) join this sequence once those parts exist (issues 3 and 4).
 """
 from __future__ import annotations
 
@@ -70,18 +71,12 @@ def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
                "--corruption", spec)
 
 
-def run(grid: Path, data: Path, workdir: Path, out: Path, scale: Scale, idx_dir: str | None = None,
-        workers: int | None = None) -> Path:
-    """Run the whole quickstart; returns the report's index.html."""
+def run(grid: Path, data: Path, scale: Scale, idx_dir: str | None = None) -> None:
+    """Prepare the quickstart's data and manifests, then plan its grid with every check on."""
     t0 = time.monotonic()
     idx = fashion_mnist.locate(idx_dir)
     export.export_fashion_mnist(data, idx, scale.fmnist_train_per_class, scale.fmnist_test_per_class)
     export.export_digits(data, scale.digits_train_per_class, scale.digits_test_per_class)
     build_manifests(data, scale)
-    submit = ["submit", str(grid), "--cluster", "local", "--workdir", str(workdir)]
-    if workers:
-        submit += ["--workers", str(workers)]
-    _study(*submit)
-    _study("report", str(grid), "--workdir", str(workdir), "--out", str(out))
-    print(f"[quickstart] done in {time.monotonic() - t0:.0f} s: {out / 'index.html'}", file=sys.stderr)
-    return out / "index.html"
+    _study("plan", str(grid))
+    print(f"[quickstart] data, manifests and plan ready in {time.monotonic() - t0:.0f} s", file=sys.stderr)

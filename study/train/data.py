@@ -143,7 +143,7 @@ class ViewDataset(torch.utils.data.Dataset):
             views = self.aug.sample(img, sample_rng(self.seed, epoch, i))
         except StudyError:
             raise
-        except OSError as e:  # lazily decoded file turned out truncated or corrupt
+        except (OSError, SyntaxError) as e:  # a lazily decoded file turned out truncated or corrupt (PIL raises both)
             raise StudyError(
                 f"cannot read image {self.reader.manifest.abs_path(row)} (manifest {self.reader.manifest.name}): {e}"
             ) from None

@@ -78,7 +78,10 @@ def code_version() -> str:
 def training_rows(cfg: PretrainConfig, manifest):
     """The rows a run trains on: manifest.subset(size) or manifest.labeled(size); every row when size is None."""
     n = cfg.size if cfg.size is not None else len(manifest.table)
-    rows = manifest.subset(n) if cfg.subset == "pretrain" else manifest.labeled(n)
+    try:
+        rows = manifest.subset(n) if cfg.subset == "pretrain" else manifest.labeled(n)
+    except StudyError as e:
+        raise StudyError(f"pretrain.size: {e}") from None
     if cfg.size is not None and len(rows) < cfg.size:
         raise StudyError(
             f"pretrain.size: {cfg.size} images asked for, manifest {manifest.name} has {len(rows)} in its "

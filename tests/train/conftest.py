@@ -6,9 +6,6 @@ import pytest
 import torch
 from train_helpers import augment_standin, tiny_config, write_images
 
-from study.errors import StudyError
-
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
