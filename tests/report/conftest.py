@@ -5,18 +5,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from study.grids import Job
 from study.hashing import config_hash
 from study.results import records_to_table, write_result
 
 STD = 0.0141421356237  # std (ddof 1) of v-0.01, v+0.01
-
-
-@dataclass(frozen=True)
-class FakeJob:
-    id: str
-    stage: str
-    config: dict
-    depends_on: tuple = ()
 
 
 @dataclass
@@ -101,9 +94,9 @@ def plan_for(recs, name="g", extra_jobs=()):
         pre_axes = {k: a.get(k) for k in ("method", "dataset", "size", "corruption", "seed")}
         pid = "pre-" + config_hash(pre_axes)
         if pid not in seen and a.get("protocol") != "scratch":
-            seen[pid] = FakeJob(pid, "pretrain", {"stage": "pretrain", "axes": pre_axes})
+            seen[pid] = Job(pid, "pretrain", {"stage": "pretrain", "axes": pre_axes})
         deps = (pid,) if a.get("protocol") != "scratch" else ()
-        jobs.append(FakeJob(r["job_id"], "evaluate", {"stage": "evaluate", "axes": a}, deps))
+        jobs.append(Job(r["job_id"], "evaluate", {"stage": "evaluate", "axes": a}, deps))
     return FakePlan(name, [*seen.values(), *jobs, *extra_jobs])
 
 

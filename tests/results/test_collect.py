@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from study.errors import StudyError
+from study.grids import Job
 from study.results import (aggregate, collect, find_conflicts, gather, read_table, resolve_conflicts, write_result,
                            write_table)
 
@@ -77,13 +78,6 @@ def test_two_fingerprints_in_one_cell_are_kept_apart(tmp_path):
 
 def test_gather_with_plan_lists_missing_jobs_and_what_they_wait_for(tmp_path):
     from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class Job:
-        id: str
-        stage: str
-        config: dict
-        depends_on: tuple = ()
 
     @dataclass
     class Plan:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
 from study.errors import StudyError
+from study.grids import Job
 from study.results import (ResultFileWarning, code_version, make_record, protocol_fingerprint, read_results,
                            result_path, write_result)
 
@@ -39,13 +39,6 @@ def test_fingerprint_ignores_seed_and_run_specific_keys_but_not_the_recipe():
 
 
 def test_make_record_from_job_and_run_output(tmp_path):
-    @dataclass(frozen=True)
-    class Job:
-        id: str
-        stage: str
-        config: dict
-        depends_on: tuple = ()
-
     job = Job("abc", "evaluate", {"stage": "evaluate", "axes": {"method": "byol", "seed": 1}})
     rec = make_record(job, {"metrics": [{"metric": "top1", "value": 0.25, "labeled_size": None, "level": None}],
                             "protocol": {"lr": 1.0}}, grid="q", wall_time_s=2.0)
