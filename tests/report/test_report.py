@@ -117,3 +117,17 @@ def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "elsewhere" / "results.parquet").exists()
     with pytest.raises(StudyError, match="nosuch"):
         _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "w")])
+
+
+def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch):
+    """Through the real front and the real planner: a grid with no result yet reports all its jobs missing."""
+    from study.cli import main
+    from study.grids import plan_grid
+
+    plan = plan_grid("grids/granularity.yaml")
+    out = tmp_path / "report"
+    assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    missing = pd.read_csv(out / "missing.csv")
+    id_column = next(c for c in missing.columns if "id" in c)
+    assert set(missing[id_column]) == {j.id for j in plan.jobs}
+    assert "Missing cells" in (out / "index.html").read_text()
