@@ -1,0 +1,232 @@
+"""`EvalConfig`: every setting of an evaluation job, validated once by `from_dict` (StudyError naming the key).
+
+Defaults say where they come from: "SimCLR" = the public SimCLR recipe, "paper" = Cole et al., "ours" = unstated
+there, our choice (docs/protocol.md, "Evaluation settings").
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from study.errors import StudyError
+
+PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
+FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
+PROBE_OPTIMIZERS = ("lbfgs", "adam", "sgd")
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    """The linear probe: multinomial logistic regression on (standardized) frozen features.
+
+    Loss = mean cross-entropy + weight_decay * ||W||^2 (bias not penalised). The weight decay is chosen from
+    `weight_decays` by top-1 (ties: cross-entropy) on a class-stratified held-out `val_fraction` of the labeled
+    subset, fitting the grid from the strongest penalty down, each fit warm-started from the previous one; then the
+    probe is refit on the whole subset, warm-started from the chosen value's solution. The iteration caps keep the
+    probes of six labeled sizes under a tenth of the feature extraction."""
+
+    standardize: bool = True  # ours: z-score with the labeled subset's mean and std
+    optimizer: str = "lbfgs"  # ours: full-batch L-BFGS (strong Wolfe); "adam"/"sgd": mini-batches of batch_size
+    weight_decays: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # ours: a log grid
+    val_fraction: float = 0.2  # ours
+    select_iter: int = 20  # ours: L-BFGS iterations per grid value on the held-out split (warm-started path)
+    max_iter: int = 30  # ours: L-BFGS iterations of the final fit, warm-started from the selected path solution
+    cold_iter: int = 100  # ours: L-BFGS iterations of a fit from zeros (a single weight decay, nothing held out)
+    epochs: int = 90  # SimCLR: 90 epochs of linear evaluation (adam/sgd only)
+    lr: float = 0.1  # adam/sgd only (sgd: momentum 0.9, cosine decay)
+    batch_size: int = 1024  # adam/sgd only
+    tolerance: float = 1e-6  # L-BFGS tolerance_change
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    """Weighted kNN on L2-normalised features (Wu et al. 2018): cosine similarity, vote weight exp(sim / T)."""
+
+    k: int = 200  # Wu et al. 2018 / common SSL practice
+    temperature: float = 0.07  # Wu et al. 2018
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation job; see docs/protocol.md, section "Evaluation settings"."""
+
+    protocol: str = "linear"
+    train_manifest: str = ""  # required: labeled subsets come from train_manifest.labeled(n)
+    test_manifest: str = ""  # required: every row is scored
+    labeled_sizes: tuple[Any, ...] = ("all",)  # ints, or "all" (every row of the train manifest)
+    levels: tuple[str, ...] | None = None  # granularity: taxonomy columns coarse -> fine; None = manifest.levels
+    per_level: bool = False  # granularity: one classifier per level instead of mapping the finest one up
+    feature_layer: str = "pooled"  # SimCLR: the pooled penultimate layer; or layerN (its global average pool)
+    image_size: int = 224  # SimCLR: 224 px (when `augment` does not give image_size)
+    augment: dict | None = None  # eval transform: study.train.augment fields over the "eval" preset
+    batch_size: int = 256  # feature extraction batch
+    num_workers: int | None = None  # None = auto: min(8, cpus - 1)
+    device: str = "auto"  # "auto" = cuda when available
+    seed: int = 0  # held-out split, probe init, fine-tuning
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
+    also_knn: bool = False  # linear/granularity/concat: add knn_top1 rows from the same features
+    finetune: dict | None = None  # finetune/scratch: PretrainConfig fields (method supervised, subset labeled set here)
+    epochs: float | None = None  # finetune/scratch: epochs over the labeled subset (overrides finetune.epochs)
+    backbone: str | None = None  # scratch: the architecture (finetune: the encoder's own)
+    width: int | None = None  # scratch: base width (finetune: the encoder's own); None = 64
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "evaluate") -> "EvalConfig":
+        if isinstance(d, EvalConfig):
+            return d
+        if not isinstance(d, dict):
+            raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
+        _no_unknown(cls, d, where)
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            if f.name == "linear":
+                kw[f.name] = _nested(LinearConfig, v, f"{where}.linear")
+            elif f.name == "knn":
+                kw[f.name] = _nested(KnnConfig, v, f"{where}.knn")
+            elif f.name == "labeled_sizes":
+                kw[f.name] = _sizes(v, f"{where}.labeled_sizes")
+            elif f.name == "levels":
+                if v is not None and (not isinstance(v, (list, tuple)) or not v
+                                      or not all(isinstance(x, str) and x for x in v)):
+                    raise StudyError(f"{where}.levels: expected a list of taxonomy column names, got {v!r}")
+                kw[f.name] = None if v is None else tuple(v)
+            elif f.name in ("augment", "finetune"):
+                if v is not None and not isinstance(v, dict):
+                    raise StudyError(f"{where}.{f.name}: expected a mapping, got {v!r}")
+                kw[f.name] = None if v is None else dict(v)
+            else:
+                kw[f.name] = v
+        cfg = cls(**kw)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "evaluate") -> None:
+        def bad(key: str, why: str) -> StudyError:
+            return StudyError(f"{where}.{key}: {why}")
+
+        if self.protocol not in PROTOCOLS:
+            raise bad("protocol", f"unknown {self.protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        for key in ("train_manifest", "test_manifest"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise bad(key, "a manifest name is required")
+        if self.feature_layer not in FEATURE_LAYERS:
+            raise bad("feature_layer", f"expected one of {', '.join(FEATURE_LAYERS)}, got {self.feature_layer!r}")
+        for key in ("per_level", "also_knn"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
+        _pos_int(self.image_size, f"{where}.image_size")
+        _pos_int(self.batch_size, f"{where}.batch_size")
+        if self.num_workers is not None and (not _is_int(self.num_workers) or self.num_workers < 0):
+            raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if not _is_int(self.seed):
+            raise bad("seed", f"expected an integer, got {self.seed!r}")
+        lin = self.linear
+        if lin.optimizer not in PROBE_OPTIMIZERS:
+            raise bad("linear.optimizer", f"expected one of {', '.join(PROBE_OPTIMIZERS)}, got {lin.optimizer!r}")
+        if not isinstance(lin.standardize, bool):
+            raise bad("linear.standardize", f"expected true or false, got {lin.standardize!r}")
+        wds = lin.weight_decays
+        if not isinstance(wds, (list, tuple)) or not wds or not all(_is_num(w) and w >= 0 for w in wds):
+            raise bad("linear.weight_decays", f"expected a non-empty list of numbers >= 0, got {wds!r}")
+        object.__setattr__(lin, "weight_decays", tuple(float(w) for w in wds))
+        if not _is_num(lin.val_fraction) or not 0 <= lin.val_fraction < 1:
+            raise bad("linear.val_fraction", f"expected a number in [0, 1), got {lin.val_fraction!r}")
+        if len(wds) > 1 and lin.val_fraction == 0:
+            raise bad("linear.val_fraction", "must be > 0 to choose among several weight_decays")
+        for key in ("select_iter", "max_iter", "cold_iter", "epochs", "batch_size"):
+            _pos_int(getattr(lin, key), f"{where}.linear.{key}")
+        for key in ("lr", "tolerance"):
+            if not _is_num(getattr(lin, key)) or getattr(lin, key) <= 0:
+                raise bad(f"linear.{key}", f"expected a number > 0, got {getattr(lin, key)!r}")
+        _pos_int(self.knn.k, f"{where}.knn.k")
+        if not _is_num(self.knn.temperature) or self.knn.temperature <= 0:
+            raise bad("knn.temperature", f"expected a number > 0, got {self.knn.temperature!r}")
+        if self.epochs is not None and (not _is_num(self.epochs) or self.epochs <= 0):
+            raise bad("epochs", f"expected a number > 0 or null, got {self.epochs!r}")
+        if self.backbone is not None:
+            from study.train.backbones import BACKBONES
+
+            if self.backbone not in BACKBONES:
+                raise StudyError(BACKBONES.unknown_message(self.backbone, f"{where}.backbone"))
+        if self.width is not None:
+            _pos_int(self.width, f"{where}.width")
+        if self.finetune is not None:
+            fixed = sorted(set(self.finetune) & {"manifest", "method", "subset", "size", "init_encoder"})
+            if fixed:
+                raise bad(f"finetune.{fixed[0]}", "is set by the evaluation; remove it")
+        self.augment_config(where)  # validates the transform
+
+    # ------------------------------------------------------------------ derived values
+    def augment_dict(self) -> dict:
+        """The eval transform's settings: the `eval` preset at `image_size` unless `augment` says otherwise."""
+        d = dict(self.augment or {})
+        d.setdefault("preset", "eval")
+        d.setdefault("image_size", self.image_size)
+        return d
+
+    def augment_config(self, where: str = "evaluate"):
+        from study.train.augment import AugmentConfig
+
+        return AugmentConfig.from_dict(self.augment_dict(), where=f"{where}.augment")
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _no_unknown(cls, d: dict, where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+
+
+def _nested(cls, v: Any, where: str):
+    if isinstance(v, cls):
+        return v
+    if not isinstance(v, dict):
+        raise StudyError(f"{where}: expected a mapping, got {v!r}")
+    _no_unknown(cls, v, where)
+    v = dict(v)
+    if isinstance(v.get("weight_decays"), list):
+        v["weight_decays"] = tuple(v["weight_decays"])
+    return cls(**v)
+
+
+def _sizes(v: Any, where: str) -> tuple:
+    if _is_int(v) or v == "all":
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v:
+        raise StudyError(f"{where}: expected a list of positive integers or 'all', got {v!r}")
+    for x in v:
+        if not (x == "all" or (_is_int(x) and x > 0)):
+            raise StudyError(f"{where}: expected a positive integer or 'all', got {x!r}")
+    return tuple(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pos_int(v: Any, key: str) -> None:
+    if not _is_int(v) or v <= 0:
+        raise StudyError(f"{key}: expected a positive integer, got {v!r}")

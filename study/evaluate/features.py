@@ -1,0 +1,162 @@
+"""Frozen features of an encoder over manifest rows, extracted once and cached on disk.
+
+A cache file is keyed by (encoder file sha256, manifest content hash, transform settings, feature layer) plus the
+rows: `labeled<n>` (the first n rows of `manifest.labeled`, which are nested, so a file for n serves every
+n' <= n) or `all`. Files are written atomically; a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from study.atomic import atomic_path
+from study.errors import StudyError
+from study.hashing import config_hash, file_sha256
+from study.train.backbones import load_encoder
+from study.train.data import ImageReader, ViewDataset, collate_views
+
+FORMAT = "study-features-1"
+
+
+@dataclass
+class Features:
+    """Features (float32 N x D, CPU) and labels (int64 N) of manifest rows, with how they were obtained."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise StudyError(f"evaluate.device: {name!r} asked for but CUDA is not available")
+    return torch.device(name)
+
+
+class LayerFeatures(nn.Module):
+    """The encoder's pooled output (`pooled`) or the global average pool of one of its stages (`layerN`)."""
+
+    def __init__(self, encoder: nn.Module, layer: str):
+        super().__init__()
+        self.encoder, self.layer = encoder, layer
+        self._out: torch.Tensor | None = None
+        if layer != "pooled":
+            stage = getattr(encoder, layer, None)
+            if stage is None:
+                raise StudyError(f"evaluate.feature_layer: the encoder has no {layer!r}")
+            stage.register_forward_hook(self._keep)
+
+    def _keep(self, _module, _inputs, output):
+        self._out = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.encoder(x)
+        if self.layer == "pooled":
+            return pooled
+        out, self._out = self._out, None
+        return out.float().mean(dim=(2, 3))
+
+
+def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device: torch.device,
+                 num_workers: int = 0, label: str = "") -> tuple[torch.Tensor, float]:
+    """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds)."""
+    dataset = ViewDataset(ImageReader(manifest), rows, aug, seed=0)
+    batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))] for s in range(0, len(rows), batch_size)]
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+                                         collate_fn=collate_views, pin_memory=device.type == "cuda")
+    generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
+    out, t0, done, last_log = [], time.monotonic(), 0, time.monotonic()
+    model.eval()
+    with torch.no_grad():
+        for views, _ in loader:
+            (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
+            out.append(model(x).float().cpu())
+            done += x.shape[0]
+            if time.monotonic() - last_log > 10 or done == len(rows):
+                last_log = time.monotonic()
+                print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr, flush=True)
+    seconds = time.monotonic() - t0
+    return (torch.cat(out) if out else torch.zeros(0, 0)), seconds
+
+
+class FeatureCache:
+    """`get(encoder_path, manifest, n)` -> Features of `manifest.labeled(n)` (n = None: every row, table order)."""
+
+    def __init__(self, cache_dir: Path, aug, feature_layer: str, batch_size: int, device: torch.device,
+                 num_workers: int = 0):
+        self.dir = Path(cache_dir)
+        self.aug, self.layer, self.batch_size = aug, feature_layer, batch_size
+        self.device, self.num_workers = device, num_workers
+        self.transform_key = config_hash({"transform": aug.describe(), "feature_layer": feature_layer}, 16)
+        self._sha: dict[Path, str] = {}
+
+    def encoder_sha(self, path: Path) -> str:
+        path = Path(path)
+        if path not in self._sha:
+            if not path.is_file():
+                raise StudyError(f"{path}: encoder file not found")
+            self._sha[path] = file_sha256(path)
+        return self._sha[path]
+
+    def _folder(self, encoder: Path, manifest) -> Path:
+        return self.dir / self.encoder_sha(encoder)[:24] / f"{manifest.content_hash[:24]}-{self.transform_key}"
+
+    def get(self, encoder: Path, manifest, n: int | None) -> Features:
+        rows = manifest.all() if n is None else manifest.labeled(n)
+        labels = torch.tensor(rows["label"].to_numpy(dtype=np.int64, copy=True))
+        folder = self._folder(encoder, manifest)
+        for path, have in self._candidates(folder, n):
+            feats = self._read(path, labels, have)
+            if feats is not None:
+                return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
+        model = LayerFeatures(load_encoder(encoder), self.layer).to(self.device)
+        feats, seconds = forward_rows(model, manifest, rows, self.aug, self.batch_size, self.device,
+                                      self.num_workers, label=f"features of {Path(encoder).parent.name}/"
+                                                              f"{Path(encoder).name} on")
+        path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
+        payload = {"format": FORMAT, "features": feats, "labels": labels, "rows": len(rows),
+                   "encoder_sha256": self.encoder_sha(encoder), "manifest": manifest.name,
+                   "manifest_content_hash": manifest.content_hash, "transform": self.aug.describe(),
+                   "feature_layer": self.layer}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        rate = len(rows) / seconds if seconds > 0 else None
+        return Features(feats, labels, {"cached": False, "file": str(path), "rows": len(rows),
+                                        "seconds": seconds, "images_per_s": rate})
+
+    @staticmethod
+    def _candidates(folder: Path, n: int | None) -> list[tuple[Path, int]]:
+        if n is None:
+            return [(folder / "all.pt", -1)] if (folder / "all.pt").is_file() else []
+        found = []
+        for p in folder.glob("labeled*.pt"):
+            try:
+                have = int(p.stem[len("labeled"):])
+            except ValueError:
+                continue
+            if have >= n:
+                found.append((p, have))
+        return sorted(found, key=lambda t: t[1])  # the smallest file that covers n
+
+    @staticmethod
+    def _read(path: Path, labels: torch.Tensor, have: int) -> torch.Tensor | None:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # unreadable (e.g. truncated by a full disk): extract again
+            return None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            return None
+        feats, cached_labels = payload["features"], payload["labels"]
+        n = len(labels)
+        if len(cached_labels) < n or not torch.equal(cached_labels[:n], labels):
+            return None
+        return feats[:n]

@@ -1,0 +1,73 @@
+"""Fine-tuning (`finetune`: from an encoder) and supervised training from random init (`scratch`) on a labeled
+subset, through the training loop (`study.train.pretrain`, method `supervised`, subset `labeled`), so that a
+preempted job resumes exactly. The network's own classifier is then scored on the test manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from study.errors import StudyError
+from study.evaluate.features import forward_rows
+
+# ours, after SimCLR's fine-tuning recipe (Nesterov-free SGD momentum 0.9, lr 0.05 x batch/256, no warmup, no
+# weight decay); 60 epochs is SimCLR's setting for its 1% labeled subset.
+FINETUNE_DEFAULTS = {
+    "batch_size": 256,
+    "epochs": 60,
+    "optim": {"name": "sgd", "lr": 0.05, "lr_scaling": "linear", "warmup_epochs": 0, "weight_decay": 0.0},
+    "checkpoint_every_minutes": 10.0,
+}
+
+
+def encoder_spec(path: Path) -> dict:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return dict(payload["backbone"])
+
+
+def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
+    """The PretrainConfig fields of one fine-tuning run on `train_manifest.labeled(n)`."""
+    d = {**FINETUNE_DEFAULTS, **(cfg.finetune or {})}
+    if isinstance((cfg.finetune or {}).get("optim"), dict):
+        d["optim"] = {**FINETUNE_DEFAULTS["optim"], **cfg.finetune["optim"]}
+    if cfg.epochs is not None:
+        d["epochs"], d["steps"] = cfg.epochs, None
+    d["batch_size"] = min(int(d["batch_size"]), rows)  # the sampler needs batch <= images
+    if encoder is not None:
+        spec = encoder_spec(encoder)
+        d["backbone"], d["width"] = spec["name"], spec.get("width", 64)
+    else:
+        d["backbone"] = cfg.backbone or d.get("backbone", "resnet50")
+        d["width"] = cfg.width or d.get("width", 64)
+    d.setdefault("image_size", cfg.image_size)
+    d.setdefault("device", cfg.device)
+    d.setdefault("num_workers", cfg.num_workers)
+    d.setdefault("seed", cfg.seed)
+    d.update(manifest=cfg.train_manifest, method="supervised", subset="labeled", size=n,
+             init_encoder=str(encoder) if encoder is not None else None)
+    return d
+
+
+def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: int, test_manifest, aug,
+                 device: torch.device) -> tuple[torch.Tensor, dict]:
+    """Train (or resume) in `run_dir/<protocol>-<n>/`, then the test manifest's logits (N x C) and the run's
+    protocol."""
+    from study.train import PretrainConfig, pretrain
+    from study.train.backbones import build_backbone
+    from study.train.checkpoint import load_checkpoint
+
+    sub = Path(run_dir) / f"{cfg.protocol}-{'all' if n is None else n}"
+    pcfg = PretrainConfig.from_dict(pretrain_dict(cfg, n, rows, encoder), where="evaluate.finetune")
+    out = pretrain(pcfg, sub)
+    state = load_checkpoint(sub / "checkpoint.pt")["method"]
+    model_encoder = build_backbone(pcfg.backbone, pcfg.width)
+    model_encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    classifier = nn.Linear(model_encoder.feature_dim, state["classifier.weight"].shape[0])
+    classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
+    model = nn.Sequential(model_encoder, classifier).to(device)
+    logits, seconds = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
+                                   cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring")
+    if logits.shape[1] != state["classifier.weight"].shape[0]:
+        raise StudyError(f"{sub}: classifier output does not match the classes")
+    return logits, {**out["protocol"], "scoring_seconds": seconds, "run_dir": str(sub)}

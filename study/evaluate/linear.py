@@ -1,0 +1,141 @@
+"""The linear probe: multinomial logistic regression on frozen (standardized) features.
+
+    loss(W, b) = mean_i CE(W x_i + b, y_i) + wd * ||W||_F^2
+
+The weight decay `wd` is chosen from a grid by top-1 (ties: cross-entropy) on a class-stratified held-out part of
+the labeled subset (fits warm-started from the strongest penalty down), then the probe is refit on all of it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from study.evaluate.config import LinearConfig
+
+
+@dataclass
+class Probe:
+    weight: torch.Tensor  # C x D
+    bias: torch.Tensor  # C
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x, self.weight.t())
+
+
+def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """z-score every tensor with `train`'s per-feature mean and std (constant features get std 1)."""
+    mean = train.mean(0, keepdim=True)
+    std = train.std(0, unbiased=False, keepdim=True)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return tuple((t - mean) / std for t in (train, *others))
+
+
+def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """Fraction of rows whose label is among the k highest scores."""
+    if len(y) == 0:
+        return float("nan")
+    k = min(k, scores.shape[1])
+    hit = (scores.topk(k, dim=1).indices == y[:, None]).any(dim=1)
+    return float(hit.float().mean())
+
+
+def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train index, held-out index): round(fraction x count) rows of each class with >= 2 rows held out."""
+    rng = np.random.default_rng([seed, 0x9A1])
+    y_np = y.numpy()
+    train, held = [], []
+    for c in np.unique(y_np):
+        idx = np.flatnonzero(y_np == c)
+        idx = idx[rng.permutation(len(idx))]
+        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx))))) if len(idx) >= 2 and fraction > 0 else 0
+        held.append(idx[:k])
+        train.append(idx[k:])
+    return torch.as_tensor(np.sort(np.concatenate(train))), torch.as_tensor(np.sort(np.concatenate(held)))
+
+
+def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearConfig, seed: int,
+        init: Probe | None = None, max_iter: int | None = None) -> Probe:
+    """Minimise the probe loss at weight decay `wd` from `init` (else zeros); L-BFGS runs at most `max_iter`
+    iterations (default: cfg.max_iter from `init`, cfg.cold_iter from zeros)."""
+    if max_iter is None:
+        max_iter = cfg.max_iter if init is not None else cfg.cold_iter
+    d = x.shape[1]
+    w = (init.weight.clone() if init is not None else torch.zeros(num_classes, d, dtype=x.dtype, device=x.device))
+    b = (init.bias.clone() if init is not None else torch.zeros(num_classes, dtype=x.dtype, device=x.device))
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+
+    def loss_of(xb, yb):
+        return F.cross_entropy(torch.addmm(b, xb, w.t()), yb) + wd * (w * w).sum()
+
+    if cfg.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
+                                tolerance_change=cfg.tolerance, history_size=20, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = loss_of(x, y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    else:
+        g = torch.Generator().manual_seed(seed)
+        if cfg.optimizer == "adam":
+            opt = torch.optim.Adam([w, b], lr=cfg.lr)
+        else:
+            opt = torch.optim.SGD([w, b], lr=cfg.lr, momentum=0.9)
+        n = len(y)
+        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+        total = cfg.epochs * steps_per_epoch
+        step = 0
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(n, generator=g).to(x.device)
+            for s in range(0, n, cfg.batch_size):
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                idx = perm[s:s + cfg.batch_size]
+                opt.zero_grad()
+                loss_of(x[idx], y[idx]).backward()
+                opt.step()
+                step += 1
+    return Probe(w.detach(), b.detach())
+
+
+def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
+                seed: int) -> tuple[Probe, dict]:
+    """Choose the weight decay on a held-out part of (x, y), refit on all of it. Returns (probe, info) with
+    info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice", "seconds"}."""
+    t0 = time.monotonic()
+    grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
+    info: dict = {"validation_top1": {}, "held_out": 0}
+    start = None
+    if len(grid) == 1:
+        wd, info["choice"] = grid[0], "single value"
+    else:
+        tr, va = stratified_split(y, cfg.val_fraction, seed)
+        info["held_out"] = int(len(va))
+        if len(va) == 0:
+            wd = grid[len(grid) // 2]
+            info["choice"] = "no class has 2 labeled images to hold one out: the middle of the grid"
+        else:
+            probe, scores, losses, path = None, {}, {}, {}
+            for w in grid:
+                probe = path[w] = fit(x[tr], y[tr], num_classes, w, cfg, seed, init=probe, max_iter=cfg.select_iter)
+                logits = probe(x[va])
+                scores[w] = topk(logits, y[va], 1)
+                losses[w] = float(F.cross_entropy(logits, y[va]))
+            wd = max(grid, key=lambda w: (scores[w], -losses[w]))  # ties: the lower held-out cross-entropy
+            info["validation_top1"] = {repr(w): s for w, s in scores.items()}
+            info["validation_loss"] = {repr(w): v for w, v in losses.items()}
+            info["choice"] = "best held-out top-1 (ties: lower held-out cross-entropy)"
+            start = path[wd]
+    probe = fit(x, y, num_classes, wd, cfg, seed, init=start)
+    info["weight_decay"] = wd
+    info["seconds"] = time.monotonic() - t0
+    return probe, info

@@ -1,0 +1,217 @@
+"""`evaluate(cfg, run_dir, encoders, cache_dir) -> RunOutput` (docs/architecture.md, section 2).
+
+Frozen-feature protocols (linear, knn, granularity, concat) extract each encoder's features once (cached), for the
+largest labeled subset and the test manifest, and run every labeled size from them. `finetune` and `scratch` train
+through `study.train.pretrain` (see finetune.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from study.errors import StudyError
+from study.evaluate import finetune as finetune_mod
+from study.evaluate import granularity, knn, linear
+from study.evaluate.config import EvalConfig
+from study.evaluate.features import FeatureCache, resolve_device
+
+RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
+ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
+
+
+def _row(metric: str, value: float, labeled_size: int | None, level: str | None = None) -> dict[str, Any]:
+    return {"metric": metric, "value": float(value), "labeled_size": labeled_size, "level": level}
+
+
+def _scores_rows(scores: torch.Tensor, y: torch.Tensor, n: int, level: str | None = None) -> list[dict]:
+    rows = [_row("top1", linear.topk(scores, y, 1), n, level)]
+    if scores.shape[1] > 5:
+        rows.append(_row("top5", linear.topk(scores, y, 5), n, level))
+    return rows
+
+
+def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], cache_dir: str | Path) -> RunOutput:
+    """Run one evaluation job; see the module docstring. Metrics: top1/top5 (top5 where > 5 classes) per labeled
+    size (and per level for granularity), knn_top1 for knn (or `also_knn`)."""
+    from study.manifests import load_manifest
+    from study.train.augment import build_augment
+    from study.train.data import default_workers
+    from study.train.loop import code_version
+
+    if not isinstance(cfg, EvalConfig):
+        cfg = EvalConfig.from_dict(cfg)
+    t0 = time.time()
+    encoders = [Path(e) for e in encoders]
+    need = ENCODERS_NEEDED[cfg.protocol]
+    if len(encoders) != need:
+        raise StudyError(f"evaluate: protocol {cfg.protocol!r} takes {need} encoder(s), got {len(encoders)}")
+    device = resolve_device(cfg.device)
+    train_m, test_m = load_manifest(cfg.train_manifest), load_manifest(cfg.test_manifest)
+    if train_m.class_names != test_m.class_names:
+        raise StudyError(f"evaluate: manifests {train_m.name} and {test_m.name} have different classes "
+                         f"({train_m.num_classes} vs {test_m.num_classes}); labels would not correspond")
+    sizes = list(dict.fromkeys(train_m.num_images if n == "all" else int(n) for n in cfg.labeled_sizes))
+    too_big = [n for n in sizes if n > train_m.num_images]
+    if too_big:
+        raise StudyError(f"evaluate.labeled_sizes: {too_big[0]} is larger than manifest {train_m.name} "
+                         f"({train_m.num_images} images)")
+    aug_cfg = cfg.augment_config()
+    aug = build_augment(aug_cfg)
+    workers = default_workers() if cfg.num_workers is None else cfg.num_workers
+    torch.manual_seed(cfg.seed)
+
+    protocol: dict[str, Any] = {
+        "stage": "evaluate",
+        "protocol": cfg.protocol,
+        "train_manifest": train_m.name,
+        "train_manifest_content_hash": train_m.content_hash,
+        "test_manifest": test_m.name,
+        "test_manifest_content_hash": test_m.content_hash,
+        "test_images": test_m.num_images,
+        "eval_corruption": test_m.meta.get("corruption") or "none",
+        "labeled_sizes": sizes,
+        "num_classes": train_m.num_classes,
+        "transform": aug.describe(),
+        "batch_size": cfg.batch_size,
+        "num_workers": workers,
+        "devices": 1,
+        "device_kind": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "seed": cfg.seed,
+        "code_version": code_version(),
+        "config": cfg.to_dict(),
+    }
+    if cfg.protocol in ("finetune", "scratch"):
+        metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)
+    else:
+        metrics = _frozen(cfg, encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers, protocol)
+    protocol["wall_time_s"] = time.time() - t0
+    return {"metrics": metrics, "protocol": protocol}
+
+
+def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, protocol) -> list[dict]:
+    metrics, runs = [], {}
+    y_test = torch.tensor(test_m.all()["label"].to_numpy(dtype="int64", copy=True))
+    for n in sizes:
+        logits, p = finetune_mod.run_finetune(cfg, run_dir, encoders[0] if encoders else None,
+                                              None if n == train_m.num_images else n, n, test_m, aug, device)
+        metrics += _scores_rows(logits, y_test, n)
+        runs[str(n)] = p
+    first = next(iter(runs.values()))
+    protocol.update({
+        "encoders": [_encoder_record(e) for e in encoders],
+        "feature_layer": "none (whole network fine-tuned; its own classifier scored)",
+        "method": "supervised", "backbone": first["backbone"], "width": first["width"],
+        "epochs": first["epochs"], "steps": {n: r["steps"] for n, r in runs.items()},
+        "effective_batch": {n: r["effective_batch"] for n, r in runs.items()},
+        "per_device_batch": first["per_device_batch"], "optimizer": first["optimizer"],
+        "base_lr": first["base_lr"], "effective_lr": {n: r["effective_lr"] for n, r in runs.items()},
+        "weight_decay": first["weight_decay"], "train_augmentation": first.get("augmentation"),
+        "images_per_s": {n: r["images_per_s"] for n, r in runs.items()},
+        "runs": runs,
+    })
+    return metrics
+
+
+def _encoder_record(path: Path, sha256: str | None = None) -> dict:
+    from study.hashing import file_sha256
+
+    return {"path": str(path), "sha256": sha256 or file_sha256(path), "backbone": finetune_mod.encoder_spec(path)}
+
+
+def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
+    cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers)
+    largest = max(sizes)
+    train_feats, test_feats, extraction = [], [], []
+    for enc in encoders:
+        for m, n, out in ((train_m, largest, train_feats), (test_m, None, test_feats)):
+            f = cache.get(enc, m, n)
+            out.append(f)
+            extraction.append({"encoder": str(enc), "manifest": m.name,
+                               "rows": f"labeled({n})" if n is not None else "all", **f.info})
+    extract_s = sum(e.get("seconds", 0.0) for e in extraction)
+    extracted = sum(e["rows"] for e in extraction if not e["cached"])
+    y_test = test_feats[0].y
+    levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []
+
+    metrics, probes = [], {}
+    t_probe = time.monotonic()
+    for n in sizes:
+        y = train_feats[0].y[:n]
+        parts = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
+        if cfg.protocol == "concat":  # per-encoder standardisation, then side by side
+            parts = [linear.standardize(a, b) for a, b in parts]
+        x = torch.cat([a for a, _ in parts], 1).to(device)
+        xt = torch.cat([b for _, b in parts], 1).to(device)
+        info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(x.shape[1])}
+        if cfg.protocol == "knn" or cfg.also_knn:
+            scores = knn.knn_scores(x, y, xt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
+            metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
+        if cfg.protocol != "knn":
+            if cfg.linear.standardize:
+                x, xt = linear.standardize(x, xt)
+            if cfg.protocol == "granularity":
+                metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, levels, train_m, test_m, info)
+            else:
+                probe, pinfo = linear.train_probe(x, y.to(device), train_m.num_classes, cfg.linear, cfg.seed)
+                metrics += _scores_rows(probe(xt).cpu(), y_test, n)
+                info.update(pinfo)
+        probes[str(n)] = info
+    probe_s = time.monotonic() - t_probe
+
+    protocol.update({
+        "encoders": [_encoder_record(e, cache.encoder_sha(e)) for e in encoders],
+        "feature_layer": "pooled penultimate (backbone output)" if cfg.feature_layer == "pooled"
+        else f"global average pool of {cfg.feature_layer}",
+        "feature_dim": int(sum(f.x.shape[1] for f in train_feats)),
+        "linear": dataclasses.asdict(cfg.linear) if cfg.protocol != "knn" else None,
+        "knn": dataclasses.asdict(cfg.knn) if cfg.protocol == "knn" or cfg.also_knn else None,
+        "chosen_weight_decay": {n: p.get("weight_decay") for n, p in probes.items()},
+        "probes": probes,
+        "levels": levels or None,
+        "granularity_mode": ("per_level" if cfg.per_level else "finest level mapped up") if levels else None,
+        "extraction": extraction,
+        "extraction_seconds": extract_s,
+        "images_per_s": (extracted / extract_s) if extracted and extract_s > 0 else None,
+        "probe_seconds": probe_s,
+    })
+    return metrics
+
+
+def _levels(cfg, train_m, test_m) -> list[str]:
+    levels = list(cfg.levels or test_m.levels)
+    if not levels:
+        raise StudyError(f"evaluate.levels: manifest {test_m.name} has no taxonomy levels; give levels or build "
+                         "the manifest with --taxonomy")
+    for m in (train_m, test_m):
+        missing = [lv for lv in levels if lv not in m.table.columns]
+        if missing:
+            raise StudyError(f"evaluate.levels: manifest {m.name} has no taxonomy column(s) {missing} "
+                             f"(it has: {m.levels or 'none'})")
+    return levels
+
+
+def _granularity(cfg, x, y, xt, y_test, n, levels, train_m, test_m, info) -> list[dict]:
+    tables = [train_m.table, test_m.table]
+    rows, info["levels"] = [], {}
+    if not cfg.per_level:  # the paper's protocol: one classifier at the finest level, mapped up
+        probe, pinfo = linear.train_probe(x, y, train_m.num_classes, cfg.linear, cfg.seed)
+        info.update(pinfo)
+        logits = probe(xt).cpu()
+        pred = logits.argmax(1)
+    for level in levels:
+        mapping, values = granularity.level_map(tables, level, train_m.num_classes, "evaluate.levels")
+        if cfg.per_level:
+            probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
+            info["levels"][level] = pinfo
+            rows += _scores_rows(probe(xt).cpu(), mapping[y_test], n, level)
+        else:
+            rows.append(_row("top1", granularity.mapped_top1(pred, y_test, mapping), n, level))
+            if len(values) > 5:
+                scores = granularity.level_scores(logits, mapping, len(values))
+                rows.append(_row("top5", linear.topk(scores, mapping[y_test], 5), n, level))
+            info["levels"][level] = {"values": len(values)}
+    return rows

@@ -1,0 +1,83 @@
+"""`study submit GRID --cluster slurm|local ...`, `study status GRID`, `study cancel GRID`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
+    p.add_argument("--workdir", metavar="DIR", help="job folders, results and ledgers (default: $STUDY_WORKDIR "
+                                                     "or ./runs)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "submit", help="queue a grid's missing jobs on Slurm, or run them here",
+        description="Queue every job of a grid that has no result yet: on Slurm as job arrays chained with afterok "
+                    "(returns once everything is queued), or here with one worker per free core or GPU. Jobs that "
+                    "are done or still queued are skipped; failed ones are rerun with --retry-failed.")
+    _common(p)
+    p.add_argument("--cluster", choices=("slurm", "local"), required=True)
+    p.add_argument("--profile", metavar="FILE", help="cluster profile (partition, account, resources, setup lines)")
+    p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
+    p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
+    p.add_argument("--workers", type=int, metavar="N", help="local: worker processes (default: free cores or GPUs)")
+    p.set_defaults(func=run_submit)
+
+    p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
+                              description="Per stage: done / running / pending / failed / cancelled / missing jobs, "
+                                          "and each failure's last error lines and log path.")
+    _common(p)
+    p.set_defaults(func=run_status)
+
+    p = subparsers.add_parser("cancel", help="cancel a grid's queued and running Slurm jobs")
+    _common(p)
+    p.set_defaults(func=run_cancel)
+
+
+def _plan(args: argparse.Namespace, check: bool):
+    from study.grids import plan_grid
+
+    plan = plan_grid(args.grid, getattr(args, "profile", None))
+    if check:
+        plan.check(manifests=True)
+    return plan
+
+
+def _workdir(args: argparse.Namespace):
+    from study.paths import workdir
+
+    return args.workdir or workdir()
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    plan = _plan(args, check=False)
+    if args.cluster == "slurm":
+        plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
+    plan.check(manifests=True)
+    if args.cluster == "slurm":
+        from study.launch.slurm import submit_slurm
+
+        return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed)
+    if args.dry_run:
+        from study.errors import StudyError
+
+        raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
+    from study.launch.local import run_local
+
+    return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from study.launch.status import print_status
+
+    print_status(_plan(args, check=False), _workdir(args), out=sys.stdout)
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from study.launch.status import cancel
+
+    cancel(_plan(args, check=False), _workdir(args), out=sys.stdout)
+    return 0

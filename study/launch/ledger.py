@@ -1,0 +1,93 @@
+"""The ledger of one grid: `<workdir>/ledgers/<grid>.jsonl`, append-only, one JSON object per line.
+
+Events (every line has "event" and "at"):
+- `intent`  {batch, name, cluster, stage, jobs: [job ids]}: written *before* an array goes to sbatch;
+- `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder}: one per job,
+  written after sbatch returned (all lines of an array in one write);
+- `local`   {job, stage, state: running|done|failed|cancelled, log, error, pid, host}: the local scheduler.
+
+A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
+no `queued` lines is an array whose fate is unknown: the Slurm backend looks it up by its unique job name
+(`recover`) before deciding what to queue, so a rerun never queues a job twice nor forgets one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def ledger_path(workdir: str | os.PathLike, grid: str) -> Path:
+    return Path(workdir) / "ledgers" / f"{grid}.jsonl"
+
+
+@dataclass
+class Replay:
+    """The ledger read back: the latest event per job, and the intents that never got their `queued` lines."""
+
+    latest: dict[str, dict] = field(default_factory=dict)
+    open_intents: list[dict] = field(default_factory=list)
+
+    def slurm_ids(self) -> dict[str, str]:
+        """job id -> Slurm id ("123" or "123_4") of its latest submission, for jobs whose latest event is `queued`."""
+        return {j: e["slurm_job_id"] for j, e in self.latest.items() if e["event"] == "queued"}
+
+
+class Ledger:
+    def __init__(self, workdir: str | os.PathLike, grid: str):
+        self.path = ledger_path(workdir, grid)
+
+    def append(self, events: Iterable[dict[str, Any]]) -> None:
+        """Append events as complete lines, in one write, flushed to disk."""
+        text = "".join(json.dumps({"at": now(), **e}, sort_keys=True) + "\n" for e in events)
+        if not text:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                text = "\n" + text  # after a torn line (a kill mid-write): start on a fresh line
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def events(self) -> list[dict]:
+        """Every complete event, in order; a torn or foreign line is skipped."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(e, dict) and "event" in e:
+                out.append(e)
+        return out
+
+    def replay(self) -> Replay:
+        r = Replay()
+        intents: dict[str, dict] = {}
+        queued_batches: set[str] = set()
+        for e in self.events():
+            kind = e["event"]
+            if kind == "intent":
+                intents[e["batch"]] = e
+            elif kind == "queued":
+                queued_batches.add(e["batch"])
+                r.latest[e["job"]] = e
+            elif kind == "local":
+                r.latest[e["job"]] = e
+            elif kind == "lost":  # an intent found to have queued nothing
+                queued_batches.add(e["batch"])
+        r.open_intents = [e for b, e in intents.items() if b not in queued_batches]
+        return r

@@ -1,0 +1,167 @@
+"""Run a plan's job graph here: worker processes (`python -m study.launch.runner`), dependencies honoured.
+
+One worker per free core (cores not busy by the 1-minute load average), or one per GPU with
+CUDA_VISIBLE_DEVICES set to it. Each job logs to `<workdir>/logs/<job id>.log`; its start and end go to the
+grid's ledger (state, log, the error's last line). A failed job's dependents (transitively) are marked
+cancelled and never start. Progress: one line on stderr per start and end.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from study.launch.ledger import Ledger
+from study.launch.runner import write_job_file
+from study.launch.select import select
+from study.launch.state import classify, has_result, last_lines
+from study.paths import manifests_dir
+
+POLL_S = 0.1
+
+
+def _gpu_count() -> int:
+    if not shutil.which("nvidia-smi"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_workers() -> tuple[int, list[str | None]]:
+    """(workers, device per worker): one per GPU when there are GPUs, else one per free core."""
+    gpus = _gpu_count()
+    if gpus:
+        return gpus, [str(i) for i in range(gpus)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = int(round(os.getloadavg()[0])) if hasattr(os, "getloadavg") else 0
+    n = max(1, cores - busy)
+    return n, [None] * n
+
+
+@dataclass
+class _Running:
+    job: Any
+    proc: subprocess.Popen
+    slot: int
+    log: Path
+    started: float
+
+
+def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
+              err: TextIO | None = None) -> int:
+    """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`). Returns 0 when
+    every job it ran succeeded, 1 otherwise."""
+    err = err or sys.stderr
+    workdir = Path(workdir).resolve()
+    ledger = Ledger(workdir, plan.name)
+    states = classify(plan.jobs, workdir, ledger.replay())
+    sel = select(plan.jobs, states, retry_failed)
+    n_workers, devices = default_workers()
+    if workers:
+        n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // n_workers)
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    todo = list(sel.to_run)  # topological order
+    run_ids = {j.id for j in todo}
+    done = {j.id for j in plan.jobs if states[j.id].state == "done"}
+    failed: set[str] = set()
+    cancelled: set[str] = set()
+    running: dict[str, _Running] = {}
+    free = list(range(n_workers))
+    t0 = time.time()
+    total = len(todo)
+    print(f"[study] {plan.name}: running {total} job(s) here with {n_workers} worker(s); skipped: {sel.summary()}",
+          file=err)
+
+    def progress(msg: str) -> None:
+        print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{total} done, {len(running)} running, "
+              f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", file=err, flush=True)
+
+    def cancel_dependents(failed_id: str) -> None:
+        for job in todo:
+            if job.id in cancelled:
+                continue
+            if any(d == failed_id or d in cancelled for d in job.depends_on):
+                cancelled.add(job.id)
+                ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
+                                "error": f"dependency {failed_id} failed", "log": None}])
+                progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
+
+    try:
+        while todo or running:
+            # start every ready job a free worker can take
+            for job in list(todo):
+                if not free:
+                    break
+                if job.id in cancelled:
+                    todo.remove(job)
+                    continue
+                if not all(d in done for d in job.depends_on):
+                    continue
+                todo.remove(job)
+                slot = free.pop(0)
+                running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger)
+                progress(f"started {job.stage} {job.id} (log {running[job.id].log})")
+            todo = [j for j in todo if j.id not in cancelled]
+            time.sleep(POLL_S)
+            for job_id, r in list(running.items()):
+                rc = r.proc.poll()
+                if rc is None:
+                    continue
+                del running[job_id]
+                free.append(r.slot)
+                free.sort()
+                if rc == 0 and has_result(workdir, job_id):
+                    done.add(job_id)
+                    ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
+                                    "log": str(r.log)}])
+                    progress(f"done {r.job.stage} {job_id} in {time.time() - r.started:.1f}s")
+                else:
+                    failed.add(job_id)
+                    tail = last_lines(r.log, 1)
+                    ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
+                                    "log": str(r.log), "error": f"exit code {rc}: {tail[0] if tail else ''}"}])
+                    progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
+                    cancel_dependents(job_id)
+            if todo and not running and not any(all(d in done for d in j.depends_on) for j in todo):
+                break  # nothing can start any more (should not happen: blocked jobs were never selected)
+    except BaseException:
+        for r in running.values():  # our own worker processes, by their handle
+            r.proc.terminate()
+        for r in running.values():
+            try:
+                r.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                r.proc.kill()
+        raise
+    progress("finished")
+    return 1 if failed else 0
+
+
+def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
+           ledger: Ledger) -> _Running:
+    job_file = write_job_file(workdir, job)
+    log = logs / f"{job.id}.log"
+    env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
+               STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir))
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    with open(log, "ab") as f:
+        f.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {job.stage} job {job.id}\n".encode())
+        f.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "study.launch.runner", "--workdir", str(workdir),
+                                 "--job", str(job_file), "--grid", grid],
+                                stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "running", "log": str(log),
+                    "pid": proc.pid, "host": socket.gethostname()}])
+    return _Running(job, proc, slot, log, time.time())

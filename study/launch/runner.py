@@ -1,0 +1,127 @@
+"""What runs inside a worker: `run_job(job, workdir)`, the Checkpointable wrapper Slurm runs, and the entry
+point of the local scheduler's worker processes (`python -m study.launch.runner --workdir W --job FILE`).
+
+Layout under the workdir (docs/architecture.md section 3):
+    jobs/<id>/            the job's run folder (checkpoint.pt, encoder.pt, ...); jobs/<id>/job.json its Job
+    jobs/<dep>/encoder.pt the encoders of the pretraining jobs it depends on
+    features/             the evaluation feature cache
+    results/<id>.json     the result record (study.results.write_result), written once the job succeeded
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from study.errors import StudyError
+from study.atomic import write_json
+
+
+def job_dir(workdir: str | os.PathLike, job_id: str) -> Path:
+    return Path(workdir) / "jobs" / job_id
+
+
+def encoder_path(workdir: str | os.PathLike, job_id: str) -> Path:
+    return job_dir(workdir, job_id) / "encoder.pt"
+
+
+def _is_main_task() -> bool:
+    """False on the other tasks of a multi-task Slurm job (one task per GPU): only task 0 writes the result."""
+    return os.environ.get("SLURM_PROCID", "0") == "0"
+
+
+def run_job(job: Any, workdir: str | os.PathLike, grid: str | None = None) -> Path | None:
+    """Run `job` (a study.grids.Job) in `<workdir>/jobs/<id>/` and write its result; returns the result path.
+
+    A pretraining job resumes from its run folder's checkpoint whatever restarted it (a requeue, a preemption,
+    a rerun). An evaluation job needs every encoder it depends on; a missing one is a StudyError naming it.
+    """
+    from study.results import make_record, write_result
+
+    workdir = Path(workdir).resolve()
+    run_dir = job_dir(workdir, job.id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if job.stage == "pretrain":
+        from study.train import PretrainConfig, pretrain
+
+        out = pretrain(PretrainConfig.from_dict(job.config["pretrain"]), run_dir)
+    elif job.stage == "evaluate":
+        from study.evaluate import EvalConfig, evaluate
+
+        encoders = [encoder_path(workdir, dep) for dep in job.config.get("encoders", [])]
+        missing = [str(p) for p in encoders if not p.exists()]
+        if missing:
+            raise StudyError(f"job {job.id}: encoder(s) of its pretraining job(s) not found: {', '.join(missing)}")
+        out = evaluate(EvalConfig.from_dict(job.config["evaluate"]), run_dir, encoders, workdir / "features")
+    else:
+        raise StudyError(f"job {job.id}: unknown stage {job.stage!r}")
+    if not _is_main_task():
+        return None
+    wall = out.get("protocol", {}).get("wall_time_s")
+    record = make_record(job, out, grid=grid, wall_time_s=float(wall) if wall is not None else time.time() - t0)
+    return write_result(workdir, record)
+
+
+def _threads_from_env() -> None:
+    """One torch thread per CPU the scheduler gave this job (Slurm's cpus-per-task, or the local worker's share)."""
+    n = os.environ.get("STUDY_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
+    if n and n.isdigit() and int(n) > 0:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+class SlurmTask(submitit.helpers.Checkpointable):
+    """The callable submitit pickles for each array task. On a timeout or preemption (USR2) the training loop
+    has already written its checkpoint when submitit calls `checkpoint()`, so checkpointing is just requeueing
+    the same call: the job restarts and `run_job` resumes from the run folder."""
+
+    def __call__(self, job: Any, workdir: str, grid: str, env: dict[str, str]) -> str | None:
+        os.environ.update(env)
+        _threads_from_env()
+        path = run_job(job, workdir, grid)
+        return str(path) if path else None
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+# ------------------------------------------------------------------------------- local worker processes
+def write_job_file(workdir: str | os.PathLike, job: Any) -> Path:
+    path = job_dir(workdir, job.id) / "job.json"
+    write_json(path, {"id": job.id, "stage": job.stage, "config": job.config, "depends_on": list(job.depends_on)})
+    return path
+
+
+def read_job_file(path: str | os.PathLike) -> Any:
+    from study.grids import Job
+
+    d = json.loads(Path(path).read_text())
+    return Job(id=d["id"], stage=d["stage"], config=d["config"], depends_on=tuple(d["depends_on"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m study.launch.runner", description="run one job of a grid (worker)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--job", required=True, help="the job's job.json")
+    p.add_argument("--grid", default=None)
+    args = p.parse_args(argv)
+    _threads_from_env()
+    try:
+        path = run_job(read_job_file(args.job), args.workdir, args.grid)
+    except StudyError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(f"[run-job] result written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""From a cluster profile and a job's Resources to submitit's SlurmExecutor parameters; array sizes; dependencies.
+
+Profile key -> sbatch option (through submitit): partition -> --partition, account -> --account, qos -> --qos,
+constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
+cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem, time ->
+--time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:
+--kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever) and --dependency.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from typing import Any, Iterable, Sequence
+
+from submitit.slurm.slurm import _convert_mem
+
+SIGNAL_DELAY_S = 90  # USR2 this long before the time limit: time for a checkpoint
+
+
+def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str, dependency: str | None = None,
+                     array_size: int = 1) -> dict[str, Any]:
+    """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
+    gpus = int(resources.gpus)
+    tasks = gpus if stage == "pretrain" and gpus > 1 else 1
+    params: dict[str, Any] = {
+        "job_name": job_name,
+        "partition": profile.partition,
+        "time": int(resources.time_min),
+        "nodes": int(resources.nodes),
+        "ntasks_per_node": tasks,
+        "cpus_per_task": max(1, int(resources.cpus) // tasks),
+        "mem": _convert_mem(float(resources.mem_gb)),
+        "signal_delay_s": min(SIGNAL_DELAY_S, max(10, int(resources.time_min) * 60 // 10)),
+        "setup": list(profile.setup),
+        "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes"},
+    }
+    if gpus:
+        params["gpus_per_node"] = gpus
+    for key in ("account", "qos", "constraint"):
+        value = getattr(profile, key)
+        if value:
+            params[key] = value
+    if dependency:
+        params["dependency"] = dependency
+    if getattr(profile, "max_parallel_gpus", None) and gpus:
+        params["array_parallelism"] = max(1, profile.max_parallel_gpus // (gpus * int(resources.nodes)))
+    else:
+        params["array_parallelism"] = max(1, array_size)
+    return params
+
+
+def dependency_string(slurm_ids: Iterable[str]) -> str | None:
+    """`afterok:<id>:<id>...` over the given Slurm (array task) ids, or None when there are none."""
+    ids = list(dict.fromkeys(slurm_ids))
+    return "afterok:" + ":".join(ids) if ids else None
+
+
+def cluster_max_array_size() -> int | None:
+    """MaxArraySize from `scontrol show config`, or None when scontrol is absent or says nothing."""
+    if not shutil.which("scontrol"):
+        return None
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
+def max_array_size(profile: Any, cluster_max: int | None) -> int:
+    """Tasks per array: the profile's limit, and below the cluster's MaxArraySize (task indices < MaxArraySize)."""
+    limit = int(profile.max_array_size)
+    if cluster_max:
+        limit = min(limit, cluster_max)
+    return max(1, limit)
+
+
+def array_chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """`items` in consecutive chunks of at most `size` (array task ids 0..size-1)."""
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]

@@ -1,0 +1,124 @@
+"""`study submit --cluster slurm`: queue what is missing as submitit job arrays, write the ledger, return.
+
+Arrays: one per (stage, resources, dependency set) -- an sbatch dependency holds for a whole array, so the
+evaluations of one pretraining job share an array that waits for exactly that job (`afterok:<array>_<task>`),
+and a failed pretraining job cancels only its own evaluations (--kill-on-invalid-dep=yes). Each array is split
+below the cluster's MaxArraySize.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+from study.launch.ledger import Ledger, now
+from study.launch.runner import SlurmTask
+from study.launch.select import Selection, select
+from study.launch.slurm import state as slurm_state
+from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
+                                       slurm_parameters)
+from study.launch.state import classify
+from study.paths import manifests_dir
+
+MAX_REQUEUES = 20  # timeouts/preemptions a Checkpointable job may be requeued after
+
+
+def current_states(plan: Any, workdir: Path, ledger: Ledger):
+    """Replay the ledger (recovering interrupted submissions), ask sacct about live ones, classify every job."""
+    recover(ledger)
+    replay = ledger.replay()
+    live, logs = slurm_state.query(workdir, replay.slurm_ids().values()) if replay.slurm_ids() else ({}, {})
+    return replay, classify(plan.jobs, workdir, replay, live, logs)
+
+
+def recover(ledger: Ledger) -> None:
+    """Settle every intent without `queued` lines: found by its job name -> its jobs are queued; else lost."""
+    for intent in ledger.replay().open_intents:
+        base = slurm_state.find_by_name(intent["name"], since=intent.get("at"))
+        if base is None:
+            ledger.append([{"event": "lost", "batch": intent["batch"]}])
+            continue
+        jobs = intent["jobs"]
+        ids = [base] if len(jobs) == 1 else [f"{base}_{i}" for i in range(len(jobs))]
+        ledger.append(_queued_events(intent, jobs, ids, recovered=True))
+
+
+def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recovered: bool = False) -> list[dict]:
+    return [{"event": "queued", "batch": intent["batch"], "job": j, "stage": intent["stage"], "config_hash": j,
+             "slurm_job_id": sid, "array_job_id": sid.split("_")[0], "submitted_at": intent["at"],
+             "folder": intent["folder"], **({"recovered": True} if recovered else {})}
+            for j, sid in zip(job_ids, slurm_ids)]
+
+
+def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple, list[Any]]:
+    groups: dict[tuple, list[Any]] = {}
+    for job in jobs:
+        if job.stage != stage:
+            continue
+        deps = tuple(sorted(dep_ids[d] for d in job.depends_on if d in dep_ids))
+        groups.setdefault((job.resources, deps), []).append(job)
+    return groups
+
+
+def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
+                 out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Queue the plan's missing jobs (see module docstring); with `dry_run`, print each array's sbatch script."""
+    out, err = out or sys.stdout, err or sys.stderr
+    profile = plan.profile
+    profile.require_partition()
+    workdir = Path(workdir).resolve()
+    ledger = Ledger(workdir, plan.name)
+    replay, states = current_states(plan, workdir, ledger)
+    sel: Selection = select(plan.jobs, states, retry_failed)
+    limit = max_array_size(profile, cluster_max_array_size())
+    folder = slurm_state.submitit_folder(workdir)
+    env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
+    task = SlurmTask()
+
+    # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
+    dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
+    n_arrays, n_jobs = 0, 0
+    for stage in ("pretrain", "evaluate"):
+        for (resources, deps), jobs in _groups(sel.to_run, stage, dep_ids).items():
+            for chunk in array_chunks(jobs, limit):
+                n_arrays += 1
+                batch = uuid.uuid4().hex
+                name = f"study-{plan.name}-{stage}-{batch[:8]}"
+                params = slurm_parameters(profile, stage, resources, job_name=name,
+                                          dependency=dependency_string(deps), array_size=len(chunk))
+                if dry_run:
+                    ids = [f"<array{n_arrays}>" if len(chunk) == 1 else f"<array{n_arrays}>_{i}"
+                           for i in range(len(chunk))]
+                    out.write(f"# ---- array {n_arrays}: {stage}, {len(chunk)} job(s): "
+                              f"{', '.join(j.id for j in chunk)}\n")
+                    out.write(sbatch_script(params, folder, len(chunk)) + "\n")
+                else:
+                    import submitit
+
+                    # a fresh executor per array: parameters (the dependency above all) never leak between arrays
+                    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+                    intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
+                              "jobs": [j.id for j in chunk], "folder": str(folder), "at": now()}
+                    ledger.append([intent])
+                    executor.update_parameters(**params)
+                    with executor.batch():
+                        submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
+                    ids = [s.job_id for s in submitted]
+                    ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
+                dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
+                n_jobs += len(chunk)
+    verb = "would queue" if dry_run else "queued"
+    print(f"[study] {plan.name}: {verb} {n_jobs} job(s) in {n_arrays} array(s); skipped: {sel.summary()}"
+          + ("" if dry_run else f"; ledger {ledger.path}"), file=err, flush=True)
+    return 0
+
+
+def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:
+    """The sbatch script submitit writes for an array of `n_tasks` with these parameters (its own generator)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    python = python or shlex.quote(sys.executable)
+    command = " ".join([python, "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    return _make_sbatch_string(command=command, folder=folder, map_count=n_tasks if n_tasks > 1 else None, **params)

@@ -1,0 +1,118 @@
+"""Where each job of a plan stands: done / running / pending / failed / cancelled / missing.
+
+Order of evidence: a result file means done (whatever else says); otherwise the job's latest ledger event
+(a Slurm submission, whose live state the caller looked up through sacct, or a local run); no event means
+missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from study.launch.ledger import Replay
+
+STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
+LIVE = ("running", "pending")
+
+# sacct's state (first word: "CANCELLED by 0" -> CANCELLED) -> ours
+_SLURM = {
+    "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
+    "CONFIGURING": "pending", "RESV_DEL_HOLD": "pending", "SUSPENDED": "pending", "PREEMPTED": "pending",
+    "UNKNOWN": "pending",  # submitted, not in sacct yet: never queue it twice
+    "RUNNING": "running", "COMPLETING": "running", "SIGNALING": "running", "STAGE_OUT": "running",
+    "RESIZING": "running",
+    "COMPLETED": "failed",  # completed without a result file: the job did not succeed
+    "FAILED": "failed", "TIMEOUT": "failed", "OUT_OF_MEMORY": "failed", "NODE_FAIL": "failed",
+    "BOOT_FAIL": "failed", "DEADLINE": "failed", "SPECIAL_EXIT": "failed",
+    "CANCELLED": "cancelled", "REVOKED": "cancelled",
+}
+
+
+def slurm_state(raw: str) -> str:
+    word = (raw or "UNKNOWN").split()[0].rstrip("+").upper()
+    return _SLURM.get(word, "pending")
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    stage: str
+    state: str
+    detail: str = ""  # the scheduler's own word, e.g. "CANCELLED by 0" or "exit code 1"
+    slurm_id: str | None = None
+    log: str | None = None  # the log file of the latest attempt, where known
+
+
+def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
+    return (Path(workdir) / "results" / f"{job_id}.json").exists()
+
+
+def _pid_alive(pid: Any, host: Any) -> bool:
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
+             live: dict[str, str] | None = None, logs: dict[str, str] | None = None) -> dict[str, JobState]:
+    """job id -> JobState. `live`: Slurm id -> sacct state of the ledger's submissions (see slurm.state);
+    `logs`: Slurm id -> its stderr file."""
+    live = live or {}
+    logs = logs or {}
+    out: dict[str, JobState] = {}
+    for job in jobs:
+        if has_result(workdir, job.id):
+            out[job.id] = JobState(job.id, job.stage, "done")
+            continue
+        e = replay.latest.get(job.id)
+        if e is None:
+            out[job.id] = JobState(job.id, job.stage, "missing")
+        elif e["event"] == "queued":
+            sid = e["slurm_job_id"]
+            raw = live.get(sid, "UNKNOWN")
+            out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
+        else:  # a local run
+            state = e["state"]
+            if state == "running" and not _pid_alive(e.get("pid"), e.get("host")):
+                state = "missing"  # its `study submit --cluster local` was stopped: never finished
+            elif state == "done":
+                state = "failed"  # said done, but the result file is gone
+            out[job.id] = JobState(job.id, job.stage, state, e.get("error") or "", None, e.get("log"))
+    return out
+
+
+def blocked(jobs: Iterable[Any], will_run: set[str], states: dict[str, JobState]) -> set[str]:
+    """Jobs that cannot run: a dependency is neither done, live, nor about to run (transitively)."""
+    out: set[str] = set()
+    for job in jobs:  # topological order: dependencies come first
+        for dep in job.depends_on:
+            st = states[dep].state if dep in states else "missing"
+            if dep in out or (dep not in will_run and st not in ("done",) + LIVE):
+                out.add(job.id)
+                break
+    return out
+
+
+def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
+    """The last `n` non-empty lines of a log file (with the error), or [] when there is none."""
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-n:]

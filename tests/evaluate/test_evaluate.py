@@ -1,0 +1,144 @@
+"""`evaluate` end to end on tiny real manifests (PNG files written by the test): the feature cache, every
+frozen-feature protocol, fine-tuning and the recorded protocol."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from study.errors import StudyError
+from study.evaluate import EvalConfig, evaluate
+from study.evaluate import features as features_mod
+
+
+def config(**over):
+    d = {"protocol": "linear", "train_manifest": "evtrain", "test_manifest": "evtest", "labeled_sizes": [8, 20, 40],
+         "image_size": 12, "augment": {"resize_ratio": 1.0}, "batch_size": 16, "num_workers": 0, "device": "cpu",
+         "linear": {"weight_decays": [1e-4, 1e-2], "max_iter": 50}}
+    d.update(over)
+    return EvalConfig.from_dict(d)
+
+
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """Counts the encoder forward calls made through study.evaluate.features."""
+    calls = {"n": 0}
+    real = features_mod.load_encoder
+
+    def counting(path):
+        enc = real(path)
+        enc.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+        return enc
+
+    monkeypatch.setattr(features_mod, "load_encoder", counting)
+    return calls
+
+
+def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls, tmp_path):
+    enc = encoder_file()
+    cache = tmp_path / "features"
+    out = evaluate(config(), tmp_path / "run", [enc], cache)
+    rows = {(m["metric"], m["labeled_size"]) for m in out["metrics"]}
+    assert rows == {("top1", n) for n in (8, 20, 40)}  # 4 classes: no top-5
+    assert all(0 <= m["value"] <= 1 and m["level"] is None for m in out["metrics"])
+    assert forward_calls["n"] == 3 + 2  # 40 labeled rows and 20 test rows in batches of 16: one extraction each
+    p = out["protocol"]
+    assert p["protocol"] == "linear" and p["labeled_sizes"] == [8, 20, 40]
+    assert p["train_manifest_content_hash"] and p["test_manifest_content_hash"]
+    assert set(p["chosen_weight_decay"]) == {"8", "20", "40"}
+    assert all(w in (1e-4, 1e-2) for w in p["chosen_weight_decay"].values())
+    assert p["feature_layer"].startswith("pooled") and p["feature_dim"] == 32
+    assert p["encoders"][0]["backbone"] == {"name": "resnet18_small", "width": 4}
+    assert p["transform"]["preset"] == "eval" and p["transform"]["image_size"] == 12
+    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["device_kind"] == "cpu" and p["seed"] == 0
+    assert [e["cached"] for e in p["extraction"]] == [False, False]
+
+    again = evaluate(config(), tmp_path / "run2", [enc], cache)  # cache hit: the encoder never runs
+    assert forward_calls["n"] == 5
+    assert [e["cached"] for e in again["protocol"]["extraction"]] == [True, True]
+    assert again["metrics"] == out["metrics"]  # deterministic on CPU
+    smaller = evaluate(config(labeled_sizes=[20], protocol="knn", knn={"k": 5}), tmp_path / "r3", [enc], cache)
+    assert forward_calls["n"] == 5  # labeled(20) is read from the labeled(40) file; knn reuses it too
+    assert [m["metric"] for m in smaller["metrics"]] == ["knn_top1"]
+
+    torch.manual_seed(99)  # the encoder file changes: its features are extracted again
+    from study.train.backbones import build_backbone, encoder_payload
+
+    torch.save(encoder_payload(build_backbone("resnet18_small", 4)), enc)
+    evaluate(config(), tmp_path / "run4", [enc], cache)
+    assert forward_calls["n"] == 10
+    evaluate(config(image_size=8), tmp_path / "run5", [enc], cache)  # another transform: extracted again
+    assert forward_calls["n"] == 15
+
+
+def test_larger_labeled_size_is_extracted_again(manifests, encoder_file, forward_calls, tmp_path):
+    enc = encoder_file()
+    evaluate(config(labeled_sizes=[8]), tmp_path / "a", [enc], tmp_path / "f")
+    assert forward_calls["n"] == 1 + 2
+    evaluate(config(labeled_sizes=[20]), tmp_path / "b", [enc], tmp_path / "f")
+    assert forward_calls["n"] == 3 + 2  # labeled(8) does not cover 20; the test features are cached
+
+
+def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
+    enc = encoder_file()
+    out = evaluate(config(protocol="granularity", labeled_sizes=[40]), tmp_path / "g", [enc], tmp_path / "f")
+    by_level = {m["level"]: m["value"] for m in out["metrics"] if m["metric"] == "top1"}
+    assert set(by_level) == {"group", "class_name"}
+    assert by_level["group"] >= by_level["class_name"]  # a right class is always a right group
+    assert out["protocol"]["levels"] == ["group", "class_name"]
+    per = evaluate(config(protocol="granularity", labeled_sizes=[40], per_level=True), tmp_path / "g2", [enc],
+                   tmp_path / "f")
+    assert {m["level"] for m in per["metrics"]} == {"group", "class_name"}
+    assert per["protocol"]["granularity_mode"] == "per_level"
+    with pytest.raises(StudyError, match="no taxonomy column"):
+        evaluate(config(protocol="granularity", levels=["genus"]), tmp_path / "g3", [enc], tmp_path / "f")
+
+
+def test_concat_of_two_encoders(manifests, encoder_file, tmp_path):
+    a, b = encoder_file("a", 0), encoder_file("b", 1)
+    out = evaluate(config(protocol="concat", labeled_sizes=[40], also_knn=True), tmp_path / "c", [a, b],
+                   tmp_path / "f")
+    assert out["protocol"]["feature_dim"] == 64 and out["protocol"]["probes"]["40"]["feature_dim"] == 64
+    assert {m["metric"] for m in out["metrics"]} == {"top1", "knn_top1"}
+    with pytest.raises(StudyError, match="takes 2 encoder"):
+        evaluate(config(protocol="concat"), tmp_path / "c2", [a], tmp_path / "f")
+
+
+def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):
+    out = evaluate(config(feature_layer="layer3", labeled_sizes=[20]), tmp_path / "l", [encoder_file()],
+                   tmp_path / "f")
+    assert out["protocol"]["feature_dim"] == 16  # layer3 of width 4: 4 x 4 channels
+
+
+def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, tmp_path):
+    enc = encoder_file()
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None, "log_every_steps": 3}
+    out = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [enc],
+                   tmp_path / "f")
+    assert [m["metric"] for m in out["metrics"]] == ["top1"]
+    p = out["protocol"]
+    assert p["runs"]["20"]["init_encoder"] == str(enc) and p["runs"]["20"]["subset"] == "labeled"
+    assert p["steps"] == {"20": 3} and p["backbone"] == "resnet18_small" and p["width"] == 4
+    assert (tmp_path / "ft" / "finetune-20" / "checkpoint.pt").is_file()
+    again = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [enc],
+                     tmp_path / "f")  # already trained: resumed at its end, same answer
+    assert again["metrics"] == out["metrics"]
+    scratch = evaluate(config(protocol="scratch", labeled_sizes=[20], finetune=ft, backbone="resnet18_small",
+                              width=4), tmp_path / "sc", [], tmp_path / "f")
+    assert scratch["protocol"]["runs"]["20"]["init_encoder"] is None
+
+
+def test_bad_inputs(manifests, encoder_file, tmp_path):
+    with pytest.raises(StudyError, match="larger than manifest evtrain"):
+        evaluate(config(labeled_sizes=[400]), tmp_path / "x", [encoder_file()], tmp_path / "f")
+    with pytest.raises(StudyError, match="encoder file not found"):
+        evaluate(config(), tmp_path / "x", [tmp_path / "missing.pt"], tmp_path / "f")
+
+
+def test_fresh_extractions_give_the_same_result(manifests, encoder_file, tmp_path):
+    enc = encoder_file()
+    cfg = config(protocol="linear", labeled_sizes=[20, 40], also_knn=True, knn={"k": 5})
+    a = evaluate(cfg, tmp_path / "a", [enc], tmp_path / "fa")
+    b = evaluate(cfg, tmp_path / "b", [enc], tmp_path / "fb")  # another cache: extracted again
+    assert [e["cached"] for e in b["protocol"]["extraction"]] == [False, False]
+    assert a["metrics"] == b["metrics"]
+    assert a["protocol"]["chosen_weight_decay"] == b["protocol"]["chosen_weight_decay"]

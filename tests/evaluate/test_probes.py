@@ -1,0 +1,143 @@
+"""Linear probe, top-k, kNN and the granularity mapping on inputs with known answers."""
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+import torch
+
+from study.errors import StudyError
+from study.evaluate import EvalConfig, LinearConfig
+from study.evaluate import granularity, knn, linear
+
+
+def blobs(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
+    centres = torch.randn(classes, dim, generator=torch.Generator().manual_seed(123)) * 2
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    return centres[y] + spread * torch.randn(len(y), dim, generator=g), y
+
+
+def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
+    x, y = blobs(30, 8, 32, 1.0, seed=0)
+    xt, yt = blobs(50, 8, 32, 1.0, seed=1)
+    x, xt = linear.standardize(x, xt)
+    cfg = LinearConfig(weight_decays=(1e-4, 1e-2, 10.0, 1000.0))
+    probe, info = linear.train_probe(x, y, 8, cfg, seed=0)
+    assert info["weight_decay"] in (1e-4, 1e-2)  # 10 and 1000 flatten the probe towards chance
+    assert info["held_out"] == 8 * 6  # 20% of each class held out
+    assert info["validation_top1"][repr(1e-4)] > 0.9
+    assert info["validation_loss"][repr(1000.0)] > 2.0 > info["validation_loss"][repr(1e-2)]  # ln 8 = 2.08: chance
+    assert linear.topk(probe(xt), yt, 1) > 0.95
+    again, info2 = linear.train_probe(x, y, 8, cfg, seed=0)  # deterministic on CPU
+    assert torch.equal(again.weight, probe.weight) and info2["weight_decay"] == info["weight_decay"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_minibatch_probe_optimizers_also_learn(optimizer):
+    x, y = blobs(30, 4, 16, 1.0, seed=0)
+    xt, yt = blobs(30, 4, 16, 1.0, seed=1)
+    x, xt = linear.standardize(x, xt)
+    cfg = LinearConfig(optimizer=optimizer, weight_decays=(1e-4,), epochs=30, batch_size=32, lr=0.05)
+    probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
+    assert info["choice"] == "single value"
+    assert linear.topk(probe(xt), yt, 1) > 0.95
+
+
+def test_standardize_uses_the_training_statistics():
+    a = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
+    b = torch.tensor([[2.0, 7.0]])
+    sa, sb = linear.standardize(a, b)
+    assert torch.allclose(sa, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+    assert torch.allclose(sb, torch.tensor([[0.0, 2.0]]))  # constant feature: std 1, centred on 5
+
+
+def test_topk_against_a_loop_reference():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(200, 12, generator=g)
+    y = torch.randint(0, 12, (200,), generator=g)
+    for k in (1, 5):
+        ref = 0
+        for row, label in zip(scores.tolist(), y.tolist()):
+            order = sorted(range(12), key=lambda c: -row[c])
+            ref += label in order[:k]
+        assert linear.topk(scores, y, k) == pytest.approx(ref / 200)
+    assert linear.topk(scores, y, 12) == 1.0
+
+
+def test_stratified_split_holds_out_each_class():
+    y = torch.tensor([0] * 10 + [1] * 5 + [2] * 1)
+    tr, va = linear.stratified_split(y, 0.2, seed=0)
+    assert sorted(y[va].tolist()) == [0, 0, 1]  # class 2 has one image: kept for training
+    assert sorted(tr.tolist() + va.tolist()) == list(range(16))
+
+
+def test_knn_weighted_vote_on_a_toy_set():
+    train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-0.2, 1.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 1, 1, 2])
+    test = torch.tensor([[1.0, 0.1], [0.1, 1.0]])
+    s = knn.knn_scores(train, labels, test, 3, k=1, temperature=0.1)
+    assert s.argmax(1).tolist() == [0, 1]
+    # k=3 for a point near class 0: one very close class-0 neighbour against two far class-1 ones
+    q = torch.tensor([[1.0, 0.3]])
+    near = knn.knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=0.05)
+    flat = knn.knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=100.0)
+    assert near.argmax(1).item() == 0  # sharp weights: the nearest wins
+    assert flat.argmax(1).item() == 1  # flat weights: the majority wins
+    sims = torch.nn.functional.normalize(train[:3], dim=1) @ torch.nn.functional.normalize(q, dim=1).t()
+    expect = [(sims[0] / 0.05).exp().item(), (sims[1] / 0.05).exp().item() + (sims[2] / 0.05).exp().item(), 0.0]
+    assert near[0].tolist() == pytest.approx(expect, rel=1e-5)
+
+
+def test_granularity_maps_fine_predictions_up_the_taxonomy():
+    # 6 species -> 3 genera -> 2 families
+    table = pd.DataFrame({"label": range(6), "genus": ["g0", "g0", "g1", "g1", "g2", "g2"],
+                          "family": ["f0", "f0", "f0", "f0", "f1", "f1"]})
+    y = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2])
+    pred = torch.tensor([0, 0, 3, 1, 5, 0, 4, 2])
+    fine = float((pred == y).float().mean())
+    genus, gv = granularity.level_map([table], "genus", 6, "t")
+    family, fv = granularity.level_map([table], "family", 6, "t")
+    assert gv == ["g0", "g1", "g2"] and fv == ["f0", "f1"]
+    # by hand: genus right for rows 0,1,2,4,7 ; family right for rows 0,1,2,3,4,7
+    assert fine == pytest.approx(2 / 8)
+    assert granularity.mapped_top1(pred, y, genus) == pytest.approx(5 / 8)
+    assert granularity.mapped_top1(pred, y, family) == pytest.approx(6 / 8)
+    logits = torch.nn.functional.one_hot(pred, 6).float() * 10
+    scores = granularity.level_scores(logits, family, 2)
+    assert scores.sum(1).tolist() == pytest.approx([1.0] * 8)
+    assert scores.argmax(1).tolist() == family[pred].tolist()
+
+
+def test_granularity_refuses_a_class_with_two_parents():
+    table = pd.DataFrame({"label": [0, 0, 1], "genus": ["a", "b", "b"]})
+    with pytest.raises(StudyError, match="class 0 has several values at level 'genus'"):
+        granularity.level_map([table], "genus", 2, "evaluate.levels")
+
+
+BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
+
+
+@pytest.mark.parametrize("over, key", [
+    ({"protocol": "probe"}, "evaluate.protocol"),
+    ({"labeled_sizes": [0]}, "evaluate.labeled_sizes"),
+    ({"linear": {"optimiser": "lbfgs"}}, "evaluate.linear: unknown key"),
+    ({"linear": {"weight_decays": []}}, "evaluate.linear.weight_decays"),
+    ({"knn": {"k": 0}}, "evaluate.knn.k"),
+    ({"feature_layer": "fc"}, "evaluate.feature_layer"),
+    ({"augment": {"crop": "middle"}}, "evaluate.augment.crop"),
+    ({"finetune": {"method": "simclr"}}, "evaluate.finetune.method"),
+    ({"colour": 1}, "evaluate: unknown key"),
+    ({"test_manifest": ""}, "evaluate.test_manifest"),
+])
+def test_config_errors_name_the_key(over, key):
+    with pytest.raises(StudyError, match=key.replace(".", r"\.")):
+        EvalConfig.from_dict({**BASE, **over}, where="evaluate")
+
+
+def test_config_round_trips_through_a_plain_dict():
+    cfg = EvalConfig.from_dict({**BASE, "labeled_sizes": [10, "all"], "levels": ["group", "class_name"],
+                                "linear": {"weight_decays": [0.1, 1]}})
+    again = EvalConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.linear.weight_decays == (0.1, 1.0)

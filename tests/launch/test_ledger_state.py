@@ -1,0 +1,61 @@
+"""Ledger replay (torn lines, open intents, latest event per job) and job classification / selection."""
+from __future__ import annotations
+
+import json
+
+from study.grids import Job
+from study.launch.ledger import Ledger
+from study.launch.select import select
+from study.launch.state import classify, slurm_state
+
+
+def _jobs():
+    p1 = Job(id="p1", stage="pretrain", config={"axes": {}})
+    p2 = Job(id="p2", stage="pretrain", config={"axes": {}})
+    e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    e2 = Job(id="e2", stage="evaluate", config={"axes": {}}, depends_on=("p2",))
+    return [p1, p2, e1, e2]
+
+
+def test_replay_keeps_latest_event_per_job_and_ignores_a_torn_last_line(tmp_path):
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "intent", "batch": "b1", "name": "n1", "stage": "pretrain", "jobs": ["p1", "p2"]}])
+    led.append([{"event": "queued", "batch": "b1", "job": "p1", "slurm_job_id": "5_0"},
+                {"event": "queued", "batch": "b1", "job": "p2", "slurm_job_id": "5_1"}])
+    led.append([{"event": "intent", "batch": "b2", "name": "n2", "stage": "pretrain", "jobs": ["p2"]}])
+    led.append([{"event": "queued", "batch": "b2", "job": "p2", "slurm_job_id": "9"}])
+    led.append([{"event": "intent", "batch": "b3", "name": "n3", "stage": "evaluate", "jobs": ["e1"]}])
+    with open(led.path, "a") as f:
+        f.write('{"event": "queued", "batch": "b3", "job": "e1", "slu')  # killed mid-write
+    r = led.replay()
+    assert r.slurm_ids() == {"p1": "5_0", "p2": "9"}
+    assert [i["batch"] for i in r.open_intents] == ["b3"]
+    assert all(json.loads(line)["at"] for line in led.path.read_text().splitlines()[:-1])
+    led.append([{"event": "lost", "batch": "b3"}])  # settled: no longer open
+    assert led.replay().open_intents == []
+
+
+def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
+    jobs = _jobs()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "p1.json").write_text("{}")
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": j, "slurm_job_id": s}
+                for j, s in (("p1", "3_0"), ("p2", "3_1"), ("e1", "4"))])
+    states = classify(jobs, tmp_path, led.replay(), {"3_0": "FAILED", "3_1": "FAILED", "4": "PENDING"})
+    assert {k: v.state for k, v in states.items()} == {"p1": "done", "p2": "failed", "e1": "pending",
+                                                       "e2": "missing"}
+    assert slurm_state("CANCELLED by 0") == "cancelled" and slurm_state("RUNNING") == "running"
+    assert slurm_state("COMPLETED") == "failed"  # completed without a result file
+    sel = select(jobs, states, retry_failed=False)
+    assert sel.to_run == []  # e2 is missing but its pretraining failed: blocked, not queued
+    assert sel.skipped["blocked by a failed dependency"] == ["e2"]
+    sel = select(jobs, states, retry_failed=True)
+    assert [j.id for j in sel.to_run] == ["p2", "e2"]
+
+
+def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "running", "pid": 2 ** 22 + 7, "host": "nowhere"}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"

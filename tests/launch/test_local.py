@@ -1,0 +1,89 @@
+"""`study submit --cluster local`: real tiny jobs in worker processes, dependencies, failures, idempotence; and
+the bad input every `study submit` refuses (exit 2, nothing submitted)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from study.grids import plan_grid
+from study.launch.ledger import Ledger
+
+from conftest import grid_text, run_cli
+
+
+def _events(workdir, grid):
+    return [e for e in Ledger(workdir, grid).events() if e["event"] == "local"]
+
+
+def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("localg", datasets=("toy", "bad")))
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "2"])
+    assert code == 1, err  # a job failed
+    by = {j.axes["dataset"] + ":" + j.stage: j for j in plan.jobs}
+    results = {p.stem for p in (wd / "results").glob("*.json")}
+    assert results == {by["toy:pretrain"].id, by["toy:evaluate"].id}
+    events = _events(wd, "localg")
+    order = [(e["job"], e["state"]) for e in events]
+    # the evaluation started only after its pretraining job was done
+    assert order.index((by["toy:pretrain"].id, "done")) < order.index((by["toy:evaluate"].id, "running"))
+    last = {e["job"]: e for e in events}
+    assert last[by["bad:pretrain"].id]["state"] == "failed"
+    assert last[by["bad:evaluate"].id]["state"] == "cancelled"
+    assert (by["bad:evaluate"].id, "running") not in order  # never started
+    assert "FAILED pretrain" in err and "cancelled evaluate" in err
+
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("pretrain", "evaluate"))}
+    assert rows["pretrain"] == ["1", "0", "0", "1", "0", "0"] and rows["evaluate"] == ["1", "0", "0", "0", "1", "0"]
+    log = wd / "logs" / f"{by['bad:pretrain'].id}.log"
+    assert f"log: {log}" in out and "bad_train" in out  # the failure's log path and its last error lines
+
+    # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--retry-failed"])
+    assert code == 1 and "running 2 job(s)" in err  # the failed one again, and its cancelled dependent
+
+
+def test_result_record_follows_the_contract(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("rec"))
+    wd = env / "wd"
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    for job in plan_grid(grid).jobs:
+        rec = json.loads((wd / "results" / f"{job.id}.json").read_text())
+        assert rec["job_id"] == job.id and rec["grid"] == "rec" and rec["axes"] == job.axes
+        assert rec["stage"] == job.stage and rec["protocol_fingerprint"]
+    assert (wd / "jobs" / plan_grid(grid).jobs[0].id / "encoder.pt").exists()
+
+
+@pytest.mark.parametrize("case", ["no_partition", "missing_manifest", "unknown_method"])
+def test_bad_input_exits_2_and_submits_nothing(env, case):
+    grid = env / "g.yaml"
+    text = grid_text("badin")
+    args = ["--profile", str(env / "profile.yaml")]
+    if case == "no_partition":
+        (env / "nopart.yaml").write_text("name: nopart\ngpus_per_node: 0\ncpus_per_node: 8\nmem_per_node: 8G\n"
+                                         "stages: {pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m},"
+                                         " evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}}\n")
+        args = ["--profile", str(env / "nopart.yaml")]
+        expect = "no 'partition'"
+    elif case == "missing_manifest":
+        text = text.replace("toy_test", "nowhere_test")
+        expect = "manifest 'nowhere_test' not found"
+    else:
+        text = text.replace("method: [simclr]", "method: [simclrr]")
+        expect = "simclr"
+    grid.write_text(text)
+    for cluster in ("slurm", "local"):
+        if case == "no_partition" and cluster == "local":
+            continue
+        code, out, err = run_cli(["submit", str(grid), "--cluster", cluster, "--workdir", str(env / "wd"), *args])
+        assert code == 2 and expect in err, err
+        assert not (env / "wd").exists()

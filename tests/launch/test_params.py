@@ -1,0 +1,71 @@
+"""Profile -> submitit parameters, array splitting below MaxArraySize, dependency strings, the sbatch golden file."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from study.grids import Resources, load_profile
+from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters)
+
+from conftest import grid_text, run_cli
+
+HERE = Path(__file__).parent
+GPU_PROFILE = HERE / "fixtures" / "gpu_profile.yaml"
+GOLDEN = HERE / "golden" / "sbatch_gpu_dry_run.txt"
+
+
+def test_arrays_are_split_below_the_smaller_of_profile_and_cluster_limits():
+    prof = load_profile(GPU_PROFILE)  # max_array_size 500
+    assert max_array_size(prof, None) == 500
+    assert max_array_size(prof, 1001) == 500
+    assert max_array_size(prof, 300) == 300
+    chunks = array_chunks(list(range(1201)), max_array_size(prof, 1001))
+    assert [len(c) for c in chunks] == [500, 500, 201]
+    assert sum(chunks, []) == list(range(1201))
+    assert array_chunks([], 10) == []
+
+
+def test_dependency_string_lists_each_task_once_in_order():
+    assert dependency_string([]) is None
+    assert dependency_string(["12_3"]) == "afterok:12_3"
+    assert dependency_string(["12_3", "12_0", "12_3", "15"]) == "afterok:12_3:12_0:15"
+
+
+def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_dependency():
+    prof = load_profile(GPU_PROFILE)
+    pre = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=480, time_min=2880), job_name="x",
+                           dependency=None, array_size=3)
+    assert (pre["ntasks_per_node"], pre["cpus_per_task"], pre["gpus_per_node"]) == (8, 8, 8)
+    assert pre["partition"] == "gpu" and pre["account"] == "my_lab" and pre["qos"] == "normal"
+    assert pre["constraint"] == "a100" and pre["time"] == 2880 and pre["mem"] == "480GB"
+    assert pre["additional_parameters"] == {"mail-type": "FAIL", "kill-on-invalid-dep": "yes"}
+    assert "dependency" not in pre
+    ev = slurm_parameters(prof, "evaluate", Resources(gpus=1, cpus=8, mem_gb=60, time_min=720), job_name="y",
+                          dependency="afterok:7_1")
+    assert (ev["ntasks_per_node"], ev["cpus_per_task"], ev["gpus_per_node"]) == (1, 8, 1)
+    assert ev["dependency"] == "afterok:7_1"
+    cpu = slurm_parameters(load_profile(None).__class__(partition="debug"), "evaluate",
+                           Resources(gpus=0, cpus=1, mem_gb=0.5, time_min=10), job_name="z")
+    assert "gpus_per_node" not in cpu and cpu["mem"] == "512MB"
+
+
+def _normalise(text: str, workdir: Path) -> str:
+    text = text.replace(str(workdir.resolve()), "<WORKDIR>").replace(sys.executable, "<PYTHON>")
+    return re.sub(r"(study-\w+-\w+)-[0-9a-f]{8}", r"\1-<BATCH>", text)
+
+
+def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                              "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0, err
+    assert "would queue 4 job(s) in 3 array(s)" in err
+    assert not (env / "wd" / "ledgers").exists()  # nothing submitted, nothing recorded
+    text = _normalise(out, env / "wd")
+    if not GOLDEN.exists():  # first run writes it; review it, then it guards every later change
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
