@@ -17,7 +17,7 @@ setup: $(BIN)/python
 setup-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[quickstart,test]'
 
-# Debian packages the tests use for real: Fashion-MNIST and headless Chromium.
+# Debian packages the tests use for real: Fashion-MNIST, headless Chromium, and a single-node Slurm cluster.
 system-test-deps:
 	bash scripts/system_test_deps.sh
 

@@ -15,6 +15,7 @@ from study.errors import StudyError
 COMMAND_MODULES = (
     "study.manifests.cli",  # study manifest ...
     "study.grids.cli",  # study plan
+    "study.launch.cli",  # study submit | status | cancel
     "study.report.cli",  # study report
     "study.quickstart.cli",  # study quickstart
 )

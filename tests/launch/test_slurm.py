@@ -1,0 +1,201 @@
+"""Integration tests on a real single-node Slurm cluster on localhost (scripts/slurm_cluster.sh), with real tiny
+jobs: pretraining a thin ResNet on PNG files for a few steps with a checkpoint at every step, and linear probes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from study.grids import plan_grid
+from study.launch.ledger import Ledger
+from study.results import read_result
+
+from conftest import REPO, grid_text, run_cli
+
+pytestmark = pytest.mark.slurm
+LONG_STEPS = 200  # long enough to be interrupted mid-run (a few seconds of CPU)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    if os.geteuid() != 0:
+        pytest.skip("SLURM TESTS SKIPPED: not root, so scripts/slurm_cluster.sh cannot install and start the "
+                    "Slurm daemons. Run the suite as root (CI does) to exercise the launcher on a real cluster.")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "slurm_cluster.sh")], env=dict(os.environ, FAKE_CPUS="8"),
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        msg = f"SLURM TESTS: scripts/slurm_cluster.sh failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return True
+
+
+def submit(grid: Path, wd: Path, *extra: str) -> str:
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(wd.parent / "profile.yaml"),
+                            "--workdir", str(wd), *extra])
+    assert code == 0, err
+    return err
+
+
+def status(grid: Path, wd: Path) -> str:
+    return run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+
+
+def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(1)
+    squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{status(grid, wd)}\n{squeue}")
+
+
+def all_results(plan, wd: Path):
+    return lambda: all((wd / "results" / f"{j.id}.json").exists() for j in plan.jobs)
+
+
+def queued(wd: Path, grid: str) -> list[dict]:
+    return [e for e in Ledger(wd, grid).events() if e["event"] == "queued"]
+
+
+def metrics(wd: Path, job_id: str) -> list[dict]:
+    return read_result(wd / "results" / f"{job_id}.json")["metrics"]
+
+
+@pytest.fixture(scope="module")
+def reference(slurm_cluster, manifests, tmp_path_factory):
+    """The `long` grid (2 pretraining jobs, 2 probes) submitted, submitted again at once, run to the end."""
+    root = tmp_path_factory.mktemp("slurm_ref")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STUDY_MANIFESTS", str(manifests))
+    from conftest import PROFILE
+
+    (root / "profile.yaml").write_text(PROFILE)
+    grid = root / "long.yaml"
+    grid.write_text(grid_text("long", seeds=(0, 1), steps=LONG_STEPS))
+    wd = root / "wd"
+    plan = plan_grid(grid)
+    t0 = time.time()
+    first = submit(grid, wd)
+    submit_s = time.time() - t0
+    second = submit(grid, wd)
+    wait_until(all_results(plan, wd), 240, "every result of the reference grid", grid, wd)
+    third = submit(grid, wd)
+    yield {"plan": plan, "grid": grid, "wd": wd, "first": first, "second": second, "third": third,
+           "submit_s": submit_s}
+    mp.undo()
+
+
+def test_tiny_grid_submitted_to_slurm_completes_with_every_result(reference):
+    plan, wd = reference["plan"], reference["wd"]
+    assert "queued 4 job(s) in 3 array(s)" in reference["first"]
+    assert reference["submit_s"] < 30  # returns once queued, long before the jobs end
+    for job in plan.jobs:
+        rec = read_result(wd / "results" / f"{job.id}.json")
+        assert rec["grid"] == "long" and rec["metrics"]
+    out = status(reference["grid"], wd)
+    assert out.splitlines()[2].split() == ["pretrain", "2", "0", "0", "0", "0", "0"]
+    assert out.splitlines()[3].split() == ["evaluate", "2", "0", "0", "0", "0", "0"]
+
+
+def test_submit_twice_submits_nothing_the_second_time(reference):
+    assert "queued 0 job(s) in 0 array(s); skipped: 4 pending or running" in reference["second"]
+    assert "queued 0 job(s) in 0 array(s); skipped: 4 done" in reference["third"]
+    assert sorted(e["job"] for e in queued(reference["wd"], "long")) == sorted(j.id for j in reference["plan"].jobs)
+
+
+def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_run(reference, env):
+    grid = env / "long.yaml"
+    grid.write_text(reference["grid"].read_text())
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    submit(grid, wd)
+    ids = {e["job"]: e["slurm_job_id"] for e in queued(wd, "long")}
+    pre = [j.id for j in plan.jobs if j.stage == "pretrain"]
+    for job_id in pre:  # both running, with a checkpoint on disk
+        wait_until(lambda: (wd / "jobs" / job_id / "checkpoint.pt").exists(), 120, f"a checkpoint of {job_id}",
+                   grid, wd)
+    subprocess.run(["scontrol", "requeue", ids[pre[0]]], check=True)  # an admin's preemption: no USR2
+    subprocess.run(["scancel", "--signal=USR2", ids[pre[1]]], check=True)  # submitit's preemption/timeout path
+    wait_until(all_results(plan, wd), 240, "every result after the interruptions", grid, wd)
+    for job_id in pre:
+        protocol = read_result(wd / "results" / f"{job_id}.json")["protocol"]
+        resumed = protocol["resumed_from_steps"]
+        assert resumed and 0 < resumed[0] < LONG_STEPS, (job_id, resumed)  # resumed mid-run from a checkpoint
+    for job in plan.jobs:  # same metrics as the uninterrupted run, bit for bit
+        assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
+    log = (wd / "submitit" / ids[pre[1]] / f"{ids[pre[1]]}_0_log.err").read_text()
+    assert "SIGUSR2" in log  # went through submitit's handler, which requeued it
+
+
+def test_failing_pretraining_job_gets_its_dependents_cancelled_not_pending(slurm_cluster, env):
+    grid = env / "fail.yaml"
+    grid.write_text(grid_text("fail", datasets=("toy", "bad")))
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    by = {j.axes["dataset"] + ":" + j.stage: j.id for j in plan.jobs}
+    submit(grid, wd)
+
+    def settled():
+        out = status(grid, wd)
+        return (wd / "results" / f"{by['toy:evaluate']}.json").exists() and f"cancelled evaluate {by['bad:evaluate']}" in out
+
+    wait_until(settled, 120, "the good probe's result and the bad probe's cancellation", grid, wd)
+    out = status(grid, wd)
+    assert f"failed pretrain {by['bad:pretrain']}" in out
+    assert "bad_train" in out  # the failure's last error lines name the manifest
+    assert "_log.err" in out  # and its log path
+    state = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j",
+                            {e["job"]: e["slurm_job_id"] for e in queued(wd, "fail")}[by["bad:evaluate"]]],
+                           capture_output=True, text=True).stdout
+    assert state.startswith("CANCELLED")
+
+
+def test_submit_killed_midway_then_rerun_queues_exactly_the_missing_jobs(slurm_cluster, env, monkeypatch):
+    grid = env / "kill.yaml"
+    grid.write_text(grid_text("kill", seeds=(0, 1)))
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    real_append = Ledger.append
+
+    def killed_after_sbatch(self, events):  # the pretraining array went to sbatch; the kill comes before its record
+        events = list(events)
+        if any(e["event"] == "queued" for e in events):
+            raise KeyboardInterrupt
+        real_append(self, events)
+
+    monkeypatch.setattr(Ledger, "append", killed_after_sbatch)
+    with pytest.raises(KeyboardInterrupt):
+        submit(grid, wd)
+    monkeypatch.setattr(Ledger, "append", real_append)
+    err = submit(grid, wd)
+    assert "queued 2 job(s) in 2 array(s); skipped: 2 pending or running" in err  # only the probes
+    wait_until(all_results(plan, wd), 180, "every result of the resumed submission", grid, wd)
+    ev = queued(wd, "kill")
+    assert sorted(e["job"] for e in ev) == sorted(j.id for j in plan.jobs)  # each job queued once
+    assert all(e.get("recovered") for e in ev if e["stage"] == "pretrain")
+    names = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobName", "-S", "now-1hour"], capture_output=True,
+                           text=True).stdout.split()
+    ours = {e["name"] for e in Ledger(wd, "kill").events() if e["event"] == "intent"}
+    assert len([n for n in names if n in ours]) == 4  # two pretraining tasks, two probes: nothing submitted twice
+
+
+def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
+    grid = env / "cancelg.yaml"
+    grid.write_text(grid_text("cancelg", steps=LONG_STEPS))
+    wd = env / "wd"
+    submit(grid, wd)
+    code, out, _ = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+    assert code == 0 and "cancelled 2 Slurm job(s)" in out
+
+    def all_cancelled():
+        rows = status(grid, wd).splitlines()[2:4]
+        return [r.split()[5] for r in rows] == ["1", "1"]
+
+    wait_until(all_cancelled, 60, "both jobs cancelled", grid, wd)
+    assert "queued 0 job(s)" in submit(grid, wd)  # cancelled jobs wait for --retry-failed
