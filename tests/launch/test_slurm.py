@@ -13,7 +13,7 @@ from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.results import read_result
 
-from conftest import REPO, grid_text, run_cli
+from conftest import PROFILE, REPO, grid_text, run_cli
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 200  # long enough to be interrupted mid-run (a few seconds of CPU)
@@ -73,7 +73,6 @@ def reference(slurm_cluster, manifests, tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm_ref")
     mp = pytest.MonkeyPatch()
     mp.setenv("STUDY_MANIFESTS", str(manifests))
-    from conftest import PROFILE
 
     (root / "profile.yaml").write_text(PROFILE)
     grid = root / "long.yaml"
