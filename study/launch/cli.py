@@ -15,14 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "submit", help="queue a grid's missing jobs on Slurm, or run them here",
         description="Queue every job of a grid that has no result yet: on Slurm as job arrays chained with afterok "
-                    "(returns once everything is queued), or here with one worker per free core or GPU. Jobs that "
+                    "(returns once everything is queued), or here with one worker per core or GPU. Jobs that "
                     "are done or still queued are skipped; failed ones are rerun with --retry-failed.")
     _common(p)
     p.add_argument("--cluster", choices=("slurm", "local"), required=True)
     p.add_argument("--profile", metavar="FILE", help="cluster profile (partition, account, resources, setup lines)")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
-    p.add_argument("--workers", type=int, metavar="N", help="local: worker processes (default: free cores or GPUs)")
+    p.add_argument("--workers", type=int, metavar="N", help="local: worker processes (default: one per core, or per GPU)")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",

@@ -1,7 +1,8 @@
 """Run a plan's job graph here: worker processes (`python -m study.launch.runner`), dependencies honoured.
 
-One worker per free core (cores not busy by the 1-minute load average), or one per GPU with
-CUDA_VISIBLE_DEVICES set to it. Each job logs to `<workdir>/logs/<job id>.log`; its start and end go to the
+One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it. (Not the
+cores left free by the load average: that counts the submitting process's own work, such as the quickstart's
+data export, and left one of two cores idle.) SIGTERM or Ctrl-C stops the workers, which checkpoint first. Each job logs to `<workdir>/logs/<job id>.log`; its start and end go to the
 grid's ledger (state, log, the error's last line). A failed job's dependents (transitively) are marked
 cancelled and never start. Progress: one line on stderr per start and end.
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +38,20 @@ def _gpu_count() -> int:
 
 
 def default_workers() -> tuple[int, list[str | None]]:
-    """(workers, device per worker): one per GPU when there are GPUs, else one per free core."""
+    """(workers, device per worker): one per GPU when there are GPUs, else one per usable core."""
     gpus = _gpu_count()
     if gpus:
         return gpus, [str(i) for i in range(gpus)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = int(round(os.getloadavg()[0])) if hasattr(os, "getloadavg") else 0
-    n = max(1, cores - busy)
+    n = usable_cores()
     return n, [None] * n
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_local's cleanup, which stops the workers
 
 
 @dataclass
@@ -66,8 +75,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     n_workers, devices = default_workers()
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // n_workers)
+    threads = max(1, usable_cores() // n_workers)
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -97,6 +105,8 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                                 "error": f"dependency {failed_id} failed", "log": None}])
                 progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:
         while todo or running:
             # start every ready job a free worker can take
@@ -144,6 +154,9 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
             except subprocess.TimeoutExpired:
                 r.proc.kill()
         raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     progress("finished")
     return 1 if failed else 0
 
