@@ -6,10 +6,10 @@ there, our choice (docs/protocol.md, "Evaluation settings").
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from study.configfields import check_known, is_int, is_num, mapping_or_none, nested, positive_int
 from study.errors import StudyError
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
@@ -79,16 +79,14 @@ class EvalConfig:
             return d
         if not isinstance(d, dict):
             raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
-        _no_unknown(cls, d, where)
+        check_known(cls, d, where)
         kw: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 continue
             v = d[f.name]
-            if f.name == "linear":
-                kw[f.name] = _nested(LinearConfig, v, f"{where}.linear")
-            elif f.name == "knn":
-                kw[f.name] = _nested(KnnConfig, v, f"{where}.knn")
+            if f.name in ("linear", "knn"):
+                kw[f.name] = nested(LinearConfig if f.name == "linear" else KnnConfig, v, f"{where}.{f.name}")
             elif f.name == "labeled_sizes":
                 kw[f.name] = _sizes(v, f"{where}.labeled_sizes")
             elif f.name == "levels":
@@ -97,9 +95,7 @@ class EvalConfig:
                     raise StudyError(f"{where}.levels: expected a list of taxonomy column names, got {v!r}")
                 kw[f.name] = None if v is None else tuple(v)
             elif f.name in ("augment", "finetune"):
-                if v is not None and not isinstance(v, dict):
-                    raise StudyError(f"{where}.{f.name}: expected a mapping, got {v!r}")
-                kw[f.name] = None if v is None else dict(v)
+                kw[f.name] = mapping_or_none(v, f"{where}.{f.name}")
             else:
                 kw[f.name] = v
         cfg = cls(**kw)
@@ -120,13 +116,13 @@ class EvalConfig:
         for key in ("per_level", "also_knn"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
-        _pos_int(self.image_size, f"{where}.image_size")
-        _pos_int(self.batch_size, f"{where}.batch_size")
-        if self.num_workers is not None and (not _is_int(self.num_workers) or self.num_workers < 0):
+        positive_int(self.image_size, f"{where}.image_size")
+        positive_int(self.batch_size, f"{where}.batch_size")
+        if self.num_workers is not None and (not is_int(self.num_workers) or self.num_workers < 0):
             raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad("seed", f"expected an integer, got {self.seed!r}")
         lin = self.linear
         if lin.optimizer not in PROBE_OPTIMIZERS:
@@ -134,22 +130,22 @@ class EvalConfig:
         if not isinstance(lin.standardize, bool):
             raise bad("linear.standardize", f"expected true or false, got {lin.standardize!r}")
         wds = lin.weight_decays
-        if not isinstance(wds, (list, tuple)) or not wds or not all(_is_num(w) and w >= 0 for w in wds):
+        if not isinstance(wds, (list, tuple)) or not wds or not all(is_num(w) and w >= 0 for w in wds):
             raise bad("linear.weight_decays", f"expected a non-empty list of numbers >= 0, got {wds!r}")
         object.__setattr__(lin, "weight_decays", tuple(float(w) for w in wds))
-        if not _is_num(lin.val_fraction) or not 0 <= lin.val_fraction < 1:
+        if not is_num(lin.val_fraction) or not 0 <= lin.val_fraction < 1:
             raise bad("linear.val_fraction", f"expected a number in [0, 1), got {lin.val_fraction!r}")
         if len(wds) > 1 and lin.val_fraction == 0:
             raise bad("linear.val_fraction", "must be > 0 to choose among several weight_decays")
         for key in ("select_iter", "max_iter", "cold_iter", "epochs", "batch_size"):
-            _pos_int(getattr(lin, key), f"{where}.linear.{key}")
+            positive_int(getattr(lin, key), f"{where}.linear.{key}")
         for key in ("lr", "tolerance"):
-            if not _is_num(getattr(lin, key)) or getattr(lin, key) <= 0:
+            if not is_num(getattr(lin, key)) or getattr(lin, key) <= 0:
                 raise bad(f"linear.{key}", f"expected a number > 0, got {getattr(lin, key)!r}")
-        _pos_int(self.knn.k, f"{where}.knn.k")
-        if not _is_num(self.knn.temperature) or self.knn.temperature <= 0:
+        positive_int(self.knn.k, f"{where}.knn.k")
+        if not is_num(self.knn.temperature) or self.knn.temperature <= 0:
             raise bad("knn.temperature", f"expected a number > 0, got {self.knn.temperature!r}")
-        if self.epochs is not None and (not _is_num(self.epochs) or self.epochs <= 0):
+        if self.epochs is not None and (not is_num(self.epochs) or self.epochs <= 0):
             raise bad("epochs", f"expected a number > 0 or null, got {self.epochs!r}")
         if self.backbone is not None:
             from study.train.backbones import BACKBONES
@@ -157,7 +153,7 @@ class EvalConfig:
             if self.backbone not in BACKBONES:
                 raise StudyError(BACKBONES.unknown_message(self.backbone, f"{where}.backbone"))
         if self.width is not None:
-            _pos_int(self.width, f"{where}.width")
+            positive_int(self.width, f"{where}.width")
         if self.finetune is not None:
             fixed = sorted(set(self.finetune) & {"manifest", "method", "subset", "size", "init_encoder"})
             if fixed:
@@ -189,44 +185,12 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _no_unknown(cls, d: dict, where: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
-
-
-def _nested(cls, v: Any, where: str):
-    if isinstance(v, cls):
-        return v
-    if not isinstance(v, dict):
-        raise StudyError(f"{where}: expected a mapping, got {v!r}")
-    _no_unknown(cls, v, where)
-    v = dict(v)
-    if isinstance(v.get("weight_decays"), list):
-        v["weight_decays"] = tuple(v["weight_decays"])
-    return cls(**v)
-
-
 def _sizes(v: Any, where: str) -> tuple:
-    if _is_int(v) or v == "all":
+    if is_int(v) or v == "all":
         v = [v]
     if not isinstance(v, (list, tuple)) or not v:
         raise StudyError(f"{where}: expected a list of positive integers or 'all', got {v!r}")
     for x in v:
-        if not (x == "all" or (_is_int(x) and x > 0)):
+        if not (x == "all" or (is_int(x) and x > 0)):
             raise StudyError(f"{where}: expected a positive integer or 'all', got {x!r}")
     return tuple(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _pos_int(v: Any, key: str) -> None:
-    if not _is_int(v) or v <= 0:
-        raise StudyError(f"{key}: expected a positive integer, got {v!r}")

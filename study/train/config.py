@@ -7,10 +7,10 @@ docs/protocol.md), "MoCo v2" / "BYOL" = those papers' public recipes, "paper" = 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from study.configfields import check_known, is_int, is_num, mapping_or_none, nested, positive_int
 from study.errors import StudyError
 
 METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
@@ -48,6 +48,9 @@ class ByolConfig:
     predictor_hidden: int = 4096  # BYOL
 
 
+NESTED = {"optim": OptimConfig, "moco": MocoConfig, "byol": ByolConfig}
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """One pretraining or fine-tuning run. See docs/protocol.md for the table of defaults and their sources."""
@@ -73,7 +76,7 @@ class PretrainConfig:
     num_workers: int | None = None  # None = auto: min(8, cpus - 1) loader processes
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: str = "auto"  # "auto" = bf16 autocast on cuda, fp32 on cpu; or "bf16" | "fp32"
-    channels_last: bool = True  # used on cuda only
+    channels_last: bool = True  # used on cuda only (see docs/protocol.md)
     sync_bn: bool = True  # SimCLR: global batch norm across devices (multi-GPU only)
     checkpoint_every_steps: int | None = None  # ours: None = only by time and at signals / the end
     checkpoint_every_minutes: float | None = 10.0  # ours
@@ -86,29 +89,20 @@ class PretrainConfig:
     def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":
         if not isinstance(d, dict):
             raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+        check_known(cls, d, where)
         kw: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 continue
             v = d[f.name]
-            if f.name == "optim":
-                kw[f.name] = _nested(OptimConfig, v, f"{where}.optim")
-            elif f.name == "moco":
-                kw[f.name] = _nested(MocoConfig, v, f"{where}.moco")
-            elif f.name == "byol":
-                kw[f.name] = _nested(ByolConfig, v, f"{where}.byol")
+            if f.name in NESTED:
+                kw[f.name] = nested(NESTED[f.name], v, f"{where}.{f.name}")
             elif f.name == "head":
-                if not isinstance(v, (list, tuple)) or not v or not all(_is_int(x) and x > 0 for x in v):
+                if not isinstance(v, (list, tuple)) or not v or not all(is_int(x) and x > 0 for x in v):
                     raise StudyError(f"{where}.head: expected a list of positive integers, got {v!r}")
                 kw[f.name] = tuple(int(x) for x in v)
             elif f.name == "augment":
-                if v is not None and not isinstance(v, dict):
-                    raise StudyError(f"{where}.augment: expected a mapping, got {v!r}")
-                kw[f.name] = None if v is None else dict(v)
+                kw[f.name] = mapping_or_none(v, f"{where}.augment")
             else:
                 kw[f.name] = v
         cfg = cls(**kw)
@@ -129,23 +123,23 @@ class PretrainConfig:
             raise StudyError(METHODS.unknown_message(self.method, f"{where}.method"))
         if self.backbone not in BACKBONES:
             raise StudyError(BACKBONES.unknown_message(self.backbone, f"{where}.backbone"))
-        _positive_int(self.width, f"{where}.width")
+        positive_int(self.width, f"{where}.width")
         if self.size is not None:
-            _positive_int(self.size, f"{where}.size")
+            positive_int(self.size, f"{where}.size")
         if self.subset not in ("pretrain", "labeled"):
             raise bad("subset", f"expected 'pretrain' or 'labeled', got {self.subset!r}")
         if self.init_encoder is not None and not isinstance(self.init_encoder, str):
             raise bad("init_encoder", f"expected a path or null, got {self.init_encoder!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise bad("seed", f"expected an integer, got {self.seed!r}")
-        if not _is_num(self.epochs) or self.epochs < 0:
+        if not is_num(self.epochs) or self.epochs < 0:
             raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")
-        if self.steps is not None and (not _is_int(self.steps) or self.steps < 0):
+        if self.steps is not None and (not is_int(self.steps) or self.steps < 0):
             raise bad("steps", f"expected an integer >= 0 or null, got {self.steps!r}")
-        _positive_int(self.batch_size, f"{where}.batch_size")
-        if self.temperature is not None and (not _is_num(self.temperature) or self.temperature <= 0):
+        positive_int(self.batch_size, f"{where}.batch_size")
+        if self.temperature is not None and (not is_num(self.temperature) or self.temperature <= 0):
             raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
-        if self.num_workers is not None and (not _is_int(self.num_workers) or self.num_workers < 0):
+        if self.num_workers is not None and (not is_int(self.num_workers) or self.num_workers < 0):
             raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
@@ -154,14 +148,14 @@ class PretrainConfig:
         for key in ("channels_last", "sync_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
-        _positive_int(self.image_size, f"{where}.image_size")
+        positive_int(self.image_size, f"{where}.image_size")
         if self.checkpoint_every_steps is not None:
-            _positive_int(self.checkpoint_every_steps, f"{where}.checkpoint_every_steps")
+            positive_int(self.checkpoint_every_steps, f"{where}.checkpoint_every_steps")
         if self.checkpoint_every_minutes is not None and (
-            not _is_num(self.checkpoint_every_minutes) or self.checkpoint_every_minutes <= 0
+            not is_num(self.checkpoint_every_minutes) or self.checkpoint_every_minutes <= 0
         ):
             raise bad("checkpoint_every_minutes", f"expected a number > 0 or null, got {self.checkpoint_every_minutes!r}")
-        _positive_int(self.log_every_steps, f"{where}.log_every_steps")
+        positive_int(self.log_every_steps, f"{where}.log_every_steps")
         o = self.optim
         if o.name not in ("lars", "sgd", "adamw"):
             raise bad("optim.name", f"expected 'lars', 'sgd' or 'adamw', got {o.name!r}")
@@ -169,19 +163,19 @@ class PretrainConfig:
             raise bad("optim.lr_scaling", f"expected 'linear' or 'sqrt', got {o.lr_scaling!r}")
         for key in ("lr", "warmup_epochs", "final_lr_fraction", "weight_decay", "momentum", "trust_coefficient"):
             v = getattr(o, key)
-            if not _is_num(v) or v < 0:
+            if not is_num(v) or v < 0:
                 raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
-        if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(_is_num(b) for b in o.betas):
+        if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(is_num(b) for b in o.betas):
             raise bad("optim.betas", f"expected two numbers, got {o.betas!r}")
-        _positive_int(self.moco.queue_size, f"{where}.moco.queue_size")
-        _positive_int(self.moco.dim, f"{where}.moco.dim")
-        _positive_int(self.moco.hidden, f"{where}.moco.hidden")
-        if not _is_num(self.moco.momentum) or not 0 <= self.moco.momentum <= 1:
+        positive_int(self.moco.queue_size, f"{where}.moco.queue_size")
+        positive_int(self.moco.dim, f"{where}.moco.dim")
+        positive_int(self.moco.hidden, f"{where}.moco.hidden")
+        if not is_num(self.moco.momentum) or not 0 <= self.moco.momentum <= 1:
             raise bad("moco.momentum", f"expected a number in [0, 1], got {self.moco.momentum!r}")
-        if not _is_num(self.byol.tau_base) or not 0 <= self.byol.tau_base <= 1:
+        if not is_num(self.byol.tau_base) or not 0 <= self.byol.tau_base <= 1:
             raise bad("byol.tau_base", f"expected a number in [0, 1], got {self.byol.tau_base!r}")
         for key in ("projector_hidden", "dim", "predictor_hidden"):
-            _positive_int(getattr(self.byol, key), f"{where}.byol.{key}")
+            positive_int(getattr(self.byol, key), f"{where}.byol.{key}")
         self.augment_config(where)  # validates the nested augmentation settings
 
     # ------------------------------------------------------------------ derived values
@@ -215,31 +209,3 @@ class PretrainConfig:
         for k in self.RUNTIME_KEYS:
             d.pop(k, None)
         return d
-
-
-def _nested(cls, v: Any, where: str):
-    if isinstance(v, cls):
-        return v
-    if not isinstance(v, dict):
-        raise StudyError(f"{where}: expected a mapping, got {v!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(v) - known)
-    if unknown:
-        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
-    v = dict(v)
-    if "betas" in v and isinstance(v["betas"], list):
-        v["betas"] = tuple(v["betas"])
-    return cls(**v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _positive_int(v: Any, key: str) -> None:
-    if not _is_int(v) or v <= 0:
-        raise StudyError(f"{key}: expected a positive integer, got {v!r}")

@@ -1,0 +1,51 @@
+"""Checks shared by the typed configs' `from_dict` (train, evaluate): each raises StudyError naming the key."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from study.errors import StudyError
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_num(v: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def positive_int(v: Any, key: str) -> None:
+    if not is_int(v) or v <= 0:
+        raise StudyError(f"{key}: expected a positive integer, got {v!r}")
+
+
+def check_known(cls: type, d: dict, where: str) -> None:
+    """Refuse keys that are not fields of the dataclass `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+
+
+def nested(cls: type, v: Any, where: str):
+    """A nested config section: an instance of `cls`, or a mapping of its fields (lists become tuples where the
+    field is a tuple)."""
+    if isinstance(v, cls):
+        return v
+    if not isinstance(v, dict):
+        raise StudyError(f"{where}: expected a mapping, got {v!r}")
+    check_known(cls, v, where)
+    v = dict(v)
+    for f in dataclasses.fields(cls):
+        if isinstance(v.get(f.name), list) and str(f.type).startswith("tuple"):
+            v[f.name] = tuple(v[f.name])
+    return cls(**v)
+
+
+def mapping_or_none(v: Any, where: str) -> dict | None:
+    if v is not None and not isinstance(v, dict):
+        raise StudyError(f"{where}: expected a mapping, got {v!r}")
+    return None if v is None else dict(v)
