@@ -4,20 +4,25 @@ Each job's hours = images it processes / (rate per GPU x GPUs) + a per-job overh
 per GPU per backbone and kind of work) and overheads come from the profile's `cost` section:
 
 - pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
-- finetune, scratch: images = epochs x labeled size (each size of the job) + test images; rate `finetune`
+- finetune, scratch: images = epochs x labeled size (each size of the job), or with `finetune.steps` (and no
+                   `epochs`) steps x batch per size; + test images; rate `finetune`
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
   plus `probe_min` per labeled size
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
-max_parallel_gpus) (stages run one after the other; within one, jobs share `max_parallel_gpus`); without
-`max_parallel_gpus` every job of a stage runs at once.
+max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after the other; within one, jobs share
+`max_parallel_gpus` GPUs and `max_parallel_jobs` slots); without either, every job of a stage runs at once.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from study.configfields import is_num
 from study.grids.jobs import Job
 from study.grids.profile import CostModel, Profile
 from study.grids.schema import Grid
+
+
+FINETUNE_BATCH = 256  # study.evaluate.finetune's default batch
 
 
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
@@ -49,10 +54,14 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         if not sizes:
             sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
         if protocol in ("finetune", "scratch"):
+            ft = sec.get("finetune") or {}
             epochs = sec.get("epochs")
-            if not isinstance(epochs, (int, float)) or isinstance(epochs, bool):
-                epochs = cost.finetune_epochs
-            images = float(epochs) * sum(sizes) + test
+            if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
+                images = float(ft["steps"]) * float(ft.get("batch_size") or FINETUNE_BATCH) * len(sizes) + test
+            else:
+                if not is_num(epochs):
+                    epochs = cost.finetune_epochs
+                images = float(epochs) * sum(sizes) + test
             seconds = images / (cost.rate(backbone, "finetune") * gpus)
         else:
             encoders = max(1, len(job.config.get("encoders") or []))
@@ -76,11 +85,12 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         st["longest_job_hours"] = max(st["longest_job_hours"], h)
         if h * 60 > job.resources.time_min:
             over_limit += 1
-    parallel = profile.max_parallel_gpus
+    parallel, slots = profile.max_parallel_gpus, profile.max_parallel_jobs
     wall = 0.0
     for st in stages.values():
         share = st["gpu_hours"] / parallel if parallel else 0.0
-        st["wall_hours"] = max(st["longest_job_hours"], share)
+        slot_share = st["job_hours"] / slots if slots else 0.0
+        st["wall_hours"] = max(st["longest_job_hours"], share, slot_share)
         wall += st["wall_hours"]
         for k in ("gpu_hours", "job_hours", "longest_job_hours", "wall_hours"):
             st[k] = round(st[k], 2)
@@ -92,6 +102,8 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), 2),
         "wall_hours": round(wall, 2),
         "max_parallel_gpus": parallel,
+        "max_parallel_jobs": slots,
+        "job_hours": round(sum(st["job_hours"] for st in stages.values()), 2),
         "per_stage": stages,
         "notes": sorted(notes),
     }

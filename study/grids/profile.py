@@ -83,6 +83,7 @@ class Profile:
     mem_per_node_gb: float | None = 480.0
     max_array_size: int = 1000
     max_parallel_gpus: int | None = None
+    max_parallel_jobs: int | None = None  # e.g. the local machine's cores, for CPU-only jobs' wall-time estimate
     setup: tuple[str, ...] = ()
     additional: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
@@ -99,7 +100,7 @@ class Profile:
 
 
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_node",
-                "mem_per_node", "max_array_size", "max_parallel_gpus", "setup", "additional", "stages", "cost")
+                "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup", "additional", "stages", "cost")
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "default_epochs", "finetune_epochs",
              "default_test_images")
 
@@ -165,6 +166,7 @@ def load_profile(path: str | Path | None) -> Profile:
         constraint=opt_str("constraint"),
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
+        max_parallel_jobs=opt_int("max_parallel_jobs", None),
         setup=tuple(setup), additional=dict(additional), stages=stages, stage_lines=stage_lines,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
     )

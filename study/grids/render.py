@@ -41,6 +41,11 @@ def _cell(key: str, v: Any) -> str:
     return str(v)
 
 
+def _hours(h: float) -> str:
+    """`1.5 h`, or minutes under an hour: `12 min`."""
+    return f"{h:,.1f} h" if h >= 1 else f"{round(h * 60)} min"
+
+
 def plan_table(plan: "Plan") -> str:
     rows = [list(TABLE_COLUMNS)]
     for j in plan.jobs:
@@ -56,12 +61,14 @@ def plan_table(plan: "Plan") -> str:
     lines.append(f"grid {plan.name}: {c['pretrain']} pretrain, {c['evaluate']} evaluate"
                  + (f" ({by})" if by else "") + f", {c['total']} jobs")
     e = plan.estimate
-    par = f"at most {e['max_parallel_gpus']} GPUs at once" if e["max_parallel_gpus"] else "unlimited parallel GPUs"
-    lines.append(f"estimate (profile {e['profile']}): {e['gpu_hours']:,.1f} GPU-hours, wall {e['wall_hours']:,.1f} h "
-                 f"with {par}")
+    limits = [f"at most {e['max_parallel_gpus']} GPUs" if e["max_parallel_gpus"] else "",
+              f"{e['max_parallel_jobs']} jobs" if e.get("max_parallel_jobs") else ""]
+    par = " and ".join(x for x in limits if x) + " at once" if any(limits) else "unlimited parallel jobs"
+    lines.append(f"estimate (profile {e['profile']}): {e['gpu_hours']:,.1f} GPU-hours, "
+                 f"{e.get('job_hours', 0.0):,.1f} job-hours, wall {_hours(e['wall_hours'])} with {par}")
     for stage, st in e["per_stage"].items():
         lines.append(f"  {stage}: {st['jobs']} jobs, {st['gpu_hours']:,.1f} GPU-hours, longest job "
-                     f"{st['longest_job_hours']:,.1f} h, wall {st['wall_hours']:,.1f} h")
+                     f"{_hours(st['longest_job_hours'])}, wall {_hours(st['wall_hours'])}")
     for note in e["notes"]:
         lines.append(f"  note: {note}")
     return "\n".join(lines) + "\n"
