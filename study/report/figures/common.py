@@ -117,3 +117,19 @@ def series_label(row: pd.Series, columns: list[str]) -> str:
 
 def nan_to_none(v):
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str = "mean",
+         order: list | None = None) -> pd.DataFrame:
+    """`data` pivoted for a paper-style table: one row per observed combination of `index` (in first-seen order;
+    never the cartesian product of its levels), one column per value of `columns` (`order` when given), NaN for a
+    missing cell. The index stays the frame's index."""
+    index = [index] if isinstance(index, str) else list(index)
+    out = data.pivot_table(index=index, columns=columns, values=values, aggfunc="first", dropna=False, sort=False)
+    keys = data[index].drop_duplicates()
+    out = out.reindex(pd.MultiIndex.from_frame(keys) if len(index) > 1 else pd.Index(keys[index[0]], name=index[0]))
+    if order is not None:
+        out = out.reindex(columns=order)
+    out.columns.name = None
+    return out
+

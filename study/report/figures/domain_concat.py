@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same
+from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same, wide
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -67,9 +67,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pair); columns: each role and the gain of concatenating over the better single."""
-    wide = data.pivot_table(index=["eval_dataset", "pair"], columns="role", values="mean", aggfunc="first",
-                            dropna=False, sort=False).reindex(columns=list(ROLES))
-    best = wide[["first encoder", "second encoder"]].max(axis=1, skipna=False)
-    wide["gain over better single"] = wide["concatenated"] - best
-    wide.columns.name = None
-    return wide.reset_index()
+    table = wide(data, ["eval_dataset", "pair"], "role", order=list(ROLES))
+    best = table[["first encoder", "second encoder"]].max(axis=1, skipna=False)
+    table["gain over better single"] = table["concatenated"] - best
+    return table.reset_index()

@@ -10,7 +10,7 @@ import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, pick_largest,
-                                         same, size_key)
+                                         same, size_key, wide)
 
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
@@ -96,7 +96,4 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (method,) pretraining dataset; columns: evaluation datasets."""
     index = ["method", "dataset"] if data["method"].nunique(dropna=False) > 1 else ["dataset"]
-    wide = data.pivot_table(index=index, columns="eval_dataset", values="mean", aggfunc="first", dropna=False,
-                            sort=False)
-    wide.columns.name = None
-    return wide.reset_index()
+    return wide(data, index, "eval_dataset").reset_index()

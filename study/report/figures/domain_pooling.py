@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same
+from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same, wide
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -71,7 +71,4 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: evaluation dataset; columns: each bar."""
-    wide = data.pivot_table(index="eval_dataset", columns="bar", values="mean", aggfunc="first", dropna=False,
-                            sort=False)
-    wide.columns.name = None
-    return wide.reset_index()
+    return wide(data, "eval_dataset", "bar").reset_index()

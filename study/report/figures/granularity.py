@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, levels_order, series_label, varying
+from study.report.figures.common import NoData, cells, clean, levels_order, series_label, varying, wide
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
@@ -56,7 +56,4 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, line); columns: levels coarse -> fine."""
     levels = list(dict.fromkeys(data.sort_values("level_index")["level"]))
-    wide = data.pivot_table(index=["eval_dataset", "line"], columns="level", values="mean", aggfunc="first",
-                            dropna=False, sort=False).reindex(columns=levels)
-    wide.columns.name = None
-    return wide.reset_index()
+    return wide(data, ["eval_dataset", "line"], "level", order=levels).reset_index()

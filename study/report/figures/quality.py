@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, fmt_size, pick_largest, same
+from study.report.figures.common import NoData, cells, fmt_size, pick_largest, same, wide
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining"
@@ -69,9 +69,6 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method."""
-    wide = data.assign(size=data["size"].map(fmt_size)).pivot_table(
-        index=["eval_dataset", "dataset", "size", "corruption"], columns="method", values="delta", aggfunc="first",
-        dropna=False, sort=False)
-    wide = wide.reindex(columns=sorted(wide.columns, key=_method_key))
-    wide.columns.name = None
-    return wide.reset_index()
+    methods = sorted(data["method"].dropna().unique(), key=_method_key)
+    return wide(data.assign(size=data["size"].map(fmt_size)), ["eval_dataset", "dataset", "size", "corruption"],
+                "method", values="delta", order=methods).reset_index()

@@ -1,6 +1,7 @@
-"""`quantity`: top-1 against the number of labeled images (log x), one line per pretraining size, a panel per
-evaluation dataset (rows) and protocol (columns: linear probe, fine-tuning), supervised-from-scratch on the same
-labeled subsets as the reference line; error bars are the standard deviation over seeds."""
+"""`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
+method, dataset and size; cross-domain and pooled pretraining are the domain figures'), a panel per evaluation
+dataset (rows) and protocol (columns: linear probe, fine-tuning), supervised-from-scratch on the same labeled
+subsets as the reference line; error bars are the standard deviation over seeds."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, expected_rows, fmt_size, series_label, varying
+from study.report.figures.common import NoData, cells, clean, expected_rows, fmt_size, series_label, varying, wide
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
@@ -36,8 +37,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
     cell = cells(table)
     main = _line_rows(cell, expected)
+    main = main[main["dataset"].astype(object).eq(main["eval_dataset"])]  # in-domain; the rest: domain_*
     if main.empty:
-        raise NoData("no linear-probe or fine-tuning top-1 results in this grid")
+        raise NoData("no in-domain linear-probe or fine-tuning top-1 results in this grid")
     scratch = clean(cell[cell["protocol"] == "scratch"])
     evals = sorted(main["eval_dataset"].dropna().unique())
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
@@ -59,23 +61,31 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 rows = sub
                 for k in LINE_KEYS:
                     rows = rows[rows[k].astype(object).eq(line[k]) | (rows[k].isna() & pd.isna(line[k]))]
-                rows = rows[rows["labeled_size"].notna()] if "labeled_size" in rows else rows
-                if rows.empty and sub.empty:
+                if rows.empty:  # neither a result nor a planned job of this line in this panel
                     continue
-                pts = pd.DataFrame({"labeled_size": panel_sizes}).merge(
-                    rows[["labeled_size", "mean", "std", "count"]], on="labeled_size", how="left")
+                rows = rows[rows["labeled_size"].notna()] if "labeled_size" in rows else rows
+                if rows["mean"].notna().any():  # the line's own labeled sizes
+                    pts = rows[["labeled_size", "mean", "std", "count"]].sort_values("labeled_size")
+                else:  # planned, nothing done yet: a missing cell at every size of the panel
+                    pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
+                                        "count": 0})
                 i = labels.index(line["line"])
-                ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),
-                            yerr=pts["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
+                drawn = pts[pts["mean"].notna()]
+                ax.errorbar(drawn["labeled_size"].astype(float), drawn["mean"].astype(float),
+                            yerr=drawn["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
                 for _, p in pts.iterrows():
                     points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
                                    "method": line["method"], "dataset": line["dataset"], "size": line["size"],
                                    "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
                                    "count": 0 if pd.isna(p["count"]) else int(p["count"])})
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
+            if sub.empty and ref.empty:
+                ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
+                ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
             if not ref.empty:
-                ref_pts = pd.DataFrame({"labeled_size": panel_sizes}).merge(
-                    ref[["labeled_size", "mean", "std", "count"]], on="labeled_size", how="left")
+                ref_pts = ref[["labeled_size", "mean", "std", "count"]]
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
                             yerr=ref_pts["std"].astype(float), label=SCRATCH, **style.REFERENCE)
                 for _, p in ref_pts.iterrows():
@@ -103,7 +113,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                          "labeled_size", "mean", "std", "count"])
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
-                             "error bars: standard deviation over seeds; gaps are missing cells.")
+                             "error bars: standard deviation over seeds; a missing cell is an empty cell of the table "
+                             "(and a row of missing.csv).")
     return fig, data
 
 
@@ -111,8 +122,4 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows (evaluation dataset, protocol, line), one column per labeled size."""
     t = data.assign(labeled=data["labeled_size"].map(fmt_size))
     order = list(dict.fromkeys(t.sort_values("labeled_size")["labeled"]))
-    wide = t.pivot_table(index=["eval_dataset", "protocol", "line"], columns="labeled", values="mean",
-                         aggfunc="first", dropna=False, sort=False)
-    wide = wide.reindex(columns=[o for o in order if o in wide.columns])
-    wide.columns.name = None
-    return wide.reset_index()
+    return wide(t, ["eval_dataset", "protocol", "line"], "labeled", order=order).reset_index()
