@@ -4,8 +4,9 @@
 antialiased crop+resize with PIL -> uint8 3 x S x S tensors, one per view.
 `batch(views, generator)` runs after collation on the training device: colour jitter (its four parts in a random
 order per image, as SimCLR/torchvision), grayscale, Gaussian blur, solarize and normalisation, all random draws
-from `generator`. On CUDA the batch is processed at once (masks select the images an operation applies to); on
-CPU image by image, so that each image stays in cache, with the same definitions.
+from `generator`. On CUDA, and on CPU for small images (<= CPU_BATCHED_MAX_PIXELS, where per-call overhead
+dominates), the batch is processed at once (masks select the images an operation applies to); larger images on
+CPU go image by image, so that each image stays in cache, with the same definitions.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from study.train.augment.config import AugmentConfig
 # Columns of the per-image uniform draws of `batch` (one row per image, per view, in this order).
 U_JITTER, U_BRIGHT, U_CONTRAST, U_SAT, U_HUE, U_GRAY, U_BLUR, U_SIGMA, U_SOLAR, U_ORDER = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 N_UNIFORMS = 13  # U_ORDER..U_ORDER+3: argsort gives a uniformly random order of the four jitter parts
+# On CPU, batches of images up to this many pixels (40 x 40) take the batched path: at 28 px it is 2.8x faster
+# than the per-image path (one core), at 64 px it is 1.9x slower (benchmarks/augment_bench.py's machine).
+CPU_BATCHED_MAX_PIXELS = 40 * 40
 JITTER_OPS = (photometric.brightness, photometric.contrast, photometric.saturation, photometric.hue)
 
 
@@ -85,7 +89,7 @@ class Augment:
         out = []
         for view, x in enumerate(views):
             p = {k: v.to(x.device) for k, v in self.draw(x.shape[0], view, generator).items()}
-            if x.device.type == "cpu":
+            if x.device.type == "cpu" and x.shape[-1] * x.shape[-2] > CPU_BATCHED_MAX_PIXELS:
                 out.append(self._per_image(x, p, view))
             else:
                 out.append(self._batched(x, p, view))
