@@ -2,23 +2,44 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from study.quickstart.pipeline import SCALES, run
+from study.quickstart.pipeline import Options, run
+from study.quickstart.scale import SCALES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="prepare the miniature study: Fashion-MNIST and MNIST digits, manifests, plan")
-    p.add_argument("--grid", default="grids/quickstart.yaml")
-    p.add_argument("--scale", choices=sorted(SCALES), default="full")
-    p.add_argument("--data", default="data/quickstart", help="where the PNG trees are written")
-    p.add_argument("--manifests", default="data/quickstart/manifests", help="where its manifests are frozen")
+    p = sub.add_parser(
+        "quickstart", help="the miniature study on Fashion-MNIST and MNIST digits: data, manifests, jobs, report",
+        description="Write Fashion-MNIST (Debian's dataset-fashion-mnist, or --fashion-mnist DIR) and MNIST digits "
+                    "as PNG trees, freeze their manifests, plan grids/quickstart.yaml, run every job here "
+                    "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
+                    "what is missing.")
+    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"))
+    p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"),
+                   help="the profile `study plan` and `study submit` get (resources and the cost model)")
+    p.add_argument("--scale", choices=sorted(SCALES), default="full",
+                   help="full: the README's run; tiny: the same grid on a few hundred images (the tests')")
+    p.add_argument("--data", type=Path, default=None, help="where the PNG trees are written (default: "
+                   "data/quickstart, or data/quickstart-SCALE)")
+    p.add_argument("--manifests", type=Path, default=None, help="where its manifests are frozen (default: "
+                   "DATA/manifests)")
+    p.add_argument("--workdir", type=Path, default=None, help="job folders, results, ledgers (default: "
+                   "runs/quickstart, or runs/quickstart-SCALE)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/quickstart, "
+                   "or reports/quickstart-SCALE)")
     p.add_argument("--fashion-mnist", default=None, help="a folder holding the four Fashion-MNIST IDX .gz files")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: one "
+                   "per core)")
+    p.add_argument("--prepare-only", action="store_true", help="stop after the plan: data and manifests only")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    os.environ["STUDY_MANIFESTS"] = args.manifests
-    run(Path(args.grid), Path(args.data), SCALES[args.scale], args.fashion_mnist)
+    scale = SCALES[args.scale]
+    name = "quickstart" if scale.is_full else f"quickstart-{scale.name}"
+    data = args.data or Path("data") / name
+    run(Options(grid=args.grid, profile=args.profile, data=data, manifests=args.manifests or data / "manifests",
+                workdir=args.workdir or Path("runs") / name, report=args.out or Path("reports") / name, scale=scale,
+                fashion_mnist=args.fashion_mnist, workers=args.workers, prepare_only=args.prepare_only))
     return 0

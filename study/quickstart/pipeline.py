@@ -1,11 +1,13 @@
 """The quickstart, step by step, through the same commands a cluster user types.
 
-data (PNG trees) -> `study manifest build/pool/corrupt` -> `study plan` (every manifest checked).
-Each step is idempotent, so a rerun after a kill finishes what is missing. The launcher and evaluation steps
-(`study submit --cluster local`, `study report`) join this sequence once those parts exist (issues 3 and 4).
+data (PNG trees) -> `study manifest build/pool/corrupt` -> `study plan` (every manifest checked) ->
+`study submit --cluster local` -> `study report`. Each step is idempotent, so a rerun after a kill finishes what
+is missing: finished jobs are skipped, interrupted ones resume from their checkpoints.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -13,35 +15,41 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.quickstart import export, fashion_mnist
+from study.quickstart.scale import (
+    DIGITS_LABELED,
+    DIGITS_SIZES,
+    FMNIST_LABELED,
+    FMNIST_SIZES,
+    POOL_EACH,
+    Scale,
+    write_scaled_grid,
+)
+
+CORRUPTIONS = ("downsample:factor=2", "downsample:factor=4", "jpeg:quality=10", "salt_pepper:fraction=0.1")
 
 
 @dataclass(frozen=True)
-class Scale:
-    """How much of the data the quickstart uses. `full` is the README's run; `tiny` is the end-to-end test's."""
+class Options:
+    grid: Path  # grids/quickstart.yaml
+    profile: Path  # grids/profiles/local.yaml
+    data: Path  # PNG trees (and the rescaled grid of a smaller scale)
+    manifests: Path
+    workdir: Path  # job folders, results, ledgers
+    report: Path  # the report folder
+    scale: Scale
+    fashion_mnist: str | None = None  # a folder of IDX files; None = the Debian package's
+    workers: int | None = None  # local workers; None = one per core
+    prepare_only: bool = False  # stop after `study plan`
 
-    fmnist_train_per_class: int | None  # None: all 6,000 per class
-    fmnist_test_per_class: int | None
-    digits_train_per_class: int
-    digits_test_per_class: int
-    fmnist_sizes: str  # nested pretraining subsets (the paper's 50k..1M ratios)
-    fmnist_labeled: str
-    digits_sizes: str
-    digits_labeled: str
-    pool_each: str  # the pooled set takes this many images of each domain
 
-
-SCALES = {
-    "full": Scale(None, None, 400, 100, "3k,7.5k,15k,30k,60k", "100,300,1k,3k,10k", "1.5k,3k,4k", "100,300,1k,3k",
-                  "1.5k"),
-    "tiny": Scale(40, 10, 20, 10, "40,100,200,400", "20,50,100,200", "40,100,200", "20,50,100", "20"),
-}
-CORRUPTIONS = ("downsample:factor=2", "downsample:factor=4", "jpeg:quality=10", "salt_pepper:fraction=0.1")
+def _log(msg: str) -> None:
+    print(f"[quickstart] {msg}", file=sys.stderr, flush=True)
 
 
 def _study(*argv: str) -> None:
     from study.cli import main
 
-    print(f"[quickstart] $ study {' '.join(argv)}", file=sys.stderr)
+    _log(f"$ study {' '.join(argv)}")
     code = main(list(argv))
     if code:
         raise StudyError(f"`study {' '.join(argv)}` failed with exit code {code}")
@@ -53,30 +61,48 @@ def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
 
     fm, dg = data / "fashion-mnist", data / "mnist"
     for name, root, split, sizes, labeled, extra in (
-        ("qs_fmnist_train", fm, "train", scale.fmnist_sizes, scale.fmnist_labeled,
-         ["--taxonomy", str(fm / "taxonomy.csv")]),
+        ("qs_fmnist_train", fm, "train", FMNIST_SIZES, FMNIST_LABELED, ["--taxonomy", str(fm / "taxonomy.csv")]),
         ("qs_fmnist_test", fm, "test", None, None, ["--taxonomy", str(fm / "taxonomy.csv")]),
-        ("qs_mnist_train", dg, "train", scale.digits_sizes, scale.digits_labeled, []),
+        ("qs_mnist_train", dg, "train", DIGITS_SIZES, DIGITS_LABELED, []),
         ("qs_mnist_test", dg, "test", None, None, []),
     ):
         argv = ["manifest", "build", "--dataset", "imagefolder", "--root", str(root / split), "--split", split,
                 "--name", name, "--seed", str(seed), *extra]
         if sizes:
-            argv += ["--sizes", sizes, "--labeled-sizes", labeled]
+            argv += ["--sizes", scale.manifest_sizes(sizes), "--labeled-sizes", scale.manifest_sizes(labeled, True)]
         _study(*argv)
-    _study("manifest", "pool", "qs_fmnist+mnist_train", "--from", f"qs_fmnist_train:{scale.pool_each}",
-           "--from", f"qs_mnist_train:{scale.pool_each}")
+    each = scale.manifest_sizes((POOL_EACH,))
+    _study("manifest", "pool", "qs_fmnist+mnist_train", "--from", f"qs_fmnist_train:{each}",
+           "--from", f"qs_mnist_train:{each}")
     for spec in CORRUPTIONS:
         _study("manifest", "corrupt", corrupted_manifest("qs_fmnist_train", spec), "--base", "qs_fmnist_train",
                "--corruption", spec)
 
 
-def run(grid: Path, data: Path, scale: Scale, idx_dir: str | None = None) -> None:
-    """Prepare the quickstart's data and manifests, then plan its grid with every check on."""
+def _counts(tree: Path) -> tuple[int, int]:
+    counts = json.loads((tree / export.COMPLETE).read_text())["counts"]
+    return counts["train"], counts["test"]
+
+
+def run(opts: Options) -> None:
+    """Data, manifests and plan; then (unless `prepare_only`) every job here, and the report."""
     t0 = time.monotonic()
-    idx = fashion_mnist.locate(idx_dir)
-    export.export_fashion_mnist(data, idx, scale.fmnist_train_per_class, scale.fmnist_test_per_class)
-    export.export_digits(data, scale.digits_train_per_class, scale.digits_test_per_class)
-    build_manifests(data, scale)
-    _study("plan", str(grid))
-    print(f"[quickstart] data, manifests and plan ready in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    os.environ["STUDY_MANIFESTS"] = str(opts.manifests.resolve())  # the local workers inherit it
+    idx = fashion_mnist.locate(opts.fashion_mnist)
+    fm = export.export_fashion_mnist(opts.data, idx, opts.scale.fmnist_train_per_class,
+                                     opts.scale.fmnist_test_per_class)
+    dg = export.export_digits(opts.data, opts.scale.digits_train_per_class, opts.scale.digits_test_per_class)
+    build_manifests(opts.data, opts.scale)
+    grid = write_scaled_grid(opts.grid, opts.scale, {"fmnist": _counts(fm), "mnist": _counts(dg)},
+                             opts.data / f"{opts.grid.stem}-{opts.scale.name}.yaml")
+    _study("plan", str(grid), "--profile", str(opts.profile))
+    _log(f"data, manifests and plan ready in {time.monotonic() - t0:.0f} s")
+    if opts.prepare_only:
+        return
+    t1 = time.monotonic()
+    workers = ["--workers", str(opts.workers)] if opts.workers else []
+    _study("submit", str(grid), "--cluster", "local", "--profile", str(opts.profile), "--workdir", str(opts.workdir),
+           *workers)
+    _log(f"every job done in {time.monotonic() - t1:.0f} s")
+    _study("report", str(grid), "--workdir", str(opts.workdir), "--out", str(opts.report))
+    _log(f"the whole quickstart took {time.monotonic() - t0:.0f} s; report: {opts.report / 'index.html'}")
