@@ -87,3 +87,44 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
         code, out, err = run_cli(["submit", str(grid), "--cluster", cluster, "--workdir", str(env / "wd"), *args])
         assert code == 2 and expect in err, err
         assert not (env / "wd").exists()
+
+
+def test_sigterm_stops_the_workers_which_checkpoint_first(env):
+    """`kill <study submit>` must not leave orphan workers: they get SIGTERM, save a checkpoint, and exit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("termg", steps=100_000))  # far longer than the test waits
+    wd = env / "wd"
+    proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
+                             "--workdir", str(wd), "--workers", "1"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, worker = time.time() + 120, None
+        while time.time() < deadline and worker is None:
+            time.sleep(0.5)
+            if (wd / "ledgers" / "termg.jsonl").exists():
+                running = [e for e in _events(wd, "termg") if e["state"] == "running"]
+                worker = running[0] if running else None
+        assert worker is not None, "no job started"
+        ckpt = wd / "jobs" / worker["job"] / "checkpoint.pt"
+        while time.time() < deadline and not ckpt.exists():  # training is under way (a checkpoint every step)
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1)
+    proc_file = f"/proc/{worker['pid']}/status"
+    # the worker is not left running: gone, or a zombie (this sandbox's PID 1 does not reap re-parented children)
+    state = next((ln.split()[1] for ln in open(proc_file) if ln.startswith("State:")), "") \
+        if os.path.exists(proc_file) else "gone"
+    assert state in ("gone", "Z"), f"worker {worker['pid']} still alive (state {state})"
+    from study.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(ckpt)["step"] >= 1  # a rerun resumes from here
+    assert not (wd / "results" / f"{worker['job']}.json").exists()
