@@ -90,7 +90,7 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
 
 
 def test_sigterm_stops_the_workers_which_checkpoint_first(env):
-    """`kill <study submit>` must not leave orphan workers: they get SIGTERM, save a checkpoint, and exit."""
+    """`kill <study submit>` leaves no worker behind: each gets SIGTERM (it checkpoints), then SIGKILL."""
     import os
     import signal
     import subprocess
@@ -120,10 +120,10 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env):
             proc.kill()
     time.sleep(1)
     proc_file = f"/proc/{worker['pid']}/status"
-    # the worker is not left running: gone, or a zombie (this sandbox's PID 1 does not reap re-parented children)
+    # the worker is not left running (a zombie would mean nobody reaped it: this sandbox's PID 1 does not)
     state = next((ln.split()[1] for ln in open(proc_file) if ln.startswith("State:")), "") \
         if os.path.exists(proc_file) else "gone"
-    assert state in ("gone", "Z"), f"worker {worker['pid']} still alive (state {state})"
+    assert state == "gone", f"worker {worker['pid']} left behind (state {state})"
     from study.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(ckpt)["step"] >= 1  # a rerun resumes from here

@@ -151,8 +151,9 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         for r in running.values():
             try:
                 r.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # SIGTERM only checkpoints: training carries on until killed
                 r.proc.kill()
+                r.proc.wait()
         raise
     finally:
         if in_main_thread:
