@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 from study.errors import StudyError
 
@@ -49,3 +49,19 @@ def mapping_or_none(v: Any, where: str) -> dict | None:
     if v is not None and not isinstance(v, dict):
         raise StudyError(f"{where}: expected a mapping, got {v!r}")
     return None if v is None else dict(v)
+
+
+def build(cls: type, d: Any, where: str, parsers: dict[str, Callable[[Any, str], Any]]):
+    """`cls(**d)` validated: `d` must be a mapping of `cls`'s fields; each field named in `parsers` goes through
+    `parsers[name](value, "<where>.<name>")`, the rest as given; then `cfg.validate(where)`."""
+    if not isinstance(d, dict):
+        raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
+    check_known(cls, d, where)
+    kw = {}
+    for f in dataclasses.fields(cls):  # in field order, so the first bad field is the one reported
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = parsers[f.name](v, f"{where}.{f.name}") if f.name in parsers else v
+    cfg = cls(**kw)
+    cfg.validate(where)
+    return cfg

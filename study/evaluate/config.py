@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import check_known, is_int, is_num, mapping_or_none, nested, positive_int
+from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int
 from study.errors import StudyError
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
@@ -77,30 +77,7 @@ class EvalConfig:
     def from_dict(cls, d: dict[str, Any], where: str = "evaluate") -> "EvalConfig":
         if isinstance(d, EvalConfig):
             return d
-        if not isinstance(d, dict):
-            raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
-        check_known(cls, d, where)
-        kw: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in d:
-                continue
-            v = d[f.name]
-            if f.name in ("linear", "knn"):
-                kw[f.name] = nested(LinearConfig if f.name == "linear" else KnnConfig, v, f"{where}.{f.name}")
-            elif f.name == "labeled_sizes":
-                kw[f.name] = _sizes(v, f"{where}.labeled_sizes")
-            elif f.name == "levels":
-                if v is not None and (not isinstance(v, (list, tuple)) or not v
-                                      or not all(isinstance(x, str) and x for x in v)):
-                    raise StudyError(f"{where}.levels: expected a list of taxonomy column names, got {v!r}")
-                kw[f.name] = None if v is None else tuple(v)
-            elif f.name in ("augment", "finetune"):
-                kw[f.name] = mapping_or_none(v, f"{where}.{f.name}")
-            else:
-                kw[f.name] = v
-        cfg = cls(**kw)
-        cfg.validate(where)
-        return cfg
+        return build(cls, d, where, PARSERS)
 
     def validate(self, where: str = "evaluate") -> None:
         def bad(key: str, why: str) -> StudyError:
@@ -185,6 +162,12 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _levels(v: Any, where: str) -> tuple[str, ...] | None:
+    if v is not None and (not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) and x for x in v)):
+        raise StudyError(f"{where}: expected a list of taxonomy column names, got {v!r}")
+    return None if v is None else tuple(v)
+
+
 def _sizes(v: Any, where: str) -> tuple:
     if is_int(v) or v == "all":
         v = [v]
@@ -194,3 +177,14 @@ def _sizes(v: Any, where: str) -> tuple:
         if not (x == "all" or (is_int(x) and x > 0)):
             raise StudyError(f"{where}: expected a positive integer or 'all', got {x!r}")
     return tuple(v)
+
+
+PARSERS = {  # EvalConfig fields that need more than the value as given
+    "linear": lambda v, where: nested(LinearConfig, v, where),
+    "knn": lambda v, where: nested(KnnConfig, v, where),
+    "labeled_sizes": _sizes,
+    "levels": _levels,
+    "augment": mapping_or_none,
+    "finetune": mapping_or_none,
+}
+

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import check_known, is_int, is_num, mapping_or_none, nested, positive_int
+from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int
 from study.errors import StudyError
 
 METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
@@ -48,7 +48,19 @@ class ByolConfig:
     predictor_hidden: int = 4096  # BYOL
 
 
-NESTED = {"optim": OptimConfig, "moco": MocoConfig, "byol": ByolConfig}
+def _head(v: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)) or not v or not all(is_int(x) and x > 0 for x in v):
+        raise StudyError(f"{where}: expected a list of positive integers, got {v!r}")
+    return tuple(int(x) for x in v)
+
+
+PARSERS = {  # PretrainConfig fields that need more than the value as given
+    "optim": lambda v, where: nested(OptimConfig, v, where),
+    "moco": lambda v, where: nested(MocoConfig, v, where),
+    "byol": lambda v, where: nested(ByolConfig, v, where),
+    "head": _head,
+    "augment": mapping_or_none,
+}
 
 
 @dataclass(frozen=True)
@@ -87,27 +99,7 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":
-        if not isinstance(d, dict):
-            raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
-        check_known(cls, d, where)
-        kw: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in d:
-                continue
-            v = d[f.name]
-            if f.name in NESTED:
-                kw[f.name] = nested(NESTED[f.name], v, f"{where}.{f.name}")
-            elif f.name == "head":
-                if not isinstance(v, (list, tuple)) or not v or not all(is_int(x) and x > 0 for x in v):
-                    raise StudyError(f"{where}.head: expected a list of positive integers, got {v!r}")
-                kw[f.name] = tuple(int(x) for x in v)
-            elif f.name == "augment":
-                kw[f.name] = mapping_or_none(v, f"{where}.augment")
-            else:
-                kw[f.name] = v
-        cfg = cls(**kw)
-        cfg.validate(where)
-        return cfg
+        return build(cls, d, where, PARSERS)
 
     def validate(self, where: str = "pretrain") -> None:
         """Raise StudyError naming the first invalid key."""
