@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any, Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -151,6 +152,7 @@ class ViewDataset(torch.utils.data.Dataset):
 
 
 def collate_views(items):
+    """(views, labels): one uint8 B x 3 x S x S tensor per view, and the labels."""
     views = [torch.stack([it[0][v] for it in items]) for v in range(len(items[0][0]))]
     labels = torch.tensor([it[1] for it in items], dtype=torch.long)
     return views, labels
@@ -217,6 +219,7 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # a worker is one core's share; OpenCV's own pool would oversubscribe the node
 
 
 def steps_per_epoch(n: int, global_batch: int) -> int:

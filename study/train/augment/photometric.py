@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 LUMA = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 BLUR_TAIL = 1e-4  # taps lighter than this fraction of the centre tap are skipped on the per-image CPU path
-# (the skipped taps hold < 1.5e-4 of the kernel's mass per pass: both passes move a pixel < 0.08 uint8 level)
+# (photometric_cv; the skipped taps hold < 1.5e-4 of the kernel's mass per pass: both passes move a pixel
+# < 0.08 uint8 level)
 
 
 def gray(x: torch.Tensor) -> torch.Tensor:
@@ -77,8 +78,6 @@ def blur(x: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
     n, c, hgt, wid = x.shape
     w = gaussian_kernel(sigma, size).to(x.dtype)
     pad = size // 2
-    if x.device.type == "cpu" and n == 1:
-        return _blur_shift_add(x, w[0], pad)
     xp = F.pad(x.reshape(1, n * c, hgt, wid), (pad, pad, pad, pad), mode="reflect")
     wk = w.repeat_interleave(c, 0)
     xp = F.conv2d(xp, wk.view(n * c, 1, 1, size), groups=n * c)
@@ -86,28 +85,6 @@ def blur(x: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tensor:
     return xp.view(n, c, hgt, wid)
 
 
-def _blur_shift_add(x: torch.Tensor, w: torch.Tensor, pad: int) -> torch.Tensor:
-    """One image on CPU: the separable convolution as a sum of shifted copies (in cache, no im2col), skipping
-    the taps whose weight is below BLUR_TAIL x the centre's (< 1.5e-4 of the kernel's mass for any sigma <= 2)."""
-    wl = w.tolist()
-    centre = wl[pad]
-    r = pad
-    while r > 0 and wl[pad - r] < BLUR_TAIL * centre:
-        r -= 1
-    if r == 0:
-        return x
-    _, _, hgt, wid = x.shape
-    xp = F.pad(x, (r, r, r, r), mode="reflect")[0]  # c x (H + 2r) x (W + 2r)
-    taps = [(k, wl[pad - r + k]) for k in range(2 * r + 1)]
-    rows = xp[:, :, 0:wid] * taps[0][1]
-    for k, wk in taps[1:]:
-        rows.add_(xp[:, :, k:k + wid], alpha=wk)
-    out = rows[:, 0:hgt] * taps[0][1]
-    for k, wk in taps[1:]:
-        out.add_(rows[:, k:k + hgt], alpha=wk)
-    return out.unsqueeze(0)
-
-
 def blur_radius(sigma: float, size: int) -> int:
-    """The radius `_blur_shift_add` uses for `sigma` (for the record and the tests)."""
+    """The radius of the truncated kernel the per-image CPU path (photometric_cv) uses for `sigma`."""
     return min(size // 2, int(math.floor(sigma * math.sqrt(-2 * math.log(BLUR_TAIL)))))

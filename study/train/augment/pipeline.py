@@ -1,12 +1,12 @@
 """`Augment`: the two halves of an augmentation.
 
-`sample(img, rng)` runs per image in loader workers: crop boxes and flips from a numpy rng, (draft) decode, an
-antialiased crop+resize with PIL -> uint8 3 x S x S tensors, one per view.
+`sample(img, rng)` runs per image in loader workers: crop boxes and flips from a numpy rng, decode (reduced when
+every crop allows it), an antialiased crop+resize -> uint8 3 x S x S tensors, one per view (geometric.py).
 `batch(views, generator)` runs after collation on the training device: colour jitter (its four parts in a random
 order per image, as SimCLR/torchvision), grayscale, Gaussian blur, solarize and normalisation, all random draws
 from `generator`. On CUDA, and on CPU for small images (<= CPU_BATCHED_MAX_PIXELS, where per-call overhead
-dominates), the batch is processed at once (masks select the images an operation applies to); larger images on
-CPU go image by image, so that each image stays in cache, with the same definitions.
+dominates), the batch is processed at once with torch (photometric.py; masks select the images an operation
+applies to); larger images on CPU go image by image through OpenCV (photometric_cv.py), with the same definitions.
 """
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from study.train.augment import geometric, photometric
+from study.train.augment import geometric, photometric, photometric_cv
 from study.train.augment.config import AugmentConfig
+from study.train.augment.photometric_cv import ColourImage
 
 # Columns of the per-image uniform draws of `batch` (one row per image, per view, in this order).
 U_JITTER, U_BRIGHT, U_CONTRAST, U_SAT, U_HUE, U_GRAY, U_BLUR, U_SIGMA, U_SOLAR, U_ORDER = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 N_UNIFORMS = 13  # U_ORDER..U_ORDER+3: argsort gives a uniformly random order of the four jitter parts
-# On CPU, batches of images up to this many pixels (40 x 40) take the batched path: at 28 px it is 2.8x faster
-# than the per-image path (one core), at 64 px it is 1.9x slower (benchmarks/augment_bench.py's machine).
-CPU_BATCHED_MAX_PIXELS = 40 * 40
+# On CPU, batches of images up to this many pixels take the batched path: at 28-32 px it costs what the
+# per-image OpenCV path costs on one thread (~160 us per image, mostly per-call overhead) and gains from torch's
+# intra-op threads; at 40 px it is 2x slower, at 64 px 5x (benchmarks/augment_bench.py's machine).
+CPU_BATCHED_MAX_PIXELS = 32 * 32
 JITTER_OPS = (photometric.brightness, photometric.contrast, photometric.saturation, photometric.hue)
 
 
@@ -62,8 +64,8 @@ class Augment:
         """uint8 3 x S x S views of one image (geometric work only)."""
         width, height = img.size
         drawn = self.sample_boxes(width, height, rng)
-        img, boxes = geometric.decode_for_boxes(img, [b for b, _ in drawn], self.size, self.cfg.jpeg_draft)
-        return tuple(geometric.crop_resize(img, box, self.size, flip, self.cfg.interpolation)
+        arr, boxes = geometric.decode_for_boxes(img, [b for b, _ in drawn], self.size, self.cfg.jpeg_draft)
+        return tuple(geometric.crop_resize(arr, box, self.size, flip, self.cfg.interpolation)
                      for box, (_, flip) in zip(boxes, drawn))
 
     # ------------------------------------------------------------------ per batch (training device)
@@ -106,30 +108,32 @@ class Augment:
         return torch.addcmul(shift, x.float(), scale) if u8 else x.mul_(scale).add_(shift)
 
     def _per_image(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
-        if not self._active(view):
-            return self._normalise(x, u8=True)
+        """CPU, one image at a time with OpenCV (photometric_cv); an image with no operation is only normalised."""
         cfg = self.cfg
         out = torch.empty(x.shape, dtype=torch.float32)
+        scale, shift = self._scale.view(3).numpy().astype(np.float64), self._shift.view(3).numpy().astype(np.float64)
         lists = {k: v.tolist() for k, v in p.items()}
         names = ("brightness", "contrast", "saturation", "hue")
+        active = self._active(view)
         for i in range(x.shape[0]):
-            jitter, gray_ = lists["jitter"][i], lists["gray"][i]
-            blur_, solar = lists["blur"][i] and cfg.blur_kernel >= 3, lists["solarize"][i]
+            jitter, gray_ = active and lists["jitter"][i], active and lists["gray"][i]
+            blur_ = active and lists["blur"][i] and cfg.blur_kernel >= 3
+            solar = active and lists["solarize"][i]
             if not (jitter or gray_ or blur_ or solar):
                 out[i:i + 1] = self._normalise(x[i:i + 1], u8=True)
                 continue
-            y = x[i:i + 1].float().mul_(1 / 255)
+            img = ColourImage.from_planes(x[i].numpy())
             if jitter:
                 for op in lists["order"][i]:
                     if self.jitter_ranges[op] is not None:
-                        y = JITTER_OPS[op](y, lists[names[op]][i])
+                        photometric_cv.JITTER[op](img, lists[names[op]][i])
             if gray_:
-                y = photometric.grayscale(y)
+                img.grayscale()
             if blur_:
-                y = photometric.blur(y, p["sigma"][i:i + 1], cfg.blur_kernel)
+                img.blur(lists["sigma"][i], cfg.blur_kernel)
             if solar:
-                y = photometric.solarize(y, cfg.solarize_threshold)
-            out[i:i + 1] = self._normalise(y, u8=False)
+                img.solarize(cfg.solarize_threshold)
+            img.normalised_into(out[i], scale, shift)
         return out
 
     def _batched(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
