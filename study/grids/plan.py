@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.counts import format_count
 from study.errors import StudyError
 from study.grids.cost import estimate
 from study.grids.expand import expand_points
 from study.grids.jobs import Job, build_jobs, corruption_slug
 from study.grids.profile import Profile, load_profile
 from study.grids.schema import Grid, load_grid
-from study.grids.values import format_count
 from study.hashing import canonical_json
 
 
@@ -102,14 +102,11 @@ def check_names(plan: Plan) -> list[str]:
     problems: list[str] = []
     grid = plan.grid
     methods = dict.fromkeys(j.axes["method"] for j in plan.jobs if j.stage == "pretrain")
-    try:
-        from study.train.methods import METHODS
-    except ImportError:
-        METHODS = None
-    if METHODS is not None:
-        for m in methods:
-            if m not in METHODS:
-                problems.append(METHODS.unknown_message(m, _line_of_value(grid, "method", m)))
+    from study.train.methods import METHODS
+
+    for m in methods:
+        if m not in METHODS:
+            problems.append(METHODS.unknown_message(m, _line_of_value(grid, "method", m)))
     for spec in dict.fromkeys(j.axes["corruption"] for j in plan.jobs if j.stage == "pretrain"):
         if spec and spec != "none":
             try:
@@ -129,19 +126,10 @@ def _describe(job: Job) -> str:
 def check_sections(plan: Plan) -> list[str]:
     """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached)."""
     problems: list[str] = []
-    validators: dict[str, Any] = {}
-    try:
-        from study.train import PretrainConfig
+    from study.evaluate import EvalConfig
+    from study.train import PretrainConfig
 
-        validators["pretrain"] = PretrainConfig.from_dict
-    except ImportError:
-        pass
-    try:
-        from study.evaluate import EvalConfig
-
-        validators["evaluate"] = EvalConfig.from_dict
-    except ImportError:
-        pass
+    validators: dict[str, Any] = {"pretrain": PretrainConfig.from_dict, "evaluate": EvalConfig.from_dict}
     seen: set[str] = set()
     lines = plan.grid.lines
     for job in plan.jobs:
@@ -164,13 +152,8 @@ def check_sections(plan: Plan) -> list[str]:
 
 
 def _manifest_exists(name: str) -> bool:
-    try:
-        from study.manifests import manifest_exists
-    except ImportError:
-        from study.paths import manifests_dir
+    from study.manifests import manifest_exists
 
-        d = manifests_dir()
-        return (d / f"{name}.parquet").exists() and (d / f"{name}.json").exists()
     return bool(manifest_exists(name))
 
 

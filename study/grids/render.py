@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from study.counts import format_count
 from study.grids.schema import AXES
-from study.grids.values import format_count
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.counts import parse_count
 from study.errors import StudyError
-from study.grids.values import parse_count
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 
 PRETRAIN_AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")
@@ -140,10 +140,8 @@ def canonical_corruption(text: str) -> str:
     """The canonical spelling of a corruption spec (`jpeg` -> `jpeg:quality=10`), so that two spellings of one
     corruption make one job. ValueError naming the closest corruption for an unknown one."""
     if text not in _CANONICAL:
-        try:
-            from study.corruptions import parse_corruption
-        except ImportError:  # study.corruptions not there: keep the spelling as written
-            return text
+        from study.corruptions import parse_corruption
+
         try:
             _CANONICAL[text] = str(parse_corruption(text))
         except StudyError as e:

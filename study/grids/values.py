@@ -1,40 +1,8 @@
-"""Spellings of counts (`50k`, `1M`), durations (`72h`, `1-12:00:00`) and memory (`64G`) in grids and profiles."""
+"""Spellings of durations (`72h`, `1-12:00:00`) and memory (`64G`) in grids and profiles (counts: study.counts)."""
 from __future__ import annotations
 
 import re
 from typing import Any
-
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
-_MULT = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000}
-
-
-def parse_count(v: Any) -> int:
-    """`50000`, `"50k"`, `"1M"`, `"1.5M"` -> int. ValueError otherwise (bools and non-integers included)."""
-    if isinstance(v, bool):
-        raise ValueError(f"expected a count such as 50000, 50k or 1M, got {v!r}")
-    if isinstance(v, int):
-        if v < 0:
-            raise ValueError(f"expected a count >= 0, got {v!r}")
-        return v
-    if isinstance(v, str):
-        m = _COUNT.match(v)
-        if m:
-            value = float(m.group(1)) * _MULT[m.group(2)]
-            if value == int(value):
-                return int(value)
-    raise ValueError(f"expected a count such as 50000, 50k or 1M, got {v!r}")
-
-
-def format_count(n: int | None) -> str:
-    """The short spelling: 1000000 -> `1M`, 125000 -> `125k`, 1234 -> `1234`."""
-    if n is None:
-        return "-"
-    if n >= 1_000_000 and n % 100_000 == 0:
-        return f"{n / 1_000_000:g}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
-
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _CLOCK = re.compile(r"^\s*(?:(\d+)-)?(\d+):(\d+)(?::(\d+))?\s*$")

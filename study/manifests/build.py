@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from study.counts import format_count
 from study.datasets import ReaderOptions, read_dataset
 from study.datasets.base import Index
 from study.errors import StudyError
 from study.manifests.ranking import path_order, rank_rows
-from study.manifests.sizes import format_size
 from study.manifests.store import (
     check_name,
     finalise,
@@ -46,7 +46,7 @@ class BuildConfig:
 def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
     too_big = [s for s in sizes if s > n]
     if too_big:
-        raise StudyError(f"{where}: {what} {format_size(too_big[0])} ({too_big[0]}) is larger than the dataset "
+        raise StudyError(f"{where}: {what} {format_count(too_big[0])} ({too_big[0]}) is larger than the dataset "
                          f"({n} images); the largest possible is {n}")
 
 

@@ -7,8 +7,8 @@ from typing import TextIO
 
 import numpy as np
 
+from study.counts import format_count
 from study.errors import StudyError
-from study.manifests.sizes import format_size
 from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta
 
 
@@ -25,8 +25,8 @@ def list_text() -> str:
             continue
         rows.append((
             name, str(meta.get("dataset")), str(meta.get("split")), str(meta.get("num_images")),
-            str(len(meta.get("class_names") or [])), ",".join(map(format_size, meta.get("sizes") or [])) or "-",
-            ",".join(map(format_size, meta.get("labeled_sizes") or [])) or "-", str(meta.get("corruption") or "-"),
+            str(len(meta.get("class_names") or [])), ",".join(map(format_count, meta.get("sizes") or [])) or "-",
+            ",".join(map(format_count, meta.get("labeled_sizes") or [])) or "-", str(meta.get("corruption") or "-"),
             str(meta.get("content_hash", ""))[:12],
         ))
     return _columns(rows)
@@ -47,8 +47,8 @@ def show_text(name: str) -> str:
         lines.append(f"root of {src}: {root}")
     lines.append(f"images: {m.num_images}   classes: {m.num_classes}   seed: {meta.get('seed')}   "
                  f"balanced: {meta.get('balanced')}   labeled balanced: {meta.get('labeled_balanced')}")
-    lines.append(f"sizes: {', '.join(map(format_size, m.sizes)) or '-'}   "
-                 f"labeled sizes: {', '.join(map(format_size, m.labeled_sizes)) or '-'}")
+    lines.append(f"sizes: {', '.join(map(format_count, m.sizes)) or '-'}   "
+                 f"labeled sizes: {', '.join(map(format_count, m.labeled_sizes)) or '-'}")
     if m.levels:
         lines.append(f"taxonomy levels: {', '.join(m.levels)}")
     for key in ("label_rule", "corruption"):
@@ -57,7 +57,7 @@ def show_text(name: str) -> str:
     if meta.get("base"):
         lines.append(f"base: {meta['base']['name']} ({meta['base']['content_hash'][:12]})")
     for src in meta.get("pool") or []:
-        lines.append(f"pooled: {src['name']}:{format_size(src['size'])} ({src['content_hash'][:12]})")
+        lines.append(f"pooled: {src['name']}:{format_count(src['size'])} ({src['content_hash'][:12]})")
     for s in meta.get("sources") or []:
         lines.append(f"source file: {s['path']}  sha256 {s['sha256']}")
     lines.append(f"content hash: {m.content_hash}")
@@ -65,8 +65,8 @@ def show_text(name: str) -> str:
     labels = t["label"].to_numpy()
     rank, lrank = t["rank"].to_numpy(), t["labeled_rank"].to_numpy()
     cols = [("all", np.bincount(labels, minlength=m.num_classes))]
-    cols += [(format_size(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes]
-    cols += [(f"labeled {format_size(n)}", np.bincount(labels[lrank < n], minlength=m.num_classes))
+    cols += [(format_count(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes]
+    cols += [(f"labeled {format_count(n)}", np.bincount(labels[lrank < n], minlength=m.num_classes))
              for n in m.labeled_sizes]
     rows = [("label", "class", *[c for c, _ in cols])]
     for i, cname in enumerate(m.class_names):

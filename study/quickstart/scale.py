@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from study.atomic import atomic_path
+from study.counts import format_count
 from study.errors import StudyError
-from study.manifests.sizes import format_size, parse_size
+from study.manifests.sizes import parse_size
 
 # The quickstart's manifests at full scale (grids/quickstart.yaml names these sizes).
 FMNIST_SIZES = ("3k", "7.5k", "15k", "30k", "60k")  # nested pretraining subsets: the paper's 50k..1M ratios
@@ -48,7 +49,7 @@ class Scale:
     def manifest_sizes(self, sizes: tuple[str, ...], labeled: bool = False) -> str:
         """A `--sizes` / `--labeled-sizes` argument at this scale."""
         scaled = [self.labeled_size(s) if labeled else self.size(s) for s in sizes]
-        return ",".join(format_size(n) for n in sorted(set(scaled)))
+        return ",".join(format_count(n) for n in sorted(set(scaled)))
 
     @property
     def is_full(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from study.counts import format_count
 from study.results.collect import aggregate, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
@@ -37,18 +38,13 @@ def is_single(dataset: pd.Series) -> pd.Series:
 
 
 def fmt_size(n) -> str:
-    """50000 -> '50k', 1000000 -> '1M'; None/NaN -> 'all'."""
+    """study.counts' spelling (50000 -> '50k', 1000000 -> '1M'); None/NaN -> 'all'."""
     if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
         return "all"
     try:
-        n = int(n)
+        return format_count(int(n))
     except (TypeError, ValueError):
         return str(n)
-    for unit, div in (("M", 1_000_000), ("k", 1_000)):
-        if n >= div and n % (div // 10 if div > 1000 else div) == 0:
-            v = n / div
-            return f"{v:g}{unit}"
-    return str(n)
 
 
 def size_key(v) -> float:

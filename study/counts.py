@@ -1,0 +1,39 @@
+"""Counts of images as people write them (`50000`, `50k`, `1M`, `2.5k`, `1_000`) and their short spelling; one
+grammar for grids, profiles and the manifest commands."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_COUNT = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
+_MULT = {"": 1, "k": 1_000, "m": 1_000_000}
+EXAMPLES = "such as 50000, 50k or 1M"
+
+
+def parse_count(v: Any, minimum: int = 0) -> int:
+    """`50000`, `"50k"`, `"1.5M"`, `"2_500"` -> int >= `minimum`. ValueError otherwise (bools, negative numbers
+    and counts that are not whole included); its message starts with "expected a count"."""
+    value = None
+    if isinstance(v, int) and not isinstance(v, bool):
+        value = v
+    elif isinstance(v, str):
+        m = _COUNT.match(v.strip().replace("_", ""))
+        if m:
+            f = float(m.group(1)) * _MULT[m.group(2).lower()]
+            value = int(round(f)) if abs(f - round(f)) < 1e-6 else None
+    if value is None:
+        raise ValueError(f"expected a count {EXAMPLES}, got {v!r}")
+    if value < minimum:
+        raise ValueError(f"expected a count >= {minimum}, got {v!r}")
+    return value
+
+
+def format_count(n: int | None) -> str:
+    """The short spelling: 1000000 -> `1M`, 1500000 -> `1.5M`, 125000 -> `125k`, 1234 -> `1234`, None -> `-`."""
+    if n is None:
+        return "-"
+    if n >= 1_000_000 and n % 100_000 == 0:
+        return f"{n / 1_000_000:g}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)

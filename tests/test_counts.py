@@ -1,0 +1,31 @@
+"""study.counts: the one grammar of image counts (grids, profiles, manifest flags) and its short spelling."""
+import pytest
+
+from study.counts import format_count, parse_count
+
+
+@pytest.mark.parametrize("text, n", [(50000, 50000), ("50k", 50000), ("50K", 50000), ("1M", 1_000_000),
+                                     ("1.5M", 1_500_000), ("2.5k", 2500), (" 125k ", 125000), ("2_500", 2500),
+                                     ("0", 0)])
+def test_parse_count(text, n):
+    assert parse_count(text) == n
+
+
+@pytest.mark.parametrize("bad", [True, -1, "-5", "ten", "1.2345k", "k", "", 1.5, None, "5 k m"])
+def test_bad_counts_are_refused(bad):
+    with pytest.raises(ValueError, match="expected a count"):
+        parse_count(bad)
+
+
+def test_minimum():
+    assert parse_count("1", minimum=1) == 1
+    with pytest.raises(ValueError, match=">= 1"):
+        parse_count("0", minimum=1)
+
+
+@pytest.mark.parametrize("n, text", [(1_000_000, "1M"), (1_500_000, "1.5M"), (125_000, "125k"), (1234, "1234"),
+                                     (7500, "7500"), (None, "-")])
+def test_format_count_round_trips(n, text):
+    assert format_count(n) == text
+    if n is not None:
+        assert parse_count(text) == n
