@@ -75,37 +75,17 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ corruptions
 _SLUGS: dict[str, str] = {}
-FALLBACK_CORRUPTIONS = ("none", "downsample", "jpeg", "salt_pepper")
 
 
 def corruption_slug(spec: str) -> str:
     """`CorruptionSpec.slug` of `spec` (study.corruptions); ValueError/StudyError for an unknown corruption."""
     if spec in _SLUGS:
         return _SLUGS[spec]
-    try:
-        from study.corruptions import parse_corruption
-    except ImportError:  # study.corruptions not installed yet: the same spelling rule, names from the issue
-        slug = _fallback_slug(spec)
-    else:
-        slug = parse_corruption(spec).slug
+    from study.corruptions import parse_corruption
+
+    slug = parse_corruption(spec).slug
     _SLUGS[spec] = slug
     return slug
-
-
-def _fallback_slug(spec: str) -> str:
-    from study.grids.yamlio import did_you_mean
-
-    name, _, rest = spec.partition(":")
-    if name not in FALLBACK_CORRUPTIONS:
-        raise StudyError(f"unknown corruption {name!r}{did_you_mean(name, FALLBACK_CORRUPTIONS)} "
-                         f"(known: {', '.join(FALLBACK_CORRUPTIONS)})")
-    parts = [name]
-    for kv in filter(None, rest.split(",")):
-        k, eq, v = kv.partition("=")
-        if not eq:
-            raise StudyError(f"corruption {spec!r}: expected name:key=value,...")
-        parts.append(f"{k.strip()}{v.strip()}")
-    return "-".join(parts)
 
 
 # `.`, not `@`: study.manifests' names allow letters, digits and _ . + = - only

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -34,10 +34,8 @@ def run(args: argparse.Namespace) -> int:
     path = _find_grid_file(args.grid)
     plan, name = None, args.grid
     if path is not None:
-        try:
-            from study.grids import plan_grid
-        except ImportError as e:
-            raise StudyError(f"{path}: cannot plan the grid ({e}); pass a grid name to report without a plan") from None
+        from study.grids import plan_grid
+
         plan = plan_grid(path)
         name = plan.name
     elif not (Path(workdir) / "results").is_dir():

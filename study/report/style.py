@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # the report never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -31,6 +32,21 @@ def bar_style(i: int, n: int) -> dict:
     """Keyword arguments for the i-th of n bar series: colour, hatch, black edge."""
     return {"color": palette(n)[i % max(n, 1)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": "black",
             "linewidth": 0.6}
+
+
+def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list) -> None:
+    """One bar per (group, series) of `data` (columns `mean`, `std`): the series side by side around each group's
+    tick, std as error bars, a vertical "missing" where a cell has no value; legend outside on the right."""
+    width = 0.8 / len(series)
+    for i, name in enumerate(series):
+        sub = data[data[series_col] == name].set_index(group_cols).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+        means = sub["mean"].astype(float)
+        ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **bar_style(i, len(series)))
+        for xi, v in zip(x, means):
+            if np.isnan(v):
+                ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="0.3")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
 def apply() -> None:

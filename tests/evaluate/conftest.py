@@ -1,31 +1,9 @@
-"""Fixtures of the evaluation tests: one torch thread, and tiny real manifests over PNG files the test writes."""
+"""Fixtures of the evaluation tests: tiny real manifests over PNG files the test writes."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def write_tree(root, per_class: int, seed: int, size: int = 12) -> None:
-    """An image-folder tree of 4 classes: class c is a bright square in quadrant c on a noisy background."""
-    rng = np.random.default_rng(seed)
-    for c in range(4):
-        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            a = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
-            y, x = divmod(c, 2)
-            h = size // 2
-            a[y * h:(y + 1) * h, x * h:(x + 1) * h] = 200
-            Image.fromarray(a).save(root / f"class{c}" / f"{i:03d}.png")
+from image_trees import write_quadrant_tree
 
 
 @pytest.fixture
@@ -37,8 +15,8 @@ def manifests(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     tax = tmp_path / "taxonomy.csv"
     tax.write_text("group,class_name\ntop,class0\ntop,class1\nbottom,class2\nbottom,class3\n")
-    write_tree(tmp_path / "train", 10, seed=0)
-    write_tree(tmp_path / "test", 5, seed=1)
+    write_quadrant_tree(tmp_path / "train", 10, seed=0)
+    write_quadrant_tree(tmp_path / "test", 5, seed=1)
     build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "train", split="train", name="evtrain",
                                sizes=[40], labeled_sizes=[8, 20, 40], taxonomy=tax))
     build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "test", split="train", name="evtest",

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 FASHION_MNIST = Path(os.environ.get("STUDY_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 CHECKED, ALSO = 100, 1000  # labeled sizes: the asserted one, and one reported alongside

@@ -1,7 +1,6 @@
 """Linear probe, top-k, kNN and the granularity mapping on inputs with known answers."""
 from __future__ import annotations
 
-import itertools
 
 import pandas as pd
 import pytest

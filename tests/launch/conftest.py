@@ -1,79 +1,10 @@
-"""Fixtures of the launcher tests: tiny real manifests over PNG files, tiny grids, the `study` commands of
-study.launch (and the planner) run in-process as the front runs them."""
+"""Fixtures of the launcher tests (their helpers: launch_helpers.py)."""
 from __future__ import annotations
 
-import argparse
-import io
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-from study.errors import StudyError
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def write_tree(root: Path, per_class: int, seed: int, size: int = 12) -> None:
-    """4 classes: class c is a bright square in quadrant c on a noisy background."""
-    rng = np.random.default_rng(seed)
-    for c in range(4):
-        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            a = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
-            y, x = divmod(c, 2)
-            h = size // 2
-            a[y * h:(y + 1) * h, x * h:(x + 1) * h] = 200
-            Image.fromarray(a).save(root / f"class{c}" / f"{i:03d}.png")
-
-
-def build_manifests(root: Path, names: tuple[str, ...] = ("toy",)) -> Path:
-    """Manifests <name>_train (32 images, labeled sizes 16, 32) and <name>_test (16) per name under root."""
-    from study.manifests.build import BuildConfig, build_manifest
-
-    for k, name in enumerate(names):
-        write_tree(root / "images" / name / "train", 8, seed=2 * k)
-        write_tree(root / "images" / name / "test", 4, seed=2 * k + 1)
-        build_manifest(BuildConfig(dataset="imagefolder", root=root / "images" / name / "train", split="train",
-                                   name=f"{name}_train", sizes=[32], labeled_sizes=[16, 32]))
-        build_manifest(BuildConfig(dataset="imagefolder", root=root / "images" / name / "test", split="train",
-                                   name=f"{name}_test", sizes=[16]))
-    return root / "manifests"
-
-
-def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6) -> str:
-    """A tiny grid: SimCLR on a thin ResNet at 12 px, `steps` steps with a checkpoint at every step, and a linear
-    probe at 16 and 32 labels per pretraining job."""
-    ds = "".join(f"  {d}: {{reader: imagefolder, train: {d}_train, test: {d}_test}}\n" for d in datasets)
-    return (f"name: {name}\n"
-            f"datasets:\n{ds}"
-            "defaults:\n"
-            f"  pretrain: {{backbone: resnet18_small, width: 4, image_size: 12, steps: {steps}, batch_size: 8,\n"
-            "             head: [16, 8], checkpoint_every_steps: 1, num_workers: 0, log_every_steps: 10,\n"
-            "             optim: {warmup_epochs: 0}}\n"
-            "  evaluate: {num_workers: 0, batch_size: 16, image_size: 12}\n"
-            f"axes: {{method: [simclr], dataset: [{', '.join(datasets)}], size: [32], corruption: [none]}}\n"
-            f"seeds: [{', '.join(map(str, seeds))}]\n"
-            "stages:\n"
-            "  evaluate:\n"
-            "    - protocol: linear\n"
-            "      eval_datasets: same\n"
-            "      labeled_sizes: [16, 32]\n")
-
-
-PROFILE = """\
-name: test
-partition: debug
-gpus_per_node: 0
-cpus_per_node: 8
-mem_per_node: 8G
-stages:
-  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}
-  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}
-"""
+from launch_helpers import PROFILE, build_manifests
 
 
 @pytest.fixture(scope="session")
@@ -97,20 +28,3 @@ def env(manifests, monkeypatch, tmp_path):
     monkeypatch.delenv("STUDY_WORKDIR", raising=False)
     (tmp_path / "profile.yaml").write_text(PROFILE)
     return tmp_path
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `study <argv>` through study.launch.cli, StudyError -> 2 as the front does."""
-    from study.launch.cli import register
-
-    parser = argparse.ArgumentParser(prog="study")
-    register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = int(args.func(args) or 0)
-        except StudyError as e:
-            print(f"study: error: {e}", file=sys.stderr)
-            code = e.exit_code
-    return code, out.getvalue(), err.getvalue()

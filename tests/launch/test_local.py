@@ -9,7 +9,7 @@ import pytest
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 
-from conftest import grid_text, run_cli
+from launch_helpers import grid_text, run_cli
 
 
 def _events(workdir, grid):

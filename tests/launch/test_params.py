@@ -5,12 +5,11 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 
 from study.grids import Resources, load_profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters)
 
-from conftest import grid_text, run_cli
+from launch_helpers import grid_text, run_cli
 
 HERE = Path(__file__).parent
 GPU_PROFILE = HERE / "fixtures" / "gpu_profile.yaml"

@@ -13,7 +13,7 @@ from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.results import read_result
 
-from conftest import PROFILE, REPO, grid_text, run_cli
+from launch_helpers import PROFILE, REPO, grid_text, run_cli
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 200  # long enough to be interrupted mid-run (a few seconds of CPU)

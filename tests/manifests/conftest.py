@@ -1,27 +1,9 @@
-import random
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from manifest_trees import CLASSES, write_tree
 
 import study.cli
-
-
-def write_tree(root: Path, classes: dict[str, int], order_seed: int | None = None) -> Path:
-    """`root/train/<class>/<i>.png`, real PNG files, created in a shuffled order when `order_seed` is given."""
-    files = [(c, i) for c, n in classes.items() for i in range(n)]
-    if order_seed is not None:
-        random.Random(order_seed).shuffle(files)
-    for c, i in files:
-        p = root / "train" / c / f"{i:03d}.png"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(i)
-        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(p)
-    return root
-
-
-CLASSES = {"cat": 9, "dog": 6, "eel": 4, "fox": 5}  # 24 images, imbalanced
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CLASSES, write_tree
+from manifest_trees import CLASSES, write_tree
 
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists

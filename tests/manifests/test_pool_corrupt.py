@@ -1,7 +1,7 @@
 import json
 
 import numpy as np
-from conftest import write_tree
+from manifest_trees import write_tree
 from PIL import Image
 
 from study.corruptions import apply_corruption

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ALL_RECORDS, plan_for, write_all
+from report_records import ALL_RECORDS, plan_for, write_all
 
 from study.report import build_report
 

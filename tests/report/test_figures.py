@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
-from conftest import (STD, domain_records, granularity_records, quality_records, quantity_records, table_of)
+from report_records import (STD, domain_records, granularity_records, quality_records, quantity_records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
 

@@ -7,14 +7,13 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import (domain_records, granularity_records, plan_for, quality_records, quantity_records, records,
-                      eval_axes, write_all)
+from report_records import domain_records, eval_axes, plan_for, quantity_records, records, write_all
 
 from study.errors import StudyError
 from study.report import build_report
 from study.report.cli import register
 
-from conftest import ALL_RECORDS as ALL
+from report_records import ALL_RECORDS as ALL
 
 
 def test_full_report_writes_every_figure_table_and_parquet(tmp_path):

@@ -1,36 +1,6 @@
 """Fixtures of the training tests; the helpers they use are in train_helpers.py."""
-import importlib
-import sys
-
 import pytest
-import torch
-from train_helpers import augment_standin, tiny_config, write_images
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def augment_package(monkeypatch):
-    """The real study.train.augment when it exists, else the stand-in of train_helpers."""
-    try:
-        mod = importlib.import_module("study.train.augment")
-        if hasattr(mod, "AugmentConfig") and hasattr(mod, "build_augment"):
-            return mod
-    except ImportError:
-        pass
-    # not written yet (or only partly): the stand-in
-    mod = augment_standin()
-    monkeypatch.setitem(sys.modules, "study.train.augment", mod)
-    import study.train as train_pkg
-
-    monkeypatch.setattr(train_pkg, "augment", mod, raising=False)
-    return mod
+from train_helpers import tiny_config, write_images
 
 
 @pytest.fixture

@@ -1,9 +1,5 @@
 """ImageReader (PNG/JPEG, .npy channels, IDX, corruption, unreadable files), the per-sample rngs and the
 resumable sampler."""
-import gzip
-import importlib
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from study import corruptions
+from study.datasets.idx import load_idx
 from study.errors import StudyError
+from study.train.augment import build_augment
 from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, sample_rng
 
 from train_helpers import TinyManifest, write_images
@@ -66,50 +65,18 @@ def test_npy_patches_choose_channels(tmp_path):
     assert np.asarray(ImageReader(_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])).max() == 128
 
 
-def _idx_module(monkeypatch):
-    """The real study.datasets.idx, or (until it exists) a minimal IDX reader following its contract."""
-    try:
-        return importlib.import_module("study.datasets.idx")
-    except ImportError:
-        def load_idx(path):
-            raw = gzip.open(path).read() if str(path).endswith(".gz") else Path(path).read_bytes()
-            ndim = raw[3]
-            dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-            return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-        for name in ("study.datasets", "study.datasets.idx"):
-            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-        sys.modules["study.datasets.idx"].load_idx = load_idx
-        monkeypatch.setattr(sys.modules["study.datasets"], "idx", sys.modules["study.datasets.idx"], raising=False)
-        return sys.modules["study.datasets.idx"]
-
-
 @pytest.mark.skipif(not FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_idx_rows_read_real_fashion_mnist(monkeypatch):
-    idx = _idx_module(monkeypatch)
+def test_idx_rows_read_real_fashion_mnist():
     df = pd.DataFrame([{"path": f"{FASHION.name}#{i}", "label": 0, "class_name": "x", "rank": i, "labeled_rank": i}
                        for i in (0, 42)])
     r = ImageReader(_manifest(FASHION.parent, df, kind="idx"))
     img = r.open(df.iloc[1])
     assert img.mode == "RGB" and img.size == (28, 28)
-    assert np.array_equal(np.asarray(img)[:, :, 1], idx.load_idx(str(FASHION))[42])
+    assert np.array_equal(np.asarray(img)[:, :, 1], load_idx(str(FASHION))[42])
 
 
-def test_corruption_is_applied_keyed_by_manifest_seed_and_path(tmp_path, monkeypatch):
-    try:
-        corruptions = importlib.import_module("study.corruptions")
-        spec = corruptions.parse_corruption("downsample:factor=2")
-    except ImportError:  # until study.corruptions exists: a stand-in with its contract
-        calls = []
-
-        def apply_corruption(spec, img, key):
-            calls.append(key)
-            return Image.fromarray(255 - np.asarray(img.convert("RGB")))
-
-        corruptions = types.ModuleType("study.corruptions")
-        corruptions.apply_corruption = apply_corruption
-        monkeypatch.setitem(sys.modules, "study.corruptions", corruptions)
-        spec = types.SimpleNamespace(name="invert", params={}, slug="invert")
+def test_corruption_is_applied_keyed_by_manifest_seed_and_path(tmp_path):
+    spec = corruptions.parse_corruption("downsample:factor=2")
     df = write_images(tmp_path, n=2, fmt="jpg")
     clean = ImageReader(_manifest(tmp_path, df)).open(df.iloc[1])
     m = _manifest(tmp_path, df)
@@ -121,9 +88,9 @@ def test_corruption_is_applied_keyed_by_manifest_seed_and_path(tmp_path, monkeyp
     assert not np.array_equal(np.asarray(got), np.asarray(clean))
 
 
-def test_views_depend_only_on_seed_epoch_and_index(tmp_path, augment_package):
+def test_views_depend_only_on_seed_epoch_and_index(tmp_path):
     df = write_images(tmp_path, n=4)
-    aug = augment_package.build_augment(augment_package.AugmentConfig.from_dict({"preset": "simclr", "image_size": 16}))
+    aug = build_augment({"preset": "simclr", "image_size": 16})
     ds = ViewDataset(ImageReader(_manifest(tmp_path, df)), df, aug, seed=3)
     a, la = ds[(0, 2)]
     b, _ = ds[(0, 2)]

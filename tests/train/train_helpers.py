@@ -1,74 +1,16 @@
 """Helpers of the training tests (imported by conftest.py and the tests): tiny image files, a manifest over
-them, a tiny config, and (only while `study.train.augment` does not exist yet) a minimal stand-in following its
-contract in docs/architecture.md. The stand-ins live here, never in the package."""
+them, a tiny config."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
-from study.errors import StudyError
 
 
-# ---------------------------------------------------------------- augmentation stand-in (contract only)
-@dataclasses.dataclass(frozen=True)
-class _AugmentConfig:
-    preset: str = "simclr"
-    image_size: int = 16
-
-    @classmethod
-    def from_dict(cls, d):
-        unknown = set(d) - {"preset", "image_size"}
-        if unknown:
-            raise StudyError(f"unknown augment key(s) {sorted(unknown)}")
-        if d.get("preset", "simclr") not in ("simclr", "byol", "supervised", "eval"):
-            raise StudyError(f"augment.preset: unknown {d['preset']!r}")
-        return cls(**d)
-
-
-class _Augment:
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.num_views = 2 if cfg.preset in ("simclr", "byol") else 1
-
-    def sample(self, img, rng):
-        s = self.cfg.image_size
-        img = img.convert("RGB").resize((s + 4, s + 4))
-        a = np.asarray(img)
-        out = []
-        for _ in range(self.num_views):
-            y, x = rng.integers(0, 5, size=2)
-            v = a[y : y + s, x : x + s]
-            if rng.random() < 0.5:
-                v = v[:, ::-1]
-            out.append(torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1).contiguous())
-        return tuple(out)
-
-    def batch(self, views, generator):
-        out = []
-        for v in views:
-            x = v.float() / 255
-            scale = 0.6 + 0.8 * torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=x.device)
-            out.append(((x * scale).clamp(0, 1) - 0.5) / 0.25)
-        return out
-
-
-def augment_standin() -> types.ModuleType:
-    mod = types.ModuleType("study.train.augment")
-    mod.AugmentConfig = _AugmentConfig
-    mod.build_augment = _Augment
-    return mod
-
-
-
-
-# ---------------------------------------------------------------- a manifest over files written by the test
 class TinyManifest:
     """The Manifest API of docs/architecture.md section 1 over a table the test writes."""
 

@@ -49,16 +49,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                          "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"])})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
-    width = 0.8 / len(ROLES)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
-    for i, role in enumerate(ROLES):
-        sub = data[data["role"] == role].set_index(["eval_dataset", "pair"]).reindex(groups)
-        x = np.arange(len(groups)) + (i - 1) * width
-        ax.bar(x, sub["mean"].astype(float), width, yerr=sub["std"].astype(float), label=role,
-               **style.bar_style(i, len(ROLES)))
+    style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
     ax.set_xticks(np.arange(len(groups)), [f"{ev}\n{pair}" for ev, pair in groups], fontsize=7)
     ax.set_ylabel("linear top-1")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
                              "evaluation dataset (x label: evaluation dataset, then the pair).")

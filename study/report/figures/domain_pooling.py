@@ -49,20 +49,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data = pd.DataFrame(bars)
     evals = list(dict.fromkeys(data["eval_dataset"]))
     labels = list(dict.fromkeys(data.sort_values(["kind", "size"], kind="stable")["bar"]))
-    width = 0.8 / len(labels)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(evals) * len(labels) * 0.6 + 2), 3.4))
-    for i, label in enumerate(labels):
-        sub = data[data["bar"] == label].set_index("eval_dataset").reindex(evals)
-        x = np.arange(len(evals)) + (i - (len(labels) - 1) / 2) * width
-        ax.bar(x, sub["mean"].astype(float), width, yerr=sub["std"].astype(float), label=label,
-               **style.bar_style(i, len(labels)))
-        for xi, v in zip(x, sub["mean"].astype(float)):
-            if np.isnan(v):
-                ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="0.3")
+    style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels)
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
     ax.set_ylabel("linear top-1")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
                              "share of it) against pooled sets; largest labeled size of each evaluation dataset.")

@@ -5,7 +5,6 @@ subsets as the reference line; error bars are the standard deviation over seeds.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from study.report import style

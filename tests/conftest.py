@@ -1,0 +1,14 @@
+"""Fixtures of every test. Helpers shared across folders live in tests/image_trees.py (tests/ is on the path:
+pyproject's pythonpath); each folder's own helpers in a uniquely named module beside its tests."""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run torch on one thread: the CPU kernels are deterministic and CI's 2 cores stay free for the
+    launcher's worker processes."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
