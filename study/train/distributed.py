@@ -1,7 +1,7 @@
 """Several GPUs of one node: torch.distributed started from submitit's job environment.
 
-Written with care but not exercised here (no GPU, one process in the tests): `setup()` returns a single-process
-`World` unless submitit (or torchrun's environment) reports several tasks.
+`setup()` returns a single-process `World` unless submitit (or torchrun's environment) reports several tasks; then
+NCCL on GPUs, gloo on CPUs (the tests run two CPU processes, under torchrun-style variables and under Slurm).
 """
 from __future__ import annotations
 
@@ -29,16 +29,17 @@ def setup(device_kind: str) -> World:
         return World(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
     ntasks = 1
     if "SUBMITIT_EXECUTOR" in os.environ:  # a submitit job (slurm or local executor)
-        try:
-            import submitit
+        import submitit
 
-            env = submitit.JobEnvironment()
-            ntasks = env.num_tasks
-            if ntasks > 1:
-                # sets MASTER_ADDR, MASTER_PORT, RANK, LOCAL_RANK, WORLD_SIZE from the Slurm job
-                submitit.helpers.TorchDistributedEnvironment().export()
-        except RuntimeError:  # not inside a submitit job
+        try:
+            ntasks = submitit.JobEnvironment().num_tasks
+        except RuntimeError:  # not inside a submitit job after all
             ntasks = 1
+        if ntasks > 1:
+            # MASTER_ADDR, MASTER_PORT, RANK, LOCAL_RANK, WORLD_SIZE from the Slurm job. CUDA_VISIBLE_DEVICES is left
+            # as Slurm set it (every task sees the node's GPUs; a rank takes cuda:LOCAL_RANK): submitit's default
+            # would narrow it to the bare local rank, wrong where Slurm lists other GPU ids.
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     elif "WORLD_SIZE" in os.environ:  # torchrun
         ntasks = int(os.environ["WORLD_SIZE"])
     if ntasks <= 1:
@@ -52,13 +53,30 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums every rank's gradient of the gathered tensor and keeps this rank's slice
+    (each rank's loss reads every rank's rows, so a row's gradient is the sum over ranks)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        ctx.rows = x.shape[0]
+        return torch.cat(out, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate `x` from every rank (rank order); gradients flow back to each rank's own slice."""
+    """Concatenate `x` (the same shape on every rank) from every rank, in rank order; differentiable."""
     if not is_distributed():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 @torch.no_grad()
@@ -70,12 +88,11 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(out, dim=0)
 
 
-def all_reduce_mean(value: float, device: torch.device) -> float:
-    if not is_distributed():
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """`t` summed over the ranks, in place."""
+    if is_distributed():
+        dist.all_reduce(t)
+    return t
 
 
 def any_rank(flags: list[bool], device: torch.device) -> list[bool]:

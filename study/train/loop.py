@@ -134,6 +134,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         torch.cuda.set_device(device)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     channels_last = cfg.channels_last and device.type == "cuda"
+    sync_bn = cfg.sync_bn and world.size > 1 and device.type == "cuda"  # SyncBatchNorm runs on GPUs only
     rows = training_rows(cfg, manifest)
     n = len(rows)
 
@@ -153,8 +154,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
     warmup = min(total, int(round(cfg.optim.warmup_epochs * spe)))
     peak = peak_lr(cfg.optim, global_batch)
-    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, n, spe, total, warmup, peak,
-                              aug_cfg, method)
+    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup,
+                              peak, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
     fingerprint = _fingerprint(cfg, manifest, world)
@@ -170,7 +171,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                          f"{method.num_views}")
     if hasattr(aug, "describe"):  # every effective augmentation parameter
         base_protocol["augmentation"] = aug.describe()
-    if world.size > 1 and cfg.sync_bn:
+    if sync_bn:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     method.to(device)
     if channels_last:
@@ -235,7 +236,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         loader = make_loader(dataset, sampler, workers, pin_memory=device.type == "cuda", seed=cfg.seed)
         flag = SignalFlag().install()
-        last_save, pending_losses = time.time(), []  # (step, loss tensor) not yet checked for NaN
+        last_save, pending = time.time(), []  # (step, loss, correct, seen) not yet recorded nor checked for NaN
         window = max(1, min(cfg.log_every_steps, total))
         try:
             batches = iter(loader)
@@ -248,10 +249,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                 step += 1
                 session_steps += 1
                 method.after_step(step, total)
-                pending_losses.append((step, loss.detach()))
-                if "correct" in stats:
-                    acc_window.append((float(stats["correct"]), float(stats["seen"])))
-                    del acc_window[: max(0, len(acc_window) - max(spe, 1))]
+                pending.append((step, loss.detach(), stats.get("correct"), stats.get("seen")))
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
@@ -262,8 +260,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or flag.pending or stop_now or step == total)
                 if must_save or device.type == "cpu" or step % window == 0:
-                    _check_losses(pending_losses, recent, ckpt_path, cfg.manifest)
-                    pending_losses = []
+                    _record_steps(pending, recent, acc_window, max(spe, 1), world, ckpt_path, cfg.manifest)
+                    pending = []
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
                     rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
                     _log(f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
@@ -331,17 +329,29 @@ def _next_batch(batches):
         raise StudyError(msg[msg.rfind(marker) + len(marker):].strip() if marker in msg else msg) from None
 
 
-def _check_losses(pending: list, recent: list, ckpt_path: Path, manifest_name: str) -> None:
-    """Move checked losses into `recent`; a non-finite one stops the run (the last checkpoint is left as is)."""
+def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int, world, ckpt_path: Path,
+                  manifest_name: str) -> None:
+    """Move the pending steps' losses (mean over ranks) into `recent` and their (correct, seen) counts (sum over
+    ranks) into `acc_window`, the last `acc_steps` kept: every rank, and so the checkpoint, holds the global values.
+    A non-finite loss on any rank stops the run on every rank (the last checkpoint is left as is)."""
     if not pending:
         return
-    values = torch.stack([l.float() for _, l in pending]).cpu().tolist()
-    for (s, _), v in zip(pending, values):
+    device = pending[0][1].device
+    zero = torch.zeros((), device=device)
+    t = torch.stack([torch.stack([loss.float(), zero if c is None else c.float(), zero + (s or 0)])
+                     for _, loss, c, s in pending]).double()
+    if world.size > 1:
+        distributed.all_reduce_sum(t)
+        t[:, 0] /= world.size
+    for (step, _, c, _), (v, correct, seen) in zip(pending, t.cpu().tolist()):
         if not math.isfinite(v):
             kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no checkpoint was written yet"
-            raise StudyError(f"loss is {v} at step {s} (manifest {manifest_name}); training stopped, {kept}")
+            raise StudyError(f"loss is {v} at step {step} (manifest {manifest_name}); training stopped, {kept}")
         recent.append(v)
+        if c is not None:
+            acc_window.append((correct, seen))
     del recent[:-1000]
+    del acc_window[:-acc_steps]
 
 
 def _write_encoder(run_dir: Path, encoder, world) -> None:
@@ -361,7 +371,7 @@ def random_seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _protocol(cfg, manifest, world, device, use_bf16, channels_last, n, spe, total, warmup, peak, aug_cfg,
+def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup, peak, aug_cfg,
               method) -> dict[str, Any]:
     per_device = cfg.batch_size // world.size
     device_kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -400,7 +410,7 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, n, spe, tot
         "temperature": cfg.effective_temperature(),
         "precision": "bf16" if use_bf16 else "fp32",
         "channels_last": channels_last,
-        "sync_bn": cfg.sync_bn and world.size > 1,
+        "sync_bn": sync_bn,
         "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
         "code_version": code_version(),
         "config": dataclasses.asdict(cfg),

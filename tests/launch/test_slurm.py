@@ -198,3 +198,30 @@ def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
 
     wait_until(all_cancelled, 60, "both jobs cancelled", grid, wd)
     assert "queued 0 job(s)" in submit(grid, wd)  # cancelled jobs wait for --retry-failed
+
+
+def test_two_tasks_of_one_job_train_together_through_torch_distributed(slurm_cluster, env, tmp_path):
+    """What a multi-GPU pretraining job does (ntasks-per-node = GPUs), with CPUs: submitit's environment starts
+    torch.distributed (gloo here, NCCL on GPUs) in both tasks, which train one model on halves of each batch."""
+    import submitit
+
+    from study.train import PretrainConfig, pretrain
+
+    cfg = PretrainConfig.from_dict({
+        "manifest": "toy_train", "method": "simclr", "backbone": "resnet18_small", "width": 4, "image_size": 12,
+        "steps": 4, "batch_size": 8, "head": [16, 8], "num_workers": 0, "device": "cpu",
+        "optim": {"warmup_epochs": 0}})
+    ex = submitit.SlurmExecutor(folder=tmp_path / "logs")
+    ex.update_parameters(partition="debug", ntasks_per_node=2, cpus_per_task=1, time=10, mem="2G")
+    job = ex.submit(pretrain, cfg, str(tmp_path / "run"))
+    deadline = time.time() + 300
+    while not job.done() and time.time() < deadline:
+        time.sleep(1)
+    assert job.done(), f"job {job.job_id} still {job.state} after 300 s"
+    outs = job.results()  # one per task; raises with the task's traceback if one failed
+    assert len(outs) == 2
+    for out in outs:
+        p = out["protocol"]
+        assert (p["devices"], p["per_device_batch"], p["effective_batch"]) == (2, 4, 8)
+        assert out["metrics"] == outs[0]["metrics"]  # the loss is the mean over both tasks, the same in each
+    assert (tmp_path / "run" / "encoder.pt").exists()

@@ -36,6 +36,8 @@ def test_moco_queue_holds_the_latest_keys_with_wraparound(make_method):
     assert m.queue[:, 0].tolist() == [3.0, 4.0, 4.0, 2.0, 3.0]
     latest = sorted(m.queue[:, 0].tolist())
     assert latest == sorted([4.0, 4.0, 3.0, 3.0, 2.0])  # the 5 most recent keys
+    m.enqueue(torch.arange(7.0)[:, None].expand(7, 3))  # 7 keys, more than it holds: the newest 5 (2..6), from 3 on
+    assert int(m.queue_ptr) == 3 and m.queue[:, 0].tolist() == [4.0, 5.0, 6.0, 2.0, 3.0]
 
 
 def test_moco_forward_enqueues_this_batch_keys_from_the_momentum_encoder(make_method):

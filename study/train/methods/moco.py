@@ -40,11 +40,11 @@ class MoCo(Method):
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write `keys` (unit rows) over the oldest entries, wrapping around; the pointer moves past them."""
-        keys = keys.to(self.queue.dtype)
-        k, size = keys.shape[0], self.queue.shape[0]
-        ptr = int(self.queue_ptr)
+        size = self.queue.shape[0]
+        keys = keys.to(self.queue.dtype)[-size:]  # more keys than the queue holds: the newest fill it
+        k, ptr = keys.shape[0], int(self.queue_ptr)
         idx = (torch.arange(k, device=self.queue.device) + ptr) % size
-        self.queue[idx] = keys[-size:] if k > size else keys
+        self.queue[idx] = keys
         self.queue_ptr.fill_((ptr + k) % size)
 
     def forward(self, views, labels):

@@ -1,0 +1,65 @@
+"""One rank of a multi-process CPU run (gloo), started by tests/train/test_distributed.py with torchrun's variables
+(WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) set.
+
+    python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
+    python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+
+def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
+    from study.train import PretrainConfig, StopRequested, pretrain
+
+    cfg = PretrainConfig.from_dict(json.loads(config_json))
+    try:
+        out = pretrain(cfg, run_dir, stop_at=stop_at)
+    except StopRequested as e:
+        out = {"stopped_at": e.step}
+    print(json.dumps(out, default=str))
+
+
+def check_gathers() -> None:
+    """Every rank holds rows rank*10 + [0, 1, 2] of a random 2W*3 x 4 batch: gathered, the loss is the loss of the
+    whole batch, and a rank's gradient is W times the whole-batch gradient of its own rows (DDP then divides by W)."""
+    from study.train import distributed
+    from study.train.losses import nt_xent
+
+    world = distributed.setup("cpu")
+    n, w = 3, world.size
+    full = torch.randn(2 * w * n, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    z1_all, z2_all = full[: w * n], full[w * n:]
+    mine = slice(world.rank * n, (world.rank + 1) * n)
+    z1, z2 = z1_all[mine].clone().requires_grad_(True), z2_all[mine].clone().requires_grad_(True)
+    loss = nt_xent(distributed.gather_with_grad(z1), distributed.gather_with_grad(z2), 0.5)
+    loss.backward()
+
+    r1, r2 = z1_all.clone().requires_grad_(True), z2_all.clone().requires_grad_(True)
+    ref = nt_xent(r1, r2, 0.5)
+    ref.backward()
+    assert torch.allclose(loss, ref, atol=1e-12), (float(loss), float(ref))
+    assert torch.allclose(z1.grad, w * r1.grad[mine], atol=1e-12)
+    assert torch.allclose(z2.grad, w * r2.grad[mine], atol=1e-12)
+
+    keys = torch.full((2, 3), float(world.rank + 1))
+    assert distributed.gather_no_grad(keys)[:, 0].tolist() == [float(r + 1) for r in range(w) for _ in range(2)]
+    distributed.cleanup()
+    print(json.dumps({"rank": world.rank, "ok": True}))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    if sys.argv[1] == "pretrain":
+        pretrain_rank(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)
+    elif sys.argv[1] == "gather":
+        check_gathers()
+    else:
+        raise SystemExit(f"unknown command {sys.argv[1]!r} (rank {os.environ.get('RANK')})")
+    if dist.is_initialized():
+        dist.destroy_process_group()

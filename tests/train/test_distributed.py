@@ -1,0 +1,100 @@
+"""Several processes of one job through torch.distributed: two real CPU processes (gloo) started with torchrun's
+variables. What needs GPUs (NCCL, SyncBatchNorm, one device per rank) cannot run here; the same code paths run
+with gloo on CPU. The Slurm start (submitit's environment) is tested in tests/launch/test_slurm.py."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ranks(*args: str, timeout: float = 240) -> list[tuple[int, str, str]]:
+    """Start WORLD ranks of ddp_worker.py with `args`; (exit code, stdout, stderr) of each."""
+    port = free_port()
+    procs = []
+    for rank in range(WORLD):
+        env = dict(os.environ, WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        env.pop("SUBMITIT_EXECUTOR", None)
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), *args], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    done = []
+    for rank, p in enumerate(procs):
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail(f"rank {rank} did not finish in {timeout:.0f}s")
+        done.append((p.returncode, out, err))
+    return done
+
+
+def run_ranks(*args: str) -> list[dict]:
+    """start_ranks, every rank exiting 0; the last stdout line of each, as JSON."""
+    outs = []
+    for rank, (code, out, err) in enumerate(start_ranks(*args)):
+        assert code == 0, f"rank {rank} exited {code}:\n{err[-3000:]}"
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    return outs
+
+
+def config(method: str) -> str:
+    return json.dumps({
+        "manifest": "tiny", "method": method, "backbone": "resnet18_small", "width": 4, "batch_size": 8,
+        "steps": 6, "head": [32, 16], "image_size": 16, "num_workers": 0, "device": "cpu",
+        "checkpoint_every_steps": 2, "checkpoint_every_minutes": None, "log_every_steps": 3,
+        "optim": {"name": "lars", "lr": 1.0, "warmup_epochs": 0.5},
+        "moco": {"queue_size": 32, "dim": 16, "hidden": 32},
+        "byol": {"projector_hidden": 32, "dim": 16, "predictor_hidden": 32},
+    })
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_gathers_give_the_whole_batch_loss_and_its_gradient():
+    assert [o["ok"] for o in run_ranks("gather")] == [True] * WORLD
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
+def test_two_processes_train_record_global_values_and_resume_exactly(method, tiny_manifest, tmp_path):
+    full = run_ranks("pretrain", config(method), str(tmp_path / "full"))
+    for out in full:  # every rank reports the same, global, values
+        assert out["metrics"] == full[0]["metrics"] and out["metrics"]
+        p = out["protocol"]
+        assert (p["devices"], p["per_device_batch"], p["effective_batch"]) == (WORLD, 4, 8)
+        assert p["sync_bn"] is False  # SyncBatchNorm needs GPUs; recorded as off
+    assert [o["stopped_at"] for o in run_ranks("pretrain", config(method), str(tmp_path / "cut"), "3")] == [3] * WORLD
+    resumed = run_ranks("pretrain", config(method), str(tmp_path / "cut"))
+    assert [o["metrics"] for o in resumed] == [o["metrics"] for o in full]
+    assert resumed[0]["protocol"]["resumed_from_steps"] == [3]
+    a, b = weights(tmp_path / "full" / "encoder.pt"), weights(tmp_path / "cut" / "encoder.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_one_process_checkpoint_is_refused_by_two(tiny_manifest, tmp_path):
+    from study.train import PretrainConfig, StopRequested, pretrain
+
+    with pytest.raises(StopRequested):
+        pretrain(PretrainConfig.from_dict(json.loads(config("simclr"))), tmp_path / "run", stop_at=2)
+    done = start_ranks("pretrain", config("simclr"), str(tmp_path / "run"))
+    assert all(code != 0 for code, _, _ in done)
+    err = done[0][2]
+    assert "devices" in err and "checkpoint.pt" in err, err[-2000:]
