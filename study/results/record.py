@@ -37,12 +37,15 @@ RESULTS_DIR = "results"
 METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
 REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol", "protocol_fingerprint")
 
-# Keys that describe one run, not the protocol: removed (at any depth) before fingerprinting.
+# Keys that describe one run or what it found, not the recipe: removed (at any depth) before fingerprinting, as
+# are timings (keys "seconds" and "*_seconds"). Outcomes: the weight decay each probe chose and its validation
+# scores (`probes`, `chosen_weight_decay`), the feature cache's files and hits (`extraction`), resumes.
 RUN_SPECIFIC_KEYS = frozenset({
     "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
     "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
     "code_version", "git", "device", "devices_used", "num_workers", "run_dir", "cache_dir", "workdir", "job_id",
-    "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from", "requeues",
+    "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from", "resumed_from_steps",
+    "requeues", "probes", "chosen_weight_decay", "extraction",
 })
 
 
@@ -63,10 +66,13 @@ def _is_replicate_key(key: str) -> bool:
     return key == "seed" or key.endswith("_seed")
 
 
+def _is_run_key(key: str) -> bool:
+    return key in RUN_SPECIFIC_KEYS or key == "seconds" or key.endswith("_seconds") or _is_replicate_key(key)
+
+
 def _strip(obj: Any) -> Any:
     if isinstance(obj, Mapping):
-        return {k: _strip(v) for k, v in obj.items()
-                if not (str(k) in RUN_SPECIFIC_KEYS or _is_replicate_key(str(k)))}
+        return {k: _strip(v) for k, v in obj.items() if not _is_run_key(str(k))}
     if isinstance(obj, (list, tuple)):
         return [_strip(v) for v in obj]
     return obj

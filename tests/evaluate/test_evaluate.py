@@ -142,3 +142,21 @@ def test_fresh_extractions_give_the_same_result(manifests, encoder_file, tmp_pat
     assert [e["cached"] for e in b["protocol"]["extraction"]] == [False, False]
     assert a["metrics"] == b["metrics"]
     assert a["protocol"]["chosen_weight_decay"] == b["protocol"]["chosen_weight_decay"]
+
+
+@pytest.mark.parametrize("protocol", ["linear", "finetune"])
+def test_replicates_share_a_protocol_fingerprint_and_recipes_do_not(protocol, manifests, encoder_file, tmp_path):
+    """Seeds of one recipe (other encoders, other run folders and caches, other chosen weight decays and timings)
+    aggregate into one cell; a changed recipe does not."""
+    from study.results.record import protocol_fingerprint
+
+    ft = {"finetune": {"batch_size": 8, "steps": 2, "checkpoint_every_minutes": None}} if protocol == "finetune" else {}
+    prints = []
+    for seed in (0, 1):
+        out = evaluate(config(protocol=protocol, labeled_sizes=[8, 20], seed=seed, **ft), tmp_path / f"run{seed}",
+                       [encoder_file(f"enc{seed}", seed)], tmp_path / f"features{seed}")
+        prints.append(protocol_fingerprint(out["protocol"]))
+    other = evaluate(config(protocol=protocol, labeled_sizes=[8, 20], image_size=8, **ft), tmp_path / "other",
+                     [encoder_file("enc0", 0)], tmp_path / "features0")
+    assert prints[0] == prints[1]
+    assert protocol_fingerprint(other["protocol"]) != prints[0]
