@@ -11,7 +11,6 @@ import os
 import sys
 
 import torch
-import torch.distributed as dist
 
 
 def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
@@ -26,8 +25,9 @@ def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
 
 
 def check_gathers() -> None:
-    """Every rank holds rows rank*10 + [0, 1, 2] of a random 2W*3 x 4 batch: gathered, the loss is the loss of the
-    whole batch, and a rank's gradient is W times the whole-batch gradient of its own rows (DDP then divides by W)."""
+    """Rank r holds rows 3r..3r+2 of each view of a random batch of 3W pairs: gathered, the loss is the loss of the
+    whole batch, and a rank's gradient is W times the whole-batch gradient of its own rows (DDP then divides by W);
+    gather_no_grad concatenates in rank order."""
     from study.train import distributed
     from study.train.losses import nt_xent
 
@@ -61,5 +61,3 @@ if __name__ == "__main__":
         check_gathers()
     else:
         raise SystemExit(f"unknown command {sys.argv[1]!r} (rank {os.environ.get('RANK')})")
-    if dist.is_initialized():
-        dist.destroy_process_group()

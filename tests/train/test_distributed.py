@@ -3,6 +3,7 @@ variables. What needs GPUs (NCCL, SyncBatchNorm, one device per rank) cannot run
 with gloo on CPU. The Slurm start (submitit's environment) is tested in tests/launch/test_slurm.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import tiny_config
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD = 2
@@ -55,14 +57,8 @@ def run_ranks(*args: str) -> list[dict]:
 
 
 def config(method: str) -> str:
-    return json.dumps({
-        "manifest": "tiny", "method": method, "backbone": "resnet18_small", "width": 4, "batch_size": 8,
-        "steps": 6, "head": [32, 16], "image_size": 16, "num_workers": 0, "device": "cpu",
-        "checkpoint_every_steps": 2, "checkpoint_every_minutes": None, "log_every_steps": 3,
-        "optim": {"name": "lars", "lr": 1.0, "warmup_epochs": 0.5},
-        "moco": {"queue_size": 32, "dim": 16, "hidden": 32},
-        "byol": {"projector_hidden": 32, "dim": 16, "predictor_hidden": 32},
-    })
+    """train_helpers.tiny_config for `method`, checkpointing every 2 steps, as the worker's JSON argument."""
+    return json.dumps(dataclasses.asdict(tiny_config(method=method, checkpoint_every_steps=2)))
 
 
 def weights(path: Path) -> dict:
@@ -90,10 +86,10 @@ def test_two_processes_train_record_global_values_and_resume_exactly(method, tin
 
 
 def test_a_one_process_checkpoint_is_refused_by_two(tiny_manifest, tmp_path):
-    from study.train import PretrainConfig, StopRequested, pretrain
+    from study.train import StopRequested, pretrain
 
     with pytest.raises(StopRequested):
-        pretrain(PretrainConfig.from_dict(json.loads(config("simclr"))), tmp_path / "run", stop_at=2)
+        pretrain(tiny_config(checkpoint_every_steps=2), tmp_path / "run", stop_at=2)
     done = start_ranks("pretrain", config("simclr"), str(tmp_path / "run"))
     assert all(code != 0 for code, _, _ in done)
     err = done[0][2]
