@@ -16,7 +16,7 @@ from study.results import read_result
 from launch_helpers import PROFILE, REPO, grid_text, run_cli
 
 pytestmark = pytest.mark.slurm
-LONG_STEPS = 200  # long enough to be interrupted mid-run (a few seconds of CPU)
+LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +45,12 @@ def status(grid: Path, wd: Path) -> str:
     return run_cli(["status", str(grid), "--workdir", str(wd)])[1]
 
 
-def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path) -> None:
+def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: float = 1.0) -> None:
     end = time.time() + timeout
     while time.time() < end:
         if cond():
             return
-        time.sleep(1)
+        time.sleep(poll)
     squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{status(grid, wd)}\n{squeue}")
 
@@ -116,11 +116,12 @@ def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_ru
     submit(grid, wd)
     ids = {e["job"]: e["slurm_job_id"] for e in queued(wd, "long")}
     pre = [j.id for j in plan.jobs if j.stage == "pretrain"]
-    for job_id in pre:  # both running, with a checkpoint on disk
+    interrupt = (["scontrol", "requeue"],  # an admin's preemption: no USR2
+                 ["scancel", "--signal=USR2"])  # submitit's preemption/timeout path
+    for job_id, command in zip(pre, interrupt):  # each interrupted as soon as its first checkpoint is on disk
         wait_until(lambda: (wd / "jobs" / job_id / "checkpoint.pt").exists(), 120, f"a checkpoint of {job_id}",
-                   grid, wd)
-    subprocess.run(["scontrol", "requeue", ids[pre[0]]], check=True)  # an admin's preemption: no USR2
-    subprocess.run(["scancel", "--signal=USR2", ids[pre[1]]], check=True)  # submitit's preemption/timeout path
+                   grid, wd, poll=0.05)
+        subprocess.run([*command, ids[job_id]], check=True)
     wait_until(all_results(plan, wd), 240, "every result after the interruptions", grid, wd)
     for job_id in pre:
         protocol = read_result(wd / "results" / f"{job_id}.json")["protocol"]
