@@ -45,9 +45,10 @@ def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
 
 
 def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train index, held-out index): round(fraction x count) rows of each class with >= 2 rows held out."""
+    """(train index, held-out index), on y's device: round(fraction x count) rows of each class with >= 2 rows held
+    out."""
     rng = np.random.default_rng([seed, 0x9A1])
-    y_np = y.numpy()
+    y_np = y.cpu().numpy()
     train, held = [], []
     for c in np.unique(y_np):
         idx = np.flatnonzero(y_np == c)
@@ -55,7 +56,8 @@ def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch
         k = min(len(idx) - 1, max(1, int(round(fraction * len(idx))))) if len(idx) >= 2 and fraction > 0 else 0
         held.append(idx[:k])
         train.append(idx[k:])
-    return torch.as_tensor(np.sort(np.concatenate(train))), torch.as_tensor(np.sort(np.concatenate(held)))
+    return (torch.as_tensor(np.sort(np.concatenate(train)), device=y.device),
+            torch.as_tensor(np.sort(np.concatenate(held)), device=y.device))
 
 
 def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearConfig, seed: int,
