@@ -98,3 +98,17 @@ def test_byol_losses_match_loop_reference():
     p, z = p1.clone().requires_grad_(True), z1.clone().requires_grad_(True)
     byol_loss(p, z).backward()
     assert p.grad is not None and z.grad is None  # the target projection is detached
+
+
+def test_losses_run_in_float32_under_bf16_autocast():
+    """Under autocast the similarity products would run in bf16 (cosines off by ~4e-3); each loss runs in
+    float32 on its inputs cast up, so it equals the float32 loss of the same bf16 values."""
+    g = torch.Generator().manual_seed(3)
+    a, b, queue = (torch.randn(n, 16, generator=g).to(torch.bfloat16) for n in (8, 8, 32))
+    queue = torch.nn.functional.normalize(queue.float(), dim=1).to(torch.bfloat16)
+    for loss, args in ((nt_xent, (a, b, 0.1)), (infonce, (a, b, queue, 0.2)), (byol_loss, (a, b))):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = loss(*args)
+        want = loss(*(x.float() if isinstance(x, torch.Tensor) else x for x in args))
+        assert got.dtype == torch.float32, loss.__name__
+        assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))

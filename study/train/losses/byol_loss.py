@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _fp32(x: torch.Tensor) -> torch.Tensor:
-    """Half/bf16 inputs (autocast) are computed in float32; float64 stays float64."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+from study.train.losses.precision import in_fp32
 
 
+
+@in_fp32
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Normalized mean squared error (Grill et al. 2020, eq. 2), averaged over the N rows:
 
@@ -18,8 +17,8 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
     The target projection z is detached: no gradient reaches the target network.
     """
-    p = F.normalize(_fp32(p), dim=1)
-    z = F.normalize(_fp32(z), dim=1).detach()
+    p = F.normalize(p, dim=1)
+    z = F.normalize(z, dim=1).detach()
     return (2 - 2 * (p * z).sum(dim=1)).mean()
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _fp32(x: torch.Tensor) -> torch.Tensor:
-    """Half/bf16 inputs (autocast) are computed in float32; float64 stays float64."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+from study.train.losses.precision import in_fp32
 
 
+
+@in_fp32
 def infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
     """InfoNCE (He et al. 2020, eq. 1) for N queries q, their positive keys k and K queued negatives.
 
@@ -20,9 +19,9 @@ def infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: 
 
     Keys carry no gradient (the caller passes them from the momentum encoder, detached).
     """
-    q = F.normalize(_fp32(q), dim=1)
-    k = F.normalize(_fp32(k), dim=1).detach()
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k, dim=1).detach()
     pos = (q * k).sum(dim=1, keepdim=True)
-    neg = q @ _fp32(queue.detach()).T
+    neg = q @ queue.detach().T
     logits = torch.cat([pos, neg], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))

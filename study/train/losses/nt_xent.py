@@ -4,12 +4,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _fp32(x: torch.Tensor) -> torch.Tensor:
-    """Half/bf16 inputs (autocast) are computed in float32; float64 stays float64."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+from study.train.losses.precision import in_fp32
 
 
+
+@in_fp32
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent over a batch of N pairs (Chen et al. 2020, eq. 1).
 
@@ -20,7 +19,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
         loss = (1 / 2N) sum_{i=1}^{2N} l_i
     """
     n = z1.shape[0]
-    u = F.normalize(_fp32(torch.cat([z1, z2])), dim=1)
+    u = F.normalize(torch.cat([z1, z2]), dim=1)
     s = u @ u.T / temperature
     s = s.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=s.device), float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(s.device)
