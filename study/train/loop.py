@@ -98,8 +98,12 @@ def _load_manifest(name: str):
     return load_manifest(name)
 
 
-def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World) -> dict:
-    return {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size}
+def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device: torch.device, use_bf16: bool,
+                 channels_last: bool) -> dict:
+    """What a checkpoint must match to be resumed: the config, the data, and what the runtime keys resolved to that
+    changes the arithmetic or the random streams (number and kind of devices, precision, memory format)."""
+    return {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size,
+            "device_type": device.type, "precision": "bf16" if use_bf16 else "fp32", "channels_last": channels_last}
 
 
 def _log(msg: str) -> None:
@@ -158,7 +162,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                               peak, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
-    fingerprint = _fingerprint(cfg, manifest, world)
+    fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
         _write_encoder(run_dir, method.encoder, world)
         return {"metrics": [], "protocol": dict(base_protocol, wall_time_s=time.time() - t0, images_per_s=None)}
@@ -253,12 +257,13 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
+                signalled = bool(flag.pending)  # read once: a signal landing later is seen at the next step
                 if world.size > 1:  # every rank must agree, or the save's barrier would hang
-                    due_time, signalled = distributed.any_rank([bool(due_time), bool(flag.pending)], device)
+                    due_time, signalled = distributed.any_rank([bool(due_time), signalled], device)
                     if signalled and not flag.pending:
                         flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
                 stop_now = stop_at is not None and step >= stop_at
-                must_save = bool(due_steps or due_time or flag.pending or stop_now or step == total)
+                must_save = bool(due_steps or due_time or signalled or stop_now or step == total)
                 if must_save or device.type == "cpu" or step % window == 0:
                     _record_steps(pending, recent, acc_window, max(spe, 1), world, ckpt_path, cfg.manifest)
                     pending = []
@@ -269,7 +274,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                 if must_save:
                     save(step)
                     last_save = time.time()
-                    if flag.pending:
+                    if signalled:
                         flag.forward()
                     if stop_now and step < total:
                         raise StopRequested(step)

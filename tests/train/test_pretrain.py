@@ -5,6 +5,7 @@ import signal
 import pytest
 import torch
 
+from device import device_kind
 from study.errors import StudyError
 from study.train import StopRequested, pretrain
 from study.train.backbones import load_encoder
@@ -53,7 +54,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert (p["per_device_batch"], p["devices"], p["effective_batch"]) == (8, 1, 8)
     assert p["effective_lr"] == pytest.approx(1.0 * 8 / 256)
     assert (p["steps"], p["steps_per_epoch"], p["epochs"], p["warmup_steps"]) == (6, 3, 2.0, 2)
-    assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == "cpu"
+    assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == device_kind()
     assert p["augmentation"]["image_size"] == 16 and p["precision"] == "fp32"
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["code_version"]
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
@@ -75,6 +76,23 @@ def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make
     # runtime-only settings may change on resume
     out = pretrain(make_config(log_every_steps=1, checkpoint_every_steps=5), tmp_path / "run")
     assert out["protocol"]["resumed_from_steps"] == [2]
+
+
+def test_checkpoint_from_a_gpu_bf16_run_is_refused_on_cpu(tiny_manifest, make_config, tmp_path):
+    """`device` is a runtime key, but what it resolves to is not: a GPU run's checkpoint (bf16, CUDA random
+    streams) resumed on a CPU would silently continue in fp32 with other augmentation draws. Simulated by
+    rewriting the fingerprint of a CPU checkpoint as a GPU run writes it (no GPU here)."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(device="cpu"), tmp_path / "run", stop_at=2)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    assert (ck["fingerprint"]["device_type"], ck["fingerprint"]["precision"]) == ("cpu", "fp32")
+    ck["fingerprint"].update(device_type="cuda", precision="bf16", channels_last=True)
+    torch.save(ck, path)
+    with pytest.raises(StudyError) as e:
+        pretrain(make_config(device="cpu"), tmp_path / "run")
+    msg = str(e.value)
+    assert "device_type: checkpoint 'cuda', now 'cpu'" in msg and "precision: checkpoint 'bf16', now 'fp32'" in msg
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, make_config, tmp_path, monkeypatch):
