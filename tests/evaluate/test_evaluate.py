@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from device import TEST_DEVICE, device_kind
 from study.errors import StudyError
 from study.evaluate import EvalConfig, evaluate
 from study.evaluate import features as features_mod
@@ -12,7 +13,7 @@ from study.evaluate import features as features_mod
 
 def config(**over):
     d = {"protocol": "linear", "train_manifest": "evtrain", "test_manifest": "evtest", "labeled_sizes": [8, 20, 40],
-         "image_size": 12, "augment": {"resize_ratio": 1.0}, "batch_size": 16, "num_workers": 0, "device": "cpu",
+         "image_size": 12, "augment": {"resize_ratio": 1.0}, "batch_size": 16, "num_workers": 0, "device": TEST_DEVICE,
          "linear": {"weight_decays": [1e-4, 1e-2], "max_iter": 50}}
     d.update(over)
     return EvalConfig.from_dict(d)
@@ -49,7 +50,7 @@ def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls,
     assert p["feature_layer"].startswith("pooled") and p["feature_dim"] == 32
     assert p["encoders"][0]["backbone"] == {"name": "resnet18_small", "width": 4}
     assert p["transform"]["preset"] == "eval" and p["transform"]["image_size"] == 12
-    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["device_kind"] == "cpu" and p["seed"] == 0
+    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["device_kind"] == device_kind() and p["seed"] == 0
     assert [e["cached"] for e in p["extraction"]] == [False, False]
 
     again = evaluate(config(), tmp_path / "run2", [enc], cache)  # cache hit: the encoder never runs

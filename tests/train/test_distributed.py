@@ -58,7 +58,7 @@ def run_ranks(*args: str) -> list[dict]:
 
 def config(method: str) -> str:
     """train_helpers.tiny_config for `method`, checkpointing every 2 steps, as the worker's JSON argument."""
-    return json.dumps(dataclasses.asdict(tiny_config(method=method, checkpoint_every_steps=2)))
+    return json.dumps(dataclasses.asdict(tiny_config(method=method, checkpoint_every_steps=2, device="cpu")))
 
 
 def weights(path: Path) -> dict:
@@ -89,7 +89,7 @@ def test_a_one_process_checkpoint_is_refused_by_two(tiny_manifest, tmp_path):
     from study.train import StopRequested, pretrain
 
     with pytest.raises(StopRequested):
-        pretrain(tiny_config(checkpoint_every_steps=2), tmp_path / "run", stop_at=2)
+        pretrain(tiny_config(checkpoint_every_steps=2, device="cpu"), tmp_path / "run", stop_at=2)
     done = start_ranks("pretrain", config("simclr"), str(tmp_path / "run"))
     assert all(code != 0 for code, _, _ in done)
     err = done[0][2]

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from device import TEST_DEVICE
+
 
 
 class TinyManifest:
@@ -74,7 +76,7 @@ def tiny_config(**over):
         "head": [32, 16],
         "image_size": 16,
         "num_workers": 0,
-        "device": "cpu",
+        "device": TEST_DEVICE,
         "optim": {"name": "lars", "lr": 1.0, "warmup_epochs": 0.5},
         "moco": {"queue_size": 32, "dim": 16, "hidden": 32},
         "byol": {"projector_hidden": 32, "dim": 16, "predictor_hidden": 32},
