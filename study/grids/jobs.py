@@ -1,4 +1,5 @@
-"""Jobs: the unit the launcher runs. `Job.id` is `config_hash(config)`, so one config in two grids is one job.
+"""Jobs: the unit the launcher runs. `Job.id` is the hash of its config less the run-only settings (`id_config`), so
+one config in two grids is one job.
 
     config = {"stage": "pretrain", "axes": {...}, "pretrain": {...}}
     config = {"stage": "evaluate", "axes": {...}, "evaluate": {...}, "encoders": [pretrain job ids]}
@@ -16,6 +17,7 @@ from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import AXES, EvalEntry, Grid
 from study.grids.yamlio import fail
 from study.hashing import config_hash
+from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 
 # the evaluate-section keys the planner fills (EvalConfig field names)
 EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST, EVAL_SIZES, EVAL_LEVELS = (
@@ -50,7 +52,27 @@ def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders
         config["evaluate"] = section
         config["encoders"] = list(encoders or [])
         deps = tuple(dict.fromkeys(config["encoders"]))
-    return Job(id=config_hash(config), stage=stage, config=config, depends_on=deps, resources=resources)
+    return Job(id=config_hash(id_config(config)), stage=stage, config=config, depends_on=deps, resources=resources)
+
+
+def id_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What a job's id hashes: its config without the run-only settings (study.runtime_keys), also those of an
+    evaluation's fine-tuning runs."""
+    out = dict(config)
+    if "pretrain" in out:
+        out["pretrain"] = _without(out["pretrain"], PRETRAIN_RUN_ONLY)
+    if "evaluate" in out:
+        ev = _without(out["evaluate"], EVALUATE_RUN_ONLY)
+        if isinstance(ev.get("finetune"), dict):
+            ev["finetune"] = _without(ev["finetune"], PRETRAIN_RUN_ONLY)
+            if not ev["finetune"]:  # only run-only settings: as if absent
+                del ev["finetune"]
+        out["evaluate"] = ev
+    return out
+
+
+def _without(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in keys}
 
 
 def plain_copy(v: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int
 from study.errors import StudyError
+from study.runtime_keys import PRETRAIN_RUN_ONLY
 
 METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
 
@@ -95,7 +96,7 @@ class PretrainConfig:
     log_every_steps: int = 50  # ours: a progress line on stderr
 
     # settings that do not change what is computed: a checkpoint may be resumed with other values
-    RUNTIME_KEYS = ("num_workers", "device", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every_steps")
+    RUNTIME_KEYS = (*PRETRAIN_RUN_ONLY, "device")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":

@@ -1,5 +1,6 @@
 """Stable ids (key order, two grids sharing a job), dependency wiring, topological order."""
 from study.grids import Job, plan_grid
+from study.grids.jobs import id_config
 from study.hashing import config_hash
 
 
@@ -21,7 +22,7 @@ def test_id_is_hash_of_config_and_ignores_key_order(write_grid):
     pa, pb = plan_grid(a), plan_grid(b)
     assert [j.id for j in pa.jobs] == [j.id for j in pb.jobs]
     for j in pa.jobs:
-        assert j.id == config_hash(j.config) and len(j.id) == 12
+        assert j.id == config_hash(id_config(j.config)) and len(j.id) == 12
         assert "t" not in j.config.values() and "grid" not in j.config  # the grid's name is not in the config
 
 
@@ -47,6 +48,24 @@ def test_a_changed_setting_changes_the_id(write_grid):
     g2 = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="b.yaml")
     g2.write_text(g2.read_text().replace("epochs: 1,", "epochs: 2,"))
     assert plan_grid(g1).jobs[0].id != plan_grid(g2).jobs[0].id
+
+
+def test_run_only_settings_do_not_change_ids_and_device_does(write_grid):
+    body = """
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {evaluate: [{protocol: linear}, {protocol: finetune, labeled_sizes: [5]}]}
+    """
+    base = plan_grid(write_grid(body, name="a.yaml"))
+    tuned = write_grid(body, name="b.yaml")  # the loader, checkpoints and logging changed mid-study
+    tuned.write_text(tuned.read_text().replace(
+        "batch_size: 8}", "batch_size: 8, num_workers: 12, checkpoint_every_minutes: 5, log_every_steps: 10}\n"
+        "  evaluate: {num_workers: 3, finetune: {num_workers: 2, checkpoint_every_steps: 100}}"))
+    tuned_jobs = plan_grid(tuned).jobs
+    assert tuned_jobs[0].config["pretrain"]["num_workers"] == 12  # kept in the config the job runs with
+    assert [j.id for j in tuned_jobs] == [j.id for j in base.jobs]
+    on_cpu = write_grid(body, name="c.yaml")
+    on_cpu.write_text(on_cpu.read_text().replace("batch_size: 8}", "batch_size: 8, device: cpu}"))
+    assert plan_grid(on_cpu).jobs[0].id != base.jobs[0].id  # fp32 on a CPU is not bf16 on a GPU
 
 
 def test_dependencies_and_topological_order(write_grid):
