@@ -5,13 +5,17 @@ import re
 from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
-_CLOCK = re.compile(r"^\s*(?:(\d+)-)?(\d+):(\d+)(?::(\d+))?\s*$")
+# Slurm's --time grammar: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_CLOCK = re.compile(r"^\s*(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+                    r"|(?P<h>\d+):(?P<hm>\d+):(?P<hs>\d+)|(?P<m>\d+):(?P<ms>\d+)|(?P<only>\d+))\s*$")
+_EXPECTED = "a duration such as 90 (minutes), 30m, 72h, 2d, 30:00 (M:S), 12:00:00 (H:M:S) or 1-12:00:00"
 
 
 def parse_minutes(v: Any) -> int:
-    """A time limit in minutes from `90` (minutes), `"30m"`, `"72h"`, `"2d"`, `"HH:MM[:SS]"` or `"D-HH:MM[:SS]"`."""
+    """A time limit in whole minutes (seconds round up) from `90` (minutes), `"30m"`, `"72h"`, `"2d"`, or Slurm's
+    spellings: `"M"`, `"M:S"`, `"H:M:S"`, `"D-H"`, `"D-H:M"`, `"D-H:M:S"`."""
     if isinstance(v, bool):
-        raise ValueError(f"expected a duration such as 90, 30m, 72h, 2d or 12:00:00, got {v!r}")
+        raise ValueError(f"expected {_EXPECTED}, got {v!r}")
     if isinstance(v, (int, float)) and v > 0:
         return max(1, round(v))
     if isinstance(v, str):
@@ -23,11 +27,12 @@ def parse_minutes(v: Any) -> int:
                 return max(1, round(minutes))
         m = _CLOCK.match(v)
         if m:
-            days, hours, mins, secs = (int(x) if x else 0 for x in m.groups())
-            minutes = days * 1440 + hours * 60 + mins + (1 if secs else 0)
-            if minutes > 0:
-                return minutes
-    raise ValueError(f"expected a duration such as 90, 30m, 72h, 2d or 12:00:00, got {v!r}")
+            g = {k: int(x) if x else 0 for k, x in m.groupdict().items()}
+            seconds = (g["d"] * 86400 + g["dh"] * 3600 + g["dm"] * 60 + g["ds"] + g["h"] * 3600 + g["hm"] * 60
+                       + g["hs"] + g["m"] * 60 + g["ms"] + g["only"] * 60)
+            if seconds > 0:
+                return -(-seconds // 60)
+    raise ValueError(f"expected {_EXPECTED}, got {v!r}")
 
 
 _MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*$")

@@ -2,11 +2,13 @@
 
 `load_yaml(path)` returns plain Python values in which mappings are `YMap` (a dict with `.line` and
 `.key_lines`) and sequences are `YList` (a list with `.line` and `.item_lines`). Duplicate keys are an error.
-`fail(path, line, msg)` builds the `path:line: msg` StudyError every grid and profile error uses.
+`fail(path, line, msg)` builds the `path:line: msg` StudyError every grid and profile error uses. Clock-like
+scalars (`30:00`, `12:00:00`) stay strings (YAML 1.1 would read them as base-60 integers).
 """
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -74,6 +76,11 @@ def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> YList:
 
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+# YAML 1.1 reads `12:00:00` as the base-60 integer 43200; a Slurm time limit is meant: keep such scalars strings
+_LineLoader.yaml_implicit_resolvers = {k: list(v) for k, v in _Base.yaml_implicit_resolvers.items()}
+for _digit in "0123456789":
+    _LineLoader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
+        0, ("tag:yaml.org,2002:str", re.compile(r"^[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")))
 
 
 def load_yaml(path: str | Path) -> Any:
