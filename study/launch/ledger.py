@@ -8,7 +8,8 @@ Events (every line has "event" and "at"):
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the Slurm backend looks it up by its unique job name
-(`recover`) before deciding what to queue, so a rerun never queues a job twice nor forgets one.
+(`recover`) before deciding what to queue, so a rerun never queues a job twice nor forgets one. Jobs shared with
+another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Replay:
 class Ledger:
     def __init__(self, workdir: str | os.PathLike, grid: str):
         self.path = ledger_path(workdir, grid)
+        self.workdir, self.grid = Path(workdir), grid
 
     def append(self, events: Iterable[dict[str, Any]]) -> None:
         """Append events as complete lines, in one write, flushed to disk."""
@@ -91,3 +93,18 @@ class Ledger:
                 queued_batches.add(e["batch"])
         r.open_intents = [e for b, e in intents.items() if b not in queued_batches]
         return r
+
+    def replay_with_shared(self) -> Replay:
+        """`replay()`, plus for each job this ledger never submitted the latest submission another grid's ledger
+        of the workdir records (marked "grid": <that grid>): one config in two grids is one job, so a job queued
+        or run by one grid is not queued again by the other. Open intents stay this ledger's own."""
+        own = self.replay()
+        shared: dict[str, dict] = {}
+        for path in sorted(self.path.parent.glob("*.jsonl")):
+            if path.stem == self.grid:
+                continue
+            for job, e in Ledger(self.workdir, path.stem).replay().latest.items():
+                if job not in own.latest and (job not in shared or e.get("at", "") >= shared[job].get("at", "")):
+                    shared[job] = {**e, "grid": path.stem}
+        own.latest.update(shared)
+        return own

@@ -20,7 +20,7 @@ LIVE = ("running", "pending")
 # sacct's state (first word: "CANCELLED by 0" -> CANCELLED) -> ours
 _SLURM = {
     "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "REQUEUE_FED": "pending",
-    "CONFIGURING": "pending", "RESV_DEL_HOLD": "pending", "SUSPENDED": "pending", "PREEMPTED": "pending",
+    "CONFIGURING": "pending", "RESV_DEL_HOLD": "pending", "SUSPENDED": "pending",
     "UNKNOWN": "pending",  # submitted, not in sacct yet: never queue it twice
     "RUNNING": "running", "COMPLETING": "running", "SIGNALING": "running", "STAGE_OUT": "running",
     "RESIZING": "running",
@@ -28,6 +28,7 @@ _SLURM = {
     "FAILED": "failed", "TIMEOUT": "failed", "OUT_OF_MEMORY": "failed", "NODE_FAIL": "failed",
     "BOOT_FAIL": "failed", "DEADLINE": "failed", "SPECIAL_EXIT": "failed",
     "CANCELLED": "cancelled", "REVOKED": "cancelled",
+    "PREEMPTED": "cancelled",  # final (PreemptMode=CANCEL); a requeued job's latest record reads PENDING/REQUEUED
 }
 
 

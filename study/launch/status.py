@@ -17,7 +17,7 @@ def grid_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
         from study.launch.slurm.submit import recover
 
         recover(ledger)
-    replay = ledger.replay()
+    replay = ledger.replay_with_shared()
     ids = replay.slurm_ids()
     if ids:
         from study.launch.slurm.state import query
@@ -56,16 +56,21 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
 
 
 def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
-    """scancel every pending or running Slurm job of the ledger; returns how many."""
+    """scancel every pending or running Slurm job this grid submitted (not those another grid submitted for a
+    shared job); returns how many."""
     out = out or sys.stdout
     states = grid_states(plan, workdir)
-    ids = [st.slurm_id for st in states.values() if st.state in LIVE and st.slurm_id]
+    own = set(Ledger(Path(workdir).resolve(), plan.name).replay().slurm_ids().values())
+    live = [st.slurm_id for st in states.values() if st.state in LIVE and st.slurm_id]
+    ids = [sid for sid in live if sid in own]
     if ids:
         from study.launch.slurm.state import scancel
 
         scancel(ids)
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}\n")
+    if len(live) > len(ids):
+        out.write(f"{len(live) - len(ids)} shared job(s) queued by another grid left running: cancel that grid\n")
     if local:
         out.write(f"{len(local)} job(s) run locally: stop their `study submit --cluster local` (Ctrl-C)\n")
     return len(ids)

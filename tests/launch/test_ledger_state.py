@@ -35,6 +35,24 @@ def test_replay_keeps_latest_event_per_job_and_ignores_a_torn_last_line(tmp_path
     assert led.replay().open_intents == []
 
 
+def test_a_job_another_grid_queued_is_seen_as_queued_not_missing(tmp_path):
+    """One config in two grids is one job: grid b sees grid a's live submission of the shared p1 (and selects
+    nothing to queue for it), while its own events win for the jobs it submitted itself."""
+    a, b = Ledger(tmp_path, "a"), Ledger(tmp_path, "b")
+    a.append([{"event": "intent", "batch": "x", "name": "na", "stage": "pretrain", "jobs": ["p1", "p2"]}])
+    a.append([{"event": "queued", "batch": "x", "job": "p1", "slurm_job_id": "7_0"},
+              {"event": "queued", "batch": "x", "job": "p2", "slurm_job_id": "7_1"}])
+    b.append([{"event": "queued", "batch": "y", "job": "p2", "slurm_job_id": "8"}])
+    assert b.replay().slurm_ids() == {"p2": "8"}
+    r = b.replay_with_shared()
+    assert r.slurm_ids() == {"p1": "7_0", "p2": "8"} and r.latest["p1"]["grid"] == "a"
+    assert r.open_intents == [] and a.replay_with_shared().open_intents == []
+    jobs = _jobs()
+    states = classify(jobs, tmp_path, r, live={"7_0": "RUNNING", "8": "PENDING"})
+    sel = select(jobs, states, retry_failed=False)
+    assert [j.id for j in sel.to_run] == ["e1", "e2"]  # p1 is not queued again; its evaluation waits for it
+
+
 def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
     jobs = _jobs()
     (tmp_path / "results").mkdir()
@@ -47,6 +65,7 @@ def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
                                                        "e2": "missing"}
     assert slurm_state("CANCELLED by 0") == "cancelled" and slurm_state("RUNNING") == "running"
     assert slurm_state("COMPLETED") == "failed"  # completed without a result file
+    assert slurm_state("PREEMPTED") == "cancelled" and slurm_state("REQUEUED") == "pending"  # preempted for good
     sel = select(jobs, states, retry_failed=False)
     assert sel.to_run == []  # e2 is missing but its pretraining failed: blocked, not queued
     assert sel.skipped["blocked by a failed dependency"] == ["e2"]

@@ -201,6 +201,23 @@ def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
     assert "queued 0 job(s)" in submit(grid, wd)  # cancelled jobs wait for --retry-failed
 
 
+def test_a_job_shared_with_a_queued_grid_is_not_queued_again_nor_cancelled_with_the_other(slurm_cluster, env):
+    """Grids a (seed 0) and b (seeds 0, 1) share seed 0's pretraining and probe: b queues only seed 1's jobs
+    while a's are live, and cancelling b leaves a's jobs running to their results."""
+    ga, gb = env / "sharea.yaml", env / "shareb.yaml"
+    ga.write_text(grid_text("sharea", seeds=(0,), steps=LONG_STEPS))
+    gb.write_text(grid_text("shareb", seeds=(0, 1), steps=LONG_STEPS))
+    wd = env / "wd"
+    submit(ga, wd)
+    err = submit(gb, wd)
+    assert "queued 2 job(s)" in err and "skipped: 2 pending or running" in err, err
+    code, out, _ = run_cli(["cancel", str(gb), "--workdir", str(wd)])
+    assert code == 0 and "cancelled 2 Slurm job(s)" in out and "2 shared job(s) queued by another grid" in out, out
+    plan_a = plan_grid(ga)
+    wait_until(all_results(plan_a, wd), 240, "grid a's results", ga, wd)
+    assert {e["job"] for e in queued(wd, "shareb")}.isdisjoint(j.id for j in plan_a.jobs)
+
+
 def test_two_tasks_of_one_job_train_together_through_torch_distributed(slurm_cluster, env, tmp_path):
     """What a multi-GPU pretraining job does (ntasks-per-node = GPUs), with CPUs: submitit's environment starts
     torch.distributed (gloo here, NCCL on GPUs) in both tasks, which train one model on halves of each batch."""

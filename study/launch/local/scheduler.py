@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.runner import write_job_file
 from study.launch.select import select
-from study.launch.state import classify, has_result, last_lines
+from study.launch.state import LIVE, classify, has_result, last_lines
 from study.paths import manifests_dir
 
 POLL_S = 0.1
+OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
 
 
 def _gpu_count() -> int:
@@ -68,9 +70,11 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`). Returns 0 when
     every job it ran succeeded, 1 otherwise."""
     err = err or sys.stderr
+    if workers is not None and workers < 1:
+        raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
-    states = classify(plan.jobs, workdir, ledger.replay())
+    states = classify(plan.jobs, workdir, ledger.replay_with_shared())
     sel = select(plan.jobs, states, retry_failed)
     n_workers, devices = default_workers()
     if workers:
@@ -105,6 +109,20 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                                 "error": f"dependency {failed_id} failed", "log": None}])
                 progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
+    by_id = {j.id: j for j in plan.jobs}
+
+    def ready(job: Any) -> bool:
+        """Every dependency done, here or outside this command (another grid's run of a shared job)."""
+        for d in job.depends_on:
+            if d not in done and d not in run_ids and has_result(workdir, d):
+                done.add(d)
+        return all(d in done for d in job.depends_on)
+
+    def outside_live(waiting: list[Any]) -> bool:
+        deps = {d for j in waiting for d in j.depends_on if d not in done and d not in run_ids and d in by_id}
+        now = classify([by_id[d] for d in deps], workdir, ledger.replay_with_shared())
+        return any(st.state in LIVE for st in now.values())
+
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:
@@ -116,7 +134,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 if job.id in cancelled:
                     todo.remove(job)
                     continue
-                if not all(d in done for d in job.depends_on):
+                if not ready(job):
                     continue
                 todo.remove(job)
                 slot = free.pop(0)
@@ -143,8 +161,14 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                                     "log": str(r.log), "error": f"exit code {rc}: {tail[0] if tail else ''}"}])
                     progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
                     cancel_dependents(job_id)
-            if todo and not running and not any(all(d in done for d in j.depends_on) for j in todo):
-                break  # nothing can start any more (should not happen: blocked jobs were never selected)
+            if todo and not running and not any(ready(j) for j in todo):
+                if outside_live(todo):  # a dependency runs outside this command (a grid sharing it)
+                    time.sleep(OUTSIDE_POLL_S)
+                    continue
+                for job in todo:
+                    failed.add(job.id)
+                progress(f"{len(todo)} job(s) not run: a dependency ended outside this command without a result")
+                break
     except BaseException:
         for r in running.values():  # our own worker processes, by their handle
             r.proc.terminate()

@@ -28,7 +28,7 @@ MAX_REQUEUES = 20  # timeouts/preemptions a Checkpointable job may be requeued a
 def current_states(plan: Any, workdir: Path, ledger: Ledger):
     """Replay the ledger (recovering interrupted submissions), ask sacct about live ones, classify every job."""
     recover(ledger)
-    replay = ledger.replay()
+    replay = ledger.replay_with_shared()
     live, logs = slurm_state.query(workdir, replay.slurm_ids().values()) if replay.slurm_ids() else ({}, {})
     return replay, classify(plan.jobs, workdir, replay, live, logs)
 
