@@ -9,6 +9,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
     p.add_argument("--workdir", metavar="DIR", help="job folders, results and ledgers (default: $STUDY_WORKDIR "
                                                      "or ./runs)")
+    p.add_argument("--profile", metavar="FILE", help="cluster profile (partition, account, resources, setup lines); "
+                                                     "the one given to submit")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "are done or still queued are skipped; failed ones are rerun with --retry-failed.")
     _common(p)
     p.add_argument("--cluster", choices=("slurm", "local"), required=True)
-    p.add_argument("--profile", metavar="FILE", help="cluster profile (partition, account, resources, setup lines)")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
     p.add_argument("--workers", type=int, metavar="N", help="local: worker processes (default: one per core, or per GPU)")

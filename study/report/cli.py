@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<grid name>)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
+    p.add_argument("--profile", metavar="FILE", default=None,
+                   help="the cluster profile given to `study submit` (plans the grid as it was submitted)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if path is not None:
         from study.grids import plan_grid
 
-        plan = plan_grid(path)
+        plan = plan_grid(path, args.profile)
         name = plan.name
     elif not (Path(workdir) / "results").is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
