@@ -182,25 +182,18 @@ def _planned_frame(plan: Any) -> pd.DataFrame:
 
 
 def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
-    """Last known state per job from `<workdir>/ledgers/<grid>.jsonl`, when it is there and readable."""
+    """Last known launcher event per job, in words, from the grid's ledger (and other grids' for shared jobs);
+    sacct is not asked (`study status` does)."""
     if not grid:
         return {}
-    path = Path(workdir) / "ledgers" / f"{grid}.jsonl"
+    from study.launch.ledger import Ledger
+
     states: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            job = event.get("job_id") or event.get("id")
-            state = event.get("state") or event.get("status")
-            if isinstance(job, str) and isinstance(state, str):
-                states[job] = state
+    for job, e in Ledger(workdir, grid).replay_with_shared().latest.items():
+        if e.get("event") == "queued":
+            states[job] = f"queued as Slurm job {e.get('slurm_job_id')}"
+        else:
+            states[job] = str(e.get("state", "unknown")) + (f": {e['error']}" if e.get("error") else "")
     return states
 
 

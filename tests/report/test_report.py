@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 
 import pandas as pd
 import pytest
 from report_records import domain_records, eval_axes, plan_for, quantity_records, records, write_all
 
 from study.errors import StudyError
+from study.launch.ledger import Ledger
 from study.report import build_report
 from study.report.cli import register
 
@@ -51,8 +51,7 @@ def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
     failed = [r["job_id"] for r in domain_records() if r["axes"]["dataset"] == "b" and r["axes"]["eval_dataset"] == "b"]
     kept = [r for r in ALL if r["job_id"] not in failed]
     write_all(tmp_path / "w", kept, with_pretrain_for=plan)
-    (tmp_path / "w" / "ledgers").mkdir()
-    (tmp_path / "w" / "ledgers" / "g.jsonl").write_text(json.dumps({"job_id": failed[0], "state": "failed"}) + "\n")
+    Ledger(tmp_path / "w", "g").append([{"event": "local", "job": failed[0], "stage": "evaluate", "state": "failed"}])
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
     assert s.missing == 2 and len(s.drawn) == 6
     missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")

@@ -94,3 +94,26 @@ def test_gather_with_plan_lists_missing_jobs_and_what_they_wait_for(tmp_path):
     miss = coll.missing.set_index("job_id")
     assert list(miss.index) == ["e1", "p0", "p1"]
     assert miss.loc["e1", "waits_for"] == "e1 (evaluate, no result yet); p1 (pretrain, no result yet)"
+
+
+def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
+    """The report's missing.csv reads the ledgers as the launcher writes them (study.launch.ledger)."""
+    from dataclasses import dataclass
+
+    from study.launch.ledger import Ledger
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    Ledger(tmp_path, "g3").append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "42_0"}])
+    Ledger(tmp_path, "g3").append([{"event": "local", "job": "e1", "stage": "evaluate", "state": "failed",
+                                    "error": "exit code 1: boom"}])
+    plan = Plan("g3", [Job("p1", "pretrain", {"axes": {"seed": 1}}),
+                       Job("e1", "evaluate", {"axes": {"seed": 1}}, ("p1",))])
+    miss = gather(tmp_path, plan).missing.set_index("job_id")
+    assert miss.loc["p1", "state"] == "queued as Slurm job 42_0"
+    assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
+    assert miss.loc["e1", "waits_for"] == ("e1 (evaluate, failed: exit code 1: boom); "
+                                           "p1 (pretrain, queued as Slurm job 42_0)")
