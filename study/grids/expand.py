@@ -32,15 +32,13 @@ def axis_defaults(grid: Grid) -> dict[str, Any]:
     d = grid.defaults_pretrain
     line = grid.lines.get("defaults")
     for axis in PRETRAIN_AXES:
-        if axis == "corruption":
-            out[axis] = "none"
-        elif axis in d:
+        if axis in d:
             try:
                 out[axis] = normalise_axis_value(axis, d[axis])
             except ValueError as e:
                 raise fail(grid.path, line, f"defaults.pretrain.{axis}: {e}") from None
         else:
-            out[axis] = None
+            out[axis] = "none" if axis == "corruption" else None
     return out
 
 

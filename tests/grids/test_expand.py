@@ -113,3 +113,18 @@ def test_pooled_same_means_each_source_and_corruption_manifest(write_grid):
     assert plan.manifests()["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:5"
     assert plan.manifests()["alpha_train.jpeg-quality20"] == (
         "study manifest corrupt alpha_train.jpeg-quality20 --base alpha_train --corruption jpeg:quality=20")
+
+
+def test_a_corruption_in_the_defaults_applies_to_every_point(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, corruption: "downsample:factor=2"}
+    axes: {method: [simclr, byol], dataset: [alpha]}
+    stages: {}
+    """, base=False)
+    pre = plan_grid(g).by_stage("pretrain")
+    assert [j.axes["corruption"] for j in pre] == ["downsample:factor=2"] * 2
+    assert {j.config["pretrain"]["manifest"] for j in pre} == {"alpha_train.downsample-factor2"}
