@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
-from report_records import (STD, domain_records, granularity_records, quality_records, quantity_records, table_of)
+from report_records import (STD, domain_records, eval_axes, granularity_records, quality_records, quantity_records,
+                            records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
 
@@ -91,6 +92,17 @@ def test_domain_concat_bars_and_gain():
         {"first encoder": 0.45, "second encoder": 0.25, "concatenated": 0.48})
     table = domain_concat.paper_table(data)
     assert table["gain over better single"].iloc[0] == pytest.approx(0.03)
+
+
+def test_domain_concat_of_two_encoders_of_one_dataset():
+    """The planner writes a shared axis value once (dataset "a" for two encoders of a): both roles are drawn."""
+    recs = records(eval_axes(method="supervised"), {(10000, None): 0.50})
+    recs += records(eval_axes(), {(10000, None): 0.45})
+    recs += records(eval_axes(method="simclr|supervised", protocol="concat"), {(10000, None): 0.52})
+    fig, data = domain_concat.draw(table_of(recs))
+    assert {k: v[0] for k, v in _bars(fig.axes[0]).items()} == pytest.approx(
+        {"first encoder": 0.45, "second encoder": 0.50, "concatenated": 0.52})
+    assert domain_concat.paper_table(data)["gain over better single"].iloc[0] == pytest.approx(0.02)
 
 
 def test_quality_deltas_simclr_beside_supervised():

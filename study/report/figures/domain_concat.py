@@ -31,7 +31,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ev, group in conc.groupby("eval_dataset", sort=True):
         labeled = pick_largest(group["labeled_size"].unique())
         for _, c in group[same(group["labeled_size"], labeled)].sort_values("dataset").iterrows():
-            datasets = str(c["dataset"]).split("|")
+            datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             methods, sizes = _split(c["method"], len(datasets)), _split(c["size"], len(datasets))
             names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
