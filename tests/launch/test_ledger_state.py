@@ -78,3 +78,33 @@ def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
     led = Ledger(tmp_path, "g")
     led.append([{"event": "local", "job": "p1", "state": "running", "pid": 2 ** 22 + 7, "host": "nowhere"}])
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+
+
+def test_an_unanswered_lookup_never_marks_a_submission_lost(monkeypatch, tmp_path):
+    """recover() marks an open intent lost only when Slurm answered and knows no such job."""
+    import pytest
+
+    from study.errors import StudyError
+    from study.launch.slurm.state import find_by_name
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither squeue nor sacct can be run
+    with pytest.raises(StudyError, match="cannot ask Slurm"):
+        find_by_name("study-g-pretrain-deadbeef", since="2026-11-27T10:00:00+00:00")
+    fake = tmp_path / "squeue"  # squeue answers, with nothing
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    assert find_by_name("study-g-pretrain-deadbeef") is None
+
+
+def test_sacct_start_time_is_local_time_an_hour_early(monkeypatch):
+    import time
+
+    from study.launch.slurm.state import _sacct_time
+
+    monkeypatch.setenv("TZ", "XST+8")  # POSIX: 8 hours west of UTC, no tzdata needed
+    time.tzset()
+    try:
+        assert _sacct_time("2026-11-27T10:00:00+00:00") == "2026-11-27T01:00:00"  # 10:00 UTC = 02:00 there, - 1 h
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -1,12 +1,15 @@
 """Live states of submitted jobs, from sacct through submitit's watcher (always forced: never its cache)."""
 from __future__ import annotations
 
+import datetime as _dt
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Iterable
 
 import submitit
+
+from study.errors import StudyError
 
 
 def submitit_folder(workdir: str | Path) -> Path:
@@ -28,21 +31,36 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
 
 
 def find_by_name(name: str, since: str | None = None) -> str | None:
-    """The Slurm job id of the job (array) named `name`, from squeue then sacct, or None: how a submission whose
-    sbatch may have gone through before `study submit` was killed is found again."""
+    """The Slurm job id of the job (array) named `name`, from squeue then sacct, or None when Slurm answered and
+    knows no such job: how a submission whose sbatch may have gone through before `study submit` was killed is
+    found again. StudyError when neither command could be asked (the submission's fate stays open)."""
+    answered = False
+    window = ["-S", _sacct_time(since)] if since else []
     for cmd in (["squeue", "-h", "--name", name, "-o", "%F"],
-                ["sacct", "-n", "-X", "-P", "--name", name, "-o", "JobID"] + (["-S", since[:19]] if since else [])):
+                ["sacct", "-n", "-X", "-P", "--name", name, "-o", "JobID", *window]):
         if not shutil.which(cmd[0]):
             continue
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
             continue
-        for line in out.split():
+        answered = answered or proc.returncode == 0
+        for line in proc.stdout.split():
             base = line.strip().split("_")[0]
             if base.isdigit():
                 return base
+    if not answered:
+        raise StudyError(f"cannot ask Slurm (squeue, sacct) whether job array {name!r} was queued; "
+                         "run the command again when they answer")
     return None
+
+
+def _sacct_time(iso_utc: str, margin_s: int = 3600) -> str:
+    """sacct -S reads local time: the ledger's UTC timestamp in local time, `margin_s` earlier (clock skew)."""
+    t = _dt.datetime.fromisoformat(iso_utc)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return (t - _dt.timedelta(seconds=margin_s)).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def scancel(slurm_ids: Iterable[str]) -> None:
