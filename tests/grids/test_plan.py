@@ -42,7 +42,7 @@ def test_golden_json(capsys):
 
 @pytest.mark.parametrize("grid, pretrain, evaluate, by_protocol", [
     ("data_quantity", 40, 136, {"linear": 40, "finetune": 80, "scratch": 16}),
-    ("data_domain", 21, 47, {"linear": 44, "concat": 3}),
+    ("data_domain", 21, 48, {"linear": 45, "concat": 3}),
     ("data_quality", 10, 10, {"linear": 10}),
     ("granularity", 4, 4, {"granularity": 4}),
 ])
