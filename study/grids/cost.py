@@ -23,6 +23,7 @@ from study.grids.schema import Grid
 
 
 FINETUNE_BATCH = 256  # study.evaluate.finetune's default batch
+MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 
 
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
@@ -75,7 +76,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
     cost = profile.cost
     notes: set[str] = set()
     stages: dict[str, dict[str, Any]] = {}
-    over_limit = 0
+    over_limit = beyond_requeues = 0
     for job in jobs:
         h = job_hours(job, grid, cost, notes)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})
@@ -85,6 +86,8 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         st["longest_job_hours"] = max(st["longest_job_hours"], h)
         if h * 60 > job.resources.time_min:
             over_limit += 1
+        if h * 60 > job.resources.time_min * (MAX_REQUEUES + 1):
+            beyond_requeues += 1
     parallel, slots = profile.max_parallel_gpus, profile.max_parallel_jobs
     wall = 0.0
     for st in stages.values():
@@ -97,6 +100,9 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
     if over_limit:
         notes.add(f"{over_limit} job(s) need longer than their time limit: they requeue and resume from "
                   f"checkpoints (raise `time` to avoid the requeues)")
+    if beyond_requeues:
+        notes.add(f"{beyond_requeues} job(s) need more than {MAX_REQUEUES + 1} time limits: the launcher stops "
+                  f"requeuing after {MAX_REQUEUES} timeouts and they would fail unfinished (raise `time`)")
     return {
         "profile": profile.name,
         "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), 2),

@@ -143,3 +143,22 @@ def test_manifest_names_are_valid_for_study_manifests():
     for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
         for name in plan_grid(f"grids/{grid}.yaml").manifests():
             assert store.check_name(name) == name
+
+
+@pytest.mark.parametrize("time_limit, requeue_note", [("30m", False), ("1m", True)])
+def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, time_limit, requeue_note):
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: a_train, test: a_val}}
+    defaults:
+      pretrain: {{backbone: resnet18, epochs: 1}}
+    axes: {{method: [simclr], dataset: [alpha], size: [36000]}}
+    stages:
+      pretrain: {{resources: {{gpus: 1, time: {time_limit}}}}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 20.0}}, method_factor={"simclr": 1.0},
+                     job_overhead_min=6.0, probe_min=3.0)  # 36000 images / 20/s = 30 min + 6 = 36 min
+    notes = " ".join(plan_grid(g, Profile(max_parallel_gpus=1, cost=cost)).estimate["notes"])
+    assert "need longer than their time limit" in notes
+    assert ("need more than 21 time limits" in notes) == requeue_note

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger, now
 from study.launch.runner import SlurmTask
 from study.launch.select import Selection, select
@@ -22,7 +23,6 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
 from study.launch.state import classify
 from study.paths import manifests_dir
 
-MAX_REQUEUES = 20  # timeouts/preemptions a Checkpointable job may be requeued after
 
 
 def current_states(plan: Any, workdir: Path, ledger: Ledger):
