@@ -1,4 +1,5 @@
-"""`imagefolder`: any `<root>/<class>/<image>` tree (or `<root>/<split>/<class>/<image>` when that folder exists).
+"""`imagefolder`: any `<root>/<class>/<image>` tree (or `<root>/<split>/<class>/<image>` when that folder exists; a
+root with other split folders but not the one asked for is an error).
 
 Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
 image extension anywhere under a class folder, sorted by path.
@@ -32,9 +33,16 @@ def index_class_tree(root: Path, folder: Path) -> Index:
     return Index(paths=pa.array(paths, type=pa.string()), labels=labels, class_names=classes)
 
 
+SPLIT_FOLDERS = ("train", "val", "validation", "test")  # a root holding one of these is a tree of splits
+
+
 @DATASETS.register("imagefolder")
 def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
     folder = root / split if split and (root / split).is_dir() else root
+    if folder == root and split:
+        splits = [s for s in SPLIT_FOLDERS if (root / s).is_dir()]
+        if splits:  # the split folders would become the classes
+            raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
     index = index_class_tree(root, folder)
     index.info["image_dir"] = folder.relative_to(root).as_posix()
     return index

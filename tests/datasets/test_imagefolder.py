@@ -28,6 +28,12 @@ def test_without_split_folder_the_root_is_the_tree(tmp_path):
     assert index.paths.to_pylist() == ["a/img000.png", "b/img000.png"]
 
 
+def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path):
+    make_imagefolder(tmp_path / "train", {"cat": 1, "dog": 1})  # no val/: its classes would be ["train"]
+    with pytest.raises(StudyError, match=r"no 'val' folder \(it has split folders \['train'\]\)"):
+        read_dataset("imagefolder", tmp_path, "val")
+
+
 @pytest.mark.parametrize("order_seed", [1, 2, 3])
 def test_index_does_not_depend_on_creation_order(tmp_path, order_seed):
     ref = read_dataset("imagefolder", make_imagefolder(tmp_path / "ref", {"c": 4, "a": 5, "b": 3}), "x")
