@@ -9,7 +9,9 @@ Labels by a named rule (recorded in the manifest), `--label-rule`:
   landcover_mode             the most frequent land-cover code of the patch (ties: the smallest code),
   species                    `species_id` (train splits only; the test CSVs have none).
 Land-cover classes are the codes found in the split, sorted (`class_name` `landcover_<code>`); species classes are
-the species ids found, sorted. Check that the train and test manifests list the same classes (`study manifest show`).
+the species ids found, sorted. Check that the train and test manifests list the same classes (`study manifest show`;
+an evaluation refuses a pair whose classes differ). France (OSO) and the US (NLCD) use different land-cover schemes:
+`train`/`test` merge equal codes of both (a warning says so); `us_*`/`fr_*` keep one.
 """
 from __future__ import annotations
 
@@ -96,6 +98,13 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     if not csvs or not all(p.is_file() for _, p in csvs):
         wanted = region or "{fr,us}"
         raise StudyError(f"glc20: occurrence file not found: {root}/occurrences_{wanted}_{part}.csv")
+    if not region and len(csvs) == 1:
+        print(f"[manifest] glc20: only {csvs[0][1].name} found: split {split!r} is that region alone",
+              file=sys.stderr)
+    if len(csvs) == 2 and rule != "species":
+        print("[manifest] glc20: warning: France's land-cover codes (OSO) and the US's (NLCD) are different schemes, "
+              f"and split {split!r} puts equal codes in one class; use us_{part} or fr_{part} for one scheme",
+              file=sys.stderr)
     paths: list[str] = []
     raw: list[np.ndarray] = []
     sources = []
