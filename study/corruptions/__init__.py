@@ -1,7 +1,8 @@
 """Corruptions of pretraining images, one file each, behind `CORRUPTIONS`.
 
 `parse_corruption("downsample:factor=2") -> CorruptionSpec`; `apply_corruption(spec, img, key) -> PIL.Image`,
-deterministic in `key` (the manifest seed and the image's relative path, `"<seed>:<path>"`).
+deterministic in `key` (the manifest seed and the image's relative path, `"<seed>:<path>"`; in a pooled manifest
+also the row's source, `"<seed>:<source>:<path>"`: study.train.data.ImageReader.corruption_key).
 The paper does not state its corruption parameters; the defaults here are ours (see each module).
 """
 from __future__ import annotations

@@ -52,7 +52,6 @@ class ImageReader:
     def open(self, path_or_row: Any) -> Image.Image:
         """The image of a manifest row (a table row, or its relative `path`), mode RGB."""
         row = self._row(path_or_row)
-        rel = str(row["path"])
         file = str(self.manifest.abs_path(row))
         try:
             if self.kind == "image":
@@ -74,8 +73,15 @@ class ImageReader:
         if self.corruption is not None:
             from study.corruptions import apply_corruption
 
-            img = apply_corruption(self.corruption, img, f"{self.seed}:{rel}").convert("RGB")
+            img = apply_corruption(self.corruption, img, self.corruption_key(row)).convert("RGB")
         return img
+
+    def corruption_key(self, row: Any) -> str:
+        """What a row's corruption draws are keyed by: "<seed>:<path>", with the row's source in a pooled manifest
+        ("<seed>:<source>:<path>"), where two sources may hold the same relative path."""
+        if self.manifest.meta.get("roots"):
+            return f"{self.seed}:{row['source']}:{row['path']}"
+        return f"{self.seed}:{row['path']}"
 
     def _npy(self, arr: np.ndarray) -> Image.Image:
         if arr.ndim == 2:

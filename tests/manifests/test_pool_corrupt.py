@@ -1,7 +1,7 @@
 import json
 
 import numpy as np
-from manifest_trees import write_tree
+from manifest_trees import CLASSES, write_tree
 from PIL import Image
 
 from study.corruptions import apply_corruption
@@ -79,3 +79,26 @@ def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):
     cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")
     meta = json.loads((manifests / "toy_j.json").read_text())
     assert meta["corruption"] == "jpeg:quality=10"
+
+
+def test_a_corrupted_pool_draws_per_source_when_two_sources_share_a_path(build, cli, tmp_path):
+    """Two sources with the same relative paths (two copies of one tree): the same image gets independent noise in
+    each source, and the same noise on every read."""
+    from study.train.data import ImageReader
+
+    build("a", "--seed", "0")
+    copy = write_tree(tmp_path / "copy", CLASSES)
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
+                       "--name", "b", "--seed", "0")
+    assert code == 0, err
+    assert cli("manifest", "pool", "ab", "--from", "a:24", "--from", "b:24")[0] == 0
+    assert cli("manifest", "corrupt", "ab_sp", "--base", "ab", "--corruption", "salt_pepper:fraction=0.3")[0] == 0
+    m = load_manifest("ab_sp")
+    t = m.all()
+    path = t.loc[t.source == "a", "path"].iloc[0]
+    rows = [t[(t.source == s) & (t.path == path)].iloc[0] for s in ("a", "b")]
+    reader = ImageReader(m)
+    pix = [np.asarray(reader.open(r)) for r in rows]
+    assert np.array_equal(np.asarray(Image.open(m.abs_path(rows[0]))), np.asarray(Image.open(m.abs_path(rows[1]))))
+    assert not np.array_equal(pix[0], pix[1])  # same source pixels, different noise
+    assert np.array_equal(pix[0], np.asarray(ImageReader(m).open(rows[0])))
