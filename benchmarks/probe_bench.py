@@ -27,6 +27,7 @@ from PIL import Image
 from augment_bench import make_jpegs
 from study.evaluate import linear
 from study.evaluate.config import LinearConfig
+from study.evaluate.features import resolve_device
 from study.train.augment import build_augment
 from study.train.data import collate_views
 
@@ -90,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.quick:
         args.classes, args.sample = 100, 16
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(LinearConfig)
                  if getattr(args, f.name, None) is not None}
     cfg = LinearConfig(**overrides)

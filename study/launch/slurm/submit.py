@@ -24,7 +24,6 @@ from study.launch.state import classify
 from study.paths import manifests_dir
 
 
-
 def current_states(plan: Any, workdir: Path, ledger: Ledger):
     """Replay the ledger (recovering interrupted submissions), ask sacct about live ones, classify every job."""
     recover(ledger)
