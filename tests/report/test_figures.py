@@ -125,6 +125,63 @@ def test_granularity_levels_ordered_by_protocol():
     assert list(table.columns) == ["eval_dataset", "line", "kingdom", "order", "species"]
 
 
+# A grid with a backbone axis: every figure draws each backbone apart, under "<method> · <backbone>".
+BACKBONES = (("resnet18", 0.0), ("resnet50", 0.2))
+
+
+def test_quantity_draws_each_backbone_apart():
+    recs = []
+    for bb, bump in BACKBONES:
+        recs += records(eval_axes(backbone=bb), {(1000, None): 0.30 + bump, (10000, None): 0.35 + bump})
+        recs += records({"backbone": bb, "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                        {(1000, None): 0.10 + bump, (10000, None): 0.15 + bump})
+    fig, data = quantity.draw(table_of(recs))
+    got = {label: c.lines[0] for (title, label), c in _containers(fig).items() if title == "a · linear probe"}
+    assert set(got) == {"simclr · resnet18", "simclr · resnet50", f"{quantity.SCRATCH} · resnet18",
+                        f"{quantity.SCRATCH} · resnet50"}
+    for bb, bump in BACKBONES:  # one point per labeled size on each line, each from its own backbone
+        assert list(got[f"simclr · {bb}"].get_xdata()) == [1000.0, 10000.0]
+        assert list(got[f"simclr · {bb}"].get_ydata()) == pytest.approx([0.30 + bump, 0.35 + bump])
+        assert list(got[f"{quantity.SCRATCH} · {bb}"].get_ydata()) == pytest.approx([0.10 + bump, 0.15 + bump])
+    assert set(data["line"]) == set(got)
+
+
+def test_domain_matrix_and_quality_draw_each_backbone_apart():
+    recs = []
+    for bb, bump in BACKBONES:
+        for ds, ev, v in (("a", "a", 0.45), ("b", "a", 0.25), ("a", "b", 0.35), ("b", "b", 0.55)):
+            recs += records(eval_axes(backbone=bb, dataset=ds, eval_dataset=ev), {(10000, None): v + bump})
+        recs += records(eval_axes(backbone=bb, corruption="jpeg"), {(10000, None): 0.40 - bump})
+    table = table_of(recs)
+    fig, data = domain_matrix.draw(table)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(panels) == {"simclr · resnet18", "simclr · resnet50"}
+    for bb, bump in BACKBONES:
+        mesh = panels[f"simclr · {bb}"].collections[0]
+        assert np.asarray(mesh.get_array()).reshape(2, 2) == pytest.approx(
+            np.array([[0.45, 0.35], [0.25, 0.55]]) + bump)
+    fig, data = quality.draw(table)
+    bars = _bars(fig.axes[0])  # each backbone's corrupted run against its own clean one
+    assert set(bars) == {"simclr · resnet18", "simclr · resnet50"}
+    assert bars["simclr · resnet18"] == pytest.approx([0.40 - 0.45])
+    assert bars["simclr · resnet50"] == pytest.approx([0.20 - 0.65])
+
+
+def test_label_variants_names_each_part_of_a_concatenation():
+    from study.report.figures.common import label_variants
+    table = pd.DataFrame({"method": ["simclr", "simclr|supervised", "simclr", None],
+                          "backbone": ["resnet18", "resnet50", "resnet18|resnet50", "resnet50"]})
+    out, planned = label_variants(table, None)
+    assert out["method"].tolist()[:3] == ["simclr · resnet18", "simclr · resnet50|supervised · resnet50",
+                                          "simclr · resnet18|simclr · resnet50"]
+    assert pd.isna(out["method"].iloc[3])  # a scratch row has no method to name
+    one = pd.DataFrame({"method": ["simclr"], "backbone": ["resnet50"]})
+    plan = pd.DataFrame({"method": ["simclr"], "backbone": ["resnet18"]})
+    out, planned = label_variants(one, plan)  # results and plan decide together
+    assert out["method"].tolist() == ["simclr · resnet50"] and planned["method"].tolist() == ["simclr · resnet18"]
+    assert label_variants(one, one)[0]["method"].tolist() == ["simclr"]  # one backbone: names unchanged
+
+
 @pytest.mark.parametrize("module", [domain_matrix, domain_pooling, domain_concat, quality, granularity])
 def test_figures_without_data_raise_nodata(module):
     with pytest.raises(NoData):

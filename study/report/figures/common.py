@@ -1,5 +1,6 @@
 """What every figure shares: the cells it draws (seeds aggregated, one protocol fingerprint per cell), size labels,
-and `NoData`, which a figure raises when the grid holds nothing it can show."""
+the backbone folded into the method's name when it varies (`label_variants`), and `NoData`, which a figure raises
+when the grid holds nothing it can show."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from study.counts import format_count
 from study.results.collect import aggregate, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
+VARIANT_AXES = ("backbone",)  # axes that no figure lays out: when one varies, each value is drawn apart
 
 
 class NoData(Exception):
@@ -26,6 +28,35 @@ def cells(table: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     if "corruption" in out:
         out["corruption"] = out["corruption"].where(out["corruption"].notna(), "none")
     return out
+
+
+def label_variants(table: pd.DataFrame, expected: pd.DataFrame | None = None):
+    """(table, expected) with `method` renamed "<method> · <backbone>" on every row when the backbone takes more
+    than one value across results and plan together, so that each figure draws each backbone apart under its own
+    name; concatenation rows ('a|b') are renamed part by part. Rows without a method (scratch) keep none."""
+    frames = [f for f in (table, expected) if f is not None and not f.empty]
+    for axis in VARIANT_AXES:
+        values = {part for f in frames if axis in f for v in f[axis].dropna() for part in str(v).split("|")}
+        if len(values) > 1:
+            table, expected = (_with_variant(f, axis) if f is not None and axis in f and "method" in f else f
+                               for f in (table, expected))
+    return table, expected
+
+
+def _with_variant(df: pd.DataFrame, axis: str) -> pd.DataFrame:
+    def name(method, value):
+        if pd.isna(method) or pd.isna(value):
+            return method
+        ms, vs = str(method).split("|"), str(value).split("|")
+        n = max(len(ms), len(vs))
+        ms, vs = (ms * n if len(ms) == 1 else ms), (vs * n if len(vs) == 1 else vs)
+        if len(ms) != len(vs):
+            return f"{method} · {value}"
+        parts = list(dict.fromkeys(f"{m} · {v}" for m, v in zip(ms, vs)))
+        return parts[0] if len(parts) == 1 else "|".join(f"{m} · {v}" for m, v in zip(ms, vs))
+
+    return df.assign(method=pd.Series([name(m, v) for m, v in zip(df["method"], df[axis])], index=df.index,
+                                      dtype="object"))
 
 
 def clean(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same, wide
+from study.report.figures.common import NoData, cells, clean, fmt_size, label_variants, pick_largest, same, wide
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -22,6 +22,7 @@ def _split(value, n: int) -> list:
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
+    table, expected = label_variants(table, expected)
     cell = clean(cells(table))
     conc = cell[cell["protocol"] == "concat"]
     if conc.empty:

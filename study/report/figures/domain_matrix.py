@@ -9,8 +9,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Rectangle
 
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, pick_largest,
-                                         same, size_key, wide)
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, label_variants,
+                                         pick_largest, same, size_key, wide)
 
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
@@ -42,6 +42,7 @@ def _choose(lin: pd.DataFrame):
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per matrix cell (NaN where missing), `diagonal` marks in-domain."""
+    table, expected = label_variants(table, expected)
     cell = cells(table)
     lin = clean(cell[cell["protocol"] == "linear"])
     lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, pick_largest, same, wide
+from study.report.figures.common import NoData, cells, clean, fmt_size, label_variants, pick_largest, same, wide
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -15,6 +15,7 @@ TITLE = "Domain: in-domain vs pooled pretraining"
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN height where missing)."""
+    table, expected = label_variants(table, expected)
     cell = cells(table)
     lin = clean(cell[cell["protocol"] == "linear"])
     if "dataset" not in lin:

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, levels_order, series_label, varying, wide
+from study.report.figures.common import (NoData, cells, clean, label_variants, levels_order, series_label, varying,
+                                         wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
@@ -16,6 +17,7 @@ LINE_KEYS = ["method", "dataset", "size"]
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per (panel, line, level), NaN where a level is missing."""
+    table, expected = label_variants(table, expected)
     cell = clean(cells(table))
     gran = cell[(cell["protocol"] == "granularity") & cell["level"].notna()]
     if gran.empty:

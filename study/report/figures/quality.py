@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, fmt_size, pick_largest, same, wide
+from study.report.figures.common import NoData, cells, fmt_size, label_variants, pick_largest, same, wide
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining"
@@ -20,6 +20,7 @@ def _method_key(m) -> tuple:
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per (panel, corruption, method) bar: clean mean, corrupted mean, delta."""
+    table, expected = label_variants(table, expected)
     cell = cells(table)
     lin = cell[cell["protocol"] == "linear"]
     if "corruption" not in lin or not (lin["corruption"] != "none").any():

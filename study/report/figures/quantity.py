@@ -1,14 +1,16 @@
 """`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
-method, dataset and size; cross-domain and pooled pretraining are the domain figures'), a panel per evaluation
-dataset (rows) and protocol (columns: linear probe, fine-tuning), supervised-from-scratch on the same labeled
-subsets as the reference line; error bars are the standard deviation over seeds."""
+method, dataset and size, and backbone where it varies; cross-domain and pooled pretraining are the domain
+figures'), a panel per evaluation dataset (rows) and protocol (columns: linear probe, fine-tuning),
+supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies);
+error bars are the standard deviation over seeds."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, expected_rows, fmt_size, series_label, varying, wide
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, same,
+                                         series_label, varying, wide)
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
@@ -32,14 +34,27 @@ def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFram
     return main
 
 
+def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) of each from-scratch reference line: one, or one per backbone when backbones vary."""
+    if ref.empty:
+        return []
+    if not by_backbone or "backbone" not in ref:
+        return [(SCRATCH, ref)]
+    return [(f"{SCRATCH} · {b}", ref[same(ref["backbone"], b)])
+            for b in sorted(ref["backbone"].dropna().unique())] + \
+        ([(SCRATCH, ref[ref["backbone"].isna()])] if ref["backbone"].isna().any() else [])
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
+    table, expected = label_variants(table, expected)
     cell = cells(table)
     main = _line_rows(cell, expected)
     main = main[main["dataset"].astype(object).eq(main["eval_dataset"])]  # in-domain; the rest: domain_*
     if main.empty:
         raise NoData("no in-domain linear-probe or fine-tuning top-1 results in this grid")
     scratch = clean(cell[cell["protocol"] == "scratch"])
+    split_scratch = bool(varying(pd.concat([scratch, main]), ["backbone"]))  # as label_variants split the methods
     evals = sorted(main["eval_dataset"].dropna().unique())
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
     label_cols = varying(main, LINE_KEYS) or ["size"]
@@ -83,12 +98,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
-            if not ref.empty:
-                ref_pts = ref[["labeled_size", "mean", "std", "count"]]
+            for k, (name, ref_rows) in enumerate(_scratch_lines(ref, split_scratch)):
+                ref_pts = ref_rows[["labeled_size", "mean", "std", "count"]]
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
-                            yerr=ref_pts["std"].astype(float), label=SCRATCH, **style.REFERENCE)
+                            yerr=ref_pts["std"].astype(float), label=name,
+                            **{**style.REFERENCE, "marker": style.MARKERS[k % len(style.MARKERS)]})
                 for _, p in ref_pts.iterrows():
-                    points.append({"eval_dataset": ev, "protocol": proto, "line": SCRATCH, "role": "scratch",
+                    points.append({"eval_dataset": ev, "protocol": proto, "line": name, "role": "scratch",
                                    "method": "scratch", "dataset": ev, "size": None,
                                    "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
                                    "count": 0 if pd.isna(p["count"]) else int(p["count"])})
