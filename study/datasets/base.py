@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -27,9 +28,11 @@ class ReaderOptions:
 class Index:
     """Every image of one split: relative paths (`/` separators) and labels 0..C-1, plus what describes them.
 
-    `columns` holds extra per-row string columns (taxonomy levels, `supercategory`) as arrow arrays;
-    `levels` names the taxonomy columns coarse -> fine; `sources` lists the annotation files read, with their
-    sha256; `info` goes into the manifest's metadata (label rule, image folder, channels).
+    `keys` are what the subset ranks hash: each image's name independent of the folder layout (two copies of a
+    dataset laid out differently give the same keys, hence the same subsets; None: the paths); `columns` holds extra
+    per-row string columns (taxonomy levels, `supercategory`) as arrow arrays; `levels` names the taxonomy columns
+    coarse -> fine; `sources` lists the annotation files read, with their sha256; `info` goes into the manifest's
+    metadata (label rule, image folder, channels).
     """
 
     paths: pa.Array
@@ -40,13 +43,34 @@ class Index:
     columns: dict[str, pa.Array] = field(default_factory=dict)
     sources: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    keys: pa.Array | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def rank_keys(self) -> pa.Array:
+        return self.keys if self.keys is not None else self.paths
+
+
+def basenames(paths: pa.Array) -> pa.Array:
+    """The file name of each `/`-separated path."""
+    return pa.array([p.rsplit("/", 1)[-1] for p in paths.to_pylist()], type=pa.string())
+
 
 Reader = Callable[[Path, str, ReaderOptions], Index]
 DATASETS: Registry[Reader] = Registry("dataset")
+
+
+def open_text(path: Path) -> io.StringIO:
+    """The UTF-8 text of `path` as a file (newlines kept as written, like `open(path, newline="")`); StudyError
+    naming the line of the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return io.StringIO(data.decode("utf-8"), newline="")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise StudyError(f"{path} line {line}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
 
 
 def source_entry(root: Path, path: Path) -> dict:
@@ -91,6 +115,9 @@ def check_index(index: Index, where: str) -> None:
         same = pc.equal(sorted_paths[1:], sorted_paths[:-1])
         first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
         raise StudyError(f"{where}: image {sorted_paths[first].as_py()!r} is listed twice")
+    if index.keys is not None and pc.count_distinct(index.keys).as_py() != n:  # names repeat: rank by path
+        index.keys = None
+        index.info.pop("rank_key", None)
 
 
 def apply_taxonomy(index: Index, taxonomy: Path) -> None:
@@ -123,7 +150,7 @@ RESERVED = {"path", "label", "rank", "labeled_rank", "source"}
 def read_taxonomy(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     if not path.is_file():
         raise StudyError(f"taxonomy file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
+    with open_text(path) as f:
         reader = csv.reader(f)
         try:
             header = next(reader)

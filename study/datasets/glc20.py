@@ -62,9 +62,10 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
         values = df[col].to_numpy()
         try:
             out.append(np.array(values, dtype=np.int64))
-        except ValueError:
-            bad = next(i for i, v in enumerate(values) if not str(v).strip().lstrip("-").isdigit())
-            raise StudyError(f"{path} line {bad + 2}: {col} {values[bad]!r} is not an integer") from None
+        except (ValueError, OverflowError):
+            bad = next(i for i, v in enumerate(values)
+                       if not str(v).strip().lstrip("-").isdigit() or not -2**63 <= int(v) < 2**63)
+            raise StudyError(f"{path} line {bad + 2}: {col} {values[bad]!r} is not a 64-bit integer") from None
     return out[0], (out[1] if need_species else None)
 
 
@@ -106,11 +107,13 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
               f"and split {split!r} puts equal codes in one class; use us_{part} or fr_{part} for one scheme",
               file=sys.stderr)
     paths: list[str] = []
+    keys: list[str] = []
     raw: list[np.ndarray] = []
     sources = []
     for r, csv_path in csvs:
         ids, species = read_occurrences(csv_path, rule == "species")
         paths.extend(patch_path(patterns[r], int(i)) for i in ids)
+        keys.extend(str(int(i)) for i in ids)
         sources.append(source_entry(root, csv_path))
         if species is not None:
             raw.append(species)
@@ -128,5 +131,7 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     return Index(
         paths=pa.array(paths, type=pa.string()), labels=labels.astype(np.int64), class_names=class_names, kind="npy",
         sources=sources,
-        info={"label_rule": rule, "channels": [0, 1, 2], "class_codes": [int(v) for v in values]},
+        info={"label_rule": rule, "channels": [0, 1, 2], "class_codes": [int(v) for v in values],
+              "rank_key": "occurrence id"},
+        keys=pa.array(keys, type=pa.string()),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
             dims = f.read(4 * ndim)
             if len(dims) != 4 * ndim:
                 raise StudyError(f"{path}: truncated IDX header")
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
         raise StudyError(f"{path}: cannot read IDX file: {e}") from None
     return np.dtype(_DTYPES[head[2]]), tuple(int(d) for d in np.frombuffer(dims, ">u4"))
 
@@ -40,7 +41,7 @@ def _load(path: str) -> np.ndarray:
     try:
         with opener(p, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
         raise StudyError(f"{p}: cannot read IDX file: {e}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise StudyError(f"{p}: not an IDX file (bad magic number)")

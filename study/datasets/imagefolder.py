@@ -17,20 +17,21 @@ from study.errors import StudyError
 
 
 def index_class_tree(root: Path, folder: Path) -> Index:
-    """Index of the class tree at `folder`, paths relative to `root`."""
+    """Index of the class tree at `folder`: paths relative to `root`, keys relative to `folder`."""
     classes, files = scan_class_tree(folder)
     if not classes:
         raise StudyError(f"no class folders in {folder}")
     prefix = folder.relative_to(root).as_posix()
     prefix = "" if prefix == "." else prefix + "/"
-    paths: list[str] = []
+    keys: list[str] = []
     counts = []
     for c, names in zip(classes, files):
-        head = f"{prefix}{c}/"
-        paths.extend([head + n for n in names])
+        keys.extend([f"{c}/{n}" for n in names])
         counts.append(len(names))
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
-    return Index(paths=pa.array(paths, type=pa.string()), labels=labels, class_names=classes)
+    paths = pa.array([prefix + k for k in keys], type=pa.string())
+    return Index(paths=paths, labels=labels, class_names=classes, keys=pa.array(keys, type=pa.string()),
+                 info={"rank_key": "path within the split folder"})
 
 
 SPLIT_FOLDERS = ("train", "val", "validation", "test")  # a root holding one of these is a tree of splits

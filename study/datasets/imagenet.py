@@ -2,8 +2,11 @@
 
 Official: `train/<wnid>/*.JPEG`; `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt`
 (line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`, which maps ILSVRC2012_ID -> wnid (that
-order is NOT the sorted-wnid order; scipy reads it). A `val/` already sorted into `<wnid>/` folders is read as a tree.
-Kaggle: `LOC_synset_mapping.txt`, `LOC_val_solution.csv`, `ILSVRC/Data/CLS-LOC/{train,val}/`.
+order is NOT the sorted-wnid order; scipy reads it), or, without the devkit, by Kaggle's `LOC_val_solution.csv` and
+`LOC_synset_mapping.txt` in the root. A `val/` already sorted into `<wnid>/` folders is read as a tree (one that
+also holds loose images is refused: a half-sorted folder).
+Kaggle (recognised by its `ILSVRC/Data/CLS-LOC/` folder): `LOC_synset_mapping.txt`, `LOC_val_solution.csv`,
+`ILSVRC/Data/CLS-LOC/{train,val}/`.
 Class index = sorted wnid order, as torchvision; `class_name` is the wnid.
 """
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, open_text, require_file, source_entry
 from study.datasets.imagefolder import index_class_tree
 from study.datasets.scan import IMG_EXTENSIONS, list_dirs, list_files
 from study.errors import StudyError
@@ -27,12 +30,15 @@ DEVKIT_DIRS = ("ILSVRC2012_devkit_t12/data", "devkit/data", "ILSVRC2012_devkit_t
 def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in ("train", "val"):
         raise StudyError(f"imagenet: unknown split {split!r} (expected train or val; test has no labels)")
-    kaggle = (root / "LOC_synset_mapping.txt").is_file() or (root / KAGGLE_DATA).is_dir()
+    kaggle = (root / KAGGLE_DATA).is_dir()
     data = root / KAGGLE_DATA if kaggle else root
     folder = data / split
     if not folder.is_dir():
         raise StudyError(f"imagenet: split folder not found: {folder}")
     wnids = kaggle_wnids(root) if kaggle else None
+    if split != "train" and list_dirs(folder) and flat_images(folder):
+        raise StudyError(f"imagenet: {folder} holds both class folders and loose images (a half-sorted val folder?): "
+                         f"sort every image into its <wnid>/ folder, or none")
     if split == "train" or list_dirs(folder):
         index = index_class_tree(root, folder)
         if wnids is not None and index.class_names != wnids:
@@ -40,9 +46,13 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
             raise StudyError(f"imagenet: class folders of {folder} differ from LOC_synset_mapping.txt (e.g. {missing})")
     elif kaggle:
         index = kaggle_val(root, folder, wnids)
+    elif not has_devkit(root) and (root / "LOC_val_solution.csv").is_file():
+        index = kaggle_val(root, folder, kaggle_wnids(root))
+        index.sources.insert(0, source_entry(root, root / "LOC_synset_mapping.txt"))
     else:
         index = devkit_val(root, folder)
     index.info["layout"] = "kaggle" if kaggle else "official"
+    index.keys, index.info["rank_key"] = basenames(index.paths), "file name"  # the same in every layout
     if kaggle:
         index.sources.insert(0, source_entry(root, root / "LOC_synset_mapping.txt"))
     return index
@@ -51,7 +61,7 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
 def kaggle_wnids(root: Path) -> list[str]:
     path = require_file(root / "LOC_synset_mapping.txt", "imagenet: LOC_synset_mapping.txt")
     wnids = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -94,7 +104,7 @@ def labelled(root: Path, folder: Path, names_to_wnid: dict[str, str], wnids: lis
 def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
     path = require_file(root / "LOC_val_solution.csv", "imagenet: LOC_val_solution.csv")
     names: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as f:
+    with open_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != ["ImageId", "PredictionString"]:
@@ -113,13 +123,18 @@ def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
     return index
 
 
+def has_devkit(root: Path) -> bool:
+    return any((root / d / "ILSVRC2012_validation_ground_truth.txt").is_file() for d in DEVKIT_DIRS)
+
+
 def find_devkit(root: Path) -> Path:
     for d in DEVKIT_DIRS:
         if (root / d / "ILSVRC2012_validation_ground_truth.txt").is_file():
             return root / d
     raise StudyError(
         f"imagenet: ILSVRC2012_validation_ground_truth.txt not found under {root} "
-        f"(looked in {', '.join(DEVKIT_DIRS)}); extract ILSVRC2012_devkit_t12.tar.gz there"
+        f"(looked in {', '.join(DEVKIT_DIRS)}); extract ILSVRC2012_devkit_t12.tar.gz there, or put "
+        "Kaggle's LOC_val_solution.csv and LOC_synset_mapping.txt in the root"
     )
 
 
@@ -146,7 +161,7 @@ def devkit_val(root: Path, folder: Path) -> Index:
     id_to_wnid = devkit_synsets(meta)
     wnids = sorted(id_to_wnid.values())
     names: dict[str, str] = {}
-    with open(gt, encoding="utf-8") as f:
+    with open_text(gt) as f:
         for line_no, line in enumerate(f, 1):
             text = line.strip()
             if not text:

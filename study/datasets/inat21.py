@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, require_file, source_entry
 from study.errors import StudyError
 
 LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -57,12 +57,17 @@ def load_coco(path: Path) -> dict:
 
 
 def _ints(values: list, path: Path, what: str) -> np.ndarray:
+    """`values` as int64; StudyError naming the first that is not a JSON integer (a string, float or bool)."""
     try:
-        arr = np.array(values, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        bad = next(i for i, v in enumerate(values) if not isinstance(v, int) or isinstance(v, bool))
+        if not all(type(v) is int for v in values):
+            raise TypeError
+        return np.array(values, dtype=np.int64)
+    except (TypeError, OverflowError):
+        bad = next((i for i, v in enumerate(values) if type(v) is not int), None)
+        if bad is None:
+            bad = next(i for i, v in enumerate(values) if not -2**63 <= v < 2**63)
+            raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, out of the int64 range") from None
         raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, not an integer") from None
-    return arr
 
 
 @DATASETS.register("inat21")
@@ -80,7 +85,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     num_classes = len(categories)
     if not np.array_equal(np.sort(cat_ids), np.arange(num_classes)):
         raise StudyError(f"{path}: category ids must be 0..{num_classes - 1}, each once")
-    by_id = sorted(categories, key=lambda c: c["id"])
+    by_id = [categories[i] for i in np.argsort(cat_ids)]
 
     bad = next((i for i, x in enumerate(images) if not isinstance(x, _Image)), None)
     if bad is not None:
@@ -89,6 +94,8 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     if bad is not None:
         raise StudyError(f"{path}: annotations[{bad}] has no 'image_id'")
     image_ids = _ints([x[0] for x in images], path, "id of images entry")
+    if not len(image_ids):
+        raise StudyError(f"{path}: the images list is empty")
     names = [x[1] for x in images]
     del doc, images
     ann_image = _ints([x[0] for x in annotations], path, "image_id of annotations entry")
@@ -139,5 +146,5 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         columns[level] = pc.take(pa.array(values, type=pa.string()), label_array)
     return Index(
         paths=paths, labels=labels, class_names=class_names, levels=list(LEVELS), columns=columns,
-        sources=[source_entry(root, path)],
+        sources=[source_entry(root, path)], keys=basenames(paths), info={"rank_key": "file name"},
     )

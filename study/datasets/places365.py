@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, open_text, require_file, source_entry
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
@@ -24,7 +24,7 @@ IMAGE_DIRS = {
 def read_list(path: Path) -> tuple[list[str], list[int]]:
     """`<name> <int>` lines (names may hold spaces: split on the last one); StudyError naming a bad line."""
     names, numbers = [], []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for line_no, line in enumerate(f, 1):
             text = line.rstrip("\r\n")
             if not text.strip():
@@ -59,9 +59,10 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
     if len(bad):
         i = int(bad[0])
         raise StudyError(f"{list_file}: label {labels[i]} of {names[i]!r} is out of range 0..{len(classes) - 1}")
-    paths = pa.array([f"{image_dir}/{n.lstrip('/')}" for n in names], type=pa.string())
+    keys = [n.lstrip("/") for n in names]
+    paths = pa.array([f"{image_dir}/{k}" for k in keys], type=pa.string())
     return Index(
         paths=paths, labels=labels_arr, class_names=classes,
         sources=[source_entry(root, cat_file), source_entry(root, list_file)],
-        info={"image_dir": image_dir},
+        info={"image_dir": image_dir, "rank_key": "name in the list file"}, keys=pa.array(keys, type=pa.string()),
     )

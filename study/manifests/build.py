@@ -17,7 +17,7 @@ from study.counts import format_count
 from study.datasets import ReaderOptions, read_dataset
 from study.datasets.base import Index
 from study.errors import StudyError
-from study.manifests.ranking import path_order, rank_rows
+from study.manifests.ranking import key_order, rank_rows
 from study.manifests.store import (
     check_name,
     finalise,
@@ -52,11 +52,12 @@ def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
 
 def index_table(index: Index, seed: int, balanced: bool, labeled_balanced: bool) -> pa.Table:
     """The manifest rows of an index, in rank order."""
-    canon = path_order(index.paths)
+    canon = key_order(index.rank_keys)
     paths = pc.take(index.paths, pa.array(canon))
+    keys = pc.take(index.rank_keys, pa.array(canon))
     labels = index.labels[canon]
-    rank = rank_rows(paths, labels, index.class_names, seed, balanced, "pretrain")
-    labeled_rank = rank_rows(paths, labels, index.class_names, seed, labeled_balanced, "labeled")
+    rank = rank_rows(keys, labels, index.class_names, seed, balanced, "pretrain")
+    labeled_rank = rank_rows(keys, labels, index.class_names, seed, labeled_balanced, "labeled")
     order = np.argsort(rank)
     take = pa.array(canon[order])
     label_array = pa.array(labels[order], type=pa.int64())
@@ -144,7 +145,9 @@ def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
         if old.get("content_hash") == meta["content_hash"] and old.get("root") == meta.get("root") \
                 and old.get("roots") == meta.get("roots"):
             return old, False
-        raise StudyError(f"manifest {name!r} already exists with different content: "
+        what = ("with the same content under another root" if old.get("content_hash") == meta["content_hash"]
+                else "with different content")
+        raise StudyError(f"manifest {name!r} already exists {what}: "
                          f"{describe_difference(name, old, meta, table)}. Manifests are frozen: choose another name, "
                          f"or delete {name}.parquet and {name}.json first")
     write_manifest(name, table, meta)

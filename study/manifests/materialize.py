@@ -1,7 +1,7 @@
 """`study manifest materialize`: write a manifest's (corrupted) images to disk as PNG files.
 
-`<out>/<path>` with the suffix `.png` per row (IDX rows `<file>#<i>` become `<out>/<file>/<i>.png`). Each file is written under a
-temporary name and renamed, so a killed run leaves only complete files and a rerun skips them; PNG encoding is
+`<out>/<path>.png` per row (`x.jpg` -> `x.jpg.png`, so that `x.jpg` and `x.png` stay apart; IDX rows `<file>#<i>`
+become `<out>/<file>/<i>.png`). Each file is written under a temporary name and renamed, so a killed run leaves only complete files and a rerun skips them; PNG encoding is
 deterministic, so a rerun from scratch gives byte-identical files. Pooled rows go under `<out>/<source>/`.
 """
 from __future__ import annotations
@@ -17,11 +17,13 @@ from study.manifests.store import load_manifest
 _STATE: dict = {}
 
 
-def out_path(out: Path, rel: str, source: str | None) -> Path:
+def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
+    """Where the row at `rel` (of pooled source `source`) is written; `idx`: the manifest's rows are IDX rows."""
     base = out / source if source else out
-    if "#" in rel:
-        return base / (rel.replace("#", "/") + ".png")
-    return (base / rel).with_suffix(".png")
+    if idx:
+        file, _, i = rel.rpartition("#")
+        return base / file / f"{i}.png"
+    return base / f"{rel}.png"
 
 
 def _init(name: str) -> None:
@@ -57,8 +59,9 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     positions = df.index.tolist()  # the table keeps its RangeIndex: labels are row positions
     jobs = []
     skipped = 0
+    idx = m.meta.get("kind") == "idx"
     for pos, rel, src in zip(positions, df["path"].tolist(), sources):
-        target = out_path(out, rel, src)
+        target = out_path(out, rel, src, idx)
         if target.is_file():
             skipped += 1
         else:

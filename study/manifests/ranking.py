@@ -1,5 +1,5 @@
-"""Static, nested subsets: every image gets a rank from a keyed hash of (seed, its relative path); subset N is the N
-lowest ranks. Vectorised enough for millions of paths (one blake2b per path, numpy for the rest)."""
+"""Static, nested subsets: every image gets a rank from a keyed hash of (seed, its key: the name its reader gives it,
+independent of the folder layout, else its relative path); subset N is the N lowest ranks. Vectorised enough for millions of paths (one blake2b per path, numpy for the rest)."""
 from __future__ import annotations
 
 import hashlib
@@ -49,15 +49,15 @@ def ranks_from_order(order: np.ndarray) -> np.ndarray:
     return rank
 
 
-def path_order(paths: pa.Array) -> np.ndarray:
-    """The canonical row order before ranking: by path (so the listing order never matters)."""
-    return pc.sort_indices(paths).to_numpy()
+def key_order(keys: pa.Array) -> np.ndarray:
+    """The canonical row order before ranking: by key (so the listing order never matters)."""
+    return pc.sort_indices(keys).to_numpy()
 
 
-def rank_rows(paths: pa.Array, labels: np.ndarray, class_names: list[str], seed: int, balanced: bool,
+def rank_rows(keys: pa.Array, labels: np.ndarray, class_names: list[str], seed: int, balanced: bool,
               purpose: str) -> np.ndarray:
-    """Rank of each row (rows must already be in path order). `purpose` separates independent rankings."""
-    hashes = keyed_hashes(paths, f"study:{purpose}:{seed}")
+    """Rank of each row (rows must already be in key order). `purpose` separates independent rankings."""
+    hashes = keyed_hashes(keys, f"study:{purpose}:{seed}")
     if balanced:
         class_keys = keyed_hashes(class_names, f"study:{purpose}-classes:{seed}")
         return ranks_from_order(balanced_order(hashes, labels, class_keys))

@@ -41,6 +41,10 @@ def test_bad_idx_and_mismatch(tmp_path):
         load_idx(tmp_path / "junk.gz")
     with pytest.raises(StudyError, match="unknown split"):
         read_dataset("fashion-mnist", tmp_path, "val")
+    damaged = gzip.compress(b"\x00\x00\x08\x01" + (300).to_bytes(4, "big") + bytes(range(256)) + bytes(44))
+    (tmp_path / "damaged.gz").write_bytes(damaged[:30] + bytes(b ^ 0xFF for b in damaged[30:-8]) + damaged[-8:])
+    with pytest.raises(StudyError, match="damaged.gz: cannot read IDX file"):  # zlib.error mid-stream
+        load_idx(tmp_path / "damaged.gz")
 
 
 @pytest.mark.skipif(not (DEBIAN / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")

@@ -48,8 +48,12 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(StudyError, match="occurrences_fr_test.csv"):
         read_dataset("glc20", tmp_path, "fr_test")
     csv = tmp_path / "occurrences_us_train.csv"
-    csv.write_text(csv.read_text() + "12x;1;2;3\n")
+    good = csv.read_text()
+    csv.write_text(good + "12x;1;2;3\n")
     with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: id '12x'"):
+        read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text(good + "99999999999999999999;1;2;3\n")
+    with pytest.raises(StudyError, match=r"line 5: id '99999999999999999999' is not a 64-bit integer"):
         read_dataset("glc20", tmp_path, "us_train")
     csv.write_text("id;lat;lon;species_id\n4242;1;2;3\n")
     with pytest.raises(StudyError, match="patch not found.*4242.npy"):

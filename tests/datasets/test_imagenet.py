@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 from dataset_layouts import ILSVRC_IDS, WNIDS, make_imagenet_kaggle, make_imagenet_official
@@ -65,3 +67,29 @@ def test_unknown_split(tmp_path):
     with pytest.raises(StudyError, match="unknown split"):
         read_dataset("imagenet", tmp_path, "test")
     assert np.all(read_dataset("imagenet", tmp_path, "train").labels >= 0)
+
+
+def test_half_sorted_val_folder_is_refused(tmp_path):
+    make_imagenet_official(tmp_path)
+    (tmp_path / "val" / "n01443537").mkdir()
+    (tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG").rename(
+        tmp_path / "val" / "n01443537" / "ILSVRC2012_val_00000001.JPEG")
+    with pytest.raises(StudyError, match="both class folders and loose images"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_official_layout_with_kaggle_label_files(tmp_path):
+    """LOC_synset_mapping.txt kept beside an official layout does not make it Kaggle's; without the devkit, its
+    LOC_val_solution.csv labels the flat val folder."""
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    make_imagenet_official(tmp_path, val_labels=truth)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in WNIDS))
+    assert read_dataset("imagenet", tmp_path, "train").paths.to_pylist()[0] == "train/n01440764/n01440764_10.JPEG"
+    with_devkit = read_dataset("imagenet", tmp_path, "val")
+    shutil.rmtree(tmp_path / "ILSVRC2012_devkit_t12")
+    lines = ["ImageId,PredictionString"] + [f"ILSVRC2012_val_{k:08d},{w} 1 2 3 4" for k, w in enumerate(truth, 1)]
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    from_csv = read_dataset("imagenet", tmp_path, "val")
+    assert [from_csv.class_names[i] for i in from_csv.labels] == truth
+    assert from_csv.paths.to_pylist() == with_devkit.paths.to_pylist()
+    assert {s["path"] for s in from_csv.sources} == {"LOC_synset_mapping.txt", "LOC_val_solution.csv"}

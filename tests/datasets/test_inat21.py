@@ -43,6 +43,11 @@ def _edit(tmp_path, fn):
     (lambda d: d["annotations"].append({"id": 99, "image_id": 5, "category_id": 0}), "not in images"),
     (lambda d: d["annotations"].pop(), "has no annotation"),
     (lambda d: d.pop("annotations"), "no annotations"),
+    (lambda d: d["annotations"][0].update(category_id=1.9), r"category_id of annotations entry 0 is 1.9, not an"),
+    (lambda d: d["categories"][0].update(id="0"), r"categories\[i\].id of entry 0 is '0', not an integer"),
+    (lambda d: d["images"][0].update(id=True), "id of images entry 0 is True, not an integer"),
+    (lambda d: d["images"][0].update(id=2**70), "out of the int64 range"),
+    (lambda d: d.update(images=[]), "the images list is empty"),
 ])
 def test_bad_annotations(tmp_path, edit, message):
     make_inat21(tmp_path, "train", per_class=2)

@@ -46,3 +46,11 @@ def test_missing_image_folder_or_list(tmp_path):
     (tmp_path / "places365_val.txt").unlink()
     with pytest.raises(StudyError, match="places365_val.txt"):
         read_dataset("places365", tmp_path, "val")
+
+
+def test_list_file_not_utf8_names_the_line(tmp_path):
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_val.txt"
+    lst.write_bytes(lst.read_bytes() + "caf\u00e9.jpg 1\n".encode("latin-1"))
+    with pytest.raises(StudyError, match=r"places365_val.txt line 5: not UTF-8 text"):
+        read_dataset("places365", tmp_path, "val")

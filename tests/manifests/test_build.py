@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -85,7 +86,7 @@ def test_byte_identical_whatever_the_creation_order(tmp_path, manifests, monkeyp
 
 
 def test_golden_export_pins_the_ranking(build, cli):
-    """Ranks are a keyed blake2b of (seed, path): the same on every machine and every version."""
+    """Ranks are a keyed blake2b of (seed, key): the same on every machine and every version."""
     build("toy", "--sizes", "6", "--labeled-sizes", "4")
     code, out, _ = cli("manifest", "export", "toy", "--subset", "6")
     from pathlib import Path
@@ -119,6 +120,10 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "toy", "--sizes", "5", "--seed", "3")
     assert code == 2 and "already exists with different content" in err and "seed: 0 -> 3" in err
+    moved = shutil.copytree(tree, tree.parent / "moved")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", moved, "--split", "train",
+                       "--name", "toy", "--sizes", "5")
+    assert code == 2 and "already exists with the same content under another root" in err and "root:" in err
     (tree / "train" / "cat" / "000.png").unlink()
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "toy", "--sizes", "5")

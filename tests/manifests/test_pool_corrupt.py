@@ -64,7 +64,7 @@ def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
     m = load_manifest("toy_sp")
     row = m.table.iloc[0]
     expected = apply_corruption(m.corruption, Image.open(m.abs_path(row)).convert("RGB"), f"0:{row['path']}")
-    got = Image.open(out / row["path"])
+    got = Image.open(out / f"{row['path']}.png")  # x.png -> x.png.png: x.jpg and x.png stay apart
     assert np.array_equal(np.asarray(got), np.asarray(expected))
     before = {p: p.read_bytes() for p in files}
     files[3].unlink()
@@ -102,3 +102,18 @@ def test_a_corrupted_pool_draws_per_source_when_two_sources_share_a_path(build, 
     assert np.array_equal(np.asarray(Image.open(m.abs_path(rows[0]))), np.asarray(Image.open(m.abs_path(rows[1]))))
     assert not np.array_equal(pix[0], pix[1])  # same source pixels, different noise
     assert np.array_equal(pix[0], np.asarray(ImageReader(m).open(rows[0])))
+
+
+def test_materialize_keeps_same_stem_files_and_hash_signs_apart(build, cli, tree, tmp_path):
+    cat = tree / "train" / "cat"
+    Image.open(cat / "000.png").convert("RGB").save(cat / "000.jpg")  # 000.jpg beside 000.png
+    Image.open(cat / "001.png").save(cat / "photo#1.png")  # '#' in a plain image name
+    build("toy")
+    out = tmp_path / "out"
+    code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 0, err
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert len(written) == len(load_manifest("toy").table) == 26
+    assert {"train/cat/000.jpg.png", "train/cat/000.png.png", "train/cat/photo#1.png.png"} <= written
+    from study.manifests.materialize import out_path
+    assert out_path(out, "t10k-images-idx3-ubyte.gz#7", "fm", idx=True) == out / "fm/t10k-images-idx3-ubyte.gz/7.png"
