@@ -5,8 +5,9 @@ every crop allows it), an antialiased crop+resize -> uint8 3 x S x S tensors, on
 `batch(views, generator)` runs after collation on the training device: colour jitter (its four parts in a random
 order per image, as SimCLR/torchvision), grayscale, Gaussian blur, solarize and normalisation, all random draws
 from `generator`. On CUDA, and on CPU for small images (<= CPU_BATCHED_MAX_PIXELS, where per-call overhead
-dominates), the batch is processed at once with torch (photometric.py; masks select the images an operation
-applies to); larger images on CPU go image by image through OpenCV (photometric_cv.py), with the same definitions.
+dominates), the batch is processed at once with torch (photometric.py; each operation runs on the images that take
+it, gathered by sorting); larger images on CPU go image by image through OpenCV (photometric_cv.py), with the same
+definitions.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from study.train.augment.photometric_cv import ColourImage
 # Columns of the per-image uniform draws of `batch` (one row per image, per view, in this order).
 U_JITTER, U_BRIGHT, U_CONTRAST, U_SAT, U_HUE, U_GRAY, U_BLUR, U_SIGMA, U_SOLAR, U_ORDER = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 N_UNIFORMS = 13  # U_ORDER..U_ORDER+3: argsort gives a uniformly random order of the four jitter parts
-# On CPU, batches of images up to this many pixels take the batched path: at 28-32 px it costs what the
-# per-image OpenCV path costs on one thread (~160 us per image, mostly per-call overhead) and gains from torch's
-# intra-op threads; at 40 px it is 2x slower, at 64 px 5x (benchmarks/augment_bench.py's machine).
+# On CPU, batches of images up to this many pixels take the batched path. One thread, SimCLR preset, per image
+# (2-core development machine, 2026-11-27): the per-image OpenCV path ~85 us at 28-56 px (mostly per-call
+# overhead); the batched path 29 us at 28 px, 38 at 32, 65 at 40, 100 at 48, 228 at 64, and it gains from torch's
+# intra-op threads.
 CPU_BATCHED_MAX_PIXELS = 32 * 32
 JITTER_OPS = (photometric.brightness, photometric.contrast, photometric.saturation, photometric.hue)
+JITTER_NAMES = ("brightness", "contrast", "saturation", "hue")
 
 
 class Augment:
@@ -46,6 +49,11 @@ class Augment:
         mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
         std = torch.tensor(cfg.std).view(1, 3, 1, 1)
         self._scale, self._shift = 1 / std, -mean / std  # normalised = x * scale + shift, x in [0, 1]
+        self._on_device: dict[torch.device, tuple[torch.Tensor, ...]] = {}  # (scale, shift, scale / 255) there
+
+    def __getstate__(self) -> dict:
+        """Pickled (to loader workers) without the per-device copies of the normalisation constants."""
+        return {**self.__dict__, "_on_device": {}}
 
     # ------------------------------------------------------------------ per sample (loader workers)
     def sample_boxes(self, width: int, height: int, rng: np.random.Generator) -> list[tuple]:
@@ -81,7 +89,7 @@ class Augment:
              "solarize": u[:, U_SOLAR] < cfg.solarize_p[view]}
         for i, rng in enumerate(self.jitter_ranges):
             lo, hi = rng if rng is not None else (0.0, 0.0)
-            p[("brightness", "contrast", "saturation", "hue")[i]] = lo + (hi - lo) * u[:, U_BRIGHT + i]
+            p[JITTER_NAMES[i]] = lo + (hi - lo) * u[:, U_BRIGHT + i]
         return p
 
     def batch(self, views: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -102,10 +110,12 @@ class Augment:
         return cfg.jitter_p > 0 or cfg.grayscale_p > 0 or cfg.blur_p[view] > 0 or cfg.solarize_p[view] > 0
 
     def _normalise(self, x: torch.Tensor, u8: bool) -> torch.Tensor:
-        scale, shift = self._scale.to(x.device), self._shift.to(x.device)
-        if u8:
-            scale = scale / 255
-        return torch.addcmul(shift, x.float(), scale) if u8 else x.mul_(scale).add_(shift)
+        """Normalised float32 of uint8 `x` (a new tensor), or of float `x` in [0, 1] (in place)."""
+        if x.device not in self._on_device:  # copied once per device: a copy from pageable memory syncs on CUDA
+            scale, shift = self._scale.to(x.device), self._shift.to(x.device)
+            self._on_device[x.device] = scale, shift, scale / 255
+        scale, shift, scale_u8 = self._on_device[x.device]
+        return torch.addcmul(shift, x.float(), scale_u8) if u8 else x.mul_(scale).add_(shift)
 
     def _per_image(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
         """CPU, one image at a time with OpenCV (photometric_cv); an image with no operation is only normalised."""
@@ -113,7 +123,6 @@ class Augment:
         out = torch.empty(x.shape, dtype=torch.float32)
         scale, shift = self._scale.view(3).numpy().astype(np.float64), self._shift.view(3).numpy().astype(np.float64)
         lists = {k: v.tolist() for k, v in p.items()}
-        names = ("brightness", "contrast", "saturation", "hue")
         active = self._active(view)
         for i in range(x.shape[0]):
             jitter, gray_ = active and lists["jitter"][i], active and lists["gray"][i]
@@ -126,7 +135,7 @@ class Augment:
             if jitter:
                 for op in lists["order"][i]:
                     if self.jitter_ranges[op] is not None:
-                        photometric_cv.JITTER[op](img, lists[names[op]][i])
+                        photometric_cv.JITTER[op](img, lists[JITTER_NAMES[op]][i])
             if gray_:
                 img.grayscale()
             if blur_:
@@ -137,28 +146,39 @@ class Augment:
         return out
 
     def _batched(self, x: torch.Tensor, p: dict, view: int) -> torch.Tensor:
+        """Torch on the whole batch; each operation runs only on the images that take it, in `_per_image`'s order.
+
+        Seven selections, each sorted once on the device: the jitter part at each of the four stages of an image's
+        order, then grayscale, blur and solarize. A group (the images of one selection taking one operation) is a
+        slice of the sorted indices; all group sizes come to the host in one transfer, the only sync. A group is
+        gathered, worked on with its images' own factors and written back in place (one selection's groups are
+        disjoint), so an image costs only the operations it takes; results equal whole-batch evaluation (but for
+        float rounding: a one-image group reduces its contrast mean in another order, 1 ulp)."""
         if not self._active(view):
             return self._normalise(x, u8=True)
         cfg = self.cfg
         y = x.float().mul_(1 / 255)
+        # rows 0-3: the jitter part at each stage (4: not jittered); rows 4-6: grayscale, blur, solarize (0: applies)
+        keys = torch.stack([torch.where(p["jitter"], p["order"][:, stage], 4) for stage in range(4)]
+                           + [p[k].logical_not().long() for k in ("gray", "blur", "solarize")])
+        rows = keys.argsort(dim=1, stable=True)
+        sizes = (keys.unsqueeze(2) == torch.arange(5, device=keys.device)).sum(1).tolist()
 
-        def where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return torch.where(mask.view(-1, 1, 1, 1), a, b)
+        def apply(selection: int, group: int, fn, *per_image: torch.Tensor) -> None:
+            """y[i] = fn(y[i], *(v[i] for v in per_image)) for the images i of `group` in `selection`."""
+            start, n = sum(sizes[selection][:group]), sizes[selection][group]
+            if n:
+                idx = rows[selection, start:start + n]
+                y.index_copy_(0, idx, fn(y.index_select(0, idx), *(v.index_select(0, idx) for v in per_image)))
 
-        if cfg.jitter_p > 0:
-            names = ("brightness", "contrast", "saturation", "hue")
-            for stage in range(4):
-                for op in range(4):
-                    if self.jitter_ranges[op] is None:
-                        continue
-                    f = p[names[op]].view(-1, 1, 1, 1)
-                    y = where(p["jitter"] & (p["order"][:, stage] == op), JITTER_OPS[op](y, f), y)
-        if cfg.grayscale_p > 0:
-            y = where(p["gray"], photometric.grayscale(y), y)
-        if cfg.blur_p[view] > 0 and cfg.blur_kernel >= 3:
-            y = where(p["blur"], photometric.blur(y, p["sigma"], cfg.blur_kernel), y)
-        if cfg.solarize_p[view] > 0:
-            y = where(p["solarize"], photometric.solarize(y, cfg.solarize_threshold), y)
+        for stage in range(4):
+            for op, name in enumerate(JITTER_NAMES):
+                if self.jitter_ranges[op] is not None:
+                    apply(stage, op, JITTER_OPS[op], p[name].view(-1, 1, 1, 1))
+        apply(4, 0, photometric.grayscale)
+        if cfg.blur_kernel >= 3:
+            apply(5, 0, lambda z, sigma: photometric.blur(z, sigma, cfg.blur_kernel), p["sigma"])
+        apply(6, 0, lambda z: photometric.solarize(z, cfg.solarize_threshold))
         return self._normalise(y, u8=False)
 
     def describe(self) -> dict:
