@@ -3,6 +3,10 @@ pyproject's pythonpath); each folder's own helpers in a uniquely named module be
 import pytest
 import torch
 
+from device import make_cuda_deterministic
+
+make_cuda_deterministic()  # STUDY_TEST_DEVICE=cuda only: before any test initialises CUDA (tests/device.py)
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():

@@ -90,7 +90,10 @@ class PretrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: str = "auto"  # "auto" = bf16 autocast on cuda, fp32 on cpu; or "bf16" | "fp32"
     channels_last: bool = True  # used on cuda only (see docs/protocol.md)
-    sync_bn: bool = True  # SimCLR: global batch norm across devices (multi-GPU only)
+    # SimCLR: global batch norm across devices, applied to every method: with several GPUs each BatchNorm layer of
+    # the whole model (encoders, heads, MoCo's key encoder, BYOL's target) becomes SyncBatchNorm; false = per-device
+    # statistics. One device or CPU processes: plain BN (recorded false). MoCo v2's shuffle BN is not implemented.
+    sync_bn: bool = True
     checkpoint_every_steps: int | None = None  # ours: None = only by time and at signals / the end
     checkpoint_every_minutes: float | None = 10.0  # ours
     log_every_steps: int = 50  # ours: a progress line on stderr

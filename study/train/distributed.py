@@ -37,8 +37,9 @@ def setup(device_kind: str) -> World:
             ntasks = 1
         if ntasks > 1:
             # MASTER_ADDR, MASTER_PORT, RANK, LOCAL_RANK, WORLD_SIZE from the Slurm job. CUDA_VISIBLE_DEVICES is left
-            # as Slurm set it (every task sees the node's GPUs; a rank takes cuda:LOCAL_RANK): submitit's default
-            # would narrow it to the bare local rank, wrong where Slurm lists other GPU ids.
+            # as Slurm set it (a rank takes cuda:LOCAL_RANK % the GPUs it sees: LOCAL_RANK where every task sees the
+            # node's GPUs, 0 where the site binds one GPU per task): submitit's default would narrow it to the bare
+            # local rank, wrong where Slurm lists other GPU ids.
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     elif "WORLD_SIZE" in os.environ:  # torchrun
         ntasks = int(os.environ["WORLD_SIZE"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -55,14 +56,35 @@ class StopRequested(Exception):
 
 
 def resolve_device(name: str, world: distributed.World | None = None) -> torch.device:
+    """The torch device of `pretrain.device` for this rank ("auto": cuda when available, else cpu)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise StudyError(f"pretrain.device: {name!r} asked for but CUDA is not available")
-        if name == "cuda":  # an explicit index: this rank's GPU
-            name = f"cuda:{world.local_rank if world is not None and world.size > 1 else torch.cuda.current_device()}"
+        world = world or distributed.World()
+        index = cuda_index(name, world.size, world.local_rank, torch.cuda.device_count(),
+                           torch.cuda.current_device)
+        return torch.device("cuda", index)
     return torch.device(name)
+
+
+def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current) -> int:
+    """The CUDA device index of `name` ("cuda" or "cuda:N") for a rank. One process: N, else the current device
+    (`current()`). Several ranks: an explicit N is refused (every rank would take GPU N); rank r takes
+    r % device_count, which is r where every task sees the node's GPUs and 0 where a site binds one GPU per task."""
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m is None:
+        raise StudyError(f"pretrain.device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
+    explicit = m.group(1)
+    if world_size > 1:
+        if explicit:
+            raise StudyError(f"pretrain.device: {name!r} names one GPU, but this run has {world_size} processes "
+                             "(each takes its own GPU): use 'cuda' or 'auto'")
+        if device_count < 1:
+            raise StudyError("pretrain.device: CUDA reports no device")
+        return local_rank % device_count
+    return int(explicit) if explicit else int(current())
 
 
 def code_version() -> str:

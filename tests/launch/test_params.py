@@ -68,3 +68,33 @@ def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env):
     if not GOLDEN.exists():  # first run writes it; review it, then it guards every later change
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
+
+
+def _srun_line(script: str) -> str:
+    (line,) = [ln for ln in script.splitlines() if ln.startswith("srun ")]
+    return line
+
+
+def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_unchanged(tmp_path):
+    """A rank that dies (exception, OOM) must end the job's other ranks at once (`srun --kill-on-bad-exit=1`),
+    not leave them blocked in NCCL collectives until the watchdog; a one-task job's script stays as it was."""
+    from study.launch.slurm.submit import sbatch_script
+
+    prof = load_profile(GPU_PROFILE)
+    multi = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=480, time_min=60), job_name="m")
+    two_nodes = slurm_parameters(prof, "pretrain", Resources(gpus=1, cpus=8, mem_gb=60, time_min=60, nodes=2),
+                                 job_name="n")
+    single = slurm_parameters(prof, "pretrain", Resources(gpus=1, cpus=8, mem_gb=60, time_min=60), job_name="s")
+    evaluate = slurm_parameters(prof, "evaluate", Resources(gpus=8, cpus=64, mem_gb=60, time_min=60), job_name="e")
+    assert multi["srun_args"] == ["--kill-on-bad-exit=1"] and two_nodes["srun_args"] == ["--kill-on-bad-exit=1"]
+    assert "srun_args" not in single and "srun_args" not in evaluate
+    for params, n in ((multi, 1), (multi, 3), (two_nodes, 1)):
+        assert "--kill-on-bad-exit=1" in _srun_line(sbatch_script(params, tmp_path, n))
+    for params, n in ((single, 1), (single, 3), (evaluate, 1)):
+        script = sbatch_script(params, tmp_path, n)
+        assert "kill-on-bad-exit" not in script
+        assert _srun_line(script).startswith("srun --unbuffered --output ")
+    # the golden file: the 8-task pretraining array has the flag, the single-task evaluation arrays do not
+    golden = GOLDEN.read_text().split("# ---- array ")[1:]
+    assert [("--kill-on-bad-exit=1" in _srun_line(a), "--ntasks-per-node=8" in a) for a in golden] == \
+        [(True, True), (False, False), (False, False)]

@@ -1,10 +1,11 @@
 """Run a plan's job graph here: worker processes (`python -m study.launch.runner`), dependencies honoured.
 
-One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it. (Not the
-cores left free by the load average: that counts the submitting process's own work, such as the quickstart's
-data export, and left one of two cores idle.) SIGTERM or Ctrl-C stops the workers, which checkpoint first. Each job logs to `<workdir>/logs/<job id>.log`; its start and end go to the
-grid's ledger (state, log, the error's last line). A failed job's dependents (transitively) are marked
-cancelled and never start. Progress: one line on stderr per start and end.
+One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it (an entry of
+the command's own CUDA_VISIBLE_DEVICES when that is set). (Not the cores left free by the load average: that
+counts the submitting process's own work, such as the quickstart's data export, and left one of two cores idle.)
+SIGTERM or Ctrl-C stops the workers, which checkpoint first. Each job logs to `<workdir>/logs/<job id>.log`; its
+start and end go to the grid's ledger (state, log, the error's last line). A failed job's dependents
+(transitively) are marked cancelled and never start. Progress: one line on stderr per start and end.
 """
 from __future__ import annotations
 
@@ -40,12 +41,25 @@ def _gpu_count() -> int:
 
 
 def default_workers() -> tuple[int, list[str | None]]:
-    """(workers, device per worker): one per GPU when there are GPUs, else one per usable core."""
+    """(workers, device per worker): one per GPU when there are GPUs, else one per usable core.
+
+    A worker's device is what its CUDA_VISIBLE_DEVICES becomes: the i-th entry of this process's own
+    CUDA_VISIBLE_DEVICES when that is set (the device count is relative to it; entries may be indices, UUIDs or MIG
+    ids), else the index i."""
     gpus = _gpu_count()
     if gpus:
-        return gpus, [str(i) for i in range(gpus)]
+        devices = gpu_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        return len(devices), devices
     n = usable_cores()
     return n, [None] * n
+
+
+def gpu_devices(count: int, visible: str | None) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES of each of `count` workers, one GPU each, given the parent's `visible` (None: unset)."""
+    entries = [e.strip() for e in visible.split(",") if e.strip()] if visible and visible.strip() else []
+    if not entries:
+        return [str(i) for i in range(count)]
+    return list(entries[:count])
 
 
 def usable_cores() -> int:

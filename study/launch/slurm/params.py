@@ -5,6 +5,8 @@ constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job wit
 cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem, time ->
 --time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever) and --dependency.
+A job of several tasks also runs `srun --kill-on-bad-exit=1`: when one rank dies the others are killed at once
+instead of waiting in NCCL collectives until the watchdog's timeout (single-task scripts are unchanged).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "setup": list(profile.setup),
         "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes"},
     }
+    if tasks * int(resources.nodes) > 1:  # torch.distributed ranks: one that dies takes the others down
+        params["srun_args"] = ["--kill-on-bad-exit=1"]
     if gpus:
         params["gpus_per_node"] = gpus
     for key in ("account", "qos", "constraint"):

@@ -1,7 +1,9 @@
 """MoCo v2: query encoder + MLP head, momentum key encoder, a queue of negative keys, InfoNCE.
 
-Differences from the reference implementation, stated: no shuffled batch norm across GPUs (keys are computed
-with per-device batch statistics).
+Differences from the reference implementation, stated: MoCo v2's shuffle BN (keys computed on a batch shuffled
+across GPUs) is not implemented. With several GPUs, `sync_bn: true` (the default) turns every BatchNorm layer of
+both encoders, query and key, into SyncBatchNorm, so keys and queries use global batch statistics; with
+`sync_bn: false` both use per-device batch statistics. One device: ordinary batch norm.
 """
 from __future__ import annotations
 
@@ -39,13 +41,16 @@ class MoCo(Method):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """Write `keys` (unit rows) over the oldest entries, wrapping around; the pointer moves past them."""
+        """Write `keys` (unit rows) over the oldest entries, wrapping around; the pointer moves past them.
+
+        The pointer stays a tensor on the queue's device (a buffer: checkpointed with the queue), and every step of
+        this is a device operation: no host read, no CPU-GPU synchronisation."""
         size = self.queue.shape[0]
         keys = keys.to(self.queue.dtype)[-size:]  # more keys than the queue holds: the newest fill it
-        k, ptr = keys.shape[0], int(self.queue_ptr)
-        idx = (torch.arange(k, device=self.queue.device) + ptr) % size
-        self.queue[idx] = keys
-        self.queue_ptr.fill_((ptr + k) % size)
+        k = keys.shape[0]
+        idx = (torch.arange(k, device=self.queue.device) + self.queue_ptr) % size  # k <= size: distinct rows
+        self.queue.index_copy_(0, idx, keys)
+        self.queue_ptr.add_(k).remainder_(size)
 
     def forward(self, views, labels):
         q = self.head(self.encoder(views[0]))
