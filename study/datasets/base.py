@@ -55,7 +55,7 @@ class Index:
 
 def basenames(paths: pa.Array) -> pa.Array:
     """The file name of each `/`-separated path."""
-    return pa.array([p.rsplit("/", 1)[-1] for p in paths.to_pylist()], type=pa.string())
+    return pc.replace_substring_regex(paths, pattern="^.*/", replacement="")
 
 
 Reader = Callable[[Path, str, ReaderOptions], Index]
