@@ -58,16 +58,14 @@ def load_coco(path: Path) -> dict:
 
 def _ints(values: list, path: Path, what: str) -> np.ndarray:
     """`values` as int64; StudyError naming the first that is not a JSON integer (a string, float or bool)."""
+    bad = next((i for i, v in enumerate(values) if type(v) is not int), None)
+    if bad is not None:
+        raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, not an integer")
     try:
-        if not all(type(v) is int for v in values):
-            raise TypeError
         return np.array(values, dtype=np.int64)
-    except (TypeError, OverflowError):
-        bad = next((i for i, v in enumerate(values) if type(v) is not int), None)
-        if bad is None:
-            bad = next(i for i, v in enumerate(values) if not -2**63 <= v < 2**63)
-            raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, out of the int64 range") from None
-        raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, not an integer") from None
+    except OverflowError:
+        bad = next(i for i, v in enumerate(values) if not -2**63 <= v < 2**63)
+        raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, out of the int64 range") from None
 
 
 @DATASETS.register("inat21")
