@@ -102,7 +102,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 ref_pts = ref_rows[["labeled_size", "mean", "std", "count"]]
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
                             yerr=ref_pts["std"].astype(float), label=name,
-                            **{**style.REFERENCE, "marker": style.MARKERS[k % len(style.MARKERS)]})
+                            **{**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})})
                 for _, p in ref_pts.iterrows():
                     points.append({"eval_dataset": ev, "protocol": proto, "line": name, "role": "scratch",
                                    "method": "scratch", "dataset": ev, "size": None,
