@@ -108,3 +108,24 @@ def test_sacct_start_time_is_local_time_an_hour_early(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_failed_multi_task_job_points_at_the_task_that_failed(tmp_path):
+    """Task 0's log is the default; of a failed job's per-task logs, the first holding the error is shown (the
+    other ranks were only killed). Files as submitit names them: <array>_<index>_<task>_log.err."""
+    from study.launch.slurm.state import failing_task_log
+
+    folder = tmp_path / "238_3"
+    folder.mkdir()
+    logs = {t: folder / f"238_3_{t}_log.err" for t in (0, 1, 2, 10)}
+    logs[0].write_text("[train] step 10\nsrun: forcing job termination\n")
+    logs[1].write_text("[train] step 10\n")
+    logs[2].write_text("Traceback (most recent call last):\n  ...\ntorch.OutOfMemoryError: CUDA out of memory\n")
+    logs[10].write_text("study: error: unreadable image\n")
+    (folder / "238_30_1_log.err").write_text("Traceback (most recent call last):\n")  # another array element
+    assert failing_task_log(str(logs[0])) == str(logs[2])
+    logs[2].write_text("fine\n")
+    assert failing_task_log(str(logs[0])) == str(logs[10])  # by task number, not by name
+    logs[10].write_text("fine\n")
+    assert failing_task_log(str(logs[0])) == str(logs[0])  # none holds an error: task 0's
+    assert failing_task_log(str(tmp_path / "elsewhere.log")) == str(tmp_path / "elsewhere.log")

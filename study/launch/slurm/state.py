@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +20,8 @@ def submitit_folder(workdir: str | Path) -> Path:
 
 def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
     """({slurm id: sacct state}, {slurm id: stderr log path}) for the given ids. One forced sacct call for all.
-    Without sacct every state is "UNKNOWN" (the caller treats it as still queued)."""
+    Without sacct every state is "UNKNOWN" (the caller treats it as still queued). The log is task 0's, or for a
+    failed job of several tasks the first task's whose log holds the error (`failing_task_log`)."""
     ids = sorted(set(slurm_ids))
     folder = submitit_folder(workdir)
     jobs = [submitit.SlurmJob(folder=folder, job_id=sid) for sid in ids]
@@ -27,7 +29,39 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
     if not jobs or not shutil.which("sacct"):
         return {sid: "UNKNOWN" for sid in ids}, logs
     jobs[0].get_info(mode="force")  # one sacct over every registered job
-    return {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}, logs
+    states = {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}
+    for sid, raw in states.items():
+        if raw.split()[0].rstrip("+").upper() in ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT"):
+            logs[sid] = failing_task_log(logs[sid])
+    return states, logs
+
+
+ERROR_MARKS = ("Traceback (most recent call last)", "study: error")
+
+
+def failing_task_log(log: str, tail_bytes: int = 65536) -> str:
+    """Of the per-task stderr files of one job (submitit's `<id>_<task>_log.err`, task 0's given), the first by task
+    whose end holds an error (a Python traceback or `study: error`); `log` itself when none does. With several
+    ranks the one that failed is often not task 0: the others were killed (srun --kill-on-bad-exit)."""
+    path = Path(log)
+    m = re.fullmatch(r"(.*)_(\d+)_log\.err", path.name)
+    if m is None:
+        return log
+    tasks = []
+    for p in path.parent.glob(f"{m.group(1)}_*_log.err"):
+        t = re.fullmatch(rf"{re.escape(m.group(1))}_(\d+)_log\.err", p.name)
+        if t:
+            tasks.append((int(t.group(1)), p))
+    for _, p in sorted(tasks):
+        try:
+            with open(p, "rb") as f:
+                f.seek(max(0, p.stat().st_size - tail_bytes))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if any(mark in text for mark in ERROR_MARKS):
+            return str(p)
+    return log
 
 
 def find_by_name(name: str, since: str | None = None) -> str | None:
