@@ -115,9 +115,6 @@ def check_index(index: Index, where: str) -> None:
         same = pc.equal(sorted_paths[1:], sorted_paths[:-1])
         first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
         raise StudyError(f"{where}: image {sorted_paths[first].as_py()!r} is listed twice")
-    if index.keys is not None and pc.count_distinct(index.keys).as_py() != n:  # names repeat: rank by path
-        index.keys = None
-        index.info.pop("rank_key", None)
 
 
 def apply_taxonomy(index: Index, taxonomy: Path) -> None:

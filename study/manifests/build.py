@@ -51,10 +51,15 @@ def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
 
 
 def index_table(index: Index, seed: int, balanced: bool, labeled_balanced: bool) -> pa.Table:
-    """The manifest rows of an index, in rank order."""
+    """The manifest rows of an index, in rank order. Where the reader's keys repeat (two images of one name), the
+    index falls back to ranking by path (its keys and info's `rank_key` are dropped)."""
     canon = key_order(index.rank_keys)
-    paths = pc.take(index.paths, pa.array(canon))
     keys = pc.take(index.rank_keys, pa.array(canon))
+    if index.keys is not None and len(keys) > 1 and pc.any(pc.equal(keys[1:], keys[:-1])).as_py():
+        index.keys = None
+        index.info.pop("rank_key", None)
+        return index_table(index, seed, balanced, labeled_balanced)
+    paths = pc.take(index.paths, pa.array(canon))
     labels = index.labels[canon]
     rank = rank_rows(keys, labels, index.class_names, seed, balanced, "pretrain")
     labeled_rank = rank_rows(keys, labels, index.class_names, seed, labeled_balanced, "labeled")

@@ -53,3 +53,17 @@ def test_imagefolder_with_or_without_split_folder(tmp_path, build):
     a = build("imagefolder", with_split, "train", "a", "train/")
     b = build("imagefolder", bare, "", "b", "")
     assert a == b
+
+
+def test_repeated_names_fall_back_to_ranking_by_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    root = make_imagenet_official(tmp_path / "in")
+    train = root / "train"
+    shutil.copy(train / "n01440764" / "n01440764_10.JPEG", train / "n01443537" / "n01440764_10.JPEG")
+    meta, _ = build_manifest(BuildConfig("imagenet", root, "train", "dup", sizes=[3]))
+    assert "rank_key" not in meta["info"] and meta["num_images"] == 10
+    m = load_manifest("dup")
+    assert sorted(m.table["rank"].tolist()) == list(range(10))
+    unique = make_imagenet_official(tmp_path / "ok")
+    assert build_manifest(BuildConfig("imagenet", unique, "train", "ok", sizes=[3]))[0]["info"]["rank_key"] == \
+        "file name"
