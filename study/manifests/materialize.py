@@ -1,8 +1,9 @@
 """`study manifest materialize`: write a manifest's (corrupted) images to disk as PNG files.
 
 `<out>/<path>.png` per row (`x.jpg` -> `x.jpg.png`, so that `x.jpg` and `x.png` stay apart; IDX rows `<file>#<i>`
-become `<out>/<file>/<i>.png`). Each file is written under a temporary name and renamed, so a killed run leaves only complete files and a rerun skips them; PNG encoding is
-deterministic, so a rerun from scratch gives byte-identical files. Pooled rows go under `<out>/<source>/`.
+become `<out>/<file>/<i>.png`). Each file is written under a temporary name and renamed, so a killed run leaves only
+complete files and a rerun skips them; PNG encoding is deterministic, so a rerun from scratch gives byte-identical
+files. Pooled rows go under `<out>/<source>/`.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Static, nested subsets: every image gets a rank from a keyed hash of (seed, its key: the name its reader gives it,
-independent of the folder layout, else its relative path); subset N is the N lowest ranks. Vectorised enough for millions of paths (one blake2b per path, numpy for the rest)."""
+independent of the folder layout, else its relative path); subset N is the N lowest ranks. Vectorised enough for
+millions of paths (one blake2b per key, numpy for the rest)."""
 from __future__ import annotations
 
 import hashlib

@@ -11,6 +11,7 @@ from typing import Iterable
 import submitit
 
 from study.errors import StudyError
+from study.launch.state import slurm_state
 
 
 def submitit_folder(workdir: str | Path) -> Path:
@@ -31,7 +32,7 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
     jobs[0].get_info(mode="force")  # one sacct over every registered job
     states = {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}
     for sid, raw in states.items():
-        if raw.split()[0].rstrip("+").upper() in ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT"):
+        if slurm_state(raw) == "failed":
             logs[sid] = failing_task_log(logs[sid])
     return states, logs
 

@@ -52,8 +52,8 @@ def _with_variant(df: pd.DataFrame, axis: str) -> pd.DataFrame:
         ms, vs = (ms * n if len(ms) == 1 else ms), (vs * n if len(vs) == 1 else vs)
         if len(ms) != len(vs):
             return f"{method} · {value}"
-        parts = list(dict.fromkeys(f"{m} · {v}" for m, v in zip(ms, vs)))
-        return parts[0] if len(parts) == 1 else "|".join(f"{m} · {v}" for m, v in zip(ms, vs))
+        parts = [f"{m} · {v}" for m, v in zip(ms, vs)]
+        return parts[0] if len(set(parts)) == 1 else "|".join(parts)
 
     return df.assign(method=pd.Series([name(m, v) for m, v in zip(df["method"], df[axis])], index=df.index,
                                       dtype="object"))
