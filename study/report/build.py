@@ -16,10 +16,16 @@ from study.report import style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import write_tables
-from study.results import ResultFileWarning, aggregate, code_version, find_conflicts, gather, write_table
+from study.errors import StudyError
+from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
+                           write_table)
 
 MISSING_COLUMNS = ("job_id", "stage", "method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset",
                    "state", "waits_for")
+
+
+class NoResults(StudyError):
+    """No plan, and no result names the grid: nothing is written."""
 
 
 @dataclass
@@ -60,10 +66,10 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                  log: TextIO | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
 
-    Warnings (skipped files, fingerprint conflicts) and a summary line go to `log` (the CLI passes stderr).
+    Warnings (skipped files, repeated seeds, fingerprint conflicts) and a summary line go to `log` (the CLI passes
+    stderr). Without a plan, a grid name that no result carries raises NoResults before anything is written.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
         coll = gather(workdir, plan)
@@ -71,7 +77,13 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     name = plan.name if plan is not None else (grid or "results")
     if plan is None and grid is not None and not table.empty:
         table = table[table["grid"] == grid].reset_index(drop=True)
+        if table.empty:
+            raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
+    out.mkdir(parents=True, exist_ok=True)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped]
+    table, repeats = drop_repeated_seeds(table)
+    warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
+                   f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
     agg = aggregate(table)
     conflicts = find_conflicts(agg)
     conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []

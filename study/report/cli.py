@@ -30,7 +30,7 @@ def _find_grid_file(grid: str) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from study.report.build import build_report
+    from study.report.build import NoResults, build_report
 
     workdir = args.workdir or default_workdir()
     path = _find_grid_file(args.grid)
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     elif not (Path(workdir) / "results").is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
     out = args.out or Path("reports") / name
-    summary = build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
-    if plan is None and summary.results == 0:
-        raise StudyError(f"{args.grid}: no such grid file, and no result in {workdir}/results names grid {name!r}")
+    try:
+        build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
+    except NoResults as e:
+        raise StudyError(f"{args.grid}: no such grid file, and {e}") from None
     return 0

@@ -34,7 +34,7 @@ def bar_style(i: int, n: int) -> dict:
             "linewidth": 0.6}
 
 
-def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list) -> None:
+def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list, legend: bool = True) -> None:
     """One bar per (group, series) of `data` (columns `mean`, `std`): the series side by side around each group's
     tick, std as error bars, a vertical "missing" where a cell has no value; legend outside on the right."""
     width = 0.8 / len(series)
@@ -46,7 +46,8 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
         for xi, v in zip(x, means):
             if np.isnan(v):
                 ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="0.3")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if legend:
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
 def apply() -> None:

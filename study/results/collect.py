@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 from study.atomic import atomic_path
 from study.errors import StudyError
 from study.hashing import canonical_json
-from study.results.record import SCHEMA_VERSION, SkippedFile, read_results
+from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerprint, read_results
 
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
 METRIC_COLUMNS = ("labeled_size", "level", "metric", "value")
@@ -31,7 +32,18 @@ TABLE_SCHEMA_KEY = b"study.table_schema_version"
 TABLE_GRID_KEY = b"study.grid"
 TABLE_SCHEMA_VERSION = 1
 # Columns that tell seeds apart, or describe one run: never part of a cell's identity.
-NOT_CELL = {"seed", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
+NOT_CELL = {"seed", "seed_pair", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
+PAIR_SUFFIX = "_pair"
+_NUMERIC_PAIR = re.compile(r"-?\d+(\|-?\d+)+")
+
+
+def split_numeric_pairs(axes: Mapping[str, Any]) -> dict[str, Any]:
+    """`axes` with each joined numeric value ("50000|1000000") moved to `<axis>_pair`, the axis itself None."""
+    out = dict(axes)
+    for axis, value in axes.items():
+        if isinstance(value, str) and _NUMERIC_PAIR.fullmatch(value):
+            out[axis], out[f"{axis}{PAIR_SUFFIX}"] = None, value
+    return out
 
 
 def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -71,12 +83,12 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
     rows = []
     axis_names: set[str] = set()
     for rec in records:
-        axes = dict(rec.get("axes") or {})
+        axes = split_numeric_pairs(rec.get("axes") or {})
         axis_names.update(axes)
         protocol = rec.get("protocol") or {}
         flat = {f"{PROTOCOL_PREFIX}{k}": v for k, v in _flatten(protocol).items()}
         base = {"job_id": rec["job_id"], "stage": rec["stage"], "grid": grid if grid is not None else rec.get("grid"),
-                **axes, "protocol_fingerprint": rec["protocol_fingerprint"], "code_version": rec.get("code_version"),
+                **axes, "protocol_fingerprint": protocol_fingerprint(protocol), "code_version": rec.get("code_version"),
                 "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
                 "protocol_json": canonical_json(protocol), **flat}
         for m in rec["metrics"]:
@@ -133,6 +145,25 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(table, repeats): per (cell, protocol fingerprint, seed) only the newest job's row stays. Two jobs of one
+    seed in one cell (a rerun under another job id, a stale result of an earlier grid) are not replicates. `repeats`:
+    one row per such group, with `job_ids` (all, oldest first) and `kept`."""
+    empty = pd.DataFrame(columns=["job_ids", "kept"])
+    if table.empty:
+        return table, empty
+    keys = [*cell_columns(table), "protocol_fingerprint", *(["seed"] if "seed" in table else [])]
+    ordered = table.assign(_t=table["finished_at"].fillna("")).sort_values(["_t", "job_id"], kind="stable")
+    n = ordered.groupby(keys, dropna=False)["job_id"].transform("nunique")
+    if not (n > 1).any():
+        return table, empty
+    kept = ordered.drop_duplicates(keys, keep="last").drop(columns="_t")
+    repeats = (ordered[n > 1].groupby(keys, dropna=False, sort=True)
+               .agg(job_ids=("job_id", lambda s: ",".join(dict.fromkeys(s))), kept=("job_id", "last"))
+               .reset_index().drop_duplicates(["job_ids", "kept"]).reset_index(drop=True))
+    return kept.sort_index().reset_index(drop=True), repeats
+
+
 def find_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
     """Cells of `aggregate`'s output holding results of more than one protocol fingerprint."""
     keys = [c for c in agg.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs", "seeds",
@@ -176,7 +207,7 @@ class Collection:
 def _planned_frame(plan: Any) -> pd.DataFrame:
     rows = []
     for job in plan.jobs:
-        axes = dict((job.config or {}).get("axes") or {})
+        axes = split_numeric_pairs((job.config or {}).get("axes") or {})
         rows.append({"job_id": job.id, "stage": job.stage, **axes, "depends_on": tuple(job.depends_on)})
     return pd.DataFrame(rows)
 

@@ -12,7 +12,9 @@ host, device, paths and job ids of the encoders, the code version) and every rep
 so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate, epoch count, batch size,
 feature layer, manifest hash or a changed code default (which changes the recorded effective protocol) does not.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
-it is kept in the record and the table for audit.
+it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
+(study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
+rule still group with new ones.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from study.hashing import config_hash
 SCHEMA_VERSION = 1
 RESULTS_DIR = "results"
 METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
-REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol", "protocol_fingerprint")
+REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol")
 
 # Keys that describe one run or what it found, not the recipe: removed (at any depth) before fingerprinting, as
 # are timings (keys "seconds" and "*_seconds"). Outcomes: the weight decay each probe chose and its validation

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
-from report_records import (STD, domain_records, eval_axes, granularity_records, quality_records, quantity_records,
-                            records, table_of)
+from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_records, quality_records,
+                            quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
 
@@ -122,7 +122,46 @@ def test_granularity_levels_ordered_by_protocol():
     assert set(got) == {"simclr", "supervised"}
     assert got["simclr"] == pytest.approx([0.95, 0.7, 0.5]) and got["supervised"] == pytest.approx([0.99, 0.9, 0.8])
     table = granularity.paper_table(data)
-    assert list(table.columns) == ["eval_dataset", "line", "kingdom", "order", "species"]
+    assert list(table.columns) == ["eval_dataset", "labeled_size", "line", "kingdom", "order", "species"]
+
+
+def test_granularity_draws_the_largest_labeled_size_and_says_so():
+    recs = granularity_records() + records(
+        eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat"),
+        {(1000, lv): 0.1 for lv in LEVELS}, protocol={"levels": LEVELS})
+    fig, data = granularity.draw(table_of(recs))
+    got = {c.get_label(): list(c.lines[0].get_ydata()) for c in fig.axes[0].containers}
+    assert got["simclr"] == pytest.approx([0.95, 0.7, 0.5])  # all labels (None), not the 1k points
+    assert "all labels" in fig.axes[0].get_title()
+    assert "one finest-level classifier mapped up" in data.attrs["caption"]
+
+
+def test_granularity_caption_follows_the_recorded_mode():
+    recs = [{**r, "protocol": {**r["protocol"], "granularity_mode": "per_level"}} for r in granularity_records()]
+    _, data = granularity.draw(table_of(recs))
+    assert "one classifier per level" in data.attrs["caption"]
+
+
+def test_quality_marks_a_missing_clean_cell_instead_of_a_zero_bar():
+    recs = [r for r in quality_records() if not (r["axes"]["method"] == "supervised"
+                                                 and r["axes"]["corruption"] == "none")]
+    fig, data = quality.draw(table_of(recs))
+    assert data.set_index("method").loc["supervised", "delta"] != data.set_index("method").loc["supervised", "delta"]
+    assert "missing" in [t.get_text() for t in fig.axes[0].texts]
+    assert data.set_index("method").loc["simclr", "delta_std"] == pytest.approx(math.hypot(STD, STD))
+
+
+def test_concat_of_two_sizes_keeps_the_size_axis_numeric():
+    recs = domain_records() + records(eval_axes(dataset="a", size="50000|1000000", protocol="concat"),
+                                      {(10000, None): 0.5}) + records(eval_axes(size=50_000), {(10000, None): 0.3})
+    table = table_of(recs)
+    assert pd.api.types.is_numeric_dtype(table["size"])
+    assert set(table["size_pair"].dropna()) == {"50000|1000000"}
+    _, data = domain_concat.draw(table)
+    pair = data[data["pair"] == "simclr a 50k | simclr a 1M"].set_index("role")["mean"]
+    assert pair.to_list() == pytest.approx([0.3, 0.45, 0.5])
+    _, matrix = domain_matrix.draw(table)
+    assert set(matrix["size"]) == {1_000_000}
 
 
 # A grid with a backbone axis: every figure draws each backbone apart, under "<method> · <backbone>".
@@ -186,3 +225,11 @@ def test_label_variants_names_each_part_of_a_concatenation():
 def test_figures_without_data_raise_nodata(module):
     with pytest.raises(NoData):
         module.draw(table_of(quantity_records()))
+
+
+def test_quantity_with_every_planned_cell_missing_is_skipped_not_drawn_empty():
+    recs = quantity_records()
+    expected = table_of(recs).drop_duplicates("job_id")[["job_id", "stage", "method", "dataset", "size", "corruption",
+                                                          "seed", "protocol", "eval_dataset"]]
+    with pytest.raises(NoData, match="every planned cell is missing"):
+        quantity.draw(table_of(recs).iloc[0:0], expected)

@@ -41,7 +41,7 @@ def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
     tex = (out / "domain_concat.tex").read_text()
     assert "\\begin{tabular}" in tex and "0.030" in tex
     gran = pd.read_csv(out / "granularity.csv")
-    assert list(gran.columns[2:]) == ["kingdom", "order", "species"]
+    assert list(gran.columns[3:]) == ["kingdom", "order", "species"]
     html = (out / "index.html").read_text()
     assert "Report: g" in html and "code version" in html and 'id="warnings"' not in html
 
@@ -115,6 +115,21 @@ def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "elsewhere" / "results.parquet").exists()
     with pytest.raises(StudyError, match="nosuch"):
         _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "w")])
+    assert not (tmp_path / "reports" / "nosuch").exists()  # a mistyped name writes no empty report
+
+
+def test_a_rerun_of_one_seed_is_not_averaged_as_a_replicate(tmp_path):
+    first = records(eval_axes(size=50_000), {(1000, None): 0.5}, seeds=(0,), finished_at="2024-01-01T00:00:00+00:00")
+    rerun = records(eval_axes(size=50_000), {(1000, None): 0.3}, seeds=(0,), finished_at="2024-02-01T00:00:00+00:00")
+    rerun[0]["job_id"] = "rerun0000000"
+    write_all(tmp_path / "w", first + rerun)
+    log = io.StringIO()
+    summary = build_report(tmp_path / "w", tmp_path / "out", grid="g", log=log)
+    cells = pd.read_csv(tmp_path / "out" / "cells.csv")
+    top1 = cells[cells["metric"] == "top1"].iloc[0]
+    assert top1["mean"] == pytest.approx(0.3) and top1["count"] == 1
+    assert "rerun0000000" in log.getvalue() and "not a replicate" in log.getvalue()
+    assert any("not a replicate" in w for w in summary.warnings)
 
 
 def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch):

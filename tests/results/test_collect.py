@@ -117,3 +117,20 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
     assert miss.loc["e1", "waits_for"] == ("e1 (evaluate, failed: exit code 1: boom); "
                                            "p1 (pretrain, queued as Slurm job 42_0)")
+
+
+def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(tmp_path):
+    import json
+
+    _write(tmp_path, "j0", 0, {1000: 0.5})
+    _write(tmp_path, "j1", 1, {1000: 0.7})
+    path = tmp_path / "results" / "j1.json"
+    old = json.loads(path.read_text())
+    old["protocol_fingerprint"] = "from-an-older-rule"
+    path.write_text(json.dumps(old))
+    del old["protocol_fingerprint"]  # and a record without one is read too
+    old["job_id"] = "j2"
+    (tmp_path / "results" / "j2.json").write_text(json.dumps({**old, "axes": {**old["axes"], "seed": 2}}))
+    agg = aggregate(collect(tmp_path))
+    row = agg[agg["metric"] == "top1"]
+    assert len(row) == 1 and row["count"].iloc[0] == 3 and find_conflicts(agg).empty

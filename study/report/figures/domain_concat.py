@@ -33,7 +33,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         labeled = pick_largest(group["labeled_size"].unique())
         for _, c in group[same(group["labeled_size"], labeled)].sort_values("dataset").iterrows():
             datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
-            methods, sizes = _split(c["method"], len(datasets)), _split(c["size"], len(datasets))
+            size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
+            methods, sizes = _split(c["method"], len(datasets)), _split(size, len(datasets))
             names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
             pair = " | ".join(names)

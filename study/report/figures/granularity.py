@@ -1,5 +1,5 @@
 """`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
-line per method (supervised included), a panel per evaluation dataset."""
+line per method (supervised included), a panel per evaluation dataset, at its largest labeled size."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, label_variants, levels_order, series_label, varying,
-                                         wide)
+from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, pick_largest,
+                                         same, series_label, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
 LINE_KEYS = ["method", "dataset", "size"]
+MODES = {"finest level mapped up": "one finest-level classifier mapped up the taxonomy",
+         "per_level": "one classifier per level"}
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
@@ -32,6 +34,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     out = []
     for ax, ev in zip(axes[0], evals):
         sub = gran[gran["eval_dataset"] == ev]
+        labeled = pick_largest(sub["labeled_size"].unique())
+        sub = sub[same(sub["labeled_size"], labeled)]
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
             pts = sub
             for k in LINE_KEYS:
@@ -40,22 +44,27 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
                         label=label, **style.line_style(i, len(labels)))
             for j, lv in enumerate(levels):
-                out.append({"eval_dataset": ev, "line": label, "method": line["method"], "level": lv,
+                out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
+                            "level": lv,
                             "level_index": j, "mean": pts.loc[lv, "mean"], "std": pts.loc[lv, "std"],
                             "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"])})
         ax.set_xticks(np.arange(len(levels)), levels, rotation=20, ha="right")
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
-        ax.set_title(ev)
+        ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     data = pd.DataFrame(out)
-    data.attrs["caption"] = ("Top-1 at each taxonomy level of one species-level classifier mapped up the taxonomy; "
-                             "error bars: standard deviation over seeds.")
+    mode_col = "protocol.granularity_mode"
+    modes = sorted(rows_t[mode_col].dropna().unique()) if mode_col in rows_t else []
+    how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
+    data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
+                             "size (panel title); error bars: standard deviation over seeds.")
     return fig, data
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: (evaluation dataset, line); columns: levels coarse -> fine."""
+    """Rows: (evaluation dataset, labeled size, line); columns: levels coarse -> fine."""
     levels = list(dict.fromkeys(data.sort_values("level_index")["level"]))
-    return wide(data, ["eval_dataset", "line"], "level", order=levels).reset_index()
+    return wide(data.assign(labeled_size=data["labeled_size"].map(fmt_size)), ["eval_dataset", "labeled_size", "line"],
+                "level", order=levels).reset_index()

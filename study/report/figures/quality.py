@@ -37,10 +37,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             for m in methods:
                 base = group[(group["corruption"] == "none") & (group["method"] == m)]
                 hit = group[(group["corruption"] == corr) & (group["method"] == m)]
-                b = base["mean"].iloc[0] if not base.empty else np.nan
-                v = hit["mean"].iloc[0] if not hit.empty else np.nan
+                b, b_std = (base["mean"].iloc[0], base["std"].iloc[0]) if not base.empty else (np.nan, np.nan)
+                v, v_std = (hit["mean"].iloc[0], hit["std"].iloc[0]) if not hit.empty else (np.nan, np.nan)
                 rows.append({"eval_dataset": ev, "dataset": ds, "size": size, "labeled_size": labeled,
                              "corruption": corr, "method": m, "clean_mean": b, "mean": v, "delta": v - b,
+                             "delta_std": float(np.hypot(b_std, v_std)),
                              "count": int(hit["count"].iloc[0]) if not hit.empty else 0})
     if not rows:
         raise NoData("no corrupted pretraining result shares its cell with a clean one")
@@ -51,11 +52,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ax, (ev, ds, size) in zip(axes[0], panels):
         sub = data[(data["eval_dataset"] == ev) & (data["dataset"] == ds) & same(data["size"], size)]
         corrs = list(dict.fromkeys(sub["corruption"]))
-        width = 0.8 / len(methods)
-        for i, m in enumerate(methods):
-            d = sub[sub["method"] == m].set_index("corruption").reindex(corrs)
-            x = np.arange(len(corrs)) + (i - (len(methods) - 1) / 2) * width
-            ax.bar(x, d["delta"].astype(float), width, label=m, **style.bar_style(i, len(methods)))
+        style.grouped_bars(ax, sub.assign(mean=sub["delta"], std=sub["delta_std"]), ["corruption"], corrs, "method",
+                           methods, legend=False)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(corrs)), corrs, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("Δ top-1 vs clean")
@@ -64,7 +62,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
                              "and tested on clean images), relative to clean pretraining of the same method; "
-                             "largest labeled size.")
+                             "largest labeled size; error bars: the two cells' standard deviations over seeds "
+                             "combined as independent; 'missing': the corrupted or the clean cell has no value.")
     return fig, data
 
 

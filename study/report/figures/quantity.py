@@ -122,10 +122,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             if n not in names:
                 handles.append(h)
                 names.append(n)
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
-    fig.tight_layout()
     data = pd.DataFrame(points, columns=["eval_dataset", "protocol", "line", "role", "method", "dataset", "size",
                                          "labeled_size", "mean", "std", "count"])
+    if not data["mean"].notna().any():
+        plt.close(fig)
+        raise NoData("no in-domain linear-probe or fine-tuning result yet: every planned cell is missing "
+                     "(missing.csv)")
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
+    fig.tight_layout()
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
                              "error bars: standard deviation over seeds; a missing cell is an empty cell of the table "
