@@ -137,6 +137,11 @@ class EvalConfig:
             if fixed:
                 raise bad(f"finetune.{fixed[0]}", "is set by the evaluation; remove it")
         self.augment_config(where)  # validates the transform
+        if self.protocol in ("finetune", "scratch"):  # the training run's settings, checked now, not in the job
+            from study.evaluate.finetune import pretrain_dict
+            from study.train.config import PretrainConfig
+
+            PretrainConfig.from_dict(pretrain_dict(self, None, 1, None), where=f"{where}.finetune")
 
     # ------------------------------------------------------------------ derived values
     def augment_dict(self) -> dict:

@@ -10,6 +10,7 @@ from torch import nn
 
 from study.errors import StudyError
 from study.evaluate.features import forward_rows
+from study.train.augment import AugmentConfig
 
 # ours, after SimCLR's fine-tuning recipe (Nesterov-free SGD momentum 0.9, lr 0.05 x batch/256, no warmup, no
 # weight decay); 60 epochs is SimCLR's setting for its 1% labeled subset.
@@ -27,7 +28,8 @@ def encoder_spec(path: Path) -> dict:
 
 
 def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
-    """The PretrainConfig fields of one fine-tuning run on `train_manifest.labeled(n)`."""
+    """The PretrainConfig fields of one fine-tuning run on `train_manifest.labeled(n)`. It trains at the image size
+    and normalisation it is scored with (the eval transform's), unless `finetune` sets them itself."""
     d = {**FINETUNE_DEFAULTS, **(cfg.finetune or {})}
     if isinstance((cfg.finetune or {}).get("optim"), dict):
         d["optim"] = {**FINETUNE_DEFAULTS["optim"], **cfg.finetune["optim"]}
@@ -40,7 +42,14 @@ def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
     else:
         d["backbone"] = cfg.backbone or d.get("backbone", "resnet50")
         d["width"] = cfg.width or d.get("width", 64)
-    d.setdefault("image_size", cfg.image_size)
+    scored = cfg.augment_config()
+    d.setdefault("image_size", scored.image_size)
+    train_aug = dict(d.get("augment") or {})
+    for key in ("mean", "std"):  # set only where they differ from the default, so that default recipes stay as they are
+        if key not in train_aug and tuple(getattr(scored, key)) != tuple(getattr(AugmentConfig, key)):
+            train_aug[key] = list(getattr(scored, key))
+    if train_aug:
+        d["augment"] = train_aug
     d.setdefault("device", cfg.device)
     d.setdefault("num_workers", cfg.num_workers)
     d.setdefault("seed", cfg.seed)

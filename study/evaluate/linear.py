@@ -36,8 +36,9 @@ def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tenso
 
 
 def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
-    """Fraction of rows whose label is among the k highest scores."""
-    if len(y) == 0:
+    """Fraction of rows whose label is among the k highest scores; NaN when there is no row or a score is not finite
+    (a diverged classifier: topk would rank NaN first and report chance, not a missing value)."""
+    if len(y) == 0 or not bool(torch.isfinite(scores).all()):
         return float("nan")
     k = min(k, scores.shape[1])
     hit = (scores.topk(k, dim=1).indices == y[:, None]).any(dim=1)
@@ -132,7 +133,11 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
                 logits = probe(x[va])
                 scores[w] = topk(logits, y[va], 1)
                 losses[w] = float(F.cross_entropy(logits, y[va]))
-            wd = max(grid, key=lambda w: (scores[w], -losses[w]))  # ties: the lower held-out cross-entropy
+            def rank(w: float) -> tuple[float, float]:  # ties: the lower held-out cross-entropy; diverged: last
+                return (-math.inf if math.isnan(scores[w]) else scores[w],
+                        -losses[w] if math.isfinite(losses[w]) else -math.inf)
+
+            wd = max(grid, key=rank)
             info["validation_top1"] = {repr(w): s for w, s in scores.items()}
             info["validation_loss"] = {repr(w): v for w, v in losses.items()}
             info["choice"] = "best held-out top-1 (ties: lower held-out cross-entropy)"

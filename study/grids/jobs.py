@@ -234,6 +234,8 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                     section = _eval_section(b, entry, ed, sizes)
                     if pj.axes["backbone"] is not None:
                         section.setdefault("backbone", pj.axes["backbone"])
+                    if pj.config["pretrain"].get("width") is not None:  # the architecture the fine-tunes start from
+                        section.setdefault("width", pj.config["pretrain"]["width"])
                     if pj.axes["seed"] is not None:
                         section.setdefault("seed", pj.axes["seed"])
                     b.add(make_job("evaluate", axes, section, [], res))

@@ -20,6 +20,7 @@ import torch
 
 import study
 from study.errors import StudyError
+from study.hashing import file_sha256
 from study.train import distributed
 from study.train.backbones import build_backbone, encoder_payload, load_encoder
 from study.train.checkpoint import (
@@ -123,9 +124,13 @@ def _load_manifest(name: str):
 def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device: torch.device, use_bf16: bool,
                  channels_last: bool) -> dict:
     """What a checkpoint must match to be resumed: the config, the data, and what the runtime keys resolved to that
-    changes the arithmetic or the random streams (number and kind of devices, precision, memory format)."""
-    return {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size,
-            "device_type": device.type, "precision": "bf16" if use_bf16 else "fp32", "channels_last": channels_last}
+    changes the arithmetic or the random streams (number and kind of devices, precision, memory format), and the
+    content of the encoder it started from (a regenerated encoder at the same path is another start)."""
+    out = {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size,
+           "device_type": device.type, "precision": "bf16" if use_bf16 else "fp32", "channels_last": channels_last}
+    if cfg.init_encoder:
+        out["init_encoder_sha256"] = file_sha256(cfg.init_encoder)
+    return out
 
 
 def _log(msg: str) -> None:

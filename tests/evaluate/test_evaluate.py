@@ -128,6 +128,24 @@ def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, t
     assert scratch["protocol"]["runs"]["20"]["init_encoder"] is None
 
 
+def test_finetune_refuses_to_resume_from_a_regenerated_encoder(manifests, encoder_file, tmp_path):
+    ft = {"batch_size": 8, "steps": 2, "checkpoint_every_minutes": None}
+    cfg = config(protocol="finetune", labeled_sizes=[8], finetune=ft)
+    evaluate(cfg, tmp_path / "ft", [encoder_file(seed=0)], tmp_path / "f")
+    enc = encoder_file(seed=5)  # the pretraining job reran: other weights at the same path
+    with pytest.raises(StudyError, match="init_encoder_sha256"):
+        evaluate(cfg, tmp_path / "ft", [enc], tmp_path / "f")
+
+
+def test_finetune_trains_at_the_size_and_normalisation_it_is_scored_with(manifests, encoder_file, tmp_path):
+    ft = {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None}
+    cfg = config(protocol="finetune", labeled_sizes=[8], finetune=ft, image_size=224,
+                 augment={"image_size": 12, "resize_ratio": 1.0, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
+    p = evaluate(cfg, tmp_path / "ft", [encoder_file()], tmp_path / "f")["protocol"]["runs"]["8"]
+    assert p["augmentation"]["image_size"] == 12
+    assert p["augmentation"]["mean"] == [0.5, 0.5, 0.5] and p["augmentation"]["std"] == [0.25, 0.25, 0.25]
+
+
 def test_bad_inputs(manifests, encoder_file, tmp_path):
     with pytest.raises(StudyError, match="larger than manifest evtrain"):
         evaluate(config(labeled_sizes=[400]), tmp_path / "x", [encoder_file()], tmp_path / "f")

@@ -1,6 +1,8 @@
 """Linear probe, top-k, kNN and the granularity mapping on inputs with known answers."""
 from __future__ import annotations
 
+import math
+
 
 import pandas as pd
 import pytest
@@ -85,8 +87,25 @@ def test_knn_weighted_vote_on_a_toy_set():
     assert near.argmax(1).item() == 0  # sharp weights: the nearest wins
     assert flat.argmax(1).item() == 1  # flat weights: the majority wins
     sims = torch.nn.functional.normalize(train[:3], dim=1) @ torch.nn.functional.normalize(q, dim=1).t()
-    expect = [(sims[0] / 0.05).exp().item(), (sims[1] / 0.05).exp().item() + (sims[2] / 0.05).exp().item(), 0.0]
-    assert near[0].tolist() == pytest.approx(expect, rel=1e-5)
+    w = ((sims - sims.max()) / 0.05).exp().flatten().tolist()  # weights relative to the nearest neighbour's
+    assert near[0].tolist() == pytest.approx([w[0], w[1] + w[2], 0.0], rel=1e-5)
+
+
+def test_knn_at_a_tiny_temperature_neither_overflows_nor_loses_the_ranking():
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(50, 8, generator=g), torch.randn(20, 8, generator=g)
+    labels = torch.randint(0, 4, (50,), generator=g)
+    sharp = knn.knn_scores(train, labels, test, 4, k=5, temperature=0.001)
+    assert torch.isfinite(sharp).all()
+    nearest = labels[(torch.nn.functional.normalize(test, dim=1)
+                      @ torch.nn.functional.normalize(train, dim=1).t()).argmax(1)]
+    assert sharp.argmax(1).tolist() == nearest.tolist()  # at T -> 0 the nearest neighbour decides
+
+
+def test_topk_of_a_diverged_classifier_is_missing_not_chance():
+    y = torch.arange(10)
+    assert math.isnan(linear.topk(torch.full((10, 10), float("nan")), y, 1))
+    assert math.isnan(linear.topk(torch.randn(10, 10).index_fill_(0, torch.tensor([3]), float("inf")), y, 5))
 
 
 def test_granularity_maps_fine_predictions_up_the_taxonomy():
@@ -127,6 +146,8 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"feature_layer": "fc"}, "evaluate.feature_layer"),
     ({"augment": {"crop": "middle"}}, "evaluate.augment.crop"),
     ({"finetune": {"method": "simclr"}}, "evaluate.finetune.method"),
+    ({"protocol": "finetune", "finetune": {"stpes": 80}}, "evaluate.finetune: unknown key"),
+    ({"protocol": "scratch", "finetune": {"optim": {"lr": "x"}}}, "evaluate.finetune.optim.lr"),
     ({"colour": 1}, "evaluate: unknown key"),
     ({"test_manifest": ""}, "evaluate.test_manifest"),
 ])
