@@ -1,8 +1,9 @@
 """Frozen features of an encoder over manifest rows, extracted once and cached on disk.
 
-A cache file is keyed by (encoder file sha256, manifest content hash, transform settings, feature layer) plus the
-rows: `labeled<n>` (the first n rows of `manifest.labeled`, which are nested, so a file for n serves every
-n' <= n) or `all`. Files are written atomically; a reader never sees half a file.
+A cache file is keyed by (encoder file sha256, manifest content hash, transform settings, feature layer, and what
+computed them: this format's version, the torch version, the device type) plus the rows: `labeled<n>` (the first n rows of `manifest.labeled`, which are nested, so a file for n serves every
+n' <= n) or `all`. Files are written atomically; a reader never sees half a file, and the temporary file of a
+killed writer is removed by a later reader once it is an hour old.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from study.hashing import config_hash, file_sha256
 from study.train.backbones import load_encoder
 from study.train.data import ImageReader, ViewDataset, collate_views
 
-FORMAT = "study-features-1"
+FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
+STALE_TMP_S = 3600.0
 
 
 @dataclass
@@ -96,7 +98,9 @@ class FeatureCache:
         self.dir = Path(cache_dir)
         self.aug, self.layer, self.batch_size = aug, feature_layer, batch_size
         self.device, self.num_workers = device, num_workers
-        self.transform_key = config_hash({"transform": aug.describe(), "feature_layer": feature_layer}, 16)
+        self.transform_key = config_hash({"transform": aug.describe(), "feature_layer": feature_layer,
+                                          "format": FORMAT, "torch": str(torch.__version__),
+                                          "device_type": device.type}, 16)
         self._sha: dict[Path, str] = {}
 
     def encoder_sha(self, path: Path) -> str:
@@ -114,6 +118,7 @@ class FeatureCache:
         rows = manifest.all() if n is None else manifest.labeled(n)
         labels = torch.tensor(rows["label"].to_numpy(dtype=np.int64, copy=True))
         folder = self._folder(encoder, manifest)
+        _remove_stale_temporaries(folder)
         for path, have in self._candidates(folder, n):
             feats = self._read(path, labels, have)
             if feats is not None:
@@ -126,7 +131,7 @@ class FeatureCache:
         payload = {"format": FORMAT, "features": feats, "labels": labels, "rows": len(rows),
                    "encoder_sha256": self.encoder_sha(encoder), "manifest": manifest.name,
                    "manifest_content_hash": manifest.content_hash, "transform": self.aug.describe(),
-                   "feature_layer": self.layer}
+                   "feature_layer": self.layer, "torch": str(torch.__version__), "device_type": self.device.type}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
         rate = len(rows) / seconds if seconds > 0 else None
@@ -160,3 +165,14 @@ class FeatureCache:
         if len(cached_labels) < n or not torch.equal(cached_labels[:n], labels):
             return None
         return feats[:n]
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary files of writers killed mid-write (a feature file can take gigabytes)."""
+    now = time.time()
+    for p in folder.glob(".*.tmp"):
+        try:
+            if now - p.stat().st_mtime > STALE_TMP_S:
+                p.unlink()
+        except OSError:  # another reader removed it first
+            pass

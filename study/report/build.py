@@ -84,6 +84,10 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
+    valueless = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index() if not table.empty \
+        else pd.Series(dtype=int)
+    warn_lines += [f"job {job}: {n} metric(s) recorded without a value (a diverged run); those cells show as missing"
+                   for job, n in valueless.items()]
     agg = aggregate(table)
     conflicts = find_conflicts(agg)
     conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []

@@ -222,7 +222,7 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
     states: dict[str, str] = {}
     for job, e in Ledger(workdir, grid).replay_with_shared().latest.items():
         if e.get("event") == "queued":
-            states[job] = f"queued as Slurm job {e.get('slurm_job_id')}"
+            states[job] = f"submitted as Slurm job {e.get('slurm_job_id')} (its state now: study status)"
         else:
             states[job] = str(e.get("state", "unknown")) + (f": {e['error']}" if e.get("error") else "")
     return states

@@ -34,7 +34,7 @@ def forward_calls(monkeypatch):
     return calls
 
 
-def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls, tmp_path):
+def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls, tmp_path, monkeypatch):
     enc = encoder_file()
     cache = tmp_path / "features"
     out = evaluate(config(), tmp_path / "run", [enc], cache)
@@ -69,6 +69,24 @@ def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls,
     assert forward_calls["n"] == 10
     evaluate(config(image_size=8), tmp_path / "run5", [enc], cache)  # another transform: extracted again
     assert forward_calls["n"] == 15
+    monkeypatch.setattr(features_mod, "FORMAT", "study-features-next")  # another extraction code: not reused
+    evaluate(config(image_size=8), tmp_path / "run6", [enc], cache)
+    assert forward_calls["n"] == 20
+
+
+def test_a_killed_writers_temporary_file_is_removed_once_stale(manifests, encoder_file, tmp_path):
+    import os
+    import time
+
+    enc, cache = encoder_file(), tmp_path / "features"
+    evaluate(config(labeled_sizes=[8]), tmp_path / "run", [enc], cache)
+    folder = next(cache.glob("*/*"))
+    old, fresh = folder / ".labeled8.pt.dead.tmp", folder / ".all.pt.busy.tmp"
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    evaluate(config(labeled_sizes=[8]), tmp_path / "run2", [enc], cache)
+    assert not old.exists() and fresh.exists()  # a writer at work keeps its file
 
 
 def test_larger_labeled_size_is_extracted_again(manifests, encoder_file, forward_calls, tmp_path):

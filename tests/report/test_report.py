@@ -132,6 +132,14 @@ def test_a_rerun_of_one_seed_is_not_averaged_as_a_replicate(tmp_path):
     assert any("not a replicate" in w for w in summary.warnings)
 
 
+def test_a_diverged_result_is_named_in_the_warnings(tmp_path):
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.0}, seeds=(0,))
+    recs[0]["metrics"][0]["value"] = None
+    write_all(tmp_path / "w", recs)
+    summary = build_report(tmp_path / "w", tmp_path / "out", grid="g", log=io.StringIO())
+    assert any(recs[0]["job_id"] in w and "diverged" in w for w in summary.warnings)
+
+
 def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch):
     """Through the real front and the real planner: a grid with no result yet reports all its jobs missing."""
     from study.cli import main

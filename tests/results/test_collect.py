@@ -113,10 +113,10 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     plan = Plan("g3", [Job("p1", "pretrain", {"axes": {"seed": 1}}),
                        Job("e1", "evaluate", {"axes": {"seed": 1}}, ("p1",))])
     miss = gather(tmp_path, plan).missing.set_index("job_id")
-    assert miss.loc["p1", "state"] == "queued as Slurm job 42_0"
+    assert miss.loc["p1", "state"] == "submitted as Slurm job 42_0 (its state now: study status)"
     assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
     assert miss.loc["e1", "waits_for"] == ("e1 (evaluate, failed: exit code 1: boom); "
-                                           "p1 (pretrain, queued as Slurm job 42_0)")
+                                           "p1 (pretrain, submitted as Slurm job 42_0 (its state now: study status))")
 
 
 def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(tmp_path):

@@ -1,6 +1,7 @@
 """`domain_concat`: single encoders vs their concatenated features (protocol `concat`, dataset `a|b`; method `m`
 or `m1|m2`), per evaluation dataset: bars for the first encoder, the second and the concatenation, and a table with
-the gain of the concatenation over the better single encoder."""
+the gain of the concatenation over the better single encoder and over the in-domain one (the paper's comparison:
+the encoder pretrained on the evaluation dataset, where exactly one of the two is)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -44,10 +45,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 if s is not None and not pd.isna(s):
                     hit = hit[hit["size"] == s]
                 r = hit.iloc[0] if not hit.empty else None
-                rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "labeled_size": labeled,
+                rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
+                             "labeled_size": labeled,
                              "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
                              "count": 0 if r is None else int(r["count"])})
-            rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair,
+            rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
                          "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"])})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
@@ -62,8 +64,16 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: (evaluation dataset, pair); columns: each role and the gain of concatenating over the better single."""
+    """Rows: (evaluation dataset, pair); columns: each role, the gain of concatenating over the better single encoder
+    and over the in-domain one (NaN where neither or both encoders are in-domain)."""
     table = wide(data, ["eval_dataset", "pair"], "role", order=list(ROLES))
     best = table[["first encoder", "second encoder"]].max(axis=1, skipna=False)
     table["gain over better single"] = table["concatenated"] - best
+    singles = data[data["role"] != "concatenated"]
+    in_domain = {}
+    for (ev, pair), g in singles.groupby(["eval_dataset", "pair"], sort=False):
+        hit = g[g["dataset"].astype(object).eq(ev)]
+        in_domain[(ev, pair)] = hit["mean"].iloc[0] if len(hit) == 1 else float("nan")
+    table["gain over in-domain"] = table["concatenated"] - pd.Series(
+        [in_domain.get(k, float("nan")) for k in table.index], index=table.index, dtype=float)
     return table.reset_index()
