@@ -6,6 +6,7 @@ image extension anywhere under a class folder, sorted by path.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,10 @@ def index_class_tree(root: Path, folder: Path) -> Index:
     for c, names in zip(classes, files):
         keys.extend([f"{c}/{n}" for n in names])
         counts.append(len(names))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:  # kept (a test split may list a class only to align labels with its train split), but said
+        print(f"[manifest] warning: {len(empty)} class folder(s) of {folder} hold no image and become classes "
+              f"without images: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}", file=sys.stderr)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
     paths = pa.array([prefix + k for k in keys], type=pa.string())
     return Index(paths=paths, labels=labels, class_names=classes, keys=pa.array(keys, type=pa.string()),

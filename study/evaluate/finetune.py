@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from study.configfields import is_int
 from study.errors import StudyError
 from study.evaluate.features import forward_rows
 from study.train.augment import AugmentConfig
@@ -35,7 +36,8 @@ def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
         d["optim"] = {**FINETUNE_DEFAULTS["optim"], **cfg.finetune["optim"]}
     if cfg.epochs is not None:
         d["epochs"], d["steps"] = cfg.epochs, None
-    d["batch_size"] = min(int(d["batch_size"]), rows)  # the sampler needs batch <= images
+    if is_int(d["batch_size"]):  # else PretrainConfig names the bad value
+        d["batch_size"] = min(d["batch_size"], rows)  # the sampler needs batch <= images
     if encoder is not None:
         spec = encoder_spec(encoder)
         d["backbone"], d["width"] = spec["name"], spec.get("width", 64)

@@ -35,7 +35,8 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         sec = job.config["pretrain"]
         method = sec.get("method") or axes.get("method") or "simclr"
         factor = cost.method_factor.get(method, 1.0)
-        if sec.get("steps") is not None and sec.get("batch_size") is not None:
+        # values of the wrong type are left to the config checks that follow (study.grids.plan.check_sections)
+        if is_num(sec.get("steps")) and is_num(sec.get("batch_size")):
             images = float(sec["steps"]) * float(sec["batch_size"])
         else:
             size = axes.get("size") or grid.datasets[axes["dataset"]].train_images
@@ -43,7 +44,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
                 notes.add(f"pretraining on {axes['dataset']!r} without a size: give datasets.{axes['dataset']}."
                           f"train_images for its estimate (counted as 0 images)")
                 size = 0
-            epochs = sec.get("epochs", cost.default_epochs)
+            epochs = sec.get("epochs") if is_num(sec.get("epochs")) else cost.default_epochs
             images = float(epochs) * size
         seconds = images * factor / (cost.rate(backbone, "pretrain") * gpus)
     else:
@@ -51,14 +52,16 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         protocol = axes["protocol"]
         ds = grid.datasets.get(axes.get("eval_dataset") or "")
         test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
-        sizes = sec.get("labeled_sizes") or []
+        every = ds.train_images if ds and ds.train_images else cost.default_test_images  # labeled size "all"
+        sizes = [every if s == "all" else s for s in sec.get("labeled_sizes") or [] if s == "all" or is_num(s)]
         if not sizes:
             sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
         if protocol in ("finetune", "scratch"):
             ft = sec.get("finetune") or {}
             epochs = sec.get("epochs")
             if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
-                images = float(ft["steps"]) * float(ft.get("batch_size") or FINETUNE_BATCH) * len(sizes) + test
+                batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH
+                images = float(ft["steps"]) * float(batch) * len(sizes) + test
             else:
                 if not is_num(epochs):
                     epochs = cost.finetune_epochs

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.configfields import is_int
 from study.counts import format_count
 from study.errors import StudyError
 from study.grids.cost import estimate
@@ -158,12 +159,56 @@ def _manifest_exists(name: str) -> bool:
 
 
 def check_manifests(plan: Plan) -> list[str]:
+    """Every manifest exists; then, from their metadata, what would otherwise fail only in a job (after its
+    dependencies ran): a size or labeled size beyond a manifest's images, train and test manifests of other classes."""
     from study.paths import manifests_dir
 
     problems = []
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
-            problems.append(f"manifest {name!r} not found in {manifests_dir()}/; make it with:\n    {command}")
+            problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/; make it with:\n    "
+                            f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
+    return problems or check_manifest_contents(plan)
+
+
+def check_manifest_contents(plan: Plan) -> list[str]:
+    from study.manifests.store import load_meta
+
+    metas: dict[str, dict] = {}
+
+    def meta(name: str) -> dict:
+        if name not in metas:
+            metas[name] = load_meta(name)
+        return metas[name]
+
+    problems: list[str] = []
+
+    def add(msg: str) -> None:
+        if msg not in problems:
+            problems.append(msg)
+
+    for job in plan.jobs:
+        if job.stage == "pretrain":
+            sec = job.config["pretrain"]
+            size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+            if name and is_int(size) and size > meta(name)["num_images"]:
+                add(f"{_line_of_value(plan.grid, 'size', job.axes.get('size'))}: pretraining size {size} "
+                    f"({format_count(size)}): manifest {name} has {meta(name)['num_images']} images")
+            continue
+        sec = job.config["evaluate"]
+        train, test = sec.get("train_manifest"), sec.get("test_manifest")
+        if train:
+            n = meta(train)["num_images"]
+            for ls in sec.get("labeled_sizes") or []:
+                if is_int(ls) and ls > n:
+                    add(f"{plan.path}: labeled size {ls} ({format_count(ls)}) asked of manifest {train}, which has "
+                        f"{n} images")
+        if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
+            a, b = meta(train)["class_names"], meta(test)["class_names"]
+            only = sorted(set(a) ^ set(b))
+            add(f"{plan.path}: manifests {train} and {test} (the labeled and test sets of an evaluation) have "
+                f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
+                                                             "; in another order") + ")")
     return problems
 
 

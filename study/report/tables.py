@@ -50,8 +50,24 @@ def to_latex(df: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+COUNT_COLUMNS = ("size", "labeled_size", "count", "n_jobs", "seed", "level_index")  # counts, never 3 decimals
+
+
+def with_integer_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each count column that holds whole numbers as nullable integers (a float column only because a
+    value is missing prints 40 as '40.000')."""
+    out = df
+    for c in COUNT_COLUMNS:
+        if c in df and pd.api.types.is_float_dtype(df[c]):
+            values = df[c].dropna()
+            if (values == values.round()).all():
+                out = out.assign(**{c: df[c].astype("Int64")})
+    return out
+
+
 def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "") -> dict[str, Path]:
     """Write `<name>.csv`, `<name>.md` and `<name>.tex` under `out`; returns their paths by format."""
+    df = with_integer_counts(df)
     out = Path(out)
     paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
     write_text(paths["csv"], df.to_csv(index=False, float_format="%.17g"))

@@ -22,6 +22,15 @@ def test_classes_sorted_labels_and_relative_paths(tmp_path):
     assert index.kind == "image"
 
 
+def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
+    make_imagefolder(tmp_path / "train", {"cat": 2, "dog": 1})
+    (tmp_path / "train" / "empty_class").mkdir()
+    index = read_dataset("imagefolder", tmp_path, "train")
+    assert index.class_names == ["cat", "dog", "empty_class"]  # labels stay aligned with a split that has it
+    err = capsys.readouterr().err
+    assert "1 class folder(s)" in err and "hold no image" in err and "empty_class" in err
+
+
 def test_without_split_folder_the_root_is_the_tree(tmp_path):
     make_imagefolder(tmp_path, {"a": 1, "b": 1})
     index = read_dataset("imagefolder", tmp_path, "train")

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from study.errors import StudyError
 from study.grids import load_profile, plan_grid
 from study.grids.profile import CostModel, Profile
 from tests.grids.conftest import HERE, REPO, run_plan_cli
@@ -87,11 +88,33 @@ def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
     plan = plan_grid("grids/granularity.yaml")
     assert list(plan.manifests()) == ["inat21_train", "inat21_val"]
     for name in plan.manifests():
-        (tmp_path / f"{name}.parquet").write_bytes(b"")
-        (tmp_path / f"{name}.json").write_text("{}")
+        _fake_manifest(tmp_path, name, 2_700_000 if name.endswith("train") else 100_000, ["a", "b"])
     plan.check()  # study.manifests.manifest_exists (or the fallback) finds both files
     code, out, _ = run_plan_cli(["grids/granularity.yaml"], capsys)
     assert code == 0 and "granularity 4" in out
+
+
+def _fake_manifest(folder, name, images, classes):
+    """The files of a manifest as `study plan` reads them: it reads the metadata only."""
+    import json
+
+    from study.manifests.store import SCHEMA_VERSION
+
+    (folder / f"{name}.parquet").write_bytes(b"")
+    (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
+                                                     "class_names": classes}))
+
+
+def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypatch, capsys):
+    """Sizes beyond a manifest and train/test manifests of other classes are found at plan time, not in a job."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "inat21_train", 200_000, ["a", "b", "c"])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"])
+    code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 2
+    assert "pretraining size 1000000 (1M): manifest inat21_train has 200000 images" in err
+    assert "have different classes (3 vs 2; in one only: c)" in err
+    assert err.count("different classes") == 1  # one line per problem, not one per job
 
 
 def test_cost_model_arithmetic(write_grid):
@@ -162,3 +185,35 @@ def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, time_limit, requ
     notes = " ".join(plan_grid(g, Profile(max_parallel_gpus=1, cost=cost)).estimate["notes"])
     assert "need longer than their time limit" in notes
     assert ("need more than 21 time limits" in notes) == requeue_note
+
+
+def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch, write_grid):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))
+    (tmp_path / "m").mkdir()
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [300]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [40, 500]}
+    """)
+    for name in ("alpha_train", "alpha_val"):
+        _fake_manifest(tmp_path / "m", name, 320, ["a", "b"])
+    with pytest.raises(StudyError, match=r"labeled size 500 \(500\) asked of manifest alpha_train, which has 320"):
+        plan_grid(g).check()
+
+
+def test_a_non_number_in_the_recipe_is_a_config_error_not_a_traceback(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: twenty, batch_size: 64x}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [5], params: {finetune: {steps: 5, batch_size: big}}}
+    """, base=False)
+    plan = plan_grid(g)  # the cost estimate does not stumble on the values
+    with pytest.raises(StudyError, match="steps"):
+        plan.check(manifests=False)

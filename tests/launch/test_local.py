@@ -90,7 +90,7 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
 
 
 def test_sigterm_stops_the_workers_which_checkpoint_first(env):
-    """`kill <study submit>` leaves no worker behind: each gets SIGTERM (it checkpoints), then SIGKILL."""
+    """`kill <study submit>` leaves no worker behind: each gets SIGUSR2 (it checkpoints, then ends), SIGKILL if late."""
     import os
     import signal
     import subprocess
@@ -128,3 +128,39 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env):
 
     assert load_checkpoint(ckpt)["step"] >= 1  # a rerun resumes from here
     assert not (wd / "results" / f"{worker['job']}.json").exists()
+
+
+def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
+    """A second `study submit` while the first runs (a user's retry, another grid sharing jobs): each job runs once;
+    the second command waits for the first's results instead of starting the same jobs."""
+    import subprocess
+    import sys
+    import time
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("twice", steps=40))
+    wd = env / "wd"
+    cmd = [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local", "--workdir", str(wd),
+           "--workers", "1"]
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(e["state"] == "running" for e in (
+            _events(wd, "twice") if (wd / "ledgers" / "twice.jsonl").exists() else [])):
+        time.sleep(0.2)
+    second = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    errs = [p.communicate(timeout=300)[1] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, errs
+    starts = [e["job"] for e in _events(wd, "twice") if e["state"] == "running"]
+    assert sorted(starts) == sorted(j.id for j in plan_grid(grid).jobs)  # each job started once, by one command
+    for job in plan_grid(grid).jobs:
+        assert (wd / "logs" / f"{job.id}.log").read_text().count("====") == 1
+
+
+def test_a_failed_dependency_counts_its_dependents_cancelled_not_failed(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("onlybad", datasets=("bad",)))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd"), "--workers", "1"])
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert "0/2 done, 0 running, 1 failed, 1 cancelled | finished" in last, err
+    assert "dependency ended outside this command" not in err

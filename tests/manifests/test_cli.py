@@ -64,3 +64,16 @@ def test_bad_manifest_name(cli, tree, manifests):
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "../escape")
     assert code == 2 and "bad manifest name" in err
+
+
+def test_export_into_a_closed_pipe_ends_quietly(build):
+    """`study manifest export toy | head -1`: the reader leaves early; no traceback."""
+    import subprocess
+    import sys
+
+    build("toy")
+    proc = subprocess.Popen([sys.executable, "-m", "study.cli", "manifest", "export", "toy"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

@@ -244,3 +244,11 @@ def test_quantity_with_every_planned_cell_missing_is_skipped_not_drawn_empty():
                                                           "seed", "protocol", "eval_dataset"]]
     with pytest.raises(NoData, match="every planned cell is missing"):
         quantity.draw(table_of(recs).iloc[0:0], expected)
+
+
+def test_quality_draws_only_methods_with_corrupted_pretraining():
+    recs = [r for r in quality_records() if not (r["axes"]["method"] == "supervised"
+                                                 and r["axes"]["corruption"] != "none")]
+    fig, data = quality.draw(table_of(recs))
+    assert set(data["method"]) == {"simclr"}  # supervised has clean cells only: not "missing" bars
+    assert "missing" not in [t.get_text() for t in fig.axes[0].texts]

@@ -3,12 +3,18 @@
 One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it (an entry of
 the command's own CUDA_VISIBLE_DEVICES when that is set). (Not the cores left free by the load average: that
 counts the submitting process's own work, such as the quickstart's data export, and left one of two cores idle.)
-SIGTERM or Ctrl-C stops the workers, which checkpoint first. Each job logs to `<workdir>/logs/<job id>.log`; its
+SIGTERM or Ctrl-C stops the workers: each gets SIGUSR2 (the training loop checkpoints at its next step, then
+ends), and is killed if it has not ended within STOP_GRACE_S. Each job logs to `<workdir>/logs/<job id>.log`; its
 start and end go to the grid's ledger (state, log, the error's last line). A failed job's dependents
 (transitively) are marked cancelled and never start. Progress: one line on stderr per start and end.
+
+A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
+when that ends however it ends): two commands on one workdir (a second `study submit`, another grid sharing a job)
+never run one job twice; the second waits for the first's result, as for a dependency run elsewhere.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -30,6 +36,7 @@ from study.paths import manifests_dir
 
 POLL_S = 0.1
 OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
+STOP_GRACE_S = 30.0  # on SIGTERM / Ctrl-C: how long the workers get to checkpoint and end
 
 
 def _gpu_count() -> int:
@@ -77,6 +84,7 @@ class _Running:
     slot: int
     log: Path
     started: float
+    lock: int  # the job's lock file descriptor (also held by the worker)
 
 
 def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
@@ -105,12 +113,11 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     running: dict[str, _Running] = {}
     free = list(range(n_workers))
     t0 = time.time()
-    total = len(todo)
-    print(f"[study] {plan.name}: running {total} job(s) here with {n_workers} worker(s); skipped: {sel.summary()}",
-          file=err)
+    print(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
+          f"{sel.summary()}", file=err)
 
     def progress(msg: str) -> None:
-        print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{total} done, {len(running)} running, "
+        print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
               f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", file=err, flush=True)
 
     def cancel_dependents(failed_id: str) -> None:
@@ -151,8 +158,17 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 if not ready(job):
                     continue
                 todo.remove(job)
+                lock = claim(workdir, job.id)
+                if lock is None or has_result(workdir, job.id):  # another command runs it, or just finished it
+                    run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
+                    if lock is None:
+                        progress(f"not starting {job.stage} {job.id}: another command on this workdir runs it")
+                    else:
+                        os.close(lock)
+                        done.add(job.id)
+                    continue
                 slot = free.pop(0)
-                running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger)
+                running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger, lock)
                 progress(f"started {job.stage} {job.id} (log {running[job.id].log})")
             todo = [j for j in todo if j.id not in cancelled]
             time.sleep(POLL_S)
@@ -161,6 +177,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 if rc is None:
                     continue
                 del running[job_id]
+                os.close(r.lock)
                 free.append(r.slot)
                 free.sort()
                 if rc == 0 and has_result(workdir, job_id):
@@ -175,6 +192,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                                     "log": str(r.log), "error": f"exit code {rc}: {tail[0] if tail else ''}"}])
                     progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
                     cancel_dependents(job_id)
+            todo = [j for j in todo if j.id not in cancelled]  # dependents of a job that just failed
             if todo and not running and not any(ready(j) for j in todo):
                 if outside_live(todo):  # a dependency runs outside this command (a grid sharing it)
                     time.sleep(OUTSIDE_POLL_S)
@@ -184,14 +202,19 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 progress(f"{len(todo)} job(s) not run: a dependency ended outside this command without a result")
                 break
     except BaseException:
+        if running:
+            print(f"[study] stopping {len(running)} worker(s): each checkpoints at its next step, then ends (a "
+                  f"rerun resumes there); killed after {STOP_GRACE_S:.0f} s", file=err, flush=True)
         for r in running.values():  # our own worker processes, by their handle
-            r.proc.terminate()
-        for r in running.values():
+            r.proc.send_signal(signal.SIGUSR2)  # the training loop: checkpoint, then the default action (end)
+        deadline = time.time() + STOP_GRACE_S
+        for r in running.values():  # one deadline for all of them, not one each
             try:
-                r.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # SIGTERM only checkpoints: training carries on until killed
+                r.proc.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
                 r.proc.kill()
                 r.proc.wait()
+            os.close(r.lock)
         raise
     finally:
         if in_main_thread:
@@ -200,8 +223,21 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     return 1 if failed else 0
 
 
+def claim(workdir: Path, job_id: str) -> int | None:
+    """An open file descriptor holding the exclusive lock of `job_id`, or None when another process holds it."""
+    locks = workdir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
-           ledger: Ledger) -> _Running:
+           ledger: Ledger, lock: int) -> _Running:
     job_file = write_job_file(workdir, job)
     log = logs / f"{job.id}.log"
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
@@ -213,7 +249,8 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
         f.flush()
         proc = subprocess.Popen([sys.executable, "-m", "study.launch.runner", "--workdir", str(workdir),
                                  "--job", str(job_file), "--grid", grid],
-                                stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives
     ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "running", "log": str(log),
                     "pid": proc.pid, "host": socket.gethostname()}])
-    return _Running(job, proc, slot, log, time.time())
+    return _Running(job, proc, slot, log, time.time(), lock)

@@ -32,7 +32,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             continue
         labeled = pick_largest(group["labeled_size"].unique())
         group = group[same(group["labeled_size"], labeled)]
-        methods = sorted(group["method"].dropna().unique(), key=_method_key)
+        # the methods with a corrupted cell here, done or planned; not every method of the clean cells
+        corrupted_methods = set(corrupted["method"].dropna())
+        if expected is not None and not expected.empty and {"method", "corruption", "protocol"} <= set(expected):
+            plan = expected[(expected["protocol"] == "linear") & expected["corruption"].notna()
+                            & (expected["corruption"] != "none") & (expected["eval_dataset"] == ev)
+                            & (expected["dataset"] == ds) & same(expected["size"], size)]
+            corrupted_methods |= set(plan["method"].dropna())
+        methods = sorted(corrupted_methods, key=_method_key)
         for corr in sorted(group.loc[group["corruption"] != "none", "corruption"].unique()):
             for m in methods:
                 base = group[(group["corruption"] == "none") & (group["method"] == m)]
