@@ -203,6 +203,17 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 if is_int(ls) and ls > n:
                     add(f"{plan.path}: labeled size {ls} ({format_count(ls)}) asked of manifest {train}, which has "
                         f"{n} images")
+        if sec.get("protocol") == "granularity" and test:
+            levels = sec.get("levels") or meta(test).get("levels") or []
+            if not levels:
+                add(f"{plan.path}: granularity on manifest {test}, which has no taxonomy levels: give levels, or "
+                    f"build it with --taxonomy")
+            for name in (train, test):
+                have = list(meta(name).get("levels") or []) + ["class_name"] if name else []
+                missing = [lv for lv in levels if name and lv not in have]
+                if missing:
+                    add(f"{plan.path}: granularity levels {missing} are not taxonomy columns of manifest {name} "
+                        f"(it has: {', '.join(have)})")
         if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
             a, b = meta(train)["class_names"], meta(test)["class_names"]
             only = sorted(set(a) ^ set(b))

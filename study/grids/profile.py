@@ -227,6 +227,8 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
     for key, v in profile.stages[stage].items():
         spec[key] = (v, base_file, base_line)
     for file, layer in layers:
+        if isinstance(layer, YMap):  # a grid's `resources:`; a typo there must not fall back silently
+            check_keys(file, layer, RESOURCE_KEYS, what="resource")
         for key, v in layer.items():
             spec[key] = (v, file, layer.line_of(key) if isinstance(layer, YMap) else 0)
 

@@ -119,8 +119,8 @@ def normalise_axis_value(axis: str, v: Any) -> Any:
             return None
         return parse_count(v)
     if axis == "seed":
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"expected an integer seed, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**32:
+            raise ValueError(f"expected an integer seed in [0, 2**32) (numpy's seeds), got {v!r}")
         return v
     if axis == "corruption":
         if v is None or v is False:

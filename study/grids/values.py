@@ -1,6 +1,7 @@
 """Spellings of durations (`72h`, `1-12:00:00`) and memory (`64G`) in grids and profiles (counts: study.counts)."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ def parse_minutes(v: Any) -> int:
     spellings: `"M"`, `"M:S"`, `"H:M:S"`, `"D-H"`, `"D-H:M"`, `"D-H:M:S"`."""
     if isinstance(v, bool):
         raise ValueError(f"expected {_EXPECTED}, got {v!r}")
-    if isinstance(v, (int, float)) and v > 0:
+    if isinstance(v, (int, float)) and 0 < v < math.inf:
         return max(1, round(v))
     if isinstance(v, str):
         m = _DURATION.match(v)
@@ -42,7 +43,7 @@ def parse_mem_gb(v: Any) -> float:
     """Memory in GB from `64` (GB), `"64G"`, `"500M"`, `"1T"`."""
     if isinstance(v, bool):
         raise ValueError(f"expected memory such as 64G or 500M, got {v!r}")
-    if isinstance(v, (int, float)) and v > 0:
+    if isinstance(v, (int, float)) and 0 < v < math.inf:
         return float(v)
     if isinstance(v, str):
         m = _MEM.match(v)

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.launch.ledger import Ledger
-from study.launch.state import LIVE, STATES, JobState, classify, last_lines
+from study.launch.state import LIVE, STATES, JobState, classify, has_result, last_lines, slurm_state
 
 
-def grid_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
-    """Every job's state: result files first, then the ledger's latest event (Slurm ones asked of sacct)."""
+def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None) -> dict[str, JobState]:
+    """The state of every job of `plan` (or of `jobs`): result files first, then the latest event in the ledgers
+    (interrupted Slurm submissions recovered first; live Slurm ones asked of sacct, forced). Every command that
+    decides from states (submit on either backend, status, cancel) reads them here."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
     if ledger.replay().open_intents:
@@ -25,7 +27,22 @@ def grid_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
         live, logs = query(workdir, ids.values())
     else:
         live, logs = {}, {}
-    return classify(plan.jobs, workdir, replay, live, logs)
+    return classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs)
+
+
+def live_outside_plan(plan: Any, workdir: str | Path) -> list[str]:
+    """Slurm ids of jobs this grid's ledger queued that are no longer in the plan (the grid file was edited since)
+    and are still pending or running."""
+    workdir = Path(workdir).resolve()
+    in_plan = {j.id for j in plan.jobs}
+    gone = {sid for job, sid in Ledger(workdir, plan.name).replay().slurm_ids().items()
+            if job not in in_plan and not has_result(workdir, job)}
+    if not gone:
+        return []
+    from study.launch.slurm.state import query
+
+    raw, _ = query(workdir, gone)
+    return sorted(sid for sid in gone if slurm_state(raw.get(sid, "")) in LIVE)
 
 
 def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
@@ -52,23 +69,29 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         if st.state == "failed":
             for line in last_lines(st.log, lines):
                 out.write(f"  | {line}\n")
+    stale = live_outside_plan(plan, workdir)
+    if stale:
+        out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
+                  f"({', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''}): `study cancel` stops them\n")
     return states
 
 
 def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
-    """scancel every pending or running Slurm job this grid submitted (not those another grid submitted for a
-    shared job); returns how many."""
+    """scancel every pending or running Slurm job this grid submitted, also for jobs an edit of the grid file has
+    since removed (not those another grid submitted for a shared job); returns how many."""
     out = out or sys.stdout
     states = grid_states(plan, workdir)
     own = set(Ledger(Path(workdir).resolve(), plan.name).replay().slurm_ids().values())
     live = [st.slurm_id for st in states.values() if st.state in LIVE and st.slurm_id]
-    ids = [sid for sid in live if sid in own]
+    stale = live_outside_plan(plan, workdir)
+    ids = [sid for sid in live if sid in own] + stale
     if ids:
         from study.launch.slurm.state import scancel
 
         scancel(ids)
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
-    out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}\n")
+    out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
+              + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if len(live) > len(ids):
         out.write(f"{len(live) - len(ids)} shared job(s) queued by another grid left running: cancel that grid\n")
     if local:

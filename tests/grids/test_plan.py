@@ -88,13 +88,14 @@ def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
     plan = plan_grid("grids/granularity.yaml")
     assert list(plan.manifests()) == ["inat21_train", "inat21_val"]
     for name in plan.manifests():
-        _fake_manifest(tmp_path, name, 2_700_000 if name.endswith("train") else 100_000, ["a", "b"])
+        _fake_manifest(tmp_path, name, 2_700_000 if name.endswith("train") else 100_000, ["a", "b"],
+                       levels=["kingdom", "phylum", "class", "order", "family", "genus", "species"])
     plan.check()  # study.manifests.manifest_exists (or the fallback) finds both files
     code, out, _ = run_plan_cli(["grids/granularity.yaml"], capsys)
     assert code == 0 and "granularity 4" in out
 
 
-def _fake_manifest(folder, name, images, classes):
+def _fake_manifest(folder, name, images, classes, levels=()):
     """The files of a manifest as `study plan` reads them: it reads the metadata only."""
     import json
 
@@ -102,7 +103,7 @@ def _fake_manifest(folder, name, images, classes):
 
     (folder / f"{name}.parquet").write_bytes(b"")
     (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
-                                                     "class_names": classes}))
+                                                     "class_names": classes, "levels": list(levels)}))
 
 
 def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypatch, capsys):
@@ -217,3 +218,29 @@ def test_a_non_number_in_the_recipe_is_a_config_error_not_a_traceback(write_grid
     plan = plan_grid(g)  # the cost estimate does not stumble on the values
     with pytest.raises(StudyError, match="steps"):
         plan.check(manifests=False)
+
+
+def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    plan = plan_grid("grids/granularity.yaml")
+    _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"])  # no taxonomy
+    with pytest.raises(StudyError, match="are not taxonomy columns of manifest inat21_val"):
+        plan.check()
+
+
+@pytest.mark.parametrize("seeds, resources, message", [
+    ("[-1]", "{gpus: 1}", "seed in"),
+    ("[0]", "{gpu: 1}", "unknown resource 'gpu'"),
+    ("[0]", "{time: .inf}", "expected a duration"),
+])
+def test_planner_refuses_values_a_job_would_crash_on(write_grid, seeds, resources, message):
+    g = write_grid(f"""
+    axes: {{method: [simclr], dataset: [alpha]}}
+    seeds: {seeds}
+    stages:
+      evaluate:
+        - {{protocol: linear, labeled_sizes: [5], resources: {resources}}}
+    """)
+    with pytest.raises(StudyError, match=message):
+        plan_grid(g)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -243,3 +244,74 @@ def test_two_tasks_of_one_job_train_together_through_torch_distributed(slurm_clu
         assert (p["devices"], p["per_device_batch"], p["effective_batch"]) == (2, 4, 8)
         assert out["metrics"] == outs[0]["metrics"]  # the loss is the mean over both tasks, the same in each
     assert (tmp_path / "run" / "encoder.pt").exists()
+
+
+def test_two_submits_at_once_queue_each_job_once(slurm_cluster, env):
+    grid = env / "concur.yaml"
+    grid.write_text(grid_text("concur", steps=LONG_STEPS))
+    wd = env / "wd"
+    cmd = [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "slurm", "--profile",
+           str(env / "profile.yaml"), "--workdir", str(wd)]
+    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    try:
+        assert all(p.returncode == 0 for p in procs), errs
+        assert sorted(e["job"] for e in queued(wd, "concur")) == sorted(j.id for j in plan_grid(grid).jobs)
+        assert sum("queued 0 job(s)" in e for e in errs) == 1  # the second found the first's jobs live
+    finally:
+        run_cli(["cancel", str(grid), "--workdir", str(wd)])
+
+
+def test_an_array_sbatch_refuses_is_a_clear_error_and_recorded_lost(slurm_cluster, env):
+    grid = env / "refused.yaml"
+    grid.write_text(grid_text("refused"))
+    (env / "nopart.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpuz"))
+    wd = env / "wd"
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "nopart.yaml"),
+                            "--workdir", str(wd)])
+    assert code == 2 and "sbatch refused array 1 (pretrain, 1 job(s); profile" in err and "nopart.yaml" in err, err
+    assert "Traceback" not in err
+    events = Ledger(wd, "refused").events()
+    assert [e["event"] for e in events] == ["intent", "lost"] and not queued(wd, "refused")
+
+
+def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_cluster, env):
+    """Its dependency has no Slurm id to wait for: it is held back, not queued without one."""
+    import socket
+
+    grid = env / "mixed.yaml"
+    grid.write_text(grid_text("mixed"))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    Ledger(wd, "mixed").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "running",
+                                 "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    err = submit(grid, wd)
+    assert "queued 0 job(s)" in err and "1 waiting for a dependency that runs outside Slurm" in err, err
+
+
+def test_a_local_submit_sees_the_slurm_states_of_the_same_jobs(slurm_cluster, env):
+    """A job that failed on Slurm is failed for `--cluster local` too (sacct asked), not forever pending."""
+    grid = env / "lf.yaml"
+    grid.write_text(grid_text("lf", datasets=("bad",)))
+    wd = env / "wd"
+    submit(grid, wd)
+    wait_until(lambda: "failed pretrain" in status(grid, wd) and "cancelled evaluate" in status(grid, wd), 120,
+               "the failure and its dependent's cancellation", grid, wd)
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err, err
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1",
+                            "--retry-failed"])
+    assert code == 1 and "running 2 job(s)" in err, err  # both rerun here (the data is still bad)
+
+
+def test_cancel_after_an_edit_of_the_grid_stops_the_jobs_of_the_earlier_version(slurm_cluster, env):
+    grid = env / "edited.yaml"
+    grid.write_text(grid_text("edited", steps=LONG_STEPS))
+    wd = env / "wd"
+    submit(grid, wd)
+    grid.write_text(grid_text("edited", steps=LONG_STEPS + 1))  # new job ids: the queued ones left the plan
+    out = status(grid, wd)
+    assert "2 Slurm job(s) queued by an earlier version of this grid file are still live" in out, out
+    code, out, _ = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+    assert code == 0 and "cancelled 2 Slurm job(s) of grid edited (2 of them queued by an earlier version" in out
+    wait_until(lambda: "earlier version" not in status(grid, wd), 60, "the old jobs gone", grid, wd)

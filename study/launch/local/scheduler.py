@@ -31,7 +31,8 @@ from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.runner import write_job_file
 from study.launch.select import select
-from study.launch.state import LIVE, classify, has_result, last_lines
+from study.launch.state import LIVE, has_result, last_lines
+from study.launch.status import grid_states
 from study.paths import manifests_dir
 
 POLL_S = 0.1
@@ -96,7 +97,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
-    states = classify(plan.jobs, workdir, ledger.replay_with_shared())
+    states = grid_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
     sel = select(plan.jobs, states, retry_failed)
     n_workers, devices = default_workers()
     if workers:
@@ -141,7 +142,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
 
     def outside_live(waiting: list[Any]) -> bool:
         deps = {d for j in waiting for d in j.depends_on if d not in done and d not in run_ids and d in by_id}
-        now = classify([by_id[d] for d in deps], workdir, ledger.replay_with_shared())
+        now = grid_states(plan, workdir, [by_id[d] for d in deps])
         return any(st.state in LIVE for st in now.values())
 
     in_main_thread = threading.current_thread() is threading.main_thread()

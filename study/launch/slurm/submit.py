@@ -10,26 +10,20 @@ from __future__ import annotations
 import shlex
 import sys
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
 from study.grids.cost import MAX_REQUEUES
-from study.launch.ledger import Ledger, now
+from study.errors import StudyError
+from study.launch.ledger import Ledger, now, submit_lock
 from study.launch.runner import SlurmTask
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
                                        slurm_parameters)
-from study.launch.state import classify
+from study.launch.status import grid_states
 from study.paths import manifests_dir
-
-
-def current_states(plan: Any, workdir: Path, ledger: Ledger):
-    """Replay the ledger (recovering interrupted submissions), ask sacct about live ones, classify every job."""
-    recover(ledger)
-    replay = ledger.replay_with_shared()
-    live, logs = slurm_state.query(workdir, replay.slurm_ids().values()) if replay.slurm_ids() else ({}, {})
-    return replay, classify(plan.jobs, workdir, replay, live, logs)
 
 
 def recover(ledger: Ledger) -> None:
@@ -64,13 +58,24 @@ def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple,
 def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Queue the plan's missing jobs (see module docstring); with `dry_run`, print each array's sbatch script."""
-    out, err = out or sys.stdout, err or sys.stderr
-    profile = plan.profile
-    profile.require_partition()
+    plan.profile.require_partition()
     workdir = Path(workdir).resolve()
+    with nullcontext() if dry_run else submit_lock(workdir):  # from reading the states to the last `queued` line
+        return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr)
+
+
+def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO) -> int:
+    profile = plan.profile
     ledger = Ledger(workdir, plan.name)
-    replay, states = current_states(plan, workdir, ledger)
+    states = grid_states(plan, workdir)
     sel: Selection = select(plan.jobs, states, retry_failed)
+    # a dependency live outside Slurm (a local run) gives no id to wait for: its dependents wait for a later submit
+    outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
+    held: list[str] = []
+    for job in sel.to_run:  # topological order: a held job holds its own dependents
+        if any(d in outside or d in held for d in job.depends_on):
+            held.append(job.id)
+    to_run = [j for j in sel.to_run if j.id not in held]
     limit = max_array_size(profile, cluster_max_array_size())
     folder = slurm_state.submitit_folder(workdir)
     env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
@@ -80,7 +85,7 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     n_arrays, n_jobs = 0, 0
     for stage in ("pretrain", "evaluate"):
-        for (resources, deps), jobs in _groups(sel.to_run, stage, dep_ids).items():
+        for (resources, deps), jobs in _groups(to_run, stage, dep_ids).items():
             for chunk in array_chunks(jobs, limit):
                 n_arrays += 1
                 batch = uuid.uuid4().hex
@@ -102,15 +107,24 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
                               "jobs": [j.id for j in chunk], "folder": str(folder), "at": now()}
                     ledger.append([intent])
                     executor.update_parameters(**params)
-                    with executor.batch():
-                        submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
+                    try:
+                        with executor.batch():
+                            submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
+                    except submitit.core.utils.FailedJobError as e:  # sbatch refused: nothing of this array queued
+                        ledger.append([{"event": "lost", "batch": batch}])
+                        raise StudyError(
+                            f"sbatch refused array {n_arrays} ({stage}, {len(chunk)} job(s); profile "
+                            f"{profile.path or 'built-in default'}): {str(e).strip().splitlines()[-1]}"
+                            + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
+                               if n_jobs else "")) from None
                     ids = [s.job_id for s in submitted]
                     ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
                 dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 n_jobs += len(chunk)
     verb = "would queue" if dry_run else "queued"
     print(f"[study] {plan.name}: {verb} {n_jobs} job(s) in {n_arrays} array(s); skipped: {sel.summary()}"
-          + ("" if dry_run else f"; ledger {ledger.path}"), file=err, flush=True)
+          + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once it is done)"
+             if held else "") + ("" if dry_run else f"; ledger {ledger.path}"), file=err, flush=True)
     return 0
 
 
