@@ -5,7 +5,7 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 
 
 def is_int(v: Any) -> bool:
@@ -27,7 +27,8 @@ def check_known(cls: type, d: dict, where: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
+        raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], known)} "
+                         f"(known: {', '.join(sorted(known))})")
 
 
 def nested(cls: type, v: Any, where: str):

@@ -1,10 +1,9 @@
 """A name -> object registry with "did you mean" errors, used for datasets, corruptions, methods, backbones."""
 from __future__ import annotations
 
-import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 
 T = TypeVar("T")
 
@@ -33,10 +32,9 @@ class Registry(Generic[T]):
             raise StudyError(self.unknown_message(name, where)) from None
 
     def unknown_message(self, name: str, where: str = "") -> str:
-        close = difflib.get_close_matches(str(name), list(self._items), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
         loc = f"{where}: " if where else ""
-        return f"{loc}unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
+        return (f"{loc}unknown {self.kind} {name!r}{did_you_mean(name, self._items)} "
+                f"(known: {', '.join(sorted(self._items))})")
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -125,8 +125,9 @@ def _describe(job: Job) -> str:
 
 
 def check_sections(plan: Plan) -> list[str]:
-    """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached)."""
-    problems: list[str] = []
+    """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
+    that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others."""
+    errors: dict[tuple[str, str], list[Job]] = {}  # (where, message) -> the jobs it stops
     from study.evaluate import EvalConfig
     from study.train import PretrainConfig
 
@@ -146,10 +147,9 @@ def check_sections(plan: Plan) -> list[str]:
             validate(section, where=job.stage)
         except StudyError as e:
             where = f"{plan.path}:{lines['defaults']}" if "defaults" in lines else plan.path
-            msg = f"{where}: {_describe(job)}: {e}"
-            if msg not in problems:
-                problems.append(msg)
-    return problems
+            errors.setdefault((where, str(e)), []).append(job)
+    return [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
+            + f": {msg}" for (where, msg), jobs in errors.items()]
 
 
 def _manifest_exists(name: str) -> bool:

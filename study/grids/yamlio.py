@@ -7,14 +7,13 @@ scalars (`30:00`, `12:00:00`) stay strings (YAML 1.1 would read them as base-60 
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -109,12 +108,6 @@ def load_yaml(path: str | Path) -> Any:
 def fail(path: Any, line: int | None, msg: str) -> StudyError:
     """The StudyError `path:line: msg` (line left out when unknown)."""
     return StudyError(f"{path}:{line}: {msg}" if line else f"{path}: {msg}")
-
-
-def did_you_mean(name: Any, known: Iterable[str]) -> str:
-    """`" (did you mean 'x'?)"` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_keys(path: Any, m: YMap, known: Iterable[str], what: str = "key", required: Iterable[str] = ()) -> None:

@@ -4,7 +4,8 @@ Events (every line has "event" and "at"):
 - `intent`  {batch, name, cluster, stage, jobs: [job ids]}: written *before* an array goes to sbatch;
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder}: one per job,
   written after sbatch returned (all lines of an array in one write);
-- `local`   {job, stage, state: running|done|failed|cancelled, log, error, pid, host}: the local scheduler.
+- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host}: the local scheduler
+  (pending: queued by the command of `pid`, which runs it when its dependencies are done).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the Slurm backend looks it up by its unique job name

@@ -83,7 +83,7 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
         else:  # a local run
             state = e["state"]
-            if state == "running" and not _pid_alive(e.get("pid"), e.get("host")):
+            if state in LIVE and not _pid_alive(e.get("pid"), e.get("host")):
                 state = "missing"  # its `study submit --cluster local` was stopped: never finished
             elif state == "done":
                 state = "failed"  # said done, but the result file is gone

@@ -81,6 +81,9 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
             raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
     out.mkdir(parents=True, exist_ok=True)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped]
+    if table.empty:
+        warn_lines.append(f"no result of this grid in {Path(workdir).resolve() / 'results'} yet: run `study submit`, "
+                          "or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)")
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]

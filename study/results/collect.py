@@ -246,11 +246,10 @@ def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
     missing = planned[~planned["has_result"]].copy()
 
     def waits_for(row: pd.Series) -> str:
-        waits = [f"{row['job_id']} ({row['stage']}, {states.get(row['job_id'], 'no result yet')})"]
-        for dep in row["depends_on"]:
-            if dep not in done:
-                waits.append(f"{dep} (pretrain, {states.get(dep, 'no result yet')})")
-        return "; ".join(waits)
+        """The dependencies without a result, with their last known state (the job's own is in `state`)."""
+        waits = [f"{dep} (pretrain, {states.get(dep, 'no result yet')})" for dep in row["depends_on"]
+                 if dep not in done]
+        return "; ".join(waits) or "no dependency"
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
     missing["state"] = [states.get(j, "no result yet") for j in missing["job_id"]]

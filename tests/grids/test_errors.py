@@ -56,7 +56,7 @@ def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     assert error_of(g).startswith(f"{g}:{line_of(g, 'lots')}: size: expected a count")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: [none, 'jpg:quality=5']\n"
                    "stages: {}\n")
-    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: corruption: unknown corruption 'jpg'; did you mean 'jpeg'?")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: corruption: unknown corruption 'jpg' (did you mean 'jpeg'?)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: ['jpeg:qualty=5']\nstages: {}\n")
     assert "unknown parameter 'qualty'" in error_of(g) and error_of(g).startswith(f"{g}:{line_of(g, 'qualty')}:")
 
@@ -64,7 +64,7 @@ def test_unknown_values_dataset_protocol_size_corruption(write_grid):
 def test_method_typo_suggests_the_closest(write_grid, capsys):
     g = write_grid("axes:\n  method: [simclr, supervsed]\n  dataset: [alpha]\nstages: {}\n")
     msg = error_of(g, check=True)
-    assert msg.startswith(f"{g}:{line_of(g, 'supervsed')}: unknown method 'supervsed'; did you mean 'supervised'?")
+    assert msg.startswith(f"{g}:{line_of(g, 'supervsed')}: unknown method 'supervsed' (did you mean 'supervised'?)")
     code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 2 and out == "" and "did you mean 'supervised'?" in err
 
@@ -154,3 +154,20 @@ def test_safe_loader_refuses_python_tags(tmp_path):
     p = tmp_path / "evil.yaml"
     p.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
     assert "invalid YAML" in error_of(p)
+
+
+def test_a_typo_in_defaults_is_one_line_with_a_suggestion_not_one_per_job(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      beta: {train: beta_train, test: beta_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, temprature: 0.2}
+    axes: {method: [simclr], dataset: [alpha, beta], size: [10, 20]}
+    stages: {pretrain: {}}
+    """, base=False)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check(manifests=False)
+    msg = str(e.value)
+    assert msg.count("temprature") == 1 and "and 3 other job(s)" in msg and "did you mean 'temperature'" in msg

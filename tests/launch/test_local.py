@@ -164,3 +164,31 @@ def test_a_failed_dependency_counts_its_dependents_cancelled_not_failed(env):
     last = err.strip().splitlines()[-1]
     assert "0/2 done, 0 running, 1 failed, 1 cancelled | finished" in last, err
     assert "dependency ended outside this command" not in err
+
+
+def test_status_of_a_workdir_that_does_not_exist_says_so(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nowd"))
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(env / "elsewhere")])
+    assert code == 0 and f"workdir {env / 'elsewhere'}" in out and "no such folder" in out
+
+
+def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
+    """While `study submit --cluster local` runs, the jobs it has queued read pending, not missing (a second submit
+    would otherwise be invited to take them); once it is gone they read missing again."""
+    import os
+    import socket
+
+    from study.launch.status import grid_states
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("pend"))
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    ev = next(j for j in plan.jobs if j.stage == "evaluate")
+    Ledger(wd, "pend").append([{"event": "local", "job": ev.id, "stage": "evaluate", "state": "pending",
+                                "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    assert grid_states(plan, wd)[ev.id].state == "pending"
+    Ledger(wd, "pend").append([{"event": "local", "job": ev.id, "stage": "evaluate", "state": "pending",
+                                "pid": 2**22 + 12345, "host": socket.gethostname(), "log": None}])  # no such pid
+    assert grid_states(plan, wd)[ev.id].state == "missing"

@@ -56,7 +56,7 @@ def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
     assert s.missing == 2 and len(s.drawn) == 6
     missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")
     assert sorted(missing.index) == sorted(failed)
-    assert missing.loc[failed[0], "state"] == "failed" and failed[0] in missing.loc[failed[0], "waits_for"]
+    assert missing.loc[failed[0], "state"] == "failed" and missing.loc[failed[0], "waits_for"] == "no dependency"
     assert missing.loc[failed[1], "state"] == "no result yet"
     data = pd.read_csv(tmp_path / "r" / "domain_matrix_data.csv")
     simclr = data[data["method"] == "simclr"].set_index(["dataset", "eval_dataset"])
@@ -140,7 +140,7 @@ def test_a_diverged_result_is_named_in_the_warnings(tmp_path):
     assert any(recs[0]["job_id"] in w and "diverged" in w for w in summary.warnings)
 
 
-def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch):
+def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch, capsys):
     """Through the real front and the real planner: a grid with no result yet reports all its jobs missing."""
     from study.cli import main
     from study.grids import plan_grid
@@ -148,6 +148,7 @@ def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, mo
     plan = plan_grid("grids/granularity.yaml")
     out = tmp_path / "report"
     assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    assert "no result of this grid in" in capsys.readouterr().err  # a wrong workdir or nothing run yet: said
     missing = pd.read_csv(out / "missing.csv")
     id_column = next(c for c in missing.columns if "id" in c)
     assert set(missing[id_column]) == {j.id for j in plan.jobs}

@@ -93,7 +93,7 @@ def test_gather_with_plan_lists_missing_jobs_and_what_they_wait_for(tmp_path):
     assert set(coll.table["job_id"]) == {"e0"} and (coll.table["grid"] == "g2").all()
     miss = coll.missing.set_index("job_id")
     assert list(miss.index) == ["e1", "p0", "p1"]
-    assert miss.loc["e1", "waits_for"] == "e1 (evaluate, no result yet); p1 (pretrain, no result yet)"
+    assert miss.loc["e1", "waits_for"] == "p1 (pretrain, no result yet)"
 
 
 def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
@@ -115,8 +115,8 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     miss = gather(tmp_path, plan).missing.set_index("job_id")
     assert miss.loc["p1", "state"] == "submitted as Slurm job 42_0 (its state now: study status)"
     assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
-    assert miss.loc["e1", "waits_for"] == ("e1 (evaluate, failed: exit code 1: boom); "
-                                           "p1 (pretrain, submitted as Slurm job 42_0 (its state now: study status))")
+    assert miss.loc["e1", "waits_for"] == "p1 (pretrain, submitted as Slurm job 42_0 (its state now: study status))"
+    assert miss.loc["p1", "waits_for"] == "no dependency"
 
 
 def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(tmp_path):

@@ -116,6 +116,9 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     t0 = time.time()
     print(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
           f"{sel.summary()}", file=err)
+    host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
+    ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
+                    "pid": os.getpid(), "host": host} for j in todo])
 
     def progress(msg: str) -> None:
         print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
