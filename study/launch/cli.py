@@ -57,6 +57,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     plan.check(manifests=True)
+    _refuse_stale_results(plan, _workdir(args))
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
@@ -68,6 +69,21 @@ def run_submit(args: argparse.Namespace) -> int:
     from study.launch.local import run_local
 
     return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers)
+
+
+def _refuse_stale_results(plan, workdir) -> None:
+    from pathlib import Path
+
+    from study.errors import StudyError
+    from study.launch.state import stale_results
+
+    stale = stale_results(plan.jobs, workdir)
+    if stale:
+        wd = Path(workdir).resolve()
+        raise StudyError(f"{len(stale)} result(s) in {wd}/results were computed on a manifest since rebuilt under the "
+                         f"same name:\n  " + "\n  ".join(stale[:5]) + ("\n  ..." if len(stale) > 5 else "")
+                         + f"\nTo rerun them on the new manifest, move their results/<id>.json and jobs/<id>/ out of "
+                         f"{wd}, or submit to a new --workdir; to keep the old results, restore the old manifest.")
 
 
 def run_status(args: argparse.Namespace) -> int:

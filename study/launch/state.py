@@ -2,16 +2,19 @@
 
 Order of evidence: a result file means done (whatever else says); otherwise the job's latest ledger event
 (a Slurm submission, whose live state the caller looked up through sacct, or a local run); no event means
-missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled.
+missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled. `stale_results`
+finds results computed on a manifest since rebuilt under the same name, which `study submit` refuses to count as done.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from study.errors import StudyError
 from study.launch.ledger import Replay
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
@@ -49,6 +52,41 @@ class JobState:
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
     return (Path(workdir) / "results" / f"{job_id}.json").exists()
+
+
+MANIFEST_KEYS = (("manifest", "manifest_content_hash"), ("train_manifest", "train_manifest_content_hash"),
+                 ("test_manifest", "test_manifest_content_hash"))  # in a result's protocol (train loop, evaluate)
+
+
+def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
+    """One line per job whose result was computed on a manifest that has since been rebuilt under the same name
+    (another content hash): that result would otherwise count as done."""
+    from study.manifests.store import load_meta
+
+    current: dict[str, str | None] = {}
+    out = []
+    for job in jobs:
+        path = Path(workdir) / "results" / f"{job.id}.json"
+        if not path.exists():
+            continue
+        try:
+            protocol = json.loads(path.read_text(encoding="utf-8")).get("protocol") or {}
+        except (OSError, ValueError):
+            continue  # an unreadable result is the report's to name
+        for name_key, hash_key in MANIFEST_KEYS:
+            name, recorded = protocol.get(name_key), protocol.get(hash_key)
+            if not (isinstance(name, str) and isinstance(recorded, str)):
+                continue
+            if name not in current:
+                try:
+                    current[name] = load_meta(name).get("content_hash")
+                except StudyError:
+                    current[name] = None  # gone: plan.check names missing manifests
+            if current[name] is not None and current[name] != recorded:
+                out.append(f"{job.stage} job {job.id}: its result used manifest {name} with content "
+                           f"{recorded[:12]}, which now holds {current[name][:12]}")
+                break
+    return out
 
 
 def _pid_alive(pid: Any, host: Any) -> bool:

@@ -20,8 +20,8 @@ from study.errors import StudyError
 from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
                            write_table)
 
-MISSING_COLUMNS = ("job_id", "stage", "method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset",
-                   "state", "waits_for")
+MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
+                   "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
 
 class NoResults(StudyError):
@@ -128,7 +128,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
 
     missing = None
     if coll.missing is not None:
-        missing = coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns]]
+        extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
+        missing = coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra]
         write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {len(table)} metric row(s)",

@@ -208,7 +208,10 @@ def _planned_frame(plan: Any) -> pd.DataFrame:
     rows = []
     for job in plan.jobs:
         axes = split_numeric_pairs((job.config or {}).get("axes") or {})
-        rows.append({"job_id": job.id, "stage": job.stage, **axes, "depends_on": tuple(job.depends_on)})
+        sizes = ((job.config or {}).get("evaluate") or {}).get("labeled_sizes")
+        rows.append({"job_id": job.id, "stage": job.stage, **axes,
+                     "labeled_sizes": ",".join(map(str, sizes)) if sizes else None,
+                     "depends_on": tuple(job.depends_on)})
     return pd.DataFrame(rows)
 
 

@@ -192,3 +192,22 @@ def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
     Ledger(wd, "pend").append([{"event": "local", "job": ev.id, "stage": "evaluate", "state": "pending",
                                 "pid": 2**22 + 12345, "host": socket.gethostname(), "log": None}])  # no such pid
     assert grid_states(plan, wd)[ev.id].state == "missing"
+
+
+def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("rebuilt"))
+    wd = env / "wd"
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    from study.paths import manifests_dir
+
+    meta_path = manifests_dir() / "toy_train.json"  # the session's shared manifest: restored below
+    original = meta_path.read_text()
+    meta = json.loads(original)
+    try:
+        meta_path.write_text(json.dumps({**meta, "content_hash": "f" * 64}))  # as a rebuild of other images
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+        assert code == 2 and "computed on a manifest since rebuilt" in err and "toy_train" in err, err
+    finally:
+        meta_path.write_text(original)

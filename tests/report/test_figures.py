@@ -79,10 +79,14 @@ def test_domain_pooling_bar_heights():
     fig, data = domain_pooling.draw(table_of(domain_records()))
     bars = _bars(fig.axes[0])
     assert bars["in-domain 1M"] == pytest.approx([0.45, 0.55])
-    assert all(math.isnan(h) for h in bars["in-domain 500k"])  # the per-domain share was not run: missing, not 0
+    assert "in-domain 500k" not in bars  # the per-domain share: neither run nor planned
     assert bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
     table = domain_pooling.paper_table(data).set_index("eval_dataset")
     assert table.loc["b", "pooled a+b 1M"] == pytest.approx(0.50)
+    planned = pd.DataFrame([{"job_id": f"p{ev}", "stage": "evaluate", "method": "simclr", "dataset": ev, "size": 500_000,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": ev} for ev in ("a", "b")])
+    fig, _ = domain_pooling.draw(table_of(domain_records()), planned)
+    assert all(math.isnan(h) for h in _bars(fig.axes[0])["in-domain 500k"])  # planned, not run: missing, not 0
 
 
 def test_domain_concat_bars_and_gain():
@@ -252,3 +256,16 @@ def test_quality_draws_only_methods_with_corrupted_pretraining():
     fig, data = quality.draw(table_of(recs))
     assert set(data["method"]) == {"simclr"}  # supervised has clean cells only: not "missing" bars
     assert "missing" not in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_domain_matrix_marks_missing_only_what_the_grid_plans():
+    recs = domain_records() + records(eval_axes(method="supervised"), {(10000, None): 0.6})  # supervised: a -> a
+    planned = pd.DataFrame([{"job_id": f"{m}{d}{e}", "stage": "evaluate", "method": m, "dataset": d, "size": 1_000_000,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": e}
+                            for m, d, e in (("simclr", "a", "a"), ("simclr", "a", "b"), ("simclr", "b", "a"),
+                                            ("simclr", "b", "b"), ("supervised", "a", "a"), ("supervised", "b", "b"))])
+    fig, data = domain_matrix.draw(table_of(recs), planned)
+    sup = data[data["method"] == "supervised"].set_index(["dataset", "eval_dataset"])
+    assert bool(sup.loc[("b", "b"), "planned"]) and not bool(sup.loc[("a", "b"), "planned"])
+    sup_ax = fig.axes[[a.get_title() for a in fig.axes].index("supervised")]
+    assert [t.get_text() for t in sup_ax.texts].count("missing") == 1  # b -> b only; a -> b was never planned

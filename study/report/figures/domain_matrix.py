@@ -53,7 +53,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     datasets = set(lin["dataset"])
     evals = set(lin["eval_dataset"])
     methods = set(lin["method"].dropna())
-    if not planned.empty and {"dataset", "eval_dataset"} <= set(planned):
+    has_plan = not planned.empty and {"dataset", "eval_dataset"} <= set(planned)
+    if has_plan:
         planned = clean(planned[is_single(planned["dataset"]) & planned["dataset"].notna()])
         datasets |= set(planned["dataset"])
         evals |= set(planned["eval_dataset"].dropna())
@@ -74,6 +75,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         grid.insert(0, "method", method)
         grid["diagonal"] = grid["dataset"] == grid["eval_dataset"]
         grid["count"] = grid["count"].fillna(0).astype(int)
+        # a cell without a result is "missing" where the grid plans it (or, without a plan, always), else blank
+        wanted = set(zip(sub["dataset"], sub["eval_dataset"]))
+        if has_plan:
+            mine = planned[same(planned["method"], method)] if "method" in planned else planned
+            wanted |= set(zip(mine["dataset"], mine["eval_dataset"]))
+        grid["planned"] = [(d, e) in wanted or not has_plan for d, e in zip(grid["dataset"], grid["eval_dataset"])]
         out.append(grid)
         matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
         sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0,
@@ -81,7 +88,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     cbar=ax is axes[0][-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
         for i, d in enumerate(rows):
             for j, e in enumerate(cols):
-                if np.isnan(matrix.iloc[i, j]):
+                if np.isnan(matrix.iloc[i, j]) and (d, e) in set(zip(grid.loc[grid["planned"], "dataset"],
+                                                                  grid.loc[grid["planned"], "eval_dataset"])):
                     ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
                 if d == e:
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
@@ -90,7 +98,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_title(f"{method}" if method else "")
     fig.tight_layout()
     data = pd.concat(out, ignore_index=True)
-    data.attrs["caption"] = f"Linear-probe top-1; {note}; boxed diagonal: in-domain pretraining."
+    data.attrs["caption"] = (f"Linear-probe top-1; {note}; boxed diagonal: in-domain pretraining; 'missing': planned, "
+                             "no result yet; blank: not in the grid for that method.")
     return fig, data
 
 

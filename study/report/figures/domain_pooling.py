@@ -1,5 +1,6 @@
 """`domain_pooling`: in-domain pretraining vs pooled sets (`a+b`) of equal size, per evaluation dataset, as grouped
-bars and a table. In-domain is shown at each pooled size and at the per-domain share of it (1M of 4 sets: 250k)."""
+bars and a table. In-domain is shown at each pooled size and at the per-domain share of it (1M of 4 sets: 250k),
+where the grid plans it or a result exists."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -7,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, label_variants, pick_largest, same, wide
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, pick_largest,
+                                         same, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -33,10 +35,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             parts = str(p["dataset"]).count("+") + 1
             sizes |= {p["size"], p["size"] // parts}
         own = lin[(lin["dataset"] == ev) & (lin["eval_dataset"] == ev) & same(lin["labeled_size"], labeled)]
+        planned = expected_rows(expected, protocol="linear", dataset=ev, eval_dataset=ev)
         methods = sorted(pool_ev["method"].dropna().unique()) or [None]
         for method in methods:
             suffix = f" · {method}" if multi_method else ""
-            for s in sorted(sizes):
+            mine = planned[same(planned["method"], method)] if "method" in planned else planned
+            wanted = set(own.loc[same(own["method"], method), "size"]) | set(mine.get("size", pd.Series()).dropna())
+            for s in sorted(sizes & wanted):
                 hit = own[(own["size"] == s) & same(own["method"], method)]
                 r = hit.iloc[0] if not hit.empty else None
                 bars.append({"eval_dataset": ev, "bar": f"in-domain {fmt_size(s)}{suffix}", "kind": "in-domain",
@@ -57,7 +62,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_ylabel("linear top-1")
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
-                             "share of it) against pooled sets; largest labeled size of each evaluation dataset.")
+                             "share of it, where planned or done) against pooled sets; largest labeled size of each "
+                             "evaluation dataset.")
     return fig, data
 
 
