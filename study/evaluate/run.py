@@ -131,7 +131,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             f = cache.get(enc, m, n)
             out.append(f)
             extraction.append({"encoder": str(enc), "manifest": m.name,
-                               "rows": f"labeled({n})" if n is not None else "all", **f.info})
+                               "subset": f"labeled({n})" if n is not None else "all", **f.info})  # info: "rows" (n)
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
     extracted = sum(e["rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
