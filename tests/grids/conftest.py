@@ -13,21 +13,26 @@ from study.grids.cli import register
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
-BASE = """\
-name: t
-datasets:
-  alpha: {train: alpha_train, test: alpha_val}
-  beta: {train: beta_train, test: beta_val}
-defaults:
-  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
-"""
+BASE_PRETRAIN = {"backbone": "resnet18", "epochs": 1, "batch_size": 8}
+
+
+def base_text(pretrain: dict | None = None) -> str:
+    """The head of a test grid: name, datasets alpha and beta, and `defaults.pretrain` (BASE_PRETRAIN updated by
+    `pretrain`)."""
+    settings = ", ".join(f"{k}: {v}" for k, v in {**BASE_PRETRAIN, **(pretrain or {})}.items())
+    return ("name: t\ndatasets:\n  alpha: {train: alpha_train, test: alpha_val}\n"
+            "  beta: {train: beta_train, test: beta_val}\n"
+            f"defaults:\n  pretrain: {{{settings}}}\n")
+
+
+BASE = base_text()
 
 
 @pytest.fixture
 def write_grid(tmp_path):
-    def write(body: str, name: str = "g.yaml", base: bool = True) -> Path:
+    def write(body: str, name: str = "g.yaml", base: bool = True, pretrain: dict | None = None) -> Path:
         p = tmp_path / name
-        p.write_text((BASE if base else "") + textwrap.dedent(body))
+        p.write_text((base_text(pretrain) if base else "") + textwrap.dedent(body))
         return p
 
     return write

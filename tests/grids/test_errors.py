@@ -158,15 +158,9 @@ def test_safe_loader_refuses_python_tags(tmp_path):
 
 def test_a_typo_in_defaults_is_one_line_with_a_suggestion_not_one_per_job(write_grid):
     g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-      beta: {train: beta_train, test: beta_val}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, temprature: 0.2}
     axes: {method: [simclr], dataset: [alpha, beta], size: [10, 20]}
     stages: {pretrain: {}}
-    """, base=False)
+    """, pretrain={"temprature": 0.2})
     with pytest.raises(StudyError) as e:
         plan_grid(g).check(manifests=False)
     msg = str(e.value)

@@ -91,17 +91,12 @@ def test_scratch_jobs_are_shared_and_have_no_encoder(write_grid):
 
 def test_scratch_takes_the_width_of_the_encoders_it_is_compared_with(write_grid):
     g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-    defaults:
-      pretrain: {backbone: resnet18_small, width: 8, epochs: 1, batch_size: 8}
     axes: {method: [simclr], dataset: [alpha]}
     stages:
       evaluate:
         - {protocol: scratch, labeled_sizes: [5]}
         - {protocol: scratch, labeled_sizes: [6], params: {width: 16}}
-    """, base=False)
+    """, pretrain={"backbone": "resnet18_small", "width": 8})
     widths = [j.config["evaluate"]["width"] for j in plan_grid(g).by_stage("evaluate")]
     assert widths == [8, 16]  # the pretraining width, unless the entry names its own
 

@@ -205,16 +205,11 @@ def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch,
 
 def test_a_non_number_in_the_recipe_is_a_config_error_not_a_traceback(write_grid):
     g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-    defaults:
-      pretrain: {backbone: resnet18, steps: twenty, batch_size: 64x}
     axes: {method: [simclr], dataset: [alpha]}
     stages:
       evaluate:
         - {protocol: finetune, labeled_sizes: [5], params: {finetune: {steps: 5, batch_size: big}}}
-    """, base=False)
+    """, pretrain={"steps": "twenty", "batch_size": "64x"})
     plan = plan_grid(g)  # the cost estimate does not stumble on the values
     with pytest.raises(StudyError, match="steps"):
         plan.check(manifests=False)

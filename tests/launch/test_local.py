@@ -50,12 +50,18 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert code == 1 and "running 2 job(s)" in err  # the failed one again, and its cancelled dependent
 
 
-def test_result_record_follows_the_contract(env):
+def _run_grid(env, name: str):
+    """(grid file, workdir) of the tiny grid `name`, run here to the end."""
     grid = env / "g.yaml"
-    grid.write_text(grid_text("rec"))
+    grid.write_text(grid_text(name))
     wd = env / "wd"
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 0, err
+    return grid, wd
+
+
+def test_result_record_follows_the_contract(env):
+    grid, wd = _run_grid(env, "rec")
     for job in plan_grid(grid).jobs:
         rec = json.loads((wd / "results" / f"{job.id}.json").read_text())
         assert rec["job_id"] == job.id and rec["grid"] == "rec" and rec["axes"] == job.axes
@@ -195,11 +201,7 @@ def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
 
 
 def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("rebuilt"))
-    wd = env / "wd"
-    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
-    assert code == 0, err
+    grid, wd = _run_grid(env, "rebuilt")
     from study.paths import manifests_dir
 
     meta_path = manifests_dir() / "toy_train.json"  # the session's shared manifest: restored below
