@@ -17,6 +17,7 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()  # read once: os.umask can only be read by setting it, which is not thread-safe
 
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed. The file gets

@@ -52,8 +52,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         protocol = axes["protocol"]
         ds = grid.datasets.get(axes.get("eval_dataset") or "")
         test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
-        every = ds.train_images if ds and ds.train_images else cost.default_test_images  # labeled size "all"
-        sizes = [every if s == "all" else s for s in sec.get("labeled_sizes") or [] if s == "all" or is_num(s)]
+        sizes = [s for s in sec.get("labeled_sizes") or [] if is_num(s)]
         if not sizes:
             sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
         if protocol in ("finetune", "scratch"):

@@ -83,8 +83,9 @@ def test_domain_pooling_bar_heights():
     assert bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
     table = domain_pooling.paper_table(data).set_index("eval_dataset")
     assert table.loc["b", "pooled a+b 1M"] == pytest.approx(0.50)
-    planned = pd.DataFrame([{"job_id": f"p{ev}", "stage": "evaluate", "method": "simclr", "dataset": ev, "size": 500_000,
-                             "corruption": "none", "protocol": "linear", "eval_dataset": ev} for ev in ("a", "b")])
+    planned = pd.DataFrame([{"job_id": f"p{ev}", "stage": "evaluate", "method": "simclr", "dataset": ev,
+                             "size": 500_000, "corruption": "none", "protocol": "linear", "eval_dataset": ev}
+                            for ev in ("a", "b")])
     fig, _ = domain_pooling.draw(table_of(domain_records()), planned)
     assert all(math.isnan(h) for h in _bars(fig.axes[0])["in-domain 500k"])  # planned, not run: missing, not 0
 
