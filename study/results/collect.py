@@ -105,8 +105,9 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
             df[col] = df[col].astype("object")
         else:
             df[col] = _normalise(df[col])
-    # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id
-    return df.sort_values("job_id", kind="stable").reset_index(drop=True)
+    # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one
+    # block (the column-by-column normalising above leaves a fragmented frame)
+    return df.sort_values("job_id", kind="stable").reset_index(drop=True).copy()
 
 
 def axis_columns(table: pd.DataFrame) -> list[str]:
@@ -153,11 +154,12 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     if table.empty:
         return table, empty
     keys = [*cell_columns(table), "protocol_fingerprint", *(["seed"] if "seed" in table else [])]
-    ordered = table.assign(_t=table["finished_at"].fillna("")).sort_values(["_t", "job_id"], kind="stable")
+    when = pd.DataFrame({"t": table["finished_at"].fillna(""), "job": table["job_id"]})
+    ordered = table.loc[when.sort_values(["t", "job"], kind="stable").index]
     n = ordered.groupby(keys, dropna=False)["job_id"].transform("nunique")
     if not (n > 1).any():
         return table, empty
-    kept = ordered.drop_duplicates(keys, keep="last").drop(columns="_t")
+    kept = ordered.drop_duplicates(keys, keep="last")
     repeats = (ordered[n > 1].groupby(keys, dropna=False, sort=True)
                .agg(job_ids=("job_id", lambda s: ",".join(dict.fromkeys(s))), kept=("job_id", "last"))
                .reset_index().drop_duplicates(["job_ids", "kept"]).reset_index(drop=True))
