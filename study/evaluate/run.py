@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from study.errors import StudyError
 from study.evaluate import finetune as finetune_mod
@@ -141,15 +142,16 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
     t_probe = time.monotonic()
     for n in sizes:
         y = train_feats[0].y[:n]
-        parts = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
-        if cfg.protocol == "concat":  # per-encoder standardisation, then side by side
-            parts = [linear.standardize(a, b) for a, b in parts]
-        x = torch.cat([a for a, _ in parts], 1).to(device)
-        xt = torch.cat([b for _, b in parts], 1).to(device)
-        info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(x.shape[1])}
-        if cfg.protocol == "knn" or cfg.also_knn:
-            scores = knn.knn_scores(x, y, xt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
+        raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
+        info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
+        if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
+            unit = [(F.normalize(a, dim=1), F.normalize(b, dim=1)) for a, b in raw] if len(raw) > 1 else raw
+            kx, kxt = (torch.cat([p[i] for p in unit], 1).to(device) for i in (0, 1))
+            scores = knn.knn_scores(kx, y, kxt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
             metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
+        if cfg.protocol == "concat" and cfg.linear.standardize:  # per encoder first, so that each weighs alike
+            raw = [linear.standardize(a, b) for a, b in raw]
+        x, xt = (torch.cat([p[i] for p in raw], 1).to(device) for i in (0, 1))
         if cfg.protocol != "knn":
             if cfg.linear.standardize:
                 x, xt = linear.standardize(x, xt)

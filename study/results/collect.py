@@ -242,6 +242,7 @@ def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
     planned = _planned_frame(plan)
     ids = set(planned["job_id"]) if not planned.empty else set()
     records = [r for r in records if r["job_id"] in ids]
+    skipped = [s for s in skipped if s.path.stem in ids]  # a file is named by its job: another grid's is not ours
     done = {r["job_id"] for r in records}
     table = records_to_table(records, grid=plan.name)
     if planned.empty:

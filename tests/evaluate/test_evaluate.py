@@ -123,6 +123,21 @@ def test_concat_of_two_encoders(manifests, encoder_file, tmp_path):
         evaluate(config(protocol="concat"), tmp_path / "c2", [a], tmp_path / "f")
 
 
+def test_concat_knn_weighs_both_encoders_alike_on_their_raw_features(manifests, encoder_file, tmp_path,
+                                                                    monkeypatch):
+    """kNN of a concatenation: the cosine of per-encoder unit vectors side by side (the mean of the two cosines),
+    not of z-scored features (single-encoder kNN never sees standardisation either)."""
+    from study.evaluate import knn
+
+    seen = []
+    real = knn.knn_scores
+    monkeypatch.setattr(knn, "knn_scores", lambda x, *a, **k: seen.append(x.clone()) or real(x, *a, **k))
+    a, b = encoder_file("a", 0), encoder_file("b", 1)
+    evaluate(config(protocol="concat", labeled_sizes=[40], also_knn=True), tmp_path / "c", [a, b], tmp_path / "f")
+    halves = seen[0].split(32, dim=1)
+    assert all(torch.allclose(h.norm(dim=1), torch.ones(len(h))) for h in halves)
+
+
 def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):
     out = evaluate(config(feature_layer="layer3", labeled_sizes=[20]), tmp_path / "l", [encoder_file()],
                    tmp_path / "f")

@@ -97,6 +97,16 @@ def test_bad_files_and_conflicts_are_reported_in_html_and_stderr(tmp_path):
     assert sorted(c["mean"]) == pytest.approx([0.30, 0.99])  # kept apart, not averaged
 
 
+def test_with_a_plan_only_its_own_unreadable_files_are_counted(tmp_path):
+    recs = quantity_records()
+    plan = plan_for(recs)
+    write_all(tmp_path / "w", recs[1:])
+    (tmp_path / "w" / "results" / f"{recs[0]['job_id']}.json").write_text("{torn")  # one of ours
+    (tmp_path / "w" / "results" / "otherjob0000.json").write_text("{torn")  # another grid's
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    assert [p.split(":")[0].rsplit("/", 1)[-1] for p in s.skipped_files] == [f"{recs[0]['job_id']}.json"]
+
+
 def _run_cli(argv):
     """`study report ...` through this package's `register`, as the front (study.cli) wires it."""
     parser = argparse.ArgumentParser(prog="study")
