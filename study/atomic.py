@@ -10,12 +10,20 @@ from typing import Any, Iterator
 
 
 def _read_umask() -> int:
+    """The process's umask, from /proc where it can be read without setting it (Linux), else by setting it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-_UMASK = _read_umask()  # read once: os.umask can only be read by setting it, which is not thread-safe
+_UMASK = _read_umask()  # read once, at import
 
 
 @contextmanager

@@ -7,11 +7,18 @@ import pytest
 from study import atomic
 
 
-def test_written_file_gets_the_umask_mode_not_mkstemps_private_one(tmp_path):
+def test_written_file_gets_the_umask_mode_not_mkstemps_private_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_UMASK", 0o022)  # a shared cluster's usual umask: group and others may read
     atomic.write_text(tmp_path / "a.txt", "x")
-    plain = tmp_path / "plain.txt"
-    plain.write_text("x")
-    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == 0o644
+
+
+def test_the_umask_is_read_as_the_process_has_it():
+    mask = os.umask(0o027)
+    try:
+        assert atomic._read_umask() == 0o027
+    finally:
+        os.umask(mask)
 
 
 def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):

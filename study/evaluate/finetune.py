@@ -46,12 +46,13 @@ def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
         d["width"] = cfg.width or d.get("width", 64)
     scored = cfg.augment_config()
     d.setdefault("image_size", scored.image_size)
-    train_aug = dict(d.get("augment") or {})
-    for key in ("mean", "std"):  # set only where they differ from the default, so that default recipes stay as they are
-        if key not in train_aug and tuple(getattr(scored, key)) != tuple(getattr(AugmentConfig, key)):
-            train_aug[key] = list(getattr(scored, key))
-    if train_aug:
-        d["augment"] = train_aug
+    if d.get("augment") is None or isinstance(d["augment"], dict):  # else PretrainConfig names the bad value
+        train_aug = dict(d.get("augment") or {})
+        for key in ("mean", "std"):  # only where they differ from the default: default recipes stay as they are
+            if key not in train_aug and tuple(getattr(scored, key)) != tuple(getattr(AugmentConfig, key)):
+                train_aug[key] = list(getattr(scored, key))
+        if train_aug:
+            d["augment"] = train_aug
     d.setdefault("device", cfg.device)
     d.setdefault("num_workers", cfg.num_workers)
     d.setdefault("seed", cfg.seed)

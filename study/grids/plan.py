@@ -132,22 +132,23 @@ def check_sections(plan: Plan) -> list[str]:
     from study.train import PretrainConfig
 
     validators: dict[str, Any] = {"pretrain": PretrainConfig.from_dict, "evaluate": EvalConfig.from_dict}
-    seen: set[str] = set()
+    verdicts: dict[str, str | None] = {}  # section -> its error, validated once
     lines = plan.grid.lines
+    where = f"{plan.path}:{lines['defaults']}" if "defaults" in lines else plan.path
     for job in plan.jobs:
         validate = validators.get(job.stage)
         if validate is None:
             continue
         section = job.config[job.stage]
         key = job.stage + canonical_json(section)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            validate(section, where=job.stage)
-        except StudyError as e:
-            where = f"{plan.path}:{lines['defaults']}" if "defaults" in lines else plan.path
-            errors.setdefault((where, str(e)), []).append(job)
+        if key not in verdicts:
+            try:
+                validate(section, where=job.stage)
+                verdicts[key] = None
+            except StudyError as e:
+                verdicts[key] = str(e)
+        if verdicts[key] is not None:
+            errors.setdefault((where, verdicts[key]), []).append(job)
     return [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
             + f": {msg}" for (where, msg), jobs in errors.items()]
 
@@ -172,14 +173,20 @@ def check_manifests(plan: Plan) -> list[str]:
 
 
 def check_manifest_contents(plan: Plan) -> list[str]:
-    from study.manifests.store import load_meta
+    from study.manifests.store import load_meta, table_columns
 
     metas: dict[str, dict] = {}
+    columns: dict[str, list[str] | None] = {}
 
     def meta(name: str) -> dict:
         if name not in metas:
             metas[name] = load_meta(name)
         return metas[name]
+
+    def columns_of(name: str) -> list[str] | None:  # what a granularity job may name: any column of the table
+        if name not in columns:
+            columns[name] = table_columns(name)
+        return columns[name]
 
     problems: list[str] = []
 
@@ -209,11 +216,12 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 add(f"{plan.path}: granularity on manifest {test}, which has no taxonomy levels: give levels, or "
                     f"build it with --taxonomy")
             for name in (train, test):
-                have = list(meta(name).get("levels") or []) + ["class_name"] if name else []
-                missing = [lv for lv in levels if name and lv not in have]
+                have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
+                missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
                 if missing:
-                    add(f"{plan.path}: granularity levels {missing} are not taxonomy columns of manifest {name} "
-                        f"(it has: {', '.join(have)})")
+                    have = list(meta(name).get("levels") or []) + ["class_name"]
+                    add(f"{plan.path}: granularity levels {missing} are not columns of manifest {name} (its "
+                        f"taxonomy levels: {', '.join(have)})")
         if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
             a, b = meta(train)["class_names"], meta(test)["class_names"]
             only = sorted(set(a) ^ set(b))

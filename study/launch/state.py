@@ -70,9 +70,12 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
         if not path.exists():
             continue
         try:
-            protocol = json.loads(path.read_text(encoding="utf-8")).get("protocol") or {}
+            record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # an unreadable result is the report's to name
+        protocol = record.get("protocol") if isinstance(record, dict) else None
+        if not isinstance(protocol, dict):
+            continue
         for name_key, hash_key in MANIFEST_KEYS:
             name, recorded = protocol.get(name_key), protocol.get(hash_key)
             if not (isinstance(name, str) and isinstance(recorded, str)):
@@ -87,6 +90,16 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
                            f"{recorded[:12]}, which now holds {current[name][:12]}")
                 break
     return out
+
+
+def local_state(event: dict) -> str:
+    """The state a `local` ledger event stands for, for a job without a result file."""
+    state = event.get("state", "missing")
+    if state in LIVE and not _pid_alive(event.get("pid"), event.get("host")):
+        return "missing"  # its `study submit --cluster local` was stopped: never finished
+    if state == "done":
+        return "failed"  # said done, but the result file is gone
+    return state
 
 
 def _pid_alive(pid: Any, host: Any) -> bool:
@@ -120,12 +133,7 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             raw = live.get(sid, "UNKNOWN")
             out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
         else:  # a local run
-            state = e["state"]
-            if state in LIVE and not _pid_alive(e.get("pid"), e.get("host")):
-                state = "missing"  # its `study submit --cluster local` was stopped: never finished
-            elif state == "done":
-                state = "failed"  # said done, but the result file is gone
-            out[job.id] = JobState(job.id, job.stage, state, e.get("error") or "", None, e.get("log"))
+            out[job.id] = JobState(job.id, job.stage, local_state(e), e.get("error") or "", None, e.get("log"))
     return out
 
 

@@ -20,7 +20,8 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None) -
 
         recover(ledger)
     replay = ledger.replay_with_shared()
-    ids = replay.slurm_ids()
+    wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
+    ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only
     if ids:
         from study.launch.slurm.state import query
 

@@ -137,6 +137,15 @@ def read_arrow(name: str) -> pa.Table:
         raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
 
 
+def table_columns(name: str) -> list[str] | None:
+    """The column names of a manifest's table, from the Parquet footer (no rows read); None when unreadable."""
+    table_path, _ = manifest_paths(name)
+    try:
+        return list(pq.read_schema(table_path).names)
+    except (OSError, pa.ArrowException):
+        return None
+
+
 class Manifest:
     """A frozen manifest. The table is read on first use; rows are in rank order."""
 

@@ -75,8 +75,9 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         coll = gather(workdir, plan)
     table = coll.table
     name = plan.name if plan is not None else (grid or "results")
-    if plan is None and grid is not None and not table.empty:
-        table = table[table["grid"] == grid].reset_index(drop=True)
+    if plan is None and grid is not None:
+        if not table.empty:
+            table = table[table["grid"] == grid].reset_index(drop=True)
         if table.empty:
             raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
     out.mkdir(parents=True, exist_ok=True)

@@ -132,11 +132,13 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     extra = ["mean", "std", "count", "n_jobs", "seeds", "job_ids", "finished_at"]
     if table.empty:
         return pd.DataFrame(columns=[*keys, *extra])
+    if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
+        table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
     grouped = table.groupby(keys, dropna=False, sort=True)
     agg = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     meta = grouped.agg(
         n_jobs=("job_id", "nunique"),
-        seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s.dropna().unique()))) if "seed" in table
+        seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s.dropna().unique(), key=str))) if "seed" in table
         else ("job_id", lambda s: ""),
         job_ids=("job_id", lambda s: ",".join(sorted(s.unique()))),
         finished_at=("finished_at", lambda s: max((v for v in s if isinstance(v, str)), default=None)),
@@ -153,7 +155,7 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     empty = pd.DataFrame(columns=["job_ids", "kept"])
     if table.empty:
         return table, empty
-    keys = [*cell_columns(table), "protocol_fingerprint", *(["seed"] if "seed" in table else [])]
+    keys = [*cell_columns(table), "protocol_fingerprint", *[c for c in ("seed", "seed_pair") if c in table]]
     when = pd.DataFrame({"t": table["finished_at"].fillna(""), "job": table["job_id"]})
     ordered = table.loc[when.sort_values(["t", "job"], kind="stable").index]
     n = ordered.groupby(keys, dropna=False)["job_id"].transform("nunique")
@@ -223,13 +225,14 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
     if not grid:
         return {}
     from study.launch.ledger import Ledger
+    from study.launch.state import local_state
 
     states: dict[str, str] = {}
     for job, e in Ledger(workdir, grid).replay_with_shared().latest.items():
         if e.get("event") == "queued":
             states[job] = f"submitted as Slurm job {e.get('slurm_job_id')} (its state now: study status)"
-        else:
-            states[job] = str(e.get("state", "unknown")) + (f": {e['error']}" if e.get("error") else "")
+        elif e.get("event") == "local":
+            states[job] = local_state(e) + (f": {e['error']}" if e.get("error") else "")
     return states
 
 

@@ -137,8 +137,8 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env):
 
 
 def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
-    """A second `study submit` while the first runs (a user's retry, another grid sharing jobs): each job runs once;
-    the second command waits for the first's results instead of starting the same jobs."""
+    """A second `study submit` while the first runs (a user's retry): each job runs once; the second finds the
+    first's jobs pending or running and starts none of them."""
     import subprocess
     import sys
     import time
@@ -213,3 +213,41 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 2 and "computed on a manifest since rebuilt" in err and "toy_train" in err, err
     finally:
         meta_path.write_text(original)
+
+
+def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_released(env):
+    """The per-job lock: a command that finds a job's lock held does not start it and waits for it; when the holder
+    lets go without a result (a Ctrl-C'd command, another grid's failed run), the waiting command ends instead of
+    polling for ever."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from study.launch.local.scheduler import claim
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("locked"))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    lock = claim(wd, pre.id)  # as another command running it would hold it
+    log = env / "err.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
+                                 "--workdir", str(wd), "--workers", "1"], stderr=f)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and "another command on this workdir runs it" not in log.read_text():
+            time.sleep(0.2)
+        time.sleep(3)  # it waits while the lock is held
+        assert proc.poll() is None, log.read_text()
+        os.close(lock)
+        lock = None
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if lock is not None:
+            os.close(lock)
+        if proc.poll() is None:
+            proc.kill()
+    err = log.read_text()
+    assert f"not starting pretrain {pre.id}" in err and "a dependency ended outside this command" in err, err

@@ -134,3 +134,19 @@ def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(t
     agg = aggregate(collect(tmp_path))
     row = agg[agg["metric"] == "top1"]
     assert len(row) == 1 and row["count"].iloc[0] == 3 and find_conflicts(agg).empty
+
+
+def test_concatenations_of_two_seed_pairs_are_replicates_not_repeats():
+    from study.results import drop_repeated_seeds, records_to_table
+
+    def rec(job, seeds, value):
+        return {"schema_version": 1, "job_id": job, "stage": "evaluate", "grid": "g",
+                "axes": {"method": "simclr", "dataset": "a|b", "size": 1000, "corruption": "none", "seed": seeds,
+                         "protocol": "concat", "eval_dataset": "a"},
+                "metrics": [{"metric": "top1", "value": value, "labeled_size": 100, "level": None}],
+                "protocol": {"protocol": "concat", "seed": 0}, "finished_at": "2024-01-01"}
+
+    kept, repeats = drop_repeated_seeds(records_to_table([rec("j1", "0|1", 0.5), rec("j2", "2|3", 0.7)]))
+    assert len(kept) == 2 and repeats.empty
+    row = aggregate(kept).iloc[0]
+    assert row["count"] == 2 and row["mean"] == pytest.approx(0.6) and row["seeds"] == "0|1,2|3"

@@ -144,9 +144,23 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         return all(d in done for d in job.depends_on)
 
     def outside_live(waiting: list[Any]) -> bool:
+        """Whether a dependency of `waiting` still runs outside this command (on Slurm, or in another command here).
+        A job this command queued (its own `pending` event) but found taken by another command is live only while
+        that command holds the job's lock: the other may end without a result, or without a word (Ctrl-C)."""
         deps = {d for j in waiting for d in j.depends_on if d not in done and d not in run_ids and d in by_id}
         now = grid_states(plan, workdir, [by_id[d] for d in deps])
-        return any(st.state in LIVE for st in now.values())
+        latest = ledger.replay_with_shared().latest
+        for d, st in now.items():
+            if st.state not in LIVE:
+                continue
+            if st.slurm_id is None and latest.get(d, {}).get("pid") == os.getpid():
+                lock = claim(workdir, d)
+                if lock is None:
+                    return True  # still held by the command that took it
+                os.close(lock)
+                continue
+            return True
+        return False
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None

@@ -112,9 +112,10 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                             submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
                     except submitit.core.utils.FailedJobError as e:  # sbatch refused: nothing of this array queued
                         ledger.append([{"event": "lost", "batch": batch}])
+                        said = (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
                         raise StudyError(
                             f"sbatch refused array {n_arrays} ({stage}, {len(chunk)} job(s); profile "
-                            f"{profile.path or 'built-in default'}): {str(e).strip().splitlines()[-1]}"
+                            f"{profile.path or 'built-in default'}): {said}"
                             + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
                                if n_jobs else "")) from None
                     ids = [s.job_id for s in submitted]
