@@ -148,6 +148,7 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"finetune": {"method": "simclr"}}, "evaluate.finetune.method"),
     ({"protocol": "finetune", "finetune": {"stpes": 80}}, "evaluate.finetune: unknown key"),
     ({"protocol": "scratch", "finetune": {"optim": {"lr": "x"}}}, "evaluate.finetune.optim.lr"),
+    ({"protocol": "finetune", "finetune": {"augment": "simclr"}}, "evaluate.finetune.augment"),
     ({"colour": 1}, "evaluate: unknown key"),
     ({"test_manifest": ""}, "evaluate.test_manifest"),
 ])

@@ -126,6 +126,10 @@ def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     with pytest.raises(StudyError, match="nosuch"):
         _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "w")])
     assert not (tmp_path / "reports" / "nosuch").exists()  # a mistyped name writes no empty report
+    (tmp_path / "empty" / "results").mkdir(parents=True)
+    with pytest.raises(StudyError, match="nosuch"):  # nor when there is no readable result at all
+        _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "empty")])
+    assert not (tmp_path / "reports" / "nosuch").exists()
 
 
 def test_a_rerun_of_one_seed_is_not_averaged_as_a_replicate(tmp_path):
