@@ -6,6 +6,7 @@ and every manifest present (or the exact `study manifest ...` command that makes
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,18 +176,8 @@ def check_manifests(plan: Plan) -> list[str]:
 def check_manifest_contents(plan: Plan) -> list[str]:
     from study.manifests.store import load_meta, table_columns
 
-    metas: dict[str, dict] = {}
-    columns: dict[str, list[str] | None] = {}
-
-    def meta(name: str) -> dict:
-        if name not in metas:
-            metas[name] = load_meta(name)
-        return metas[name]
-
-    def columns_of(name: str) -> list[str] | None:  # what a granularity job may name: any column of the table
-        if name not in columns:
-            columns[name] = table_columns(name)
-        return columns[name]
+    meta = functools.cache(load_meta)  # each manifest's metadata read once
+    columns_of = functools.cache(table_columns)  # what a granularity job may name: any column of the table
 
     problems: list[str] = []
 

@@ -11,20 +11,17 @@ A kill at any moment leaves either a complete line or a torn last line, which re
 no `queued` lines is an array whose fate is unknown: the Slurm backend looks it up by its unique job name
 (`recover`) before deciding what to queue, so a rerun never queues a job twice nor forgets one. Jobs shared with
 another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`). A Slurm submit
-reads the states and queues under `submit_lock(workdir)`, one command at a time per workdir, so that two submits at
-once (of one grid, or of two grids sharing jobs) never queue a job twice.
+reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per workdir, so that two
+submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 
 def now() -> str:
@@ -33,25 +30,6 @@ def now() -> str:
 
 def ledger_path(workdir: str | os.PathLike, grid: str) -> Path:
     return Path(workdir) / "ledgers" / f"{grid}.jsonl"
-
-
-@contextmanager
-def submit_lock(workdir: str | os.PathLike) -> Iterator[None]:
-    """Hold the workdir's submit lock (`<workdir>/ledgers/.submit.lock`, flock: released however the holder ends);
-    waits, saying so on stderr, while another command holds it."""
-    path = Path(workdir) / "ledgers" / ".submit.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"[study] waiting for another study submit on {workdir} to finish queueing", file=sys.stderr,
-                  flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -7,7 +7,7 @@ finds results computed on a manifest since rebuilt under the same name, which `s
 """
 from __future__ import annotations
 
-import json
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -62,32 +62,28 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
     """One line per job whose result was computed on a manifest that has since been rebuilt under the same name
     (another content hash): that result would otherwise count as done."""
     from study.manifests.store import load_meta
+    from study.results.record import read_result
 
-    current: dict[str, str | None] = {}
+    @functools.cache
+    def current(name: str) -> str | None:
+        try:
+            return load_meta(name).get("content_hash")
+        except StudyError:
+            return None  # gone: plan.check names missing manifests
+
     out = []
     for job in jobs:
-        path = Path(workdir) / "results" / f"{job.id}.json"
-        if not path.exists():
+        if not has_result(workdir, job.id):
             continue
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            protocol = read_result(Path(workdir) / "results" / f"{job.id}.json")["protocol"]
+        except StudyError:
             continue  # an unreadable result is the report's to name
-        protocol = record.get("protocol") if isinstance(record, dict) else None
-        if not isinstance(protocol, dict):
-            continue
         for name_key, hash_key in MANIFEST_KEYS:
             name, recorded = protocol.get(name_key), protocol.get(hash_key)
-            if not (isinstance(name, str) and isinstance(recorded, str)):
-                continue
-            if name not in current:
-                try:
-                    current[name] = load_meta(name).get("content_hash")
-                except StudyError:
-                    current[name] = None  # gone: plan.check names missing manifests
-            if current[name] is not None and current[name] != recorded:
+            if isinstance(name, str) and isinstance(recorded, str) and current(name) not in (None, recorded):
                 out.append(f"{job.stage} job {job.id}: its result used manifest {name} with content "
-                           f"{recorded[:12]}, which now holds {current[name][:12]}")
+                           f"{recorded[:12]}, which now holds {current(name)[:12]}")
                 break
     return out
 

@@ -224,13 +224,13 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
     import sys
     import time
 
-    from study.launch.local.scheduler import claim
+    from study.launch.locks import job_lock
 
     grid = env / "g.yaml"
     grid.write_text(grid_text("locked"))
     wd = env / "wd"
     pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
-    lock = claim(wd, pre.id)  # as another command running it would hold it
+    lock = job_lock(wd, pre.id)  # as another command running it would hold it
     log = env / "err.txt"
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",

@@ -14,7 +14,6 @@ never run one job twice; the second waits for the first's result, as for a depen
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -29,6 +28,7 @@ from typing import Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
+from study.launch.locks import job_lock
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.state import LIVE, has_result, last_lines
@@ -154,7 +154,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
             if st.state not in LIVE:
                 continue
             if st.slurm_id is None and latest.get(d, {}).get("pid") == os.getpid():
-                lock = claim(workdir, d)
+                lock = job_lock(workdir, d)
                 if lock is None:
                     return True  # still held by the command that took it
                 os.close(lock)
@@ -176,7 +176,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 if not ready(job):
                     continue
                 todo.remove(job)
-                lock = claim(workdir, job.id)
+                lock = job_lock(workdir, job.id)
                 if lock is None or has_result(workdir, job.id):  # another command runs it, or just finished it
                     run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
                     if lock is None:
@@ -239,19 +239,6 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
             signal.signal(signal.SIGTERM, previous)
     progress("finished")
     return 1 if failed else 0
-
-
-def claim(workdir: Path, job_id: str) -> int | None:
-    """An open file descriptor holding the exclusive lock of `job_id`, or None when another process holds it."""
-    locks = workdir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from study.grids.cost import MAX_REQUEUES
 from study.errors import StudyError
-from study.launch.ledger import Ledger, now, submit_lock
+from study.launch.ledger import Ledger, now
+from study.launch.locks import submit_lock
 from study.launch.runner import SlurmTask
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state

@@ -88,8 +88,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     cbar=ax is axes[0][-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
         for i, d in enumerate(rows):
             for j, e in enumerate(cols):
-                if np.isnan(matrix.iloc[i, j]) and (d, e) in set(zip(grid.loc[grid["planned"], "dataset"],
-                                                                  grid.loc[grid["planned"], "eval_dataset"])):
+                if np.isnan(matrix.iloc[i, j]) and (not has_plan or (d, e) in wanted):
                     ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
                 if d == e:
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=2.5))

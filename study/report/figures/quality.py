@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, fmt_size, label_variants, pick_largest, same, wide
+from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, pick_largest, same,
+                                         wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining"
@@ -34,11 +35,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         group = group[same(group["labeled_size"], labeled)]
         # the methods with a corrupted cell here, done or planned; not every method of the clean cells
         corrupted_methods = set(corrupted["method"].dropna())
-        if expected is not None and not expected.empty and {"method", "corruption", "protocol"} <= set(expected):
-            plan = expected[(expected["protocol"] == "linear") & expected["corruption"].notna()
-                            & (expected["corruption"] != "none") & (expected["eval_dataset"] == ev)
-                            & (expected["dataset"] == ds) & same(expected["size"], size)]
-            corrupted_methods |= set(plan["method"].dropna())
+        plan = expected_rows(expected, protocol="linear", eval_dataset=ev, dataset=ds)
+        if {"method", "corruption", "size"} <= set(plan):
+            corrupted_methods |= set(plan.loc[(plan["corruption"] != "none") & same(plan["size"], size), "method"]
+                                     .dropna())
         methods = sorted(corrupted_methods, key=_method_key)
         for corr in sorted(group.loc[group["corruption"] != "none", "corruption"].unique()):
             for m in methods:
