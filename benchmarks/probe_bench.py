@@ -2,8 +2,9 @@
 
 Measures, in one run:
   extraction: per image, decode of a ~500x375 JPEG + the eval transform (resize 256, centre crop 224) + a ResNet-50
-              forward (random weights: the cost is the same) in batches, timed on `--sample` images and scaled
-              to the rows an evaluation extracts (the largest labeled size + the test split);
+              forward (random weights: the cost is the same) in batches, decoded by `--workers` DataLoader
+              processes as an evaluation does, timed on `--sample` images and scaled to the rows an evaluation
+              extracts (the largest labeled size + the test split);
   probes:     study.evaluate.linear.train_probe (weight decay chosen on a held-out part, then the final fit) at six
               nested labeled sizes, on 2048-d features of a synthetic `--classes`-class problem, scored on the test
               rows: exactly the work of a `linear` evaluation after extraction.
@@ -11,6 +12,7 @@ Prints both, the probes' top-1, and as its last line `probe_share_of_extraction:
 seconds>` (the issue's bound: <= 0.10).
 
     .venv/bin/python benchmarks/probe_bench.py [--quick] [--classes 1000] [--per-class 16] [--select-iter 20]
+    .venv/bin/python benchmarks/probe_bench.py --device cuda --workers 8 --sample 2048 --batch 256   # on a GPU
 """
 from __future__ import annotations
 
@@ -34,32 +36,41 @@ from study.train.data import collate_views
 SEPARATION = 0.15  # class-mean scale vs unit noise: top-1 ~0.5 at 16 labels per class, 100 classes
 
 
-def extraction_seconds_per_image(n: int, batch: int, device: torch.device) -> float:
-    """Decode + eval transform + ResNet-50 forward (pooled 2048-d features), per image, on `device`."""
-    jpegs = make_jpegs(16)
+class JpegViews(torch.utils.data.Dataset):
+    """Row k: the eval transform of in-memory JPEG k mod len(jpegs), as study.train.data.ViewDataset gives it."""
+
+    def __init__(self, jpegs: list[bytes], aug, n: int):
+        self.jpegs, self.aug, self.n = jpegs, aug, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int):
+        return self.aug.sample(Image.open(io.BytesIO(self.jpegs[k % len(self.jpegs)])), np.random.default_rng(k)), 0
+
+
+def extraction_seconds_per_image(n: int, batch: int, device: torch.device, workers: int) -> float:
+    """Decode + eval transform + ResNet-50 forward (pooled 2048-d features), per image, on `device`, through a
+    DataLoader with `workers` decoding processes (0: in this process), as study.evaluate.features extracts.
+    Timed from the end of the first batch, so that starting the workers is not counted."""
     aug = build_augment({"preset": "eval", "image_size": 224})
     model = torchvision.models.resnet50()
     model.fc = torch.nn.Identity()
     model = model.eval().to(device)
     gen = torch.Generator(device=device).manual_seed(0)
-
-    def run(count: int) -> None:
-        with torch.no_grad():
-            for b0 in range(0, count, batch):
-                items = [(aug.sample(Image.open(io.BytesIO(jpegs[k % len(jpegs)])), np.random.default_rng(k)), 0)
-                         for k in range(b0, min(b0 + batch, count))]
-                views, _ = collate_views(items)
-                (x,) = aug.batch([views[0].to(device)], gen)
-                model(x).float().cpu()
-
-    run(min(batch, 8))  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    run(n)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n
+    loader = torch.utils.data.DataLoader(JpegViews(make_jpegs(16), aug, n + batch), batch_size=batch,
+                                         num_workers=workers, collate_fn=collate_views,
+                                         pin_memory=device.type == "cuda")
+    t, done = None, 0
+    with torch.no_grad():
+        for views, _ in loader:
+            (x,) = aug.batch([views[0].to(device, non_blocking=True)], gen)
+            model(x).float().cpu()
+            if t is None:  # the first batch warms up the model and the workers
+                t = time.perf_counter()
+            else:
+                done += x.shape[0]
+    return (time.perf_counter() - t) / done
 
 
 def synthetic_features(classes: int, per_class: int, test_per_class: int, dim: int, seed: int = 0):
@@ -85,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sample", type=int, default=64, help="images timed for the extraction rate")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="decoding processes of the extraction's DataLoader (0: in the timing process)")
+    ap.add_argument("--matmul-precision", default="highest", choices=["highest", "high", "medium"],
+                    help="torch.set_float32_matmul_precision for the probes ('high': TF32 on CUDA)")
     for f in dataclasses.fields(LinearConfig):
         if f.type in ("int", int):
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=None, help=f"LinearConfig.{f.name}")
@@ -96,18 +111,20 @@ def main(argv: list[str] | None = None) -> None:
                  if getattr(args, f.name, None) is not None}
     cfg = LinearConfig(**overrides)
 
-    per_image = extraction_seconds_per_image(args.sample, args.batch, device)
+    per_image = extraction_seconds_per_image(args.sample, args.batch, device, args.workers)
     (x, y), (xt, yt) = synthetic_features(args.classes, args.per_class, args.test_per_class, 2048)
     pool = len(y)
     sizes = sorted({int(round(args.classes * args.per_class ** (k / 5))) for k in range(6)})  # 1 .. per_class each
     extraction = per_image * (pool + len(yt))
 
+    torch.set_float32_matmul_precision(args.matmul_precision)
     t = time.perf_counter()
     top1 = {}
     for n in sizes:
         xs, xts = linear.standardize(x[:n].to(device), xt.to(device))
         probe, _ = linear.train_probe(xs, y[:n].to(device), args.classes, cfg, seed=0)
         top1[n] = linear.topk(probe(xts).cpu(), yt, 1)
+        print(f"  {n} labels: top-1 {top1[n]:.3f}, {time.perf_counter() - t:.1f} s so far", flush=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
     probes = time.perf_counter() - t
@@ -115,8 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {device}, torch threads {torch.get_num_threads()}, ResNet-50 224 px, 2048-d features, "
           f"{args.classes} classes")
     print(f"linear config: select_iter {cfg.select_iter}, max_iter {cfg.max_iter}, "
-          f"{len(cfg.weight_decays)} weight decays")
-    print(f"extraction_ms_per_image: {per_image * 1e3:.1f}  (decode + eval transform + forward, {args.sample} images)")
+          f"{len(cfg.weight_decays)} weight decays, float32 matmul precision {args.matmul_precision}")
+    print(f"extraction_ms_per_image: {per_image * 1e3:.2f}  (decode + eval transform + forward, {args.sample} images, "
+          f"{args.workers} loader workers)")
     print(f"extraction_seconds: {extraction:.1f}  ({pool} labeled-pool + {len(yt)} test images)")
     print(f"labeled_sizes: {sizes}")
     print("probe_top1: " + ", ".join(f"{n}: {a:.3f}" for n, a in top1.items()))

@@ -1,15 +1,12 @@
-from pathlib import Path
-
+"""The fashion-mnist reader: IDX rows as (file, index), its split names and errors, and the real Debian files."""
 import numpy as np
 import pytest
 from dataset_layouts import make_fashion_mnist
+from real_data import FASHION_MNIST
 
 from study.datasets import read_dataset
 from study.datasets.idx import load_idx
 from study.errors import StudyError
-
-DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-
 
 def test_rows_are_file_and_index(tmp_path):
     make_fashion_mnist(tmp_path, n_train=20, n_test=10)
@@ -47,8 +44,8 @@ def test_bad_idx_and_mismatch(tmp_path):
         load_idx(tmp_path / "damaged.gz")
 
 
-@pytest.mark.skipif(not (DEBIAN / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
 def test_real_debian_files():
-    index = read_dataset("fashion-mnist", DEBIAN, "test")
+    index = read_dataset("fashion-mnist", FASHION_MNIST, "test")
     assert len(index) == 10000
     assert np.bincount(index.labels).tolist() == [1000] * 10

@@ -135,7 +135,7 @@ def test_concat_knn_weighs_both_encoders_alike_on_their_raw_features(manifests, 
     a, b = encoder_file("a", 0), encoder_file("b", 1)
     evaluate(config(protocol="concat", labeled_sizes=[40], also_knn=True), tmp_path / "c", [a, b], tmp_path / "f")
     halves = seen[0].split(32, dim=1)
-    assert all(torch.allclose(h.norm(dim=1), torch.ones(len(h))) for h in halves)
+    assert all(torch.allclose(h.norm(dim=1).cpu(), torch.ones(len(h))) for h in halves)
 
 
 def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):

@@ -11,14 +11,12 @@ About 100 s of pretraining and 2 min for the whole test on one core.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from real_data import FASHION_MNIST
 
-FASHION_MNIST = Path(os.environ.get("STUDY_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 CHECKED, ALSO = 100, 1000  # labeled sizes: the asserted one, and one reported alongside
 
 

@@ -1,6 +1,5 @@
 """ImageReader (PNG/JPEG, .npy channels, IDX, corruption, unreadable files), the per-sample rngs and the
 resumable sampler."""
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,10 @@ from study.errors import StudyError
 from study.train.augment import build_augment
 from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, sample_rng
 
+from real_data import FASHION_MNIST
 from train_helpers import TinyManifest, write_images
 
-FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+FASHION = FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
 
 
 def _manifest(root, df, kind="image", **meta):
