@@ -8,8 +8,9 @@ Events (every line has "event" and "at"):
   (pending: queued by the command of `pid`, which runs it when its dependencies are done).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
-no `queued` lines is an array whose fate is unknown: the Slurm backend looks it up by its unique job name
-(`recover`) before deciding what to queue, so a rerun never queues a job twice nor forgets one. Jobs shared with
+no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run) looks
+it up by its unique job name (`recover`), under the submit lock so that a submit still queueing it is waited for,
+before deciding anything, so a rerun never queues a job twice nor forgets one. Jobs shared with
 another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`). A Slurm submit
 reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per workdir, so that two
 submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.

@@ -6,19 +6,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.launch.ledger import Ledger
+from study.launch.locks import submit_lock
 from study.launch.state import LIVE, STATES, JobState, classify, has_result, last_lines, slurm_state
 
 
-def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None) -> dict[str, JobState]:
+def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *,
+                settle: bool = True) -> dict[str, JobState]:
     """The state of every job of `plan` (or of `jobs`): result files first, then the latest event in the ledgers
-    (interrupted Slurm submissions recovered first; live Slurm ones asked of sacct, forced). Every command that
-    decides from states (submit on either backend, status, cancel) reads them here."""
+    (live Slurm ones asked of sacct, forced). Every command that decides from states (submit on either backend,
+    status, cancel) reads them here.
+
+    With `settle`, the arrays of an interrupted Slurm submit (intents without `queued` lines) are settled first,
+    under the submit lock, so that a submit still queueing them is waited for rather than judged lost. Without it
+    (a dry run, or a submit that holds the lock and settled them itself) nothing is written, and their jobs read
+    as not submitted."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
-    if ledger.replay().open_intents:
+    if settle and ledger.replay().open_intents:
         from study.launch.slurm.submit import recover
 
-        recover(ledger)
+        with submit_lock(workdir):
+            recover(ledger)
     replay = ledger.replay_with_shared()
     wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
     ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only

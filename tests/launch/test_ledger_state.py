@@ -129,3 +129,38 @@ def test_a_failed_multi_task_job_points_at_the_task_that_failed(tmp_path):
     logs[10].write_text("fine\n")
     assert failing_task_log(str(logs[0])) == str(logs[0])  # none holds an error: task 0's
     assert failing_task_log(str(tmp_path / "elsewhere.log")) == str(tmp_path / "elsewhere.log")
+
+
+def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tmp_path, monkeypatch):
+    """An intent without `queued` lines is an interrupted submit only when no submit holds the workdir's lock. A
+    status read while a submit sits between sbatch and its `queued` lines waits for it; it used to ask squeue at
+    once, find nothing yet, and record the array lost."""
+    import os
+    import threading
+    from types import SimpleNamespace
+
+    from study.launch.locks import try_lock
+    from study.launch.status import grid_states
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")  # Slurm answers: no such job (yet)
+    (bin_dir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    wd = tmp_path / "wd"
+    led = Ledger(wd, "g")
+    led.append([{"event": "intent", "batch": "b1", "name": "study-g-pretrain-b1", "stage": "pretrain",
+                 "jobs": ["p1", "p2"], "folder": "f"}])
+    fd = try_lock(wd / "ledgers" / ".submit.lock")  # the submit in flight
+    assert fd is not None
+    got = {}
+    reader = threading.Thread(target=lambda: got.update(grid_states(SimpleNamespace(name="g", jobs=_jobs()), wd)))
+    reader.start()
+    reader.join(1.0)
+    assert reader.is_alive() and not [e for e in led.events() if e["event"] == "lost"]
+    led.append([{"event": "lost", "batch": "b1"}])  # the submit settles its own intent (here: sbatch refused)
+    os.close(fd)
+    reader.join(10)
+    assert not reader.is_alive()
+    assert [e["event"] for e in led.events()] == ["intent", "lost"]  # nothing appended by the reader
+    assert got["p1"].state == "missing"

@@ -98,3 +98,21 @@ def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_uncha
     golden = GOLDEN.read_text().split("# ---- array ")[1:]
     assert [("--kill-on-bad-exit=1" in _srun_line(a), "--ntasks-per-node=8" in a) for a in golden] == \
         [(True, True), (False, False), (False, False)]
+
+
+def test_a_dry_run_after_an_interrupted_submit_writes_nothing(env):
+    """An open intent (a submit killed between sbatch and its `queued` lines) is settled by the next real command;
+    a dry run only says so, and leaves the ledger byte for byte as it was."""
+    from study.launch.ledger import Ledger
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    ledger = Ledger(env / "wd", "golden")
+    ledger.append([{"event": "intent", "batch": "b1", "name": "study-golden-pretrain-deadbeef", "stage": "pretrain",
+                    "jobs": ["x"], "folder": "f"}])
+    before = ledger.path.read_bytes()
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                            "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0, err
+    assert "interrupted" in err and "would queue 4 job(s) in 3 array(s)" in err
+    assert ledger.path.read_bytes() == before

@@ -28,7 +28,8 @@ from study.paths import manifests_dir
 
 
 def recover(ledger: Ledger) -> None:
-    """Settle every intent without `queued` lines: found by its job name -> its jobs are queued; else lost."""
+    """Settle every intent without `queued` lines: found by its job name -> its jobs are queued; else lost. The
+    caller holds the workdir's submit lock (a submit in flight has intents of its own still open)."""
     for intent in ledger.replay().open_intents:
         base = slurm_state.find_by_name(intent["name"], since=intent.get("at"))
         if base is None:
@@ -68,7 +69,13 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
 def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO) -> int:
     profile = plan.profile
     ledger = Ledger(workdir, plan.name)
-    states = grid_states(plan, workdir)
+    if dry_run:
+        if ledger.replay().open_intents:
+            print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts "
+                  "its jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
+    else:
+        recover(ledger)  # under the submit lock this command holds
+    states = grid_states(plan, workdir, settle=False)
     sel: Selection = select(plan.jobs, states, retry_failed)
     # a dependency live outside Slurm (a local run) gives no id to wait for: its dependents wait for a later submit
     outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
