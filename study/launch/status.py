@@ -73,19 +73,39 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in STATES) + "\n")
     for stage, row in table.items():
         out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in STATES) + "\n")
-    bad = [st for st in states.values() if st.state in ("failed", "cancelled")]
-    for st in bad:
+    by_cause = _cancelled_by_dependency(plan, states)
+    for st in states.values():
+        if st.state not in ("failed", "cancelled") or any(st in group for group in by_cause.values()):
+            continue
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"
                   + (f"\n  log: {st.log}" if st.log else "") + "\n")
         if st.state == "failed":
             for line in last_lines(st.log, lines):
                 out.write(f"  | {line}\n")
+    for cause, group in by_cause.items():
+        ids = [st.job_id for st in group]
+        out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {states[cause].state}: "
+                  f"{', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}\n")
     stale = live_outside_plan(plan, workdir)
     if stale:
         out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
                   f"({', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''}): `study cancel` stops them\n")
     return states
+
+
+def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:
+    """Cancelled jobs grouped by the failed or cancelled dependency they waited for (Slurm cancels the dependents
+    of a failed job, and sacct then says only CANCELLED); a job cancelled for another reason is in no group."""
+    groups: dict[str, list[JobState]] = {}
+    for job in plan.jobs:
+        st = states[job.id]
+        if st.state != "cancelled":
+            continue
+        cause = next((d for d in job.depends_on if d in states and states[d].state in ("failed", "cancelled")), None)
+        if cause is not None:
+            groups.setdefault(cause, []).append(st)
+    return groups
 
 
 def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:

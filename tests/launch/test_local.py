@@ -42,6 +42,8 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert rows["pretrain"] == ["1", "0", "0", "1", "0", "0"] and rows["evaluate"] == ["1", "0", "0", "0", "1", "0"]
     log = wd / "logs" / f"{by['bad:pretrain'].id}.log"
     assert f"log: {log}" in out and "bad_train" in out  # the failure's log path and its last error lines
+    bad_pre, bad_eval = by["bad:pretrain"].id, by["bad:evaluate"].id
+    assert f"cancelled 1 job(s) because their dependency {bad_pre} failed: {bad_eval}" in out  # one line per cause
 
     # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])

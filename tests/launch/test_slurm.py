@@ -144,7 +144,7 @@ def test_failing_pretraining_job_gets_its_dependents_cancelled_not_pending(slurm
 
     def settled():
         out = status(grid, wd)
-        return (wd / "results" / f"{by['toy:evaluate']}.json").exists() and f"cancelled evaluate {by['bad:evaluate']}" in out
+        return (wd / "results" / f"{by['toy:evaluate']}.json").exists() and f"their dependency {by['bad:pretrain']} failed: {by['bad:evaluate']}" in out
 
     wait_until(settled, 120, "the good probe's result and the bad probe's cancellation", grid, wd)
     out = status(grid, wd)
@@ -295,7 +295,7 @@ def test_a_local_submit_sees_the_slurm_states_of_the_same_jobs(slurm_cluster, en
     grid.write_text(grid_text("lf", datasets=("bad",)))
     wd = env / "wd"
     submit(grid, wd)
-    wait_until(lambda: "failed pretrain" in status(grid, wd) and "cancelled evaluate" in status(grid, wd), 120,
+    wait_until(lambda: "failed pretrain" in status(grid, wd) and "because their dependency" in status(grid, wd), 120,
                "the failure and its dependent's cancellation", grid, wd)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 0 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err, err
