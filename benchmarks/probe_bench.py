@@ -121,9 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     top1 = {}
     for n in sizes:
-        xs, xts = linear.standardize(x[:n].to(device), xt.to(device))
-        probe, _ = linear.train_probe(xs, y[:n].to(device), args.classes, cfg, seed=0)
-        top1[n] = linear.topk(probe(xts).cpu(), yt, 1)
+        probe, _ = linear.train_probe(x[:n].to(device), y[:n].to(device), args.classes, cfg, seed=0)
+        top1[n] = linear.topk(probe(xt.to(device)).cpu(), yt, 1)
         print(f"  {n} labels: top-1 {top1[n]:.3f}, {time.perf_counter() - t:.1f} s so far", flush=True)
     if device.type == "cuda":
         torch.cuda.synchronize()

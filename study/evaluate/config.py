@@ -28,7 +28,7 @@ class LinearConfig:
     probes of six labeled sizes cost about 0.06 of the feature extraction at 1000 classes on a CPU, and more with
     more classes or on a GPU, where the extraction is fast (benchmarks/README.md)."""
 
-    standardize: bool = True  # ours: z-score with the labeled subset's mean and std
+    standardize: bool = True  # ours: z-score with the mean and std of the rows each fit trains on
     optimizer: str = "lbfgs"  # ours: full-batch L-BFGS (strong Wolfe); "adam"/"sgd": mini-batches of batch_size
     weight_decays: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # ours: a log grid
     val_fraction: float = 0.2  # ours

@@ -1,9 +1,11 @@
 """The linear probe: multinomial logistic regression on frozen (standardized) features.
 
-    loss(W, b) = mean_i CE(W x_i + b, y_i) + wd * ||W||_F^2
+    loss(W, b) = mean_i CE(W z_i + b, y_i) + wd * ||W||_F^2,   z = (x - mean) / std
 
 The weight decay `wd` is chosen from a grid by top-1 (ties: cross-entropy) on a class-stratified held-out part of
-the labeled subset (fits warm-started from the strongest penalty down), then the probe is refit on all of it.
+the labeled subset (fits warm-started from the strongest penalty down), then the probe is refit on all of it. Each
+fit standardizes with the mean and std of the rows it trains on: the held-out rows never shape the features the
+weight decay is chosen with, and the test rows never shape anything.
 """
 from __future__ import annotations
 
@@ -17,22 +19,36 @@ import torch.nn.functional as F
 
 from study.evaluate.config import LinearConfig
 
+# what a result's protocol records of the standardization (with linear.standardize)
+STANDARDIZED_WITH = "each fit's own training rows (held-out rows excluded while the weight decay is chosen)"
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-feature z-scoring with the statistics of the rows it was fit on (constant features get std 1)."""
+
+    mean: torch.Tensor  # 1 x D
+    std: torch.Tensor  # 1 x D
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> "Scaler":
+        std = x.std(0, unbiased=False, keepdim=True)
+        return cls(x.mean(0, keepdim=True), torch.where(std > 1e-8, std, torch.ones_like(std)))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
 
 @dataclass
 class Probe:
+    """Class scores of raw features: `scaler` (when set) first, then W z + b."""
+
     weight: torch.Tensor  # C x D
     bias: torch.Tensor  # C
+    scaler: Scaler | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x, self.weight.t())
-
-
-def standardize(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """z-score every tensor with `train`'s per-feature mean and std (constant features get std 1)."""
-    mean = train.mean(0, keepdim=True)
-    std = train.std(0, unbiased=False, keepdim=True)
-    std = torch.where(std > 1e-8, std, torch.ones_like(std))
-    return tuple((t - mean) / std for t in (train, *others))
+        return torch.addmm(self.bias, self.scaler(x) if self.scaler is not None else x, self.weight.t())
 
 
 def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
@@ -110,10 +126,20 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: Line
     return Probe(w.detach(), b.detach())
 
 
+def _scaled(x: torch.Tensor, cfg: LinearConfig) -> tuple[torch.Tensor, Scaler | None]:
+    """(x standardized with its own statistics, their Scaler) with cfg.standardize; else (x, None)."""
+    if not cfg.standardize:
+        return x, None
+    scaler = Scaler.fit(x)
+    return scaler(x), scaler
+
+
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
                 seed: int) -> tuple[Probe, dict]:
-    """Choose the weight decay on a held-out part of (x, y), refit on all of it. Returns (probe, info) with
-    info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice", "seconds"}."""
+    """Choose the weight decay on a held-out part of (x, y), refit on all of it; x are raw features (each fit
+    standardizes with its own training rows' statistics when cfg.standardize). Returns (probe of raw features, info)
+    with info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice",
+    "seconds"}."""
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
     info: dict = {"validation_top1": {}, "held_out": 0}
@@ -128,9 +154,11 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             info["choice"] = "no class has 2 labeled images to hold one out: the middle of the grid"
         else:
             probe, scores, losses, path = None, {}, {}, {}
+            x_tr, scaler = _scaled(x[tr], cfg)
+            x_va = scaler(x[va]) if scaler is not None else x[va]
             for w in grid:
-                probe = path[w] = fit(x[tr], y[tr], num_classes, w, cfg, seed, init=probe, max_iter=cfg.select_iter)
-                logits = probe(x[va])
+                probe = path[w] = fit(x_tr, y[tr], num_classes, w, cfg, seed, init=probe, max_iter=cfg.select_iter)
+                logits = probe(x_va)
                 scores[w] = topk(logits, y[va], 1)
                 losses[w] = float(F.cross_entropy(logits, y[va]))
             def rank(w: float) -> tuple[float, float]:  # ties: the lower held-out cross-entropy; diverged: last
@@ -142,7 +170,9 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             info["validation_loss"] = {repr(w): v for w, v in losses.items()}
             info["choice"] = "best held-out top-1 (ties: lower held-out cross-entropy)"
             start = path[wd]
-    probe = fit(x, y, num_classes, wd, cfg, seed, init=start)
+            del x_tr, x_va  # freed before the refit's standardized copy
+    x_all, scaler = _scaled(x, cfg)
+    probe = fit(x_all, y, num_classes, wd, cfg, seed, init=start)
     info["weight_decay"] = wd
     info["seconds"] = time.monotonic() - t0
-    return probe, info
+    return Probe(probe.weight, probe.bias, scaler), info

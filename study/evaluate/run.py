@@ -149,12 +149,10 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             kx, kxt = (torch.cat([p[i] for p in unit], 1).to(device) for i in (0, 1))
             scores = knn.knn_scores(kx, y, kxt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
             metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
-        if cfg.protocol == "concat" and cfg.linear.standardize:  # per encoder first, so that each weighs alike
-            raw = [linear.standardize(a, b) for a, b in raw]
+        # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each encoder's
+        # columns alike), see study.evaluate.linear
         x, xt = (torch.cat([p[i] for p in raw], 1).to(device) for i in (0, 1))
         if cfg.protocol != "knn":
-            if cfg.linear.standardize:
-                x, xt = linear.standardize(x, xt)
             if cfg.protocol == "granularity":
                 metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, levels, train_m, test_m, info)
             else:
@@ -169,7 +167,9 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         "feature_layer": "pooled penultimate (backbone output)" if cfg.feature_layer == "pooled"
         else f"global average pool of {cfg.feature_layer}",
         "feature_dim": int(sum(f.x.shape[1] for f in train_feats)),
-        "linear": dataclasses.asdict(cfg.linear) if cfg.protocol != "knn" else None,
+        "linear": {**dataclasses.asdict(cfg.linear),
+                   **({"standardized_with": linear.STANDARDIZED_WITH} if cfg.linear.standardize else {})}
+        if cfg.protocol != "knn" else None,
         "knn": dataclasses.asdict(cfg.knn) if cfg.protocol == "knn" or cfg.also_knn else None,
         "chosen_weight_decay": {n: p.get("weight_decay") for n, p in probes.items()},
         "probes": probes,

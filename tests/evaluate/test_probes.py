@@ -23,7 +23,6 @@ def blobs(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
 def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
     x, y = blobs(30, 8, 32, 1.0, seed=0)
     xt, yt = blobs(50, 8, 32, 1.0, seed=1)
-    x, xt = linear.standardize(x, xt)
     cfg = LinearConfig(weight_decays=(1e-4, 1e-2, 10.0, 1000.0))
     probe, info = linear.train_probe(x, y, 8, cfg, seed=0)
     assert info["weight_decay"] in (1e-4, 1e-2)  # 10 and 1000 flatten the probe towards chance
@@ -39,19 +38,38 @@ def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
 def test_minibatch_probe_optimizers_also_learn(optimizer):
     x, y = blobs(30, 4, 16, 1.0, seed=0)
     xt, yt = blobs(30, 4, 16, 1.0, seed=1)
-    x, xt = linear.standardize(x, xt)
     cfg = LinearConfig(optimizer=optimizer, weight_decays=(1e-4,), epochs=30, batch_size=32, lr=0.05)
     probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
     assert info["choice"] == "single value"
     assert linear.topk(probe(xt), yt, 1) > 0.95
 
 
-def test_standardize_uses_the_training_statistics():
+def test_scaler_uses_the_statistics_of_the_rows_it_was_fit_on():
     a = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
     b = torch.tensor([[2.0, 7.0]])
-    sa, sb = linear.standardize(a, b)
-    assert torch.allclose(sa, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
-    assert torch.allclose(sb, torch.tensor([[0.0, 2.0]]))  # constant feature: std 1, centred on 5
+    scaler = linear.Scaler.fit(a)
+    assert torch.allclose(scaler(a), torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+    assert torch.allclose(scaler(b), torch.tensor([[0.0, 2.0]]))  # constant feature: std 1, centred on 5
+
+
+def test_each_fit_is_standardized_with_its_own_training_rows_only(monkeypatch):
+    """The weight decay is chosen on features z-scored with the mean and std of the selection fits' training rows:
+    held-out rows (here far off) shape nothing the choice sees; the refit uses all labeled rows; the returned probe
+    takes raw features."""
+    x, y = blobs(30, 4, 16, 1.0, seed=0)
+    tr, va = linear.stratified_split(y, 0.2, seed=0)
+    x[va] += 50.0  # held-out rows far from the training rows
+    seen = []
+    real_fit = linear.fit
+    monkeypatch.setattr(linear, "fit", lambda xf, *a, **k: seen.append(xf) or real_fit(xf, *a, **k))
+    cfg = LinearConfig(weight_decays=(1e-4, 1e-2))
+    probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
+    assert info["held_out"] == len(va) and [len(f) for f in seen] == [len(tr), len(tr), len(x)]
+    for f in seen:  # each fit's features: mean 0 and std 1 over exactly its own rows
+        assert torch.allclose(f.mean(0), torch.zeros(16), atol=1e-5)
+        assert torch.allclose(f.std(0, unbiased=False), torch.ones(16), atol=1e-4)
+    z = linear.Scaler.fit(x)(x)  # the refit's statistics: every labeled row
+    assert torch.allclose(probe(x), torch.addmm(probe.bias, z, probe.weight.t()))
 
 
 def test_topk_against_a_loop_reference():
