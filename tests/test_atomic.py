@@ -28,3 +28,15 @@ def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """A checkpoint is written by torch.save, which does not sync: after a node crash the new name could point at
+    data never written, and the only checkpoint would be lost."""
+    synced, real = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd))[1])
+    with atomic.atomic_path(tmp_path / "checkpoint.pt") as tmp:
+        tmp.write_bytes(b"weights")
+        written = str(tmp)
+    assert synced == [written, str(tmp_path)]
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"weights"

@@ -185,13 +185,27 @@ def check_manifest_contents(plan: Plan) -> list[str]:
         if msg not in problems:
             problems.append(msg)
 
+    from study.train import PretrainConfig
+    from study.train.methods import METHODS
+
     for job in plan.jobs:
         if job.stage == "pretrain":
             sec = job.config["pretrain"]
             size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
-            if name and is_int(size) and size > meta(name)["num_images"]:
-                add(f"{_line_of_value(plan.grid, 'size', job.axes.get('size'))}: pretraining size {size} "
-                    f"({format_count(size)}): manifest {name} has {meta(name)['num_images']} images")
+            if not name:
+                continue
+            where = _line_of_value(plan.grid, "size", job.axes.get("size"))
+            have = meta(name)["num_images"]
+            if is_int(size) and size > have:
+                add(f"{where}: pretraining size {size} ({format_count(size)}): manifest {name} has {have} images")
+                continue
+            batch = sec.get("batch_size", PretrainConfig.batch_size)
+            images = size if is_int(size) else have
+            method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
+            if method is not None and method.trains and is_int(batch) and batch > images:
+                add(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
+                    + (f" at size {format_count(size)}" if is_int(size) else "")
+                    + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
             continue
         sec = job.config["evaluate"]
         train, test = sec.get("train_manifest"), sec.get("test_manifest")

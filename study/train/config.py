@@ -15,6 +15,7 @@ from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
 METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
+TEMPERATURE_DEFAULTS = {"simclr": 0.1, "moco": 0.2}  # SimCLR; MoCo v2. The methods that have a temperature
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PretrainConfig:
     epochs: float = 1000.0  # paper (secondary note, unconfirmed): 1000 epochs for every subset size
     steps: int | None = None  # a step budget; when set it replaces `epochs`
     batch_size: int = 4096  # SimCLR: 4096; the effective (global) batch, split over devices
-    temperature: float | None = None  # None = the method's: SimCLR 0.1, MoCo v2 0.2
+    temperature: float | None = None  # None = the method's (TEMPERATURE_DEFAULTS); unused by BYOL and supervised
     head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
     optim: OptimConfig = field(default_factory=OptimConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
@@ -195,9 +196,12 @@ class PretrainConfig:
             raise StudyError(f"{where}.augment: {e}") from None
 
     def effective_temperature(self) -> float | None:
-        if self.temperature is not None:
-            return float(self.temperature)
-        return {"simclr": 0.1, "moco": 0.2}.get(self.method)  # SimCLR 0.1; MoCo v2 0.2
+        """The contrastive loss's temperature: `temperature`, else the method's (SimCLR 0.1, MoCo v2 0.2); None for
+        a method without one (BYOL, supervised, random), whatever `temperature` says, so that a result never
+        records a value that did not run."""
+        if self.method not in TEMPERATURE_DEFAULTS:
+            return None
+        return float(self.temperature) if self.temperature is not None else TEMPERATURE_DEFAULTS[self.method]
 
     def fingerprint_dict(self) -> dict:
         """The settings that decide what is computed (a checkpoint from other values is refused)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -224,8 +225,15 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
 
 
 def _worker_init(_: int) -> None:
+    """One core's share per worker; SIGTERM and SIGUSR2 left to the main process. Slurm signals every process of a
+    job step (preemption, `scancel --signal`, `--signal=USR2@T`): torch's worker handler would die of a SIGTERM
+    that its parent did not send, and the main process would fail mid-step instead of checkpointing. The main
+    process ends its workers through the DataLoader as usual."""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)  # a worker is one core's share; OpenCV's own pool would oversubscribe the node
+    cv2.setNumThreads(1)  # OpenCV's own pool would oversubscribe the node
+    for name in ("SIGTERM", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def steps_per_epoch(n: int, global_batch: int) -> int:

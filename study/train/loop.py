@@ -181,6 +181,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     aug_cfg = cfg.augment_config() if method.trains else None
 
     global_batch = cfg.batch_size
+    if method.trains and global_batch > n:
+        raise StudyError(f"pretrain.batch_size {global_batch} is larger than the {n} training images (manifest "
+                         f"{cfg.manifest}, size {cfg.size if cfg.size is not None else 'all'}): not one step would "
+                         "run; lower batch_size or pretrain on more images")
     spe = steps_per_epoch(n, global_batch)
     total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
     warmup = min(total, int(round(cfg.optim.warmup_epochs * spe)))
@@ -299,6 +303,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     _log(f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
                          f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
                 if must_save:
+                    _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
                     save(step)
                     last_save = time.time()
                     if signalled:
@@ -377,13 +382,31 @@ def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int,
         t[:, 0] /= world.size
     for (step, _, c, _), (v, correct, seen) in zip(pending, t.cpu().tolist()):
         if not math.isfinite(v):
-            kept = f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no checkpoint was written yet"
-            raise StudyError(f"loss is {v} at step {step} (manifest {manifest_name}); training stopped, {kept}")
+            raise StudyError(f"loss is {v} at step {step} (manifest {manifest_name}); training stopped, "
+                             f"{_kept(ckpt_path)}")
         recent.append(v)
         if c is not None:
             acc_window.append((correct, seen))
     del recent[:-1000]
     del acc_window[:-acc_steps]
+
+
+def _kept(ckpt_path: Path) -> str:
+    return f"the last good checkpoint {ckpt_path} is kept" if ckpt_path.exists() else "no checkpoint was written yet"
+
+
+def _refuse_nonfinite_weights(method, step: int, ckpt_path: Path, manifest_name: str, device) -> None:
+    """StudyError naming the tensors when a weight or buffer of `method` (encoder, heads, EMA target, queue) is not
+    finite after `step` on any rank: an update can overflow on a step whose loss was finite, and such a state must
+    never become the checkpoint or the encoder. One device sync (and one tiny all-reduce across ranks)."""
+    floats = {k: t for k, t in method.state_dict().items() if t.is_floating_point()}
+    finite = bool(torch.stack([torch.isfinite(t).all() for t in floats.values()]).all())
+    (somewhere_bad,) = distributed.any_rank([not finite], device)
+    if not somewhere_bad:
+        return
+    bad = [k for k, t in floats.items() if not bool(torch.isfinite(t).all())] or ["(on another rank)"]
+    raise StudyError(f"weights are not finite after step {step} (manifest {manifest_name}): "
+                     f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; training stopped, {_kept(ckpt_path)}")
 
 
 def _write_encoder(run_dir: Path, encoder, world) -> None:

@@ -122,6 +122,22 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     assert err.count("different classes") == 1  # one line per problem, not one per job
 
 
+def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monkeypatch, capsys, write_grid):
+    """Such a job would run no step (with an epoch budget it used to write a random encoder as a finished run)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 10_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("""
+    axes: {method: [simclr, random], dataset: [alpha], size: [3000, 10000]}
+    stages:
+      pretrain: {}
+    """, pretrain={"batch_size": 4096})
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    assert "batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
+    assert err.count("batch_size 4096 is larger") == 1  # not at 10k, and `random` trains nothing
+
+
 def test_cost_model_arithmetic(write_grid):
     g = write_grid("""
     name: t

@@ -18,6 +18,16 @@ def test_defaults_follow_the_simclr_recipe():
     assert PretrainConfig.from_dict(dataclasses.asdict(cfg)) == cfg
 
 
+def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
+    """BYOL, supervised and random have no temperature: a grid-wide `temperature` must not show in their protocol
+    as if it had run (a BYOL 'sweep' over it would look like distinct results of one training)."""
+    given = {"manifest": "m", "temperature": 0.5}
+    assert PretrainConfig.from_dict({**given, "method": "simclr"}).effective_temperature() == 0.5
+    assert PretrainConfig.from_dict({**given, "method": "moco"}).effective_temperature() == 0.5
+    for method in ("byol", "supervised", "random"):
+        assert PretrainConfig.from_dict({**given, "method": method}).effective_temperature() is None
+
+
 @pytest.mark.parametrize(
     "d,key",
     [

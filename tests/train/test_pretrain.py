@@ -1,6 +1,7 @@
 """The training loop on CPU over real image files: exact resume, config refusal, NaN, signals, fine-tuning."""
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -143,6 +144,71 @@ def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make
     assert seen == [(signal.SIGUSR2, 3)]
     # SIGTERM during step 5 only checkpoints and training carries on to the end
     assert out["protocol"]["steps"] == 6 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
+
+
+def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny_manifest, tmp_path):
+    """Slurm signals every process of a job step, the DataLoader workers too. A worker must leave SIGTERM to the
+    main process (torch's worker handler dies of a SIGTERM its parent did not send, and the main process then
+    failed mid-step with no checkpoint). Real processes: a run with 2 loader workers in its own session."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    here = Path(__file__).parent
+    child = ("import json, sys\n"
+             "from train_helpers import tiny_config\n"
+             "from study.train import pretrain\n"
+             "pretrain(tiny_config(**json.loads(sys.argv[1])), sys.argv[2])\n")
+    over = {"steps": 100000, "num_workers": 2, "log_every_steps": 5, "device": "cpu"}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]))
+    proc = subprocess.Popen([sys.executable, "-c", child, json.dumps(over), str(tmp_path / "run")], env=env,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stderr:
+            if "step 10/" in line:
+                break
+        os.killpg(proc.pid, signal.SIGTERM)  # as slurmstepd does: every process of the step
+        ckpt = tmp_path / "run" / "checkpoint.pt"
+        deadline = time.monotonic() + 60
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ckpt.exists() and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else ""
+        assert load_checkpoint(ckpt)["step"] >= 10  # the signal's checkpoint; the run trains on
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_config, tmp_path):
+    """With an epoch budget it used to train 0 steps and write the random encoder as a finished run."""
+    with pytest.raises(StudyError, match="batch_size 32 is larger than the 24 training images"):
+        pretrain(make_config(batch_size=32, steps=None, epochs=100), tmp_path / "run")
+    assert not (tmp_path / "run" / "encoder.pt").exists()
+
+
+def test_weights_made_non_finite_by_a_finite_loss_step_are_never_saved(tiny_manifest, make_config, tmp_path,
+                                                                      monkeypatch):
+    """An update that overflows leaves the step's loss finite (it was computed before); the checkpoint due after
+    it must not take those weights, nor may the encoder."""
+    import study.train.loop as loop
+
+    real_step, calls = loop.train_step, []
+
+    def overflowing(model, *a, **k):
+        out = real_step(model, *a, **k)
+        calls.append(1)
+        if len(calls) == 4:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(loop, "train_step", overflowing)
+    with pytest.raises(StudyError, match="weights are not finite after step 4") as e:
+        pretrain(make_config(checkpoint_every_steps=2), tmp_path / "run")
+    assert "encoder.conv1.weight" in str(e.value) and "last good checkpoint" in str(e.value)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+    assert not (tmp_path / "run" / "encoder.pt").exists()
 
 
 def test_unreadable_image_in_a_run_names_file_and_manifest(tiny_manifest, make_config, tmp_path):
