@@ -38,17 +38,20 @@ def _write(job: tuple[int, str]) -> str | None:
     row_index, target = job
     reader = _STATE["reader"]
     row = reader.manifest.table.iloc[row_index]
+    target_path = Path(target)
+    tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
     try:
         img = reader.open(row)
         img.load()
-        target_path = Path(target)
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
         img.save(tmp, format="PNG", optimize=False, compress_level=6)
         os.replace(tmp, target_path)
         return None
     except StudyError as e:
         return str(e)
+    except OSError as e:  # a full disk, a file where a folder should be: named, and no temporary left
+        tmp.unlink(missing_ok=True)
+        return f"cannot write {target_path}: {e.strerror or e}"
 
 
 def materialize(name: str, out: Path, workers: int = 1, subset: int | None = None) -> tuple[int, int]:
@@ -56,13 +59,14 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     m = load_manifest(name)
     df = m.subset(subset) if subset is not None else m.all()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise StudyError(f"--out {out}: exists and is not a folder")
     sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)
     positions = df.index.tolist()  # the table keeps its RangeIndex: labels are row positions
     jobs = []
     skipped = 0
-    idx = m.meta.get("kind") == "idx"
     for pos, rel, src in zip(positions, df["path"].tolist(), sources):
-        target = out_path(out, rel, src, idx)
+        target = out_path(out, rel, src, m.kind_of(src if m.meta.get("kinds") else None) == "idx")
         if target.is_file():
             skipped += 1
         else:

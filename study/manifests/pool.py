@@ -4,6 +4,8 @@ Source i contributes its first n_i images (its `subset(n_i)`); a row of source r
 (r + 0.5) / n_i of its source, and the pool ranks rows by that fraction (ties by source order). So every prefix of
 the pool holds each source in proportion, and the pool is nested like its sources. Labels are the union of the
 sources' classes, `<source>/<class>`; paths stay relative to each source's root (`source` column, `meta["roots"]`).
+Sources of several kinds (GLC20's `.npy` patches with image datasets) give `kind: "mixed"` and each source's kind
+and channels in `meta["kinds"]` / `meta["source_channels"]`; a pool of one kind keeps it (and its channels).
 """
 from __future__ import annotations
 
@@ -40,9 +42,6 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
     if len({s for s, _ in sources}) != len(sources):
         raise StudyError("a source is named twice in --from")
     manifests = [load_manifest(s) for s, _ in sources]
-    kinds = {m.meta.get("kind") for m in manifests}
-    if len(kinds) != 1:
-        raise StudyError(f"cannot pool manifests of different kinds: {', '.join(sorted(map(str, kinds)))}")
     for m, (_, n) in zip(manifests, sources):
         if m.meta.get("roots"):
             raise StudyError(f"{m.name} is itself a pool; pool its sources instead")
@@ -115,6 +114,10 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         "base": None,
         "pool": [{"name": m.name, "content_hash": m.content_hash, "size": n} for m, (_, n) in zip(manifests, sources)],
     }
-    if "channels" in first:
+    kinds = {m.name: m.meta.get("kind", "image") for m in manifests}
+    if len(set(kinds.values())) > 1:  # e.g. GLC20's npy patches with image datasets: each row read by its source's
+        meta["kind"], meta["kinds"] = "mixed", kinds
+        meta["source_channels"] = {m.name: m.meta["channels"] for m in manifests if "channels" in m.meta}
+    elif "channels" in first:
         meta["channels"] = first["channels"]
     return freeze(name, table, meta)

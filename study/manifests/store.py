@@ -219,6 +219,22 @@ class Manifest:
     def all(self):
         return self.table
 
+    def kind_of(self, source: str | None = None) -> str:
+        """How a row's file is read ("image", "npy", "idx"): per source in a pool of several kinds
+        (`meta["kinds"]`), else the manifest's `kind`."""
+        kinds = self.meta.get("kinds")
+        if kinds:
+            if source not in kinds:
+                raise StudyError(f"manifest {self.name}: row source {source!r} has no kind")
+            return kinds[source]
+        return self.meta.get("kind", "image")
+
+    def channels_of(self, source: str | None = None) -> list[int] | None:
+        """The channels an `npy` row is read with: per source in a pool of several kinds, else `meta["channels"]`."""
+        if self.meta.get("kinds"):
+            return (self.meta.get("source_channels") or {}).get(source)
+        return self.meta.get("channels")
+
     def root_of(self, source: str | None = None) -> Path:
         roots = self.meta.get("roots")
         if roots:

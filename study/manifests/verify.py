@@ -115,9 +115,9 @@ def _check_one(args) -> str | None:
 
 def check_files(m, workers: int = 1) -> list[str]:
     """Every file exists and decodes; one problem line per file that does not."""
-    kind = m.meta.get("kind", "image")
     files = [str(p) for p in m.abs_paths(m.table)]
-    jobs = [(kind, f) for f in files]
+    sources = m.table["source"].tolist() if m.meta.get("kinds") else [None] * len(files)
+    jobs = [(m.kind_of(s), f) for s, f in zip(sources, files)]  # a pool of several kinds: each row by its source
     problems = []
     step = max(1, len(jobs) // 20)
     if workers > 1:

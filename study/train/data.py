@@ -20,21 +20,22 @@ class ImageReader:
     """Opens a manifest's images as RGB PIL images, its corruption (if any) applied, keyed by
     `"<manifest seed>:<relative path>"`.
 
-    Formats by `manifest.meta["kind"]`: "image" (anything PIL decodes; a clean RGB JPEG is returned not yet
-    loaded so that augmentation may use draft decoding), "npy" (channels-last patches; `channels` picks 3 channels,
-    or 1 which is repeated; default `meta["channels"]` or the first three), "idx" (row path `<file>#<index>`,
-    read with study.datasets.idx.load_idx). Any failure raises StudyError naming the file and the manifest.
+    Formats by the row's kind (`manifest.kind_of`: the manifest's, or its source's in a pool of several kinds):
+    "image" (anything PIL decodes; a clean RGB JPEG is returned not yet loaded so that augmentation may use draft
+    decoding), "npy" (channels-last patches; `channels` picks 3 channels, or 1 which is repeated; default
+    `manifest.channels_of(source)` or the first three), "idx" (row path `<file>#<index>`, read with
+    study.datasets.idx.load_idx). Any failure raises StudyError naming the file and the manifest.
     """
 
     def __init__(self, manifest: Any, channels: Sequence[int] | None = None):
         self.manifest = manifest
-        self.kind = manifest.meta.get("kind", "image")
-        if self.kind not in ("image", "npy", "idx"):
-            raise StudyError(f"manifest {manifest.name}: unknown image kind {self.kind!r} (expected image, npy or idx)")
-        ch = channels if channels is not None else manifest.meta.get("channels")
-        self.channels = None if ch is None else tuple(int(c) for c in ch)
-        if self.channels is not None and len(self.channels) not in (1, 3):
-            raise StudyError(f"manifest {manifest.name}: channels must name 1 or 3 channels, got {self.channels}")
+        self.mixed = bool(manifest.meta.get("kinds"))  # a pool of sources of several kinds
+        for source in (manifest.meta["kinds"] if self.mixed else [None]):
+            kind = manifest.kind_of(source)
+            if kind not in ("image", "npy", "idx"):
+                raise StudyError(f"manifest {manifest.name}: unknown image kind {kind!r} (expected image, npy or idx)")
+            self._channels(manifest.channels_of(source))
+        self.channels = self._channels(channels)  # given here: for every npy row
         self.corruption = manifest.corruption
         self.seed = manifest.meta.get("seed", 0)
         self._rows: dict[str, Any] | None = None
@@ -54,15 +55,18 @@ class ImageReader:
         """The image of a manifest row (a table row, or its relative `path`), mode RGB."""
         row = self._row(path_or_row)
         file = str(self.manifest.abs_path(row))
+        source = row["source"] if self.mixed else None
+        kind = self.manifest.kind_of(source)
         try:
-            if self.kind == "image":
+            if kind == "image":
                 img = Image.open(file)
                 if self.corruption is None and img.format == "JPEG" and img.mode == "RGB":
                     return img  # not yet decoded: augmentation may call img.draft()
                 img.load()
                 img = img.convert("RGB")
-            elif self.kind == "npy":
-                img = self._npy(np.load(file, mmap_mode="r"))
+            elif kind == "npy":
+                channels = self.channels or self._channels(self.manifest.channels_of(source))
+                img = self._npy(np.load(file, mmap_mode="r"), channels)
             else:
                 img = self._idx(file)
         except StudyError:
@@ -84,12 +88,20 @@ class ImageReader:
             return f"{self.seed}:{row['source']}:{row['path']}"
         return f"{self.seed}:{row['path']}"
 
-    def _npy(self, arr: np.ndarray) -> Image.Image:
+    def _channels(self, ch: Sequence[int] | None) -> tuple[int, ...] | None:
+        if ch is None:
+            return None
+        ch = tuple(int(c) for c in ch)
+        if len(ch) not in (1, 3):
+            raise StudyError(f"manifest {self.manifest.name}: channels must name 1 or 3 channels, got {ch}")
+        return ch
+
+    def _npy(self, arr: np.ndarray, channels: tuple[int, ...] | None) -> Image.Image:
         if arr.ndim == 2:
             arr = arr[:, :, None]
         if arr.ndim != 3:
             raise ValueError(f"expected an H x W x C array, got shape {arr.shape}")
-        ch = self.channels or tuple(range(min(3, arr.shape[2])))
+        ch = channels or tuple(range(min(3, arr.shape[2])))
         if max(ch) >= arr.shape[2]:
             raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]}")
         a = np.asarray(arr[:, :, list(ch)])

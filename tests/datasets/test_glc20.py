@@ -58,3 +58,36 @@ def test_bad_inputs(tmp_path):
     csv.write_text("id;lat;lon;species_id\n4242;1;2;3\n")
     with pytest.raises(StudyError, match="patch not found.*4242.npy"):
         read_dataset("glc20", tmp_path, "us_train")
+
+
+def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path, monkeypatch):
+    """The paper's pooled sets mix GLC20's .npy patches with image datasets; a pool reads each row by its source's
+    kind and channels (it used to refuse sources of two kinds)."""
+    from dataset_layouts import make_imagefolder
+
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+    from study.manifests.pool import pool_manifests
+    from study.train.data import ImageReader
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")
+    make_imagefolder(tmp_path / "folder", {"cat": 3, "dog": 3})
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="glc"))
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "folder", split="train", name="folder"))
+    pool_manifests("pooled", [("folder", 4), ("glc", 2)], [6], [])
+    m = load_manifest("pooled")
+    assert m.meta["kind"] == "mixed" and m.meta["kinds"] == {"folder": "image", "glc": "npy"}
+    assert m.meta["source_channels"] == {"glc": [0, 1, 2]}
+    reader = ImageReader(m)
+    for _, row in m.all().iterrows():
+        img = reader.open(row)
+        assert img.mode == "RGB"
+        if row["source"] == "glc":  # the patch's first three channels, as the GLC20 manifest itself reads them
+            alone = load_manifest("glc")
+            own = alone.all().loc[alone.all()["path"] == row["path"]].iloc[0]
+            assert np.array_equal(np.asarray(img), np.asarray(ImageReader(alone).open(own)))
+    assert sorted(m.all()["source"]) == ["folder"] * 4 + ["glc"] * 2
+    from study.manifests.verify import check_files
+
+    assert check_files(m) == []  # `verify --files` decodes each row by its source's kind too

@@ -30,6 +30,7 @@ def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_pat
         assert m.abs_path(row).is_file()
     assert all(p.is_file() for p in m.abs_paths(t))
     assert m.meta["roots"] == {"a": a.meta["root"], "b": b.meta["root"]}
+    assert m.meta["kind"] == "image" and "kinds" not in m.meta  # one kind: the metadata of a plain manifest
     code, out, err = cli("manifest", "verify", "ab", "--files")
     assert code == 0, err
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:13")
@@ -72,6 +73,14 @@ def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
     assert code == 0 and "1 images written, 23 already there" in stdout
     assert {p: p.read_bytes() for p in sorted(out.rglob("*.png"))} == before
     assert not list(out.rglob("*.tmp"))
+    (tmp_path / "afile").write_text("")
+    code, _, err = cli("manifest", "materialize", "toy_sp", "--out", tmp_path / "afile")
+    assert code == 2 and "afile: exists and is not a folder" in err  # not a traceback
+    blocked = tmp_path / "blocked"
+    (blocked / f"{row['path']}.png").mkdir(parents=True)  # a folder where a file goes: that file cannot be written
+    code, _, err = cli("manifest", "materialize", "toy_sp", "--out", blocked)
+    assert code == 2 and "1 images could not be written" in err and f"cannot write {blocked}/{row['path']}.png" in err
+    assert not list(blocked.rglob(".*.tmp"))
 
 
 def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):

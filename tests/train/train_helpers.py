@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from device import TEST_DEVICE
+from study.manifests.store import Manifest
 
 
 
@@ -36,6 +37,8 @@ class TinyManifest:
 
     def abs_path(self, row):
         return self.root / row["path"]
+
+    kind_of, channels_of = Manifest.kind_of, Manifest.channels_of  # they read only `meta` and `name`
 
     def abs_paths(self, df):
         return [self.abs_path(r) for _, r in df.iterrows()]
