@@ -63,11 +63,11 @@ DATASETS: Registry[Reader] = Registry("dataset")
 
 
 def open_text(path: Path) -> io.StringIO:
-    """The UTF-8 text of `path` as a file (newlines kept as written, like `open(path, newline="")`); StudyError
-    naming the line of the first byte that is not UTF-8."""
+    """The UTF-8 text of `path` as a file (newlines kept as written, like `open(path, newline="")`; a leading
+    byte-order mark dropped); StudyError naming the line of the first byte that is not UTF-8."""
     data = Path(path).read_bytes()
     try:
-        return io.StringIO(data.decode("utf-8"), newline="")
+        return io.StringIO(data.decode("utf-8-sig"), newline="")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise StudyError(f"{path} line {line}: not UTF-8 text ({e.reason}); save it as UTF-8") from None

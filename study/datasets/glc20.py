@@ -135,3 +135,8 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
               "rank_key": "occurrence id"},
         keys=pa.array(keys, type=pa.string()),
     )
+
+
+# the splits `study plan` suggests for a grid's train / test manifests (ours): the US part alone, one land-cover
+# scheme (NLCD) and about the paper's 1.1M images; `train`/`test` would merge France's OSO codes into the same classes
+read_glc20.suggested_splits = {"train": "us_train", "test": "us_test"}

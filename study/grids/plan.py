@@ -232,7 +232,8 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             only = sorted(set(a) ^ set(b))
             add(f"{plan.path}: manifests {train} and {test} (the labeled and test sets of an evaluation) have "
                 f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
-                                                             "; in another order") + ")")
+                                                             "; in another order")
+                + f"): rebuild {test} with --classes-from {train}")
     return problems
 
 
@@ -240,9 +241,15 @@ def _root_var(key: str) -> str:
     return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_ROOT"
 
 
-def _split(name: str) -> str:
+def _split(name: str, reader: str | None) -> str:
+    """The split a build command names for manifest `name`: its `_train`/`_val`/`_test` suffix, through the
+    reader's `suggested_splits` (GLC20: the US part)."""
+    from study.datasets import DATASETS
+
     tail = name.rsplit("_", 1)[-1]
-    return tail if tail in ("train", "val", "test") else "SPLIT"
+    split = tail if tail in ("train", "val", "test") else "SPLIT"
+    suggested = getattr(DATASETS.get(reader), "suggested_splits", {}) if reader in DATASETS else {}
+    return suggested.get(split, split)
 
 
 def manifest_commands(plan: Plan) -> dict[str, str]:
@@ -292,10 +299,13 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             ds = by_train.get(name) if kind == "train" else by_test.get(name)
             reader = (ds.reader if ds else None) or "READER"
             root = _root_var(ds.key if ds else name)
-            cmd = f'study manifest build --dataset {reader} --root "{root}" --split {_split(name)} --name {name}'
+            split = _split(name, reader)
+            cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
             if name in sizes:
                 cmd += f" --sizes {fmt(sizes[name])}"
             if name in labeled:
                 cmd += f" --labeled-sizes {fmt(labeled[name])}"
+            if kind == "test" and ds is not None and ds.train and ds.train != name:
+                cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
             out[name] = cmd
     return out

@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     b.add_argument("--balanced", action="store_true", help="class-balanced pretraining subsets (default: uniform)")
     b.add_argument("--labeled-uniform", action="store_true", help="uniform labeled subsets (default: class-balanced)")
     b.add_argument("--label-rule", default=None, help="glc20: landcover_center (default), landcover_mode or species")
+    b.add_argument("--classes-from", default=None, metavar="MANIFEST",
+                   help="take this manifest's class list (a test split listing every class of its train split)")
     b.add_argument("--taxonomy", type=Path, default=None,
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
@@ -90,6 +92,7 @@ def _build(a: argparse.Namespace) -> int:
         dataset=a.dataset, root=a.root, split=a.split, name=a.name, sizes=parse_sizes(a.sizes, "--sizes"),
         labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
         labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
+        classes_from=a.classes_from,
     )
     return _report(*build_manifest(cfg), "written")
 

@@ -91,3 +91,24 @@ def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path,
     from study.manifests.verify import check_files
 
     assert check_files(m) == []  # `verify --files` decodes each row by its source's kind too
+
+
+def test_a_test_split_takes_the_train_splits_classes(tmp_path, monkeypatch):
+    """GLC20's land-cover classes are the codes found in each split: us_test here lacks code 41, so its manifest
+    would list other classes than us_train's and every evaluation would be refused. --classes-from aligns it."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="tr"))
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_test", name="own"))
+    assert load_manifest("own").class_names == ["landcover_21"]  # only the codes of its own patches
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_test", name="te", classes_from="tr"))
+    train, test = load_manifest("tr"), load_manifest("te")
+    assert test.class_names == train.class_names == ["landcover_21", "landcover_41"]
+    row = test.all().iloc[0]
+    assert (row["class_name"], row["label"]) == ("landcover_21", 0) and test.meta["classes_from"] == "tr"
+    with pytest.raises(StudyError, match="--classes-from own: glc20 us_train has class.*landcover_41"):
+        build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="x",
+                                   classes_from="own"))

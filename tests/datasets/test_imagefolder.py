@@ -61,6 +61,10 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     for label, g in zip(index.labels, index.columns["group"].to_pylist()):
         groups[index.class_names[label]] = g
     assert groups == {"sandal": "footwear", "t-shirt_top": "tops", "trouser": "bottoms"}
+    excel = tmp_path / "excel.csv"  # saved by Excel as "CSV UTF-8": a byte-order mark, CRLF lines
+    excel.write_bytes(b"\xef\xbb\xbf" + tax.read_text().replace("\n", "\r\n").encode())
+    assert read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=excel)).levels == \
+        ["group", "class_name"]
 
 
 @pytest.mark.parametrize("text, message", [

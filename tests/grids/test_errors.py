@@ -115,7 +115,8 @@ def test_missing_manifest_names_the_command(write_grid, capsys, tmp_path, monkey
     assert "manifest 'alpha_train' not found" in err
     assert ('study manifest build --dataset READER --root "$ALPHA_ROOT" --split train --name alpha_train '
             '--sizes 1k --labeled-sizes 100') in err
-    assert 'study manifest build --dataset READER --root "$ALPHA_ROOT" --split val --name alpha_val' in err
+    assert ('study manifest build --dataset READER --root "$ALPHA_ROOT" --split val --name alpha_val '
+            '--classes-from alpha_train') in err  # the test split lists its train split's classes
     assert "2 problem(s)" in err
     code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 0 and err == ""
@@ -165,3 +166,15 @@ def test_a_typo_in_defaults_is_one_line_with_a_suggestion_not_one_per_job(write_
         plan_grid(g).check(manifests=False)
     msg = str(e.value)
     assert msg.count("temprature") == 1 and "and 3 other job(s)" in msg and "did you mean 'temperature'" in msg
+
+
+def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypatch):
+    """`train`/`test` would merge France's and the US's land-cover codes into one class list; the command that
+    `study plan` prints builds the US part (the reader's `suggested_splits`)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    code, _, err = run_plan_cli(["grids/data_domain.yaml"], capsys)
+    assert code == 2
+    assert 'study manifest build --dataset glc20 --root "$GLC20_ROOT" --split us_train --name glc20_train' in err
+    assert ('study manifest build --dataset glc20 --root "$GLC20_ROOT" --split us_test --name glc20_test '
+            '--classes-from glc20_train') in err
+    assert "--dataset imagenet --root \"$IMAGENET_ROOT\" --split train --name imagenet_train" in err
