@@ -18,10 +18,11 @@ from study.registry import Registry
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Options some readers use: GLC20's `label_rule`, and a taxonomy CSV any reader accepts."""
+    """Options some readers use: GLC20's `label_rule` and `channels`, and a taxonomy CSV any reader accepts."""
 
     label_rule: str | None = None
     taxonomy: Path | None = None
+    channels: tuple[int, ...] | None = None
 
 
 @dataclass

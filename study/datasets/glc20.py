@@ -4,6 +4,7 @@ The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
 `patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
 the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover.
 Splits: `train`, `test` (both regions), or one region: `us_train`, `fr_train`, `us_test`, `fr_test`.
+Images are channels 0, 1, 2 (RGB) unless `--channels` names others (1 or 3 of 0-3, e.g. `3,1,2`: NIR as red).
 Labels by a named rule (recorded in the manifest), `--label-rule`:
   landcover_center (default) the land-cover code at the centre pixel (read through a memory map),
   landcover_mode             the most frequent land-cover code of the patch (ties: the smallest code),
@@ -89,6 +90,10 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     rule = options.label_rule or "landcover_center"
     if rule not in LABEL_RULES:
         raise StudyError(f"glc20: unknown --label-rule {rule!r} (expected one of {', '.join(LABEL_RULES)})")
+    channels = tuple(options.channels or (0, 1, 2))  # ours: R, G, B
+    if len(channels) not in (1, 3) or not all(0 <= c < LANDCOVER_CHANNEL for c in channels):
+        raise StudyError(f"glc20: --channels {','.join(map(str, channels))}: name 1 or 3 of the image channels "
+                         "0 (R), 1 (G), 2 (B), 3 (NIR), e.g. 0,1,2 or 3,1,2 (false colour)")
     region, _, part = split.rpartition("_")
     if part not in ("train", "test") or region not in ("", "fr", "us"):
         raise StudyError(f"glc20: unknown split {split!r} (expected train, test, us_train, fr_train, us_test, fr_test)")
@@ -131,7 +136,7 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     return Index(
         paths=pa.array(paths, type=pa.string()), labels=labels.astype(np.int64), class_names=class_names, kind="npy",
         sources=sources,
-        info={"label_rule": rule, "channels": [0, 1, 2], "class_codes": [int(v) for v in values],
+        info={"label_rule": rule, "channels": list(channels), "class_codes": [int(v) for v in values],
               "rank_key": "occurrence id"},
         keys=pa.array(keys, type=pa.string()),
     )

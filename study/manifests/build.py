@@ -42,6 +42,7 @@ class BuildConfig:
     label_rule: str | None = None
     taxonomy: Path | None = None
     classes_from: str | None = None  # a manifest whose class list (and label numbers) this one takes
+    channels: tuple[int, ...] | None = None  # glc20: the patch channels an image is made of (default RGB)
 
 
 def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
@@ -177,9 +178,10 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str) -
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     check_name(cfg.name)
-    options = ReaderOptions(label_rule=cfg.label_rule, taxonomy=cfg.taxonomy)
-    if cfg.label_rule is not None and cfg.dataset != "glc20":
-        raise StudyError(f"--label-rule applies to glc20 only, not {cfg.dataset}")
+    options = ReaderOptions(label_rule=cfg.label_rule, taxonomy=cfg.taxonomy, channels=cfg.channels)
+    for flag, value in (("--label-rule", cfg.label_rule), ("--channels", cfg.channels)):
+        if value is not None and cfg.dataset != "glc20":
+            raise StudyError(f"{flag} applies to glc20 only, not {cfg.dataset}")
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"

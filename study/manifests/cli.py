@@ -9,6 +9,13 @@ from study.errors import StudyError
 from study.manifests.sizes import parse_size, parse_sizes
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected channel numbers such as 0,1,2, got {text!r}") from None
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests")
     sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
@@ -25,6 +32,8 @@ def register(subparsers) -> None:
     b.add_argument("--balanced", action="store_true", help="class-balanced pretraining subsets (default: uniform)")
     b.add_argument("--labeled-uniform", action="store_true", help="uniform labeled subsets (default: class-balanced)")
     b.add_argument("--label-rule", default=None, help="glc20: landcover_center (default), landcover_mode or species")
+    b.add_argument("--channels", default=None, type=_channels,
+                   help="glc20: the patch channels of an image, 1 or 3 of 0-3 (R, G, B, NIR); default 0,1,2")
     b.add_argument("--classes-from", default=None, metavar="MANIFEST",
                    help="take this manifest's class list (a test split listing every class of its train split)")
     b.add_argument("--taxonomy", type=Path, default=None,
@@ -92,7 +101,7 @@ def _build(a: argparse.Namespace) -> int:
         dataset=a.dataset, root=a.root, split=a.split, name=a.name, sizes=parse_sizes(a.sizes, "--sizes"),
         labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
         labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
-        classes_from=a.classes_from,
+        classes_from=a.classes_from, channels=a.channels,
     )
     return _report(*build_manifest(cfg), "written")
 

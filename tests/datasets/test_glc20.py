@@ -112,3 +112,25 @@ def test_a_test_split_takes_the_train_splits_classes(tmp_path, monkeypatch):
     with pytest.raises(StudyError, match="--classes-from own: glc20 us_train has class.*landcover_41"):
         build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="x",
                                    classes_from="own"))
+
+
+def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypatch):
+    """RGB by default (ours; the paper does not say); --channels picks others, e.g. NIR as red."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+    from study.train.data import ImageReader
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="rgb"))
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="nir",
+                               channels=(3, 1, 2)))
+    rgb, nir = load_manifest("rgb"), load_manifest("nir")
+    assert rgb.meta["channels"] == [0, 1, 2] and nir.meta["channels"] == [3, 1, 2]
+    row = rgb.all().iloc[0]
+    patch = np.load(rgb.abs_path(row))
+    assert np.array_equal(np.asarray(ImageReader(nir).open(row)), patch[:, :, [3, 1, 2]])
+    for bad in ((0, 1), (0, 1, 4)):
+        with pytest.raises(StudyError, match="name 1 or 3 of the image channels"):
+            build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="bad",
+                                       channels=bad))
