@@ -22,9 +22,16 @@ SIZES = "50k,125k,250k,500k,1M"
 LABELED = "1k,10k,50k,100k,250k"
 
 
+def _class_dir(c: int) -> str:
+    return f"{c:05d}_Animalia_P{c % 13}_C{c % 51}_O{c % 273}_F{c % 1103}_G{c % 4884}_s{c}"
+
+
 def generate(path: Path, num_images: int, num_classes: int) -> None:
+    """train.json beside the (empty) class folders its file names point into: the reader checks the folders."""
     import random
 
+    for c in range(num_classes):
+        (path.parent / "train" / _class_dir(c)).mkdir(parents=True, exist_ok=True)
     rnd = random.Random(0)
     with open(path, "w") as f:
         f.write('{"info": {"year": 2021, "version": "bench"}, "images": [')
@@ -32,8 +39,7 @@ def generate(path: Path, num_images: int, num_classes: int) -> None:
             c = i % num_classes
             f.write(("," if i else "") + json.dumps({
                 "id": i, "width": 500, "height": 375,
-                "file_name": f"train/{c:05d}_Animalia_P{c % 13}_C{c % 51}_O{c % 273}_F{c % 1103}_G{c % 4884}_s{c}/"
-                             f"{rnd.getrandbits(128):032x}.jpg",
+                "file_name": f"train/{_class_dir(c)}/{rnd.getrandbits(128):032x}.jpg",
                 "license": 1, "rights_holder": "someone", "date": "2010-07-14 20:19:00+00:00",
                 "latitude": 43.1, "longitude": -71.5, "location_uncertainty": 77,
             }))
@@ -44,7 +50,7 @@ def generate(path: Path, num_images: int, num_classes: int) -> None:
                 "supercategory": ["Plants", "Insects", "Birds", "Fungi"][c % 4], "kingdom": f"K{c % 3}",
                 "phylum": f"P{c % 13}", "class": f"C{c % 51}", "order": f"O{c % 273}", "family": f"F{c % 1103}",
                 "genus": f"G{c % 4884}", "specific_epithet": f"species{c}",
-                "image_dir_name": f"{c:05d}_Animalia_P{c % 13}_C{c % 51}_O{c % 273}_F{c % 1103}_G{c % 4884}_s{c}",
+                "image_dir_name": _class_dir(c),
             }))
         f.write('], "annotations": [')
         order = list(range(num_images))

@@ -1,7 +1,8 @@
 """`inat21`: iNaturalist 2021 from its COCO-style JSON (`train.json`, `train_mini.json`, `val.json`).
 
 Annotations are joined to images on `image_id` (never by position); label = `category_id` (0..9999, the same index
-torchvision uses). Paths are the images' `file_name`, which already start with the split folder. The taxonomy is
+torchvision uses). Paths are the images' `file_name`, which already start with the split folder (or that folder as
+torchvision renames it, `2021_train`); every class folder they name must exist. The taxonomy is
 kept as the columns kingdom, phylum, class, order, family, genus, species (the category's `name`), plus
 `supercategory`. The JSON is parsed with a hook that keeps only (id, file_name) and (image_id, category_id) pairs,
 so the whole 2.7M-image file fits in a few GB.
@@ -54,6 +55,30 @@ def load_coco(path: Path) -> dict:
             what = "no annotations (a test split has no labels)" if key == "annotations" else f"no {key!r} list"
             raise StudyError(f"{path}: {what}")
     return doc
+
+
+# torchvision's INaturalist extracts the split folders under other names
+TORCHVISION_FOLDERS = {"train": "2021_train", "train_mini": "2021_train_mini", "val": "2021_valid"}
+
+
+def _locate(root: Path, paths: pa.Array, json_path: Path) -> pa.Array:
+    """`paths` (the images' file_name), checked to lie in folders that exist under `root` (one stat per class
+    folder, not per image): a split folder renamed as torchvision's download renames it (`train` -> `2021_train`)
+    is followed; any other missing folder is a StudyError, not a manifest of absent files found hours later."""
+    def missing_in(p: pa.Array) -> list[str]:
+        folders = pc.unique(pc.replace_substring_regex(p, pattern="/[^/]*$", replacement="")).to_pylist()
+        return sorted(f for f in folders if not (root / f).is_dir())
+
+    missing = missing_in(paths)
+    tops = sorted({f.split("/", 1)[0] for f in missing})
+    if missing and all(t in TORCHVISION_FOLDERS and (root / TORCHVISION_FOLDERS[t]).is_dir() for t in tops):
+        for t in tops:
+            paths = pc.replace_substring_regex(paths, pattern=f"^{t}/", replacement=f"{TORCHVISION_FOLDERS[t]}/")
+        missing = missing_in(paths)
+    if missing:
+        raise StudyError(f"{json_path}: {len(missing)} image folder(s) it names are not under {root} (e.g. "
+                         f"{missing[0]}/): extract the split's images there (folder names as in its file_name)")
+    return paths
 
 
 def _ints(values: list, path: Path, what: str) -> np.ndarray:
@@ -131,7 +156,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         bad = next(i for i, n in enumerate(names) if not isinstance(n, str))
         raise StudyError(f"{path}: images[{bad}].file_name is {names[bad]!r}, not a string") from None
-    paths = pc.replace_substring(paths, "\\", "/")
+    paths = _locate(root, pc.replace_substring(paths, "\\", "/"), path)
 
     def per_class(key: str) -> list[str]:
         return [str(c.get(key, "")) for c in by_id]

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from dataset_layouts import INAT_CATEGORIES, inat_dir, make_inat21
 
@@ -69,3 +70,21 @@ def test_malformed_json_names_file_and_line(tmp_path):
 def test_missing_annotation_file(tmp_path):
     with pytest.raises(StudyError, match="train_mini.json"):
         read_dataset("inat21", tmp_path, "train_mini")
+
+
+def test_split_folder_renamed_by_torchvision_is_followed_and_a_missing_folder_refused(tmp_path):
+    """torchvision's download extracts `train/` as `2021_train/`: the build follows it (same subsets: the keys are
+    file names). A class folder that is not there is named at build time, not found missing hours into training."""
+    import shutil
+
+    make_inat21(tmp_path / "a")
+    ref = read_dataset("inat21", tmp_path / "a", "train")
+    shutil.copytree(tmp_path / "a", tmp_path / "tv")
+    (tmp_path / "tv" / "train").rename(tmp_path / "tv" / "2021_train")
+    tv = read_dataset("inat21", tmp_path / "tv", "train")
+    assert all(p.startswith("2021_train/") and (tmp_path / "tv" / p).is_file() for p in tv.paths.to_pylist())
+    assert tv.keys.to_pylist() == ref.keys.to_pylist() and np.array_equal(tv.labels, ref.labels)
+    gone = sorted((tmp_path / "a" / "train").iterdir())[0]
+    shutil.rmtree(gone)
+    with pytest.raises(StudyError, match=f"1 image folder.*not under.*train/{gone.name}/"):
+        read_dataset("inat21", tmp_path / "a", "train")
