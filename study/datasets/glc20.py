@@ -49,9 +49,12 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, skip_blank_lines=False)
     except Exception as e:  # pandas' ParserError names the line
         raise StudyError(f"{path}: malformed CSV: {e}") from None
+    blank = (df == "").all(axis=1).to_numpy()
+    lines = np.flatnonzero(~blank) + 2  # each kept row's line in the file (after the header), blank lines counted
+    df = df[~blank]
     columns = [c.strip() for c in df.columns]
     df.columns = columns
     if "id" not in columns:
@@ -66,7 +69,7 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
         except (ValueError, OverflowError):
             bad = next(i for i, v in enumerate(values)
                        if not str(v).strip().lstrip("-").isdigit() or not -2**63 <= int(v) < 2**63)
-            raise StudyError(f"{path} line {bad + 2}: {col} {values[bad]!r} is not a 64-bit integer") from None
+            raise StudyError(f"{path} line {lines[bad]}: {col} {values[bad]!r} is not a 64-bit integer") from None
     return out[0], (out[1] if need_species else None)
 
 

@@ -52,6 +52,9 @@ def test_bad_inputs(tmp_path):
     csv.write_text(good + "12x;1;2;3\n")
     with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: id '12x'"):
         read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text(good.replace("\n", "\n\n", 2) + "\n12x;1;2;3\n")  # blank lines count as lines
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 8: id '12x'"):
+        read_dataset("glc20", tmp_path, "us_train")
     csv.write_text(good + "99999999999999999999;1;2;3\n")
     with pytest.raises(StudyError, match=r"line 5: id '99999999999999999999' is not a 64-bit integer"):
         read_dataset("glc20", tmp_path, "us_train")
