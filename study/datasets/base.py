@@ -70,7 +70,8 @@ def open_text(path: Path) -> io.StringIO:
     try:
         return io.StringIO(data.decode("utf-8-sig"), newline="")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # e.start counts from after a byte-order mark
+        line = data.count(b"\n", 0, e.start + bom) + 1
         raise StudyError(f"{path} line {line}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
 
 

@@ -49,12 +49,9 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, skip_blank_lines=False)
+        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
     except Exception as e:  # pandas' ParserError names the line
         raise StudyError(f"{path}: malformed CSV: {e}") from None
-    blank = (df == "").all(axis=1).to_numpy()
-    lines = np.flatnonzero(~blank) + 2  # each kept row's line in the file (after the header), blank lines counted
-    df = df[~blank]
     columns = [c.strip() for c in df.columns]
     df.columns = columns
     if "id" not in columns:
@@ -69,8 +66,15 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
         except (ValueError, OverflowError):
             bad = next(i for i, v in enumerate(values)
                        if not str(v).strip().lstrip("-").isdigit() or not -2**63 <= int(v) < 2**63)
-            raise StudyError(f"{path} line {lines[bad]}: {col} {values[bad]!r} is not a 64-bit integer") from None
+            raise StudyError(f"{path} {_line_of_row(path, bad)}: {col} {values[bad]!r} is not a 64-bit integer") \
+                from None
     return out[0], (out[1] if need_species else None)
+
+
+def _line_of_row(path: Path, row: int) -> str:
+    """"line N" of data row `row` in the file, counting the blank lines pandas skipped; "row N" if it cannot tell."""
+    lines = [i for i, text in enumerate(path.read_text(errors="replace").splitlines(), 1) if text.strip()]
+    return f"line {lines[row + 1]}" if row + 1 < len(lines) else f"data row {row + 1}"
 
 
 def landcover_label(file: Path, rule: str) -> int:

@@ -232,8 +232,9 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             only = sorted(set(a) ^ set(b))
             add(f"{plan.path}: manifests {train} and {test} (the labeled and test sets of an evaluation) have "
                 f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
-                                                             "; in another order")
-                + f"): rebuild {test} with --classes-from {train}")
+                                                             "; in another order") + ")"
+                + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
+                   if set(b) <= set(a) else ""))
     return problems
 
 

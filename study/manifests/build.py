@@ -104,8 +104,6 @@ def build_meta(cfg: BuildConfig, index: Index) -> dict:
     }
     if "channels" in index.info:
         meta["channels"] = index.info["channels"]
-    if cfg.classes_from:
-        meta["classes_from"] = cfg.classes_from
     return meta
 
 
@@ -163,17 +161,21 @@ def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
     return meta, True
 
 
-def align_classes(index: Index, class_names: list[str], what: str, where: str) -> None:
+def align_classes(index: Index, class_names: list[str], what: str, where: str) -> bool:
     """Give `index` the class list `class_names` (labels renumbered): a test split then lists the train split's
-    classes, also those it has no image of (GLC20's land-cover codes are the ones found in each split). StudyError
-    naming the classes of the split that the list lacks."""
+    classes, also those it has no image of (GLC20's land-cover codes are the ones found in each split). Returns
+    whether that changed the index; StudyError naming the classes of the split that the list lacks."""
     position = {c: i for i, c in enumerate(class_names)}
     missing = [c for c in index.class_names if c not in position]
     if missing:
         raise StudyError(f"{what}: {where} has class(es) {', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes)")
+    if list(index.class_names) == list(class_names):
+        return False  # the same manifest as without the flag, byte for byte
     index.labels = np.array([position[c] for c in index.class_names], dtype=np.int64)[index.labels]
     index.class_names = list(class_names)
+    index.info.pop("class_codes", None)  # GLC20's codes of the classes found; the names now say them
+    return True
 
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
@@ -185,10 +187,13 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
-    if cfg.classes_from:
-        align_classes(index, load_meta(cfg.classes_from)["class_names"], f"--classes-from {cfg.classes_from}", where)
+    aligned = cfg.classes_from is not None and align_classes(
+        index, load_meta(cfg.classes_from)["class_names"], f"--classes-from {cfg.classes_from}", where)
     check_sizes(cfg.sizes, len(index), "--sizes", where)
     check_sizes(cfg.labeled_sizes, len(index), "--labeled-sizes", where)
     print(f"[manifest] ranking {len(index)} images in {len(index.class_names)} classes", file=sys.stderr)
     table = index_table(index, cfg.seed, cfg.balanced, cfg.labeled_balanced)
-    return freeze(cfg.name, table, build_meta(cfg, index))
+    meta = build_meta(cfg, index)
+    if aligned:
+        meta["classes_from"] = cfg.classes_from
+    return freeze(cfg.name, table, meta)

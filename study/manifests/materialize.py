@@ -42,7 +42,10 @@ def _write(job: tuple[int, str]) -> str | None:
     tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
     try:
         img = reader.open(row)
-        img.load()
+        try:
+            img.load()  # a clean JPEG comes back not yet decoded: a broken one fails here, not at the write
+        except OSError as e:
+            return f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): {e}"
         target_path.parent.mkdir(parents=True, exist_ok=True)
         img.save(tmp, format="PNG", optimize=False, compress_level=6)
         os.replace(tmp, target_path)

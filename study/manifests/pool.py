@@ -4,8 +4,9 @@ Source i contributes its first n_i images (its `subset(n_i)`); a row of source r
 (r + 0.5) / n_i of its source, and the pool ranks rows by that fraction (ties by source order). So every prefix of
 the pool holds each source in proportion, and the pool is nested like its sources. Labels are the union of the
 sources' classes, `<source>/<class>`; paths stay relative to each source's root (`source` column, `meta["roots"]`).
-Sources of several kinds (GLC20's `.npy` patches with image datasets) give `kind: "mixed"` and each source's kind
-and channels in `meta["kinds"]` / `meta["source_channels"]`; a pool of one kind keeps it (and its channels).
+Sources of several kinds (GLC20's `.npy` patches with image datasets) give `kind: "mixed"`; they, or sources of one
+kind read with other channels, record each source's kind and channels in `meta["kinds"]` / `meta["source_channels"]`.
+A pool of one kind and one set of channels keeps them as a plain manifest does.
 """
 from __future__ import annotations
 
@@ -115,9 +116,11 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         "pool": [{"name": m.name, "content_hash": m.content_hash, "size": n} for m, (_, n) in zip(manifests, sources)],
     }
     kinds = {m.name: m.meta.get("kind", "image") for m in manifests}
-    if len(set(kinds.values())) > 1:  # e.g. GLC20's npy patches with image datasets: each row read by its source's
-        meta["kind"], meta["kinds"] = "mixed", kinds
-        meta["source_channels"] = {m.name: m.meta["channels"] for m in manifests if "channels" in m.meta}
+    channels = {m.name: m.meta["channels"] for m in manifests if "channels" in m.meta}
+    if len(set(kinds.values())) > 1 or len({tuple(c) for c in channels.values()}) > 1:
+        # GLC20's npy patches with image datasets, or two GLC20 manifests of other channels: rows read per source
+        meta["kind"] = first.get("kind") if len(set(kinds.values())) == 1 else "mixed"
+        meta["kinds"], meta["source_channels"] = kinds, channels
     elif "channels" in first:
         meta["channels"] = first["channels"]
     return freeze(name, table, meta)

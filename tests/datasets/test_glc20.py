@@ -52,8 +52,11 @@ def test_bad_inputs(tmp_path):
     csv.write_text(good + "12x;1;2;3\n")
     with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: id '12x'"):
         read_dataset("glc20", tmp_path, "us_train")
-    csv.write_text(good.replace("\n", "\n\n", 2) + "\n12x;1;2;3\n")  # blank lines count as lines
-    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 8: id '12x'"):
+    csv.write_text("\n" + good.replace("\n", "\n\n", 2) + "\n12x;1;2;3\n")  # blank lines count as lines
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 9: id '12x'"):
+        read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text(good + ";;;\n")  # a row of empty fields is no blank line
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: id ''"):
         read_dataset("glc20", tmp_path, "us_train")
     csv.write_text(good + "99999999999999999999;1;2;3\n")
     with pytest.raises(StudyError, match=r"line 5: id '99999999999999999999' is not a 64-bit integer"):
@@ -76,24 +79,30 @@ def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path,
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     make_glc20(tmp_path / "glc")
     make_imagefolder(tmp_path / "folder", {"cat": 3, "dog": 3})
-    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="glc"))
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="glc",
+                               channels=(3, 1, 2)))
     build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "folder", split="train", name="folder"))
     pool_manifests("pooled", [("folder", 4), ("glc", 2)], [6], [])
     m = load_manifest("pooled")
     assert m.meta["kind"] == "mixed" and m.meta["kinds"] == {"folder": "image", "glc": "npy"}
-    assert m.meta["source_channels"] == {"glc": [0, 1, 2]}
+    assert m.meta["source_channels"] == {"glc": [3, 1, 2]}
     reader = ImageReader(m)
     for _, row in m.all().iterrows():
         img = reader.open(row)
         assert img.mode == "RGB"
-        if row["source"] == "glc":  # the patch's first three channels, as the GLC20 manifest itself reads them
-            alone = load_manifest("glc")
-            own = alone.all().loc[alone.all()["path"] == row["path"]].iloc[0]
-            assert np.array_equal(np.asarray(img), np.asarray(ImageReader(alone).open(own)))
+        if row["source"] == "glc":  # NIR, G, B: the GLC20 manifest's own channels
+            assert np.array_equal(np.asarray(img), np.load(m.abs_path(row))[:, :, [3, 1, 2]])
     assert sorted(m.all()["source"]) == ["folder"] * 4 + ["glc"] * 2
     from study.manifests.verify import check_files
 
     assert check_files(m) == []  # `verify --files` decodes each row by its source's kind too
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="glc_rgb"))
+    pool_manifests("two_glc", [("glc", 2), ("glc_rgb", 2)], [4], [])  # one kind, other channels: read per source
+    both = load_manifest("two_glc")
+    assert both.meta["kind"] == "npy" and both.meta["source_channels"] == {"glc": [3, 1, 2], "glc_rgb": [0, 1, 2]}
+    for _, row in both.all().iterrows():
+        want = [3, 1, 2] if row["source"] == "glc" else [0, 1, 2]
+        assert np.array_equal(np.asarray(ImageReader(both).open(row)), np.load(both.abs_path(row))[:, :, want])
 
 
 def test_a_test_split_takes_the_train_splits_classes(tmp_path, monkeypatch):
@@ -112,6 +121,9 @@ def test_a_test_split_takes_the_train_splits_classes(tmp_path, monkeypatch):
     assert test.class_names == train.class_names == ["landcover_21", "landcover_41"]
     row = test.all().iloc[0]
     assert (row["class_name"], row["label"]) == ("landcover_21", 0) and test.meta["classes_from"] == "tr"
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="same",
+                               classes_from="tr"))  # the same classes: the same manifest as without the flag
+    assert load_manifest("same").content_hash == train.content_hash and "classes_from" not in load_manifest("same").meta
     with pytest.raises(StudyError, match="--classes-from own: glc20 us_train has class.*landcover_41"):
         build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="x",
                                    classes_from="own"))

@@ -54,3 +54,6 @@ def test_list_file_not_utf8_names_the_line(tmp_path):
     lst.write_bytes(lst.read_bytes() + "caf\u00e9.jpg 1\n".encode("latin-1"))
     with pytest.raises(StudyError, match=r"places365_val.txt line 5: not UTF-8 text"):
         read_dataset("places365", tmp_path, "val")
+    lst.write_bytes(b"\xef\xbb\xbf" + lst.read_bytes())  # a byte-order mark does not shift the line
+    with pytest.raises(StudyError, match=r"places365_val.txt line 5: not UTF-8 text"):
+        read_dataset("places365", tmp_path, "val")

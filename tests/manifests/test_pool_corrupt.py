@@ -126,3 +126,16 @@ def test_materialize_keeps_same_stem_files_and_hash_signs_apart(build, cli, tree
     assert {"train/cat/000.jpg.png", "train/cat/000.png.png", "train/cat/photo#1.png.png"} <= written
     from study.manifests.materialize import out_path
     assert out_path(out, "t10k-images-idx3-ubyte.gz#7", "fm", idx=True) == out / "fm/t10k-images-idx3-ubyte.gz/7.png"
+
+
+def test_materialize_names_a_broken_source_image_not_the_output(build, cli, tree, tmp_path):
+    """A clean JPEG is opened undecoded (for draft decoding), so a truncated one fails only when loaded: that is a
+    source to name, not an output that could not be written."""
+    cat = tree / "train" / "cat"
+    Image.open(cat / "000.png").convert("RGB").resize((64, 64)).save(cat / "000.jpg", quality=90)
+    data = (cat / "000.jpg").read_bytes()
+    (cat / "000.jpg").write_bytes(data[: len(data) // 2])
+    build("withjpg")
+    code, _, err = cli("manifest", "materialize", "withjpg", "--out", tmp_path / "out")
+    assert code == 2 and f"cannot read image {cat / '000.jpg'} (manifest withjpg)" in err
+    assert "cannot write" not in err
