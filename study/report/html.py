@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.atomic import write_text
+from study.report.tables import MISSING_MD, display_rows
 
 
 @dataclass
@@ -55,17 +56,18 @@ window.addEventListener('load', function () {
 """
 
 
-def _cell(v) -> str:
+def _cell(v, text: str) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return '<td class="missing">—</td>'
-    if isinstance(v, float):
-        return f'<td class="num">{v:.3f}</td>'
-    return f"<td>{html.escape(str(v))}</td>"
+    cls = ' class="num"' if isinstance(v, float) else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
 
 
 def table_html(df: pd.DataFrame) -> str:
+    """The table as the Markdown file shows it (3 decimals, "mean ± std" over repeated seeds)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in df.itertuples(index=False))
+    body = "".join("<tr>" + "".join(_cell(v, t) for v, t in zip(row, texts)) + "</tr>"
+                   for row, texts in zip(df.itertuples(index=False), display_rows(df, MISSING_MD)))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -1,5 +1,5 @@
-"""Tables as CSV (full precision; a missing cell is empty), Markdown and LaTeX (3 decimals; missing shown as
-'—' / '--', never 0)."""
+"""Tables as CSV (full precision; a missing cell is empty; means only), Markdown and LaTeX (3 decimals, "mean ± std"
+where seeds were repeated; missing shown as '—' / '--', never 0)."""
 from __future__ import annotations
 
 import math
@@ -21,18 +21,35 @@ def _cell(v, missing: str, digits: int = 3) -> str:
     return str(v)
 
 
+def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
+    """Each row's cells as text: 3 decimals, `missing` for a missing value, and "mean ± std" where the frame's
+    `attrs["spread"]` (see figures.common.wide) has a spread for that cell (two or more seeds)."""
+    spread = df.attrs.get("spread")
+    rows = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        cells = []
+        for col, v in zip(df.columns, row):
+            text = _cell(v, missing)
+            s = spread.iloc[i][col] if spread is not None and col in spread.columns and i < len(spread) else None
+            if text != missing and isinstance(s, float) and not math.isnan(s):
+                text += f" ± {s:.3f}"
+            cells.append(text)
+        rows.append(cells)
+    return rows
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     header = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
              "|" + "|".join("---:" if pd.api.types.is_float_dtype(df[c]) else "---" for c in df.columns) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, MISSING_MD).replace("|", "\\|") for v in row) + " |")
+    for cells in display_rows(df, MISSING_MD):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
-                "—": "--", "·": r"$\cdot$", "→": r"$\to$", "Δ": r"$\Delta$"}
+                "—": "--", "·": r"$\cdot$", "→": r"$\to$", "Δ": r"$\Delta$", "±": r"$\pm$"}
 
 
 def tex_escape(s: str) -> str:
@@ -44,8 +61,8 @@ def to_latex(df: pd.DataFrame, caption: str = "") -> str:
     align = "".join("r" if pd.api.types.is_float_dtype(df[c]) else "l" for c in df.columns)
     lines = [f"% {tex_escape(caption)}" if caption else "% study report table", f"\\begin{{tabular}}{{{align}}}",
              "\\toprule", " & ".join(tex_escape(str(c)) for c in df.columns) + " \\\\", "\\midrule"]
-    for row in df.itertuples(index=False):
-        lines.append(" & ".join(tex_escape(_cell(v, MISSING_TEX)) for v in row) + " \\\\")
+    for cells in display_rows(df, MISSING_TEX):
+        lines.append(" & ".join(tex_escape(c) for c in cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 

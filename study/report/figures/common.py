@@ -147,16 +147,25 @@ def nan_to_none(v):
 
 
 def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str = "mean",
-         order: list | None = None) -> pd.DataFrame:
+         order: list | None = None, spread: str | None = "std") -> pd.DataFrame:
     """`data` pivoted for a paper-style table: one row per observed combination of `index` (in first-seen order;
     never the cartesian product of its levels), one column per value of `columns` (`order` when given), NaN for a
-    missing cell. The index stays the frame's index."""
+    missing cell. The index stays the frame's index. The `spread` column (std over seeds), pivoted alike, rides in
+    `attrs["spread"]` (same rows in the same order), for the Markdown, LaTeX and HTML tables to print "mean ± std"."""
     index = [index] if isinstance(index, str) else list(index)
-    out = data.pivot_table(index=index, columns=columns, values=values, aggfunc="first", dropna=False, sort=False)
     keys = data[index].drop_duplicates()
-    out = out.reindex(pd.MultiIndex.from_frame(keys) if len(index) > 1 else pd.Index(keys[index[0]], name=index[0]))
-    if order is not None:
-        out = out.reindex(columns=order)
-    out.columns.name = None
+    rows = pd.MultiIndex.from_frame(keys) if len(index) > 1 else pd.Index(keys[index[0]], name=index[0])
+
+    def pivot(column: str) -> pd.DataFrame:
+        t = data.pivot_table(index=index, columns=columns, values=column, aggfunc="first", dropna=False, sort=False)
+        t = t.reindex(rows)
+        if order is not None:
+            t = t.reindex(columns=order)
+        t.columns.name = None
+        return t
+
+    out = pivot(values)
+    if spread is not None and spread in data and data[spread].notna().any():
+        out.attrs["spread"] = pivot(spread).reset_index(drop=True)
     return out
 

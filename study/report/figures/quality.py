@@ -78,4 +78,4 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method."""
     methods = sorted(data["method"].dropna().unique(), key=_method_key)
     return wide(data.assign(size=data["size"].map(fmt_size)), ["eval_dataset", "dataset", "size", "corruption"],
-                "method", values="delta", order=methods).reset_index()
+                "method", values="delta", order=methods, spread="delta_std").reset_index()

@@ -1,0 +1,18 @@
+"""study.report.tables: paper tables in Markdown and LaTeX, with the std over seeds where seeds were repeated."""
+import pandas as pd
+
+from study.report.figures.common import wide
+from study.report.tables import to_latex, to_markdown
+
+
+def test_a_cell_shows_its_std_only_where_seeds_were_repeated_and_a_missing_cell_stays_missing():
+    data = pd.DataFrame({"line": ["simclr", "simclr", "supervised"], "labeled": ["1k", "10k", "1k"],
+                         "mean": [0.5, 0.6, 0.7], "std": [0.02, float("nan"), 0.001]})
+    table = wide(data, "line", "labeled", order=["1k", "10k"]).reset_index()
+    assert list(table["1k"]) == [0.5, 0.7]  # the numbers themselves stay means (the CSV)
+    md = to_markdown(table)
+    assert "| simclr | 0.500 ± 0.020 | 0.600 |" in md  # one seed at 10k: no spread to show
+    assert "| supervised | 0.700 ± 0.001 | — |" in md
+    assert r"simclr & 0.500 $\pm$ 0.020 & 0.600 \\" in to_latex(table)
+    single = wide(data.assign(std=float("nan")), "line", "labeled").reset_index()
+    assert "±" not in to_markdown(single) and "spread" not in single.attrs
