@@ -44,7 +44,8 @@ def test_bad_idx_and_mismatch(tmp_path):
         load_idx(tmp_path / "damaged.gz")
 
 
-@pytest.mark.skipif(not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
+                    reason="dataset-fashion-mnist not installed")
 def test_real_debian_files():
     index = read_dataset("fashion-mnist", FASHION_MNIST, "test")
     assert len(index) == 10000

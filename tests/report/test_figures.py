@@ -270,3 +270,19 @@ def test_domain_matrix_marks_missing_only_what_the_grid_plans():
     assert bool(sup.loc[("b", "b"), "planned"]) and not bool(sup.loc[("a", "b"), "planned"])
     sup_ax = fig.axes[[a.get_title() for a in fig.axes].index("supervised")]
     assert [t.get_text() for t in sup_ax.texts].count("missing") == 1  # b -> b only; a -> b was never planned
+
+
+def test_domain_figures_leave_what_the_grid_never_planned_blank():
+    """Pools of other datasets are not evaluated on every dataset ("eval_datasets: same"): their absent bars are not
+    'missing'. A method met only off the diagonal (the supervised encoder a concatenation pairs with) gets no
+    matrix panel. Pooled bars run by size, then by the number of sets pooled."""
+    recs = domain_records() + records(eval_axes(dataset="a+c", eval_dataset="a"), {(10000, None): 0.42})
+    recs += records(eval_axes(dataset="a+b+c", eval_dataset="a", size=500_000), {(10000, None): 0.41})
+    recs += records(eval_axes(method="supervised", dataset="a", eval_dataset="b"), {(10000, None): 0.3})
+    fig, data = domain_pooling.draw(table_of(recs))
+    assert "missing" not in [t.get_text() for t in fig.axes[0].texts]  # a+c on b: never planned
+    bars = [t.get_text().split(" · ")[0] for t in fig.axes[0].get_legend().get_texts()]  # " · simclr": 2 methods
+    assert bars.index("pooled a+b+c 500k") < bars.index("pooled a+b 1M") < bars.index("pooled a+c 1M")
+    fig, data = domain_matrix.draw(table_of(recs))
+    assert [a.get_title() for a in fig.axes if a.get_title()] == ["simclr"]
+    assert set(data["method"]) == {"simclr"}

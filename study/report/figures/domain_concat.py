@@ -55,7 +55,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
     style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
-    ax.set_xticks(np.arange(len(groups)), [f"{ev}\n{pair}" for ev, pair in groups], fontsize=7)
+    # one encoder per line: side by side, the long pair names of neighbouring groups ran into each other
+    ax.set_xticks(np.arange(len(groups)), [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups], fontsize=7)
     ax.set_ylabel("linear top-1")
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "

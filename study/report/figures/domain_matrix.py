@@ -1,6 +1,6 @@
 """`domain_matrix`: pretraining dataset (rows) by evaluation dataset (columns), linear-probe top-1, as a heatmap
-(one panel per method) and a table; the diagonal (in-domain) is boxed. One pretraining size and one labeled size:
-the largest common to every dataset (the caption says which)."""
+(one panel per method with an in-domain cell) and a table; the diagonal (in-domain) is boxed. One pretraining size
+and one labeled size: the largest common to every dataset (the caption says which)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -62,7 +62,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             methods |= set(planned["method"].dropna())
     rows = sorted(datasets)
     cols = [d for d in rows if d in evals] + sorted(evals - set(rows))
-    methods = sorted(methods) or [None]
+    # a panel per method with an in-domain cell (done or planned): a method met only off the diagonal (e.g. the
+    # supervised encoder a concatenation pairs with) is no domain study of its own; domain_concat shows it
+    diagonal = [lin[lin["dataset"] == lin["eval_dataset"]]]
+    if has_plan:
+        diagonal.append(planned[planned["dataset"] == planned["eval_dataset"]])
+    in_domain = set().union(*(set(d["method"].dropna()) for d in diagonal if "method" in d))
+    methods = sorted(m for m in methods if m in in_domain) or sorted(methods) or [None]
 
     fig, axes = plt.subplots(1, len(methods), figsize=(1.2 * len(cols) * len(methods) + 2.5, 0.9 * len(rows) + 1.8),
                              squeeze=False)

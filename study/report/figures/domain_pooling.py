@@ -54,8 +54,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "labeled_size": labeled, "mean": p["mean"], "std": p["std"], "count": int(p["count"])})
     data = pd.DataFrame(bars)
     evals = list(dict.fromkeys(data["eval_dataset"]))
-    labels = list(dict.fromkeys(data.sort_values(["kind", "size"], kind="stable")["bar"]))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(evals) * len(labels) * 0.6 + 2), 3.4))
+    order = data.assign(parts=data["dataset"].astype(str).str.count(r"\+"))  # by size, then the number of parts
+    labels = list(dict.fromkeys(order.sort_values(["kind", "size", "parts", "dataset"], kind="stable")["bar"]))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5, 1.1 * len(evals) * len(labels) * 0.6 + 2)), 3.4))
     style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels)
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
