@@ -135,7 +135,8 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
     """, pretrain={"batch_size": 4096})
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2
-    assert "batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
+    line = f"{g}:5"  # `defaults`, where batch_size is set
+    assert f"{line}: pretraining batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
     assert err.count("batch_size 4096 is larger") == 1  # not at 10k, and `random` trains nothing
 
 
