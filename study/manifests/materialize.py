@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from study.errors import StudyError
+from study.manifests.parallel import run_jobs
 from study.manifests.store import load_manifest
 
 _STATE: dict = {}
@@ -75,27 +75,8 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
         else:
             jobs.append((int(pos), str(target)))
     total = len(jobs)
-    errors: list[str] = []
-    step = max(1, total // 100)
     print(f"[manifest] materialize {name}: {total} to write, {skipped} already there", file=sys.stderr)
-    if workers > 1 and total > 1:
-        with ProcessPoolExecutor(workers, initializer=_init, initargs=(name,)) as pool:
-            results = pool.map(_write, jobs, chunksize=max(1, min(256, total // (workers * 4) or 1)))
-            for i, r in enumerate(results, 1):
-                if r:
-                    errors.append(r)
-                if i % step == 0 or i == total:
-                    print(f"\r[manifest] {i}/{total} images written", end="", file=sys.stderr)
-    else:
-        _init(name)
-        for i, job in enumerate(jobs, 1):
-            r = _write(job)
-            if r:
-                errors.append(r)
-            if i % step == 0 or i == total:
-                print(f"\r[manifest] {i}/{total} images written", end="", file=sys.stderr)
-    if total:
-        print(file=sys.stderr)
+    errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name,))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped

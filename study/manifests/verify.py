@@ -1,12 +1,11 @@
 """`study manifest verify`: the content hash, the ranks (hence nesting), labels, and optionally every file."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pyarrow.compute as pc
 
 from study.errors import StudyError
+from study.manifests.parallel import run_jobs
 from study.manifests.store import BASE_COLUMNS, content_hash, load_manifest, manifest_exists, read_arrow, table_hash
 
 
@@ -118,25 +117,4 @@ def check_files(m, workers: int = 1) -> list[str]:
     files = [str(p) for p in m.abs_paths(m.table)]
     sources = m.table["source"].tolist() if m.meta.get("kinds") else [None] * len(files)
     jobs = [(m.kind_of(s), f) for s, f in zip(sources, files)]  # a pool of several kinds: each row by its source
-    problems = []
-    step = max(1, len(jobs) // 20)
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(_check_one, jobs, chunksize=256)
-            for i, r in enumerate(results, 1):
-                if r:
-                    problems.append(r)
-                if i % step == 0 or i == len(jobs):
-                    print(f"\r[manifest] checked {i}/{len(jobs)} files", end="", file=sys.stderr)
-    else:
-        for i, job in enumerate(jobs, 1):
-            r = _check_one(job)
-            if r:
-                problems.append(r)
-            if i % step == 0 or i == len(jobs):
-                print(f"\r[manifest] checked {i}/{len(jobs)} files", end="", file=sys.stderr)
-    if jobs:
-        print(file=sys.stderr)
-    return problems
+    return run_jobs(_check_one, jobs, workers, "files checked")

@@ -1,0 +1,35 @@
+"""`run_jobs`: one function over many files' jobs, here or in a pool of processes, with a progress line."""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable
+
+
+def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: str,
+             initializer: Callable | None = None, initargs: tuple = ()) -> list[str]:
+    """`fn(job)` for every job (in `workers` processes when more than one, each set up by `initializer`), returning
+    the results that are not None in job order. Progress on stderr, "[manifest] <i>/<n> <what>": rewritten in place
+    on a terminal, else a line every tenth of the jobs (a log file gets lines, not one run-on line)."""
+    tty = sys.stderr.isatty()
+    step = max(1, len(jobs) // (100 if tty else 10))
+    start, end = ("\r", "") if tty else ("", "\n")
+    found: list[str] = []
+
+    def collect(results) -> None:
+        for i, r in enumerate(results, 1):
+            if r:
+                found.append(r)
+            if i % step == 0 or i == len(jobs):
+                print(f"{start}[manifest] {i}/{len(jobs)} {what}", end=end, file=sys.stderr, flush=True)
+
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+            collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 4) or 1))))
+    else:
+        if initializer is not None:
+            initializer(*initargs)
+        collect(map(fn, jobs))
+    if jobs and tty:
+        print(file=sys.stderr)
+    return found
