@@ -72,7 +72,7 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
 
 
 def _line_of_row(path: Path, row: int) -> str:
-    """"line N" of data row `row` in the file, counting the blank lines pandas skipped; "row N" if it cannot tell."""
+    """Where data row `row` is in the file: "line N" (counting the blank lines pandas skipped), else "data row N"."""
     lines = [i for i, text in enumerate(path.read_text(errors="replace").splitlines(), 1) if text.strip()]
     return f"line {lines[row + 1]}" if row + 1 < len(lines) else f"data row {row + 1}"
 

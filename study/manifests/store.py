@@ -220,8 +220,8 @@ class Manifest:
         return self.table
 
     def kind_of(self, source: str | None = None) -> str:
-        """How a row's file is read ("image", "npy", "idx"): per source in a pool of several kinds
-        (`meta["kinds"]`), else the manifest's `kind`."""
+        """How a row's file is read ("image", "npy", "idx"): per source in a pool that records it (`meta["kinds"]`:
+        sources of several kinds or channels), else the manifest's `kind`."""
         kinds = self.meta.get("kinds")
         if kinds:
             if source not in kinds:
@@ -230,7 +230,7 @@ class Manifest:
         return self.meta.get("kind", "image")
 
     def channels_of(self, source: str | None = None) -> list[int] | None:
-        """The channels an `npy` row is read with: per source in a pool of several kinds, else `meta["channels"]`."""
+        """The channels an `npy` row is read with: per source where the pool records kinds, else `meta["channels"]`."""
         if self.meta.get("kinds"):
             return (self.meta.get("source_channels") or {}).get(source)
         return self.meta.get("channels")

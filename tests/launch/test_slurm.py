@@ -144,7 +144,8 @@ def test_failing_pretraining_job_gets_its_dependents_cancelled_not_pending(slurm
 
     def settled():
         out = status(grid, wd)
-        return (wd / "results" / f"{by['toy:evaluate']}.json").exists() and f"their dependency {by['bad:pretrain']} failed: {by['bad:evaluate']}" in out
+        cancelled = f"their dependency {by['bad:pretrain']} failed: {by['bad:evaluate']}"
+        return (wd / "results" / f"{by['toy:evaluate']}.json").exists() and cancelled in out
 
     wait_until(settled, 120, "the good probe's result and the bad probe's cancellation", grid, wd)
     out = status(grid, wd)

@@ -56,7 +56,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
     style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
     # one encoder per line: side by side, the long pair names of neighbouring groups ran into each other
-    ax.set_xticks(np.arange(len(groups)), [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups], fontsize=7)
+    ticks = [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups]
+    ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
