@@ -169,8 +169,13 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
     return b.jobs
 
 
-def _value_line(grid: Grid, axis: str, value: Any) -> int | None:
-    """The line where `value` of `axis` was written (axes, include rules, else the defaults)."""
+def _value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
+    """The line where `value` of `axis` was written: the include rule that made `point` (a job's axes) when one
+    did, else the axes, an include rule naming the value, or the defaults."""
+    if point is not None:
+        for m in grid.include:
+            if axis in m.axes and m.matches(point):
+                return m.line
     if axis in grid.axes and value in grid.axes[axis]:
         return grid.axis_lines[axis][1][grid.axes[axis].index(value)]
     for m in grid.include:

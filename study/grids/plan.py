@@ -92,10 +92,10 @@ def counts(jobs: list[Job]) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------------- checks
-def _line_of_value(grid: Grid, axis: str, value: Any) -> str:
+def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
     from study.grids.jobs import _value_line
 
-    line = _value_line(grid, axis, value)
+    line = _value_line(grid, axis, value, point)
     return f"{grid.path}:{line}" if line else grid.path
 
 
@@ -194,7 +194,7 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
             if not name:
                 continue
-            where = _line_of_value(plan.grid, "size", job.axes.get("size"))
+            where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
             have = meta(name)["num_images"]
             if is_int(size) and size > have:
                 add(f"{where}: pretraining size {size} ({format_count(size)}): manifest {name} has {have} images")

@@ -261,3 +261,16 @@ def test_planner_refuses_values_a_job_would_crash_on(write_grid, seeds, resource
     """)
     with pytest.raises(StudyError, match=message):
         plan_grid(g)
+
+
+def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypatch, capsys):
+    """The pooled sets of data_domain get their 500k from an `include` rule: an error names its line, not the line
+    of `axes.size` that happens to list 500k too."""
+    from study.grids import plan_grid
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    for name in plan_grid("grids/data_domain.yaml").manifests():
+        _fake_manifest(tmp_path, name, 30 if name == "pooled_imagenet_inat21" else 2_000_000, ["x"])
+    code, _, err = run_plan_cli(["grids/data_domain.yaml"], capsys)
+    assert code == 2
+    assert "grids/data_domain.yaml:44: pretraining size 500000 (500k): manifest pooled_imagenet_inat21 has 30" in err
