@@ -2,8 +2,9 @@
 
 A cache file is keyed by (encoder file sha256, manifest content hash, transform settings, feature layer, and what
 computed them: this format's version, the torch version, the device type) plus the rows: `labeled<n>` (the first n
-rows of `manifest.labeled`, which are nested, so a file for n serves every n' <= n) or `all`. Files are written atomically; a reader never sees half a file, and the temporary file of a
-killed writer is removed by a later reader once it is an hour old.
+rows of `manifest.labeled`, which are nested, so a file for n serves every n' <= n) or `all`. Files are written
+atomically; a reader never sees half a file, and the temporary file of a killed writer is removed by a later reader
+once it is an hour old.
 """
 from __future__ import annotations
 

@@ -22,12 +22,13 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     as not submitted."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
-    if settle and ledger.replay().open_intents:
+    replay = ledger.replay_with_shared()  # its open intents are this ledger's own
+    if settle and replay.open_intents:
         from study.launch.slurm.submit import recover
 
         with submit_lock(workdir):
             recover(ledger)
-    replay = ledger.replay_with_shared()
+        replay = ledger.replay_with_shared()
     wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
     ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only
     if ids:
@@ -74,8 +75,9 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for stage, row in table.items():
         out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in STATES) + "\n")
     by_cause = _cancelled_by_dependency(plan, states)
+    grouped = {st.job_id for group in by_cause.values() for st in group}
     for st in states.values():
-        if st.state not in ("failed", "cancelled") or any(st in group for group in by_cause.values()):
+        if st.state not in ("failed", "cancelled") or st.job_id in grouped:
             continue
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"

@@ -69,7 +69,7 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     jobs = []
     skipped = 0
     for pos, rel, src in zip(positions, df["path"].tolist(), sources):
-        target = out_path(out, rel, src, m.kind_of(src if m.meta.get("kinds") else None) == "idx")
+        target = out_path(out, rel, src, m.kind_of(src) == "idx")
         if target.is_file():
             skipped += 1
         else:

@@ -27,10 +27,11 @@ def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
     spread = df.attrs.get("spread")
     rows = []
     for i, row in enumerate(df.itertuples(index=False)):
+        spreads = spread.iloc[i] if spread is not None and i < len(spread) else {}
         cells = []
         for col, v in zip(df.columns, row):
             text = _cell(v, missing)
-            s = spread.iloc[i][col] if spread is not None and col in spread.columns and i < len(spread) else None
+            s = spreads.get(col)
             if text != missing and isinstance(s, float) and not math.isnan(s):
                 text += f" ± {s:.3f}"
             cells.append(text)
