@@ -22,7 +22,8 @@ from study.atomic import atomic_path
 from study.errors import StudyError
 from study.hashing import config_hash, file_sha256
 from study.train.backbones import load_encoder
-from study.train.data import ImageReader, ViewDataset, collate_views
+from study.train.allocator import retain_freed_memory
+from study.train.data import ImageReader, ViewDataset, collate_views, worker_init
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
 STALE_TMP_S = 3600.0
@@ -74,8 +75,10 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
     """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds)."""
     dataset = ViewDataset(ImageReader(manifest), rows, aug, seed=0)
     batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))] for s in range(0, len(rows), batch_size)]
+    retain_freed_memory()
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
-                                         collate_fn=collate_views, pin_memory=device.type == "cuda")
+                                         collate_fn=collate_views, pin_memory=device.type == "cuda",
+                                         worker_init_fn=worker_init if num_workers else None)
     generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
     out, t0, done, last_log = [], time.monotonic(), 0, time.monotonic()
     model.eval()

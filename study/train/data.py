@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from study.errors import StudyError
+from study.train.allocator import retain_freed_memory
 
 
 class ImageReader:
@@ -230,19 +231,21 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
         num_workers=num_workers,
         collate_fn=collate_views,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if num_workers else None,
+        worker_init_fn=worker_init if num_workers else None,
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )
 
 
-def _worker_init(_: int) -> None:
-    """One core's share per worker; SIGTERM and SIGUSR2 left to the main process. Slurm signals every process of a
-    job step (preemption, `scancel --signal`, `--signal=USR2@T`): torch's worker handler would die of a SIGTERM
-    that its parent did not send, and the main process would fail mid-step instead of checkpointing. The main
+def worker_init(_: int) -> None:
+    """One core's share per worker; freed memory kept for reuse (allocator.py: forked workers inherit it, spawned
+    ones need the call); SIGTERM and SIGUSR2 left to the main process. Slurm signals every process of a job step
+    (preemption, `scancel --signal`, `--signal=USR2@T`): torch's worker handler would die of a SIGTERM that its
+    parent did not send, and the main process would fail mid-step instead of checkpointing. The main
     process ends its workers through the DataLoader as usual."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)  # OpenCV's own pool would oversubscribe the node
+    retain_freed_memory()
     for name in ("SIGTERM", "SIGUSR2"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)

@@ -22,6 +22,7 @@ import study
 from study.errors import StudyError
 from study.hashing import file_sha256
 from study.train import distributed
+from study.train.allocator import retain_freed_memory
 from study.train.backbones import build_backbone, encoder_payload, load_encoder
 from study.train.checkpoint import (
     SignalFlag,
@@ -152,6 +153,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    retain_freed_memory()
     world = distributed.setup("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     try:
         return _pretrain(cfg, run_dir, world, t0, stop_at, _load_manifest(cfg.manifest))

@@ -18,13 +18,14 @@ from study.train.augment.photometric import LUMA, blur_radius
 _I = np.eye(3)
 _LUMA = np.array(LUMA)
 _GRAY = np.outer(np.ones(3), _LUMA)  # every channel := luma
+_EYE4 = np.eye(4)
 _GRAY4 = np.eye(4)
 _GRAY4[:3, :3] = _GRAY
 
 
 def _h(m: np.ndarray, b=0.0) -> np.ndarray:
     """The 4 x 4 homogeneous matrix of y = m x + b."""
-    h = np.eye(4)
+    h = _EYE4.copy()
     h[:3, :3] = m
     h[:3, 3] = b
     return h
@@ -56,7 +57,7 @@ class ColourImage:
         return self.x
 
     def set(self, x: np.ndarray) -> None:
-        self.x, self.a, self.pending, self._means = x, np.eye(4), False, None
+        self.x, self.a, self.pending, self._means = x, _EYE4.copy(), False, None
 
     def clamp(self) -> None:
         x = self.pixels()  # to [0, 1] in place: two threshold passes cost half of np.clip's one
@@ -108,10 +109,12 @@ class ColourImage:
         self.set(x)
 
     def normalised_into(self, out: torch.Tensor, scale: np.ndarray, shift: np.ndarray) -> None:
-        """Write `value * scale + shift` (per channel) into `out`, a contiguous 3 x H x W float32 tensor."""
+        """Write `value * scale + shift` (per channel) into `out`, a contiguous 3 x H x W float32 tensor: one
+        single-row `cv2.transform` per plane (half the time of a 3-channel transform and a split)."""
         self.affine(_h(np.diag(scale), shift))
-        planes = out.numpy()
-        cv2.split(self.pixels(), [planes[0], planes[1], planes[2]])
+        a, planes = self.a[:3].astype(np.float32), out.numpy()
+        for c in range(3):
+            cv2.transform(self.x, a[c:c + 1], dst=planes[c])
 
 
 def gaussian_taps(sigma: float, size: int, radius: int) -> np.ndarray:
