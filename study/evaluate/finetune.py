@@ -12,6 +12,7 @@ from study.configfields import is_int
 from study.errors import StudyError
 from study.evaluate.features import forward_rows
 from study.train.augment import AugmentConfig
+from study.train.backbones import read_encoder
 
 # ours, after SimCLR's fine-tuning recipe (Nesterov-free SGD momentum 0.9, lr 0.05 x batch/256, no warmup, no
 # weight decay); 60 epochs is SimCLR's setting for its 1% labeled subset.
@@ -24,8 +25,8 @@ FINETUNE_DEFAULTS = {
 
 
 def encoder_spec(path: Path) -> dict:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(payload["backbone"])
+    """The spec ({"name", "width"}) of the encoder file at `path` (StudyError naming it when unreadable)."""
+    return read_encoder(path)[0]
 
 
 def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:

@@ -108,7 +108,7 @@ def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, proto
         "method": "supervised", "backbone": first["backbone"], "width": first["width"],
         "epochs": first["epochs"], "steps": {n: r["steps"] for n, r in runs.items()},
         "effective_batch": {n: r["effective_batch"] for n, r in runs.items()},
-        "per_device_batch": first["per_device_batch"], "optimizer": first["optimizer"],
+        "per_device_batch": {n: r["per_device_batch"] for n, r in runs.items()}, "optimizer": first["optimizer"],
         "base_lr": first["base_lr"], "effective_lr": {n: r["effective_lr"] for n, r in runs.items()},
         "weight_decay": first["weight_decay"], "train_augmentation": first.get("augmentation"),
         "images_per_s": {n: r["images_per_s"] for n, r in runs.items()},
@@ -149,6 +149,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             kx, kxt = (torch.cat([p[i] for p in unit], 1).to(device) for i in (0, 1))
             scores = knn.knn_scores(kx, y, kxt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
             metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
+            info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
         # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each encoder's
         # columns alike), see study.evaluate.linear
         x, xt = (torch.cat([p[i] for p in raw], 1).to(device) for i in (0, 1))
@@ -171,7 +172,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
                    **({"standardized_with": linear.STANDARDIZED_WITH} if cfg.linear.standardize else {})}
         if cfg.protocol != "knn" else None,
         "knn": dataclasses.asdict(cfg.knn) if cfg.protocol == "knn" or cfg.also_knn else None,
-        "chosen_weight_decay": {n: p.get("weight_decay") for n, p in probes.items()},
+        "chosen_weight_decay": {n: _chosen_weight_decay(p) for n, p in probes.items()},
         "probes": probes,
         "levels": levels or None,
         "granularity_mode": ("per_level" if cfg.per_level else "finest level mapped up") if levels else None,
@@ -181,6 +182,14 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         "probe_seconds": probe_s,
     })
     return metrics
+
+
+def _chosen_weight_decay(probe_info: dict):
+    """The weight decay chosen at one labeled size; per level ({level: wd}) for per-level granularity; None for kNN."""
+    if "weight_decay" in probe_info:
+        return probe_info["weight_decay"]
+    per_level = {lv: i["weight_decay"] for lv, i in probe_info.get("levels", {}).items() if "weight_decay" in i}
+    return per_level or None
 
 
 def _levels(cfg, train_m, test_m) -> list[str]:
@@ -203,15 +212,16 @@ def _granularity(cfg, x, y, xt, y_test, n, levels, train_m, test_m, info) -> lis
         probe, pinfo = linear.train_probe(x, y, train_m.num_classes, cfg.linear, cfg.seed)
         info.update(pinfo)
         logits = probe(xt).cpu()
-        pred = logits.argmax(1)
+    taxonomy = [lv for lv in test_m.levels if all(lv in t.columns for t in tables)]
     for level in levels:
-        mapping, values = granularity.level_map(tables, level, train_m.num_classes, "evaluate.levels")
+        mapping, values = granularity.level_map(tables, granularity.level_path(taxonomy, level),
+                                                train_m.num_classes, "evaluate.levels")
         if cfg.per_level:
             probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
             info["levels"][level] = pinfo
             rows += _scores_rows(probe(xt).cpu(), mapping[y_test], n, level)
         else:
-            rows.append(_row("top1", granularity.mapped_top1(pred, y_test, mapping), n, level))
+            rows.append(_row("top1", granularity.mapped_top1(logits, y_test, mapping), n, level))
             if len(values) > 5:
                 scores = granularity.level_scores(logits, mapping, len(values))
                 rows.append(_row("top5", linear.topk(scores, mapping[y_test], 5), n, level))

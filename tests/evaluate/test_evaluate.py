@@ -109,6 +109,8 @@ def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
                    tmp_path / "f")
     assert {m["level"] for m in per["metrics"]} == {"group", "class_name"}
     assert per["protocol"]["granularity_mode"] == "per_level"
+    chosen = per["protocol"]["chosen_weight_decay"]["40"]  # one classifier, so one choice, per level
+    assert set(chosen) == {"group", "class_name"} and all(isinstance(w, float) for w in chosen.values())
     with pytest.raises(StudyError, match="no taxonomy column"):
         evaluate(config(protocol="granularity", levels=["genus"]), tmp_path / "g3", [enc], tmp_path / "f")
 
@@ -119,6 +121,7 @@ def test_concat_of_two_encoders(manifests, encoder_file, tmp_path):
                    tmp_path / "f")
     assert out["protocol"]["feature_dim"] == 64 and out["protocol"]["probes"]["40"]["feature_dim"] == 64
     assert {m["metric"] for m in out["metrics"]} == {"top1", "knn_top1"}
+    assert out["protocol"]["knn"]["k"] == 200 and out["protocol"]["probes"]["40"]["knn_k"] == 40  # k capped at n
     with pytest.raises(StudyError, match="takes 2 encoder"):
         evaluate(config(protocol="concat"), tmp_path / "c2", [a], tmp_path / "f")
 
@@ -153,6 +156,7 @@ def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, t
     p = out["protocol"]
     assert p["runs"]["20"]["init_encoder"] == str(enc) and p["runs"]["20"]["subset"] == "labeled"
     assert p["steps"] == {"20": 3} and p["backbone"] == "resnet18_small" and p["width"] == 4
+    assert p["per_device_batch"] == {"20": 8}
     assert (tmp_path / "ft" / "finetune-20" / "checkpoint.pt").is_file()
     again = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [enc],
                      tmp_path / "f")  # already trained: resumed at its end, same answer
@@ -183,8 +187,14 @@ def test_finetune_trains_at_the_size_and_normalisation_it_is_scored_with(manifes
 def test_bad_inputs(manifests, encoder_file, tmp_path):
     with pytest.raises(StudyError, match="larger than manifest evtrain"):
         evaluate(config(labeled_sizes=[400]), tmp_path / "x", [encoder_file()], tmp_path / "f")
-    with pytest.raises(StudyError, match="encoder file not found"):
-        evaluate(config(), tmp_path / "x", [tmp_path / "missing.pt"], tmp_path / "f")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(encoder_file().read_bytes()[:200])
+    ft = {"finetune": {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None}}
+    for protocol, extra in (("linear", {}), ("finetune", ft)):
+        with pytest.raises(StudyError, match="missing.pt: encoder file not found"):
+            evaluate(config(protocol=protocol, **extra), tmp_path / "x", [tmp_path / "missing.pt"], tmp_path / "f")
+        with pytest.raises(StudyError, match="truncated.pt: not a study encoder file"):
+            evaluate(config(protocol=protocol, **extra), tmp_path / "x", [truncated], tmp_path / "f")
 
 
 def test_fresh_extractions_give_the_same_result(manifests, encoder_file, tmp_path):

@@ -130,26 +130,52 @@ def test_granularity_maps_fine_predictions_up_the_taxonomy():
     # 6 species -> 3 genera -> 2 families
     table = pd.DataFrame({"label": range(6), "genus": ["g0", "g0", "g1", "g1", "g2", "g2"],
                           "family": ["f0", "f0", "f0", "f0", "f1", "f1"]})
+    taxonomy = ["family", "genus"]
     y = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2])
     pred = torch.tensor([0, 0, 3, 1, 5, 0, 4, 2])
+    logits = torch.nn.functional.one_hot(pred, 6).float() * 10
     fine = float((pred == y).float().mean())
-    genus, gv = granularity.level_map([table], "genus", 6, "t")
-    family, fv = granularity.level_map([table], "family", 6, "t")
-    assert gv == ["g0", "g1", "g2"] and fv == ["f0", "f1"]
+    genus, gv = granularity.level_map([table], granularity.level_path(taxonomy, "genus"), 6, "t")
+    family, fv = granularity.level_map([table], granularity.level_path(taxonomy, "family"), 6, "t")
+    assert gv == ["f0/g0", "f0/g1", "f1/g2"] and fv == ["f0", "f1"]
     # by hand: genus right for rows 0,1,2,4,7 ; family right for rows 0,1,2,3,4,7
     assert fine == pytest.approx(2 / 8)
-    assert granularity.mapped_top1(pred, y, genus) == pytest.approx(5 / 8)
-    assert granularity.mapped_top1(pred, y, family) == pytest.approx(6 / 8)
-    logits = torch.nn.functional.one_hot(pred, 6).float() * 10
+    assert granularity.mapped_top1(logits, y, genus) == pytest.approx(5 / 8)
+    assert granularity.mapped_top1(logits, y, family) == pytest.approx(6 / 8)
     scores = granularity.level_scores(logits, family, 2)
-    assert scores.sum(1).tolist() == pytest.approx([1.0] * 8)
     assert scores.argmax(1).tolist() == family[pred].tolist()
+
+
+def test_granularity_tells_apart_same_named_values_under_different_parents():
+    # Morus the mulberry (Plantae) and Morus the gannet (Animalia): predicting one for the other is wrong at genus
+    table = pd.DataFrame({"label": [0, 1], "kingdom": ["Plantae", "Animalia"], "genus": ["Morus", "Morus"]})
+    genus, values = granularity.level_map([table], granularity.level_path(["kingdom", "genus"], "genus"), 2, "t")
+    assert values == ["Animalia/Morus", "Plantae/Morus"]
+    logits = torch.tensor([[0.0, 5.0], [5.0, 0.0]])  # each image predicted as the other Morus
+    assert granularity.mapped_top1(logits, torch.tensor([0, 1]), genus) == 0.0
+
+
+def test_granularity_of_a_diverged_classifier_is_missing():
+    table = pd.DataFrame({"label": range(4), "genus": ["a", "a", "b", "b"]})
+    genus, _ = granularity.level_map([table], ["genus"], 4, "t")
+    assert math.isnan(granularity.mapped_top1(torch.full((3, 4), float("nan")), torch.tensor([0, 1, 2]), genus))
+
+
+def test_a_levels_top5_counts_every_top1_hit():
+    # class 0 alone in its group with the highest score; 12 classes of 6 other groups score a little less each,
+    # so their groups' summed probabilities would outrank group 0 and push it out of the top 5
+    table = pd.DataFrame({"label": range(13), "group": ["g0"] + [f"g{1 + i // 2}" for i in range(12)]})
+    mapping, values = granularity.level_map([table], ["group"], 13, "t")
+    logits = torch.log(torch.tensor([[0.10] + [0.075] * 12]))
+    y = torch.tensor([0])
+    assert granularity.mapped_top1(logits, y, mapping) == 1.0
+    assert linear.topk(granularity.level_scores(logits, mapping, len(values)), mapping[y], 5) == 1.0
 
 
 def test_granularity_refuses_a_class_with_two_parents():
     table = pd.DataFrame({"label": [0, 0, 1], "genus": ["a", "b", "b"]})
     with pytest.raises(StudyError, match="class 0 has several values at level 'genus'"):
-        granularity.level_map([table], "genus", 2, "evaluate.levels")
+        granularity.level_map([table], ["genus"], 2, "evaluate.levels")
 
 
 BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}

@@ -1,5 +1,6 @@
 """Encoders behind a registry: `build_backbone(name, width)` -> nn.Module returning pooled features, with
-`.feature_dim` and `.spec` (the dict that rebuilds it); `load_encoder(path)` reads a run's `encoder.pt`."""
+`.feature_dim` and `.spec` (the dict that rebuilds it); `load_encoder(path)` reads a run's `encoder.pt`
+(`read_encoder(path)`: its spec and weights)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,16 +28,21 @@ def encoder_payload(encoder: nn.Module) -> dict:
     return {"backbone": dict(encoder.spec), "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
 
 
-def load_encoder(path: str | Path) -> nn.Module:
-    """The encoder saved at `path` (a run's `encoder.pt`), on CPU, in eval mode."""
-    path = Path(path)
+def read_encoder(path: str | Path) -> tuple[dict, dict]:
+    """(spec, state_dict) of the encoder file at `path`; StudyError naming it when missing, corrupt or foreign."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        spec, state = payload["backbone"], payload["state_dict"]
+        return dict(payload["backbone"]), payload["state_dict"]
     except FileNotFoundError:
         raise StudyError(f"{path}: encoder file not found") from None
     except Exception as e:  # corrupt or foreign file
         raise StudyError(f"{path}: not a study encoder file ({type(e).__name__}: {e})") from None
+
+
+def load_encoder(path: str | Path) -> nn.Module:
+    """The encoder saved at `path` (a run's `encoder.pt`), on CPU, in eval mode."""
+    path = Path(path)
+    spec, state = read_encoder(path)
     model = build_backbone(spec["name"], spec.get("width", 64))
     try:
         model.load_state_dict(state)
