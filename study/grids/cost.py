@@ -56,7 +56,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         if not sizes:
             sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
         if protocol in ("finetune", "scratch"):
-            ft = sec.get("finetune") or {}
+            ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs")
             if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
                 batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH

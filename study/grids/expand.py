@@ -57,13 +57,20 @@ def expand_points(grid: Grid) -> list[dict[str, Any]]:
             points.append(pt)
 
     excludes = grid.exclude
+    excluded_any = [False] * len(excludes)
     for combo in itertools.product(*(vals for _, vals in units)):
         pt = dict(base)
         for group, values in zip(names, combo):
             pt.update(zip(group, values))
-        if excludes and any(m.matches(pt) for m in excludes):
+        hits = [m.matches(pt) for m in excludes]
+        if any(hits):
+            excluded_any = [a or h for a, h in zip(excluded_any, hits)]
             continue
         add(pt)
+    for rule, hit in zip(excludes, excluded_any):
+        if not hit:  # a typo in a value, or a value no longer on its axis: the jobs meant to go would still run
+            raise fail(grid.path, rule.line, f"exclude {rule.describe()} matches no combination of the axes: it "
+                                             f"removes nothing (check its values against the axes)")
 
     for rule in grid.include:
         cond = dict(rule.conditions)

@@ -33,6 +33,7 @@ class Job:
     config: dict
     depends_on: tuple[str, ...] = ()
     resources: Resources = field(default_factory=Resources, compare=False)
+    entry: int | None = field(default=None, compare=False)  # the stages.evaluate entry that made it (plan time)
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -43,7 +44,7 @@ class Job:
 
 
 def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
-             resources: Resources) -> Job:
+             resources: Resources, entry: int | None = None) -> Job:
     config: dict[str, Any] = {"stage": stage, "axes": {a: axes.get(a) for a in AXES}}
     if stage == "pretrain":
         config["pretrain"] = section
@@ -52,7 +53,8 @@ def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders
         config["evaluate"] = section
         config["encoders"] = list(encoders or [])
         deps = tuple(dict.fromkeys(config["encoders"]))
-    return Job(id=config_hash(id_config(config)), stage=stage, config=config, depends_on=deps, resources=resources)
+    return Job(id=config_hash(id_config(config)), stage=stage, config=config, depends_on=deps, resources=resources,
+               entry=entry)
 
 
 def id_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -213,12 +215,18 @@ def _eval_section(b: _Builder, entry: EvalEntry, eval_dataset: str, labeled: tup
     return deep_merge(deep_merge(b.grid.defaults_evaluate, entry.params), over)
 
 
-def _size_groups(entry: EvalEntry) -> list[tuple[int, ...] | None]:
-    if entry.labeled_sizes is None:
-        return [None]
+def _size_groups(grid: Grid, entry: EvalEntry) -> list[tuple[Any, ...] | None]:
+    """The labeled sizes of each job of `entry`: one group per size when it splits them (also sizes that come from
+    its params or defaults.evaluate), else one group; None: the section's own sizes, unchanged."""
+    sizes: tuple[Any, ...] | None = entry.labeled_sizes
+    if sizes is None:
+        given = deep_merge(grid.defaults_evaluate, entry.params).get(EVAL_SIZES)
+        if not entry.split_labeled_sizes or not isinstance(given, list) or len(given) < 2:
+            return [None]  # EvalConfig checks the values
+        sizes = tuple(given)
     if entry.split_labeled_sizes:
-        return [(n,) for n in entry.labeled_sizes]
-    return [entry.labeled_sizes]
+        return [(n,) for n in sizes]
+    return [sizes]
 
 
 def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> None:
@@ -228,8 +236,15 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
     if not matched:
         raise fail(grid.path, entry.where.line or entry.line,
                    f"{label}: where {entry.where.describe()} matches no pretraining job: it expands to zero jobs")
+    for axis, values in entry.where.conditions:  # one listed value that no job has: a typo, or a stale value
+        present = {j.axes[axis] for j in pretrain_jobs}
+        for v in values:
+            if v not in present:
+                raise fail(grid.path, entry.where.line or entry.line,
+                           f"{label}: where {axis}: {v!r} matches no pretraining job (their {axis} values: "
+                           f"{', '.join(map(repr, sorted(present, key=str)))})")
     res = b.resources("evaluate", entry)
-    groups = _size_groups(entry)
+    groups = _size_groups(grid, entry)
     if entry.protocol == "scratch":  # from random init: one job per (backbone, seed, eval dataset, sizes)
         for pj in matched:
             for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
@@ -243,7 +258,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                         section.setdefault("width", pj.config["pretrain"]["width"])
                     if pj.axes["seed"] is not None:
                         section.setdefault("seed", pj.axes["seed"])
-                    b.add(make_job("evaluate", axes, section, [], res))
+                    b.add(make_job("evaluate", axes, section, [], res, entry.index))
         return
     if entry.protocol == "concat":
         for k, (ma, mb) in enumerate(entry.pairs):
@@ -261,7 +276,8 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                     for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
                         axes = {**axes, "eval_dataset": ed}
                         for sizes in groups:
-                            b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id], res))
+                            b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id],
+                                           res, entry.index))
             if not found:
                 raise fail(grid.path, ma.line or entry.line,
                            f"{label}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs that "
@@ -271,7 +287,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
         for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
             axes = {**pj.axes, "protocol": entry.protocol, "eval_dataset": ed}
             for sizes in groups:
-                b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [pj.id], res))
+                b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [pj.id], res, entry.index))
 
 
 def _joined(a: Any, b: Any) -> Any:

@@ -125,6 +125,26 @@ def _describe(job: Job) -> str:
     return f"job {job.id} ({job.stage}: {', '.join(parts)})"
 
 
+SECTION_KEY = re.compile(r"^(?:pretrain|evaluate)\.(\w+)")  # the key a config error names first
+
+
+def _section_line(grid: Grid, job: Job, message: str) -> int | None:
+    """Where the value behind a config error of `job` was written: a pretraining axis value (its axes or include
+    line), else the key in the evaluation entry's params, in defaults, or the entry itself."""
+    from study.grids.jobs import _value_line
+
+    m = SECTION_KEY.match(message)
+    key = m.group(1) if m else None
+    if job.stage == "pretrain":
+        if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
+            return _value_line(grid, key, job.axes[key], job.axes)
+        return grid.defaults_lines.get("pretrain", {}).get(key) or grid.lines.get("defaults")
+    entry = grid.evaluate[job.entry] if job.entry is not None else None
+    if entry is None:
+        return grid.defaults_lines.get("evaluate", {}).get(key) or grid.lines.get("defaults")
+    return entry.param_lines.get(key) or grid.defaults_lines.get("evaluate", {}).get(key) or entry.line
+
+
 def check_sections(plan: Plan) -> list[str]:
     """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
     that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others."""
@@ -134,8 +154,6 @@ def check_sections(plan: Plan) -> list[str]:
 
     validators: dict[str, Any] = {"pretrain": PretrainConfig.from_dict, "evaluate": EvalConfig.from_dict}
     verdicts: dict[str, str | None] = {}  # section -> its error, validated once
-    lines = plan.grid.lines
-    where = f"{plan.path}:{lines['defaults']}" if "defaults" in lines else plan.path
     for job in plan.jobs:
         validate = validators.get(job.stage)
         if validate is None:
@@ -149,7 +167,8 @@ def check_sections(plan: Plan) -> list[str]:
             except StudyError as e:
                 verdicts[key] = str(e)
         if verdicts[key] is not None:
-            errors.setdefault((where, verdicts[key]), []).append(job)
+            line = _section_line(plan.grid, job, verdicts[key])
+            errors.setdefault((f"{plan.path}:{line}" if line else plan.path, verdicts[key]), []).append(job)
     return [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
             + f": {msg}" for (where, msg), jobs in errors.items()]
 

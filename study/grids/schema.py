@@ -90,6 +90,7 @@ class EvalEntry:
     split_labeled_sizes: bool
     line: int
     index: int
+    param_lines: dict[str, int] = field(default_factory=dict)  # params' keys -> their lines
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Grid:
     pretrain_resources: YMap
     evaluate: tuple[EvalEntry, ...]
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
+    defaults_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # pretrain/evaluate -> key -> line
 
 
 def normalise_axis_value(axis: str, v: Any) -> Any:
@@ -206,7 +208,8 @@ def load_grid(path: str | Path) -> Grid:
     return Grid(path=p, name=name, description=description, datasets=datasets, defaults_pretrain=d_pre,
                 defaults_evaluate=d_eval, axes=axes, axis_lines=axis_lines, zip=zip_groups, include=include,
                 exclude=exclude, pretrain_resources=pre_res, evaluate=evaluate,
-                lines={k: raw.line_of(k) for k in raw})
+                lines={k: raw.line_of(k) for k in raw},
+                defaults_lines={k: _key_lines(defaults.get(k)) for k in STAGE_KEYS})
 
 
 # ---------------------------------------------------------------------------------------------------- parts
@@ -224,6 +227,11 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
         out["labeled_sizes"] = list(_counts(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
                                             f"{where}.labeled_sizes"))
     return out
+
+
+def _key_lines(m: Any) -> dict[str, int]:
+    """The line of each key of a parsed mapping ({} for anything else)."""
+    return {k: m.line_of(k) for k in m} if isinstance(m, YMap) else {}
 
 
 def _plain(v: Any) -> Any:
@@ -340,7 +348,7 @@ def _zip(p: str, raw: YMap, axes: dict[str, tuple[Any, ...]]) -> tuple[tuple[str
         if len(group) < 2:
             raise fail(p, line, "zip: a group needs two or more axes")
         for a in group:
-            if a not in axes:
+            if not isinstance(a, str) or a not in axes:
                 known = list(axes)
                 raise fail(p, line, f"zip: {a!r} is not an axis of this grid{did_you_mean(a, known)} "
                                     f"(axes: {', '.join(known)})")
@@ -421,7 +429,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         if not eds:
             raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: an empty list expands to zero jobs")
         for j, d in enumerate(eds):
-            if d not in datasets:
+            if not isinstance(d, str) or d not in datasets:
                 raise fail(p, eds.line_of(j), f"unknown dataset {d!r}{did_you_mean(d, datasets)} "
                                               f"(known: {', '.join(datasets)})")
             if not datasets[d].test or not datasets[d].train:
@@ -477,7 +485,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         raise fail(p, e.line_of("split_labeled_sizes"), f"{where}.split_labeled_sizes: expected true or false")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
                      pairs=tuple(pairs), params=_plain(params), resources=resources, split_labeled_sizes=split,
-                     line=line, index=i)
+                     line=line, index=i, param_lines=_key_lines(params))
 
 
 def grid_error(grid: Grid, line: int | None, msg: str) -> StudyError:

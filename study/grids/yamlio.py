@@ -80,6 +80,10 @@ _LineLoader.yaml_implicit_resolvers = {k: list(v) for k, v in _Base.yaml_implici
 for _digit in "0123456789":
     _LineLoader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
         0, ("tag:yaml.org,2002:str", re.compile(r"^[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")))
+# YAML 1.1 reads `1e-3` (no dot) as a string; YAML 1.2, and everyone writing a learning rate, means a float
+_EXPONENT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
+for _first in "-+0123456789":
+    _LineLoader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:float", _EXPONENT))
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -89,6 +93,8 @@ def load_yaml(path: str | Path) -> Any:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StudyError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise StudyError(f"{path}: not UTF-8 text (byte {e.start}); a grid or profile is a YAML file") from None
     except OSError as e:
         raise StudyError(f"{path}: cannot read ({e.strerror})") from None
     loader = _LineLoader(text)

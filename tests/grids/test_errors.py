@@ -178,3 +178,77 @@ def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypa
     assert ('study manifest build --dataset glc20 --root "$GLC20_ROOT" --split us_test --name glc20_test '
             '--classes-from glc20_train') in err
     assert "--dataset imagenet --root \"$IMAGENET_ROOT\" --split train --name imagenet_train" in err
+
+
+def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_silent_no_op(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [50k, 100k]}
+    exclude:
+      - {method: supervised, size: 5k}
+    stages: {}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'size: 5k')}: exclude {{method: supervised, size: 5000}} matches no "
+                           "combination of the axes: it removes nothing (check its values against the axes)")
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          where: {method: [simclr, supervized]}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where method: "
+                           "'supervized' matches no pretraining job (their method values: 'simclr', 'supervised')")
+
+
+def test_a_config_error_names_the_line_of_the_value_behind_it(write_grid):
+    g = write_grid("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      backbone: [resnet18, resnet5O]
+    stages:
+      evaluate:
+        - protocol: knn
+          params: {knn: {k: 5}, kk: 3}
+        - protocol: finetune
+          labeled_sizes: [10]
+          params:
+            finetune: {epocs: 3}
+    """)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check(manifests=False)
+    lines = str(e.value).splitlines()[1:]
+    assert any(s.startswith(f"{g}:{line_of(g, 'resnet5O')}: ") and "unknown backbone 'resnet5O'" in s for s in lines)
+    assert any(s.startswith(f"{g}:{line_of(g, 'protocol: knn')}: ") and "unknown key(s) 'kk'" in s for s in lines)
+    assert any(s.startswith(f"{g}:{line_of(g, 'finetune: {epocs')}: ") and "'epocs'" in s for s in lines)
+
+
+@pytest.mark.parametrize("body, needle, message", [
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [10], params: {finetune: 80}}
+    """, "finetune: 80", "evaluate.finetune: expected a mapping, got 80"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: [[alpha]]}
+    """, "eval_datasets", "unknown dataset ['alpha']"),
+    ("""
+    axes: {method: [simclr, byol], dataset: [alpha, beta]}
+    zip: [[method, [dataset]]]
+    stages: {}
+    """, "zip:", "zip: ['dataset'] is not an axis of this grid"),
+])
+def test_odd_shapes_are_errors_at_their_line_not_tracebacks(write_grid, body, needle, message):
+    g = write_grid(body)
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:") and message in msg and f":{line_of(g, needle)}" in msg
+
+
+def test_a_grid_that_is_not_utf8_text_is_named(tmp_path):
+    g = tmp_path / "latin1.yaml"
+    g.write_bytes(b"name: t\n# caf\xe9\n")
+    assert error_of(g) == f"{g}: not UTF-8 text (byte 13); a grid or profile is a YAML file"

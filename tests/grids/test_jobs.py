@@ -113,3 +113,22 @@ def test_job_contract_fields_and_resources_outside_the_id(write_grid):
     g.write_text(g.read_text().replace("gpus: 2", "gpus: 4"))
     (job4,) = plan_grid(g).jobs
     assert job4.id == job.id and job4 == job and hash(job4) == hash(job)
+
+
+def test_labeled_sizes_from_defaults_are_split_like_an_entrys_own(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+      evaluate: {labeled_sizes: [100, 200, 300]}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune}
+        - {protocol: linear}
+    """, base=False)
+    sizes = {(j.axes["protocol"], tuple(j.config["evaluate"]["labeled_sizes"])) for j in plan_grid(g).jobs
+             if j.stage == "evaluate"}
+    assert sizes == {("finetune", (100,)), ("finetune", (200,)), ("finetune", (300,)), ("linear", (100, 200, 300))}

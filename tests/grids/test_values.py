@@ -25,3 +25,11 @@ def test_unquoted_clock_times_in_yaml_are_not_base_60_integers(tmp_path):
     got = dict(load_yaml(p))
     assert got == {"a": "30:00", "b": "12:00:00", "c": 90, "d": 1.5, "e": "1-12:00:00"}
     assert [parse_minutes(got[k]) for k in "abe"] == [30, 720, 2160]
+
+
+def test_an_exponent_without_a_dot_is_a_float(tmp_path):
+    from study.grids.yamlio import load_yaml
+
+    p = tmp_path / "v.yaml"
+    p.write_text("lr: 1e-3\nwd: 5E-4\nsteps: 1e4\ntime: 12:00:00\nname: e5\n")
+    assert dict(load_yaml(p)) == {"lr": 0.001, "wd": 0.0005, "steps": 10000.0, "time": "12:00:00", "name": "e5"}
