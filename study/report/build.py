@@ -15,7 +15,7 @@ from study.atomic import atomic_path
 from study.report import style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
-from study.report.tables import write_tables
+from study.report.tables import with_integer_counts, write_tables
 from study.errors import StudyError
 from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
                            write_table)
@@ -62,6 +62,31 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section) -> None:
+    """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
+    fig, data = module.draw(table, expected)
+    try:
+        section.caption = data.attrs.get("caption", "")
+        _save(fig, out / f"{module.NAME}.png", "png")
+        _save(fig, out / f"{module.NAME}.pdf", "pdf")
+    finally:
+        plt.close(fig)
+    paper = with_integer_counts(module.paper_table(data))
+    paths = write_tables(paper, out, module.NAME, caption=section.caption)
+    write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
+    section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
+                     **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
+    section.table = paper
+
+
+def _remove_earlier_outputs(out: Path, names: list[str]) -> None:
+    """Delete what an earlier build wrote for `names` (figures not drawn now, `missing` without a plan), so that the
+    folder never shows a figure or table this build did not make."""
+    for name in names:
+        for path in [*out.glob(f"{name}.*"), *out.glob(f"{name}_data.*")]:
+            path.unlink(missing_ok=True)
+
+
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
@@ -101,37 +126,33 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
+    if plan is not None:
+        from study.launch.state import stale_results
+
+        warn_lines += [f"{line}: shown, but `study submit` would rerun it" for line in stale_results(plan.jobs, workdir)]
+
     style.apply()
     sections, drawn, skipped_figs = [], [], {}
     for module in FIGURES:
         section = Section(module.NAME, module.TITLE)
         try:
-            fig, data = module.draw(table, expected)
+            _draw_figure(module, table, expected, out, section)
         except NoData as e:
-            section.note = str(e)
-            skipped_figs[module.NAME] = str(e)
-            sections.append(section)
-            continue
-        try:
-            section.caption = data.attrs.get("caption", "")
-            _save(fig, out / f"{module.NAME}.png", "png")
-            _save(fig, out / f"{module.NAME}.pdf", "pdf")
-        finally:
-            plt.close(fig)
-        paper = module.paper_table(data)
-        paths = write_tables(paper, out, module.NAME, caption=section.caption)
-        write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
-        section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
-                         **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
-        section.table = paper
+            section.note = skipped_figs[module.NAME] = str(e)
+        except Exception as e:  # one figure's failure is reported; the others and the tables are still written
+            section.note = skipped_figs[module.NAME] = f"failed: {type(e).__name__}: {e}"
+            warn_lines.append(f"figure {module.NAME} failed ({type(e).__name__}: {e}); the other figures are drawn")
+        else:
+            drawn.append(module.NAME)
         sections.append(section)
-        drawn.append(module.NAME)
 
     missing = None
     if coll.missing is not None:
         extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
-        missing = coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra]
+        missing = with_integer_counts(coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra])
         write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
+    _remove_earlier_outputs(out, [m.NAME for m in FIGURES if m.NAME not in drawn] + ([] if missing is not None
+                                                                                      else ["missing"]))
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {len(table)} metric row(s)",
                f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",

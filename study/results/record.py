@@ -127,6 +127,21 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+INTEGER_AXES = ("size", "seed")  # a concatenation's axes join its two encoders' values: "50000|100000"
+STRING_AXES = ("method", "backbone", "dataset", "corruption", "protocol", "eval_dataset")
+
+
+def _axis_value_ok(axis: str, v: Any) -> bool:
+    """The types the report's tables and figures rely on (other axes: anything)."""
+    if v is None:
+        return True
+    if axis in INTEGER_AXES:
+        if isinstance(v, str):
+            return "|" in v and all(part == "None" or part.isdigit() for part in v.split("|"))
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, str) or axis not in STRING_AXES
+
+
 def validate_record(record: Any, where: str = "result record") -> dict:
     """The record if it follows schema 1; a StudyError naming the first bad key otherwise."""
     if not isinstance(record, Mapping):
@@ -143,6 +158,10 @@ def validate_record(record: Any, where: str = "result record") -> dict:
     for key in ("axes", "protocol"):
         if not isinstance(record[key], Mapping):
             raise StudyError(f"{where}: {key} must be an object")
+    for axis, v in record["axes"].items():
+        if not _axis_value_ok(axis, v):
+            raise StudyError(f"{where}: axes.{axis} {v!r} is not " + ("an integer, null or two joined by '|'"
+                                                                      if axis in INTEGER_AXES else "a string or null"))
     if not isinstance(record["metrics"], list):
         raise StudyError(f"{where}: metrics must be a list")
     for i, m in enumerate(record["metrics"]):

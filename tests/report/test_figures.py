@@ -286,3 +286,19 @@ def test_domain_figures_leave_what_the_grid_never_planned_blank():
     fig, data = domain_matrix.draw(table_of(recs))
     assert [a.get_title() for a in fig.axes if a.get_title()] == ["simclr"]
     assert set(data["method"]) == {"simclr"}
+
+
+def test_domain_matrix_shows_the_size_with_most_cells_while_a_grid_still_runs():
+    """Every cell at 1M but b's own 1M pretraining still running, with 500k in-domain probes done early: the
+    matrix stays at 1M (b's row missing at 1M), not 500k for all."""
+    recs = [r for r in domain_records() if r["axes"]["dataset"] == "a"]
+    recs += records(eval_axes(dataset="a", eval_dataset="a", size=500_000), {(10000, None): 0.4})
+    recs += records(eval_axes(dataset="b", eval_dataset="b", size=500_000), {(10000, None): 0.5})
+    planned = pd.DataFrame([{"job_id": f"{d}{e}{s}", "stage": "evaluate", "method": "simclr", "dataset": d,
+                             "size": s, "corruption": "none", "protocol": "linear", "eval_dataset": e}
+                            for d in "ab" for e in "ab" for s in (500_000, 1_000_000) if s == 1_000_000 or d == e])
+    fig, data = domain_matrix.draw(table_of(recs), planned)
+    assert "pretraining size 1M" in data.attrs["caption"]
+    cell = data.set_index(["dataset", "eval_dataset"])
+    assert cell.loc[("a", "b"), "mean"] == pytest.approx(0.35) and math.isnan(cell.loc[("b", "b"), "mean"])
+    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 2  # b -> a and b -> b, planned at 1M

@@ -170,3 +170,70 @@ def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, mo
     id_column = next(c for c in missing.columns if "id" in c)
     assert set(missing[id_column]) == {j.id for j in plan.jobs}
     assert "Missing cells" in (out / "index.html").read_text()
+
+
+def test_a_figure_this_build_does_not_draw_leaves_no_file_of_an_earlier_build(tmp_path):
+    write_all(tmp_path / "w", ALL)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(ALL), log=None)
+    assert (tmp_path / "r" / "quality.png").is_file() and (tmp_path / "r" / "missing.csv").is_file()
+    for f in (tmp_path / "w" / "results").iterdir():
+        f.unlink()
+    write_all(tmp_path / "w", quantity_records())
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    assert s.drawn == ["quantity"]
+    left = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert not [n for n in left if n.split(".")[0].split("_data")[0] in ("quality", "granularity", "missing")]
+    assert "quantity.png" in left
+
+
+def test_one_failing_figure_is_reported_and_the_rest_is_drawn(tmp_path, monkeypatch):
+    from study.report.figures import quality
+
+    def broken(table, expected=None):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(quality, "draw", broken)
+    write_all(tmp_path / "w", ALL)
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(ALL), log=None)
+    assert "quality" not in s.drawn and "quantity" in s.drawn and "granularity" in s.drawn
+    assert s.skipped_figures["quality"] == "failed: TypeError: unsupported operand"
+    assert any(w.startswith("figure quality failed (TypeError") for w in s.warnings)
+    assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_a_result_on_a_since_rebuilt_manifest_is_named(tmp_path, monkeypatch):
+    import study.manifests.store as store
+
+    recs = records(eval_axes(), {(10000, None): 0.5}, protocol={"train_manifest": "a_train",
+                                                                  "train_manifest_content_hash": "OLDHASH00000"})
+    write_all(tmp_path / "w", recs)
+    monkeypatch.setattr(store, "load_meta", lambda name: {"content_hash": "NEWHASH11111"})
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs), log=None)
+    stale = [w for w in s.warnings if "OLDHASH00000" in w]
+    assert len(stale) == 2 and all(w.endswith("shown, but `study submit` would rerun it") for w in stale)
+
+
+def test_missing_sizes_print_as_integers_in_the_html(tmp_path):
+    recs = quantity_records()
+    write_all(tmp_path / "w", recs[:3])
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs), log=None)
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert ">50000<" in html and "50000.0" not in html
+
+
+def test_the_scratch_label_does_not_change_while_a_planned_line_is_still_to_run(tmp_path):
+    from study.grids import Job
+
+    recs = []
+    for size in (50_000, 1_000_000):
+        recs += records(eval_axes(size=size, backbone="resnet50"), {(1000, None): .3, (10000, None): .4}, seeds=(0,))
+    recs += records({"backbone": "resnet50", "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                    {(1000, None): .1, (10000, None): .2}, seeds=(0,))
+    todo = Job("todo", "evaluate", {"stage": "evaluate", "axes": eval_axes(size=250_000, backbone="resnet50", seed=0)})
+    labels = []
+    for name, extra in (("done", ()), ("running", (todo,))):
+        write_all(tmp_path / name, recs)
+        build_report(tmp_path / name, tmp_path / f"r{name}", plan=plan_for(recs, extra_jobs=extra), log=None)
+        labels.append([line.split("|")[3].strip() for line in (tmp_path / f"r{name}" / "quantity.md").open()
+                       if "scratch" in line])
+    assert labels[0] == labels[1] == ["scratch (supervised, random init)"]

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from study.errors import StudyError
 from study.grids import Job
+from study.results.record import validate_record
 from study.results import (ResultFileWarning, code_version, make_record, protocol_fingerprint, read_results,
                            result_path, write_result)
 
@@ -80,3 +82,18 @@ def test_read_results_for_given_job_ids(tmp_path):
     for j in ("a", "b", "c"):
         write_result(tmp_path, _record(j))
     assert [r["job_id"] for r in read_results(tmp_path, job_ids=["c", "a", "zz"])] == ["a", "c"]
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({"size": "1M"}, "axes.size '1M' is not an integer, null or two joined by '|'"),
+    ({"seed": True}, "axes.seed True is not an integer"),
+    ({"method": 3}, "axes.method 3 is not a string or null"),
+])
+def test_an_axis_of_the_wrong_type_is_refused_naming_it(axes, message):
+    rec = {"schema_version": 1, "job_id": "j", "stage": "evaluate", "axes": {"method": "simclr", **axes},
+           "metrics": [], "protocol": {}, "protocol_fingerprint": "f", "code_version": "c", "grid": None,
+           "wall_time_s": None, "finished_at": "2024-01-01T00:00:00+00:00"}
+    with pytest.raises(StudyError, match=re.escape(message)):
+        validate_record(rec, where="x.json")
+    ok = {**rec, "axes": {"method": "simclr", "size": "50000|None", "seed": 0, "extra": 1.5}}
+    assert validate_record(ok)["axes"]["size"] == "50000|None"

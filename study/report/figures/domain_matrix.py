@@ -1,6 +1,7 @@
 """`domain_matrix`: pretraining dataset (rows) by evaluation dataset (columns), linear-probe top-1, as a heatmap
 (one panel per method with an in-domain cell) and a table; the diagonal (in-domain) is boxed. One pretraining size
-and one labeled size: the largest common to every dataset (the caption says which)."""
+(the one with the most cells; ties: the larger) and one labeled size (the largest common to every evaluation
+dataset); the caption says which."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -17,15 +18,21 @@ TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
 
 
 def _choose(lin: pd.DataFrame):
-    sizes = [set(g["size"].dropna()) for _, g in lin.groupby("dataset")]
-    common = set.intersection(*sizes) if sizes else set()
-    if common:
-        size = max(common)
+    """(the cells at one pretraining size and one labeled size, the caption's note, the pretraining size or None).
+    The size with the most (dataset, eval_dataset) cells, so that a grid still running shows its finished cells
+    (a dataset without that size yet shows as missing); the largest size of each dataset when no size is shared."""
+    cells_at = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in lin.groupby("size")}
+    shared = max((g["dataset"].nunique() for _, g in lin.groupby("size")), default=0)
+    size = None
+    if not cells_at:
+        size_note = "each dataset's whole training set"
+    elif shared >= 2 or lin["dataset"].nunique() == 1:
+        size = max(cells_at, key=lambda s: (cells_at[s], s))
         lin = lin[lin["size"] == size]
         size_note = f"pretraining size {fmt_size(size)}"
     else:
         lin = lin[lin["size"] == lin.groupby("dataset")["size"].transform("max")]
-        size_note = "largest pretraining size of each dataset (no size common to all)"
+        size_note = "largest pretraining size of each dataset (no size common to two)"
     lab = [set(g["labeled_size"].map(size_key)) for _, g in lin.groupby("eval_dataset")]
     common_l = set.intersection(*lab) if lab else set()
     if common_l:
@@ -37,7 +44,7 @@ def _choose(lin: pd.DataFrame):
         best = lin.groupby("eval_dataset")["labeled_size"].transform(lambda s: size_key(pick_largest(s)))
         lin = lin[lin["labeled_size"].map(size_key) == best]
         lab_note = "largest labeled size of each evaluation dataset"
-    return lin, f"{size_note}, {lab_note}"
+    return lin, f"{size_note}, {lab_note}", size
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
@@ -48,7 +55,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]
     if lin.empty or lin["dataset"].nunique() < 2 and lin["eval_dataset"].nunique() < 2:
         raise NoData("needs linear-probe results of at least two pretraining or evaluation datasets")
-    lin, note = _choose(lin)
+    lin, note, size = _choose(lin)
     planned = expected_rows(expected, protocol="linear")
     datasets = set(lin["dataset"])
     evals = set(lin["eval_dataset"])
@@ -60,6 +67,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         evals |= set(planned["eval_dataset"].dropna())
         if "method" in planned:
             methods |= set(planned["method"].dropna())
+        if size is not None and "size" in planned:  # a cell is missing where the grid plans it at this size
+            planned = planned[planned["size"] == size]
     rows = sorted(datasets)
     cols = [d for d in rows if d in evals] + sorted(evals - set(rows))
     # a panel per method with an in-domain cell (done or planned): a method met only off the diagonal (e.g. the

@@ -54,7 +54,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     if main.empty:
         raise NoData("no in-domain linear-probe or fine-tuning top-1 results in this grid")
     scratch = clean(cell[cell["protocol"] == "scratch"])
-    split_scratch = bool(varying(pd.concat([scratch, main]), ["backbone"]))  # as label_variants split the methods
+    # as label_variants split the methods: by the backbones of rows that have one (a planned line without a result
+    # has none yet)
+    split_scratch = bool(varying(pd.concat([scratch, main]).dropna(subset=["backbone"]), ["backbone"]))
     evals = sorted(main["eval_dataset"].dropna().unique())
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
     label_cols = varying(main, LINE_KEYS) or ["size"]
