@@ -56,7 +56,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data = pd.DataFrame(out)
     mode_col = "protocol.granularity_mode"
-    modes = sorted(rows_t[mode_col].dropna().unique()) if mode_col in rows_t else []
+    drawn = rows_t[rows_t["protocol_fingerprint"].isin(set(gran["protocol_fingerprint"]))]  # not a superseded recipe
+    modes = sorted(drawn[mode_col].dropna().unique()) if mode_col in drawn else []
     how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
                              "size (panel title); error bars: standard deviation over seeds.")
