@@ -49,9 +49,11 @@ class _LineLoader(_Base):  # type: ignore[misc,valid-type]
 
 
 def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YMap:
-    loader.flatten_mapping(node)
+    own = {id(k) for k, _ in node.value}  # written in this mapping; the rest come from a `<<` merge
+    loader.flatten_mapping(node)  # merged pairs first, in precedence order, then this mapping's own
     out = YMap()
     out.line = node.start_mark.line + 1
+    merged: set = set()  # keys whose value so far came from a merge: a later pair overrides them
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
@@ -59,8 +61,11 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YMap:
             hash(key)
         except TypeError:
             raise StudyError(f"{loader.name}:{line}: a mapping key must be a plain value") from None
-        if key in out:
+        if key in out and key not in merged:
             raise StudyError(f"{loader.name}:{line}: duplicate key {key!r} (first at line {out.key_lines[key]})")
+        merged.discard(key)
+        if id(key_node) not in own:
+            merged.add(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = line
     return out

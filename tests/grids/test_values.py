@@ -1,4 +1,5 @@
-"""Time limits: our spellings and Slurm's --time grammar, unquoted in YAML as well."""
+"""Values as the grid loader reads them: time limits (our spellings and Slurm's --time grammar, unquoted in YAML as
+well), exponents without a dot, merge keys."""
 import pytest
 
 from study.grids.values import parse_minutes
@@ -33,3 +34,15 @@ def test_an_exponent_without_a_dot_is_a_float(tmp_path):
     p = tmp_path / "v.yaml"
     p.write_text("lr: 1e-3\nwd: 5E-4\nsteps: 1e4\ntime: 12:00:00\nname: e5\n")
     assert dict(load_yaml(p)) == {"lr": 0.001, "wd": 0.0005, "steps": 10000.0, "time": "12:00:00", "name": "e5"}
+
+
+def test_a_key_written_beside_a_merge_overrides_the_merged_one_and_a_real_duplicate_is_refused(tmp_path):
+    from study.errors import StudyError
+    from study.grids.yamlio import load_yaml
+
+    p = tmp_path / "m.yaml"
+    p.write_text("base: &b {epochs: 1, lr: 0.1}\nft: {<<: *b, epochs: 5}\n")
+    assert dict(load_yaml(p)["ft"]) == {"epochs": 5, "lr": 0.1}
+    p.write_text("base: &b {epochs: 1}\nft: {<<: *b, epochs: 5, epochs: 6}\n")
+    with pytest.raises(StudyError, match="m.yaml:2: duplicate key 'epochs'"):
+        load_yaml(p)
