@@ -4,14 +4,15 @@ Events (every line has "event" and "at"):
 - `intent`  {batch, name, cluster, stage, jobs: [job ids]}: written *before* an array goes to sbatch;
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder}: one per job,
   written after sbatch returned (all lines of an array in one write);
-- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host}: the local scheduler
-  (pending: queued by the command of `pid`, which runs it when its dependencies are done).
+- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock}: the local
+  scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
+  `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run) looks
 it up by its unique job name (`recover`), under the submit lock so that a submit still queueing it is waited for,
 before deciding anything, so a rerun never queues a job twice nor forgets one. Jobs shared with
-another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`). A Slurm submit
+another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`: the newest event wins). A Slurm submit
 reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per workdir, so that two
 submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.
 """
@@ -99,16 +100,19 @@ class Ledger:
         return r
 
     def replay_with_shared(self) -> Replay:
-        """`replay()`, plus for each job this ledger never submitted the latest submission another grid's ledger
-        of the workdir records (marked "grid": <that grid>): one config in two grids is one job, so a job queued
-        or run by one grid is not queued again by the other. Open intents stay this ledger's own."""
+        """`replay()`, merged with every other grid's ledger of the workdir: per job, the newest event of any of them
+        (this ledger's on a tie; another's marked "grid": <that grid>). One config in two grids is one job, so a job
+        queued or run by one grid is not queued again by the other, and an old event here (a command stopped long
+        ago) does not hide a run another grid started since. Open intents stay this ledger's own."""
         own = self.replay()
         shared: dict[str, dict] = {}
         for path in sorted(self.path.parent.glob("*.jsonl")):
             if path.stem == self.grid:
                 continue
             for job, e in Ledger(self.workdir, path.stem).replay().latest.items():
-                if job not in own.latest and (job not in shared or e.get("at", "") >= shared[job].get("at", "")):
+                if job not in shared or e.get("at", "") >= shared[job].get("at", ""):
                     shared[job] = {**e, "grid": path.stem}
-        own.latest.update(shared)
+        for job, e in shared.items():
+            if job not in own.latest or e.get("at", "") > own.latest[job].get("at", ""):
+                own.latest[job] = e
         return own

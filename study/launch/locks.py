@@ -1,7 +1,9 @@
 """File locks on a workdir (flock: released however their holder ends, also by SIGKILL).
 
-- `job_lock(workdir, job)`: the lock a local run holds for one job (`<workdir>/locks/<job id>.lock`), so that two
-  commands never run one job at once;
+- `job_lock(workdir, job)`: the lock a local run holds for one job (`<workdir>/locks/<job id>.lock`; the command
+  from before it starts the worker, the worker for as long as it lives), so that two commands never run one job at
+  once, and so that `lock_held` tells a live run from a dead one;
+- `command_lock(workdir)`: the lock a `study submit --cluster local` holds while it lives (its pending jobs are live);
 - `submit_lock(workdir)`: the lock a Slurm submit holds from reading the states to its last `queued` line
   (`<workdir>/ledgers/.submit.lock`), so that two submits never queue one job twice.
 """
@@ -9,7 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import sys
+import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,9 +32,50 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
-def job_lock(workdir: str | os.PathLike, job_id: str) -> int | None:
-    """`try_lock` of the job's lock file."""
-    return try_lock(Path(workdir) / "locks" / f"{job_id}.lock")
+def job_lock(workdir: str | os.PathLike, job_id: str, tries: int = 5) -> int | None:
+    """`try_lock` of the job's lock file, tried a few times 20 ms apart: another command's `lock_held` holds it for
+    an instant."""
+    for i in range(tries):
+        fd = try_lock(Path(workdir) / "locks" / f"{job_id}.lock")
+        if fd is not None or i == tries - 1:
+            return fd
+        time.sleep(0.02)
+    return None
+
+
+@contextmanager
+def command_lock(workdir: str | os.PathLike) -> Iterator[str]:
+    """Hold a lock of this command's own under `<workdir>/locks/` while the block runs (and the process lives);
+    yields its name. Its file is removed at the end (one left by a killed command is never held again)."""
+    name = f"command-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
+    path = Path(workdir) / "locks" / name
+    fd = try_lock(path)
+    assert fd is not None  # a new name
+    try:
+        yield name
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def lock_held(path: Path) -> bool | None:
+    """Whether a process holds the lock of `path` now, tested by taking a shared lock on it for an instant (read
+    access is enough, also on NFS); None when the file cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+    return False
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from study.errors import StudyError
 from study.launch.ledger import Replay
+from study.launch.locks import lock_held
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
 LIVE = ("running", "pending")
@@ -88,14 +89,27 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
     return out
 
 
-def local_state(event: dict) -> str:
+def local_state(event: dict, workdir: str | os.PathLike) -> str:
     """The state a `local` ledger event stands for, for a job without a result file."""
     state = event.get("state", "missing")
-    if state in LIVE and not _pid_alive(event.get("pid"), event.get("host")):
+    if state in LIVE and not _holder_alive(event, Path(workdir)):
         return "missing"  # its `study submit --cluster local` was stopped: never finished
     if state == "done":
         return "failed"  # said done, but the result file is gone
     return state
+
+
+def _holder_alive(event: dict, workdir: Path) -> bool:
+    """Whether the process behind a pending or running event lives: a running job's worker holds the job's lock, a
+    pending job's command its command lock, for as long as they live (so neither a reused pid nor another host of
+    the workdir misleads; see locks.py); without a lock to look at (an event of an older study, a workdir this user
+    cannot read), by its pid on this host."""
+    held = None
+    if event.get("state") == "running":
+        held = lock_held(workdir / "locks" / f"{event['job']}.lock")
+    elif event.get("lock"):
+        held = lock_held(workdir / "locks" / event["lock"])
+    return held if held is not None else _pid_alive(event.get("pid"), event.get("host"))
 
 
 def _pid_alive(pid: Any, host: Any) -> bool:
@@ -129,7 +143,8 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             raw = live.get(sid, "UNKNOWN")
             out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
         else:  # a local run
-            out[job.id] = JobState(job.id, job.stage, local_state(e), e.get("error") or "", None, e.get("log"))
+            out[job.id] = JobState(job.id, job.stage, local_state(e, workdir), e.get("error") or "", None,
+                                   e.get("log"))
     return out
 
 

@@ -232,7 +232,7 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
         if e.get("event") == "queued":
             states[job] = f"submitted as Slurm job {e.get('slurm_job_id')} (its state now: study status)"
         elif e.get("event") == "local":
-            states[job] = local_state(e) + (f": {e['error']}" if e.get("error") else "")
+            states[job] = local_state(e, workdir) + (f": {e['error']}" if e.get("error") else "")
     return states
 
 

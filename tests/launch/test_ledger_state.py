@@ -164,3 +164,60 @@ def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tm
     assert not reader.is_alive()
     assert [e["event"] for e in led.events()] == ["intent", "lost"]  # nothing appended by the reader
     assert got["p1"].state == "missing"
+
+
+def test_a_running_event_is_live_while_its_job_lock_is_held_whatever_its_pid_or_host(tmp_path):
+    """A worker holds its job's lock for as long as it lives: a pid since reused by another process does not keep a
+    dead run 'running', and a run on another host of a shared workdir is not 'missing'."""
+    import os
+    import socket
+
+    from study.launch.locks import job_lock
+
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "running", "pid": os.getpid(),  # a live, reused pid
+                 "host": socket.gethostname()}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+    led.append([{"event": "local", "job": "p1", "state": "running", "pid": 7, "host": "compute-node-3"}])
+    lock = job_lock(tmp_path, "p1")
+    try:
+        assert classify(jobs, tmp_path, led.replay())["p1"].state == "running"
+    finally:
+        os.close(lock)
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+
+
+def test_a_pending_event_is_live_while_its_command_lock_is_held(tmp_path):
+    from study.launch.locks import command_lock
+
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    with command_lock(tmp_path) as name:
+        led.append([{"event": "local", "job": "p1", "state": "pending", "pid": 7, "host": "elsewhere", "lock": name}])
+        assert classify(jobs, tmp_path, led.replay())["p1"].state == "pending"
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+    assert not (tmp_path / "locks" / name).exists()
+
+
+def test_the_newest_event_of_any_grid_sharing_a_job_wins(tmp_path):
+    """An old event in this grid's ledger (its command stopped long ago) does not hide another grid's run since."""
+    Ledger(tmp_path, "a").append([{"event": "local", "job": "p1", "state": "running", "at": "2026-01-01T00:00:00+00:00"}])
+    Ledger(tmp_path, "b").append([{"event": "local", "job": "p1", "state": "done", "at": "2026-01-02T00:00:00+00:00"}])
+    Ledger(tmp_path, "b").append([{"event": "local", "job": "p2", "state": "failed", "at": "2026-01-01T00:00:00+00:00"}])
+    Ledger(tmp_path, "a").append([{"event": "local", "job": "p2", "state": "pending", "at": "2026-01-03T00:00:00+00:00"}])
+    latest = Ledger(tmp_path, "a").replay_with_shared().latest
+    assert (latest["p1"]["state"], latest["p1"]["grid"]) == ("done", "b")
+    assert latest["p2"]["state"] == "pending" and "grid" not in latest["p2"]
+
+
+def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
+    from study.launch.local.scheduler import _failure
+
+    log = tmp_path / "j.log"
+    log.write_text("==== 2026-11-29 22:09:32 pretrain job j\n")
+    assert _failure(-9, log) == f"killed by SIGKILL (out of memory?); log {log}"
+    assert _failure(-15, log) == f"killed by SIGTERM; log {log}"
+    assert _failure(1, log) == "exit code 1: "
+    log.write_text("==== header\nstudy: error: manifest toy not found\n")
+    assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"

@@ -97,8 +97,10 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
         assert not (env / "wd").exists()
 
 
-def test_sigterm_stops_the_workers_which_checkpoint_first(env):
-    """`kill <study submit>` leaves no worker behind: each gets SIGUSR2 (it checkpoints, then ends), SIGKILL if late."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
+    """`kill <study submit>` (or its terminal closing: SIGHUP) leaves no worker behind: each gets SIGUSR2 (it
+    checkpoints, then ends), SIGKILL if late."""
     import os
     import signal
     import subprocess
@@ -121,8 +123,8 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env):
         ckpt = wd / "jobs" / worker["job"] / "checkpoint.pt"
         while time.time() < deadline and not ckpt.exists():  # training is under way (a checkpoint every step)
             time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) != 0
+        proc.send_signal(getattr(signal, signame))
+        assert proc.wait(timeout=60) == 128 + getattr(signal, signame)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -252,4 +254,8 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
         if proc.poll() is None:
             proc.kill()
     err = log.read_text()
-    assert f"not starting pretrain {pre.id}" in err and "a dependency ended outside this command" in err, err
+    assert f"not starting pretrain {pre.id}" in err, err
+    assert f"their dependencies {pre.id} ended outside this command without a result" in err, err
+    ev = next(j for j in plan_grid(grid).jobs if j.stage == "evaluate")
+    assert _events(wd, "locked")[-1] == {**_events(wd, "locked")[-1], "job": ev.id, "state": "cancelled",
+                                         "error": f"dependency {pre.id} ended without a result"}

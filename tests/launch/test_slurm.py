@@ -12,6 +12,7 @@ import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
+from study.launch.locks import job_lock
 from study.results import read_result
 
 from launch_helpers import PROFILE, REPO, grid_text, run_cli
@@ -286,7 +287,11 @@ def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_clust
     pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
     Ledger(wd, "mixed").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "running",
                                  "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
-    err = submit(grid, wd)
+    lock = job_lock(wd, pre.id)  # as its worker holds it while it lives
+    try:
+        err = submit(grid, wd)
+    finally:
+        os.close(lock)
     assert "queued 0 job(s)" in err and "1 waiting for a dependency that runs outside Slurm" in err, err
 
 

@@ -3,14 +3,17 @@
 One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it (an entry of
 the command's own CUDA_VISIBLE_DEVICES when that is set). (Not the cores left free by the load average: that
 counts the submitting process's own work, such as the quickstart's data export, and left one of two cores idle.)
-SIGTERM or Ctrl-C stops the workers: each gets SIGUSR2 (the training loop checkpoints at its next step, then
-ends), and is killed if it has not ended within STOP_GRACE_S. Each job logs to `<workdir>/logs/<job id>.log`; its
-start and end go to the grid's ledger (state, log, the error's last line). A failed job's dependents
+SIGTERM, SIGHUP (a closed terminal) or Ctrl-C stops the workers: each gets SIGUSR2 (the training loop checkpoints
+at its next step, then ends), and is killed if it has not ended within STOP_GRACE_S. Each job logs to
+`<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the
+signal that killed it). A failed job's dependents
 (transitively) are marked cancelled and never start. Progress: one line on stderr per start and end.
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
 when that ends however it ends): two commands on one workdir (a second `study submit`, another grid sharing a job)
-never run one job twice; the second waits for the first's result, as for a dependency run elsewhere.
+never run one job twice; the second waits for the first's result, as for a dependency run elsewhere. The same lock
+tells `study status` whether a `running` job's worker lives (not its pid, which the system may have reused), and
+the command's own lock (`locks.command_lock`) whether its `pending` jobs still have a command to run them.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from typing import Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
-from study.launch.locks import job_lock
+from study.launch.locks import command_lock, job_lock
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.state import LIVE, has_result, last_lines
@@ -74,6 +77,18 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _failure(rc: int, log: Path) -> str:
+    """The error a failed worker leaves in the ledger: the signal that killed it, or its exit code and last line."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "") + f"; log {log}"
+    tail = [line for line in last_lines(log, 1) if not line.startswith("==== ")]
+    return f"exit code {rc}: {tail[0] if tail else ''}"
+
+
 def _exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup, which stops the workers
 
@@ -96,7 +111,12 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
-    ledger = Ledger(workdir, plan.name)
+    with command_lock(workdir) as lock_name:  # held while this command lives: its pending jobs read as live
+        return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name)
+
+
+def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
+               lock_name: str) -> int:
     states = grid_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
     sel = select(plan.jobs, states, retry_failed)
     n_workers, devices = default_workers()
@@ -118,7 +138,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
           f"{sel.summary()}", file=err)
     host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
     ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
-                    "pid": os.getpid(), "host": host} for j in todo])
+                    "pid": os.getpid(), "host": host, "lock": lock_name} for j in todo])
 
     def progress(msg: str) -> None:
         print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
@@ -163,7 +183,9 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         return False
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
+    # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
+    stop_signals = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)] if in_main_thread else []
+    previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
     try:
         while todo or running:
             # start every ready job a free worker can take
@@ -205,9 +227,8 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                     progress(f"done {r.job.stage} {job_id} in {time.time() - r.started:.1f}s")
                 else:
                     failed.add(job_id)
-                    tail = last_lines(r.log, 1)
                     ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
-                                    "log": str(r.log), "error": f"exit code {rc}: {tail[0] if tail else ''}"}])
+                                    "log": str(r.log), "error": _failure(rc, r.log)}])
                     progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
                     cancel_dependents(job_id)
             todo = [j for j in todo if j.id not in cancelled]  # dependents of a job that just failed
@@ -215,9 +236,14 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
                 if outside_live(todo):  # a dependency runs outside this command (a grid sharing it)
                     time.sleep(OUTSIDE_POLL_S)
                     continue
+                gone = sorted({d for j in todo for d in j.depends_on if d not in done})
                 for job in todo:
                     failed.add(job.id)
-                progress(f"{len(todo)} job(s) not run: a dependency ended outside this command without a result")
+                    ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
+                                    "log": None, "error": "dependency " + ", ".join(
+                                        d for d in job.depends_on if d not in done) + " ended without a result"}])
+                progress(f"{len(todo)} job(s) not run ({', '.join(j.id for j in todo)}): their dependencies "
+                         f"{', '.join(gone)} ended outside this command without a result; rerun study submit")
                 break
     except BaseException:
         if running:
@@ -235,8 +261,8 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
             os.close(r.lock)
         raise
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     progress("finished")
     return 1 if failed else 0
 
