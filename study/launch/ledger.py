@@ -12,9 +12,9 @@ A kill at any moment leaves either a complete line or a torn last line, which re
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run) looks
 it up by its unique job name (`recover`), under the submit lock so that a submit still queueing it is waited for,
 before deciding anything, so a rerun never queues a job twice nor forgets one. Jobs shared with
-another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`: the newest event wins). A Slurm submit
-reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per workdir, so that two
-submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.
+another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`: the newest event
+wins). A Slurm submit reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per
+workdir, so that two submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.
 """
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     if plan is not None:
         from study.launch.state import stale_results
 
-        warn_lines += [f"{line}: shown, but `study submit` would rerun it" for line in stale_results(plan.jobs, workdir)]
+        warn_lines += [f"{line}: shown, but `study submit` would rerun it"
+                       for line in stale_results(plan.jobs, workdir)]
 
     style.apply()
     sections, drawn, skipped_figs = [], [], {}
@@ -149,7 +150,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     missing = None
     if coll.missing is not None:
         extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
-        missing = with_integer_counts(coll.missing[[c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra])
+        columns = [c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra
+        missing = with_integer_counts(coll.missing[columns])
         write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
     _remove_earlier_outputs(out, [m.NAME for m in FIGURES if m.NAME not in drawn] + ([] if missing is not None
                                                                                       else ["missing"]))

@@ -202,10 +202,10 @@ def test_a_pending_event_is_live_while_its_command_lock_is_held(tmp_path):
 
 def test_the_newest_event_of_any_grid_sharing_a_job_wins(tmp_path):
     """An old event in this grid's ledger (its command stopped long ago) does not hide another grid's run since."""
-    Ledger(tmp_path, "a").append([{"event": "local", "job": "p1", "state": "running", "at": "2026-01-01T00:00:00+00:00"}])
-    Ledger(tmp_path, "b").append([{"event": "local", "job": "p1", "state": "done", "at": "2026-01-02T00:00:00+00:00"}])
-    Ledger(tmp_path, "b").append([{"event": "local", "job": "p2", "state": "failed", "at": "2026-01-01T00:00:00+00:00"}])
-    Ledger(tmp_path, "a").append([{"event": "local", "job": "p2", "state": "pending", "at": "2026-01-03T00:00:00+00:00"}])
+    for grid, job, state, day in (("a", "p1", "running", 1), ("b", "p1", "done", 2), ("b", "p2", "failed", 1),
+                                  ("a", "p2", "pending", 3)):
+        Ledger(tmp_path, grid).append([{"event": "local", "job": job, "state": state,
+                                        "at": f"2026-01-0{day}T00:00:00+00:00"}])
     latest = Ledger(tmp_path, "a").replay_with_shared().latest
     assert (latest["p1"]["state"], latest["p1"]["grid"]) == ("done", "b")
     assert latest["p2"]["state"] == "pending" and "grid" not in latest["p2"]

@@ -158,7 +158,8 @@ def test_granularity_caption_follows_the_recorded_mode():
     assert "one classifier per level" in data.attrs["caption"]
     # the same cells from a newer mapped-up run: drawn instead (a fingerprint conflict), and the caption says so
     newer = [{**r, "job_id": r["job_id"] + "n", "finished_at": "2024-02-01T00:00:00+00:00",
-              "protocol": {**r["protocol"], "granularity_mode": "finest level mapped up"}} for r in granularity_records()]
+              "protocol": {**r["protocol"], "granularity_mode": "finest level mapped up"}}
+             for r in granularity_records()]
     _, data = granularity.draw(table_of(recs + newer))
     assert "mapped up the taxonomy" in data.attrs["caption"] and "per level" not in data.attrs["caption"]
 
