@@ -255,6 +255,7 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
             proc.kill()
     err = log.read_text()
     assert f"not starting pretrain {pre.id}" in err, err
+    assert err.count(f"waiting for pretrain {pre.id} (another command on this workdir)") == 1, err  # said once
     assert f"their dependencies {pre.id} ended outside this command without a result" in err, err
     ev = next(j for j in plan_grid(grid).jobs if j.stage == "evaluate")
     assert _events(wd, "locked")[-1] == {**_events(wd, "locked")[-1], "job": ev.id, "state": "cancelled",

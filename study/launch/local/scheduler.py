@@ -163,29 +163,38 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                 done.add(d)
         return all(d in done for d in job.depends_on)
 
-    def outside_live(waiting: list[Any]) -> bool:
-        """Whether a dependency of `waiting` still runs outside this command (on Slurm, or in another command here).
-        A job this command queued (its own `pending` event) but found taken by another command is live only while
-        that command holds the job's lock: the other may end without a result, or without a word (Ctrl-C)."""
+    def outside_live(waiting: list[Any]) -> list[str]:
+        """The dependencies of `waiting` that still run outside this command (on Slurm, or in another command here),
+        each as "<stage> <id> (<where>)". A job this command queued (its own `pending` event) but found taken by
+        another command is live only while that command holds the job's lock: the other may end without a result,
+        or without a word (Ctrl-C)."""
         deps = {d for j in waiting for d in j.depends_on if d not in done and d not in run_ids and d in by_id}
         now = grid_states(plan, workdir, [by_id[d] for d in deps])
         latest = ledger.replay_with_shared().latest
-        for d, st in now.items():
+        live = []
+        for d, st in sorted(now.items()):
             if st.state not in LIVE:
                 continue
-            if st.slurm_id is None and latest.get(d, {}).get("pid") == os.getpid():
+            e = latest.get(d, {})
+            if st.slurm_id is None and e.get("pid") == os.getpid():
                 lock = job_lock(workdir, d)
-                if lock is None:
-                    return True  # still held by the command that took it
-                os.close(lock)
-                continue
-            return True
-        return False
+                if lock is not None:
+                    os.close(lock)
+                    continue
+                where = "another command on this workdir"
+            elif st.slurm_id is not None:
+                where = f"Slurm job {st.slurm_id}"
+            else:
+                where = f"{st.state} in the command of pid {e.get('pid')} on {e.get('host')}" + (
+                    f", grid {e['grid']}" if e.get("grid") else "")
+            live.append(f"{by_id[d].stage} {d} ({where})")
+        return live
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
     stop_signals = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)] if in_main_thread else []
     previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
+    announced: list[str] = []  # the outside runs last said to be waited for
     try:
         while todo or running:
             # start every ready job a free worker can take
@@ -233,7 +242,11 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                     cancel_dependents(job_id)
             todo = [j for j in todo if j.id not in cancelled]  # dependents of a job that just failed
             if todo and not running and not any(ready(j) for j in todo):
-                if outside_live(todo):  # a dependency runs outside this command (a grid sharing it)
+                live = outside_live(todo)  # dependencies run outside this command (a grid sharing them)
+                if live:
+                    if live != announced:
+                        announced = live
+                        progress(f"waiting for {', '.join(live)}")
                     time.sleep(OUTSIDE_POLL_S)
                     continue
                 gone = sorted({d for j in todo for d in j.depends_on if d not in done})
