@@ -31,12 +31,13 @@ class ImageReader:
     def __init__(self, manifest: Any, channels: Sequence[int] | None = None):
         self.manifest = manifest
         self.mixed = bool(manifest.meta.get("kinds"))  # a pool of sources of several kinds
+        given = self._channels(channels)  # given here: for every npy row
+        self._formats: dict[str | None, tuple[str, tuple[int, ...] | None]] = {}  # source -> (kind, channels)
         for source in (manifest.meta["kinds"] if self.mixed else [None]):
             kind = manifest.kind_of(source)
             if kind not in ("image", "npy", "idx"):
                 raise StudyError(f"manifest {manifest.name}: unknown image kind {kind!r} (expected image, npy or idx)")
-            self._channels(manifest.channels_of(source))
-        self.channels = self._channels(channels)  # given here: for every npy row
+            self._formats[source] = (kind, given or self._channels(manifest.channels_of(source)))
         self.corruption = manifest.corruption
         self.seed = manifest.meta.get("seed", 0)
         self._rows: dict[str, Any] | None = None
@@ -57,7 +58,9 @@ class ImageReader:
         row = self._row(path_or_row)
         file = str(self.manifest.abs_path(row))
         source = row["source"] if self.mixed else None
-        kind = self.manifest.kind_of(source)
+        if source not in self._formats:
+            self.manifest.kind_of(source)  # raises: the pool records no kind for this source
+        kind, channels = self._formats[source]
         try:
             if kind == "image":
                 img = Image.open(file)
@@ -66,7 +69,6 @@ class ImageReader:
                 img.load()
                 img = img.convert("RGB")
             elif kind == "npy":
-                channels = self.channels or self._channels(self.manifest.channels_of(source))
                 img = self._npy(np.load(file, mmap_mode="r"), channels)
             else:
                 img = self._idx(file)
