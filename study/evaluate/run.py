@@ -137,6 +137,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
     extracted = sum(e["rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
     levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []
+    level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once
 
     metrics, probes = [], {}
     t_probe = time.monotonic()
@@ -155,7 +156,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         x, xt = (torch.cat([p[i] for p in raw], 1).to(device) for i in (0, 1))
         if cfg.protocol != "knn":
             if cfg.protocol == "granularity":
-                metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, levels, train_m, test_m, info)
+                metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, train_m.num_classes, info)
             else:
                 probe, pinfo = linear.train_probe(x, y.to(device), train_m.num_classes, cfg.linear, cfg.seed)
                 metrics += _scores_rows(probe(xt).cpu(), y_test, n)
@@ -205,17 +206,21 @@ def _levels(cfg, train_m, test_m) -> list[str]:
     return levels
 
 
-def _granularity(cfg, x, y, xt, y_test, n, levels, train_m, test_m, info) -> list[dict]:
+def _level_maps(levels: list[str], train_m, test_m) -> dict[str, tuple[torch.Tensor, list[str]]]:
+    """level -> (class -> value index, the level's values), in `levels` order (granularity.level_map)."""
     tables = [train_m.table, test_m.table]
+    taxonomy = [lv for lv in test_m.levels if all(lv in t.columns for t in tables)]
+    return {level: granularity.level_map(tables, granularity.level_path(taxonomy, level), train_m.num_classes,
+                                         "evaluate.levels") for level in levels}
+
+
+def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> list[dict]:
     rows, info["levels"] = [], {}
     if not cfg.per_level:  # the paper's protocol: one classifier at the finest level, mapped up
-        probe, pinfo = linear.train_probe(x, y, train_m.num_classes, cfg.linear, cfg.seed)
+        probe, pinfo = linear.train_probe(x, y, num_classes, cfg.linear, cfg.seed)
         info.update(pinfo)
         logits = probe(xt).cpu()
-    taxonomy = [lv for lv in test_m.levels if all(lv in t.columns for t in tables)]
-    for level in levels:
-        mapping, values = granularity.level_map(tables, granularity.level_path(taxonomy, level),
-                                                train_m.num_classes, "evaluate.levels")
+    for level, (mapping, values) in level_maps.items():
         if cfg.per_level:
             probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
             info["levels"][level] = pinfo
