@@ -144,14 +144,17 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
         print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
               f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", file=err, flush=True)
 
+    def record_cancelled(job: Any, error: str) -> None:
+        ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled", "error": error,
+                        "log": None}])
+
     def cancel_dependents(failed_id: str) -> None:
         for job in todo:
             if job.id in cancelled:
                 continue
             if any(d == failed_id or d in cancelled for d in job.depends_on):
                 cancelled.add(job.id)
-                ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
-                                "error": f"dependency {failed_id} failed", "log": None}])
+                record_cancelled(job, f"dependency {failed_id} failed")
                 progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
     by_id = {j.id: j for j in plan.jobs}
@@ -252,9 +255,8 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                 gone = sorted({d for j in todo for d in j.depends_on if d not in done})
                 for job in todo:
                     failed.add(job.id)
-                    ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
-                                    "log": None, "error": "dependency " + ", ".join(
-                                        d for d in job.depends_on if d not in done) + " ended without a result"}])
+                    record_cancelled(job, "dependency " + ", ".join(d for d in job.depends_on if d not in done)
+                                     + " ended without a result")
                 progress(f"{len(todo)} job(s) not run ({', '.join(j.id for j in todo)}): their dependencies "
                          f"{', '.join(gone)} ended outside this command without a result; rerun study submit")
                 break
