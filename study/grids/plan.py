@@ -222,8 +222,9 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             images = size if is_int(size) else have
             method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
             if method is not None and method.trains and is_int(batch) and batch > images:
-                if "batch_size" in plan.grid.defaults_pretrain and "defaults" in plan.grid.lines:
-                    where = f"{plan.grid.path}:{plan.grid.lines['defaults']}"  # where the batch size was set
+                set_at = plan.grid.defaults_lines.get("pretrain", {}).get("batch_size")
+                if "batch_size" in plan.grid.defaults_pretrain and set_at:
+                    where = f"{plan.grid.path}:{set_at}"  # where the batch size was set
                 add(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
                     + (f" at size {format_count(size)}" if is_int(size) else "")
                     + ": not one step would run; lower batch_size for these jobs or pretrain on more images")

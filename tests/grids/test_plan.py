@@ -129,13 +129,21 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
     _fake_manifest(tmp_path, "alpha_train", 10_000, ["x", "y"])
     _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
     g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain:
+        backbone: resnet18
+        epochs: 1
+        batch_size: 4096
     axes: {method: [simclr, random], dataset: [alpha], size: [3000, 10000]}
     stages:
       pretrain: {}
-    """, pretrain={"batch_size": 4096})
+    """, base=False)
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2
-    line = f"{g}:5"  # `defaults`, where batch_size is set
+    line = f"{g}:9"  # the `batch_size` key under defaults.pretrain (the text opens with a blank line)
     assert f"{line}: pretraining batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
     assert err.count("batch_size 4096 is larger") == 1  # not at 10k, and `random` trains nothing
 
