@@ -82,6 +82,7 @@ class PretrainConfig:
     batch_size: int = 4096  # SimCLR: 4096; the effective (global) batch, split over devices
     temperature: float | None = None  # None = the method's (TEMPERATURE_DEFAULTS); unused by BYOL and supervised
     head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
+    head_output_bn: bool = False  # SimCLR v1: plain linear output; true = SimCLR v2's batch-normalised output layer
     optim: OptimConfig = field(default_factory=OptimConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
     byol: ByolConfig = field(default_factory=ByolConfig)
@@ -142,7 +143,7 @@ class PretrainConfig:
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise bad("precision", f"expected 'auto', 'bf16' or 'fp32', got {self.precision!r}")
-        for key in ("channels_last", "sync_bn"):
+        for key in ("channels_last", "sync_bn", "head_output_bn"):
             if not isinstance(getattr(self, key), bool):
                 raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
         positive_int(self.image_size, f"{where}.image_size")

@@ -41,6 +41,7 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "optim": {"lr_scaling": "log"}}, "pretrain.optim.lr_scaling"),
         ({"manifest": "m", "moco": {"momentum": 2}}, "pretrain.moco.momentum"),
         ({"manifest": "m", "head": [2048, "x"]}, "pretrain.head"),
+        ({"manifest": "m", "head_output_bn": "yes"}, "pretrain.head_output_bn"),
         ({"manifest": "m", "temperature": 0}, "pretrain.temperature"),
         ({"manifest": "m", "precision": "fp16"}, "pretrain.precision"),
         ({"manifest": "m", "augment": {"preset": "nope"}}, "pretrain.augment"),

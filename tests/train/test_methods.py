@@ -85,6 +85,24 @@ def test_simclr_and_supervised_forward(make_method):
     assert s.classifier.out_features == 3
 
 
+def test_simclr_v2_output_bn_scales_without_shifting(make_method):
+    """`head_output_bn`: the head's last Linear has no bias and feeds a BN with a scale and no shift, so in training
+    mode every output dimension has batch mean 0 whatever the scale learns; without it the output is a plain Linear."""
+    v1 = make_method("simclr", head=[16, 8])
+    assert isinstance(v1.head[-1], torch.nn.Linear) and v1.head[-1].bias is not None
+    m = make_method("simclr", head=[16, 8], head_output_bn=True)
+    linear, bn = m.head[-2], m.head[-1]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and bn.bias is None and linear.bias is None
+    with torch.no_grad():
+        bn.weight.mul_(3.0)
+    z = m.head(m.encoder(torch.cat(_views(6))))
+    assert torch.allclose(z.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(z.std(0, unbiased=False), torch.full((8,), 3.0), atol=1e-2)
+    loss, _ = m(_views(4), torch.zeros(4, dtype=torch.long))
+    loss.backward()
+    assert bn.weight.grad is not None and torch.isfinite(loss)
+
+
 @pytest.mark.parametrize("name,dim", [("resnet18", 8 * 8), ("resnet50", 8 * 8 * 4), ("resnet18_small", 64),
                                       ("resnet50_small", 256)])
 def test_backbones_give_pooled_features(name, dim):

@@ -29,14 +29,19 @@ class Method(nn.Module):
         """Called after each optimizer step (`step` = steps done so far)."""
 
 
-def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True) -> nn.Sequential:
-    """Hidden layers Linear-(BN)-ReLU for dims[:-1], then a Linear to dims[-1]."""
+def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True, output_bn: bool = False) -> nn.Sequential:
+    """Hidden layers Linear-(BN)-ReLU for dims[:-1], then a Linear to dims[-1]; with `output_bn` (SimCLR v2) that
+    Linear has no bias and is followed by a BN that scales but does not shift (SimCLR v2's `center=False`)."""
     layers: list[nn.Module] = []
     d = in_dim
     for h in dims[:-1]:
         layers += [nn.Linear(d, h, bias=not bn)] + ([nn.BatchNorm1d(h)] if bn else []) + [nn.ReLU(inplace=True)]
         d = h
-    layers.append(nn.Linear(d, dims[-1]))
+    layers.append(nn.Linear(d, dims[-1], bias=not output_bn))
+    if output_bn:
+        out = nn.BatchNorm1d(dims[-1])
+        out.bias = None  # scale only: a shift before NT-Xent's normalisation is what v2 leaves out
+        layers.append(out)
     return nn.Sequential(*layers)
 
 

@@ -12,7 +12,7 @@ from study.train.methods import METHODS, Method, mlp
 class SimCLR(Method):
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
-        self.head = mlp(encoder.feature_dim, cfg.head, bn=True)
+        self.head = mlp(encoder.feature_dim, cfg.head, bn=True, output_bn=cfg.head_output_bn)
         self.temperature = cfg.effective_temperature()
 
     def forward(self, views, labels):
