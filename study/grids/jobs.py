@@ -14,9 +14,9 @@ from typing import Any
 
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
-from study.grids.schema import AXES, EvalEntry, Grid
+from study.grids.schema import AXES, VARIANT_AXIS, EvalEntry, Grid
 from study.grids.yamlio import fail
-from study.hashing import config_hash
+from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 
 # the evaluate-section keys the planner fills (EvalConfig field names)
@@ -46,6 +46,8 @@ class Job:
 def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
              resources: Resources, entry: int | None = None) -> Job:
     config: dict[str, Any] = {"stage": stage, "axes": {a: axes.get(a) for a in AXES}}
+    if axes.get(VARIANT_AXIS) is not None:
+        config["axes"][VARIANT_AXIS] = axes[VARIANT_AXIS]
     if stage == "pretrain":
         config["pretrain"] = section
         deps: tuple[str, ...] = ()
@@ -168,7 +170,35 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
         pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, pre_res)))
     for entry in grid.evaluate:
         _evaluate_entry(b, entry, pretrain_jobs)
+    _refuse_shared_cells(grid, b.jobs)
     return b.jobs
+
+
+def _refuse_shared_cells(grid: Grid, jobs: list[Job]) -> None:
+    """Two entries whose jobs have the same axes (variant included) and would score a labeled size and level in
+    common (no sizes or levels given: all of them) would write results to the same report cells, one hiding the
+    other: an error at the later entry, which asks for a `variant`."""
+    def overlap(a: Any, b: Any) -> bool:
+        return a is None or b is None or bool(set(a) & set(b))
+
+    seen: dict[str, list[Job]] = {}
+    for job in jobs:
+        if job.stage != "evaluate":
+            continue
+        key = canonical_json(job.axes)
+        sec = job.config["evaluate"]
+        for other in seen.setdefault(key, []):
+            theirs = other.config["evaluate"]
+            if (other.entry != job.entry and overlap(sec.get(EVAL_SIZES), theirs.get(EVAL_SIZES))
+                    and overlap(sec.get(EVAL_LEVELS), theirs.get(EVAL_LEVELS))):
+                first, later = grid.evaluate[other.entry], grid.evaluate[job.entry]
+                axes = ", ".join(f"{k}={v}" for k, v in job.axes.items() if v is not None)
+                raise fail(grid.path, later.line,
+                           f"stages.evaluate[{later.index}] makes job {job.id} with the same axes ({axes}) as job "
+                           f"{other.id} of stages.evaluate[{first.index}] (line {first.line}), and they score the "
+                           f"same labeled sizes: their results would share the report's cells, the newer hiding the "
+                           f"other. Give one entry, or each, its own `variant: <word>`")
+        seen[key].append(job)
 
 
 def _value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
@@ -245,6 +275,12 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                            f"{', '.join(map(repr, sorted(present, key=str)))})")
     res = b.resources("evaluate", entry)
     groups = _size_groups(grid, entry)
+
+    def add(axes: dict[str, Any], section: dict[str, Any], encoders: list[str]) -> None:
+        if entry.variant is not None:
+            axes = {**axes, VARIANT_AXIS: entry.variant}
+        b.add(make_job("evaluate", axes, section, encoders, res, entry.index))
+
     if entry.protocol == "scratch":  # from random init: one job per (backbone, seed, eval dataset, sizes)
         for pj in matched:
             for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
@@ -258,7 +294,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                         section.setdefault("width", pj.config["pretrain"]["width"])
                     if pj.axes["seed"] is not None:
                         section.setdefault("seed", pj.axes["seed"])
-                    b.add(make_job("evaluate", axes, section, [], res, entry.index))
+                    add(axes, section, [])
         return
     if entry.protocol == "concat":
         for k, (ma, mb) in enumerate(entry.pairs):
@@ -276,8 +312,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                     for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
                         axes = {**axes, "eval_dataset": ed}
                         for sizes in groups:
-                            b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id],
-                                           res, entry.index))
+                            add(axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id])
             if not found:
                 raise fail(grid.path, ma.line or entry.line,
                            f"{label}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs that "
@@ -287,7 +322,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
         for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
             axes = {**pj.axes, "protocol": entry.protocol, "eval_dataset": ed}
             for sizes in groups:
-                b.add(make_job("evaluate", axes, _eval_section(b, entry, ed, sizes), [pj.id], res, entry.index))
+                add(axes, _eval_section(b, entry, ed, sizes), [pj.id])
 
 
 def _joined(a: Any, b: Any) -> Any:

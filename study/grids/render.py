@@ -4,12 +4,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from study.counts import format_count
-from study.grids.schema import AXES
+from study.grids.schema import AXES, VARIANT_AXIS
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
 
-TABLE_COLUMNS = ("id", "stage", *AXES, "labeled", "deps")
+
+def _axes(plan: "Plan") -> tuple[str, ...]:
+    """AXES, then `variant` when an evaluate entry of the plan sets one."""
+    return AXES + ((VARIANT_AXIS,) if any(VARIANT_AXIS in j.axes for j in plan.jobs) else ())
 
 
 def _labeled(job) -> list[int] | None:
@@ -22,9 +25,10 @@ def plan_json(plan: "Plan") -> dict[str, Any]:
     """`{"grid", "profile", "jobs": [{"id", "stage", <axes>, "labeled_sizes", "depends_on", "resources"}], "counts",
     "estimate"}`."""
     jobs = []
+    axes = _axes(plan)
     for j in plan.jobs:
         row: dict[str, Any] = {"id": j.id, "stage": j.stage}
-        row.update({a: j.axes.get(a) for a in AXES})
+        row.update({a: j.axes.get(a) for a in axes})
         row["labeled_sizes"] = _labeled(j)
         row["depends_on"] = list(j.depends_on)
         row["resources"] = j.resources.to_dict()
@@ -47,13 +51,14 @@ def _hours(h: float) -> str:
 
 
 def plan_table(plan: "Plan") -> str:
-    rows = [list(TABLE_COLUMNS)]
+    axes = _axes(plan)
+    rows = [["id", "stage", *axes, "labeled", "deps"]]
     for j in plan.jobs:
         labeled = _labeled(j)
-        rows.append([j.id, j.stage, *(_cell(a, j.axes.get(a)) for a in AXES),
+        rows.append([j.id, j.stage, *(_cell(a, j.axes.get(a)) for a in axes),
                      ",".join(format_count(n) for n in labeled) if labeled else "-",
                      ",".join(j.depends_on) or "-"])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     c = plan.counts
     by = ", ".join(f"{p} {n}" for p, n in c["evaluate_by_protocol"].items())

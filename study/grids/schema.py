@@ -17,6 +17,7 @@ The full schema, with examples, is documented in grids/README.md. In short:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 TOP_KEYS = ("name", "description", "datasets", "defaults", "axes", "seeds", "zip", "include", "exclude", "stages")
 DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images")
 ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "pairs", "params", "resources",
-              "split_labeled_sizes")
+              "split_labeled_sizes", "variant")
+VARIANT_AXIS = "variant"  # an evaluate entry's `variant`: an axis of its jobs only when set (job ids unchanged)
+VARIANT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 STAGE_KEYS = ("pretrain", "evaluate")
 # keys the planner sets itself (from axes and datasets): a grid may not set them in defaults or params
 PLANNER_PRETRAIN_KEYS = ("manifest",)
@@ -91,6 +94,7 @@ class EvalEntry:
     line: int
     index: int
     param_lines: dict[str, int] = field(default_factory=dict)  # params' keys -> their lines
+    variant: str | None = None  # tells this entry's results apart from another's with the same axes
 
 
 @dataclass(frozen=True)
@@ -483,9 +487,13 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     split = e.get("split_labeled_sizes", protocol in ("finetune", "scratch"))
     if not isinstance(split, bool):
         raise fail(p, e.line_of("split_labeled_sizes"), f"{where}.split_labeled_sizes: expected true or false")
+    variant = e.get("variant")
+    if variant is not None and not (isinstance(variant, str) and VARIANT_WORD.fullmatch(variant)):
+        raise fail(p, e.line_of("variant"), f"{where}.variant: expected a word (letters, digits, '_', '-', '.'), "
+                                            f"got {variant!r}")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
                      pairs=tuple(pairs), params=_plain(params), resources=resources, split_labeled_sizes=split,
-                     line=line, index=i, param_lines=_key_lines(params))
+                     line=line, index=i, param_lines=_key_lines(params), variant=variant)
 
 
 def grid_error(grid: Grid, line: int | None, msg: str) -> StudyError:

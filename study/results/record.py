@@ -128,7 +128,7 @@ def _now() -> str:
 
 
 INTEGER_AXES = ("size", "seed")  # a concatenation's axes join its two encoders' values: "50000|100000"
-STRING_AXES = ("method", "backbone", "dataset", "corruption", "protocol", "eval_dataset")
+STRING_AXES = ("method", "backbone", "dataset", "corruption", "protocol", "eval_dataset", "variant")
 
 
 def _axis_value_ok(axis: str, v: Any) -> bool:

@@ -252,3 +252,15 @@ def test_a_grid_that_is_not_utf8_text_is_named(tmp_path):
     g = tmp_path / "latin1.yaml"
     g.write_bytes(b"name: t\n# caf\xe9\n")
     assert error_of(g) == f"{g}: not UTF-8 text (byte 13); a grid or profile is a YAML file"
+
+
+def test_a_variant_that_is_not_a_word(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          variant: "per level"
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'variant')}: stages.evaluate[0].variant: expected a word (letters, "
+                           "digits, '_', '-', '.'), got 'per level'")

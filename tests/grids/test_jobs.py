@@ -1,6 +1,10 @@
 """Stable ids (key order, two grids sharing a job), dependency wiring, topological order."""
+import pytest
+
+from study.errors import StudyError
 from study.grids import Job, plan_grid
 from study.grids.jobs import id_config
+from study.grids.render import plan_json, plan_table
 from study.hashing import config_hash
 
 
@@ -132,3 +136,43 @@ def test_labeled_sizes_from_defaults_are_split_like_an_entrys_own(write_grid):
     sizes = {(j.axes["protocol"], tuple(j.config["evaluate"]["labeled_sizes"])) for j in plan_grid(g).jobs
              if j.stage == "evaluate"}
     assert sizes == {("finetune", (100,)), ("finetune", (200,)), ("finetune", (300,)), ("linear", (100, 200, 300))}
+
+
+def test_entries_scoring_the_same_cells_need_a_variant(write_grid):
+    """Two granularity entries that differ only in params would write results to the same report cells, the newer
+    hiding the other: refused at the later entry; a `variant` on one makes it an axis of that entry's jobs only."""
+    body = """
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: granularity
+        - protocol: granularity
+          params: {per_level: true}{variant}
+    """
+    clash = write_grid(body.replace("{variant}", ""), name="clash.yaml")
+    with pytest.raises(StudyError) as e:
+        plan_grid(clash)
+    first, later = [i for i, ln in enumerate(clash.read_text().splitlines(), 1) if ln.strip().startswith("- protocol")]
+    msg = str(e.value)
+    assert msg.startswith(f"{clash}:{later}: stages.evaluate[1] makes job ")
+    assert f"of stages.evaluate[0] (line {first})" in msg and "variant: <word>" in msg
+
+    plan = plan_grid(write_grid(body.replace("{variant}", "\n          variant: per_level"), name="ok.yaml"))
+    mapped, per_level = [j for j in plan.jobs if j.stage == "evaluate"]
+    assert "variant" not in mapped.axes and per_level.axes["variant"] == "per_level"
+    alone = plan_grid(write_grid(body.split("        - protocol: granularity\n          params")[0], name="one.yaml"))
+    assert [j.id for j in alone.jobs] == [j.id for j in plan.jobs][:2]  # the entry without a variant: same ids
+    assert plan_table(plan).splitlines()[0].split()[-3:] == ["variant", "labeled", "deps"]
+    assert [j.get("variant") for j in plan_json(plan)["jobs"]] == [None, None, "per_level"]
+    assert "variant" not in plan_table(alone).splitlines()[0]
+
+
+def test_entries_on_disjoint_labeled_sizes_share_no_cell(write_grid):
+    plan = plan_grid(write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [10], params: {knn_k: 5}}
+        - {protocol: linear, labeled_sizes: [20], params: {knn_k: 7}}
+    """))
+    assert len([j for j in plan.jobs if j.stage == "evaluate"]) == 2

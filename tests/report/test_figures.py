@@ -164,6 +164,25 @@ def test_granularity_caption_follows_the_recorded_mode():
     assert "mapped up the taxonomy" in data.attrs["caption"] and "per level" not in data.attrs["caption"]
 
 
+def test_an_entrys_variant_is_drawn_apart_not_a_fingerprint_conflict():
+    """Both granularity modes of one grid, told apart by the per-level entry's `variant`: two lines per method, no
+    cell holding two fingerprints."""
+    from study.results.collect import aggregate, find_conflicts
+    per_level = [{**r, "job_id": r["job_id"] + "v", "axes": {**r["axes"], "variant": "per_level"},
+                  "metrics": [{**m, "value": m["value"] - 0.1} for m in r["metrics"]],
+                  "protocol": {**r["protocol"], "granularity_mode": "per_level"}} for r in granularity_records()]
+    mapped = [{**r, "protocol": {**r["protocol"], "granularity_mode": "finest level mapped up"}}
+              for r in granularity_records()]
+    table = table_of(mapped + per_level)
+    assert find_conflicts(aggregate(table[table["stage"] == "evaluate"])).empty
+    fig, data = granularity.draw(table)
+    got = {c.get_label(): list(c.lines[0].get_ydata()) for c in fig.axes[0].containers}
+    assert got["simclr"] == pytest.approx([0.95, 0.7, 0.5])
+    assert got["simclr · per_level"] == pytest.approx([0.85, 0.6, 0.4])
+    assert got["supervised · per_level"] == pytest.approx([0.89, 0.8, 0.7])
+    assert "mapped up" in data.attrs["caption"] and "per level" in data.attrs["caption"]
+
+
 def test_quality_marks_a_missing_clean_cell_instead_of_a_zero_bar():
     recs = [r for r in quality_records() if not (r["axes"]["method"] == "supervised"
                                                  and r["axes"]["corruption"] == "none")]

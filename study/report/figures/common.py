@@ -14,7 +14,8 @@ from study.counts import format_count
 from study.results.collect import aggregate, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
-VARIANT_AXES = ("backbone",)  # axes that no figure lays out: when one varies, each value is drawn apart
+# axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
+VARIANT_AXES = ("backbone", "variant")
 
 
 class NoData(Exception):
@@ -33,11 +34,12 @@ def cells(table: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
 def label_variants(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(table, expected) with `method` renamed "<method> · <backbone>" on every row when the backbone takes more
     than one value across results and plan together, so that each figure draws each backbone apart under its own
-    name; concatenation rows ('a|b') are renamed part by part. Rows without a method (scratch) keep none."""
+    name, and "<method> · <variant>" on the rows of an evaluate entry with a `variant`; concatenation rows ('a|b')
+    are renamed part by part. Rows without a method (scratch) keep none."""
     frames = [f for f in (table, expected) if f is not None and not f.empty]
     for axis in VARIANT_AXES:
         values = {part for f in frames if axis in f for v in f[axis].dropna() for part in str(v).split("|")}
-        if len(values) > 1:
+        if len(values) > 1 or (axis == "variant" and values):
             table, expected = (_with_variant(f, axis) if f is not None and axis in f and "method" in f else f
                                for f in (table, expected))
     return table, expected
