@@ -158,9 +158,10 @@ def read_taxonomy(path: Path) -> tuple[list[str], dict[str, list[str]]]:
         header = [h.strip() for h in header]
         if len(header) < 2 or any(not h for h in header) or len(set(header)) != len(header):
             raise StudyError(f"{path} line 1: the header must name two or more distinct levels, coarse -> fine")
-        bad = RESERVED.intersection(header)
+        bad = RESERVED.intersection(header) | ({"class_name"} & set(header[:-1]))
         if bad:
-            raise StudyError(f"{path} line 1: level name {sorted(bad)[0]!r} is reserved")
+            raise StudyError(f"{path} line 1: level name {sorted(bad)[0]!r} is reserved"
+                             + (" (only the last, finest column may be class_name)" if "class_name" in bad else ""))
         table: dict[str, list[str]] = {}
         for row in reader:
             line = reader.line_num

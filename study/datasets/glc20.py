@@ -16,7 +16,9 @@ an evaluation refuses a pair whose classes differ). France (OSO) and the US (NLC
 """
 from __future__ import annotations
 
+import csv
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +47,31 @@ def patch_path(pattern: str, occurrence_id: int) -> str:
     return pattern.format(id=occurrence_id, cd=f"{cd:02d}", ab=f"{ab:02d}", nn=f"{cd // 5 + 1:02d}")
 
 
+OCCURRENCE_DIR = "occurrences"  # where the archive as extracted may keep the tables; else the root
+
+
+def occurrence_file(root: Path, region: str, part: str) -> Path:
+    """`occurrences_<region>_<part>.csv` in the root, else in `<root>/occurrences/` (the root's path when neither)."""
+    name = f"occurrences_{region}_{part}.csv"
+    for folder in (root, root / OCCURRENCE_DIR):
+        if (folder / name).is_file():
+            return folder / name
+    return root / name
+
+
 def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.ndarray | None]:
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False)
+        # index_col=False: rows with more fields than the header (a trailing ';') are not shifted one column left,
+        # as pandas' default (the first column as an index) would; extra fields that hold a value are an error
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, index_col=False)
     except Exception as e:  # pandas' ParserError names the line
         raise StudyError(f"{path}: malformed CSV: {e}") from None
+    if caught:
+        _refuse_extra_fields(path)
     columns = [c.strip() for c in df.columns]
     df.columns = columns
     if "id" not in columns:
@@ -71,6 +91,17 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
     return out[0], (out[1] if need_species else None)
 
 
+def _refuse_extra_fields(path: Path) -> None:
+    """A StudyError at the first line with a value beyond the header's columns (empty trailing fields are fine)."""
+    with open(path, newline="", errors="replace") as f:
+        rows = csv.reader(f, delimiter=";")
+        width = len(next(rows, []))
+        for row in rows:
+            if any(v.strip() for v in row[width:]):
+                raise StudyError(f"{path} line {rows.line_num}: {len(row)} fields, but the header names {width} "
+                                 "columns")
+
+
 def _line_of_row(path: Path, row: int) -> str:
     """Where data row `row` is in the file: "line N" (counting the blank lines pandas skipped), else "data row N"."""
     lines = [i for i, text in enumerate(path.read_text(errors="replace").splitlines(), 1) if text.strip()]
@@ -80,8 +111,10 @@ def _line_of_row(path: Path, row: int) -> str:
 def landcover_label(file: Path, rule: str) -> int:
     try:
         patch = np.load(file, mmap_mode="r")
-        if patch.ndim != 3 or patch.shape[2] <= LANDCOVER_CHANNEL:
+        if patch.ndim != 3 or patch.shape[2] <= LANDCOVER_CHANNEL or 0 in patch.shape:
             raise ValueError(f"expected H x W x 5, got shape {patch.shape}")
+        if not np.issubdtype(patch.dtype, np.integer):  # land-cover codes: a float channel's NaN is no class
+            raise ValueError(f"expected an integer array (land-cover codes), got dtype {patch.dtype}")
         if rule == "landcover_center":
             return int(patch[patch.shape[0] // 2, patch.shape[1] // 2, LANDCOVER_CHANNEL])
         channel = np.asarray(patch[:, :, LANDCOVER_CHANNEL]).astype(np.int64).ravel()
@@ -106,11 +139,11 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
         raise StudyError(f"glc20: unknown split {split!r} (expected train, test, us_train, fr_train, us_test, fr_test)")
     regions = [region] if region else ["fr", "us"]
     patterns = patch_patterns(root)
-    csvs = [(r, root / f"occurrences_{r}_{part}.csv") for r in regions]
+    csvs = [(r, occurrence_file(root, r, part)) for r in regions]
     csvs = [(r, p) for r, p in csvs if p.is_file()] if not region else csvs
     if not csvs or not all(p.is_file() for _, p in csvs):
-        wanted = region or "{fr,us}"
-        raise StudyError(f"glc20: occurrence file not found: {root}/occurrences_{wanted}_{part}.csv")
+        wanted = f"occurrences_{region or '{fr,us}'}_{part}.csv"
+        raise StudyError(f"glc20: occurrence file not found: {root}/{wanted} (nor {root}/{OCCURRENCE_DIR}/{wanted})")
     if not region and len(csvs) == 1:
         print(f"[manifest] glc20: only {csvs[0][1].name} found: split {split!r} is that region alone",
               file=sys.stderr)

@@ -153,6 +153,8 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
 
     try:
         paths = pa.array(names, type=pa.string())
+        if paths.null_count:  # pyarrow takes None as a null string
+            raise pa.ArrowInvalid("null")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         bad = next(i for i, n in enumerate(names) if not isinstance(n, str))
         raise StudyError(f"{path}: images[{bad}].file_name is {names[bad]!r}, not a string") from None

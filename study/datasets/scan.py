@@ -5,13 +5,28 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from study.errors import StudyError
+
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def require_utf8(names: list[str], folder: Path | str) -> list[str]:
+    """`names`, or a StudyError naming the first that is not valid UTF-8 (a manifest stores paths as UTF-8 text)."""
+    for name in names:
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = ascii(os.fsencode(name))[1:]
+                raise StudyError(f"{folder}: file name {shown} is not valid UTF-8; rename it (e.g. with "
+                                 "`convmv -f latin1 -t utf8`)") from None
+    return names
 
 
 def list_dirs(folder: Path) -> list[str]:
     """Sorted names of the sub-folders of `folder` (hidden ones skipped)."""
     with os.scandir(folder) as it:
-        return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
+        return require_utf8(sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir()), folder)
 
 
 def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recursive: bool = True) -> list[str]:
@@ -31,7 +46,7 @@ def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
             chosen = set(map(id, files))
             stack.extend((prefix + e.name + "/", e.path) for e in entries if id(e) not in chosen and e.is_dir())
     out.sort()
-    return out
+    return require_utf8(out, folder)
 
 
 def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]]]:

@@ -3,14 +3,18 @@
 `<out>/<path>.png` per row (`x.jpg` -> `x.jpg.png`, so that `x.jpg` and `x.png` stay apart; IDX rows `<file>#<i>`
 become `<out>/<file>/<i>.png`). Each file is written under a temporary name and renamed, so a killed run leaves only
 complete files and a rerun skips them; PNG encoding is deterministic, so a rerun from scratch gives byte-identical
-files. Pooled rows go under `<out>/<source>/`.
+files. Pooled rows go under `<out>/<source>/`. `<out>/.study-materialize.json` names the manifest and content hash
+the folder holds: a rerun skips only files written for that content, never another manifest's (a clean image
+where a corrupted one belongs).
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
+from study.atomic import write_json
 from study.errors import StudyError
 from study.manifests.parallel import run_jobs
 from study.manifests.store import load_manifest
@@ -74,9 +78,37 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
             skipped += 1
         else:
             jobs.append((int(pos), str(target)))
+    _claim(out, m, skipped)
     total = len(jobs)
     print(f"[manifest] materialize {name}: {total} to write, {skipped} already there", file=sys.stderr)
     errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name,))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped
+
+
+STAMP = ".study-materialize.json"
+
+
+def _claim(out: Path, m, existing: int) -> None:
+    """Refuse a folder written for other content; stamp it with this manifest's before any image is written."""
+    stamp = out / STAMP
+    mine = {"manifest": m.name, "content_hash": m.content_hash}
+    try:
+        theirs = json.loads(stamp.read_text())
+    except FileNotFoundError:
+        theirs = None
+    except (OSError, ValueError) as e:
+        raise StudyError(f"{stamp}: unreadable ({e}); remove it if this folder is yours to rewrite") from None
+    if theirs is None and existing:
+        raise StudyError(f"--out {out}: already holds {existing} of the files manifest {m.name} would write, not "
+                         f"written by `study manifest materialize` of it (no {STAMP}); use an empty folder")
+    if theirs is not None and theirs.get("content_hash") != m.content_hash:
+        raise StudyError(f"--out {out}: holds the images of manifest {theirs.get('manifest')} (content "
+                         f"{str(theirs.get('content_hash'))[:12]}), not of {m.name} (content {m.content_hash[:12]}); "
+                         f"use another folder")
+    if theirs != mine:
+        try:
+            write_json(stamp, mine)
+        except OSError as e:
+            raise StudyError(f"--out {out}: cannot write {STAMP}: {e.strerror or e}") from None

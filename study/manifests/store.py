@@ -106,11 +106,19 @@ def finalise(name: str, table: pa.Table, meta: dict) -> tuple[pa.Table, dict]:
 
 
 def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
-    """Write a finalised manifest: rows, then metadata, each atomically."""
+    """Write a finalised manifest: rows, then metadata, each atomically; StudyError naming the folder when the
+    filesystem refuses (no rows are left without the metadata that describes them)."""
     table_path, meta_path = manifest_paths(name)
-    with atomic.atomic_path(table_path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
-    atomic.write_json(meta_path, meta)
+    try:
+        with atomic.atomic_path(table_path) as tmp:
+            pq.write_table(table, tmp, compression="zstd", row_group_size=1 << 20)
+        try:
+            atomic.write_json(meta_path, meta)
+        except OSError:
+            table_path.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {e.strerror or e}") from None
 
 
 def load_meta(name: str) -> dict:

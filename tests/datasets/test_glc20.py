@@ -64,6 +64,37 @@ def test_bad_inputs(tmp_path):
     csv.write_text("id;lat;lon;species_id\n4242;1;2;3\n")
     with pytest.raises(StudyError, match="patch not found.*4242.npy"):
         read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text(good.replace("\n", ";\n"))  # every row ends in ';' (the header too): read as written
+    assert len(read_dataset("glc20", tmp_path, "us_train")) == 3
+    csv.write_text(good.replace("\n", ";\n").replace("id;lat;lon;species_id;", "id;lat;lon;species_id"))
+    index = read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))  # the rows only
+    assert sorted(p.rsplit("/", 1)[1] for p in index.paths.to_pylist()) == ["1234567.npy", "222207.npy",
+                                                                             "7654301.npy"]
+    csv.write_text(good.replace("\n", ";0\n", 3).replace("id;lat;lon;species_id;0", "id;lat;lon;species_id"))
+    with pytest.raises(StudyError, match="occurrences_us_train.csv line 2: 5 fields, but the header names 4"):
+        read_dataset("glc20", tmp_path, "us_train")
+    csv.write_text(good)
+    patch = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
+    for bad, why in ((np.zeros((0, 4, 5), np.uint8), r"shape \(0, 4, 5\)"),
+                     (np.full((4, 4, 5), np.nan, np.float32), "integer array .land-cover codes., got dtype float32")):
+        np.save(patch, bad)
+        for rule in ("landcover_center", "landcover_mode"):
+            with pytest.raises(StudyError, match=f"cannot read patch .*1234567.npy: .*{why}"):
+                read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
+
+
+def test_occurrence_tables_may_sit_in_an_occurrences_folder(tmp_path):
+    """As the archive extracts: `occurrences/occurrences_us_train.csv` beside `patches_us/`."""
+    make_glc20(tmp_path)
+    (tmp_path / "occurrences").mkdir()
+    for csv in tmp_path.glob("occurrences_*.csv"):
+        csv.rename(tmp_path / "occurrences" / csv.name)
+    index = read_dataset("glc20", tmp_path, "train")
+    assert len(index) == 5
+    assert {s["path"] for s in index.sources if s["path"].endswith(".csv")} == {
+        "occurrences/occurrences_fr_train.csv", "occurrences/occurrences_us_train.csv"}
+    with pytest.raises(StudyError, match="occurrences_fr_test.csv .nor .*/occurrences/occurrences_fr_test.csv"):
+        read_dataset("glc20", tmp_path, "fr_test")
 
 
 def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path, monkeypatch):

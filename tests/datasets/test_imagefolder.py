@@ -72,6 +72,7 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     ("group,class_name\ntops,sandal\ntops,trouser\nx,unknown\n", "not a class"),
     ("group,class_name\ntops,sandal,extra\n", "line 2"),
     ("class_name\nsandal\n", "two or more"),
+    ("class_name,species\ntops,sandal\ntops,trouser\n", "line 1: level name 'class_name' is reserved .only the last"),
 ])
 def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):
     make_imagefolder(tmp_path / "d", {"trouser": 1, "sandal": 1})
@@ -92,3 +93,20 @@ def test_missing_root_and_empty_tree(tmp_path):
 def test_unknown_dataset_suggests_a_name(tmp_path):
     with pytest.raises(StudyError, match="did you mean 'imagenet'"):
         read_dataset("imagenett", Path(tmp_path), "train")
+
+
+@pytest.mark.parametrize("where", ["file", "class folder"])
+def test_a_name_that_is_not_utf8_is_named_not_a_traceback(tmp_path, where):
+    """A latin-1 name on disk (os.scandir gives it surrogate-escaped) cannot be stored in the manifest's UTF-8 paths."""
+    import os
+    make_imagefolder(tmp_path / "d", {"ant": 1, "bee": 1})
+    if where == "file":
+        os.rename(tmp_path / "d" / "ant" / "img000.png", os.fsencode(tmp_path / "d" / "ant") + b"/caf\xe9.png")
+        folder = tmp_path / "d" / "ant"
+    else:
+        os.rename(tmp_path / "d" / "bee", os.fsencode(tmp_path / "d") + b"/b\xe9e")
+        folder = tmp_path / "d"
+    with pytest.raises(StudyError) as e:
+        read_dataset("imagefolder", tmp_path / "d", "x")
+    shown = "'caf\\xe9.png'" if where == "file" else "'b\\xe9e'"
+    assert str(e.value).startswith(f"{folder}: file name {shown} is not valid UTF-8")

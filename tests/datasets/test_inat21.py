@@ -49,6 +49,8 @@ def _edit(tmp_path, fn):
     (lambda d: d["images"][0].update(id=True), "id of images entry 0 is True, not an integer"),
     (lambda d: d["images"][0].update(id=2**70), "out of the int64 range"),
     (lambda d: d.update(images=[]), "the images list is empty"),
+    (lambda d: d["images"][1].update(file_name=None), r"images\[1\].file_name is None, not a string"),
+    (lambda d: d["images"][1].update(file_name=7), r"images\[1\].file_name is 7, not a string"),
 ])
 def test_bad_annotations(tmp_path, edit, message):
     make_inat21(tmp_path, "train", per_class=2)

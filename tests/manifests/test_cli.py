@@ -77,3 +77,16 @@ def test_export_into_a_closed_pipe_ends_quietly(build):
     proc.stdout.close()  # before the command writes anything
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_folder_that_cannot_be_written_is_named_and_no_rows_are_left(cli, tree, tmp_path, monkeypatch, manifests):
+    args = ("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name", "toy")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "afile" / "manifests"))
+    code, _, err = cli(*args)
+    assert code == 2 and f"cannot write manifest toy in {tmp_path}/afile/manifests: Not a directory" in err
+    monkeypatch.setenv("STUDY_MANIFESTS", str(manifests))
+    (manifests / "toy.json").mkdir(parents=True)  # the metadata cannot be written: the rows are not left alone
+    code, _, err = cli(*args)
+    assert code == 2 and f"cannot write manifest toy in {manifests}" in err
+    assert not (manifests / "toy.parquet").exists() and not list(manifests.glob(".*.tmp"))

@@ -83,6 +83,25 @@ def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
     assert not list(blocked.rglob(".*.tmp"))
 
 
+def test_materialize_never_counts_another_manifests_images_as_its_own(build, cli, tmp_path):
+    """A folder holding the clean images is not taken for the corrupted variant's (same file names): refused."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")[0] == 0
+    out = tmp_path / "out"
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
+    code, _, err = cli("manifest", "materialize", "toy_j", "--out", out)
+    assert code == 2 and f"--out {out}: holds the images of manifest toy" in err and "not of toy_j" in err
+    stray = tmp_path / "stray"
+    first = sorted(out.rglob("*.png"))[0]
+    (stray / first.relative_to(out)).parent.mkdir(parents=True)
+    (stray / first.relative_to(out)).write_bytes(first.read_bytes())
+    code, _, err = cli("manifest", "materialize", "toy_j", "--out", stray)  # files of unknown origin
+    assert code == 2 and "already holds 1 of the files manifest toy_j would write" in err
+    code, stdout, err = cli("manifest", "materialize", "toy_j", "--out", tmp_path / "fresh")
+    assert code == 0 and "24 images written" in stdout
+    assert cli("manifest", "materialize", "toy_j", "--out", tmp_path / "fresh")[0] == 0  # its own: skipped
+
+
 def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):
     build("toy")
     cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")
