@@ -72,10 +72,13 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: list(d) if isinstance(d, tuple) else d}
 
 
-def check_fingerprint(saved: dict, current: dict, path: str | Path) -> None:
-    """Refuse a checkpoint written for other settings, naming every differing key."""
-    a, b = flatten(saved), flatten(current)
-    diff = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+def check_fingerprint(saved: dict, current: dict, path: str | Path, defaults: dict | None = None) -> None:
+    """Refuse a checkpoint written for other settings, naming every differing key. `defaults` (a fingerprint of
+    default values): a key the checkpoint lacks (written before the key existed) matches when the current value is
+    its default, which computes what the code before it did."""
+    a, b, d = flatten(saved), flatten(current), flatten(defaults or {})
+    diff = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")
+                  and not (k not in a and k in d and b.get(k) == d[k]))
     if diff:
         details = "; ".join(f"{k}: checkpoint {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}" for k in diff)
         raise StudyError(

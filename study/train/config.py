@@ -210,3 +210,8 @@ class PretrainConfig:
         for k in self.RUNTIME_KEYS:
             d.pop(k, None)
         return d
+
+    @classmethod
+    def default_fingerprint(cls) -> dict:
+        """`fingerprint_dict` of the defaults (`manifest` has none: its absence never matches)."""
+        return {k: v for k, v in cls(manifest="").fingerprint_dict().items() if k != "manifest"}

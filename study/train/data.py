@@ -258,6 +258,8 @@ def steps_per_epoch(n: int, global_batch: int) -> int:
 
 
 def total_steps(epochs: float, steps: int | None, n: int, global_batch: int) -> int:
+    """`steps`, else epochs x steps per epoch rounded up; the product is rounded to 9 decimals first, so that float
+    error (0.07 x 100 = 7.000000000000001) adds no step."""
     if steps is not None:
         return int(steps)
-    return int(math.ceil(epochs * steps_per_epoch(n, global_batch)))
+    return int(math.ceil(round(epochs * steps_per_epoch(n, global_batch), 9)))

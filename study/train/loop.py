@@ -220,7 +220,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     train_before = 0.0  # time spent in earlier sessions' training loops
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path)
+        check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path, {"config": PretrainConfig.default_fingerprint()})
         method.load_state_dict(ck["method"])
         optimizer.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])

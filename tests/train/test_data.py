@@ -120,3 +120,10 @@ def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
     assert [i for _, i in r0 + r1] == full
     with pytest.raises(StudyError, match="batch_size 20"):
         ResumableBatchSampler(10, 20, 5)
+
+
+@pytest.mark.parametrize("epochs, per_epoch, steps", [(0.07, 100, 7), (0.14, 50, 7), (0.071, 100, 8), (2, 3, 6)])
+def test_fractional_epochs_round_up_without_float_error(epochs, per_epoch, steps):
+    from study.train.data import total_steps
+    assert total_steps(epochs, None, per_epoch * 8, 8) == steps  # 0.07 x 100 is 7.000000000000001 in floats
+    assert total_steps(epochs, 5, per_epoch * 8, 8) == 5  # a step budget wins

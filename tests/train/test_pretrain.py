@@ -79,6 +79,20 @@ def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make
     assert out["protocol"]["resumed_from_steps"] == [2]
 
 
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_manifest, make_config, tmp_path):
+    """A key added to the config since the checkpoint was written (as `head_output_bn` was) matches while it has
+    the default, which computes what the code before it did; any other value is refused, naming the key."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    del ck["fingerprint"]["config"]["head_output_bn"]
+    torch.save(ck, path)
+    with pytest.raises(StudyError, match=r"config.head_output_bn: checkpoint '<absent>', now True"):
+        pretrain(make_config(head_output_bn=True), tmp_path / "run")
+    assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]
+
+
 def test_checkpoint_from_a_gpu_bf16_run_is_refused_on_cpu(tiny_manifest, make_config, tmp_path):
     """`device` is a runtime key, but what it resolves to is not: a GPU run's checkpoint (bf16, CUDA random
     streams) resumed on a CPU would silently continue in fp32 with other augmentation draws. Simulated by

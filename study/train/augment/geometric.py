@@ -106,7 +106,9 @@ def decode_for_boxes(img: Image.Image, boxes: list, size: int, use_draft: bool) 
         arr = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     nh, nw = arr.shape[:2]
     if (nw, nh) != (width, height):
-        sx, sy = nw / width, nh / height
+        # a 1/d decode is ceil(side / d) pixels of d source pixels each (the last one partial): x -> x / d
+        d = next((d for d in (2, 4, 8) if (math.ceil(width / d), math.ceil(height / d)) == (nw, nh)), None)
+        sx, sy = (1 / d, 1 / d) if d else (nw / width, nh / height)
         boxes = [(t * sy, l * sx, h * sy, w * sx) for t, l, h, w in boxes]
     return arr, boxes
 
