@@ -1,4 +1,5 @@
-"""`glc20`: GeoLifeCLEF 2020 occurrences (`occurrences_{fr,us}_{train,test}.csv`, `;`-separated) and their patches.
+"""`glc20`: GeoLifeCLEF 2020 occurrences (`occurrences_{fr,us}_{train,test}.csv`, `;`-separated, in the root or in
+`<root>/occurrences/` as the archive extracts) and their patches.
 
 The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
 `patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
