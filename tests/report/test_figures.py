@@ -53,6 +53,23 @@ def test_quantity_missing_cell_is_nan_not_zero():
     assert all(math.isnan(y) for y in ys)
 
 
+def test_quantity_breaks_a_line_at_a_planned_labeled_size_without_a_result():
+    """Fine-tuning at 1k, 3k and 10k labels planned, 3k not done: the line has a gap there, not a segment from 1k
+    to 10k that hides the missing run; the plotted data holds the cell as NaN with count 0."""
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                             "corruption": "none", "protocol": "finetune", "eval_dataset": "a", "labeled_sizes": ls}
+                            for ls in ("1000", "3000", "10000")])
+    fig, data = quantity.draw(table_of(quantity_records()), planned)
+    line = _containers(fig)[("a · fine-tuning", "1M")].lines[0]
+    assert list(line.get_xdata()) == [1000.0, 3000.0, 10000.0]
+    ys = list(line.get_ydata())
+    assert ys[0] == pytest.approx(0.50) and math.isnan(ys[1]) and ys[2] == pytest.approx(0.55)
+    gap = data[(data["protocol"] == "finetune") & (data["line"] == "1M") & (data["labeled_size"] == 3000)]
+    assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
+    other = _containers(fig)[("a · fine-tuning", "50k")].lines[0]  # not planned at 3k: drawn as before
+    assert list(other.get_xdata()) == [1000.0, 10000.0]
+
+
 def test_domain_matrix_heatmap_values_and_diagonal():
     fig, data = domain_matrix.draw(table_of(domain_records()))
     mesh = fig.axes[0].collections[0]

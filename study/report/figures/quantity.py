@@ -20,17 +20,25 @@ SCRATCH = "scratch (supervised, random init)"
 
 
 def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
+    """The cells of the linear and fine-tuning lines, plus a row without a value for each planned cell that has no
+    result: at each planned labeled size where the plan names them (a gap in a line), else one per line."""
     main = clean(cell[cell["protocol"].isin(PROTOCOLS)])
     planned = expected_rows(expected)
     if not planned.empty and "protocol" in planned:
         planned = clean(planned[planned["protocol"].isin(PROTOCOLS)])
         keys = ["eval_dataset", "protocol", *LINE_KEYS]
         if all(k in planned for k in keys):
-            have = set(map(tuple, main[keys].astype(object).values))
-            extra = [dict(zip(keys, t)) for t in map(tuple, planned[keys].drop_duplicates().astype(object).values)
-                     if t not in have]
+            have = set(map(tuple, main[[*keys, "labeled_size"]].astype(object).values))
+            lines_with_results = {t[:-1] for t in have}
+            extra = []
+            for _, row in planned.iterrows():
+                line = tuple(row[k] for k in keys)
+                sizes = str(row.get("labeled_sizes") or "")
+                for size in ([int(v) for v in sizes.split(",")] if sizes else [None]):
+                    if (*line, size) not in have and (size is not None or line not in lines_with_results):
+                        extra.append({**dict(zip(keys, line)), "labeled_size": size})
             if extra:
-                main = pd.concat([main, pd.DataFrame(extra)], ignore_index=True)
+                main = pd.concat([main, pd.DataFrame(extra).drop_duplicates()], ignore_index=True)
     return main
 
 
@@ -85,10 +93,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 else:  # planned, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
                                         "count": 0})
-                i = labels.index(line["line"])
-                drawn = pts[pts["mean"].notna()]
-                ax.errorbar(drawn["labeled_size"].astype(float), drawn["mean"].astype(float),
-                            yerr=drawn["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
+                i = labels.index(line["line"])  # a missing cell (NaN) breaks the line there
+                ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),
+                            yerr=pts["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
                 for _, p in pts.iterrows():
                     points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
                                    "method": line["method"], "dataset": line["dataset"], "size": line["size"],
