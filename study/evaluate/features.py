@@ -23,7 +23,7 @@ from study.errors import StudyError
 from study.hashing import config_hash, file_sha256
 from study.train.backbones import load_encoder
 from study.train.allocator import retain_freed_memory
-from study.train.data import ImageReader, ViewDataset, collate_views, worker_init
+from study.train.data import ImageReader, ViewDataset, close_batches, collate_views, next_batch, worker_init
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
 STALE_TMP_S = 3600.0
@@ -74,22 +74,29 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                  num_workers: int = 0, label: str = "") -> tuple[torch.Tensor, float]:
     """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds)."""
     dataset = ViewDataset(ImageReader(manifest), rows, aug, seed=0)
-    batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))] for s in range(0, len(rows), batch_size)]
+    index_batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))]
+                     for s in range(0, len(rows), batch_size)]
     retain_freed_memory()
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=index_batches, num_workers=num_workers,
                                          collate_fn=collate_views, pin_memory=device.type == "cuda",
                                          worker_init_fn=worker_init if num_workers else None)
     generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
     out, t0, done, last_log = [], time.monotonic(), 0, time.monotonic()
     model.eval()
-    with torch.no_grad():
-        for views, _ in loader:
-            (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
-            out.append(model(x).float().cpu())
-            done += x.shape[0]
-            if time.monotonic() - last_log > 10 or done == len(rows):
-                last_log = time.monotonic()
-                print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr, flush=True)
+    batches = iter(loader)
+    try:
+        with torch.no_grad():
+            for _ in index_batches:
+                views, _ = next_batch(batches)
+                (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
+                out.append(model(x).float().cpu())
+                done += x.shape[0]
+                if time.monotonic() - last_log > 10 or done == len(rows):
+                    last_log = time.monotonic()
+                    print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr,
+                          flush=True)
+    finally:
+        close_batches(batches)
     seconds = time.monotonic() - t0
     return (torch.cat(out) if out else torch.zeros(0, 0)), seconds
 

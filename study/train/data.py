@@ -253,6 +253,26 @@ def worker_init(_: int) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
+def next_batch(batches: Iterator) -> Any:
+    """next(batches); a StudyError raised in a loader worker comes back with its own message, without the worker
+    traceback torch wraps it in."""
+    try:
+        return next(batches)
+    except StudyError as e:
+        msg = str(e)
+        marker = "StudyError: "
+        raise StudyError(msg[msg.rfind(marker) + len(marker):].strip() if marker in msg else msg) from None
+
+
+def close_batches(batches: Iterator | None) -> None:
+    """End the worker processes of a DataLoader's iterator now (a no-op without workers or when they have ended).
+    Call it in a `finally`: after an error the traceback keeps the iterator alive until interpreter exit, whose join
+    of its workers would then wait for ever, as they ignore SIGTERM (`worker_init`)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def steps_per_epoch(n: int, global_batch: int) -> int:
     return max(0, n // global_batch)
 

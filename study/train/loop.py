@@ -38,8 +38,10 @@ from study.train.data import (
     ResumableBatchSampler,
     ViewDataset,
     batch_generator,
+    close_batches,
     default_workers,
     make_loader,
+    next_batch,
     steps_per_epoch,
     total_steps,
 )
@@ -275,11 +277,12 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         flag = SignalFlag().install()
         last_save, pending = time.time(), []  # (step, loss, correct, seen) not yet recorded nor checked for NaN
         window = max(1, min(cfg.log_every_steps, total))
+        batches = None
         try:
             batches = iter(loader)
             model.train()
             while step < total:
-                views, labels = _next_batch(batches)
+                views, labels = next_batch(batches)
                 lr = lr_at(step, peak, warmup, total, cfg.optim.final_lr_fraction)
                 gen = batch_generator(cfg.seed, step, device, world.rank)
                 loss, stats = train_step(model, optimizer, aug, views, labels, gen, lr, device, use_bf16, channels_last)
@@ -314,6 +317,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                         raise StopRequested(step)
         finally:
             flag.restore()
+            close_batches(batches)
             del loader
     elif world.is_main:
         _log(f"{run_dir}: already trained ({step}/{total} steps)")
@@ -357,15 +361,6 @@ def train_step(model, optimizer, aug, views, labels, generator, lr: float, devic
 
 def _row(metric: str, value: float) -> dict:
     return {"metric": metric, "value": value, "labeled_size": None, "level": None}
-
-
-def _next_batch(batches):
-    try:
-        return next(batches)
-    except StudyError as e:  # raised in a loader worker: keep the message, drop the worker traceback
-        msg = str(e)
-        marker = "StudyError: "
-        raise StudyError(msg[msg.rfind(marker) + len(marker):].strip() if marker in msg else msg) from None
 
 
 def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int, world, ckpt_path: Path,

@@ -194,6 +194,41 @@ def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny
         proc.wait()
 
 
+@pytest.mark.parametrize("work", ["pretrain", "extract"])
+def test_an_unreadable_image_read_by_a_loader_worker_ends_the_process(tiny_manifest, tmp_path, work):
+    """The worker's error comes back with its own message, and the process exits: its loader workers ignore
+    SIGTERM (see the test above), so workers left alive by the error used to hang the interpreter's exit for ever,
+    and `study submit --cluster local` with it. Real processes: a run with a loader worker."""
+    import subprocess
+    import sys
+
+    broken = tiny_manifest.abs_path(tiny_manifest.table.iloc[5])
+    broken.write_bytes(b"\x89PNG garbage")
+    here = Path(__file__).parent
+    child = ("import sys, torch\n"
+             "from train_helpers import tiny_config\n"
+             "from study.errors import StudyError\n"
+             "from study.manifests import load_manifest\n"
+             "from study.train import pretrain\n"
+             "from study.train.augment import build_augment\n"
+             "from study.evaluate.features import forward_rows\n"
+             "try:\n"
+             "    if sys.argv[1] == 'pretrain':\n"
+             "        pretrain(tiny_config(num_workers=1, device='cpu'), sys.argv[2])\n"
+             "    else:\n"
+             "        m = load_manifest('tiny')\n"
+             "        forward_rows(torch.nn.Flatten(), m, m.all(), build_augment({'preset': 'eval', 'image_size': 16}),\n"
+             "                     4, torch.device('cpu'), num_workers=1)\n"
+             "except StudyError as e:\n"
+             "    print(f'error: {e}', flush=True)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]))
+    proc = subprocess.run([sys.executable, "-c", child, work, str(tmp_path / "run")], env=env, capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"error: cannot read image {broken} (manifest tiny)")
+    assert "Original Traceback" not in proc.stdout
+
+
 def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_config, tmp_path):
     """With an epoch budget it used to train 0 steps and write the random encoder as a finished run."""
     with pytest.raises(StudyError, match="batch_size 32 is larger than the 24 training images"):
