@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`study manifest export x | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return 141
+    except OSError as e:  # a folder that cannot be made, a full disk: the file and the reason, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"study: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Any, TextIO
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from study.atomic import atomic_path
 from study.report import style
@@ -26,6 +28,18 @@ MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "
 
 class NoResults(StudyError):
     """No plan, and no result names the grid: nothing is written."""
+
+
+def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
+    """Refuse to replace a report drawn from results with one drawn from none (a mistyped workdir)."""
+    try:
+        n = pq.read_metadata(out / "results.parquet").num_rows
+    except (OSError, pa.ArrowException):
+        return  # no earlier report, or none to keep
+    if n:
+        raise StudyError(f"no result of this grid in {Path(workdir).resolve() / 'results'}, but {out} holds a report "
+                         f"of {n} result rows: not replaced. Check --workdir (or $STUDY_WORKDIR); delete {out} to "
+                         "draw an empty report")
 
 
 @dataclass
@@ -105,7 +119,12 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
             table = table[table["grid"] == grid].reset_index(drop=True)
         if table.empty:
             raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
-    out.mkdir(parents=True, exist_ok=True)
+    if table.empty:
+        _keep_a_report_of_results(out, workdir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
     warn_lines = [f"skipped result file {s}" for s in coll.skipped]
     if table.empty:
         warn_lines.append(f"no result of this grid in {Path(workdir).resolve() / 'results'} yet: run `study submit`, "

@@ -79,6 +79,19 @@ def test_export_into_a_closed_pipe_ends_quietly(build):
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_export_onto_a_full_disk_is_one_error_line(build):
+    """A filesystem error no command foresaw (here stdout on a full device) is one line and exit 2, not a
+    traceback."""
+    import subprocess
+    import sys
+
+    build("toy")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "study.cli", "manifest", "export", "toy"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == "study: error: No space left on device\n", proc.stderr
+
+
 def test_a_folder_that_cannot_be_written_is_named_and_no_rows_are_left(cli, tree, tmp_path, monkeypatch, manifests):
     args = ("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name", "toy")
     (tmp_path / "afile").write_text("")

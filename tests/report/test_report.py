@@ -237,3 +237,22 @@ def test_the_scratch_label_does_not_change_while_a_planned_line_is_still_to_run(
         labels.append([line.split("|")[3].strip() for line in (tmp_path / f"r{name}" / "quantity.md").open()
                        if "scratch" in line])
     assert labels[0] == labels[1] == ["scratch (supervised, random init)"]
+
+
+def test_a_workdir_without_results_does_not_replace_a_report_drawn_from_results(tmp_path):
+    """A mistyped --workdir used to redraw the report empty (every figure deleted) and exit 0."""
+    recs = quantity_records()
+    plan = plan_for(recs)
+    write_all(tmp_path / "w", recs)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    assert "quantity.png" in before
+    with pytest.raises(StudyError, match=r"no result of this grid in .*/typo/results, but .*/r holds a report of "
+                                         r"\d+ result rows: not replaced"):
+        build_report(tmp_path / "typo", tmp_path / "r", plan=plan, log=None)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
+    build_report(tmp_path / "typo", tmp_path / "fresh", plan=plan, log=None)  # nothing to keep: drawn, all missing
+    assert (tmp_path / "fresh" / "missing.csv").exists()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(StudyError, match=r"--out .*afile: cannot make the report folder"):
+        build_report(tmp_path / "w", tmp_path / "afile", plan=plan, log=None)
