@@ -107,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--smoke", action="store_true", help="tiny model, 32 px, a few steps, on CPU")
+    p.add_argument("--quick", action="store_true", help="a short run (`make benchmarks`): 3 warm-up and 10 timed "
+                   "steps on a GPU; without one, the --smoke run")
     p.add_argument("--breakdown", action="store_true", help="also time the step without augmentation, and with SGD")
     a = p.parse_args(argv)
+    if a.quick and torch.cuda.is_available():
+        a.steps, a.warmup = 10, 3
+    elif a.quick:
+        a.smoke = True
     if a.smoke:
         device, a.batch, a.image_size, a.steps, a.warmup = torch.device("cpu"), 8, 32, 2, 1
         torch.set_num_threads(1)
