@@ -125,7 +125,8 @@ def _describe(job: Job) -> str:
     return f"job {job.id} ({job.stage}: {', '.join(parts)})"
 
 
-SECTION_KEY = re.compile(r"^(?:pretrain|evaluate)\.(\w+)")  # the key a config error names first
+# the key a config error names first: `pretrain.<key>: ...`, or `pretrain: unknown key(s) '<key>'`
+SECTION_KEY = re.compile(r"^(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '(\w+)')")
 
 
 def _section_line(grid: Grid, job: Job, message: str) -> int | None:
@@ -134,7 +135,7 @@ def _section_line(grid: Grid, job: Job, message: str) -> int | None:
     from study.grids.jobs import _value_line
 
     m = SECTION_KEY.match(message)
-    key = m.group(1) if m else None
+    key = (m.group(1) or m.group(2)) if m else None
     if job.stage == "pretrain":
         if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
             return _value_line(grid, key, job.axes[key], job.axes)
@@ -235,8 +236,9 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             n = meta(train)["num_images"]
             for ls in sec.get("labeled_sizes") or []:
                 if is_int(ls) and ls > n:
-                    add(f"{plan.path}: labeled size {ls} ({format_count(ls)}) asked of manifest {train}, which has "
-                        f"{n} images")
+                    line = _section_line(plan.grid, job, "evaluate.labeled_sizes")
+                    add(f"{plan.path}{f':{line}' if line else ''}: labeled size {ls} ({format_count(ls)}) asked of "
+                        f"manifest {train}, which has {n} images")
         if sec.get("protocol") == "granularity" and test:
             levels = sec.get("levels") or meta(test).get("levels") or []
             if not levels:

@@ -209,7 +209,9 @@ def test_a_config_error_names_the_line_of_the_value_behind_it(write_grid):
     stages:
       evaluate:
         - protocol: knn
-          params: {knn: {k: 5}, kk: 3}
+          params:
+            knn: {k: 5}
+            kk: 3
         - protocol: finetune
           labeled_sizes: [10]
           params:
@@ -219,8 +221,30 @@ def test_a_config_error_names_the_line_of_the_value_behind_it(write_grid):
         plan_grid(g).check(manifests=False)
     lines = str(e.value).splitlines()[1:]
     assert any(s.startswith(f"{g}:{line_of(g, 'resnet5O')}: ") and "unknown backbone 'resnet5O'" in s for s in lines)
-    assert any(s.startswith(f"{g}:{line_of(g, 'protocol: knn')}: ") and "unknown key(s) 'kk'" in s for s in lines)
+    assert any(s.startswith(f"{g}:{line_of(g, 'kk: 3')}: ") and "unknown key(s) 'kk'" in s for s in lines)
     assert any(s.startswith(f"{g}:{line_of(g, 'finetune: {epocs')}: ") and "'epocs'" in s for s in lines)
+
+
+@pytest.mark.parametrize("typo_in", ["pretrain", "evaluate"])
+def test_an_unknown_key_in_defaults_names_its_own_line(write_grid, typo_in):
+    sections = {"pretrain": "backbone: resnet18\n        batch_size: 8", "evaluate": "batch_size: 64"}
+    sections[typo_in] += "\n        widht: 4"
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+    defaults:
+      pretrain:
+        {sections["pretrain"]}
+      evaluate:
+        {sections["evaluate"]}
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages:
+      evaluate:
+        - protocol: linear
+    """, base=False)
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'widht')}: ") and "unknown key(s) 'widht'" in msg, msg
 
 
 @pytest.mark.parametrize("body, needle, message", [
