@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "as PNG trees, freeze their manifests, plan grids/quickstart.yaml, run every job here "
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
                     "what is missing.")
-    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"))
+    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"),
+                   help="the grid to run (default: grids/quickstart.yaml of the current folder)")
     p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"),
                    help="the profile `study plan` and `study submit` get (resources and the cost model)")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",

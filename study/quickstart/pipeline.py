@@ -87,6 +87,10 @@ def _counts(tree: Path) -> tuple[int, int]:
 def run(opts: Options) -> None:
     """Data, manifests and plan; then (unless `prepare_only`) every job here, and the report."""
     t0 = time.monotonic()
+    for flag, path in (("--grid", opts.grid), ("--profile", opts.profile)):  # before minutes of data writing
+        if not path.is_file():
+            raise StudyError(f"{flag} {path}: no such file; run `study quickstart` from the repository's root, or "
+                             f"give {flag}")
     os.environ["STUDY_MANIFESTS"] = str(opts.manifests.resolve())  # the local workers inherit it
     idx = fashion_mnist.locate(opts.fashion_mnist)
     fm = export.export_fashion_mnist(opts.data, idx, opts.scale.fmnist_train_per_class,

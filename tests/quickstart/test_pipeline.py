@@ -122,3 +122,12 @@ def test_rerun_finishes_nothing_twice(tiny_run, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in (base / "runs" / "results").iterdir()} == results
     ledger = [json.loads(line) for line in (base / "runs" / "ledgers" / "quickstart-tiny.jsonl").open()]
     assert ledger and all(e.get("state") != "failed" for e in ledger)
+
+
+def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # not the repository's root: grids/quickstart.yaml is not here
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == 2
+    assert ("--grid grids/quickstart.yaml: no such file; run `study quickstart` from the repository's root"
+            in capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
