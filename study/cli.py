@@ -22,6 +22,17 @@ COMMAND_MODULES = (
 )
 
 
+def count_arg(text: str) -> int:
+    """The argparse type of a count flag (`--workers N`): an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="study", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"study {__version__}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from study.cli import count_arg
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
@@ -23,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", choices=("slurm", "local"), required=True)
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
-    p.add_argument("--workers", type=int, metavar="N", help="local: worker processes (default: one per core, or per GPU)")
+    p.add_argument("--workers", type=count_arg, metavar="N",
+                   help="local: worker processes (default: one per core, or per GPU)")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",

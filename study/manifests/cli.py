@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from study.cli import count_arg
 from study.errors import StudyError
 from study.manifests.sizes import parse_size, parse_sizes
 
@@ -43,7 +44,7 @@ def register(subparsers) -> None:
     v = sub.add_parser("verify", help="recompute the content hash and check nesting (and files with --files)")
     v.add_argument("name")
     v.add_argument("--files", action="store_true", help="also check that every file exists and decodes")
-    v.add_argument("--workers", type=int, default=1)
+    v.add_argument("--workers", type=count_arg, default=1)
     v.set_defaults(func=_verify)
 
     ls = sub.add_parser("list", help="the manifests in the manifests folder")
@@ -76,7 +77,7 @@ def register(subparsers) -> None:
     m = sub.add_parser("materialize", help="write a manifest's (corrupted) images to disk as PNG")
     m.add_argument("name")
     m.add_argument("--out", required=True, type=Path)
-    m.add_argument("--workers", type=int, default=1)
+    m.add_argument("--workers", type=count_arg, default=1)
     m.add_argument("--subset", default=None, help="only this pretraining subset (default: every row)")
     m.set_defaults(func=_materialize)
 
@@ -154,8 +155,6 @@ def _corrupt(a: argparse.Namespace) -> int:
 def _materialize(a: argparse.Namespace) -> int:
     from study.manifests.materialize import materialize
 
-    if a.workers < 1:
-        raise StudyError("--workers must be 1 or more")
     subset = parse_size(a.subset, "--subset") if a.subset is not None else None
     written, skipped = materialize(a.name, a.out, workers=a.workers, subset=subset)
     print(f"manifest {a.name}: {written} images written, {skipped} already there, under {a.out}")

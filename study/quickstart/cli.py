@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from study.cli import count_arg
 from study.quickstart.pipeline import Options, run
 from study.quickstart.scale import SCALES
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/quickstart, "
                    "or reports/quickstart-SCALE)")
     p.add_argument("--fashion-mnist", default=None, help="a folder holding the four Fashion-MNIST IDX .gz files")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: one "
+    p.add_argument("--workers", type=count_arg, default=None, metavar="N", help="local worker processes (default: one "
                    "per core)")
     p.add_argument("--prepare-only", action="store_true", help="stop after the plan: data and manifests only")
     p.set_defaults(func=_run)
