@@ -18,7 +18,10 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests")
+    p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests",
+                              description="Freeze, check and export dataset manifests. Manifests live in "
+                                          "$STUDY_MANIFESTS (default: ./manifests), where `study plan`, "
+                                          "`study submit` and every job read them.")
     sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 

@@ -1,4 +1,5 @@
-"""`study report GRID [--out reports/<grid>] [--workdir DIR]`: collect a grid's results and draw its report."""
+"""`study report GRID [--out reports/<grid>] [--workdir DIR] [--profile FILE]`: collect a grid's results and draw
+its report."""
 from __future__ import annotations
 
 import argparse
