@@ -1,7 +1,9 @@
 """A name -> object registry with "did you mean" errors, used for datasets, corruptions, methods, backbones."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from study.errors import StudyError, did_you_mean
 
@@ -44,3 +46,11 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+def import_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of `package` (its `__name__` and `__path__`) but private ones: each registers itself, so
+    adding a method, reader or corruption is adding its file."""
+    for info in pkgutil.iter_modules(list(path)):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from study.corruptions.base import CORRUPTIONS, Corruption, CorruptionSpec, apply_corruption, parse_corruption
 
-from study.corruptions import downsample, jpeg, none, salt_pepper  # noqa: E402,F401  (each registers itself)
+from study.registry import import_modules  # noqa: E402
+
+import_modules(__name__, __path__)  # each corruption module registers itself
 
 __all__ = ["CORRUPTIONS", "Corruption", "CorruptionSpec", "apply_corruption", "parse_corruption"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from study.datasets.base import DATASETS, Index, ReaderOptions, read_dataset
 
-# Each module registers its reader.
-from study.datasets import fashion_mnist, glc20, imagefolder, imagenet, inat21, places365  # noqa: E402,F401
+from study.registry import import_modules  # noqa: E402
+
+import_modules(__name__, __path__)  # each reader module registers itself
 
 __all__ = ["DATASETS", "Index", "ReaderOptions", "read_dataset"]

@@ -26,7 +26,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
     b = sub.add_parser("build", help="index a dataset split and freeze its nested subsets")
-    b.add_argument("--dataset", required=True, help="reader: imagenet, inat21, places365, glc20, imagefolder, fashion-mnist")
+    from study.datasets import DATASETS
+
+    b.add_argument("--dataset", required=True, help=f"reader: {', '.join(DATASETS.names())}")
     b.add_argument("--root", required=True, type=Path, help="the dataset's folder, as it lies on disk")
     b.add_argument("--split", required=True, help="e.g. train, val (train_mini for inat21; test, us_train for glc20)")
     b.add_argument("--name", required=True, help="manifest name, e.g. imagenet_train")

@@ -14,8 +14,6 @@ from study.configfields import build, is_int, is_num, mapping_or_none, nested, p
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
-METHOD_PRESET = {"simclr": "simclr", "moco": "simclr", "byol": "byol", "supervised": "supervised", "random": "eval"}
-TEMPERATURE_DEFAULTS = {"simclr": 0.1, "moco": 0.2}  # SimCLR; MoCo v2. The methods that have a temperature
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class PretrainConfig:
     epochs: float = 1000.0  # paper (secondary note, unconfirmed): 1000 epochs for every subset size
     steps: int | None = None  # a step budget; when set it replaces `epochs`
     batch_size: int = 4096  # SimCLR: 4096; the effective (global) batch, split over devices
-    temperature: float | None = None  # None = the method's (TEMPERATURE_DEFAULTS); unused by BYOL and supervised
+    temperature: float | None = None  # None = the method's `default_temperature`; unused by BYOL and supervised
     head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
     head_output_bn: bool = False  # SimCLR v1: plain linear output; true = SimCLR v2's batch-normalised output layer
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -179,8 +177,10 @@ class PretrainConfig:
     # ------------------------------------------------------------------ derived values
     def augment_dict(self) -> dict:
         """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
+        from study.train.methods import METHODS
+
         d = dict(self.augment or {})
-        d.setdefault("preset", METHOD_PRESET[self.method])
+        d.setdefault("preset", METHODS.get(self.method, "pretrain.method").augment_preset)
         d.setdefault("image_size", self.image_size)
         return d
 
@@ -200,9 +200,12 @@ class PretrainConfig:
         """The contrastive loss's temperature: `temperature`, else the method's (SimCLR 0.1, MoCo v2 0.2); None for
         a method without one (BYOL, supervised, random), whatever `temperature` says, so that a result never
         records a value that did not run."""
-        if self.method not in TEMPERATURE_DEFAULTS:
+        from study.train.methods import METHODS
+
+        default = METHODS.get(self.method, "pretrain.method").default_temperature
+        if default is None:
             return None
-        return float(self.temperature) if self.temperature is not None else TEMPERATURE_DEFAULTS[self.method]
+        return float(self.temperature) if self.temperature is not None else default
 
     def fingerprint_dict(self) -> dict:
         """The settings that decide what is computed (a checkpoint from other values is refused)."""

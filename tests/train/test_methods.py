@@ -103,6 +103,23 @@ def test_simclr_v2_output_bn_scales_without_shifting(make_method):
     assert bn.weight.grad is not None and torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_registered_method_builds_its_preset_and_runs_a_step(make_method, make_config, name):
+    """What the config and the loop ask of any method, a new one included: an augmentation preset, a temperature
+    only where it has one, and a forward pass giving a finite scalar loss that trains (or no training at all)."""
+    cls = METHODS.get(name)
+    cfg = make_config(method=name)
+    assert cfg.augment_config().preset == cls.augment_preset
+    assert cfg.effective_temperature() == cls.default_temperature
+    m = make_method(name)
+    if not cls.trains:
+        return
+    loss, stats = m(_views(4, k=cls.num_views), torch.tensor([0, 1, 2, 0]))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+
+
 @pytest.mark.parametrize("name,dim", [("resnet18", 8 * 8), ("resnet50", 8 * 8 * 4), ("resnet18_small", 64),
                                       ("resnet50_small", 256)])
 def test_backbones_give_pooled_features(name, dim):

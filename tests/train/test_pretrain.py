@@ -11,6 +11,7 @@ from study.errors import StudyError
 from study.train import StopRequested, pretrain
 from study.train.backbones import load_encoder
 from study.train.checkpoint import load_checkpoint
+from study.train.methods import METHODS
 
 
 def _weights(path):
@@ -23,7 +24,7 @@ def _assert_same_state(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
+@pytest.mark.parametrize("method", [m for m in METHODS.names() if METHODS.get(m).trains])  # a new one too
 def test_stopped_and_resumed_run_ends_bit_identical(method, tiny_manifest, make_config, tmp_path):
     cfg = make_config(method=method)
     full = pretrain(cfg, tmp_path / "full")

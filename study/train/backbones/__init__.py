@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from study.errors import StudyError
-from study.registry import Registry
+from study.registry import Registry, import_modules
 
 BACKBONES: Registry = Registry("backbone")
 
-from study.train.backbones import resnet  # noqa: E402,F401  (registers the ResNets)
+import_modules(__name__, __path__)  # each module registers its backbones (resnet.py: the ResNets)
 
 
 def build_backbone(name: str, width: int = 64) -> nn.Module:

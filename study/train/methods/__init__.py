@@ -6,13 +6,15 @@ Interface used by the loop:
     method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict[str, float])
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
+Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none) and
+`default_temperature` (the contrastive loss's; None for a method without one).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from study.registry import Registry
+from study.registry import Registry, import_modules
 
 METHODS: Registry = Registry("method")
 
@@ -20,6 +22,8 @@ METHODS: Registry = Registry("method")
 class Method(nn.Module):
     trains = True
     num_views = 2
+    augment_preset = "simclr"
+    default_temperature: float | None = None
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -54,4 +58,4 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         t.copy_(o)
 
 
-from study.train.methods import byol, moco, random, simclr, supervised  # noqa: E402,F401
+import_modules(__name__, __path__)  # each method module registers itself

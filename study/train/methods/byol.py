@@ -20,6 +20,7 @@ def byol_tau(step: int, total_steps: int, tau_base: float) -> float:
 
 @METHODS.register("byol")
 class BYOL(Method):
+    augment_preset = "byol"
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
         b = cfg.byol

@@ -19,6 +19,7 @@ from study.train.methods import METHODS, Method, mlp
 
 @METHODS.register("moco")
 class MoCo(Method):
+    default_temperature = 0.2  # MoCo v2
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
         m = cfg.moco

@@ -8,6 +8,7 @@ from study.train.methods import METHODS, Method
 class Random(Method):
     trains = False
     num_views = 1
+    augment_preset = "eval"
 
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)

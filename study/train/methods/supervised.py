@@ -10,6 +10,7 @@ from study.train.methods import METHODS, Method
 
 @METHODS.register("supervised")
 class Supervised(Method):
+    augment_preset = "supervised"
     num_views = 1
 
     def __init__(self, cfg, encoder, num_classes: int):
