@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 from study.registry import Registry
 
 
@@ -83,12 +84,15 @@ def parse_corruption(text: str) -> CorruptionSpec:
             raise StudyError(f"corruption {text!r}: parameter {item!r} must be key=value")
         if key not in corruption.params:
             known = ", ".join(corruption.params) or "none"
-            raise StudyError(f"corruption {text!r}: unknown parameter {key!r} of {corruption.name} (known: {known})")
+            raise StudyError(f"corruption {text!r}: unknown parameter {key!r} of {corruption.name}"
+                             f"{did_you_mean(key, corruption.params)} (known: {known})")
         if key in given:
             raise StudyError(f"corruption {text!r}: parameter {key!r} given twice")
         param = corruption.params[key]
         try:
             value = param.parse(raw.strip())
+            if isinstance(value, float) and not math.isfinite(value):  # float() takes inf, nan and 1e400
+                raise ValueError("not a finite number")
             param.check(value)
         except ValueError as e:
             raise StudyError(f"corruption {text!r}: bad value {raw.strip()!r} for {key}: {e}") from None

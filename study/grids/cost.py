@@ -35,6 +35,9 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         sec = job.config["pretrain"]
         method = sec.get("method") or axes.get("method") or "simclr"
         factor = cost.method_factor.get(method, 1.0)
+        if method not in cost.method_factor:
+            notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
+                      f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.plan.check_sections)
         if is_num(sec.get("steps")) and is_num(sec.get("batch_size")):
             images = float(sec["steps"]) * float(sec["batch_size"])

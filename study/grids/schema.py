@@ -265,6 +265,11 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
             if v is not None and (not isinstance(v, str) or not v):
                 raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: expected a name, got {v!r}")
             vals[k] = v
+        if vals["reader"] is not None:
+            from study.datasets import DATASETS
+
+            if vals["reader"] not in DATASETS:  # it goes into the `study manifest build` command the plan prints
+                raise fail(p, spec.line_of("reader"), DATASETS.unknown_message(vals["reader"], f"datasets.{key}.reader"))
         if not vals["train"] and not vals["test"]:
             raise fail(p, line, f"datasets.{key}: give a 'train' and/or 'test' manifest name")
         for k in ("train_images", "test_images"):

@@ -288,3 +288,17 @@ def test_a_variant_that_is_not_a_word(write_grid):
     """)
     assert error_of(g) == (f"{g}:{line_of(g, 'variant')}: stages.evaluate[0].variant: expected a word (letters, "
                            "digits, '_', '-', '.'), got 'per level'")
+
+
+def test_a_reader_name_typo_is_refused_at_its_line(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha:
+        reader: imagefoldr
+        train: alpha_train
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, base=False)
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'imagefoldr')}: datasets.alpha.reader: unknown dataset "
+                                  "'imagefoldr' (did you mean 'imagefolder'?)")

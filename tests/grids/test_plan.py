@@ -284,3 +284,17 @@ def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypa
     code, _, err = run_plan_cli(["grids/data_domain.yaml"], capsys)
     assert code == 2
     assert "grids/data_domain.yaml:44: pretraining size 500000 (500k): manifest pooled_imagenet_inat21 has 30" in err
+
+
+def test_a_method_without_a_cost_factor_is_noted(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, byol], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {}
+    """)
+    cost = CostModel(method_factor={"simclr": 1.0})
+    notes = plan_grid(g, Profile(cost=cost)).estimate["notes"]
+    assert [n for n in notes if "cost factor" in n] == [
+        "method 'byol' has no cost factor (the cost of its step against SimCLR's): counted as 1.0; set "
+        "cost.method_factor.byol in the profile"]
+    assert not any("cost factor" in n for n in plan_grid(g).estimate["notes"])  # the default profile has both
