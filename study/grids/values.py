@@ -40,14 +40,20 @@ _MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*$")
 
 
 def parse_mem_gb(v: Any) -> float:
-    """Memory in GB from `64` (GB), `"64G"`, `"500M"`, `"1T"`."""
+    """Memory in GB from `64` (GB), `"64G"`, `"500M"`, `"1T"`; at least 1 MB (sbatch's unit: `--mem=0` would ask
+    for all of a node's memory)."""
     if isinstance(v, bool):
         raise ValueError(f"expected memory such as 64G or 500M, got {v!r}")
+    gb = None
     if isinstance(v, (int, float)) and 0 < v < math.inf:
-        return float(v)
-    if isinstance(v, str):
+        gb = float(v)
+    elif isinstance(v, str):
         m = _MEM.match(v)
         if m and float(m.group(1)) > 0:
             scale = {"": 1.0, "k": 1 / 1024**2, "m": 1 / 1024, "g": 1.0, "t": 1024.0}[m.group(2).lower()]
-            return float(m.group(1)) * scale
-    raise ValueError(f"expected memory such as 64G or 500M, got {v!r}")
+            gb = float(m.group(1)) * scale
+    if gb is None:
+        raise ValueError(f"expected memory such as 64G or 500M, got {v!r}")
+    if gb < 1 / 1024:
+        raise ValueError(f"{v!r} is under 1M, the smallest memory sbatch can be asked for")
+    return gb

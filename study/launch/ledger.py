@@ -9,12 +9,13 @@ Events (every line has "event" and "at"):
   `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
-no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run) looks
-it up by its unique job name (`recover`), under the submit lock so that a submit still queueing it is waited for,
-before deciding anything, so a rerun never queues a job twice nor forgets one. Jobs shared with
-another grid of the same workdir are seen through that grid's ledger too (`replay_with_shared`: the newest event
-wins). A Slurm submit reads the states and queues under `study.launch.locks.submit_lock`, one command at a time per
-workdir, so that two submits at once (of one grid, or of two grids sharing jobs) never queue a job twice.
+no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run), of this
+grid or of another one of the workdir, looks it up by its unique job name (`recover_all`), under the submit lock so
+that a submit still queueing it is waited for, before deciding anything, so a rerun never queues a job twice nor
+forgets one. Jobs shared with another grid of the same workdir are seen through that grid's ledger too
+(`replay_with_shared`: the newest event wins). A submit, on Slurm or here, reads the states and records what it
+queues under `study.launch.locks.submit_lock`, one command at a time per workdir, so that two submits at once (of
+one grid, or of two grids sharing jobs) never queue a job twice.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Replay:
 
     latest: dict[str, dict] = field(default_factory=dict)
     open_intents: list[dict] = field(default_factory=list)
+    shared_open_intents: list[dict] = field(default_factory=list)  # other grids' (replay_with_shared)
 
     def slurm_ids(self) -> dict[str, str]:
         """job id -> Slurm id ("123" or "123_4") of its latest submission, for jobs whose latest event is `queued`."""
@@ -103,16 +105,25 @@ class Ledger:
         """`replay()`, merged with every other grid's ledger of the workdir: per job, the newest event of any of them
         (this ledger's on a tie; another's marked "grid": <that grid>). One config in two grids is one job, so a job
         queued or run by one grid is not queued again by the other, and an old event here (a command stopped long
-        ago) does not hide a run another grid started since. Open intents stay this ledger's own."""
+        ago) does not hide a run another grid started since. Open intents stay this ledger's own; the other grids'
+        are in `shared_open_intents` (an interrupted submit of another grid may have queued jobs shared with this
+        one: `recover_all` settles them)."""
         own = self.replay()
         shared: dict[str, dict] = {}
-        for path in sorted(self.path.parent.glob("*.jsonl")):
-            if path.stem == self.grid:
+        for other in workdir_ledgers(self.workdir):
+            if other.grid == self.grid:
                 continue
-            for job, e in Ledger(self.workdir, path.stem).replay().latest.items():
+            theirs = other.replay()
+            own.shared_open_intents += theirs.open_intents
+            for job, e in theirs.latest.items():
                 if job not in shared or e.get("at", "") >= shared[job].get("at", ""):
-                    shared[job] = {**e, "grid": path.stem}
+                    shared[job] = {**e, "grid": other.grid}
         for job, e in shared.items():
             if job not in own.latest or e.get("at", "") > own.latest[job].get("at", ""):
                 own.latest[job] = e
         return own
+
+
+def workdir_ledgers(workdir: str | os.PathLike) -> list[Ledger]:
+    """The ledger of every grid that has one in `workdir`, by grid name."""
+    return [Ledger(workdir, p.stem) for p in sorted((Path(workdir) / "ledgers").glob("*.jsonl"))]

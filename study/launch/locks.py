@@ -4,8 +4,8 @@
   from before it starts the worker, the worker for as long as it lives), so that two commands never run one job at
   once, and so that `lock_held` tells a live run from a dead one;
 - `command_lock(workdir)`: the lock a `study submit --cluster local` holds while it lives (its pending jobs are live);
-- `submit_lock(workdir)`: the lock a Slurm submit holds from reading the states to its last `queued` line
-  (`<workdir>/ledgers/.submit.lock`), so that two submits never queue one job twice.
+- `submit_lock(workdir)`: the lock a submit (Slurm or local) holds from reading the states to its last `queued`
+  or `pending` line (`<workdir>/ledgers/.submit.lock`), so that two submits never queue one job twice.
 """
 from __future__ import annotations
 

@@ -16,18 +16,18 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     (live Slurm ones asked of sacct, forced). Every command that decides from states (submit on either backend,
     status, cancel) reads them here.
 
-    With `settle`, the arrays of an interrupted Slurm submit (intents without `queued` lines) are settled first,
-    under the submit lock, so that a submit still queueing them is waited for rather than judged lost. Without it
+    With `settle`, the arrays of an interrupted Slurm submit of any grid of the workdir (intents without `queued`
+    lines) are settled first, under the submit lock, so that a submit still queueing them is waited for rather than judged lost. Without it
     (a dry run, or a submit that holds the lock and settled them itself) nothing is written, and their jobs read
     as not submitted."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
-    replay = ledger.replay_with_shared()  # its open intents are this ledger's own
-    if settle and replay.open_intents:
-        from study.launch.slurm.submit import recover
+    replay = ledger.replay_with_shared()
+    if settle and (replay.open_intents or replay.shared_open_intents):
+        from study.launch.slurm.submit import recover_all
 
         with submit_lock(workdir):
-            recover(ledger)
+            recover_all(workdir)
         replay = ledger.replay_with_shared()
     wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
     ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only
@@ -38,6 +38,15 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     else:
         live, logs = {}, {}
     return classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs)
+
+
+def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
+    """`grid_states` for a command that holds the submit lock (a submit, on either backend, from reading the states
+    to its last ledger line): every grid's interrupted Slurm submits settled first."""
+    from study.launch.slurm.submit import recover_all
+
+    recover_all(workdir)
+    return grid_states(plan, workdir, settle=False)
 
 
 def live_outside_plan(plan: Any, workdir: str | Path) -> list[str]:

@@ -2,7 +2,7 @@
 well), exponents without a dot, merge keys."""
 import pytest
 
-from study.grids.values import parse_minutes
+from study.grids.values import parse_mem_gb, parse_minutes
 from study.grids.yamlio import load_yaml
 
 
@@ -18,6 +18,20 @@ def test_time_limits_follow_slurm(text, minutes):
 def test_bad_time_limits_are_refused(bad):
     with pytest.raises(ValueError, match="expected a duration"):
         parse_minutes(bad)
+
+
+@pytest.mark.parametrize("text, gb", [(64, 64.0), ("64G", 64.0), ("500M", 500 / 1024), ("1T", 1024.0),
+                                      ("1024K", 1 / 1024)])
+def test_memory_sizes(text, gb):
+    assert parse_mem_gb(text) == pytest.approx(gb)
+
+
+@pytest.mark.parametrize("bad, why", [("500K", "under 1M"), (0.0005, "under 1M"), (0, "expected memory"),
+                                      ("lots", "expected memory"), (True, "expected memory")])
+def test_bad_memory_sizes_are_refused(bad, why):
+    """Under 1 MB sbatch would read `--mem=0`: all of a node's memory."""
+    with pytest.raises(ValueError, match=why):
+        parse_mem_gb(bad)
 
 
 def test_unquoted_clock_times_in_yaml_are_not_base_60_integers(tmp_path):

@@ -221,3 +221,17 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     assert _failure(1, log) == "exit code 1: "
     log.write_text("==== header\nstudy: error: manifest toy not found\n")
     assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"
+
+
+def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
+    """With PreemptMode=REQUEUE (or after a node failure) sacct's record reads PREEMPTED (NODE_FAIL) while Slurm
+    waits to restart the job: read as cancelled, it was queued a second time by --retry-failed and left out of
+    `study cancel`. squeue's listing decides. (Preemption cannot be made on the one-node test cluster: squeue's
+    output is given here as text.)"""
+    from study.launch.slurm.state import still_queued
+
+    squeue = "700_0 PENDING\n700_[2-5] PENDING\n701 RUNNING\n"
+    got = still_queued(["700_0", "700_1", "701", "702"], squeue)
+    assert got == {"700_0": "PENDING", "701": "RUNNING"}  # 700_1 and 702 left the queue: preempted for good
+    assert {sid: slurm_state(raw) for sid, raw in got.items()} == {"700_0": "pending", "701": "running"}
+    assert still_queued(["700_0"], None) == {"700_0": "REQUEUED"}  # squeue not answering: never queue it twice

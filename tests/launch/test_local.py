@@ -260,3 +260,41 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
     ev = next(j for j in plan_grid(grid).jobs if j.stage == "evaluate")
     assert _events(wd, "locked")[-1] == {**_events(wd, "locked")[-1], "job": ev.id, "state": "cancelled",
                                          "error": f"dependency {pre.id} ended without a result"}
+
+
+def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
+    """A Slurm submit holds the workdir's submit lock from reading the states to its `queued` lines; a local submit
+    used to read the states meanwhile and pick the same jobs. Here the test plays the Slurm submit: it holds the
+    lock while a real local submit starts, then records the grid's jobs queued (Slurm ids sacct does not know read
+    as still pending) and lets go: the local command runs none of them."""
+    import subprocess
+    import sys
+    import time
+
+    from study.launch.locks import submit_lock
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("race"))
+    wd = env / "wd"
+    jobs = plan_grid(grid).jobs
+    cmd = [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local", "--workdir", str(wd),
+           "--workers", "1"]
+    local = None
+    try:
+        with submit_lock(wd):
+            local = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60  # until the local command holds its own lock (next: the submit lock)
+            while time.time() < deadline and not list((wd / "locks").glob("command-*")) and local.poll() is None:
+                time.sleep(0.2)
+            time.sleep(1)
+            assert not _events(wd, "race"), "the local command read the states while the lock was held"
+            Ledger(wd, "race").append([{"event": "queued", "batch": "b", "job": j.id, "stage": j.stage,
+                                        "slurm_job_id": f"98765432{i}", "array_job_id": f"98765432{i}"}
+                                       for i, j in enumerate(jobs)])
+        err = local.communicate(timeout=120)[1]
+    finally:
+        if local is not None and local.poll() is None:
+            local.terminate()  # its workers end with it (SIGTERM: see test_sigterm_stops_the_workers...)
+            local.wait(timeout=60)
+    assert "waiting for another study submit" in err and "running 0 job(s)" in err, err
+    assert f"skipped: {len(jobs)} pending or running" in err and not _events(wd, "race")  # nothing queued here

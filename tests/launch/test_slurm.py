@@ -321,3 +321,62 @@ def test_cancel_after_an_edit_of_the_grid_stops_the_jobs_of_the_earlier_version(
     code, out, _ = run_cli(["cancel", str(grid), "--workdir", str(wd)])
     assert code == 0 and "cancelled 2 Slurm job(s) of grid edited (2 of them queued by an earlier version" in out
     wait_until(lambda: "earlier version" not in status(grid, wd), 60, "the old jobs gone", grid, wd)
+
+
+def test_an_interrupted_submit_of_another_grid_is_settled_before_its_shared_jobs_are_queued(slurm_cluster, env,
+                                                                                          monkeypatch):
+    """Grid a's submit is killed after sbatch took its pretraining array, before the `queued` lines: a's ledger
+    holds an open intent. A submit of grid b, which shares that job, used to see it missing and queue it again."""
+    ga, gb = env / "intenta.yaml", env / "intentb.yaml"
+    ga.write_text(grid_text("intenta", seeds=(0,)))
+    gb.write_text(grid_text("intentb", seeds=(0,)))  # the same jobs under another grid name
+    wd = env / "wd"
+    real_append = Ledger.append
+
+    def killed_after_sbatch(self, events):
+        events = list(events)
+        if any(e["event"] == "queued" for e in events):
+            raise KeyboardInterrupt
+        real_append(self, events)
+
+    monkeypatch.setattr(Ledger, "append", killed_after_sbatch)
+    with pytest.raises(KeyboardInterrupt):
+        submit(ga, wd)
+    monkeypatch.setattr(Ledger, "append", real_append)
+    err = submit(gb, wd)
+    assert "skipped: 1 pending or running" in err, err  # a's pretraining job, found by its array's name
+    plan = plan_grid(gb)
+    wait_until(all_results(plan, wd), 180, "grid b's results", gb, wd)
+    names = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobName", "-S", "now-1hour"], capture_output=True,
+                           text=True).stdout.split()
+    pretrain_names = {e["name"] for g in ("intenta", "intentb") for e in Ledger(wd, g).events()
+                      if e["event"] == "intent" and e["stage"] == "pretrain"}
+    assert len([n for n in names if n in pretrain_names]) == 1  # the pretraining job ran once
+    assert [e for e in queued(wd, "intenta") if e.get("recovered")]  # a's intent settled by b's command
+
+
+def test_an_sbatch_that_fails_after_queueing_is_found_and_its_jobs_run(slurm_cluster, env, monkeypatch, tmp_path):
+    """A busy controller can answer sbatch with an error for a job it queued (a socket timeout). Recorded as lost,
+    the array ran beside the one the next submit queued. Here an `sbatch` earlier on PATH queues through the real
+    one, then fails as such a timeout does: the array is found by its name, recorded, and its tasks run (their
+    pickles, which submitit names only after sbatch returns, are written for them)."""
+    import shutil
+
+    real = shutil.which("sbatch")
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\n{real} \"$@\" > /dev/null || exit 1\n"
+                    "echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    grid = env / "timeout.yaml"
+    grid.write_text(grid_text("timeout", seeds=(0, 1)))
+    wd = env / "wd"
+    err = submit(grid, wd)
+    assert "queued 4 job(s) in 3 array(s)" in err and "Socket timed out" in err and "but Slurm had queued" in err
+    monkeypatch.setenv("PATH", os.environ["PATH"].split(os.pathsep, 1)[1])
+    plan = plan_grid(grid)
+    wait_until(all_results(plan, wd), 180, "every result of the arrays sbatch said it failed", grid, wd)
+    assert sorted(e["job"] for e in queued(wd, "timeout")) == sorted(j.id for j in plan.jobs)
+    assert "queued 0 job(s) in 0 array(s); skipped: 4 done" in submit(grid, wd)

@@ -31,11 +31,11 @@ from typing import Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
-from study.launch.locks import command_lock, job_lock
+from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.state import LIVE, has_result, last_lines
-from study.launch.status import grid_states
+from study.launch.status import grid_states, locked_states
 from study.paths import manifests_dir
 
 POLL_S = 0.1
@@ -117,8 +117,12 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
 
 def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
                lock_name: str) -> int:
-    states = grid_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
-    sel = select(plan.jobs, states, retry_failed)
+    with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
+        states = locked_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
+        sel = select(plan.jobs, states, retry_failed)
+        host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
+        ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
+                        "pid": os.getpid(), "host": host, "lock": lock_name} for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
@@ -136,9 +140,6 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     t0 = time.time()
     print(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
           f"{sel.summary()}", file=err)
-    host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
-    ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
-                    "pid": os.getpid(), "host": host, "lock": lock_name} for j in todo])
 
     def progress(msg: str) -> None:
         print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "

@@ -31,10 +31,40 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
         return {sid: "UNKNOWN" for sid in ids}, logs
     jobs[0].get_info(mode="force")  # one sacct over every registered job
     states = {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}
+    requeued = [sid for sid, raw in states.items() if (raw or "").split(" ")[0] in REQUEUE_STATES]
+    if requeued:
+        states.update(still_queued(requeued, _squeue()))
     for sid, raw in states.items():
         if slurm_state(raw) == "failed":
             logs[sid] = failing_task_log(logs[sid])
     return states, logs
+
+
+# sacct's last record of a job Slurm requeues (preemption with PreemptMode=REQUEUE, a failed node) reads PREEMPTED
+# or NODE_FAIL until it restarts: final only once the job has left the queue
+REQUEUE_STATES = ("PREEMPTED", "NODE_FAIL")
+
+
+def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
+    """Of `ids` (sacct read PREEMPTED or NODE_FAIL), those squeue still lists, with squeue's state (PENDING,
+    REQUEUED, RUNNING...): waiting to restart, not ended. `squeue_out`: lines `<id> <state>` (None: squeue could not
+    be asked, and they read as still queued: never queue a job twice)."""
+    ids = list(ids)
+    if squeue_out is None:
+        return {sid: "REQUEUED" for sid in ids}
+    listed = dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
+    return {sid: listed[sid] for sid in ids if sid in listed}
+
+
+def _squeue() -> str | None:
+    """Every job squeue lists, a line `<id> <state>` each; None when squeue cannot be asked."""
+    if not shutil.which("squeue"):
+        return None
+    try:
+        proc = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
 
 
 ERROR_MARKS = ("Traceback (most recent call last)", "study: error")

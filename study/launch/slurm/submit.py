@@ -14,17 +14,25 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
 from study.errors import StudyError
-from study.launch.ledger import Ledger, now
+from study.launch.ledger import Ledger, now, workdir_ledgers
 from study.launch.locks import submit_lock
 from study.launch.runner import SlurmTask
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
                                        slurm_parameters)
-from study.launch.status import grid_states
+from study.launch.status import grid_states, locked_states
 from study.paths import manifests_dir
+
+
+def recover_all(workdir: str | Path) -> None:
+    """`recover` every grid's ledger of the workdir: an interrupted submit of another grid may have queued jobs
+    this grid shares. The caller holds the submit lock."""
+    for ledger in workdir_ledgers(workdir):
+        recover(ledger)
 
 
 def recover(ledger: Ledger) -> None:
@@ -35,9 +43,12 @@ def recover(ledger: Ledger) -> None:
         if base is None:
             ledger.append([{"event": "lost", "batch": intent["batch"]}])
             continue
-        jobs = intent["jobs"]
-        ids = [base] if len(jobs) == 1 else [f"{base}_{i}" for i in range(len(jobs))]
-        ledger.append(_queued_events(intent, jobs, ids, recovered=True))
+        ledger.append(_queued_events(intent, intent["jobs"], _array_ids(base, len(intent["jobs"])), recovered=True))
+
+
+def _array_ids(base: str, n: int) -> list[str]:
+    """The Slurm ids of the n tasks of the array `base` (a lone job has no task suffix)."""
+    return [base] if n == 1 else [f"{base}_{i}" for i in range(n)]
 
 
 def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recovered: bool = False) -> list[dict]:
@@ -45,6 +56,31 @@ def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recov
              "slurm_job_id": sid, "array_job_id": sid.split("_")[0], "submitted_at": intent["at"],
              "folder": intent["folder"], **({"recovered": True} if recovered else {})}
             for j, sid in zip(job_ids, slurm_ids)]
+
+
+def _queued_anyway(intent: dict, said: str) -> list[str] | None:
+    """After sbatch exited with an error, whether Slurm queued the array anyway (a controller timeout can answer an
+    error for a submission it accepted): its task ids, or None when Slurm knows no such array. When Slurm cannot
+    be asked, a StudyError: the intent stays open for the next command to settle."""
+    try:
+        base = slurm_state.find_by_name(intent["name"], since=intent["at"])
+    except StudyError as e:
+        raise StudyError(f"sbatch failed ({said}), and whether it queued array {intent['name']!r} anyway is not known: "
+                         f"{e}; the next submit, status or cancel asks Slurm again before deciding") from None
+    return None if base is None else _array_ids(base, len(intent["jobs"]))
+
+
+def _write_task_pickles(folder: Path, ids: list[str], task: Any, calls: list[tuple], time_min: int) -> None:
+    """What submitit writes once sbatch returns an id: each task's call where the task looks for it
+    (`<id>_submitted.pkl`, waited for 60 s when the task starts), written atomically."""
+    import submitit
+
+    for sid, args in zip(ids, calls):
+        target = submitit.core.utils.JobPaths(folder, job_id=sid).submitted_pickle
+        delayed = submitit.helpers.DelayedSubmission(task, *args)
+        delayed.set_timeout(time_min, MAX_REQUEUES)
+        with atomic_path(target) as tmp:
+            delayed.dump(tmp)
 
 
 def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple, list[Any]]:
@@ -70,12 +106,12 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
     profile = plan.profile
     ledger = Ledger(workdir, plan.name)
     if dry_run:
-        if ledger.replay().open_intents:
+        if any(ledger.open_intents for ledger in map(Ledger.replay, workdir_ledgers(workdir))):
             print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts "
                   "its jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
+        states = grid_states(plan, workdir, settle=False)
     else:
-        recover(ledger)  # under the submit lock this command holds
-    states = grid_states(plan, workdir, settle=False)
+        states = locked_states(plan, workdir)  # under the submit lock this command holds
     sel: Selection = select(plan.jobs, states, retry_failed)
     # a dependency live outside Slurm (a local run) gives no id to wait for: its dependents wait for a later submit
     outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
@@ -118,16 +154,24 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                     try:
                         with executor.batch():
                             submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
-                    except submitit.core.utils.FailedJobError as e:  # sbatch refused: nothing of this array queued
-                        ledger.append([{"event": "lost", "batch": batch}])
+                        ids = [s.job_id for s in submitted]
+                        ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
+                    except submitit.core.utils.FailedJobError as e:
                         said = (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
-                        raise StudyError(
-                            f"sbatch refused array {n_arrays} ({stage}, {len(chunk)} job(s); profile "
-                            f"{profile.path or 'built-in default'}): {said}"
-                            + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
-                               if n_jobs else "")) from None
-                    ids = [s.job_id for s in submitted]
-                    ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
+                        ids = _queued_anyway(intent, said)  # a controller timeout may have queued it
+                        if ids is None:
+                            ledger.append([{"event": "lost", "batch": batch}])
+                            raise StudyError(
+                                f"sbatch refused array {n_arrays} ({stage}, {len(chunk)} job(s); profile "
+                                f"{profile.path or 'built-in default'}): {said}"
+                                + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
+                                   if n_jobs else "")) from None
+                        # submitit names the tasks' pickles only once sbatch returns: name them for the tasks
+                        _write_task_pickles(folder, ids, task, [(j, str(workdir), plan.name, env) for j in chunk],
+                                            params["time"])
+                        ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
+                        print(f"[study] sbatch reported an error ({said}), but Slurm had queued {name}: recorded as "
+                              f"{ids[0].split('_')[0]}", file=err, flush=True)
                 dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 n_jobs += len(chunk)
     verb = "would queue" if dry_run else "queued"
