@@ -269,7 +269,8 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
             from study.datasets import DATASETS
 
             if vals["reader"] not in DATASETS:  # it goes into the `study manifest build` command the plan prints
-                raise fail(p, spec.line_of("reader"), DATASETS.unknown_message(vals["reader"], f"datasets.{key}.reader"))
+                raise fail(p, spec.line_of("reader"),
+                           DATASETS.unknown_message(vals["reader"], f"datasets.{key}.reader"))
         if not vals["train"] and not vals["test"]:
             raise fail(p, line, f"datasets.{key}: give a 'train' and/or 'test' manifest name")
         for k in ("train_images", "test_images"):

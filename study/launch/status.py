@@ -17,9 +17,9 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     status, cancel) reads them here.
 
     With `settle`, the arrays of an interrupted Slurm submit of any grid of the workdir (intents without `queued`
-    lines) are settled first, under the submit lock, so that a submit still queueing them is waited for rather than judged lost. Without it
-    (a dry run, or a submit that holds the lock and settled them itself) nothing is written, and their jobs read
-    as not submitted."""
+    lines) are settled first, under the submit lock, so that a submit still queueing them is waited for rather
+    than judged lost. Without it (a dry run, or a submit that holds the lock and settled them itself) nothing is
+    written, and their jobs read as not submitted."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
     replay = ledger.replay_with_shared()

@@ -218,8 +218,8 @@ def test_an_unreadable_image_read_by_a_loader_worker_ends_the_process(tiny_manif
              "        pretrain(tiny_config(num_workers=1, device='cpu'), sys.argv[2])\n"
              "    else:\n"
              "        m = load_manifest('tiny')\n"
-             "        forward_rows(torch.nn.Flatten(), m, m.all(), build_augment({'preset': 'eval', 'image_size': 16}),\n"
-             "                     4, torch.device('cpu'), num_workers=1)\n"
+             "        aug = build_augment({'preset': 'eval', 'image_size': 16})\n"
+             "        forward_rows(torch.nn.Flatten(), m, m.all(), aug, 4, torch.device('cpu'), num_workers=1)\n"
              "except StudyError as e:\n"
              "    print(f'error: {e}', flush=True)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]))
