@@ -47,6 +47,22 @@ def status(grid: Path, wd: Path) -> str:
     return run_cli(["status", str(grid), "--workdir", str(wd)])[1]
 
 
+def submit_killed_after_sbatch(grid: Path, wd: Path, monkeypatch) -> None:
+    """`study submit` killed once its first array went to sbatch, before the array's `queued` lines."""
+    real_append = Ledger.append
+
+    def killed_after_sbatch(self, events):
+        events = list(events)
+        if any(e["event"] == "queued" for e in events):
+            raise KeyboardInterrupt
+        real_append(self, events)
+
+    monkeypatch.setattr(Ledger, "append", killed_after_sbatch)
+    with pytest.raises(KeyboardInterrupt):
+        submit(grid, wd)
+    monkeypatch.setattr(Ledger, "append", real_append)
+
+
 def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: float = 1.0) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -164,18 +180,7 @@ def test_submit_killed_midway_then_rerun_queues_exactly_the_missing_jobs(slurm_c
     grid.write_text(grid_text("kill", seeds=(0, 1)))
     wd = env / "wd"
     plan = plan_grid(grid)
-    real_append = Ledger.append
-
-    def killed_after_sbatch(self, events):  # the pretraining array went to sbatch; the kill comes before its record
-        events = list(events)
-        if any(e["event"] == "queued" for e in events):
-            raise KeyboardInterrupt
-        real_append(self, events)
-
-    monkeypatch.setattr(Ledger, "append", killed_after_sbatch)
-    with pytest.raises(KeyboardInterrupt):
-        submit(grid, wd)
-    monkeypatch.setattr(Ledger, "append", real_append)
+    submit_killed_after_sbatch(grid, wd, monkeypatch)
     err = submit(grid, wd)
     assert "queued 2 job(s) in 2 array(s); skipped: 2 pending or running" in err  # only the probes
     wait_until(all_results(plan, wd), 180, "every result of the resumed submission", grid, wd)
@@ -331,18 +336,7 @@ def test_an_interrupted_submit_of_another_grid_is_settled_before_its_shared_jobs
     ga.write_text(grid_text("intenta", seeds=(0,)))
     gb.write_text(grid_text("intentb", seeds=(0,)))  # the same jobs under another grid name
     wd = env / "wd"
-    real_append = Ledger.append
-
-    def killed_after_sbatch(self, events):
-        events = list(events)
-        if any(e["event"] == "queued" for e in events):
-            raise KeyboardInterrupt
-        real_append(self, events)
-
-    monkeypatch.setattr(Ledger, "append", killed_after_sbatch)
-    with pytest.raises(KeyboardInterrupt):
-        submit(ga, wd)
-    monkeypatch.setattr(Ledger, "append", real_append)
+    submit_killed_after_sbatch(ga, wd, monkeypatch)
     err = submit(gb, wd)
     assert "skipped: 1 pending or running" in err, err  # a's pretraining job, found by its array's name
     plan = plan_grid(gb)
