@@ -43,6 +43,11 @@ class Replay:
     open_intents: list[dict] = field(default_factory=list)
     shared_open_intents: list[dict] = field(default_factory=list)  # other grids' (replay_with_shared)
 
+    @property
+    def unsettled(self) -> bool:
+        """Whether an interrupted Slurm submit, of this grid or (after replay_with_shared) another, is unsettled."""
+        return bool(self.open_intents or self.shared_open_intents)
+
     def slurm_ids(self) -> dict[str, str]:
         """job id -> Slurm id ("123" or "123_4") of its latest submission, for jobs whose latest event is `queued`."""
         return {j: e["slurm_job_id"] for j, e in self.latest.items() if e["event"] == "queued"}

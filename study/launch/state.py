@@ -36,9 +36,13 @@ _SLURM = {
 }
 
 
+def sacct_word(raw: str | None) -> str:
+    """sacct's state word: "CANCELLED by 0" -> CANCELLED, "RUNNING+" (truncated) -> RUNNING; UNKNOWN when empty."""
+    return (raw or "UNKNOWN").split()[0].rstrip("+").upper()
+
+
 def slurm_state(raw: str) -> str:
-    word = (raw or "UNKNOWN").split()[0].rstrip("+").upper()
-    return _SLURM.get(word, "pending")
+    return _SLURM.get(sacct_word(raw), "pending")
 
 
 @dataclass(frozen=True)

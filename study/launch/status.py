@@ -23,7 +23,7 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
     replay = ledger.replay_with_shared()
-    if settle and (replay.open_intents or replay.shared_open_intents):
+    if settle and replay.unsettled:
         from study.launch.slurm.submit import recover_all
 
         with submit_lock(workdir):

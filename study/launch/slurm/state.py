@@ -11,7 +11,7 @@ from typing import Iterable
 import submitit
 
 from study.errors import StudyError
-from study.launch.state import slurm_state
+from study.launch.state import sacct_word, slurm_state
 
 
 def submitit_folder(workdir: str | Path) -> Path:
@@ -31,7 +31,7 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
         return {sid: "UNKNOWN" for sid in ids}, logs
     jobs[0].get_info(mode="force")  # one sacct over every registered job
     states = {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}
-    requeued = [sid for sid, raw in states.items() if (raw or "").split(" ")[0] in REQUEUE_STATES]
+    requeued = [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
     if requeued:
         states.update(still_queued(requeued, _squeue()))
     for sid, raw in states.items():

@@ -106,7 +106,7 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
     profile = plan.profile
     ledger = Ledger(workdir, plan.name)
     if dry_run:
-        if any(other.replay().open_intents for other in workdir_ledgers(workdir)):
+        if ledger.replay_with_shared().unsettled:
             print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts "
                   "its jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
         states = grid_states(plan, workdir, settle=False)
