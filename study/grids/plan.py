@@ -130,12 +130,16 @@ SECTION_KEY = re.compile(r"^(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '
 
 
 def _section_line(grid: Grid, job: Job, message: str) -> int | None:
-    """Where the value behind a config error of `job` was written: a pretraining axis value (its axes or include
-    line), else the key in the evaluation entry's params, in defaults, or the entry itself."""
+    """Where the value behind a config error of `job` was written (`_key_line` of the key the message names)."""
+    m = SECTION_KEY.match(message)
+    return _key_line(grid, job, (m.group(1) or m.group(2)) if m else None)
+
+
+def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
+    """Where `job`'s setting `key` was written: a pretraining axis value (its axes or include line), else the key
+    in the evaluation entry's params, in defaults, or the entry itself."""
     from study.grids.jobs import _value_line
 
-    m = SECTION_KEY.match(message)
-    key = (m.group(1) or m.group(2)) if m else None
     if job.stage == "pretrain":
         if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
             return _value_line(grid, key, job.axes[key], job.axes)
@@ -223,9 +227,8 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             images = size if is_int(size) else have
             method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
             if method is not None and method.trains and is_int(batch) and batch > images:
-                set_at = plan.grid.defaults_lines.get("pretrain", {}).get("batch_size")
-                if "batch_size" in plan.grid.defaults_pretrain and set_at:
-                    where = f"{plan.grid.path}:{set_at}"  # where the batch size was set
+                if "batch_size" in plan.grid.defaults_pretrain:
+                    where = f"{plan.grid.path}:{_key_line(plan.grid, job, 'batch_size')}"  # where it was set
                 add(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
                     + (f" at size {format_count(size)}" if is_int(size) else "")
                     + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
@@ -236,7 +239,7 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             n = meta(train)["num_images"]
             for ls in sec.get("labeled_sizes") or []:
                 if is_int(ls) and ls > n:
-                    line = _section_line(plan.grid, job, "evaluate.labeled_sizes")
+                    line = _key_line(plan.grid, job, "labeled_sizes")
                     add(f"{plan.path}{f':{line}' if line else ''}: labeled size {ls} ({format_count(ls)}) asked of "
                         f"manifest {train}, which has {n} images")
         if sec.get("protocol") == "granularity" and test:
