@@ -175,12 +175,16 @@ class PretrainConfig:
         self.augment_config(where)  # validates the nested augmentation settings
 
     # ------------------------------------------------------------------ derived values
-    def augment_dict(self) -> dict:
-        """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
+    def method_class(self):
+        """The registered Method class of `method` (its augmentation preset, its default temperature)."""
         from study.train.methods import METHODS
 
+        return METHODS.get(self.method, "pretrain.method")
+
+    def augment_dict(self) -> dict:
+        """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
         d = dict(self.augment or {})
-        d.setdefault("preset", METHODS.get(self.method, "pretrain.method").augment_preset)
+        d.setdefault("preset", self.method_class().augment_preset)
         d.setdefault("image_size", self.image_size)
         return d
 
@@ -200,9 +204,7 @@ class PretrainConfig:
         """The contrastive loss's temperature: `temperature`, else the method's (SimCLR 0.1, MoCo v2 0.2); None for
         a method without one (BYOL, supervised, random), whatever `temperature` says, so that a result never
         records a value that did not run."""
-        from study.train.methods import METHODS
-
-        default = METHODS.get(self.method, "pretrain.method").default_temperature
+        default = self.method_class().default_temperature
         if default is None:
             return None
         return float(self.temperature) if self.temperature is not None else default
