@@ -24,8 +24,12 @@ def positive_int(v: Any, key: str) -> None:
 
 def check_known(cls: type, d: dict, where: str) -> None:
     """Refuse keys that are not fields of the dataclass `cls`."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
+    refuse_unknown(d, {f.name for f in dataclasses.fields(cls)}, where)
+
+
+def refuse_unknown(d: dict, known: set[str], where: str) -> None:
+    """Refuse keys of `d` not in `known`, naming the first with a "did you mean" and listing the known ones."""
+    unknown = sorted(set(d) - known, key=str)
     if unknown:
         raise StudyError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], known)} "
                          f"(known: {', '.join(sorted(known))})")

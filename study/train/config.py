@@ -189,16 +189,10 @@ class PretrainConfig:
         return d
 
     def augment_config(self, where: str = "pretrain"):
-        import inspect
-
+        """The validated AugmentConfig of `augment_dict`; errors name `<where>.augment.<key>`."""
         from study.train.augment import AugmentConfig
 
-        if "where" in inspect.signature(AugmentConfig.from_dict).parameters:
-            return AugmentConfig.from_dict(self.augment_dict(), where=f"{where}.augment")
-        try:
-            return AugmentConfig.from_dict(self.augment_dict())
-        except StudyError as e:
-            raise StudyError(f"{where}.augment: {e}") from None
+        return AugmentConfig.from_dict(self.augment_dict(), where=f"{where}.augment")
 
     def effective_temperature(self) -> float | None:
         """The contrastive loss's temperature: `temperature`, else the method's (SimCLR 0.1, MoCo v2 0.2); None for

@@ -45,6 +45,10 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "temperature": 0}, "pretrain.temperature"),
         ({"manifest": "m", "precision": "fp16"}, "pretrain.precision"),
         ({"manifest": "m", "augment": {"preset": "nope"}}, "pretrain.augment"),
+        ({"manifest": "m", "augment": {"preset": "simclrr"}}, "pretrain.augment.preset: unknown 'simclrr' (did you "
+                                                              "mean 'simclr'?)"),
+        ({"manifest": "m", "augment": {"blurr_p": 0.5}}, "pretrain.augment: unknown key(s) 'blurr_p' (did you mean "
+                                                         "'blur_p'?)"),
         ({}, "pretrain.manifest"),
     ],
 )

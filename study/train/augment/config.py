@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.errors import StudyError
+from study.configfields import refuse_unknown
+from study.errors import StudyError, did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -76,12 +77,11 @@ class AugmentConfig:
         d = dict(d or {})
         settable = {f.name for f in dataclasses.fields(cls) if f.init}
         derived = {f.name for f in dataclasses.fields(cls) if not f.init}
-        unknown = sorted(set(d) - settable - derived)
-        if unknown:
-            raise StudyError(f"{where}: unknown key(s) {unknown}; known: {sorted(settable)}")
+        refuse_unknown({k: v for k, v in d.items() if k not in derived}, settable, where)
         preset = d.get("preset", "simclr")
         if preset not in PRESETS:
-            raise StudyError(f"{where}.preset: unknown {preset!r}; expected one of {sorted(PRESETS)}")
+            raise StudyError(f"{where}.preset: unknown {preset!r}{did_you_mean(preset, PRESETS)}; expected one of "
+                             f"{sorted(PRESETS)}")
         values = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
         values.update(PRESETS[preset])
         given = {k: v for k, v in d.items() if k in settable}
