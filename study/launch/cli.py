@@ -35,7 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=run_status)
 
-    p = subparsers.add_parser("cancel", help="cancel a grid's queued and running Slurm jobs")
+    p = subparsers.add_parser(
+        "cancel", help="cancel a grid's queued and running Slurm jobs, stop its local runs",
+        description="scancel the grid's queued and running Slurm jobs (not shared jobs another grid queued), and "
+                    "stop its `study submit --cluster local` commands on this host as Ctrl-C does: their workers "
+                    "checkpoint, then end, and a rerun of `study submit` resumes them. Commands on another host "
+                    "sharing the workdir are named.")
     _common(p)
     p.set_defaults(func=run_cancel)
 

@@ -121,7 +121,8 @@ def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str
 
 def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     """scancel every pending or running Slurm job this grid submitted, also for jobs an edit of the grid file has
-    since removed (not those another grid submitted for a shared job); returns how many."""
+    since removed (not those another grid submitted for a shared job), and stop this grid's local commands on this
+    host (local/stop.py); returns how many Slurm jobs it cancelled."""
     out = out or sys.stdout
     states = grid_states(plan, workdir)
     own = set(Ledger(Path(workdir).resolve(), plan.name).replay().slurm_ids().values())
@@ -138,5 +139,17 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     if len(live) > len(ids):
         out.write(f"{len(live) - len(ids)} shared job(s) queued by another grid left running: cancel that grid\n")
     if local:
-        out.write(f"{len(local)} job(s) run locally: stop their `study submit --cluster local` (Ctrl-C)\n")
+        from study.launch.local.stop import live_commands, stop_commands
+
+        signalled, left = stop_commands(live_commands(workdir, plan.name))
+        if signalled:
+            out.write(f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
+                      f"({', '.join(map(str, signalled))}): its workers checkpoint, then end; `study submit` "
+                      f"resumes them\n")
+        if left:
+            out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
+                      f"kill): {', '.join(map(str, left))}\n")
+        if not signalled and not left:
+            out.write(f"{len(local)} job(s) run locally by a command of another grid (a shared job): stop that "
+                      f"grid's `study submit --cluster local`\n")
     return len(ids)

@@ -97,18 +97,15 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
         assert not (env / "wd").exists()
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
-    """`kill <study submit>` (or its terminal closing: SIGHUP) leaves no worker behind: each gets SIGUSR2 (it
-    checkpoints, then ends), SIGKILL if late."""
-    import os
-    import signal
+def _start_long_local_run(env, name):
+    """A real `study submit --cluster local` of a job far longer than any test waits, once the job has written a
+    checkpoint: (its process, the workdir, the worker's `running` event, the checkpoint path)."""
     import subprocess
     import sys
     import time
 
     grid = env / "g.yaml"
-    grid.write_text(grid_text("termg", steps=100_000))  # far longer than the test waits
+    grid.write_text(grid_text(name, steps=100_000))
     wd = env / "wd"
     proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
                              "--workdir", str(wd), "--workers", "1"], stderr=subprocess.PIPE, text=True)
@@ -116,18 +113,25 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
         deadline, worker = time.time() + 120, None
         while time.time() < deadline and worker is None:
             time.sleep(0.5)
-            if (wd / "ledgers" / "termg.jsonl").exists():
-                running = [e for e in _events(wd, "termg") if e["state"] == "running"]
+            if (wd / "ledgers" / f"{name}.jsonl").exists():
+                running = [e for e in _events(wd, name) if e["state"] == "running"]
                 worker = running[0] if running else None
         assert worker is not None, "no job started"
         ckpt = wd / "jobs" / worker["job"] / "checkpoint.pt"
         while time.time() < deadline and not ckpt.exists():  # training is under way (a checkpoint every step)
             time.sleep(0.5)
-        proc.send_signal(getattr(signal, signame))
-        assert proc.wait(timeout=60) == 128 + getattr(signal, signame)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        assert ckpt.exists(), "no checkpoint written"
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, wd, worker, ckpt
+
+
+def _assert_stopped_after_checkpoint(wd, worker, ckpt):
+    """The worker is gone (not left running, nor a zombie), its checkpoint is there to resume from, no result."""
+    import os
+    import time
+
     time.sleep(1)
     proc_file = f"/proc/{worker['pid']}/status"
     # the worker is not left running (a zombie would mean nobody reaped it: this sandbox's PID 1 does not)
@@ -138,6 +142,43 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
 
     assert load_checkpoint(ckpt)["step"] >= 1  # a rerun resumes from here
     assert not (wd / "results" / f"{worker['job']}.json").exists()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
+    """`kill <study submit>` (or its terminal closing: SIGHUP) leaves no worker behind: each gets SIGUSR2 (it
+    checkpoints, then ends), SIGKILL if late."""
+    import signal
+
+    proc, wd, worker, ckpt = _start_long_local_run(env, "termg")
+    try:
+        proc.send_signal(getattr(signal, signame))
+        assert proc.wait(timeout=60) == 128 + getattr(signal, signame)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _assert_stopped_after_checkpoint(wd, worker, ckpt)
+
+
+def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
+    """`study cancel` of a grid run by `study submit --cluster local` in another shell stops that command as Ctrl-C
+    would, naming its pid; the job then reads missing (a rerun resumes it), and a second cancel finds nothing."""
+    import signal
+
+    proc, wd, worker, ckpt = _start_long_local_run(env, "cang")
+    try:
+        code, out, err = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
+        assert code == 0, err
+        assert f"stopped 1 `study submit --cluster local` of grid cang (pid {proc.pid} on " in out, out
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _assert_stopped_after_checkpoint(wd, worker, ckpt)
+    code, out, _ = run_cli(["status", str(env / "g.yaml"), "--workdir", str(wd)])
+    assert code == 0 and "missing" in out
+    code, out, _ = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
+    assert code == 0 and "stopped" not in out and "local" not in out, out
 
 
 def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
