@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int
+from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int, refuse_unknown
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -32,22 +32,6 @@ class OptimConfig:
     exclude_bias_and_norm: bool = True  # SimCLR: no weight decay / LARS adaptation on biases and norm params
 
 
-@dataclass(frozen=True)
-class MocoConfig:
-    queue_size: int = 65536  # MoCo v2
-    momentum: float = 0.999  # MoCo v2: key encoder EMA
-    dim: int = 128  # MoCo v2: key/query dimension
-    hidden: int = 2048  # MoCo v2: MLP head hidden width
-
-
-@dataclass(frozen=True)
-class ByolConfig:
-    tau_base: float = 0.996  # BYOL: target EMA rate, cosine-increased to 1 over training
-    projector_hidden: int = 4096  # BYOL
-    dim: int = 256  # BYOL: projection/prediction dimension
-    predictor_hidden: int = 4096  # BYOL
-
-
 def _head(v: Any, where: str) -> tuple[int, ...]:
     if not isinstance(v, (list, tuple)) or not v or not all(is_int(x) and x > 0 for x in v):
         raise StudyError(f"{where}: expected a list of positive integers, got {v!r}")
@@ -56,8 +40,6 @@ def _head(v: Any, where: str) -> tuple[int, ...]:
 
 PARSERS = {  # PretrainConfig fields that need more than the value as given
     "optim": lambda v, where: nested(OptimConfig, v, where),
-    "moco": lambda v, where: nested(MocoConfig, v, where),
-    "byol": lambda v, where: nested(ByolConfig, v, where),
     "head": _head,
     "augment": mapping_or_none,
 }
@@ -82,8 +64,9 @@ class PretrainConfig:
     head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
     head_output_bn: bool = False  # SimCLR v1: plain linear output; true = SimCLR v2's batch-normalised output layer
     optim: OptimConfig = field(default_factory=OptimConfig)
-    moco: MocoConfig = field(default_factory=MocoConfig)
-    byol: ByolConfig = field(default_factory=ByolConfig)
+    # each method's own settings (study.train.methods: `Method.settings`), given as `pretrain.<method>` (`moco`,
+    # `byol`); every method that has some gets its defaults, so a result records them all
+    method_settings: dict[str, Any] = field(default_factory=dict)
     augment: dict | None = None  # study.train.augment.AugmentConfig fields; None = the method's preset
     image_size: int = 224  # SimCLR: 224 px crops (used when `augment` does not give image_size)
     num_workers: int | None = None  # None = auto: min(8, cpus - 1) loader processes
@@ -101,9 +84,30 @@ class PretrainConfig:
     # settings that do not change what is computed: a checkpoint may be resumed with other values
     RUNTIME_KEYS = (*PRETRAIN_RUN_ONLY, "device")
 
+    def __post_init__(self) -> None:
+        from study.train.methods import method_settings
+
+        given = self.method_settings
+        object.__setattr__(self, "method_settings", {name: given.get(name) or settings()
+                                                     for name, settings in method_settings().items()})
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":
-        return build(cls, d, where, PARSERS)
+        from study.train.methods import method_settings
+
+        if not isinstance(d, dict):
+            raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
+        sections = method_settings()
+        fields = {f.name for f in dataclasses.fields(cls)} - {"method_settings"}
+        refuse_unknown(d, fields | set(sections), where)
+        own = {}
+        for name, settings in sections.items():
+            if name in d:
+                own[name] = nested(settings, d[name], f"{where}.{name}")
+                if hasattr(own[name], "validate"):
+                    own[name].validate(f"{where}.{name}")
+        rest = {k: v for k, v in d.items() if k not in sections}
+        return build(cls, {**rest, "method_settings": own}, where, PARSERS)
 
     def validate(self, where: str = "pretrain") -> None:
         """Raise StudyError naming the first invalid key."""
@@ -163,15 +167,6 @@ class PretrainConfig:
                 raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
         if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(is_num(b) for b in o.betas):
             raise bad("optim.betas", f"expected two numbers, got {o.betas!r}")
-        positive_int(self.moco.queue_size, f"{where}.moco.queue_size")
-        positive_int(self.moco.dim, f"{where}.moco.dim")
-        positive_int(self.moco.hidden, f"{where}.moco.hidden")
-        if not is_num(self.moco.momentum) or not 0 <= self.moco.momentum <= 1:
-            raise bad("moco.momentum", f"expected a number in [0, 1], got {self.moco.momentum!r}")
-        if not is_num(self.byol.tau_base) or not 0 <= self.byol.tau_base <= 1:
-            raise bad("byol.tau_base", f"expected a number in [0, 1], got {self.byol.tau_base!r}")
-        for key in ("projector_hidden", "dim", "predictor_hidden"):
-            positive_int(getattr(self.byol, key), f"{where}.byol.{key}")
         self.augment_config(where)  # validates the nested augmentation settings
 
     # ------------------------------------------------------------------ derived values
@@ -203,9 +198,15 @@ class PretrainConfig:
             return None
         return float(self.temperature) if self.temperature is not None else default
 
+    def to_dict(self) -> dict:
+        """Every setting as plain values, keyed as a grid gives them (each method's settings under its name)."""
+        d = dataclasses.asdict(self)
+        d.update(d.pop("method_settings"))
+        return d
+
     def fingerprint_dict(self) -> dict:
         """The settings that decide what is computed (a checkpoint from other values is refused)."""
-        d = dataclasses.asdict(self)
+        d = self.to_dict()
         for k in self.RUNTIME_KEYS:
             d.pop(k, None)
         return d

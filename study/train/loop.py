@@ -465,14 +465,12 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n,
         "sync_bn": sync_bn,
         "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
         "code_version": code_version(),
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.to_dict(),
     }
     if cfg.method == "simclr":
         p["head"] = [method.encoder.feature_dim, *cfg.head]
-    if cfg.method == "moco":
-        p["moco"] = dataclasses.asdict(cfg.moco)
-    if cfg.method == "byol":
-        p["byol"] = dataclasses.asdict(cfg.byol)
+    if cfg.method in cfg.method_settings:
+        p[cfg.method] = dataclasses.asdict(cfg.method_settings[cfg.method])
     if cfg.optim.name == "lars":
         p["trust_coefficient"] = cfg.optim.trust_coefficient
     return p

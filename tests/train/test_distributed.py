@@ -3,7 +3,6 @@ variables. What needs GPUs (NCCL, SyncBatchNorm, one device per rank) cannot run
 with gloo on CPU. The Slurm start (submitit's environment) is tested in tests/launch/test_slurm.py."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -58,7 +57,7 @@ def run_ranks(*args: str) -> list[dict]:
 
 def config(method: str) -> str:
     """train_helpers.tiny_config for `method`, checkpointing every 2 steps, as the worker's JSON argument."""
-    return json.dumps(dataclasses.asdict(tiny_config(method=method, checkpoint_every_steps=2, device="cpu")))
+    return json.dumps(tiny_config(method=method, checkpoint_every_steps=2, device="cpu").to_dict())
 
 
 def weights(path: Path) -> dict:

@@ -319,3 +319,53 @@ def test_exact_resume_on_a_real_corrupted_manifest(real_manifests, make_config, 
     clean = pretrain(make_config(manifest="tinyreal", size=24), tmp_path / "clean")
     assert clean["protocol"]["corruption"] == "none"
     assert clean["metrics"][0]["value"] != full["metrics"][0]["value"]  # the corruption reached the images
+
+
+@pytest.fixture
+def toy_method():
+    """A method with settings of its own, registered as its one new file would register it; unregistered after."""
+    from dataclasses import dataclass
+
+    from study.train.methods.simclr import SimCLR
+
+    @dataclass(frozen=True)
+    class ToySettings:
+        scale: float = 2.0
+
+        def validate(self, where):
+            if not isinstance(self.scale, (int, float)) or self.scale <= 0:
+                raise StudyError(f"{where}.scale: expected a number > 0, got {self.scale!r}")
+
+    class Toy(SimCLR):
+        settings = ToySettings
+
+        def __init__(self, cfg, encoder, num_classes):
+            super().__init__(cfg, encoder, num_classes)
+            self.temperature *= cfg.method_settings["toy"].scale
+
+    METHODS.register("toy")(Toy)
+    try:
+        yield Toy
+    finally:
+        del METHODS._items["toy"]
+
+
+def test_a_new_methods_own_settings_need_no_config_edit(toy_method, tiny_manifest, make_config, tmp_path):
+    """`pretrain.<method>` sets the settings a method declares (`Method.settings`): checked at their keys, used,
+    recorded; and a checkpoint written before the method existed still resumes."""
+    with pytest.raises(StudyError, match=r"pretrain.toy.scale: expected a number > 0, got -1"):
+        make_config(method="toy", toy={"scale": -1})
+    with pytest.raises(StudyError, match=r"pretrain.toy: unknown key\(s\) 'scal' \(did you mean 'scale'\?\)"):
+        make_config(method="toy", toy={"scal": 1})
+    out = pretrain(make_config(method="toy", toy={"scale": 3.0}), tmp_path / "toy")
+    assert out["protocol"]["toy"] == {"scale": 3.0}
+    assert out["protocol"]["config"]["toy"] == {"scale": 3.0} and "moco" in out["protocol"]["config"]
+    assert "toy" not in pretrain(make_config(method="simclr", steps=1), tmp_path / "simclr")["protocol"]
+
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    del ck["fingerprint"]["config"]["toy"]  # as written before the method was added
+    torch.save(ck, path)
+    assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]

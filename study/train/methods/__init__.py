@@ -6,8 +6,10 @@ Interface used by the loop:
     method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict[str, float])
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
-Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none) and
-`default_temperature` (the contrastive loss's; None for a method without one).
+Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
+`default_temperature` (the contrastive loss's; None for a method without one) and `settings` (a frozen dataclass of
+the method's own settings, set as `pretrain.<name>` in a grid and read as `cfg.method_settings[<name>]`; its
+optional `validate(where)` raises StudyError naming the key).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Method(nn.Module):
     num_views = 2
     augment_preset = "simclr"
     default_temperature: float | None = None
+    settings: type | None = None
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
@@ -56,6 +59,11 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         t.mul_(tau).add_(o.detach(), alpha=1 - tau)
     for t, o in zip(target.buffers(), online.buffers()):
         t.copy_(o)
+
+
+def method_settings() -> dict[str, type]:
+    """Registered name -> settings dataclass, for every method that has settings of its own."""
+    return {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
 
 
 import_modules(__name__, __path__)  # each method module registers itself

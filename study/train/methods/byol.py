@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 
+from study.configfields import is_num, positive_int
+from study.errors import StudyError
 from study.train.losses import byol_symmetric_loss
 from study.train.methods import METHODS, Method, ema_update, mlp
+
+
+@dataclass(frozen=True)
+class ByolSettings:
+    """`pretrain.byol` in a grid."""
+
+    tau_base: float = 0.996  # BYOL: target EMA rate, cosine-increased to 1 over training
+    projector_hidden: int = 4096  # BYOL
+    dim: int = 256  # BYOL: projection/prediction dimension
+    predictor_hidden: int = 4096  # BYOL
+
+    def validate(self, where: str) -> None:
+        if not is_num(self.tau_base) or not 0 <= self.tau_base <= 1:
+            raise StudyError(f"{where}.tau_base: expected a number in [0, 1], got {self.tau_base!r}")
+        for key in ("projector_hidden", "dim", "predictor_hidden"):
+            positive_int(getattr(self, key), f"{where}.{key}")
 
 
 def byol_tau(step: int, total_steps: int, tau_base: float) -> float:
@@ -21,9 +40,11 @@ def byol_tau(step: int, total_steps: int, tau_base: float) -> float:
 @METHODS.register("byol")
 class BYOL(Method):
     augment_preset = "byol"
+    settings = ByolSettings
+
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
-        b = cfg.byol
+        b = cfg.method_settings["byol"]
         self.projector = mlp(encoder.feature_dim, (b.projector_hidden, b.dim), bn=True)
         self.predictor = mlp(b.dim, (b.predictor_hidden, b.dim), bn=True)
         self.target_encoder = copy.deepcopy(self.encoder)

@@ -8,21 +8,42 @@ both encoders, query and key, into SyncBatchNorm, so keys and queries use global
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from study.configfields import is_num, positive_int
+from study.errors import StudyError
 from study.train.distributed import gather_no_grad
 from study.train.losses import infonce
 from study.train.methods import METHODS, Method, mlp
 
 
+@dataclass(frozen=True)
+class MocoSettings:
+    """`pretrain.moco` in a grid."""
+
+    queue_size: int = 65536  # MoCo v2
+    momentum: float = 0.999  # MoCo v2: key encoder EMA
+    dim: int = 128  # MoCo v2: key/query dimension
+    hidden: int = 2048  # MoCo v2: MLP head hidden width
+
+    def validate(self, where: str) -> None:
+        for key in ("queue_size", "dim", "hidden"):
+            positive_int(getattr(self, key), f"{where}.{key}")
+        if not is_num(self.momentum) or not 0 <= self.momentum <= 1:
+            raise StudyError(f"{where}.momentum: expected a number in [0, 1], got {self.momentum!r}")
+
+
 @METHODS.register("moco")
 class MoCo(Method):
     default_temperature = 0.2  # MoCo v2
+    settings = MocoSettings
+
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
-        m = cfg.moco
+        m = cfg.method_settings["moco"]
         self.head = mlp(encoder.feature_dim, (m.hidden, m.dim), bn=False)  # MoCo v2: fc-ReLU-fc
         self.key_encoder = copy.deepcopy(self.encoder)
         self.key_head = copy.deepcopy(self.head)
