@@ -72,7 +72,8 @@ class LayerFeatures(nn.Module):
 
 def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device: torch.device,
                  num_workers: int = 0, label: str = "") -> tuple[torch.Tensor, float]:
-    """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds)."""
+    """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds). The output is
+    allocated once (N x D) and filled batch by batch: host memory holds the features once, not twice."""
     dataset = ViewDataset(ImageReader(manifest), rows, aug, seed=0)
     index_batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))]
                      for s in range(0, len(rows), batch_size)]
@@ -81,7 +82,7 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                                          collate_fn=collate_views, pin_memory=device.type == "cuda",
                                          worker_init_fn=worker_init if num_workers else None)
     generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
-    out, t0, done, last_log = [], time.monotonic(), 0, time.monotonic()
+    out, t0, done, last_log = torch.zeros(0, 0), time.monotonic(), 0, time.monotonic()
     model.eval()
     batches = iter(loader)
     try:
@@ -89,8 +90,11 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
             for _ in index_batches:
                 views, _ = next_batch(batches)
                 (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
-                out.append(model(x).float().cpu())
-                done += x.shape[0]
+                f = model(x).float()
+                if done == 0:
+                    out = torch.empty(len(rows), f.shape[1])
+                out[done:done + f.shape[0]] = f.cpu()
+                done += f.shape[0]
                 if time.monotonic() - last_log > 10 or done == len(rows):
                     last_log = time.monotonic()
                     print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr,
@@ -98,7 +102,7 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
     finally:
         close_batches(batches)
     seconds = time.monotonic() - t0
-    return (torch.cat(out) if out else torch.zeros(0, 0)), seconds
+    return out, seconds
 
 
 class FeatureCache:
@@ -138,15 +142,25 @@ class FeatureCache:
         feats, seconds = forward_rows(model, manifest, rows, self.aug, self.batch_size, self.device,
                                       self.num_workers, label=f"features of {Path(encoder).parent.name}/"
                                                               f"{Path(encoder).name} on")
+        bad = int((~torch.isfinite(feats).all(dim=1)).sum()) if feats.numel() else 0
+        if bad:
+            raise StudyError(f"{encoder}: the features of {bad} of {len(rows)} images of manifest {manifest.name} "
+                             f"are not finite (NaN or inf): the encoder diverged or is damaged; nothing was cached")
         path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
         payload = {"format": FORMAT, "features": feats, "labels": labels, "rows": len(rows),
                    "encoder_sha256": self.encoder_sha(encoder), "manifest": manifest.name,
                    "manifest_content_hash": manifest.content_hash, "transform": self.aug.describe(),
                    "feature_layer": self.layer, "torch": str(torch.__version__), "device_type": self.device.type}
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(payload, tmp)
+        except (OSError, RuntimeError) as e:  # a full disk reaches torch.save as a RuntimeError of its zip writer
+            print(f"[evaluate] WARNING: could not cache the features in {path} ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else 'no message'}); this evaluation goes on with them, a "
+                  f"rerun extracts them again", file=sys.stderr, flush=True)
+            path = None
         rate = len(rows) / seconds if seconds > 0 else None
-        return Features(feats, labels, {"cached": False, "file": str(path), "rows": len(rows),
+        return Features(feats, labels, {"cached": False, "file": str(path) if path else None, "rows": len(rows),
                                         "seconds": seconds, "images_per_s": rate})
 
     @staticmethod

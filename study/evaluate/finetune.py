@@ -81,6 +81,7 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     model = nn.Sequential(model_encoder, classifier).to(device)
     logits, seconds = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
                                    cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring")
-    if logits.shape[1] != state["classifier.weight"].shape[0]:
-        raise StudyError(f"{sub}: classifier output does not match the classes")
+    if logits.shape[1] != test_manifest.num_classes:
+        raise StudyError(f"{sub}: the classifier has {logits.shape[1]} outputs, test manifest {test_manifest.name} "
+                         f"{test_manifest.num_classes} classes")
     return logits, {**out["protocol"], "scoring_seconds": seconds, "run_dir": str(sub)}

@@ -21,6 +21,9 @@ from study.evaluate.config import LinearConfig
 
 # what a result's protocol records of the standardization (with linear.standardize)
 STANDARDIZED_WITH = "each fit's own training rows (held-out rows excluded while the weight decay is chosen)"
+# the most logits (rows x classes) held at once: beyond it the full-batch loss and gradient are summed over row
+# chunks (the same sums; iNat21's 2.7M x 10,000 would otherwise need 107 GB for the logits alone)
+CHUNK_LOGITS = 2 ** 26
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,27 @@ def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
     return float(hit.float().mean())
 
 
+def _row_chunks(n: int, num_classes: int) -> list[slice]:
+    """Row ranges whose logits hold at most CHUNK_LOGITS values; one range when all of them fit."""
+    rows = max(1, CHUNK_LOGITS // max(1, num_classes))
+    return [slice(s, min(s + rows, n)) for s in range(0, n, rows)] or [slice(0, 0)]
+
+
+def held_out_scores(probe: "Probe", x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(top-1, mean cross-entropy) of `probe` on (x, y), computed over row chunks (see CHUNK_LOGITS)."""
+    chunks = _row_chunks(len(y), probe.weight.shape[0])
+    if len(chunks) == 1:
+        logits = probe(x)
+        return topk(logits, y, 1), float(F.cross_entropy(logits, y))
+    hits, ce, finite = 0.0, 0.0, True
+    for c in chunks:
+        logits = probe(x[c])
+        finite = finite and bool(torch.isfinite(logits).all())
+        hits += float((logits.argmax(1) == y[c]).sum())
+        ce += float(F.cross_entropy(logits, y[c], reduction="sum"))
+    return (hits / len(y) if finite else float("nan")), ce / len(y)
+
+
 def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train index, held-out index), on y's device: round(fraction x count) rows of each class with >= 2 rows held
     out."""
@@ -95,11 +119,21 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: Line
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
                                 tolerance_change=cfg.tolerance, history_size=20, line_search_fn="strong_wolfe")
+        chunks = _row_chunks(len(y), num_classes)
 
         def closure():
             opt.zero_grad()
-            loss = loss_of(x, y)
+            if len(chunks) == 1:
+                loss = loss_of(x, y)
+                loss.backward()
+                return loss
+            loss = wd * (w * w).sum()  # the full-batch loss and gradient, summed chunk by chunk
             loss.backward()
+            loss = loss.detach()
+            for c in chunks:
+                part = F.cross_entropy(torch.addmm(b, x[c], w.t()), y[c], reduction="sum") / len(y)
+                part.backward()
+                loss = loss + part.detach()
             return loss
 
         opt.step(closure)
@@ -158,9 +192,7 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             x_va = scaler(x[va]) if scaler is not None else x[va]
             for w in grid:
                 probe = path[w] = fit(x_tr, y[tr], num_classes, w, cfg, seed, init=probe, max_iter=cfg.select_iter)
-                logits = probe(x_va)
-                scores[w] = topk(logits, y[va], 1)
-                losses[w] = float(F.cross_entropy(logits, y[va]))
+                scores[w], losses[w] = held_out_scores(probe, x_va, y[va])
             def rank(w: float) -> tuple[float, float]:  # ties: the lower held-out cross-entropy; diverged: last
                 return (-math.inf if math.isnan(scores[w]) else scores[w],
                         -losses[w] if math.isfinite(losses[w]) else -math.inf)
@@ -168,7 +200,9 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             wd = max(grid, key=rank)
             info["validation_top1"] = {repr(w): s for w, s in scores.items()}
             info["validation_loss"] = {repr(w): v for w, v in losses.items()}
-            info["choice"] = "best held-out top-1 (ties: lower held-out cross-entropy)"
+            info["choice"] = ("best held-out top-1 (ties: lower held-out cross-entropy)"
+                              if not all(math.isnan(v) for v in scores.values())
+                              else "none: every weight decay diverged on the held-out rows (the strongest refit)")
             start = path[wd]
             del x_tr, x_va  # freed before the refit's standardized copy
     x_all, scaler = _scaled(x, cfg)

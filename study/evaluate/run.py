@@ -153,7 +153,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
         # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each encoder's
         # columns alike), see study.evaluate.linear
-        x, xt = (torch.cat([p[i] for p in raw], 1).to(device) for i in (0, 1))
+        x, xt = ((torch.cat([p[i] for p in raw], 1) if len(raw) > 1 else raw[0][i]).to(device) for i in (0, 1))
         if cfg.protocol != "knn":
             if cfg.protocol == "granularity":
                 metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, train_m.num_classes, info)

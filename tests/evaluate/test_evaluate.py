@@ -223,3 +223,48 @@ def test_replicates_share_a_protocol_fingerprint_and_recipes_do_not(protocol, ma
                      [encoder_file("enc0", 0)], tmp_path / "features0")
     assert prints[0] == prints[1]
     assert protocol_fingerprint(other["protocol"]) != prints[0]
+
+
+def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manifests, tmp_path):
+    """A diverged encoder (here one BatchNorm weight set to inf) is refused at extraction, naming the encoder and
+    the manifest, rather than giving NaN scores that read like a diverged probe; its features are not cached."""
+    from study.train.backbones import build_backbone, encoder_payload
+
+    net = build_backbone("resnet18_small", 4)
+    with torch.no_grad():
+        net.bn1.weight[0] = float("inf")
+    enc = tmp_path / "diverged" / "encoder.pt"
+    enc.parent.mkdir()
+    torch.save(encoder_payload(net), enc)
+    with pytest.raises(StudyError, match=r"diverged/encoder.pt: the features of 40 of 40 images of manifest evtrain "
+                                         r"are not finite"):
+        evaluate(config(), tmp_path / "run", [enc], tmp_path / "features")
+    assert not list((tmp_path / "features").rglob("*.pt"))
+
+
+@pytest.mark.parametrize("failure", ["folder", "full disk"])
+def test_a_cache_that_cannot_be_written_warns_and_the_evaluation_goes_on(failure, manifests, encoder_file, tmp_path,
+                                                                         monkeypatch, capfd):
+    """Features that cannot be cached (a cache path under a file; a full disk, which torch.save reports as a
+    RuntimeError of its zip writer: raised here by a stand-in, as no disk can be filled in a test) are used for this
+    evaluation with a warning naming the file; no temporary file is left behind."""
+    enc = encoder_file()
+    cache = tmp_path / "features"
+    if failure == "folder":
+        cache.write_text("a file where the cache folder should be")
+    else:
+        def full_disk(*_a, **_k):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 2048 vs 1942")
+
+        monkeypatch.setattr(features_mod.torch, "save", full_disk)
+    expected = evaluate(config(), tmp_path / "ref", [enc], tmp_path / "ref-features")["metrics"] \
+        if failure == "folder" else None
+    out = evaluate(config(), tmp_path / "run", [enc], cache)
+    err = capfd.readouterr().err
+    assert "WARNING: could not cache the features in" in err and "a rerun extracts them again" in err
+    assert [e["cached"] for e in out["protocol"]["extraction"]] == [False, False]
+    assert all(e["file"] is None for e in out["protocol"]["extraction"])
+    if expected is not None:
+        assert out["metrics"] == expected
+    else:
+        assert not [p for p in cache.rglob("*") if p.is_file()]

@@ -34,6 +34,34 @@ def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
     assert torch.equal(again.weight, probe.weight) and info2["weight_decay"] == info["weight_decay"]
 
 
+def test_a_probe_too_large_for_one_logits_matrix_is_fit_over_row_chunks(monkeypatch):
+    """Beyond CHUNK_LOGITS logits the full-batch loss and gradient are summed over row chunks: the same probe, the
+    same weight decay chosen on the same held-out scores, as fitting it in one piece (float32 summation order
+    aside); and no logits matrix of every row is ever made."""
+    x, y = blobs(30, 8, 32, 1.0, seed=0)
+    cfg = LinearConfig(weight_decays=(1e-4, 1e-2, 10.0))
+    whole, info_whole = linear.train_probe(x, y, 8, cfg, seed=0)
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 40)  # 40 rows per chunk: 48 held-out rows make 2
+    widest = []
+    real = torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: widest.append(len(a[1])) or real(*a, **k))
+    chunked, info = linear.train_probe(x, y, 8, cfg, seed=0)
+    assert max(widest) <= 40
+    assert info["weight_decay"] == info_whole["weight_decay"]
+    assert info["validation_top1"] == info_whole["validation_top1"]
+    for w in cfg.weight_decays:
+        assert info["validation_loss"][repr(w)] == pytest.approx(info_whole["validation_loss"][repr(w)], rel=1e-4)
+    assert torch.allclose(chunked.weight, whole.weight, atol=1e-4) and torch.allclose(chunked.bias, whole.bias,
+                                                                                       atol=1e-4)
+
+
+def test_a_probe_whose_every_weight_decay_diverged_says_so():
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    x[:, 0] = float("nan")  # features the extraction now refuses: here the probe meets them anyway
+    _, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2)), seed=0)
+    assert info["choice"].startswith("none: every weight decay diverged")
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_minibatch_probe_optimizers_also_learn(optimizer):
     x, y = blobs(30, 4, 16, 1.0, seed=0)
