@@ -34,11 +34,12 @@ TABLE_SCHEMA_VERSION = 1
 # Columns that tell seeds apart, or describe one run: never part of a cell's identity.
 NOT_CELL = {"seed", "seed_pair", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
 PAIR_SUFFIX = "_pair"
-_NUMERIC_PAIR = re.compile(r"-?\d+(\|-?\d+)+")
+_NUMERIC_PAIR = re.compile(r"(-?\d+|None)(\|(-?\d+|None))+")  # None: an encoder of the whole dataset
 
 
 def split_numeric_pairs(axes: Mapping[str, Any]) -> dict[str, Any]:
-    """`axes` with each joined numeric value ("50000|1000000") moved to `<axis>_pair`, the axis itself None."""
+    """`axes` with each joined numeric value ("50000|1000000", "1000000|None") moved to `<axis>_pair`, the axis
+    itself None."""
     out = dict(axes)
     for axis, value in axes.items():
         if isinstance(value, str) and _NUMERIC_PAIR.fullmatch(value):

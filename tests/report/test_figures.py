@@ -344,3 +344,20 @@ def test_domain_matrix_shows_the_size_with_most_cells_while_a_grid_still_runs():
     cell = data.set_index(["dataset", "eval_dataset"])
     assert cell.loc[("a", "b"), "mean"] == pytest.approx(0.35) and math.isnan(cell.loc[("b", "b"), "mean"])
     assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 2  # b -> a and b -> b, planned at 1M
+
+
+def test_concat_with_an_encoder_of_the_whole_dataset_keeps_the_size_axis_numeric():
+    """The planner joins a size and a whole-dataset encoder as "1000000|None": it goes to size_pair like any pair
+    (the size column stays numeric, so the size-aware figures still draw), and that encoder's bar is its own
+    whole-dataset cell, not another size's."""
+    recs = domain_records() + records(eval_axes(dataset="b", size=None), {(10000, None): 0.6}) \
+        + records(eval_axes(dataset="a|b", size="1000000|None", protocol="concat"), {(10000, None): 0.7})
+    table = table_of(recs)
+    assert pd.api.types.is_numeric_dtype(table["size"])
+    assert set(table["size_pair"].dropna()) == {"1000000|None"}
+    _, data = domain_concat.draw(table)
+    pair = data[data["pair"] == "simclr a 1M | simclr b"].set_index("role")["mean"]
+    assert pair.to_list() == pytest.approx([0.45, 0.6, 0.7])
+    domain_pooling.draw(table)
+    _, matrix = domain_matrix.draw(table)
+    assert set(matrix["size"]) == {1_000_000}

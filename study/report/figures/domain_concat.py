@@ -17,8 +17,10 @@ ROLES = ("first encoder", "second encoder", "concatenated")
 
 
 def _split(value, n: int) -> list:
+    """The per-encoder values of a concatenation's axis value: `a|b` split (numbers as ints, "None" as None), a
+    shared value repeated."""
     parts = str(value).split("|") if isinstance(value, str) and "|" in value else [value] * n
-    return [int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+    return [None if p == "None" else int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
@@ -42,8 +44,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             for role, m, d, s, name in zip(ROLES, methods, datasets, sizes, names):
                 hit = lin[(lin["dataset"] == d) & same(lin["method"], m) & (lin["eval_dataset"] == ev)
                           & same(lin["labeled_size"], labeled)]
-                if s is not None and not pd.isna(s):
-                    hit = hit[hit["size"] == s]
+                whole = s is None or pd.isna(s)  # an encoder of the whole dataset: its cells have no size
+                hit = hit[hit["size"].isna()] if whole else hit[hit["size"] == s]
                 r = hit.iloc[0] if not hit.empty else None
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
                              "labeled_size": labeled,
