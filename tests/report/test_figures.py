@@ -222,6 +222,21 @@ def test_concat_of_two_sizes_keeps_the_size_axis_numeric():
     assert set(matrix["size"]) == {1_000_000}
 
 
+
+def test_quantity_plan_of_a_whole_dataset_line_adds_no_missing_points_where_results_are():
+    """A line pretrained on the whole dataset has no size: NaN in the plan's frame, NA in the results'. Its done
+    cells are not also listed missing (which broke the line into markers and doubled rows in the data)."""
+    recs = []
+    for size in (None, 50_000):
+        recs += records(eval_axes(size=size), {(1000, None): 0.3, (10000, None): 0.4})
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": size,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": "a",
+                             "labeled_sizes": "1000,10000"} for size in (float("nan"), 50_000)])
+    fig, data = quantity.draw(table_of(recs), planned)
+    assert len(data) == 4 and data["mean"].notna().all()
+    line = _containers(fig)[("a · linear probe", "all")].lines[0]
+    assert list(line.get_xdata()) == [1000.0, 10000.0] and not any(map(math.isnan, line.get_ydata()))
+
 # A grid with a backbone axis: every figure draws each backbone apart, under "<method> · <backbone>".
 BACKBONES = (("resnet18", 0.0), ("resnet50", 0.2))
 

@@ -145,7 +145,8 @@ def series_label(row: pd.Series, columns: list[str]) -> str:
 
 
 def nan_to_none(v):
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+    """None for every null spelling (None, NaN, pd.NA), so that keys built from a plan and from results match."""
+    return None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
 
 
 def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str = "mean",

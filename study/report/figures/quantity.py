@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, same,
-                                         series_label, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants,
+                                         nan_to_none, same, series_label, varying, wide)
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
@@ -28,11 +28,11 @@ def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFram
         planned = clean(planned[planned["protocol"].isin(PROTOCOLS)])
         keys = ["eval_dataset", "protocol", *LINE_KEYS]
         if all(k in planned for k in keys):
-            have = set(map(tuple, main[[*keys, "labeled_size"]].astype(object).values))
+            have = {tuple(map(nan_to_none, t)) for t in main[[*keys, "labeled_size"]].astype(object).values}
             lines_with_results = {t[:-1] for t in have}
             extra = []
             for _, row in planned.iterrows():
-                line = tuple(row[k] for k in keys)
+                line = tuple(nan_to_none(row[k]) for k in keys)  # a whole-dataset size: NaN here, NA in results
                 sizes = str(row.get("labeled_sizes") or "")
                 for size in ([int(v) for v in sizes.split(",")] if sizes else [None]):
                     if (*line, size) not in have and (size is not None or line not in lines_with_results):
