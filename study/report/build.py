@@ -19,8 +19,8 @@ from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import with_integer_counts, write_tables
 from study.errors import StudyError
-from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
-                           write_table)
+from study.results import (ResultFileWarning, aggregate, cell_columns, code_version, drop_repeated_seeds,
+                           find_conflicts, gather, write_table)
 
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
@@ -76,6 +76,24 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _valueless_lines(table: pd.DataFrame) -> list[str]:
+    """The jobs that recorded a metric without a value (a diverged run), and what that does to their cells: one
+    with other seeds is their mean (the diverged seed left out), one without is missing."""
+    if table.empty or not table["value"].isna().any():
+        return []
+    jobs = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index()
+    lines = [f"job {job}: {n} metric(s) recorded without a value (a diverged run)" for job, n in jobs.items()]
+    keys = [*cell_columns(table), "protocol_fingerprint"]
+    seeds = table.assign(valued=table["value"].notna()).groupby(keys, dropna=False)["valued"].agg(["size", "sum"])
+    partial, empty = int(((seeds["sum"] > 0) & (seeds["sum"] < seeds["size"])).sum()), int((seeds["sum"] == 0).sum())
+    if partial:
+        lines.append(f"{partial} cell(s) are the mean of their seeds with a value only, the diverged ones left out "
+                     f"(which may read high): cells.csv gives each cell's count")
+    if empty:
+        lines.append(f"{empty} cell(s) have no value in any seed: shown as missing")
+    return lines
+
+
 def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section) -> None:
     """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
     fig, data = module.draw(table, expected)
@@ -114,9 +132,16 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         coll = gather(workdir, plan)
     table = coll.table
     name = plan.name if plan is not None else (grid or "results")
+    unplanned_note = []
     if plan is None and grid is not None:
         if not table.empty:
+            others = sorted(set(table.loc[table["grid"] != grid, "grid"].dropna()))
             table = table[table["grid"] == grid].reset_index(drop=True)
+            if others and not table.empty:
+                unplanned_note.append(
+                    f"without the grid file only results recorded under grid {grid} are drawn; a result records the "
+                    f"grid that ran it first, so jobs {grid} shares with {', '.join(others)} may be missing here: "
+                    f"give the grid's file to report every job of it")
         if table.empty:
             raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
     if table.empty:
@@ -125,17 +150,14 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
-    warn_lines = [f"skipped result file {s}" for s in coll.skipped]
+    warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:
         warn_lines.append(f"no result of this grid in {Path(workdir).resolve() / 'results'} yet: run `study submit`, "
                           "or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)")
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
-    valueless = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index() if not table.empty \
-        else pd.Series(dtype=int)
-    warn_lines += [f"job {job}: {n} metric(s) recorded without a value (a diverged run); those cells show as missing"
-                   for job, n in valueless.items()]
+    warn_lines += _valueless_lines(table)
     agg = aggregate(table)
     conflicts = find_conflicts(agg)
     conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []

@@ -118,6 +118,22 @@ def _run_cli(argv):
     return args.func(args)
 
 
+def test_a_report_by_grid_name_says_results_shared_with_another_grid_may_be_left_out(tmp_path):
+    """A result records the grid that ran it first: without the grid file, a grid's jobs that another grid ran
+    first are not found, and the report says so rather than drawing an incomplete grid in silence."""
+    recs = quantity_records()
+    shared = recs[:2]
+    for r in shared:
+        r["grid"] = "other"
+    write_all(tmp_path / "w", recs)
+    summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    assert summary.results == len(recs) - len(shared)
+    assert any("only results recorded under grid g are drawn" in w and "shares with other" in w
+               for w in summary.warnings), summary.warnings
+    alone = build_report(tmp_path / "w", tmp_path / "r2", grid="other", log=None)
+    assert any("shares with g" in w for w in alone.warnings)
+
+
 def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     write_all(tmp_path / "w", quantity_records())
     monkeypatch.chdir(tmp_path)
@@ -155,6 +171,19 @@ def test_a_diverged_result_is_named_in_the_warnings(tmp_path):
     write_all(tmp_path / "w", recs)
     summary = build_report(tmp_path / "w", tmp_path / "out", grid="g", log=io.StringIO())
     assert any(recs[0]["job_id"] in w and "diverged" in w for w in summary.warnings)
+    assert "1 cell(s) have no value in any seed: shown as missing" in summary.warnings
+
+
+def test_a_cell_with_one_diverged_seed_of_three_says_its_mean_leaves_it_out(tmp_path):
+    """The mean of the seeds with a value is drawn (count 2 of 3): the warning says so, not "shown as missing"."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.5}, seeds=(0, 1, 2))
+    recs[0]["metrics"][0]["value"] = None
+    write_all(tmp_path / "w", recs)
+    summary = build_report(tmp_path / "w", tmp_path / "out", grid="g", log=io.StringIO())
+    assert any("1 cell(s) are the mean of their seeds with a value only" in w for w in summary.warnings)
+    assert not any("missing" in w for w in summary.warnings), summary.warnings
+    cells = pd.read_csv(tmp_path / "out" / "cells.csv")
+    assert cells["count"].to_list() == [2]
 
 
 def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch, capsys):
