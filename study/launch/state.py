@@ -59,6 +59,22 @@ def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
     return (Path(workdir) / "results" / f"{job_id}.json").exists()
 
 
+def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
+    """Why the job's result file cannot be read (corrupt, foreign, another schema), or None when it reads or is
+    absent. Such a job is failed, not done: `study submit --retry-failed` reruns it, replacing the file."""
+    from study.errors import StudyError
+    from study.results.record import read_result
+
+    path = Path(workdir) / "results" / f"{job_id}.json"
+    if not path.exists():
+        return None
+    try:
+        read_result(path)
+    except StudyError as e:
+        return str(e)
+    return None
+
+
 MANIFEST_KEYS = (("manifest", "manifest_content_hash"), ("train_manifest", "train_manifest_content_hash"),
                  ("test_manifest", "test_manifest_content_hash"))  # in a result's protocol (train loop, evaluate)
 
@@ -137,7 +153,9 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
     out: dict[str, JobState] = {}
     for job in jobs:
         if has_result(workdir, job.id):
-            out[job.id] = JobState(job.id, job.stage, "done")
+            why = unreadable_result(workdir, job.id)
+            out[job.id] = JobState(job.id, job.stage, "done") if why is None else JobState(
+                job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job")
             continue
         e = replay.latest.get(job.id)
         if e is None:

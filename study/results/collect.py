@@ -262,7 +262,9 @@ def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
         return "; ".join(waits) or "no dependency"
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
-    missing["state"] = [states.get(j, "no result yet") for j in missing["job_id"]]
+    unreadable = {s.path.stem: s.reason for s in skipped}
+    missing["state"] = [f"result file unreadable ({unreadable[j]}): `study submit --retry-failed` reruns it"
+                        if j in unreadable else states.get(j, "no result yet") for j in missing["job_id"]]
     missing = missing.sort_values(["stage", "job_id"], kind="stable").reset_index(drop=True)
     return Collection(table, skipped, planned, missing, plan.name)
 

@@ -55,8 +55,7 @@ def test_a_job_another_grid_queued_is_seen_as_queued_not_missing(tmp_path):
 
 def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
     jobs = _jobs()
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "p1.json").write_text("{}")
+    _write_result(tmp_path, "p1")
     led = Ledger(tmp_path, "g")
     led.append([{"event": "queued", "batch": "b", "job": j, "slurm_job_id": s}
                 for j, s in (("p1", "3_0"), ("p2", "3_1"), ("e1", "4"))])
@@ -71,6 +70,28 @@ def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
     assert sel.skipped["blocked by a failed dependency"] == ["e2"]
     sel = select(jobs, states, retry_failed=True)
     assert [j.id for j in sel.to_run] == ["p2", "e2"]
+
+
+def _write_result(workdir, job_id):
+    from study.results import write_result
+
+    write_result(workdir, {"job_id": job_id, "stage": "pretrain", "grid": "g", "axes": {},
+                           "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+
+
+def test_a_result_file_that_cannot_be_read_is_a_failed_job_not_a_done_one(tmp_path):
+    """A truncated result (a copied workdir, a damaged disk) used to count done, so no submit would ever rerun the
+    job while the report called it missing: it is failed, naming the file, and --retry-failed reruns it."""
+    jobs = _jobs()[:2]
+    _write_result(tmp_path, "p1")
+    _write_result(tmp_path, "p2")
+    path = tmp_path / "results" / "p2.json"
+    path.write_text(path.read_text()[:40])
+    states = classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())
+    assert states["p1"].state == "done" and states["p2"].state == "failed"
+    assert f"{path}: unreadable result file" in states["p2"].detail and "--retry-failed" in states["p2"].detail
+    assert select(jobs, states, retry_failed=False).to_run == []
+    assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p2"]
 
 
 def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):

@@ -108,6 +108,9 @@ def test_with_a_plan_only_its_own_unreadable_files_are_counted(tmp_path):
     (tmp_path / "w" / "results" / "otherjob0000.json").write_text("{torn")  # another grid's
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
     assert [p.split(":")[0].rsplit("/", 1)[-1] for p in s.skipped_files] == [f"{recs[0]['job_id']}.json"]
+    missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")
+    state = missing.loc[recs[0]["job_id"], "state"]  # what to do about it, as `study status` says
+    assert state.startswith("result file unreadable (") and "`study submit --retry-failed` reruns it" in state
 
 
 def _run_cli(argv):
