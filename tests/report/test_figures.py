@@ -100,6 +100,10 @@ def test_domain_pooling_bar_heights():
     assert bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
     table = domain_pooling.paper_table(data).set_index("eval_dataset")
     assert table.loc["b", "pooled a+b 1M"] == pytest.approx(0.50)
+    recs = domain_records() + records(eval_axes(dataset="a+b", size=500_000, eval_dataset="b"), {(10000, None): 0.3})
+    _, data = domain_pooling.draw(table_of(recs))
+    assert list(domain_pooling.paper_table(data).columns) == ["eval_dataset", "in-domain 1M", "pooled a+b 500k",
+                                                              "pooled a+b 1M"]  # the figure's order, by size
     planned = pd.DataFrame([{"job_id": f"p{ev}", "stage": "evaluate", "method": "simclr", "dataset": ev,
                              "size": 500_000, "corruption": "none", "protocol": "linear", "eval_dataset": ev}
                             for ev in ("a", "b")])
@@ -376,3 +380,27 @@ def test_concat_with_an_encoder_of_the_whole_dataset_keeps_the_size_axis_numeric
     domain_pooling.draw(table)
     _, matrix = domain_matrix.draw(table)
     assert set(matrix["size"]) == {1_000_000}
+
+
+def test_domain_pooling_and_concat_show_planned_cells_without_a_result_as_missing():
+    """While a grid still runs, a planned pooled set or concatenation without a result is a missing bar (NaN, count
+    0) beside the others, as the other figures show missing cells, not a bar that was never planned."""
+    recs = [r for r in domain_records()
+            if not (r["axes"]["dataset"] == "a+b" and r["axes"]["eval_dataset"] == "a")
+            and r["axes"]["protocol"] != "concat"]
+    planned = pd.DataFrame([{"job_id": j, "stage": "evaluate", "method": "simclr", "dataset": ds, "size": 1_000_000,
+                             "corruption": "none", "protocol": proto, "eval_dataset": "a", "labeled_sizes": "10000"}
+                            for j, ds, proto in (("pool", "a+b", "linear"), ("conc", "a|b", "concat"))])
+    table = table_of(recs)
+    fig, data = domain_pooling.draw(table, planned)
+    bars = _bars(fig.axes[0])
+    assert math.isnan(bars["pooled a+b 1M"][0]) and bars["pooled a+b 1M"][1] == pytest.approx(0.50)
+    assert bars["in-domain 1M"] == pytest.approx([0.45, 0.55])
+    row = data[(data["eval_dataset"] == "a") & (data["kind"] == "pooled")]
+    assert len(row) == 1 and int(row["count"].iloc[0]) == 0
+    _, data = domain_concat.draw(table, planned)
+    conc = data.set_index("role")
+    assert conc.loc["concatenated", "count"] == 0 and math.isnan(conc.loc["concatenated", "mean"])
+    assert conc.loc["first encoder", "mean"] == pytest.approx(0.45)  # the single encoders that are done
+    with pytest.raises(NoData):
+        domain_concat.draw(table)  # without a plan nothing says a concatenation was planned

@@ -114,6 +114,27 @@ def expected_rows(expected: pd.DataFrame | None, **equal) -> pd.DataFrame:
     return rows
 
 
+def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: list[str], **equal) -> pd.DataFrame:
+    """One row per planned evaluation job matching `equal` (expected_rows) that no row of `done` matches on `keys`:
+    its `keys`, its largest planned labeled size (`labeled_size`; None, every row, where the plan names none) and
+    no value (mean and std NaN, count 0), so that a figure shows a planned cell as missing, not as never planned."""
+    planned = expected_rows(expected, **equal)
+    columns = [*keys, "labeled_size", "mean", "std", "count"]
+    if planned.empty:
+        return pd.DataFrame(columns=columns)
+
+    def key_tuples(df: pd.DataFrame) -> list[tuple]:
+        return [tuple(nan_to_none(r.get(k)) for k in keys) for r in df.to_dict("records")]
+
+    have = set(key_tuples(done)) if not done.empty else set()
+    rows = planned[[t not in have for t in key_tuples(planned)]]
+    largest = [pick_largest(int(v) for v in str(s).split(",")) if isinstance(s, str) and s else None
+               for s in rows.get("labeled_sizes", pd.Series([None] * len(rows), index=rows.index))]
+    out = pd.DataFrame({k: rows[k] if k in rows else None for k in keys}, index=rows.index)
+    out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0)
+    return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
+
+
 def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
     """Taxonomy levels coarse -> fine: the protocol's `levels` list when recorded, else iNat's order, else the order
     in which the records list them."""

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import NoData, cells, clean, fmt_size, label_variants, pick_largest, same, wide
+from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, pick_largest, planned_missing,
+                                         same, wide)
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -28,13 +29,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     table, expected = label_variants(table, expected)
     cell = clean(cells(table))
     conc = cell[cell["protocol"] == "concat"]
-    if conc.empty:
+    waiting = planned_missing(expected, conc, ["method", "dataset", "size", "size_pair", "eval_dataset"],
+                              protocol="concat")  # planned concatenations without a result: drawn missing
+    if conc.empty and waiting.empty:
         raise NoData("no concatenated-encoder results (protocol 'concat') in this grid")
     lin = cell[cell["protocol"] == "linear"]
     rows = []
-    for ev, group in conc.groupby("eval_dataset", sort=True):
-        labeled = pick_largest(group["labeled_size"].unique())
-        for _, c in group[same(group["labeled_size"], labeled)].sort_values("dataset").iterrows():
+    for ev in sorted(set(conc["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
+        group, wait_ev = conc[conc["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
+        labeled = pick_largest((group if not group.empty else wait_ev)["labeled_size"].unique())
+        group = pd.concat([group[same(group["labeled_size"], labeled)], wait_ev.assign(labeled_size=labeled)],
+                          ignore_index=True)
+        for _, c in group.sort_values("dataset").iterrows():
             datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
             methods, sizes = _split(c["method"], len(datasets)), _split(size, len(datasets))

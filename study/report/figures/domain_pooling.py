@@ -9,7 +9,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, pick_largest,
-                                         same, wide)
+                                         planned_missing, same, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -22,18 +22,27 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lin = clean(cell[cell["protocol"] == "linear"])
     if "dataset" not in lin:
         raise NoData("no pretraining datasets recorded")
-    pooled = lin[lin["dataset"].astype("string").str.contains("+", regex=False).fillna(False)]
-    if pooled.empty:
+    def is_pooled(frame: pd.DataFrame) -> pd.Series:
+        return frame["dataset"].astype("string").str.contains("+", regex=False).fillna(False).astype(bool)
+
+    pooled = lin[is_pooled(lin)]
+    waiting = planned_missing(expected, pooled, ["method", "dataset", "size", "eval_dataset"], protocol="linear")
+    waiting = waiting[is_pooled(waiting)] if not waiting.empty else waiting  # planned pooled sets without a result
+    if pooled.empty and waiting.empty:
         raise NoData("no pooled pretraining sets (dataset 'a+b') in this grid")
-    multi_method = lin["method"].nunique() > 1
+    multi_method = pd.concat([lin["method"], waiting["method"]]).nunique() > 1
     bars = []
-    for ev, pool_ev in pooled.groupby("eval_dataset", sort=True):
-        labeled = pick_largest(pool_ev["labeled_size"].unique())
-        pool_ev = pool_ev[same(pool_ev["labeled_size"], labeled)]
+    for ev in sorted(set(pooled["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
+        pool_ev, wait_ev = pooled[pooled["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
+        labeled = pick_largest((pool_ev if not pool_ev.empty else wait_ev)["labeled_size"].unique())
+        pool_ev = pd.concat([pool_ev[same(pool_ev["labeled_size"], labeled)], wait_ev.assign(labeled_size=labeled)],
+                            ignore_index=True)
         sizes = set()
         for _, p in pool_ev.iterrows():
+            if pd.isna(p["size"]):
+                continue
             parts = str(p["dataset"]).count("+") + 1
-            sizes |= {p["size"], p["size"] // parts}
+            sizes |= {int(p["size"]), int(p["size"]) // parts}
         own = lin[(lin["dataset"] == ev) & (lin["eval_dataset"] == ev) & same(lin["labeled_size"], labeled)]
         planned = expected_rows(expected, protocol="linear", dataset=ev, eval_dataset=ev)
         methods = sorted(pool_ev["method"].dropna().unique()) or [None]
@@ -62,6 +71,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_xlabel("evaluation dataset")
     ax.set_ylabel("linear top-1")
     fig.tight_layout()
+    data.attrs["bars"] = labels  # the table's columns in the figure's order (by kind, size, parts)
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
                              "share of it, where planned or done) against pooled sets; largest labeled size of each "
                              "evaluation dataset.")
@@ -70,4 +80,4 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: evaluation dataset; columns: each bar."""
-    return wide(data, "eval_dataset", "bar").reset_index()
+    return wide(data, "eval_dataset", "bar", order=data.attrs.get("bars")).reset_index()
