@@ -22,7 +22,11 @@ from study.grids.profile import CostModel, Profile
 from study.grids.schema import Grid
 
 
-FINETUNE_BATCH = 256  # study.evaluate.finetune's default batch
+# what the jobs run when the grid does not say (kept equal by tests/grids/test_cost.py; not imported, so that
+# planning does not load torch)
+PRETRAIN_BATCH = 4096  # study.train.PretrainConfig.batch_size
+FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
+FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 
 
@@ -39,8 +43,9 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.plan.check_sections)
-        if is_num(sec.get("steps")) and is_num(sec.get("batch_size")):
-            images = float(sec["steps"]) * float(sec["batch_size"])
+        if is_num(sec.get("steps")):
+            batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PRETRAIN_BATCH
+            images = float(sec["steps"]) * float(batch)
         else:
             size = axes.get("size") or grid.datasets[axes["dataset"]].train_images
             if size is None:
@@ -60,13 +65,13 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
             sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
         if protocol in ("finetune", "scratch"):
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
-            epochs = sec.get("epochs")
+            epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
             if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
                 batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH
                 images = float(ft["steps"]) * float(batch) * len(sizes) + test
             else:
                 if not is_num(epochs):
-                    epochs = cost.finetune_epochs
+                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else FINETUNE_EPOCHS
                 images = float(epochs) * sum(sizes) + test
             seconds = images / (cost.rate(backbone, "finetune") * gpus)
         else:

@@ -54,6 +54,8 @@ class Plan:
         problems = check_names(self)
         if not problems:  # an unknown method would fail every section too: report it once
             problems = check_sections(self)
+        if not problems:
+            problems = check_devices(self)
         if manifests:
             problems += check_manifests(self)
         if problems:
@@ -100,7 +102,8 @@ def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | No
 
 
 def check_names(plan: Plan) -> list[str]:
-    """Methods known to study.train's registry; corruptions to study.corruptions' (with the closest name)."""
+    """Methods known to study.train's registry, also those the profile's cost model names (and its backbones);
+    corruptions to study.corruptions' (with the closest name)."""
     problems: list[str] = []
     grid = plan.grid
     methods = dict.fromkeys(j.axes["method"] for j in plan.jobs if j.stage == "pretrain")
@@ -109,6 +112,12 @@ def check_names(plan: Plan) -> list[str]:
     for m in methods:
         if m not in METHODS:
             problems.append(METHODS.unknown_message(m, _line_of_value(grid, "method", m)))
+    from study.train.backbones import BACKBONES
+
+    for (section, name), line in plan.profile.cost.names_at.items():  # a typo there leaves the estimate as it was
+        registry = METHODS if section == "method_factor" else BACKBONES
+        if name not in registry:
+            problems.append(registry.unknown_message(name, f"{plan.profile.path}:{line}: cost.{section}"))
     for spec in dict.fromkeys(j.axes["corruption"] for j in plan.jobs if j.stage == "pretrain"):
         if spec and spec != "none":
             try:
@@ -178,6 +187,27 @@ def check_sections(plan: Plan) -> list[str]:
             + f": {msg}" for (where, msg), jobs in errors.items()]
 
 
+def check_devices(plan: Plan) -> list[str]:
+    """Each pretraining batch splits evenly over its job's processes (on Slurm one per GPU, on each node), as the
+    training loop requires at its start."""
+    from study.train import PretrainConfig
+
+    problems: list[str] = []
+    for job in plan.by_stage("pretrain"):
+        r = job.resources
+        world = (r.gpus if r.gpus > 1 else 1) * r.nodes
+        batch = job.config["pretrain"].get("batch_size", PretrainConfig.batch_size)
+        if world > 1 and is_int(batch) and batch % world:
+            line = _key_line(plan.grid, job, "batch_size")
+            msg = (f"{plan.path}{f':{line}' if line else ''}: pretraining batch_size {batch} does not split over the "
+                   f"{world} processes of a job ({r.gpus} GPU(s) x {r.nodes} node(s), one process per GPU): every "
+                   f"pretraining job would stop at its start; make batch_size a multiple of {world}, or change the "
+                   f"resources")
+            if msg not in problems:
+                problems.append(msg)
+    return problems
+
+
 def _manifest_exists(name: str) -> bool:
     from study.manifests import manifest_exists
 
@@ -218,6 +248,9 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
             if not name:
                 continue
+            wrong = _corrupted_from_elsewhere(plan, job, name, meta)
+            if wrong:
+                add(wrong)
             where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
             have = meta(name)["num_images"]
             if is_int(size) and size > have:
@@ -263,6 +296,27 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
                    if set(b) <= set(a) else ""))
     return problems
+
+
+def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:
+    """For a pretraining job on a corrupted manifest `name`: why `name` is not the job's clean training manifest
+    under the job's corruption (another base, another corruption, a base rebuilt since), else None."""
+    spec, train = job.axes.get("corruption"), plan.grid.datasets[job.axes["dataset"]].train
+    if not spec or spec == "none" or not train:
+        return None
+    have, base = meta(name), meta(name).get("base") or {}
+    why = None
+    if not have.get("corruption") or corruption_slug(str(have["corruption"])) != corruption_slug(spec):
+        why = f"its corruption is {have.get('corruption') or 'none'}"
+    elif base.get("name") != train:
+        why = f"it was made from {base.get('name')}"
+    elif _manifest_exists(train) and base.get("content_hash") != meta(train).get("content_hash"):
+        why = f"{train} has been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{_line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
+            f"corrupted by {spec}, but {why}; delete its .json and .parquet and make it again:\n    "
+            f"{plan.manifests().get(name, '')}")
 
 
 def _root_var(key: str) -> str:

@@ -54,8 +54,12 @@ class CostModel:
     job_overhead_min: float = 5.0  # ours: start-up, loading, checkpoint writes
     probe_min: float = 1.0  # ours: one linear probe (or kNN pass) on cached features
     default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
-    finetune_epochs: float = 100.0  # ours: fine-tuning and from-scratch epochs when the grid gives none
+    finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
+    # what such a job runs then (study.evaluate.finetune's 60)
     default_test_images: int = 50_000  # when a dataset does not give `test_images`
+    # the line of each backbone under `throughput` and method under `method_factor` ((section, name) -> line), for
+    # Plan.check to name one the registries do not know
+    names_at: dict[tuple[str, str], int] = field(default_factory=dict, compare=False)
 
     def rate(self, backbone: str | None, kind: str) -> float:
         table = self.throughput.get(backbone or "") or self.throughput.get("resnet50") or DEFAULT_THROUGHPUT["resnet50"]
@@ -195,6 +199,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise fail(p, rates.line_of(kind), f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
         throughput[str(backbone)] = {**throughput.get(str(backbone), {}), **{k: float(v) for k, v in rates.items()}}
+    names_at = {("throughput", str(b)): tp.line_of(b) for b in tp}
     factors = dict(base.method_factor)
     mf = raw.get("method_factor") or YMap()
     if not isinstance(mf, YMap):
@@ -203,6 +208,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise fail(p, mf.line_of(method), f"cost.method_factor.{method}: expected a number >= 0, got {v!r}")
         factors[str(method)] = float(v)
+        names_at[("method_factor", str(method))] = mf.line_of(method)
     nums: dict[str, float] = {}
     for key in ("job_overhead_min", "probe_min", "default_epochs", "finetune_epochs", "default_test_images"):
         if key in raw:
@@ -212,7 +218,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
             nums[key] = v
     if "default_test_images" in nums:
         nums["default_test_images"] = int(nums["default_test_images"])
-    return CostModel(throughput=throughput, method_factor=factors, **nums)  # type: ignore[arg-type]
+    return CostModel(throughput=throughput, method_factor=factors, names_at=names_at, **nums)  # type: ignore[arg-type]
 
 
 def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, Any]]) -> Resources:
@@ -258,4 +264,8 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         if limit is not None and key in node and value is not None and value > limit:
             raise fail(file, line, f"{stage} resources: {key} {spec[key][0]} is more than a node of profile "
                                    f"{profile.name!r} holds ({key}_per_node: {limit:g})")
+        if stage == "evaluate" and key in ("gpus", "nodes") and value is not None and value > 1:
+            raise fail(file, line, f"evaluate resources: {key} {spec[key][0]}: an evaluation runs as one process on "
+                                   f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "
+                                   f"run it once per node); ask for gpus: 1 (or 0) and nodes: 1")
     return Resources(**out)

@@ -144,6 +144,32 @@ def test_bad_profile_values_name_the_line(tmp_path, write_grid):
     assert error_of(g, p).startswith(f"{g}:{line_of(g, 'gpus: 4')}: pretrain resources: gpus 4 is more than a node")
 
 
+def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp_path, write_grid):
+    """Slurm runs one process per GPU of a pretraining job: a batch of 8 over 6 GPUs passed the plan, and every
+    pretraining job then stopped at its start (and Slurm cancelled every evaluation after it)."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpus_per_node: 6\nstages:\n  pretrain: {gpus: node}\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    assert error_of(g, p, check=True) == (
+        f"{g}:{line_of(g, 'batch_size: 8')}: pretraining batch_size 8 does not split over the 6 processes of a job "
+        f"(6 GPU(s) x 1 node(s), one process per GPU): every pretraining job would stop at its start; make "
+        f"batch_size a multiple of 6, or change the resources")
+    p.write_text("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: node}\n")
+    plan_grid(g, p).check(manifests=False)  # 8 over 4: fine
+
+
+def test_an_evaluation_asking_for_several_gpus_or_nodes_is_refused(tmp_path, write_grid):
+    """An evaluation runs as one process on one device: 8 GPUs would sit idle, and 2 nodes would run it twice."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpus_per_node: 8\nstages:\n  evaluate: {gpus: node}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: evaluate resources: gpus node: an evaluation runs as one "
+                                                   f"process on one device")):
+        plan_grid(write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n"), p)
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages:\n  evaluate:\n    - protocol: linear\n"
+                   "      resources: {nodes: 2}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'nodes: 2')}: evaluate resources: nodes 2: an evaluation runs")
+
+
 def test_invalid_yaml_and_missing_file(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("name: x\naxes: [unclosed\n")

@@ -95,7 +95,7 @@ def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
     assert code == 0 and "granularity 4" in out
 
 
-def _fake_manifest(folder, name, images, classes, levels=()):
+def _fake_manifest(folder, name, images, classes, levels=(), **meta):
     """The files of a manifest as `study plan` reads them: it reads the metadata only."""
     import json
 
@@ -107,7 +107,7 @@ def _fake_manifest(folder, name, images, classes, levels=()):
     pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("path", "class_name", *levels)}),
                    folder / f"{name}.parquet")
     (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
-                                                     "class_names": classes, "levels": list(levels)}))
+                                                     "class_names": classes, "levels": list(levels), **meta}))
 
 
 def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypatch, capsys):
@@ -176,6 +176,61 @@ def test_cost_model_arithmetic(write_grid):
     assert e["gpu_hours"] == pytest.approx(sum(pre) + sum(ev), abs=0.02)
     # wall: per stage max(longest job, GPU-hours / 2 GPUs)
     assert e["wall_hours"] == pytest.approx(max(0.15, sum(pre) / 2) + max(ev[0], sum(ev) / 2), abs=0.02)
+
+
+def test_cost_model_defaults_are_what_the_jobs_run():
+    """The estimate assumes, where a grid gives no value, what the job would then run: PretrainConfig's batch for a
+    step budget, FINETUNE_DEFAULTS for fine-tuning (they are copied in cost.py so that planning loads no torch)."""
+    from study.evaluate.finetune import FINETUNE_DEFAULTS
+    from study.grids import cost
+    from study.train import PretrainConfig
+
+    assert cost.PRETRAIN_BATCH == PretrainConfig.batch_size
+    assert (cost.FINETUNE_BATCH, cost.FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
+
+
+def test_cost_model_reads_a_step_budget_without_batch_and_the_finetune_sections_epochs(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 10}
+    axes: {method: [simclr], dataset: [alpha], size: [1000000]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [500], params: {finetune: {epochs: 4}}}
+        - {protocol: scratch, labeled_sizes: [500]}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 4096.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0)
+    plan = plan_grid(g, Profile(cost=cost))
+    pre = plan.by_stage("pretrain")[0]
+    # 10 steps x 4096 (PretrainConfig's batch) / 4096/s = 10 s; not 1000 epochs x 1M images
+    assert cost_hours(pre, plan) == pytest.approx(10 / 3600)
+    ft, scratch = (j for j in plan.by_stage("evaluate"))
+    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in (ft, scratch)}
+    assert hours["finetune"] == pytest.approx((4 * 500 + 1000) / 100 / 3600)  # finetune.epochs, not 100
+    assert hours["scratch"] == pytest.approx((60 * 500 + 1000) / 100 / 3600)  # what a job runs without: 60
+
+
+def cost_hours(job, plan):
+    from study.grids.cost import job_hours
+
+    return job_hours(job, plan.grid, plan.profile.cost, set())
+
+
+def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_line(tmp_path, write_grid):
+    """A typo there used to leave the estimate as it was, in silence."""
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  throughput:\n    resnet_50: {pretrain: 70}\n  method_factor:\n"
+                 "    simclrr: 3.0\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g, p).check(manifests=False)
+    msg = str(e.value)
+    assert f"{p}:4: cost.throughput: unknown backbone 'resnet_50' (did you mean 'resnet50'?)" in msg
+    assert f"{p}:6: cost.method_factor: unknown method 'simclrr' (did you mean 'simclr'?)" in msg
 
 
 def test_profiles_load():
@@ -298,3 +353,30 @@ def test_a_method_without_a_cost_factor_is_noted(write_grid):
         "method 'byol' has no cost factor (the cost of its step against SimCLR's): counted as 1.0; set "
         "cost.method_factor.byol in the profile"]
     assert not any("cost factor" in n for n in plan_grid(g).estimate["notes"])  # the default profile has both
+
+
+def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption(tmp_path, monkeypatch, capsys,
+                                                                                  write_grid):
+    """`<train>.<slug>` is found by its name: one made from the test split, with another corruption, or from a base
+    rebuilt since would pretrain the job on other images than its axes say, and only its result would show it."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 100, ["x", "y"], content_hash="h-train")
+    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"], content_hash="h-val")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [downsample:factor=2]}\nstages: {}\n")
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "corruption:" in t)
+    made = {"from the test split": ("downsample:factor=2", "alpha_val", "h-val", "it was made from alpha_val"),
+            "with another corruption": ("downsample:factor=4", "alpha_train", "h-train",
+                                        "its corruption is downsample:factor=4"),
+            "from a base rebuilt since": ("downsample:factor=2", "alpha_train", "h-old",
+                                          "alpha_train has been rebuilt since it was made")}
+    for spec, base, base_hash, why in made.values():
+        _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption=spec,
+                       base={"name": base, "content_hash": base_hash})
+        code, _, err = run_plan_cli([str(g)], capsys)
+        assert code == 2 and (f"{g}:{line}: manifest alpha_train.downsample-factor2 is meant to be alpha_train "
+                              f"corrupted by downsample:factor=2, but {why}; delete its .json and .parquet and make "
+                              f"it again:\n    study manifest corrupt alpha_train.downsample-factor2 --base "
+                              f"alpha_train --corruption downsample:factor=2") in err, err
+    _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption="downsample:factor=2",
+                   base={"name": "alpha_train", "content_hash": "h-train"})
+    assert run_plan_cli([str(g)], capsys)[0] == 0
