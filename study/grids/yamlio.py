@@ -57,10 +57,12 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> YMap:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
-        try:
-            hash(key)
-        except TypeError:
-            raise StudyError(f"{loader.name}:{line}: a mapping key must be a plain value") from None
+        if not isinstance(key, str):  # every key of a grid or profile names something: YAML reads `on`, `no`,
+            # `1` or `2020-01-01` unquoted as other types, which would fail later without a line
+            raise StudyError(f"{loader.name}:{line}: key {key!r} is not text"
+                             + (f" (YAML reads `{key_node.value}` as {type(key).__name__})"
+                                if isinstance(key_node, yaml.ScalarNode) else "")
+                             + ": quote it, or write the key meant")
         if key in out and key not in merged:
             raise StudyError(f"{loader.name}:{line}: duplicate key {key!r} (first at line {out.key_lines[key]})")
         merged.discard(key)

@@ -291,6 +291,20 @@ def test_an_unknown_key_in_defaults_names_its_own_line(write_grid, typo_in):
     zip: [[method, [dataset]]]
     stages: {}
     """, "zip:", "zip: ['dataset'] is not an axis of this grid"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          params:
+            linear: {on: 1}
+    """, "linear: {on", "key True is not text (YAML reads `on` as bool): quote it"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      pretrain:
+        resources: {1: 2}
+    """, "{1: 2}", "key 1 is not text (YAML reads `1` as int)"),
 ])
 def test_odd_shapes_are_errors_at_their_line_not_tracebacks(write_grid, body, needle, message):
     g = write_grid(body)
