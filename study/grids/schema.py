@@ -93,7 +93,7 @@ class EvalEntry:
     split_labeled_sizes: bool
     line: int
     index: int
-    param_lines: dict[str, int] = field(default_factory=dict)  # params' keys -> their lines
+    param_lines: dict[str, int] = field(default_factory=dict)  # params' keys (and labeled_sizes, levels) -> lines
     variant: str | None = None  # tells this entry's results apart from another's with the same axes
 
 
@@ -499,7 +499,9 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
                                             f"got {variant!r}")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
                      pairs=tuple(pairs), params=_plain(params), resources=resources, split_labeled_sizes=split,
-                     line=line, index=i, param_lines=_key_lines(params), variant=variant)
+                     line=line, index=i, variant=variant,
+                     param_lines={**_key_lines(params), **{k: e.line_of(k) for k in ("labeled_sizes", "levels")
+                                                           if k in e}})  # the entry's own, which params may not set
 
 
 def grid_error(grid: Grid, line: int | None, msg: str) -> StudyError:

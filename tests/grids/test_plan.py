@@ -288,6 +288,17 @@ def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch,
     with pytest.raises(StudyError, match=rf"{g}:{line}: labeled size 500 \(500\) asked of manifest alpha_train, "
                                          r"which has 320"):
         plan_grid(g).check()
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [300]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [40, 500]
+    """, pretrain={"epochs": 1})
+    g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate: {labeled_sizes: [40]}\n"))
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "labeled_sizes: [40, 500]" in t)
+    with pytest.raises(StudyError, match=rf"{g}:{line}: labeled size 500 "):  # the entry's line, not the defaults'
+        plan_grid(g).check()
 
 
 def test_a_non_number_in_the_recipe_is_a_config_error_not_a_traceback(write_grid):
