@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -107,12 +108,32 @@ def read_job_file(path: str | os.PathLike) -> Any:
     return Job(id=d["id"], stage=d["stage"], config=d["config"], depends_on=tuple(d["depends_on"]))
 
 
+PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
+
+
+def _end_with_parent() -> None:
+    """A local worker ends as if stopped (SIGUSR2: the training loop checkpoints, then ends) when its `study submit`
+    dies, also by SIGKILL: it runs in a session of its own, so nothing else would stop it (Linux: PR_SET_PDEATHSIG).
+    The stop signals its parent blocked around starting it are unblocked."""
+    parent = os.environ.get(PARENT_ENV)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2})
+    if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the line above: stop now
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m study.launch.runner", description="run one job of a grid (worker)")
     p.add_argument("--workdir", required=True)
     p.add_argument("--job", required=True, help="the job's job.json")
     p.add_argument("--grid", default=None)
     args = p.parse_args(argv)
+    _end_with_parent()
     _threads_from_env()
     try:
         path = run_job(read_job_file(args.job), args.workdir, args.grid)

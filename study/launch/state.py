@@ -75,6 +75,11 @@ def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     return None
 
 
+def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
+    """Whether the job has a result that reads (an unreadable one is rerun, see `unreadable_result`)."""
+    return has_result(workdir, job_id) and unreadable_result(workdir, job_id) is None
+
+
 MANIFEST_KEYS = (("manifest", "manifest_content_hash"), ("train_manifest", "train_manifest_content_hash"),
                  ("test_manifest", "test_manifest_content_hash"))  # in a result's protocol (train loop, evaluate)
 

@@ -127,17 +127,26 @@ def _start_long_local_run(env, name):
     return proc, wd, worker, ckpt
 
 
-def _assert_stopped_after_checkpoint(wd, worker, ckpt):
-    """The worker is gone (not left running, nor a zombie), its checkpoint is there to resume from, no result."""
-    import os
+def _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=False):
+    """The worker is gone (not left running, nor a zombie), its checkpoint is there to resume from, no result.
+    `orphan`: its command was killed, so the worker's parent is PID 1, which in this sandbox reaps nobody: ended
+    means a zombie there."""
     import time
 
-    time.sleep(1)
-    proc_file = f"/proc/{worker['pid']}/status"
-    # the worker is not left running (a zombie would mean nobody reaped it: this sandbox's PID 1 does not)
-    state = next((ln.split()[1] for ln in open(proc_file) if ln.startswith("State:")), "") \
-        if os.path.exists(proc_file) else "gone"
-    assert state == "gone", f"worker {worker['pid']} left behind (state {state})"
+    def state() -> str:
+        proc_file = f"/proc/{worker['pid']}/status"
+        try:
+            with open(proc_file) as f:
+                return next((ln.split()[1] for ln in f if ln.startswith("State:")), "")
+        except FileNotFoundError:
+            return "gone"
+
+    ended = ("gone", "Z") if orphan else ("gone",)
+    deadline = time.time() + 60
+    while time.time() < deadline and state() not in ended:
+        time.sleep(0.5)
+    # the worker is not left running (a zombie would mean nobody reaped it: our command must)
+    assert state() in ended, f"worker {worker['pid']} left behind (state {state()})"
     from study.train.checkpoint import load_checkpoint
 
     assert load_checkpoint(ckpt)["step"] >= 1  # a rerun resumes from here
@@ -179,6 +188,50 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     assert code == 0 and "missing" in out
     code, out, _ = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "stopped" not in out and "local" not in out, out
+
+
+def test_a_closed_terminal_with_a_dead_stderr_still_stops_the_workers(env):
+    """SIGHUP when stderr is a closed pipe (a terminal gone, `2>&1 | head`): the stop's own message cannot be
+    written, and used to raise before any worker got its signal, leaving them all training."""
+    import signal
+
+    proc, wd, worker, ckpt = _start_long_local_run(env, "hupg")
+    try:
+        proc.stderr.close()  # nobody reads the command's stderr any more: writing it raises BrokenPipeError
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _assert_stopped_after_checkpoint(wd, worker, ckpt)
+
+
+def test_a_killed_command_takes_its_workers_down(env):
+    """`kill -9` of `study submit --cluster local` cannot stop its workers itself; they run in sessions of their
+    own, and used to train on with no command to stop them (study cancel found none). Each now ends with its
+    parent, checkpointing first, and the job reads missing: a rerun resumes it."""
+    import signal
+
+    proc, wd, worker, ckpt = _start_long_local_run(env, "killg")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=True)
+    code, out, _ = run_cli(["status", str(env / "g.yaml"), "--workdir", str(wd)])
+    assert code == 0 and "missing" in out
+
+
+def test_retry_failed_reruns_a_job_whose_result_file_cannot_be_read(env):
+    """status calls such a job failed and says --retry-failed reruns it: the local scheduler used to count the file
+    as done and run nothing."""
+    from study.results.record import read_result
+
+    grid, wd = _run_grid(env, "unread")
+    ev = next(j for j in plan_grid(grid).jobs if j.stage == "evaluate")
+    path = wd / "results" / f"{ev.id}.json"
+    path.write_text(path.read_text()[:50])
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--retry-failed"])
+    assert code == 0 and "running 1 job(s)" in err and f"done evaluate {ev.id}" in err, err
+    assert read_result(path)["job_id"] == ev.id
 
 
 def test_two_commands_on_one_workdir_never_run_a_job_twice(env):

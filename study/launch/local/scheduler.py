@@ -25,16 +25,17 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, job_lock, submit_lock
-from study.launch.runner import write_job_file
+from study.launch.runner import PARENT_ENV, write_job_file
 from study.launch.select import select
-from study.launch.state import LIVE, has_result, last_lines
+from study.launch.state import LIVE, has_result, last_lines, result_done
 from study.launch.status import grid_states, locked_states
 from study.paths import manifests_dir
 
@@ -89,6 +90,29 @@ def _failure(rc: int, log: Path) -> str:
     return f"exit code {rc}: {tail[0] if tail else ''}"
 
 
+def _say(line: str, err: TextIO) -> None:
+    """A progress line on `err`; one that cannot be written (a closed terminal or pipe) is dropped, so that it
+    never stops the scheduler from stopping its workers."""
+    try:
+        print(line, file=err, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def _signals_held(signals: list[int]) -> Iterator[None]:
+    """Block `signals` while the block runs (delivered when it ends): a worker started in it is in `running`
+    before a stop can look."""
+    if not signals:
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
 def _exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup, which stops the workers
 
@@ -138,12 +162,12 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     running: dict[str, _Running] = {}
     free = list(range(n_workers))
     t0 = time.time()
-    print(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
-          f"{sel.summary()}", file=err)
+    _say(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
+         f"{sel.summary()}", err)
 
     def progress(msg: str) -> None:
-        print(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
-              f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", file=err, flush=True)
+        _say(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
+             f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", err)
 
     def record_cancelled(job: Any, error: str) -> None:
         ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled", "error": error,
@@ -163,7 +187,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     def ready(job: Any) -> bool:
         """Every dependency done, here or outside this command (another grid's run of a shared job)."""
         for d in job.depends_on:
-            if d not in done and d not in run_ids and has_result(workdir, d):
+            if d not in done and d not in run_ids and result_done(workdir, d):
                 done.add(d)
         return all(d in done for d in job.depends_on)
 
@@ -197,6 +221,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     in_main_thread = threading.current_thread() is threading.main_thread()
     # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
     stop_signals = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)] if in_main_thread else []
+    held = [*stop_signals, signal.SIGINT] if in_main_thread else []  # held while a worker starts, ignored in a stop
     previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
     announced: list[str] = []  # the outside runs last said to be waited for
     try:
@@ -212,7 +237,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                     continue
                 todo.remove(job)
                 lock = job_lock(workdir, job.id)
-                if lock is None or has_result(workdir, job.id):  # another command runs it, or just finished it
+                if lock is None or result_done(workdir, job.id):  # another command runs it, or just finished it
                     run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
                     if lock is None:
                         progress(f"not starting {job.stage} {job.id}: another command on this workdir runs it")
@@ -221,7 +246,9 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                         done.add(job.id)
                     continue
                 slot = free.pop(0)
-                running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger, lock)
+                with _signals_held(held):  # a stop then knows every worker it must stop
+                    running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger,
+                                             lock)
                 progress(f"started {job.stage} {job.id} (log {running[job.id].log})")
             todo = [j for j in todo if j.id not in cancelled]
             time.sleep(POLL_S)
@@ -262,11 +289,13 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                          f"{', '.join(gone)} ended outside this command without a result; rerun study submit")
                 break
     except BaseException:
-        if running:
-            print(f"[study] stopping {len(running)} worker(s): each checkpoints at its next step, then ends (a "
-                  f"rerun resumes there); killed after {STOP_GRACE_S:.0f} s", file=err, flush=True)
+        for sig in held:  # a second Ctrl-C or TERM must not cut the stop short: the workers come first
+            previous.setdefault(sig, signal.signal(sig, signal.SIG_IGN))
         for r in running.values():  # our own worker processes, by their handle
             r.proc.send_signal(signal.SIGUSR2)  # the training loop: checkpoint, then the default action (end)
+        if running:  # after the signals: stderr may be a closed terminal or pipe (SIGHUP, `| head`)
+            _say(f"[study] stopping {len(running)} worker(s): each checkpoints at its next step, then ends (a "
+                 f"rerun resumes there); killed after {STOP_GRACE_S:.0f} s", err)
         deadline = time.time() + STOP_GRACE_S
         for r in running.values():  # one deadline for all of them, not one each
             try:
@@ -288,7 +317,8 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
     job_file = write_job_file(workdir, job)
     log = logs / f"{job.id}.log"
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
-               STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir))
+               STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir),
+               **{PARENT_ENV: str(os.getpid())})  # the worker ends when this process does (runner._end_with_parent)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:
