@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from study.datasets.idx import load_idx
+from study.errors import StudyError
 from study.quickstart import digits, fashion_mnist
 
 # The two-level taxonomy of the granularity axis: 10 Fashion-MNIST classes under 5 coarse groups.
@@ -49,11 +50,15 @@ def take_per_class(labels: np.ndarray, per_class: int | None) -> np.ndarray:
 
 
 def write_tree(root: Path, splits: list[Split], class_names: list[str]) -> Path:
-    """Write `root/<split>/<class folder>/<index>.png` for every split; reuse a complete tree with the same counts."""
+    """Write `root/<split>/<class folder>/<index>.png` for every split; reuse a complete tree with the same counts,
+    replace one with other counts; refuse to replace a folder this function did not write."""
     expected = {s.name: int(len(s.labels)) for s in splits}
     marker = root / COMPLETE
     if marker.is_file() and json.loads(marker.read_text()).get("counts") == expected:
         return root
+    if root.exists() and not marker.is_file() and (not root.is_dir() or any(root.iterdir())):
+        raise StudyError(f"{root} exists and was not written by study quickstart (it has no {COMPLETE}); it would "
+                         f"be replaced: give another --data, or move it away")
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     total = sum(expected.values())

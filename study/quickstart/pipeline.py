@@ -91,6 +91,10 @@ def run(opts: Options) -> None:
         if not path.is_file():
             raise StudyError(f"{flag} {path}: no such file; run `study quickstart` from the repository's root, or "
                              f"give {flag}")
+    from study.grids import load_grid, load_profile
+
+    load_grid(opts.grid)  # their errors (file:line) too come before the data
+    load_profile(opts.profile)
     os.environ["STUDY_MANIFESTS"] = str(opts.manifests.resolve())  # the local workers inherit it
     idx = fashion_mnist.locate(opts.fashion_mnist)
     fm = export.export_fashion_mnist(opts.data, idx, opts.scale.fmnist_train_per_class,

@@ -49,3 +49,18 @@ def test_digits_tree_is_class_balanced(tmp_path):
 def test_named_folder_without_files_is_a_clear_error(tmp_path):
     with pytest.raises(StudyError, match="missing Fashion-MNIST file"):
         fashion_mnist.locate(tmp_path)
+
+
+def test_a_folder_the_quickstart_did_not_write_is_never_replaced(tmp_path, idx_dir):
+    """`--data DIR` with a `fashion-mnist` folder of the user's (e.g. where they keep the IDX files) used to be
+    deleted and replaced by PNGs; a tree of the quickstart's with other counts is still replaced."""
+    mine = tmp_path / "fashion-mnist"
+    mine.mkdir()
+    (mine / "README.mine").write_text("keep me")
+    with pytest.raises(StudyError, match=r"fashion-mnist exists and was not written by study quickstart"):
+        export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    assert (mine / "README.mine").read_text() == "keep me"
+    (mine / "README.mine").unlink()  # an empty folder holds nothing to lose
+    export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=1)  # ours: replaced
+    assert len(list((root / "train").rglob("*.png"))) == 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ from study.cli import main
 from study.grids import plan_grid
 from study.manifests import load_manifest
 from study.quickstart.scale import SCALES, scale_grid
+
+REPO = Path(__file__).resolve().parents[2]
 from study.report.figures import FIGURES
 
 FIGURE_NAMES = [m.NAME for m in FIGURES]
@@ -131,3 +134,9 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
     assert ("--grid grids/quickstart.yaml: no such file; run `study quickstart` from the repository's root"
             in capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+    bad = tmp_path / "profile.yaml"
+    bad.write_text("name: mine\npartitoin: x\n")  # a typo in a profile of the user's: said before the data
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--profile", str(bad),
+                 "--grid", str(REPO / "grids" / "quickstart.yaml")]) == 2
+    assert f"{bad}:2: unknown key 'partitoin'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.yaml"]
