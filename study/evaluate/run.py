@@ -81,6 +81,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "num_workers": workers,
         "devices": 1,
         "device_kind": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
         "seed": cfg.seed,
         "code_version": code_version(),
         "config": cfg.to_dict(),

@@ -449,6 +449,7 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n,
         "per_device_batch": per_device,
         "devices": world.size,
         "device_kind": device_kind,
+        "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
         "effective_batch": per_device * world.size,
         "optimizer": cfg.optim.name,
         "base_lr": cfg.optim.lr,

@@ -35,7 +35,7 @@ def test_fingerprint_ignores_seed_and_run_specific_keys_but_not_the_recipe():
     base = {"lr": 0.1, "batch_size": 256, "optim": {"name": "sgd", "momentum": 0.9}}
     same = {**base, "seed": 3, "data_seed": 7, "wall_time_s": 12.0, "images_per_s": 900.0,
             "finished_at": "2024-01-01", "code_version": "x", "optim": {**base["optim"], "seed": 1},
-            "device_kind": "NVIDIA A100-SXM4-80GB"}  # seeds run on two GPU models are one recipe
+            "device_kind": "NVIDIA A100-SXM4-80GB", "cpu_threads": 4}  # seeds run on two GPU models are one recipe
     assert protocol_fingerprint(base) == protocol_fingerprint(same)
     assert protocol_fingerprint(base) != protocol_fingerprint({**base, "lr": 0.2})
     assert protocol_fingerprint(base) != protocol_fingerprint({**base, "optim": {"name": "sgd", "momentum": 0.8}})

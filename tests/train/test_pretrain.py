@@ -57,6 +57,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["effective_lr"] == pytest.approx(1.0 * 8 / 256)
     assert (p["steps"], p["steps_per_epoch"], p["epochs"], p["warmup_steps"]) == (6, 3, 2.0, 2)
     assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == device_kind()
+    assert p["cpu_threads"] == torch.get_num_threads()  # CPU results depend on it (float summation order)
     assert p["augmentation"]["image_size"] == 16 and p["precision"] == expected_precision()
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["code_version"]
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
