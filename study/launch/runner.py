@@ -59,7 +59,9 @@ def run_job(job: Any, workdir: str | os.PathLike, grid: str | None = None) -> Pa
         encoders = [encoder_path(workdir, dep) for dep in job.config.get("encoders", [])]
         missing = [str(p) for p in encoders if not p.exists()]
         if missing:
-            raise StudyError(f"job {job.id}: encoder(s) of its pretraining job(s) not found: {', '.join(missing)}")
+            raise StudyError(f"job {job.id}: encoder(s) of its pretraining job(s) not found: {', '.join(missing)}; "
+                             f"to make one again, remove that pretraining job's results/<id>.json, then `study "
+                             f"submit --retry-failed` reruns it (from its last checkpoint) and this job")
         out = evaluate(EvalConfig.from_dict(job.config["evaluate"]), run_dir, encoders, workdir / "features")
     else:
         raise StudyError(f"job {job.id}: unknown stage {job.stage!r}")

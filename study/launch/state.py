@@ -170,8 +170,11 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             raw = live.get(sid, "UNKNOWN")
             out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
         else:  # a local run
-            out[job.id] = JobState(job.id, job.stage, local_state(e, workdir), e.get("error") or "", None,
-                                   e.get("log"))
+            state = local_state(e, workdir)
+            detail = e.get("error") or (f"said done, but {Path(workdir) / 'results' / f'{job.id}.json'} is gone: "
+                                        f"`study submit --retry-failed` reruns the job"
+                                        if e.get("state") == "done" else "")
+            out[job.id] = JobState(job.id, job.stage, state, detail, None, e.get("log"))
     return out
 
 

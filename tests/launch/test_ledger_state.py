@@ -242,6 +242,18 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     assert _failure(1, log) == "exit code 1: "
     log.write_text("==== header\nstudy: error: manifest toy not found\n")
     assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"
+    log.write_text("==== header\nstudy: error: /w/jobs/p/checkpoint.pt: cannot be read (UnpicklingError)\n"
+                   "    Check the documentation of torch.load to learn more.\nremove it to start over\n")
+    assert _failure(2, log) == "exit code 2: study: error: /w/jobs/p/checkpoint.pt: cannot be read (UnpicklingError)"
+
+
+def test_a_local_job_said_done_whose_result_is_gone_says_so(tmp_path):
+    """A removed result file (to rerun the job) left `failed ... (no detail)` and a log ending in "result written"."""
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "done", "log": "x.log"}])
+    st = classify(jobs, tmp_path, led.replay())["p1"]
+    assert st.state == "failed" and st.detail.startswith(f"said done, but {tmp_path}/results/p1.json is gone")
 
 
 def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():

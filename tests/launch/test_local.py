@@ -392,3 +392,16 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
             local.wait(timeout=60)
     assert "waiting for another study submit" in err and "running 0 job(s)" in err, err
     assert f"skipped: {len(jobs)} pending or running" in err and not _events(wd, "race")  # nothing queued here
+
+
+def test_an_evaluation_without_its_encoder_names_the_way_out(tmp_path):
+    """The pretraining job still counts done (its result is there), so the error says how to make the encoder."""
+    from study.errors import StudyError
+    from study.grids import Job
+    from study.launch.runner import run_job
+
+    job = Job("ev1", "evaluate", {"stage": "evaluate", "axes": {}, "encoders": ["pre1"], "evaluate": {}}, ("pre1",))
+    with pytest.raises(StudyError, match=r"encoder\(s\) of its pretraining job\(s\) not found: .*pre1.*; to make one "
+                                         r"again, remove that pretraining job's results/<id>.json, then `study submit "
+                                         r"--retry-failed` reruns it"):
+        run_job(job, tmp_path, "g")

@@ -86,8 +86,9 @@ def _failure(rc: int, log: Path) -> str:
         except ValueError:
             name = f"signal {-rc}"
         return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "") + f"; log {log}"
-    tail = [line for line in last_lines(log, 1) if not line.startswith("==== ")]
-    return f"exit code {rc}: {tail[0] if tail else ''}"
+    tail = [line for line in last_lines(log, 40) if not line.startswith("==== ")]
+    said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
+    return f"exit code {rc}: {said[-1] if said else tail[-1] if tail else ''}"
 
 
 def _say(line: str, err: TextIO) -> None:
