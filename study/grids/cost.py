@@ -22,7 +22,7 @@ from study.grids.profile import CostModel, Profile
 from study.grids.schema import Grid
 
 
-# what the jobs run when the grid does not say (kept equal by tests/grids/test_cost.py; not imported, so that
+# what the jobs run when the grid does not say (kept equal by tests/grids/test_plan.py; not imported, so that
 # planning does not load torch)
 PRETRAIN_BATCH = 4096  # study.train.PretrainConfig.batch_size
 FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
