@@ -15,6 +15,16 @@ def workdir() -> Path:
     return Path(os.environ.get("STUDY_WORKDIR", "runs"))
 
 
+def results_dir(workdir: str | os.PathLike) -> Path:
+    """A workdir's result records."""
+    return Path(workdir) / "results"
+
+
+def result_path(workdir: str | os.PathLike, job_id: str) -> Path:
+    """The result record of one job: `<workdir>/results/<job id>.json`."""
+    return results_dir(workdir) / f"{job_id}.json"
+
+
 def cache_dir() -> Path:
     """Downloaded-package and dataset caches: `STUDY_CACHE`, else `./.cache`."""
     return Path(os.environ.get("STUDY_CACHE", ".cache"))

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
+from study.paths import result_path
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
 LIVE = ("running", "pending")
@@ -56,7 +57,7 @@ class JobState:
 
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
-    return (Path(workdir) / "results" / f"{job_id}.json").exists()
+    return result_path(workdir, job_id).exists()
 
 
 def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
@@ -65,7 +66,7 @@ def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     from study.errors import StudyError
     from study.results.record import read_result
 
-    path = Path(workdir) / "results" / f"{job_id}.json"
+    path = result_path(workdir, job_id)
     if not path.exists():
         return None
     try:
@@ -102,7 +103,7 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
         if not has_result(workdir, job.id):
             continue
         try:
-            protocol = read_result(Path(workdir) / "results" / f"{job.id}.json")["protocol"]
+            protocol = read_result(result_path(workdir, job.id))["protocol"]
         except StudyError:
             continue  # an unreadable result is the report's to name
         for name_key, hash_key in MANIFEST_KEYS:
@@ -171,7 +172,7 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
         else:  # a local run
             state = local_state(e, workdir)
-            detail = e.get("error") or (f"said done, but {Path(workdir) / 'results' / f'{job.id}.json'} is gone: "
+            detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "
                                         f"`study submit --retry-failed` reruns the job"
                                         if e.get("state") == "done" else "")
             out[job.id] = JobState(job.id, job.stage, state, detail, None, e.get("log"))

@@ -19,6 +19,7 @@ from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import with_integer_counts, write_tables
 from study.errors import StudyError
+from study.paths import results_dir
 from study.results import (ResultFileWarning, aggregate, cell_columns, code_version, drop_repeated_seeds,
                            find_conflicts, gather, write_table)
 
@@ -37,7 +38,7 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
     except (OSError, pa.ArrowException):
         return  # no earlier report, or none to keep
     if n:
-        raise StudyError(f"no result of this grid in {Path(workdir).resolve() / 'results'}, but {out} holds a report "
+        raise StudyError(f"no result of this grid in {results_dir(Path(workdir).resolve())}, but {out} holds a report "
                          f"of {n} result rows: not replaced. Check --workdir (or $STUDY_WORKDIR); delete {out} to "
                          "draw an empty report")
 
@@ -143,7 +144,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                     f"grid that ran it first, so jobs {grid} shares with {', '.join(others)} may be missing here: "
                     f"give the grid's file to report every job of it")
         if table.empty:
-            raise NoResults(f"no result in {Path(workdir) / 'results'} names grid {grid!r}")
+            raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
     if table.empty:
         _keep_a_report_of_results(out, workdir)
     try:
@@ -152,7 +153,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:
-        warn_lines.append(f"no result of this grid in {Path(workdir).resolve() / 'results'} yet: run `study submit`, "
+        warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`, "
                           "or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)")
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "

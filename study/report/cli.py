@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from study.errors import StudyError
-from study.paths import workdir as default_workdir
+from study.paths import results_dir, workdir as default_workdir
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
         plan = plan_grid(path, args.profile)
         name = plan.name
-    elif not (Path(workdir) / "results").is_dir():
+    elif not results_dir(workdir).is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
     out = args.out or Path("reports") / name
     try:

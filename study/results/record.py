@@ -33,9 +33,9 @@ from study import __version__
 from study.atomic import write_json
 from study.errors import StudyError
 from study.hashing import config_hash
+from study.paths import result_path, results_dir
 
 SCHEMA_VERSION = 1
-RESULTS_DIR = "results"
 METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
 REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol")
 
@@ -98,14 +98,6 @@ def code_version() -> str:
         return version
     desc = out.stdout.strip()
     return f"{version}+git.{desc}" if out.returncode == 0 and desc else version
-
-
-def results_dir(workdir: str | os.PathLike) -> Path:
-    return Path(workdir) / RESULTS_DIR
-
-
-def result_path(workdir: str | os.PathLike, job_id: str) -> Path:
-    return results_dir(workdir) / f"{job_id}.json"
 
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,
