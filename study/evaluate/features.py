@@ -142,7 +142,7 @@ class FeatureCache:
         feats, seconds = forward_rows(model, manifest, rows, self.aug, self.batch_size, self.device,
                                       self.num_workers, label=f"features of {Path(encoder).parent.name}/"
                                                               f"{Path(encoder).name} on")
-        bad = int((~torch.isfinite(feats).all(dim=1)).sum()) if feats.numel() else 0
+        bad = sum(int((~torch.isfinite(part).all(dim=1)).sum()) for part in feats.split(1 << 16))  # bounded temp
         if bad:
             raise StudyError(f"{encoder}: the features of {bad} of {len(rows)} images of manifest {manifest.name} "
                              f"are not finite (NaN or inf): the encoder diverged or is damaged; nothing was cached")

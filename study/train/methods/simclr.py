@@ -11,6 +11,7 @@ from study.train.methods import METHODS, Method, mlp
 @METHODS.register("simclr")
 class SimCLR(Method):
     default_temperature = 0.1  # SimCLR
+
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
         self.head = mlp(encoder.feature_dim, cfg.head, bn=True, output_bn=cfg.head_output_bn)
