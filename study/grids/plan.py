@@ -195,7 +195,7 @@ def check_devices(plan: Plan) -> list[str]:
     problems: list[str] = []
     for job in plan.by_stage("pretrain"):
         r = job.resources
-        world = (r.gpus if r.gpus > 1 else 1) * r.nodes
+        world = r.tasks_per_node("pretrain") * r.nodes  # as study.launch.slurm.params renders it
         batch = job.config["pretrain"].get("batch_size", PretrainConfig.batch_size)
         if world > 1 and is_int(batch) and batch % world:
             line = _key_line(plan.grid, job, "batch_size")

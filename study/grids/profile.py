@@ -34,6 +34,11 @@ class Resources:
         return {"gpus": self.gpus, "cpus": self.cpus, "mem_gb": self.mem_gb, "time_min": self.time_min,
                 "nodes": self.nodes}
 
+    def tasks_per_node(self, stage: str) -> int:
+        """The processes a job of `stage` runs on each node: one per GPU for a pretraining job on several GPUs
+        (torch.distributed ranks), else one."""
+        return int(self.gpus) if stage == "pretrain" and self.gpus > 1 else 1
+
 
 # ours: rough A100 rates with bf16 and channels_last; images of the dataset per second per GPU (a two-view SSL
 # step counts one image). A job without GPU uses the same numbers per job. Override them in your profile.

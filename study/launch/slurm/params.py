@@ -24,7 +24,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
                      array_size: int = 1) -> dict[str, Any]:
     """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
     gpus = int(resources.gpus)
-    tasks = gpus if stage == "pretrain" and gpus > 1 else 1
+    tasks = resources.tasks_per_node(stage)
     params: dict[str, Any] = {
         "job_name": job_name,
         "partition": profile.partition,
