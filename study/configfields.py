@@ -22,6 +22,11 @@ def positive_int(v: Any, key: str) -> None:
         raise StudyError(f"{key}: expected a positive integer, got {v!r}")
 
 
+def positive_num_or_none(v: Any, key: str) -> None:
+    if v is not None and (not is_num(v) or v <= 0):
+        raise StudyError(f"{key}: expected a number > 0 or null, got {v!r}")
+
+
 def check_known(cls: type, d: dict, where: str) -> None:
     """Refuse keys that are not fields of the dataclass `cls`."""
     refuse_unknown(d, {f.name for f in dataclasses.fields(cls)}, where)

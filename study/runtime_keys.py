@@ -5,4 +5,4 @@ mid-study does not restart anything), and a pretraining checkpoint may be resume
 streams); a resumed run checks what the device resolved to (study.train.loop's checkpoint fingerprint).
 """
 PRETRAIN_RUN_ONLY = ("num_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every_steps")
-EVALUATE_RUN_ONLY = ("num_workers",)
+EVALUATE_RUN_ONLY = ("num_workers", "checkpoint_every_minutes")

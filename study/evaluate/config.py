@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int
+from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none
 from study.errors import StudyError
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
@@ -64,6 +64,7 @@ class EvalConfig:
     augment: dict | None = None  # eval transform: study.train.augment fields over the "eval" preset
     batch_size: int = 256  # feature extraction batch
     num_workers: int | None = None  # None = auto: min(8, cpus - 1)
+    checkpoint_every_minutes: float | None = 10.0  # ours: an extraction saves the rows done (and at SIGUSR2/SIGTERM)
     device: str = "auto"  # "auto" = cuda when available
     seed: int = 0  # held-out split, probe init, fine-tuning
     linear: LinearConfig = field(default_factory=LinearConfig)
@@ -98,6 +99,7 @@ class EvalConfig:
         positive_int(self.batch_size, f"{where}.batch_size")
         if self.num_workers is not None and (not is_int(self.num_workers) or self.num_workers < 0):
             raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
+        positive_num_or_none(self.checkpoint_every_minutes, f"{where}.checkpoint_every_minutes")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if not is_int(self.seed):
@@ -123,8 +125,7 @@ class EvalConfig:
         positive_int(self.knn.k, f"{where}.knn.k")
         if not is_num(self.knn.temperature) or self.knn.temperature <= 0:
             raise bad("knn.temperature", f"expected a number > 0, got {self.knn.temperature!r}")
-        if self.epochs is not None and (not is_num(self.epochs) or self.epochs <= 0):
-            raise bad("epochs", f"expected a number > 0 or null, got {self.epochs!r}")
+        positive_num_or_none(self.epochs, f"{where}.epochs")
         if self.backbone is not None:
             from study.train.backbones import BACKBONES
 

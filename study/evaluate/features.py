@@ -4,7 +4,8 @@ A cache file is keyed by (encoder file sha256, manifest content hash, transform 
 computed them: this format's version, the torch version, the device type) plus the rows: `labeled<n>` (the first n
 rows of `manifest.labeled`, which are nested, so a file for n serves every n' <= n) or `all`. Files are written
 atomically; a reader never sees half a file, and the temporary file of a killed writer is removed by a later reader
-once it is an hour old.
+once it is an hour old. An extraction in progress saves the rows it has done every few minutes and when signalled
+(study.evaluate.partial); a preempted one goes on from them.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from torch import nn
 from study.atomic import atomic_path
 from study.errors import StudyError
 from study.hashing import config_hash, file_sha256
+from study.evaluate.partial import PartialExtraction
 from study.train.backbones import load_encoder
+from study.train.checkpoint import SignalFlag
 from study.train.allocator import retain_freed_memory
 from study.train.data import ImageReader, ViewDataset, close_batches, collate_views, next_batch, worker_init
 
@@ -71,18 +74,37 @@ class LayerFeatures(nn.Module):
 
 
 def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device: torch.device,
-                 num_workers: int = 0, label: str = "") -> tuple[torch.Tensor, float]:
-    """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds). The output is
-    allocated once (N x D) and filled batch by batch: host memory holds the features once, not twice."""
+                 num_workers: int = 0, label: str = "", partial: PartialExtraction | None = None,
+                 save_every_s: float | None = None) -> tuple[torch.Tensor, float, int]:
+    """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds, rows computed).
+    The output is allocated once (N x D) and filled batch by batch: host memory holds the features once.
+
+    With `partial`, the rows it saved earlier are read back, not computed, and the rows done are saved every
+    `save_every_s` seconds and at SIGUSR2/SIGTERM (then handled as in training: SIGUSR2 goes on to the handler
+    installed before, which requeues a Slurm job or ends a local one; SIGTERM is dropped)."""
+    out, start = torch.zeros(0, 0), 0
+    for block in partial.load(len(rows)) if partial is not None else ():
+        if start == 0:
+            out = torch.empty(len(rows), block.shape[1])
+        out[start:start + len(block)] = block
+        start += len(block)
+    if start:
+        print(f"[evaluate] {label} {manifest.name}: rows 0-{start} of {len(rows)} read back from {partial.folder}",
+              file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    if start == len(rows):
+        return out, 0.0, 0
     dataset = ViewDataset(ImageReader(manifest), rows, aug, seed=0)
     index_batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))]
-                     for s in range(0, len(rows), batch_size)]
+                     for s in range(start, len(rows), batch_size)]
     retain_freed_memory()
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=index_batches, num_workers=num_workers,
                                          collate_fn=collate_views, pin_memory=device.type == "cuda",
                                          worker_init_fn=worker_init if num_workers else None)
     generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
-    out, t0, done, last_log = torch.zeros(0, 0), time.monotonic(), 0, time.monotonic()
+    done = saved = start
+    last_log = last_save = time.monotonic()
+    flag = SignalFlag().install() if partial is not None else None
     model.eval()
     batches = iter(loader)
     try:
@@ -95,22 +117,32 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                     out = torch.empty(len(rows), f.shape[1])
                 out[done:done + f.shape[0]] = f.cpu()
                 done += f.shape[0]
-                if time.monotonic() - last_log > 10 or done == len(rows):
-                    last_log = time.monotonic()
+                now = time.monotonic()
+                if now - last_log > 10 or done == len(rows):
+                    last_log = now
                     print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr,
                           flush=True)
+                signalled = flag is not None and bool(flag.pending)  # read once, as the training loop does
+                due = save_every_s is not None and now - last_save >= save_every_s and done < len(rows)
+                if partial is not None and (signalled or due):  # the last rows too when signalled: it may end here
+                    partial.save(out[saved:done], saved)
+                    saved, last_save = done, time.monotonic()
+                if signalled:
+                    flag.forward()
     finally:
+        if flag is not None:
+            flag.restore()
         close_batches(batches)
-    seconds = time.monotonic() - t0
-    return out, seconds
+    return out, time.monotonic() - t0, len(rows) - start
 
 
 class FeatureCache:
     """`get(encoder_path, manifest, n)` -> Features of `manifest.labeled(n)` (n = None: every row, table order)."""
 
     def __init__(self, cache_dir: Path, aug, feature_layer: str, batch_size: int, device: torch.device,
-                 num_workers: int = 0):
+                 num_workers: int = 0, save_every_minutes: float | None = None):
         self.dir = Path(cache_dir)
+        self.save_every_minutes = save_every_minutes
         self.aug, self.layer, self.batch_size = aug, feature_layer, batch_size
         self.device, self.num_workers = device, num_workers
         self.transform_key = config_hash({"transform": aug.describe(), "feature_layer": feature_layer,
@@ -138,15 +170,19 @@ class FeatureCache:
             feats = self._read(path, labels, have)
             if feats is not None:
                 return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
+        path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
+        partial = PartialExtraction(path, FORMAT)
+        _remove_stale_temporaries(partial.folder)
         model = LayerFeatures(load_encoder(encoder), self.layer).to(self.device)
-        feats, seconds = forward_rows(model, manifest, rows, self.aug, self.batch_size, self.device,
-                                      self.num_workers, label=f"features of {Path(encoder).parent.name}/"
-                                                              f"{Path(encoder).name} on")
+        feats, seconds, computed = forward_rows(
+            model, manifest, rows, self.aug, self.batch_size, self.device, self.num_workers,
+            label=f"features of {Path(encoder).parent.name}/{Path(encoder).name} on", partial=partial,
+            save_every_s=None if self.save_every_minutes is None else 60 * self.save_every_minutes)
         bad = sum(int((~torch.isfinite(part).all(dim=1)).sum()) for part in feats.split(1 << 16))  # bounded temp
         if bad:
+            partial.remove()
             raise StudyError(f"{encoder}: the features of {bad} of {len(rows)} images of manifest {manifest.name} "
                              f"are not finite (NaN or inf): the encoder diverged or is damaged; nothing was cached")
-        path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
         payload = {"format": FORMAT, "features": feats, "labels": labels, "rows": len(rows),
                    "encoder_sha256": self.encoder_sha(encoder), "manifest": manifest.name,
                    "manifest_content_hash": manifest.content_hash, "transform": self.aug.describe(),
@@ -159,9 +195,12 @@ class FeatureCache:
                   f"{str(e).splitlines()[0] if str(e) else 'no message'}); this evaluation goes on with them, a "
                   f"rerun extracts them again", file=sys.stderr, flush=True)
             path = None
-        rate = len(rows) / seconds if seconds > 0 else None
+        else:
+            partial.remove()
+        rate = computed / seconds if seconds > 0 else None
         return Features(feats, labels, {"cached": False, "file": str(path) if path else None, "rows": len(rows),
-                                        "seconds": seconds, "images_per_s": rate})
+                                        "resumed_rows": len(rows) - computed, "seconds": seconds,
+                                        "images_per_s": rate})
 
     @staticmethod
     def _candidates(folder: Path, n: int | None) -> list[tuple[Path, int]]:

@@ -79,7 +79,7 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     classifier = nn.Linear(model_encoder.feature_dim, state["classifier.weight"].shape[0])
     classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
     model = nn.Sequential(model_encoder, classifier).to(device)
-    logits, seconds = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
+    logits, seconds, _ = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
                                    cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring")
     if logits.shape[1] != test_manifest.num_classes:
         raise StudyError(f"{sub}: the classifier has {logits.shape[1]} outputs, test manifest {test_manifest.name} "

@@ -125,7 +125,8 @@ def _encoder_record(path: Path, sha256: str | None = None) -> dict:
 
 
 def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
-    cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers)
+    cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers,
+                         cfg.checkpoint_every_minutes)
     largest = max(sizes)
     train_feats, test_feats, extraction = [], [], []
     for enc in encoders:
@@ -135,7 +136,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             extraction.append({"encoder": str(enc), "manifest": m.name,
                                "subset": f"labeled({n})" if n is not None else "all", **f.info})  # info: "rows" (n)
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
-    extracted = sum(e["rows"] for e in extraction if not e["cached"])
+    extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
     levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []
     level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once

@@ -34,6 +34,7 @@ from study.atomic import write_json
 from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
+from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 
 SCHEMA_VERSION = 1
 METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
@@ -49,7 +50,7 @@ RUN_SPECIFIC_KEYS = frozenset({
     "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
     "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction",
-})
+}) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers
 
 
 class ResultFileWarning(UserWarning):

@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int, refuse_unknown
+from study.configfields import (build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none,
+                               refuse_unknown)
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -151,10 +152,7 @@ class PretrainConfig:
         positive_int(self.image_size, f"{where}.image_size")
         if self.checkpoint_every_steps is not None:
             positive_int(self.checkpoint_every_steps, f"{where}.checkpoint_every_steps")
-        if self.checkpoint_every_minutes is not None and (
-            not is_num(self.checkpoint_every_minutes) or self.checkpoint_every_minutes <= 0
-        ):
-            raise bad("checkpoint_every_minutes", f"expected a number > 0 or null, got {self.checkpoint_every_minutes!r}")
+        positive_num_or_none(self.checkpoint_every_minutes, f"{where}.checkpoint_every_minutes")
         positive_int(self.log_every_steps, f"{where}.log_every_steps")
         o = self.optim
         if o.name not in ("lars", "sgd", "adamw"):

@@ -63,7 +63,8 @@ def test_run_only_settings_do_not_change_ids_and_device_does(write_grid):
     tuned = write_grid(body, name="b.yaml")  # the loader, checkpoints and logging changed mid-study
     tuned.write_text(tuned.read_text().replace(
         "batch_size: 8}", "batch_size: 8, num_workers: 12, checkpoint_every_minutes: 5, log_every_steps: 10}\n"
-        "  evaluate: {num_workers: 3, finetune: {num_workers: 2, checkpoint_every_steps: 100}}"))
+        "  evaluate: {num_workers: 3, checkpoint_every_minutes: 2, finetune: {num_workers: 2, "
+        "checkpoint_every_steps: 100}}"))
     tuned_jobs = plan_grid(tuned).jobs
     assert tuned_jobs[0].config["pretrain"]["num_workers"] == 12  # kept in the config the job runs with
     assert [j.id for j in tuned_jobs] == [j.id for j in base.jobs]

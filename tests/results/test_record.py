@@ -37,6 +37,9 @@ def test_fingerprint_ignores_seed_and_run_specific_keys_but_not_the_recipe():
             "finished_at": "2024-01-01", "code_version": "x", "optim": {**base["optim"], "seed": 1},
             "device_kind": "NVIDIA A100-SXM4-80GB", "cpu_threads": 4}  # seeds run on two GPU models are one recipe
     assert protocol_fingerprint(base) == protocol_fingerprint(same)
+    rerun = {**base, "config": {"checkpoint_every_minutes": 5, "checkpoint_every_steps": 100, "log_every_steps": 1,
+                                "num_workers": 3}}  # how often a run saved and logged: not the recipe
+    assert protocol_fingerprint({**base, "config": {}}) == protocol_fingerprint(rerun)
     assert protocol_fingerprint(base) != protocol_fingerprint({**base, "lr": 0.2})
     assert protocol_fingerprint(base) != protocol_fingerprint({**base, "optim": {"name": "sgd", "momentum": 0.8}})
 

@@ -1,0 +1,120 @@
+"""A feature extraction stopped part way (a signal, a crash) goes on from the rows it saved, and ends with the
+features an uninterrupted extraction gives."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from study.evaluate import features as features_mod
+from study.evaluate.features import FeatureCache
+from study.evaluate.partial import PartialExtraction
+from study.manifests import load_manifest
+from study.train.augment import AugmentConfig, build_augment
+
+
+class Preempted(Exception):
+    """What the handler installed before (submitit's requeue, in a Slurm job) does here: end the run."""
+
+
+@pytest.fixture
+def rows_computed(monkeypatch):
+    """Rows the encoder computes, per forward call; `at_call[k]` runs at the k-th call (1-based) of a run."""
+    seen = {"rows": [], "at_call": {}}
+    real = features_mod.load_encoder
+
+    def hooked(path):
+        enc = real(path)
+
+        def hook(_module, inputs, _output):
+            seen["rows"].append(len(inputs[0]))
+            action = seen["at_call"].pop(len(seen["rows"]), None)
+            if action:
+                action()
+
+        enc.register_forward_hook(hook)
+        return enc
+
+    monkeypatch.setattr(features_mod, "load_encoder", hooked)
+    return seen
+
+
+def cache(path, every_minutes=None):
+    """The cache an evaluation of tests/evaluate/test_evaluate.py uses (12 px, batches of 16), on the CPU."""
+    aug = build_augment(AugmentConfig.from_dict({"preset": "eval", "image_size": 12, "resize_ratio": 1.0}))
+    return FeatureCache(path, aug, "pooled", 16, torch.device("cpu"), 0, every_minutes)
+
+
+def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_the_rest(
+        manifests, encoder_file, rows_computed, tmp_path):
+    enc, train = encoder_file(), load_manifest("evtrain")
+    reference = cache(tmp_path / "reference").get(enc, train, 40)
+    assert rows_computed["rows"] == [16, 16, 8]
+
+    def preempted(*_):
+        raise Preempted
+
+    previous = signal.signal(signal.SIGUSR2, preempted)
+    try:
+        rows_computed.update(rows=[], at_call={1: lambda: os.kill(os.getpid(), signal.SIGTERM),
+                                               2: lambda: os.kill(os.getpid(), signal.SIGUSR2)})
+        with pytest.raises(Preempted):  # SIGTERM: saved and carried on; SIGUSR2: saved, then handed on
+            cache(tmp_path / "features").get(enc, train, 40)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert rows_computed["rows"] == [16, 16]
+    (folder,) = (tmp_path / "features").glob("*/*/labeled40.partial")
+    assert sorted(p.name for p in folder.iterdir()) == ["rows-0-16.pt", "rows-16-32.pt"]
+    assert not list(folder.parent.glob("labeled40.pt"))
+
+    rows_computed["rows"] = []
+    again = cache(tmp_path / "features").get(enc, train, 40)
+    assert rows_computed["rows"] == [8]  # rows 32-40 only
+    assert torch.equal(again.x, reference.x) and torch.equal(again.y, reference.y)
+    assert again.info["resumed_rows"] == 32 and again.info["cached"] is False
+    assert not folder.exists() and (folder.parent / "labeled40.pt").is_file()  # the chunks give way to the file
+
+
+def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_computed, tmp_path):
+    """A crash mid-batch (here an error raised in the forward pass, as a SIGKILL would stop it) keeps the chunks
+    saved before it; no chunk is saved after the last batch, which the whole file follows."""
+    enc, test = encoder_file(), load_manifest("evtest")
+    reference = cache(tmp_path / "reference").get(enc, test, None)
+
+    def crash():
+        raise RuntimeError("node lost")
+
+    rows_computed.update(rows=[], at_call={2: crash})
+    with pytest.raises(RuntimeError, match="node lost"):
+        cache(tmp_path / "features", every_minutes=1e-9).get(enc, test, None)
+    (folder,) = (tmp_path / "features").glob("*/*/all.partial")
+    assert [p.name for p in folder.iterdir()] == ["rows-0-16.pt"]
+    rows_computed["rows"] = []
+    again = cache(tmp_path / "features", every_minutes=1e-9).get(enc, test, None)
+    assert rows_computed["rows"] == [4] and torch.equal(again.x, reference.x)
+    assert not folder.exists()
+
+
+def test_chunks_of_other_boundaries_combine_and_a_bad_chunk_ends_them(tmp_path):
+    """Two runs may have saved chunks at other boundaries; the longest run of rows from row 0 is read back. A chunk
+    that cannot be read, or of another width, ends it: the rows after are extracted again."""
+    feats = torch.randn(50, 2000)
+    partial = PartialExtraction(tmp_path / "labeled50.pt", "fmt")
+    for lo, hi in ((0, 10), (0, 16), (12, 30), (36, 50)):
+        partial.save(feats[lo:hi], lo)
+    got = list(partial.load(50))
+    assert torch.equal(torch.cat(got), feats[:30]) and [len(b) for b in got] == [16, 14]
+    assert os.path.getsize(partial.folder / "rows-0-10.pt") < 2 * 10 * 2000 * 4  # the rows, not the whole tensor
+
+    (partial.folder / "rows-30-36.pt").write_bytes(b"truncated")
+    assert len(torch.cat(list(partial.load(50)))) == 30
+    partial.save(torch.randn(6, 7), 30)  # another width (another layer cannot share this folder, but a file can)
+    assert len(torch.cat(list(partial.load(50)))) == 30
+    partial.save(feats[30:36], 30)
+    assert torch.equal(torch.cat(list(partial.load(50))), feats)
+    assert list(PartialExtraction(tmp_path / "labeled50.pt", "another format").load(50)) == []
+    assert list(partial.load(40)) and len(torch.cat(list(partial.load(40)))) == 36  # chunks past the rows: unused
+    partial.remove()
+    assert not partial.folder.exists() and list(partial.load(50)) == []
