@@ -22,6 +22,12 @@ def positive_int(v: Any, key: str) -> None:
         raise StudyError(f"{key}: expected a positive integer, got {v!r}")
 
 
+def seed_int(v: Any, key: str) -> None:
+    """A random seed: an integer in [0, 2**63) (what numpy's SeedSequence and torch both take)."""
+    if not is_int(v) or not 0 <= v < 2**63:
+        raise StudyError(f"{key}: expected an integer in [0, 2**63), got {v!r}")
+
+
 def positive_num_or_none(v: Any, key: str) -> None:
     if v is not None and (not is_num(v) or v <= 0):
         raise StudyError(f"{key}: expected a number > 0 or null, got {v!r}")

@@ -9,7 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none
+from study.configfields import (build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none,
+                               seed_int)
 from study.errors import StudyError
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
@@ -102,8 +103,7 @@ class EvalConfig:
         positive_num_or_none(self.checkpoint_every_minutes, f"{where}.checkpoint_every_minutes")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if not is_int(self.seed):
-            raise bad("seed", f"expected an integer, got {self.seed!r}")
+        seed_int(self.seed, f"{where}.seed")
         lin = self.linear
         if lin.optimizer not in PROBE_OPTIMIZERS:
             raise bad("linear.optimizer", f"expected one of {', '.join(PROBE_OPTIMIZERS)}, got {lin.optimizer!r}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from study.configfields import (build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none,
-                               refuse_unknown)
+                               refuse_unknown, seed_int)
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -131,8 +131,7 @@ class PretrainConfig:
             raise bad("subset", f"expected 'pretrain' or 'labeled', got {self.subset!r}")
         if self.init_encoder is not None and not isinstance(self.init_encoder, str):
             raise bad("init_encoder", f"expected a path or null, got {self.init_encoder!r}")
-        if not is_int(self.seed):
-            raise bad("seed", f"expected an integer, got {self.seed!r}")
+        seed_int(self.seed, f"{where}.seed")
         if not is_num(self.epochs) or self.epochs < 0:
             raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")
         if self.steps is not None and (not is_int(self.steps) or self.steps < 0):
@@ -163,8 +162,9 @@ class PretrainConfig:
             v = getattr(o, key)
             if not is_num(v) or v < 0:
                 raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
-        if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(is_num(b) for b in o.betas):
-            raise bad("optim.betas", f"expected two numbers, got {o.betas!r}")
+        if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(is_num(b) and 0 <= b < 1
+                                                                                    for b in o.betas):
+            raise bad("optim.betas", f"expected two numbers in [0, 1), got {o.betas!r}")
         self.augment_config(where)  # validates the nested augmentation settings
 
     # ------------------------------------------------------------------ derived values

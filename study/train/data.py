@@ -108,11 +108,13 @@ class ImageReader:
         if max(ch) >= arr.shape[2]:
             raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]}")
         a = np.asarray(arr[:, :, list(ch)])
-        if a.dtype != np.uint8:
-            a = a.astype(np.float64)
-            if np.issubdtype(arr.dtype, np.floating) and a.size and a.max() <= 1.0:
-                a = a * 255.0
-            a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        if np.issubdtype(a.dtype, np.floating):  # by dtype, never by a patch's own values: [0, 1] -> 0-255
+            if a.size and not (np.nanmin(a) >= -1e-6 and np.nanmax(a) <= 1 + 1e-6 and not np.isnan(a).any()):
+                raise ValueError(f"float patch values must lie in [0, 1] (found {np.min(a)} to {np.max(a)}); save "
+                                 f"patches as uint8 (0-255) or scale them to [0, 1]")
+            a = np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+        elif a.dtype != np.uint8:  # other integers: values as they are, clipped to 0-255
+            a = np.clip(a, 0, 255).astype(np.uint8)
         if a.shape[2] == 1:
             a = np.repeat(a, 3, axis=2)
         elif a.shape[2] == 2:

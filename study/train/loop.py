@@ -46,9 +46,10 @@ from study.train.data import (
     total_steps,
 )
 from study.train.methods import METHODS
-from study.train.optim import build_optimizer, lr_at, peak_lr, set_lr
+from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, set_lr
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
+LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
 
 
 class StopRequested(Exception):
@@ -133,6 +134,8 @@ def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device
            "device_type": device.type, "precision": "bf16" if use_bf16 else "fp32", "channels_last": channels_last}
     if cfg.init_encoder:
         out["init_encoder_sha256"] = file_sha256(cfg.init_encoder)
+    if cfg.optim.name == "lars":  # what its momentum buffer holds: one of the torch-style buffer (g) is refused
+        out["lars_momentum"] = LARS.MOMENTUM
     return out
 
 
@@ -149,7 +152,8 @@ def _augment_params(aug_cfg) -> dict:
 def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = None) -> RunOutput:
     """Train `cfg.method` on the manifest's images; resume from `run_dir/checkpoint.pt` if present.
 
-    Returns {"metrics": [{"metric": "loss", ...}, (+ "train_top1" for supervised)], "protocol": {...}} and
+    Returns {"metrics": [{"metric": "loss", ...}, (+ "train_top1" for supervised)], "protocol": {...}} (both
+    metrics: over the last epoch's steps, the loss over at most `LOSS_STEPS` of them) and
     writes `run_dir/encoder.pt`. `stop_at=k` checkpoints at step k and raises StopRequested (for tests).
     """
     run_dir = Path(run_dir)
@@ -220,6 +224,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     # ---- resume
     step, wall_before, recent, acc_window, resumed_from = 0, 0.0, [], [], []
     train_before = 0.0  # time spent in earlier sessions' training loops
+    threads = [torch.get_num_threads()]  # each session's torch threads: on a CPU, float sums depend on them
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path, {"config": PretrainConfig.default_fingerprint()})
@@ -230,8 +235,14 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         train_before = float(ck["train_time_s"])
         recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
         resumed_from = list(ck["resumed_from"]) + [step]
+        threads = list(ck.get("cpu_threads", [])) + threads  # absent from checkpoints written before it was kept
         if world.is_main:
             _log(f"resuming {run_dir} at step {step}/{total}")
+            if device.type == "cpu" and threads[0] != threads[-1]:
+                _log(f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
+                     f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
+                     f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
+                     f"here)")
 
     model = method
     if world.size > 1:
@@ -258,6 +269,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
             "recent_losses": list(recent),
             "train_acc_window": [list(x) for x in acc_window],
             "resumed_from": resumed_from,
+            "cpu_threads": threads,
         }
 
     def save(at_step: int) -> None:
@@ -324,10 +336,9 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
     train_time = timing["train_s"]  # the run ends with a checkpoint at its last step
     _write_encoder(run_dir, method.encoder, world)
-    window = max(1, min(cfg.log_every_steps, total))
     metrics = []
-    if recent:
-        metrics.append(_row("loss", float(np.mean(recent[-window:]))))
+    if recent:  # over the last epoch, as train_top1 (at most the last LOSS_STEPS steps): not over the log's window
+        metrics.append(_row("loss", float(np.mean(recent[-max(1, min(spe, LOSS_STEPS)):]))))
     if acc_window:
         correct, seen = map(sum, zip(*acc_window))
         metrics.append(_row("train_top1", correct / max(1.0, seen)))
@@ -336,6 +347,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
         images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
         resumed_from_steps=resumed_from,
+        cpu_threads=threads[0] if len(set(threads)) == 1 else threads,  # a list: the sessions' counts differed
     )
     return {"metrics": metrics, "protocol": protocol}
 
@@ -384,7 +396,7 @@ def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int,
         recent.append(v)
         if c is not None:
             acc_window.append((correct, seen))
-    del recent[:-1000]
+    del recent[:-LOSS_STEPS]
     del acc_window[:-acc_steps]
 
 

@@ -32,14 +32,20 @@ def is_bias_or_norm(name: str, p: torch.Tensor) -> bool:
 
 
 class LARS(torch.optim.Optimizer):
-    """Layer-wise adaptive rate scaling (You et al. 2017) as SimCLR uses it. Per parameter p with gradient g:
+    """Layer-wise adaptive rate scaling (You et al. 2017) as SimCLR's code uses it (classic momentum: the learning
+    rate inside the momentum buffer). Per parameter p with gradient g, at the step's learning rate lr:
 
         g <- g + wd * p                                   (groups with weight decay)
         g <- g * eta * ||p|| / ||g||  if ||p||, ||g|| > 0 (groups with `lars_adapt`; eta = trust coefficient)
-        v <- momentum * v + g ;  p <- p - lr * v
+        v <- momentum * v + lr * g ;  p <- p - v
 
-    Groups built by `build_optimizer` leave biases and norm parameters without weight decay and adaptation.
+    So a gradient is applied at the learning rate of its own step: during warmup the first steps' gradients, taken at
+    a learning rate near 0, stay small (torch's SGD, `v <- momentum * v + g; p <- p - lr * v`, would apply them at
+    each later step's rate). Groups built by `build_optimizer` leave biases and norm parameters without weight decay
+    and adaptation.
     """
+
+    MOMENTUM = "classic: lr inside the buffer (SimCLR)"  # in the checkpoint fingerprint: what the buffer holds
 
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
                  trust_coefficient: float = 0.001, lars_adapt: bool = True):
@@ -67,10 +73,9 @@ class LARS(torch.optim.Optimizer):
                     g = g * trust
                 state = self.state[p]
                 if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.clone(g).detach()
-                else:
-                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
-                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                state["momentum_buffer"].mul_(group["momentum"]).add_(g, alpha=group["lr"])
+                p.sub_(state["momentum_buffer"])
         return loss
 
 

@@ -223,6 +223,9 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"protocol": "finetune", "finetune": {"augment": "simclr"}}, "evaluate.finetune.augment"),
     ({"colour": 1}, "evaluate: unknown key"),
     ({"test_manifest": ""}, "evaluate.test_manifest"),
+    ({"seed": -1}, "evaluate.seed"),
+    ({"checkpoint_every_minutes": 0}, "evaluate.checkpoint_every_minutes"),
+    ({"epochs": "x"}, "evaluate.epochs"),
 ])
 def test_config_errors_name_the_key(over, key):
     with pytest.raises(StudyError, match=key.replace(".", r"\.")):

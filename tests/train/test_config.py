@@ -49,6 +49,10 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "augment": {"blurr_p": 0.5}}, "pretrain.augment: unknown key(s) 'blurr_p' (did you mean "
                                                          "'blur_p'?)"),
         ({}, "pretrain.manifest"),
+        ({"manifest": "m", "seed": -1}, "pretrain.seed: expected an integer in [0, 2**63)"),  # numpy refuses it
+        ({"manifest": "m", "seed": 2**64}, "pretrain.seed"),
+        ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1.5]}}, "pretrain.optim.betas"),  # torch does
+        ({"manifest": "m", "checkpoint_every_minutes": 0}, "pretrain.checkpoint_every_minutes"),
     ],
 )
 def test_bad_values_name_the_key(d, key):

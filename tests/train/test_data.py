@@ -65,6 +65,22 @@ def test_npy_patches_choose_channels(tmp_path):
     assert np.asarray(ImageReader(_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])).max() == 128
 
 
+def test_float_patches_are_read_as_0_to_1_whatever_their_own_values(tmp_path):
+    """The scale comes from the dtype, not from each patch: a dark float patch of a dataset in [0, 1] is not
+    brightened, and a float patch outside [0, 1] (a dataset in 0-255) is refused naming the file, not guessed."""
+    df = pd.DataFrame([{"path": "p.npy", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    reader = ImageReader(_manifest(tmp_path, df, kind="npy"))
+    np.save(tmp_path / "p.npy", np.full((2, 2, 3), 0.2, np.float64))
+    assert np.asarray(reader.open(df.iloc[0])).max() == 51
+    np.save(tmp_path / "p.npy", np.full((2, 2, 3), 0.9, np.float32))
+    assert np.asarray(reader.open(df.iloc[0])).max() == 229  # float32 0.9 x 255 = 229.49999
+    np.save(tmp_path / "p.npy", np.full((2, 2, 3), 200.0, np.float32))
+    with pytest.raises(StudyError, match=r"p.npy.*float patch values must lie in \[0, 1\] \(found 200.0"):
+        reader.open(df.iloc[0])
+    np.save(tmp_path / "p.npy", np.full((2, 2, 3), 300, np.uint16))  # other integers: clipped, not rescaled
+    assert np.asarray(reader.open(df.iloc[0])).max() == 255
+
+
 @pytest.mark.skipif(not FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_idx_rows_read_real_fashion_mnist():
     df = pd.DataFrame([{"path": f"{FASHION.name}#{i}", "label": 0, "class_name": "x", "rank": i, "labeled_rank": i}

@@ -43,8 +43,32 @@ def test_lars_exempts_biases_and_norms_from_decay_and_adaptation():
         if name == "0.weight":
             g = g + 0.1 * w
             g = g * 0.001 * w.norm() / g.norm()
-        expect = w - 0.5 * g  # first step: momentum buffer = g
+        expect = w - 0.5 * g  # first step: momentum buffer = lr * g
         assert torch.allclose(p.detach(), expect, atol=1e-7), name
+
+
+def test_lars_momentum_applies_each_gradient_at_its_own_steps_learning_rate():
+    """SimCLR's classic momentum, v <- m v + lr_t g_t; p <- p - v, against a loop over the steps: during warmup a
+    gradient taken at lr 0 moves nothing later (torch-style momentum, v <- m v + g; p <- p - lr v, would)."""
+    torch.manual_seed(0)
+    start, lrs = torch.randn(6), [0.0, 0.4, 0.8, 1.2]
+    grads = [torch.randn(6) for _ in lrs]
+
+    def run(grads):
+        p = nn.Parameter(start.clone())
+        opt = LARS([{"params": [p], "lars_adapt": False}], lr=0.0, momentum=0.9)
+        for g, lr in zip(grads, lrs):
+            opt.param_groups[0]["lr"] = lr
+            p.grad = g.clone()
+            opt.step()
+        return p.detach()
+
+    w, v = start.clone(), torch.zeros(6)
+    for g, lr in zip(grads, lrs):
+        v = 0.9 * v + lr * g
+        w = w - v
+    assert torch.allclose(run(grads), w, atol=1e-6)
+    assert torch.equal(run([100 * torch.randn(6)] + grads[1:]), run(grads))  # the step at lr 0 leaves no trace
 
 
 def test_sgd_and_adamw_groups_have_no_decay_on_biases():

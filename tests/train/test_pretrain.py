@@ -47,6 +47,24 @@ def test_stopped_and_resumed_run_ends_bit_identical(method, tiny_manifest, make_
     assert moved
 
 
+def test_a_run_resumed_with_another_cpu_thread_count_warns_and_records_each_sessions(tiny_manifest, make_config,
+                                                                                       tmp_path, capfd):
+    """On a CPU the float sums depend on torch's thread count, so the weights of a run resumed with another count
+    differ in the last bits from an uninterrupted run's: said at the resume, and every session's count recorded."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(StopRequested):
+            pretrain(make_config(device="cpu"), tmp_path / "run", stop_at=2)
+        torch.set_num_threads(2)
+        out = pretrain(make_config(device="cpu"), tmp_path / "run")
+        assert out["protocol"]["cpu_threads"] == [1, 2]
+        assert "this session has 2 torch threads, the run began with 1" in capfd.readouterr().err
+        assert pretrain(make_config(device="cpu"), tmp_path / "same")["protocol"]["cpu_threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):
     out = pretrain(make_config(), tmp_path / "run")
     p = out["protocol"]
@@ -81,6 +99,18 @@ def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make
     assert out["protocol"]["resumed_from_steps"] == [2]
 
 
+def test_how_often_a_run_logs_and_checkpoints_changes_neither_its_metrics_nor_its_fingerprint(
+        tiny_manifest, make_config, tmp_path):
+    """The loss metric is the last epoch's mean (here 3 steps), not the log window's; the fingerprint leaves the
+    run-only settings out, so such runs of one recipe aggregate."""
+    from study.results import protocol_fingerprint
+
+    a = pretrain(make_config(log_every_steps=2), tmp_path / "a")
+    b = pretrain(make_config(log_every_steps=5, checkpoint_every_steps=2, checkpoint_every_minutes=30), tmp_path / "b")
+    assert a["metrics"] == b["metrics"] and a["metrics"][0]["metric"] == "loss"
+    assert protocol_fingerprint(a["protocol"]) == protocol_fingerprint(b["protocol"])
+
+
 def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_manifest, make_config, tmp_path):
     """A key added to the config since the checkpoint was written (as `head_output_bn` was) matches while it has
     the default, which computes what the code before it did; any other value is refused, naming the key."""
@@ -93,6 +123,19 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
     with pytest.raises(StudyError, match=r"config.head_output_bn: checkpoint '<absent>', now True"):
         pretrain(make_config(head_output_bn=True), tmp_path / "run")
     assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]
+
+
+def test_a_lars_checkpoint_of_the_torch_style_momentum_buffer_is_refused(tiny_manifest, make_config, tmp_path):
+    """LARS keeps lr x g in its momentum buffer (SimCLR's classic momentum); a checkpoint of the earlier buffer, g
+    alone (its fingerprint lacks `lars_momentum`), would resume with the momentum off by the learning rate."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    del ck["fingerprint"]["lars_momentum"]
+    torch.save(ck, path)
+    with pytest.raises(StudyError, match=r"lars_momentum: checkpoint '<absent>', now 'classic: lr inside the buffer"):
+        pretrain(make_config(), tmp_path / "run")
 
 
 def test_checkpoint_from_a_gpu_bf16_run_is_refused_on_cpu(tiny_manifest, make_config, tmp_path):
