@@ -119,9 +119,10 @@ def check_index(index: Index, where: str) -> None:
         raise StudyError(f"{where}: image {sorted_paths[first].as_py()!r} is listed twice")
 
 
-def apply_taxonomy(index: Index, taxonomy: Path) -> None:
-    """Add the taxonomy columns of a CSV whose header names the levels coarse -> fine, last column = class name."""
-    header, table = read_taxonomy(taxonomy)
+def apply_taxonomy(index: Index, taxonomy: Path, read: tuple[list[str], dict[str, list[str]]] | None = None) -> None:
+    """Add the taxonomy columns of a CSV whose header names the levels coarse -> fine, last column = class name;
+    every class of `index.class_names` has a row, every row a class. `read`: the file's `read_taxonomy`, when done."""
+    header, table = read if read is not None else read_taxonomy(taxonomy)
     by_name = {normalise_class(k): v for k, v in table.items()}
     values_per_class = []
     for name in index.class_names:

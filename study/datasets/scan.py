@@ -49,13 +49,25 @@ def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
     return require_utf8(out, folder)
 
 
+def scan_threads() -> int:
+    """`STUDY_SCAN_THREADS` (default 1); StudyError naming the variable and its value unless a whole number >= 1."""
+    text = os.environ.get("STUDY_SCAN_THREADS", "1")
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise StudyError(f"STUDY_SCAN_THREADS={text!r}: expected a whole number of threads, 1 or more")
+    return threads
+
+
 def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]]]:
     """Classes (sorted sub-folder names) and, per class, its sorted image paths relative to the class folder.
 
     `threads` (default `STUDY_SCAN_THREADS`, else 1) lists class folders in parallel: worth it on network
     filesystems, where listing waits on the server; on a local disk one thread is fastest."""
     if threads is None:
-        threads = int(os.environ.get("STUDY_SCAN_THREADS", "1"))
+        threads = scan_threads()
     classes = list_dirs(folder)
     if threads > 1 and len(classes) > 1:
         with ThreadPoolExecutor(threads) as pool:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from study.counts import format_count
 from study.datasets import ReaderOptions, read_dataset
-from study.datasets.base import Index
+from study.datasets.base import Index, apply_taxonomy, read_taxonomy
 from study.errors import StudyError
 from study.manifests.ranking import key_order, rank_rows
 from study.manifests.store import (
@@ -179,16 +179,21 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str) -
 
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
+    """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
+    before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
     check_name(cfg.name)
-    options = ReaderOptions(label_rule=cfg.label_rule, taxonomy=cfg.taxonomy, channels=cfg.channels)
+    options = ReaderOptions(label_rule=cfg.label_rule, channels=cfg.channels)
     for flag, value in (("--label-rule", cfg.label_rule), ("--channels", cfg.channels)):
         if value is not None and cfg.dataset != "glc20":
             raise StudyError(f"{flag} applies to glc20 only, not {cfg.dataset}")
+    classes = load_meta(cfg.classes_from)["class_names"] if cfg.classes_from is not None else None
+    taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
-    aligned = cfg.classes_from is not None and align_classes(
-        index, load_meta(cfg.classes_from)["class_names"], f"--classes-from {cfg.classes_from}", where)
+    aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where)
+    if taxonomy is not None:
+        apply_taxonomy(index, Path(cfg.taxonomy), taxonomy)
     check_sizes(cfg.sizes, len(index), "--sizes", where)
     check_sizes(cfg.labeled_sizes, len(index), "--labeled-sizes", where)
     print(f"[manifest] ranking {len(index)} images in {len(index.class_names)} classes", file=sys.stderr)

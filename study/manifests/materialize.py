@@ -17,7 +17,7 @@ from pathlib import Path
 from study.atomic import write_json
 from study.errors import StudyError
 from study.manifests.parallel import run_jobs
-from study.manifests.store import load_manifest
+from study.manifests.store import Manifest, load_manifest
 
 _STATE: dict = {}
 
@@ -31,17 +31,17 @@ def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
     return base / f"{rel}.png"
 
 
-def _init(name: str) -> None:
+def _init(name: str, meta: dict) -> None:
+    """A worker's reader: the manifest's metadata only; each job carries its row's values (the table is never read)."""
     from study.train.data import ImageReader
 
-    m = load_manifest(name)
-    _STATE["reader"] = ImageReader(m)
+    _STATE["reader"] = ImageReader(Manifest(name, meta))
 
 
-def _write(job: tuple[int, str]) -> str | None:
-    row_index, target = job
+def _write(job: tuple[str, str | None, str]) -> str | None:
+    rel, source, target = job
     reader = _STATE["reader"]
-    row = reader.manifest.table.iloc[row_index]
+    row = {"path": rel, "source": source}
     target_path = Path(target)
     tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
     try:
@@ -69,19 +69,18 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     if out.exists() and not out.is_dir():
         raise StudyError(f"--out {out}: exists and is not a folder")
     sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)
-    positions = df.index.tolist()  # the table keeps its RangeIndex: labels are row positions
     jobs = []
     skipped = 0
-    for pos, rel, src in zip(positions, df["path"].tolist(), sources):
+    for rel, src in zip(df["path"].tolist(), sources):
         target = out_path(out, rel, src, m.kind_of(src) == "idx")
         if target.is_file():
             skipped += 1
         else:
-            jobs.append((int(pos), str(target)))
+            jobs.append((rel, src, str(target)))
     _claim(out, m, skipped)
     total = len(jobs)
     print(f"[manifest] materialize {name}: {total} to write, {skipped} already there", file=sys.stderr)
-    errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name,))
+    errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name, m.meta))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped

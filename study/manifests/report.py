@@ -9,7 +9,7 @@ import numpy as np
 
 from study.counts import format_count
 from study.errors import StudyError
-from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta
+from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta, manifest_paths, meta_intact
 
 
 def list_text() -> str:
@@ -38,8 +38,14 @@ def _columns(rows: list[tuple]) -> str:
 
 
 def show_text(name: str) -> str:
+    """What `study manifest show` prints; StudyError naming the file when the metadata was edited since it was
+    written, or a label has no class."""
     m = load_manifest(name)
     meta = m.meta
+    table_path, meta_path = manifest_paths(name)
+    if not meta_intact(meta):
+        raise StudyError(f"{meta_path}: metadata differs from the recorded content hash (the JSON file was changed); "
+                         f"rebuild the manifest")
     lines = [f"manifest {m.name}  ({meta.get('dataset')} {meta.get('split')}, kind {meta.get('kind')})"]
     if meta.get("root"):
         lines.append(f"root: {meta['root']}")
@@ -63,6 +69,9 @@ def show_text(name: str) -> str:
     lines.append(f"content hash: {m.content_hash}")
     t = m.table
     labels = t["label"].to_numpy()
+    if len(labels) and (labels.min() < 0 or labels.max() >= m.num_classes):
+        raise StudyError(f"{table_path}: labels outside 0..{m.num_classes - 1}, the classes of {meta_path.name} "
+                         f"(the Parquet file was changed); rebuild the manifest")
     rank, lrank = t["rank"].to_numpy(), t["labeled_rank"].to_numpy()
     cols = [("all", np.bincount(labels, minlength=m.num_classes))]
     cols += [(format_count(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes]

@@ -1,8 +1,8 @@
 """Frozen manifests on disk: `<manifests_dir>/<name>.parquet` (rows) + `<name>.json` (metadata), and `Manifest`.
 
 Rows are stored in rank order. The content hash covers the rows (`table_hash`, computed from the values, not the
-Parquet bytes) and every metadata field except the name and the root(s), so the same images + seed give the same
-hash on every machine. The JSON is written last: a manifest without it does not exist.
+Parquet bytes) and every metadata field except the name and the root(s), so the same files (relative paths) + seed
+give the same hash under any root. The JSON is written last: a manifest without it does not exist.
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
         raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {e.strerror or e}") from None
 
 
-def load_meta(name: str) -> dict:
+def read_meta(name: str) -> dict:
+    """A manifest's metadata as its JSON file holds it (a dict of schema version 1; no field checked)."""
     check_name(name)
     table_path, meta_path = manifest_paths(name)
     if not meta_path.is_file() or not table_path.is_file():
@@ -137,12 +138,99 @@ def load_meta(name: str) -> dict:
     return meta
 
 
-def read_arrow(name: str) -> pa.Table:
+def load_meta(name: str) -> dict:
+    """A manifest's metadata, its fields of the types `Manifest` reads (`check_meta`)."""
+    return check_meta(read_meta(name), manifest_paths(name)[1])
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _counts(v: Any) -> bool:
+    return isinstance(v, list) and all(map(_count, v))
+
+
+def _string(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(map(_string, v))
+
+
+def _folders(v: Any) -> bool:
+    return isinstance(v, dict) and all(map(_string, v.values()))
+
+
+# the fields a manifest's readers compute with: key -> (required, test, what the value must be)
+META_FIELDS = {
+    "class_names": (True, _strings, "a list of class names"),
+    "num_images": (True, _count, "a whole number"),
+    "sizes": (False, _counts, "a list of whole numbers"),
+    "labeled_sizes": (False, _counts, "a list of whole numbers"),
+    "levels": (False, _strings, "a list of column names"),
+    "root": (False, _string, "a folder"),
+    "roots": (False, _folders, "a mapping of sources to folders"),
+    "corruption": (False, _string, "a corruption spec"),
+    "table_hash": (False, _string, "a hash"),
+    "content_hash": (False, _string, "a hash"),
+}
+
+
+def check_meta(meta: dict, path: Path) -> dict:
+    """`meta`, or a StudyError naming `path` and the first field of `META_FIELDS` that is missing or not of its type
+    (a file edited by hand); the optional ones may be absent or null."""
+    for key, (required, test, what) in META_FIELDS.items():
+        value = meta.get(key)
+        if value is None and required:
+            raise StudyError(f"{path}: manifest metadata has no {key!r}")
+        if value is not None and not test(value):
+            raise StudyError(f"{path}: {key!r} must be {what}, not {_short(value)}")
+    return meta
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def meta_intact(meta: dict) -> bool:
+    """Whether the metadata still has the content hash it was written with (not edited since)."""
+    return content_hash(meta) == meta.get("content_hash")
+
+
+COLUMN_KINDS = {"path": "strings", "class_name": "strings", "source": "strings", "label": "integers",
+                "rank": "integers", "labeled_rank": "integers"}
+
+
+def column_problem(table: pa.Table) -> str | None:
+    """What makes `table` no manifest's rows (a column of missing values, of a type other than strings or integers,
+    or a column of `COLUMN_KINDS` of the other one), or None."""
+    for f in table.schema:
+        t = f.type
+        kind = "strings" if pa.types.is_string(t) or pa.types.is_large_string(t) else \
+            "integers" if pa.types.is_integer(t) else None
+        want = COLUMN_KINDS.get(f.name, kind)
+        if kind is None or kind != want:
+            return f"column {f.name!r} must hold {want or 'strings or integers'}, not {t}"
+        if table.column(f.name).null_count:
+            return f"column {f.name!r} has missing values"
+    return None
+
+
+def read_arrow(name: str, checked: bool = True) -> pa.Table:
+    """A manifest's rows; StudyError naming the Parquet file when it is unreadable or (`checked`) a column is not of
+    its type."""
     table_path, _ = manifest_paths(name)
     try:
-        return pq.read_table(table_path)
+        table = pq.read_table(table_path)
     except (OSError, pa.ArrowException) as e:
         raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
+    problem = column_problem(table) if checked else None
+    if problem:
+        raise StudyError(f"{table_path}: {problem}")
+    return table
 
 
 def table_columns(name: str) -> list[str] | None:
@@ -249,6 +337,8 @@ class Manifest:
             if source not in roots:
                 raise StudyError(f"manifest {self.name}: row source {source!r} has no root")
             return Path(roots[source])
+        if not self.meta.get("root"):
+            raise StudyError(f"{manifest_paths(self.name)[1]}: manifest metadata has no 'root'")
         return Path(self.meta["root"])
 
     def abs_path(self, row: Any) -> Path:

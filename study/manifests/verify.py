@@ -6,7 +6,19 @@ import pyarrow.compute as pc
 
 from study.errors import StudyError
 from study.manifests.parallel import run_jobs
-from study.manifests.store import BASE_COLUMNS, content_hash, load_manifest, manifest_exists, read_arrow, table_hash
+from study.manifests.store import (
+    BASE_COLUMNS,
+    Manifest,
+    check_meta,
+    column_problem,
+    load_manifest,
+    manifest_exists,
+    manifest_paths,
+    meta_intact,
+    read_arrow,
+    read_meta,
+    table_hash,
+)
 
 
 def _is_permutation(values: np.ndarray) -> bool:
@@ -19,15 +31,23 @@ def _is_permutation(values: np.ndarray) -> bool:
 
 
 def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[str]:
-    """Problems found (an empty list when the manifest is sound)."""
-    m = load_manifest(name)
-    meta = m.meta
+    """Problems found (an empty list when the manifest is sound). Metadata that no longer has its content hash is
+    reported alone: none of its fields is trusted; columns not of their type end the checks of the rows."""
+    table_path, meta_path = manifest_paths(name)
+    meta = read_meta(name)
+    if not meta_intact(meta):
+        return [f"metadata differs from the recorded content hash (the JSON file was changed): {meta_path}"]
+    try:
+        m = Manifest(name, check_meta(meta, meta_path))
+    except StudyError as e:
+        return [str(e)]
+    table = read_arrow(name, checked=False)
+    problem = column_problem(table)
+    if problem:  # the rows cannot be read as a manifest's
+        return [f"{table_path}: {problem} (the Parquet file was changed)"]
     problems: list[str] = []
-    table = read_arrow(name)
     if table_hash(table) != meta.get("table_hash"):
         problems.append("rows differ from the recorded table hash (the Parquet file was changed)")
-    if content_hash(meta) != meta.get("content_hash"):
-        problems.append("metadata differs from the recorded content hash (the JSON file was changed)")
     missing = [c for c in BASE_COLUMNS if c not in table.column_names]
     if missing:
         return problems + [f"missing columns: {', '.join(missing)}"]

@@ -150,3 +150,40 @@ def test_meta_records_what_it_was_built_from(build, manifests):
         assert key in meta
     assert meta["seed"] == 2 and meta["dataset"] == "imagefolder"
     assert isinstance(pd.read_parquet(manifests / "toy.parquet"), pd.DataFrame)
+
+
+def test_taxonomy_of_a_train_split_applies_to_its_test_split_built_with_its_classes(build, cli, tree, tmp_path):
+    """--classes-from adds the train split's classes the test split has no image of: the taxonomy is checked against
+    that class list, so the train split's file serves, and a file lacking one of those classes is refused."""
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("tr", "--taxonomy", tax)
+    for c in ("cat", "dog"):  # a val split without eel and fox images
+        (tree / "val" / c).mkdir(parents=True)
+        shutil.copy(tree / "train" / c / "000.png", tree / "val" / c / "000.png")
+    val = ["manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "val", "--classes-from", "tr"]
+    code, _, err = cli(*val, "--name", "va", "--taxonomy", tax)
+    assert code == 0, err
+    m = load_manifest("va")
+    assert m.class_names == ["cat", "dog", "eel", "fox"] and m.levels == ["group", "class_name"]
+    assert sorted(zip(m.table["class_name"], m.table["group"])) == [("cat", "felid"), ("dog", "canid")]
+    assert m.meta["sources"] == [s for s in load_manifest("tr").meta["sources"] if s.get("role") == "taxonomy"]
+    short = tmp_path / "short.csv"
+    short.write_text("group,class_name\nfelid,cat\ncanid,dog\ncanid,fox\n")
+    code, _, err = cli(*val, "--name", "va2", "--taxonomy", short)
+    assert code == 2 and f"{short}: class 'eel' of the dataset has no row" in err and not manifest_exists("va2")
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--classes-from", "trian", "manifest 'trian' not found"),
+    ("--taxonomy", "{tmp}/nope.csv", "taxonomy file not found: {tmp}/nope.csv"),
+    ("--taxonomy", "{tmp}/bad.csv", "{tmp}/bad.csv line 1: the header must name two or more distinct levels"),
+])
+def test_the_flags_files_are_checked_before_the_dataset_is_indexed(cli, tree, tmp_path, flag, value, message):
+    """A misspelt --classes-from or a missing or malformed --taxonomy file is reported before any image is listed
+    (here the split folder is missing: indexing would fail on that first)."""
+    (tmp_path / "bad.csv").write_text("class_name\ncat\n")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "nosplit",
+                       "--name", "x", flag, value.format(tmp=tmp_path))
+    assert code == 2 and message.format(tmp=tmp_path) in err
+    assert "indexing" not in err and "nosplit" not in err

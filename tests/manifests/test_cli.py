@@ -103,3 +103,35 @@ def test_a_folder_that_cannot_be_written_is_named_and_no_rows_are_left(cli, tree
     code, _, err = cli(*args)
     assert code == 2 and f"cannot write manifest toy in {manifests}" in err
     assert not (manifests / "toy.parquet").exists() and not list(manifests.glob(".*.tmp"))
+
+
+def test_show_refuses_edited_metadata_and_labels_without_a_class(build, cli, manifests):
+    """`show` neither crashes on an edited manifest nor leaves out the images of a class edited away: it names the
+    file and the field."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    build("toy", "--sizes", "10")
+    path = manifests / "toy.json"
+    built = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(built, class_names=["cat", "dog", "eel"])))
+    code, out, err = cli("manifest", "show", "toy")
+    assert code == 2 and not out and f"{path}: metadata differs from the recorded content hash" in err
+    for key, value, message in (("class_names", "abc", "'class_names' must be a list of class names, not 'abc'"),
+                                ("sizes", ["10k"], "'sizes' must be a list of whole numbers, not ['10k']")):
+        path.write_text(json.dumps(dict(built, **{key: value})))
+        code, out, err = cli("manifest", "show", "toy")
+        assert code == 2 and not out and f"{path}: {message}" in err
+    del built["class_names"]
+    path.write_text(json.dumps(built))
+    code, _, err = cli("manifest", "show", "toy")
+    assert code == 2 and f"{path}: manifest metadata has no 'class_names'" in err
+    build("other")
+    table = manifests / "other.parquet"
+    t = pq.read_table(table)
+    pq.write_table(t.set_column(1, "label", pa.array([7] * t.num_rows, pa.int64())), table)
+    code, out, err = cli("manifest", "show", "other")
+    assert code == 2 and not out and f"{table}: labels outside 0..3, the classes of other.json" in err
+    pq.write_table(t.set_column(1, "label", pa.array(["1"] * t.num_rows)), table)
+    code, out, err = cli("manifest", "show", "other")
+    assert code == 2 and f"{table}: column 'label' must hold integers, not string" in err

@@ -101,3 +101,36 @@ def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
     m = load_manifest("glc")
     assert m.meta["kind"] == "npy" and m.meta["label_rule"] == "landcover_mode" and m.class_names == ["landcover_3"]
     assert cli("manifest", "verify", "glc", "--files")[0] == 0
+
+
+def test_edited_metadata_is_one_problem_not_a_traceback(build, cli, manifests):
+    """Metadata that no longer has its content hash is reported alone, whatever the edit (a field removed, a number
+    written as text): nothing in it is trusted. Recomputing the hash does not make a field of the wrong type pass."""
+    from study.manifests.store import content_hash
+
+    build("toy", "--sizes", "10")
+    path = manifests / "toy.json"
+    built = json.loads(path.read_text())
+    for key, value in (("class_names", None), ("class_names", "abc"), ("sizes", ["10k"]), ("num_images", "24")):
+        meta = dict(built, **{key: value})
+        if value is None:
+            del meta[key]
+        path.write_text(json.dumps(meta))
+        code, _, err = cli("manifest", "verify", "toy")
+        assert code == 2, (key, err)
+        assert err.splitlines()[1:] == [f"  metadata differs from the recorded content hash (the JSON file was "
+                                        f"changed): {path}"]
+    meta = dict(built, sizes=["10k"])
+    meta["content_hash"] = content_hash(meta)
+    path.write_text(json.dumps(meta))
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 2 and f"{path}: 'sizes' must be a list of whole numbers, not ['10k']" in err
+
+
+def test_a_column_of_another_type_is_named_not_a_traceback(build, cli, manifests):
+    build("toy")
+    path = manifests / "toy.parquet"
+    t = pq.read_table(path)
+    pq.write_table(t.set_column(1, "label", pc.cast(t.column("label"), pa.string())), path)
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 2 and f"{path}: column 'label' must hold integers, not string" in err
