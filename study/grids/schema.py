@@ -163,8 +163,8 @@ def load_grid(path: str | Path) -> Grid:
         raise fail(p, getattr(raw, "line", 1), "a grid must be a mapping")
     check_keys(p, raw, TOP_KEYS, required=("name", "datasets", "stages"))
     name = raw["name"]
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        raise fail(p, raw.line_of("name"), f"name: expected a word (no spaces or slashes), got {name!r}")
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ ,"):  # Slurm reads a comma as a list
+        raise fail(p, raw.line_of("name"), f"name: expected a word (no spaces, slashes or commas), got {name!r}")
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise fail(p, raw.line_of("description"), "description: expected a string")

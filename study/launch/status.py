@@ -129,13 +129,17 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     live = [st.slurm_id for st in states.values() if st.state in LIVE and st.slurm_id]
     stale = live_outside_plan(plan, workdir)
     ids = [sid for sid in live if sid in own] + stale
+    said = []
     if ids:
         from study.launch.slurm.state import scancel
 
-        scancel(ids)
+        said = scancel(ids)
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
+    if said:
+        out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
+                  + "".join(f"  {line}\n" for line in said))
     if len(live) > len(ids):
         out.write(f"{len(live) - len(ids)} shared job(s) queued by another grid left running: cancel that grid\n")
     if local:

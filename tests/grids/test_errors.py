@@ -342,3 +342,11 @@ def test_a_reader_name_typo_is_refused_at_its_line(write_grid):
     """, base=False)
     assert error_of(g).startswith(f"{g}:{line_of(g, 'imagefoldr')}: datasets.alpha.reader: unknown dataset "
                                   "'imagefoldr' (did you mean 'imagefolder'?)")
+
+
+def test_a_grid_name_with_a_comma_is_refused(write_grid):
+    """Slurm's `--name` filters read a comma as a list: a job named after such a grid could never be found again
+    by name (an interrupted submit's array would then be queued twice)."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("name: t\n", "name: a,b\n"))
+    assert error_of(g) == f"{g}:1: name: expected a word (no spaces, slashes or commas), got 'a,b'"

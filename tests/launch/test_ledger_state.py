@@ -268,3 +268,39 @@ def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
     assert got == {"700_0": "PENDING", "701": "RUNNING"}  # 700_1 and 702 left the queue: preempted for good
     assert {sid: slurm_state(raw) for sid, raw in got.items()} == {"700_0": "pending", "701": "running"}
     assert still_queued(["700_0"], None) == {"700_0": "REQUEUED"}  # squeue not answering: never queue it twice
+
+
+def _fake_commands(bin_dir, **scripts):
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+
+
+def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """Stand-ins for sacct and squeue (the one-node test cluster cannot preempt a job), answering as Slurm does:
+    - squeue without -r folds an array's pending tasks, also a requeued one, into one line `101_[0-1]`: asked with
+      -r, the preempted task 101_0 is found waiting to restart (pending), not taken for cancelled;
+    - a state that changes between two calls in one process is read anew (submitit's watcher keeps the first answer
+      of a job it counts as ended, CONFIGURING among them);
+    - a sacct that fails makes every state unknown (read as pending: nothing is queued twice), and says so."""
+    from study.launch.slurm.state import query
+
+    bin_dir, answer = tmp_path / "bin", tmp_path / "sacct.txt"
+    _fake_commands(bin_dir, sacct=f'cat "{answer}"\n',
+                   squeue='case "$*" in *-r*) printf "101_0 PENDING\\n101_1 PENDING\\n";; '
+                          '*) printf "101_[0-1] PENDING\\n";; esac\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    answer.write_text("JobID|State|NodeList\n101_0|PREEMPTED|n1\n101_1|PENDING|None\n102|CONFIGURING|n1\n")
+    states, logs = query(tmp_path, ["101_0", "101_1", "102"])
+    assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
+        {"101_0": "pending", "101_1": "pending", "102": "pending"}
+    assert logs["101_0"].endswith("submitit/101_0/101_0_0_log.err")
+    answer.write_text("JobID|State|NodeList\n102|FAILED|n1\n")
+    assert slurm_state(query(tmp_path, ["102"])[0]["102"]) == "failed"
+
+    _fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1\n')
+    assert query(tmp_path, ["102"])[0] == {"102": "UNKNOWN"}
+    assert "sacct failed: sacct: error: Problem talking to the database: the states of 1 Slurm job(s) are " \
+           "unknown" in capsys.readouterr().err

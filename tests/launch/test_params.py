@@ -21,6 +21,7 @@ def test_arrays_are_split_below_the_smaller_of_profile_and_cluster_limits():
     assert max_array_size(prof, None) == 500
     assert max_array_size(prof, 1001) == 500
     assert max_array_size(prof, 300) == 300
+    assert max_array_size(prof, 0) == 1  # MaxArraySize = 0: arrays disabled, one job each
     chunks = array_chunks(list(range(1201)), max_array_size(prof, 1001))
     assert [len(c) for c in chunks] == [500, 500, 201]
     assert sum(chunks, []) == list(range(1201))
@@ -40,12 +41,13 @@ def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_depen
     assert (pre["ntasks_per_node"], pre["cpus_per_task"], pre["gpus_per_node"]) == (8, 8, 8)
     assert pre["partition"] == "gpu" and pre["account"] == "my_lab" and pre["qos"] == "normal"
     assert pre["constraint"] == "a100" and pre["time"] == 2880 and pre["mem"] == "480GB"
-    assert pre["additional_parameters"] == {"mail-type": "FAIL", "kill-on-invalid-dep": "yes"}
+    assert pre["additional_parameters"] == {"mail-type": "FAIL", "kill-on-invalid-dep": "yes", "requeue": True}
+    assert pre["srun_args"] == ["--cpus-per-task=8", "--kill-on-bad-exit=1"]  # srun 22.05-23.02 does not inherit it
     assert "dependency" not in pre
     ev = slurm_parameters(prof, "evaluate", Resources(gpus=1, cpus=8, mem_gb=60, time_min=720), job_name="y",
                           dependency="afterok:7_1")
     assert (ev["ntasks_per_node"], ev["cpus_per_task"], ev["gpus_per_node"]) == (1, 8, 1)
-    assert ev["dependency"] == "afterok:7_1"
+    assert ev["dependency"] == "afterok:7_1" and ev["srun_args"] == ["--cpus-per-task=8"]
     cpu = slurm_parameters(load_profile(None).__class__(partition="debug"), "evaluate",
                            Resources(gpus=0, cpus=1, mem_gb=0.5, time_min=10), job_name="z")
     assert "gpus_per_node" not in cpu and cpu["mem"] == "512MB"
@@ -77,7 +79,7 @@ def _srun_line(script: str) -> str:
 
 def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_unchanged(tmp_path):
     """A rank that dies (exception, OOM) must end the job's other ranks at once (`srun --kill-on-bad-exit=1`),
-    not leave them blocked in NCCL collectives until the watchdog; a one-task job's script stays as it was."""
+    not leave them blocked in NCCL collectives until the watchdog; a one-task job's srun has no such flag."""
     from study.launch.slurm.submit import sbatch_script
 
     prof = load_profile(GPU_PROFILE)
@@ -86,14 +88,16 @@ def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_uncha
                                  job_name="n")
     single = slurm_parameters(prof, "pretrain", Resources(gpus=1, cpus=8, mem_gb=60, time_min=60), job_name="s")
     evaluate = slurm_parameters(prof, "evaluate", Resources(gpus=8, cpus=64, mem_gb=60, time_min=60), job_name="e")
-    assert multi["srun_args"] == ["--kill-on-bad-exit=1"] and two_nodes["srun_args"] == ["--kill-on-bad-exit=1"]
-    assert "srun_args" not in single and "srun_args" not in evaluate
+    assert multi["srun_args"] == ["--cpus-per-task=8", "--kill-on-bad-exit=1"]
+    assert two_nodes["srun_args"] == ["--cpus-per-task=8", "--kill-on-bad-exit=1"]
+    assert single["srun_args"] == ["--cpus-per-task=8"] and evaluate["srun_args"] == ["--cpus-per-task=64"]
     for params, n in ((multi, 1), (multi, 3), (two_nodes, 1)):
         assert "--kill-on-bad-exit=1" in _srun_line(sbatch_script(params, tmp_path, n))
     for params, n in ((single, 1), (single, 3), (evaluate, 1)):
         script = sbatch_script(params, tmp_path, n)
         assert "kill-on-bad-exit" not in script
         assert _srun_line(script).startswith("srun --unbuffered --output ")
+        assert f"--cpus-per-task={params['cpus_per_task']}" in _srun_line(script)
     # the golden file: the 8-task pretraining array has the flag, the single-task evaluation arrays do not
     golden = GOLDEN.read_text().split("# ---- array ")[1:]
     assert [("--kill-on-bad-exit=1" in _srun_line(a), "--ntasks-per-node=8" in a) for a in golden] == \
@@ -116,3 +120,39 @@ def test_a_dry_run_after_an_interrupted_submit_writes_nothing(env):
     assert code == 0, err
     assert "interrupted" in err and "would queue 4 job(s) in 3 array(s)" in err
     assert ledger.path.read_bytes() == before
+
+
+def test_a_submit_from_a_host_without_slurm_says_so_and_records_nothing(env, monkeypatch):
+    """submitit's own error was a RuntimeError traceback ("Could not detect srun")."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nohost", seeds=(0,)))
+    monkeypatch.setenv("PATH", str(env / "empty-bin"))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                            "--workdir", str(env / "wd")])
+    assert code == 2 and "--cluster slurm: sbatch and srun not found on this host's PATH" in err
+    assert "Traceback" not in err and not list((env / "wd" / "ledgers").glob("*.jsonl"))  # no intent written
+
+
+def test_cancel_reports_what_scancel_refused_instead_of_a_traceback(env, monkeypatch):
+    """A job that ends between the states read and scancel makes scancel exit 1 for it: said, not a traceback.
+    (Stand-ins for sacct and scancel: the test cluster cannot end a job at that instant.)"""
+    from study.grids import plan_grid
+    from study.launch.ledger import Ledger
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("gone", seeds=(0,)))
+    job = plan_grid(grid).jobs[0]
+    Ledger(env / "wd", "gone").append([{"event": "queued", "batch": "b1", "job": job.id, "stage": job.stage,
+                                        "slurm_job_id": "101", "array_job_id": "101", "folder": "f"}])
+    bin_dir = env / "bin"
+    bin_dir.mkdir()
+    for name, body in (("sacct", 'printf "JobID|State|NodeList\\n101|RUNNING|n1\\n"'),
+                       ("scancel", 'echo "scancel: error: Kill job error on job id 101: Job/step already '
+                                   'completing or completed" >&2; exit 1')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0, err
+    assert "cancelled 1 Slurm job(s) of grid gone" in out
+    assert "scancel refused some" in out and "  scancel: error: Kill job error on job id 101: Job/step" in out

@@ -4,9 +4,11 @@ Profile key -> sbatch option (through submitit): partition -> --partition, accou
 constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
 cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem, time ->
 --time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:
---kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever) and --dependency.
+--kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
+job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
+srun of Slurm 22.05-23.02 does not take from sbatch (a task would get one CPU where tasks are bound to CPUs).
 A job of several tasks also runs `srun --kill-on-bad-exit=1`: when one rank dies the others are killed at once
-instead of waiting in NCCL collectives until the watchdog's timeout (single-task scripts are unchanged).
+instead of waiting in NCCL collectives until the watchdog's timeout.
 """
 from __future__ import annotations
 
@@ -25,20 +27,22 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
     """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
     gpus = int(resources.gpus)
     tasks = resources.tasks_per_node(stage)
+    cpus = max(1, int(resources.cpus) // tasks)
     params: dict[str, Any] = {
         "job_name": job_name,
         "partition": profile.partition,
         "time": int(resources.time_min),
         "nodes": int(resources.nodes),
         "ntasks_per_node": tasks,
-        "cpus_per_task": max(1, int(resources.cpus) // tasks),
+        "cpus_per_task": cpus,
         "mem": _convert_mem(float(resources.mem_gb)),
         "signal_delay_s": min(SIGNAL_DELAY_S, max(10, int(resources.time_min) * 60 // 10)),
         "setup": list(profile.setup),
-        "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes"},
+        "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes", "requeue": True},
+        "srun_args": [f"--cpus-per-task={cpus}"],
     }
     if tasks * int(resources.nodes) > 1:  # torch.distributed ranks: one that dies takes the others down
-        params["srun_args"] = ["--kill-on-bad-exit=1"]
+        params["srun_args"].append("--kill-on-bad-exit=1")
     if gpus:
         params["gpus_per_node"] = gpus
     for key in ("account", "qos", "constraint"):
@@ -73,9 +77,10 @@ def cluster_max_array_size() -> int | None:
 
 
 def max_array_size(profile: Any, cluster_max: int | None) -> int:
-    """Tasks per array: the profile's limit, and below the cluster's MaxArraySize (task indices < MaxArraySize)."""
+    """Tasks per array: the profile's limit, and below the cluster's MaxArraySize (task indices < MaxArraySize; 0
+    disables arrays: one job each)."""
     limit = int(profile.max_array_size)
-    if cluster_max:
+    if cluster_max is not None:
         limit = min(limit, cluster_max)
     return max(1, limit)
 

@@ -1,10 +1,11 @@
-"""Live states of submitted jobs, from sacct through submitit's watcher (always forced: never its cache)."""
+"""Live states of submitted jobs, from sacct asked at each call (read with submitit's parser), and squeue."""
 from __future__ import annotations
 
 import datetime as _dt
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -20,17 +21,21 @@ def submitit_folder(workdir: str | Path) -> Path:
 
 
 def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """({slurm id: sacct state}, {slurm id: stderr log path}) for the given ids. One forced sacct call for all.
-    Without sacct every state is "UNKNOWN" (the caller treats it as still queued). The log is task 0's, or for a
-    failed job of several tasks the first task's whose log holds the error (`failing_task_log`)."""
+    """({slurm id: sacct state}, {slurm id: stderr log path}) for the given ids, from sacct asked now (never a cached
+    answer). When sacct is missing or fails, every state is "UNKNOWN" (the caller treats it as still queued: never
+    queue a job twice) and a warning says so. The log is task 0's, or for a failed job of several tasks the first
+    task's whose log holds the error (`failing_task_log`)."""
     ids = sorted(set(slurm_ids))
     folder = submitit_folder(workdir)
-    jobs = [submitit.SlurmJob(folder=folder, job_id=sid) for sid in ids]
-    logs = {j.job_id: str(j.paths.stderr) for j in jobs}
-    if not jobs or not shutil.which("sacct"):
+    logs = {sid: str(submitit.core.utils.JobPaths(folder, job_id=sid, task_id=0).stderr) for sid in ids}
+    if not ids:
+        return {}, logs
+    answer = _sacct(ids)
+    if isinstance(answer, str):
+        print(f"study: warning: {answer}: the states of {len(ids)} Slurm job(s) are unknown, and they read as "
+              f"pending (nothing is queued again for them)", file=sys.stderr, flush=True)
         return {sid: "UNKNOWN" for sid in ids}, logs
-    jobs[0].get_info(mode="force")  # one sacct over every registered job
-    states = {j.job_id: j.watcher.get_state(j.job_id, mode="cache") for j in jobs}
+    states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
     requeued = [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
     if requeued:
         states.update(still_queued(requeued, _squeue()))
@@ -38,6 +43,26 @@ def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str]
         if slurm_state(raw) == "failed":
             logs[sid] = failing_task_log(logs[sid])
     return states, logs
+
+
+def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
+    """sacct's records of the jobs (arrays expanded to their tasks, by submitit's parser), or why it could not say."""
+    if not shutil.which("sacct"):
+        return "sacct is not on this host's PATH"
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    bases = sorted({sid.split("_")[0] for sid in ids})
+    records: dict[str, dict[str, str]] = {}
+    for i in range(0, len(bases), 500):
+        cmd = ["sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", ",".join(bases[i:i + 500])]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as e:
+            return f"sacct could not be run ({type(e).__name__})"
+        if proc.returncode != 0:
+            return f"sacct failed: {(proc.stderr.strip().splitlines() or ['exit status %d' % proc.returncode])[-1]}"
+        records.update(SlurmInfoWatcher().read_info(proc.stdout))
+    return records
 
 
 # sacct's last record of a job Slurm requeues (preemption with PreemptMode=REQUEUE, a failed node) reads PREEMPTED
@@ -61,7 +86,8 @@ def _squeue() -> str | None:
     if not shutil.which("squeue"):
         return None
     try:
-        proc = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+        # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
+        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None
@@ -128,7 +154,16 @@ def _sacct_time(iso_utc: str, margin_s: int = 3600) -> str:
     return (t - _dt.timedelta(seconds=margin_s)).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def scancel(slurm_ids: Iterable[str]) -> None:
-    ids = sorted(set(slurm_ids))
+def scancel(slurm_ids: Iterable[str]) -> list[str]:
+    """scancel the jobs; returns what scancel said on failing for some of them (e.g. a job that ended meanwhile).
+    StudyError when scancel cannot be run."""
+    ids, said = sorted(set(slurm_ids)), []
     for i in range(0, len(ids), 500):
-        subprocess.run(["scancel", *ids[i:i + 500]], check=True, timeout=120)
+        try:
+            proc = subprocess.run(["scancel", *ids[i:i + 500]], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise StudyError(f"scancel of {len(ids)} Slurm job(s) could not be run ({type(e).__name__}: {e}); "
+                             f"nothing past job {ids[i]} was cancelled") from None
+        if proc.returncode != 0:
+            said += proc.stderr.strip().splitlines() or [f"scancel exited with status {proc.returncode}"]
+    return said

@@ -8,6 +8,7 @@ below the cluster's MaxArraySize.
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 import uuid
 from contextlib import nullcontext
@@ -120,6 +121,10 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
         if any(d in outside or d in held for d in job.depends_on):
             held.append(job.id)
     to_run = [j for j in sel.to_run if j.id not in held]
+    missing = [cmd for cmd in ("sbatch", "srun") if not shutil.which(cmd)] if to_run and not dry_run else []
+    if missing:
+        raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
+                         f"Slurm login node, or run the jobs here with --cluster local")
     limit = max_array_size(profile, cluster_max_array_size())
     folder = slurm_state.submitit_folder(workdir)
     env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
