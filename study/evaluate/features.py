@@ -21,11 +21,11 @@ from torch import nn
 
 from study.atomic import atomic_path
 from study.errors import StudyError
-from study.hashing import config_hash, file_sha256
 from study.evaluate.partial import PartialExtraction
+from study.hashing import config_hash, file_sha256
+from study.train.allocator import retain_freed_memory
 from study.train.backbones import load_encoder
 from study.train.checkpoint import SignalFlag
-from study.train.allocator import retain_freed_memory
 from study.train.data import ImageReader, ViewDataset, close_batches, collate_views, next_batch, worker_init
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused

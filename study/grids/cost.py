@@ -27,6 +27,7 @@ from study.grids.schema import Grid
 PRETRAIN_BATCH = 4096  # study.train.PretrainConfig.batch_size
 FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
 FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
+SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 
 
@@ -71,7 +72,8 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
                 images = float(ft["steps"]) * float(batch) * len(sizes) + test
             else:
                 if not is_num(epochs):
-                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else FINETUNE_EPOCHS
+                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else \
+                        SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
                 images = float(epochs) * sum(sizes) + test
             seconds = images / (cost.rate(backbone, "finetune") * gpus)
         else:

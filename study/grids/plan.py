@@ -224,6 +224,11 @@ def check_manifests(plan: Plan) -> list[str]:
         if not _manifest_exists(name):
             problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/; make it with:\n    "
                             f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
+    if problems:  # said once, after the last command
+        problems[-1] += ("\nset each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its "
+                         "layout); a manifest's sizes are part of its content hash, so a train manifest is built once "
+                         "with every size any grid will ask of it (for the paper's datasets the commands list the "
+                         "paper's sizes too); `study plan --no-check` shows the plan without the manifests")
     return problems or check_manifest_contents(plan)
 
 
@@ -334,8 +339,16 @@ def _split(name: str, reader: str | None) -> str:
     return suggested.get(split, split)
 
 
+# the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all
+# of them, so that the one manifest of a dataset serves every grid (its sizes are part of its content hash)
+PAPER_READERS = ("imagenet", "inat21", "places365", "glc20")
+PAPER_SIZES = (50_000, 125_000, 250_000, 500_000, 1_000_000)
+PAPER_LABELED_SIZES = (10_000, 50_000, 100_000, 250_000)
+
+
 def manifest_commands(plan: Plan) -> dict[str, str]:
-    """Manifest name -> the command that makes it, in the order the jobs first need them."""
+    """Manifest name -> the command that makes it, in the order the jobs first need them. A train manifest of one
+    of the paper's datasets gets the paper's sizes as well as those the grid needs."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
@@ -383,6 +396,9 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             root = _root_var(ds.key if ds else name)
             split = _split(name, reader)
             cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
+            if kind == "train" and reader in PAPER_READERS:
+                sizes.setdefault(name, set()).update(PAPER_SIZES)
+                labeled.setdefault(name, set()).update(PAPER_LABELED_SIZES)
             if name in sizes:
                 cmd += f" --sizes {fmt(sizes[name])}"
             if name in labeled:

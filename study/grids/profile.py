@@ -60,7 +60,7 @@ class CostModel:
     probe_min: float = 1.0  # ours: one linear probe (or kNN pass) on cached features
     default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
     finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
-    # what such a job runs then (study.evaluate.finetune's 60)
+    # what such a job runs then (study.evaluate.finetune's 60 for fine-tuning, 90 from scratch)
     default_test_images: int = 50_000  # when a dataset does not give `test_images`
     # the line of each backbone under `throughput` and method under `method_factor` ((section, name) -> line), for
     # Plan.check to name one the registries do not know

@@ -22,10 +22,12 @@ def palette(n: int) -> list:
     return sns.color_palette("cubehelix", n_colors=max(n, 1) + 1)[:max(n, 1)]
 
 
-def line_style(i: int, n: int) -> dict:
-    """Keyword arguments for the i-th of n lines: colour, marker and line style all differ."""
+def line_style(i: int, n: int, dash: int | None = None) -> dict:
+    """Keyword arguments for the i-th of n lines: colour, marker and line style all differ; with `dash`, the line
+    style is the dash-th instead (a second property told apart by it, e.g. the method where colour is the size)."""
     return {"color": palette(n)[i % max(n, 1)], "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[i % len(LINESTYLES)], "linewidth": 1.6, "markersize": 5}
+            "linestyle": LINESTYLES[(i if dash is None else dash) % len(LINESTYLES)], "linewidth": 1.6,
+            "markersize": 5}
 
 
 def bar_style(i: int, n: int) -> dict:

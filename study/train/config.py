@@ -33,6 +33,17 @@ class OptimConfig:
     exclude_bias_and_norm: bool = True  # SimCLR: no weight decay / LARS adaptation on biases and norm params
 
 
+def _with_method_recipe(d: dict[str, Any]) -> dict[str, Any]:
+    """`d` with its method's `optim` recipe (study.train.methods) under the `optim` keys it sets itself."""
+    from study.train.methods import METHODS
+
+    method = d.get("method", "simclr")
+    recipe = METHODS.get(method).optim if isinstance(method, str) and method in METHODS else {}
+    if not recipe or not (d.get("optim") is None or isinstance(d["optim"], dict)):  # else `nested` names the value
+        return d
+    return {**d, "optim": {**recipe, **(d.get("optim") or {})}}
+
+
 def _head(v: Any, where: str) -> tuple[int, ...]:
     if not isinstance(v, (list, tuple)) or not v or not all(is_int(x) and x > 0 for x in v):
         raise StudyError(f"{where}: expected a list of positive integers, got {v!r}")
@@ -108,6 +119,7 @@ class PretrainConfig:
                 if hasattr(own[name], "validate"):
                     own[name].validate(f"{where}.{name}")
         rest = {k: v for k, v in d.items() if k not in sections}
+        rest = _with_method_recipe(rest)
         return build(cls, {**rest, "method_settings": own}, where, PARSERS)
 
     def validate(self, where: str = "pretrain") -> None:

@@ -237,3 +237,24 @@ def test_config_round_trips_through_a_plain_dict():
                                 "linear": {"weight_decays": [0.1, 1]}})
     again = EvalConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.linear.weight_decays == (0.1, 1.0)
+
+
+def test_scratch_trains_with_a_from_scratch_recipe_and_finetune_with_simclrs():
+    """Training from random init with the fine-tuning recipe (no weight decay, 60 epochs) would favour fine-tuning in
+    the comparison the paper makes; each protocol has its own defaults, and a grid's values win."""
+    from study.evaluate.finetune import pretrain_dict
+    from study.train.config import PretrainConfig
+
+    def run_config(**over):
+        cfg = EvalConfig.from_dict({**BASE, "labeled_sizes": [100], **over})
+        return PretrainConfig.from_dict(pretrain_dict(cfg, 100, 100, None))
+
+    ft = run_config(protocol="finetune")
+    assert (ft.epochs, ft.optim.name, ft.optim.lr, ft.optim.weight_decay, ft.optim.warmup_epochs) == \
+        (60, "sgd", 0.05, 0.0, 0)
+    assert ft.optim.exclude_bias_and_norm is True
+    scratch = run_config(protocol="scratch")
+    assert (scratch.epochs, scratch.optim.name, scratch.optim.lr, scratch.optim.weight_decay,
+            scratch.optim.warmup_epochs) == (90, "sgd", 0.1, 1e-4, 5.0)
+    assert run_config(protocol="scratch", epochs=30, finetune={"optim": {"weight_decay": 5e-4}}).optim.weight_decay \
+        == 5e-4

@@ -204,6 +204,12 @@ def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypa
     assert ('study manifest build --dataset glc20 --root "$GLC20_ROOT" --split us_test --name glc20_test '
             '--classes-from glc20_train') in err
     assert "--dataset imagenet --root \"$IMAGENET_ROOT\" --split train --name imagenet_train" in err
+    # every grid's command for a paper dataset's train manifest lists the paper's sizes: one manifest serves all the
+    # grids (sizes are hashed), not the sizes of whichever grid was planned first
+    code, _, err_granularity = run_plan_cli(["grids/granularity.yaml"], capsys)
+    sizes = "--sizes 50k,125k,250k,500k,1M --labeled-sizes 10k,50k,100k,250k"
+    assert f"--split train --name inat21_train {sizes}" in err and f"--name inat21_train {sizes}" in err_granularity
+    assert "`study plan --no-check` shows the plan without the manifests" in err_granularity
 
 
 def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_silent_no_op(write_grid):

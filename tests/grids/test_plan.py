@@ -181,12 +181,13 @@ def test_cost_model_arithmetic(write_grid):
 def test_cost_model_defaults_are_what_the_jobs_run():
     """The estimate assumes, where a grid gives no value, what the job would then run: PretrainConfig's batch for a
     step budget, FINETUNE_DEFAULTS for fine-tuning (they are copied in cost.py so that planning loads no torch)."""
-    from study.evaluate.finetune import FINETUNE_DEFAULTS
+    from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
     from study.grids import cost
     from study.train import PretrainConfig
 
     assert cost.PRETRAIN_BATCH == PretrainConfig.batch_size
     assert (cost.FINETUNE_BATCH, cost.FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
+    assert (cost.FINETUNE_BATCH, cost.SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
 
 
 def test_cost_model_reads_a_step_budget_without_batch_and_the_finetune_sections_epochs(write_grid):
@@ -211,7 +212,7 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_finetune_sections_
     ft, scratch = (j for j in plan.by_stage("evaluate"))
     hours = {j.axes["protocol"]: cost_hours(j, plan) for j in (ft, scratch)}
     assert hours["finetune"] == pytest.approx((4 * 500 + 1000) / 100 / 3600)  # finetune.epochs, not 100
-    assert hours["scratch"] == pytest.approx((60 * 500 + 1000) / 100 / 3600)  # what a job runs without: 60
+    assert hours["scratch"] == pytest.approx((90 * 500 + 1000) / 100 / 3600)  # what a job runs without: 90
 
 
 def cost_hours(job, plan):
@@ -349,7 +350,10 @@ def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypa
         _fake_manifest(tmp_path, name, 30 if name == "pooled_imagenet_inat21" else 2_000_000, ["x"])
     code, _, err = run_plan_cli(["grids/data_domain.yaml"], capsys)
     assert code == 2
-    assert "grids/data_domain.yaml:44: pretraining size 500000 (500k): manifest pooled_imagenet_inat21 has 30" in err
+    lines = (REPO / "grids/data_domain.yaml").read_text().splitlines()
+    rule = next(i for i, line in enumerate(lines, 1) if line.lstrip().startswith("- {dataset: [imagenet+inat21,"))
+    assert f"grids/data_domain.yaml:{rule}: pretraining size 500000 (500k): manifest pooled_imagenet_inat21 has 30" \
+        in err
 
 
 def test_a_method_without_a_cost_factor_is_noted(write_grid):

@@ -41,6 +41,29 @@ def test_quantity_lines_errorbars_and_scratch_reference():
     assert (row["1k"], row["10k"]) == pytest.approx((0.50, 0.55))
 
 
+def test_quantity_styles_a_pretraining_size_alike_in_every_panel_and_a_method_by_line_style():
+    """Two datasets x two methods x two sizes: the legend names method and size (the panel names the dataset), 4
+    entries, not 8; a size has one colour and marker on every panel, a method one line style."""
+    recs = []
+    for ds in ("a", "b"):
+        for method, base in (("simclr", 0.3), ("supervised", 0.4)):
+            for size, bump in ((50_000, 0.0), (1_000_000, 0.1)):
+                recs += records(eval_axes(method=method, dataset=ds, eval_dataset=ds, size=size),
+                                {(1000, None): base + bump, (10000, None): base + bump + 0.05})
+    fig, _ = quantity.draw(table_of(recs))
+    lines = {(title, label): c.lines[0] for (title, label), c in _containers(fig).items()}
+    labels = {label for _, label in lines}
+    assert labels == {"simclr 50k", "simclr 1M", "supervised 50k", "supervised 1M"}
+    assert len(fig.legends[0].get_texts()) == 4
+    for label in labels:  # the same look on both datasets' panels
+        a, b = lines[("a · linear probe", label)], lines[("b · linear probe", label)]
+        assert (a.get_color(), a.get_marker(), a.get_linestyle()) == (b.get_color(), b.get_marker(), b.get_linestyle())
+    look = {label: line for (title, label), line in lines.items() if title == "a · linear probe"}
+    assert look["simclr 1M"].get_color() == look["supervised 1M"].get_color() != look["simclr 50k"].get_color()
+    assert look["simclr 1M"].get_linestyle() == look["simclr 50k"].get_linestyle() != \
+        look["supervised 1M"].get_linestyle()
+
+
 def test_quantity_missing_cell_is_nan_not_zero():
     recs = [r for r in quantity_records() if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
     # a planned but missing line still appears, as NaN
@@ -68,6 +91,18 @@ def test_quantity_breaks_a_line_at_a_planned_labeled_size_without_a_result():
     assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
     other = _containers(fig)[("a · fine-tuning", "50k")].lines[0]  # not planned at 3k: drawn as before
     assert list(other.get_xdata()) == [1000.0, 10000.0]
+
+
+def test_domain_matrix_is_not_drawn_for_in_domain_evaluations_alone():
+    """A quantity grid (each encoder probed in its own domain) has only the diagonal: the quantity figure shows it,
+    and a heatmap of empty off-diagonal cells would only say nothing was planned there."""
+    recs = [r for r in domain_records() if r["axes"]["dataset"] == r["axes"]["eval_dataset"]]
+    with pytest.raises(NoData, match="in its own domain only"):
+        domain_matrix.draw(table_of(recs))
+    crossed = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": "b"}])
+    fig, data = domain_matrix.draw(table_of(recs), crossed)  # planned off the diagonal: drawn, the cell missing
+    assert data.loc[(data["dataset"] == "a") & (data["eval_dataset"] == "b"), "mean"].isna().all()
 
 
 def test_domain_matrix_heatmap_values_and_diagonal():

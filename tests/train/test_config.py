@@ -59,3 +59,18 @@ def test_bad_values_name_the_key(d, key):
     with pytest.raises(StudyError) as e:
         PretrainConfig.from_dict(d)
     assert key in str(e.value)
+
+
+def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_value():
+    """MoCo v2's, BYOL's and a supervised recipe fill the `optim` keys a grid leaves out; a value given wins, and the
+    effective values are what the config (and so the run's record) holds. SimCLR keeps OptimConfig's defaults."""
+    simclr = PretrainConfig.from_dict({"manifest": "m"}).optim
+    assert (simclr.name, simclr.lr, simclr.weight_decay, simclr.warmup_epochs) == ("lars", 0.3, 1e-6, 10.0)
+    moco = PretrainConfig.from_dict({"manifest": "m", "method": "moco"}).optim
+    assert (moco.name, moco.lr, moco.weight_decay, moco.warmup_epochs, moco.exclude_bias_and_norm) == \
+        ("sgd", 0.03, 1e-4, 0.0, False)
+    byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr": 0.3}})
+    assert (byol.optim.name, byol.optim.lr, byol.optim.weight_decay) == ("lars", 0.3, 1.5e-6)
+    assert PretrainConfig.from_dict(byol.to_dict()) == byol  # the record reads back as the same run
+    sup = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"name": "lars"}}).optim
+    assert (sup.name, sup.lr, sup.weight_decay, sup.warmup_epochs) == ("lars", 0.1, 1e-4, 5.0)

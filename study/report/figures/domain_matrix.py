@@ -47,6 +47,14 @@ def _choose(lin: pd.DataFrame):
     return lin, f"{size_note}, {lab_note}", size
 
 
+def _crosses_domains(rows: pd.DataFrame) -> bool:
+    """Whether a row evaluates a single-dataset encoder on another dataset."""
+    if rows.empty or not {"dataset", "eval_dataset"} <= set(rows.columns):
+        return False
+    rows = rows[is_single(rows["dataset"]) & rows["dataset"].notna() & rows["eval_dataset"].notna()]
+    return bool((rows["dataset"].astype(str) != rows["eval_dataset"].astype(str)).any())
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per matrix cell (NaN where missing), `diagonal` marks in-domain."""
     table, expected = label_variants(table, expected)
@@ -55,8 +63,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]
     if lin.empty or lin["dataset"].nunique() < 2 and lin["eval_dataset"].nunique() < 2:
         raise NoData("needs linear-probe results of at least two pretraining or evaluation datasets")
-    lin, note, size = _choose(lin)
     planned = expected_rows(expected, protocol="linear")
+    if not (_crosses_domains(lin) or _crosses_domains(planned)):  # a diagonal alone is the quantity figure's
+        raise NoData("every encoder is evaluated in its own domain only: no cross-domain cell to draw")
+    lin, note, size = _choose(lin)
     datasets = set(lin["dataset"])
     evals = set(lin["eval_dataset"])
     methods = set(lin["method"].dropna())

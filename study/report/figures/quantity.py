@@ -1,6 +1,7 @@
 """`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
-method, dataset and size, and backbone where it varies; cross-domain and pooled pretraining are the domain
-figures'), a panel per evaluation dataset (rows) and protocol (columns: linear probe, fine-tuning),
+method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures'), a
+panel per evaluation dataset (rows; the pretraining dataset is the panel's) and protocol (columns: linear probe,
+fine-tuning); colour and marker tell the pretraining size and line style the method, alike in every panel;
 supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies);
 error bars are the standard deviation over seeds."""
 from __future__ import annotations
@@ -67,10 +68,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     split_scratch = bool(varying(pd.concat([scratch, main]).dropna(subset=["backbone"]), ["backbone"]))
     evals = sorted(main["eval_dataset"].dropna().unique())
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
-    label_cols = varying(main, LINE_KEYS) or ["size"]
+    label_cols = varying(main, ["method", "size"]) or ["size"]  # in-domain: the panel names the dataset
     lines = main[LINE_KEYS].drop_duplicates().sort_values(["method", "dataset", "size"], kind="stable")
     lines = lines.assign(line=[series_label(r, label_cols) for _, r in lines.iterrows()])
-    labels = list(dict.fromkeys(lines["line"]))
+    methods = list(dict.fromkeys(lines["method"]))
+    sizes = sorted({nan_to_none(s) for s in lines["size"]}, key=lambda s: (s is None, s or 0))  # whole set: last
 
     fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
                              squeeze=False, sharey="row")
@@ -93,9 +95,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 else:  # planned, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
                                         "count": 0})
-                i = labels.index(line["line"])  # a missing cell (NaN) breaks the line there
-                ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),
-                            yerr=pts["std"].astype(float), label=line["line"], **style.line_style(i, len(labels)))
+                look = style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
+                                        dash=methods.index(line["method"]))
+                ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
+                            yerr=pts["std"].astype(float), label=line["line"], **look)
                 for _, p in pts.iterrows():
                     points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
                                    "method": line["method"], "dataset": line["dataset"], "size": line["size"],

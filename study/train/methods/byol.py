@@ -40,6 +40,7 @@ def byol_tau(step: int, total_steps: int, tau_base: float) -> float:
 @METHODS.register("byol")
 class BYOL(Method):
     augment_preset = "byol"
+    optim = {"name": "lars", "lr": 0.2, "weight_decay": 1.5e-6, "warmup_epochs": 10.0}  # BYOL: 0.2 x batch/256
     settings = ByolSettings
 
     def __init__(self, cfg, encoder, num_classes: int):

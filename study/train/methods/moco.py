@@ -39,6 +39,8 @@ class MocoSettings:
 @METHODS.register("moco")
 class MoCo(Method):
     default_temperature = 0.2  # MoCo v2
+    # MoCo v2: SGD 0.03 x batch/256, weight decay 1e-4 on every parameter, no warmup, cosine decay
+    optim = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "warmup_epochs": 0.0, "exclude_bias_and_norm": False}
     settings = MocoSettings
 
     def __init__(self, cfg, encoder, num_classes: int):

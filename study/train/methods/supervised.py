@@ -12,6 +12,9 @@ from study.train.methods import METHODS, Method
 class Supervised(Method):
     augment_preset = "supervised"
     num_views = 1
+    # ours, after Goyal et al. 2017's large-batch ResNet-50 recipe: SGD 0.1 x batch/256, weight decay 1e-4 on every
+    # parameter, 5 warmup epochs (cosine decay instead of steps); fine-tuning sets its own (study.evaluate.finetune)
+    optim = {"name": "sgd", "lr": 0.1, "weight_decay": 1e-4, "warmup_epochs": 5.0, "exclude_bias_and_norm": False}
 
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
