@@ -34,14 +34,18 @@ class OptimConfig:
 
 
 def _with_method_recipe(d: dict[str, Any]) -> dict[str, Any]:
-    """`d` with its method's `optim` recipe (study.train.methods) under the `optim` keys it sets itself."""
+    """`d` with its method's `optim` recipe (study.train.methods) under the `optim` keys it sets itself. A recipe is
+    one optimizer's: where `optim.name` names another, none of it applies (OptimConfig's defaults fill the rest)."""
     from study.train.methods import METHODS
 
     method = d.get("method", "simclr")
     recipe = METHODS.get(method).optim if isinstance(method, str) and method in METHODS else {}
-    if not recipe or not (d.get("optim") is None or isinstance(d["optim"], dict)):  # else `nested` names the value
+    given = d.get("optim")
+    if not recipe or not (given is None or isinstance(given, dict)):  # else `nested` names the value
         return d
-    return {**d, "optim": {**recipe, **(d.get("optim") or {})}}
+    if "name" in (given or {}) and given["name"] != recipe.get("name"):
+        return d
+    return {**d, "optim": {**recipe, **(given or {})}}
 
 
 def _head(v: Any, where: str) -> tuple[int, ...]:

@@ -72,5 +72,8 @@ def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_valu
     byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr": 0.3}})
     assert (byol.optim.name, byol.optim.lr, byol.optim.weight_decay) == ("lars", 0.3, 1.5e-6)
     assert PretrainConfig.from_dict(byol.to_dict()) == byol  # the record reads back as the same run
-    sup = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"name": "lars"}}).optim
-    assert (sup.name, sup.lr, sup.weight_decay, sup.warmup_epochs) == ("lars", 0.1, 1e-4, 5.0)
+    sup = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"lr": 0.2}}).optim
+    assert (sup.name, sup.lr, sup.weight_decay, sup.warmup_epochs) == ("sgd", 0.2, 1e-4, 5.0)
+    # a recipe is one optimizer's: naming another takes none of it (no SGD weight decay on every BN under LARS)
+    lars = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"name": "lars"}}).optim
+    assert lars == PretrainConfig.from_dict({"manifest": "m", "optim": {"name": "lars"}}).optim

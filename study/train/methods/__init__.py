@@ -8,7 +8,8 @@ Interface used by the loop:
     method.encoder, method.trains (False for `random`), method.num_views
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `optim` (the method's own recipe:
-`pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's) and
+`pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's; not at all
+where the config names another optimizer) and
 `settings` (a frozen dataclass of the method's own settings, set as `pretrain.<name>` in a grid and read as
 `cfg.method_settings[<name>]`; its optional `validate(where)` raises StudyError naming the key).
 """
