@@ -24,7 +24,7 @@ def test_minimum():
 
 
 @pytest.mark.parametrize("n, text", [(1_000_000, "1M"), (1_500_000, "1.5M"), (125_000, "125k"), (1234, "1234"),
-                                     (7500, "7500"), (None, "-")])
+                                     (7500, "7.5k"), (1500, "1.5k"), (None, "-")])
 def test_format_count_round_trips(n, text):
     assert format_count(n) == text
     if n is not None:
