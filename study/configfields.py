@@ -28,6 +28,11 @@ def seed_int(v: Any, key: str) -> None:
         raise StudyError(f"{key}: expected an integer in [0, 2**63), got {v!r}")
 
 
+def count_or_none(v: Any, key: str) -> None:
+    if v is not None and (not is_int(v) or v < 0):
+        raise StudyError(f"{key}: expected an integer >= 0 or null, got {v!r}")
+
+
 def positive_num_or_none(v: Any, key: str) -> None:
     if v is not None and (not is_num(v) or v <= 0):
         raise StudyError(f"{key}: expected a number > 0 or null, got {v!r}")

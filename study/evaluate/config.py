@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none,
-                               seed_int)
+from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
+                                positive_num_or_none, seed_int)
 from study.errors import StudyError
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
@@ -98,8 +98,7 @@ class EvalConfig:
                 raise bad(key, f"expected true or false, got {getattr(self, key)!r}")
         positive_int(self.image_size, f"{where}.image_size")
         positive_int(self.batch_size, f"{where}.batch_size")
-        if self.num_workers is not None and (not is_int(self.num_workers) or self.num_workers < 0):
-            raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
+        count_or_none(self.num_workers, f"{where}.num_workers")
         positive_num_or_none(self.checkpoint_every_minutes, f"{where}.checkpoint_every_minutes")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")

@@ -72,8 +72,8 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
                 images = float(ft["steps"]) * float(batch) * len(sizes) + test
             else:
                 if not is_num(epochs):
-                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else \
-                        SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
+                    run_default = SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
+                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run_default
                 images = float(epochs) * sum(sizes) + test
             seconds = images / (cost.rate(backbone, "finetune") * gpus)
         else:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from study import atomic
+from study.configfields import is_int
 from study.errors import StudyError
 from study.hashing import canonical_json
 from study.paths import manifests_dir
@@ -144,7 +145,7 @@ def load_meta(name: str) -> dict:
 
 
 def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return is_int(v) and v >= 0
 
 
 def _counts(v: Any) -> bool:

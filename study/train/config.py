@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, is_int, is_num, mapping_or_none, nested, positive_int, positive_num_or_none,
-                               refuse_unknown, seed_int)
+from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
+                                positive_num_or_none, refuse_unknown, seed_int)
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -150,13 +150,11 @@ class PretrainConfig:
         seed_int(self.seed, f"{where}.seed")
         if not is_num(self.epochs) or self.epochs < 0:
             raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")
-        if self.steps is not None and (not is_int(self.steps) or self.steps < 0):
-            raise bad("steps", f"expected an integer >= 0 or null, got {self.steps!r}")
+        count_or_none(self.steps, f"{where}.steps")
         positive_int(self.batch_size, f"{where}.batch_size")
         if self.temperature is not None and (not is_num(self.temperature) or self.temperature <= 0):
             raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
-        if self.num_workers is not None and (not is_int(self.num_workers) or self.num_workers < 0):
-            raise bad("num_workers", f"expected an integer >= 0 or null, got {self.num_workers!r}")
+        count_or_none(self.num_workers, f"{where}.num_workers")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.precision not in ("auto", "bf16", "fp32"):

@@ -15,6 +15,16 @@ from study.errors import StudyError
 REPO = Path(__file__).resolve().parents[2]
 
 
+def fake_commands(bin_dir: Path, **scripts: str) -> Path:
+    """Shell scripts `bin_dir/<name>` with the given bodies: stand-ins for commands (sacct, squeue, ...) answering
+    what a real cluster cannot be made to answer in a test; returns `bin_dir`."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
 def build_manifests(root: Path, names: tuple[str, ...] = ("toy",)) -> Path:
     """Manifests <name>_train (32 images, labeled sizes 16, 32) and <name>_test (16) per name under root."""
     from study.manifests.build import BuildConfig, build_manifest

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from launch_helpers import fake_commands
+
 from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.select import select
@@ -111,9 +113,7 @@ def test_an_unanswered_lookup_never_marks_a_submission_lost(monkeypatch, tmp_pat
     monkeypatch.setenv("PATH", str(tmp_path))  # neither squeue nor sacct can be run
     with pytest.raises(StudyError, match="cannot ask Slurm"):
         find_by_name("study-g-pretrain-deadbeef", since="2026-11-27T10:00:00+00:00")
-    fake = tmp_path / "squeue"  # squeue answers, with nothing
-    fake.write_text("#!/bin/sh\nexit 0\n")
-    fake.chmod(0o755)
+    fake_commands(tmp_path, squeue="exit 0")  # squeue answers, with nothing
     assert find_by_name("study-g-pretrain-deadbeef") is None
 
 
@@ -163,10 +163,7 @@ def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tm
     from study.launch.locks import try_lock
     from study.launch.status import grid_states
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "squeue").write_text("#!/bin/sh\nexit 0\n")  # Slurm answers: no such job (yet)
-    (bin_dir / "squeue").chmod(0o755)
+    bin_dir = fake_commands(tmp_path / "bin", squeue="exit 0")  # Slurm answers: no such job (yet)
     monkeypatch.setenv("PATH", str(bin_dir))
     wd = tmp_path / "wd"
     led = Ledger(wd, "g")
@@ -270,13 +267,6 @@ def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
     assert still_queued(["700_0"], None) == {"700_0": "REQUEUED"}  # squeue not answering: never queue it twice
 
 
-def _fake_commands(bin_dir, **scripts):
-    bin_dir.mkdir(exist_ok=True)
-    for name, body in scripts.items():
-        (bin_dir / name).write_text("#!/bin/sh\n" + body)
-        (bin_dir / name).chmod(0o755)
-
-
 def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,
                                                                                            capsys):
     """Stand-ins for sacct and squeue (the one-node test cluster cannot preempt a job), answering as Slurm does:
@@ -288,9 +278,9 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     from study.launch.slurm.state import query
 
     bin_dir, answer = tmp_path / "bin", tmp_path / "sacct.txt"
-    _fake_commands(bin_dir, sacct=f'cat "{answer}"\n',
-                   squeue='case "$*" in *-r*) printf "101_0 PENDING\\n101_1 PENDING\\n";; '
-                          '*) printf "101_[0-1] PENDING\\n";; esac\n')
+    fake_commands(bin_dir, sacct=f'cat "{answer}"',
+                  squeue='case "$*" in *-r*) printf "101_0 PENDING\\n101_1 PENDING\\n";; '
+                          '*) printf "101_[0-1] PENDING\\n";; esac')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     answer.write_text("JobID|State|NodeList\n101_0|PREEMPTED|n1\n101_1|PENDING|None\n102|CONFIGURING|n1\n")
     states, logs = query(tmp_path, ["101_0", "101_1", "102"])
@@ -300,7 +290,7 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     answer.write_text("JobID|State|NodeList\n102|FAILED|n1\n")
     assert slurm_state(query(tmp_path, ["102"])[0]["102"]) == "failed"
 
-    _fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1\n')
+    fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1')
     assert query(tmp_path, ["102"])[0] == {"102": "UNKNOWN"}
     assert "sacct failed: sacct: error: Problem talking to the database: the states of 1 Slurm job(s) are " \
            "unknown" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 from study.grids import Resources, load_profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters)
 
-from launch_helpers import grid_text, run_cli
+from launch_helpers import fake_commands, grid_text, run_cli
 
 HERE = Path(__file__).parent
 GPU_PROFILE = HERE / "fixtures" / "gpu_profile.yaml"
@@ -144,13 +144,9 @@ def test_cancel_reports_what_scancel_refused_instead_of_a_traceback(env, monkeyp
     job = plan_grid(grid).jobs[0]
     Ledger(env / "wd", "gone").append([{"event": "queued", "batch": "b1", "job": job.id, "stage": job.stage,
                                         "slurm_job_id": "101", "array_job_id": "101", "folder": "f"}])
-    bin_dir = env / "bin"
-    bin_dir.mkdir()
-    for name, body in (("sacct", 'printf "JobID|State|NodeList\\n101|RUNNING|n1\\n"'),
-                       ("scancel", 'echo "scancel: error: Kill job error on job id 101: Job/step already '
-                                   'completing or completed" >&2; exit 1')):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
+    bin_dir = fake_commands(env / "bin", sacct='printf "JobID|State|NodeList\\n101|RUNNING|n1\\n"',
+                            scancel='echo "scancel: error: Kill job error on job id 101: Job/step already '
+                                    'completing or completed" >&2; exit 1')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
     assert code == 0, err

@@ -15,7 +15,7 @@ from study.launch.ledger import Ledger
 from study.launch.locks import job_lock
 from study.results import read_result
 
-from launch_helpers import PROFILE, REPO, grid_text, run_cli
+from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
@@ -357,13 +357,10 @@ def test_an_sbatch_that_fails_after_queueing_is_found_and_its_jobs_run(slurm_clu
     import shutil
 
     real = shutil.which("sbatch")
-    fake = tmp_path / "bin" / "sbatch"
-    fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\n{real} \"$@\" > /dev/null || exit 1\n"
-                    "echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv operation' >&2\n"
-                    "exit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    bin_dir = fake_commands(tmp_path / "bin", sbatch=f"{real} \"$@\" > /dev/null || exit 1\n"
+                            "echo 'sbatch: error: Batch job submission failed: Socket timed out on send/recv "
+                            "operation' >&2\nexit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     grid = env / "timeout.yaml"
     grid.write_text(grid_text("timeout", seeds=(0, 1)))
     wd = env / "wd"
