@@ -4,6 +4,7 @@
   from before it starts the worker, the worker for as long as it lives), so that two commands never run one job at
   once, and so that `lock_held` tells a live run from a dead one;
 - `command_lock(workdir)`: the lock a `study submit --cluster local` holds while it lives (its pending jobs are live);
+  the files of killed commands' locks are removed by a later command once no one holds them;
 - `submit_lock(workdir)`: the lock a submit (Slurm or local) holds from reading the states to its last `queued`
   or `pending` line (`<workdir>/ledgers/.submit.lock`), so that two submits never queue one job twice.
 """
@@ -43,12 +44,17 @@ def job_lock(workdir: str | os.PathLike, job_id: str, tries: int = 5) -> int | N
     return None
 
 
+STALE_COMMAND_LOCK_S = 60.0  # a command lock's file is created and locked in one step; older and free: stale
+
+
 @contextmanager
 def command_lock(workdir: str | os.PathLike) -> Iterator[str]:
     """Hold a lock of this command's own under `<workdir>/locks/` while the block runs (and the process lives);
-    yields its name. Its file is removed at the end (one left by a killed command is never held again)."""
+    yields its name. Its file is removed at the end; the files a killed command left (never held again) are
+    removed here, once over a minute old and free."""
     name = f"command-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.lock"
     path = Path(workdir) / "locks" / name
+    _remove_stale_command_locks(path.parent)
     fd = try_lock(path)
     assert fd is not None  # a new name
     try:
@@ -56,6 +62,17 @@ def command_lock(workdir: str | os.PathLike) -> Iterator[str]:
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _remove_stale_command_locks(folder: Path) -> None:
+    now = time.time()
+    for p in folder.glob("command-*.lock"):
+        try:
+            old = now - p.stat().st_mtime > STALE_COMMAND_LOCK_S
+        except OSError:  # removed by another command meanwhile
+            continue
+        if old and lock_held(p) is False:
+            p.unlink(missing_ok=True)
 
 
 def lock_held(path: Path) -> bool | None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 from launch_helpers import fake_commands
 
@@ -156,7 +158,6 @@ def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tm
     """An intent without `queued` lines is an interrupted submit only when no submit holds the workdir's lock. A
     status read while a submit sits between sbatch and its `queued` lines waits for it; it used to ask squeue at
     once, find nothing yet, and record the array lost."""
-    import os
     import threading
     from types import SimpleNamespace
 
@@ -187,7 +188,6 @@ def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tm
 def test_a_running_event_is_live_while_its_job_lock_is_held_whatever_its_pid_or_host(tmp_path):
     """A worker holds its job's lock for as long as it lives: a pid since reused by another process does not keep a
     dead run 'running', and a run on another host of a shared workdir is not 'missing'."""
-    import os
     import socket
 
     from study.launch.locks import job_lock
@@ -216,6 +216,24 @@ def test_a_pending_event_is_live_while_its_command_lock_is_held(tmp_path):
         assert classify(jobs, tmp_path, led.replay())["p1"].state == "pending"
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
     assert not (tmp_path / "locks" / name).exists()
+
+
+def test_a_killed_commands_lock_file_is_removed_by_a_later_command_once_old_and_free(tmp_path):
+    from study.launch.locks import command_lock, try_lock
+
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    stale, young, held = (locks / f"command-h-{i}-x.lock" for i in (1, 2, 3))
+    for p in (stale, young, held):
+        p.touch()
+    for p in (stale, held):
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    fd = try_lock(held)  # a live command's lock: kept however old
+    try:
+        with command_lock(tmp_path) as name:
+            assert sorted(p.name for p in locks.iterdir()) == sorted([young.name, held.name, name])
+    finally:
+        os.close(fd)
 
 
 def test_the_newest_event_of_any_grid_sharing_a_job_wins(tmp_path):
