@@ -193,3 +193,9 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
         apply_taxonomy(index, Path(options.taxonomy))
     check_index(index, f"{dataset} {split} at {root}")
     return index
+
+
+def looks_channels_first(shape: tuple[int, ...]) -> bool:
+    """Whether a 3-d array's shape reads as C x H x W saved as is: a first axis of a plausible channel count (<= 16)
+    and a last one too long for channels (> 16)."""
+    return len(shape) == 3 and shape[0] <= 16 < shape[2]

@@ -4,6 +4,7 @@
 The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
 `patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
 the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover.
+Every `CD/AB` folder the occurrences need must exist, whatever the label rule (no manifest of absent patches).
 Splits: `train`, `test` (both regions), or one region: `us_train`, `fr_train`, `us_test`, `fr_test`.
 Images are channels 0, 1, 2 (RGB) unless `--channels` names others (1 or 3 of 0-3, e.g. `3,1,2`: NIR as red).
 Labels by a named rule (recorded in the manifest), `--label-rule`:
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, looks_channels_first, source_entry
 from study.errors import StudyError
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
@@ -76,7 +77,9 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
     columns = [c.strip() for c in df.columns]
     df.columns = columns
     if "id" not in columns:
-        raise StudyError(f"{path} line 1: no 'id' column (found {', '.join(columns)})")
+        if len(columns) == 1 and "," in columns[0]:
+            raise StudyError(f"{path} line 1: expected ';'-separated columns (GLC20's format), this header uses ','")
+        raise StudyError(f"{path} line 1: no 'id' column (found {columns})")
     if need_species and "species_id" not in columns:
         raise StudyError(f"{path} line 1: no 'species_id' column, which --label-rule species needs")
     out = []
@@ -85,11 +88,18 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
         try:
             out.append(np.array(values, dtype=np.int64))
         except (ValueError, OverflowError):
-            bad = next(i for i, v in enumerate(values)
-                       if not str(v).strip().lstrip("-").isdigit() or not -2**63 <= int(v) < 2**63)
+            bad = next(i for i, v in enumerate(values) if not _is_int64(v))  # the conversion that failed, per value
             raise StudyError(f"{path} {_line_of_row(path, bad)}: {col} {values[bad]!r} is not a 64-bit integer") \
                 from None
     return out[0], (out[1] if need_species else None)
+
+
+def _is_int64(value: str) -> bool:
+    try:
+        np.array([value], dtype=np.int64)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _refuse_extra_fields(path: Path) -> None:
@@ -114,6 +124,9 @@ def landcover_label(file: Path, rule: str) -> int:
         patch = np.load(file, mmap_mode="r")
         if patch.ndim != 3 or patch.shape[2] <= LANDCOVER_CHANNEL or 0 in patch.shape:
             raise ValueError(f"expected H x W x 5, got shape {patch.shape}")
+        if looks_channels_first(patch.shape):
+            raise ValueError(f"shape {patch.shape} looks channels-first (C x H x W); GLC20 patches are H x W x 5, "
+                             "channels last: save them so")
         if not np.issubdtype(patch.dtype, np.integer):  # land-cover codes: a float channel's NaN is no class
             raise ValueError(f"expected an integer array (land-cover codes), got dtype {patch.dtype}")
         if rule == "landcover_center":
@@ -124,6 +137,36 @@ def landcover_label(file: Path, rule: str) -> int:
         raise StudyError(f"glc20: patch not found: {file}") from None
     except (OSError, ValueError) as e:
         raise StudyError(f"glc20: cannot read patch {file}: {e}") from None
+
+
+def check_patch_folders(root: Path, paths: list[str], csvs: list[Path]) -> None:
+    """A StudyError naming the first patch folder (`.../CD/AB/`) that the occurrences need and the root lacks, so that
+    no manifest of absent patches is frozen (`species` reads no patch; training would find them missing)."""
+    folders = sorted({p.rsplit("/", 1)[0] for p in paths})
+    missing = [f for f in folders if not (root / f).is_dir()]
+    if missing:
+        raise StudyError(f"glc20: patch folder {root / missing[0]} not found ({len(missing)} of the {len(folders)} "
+                         f"folders that {', '.join(c.name for c in csvs)} need are missing): extract the patch "
+                         f"archives under {root} (patches_fr/CD/AB/, patches_us/patches_us_NN/CD/AB/)")
+
+
+def landcover_labels(root: Path, paths: list[str], rule: str) -> np.ndarray:
+    """The land-cover label of every patch by `rule`, read by `STUDY_SCAN_THREADS` threads (numpy reads release the
+    GIL: worth it on network filesystems), with progress every 50,000 patches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from study.datasets.scan import scan_threads
+
+    codes = np.empty(len(paths), dtype=np.int64)
+    step = 50000
+    with ThreadPoolExecutor(scan_threads()) as pool:
+        for start in range(0, len(paths), step):
+            block = paths[start:start + step]
+            codes[start:start + len(block)] = list(pool.map(lambda p: landcover_label(root / p, rule), block))
+            if start + len(block) < len(paths) or len(paths) >= step:
+                print(f"[manifest] glc20: {start + len(block)}/{len(paths)} patches read for {rule}",
+                      file=sys.stderr)
+    return codes
 
 
 @DATASETS.register("glc20")
@@ -163,14 +206,8 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
         sources.append(source_entry(root, csv_path))
         if species is not None:
             raw.append(species)
-    if rule == "species":
-        codes = np.concatenate(raw)
-    else:
-        codes = np.empty(len(paths), dtype=np.int64)
-        for i, p in enumerate(paths):
-            codes[i] = landcover_label(root / p, rule)
-            if (i + 1) % 50000 == 0:
-                print(f"[manifest] glc20: {i + 1}/{len(paths)} patches read for {rule}", file=sys.stderr)
+    check_patch_folders(root, paths, [p for _, p in csvs])
+    codes = np.concatenate(raw) if rule == "species" else landcover_labels(root, paths, rule)
     values, labels = np.unique(codes, return_inverse=True)
     prefix = "" if rule == "species" else "landcover_"
     class_names = [f"{prefix}{int(v)}" for v in values]

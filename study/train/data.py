@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from study.datasets.base import looks_channels_first
 from study.errors import StudyError
 from study.train.allocator import retain_freed_memory
 
@@ -104,6 +105,8 @@ class ImageReader:
             arr = arr[:, :, None]
         if arr.ndim != 3:
             raise ValueError(f"expected an H x W x C array, got shape {arr.shape}")
+        if looks_channels_first(arr.shape):
+            raise ValueError(f"shape {arr.shape} looks channels-first (C x H x W); save patches as H x W x C")
         ch = channels or tuple(range(min(3, arr.shape[2])))
         if max(ch) >= arr.shape[2]:
             raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]}")

@@ -3,6 +3,7 @@ import pytest
 from dataset_layouts import make_glc20
 
 from study.datasets import ReaderOptions, read_dataset
+from study.datasets.glc20 import LABEL_RULES
 from study.errors import StudyError
 
 
@@ -62,6 +63,10 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(StudyError, match=r"line 5: id '99999999999999999999' is not a 64-bit integer"):
         read_dataset("glc20", tmp_path, "us_train")
     csv.write_text("id;lat;lon;species_id\n4242;1;2;3\n")
+    for rule in LABEL_RULES:  # no manifest of absent patches, not even by the rule that reads none
+        with pytest.raises(StudyError, match="patch folder .*patches_us_09/42/42 not found .*extract the patch"):
+            read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
+    (tmp_path / "patches_us/patches_us_09/42/42").mkdir(parents=True)
     with pytest.raises(StudyError, match="patch not found.*4242.npy"):
         read_dataset("glc20", tmp_path, "us_train")
     csv.write_text(good.replace("\n", ";\n"))  # every row ends in ';' (the header too): read as written
@@ -76,11 +81,34 @@ def test_bad_inputs(tmp_path):
     csv.write_text(good)
     patch = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
     for bad, why in ((np.zeros((0, 4, 5), np.uint8), r"shape \(0, 4, 5\)"),
+                     (np.zeros((5, 32, 32), np.uint8), r"shape \(5, 32, 32\) looks channels-first"),
                      (np.full((4, 4, 5), np.nan, np.float32), "integer array .land-cover codes., got dtype float32")):
         np.save(patch, bad)
         for rule in ("landcover_center", "landcover_mode"):
             with pytest.raises(StudyError, match=f"cannot read patch .*1234567.npy: .*{why}"):
                 read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
+
+
+def test_csv_errors_name_the_value_that_failed_and_the_separator(tmp_path):
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text("id;lat;lon;species_id\n1234567;43.1;-71.2;+5\n7654301;40.0;-100.0;12.0\n")
+    with pytest.raises(StudyError, match=r"line 3: species_id '12.0' is not a 64-bit integer"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    csv.write_text("id;lat;lon;species_id\n1234567;43.1;-71.2;5\n7654301;40.0;-100.0;\u00b2\n")
+    with pytest.raises(StudyError, match="line 3: species_id '\u00b2' is not a 64-bit integer"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    csv.write_text("id,lat,lon,species_id\n1234567,43.1,-71.2,5\n")
+    with pytest.raises(StudyError, match="line 1: expected ';'-separated columns .GLC20's format., this header uses ','"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+
+
+def test_land_cover_is_read_in_scan_threads_with_the_same_labels(tmp_path, monkeypatch):
+    make_glc20(tmp_path)
+    one = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode"))
+    monkeypatch.setenv("STUDY_SCAN_THREADS", "3")
+    three = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode"))
+    assert np.array_equal(one.labels, three.labels) and one.class_names == three.class_names
 
 
 def test_occurrence_tables_may_sit_in_an_occurrences_folder(tmp_path):

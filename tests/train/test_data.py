@@ -61,6 +61,9 @@ def test_npy_patches_choose_channels(tmp_path):
     assert np.array_equal(np.asarray(ImageReader(m).open(df.iloc[0])), a[:, :, [3, 0, 1]])
     with pytest.raises(StudyError, match="channel 9"):
         ImageReader(m, channels=[9, 0, 1]).open(df.iloc[0])
+    np.save(tmp_path / "p.npy", np.zeros((5, 32, 32), np.uint8))  # C x H x W: channel 0 would be a 32-px column
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.*shape \(5, 32, 32\) looks channels-first"):
+        ImageReader(m).open(df.iloc[0])
     np.save(tmp_path / "p.npy", np.full((2, 2, 3), 0.5, np.float32))
     assert np.asarray(ImageReader(_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])).max() == 128
 
