@@ -1,7 +1,8 @@
 """Frozen features of an encoder over manifest rows, extracted once and cached on disk.
 
-A cache file is keyed by (encoder file sha256, manifest content hash, transform settings, feature layer, and what
-computed them: this format's version, the torch version, the device type) plus the rows: `labeled<n>` (the first n
+A cache file is keyed by (encoder file sha256, manifest content hash and root(s): the hash leaves out where the images
+lie, and two folders of one layout, e.g. materialized corruptions, share it; transform settings, feature layer, and
+what computed them: this format's version, the torch version, the device type) plus the rows: `labeled<n>` (the first n
 rows of `manifest.labeled`, which are nested, so a file for n serves every n' <= n) or `all`. Files are written
 atomically; a reader never sees half a file, and the temporary file of a killed writer is removed by a later reader
 once it is an hour old. An extraction in progress saves the rows it has done every few minutes and when signalled
@@ -77,7 +78,9 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                  num_workers: int = 0, label: str = "", partial: PartialExtraction | None = None,
                  save_every_s: float | None = None) -> tuple[torch.Tensor, float, int]:
     """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds, rows computed).
-    The output is allocated once (N x D) and filled batch by batch: host memory holds the features once.
+    The output is allocated once (N x D) and filled batch by batch: host memory holds the features once. Every
+    forward has `batch_size` rows (a short last batch is padded): kernels chosen by batch shape would otherwise give
+    a row other low bits where it ends an extraction than where another extraction, or a resumed one, batches it.
 
     With `partial`, the rows it saved earlier are read back, not computed, and the rows done are saved every
     `save_every_s` seconds and at SIGUSR2/SIGTERM (then handled as in training: SIGUSR2 goes on to the handler
@@ -112,7 +115,7 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
             for _ in index_batches:
                 views, _ = next_batch(batches)
                 (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
-                f = model(x).float()
+                f = model(padded(x, batch_size)).float()[:len(x)]
                 if done == 0:
                     out = torch.empty(len(rows), f.shape[1])
                 out[done:done + f.shape[0]] = f.cpu()
@@ -134,6 +137,11 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
             flag.restore()
         close_batches(batches)
     return out, time.monotonic() - t0, len(rows) - start
+
+
+def padded(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """x with its last row repeated up to `rows` rows (x itself when it has as many)."""
+    return x if len(x) >= rows else torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
 
 
 class FeatureCache:
@@ -159,7 +167,9 @@ class FeatureCache:
         return self._sha[path]
 
     def _folder(self, encoder: Path, manifest) -> Path:
-        return self.dir / self.encoder_sha(encoder)[:24] / f"{manifest.content_hash[:24]}-{self.transform_key}"
+        where = config_hash({"root": manifest.meta.get("root"), "roots": manifest.meta.get("roots")}, 8)
+        return (self.dir / self.encoder_sha(encoder)[:24]
+                / f"{manifest.content_hash[:24]}-{where}-{self.transform_key}")
 
     def get(self, encoder: Path, manifest, n: int | None) -> Features:
         rows = manifest.all() if n is None else manifest.labeled(n)

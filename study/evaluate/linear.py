@@ -3,7 +3,8 @@
     loss(W, b) = mean_i CE(W z_i + b, y_i) + wd * ||W||_F^2,   z = (x - mean) / std
 
 The weight decay `wd` is chosen from a grid by top-1 (ties: cross-entropy) on a class-stratified held-out part of
-the labeled subset (fits warm-started from the strongest penalty down), then the probe is refit on all of it. Each
+the labeled subset (fits warm-started from the strongest penalty down), then the probe is refit on all of it (a refit
+that diverges gives way to the next-ranked value, as the result's `choice` says). Each
 fit standardizes with the mean and std of the rows it trains on: the held-out rows never shape the features the
 weight decay is chosen with, and the test rows never shape anything.
 """
@@ -86,8 +87,8 @@ def held_out_scores(probe: "Probe", x: torch.Tensor, y: torch.Tensor) -> tuple[f
 
 
 def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train index, held-out index), on y's device: round(fraction x count) rows of each class with >= 2 rows held
-    out."""
+    """(train index, held-out index), on y's device: of each class with >= 2 rows, round(fraction x count) rows held
+    out, but at least one and at most count - 1 (so at 2 labels per class, half of them)."""
     rng = np.random.default_rng([seed, 0x9A1])
     y_np = y.cpu().numpy()
     train, held = [], []
@@ -160,6 +161,10 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: Line
     return Probe(w.detach(), b.detach())
 
 
+def _finite(probe: Probe) -> bool:
+    return bool(torch.isfinite(probe.weight).all()) and bool(torch.isfinite(probe.bias).all())
+
+
 def _scaled(x: torch.Tensor, cfg: LinearConfig) -> tuple[torch.Tensor, Scaler | None]:
     """(x standardized with its own statistics, their Scaler) with cfg.standardize; else (x, None)."""
     if not cfg.standardize:
@@ -177,7 +182,7 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
     info: dict = {"validation_top1": {}, "held_out": 0}
-    start = None
+    start, fallbacks = None, []
     if len(grid) == 1:
         wd, info["choice"] = grid[0], "single value"
     else:
@@ -197,7 +202,8 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
                 return (-math.inf if math.isnan(scores[w]) else scores[w],
                         -losses[w] if math.isfinite(losses[w]) else -math.inf)
 
-            wd = max(grid, key=rank)
+            ranked = sorted(grid, key=rank, reverse=True)  # stable: ties keep the grid's order (stronger first)
+            wd, fallbacks = ranked[0], [w for w in ranked[1:] if not math.isnan(scores[w])]
             info["validation_top1"] = {repr(w): s for w, s in scores.items()}
             info["validation_loss"] = {repr(w): v for w, v in losses.items()}
             info["choice"] = ("best held-out top-1 (ties: lower held-out cross-entropy)"
@@ -207,6 +213,13 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             del x_tr, x_va  # freed before the refit's standardized copy
     x_all, scaler = _scaled(x, cfg)
     probe = fit(x_all, y, num_classes, wd, cfg, seed, init=start)
+    for fallback in fallbacks if not _finite(probe) else ():  # a selection fit that exploded but scored well
+        retry = fit(x_all, y, num_classes, fallback, cfg, seed,
+                    init=path[fallback] if _finite(path[fallback]) else None)
+        if _finite(retry):
+            info["choice"] += f"; the refit at {wd!r} diverged: the next best that refits"
+            probe, wd = retry, fallback
+            break
     info["weight_decay"] = wd
     info["seconds"] = time.monotonic() - t0
     return Probe(probe.weight, probe.bias, scaler), info

@@ -99,6 +99,47 @@ def test_larger_labeled_size_is_extracted_again(manifests, encoder_file, forward
     assert forward_calls["n"] == 3 + 2  # labeled(8) does not cover 20; the test features are cached
 
 
+def _features(cache_dir, manifest_name, enc, n, batch=16):
+    from study.manifests import load_manifest
+    from study.train.augment import build_augment
+
+    aug = build_augment(config().augment_config())
+    cache = features_mod.FeatureCache(cache_dir, aug, "pooled", batch, torch.device("cpu"))
+    return cache.get(enc, load_manifest(manifest_name), n)
+
+
+def test_two_folders_of_one_layout_do_not_share_cached_features(manifests, encoder_file, tmp_path):
+    """Equal content hashes (relative paths, labels, settings) over other pixels, e.g. two materialized corruptions."""
+    from image_trees import write_quadrant_tree
+
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    write_quadrant_tree(tmp_path / "test_b", 5, seed=7)
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "test_b", split="train", name="evtest_b",
+                               sizes=[20], taxonomy=tmp_path / "taxonomy.csv"))
+    assert load_manifest("evtest_b").content_hash == load_manifest("evtest").content_hash
+    enc, cache = encoder_file(), tmp_path / "f"
+    a, b = _features(cache, "evtest", enc, None), _features(cache, "evtest_b", enc, None)
+    assert not b.info["cached"] and not torch.equal(a.x, b.x)
+    assert _features(cache, "evtest_b", enc, None).info["cached"]
+
+
+def test_a_rows_features_do_not_depend_on_where_its_extraction_ends(manifests, tmp_path):
+    """Row 16 ends a 17-row extraction alone in its batch, and sits in a full batch of a 40-row one: the same bits."""
+    from study.train.backbones import build_backbone, encoder_payload
+
+    torch.manual_seed(0)
+    enc = tmp_path / "enc8" / "encoder.pt"
+    enc.parent.mkdir()
+    torch.save(encoder_payload(build_backbone("resnet18_small", 8)), enc)
+    alone = _features(tmp_path / "f1", "evtrain", enc, 17)
+    _features(tmp_path / "f2", "evtrain", enc, 40)
+    within = _features(tmp_path / "f2", "evtrain", enc, 17)
+    assert not alone.info["cached"] and within.info["cached"]
+    assert torch.equal(alone.x, within.x)
+
+
 def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
     enc = encoder_file()
     out = evaluate(config(protocol="granularity", labeled_sizes=[40]), tmp_path / "g", [enc], tmp_path / "f")

@@ -21,7 +21,8 @@ class Preempted(Exception):
 
 @pytest.fixture
 def rows_computed(monkeypatch):
-    """Rows the encoder computes, per forward call; `at_call[k]` runs at the k-th call (1-based) of a run."""
+    """Rows the encoder is given, per forward call (a short last batch padded to the batch size); `at_call[k]` runs
+    at the k-th call (1-based) of a run."""
     seen = {"rows": [], "at_call": {}}
     real = features_mod.load_encoder
 
@@ -51,7 +52,7 @@ def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_th
         manifests, encoder_file, rows_computed, tmp_path):
     enc, train = encoder_file(), load_manifest("evtrain")
     reference = cache(tmp_path / "reference").get(enc, train, 40)
-    assert rows_computed["rows"] == [16, 16, 8]
+    assert rows_computed["rows"] == [16, 16, 16]  # rows 32-40 padded
 
     def preempted(*_):
         raise Preempted
@@ -71,7 +72,7 @@ def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_th
 
     rows_computed["rows"] = []
     again = cache(tmp_path / "features").get(enc, train, 40)
-    assert rows_computed["rows"] == [8]  # rows 32-40 only
+    assert rows_computed["rows"] == [16]  # rows 32-40 only (padded)
     assert torch.equal(again.x, reference.x) and torch.equal(again.y, reference.y)
     assert again.info["resumed_rows"] == 32 and again.info["cached"] is False
     assert not folder.exists() and (folder.parent / "labeled40.pt").is_file()  # the chunks give way to the file
@@ -93,7 +94,7 @@ def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_comput
     assert [p.name for p in folder.iterdir()] == ["rows-0-16.pt"]
     rows_computed["rows"] = []
     again = cache(tmp_path / "features", every_minutes=1e-9).get(enc, test, None)
-    assert rows_computed["rows"] == [4] and torch.equal(again.x, reference.x)
+    assert rows_computed["rows"] == [16] and torch.equal(again.x, reference.x)  # rows 16-20 (padded)
     assert not folder.exists()
 
 

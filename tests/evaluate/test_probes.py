@@ -62,6 +62,20 @@ def test_a_probe_whose_every_weight_decay_diverged_says_so():
     assert info["choice"].startswith("none: every weight decay diverged")
 
 
+def test_a_chosen_weight_decay_whose_refit_diverges_gives_way_to_the_next_best():
+    """SGD at weight decay 100 explodes yet stays finite on the held-out split, scores as well as 1e-3 there and wins
+    the tie (the stronger penalty); its refit reaches NaN: the probe is then the next best's, and says so."""
+    torch.manual_seed(0)
+    centers = torch.randn(4, 16) * 3
+    y, yt = torch.arange(200) % 4, torch.arange(80) % 4
+    x, xt = centers[y] + torch.randn(200, 16), centers[yt] + torch.randn(80, 16)
+    cfg = LinearConfig(optimizer="sgd", epochs=5, lr=0.1, batch_size=32, weight_decays=(100.0, 1e-3))
+    probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
+    assert info["validation_top1"]["100.0"] == info["validation_top1"]["0.001"]  # the tie the refit then loses
+    assert info["weight_decay"] == 1e-3 and "the refit at 100.0 diverged" in info["choice"]
+    assert linear.topk(probe(xt), yt, 1) > 0.9
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_minibatch_probe_optimizers_also_learn(optimizer):
     x, y = blobs(30, 4, 16, 1.0, seed=0)
