@@ -19,6 +19,7 @@ from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
+from study.train.backbones import encoder_recipe
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
@@ -85,6 +86,9 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "seed": cfg.seed,
         "code_version": code_version(),
         "config": cfg.to_dict(),
+        # the pretraining recipe of each encoder (its record's protocol fingerprint; None: a file that carries none):
+        # kept in this record's fingerprint, so that evaluations of encoders of two recipes are never averaged
+        "encoder_recipes": [encoder_recipe(e) for e in encoders],
     }
     if cfg.protocol in ("finetune", "scratch"):
         metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)

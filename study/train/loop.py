@@ -203,7 +203,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     ckpt_path = run_dir / "checkpoint.pt"
     fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
-        _write_encoder(run_dir, method.encoder, world)
+        _write_encoder(run_dir, method.encoder, world, base_protocol)
         return {"metrics": [], "protocol": dict(base_protocol, wall_time_s=time.time() - t0, images_per_s=None)}
 
     from study.train.augment import build_augment
@@ -335,7 +335,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         _log(f"{run_dir}: already trained ({step}/{total} steps)")
 
     train_time = timing["train_s"]  # the run ends with a checkpoint at its last step
-    _write_encoder(run_dir, method.encoder, world)
+    _write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
     metrics = []
     if recent:  # over the last epoch, as train_top1 (at most the last LOSS_STEPS steps): not over the log's window
         metrics.append(_row("loss", float(np.mean(recent[-max(1, min(spe, LOSS_STEPS)):]))))
@@ -418,13 +418,16 @@ def _refuse_nonfinite_weights(method, step: int, ckpt_path: Path, manifest_name:
                      f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; training stopped, {_kept(ckpt_path)}")
 
 
-def _write_encoder(run_dir: Path, encoder, world) -> None:
+def _write_encoder(run_dir: Path, encoder, world, protocol: dict) -> None:
+    """`run_dir/encoder.pt`, carrying the fingerprint of the run's protocol, so that an evaluation of it records the
+    recipe that made it."""
     if not world.is_main:
         return
     from study.atomic import atomic_path
+    from study.results.record import protocol_fingerprint
 
     with atomic_path(run_dir / "encoder.pt") as tmp:
-        torch.save(encoder_payload(encoder), tmp)
+        torch.save(encoder_payload(encoder, protocol_fingerprint(protocol)), tmp)
 
 
 def random_seed_all(seed: int) -> None:

@@ -267,6 +267,23 @@ def test_replicates_share_a_protocol_fingerprint_and_recipes_do_not(protocol, ma
     assert protocol_fingerprint(other["protocol"]) != prints[0]
 
 
+def test_evaluations_of_encoders_of_two_pretraining_recipes_do_not_share_a_fingerprint(manifests, tmp_path):
+    """Seeds of one recipe aggregate; an encoder of another recipe (its encoder.pt says which) is another cell."""
+    from study.results.record import protocol_fingerprint
+    from study.train.backbones import build_backbone, encoder_payload
+
+    prints = {}
+    for name, recipe, seed in (("a0", "recipe-a", 0), ("a1", "recipe-a", 1), ("b0", "recipe-b", 0)):
+        torch.manual_seed(seed)
+        path = tmp_path / name / "encoder.pt"
+        path.parent.mkdir()
+        torch.save(encoder_payload(build_backbone("resnet18_small", 4), recipe), path)
+        out = evaluate(config(labeled_sizes=[8], seed=seed), tmp_path / f"run-{name}", [path], tmp_path / "f")
+        assert out["protocol"]["encoder_recipes"] == [recipe]
+        prints[name] = protocol_fingerprint(out["protocol"])
+    assert prints["a0"] == prints["a1"] != prints["b0"]
+
+
 def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manifests, tmp_path):
     """A diverged encoder (here one BatchNorm weight set to inf) is refused at extraction, naming the encoder and
     the manifest, rather than giving NaN scores that read like a diverged probe; its features are not cached."""

@@ -8,8 +8,9 @@ import torch
 
 from device import device_kind, expected_precision
 from study.errors import StudyError
+from study.results.record import protocol_fingerprint
 from study.train import StopRequested, pretrain
-from study.train.backbones import load_encoder
+from study.train.backbones import encoder_recipe, load_encoder
 from study.train.checkpoint import load_checkpoint
 from study.train.methods import METHODS
 
@@ -80,6 +81,8 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["code_version"]
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
+    # the encoder carries its recipe: the fingerprint its result record gets
+    assert encoder_recipe(tmp_path / "run" / "encoder.pt") == protocol_fingerprint(p)
     # a finished run asked again returns at once with the same metrics
     again = pretrain(make_config(), tmp_path / "run")
     assert again["metrics"] == out["metrics"]

@@ -23,9 +23,21 @@ def build_backbone(name: str, width: int = 64) -> nn.Module:
     return model
 
 
-def encoder_payload(encoder: nn.Module) -> dict:
-    """What `encoder.pt` holds: the spec to rebuild it and its weights (on CPU)."""
-    return {"backbone": dict(encoder.spec), "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+def encoder_payload(encoder: nn.Module, recipe: str | None = None) -> dict:
+    """What `encoder.pt` holds: the spec to rebuild it, its weights (on CPU), and `recipe`: the protocol fingerprint
+    of the pretraining that made it (study.results.record.protocol_fingerprint; None when unknown)."""
+    return {"backbone": dict(encoder.spec), "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+            "recipe": recipe}
+
+
+def encoder_recipe(path: str | Path) -> str | None:
+    """The pretraining recipe fingerprint an encoder file carries (None for a file written without one)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_encoder names an unreadable file
+        return None
+    recipe = payload.get("recipe") if isinstance(payload, dict) else None
+    return recipe if isinstance(recipe, str) else None
 
 
 def read_encoder(path: str | Path) -> tuple[dict, dict]:
