@@ -42,6 +42,18 @@ def axis_defaults(grid: Grid) -> dict[str, Any]:
     return out
 
 
+def _check_exclude_values(grid: Grid, base: dict[str, Any]) -> None:
+    """A StudyError at an exclude rule naming a value its axis never takes (a typo such as `5k` for `50k`, or a typo
+    on the axis itself): such a value removes nothing, even where the rule's other values match."""
+    for rule in grid.exclude:
+        for axis, values in rule.conditions:
+            taken = grid.axes[axis] if axis in grid.axes else [base[axis]]
+            for v in values:
+                if v not in taken:
+                    raise fail(grid.path, rule.line, f"exclude {rule.describe()}: {axis} {v!r} is not a value of axis "
+                                                     f"{axis!r} (its values: {', '.join(map(str, taken))})")
+
+
 def expand_points(grid: Grid) -> list[dict[str, Any]]:
     """Every pretraining point of `grid`, each a full dict over PRETRAIN_AXES; StudyError for zero-job axes."""
     units = _units(grid)
@@ -57,6 +69,7 @@ def expand_points(grid: Grid) -> list[dict[str, Any]]:
             points.append(pt)
 
     excludes = grid.exclude
+    _check_exclude_values(grid, base)
     excluded_any = [False] * len(excludes)
     for combo in itertools.product(*(vals for _, vals in units)):
         pt = dict(base)

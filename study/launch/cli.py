@@ -61,6 +61,13 @@ def _workdir(args: argparse.Namespace):
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    from study.errors import StudyError
+
+    if args.dry_run and args.cluster != "slurm":  # flags first: no manifest check for a command that cannot run
+        raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
+    if args.workers is not None and args.cluster == "slurm":
+        raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
+                         "profile's max_parallel_gpus throttles each array")
     plan = _plan(args, check=False)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
@@ -70,10 +77,6 @@ def run_submit(args: argparse.Namespace) -> int:
         from study.launch.slurm import submit_slurm
 
         return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed)
-    if args.dry_run:
-        from study.errors import StudyError
-
-        raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
     from study.launch.local import run_local
 
     return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers)

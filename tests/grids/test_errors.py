@@ -219,8 +219,32 @@ def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_s
       - {method: supervised, size: 5k}
     stages: {}
     """)
-    assert error_of(g) == (f"{g}:{line_of(g, 'size: 5k')}: exclude {{method: supervised, size: 5000}} matches no "
-                           "combination of the axes: it removes nothing (check its values against the axes)")
+    assert error_of(g) == (f"{g}:{line_of(g, 'size: 5k')}: exclude {{method: supervised, size: 5000}}: size 5000 "
+                           "is not a value of axis 'size' (its values: 50000, 100000)")
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [50k, 100k]}
+    exclude:
+      - {method: supervised, size: [50k, 5k]}
+    stages: {}
+    """)  # the typo sits beside a value that matches: it removed nothing, without a word
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'size: [50k, 5k]')}: exclude {{method: supervised, size: "
+                                  "[50000, 5000]}: size 5000 is not a value of axis 'size'")
+    g = write_grid("""
+    axes: {method: [simclr, suprevised], dataset: [alpha], size: [50k, 100k]}
+    exclude:
+      - {method: supervised, size: 50k}
+    stages: {}
+    """)  # the typo is on the axis: the rule's error shows it
+    assert "method 'supervised' is not a value of axis 'method' (its values: simclr, suprevised)" in error_of(g)
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [50k, 100k], seed: [0, 1]}
+    zip: [[method, seed]]
+    exclude:
+      - {method: supervised, seed: 0}
+    stages: {}
+    """)  # each value on its axis, no combination of them
+    assert error_of(g).endswith("exclude {method: supervised, seed: 0} matches no combination of the axes: it removes "
+                                "nothing (check its values against the axes)")
     g = write_grid("""
     axes: {method: [simclr, supervised], dataset: [alpha]}
     stages:

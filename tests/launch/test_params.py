@@ -122,6 +122,19 @@ def test_a_dry_run_after_an_interrupted_submit_writes_nothing(env):
     assert ledger.path.read_bytes() == before
 
 
+def test_flags_that_cannot_go_together_are_refused_before_any_manifest_check(tmp_path, monkeypatch):
+    """No manifests exist here: the flag error comes first, not a page of missing-manifest errors."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "none"))
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("flags", seeds=(0,)))
+    for flags, why in ((["--cluster", "local", "--dry-run"], "--dry-run prints sbatch scripts"),
+                       (["--cluster", "slurm", "--workers", "2"], "--workers sets how many jobs a --cluster local")):
+        code, _, err = run_cli(["submit", str(grid), *flags, "--profile", str(GPU_PROFILE),
+                                "--workdir", str(tmp_path / "wd")])
+        assert code == 2 and why in err and "not found" not in err, err
+    assert not (tmp_path / "wd").exists()
+
+
 def test_a_submit_from_a_host_without_slurm_says_so_and_records_nothing(env, monkeypatch):
     """submitit's own error was a RuntimeError traceback ("Could not detect srun")."""
     grid = env / "g.yaml"
