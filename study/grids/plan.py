@@ -159,6 +159,12 @@ def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
     return entry.param_lines.get(key) or grid.defaults_lines.get("evaluate", {}).get(key) or entry.line
 
 
+def _at(plan: Plan, job: Job, key: str) -> str:
+    """`<grid file>:<line>` of where `job`'s setting `key` was written (the file alone when no line is known)."""
+    line = _key_line(plan.grid, job, key)
+    return f"{plan.path}:{line}" if line else str(plan.path)
+
+
 def check_sections(plan: Plan) -> list[str]:
     """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
     that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others."""
@@ -277,25 +283,25 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             n = meta(train)["num_images"]
             for ls in sec.get("labeled_sizes") or []:
                 if is_int(ls) and ls > n:
-                    line = _key_line(plan.grid, job, "labeled_sizes")
-                    add(f"{plan.path}{f':{line}' if line else ''}: labeled size {ls} ({format_count(ls)}) asked of "
+                    add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {ls} ({format_count(ls)}) asked of "
                         f"manifest {train}, which has {n} images")
         if sec.get("protocol") == "granularity" and test:
             levels = sec.get("levels") or meta(test).get("levels") or []
             if not levels:
-                add(f"{plan.path}: granularity on manifest {test}, which has no taxonomy levels: give levels, or "
-                    f"build it with --taxonomy")
+                add(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: give "
+                    f"levels, or build it with --taxonomy")
             for name in (train, test):
                 have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
                 missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
                 if missing:
-                    have = list(meta(name).get("levels") or []) + ["class_name"]
-                    add(f"{plan.path}: granularity levels {missing} are not columns of manifest {name} (its "
-                        f"taxonomy levels: {', '.join(have)})")
+                    have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+                    add(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
+                        f"{name} (its taxonomy levels: {', '.join(have)})")
         if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
             a, b = meta(train)["class_names"], meta(test)["class_names"]
             only = sorted(set(a) ^ set(b))
-            add(f"{plan.path}: manifests {train} and {test} (the labeled and test sets of an evaluation) have "
+            add(f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
+                "evaluation) have "
                 f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
                                                              "; in another order") + ")"
                 + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"

@@ -1,6 +1,7 @@
 """`study plan`: golden table and JSON for a fixture grid, the four paper grids, the cost model, the check."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -318,9 +319,14 @@ def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypat
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     plan = plan_grid("grids/granularity.yaml")
     _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
-    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"])  # no taxonomy
-    with pytest.raises(StudyError, match="are not columns of manifest inat21_val"):
+    levels = ("kingdom", "phylum", "class", "order", "genus", "species", "class_name")
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"], levels=levels)  # no "family"
+    with pytest.raises(StudyError) as e:
         plan.check()
+    line = next(i for i, t in enumerate(Path("grids/granularity.yaml").read_text().splitlines(), 1)
+                if t.strip().startswith("levels: [kingdom"))
+    assert (f"grids/granularity.yaml:{line}: granularity levels ['family'] are not columns of manifest inat21_val "
+            f"(its taxonomy levels: {', '.join(levels)})") in str(e.value)  # where levels is set; class_name once
 
 
 @pytest.mark.parametrize("seeds, resources, message", [
