@@ -401,3 +401,10 @@ def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption
     _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption="downsample:factor=2",
                    base={"name": "alpha_train", "content_hash": "h-train"})
     assert run_plan_cli([str(g)], capsys)[0] == 0
+
+
+def test_the_schema_example_of_grids_readme_plans_as_written(tmp_path):
+    text = Path("grids/README.md").read_text().split("## The schema")[1].split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "example.yaml").write_text(text)
+    plan = plan_grid(tmp_path / "example.yaml")
+    assert plan.grid.name == "data_quantity" and len(plan.jobs) > 0
