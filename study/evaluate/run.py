@@ -61,6 +61,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     if too_big:
         raise StudyError(f"evaluate.labeled_sizes: {too_big[0]} is larger than manifest {train_m.name} "
                          f"({train_m.num_images} images)")
+    _refuse_test_images_among_labeled(train_m, test_m, max(sizes))
     aug_cfg = cfg.augment_config()
     aug = build_augment(aug_cfg)
     workers = default_workers() if cfg.num_workers is None else cfg.num_workers
@@ -96,6 +97,21 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         metrics = _frozen(cfg, encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers, protocol)
     protocol["wall_time_s"] = time.time() - t0
     return {"metrics": metrics, "protocol": protocol}
+
+
+def _refuse_test_images_among_labeled(train_m, test_m, largest: int) -> None:
+    """A StudyError when a test image is one of the labeled images (one root, one relative path): the evaluation
+    would score images it trained on (e.g. an image folder without split folders gives every split the whole tree)."""
+    root = train_m.meta.get("root")
+    if not root or root != test_m.meta.get("root"):
+        return
+    labeled = set(train_m.labeled(largest)["path"].tolist())
+    shared = [p for p in test_m.all()["path"].tolist() if p in labeled]
+    if shared:
+        raise StudyError(f"evaluate: {len(shared)} of the {test_m.num_images} test images of manifest {test_m.name} "
+                         f"are labeled images of {train_m.name} (e.g. {root}/{shared[0]}): it would be scored on "
+                         f"images it trained on; build the test manifest from another split (an image folder without "
+                         f"a folder per split gives every --split the whole tree)")
 
 
 def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, protocol) -> list[dict]:

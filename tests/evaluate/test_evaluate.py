@@ -140,6 +140,18 @@ def test_a_rows_features_do_not_depend_on_where_its_extraction_ends(manifests, t
     assert torch.equal(alone.x, within.x)
 
 
+def test_an_evaluation_refuses_test_images_that_are_labeled_images(manifests, encoder_file, tmp_path):
+    """Two splits of an image folder that has no split folders are one tree: scoring would count trained images."""
+    from study.manifests.build import BuildConfig, build_manifest
+
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "train", split="test", name="evtrain_as_test",
+                               sizes=[40]))
+    with pytest.raises(StudyError, match=r"40 of the 40 test images of manifest evtrain_as_test are labeled images of "
+                                         r"evtrain .e.g. .*/train/class\d/.*: it would be scored on images it trained"):
+        evaluate(config(labeled_sizes=[8, 40], test_manifest="evtrain_as_test"), tmp_path / "run", [encoder_file()],
+                 tmp_path / "f")
+
+
 def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
     enc = encoder_file()
     out = evaluate(config(protocol="granularity", labeled_sizes=[40]), tmp_path / "g", [enc], tmp_path / "f")
