@@ -159,6 +159,26 @@ class EvalConfig:
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
 
+    def recorded_dict(self) -> dict:
+        """`to_dict()` without the keys this protocol reads nothing from (a result records what shaped it: a
+        granularity key on a linear job changes no number, so it does not change the protocol fingerprint)."""
+        unused = set(UNUSED_BY_PROTOCOL[self.protocol])
+        if self.protocol in ("linear", "granularity", "concat") and not self.also_knn:
+            unused.add("knn")
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
+
+
+_TRAINING_KEYS = ("finetune", "epochs", "backbone", "width")  # finetune/scratch only
+_FROZEN_KEYS = ("feature_layer", "linear", "knn", "also_knn")  # frozen-feature protocols only
+UNUSED_BY_PROTOCOL = {  # the EvalConfig keys each protocol never reads
+    "linear": ("levels", "per_level", *_TRAINING_KEYS),
+    "concat": ("levels", "per_level", *_TRAINING_KEYS),
+    "granularity": _TRAINING_KEYS,
+    "knn": ("levels", "per_level", "linear", "also_knn", *_TRAINING_KEYS),
+    "finetune": ("levels", "per_level", "backbone", "width", *_FROZEN_KEYS),  # the encoder's own architecture
+    "scratch": ("levels", "per_level", *_FROZEN_KEYS),
+}
+
 
 def _plain(v: Any) -> Any:
     if isinstance(v, dict):

@@ -86,7 +86,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
         "seed": cfg.seed,
         "code_version": code_version(),
-        "config": cfg.to_dict(),
+        "config": cfg.recorded_dict(),
         # the pretraining recipe of each encoder (its record's protocol fingerprint; None: a file that carries none):
         # kept in this record's fingerprint, so that evaluations of encoders of two recipes are never averaged
         "encoder_recipes": [encoder_recipe(e) for e in encoders],

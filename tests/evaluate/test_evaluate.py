@@ -296,6 +296,21 @@ def test_evaluations_of_encoders_of_two_pretraining_recipes_do_not_share_a_finge
     assert prints["a0"] == prints["a1"] != prints["b0"]
 
 
+def test_keys_a_protocol_never_reads_change_no_fingerprint(manifests, encoder_file, tmp_path):
+    """A granularity or fine-tuning key on a linear job changes no number: it is not recorded, nor fingerprinted."""
+    from study.results.record import protocol_fingerprint
+
+    enc = encoder_file()
+    plain = evaluate(config(labeled_sizes=[8]), tmp_path / "a", [enc], tmp_path / "f")
+    extra = evaluate(config(labeled_sizes=[8], per_level=True, levels=["group"], epochs=5, knn={"k": 3}, width=8),
+                     tmp_path / "b", [enc], tmp_path / "f")
+    assert extra["metrics"] == plain["metrics"]
+    assert protocol_fingerprint(extra["protocol"]) == protocol_fingerprint(plain["protocol"])
+    assert "per_level" not in extra["protocol"]["config"] and "knn" not in extra["protocol"]["config"]
+    with_knn = evaluate(config(labeled_sizes=[8], also_knn=True, knn={"k": 3}), tmp_path / "c", [enc], tmp_path / "f")
+    assert with_knn["protocol"]["config"]["knn"]["k"] == 3  # read when kNN runs
+
+
 def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manifests, tmp_path):
     """A diverged encoder (here one BatchNorm weight set to inf) is refused at extraction, naming the encoder and
     the manifest, rather than giving NaN scores that read like a diverged probe; its features are not cached."""
