@@ -1,4 +1,5 @@
-"""`fashion-mnist`: the four IDX `.gz` files as Debian's `dataset-fashion-mnist` installs them.
+"""`fashion-mnist`: the four IDX `.gz` files as Debian's `dataset-fashion-mnist` installs them, or the same files
+uncompressed (`train-images-idx3-ubyte`, as Kaggle's copy or `gunzip` leaves them; a `.gz` is read first).
 
 Rows are `<images file>#<index>` in file order; `meta["kind"] == "idx"`. Splits: `train`, `test` (alias `t10k`).
 """
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, require_file, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, source_entry
 from study.datasets.idx import load_idx, read_idx_header
 from study.errors import StudyError
 
@@ -18,17 +19,29 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 STEMS = {"train": "train", "test": "t10k", "t10k": "t10k"}
 
 
+def idx_file(root: Path, name: str, what: str) -> Path:
+    """`<root>/<name>.gz`, else `<root>/<name>`; StudyError naming both when neither is a file."""
+    for path in (root / f"{name}.gz", root / name):
+        if path.is_file():
+            return path
+    raise StudyError(f"fashion-mnist {what} file not found: {root / name}.gz (nor {name} uncompressed)")
+
+
 @DATASETS.register("fashion-mnist")
 def read_fashion_mnist(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in STEMS:
         raise StudyError(f"fashion-mnist: unknown split {split!r} (expected train or test)")
     stem = STEMS[split]
-    images = require_file(root / f"{stem}-images-idx3-ubyte.gz", "fashion-mnist images file")
-    labels_file = require_file(root / f"{stem}-labels-idx1-ubyte.gz", "fashion-mnist labels file")
+    images = idx_file(root, f"{stem}-images-idx3-ubyte", "images")
+    labels_file = idx_file(root, f"{stem}-labels-idx1-ubyte", "labels")
     _, shape = read_idx_header(images)
+    if len(shape) != 3:
+        raise StudyError(f"{images}: expected an N x H x W image array (idx3), found shape {shape}")
     labels = load_idx(labels_file).astype(np.int64)
-    if labels.ndim != 1 or len(shape) != 3 or shape[0] != len(labels):
-        raise StudyError(f"{images}: {shape[0] if shape else 0} images but {labels_file} has {len(labels)} labels")
+    if labels.ndim != 1:
+        raise StudyError(f"{labels_file}: expected a 1-D label vector (idx1), found shape {labels.shape}")
+    if shape[0] != len(labels):
+        raise StudyError(f"{images}: {shape[0]} images but {labels_file} has {len(labels)} labels")
     paths = pa.array([f"{images.name}#{i}" for i in range(len(labels))], type=pa.string())
     return Index(
         paths=paths, labels=labels, class_names=list(CLASSES), kind="idx",

@@ -1,6 +1,8 @@
 """`imagenet`: ILSVRC-2012 as extracted from the official archives, or in Kaggle's layout.
 
-Official: `train/<wnid>/*.JPEG`; `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt`
+Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` left in `train/` is refused; the class folders must be the
+1000 leaf wnids of the devkit's `meta.mat` when it is there and scipy is installed, else of `LOC_synset_mapping.txt`
+when that is); `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt`
 (line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`, which maps ILSVRC2012_ID -> wnid (that
 order is NOT the sorted-wnid order; scipy reads it), or, without the devkit, by Kaggle's `LOC_val_solution.csv` and
 `LOC_synset_mapping.txt` in the root. A `val/` already sorted into `<wnid>/` folders is read as a tree (one that
@@ -12,6 +14,7 @@ Class index = sorted wnid order, as torchvision; `class_name` is the wnid.
 from __future__ import annotations
 
 import csv
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +42,19 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     if split != "train" and list_dirs(folder) and flat_images(folder):
         raise StudyError(f"imagenet: {folder} holds both class folders and loose images (a half-sorted val folder?): "
                          f"sort every image into its <wnid>/ folder, or none")
+    source = root / "LOC_synset_mapping.txt"
+    if split == "train":
+        tars = list_files(folder, (".tar",), recursive=False)
+        if tars:
+            shown = ", ".join(tars[:5]) + (f" ... ({len(tars)} in all)" if len(tars) > 5 else "")
+            raise StudyError(f"imagenet: inner tars not extracted: {shown} in {folder}: extract each into "
+                             f"{folder}/<wnid>/, then delete it")
+        if not kaggle:
+            wnids, source = train_wnids(root)
     if split == "train" or list_dirs(folder):
         index = index_class_tree(root, folder)
-        if wnids is not None and index.class_names != wnids:
-            missing = sorted(set(wnids) ^ set(index.class_names))[:3]
-            raise StudyError(f"imagenet: class folders of {folder} differ from LOC_synset_mapping.txt (e.g. {missing})")
+        if wnids is not None:
+            check_classes(folder, index.class_names, wnids, source)
     elif kaggle:
         index = kaggle_val(root, folder, wnids)
     elif not has_devkit(root) and (root / "LOC_val_solution.csv").is_file():
@@ -59,8 +70,9 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
 
 
 def kaggle_wnids(root: Path) -> list[str]:
+    """The sorted wnids of `LOC_synset_mapping.txt`; StudyError naming a malformed or repeated line."""
     path = require_file(root / "LOC_synset_mapping.txt", "imagenet: LOC_synset_mapping.txt")
-    wnids = []
+    seen: dict[str, int] = {}
     with open_text(path) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -68,10 +80,39 @@ def kaggle_wnids(root: Path) -> list[str]:
             wnid = line.split(maxsplit=1)[0]
             if not (wnid.startswith("n") and wnid[1:].isdigit()):
                 raise StudyError(f"{path} line {line_no}: expected '<wnid> <words>', got {line.strip()[:60]!r}")
-            wnids.append(wnid)
-    if len(set(wnids)) != len(wnids):
-        raise StudyError(f"{path}: a wnid is listed twice")
-    return sorted(wnids)
+            if wnid in seen:
+                raise StudyError(f"{path} line {line_no}: wnid {wnid} is listed twice (first on line {seen[wnid]})")
+            seen[wnid] = line_no
+    return sorted(seen)
+
+
+def train_wnids(root: Path) -> tuple[list[str] | None, Path | None]:
+    """The leaf wnids an official train folder must hold, and the file they come from: the devkit's `meta.mat`
+    (unless scipy, which reads it, is not installed), else `LOC_synset_mapping.txt` in the root; (None, None)
+    without either (nothing to check against)."""
+    meta = next((root / d / "meta.mat" for d in DEVKIT_DIRS if (root / d / "meta.mat").is_file()), None)
+    if meta is not None:
+        try:
+            importlib.import_module("scipy.io")
+        except ImportError:
+            meta = None
+    if meta is not None:
+        return sorted(devkit_synsets(meta).values()), meta
+    if (root / "LOC_synset_mapping.txt").is_file():
+        return kaggle_wnids(root), root / "LOC_synset_mapping.txt"
+    return None, None
+
+
+def check_classes(folder: Path, classes: list[str], wnids: list[str], source: Path) -> None:
+    """StudyError unless the class folders of `folder` are exactly `wnids` (those of `source`), naming the first
+    few missing and unexpected ones."""
+    if classes == wnids:
+        return
+    missing, extra = sorted(set(wnids) - set(classes)), sorted(set(classes) - set(wnids))
+    parts = [f"{what} {len(names)} (e.g. {', '.join(names[:3])})" for what, names in
+             (("wnids without a folder:", missing), ("folders not among its wnids:", extra)) if names]
+    raise StudyError(f"imagenet: class folders of {folder} differ from the {len(wnids)} wnids of {source}: "
+                     + "; ".join(parts))
 
 
 def flat_images(folder: Path) -> list[str]:

@@ -4,8 +4,9 @@ Annotations are joined to images on `image_id` (never by position); label = `cat
 torchvision uses). Paths are the images' `file_name`, which already start with the split folder (or that folder as
 torchvision renames it, `2021_train`); every class folder they name must exist. The taxonomy is
 kept as the columns kingdom, phylum, class, order, family, genus, species (the category's `name`), plus
-`supercategory`. The JSON is parsed with a hook that keeps only (id, file_name) and (image_id, category_id) pairs,
-so the whole 2.7M-image file fits in a few GB.
+`supercategory`: every category must have each of these keys, a string, and a name no other has. The JSON is parsed
+with a hook that keeps only (id, file_name) and (image_id, category_id) pairs, so the whole 2.7M-image file fits in a
+few GB.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from study.errors import StudyError
 
 LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
 SPLITS = ("train", "train_mini", "val")
+CATEGORY_KEYS = ("name", "supercategory", *LEVELS[:-1])  # what the columns are made of
 
 
 class _Image(tuple):
@@ -93,6 +95,22 @@ def _ints(values: list, path: Path, what: str) -> np.ndarray:
         raise StudyError(f"{path}: {what} {bad} is {values[bad]!r}, out of the int64 range") from None
 
 
+def check_categories(categories: list[dict], path: Path) -> None:
+    """Every category has each of `CATEGORY_KEYS` as a string, and a name no other has; StudyError naming the
+    category (`categories[i]` and its id) and the key."""
+    named: dict[str, int] = {}
+    for i, c in enumerate(categories):
+        for key in CATEGORY_KEYS:
+            if key not in c:
+                raise StudyError(f"{path}: categories[{i}] (id {c['id']}) has no {key!r}")
+            if not isinstance(c[key], str):
+                raise StudyError(f"{path}: categories[{i}] (id {c['id']}) {key!r} is {c[key]!r}, not a string")
+        j = named.setdefault(c["name"], i)
+        if j != i:
+            raise StudyError(f"{path}: categories[{j}] (id {categories[j]['id']}) and categories[{i}] (id {c['id']}) "
+                             f"have the same name {c['name']!r}")
+
+
 @DATASETS.register("inat21")
 def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in SPLITS:
@@ -106,8 +124,13 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
             raise StudyError(f"{path}: categories[{i}] has no 'id'")
     cat_ids = _ints([c["id"] for c in categories], path, "categories[i].id of entry")
     num_classes = len(categories)
-    if not np.array_equal(np.sort(cat_ids), np.arange(num_classes)):
-        raise StudyError(f"{path}: category ids must be 0..{num_classes - 1}, each once")
+    first: dict[int, int] = {}
+    for i, cat_id in enumerate(cat_ids.tolist()):
+        if not 0 <= cat_id < num_classes or cat_id in first:
+            why = f"as categories[{first[cat_id]}]" if cat_id in first else "out of range"
+            raise StudyError(f"{path}: categories[{i}] has id {cat_id}, {why} (category ids must be "
+                             f"0..{num_classes - 1}, each once)")
+        first[cat_id] = i
     by_id = [categories[i] for i in np.argsort(cat_ids)]
 
     bad = next((i for i, x in enumerate(images) if not isinstance(x, _Image)), None)
@@ -150,6 +173,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         raise StudyError(f"{path}: image id {int(sorted_ids[j])} has no annotation")
     labels = np.empty(len(image_ids), dtype=np.int64)
     labels[order[pos]] = ann_cat
+    check_categories(categories, path)
 
     try:
         paths = pa.array(names, type=pa.string())
@@ -161,7 +185,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     paths = _locate(root, pc.replace_substring(paths, "\\", "/"), path)
 
     def per_class(key: str) -> list[str]:
-        return [str(c.get(key, "")) for c in by_id]
+        return [c[key] for c in by_id]
 
     class_names = per_class("name")
     label_array = pa.array(labels, type=pa.int64())

@@ -1,8 +1,10 @@
 """`places365`: Places365-Standard from its list files (no directory scan: the lists are authoritative).
 
 `categories_places365.txt` gives the classes (`/b/bus_station/indoor 71`: names keep every level, as torchvision);
-`places365_train_standard.txt` / `places365_val.txt` give `<path> <label>`. Images lie under the first existing of
-`data_256_standard`, `data_256`, `data_large_standard`, `data_large` (train) or `val_256`, `val_large` (val).
+`places365_train_standard.txt` / `places365_val.txt` give `<path> <label>`. Images lie under the first of
+`data_256_standard`, `data_256`, `data_large_standard`, `data_large` (train) or `val_256`, `val_large` (val) that holds
+the listed files: every folder the list names, and its first and last file (an empty or half-extracted `data_256/`
+does not hide a full `data_large/`, and a list of absent files is refused).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from study.datasets.base import DATASETS, Index, ReaderOptions, open_text, require_file, source_entry
 from study.errors import StudyError
@@ -21,14 +24,16 @@ IMAGE_DIRS = {
 }
 
 
-def read_list(path: Path) -> tuple[list[str], list[int]]:
-    """`<name> <int>` lines (names may hold spaces: split on the last one); StudyError naming a bad line."""
-    names, numbers = [], []
+def read_list(path: Path) -> tuple[list[str], list[int], list[int]]:
+    """`<name> <int>` lines (names may hold spaces: split on the last one), and the line number of each (blank lines
+    are skipped); StudyError naming a bad line."""
+    names, numbers, line_nos = [], [], []
     with open_text(path) as f:
         for line_no, line in enumerate(f, 1):
             text = line.rstrip("\r\n")
             if not text.strip():
                 continue
+            line_nos.append(line_no)
             name, sep, number = text.rpartition(" ")
             if not sep or not name:
                 raise StudyError(f"{path} line {line_no}: expected '<path> <label>', got {text[:80]!r}")
@@ -37,7 +42,29 @@ def read_list(path: Path) -> tuple[list[str], list[int]]:
             except ValueError:
                 raise StudyError(f"{path} line {line_no}: label {number[:20]!r} is not an integer") from None
             names.append(name)
-    return names, numbers
+    return names, numbers, line_nos
+
+
+def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path) -> str:
+    """The first of `IMAGE_DIRS[split]` under `root` that holds every folder the list's `keys` name (one `is_dir` per
+    folder, not per image) and its first and last file; StudyError naming the list file and, for each candidate that
+    exists, the first thing it lacks."""
+    existing = [d for d in IMAGE_DIRS[split] if (root / d).is_dir()]
+    if not existing:
+        raise StudyError(f"places365: no image folder for {split} under {root} (expected one of "
+                         f"{', '.join(IMAGE_DIRS[split])})")
+    folders = sorted(f for f in pc.unique(pc.replace_substring_regex(keys, pattern="/?[^/]*$", replacement=""))
+                     .to_pylist() if f)
+    ends = [keys[0].as_py(), keys[-1].as_py()] if len(keys) else []
+    lacking = []
+    for d in existing:
+        missing = next((f"{d}/{f}/" for f in folders if not (root / d / f).is_dir()), None)
+        missing = missing or next((f"{d}/{k}" for k in ends if not (root / d / k).is_file()), None)
+        if missing is None:
+            return d
+        lacking.append(missing)
+    raise StudyError(f"{list_file}: the images it lists are not under {root}: {', '.join(lacking)} not found "
+                     "(extract the images there)")
 
 
 @DATASETS.register("places365")
@@ -45,24 +72,25 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in LISTS:
         raise StudyError(f"places365: unknown split {split!r} (expected train or val; test has no labels)")
     cat_file = require_file(root / "categories_places365.txt", "places365 categories file")
-    classes, indices = read_list(cat_file)
-    if indices != list(range(len(classes))):
-        raise StudyError(f"{cat_file}: class indices must be 0..{len(classes) - 1} in line order")
+    classes, indices, cat_lines = read_list(cat_file)
+    bad = next((i for i, k in enumerate(indices) if k != i), None)
+    if bad is not None:
+        raise StudyError(f"{cat_file} line {cat_lines[bad]}: class {classes[bad]!r} has index {indices[bad]}, expected "
+                         f"{bad} (class indices must be 0..{len(classes) - 1} in line order)")
     list_file = require_file(root / LISTS[split], f"places365 {split} list")
-    image_dir = next((d for d in IMAGE_DIRS[split] if (root / d).is_dir()), None)
-    if image_dir is None:
-        raise StudyError(f"places365: no image folder for {split} under {root} (expected one of "
-                         f"{', '.join(IMAGE_DIRS[split])})")
-    names, labels = read_list(list_file)
+    names, labels, line_nos = read_list(list_file)
     labels_arr = np.array(labels, dtype=np.int64)
     bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= len(classes)))
     if len(bad):
         i = int(bad[0])
-        raise StudyError(f"{list_file}: label {labels[i]} of {names[i]!r} is out of range 0..{len(classes) - 1}")
-    keys = [n.lstrip("/") for n in names]
-    paths = pa.array([f"{image_dir}/{k}" for k in keys], type=pa.string())
+        raise StudyError(f"{list_file} line {line_nos[i]}: label {labels[i]} of {names[i]!r} is out of range "
+                         f"0..{len(classes) - 1}")
+    del line_nos  # only the errors above name lines (1.8M of them in the train list)
+    keys = pa.array([n.lstrip("/") for n in names], type=pa.string())
+    image_dir = find_image_dir(root, split, keys, list_file)
+    paths = pc.binary_join_element_wise(image_dir, keys, "/")
     return Index(
         paths=paths, labels=labels_arr, class_names=classes,
         sources=[source_entry(root, cat_file), source_entry(root, list_file)],
-        info={"image_dir": image_dir, "rank_key": "name in the list file"}, keys=pa.array(keys, type=pa.string()),
+        info={"image_dir": image_dir, "rank_key": "name in the list file"}, keys=keys,
     )

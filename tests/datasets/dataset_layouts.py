@@ -166,18 +166,20 @@ def make_glc20(root: Path) -> dict:
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
+    """An IDX file, gzipped when `path` ends in `.gz`."""
     codes = {np.dtype(np.uint8): 0x08}
     header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
         int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
+    with (gzip.open if path.name.endswith(".gz") else open)(path, "wb") as f:
         f.write(header + array.tobytes())
     return path
 
 
-def make_fashion_mnist(root: Path, n_train: int = 20, n_test: int = 10) -> Path:
+def make_fashion_mnist(root: Path, n_train: int = 20, n_test: int = 10, suffix: str = ".gz") -> Path:
+    """The four IDX files, named as Debian installs them (`suffix=""`: uncompressed, as Kaggle's copy)."""
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for stem, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{stem}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+        write_idx(root / f"{stem}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{stem}-labels-idx1-ubyte{suffix}", (np.arange(n) % 10).astype(np.uint8))
     return root

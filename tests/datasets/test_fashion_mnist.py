@@ -44,6 +44,35 @@ def test_bad_idx_and_mismatch(tmp_path):
         load_idx(tmp_path / "damaged.gz")
 
 
+def test_swapped_or_wrong_rank_files_are_named_without_contradiction(tmp_path):
+    make_fashion_mnist(tmp_path, n_train=20)
+    images, labels = tmp_path / "train-images-idx3-ubyte.gz", tmp_path / "train-labels-idx1-ubyte.gz"
+    image_bytes, label_bytes = images.read_bytes(), labels.read_bytes()
+    images.write_bytes(label_bytes)
+    labels.write_bytes(image_bytes)
+    with pytest.raises(StudyError, match=r"train-images-idx3-ubyte.gz: expected an N x H x W image array \(idx3\), "
+                                         r"found shape \(20,\)$"):
+        read_dataset("fashion-mnist", tmp_path, "train")
+    images.write_bytes(image_bytes)  # both hold images
+    with pytest.raises(StudyError, match=r"train-labels-idx1-ubyte.gz: expected a 1-D label vector \(idx1\), "
+                                         r"found shape \(20, 28, 28\)$"):
+        read_dataset("fashion-mnist", tmp_path, "train")
+
+
+def test_uncompressed_idx_files(tmp_path):
+    """Kaggle's copy, or a gunzipped folder: the same rows, named by the uncompressed file."""
+    make_fashion_mnist(tmp_path / "gz", n_train=20)
+    make_fashion_mnist(tmp_path / "raw", n_train=20, suffix="")
+    gz, raw = (read_dataset("fashion-mnist", tmp_path / d, "train") for d in ("gz", "raw"))
+    assert raw.paths.to_pylist()[:2] == ["train-images-idx3-ubyte#0", "train-images-idx3-ubyte#1"]
+    assert np.array_equal(raw.labels, gz.labels)
+    assert [s["path"] for s in raw.sources] == ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+    (tmp_path / "raw" / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(StudyError, match=r"fashion-mnist images file not found: .*/t10k-images-idx3-ubyte.gz "
+                                         r"\(nor t10k-images-idx3-ubyte uncompressed\)"):
+        read_dataset("fashion-mnist", tmp_path / "raw", "test")
+
+
 @pytest.mark.skipif(not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),
                     reason="dataset-fashion-mnist not installed")
 def test_real_debian_files():

@@ -31,10 +31,19 @@ def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
     assert "1 class folder(s)" in err and "hold no image" in err and "empty_class" in err
 
 
-def test_without_split_folder_the_root_is_the_tree(tmp_path):
+def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, capsys):
+    """`--root <tree> --split train` (the quickstart's) indexes the tree; since `--split test` would give the same
+    images, stderr says which split is the whole tree."""
     make_imagefolder(tmp_path, {"a": 1, "b": 1})
     index = read_dataset("imagefolder", tmp_path, "train")
     assert index.paths.to_pylist() == ["a/img000.png", "b/img000.png"]
+    assert index.info["image_dir"] == "."
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"[manifest] note: split 'train' is the whole tree at {tmp_path} ")
+    read_dataset("imagefolder", tmp_path, "")  # no split named: nothing to say
+    make_imagefolder(tmp_path / "data" / "test", {"a": 1})
+    assert read_dataset("imagefolder", tmp_path / "data", "test").info["image_dir"] == "test"
+    assert capsys.readouterr().err == ""
 
 
 def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path):

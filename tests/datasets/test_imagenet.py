@@ -1,8 +1,9 @@
 import shutil
+import sys
 
 import numpy as np
 import pytest
-from dataset_layouts import ILSVRC_IDS, WNIDS, make_imagenet_kaggle, make_imagenet_official
+from dataset_layouts import ILSVRC_IDS, WNIDS, make_imagenet_kaggle, make_imagenet_official, write_image
 
 from study.datasets import read_dataset
 from study.errors import StudyError
@@ -93,3 +94,48 @@ def test_official_layout_with_kaggle_label_files(tmp_path):
     assert [from_csv.class_names[i] for i in from_csv.labels] == truth
     assert from_csv.paths.to_pylist() == with_devkit.paths.to_pylist()
     assert {s["path"] for s in from_csv.sources} == {"LOC_synset_mapping.txt", "LOC_val_solution.csv"}
+
+
+def test_inner_tars_left_in_train_are_refused(tmp_path):
+    """An interrupted extraction of the inner tars leaves `<wnid>.tar` beside the class folders."""
+    make_imagenet_official(tmp_path)
+    shutil.rmtree(tmp_path / "train" / "n01484850")
+    (tmp_path / "train" / "n01484850.tar").write_bytes(b"x")
+    with pytest.raises(StudyError, match=r"imagenet: inner tars not extracted: n01484850.tar in .*train: extract"):
+        read_dataset("imagenet", tmp_path, "train")
+
+
+def test_official_train_folders_are_the_devkit_wnids(tmp_path):
+    make_imagenet_official(tmp_path)
+    shutil.rmtree(tmp_path / "train" / "n01484850")
+    with pytest.raises(StudyError, match=r"class folders of .*train differ from the 3 wnids of .*/meta.mat: "
+                                         r"wnids without a folder: 1 \(e.g. n01484850\)$"):
+        read_dataset("imagenet", tmp_path, "train")
+    write_image(tmp_path / "train" / "n01484850" / "n01484850_1.JPEG")
+    write_image(tmp_path / "train" / "n09999999" / "n09999999_1.JPEG")
+    with pytest.raises(StudyError, match=r"meta.mat: folders not among its wnids: 1 \(e.g. n09999999\)$"):
+        read_dataset("imagenet", tmp_path, "train")
+
+
+def test_without_scipy_official_train_is_checked_against_loc_synset_mapping_or_not_at_all(tmp_path, monkeypatch):
+    """meta.mat needs scipy to be read: without it, LOC_synset_mapping.txt in the root is the reference, and
+    without that the check is skipped (the val build, which needs meta.mat, says scipy is missing)."""
+    make_imagenet_official(tmp_path)
+    shutil.rmtree(tmp_path / "train" / "n01484850")
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # `import scipy.io` raises ImportError
+    assert read_dataset("imagenet", tmp_path, "train").class_names == ["n01440764", "n01443537"]
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in WNIDS))
+    with pytest.raises(StudyError, match=r"differ from the 3 wnids of .*LOC_synset_mapping.txt: wnids without a "
+                                         r"folder: 1 \(e.g. n01484850\)"):
+        read_dataset("imagenet", tmp_path, "train")
+    with pytest.raises(StudyError, match=r"meta.mat needs scipy"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_a_wnid_listed_twice_names_both_lines(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    with open(tmp_path / "LOC_synset_mapping.txt", "a") as f:
+        f.write(f"{WNIDS[1]} again\n")
+    with pytest.raises(StudyError, match=rf"LOC_synset_mapping.txt line 4: wnid {WNIDS[1]} is listed twice "
+                                         r"\(first on line 2\)"):
+        read_dataset("imagenet", tmp_path, "train")

@@ -46,6 +46,12 @@ def _edit(tmp_path, fn):
     (lambda d: d.pop("annotations"), "no annotations"),
     (lambda d: d["annotations"][0].update(category_id=1.9), r"category_id of annotations entry 0 is 1.9, not an"),
     (lambda d: d["categories"][0].update(id="0"), r"categories\[i\].id of entry 0 is '0', not an integer"),
+    (lambda d: d["categories"][1].update(id=3), r"categories\[1\] has id 3, out of range \(category ids must be 0..2, "
+                                                r"each once\)"),
+    (lambda d: d["categories"][2].update(id=0), r"categories\[2\] has id 0, as categories\[0\] \(category ids"),
+    (lambda d: d["categories"][2].update(name="Lumbricus terrestris"),
+     r"categories\[0\] \(id 0\) and categories\[2\] \(id 2\) have the same name 'Lumbricus terrestris'"),
+    (lambda d: d["categories"][1].update(genus=None), r"categories\[1\] \(id 1\) 'genus' is None, not a string"),
     (lambda d: d["images"][0].update(id=True), "id of images entry 0 is True, not an integer"),
     (lambda d: d["images"][0].update(id=2**70), "out of the int64 range"),
     (lambda d: d.update(images=[]), "the images list is empty"),
@@ -56,6 +62,15 @@ def test_bad_annotations(tmp_path, edit, message):
     make_inat21(tmp_path, "train", per_class=2)
     _edit(tmp_path, edit)
     with pytest.raises(StudyError, match=message):
+        read_dataset("inat21", tmp_path, "train")
+
+
+@pytest.mark.parametrize("key", ["name", "supercategory", "kingdom", "phylum", "class", "order", "family", "genus"])
+def test_a_category_without_a_taxonomy_key_is_refused(tmp_path, key):
+    """A missing level would be a column of "" (one class at that level: a trivial granularity evaluation)."""
+    make_inat21(tmp_path, "train", per_class=1)
+    _edit(tmp_path, lambda d: d["categories"][1].pop(key))
+    with pytest.raises(StudyError, match=rf"train.json: categories\[1\] \(id 1\) has no '{key}'$"):
         read_dataset("inat21", tmp_path, "train")
 
 

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 from dataset_layouts import PLACES_CLASSES, make_places365
 
@@ -27,7 +29,7 @@ def test_val_flat_list(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
     ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
-    ("/a/airfield/x.jpg 365", "out of range"),
+    ("/a/airfield/x.jpg 365", r"line 7: label 365 of '/a/airfield/x.jpg' is out of range 0..2"),
     ("/a/airfield/00000001.jpg 0", "listed twice"),
 ])
 def test_bad_list_lines(tmp_path, line, message):
@@ -45,6 +47,40 @@ def test_missing_image_folder_or_list(tmp_path):
         read_dataset("places365", tmp_path, "train")
     (tmp_path / "places365_val.txt").unlink()
     with pytest.raises(StudyError, match="places365_val.txt"):
+        read_dataset("places365", tmp_path, "val")
+
+
+def test_category_index_out_of_line_order_names_the_line(tmp_path):
+    make_places365(tmp_path)
+    (tmp_path / "categories_places365.txt").write_text(
+        "\n/a/airfield 0\n/b/bus_station/indoor 5\n/b/bus_station/outdoor 2\n")  # a blank line counts
+    with pytest.raises(StudyError, match=r"categories_places365.txt line 3: class '/b/bus_station/indoor' has index "
+                                         r"5, expected 1 \(class indices must be 0..2 in line order\)"):
+        read_dataset("places365", tmp_path, "train")
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_an_empty_or_partial_image_folder_does_not_hide_a_full_one(tmp_path, partial):
+    """`data_256/` comes first, but it holds not every listed file: the full `data_large/` is the image folder."""
+    make_places365(tmp_path, image_dir="data_large")
+    (tmp_path / "data_256").mkdir()
+    if partial:  # every class folder, but a listed file missing
+        shutil.copytree(tmp_path / "data_large", tmp_path / "data_256", dirs_exist_ok=True)
+        (tmp_path / "data_256" / "a" / "airfield" / "00000001.jpg").unlink()  # the list's last line
+    index = read_dataset("places365", tmp_path, "train")
+    assert index.info["image_dir"] == "data_large"
+    assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+
+
+def test_listed_images_not_on_disk_are_refused_naming_the_first_missing(tmp_path):
+    make_places365(tmp_path, image_dir="data_256")
+    shutil.rmtree(tmp_path / "data_256" / "b" / "bus_station" / "indoor")
+    (tmp_path / "data_large" / "a").mkdir(parents=True)
+    with pytest.raises(StudyError, match=r"places365_train_standard.txt: the images it lists are not under .*: "
+                                         r"data_256/b/bus_station/indoor/, data_large/a/airfield/ not found"):
+        read_dataset("places365", tmp_path, "train")
+    (tmp_path / "val_256" / "Places365_val_00000004.jpg").unlink()
+    with pytest.raises(StudyError, match=r"places365_val.txt: .* val_256/Places365_val_00000004.jpg not found"):
         read_dataset("places365", tmp_path, "val")
 
 
