@@ -20,8 +20,8 @@ from study.report.html import Page, Section, write_index
 from study.report.tables import with_integer_counts, write_tables
 from study.errors import StudyError
 from study.paths import results_dir
-from study.results import (ResultFileWarning, aggregate, cell_columns, code_version, drop_repeated_seeds,
-                           find_conflicts, gather, write_table)
+from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
+                           drop_repeated_seeds, find_conflicts, gather, write_table)
 
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
@@ -47,7 +47,7 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
 class ReportSummary:
     out: Path
     index: Path
-    results: int  # result records read
+    results: int  # result records read (one without metrics too)
     rows: int  # rows of results.parquet
     missing: int | None  # planned jobs without a result (None: no plan)
     skipped_files: list[str] = field(default_factory=list)
@@ -62,13 +62,20 @@ def _save(fig, path: Path, fmt: str) -> None:
         fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
 
 
+def _cell_keys(agg: pd.DataFrame) -> list[str]:
+    """The columns of `aggregate`'s output that name a cell in a warning (not its grid, stage or fingerprint)."""
+    return [c for c in agg.columns if c not in (*AGGREGATE_COLUMNS, "protocol_fingerprint", "grid", "stage")]
+
+
+def _cell_text(row: pd.Series, keys: list[str]) -> str:
+    return ", ".join(f"{k}={row[k]}" for k in keys if not pd.isna(row[k]))
+
+
 def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
     lines = []
-    keys = [c for c in conflicts.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs",
-                                                      "seeds", "job_ids", "finished_at", "grid", "stage")]
+    keys = _cell_keys(conflicts)
     for _, group in conflicts.groupby(keys, dropna=False, sort=True):
-        first = group.iloc[0]
-        cell = ", ".join(f"{k}={first[k]}" for k in keys if not pd.isna(first[k]))
+        cell = _cell_text(group.iloc[0], keys)
         newest = group.sort_values("finished_at", na_position="first").iloc[-1]["protocol_fingerprint"]
         parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
                           for r in group.itertuples())
@@ -77,9 +84,28 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
+    """One line naming (the first `shown` of) the cells whose seeds ran on more than one code version or on a
+    modified ("-dirty") tree: the code version is no part of the fingerprint, so they are averaged as one recipe."""
+    if agg.empty or "code_versions" not in agg:
+        return []
+    versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
+    mixed = agg[[len(vs) > 1 or any(v.endswith("-dirty") for v in vs) for vs in versions]]
+    if mixed.empty:
+        return []
+    keys = _cell_keys(mixed)
+    listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}" for _, row in mixed.head(shown).iterrows())
+    more = f"; and {len(mixed) - shown} more" if len(mixed) > shown else ""
+    return [f"{len(mixed)} cell(s) average seeds run by several code versions or by a modified ('-dirty') source "
+            f"tree, as one recipe (the code version is no part of the protocol fingerprint): {listed}{more}. "
+            "cells.csv gives each cell's code_versions"]
+
+
 def _valueless_lines(table: pd.DataFrame) -> list[str]:
     """The jobs that recorded a metric without a value (a diverged run), and what that does to their cells: one
-    with other seeds is their mean (the diverged seed left out), one without is missing."""
+    with other seeds is their mean (the diverged seed left out), one without is missing. A record without metrics
+    (its one row has no metric) is not one."""
+    table = table[table["metric"].notna()] if not table.empty else table
     if table.empty or not table["value"].isna().any():
         return []
     jobs = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index()
@@ -124,8 +150,10 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                  log: TextIO | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
 
-    Warnings (skipped files, repeated seeds, fingerprint conflicts) and a summary line go to `log` (the CLI passes
-    stderr). Without a plan, a grid name that no result carries raises NoResults before anything is written.
+    Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions) and a summary
+    line go to `log` (the CLI passes stderr). Without a plan, a grid name that no result carries raises NoResults
+    before anything is written; with neither a plan nor a grid, results recorded under more than one grid raise a
+    StudyError asking for the grid's name (one cell of two grids would be two cells of one figure).
     """
     out = Path(out)
     with warnings.catch_warnings():
@@ -145,6 +173,10 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                     f"give the grid's file to report every job of it")
         if table.empty:
             raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
+    if plan is None and grid is None and table["grid"].nunique(dropna=False) > 1:
+        grids = sorted(table["grid"].dropna().unique()) + (["(none)"] if table["grid"].isna().any() else [])
+        raise StudyError(f"results of several grids in {results_dir(workdir)} ({', '.join(grids)}): name the grid to "
+                         "report (its grid file, or its name)")
     if table.empty:
         _keep_a_report_of_results(out, workdir)
     try:
@@ -163,6 +195,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     conflicts = find_conflicts(agg)
     conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []
     warn_lines += conflict_lines
+    warn_lines += _code_version_lines(agg)
 
     write_table(table, out / "results.parquet", grid=name)
     write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
@@ -198,7 +231,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     _remove_earlier_outputs(out, [m.NAME for m in FIGURES if m.NAME not in drawn] + ([] if missing is not None
                                                                                       else ["missing"]))
     n_records = table["job_id"].nunique() if not table.empty else 0
-    summary = [f"{n_records} job result(s), {len(table)} metric row(s)",
+    summary = [f"{n_records} job result(s), {int(table['metric'].notna().sum())} metric row(s)",
                f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",
                f"skipped result files: {len(coll.skipped)}",
                f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",

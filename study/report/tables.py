@@ -1,5 +1,6 @@
 """Tables as CSV (full precision; a missing cell is empty; means only), Markdown and LaTeX (3 decimals, "mean ± std"
-where seeds were repeated; missing shown as '—' / '--', never 0)."""
+where seeds were repeated; missing shown as '—' / '--', never 0; a cell not in the grid, where a table marks it,
+empty)."""
 from __future__ import annotations
 
 import math
@@ -23,13 +24,18 @@ def _cell(v, missing: str, digits: int = 3) -> str:
 
 def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
     """Each row's cells as text: 3 decimals, `missing` for a missing value, and "mean ± std" where the frame's
-    `attrs["spread"]` (see figures.common.wide) has a spread for that cell (two or more seeds)."""
-    spread = df.attrs.get("spread")
+    `attrs["spread"]` (see figures.common.wide) has a spread for that cell (two or more seeds); empty where its
+    `attrs["absent"]` marks the cell as not in the grid."""
+    spread, absent = df.attrs.get("spread"), df.attrs.get("absent")
     rows = []
     for i, row in enumerate(df.itertuples(index=False)):
         spreads = spread.iloc[i] if spread is not None and i < len(spread) else {}
+        blanks = absent.iloc[i] if absent is not None and i < len(absent) else {}
         cells = []
         for col, v in zip(df.columns, row):
+            if bool(blanks.get(col, False)):
+                cells.append("")
+                continue
             text = _cell(v, missing)
             s = spreads.get(col)
             if text != missing and isinstance(s, float) and not math.isnan(s):

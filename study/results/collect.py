@@ -3,7 +3,9 @@
 Columns, in order: `job_id`, `stage`, `grid`, the axes (`AXES` first, any other axis after, sorted), `labeled_size`,
 `level`, `metric`, `value`, `protocol_fingerprint`, `code_version`, `wall_time_s`, `finished_at`, `protocol_json`
 (the whole effective protocol, canonical JSON) and one `protocol.<dotted.key>` column per protocol leaf (lists as
-JSON text). Absent axes and metrics are null (NaN), never 0. Seeds aggregate with `aggregate`.
+JSON text). Absent axes and metrics are null (NaN), never 0. A record without metrics (a `random` pretraining) is one
+row with `metric` and `value` null, so that it is counted and its protocol kept. The integer axes (`INTEGER_COLUMNS`,
+`*_size`) are nullable integers (Int64) even where some rows have none. Seeds aggregate with `aggregate`.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ TABLE_GRID_KEY = b"study.grid"
 TABLE_SCHEMA_VERSION = 1
 # Columns that tell seeds apart, or describe one run: never part of a cell's identity.
 NOT_CELL = {"seed", "seed_pair", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
+# what `aggregate` adds to a cell's key columns
+AGGREGATE_COLUMNS = ("mean", "std", "count", "n_jobs", "seeds", "job_ids", "code_versions", "finished_at")
+INTEGER_COLUMNS = ("size", "seed", "labeled_size")  # and any other axis named *_size
 PAIR_SUFFIX = "_pair"
 _NUMERIC_PAIR = re.compile(r"(-?\d+|None)(\|(-?\d+|None))+")  # None: an encoder of the whole dataset
 
@@ -64,15 +69,21 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def _normalise(col: pd.Series) -> pd.Series:
-    """One type per column, so that pyarrow writes it and pandas reads it back the same."""
-    values = [v for v in col if v is not None and not (isinstance(v, float) and np.isnan(v))]
+def _is_null(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+
+def _normalise(col: pd.Series, integer: bool = False) -> pd.Series:
+    """One type per column, so that pyarrow writes it and pandas reads it back the same; an `integer` column whose
+    values are whole numbers is Int64 even where a null made pandas read it as float."""
+    values = [v for v in col if not _is_null(v)]
     if not values:
         return pd.Series([None] * len(col), index=col.index, dtype="object")
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return col.astype("boolean")
-    if all(_is_int(v) for v in values):
-        return col.astype("Int64")
+    if all(_is_int(v) for v in values) or (integer and all(
+            (_is_int(v) or isinstance(v, (float, np.floating))) and float(v).is_integer() for v in values)):
+        return pd.Series([None if _is_null(v) else int(v) for v in col], index=col.index, dtype="Int64")
     if all(_is_int(v) or isinstance(v, (float, np.floating)) for v in values):
         return col.astype("float64")
     return col.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))
@@ -92,7 +103,7 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
                 **axes, "protocol_fingerprint": protocol_fingerprint(protocol), "code_version": rec.get("code_version"),
                 "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
                 "protocol_json": canonical_json(protocol), **flat}
-        for m in rec["metrics"]:
+        for m in rec["metrics"] or [{"metric": None, "value": None}]:  # no metric: one row, so the job is seen
             rows.append({**base, "labeled_size": m.get("labeled_size"), "level": m.get("level"),
                          "metric": m["metric"], "value": np.nan if m["value"] is None else float(m["value"])})
     extra_axes = sorted(axis_names - set(AXES))
@@ -105,7 +116,8 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
         elif col in ("job_id", "stage", "metric", "protocol_fingerprint"):
             df[col] = df[col].astype("object")
         else:
-            df[col] = _normalise(df[col])
+            df[col] = _normalise(df[col], integer=col in INTEGER_COLUMNS or (
+                col.endswith("_size") and not col.startswith(PROTOCOL_PREFIX)))
     # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one
     # block (the column-by-column normalising above leaves a fragmented frame)
     return df.sort_values("job_id", kind="stable").reset_index(drop=True).copy()
@@ -115,7 +127,7 @@ def axis_columns(table: pd.DataFrame) -> list[str]:
     """The axis columns of a tidy table (standard ones first)."""
     fixed = {"job_id", "stage", "grid", *METRIC_COLUMNS, *RUN_COLUMNS}
     return [c for c in table.columns if c not in fixed and not c.startswith(PROTOCOL_PREFIX)
-            and c not in ("mean", "std", "count", "n_jobs", "job_ids", "seeds")]
+            and c not in AGGREGATE_COLUMNS]
 
 
 def cell_columns(table: pd.DataFrame) -> list[str]:
@@ -124,24 +136,41 @@ def cell_columns(table: pd.DataFrame) -> list[str]:
             "metric"]
 
 
-def aggregate(table: pd.DataFrame) -> pd.DataFrame:
-    """Seeds -> mean, std (ddof 1; NaN for one seed), count (seeds with a value) per cell and protocol fingerprint.
+def _seed_text(v: Any) -> str:
+    return str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v)
 
-    Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together.
+
+def _seed_key(v: Any) -> tuple:
+    """Seeds in numeric order (2 before 10), a concatenation's pair ("0|1") by its parts."""
+    try:
+        return 0, tuple(int(float(p)) for p in str(v).split("|"))
+    except (ValueError, OverflowError):
+        return 1, str(v)
+
+
+def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+    """Seeds -> mean, std (ddof 1; NaN for one seed), count (seeds with a value) per cell and protocol fingerprint,
+    with the cell's `seeds` (in numeric order), `job_ids` and `code_versions` (distinct, sorted), all comma-joined.
+
+    Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
+    without a metric (a record that has none) is no cell.
     """
     keys = [*cell_columns(table), "protocol_fingerprint"]
-    extra = ["mean", "std", "count", "n_jobs", "seeds", "job_ids", "finished_at"]
+    if "metric" in table:
+        table = table[table["metric"].notna()]
     if table.empty:
-        return pd.DataFrame(columns=[*keys, *extra])
+        return pd.DataFrame(columns=[*keys, *AGGREGATE_COLUMNS])
     if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
         table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
     grouped = table.groupby(keys, dropna=False, sort=True)
     agg = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     meta = grouped.agg(
         n_jobs=("job_id", "nunique"),
-        seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s.dropna().unique(), key=str))) if "seed" in table
-        else ("job_id", lambda s: ""),
+        seeds=("seed", lambda s: ",".join(_seed_text(v) for v in sorted(s.dropna().unique(), key=_seed_key)))
+        if "seed" in table else ("job_id", lambda s: ""),
         job_ids=("job_id", lambda s: ",".join(sorted(s.unique()))),
+        code_versions=("code_version", lambda s: ",".join(sorted(str(v) for v in s.dropna().unique())))
+        if "code_version" in table else ("job_id", lambda s: ""),
         finished_at=("finished_at", lambda s: max((v for v in s if isinstance(v, str)), default=None)),
     ).reset_index(drop=True)
     out = pd.concat([agg, meta], axis=1)
@@ -171,8 +200,7 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
 
 def find_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
     """Cells of `aggregate`'s output holding results of more than one protocol fingerprint."""
-    keys = [c for c in agg.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs", "seeds",
-                                               "job_ids", "finished_at")]
+    keys = [c for c in agg.columns if c != "protocol_fingerprint" and c not in AGGREGATE_COLUMNS]
     if agg.empty:
         return agg.iloc[0:0]
     n = agg.groupby(keys, dropna=False)["protocol_fingerprint"].transform("nunique")
@@ -184,8 +212,7 @@ def resolve_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
 
     The report lists every conflict and the fingerprint it drew; the full aggregate keeps them all.
     """
-    keys = [c for c in agg.columns if c not in ("protocol_fingerprint", "mean", "std", "count", "n_jobs", "seeds",
-                                               "job_ids", "finished_at")]
+    keys = [c for c in agg.columns if c != "protocol_fingerprint" and c not in AGGREGATE_COLUMNS]
     if agg.empty:
         return agg
     ordered = agg.assign(_t=agg["finished_at"].fillna("")).sort_values(["_t", "protocol_fingerprint"],

@@ -23,6 +23,9 @@ def eval_axes(**axes) -> dict:
     return base
 
 
+CODE_VERSION = "0.1.0+git.test"  # one clean version: the report warns about a cell of several or a dirty one
+
+
 def records(axes: dict, values: dict, seeds=(0, 1), protocol=None, finished_at="2024-01-01T00:00:00+00:00"):
     """One evaluate record per seed; `values` maps (labeled_size, level) -> mean over seeds."""
     out = []
@@ -33,7 +36,7 @@ def records(axes: dict, values: dict, seeds=(0, 1), protocol=None, finished_at="
                     "metrics": [{"metric": "top1", "value": v + delta, "labeled_size": ls, "level": lv}
                                 for (ls, lv), v in values.items()],
                     "protocol": {"lr": 0.1, "epochs": 90, "seed": seed, **(protocol or {})},
-                    "wall_time_s": 1.0, "finished_at": finished_at})
+                    "code_version": CODE_VERSION, "wall_time_s": 1.0, "finished_at": finished_at})
     return out
 
 
@@ -80,8 +83,8 @@ def granularity_records():
 
 def table_of(recs):
     from study.results.record import protocol_fingerprint
-    return records_to_table([{**r, "schema_version": 1, "code_version": "test",
-                              "protocol_fingerprint": protocol_fingerprint(r["protocol"])} for r in recs])
+    return records_to_table([{**r, "schema_version": 1, "protocol_fingerprint": protocol_fingerprint(r["protocol"])}
+                             for r in recs])
 
 
 def plan_for(recs, name="g", extra_jobs=()):
@@ -105,7 +108,8 @@ def write_all(workdir, recs, with_pretrain_for=None):
         for job in with_pretrain_for.jobs:
             if job.stage == "pretrain":
                 write_result(workdir, {"job_id": job.id, "stage": "pretrain", "grid": "g", "axes": job.config["axes"],
-                                       "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+                                       "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1},
+                                       "code_version": CODE_VERSION})
 
 
 ALL_RECORDS = quantity_records() + domain_records() + quality_records() + granularity_records()

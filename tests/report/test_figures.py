@@ -439,3 +439,83 @@ def test_domain_pooling_and_concat_show_planned_cells_without_a_result_as_missin
     assert conc.loc["first encoder", "mean"] == pytest.approx(0.45)  # the single encoders that are done
     with pytest.raises(NoData):
         domain_concat.draw(table)  # without a plan nothing says a concatenation was planned
+
+
+def test_quantity_draws_each_scratch_variant_apart():
+    """Two from-scratch entries told apart by `variant` (a short and a long recipe): two reference lines and two table
+    rows, "<scratch> · <variant>", not one zigzag line whose table row keeps one of them."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.30, (10000, None): 0.40})
+    for variant, (lo, hi) in (("short", (0.10, 0.20)), ("long", (0.15, 0.35))):
+        recs += records({"protocol": "scratch", "eval_dataset": "a", "corruption": None, "variant": variant},
+                        {(1000, None): lo, (10000, None): hi}, protocol={"epochs": 10 if variant == "short" else 90})
+    fig, data = quantity.draw(table_of(recs))
+    got = {label: c.lines[0] for (title, label), c in _containers(fig).items() if title == "a · linear probe"}
+    assert set(got) == {"50k", f"{quantity.SCRATCH} · short", f"{quantity.SCRATCH} · long"}
+    for variant, ys in (("short", [0.10, 0.20]), ("long", [0.15, 0.35])):
+        line = got[f"{quantity.SCRATCH} · {variant}"]
+        assert list(line.get_xdata()) == [1000.0, 10000.0] and list(line.get_ydata()) == pytest.approx(ys)
+    table = quantity.paper_table(data).set_index("line")
+    assert table.loc[f"{quantity.SCRATCH} · short", ["1k", "10k"]].to_list() == pytest.approx([0.10, 0.20])
+    assert table.loc[f"{quantity.SCRATCH} · long", ["1k", "10k"]].to_list() == pytest.approx([0.15, 0.35])
+
+
+def test_quantity_line_whose_results_all_diverged_is_not_a_planned_line():
+    """A line with results, all without a value, keeps its own labeled sizes (count 0), not the panel's as a line
+    planned and not yet run; a figure with nothing else says they diverged, not that missing.csv lists them."""
+    diverged = records(eval_axes(size=50_000), {(1000, None): 0.0}, seeds=(0,))
+    diverged[0]["metrics"][0]["value"] = None
+    recs = records(eval_axes(), {(1000, None): 0.3, (3000, None): 0.35, (10000, None): 0.4}) + diverged
+    fig, data = quantity.draw(table_of(recs))
+    line = _containers(fig)[("a · linear probe", "50k")].lines[0]
+    assert list(line.get_xdata()) == [1000.0] and math.isnan(line.get_ydata()[0])
+    assert data.loc[data["line"] == "50k", "labeled_size"].to_list() == [1000]
+    with pytest.raises(NoData, match="diverged") as e:
+        quantity.draw(table_of(diverged))
+    assert "missing.csv" not in str(e.value)
+
+
+def test_granularity_panel_draws_only_the_lines_evaluated_on_its_dataset():
+    """Each pretraining set probed in its own domain: cub's panel has no inat encoder drawn (or tabled) as missing;
+    the legend still names every line once."""
+    recs = []
+    for ev, methods in (("inat", ("simclr", "supervised")), ("cub", ("simclr",))):
+        for m in methods:
+            recs += records(eval_axes(method=m, protocol="granularity", dataset=ev, eval_dataset=ev),
+                            {(1000, lv): v for lv, v in zip(LEVELS, (0.9, 0.7, 0.5))}, protocol={"levels": LEVELS})
+    fig, data = granularity.draw(table_of(recs))
+    panels = {ax.get_title().split(" ")[0]: {c.get_label() for c in ax.containers} for ax in fig.axes}
+    assert panels == {"cub": {"simclr cub"}, "inat": {"simclr inat", "supervised inat"}}
+    table = granularity.paper_table(data)
+    assert sorted(zip(table["eval_dataset"], table["line"])) == [("cub", "simclr cub"), ("inat", "simclr inat"),
+                                                                 ("inat", "supervised inat")]
+    assert table[["kingdom", "order", "species"]].notna().all().all()
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["simclr cub", "simclr inat",
+                                                                             "supervised inat"]
+
+
+def test_quality_leaves_a_corruption_never_planned_for_a_method_blank():
+    """supervised is pretrained with JPEG only, simclr also downsampled (diverged): supervised x downsample is no
+    bar and a blank table cell; simclr x downsample is 'missing'. Planned for supervised too, it is missing."""
+    from study.report.tables import to_markdown
+
+    recs = []
+    for method, clean, jpeg in (("simclr", 0.45, 0.30), ("supervised", 0.70, 0.65)):
+        recs += records(eval_axes(method=method), {(10000, None): clean}, seeds=(0,))
+        recs += records(eval_axes(method=method, corruption="jpeg:quality=10"), {(10000, None): jpeg}, seeds=(0,))
+    down = records(eval_axes(method="simclr", corruption="downsample:factor=2"), {(10000, None): 0.0}, seeds=(0,))
+    down[0]["metrics"][0]["value"] = None
+    table = table_of(recs + down)
+    planned = table.drop_duplicates("job_id").assign(stage="evaluate")
+    fig, data = quality.draw(table, planned)
+    assert sorted(zip(data["corruption"], data["method"])) == [("downsample:factor=2", "simclr"),
+                                                               ("jpeg:quality=10", "simclr"),
+                                                               ("jpeg:quality=10", "supervised")]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["missing"]  # simclr's, at x < 0: supervised's is blank
+    assert fig.axes[0].texts[0].get_position()[0] < 0
+    md = to_markdown(quality.paper_table(data))
+    assert "| a | a | 1M | downsample:factor=2 | — |  |" in md
+    also = pd.concat([planned, planned[planned["job_id"] == down[0]["job_id"]].assign(method="supervised",
+                                                                                       job_id="sup-down")])
+    fig, data = quality.draw(table, also)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
+    assert "| a | a | 1M | downsample:factor=2 | — | — |" in to_markdown(quality.paper_table(data))

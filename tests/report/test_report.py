@@ -6,12 +6,13 @@ import io
 
 import pandas as pd
 import pytest
-from report_records import domain_records, eval_axes, plan_for, quantity_records, records, write_all
+from report_records import CODE_VERSION, domain_records, eval_axes, plan_for, quantity_records, records, write_all
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.report import build_report
 from study.report.cli import register
+from study.results import write_result
 
 from report_records import ALL_RECORDS as ALL
 
@@ -288,3 +289,51 @@ def test_a_workdir_without_results_does_not_replace_a_report_drawn_from_results(
     (tmp_path / "afile").write_text("")
     with pytest.raises(StudyError, match=r"--out .*afile: cannot make the report folder"):
         build_report(tmp_path / "w", tmp_path / "afile", plan=plan, log=None)
+
+
+def test_a_result_without_metrics_is_a_job_result(tmp_path):
+    """A `random` pretraining records no metric: counted in the summary, not "no result of this grid yet", its row in
+    results.parquet, and not missing."""
+    recs = records(eval_axes(method="random"), {(10000, None): 0.1}, seeds=(0,))
+    plan = plan_for(recs)
+    pre = next(j for j in plan.jobs if j.stage == "pretrain")
+    write_result(tmp_path / "w", {"job_id": pre.id, "stage": "pretrain", "grid": "g", "axes": pre.config["axes"],
+                                  "metrics": [], "protocol": {"method": "random"}, "code_version": CODE_VERSION})
+    log = io.StringIO()
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log)
+    assert s.results == 1 and s.missing == 1  # the evaluation still to run
+    assert not any("no result of this grid" in w for w in s.warnings), s.warnings
+    assert "1 job result(s), 0 metric row(s)" in log.getvalue()
+    assert pd.read_parquet(tmp_path / "r" / "results.parquet")["job_id"].to_list() == [pre.id]
+    assert pre.id not in set(pd.read_csv(tmp_path / "r" / "missing.csv")["job_id"])
+
+
+def test_seeds_of_several_code_versions_or_a_dirty_tree_are_named_once(tmp_path):
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.5, (10000, None): 0.6})
+    recs[1]["code_version"] = "0.1.0+git.bbbbbbb"
+    recs += records(eval_axes(size=1_000_000), {(1000, None): 0.5}, seeds=(0,))
+    recs[-1]["code_version"] = "0.1.0+git.ccccccc-dirty"
+    recs += records(eval_axes(size=250_000), {(1000, None): 0.5})  # one clean version: not named
+    write_all(tmp_path / "w", recs)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    lines = [w for w in s.warnings if "code version" in w]
+    assert len(lines) == 1 and lines[0].startswith("3 cell(s) average seeds run by several code versions")
+    assert f"0.1.0+git.bbbbbbb,{CODE_VERSION}" in lines[0] and "0.1.0+git.ccccccc-dirty" in lines[0]
+    assert "size=250000" not in lines[0]
+    cells = pd.read_csv(tmp_path / "r" / "cells.csv").set_index(["size", "labeled_size"])
+    assert cells.loc[(50_000, 1000), "code_versions"] == f"0.1.0+git.bbbbbbb,{CODE_VERSION}"
+    assert cells.loc[(250_000, 1000), "code_versions"] == CODE_VERSION
+
+
+def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path):
+    """One cell recorded under grids g and h would be two cells of one figure: the report asks which grid."""
+    recs = domain_records()
+    write_all(tmp_path / "w", recs + [{**r, "grid": "h", "job_id": "h" + r["job_id"]} for r in recs])
+    with pytest.raises(StudyError, match=r"results of several grids .*\(g, h\): name the grid"):
+        build_report(tmp_path / "w", tmp_path / "r", log=None)
+    assert not (tmp_path / "r").exists()
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="h", log=None)
+    assert {"domain_matrix", "domain_pooling", "domain_concat"} <= set(s.drawn) and not s.skipped_figures.get(
+        "domain_matrix", "").startswith("failed")
+    write_all(tmp_path / "one", recs)
+    assert "domain_matrix" in build_report(tmp_path / "one", tmp_path / "r1", log=None).drawn  # one grid: no need

@@ -16,3 +16,13 @@ def test_a_cell_shows_its_std_only_where_seeds_were_repeated_and_a_missing_cell_
     assert r"simclr & 0.500 $\pm$ 0.020 & 0.600 \\" in to_latex(table)
     single = wide(data.assign(std=float("nan")), "line", "labeled").reset_index()
     assert "±" not in to_markdown(single) and "spread" not in single.attrs
+
+
+def test_a_cell_not_in_the_grid_is_blank_where_a_table_marks_absent_cells():
+    data = pd.DataFrame({"line": ["simclr", "simclr", "supervised"], "labeled": ["1k", "10k", "1k"],
+                         "mean": [0.5, float("nan"), 0.7], "std": float("nan")})
+    table = wide(data, "line", "labeled", order=["1k", "10k"], blank_absent=True).reset_index()
+    assert "| simclr | 0.500 | — |" in to_markdown(table)  # a row without a value: missing
+    assert "| supervised | 0.700 |  |" in to_markdown(table)  # no row: not in the grid
+    assert r"supervised & 0.700 &  \\" in to_latex(table)
+    assert "| supervised | 0.700 | — |" in to_markdown(wide(data, "line", "labeled", order=["1k", "10k"]).reset_index())

@@ -14,9 +14,10 @@ from study.results import (aggregate, collect, find_conflicts, gather, read_tabl
                            write_table)
 
 
-def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None):
+def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
+           code_version=None):
     write_result(workdir, {
-        "job_id": job_id, "stage": "evaluate", "grid": "g",
+        "job_id": job_id, "stage": "evaluate", "grid": "g", "code_version": code_version,
         "axes": {"method": "simclr", "dataset": "a", "size": 50000, "corruption": "none", "seed": seed,
                  "protocol": "linear", "eval_dataset": "a", **(extra_axes or {})},
         "metrics": [{"metric": "top1", "value": v, "labeled_size": ls, "level": None} for ls, v in values.items()]
@@ -150,3 +151,46 @@ def test_concatenations_of_two_seed_pairs_are_replicates_not_repeats():
     assert len(kept) == 2 and repeats.empty
     row = aggregate(kept).iloc[0]
     assert row["count"] == 2 and row["mean"] == pytest.approx(0.6) and row["seeds"] == "0|1,2|3"
+
+
+def test_integer_axes_stay_integer_where_some_rows_have_none(tmp_path):
+    """A scratch row has no size, a metric no labeled size, a concatenation's seed is its pair: the columns stay Int64
+    (in Parquet too), and a cell's seeds read as integers in numeric order, not "0.0,1.0" or "10,2"."""
+    from study.results import records_to_table
+
+    def rec(job, seed, size, labeled, extra=None):
+        return {"job_id": job, "stage": "evaluate", "grid": "g",
+                "axes": {"method": "simclr", "dataset": "a", "size": size, "seed": seed, "protocol": "linear",
+                         "eval_dataset": "a", **(extra or {})},
+                "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": labeled, "level": None}],
+                "protocol": {"seed": 0}, "finished_at": "2024-01-01"}
+
+    t = records_to_table([rec("j10", 10, 50000, 1000, {"pool_size": None}), rec("j2", 2, 50000, 1000),
+                          rec("jscratch", 0, None, None, {"pool_size": 4}), rec("jpair", "0|1", 1000, 100)])
+    for col in ("size", "seed", "labeled_size", "pool_size"):
+        assert t[col].dtype == "Int64", col
+    assert t["seed_pair"].dropna().to_list() == ["0|1"]
+    back = pd.read_parquet(write_table(t, tmp_path / "results.parquet"))
+    assert all(back[c].dtype == "Int64" for c in ("size", "seed", "labeled_size"))
+    agg = aggregate(t).set_index("job_ids")
+    assert agg.loc["j10,j2", "seeds"] == "2,10" and agg.loc["jpair", "seeds"] == "0|1"
+
+
+def test_a_record_without_metrics_is_one_row_and_no_cell(tmp_path):
+    """A `random` pretraining records no metric: the table keeps the job (its protocol too), aggregate makes no cell."""
+    write_result(tmp_path, {"job_id": "rand", "stage": "pretrain", "grid": "g", "metrics": [],
+                            "axes": {"method": "random", "dataset": "a", "size": 1000, "seed": 0},
+                            "protocol": {"method": "random", "seed": 0}})
+    _write(tmp_path, "j0", 0, {1000: 0.5})
+    t = collect(tmp_path)
+    rand = t[t["job_id"] == "rand"]
+    assert len(rand) == 1 and rand["metric"].isna().all() and rand["protocol.method"].iloc[0] == "random"
+    assert set(aggregate(t)["job_ids"]) == {"j0"}
+
+
+def test_a_cell_names_the_code_versions_of_its_seeds(tmp_path):
+    for seed, version in ((0, "0.1.0+git.aaaaaaa"), (1, "0.1.0+git.bbbbbbb-dirty"), (2, "0.1.0+git.aaaaaaa")):
+        _write(tmp_path, f"j{seed}", seed, {1000: 0.5}, code_version=version)
+    agg = aggregate(collect(tmp_path))
+    assert set(agg["code_versions"]) == {"0.1.0+git.aaaaaaa,0.1.0+git.bbbbbbb-dirty"}
+    assert find_conflicts(agg).empty and len(resolve_conflicts(agg)) == 2  # still one cell per metric

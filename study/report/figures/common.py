@@ -171,17 +171,19 @@ def nan_to_none(v):
 
 
 def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str = "mean",
-         order: list | None = None, spread: str | None = "std") -> pd.DataFrame:
+         order: list | None = None, spread: str | None = "std", blank_absent: bool = False) -> pd.DataFrame:
     """`data` pivoted for a paper-style table: one row per observed combination of `index` (in first-seen order;
     never the cartesian product of its levels), one column per value of `columns` (`order` when given), NaN for a
     missing cell. The index stays the frame's index. The `spread` column (std over seeds), pivoted alike, rides in
-    `attrs["spread"]` (same rows in the same order), for the Markdown, LaTeX and HTML tables to print "mean ± std"."""
+    `attrs["spread"]` (same rows in the same order), for the Markdown, LaTeX and HTML tables to print "mean ± std".
+    With `blank_absent`, the cells that no row of `data` holds (not in the grid, where a row without a value is a
+    missing cell) ride in `attrs["absent"]` (True there, same rows), for those tables to leave blank."""
     index = [index] if isinstance(index, str) else list(index)
     keys = data[index].drop_duplicates()
     rows = pd.MultiIndex.from_frame(keys) if len(index) > 1 else pd.Index(keys[index[0]], name=index[0])
 
-    def pivot(column: str) -> pd.DataFrame:
-        t = data.pivot_table(index=index, columns=columns, values=column, aggfunc="first", dropna=False, sort=False)
+    def pivot(column: str, frame: pd.DataFrame = data) -> pd.DataFrame:
+        t = frame.pivot_table(index=index, columns=columns, values=column, aggfunc="first", dropna=False, sort=False)
         t = t.reindex(rows)
         if order is not None:
             t = t.reindex(columns=order)
@@ -191,5 +193,7 @@ def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str =
     out = pivot(values)
     if spread is not None and spread in data and data[spread].notna().any():
         out.attrs["spread"] = pivot(spread).reset_index(drop=True)
+    if blank_absent:
+        out.attrs["absent"] = pivot("_present", data.assign(_present=1.0)).isna().reset_index(drop=True)
     return out
 

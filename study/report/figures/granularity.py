@@ -1,5 +1,6 @@
 """`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
-line per method (supervised included), a panel per evaluation dataset, at its largest labeled size."""
+line per method (supervised included), a panel per evaluation dataset, at its largest labeled size; a panel draws
+only the lines with results on its dataset (a line looks alike in every panel)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -35,11 +36,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ax, ev in zip(axes[0], evals):
         sub = gran[gran["eval_dataset"] == ev]
         labeled = pick_largest(sub["labeled_size"].unique())
-        sub = sub[same(sub["labeled_size"], labeled)]
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
             pts = sub
             for k in LINE_KEYS:
                 pts = pts[pts[k].astype(object).eq(line[k]) | (pts[k].isna() & pd.isna(line[k]))]
+            if pts.empty:  # no result of this line on this dataset: not evaluated here, not missing
+                continue
+            pts = pts[same(pts["labeled_size"], labeled)]
             pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
                         label=label, **style.line_style(i, len(labels)))
@@ -52,7 +55,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
         ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    legend = {}  # every line once, whichever panel drew it
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    names = [label for label in labels if label in legend]
+    axes[0][-1].legend([legend[n] for n in names], names, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     data = pd.DataFrame(out)
     mode_col = "protocol.granularity_mode"

@@ -1,5 +1,7 @@
 """`quality`: change in linear top-1 from clean pretraining for each corruption of the pretraining images, one bar
-per method (SimCLR beside supervised), a panel per (pretraining set, evaluation dataset)."""
+per method (SimCLR beside supervised), a panel per (pretraining set, evaluation dataset). A (corruption, method)
+bar is there where that corrupted cell has a result or the plan has its job ('missing' when it has no value); a pair
+never planned is blank, in the figure and in the table."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -33,15 +35,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             continue
         labeled = pick_largest(group["labeled_size"].unique())
         group = group[same(group["labeled_size"], labeled)]
-        # the methods with a corrupted cell here, done or planned; not every method of the clean cells
-        corrupted_methods = set(corrupted["method"].dropna())
+        # the (corruption, method) pairs with a corrupted cell here, done or planned; not every method of the clean
+        # cells, nor every method with every corruption
+        pairs = set(zip(corrupted["corruption"], corrupted["method"]))
         plan = expected_rows(expected, protocol="linear", eval_dataset=ev, dataset=ds)
         if {"method", "corruption", "size"} <= set(plan):
-            corrupted_methods |= set(plan.loc[(plan["corruption"] != "none") & same(plan["size"], size), "method"]
-                                     .dropna())
-        methods = sorted(corrupted_methods, key=_method_key)
+            planned = plan[(plan["corruption"] != "none") & same(plan["size"], size)]
+            pairs |= set(zip(planned["corruption"], planned["method"]))
+        methods = sorted({m for _, m in pairs if not pd.isna(m)}, key=_method_key)
         for corr in sorted(group.loc[group["corruption"] != "none", "corruption"].unique()):
             for m in methods:
+                if (corr, m) not in pairs:  # never planned: no bar, a blank cell
+                    continue
                 base = group[(group["corruption"] == "none") & (group["method"] == m)]
                 hit = group[(group["corruption"] == corr) & (group["method"] == m)]
                 b, b_std = (base["mean"].iloc[0], base["std"].iloc[0]) if not base.empty else (np.nan, np.nan)
@@ -70,12 +75,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
                              "and tested on clean images), relative to clean pretraining of the same method; "
                              "largest labeled size; error bars: the two cells' standard deviations over seeds "
-                             "combined as independent; 'missing': the corrupted or the clean cell has no value.")
+                             "combined as independent; 'missing': the corrupted or the clean cell has no value; blank: "
+                             "that method is not pretrained with that corruption in the grid.")
     return fig, data
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method."""
+    """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method (blank: not planned)."""
     methods = sorted(data["method"].dropna().unique(), key=_method_key)
     return wide(data.assign(size=data["size"].map(fmt_size)), ["eval_dataset", "dataset", "size", "corruption"],
-                "method", values="delta", order=methods, spread="delta_std").reset_index()
+                "method", values="delta", order=methods, spread="delta_std", blank_absent=True).reset_index()

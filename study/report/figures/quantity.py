@@ -2,8 +2,8 @@
 method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures'), a
 panel per evaluation dataset (rows; the pretraining dataset is the panel's) and protocol (columns: linear probe,
 fine-tuning); colour and marker tell the pretraining size and line style the method, alike in every panel;
-supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies);
-error bars are the standard deviation over seeds."""
+supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies, and
+one per `variant` of a scratch entry); error bars are the standard deviation over seeds."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -11,7 +11,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants,
-                                         nan_to_none, same, series_label, varying, wide)
+                                         nan_to_none, series_label, varying, wide)
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
@@ -44,14 +44,16 @@ def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFram
 
 
 def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.DataFrame]]:
-    """(label, rows) of each from-scratch reference line: one, or one per backbone when backbones vary."""
+    """(label, rows) of each from-scratch reference line: one per backbone when backbones vary and one per `variant`
+    (two scratch entries of one grid), labelled "<SCRATCH> · <backbone> · <variant>" (rows without either last)."""
     if ref.empty:
         return []
-    if not by_backbone or "backbone" not in ref:
+    keys = [k for k, split in (("backbone", by_backbone), ("variant", True)) if split and k in ref
+            and ref[k].notna().any()]
+    if not keys:
         return [(SCRATCH, ref)]
-    return [(f"{SCRATCH} · {b}", ref[same(ref["backbone"], b)])
-            for b in sorted(ref["backbone"].dropna().unique())] + \
-        ([(SCRATCH, ref[ref["backbone"].isna()])] if ref["backbone"].isna().any() else [])
+    return [(" · ".join([SCRATCH, *(str(v) for v in values if not pd.isna(v))]), rows)
+            for values, rows in ref.groupby(keys, dropna=False, sort=True)]
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
@@ -90,7 +92,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 if rows.empty:  # neither a result nor a planned job of this line in this panel
                     continue
                 rows = rows[rows["labeled_size"].notna()] if "labeled_size" in rows else rows
-                if rows["mean"].notna().any():  # the line's own labeled sizes
+                if rows["count"].notna().any():  # results (a value or diverged): the line's own labeled sizes
                     pts = rows[["labeled_size", "mean", "std", "count"]].sort_values("labeled_size")
                 else:  # planned, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
@@ -138,6 +140,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                          "labeled_size", "mean", "std", "count"])
     if not data["mean"].notna().any():
         plt.close(fig)
+        if main["count"].notna().any():  # results there are, without a value
+            raise NoData("no in-domain linear-probe or fine-tuning result has a value: every one diverged (recorded "
+                         "without a value; see the warnings)")
         raise NoData("no in-domain linear-probe or fine-tuning result yet: every planned cell is missing "
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
