@@ -99,7 +99,8 @@ def test_csv_errors_name_the_value_that_failed_and_the_separator(tmp_path):
     with pytest.raises(StudyError, match="line 3: species_id '\u00b2' is not a 64-bit integer"):
         read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
     csv.write_text("id,lat,lon,species_id\n1234567,43.1,-71.2,5\n")
-    with pytest.raises(StudyError, match="line 1: expected ';'-separated columns .GLC20's format., this header uses ','"):
+    with pytest.raises(StudyError, match="line 1: expected ';'-separated columns .GLC20's format., this header "
+                                         "uses ','"):
         read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
 
 

@@ -366,6 +366,12 @@ def test_domain_matrix_marks_missing_only_what_the_grid_plans():
     assert bool(sup.loc[("b", "b"), "planned"]) and not bool(sup.loc[("a", "b"), "planned"])
     sup_ax = fig.axes[[a.get_title() for a in fig.axes].index("supervised")]
     assert [t.get_text() for t in sup_ax.texts].count("missing") == 1  # b -> b only; a -> b was never planned
+    table = domain_matrix.paper_table(data)  # the table says the same: '—' for b -> b, blank for a -> b
+    from study.report.tables import display_rows
+
+    shown = {(r[0], r[1]): r[2:] for r in display_rows(table, "—")}
+    assert shown[("supervised", "a")][0].startswith("0.600") and shown[("supervised", "a")][1] == ""
+    assert shown[("supervised", "b")] == ["", "—"]
 
 
 def test_domain_figures_leave_what_the_grid_never_planned_blank():

@@ -32,13 +32,13 @@ def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
     table = pd.read_parquet(out / "results.parquet")
     assert set(table["job_id"]) == {j.id for j in plan.jobs}
     matrix = pd.read_csv(out / "domain_matrix.csv")
-    # the written table equals the known values (supervised has only a clean diagonal cell: the rest is missing)
+    # the written table equals the known values (supervised is planned on a -> a only: no row b, a -> b blank)
     simclr = matrix[matrix["method"] == "simclr"].set_index("dataset")
     assert simclr.loc["a", "a"] == pytest.approx(0.45) and simclr.loc["b", "b"] == pytest.approx(0.55)
     sup = matrix[matrix["method"] == "supervised"].set_index("dataset")
-    assert pd.isna(sup.loc["b", "b"])  # missing, never 0
+    assert list(sup.index) == ["a"] and pd.isna(sup.loc["a", "b"])  # empty, never 0
     md = (out / "domain_matrix.md").read_text()
-    assert "—" in md
+    assert "| supervised | a | 0.700 ± 0.014 |  |" in md and "—" not in md  # not planned: blank, not missing
     # two seeds per cell (0.44, 0.46): the mean with its std in Markdown, LaTeX and HTML; the CSV keeps the mean
     assert "| 0.450 ± 0.014 |" in md and r"0.450 $\pm$ 0.014" in (out / "domain_matrix.tex").read_text()
     assert "0.450 ± 0.014" in (out / "index.html").read_text()

@@ -128,6 +128,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: (method,) pretraining dataset; columns: evaluation datasets."""
+    """Rows: (method,) pretraining dataset; columns: evaluation datasets; '—' where a planned cell has no result, blank
+    where the grid never plans the cell (a row the grid never plans is left out)."""
     index = ["method", "dataset"] if data["method"].nunique(dropna=False) > 1 else ["dataset"]
-    return wide(data, index, "eval_dataset").reset_index()
+    return wide(data[data["planned"]], index, "eval_dataset", blank_absent=True).reset_index()

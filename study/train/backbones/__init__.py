@@ -26,8 +26,8 @@ def build_backbone(name: str, width: int = 64) -> nn.Module:
 def encoder_payload(encoder: nn.Module, recipe: str | None = None) -> dict:
     """What `encoder.pt` holds: the spec to rebuild it, its weights (on CPU), and `recipe`: the protocol fingerprint
     of the pretraining that made it (study.results.record.protocol_fingerprint; None when unknown)."""
-    return {"backbone": dict(encoder.spec), "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-            "recipe": recipe}
+    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    return {"backbone": dict(encoder.spec), "state_dict": state, "recipe": recipe}
 
 
 def encoder_recipe(path: str | Path) -> str | None:
