@@ -1,6 +1,7 @@
 """`imagefolder`: any `<root>/<class>/<image>` tree (or `<root>/<split>/<class>/<image>` when that folder exists; a
 root with other split folders but not the one asked for is an error). A split named but without its folder is the
-whole tree: every such split gets the same images, so a note on stderr says so (`info["image_dir"]` is ".").
+whole tree: every such split gets the same images, so a note on stderr says so, unless the root is the split's own
+folder (`--root data/train --split train`) (`info["image_dir"]` is ".").
 
 Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
 image extension anywhere under a class folder, sorted by path.
@@ -50,8 +51,9 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
         splits = [s for s in SPLIT_FOLDERS if (root / s).is_dir()]
         if splits:  # the split folders would become the classes
             raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
-        print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any other "
-              "split named so gets the same images)", file=sys.stderr)
+        if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
+            print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
+                  "other split named so gets the same images)", file=sys.stderr)
     index = index_class_tree(root, folder)
     index.info["image_dir"] = folder.relative_to(root).as_posix()
     return index

@@ -66,7 +66,7 @@ def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
         ("qs_mnist_train", dg, "train", DIGITS_SIZES, DIGITS_LABELED, []),
         ("qs_mnist_test", dg, "test", None, None, []),
     ):
-        argv = ["manifest", "build", "--dataset", "imagefolder", "--root", str(root), "--split", split,
+        argv = ["manifest", "build", "--dataset", "imagefolder", "--root", str(root / split), "--split", split,
                 "--name", name, "--seed", str(seed), *extra]
         if sizes:
             argv += ["--sizes", scale.manifest_sizes(sizes), "--labeled-sizes", scale.manifest_sizes(labeled, True)]

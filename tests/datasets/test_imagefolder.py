@@ -32,8 +32,9 @@ def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
 
 
 def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, capsys):
-    """`--root <tree> --split train` (the quickstart's) indexes the tree; since `--split test` would give the same
-    images, stderr says which split is the whole tree."""
+    """`--root <tree> --split train` indexes the tree; since `--split test` would give the same images, stderr says
+    which split is the whole tree, unless the tree is the split's own folder (`--root data/train --split train`, the
+    quickstart's)."""
     make_imagefolder(tmp_path, {"a": 1, "b": 1})
     index = read_dataset("imagefolder", tmp_path, "train")
     assert index.paths.to_pylist() == ["a/img000.png", "b/img000.png"]
@@ -43,6 +44,9 @@ def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, 
     read_dataset("imagefolder", tmp_path, "")  # no split named: nothing to say
     make_imagefolder(tmp_path / "data" / "test", {"a": 1})
     assert read_dataset("imagefolder", tmp_path / "data", "test").info["image_dir"] == "test"
+    assert capsys.readouterr().err == ""
+    make_imagefolder(tmp_path / "other" / "train", {"a": 1})
+    assert read_dataset("imagefolder", tmp_path / "other" / "train", "train").info["image_dir"] == "."
     assert capsys.readouterr().err == ""
 
 
