@@ -76,6 +76,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "test_manifest_content_hash": test_m.content_hash,
         "test_images": test_m.num_images,
         "eval_corruption": test_m.meta.get("corruption") or "none",
+        "train_corruption": train_m.meta.get("corruption") or "none",  # the labeled images' (the paper: clean)
         "labeled_sizes": sizes,
         "num_classes": train_m.num_classes,
         "transform": aug.describe(),
@@ -95,7 +96,8 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)
     else:
         metrics = _frozen(cfg, encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers, protocol)
-    protocol["wall_time_s"] = time.time() - t0
+    # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
+    protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}
 
 
@@ -133,6 +135,7 @@ def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, proto
         "base_lr": first["base_lr"], "effective_lr": {n: r["effective_lr"] for n, r in runs.items()},
         "weight_decay": first["weight_decay"], "train_augmentation": first.get("augmentation"),
         "images_per_s": {n: r["images_per_s"] for n, r in runs.items()},
+        "earlier_sessions_seconds": sum(r.get("earlier_sessions_seconds", 0.0) for r in runs.values()),
         "runs": runs,
     })
     return metrics

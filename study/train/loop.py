@@ -345,6 +345,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     protocol = dict(
         base_protocol,
         wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
+        earlier_sessions_seconds=wall_before,  # of wall_time_s: the sessions before this one (from the checkpoint)
         images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
         resumed_from_steps=resumed_from,
         cpu_threads=threads[0] if len(set(threads)) == 1 else threads,  # a list: the sessions' counts differed

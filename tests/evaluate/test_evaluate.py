@@ -152,6 +152,15 @@ def test_an_evaluation_refuses_test_images_that_are_labeled_images(manifests, en
                  tmp_path / "f")
 
 
+def test_the_record_names_the_corruption_of_the_labeled_and_of_the_test_images(manifests, encoder_file, tmp_path):
+    from study.manifests.corrupt import corrupt_manifest
+
+    corrupt_manifest("evtrain-ds2", "evtrain", "downsample:factor=2")
+    out = evaluate(config(labeled_sizes=[8], train_manifest="evtrain-ds2"), tmp_path / "run", [encoder_file()],
+                   tmp_path / "f")
+    assert (out["protocol"]["train_corruption"], out["protocol"]["eval_corruption"]) == ("downsample:factor=2", "none")
+
+
 def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
     enc = encoder_file()
     out = evaluate(config(protocol="granularity", labeled_sizes=[40]), tmp_path / "g", [enc], tmp_path / "f")
@@ -215,6 +224,10 @@ def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, t
     again = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [enc],
                      tmp_path / "f")  # already trained: resumed at its end, same answer
     assert again["metrics"] == out["metrics"]
+    # a resumed job's wall time counts its earlier sessions' training (as a pretraining record's does)
+    earlier = again["protocol"]["runs"]["20"]["earlier_sessions_seconds"]  # as of the run's last checkpoint
+    assert 0 < earlier <= out["protocol"]["runs"]["20"]["wall_time_s"]
+    assert again["protocol"]["wall_time_s"] >= earlier
     scratch = evaluate(config(protocol="scratch", labeled_sizes=[20], finetune=ft, backbone="resnet18_small",
                               width=4), tmp_path / "sc", [], tmp_path / "f")
     assert scratch["protocol"]["runs"]["20"]["init_encoder"] is None
