@@ -195,6 +195,13 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
     return index
 
 
+def parent_folders(paths: pa.Array | list[str]) -> list[str]:
+    """The folders (relative) that hold `paths`, each once, sorted; a path without a folder adds none (it lies in the
+    root). What a reader stats to check that a tree holds a list's files: one `is_dir` per folder, not per file."""
+    parents = pc.replace_substring_regex(pa.array(paths, type=pa.string()), pattern="/?[^/]*$", replacement="")
+    return sorted(f for f in pc.unique(parents).to_pylist() if f)
+
+
 def looks_channels_first(shape: tuple[int, ...]) -> bool:
     """Whether a 3-d array's shape reads as C x H x W saved as is: a first axis of a plausible channel count (<= 16)
     and a last one too long for channels (> 16)."""

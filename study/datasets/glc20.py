@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, looks_channels_first, source_entry
+from study.datasets.base import (DATASETS, Index, ReaderOptions, looks_channels_first, parent_folders,
+                                 source_entry)
 from study.errors import StudyError
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
@@ -142,7 +143,7 @@ def landcover_label(file: Path, rule: str) -> int:
 def check_patch_folders(root: Path, paths: list[str], csvs: list[Path]) -> None:
     """A StudyError naming the first patch folder (`.../CD/AB/`) that the occurrences need and the root lacks, so that
     no manifest of absent patches is frozen (`species` reads no patch; training would find them missing)."""
-    folders = sorted({p.rsplit("/", 1)[0] for p in paths})
+    folders = parent_folders(paths)
     missing = [f for f in folders if not (root / f).is_dir()]
     if missing:
         raise StudyError(f"glc20: patch folder {root / missing[0]} not found ({len(missing)} of the {len(folders)} "

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, open_text, require_file, source_entry
+from study.datasets.base import (DATASETS, Index, ReaderOptions, open_text, parent_folders, require_file,
+                                 source_entry)
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
@@ -53,8 +54,7 @@ def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path) -> s
     if not existing:
         raise StudyError(f"places365: no image folder for {split} under {root} (expected one of "
                          f"{', '.join(IMAGE_DIRS[split])})")
-    folders = sorted(f for f in pc.unique(pc.replace_substring_regex(keys, pattern="/?[^/]*$", replacement=""))
-                     .to_pylist() if f)
+    folders = parent_folders(keys)
     ends = [keys[0].as_py(), keys[-1].as_py()] if len(keys) else []
     lacking = []
     for d in existing:

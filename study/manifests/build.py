@@ -24,6 +24,7 @@ from study.manifests.store import (
     load_meta,
     manifest_exists,
     read_arrow,
+    short_repr,
     write_manifest,
 )
 
@@ -120,7 +121,7 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
                 diffs.append("source files: " + ", ".join(
                     f"{s.get('path')} (sha256 {s.get('sha256', '')[:12]})" for s in (b or [])) + " changed")
             else:
-                diffs.append(f"{key}: {_short(a)} -> {_short(b)}")
+                diffs.append(f"{key}: {short_repr(a, 80)} -> {short_repr(b, 80)}")
     if old.get("table_hash") != new.get("table_hash"):
         try:
             old_paths = set(read_arrow(name).column("path").to_pylist())
@@ -137,11 +138,6 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
             rows += " (labels or ranks changed)"
         diffs.append(rows)
     return "; ".join(diffs) or "content hash differs"
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:

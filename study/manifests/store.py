@@ -187,13 +187,14 @@ def check_meta(meta: dict, path: Path) -> dict:
         if value is None and required:
             raise StudyError(f"{path}: manifest metadata has no {key!r}")
         if value is not None and not test(value):
-            raise StudyError(f"{path}: {key!r} must be {what}, not {_short(value)}")
+            raise StudyError(f"{path}: {key!r} must be {what}, not {short_repr(value)}")
     return meta
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters (the last three "...") for a message."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def meta_intact(meta: dict) -> bool:

@@ -31,9 +31,10 @@ def encoder_payload(encoder: nn.Module, recipe: str | None = None) -> dict:
 
 
 def encoder_recipe(path: str | Path) -> str | None:
-    """The pretraining recipe fingerprint an encoder file carries (None for a file written without one)."""
+    """The pretraining recipe fingerprint an encoder file carries (None for a file written without one). The weights
+    are memory-mapped, not read: an evaluation reads the file whole once already, for its sha256."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # read_encoder names an unreadable file
         return None
     recipe = payload.get("recipe") if isinstance(payload, dict) else None
