@@ -6,15 +6,16 @@ WORKERS ?=
 
 .PHONY: demo test setup setup-test system-test-deps benchmarks clean-demo
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+# The target is pip, not python: Debian without python3-venv leaves .venv/bin/python behind a failed `venv`.
+$(BIN)/pip:
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: '$(PYTHON) -m venv' failed: install python3-venv (Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(BIN)/pip install -q --upgrade pip
 
 # torch and torchvision resolve from pyproject's ranges (on the project's machines: the local CUDA build that runs on CPU).
-setup: $(BIN)/python
+setup: $(BIN)/pip
 	$(BIN)/pip install -q -e '.[quickstart]'
 
-setup-test: $(BIN)/python
+setup-test: $(BIN)/pip
 	$(BIN)/pip install -q -e '.[quickstart,test]'
 
 # Debian packages the tests use for real: Fashion-MNIST, headless Chromium, and a single-node Slurm cluster.

@@ -116,7 +116,10 @@ def main() -> None:
     print(f"manifest build (index + nested {sizes} + labeled {labeled} + write):")
     print(f"                            {build['seconds']:6.1f} s   peak {build['peak_gb']:.2f} GB   "
           f"({build['seconds'] / ref['seconds']:.2f} x json.load)")
-    ok = build["seconds"] <= 60 * (0.1 if a.quick else 1) and build["peak_gb"] <= 4
+    if a.quick:  # a tenth of the images: the fixed start-up cost does not shrink with them, so no verdict
+        print("target <= 60 s and <= 4 GB at full size: not judged (--quick ran a tenth of the size)")
+        return
+    ok = build["seconds"] <= 60 and build["peak_gb"] <= 4
     print(f"target <= 60 s and <= 4 GB at full size: {'met' if ok else 'NOT met'}")
 
 

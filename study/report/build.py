@@ -124,6 +124,9 @@ def _valueless_lines(table: pd.DataFrame) -> list[str]:
 def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section) -> None:
     """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
     fig, data = module.draw(table, expected)
+    if "mean" in data and not data["mean"].notna().any():  # planned cells only: a figure of "missing" bars says nothing
+        plt.close(fig)
+        raise NoData("no cell has a value yet: each is planned without a result (missing.csv) or diverged")
     try:
         section.caption = data.attrs.get("caption", "")
         _save(fig, out / f"{module.NAME}.png", "png")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from study.cli import main
+from study.errors import StudyError
 from study.grids import plan_grid
 from study.manifests import load_manifest
 from study.quickstart.scale import SCALES, scale_grid
@@ -140,3 +141,27 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
                  "--grid", str(REPO / "grids" / "quickstart.yaml")]) == 2
     assert f"{bad}:2: unknown key 'partitoin'" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.yaml"]
+
+
+
+@pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (143, StudyError, 143),
+                                                  (1, StudyError, 2)])
+def test_a_step_ended_by_ctrl_c_or_study_cancel_keeps_its_exit_code(monkeypatch, inner, raised, outer):
+    """Each step runs `study ...` in this process. Ctrl-C there (its exit code 130) ends the quickstart as Ctrl-C
+    (130, as the README says), `study cancel` (143) as a stopped command; only a failed step is exit 2. The step's
+    own exit code is faked; the quickstart's front and study.cli.main, which turns errors into exit codes, are real."""
+    import study.cli
+    import study.quickstart.cli as quickstart_cli
+    from study.quickstart import pipeline
+
+    def one_step(_opts):
+        monkeypatch.setattr(study.cli, "main", lambda argv: inner)
+        try:
+            pipeline._study("plan", "x.yaml")
+        finally:
+            monkeypatch.setattr(study.cli, "main", main)
+
+    with pytest.raises(raised):
+        one_step(None)
+    monkeypatch.setattr(quickstart_cli, "run", one_step)
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == outer

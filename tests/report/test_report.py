@@ -337,3 +337,16 @@ def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path
         "domain_matrix", "").startswith("failed")
     write_all(tmp_path / "one", recs)
     assert "domain_matrix" in build_report(tmp_path / "one", tmp_path / "r1", log=None).drawn  # one grid: no need
+
+
+def test_a_grid_without_results_draws_no_figure_of_missing_bars_only(tmp_path):
+    """The domain grid before any result: its pooling and concatenation figures were drawn as bars all "missing"
+    (an empty axis from -0.04 to 0.04) while the other figures were skipped; now every figure is skipped alike."""
+    from study.grids import plan_grid
+
+    summary = build_report(tmp_path / "w", tmp_path / "r", plan=plan_grid("grids/data_domain.yaml"), log=None)
+    assert summary.drawn == []
+    for name in ("domain_pooling", "domain_concat"):
+        assert "no cell has a value yet" in summary.skipped_figures[name]
+        assert not list((tmp_path / "r").glob(f"{name}*"))
+    assert (tmp_path / "r" / "missing.csv").is_file()
