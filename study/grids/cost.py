@@ -4,10 +4,12 @@ Each job's hours = images it processes / (rate per GPU x GPUs) + a per-job overh
 per GPU per backbone and kind of work) and overheads come from the profile's `cost` section:
 
 - pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
-- finetune, scratch: images = epochs x labeled size (each size of the job), or with `finetune.steps` (and no
-                   `epochs`) steps x batch per size; + test images; rate `finetune`
+- finetune, scratch: images = per labeled size of the job, epochs x that size, or with `finetune.steps` (and no
+                   `epochs`) steps x batch; + the test images (scored once per size); rate `finetune`
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
-  plus `probe_min` per labeled size
+  plus `probe_min` per labeled size; linear, granularity and concat also encoders x classes x the sum of the
+  labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes), for a dataset that gives `classes`
+Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images`.
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
 max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after the other; within one, jobs share
 `max_parallel_gpus` GPUs and `max_parallel_jobs` slots); without either, every job of a stage runs at once.
@@ -29,6 +31,7 @@ FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
 FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
+PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear probes (kNN fits none)
 
 
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
@@ -61,25 +64,31 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         protocol = axes["protocol"]
         ds = grid.datasets.get(axes.get("eval_dataset") or "")
         test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
-        sizes = [s for s in sec.get("labeled_sizes") or [] if is_num(s)]
-        if not sizes:
-            sizes = [ds.train_images] if ds and ds.train_images else [cost.default_test_images]
-        if protocol in ("finetune", "scratch"):
+        whole = ds.train_images if ds and ds.train_images else cost.default_test_images  # `all`: the train split
+        given = sec.get("labeled_sizes")
+        sizes = [s if is_num(s) else whole for s in (given if isinstance(given, list) else ["all"])
+                 if is_num(s) or s == "all"] or [whole]  # else EvalConfig says why
+        if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
             if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
                 batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH
-                images = float(ft["steps"]) * float(batch) * len(sizes) + test
+                images = float(ft["steps"]) * float(batch) * len(sizes)
             else:
                 if not is_num(epochs):
                     run_default = SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
                     epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run_default
-                images = float(epochs) * sum(sizes) + test
-            seconds = images / (cost.rate(backbone, "finetune") * gpus)
+                images = float(epochs) * sum(sizes)
+            seconds = (images + test * len(sizes)) / (cost.rate(backbone, "finetune") * gpus)
         else:
             encoders = max(1, len(job.config.get("encoders") or []))
             images = encoders * (max(sizes) + test)
             seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
+            if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # concat: both encoders' features, twice as wide
+                seconds += encoders * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+            elif protocol in PROBE_PROTOCOLS and ds:
+                notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
+                          f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
     return seconds / 3600 + cost.job_overhead_min / 60
 
 

@@ -30,13 +30,14 @@ def axis_defaults(grid: Grid) -> dict[str, Any]:
     """The value of each pretraining axis the grid does not sweep (from defaults.pretrain, else null/`none`)."""
     out: dict[str, Any] = {}
     d = grid.defaults_pretrain
-    line = grid.lines.get("defaults")
+    lines = grid.defaults_lines.get("pretrain", {})
     for axis in PRETRAIN_AXES:
         if axis in d:
             try:
                 out[axis] = normalise_axis_value(axis, d[axis])
-            except ValueError as e:
-                raise fail(grid.path, line, f"defaults.pretrain.{axis}: {e}") from None
+            except ValueError as e:  # schema.load_grid checks them first; a Grid made otherwise gets the same error
+                raise fail(grid.path, lines.get(axis) or grid.lines.get("defaults"),
+                           f"defaults.pretrain.{axis}: {e}") from None
         else:
             out[axis] = "none" if axis == "corruption" else None
     return out

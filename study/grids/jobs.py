@@ -14,7 +14,7 @@ from typing import Any
 
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
-from study.grids.schema import AXES, VARIANT_AXIS, EvalEntry, Grid
+from study.grids.schema import ALL, AXES, VARIANT_AXIS, EvalEntry, Grid
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -166,7 +166,6 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
                 over[axis] = pt[axis]
         section = deep_merge(grid.defaults_pretrain, over)
         section.pop("corruption", None)  # an axis, not a PretrainConfig field: it lives in the manifest
-        section.pop("dataset", None)
         pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, pre_res)))
     for entry in grid.evaluate:
         _evaluate_entry(b, entry, pretrain_jobs)
@@ -213,7 +212,7 @@ def _value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None 
     for m in grid.include:
         if value in dict(m.conditions).get(axis, ()):
             return m.line
-    return grid.lines.get("defaults")
+    return grid.defaults_lines.get("pretrain", {}).get(axis) or grid.lines.get("defaults")
 
 
 def _eval_datasets(b: _Builder, entry: EvalEntry, datasets: list[str]) -> list[str]:
@@ -235,14 +234,17 @@ def _eval_datasets(b: _Builder, entry: EvalEntry, datasets: list[str]) -> list[s
     return out
 
 
-def _eval_section(b: _Builder, entry: EvalEntry, eval_dataset: str, labeled: tuple[int, ...] | None) -> dict:
+def _eval_section(b: _Builder, entry: EvalEntry, eval_dataset: str, labeled: tuple[Any, ...] | None) -> dict:
     ds = b.grid.datasets[eval_dataset]
     over: dict[str, Any] = {EVAL_PROTOCOL: entry.protocol, EVAL_TRAIN: ds.train, EVAL_TEST: ds.test}
     if labeled is not None:
         over[EVAL_SIZES] = list(labeled)
     if isinstance(entry.levels, tuple):
         over[EVAL_LEVELS] = list(entry.levels)
-    return deep_merge(deep_merge(b.grid.defaults_evaluate, entry.params), over)
+    section = deep_merge(deep_merge(b.grid.defaults_evaluate, entry.params), over)
+    if section.get(EVAL_SIZES) == [ALL]:  # EvalConfig's default: one job (and id) with an entry that gives no sizes
+        del section[EVAL_SIZES]
+    return section
 
 
 def _size_groups(grid: Grid, entry: EvalEntry) -> list[tuple[Any, ...] | None]:
@@ -297,6 +299,7 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                     add(axes, section, [])
         return
     if entry.protocol == "concat":
+        made: set[frozenset[str]] = set()  # the encoder pairs this entry joined: A|B and B|A are one evaluation
         for k, (ma, mb) in enumerate(entry.pairs):
             named = set(ma.axes) | set(mb.axes)
             others = [a for a in ("method", "backbone", "dataset", "size", "corruption", "seed") if a not in named]
@@ -306,6 +309,9 @@ def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> 
                     if ja.id == jb.id or any(ja.axes[a] != jb.axes[a] for a in others):
                         continue
                     found = True
+                    if frozenset((ja.id, jb.id)) in made:  # symmetric matchers, or an earlier pair: the first wins
+                        continue
+                    made.add(frozenset((ja.id, jb.id)))
                     axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in ("method", "backbone", "dataset", "size",
                                                                          "corruption", "seed")}
                     axes["protocol"] = "concat"

@@ -1,8 +1,9 @@
 """`plan_grid(path, profile=None) -> Plan`: every job of a grid, its dependencies, counts and cost estimate.
 
 `Plan.check(manifests=True)` is the look-before-you-leap step `study plan` and `study submit` run: methods and
-corruptions known, every distinct pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict),
-and every manifest present (or the exact `study manifest ...` command that makes it).
+corruptions known, every distinct pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and
+`defaults.evaluate` even with no evaluation entry), no entry's `params` key that its protocol never reads, and
+every manifest present (or the exact `study manifest ...` command that makes it) and what the grid says it is.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from study.grids.cost import estimate
 from study.grids.expand import expand_points
 from study.grids.jobs import Job, build_jobs, corruption_slug
 from study.grids.profile import Profile, load_profile
-from study.grids.schema import Grid, load_grid
+from study.grids.schema import DatasetSpec, Grid, load_grid
 from study.hashing import canonical_json
 
 
@@ -134,14 +135,19 @@ def _describe(job: Job) -> str:
     return f"job {job.id} ({job.stage}: {', '.join(parts)})"
 
 
-# the key a config error names first: `pretrain.<key>: ...`, or `pretrain: unknown key(s) '<key>'`
-SECTION_KEY = re.compile(r"^(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '(\w+)')")
+# the key a config error names first: `pretrain.<key>: ...`, or `pretrain: unknown key(s) '<key>'` (also under
+# `defaults.`)
+SECTION_KEY = re.compile(r"^(?:defaults\.)?(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '(\w+)')")
+
+
+def _message_key(message: str) -> str | None:
+    m = SECTION_KEY.match(message)
+    return (m.group(1) or m.group(2)) if m else None
 
 
 def _section_line(grid: Grid, job: Job, message: str) -> int | None:
     """Where the value behind a config error of `job` was written (`_key_line` of the key the message names)."""
-    m = SECTION_KEY.match(message)
-    return _key_line(grid, job, (m.group(1) or m.group(2)) if m else None)
+    return _key_line(grid, job, _message_key(message))
 
 
 def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
@@ -167,7 +173,8 @@ def _at(plan: Plan, job: Job, key: str) -> str:
 
 def check_sections(plan: Plan) -> list[str]:
     """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
-    that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others."""
+    that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others. Then
+    `defaults.evaluate` alone when no job uses it, and the entries' `params` (`check_params`)."""
     errors: dict[tuple[str, str], list[Job]] = {}  # (where, message) -> the jobs it stops
     from study.evaluate import EvalConfig
     from study.train import PretrainConfig
@@ -189,8 +196,40 @@ def check_sections(plan: Plan) -> list[str]:
         if verdicts[key] is not None:
             line = _section_line(plan.grid, job, verdicts[key])
             errors.setdefault((f"{plan.path}:{line}" if line else plan.path, verdicts[key]), []).append(job)
-    return [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
-            + f": {msg}" for (where, msg), jobs in errors.items()]
+    problems = [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
+                + f": {msg}" for (where, msg), jobs in errors.items()]
+    grid = plan.grid
+    if grid.defaults_evaluate and not any(j.stage == "evaluate" for j in plan.jobs):  # else its jobs checked it
+        section = {**grid.defaults_evaluate, "train_manifest": "-", "test_manifest": "-"}  # no entry names them
+        try:
+            EvalConfig.from_dict(section, where="defaults.evaluate")
+        except StudyError as e:
+            line = grid.defaults_lines.get("evaluate", {}).get(_message_key(str(e)) or "") or grid.lines.get("defaults")
+            problems.append(f"{plan.path}{f':{line}' if line else ''}: {e} (no evaluation entry uses "
+                            f"defaults.evaluate yet)")
+    return problems + check_params(plan)
+
+
+def check_params(plan: Plan) -> list[str]:
+    """An evaluate entry's own `params` keys that its protocol never reads (EvalConfig's UNUSED_BY_PROTOCOL; and
+    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict): such a key would change the
+    jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
+    from study.evaluate.config import UNUSED_BY_PROTOCOL
+
+    problems = []
+    for entry in plan.grid.evaluate:
+        also_knn = entry.params.get("also_knn", plan.grid.defaults_evaluate.get("also_knn"))
+        for key in entry.params:
+            if key in UNUSED_BY_PROTOCOL[entry.protocol]:
+                why = "never reads it"
+            elif key == "knn" and entry.protocol in ("linear", "granularity", "concat") and also_knn is not True:
+                why = "reads it only with also_knn: true"
+            else:
+                continue
+            problems.append(f"{plan.path}:{entry.param_lines.get(key) or entry.line}: stages.evaluate[{entry.index}]"
+                            f".params.{key}: protocol {entry.protocol} {why}; remove it (it would change the job ids "
+                            f"and no result)")
+    return problems
 
 
 def check_devices(plan: Plan) -> list[str]:
@@ -253,6 +292,10 @@ def check_manifest_contents(plan: Plan) -> list[str]:
     from study.train import PretrainConfig
     from study.train.methods import METHODS
 
+    for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain")):
+        wrong = _pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
+        if wrong:
+            add(wrong)
     for job in plan.jobs:
         if job.stage == "pretrain":
             sec = job.config["pretrain"]
@@ -330,6 +373,38 @@ def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | No
             f"{plan.manifests().get(name, '')}")
 
 
+def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
+    """For a pooled dataset: why its manifest is not the pool that its `pool:` declares (other sources, counts or
+    order; a source rebuilt since; not a pool at all), else None."""
+    grid = plan.grid
+    if not ds.pooled or not ds.train:
+        return None
+    want = [(str(grid.datasets[src].train), n) for src, n in ds.pool]
+    made = meta(ds.train).get("pool")
+    why = None
+    if not isinstance(made, list) or not all(isinstance(s, dict) for s in made) or not made:
+        why = "it is not a pool (not made by `study manifest pool`)"
+    else:
+        have = [(str(s.get("name")), s.get("size")) for s in made]
+        if have != want:
+            same = sorted(map(str, have)) == sorted(map(str, want))
+            why = f"it pools {_pool_text(have)}" + (" (the same sources in another order)" if same else "")
+        else:
+            rebuilt = [name for (name, _), s in zip(want, made)
+                       if _manifest_exists(name) and s.get("content_hash") != meta(name).get("content_hash")]
+            if rebuilt:
+                why = f"{', '.join(rebuilt)} {'has' if len(rebuilt) == 1 else 'have'} been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{grid.path}:{ds.pool_line or ds.line}: manifest {ds.train} is meant to pool {_pool_text(want)} "
+            f"(datasets.{ds.key}.pool), but {why}; delete its .json and .parquet and make it again:\n    "
+            f"{plan.manifests().get(ds.train, '')}")
+
+
+def _pool_text(sources: list[tuple[str, Any]]) -> str:
+    return ", ".join(f"{name}:{format_count(n) if is_int(n) else n}" for name, n in sources)
+
+
 def _root_var(key: str) -> str:
     return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_ROOT"
 
@@ -350,11 +425,13 @@ def _split(name: str, reader: str | None) -> str:
 PAPER_READERS = ("imagenet", "inat21", "places365", "glc20")
 PAPER_SIZES = (50_000, 125_000, 250_000, 500_000, 1_000_000)
 PAPER_LABELED_SIZES = (10_000, 50_000, 100_000, 250_000)
+COMMAND_ORDER = {"train": 0, "test": 0, "pool": 1}  # "corrupt:<spec>|<base>": 2; each after what it reads
 
 
 def manifest_commands(plan: Plan) -> dict[str, str]:
-    """Manifest name -> the command that makes it, in the order the jobs first need them. A train manifest of one
-    of the paper's datasets gets the paper's sizes as well as those the grid needs."""
+    """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
+    each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
+    sizes as well as those the grid needs."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
@@ -381,14 +458,15 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             for key, kind in (("train_manifest", "train"), ("test_manifest", "test")):
                 if sec.get(key):
                     needed.setdefault(sec[key], kind)
-            if sec.get("train_manifest") and sec.get("labeled_sizes"):
-                labeled.setdefault(sec["train_manifest"], set()).update(sec["labeled_sizes"])
+            if sec.get("train_manifest") and sec.get("labeled_sizes"):  # `all` needs no labeled size built
+                labeled.setdefault(sec["train_manifest"], set()).update(n for n in sec["labeled_sizes"] if is_int(n))
 
     def fmt(ns: set[int]) -> str:
         return ",".join(format_count(n) for n in sorted(ns))
 
     out: dict[str, str] = {}
-    for name, kind in needed.items():
+    # what a command reads first: builds, then pools (of built manifests), then corruptions (of either)
+    for name, kind in sorted(needed.items(), key=lambda item: COMMAND_ORDER.get(item[1], 2)):
         if kind.startswith("corrupt:"):
             spec, base = kind[len("corrupt:"):].rsplit("|", 1)
             out[name] = f"study manifest corrupt {name} --base {base} --corruption {spec}"
@@ -405,9 +483,9 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             if kind == "train" and reader in PAPER_READERS:
                 sizes.setdefault(name, set()).update(PAPER_SIZES)
                 labeled.setdefault(name, set()).update(PAPER_LABELED_SIZES)
-            if name in sizes:
+            if sizes.get(name):
                 cmd += f" --sizes {fmt(sizes[name])}"
-            if name in labeled:
+            if labeled.get(name):
                 cmd += f" --labeled-sizes {fmt(labeled[name])}"
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split

@@ -57,7 +57,11 @@ class CostModel:
     throughput: dict[str, dict[str, float]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_THROUGHPUT.items()})
     method_factor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_FACTOR))
     job_overhead_min: float = 5.0  # ours: start-up, loading, checkpoint writes
-    probe_min: float = 1.0  # ours: one linear probe (or kNN pass) on cached features
+    probe_min: float = 1.0  # ours: the fixed part of one linear probe (or kNN pass) on cached features
+    # linear probes: labeled rows x classes per second per GPU at 2048-d features (the weight-decay path and refit of
+    # study.evaluate.linear). Measured 3.2e7 on an H200 in fp32 (benchmarks/README.md: probes at six sizes, 288,000
+    # rows in all, at 10,000 classes in 90.9 s); ours: an A100's fp32 is about a third of an H200's, so 1e7
+    probe_rate: float = 1e7
     default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
     finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
     # what such a job runs then (study.evaluate.finetune's 60 for fine-tuning, 90 from scratch)
@@ -110,8 +114,8 @@ class Profile:
 
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_node",
                 "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup", "additional", "stages", "cost")
-COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "default_epochs", "finetune_epochs",
-             "default_test_images")
+COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
+             "finetune_epochs", "default_test_images")
 
 
 def require_partition(profile: Profile) -> str:
@@ -215,11 +219,13 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
         factors[str(method)] = float(v)
         names_at[("method_factor", str(method))] = mf.line_of(method)
     nums: dict[str, float] = {}
-    for key in ("job_overhead_min", "probe_min", "default_epochs", "finetune_epochs", "default_test_images"):
+    for key in ("job_overhead_min", "probe_min", "probe_rate", "default_epochs", "finetune_epochs",
+                "default_test_images"):
         if key in raw:
             v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise fail(p, raw.line_of(key), f"cost.{key}: expected a number >= 0, got {v!r}")
+            rate = key == "probe_rate"  # it divides
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (rate and v == 0):
+                raise fail(p, raw.line_of(key), f"cost.{key}: expected a number {'>' if rate else '>='} 0, got {v!r}")
             nums[key] = v
     if "default_test_images" in nums:
         nums["default_test_images"] = int(nums["default_test_images"])

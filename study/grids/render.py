@@ -15,7 +15,7 @@ def _axes(plan: "Plan") -> tuple[str, ...]:
     return AXES + ((VARIANT_AXIS,) if any(VARIANT_AXIS in j.axes for j in plan.jobs) else ())
 
 
-def _labeled(job) -> list[int] | None:
+def _labeled(job) -> list[int | str] | None:
     if job.stage != "evaluate":
         return None
     return job.config["evaluate"].get("labeled_sizes")
@@ -56,7 +56,7 @@ def plan_table(plan: "Plan") -> str:
     for j in plan.jobs:
         labeled = _labeled(j)
         rows.append([j.id, j.stage, *(_cell(a, j.axes.get(a)) for a in axes),
-                     ",".join(format_count(n) for n in labeled) if labeled else "-",
+                     ",".join(_cell("size", n) for n in labeled) if labeled else "-",  # counts, or all
                      ",".join(j.depends_on) or "-"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

@@ -3,7 +3,7 @@
 The full schema, with examples, is documented in grids/README.md. In short:
 
     name, description
-    datasets:  {key: {train, test, reader, pool, train_images, test_images}}   # data only through manifests
+    datasets:  {key: {train, test, reader, pool, train_images, test_images, classes}}  # data only through manifests
     defaults:  {pretrain: {...PretrainConfig fields}, evaluate: {...EvalConfig fields}}
     axes:      {method|backbone|dataset|size|corruption|seed: [values]}        # cartesian product
     seeds:     [0, 1, 2]                                                       # the `seed` axis, spelled apart
@@ -31,7 +31,7 @@ EVAL_AXES = ("protocol", "eval_dataset")
 AXES = PRETRAIN_AXES + EVAL_AXES
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 TOP_KEYS = ("name", "description", "datasets", "defaults", "axes", "seeds", "zip", "include", "exclude", "stages")
-DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images")
+DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images", "classes")
 ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "pairs", "params", "resources",
               "split_labeled_sizes", "variant")
 VARIANT_AXIS = "variant"  # an evaluate entry's `variant`: an axis of its jobs only when set (job ids unchanged)
@@ -40,6 +40,9 @@ STAGE_KEYS = ("pretrain", "evaluate")
 # keys the planner sets itself (from axes and datasets): a grid may not set them in defaults or params
 PLANNER_PRETRAIN_KEYS = ("manifest",)
 PLANNER_EVAL_KEYS = ("protocol", "train_manifest", "test_manifest")
+# axes that defaults.pretrain may give a single value of (an axis not in `axes`); `dataset` comes from `axes` only
+DEFAULT_AXES = ("method", "backbone", "size", "corruption", "seed")
+ALL = "all"  # a labeled size: every row of the train manifest (EvalConfig's default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class DatasetSpec:
     train_images: int | None
     test_images: int | None
     line: int
+    pool_line: int | None = None  # the line of `pool:`
+    classes: int | None = None  # only for the cost estimate (linear probes grow with labeled rows x classes)
 
     @property
     def pooled(self) -> bool:
@@ -85,7 +90,7 @@ class EvalEntry:
     protocol: str
     where: Matcher
     eval_datasets: str | tuple[str, ...]  # "same" | "all" | explicit keys
-    labeled_sizes: tuple[int, ...] | None
+    labeled_sizes: tuple[int | str, ...] | None  # counts, or "all" (the whole train manifest)
     levels: tuple[str, ...] | str | None  # granularity: list or "all"
     pairs: tuple[tuple[Matcher, Matcher], ...]  # concat
     params: dict[str, Any]
@@ -176,6 +181,7 @@ def load_grid(path: str | Path) -> Grid:
     check_keys(p, defaults, STAGE_KEYS, what="defaults section")
     d_pre = _section(p, defaults, "pretrain", PLANNER_PRETRAIN_KEYS, "defaults.pretrain")
     d_eval = _section(p, defaults, "evaluate", PLANNER_EVAL_KEYS, "defaults.evaluate")
+    _default_axes(p, defaults.get("pretrain"))
 
     axes, axis_lines = _axes(p, raw, datasets)
     zip_groups = _zip(p, raw, axes)
@@ -228,9 +234,25 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
             raise fail(p, sec.line_of(k), f"{where}.{k}: set by the planner from 'datasets' and the axes; remove it")
     out = _plain(sec)
     if "labeled_sizes" in sec:
-        out["labeled_sizes"] = list(_counts(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
-                                            f"{where}.labeled_sizes"))
+        out["labeled_sizes"] = list(_labeled_sizes(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
+                                                   f"{where}.labeled_sizes"))
     return out
+
+
+def _default_axes(p: str, sec: Any) -> None:
+    """defaults.pretrain's axis keys: each value valid, at its own line; `dataset` refused (it is an axis of `axes`:
+    a value here was dropped without a word)."""
+    if not isinstance(sec, YMap):
+        return
+    if "dataset" in sec:
+        raise fail(p, sec.line_of("dataset"), "defaults.pretrain.dataset: the dataset is an axis: give it as "
+                                              "axes.dataset (keys of 'datasets'), not as a default")
+    for axis in DEFAULT_AXES:
+        if axis in sec:
+            try:
+                normalise_axis_value(axis, sec[axis])
+            except ValueError as e:
+                raise fail(p, sec.line_of(axis), f"defaults.pretrain.{axis}: {e}") from None
 
 
 def _key_lines(m: Any) -> dict[str, int]:
@@ -273,10 +295,10 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
                            DATASETS.unknown_message(vals["reader"], f"datasets.{key}.reader"))
         if not vals["train"] and not vals["test"]:
             raise fail(p, line, f"datasets.{key}: give a 'train' and/or 'test' manifest name")
-        for k in ("train_images", "test_images"):
+        for k in ("train_images", "test_images", "classes"):
             v = spec.get(k)
             try:
-                vals[k] = None if v is None else parse_count(v)
+                vals[k] = None if v is None else parse_count(v, minimum=1 if k == "classes" else 0)
             except ValueError as e:
                 raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: {e}") from None
         pool: list[tuple[str, int]] = []
@@ -292,7 +314,8 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
                     raise fail(p, raw_pool.line_of(src), f"datasets.{key}.pool.{src}: {e}") from None
         out[key] = DatasetSpec(key=key, train=vals["train"], test=vals["test"], reader=vals["reader"],
                                pool=tuple(pool), train_images=vals["train_images"], test_images=vals["test_images"],
-                               line=line)
+                               line=line, pool_line=spec.line_of("pool") if raw_pool is not None else None,
+                               classes=vals["classes"])
     for spec in out.values():
         for src, _ in spec.pool:
             if src not in out or not out[src].train:
@@ -404,15 +427,23 @@ def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], all
     return out
 
 
-def _counts(p: str, v: Any, line: int, where: str) -> tuple[int, ...]:
+def _labeled_sizes(p: str, v: Any, line: int, where: str) -> tuple[int | str, ...]:
+    """Labeled sizes: `all` (every row of the train manifest), or a list of counts (`all` among them), none twice."""
+    if v == ALL:
+        return (ALL,)
     if not isinstance(v, YList) or not v:
-        raise fail(p, line, f"{where}: expected a non-empty list of counts such as [10k, 50k]")
-    out = []
+        raise fail(p, line, f"{where}: expected all or a non-empty list of counts such as [10k, 50k]")
+    out: list[int | str] = []
     for i, x in enumerate(v):
         try:
-            out.append(parse_count(x))
+            n = ALL if x == ALL else parse_count(x, minimum=1)
         except ValueError as e:
-            raise fail(p, v.line_of(i), f"{where}: {e}") from None
+            raise fail(p, v.line_of(i), f"{where}: {e} (or all)") from None
+        if n in out:
+            first = v[out.index(n)]
+            raise fail(p, v.line_of(i), f"{where}: value {x!r} listed twice"
+                                        + (f" ({first!r} before it)" if first != x else ""))
+        out.append(n)
     return tuple(out)
 
 
@@ -451,7 +482,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
 
     labeled = None
     if "labeled_sizes" in e:
-        labeled = _counts(p, e["labeled_sizes"], e.line_of("labeled_sizes"), f"{where}.labeled_sizes")
+        labeled = _labeled_sizes(p, e["labeled_sizes"], e.line_of("labeled_sizes"), f"{where}.labeled_sizes")
 
     levels: Any = None
     if "levels" in e:

@@ -87,9 +87,10 @@ _LineLoader.yaml_implicit_resolvers = {k: list(v) for k, v in _Base.yaml_implici
 for _digit in "0123456789":
     _LineLoader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
         0, ("tag:yaml.org,2002:str", re.compile(r"^[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")))
-# YAML 1.1 reads `1e-3` (no dot) as a string; YAML 1.2, and everyone writing a learning rate, means a float
-_EXPONENT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
-for _first in "-+0123456789":
+# YAML 1.1 reads `1e-3` (no dot), `2.5e5` and `1.0e7` (no exponent sign) as strings; YAML 1.2, and everyone writing
+# a learning rate or a rate, means a float
+_EXPONENT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+for _first in "-+.0123456789":
     _LineLoader.yaml_implicit_resolvers.setdefault(_first, []).append(("tag:yaml.org,2002:float", _EXPONENT))
 
 

@@ -380,3 +380,126 @@ def test_a_grid_name_with_a_comma_is_refused(write_grid):
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
     g.write_text(g.read_text().replace("name: t\n", "name: a,b\n"))
     assert error_of(g) == f"{g}:1: name: expected a word (no spaces, slashes or commas), got 'a,b'"
+
+
+def test_params_an_entrys_protocol_never_reads_are_refused_at_their_lines(write_grid):
+    """They changed the jobs' ids and no number; `defaults.evaluate` may still hold them (it serves every protocol)."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+      evaluate: {epochs: 3, per_level: false}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_sizes: [10]
+          params:
+            epochs: 90
+            finetune: {epochs: 5}
+            per_level: true
+            knn: {k: 5}
+            batch_size: 64
+        - protocol: finetune
+          labeled_sizes: [10]
+          params: {finetune: {epochs: 5}, feature_layer: layer3}
+        - protocol: granularity
+          params: {knn: {k: 5}, also_knn: true}
+    """, base=False)
+    msg = error_of(g, check=True)
+    for key, protocol, why in [("epochs: 90", "linear", "never reads it"),
+                               ("finetune: {epochs: 5}\n", "linear", "never reads it"),
+                               ("per_level: true", "linear", "never reads it"),
+                               ("knn: {k: 5}\n", "linear", "reads it only with also_knn: true"),
+                               ("feature_layer", "finetune", "never reads it")]:
+        name = key.split(":")[0].strip()
+        index = 1 if protocol == "finetune" else 0
+        line = next(i for i, t in enumerate(g.read_text().splitlines(True), 1) if key in t)
+        assert (f"{g}:{line}: stages.evaluate[{index}].params.{name}: protocol {protocol} {why}; remove it "
+                f"(it would change the job ids and no result)") in msg, (key, msg)
+    assert msg.count("params.") == 5  # not batch_size, nor granularity's knn with also_knn, nor the defaults
+    g.write_text(g.read_text().replace("        epochs: 90\n        finetune: {epochs: 5}\n"
+                                       "        per_level: true\n        knn: {k: 5}\n", "")
+                 .replace(", feature_layer: layer3", ""))
+    plan_grid(g).check(manifests=False)  # what is left plans
+
+
+def test_a_labeled_size_listed_twice_is_refused_at_its_item(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_sizes:
+            - 10k
+            - 10000
+            - 1k
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, '- 10000')}: stages.evaluate[0].labeled_sizes: value 10000 listed "
+                           "twice ('10k' before it)")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: linear}]}\n")
+    g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate:\n    labeled_sizes: [all, 5,\n"
+                                                     "                    all]\n"))
+    assert error_of(g) == (f"{g}:{line_of(g, '    all]')}: defaults.evaluate.labeled_sizes: value 'all' listed twice")
+
+
+def test_labeled_sizes_all_is_the_whole_train_manifest(write_grid, capsys):
+    """EvalConfig's "all" (its default): alone, one job with the id of an entry that gives no sizes; in a list, beside
+    counts, split into its own job by finetune; the table shows it, the build hint asks no labeled size for it."""
+    body = """
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear%s}
+        - {protocol: finetune, labeled_sizes: [1k, all]}
+        - {protocol: knn, labeled_sizes: [2k, all]}
+    """
+    plan = plan_grid(write_grid(body % ", labeled_sizes: all", name="all.yaml"))
+    plan.check(manifests=False)  # EvalConfig takes every section
+    sizes = [(j.axes["protocol"], j.config["evaluate"].get("labeled_sizes")) for j in plan.by_stage("evaluate")]
+    assert sizes == [("linear", None), ("finetune", [1000]), ("finetune", None), ("knn", [2000, "all"])]
+    implicit = plan_grid(write_grid(body % "", name="implicit.yaml"))
+    assert [j.id for j in implicit.jobs] == [j.id for j in plan.jobs]
+    assert plan.manifests()["alpha_train"].endswith("--labeled-sizes 1k,2k")
+    code, out, err = run_plan_cli([str(write_grid(body % ", labeled_sizes: all", name="all.yaml")), "--no-check"],
+                                  capsys)
+    assert code == 0 and err == ""
+    assert any(line.split()[-2:] == ["2k,all", plan.jobs[0].id] for line in out.splitlines())
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: linear, "
+                   "labeled_sizes: [10, every]}]}\n")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'every')}: stages.evaluate[0].labeled_sizes: expected a count")
+
+
+def test_axis_values_under_defaults_pretrain_are_checked_at_their_own_line(write_grid):
+    """At the key's line, not at `defaults:`; `dataset` there was dropped without a word: refused."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", pretrain={"corruption": "jpg"})
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'corruption: jpg')}: defaults.pretrain.corruption: unknown "
+                                  "corruption 'jpg' (did you mean 'jpeg'?)")
+    g = write_grid("axes: {dataset: [alpha]}\nstages: {}\n", pretrain={"method": "simclrr"})
+    assert error_of(g, check=True).startswith(f"{g}:{line_of(g, 'method: simclrr')}: unknown method 'simclrr'")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", pretrain={"dataset": "nosuch"})
+    assert error_of(g) == (f"{g}:{line_of(g, 'dataset: nosuch')}: defaults.pretrain.dataset: the dataset is an axis: "
+                           "give it as axes.dataset (keys of 'datasets'), not as a default")
+
+
+def test_defaults_evaluate_is_checked_even_without_an_evaluation_entry(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+      evaluate:
+        batch_size: 64
+        labeled_sises: [10]
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, base=False)
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'labeled_sises')}: defaults.evaluate: unknown key(s) 'labeled_sises' "
+                          "(did you mean 'labeled_sizes'?)"), msg
+    assert msg.endswith("(no evaluation entry uses defaults.evaluate yet)")
+    g.write_text(g.read_text().replace("labeled_sises", "labeled_sizes"))
+    plan_grid(g).check(manifests=False)

@@ -177,3 +177,24 @@ def test_entries_on_disjoint_labeled_sizes_share_no_cell(write_grid):
         - {protocol: linear, labeled_sizes: [20], params: {knn_k: 7}}
     """))
     assert len([j for j in plan.jobs if j.stage == "evaluate"]) == 2
+
+
+def test_concat_with_symmetric_matchers_joins_each_pair_of_encoders_once(write_grid):
+    """`[{dataset: [alpha, beta]}, {dataset: [alpha, beta]}]` matches alpha with beta both ways round: one job (the
+    first way), not alpha|beta and beta|alpha; a later pair of the entry naming the same two encoders adds none."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta, gamma]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs:
+            - [{dataset: [alpha, beta]}, {dataset: [alpha, beta]}]
+            - [{dataset: beta}, {dataset: alpha}]
+            - [{dataset: gamma}, {dataset: alpha}]
+          eval_datasets: [alpha]
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  gamma: {train: gamma_train, test: gamma_val}\n"))
+    plan = plan_grid(g)
+    by_id = {j.id: j.axes["dataset"] for j in plan.by_stage("pretrain")}
+    joined = [(j.axes["dataset"], [by_id[d] for d in j.depends_on]) for j in plan.by_stage("evaluate")]
+    assert joined == [("alpha|beta", ["alpha", "beta"]), ("gamma|alpha", ["gamma", "alpha"])]

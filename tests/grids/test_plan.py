@@ -408,3 +408,144 @@ def test_the_schema_example_of_grids_readme_plans_as_written(tmp_path):
     (tmp_path / "example.yaml").write_text(text)
     plan = plan_grid(tmp_path / "example.yaml")
     assert plan.grid.name == "data_quantity" and len(plan.jobs) > 0
+
+
+def _study(*argv) -> None:
+    """`study ...` in-process, as a user runs it; it must succeed."""
+    import study.cli
+
+    assert study.cli.main([str(a) for a in argv]) == 0
+
+
+def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, monkeypatch, capsys):
+    """A pooled manifest is found by its name: one built with other shares (16 + 4 where the grid says 10 + 10), or
+    from a source rebuilt since, would pretrain on other images than `pool:` says, and only its results would show."""
+    from tests.image_trees import write_quadrant_tree
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        write_quadrant_tree(tmp_path / name, per_class=5, seed=seed)
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / name, "--split", "train",
+               "--name", f"{name}_train")
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
+    remake = ("delete its .json and .parquet and make it again:\n    study manifest pool pooled_ab --from "
+              "alpha_train:10 --from beta_train:10")
+    meant = f"{g}:7: manifest pooled_ab is meant to pool alpha_train:10, beta_train:10 (datasets.alpha+beta.pool), but"
+
+    def pool(*sources: str) -> None:
+        for ext in ("json", "parquet"):
+            (tmp_path / "manifests" / f"pooled_ab.{ext}").unlink(missing_ok=True)
+        _study("manifest", "pool", "pooled_ab", *(f"--from={s}" for s in sources))
+
+    pool("alpha_train:16", "beta_train:4")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and f"{meant} it pools alpha_train:16, beta_train:4; {remake}" in err, err
+    pool("beta_train:10", "alpha_train:10")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{meant} it pools beta_train:10, alpha_train:10 (the same sources in another order); "
+                          f"{remake}") in err, err
+    pool("alpha_train:10", "beta_train:10")
+    assert run_plan_cli([str(g)], capsys)[0] == 0
+    for ext in ("json", "parquet"):  # the source rebuilt since (another seed: other nested prefixes)
+        (tmp_path / "manifests" / f"alpha_train.{ext}").unlink()
+    _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "alpha", "--split", "train",
+           "--name", "alpha_train", "--seed", "7")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and f"{meant} alpha_train has been rebuilt since it was made; {remake}" in err, err
+
+
+def test_build_hints_come_before_the_pool_and_corrupt_commands_that_read_them(write_grid):
+    """Run top to bottom, each command finds what it reads: builds, then pools, then corruptions."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha+beta, alpha], corruption: [jpeg, none]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  alpha+beta: {train: pool_ab, pool: {alpha: 5, "
+                                                      "beta: 5}}\n"))
+    commands = list(plan_grid(g).manifests().values())
+    assert [c.split()[2] + " " + c.split()[3] for c in commands] == [
+        "build --dataset", "build --dataset", "build --dataset", "build --dataset", "pool pool_ab",
+        "corrupt pool_ab.jpeg-quality10", "corrupt alpha_train.jpeg-quality10"]
+    assert [c.split("--name ")[1].split()[0] for c in commands[:4]] == ["alpha_train", "beta_train", "alpha_val",
+                                                                        "beta_val"]
+
+
+def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(write_grid):
+    """run_finetune trains, then scores the test set, once per labeled size of the job."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [500, 2000], split_labeled_sizes: false, params: {epochs: 2}}
+        - {protocol: scratch, labeled_sizes: [500, 2000], split_labeled_sizes: false,
+           params: {finetune: {steps: 10, batch_size: 50}}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0)
+    plan = plan_grid(g, Profile(cost=cost))
+    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    # 2 epochs x (500 + 2000) + the 1000 test images at each of the 2 sizes, at 100/s
+    assert hours["finetune"] == pytest.approx((2 * 2500 + 2 * 1000) / 100 / 3600)
+    # a step budget: 10 steps x 50 per size, + the test images per size
+    assert hours["scratch"] == pytest.approx((2 * 10 * 50 + 2 * 1000) / 100 / 3600)
+
+
+def test_cost_model_probes_by_labeled_rows_and_classes(write_grid):
+    """A linear probe costs labeled rows x classes (the profile's probe_rate): iNat21's 10,000 classes cost ten times
+    ImageNet's 1000 at the same sizes. kNN fits no probe; `all` counts the dataset's train_images."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, train_images: 4000, test_images: 1000, classes: 10}
+      beta: {train: b_train, test: b_val, test_images: 1000, classes: 10000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha, beta], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [1000, all]}
+        - {protocol: knn, labeled_sizes: [1000, all]}
+        - protocol: concat
+          pairs: [[{dataset: alpha}, {dataset: beta}]]
+          eval_datasets: [alpha]
+          labeled_sizes: [1000]
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0, probe_min=1.0, probe_rate=1e6)
+    plan = plan_grid(g, Profile(cost=cost))
+    hours = {(j.axes["protocol"], j.axes["eval_dataset"]): cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    # linear: (4000 (all) + 1000 test) / 1000/s + 2 probes x 1 min + 10 classes x (1000 + 4000) rows / 1e6/s
+    assert hours["linear", "alpha"] == pytest.approx((5 + 120 + 10 * 5000 / 1e6) / 3600)
+    # beta: no train_images, so `all` counts the default 50,000; 10,000 classes
+    assert hours["linear", "beta"] == pytest.approx(((50_000 + 1000) / 1000 + 120 + 10_000 * 51_000 / 1e6) / 3600)
+    # kNN fits no probe: its fixed part only
+    assert hours["knn", "beta"] == pytest.approx(((50_000 + 1000) / 1000 + 120) / 3600)
+    # concat: two encoders' features, probed on alpha's 10 classes
+    assert hours["concat", "alpha"] == pytest.approx((2 * 2000 / 1000 + 60 + 2 * 10 * 1000 / 1e6) / 3600)
+    assert not [n for n in plan.estimate["notes"] if "classes" in n]
+    g.write_text(g.read_text().replace(", classes: 10000}", "}"))  # unknown classes: the fixed part, and a note
+    plan = plan_grid(g, Profile(cost=cost))
+    (linear_beta,) = [j for j in plan.by_stage("evaluate") if j.axes["protocol"] == "linear"
+                      and j.axes["eval_dataset"] == "beta"]
+    assert cost_hours(linear_beta, plan) == pytest.approx(((50_000 + 1000) / 1000 + 120) / 3600)
+    assert [n for n in plan.estimate["notes"] if "classes" in n] == [
+        "linear probes on 'beta' without datasets.beta.classes: counted at probe_min per labeled size only; give "
+        "classes for their cost (labeled rows x classes / probe_rate)"]
+
+
+def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  probe_rate: 2.5e5\n")
+    assert load_profile(p).cost.probe_rate == 2.5e5
+    p.write_text("name: mine\ncost:\n  probe_rate: 0\n")
+    with pytest.raises(StudyError, match=f"{p}:3: cost.probe_rate: expected a number > 0, got 0"):
+        load_profile(p)

@@ -50,6 +50,16 @@ def test_an_exponent_without_a_dot_is_a_float(tmp_path):
     assert dict(load_yaml(p)) == {"lr": 0.001, "wd": 0.0005, "steps": 10000.0, "time": "12:00:00", "name": "e5"}
 
 
+def test_an_exponent_without_its_sign_after_a_dot_is_a_float(tmp_path):
+    """YAML 1.1 wants `e+5` after a dot (`2.5e5` and `1.0e7` stayed strings, so `probe_rate: 2.5e5` was refused)."""
+    from study.grids.yamlio import load_yaml
+
+    p = tmp_path / "v.yaml"
+    p.write_text("a: 2.5e5\nb: 1.0e7\nc: .5e3\nd: -1.e2\ne: 1.2.3e4\nf: 1e\ng: .inf\n")
+    assert dict(load_yaml(p)) == {"a": 250000.0, "b": 1e7, "c": 500.0, "d": -100.0, "e": "1.2.3e4", "f": "1e",
+                                  "g": float("inf")}
+
+
 def test_a_key_written_beside_a_merge_overrides_the_merged_one_and_a_real_duplicate_is_refused(tmp_path):
     from study.errors import StudyError
     from study.grids.yamlio import load_yaml

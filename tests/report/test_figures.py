@@ -11,6 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
+from study.report.figures.common import planned_sizes
 
 
 def _bars(ax):
@@ -525,3 +526,18 @@ def test_quality_leaves_a_corruption_never_planned_for_a_method_blank():
     fig, data = quality.draw(table, also)
     assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
     assert "| a | a | 1M | downsample:factor=2 | — | — |" in to_markdown(quality.paper_table(data))
+
+
+
+def test_a_planned_all_labels_size_is_read_as_every_label():
+    """A grid may plan `labeled_sizes: [1k, all]`: the plan's cell reads "1000,all", which crashed the report
+    (int("all")) as soon as a planned line had no result; `all` is a null size (every label), as in the records."""
+    assert planned_sizes("1000,all") == [1000, None] and planned_sizes("") == [] and planned_sizes(None) == []
+    recs = quantity_records()
+    expected = table_of(recs).drop_duplicates("job_id")[["job_id", "stage", "method", "dataset", "size", "corruption",
+                                                          "seed", "protocol", "eval_dataset"]]
+    unrun = expected[expected["protocol"] == "linear"].head(1).assign(job_id="unrun", size=250_000)
+    expected = pd.concat([expected, unrun]).assign(labeled_sizes="1000,all")
+    _, data = quantity.draw(table_of(recs), expected)
+    waiting = data[(data["size"] == 250_000) & (data["protocol"] == "linear")]
+    assert not waiting.empty and waiting["mean"].isna().all()  # the planned line, drawn as missing

@@ -87,6 +87,14 @@ def size_key(v) -> float:
     return float(v)
 
 
+def planned_sizes(text: object) -> list[int | None]:
+    """A plan's `labeled_sizes` cell ("1000,10000", "1000,all") as sizes, None for `all` (every label); [] when
+    it names none."""
+    if not isinstance(text, str) or not text:
+        return []
+    return [None if v == "all" else int(v) for v in text.split(",")]
+
+
 def pick_largest(values: Iterable) -> object:
     """The largest of `values`, null meaning 'all labels' (the largest)."""
     values = list(values)
@@ -128,7 +136,7 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
 
     have = set(key_tuples(done)) if not done.empty else set()
     rows = planned[[t not in have for t in key_tuples(planned)]]
-    largest = [pick_largest(int(v) for v in str(s).split(",")) if isinstance(s, str) and s else None
+    largest = [pick_largest(planned_sizes(s))
                for s in rows.get("labeled_sizes", pd.Series([None] * len(rows), index=rows.index))]
     out = pd.DataFrame({k: rows[k] if k in rows else None for k in keys}, index=rows.index)
     out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0)

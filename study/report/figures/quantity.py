@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants,
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, planned_sizes,
                                          nan_to_none, series_label, varying, wide)
 
 NAME = "quantity"
@@ -34,8 +34,7 @@ def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFram
             extra = []
             for _, row in planned.iterrows():
                 line = tuple(nan_to_none(row[k]) for k in keys)  # a whole-dataset size: NaN here, NA in results
-                sizes = str(row.get("labeled_sizes") or "")
-                for size in ([int(v) for v in sizes.split(",")] if sizes else [None]):
+                for size in planned_sizes(row.get("labeled_sizes")) or [None]:
                     if (*line, size) not in have and (size is not None or line not in lines_with_results):
                         extra.append({**dict(zip(keys, line)), "labeled_size": size})
             if extra:
