@@ -1,7 +1,7 @@
 """`study manifest build`: index a dataset split with its reader, rank every image, freeze the manifest.
 
 Nothing is written until every check passed; building again under an existing name is a no-op when the content is
-identical and refused, naming the difference, otherwise.
+identical (and the stored files still match their hashes) and refused, naming the difference, otherwise.
 """
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from study.counts import format_count
 from study.datasets import ReaderOptions, read_dataset
 from study.datasets.base import Index, apply_taxonomy, read_taxonomy
 from study.errors import StudyError
+from study.manifests.lock import locked
 from study.manifests.ranking import key_order, rank_rows
 from study.manifests.store import (
     check_name,
+    damage,
     finalise,
     load_meta,
     manifest_exists,
+    manifest_paths,
     read_arrow,
     short_repr,
     write_manifest,
@@ -141,9 +144,21 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
 
 
 def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
-    """Write a new manifest, or accept an identical existing one (returns (meta, written)); refuse a different one."""
+    """Write a new manifest, or accept an identical existing one (returns (meta, written)); refuse a different one,
+    or a stored one whose files no longer match their hashes. One process at a time checks and writes a name."""
     table, meta = finalise(name, table, meta)
+    lock = manifest_paths(name)[0].with_name(f".{name}.lock")
+    with locked(lock, f"[manifest] waiting for another build of {name} ({lock})"):
+        return _freeze_locked(name, table, meta)
+
+
+def _freeze_locked(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
     if manifest_exists(name):
+        broken = damage(name)
+        if broken:
+            table_path, meta_path = manifest_paths(name)
+            raise StudyError(f"manifest {name!r} already exists but is damaged: {broken}. Delete {table_path} and "
+                             f"{meta_path}, then build it again")
         old = load_meta(name)
         if old.get("content_hash") == meta["content_hash"] and old.get("root") == meta.get("root") \
                 and old.get("roots") == meta.get("roots"):

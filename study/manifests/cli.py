@@ -113,9 +113,11 @@ def _build(a: argparse.Namespace) -> int:
 
 
 def _verify(a: argparse.Namespace) -> int:
-    from study.manifests.store import load_manifest
-    from study.manifests.verify import verify_manifest
+    from study.manifests.store import load_manifest, read_meta
+    from study.manifests.verify import missing_lineage, verify_manifest
 
+    for warning in missing_lineage(read_meta(a.name)):
+        print(f"[manifest] warning: manifest {a.name}: {warning}", file=sys.stderr)
     problems = verify_manifest(a.name, files=a.files, workers=a.workers)
     if problems:
         raise StudyError(f"manifest {a.name} failed verification:\n  " + "\n  ".join(problems))

@@ -8,13 +8,13 @@ from __future__ import annotations
 from study.corruptions import parse_corruption
 from study.errors import StudyError
 from study.manifests.build import freeze
-from study.manifests.store import check_name, load_manifest, read_arrow
+from study.manifests.store import check_name, load_intact, read_arrow
 
 
 def corrupt_manifest(name: str, base: str, corruption: str):
     check_name(name)
     spec = parse_corruption(corruption)
-    b = load_manifest(base)
+    b = load_intact(base, "base")
     if b.meta.get("corruption"):
         raise StudyError(f"{base} is already corrupted ({b.meta['corruption']}); corrupt its clean base instead")
     meta = {k: v for k, v in b.meta.items() if k not in ("name", "table_hash", "content_hash", "schema_version")}

@@ -1,21 +1,25 @@
 """`study manifest materialize`: write a manifest's (corrupted) images to disk as PNG files.
 
 `<out>/<path>.png` per row (`x.jpg` -> `x.jpg.png`, so that `x.jpg` and `x.png` stay apart; IDX rows `<file>#<i>`
-become `<out>/<file>/<i>.png`). Each file is written under a temporary name and renamed, so a killed run leaves only
-complete files and a rerun skips them; PNG encoding is deterministic, so a rerun from scratch gives byte-identical
-files. Pooled rows go under `<out>/<source>/`. `<out>/.study-materialize.json` names the manifest and content hash
-the folder holds: a rerun skips only files written for that content, never another manifest's (a clean image
-where a corrupted one belongs).
+become `<out>/<file>/<i>.png`). Pooled rows go under `<out>/<source>/`. Each file is written under a temporary name,
+synced to disk and renamed (`study.atomic`), so a killed run leaves only complete files; a rerun removes the
+temporaries a killed run left, rewrites any PNG that does not end with its IEND chunk (cut short by a crash), and
+skips the rest. PNG encoding is deterministic, so a rerun from scratch gives byte-identical files.
+`<out>/.study-materialize.json` names the manifest and content hash the folder holds: a rerun skips only files
+written for that content, never another manifest's (a clean image where a corrupted one belongs). One run at a time
+writes a folder (`<out>/.study-materialize.lock`).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from study.atomic import write_json
+from study.atomic import atomic_path, write_json
 from study.errors import StudyError
+from study.manifests.lock import locked
 from study.manifests.parallel import run_jobs
 from study.manifests.store import Manifest, load_manifest
 
@@ -43,44 +47,82 @@ def _write(job: tuple[str, str | None, str]) -> str | None:
     reader = _STATE["reader"]
     row = {"path": rel, "source": source}
     target_path = Path(target)
-    tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
     try:
         img = reader.open(row)
         try:
             img.load()  # a clean JPEG comes back not yet decoded: a broken one fails here, not at the write
         except OSError as e:
             return f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): {e}"
-        target_path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(tmp, format="PNG", optimize=False, compress_level=6)
-        os.replace(tmp, target_path)
+        with atomic_path(target_path) as tmp:  # synced, then renamed; the temporary removed on any error
+            img.save(tmp, format="PNG", optimize=False, compress_level=6)
         return None
     except StudyError as e:
         return str(e)
     except OSError as e:  # a full disk, a file where a folder should be: named, and no temporary left
-        tmp.unlink(missing_ok=True)
         return f"cannot write {target_path}: {e.strerror or e}"
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk: length 0, type IEND, its CRC
+
+
+def _state(path: Path) -> str | None:
+    """None: no file at `path`; "complete": a file ending with PNG's IEND chunk; "partial": any other file."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < len(PNG_END):
+                return "partial"
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return "complete" if f.read() == PNG_END else "partial"
+    except OSError:  # missing, or a folder in the way (the write then names it)
+        return None
+
+
+# the temporaries of this tool: study.atomic's `.<name>.<random>.tmp` (and earlier versions' `.<name>.<pid>.tmp`)
+# beside a `<name>` it writes: a PNG or the stamp
+_TEMPORARY = re.compile(r"^\.(?:.+\.png|\.study-materialize\.json)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def _remove_temporaries(out: Path) -> int:
+    """Remove the temporaries a killed run left under `out`; how many."""
+    removed = 0
+    for folder, _, names in os.walk(out):
+        for name in names:
+            if _TEMPORARY.match(name):
+                Path(folder, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def materialize(name: str, out: Path, workers: int = 1, subset: int | None = None) -> tuple[int, int]:
-    """Write the images not yet on disk; returns (written, skipped). StudyError listing unreadable images."""
+    """Write the images not yet on disk; returns (written, skipped). StudyError listing unreadable images, or when
+    another run is writing `out`."""
     m = load_manifest(name)
     df = m.subset(subset) if subset is not None else m.all()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StudyError(f"--out {out}: exists and is not a folder")
-    sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)
-    jobs = []
-    skipped = 0
-    for rel, src in zip(df["path"].tolist(), sources):
-        target = out_path(out, rel, src, m.kind_of(src) == "idx")
-        if target.is_file():
-            skipped += 1
-        else:
-            jobs.append((rel, src, str(target)))
-    _claim(out, m, skipped)
-    total = len(jobs)
-    print(f"[manifest] materialize {name}: {total} to write, {skipped} already there", file=sys.stderr)
-    errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name, m.meta))
+    lock = out / ".study-materialize.lock"
+    with locked(lock, f"--out {out}: another `study manifest materialize` is writing this folder ({lock})", wait=False):
+        sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)
+        jobs = []
+        present = skipped = 0
+        for rel, src in zip(df["path"].tolist(), sources):
+            target = out_path(out, rel, src, m.kind_of(src) == "idx")
+            state = _state(target)
+            present += state is not None
+            if state == "complete":
+                skipped += 1
+            else:
+                jobs.append((rel, src, str(target)))
+        _claim(out, m, present)
+        stale = _remove_temporaries(out)
+        total = len(jobs)
+        print(f"[manifest] materialize {name}: {total} to write"
+              + (f" ({present - skipped} of them cut short)" if present > skipped else "")
+              + f", {skipped} already there"
+              + (f"; {stale} temporary file(s) of a killed run removed" if stale else ""), file=sys.stderr)
+        errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name, m.meta))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from study.errors import StudyError
 from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
-from study.manifests.store import BASE_COLUMNS, check_name, load_manifest, read_arrow
+from study.manifests.store import BASE_COLUMNS, check_name, load_intact, read_arrow
 
 
 def parse_from(text: str) -> tuple[str, int]:
@@ -36,13 +36,34 @@ def _interleave(counts: list[int], ranks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def file_keys(root: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each row's file as `<root>/<path>` (text): the same file whether a build took `--root data --split train`
+    (paths `train/...`) or `--root data/train`."""
+    return pc.binary_join_element_wise(str(root).rstrip("/"), paths, "/")
+
+
+def _refuse_shared_files(parts: list) -> None:
+    """StudyError naming two sources whose pooled prefixes hold the same file (one tree built twice, with another
+    seed or split root): the pool would list one image twice, under two labels where their classes differ."""
+    keys = [(m, file_keys(m.meta["root"], t.column("path"))) for m, t in parts]
+    for i, (a, ka) in enumerate(keys):
+        for b, kb in keys[i + 1:]:
+            shared = pc.is_in(kb, value_set=ka.combine_chunks() if isinstance(ka, pa.ChunkedArray) else ka)
+            count = pc.sum(shared).as_py() or 0
+            if count:
+                example = kb.filter(shared)[0].as_py()
+                raise StudyError(f"--from {a.name} and --from {b.name} share {count} image file(s) in their pooled "
+                                 f"prefixes (e.g. {example}): the pool would list an image twice, under two labels "
+                                 f"where their classes differ. Pool manifests of different images")
+
+
 def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], labeled_sizes: list[int]):
     check_name(name)
     if len(sources) < 2:
         raise StudyError("a pool needs two or more --from NAME:SIZE")
     if len({s for s, _ in sources}) != len(sources):
         raise StudyError("a source is named twice in --from")
-    manifests = [load_manifest(s) for s, _ in sources]
+    manifests = [load_intact(s, "pooled source") for s, _ in sources]
     for m, (_, n) in zip(manifests, sources):
         if m.meta.get("roots"):
             raise StudyError(f"{m.name} is itself a pool; pool its sources instead")
@@ -59,6 +80,7 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         common = extra if common is None else [c for c in common if c in extra]
         parts.append((m, t))
         class_names += [f"{m.name}/{c}" for c in m.class_names]
+    _refuse_shared_files(parts)
     counts = [n for _, n in sources]
     # labeled order inside the pool: each source's labeled order restricted to its prefix, interleaved the same way
     labeled_within = []

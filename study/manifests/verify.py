@@ -1,7 +1,9 @@
-"""`study manifest verify`: the content hash, the ranks (hence nesting), labels, and optionally every file."""
+"""`study manifest verify`: the content hash, the ranks (hence nesting), labels, lineage, and optionally every file
+(read as training reads it)."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from study.errors import StudyError
@@ -19,6 +21,7 @@ from study.manifests.store import (
     read_meta,
     table_hash,
 )
+from study.paths import manifests_dir
 
 
 def _is_permutation(values: np.ndarray) -> bool:
@@ -48,7 +51,7 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     problems: list[str] = []
     if table_hash(table) != meta.get("table_hash"):
         problems.append("rows differ from the recorded table hash (the Parquet file was changed)")
-    missing = [c for c in BASE_COLUMNS if c not in table.column_names]
+    missing = [c for c in (*BASE_COLUMNS, *(("source",) if meta.get("roots") else ())) if c not in table.column_names]
     if missing:
         return problems + [f"missing columns: {', '.join(missing)}"]
     n = table.num_rows
@@ -72,14 +75,41 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
         expected = np.array(m.class_names, dtype=object)[labels]
         if not np.array_equal(expected, np.array(table.column("class_name").to_pylist(), dtype=object)):
             problems.append("class_name does not match class_names[label]")
-    key = pc.binary_join_element_wise(table.column("source"), table.column("path"), "\n") \
-        if "source" in table.column_names else table.column("path")
-    if pc.count_distinct(key).as_py() != n:
-        problems.append("an image is listed twice")
+    twice = _listed_twice(m, table)
+    if twice:
+        problems.append(f"an image is listed twice ({twice})")
     problems += _check_lineage(m, table)
     if files:
-        problems += check_files(m, workers)
+        problems += check_files(m, table, workers)
     return problems
+
+
+def _listed_twice(m: Manifest, table) -> str | None:
+    """An image file that two rows name (by root and path: two pooled sources may be one tree), or None."""
+    roots = m.meta.get("roots")
+    if roots and "source" in table.column_names:
+        source = table.column("source")
+        names = pc.unique(source)
+        root_list = pa.array([str(roots.get(s, f"<no root of {s}>")).rstrip("/") for s in names.to_pylist()])
+        key = pc.binary_join_element_wise(pc.take(root_list, pc.index_in(source, value_set=names)),
+                                          table.column("path"), "/")
+    else:
+        key = table.column("path")
+    if pc.count_distinct(key).as_py() == len(key):
+        return None
+    counts = pc.value_counts(key)
+    return "e.g. " + str(counts.field("values").filter(pc.greater(counts.field("counts"), 1))[0].as_py())
+
+
+def missing_lineage(meta: dict) -> list[str]:
+    """Warnings for the manifests this one was made from (a corrupted variant's base, a pool's sources) that are not
+    in the manifests folder: their checks are skipped. The manifest itself stays usable (its rows and roots are its
+    own), so these are warnings, not problems."""
+    base = meta.get("base")
+    names = ([("base manifest", base["name"])] if isinstance(base, dict) and base.get("name") else []) + \
+        [("pooled source", src["name"]) for src in meta.get("pool") or [] if isinstance(src, dict) and src.get("name")]
+    return [f"{what} {name!r} not found in {manifests_dir()}: its rows were not compared with this manifest's"
+            for what, name in names if not manifest_exists(name)]
 
 
 def _check_lineage(m, table) -> list[str]:
@@ -105,36 +135,49 @@ def _check_lineage(m, table) -> list[str]:
     return problems
 
 
-def _check_one(args) -> str | None:
-    kind, file = args
+_STATE: dict = {}
+
+
+def _init(name: str, meta: dict) -> None:
+    """A worker's reader: training's (`ImageReader`), from the metadata only; each job carries its row."""
+    from study.train.data import ImageReader
+
+    _STATE["reader"] = ImageReader(Manifest(name, meta))
+
+
+def _check_one(job: tuple[str, str | None]) -> str | None:
+    """None when the row's image reads as a job reads it (decoded, the manifest's corruption applied), else the
+    problem named by the file."""
+    path, source = job
+    reader = _STATE["reader"]
+    row = {"path": path, "source": source}
     try:
-        if kind == "image":
-            from PIL import Image
-
-            with Image.open(file) as img:
-                img.load()
-        elif kind == "npy":
-            arr = np.load(file, mmap_mode="r")
-            np.asarray(arr[-1])
-        else:
-            from study.datasets.idx import load_idx
-
-            name, _, i = file.rpartition("#")
-            images = load_idx(name)
-            if not 0 <= int(i) < len(images):
-                return f"{file}: index {i} outside the {len(images)} images of {name}"
+        file = reader.manifest.abs_path(row)
+    except StudyError as e:  # a pooled row of a source without a root
+        return str(e)
+    try:
+        img = reader.open(row)
+        img.load()  # a clean JPEG comes back not yet decoded
         return None
-    except FileNotFoundError:
-        return f"{file}: missing"
     except StudyError as e:
-        return f"{file}: {e}"
-    except Exception as e:  # every decoder failure is reported, not raised
+        cause = e.__context__  # ImageReader raises `from None`: the decoder's own exception is the context
+        if isinstance(cause, FileNotFoundError):
+            return f"{file}: missing"
+        if cause is not None:
+            return f"{file}: does not decode ({type(cause).__name__}: {cause})"
+        return str(e)
+    except Exception as e:  # a lazily decoded image that fails at load, or anything else: reported, not raised
         return f"{file}: does not decode ({type(e).__name__}: {e})"
 
 
-def check_files(m, workers: int = 1) -> list[str]:
-    """Every file exists and decodes; one problem line per file that does not."""
-    files = [str(p) for p in m.abs_paths(m.table)]
-    sources = m.table["source"].tolist() if m.meta.get("kinds") else [None] * len(files)
-    jobs = [(m.kind_of(s), f) for s, f in zip(sources, files)]  # a pool of several kinds: each row by its source
-    return run_jobs(_check_one, jobs, workers, "files checked")
+def check_files(m: Manifest, table, workers: int = 1) -> list[str]:
+    """Every row's image reads as training reads it (`ImageReader.open`, then decoded); one problem line per file
+    that does not. `table`: the manifest's rows (Arrow), so that the check never depends on `m.table`."""
+    paths = table.column("path").to_pylist()
+    sources = table.column("source").to_pylist() if m.meta.get("roots") else [None] * len(paths)
+    try:  # here first: a manifest the reader refuses is one problem, and forked workers inherit torch's import
+        _init(m.name, m.meta)
+    except StudyError as e:
+        return [str(e)]
+    return run_jobs(_check_one, list(zip(paths, sources)), workers, "files checked", initializer=_init,
+                    initargs=(m.name, m.meta))

@@ -187,3 +187,74 @@ def test_the_flags_files_are_checked_before_the_dataset_is_indexed(cli, tree, tm
                        "--name", "x", flag, value.format(tmp=tmp_path))
     assert code == 2 and message.format(tmp=tmp_path) in err
     assert "indexing" not in err and "nosplit" not in err
+
+
+def _edit_labels(parquet, count=5):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(parquet)
+    labels = t.column("label").to_numpy().copy()
+    labels[:count] = (labels[:count] + 1) % 4
+    pq.write_table(t.set_column(1, "label", pa.array(labels)), parquet)
+
+
+def test_rebuild_over_a_damaged_manifest_is_refused_naming_the_file(build, cli, tree, manifests):
+    """A rebuild compares the stored files with their hashes, not only the recorded content hash: an edited Parquet
+    or JSON file is named, with how to rebuild, and left as it is."""
+    build("a", "--sizes", "5")
+    parquet, meta = manifests / "a.parquet", manifests / "a.json"
+    _edit_labels(parquet)
+    args = ("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name", "a",
+            "--sizes", "5")
+    code, out, err = cli(*args)
+    assert code == 2 and "unchanged" not in out
+    assert (f"manifest 'a' already exists but is damaged: {parquet}: rows differ from the recorded table hash "
+            f"(the Parquet file was changed). Delete {parquet} and {meta}, then build it again") in err
+    build("b", "--sizes", "5")
+    edited = dict(json.loads((manifests / "b.json").read_text()), seed=3)  # content hash left as it was
+    (manifests / "b.json").write_text(json.dumps(edited))
+    code, _, err = cli(*args[:-3], "b", "--sizes", "5")
+    assert code == 2 and f"{manifests / 'b.json'} no longer matches its recorded content hash" in err
+    assert json.loads((manifests / "b.json").read_text()) == edited
+    parquet.unlink()
+    meta.unlink()
+    assert "written" in build("a", "--sizes", "5")  # both files deleted: built again
+
+
+def test_a_job_reading_an_edited_parquet_file_is_refused(build, manifests):
+    build("a")
+    _edit_labels(manifests / "a.parquet")
+    m = load_manifest("a")
+    with pytest.raises(StudyError, match=f"{manifests / 'a.parquet'}: rows differ from the table hash recorded in "
+                                         f"manifest a's metadata"):
+        m.subset(5)
+
+
+def test_a_build_waits_for_another_build_of_the_name_and_a_stale_lock_file_does_not_block(build, tree, manifests):
+    """Check-and-write of a name is one process at a time: a build started while another holds the name's lock
+    waits for it, then finds the other's manifest; a lock file left by a killed process (no holder) is taken."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    build("a")
+    lock = manifests / ".c.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen([sys.executable, "-m", "study.cli", "manifest", "build", "--dataset", "imagefolder",
+                                 "--root", str(tree), "--split", "train", "--name", "c"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err = ""
+        deadline = time.monotonic() + 120
+        while "waiting for another build of c" not in err and time.monotonic() < deadline and proc.poll() is None:
+            err += proc.stderr.readline()
+        assert "waiting for another build of c" in err, (proc.poll(), err + proc.stderr.read())
+        time.sleep(0.5)
+        assert proc.poll() is None and not manifest_exists("c")  # still waiting: nothing written
+    out, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "manifest c: written" in out, err + rest
+    assert manifest_exists("c") and not lock.exists()
+    manifests.joinpath(".b.lock").write_text("")  # left by a killed build: nobody holds it
+    assert "written" in build("b") and not manifests.joinpath(".b.lock").exists()

@@ -131,6 +131,14 @@ def test_show_refuses_edited_metadata_and_labels_without_a_class(build, cli, man
     t = pq.read_table(table)
     pq.write_table(t.set_column(1, "label", pa.array([7] * t.num_rows, pa.int64())), table)
     code, out, err = cli("manifest", "show", "other")
+    assert code == 2 and not out and f"{table}: rows differ from the table hash recorded in manifest other's" in err
+    from study.manifests.store import content_hash, table_hash
+
+    other = json.loads((manifests / "other.json").read_text())  # hashes recomputed: the edit is consistent
+    other["table_hash"] = table_hash(pq.read_table(table))
+    other["content_hash"] = content_hash(other)
+    (manifests / "other.json").write_text(json.dumps(other))
+    code, out, err = cli("manifest", "show", "other")
     assert code == 2 and not out and f"{table}: labels outside 0..3, the classes of other.json" in err
     pq.write_table(t.set_column(1, "label", pa.array(["1"] * t.num_rows)), table)
     code, out, err = cli("manifest", "show", "other")

@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 from manifest_trees import CLASSES, write_tree
@@ -183,3 +185,96 @@ def test_materialize_jobs_carry_their_rows_and_workers_never_read_the_table(buil
     for _, row in rows.iterrows():
         got = Image.open(mat.out_path(out, row["path"], row["source"], idx=False))
         assert np.array_equal(np.asarray(got), np.asarray(reader.open(row)))
+
+
+def test_a_pool_of_sources_sharing_files_is_refused(build, cli, tree, manifests):
+    """One tree built twice (another seed; another split root) is one set of files: pooling them would list an image
+    twice, under two labels. Refused, naming both sources and a shared file; nothing written."""
+    build("a", "--seed", "0")
+    build("b", "--seed", "1")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree / "train", "--split", "train",
+                       "--name", "c")  # paths `cat/...` under root data/train: the same files as a's `train/cat/...`
+    assert code == 0, err
+    for other in ("b", "c"):
+        code, _, err = cli("manifest", "pool", "dup", "--from", "a:20", "--from", f"{other}:20")
+        assert code == 2 and f"--from a and --from {other} share " in err, err
+        shared = re.search(r"\(e\.g\. (.+?)\)", err).group(1)
+        assert shared.startswith(f"{tree.resolve()}/train/") and Path(shared).is_file()
+        assert not (manifests / "dup.json").exists()
+    copy = write_tree(tree.parent / "copy", CLASSES)  # the same relative paths under another root: other files
+    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
+               "--name", "d")[0] == 0
+    assert cli("manifest", "pool", "ad", "--from", "a:20", "--from", "d:20")[0] == 0
+
+
+def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_png(build, cli, tmp_path):
+    build("toy")
+    out = tmp_path / "out"
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
+    files = sorted(out.rglob("*.png"))
+    before = {p: p.read_bytes() for p in files}
+    stale = [files[0].with_name(f".{files[0].name}.5951.tmp"), files[1].with_name(f".{files[1].name}.k2j_9x0a.tmp"),
+             out / "..study-materialize.json.abcd1234.tmp"]
+    for p in stale:
+        p.write_bytes(b"\x89PNG partial")
+    keep = out / "notes.tmp"  # not this tool's: left alone
+    keep.write_text("mine")
+    files[2].write_bytes(before[files[2]][: len(before[files[2]]) // 2])  # cut short by a crash before the fix
+    code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 0 and "1 images written, 23 already there" in stdout, err
+    assert "1 to write (1 of them cut short)" in err and "3 temporary file(s) of a killed run removed" in err
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*.png"))} == before
+    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+    assert not (out / ".study-materialize.lock").exists()
+
+
+def test_materialize_refuses_a_folder_another_run_is_writing(build, cli, tmp_path):
+    import fcntl
+
+    build("toy")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".study-materialize.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = cli("manifest", "materialize", "toy", "--out", out)
+        assert code == 2 and f"--out {out}: another `study manifest materialize` is writing this folder" in err
+        assert not list(out.rglob("*.png"))
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0 and len(list(out.rglob("*.png"))) == 24
+
+
+def test_materialize_writes_through_the_atomic_helper(build, cli, tmp_path, monkeypatch):
+    """Every image goes through study.atomic (synced to disk, then renamed)."""
+    import study.atomic
+    from study.manifests import materialize as mat
+
+    seen = []
+    real = study.atomic.atomic_path
+
+    def spy(path):
+        seen.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(mat, "atomic_path", spy, raising=False)
+    build("toy")
+    assert mat.materialize("toy", tmp_path / "out", workers=1) == (24, 0)
+    assert sorted(seen) == sorted(p for p in (tmp_path / "out").rglob("*.png"))
+
+
+def test_a_damaged_base_or_pooled_source_is_refused(build, cli, tmp_path, manifests):
+    """A variant or pool made from a manifest whose Parquet file was edited would carry the edited rows under a
+    fresh, valid hash: refused, naming the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    build("toy")
+    copy = write_tree(tmp_path / "copy", CLASSES)
+    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
+               "--name", "other")[0] == 0
+    parquet = manifests / "toy.parquet"
+    t = pq.read_table(parquet)
+    pq.write_table(t.set_column(1, "label", pa.array((t.column("label").to_numpy() + 1) % 4)), parquet)
+    code, _, err = cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")
+    assert code == 2 and f"base manifest 'toy' is damaged: {parquet}: rows differ from the recorded table hash" in err
+    code, _, err = cli("manifest", "pool", "p", "--from", "other:8", "--from", "toy:8")
+    assert code == 2 and f"pooled source manifest 'toy' is damaged: {parquet}" in err
+    assert not (manifests / "toy_j.json").exists() and not (manifests / "p.json").exists()

@@ -1,9 +1,14 @@
 import json
+import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
+from manifest_trees import CLASSES, write_tree
 
+from study.errors import StudyError
 from study.manifests.verify import verify_manifest
 
 
@@ -134,3 +139,72 @@ def test_a_column_of_another_type_is_named_not_a_traceback(build, cli, manifests
     pq.write_table(t.set_column(1, "label", pc.cast(t.column("label"), pa.string())), path)
     code, _, err = cli("manifest", "verify", "toy")
     assert code == 2 and f"{path}: column 'label' must hold integers, not string" in err
+
+
+def _glc_manifest(cli, tmp_path, patch):
+    """A GLC20 manifest of one patch, built with the species rule (the build never opens the patch)."""
+    import numpy as np
+
+    glc = tmp_path / "glc"
+    (glc / "patches_fr" / "34" / "12").mkdir(parents=True)
+    np.save(glc / "patches_fr" / "34" / "12" / "10561234.npy", patch)
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
+    code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_train",
+                       "--name", "glc", "--label-rule", "species")
+    assert code == 0, err
+    return glc / "patches_fr" / "34" / "12" / "10561234.npy"
+
+
+@pytest.mark.parametrize("patch, message", [
+    (np.full((8, 8, 5), 200.0, np.float32), "float patch values must lie in [0, 1]"),
+    (np.zeros((5, 32, 32), np.uint8), "looks channels-first"),
+    (np.zeros((8, 8, 2), np.uint8), "channel 2 asked for, the patch has 2"),
+])
+def test_files_are_read_as_training_reads_them(cli, tmp_path, patch, message):
+    """`verify --files` opens each row with training's reader: a patch that training refuses fails verification,
+    named with the reader's reason."""
+    from study.manifests import load_manifest
+    from study.train.data import ImageReader
+
+    file = _glc_manifest(cli, tmp_path, patch)
+    with pytest.raises(StudyError, match=re.escape(message)):
+        ImageReader(load_manifest("glc")).open(load_manifest("glc").all().iloc[0])
+    code, _, err = cli("manifest", "verify", "glc", "--files")
+    assert code == 2 and f"{file}: does not decode (ValueError: " in err and message in err
+
+
+def test_a_pool_of_one_tree_under_two_sources_fails_verification(build, cli, tmp_path, manifests):
+    """Two pooled sources whose roots are one folder list every shared image twice: verify names one."""
+    build("a")
+    copy = write_tree(tmp_path / "copy", CLASSES)
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
+                       "--name", "b", "--seed", "1")
+    assert code == 0, err
+    assert cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:10")[0] == 0
+    assert cli("manifest", "verify", "ab")[0] == 0
+    path = manifests / "ab.json"
+    meta = json.loads(path.read_text())
+    meta["roots"]["b"] = meta["roots"]["a"]  # roots are not hashed: the metadata stays intact
+    path.write_text(json.dumps(meta))
+    problems = verify_manifest("ab")
+    twice = [p for p in problems if p.startswith("an image is listed twice (e.g. " + meta["roots"]["a"] + "/")]
+    assert len(twice) == 1, problems
+
+
+def test_a_missing_base_or_pooled_source_is_a_warning_naming_it(build, cli, tmp_path, manifests):
+    """The variant and the pool are usable without the manifests they were made from (their rows and roots are
+    their own): verify passes, and says which manifest it could not compare them with."""
+    build("toy")
+    copy = write_tree(tmp_path / "copy", CLASSES)
+    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
+               "--name", "other")[0] == 0
+    assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")[0] == 0
+    assert cli("manifest", "pool", "tp", "--from", "toy:8", "--from", "other:8")[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"toy{suffix}").unlink()
+    code, out, err = cli("manifest", "verify", "toy_j")
+    assert code == 0 and "OK" in out
+    assert (f"[manifest] warning: manifest toy_j: base manifest 'toy' not found in {manifests}: its rows were not "
+            f"compared with this manifest's") in err
+    code, out, err = cli("manifest", "verify", "tp")
+    assert code == 0 and "pooled source 'toy' not found" in err and "'other'" not in err

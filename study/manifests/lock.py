@@ -1,0 +1,67 @@
+"""`locked(path)`: one process at a time holds an exclusive `flock` on the file `path` (created, removed on exit).
+
+The kernel releases a flock when its holder dies, so a killed process never leaves a lock that blocks: the file it
+leaves behind is taken by the next caller. Where the file cannot be created (a folder that is not ours to write) or
+the filesystem has no flock, the block runs unlocked: there, nothing is written by us that a lock would protect, or
+nothing could serialise the writers anyway.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from study.errors import StudyError
+
+_NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
+
+
+@contextmanager
+def locked(path: Path, message: str, wait: bool = True) -> Iterator[None]:
+    """Run the block holding the lock file `path`. When another process holds it: print `message` on stderr and
+    wait for it (`wait`), or raise StudyError(`message`) at once."""
+    path = Path(path)
+    fd = _acquire(path, message, wait)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            path.unlink(missing_ok=True)  # before the unlock: a process waiting on this file then finds it gone
+            os.close(fd)
+
+
+def _acquire(path: Path, message: str, wait: bool) -> int | None:
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            return None  # not ours to write: nothing to protect
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise StudyError(message) from None
+                print(message, file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in _NO_FLOCK:
+                return None
+            raise
+        except BaseException:
+            os.close(fd)
+            raise
+        # the holder we waited for removed the file (and another process may have made a new one): lock that one
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)

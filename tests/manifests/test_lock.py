@@ -1,0 +1,42 @@
+"""study.manifests.lock.locked: one holder at a time, across processes; a killed holder blocks nobody."""
+import fcntl
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from study.errors import StudyError
+from study.manifests.lock import locked
+
+
+def _hold(path, ready):
+    with locked(path, "waiting"):
+        ready.set()
+        time.sleep(600)
+
+
+def test_a_killed_holder_leaves_no_lock_and_a_live_one_is_refused_or_waited_for(tmp_path, capsys):
+    path = tmp_path / "sub" / ".x.lock"
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold, args=(path, ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(StudyError, match="busy"):
+            with locked(path, "busy", wait=False):
+                pass
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(60)
+        assert path.exists()  # the file stays; the kernel dropped the lock with its holder
+        with locked(path, "waiting", wait=False):
+            with open(path) as other:  # held: another open file cannot take it
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert not path.exists()
+    finally:
+        if holder.is_alive():
+            holder.kill()
+    assert "waiting" not in capsys.readouterr().err
