@@ -42,7 +42,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     from study.manifests import load_manifest
     from study.train.augment import build_augment
     from study.train.data import default_workers
-    from study.train.loop import code_version
+    from study.version import code_version
 
     if not isinstance(cfg, EvalConfig):
         cfg = EvalConfig.from_dict(cfg)

@@ -8,7 +8,7 @@ Schema (version 1, docs/architecture.md section 4)::
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
-host, device, paths and job ids of the encoders, the code version) and every replicate key (`seed` and `*_seed`),
+host, device, paths and job ids of the encoders, the code, torch and torchvision versions) and every replicate key (`seed` and `*_seed`),
 so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate, epoch count, batch size,
 feature layer, manifest hash or a changed code default (which changes the recorded effective protocol) does not.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
@@ -19,22 +19,20 @@ rule still group with new ones.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import math
 import os
-import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from study import __version__
 from study.atomic import write_json
 from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
+from study.version import code_version  # the code version a record gets, as the protocols and checkpoints do
 
 SCHEMA_VERSION = 1
 METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
@@ -46,7 +44,7 @@ REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protoc
 RUN_SPECIFIC_KEYS = frozenset({
     "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
     "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
-    "code_version", "git", "device", "device_kind", "devices_used", "num_workers", "cpu_threads", "run_dir",
+    "code_version", "torch_version", "torchvision_version", "git", "device", "device_kind", "devices_used", "num_workers", "cpu_threads", "run_dir",
     "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
     "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction",
@@ -85,20 +83,6 @@ def _strip(obj: Any) -> Any:
 def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
     """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe."""
     return config_hash(_strip(protocol), length=16)
-
-
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """The package version, plus `git describe --always --dirty` of the source tree when git can tell."""
-    version = __version__
-    src = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=src, capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return version
-    desc = out.stdout.strip()
-    return f"{version}+git.{desc}" if out.returncode == 0 and desc else version
 
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,

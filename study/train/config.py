@@ -22,8 +22,8 @@ class OptimConfig:
     """Optimizer and learning-rate schedule (linear warmup, then cosine decay to `final_lr_fraction` x peak)."""
 
     name: str = "lars"  # SimCLR: LARS
-    lr: float = 0.3  # SimCLR: base lr 0.3 ...
-    lr_scaling: str = "linear"  # SimCLR: ... x batch/256 ("sqrt": base lr x sqrt(batch), SimCLR's 0.075 variant)
+    lr: float | None = None  # base lr; None = BASE_LR[lr_scaling], resolved at construction (so recorded as run)
+    lr_scaling: str = "linear"  # SimCLR: base lr x batch/256; "sqrt": base lr x sqrt(batch)
     warmup_epochs: float = 10.0  # SimCLR: 10 epochs of linear warmup
     final_lr_fraction: float = 0.0  # SimCLR: cosine decay to 0
     weight_decay: float = 1e-6  # SimCLR: 1e-6
@@ -32,10 +32,19 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # ours (AdamW only): torch defaults
     exclude_bias_and_norm: bool = True  # SimCLR: no weight decay / LARS adaptation on biases and norm params
 
+    def __post_init__(self) -> None:
+        if self.lr is None and self.lr_scaling in BASE_LR:  # else validate() names lr_scaling
+            object.__setattr__(self, "lr", BASE_LR[self.lr_scaling])
 
-def _with_method_recipe(d: dict[str, Any]) -> dict[str, Any]:
+
+# SimCLR (Chen et al. 2020, appendix B.1): base lr 0.3 x batch/256, or 0.075 x sqrt(batch) (4.8 at 4096 either way)
+BASE_LR = {"linear": 0.3, "sqrt": 0.075}
+
+
+def _with_method_recipe(d: dict[str, Any], where: str) -> dict[str, Any]:
     """`d` with its method's `optim` recipe (study.train.methods) under the `optim` keys it sets itself. A recipe is
-    one optimizer's: where `optim.name` names another, none of it applies (OptimConfig's defaults fill the rest)."""
+    one optimizer's: where `optim.name` names another, none of it applies (OptimConfig's defaults fill the rest).
+    A recipe's `lr` is a base lr for the linear rule: with `lr_scaling: sqrt` and no `lr` given, a StudyError."""
     from study.train.methods import METHODS
 
     method = d.get("method", "simclr")
@@ -43,9 +52,14 @@ def _with_method_recipe(d: dict[str, Any]) -> dict[str, Any]:
     given = d.get("optim")
     if not recipe or not (given is None or isinstance(given, dict)):  # else `nested` names the value
         return d
-    if "name" in (given or {}) and given["name"] != recipe.get("name"):
+    given = given or {}
+    if "name" in given and given["name"] != recipe.get("name"):
         return d
-    return {**d, "optim": {**recipe, **(given or {})}}
+    merged = {**recipe, **given}
+    if "lr" in recipe and given.get("lr") is None and merged.get("lr_scaling", "linear") != "linear":
+        raise StudyError(f"{where}.optim.lr: method {method}'s recipe gives its base lr for the linear rule "
+                         f"({recipe['lr']} x batch/256), not for lr_scaling {merged['lr_scaling']!r}; set optim.lr")
+    return {**d, "optim": merged}
 
 
 def _head(v: Any, where: str) -> tuple[int, ...]:
@@ -123,7 +137,7 @@ class PretrainConfig:
                 if hasattr(own[name], "validate"):
                     own[name].validate(f"{where}.{name}")
         rest = {k: v for k, v in d.items() if k not in sections}
-        rest = _with_method_recipe(rest)
+        rest = _with_method_recipe(rest, where)
         return build(cls, {**rest, "method_settings": own}, where, PARSERS)
 
     def validate(self, where: str = "pretrain") -> None:
@@ -151,6 +165,11 @@ class PretrainConfig:
         if not is_num(self.epochs) or self.epochs < 0:
             raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")
         count_or_none(self.steps, f"{where}.steps")
+        if METHODS.get(self.method).trains:  # no step would run: an untrained encoder labelled with the method
+            if self.steps == 0:
+                raise bad("steps", f"method {self.method} trains: expected a positive integer or null, got 0")
+            if self.steps is None and self.epochs == 0:
+                raise bad("epochs", f"method {self.method} trains: expected a number > 0, got 0 (and no steps)")
         positive_int(self.batch_size, f"{where}.batch_size")
         if self.temperature is not None and (not is_num(self.temperature) or self.temperature <= 0):
             raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
@@ -176,6 +195,10 @@ class PretrainConfig:
             v = getattr(o, key)
             if not is_num(v) or v < 0:
                 raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
+        if o.momentum >= 1:  # a momentum of 1 or more never forgets a gradient: the steps grow without bound
+            raise bad("optim.momentum", f"expected a number in [0, 1), got {o.momentum!r}")
+        if o.final_lr_fraction > 1:  # the cosine would rise from the peak instead of decaying
+            raise bad("optim.final_lr_fraction", f"expected a number in [0, 1], got {o.final_lr_fraction!r}")
         if not isinstance(o.betas, (tuple, list)) or len(o.betas) != 2 or not all(is_num(b) and 0 <= b < 1
                                                                                     for b in o.betas):
             raise bad("optim.betas", f"expected two numbers in [0, 1), got {o.betas!r}")

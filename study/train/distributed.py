@@ -17,6 +17,7 @@ class World:
     rank: int = 0
     local_rank: int = 0
     size: int = 1
+    created_group: bool = False  # setup() initialised the process group, so cleanup() destroys it
 
     @property
     def is_main(self) -> bool:
@@ -24,7 +25,8 @@ class World:
 
 
 def setup(device_kind: str) -> World:
-    """Initialise the default process group when several tasks run this job, else return World()."""
+    """Initialise the default process group when several tasks run this job, else return World(). A group the
+    caller initialised is used as it is (and left to the caller: `created_group` false)."""
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
     ntasks = 1
@@ -47,7 +49,7 @@ def setup(device_kind: str) -> World:
         return World()
     backend = "nccl" if device_kind == "cuda" else "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
-    return World(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+    return World(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size(), created_group=True)
 
 
 def is_distributed() -> bool:
@@ -103,6 +105,7 @@ def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
-def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
+def cleanup(world: World) -> None:
+    """Destroy the default process group if `setup` created it for `world`; a caller's group stays."""
+    if world.created_group and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

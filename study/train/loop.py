@@ -9,7 +9,6 @@ import dataclasses
 import math
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision
 
-import study
 from study.errors import StudyError
 from study.hashing import file_sha256
 from study.train import distributed
@@ -47,9 +46,11 @@ from study.train.data import (
 )
 from study.train.methods import METHODS
 from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, set_lr
+from study.version import code_version
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
+UNKNOWN_VERSION = "unknown (a checkpoint that did not record it)"  # the earlier sessions' code version, where so
 
 
 class StopRequested(Exception):
@@ -92,16 +93,6 @@ def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, c
     return int(explicit) if explicit else int(current())
 
 
-def code_version() -> str:
-    """study's version, plus the git commit of the source tree when it is a checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(study.__file__).parent,
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{study.__version__}+g{sha}" if sha else study.__version__
-
-
 def training_rows(cfg: PretrainConfig, manifest):
     """The rows a run trains on: manifest.subset(size) or manifest.labeled(size); every row when size is None."""
     n = cfg.size if cfg.size is not None else len(manifest.table)
@@ -139,6 +130,31 @@ def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device
     return out
 
 
+def _comparable(fingerprint: dict) -> dict:
+    """The fingerprint as a resume compares it: its config without the keys whose resolved values it holds beside
+    them (`precision`, `channels_last`) or that change nothing here (`sync_bn` on one device or on CPUs; the
+    temperature of a method without one, the method's default where none is given; other methods' settings).
+    Computed from the fingerprint alone, so a checkpoint written before this rule compares the same way."""
+    from study.train.methods import method_settings
+
+    config = dict(fingerprint.get("config", {}))
+    config.pop("precision", None)
+    config.pop("channels_last", None)
+    if not (fingerprint.get("devices", 1) > 1 and fingerprint.get("device_type") == "cuda"):
+        config.pop("sync_bn", None)
+    method = config.get("method")
+    if isinstance(method, str) and method in METHODS:
+        default = METHODS.get(method).default_temperature
+        if default is None:
+            config.pop("temperature", None)
+        elif config.get("temperature") is None:
+            config["temperature"] = default
+        for name in method_settings():
+            if name != method:
+                config.pop(name, None)
+    return {**fingerprint, "config": config}
+
+
 def _log(msg: str) -> None:
     print(f"[pretrain] {msg}", file=sys.stderr, flush=True)
 
@@ -164,7 +180,7 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = 
     try:
         return _pretrain(cfg, run_dir, world, t0, stop_at, _load_manifest(cfg.manifest))
     finally:
-        distributed.cleanup()
+        distributed.cleanup(world)
 
 
 def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOutput:
@@ -195,7 +211,9 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                          "run; lower batch_size or pretrain on more images")
     spe = steps_per_epoch(n, global_batch)
     total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
-    warmup = min(total, int(round(cfg.optim.warmup_epochs * spe)))
+    warmup = int(round(cfg.optim.warmup_epochs * spe)) if method.trains else 0
+    if method.trains:
+        _check_schedule(cfg, total, warmup, spe, world)
     peak = peak_lr(cfg.optim, global_batch)
     base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup,
                               peak, aug_cfg, method)
@@ -225,9 +243,11 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     step, wall_before, recent, acc_window, resumed_from = 0, 0.0, [], [], []
     train_before = 0.0  # time spent in earlier sessions' training loops
     threads = [torch.get_num_threads()]  # each session's torch threads: on a CPU, float sums depend on them
+    versions = [code_version()]  # each session's code version
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        check_fingerprint(ck["fingerprint"], fingerprint, ckpt_path, {"config": PretrainConfig.default_fingerprint()})
+        check_fingerprint(_comparable(ck["fingerprint"]), _comparable(fingerprint), ckpt_path,
+                          {"config": PretrainConfig.default_fingerprint()})
         method.load_state_dict(ck["method"])
         optimizer.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
@@ -236,8 +256,13 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
         resumed_from = list(ck["resumed_from"]) + [step]
         threads = list(ck.get("cpu_threads", [])) + threads  # absent from checkpoints written before it was kept
+        versions = list(ck.get("code_versions", [UNKNOWN_VERSION])) + versions
         if world.is_main:
             _log(f"resuming {run_dir} at step {step}/{total}")
+            if versions[-2] != versions[-1]:
+                _log(f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
+                     f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
+                     f"a run without the change (the record lists every session's version)")
             if device.type == "cpu" and threads[0] != threads[-1]:
                 _log(f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
                      f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
@@ -270,6 +295,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
             "train_acc_window": [list(x) for x in acc_window],
             "resumed_from": resumed_from,
             "cpu_threads": threads,
+            "code_versions": versions,
         }
 
     def save(at_step: int) -> None:
@@ -349,8 +375,25 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
         resumed_from_steps=resumed_from,
         cpu_threads=threads[0] if len(set(threads)) == 1 else threads,  # a list: the sessions' counts differed
+        code_version=versions[0] if len(set(versions)) == 1 else versions,  # a list: each session's, they differed
     )
     return {"metrics": metrics, "protocol": protocol}
+
+
+def _check_schedule(cfg: PretrainConfig, total: int, warmup: int, spe: int, world) -> None:
+    """A StudyError when a training run would take no step, or warm up for all of its steps (no step at the peak
+    learning rate, no decay); a warning when warmup takes more than half of them."""
+    budget = f"steps {cfg.steps}" if cfg.steps is not None else f"epochs {cfg.epochs:g}"
+    if total < 1:
+        raise StudyError(f"pretrain.{'steps' if cfg.steps is not None else 'epochs'}: method {cfg.method} trains, "
+                         f"but {budget} come to no step")
+    warm = (f"optim.warmup_epochs {cfg.optim.warmup_epochs:g} x {spe} steps per epoch comes to {warmup} warmup "
+            f"steps of the run's {total} ({budget})")
+    if warmup >= total:
+        raise StudyError(f"pretrain.{warm}: the learning rate would never reach its peak nor decay; lower "
+                         f"optim.warmup_epochs (0: no warmup) or train for more steps")
+    if 2 * warmup > total and world.is_main:
+        _log(f"WARNING: {warm}, more than half of the run")
 
 
 def train_step(model, optimizer, aug, views, labels, generator, lr: float, device: torch.device, use_bf16: bool,
@@ -481,7 +524,9 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n,
         "channels_last": channels_last,
         "sync_bn": sync_bn,
         "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
-        "code_version": code_version(),
+        "code_version": code_version(),  # this session's; the run's protocol lists each session's where they differ
+        "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
         "config": cfg.to_dict(),
     }
     if cfg.method == "simclr":

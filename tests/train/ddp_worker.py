@@ -21,6 +21,7 @@ def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
         out = pretrain(cfg, run_dir, stop_at=stop_at)
     except StopRequested as e:
         out = {"stopped_at": e.step}
+    out["process_group_left"] = torch.distributed.is_initialized()  # the group pretrain() made is gone
     print(json.dumps(out, default=str))
 
 
@@ -49,7 +50,7 @@ def check_gathers() -> None:
 
     keys = torch.full((2, 3), float(world.rank + 1))
     assert distributed.gather_no_grad(keys)[:, 0].tolist() == [float(r + 1) for r in range(w) for _ in range(2)]
-    distributed.cleanup()
+    distributed.cleanup(world)
     print(json.dumps({"rank": world.rank, "ok": True}))
 
 

@@ -53,6 +53,16 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "seed": 2**64}, "pretrain.seed"),
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1.5]}}, "pretrain.optim.betas"),  # torch does
         ({"manifest": "m", "checkpoint_every_minutes": 0}, "pretrain.checkpoint_every_minutes"),
+        ({"manifest": "m", "optim": {"momentum": 1.5}}, "pretrain.optim.momentum: expected a number in [0, 1)"),
+        ({"manifest": "m", "optim": {"momentum": 1}}, "pretrain.optim.momentum"),  # never forgets a gradient
+        ({"manifest": "m", "optim": {"final_lr_fraction": 5}}, "pretrain.optim.final_lr_fraction: expected a number "
+                                                               "in [0, 1]"),
+        ({"manifest": "m", "steps": 0}, "pretrain.steps: method simclr trains"),  # an untrained 'simclr' encoder
+        ({"manifest": "m", "epochs": 0}, "pretrain.epochs: method simclr trains"),
+        ({"manifest": "m", "method": "byol", "optim": {"lr_scaling": "sqrt"}}, "pretrain.optim.lr: method byol's "
+                                                                               "recipe gives its base lr for the "
+                                                                               "linear rule (0.2 x batch/256)"),
+        ({"manifest": "m", "method": "moco", "optim": {"lr_scaling": "sqrt"}}, "pretrain.optim.lr"),
     ],
 )
 def test_bad_values_name_the_key(d, key):
@@ -77,3 +87,24 @@ def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_valu
     # a recipe is one optimizer's: naming another takes none of it (no SGD weight decay on every BN under LARS)
     lars = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"name": "lars"}}).optim
     assert lars == PretrainConfig.from_dict({"manifest": "m", "optim": {"name": "lars"}}).optim
+
+
+def test_ranges_take_their_bounds_and_a_method_that_trains_nothing_takes_no_steps():
+    ok = PretrainConfig.from_dict({"manifest": "m", "optim": {"momentum": 0, "final_lr_fraction": 1}}).optim
+    assert (ok.momentum, ok.final_lr_fraction) == (0, 1)
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "steps": 0}).steps == 0
+    assert PretrainConfig.from_dict({"manifest": "m", "epochs": 0, "steps": 5}).steps == 5  # steps replace epochs
+    with pytest.raises(StudyError, match=r"evaluate.finetune.steps: method supervised trains"):  # a fine-tune's
+        PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "steps": 0}, where="evaluate.finetune")
+
+
+def test_the_base_lr_where_none_is_given_is_the_scaling_rules_and_is_recorded():
+    """SimCLR's 0.3 x batch/256 or 0.075 x sqrt(batch); the config, and so the record, holds the value used, and
+    reads back as the same run. A method recipe's lr (the linear rule's) is not carried over to the sqrt rule."""
+    sqrt = PretrainConfig.from_dict({"manifest": "m", "optim": {"lr_scaling": "sqrt"}})
+    assert sqrt.optim.lr == 0.075 and sqrt.to_dict()["optim"]["lr"] == 0.075
+    assert PretrainConfig.from_dict(sqrt.to_dict()) == sqrt
+    assert PretrainConfig.from_dict({"manifest": "m"}).optim.lr == 0.3
+    byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr_scaling": "sqrt", "lr": 0.05}})
+    assert (byol.optim.lr, byol.optim.weight_decay) == (0.05, 1.5e-6)  # the rest of the recipe applies
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "byol"}).optim.lr == 0.2

@@ -76,6 +76,7 @@ def test_two_processes_train_record_global_values_and_resume_exactly(method, tin
         p = out["protocol"]
         assert (p["devices"], p["per_device_batch"], p["effective_batch"]) == (WORLD, 4, 8)
         assert p["sync_bn"] is False  # SyncBatchNorm needs GPUs; recorded as off
+        assert out["process_group_left"] is False  # pretrain() created the group, and destroyed it
     assert [o["stopped_at"] for o in run_ranks("pretrain", config(method), str(tmp_path / "cut"), "3")] == [3] * WORLD
     resumed = run_ranks("pretrain", config(method), str(tmp_path / "cut"))
     assert [o["metrics"] for o in resumed] == [o["metrics"] for o in full]

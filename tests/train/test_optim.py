@@ -15,6 +15,14 @@ def test_lr_scaling_rules():
     assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 256) == pytest.approx(0.3)
 
 
+def test_the_default_base_lr_follows_the_scaling_rule():
+    """SimCLR's two rules agree at its batch of 4096 (4.8); the sqrt rule with the linear rule's 0.3 gave 19.2."""
+    assert (OptimConfig().lr, OptimConfig(lr_scaling="sqrt").lr) == (0.3, 0.075)
+    assert peak_lr(OptimConfig(lr_scaling="sqrt"), 4096) == pytest.approx(4.8)
+    assert peak_lr(OptimConfig(lr_scaling="linear"), 4096) == pytest.approx(4.8)
+    assert OptimConfig(lr=0.5, lr_scaling="sqrt").lr == 0.5  # a value given wins
+
+
 def test_warmup_then_cosine():
     assert lr_at(0, 1.0, 10, 110) == 0.0
     assert lr_at(5, 1.0, 10, 110) == pytest.approx(0.5)

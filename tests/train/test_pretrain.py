@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from device import device_kind, expected_precision
 from study.errors import StudyError
-from study.results.record import protocol_fingerprint
+from study.results.record import code_version, protocol_fingerprint
 from study.train import StopRequested, pretrain
 from study.train.backbones import encoder_recipe, load_encoder
 from study.train.checkpoint import load_checkpoint
@@ -78,7 +79,9 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == device_kind()
     assert p["cpu_threads"] == torch.get_num_threads()  # CPU results depend on it (float summation order)
     assert p["augmentation"]["image_size"] == 16 and p["precision"] == expected_precision()
-    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["code_version"]
+    assert p["images_per_s"] > 0 and p["wall_time_s"] > 0
+    assert p["code_version"] == code_version()  # what the result record of this run says (git's dirty flag too)
+    assert (p["torch_version"], p["torchvision_version"]) == (torch.__version__, torchvision.__version__)
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
     # the encoder carries its recipe: the fingerprint its result record gets
@@ -324,11 +327,14 @@ def test_finetune_from_encoder_on_labeled_subset(tiny_manifest, make_config, tmp
     names = [m["metric"] for m in out["metrics"]]
     assert names == ["loss", "train_top1"] and 0 <= out["metrics"][1]["value"] <= 1
     assert out["protocol"]["images"] == 16 and out["protocol"]["init_encoder"].endswith("encoder.pt")
-    # fine-tuning starts from the encoder's weights: with no steps the written encoder is the loaded one
+    # fine-tuning starts from the encoder's weights: at learning rate 0 the written encoder has the loaded one's
+    # weights (training moves only the batch-norm statistics)
     import dataclasses
 
-    pretrain(dataclasses.replace(cfg, steps=0), tmp_path / "ft0")
-    _assert_same_state(_weights(tmp_path / "ssl" / "encoder.pt"), _weights(tmp_path / "ft0" / "encoder.pt"))
+    pretrain(dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=0.0)), tmp_path / "ft0")
+    loaded, kept = _weights(tmp_path / "ssl" / "encoder.pt"), _weights(tmp_path / "ft0" / "encoder.pt")
+    params = [k for k in loaded if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert params and all(torch.equal(loaded[k], kept[k]) for k in params)
     assert any(not torch.equal(v, _weights(tmp_path / "ssl" / "encoder.pt")[k])
                for k, v in _weights(tmp_path / "ft" / "encoder.pt").items() if v.is_floating_point())
     wrong = make_config(method="supervised", width=8, init_encoder=str(tmp_path / "ssl" / "encoder.pt"))
@@ -407,7 +413,8 @@ def test_a_new_methods_own_settings_need_no_config_edit(toy_method, tiny_manifes
     out = pretrain(make_config(method="toy", toy={"scale": 3.0}), tmp_path / "toy")
     assert out["protocol"]["toy"] == {"scale": 3.0}
     assert out["protocol"]["config"]["toy"] == {"scale": 3.0} and "moco" in out["protocol"]["config"]
-    assert "toy" not in pretrain(make_config(method="simclr", steps=1), tmp_path / "simclr")["protocol"]
+    simclr = make_config(method="simclr", steps=1, optim={"warmup_epochs": 0})
+    assert "toy" not in pretrain(simclr, tmp_path / "simclr")["protocol"]
 
     with pytest.raises(StopRequested):
         pretrain(make_config(), tmp_path / "run", stop_at=2)
@@ -416,3 +423,108 @@ def test_a_new_methods_own_settings_need_no_config_edit(toy_method, tiny_manifes
     del ck["fingerprint"]["config"]["toy"]  # as written before the method was added
     torch.save(ck, path)
     assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]
+
+
+def test_a_training_run_of_no_step_is_refused(tiny_manifest, make_config, tmp_path):
+    """It wrote the untrained encoder labelled with the method, and no checkpoint (a fine-tune of it then failed
+    on an 'unreadable checkpoint'). PretrainConfig refuses `steps: 0`; a config built around it is refused here."""
+    import dataclasses
+
+    with pytest.raises(StudyError, match=r"pretrain.steps: method supervised trains, but steps 0 come to no step"):
+        pretrain(dataclasses.replace(make_config(method="supervised"), steps=0), tmp_path / "run")
+    assert not (tmp_path / "run" / "encoder.pt").exists()
+    assert pretrain(make_config(method="random", steps=0), tmp_path / "random")["protocol"]["steps"] == 0
+
+
+def test_a_warmup_of_the_whole_run_is_refused_and_one_of_most_of_it_warned_about(tiny_manifest, make_config, tmp_path,
+                                                                                 capfd):
+    """With a step budget, warmup in epochs could take every step (no step at the peak lr, no decay). Here 3 steps
+    per epoch (24 images, batch 8)."""
+    with pytest.raises(StudyError) as e:
+        pretrain(make_config(steps=6, optim={"warmup_epochs": 2}), tmp_path / "all")
+    assert "pretrain.optim.warmup_epochs 2 x 3 steps per epoch comes to 6 warmup steps of the run's 6 (steps 6)" \
+        in str(e.value)
+    assert not (tmp_path / "all" / "encoder.pt").exists()
+    with pytest.raises(StudyError, match=r"comes to 9 warmup steps of the run's 6 \(epochs 2\)"):
+        pretrain(make_config(steps=None, epochs=2, optim={"warmup_epochs": 3}), tmp_path / "epochs")
+    capfd.readouterr()
+    out = pretrain(make_config(steps=6, optim={"warmup_epochs": 4 / 3}), tmp_path / "most")
+    assert out["protocol"]["warmup_steps"] == 4
+    assert "WARNING: optim.warmup_epochs 1.33333 x 3 steps per epoch comes to 4 warmup steps of the run's 6 " \
+           "(steps 6), more than half of the run" in capfd.readouterr().err
+    pretrain(make_config(steps=6, optim={"warmup_epochs": 1}), tmp_path / "half")
+    assert "WARNING" not in capfd.readouterr().err
+
+
+def test_a_resume_by_other_code_warns_and_the_protocol_lists_each_sessions_version(tiny_manifest, make_config,
+                                                                                   tmp_path, capfd):
+    """The checkpoint keeps each session's code version (simulated: an earlier session's rewritten into it)."""
+    from study.train.loop import UNKNOWN_VERSION
+
+    now = code_version()
+    for run, before in (("other", ["0.0.9+git.abcdef1"]), ("old", None)):
+        with pytest.raises(StopRequested):
+            pretrain(make_config(), tmp_path / run, stop_at=2)
+        path = tmp_path / run / "checkpoint.pt"
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        assert ck["code_versions"] == [now]
+        if before is None:  # written before checkpoints kept it
+            del ck["code_versions"]
+        else:
+            ck["code_versions"] = before
+        torch.save(ck, path)
+        capfd.readouterr()
+        out = pretrain(make_config(), tmp_path / run)
+        earlier = before[0] if before else UNKNOWN_VERSION
+        assert out["protocol"]["code_version"] == [earlier, now]
+        err = capfd.readouterr().err
+        assert f"this session runs code version {now}, the checkpoint was written by {earlier}" in err
+        assert load_checkpoint(path)["code_versions"] == [earlier, now]
+    # one version throughout: no warning, one string
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "same", stop_at=2)
+    capfd.readouterr()
+    assert pretrain(make_config(), tmp_path / "same")["protocol"]["code_version"] == now
+    assert "code version" not in capfd.readouterr().err
+
+
+def test_settings_that_change_nothing_here_do_not_block_a_resume(tiny_manifest, make_config, tmp_path):
+    """`precision: auto` is fp32 on a CPU, `channels_last` is off there, BYOL has no temperature, SimCLR's default is
+    0.1, and another method's settings are not read: a resume with those changes ends as the run without them."""
+    cpu = {"device": "cpu"}
+    full = pretrain(make_config(**cpu), tmp_path / "full")
+    with pytest.raises(StopRequested):
+        pretrain(make_config(**cpu), tmp_path / "cut", stop_at=2)
+    same = make_config(**cpu, precision="fp32", channels_last=False, temperature=0.1, moco={"queue_size": 64})
+    resumed = pretrain(same, tmp_path / "cut")
+    assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+    with pytest.raises(StopRequested):
+        pretrain(make_config(**cpu, method="byol"), tmp_path / "byol", stop_at=2)
+    assert pretrain(make_config(**cpu, method="byol", temperature=0.5), tmp_path / "byol")["metrics"]
+    # what does change the run is still refused
+    with pytest.raises(StopRequested):
+        pretrain(make_config(**cpu), tmp_path / "real", stop_at=2)
+    with pytest.raises(StudyError) as e:
+        pretrain(make_config(**cpu, precision="bf16", temperature=0.2, moco={"queue_size": 64}), tmp_path / "real")
+    msg = str(e.value)
+    assert "precision: checkpoint 'fp32', now 'bf16'" in msg and "config.temperature: checkpoint 0.1, now 0.2" in msg
+    assert "moco" not in msg and "channels_last" not in msg
+
+
+def test_a_process_group_made_by_the_caller_outlives_the_run(tiny_manifest, make_config, tmp_path):
+    """pretrain() destroyed the default process group whoever had created it."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        pretrain(make_config(steps=2, device="cpu", optim={"warmup_epochs": 0}), tmp_path / "run")
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

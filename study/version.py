@@ -1,0 +1,34 @@
+"""`code_version()`: the one string that results, protocols and checkpoints record for the code that ran."""
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+import study
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """study's version, plus `+git.<git describe --always --dirty --tags>` when this package is a tracked folder of a
+    git checkout (`-dirty`: that checkout has uncommitted changes). Elsewhere (no git, an installed copy, or a copy
+    inside another repository that does not track it) the package version alone."""
+    desc = git_describe(Path(study.__file__).resolve().parent)
+    return f"{study.__version__}+git.{desc}" if desc else study.__version__
+
+
+def git_describe(package_dir: Path) -> str | None:
+    """`git describe --always --dirty --tags` of the checkout that tracks `package_dir/__init__.py`; None where no
+    checkout tracks it (so a package installed inside some other repository never takes that repository's commit)."""
+    if _git(package_dir, "ls-files", "--error-unmatch", "--", "__init__.py") is None:
+        return None
+    return _git(package_dir, "describe", "--always", "--dirty", "--tags") or None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """git's stdout, stripped; None when git is missing, fails or takes over 10 s."""
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

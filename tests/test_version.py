@@ -1,0 +1,60 @@
+"""study.version.code_version: git's describe with its dirty flag, only from a checkout that tracks this package.
+
+Real git repositories in tmp_path holding a copy of the package, read by a fresh interpreter that imports the copy."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import study
+
+PACKAGE = Path(study.__file__).resolve().parent
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def copy_of_study(dest: Path) -> Path:
+    shutil.copytree(PACKAGE, dest / "study", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def versions_seen_by(site: Path) -> str:
+    """What a result record of the package copy under `site` records as its code version."""
+    code = "import study.results.record as r; print(r.__file__); print(r.code_version())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=site, env=dict(os.environ, PYTHONPATH=str(site)),
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert Path(out[0]).is_relative_to(site)  # the copy, not this checkout's package
+    return out[1]
+
+
+@pytest.fixture
+def repo(tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "README").write_text("another project\n")
+    git(tmp_path, "add", "README")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    return tmp_path
+
+
+def test_a_copy_installed_inside_another_repository_records_the_package_version_alone(repo):
+    """A virtual environment inside some project's checkout (ignored by it): its commit says nothing of study."""
+    (repo / ".gitignore").write_text(".venv/\n")
+    site = copy_of_study(repo / ".venv" / "site-packages")
+    assert versions_seen_by(site) == study.__version__
+
+
+def test_a_checkout_that_tracks_the_package_gives_its_commit_then_dirty(repo):
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}"
+    with open(site / "study" / "counts.py", "a") as f:
+        f.write("# an uncommitted change\n")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty"
