@@ -7,6 +7,14 @@
   the files of killed commands' locks are removed by a later command once no one holds them;
 - `submit_lock(workdir)`: the lock a submit (Slurm or local) holds from reading the states to its last `queued`
   or `pending` line (`<workdir>/ledgers/.submit.lock`), so that two submits never queue one job twice.
+
+Limitation, on an NFS workdir: Linux's NFS client emulates flock with POSIX (fcntl) locks, which belong to the
+process that took them, are not held by a child given the descriptor, and are all dropped when that process closes
+any descriptor of the file. There, a job's lock is the command's, not its worker's: a killed `study submit --cluster
+local` frees its jobs while their workers still run to their next checkpoint (another command may start one of
+them meanwhile), and a command that probes a lock it holds itself (`lock_held`) releases it. The submit lock, taken
+once per command, is unaffected. Give `--cluster local` a workdir on a local disk (or an NFS mount with
+`local_lock=flock`, used from one host only).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
-from study.paths import result_path
+from study.paths import result_path, results_dir
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
 LIVE = ("running", "pending")
@@ -150,18 +150,26 @@ def _pid_alive(pid: Any, host: Any) -> bool:
     return True
 
 
+FINISHING_S = 120.0  # a job COMPLETED this recently whose result file is not seen yet: finishing, not failed
+
+
 def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
-             live: dict[str, str] | None = None, logs: dict[str, str] | None = None) -> dict[str, JobState]:
+             live: dict[str, str] | None = None, logs: dict[str, str] | None = None,
+             ended_s: dict[str, float] | None = None) -> dict[str, JobState]:
     """job id -> JobState. `live`: Slurm id -> sacct state of the ledger's submissions (see slurm.state);
-    `logs`: Slurm id -> its stderr file."""
+    `logs`: Slurm id -> its stderr file; `ended_s`: Slurm id -> seconds since a COMPLETED job ended.
+
+    A COMPLETED job without a result file is failed, unless the results folder, listed anew (on NFS a fresh read
+    of the folder, where a file's absence may be cached for up to a minute), holds it after all (done), or the job
+    ended less than FINISHING_S ago (running, "finishing": it is not rerun nor queued again meanwhile)."""
     live = live or {}
     logs = logs or {}
+    ended_s = ended_s or {}
+    listing: list[set[str]] = []  # the results folder's names, listed once, when a COMPLETED job needs them
     out: dict[str, JobState] = {}
     for job in jobs:
         if has_result(workdir, job.id):
-            why = unreadable_result(workdir, job.id)
-            out[job.id] = JobState(job.id, job.stage, "done") if why is None else JobState(
-                job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job")
+            out[job.id] = _state_of_result(workdir, job)
             continue
         e = replay.latest.get(job.id)
         if e is None:
@@ -169,7 +177,20 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
         elif e["event"] == "queued":
             sid = e["slurm_job_id"]
             raw = live.get(sid, "UNKNOWN")
-            out[job.id] = JobState(job.id, job.stage, slurm_state(raw), raw, sid, logs.get(sid))
+            state = slurm_state(raw)
+            if sacct_word(raw) == "COMPLETED":
+                if not listing:
+                    listing.append(_listed_results(workdir))
+                if f"{job.id}.json" in listing[0]:
+                    out[job.id] = _state_of_result(workdir, job)
+                    continue
+                age = ended_s.get(sid)
+                if age is not None and age < FINISHING_S:
+                    state, raw = "running", (f"COMPLETED {age:.0f} s ago, finishing: its result file is not seen "
+                                             f"here yet (a shared filesystem can show it up to a minute late)")
+                else:
+                    raw = f"{raw} without a result file"
+            out[job.id] = JobState(job.id, job.stage, state, raw, sid, logs.get(sid))
         else:  # a local run
             state = local_state(e, workdir)
             detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "
@@ -177,6 +198,21 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
                                         if e.get("state") == "done" else "")
             out[job.id] = JobState(job.id, job.stage, state, detail, None, e.get("log"))
     return out
+
+
+def _state_of_result(workdir: str | os.PathLike, job: Any) -> JobState:
+    why = unreadable_result(workdir, job.id)
+    return JobState(job.id, job.stage, "done") if why is None else JobState(
+        job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job")
+
+
+def _listed_results(workdir: str | os.PathLike) -> set[str]:
+    """The names in the results folder, from a listing of it (os.listdir: on NFS it reads the folder anew, where a
+    lookup of one name may answer from a cached absence)."""
+    try:
+        return set(os.listdir(results_dir(workdir)))
+    except OSError:
+        return set()
 
 
 def blocked(jobs: Iterable[Any], will_run: set[str], states: dict[str, JobState]) -> set[str]:

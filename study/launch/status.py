@@ -1,67 +1,116 @@
-"""`study status GRID` and `study cancel GRID`: from the result files, the ledger and sacct (forced)."""
+"""`study status GRID` and `study cancel GRID`: from the result files, the ledger and sacct (forced).
+
+A grid's ledger is keyed on its name; each Slurm submission also records the grid file it came from (`grid_file`,
+its resolved path). A job queued from another file under the same name (a copied grid) is never taken for this
+file's: not one of its stale jobs, and not cancelled with it. Events without a path (an older study) count as this
+file's.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
-from study.launch.state import LIVE, STATES, JobState, classify, has_result, last_lines, slurm_state
+from study.launch.state import LIVE, STATES, JobState, classify, has_result, last_lines, sacct_word, slurm_state
+
+UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have queued, while Slurm cannot be asked
+
+
+def grid_file(plan: Any) -> str | None:
+    """The resolved path of the plan's grid file (recorded with every Slurm submission), None when unknown."""
+    path = getattr(plan, "path", None)
+    return str(Path(path).resolve()) if path else None
+
+
+def from_this_file(event: dict, plan: Any) -> bool:
+    """Whether a `queued` or `intent` event was written for this plan's grid file (or does not say which)."""
+    theirs, ours = event.get("grid_file"), grid_file(plan)
+    return theirs is None or ours is None or theirs == ours
 
 
 def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *,
-                settle: bool = True) -> dict[str, JobState]:
+                settle: bool = True, reasons: bool = False, tolerate_unsettled: bool = False) -> dict[str, JobState]:
     """The state of every job of `plan` (or of `jobs`): result files first, then the latest event in the ledgers
-    (live Slurm ones asked of sacct, forced). Every command that decides from states (submit on either backend,
-    status, cancel) reads them here.
+    (live Slurm ones asked of sacct, forced; with `reasons`, pending ones also of squeue: `slurm.state.query`).
+    Every command that decides from states (submit on either backend, status, cancel) reads them here.
 
     With `settle`, the arrays of an interrupted Slurm submit of any grid of the workdir (intents without `queued`
     lines) are settled first, under the submit lock, so that a submit still queueing them is waited for rather
     than judged lost. Without it (a dry run, or a submit that holds the lock and settled them itself) nothing is
-    written, and their jobs read as not submitted."""
+    written, and their jobs read as not submitted. When Slurm cannot be asked to settle them, a StudyError; with
+    `tolerate_unsettled` (status: it decides nothing) a warning instead, and their jobs read pending, with the
+    detail "unsettled: ..."."""
     workdir = Path(workdir).resolve()
     ledger = Ledger(workdir, plan.name)
     replay = ledger.replay_with_shared()
+    unsettled_why = None
     if settle and replay.unsettled:
         from study.launch.slurm.submit import recover_all
 
         with submit_lock(workdir):
-            recover_all(workdir)
+            try:
+                recover_all(workdir)
+            except StudyError as e:
+                if not tolerate_unsettled:
+                    raise
+                unsettled_why = str(e)
         replay = ledger.replay_with_shared()
     wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
     ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only
     if ids:
         from study.launch.slurm.state import query
 
-        live, logs = query(workdir, ids.values())
+        live, logs, ended = query(workdir, ids.values(), reasons=reasons)
     else:
-        live, logs = {}, {}
-    return classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs)
+        live, logs, ended = {}, {}, {}
+    states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended)
+    if unsettled_why is not None:
+        print(f"study: warning: an interrupted submit's array(s) are unsettled: {unsettled_why}", file=sys.stderr,
+              flush=True)
+        for intent in replay.open_intents + replay.shared_open_intents:
+            for job_id in intent.get("jobs", []):
+                st = states.get(job_id)
+                if st is not None and st.state != "done" and st.state not in LIVE:
+                    states[job_id] = JobState(job_id, st.stage, "pending",
+                                              f"{UNSETTLED}: array {intent.get('name')} may have queued it")
+    return states
 
 
 def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
-    """`grid_states` for a command that holds the submit lock (a submit, on either backend, from reading the states
-    to its last ledger line): every grid's interrupted Slurm submits settled first."""
+    """`grid_states` for a command that holds the submit lock (a submit on either backend, from reading the states
+    to its last ledger line; a cancel, to its scancel): every grid's interrupted Slurm submits settled first."""
     from study.launch.slurm.submit import recover_all
 
     recover_all(workdir)
     return grid_states(plan, workdir, settle=False)
 
 
-def live_outside_plan(plan: Any, workdir: str | Path) -> list[str]:
-    """Slurm ids of jobs this grid's ledger queued that are no longer in the plan (the grid file was edited since)
-    and are still pending or running."""
+def outside_plan(plan: Any, workdir: str | Path) -> tuple[list[str], dict[str, list[str]]]:
+    """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,
+    by an earlier version of it; {another grid file with the same grid name: ids it queued})."""
     workdir = Path(workdir).resolve()
     in_plan = {j.id for j in plan.jobs}
-    gone = {sid for job, sid in Ledger(workdir, plan.name).replay().slurm_ids().items()
-            if job not in in_plan and not has_result(workdir, job)}
+    gone = {job: e for job, e in Ledger(workdir, plan.name).replay().latest.items()
+            if e["event"] == "queued" and job not in in_plan and not has_result(workdir, job)}
     if not gone:
-        return []
+        return [], {}
     from study.launch.slurm.state import query
 
-    raw, _ = query(workdir, gone)
-    return sorted(sid for sid in gone if slurm_state(raw.get(sid, "")) in LIVE)
+    raw = query(workdir, [e["slurm_job_id"] for e in gone.values()]).states
+    ours: list[str] = []
+    others: dict[str, list[str]] = {}
+    for e in gone.values():
+        sid = e["slurm_job_id"]
+        if slurm_state(raw.get(sid, "")) not in LIVE:
+            continue
+        if from_this_file(e, plan):
+            ours.append(sid)
+        else:
+            others.setdefault(e["grid_file"], []).append(sid)
+    return sorted(ours), {k: sorted(v) for k, v in sorted(others.items())}
 
 
 def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
@@ -72,9 +121,15 @@ def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
     return out
 
 
+def _some(ids: list[str], n: int = 8) -> str:
+    return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
+
+
 def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
+    from study.launch.slurm.state import stuck_reason
+
     out = out or sys.stdout
-    states = grid_states(plan, workdir)
+    states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
     table = counts(plan, states)
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s), workdir {Path(workdir).resolve()}\n")
     if not Path(workdir).is_dir():
@@ -83,6 +138,11 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in STATES) + "\n")
     for stage, row in table.items():
         out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in STATES) + "\n")
+    unsettled = [st.job_id for st in states.values() if st.detail.startswith(UNSETTLED)]
+    if unsettled:
+        out.write(f"\n{len(unsettled)} job(s) unsettled, counted pending: an interrupted submit may have queued them, "
+                  f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
+                  f"until it answers\n")
     by_cause = _cancelled_by_dependency(plan, states)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     for st in states.values():
@@ -97,11 +157,22 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {states[cause].state}: "
-                  f"{', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}\n")
-    stale = live_outside_plan(plan, workdir)
+                  f"{_some(ids)}\n")
+    stuck: dict[str, list[JobState]] = {}
+    for st in states.values():
+        why = stuck_reason(st.detail) if st.state == "pending" and st.slurm_id else None
+        if why:
+            stuck.setdefault(why, []).append(st)
+    for why, group in stuck.items():
+        out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
+                  f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
+    stale, elsewhere = outside_plan(plan, workdir)
     if stale:
         out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
-                  f"({', '.join(stale[:8])}{' ...' if len(stale) > 8 else ''}): `study cancel` stops them\n")
+                  f"({_some(stale)}): `study cancel` stops them\n")
+    for path, ids in elsewhere.items():
+        out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
+                  f"({_some(ids)}): not this file's jobs; `study cancel {path}` stops them\n")
     return states
 
 
@@ -120,40 +191,54 @@ def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str
 
 
 def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
-    """scancel every pending or running Slurm job this grid submitted, also for jobs an edit of the grid file has
-    since removed (not those another grid submitted for a shared job), and stop this grid's local commands on this
-    host (local/stop.py); returns how many Slurm jobs it cancelled."""
+    """scancel every pending or running Slurm job this grid file submitted, also for jobs an edit of the grid file
+    has since removed (not those another grid, or another file of the same grid name, submitted), and stop this
+    grid's local commands on this host (local/stop.py); returns how many Slurm jobs it cancelled. It holds the
+    workdir's submit lock from reading the states to its scancel, so a submit in progress finishes queueing first
+    and its jobs are cancelled too."""
     out = out or sys.stdout
-    states = grid_states(plan, workdir)
-    own = set(Ledger(Path(workdir).resolve(), plan.name).replay().slurm_ids().values())
-    live = [st.slurm_id for st in states.values() if st.state in LIVE and st.slurm_id]
-    stale = live_outside_plan(plan, workdir)
-    ids = [sid for sid in live if sid in own] + stale
-    said = []
-    if ids:
-        from study.launch.slurm.state import scancel
+    workdir = Path(workdir).resolve()
+    with submit_lock(workdir):
+        states = locked_states(plan, workdir)
+        latest = Ledger(workdir, plan.name).replay_with_shared().latest
+        own_events = Ledger(workdir, plan.name).replay().latest
+        own = {e["slurm_job_id"] for e in own_events.values() if e["event"] == "queued" and from_this_file(e, plan)}
+        live = [st.slurm_id for st in states.values()
+                if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
+        stale, elsewhere = outside_plan(plan, workdir)
+        ids = [sid for sid in live if sid in own] + stale
+        said = []
+        if ids:
+            from study.launch.slurm.state import scancel
 
-        said = scancel(ids)
+            said = scancel(ids)
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))
-    if len(live) > len(ids):
-        out.write(f"{len(live) - len(ids)} shared job(s) queued by another grid left running: cancel that grid\n")
+    left = [st for st in states.values() if st.slurm_id in set(live) - own]
+    if left:
+        owners = sorted({f"grid {latest[st.job_id]['grid']}" if latest.get(st.job_id, {}).get("grid")
+                         else str(latest.get(st.job_id, {}).get("grid_file") or "another grid") for st in left})
+        out.write(f"{len(left)} shared job(s) queued by another grid left running "
+                  f"({_some([st.slurm_id for st in left])}; queued by {', '.join(owners)}): cancel that grid\n")
+    for path, sids in elsewhere.items():
+        out.write(f"{len(sids)} Slurm job(s) queued by {path} under the same grid name left running "
+                  f"({_some(sids)}): `study cancel {path}` stops them\n")
     if local:
         from study.launch.local.stop import live_commands, stop_commands
 
-        signalled, left = stop_commands(live_commands(workdir, plan.name))
+        signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, grid_file(plan)))
         if signalled:
             out.write(f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
                       f"({', '.join(map(str, signalled))}): its workers checkpoint, then end; `study submit` "
                       f"resumes them\n")
-        if left:
+        if left_cmds:
             out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
-                      f"kill): {', '.join(map(str, left))}\n")
-        if not signalled and not left:
-            out.write(f"{len(local)} job(s) run locally by a command of another grid (a shared job): stop that "
-                      f"grid's `study submit --cluster local`\n")
+                      f"kill): {', '.join(map(str, left_cmds))}\n")
+        if not signalled and not left_cmds:
+            out.write(f"{len(local)} job(s) run locally by a command of another grid or grid file (a shared job): "
+                      f"stop that command\n")
     return len(ids)

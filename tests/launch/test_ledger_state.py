@@ -301,7 +301,7 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
                           '*) printf "101_[0-1] PENDING\\n";; esac')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     answer.write_text("JobID|State|NodeList\n101_0|PREEMPTED|n1\n101_1|PENDING|None\n102|CONFIGURING|n1\n")
-    states, logs = query(tmp_path, ["101_0", "101_1", "102"])
+    states, logs, _ = query(tmp_path, ["101_0", "101_1", "102"])
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
         {"101_0": "pending", "101_1": "pending", "102": "pending"}
     assert logs["101_0"].endswith("submitit/101_0/101_0_0_log.err")

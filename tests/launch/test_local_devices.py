@@ -1,6 +1,7 @@
-"""`study submit --cluster local` on a GPU machine: which GPU each worker gets. No GPU here: nvidia-smi's presence,
-torch.cuda.is_available and torch.cuda.device_count are mocked (the count CUDA reports is relative to the
-parent's CUDA_VISIBLE_DEVICES, as the mock's callers assume); the environment is real, through monkeypatch."""
+"""`study submit --cluster local`: which GPU each worker gets, and how many workers a CPU quota allows. No GPU here:
+nvidia-smi's presence, torch.cuda.is_available and torch.cuda.device_count are mocked (the count CUDA reports is
+relative to the parent's CUDA_VISIBLE_DEVICES, as the mock's callers assume); the environment is real, through
+monkeypatch. The cgroup files are real files in a folder laid out as /sys/fs/cgroup is."""
 from __future__ import annotations
 
 import pytest
@@ -43,3 +44,36 @@ def test_without_gpus_one_worker_per_core(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     n, devices = scheduler.default_workers()
     assert n == scheduler.usable_cores() and devices == [None] * n
+
+
+def _cgroup(root, files: dict[str, str], self_cgroup: str = "0::/\n"):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "self").write_text(self_cgroup)
+    return root, root / "self"
+
+
+def test_a_cgroup_cpu_quota_caps_the_workers(tmp_path):
+    """A container limited to N CPUs on a bigger host started one worker per host core (sched_getaffinity sees them
+    all): the quota of cgroup v2's cpu.max (or v1's cfs files), rounded up, caps the count."""
+    affinity = len(__import__("os").sched_getaffinity(0))
+    root, me = _cgroup(tmp_path / "v2", {"cpu.max": "100000 100000\n"})
+    assert scheduler.usable_cores(root, me) == 1
+    assert scheduler.cgroup_cpu_limit(root, me) == 1
+    root, me = _cgroup(tmp_path / "frac", {"cpu.max": "150000 100000\n"})
+    assert scheduler.cgroup_cpu_limit(root, me) == 2  # 1.5 CPUs: two workers share them
+    root, me = _cgroup(tmp_path / "nolimit", {"cpu.max": "max 100000\n"})
+    assert scheduler.cgroup_cpu_limit(root, me) is None and scheduler.usable_cores(root, me) == affinity
+    # the process's own cgroup, below a parent with the quota (no cgroup namespace: its path from /proc/self/cgroup)
+    root, me = _cgroup(tmp_path / "nested", {"job/cpu.max": "300000 100000\n", "job/step/cpu.max": "max 100000\n"},
+                       "0::/job/step\n")
+    assert scheduler.cgroup_cpu_limit(root, me) == 3
+    root, me = _cgroup(tmp_path / "v1", {"cpu,cpuacct/cpu.cfs_quota_us": "50000\n",
+                                         "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+                       "4:cpu,cpuacct:/docker/abc\n2:cpuset:/docker/abc\n")  # the container's cgroup is the root
+    assert scheduler.cgroup_cpu_limit(root, me) == 1 and scheduler.usable_cores(root, me) == 1
+    root, me = _cgroup(tmp_path / "v1none", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"},
+                       "3:cpu:/\n")
+    assert scheduler.cgroup_cpu_limit(root, me) is None
+    assert scheduler.cgroup_cpu_limit(tmp_path / "absent", tmp_path / "absent" / "self") is None

@@ -40,7 +40,7 @@ def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_depen
                            dependency=None, array_size=3)
     assert (pre["ntasks_per_node"], pre["cpus_per_task"], pre["gpus_per_node"]) == (8, 8, 8)
     assert pre["partition"] == "gpu" and pre["account"] == "my_lab" and pre["qos"] == "normal"
-    assert pre["constraint"] == "a100" and pre["time"] == 2880 and pre["mem"] == "480GB"
+    assert pre["constraint"] == "a100" and pre["time"] == 2880 and pre["mem"] == "0"  # a whole node's: --mem=0
     assert pre["additional_parameters"] == {"mail-type": "FAIL", "kill-on-invalid-dep": "yes", "requeue": True}
     assert pre["srun_args"] == ["--cpus-per-task=8", "--kill-on-bad-exit=1"]  # srun 22.05-23.02 does not inherit it
     assert "dependency" not in pre
@@ -51,6 +51,26 @@ def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_depen
     cpu = slurm_parameters(load_profile(None).__class__(partition="debug"), "evaluate",
                            Resources(gpus=0, cpus=1, mem_gb=0.5, time_min=10), job_name="z")
     assert "gpus_per_node" not in cpu and cpu["mem"] == "512MB"
+
+
+def test_a_whole_nodes_memory_is_asked_as_mem_0_which_slurm_reads_as_all_of_the_nodes(env):
+    """`mem: node` (every paper grid's pretraining) became --mem=<mem_per_node>GB, the node's nominal size, above
+    the RealMemory Slurm schedules: "Requested node configuration is not available". Less than a node is asked as
+    it is."""
+    from study.grids import plan_grid
+    from study.launch.slurm.submit import sbatch_script
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("wholenode").replace(
+        "stages:\n", "stages:\n  pretrain:\n    resources: {gpus: node, cpus: node, mem: node}\n"))
+    pre = next(j for j in plan_grid(grid, GPU_PROFILE).jobs if j.stage == "pretrain")
+    assert pre.resources.mem_gb == 480  # the plan (and its cost) still counts the node's nominal memory
+    prof = load_profile(GPU_PROFILE)
+    params = slurm_parameters(prof, "pretrain", pre.resources, job_name="w")
+    assert params["mem"] == "0"
+    assert "#SBATCH --mem=0\n" in sbatch_script(params, env, 1)
+    part = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=479.5, time_min=60), job_name="p")
+    assert part["mem"] == "491008MB"
 
 
 def _normalise(text: str, workdir: Path) -> str:

@@ -193,6 +193,35 @@ def test_submit_killed_midway_then_rerun_queues_exactly_the_missing_jobs(slurm_c
     assert len([n for n in names if n in ours]) == 4  # two pretraining tasks, two probes: nothing submitted twice
 
 
+def test_an_array_whose_call_files_were_never_named_runs_once_the_next_command_writes_them(slurm_cluster, env,
+                                                                                          monkeypatch):
+    """`study submit` stopped after sbatch queued the pretraining array, before submitit renamed its tasks' call
+    files to <id>_submitted.pkl (a kill during sbatch): the tasks wait 60 s for them. The next command finds the
+    array by name and writes them, rebuilt from what the submit wrote before sbatch, and the tasks run."""
+    import submitit
+
+    grid = env / "calls.yaml"
+    grid.write_text(grid_text("calls", seeds=(0, 1)))
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    real_move = submitit.core.utils.JobPaths.move_temporary_file
+
+    def killed_before_rename(self, tmp_path, name, keep_as_symlink=False):
+        if name == "submitted_pickle":
+            raise KeyboardInterrupt
+        real_move(self, tmp_path, name, keep_as_symlink)
+
+    monkeypatch.setattr(submitit.core.utils.JobPaths, "move_temporary_file", killed_before_rename)
+    with pytest.raises(KeyboardInterrupt):
+        submit(grid, wd)
+    monkeypatch.setattr(submitit.core.utils.JobPaths, "move_temporary_file", real_move)
+    assert not queued(wd, "calls") and not list((wd / "submitit").glob("*/*_submitted.pkl"))
+    err = submit(grid, wd)
+    assert "queued 2 job(s) in 2 array(s); skipped: 2 pending or running" in err, err  # only the probes
+    wait_until(all_results(plan, wd), 180, "every result, the recovered array's included", grid, wd)
+    assert sorted(e["job"] for e in queued(wd, "calls")) == sorted(j.id for j in plan.jobs)
+
+
 def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
     grid = env / "cancelg.yaml"
     grid.write_text(grid_text("cancelg", steps=LONG_STEPS))

@@ -6,8 +6,9 @@ counts the submitting process's own work, such as the quickstart's data export, 
 SIGTERM, SIGHUP (a closed terminal) or Ctrl-C stops the workers: each gets SIGUSR2 (the training loop checkpoints
 at its next step, then ends), and is killed if it has not ended within STOP_GRACE_S. Each job logs to
 `<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the
-signal that killed it). A failed job's dependents
-(transitively) are marked cancelled and never start. Progress: one line on stderr per start and end.
+signal that killed it). A failed job's dependents (transitively) are marked cancelled and never start; the dependents
+of a job that ended outside this command without a result (another command stopped) are left missing, for a rerun.
+Progress: one line on stderr per start and end.
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
 when that ends however it ends): two commands on one workdir (a second `study submit`, another grid sharing a job)
@@ -36,7 +37,7 @@ from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.runner import PARENT_ENV, write_job_file
 from study.launch.select import select
 from study.launch.state import LIVE, has_result, last_lines, result_done
-from study.launch.status import grid_states, locked_states
+from study.launch.status import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
 
 POLL_S = 0.1
@@ -74,8 +75,64 @@ def gpu_devices(count: int, visible: str | None) -> list[str | None]:
     return list(entries[:count])
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """The cores this process may use: those of its CPU affinity, and no more than its cgroup's CPU quota allows
+    (a container limited to 4 CPUs on a 64-core host: 4)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cgroup_cpu_limit(cgroup_root, self_cgroup)
+    return max(1, min(cores, quota)) if quota is not None else cores
+
+
+def cgroup_cpu_limit(root: Path, self_cgroup: Path) -> int | None:
+    """The CPU quota of this process's cgroup and its ancestors, in whole CPUs rounded up (cgroup v2 `cpu.max`
+    "<quota> <period>", v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), the smallest found; None without a quota.
+    The cgroup's folder is `root` joined with its path in `self_cgroup` (/proc/self/cgroup), or `root` itself
+    where that path is not mounted there (a container sees its own cgroup as the root)."""
+    try:
+        lines = self_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    v2, v1 = "/", "/"
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+        elif len(parts) == 3 and "cpu" in parts[1].split(","):
+            v1 = parts[2]
+    limits = []
+    for folder in _cgroup_folders(root, v2):
+        q = _read_words(folder / "cpu.max")
+        if len(q) == 2 and q[0] != "max":
+            limits.append(_cpus(q[0], q[1]))
+    for base in (root / "cpu", root / "cpu,cpuacct"):
+        for folder in _cgroup_folders(base, v1):
+            q, per = _read_words(folder / "cpu.cfs_quota_us"), _read_words(folder / "cpu.cfs_period_us")
+            if q and per and q[0] != "-1":
+                limits.append(_cpus(q[0], per[0]))
+    found = [n for n in limits if n is not None]
+    return min(found) if found else None
+
+
+def _cgroup_folders(root: Path, path: str) -> list[Path]:
+    """`root`/`path` and each of its ancestors up to `root`, those that exist (at least `root`, if it does)."""
+    parts = [p for p in path.split("/") if p and p not in (".", "..")]
+    folders = [root.joinpath(*parts[:i]) for i in range(len(parts), 0, -1)] + [root]
+    return [f for f in folders if f.is_dir()]
+
+
+def _read_words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
+def _cpus(quota: str, period: str) -> int | None:
+    try:
+        q, per = int(quota), int(period)
+    except ValueError:
+        return None
+    return max(1, -(-q // per)) if q > 0 and per > 0 else None
 
 
 def _failure(rc: int, log: Path) -> str:
@@ -147,7 +204,8 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
         sel = select(plan.jobs, states, retry_failed)
         host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
         ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
-                        "pid": os.getpid(), "host": host, "lock": lock_name} for j in sel.to_run])
+                        "pid": os.getpid(), "host": host, "lock": lock_name, "grid_file": grid_file(plan)}
+                       for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
@@ -160,6 +218,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
     failed: set[str] = set()
     cancelled: set[str] = set()
+    not_run: set[str] = set()  # waiting for a dependency that ended outside this command without a result
     running: dict[str, _Running] = {}
     free = list(range(n_workers))
     t0 = time.time()
@@ -281,13 +340,13 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                         progress(f"waiting for {', '.join(live)}")
                     time.sleep(OUTSIDE_POLL_S)
                     continue
+                # left without a ledger line: their `pending` lines read missing once this command ends, so a plain
+                # rerun runs them (after their dependency, or once --retry-failed reruns a failed one)
                 gone = sorted({d for j in todo for d in j.depends_on if d not in done})
-                for job in todo:
-                    failed.add(job.id)
-                    record_cancelled(job, "dependency " + ", ".join(d for d in job.depends_on if d not in done)
-                                     + " ended without a result")
+                not_run.update(j.id for j in todo)
                 progress(f"{len(todo)} job(s) not run ({', '.join(j.id for j in todo)}): their dependencies "
-                         f"{', '.join(gone)} ended outside this command without a result; rerun study submit")
+                         f"{', '.join(gone)} ended outside this command without a result; they stay missing: "
+                         f"`study submit` runs them (`--retry-failed` if a dependency failed)")
                 break
     except BaseException:
         for sig in held:  # a second Ctrl-C or TERM must not cut the stop short: the workers come first
@@ -310,7 +369,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     progress("finished")
-    return 1 if failed else 0
+    return 1 if failed or not_run else 0
 
 
 def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,

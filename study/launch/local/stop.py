@@ -26,14 +26,17 @@ class LocalCommand:
         return f"pid {self.pid} on {self.host}"
 
 
-def live_commands(workdir: str | os.PathLike, grid: str) -> list[LocalCommand]:
-    """The local commands of `grid` on `workdir` that still hold their command lock, in the order they started."""
+def live_commands(workdir: str | os.PathLike, grid: str, grid_file: str | None = None) -> list[LocalCommand]:
+    """The local commands of `grid` on `workdir` that still hold their command lock, in the order they started;
+    with `grid_file`, not those that say they run another file of the same grid name."""
     locks = Path(workdir) / "locks"
     seen: dict[str, LocalCommand] = {}
     for e in Ledger(workdir, grid).events():
         name, pid, host = e.get("lock"), e.get("pid"), e.get("host")
         if (e["event"] != "local" or e.get("state") != "pending" or name in seen or not isinstance(name, str)
                 or not isinstance(pid, int) or not isinstance(host, str)):
+            continue
+        if grid_file and e.get("grid_file") not in (None, grid_file):
             continue
         if lock_held(locks / name):
             seen[name] = LocalCommand(pid, host)

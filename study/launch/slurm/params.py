@@ -2,7 +2,10 @@
 
 Profile key -> sbatch option (through submitit): partition -> --partition, account -> --account, qos -> --qos,
 constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
-cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem, time ->
+cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem (a whole node's,
+`mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's memory, since Slurm's schedulable
+RealMemory is usually below the nominal size, which it would refuse: "Requested node configuration is not
+available"; the plan's cost still counts mem_per_node), time ->
 --time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
 job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
@@ -35,7 +38,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "nodes": int(resources.nodes),
         "ntasks_per_node": tasks,
         "cpus_per_task": cpus,
-        "mem": _convert_mem(float(resources.mem_gb)),
+        "mem": slurm_mem(profile, resources),
         "signal_delay_s": min(SIGNAL_DELAY_S, max(10, int(resources.time_min) * 60 // 10)),
         "setup": list(profile.setup),
         "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes", "requeue": True},
@@ -56,6 +59,15 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
     else:
         params["array_parallelism"] = max(1, array_size)
     return params
+
+
+def slurm_mem(profile: Any, resources: Any) -> str:
+    """--mem of a job: "0" (all of the node's memory) for a whole node's (as much as the profile's mem_per_node),
+    else its amount ("60GB", "512MB")."""
+    node = getattr(profile, "mem_per_node_gb", None)
+    if node is not None and float(resources.mem_gb) >= float(node):
+        return "0"
+    return _convert_mem(float(resources.mem_gb))
 
 
 def dependency_string(slurm_ids: Iterable[str]) -> str | None:

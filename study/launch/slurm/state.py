@@ -6,8 +6,9 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import submitit
 
@@ -20,29 +21,55 @@ def submitit_folder(workdir: str | Path) -> Path:
     return Path(workdir).resolve() / "submitit" / "%j"
 
 
-def query(workdir: str | Path, slurm_ids: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """({slurm id: sacct state}, {slurm id: stderr log path}) for the given ids, from sacct asked now (never a cached
-    answer). When sacct is missing or fails, every state is "UNKNOWN" (the caller treats it as still queued: never
-    queue a job twice) and a warning says so. The log is task 0's, or for a failed job of several tasks the first
-    task's whose log holds the error (`failing_task_log`)."""
+class Answer(NamedTuple):
+    """What `query` found: `states` {slurm id: sacct state, with squeue's pending reason in parentheses when asked
+    for, e.g. "PENDING (JobHeldUser)"}, `logs` {slurm id: stderr log path}, `ended_s` {slurm id: seconds since a
+    COMPLETED job ended, where sacct says}."""
+
+    states: dict[str, str]
+    logs: dict[str, str]
+    ended_s: dict[str, float]
+
+
+def query(workdir: str | Path, slurm_ids: Iterable[str], reasons: bool = False) -> Answer:
+    """The states of the given ids from sacct asked now (never a cached answer). When sacct is missing or fails,
+    every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice) and a warning says so.
+    The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
+    (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
     ids = sorted(set(slurm_ids))
     folder = submitit_folder(workdir)
     logs = {sid: str(submitit.core.utils.JobPaths(folder, job_id=sid, task_id=0).stderr) for sid in ids}
     if not ids:
-        return {}, logs
+        return Answer({}, logs, {})
     answer = _sacct(ids)
     if isinstance(answer, str):
         print(f"study: warning: {answer}: the states of {len(ids)} Slurm job(s) are unknown, and they read as "
               f"pending (nothing is queued again for them)", file=sys.stderr, flush=True)
-        return {sid: "UNKNOWN" for sid in ids}, logs
+        return Answer({sid: "UNKNOWN" for sid in ids}, logs, {})
     states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
+    ended = {sid: age for sid in ids if sacct_word(states[sid]) == "COMPLETED"
+             and (age := _seconds_since(answer[sid].get("End"))) is not None}
     requeued = [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
+    reasons = reasons and (bool(requeued) or any(slurm_state(raw) == "pending" for raw in states.values()))
+    listing = _squeue() if requeued or reasons else None
     if requeued:
-        states.update(still_queued(requeued, _squeue()))
+        states.update(still_queued(requeued, listing))
+    if reasons and listing is not None:
+        why = pending_reasons(listing)
+        states.update({sid: f"{raw} ({why[sid]})" for sid, raw in states.items()
+                       if slurm_state(raw) == "pending" and why.get(sid)})
     for sid, raw in states.items():
         if slurm_state(raw) == "failed":
             logs[sid] = failing_task_log(logs[sid])
-    return states, logs
+    return Answer(states, logs, ended)
+
+
+def _seconds_since(end: str | None) -> float | None:
+    """Seconds since sacct's End (local time, "2026-11-30T10:00:00"); None when it says none ("Unknown")."""
+    try:
+        return max(0.0, time.time() - _dt.datetime.fromisoformat(end or "").timestamp())
+    except ValueError:
+        return None
 
 
 def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
@@ -54,7 +81,7 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
     bases = sorted({sid.split("_")[0] for sid in ids})
     records: dict[str, dict[str, str]] = {}
     for i in range(0, len(bases), 500):
-        cmd = ["sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", ",".join(bases[i:i + 500])]
+        cmd = ["sacct", "-o", "JobID,State,NodeList,End", "--parsable2", "-j", ",".join(bases[i:i + 500])]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as e:
@@ -72,7 +99,7 @@ REQUEUE_STATES = ("PREEMPTED", "NODE_FAIL")
 
 def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
     """Of `ids` (sacct read PREEMPTED or NODE_FAIL), those squeue still lists, with squeue's state (PENDING,
-    REQUEUED, RUNNING...): waiting to restart, not ended. `squeue_out`: lines `<id> <state>` (None: squeue could not
+    REQUEUED, RUNNING...): waiting to restart, not ended. `squeue_out`: lines `<id> <state> ...` (None: squeue could not
     be asked, and they read as still queued: never queue a job twice)."""
     ids = list(ids)
     if squeue_out is None:
@@ -82,15 +109,53 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
 
 
 def _squeue() -> str | None:
-    """Every job squeue lists, a line `<id> <state>` each; None when squeue cannot be asked."""
+    """Every job squeue lists, a line `<id> <state> <reason>` each; None when squeue cannot be asked."""
     if not shutil.which("squeue"):
         return None
     try:
         # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
-        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None
+
+
+def pending_reasons(squeue_out: str) -> dict[str, str]:
+    """{slurm id: squeue's reason} of the PENDING jobs in `squeue_out` (lines `<id> <state> <reason>`; a reason may
+    hold spaces: "launch failed requeued held")."""
+    out = {}
+    for line in squeue_out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[1] == "PENDING" and parts[2].strip() != "None":
+            out[parts[0]] = parts[2].strip()
+    return out
+
+
+# squeue reasons of a pending job that Slurm will not start as it stands (a hold, a limit of the job itself, a node or
+# feature it cannot have, a dependency that failed); not those that clear as other jobs end (Priority, Resources,
+# QOSMaxJobsPerUserLimit, AssocGrp..., ...)
+_HELD = ("JobHeldAdmin", "JobHeldUser", "launch failed requeued held")
+_STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "ReqNodeNotAvail", "BadConstraints", "DependencyNeverSatisfied")
+
+
+def stuck_reason(raw: str) -> str | None:
+    """Why a pending job (a state as `query` returns it, "PENDING (<reason>)") will not start by itself, with what to
+    do; None when its reason (or none) clears by itself."""
+    m = re.search(r"\((.*)\)\s*$", raw or "")
+    if m is None:
+        return None
+    reason = m.group(1)
+    if reason.startswith(_HELD):
+        return f"{reason}: held; `scontrol release <id>` frees it" + (" (held by an administrator)"
+                                                                       if reason == "JobHeldAdmin" else "")
+    if reason.startswith("DependencyNeverSatisfied"):
+        return f"{reason}: a job it waits for failed or was cancelled"
+    per_job_limit = (reason.startswith(("QOSMax", "AssocMax", "QOSMin"))
+                     and not any(k in reason for k in ("PerUser", "PerAccount", "AssocMaxJobsLimit")))
+    if per_job_limit or reason.startswith(_STUCK):
+        return (f"{reason}: it asks for what its partition, QOS or association does not allow or cannot give "
+                f"(time, nodes, a feature, a limit per job); change the profile, `study cancel` and submit again")
+    return None
 
 
 ERROR_MARKS = ("Traceback (most recent call last)", "study: error")

@@ -4,28 +4,40 @@ Arrays: one per (stage, resources, dependency set) -- an sbatch dependency holds
 evaluations of one pretraining job share an array that waits for exactly that job (`afterok:<array>_<task>`),
 and a failed pretraining job cancels only its own evaluations (--kill-on-invalid-dep=yes). Each array is split
 below the cluster's MaxArraySize.
+
+Each array's sbatch runs with the submitting shell's Slurm variables removed (SLURM_*, SBATCH_*, SRUN_*, as
+`submitit.helpers.clean_env` does; SLURM_CONF kept): a submit from inside salloc or srun would otherwise pass them to
+the jobs (SLURM_MEM_PER_CPU beside --mem is an error there), and SBATCH_* would override the profile's options.
+From its `intent` line (written after each job's jobs/<id>/job.json, which with the intent's `call` rebuilds the
+tasks' calls) to its `queued` lines, SIGINT, SIGHUP and SIGTERM are held (delivered just after): a Ctrl-C or a
+dropped SSH session during sbatch no longer leaves an array queued whose tasks' call files were never named.
+Should the command die there all the same (SIGKILL), the next command finds the array by name (`recover`) and
+writes the missing call files.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import uuid
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
 from study.errors import StudyError
 from study.launch.ledger import Ledger, now, workdir_ledgers
 from study.launch.locks import submit_lock
-from study.launch.runner import SlurmTask
+from study.launch.runner import SlurmTask, job_dir, read_job_file, write_job_file
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
                                        slurm_parameters)
-from study.launch.status import grid_states, locked_states
+from study.launch.status import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
 
 
@@ -37,14 +49,46 @@ def recover_all(workdir: str | Path) -> None:
 
 
 def recover(ledger: Ledger) -> None:
-    """Settle every intent without `queued` lines: found by its job name -> its jobs are queued; else lost. The
-    caller holds the workdir's submit lock (a submit in flight has intents of its own still open)."""
+    """Settle every intent without `queued` lines: found by its job name -> its jobs are queued (and each task's
+    call file that submitit had not yet named is written, `_write_missing_calls`); else lost. The caller holds the
+    workdir's submit lock (a submit in flight has intents of its own still open)."""
     for intent in ledger.replay().open_intents:
         base = slurm_state.find_by_name(intent["name"], since=intent.get("at"))
         if base is None:
             ledger.append([{"event": "lost", "batch": intent["batch"]}])
             continue
-        ledger.append(_queued_events(intent, intent["jobs"], _array_ids(base, len(intent["jobs"])), recovered=True))
+        ids = _array_ids(base, len(intent["jobs"]))
+        unwritten = _write_missing_calls(intent, ids)
+        ledger.append(_queued_events(intent, intent["jobs"], ids, recovered=True))
+        if unwritten:
+            print(f"study: warning: Slurm queued array {intent['name']} ({base}), but the call files of its task(s) "
+                  f"{', '.join(unwritten[:8])} cannot be rebuilt (an intent of an older study, or jobs/<id>/job.json "
+                  f"gone): they will fail; `study submit --retry-failed` queues them again", file=sys.stderr,
+                  flush=True)
+
+
+def _write_missing_calls(intent: dict, ids: list[str]) -> list[str]:
+    """Write the call file (`<id>_submitted.pkl`) of each task of a recovered array that lacks one, rebuilt from the
+    intent's `call` and each job's jobs/<id>/job.json (both written before sbatch); returns the ids it could not."""
+    import submitit
+
+    folder = Path(intent["folder"])
+    missing = [(sid, job) for sid, job in zip(ids, intent["jobs"])
+               if not submitit.core.utils.JobPaths(folder, job_id=sid).submitted_pickle.exists()]
+    call = intent.get("call")
+    if not missing or not isinstance(call, dict):
+        return [sid for sid, _ in missing]
+    written, unwritten = [], []
+    for sid, job_id in missing:
+        try:
+            job = read_job_file(job_dir(call["workdir"], job_id) / "job.json")
+        except (OSError, ValueError, KeyError):
+            unwritten.append(sid)
+            continue
+        written.append((sid, (job, call["workdir"], call["grid"], dict(call["env"]))))
+    for sid, args in written:
+        _write_task_pickles(folder, [sid], SlurmTask(), [args], int(call["time_min"]))
+    return unwritten
 
 
 def _array_ids(base: str, n: int) -> list[str]:
@@ -55,8 +99,49 @@ def _array_ids(base: str, n: int) -> list[str]:
 def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recovered: bool = False) -> list[dict]:
     return [{"event": "queued", "batch": intent["batch"], "job": j, "stage": intent["stage"], "config_hash": j,
              "slurm_job_id": sid, "array_job_id": sid.split("_")[0], "submitted_at": intent["at"],
-             "folder": intent["folder"], **({"recovered": True} if recovered else {})}
+             "folder": intent["folder"], **({"grid_file": intent["grid_file"]} if intent.get("grid_file") else {}),
+             **({"recovered": True} if recovered else {})}
             for j, sid in zip(job_ids, slurm_ids)]
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGHUP", "SIGTERM") if hasattr(signal, n))
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGHUP and SIGTERM while the block runs, then deliver them: blocked in this thread (sbatch,
+    started from it, inherits the mask), and recorded by a handler of ours where another thread of the process (a
+    library's) takes one, as the kernel may. Handlers and mask are restored at the end, also on an error. Only in
+    the main thread (elsewhere it does nothing)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in STOP_SIGNALS}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # one blocked meanwhile is delivered here
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
+
+
+KEPT_SLURM_VARIABLES = ("SLURM_CONF",)  # which cluster to submit to
+
+
+@contextmanager
+def _submission_env() -> Iterator[None]:
+    """The environment without the submitting shell's Slurm variables (`submitit.helpers.clean_env`), SLURM_CONF
+    kept; restored at the end."""
+    import submitit
+
+    kept = {k: os.environ[k] for k in KEPT_SLURM_VARIABLES if k in os.environ}
+    with submitit.helpers.clean_env():
+        os.environ.update(kept)
+        yield
 
 
 def _queued_anyway(intent: dict, said: str) -> list[str] | None:
@@ -152,31 +237,17 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
 
                     # a fresh executor per array: parameters (the dependency above all) never leak between arrays
                     executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+                    for j in chunk:  # what `recover` rebuilds the tasks' calls from
+                        write_job_file(workdir, j)
                     intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
-                              "jobs": [j.id for j in chunk], "folder": str(folder), "at": now()}
-                    ledger.append([intent])
+                              "jobs": [j.id for j in chunk], "folder": str(folder), "at": now(),
+                              "grid_file": grid_file(plan), "call": {"workdir": str(workdir), "grid": plan.name,
+                                                                     "env": env, "time_min": params["time"]}}
                     executor.update_parameters(**params)
-                    try:
-                        with executor.batch():
-                            submitted = [executor.submit(task, j, str(workdir), plan.name, env) for j in chunk]
-                        ids = [s.job_id for s in submitted]
-                        ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
-                    except submitit.core.utils.FailedJobError as e:
-                        said = (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
-                        ids = _queued_anyway(intent, said)  # a controller timeout may have queued it
-                        if ids is None:
-                            ledger.append([{"event": "lost", "batch": batch}])
-                            raise StudyError(
-                                f"sbatch refused array {n_arrays} ({stage}, {len(chunk)} job(s); profile "
-                                f"{profile.path or 'built-in default'}): {said}"
-                                + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
-                                   if n_jobs else "")) from None
-                        # submitit names the tasks' pickles only once sbatch returns: name them for the tasks
-                        _write_task_pickles(folder, ids, task, [(j, str(workdir), plan.name, env) for j in chunk],
-                                            params["time"])
-                        ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
-                        print(f"[study] sbatch reported an error ({said}), but Slurm had queued {name}: recorded as "
-                              f"{ids[0].split('_')[0]}", file=err, flush=True)
+                    with _stop_signals_held():  # from the intent to the `queued` lines; Ctrl-C lands after them
+                        ledger.append([intent])
+                        ids = _sbatch(executor, task, chunk, (str(workdir), plan.name, env), intent, params, folder,
+                                      ledger, err, n_arrays, n_jobs, profile)
                 dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 n_jobs += len(chunk)
     verb = "would queue" if dry_run else "queued"
@@ -184,6 +255,37 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
           + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once it is done)"
              if held else "") + ("" if dry_run else f"; ledger {ledger.path}"), file=err, flush=True)
     return 0
+
+
+def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
+            folder: Path, ledger: Ledger, err: TextIO, n_arrays: int, n_jobs: int, profile: Any) -> list[str]:
+    """Queue one array through submitit (sbatch, in the environment of `_submission_env`) and write its `queued`
+    lines; returns its Slurm ids. An sbatch error after which Slurm had queued the array all the same is recorded
+    so (with the call files submitit did not name); one for an array Slurm does not know is a StudyError."""
+    import submitit
+
+    try:
+        with _submission_env(), executor.batch():
+            submitted = [executor.submit(task, j, *args) for j in chunk]
+        ids = [s.job_id for s in submitted]
+        ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
+        return ids
+    except submitit.core.utils.FailedJobError as e:
+        said = (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
+        ids = _queued_anyway(intent, said)  # a controller timeout may have queued it
+        if ids is None:
+            ledger.append([{"event": "lost", "batch": intent["batch"]}])
+            raise StudyError(
+                f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
+                f"{profile.path or 'built-in default'}): {said}"
+                + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
+                   if n_jobs else "")) from None
+        # submitit names the tasks' pickles only once sbatch returns: name them for the tasks
+        _write_task_pickles(folder, ids, task, [(j, *args) for j in chunk], params["time"])
+        ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
+        print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
+              f"{ids[0].split('_')[0]}", file=err, flush=True)
+        return ids
 
 
 def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:

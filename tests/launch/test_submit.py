@@ -1,0 +1,100 @@
+"""`study submit --cluster slurm` (study/launch/slurm/submit.py) through stand-ins for sbatch and friends
+(fake_slurm): what sbatch is given, and submits cut short while sbatch runs, as the test cluster cannot cut them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from study.grids import plan_grid
+from study.launch.ledger import Ledger
+
+from launch_helpers import fake_slurm, grid_text, run_cli
+
+
+@pytest.fixture
+def slurm(env, monkeypatch):
+    root = env / "slurm"
+    bin_dir = fake_slurm(root)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    return root
+
+
+def _submit_cmd(grid, env) -> list[str]:
+    return [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "slurm", "--profile",
+            str(env / "profile.yaml"), "--workdir", str(env / "wd")]
+
+
+def _sbatch_then(slurm, action: str) -> None:
+    """sbatch queues (prints its id, as the real one does once the controller took the job) around `action`."""
+    real = (slurm / "bin" / "sbatch").read_text().split("\n", 1)[1]
+    (slurm / "bin" / "sbatch").write_text(f"#!/bin/sh\n{action}\n{real}")
+
+
+def _submitted_call(wd, sid: str):
+    import submitit
+
+    path = submitit.core.utils.JobPaths(wd / "submitit" / "%j", job_id=sid).submitted_pickle
+    assert path.exists(), f"no call file for task {sid}: {sorted(p.name for p in path.parent.parent.rglob('*'))}"
+    return submitit.helpers.DelayedSubmission.load(path)
+
+
+def test_sbatch_runs_without_the_submitting_shells_slurm_variables(env, slurm, monkeypatch):
+    """A submit from inside salloc/srun passed SLURM_* (and SBATCH_*) to sbatch, and so to the jobs: srun there said
+    SLURM_MEM_PER_CPU and --mem are mutually exclusive. Only SLURM_CONF (which cluster) is kept."""
+    for name, value in (("SLURM_MEM_PER_CPU", "4000"), ("SLURM_JOB_ID", "77"), ("SLURM_CPUS_PER_TASK", "2"),
+                        ("SBATCH_TIMELIMIT", "5"), ("SRUN_CPUS_PER_TASK", "2"), ("SLURM_CONF", "/etc/slurm/x.conf")):
+        monkeypatch.setenv(name, value)
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("cleanenv"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    for n in ("101", "102"):
+        seen = dict(line.split("=", 1) for line in (slurm / f"sbatch_env_{n}").read_text().splitlines() if "=" in line)
+        assert not [k for k in seen if k.startswith(("SLURM_", "SBATCH_", "SRUN_")) and k != "SLURM_CONF"], seen
+        assert seen["SLURM_CONF"] == "/etc/slurm/x.conf"
+    assert os.environ["SLURM_MEM_PER_CPU"] == "4000" and os.environ["SBATCH_TIMELIMIT"] == "5"  # restored after
+
+
+def test_a_ctrl_c_during_sbatch_lands_after_the_arrays_queued_lines(env, slurm):
+    """Ctrl-C while sbatch ran interrupted the submit after Slurm queued the array and before submitit named its
+    tasks' call files (<id>_submitted.pkl): the tasks waited 60 s for them and failed. The signal is now held until
+    the array's `queued` lines are written."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("ctrlc", seeds=(0, 1)))
+    _sbatch_then(slurm, "kill -INT $PPID; sleep 0.5")  # the user's Ctrl-C reaches `study submit` mid-sbatch
+    proc = subprocess.run(_submit_cmd(grid, env), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and "study: interrupted" in proc.stderr, proc.stderr
+    events = Ledger(env / "wd", "ctrlc").events()
+    assert [e["event"] for e in events] == ["intent", "queued", "queued"]  # the first array, then the stop
+    assert Ledger(env / "wd", "ctrlc").replay().open_intents == []
+    for sid, job in (("101_0", events[1]["job"]), ("101_1", events[2]["job"])):
+        assert _submitted_call(env / "wd", sid).args[0].id == job
+
+
+def test_an_array_queued_by_a_submit_killed_during_sbatch_gets_its_call_files_from_the_next_command(env, slurm):
+    """A submit that dies during sbatch (SIGKILL, a crash) leaves the array queued and its intent open; the next
+    command finds the array by name and recorded it queued, but never wrote its tasks' call files."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("killed", seeds=(0, 1)))
+    _sbatch_then(slurm, "kill -KILL $PPID")
+    proc = subprocess.run(_submit_cmd(grid, env), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    wd = env / "wd"
+    (intent,) = Ledger(wd, "killed").replay().open_intents
+    (slurm / "squeue_name").write_text("101\n")  # Slurm knows the array by its name
+    (slurm / "sacct").write_text("101_0|PENDING|None|Unknown\n101_1|PENDING|None|Unknown\n")
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert code == 0, err
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "2", "0", "0", "0"]
+    plan = plan_grid(grid)
+    by_id = {j.id: j for j in plan.jobs}
+    for sid, job_id in zip(("101_0", "101_1"), intent["jobs"]):
+        call = _submitted_call(wd, sid)
+        job, workdir, grid_name, env_vars = call.args
+        assert job == by_id[job_id] and job.config == by_id[job_id].config
+        assert (workdir, grid_name) == (str(wd.resolve()), "killed")
+        assert env_vars["STUDY_WORKDIR"] == str(wd.resolve())
+        assert call._timeout_min == 10  # the profile's time: submitit's requeue bookkeeping
