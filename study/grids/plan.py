@@ -8,6 +8,7 @@ every manifest present (or the exact `study manifest ...` command that makes it)
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,10 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 add(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
                     + (f" at size {format_count(size)}" if is_int(size) else "")
                     + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
+            elif method is not None and method.trains:
+                error = schedule_error(sec, None, images)
+                if error:
+                    add(f"{where}: pretrain.{error}")
             continue
         sec = job.config["evaluate"]
         train, test = sec.get("train_manifest"), sec.get("test_manifest")
@@ -328,6 +333,13 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 if is_int(ls) and ls > n:
                     add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {ls} ({format_count(ls)}) asked of "
                         f"manifest {train}, which has {n} images")
+        if sec.get("protocol") in ("finetune", "scratch") and train:
+            sizes = sec.get("labeled_sizes")
+            for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
+                error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
+                if error:
+                    add(f"{_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
+                        + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
         if sec.get("protocol") == "granularity" and test:
             levels = sec.get("levels") or meta(test).get("levels") or []
             if not levels:
@@ -350,6 +362,33 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                 + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
                    if set(b) <= set(a) else ""))
     return problems
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule_error(section_json: str, size: int | None, images: int) -> str | None:
+    from study.train import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    section = json.loads(section_json)
+    try:
+        if "protocol" in section:  # an evaluation's fine-tuning or scratch run on `size` labeled images
+            from study.evaluate import EvalConfig
+            from study.evaluate.finetune import pretrain_dict
+
+            cfg = PretrainConfig.from_dict(pretrain_dict(EvalConfig.from_dict(section), size, images, None),
+                                           where="evaluate.finetune")
+        else:
+            cfg = PretrainConfig.from_dict(section)
+    except StudyError:  # check_sections names it
+        return None
+    return schedule_problems(cfg, images)[0]
+
+
+def schedule_error(section: dict, size: int | None, images: int) -> str | None:
+    """optim.schedule_problems' error for a pretrain section on `images` images, or for an evaluate section's
+    fine-tuning run on `size` labeled images (`images` of them; None: all): what the job would stop on when it
+    starts training, said at plan time instead (a fine-tune would otherwise fail after its encoder's pretraining)."""
+    return _schedule_error(canonical_json(section), size, images)
 
 
 def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:

@@ -218,7 +218,8 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))
-    left = [st for st in states.values() if st.slurm_id in set(live) - own]
+    shared = set(live) - own
+    left = [st for st in states.values() if st.slurm_id in shared]
     if left:
         owners = sorted({f"grid {latest[st.job_id]['grid']}" if latest.get(st.job_id, {}).get("grid")
                          else str(latest.get(st.job_id, {}).get("grid_file") or "another grid") for st in left})

@@ -30,8 +30,12 @@ def locked(path: Path, message: str, wait: bool = True) -> Iterator[None]:
         yield
     finally:
         if fd is not None:
-            path.unlink(missing_ok=True)  # before the unlock: a process waiting on this file then finds it gone
-            os.close(fd)
+            try:
+                path.unlink(missing_ok=True)  # before the unlock: a process waiting on this file then finds it gone
+            except OSError:  # a folder that no longer lets us delete: the lock is released all the same
+                pass
+            finally:
+                os.close(fd)
 
 
 def _acquire(path: Path, message: str, wait: bool) -> int | None:

@@ -46,23 +46,19 @@ def _log(msg: str) -> None:
     print(f"[quickstart] {msg}", file=sys.stderr, flush=True)
 
 
-INTERRUPTED, STOPPED = 130, 143  # study.cli's exit codes for Ctrl-C and for a SIGTERM (`study cancel`)
+INTERRUPTED = 130  # study.cli's exit code for Ctrl-C
 
 
 def _study(*argv: str) -> None:
-    """`study ARGV` in this process. A step ended by Ctrl-C ends the quickstart as Ctrl-C would (exit 130), one
-    stopped by `study cancel` with 143; any other failure is a StudyError (exit 2)."""
+    """`study ARGV` in this process. A step ended by Ctrl-C ends the quickstart as Ctrl-C would (exit 130); any other
+    failure is a StudyError (exit 2). (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which
+    passes through as it is.)"""
     from study.cli import main
 
     _log(f"$ study {' '.join(argv)}")
     code = main(list(argv))
     if code == INTERRUPTED:
         raise KeyboardInterrupt
-    if code == STOPPED:
-        err = StudyError(f"`study {' '.join(argv)}` was stopped (SIGTERM, as `study cancel` sends); rerun `study "
-                         f"quickstart` to resume it")
-        err.exit_code = STOPPED
-        raise err
     if code:
         raise StudyError(f"`study {' '.join(argv)}` failed with exit code {code}")
 

@@ -52,7 +52,7 @@ def _with_method_recipe(d: dict[str, Any], where: str) -> dict[str, Any]:
     given = d.get("optim")
     if not recipe or not (given is None or isinstance(given, dict)):  # else `nested` names the value
         return d
-    given = given or {}
+    given = {k: v for k, v in (given or {}).items() if v is not None}  # `lr: null` gives no lr: the recipe's holds
     if "name" in given and given["name"] != recipe.get("name"):
         return d
     merged = {**recipe, **given}

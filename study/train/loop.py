@@ -45,7 +45,7 @@ from study.train.data import (
     total_steps,
 )
 from study.train.methods import METHODS
-from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, set_lr
+from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, set_lr
 from study.version import code_version
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
@@ -213,7 +213,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
     warmup = int(round(cfg.optim.warmup_epochs * spe)) if method.trains else 0
     if method.trains:
-        _check_schedule(cfg, total, warmup, spe, world)
+        _check_schedule(cfg, n, world)
     peak = peak_lr(cfg.optim, global_batch)
     base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup,
                               peak, aug_cfg, method)
@@ -380,20 +380,15 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     return {"metrics": metrics, "protocol": protocol}
 
 
-def _check_schedule(cfg: PretrainConfig, total: int, warmup: int, spe: int, world) -> None:
-    """A StudyError when a training run would take no step, or warm up for all of its steps (no step at the peak
-    learning rate, no decay); a warning when warmup takes more than half of them."""
-    budget = f"steps {cfg.steps}" if cfg.steps is not None else f"epochs {cfg.epochs:g}"
-    if total < 1:
-        raise StudyError(f"pretrain.{'steps' if cfg.steps is not None else 'epochs'}: method {cfg.method} trains, "
-                         f"but {budget} come to no step")
-    warm = (f"optim.warmup_epochs {cfg.optim.warmup_epochs:g} x {spe} steps per epoch comes to {warmup} warmup "
-            f"steps of the run's {total} ({budget})")
-    if warmup >= total:
-        raise StudyError(f"pretrain.{warm}: the learning rate would never reach its peak nor decay; lower "
-                         f"optim.warmup_epochs (0: no warmup) or train for more steps")
-    if 2 * warmup > total and world.is_main:
-        _log(f"WARNING: {warm}, more than half of the run")
+def _check_schedule(cfg: PretrainConfig, images: int, world) -> None:
+    """optim.schedule_problems of this run: its error a StudyError, its warning logged (a fine-tuning or scratch run,
+    which trains on a labeled subset, is named as the evaluation's `finetune` section)."""
+    error, warning = schedule_problems(cfg, images)
+    where = "evaluate.finetune" if cfg.subset == "labeled" else "pretrain"
+    if error:
+        raise StudyError(f"{where}.{error}")
+    if warning and world.is_main:
+        _log(f"WARNING: {where}.{warning}")
 
 
 def train_step(model, optimizer, aug, views, labels, generator, lr: float, device: torch.device, use_bf16: bool,

@@ -275,6 +275,40 @@ def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, time_limit, requ
     assert ("need more than 21 time limits" in notes) == requeue_note
 
 
+def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path, monkeypatch, capsys, write_grid):
+    """A pretraining or fine-tuning run whose warmup takes all of its steps is refused when it starts training; the
+    plan says so first (a scratch run's 5 warmup epochs fill 80 steps at 30k labels: the job would have failed, its
+    pretraining dependency done; at 3k labels 80 steps are 6.8 epochs and the run is fine)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 10, batch_size: 1000, optim: {warmup_epochs: 1}}
+    axes: {method: [simclr], dataset: [alpha], size: [5000, 20000]}
+    stages:
+      evaluate:
+        - protocol: scratch
+          where: {size: [5000]}
+          labeled_sizes: [3000, 30000]
+          params:
+            finetune: {steps: 80}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    text = g.read_text().splitlines()
+    size_line = next(i for i, t in enumerate(text, 1) if "size: [5000, 20000]" in t)
+    ft_line = next(i for i, t in enumerate(text, 1) if "finetune: {steps: 80}" in t)
+    assert (f"{g}:{size_line}: pretrain.optim.warmup_epochs 1 x 20 steps per epoch comes to 20 warmup steps of the "
+            "run's 10 (steps 10): the learning rate would never reach its peak nor decay") in err
+    assert err.count("warmup steps") == 2  # not at 5k images (5 steps per epoch)
+    assert (f"{g}:{ft_line}: evaluate.finetune.optim.warmup_epochs 5 x 117 steps per epoch comes to 585 warmup steps "
+            "of the run's 80 (steps 80)") in err and "(labeled size 30k)" in err
+
+
 def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch, write_grid):
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))
     (tmp_path / "m").mkdir()
@@ -383,7 +417,8 @@ def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     _fake_manifest(tmp_path, "alpha_train", 100, ["x", "y"], content_hash="h-train")
     _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"], content_hash="h-val")
-    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [downsample:factor=2]}\nstages: {}\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [downsample:factor=2]}\nstages: {}\n",
+                   pretrain={"optim": "{warmup_epochs: 0}"})  # 12 steps: the default 10 warmup epochs would fill them
     line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "corruption:" in t)
     made = {"from the test split": ("downsample:factor=2", "alpha_val", "h-val", "it was made from alpha_val"),
             "with another corruption": ("downsample:factor=4", "alpha_train", "h-train",
@@ -430,7 +465,7 @@ def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, mo
     g = tmp_path / "g.yaml"
     g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
                  "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
-                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
                  "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
     remake = ("delete its .json and .parquet and make it again:\n    study manifest pool pooled_ab --from "
               "alpha_train:10 --from beta_train:10")

@@ -1,10 +1,11 @@
 """Fixtures of the launcher tests (their helpers: launch_helpers.py)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from launch_helpers import PROFILE, build_manifests
+from launch_helpers import PROFILE, build_manifests, fake_slurm
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,11 @@ def env(manifests, monkeypatch, tmp_path):
     monkeypatch.delenv("STUDY_WORKDIR", raising=False)
     (tmp_path / "profile.yaml").write_text(PROFILE)
     return tmp_path
+
+
+@pytest.fixture
+def slurm(env, monkeypatch):
+    """The stand-in Slurm's folder (launch_helpers.fake_slurm: no cluster runs), its commands first on PATH."""
+    root = env / "slurm"
+    monkeypatch.setenv("PATH", f"{fake_slurm(root)}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    return root

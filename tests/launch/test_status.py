@@ -8,21 +8,10 @@ import os
 import threading
 import time
 
-import pytest
-
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 
-from launch_helpers import fake_slurm, grid_text, run_cli
-
-
-@pytest.fixture
-def slurm(env, monkeypatch):
-    """The stand-in Slurm's folder (see fake_slurm), its commands first on PATH."""
-    root = env / "slurm"
-    bin_dir = fake_slurm(root)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    return root
+from launch_helpers import grid_text, run_cli
 
 
 def _submit(grid, env, *extra):
@@ -133,6 +122,12 @@ def test_status_names_pending_jobs_slurm_will_not_start_by_themselves(env, slurm
     assert "QOSMaxJobsPerUserLimit" not in out  # clears as the user's other jobs end
     assert "DependencyNeverSatisfied: a job it waits for failed or was cancelled" in out
     assert "launch failed requeued held: held" in out
+
+    (slurm / "squeue").write_text("101_0 PENDING JobHeldAdmin\n101_1 PENDING ReqNodeNotAvail, Reserved for "
+                                  "maintenance\n102 PENDING Dependency\n103 PENDING Dependency\n")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "JobHeldAdmin: held by an administrator; ask them to release it" in out  # users cannot release it
+    assert "ReqNodeNotAvail" not in out  # a drained node or a maintenance reservation: it clears by itself
 
 
 def _local_end(seconds_ago: float) -> str:

@@ -6,20 +6,10 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 
-from launch_helpers import fake_slurm, grid_text, run_cli
-
-
-@pytest.fixture
-def slurm(env, monkeypatch):
-    root = env / "slurm"
-    bin_dir = fake_slurm(root)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    return root
+from launch_helpers import grid_text, run_cli
 
 
 def _submit_cmd(grid, env) -> list[str]:
@@ -98,3 +88,27 @@ def test_an_array_queued_by_a_submit_killed_during_sbatch_gets_its_call_files_fr
         assert (workdir, grid_name) == (str(wd.resolve()), "killed")
         assert env_vars["STUDY_WORKDIR"] == str(wd.resolve())
         assert call._timeout_min == 10  # the profile's time: submitit's requeue bookkeeping
+
+
+
+def test_a_recovered_arrays_call_files_that_cannot_be_written_are_named_not_a_traceback(env, tmp_path):
+    """An intent without a usable `call` (an older study's, an edited ledger), a job file gone, or a submitit folder
+    that cannot be written: those tasks come back as unwritten (`recover` warns, and still records the array
+    queued) instead of an error that every later command would meet again."""
+    from study.launch.runner import write_job_file
+    from study.launch.slurm.submit import _write_missing_calls
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("calls"))
+    job = plan_grid(grid).jobs[0]
+    wd = tmp_path / "wd"
+    write_job_file(wd, job)
+    call = {"workdir": str(wd), "grid": "calls", "env": {}, "time_min": 10}
+    intent = {"folder": str(tmp_path / "submitit"), "jobs": [job.id, "gone"]}
+    assert _write_missing_calls(intent, ["7_0", "7_1"]) == ["7_0", "7_1"]  # no call at all
+    assert _write_missing_calls({**intent, "call": {"workdir": str(wd)}}, ["7_0", "7_1"]) == ["7_0", "7_1"]
+    (tmp_path / "not_a_folder").write_text("")
+    assert _write_missing_calls({**intent, "folder": str(tmp_path / "not_a_folder"), "call": call},
+                                ["7_0", "7_1"]) == ["7_0", "7_1"]
+    assert _write_missing_calls({**intent, "call": call}, ["7_0", "7_1"]) == ["7_1"]  # its job file is gone
+    assert (tmp_path / "submitit" / "7_0_submitted.pkl").is_file()

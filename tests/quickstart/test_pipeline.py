@@ -144,12 +144,11 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
 
 
 
-@pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (143, StudyError, 143),
-                                                  (1, StudyError, 2)])
-def test_a_step_ended_by_ctrl_c_or_study_cancel_keeps_its_exit_code(monkeypatch, inner, raised, outer):
+@pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (1, StudyError, 2)])
+def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner, raised, outer):
     """Each step runs `study ...` in this process. Ctrl-C there (its exit code 130) ends the quickstart as Ctrl-C
-    (130, as the README says), `study cancel` (143) as a stopped command; only a failed step is exit 2. The step's
-    own exit code is faked; the quickstart's front and study.cli.main, which turns errors into exit codes, are real."""
+    (130, as the README says); only a failed step is exit 2. The step's own exit code is faked; the quickstart's
+    front and study.cli.main, which turns errors into exit codes, are real."""
     import study.cli
     import study.quickstart.cli as quickstart_cli
     from study.quickstart import pipeline

@@ -108,3 +108,5 @@ def test_the_base_lr_where_none_is_given_is_the_scaling_rules_and_is_recorded():
     byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr_scaling": "sqrt", "lr": 0.05}})
     assert (byol.optim.lr, byol.optim.weight_decay) == (0.05, 1.5e-6)  # the rest of the recipe applies
     assert PretrainConfig.from_dict({"manifest": "m", "method": "byol"}).optim.lr == 0.2
+    # `lr: null` (a grid's way of saying "no value") leaves the method's own lr, not SimCLR's 0.3
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "moco", "optim": {"lr": None}}).optim.lr == 0.03

@@ -450,7 +450,7 @@ def test_a_warmup_of_the_whole_run_is_refused_and_one_of_most_of_it_warned_about
     capfd.readouterr()
     out = pretrain(make_config(steps=6, optim={"warmup_epochs": 4 / 3}), tmp_path / "most")
     assert out["protocol"]["warmup_steps"] == 4
-    assert "WARNING: optim.warmup_epochs 1.33333 x 3 steps per epoch comes to 4 warmup steps of the run's 6 " \
+    assert "WARNING: pretrain.optim.warmup_epochs 1.33333 x 3 steps per epoch comes to 4 warmup steps of the run's 6 " \
            "(steps 6), more than half of the run" in capfd.readouterr().err
     pretrain(make_config(steps=6, optim={"warmup_epochs": 1}), tmp_path / "half")
     assert "WARNING" not in capfd.readouterr().err

@@ -164,11 +164,11 @@ def _signals_held(signals: list[int]) -> Iterator[None]:
     if not signals:
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # as it was: a caller's own block stays
 
 
 def _exit_on_sigterm(signum: int, _frame: Any) -> None:
@@ -188,7 +188,8 @@ class _Running:
 def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
               err: TextIO | None = None) -> int:
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`). Returns 0 when
-    every job it ran succeeded, 1 otherwise."""
+    every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
+    result leaves its dependents missing), 1 otherwise."""
     err = err or sys.stderr
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")

@@ -135,7 +135,7 @@ def pending_reasons(squeue_out: str) -> dict[str, str]:
 # feature it cannot have, a dependency that failed); not those that clear as other jobs end (Priority, Resources,
 # QOSMaxJobsPerUserLimit, AssocGrp..., ...)
 _HELD = ("JobHeldAdmin", "JobHeldUser", "launch failed requeued held")
-_STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "ReqNodeNotAvail", "BadConstraints", "DependencyNeverSatisfied")
+_STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints", "DependencyNeverSatisfied")
 
 
 def stuck_reason(raw: str) -> str | None:
@@ -145,9 +145,10 @@ def stuck_reason(raw: str) -> str | None:
     if m is None:
         return None
     reason = m.group(1)
+    if reason == "JobHeldAdmin":
+        return f"{reason}: held by an administrator; ask them to release it"
     if reason.startswith(_HELD):
-        return f"{reason}: held; `scontrol release <id>` frees it" + (" (held by an administrator)"
-                                                                       if reason == "JobHeldAdmin" else "")
+        return f"{reason}: held; `scontrol release <id>` frees it"
     if reason.startswith("DependencyNeverSatisfied"):
         return f"{reason}: a job it waits for failed or was cancelled"
     per_job_limit = (reason.startswith(("QOSMax", "AssocMax", "QOSMin"))

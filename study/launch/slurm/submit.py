@@ -62,8 +62,8 @@ def recover(ledger: Ledger) -> None:
         ledger.append(_queued_events(intent, intent["jobs"], ids, recovered=True))
         if unwritten:
             print(f"study: warning: Slurm queued array {intent['name']} ({base}), but the call files of its task(s) "
-                  f"{', '.join(unwritten[:8])} cannot be rebuilt (an intent of an older study, or jobs/<id>/job.json "
-                  f"gone): they will fail; `study submit --retry-failed` queues them again", file=sys.stderr,
+                  f"{', '.join(unwritten[:8])} cannot be written (an intent of an older study, jobs/<id>/job.json "
+                  f"gone, or a folder not writable here): they will fail; `study submit --retry-failed` queues them again", file=sys.stderr,
                   flush=True)
 
 
@@ -76,18 +76,17 @@ def _write_missing_calls(intent: dict, ids: list[str]) -> list[str]:
     missing = [(sid, job) for sid, job in zip(ids, intent["jobs"])
                if not submitit.core.utils.JobPaths(folder, job_id=sid).submitted_pickle.exists()]
     call = intent.get("call")
-    if not missing or not isinstance(call, dict):
+    try:
+        workdir, grid, env, time_min = call["workdir"], call["grid"], dict(call["env"]), int(call["time_min"])
+    except (TypeError, KeyError, ValueError):  # an intent of an older study, or an edited ledger
         return [sid for sid, _ in missing]
-    written, unwritten = [], []
+    unwritten = []
     for sid, job_id in missing:
-        try:
-            job = read_job_file(job_dir(call["workdir"], job_id) / "job.json")
+        try:  # each on its own: one that cannot be written (a folder not ours) leaves the others, and the ledger
+            job = read_job_file(job_dir(workdir, job_id) / "job.json")
+            _write_task_pickles(folder, [sid], SlurmTask(), [(job, workdir, grid, env)], time_min)
         except (OSError, ValueError, KeyError):
             unwritten.append(sid)
-            continue
-        written.append((sid, (job, call["workdir"], call["grid"], dict(call["env"]))))
-    for sid, args in written:
-        _write_task_pickles(folder, [sid], SlurmTask(), [args], int(call["time_min"]))
     return unwritten
 
 
@@ -244,10 +243,13 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                               "grid_file": grid_file(plan), "call": {"workdir": str(workdir), "grid": plan.name,
                                                                      "env": env, "time_min": params["time"]}}
                     executor.update_parameters(**params)
+                    args = (str(workdir), plan.name, env)
                     with _stop_signals_held():  # from the intent to the `queued` lines; Ctrl-C lands after them
                         ledger.append([intent])
-                        ids = _sbatch(executor, task, chunk, (str(workdir), plan.name, env), intent, params, folder,
-                                      ledger, err, n_arrays, n_jobs, profile)
+                        ids, refused = _sbatch(executor, task, chunk, args, intent, ledger)
+                    if refused is not None:  # squeue/sacct may take minutes: not with the signals held
+                        ids = _settle_refused(refused, task, chunk, args, intent, params, folder, ledger, err,
+                                              n_arrays, n_jobs, profile)
                 dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 n_jobs += len(chunk)
     verb = "would queue" if dry_run else "queued"
@@ -257,35 +259,39 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
     return 0
 
 
-def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
-            folder: Path, ledger: Ledger, err: TextIO, n_arrays: int, n_jobs: int, profile: Any) -> list[str]:
+def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict,
+            ledger: Ledger) -> tuple[list[str], str | None]:
     """Queue one array through submitit (sbatch, in the environment of `_submission_env`) and write its `queued`
-    lines; returns its Slurm ids. An sbatch error after which Slurm had queued the array all the same is recorded
-    so (with the call files submitit did not name); one for an array Slurm does not know is a StudyError."""
+    lines -> (its Slurm ids, None); when sbatch reports an error -> ([], the error's last line)."""
     import submitit
 
     try:
         with _submission_env(), executor.batch():
             submitted = [executor.submit(task, j, *args) for j in chunk]
-        ids = [s.job_id for s in submitted]
-        ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
-        return ids
     except submitit.core.utils.FailedJobError as e:
-        said = (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
-        ids = _queued_anyway(intent, said)  # a controller timeout may have queued it
-        if ids is None:
-            ledger.append([{"event": "lost", "batch": intent["batch"]}])
-            raise StudyError(
-                f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
-                f"{profile.path or 'built-in default'}): {said}"
-                + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)"
-                   if n_jobs else "")) from None
-        # submitit names the tasks' pickles only once sbatch returns: name them for the tasks
-        _write_task_pickles(folder, ids, task, [(j, *args) for j in chunk], params["time"])
-        ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
-        print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
-              f"{ids[0].split('_')[0]}", file=err, flush=True)
-        return ids
+        return [], (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
+    ids = [s.job_id for s in submitted]
+    ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
+    return ids, None
+
+
+def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
+                    folder: Path, ledger: Ledger, err: TextIO, n_arrays: int, n_jobs: int, profile: Any) -> list[str]:
+    """After sbatch reported `said`: an array Slurm queued all the same (a controller timeout can answer an error for
+    a submission it accepted) is recorded, with the call files submitit did not name, and its ids returned; one
+    Slurm does not know is recorded lost and a StudyError."""
+    ids = _queued_anyway(intent, said)
+    if ids is None:
+        ledger.append([{"event": "lost", "batch": intent["batch"]}])
+        raise StudyError(
+            f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
+            f"{profile.path or 'built-in default'}): {said}"
+            + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)" if n_jobs else "")) from None
+    _write_task_pickles(folder, ids, task, [(j, *args) for j in chunk], params["time"])
+    ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
+    print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
+          f"{ids[0].split('_')[0]}", file=err, flush=True)
+    return ids
 
 
 def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:
