@@ -170,9 +170,12 @@ def _check_one(job: tuple[str, str | None]) -> str | None:
         return f"{file}: does not decode ({type(e).__name__}: {e})"
 
 
-def check_files(m: Manifest, table, workers: int = 1) -> list[str]:
+def check_files(m: Manifest, table=None, workers: int = 1) -> list[str]:
     """Every row's image reads as training reads it (`ImageReader.open`, then decoded); one problem line per file
-    that does not. `table`: the manifest's rows (Arrow), so that the check never depends on `m.table`."""
+    that does not. `table`: the manifest's rows (Arrow; default: its Parquet file as stored, unchecked), so that the
+    check never depends on `m.table`, which refuses an edited file."""
+    if table is None:
+        table = read_arrow(m.name, checked=False)
     paths = table.column("path").to_pylist()
     sources = table.column("source").to_pylist() if m.meta.get("roots") else [None] * len(paths)
     try:  # here first: a manifest the reader refuses is one problem, and forked workers inherit torch's import

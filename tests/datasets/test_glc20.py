@@ -156,7 +156,8 @@ def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path,
     from study.manifests.verify import check_files
 
     assert check_files(m) == []  # `verify --files` decodes each row by its source's kind too
-    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="glc_rgb"))
+    make_glc20(tmp_path / "glc2")  # another tree: a pool of one tree's files twice is refused
+    build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc2", split="us_train", name="glc_rgb"))
     pool_manifests("two_glc", [("glc", 2), ("glc_rgb", 2)], [4], [])  # one kind, other channels: read per source
     both = load_manifest("two_glc")
     assert both.meta["kind"] == "npy" and both.meta["source_channels"] == {"glc": [3, 1, 2], "glc_rgb": [0, 1, 2]}
