@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from study.errors import StudyError
 from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
-from study.manifests.store import BASE_COLUMNS, check_name, load_intact, read_arrow
+from study.manifests.store import BASE_COLUMNS, check_name, file_keys, load_intact, read_arrow
 
 
 def parse_from(text: str) -> tuple[str, int]:
@@ -34,12 +34,6 @@ def _interleave(counts: list[int], ranks: list[np.ndarray]) -> np.ndarray:
     out = np.empty(len(order), dtype=np.int64)
     out[order] = np.arange(len(order))
     return out
-
-
-def file_keys(root: str, paths: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    """Each row's file as `<root>/<path>` (text): the same file whether a build took `--root data --split train`
-    (paths `train/...`) or `--root data/train`."""
-    return pc.binary_join_element_wise(str(root).rstrip("/"), paths, "/")
 
 
 def _refuse_shared_files(parts: list) -> None:

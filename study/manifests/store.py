@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from study import atomic
@@ -200,6 +201,14 @@ def short_repr(value: Any, limit: int = 60) -> str:
 def meta_intact(meta: dict) -> bool:
     """Whether the metadata still has the content hash it was written with (not edited since)."""
     return content_hash(meta) == meta.get("content_hash")
+
+
+def file_keys(root, paths: pa.Array | pa.ChunkedArray):
+    """Each row's file as `<root>/<path>` (text): the same file whether a build took `--root data --split train`
+    (paths `train/...`) or `--root data/train`. `root`: one root, or each row's (Arrow strings, a pool's)."""
+    if not isinstance(root, (pa.Array, pa.ChunkedArray)):
+        root = str(root).rstrip("/")
+    return pc.binary_join_element_wise(root, paths, "/")
 
 
 def damage(name: str) -> str | None:

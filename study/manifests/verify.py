@@ -13,6 +13,7 @@ from study.manifests.store import (
     Manifest,
     check_meta,
     column_problem,
+    file_keys,
     load_manifest,
     manifest_exists,
     manifest_paths,
@@ -91,8 +92,7 @@ def _listed_twice(m: Manifest, table) -> str | None:
         source = table.column("source")
         names = pc.unique(source)
         root_list = pa.array([str(roots.get(s, f"<no root of {s}>")).rstrip("/") for s in names.to_pylist()])
-        key = pc.binary_join_element_wise(pc.take(root_list, pc.index_in(source, value_set=names)),
-                                          table.column("path"), "/")
+        key = file_keys(pc.take(root_list, pc.index_in(source, value_set=names)), table.column("path"))
     else:
         key = table.column("path")
     if pc.count_distinct(key).as_py() == len(key):

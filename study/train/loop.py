@@ -42,10 +42,9 @@ from study.train.data import (
     make_loader,
     next_batch,
     steps_per_epoch,
-    total_steps,
 )
 from study.train.methods import METHODS
-from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, set_lr
+from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, schedule_steps, set_lr
 from study.version import code_version
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
@@ -209,9 +208,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         raise StudyError(f"pretrain.batch_size {global_batch} is larger than the {n} training images (manifest "
                          f"{cfg.manifest}, size {cfg.size if cfg.size is not None else 'all'}): not one step would "
                          "run; lower batch_size or pretrain on more images")
-    spe = steps_per_epoch(n, global_batch)
-    total = total_steps(cfg.epochs, cfg.steps, n, global_batch) if method.trains else 0
-    warmup = int(round(cfg.optim.warmup_epochs * spe)) if method.trains else 0
+    spe, total, warmup = schedule_steps(cfg, n) if method.trains else (steps_per_epoch(n, global_batch), 0, 0)
     if method.trains:
         _check_schedule(cfg, n, world)
     peak = peak_lr(cfg.optim, global_batch)

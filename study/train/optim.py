@@ -26,20 +26,26 @@ def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, final_fra
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def schedule_steps(cfg, images: int) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, warmup steps) of a run of `cfg` (a PretrainConfig) on `images` images: `steps`,
+    else epochs x steps per epoch (study.train.data.total_steps); warmup = warmup_epochs x steps per epoch, rounded."""
+    from study.train.data import steps_per_epoch, total_steps
+
+    spe = steps_per_epoch(images, cfg.batch_size)
+    return (spe, total_steps(cfg.epochs, cfg.steps, images, cfg.batch_size),
+            int(round(cfg.optim.warmup_epochs * spe)))
+
+
 def schedule_problems(cfg, images: int) -> tuple[str | None, str | None]:
     """(error, warning) of a run of `cfg` (a PretrainConfig whose method trains) on `images` images: an error when it
     takes no step, or warms up for all of its steps (the learning rate would never reach its peak nor decay); a
     warning when warmup takes more than half of them. Messages start with the key at fault (`steps`, `epochs`,
     `optim.warmup_epochs`): the caller puts the section before it."""
-    from study.train.data import steps_per_epoch, total_steps
-
-    spe = steps_per_epoch(images, cfg.batch_size)
-    total = total_steps(cfg.epochs, cfg.steps, images, cfg.batch_size)
+    spe, total, warmup = schedule_steps(cfg, images)
     budget = f"steps {cfg.steps}" if cfg.steps is not None else f"epochs {cfg.epochs:g}"
     if total < 1:
         return (f"{'steps' if cfg.steps is not None else 'epochs'}: method {cfg.method} trains, but {budget} come "
                 f"to no step"), None
-    warmup = int(round(cfg.optim.warmup_epochs * spe))
     warm = (f"optim.warmup_epochs {cfg.optim.warmup_epochs:g} x {spe} steps per epoch comes to {warmup} warmup "
             f"steps of the run's {total} ({budget})")
     if warmup >= total:
