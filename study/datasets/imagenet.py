@@ -184,7 +184,8 @@ def devkit_synsets(meta: Path) -> dict[int, str]:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise StudyError(f"reading {meta} needs scipy (pip install -e '.[imagenet]' in the study repository)") from None
+        raise StudyError(f"reading {meta} needs scipy (pip install -e '.[imagenet]' in the study "
+                         f"repository)") from None
     try:
         synsets = loadmat(meta, squeeze_me=True)["synsets"]
         ids = [int(s) for s in synsets["ILSVRC2012_ID"]]

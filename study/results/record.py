@@ -8,9 +8,10 @@ Schema (version 1, docs/architecture.md section 4)::
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
-host, device, paths and job ids of the encoders, the code, torch and torchvision versions) and every replicate key (`seed` and `*_seed`),
-so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate, epoch count, batch size,
-feature layer, manifest hash or a changed code default (which changes the recorded effective protocol) does not.
+host, device, paths and job ids of the encoders, the code, torch and torchvision versions) and every replicate key
+(`seed` and `*_seed`), so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate,
+epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the recorded
+effective protocol) does not.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -44,8 +45,8 @@ REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protoc
 RUN_SPECIFIC_KEYS = frozenset({
     "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
     "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
-    "code_version", "torch_version", "torchvision_version", "git", "device", "device_kind", "devices_used", "num_workers", "cpu_threads", "run_dir",
-    "cache_dir", "workdir",
+    "code_version", "torch_version", "torchvision_version", "git", "device", "device_kind", "devices_used",
+    "num_workers", "cpu_threads", "run_dir", "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
     "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction",
 }) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers

@@ -63,8 +63,8 @@ def recover(ledger: Ledger) -> None:
         if unwritten:
             print(f"study: warning: Slurm queued array {intent['name']} ({base}), but the call files of its task(s) "
                   f"{', '.join(unwritten[:8])} cannot be written (an intent of an older study, jobs/<id>/job.json "
-                  f"gone, or a folder not writable here): they will fail; `study submit --retry-failed` queues them again", file=sys.stderr,
-                  flush=True)
+                  f"gone, or a folder not writable here): they will fail; `study submit --retry-failed` queues them "
+                  f"again", file=sys.stderr, flush=True)
 
 
 def _write_missing_calls(intent: dict, ids: list[str]) -> list[str]:
