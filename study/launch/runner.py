@@ -22,6 +22,7 @@ import submitit
 
 from study.errors import StudyError
 from study.atomic import write_json
+from study.launch.signals import STOP_SIGNALS
 
 
 def job_dir(workdir: str | os.PathLike, job_id: str) -> Path:
@@ -118,7 +119,7 @@ def _end_with_parent() -> None:
     dies, also by SIGKILL: it runs in a session of its own, so nothing else would stop it (Linux: PR_SET_PDEATHSIG).
     The stop signals its parent blocked around starting it are unblocked."""
     parent = os.environ.get(PARENT_ENV)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, signal.SIGUSR2})
     if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
         return
     import ctypes

@@ -8,7 +8,7 @@ from __future__ import annotations
 from study.corruptions import parse_corruption
 from study.errors import StudyError
 from study.manifests.build import freeze
-from study.manifests.store import check_name, load_intact, read_arrow
+from study.manifests.store import check_name, load_intact
 
 
 def corrupt_manifest(name: str, base: str, corruption: str):
@@ -20,4 +20,4 @@ def corrupt_manifest(name: str, base: str, corruption: str):
     meta = {k: v for k, v in b.meta.items() if k not in ("name", "table_hash", "content_hash", "schema_version")}
     meta["corruption"] = str(spec)
     meta["base"] = {"name": b.name, "content_hash": b.content_hash}
-    return freeze(name, read_arrow(base), meta)
+    return freeze(name, b.rows, meta)

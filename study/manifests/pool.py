@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from study.errors import StudyError
 from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
-from study.manifests.store import BASE_COLUMNS, check_name, file_keys, load_intact, read_arrow
+from study.manifests.store import BASE_COLUMNS, check_name, file_keys, load_intact
 
 
 def parse_from(text: str) -> tuple[str, int]:
@@ -69,7 +69,7 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
     parts, class_names = [], []
     common = None
     for m, (_, n) in zip(manifests, sources):
-        t = read_arrow(m.name).slice(0, n)  # rows are in rank order: the nested prefix
+        t = m.rows.slice(0, n)  # rows are in rank order: the nested prefix
         extra = [c for c in t.column_names if c not in BASE_COLUMNS]
         common = extra if common is None else [c for c in common if c in extra]
         parts.append((m, t))

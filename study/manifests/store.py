@@ -214,20 +214,33 @@ def file_keys(root, paths: pa.Array | pa.ChunkedArray):
 def damage(name: str) -> str | None:
     """What no longer matches in the stored manifest `name` (its JSON file, which lost its content hash, or its
     Parquet file, unreadable or not of the recorded table hash), naming the file; None when both are as built."""
+    return _read_checked(name)[0]
+
+
+def _read_checked(name: str) -> tuple[str | None, pa.Table | None]:
+    """`damage(name)`, and the rows read to find it (None when the damage is in the JSON file or makes them
+    unreadable)."""
     table_path, meta_path = manifest_paths(name)
     try:
         meta = read_meta(name)
     except StudyError as e:  # not JSON, or not a manifest's
-        return str(e)
+        return str(e), None
     if not meta_intact(meta):
-        return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)"
+        return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)", None
     try:
         table = read_arrow(name, checked=False)
-        problem = column_problem(table) or (None if table_hash(table) == meta.get("table_hash")
-                                            else "rows differ from the recorded table hash")
     except StudyError as e:
-        return str(e)
-    return f"{table_path}: {problem} (the Parquet file was changed)" if problem else None
+        return str(e), None
+    problem = column_problem(table) or rows_problem(table, meta)
+    return (f"{table_path}: {problem} (the Parquet file was changed)" if problem else None), table
+
+
+def rows_problem(table: pa.Table, meta: dict) -> str | None:
+    """"rows differ from the recorded table hash" when `table` is not the rows `meta` was built with, else None
+    (also for metadata that records no table hash)."""
+    recorded = meta.get("table_hash")
+    return "rows differ from the recorded table hash" if recorded is not None and table_hash(table) != recorded \
+        else None
 
 
 COLUMN_KINDS = {"path": "strings", "class_name": "strings", "source": "strings", "label": "integers",
@@ -278,20 +291,27 @@ class Manifest:
     def __init__(self, name: str, meta: dict):
         self.name = name
         self.meta = meta
+        self._rows: pa.Table | None = None
         self._table = None
 
     @property
-    def table(self):
-        """The rows (pandas), read once and checked against the recorded table hash (StudyError naming the Parquet
+    def rows(self) -> pa.Table:
+        """The rows (Arrow), read once and checked against the recorded table hash (StudyError naming the Parquet
         file when they differ: about 0.6 s per million rows, beside the 1 s the read takes)."""
-        if self._table is None:
+        if self._rows is None:
             table = read_arrow(self.name)
-            recorded = self.meta.get("table_hash")
-            if recorded is not None and table_hash(table) != recorded:
-                raise StudyError(f"{manifest_paths(self.name)[0]}: rows differ from the table hash recorded in "
-                                 f"manifest {self.name}'s metadata (the Parquet file was changed); "
-                                 f"`study manifest verify {self.name}` says more")
-            self._table = table.to_pandas()
+            problem = rows_problem(table, self.meta)
+            if problem:
+                raise StudyError(f"{manifest_paths(self.name)[0]} (manifest {self.name}): {problem} (the Parquet file "
+                                 f"was changed); `study manifest verify {self.name}` says more")
+            self._rows = table
+        return self._rows
+
+    @property
+    def table(self):
+        """The rows (pandas), read once (`rows`)."""
+        if self._table is None:
+            self._table = self.rows.to_pandas()
         return self._table
 
     @property
@@ -402,9 +422,13 @@ def load_manifest(name: str) -> Manifest:
 
 
 def load_intact(name: str, role: str) -> Manifest:
-    """The manifest `name`, to make another from (`role`: "base", "pooled source"); StudyError naming the damaged
-    file when its stored files no longer match their hashes (the new manifest would inherit the damage)."""
-    broken = damage(name) if manifest_exists(name) else None
+    """The manifest `name`, to make another from (`role`: "base", "pooled source"), its rows read; StudyError naming
+    the damaged file when its stored files no longer match their hashes (the new manifest would inherit the damage)."""
+    if not manifest_exists(name):
+        return load_manifest(name)  # the error that names the manifests folder
+    broken, table = _read_checked(name)
     if broken:
         raise StudyError(f"{role} manifest {name!r} is damaged: {broken}; `study manifest verify {name}` says more")
-    return load_manifest(name)
+    m = load_manifest(name)
+    m._rows = table
+    return m

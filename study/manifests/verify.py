@@ -20,7 +20,7 @@ from study.manifests.store import (
     meta_intact,
     read_arrow,
     read_meta,
-    table_hash,
+    rows_problem,
 )
 from study.paths import manifests_dir
 
@@ -50,8 +50,9 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     if problem:  # the rows cannot be read as a manifest's
         return [f"{table_path}: {problem} (the Parquet file was changed)"]
     problems: list[str] = []
-    if table_hash(table) != meta.get("table_hash"):
-        problems.append("rows differ from the recorded table hash (the Parquet file was changed)")
+    differ = rows_problem(table, meta)
+    if differ:
+        problems.append(f"{differ} (the Parquet file was changed)")
     missing = [c for c in (*BASE_COLUMNS, *(("source",) if meta.get("roots") else ())) if c not in table.column_names]
     if missing:
         return problems + [f"missing columns: {', '.join(missing)}"]

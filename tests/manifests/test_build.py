@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import numpy as np
@@ -226,8 +227,8 @@ def test_a_job_reading_an_edited_parquet_file_is_refused(build, manifests):
     build("a")
     _edit_labels(manifests / "a.parquet")
     m = load_manifest("a")
-    with pytest.raises(StudyError, match=f"{manifests / 'a.parquet'}: rows differ from the table hash recorded in "
-                                         f"manifest a's metadata"):
+    with pytest.raises(StudyError, match=re.escape(f"{manifests / 'a.parquet'} (manifest a): rows differ from the "
+                                                   f"recorded table hash")):
         m.subset(5)
 
 

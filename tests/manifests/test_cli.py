@@ -131,7 +131,7 @@ def test_show_refuses_edited_metadata_and_labels_without_a_class(build, cli, man
     t = pq.read_table(table)
     pq.write_table(t.set_column(1, "label", pa.array([7] * t.num_rows, pa.int64())), table)
     code, out, err = cli("manifest", "show", "other")
-    assert code == 2 and not out and f"{table}: rows differ from the table hash recorded in manifest other's" in err
+    assert code == 2 and not out and f"{table} (manifest other): rows differ from the recorded table hash" in err
     from study.manifests.store import content_hash, table_hash
 
     other = json.loads((manifests / "other.json").read_text())  # hashes recomputed: the edit is consistent

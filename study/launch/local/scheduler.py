@@ -26,16 +26,16 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.runner import PARENT_ENV, write_job_file
 from study.launch.select import select
+from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, has_result, last_lines, result_done
 from study.launch.status import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
@@ -157,20 +157,6 @@ def _say(line: str, err: TextIO) -> None:
         pass
 
 
-@contextmanager
-def _signals_held(signals: list[int]) -> Iterator[None]:
-    """Block `signals` while the block runs (delivered when it ends): a worker started in it is in `running`
-    before a stop can look."""
-    if not signals:
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # as it was: a caller's own block stays
-
-
 def _exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup, which stops the workers
 
@@ -281,8 +267,8 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
-    stop_signals = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)] if in_main_thread else []
-    held = [*stop_signals, signal.SIGINT] if in_main_thread else []  # held while a worker starts, ignored in a stop
+    held = list(STOP_SIGNALS) if in_main_thread else []  # held while a worker starts, ignored in a stop
+    stop_signals = [sig for sig in held if sig != signal.SIGINT]  # SIGINT: KeyboardInterrupt
     previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
     announced: list[str] = []  # the outside runs last said to be waited for
     try:
@@ -307,7 +293,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
                         done.add(job.id)
                     continue
                 slot = free.pop(0)
-                with _signals_held(held):  # a stop then knows every worker it must stop
+                with stop_signals_held():  # a stop then knows every worker it must stop
                     running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger,
                                              lock)
                 progress(f"started {job.stage} {job.id} (log {running[job.id].log})")

@@ -19,9 +19,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import sys
-import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -33,6 +31,7 @@ from study.errors import StudyError
 from study.launch.ledger import Ledger, now, workdir_ledgers
 from study.launch.locks import submit_lock
 from study.launch.runner import SlurmTask, job_dir, read_job_file, write_job_file
+from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
@@ -101,31 +100,6 @@ def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recov
              "folder": intent["folder"], **({"grid_file": intent["grid_file"]} if intent.get("grid_file") else {}),
              **({"recovered": True} if recovered else {})}
             for j, sid in zip(job_ids, slurm_ids)]
-
-
-STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGHUP", "SIGTERM") if hasattr(signal, n))
-
-
-@contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """Hold SIGINT, SIGHUP and SIGTERM while the block runs, then deliver them: blocked in this thread (sbatch,
-    started from it, inherits the mask), and recorded by a handler of ours where another thread of the process (a
-    library's) takes one, as the kernel may. Handlers and mask are restored at the end, also on an error. Only in
-    the main thread (elsewhere it does nothing)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in STOP_SIGNALS}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # one blocked meanwhile is delivered here
-        for sig in dict.fromkeys(caught):
-            signal.raise_signal(sig)
 
 
 KEPT_SLURM_VARIABLES = ("SLURM_CONF",)  # which cluster to submit to
@@ -244,7 +218,7 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                                                                      "env": env, "time_min": params["time"]}}
                     executor.update_parameters(**params)
                     args = (str(workdir), plan.name, env)
-                    with _stop_signals_held():  # from the intent to the `queued` lines; Ctrl-C lands after them
+                    with stop_signals_held():  # from the intent to the `queued` lines; Ctrl-C lands after them
                         ledger.append([intent])
                         ids, refused = _sbatch(executor, task, chunk, args, intent, ledger)
                     if refused is not None:  # squeue/sacct may take minutes: not with the signals held
