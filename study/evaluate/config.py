@@ -12,6 +12,7 @@ from typing import Any
 from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
                                 positive_num_or_none, seed_int)
 from study.errors import StudyError
+from study.results.record import PROBE_KEYS_UNREAD
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
@@ -40,6 +41,12 @@ class LinearConfig:
     lr: float = 0.1  # adam/sgd only (sgd: momentum 0.9, cosine decay)
     batch_size: int = 1024  # adam/sgd only
     tolerance: float = 1e-6  # L-BFGS tolerance_change
+
+    def recorded_dict(self) -> dict:
+        """Every setting but those the chosen optimizer never reads (PROBE_KEYS_UNREAD: L-BFGS reads no epochs, lr or
+        batch size; adam/sgd no iteration caps or tolerance), so that they change no protocol fingerprint."""
+        return {k: v for k, v in _plain(dataclasses.asdict(self)).items()
+                if k not in PROBE_KEYS_UNREAD.get(self.optimizer, ())}
 
 
 @dataclass(frozen=True)
@@ -160,12 +167,16 @@ class EvalConfig:
         return _plain(dataclasses.asdict(self))
 
     def recorded_dict(self) -> dict:
-        """`to_dict()` without the keys this protocol reads nothing from (a result records what shaped it: a
-        granularity key on a linear job changes no number, so it does not change the protocol fingerprint)."""
+        """`to_dict()` without the keys this protocol reads nothing from, nor the linear-probe settings its optimizer
+        never reads (a result records what shaped it: a granularity key on a linear job changes no number, so it does
+        not change the protocol fingerprint)."""
         unused = set(UNUSED_BY_PROTOCOL[self.protocol])
         if self.protocol in ("linear", "granularity", "concat") and not self.also_knn:
             unused.add("knn")
-        return {k: v for k, v in self.to_dict().items() if k not in unused}
+        d = {k: v for k, v in self.to_dict().items() if k not in unused}
+        if "linear" in d:
+            d["linear"] = self.linear.recorded_dict()
+        return d
 
 
 _TRAINING_KEYS = ("finetune", "epochs", "backbone", "width")  # finetune/scratch only

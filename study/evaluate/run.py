@@ -20,6 +20,7 @@ from study.evaluate import granularity, knn, linear
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
 from study.train.backbones import encoder_recipe
+from study.train.loop import encoder_protocol
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
@@ -53,6 +54,10 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         raise StudyError(f"evaluate: protocol {cfg.protocol!r} takes {need} encoder(s), got {len(encoders)}")
     device = resolve_device(cfg.device)
     train_m, test_m = load_manifest(cfg.train_manifest), load_manifest(cfg.test_manifest)
+    for key, m, why in (("train_manifest", train_m, "nothing to train on"),
+                        ("test_manifest", test_m, "nothing to score")):
+        if m.num_images == 0:  # a hand-made or filtered manifest (`study manifest build` refuses an empty one)
+            raise StudyError(f"evaluate.{key}: manifest {m.name} has no images: {why}")
     if train_m.class_names != test_m.class_names:
         raise StudyError(f"evaluate: manifests {train_m.name} and {test_m.name} have different classes "
                          f"({train_m.num_classes} vs {test_m.num_classes}); labels would not correspond")
@@ -66,6 +71,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     aug = build_augment(aug_cfg)
     workers = default_workers() if cfg.num_workers is None else cfg.num_workers
     torch.manual_seed(cfg.seed)
+    pretrain = [encoder_protocol(e) for e in encoders]
 
     protocol: dict[str, Any] = {
         "stage": "evaluate",
@@ -91,6 +97,9 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         # the pretraining recipe of each encoder (its record's protocol fingerprint; None: a file that carries none):
         # kept in this record's fingerprint, so that evaluations of encoders of two recipes are never averaged
         "encoder_recipes": [encoder_recipe(e) for e in encoders],
+        # what those fingerprints hash, read from each encoder file (concat: a list; None: a file written without
+        # it): not fingerprinted, encoder_recipes pins it
+        "pretrain": pretrain[0] if len(pretrain) == 1 else pretrain or None,
     }
     if cfg.protocol in ("finetune", "scratch"):
         metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)
@@ -125,11 +134,13 @@ def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, proto
         metrics += _scores_rows(logits, y_test, n)
         runs[str(n)] = p
     first = next(iter(runs.values()))
+    epochs = {n: r["epochs"] for n, r in runs.items()}  # under a `steps` budget, each labeled size's own
     protocol.update({
         "encoders": [_encoder_record(e) for e in encoders],
         "feature_layer": "none (whole network fine-tuned; its own classifier scored)",
         "method": "supervised", "backbone": first["backbone"], "width": first["width"],
-        "epochs": first["epochs"], "steps": {n: r["steps"] for n, r in runs.items()},
+        "epochs": first["epochs"] if len(set(epochs.values())) == 1 else epochs,
+        "steps": {n: r["steps"] for n, r in runs.items()},
         "effective_batch": {n: r["effective_batch"] for n, r in runs.items()},
         "per_device_batch": {n: r["per_device_batch"] for n, r in runs.items()}, "optimizer": first["optimizer"],
         "base_lr": first["base_lr"], "effective_lr": {n: r["effective_lr"] for n, r in runs.items()},
@@ -148,6 +159,8 @@ def _encoder_record(path: Path, sha256: str | None = None) -> dict:
 
 
 def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
+    levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []  # refused before any extraction
+    level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once
     cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers,
                          cfg.checkpoint_every_minutes)
     largest = max(sizes)
@@ -161,8 +174,6 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
-    levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []
-    level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once
 
     metrics, probes = [], {}
     t_probe = time.monotonic()
@@ -194,7 +205,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         "feature_layer": "pooled penultimate (backbone output)" if cfg.feature_layer == "pooled"
         else f"global average pool of {cfg.feature_layer}",
         "feature_dim": int(sum(f.x.shape[1] for f in train_feats)),
-        "linear": {**dataclasses.asdict(cfg.linear),
+        "linear": {**cfg.linear.recorded_dict(),
                    **({"standardized_with": linear.STANDARDIZED_WITH} if cfg.linear.standardize else {})}
         if cfg.protocol != "knn" else None,
         "knn": dataclasses.asdict(cfg.knn) if cfg.protocol == "knn" or cfg.also_knn else None,

@@ -213,23 +213,35 @@ def check_sections(plan: Plan) -> list[str]:
 
 def check_params(plan: Plan) -> list[str]:
     """An evaluate entry's own `params` keys that its protocol never reads (EvalConfig's UNUSED_BY_PROTOCOL; and
-    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict): such a key would change the
-    jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
-    from study.evaluate.config import UNUSED_BY_PROTOCOL
+    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict), and its `linear` keys that
+    the probe's optimizer never reads (PROBE_KEYS_UNREAD, as LinearConfig.recorded_dict): such a key would change
+    the jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
+    from study.evaluate.config import UNUSED_BY_PROTOCOL, LinearConfig
+    from study.results.record import PROBE_KEYS_UNREAD
 
     problems = []
+
+    def refuse(entry, key: str, why: str) -> None:
+        problems.append(f"{plan.path}:{entry.param_lines.get(key.split('.')[0]) or entry.line}: "
+                        f"stages.evaluate[{entry.index}].params.{key}: {why}; remove it (it would change the job ids "
+                        f"and no result)")
+
+    default_linear = plan.grid.defaults_evaluate.get("linear")
+    default_optimizer = (default_linear if isinstance(default_linear, dict) else {}).get("optimizer",
+                                                                                          LinearConfig.optimizer)
     for entry in plan.grid.evaluate:
         also_knn = entry.params.get("also_knn", plan.grid.defaults_evaluate.get("also_knn"))
         for key in entry.params:
             if key in UNUSED_BY_PROTOCOL[entry.protocol]:
-                why = "never reads it"
+                refuse(entry, key, f"protocol {entry.protocol} never reads it")
             elif key == "knn" and entry.protocol in ("linear", "granularity", "concat") and also_knn is not True:
-                why = "reads it only with also_knn: true"
-            else:
-                continue
-            problems.append(f"{plan.path}:{entry.param_lines.get(key) or entry.line}: stages.evaluate[{entry.index}]"
-                            f".params.{key}: protocol {entry.protocol} {why}; remove it (it would change the job ids "
-                            f"and no result)")
+                refuse(entry, key, f"protocol {entry.protocol} reads it only with also_knn: true")
+        linear = entry.params.get("linear")
+        if isinstance(linear, dict) and "linear" not in UNUSED_BY_PROTOCOL[entry.protocol]:
+            optimizer = linear.get("optimizer", default_optimizer)
+            for key in linear:
+                if key in PROBE_KEYS_UNREAD.get(optimizer, ()):
+                    refuse(entry, f"linear.{key}", f"probe optimizer {optimizer} never reads it")
     return problems
 
 

@@ -8,10 +8,14 @@ Schema (version 1, docs/architecture.md section 4)::
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
-host, device, paths and job ids of the encoders, the code, torch and torchvision versions) and every replicate key
-(`seed` and `*_seed`), so the seeds of one cell share a fingerprint and aggregate, while a changed learning rate,
-epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the recorded
-effective protocol) does not.
+host, device, paths and job ids of the encoders, the code, torch and torchvision versions; an evaluation's copy of
+its encoders' pretraining protocols, `pretrain`, which their fingerprints in `encoder_recipes` pin) and every
+replicate key (`seed` and `*_seed`), so the seeds of one cell share a fingerprint and aggregate, while a changed
+learning rate, epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the
+recorded effective protocol) does not. Two evaluation keys that older records hold otherwise are left out too, so
+that those records group with new ones: the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
+once recorded for every optimizer), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
+now each size's where they differ; every size's is in `runs` either way).
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -48,8 +52,14 @@ RUN_SPECIFIC_KEYS = frozenset({
     "code_version", "torch_version", "torchvision_version", "git", "device", "device_kind", "devices_used",
     "num_workers", "cpu_threads", "run_dir", "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
-    "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction",
+    "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction", "pretrain",
 }) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers
+
+
+# The linear-probe settings (study.evaluate.config.LinearConfig) each probe optimizer never reads: an evaluation
+# records only its optimizer's
+_LBFGS_ONLY = ("select_iter", "max_iter", "cold_iter", "tolerance")
+PROBE_KEYS_UNREAD = {"lbfgs": ("epochs", "lr", "batch_size"), "adam": _LBFGS_ONLY, "sgd": _LBFGS_ONLY}
 
 
 class ResultFileWarning(UserWarning):
@@ -81,9 +91,34 @@ def _strip(obj: Any) -> Any:
     return obj
 
 
+def _probe_keys_read(linear: Any) -> Any:
+    """A linear probe's recorded settings without those its optimizer never reads."""
+    if not isinstance(linear, Mapping) or linear.get("optimizer") not in PROBE_KEYS_UNREAD:
+        return linear
+    return {k: v for k, v in linear.items() if k not in PROBE_KEYS_UNREAD[linear["optimizer"]]}
+
+
+def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An evaluation's protocol without the keys older records hold otherwise (module docstring): the probe settings
+    its optimizer never reads, a fine-tuning job's top-level `epochs`. Any other protocol as it is."""
+    if protocol.get("stage") != "evaluate":
+        return protocol
+    out = {k: _probe_keys_read(v) if k == "linear" else v for k, v in protocol.items()
+           if not (k == "epochs" and "runs" in protocol)}
+    if isinstance(out.get("config"), Mapping) and "linear" in out["config"]:
+        out["config"] = {**out["config"], "linear": _probe_keys_read(out["config"]["linear"])}
+    return out
+
+
+def recipe_protocol(protocol: Mapping[str, Any]) -> dict:
+    """What `protocol_fingerprint` hashes: the protocol minus run-specific and replicate keys (and, of an
+    evaluation, those older records hold otherwise)."""
+    return _strip(_without_older_keys(protocol))
+
+
 def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
     """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe."""
-    return config_hash(_strip(protocol), length=16)
+    return config_hash(recipe_protocol(protocol), length=16)
 
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,

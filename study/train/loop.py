@@ -6,6 +6,8 @@ SIGUSR2/SIGTERM (see checkpoint.SignalFlag) and at the end, and writes `run_dir/
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import math
 import re
 import signal
@@ -131,14 +133,15 @@ def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device
 
 def _comparable(fingerprint: dict) -> dict:
     """The fingerprint as a resume compares it: its config without the keys whose resolved values it holds beside
-    them (`precision`, `channels_last`) or that change nothing here (`sync_bn` on one device or on CPUs; the
-    temperature of a method without one, the method's default where none is given; other methods' settings).
+    them (`precision`, `channels_last`; `init_encoder`, a path, whose content is `init_encoder_sha256`: a moved or
+    copied run folder resumes) or that change nothing here (`sync_bn` on one device or on CPUs; the temperature of
+    a method without one, the method's default where none is given; other methods' settings).
     Computed from the fingerprint alone, so a checkpoint written before this rule compares the same way."""
     from study.train.methods import method_settings
 
     config = dict(fingerprint.get("config", {}))
-    config.pop("precision", None)
-    config.pop("channels_last", None)
+    for key in ("precision", "channels_last", "init_encoder"):
+        config.pop(key, None)
     if not (fingerprint.get("devices", 1) > 1 and fingerprint.get("device_type") == "cuda"):
         config.pop("sync_bn", None)
     method = config.get("method")
@@ -455,15 +458,31 @@ def _refuse_nonfinite_weights(method, step: int, ckpt_path: Path, manifest_name:
 
 
 def _write_encoder(run_dir: Path, encoder, world, protocol: dict) -> None:
-    """`run_dir/encoder.pt`, carrying the fingerprint of the run's protocol, so that an evaluation of it records the
-    recipe that made it."""
+    """`run_dir/encoder.pt`, carrying the fingerprint of the run's protocol (`recipe`) and what it hashes, with the
+    seed (`protocol`: no timings, paths, versions or device names, so that a rerun writes the same), so that an
+    evaluation of it records the recipe that made it. The same weights and protocol give the same bytes, so the
+    same sha256 (serialised in memory: torch writes the name of the file it is given into the archive)."""
     if not world.is_main:
         return
-    from study.atomic import atomic_path
-    from study.results.record import protocol_fingerprint
+    from study.atomic import write_bytes
+    from study.hashing import canonical_json
+    from study.results.record import protocol_fingerprint, recipe_protocol
 
-    with atomic_path(run_dir / "encoder.pt") as tmp:
-        torch.save(encoder_payload(encoder, protocol_fingerprint(protocol)), tmp)
+    kept = json.loads(canonical_json({**recipe_protocol(protocol), "seed": protocol["seed"]}))  # plain values
+    buffer = io.BytesIO()
+    torch.save({**encoder_payload(encoder, protocol_fingerprint(protocol)), "protocol": kept}, buffer)
+    write_bytes(run_dir / "encoder.pt", buffer.getvalue())
+
+
+def encoder_protocol(path: str | Path) -> dict | None:
+    """The pretraining protocol an encoder file carries (`_write_encoder`); None for a file written without one
+    (by older code, or not by `pretrain`). The weights are memory-mapped, not read."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # read_encoder names an unreadable file
+        return None
+    protocol = payload.get("protocol") if isinstance(payload, dict) else None
+    return protocol if isinstance(protocol, dict) else None
 
 
 def random_seed_all(seed: int) -> None:

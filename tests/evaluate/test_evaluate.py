@@ -368,3 +368,109 @@ def test_a_cache_that_cannot_be_written_warns_and_the_evaluation_goes_on(failure
         assert out["metrics"] == expected
     else:
         assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def _pretrained_encoder(tmp_path):
+    """(encoder.pt of a 2-step SimCLR run on evtrain, that run's protocol)."""
+    from study.train import PretrainConfig, pretrain
+
+    cfg = PretrainConfig.from_dict({"manifest": "evtrain", "method": "simclr", "backbone": "resnet18_small", "width": 4,
+                                    "steps": 2, "batch_size": 16, "image_size": 12, "augment": {"resize_ratio": 1.0},
+                                    "device": TEST_DEVICE, "num_workers": 0, "optim": {"warmup_epochs": 0},
+                                    "checkpoint_every_minutes": None})
+    return tmp_path / "pre" / "encoder.pt", pretrain(cfg, tmp_path / "pre")["protocol"]
+
+
+def test_a_record_holds_each_encoders_pretraining_protocol_outside_its_fingerprint(manifests, encoder_file,
+                                                                                  tmp_path):
+    """An evaluation (what the paper's figures plot) says how its encoder was pretrained, read from encoder.pt; an
+    encoder file written without it (older code) still evaluates, recorded None. Not fingerprinted: the encoder's
+    recipe fingerprint (`encoder_recipes`) pins it."""
+    from study.results.record import protocol_fingerprint
+
+    enc, pre = _pretrained_encoder(tmp_path)
+    p = evaluate(config(labeled_sizes=[8]), tmp_path / "run", [enc], tmp_path / "f")["protocol"]
+    for key in ("method", "backbone", "epochs", "steps", "effective_batch", "effective_lr", "temperature",
+                "augmentation", "corruption", "manifest", "manifest_content_hash", "seed"):
+        assert p["pretrain"][key] == pre[key], key
+    assert (p["pretrain"]["method"], p["pretrain"]["effective_batch"], p["pretrain"]["temperature"]) == \
+        ("simclr", 16, 0.1)
+    assert protocol_fingerprint(p) == protocol_fingerprint({k: v for k, v in p.items() if k != "pretrain"})
+    concat = evaluate(config(protocol="concat", labeled_sizes=[8]), tmp_path / "c", [enc, encoder_file()],
+                      tmp_path / "f")["protocol"]
+    assert concat["pretrain"] == [p["pretrain"], None]
+
+
+def test_a_finetune_in_a_copied_workdir_is_scored_again_from_its_checkpoint(manifests, encoder_file, tmp_path):
+    """The checkpoint pins the encoder it started from by content, not by path: a copied or moved workdir goes on."""
+    import shutil
+
+    cfg = config(protocol="finetune", labeled_sizes=[8], finetune={"batch_size": 8, "steps": 2,
+                                                                    "checkpoint_every_minutes": None})
+    shutil.copytree(encoder_file().parent, tmp_path / "work1" / "pre")
+    out = evaluate(cfg, tmp_path / "work1" / "ev", [tmp_path / "work1" / "pre" / "encoder.pt"], tmp_path / "f")
+    shutil.copytree(tmp_path / "work1", tmp_path / "work2")
+    again = evaluate(cfg, tmp_path / "work2" / "ev", [tmp_path / "work2" / "pre" / "encoder.pt"], tmp_path / "f")
+    assert again["metrics"] == out["metrics"] and again["protocol"]["runs"]["8"]["resumed_from_steps"] == [2]
+
+
+def test_a_finetune_records_the_epochs_of_each_labeled_size(manifests, encoder_file, tmp_path):
+    """Under a `steps` budget each labeled size trains its own number of epochs (recorded per size, as its steps
+    are); one value where they agree."""
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None}
+    enc = encoder_file()
+    out = evaluate(config(protocol="finetune", labeled_sizes=[8, 40], finetune=ft), tmp_path / "a", [enc],
+                   tmp_path / "f")
+    assert out["protocol"]["epochs"] == {"8": 3.0, "40": 0.6} and out["protocol"]["steps"] == {"8": 3, "40": 3}
+    same = evaluate(config(protocol="finetune", labeled_sizes=[8, 40], finetune=ft, epochs=1), tmp_path / "b",
+                    [enc], tmp_path / "f")
+    assert same["protocol"]["epochs"] == 1.0 and same["protocol"]["steps"] == {"8": 1, "40": 5}
+
+
+def test_a_probe_records_and_fingerprints_only_its_optimizers_settings(manifests, encoder_file, tmp_path):
+    """L-BFGS reads no epochs, lr or batch size; adam/sgd no iteration caps or tolerance: such a setting is neither
+    recorded nor fingerprinted, so two jobs that differ only in one give one cell."""
+    from study.results.record import protocol_fingerprint
+
+    enc = encoder_file()
+
+    def run(name, **linear):
+        out = evaluate(config(labeled_sizes=[8], linear={"weight_decays": [1e-4, 1e-2], **linear}), tmp_path / name,
+                       [enc], tmp_path / "f")
+        return out["metrics"], out["protocol"], protocol_fingerprint(out["protocol"])
+
+    lbfgs, lbfgs_other = run("a", max_iter=50), run("b", max_iter=50, epochs=5, lr=0.5, batch_size=4)
+    assert lbfgs[0] == lbfgs_other[0] and lbfgs[2] == lbfgs_other[2]
+    for recorded in (lbfgs[1]["linear"], lbfgs[1]["config"]["linear"]):
+        assert recorded["max_iter"] == 50 and not {"epochs", "lr", "batch_size"} & set(recorded)
+    sgd, sgd_other = run("c", optimizer="sgd", epochs=5, batch_size=8), \
+        run("d", optimizer="sgd", epochs=5, batch_size=8, max_iter=7, select_iter=3, cold_iter=9, tolerance=0.1)
+    assert sgd[0] == sgd_other[0] and sgd[2] == sgd_other[2]
+    for recorded in (sgd[1]["linear"], sgd[1]["config"]["linear"]):
+        assert recorded["epochs"] == 5 and not {"select_iter", "max_iter", "cold_iter", "tolerance"} & set(recorded)
+    assert run("e", optimizer="sgd", epochs=5, batch_size=8, lr=0.5)[2] != sgd[2]  # what it reads does count
+
+
+def test_granularity_refuses_bad_levels_before_extracting_any_feature(manifests, encoder_file, tmp_path):
+    with pytest.raises(StudyError, match=r"evaluate.levels: manifest evtrain has no taxonomy column\(s\) \['genus'\]"):
+        evaluate(config(protocol="granularity", levels=["genus"]), tmp_path / "g", [encoder_file()], tmp_path / "f")
+    assert not [p for p in (tmp_path / "f").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("key, protocol", [("test_manifest", "linear"), ("test_manifest", "knn"),
+                                           ("test_manifest", "granularity"), ("test_manifest", "finetune"),
+                                           ("train_manifest", "linear")])
+def test_an_empty_manifest_is_refused_naming_it_before_any_work(key, protocol, manifests, encoder_file, tmp_path):
+    """A hand-made or filtered manifest without rows (`study manifest build` refuses to write one) would give a raw
+    tensor error or a silent NaN after the extraction or the training."""
+    from study.manifests.store import finalise, load_meta, read_arrow, write_manifest
+
+    name = {"test_manifest": "evtest", "train_manifest": "evtrain"}[key]
+    meta = {k: v for k, v in load_meta(name).items() if k not in ("content_hash", "table_hash")}
+    write_manifest(f"{name}_empty", *finalise(f"{name}_empty", read_arrow(name).slice(0, 0),
+                                              {**meta, "num_images": 0, "sizes": [], "labeled_sizes": []}))
+    ft = {"finetune": {"batch_size": 8, "steps": 2, "checkpoint_every_minutes": None}} if protocol == "finetune" else {}
+    with pytest.raises(StudyError, match=f"evaluate.{key}: manifest {name}_empty has no images"):
+        evaluate(config(protocol=protocol, labeled_sizes=[8], **{key: f"{name}_empty"}, **ft), tmp_path / "run",
+                 [encoder_file()], tmp_path / "f")
+    assert not (tmp_path / "f").exists() and not (tmp_path / "run").exists()

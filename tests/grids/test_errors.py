@@ -426,6 +426,38 @@ def test_params_an_entrys_protocol_never_reads_are_refused_at_their_lines(write_
     plan_grid(g).check(manifests=False)  # what is left plans
 
 
+def test_probe_settings_the_optimizer_never_reads_are_refused_at_their_entry(write_grid):
+    """L-BFGS reads no epochs, lr or batch size, adam/sgd no iteration caps or tolerance (the optimizer: the entry's,
+    else defaults.evaluate's, else L-BFGS): such a key would change the jobs' ids and no number."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+      evaluate: {linear: {optimizer: sgd, max_iter: 5}}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          params: {linear: {epochs: 5, lr: 0.5}}
+        - protocol: linear
+          variant: lbfgs
+          params: {linear: {optimizer: lbfgs, max_iter: 10, epochs: 5}}
+        - protocol: granularity
+          params: {linear: {tolerance: 0.001}}
+        - protocol: knn
+          params: {linear: {epochs: 5}}
+    """, base=False)
+    msg = error_of(g, check=True)
+    tail = "; remove it (it would change the job ids and no result)"
+    for index, needle, key, why in [(1, "optimizer: lbfgs", "linear.epochs", "probe optimizer lbfgs never reads it"),
+                                    (2, "tolerance: 0.001", "linear.tolerance", "probe optimizer sgd never reads it"),
+                                    (3, "linear: {epochs: 5}}", "linear", "protocol knn never reads it")]:
+        assert f"{g}:{line_of(g, needle)}: stages.evaluate[{index}].params.{key}: {why}{tail}" in msg, (key, msg)
+    assert msg.count("params.") == 3  # not the first entry's (sgd, from the defaults), nor the defaults' own
+
+
 def test_a_labeled_size_listed_twice_is_refused_at_its_item(write_grid):
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha]}

@@ -44,6 +44,34 @@ def test_fingerprint_ignores_seed_and_run_specific_keys_but_not_the_recipe():
     assert protocol_fingerprint(base) != protocol_fingerprint({**base, "optim": {"name": "sgd", "momentum": 0.8}})
 
 
+def test_keys_older_evaluation_records_hold_otherwise_change_no_fingerprint():
+    """The table recomputes each record's fingerprint with this code's rule, so an evaluation recorded when every
+    probe recorded every optimizer's settings, or when a fine-tune's top-level `epochs` was its first labeled size's
+    alone, groups with one recorded now; a key the job did read still counts, and a pretraining keeps every key."""
+    def evaluation(optimizer, **linear):
+        return {"stage": "evaluate", "linear": {"optimizer": optimizer, **linear},
+                "config": {"seed": 0, "linear": {"optimizer": optimizer, **linear}}}
+
+    sgd_only, lbfgs_only = {"epochs": 90, "lr": 0.1, "batch_size": 1024}, {"select_iter": 20, "max_iter": 30,
+                                                                           "cold_iter": 100, "tolerance": 1e-6}
+    for optimizer, reads, unread in (("lbfgs", lbfgs_only, sgd_only), ("sgd", sgd_only, lbfgs_only),
+                                     ("adam", sgd_only, lbfgs_only)):
+        now = evaluation(optimizer, **reads)
+        assert protocol_fingerprint(evaluation(optimizer, **reads, **unread)) == protocol_fingerprint(now)
+        changed = {**reads, next(iter(reads)): 7}
+        assert protocol_fingerprint(evaluation(optimizer, **changed)) != protocol_fingerprint(now)
+    runs = {"8": {"epochs": 3.0}, "40": {"epochs": 0.6}}
+    finetune = {"stage": "evaluate", "epochs": {"8": 3.0, "40": 0.6}, "runs": runs}
+    assert protocol_fingerprint({**finetune, "epochs": 3.0}) == protocol_fingerprint(finetune)
+    assert protocol_fingerprint({**finetune, "runs": {**runs, "40": {"epochs": 1.2}}}) != \
+        protocol_fingerprint(finetune)
+    pretraining = {"stage": "pretrain", "epochs": 1.0, "runs": runs, "linear": {"optimizer": "lbfgs", "lr": 0.1}}
+    assert protocol_fingerprint(pretraining) != protocol_fingerprint({**pretraining, "epochs": 2.0})
+    assert protocol_fingerprint(pretraining) != protocol_fingerprint({**pretraining, "linear": {"optimizer": "lbfgs"}})
+    # an evaluation's copy of its encoders' pretraining protocols: encoder_recipes, fingerprinted, pins them
+    assert protocol_fingerprint({**finetune, "pretrain": {"method": "simclr"}}) == protocol_fingerprint(finetune)
+
+
 def test_make_record_from_job_and_run_output(tmp_path):
     job = Job("abc", "evaluate", {"stage": "evaluate", "axes": {"method": "byol", "seed": 1}})
     rec = make_record(job, {"metrics": [{"metric": "top1", "value": 0.25, "labeled_size": None, "level": None}],

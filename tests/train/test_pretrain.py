@@ -528,3 +528,44 @@ def test_a_process_group_made_by_the_caller_outlives_the_run(tiny_manifest, make
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretraining_protocol(tiny_manifest,
+                                                                                             make_config, tmp_path):
+    """Its sha256 keys the feature cache and a fine-tune's checkpoint: a rerun of a finished run (or of `random`)
+    rewrites the same bytes. It carries the protocol its recipe fingerprint hashes, seed kept, for its evaluations."""
+    from study.hashing import file_sha256
+    from study.results.record import recipe_protocol
+    from study.train.loop import encoder_protocol
+
+    for method in ("simclr", "random"):
+        path = tmp_path / method / "encoder.pt"
+        out = pretrain(make_config(method=method, seed=3), tmp_path / method)
+        first = file_sha256(path)
+        pretrain(make_config(method=method, seed=3), tmp_path / method)  # already trained: written again
+        assert file_sha256(path) == first
+        carried = encoder_protocol(path)
+        assert carried == {**recipe_protocol(out["protocol"]), "seed": 3}
+        assert protocol_fingerprint(carried) == encoder_recipe(path) == protocol_fingerprint(out["protocol"])
+    assert encoder_protocol(tmp_path / "simclr" / "missing.pt") is None
+
+
+def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path):
+    """The checkpoint pins the init encoder by its content (sha256), not its path: a copied or moved workdir
+    (another mount point, a purge-safe copy) resumes, and ends as an uninterrupted run does."""
+    import shutil
+
+    pretrain(make_config(steps=3), tmp_path / "a" / "ssl")
+
+    def ft(root):
+        return make_config(method="supervised", subset="labeled", size=16, steps=4,
+                           init_encoder=str(root / "ssl" / "encoder.pt"))
+
+    full = pretrain(ft(tmp_path / "a"), tmp_path / "a" / "full")
+    with pytest.raises(StopRequested):
+        pretrain(ft(tmp_path / "a"), tmp_path / "a" / "cut", stop_at=2)
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    resumed = pretrain(ft(tmp_path / "b"), tmp_path / "b" / "cut")
+    assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
+    _assert_same_state(_weights(tmp_path / "b" / "full" / "encoder.pt"),
+                       _weights(tmp_path / "b" / "cut" / "encoder.pt"))
