@@ -96,6 +96,19 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+def first_repeat(values: pa.Array) -> tuple[int, int] | None:
+    """(i, j): the first value met again, at j, and where it was met first, i; None when every value differs.
+    What a reader that knows each value's line uses to name both lines of an image listed twice."""
+    if len(pc.unique(values)) == len(values):  # 5x faster than count_distinct on strings
+        return None
+    first: dict = {}
+    for j, v in enumerate(values.to_pylist()):
+        i = first.setdefault(v, j)
+        if i != j:
+            return i, j
+    return None
+
+
 def check_index(index: Index, where: str) -> None:
     """Paths unique, labels in 0..C-1, at least one image. `where` names the dataset in messages."""
     n = len(index.paths)

@@ -2,6 +2,10 @@
 uncompressed (`train-images-idx3-ubyte`, as Kaggle's copy or `gunzip` leaves them; a `.gz` is read first).
 
 Rows are `<images file>#<index>` in file order; `meta["kind"] == "idx"`. Splits: `train`, `test` (alias `t10k`).
+Rank keys name each row by the official release's file name, `train-images-idx3-ubyte.gz#<index>` (the `.gz` name
+Zalando publishes), whether the copy on disk is gzipped or not, so that both copies give the same subsets. For
+Debian's gzipped copy the keys are its paths, as before this rule: its manifests keep their rows and content hashes
+(so no `rank_key` is recorded in `info`, which is hashed).
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ def read_fashion_mnist(root: Path, split: str, options: ReaderOptions) -> Index:
     if shape[0] != len(labels):
         raise StudyError(f"{images}: {shape[0]} images but {labels_file} has {len(labels)} labels")
     paths = pa.array([f"{images.name}#{i}" for i in range(len(labels))], type=pa.string())
+    keys = pa.array([f"{stem}-images-idx3-ubyte.gz#{i}" for i in range(len(labels))], type=pa.string())
     return Index(
         paths=paths, labels=labels, class_names=list(CLASSES), kind="idx",
-        sources=[source_entry(root, images), source_entry(root, labels_file)],
+        sources=[source_entry(root, images), source_entry(root, labels_file)], keys=keys,
     )

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, looks_channels_first, parent_folders,
-                                 source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, first_repeat, looks_channels_first,
+                                 parent_folders, source_entry)
 from study.errors import StudyError
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
@@ -202,6 +202,11 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     sources = []
     for r, csv_path in csvs:
         ids, species = read_occurrences(csv_path, rule == "species")
+        twice = first_repeat(pa.array(ids))
+        if twice:
+            i, j = twice
+            raise StudyError(f"{csv_path} {_line_of_row(csv_path, j)}: occurrence {ids[j]} is listed twice, first on "
+                             f"{_line_of_row(csv_path, i)}")
         paths.extend(patch_path(patterns[r], int(i)) for i in ids)
         keys.extend(str(int(i)) for i in ids)
         sources.append(source_entry(root, csv_path))

@@ -4,7 +4,9 @@ whole tree: every such split gets the same images, so a note on stderr says so, 
 folder (`--root data/train --split train`) (`info["image_dir"]` is ".").
 
 Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
-image extension anywhere under a class folder, sorted by path.
+image extension anywhere under a class folder, sorted by path, symbolic links followed. Refused, where torchvision
+reads on: images beside the class folders (no class would list them), two paths to one file (a link into another
+class folder: one image under two labels), a folder link loop (study.datasets.scan.scan_class_tree).
 """
 from __future__ import annotations
 

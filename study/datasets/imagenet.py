@@ -1,12 +1,13 @@
 """`imagenet`: ILSVRC-2012 as extracted from the official archives, or in Kaggle's layout.
 
-Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` left in `train/` is refused; the class folders must be the
-1000 leaf wnids of the devkit's `meta.mat` when it is there and scipy is installed, else of `LOC_synset_mapping.txt`
-when that is); `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt`
-(line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`, which maps ILSVRC2012_ID -> wnid (that
-order is NOT the sorted-wnid order; scipy reads it), or, without the devkit, by Kaggle's `LOC_val_solution.csv` and
-`LOC_synset_mapping.txt` in the root. A `val/` already sorted into `<wnid>/` folders is read as a tree (one that
-also holds loose images is refused: a half-sorted folder).
+Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` left in `train/`, or images extracted into `train/` itself,
+are refused; the class folders must be the 1000 leaf wnids of the devkit's `meta.mat` when it is there and scipy is
+installed, else of `LOC_synset_mapping.txt` when that is); `val/` flat, labelled by the devkit's
+`ILSVRC2012_validation_ground_truth.txt` (line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`,
+which maps ILSVRC2012_ID -> wnid (that order is NOT the sorted-wnid order; scipy reads it), or, without the devkit,
+by Kaggle's `LOC_val_solution.csv` and `LOC_synset_mapping.txt` in the root (two files of one stem, a `.JPEG` and a
+converted `.png`, are refused). A `val/` already sorted into `<wnid>/` folders is read as a tree (one that also
+holds loose images is refused: a half-sorted folder).
 Kaggle (recognised by its `ILSVRC/Data/CLS-LOC/` folder): `LOC_synset_mapping.txt`, `LOC_val_solution.csv`,
 `ILSVRC/Data/CLS-LOC/{train,val}/`.
 Class index = sorted wnid order, as torchvision; `class_name` is the wnid.
@@ -121,8 +122,11 @@ def flat_images(folder: Path) -> list[str]:
 
 def labelled(root: Path, folder: Path, names_to_wnid: dict[str, str], wnids: list[str], where: Path) -> Index:
     """Index of the flat files of `folder` labelled through `names_to_wnid` (file stem -> wnid)."""
-    files = flat_images(folder)
-    by_stem = {f.rsplit(".", 1)[0]: f for f in files}
+    by_stem: dict[str, str] = {}
+    for f in flat_images(folder):
+        other = by_stem.setdefault(f.rsplit(".", 1)[0], f)
+        if other != f:
+            raise StudyError(f"{folder}: {other} and {f} have one stem, which {where} labels once: keep one of them")
     missing = sorted(set(names_to_wnid) - set(by_stem))
     if missing:
         raise StudyError(f"{where}: image {missing[0]!r} is listed but not found in {folder}")

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, require_file, source_entry
+from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, first_repeat, require_file, source_entry
 from study.errors import StudyError
 
 LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -182,7 +182,13 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         bad = next(i for i, n in enumerate(names) if not isinstance(n, str))
         raise StudyError(f"{path}: images[{bad}].file_name is {names[bad]!r}, not a string") from None
-    paths = _locate(root, pc.replace_substring(paths, "\\", "/"), path)
+    paths = pc.replace_substring(paths, "\\", "/")
+    twice = first_repeat(paths)
+    if twice:
+        i, j = twice
+        raise StudyError(f"{path}: images[{j}] (id {image_ids[j]}) has the file_name of images[{i}] "
+                         f"(id {image_ids[i]}), {names[j]!r}: an image is listed once")
+    paths = _locate(root, paths, path)
 
     def per_class(key: str) -> list[str]:
         return [c[key] for c in by_id]

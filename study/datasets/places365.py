@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, open_text, parent_folders, require_file,
-                                 source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, first_repeat, open_text, parent_folders,
+                                 require_file, source_entry)
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
@@ -85,8 +85,14 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
         i = int(bad[0])
         raise StudyError(f"{list_file} line {line_nos[i]}: label {labels[i]} of {names[i]!r} is out of range "
                          f"0..{len(classes) - 1}")
-    del line_nos  # only the errors above name lines (1.8M of them in the train list)
     keys = pa.array([n.lstrip("/") for n in names], type=pa.string())
+    twice = first_repeat(keys)
+    if twice:
+        i, j = twice
+        labelled = f" (label {labels[i]} there, {labels[j]} here)" if labels[i] != labels[j] else ""
+        raise StudyError(f"{list_file} line {line_nos[j]}: image {names[j]!r} is listed twice, first on line "
+                         f"{line_nos[i]}{labelled}")
+    del line_nos  # only the errors above name lines (1.8M of them in the train list)
     image_dir = find_image_dir(root, split, keys, list_file)
     paths = pc.binary_join_element_wise(image_dir, keys, "/")
     return Index(

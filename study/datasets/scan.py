@@ -1,9 +1,11 @@
-"""Fast listing of `<dir>/<class>/<image>` trees with `os.scandir` (file types from getdents, no stat per file)."""
+"""Fast listing of `<dir>/<class>/<image>` trees with `os.scandir` (file types from getdents, no stat per file; a
+tree that holds symbolic links is checked for two paths to one file with one stat per file)."""
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from study.errors import StudyError
 
@@ -30,23 +32,81 @@ def list_dirs(folder: Path) -> list[str]:
 
 
 def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recursive: bool = True) -> list[str]:
-    """Sorted `/`-separated paths, relative to `folder`, of the files whose lower-case name ends in `extensions`."""
+    """Sorted `/`-separated paths, relative to `folder`, of the files whose lower-case name ends in `extensions`.
+    Symbolic links are followed; a folder link back to a folder it lies in (a loop) is a StudyError naming it."""
+    return walk_files(folder, extensions, recursive)[0]
+
+
+Identity = tuple[int, int]  # (st_dev, st_ino): one file, whatever the path to it
+
+
+def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
+               recursive: bool = True) -> tuple[list[str], dict[str, Identity] | None]:
+    """`list_files`, and None when no symbolic link was met (no path then reaches a file a second way, hard links
+    aside; a tree without links costs no stat per file: file types come from getdents), else the identity of each
+    file that is a link (from the stat that following it took)."""
     out: list[str] = []
-    stack = [("", os.fspath(folder))]
+    links: dict[str, Identity] = {}
+    folder_link = False
+    stack: list[tuple[str, str, tuple[str, ...]]] = [("", os.fspath(folder), ())]  # and the links taken (real)
     while stack:
-        prefix, path = stack.pop()
+        prefix, path, targets = stack.pop()
         with os.scandir(path) as it:
             entries = [e for e in it if e.name[:1] != "."]
         files = [e for e in entries if e.name.lower().endswith(extensions)]
+        plain = [e for e in files if e.is_file(follow_symlinks=False)]
+        if len(plain) != len(files):  # links, or folders named like images
+            plain = [e for e in files if e.is_file()]
+            links.update({prefix + e.name: (e.stat().st_dev, e.stat().st_ino) for e in plain if e.is_symlink()})
         if prefix:
-            out.extend([prefix + e.name for e in files if e.is_file()])
+            out.extend([prefix + e.name for e in plain])
         else:
-            out.extend([e.name for e in files if e.is_file()])
+            out.extend([e.name for e in plain])
         if recursive and len(files) != len(entries):
             chosen = set(map(id, files))
-            stack.extend((prefix + e.name + "/", e.path) for e in entries if id(e) not in chosen and e.is_dir())
+            for e in entries:
+                if id(e) in chosen or not e.is_dir():
+                    continue
+                if e.is_symlink():
+                    folder_link = True
+                    target = os.path.realpath(e.path)
+                    here = os.path.realpath(path)
+                    if target in targets or here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+                        raise StudyError(f"{e.path}: a link to {target}, a folder it lies in (a loop of links): the "
+                                         "listing would never end; remove the link")
+                    stack.append((prefix + e.name + "/", e.path, targets + (target,)))
+                else:
+                    stack.append((prefix + e.name + "/", e.path, targets))
     out.sort()
-    return require_utf8(out, folder)
+    return require_utf8(out, folder), (links if links or folder_link else None)
+
+
+def check_distinct(folder: Path, classes: list[str], files: list[list[str]], links: list[dict[str, Identity]],
+                   run: Callable) -> None:
+    """StudyError naming two listed paths that are one file (same device and inode) where one of them is not itself
+    a file link: a link into another class folder, or a folder link, lists an image twice, under two labels. Two
+    file links to one file are allowed: a content-addressed store (git-annex, DataLad, DVC) keeps identical images
+    as one object. `links`: per class, the identities of its file links (`walk_files`); one stat for each other file,
+    by `run` (a map)."""
+    def identities(i: int) -> list[Identity]:
+        known, base = links[i], os.path.join(folder, classes[i])
+        return [known.get(n) or identity(os.path.join(base, n)) for n in files[i]]
+
+    seen: dict[Identity, tuple[str, bool]] = {}  # the first path to each file, and whether it is a file link
+    for i, (c, names, keys) in enumerate(zip(classes, files, run(identities, list(range(len(classes)))))):
+        for n, key in zip(names, keys):
+            path, is_link = f"{c}/{n}", n in links[i]
+            first, first_link = seen.setdefault(key, (path, is_link))
+            if first != path and not (is_link and first_link):
+                raise StudyError(f"{folder}: {first} and {path} are one file ({os.path.realpath(folder / first)}): "
+                                 "an image is listed once, under one class; remove the link (or copy the file)")
+            if not is_link:
+                seen[key] = (path, False)  # a later link to it is refused
+
+
+def identity(path: str) -> Identity:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def scan_threads() -> int:
@@ -64,14 +124,30 @@ def scan_threads() -> int:
 def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]]]:
     """Classes (sorted sub-folder names) and, per class, its sorted image paths relative to the class folder.
 
+    Images lying in `folder` beside class folders, which no class would list, are a StudyError naming them; so are
+    two paths to one file (`check_distinct`, run where the tree holds symbolic links) and folder-link loops.
     `threads` (default `STUDY_SCAN_THREADS`, else 1) lists class folders in parallel: worth it on network
     filesystems, where listing waits on the server; on a local disk one thread is fastest."""
     if threads is None:
         threads = scan_threads()
-    classes = list_dirs(folder)
-    if threads > 1 and len(classes) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            files = list(pool.map(lambda c: list_files(folder / c), classes))
-    else:
-        files = [list_files(folder / c) for c in classes]
+    with os.scandir(folder) as it:
+        entries = [e for e in it if e.name[:1] != "."]
+    dirs = [e for e in entries if e.is_dir()]
+    classes = require_utf8(sorted(e.name for e in dirs), folder)
+    loose = sorted(e.name for e in entries if e.name.lower().endswith(IMG_EXTENSIONS) and e.is_file())
+    if classes and loose:
+        raise StudyError(f"{folder} holds {len(loose)} image file(s) beside its class folders (e.g. "
+                         f"{', '.join(loose[:3])}), which no class lists: move each into its class folder, or out of "
+                         f"{folder}")
+
+    def run(fn: Callable, items: list) -> list:
+        if threads > 1 and len(items) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                return list(pool.map(fn, items))
+        return [fn(x) for x in items]
+
+    scans = run(lambda c: walk_files(folder / c), classes)
+    files = [names for names, _ in scans]
+    if any(e.is_symlink() for e in dirs) or any(links is not None for _, links in scans):
+        check_distinct(folder, classes, files, [links or {} for _, links in scans], run)
     return classes, files

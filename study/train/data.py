@@ -20,11 +20,12 @@ from study.train.allocator import retain_freed_memory
 
 class ImageReader:
     """Opens a manifest's images as RGB PIL images, its corruption (if any) applied, keyed by
-    `"<manifest seed>:<relative path>"`.
+    `"<manifest seed>:<relative path>"` (`corruption_key`).
 
     Formats by the row's kind (`manifest.kind_of`: the manifest's, or its source's in a pool of several kinds):
     "image" (anything PIL decodes; a clean RGB JPEG is returned not yet loaded so that augmentation may use draft
-    decoding), "npy" (channels-last patches; `channels` picks 3 channels, or 1 which is repeated; default
+    decoding; 16-bit grayscale keeps its high byte, 32-bit integer and float images are refused: `eight_bit`),
+    "npy" (channels-last patches; `channels` picks 3 channels, or 1 which is repeated; default
     `manifest.channels_of(source)` or the first three), "idx" (row path `<file>#<index>`, read with
     study.datasets.idx.load_idx). Any failure raises StudyError naming the file and the manifest.
     """
@@ -68,7 +69,7 @@ class ImageReader:
                 if self.corruption is None and img.format == "JPEG" and img.mode == "RGB":
                     return img  # not yet decoded: augmentation may call img.draft()
                 img.load()
-                img = img.convert("RGB")
+                img = eight_bit(img).convert("RGB")
             elif kind == "npy":
                 img = self._npy(np.load(file, mmap_mode="r"), channels)
             else:
@@ -87,7 +88,9 @@ class ImageReader:
 
     def corruption_key(self, row: Any) -> str:
         """What a row's corruption draws are keyed by: "<seed>:<path>", with the row's source in a pooled manifest
-        ("<seed>:<source>:<path>"), where two sources may hold the same relative path."""
+        ("<seed>:<source>:<path>"), where two sources may hold the same relative path. The path, not the rank key:
+        the same images in two folder layouts (Places365's `data_256/`, `data_256_standard/`) get the same subsets but
+        other noise. Kept so: keying by the rank key would change the pixels of every existing corrupted manifest."""
         if self.manifest.meta.get("roots"):
             return f"{self.seed}:{row['source']}:{row['path']}"
         return f"{self.seed}:{row['path']}"
@@ -135,6 +138,19 @@ class ImageReader:
         if a.ndim == 2:
             return Image.fromarray(a, "L").convert("RGB")
         return Image.fromarray(a).convert("RGB")
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """`img` with 8-bit channels, scaled by its bit depth, never by its values: 16-bit grayscale (modes I;16*, and a
+    PNG's mode I, as Pillow < 10 opens 16-bit PNGs) keeps its high byte, as Pillow keeps it of 16-bit RGB; other
+    modes as they are. A 32-bit integer or float image (mode I, F) has no depth to scale by: ValueError naming it."""
+    if img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG"):
+        return Image.fromarray((np.asarray(img) >> 8).astype(np.uint8), "L")
+    if img.mode in ("I", "F"):
+        what = "32-bit integer" if img.mode == "I" else "floating-point"
+        raise ValueError(f"mode {img.mode} ({what} pixels) has no fixed range to read as 8-bit RGB; save the "
+                         "image with 8 or 16 bits per channel")
+    return img
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

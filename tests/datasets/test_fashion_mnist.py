@@ -1,4 +1,7 @@
 """The fashion-mnist reader: IDX rows as (file, index), its split names and errors, and the real Debian files."""
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from dataset_layouts import make_fashion_mnist
@@ -7,6 +10,8 @@ from real_data import FASHION_MNIST
 from study.datasets import read_dataset
 from study.datasets.idx import load_idx
 from study.errors import StudyError
+from study.manifests import load_manifest
+from study.manifests.build import BuildConfig, build_manifest
 
 def test_rows_are_file_and_index(tmp_path):
     make_fashion_mnist(tmp_path, n_train=20, n_test=10)
@@ -71,6 +76,41 @@ def test_uncompressed_idx_files(tmp_path):
     with pytest.raises(StudyError, match=r"fashion-mnist images file not found: .*/t10k-images-idx3-ubyte.gz "
                                          r"\(nor t10k-images-idx3-ubyte uncompressed\)"):
         read_dataset("fashion-mnist", tmp_path / "raw", "test")
+
+
+def test_gzipped_and_uncompressed_copies_give_the_same_subsets(tmp_path, monkeypatch):
+    """Both copies rank each row by the official `.gz` file name, so the same rows make each subset."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_fashion_mnist(tmp_path / "gz", n_train=60)
+    make_fashion_mnist(tmp_path / "raw", n_train=60, suffix="")
+    tables = []
+    for name in ("gz", "raw"):
+        build_manifest(BuildConfig("fashion-mnist", tmp_path / name, "train", name, sizes=[20], labeled_sizes=[10]))
+        tables.append(load_manifest(name).table)
+    gz, raw = tables
+    assert raw["path"].tolist() == [p.replace(".gz#", "#") for p in gz["path"]]  # rows in rank order
+    assert raw["labeled_rank"].tolist() == gz["labeled_rank"].tolist()
+
+
+def _stored_gzip(data: bytes) -> bytes:
+    """`data` gzipped as one stored (uncompressed) deflate block, mtime 0: the same bytes whatever the zlib."""
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x01" + struct.pack("<HH", len(data), len(data) ^ 0xFFFF)
+            + data + struct.pack("<II", zlib.crc32(data), len(data)))
+
+
+def test_debian_layout_manifest_keeps_its_content_hash(tmp_path, monkeypatch):
+    """The hashes that the reader gave before rows were keyed by the official file name (Debian's copy is named so:
+    its subsets, rows and metadata are unchanged)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    images = (np.arange(40 * 28 * 28) % 251).astype(np.uint8).reshape(40, 28, 28)
+    labels = (np.arange(40) * 7 % 10).astype(np.uint8)
+    for name, a in (("train-images-idx3-ubyte.gz", images), ("train-labels-idx1-ubyte.gz", labels)):
+        header = bytes([0, 0, 8, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+        (tmp_path / name).write_bytes(_stored_gzip(header + a.tobytes()))
+    meta, _ = build_manifest(BuildConfig("fashion-mnist", tmp_path, "train", "fm", sizes=[10], labeled_sizes=[5]))
+    assert meta["info"] == {}
+    assert meta["table_hash"] == "f38d6fcfa13b236bcf76f22888baeb33b39a074efa4d2365915c52074f72b3c9"
+    assert meta["content_hash"] == "203413c44d4cafe34fa2aaa26e30fc4a0da39bf01efee2331bbe1f75cf3bf113"
 
 
 @pytest.mark.skipif(not (FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file(),

@@ -89,6 +89,16 @@ def test_bad_inputs(tmp_path):
                 read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
 
 
+def test_an_occurrence_listed_twice_names_both_lines(tmp_path):
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text(csv.read_text().replace("\n", "\n\n", 1) + "1234567;40.0;-70.0;9\n")  # blank lines count
+    for rule in LABEL_RULES:
+        with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 6: occurrence 1234567 is listed twice, "
+                                             r"first on line 3$"):
+            read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
+
+
 def test_csv_errors_name_the_value_that_failed_and_the_separator(tmp_path):
     make_glc20(tmp_path)
     csv = tmp_path / "occurrences_us_train.csv"

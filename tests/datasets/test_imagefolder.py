@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,18 @@ def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path):
     make_imagefolder(tmp_path / "train", {"cat": 1, "dog": 1})  # no val/: its classes would be ["train"]
     with pytest.raises(StudyError, match=r"no 'val' folder \(it has split folders \['train'\]\)"):
         read_dataset("imagefolder", tmp_path, "val")
+
+
+@pytest.mark.parametrize("split, where", [("train", "train"), ("", ".")])
+def test_images_beside_the_class_folders_are_refused(tmp_path, split, where):
+    """In the split folder, or in a root that is the tree: no class would list them (torchvision drops them)."""
+    make_imagefolder(tmp_path / where, {"cat": 1, "dog": 1})
+    write_image(tmp_path / where / "stray.jpg")
+    (tmp_path / where / "notes.txt").write_text("not an image")
+    with pytest.raises(StudyError, match=re.escape(f"{tmp_path / where} holds 1 image file(s) beside its class "
+                                                   "folders (e.g. stray.jpg), which no class lists: move each into its "
+                                                   "class folder, or out of")):
+        read_dataset("imagefolder", tmp_path, split)
 
 
 @pytest.mark.parametrize("order_seed", [1, 2, 3])

@@ -1,3 +1,4 @@
+import re
 import shutil
 import sys
 
@@ -76,6 +77,33 @@ def test_half_sorted_val_folder_is_refused(tmp_path):
     (tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG").rename(
         tmp_path / "val" / "n01443537" / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(StudyError, match="both class folders and loose images"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_loose_images_in_train_beside_the_class_folders_are_refused(tmp_path):
+    """An inner tar extracted into train/ itself, not into its <wnid>/ folder: its images would be left out."""
+    make_imagenet_official(tmp_path)
+    for i in range(4):
+        write_image(tmp_path / "train" / f"n01440764_{100 + i}.JPEG", value=i)
+    with pytest.raises(StudyError, match=re.escape(f"{tmp_path / 'train'} holds 4 image file(s) beside its class "
+                                                   "folders (e.g. n01440764_100.JPEG, n01440764_101.JPEG, "
+                                                   "n01440764_102.JPEG), which no class lists")):
+        read_dataset("imagenet", tmp_path, "train")
+
+
+@pytest.mark.parametrize("layout", ["official", "kaggle"])
+def test_two_val_files_of_one_stem_are_refused_naming_both(tmp_path, layout):
+    """A converted copy kept beside the original (the usual CMYK fix): which one the label is for is unknown."""
+    if layout == "official":
+        make_imagenet_official(tmp_path)
+        val, labels = tmp_path / "val", tmp_path / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
+    else:
+        make_imagenet_kaggle(tmp_path)
+        val, labels = tmp_path / "ILSVRC/Data/CLS-LOC/val", tmp_path / "LOC_val_solution.csv"
+    write_image(val / "ILSVRC2012_val_00000001.png", value=99)
+    with pytest.raises(StudyError, match=re.escape(f"{val}: ILSVRC2012_val_00000001.JPEG and "
+                                                   f"ILSVRC2012_val_00000001.png have one stem, which {labels} labels "
+                                                   "once: keep one of them")):
         read_dataset("imagenet", tmp_path, "val")
 
 

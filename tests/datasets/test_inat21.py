@@ -39,7 +39,9 @@ def _edit(tmp_path, fn):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["images"].append(dict(d["images"][0])), "image id 100 is listed twice"),
     (lambda d: (d["images"].append(dict(d["images"][0], id=999)),
-                d["annotations"].append({"id": 99, "image_id": 999, "category_id": 0})), "is listed twice"),
+                d["annotations"].append({"id": 99, "image_id": 999, "category_id": 0})),
+     r"train.json: images\[6\] \(id 999\) has the file_name of images\[0\] \(id 100\), 'train/.*\.jpg': an image "
+     r"is listed once$"),
     (lambda d: d["annotations"][0].update(category_id=3), "out of range"),
     (lambda d: d["annotations"].append({"id": 99, "image_id": 5, "category_id": 0}), "not in images"),
     (lambda d: d["annotations"].pop(), "has no annotation"),

@@ -30,7 +30,9 @@ def test_val_flat_list(tmp_path):
     ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
     ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
     ("/a/airfield/x.jpg 365", r"line 7: label 365 of '/a/airfield/x.jpg' is out of range 0..2"),
-    ("/a/airfield/00000001.jpg 0", "listed twice"),
+    ("/a/airfield/00000001.jpg 0", r"line 7: image '/a/airfield/00000001.jpg' is listed twice, first on line 6$"),
+    ("a/airfield/00000001.jpg 1", r"line 7: image 'a/airfield/00000001.jpg' is listed twice, first on line 6 \(label 0 "
+                                  r"there, 1 here\)$"),
 ])
 def test_bad_list_lines(tmp_path, line, message):
     make_places365(tmp_path)

@@ -1,3 +1,4 @@
+import os
 import re
 
 import pytest
@@ -18,3 +19,74 @@ def test_scan_threads_not_a_count_is_named_and_a_count_lists_the_same_index(tmp_
     monkeypatch.setenv("STUDY_SCAN_THREADS", "3")
     three = read_dataset("imagefolder", tmp_path, "train")
     assert three.paths.to_pylist() == one.paths.to_pylist() and three.labels.tolist() == one.labels.tolist()
+
+
+def _tree(tmp_path):
+    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 1})
+    return root, root / "cat" / "img000.png"
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_a_file_link_into_another_class_is_refused_naming_both_paths(tmp_path, monkeypatch, threads):
+    monkeypatch.setenv("STUDY_SCAN_THREADS", threads)
+    root, a = _tree(tmp_path)
+    os.symlink("../cat/img000.png", root / "dog" / "link.png")
+    with pytest.raises(StudyError, match=re.escape(f"{root}: cat/img000.png and dog/link.png are one file ({a}): an "
+                                                   "image is listed once, under one class; remove the link")):
+        read_dataset("imagefolder", root, "")
+
+
+@pytest.mark.parametrize("link, target", [("dog/more", "../cat"), ("eel", "cat")])
+def test_a_folder_link_to_another_class_is_refused(tmp_path, link, target):
+    """Inside a class folder, or as a class folder of its own: cat's images would be listed under a second label."""
+    root, a = _tree(tmp_path)
+    os.symlink(target, root / link)
+    with pytest.raises(StudyError, match=re.escape(f"cat/img000.png and {link}/img000.png are one file ({a})")):
+        read_dataset("imagefolder", root, "")
+
+
+@pytest.mark.parametrize("links", [{"dog/up": ".."}, {"dog/self": "."}, {"dog/a/b/up": "../.."},
+                                   {"cat/x": "../dog", "dog/y": "../cat"}])
+def test_a_folder_link_loop_is_refused_at_once(tmp_path, links):
+    """A link back to a folder it lies in, or two links into each other's folders: named, not a 40-level path."""
+    root, _ = _tree(tmp_path)
+    (root / "dog" / "a" / "b").mkdir(parents=True)
+    for link, target in links.items():
+        os.symlink(target, root / link)
+    with pytest.raises(StudyError, match=r"/(up|self|x|y): a link to /.*, a folder it lies in \(a loop of links\): "
+                                         r"the listing would never end; remove the link$") as e:
+        read_dataset("imagefolder", root, "")
+    assert len(str(e.value)) < 300
+
+
+def test_a_tree_of_links_into_a_store_lists_as_the_files_themselves(tmp_path):
+    """Every image a link into a store (as DVC or git-annex lay trees out), one class folder a link too: the same
+    index as before the files moved into the store."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 3, "dog": 2})
+    before = read_dataset("imagefolder", root, "")
+    store = tmp_path / "store"
+    for i, f in enumerate(sorted(root.rglob("*.png"))):
+        blob = store / str(i % 2) / f"blob{i}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        f.rename(blob)
+        os.symlink(blob, f)
+    (root / "dog").rename(store / "dog")
+    os.symlink(store / "dog", root / "dog")
+    after = read_dataset("imagefolder", root, "")
+    assert after.paths.to_pylist() == before.paths.to_pylist() and after.labels.tolist() == before.labels.tolist()
+    assert len(after) == 5 and all(os.path.islink(root / p) for p in after.paths.to_pylist())
+
+
+def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_path):
+    """git-annex and DataLad keep byte-identical files as two links to one object: two images of the dataset (ImageNet
+    has such duplicates), not one image listed twice."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
+    blob = tmp_path / "store" / "one-object"
+    blob.parent.mkdir()
+    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
+    cat_file.rename(blob)
+    dog_file.unlink()
+    os.symlink(blob, cat_file)
+    os.symlink(blob, dog_file)
+    index = read_dataset("imagefolder", root, "")
+    assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]

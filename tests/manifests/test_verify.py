@@ -208,3 +208,23 @@ def test_a_missing_base_or_pooled_source_is_a_warning_naming_it(build, cli, tmp_
             f"compared with this manifest's") in err
     code, out, err = cli("manifest", "verify", "tp")
     assert code == 0 and "pooled source 'toy' not found" in err and "'other'" not in err
+
+
+def test_files_of_16_bit_grayscale_verify_and_float_images_are_named_with_their_mode(cli, tmp_path):
+    """`verify --files` reads images as training does: a 16-bit PNG scaled by its bit depth (not clipped to white)
+    passes; a float TIFF, which has no bit depth to scale by, is named with its mode."""
+    from PIL import Image
+
+    root = tmp_path / "micro"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        Image.fromarray(np.arange(0, 65536, 256, dtype=np.uint16).reshape(16, 16)).save(root / c / "g16.png")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", root, "--split", "", "--name", "m")
+    assert code == 0, err
+    code, out, err = cli("manifest", "verify", "m", "--files")
+    assert code == 0 and "every file decodes" in out, err
+    Image.fromarray(np.full((16, 16), 0.5, np.float32)).save(root / "b" / "f.tif")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", root, "--split", "", "--name", "f")
+    assert code == 0, err
+    code, _, err = cli("manifest", "verify", "f", "--files")
+    assert code == 2 and f"{root / 'b' / 'f.tif'}: does not decode (ValueError: mode F (floating-point pixels)" in err

@@ -49,6 +49,64 @@ def test_unreadable_image_names_file_and_manifest(tmp_path):
         r.open("nope.png")
 
 
+def _one_image(tmp_path, name, arr, **meta):
+    """A manifest of one image file `name` holding `arr` as PIL writes it, and its row."""
+    Image.fromarray(arr).save(tmp_path / name)
+    df = pd.DataFrame([{"path": name, "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    return _manifest(tmp_path, df, **meta), df.iloc[0]
+
+
+@pytest.mark.parametrize("name", ["g16.png", "g16.tif"])
+def test_16_bit_grayscale_keeps_its_high_byte(tmp_path, name):
+    """PIL's own convert("RGB") clips 16-bit values at 255 (a white image); the reader scales by the bit depth."""
+    a = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
+    m, row = _one_image(tmp_path, name, a)
+    assert Image.open(tmp_path / name).mode == "I;16"
+    got = np.asarray(ImageReader(m).open(row))
+    assert got.dtype == np.uint8 and all(np.array_equal(got[:, :, c], a >> 8) for c in range(3))
+    m.corruption = corruptions.parse_corruption("salt_pepper:fraction=0.1")
+    noisy = np.asarray(ImageReader(m).open(row))
+    assert 0.7 < np.mean(noisy == got) < 0.99  # corrupted from the scaled pixels, not from a clipped white image
+
+
+def test_16_bit_png_that_an_older_pillow_opens_as_mode_i_is_scaled_too(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    monkeypatch.setitem(PngImagePlugin._MODES, (16, 0), ("I", "I;16B"))  # Pillow < 10's mapping
+    a = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
+    m, row = _one_image(tmp_path, "g16.png", a)
+    assert Image.open(tmp_path / "g16.png").mode == "I"
+    assert np.array_equal(np.asarray(ImageReader(m).open(row))[:, :, 1], a >> 8)
+
+
+@pytest.mark.parametrize("arr, mode", [(np.full((8, 8), 70000, np.int32), "I"),
+                                       (np.full((8, 8), 0.5, np.float32), "F")])
+def test_32_bit_and_float_images_are_refused_naming_file_and_mode(tmp_path, arr, mode):
+    m, row = _one_image(tmp_path, "x.tif", arr)
+    with pytest.raises(StudyError) as e:
+        ImageReader(m).open(row)
+    assert str(e.value).startswith(f"cannot read image {tmp_path}/x.tif (manifest m1): ValueError: mode {mode} (")
+
+
+def test_8_bit_modes_read_as_pil_converts_them(tmp_path):
+    """Grayscale, palette, RGBA and CMYK files: the pixels of PIL's convert("RGB"), as before 16-bit scaling."""
+    rng = np.random.default_rng(1)
+    images = {"l.png": Image.fromarray(rng.integers(0, 256, (9, 7), np.uint8), "L"),
+              "rgba.png": Image.fromarray(rng.integers(0, 256, (9, 7, 4), np.uint8), "RGBA"),
+              "p.png": Image.fromarray(rng.integers(0, 256, (9, 7, 3), np.uint8)).convert("P"),
+              "cmyk.tif": Image.fromarray(rng.integers(0, 256, (9, 7, 4), np.uint8), "CMYK"),
+              "bw.png": Image.fromarray(rng.integers(0, 2, (9, 7), np.uint8) * 255, "L").convert("1")}
+    rows = []
+    for name, img in images.items():
+        img.save(tmp_path / name)
+        rows.append({"path": name, "label": 0, "class_name": "x", "rank": len(rows), "labeled_rank": len(rows)})
+    df = pd.DataFrame(rows)
+    r = ImageReader(_manifest(tmp_path, df))
+    for i, name in enumerate(images):
+        expect = np.asarray(Image.open(tmp_path / name).convert("RGB"))
+        assert np.array_equal(np.asarray(r.open(df.iloc[i])), expect), name
+
+
 def test_npy_patches_choose_channels(tmp_path):
     a = np.arange(4 * 4 * 4, dtype=np.uint8).reshape(4, 4, 4)
     np.save(tmp_path / "p.npy", a)
