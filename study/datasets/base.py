@@ -124,12 +124,9 @@ def check_index(index: Index, where: str) -> None:
         raise StudyError(
             f"{where}: label {int(labels[i])} of {index.paths[i].as_py()!r} is out of range 0..{num_classes - 1}"
         )
-    if pc.count_distinct(index.paths).as_py() != n:
-        order = pc.sort_indices(index.paths)
-        sorted_paths = pc.take(index.paths, order)
-        same = pc.equal(sorted_paths[1:], sorted_paths[:-1])
-        first = int(np.flatnonzero(same.to_numpy(zero_copy_only=False))[0])
-        raise StudyError(f"{where}: image {sorted_paths[first].as_py()!r} is listed twice")
+    twice = first_repeat(index.paths)
+    if twice:
+        raise StudyError(f"{where}: image {index.paths[twice[1]].as_py()!r} is listed twice")
 
 
 def apply_taxonomy(index: Index, taxonomy: Path, read: tuple[list[str], dict[str, list[str]]] | None = None) -> None:
