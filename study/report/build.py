@@ -1,7 +1,10 @@
-"""Build a report folder: results.parquet, cells.csv, one PNG+PDF and table per figure, missing.csv, index.html."""
+"""Build a report folder: results.parquet, cells.csv, one PNG+PDF and table per figure, missing.csv, index.html, and
+`.study-report.json`, the list of the files it wrote there: a later build deletes those it does not write again, and
+never another file."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from study.atomic import atomic_path
+from study.atomic import atomic_path, write_text
 from study.report import style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
@@ -22,7 +25,9 @@ from study.errors import StudyError
 from study.paths import results_dir
 from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
                            drop_repeated_seeds, find_conflicts, gather, write_table)
+from study.results.collect import TABLE_SCHEMA_KEY, planned_seeds
 
+LISTING = ".study-report.json"  # the files builds wrote into the report folder
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -43,6 +48,52 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
                          "draw an empty report")
 
 
+def _is_a_report(out: Path) -> bool:
+    """Whether `out` holds a report's results.parquet (one an earlier build wrote without a listing)."""
+    try:
+        return TABLE_SCHEMA_KEY in (pq.read_schema(out / "results.parquet").metadata or {})
+    except (OSError, pa.ArrowException):
+        return False
+
+
+class _Outputs:
+    """The files of a report folder that builds wrote, listed in LISTING: rewritten (atomically) at each file added,
+    so that a build stopped half-way still lists every file it wrote. `finish` deletes the files an earlier build
+    listed that this one did not write; no other file is ever deleted."""
+
+    def __init__(self, out: Path):
+        self.out, self.written = out, []
+        try:
+            listed = json.loads((out / LISTING).read_text())["files"]
+        except (OSError, ValueError, TypeError, KeyError):
+            listed = None  # none (or not ours): nothing to delete
+        if listed is None and out.is_dir() and any(out.iterdir()) and not _is_a_report(out):
+            names = sorted(p.name for p in out.iterdir())
+            raise StudyError(f"--out {out} holds files that no report wrote ({', '.join(names[:5])}"
+                             f"{', …' if len(names) > 5 else ''}): a report writes index.html, results.parquet and a "
+                             "file per figure and table there. Give a new or empty folder, or an earlier report's")
+        self.earlier = {n for n in listed if isinstance(n, str) and n == Path(n).name
+                        and n not in ("", "..", LISTING)} if isinstance(listed, list) else set()
+
+    def add(self, *paths: Path) -> None:
+        self.written += [Path(p).name for p in paths]
+        self._list(self.earlier | set(self.written))
+
+    def discard(self, since: int) -> None:
+        """Delete the files added after the first `since` (a figure that failed half-way)."""
+        for name in self.written[since:]:
+            (self.out / name).unlink(missing_ok=True)
+        del self.written[since:]
+
+    def finish(self) -> None:
+        for name in sorted(self.earlier - set(self.written)):
+            (self.out / name).unlink(missing_ok=True)
+        self._list(set(self.written))
+
+    def _list(self, names: set[str]) -> None:
+        write_text(self.out / LISTING, json.dumps({"files": sorted(names)}, indent=1) + "\n")
+
+
 @dataclass
 class ReportSummary:
     out: Path
@@ -53,7 +104,8 @@ class ReportSummary:
     skipped_files: list[str] = field(default_factory=list)
     conflicts: int = 0  # cells holding two protocol fingerprints
     drawn: list[str] = field(default_factory=list)
-    skipped_figures: dict[str, str] = field(default_factory=dict)
+    skipped_figures: dict[str, str] = field(default_factory=dict)  # NoData notes and failures
+    failed: list[str] = field(default_factory=list)  # figures that raised an error (not a lack of data)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -121,7 +173,37 @@ def _valueless_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section) -> None:
+def _partial_seed_lines(agg: pd.DataFrame, planned: pd.DataFrame | None, shown: int = 3) -> list[str]:
+    """One line naming (the first `shown` of) the evaluation cells with a value in fewer seeds than the plan gives
+    them (a job still to run, or a diverged seed): the tables print them "mean (k/n)"."""
+    agg = agg[agg["stage"] == "evaluate"] if not agg.empty else agg
+    if agg.empty or planned is None:
+        return []
+    agg = agg.assign(planned_seeds=planned_seeds(agg, planned))
+    short = agg[(agg["count"] > 0) & (agg["count"] < agg["planned_seeds"])]
+    if short.empty:
+        return []
+    keys = [k for k in _cell_keys(short) if k not in ("labeled_size", "level", "metric", "planned_seeds")]
+    groups = [(_cell_text(g.iloc[0], keys), f"{g['count'].min()}/{g['planned_seeds'].iloc[0]:.0f}")
+              for _, g in short.groupby(keys, dropna=False, sort=True)]
+    listed = "; ".join(f"[{cell}]: {seeds} seeds" for cell, seeds in groups[:shown])
+    more = f"; and {len(groups) - shown} more" if len(groups) > shown else ""
+    return [f"{len(groups)} cell(s) have a value in fewer seeds than the grid plans, so far: {listed}{more}. The "
+            "tables print them 'mean (k/n)'; cells.csv gives each cell's count and seeds"]
+
+
+def _duplicate_lines(name: str, paper: pd.DataFrame, shown: int = 3) -> list[str]:
+    """One line naming the cells of a figure's table that more than one cell of results fell on (`wide`)."""
+    cells = paper.attrs.get("duplicates") or []
+    if not cells:
+        return []
+    more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
+    return [f"table {name}: {len(cells)} position(s) hold more than one cell ({'; '.join(cells[:shown])}{more}); the "
+            f"table shows the first of each, {name}_data.csv has every one: they differ in an axis this figure does "
+            "not tell apart (cells.csv has every axis)"]
+
+
+def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section, outputs: _Outputs) -> None:
     """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
     fig, data = module.draw(table, expected)
     if "mean" in data and not data["mean"].notna().any():  # planned cells only: a figure of "missing" bars says nothing
@@ -129,34 +211,30 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
         raise NoData("no cell has a value yet: each is planned without a result (missing.csv) or diverged")
     try:
         section.caption = data.attrs.get("caption", "")
-        _save(fig, out / f"{module.NAME}.png", "png")
-        _save(fig, out / f"{module.NAME}.pdf", "pdf")
+        for fmt in ("png", "pdf"):
+            _save(fig, out / f"{module.NAME}.{fmt}", fmt)
+            outputs.add(out / f"{module.NAME}.{fmt}")
     finally:
         plt.close(fig)
     paper = with_integer_counts(module.paper_table(data))
     paths = write_tables(paper, out, module.NAME, caption=section.caption)
-    write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
+    outputs.add(*paths.values())
+    outputs.add(*write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}").values())
     section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
                      **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
     section.table = paper
-
-
-def _remove_earlier_outputs(out: Path, names: list[str]) -> None:
-    """Delete what an earlier build wrote for `names` (figures not drawn now, `missing` without a plan), so that the
-    folder never shows a figure or table this build did not make."""
-    for name in names:
-        for path in [*out.glob(f"{name}.*"), *out.glob(f"{name}_data.*")]:
-            path.unlink(missing_ok=True)
 
 
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
 
-    Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions) and a summary
-    line go to `log` (the CLI passes stderr). Without a plan, a grid name that no result carries raises NoResults
-    before anything is written; with neither a plan nor a grid, results recorded under more than one grid raise a
-    StudyError asking for the grid's name (one cell of two grids would be two cells of one figure).
+    Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions, cells with
+    fewer seeds than planned, figures that failed) and a summary line go to `log` (the CLI passes stderr). Without a
+    plan, a grid name that no result carries raises NoResults before anything is written; with neither a plan nor a
+    grid, results recorded under more than one grid raise a StudyError asking for the grid's name (one cell of two
+    grids would be two cells of one figure). So does an `out` holding files that no report wrote (`_Outputs`). A
+    figure that raises an error is listed in `failed`; the other figures are still drawn.
     """
     out = Path(out)
     with warnings.catch_warnings():
@@ -182,6 +260,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                          "report (its grid file, or its name)")
     if table.empty:
         _keep_a_report_of_results(out, workdir)
+    outputs = _Outputs(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -199,9 +278,11 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []
     warn_lines += conflict_lines
     warn_lines += _code_version_lines(agg)
+    warn_lines += _partial_seed_lines(agg, coll.planned)
 
-    write_table(table, out / "results.parquet", grid=name)
-    write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
+    outputs.add(write_table(table, out / "results.parquet", grid=name))
+    outputs.add(*write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol "
+                                                          "fingerprint").values())
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
     if plan is not None:
@@ -211,18 +292,23 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                        for line in stale_results(plan.jobs, workdir)]
 
     style.apply()
-    sections, drawn, skipped_figs = [], [], {}
+    sections, drawn, skipped_figs, failed = [], [], {}, []
     for module in FIGURES:
         section = Section(module.NAME, module.TITLE)
+        before = len(outputs.written)
         try:
-            _draw_figure(module, table, expected, out, section)
+            _draw_figure(module, table, expected, out, section, outputs)
         except NoData as e:
+            outputs.discard(before)
             section.note = skipped_figs[module.NAME] = str(e)
         except Exception as e:  # one figure's failure is reported; the others and the tables are still written
+            outputs.discard(before)  # none of its files: the folder shows no figure this build did not finish
             section.note = skipped_figs[module.NAME] = f"failed: {type(e).__name__}: {e}"
             warn_lines.append(f"figure {module.NAME} failed ({type(e).__name__}: {e}); the other figures are drawn")
+            failed.append(module.NAME)
         else:
             drawn.append(module.NAME)
+            warn_lines += _duplicate_lines(module.NAME, section.table)
         sections.append(section)
 
     missing = None
@@ -230,20 +316,22 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
         columns = [c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra
         missing = with_integer_counts(coll.missing[columns])
-        write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
-    _remove_earlier_outputs(out, [m.NAME for m in FIGURES if m.NAME not in drawn] + ([] if missing is not None
-                                                                                      else ["missing"]))
+        outputs.add(*write_tables(missing, out, "missing",
+                                  caption="planned jobs without a result and what they wait for").values())
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {int(table['metric'].notna().sum())} metric row(s)",
                f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",
                f"skipped result files: {len(coll.skipped)}",
                f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",
-               f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"]
+               f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
+               + (f"; failed: {', '.join(failed)}" if failed else "")]
     page = Page(grid=name, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
                                             **({"missing.csv": "missing.csv"} if missing is not None else {})})
     index = write_index(out, page)
+    outputs.add(index)
+    outputs.finish()
     if log is not None:
         for line in warn_lines:
             print(f"study report: warning: {line}", file=log)
@@ -252,4 +340,4 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                          missing=None if missing is None else len(missing),
                          skipped_files=[str(s) for s in coll.skipped],
                          conflicts=len(conflict_lines), drawn=drawn,
-                         skipped_figures=skipped_figs, warnings=warn_lines)
+                         skipped_figures=skipped_figs, failed=failed, warnings=warn_lines)

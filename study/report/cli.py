@@ -1,5 +1,5 @@
 """`study report GRID [--out reports/<grid>] [--workdir DIR] [--profile FILE]`: collect a grid's results and draw
-its report."""
+its report. Exit 1 when a figure failed (the others are drawn)."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
     out = args.out or Path("reports") / name
     try:
-        build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
+        summary = build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
     except NoResults as e:
         raise StudyError(f"{args.grid}: no such grid file, and {e}") from None
+    if summary.failed:
+        print(f"study report: error: figure(s) {', '.join(summary.failed)} failed (see the warnings above); the "
+              "rest of the report is written", file=sys.stderr)
+        return 1
     return 0

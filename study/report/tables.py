@@ -1,6 +1,6 @@
 """Tables as CSV (full precision; a missing cell is empty; means only), Markdown and LaTeX (3 decimals, "mean ± std"
-where seeds were repeated; missing shown as '—' / '--', never 0; a cell not in the grid, where a table marks it,
-empty)."""
+where seeds were repeated, "(k/n)" after a cell with k of its n planned seeds; missing shown as '—' / '--', never 0;
+a cell not in the grid, where a table marks it, empty)."""
 from __future__ import annotations
 
 import math
@@ -23,13 +23,15 @@ def _cell(v, missing: str, digits: int = 3) -> str:
 
 
 def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
-    """Each row's cells as text: 3 decimals, `missing` for a missing value, and "mean ± std" where the frame's
-    `attrs["spread"]` (see figures.common.wide) has a spread for that cell (two or more seeds); empty where its
-    `attrs["absent"]` marks the cell as not in the grid."""
-    spread, absent = df.attrs.get("spread"), df.attrs.get("absent")
+    """Each row's cells as text: 3 decimals, `missing` for a missing value, "mean ± std" where the frame's
+    `attrs["spread"]` (see figures.common.wide) has a spread for that cell (two or more seeds), then " (k/n)" where
+    its `attrs["partial"]` says the cell has k of its n planned seeds; empty where its `attrs["absent"]` marks the
+    cell as not in the grid."""
+    spread, partial, absent = df.attrs.get("spread"), df.attrs.get("partial"), df.attrs.get("absent")
     rows = []
     for i, row in enumerate(df.itertuples(index=False)):
         spreads = spread.iloc[i] if spread is not None and i < len(spread) else {}
+        partials = partial.iloc[i] if partial is not None and i < len(partial) else {}
         blanks = absent.iloc[i] if absent is not None and i < len(absent) else {}
         cells = []
         for col, v in zip(df.columns, row):
@@ -40,6 +42,8 @@ def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
             s = spreads.get(col)
             if text != missing and isinstance(s, float) and not math.isnan(s):
                 text += f" ± {s:.3f}"
+            if text != missing and isinstance(partials.get(col), str):
+                text += f" ({partials.get(col)})"
             cells.append(text)
         rows.append(cells)
     return rows

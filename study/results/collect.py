@@ -178,6 +178,28 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def planned_seeds(cells: pd.DataFrame, planned: pd.DataFrame | None) -> pd.Series:
+    """For each row of `aggregate`'s output, the number of seeds (or seed pairs) among the planned evaluation jobs
+    (`Collection.planned`) with its axes, every axis both frames have but the seed: a job covers every labeled size
+    and level of its cell. NaN where the plan has no such job, or there is no plan."""
+    out = pd.Series(np.nan, index=cells.index, dtype="float64")
+    if planned is None or planned.empty or cells.empty or "stage" not in planned:
+        return out
+    jobs = planned[planned["stage"] == "evaluate"]
+    keys = ["stage", *[c for c in jobs.columns if c in cells.columns and c != "stage" and c not in NOT_CELL]]
+    seeds = [c for c in ("seed", "seed_pair") if c in jobs]
+
+    def tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
+        return [tuple(None if _is_null(v) else v for v in row)
+                for row in df[columns].astype(object).itertuples(index=False)]
+
+    by_cell: dict[tuple, set] = {}
+    for key, seed in zip(tuples(jobs, keys), tuples(jobs, seeds)):
+        by_cell.setdefault(key, set()).add(seed)
+    return pd.Series([float(len(by_cell[k])) if k in by_cell else np.nan for k in tuples(cells, keys)],
+                     index=cells.index, dtype="float64")
+
+
 def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(table, repeats): per (cell, protocol fingerprint, seed) only the newest job's row stays. Two jobs of one
     seed in one cell (a rerun under another job id, a stale result of an earlier grid) are not replicates. `repeats`:

@@ -517,8 +517,9 @@ def test_quality_leaves_a_corruption_never_planned_for_a_method_blank():
     assert sorted(zip(data["corruption"], data["method"])) == [("downsample:factor=2", "simclr"),
                                                                ("jpeg:quality=10", "simclr"),
                                                                ("jpeg:quality=10", "supervised")]
-    assert [t.get_text() for t in fig.axes[0].texts] == ["missing"]  # simclr's, at x < 0: supervised's is blank
-    assert fig.axes[0].texts[0].get_position()[0] < 0
+    assert [t.get_text() for t in fig.axes[0].texts] == ["missing"]  # simclr's, left of the tick: supervised's blank
+    tick = [t.get_text() for t in fig.axes[0].get_xticklabels()].index("downsample:factor=2")
+    assert tick - 0.5 < fig.axes[0].texts[0].get_position()[0] < tick
     md = to_markdown(quality.paper_table(data))
     assert "| a | a | 1M | downsample:factor=2 | — |  |" in md
     also = pd.concat([planned, planned[planned["job_id"] == down[0]["job_id"]].assign(method="supervised",
@@ -541,3 +542,173 @@ def test_a_planned_all_labels_size_is_read_as_every_label():
     _, data = quantity.draw(table_of(recs), expected)
     waiting = data[(data["size"] == 250_000) & (data["protocol"] == "linear")]
     assert not waiting.empty and waiting["mean"].isna().all()  # the planned line, drawn as missing
+
+
+def _md(table) -> str:
+    from study.report.tables import to_markdown
+    return to_markdown(table)
+
+
+def test_quality_keeps_a_planned_corruption_without_a_result_as_missing():
+    """JPEG is planned for both methods and none of its jobs has finished: its row reads '—', in the grid's order,
+    rather than the corruption vanishing from the figure and the table."""
+    table = table_of(quality_records())
+    jpeg = table.drop_duplicates("job_id").assign(stage="evaluate")
+    jpeg = jpeg[jpeg["corruption"] != "none"].assign(corruption="jpeg:quality=10", job_id=lambda f: f["job_id"] + "j")
+    planned = pd.concat([table.drop_duplicates("job_id").assign(stage="evaluate"), jpeg], ignore_index=True)
+    fig, data = quality.draw(table, planned)
+    assert list(dict.fromkeys(data["corruption"])) == ["downsample:factor=2", "jpeg:quality=10"]
+    waiting = data[data["corruption"] == "jpeg:quality=10"]
+    assert sorted(waiting["method"]) == ["simclr", "supervised"] and waiting["mean"].isna().all()
+    assert (waiting["count"] == 0).all()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample:factor=2", "jpeg:quality=10"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
+    assert "| a | a | 1M | jpeg:quality=10 | — | — |" in _md(quality.paper_table(data))
+
+
+def test_quality_orders_corruptions_as_the_grid_does_else_by_parameter_value():
+    """Not as strings (factor=16 before factor=2): the plan's order where there is a plan, else by name, then the
+    parameters' values."""
+    recs = records(eval_axes(), {(10000, None): 0.5})
+    for factor, v in ((2, 0.45), (4, 0.40), (8, 0.30), (16, 0.20)):
+        recs += records(eval_axes(corruption=f"downsample:factor={factor}"), {(10000, None): v})
+    recs += records(eval_axes(corruption="jpeg:quality=5"), {(10000, None): 0.1})
+    recs += records(eval_axes(corruption="jpeg:quality=10"), {(10000, None): 0.2})
+    table = table_of(recs)
+    _, data = quality.draw(table)
+    assert list(quality.paper_table(data)["corruption"]) == [
+        "downsample:factor=2", "downsample:factor=4", "downsample:factor=8", "downsample:factor=16",
+        "jpeg:quality=5", "jpeg:quality=10"]
+    grid_order = ["none", "jpeg:quality=10", "downsample:factor=16", "downsample:factor=2", "jpeg:quality=5",
+                  "downsample:factor=8", "downsample:factor=4"]
+    jobs = table.drop_duplicates("job_id").assign(stage="evaluate")
+    planned = jobs.set_index("corruption").loc[grid_order].reset_index()
+    fig, data = quality.draw(table, planned)
+    assert list(dict.fromkeys(data["corruption"])) == grid_order[1:]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == grid_order[1:]
+
+
+def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
+    """A cell the grid never plans (scratch at 10k labels; fine-tuning at 1k; a pooled set on a dataset it does not
+    pool) is blank, as the figures leave it; '—' is only a planned cell without a value."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.30, (10000, None): 0.35})
+    recs += records({"method": None, "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                    {(1000, None): 0.10})
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 50_000,
+                             "corruption": "none", "protocol": proto, "eval_dataset": "a", "labeled_sizes": sizes}
+                            for proto, sizes in (("linear", "1000,3000,10000"), ("finetune", "3000"))])
+    _, data = quantity.draw(table_of(recs), planned)
+    md = _md(quantity.paper_table(data))
+    assert f"| a | linear | {quantity.SCRATCH} | 0.100 ± 0.014 |  |  |" in md  # never planned at 3k, 10k
+    assert "| a | linear | 50k | 0.300 ± 0.014 | — | 0.350 ± 0.014 |" in md  # 3k planned, no result yet
+    assert "| a | finetune | 50k |  | — |  |" in md  # planned at 3k only, nothing done yet
+    recs = domain_records() + records(eval_axes(dataset="a+c", eval_dataset="a"), {(10000, None): 0.42})
+    _, data = domain_pooling.draw(table_of(recs))
+    table = domain_pooling.paper_table(data)
+    assert list(table.columns) == ["eval_dataset", "in-domain 1M", "pooled a+b 1M", "pooled a+c 1M"]
+    md = _md(table)
+    assert "| b | 0.550 ± 0.014 | 0.500 ± 0.014 |  |" in md and "—" not in md
+
+
+def test_domain_matrix_keeps_the_plans_matrix_size_while_in_domain_probes_of_another_finish_first():
+    """The plan's 3x3 matrix is at 1M, with in-domain probes at 500k: the three 500k cells finished before more than
+    two of the 1M ones, and the matrix stays at 1M (its unfinished cells missing), not the 500k diagonal."""
+    recs = records(eval_axes(dataset="a", eval_dataset="a"), {(10000, None): 0.45})
+    recs += records(eval_axes(dataset="a", eval_dataset="b"), {(10000, None): 0.35})
+    recs += [r for d in "abc" for r in records(eval_axes(dataset=d, eval_dataset=d, size=500_000),
+                                               {(10000, None): 0.4})]
+    planned = pd.DataFrame([{"job_id": f"{d}{e}{s}", "stage": "evaluate", "method": "simclr", "dataset": d,
+                             "size": s, "corruption": "none", "protocol": "linear", "eval_dataset": e}
+                            for d in "abc" for e in "abc" for s in (500_000, 1_000_000) if s == 1_000_000 or d == e])
+    fig, data = domain_matrix.draw(table_of(recs), planned)
+    assert "pretraining size 1M" in data.attrs["caption"]
+    cell = data.set_index(["dataset", "eval_dataset"])
+    assert cell.loc[("a", "b"), "mean"] == pytest.approx(0.35) and cell.loc[("a", "a"), "mean"] == pytest.approx(0.45)
+    assert cell["mean"].isna().sum() == 7 and set(data["size"].dropna()) == {1_000_000}
+    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 7
+
+
+def test_a_null_backbone_beside_a_named_one_is_drawn_apart_not_dropped():
+    """Results of a grid from before it gained `backbone: resnet50` (null) and after (the same recipe): two lines, not
+    one table cell keeping the older value in silence."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.30}, seeds=(0,))
+    recs += records(eval_axes(size=50_000, backbone="resnet50"), {(1000, None): 0.50}, seeds=(0,),
+                    finished_at="2024-02-01T00:00:00+00:00")
+    _, data = quantity.draw(table_of(recs))
+    table = quantity.paper_table(data).set_index("line")
+    assert table["1k"].to_dict() == pytest.approx({"simclr": 0.30, "simclr · resnet50": 0.50})
+    assert "duplicates" not in table.attrs
+
+
+def test_wide_names_each_table_cell_that_two_rows_fall_on():
+    from study.report.figures.common import wide
+
+    data = pd.DataFrame({"line": ["simclr", "simclr", "simclr"], "labeled": ["1k", "1k", "10k"],
+                         "mean": [0.3, 0.5, float("nan")], "std": float("nan")})
+    table = wide(data, "line", "labeled", order=["1k", "10k"])
+    assert table.loc["simclr", "1k"] == pytest.approx(0.3)
+    assert table.attrs["duplicates"] == ["[line=simclr, labeled=1k]: 0.300, 0.500"]
+    assert "duplicates" not in wide(data.iloc[1:], "line", "labeled").attrs
+
+
+def test_a_planned_cell_with_fewer_seeds_than_planned_says_so_in_the_table():
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.30}, seeds=(0, 1, 2))
+    recs += records(eval_axes(), {(1000, None): 0.40}, seeds=(0,))
+    planned = table_of(recs).drop_duplicates("job_id")
+    planned = pd.concat([planned, planned[planned["size"] == 1_000_000].assign(seed=1, job_id="s1"),
+                         planned[planned["size"] == 1_000_000].assign(seed=2, job_id="s2")], ignore_index=True)
+    _, data = quantity.draw(table_of(recs), planned)
+    md = _md(quantity.paper_table(data))
+    assert "| a | linear | 1M | 0.400 (1/3) |" in md and "| a | linear | 50k | 0.303 ± 0.012 |" in md
+    partial = data.set_index("line")["partial_seeds"]
+    assert partial["1M"] == "1/3" and pd.isna(partial["50k"])  # 3 seeds of 3
+    _, data = quantity.draw(table_of(recs))  # no plan: nothing to compare with
+    assert "(1/3)" not in _md(quantity.paper_table(data))
+
+
+def test_granularity_draws_a_planned_line_without_a_result_as_missing():
+    """byol is planned and its evaluation has not finished: a line (and table row) missing at every level, not an
+    absent method."""
+    planned = table_of(granularity_records()).drop_duplicates("job_id")
+    planned = pd.concat([planned, planned.head(1).assign(method="byol", job_id="byol0")], ignore_index=True)
+    fig, data = granularity.draw(table_of(granularity_records()), planned)
+    byol = data[data["line"] == "byol"]
+    assert byol["level"].to_list() == LEVELS and byol["mean"].isna().all() and (byol["count"] == 0).all()
+    assert {c.get_label() for c in fig.axes[0].containers} == {"byol", "simclr", "supervised"}
+    assert "| inat | all | byol | — | — | — |" in _md(granularity.paper_table(data))
+
+
+def test_quantity_breaks_the_scratch_line_at_a_planned_size_without_a_result():
+    """Scratch at 1k, 3k and 10k labels planned, 3k not done: the reference line has a gap (NaN) there, not a segment
+    from 1k to 10k; a dataset whose scratch jobs have no result yet has its reference row, missing."""
+    planned = pd.DataFrame([{"stage": "evaluate", "method": None, "dataset": None, "size": None,
+                             "corruption": None, "protocol": "scratch", "eval_dataset": "a", "labeled_sizes": ls}
+                            for ls in ("1000", "3000", "10000")])
+    fig, data = quantity.draw(table_of(quantity_records()), planned)
+    line = _containers(fig)[("a · linear probe", quantity.SCRATCH)].lines[0]
+    assert list(line.get_xdata()) == [1000.0, 3000.0, 10000.0]
+    ys = list(line.get_ydata())
+    assert ys[0] == pytest.approx(0.10) and math.isnan(ys[1]) and ys[2] == pytest.approx(0.20)
+    gap = data[(data["role"] == "scratch") & (data["protocol"] == "linear") & (data["labeled_size"] == 3000)]
+    assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
+    recs = [r for r in quantity_records() if r["axes"]["protocol"] != "scratch"]
+    _, data = quantity.draw(table_of(recs), planned)
+    ref = data[(data["role"] == "scratch") & (data["protocol"] == "linear")]
+    assert ref["labeled_size"].to_list() == [1000, 3000, 10000] and ref["mean"].isna().all()
+    assert f"| a | linear | {quantity.SCRATCH} | — | — | — |" in _md(quantity.paper_table(data))
+
+
+def test_quality_marks_a_bar_whose_corrupted_or_clean_cell_has_fewer_seeds_than_planned():
+    recs = []
+    for method, seeds in (("simclr", (0, 1, 2)), ("supervised", (0,))):
+        recs += records(eval_axes(method=method), {(10000, None): 0.5}, seeds=seeds)
+        recs += records(eval_axes(method=method, corruption="jpeg:quality=10"), {(10000, None): 0.4},
+                        seeds=(0,) if method == "simclr" else (0, 1, 2))
+    table = table_of(recs)
+    jobs = table.drop_duplicates("job_id")
+    planned = pd.concat([jobs] + [jobs.drop_duplicates(["method", "corruption"]).assign(seed=s, job_id=f"x{s}")
+                                  for s in (0, 1, 2)]).drop_duplicates(["method", "corruption", "seed"])
+    _, data = quality.draw(table, planned)
+    md = _md(quality.paper_table(data))
+    assert "| a | a | 1M | jpeg:quality=10 | -0.103 (1/3) | -0.097 (clean 1/3) |" in md
+    assert data.set_index("method")["partial_seeds"].to_dict() == {"simclr": "1/3", "supervised": "clean 1/3"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -350,3 +351,89 @@ def test_a_grid_without_results_draws_no_figure_of_missing_bars_only(tmp_path):
         assert "no cell has a value yet" in summary.skipped_figures[name]
         assert not list((tmp_path / "r").glob(f"{name}*"))
     assert (tmp_path / "r" / "missing.csv").is_file()
+
+
+def test_a_rebuild_deletes_only_files_an_earlier_build_wrote(tmp_path):
+    """Files of the user's beside a report, named like the report's (quality.py, missing_data.txt, granularity.tex
+    where no build wrote one), survive a build that does not draw those figures; the earlier build's own files of
+    them are deleted."""
+    write_all(tmp_path / "w", ALL)
+    out = tmp_path / "r"
+    build_report(tmp_path / "w", out, plan=plan_for(ALL), log=None)
+    mine = {"quality.py": "my plot\n", "domain_matrix.ipynb": "{}\n", "missing_data.txt": "my list\n",
+            "notes.md": "notes\n"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    for f in (tmp_path / "w" / "results").iterdir():
+        f.unlink()
+    write_all(tmp_path / "w", quantity_records())
+    assert build_report(tmp_path / "w", out, grid="g", log=None).drawn == ["quantity"]
+    assert {name: (out / name).read_text() for name in mine} == mine
+    assert not (out / "quality.png").exists() and not (out / "granularity.md").exists()
+    assert not (out / "missing.csv").exists()  # no plan this time
+    (out / "granularity.tex").write_text("my section\n")  # where this report wrote none
+    build_report(tmp_path / "w", out, grid="g", log=None)
+    assert (out / "granularity.tex").read_text() == "my section\n"
+    assert {name: (out / name).read_text() for name in mine} == mine
+    listed = json.loads((out / ".study-report.json").read_text())["files"]
+    assert "quantity.png" in listed and "index.html" in listed and not {*mine, "granularity.tex"} & set(listed)
+
+
+def test_an_out_folder_of_other_files_is_refused_untouched(tmp_path):
+    """--out pointing at a folder of the user's (a paper's figures): refused before anything is written there. A
+    report folder of before the listing (results.parquet, no .study-report.json) is still a report's."""
+    write_all(tmp_path / "w", quantity_records())
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "granularity.tex").write_text("mine\n")
+    with pytest.raises(StudyError, match=r"--out .*paper holds files that no report wrote \(granularity.tex\)"):
+        build_report(tmp_path / "w", paper, grid="g", log=None)
+    assert [p.name for p in paper.iterdir()] == ["granularity.tex"]
+    build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (tmp_path / "r" / ".study-report.json").unlink()
+    assert build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None).drawn == ["quantity"]
+
+
+def test_cli_exits_1_naming_a_figure_that_failed_and_draws_the_others(tmp_path, capsys, monkeypatch):
+    from study.report.figures import quality
+
+    def broken(table, expected=None):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(quality, "draw", broken)
+    write_all(tmp_path / "w", ALL)
+    assert _run_cli(["report", "g", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "figure quality failed (ValueError: boom)" in err and "figure(s) quality failed" in err
+    assert (tmp_path / "r" / "quantity.png").is_file() and not (tmp_path / "r" / "quality.png").exists()
+    assert "failed: quality" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_cells_with_fewer_seeds_than_planned_are_marked_and_named_once(tmp_path):
+    """Three seeds planned; at 1M only seed 0 has finished: the table prints '0.390 (1/3)', not a final-looking
+    number, and one warning names the cell."""
+    full = []
+    for size, v in ((50_000, 0.3), (1_000_000, 0.4)):
+        full += records(eval_axes(size=size), {(1000, None): v, (10000, None): v + 0.1}, seeds=(0, 1, 2))
+    plan = plan_for(full)
+    done = [r for r in full if not (r["axes"]["size"] == 1_000_000 and r["axes"]["seed"] != 0)]
+    write_all(tmp_path / "w", done, with_pretrain_for=plan)
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    md = (tmp_path / "r" / "quantity.md").read_text()
+    assert "| a | linear | 1M | 0.390 (1/3) | 0.490 (1/3) |" in md
+    assert "| a | linear | 50k | 0.303 ± 0.012 | 0.403 ± 0.012 |" in md
+    assert "0.390 (1/3)" in (tmp_path / "r" / "quantity.tex").read_text()
+    lines = [w for w in s.warnings if "fewer seeds than the grid plans" in w]
+    assert len(lines) == 1 and lines[0].startswith("1 cell(s)") and "size=1000000" in lines[0] and "1/3" in lines[0]
+
+
+def test_two_cells_on_one_table_position_are_named(tmp_path):
+    """Two recipes that differ in an axis the quantity figure does not lay out fall on one table cell: the table
+    keeps one, and a warning names the cell and both values instead of dropping one in silence."""
+    recs = records(eval_axes(size=50_000, temperature=0.1), {(1000, None): 0.30}, seeds=(0,))
+    recs += records(eval_axes(size=50_000, temperature=0.5), {(1000, None): 0.50}, seeds=(0,))
+    write_all(tmp_path / "w", recs)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    lines = [w for w in s.warnings if w.startswith("table quantity:")]
+    assert len(lines) == 1 and "[eval_dataset=a, protocol=linear, line=50k, labeled=1k]: 0.300, 0.500" in lines[0]
+    assert len(pd.read_csv(tmp_path / "r" / "quantity_data.csv")) == 2

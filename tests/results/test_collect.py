@@ -194,3 +194,38 @@ def test_a_cell_names_the_code_versions_of_its_seeds(tmp_path):
     agg = aggregate(collect(tmp_path))
     assert set(agg["code_versions"]) == {"0.1.0+git.aaaaaaa,0.1.0+git.bbbbbbb-dirty"}
     assert find_conflicts(agg).empty and len(resolve_conflicts(agg)) == 2  # still one cell per metric
+
+
+def test_planned_seeds_counts_the_plans_seeds_of_each_cell(tmp_path):
+    """Three seeds planned for one recipe (two done), one for another, none for a cell the plan lacks; a job covers
+    every labeled size of its cell; concatenations count their seed pairs."""
+    from dataclasses import dataclass
+
+    from study.results.collect import planned_seeds
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    axes = {"method": "simclr", "dataset": "a", "size": 50000, "corruption": "none", "protocol": "linear",
+            "eval_dataset": "a"}
+    jobs = [Job(f"j{s}", "evaluate", {"axes": {**axes, "seed": s}}) for s in (0, 1, 2)]
+    jobs += [Job("k0", "evaluate", {"axes": {**axes, "size": 1000000, "seed": 0}}),
+             Job("p0", "pretrain", {"axes": {**axes, "protocol": None, "eval_dataset": None, "seed": 5}})]
+    jobs += [Job(f"c{s}", "evaluate", {"axes": {**axes, "dataset": "a|b", "protocol": "concat", "seed": s}})
+             for s in ("0|1", "2|3")]
+    for s in (0, 1):
+        _write(tmp_path, f"j{s}", s, {1000: 0.5, 10000: 0.6})
+    _write(tmp_path, "k0", 0, {1000: 0.5}, extra_axes={"size": 1000000})
+    _write(tmp_path, "x0", 0, {1000: 0.5}, extra_axes={"size": 7})  # not planned
+    coll = gather(tmp_path, Plan("g", jobs))
+    agg = aggregate(collect(tmp_path))
+    agg = agg[agg["metric"] == "top1"].reset_index(drop=True)
+    got = dict(zip(zip(agg["size"], agg["labeled_size"]), planned_seeds(agg, coll.planned)))
+    assert got[(50000, 1000)] == got[(50000, 10000)] == 3 and got[(1000000, 1000)] == 1
+    assert math.isnan(got[(7, 1000)])
+    assert planned_seeds(agg, None).isna().all()
+    pairs = coll.planned[coll.planned["protocol"] == "concat"].assign(stage="evaluate")
+    conc = pd.DataFrame([{"stage": "evaluate", **axes, "dataset": "a|b", "protocol": "concat"}])
+    assert planned_seeds(conc, pairs).to_list() == [2]

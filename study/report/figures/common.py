@@ -1,6 +1,6 @@
-"""What every figure shares: the cells it draws (seeds aggregated, one protocol fingerprint per cell), size labels,
-the backbone folded into the method's name when it varies (`label_variants`), and `NoData`, which a figure raises
-when the grid holds nothing it can show."""
+"""What every figure shares: the cells it draws (seeds aggregated, one protocol fingerprint per cell, and whether it
+has fewer seeds than planned), size labels, the backbone folded into the method's name when it varies
+(`label_variants`), and `NoData`, which a figure raises when the grid holds nothing it can show."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from study.counts import format_count
-from study.results.collect import aggregate, resolve_conflicts
+from study.results.collect import aggregate, planned_seeds, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
@@ -22,10 +22,14 @@ class NoData(Exception):
     """The grid has no data for this figure; the message says what it lacks (shown as a note in the report)."""
 
 
-def cells(table: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
-    """Evaluation cells of `metric`: mean/std/count over seeds; where two fingerprints meet, the newest one."""
+def cells(table: pd.DataFrame, metric: str = "top1", expected: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Evaluation cells of `metric`: mean/std/count over seeds; where two fingerprints meet, the newest one; and
+    `partial_seeds`, "k/n" where a cell has a value in k of the n seeds the plan `expected` gives it (0 < k < n),
+    else None."""
     rows = table[(table["stage"] == "evaluate") & (table["metric"] == metric)]
     out = resolve_conflicts(aggregate(rows))
+    out["partial_seeds"] = [f"{k}/{n:.0f}" if 0 < k < n else None
+                            for k, n in zip(out["count"], planned_seeds(out, expected))]
     if "corruption" in out:
         out["corruption"] = out["corruption"].where(out["corruption"].notna(), "none")
     return out
@@ -33,16 +37,26 @@ def cells(table: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
 
 def label_variants(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(table, expected) with `method` renamed "<method> · <backbone>" on every row when the backbone takes more
-    than one value across results and plan together, so that each figure draws each backbone apart under its own
-    name, and "<method> · <variant>" on the rows of an evaluate entry with a `variant`; concatenation rows ('a|b')
-    are renamed part by part. Rows without a method (scratch) keep none."""
+    than one value across results and plan together (null counts as one where an evaluation of an encoder has none
+    beside others that have one: a grid that gained a `backbone` axis), so that each figure draws each backbone apart
+    under its own name (a null one under the method's own), and "<method> · <variant>" on the rows of an evaluate
+    entry with a `variant`; concatenation rows ('a|b') are renamed part by part. Rows without a method (scratch)
+    keep none."""
     frames = [f for f in (table, expected) if f is not None and not f.empty]
     for axis in VARIANT_AXES:
         values = {part for f in frames if axis in f for v in f[axis].dropna() for part in str(v).split("|")}
+        if values and any(f.loc[_evaluates_an_encoder(f), axis].isna().any() for f in frames if axis in f):
+            values.add(None)
         if len(values) > 1 or (axis == "variant" and values):
             table, expected = (_with_variant(f, axis) if f is not None and axis in f and "method" in f else f
                                for f in (table, expected))
     return table, expected
+
+
+def _evaluates_an_encoder(df: pd.DataFrame) -> pd.Series:
+    """The evaluation rows with a method (not scratch, nor a pretraining job)."""
+    rows = df["method"].notna() if "method" in df else pd.Series(False, index=df.index)
+    return rows & (df["stage"] == "evaluate") if "stage" in df else rows
 
 
 def _with_variant(df: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -183,9 +197,11 @@ def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str =
     """`data` pivoted for a paper-style table: one row per observed combination of `index` (in first-seen order;
     never the cartesian product of its levels), one column per value of `columns` (`order` when given), NaN for a
     missing cell. The index stays the frame's index. The `spread` column (std over seeds), pivoted alike, rides in
-    `attrs["spread"]` (same rows in the same order), for the Markdown, LaTeX and HTML tables to print "mean ± std".
+    `attrs["spread"]` (same rows in the same order), for the Markdown, LaTeX and HTML tables to print "mean ± std",
+    and `data`'s `partial_seeds` ("k/n", see `cells`) in `attrs["partial"]`, for them to print "mean (k/n)".
     With `blank_absent`, the cells that no row of `data` holds (not in the grid, where a row without a value is a
-    missing cell) ride in `attrs["absent"]` (True there, same rows), for those tables to leave blank."""
+    missing cell) ride in `attrs["absent"]` (True there, same rows), for those tables to leave blank. A cell that two
+    rows of `data` hold shows the first; `attrs["duplicates"]` names each such cell and its values."""
     index = [index] if isinstance(index, str) else list(index)
     keys = data[index].drop_duplicates()
     rows = pd.MultiIndex.from_frame(keys) if len(index) > 1 else pd.Index(keys[index[0]], name=index[0])
@@ -201,7 +217,14 @@ def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str =
     out = pivot(values)
     if spread is not None and spread in data and data[spread].notna().any():
         out.attrs["spread"] = pivot(spread).reset_index(drop=True)
+    if "partial_seeds" in data and data["partial_seeds"].notna().any():
+        out.attrs["partial"] = pivot("partial_seeds").reset_index(drop=True)
     if blank_absent:
         out.attrs["absent"] = pivot("_present", data.assign(_present=1.0)).isna().reset_index(drop=True)
+    twice = data[data.duplicated([*index, columns], keep=False)]
+    if not twice.empty:
+        out.attrs["duplicates"] = [
+            "[" + ", ".join(f"{k}={v}" for k, v in zip([*index, columns], key)) + "]: "
+            + ", ".join("no value" if pd.isna(v) else f"{v:.3f}" for v in group[values])
+            for key, group in twice.groupby([*index, columns], dropna=False, sort=False)]
     return out
-

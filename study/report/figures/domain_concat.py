@@ -27,7 +27,7 @@ def _split(value, n: int) -> list:
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
     table, expected = label_variants(table, expected)
-    cell = clean(cells(table))
+    cell = clean(cells(table, expected=expected))
     conc = cell[cell["protocol"] == "concat"]
     waiting = planned_missing(expected, conc, ["method", "dataset", "size", "size_pair", "eval_dataset"],
                               protocol="concat")  # planned concatenations without a result: drawn missing
@@ -56,9 +56,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
                              "labeled_size": labeled,
                              "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
-                             "count": 0 if r is None else int(r["count"])})
+                             "count": 0 if r is None else int(r["count"]),
+                             "partial_seeds": None if r is None else r["partial_seeds"]})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
-                         "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"])})
+                         "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"]),
+                         "partial_seeds": c.get("partial_seeds")})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))

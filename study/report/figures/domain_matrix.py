@@ -1,7 +1,8 @@
 """`domain_matrix`: pretraining dataset (rows) by evaluation dataset (columns), linear-probe top-1, as a heatmap
 (one panel per method with an in-domain cell) and a table; the diagonal (in-domain) is boxed. One pretraining size
-(the one with the most cells; ties: the larger) and one labeled size (the largest common to every evaluation
-dataset); the caption says which."""
+(the one at which the plan has the most cross-domain cells; without a plan, the one with the most cells with a
+result; ties: the larger) and one labeled size (the largest common to every evaluation dataset); the caption says
+which."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -17,19 +18,31 @@ NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
 
 
-def _choose(lin: pd.DataFrame):
+def _matrix_size(planned: pd.DataFrame):
+    """The pretraining size at which `planned` (single-dataset linear probes) has the most cross-domain (dataset,
+    eval_dataset) cells, ties: the larger; None where it plans none at a size."""
+    if planned.empty or not {"size", "dataset", "eval_dataset"} <= set(planned):
+        return None
+    cross = planned[(planned["dataset"] != planned["eval_dataset"]) & planned["size"].notna()]
+    counts = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in cross.groupby("size")}
+    return int(max(counts, key=lambda s: (counts[s], s))) if counts else None
+
+
+def _choose(lin: pd.DataFrame, planned_size=None):
     """(the cells at one pretraining size and one labeled size, the caption's note, the pretraining size or None).
-    The size with the most (dataset, eval_dataset) cells, so that a grid still running shows its finished cells
-    (a dataset without that size yet shows as missing); the largest size of each dataset when no size is shared."""
+    The plan's matrix size (`_matrix_size`) where given, so that a grid still running keeps its matrix (its cells
+    without a result yet show as missing); else the size with the most (dataset, eval_dataset) cells with a result;
+    the largest size of each dataset when no size is shared."""
     cells_at = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in lin.groupby("size")}
     shared = max((g["dataset"].nunique() for _, g in lin.groupby("size")), default=0)
-    size = None
-    if not cells_at:
-        size_note = "each dataset's whole training set"
-    elif shared >= 2 or lin["dataset"].nunique() == 1:
+    size = planned_size
+    if size is None and cells_at and (shared >= 2 or lin["dataset"].nunique() == 1):
         size = max(cells_at, key=lambda s: (cells_at[s], s))
+    if size is not None:
         lin = lin[lin["size"] == size]
         size_note = f"pretraining size {fmt_size(size)}"
+    elif not cells_at:
+        size_note = "each dataset's whole training set"
     else:
         lin = lin[lin["size"] == lin.groupby("dataset")["size"].transform("max")]
         size_note = "largest pretraining size of each dataset (no size common to two)"
@@ -58,7 +71,7 @@ def _crosses_domains(rows: pd.DataFrame) -> bool:
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per matrix cell (NaN where missing), `diagonal` marks in-domain."""
     table, expected = label_variants(table, expected)
-    cell = cells(table)
+    cell = cells(table, expected=expected)
     lin = clean(cell[cell["protocol"] == "linear"])
     lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]
     if lin.empty or lin["dataset"].nunique() < 2 and lin["eval_dataset"].nunique() < 2:
@@ -66,13 +79,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     planned = expected_rows(expected, protocol="linear")
     if not (_crosses_domains(lin) or _crosses_domains(planned)):  # a diagonal alone is the quantity figure's
         raise NoData("every encoder is evaluated in its own domain only: no cross-domain cell to draw")
-    lin, note, size = _choose(lin)
-    datasets = set(lin["dataset"])
-    evals = set(lin["eval_dataset"])
-    methods = set(lin["method"].dropna())
     has_plan = not planned.empty and {"dataset", "eval_dataset"} <= set(planned)
     if has_plan:
         planned = clean(planned[is_single(planned["dataset"]) & planned["dataset"].notna()])
+    lin, note, size = _choose(lin, _matrix_size(planned) if has_plan else None)
+    datasets = set(lin["dataset"])
+    evals = set(lin["eval_dataset"])
+    methods = set(lin["method"].dropna())
+    if has_plan:
         datasets |= set(planned["dataset"])
         evals |= set(planned["eval_dataset"].dropna())
         if "method" in planned:
@@ -95,7 +109,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ax, method in zip(axes[0], methods):
         sub = lin[same(lin["method"], method)]
         grid = pd.DataFrame([(d, e) for d in rows for e in cols], columns=["dataset", "eval_dataset"])
-        grid = grid.merge(sub[["dataset", "eval_dataset", "size", "labeled_size", "mean", "std", "count"]],
+        grid = grid.merge(sub[["dataset", "eval_dataset", "size", "labeled_size", "mean", "std", "count",
+                               "partial_seeds"]],
                           on=["dataset", "eval_dataset"], how="left")
         grid.insert(0, "method", method)
         grid["diagonal"] = grid["dataset"] == grid["eval_dataset"]

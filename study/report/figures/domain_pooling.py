@@ -18,7 +18,7 @@ TITLE = "Domain: in-domain vs pooled pretraining"
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN height where missing)."""
     table, expected = label_variants(table, expected)
-    cell = cells(table)
+    cell = cells(table, expected=expected)
     lin = clean(cell[cell["protocol"] == "linear"])
     if "dataset" not in lin:
         raise NoData("no pretraining datasets recorded")
@@ -56,11 +56,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 bars.append({"eval_dataset": ev, "bar": f"in-domain {fmt_size(s)}{suffix}", "kind": "in-domain",
                              "dataset": ev, "method": method, "size": s, "labeled_size": labeled,
                              "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
-                             "count": 0 if r is None else int(r["count"])})
+                             "count": 0 if r is None else int(r["count"]),
+                             "partial_seeds": None if r is None else r["partial_seeds"]})
             for _, p in pool_ev[same(pool_ev["method"], method)].sort_values(["size", "dataset"]).iterrows():
                 bars.append({"eval_dataset": ev, "bar": f"pooled {p['dataset']} {fmt_size(p['size'])}{suffix}",
                              "kind": "pooled", "dataset": p["dataset"], "method": method, "size": p["size"],
-                             "labeled_size": labeled, "mean": p["mean"], "std": p["std"], "count": int(p["count"])})
+                             "labeled_size": labeled, "mean": p["mean"], "std": p["std"], "count": int(p["count"]),
+                             "partial_seeds": p.get("partial_seeds")})
     data = pd.DataFrame(bars)
     evals = list(dict.fromkeys(data["eval_dataset"]))
     order = data.assign(parts=data["dataset"].astype(str).str.count(r"\+"))  # by size, then the number of parts
@@ -79,5 +81,6 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: evaluation dataset; columns: each bar."""
-    return wide(data, "eval_dataset", "bar", order=data.attrs.get("bars")).reset_index()
+    """Rows: evaluation dataset; columns: each bar; '—' where a planned cell has no value, blank where the grid never
+    plans it (a pooled set not evaluated on that dataset)."""
+    return wide(data, "eval_dataset", "bar", order=data.attrs.get("bars"), blank_absent=True).reset_index()

@@ -1,6 +1,7 @@
 """`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
 line per method (supervised included), a panel per evaluation dataset, at its largest labeled size; a panel draws
-only the lines with results on its dataset (a line looks alike in every panel)."""
+only the lines with results or planned jobs on its dataset (a line looks alike in every panel; a planned line
+without a result is missing at every level)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -9,7 +10,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, pick_largest,
-                                         same, series_label, varying, wide)
+                                         planned_missing, same, series_label, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
@@ -21,26 +22,31 @@ MODES = {"finest level mapped up": "one finest-level classifier mapped up the ta
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per (panel, line, level), NaN where a level is missing."""
     table, expected = label_variants(table, expected)
-    cell = clean(cells(table))
+    cell = clean(cells(table, expected=expected))
     gran = cell[(cell["protocol"] == "granularity") & cell["level"].notna()]
     if gran.empty:
         raise NoData("no per-level (granularity) results in this grid")
+    # planned jobs without a result: their lines are drawn (and tabled) missing at every level
+    waiting = clean(planned_missing(expected, gran, [*LINE_KEYS, "corruption", "eval_dataset"],
+                                    protocol="granularity"))
     rows_t = table[(table["protocol"] == "granularity") & table["level"].notna()]
     levels = levels_order(rows_t, list(rows_t["level"]))
-    label_cols = varying(gran, LINE_KEYS) or ["method"]
-    lines = gran[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable")
+    both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
+    label_cols = varying(both, LINE_KEYS) or ["method"]
+    lines = both[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable")
     labels = [series_label(r, label_cols) for _, r in lines.iterrows()]
-    evals = sorted(gran["eval_dataset"].dropna().unique())
+    evals = sorted(both["eval_dataset"].dropna().unique())
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
     out = []
     for ax, ev in zip(axes[0], evals):
-        sub = gran[gran["eval_dataset"] == ev]
-        labeled = pick_largest(sub["labeled_size"].unique())
+        sub, wait_ev = gran[gran["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
+        labeled = pick_largest((sub if not sub.empty else wait_ev)["labeled_size"].unique())
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
-            pts = sub
+            pts, planned = sub, wait_ev
             for k in LINE_KEYS:
                 pts = pts[pts[k].astype(object).eq(line[k]) | (pts[k].isna() & pd.isna(line[k]))]
-            if pts.empty:  # no result of this line on this dataset: not evaluated here, not missing
+                planned = planned[planned[k].astype(object).eq(line[k]) | (planned[k].isna() & pd.isna(line[k]))]
+            if pts.empty and planned.empty:  # neither a result nor a job of this line on this dataset: not missing
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
             pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
@@ -50,7 +56,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
                             "level_index": j, "mean": pts.loc[lv, "mean"], "std": pts.loc[lv, "std"],
-                            "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"])})
+                            "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"]),
+                            "partial_seeds": pts.loc[lv, "partial_seeds"]})
         ax.set_xticks(np.arange(len(levels)), levels, rotation=20, ha="right")
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")

@@ -1,13 +1,16 @@
 """`quality`: change in linear top-1 from clean pretraining for each corruption of the pretraining images, one bar
 per method (SimCLR beside supervised), a panel per (pretraining set, evaluation dataset). A (corruption, method)
 bar is there where that corrupted cell has a result or the plan has its job ('missing' when it has no value); a pair
-never planned is blank, in the figure and in the table."""
+never planned is blank, in the figure and in the table. Corruptions run in the grid's order (without a plan: by name,
+then parameter values)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from study.corruptions import parse_corruption
+from study.errors import StudyError
 from study.report import style
 from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, pick_largest, same,
                                          wide)
@@ -21,10 +24,33 @@ def _method_key(m) -> tuple:
     return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m))
 
 
+def _corruption_order(corruptions, expected: pd.DataFrame | None) -> list:
+    """`corruptions` in the order the plan first meets them (the grid's `corruption:` list), those it lacks after
+    them by name, then parameter values (downsample:factor=2 before factor=16)."""
+    planned = [] if expected is None or "corruption" not in expected else \
+        list(dict.fromkeys(expected["corruption"].dropna()))
+
+    def natural(c) -> tuple:
+        try:
+            spec = parse_corruption(c)
+        except StudyError:
+            return str(c), ()
+        return spec.name, tuple(v for _, v in spec.params)
+
+    return sorted(corruptions, key=lambda c: (planned.index(c) if c in planned else len(planned), *natural(c)))
+
+
+def _partial(hit: pd.DataFrame, base: pd.DataFrame) -> str | None:
+    """The "k/n" note of a bar (`cells`' partial_seeds): its corrupted cell's, and its clean cell's as "clean k/n"."""
+    notes = [f"{prefix}{rows['partial_seeds'].iloc[0]}" for prefix, rows in (("", hit), ("clean ", base))
+             if not rows.empty and isinstance(rows["partial_seeds"].iloc[0], str)]
+    return ", ".join(notes) or None
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per (panel, corruption, method) bar: clean mean, corrupted mean, delta."""
     table, expected = label_variants(table, expected)
-    cell = cells(table)
+    cell = cells(table, expected=expected)
     lin = cell[cell["protocol"] == "linear"]
     if "corruption" not in lin or not (lin["corruption"] != "none").any():
         raise NoData("no results of corrupted pretraining in this grid")
@@ -43,7 +69,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             planned = plan[(plan["corruption"] != "none") & same(plan["size"], size)]
             pairs |= set(zip(planned["corruption"], planned["method"]))
         methods = sorted({m for _, m in pairs if not pd.isna(m)}, key=_method_key)
-        for corr in sorted(group.loc[group["corruption"] != "none", "corruption"].unique()):
+        for corr in _corruption_order({c for c, _ in pairs}, expected):
             for m in methods:
                 if (corr, m) not in pairs:  # never planned: no bar, a blank cell
                     continue
@@ -54,7 +80,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 rows.append({"eval_dataset": ev, "dataset": ds, "size": size, "labeled_size": labeled,
                              "corruption": corr, "method": m, "clean_mean": b, "mean": v, "delta": v - b,
                              "delta_std": float(np.hypot(b_std, v_std)),
-                             "count": int(hit["count"].iloc[0]) if not hit.empty else 0})
+                             "count": int(hit["count"].iloc[0]) if not hit.empty else 0,
+                             "partial_seeds": _partial(hit, base)})
     if not rows:
         raise NoData("no corrupted pretraining result shares its cell with a clean one")
     data = pd.DataFrame(rows)
@@ -76,7 +103,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "and tested on clean images), relative to clean pretraining of the same method; "
                              "largest labeled size; error bars: the two cells' standard deviations over seeds "
                              "combined as independent; 'missing': the corrupted or the clean cell has no value; blank: "
-                             "that method is not pretrained with that corruption in the grid.")
+                             "that method is not pretrained with that corruption in the grid; (k/n): the corrupted cell "
+                             "(or, 'clean k/n', the clean one) has a value in k of its n planned seeds.")
     return fig, data
 
 

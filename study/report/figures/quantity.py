@@ -18,28 +18,45 @@ TITLE = "Data quantity: top-1 vs labeled images"
 PROTOCOLS = ("linear", "finetune")
 LINE_KEYS = ["method", "dataset", "size"]
 SCRATCH = "scratch (supervised, random init)"
+POINT_COLUMNS = ["labeled_size", "mean", "std", "count", "partial_seeds"]
+
+
+def _with_planned_gaps(done: pd.DataFrame, planned: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`done` plus a row without a value for each planned cell (`keys`, labeled size) that has no result: at each
+    planned labeled size where the plan names them (a gap in a line), else one per line without any result."""
+    if planned.empty:
+        return done
+
+    def tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:  # a whole-dataset size: NaN in the plan, NA here
+        return [tuple(nan_to_none(r.get(k)) for k in columns) for r in df.to_dict("records")]
+
+    have = set(tuples(done, [*keys, "labeled_size"]))
+    lines_with_results = {t[:-1] for t in have}
+    extra = []
+    for line, sizes in zip(tuples(planned, keys), planned.get("labeled_sizes", pd.Series(None, index=planned.index))):
+        for size in planned_sizes(sizes) or [None]:
+            if (*line, size) not in have and (size is not None or line not in lines_with_results):
+                extra.append({**dict(zip(keys, line)), "labeled_size": size})
+    return pd.concat([done, pd.DataFrame(extra).drop_duplicates()], ignore_index=True) if extra else done
 
 
 def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
-    """The cells of the linear and fine-tuning lines, plus a row without a value for each planned cell that has no
-    result: at each planned labeled size where the plan names them (a gap in a line), else one per line."""
+    """The cells of the linear and fine-tuning lines, and the planned ones without a result (`_with_planned_gaps`)."""
     main = clean(cell[cell["protocol"].isin(PROTOCOLS)])
     planned = expected_rows(expected)
-    if not planned.empty and "protocol" in planned:
-        planned = clean(planned[planned["protocol"].isin(PROTOCOLS)])
-        keys = ["eval_dataset", "protocol", *LINE_KEYS]
-        if all(k in planned for k in keys):
-            have = {tuple(map(nan_to_none, t)) for t in main[[*keys, "labeled_size"]].astype(object).values}
-            lines_with_results = {t[:-1] for t in have}
-            extra = []
-            for _, row in planned.iterrows():
-                line = tuple(nan_to_none(row[k]) for k in keys)  # a whole-dataset size: NaN here, NA in results
-                for size in planned_sizes(row.get("labeled_sizes")) or [None]:
-                    if (*line, size) not in have and (size is not None or line not in lines_with_results):
-                        extra.append({**dict(zip(keys, line)), "labeled_size": size})
-            if extra:
-                main = pd.concat([main, pd.DataFrame(extra).drop_duplicates()], ignore_index=True)
-    return main
+    if planned.empty or "protocol" not in planned:
+        return main
+    keys = ["eval_dataset", "protocol", *LINE_KEYS]
+    planned = clean(planned[planned["protocol"].isin(PROTOCOLS)])
+    return _with_planned_gaps(main, planned, keys) if all(k in planned for k in keys) else main
+
+
+def _scratch_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
+    """The from-scratch cells, with the planned ones that have no result (`_with_planned_gaps`), each line told apart
+    by its backbone and `variant`."""
+    scratch = clean(cell[cell["protocol"] == "scratch"])
+    planned = clean(expected_rows(expected, protocol="scratch"))
+    return _with_planned_gaps(scratch, planned, ["eval_dataset", "protocol", "backbone", "variant"])
 
 
 def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.DataFrame]]:
@@ -58,15 +75,16 @@ def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.D
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
     table, expected = label_variants(table, expected)
-    cell = cells(table)
+    cell = cells(table, expected=expected)
     main = _line_rows(cell, expected)
     main = main[main["dataset"].astype(object).eq(main["eval_dataset"])]  # in-domain; the rest: domain_*
     if main.empty:
         raise NoData("no in-domain linear-probe or fine-tuning top-1 results in this grid")
-    scratch = clean(cell[cell["protocol"] == "scratch"])
-    # as label_variants split the methods: by the backbones of rows that have one (a planned line without a result
-    # has none yet)
-    split_scratch = bool(varying(pd.concat([scratch, main]).dropna(subset=["backbone"]), ["backbone"]))
+    scratch = _scratch_rows(cell, expected)
+    # as label_variants split the methods: by the backbones of results (null counted) and of planned rows that name
+    # one (a planned line without a result has none yet)
+    known = pd.concat([scratch, main])
+    split_scratch = bool(varying(known[known["count"].notna() | known["backbone"].notna()], ["backbone"]))
     evals = sorted(main["eval_dataset"].dropna().unique())
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
     label_cols = varying(main, ["method", "size"]) or ["size"]  # in-domain: the panel names the dataset
@@ -91,11 +109,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 if rows.empty:  # neither a result nor a planned job of this line in this panel
                     continue
                 rows = rows[rows["labeled_size"].notna()] if "labeled_size" in rows else rows
-                if rows["count"].notna().any():  # results (a value or diverged): the line's own labeled sizes
-                    pts = rows[["labeled_size", "mean", "std", "count"]].sort_values("labeled_size")
-                else:  # planned, nothing done yet: a missing cell at every size of the panel
+                if not rows.empty:  # results (a value or diverged) and planned cells: the line's own labeled sizes
+                    pts = rows[POINT_COLUMNS].sort_values("labeled_size")
+                else:  # planned at no named labeled size, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
-                                        "count": 0})
+                                        "count": 0, "partial_seeds": None})
                 look = style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
                                         dash=methods.index(line["method"]))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
@@ -104,7 +122,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
                                    "method": line["method"], "dataset": line["dataset"], "size": line["size"],
                                    "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
-                                   "count": 0 if pd.isna(p["count"]) else int(p["count"])})
+                                   "count": 0 if pd.isna(p["count"]) else int(p["count"]),
+                                   "partial_seeds": p["partial_seeds"]})
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
             if sub.empty and ref.empty:
                 ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
@@ -112,7 +131,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 ax.set_axis_off()
                 continue
             for k, (name, ref_rows) in enumerate(_scratch_lines(ref, split_scratch)):
-                ref_pts = ref_rows[["labeled_size", "mean", "std", "count"]]
+                ref_pts = ref_rows[POINT_COLUMNS]
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
                             yerr=ref_pts["std"].astype(float), label=name,
                             **{**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})})
@@ -120,7 +139,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     points.append({"eval_dataset": ev, "protocol": proto, "line": name, "role": "scratch",
                                    "method": "scratch", "dataset": ev, "size": None,
                                    "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
-                                   "count": 0 if pd.isna(p["count"]) else int(p["count"])})
+                                   "count": 0 if pd.isna(p["count"]) else int(p["count"]),
+                                   "partial_seeds": p["partial_seeds"]})
             ax.set_xscale("log")
             ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
             ax.set_xlabel("labeled images")
@@ -136,7 +156,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 handles.append(h)
                 names.append(n)
     data = pd.DataFrame(points, columns=["eval_dataset", "protocol", "line", "role", "method", "dataset", "size",
-                                         "labeled_size", "mean", "std", "count"])
+                                         *POINT_COLUMNS])
     if not data["mean"].notna().any():
         plt.close(fig)
         if main["count"].notna().any():  # results there are, without a value
@@ -148,13 +168,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
-                             "error bars: standard deviation over seeds; a missing cell is an empty cell of the table "
-                             "(and a row of missing.csv).")
+                             "error bars: standard deviation over seeds; in the table, '—': planned, no result yet "
+                             "(a row of missing.csv), blank: not in the grid, (k/n): k of the n planned seeds.")
     return fig, data
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows (evaluation dataset, protocol, line), one column per labeled size."""
+    """Rows (evaluation dataset, protocol, line), one column per labeled size; '—' where a planned cell has no value,
+    blank where the grid never plans it."""
     t = data.assign(labeled=data["labeled_size"].map(fmt_size))
     order = list(dict.fromkeys(t.sort_values("labeled_size")["labeled"]))
-    return wide(t, ["eval_dataset", "protocol", "line"], "labeled", order=order).reset_index()
+    return wide(t, ["eval_dataset", "protocol", "line"], "labeled", order=order, blank_absent=True).reset_index()
