@@ -19,8 +19,7 @@ from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
-from study.train.backbones import encoder_recipe
-from study.train.loop import encoder_protocol
+from study.train.backbones import encoder_provenance
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
@@ -71,7 +70,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     aug = build_augment(aug_cfg)
     workers = default_workers() if cfg.num_workers is None else cfg.num_workers
     torch.manual_seed(cfg.seed)
-    pretrain = [encoder_protocol(e) for e in encoders]
+    recipes, pretrain = zip(*map(encoder_provenance, encoders)) if encoders else ((), ())
 
     protocol: dict[str, Any] = {
         "stage": "evaluate",
@@ -96,10 +95,10 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "config": cfg.recorded_dict(),
         # the pretraining recipe of each encoder (its record's protocol fingerprint; None: a file that carries none):
         # kept in this record's fingerprint, so that evaluations of encoders of two recipes are never averaged
-        "encoder_recipes": [encoder_recipe(e) for e in encoders],
+        "encoder_recipes": list(recipes),
         # what those fingerprints hash, read from each encoder file (concat: a list; None: a file written without
         # it): not fingerprinted, encoder_recipes pins it
-        "pretrain": pretrain[0] if len(pretrain) == 1 else pretrain or None,
+        "pretrain": pretrain[0] if len(pretrain) == 1 else list(pretrain) or None,
     }
     if cfg.protocol in ("finetune", "scratch"):
         metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)

@@ -470,19 +470,8 @@ def _write_encoder(run_dir: Path, encoder, world, protocol: dict) -> None:
 
     kept = json.loads(canonical_json({**recipe_protocol(protocol), "seed": protocol["seed"]}))  # plain values
     buffer = io.BytesIO()
-    torch.save({**encoder_payload(encoder, protocol_fingerprint(protocol)), "protocol": kept}, buffer)
+    torch.save(encoder_payload(encoder, protocol_fingerprint(protocol), kept), buffer)
     write_bytes(run_dir / "encoder.pt", buffer.getvalue())
-
-
-def encoder_protocol(path: str | Path) -> dict | None:
-    """The pretraining protocol an encoder file carries (`_write_encoder`); None for a file written without one
-    (by older code, or not by `pretrain`). The weights are memory-mapped, not read."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # read_encoder names an unreadable file
-        return None
-    protocol = payload.get("protocol") if isinstance(payload, dict) else None
-    return protocol if isinstance(protocol, dict) else None
 
 
 def random_seed_all(seed: int) -> None:

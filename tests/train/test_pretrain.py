@@ -11,7 +11,7 @@ from device import device_kind, expected_precision
 from study.errors import StudyError
 from study.results.record import code_version, protocol_fingerprint
 from study.train import StopRequested, pretrain
-from study.train.backbones import encoder_recipe, load_encoder
+from study.train.backbones import encoder_provenance, load_encoder
 from study.train.checkpoint import load_checkpoint
 from study.train.methods import METHODS
 
@@ -85,7 +85,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
     # the encoder carries its recipe: the fingerprint its result record gets
-    assert encoder_recipe(tmp_path / "run" / "encoder.pt") == protocol_fingerprint(p)
+    assert encoder_provenance(tmp_path / "run" / "encoder.pt")[0] == protocol_fingerprint(p)
     # a finished run asked again returns at once with the same metrics
     again = pretrain(make_config(), tmp_path / "run")
     assert again["metrics"] == out["metrics"]
@@ -536,7 +536,6 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
     rewrites the same bytes. It carries the protocol its recipe fingerprint hashes, seed kept, for its evaluations."""
     from study.hashing import file_sha256
     from study.results.record import recipe_protocol
-    from study.train.loop import encoder_protocol
 
     for method in ("simclr", "random"):
         path = tmp_path / method / "encoder.pt"
@@ -544,10 +543,10 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
         first = file_sha256(path)
         pretrain(make_config(method=method, seed=3), tmp_path / method)  # already trained: written again
         assert file_sha256(path) == first
-        carried = encoder_protocol(path)
+        recipe, carried = encoder_provenance(path)
         assert carried == {**recipe_protocol(out["protocol"]), "seed": 3}
-        assert protocol_fingerprint(carried) == encoder_recipe(path) == protocol_fingerprint(out["protocol"])
-    assert encoder_protocol(tmp_path / "simclr" / "missing.pt") is None
+        assert protocol_fingerprint(carried) == recipe == protocol_fingerprint(out["protocol"])
+    assert encoder_provenance(tmp_path / "simclr" / "missing.pt") == (None, None)
 
 
 def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path):

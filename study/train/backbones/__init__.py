@@ -23,22 +23,26 @@ def build_backbone(name: str, width: int = 64) -> nn.Module:
     return model
 
 
-def encoder_payload(encoder: nn.Module, recipe: str | None = None) -> dict:
-    """What `encoder.pt` holds: the spec to rebuild it, its weights (on CPU), and `recipe`: the protocol fingerprint
-    of the pretraining that made it (study.results.record.protocol_fingerprint; None when unknown)."""
+def encoder_payload(encoder: nn.Module, recipe: str | None = None, protocol: dict | None = None) -> dict:
+    """What `encoder.pt` holds: the spec to rebuild it, its weights (on CPU), `recipe`: the protocol fingerprint of
+    the pretraining that made it (study.results.record.protocol_fingerprint; None when unknown), and `protocol`: what
+    that fingerprint hashes, with the seed (left out when not given)."""
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    return {"backbone": dict(encoder.spec), "state_dict": state, "recipe": recipe}
+    return {"backbone": dict(encoder.spec), "state_dict": state, "recipe": recipe,
+            **({"protocol": protocol} if protocol is not None else {})}
 
 
-def encoder_recipe(path: str | Path) -> str | None:
-    """The pretraining recipe fingerprint an encoder file carries (None for a file written without one). The weights
-    are memory-mapped, not read: an evaluation reads the file whole once already, for its sha256."""
+def encoder_provenance(path: str | Path) -> tuple[str | None, dict | None]:
+    """(recipe, protocol) an encoder file carries (`encoder_payload`; None for what a file was written without, by
+    older code or not by `pretrain`). The weights are memory-mapped, not read: an evaluation reads the file whole
+    once already, for its sha256."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # read_encoder names an unreadable file
-        return None
-    recipe = payload.get("recipe") if isinstance(payload, dict) else None
-    return recipe if isinstance(recipe, str) else None
+        return None, None
+    payload = payload if isinstance(payload, dict) else {}
+    recipe, protocol = payload.get("recipe"), payload.get("protocol")
+    return (recipe if isinstance(recipe, str) else None), (protocol if isinstance(protocol, dict) else None)
 
 
 def read_encoder(path: str | Path) -> tuple[dict, dict]:
