@@ -83,25 +83,43 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
 
 def check_distinct(folder: Path, classes: list[str], files: list[list[str]], links: list[dict[str, Identity]],
                    run: Callable) -> None:
-    """StudyError naming two listed paths that are one file (same device and inode) where one of them is not itself
-    a file link: a link into another class folder, or a folder link, lists an image twice, under two labels. Two
-    file links to one file are allowed: a content-addressed store (git-annex, DataLad, DVC) keeps identical images
-    as one object. `links`: per class, the identities of its file links (`walk_files`); one stat for each other file,
-    by `run` (a map)."""
+    """StudyError naming two listed paths that are one file (same device and inode), unless they are two distinct
+    link files neither of which leads through the other: a link into another class folder, a linked folder or a
+    link to another listed link lists an image twice, under two labels, while a content-addressed store (git-annex,
+    DataLad, DVC) keeps identical images as two links to one object. `links`: per class, the identities of its file
+    links (`walk_files`); one stat for each other file, by `run` (a map)."""
     def identities(i: int) -> list[Identity]:
         known, base = links[i], os.path.join(folder, classes[i])
         return [known.get(n) or identity(os.path.join(base, n)) for n in files[i]]
 
-    seen: dict[Identity, tuple[str, bool]] = {}  # the first path to each file, and whether it is a file link
+    seen: dict[Identity, list[tuple[str, bool]]] = {}  # each file's paths so far, and whether each is a file link
     for i, (c, names, keys) in enumerate(zip(classes, files, run(identities, list(range(len(classes)))))):
         for n, key in zip(names, keys):
             path, is_link = f"{c}/{n}", n in links[i]
-            first, first_link = seen.setdefault(key, (path, is_link))
-            if first != path and not (is_link and first_link):
-                raise StudyError(f"{folder}: {first} and {path} are one file ({os.path.realpath(folder / first)}): "
-                                 "an image is listed once, under one class; remove the link (or copy the file)")
-            if not is_link:
-                seen[key] = (path, False)  # a later link to it is refused
+            for first, first_link in seen.get(key, ()):
+                if not (is_link and first_link and _separate_links(folder / first, folder / path)):
+                    raise StudyError(f"{folder}: {first} and {path} are one file ({os.path.realpath(folder / first)}"
+                                     "): an image is listed once, under one class; remove the link (or copy the file)")
+            seen.setdefault(key, []).append((path, is_link))
+
+
+def _separate_links(a: Path, b: Path) -> bool:
+    """Whether file links `a` and `b` are two link files, and neither's chain of links passes through the other."""
+    chain_a, chain_b = _link_chain(a), _link_chain(b)
+    return chain_a[0] not in chain_b and chain_b[0] not in chain_a
+
+
+def _link_chain(path: Path, limit: int = 40) -> list[str]:
+    """Where the link file at `path` lies (its folder resolved), then each link it leads through, to the file."""
+    chain = []
+    here = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    while len(chain) < limit:
+        chain.append(here)
+        if not os.path.islink(here):
+            break
+        here = os.path.normpath(os.path.join(os.path.dirname(here), os.readlink(here)))
+        here = os.path.join(os.path.realpath(os.path.dirname(here)), os.path.basename(here))
+    return chain
 
 
 def identity(path: str) -> Identity:

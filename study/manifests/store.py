@@ -309,9 +309,10 @@ class Manifest:
 
     @property
     def table(self):
-        """The rows (pandas), read once (`rows`)."""
+        """The rows (pandas), read once (`rows`, whose Arrow copy is then let go: a job keeps one copy)."""
         if self._table is None:
             self._table = self.rows.to_pandas()
+            self._rows = None
         return self._table
 
     @property

@@ -20,7 +20,7 @@ from study.atomic import atomic_path, write_text
 from study.report import style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
-from study.report.tables import with_integer_counts, write_tables
+from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError
 from study.paths import results_dir
 from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
@@ -66,16 +66,21 @@ class _Outputs:
         try:
             listed = json.loads((out / LISTING).read_text())["files"]
         except (OSError, ValueError, TypeError, KeyError):
-            listed = None  # none (or not ours): nothing to delete
-        if listed is None and out.is_dir() and any(out.iterdir()) and not _is_a_report(out):
-            names = sorted(p.name for p in out.iterdir())
-            raise StudyError(f"--out {out} holds files that no report wrote ({', '.join(names[:5])}"
-                             f"{', …' if len(names) > 5 else ''}): a report writes index.html, results.parquet and a "
-                             "file per figure and table there. Give a new or empty folder, or an earlier report's")
+            listed = None  # none (or not ours)
+        if listed is None and out.is_dir():
+            names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not temporaries, .DS_Store
+            if _is_a_report(out):  # written before builds kept a listing: the files a build names so are its
+                listed = [n for n in names if n in _report_names()]
+            elif names:
+                raise StudyError(f"--out {out} holds files that no report wrote ({', '.join(names[:5])}"
+                                 f"{', …' if len(names) > 5 else ''}): a report writes index.html, results.parquet "
+                                 "and a file per figure and table there. Give a new or empty folder, or an earlier "
+                                 "report's")
         self.earlier = {n for n in listed if isinstance(n, str) and n == Path(n).name
                         and n not in ("", "..", LISTING)} if isinstance(listed, list) else set()
 
     def add(self, *paths: Path) -> None:
+        """List `paths` (before they are written: a write that fails half-way leaves no file unlisted)."""
         self.written += [Path(p).name for p in paths]
         self._list(self.earlier | set(self.written))
 
@@ -92,6 +97,13 @@ class _Outputs:
 
     def _list(self, names: set[str]) -> None:
         write_text(self.out / LISTING, json.dumps({"files": sorted(names)}, indent=1) + "\n")
+
+
+def _report_names() -> set[str]:
+    """Every file name a build writes into its folder."""
+    tables = ["cells", "missing", *(f"{m.NAME}{part}" for m in FIGURES for part in ("", "_data"))]
+    return {"index.html", "results.parquet", *(f"{m.NAME}.{fmt}" for m in FIGURES for fmt in ("png", "pdf")),
+            *(p.name for t in tables for p in table_paths(".", t).values())}
 
 
 @dataclass
@@ -209,17 +221,17 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
     if "mean" in data and not data["mean"].notna().any():  # planned cells only: a figure of "missing" bars says nothing
         plt.close(fig)
         raise NoData("no cell has a value yet: each is planned without a result (missing.csv) or diverged")
+    outputs.add(*(out / f"{module.NAME}.{fmt}" for fmt in ("png", "pdf")),
+                *table_paths(out, module.NAME).values(), *table_paths(out, f"{module.NAME}_data").values())
     try:
         section.caption = data.attrs.get("caption", "")
         for fmt in ("png", "pdf"):
             _save(fig, out / f"{module.NAME}.{fmt}", fmt)
-            outputs.add(out / f"{module.NAME}.{fmt}")
     finally:
         plt.close(fig)
     paper = with_integer_counts(module.paper_table(data))
     paths = write_tables(paper, out, module.NAME, caption=section.caption)
-    outputs.add(*paths.values())
-    outputs.add(*write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}").values())
+    write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
     section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
                      **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
     section.table = paper
@@ -280,9 +292,9 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     warn_lines += _code_version_lines(agg)
     warn_lines += _partial_seed_lines(agg, coll.planned)
 
-    outputs.add(write_table(table, out / "results.parquet", grid=name))
-    outputs.add(*write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol "
-                                                          "fingerprint").values())
+    outputs.add(out / "results.parquet", *table_paths(out, "cells").values())
+    write_table(table, out / "results.parquet", grid=name)
+    write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
     if plan is not None:
@@ -316,8 +328,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
         columns = [c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra
         missing = with_integer_counts(coll.missing[columns])
-        outputs.add(*write_tables(missing, out, "missing",
-                                  caption="planned jobs without a result and what they wait for").values())
+        outputs.add(*table_paths(out, "missing").values())
+        write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {int(table['metric'].notna().sum())} metric row(s)",
                f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",
@@ -329,8 +341,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                 code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
                                             **({"missing.csv": "missing.csv"} if missing is not None else {})})
+    outputs.add(out / "index.html")
     index = write_index(out, page)
-    outputs.add(index)
     outputs.finish()
     if log is not None:
         for line in warn_lines:

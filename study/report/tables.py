@@ -93,11 +93,15 @@ def with_integer_counts(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def table_paths(out: str | Path, name: str) -> dict[str, Path]:
+    """The files `write_tables` writes for `name`, by format."""
+    return {fmt: Path(out) / f"{name}.{fmt}" for fmt in ("csv", "md", "tex")}
+
+
 def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "") -> dict[str, Path]:
     """Write `<name>.csv`, `<name>.md` and `<name>.tex` under `out`; returns their paths by format."""
     df = with_integer_counts(df)
-    out = Path(out)
-    paths = {"csv": out / f"{name}.csv", "md": out / f"{name}.md", "tex": out / f"{name}.tex"}
+    paths = table_paths(out, name)
     write_text(paths["csv"], df.to_csv(index=False, float_format="%.17g"))
     write_text(paths["md"], to_markdown(df))
     write_text(paths["tex"], to_latex(df, caption))

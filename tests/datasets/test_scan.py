@@ -90,3 +90,23 @@ def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_p
     os.symlink(blob, dog_file)
     index = read_dataset("imagefolder", root, "")
     assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("how", ["class folder linked to another", "link to another class's link"])
+def test_an_image_of_a_store_listed_under_two_classes_is_refused(tmp_path, how):
+    """In a tree of links into a store (git-annex, DataLad), a second class made of the first's links is still one
+    image listed twice: only two link files of their own, each to the object, are two images."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 1})
+    store = tmp_path / "store"
+    store.mkdir()
+    for f in sorted(root.rglob("*.png")):
+        blob = store / f"{f.parent.name}-{f.name}"
+        f.rename(blob)
+        os.symlink(blob, f)
+    if how == "class folder linked to another":
+        os.symlink(root / "cat", root / "emu")
+    else:
+        first = sorted((root / "cat").glob("*.png"))[0]
+        os.symlink(os.path.join("..", "cat", first.name), root / "dog" / "again.png")
+    with pytest.raises(StudyError, match="are one file .*: an image is listed once, under one class"):
+        read_dataset("imagefolder", root, "")

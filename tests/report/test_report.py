@@ -12,6 +12,7 @@ from report_records import CODE_VERSION, domain_records, eval_axes, plan_for, qu
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.report import build_report
+from study.report.tables import write_tables
 from study.report.cli import register
 from study.results import write_result
 
@@ -392,6 +393,46 @@ def test_an_out_folder_of_other_files_is_refused_untouched(tmp_path):
     build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
     (tmp_path / "r" / ".study-report.json").unlink()
     assert build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None).drawn == ["quantity"]
+
+
+def test_a_report_folder_of_before_the_listing_loses_its_stale_figures_only(tmp_path):
+    """A report folder written before builds kept a listing: the files a build names so (quality.png of a figure not
+    drawn now) are the earlier build's and go; a file of the user's and a hidden temporary stay, and block nothing."""
+    write_all(tmp_path / "w", ALL)
+    out = tmp_path / "r"
+    build_report(tmp_path / "w", out, plan=plan_for(ALL), log=None)
+    (out / ".study-report.json").unlink()
+    (out / "notes.txt").write_text("mine\n")
+    for f in (tmp_path / "w" / "results").iterdir():
+        f.unlink()
+    write_all(tmp_path / "w", quantity_records())
+    assert build_report(tmp_path / "w", out, grid="g", log=None).drawn == ["quantity"]
+    assert not (out / "quality.png").exists() and not (out / "granularity_data.csv").exists()
+    assert not (out / "missing.md").exists() and (out / "notes.txt").read_text() == "mine\n"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".results.parquet.x1y2.tmp").write_bytes(b"a build killed while writing")
+    (fresh / ".DS_Store").write_bytes(b"")
+    assert build_report(tmp_path / "w", fresh, grid="g", log=None).drawn == ["quantity"]
+
+
+def test_a_figure_that_fails_while_writing_its_tables_leaves_none_of_its_files(tmp_path, monkeypatch):
+    from study.report import build
+
+    def csv_then_fail(df, out, name, caption=""):
+        if name != "quality":
+            return write_tables(df, out, name, caption)
+        (out / f"{name}.csv").write_text("half\n")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(build, "write_tables", csv_then_fail)
+    write_all(tmp_path / "w", ALL)
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(ALL), log=None)
+    assert s.failed == ["quality"] and "quantity" in s.drawn
+    assert not list((tmp_path / "r").glob("quality*"))
+    monkeypatch.undo()
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(ALL), log=None)
+    assert (tmp_path / "r" / "quality.csv").read_text() != "half\n"
 
 
 def test_cli_exits_1_naming_a_figure_that_failed_and_draws_the_others(tmp_path, capsys, monkeypatch):
