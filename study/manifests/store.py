@@ -236,11 +236,12 @@ def _read_checked(name: str) -> tuple[str | None, pa.Table | None]:
 
 
 def rows_problem(table: pa.Table, meta: dict) -> str | None:
-    """"rows differ from the recorded table hash" when `table` is not the rows `meta` was built with, else None
-    (also for metadata that records no table hash)."""
+    """What makes `table` not the rows `meta` was built with: "rows differ from the recorded table hash", or no
+    table hash recorded (every build records one: metadata written by hand); None when they are."""
     recorded = meta.get("table_hash")
-    return "rows differ from the recorded table hash" if recorded is not None and table_hash(table) != recorded \
-        else None
+    if recorded is None:
+        return "the metadata records no table hash for the rows"
+    return "rows differ from the recorded table hash" if table_hash(table) != recorded else None
 
 
 COLUMN_KINDS = {"path": "strings", "class_name": "strings", "source": "strings", "label": "integers",

@@ -73,6 +73,12 @@ def _is_null(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v))
 
 
+def key_tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """Each row's values of `columns`, None for a null of any spelling (None, NaN, pd.NA) or a column `df` lacks:
+    keys that match between a plan's frame and a results table."""
+    return [tuple(None if _is_null(r.get(k)) else r.get(k) for k in columns) for r in df.to_dict("records")]
+
+
 def _normalise(col: pd.Series, integer: bool = False) -> pd.Series:
     """One type per column, so that pyarrow writes it and pandas reads it back the same; an `integer` column whose
     values are whole numbers is Int64 even where a null made pandas read it as float."""
@@ -189,14 +195,10 @@ def planned_seeds(cells: pd.DataFrame, planned: pd.DataFrame | None) -> pd.Serie
     keys = ["stage", *[c for c in jobs.columns if c in cells.columns and c != "stage" and c not in NOT_CELL]]
     seeds = [c for c in ("seed", "seed_pair") if c in jobs]
 
-    def tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
-        return [tuple(None if _is_null(v) else v for v in row)
-                for row in df[columns].astype(object).itertuples(index=False)]
-
     by_cell: dict[tuple, set] = {}
-    for key, seed in zip(tuples(jobs, keys), tuples(jobs, seeds)):
+    for key, seed in zip(key_tuples(jobs, keys), key_tuples(jobs, seeds)):
         by_cell.setdefault(key, set()).add(seed)
-    return pd.Series([float(len(by_cell[k])) if k in by_cell else np.nan for k in tuples(cells, keys)],
+    return pd.Series([float(len(by_cell[k])) if k in by_cell else np.nan for k in key_tuples(cells, keys)],
                      index=cells.index, dtype="float64")
 
 

@@ -29,6 +29,19 @@ def test_edited_parquet_fails(build, cli, manifests):
     assert code == 2 and "Parquet file was changed" in err
 
 
+def test_metadata_without_a_table_hash_fails_though_its_content_hash_matches(build, manifests):
+    """Every build records the rows' hash: metadata without one was written by hand, and its rows are unchecked."""
+    from study.manifests.store import content_hash, damage
+
+    build("toy")
+    meta = json.loads((manifests / "toy.json").read_text())
+    del meta["table_hash"]
+    meta["content_hash"] = content_hash(meta)
+    (manifests / "toy.json").write_text(json.dumps(meta))
+    assert any("records no table hash" in p for p in verify_manifest("toy"))
+    assert "records no table hash" in damage("toy")
+
+
 def test_edited_path_fails(build, manifests):
     build("toy")
     path = manifests / "toy.parquet"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from study.counts import format_count
-from study.results.collect import aggregate, planned_seeds, resolve_conflicts
+from study.results.collect import aggregate, key_tuples, planned_seeds, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
@@ -145,11 +145,8 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     if planned.empty:
         return pd.DataFrame(columns=columns)
 
-    def key_tuples(df: pd.DataFrame) -> list[tuple]:
-        return [tuple(nan_to_none(r.get(k)) for k in keys) for r in df.to_dict("records")]
-
-    have = set(key_tuples(done)) if not done.empty else set()
-    rows = planned[[t not in have for t in key_tuples(planned)]]
+    have = set(key_tuples(done, keys)) if not done.empty else set()
+    rows = planned[[t not in have for t in key_tuples(planned, keys)]]
     largest = [pick_largest(planned_sizes(s))
                for s in rows.get("labeled_sizes", pd.Series([None] * len(rows), index=rows.index))]
     out = pd.DataFrame({k: rows[k] if k in rows else None for k in keys}, index=rows.index)

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
+from study.results.collect import key_tuples
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, planned_sizes,
                                          nan_to_none, series_label, varying, wide)
 
@@ -26,14 +27,11 @@ def _with_planned_gaps(done: pd.DataFrame, planned: pd.DataFrame, keys: list[str
     planned labeled size where the plan names them (a gap in a line), else one per line without any result."""
     if planned.empty:
         return done
-
-    def tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:  # a whole-dataset size: NaN in the plan, NA here
-        return [tuple(nan_to_none(r.get(k)) for k in columns) for r in df.to_dict("records")]
-
-    have = set(tuples(done, [*keys, "labeled_size"]))
+    have = set(key_tuples(done, [*keys, "labeled_size"]))
     lines_with_results = {t[:-1] for t in have}
     extra = []
-    for line, sizes in zip(tuples(planned, keys), planned.get("labeled_sizes", pd.Series(None, index=planned.index))):
+    labeled_sizes = planned.get("labeled_sizes", pd.Series(None, index=planned.index))
+    for line, sizes in zip(key_tuples(planned, keys), labeled_sizes):  # a whole-dataset size: NaN in the plan, NA here
         for size in planned_sizes(sizes) or [None]:
             if (*line, size) not in have and (size is not None or line not in lines_with_results):
                 extra.append({**dict(zip(keys, line)), "labeled_size": size})
