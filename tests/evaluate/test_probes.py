@@ -162,6 +162,24 @@ def test_knn_at_a_tiny_temperature_neither_overflows_nor_loses_the_ranking():
     assert sharp.argmax(1).tolist() == nearest.tolist()  # at T -> 0 the nearest neighbour decides
 
 
+def test_knn_holds_at_most_a_block_of_similarities_and_scores_alike(monkeypatch):
+    """A large training set takes fewer test rows per block (2048 x 2.7M iNat21 similarities would be 22 GB); the
+    scores do not depend on the blocks."""
+    assert knn.rows_per_block(50_000) == 2048 and knn.rows_per_block(2_700_000) == 99
+    assert knn.rows_per_block(10**12) == 1
+    g = torch.Generator().manual_seed(1)
+    train, test = torch.randn(40, 8, generator=g), torch.randn(30, 8, generator=g)
+    labels = torch.randint(0, 3, (40,), generator=g)
+    whole = knn.knn_scores(train, labels, test, 3, k=4, temperature=0.1)
+    shapes = []
+    real_topk = torch.Tensor.topk
+    monkeypatch.setattr(torch.Tensor, "topk",
+                        lambda t, *a, **kw: shapes.append(tuple(t.shape)) or real_topk(t, *a, **kw))
+    blocked = knn.knn_scores(train, labels, test, 3, k=4, temperature=0.1, block_bytes=4 * 40 * 7)
+    assert shapes == [(7, 40)] * 4 + [(2, 40)]
+    torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-7)
+
+
 def test_topk_of_a_diverged_classifier_is_missing_not_chance():
     y = torch.arange(10)
     assert math.isnan(linear.topk(torch.full((10, 10), float("nan")), y, 1))
