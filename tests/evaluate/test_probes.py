@@ -290,3 +290,16 @@ def test_scratch_trains_with_a_from_scratch_recipe_and_finetune_with_simclrs():
             scratch.optim.warmup_epochs) == (90, "sgd", 0.1, 1e-4, 5.0)
     assert run_config(protocol="scratch", epochs=30, finetune={"optim": {"weight_decay": 5e-4}}).optim.weight_decay \
         == 5e-4
+
+
+def test_a_probe_standardizes_copies_of_the_rows_in_place_and_leaves_the_callers_features_alone():
+    """Selection z-scores its held-in and held-out copies in place (one feature matrix less at once); the caller's
+    features stay as they were, and in-place scaling gives the very numbers a new tensor would."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 16, generator=g) * 3
+    y = torch.randint(0, 4, (300,), generator=g)
+    scaler = linear.Scaler.fit(x)
+    assert torch.equal(scaler(x.clone(), in_place=True), (x - scaler.mean) / scaler.std)
+    before = x.clone()
+    linear.train_probe(x, y, 4, LinearConfig(), seed=0)
+    assert torch.equal(x, before)
