@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.results.collect import key_tuples
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, planned_sizes,
                                          nan_to_none, series_label, varying, wide)
+from study.results.collect import key_tuples
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
