@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cancel", help="cancel a grid's queued and running Slurm jobs, stop its local runs",
         description="scancel the grid's queued and running Slurm jobs (not shared jobs another grid queued), and "
                     "stop its `study submit --cluster local` commands on this host as Ctrl-C does: their workers "
-                    "checkpoint, then end, and a rerun of `study submit` resumes them. Commands on another host "
-                    "sharing the workdir are named.")
+                    "checkpoint, then end, and a rerun of `study submit` resumes them (cancelled Slurm jobs: "
+                    "`study submit --retry-failed`). Commands on another host sharing the workdir are named.")
     _common(p)
     p.set_defaults(func=run_cancel)
 

@@ -215,6 +215,9 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
+    if ids:
+        out.write(f"to run them again: `study submit {getattr(plan, 'path', None) or plan.name} --cluster slurm "
+                  "--retry-failed` (with your --profile and --workdir); each resumes from its last checkpoint\n")
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))

@@ -4,7 +4,6 @@ missing cells with the jobs they wait for. Self-contained (relative links only);
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,9 +56,10 @@ window.addEventListener('load', function () {
 
 
 def _cell(v, text: str) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+    """A table cell as `display_rows` wrote it: '—' (a missing value) marked, blank (not in the grid) left blank."""
+    if text == MISSING_MD:
         return '<td class="missing">—</td>'
-    cls = ' class="num"' if isinstance(v, float) else ""
+    cls = ' class="num"' if isinstance(v, float) and text else ""
     return f"<td{cls}>{html.escape(text)}</td>"
 
 

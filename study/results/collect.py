@@ -310,7 +310,7 @@ def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
         """The dependencies without a result, with their last known state (the job's own is in `state`)."""
         waits = [f"{dep} (pretrain, {states.get(dep, 'no result yet')})" for dep in row["depends_on"]
                  if dep not in done]
-        return "; ".join(waits) or "no dependency"
+        return "; ".join(waits) or ("dependencies done" if len(row["depends_on"]) else "no dependency")
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
     unreadable = {s.path.stem: s.reason for s in skipped}

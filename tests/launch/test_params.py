@@ -184,4 +184,5 @@ def test_cancel_reports_what_scancel_refused_instead_of_a_traceback(env, monkeyp
     code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
     assert code == 0, err
     assert "cancelled 1 Slurm job(s) of grid gone" in out
+    assert f"to run them again: `study submit {grid} --cluster slurm --retry-failed`" in out
     assert "scancel refused some" in out and "  scancel: error: Kill job error on job id 101: Job/step" in out

@@ -12,6 +12,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
 from study.report.figures.common import planned_sizes
+from study.report.html import table_html
 
 
 def _bars(ax):
@@ -602,6 +603,8 @@ def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
     assert f"| a | linear | {quantity.SCRATCH} | 0.100 ± 0.014 |  |  |" in md  # never planned at 3k, 10k
     assert "| a | linear | 50k | 0.300 ± 0.014 | — | 0.350 ± 0.014 |" in md  # 3k planned, no result yet
     assert "| a | finetune | 50k |  | — |  |" in md  # planned at 3k only, nothing done yet
+    html_table = table_html(quantity.paper_table(data))  # index.html marks them alike
+    assert "<td>finetune</td><td>50k</td><td></td><td class=\"missing\">—</td><td></td></tr>" in html_table
     recs = domain_records() + records(eval_axes(dataset="a+c", eval_dataset="a"), {(10000, None): 0.42})
     _, data = domain_pooling.draw(table_of(recs))
     table = domain_pooling.paper_table(data)

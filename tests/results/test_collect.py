@@ -118,6 +118,11 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
     assert miss.loc["e1", "waits_for"] == "p1 (pretrain, submitted as Slurm job 42_0 (its state now: study status))"
     assert miss.loc["p1", "waits_for"] == "no dependency"
+    from study.results import write_result
+
+    write_result(tmp_path, {"schema_version": 1, "job_id": "p1", "stage": "pretrain", "axes": {"seed": 1},
+                            "metrics": [], "protocol": {"stage": "pretrain"}})
+    assert gather(tmp_path, plan).missing.set_index("job_id").loc["e1", "waits_for"] == "dependencies done"
 
 
 def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(tmp_path):
