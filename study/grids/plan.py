@@ -7,6 +7,7 @@ every manifest present (or the exact `study manifest ...` command that makes it)
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -272,21 +273,33 @@ def _manifest_exists(name: str) -> bool:
     return bool(manifest_exists(name))
 
 
+def _count_text(n: int) -> str:
+    """`n` and, where it reads otherwise, its short form: "50000 (50k)", "500"."""
+    short = format_count(n)
+    return str(n) if short == str(n) else f"{n} ({short})"
+
+
 def check_manifests(plan: Plan) -> list[str]:
     """Every manifest exists; then, from their metadata, what would otherwise fail only in a job (after its
     dependencies ran): a size or labeled size beyond a manifest's images, train and test manifests of other classes."""
     from study.paths import manifests_dir
 
-    problems = []
+    from study.manifests import list_manifests
+
+    problems, known = [], None
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
-            problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/; make it with:\n    "
+            known = list_manifests() if known is None else known
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}? the grid's `datasets:` names it)" if close else ""
+            problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
                             f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
     if problems:  # said once, after the last command
-        problems[-1] += ("\nset each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its "
-                         "layout); a manifest's sizes are part of its content hash, so a train manifest is built once "
-                         "with every size any grid will ask of it (for the paper's datasets the commands list the "
-                         "paper's sizes too); `study plan --no-check` shows the plan without the manifests")
+        roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
+            if any("_ROOT" in p for p in problems) else ""
+        problems[-1] += (f"\n{roots}a manifest's sizes are part of its content hash, so a train manifest is built "
+                         "once with every size any grid will ask of it (for the paper's datasets the commands list "
+                         "the paper's sizes too); `study plan --no-check` shows the plan without the manifests")
     return problems or check_manifest_contents(plan)
 
 
@@ -321,7 +334,7 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
             have = meta(name)["num_images"]
             if is_int(size) and size > have:
-                add(f"{where}: pretraining size {size} ({format_count(size)}): manifest {name} has {have} images")
+                add(f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images")
                 continue
             batch = sec.get("batch_size", PretrainConfig.batch_size)
             images = size if is_int(size) else have
@@ -343,7 +356,7 @@ def check_manifest_contents(plan: Plan) -> list[str]:
             n = meta(train)["num_images"]
             for ls in sec.get("labeled_sizes") or []:
                 if is_int(ls) and ls > n:
-                    add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {ls} ({format_count(ls)}) asked of "
+                    add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
                         f"manifest {train}, which has {n} images")
         if sec.get("protocol") in ("finetune", "scratch") and train:
             sizes = sec.get("labeled_sizes")

@@ -122,6 +122,20 @@ def test_missing_manifest_names_the_command(write_grid, capsys, tmp_path, monkey
     assert code == 0 and err == ""
 
 
+def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, capsys, tmp_path, monkeypatch):
+    """A typo in the grid's `datasets:` (or in a manifest's name) reads as a typo, not only as a manifest to build."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+    (folder / "alpha-train.json").write_text("{}")
+    (folder / "alpha-train.parquet").write_bytes(b"")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k]}\nstages: {}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "manifest 'alpha_train' not found in" in err
+    assert "(did you mean 'alpha-train'? the grid's `datasets:` names it)" in err
+    assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
+
+
 def test_profile_without_partition_for_slurm(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("name: mine\ngpus_per_node: 4\n")
