@@ -157,8 +157,11 @@ def _comparable(fingerprint: dict) -> dict:
     return {**fingerprint, "config": config}
 
 
-def _log(msg: str) -> None:
-    print(f"[pretrain] {msg}", file=sys.stderr, flush=True)
+def _log(cfg: PretrainConfig, msg: str) -> None:
+    """A progress line on stderr, tagged with what the run is: [pretrain], or, on a labeled subset (an evaluation's
+    run), [finetune] from an encoder, [scratch] from random init."""
+    tag = "pretrain" if cfg.subset != "labeled" else "finetune" if cfg.init_encoder else "scratch"
+    print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
 
 
 def _augment_params(aug_cfg) -> dict:
@@ -258,13 +261,13 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         threads = list(ck.get("cpu_threads", [])) + threads  # absent from checkpoints written before it was kept
         versions = list(ck.get("code_versions", [UNKNOWN_VERSION])) + versions
         if world.is_main:
-            _log(f"resuming {run_dir} at step {step}/{total}")
+            _log(cfg, f"resuming {run_dir} at step {step}/{total}")
             if versions[-2] != versions[-1]:
-                _log(f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
+                _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
                      f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
                      f"a run without the change (the record lists every session's version)")
             if device.type == "cpu" and threads[0] != threads[-1]:
-                _log(f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
+                _log(cfg, f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
                      f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
                      f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
                      f"here)")
@@ -343,7 +346,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     pending = []
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
                     rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
-                    _log(f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
+                    _log(cfg, f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
                          f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
                 if must_save:
                     _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
@@ -358,7 +361,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
             close_batches(batches)
             del loader
     elif world.is_main:
-        _log(f"{run_dir}: already trained ({step}/{total} steps)")
+        _log(cfg, f"{run_dir}: already trained ({step}/{total} steps)")
 
     train_time = timing["train_s"]  # the run ends with a checkpoint at its last step
     _write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
@@ -388,7 +391,7 @@ def _check_schedule(cfg: PretrainConfig, images: int, world) -> None:
     if error:
         raise StudyError(f"{where}.{error}")
     if warning and world.is_main:
-        _log(f"WARNING: {where}.{warning}")
+        _log(cfg, f"WARNING: {where}.{warning}")
 
 
 def train_step(model, optimizer, aug, views, labels, generator, lr: float, device: torch.device, use_bf16: bool,

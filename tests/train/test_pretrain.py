@@ -549,9 +549,10 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
     assert encoder_provenance(tmp_path / "simclr" / "missing.pt") == (None, None)
 
 
-def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path):
+def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path, capsys):
     """The checkpoint pins the init encoder by its content (sha256), not its path: a copied or moved workdir
-    (another mount point, a purge-safe copy) resumes, and ends as an uninterrupted run does."""
+    (another mount point, a purge-safe copy) resumes, and ends as an uninterrupted run does. Its log lines say
+    [finetune], not [pretrain]."""
     import shutil
 
     pretrain(make_config(steps=3), tmp_path / "a" / "ssl")
@@ -564,7 +565,10 @@ def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, 
     with pytest.raises(StopRequested):
         pretrain(ft(tmp_path / "a"), tmp_path / "a" / "cut", stop_at=2)
     shutil.move(tmp_path / "a", tmp_path / "b")
+    capsys.readouterr()
     resumed = pretrain(ft(tmp_path / "b"), tmp_path / "b" / "cut")
     assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
+    err = capsys.readouterr().err
+    assert "[finetune] resuming" in err and "[pretrain]" not in err
     _assert_same_state(_weights(tmp_path / "b" / "full" / "encoder.pt"),
                        _weights(tmp_path / "b" / "cut" / "encoder.pt"))
