@@ -43,6 +43,11 @@ def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
     build("toy", "--sizes", "5")
     code, _, err = cli("manifest", "corrupt", "toy_ds2", "--base", "toy", "--corruption", "downsample:factor=2")
     assert code == 0, err
+    assert "warning: a grid with corruption 'downsample:factor=2' on toy looks for manifest toy.downsample-factor2, " \
+           "not toy_ds2" in err  # written all the same: a user may name it for their own use
+    code, _, err = cli("manifest", "corrupt", "toy.downsample-factor2", "--base", "toy", "--corruption",
+                       "downsample:factor=2")
+    assert code == 0 and "warning" not in err
     base, m = load_manifest("toy"), load_manifest("toy_ds2")
     assert m.meta["table_hash"] == base.meta["table_hash"] and m.content_hash != base.content_hash
     assert m.meta["base"] == {"name": "toy", "content_hash": base.content_hash}
