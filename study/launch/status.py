@@ -217,7 +217,8 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if ids:
         out.write(f"to run them again: `study submit {getattr(plan, 'path', None) or plan.name} --cluster slurm "
-                  "--retry-failed` (with your --profile and --workdir); each resumes from its last checkpoint\n")
+                  "--retry-failed` (with your --profile and --workdir); one that had started resumes from its last "
+                  "checkpoint\n")
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))
