@@ -50,6 +50,13 @@ def _hours(h: float) -> str:
     return f"{h:,.1f} h" if h >= 1 else f"{round(h * 60)} min"
 
 
+def _amount(h: float, unit: str) -> str:
+    """`2.7 GPU-hours`, or minutes under a tenth of an hour (a small CPU grid): `4.5 job-minutes`; none: `0.0`."""
+    if h == 0 or h >= 0.1:
+        return f"{h:,.1f} {unit}-hours"
+    return f"{h * 60:.1f} {unit}-minutes"
+
+
 def plan_table(plan: "Plan") -> str:
     axes = _axes(plan)
     rows = [["id", "stage", *axes, "labeled", "deps"]]
@@ -69,10 +76,10 @@ def plan_table(plan: "Plan") -> str:
     limits = [f"at most {e['max_parallel_gpus']} GPUs" if e["max_parallel_gpus"] else "",
               f"{e['max_parallel_jobs']} jobs" if e.get("max_parallel_jobs") else ""]
     par = " and ".join(x for x in limits if x) + " at once" if any(limits) else "unlimited parallel jobs"
-    lines.append(f"estimate (profile {e['profile']}): {e['gpu_hours']:,.1f} GPU-hours, "
-                 f"{e.get('job_hours', 0.0):,.1f} job-hours, wall {_hours(e['wall_hours'])} with {par}")
+    lines.append(f"estimate (profile {e['profile']}): {_amount(e['gpu_hours'], 'GPU')}, "
+                 f"{_amount(e.get('job_hours', 0.0), 'job')}, wall {_hours(e['wall_hours'])} with {par}")
     for stage, st in e["per_stage"].items():
-        lines.append(f"  {stage}: {st['jobs']} jobs, {st['gpu_hours']:,.1f} GPU-hours, longest job "
+        lines.append(f"  {stage}: {st['jobs']} jobs, {_amount(st['gpu_hours'], 'GPU')}, longest job "
                      f"{_hours(st['longest_job_hours'])}, wall {_hours(st['wall_hours'])}")
     for note in e["notes"]:
         lines.append(f"  note: {note}")

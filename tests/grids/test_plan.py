@@ -584,3 +584,11 @@ def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
     p.write_text("name: mine\ncost:\n  probe_rate: 0\n")
     with pytest.raises(StudyError, match=f"{p}:3: cost.probe_rate: expected a number > 0, got 0"):
         load_profile(p)
+
+
+def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
+    """A small CPU grid's job-hours read '0.0' before: minutes say how long; none at all stays 0.0 hours."""
+    from study.grids.render import _amount
+
+    assert _amount(0.05, "job") == "3.0 job-minutes"
+    assert _amount(0.0, "GPU") == "0.0 GPU-hours" and _amount(2.74, "GPU") == "2.7 GPU-hours"
