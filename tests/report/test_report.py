@@ -62,7 +62,7 @@ def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
     assert s.missing == 2 and len(s.drawn) == 6
     missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")
     assert sorted(missing.index) == sorted(failed)
-    assert missing.loc[failed[0], "state"] == "failed" and missing.loc[failed[0], "waits_for"] == "no dependency"
+    assert missing.loc[failed[0], "state"] == "failed" and missing.loc[failed[0], "waits_for"] == "dependencies done"
     assert missing.loc[failed[1], "state"] == "no result yet"
     data = pd.read_csv(tmp_path / "r" / "domain_matrix_data.csv")
     simclr = data[data["method"] == "simclr"].set_index(["dataset", "eval_dataset"])
