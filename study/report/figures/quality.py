@@ -103,8 +103,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "and tested on clean images), relative to clean pretraining of the same method; "
                              "largest labeled size; error bars: the two cells' standard deviations over seeds "
                              "combined as independent; 'missing': the corrupted or the clean cell has no value; blank: "
-                             "that method is not pretrained with that corruption in the grid; (k/n): the corrupted cell "
-                             "(or, 'clean k/n', the clean one) has a value in k of its n planned seeds.")
+                             "that method is not pretrained with that corruption in the grid; (k/n): the corrupted "
+                             "cell (or, 'clean k/n', the clean one) has a value in k of its n planned seeds.")
     return fig, data
 
 
