@@ -165,7 +165,7 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
     live = live or {}
     logs = logs or {}
     ended_s = ended_s or {}
-    listing: list[set[str]] = []  # the results folder's names, listed once, when a COMPLETED job needs them
+    listing: set[str] | None = None  # the results folder's names, listed once, when a COMPLETED job needs them
     out: dict[str, JobState] = {}
     for job in jobs:
         if has_result(workdir, job.id):
@@ -179,9 +179,9 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             raw = live.get(sid, "UNKNOWN")
             state = slurm_state(raw)
             if sacct_word(raw) == "COMPLETED":
-                if not listing:
-                    listing.append(_listed_results(workdir))
-                if f"{job.id}.json" in listing[0]:
+                if listing is None:
+                    listing = _listed_results(workdir)
+                if f"{job.id}.json" in listing:
                     out[job.id] = _state_of_result(workdir, job)
                     continue
                 age = ended_s.get(sid)

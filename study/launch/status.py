@@ -25,9 +25,10 @@ def grid_file(plan: Any) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
-def from_this_file(event: dict, plan: Any) -> bool:
-    """Whether a `queued` or `intent` event was written for this plan's grid file (or does not say which)."""
-    theirs, ours = event.get("grid_file"), grid_file(plan)
+def from_this_file(event: dict, ours: str | None) -> bool:
+    """Whether a `queued` or `intent` event was written for the grid file `ours` (`grid_file(plan)`; None: unknown),
+    or does not say which."""
+    theirs = event.get("grid_file")
     return theirs is None or ours is None or theirs == ours
 
 
@@ -88,12 +89,15 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
-def outside_plan(plan: Any, workdir: str | Path) -> tuple[list[str], dict[str, list[str]]]:
+def outside_plan(plan: Any, workdir: str | Path,
+                 latest: dict[str, dict] | None = None) -> tuple[list[str], dict[str, list[str]]]:
     """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,
-    by an earlier version of it; {another grid file with the same grid name: ids it queued})."""
+    by an earlier version of it; {another grid file with the same grid name: ids it queued}). `latest`: the grid's
+    own ledger replayed (`Ledger.replay().latest`), where the caller has it."""
     workdir = Path(workdir).resolve()
     in_plan = {j.id for j in plan.jobs}
-    gone = {job: e for job, e in Ledger(workdir, plan.name).replay().latest.items()
+    latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
+    gone = {job: e for job, e in latest.items()
             if e["event"] == "queued" and job not in in_plan and not has_result(workdir, job)}
     if not gone:
         return [], {}
@@ -102,11 +106,12 @@ def outside_plan(plan: Any, workdir: str | Path) -> tuple[list[str], dict[str, l
     raw = query(workdir, [e["slurm_job_id"] for e in gone.values()]).states
     ours: list[str] = []
     others: dict[str, list[str]] = {}
+    this_file = grid_file(plan)
     for e in gone.values():
         sid = e["slurm_job_id"]
         if slurm_state(raw.get(sid, "")) not in LIVE:
             continue
-        if from_this_file(e, plan):
+        if from_this_file(e, this_file):
             ours.append(sid)
         else:
             others.setdefault(e["grid_file"], []).append(sid)
@@ -200,12 +205,14 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     workdir = Path(workdir).resolve()
     with submit_lock(workdir):
         states = locked_states(plan, workdir)
-        latest = Ledger(workdir, plan.name).replay_with_shared().latest
-        own_events = Ledger(workdir, plan.name).replay().latest
-        own = {e["slurm_job_id"] for e in own_events.values() if e["event"] == "queued" and from_this_file(e, plan)}
+        ledger, this_file = Ledger(workdir, plan.name), grid_file(plan)
+        latest = ledger.replay_with_shared().latest
+        own_events = ledger.replay().latest
+        own = {e["slurm_job_id"] for e in own_events.values()
+               if e["event"] == "queued" and from_this_file(e, this_file)}
         live = [st.slurm_id for st in states.values()
                 if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
-        stale, elsewhere = outside_plan(plan, workdir)
+        stale, elsewhere = outside_plan(plan, workdir, own_events)
         ids = [sid for sid in live if sid in own] + stale
         said = []
         if ids:
@@ -216,7 +223,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if ids:
-        out.write(f"to run them again: `study submit {getattr(plan, 'path', None) or plan.name} --cluster slurm "
+        out.write(f"to run them again: `study submit {this_file or plan.name} --cluster slurm "
                   "--retry-failed` (with your --profile and --workdir); one that had started resumes from its last "
                   "checkpoint\n")
     if said:
@@ -235,7 +242,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     if local:
         from study.launch.local.stop import live_commands, stop_commands
 
-        signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, grid_file(plan)))
+        signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, this_file))
         if signalled:
             out.write(f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
                       f"({', '.join(map(str, signalled))}): its workers checkpoint, then end; `study submit` "

@@ -189,9 +189,10 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
         states = locked_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
         sel = select(plan.jobs, states, retry_failed)
-        host = socket.gethostname()  # queued here: `study status` and other commands see them pending, not missing
+        host, this_file = socket.gethostname(), grid_file(plan)
+        # queued here: `study status` and other commands see them pending, not missing
         ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
-                        "pid": os.getpid(), "host": host, "lock": lock_name, "grid_file": grid_file(plan)}
+                        "pid": os.getpid(), "host": host, "lock": lock_name, "grid_file": this_file}
                        for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
