@@ -25,10 +25,19 @@ def require_utf8(names: list[str], folder: Path | str) -> list[str]:
     return names
 
 
+def _entries(folder: Path | str) -> list[os.DirEntry]:
+    """The entries of `folder`, hidden ones skipped (one getdents pass)."""
+    with os.scandir(folder) as it:
+        return [e for e in it if e.name[:1] != "."]
+
+
+def _dir_names(entries: list[os.DirEntry], folder: Path | str) -> list[str]:
+    return require_utf8(sorted(e.name for e in entries if e.is_dir()), folder)
+
+
 def list_dirs(folder: Path) -> list[str]:
     """Sorted names of the sub-folders of `folder` (hidden ones skipped)."""
-    with os.scandir(folder) as it:
-        return require_utf8(sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir()), folder)
+    return _dir_names(_entries(folder), folder)
 
 
 def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recursive: bool = True) -> list[str]:
@@ -51,13 +60,12 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
     stack: list[tuple[str, str, tuple[str, ...]]] = [("", os.fspath(folder), ())]  # and the links taken (real)
     while stack:
         prefix, path, targets = stack.pop()
-        with os.scandir(path) as it:
-            entries = [e for e in it if e.name[:1] != "."]
+        entries = _entries(path)
         files = [e for e in entries if e.name.lower().endswith(extensions)]
         plain = [e for e in files if e.is_file(follow_symlinks=False)]
         if len(plain) != len(files):  # links, or folders named like images
             plain = [e for e in files if e.is_file()]
-            links.update({prefix + e.name: (e.stat().st_dev, e.stat().st_ino) for e in plain if e.is_symlink()})
+            links.update({prefix + e.name: identity(e.stat()) for e in plain if e.is_symlink()})
         if prefix:
             out.extend([prefix + e.name for e in plain])
         else:
@@ -90,7 +98,7 @@ def check_distinct(folder: Path, classes: list[str], files: list[list[str]], lin
     links (`walk_files`); one stat for each other file, by `run` (a map)."""
     def identities(i: int) -> list[Identity]:
         known, base = links[i], os.path.join(folder, classes[i])
-        return [known.get(n) or identity(os.path.join(base, n)) for n in files[i]]
+        return [known.get(n) or identity(os.stat(os.path.join(base, n))) for n in files[i]]
 
     seen: dict[Identity, list[tuple[str, bool]]] = {}  # each file's paths so far, and whether each is a file link
     for i, (c, names, keys) in enumerate(zip(classes, files, run(identities, list(range(len(classes)))))):
@@ -122,8 +130,8 @@ def _link_chain(path: Path, limit: int = 40) -> list[str]:
     return chain
 
 
-def identity(path: str) -> Identity:
-    st = os.stat(path)
+def identity(st: os.stat_result) -> Identity:
+    """The file a stat result is of (a link followed: the file it leads to)."""
     return st.st_dev, st.st_ino
 
 
@@ -148,10 +156,8 @@ def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str]
     filesystems, where listing waits on the server; on a local disk one thread is fastest."""
     if threads is None:
         threads = scan_threads()
-    with os.scandir(folder) as it:
-        entries = [e for e in it if e.name[:1] != "."]
-    dirs = [e for e in entries if e.is_dir()]
-    classes = require_utf8(sorted(e.name for e in dirs), folder)
+    entries = _entries(folder)
+    classes = _dir_names(entries, folder)
     loose = sorted(e.name for e in entries if e.name.lower().endswith(IMG_EXTENSIONS) and e.is_file())
     if classes and loose:
         raise StudyError(f"{folder} holds {len(loose)} image file(s) beside its class folders (e.g. "
@@ -166,6 +172,6 @@ def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str]
 
     scans = run(lambda c: walk_files(folder / c), classes)
     files = [names for names, _ in scans]
-    if any(e.is_symlink() for e in dirs) or any(links is not None for _, links in scans):
+    if any(e.is_symlink() and e.is_dir() for e in entries) or any(links is not None for _, links in scans):
         check_distinct(folder, classes, files, [links or {} for _, links in scans], run)
     return classes, files

@@ -11,7 +11,7 @@ import errno
 import fcntl
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -31,9 +31,10 @@ def locked(path: Path, message: str, wait: bool = True) -> Iterator[None]:
     finally:
         if fd is not None:
             try:
-                path.unlink(missing_ok=True)  # before the unlock: a process waiting on this file then finds it gone
-            except OSError:  # a folder that no longer lets us delete: the lock is released all the same
-                pass
+                # before the unlock: a process waiting on this file then finds it gone (in a folder that no longer
+                # lets us delete, the lock is released all the same)
+                with suppress(OSError):
+                    path.unlink(missing_ok=True)
             finally:
                 os.close(fd)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from study.datasets.base import first_repeat
 from study.errors import StudyError
 from study.manifests.parallel import run_jobs
 from study.manifests.store import (
@@ -96,10 +97,8 @@ def _listed_twice(m: Manifest, table) -> str | None:
         key = file_keys(pc.take(root_list, pc.index_in(source, value_set=names)), table.column("path"))
     else:
         key = table.column("path")
-    if pc.count_distinct(key).as_py() == len(key):
-        return None
-    counts = pc.value_counts(key)
-    return "e.g. " + str(counts.field("values").filter(pc.greater(counts.field("counts"), 1))[0].as_py())
+    twice = first_repeat(key)
+    return None if twice is None else f"e.g. {key[twice[1]].as_py()}"
 
 
 def missing_lineage(meta: dict) -> list[str]:
