@@ -12,7 +12,7 @@ from typing import Any
 from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
                                 positive_num_or_none, seed_int)
 from study.errors import StudyError
-from study.results.record import PROBE_KEYS_UNREAD
+from study.results.record import probe_settings_read
 
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
@@ -45,8 +45,7 @@ class LinearConfig:
     def recorded_dict(self) -> dict:
         """Every setting but those the chosen optimizer never reads (PROBE_KEYS_UNREAD: L-BFGS reads no epochs, lr or
         batch size; adam/sgd no iteration caps or tolerance), so that they change no protocol fingerprint."""
-        return {k: v for k, v in _plain(dataclasses.asdict(self)).items()
-                if k not in PROBE_KEYS_UNREAD.get(self.optimizer, ())}
+        return probe_settings_read(_plain(dataclasses.asdict(self)))
 
 
 @dataclass(frozen=True)

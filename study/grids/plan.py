@@ -282,9 +282,8 @@ def _count_text(n: int) -> str:
 def check_manifests(plan: Plan) -> list[str]:
     """Every manifest exists; then, from their metadata, what would otherwise fail only in a job (after its
     dependencies ran): a size or labeled size beyond a manifest's images, train and test manifests of other classes."""
-    from study.paths import manifests_dir
-
     from study.manifests import list_manifests
+    from study.paths import manifests_dir
 
     problems, known = [], None
     for name, command in plan.manifests().items():

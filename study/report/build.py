@@ -99,11 +99,18 @@ class _Outputs:
         write_text(self.out / LISTING, json.dumps({"files": sorted(names)}, indent=1) + "\n")
 
 
+def _figure_files(out: Path, name: str) -> list[Path]:
+    """The files a build writes for figure `name`: its PNG and PDF, its paper table and its plotted data."""
+    return [out / f"{name}.png", out / f"{name}.pdf", *table_paths(out, name).values(),
+            *table_paths(out, f"{name}_data").values()]
+
+
 def _report_names() -> set[str]:
     """Every file name a build writes into its folder."""
-    tables = ["cells", "missing", *(f"{m.NAME}{part}" for m in FIGURES for part in ("", "_data"))]
-    return {"index.html", "results.parquet", *(f"{m.NAME}.{fmt}" for m in FIGURES for fmt in ("png", "pdf")),
-            *(p.name for t in tables for p in table_paths(".", t).values())}
+    here = Path(".")
+    tables = [p for t in ("cells", "missing") for p in table_paths(here, t).values()]
+    return {"index.html", "results.parquet", *(p.name for p in tables),
+            *(p.name for m in FIGURES for p in _figure_files(here, m.NAME))}
 
 
 @dataclass
@@ -221,8 +228,7 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
     if "mean" in data and not data["mean"].notna().any():  # planned cells only: a figure of "missing" bars says nothing
         plt.close(fig)
         raise NoData("no cell has a value yet: each is planned without a result (missing.csv) or diverged")
-    outputs.add(*(out / f"{module.NAME}.{fmt}" for fmt in ("png", "pdf")),
-                *table_paths(out, module.NAME).values(), *table_paths(out, f"{module.NAME}_data").values())
+    outputs.add(*_figure_files(out, module.NAME))
     try:
         section.caption = data.attrs.get("caption", "")
         for fmt in ("png", "pdf"):

@@ -91,8 +91,9 @@ def _strip(obj: Any) -> Any:
     return obj
 
 
-def _probe_keys_read(linear: Any) -> Any:
-    """A linear probe's recorded settings without those its optimizer never reads."""
+def probe_settings_read(linear: Any) -> Any:
+    """A linear probe's settings (a mapping with its `optimizer`) without those that optimizer never reads
+    (PROBE_KEYS_UNREAD); anything else as it is."""
     if not isinstance(linear, Mapping) or linear.get("optimizer") not in PROBE_KEYS_UNREAD:
         return linear
     return {k: v for k, v in linear.items() if k not in PROBE_KEYS_UNREAD[linear["optimizer"]]}
@@ -103,10 +104,10 @@ def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
     its optimizer never reads, a fine-tuning job's top-level `epochs`. Any other protocol as it is."""
     if protocol.get("stage") != "evaluate":
         return protocol
-    out = {k: _probe_keys_read(v) if k == "linear" else v for k, v in protocol.items()
+    out = {k: probe_settings_read(v) if k == "linear" else v for k, v in protocol.items()
            if not (k == "epochs" and "runs" in protocol)}
     if isinstance(out.get("config"), Mapping) and "linear" in out["config"]:
-        out["config"] = {**out["config"], "linear": _probe_keys_read(out["config"]["linear"])}
+        out["config"] = {**out["config"], "linear": probe_settings_read(out["config"]["linear"])}
     return out
 
 
