@@ -28,3 +28,34 @@ def test_python_dash_m_study_runs_the_command():
     bad = subprocess.run([sys.executable, "-m", "study", "plan", "no-such-grid.yaml"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "study: error: " in bad.stderr
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """The modules a fresh interpreter holds after `study ARGV` (whatever its exit code)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom study.cli import main\ntry:\n    main(json.loads(sys.argv[1]))\n"
+            "except SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+HEAVY = ("torchvision", "matplotlib", "seaborn", "study.train.loop", "study.evaluate.run", "study.report.build")
+
+
+def test_commands_import_only_what_they_use():
+    """`study --help` and `study status` import no torch; `study plan` imports torch (the method registry validates
+    each pretraining section) but not torchvision, the training loop, the evaluation code or matplotlib, which took
+    it from about 7 s to 3 s here (more on a login node's network filesystem)."""
+    from pathlib import Path
+
+    grid = str(Path(__file__).resolve().parents[1] / "grids" / "data_quantity.yaml")
+    for argv in (["--help"], ["status", grid]):
+        loaded = _modules_after(argv)
+        assert not loaded & {"torch", *HEAVY}, (argv, sorted(loaded & {"torch", *HEAVY}))
+    loaded = _modules_after(["plan", grid])
+    assert "study.train.methods" in loaded, "the plan no longer validates methods: this test checks nothing"
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

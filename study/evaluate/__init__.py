@@ -3,8 +3,18 @@ features, extracted once and cached), fine-tuning and supervised training from s
 
     from study.evaluate import EvalConfig, evaluate
     out = evaluate(EvalConfig.from_dict({...}), run_dir, encoders=[path_to_encoder_pt], cache_dir=features_dir)
+
+The evaluation code is imported on first use of `evaluate` or `RunOutput`: the configs alone are what `study plan`
+validates.
 """
 from study.evaluate.config import EvalConfig, KnnConfig, LinearConfig
-from study.evaluate.run import RunOutput, evaluate
 
 __all__ = ["EvalConfig", "LinearConfig", "KnnConfig", "evaluate", "RunOutput"]
+
+
+def __getattr__(name: str):
+    if name in ("evaluate", "RunOutput"):
+        from study.evaluate import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

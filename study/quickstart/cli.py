@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from study.cli import count_arg
-from study.quickstart.pipeline import Options, run
 from study.quickstart.scale import SCALES
 
 
@@ -38,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from study.quickstart.pipeline import Options, run  # torch and matplotlib: not for every `study` command
+
     scale = SCALES[args.scale]
     name = "quickstart" if scale.is_full else f"quickstart-{scale.name}"
     data = args.data or Path("data") / name

@@ -1,5 +1,13 @@
 """Layer 3, report: `study report GRID` -> results.parquet, the paper's figures (PNG, PDF) and tables (Markdown,
-CSV, LaTeX), and index.html. `build_report(workdir, out, plan)` is the library entry point."""
-from study.report.build import ReportSummary, build_report
+CSV, LaTeX), and index.html. `build_report(workdir, out, plan)` is the library entry point (imported on first use,
+with matplotlib and seaborn: not for every `study` command)."""
 
 __all__ = ["ReportSummary", "build_report"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from study.report import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

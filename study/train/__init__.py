@@ -2,8 +2,18 @@
 
     from study.train import PretrainConfig, pretrain
     out = pretrain(PretrainConfig.from_dict({...}), run_dir)   # {"metrics": [...], "protocol": {...}}
+
+The training loop (and torchvision) is imported on first use of `pretrain`, `RunOutput` or `StopRequested`: the
+config alone is what `study plan` validates.
 """
 from study.train.config import PretrainConfig
-from study.train.loop import RunOutput, StopRequested, pretrain
 
 __all__ = ["PretrainConfig", "pretrain", "RunOutput", "StopRequested"]
+
+
+def __getattr__(name: str):
+    if name in ("pretrain", "RunOutput", "StopRequested"):
+        from study.train import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

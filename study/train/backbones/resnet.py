@@ -4,8 +4,6 @@ for 28-64 px data). The classifier is left out: forward returns the pooled featu
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
-
 from study.train.backbones import BACKBONES
 
 
@@ -44,7 +42,7 @@ class ResNetEncoder(nn.Module):
                 nn.BatchNorm2d(planes * block.expansion),
             )
         # base_width scales with planes so that Bottleneck's inner width is `planes` for any stem width
-        kw = {} if block is BasicBlock else {"base_width": 64}
+        kw = {} if block.expansion == 1 else {"base_width": 64}  # BasicBlock takes no base_width
         layers = [block(self.inplanes, planes, stride, downsample, **kw)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, **kw) for _ in range(1, blocks)]
@@ -56,21 +54,29 @@ class ResNetEncoder(nn.Module):
         return self.avgpool(x).flatten(1)
 
 
+def _blocks() -> tuple[type, type]:
+    """torchvision's (BasicBlock, Bottleneck), imported when an encoder is built: torchvision takes a second to
+    import, and `study plan` checks backbone names without building one."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    return BasicBlock, Bottleneck
+
+
 @BACKBONES.register("resnet18")
 def resnet18(width: int = 64) -> ResNetEncoder:
-    return ResNetEncoder(BasicBlock, [2, 2, 2, 2], width)
+    return ResNetEncoder(_blocks()[0], [2, 2, 2, 2], width)
 
 
 @BACKBONES.register("resnet50")
 def resnet50(width: int = 64) -> ResNetEncoder:
-    return ResNetEncoder(Bottleneck, [3, 4, 6, 3], width)
+    return ResNetEncoder(_blocks()[1], [3, 4, 6, 3], width)
 
 
 @BACKBONES.register("resnet18_small")
 def resnet18_small(width: int = 64) -> ResNetEncoder:
-    return ResNetEncoder(BasicBlock, [2, 2, 2, 2], width, small=True)
+    return ResNetEncoder(_blocks()[0], [2, 2, 2, 2], width, small=True)
 
 
 @BACKBONES.register("resnet50_small")
 def resnet50_small(width: int = 64) -> ResNetEncoder:
-    return ResNetEncoder(Bottleneck, [3, 4, 6, 3], width, small=True)
+    return ResNetEncoder(_blocks()[1], [3, 4, 6, 3], width, small=True)
