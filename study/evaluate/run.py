@@ -7,6 +7,7 @@ through `study.train.pretrain` (see finetune.py).
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from study.counts import format_count
 from study.errors import StudyError
 from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear
@@ -176,7 +178,8 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
 
     metrics, probes = [], {}
     t_probe = time.monotonic()
-    for n in sizes:
+    for i, n in enumerate(sizes, 1):
+        t_size, first_row = time.monotonic(), len(metrics)
         y = train_feats[0].y[:n]
         raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
         info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
@@ -197,6 +200,10 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
                 metrics += _scores_rows(probe(xt).cpu(), y_test, n)
                 info.update(pinfo)
         probes[str(n)] = info
+        top1 = [f"{r['metric']} {r['value']:.4f}" for r in metrics[first_row:]
+                if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
+        print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({i}/{len(sizes)}): "
+              f"{', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr, flush=True)
     probe_s = time.monotonic() - t_probe
 
     protocol.update({

@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
-                              description="Per stage: done / running / pending / failed / cancelled / missing jobs, "
-                                          "and each failure's last error lines and log path.")
+                              description="Per stage: done / running / pending / failed / cancelled / missing jobs; "
+                                          "each running job's latest progress line and its age; each failure's "
+                                          "last error lines and log path.")
     _common(p)
     p.set_defaults(func=run_status)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -241,3 +243,19 @@ def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
         return []
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-n:]
+
+
+_PROGRESS = re.compile(r"^\[[\w-]+\] ")  # the training loop's `[pretrain] step 40/100 ...`, `[evaluate] ...` lines
+
+
+def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
+    """The latest progress line of a job's log (a `[tag] ...` line: the training loop's steps, the feature
+    extraction's images) and the seconds since the log was last written; None without a log or such a line in its
+    last 16 KiB."""
+    line = next((ln.strip() for ln in reversed(last_lines(path, 400)) if _PROGRESS.match(ln)), None)
+    if line is None:
+        return None
+    try:
+        return line, max(0.0, time.time() - os.stat(path).st_mtime)
+    except OSError:
+        return None

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
-from study.launch.state import LIVE, STATES, JobState, classify, has_result, last_lines, sacct_word, slurm_state
+from study.launch.state import (LIVE, STATES, JobState, classify, has_result, last_lines, progress, sacct_word,
+                                slurm_state)
 
 UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have queued, while Slurm cannot be asked
 
@@ -148,6 +149,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         out.write(f"\n{len(unsettled)} job(s) unsettled, counted pending: an interrupted submit may have queued them, "
                   f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
                   f"until it answers\n")
+    _running(states, out)
     by_cause = _cancelled_by_dependency(plan, states)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     for st in states.values():
@@ -179,6 +181,35 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {path}` stops them\n")
     return states
+
+
+RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
+
+
+def _running(states: dict[str, JobState], out: TextIO) -> None:
+    """Where each running job is: its log's latest progress line and how long ago the log was written (a job
+    silent for hours may hang); the first RUNNING_SHOWN of them."""
+    running = [st for st in states.values() if st.state == "running"]
+    if not running:
+        return
+    out.write(f"\nrunning ({len(running)}):\n")
+    for st in running[:RUNNING_SHOWN]:
+        where = f" (slurm {st.slurm_id})" if st.slurm_id else ""
+        seen = progress(st.log)
+        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else ("no progress line in its log yet" if st.log
+                                                              else "log not known")
+        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n")
+    if len(running) > RUNNING_SHOWN:
+        out.write(f"  ... and {len(running) - RUNNING_SHOWN} more\n")
+
+
+def _ago(seconds: float) -> str:
+    """`12 s ago`, `5 min ago`, `2.5 h ago`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
 
 
 def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:

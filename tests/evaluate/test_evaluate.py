@@ -474,3 +474,13 @@ def test_an_empty_manifest_is_refused_naming_it_before_any_work(key, protocol, m
         evaluate(config(protocol=protocol, labeled_sizes=[8], **{key: f"{name}_empty"}, **ft), tmp_path / "run",
                  [encoder_file()], tmp_path / "f")
     assert not (tmp_path / "f").exists() and not (tmp_path / "run").exists()
+
+
+def test_each_labeled_size_logs_a_progress_line(manifests, encoder_file, tmp_path, capfd):
+    """An evaluation on cached features printed nothing until its result: `study status` showed a running job with
+    no progress line. Each labeled size now logs one, with its top-1."""
+    out = evaluate(config(), tmp_path / "run", [encoder_file()], tmp_path / "features")
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("[evaluate] linear at ")]
+    top1 = {m["labeled_size"]: m["value"] for m in out["metrics"]}
+    assert [ln.split(" in ")[0] for ln in lines] == [
+        f"[evaluate] linear at {n} labeled images ({i}/3): top1 {top1[n]:.4f}" for i, n in enumerate((8, 20, 40), 1)]

@@ -194,3 +194,31 @@ def test_query_reads_the_end_of_completed_jobs_and_the_reasons_of_pending_ones(e
     assert query(env, ["8"]).states == {"8": "PENDING"}  # squeue asked only with reasons
     t0 = time.time()
     assert query(env, []).states == {} and time.time() - t0 < 1
+
+
+def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, slurm):
+    """A running job was only a count in the table: where it stands (its log's latest `[tag] ...` line) and how long
+    ago its log was written (a job silent for hours may hang) are printed, from the log submitit writes."""
+    import submitit
+
+    from study.launch.slurm.state import submitit_folder
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("prog"))
+    _submit(grid, env)
+    ids = _queued(env / "wd", "prog")
+    pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    ev = next(j.id for j in plan_grid(grid).jobs if j.stage == "evaluate")
+    _sacct(slurm, {ids[pre]: "RUNNING", ids[ev]: "RUNNING"})
+    log = submitit.core.utils.JobPaths(submitit_folder(env / "wd"), job_id=ids[pre], task_id=0).stderr
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("[pretrain] step 2/6 loss 2.7000 lr 0.3 10.0 img/s\n"
+                   "[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s\nsome library's line\n")
+    old = time.time() - 3 * 3600
+    os.utime(log, (old, old))
+
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "running (2):" in out, out
+    assert (f"pretrain {pre} (slurm {ids[pre]}): [pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s  [3.0 h ago]"
+            in out), out
+    assert f"evaluate {ev} (slurm {ids[ev]}): no progress line in its log yet" in out, out
