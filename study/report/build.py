@@ -57,16 +57,25 @@ def _is_a_report(out: Path) -> bool:
 
 
 class _Outputs:
-    """The files of a report folder that builds wrote, listed in LISTING: rewritten (atomically) at each file added,
-    so that a build stopped half-way still lists every file it wrote. `finish` deletes the files an earlier build
-    listed that this one did not write; no other file is ever deleted."""
+    """The files of a report folder that builds wrote, listed in LISTING with the grid they report (`owner`: its
+    name and grid file): rewritten (atomically) at each file added, so that a build stopped half-way still lists
+    every file it wrote. `finish` deletes the files an earlier build listed that this one did not write; no other
+    file is ever deleted. A folder listed as another grid's report is refused (two grid files of one name share the
+    default reports/<name>)."""
 
-    def __init__(self, out: Path):
-        self.out, self.written = out, []
+    def __init__(self, out: Path, owner: dict[str, str | None]):
+        self.out, self.owner, self.written = out, owner, []
         try:
-            listed = json.loads((out / LISTING).read_text())["files"]
+            listing = json.loads((out / LISTING).read_text())
+            listed = listing["files"]
         except (OSError, ValueError, TypeError, KeyError):
-            listed = None  # none (or not ours)
+            listing, listed = {}, None  # none (or not ours)
+        other = _other_owner(listing, owner)
+        if other:
+            raise StudyError(f"--out {out} holds the report of {other}, not of {_owner_text(owner)}: give this "
+                             "report another --out, or delete that folder")
+        if owner["grid_file"] is None and isinstance(listing, dict) and listing.get("grid") == owner["grid"]:
+            self.owner = {**owner, "grid_file": listing.get("grid_file")}  # a build by grid name keeps the file
         if listed is None and out.is_dir():
             names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not temporaries, .DS_Store
             if _is_a_report(out):  # written before builds kept a listing: the files a build names so are its
@@ -96,7 +105,21 @@ class _Outputs:
         self._list(set(self.written))
 
     def _list(self, names: set[str]) -> None:
-        write_text(self.out / LISTING, json.dumps({"files": sorted(names)}, indent=1) + "\n")
+        write_text(self.out / LISTING, json.dumps({**self.owner, "files": sorted(names)}, indent=1) + "\n")
+
+
+def _other_owner(listing: Any, owner: dict[str, str | None]) -> str | None:
+    """How the grid a report folder's listing names reads when it is not `owner`'s (another grid name, or another
+    grid file where both are known); None when it is the same, or the listing names none (an older build's)."""
+    if not isinstance(listing, dict) or not isinstance(listing.get("grid"), str):
+        return None
+    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file")}
+    same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"]
+    return None if theirs["grid"] == owner["grid"] and same_file else _owner_text(theirs)
+
+
+def _owner_text(owner: dict[str, str | None]) -> str:
+    return f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
 
 
 def _figure_files(out: Path, name: str) -> list[Path]:
@@ -278,7 +301,9 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
                          "report (its grid file, or its name)")
     if table.empty:
         _keep_a_report_of_results(out, workdir)
-    outputs = _Outputs(out)
+    from study.launch.status import grid_file
+
+    outputs = _Outputs(out, {"grid": name, "grid_file": grid_file(plan)})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -395,6 +395,32 @@ def test_an_out_folder_of_other_files_is_refused_untouched(tmp_path):
     assert build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None).drawn == ["quantity"]
 
 
+def test_a_report_folder_of_another_grid_or_grid_file_is_refused_untouched(tmp_path):
+    """Two grid files of one grid name (a copy with other settings) both default to reports/<name>: the second
+    report replaced the first one's figures. The listing names the grid and its file; a build for another is refused
+    before it writes anything, the same file (or its name alone, without a file) builds again."""
+    import dataclasses
+
+    write_all(tmp_path / "w", quantity_records())
+    out = tmp_path / "r"
+    original = plan_for(quantity_records())
+    original.path = str(tmp_path / "original.yaml")
+    build_report(tmp_path / "w", out, plan=original, log=None)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    copy = dataclasses.replace(original)
+    copy.path = str(tmp_path / "copy.yaml")
+    with pytest.raises(StudyError, match=rf"--out {out} holds the report of grid g \({tmp_path}/original.yaml\), "
+                                         rf"not of grid g \({tmp_path}/copy.yaml\)"):
+        build_report(tmp_path / "w", out, plan=copy, log=None)
+    with pytest.raises(StudyError, match="holds the report of grid g .*, not of grid h: give"):
+        build_report(tmp_path / "w", out, plan=plan_for(quantity_records(), name="h"), log=None)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert build_report(tmp_path / "w", out, plan=original, log=None).drawn == ["quantity"]
+    assert build_report(tmp_path / "w", out, grid="g", log=None).drawn == ["quantity"]
+    with pytest.raises(StudyError, match="holds the report of grid g"):  # the build by name kept the file's name
+        build_report(tmp_path / "w", out, plan=copy, log=None)
+
+
 def test_a_report_folder_of_before_the_listing_loses_its_stale_figures_only(tmp_path):
     """A report folder written before builds kept a listing: the files a build names so (quality.png of a figure not
     drawn now) are the earlier build's and go; a file of the user's and a hidden temporary stay, and block nothing."""
