@@ -142,7 +142,13 @@ class EvalConfig:
             fixed = sorted(set(self.finetune) & {"manifest", "method", "subset", "size", "init_encoder"})
             if fixed:
                 raise bad(f"finetune.{fixed[0]}", "is set by the evaluation; remove it")
-        self.augment_config(where)  # validates the transform
+        drawn = self.augment_config(where).random_settings()  # validates the transform
+        if drawn:
+            key, value = next(iter(drawn.items()))
+            set_by = "" if key in (self.augment or {}) else f" (of preset {self.augment_dict()['preset']!r})"
+            raise bad(f"augment.{key}", f"{value!r}{set_by} draws at random: the transform an evaluation extracts "
+                      "and scores with must be deterministic (frozen features are extracted once and cached; a "
+                      "fine-tune's training augmentation is finetune.augment)")
         if self.protocol in ("finetune", "scratch"):  # the training run's settings, checked now, not in the job
             from study.evaluate.finetune import pretrain_dict
             from study.train.config import PretrainConfig

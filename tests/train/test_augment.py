@@ -60,6 +60,18 @@ def test_presets_and_effective_values():
     assert AugmentConfig.from_dict(d) == simclr and build_augment(simclr).describe() == d
 
 
+def test_random_settings_name_what_draws_at_random():
+    """What an evaluation refuses in its scoring transform (study.evaluate.config): the eval preset draws nothing,
+    nor do settings that change no pixel (a 1-px blur kernel, jitter of strength 0); every training preset does."""
+    assert AugmentConfig.from_dict({"preset": "eval"}).random_settings() == {}
+    assert AugmentConfig.from_dict({"preset": "eval", "image_size": 16, "blur_p": 1.0}).random_settings() == {}
+    assert AugmentConfig.from_dict({"preset": "eval", "jitter_p": 1.0, "jitter_strength": 0}).random_settings() == {}
+    assert AugmentConfig.from_dict({"preset": "eval", "solarize_p": 0.2}).random_settings() == {"solarize_p": [0.2]}
+    assert list(AugmentConfig.from_dict({"preset": "supervised"}).random_settings()) == ["crop", "flip_p"]
+    assert list(AugmentConfig.from_dict({"preset": "simclr"}).random_settings()) == [
+        "crop", "num_views", "flip_p", "jitter_p", "grayscale_p", "blur_p"]
+
+
 @pytest.mark.parametrize("d, key", [
     ({"nope": 1}, "nope"),
     ({"preset": "moco"}, "preset"),

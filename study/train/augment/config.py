@@ -94,6 +94,14 @@ class AugmentConfig:
                 raise StudyError(f"{where}.{k}: is derived ({getattr(cfg, k)!r} here), cannot be set to {d[k]!r}")
         return cfg
 
+    def random_settings(self) -> dict[str, Any]:
+        """The settings that make this transform draw at random ({key: value}; empty for a deterministic one, such as
+        the `eval` preset's resize and centre crop)."""
+        drawn = {"crop": self.crop != "center", "num_views": self.num_views > 1, "flip_p": self.flip_p > 0,
+                 "jitter_p": self.jitter_p > 0 and any(self.jitter_effective), "grayscale_p": self.grayscale_p > 0,
+                 "blur_p": any(self.blur_p) and self.blur_kernel > 1, "solarize_p": any(self.solarize_p)}
+        return {k: _plain(getattr(self, k)) for k, random in drawn.items() if random}
+
     def to_dict(self) -> dict:
         """Every effective parameter (plain JSON types), derived ones included."""
         return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
