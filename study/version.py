@@ -1,4 +1,5 @@
-"""`code_version()`: the one string that results, protocols and checkpoints record for the code that ran."""
+"""`code_version()`: the one string that results, protocols and checkpoints record for the code that ran;
+`library_versions()`: the libraries beside it that the numbers depend on."""
 from __future__ import annotations
 
 import functools
@@ -32,3 +33,21 @@ def _git(cwd: Path, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict[str, str | None]:
+    """The versions of the libraries a result's numbers depend on beside study's own code, as a protocol records
+    them: torch and torchvision, numpy (the corruptions' random draws), Pillow and the JPEG decoder it links (another
+    libjpeg gives other pixels from the same file: training images, and the JPEG corruption's)."""
+    import numpy
+    import PIL
+    import torch
+    import torchvision
+    from PIL import features
+
+    turbo = features.version_feature("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
+    jpeg = features.version("jpg")
+    return {"torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
+            "numpy_version": numpy.__version__, "pillow_version": PIL.__version__,
+            "jpeg_decoder": f"libjpeg-turbo {turbo}" if turbo else (f"libjpeg {jpeg}" if jpeg else None)}

@@ -58,3 +58,18 @@ def test_a_checkout_that_tracks_the_package_gives_its_commit_then_dirty(repo):
     with open(site / "study" / "counts.py", "a") as f:
         f.write("# an uncommitted change\n")
     assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty"
+
+
+def test_library_versions_name_the_jpeg_decoder_pillow_links():
+    """A protocol records the decoder of its JPEG pixels: libjpeg-turbo (Pillow's wheels, Debian) by its own version,
+    not libjpeg's API level (6.2 or 8) that Pillow's `jpg` feature reports for it."""
+    from PIL import features
+
+    from study.version import library_versions
+
+    v = library_versions()
+    assert set(v) == {"torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder"}
+    if features.check_feature("libjpeg_turbo"):
+        assert v["jpeg_decoder"] == f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
+    else:
+        assert v["jpeg_decoder"] == f"libjpeg {features.version('jpg')}"

@@ -44,7 +44,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     from study.manifests import load_manifest
     from study.train.augment import build_augment
     from study.train.data import default_workers
-    from study.version import code_version
+    from study.version import code_version, library_versions
 
     if not isinstance(cfg, EvalConfig):
         cfg = EvalConfig.from_dict(cfg)
@@ -94,6 +94,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
         "seed": cfg.seed,
         "code_version": code_version(),
+        **library_versions(),  # torch, torchvision, numpy, Pillow, the JPEG decoder
         "config": cfg.recorded_dict(),
         # the pretraining recipe of each encoder (its record's protocol fingerprint; None: a file that carries none):
         # kept in this record's fingerprint, so that evaluations of encoders of two recipes are never averaged

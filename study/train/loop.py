@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 
 from study.errors import StudyError
 from study.hashing import file_sha256
@@ -47,7 +46,7 @@ from study.train.data import (
 )
 from study.train.methods import METHODS
 from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, schedule_steps, set_lr
-from study.version import code_version
+from study.version import code_version, library_versions
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
@@ -528,8 +527,7 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n,
         "sync_bn": sync_bn,
         "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
         "code_version": code_version(),  # this session's; the run's protocol lists each session's where they differ
-        "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
+        **library_versions(),  # torch, torchvision, numpy, Pillow, the JPEG decoder
         "config": cfg.to_dict(),
     }
     if cfg.method == "simclr":

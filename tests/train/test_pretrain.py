@@ -3,6 +3,7 @@ import os
 import signal
 from pathlib import Path
 
+import PIL
 import pytest
 import torch
 import torchvision
@@ -82,6 +83,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0
     assert p["code_version"] == code_version()  # what the result record of this run says (git's dirty flag too)
     assert (p["torch_version"], p["torchvision_version"]) == (torch.__version__, torchvision.__version__)
+    assert p["pillow_version"] == PIL.__version__ and p["jpeg_decoder"].startswith(("libjpeg-turbo ", "libjpeg "))
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
     # the encoder carries its recipe: the fingerprint its result record gets
