@@ -3,8 +3,8 @@
     from study.train import PretrainConfig, pretrain
     out = pretrain(PretrainConfig.from_dict({...}), run_dir)   # {"metrics": [...], "protocol": {...}}
 
-The training loop (and torchvision) is imported on first use of `pretrain`, `RunOutput` or `StopRequested`: the
-config alone is what `study plan` validates.
+The training loop is imported on first use of `pretrain`, `RunOutput` or `StopRequested`: the config alone is what
+`study plan` validates.
 """
 from study.train.config import PretrainConfig
 

@@ -4,6 +4,7 @@ for 28-64 px data). The classifier is left out: forward returns the pooled featu
 from __future__ import annotations
 
 from torch import nn
+
 from study.train.backbones import BACKBONES
 
 
