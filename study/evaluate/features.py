@@ -128,7 +128,7 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                 signalled = flag is not None and bool(flag.pending)  # read once, as the training loop does
                 due = save_every_s is not None and now - last_save >= save_every_s and done < len(rows)
                 if partial is not None and (signalled or due):  # the last rows too when signalled: it may end here
-                    partial.save(out[saved:done], saved)
+                    partial.save(out[saved:done], saved, partial.seconds_before + time.monotonic() - t0)
                     saved, last_save = done, time.monotonic()
                 if signalled:
                     flag.forward()
@@ -210,7 +210,7 @@ class FeatureCache:
         rate = computed / seconds if seconds > 0 else None
         return Features(feats, labels, {"cached": False, "file": str(path) if path else None, "rows": len(rows),
                                         "resumed_rows": len(rows) - computed, "seconds": seconds,
-                                        "images_per_s": rate})
+                                        "earlier_sessions_seconds": partial.seconds_before, "images_per_s": rate})
 
     @staticmethod
     def _candidates(folder: Path, n: int | None) -> list[tuple[Path, int]]:

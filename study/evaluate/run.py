@@ -174,6 +174,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             extraction.append({"encoder": str(enc), "manifest": m.name,
                                "subset": f"labeled({n})" if n is not None else "all", **f.info})  # info: "rows" (n)
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
+    earlier_s = sum(e.get("earlier_sessions_seconds", 0.0) for e in extraction)  # of extractions a requeue resumed
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
 
@@ -222,6 +223,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         "granularity_mode": ("per_level" if cfg.per_level else "finest level mapped up") if levels else None,
         "extraction": extraction,
         "extraction_seconds": extract_s,
+        **({"earlier_sessions_seconds": earlier_s} if earlier_s else {}),
         "images_per_s": (extracted / extract_s) if extracted and extract_s > 0 else None,
         "probe_seconds": probe_s,
     })

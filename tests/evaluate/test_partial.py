@@ -48,12 +48,9 @@ def cache(path, every_minutes=None):
     return FeatureCache(path, aug, "pooled", 16, torch.device("cpu"), 0, every_minutes)
 
 
-def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_the_rest(
-        manifests, encoder_file, rows_computed, tmp_path):
-    enc, train = encoder_file(), load_manifest("evtrain")
-    reference = cache(tmp_path / "reference").get(enc, train, 40)
-    assert rows_computed["rows"] == [16, 16, 16]  # rows 32-40 padded
-
+def preempt_at_the_third_batch(enc, manifest, cache_dir, rows_computed) -> None:
+    """Extract labeled(40) into `cache_dir`, signalled SIGTERM in the first batch and SIGUSR2 in the second, whose
+    handler (as submitit's requeue) ends the run: rows 0-32 saved, in two chunks."""
     def preempted(*_):
         raise Preempted
 
@@ -62,20 +59,49 @@ def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_th
         rows_computed.update(rows=[], at_call={1: lambda: os.kill(os.getpid(), signal.SIGTERM),
                                                2: lambda: os.kill(os.getpid(), signal.SIGUSR2)})
         with pytest.raises(Preempted):  # SIGTERM: saved and carried on; SIGUSR2: saved, then handed on
-            cache(tmp_path / "features").get(enc, train, 40)
+            cache(cache_dir).get(enc, manifest, 40)
     finally:
         signal.signal(signal.SIGUSR2, previous)
     assert rows_computed["rows"] == [16, 16]
+
+
+def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_the_rest(
+        manifests, encoder_file, rows_computed, tmp_path):
+    enc, train = encoder_file(), load_manifest("evtrain")
+    reference = cache(tmp_path / "reference").get(enc, train, 40)
+    assert rows_computed["rows"] == [16, 16, 16]  # rows 32-40 padded
+    preempt_at_the_third_batch(enc, train, tmp_path / "features", rows_computed)
     (folder,) = (tmp_path / "features").glob("*/*/labeled40.partial")
     assert sorted(p.name for p in folder.iterdir()) == ["rows-0-16.pt", "rows-16-32.pt"]
     assert not list(folder.parent.glob("labeled40.pt"))
+    took = [torch.load(folder / f"rows-{a}-{b}.pt", weights_only=True)["seconds"] for a, b in ((0, 16), (16, 32))]
+    assert 0 < took[0] < took[1]  # the time to reach each chunk's last row
 
     rows_computed["rows"] = []
     again = cache(tmp_path / "features").get(enc, train, 40)
     assert rows_computed["rows"] == [16]  # rows 32-40 only (padded)
     assert torch.equal(again.x, reference.x) and torch.equal(again.y, reference.y)
     assert again.info["resumed_rows"] == 32 and again.info["cached"] is False
+    assert again.info["earlier_sessions_seconds"] == took[1]  # the preempted session's, for the record's wall time
     assert not folder.exists() and (folder.parent / "labeled40.pt").is_file()  # the chunks give way to the file
+
+
+def test_an_evaluation_resumed_from_saved_rows_counts_their_time_in_its_wall_time(
+        manifests, encoder_file, rows_computed, tmp_path):
+    """A requeued frozen-feature evaluation recorded this session's wall time only, though its earlier session
+    computed most rows."""
+    from study.evaluate import EvalConfig, evaluate
+
+    enc = encoder_file()
+    preempt_at_the_third_batch(enc, load_manifest("evtrain"), tmp_path / "features", rows_computed)
+    (chunk,) = (tmp_path / "features").glob("*/*/labeled40.partial/rows-16-32.pt")
+    took = torch.load(chunk, weights_only=True)["seconds"]
+    cfg = EvalConfig.from_dict({"protocol": "linear", "train_manifest": "evtrain", "test_manifest": "evtest",
+                                "labeled_sizes": [40], "image_size": 12, "augment": {"resize_ratio": 1.0},
+                                "batch_size": 16, "num_workers": 0, "device": "cpu"})
+    p = evaluate(cfg, tmp_path / "run", [enc], tmp_path / "features")["protocol"]
+    assert [e["resumed_rows"] for e in p["extraction"]] == [32, 0]  # the labeled rows resumed, the test rows not
+    assert p["earlier_sessions_seconds"] == took > 0 and p["wall_time_s"] > took
 
 
 def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_computed, tmp_path):
