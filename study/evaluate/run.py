@@ -180,31 +180,34 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
 
     metrics, probes = [], {}
     t_probe = time.monotonic()
-    for i, n in enumerate(sizes, 1):
+    for position, n in enumerate(sizes, 1):
         t_size, first_row = time.monotonic(), len(metrics)
         y = train_feats[0].y[:n]
         raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
         info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
         if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
             unit = [(F.normalize(a, dim=1), F.normalize(b, dim=1)) for a, b in raw] if len(raw) > 1 else raw
-            kx, kxt = (torch.cat([p[i] for p in unit], 1).to(device) for i in (0, 1))
+            kx, kxt = (_side_by_side(unit, i).to(device) for i in (0, 1))
+            del unit
             scores = knn.knn_scores(kx, y, kxt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
+            del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
             metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
             info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
-        # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each encoder's
-        # columns alike), see study.evaluate.linear
-        x, xt = ((torch.cat([p[i] for p in raw], 1) if len(raw) > 1 else raw[0][i]).to(device) for i in (0, 1))
         if cfg.protocol != "knn":
+            # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
+            # encoder's columns alike), see study.evaluate.linear
+            x, xt = (_side_by_side(raw, i).to(device) for i in (0, 1))
             if cfg.protocol == "granularity":
                 metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, train_m.num_classes, info)
             else:
                 probe, pinfo = linear.train_probe(x, y.to(device), train_m.num_classes, cfg.linear, cfg.seed)
                 metrics += _scores_rows(probe(xt).cpu(), y_test, n)
                 info.update(pinfo)
+            del x, xt  # not held over the next size's copies
         probes[str(n)] = info
         top1 = [f"{r['metric']} {r['value']:.4f}" for r in metrics[first_row:]
                 if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
-        print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({i}/{len(sizes)}): "
+        print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): "
               f"{', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr, flush=True)
     probe_s = time.monotonic() - t_probe
 
@@ -228,6 +231,12 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         "probe_seconds": probe_s,
     })
     return metrics
+
+
+def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int) -> torch.Tensor:
+    """The `i`-th tensor of each encoder's (train, test) pair, columns side by side; of one encoder, that tensor
+    itself (no copy)."""
+    return torch.cat([p[i] for p in pairs], 1) if len(pairs) > 1 else pairs[0][i]
 
 
 def _chosen_weight_decay(probe_info: dict):

@@ -485,3 +485,40 @@ def test_each_labeled_size_logs_a_progress_line(manifests, encoder_file, tmp_pat
     top1 = {m["labeled_size"]: m["value"] for m in out["metrics"]}
     assert [ln.split(" in ")[0] for ln in lines] == [
         f"[evaluate] linear at {n} labeled images ({i}/3): top1 {top1[n]:.4f}" for i, n in enumerate((8, 20, 40), 1)]
+
+
+def test_frozen_protocols_hold_the_labeled_features_once_more_at_most(manifests, encoder_file, tmp_path, monkeypatch):
+    """kNN's copy of the features (torch.cat, even of one encoder) stayed alive while the linear probe ran
+    (`also_knn`), and a kNN evaluation moved the features to the device twice, once for a probe it never runs. At
+    iNat21's scale each copy is 22 GB of GPU memory. Here (CPU) copies are counted: Tensor.to calls of the labeled
+    features, and feature-shaped tensors alive during the probe besides its own input."""
+    import gc
+    import warnings
+
+    from study.evaluate import linear
+    from study.evaluate import run as run_mod
+
+    moved, alive = [], []
+    real_to, real_probe = torch.Tensor.to, linear.train_probe
+
+    def to(self, *a, **k):
+        if self.dim() == 2 and self.dtype == torch.float32 and len(self) == 40:
+            moved.append(tuple(self.shape))
+        return real_to(self, *a, **k)
+
+    def probe(x, y, *a, **k):
+        with warnings.catch_warnings():  # isinstance on every object touches torch's deprecated module attributes
+            warnings.simplefilter("ignore", FutureWarning)
+            alive.append(sum(isinstance(t, torch.Tensor) and t.shape == x.shape and t.data_ptr() != x.data_ptr()
+                             for t in gc.get_objects()))
+        return real_probe(x, y, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    monkeypatch.setattr(run_mod.linear, "train_probe", probe)
+    evaluate(config(labeled_sizes=[40], protocol="knn", knn={"k": 5}), tmp_path / "knn", [encoder_file()],
+             tmp_path / "features")
+    assert moved == [(40, 32)]  # the labeled features, once, for kNN
+    moved.clear()
+    evaluate(config(labeled_sizes=[40], also_knn=True, knn={"k": 5}), tmp_path / "both", [encoder_file()],
+             tmp_path / "features")
+    assert moved == [(40, 32), (40, 32)] and alive == [0]  # kNN's, then the probe's: not both at once
