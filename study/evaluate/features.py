@@ -43,11 +43,14 @@ class Features:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise StudyError(f"evaluate.device: {name!r} asked for but CUDA is not available")
-    return torch.device(name)
+    """The evaluation's device (study.train.loop.resolve_device, of `evaluate.device`), made the current one: pinned
+    memory and kernels would otherwise also open a context on GPU 0 where a job sees several GPUs."""
+    from study.train.loop import resolve_device as resolve
+
+    device = resolve(name, key="evaluate.device")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 class LayerFeatures(nn.Module):

@@ -61,34 +61,36 @@ class StopRequested(Exception):
         self.step = step
 
 
-def resolve_device(name: str, world: distributed.World | None = None) -> torch.device:
-    """The torch device of `pretrain.device` for this rank ("auto": cuda when available, else cpu)."""
+def resolve_device(name: str, world: distributed.World | None = None, key: str = "pretrain.device") -> torch.device:
+    """The torch device of `name` (the config's `key`) for this rank ("auto": cuda when available, else cpu)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise StudyError(f"pretrain.device: {name!r} asked for but CUDA is not available")
+            raise StudyError(f"{key}: {name!r} asked for but CUDA is not available")
         world = world or distributed.World()
         index = cuda_index(name, world.size, world.local_rank, torch.cuda.device_count(),
-                           torch.cuda.current_device)
+                           torch.cuda.current_device, key)
         return torch.device("cuda", index)
     return torch.device(name)
 
 
-def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current) -> int:
+def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current,
+               key: str = "pretrain.device") -> int:
     """The CUDA device index of `name` ("cuda" or "cuda:N") for a rank. One process: N, else the current device
     (`current()`). Several ranks: an explicit N is refused (every rank would take GPU N); rank r takes
-    r % device_count, which is r where every task sees the node's GPUs and 0 where a site binds one GPU per task."""
+    r % device_count, which is r where every task sees the node's GPUs and 0 where a site binds one GPU per task.
+    Errors name the config's `key`."""
     m = re.fullmatch(r"cuda(?::(\d+))?", name)
     if m is None:
-        raise StudyError(f"pretrain.device: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
+        raise StudyError(f"{key}: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
     explicit = m.group(1)
     if world_size > 1:
         if explicit:
-            raise StudyError(f"pretrain.device: {name!r} names one GPU, but this run has {world_size} processes "
+            raise StudyError(f"{key}: {name!r} names one GPU, but this run has {world_size} processes "
                              "(each takes its own GPU): use 'cuda' or 'auto'")
         if device_count < 1:
-            raise StudyError("pretrain.device: CUDA reports no device")
+            raise StudyError(f"{key}: CUDA reports no device")
         return local_rank % device_count
     return int(explicit) if explicit else int(current())
 

@@ -522,3 +522,20 @@ def test_frozen_protocols_hold_the_labeled_features_once_more_at_most(manifests,
     evaluate(config(labeled_sizes=[40], also_knn=True, knn={"k": 5}), tmp_path / "both", [encoder_file()],
              tmp_path / "features")
     assert moved == [(40, 32), (40, 32)] and alive == [0]  # kNN's, then the probe's: not both at once
+
+
+def test_the_evaluation_device_is_made_current_and_a_bad_name_is_refused_naming_the_key(monkeypatch):
+    """No GPU here: torch.cuda's queries and set_device are mocked (a torch.device is only a name). An evaluation on
+    `cuda:1` left GPU 0 current, where pinned memory opened a second context; `cuda:x` reached torch's own error."""
+    from study.evaluate.features import resolve_device
+
+    made_current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", made_current.append)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1) and made_current == [torch.device("cuda", 1)]
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    with pytest.raises(StudyError, match=r"evaluate\.device: expected 'auto', 'cpu' or 'cuda\[:N\]', got 'cuda:x'"):
+        resolve_device("cuda:x")
+    assert resolve_device("cpu") == torch.device("cpu") and len(made_current) == 2
