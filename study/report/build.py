@@ -331,8 +331,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     if plan is not None:
         from study.launch.state import stale_results
 
-        warn_lines += [f"{line}: shown, but `study submit` would rerun it"
-                       for line in stale_results(plan.jobs, workdir)]
+        warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (or the old "
+                       "manifest restored)" for line in stale_results(plan.jobs, workdir)]
 
     style.apply()
     sections, drawn, skipped_figs, failed = [], [], {}, []

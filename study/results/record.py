@@ -40,7 +40,6 @@ from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 from study.version import code_version  # the code version a record gets, as the protocols and checkpoints do
 
 SCHEMA_VERSION = 1
-METRIC_NAMES = ("top1", "top5", "knn_top1", "loss")
 REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol")
 
 # Keys that describe one run or what it found, not the recipe: removed (at any depth) before fingerprinting, as
