@@ -44,6 +44,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     from study.manifests import load_manifest
     from study.train.augment import build_augment
     from study.train.data import default_workers
+    from study.train.loop import tf32_in_use
     from study.version import code_version, library_versions
 
     if not isinstance(cfg, EvalConfig):
@@ -91,6 +92,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "num_workers": workers,
         "devices": 1,
         "device_kind": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "tf32": tf32_in_use(device),  # the extraction's float32 convolutions on a GPU
         "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
         "seed": cfg.seed,
         "code_version": code_version(),

@@ -75,6 +75,15 @@ def resolve_device(name: str, world: distributed.World | None = None, key: str =
     return torch.device(name)
 
 
+def tf32_in_use(device: torch.device) -> dict[str, bool] | None:
+    """Where float32 convolutions and matmuls run as TF32 on this CUDA device (torch's switches: cuDNN's is on by
+    default, so a `precision: fp32` run convolves in TF32 on Ampere and later); None off CUDA."""
+    if device.type != "cuda":
+        return None
+    return {"convolutions": bool(torch.backends.cudnn.allow_tf32),
+            "matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
+
+
 def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current,
                key: str = "pretrain.device") -> int:
     """The CUDA device index of `name` ("cuda" or "cuda:N") for a rank. One process: N, else the current device
@@ -525,6 +534,7 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n,
         "exclude_bias_and_norm": cfg.optim.exclude_bias_and_norm,
         "temperature": cfg.effective_temperature(),
         "precision": "bf16" if use_bf16 else "fp32",
+        "tf32": tf32_in_use(device),
         "channels_last": channels_last,
         "sync_bn": sync_bn,
         "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,

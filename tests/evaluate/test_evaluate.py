@@ -51,7 +51,7 @@ def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls,
     assert p["encoders"][0]["backbone"] == {"name": "resnet18_small", "width": 4}
     assert p["transform"]["preset"] == "eval" and p["transform"]["image_size"] == 12
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0 and p["device_kind"] == device_kind() and p["seed"] == 0
-    assert p["cpu_threads"] == torch.get_num_threads()
+    assert p["cpu_threads"] == torch.get_num_threads() and "tf32" in p
     assert p["torch_version"] == torch.__version__ and p["pillow_version"] and p["jpeg_decoder"]  # decoders' pixels
     assert [e["cached"] for e in p["extraction"]] == [False, False]
     assert [(e["subset"], e["rows"]) for e in p["extraction"]] == [("labeled(40)", 40), ("all", 20)]

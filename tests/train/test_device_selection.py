@@ -47,3 +47,19 @@ def test_resolve_device_uses_the_local_rank_modulo_the_visible_count(monkeypatch
     with pytest.raises(StudyError, match=r"pretrain\.device"):
         resolve_device("cuda:0", rank1)
     assert resolve_device("cpu", rank1) == torch.device("cpu")
+
+
+def test_the_tf32_switches_a_cuda_run_records_are_torchs():
+    """`precision: fp32` on a GPU convolves in TF32 where cuDNN's switch is on (torch's default): a record says so
+    (reading the switches touches no GPU); off CUDA there is nothing to say."""
+    from study.train.loop import tf32_in_use
+
+    assert tf32_in_use(torch.device("cpu")) is None
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:  # torch's switches are properties of its backend modules: set and restored here, not by monkeypatch
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        assert tf32_in_use(torch.device("cuda", 0)) == {"convolutions": True, "matmul": False}
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = False, True
+        assert tf32_in_use(torch.device("cuda", 0)) == {"convolutions": False, "matmul": True}
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

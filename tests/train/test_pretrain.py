@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from device import device_kind, expected_precision
+from device import device_kind, expected_precision, is_cuda
 from study.errors import StudyError
 from study.results.record import code_version, protocol_fingerprint
 from study.train import StopRequested, pretrain
@@ -83,6 +83,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0
     assert p["code_version"] == code_version()  # what the result record of this run says (git's dirty flag too)
     assert (p["torch_version"], p["torchvision_version"]) == (torch.__version__, torchvision.__version__)
+    assert p["tf32"] is None if not is_cuda() else set(p["tf32"]) == {"convolutions", "matmul"}
     assert p["pillow_version"] == PIL.__version__ and p["jpeg_decoder"].startswith(("libjpeg-turbo ", "libjpeg "))
     enc = load_encoder(tmp_path / "run" / "encoder.pt")
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
