@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
                               description="Per stage: done / running / pending / failed / cancelled / missing jobs; "
-                                          "each running job's latest progress line and its age; each failure's "
+                                          "each running job's latest progress line, its age and log; each failure's "
                                           "last error lines and log path.")
     _common(p)
     p.set_defaults(func=run_status)

@@ -187,8 +187,8 @@ RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
 
 
 def _running(states: dict[str, JobState], out: TextIO) -> None:
-    """Where each running job is: its log's latest progress line and how long ago the log was written (a job
-    silent for hours may hang); the first RUNNING_SHOWN of them."""
+    """Where each running job is: its log's latest progress line, how long ago the log was written (a job silent
+    for hours may hang) and the log's path; the first RUNNING_SHOWN of them."""
     running = [st for st in states.values() if st.state == "running"]
     if not running:
         return
@@ -198,7 +198,7 @@ def _running(states: dict[str, JobState], out: TextIO) -> None:
         seen = progress(st.log)
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else ("no progress line in its log yet" if st.log
                                                               else "log not known")
-        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n")
+        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
     if len(running) > RUNNING_SHOWN:
         out.write(f"  ... and {len(running) - RUNNING_SHOWN} more\n")
 

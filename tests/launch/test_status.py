@@ -219,6 +219,6 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
 
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     assert "running (2):" in out, out
-    assert (f"pretrain {pre} (slurm {ids[pre]}): [pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s  [3.0 h ago]"
-            in out), out
+    assert (f"pretrain {pre} (slurm {ids[pre]}): [pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s  [3.0 h ago]\n"
+            f"    log: {log}\n" in out), out
     assert f"evaluate {ev} (slurm {ids[ev]}): no progress line in its log yet" in out, out
