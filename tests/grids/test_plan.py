@@ -250,7 +250,8 @@ def test_profiles_load():
 
 
 def test_manifest_names_are_valid_for_study_manifests():
-    store = pytest.importorskip("study.manifests.store", reason="study.manifests not installed")
+    from study.manifests import store
+
     for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
         for name in plan_grid(f"grids/{grid}.yaml").manifests():
             assert store.check_name(name) == name
