@@ -34,6 +34,26 @@ def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
     assert torch.equal(again.weight, probe.weight) and info2["weight_decay"] == info["weight_decay"]
 
 
+def test_held_out_rows_are_scaled_with_the_training_rows_statistics(monkeypatch):
+    """The weight decay is chosen on held-out rows z-scored as the test rows will be: with the statistics of the rows
+    the probe is fit on, never their own (standardizing them by themselves passed every other test)."""
+    x, y = blobs(30, 8, 32, 1.0, seed=0)
+    x = x * torch.linspace(0.5, 3.0, 32) + torch.linspace(-2.0, 2.0, 32)  # columns of other means and scales
+    cfg = LinearConfig(weight_decays=(1e-4, 1e-2), max_iter=20, select_iter=20)
+    seen = []
+    real = linear.held_out_scores
+
+    def capture(probe, x_va, y_va):
+        seen.append(x_va.clone())
+        return real(probe, x_va, y_va)
+
+    monkeypatch.setattr(linear, "held_out_scores", capture)
+    linear.train_probe(x.clone(), y, 8, cfg, seed=0)
+    tr, va = linear.stratified_split(y, cfg.val_fraction, 0)
+    mean, std = x[tr].mean(0), x[tr].std(0, unbiased=False)
+    assert len(seen) == 2 and all(torch.allclose(v, (x[va] - mean) / std, atol=1e-5) for v in seen)
+
+
 def test_a_probe_too_large_for_one_logits_matrix_is_fit_over_row_chunks(monkeypatch):
     """Beyond CHUNK_LOGITS logits the full-batch loss and gradient are summed over row chunks: the same probe, the
     same weight decay chosen on the same held-out scores, as fitting it in one piece (float32 summation order

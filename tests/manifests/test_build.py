@@ -132,6 +132,23 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     assert (parquet.read_bytes(), meta.read_bytes()) == before[:2]
 
 
+def test_a_rebuild_of_as_many_images_under_other_names_is_other_content(build, cli, tree, manifests):
+    """The content hash covers the rows, not only the counts and settings: one image renamed (same number of images
+    and classes) is another manifest, refused under the old name (a hash of the metadata alone took it for the same
+    one, and cached features and results of the old rows would have served the new)."""
+    from study.manifests import load_manifest
+
+    build("toy", "--sizes", "5")
+    before = load_manifest("toy").content_hash
+    (tree / "train" / "cat" / "000.png").rename(tree / "train" / "cat" / "000-renamed.png")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy", "--sizes", "5")
+    assert code == 2 and "already exists with different content" in err, err
+    build("toy2", "--sizes", "5")
+    assert load_manifest("toy2").num_images == load_manifest("toy").num_images
+    assert load_manifest("toy2").content_hash != before
+
+
 def test_taxonomy_option_for_imagefolder(build, tmp_path):
     tax = tmp_path / "taxonomy.csv"
     tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")

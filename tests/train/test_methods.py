@@ -53,6 +53,29 @@ def test_moco_forward_enqueues_this_batch_keys_from_the_momentum_encoder(make_me
     assert all(p.grad is None for p in m.key_encoder.parameters())
 
 
+def test_moco_scores_against_the_queue_before_this_batch_joins_it(make_method):
+    """This batch's keys are its positives, never its negatives: the loss uses the queue as it was before the step,
+    and the keys join it afterwards (a swap of the two lines passed every other test)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from study.train.losses import infonce
+
+    m = make_method("moco", moco={"queue_size": 8, "dim": 16})
+    views = _views(4)
+    m.train()
+    twin = copy.deepcopy(m)  # the same weights, queue and BN state: what the step should compute
+    with torch.no_grad():
+        q = twin.head(twin.encoder(views[0]))
+        twin._momentum_update()
+        k = F.normalize(twin.key_head(twin.key_encoder(views[1])), dim=1)
+        expected = infonce(q, k, twin.queue.clone(), twin.temperature)
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+    assert torch.allclose(m.queue[:4], k, atol=1e-6) and torch.equal(m.queue[4:], twin.queue[4:])
+
+
 def test_byol_target_gets_no_gradient_and_follows_the_ema_schedule(make_method):
     m = make_method("byol")
     m.train()

@@ -13,6 +13,8 @@ def test_lr_scaling_rules():
     assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 4096) == pytest.approx(4.8)
     assert peak_lr(OptimConfig(lr=0.075, lr_scaling="sqrt"), 4096) == pytest.approx(4.8)
     assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 256) == pytest.approx(0.3)
+    assert peak_lr(OptimConfig(lr=0.3, lr_scaling="linear"), 96) == pytest.approx(0.1125)  # not a multiple of 256
+    assert peak_lr(OptimConfig(lr=0.075, lr_scaling="sqrt"), 100) == pytest.approx(0.75)
 
 
 def test_the_default_base_lr_follows_the_scaling_rule():
