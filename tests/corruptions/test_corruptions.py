@@ -81,6 +81,33 @@ def test_stronger_downsampling_loses_more():
     assert err[4] > err[2] > 0
 
 
+def test_downsampling_is_the_named_resampling_down_then_up():
+    """Bicubic both ways by default, the `interpolation` parameter otherwise (an upsampling by another filter, or
+    the parameter unread, passed the other tests)."""
+    img = photo(size=(64, 48))
+    for name, method in (("bicubic", Image.Resampling.BICUBIC), ("bilinear", Image.Resampling.BILINEAR)):
+        spec = parse_corruption("downsample:factor=4" + ("" if name == "bicubic" else f",interpolation={name}"))
+        want = img.resize((16, 12), method).resize((64, 48), method)
+        assert np.array_equal(np.asarray(apply_corruption(spec, img, "k")), np.asarray(want)), name
+
+
+def test_jpeg_quality_is_the_encoders_quality():
+    """The image is one JPEG round trip at `quality` (the parameter unread, Pillow's 75, passed the other tests)."""
+    import io
+
+    img = photo(size=(64, 64))
+    for q in (10, 90):
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=q)
+        want = np.asarray(Image.open(buf).convert("RGB"))
+        got = np.asarray(apply_corruption(parse_corruption(f"jpeg:quality={q}"), img, "k").convert("RGB"))
+        assert np.array_equal(got, want), q
+    ref = np.asarray(img, dtype=float)
+    err = {q: np.abs(np.asarray(apply_corruption(parse_corruption(f"jpeg:quality={q}"), img, "k"), dtype=float)
+                     - ref).mean() for q in (10, 90)}
+    assert err[10] > err[90] > 0
+
+
 def test_none_is_identity():
     img = photo()
     assert apply_corruption(parse_corruption("none"), img, "k") is img

@@ -206,9 +206,13 @@ def test_concat_knn_weighs_both_encoders_alike_on_their_raw_features(manifests, 
 
 
 def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):
-    out = evaluate(config(feature_layer="layer3", labeled_sizes=[20]), tmp_path / "l", [encoder_file()],
-                   tmp_path / "f")
+    """Also from a cache that holds the same encoder's pooled features: the layer is part of the cache key."""
+    enc = encoder_file()
+    pooled = evaluate(config(labeled_sizes=[20]), tmp_path / "p", [enc], tmp_path / "f")
+    out = evaluate(config(feature_layer="layer3", labeled_sizes=[20]), tmp_path / "l", [enc], tmp_path / "f")
+    assert pooled["protocol"]["feature_dim"] == 32
     assert out["protocol"]["feature_dim"] == 16  # layer3 of width 4: 4 x 4 channels
+    assert [e["cached"] for e in out["protocol"]["extraction"]] == [False, False]
 
 
 def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, tmp_path):

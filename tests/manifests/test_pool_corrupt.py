@@ -33,6 +33,11 @@ def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_pat
     assert all(p.is_file() for p in m.abs_paths(t))
     assert m.meta["roots"] == {"a": a.meta["root"], "b": b.meta["root"]}
     assert m.meta["kind"] == "image" and "kinds" not in m.meta  # one kind: the metadata of a plain manifest
+    for src, part, n in (("a", a, 12), ("b", b, 8)):  # labeled order: each source's, restricted to its prefix
+        kept = set(part.subset(n)["path"])
+        want = [p for p in part.labeled(part.num_images)["path"] if p in kept]
+        pooled = m.labeled(20)
+        assert list(pooled.loc[pooled.source == src, "path"]) == want, src
     code, out, err = cli("manifest", "verify", "ab", "--files")
     assert code == 0, err
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:13")
