@@ -154,11 +154,11 @@ def _pool(a: argparse.Namespace) -> int:
 
 
 def _corrupt(a: argparse.Namespace) -> int:
-    from study.corruptions import parse_corruption
+    from study.grids.jobs import corrupted_manifest
     from study.manifests.corrupt import corrupt_manifest
 
     code = _report(*corrupt_manifest(a.name, a.base, a.corruption), "written")
-    grid_name = f"{a.base}.{parse_corruption(a.corruption).slug}"
+    grid_name = corrupted_manifest(a.base, a.corruption)
     if a.name != grid_name:  # a grid's `corruption:` axis looks the variant up by that name only
         print(f"[manifest] warning: a grid with corruption {a.corruption!r} on {a.base} looks for manifest "
               f"{grid_name}, not {a.name}", file=sys.stderr)
