@@ -494,8 +494,9 @@ def test_each_labeled_size_logs_a_progress_line(manifests, encoder_file, tmp_pat
 def test_frozen_protocols_hold_the_labeled_features_once_more_at_most(manifests, encoder_file, tmp_path, monkeypatch):
     """kNN's copy of the features (torch.cat, even of one encoder) stayed alive while the linear probe ran
     (`also_knn`), and a kNN evaluation moved the features to the device twice, once for a probe it never runs. At
-    iNat21's scale each copy is 22 GB of GPU memory. Here (CPU) copies are counted: Tensor.to calls of the labeled
-    features, and feature-shaped tensors alive during the probe besides its own input."""
+    iNat21's scale each copy is 22 GB of GPU memory. Copies are counted: Tensor.to calls of the labeled features,
+    and feature-shaped tensors on the probe's device alive during the probe besides its own input (on a GPU, the
+    cache's host tensors are not copies on the device)."""
     import gc
     import warnings
 
@@ -513,8 +514,8 @@ def test_frozen_protocols_hold_the_labeled_features_once_more_at_most(manifests,
     def probe(x, y, *a, **k):
         with warnings.catch_warnings():  # isinstance on every object touches torch's deprecated module attributes
             warnings.simplefilter("ignore", FutureWarning)
-            alive.append(sum(isinstance(t, torch.Tensor) and t.shape == x.shape and t.data_ptr() != x.data_ptr()
-                             for t in gc.get_objects()))
+            alive.append(sum(isinstance(t, torch.Tensor) and t.shape == x.shape and t.device == x.device
+                             and t.data_ptr() != x.data_ptr() for t in gc.get_objects()))
         return real_probe(x, y, *a, **k)
 
     monkeypatch.setattr(torch.Tensor, "to", to)
