@@ -715,3 +715,34 @@ def test_quality_marks_a_bar_whose_corrupted_or_clean_cell_has_fewer_seeds_than_
     md = _md(quality.paper_table(data))
     assert "| a | a | 1M | jpeg:quality=10 | -0.103 (1/3) | -0.097 (clean 1/3) |" in md
     assert data.set_index("method")["partial_seeds"].to_dict() == {"simclr": "1/3", "supervised": "clean 1/3"}
+
+
+def _knn(recs, values=None):
+    """`recs` with each metric row also (or, with values={labeled_size: v}, only) a knn_top1 row."""
+    out = []
+    for r in recs:
+        knn = [{**m, "metric": "knn_top1", "value": (values or {}).get(m["labeled_size"], m["value"] - 0.2)}
+               for m in r["metrics"]]
+        out.append({**r, "metrics": knn if values else [*r["metrics"], *knn]})
+    return out
+
+
+def test_quantity_draws_knn_results_in_a_panel_of_their_own():
+    """kNN's knn_top1 (of `knn` jobs, and of linear probes with `also_knn`) was collected but drawn nowhere. It is a
+    third protocol panel; where a `knn` job and an `also_knn` probe scored one encoder, the `knn` job's value."""
+    recs = records(eval_axes(protocol="linear", size=50_000), {(1000, None): 0.30, (10000, None): 0.35})
+    recs = _knn(recs)  # also_knn: 0.10, 0.15
+    recs += _knn(records(eval_axes(protocol="knn", size=1_000_000), {(1000, None): 0.0, (10000, None): 0.0}),
+                 {1000: 0.25, 10000: 0.28})
+    recs += _knn(records(eval_axes(protocol="linear", size=1_000_000), {(1000, None): 0.40, (10000, None): 0.45}),
+                 None)  # also_knn of the encoder the knn job scored: 0.20, 0.25, not drawn
+    fig, data = quantity.draw(table_of(recs))
+    got = _containers(fig)
+    assert list(got[("a · kNN", "50k")].lines[0].get_ydata()) == pytest.approx([0.10, 0.15])
+    assert list(got[("a · kNN", "1M")].lines[0].get_ydata()) == pytest.approx([0.25, 0.28])
+    assert list(got[("a · linear probe", "1M")].lines[0].get_ydata()) == pytest.approx([0.40, 0.45])
+    assert "kNN" in data.attrs["caption"]
+    table = quantity.paper_table(data)
+    row = table[(table["protocol"] == "knn") & (table["line"] == "1M")].iloc[0]
+    assert (row["1k"], row["10k"]) == pytest.approx((0.25, 0.28))
+    assert len(table[table["protocol"] == "knn"]) == 2

@@ -1,7 +1,7 @@
 """`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
 method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures'), a
 panel per evaluation dataset (rows; the pretraining dataset is the panel's) and protocol (columns: linear probe,
-fine-tuning); colour and marker tell the pretraining size and line style the method, alike in every panel;
+fine-tuning, and kNN where the grid has kNN results: `knn` jobs' and `also_knn` probes' `knn_top1`); colour and marker tell the pretraining size and line style the method, alike in every panel;
 supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies, and
 one per `variant` of a scratch entry); error bars are the standard deviation over seeds."""
 from __future__ import annotations
@@ -16,7 +16,8 @@ from study.results.collect import key_tuples
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
-PROTOCOLS = ("linear", "finetune")
+PROTOCOLS = ("linear", "finetune", "knn")  # knn: the knn_top1 rows of `knn` jobs and of `also_knn` probes
+PANEL_NAMES = {"linear": "linear probe", "finetune": "fine-tuning", "knn": "kNN"}
 LINE_KEYS = ["method", "dataset", "size"]
 SCRATCH = "scratch (supervised, random init)"
 POINT_COLUMNS = ["labeled_size", "mean", "std", "count", "partial_seeds"]
@@ -70,14 +71,28 @@ def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.D
             for values, rows in ref.groupby(keys, dropna=False, sort=True)]
 
 
+def _knn_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
+    """The knn_top1 cells under protocol "knn": of `knn` jobs and of linear probes with `also_knn` (where both
+    scored one encoder at one labeled size, the `knn` job's)."""
+    knn = cells(table, metric="knn_top1", expected=expected)
+    if knn.empty or "protocol" not in knn:
+        return knn.iloc[0:0]
+    knn = knn[knn["protocol"].isin(("knn", "linear"))]
+    knn = knn.assign(_own=knn["protocol"] != "knn", protocol="knn").sort_values("_own", kind="stable")
+    keys = [k for k in ("eval_dataset", *LINE_KEYS, "corruption", "backbone", "variant", "labeled_size") if k in knn]
+    return knn[~pd.Series(key_tuples(knn, keys), index=knn.index).duplicated()].drop(columns="_own")
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
     table, expected = label_variants(table, expected)
     cell = cells(table, expected=expected)
+    knn = _knn_cells(table, expected)
+    cell = pd.concat([cell, knn], ignore_index=True) if not knn.empty else cell
     main = _line_rows(cell, expected)
     main = main[main["dataset"].astype(object).eq(main["eval_dataset"])]  # in-domain; the rest: domain_*
     if main.empty:
-        raise NoData("no in-domain linear-probe or fine-tuning top-1 results in this grid")
+        raise NoData("no in-domain linear-probe, fine-tuning or kNN top-1 results in this grid")
     scratch = _scratch_rows(cell, expected)
     # as label_variants split the methods: by the backbones of results (null counted) and of planned rows that name
     # one (a planned line without a result has none yet)
@@ -124,7 +139,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                    "partial_seeds": p["partial_seeds"]})
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
             if sub.empty and ref.empty:
-                ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
+                ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
                 ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
@@ -140,7 +155,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                    "count": 0 if pd.isna(p["count"]) else int(p["count"]),
                                    "partial_seeds": p["partial_seeds"]})
             ax.set_xscale("log")
-            ax.set_title(f"{ev} · {'linear probe' if proto == 'linear' else 'fine-tuning'}")
+            ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
             ax.set_xlabel("labeled images")
             if c == 0:
                 ax.set_ylabel("top-1")
@@ -158,16 +173,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     if not data["mean"].notna().any():
         plt.close(fig)
         if main["count"].notna().any():  # results there are, without a value
-            raise NoData("no in-domain linear-probe or fine-tuning result has a value: every one diverged (recorded "
-                         "without a value; see the warnings)")
-        raise NoData("no in-domain linear-probe or fine-tuning result yet: every planned cell is missing "
+            raise NoData("no in-domain linear-probe, fine-tuning or kNN result has a value: every one diverged "
+                         "(recorded without a value; see the warnings)")
+        raise NoData("no in-domain linear-probe, fine-tuning or kNN result yet: every planned cell is missing "
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     fig.tight_layout()
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
                              "error bars: standard deviation over seeds; in the table, '—': planned, no result yet "
-                             "(a row of missing.csv), blank: not in the grid, (k/n): k of the n planned seeds.")
+                             "(a row of missing.csv), blank: not in the grid, (k/n): k of the n planned seeds."
+                             + (" kNN: top-1 of a cosine k-nearest-neighbour vote on the same frozen features (`knn` "
+                                "jobs, and linear probes with `also_knn`)." if "knn" in protocols else ""))
     return fig, data
 
 
