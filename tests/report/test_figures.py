@@ -746,3 +746,9 @@ def test_quantity_draws_knn_results_in_a_panel_of_their_own():
     row = table[(table["protocol"] == "knn") & (table["line"] == "1M")].iloc[0]
     assert (row["1k"], row["10k"]) == pytest.approx((0.25, 0.28))
     assert len(table[table["protocol"] == "knn"]) == 2
+
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 250_000,
+                             "corruption": "none", "protocol": "knn", "eval_dataset": "a", "labeled_sizes": "1000"}])
+    fig, data = quantity.draw(table_of(recs), planned)  # a knn job planned, no result yet: a missing point
+    gap = data[(data["protocol"] == "knn") & (data["line"] == "250k")]
+    assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
