@@ -752,3 +752,35 @@ def test_quantity_draws_knn_results_in_a_panel_of_their_own():
     fig, data = quantity.draw(table_of(recs), planned)  # a knn job planned, no result yet: a missing point
     gap = data[(data["protocol"] == "knn") & (data["line"] == "250k")]
     assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
+
+
+def test_granularity_draws_the_largest_named_labeled_size_not_the_first():
+    """Two named labeled sizes (the test above has 'all labels', which sorts first): the panel draws 10k's values
+    under a title naming 10k, not 1k's."""
+    axes = eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat")
+    values = {**{(1000, lv): 0.1 for lv in LEVELS}, **{(10000, lv): v for lv, v in zip(LEVELS, (0.9, 0.7, 0.5))}}
+    fig, data = granularity.draw(table_of(records(axes, values, protocol={"levels": LEVELS})))
+    got = {c.get_label(): list(c.lines[0].get_ydata()) for c in fig.axes[0].containers}
+    assert got["simclr"] == pytest.approx([0.9, 0.7, 0.5])
+    assert "10k" in fig.axes[0].get_title() and set(data["labeled_size"]) == {10000}
+
+
+def test_granularity_orders_levels_as_inat_does_when_records_list_none():
+    """Records without the protocol's `levels`: iNat21's order, coarse to fine, not the order the records list."""
+    recs = records(eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat"),
+                   {(None, "species"): 0.5, (None, "genus"): 0.6, (None, "kingdom"): 0.9})
+    fig, _ = granularity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["kingdom", "genus", "species"]
+    got = [list(c.lines[0].get_ydata()) for c in fig.axes[0].containers]
+    assert got == [pytest.approx([0.9, 0.6, 0.5])]
+
+
+def test_domain_matrix_draws_the_largest_labeled_size_the_cells_share():
+    recs = []
+    for ds, ev, v in (("a", "a", 0.45), ("b", "a", 0.25), ("a", "b", 0.35), ("b", "b", 0.55)):
+        recs += records(eval_axes(dataset=ds, eval_dataset=ev), {(1000, None): v - 0.2, (10000, None): v})
+    fig, data = domain_matrix.draw(table_of(recs))
+    assert set(data["labeled_size"].dropna()) == {10000}
+    assert np.asarray(fig.axes[0].collections[0].get_array()).reshape(2, 2) == pytest.approx(
+        np.array([[0.45, 0.35], [0.25, 0.55]]))
+    assert "labeled size 10k" in data.attrs["caption"]

@@ -26,3 +26,12 @@ def test_a_cell_not_in_the_grid_is_blank_where_a_table_marks_absent_cells():
     assert "| supervised | 0.700 |  |" in to_markdown(table)  # no row: not in the grid
     assert r"supervised & 0.700 &  \\" in to_latex(table)
     assert "| supervised | 0.700 | — |" in to_markdown(wide(data, "line", "labeled", order=["1k", "10k"]).reset_index())
+
+
+def test_csv_tables_keep_full_precision(tmp_path):
+    """The Markdown and LaTeX tables round to 3 decimals; the CSV (for further analysis) keeps every digit."""
+    from study.report.tables import write_tables
+
+    paths = write_tables(pd.DataFrame({"method": ["simclr"], "mean": [0.123456789012345]}), tmp_path, "t")
+    assert pd.read_csv(paths["csv"])["mean"].iloc[0] == 0.123456789012345
+    assert "0.123 " in paths["md"].read_text()
