@@ -25,6 +25,8 @@ def test_official_val_maps_ilsvrc_id_to_sorted_wnid_index(tmp_path):
     index = read_dataset("imagenet", tmp_path, "val")
     assert index.paths.to_pylist() == [f"val/ILSVRC2012_val_{k:08d}.JPEG" for k in range(1, 6)]
     assert [index.class_names[i] for i in index.labels] == truth
+    assert index.class_names == sorted(WNIDS)  # train's label numbers (the devkit lists ILSVRC ids in another order)
+    assert list(index.labels) == [sorted(WNIDS).index(w) for w in truth]
     assert {s["path"] for s in index.sources} == {
         "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", "ILSVRC2012_devkit_t12/data/meta.mat"}
 

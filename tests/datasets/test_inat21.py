@@ -107,3 +107,16 @@ def test_split_folder_renamed_by_torchvision_is_followed_and_a_missing_folder_re
     shutil.rmtree(gone)
     with pytest.raises(StudyError, match=f"1 image folder.*not under.*train/{gone.name}/"):
         read_dataset("inat21", tmp_path / "a", "train")
+
+
+def test_images_and_categories_listed_out_of_id_order_keep_their_labels_and_taxonomy(tmp_path):
+    """Labels are category ids and rows are joined on ids: a train.json listing images and categories in another
+    order (reversed here) gives every image its own label and its own category's taxonomy."""
+    doc = make_inat21(tmp_path, "train")
+    _edit(tmp_path, lambda d: (d["images"].reverse(), d["categories"].reverse()))
+    index = read_dataset("inat21", tmp_path, "train")
+    assert index.class_names == [f"{c[6]} {c[7]}" for c in INAT_CATEGORIES]
+    by_id = {a["image_id"]: a["category_id"] for a in doc["annotations"]}
+    truth = {im["file_name"]: by_id[im["id"]] for im in doc["images"]}
+    assert dict(zip(index.paths.to_pylist(), index.labels.tolist())) == truth
+    assert [g.as_py() for g in index.columns["genus"]] == [INAT_CATEGORIES[lab][6] for lab in index.labels]

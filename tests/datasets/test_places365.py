@@ -1,7 +1,7 @@
 import shutil
 
 import pytest
-from dataset_layouts import PLACES_CLASSES, make_places365
+from dataset_layouts import PLACES_CLASSES, make_places365, write_image
 
 from study.datasets import read_dataset
 from study.errors import StudyError
@@ -95,3 +95,12 @@ def test_list_file_not_utf8_names_the_line(tmp_path):
     lst.write_bytes(b"\xef\xbb\xbf" + lst.read_bytes())  # a byte-order mark does not shift the line
     with pytest.raises(StudyError, match=r"places365_val.txt line 5: not UTF-8 text"):
         read_dataset("places365", tmp_path, "val")
+
+
+def test_a_file_name_with_a_space_takes_the_label_after_its_last_space(tmp_path):
+    make_places365(tmp_path)
+    write_image(tmp_path / "data_256/a/airfield/with space.jpg", value=1, size=(16, 16))
+    with (tmp_path / "places365_train_standard.txt").open("a") as f:
+        f.write("/a/airfield/with space.jpg 0\n")
+    index = read_dataset("places365", tmp_path, "train")
+    assert dict(zip(index.paths.to_pylist(), index.labels.tolist()))["data_256/a/airfield/with space.jpg"] == 0

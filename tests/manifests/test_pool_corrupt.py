@@ -288,3 +288,17 @@ def test_a_damaged_base_or_pooled_source_is_refused(build, cli, tmp_path, manife
     code, _, err = cli("manifest", "pool", "p", "--from", "other:8", "--from", "toy:8")
     assert code == 2 and f"pooled source manifest 'toy' is damaged: {parquet}" in err
     assert not (manifests / "toy_j.json").exists() and not (manifests / "p.json").exists()
+
+
+def test_materialize_refuses_the_images_of_an_earlier_manifest_of_the_same_name(build, cli, tmp_path, manifests):
+    """A folder is claimed by content, not by name: toy_c rebuilt with another JPEG quality does not reuse the
+    images its earlier self wrote there."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_c", "--base", "toy", "--corruption", "jpeg:quality=10")[0] == 0
+    out = tmp_path / "out"
+    assert cli("manifest", "materialize", "toy_c", "--out", out)[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"toy_c{suffix}").unlink()
+    assert cli("manifest", "corrupt", "toy_c", "--base", "toy", "--corruption", "jpeg:quality=90")[0] == 0
+    code, _, err = cli("manifest", "materialize", "toy_c", "--out", out)
+    assert code == 2 and f"--out {out}: holds the images of manifest toy_c (content" in err

@@ -241,3 +241,15 @@ def test_files_of_16_bit_grayscale_verify_and_float_images_are_named_with_their_
     assert code == 0, err
     code, _, err = cli("manifest", "verify", "f", "--files")
     assert code == 2 and f"{root / 'b' / 'f.tif'}: does not decode (ValueError: mode F (floating-point pixels)" in err
+
+
+def test_a_base_rebuilt_since_with_the_same_rows_fails_verification(build, cli, manifests):
+    """The variant's rows still match its base's, but the base was rebuilt (other sizes: another content hash):
+    results made from the variant name a base that no longer exists as it was."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"toy{suffix}").unlink()
+    build("toy", "--sizes", "8")
+    code, out, err = cli("manifest", "verify", "toy_j")
+    assert code != 0 and "base manifest 'toy' changed since this one was made" in out + err
