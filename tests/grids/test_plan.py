@@ -179,6 +179,29 @@ def test_cost_model_arithmetic(write_grid):
     assert e["wall_hours"] == pytest.approx(max(0.15, sum(pre) / 2) + max(ev[0], sum(ev) / 2), abs=0.02)
 
 
+def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
+    """A two-node job holds the GPUs of both nodes; a profile's max_parallel_jobs bounds the wall time as its
+    max_parallel_gpus does."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [36000], seed: [0, 1]}
+    stages:
+      pretrain: {resources: {gpus: 2, nodes: 2}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 20.0}}, method_factor={"simclr": 1.0},
+                     job_overhead_min=6.0, probe_min=3.0)
+    # 36000 images / (20/s x 2 GPUs x 2 nodes) = 450 s = 0.125 h (+0.1 h overhead), holding 4 GPUs, per seed
+    pre = plan_grid(g, Profile(cost=cost)).estimate["per_stage"]["pretrain"]
+    assert pre["gpu_hours"] == pytest.approx(2 * 0.225 * 4, abs=0.01)
+    one_at_a_time = plan_grid(g, Profile(max_parallel_jobs=1, cost=cost)).estimate
+    assert one_at_a_time["per_stage"]["pretrain"]["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
+    assert one_at_a_time["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
+
+
 def test_cost_model_defaults_are_what_the_jobs_run():
     """The estimate assumes, where a grid gives no value, what the job would then run: PretrainConfig's batch for a
     step budget, FINETUNE_DEFAULTS for fine-tuning (they are copied in cost.py so that planning loads no torch)."""
@@ -257,20 +280,22 @@ def test_manifest_names_are_valid_for_study_manifests():
             assert store.check_name(name) == name
 
 
-@pytest.mark.parametrize("time_limit, requeue_note", [("30m", False), ("1m", True)])
-def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, time_limit, requeue_note):
+# (images, time limit, flagged): images / 20/s + 6 min against 21 time limits (a run and 20 requeues)
+@pytest.mark.parametrize("size, time_limit, requeue_note", [(36000, "30m", False), (36000, "1m", True),
+                                                             (42000, "2m", False), (48000, "2m", True)])
+def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, size, time_limit, requeue_note):
     g = write_grid(f"""
     name: t
     datasets:
       alpha: {{train: a_train, test: a_val}}
     defaults:
       pretrain: {{backbone: resnet18, epochs: 1}}
-    axes: {{method: [simclr], dataset: [alpha], size: [36000]}}
+    axes: {{method: [simclr], dataset: [alpha], size: [{size}]}}
     stages:
       pretrain: {{resources: {{gpus: 1, time: {time_limit}}}}}
     """, base=False)
     cost = CostModel(throughput={"resnet18": {"pretrain": 20.0}}, method_factor={"simclr": 1.0},
-                     job_overhead_min=6.0, probe_min=3.0)  # 36000 images / 20/s = 30 min + 6 = 36 min
+                     job_overhead_min=6.0, probe_min=3.0)  # 36000 images / 20/s = 30 min + 6 = 36 min; 42000: 41
     notes = " ".join(plan_grid(g, Profile(max_parallel_gpus=1, cost=cost)).estimate["notes"])
     assert "need longer than their time limit" in notes
     assert ("need more than 21 time limits" in notes) == requeue_note

@@ -76,6 +76,20 @@ def test_classify_prefers_results_then_ledger_and_sacct(tmp_path):
     assert [j.id for j in sel.to_run] == ["p2", "e2"]
 
 
+def test_a_final_timeout_is_failed_and_a_cancelled_job_is_retried_with_retry_failed(tmp_path):
+    """sacct's last TIMEOUT is final (submitit requeues a timed-out job itself, up to its limit): failed, so that
+    --retry-failed reruns it, not pending forever. A cancelled job (scancel, preempted for good) is rerun only with
+    --retry-failed, as a failed one."""
+    jobs = _jobs()
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": j, "slurm_job_id": s}
+                for j, s in (("p1", "3_0"), ("p2", "3_1"))])
+    states = classify(jobs, tmp_path, led.replay(), {"3_0": "TIMEOUT", "3_1": "CANCELLED by 0"})
+    assert (states["p1"].state, states["p2"].state) == ("failed", "cancelled")
+    assert select(jobs, states, retry_failed=False).to_run == []
+    assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "p2", "e1", "e2"]
+
+
 def _write_result(workdir, job_id):
     from study.results import write_result
 
@@ -307,6 +321,10 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     assert logs["101_0"].endswith("submitit/101_0/101_0_0_log.err")
     answer.write_text("JobID|State|NodeList\n102|FAILED|n1\n")
     assert slurm_state(query(tmp_path, ["102"])[0]["102"]) == "failed"
+    # a node failure: requeued by Slurm while squeue still lists it (101_0), final once it has left the queue (201)
+    answer.write_text("JobID|State|NodeList\n101_0|NODE_FAIL|n1\n201|NODE_FAIL|n1\n")
+    states = query(tmp_path, ["101_0", "201"])[0]
+    assert {sid: slurm_state(raw) for sid, raw in states.items()} == {"101_0": "pending", "201": "failed"}
 
     fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1')
     assert query(tmp_path, ["102"])[0] == {"102": "UNKNOWN"}

@@ -414,3 +414,21 @@ def test_an_evaluation_without_its_encoder_names_the_way_out(tmp_path):
                                          r"again, remove that pretraining job's results/<id>.json, then `study submit "
                                          r"--retry-failed` reruns it"):
         run_job(job, tmp_path, "g")
+
+
+def test_an_evaluation_of_two_encoders_waits_for_both(env):
+    """A concat job depends on two pretraining jobs: with one done before (an earlier command) and the other
+    running, a free worker must not start it."""
+    wd = env / "wd"
+    first = env / "one.yaml"
+    first.write_text(grid_text("one"))  # SimCLR's pretraining (and its probe): done before
+    assert run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])[0] == 0
+    grid = env / "pair.yaml"
+    grid.write_text(grid_text("pair").replace("method: [simclr]", "method: [simclr, byol]").replace(
+        "    - protocol: linear\n", "    - protocol: concat\n      pairs: [[{method: simclr}, {method: byol}]]\n"))
+    jobs = {(j.stage, j.axes.get("protocol"), j.axes["method"]): j.id for j in plan_grid(grid).jobs}
+    byol, concat = jobs[("pretrain", None, "byol")], jobs[("evaluate", "concat", "simclr|byol")]
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "2"])
+    assert code == 0, err
+    order = [(e["job"], e["state"]) for e in _events(wd, "pair")]
+    assert order.index((byol, "done")) < order.index((concat, "running"))

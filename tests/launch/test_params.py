@@ -53,6 +53,14 @@ def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_depen
     assert "gpus_per_node" not in cpu and cpu["mem"] == "512MB"
 
 
+def test_the_array_throttle_counts_every_node_of_a_job_against_max_parallel_gpus():
+    """max_parallel_gpus 16: 8-GPU one-node jobs run two at a time, 8-GPU-per-node two-node jobs one at a time."""
+    prof = load_profile(None).__class__(partition="gpu", max_parallel_gpus=16)
+    throttle = [slurm_parameters(prof, "pretrain", Resources(gpus=8, nodes=n, cpus=64, mem_gb=100, time_min=60),
+                                 job_name="x", array_size=4)["array_parallelism"] for n in (1, 2)]
+    assert throttle == [2, 1]
+
+
 def test_a_whole_nodes_memory_is_asked_as_mem_0_which_slurm_reads_as_all_of_the_nodes(env):
     """`mem: node` (every paper grid's pretraining) became --mem=<mem_per_node>GB, the node's nominal size, above
     the RealMemory Slurm schedules: "Requested node configuration is not available". Less than a node is asked as

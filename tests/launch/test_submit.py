@@ -112,3 +112,20 @@ def test_a_recovered_arrays_call_files_that_cannot_be_written_are_named_not_a_tr
                                 ["7_0", "7_1"]) == ["7_0", "7_1"]
     assert _write_missing_calls({**intent, "call": call}, ["7_0", "7_1"]) == ["7_1"]  # its job file is gone
     assert (tmp_path / "submitit" / "7_0_submitted.pkl").is_file()
+
+
+def test_an_evaluation_queued_later_depends_on_its_pending_pretraining_job(env, slurm):
+    """The pretraining job is queued by an earlier submit and still pending: the evaluation a later submit queues
+    for it waits for it (afterok on its Slurm id), instead of starting without an encoder."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("later"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    (slurm / "sacct").write_text("101_0|PENDING|None|Unknown\n102_0|PENDING|None|Unknown\n")
+    (slurm / "squeue").write_text("101_0 PENDING None\n102_0 PENDING None\n")
+    grid.write_text(grid_text("later") + "    - protocol: knn\n      eval_datasets: same\n      labeled_sizes: [16]\n")
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 1 job(s) in 1 array(s)" in err, err
+    deps = {p.name: [ln for ln in p.read_text().splitlines() if "--dependency" in ln]
+            for p in (env / "wd" / "submitit").rglob("*_submission.sh")}
+    assert deps["103_submission.sh"] == deps["102_submission.sh"] != [], deps  # both wait for pretraining job 101
