@@ -239,6 +239,42 @@ def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, t
     assert scratch["protocol"]["runs"]["20"]["init_encoder"] is None
 
 
+def test_a_finetune_is_scored_with_its_fine_tuned_encoder(manifests, encoder_file, tmp_path, monkeypatch):
+    """The test rows go through the encoder the fine-tune saved, not the one it started from (nor a fresh one)."""
+    from study.evaluate import finetune as finetune_mod
+    from study.train.backbones import load_encoder
+
+    scored, real = {}, finetune_mod.forward_rows
+
+    def spy(model, *a, **k):
+        scored["encoder"] = {k: v.detach().cpu().clone() for k, v in model[0].state_dict().items()}
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(finetune_mod, "forward_rows", spy)
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None, "optim": {"lr": 0.5}}
+    evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
+             tmp_path / "f")
+    tuned = load_encoder(tmp_path / "ft" / "finetune-20" / "encoder.pt").state_dict()
+    start = load_encoder(encoder_file()).state_dict()
+    assert scored["encoder"].keys() == tuned.keys()
+    assert all(torch.equal(scored["encoder"][k], v.cpu()) for k, v in tuned.items())
+    assert not all(torch.equal(start[k], v) for k, v in tuned.items())  # it did train
+
+
+def test_a_finetune_at_the_default_batch_size_trains_on_a_smaller_labeled_subset(manifests, encoder_file, tmp_path):
+    """The recipe's batch of 256 is cut to the 8 labeled images (the sampler needs a batch <= the images)."""
+    ft = {"steps": 1, "checkpoint_every_minutes": None}
+    p = evaluate(config(protocol="finetune", labeled_sizes=[8], finetune=ft), tmp_path / "ft", [encoder_file()],
+                 tmp_path / "f")["protocol"]
+    assert p["effective_batch"] == {"8": 8}
+
+
+def test_several_weight_decays_need_a_held_out_fraction():
+    with pytest.raises(StudyError, match="linear.val_fraction: must be > 0"):
+        config(linear={"weight_decays": [1e-4, 1e-2], "val_fraction": 0})
+    assert config(linear={"weight_decays": [1e-4], "val_fraction": 0}).linear.val_fraction == 0
+
+
 def test_finetune_refuses_to_resume_from_a_regenerated_encoder(manifests, encoder_file, tmp_path):
     ft = {"batch_size": 8, "steps": 2, "checkpoint_every_minutes": None}
     cfg = config(protocol="finetune", labeled_sizes=[8], finetune=ft)

@@ -95,13 +95,44 @@ def test_an_evaluation_resumed_from_saved_rows_counts_their_time_in_its_wall_tim
     enc = encoder_file()
     preempt_at_the_third_batch(enc, load_manifest("evtrain"), tmp_path / "features", rows_computed)
     (chunk,) = (tmp_path / "features").glob("*/*/labeled40.partial/rows-16-32.pt")
+    set_seconds(chunk, 1000.0)  # a slow earlier session: more than this one can take
     took = torch.load(chunk, weights_only=True)["seconds"]
     cfg = EvalConfig.from_dict({"protocol": "linear", "train_manifest": "evtrain", "test_manifest": "evtest",
                                 "labeled_sizes": [40], "image_size": 12, "augment": {"resize_ratio": 1.0},
                                 "batch_size": 16, "num_workers": 0, "device": "cpu"})
     p = evaluate(cfg, tmp_path / "run", [enc], tmp_path / "features")["protocol"]
     assert [e["resumed_rows"] for e in p["extraction"]] == [32, 0]  # the labeled rows resumed, the test rows not
-    assert p["earlier_sessions_seconds"] == took > 0 and p["wall_time_s"] > took
+    assert p["earlier_sessions_seconds"] == took == 1000.0 and p["wall_time_s"] >= took + p["extraction_seconds"]
+    assert p["images_per_s"] == pytest.approx((8 + 20) / p["extraction_seconds"])  # this session's rows only
+
+
+def set_seconds(chunk, seconds: float) -> None:
+    """Say that a saved chunk took `seconds` to reach its last row."""
+    payload = torch.load(chunk, weights_only=True)
+    torch.save({**payload, "seconds": seconds}, chunk)
+
+
+def test_a_chunk_counts_the_seconds_of_every_earlier_session(manifests, encoder_file, rows_computed, tmp_path):
+    """Preempted twice: the second session's chunk holds the time to reach its last row over both sessions (the
+    record's wall time sums the chunks' seconds of the sessions before the last)."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+
+    def preempted(*_):
+        raise Preempted
+
+    previous = signal.signal(signal.SIGUSR2, preempted)
+    try:
+        for session in range(2):
+            rows_computed.update(rows=[], at_call={1: lambda: os.kill(os.getpid(), signal.SIGUSR2)})
+            with pytest.raises(Preempted):
+                cache(tmp_path / "f").get(enc, train, 40)
+            (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
+            if session == 0:
+                set_seconds(folder / "rows-0-16.pt", 1000.0)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert sorted(p.name for p in folder.iterdir()) == ["rows-0-16.pt", "rows-16-32.pt"]
+    assert torch.load(folder / "rows-16-32.pt", weights_only=True)["seconds"] > 1000.0
 
 
 def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_computed, tmp_path):

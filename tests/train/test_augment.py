@@ -170,6 +170,13 @@ def test_eval_matches_resize_center_crop():
     assert torch.allclose(out, expect, atol=1e-5)
 
 
+def test_the_eval_crop_box_is_torchvisions_resize_of_the_rounded_short_side():
+    """Resize(round(96 x 256/224) = 110) + CenterCrop(96) of a 150 x 100 image (109.7: truncated, 109):
+    resized 165 x 110, the crop at (top, left) = (round(7.0), round(34.5)) = (7, 34) of the resized image."""
+    box = geometric.center_crop_box(150, 100, 96, 256 / 224)
+    assert box == pytest.approx((7 * 100 / 110, 34 * 150 / 165, 96 * 100 / 110, 96 * 150 / 165))
+
+
 def test_jpeg_draft_decodes_at_reduced_scale_when_the_crop_allows():
     big = smooth_image(800, 600)
     aug = build_augment({"preset": "eval", "image_size": 64})

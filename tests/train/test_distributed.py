@@ -68,6 +68,18 @@ def test_gathers_give_the_whole_batch_loss_and_its_gradient():
     assert [o["ok"] for o in run_ranks("gather")] == [True] * WORLD
 
 
+def test_the_recorded_loss_of_several_ranks_is_their_mean_and_the_accuracy_counts_their_sum(monkeypatch):
+    """Two ranks with equal values (all_reduce_sum stands in: it doubles them): the loss is the mean over ranks, not
+    the sum; (correct, seen) are summed."""
+    from study.train import distributed, loop
+
+    monkeypatch.setattr(distributed, "all_reduce_sum", lambda t: t.mul_(2))
+    recent, acc = [], []
+    pending = [(1, torch.tensor(1.5), torch.tensor(3), 4), (2, torch.tensor(0.5), torch.tensor(1), 4)]
+    loop._record_steps(pending, recent, acc, 10, distributed.World(rank=0, size=2), Path("x.pt"), "m")
+    assert recent == [1.5, 0.5] and acc == [(6.0, 8.0), (2.0, 8.0)]
+
+
 @pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
 def test_two_processes_train_record_global_values_and_resume_exactly(method, tiny_manifest, tmp_path):
     full = run_ranks("pretrain", config(method), str(tmp_path / "full"))

@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from device import device_kind, expected_precision, is_cuda
+from train_helpers import write_images
 from study.errors import StudyError
 from study.results.record import code_version, protocol_fingerprint
 from study.train import StopRequested, pretrain
@@ -118,6 +119,9 @@ def test_how_often_a_run_logs_and_checkpoints_changes_neither_its_metrics_nor_it
     b = pretrain(make_config(log_every_steps=5, checkpoint_every_steps=2, checkpoint_every_minutes=30), tmp_path / "b")
     assert a["metrics"] == b["metrics"] and a["metrics"][0]["metric"] == "loss"
     assert protocol_fingerprint(a["protocol"]) == protocol_fingerprint(b["protocol"])
+    recent = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["recent_losses"]  # all 6 steps' losses
+    assert len(recent) == 6 and a["metrics"][0]["value"] == pytest.approx(sum(recent[-3:]) / 3, rel=1e-12)
+    assert a["metrics"][0]["value"] != pytest.approx(sum(recent) / 6, rel=1e-9)
 
 
 def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_manifest, make_config, tmp_path):
@@ -132,6 +136,33 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
     with pytest.raises(StudyError, match=r"config.head_output_bn: checkpoint '<absent>', now True"):
         pretrain(make_config(head_output_bn=True), tmp_path / "run")
     assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]
+
+
+def test_a_checkpoint_of_a_setting_away_from_its_default_is_refused_by_a_run_at_the_default(tiny_manifest, make_config,
+                                                                                           tmp_path):
+    """Only a key the checkpoint lacks is taken to be at its default; one it holds is compared."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(seed=1), tmp_path / "run", stop_at=2)
+    with pytest.raises(StudyError, match="config.seed: checkpoint 1, now 0"):
+        pretrain(make_config(), tmp_path / "run")
+
+
+def test_a_checkpoint_of_a_manifest_rebuilt_since_with_other_images_is_refused(tiny_manifest, make_config, tmp_path):
+    """The manifest deleted and built again under its name from other images (as its freeze error suggests): the
+    checkpoint was trained on other data."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    for p in (tmp_path / "manifests").glob("tiny.*"):
+        p.unlink()
+    write_images(tmp_path / "images2", n=30)
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "images2", split="train", name="tiny",
+                               sizes=[24], labeled_sizes=[12, 24]))
+    assert load_manifest("tiny").content_hash != tiny_manifest.content_hash
+    with pytest.raises(StudyError, match="manifest_content_hash"):
+        pretrain(make_config(), tmp_path / "run")
 
 
 def test_a_lars_checkpoint_of_the_torch_style_momentum_buffer_is_refused(tiny_manifest, make_config, tmp_path):
@@ -164,7 +195,11 @@ def test_checkpoint_from_a_gpu_bf16_run_is_refused_on_cpu(tiny_manifest, make_co
     assert "device_type: checkpoint 'cuda', now 'cpu'" in msg and "precision: checkpoint 'bf16', now 'fp32'" in msg
 
 
-def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, make_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, make_config, tmp_path, monkeypatch,
+                                                                 bad):
+    """loss x NaN also makes the weights NaN; loss + inf leaves the gradients (and so the weights) finite: only the
+    loss check can stop that run."""
     import study.train.methods.simclr as simclr
 
     real, calls = simclr.nt_xent, []
@@ -172,10 +207,12 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, 
     def flaky(z1, z2, t):
         calls.append(1)
         loss = real(z1, z2, t)
-        return loss * float("nan") if len(calls) == 5 else loss
+        if len(calls) != 5:
+            return loss
+        return loss * float("nan") if bad == "nan" else loss + float("inf")
 
     monkeypatch.setattr(simclr, "nt_xent", flaky)
-    with pytest.raises(StudyError, match="at step 5") as e:
+    with pytest.raises(StudyError, match=f"loss is {bad} at step 5") as e:
         pretrain(make_config(checkpoint_every_steps=2), tmp_path / "run")
     assert "last good checkpoint" in str(e.value)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 4
@@ -290,26 +327,30 @@ def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_
     assert not (tmp_path / "run" / "encoder.pt").exists()
 
 
+@pytest.mark.parametrize("kind", ["parameter", "buffer"])
 def test_weights_made_non_finite_by_a_finite_loss_step_are_never_saved(tiny_manifest, make_config, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, kind):
     """An update that overflows leaves the step's loss finite (it was computed before); the checkpoint due after
-    it must not take those weights, nor may the encoder."""
+    it must not take those weights, nor may the encoder. Buffers too (a batch-norm running statistic)."""
     import study.train.loop as loop
 
-    real_step, calls = loop.train_step, []
+    real_step, calls, name = loop.train_step, [], {}
 
     def overflowing(model, *a, **k):
         out = real_step(model, *a, **k)
         calls.append(1)
         if len(calls) == 4:
+            tensors = model.named_parameters() if kind == "parameter" else model.named_buffers()
+            name["key"], t = next((n, t) for n, t in tensors if t.is_floating_point())
             with torch.no_grad():
-                next(model.parameters()).fill_(float("inf"))
+                t.fill_(float("inf"))
         return out
 
     monkeypatch.setattr(loop, "train_step", overflowing)
     with pytest.raises(StudyError, match="weights are not finite after step 4") as e:
         pretrain(make_config(checkpoint_every_steps=2), tmp_path / "run")
-    assert "encoder.conv1.weight" in str(e.value) and "last good checkpoint" in str(e.value)
+    assert name["key"] in str(e.value) and "last good checkpoint" in str(e.value)
+    assert kind == "buffer" or name["key"] == "encoder.conv1.weight"
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
     assert not (tmp_path / "run" / "encoder.pt").exists()
 
@@ -358,6 +399,25 @@ def test_checkpoints_by_steps_and_by_minutes(tiny_manifest, make_config, tmp_pat
     saved.clear()
     pretrain(make_config(checkpoint_every_minutes=1e-9), tmp_path / "by_time")
     assert saved == [1, 2, 3, 4, 5, 6]
+    saved.clear()  # steps of 40 s on a fake clock, a checkpoint every minute: every second step, and the last
+
+    class Clock:
+        now = 1.0e9
+
+        @classmethod
+        def time(cls):
+            return cls.now
+
+    real_batches = loop.batch_generator
+
+    def batches(*a, **k):
+        Clock.now += 40.0
+        return real_batches(*a, **k)
+
+    monkeypatch.setattr(loop, "time", Clock)
+    monkeypatch.setattr(loop, "batch_generator", batches)
+    pretrain(make_config(checkpoint_every_minutes=1), tmp_path / "by_minute")
+    assert saved == [2, 4, 6]
 
 
 def test_exact_resume_on_a_real_corrupted_manifest(real_manifests, make_config, tmp_path):
