@@ -1,9 +1,10 @@
 """`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
 method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures'), a
 panel per evaluation dataset (rows; the pretraining dataset is the panel's) and protocol (columns: linear probe,
-fine-tuning, and kNN where the grid has kNN results: `knn` jobs' and `also_knn` probes' `knn_top1`); colour and marker tell the pretraining size and line style the method, alike in every panel;
-supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies, and
-one per `variant` of a scratch entry); error bars are the standard deviation over seeds."""
+fine-tuning, and kNN where the grid has kNN results: `knn_top1` of `knn` jobs and `also_knn` probes); colour and
+marker tell the pretraining size and line style the method, alike in every panel; supervised-from-scratch on the
+same labeled subsets as the reference line (one per backbone where it varies, and one per `variant` of a scratch
+entry); error bars are the standard deviation over seeds."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
