@@ -40,3 +40,14 @@ def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_p
         written = str(tmp)
     assert synced == [written, str(tmp_path)]
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_write_leaves_neither_file_nor_temporary(tmp_path, stop):
+    """Ctrl-C (KeyboardInterrupt), or a stop signal's handler calling sys.exit (SystemExit), in the middle of a
+    write: no `.<name>.*.tmp` is left beside the target (no later write removes it)."""
+    with pytest.raises(stop):
+        with atomic.atomic_path(tmp_path / "checkpoint.pt") as tmp:
+            tmp.write_bytes(b"half")
+            raise stop()
+    assert list(tmp_path.iterdir()) == []

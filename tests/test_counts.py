@@ -29,3 +29,8 @@ def test_format_count_round_trips(n, text):
     assert format_count(n) == text
     if n is not None:
         assert parse_count(text) == n
+
+
+@pytest.mark.parametrize("text, n", [("1.25M", 1_250_000), ("2.75k", 2750), ("0.125M", 125_000)])
+def test_counts_with_more_than_one_decimal_are_read(text, n):
+    assert parse_count(text) == n

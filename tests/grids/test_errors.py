@@ -549,3 +549,16 @@ def test_defaults_evaluate_is_checked_even_without_an_evaluation_entry(write_gri
     assert msg.endswith("(no evaluation entry uses defaults.evaluate yet)")
     g.write_text(g.read_text().replace("labeled_sises", "labeled_sizes"))
     plan_grid(g).check(manifests=False)
+
+
+def test_invalid_yaml_names_the_line_at_fault_not_the_start_of_its_block(tmp_path):
+    """A list item indented less than its siblings (line 7): the error names line 7, not line 5 where the
+    enclosing block began, nor the line before."""
+    from study.grids.yamlio import load_yaml
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\ndatasets:\n  alpha: {train: a}\nstages:\n  evaluate:\n    - protocol: linear\n"
+                 "  - protocol: knn\n")
+    with pytest.raises(StudyError) as e:
+        load_yaml(p)
+    assert str(e.value).startswith(f"{p}:7: invalid YAML: ")

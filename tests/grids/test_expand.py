@@ -140,3 +140,61 @@ def test_a_corruption_in_the_defaults_applies_to_every_point(write_grid):
     pre = plan_grid(g).by_stage("pretrain")
     assert [j.axes["corruption"] for j in pre] == ["downsample:factor=2"] * 2
     assert {j.config["pretrain"]["manifest"] for j in pre} == {"alpha_train.downsample-factor2"}
+
+
+def test_an_include_rule_on_zipped_axes_pairs_their_lists_it_does_not_cross_them(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [10]}
+    zip: [[dataset, size]]
+    include:
+      - {method: byol, dataset: [alpha, beta], size: [10, 20]}
+    stages: {pretrain: {}}
+    """)
+    got = [(j.axes["method"], j.axes["dataset"], j.axes["size"]) for j in plan_grid(g).by_stage("pretrain")]
+    assert got == [("simclr", "alpha", 10), ("byol", "alpha", 10), ("byol", "beta", 20)]
+
+
+def test_eval_datasets_all_leaves_out_a_dataset_without_a_train_manifest(write_grid):
+    """`all` means every dataset that can be an evaluation dataset (labeled subsets from `train`, scores on `test`):
+    a test-only dataset would make jobs without a train manifest."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: all}
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  extra: {test: extra_test}\n", 1))
+    evals = plan_grid(g).by_stage("evaluate")
+    assert sorted(j.axes["eval_dataset"] for j in evals) == ["alpha", "beta"]
+    assert all(j.config["evaluate"]["train_manifest"] for j in evals)
+
+
+def test_concat_joins_only_encoders_that_agree_on_every_axis_its_pair_does_not_name(write_grid):
+    """Pairing alpha with beta: seed 0 with seed 0 and seed 1 with seed 1, never seed 0 with seed 1."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    seeds: [0, 1]
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs:
+            - [{dataset: alpha}, {dataset: beta}]
+          eval_datasets: [alpha]
+    """)
+    plan = plan_grid(g)
+    seed_of = {j.id: j.axes["seed"] for j in plan.by_stage("pretrain")}
+    joined = [(j.axes["seed"], [seed_of[d] for d in j.depends_on]) for j in plan.by_stage("evaluate")]
+    assert joined == [(0, [0, 0]), (1, [1, 1])]
+
+
+def test_an_entrys_params_override_defaults_evaluate(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: [alpha], params: {batch_size: 32}}
+        - {protocol: linear, eval_datasets: [beta]}
+    """)
+    g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate: {batch_size: 64}\n", 1))
+    got = {j.axes["eval_dataset"]: j.config["evaluate"]["batch_size"] for j in plan_grid(g).by_stage("evaluate")}
+    assert got == {"alpha": 32, "beta": 64}

@@ -70,3 +70,13 @@ def test_a_key_written_beside_a_merge_overrides_the_merged_one_and_a_real_duplic
     p.write_text("base: &b {epochs: 1}\nft: {<<: *b, epochs: 5, epochs: 6}\n")
     with pytest.raises(StudyError, match="m.yaml:2: duplicate key 'epochs'"):
         load_yaml(p)
+
+
+@pytest.mark.parametrize("text, minutes", [("1-12:00:30", 2161), ("0-00:00:30", 1), ("2-00:10:59", 2891)])
+def test_the_seconds_of_a_day_clock_time_limit_round_up(text, minutes):
+    assert parse_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text, gb", [("64GB", 64.0), ("500MB", 500 / 1024), ("1tb", 1024.0), ("64 Gb", 64.0)])
+def test_memory_with_a_b_suffix(text, gb):
+    assert parse_mem_gb(text) == pytest.approx(gb)

@@ -330,3 +330,30 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     assert query(tmp_path, ["102"])[0] == {"102": "UNKNOWN"}
     assert "sacct failed: sacct: error: Problem talking to the database: the states of 1 Slurm job(s) are " \
            "unknown" in capsys.readouterr().err
+
+
+def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):
+    """Two submits that wait for a third's submit lock must not both go ahead when it ends: each would queue the
+    jobs the other queues."""
+    import threading
+
+    from study.launch.locks import submit_lock, try_lock
+
+    held = try_lock(tmp_path / "ledgers" / ".submit.lock")
+    spans = []
+
+    def submit():
+        with submit_lock(tmp_path):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans.append((start, time.monotonic()))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # both are waiting now
+    os.close(held)
+    for t in threads:
+        t.join(10)
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert first_end <= second_start

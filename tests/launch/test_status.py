@@ -222,3 +222,36 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
     assert (f"pretrain {pre} (slurm {ids[pre]}): [pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s  [3.0 h ago]\n"
             f"    log: {log}\n" in out), out
     assert f"evaluate {ev} (slurm {ids[ev]}): no progress line in its log yet" in out, out
+
+
+def test_status_says_how_many_running_jobs_it_did_not_show():
+    import io
+
+    from study.launch.state import JobState
+    from study.launch.status import RUNNING_SHOWN, _running
+
+    states = {f"j{i}": JobState(f"j{i}", "pretrain", "running") for i in range(RUNNING_SHOWN + 3)}
+    out = io.StringIO()
+    _running(states, out)
+    text = out.getvalue()
+    assert f"running ({RUNNING_SHOWN + 3}):" in text and text.count("  pretrain j") == RUNNING_SHOWN
+    assert text.endswith("  ... and 3 more\n")
+
+
+def test_jobs_cancelled_because_their_dependency_was_cancelled_are_grouped_under_it():
+    """A pretraining job cancelled (scancel, or `study cancel`) takes its evaluations with it: status groups them
+    under it, as it does under a failed one."""
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.state import JobState
+    from study.launch.status import _cancelled_by_dependency
+
+    p1 = Job(id="p1", stage="pretrain", config={"axes": {}})
+    e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    e2 = Job(id="e2", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    states = {"p1": JobState("p1", "pretrain", "cancelled", "CANCELLED by 1000"),
+              "e1": JobState("e1", "evaluate", "cancelled", "CANCELLED by 0"),
+              "e2": JobState("e2", "evaluate", "cancelled", "CANCELLED by 0")}
+    groups = _cancelled_by_dependency(SimpleNamespace(jobs=[p1, e1, e2]), states)
+    assert {cause: [st.job_id for st in group] for cause, group in groups.items()} == {"p1": ["e1", "e2"]}
