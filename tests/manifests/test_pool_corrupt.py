@@ -302,3 +302,46 @@ def test_materialize_refuses_the_images_of_an_earlier_manifest_of_the_same_name(
     assert cli("manifest", "corrupt", "toy_c", "--base", "toy", "--corruption", "jpeg:quality=90")[0] == 0
     code, _, err = cli("manifest", "materialize", "toy_c", "--out", out)
     assert code == 2 and f"--out {out}: holds the images of manifest toy_c (content" in err
+
+
+def test_a_pool_of_three_sources_gives_each_source_its_own_labels(build, cli, tmp_path):
+    """A third source's labels follow the first two's classes: label i is class_names[i] for every row."""
+    build("a", "--seed", "0")
+    for name, classes in (("b", {"x": 5, "y": 7}), ("c", {"p": 4, "q": 6})):
+        root = write_tree(tmp_path / name, classes)
+        code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", root, "--split", "train",
+                           "--name", name, "--seed", "1")
+        assert code == 0, err
+    code, _, err = cli("manifest", "pool", "abc", "--from", "a:12", "--from", "b:8", "--from", "c:6")
+    assert code == 0, err
+    m = load_manifest("abc")
+    t = m.all()
+    assert m.num_classes == 8 and m.class_names[6:] == ["c/p", "c/q"]
+    assert [m.class_names[label] for label in t["label"]] == list(t["class_name"])
+    assert t["label"].nunique() == t["class_name"].nunique()
+
+
+def test_a_corrupted_variant_is_not_corrupted_again(build, cli, manifests):
+    """Its base would be the variant, and the first corruption would be lost from the record."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy.jpeg-quality10", "--base", "toy", "--corruption", "jpeg:quality=10")[0] == 0
+    code, _, err = cli("manifest", "corrupt", "twice", "--base", "toy.jpeg-quality10", "--corruption",
+                       "downsample:factor=2")
+    assert code == 2 and "toy.jpeg-quality10 is already corrupted (jpeg:quality=10); corrupt its clean base" in err
+    assert not (manifests / "twice.json").exists()
+
+
+def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(build, cli, tmp_path, manifests):
+    """A pool of a pool would nest its sources' classes twice; a pool of a corrupted variant would lose the
+    corruption from the record (pool clean manifests, then corrupt the pool)."""
+    build("a", "--seed", "0")
+    other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
+    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", other, "--split", "train",
+               "--name", "b")[0] == 0
+    assert cli("manifest", "pool", "ab", "--from", "a:8", "--from", "b:8")[0] == 0
+    assert cli("manifest", "corrupt", "a_j", "--base", "a", "--corruption", "jpeg")[0] == 0
+    for source, message in (("ab", "ab is itself a pool; pool its sources instead"),
+                            ("a_j", "a_j is a corrupted variant; pool clean manifests, then corrupt the pool")):
+        code, _, err = cli("manifest", "pool", "bad", "--from", f"{source}:8", "--from", "b:8")
+        assert code == 2 and message in err, err
+        assert not (manifests / "bad.json").exists()

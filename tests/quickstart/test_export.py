@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from study.datasets.idx import load_idx
 from study.errors import StudyError
-from study.quickstart import export, fashion_mnist
+from study.quickstart import digits, export, fashion_mnist
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,29 @@ def test_a_folder_the_quickstart_did_not_write_is_never_replaced(tmp_path, idx_d
     export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
     root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=1)  # ours: replaced
     assert len(list((root / "train").rglob("*.png"))) == 30
+
+
+def _pixels(folder):
+    return sorted(np.asarray(Image.open(p)).tobytes() for p in folder.glob("*.png"))
+
+
+def test_each_class_folder_holds_the_first_images_of_that_class_of_its_own_split(tmp_path, idx_dir):
+    """train/ from the train files, test/ from t10k; per class its first `per_class` images, in its own folder."""
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=2)
+    for split, stem, n in (("train", "train", 3), ("test", "t10k", 2)):
+        images = load_idx(idx_dir / f"{stem}-images-idx3-ubyte.gz")
+        labels = load_idx(idx_dir / f"{stem}-labels-idx1-ubyte.gz")
+        for label, name in enumerate(fashion_mnist.CLASSES):
+            want = sorted(images[i].tobytes() for i in np.flatnonzero(labels == label)[:n])
+            assert _pixels(root / split / export.folder_name(name)) == want, (split, name)
+
+
+def test_digits_test_images_are_not_train_images(tmp_path):
+    """Per class the first images go to train and the next ones to test: the two splits share no image."""
+    root = export.export_digits(tmp_path, per_class_train=4, per_class_test=2)
+    images, labels = digits.load()
+    for d in range(10):
+        idx = np.flatnonzero(labels == d)
+        for split, picked in (("train", idx[:4]), ("test", idx[4:6])):
+            assert _pixels(root / split / str(d)) == sorted(images[i].tobytes() for i in picked), (split, d)
+        assert not set(_pixels(root / "train" / str(d))) & set(_pixels(root / "test" / str(d)))

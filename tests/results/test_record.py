@@ -128,3 +128,20 @@ def test_an_axis_of_the_wrong_type_is_refused_naming_it(axes, message):
         validate_record(rec, where="x.json")
     ok = {**rec, "axes": {"method": "simclr", "size": "50000|None", "seed": 0, "extra": 1.5}}
     assert validate_record(ok)["axes"]["size"] == "50000|None"
+
+
+@pytest.mark.parametrize("metric, message", [
+    ({"value": True}, "metrics[0].value True is not a number"),
+    ({"labeled_size": True}, "metrics[0].labeled_size True is not an integer"),
+    ({"labeled_size": 1000.0}, "metrics[0].labeled_size 1000.0 is not an integer"),
+])
+def test_a_metric_of_the_wrong_type_is_refused_naming_it(tmp_path, metric, message):
+    """A boolean is no number to average (True would count as 1.0), a labeled size is an integer."""
+    def record(**over):
+        rec = _record()
+        return {**rec, "metrics": [{**rec["metrics"][0], **over}]}
+
+    with pytest.raises(StudyError, match=re.escape(message)):
+        write_result(tmp_path, record(**metric))
+    assert not (tmp_path / "results" / "job1.json").exists()
+    write_result(tmp_path, record(value=1, labeled_size=1000))  # an int value is a number: kept
