@@ -163,3 +163,17 @@ def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner
         one_step(None)
     monkeypatch.setattr(pipeline, "run", one_step)  # the command imports it when it runs
     assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == outer
+
+
+def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_path, monkeypatch):
+    """`--manifests DIR` over a STUDY_MANIFESTS the shell set elsewhere: the manifests are frozen in DIR, and the
+    steps after (plan, the local workers of submit, report) find them there (STUDY_MANIFESTS set to DIR)."""
+    import os
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "elsewhere"))
+    here = tmp_path / "frozen"
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--data", str(tmp_path / "data"),
+                 "--manifests", str(here)]) == 0
+    assert os.environ["STUDY_MANIFESTS"] == str(here.resolve())
+    assert sorted(p.name for p in here.glob("*.json")) and not (tmp_path / "elsewhere").exists()
