@@ -13,7 +13,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, planned_sizes,
                                          nan_to_none, series_label, varying, wide)
-from study.results.collect import key_tuples
+from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images"
@@ -79,8 +79,9 @@ def _knn_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFra
     if knn.empty or "protocol" not in knn:
         return knn.iloc[0:0]
     knn = knn[knn["protocol"].isin(("knn", "linear"))]
+    # a cell's key, as resolve_conflicts reads it (every column but the fingerprint and what aggregation adds)
+    keys = [c for c in knn.columns if c not in ("protocol_fingerprint", "partial_seeds", *AGGREGATE_COLUMNS)]
     knn = knn.assign(_own=knn["protocol"] != "knn", protocol="knn").sort_values("_own", kind="stable")
-    keys = [k for k in ("eval_dataset", *LINE_KEYS, "corruption", "backbone", "variant", "labeled_size") if k in knn]
     return knn[~pd.Series(key_tuples(knn, keys), index=knn.index).duplicated()].drop(columns="_own")
 
 
