@@ -48,20 +48,30 @@ def cache(path, every_minutes=None):
     return FeatureCache(path, aug, "pooled", 16, torch.device("cpu"), 0, every_minutes)
 
 
-def preempt_at_the_third_batch(enc, manifest, cache_dir, rows_computed) -> None:
-    """Extract labeled(40) into `cache_dir`, signalled SIGTERM in the first batch and SIGUSR2 in the second, whose
-    handler (as submitit's requeue) ends the run: rows 0-32 saved, in two chunks."""
+def signal_self(sig):
+    return lambda: os.kill(os.getpid(), sig)
+
+
+def extract_until_preempted(enc, manifest, cache_dir, rows_computed, at_call: dict) -> None:
+    """Extract labeled(40) into `cache_dir`, running `at_call` (see rows_computed) until a SIGUSR2, whose handler
+    (as submitit's requeue) ends the run."""
     def preempted(*_):
         raise Preempted
 
     previous = signal.signal(signal.SIGUSR2, preempted)
     try:
-        rows_computed.update(rows=[], at_call={1: lambda: os.kill(os.getpid(), signal.SIGTERM),
-                                               2: lambda: os.kill(os.getpid(), signal.SIGUSR2)})
-        with pytest.raises(Preempted):  # SIGTERM: saved and carried on; SIGUSR2: saved, then handed on
+        rows_computed.update(rows=[], at_call=at_call)
+        with pytest.raises(Preempted):
             cache(cache_dir).get(enc, manifest, 40)
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def preempt_at_the_third_batch(enc, manifest, cache_dir, rows_computed) -> None:
+    """Extract labeled(40) into `cache_dir`, signalled SIGTERM in the first batch (saved and carried on) and SIGUSR2
+    in the second (saved, then handed on): rows 0-32 saved, in two chunks."""
+    extract_until_preempted(enc, manifest, cache_dir, rows_computed,
+                            {1: signal_self(signal.SIGTERM), 2: signal_self(signal.SIGUSR2)})
     assert rows_computed["rows"] == [16, 16]
 
 
@@ -116,21 +126,10 @@ def test_a_chunk_counts_the_seconds_of_every_earlier_session(manifests, encoder_
     """Preempted twice: the second session's chunk holds the time to reach its last row over both sessions (the
     record's wall time sums the chunks' seconds of the sessions before the last)."""
     enc, train = encoder_file(), load_manifest("evtrain")
-
-    def preempted(*_):
-        raise Preempted
-
-    previous = signal.signal(signal.SIGUSR2, preempted)
-    try:
-        for session in range(2):
-            rows_computed.update(rows=[], at_call={1: lambda: os.kill(os.getpid(), signal.SIGUSR2)})
-            with pytest.raises(Preempted):
-                cache(tmp_path / "f").get(enc, train, 40)
-            (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
-            if session == 0:
-                set_seconds(folder / "rows-0-16.pt", 1000.0)
-    finally:
-        signal.signal(signal.SIGUSR2, previous)
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {1: signal_self(signal.SIGUSR2)})
+    (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
+    set_seconds(folder / "rows-0-16.pt", 1000.0)
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {1: signal_self(signal.SIGUSR2)})
     assert sorted(p.name for p in folder.iterdir()) == ["rows-0-16.pt", "rows-16-32.pt"]
     assert torch.load(folder / "rows-16-32.pt", weights_only=True)["seconds"] > 1000.0
 
