@@ -34,9 +34,10 @@ def cli(monkeypatch, capsys, manifests):
 
 @pytest.fixture
 def build(cli, tree):
-    def run(name="toy", *extra):
-        code, out, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
-                             "--name", name, *extra)
+    """`study manifest build` of an image-folder tree (`root`, else the `tree` fixture's) as manifest `name`."""
+    def run(name="toy", *extra, root=None):
+        code, out, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", root or tree, "--split",
+                             "train", "--name", name, *extra)
         assert code == 0, err
         return out
 

@@ -13,9 +13,7 @@ from study.manifests import load_manifest
 def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_path):
     build("a", "--seed", "0")
     other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
-    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", other, "--split", "train",
-                       "--name", "b", "--seed", "1")
-    assert code == 0, err
+    build("b", "--seed", "1", root=other)
     code, out, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8", "--sizes", "10,20",
                          "--labeled-sizes", "6")
     assert code == 0, err
@@ -128,9 +126,7 @@ def test_a_corrupted_pool_draws_per_source_when_two_sources_share_a_path(build, 
 
     build("a", "--seed", "0")
     copy = write_tree(tmp_path / "copy", CLASSES)
-    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-                       "--name", "b", "--seed", "0")
-    assert code == 0, err
+    build("b", "--seed", "0", root=copy)
     assert cli("manifest", "pool", "ab", "--from", "a:24", "--from", "b:24")[0] == 0
     assert cli("manifest", "corrupt", "ab_sp", "--base", "ab", "--corruption", "salt_pepper:fraction=0.3")[0] == 0
     m = load_manifest("ab_sp")
@@ -180,9 +176,7 @@ def test_materialize_jobs_carry_their_rows_and_workers_never_read_the_table(buil
 
     build("a")
     copy = write_tree(tmp_path / "copy", CLASSES)
-    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-                       "--name", "b")
-    assert code == 0, err
+    build("b", root=copy)
     assert cli("manifest", "pool", "ab", "--from", "a:24", "--from", "b:10")[0] == 0
     assert cli("manifest", "corrupt", "ab_sp", "--base", "ab", "--corruption", "salt_pepper:fraction=0.3")[0] == 0
     out = tmp_path / "out"
@@ -202,9 +196,7 @@ def test_a_pool_of_sources_sharing_files_is_refused(build, cli, tree, manifests)
     twice, under two labels. Refused, naming both sources and a shared file; nothing written."""
     build("a", "--seed", "0")
     build("b", "--seed", "1")
-    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree / "train", "--split", "train",
-                       "--name", "c")  # paths `cat/...` under root data/train: the same files as a's `train/cat/...`
-    assert code == 0, err
+    build("c", root=tree / "train")  # paths `cat/...` under root data/train: the same files as a's `train/cat/...`
     for other in ("b", "c"):
         code, _, err = cli("manifest", "pool", "dup", "--from", "a:20", "--from", f"{other}:20")
         assert code == 2 and f"--from a and --from {other} share " in err, err
@@ -212,8 +204,7 @@ def test_a_pool_of_sources_sharing_files_is_refused(build, cli, tree, manifests)
         assert shared.startswith(f"{tree.resolve()}/train/") and Path(shared).is_file()
         assert not (manifests / "dup.json").exists()
     copy = write_tree(tree.parent / "copy", CLASSES)  # the same relative paths under another root: other files
-    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-               "--name", "d")[0] == 0
+    build("d", root=copy)
     assert cli("manifest", "pool", "ad", "--from", "a:20", "--from", "d:20")[0] == 0
 
 
@@ -278,8 +269,7 @@ def test_a_damaged_base_or_pooled_source_is_refused(build, cli, tmp_path, manife
 
     build("toy")
     copy = write_tree(tmp_path / "copy", CLASSES)
-    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-               "--name", "other")[0] == 0
+    build("other", root=copy)
     parquet = manifests / "toy.parquet"
     t = pq.read_table(parquet)
     pq.write_table(t.set_column(1, "label", pa.array((t.column("label").to_numpy() + 1) % 4)), parquet)
@@ -308,10 +298,7 @@ def test_a_pool_of_three_sources_gives_each_source_its_own_labels(build, cli, tm
     """A third source's labels follow the first two's classes: label i is class_names[i] for every row."""
     build("a", "--seed", "0")
     for name, classes in (("b", {"x": 5, "y": 7}), ("c", {"p": 4, "q": 6})):
-        root = write_tree(tmp_path / name, classes)
-        code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", root, "--split", "train",
-                           "--name", name, "--seed", "1")
-        assert code == 0, err
+        build(name, "--seed", "1", root=write_tree(tmp_path / name, classes))
     code, _, err = cli("manifest", "pool", "abc", "--from", "a:12", "--from", "b:8", "--from", "c:6")
     assert code == 0, err
     m = load_manifest("abc")
@@ -336,8 +323,7 @@ def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(build, cli, tmp_pa
     corruption from the record (pool clean manifests, then corrupt the pool)."""
     build("a", "--seed", "0")
     other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
-    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", other, "--split", "train",
-               "--name", "b")[0] == 0
+    build("b", root=other)
     assert cli("manifest", "pool", "ab", "--from", "a:8", "--from", "b:8")[0] == 0
     assert cli("manifest", "corrupt", "a_j", "--base", "a", "--corruption", "jpeg")[0] == 0
     for source, message in (("ab", "ab is itself a pool; pool its sources instead"),

@@ -190,9 +190,7 @@ def test_a_pool_of_one_tree_under_two_sources_fails_verification(build, cli, tmp
     """Two pooled sources whose roots are one folder list every shared image twice: verify names one."""
     build("a")
     copy = write_tree(tmp_path / "copy", CLASSES)
-    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-                       "--name", "b", "--seed", "1")
-    assert code == 0, err
+    build("b", "--seed", "1", root=copy)
     assert cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:10")[0] == 0
     assert cli("manifest", "verify", "ab")[0] == 0
     path = manifests / "ab.json"
@@ -209,8 +207,7 @@ def test_a_missing_base_or_pooled_source_is_a_warning_naming_it(build, cli, tmp_
     their own): verify passes, and says which manifest it could not compare them with."""
     build("toy")
     copy = write_tree(tmp_path / "copy", CLASSES)
-    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", copy, "--split", "train",
-               "--name", "other")[0] == 0
+    build("other", root=copy)
     assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")[0] == 0
     assert cli("manifest", "pool", "tp", "--from", "toy:8", "--from", "other:8")[0] == 0
     for suffix in (".json", ".parquet"):
