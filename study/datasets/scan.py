@@ -70,8 +70,8 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
             out.extend([prefix + e.name for e in plain])
         else:
             out.extend([e.name for e in plain])
-        if recursive and len(files) != len(entries):
-            chosen = set(map(id, files))
+        if recursive and len(plain) != len(entries):  # a folder named like an image is walked too
+            chosen = set(map(id, plain))
             for e in entries:
                 if id(e) in chosen or not e.is_dir():
                     continue

@@ -2,7 +2,7 @@ import os
 import re
 
 import pytest
-from dataset_layouts import make_imagefolder
+from dataset_layouts import make_imagefolder, write_image
 
 from study.datasets import read_dataset
 from study.errors import StudyError
@@ -110,3 +110,15 @@ def test_an_image_of_a_store_listed_under_two_classes_is_refused(tmp_path, how):
         os.symlink(os.path.join("..", "cat", first.name), root / "dog" / "again.png")
     with pytest.raises(StudyError, match="are one file .*: an image is listed once, under one class"):
         read_dataset("imagefolder", root, "")
+
+
+def test_a_sub_folder_named_like_an_image_is_listed_too(tmp_path):
+    """Images lie anywhere under a class folder: also in a sub-folder whose name ends in an image extension (such a
+    folder was taken for an image, neither listed nor walked)."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 1, "dog": 1})
+    write_image(root / "cat" / "album.jpg" / "b.png")
+    write_image(root / "dog" / "scans.tif" / "c.png")
+    index = read_dataset("imagefolder", root, "")
+    assert index.paths.to_pylist() == ["cat/album.jpg/b.png", "cat/img000.png", "dog/img000.png",
+                                       "dog/scans.tif/c.png"]
+    assert index.labels.tolist() == [0, 0, 1, 1]
