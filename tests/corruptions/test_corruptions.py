@@ -43,6 +43,9 @@ def test_parse_canonical_and_slug(text, canonical, slug):
     ("jpeg:qualty=5", "unknown parameter 'qualty' of jpeg .did you mean 'quality'.."),
     ("salt_pepper:fraction=nan", "bad value 'nan' for fraction: not a finite number"),
     ("downsample:factor=inf", "bad value 'inf' for factor"),
+    ("jpeg:quality=96", "bad value"),
+    ("salt_pepper:fraction=-0.1", "bad value"),
+    ("jpeg:quality=5,quality=6", "given twice"),
 ])
 def test_bad_specs_are_study_errors(text, message):
     with pytest.raises(StudyError, match=message):
@@ -71,6 +74,17 @@ def test_salt_pepper_depends_on_key_and_hits_the_fraction():
     hit = (a != 128).any(axis=2).mean()
     assert 0.17 < hit < 0.23
     assert set(np.unique(a)) == {0, 128, 255}
+    assert 0.45 < (a == 255).all(axis=2).mean() / hit < 0.55  # salt and pepper, half each
+
+
+def test_salt_pepper_noise_is_pinned():
+    """The noise of one image is fixed by the spec and the key (an existing corrupted manifest keeps its pixels
+    under its content hash): these positions are the current blake2b seeding of "<spec>|<key>" (byte order
+    included), drawn by numpy's PCG64 `random`."""
+    img = Image.fromarray(np.full((12, 16, 3), 128, np.uint8))
+    a = np.asarray(apply_corruption(parse_corruption("salt_pepper:fraction=0.1"), img, "0:train/a.png"))[:, :, 0]
+    assert np.flatnonzero(a == 255).tolist() == [24, 46, 71, 100, 108, 143, 147, 157]
+    assert np.flatnonzero(a == 0).tolist() == [35, 53, 74, 144, 165, 174, 175]
 
 
 def test_stronger_downsampling_loses_more():
@@ -89,6 +103,10 @@ def test_downsampling_is_the_named_resampling_down_then_up():
         spec = parse_corruption("downsample:factor=4" + ("" if name == "bicubic" else f",interpolation={name}"))
         want = img.resize((16, 12), method).resize((64, 48), method)
         assert np.array_equal(np.asarray(apply_corruption(spec, img, "k")), np.asarray(want)), name
+    odd = photo(size=(63, 47))  # the small size is rounded (15.75 x 11.75 -> 16 x 12), not truncated
+    want = odd.resize((16, 12), Image.Resampling.BICUBIC).resize((63, 47), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(apply_corruption(parse_corruption("downsample:factor=4"), odd, "k")),
+                          np.asarray(want))
 
 
 def test_jpeg_quality_is_the_encoders_quality():

@@ -56,6 +56,8 @@ def test_presets_and_effective_values():
         23, 9, 7, 3, 3, 1]
     four = AugmentConfig.from_dict({"num_views": 4})
     assert four.blur_p == (0.5,) * 4
+    scalar = AugmentConfig.from_dict({"blur_p": 0.3, "solarize_p": 0.1})  # one probability: every view's
+    assert scalar.blur_p == (0.3, 0.3) and scalar.solarize_p == (0.1, 0.1)
     d = simclr.to_dict()
     assert AugmentConfig.from_dict(d) == simclr and build_augment(simclr).describe() == d
 
@@ -83,6 +85,11 @@ def test_random_settings_name_what_draws_at_random():
     ({"std": [1, 0, 1]}, "std"),
     ({"blur_kernel": 5}, "blur_kernel"),
     ({"interpolation": "nearest"}, "interpolation"),
+    ({"image_size": 4}, "image_size"),
+    ({"hue": 0.4, "jitter_strength": 2.0}, "hue"),
+    ({"solarize_threshold": 1.5}, "solarize_threshold"),
+    ({"crop_scale": [0.5, 1.5]}, "crop_scale"),
+    ({"resize_ratio": 0.5}, "resize_ratio"),
 ])
 def test_bad_keys_are_named(d, key):
     with pytest.raises(StudyError, match=key):
@@ -113,6 +120,31 @@ def test_flip_probability_and_sample_determinism():
     b = aug.sample(img, np.random.default_rng(7))
     c = aug.sample(img, np.random.default_rng(8))
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+
+
+def test_crop_scale_and_flip_p_are_honoured():
+    """Non-default crop_scale and flip_p reach the per-sample draws (the defaults alone passed with either unread)."""
+    aug = build_augment({"preset": "supervised", "image_size": 32, "crop_scale": [0.25, 0.5], "flip_p": 0.2})
+    drawn = [d for i in range(2000) for d in aug.sample_boxes(100, 80, np.random.default_rng(i))]
+    area = np.array([h * w / 8000 for (_, _, h, w), _ in drawn])
+    assert area.min() > 0.23 and area.max() < 0.52 and abs(area.mean() - 0.375) < 0.01
+    assert abs(np.mean([f for _, f in drawn]) - 0.2) < 0.03
+    always = build_augment({"preset": "supervised", "image_size": 32, "flip_p": 1.0})
+    assert all(f for i in range(50) for _, f in always.sample_boxes(100, 80, np.random.default_rng(i)))
+
+
+def test_interpolation_is_the_resize_of_the_sample():
+    """`interpolation` reaches the crop's resize: each sample equals torchvision's resized_crop by that filter of its
+    box (a noise image, where bilinear and bicubic differ by ~2 levels on average)."""
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+    for name, mode in modes.items():
+        aug = build_augment({"preset": "supervised", "image_size": 16, "flip_p": 0.0, "interpolation": name})
+        ours = aug.sample(noise, np.random.default_rng(1))[0]
+        (box, _), = aug.sample_boxes(120, 90, np.random.default_rng(1))
+        ref = TF.pil_to_tensor(TF.resized_crop(noise, *box, [16, 16], interpolation=mode, antialias=True))
+        diff = (ours.int() - ref.int()).abs()
+        assert diff.max() <= 2 and diff.float().mean() < 0.1, name
 
 
 def test_flip_mirrors_the_same_crop():
@@ -170,6 +202,18 @@ def test_eval_matches_resize_center_crop():
     assert torch.allclose(out, expect, atol=1e-5)
 
 
+@pytest.mark.parametrize("ratio", [1.0, 1.5])
+def test_eval_resize_ratio_is_honoured(ratio):
+    """Resize(round(64 x ratio)) + CenterCrop(64) for a non-default ratio; a ramp image, so a crop of the wrong
+    extent is tens of levels off (the default 256/224 in place of 1.0: 18 levels at the edges)."""
+    yy, xx = np.mgrid[0:100, 0:150]
+    ramp = Image.fromarray(np.stack([xx * 255 // 149, yy * 255 // 99, np.full_like(xx, 128)], -1).astype(np.uint8))
+    ours = build_augment({"preset": "eval", "image_size": 64, "resize_ratio": ratio}).sample(
+        ramp, np.random.default_rng(0))[0]
+    ref = TF.pil_to_tensor(TF.center_crop(TF.resize(ramp, round(64 * ratio)), 64))
+    assert (ours.int() - ref.int()).abs().max() <= 2
+
+
 def test_the_eval_crop_box_is_torchvisions_resize_of_the_rounded_short_side():
     """Resize(round(96 x 256/224) = 110) + CenterCrop(96) of a 150 x 100 image (109.7: truncated, 109):
     resized 165 x 110, the crop at (top, left) = (round(7.0), round(34.5)) = (7, 34) of the resized image."""
@@ -191,6 +235,17 @@ def test_jpeg_draft_decodes_at_reduced_scale_when_the_crop_allows():
     assert (drafted.int() - full.int()).abs().float().mean() < 3.0
     decoded, _ = geometric.decode_for_boxes(jpeg(big), [(0, 0, 300, 300), (0, 0, 100, 100)], 64, True)
     assert decoded.shape == (600, 800, 3)  # one crop under 2 x 64 px forbids any reduction
+
+
+def test_jpeg_draft_false_decodes_at_full_scale():
+    """`jpeg_draft: false` gives the view of the fully decoded image (a reduced decode of this blocky noise image is
+    ~10 levels off on average)."""
+    noise = np.random.default_rng(0).integers(0, 256, (75, 100, 3), dtype=np.uint8)
+    big = Image.fromarray(noise).resize((800, 600), Image.Resampling.NEAREST)
+    aug = build_augment({"preset": "eval", "image_size": 64, "jpeg_draft": False})
+    lazy = aug.sample(jpeg(big), np.random.default_rng(0))[0]
+    full = aug.sample(jpeg(big).convert("RGB"), np.random.default_rng(0))[0]
+    assert (lazy.int() - full.int()).abs().float().mean() < 0.5  # two libjpeg-turbo builds: within 2 levels
 
 
 @pytest.mark.parametrize("width", [400, 409])
@@ -234,6 +289,28 @@ def test_photometric_draws_follow_the_definitions():
     assert v0["brightness"].min() >= 0.6 and v0["brightness"].max() <= 1.4 and v0["hue"].abs().max() <= 0.1
 
 
+def test_jitter_factors_stay_non_negative_above_strength_one():
+    """torchvision's range for a factor of strength s > 1 is [0, 1 + s], not [1 - s, 1 + s]: a negative contrast or
+    saturation factor would invert the image about its mean or its grey."""
+    aug = build_augment({"preset": "simclr", "brightness": 1.5, "contrast": 1.5, "saturation": 1.5})
+    p = aug.draw(20000, 0, torch.Generator().manual_seed(0))
+    for key in ("brightness", "contrast", "saturation"):
+        v = p[key].numpy()
+        assert v.min() >= 0 and v.max() <= 2.5
+        assert stats.kstest(v, "uniform", args=(0, 2.5)).pvalue > 1e-3, key
+
+
+def test_the_per_image_decisions_are_independent():
+    """Jitter, grayscale, blur and solarize are decided by independent draws (a shared uniform keeps each rate but,
+    e.g., grays only jittered images)."""
+    p = build_augment({"preset": "byol"}).draw(40000, 1, torch.Generator().manual_seed(0))
+    keys = ("jitter", "gray", "blur", "solarize")
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            both = (p[a] & p[b]).float().mean().item()
+            assert abs(both - p[a].float().mean().item() * p[b].float().mean().item()) < 0.01, (a, b)
+
+
 def test_batch_is_deterministic_in_the_generator():
     aug = build_augment({"preset": "simclr", "image_size": 32})
     views = batch_of(aug, 8)
@@ -241,6 +318,16 @@ def test_batch_is_deterministic_in_the_generator():
     b = aug.batch(views, torch.Generator().manual_seed(3))
     c = aug.batch(views, torch.Generator().manual_seed(4))
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("size", [16, 40])  # the batched path, the per-image path (> CPU_BATCHED_MAX_PIXELS)
+def test_solarize_alone_at_its_threshold(size):
+    """An augmentation whose only operation is solarize (p 1) applies it, at `solarize_threshold`, on both paths."""
+    aug = build_augment({"preset": "eval", "image_size": size, "solarize_p": 1.0, "solarize_threshold": 0.8,
+                         "mean": [0, 0, 0], "std": [1, 1, 1]})
+    x = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = aug.batch([x], torch.Generator().manual_seed(1))[0]
+    assert torch.allclose(out, TF.solarize(x.float() / 255, 0.8), atol=1e-5)
 
 
 def test_per_image_and_batched_paths_agree():

@@ -84,3 +84,11 @@ def test_pickles_without_the_per_device_constants():
     assert copy._on_device == {} and aug._on_device
     again = copy.batch([x, x], torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_batch_refuses_a_wrong_number_of_views():
+    """A two-view augmentation given one collated view raises (rather than returning one augmented view)."""
+    aug = build_augment({"preset": "byol", "image_size": 16})
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="expected 2 view"):
+        aug.batch([x], torch.Generator().manual_seed(0))
