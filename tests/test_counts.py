@@ -34,3 +34,9 @@ def test_format_count_round_trips(n, text):
 @pytest.mark.parametrize("text, n", [("1.25M", 1_250_000), ("2.75k", 2750), ("0.125M", 125_000)])
 def test_counts_with_more_than_one_decimal_are_read(text, n):
     assert parse_count(text) == n
+
+
+@pytest.mark.parametrize("text, n", [("8.2M", 8_200_000), ("4.1M", 4_100_000), ("2.01k", 2010)])
+def test_decimal_counts_are_rounded_not_truncated(text, n):
+    """8.2 x 1e6 is 8199999.999999999 in floating point: the count is 8.2M, not one image fewer."""
+    assert parse_count(text) == n

@@ -119,3 +119,43 @@ def test_real_debian_files():
     index = read_dataset("fashion-mnist", FASHION_MNIST, "test")
     assert len(index) == 10000
     assert np.bincount(index.labels).tolist() == [1000] * 10
+
+
+def _idx_bytes(code: int, values: np.ndarray) -> bytes:
+    """An IDX file of `values` (big-endian, as the format stores them) under the type `code`."""
+    return bytes([0, 0, code, values.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in values.shape) + \
+        values.tobytes()
+
+
+def test_load_idx_reads_big_endian_values_into_native_arrays(tmp_path):
+    """IDX stores multi-byte values big-endian: load_idx gives their values, in the machine's byte order (torch
+    refuses a big-endian array)."""
+    shorts = np.array([[1, -2, 300], [-30000, 7, 0]], dtype=">i2")
+    (tmp_path / "shorts-idx2").write_bytes(_idx_bytes(0x0B, shorts))
+    floats = np.array([0.5, -1.25, 3e8], dtype=">f4")
+    (tmp_path / "floats-idx1").write_bytes(_idx_bytes(0x0D, floats))
+    for name, want in (("shorts-idx2", shorts), ("floats-idx1", floats)):
+        got = load_idx(tmp_path / name)
+        assert got.tolist() == want.tolist() and got.dtype == want.dtype.newbyteorder("=") and got.dtype.isnative
+    import torch
+
+    assert torch.from_numpy(load_idx(tmp_path / "shorts-idx2").copy()).tolist() == shorts.tolist()
+
+
+def test_load_idx_refuses_a_truncated_file_and_a_bad_magic_number(tmp_path):
+    """Three 2-byte values declared, five bytes there; a second magic byte that is not 0."""
+    full = _idx_bytes(0x0B, np.array([1, 2, 3], dtype=">i2"))
+    (tmp_path / "short-idx1").write_bytes(full[:-1])
+    with pytest.raises(StudyError, match=r"short-idx1: truncated IDX file: \(3,\) of >i2 declared"):
+        load_idx(tmp_path / "short-idx1")
+    (tmp_path / "magic-idx1").write_bytes(b"\x00\x01" + _idx_bytes(0x08, np.array([1, 2], np.uint8))[2:])
+    with pytest.raises(StudyError, match="magic-idx1: not an IDX file"):
+        load_idx(tmp_path / "magic-idx1")
+
+
+def test_the_gzipped_file_is_read_when_both_copies_lie_in_the_root(tmp_path):
+    make_fashion_mnist(tmp_path, n_train=20)
+    make_fashion_mnist(tmp_path, n_train=20, suffix="")
+    index = read_dataset("fashion-mnist", tmp_path, "train")
+    assert index.paths.to_pylist()[0] == "train-images-idx3-ubyte.gz#0"
+    assert [s["path"] for s in index.sources] == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]

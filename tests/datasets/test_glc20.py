@@ -220,3 +220,27 @@ def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypa
         with pytest.raises(StudyError, match="name 1 or 3 of the image channels"):
             build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="bad",
                                        channels=bad))
+
+
+def test_landcover_mode_ties_go_to_the_smallest_code(tmp_path):
+    make_glc20(tmp_path)
+    patch_file = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
+    patch = np.load(patch_file)
+    patch[:8, :, 4] = 30
+    patch[8:, :, 4] = 12  # as many pixels of 30 as of 12
+    np.save(patch_file, patch)
+    index = read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="landcover_mode"))
+    assert _labels(index)["1234567.npy"] == "landcover_12"
+
+
+def test_one_channel_may_be_chosen(tmp_path):
+    """`--channels 3`: the NIR channel alone (repeated into a grey image when read)."""
+    make_glc20(tmp_path)
+    assert read_dataset("glc20", tmp_path, "us_train", ReaderOptions(channels=(3,))).info["channels"] == [3]
+
+
+def test_a_split_of_both_regions_with_one_region_on_disk_is_that_region(tmp_path, capsys):
+    make_glc20(tmp_path)  # occurrences_us_test.csv, no occurrences_fr_test.csv
+    index = read_dataset("glc20", tmp_path, "test")
+    assert index.paths.to_pylist() == ["patches_us/patches_us_14/67/45/1234567.npy"]
+    assert "only occurrences_us_test.csv found: split 'test' is that region alone" in capsys.readouterr().err

@@ -98,6 +98,7 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     ("group,class_name\ntops,sandal\ntops,trouser\nx,unknown\n", "not a class"),
     ("group,class_name\ntops,sandal,extra\n", "line 2"),
     ("class_name\nsandal\n", "two or more"),
+    ("group,class_name\ntops,sandal\nbottoms,sandal\nx,trouser\n", "line 3: class 'sandal' is listed twice"),
     ("class_name,species\ntops,sandal\ntops,trouser\n", "line 1: level name 'class_name' is reserved .only the last"),
 ])
 def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):

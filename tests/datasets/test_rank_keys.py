@@ -3,7 +3,7 @@ the readers all accept) give the same nested and labeled subsets."""
 import shutil
 
 import pytest
-from dataset_layouts import make_imagenet_official, make_places365, write_image
+from dataset_layouts import make_glc20, make_imagenet_official, make_places365, write_image
 
 from study.manifests import load_manifest
 from study.manifests.build import BuildConfig, build_manifest
@@ -53,6 +53,21 @@ def test_imagefolder_with_or_without_split_folder(tmp_path, build):
     a = build("imagefolder", with_split, "train", "a", "train/")
     b = build("imagefolder", bare, "", "b", "")
     assert a == b
+
+
+def test_glc20_us_patches_split_in_parts_or_not(tmp_path, build):
+    """`patches_us/patches_us_NN/CD/AB/` or `patches_us/CD/AB/`: ranked by occurrence id, the same subsets."""
+    parts = tmp_path / "parts"
+    make_glc20(parts)
+    flat = shutil.copytree(parts, tmp_path / "flat")
+    for part in sorted((flat / "patches_us").glob("patches_us_*")):
+        for cd in part.iterdir():
+            cd.rename(flat / "patches_us" / cd.name)
+        part.rmdir()
+    a = build("glc20", parts, "train", "a", "patches_")
+    b = build("glc20", flat, "train", "b", "patches_")
+    assert any("patches_us_" in p for p in a[0]) and not any("patches_us_" in p for p in b[0])
+    assert [p.rsplit("/", 1)[-1] for p in a[0]] == [p.rsplit("/", 1)[-1] for p in b[0]] and a[1] == b[1]
 
 
 def test_repeated_names_fall_back_to_ranking_by_path(tmp_path, monkeypatch):

@@ -21,6 +21,26 @@ def test_parse_sizes():
             parse_size(bad)
 
 
+def test_parse_sizes_drops_repeats_and_empty_parts():
+    """`--sizes 5k,5000,10k,`: a size written twice is one size (built once), a trailing comma adds none."""
+    assert parse_sizes("5k,5000,10k,") == [5000, 10_000]
+    assert parse_sizes(" , ") == []
+
+
+def test_table_hash_is_of_the_values_not_of_how_the_arrays_are_laid_out():
+    """A slice of a table (its arrays keep an offset into the buffers) hashes as the same rows built afresh; the same
+    characters split into other paths are other rows."""
+    import pyarrow as pa
+
+    from study.manifests.store import table_hash
+
+    rows = pa.table({"path": ["a/1.png", "b/22.png", "c/333.png", "d/4.png"], "label": [0, 1, 2, 3]})
+    part = rows.slice(1, 2)
+    assert table_hash(part) == table_hash(pa.table({"path": ["b/22.png", "c/333.png"], "label": [1, 2]}))
+    assert table_hash(pa.table({"path": ["ab", "c"], "label": [0, 0]})) != \
+        table_hash(pa.table({"path": ["a", "bc"], "label": [0, 0]}))
+
+
 def test_manifest_api(build, tree, manifests):
     build("toy", "--sizes", "5,10,20", "--labeled-sizes", "4,8")
     assert manifest_exists("toy") and not manifest_exists("other")
@@ -59,6 +79,14 @@ def test_labeled_subsets_are_class_balanced(build):
     assert m.labeled(8)["label"].value_counts().tolist() == [2, 2, 2, 2]
     counts = m.labeled(16)["label"].value_counts()
     assert counts.tolist() == [4, 4, 4, 4]
+
+
+def test_subsets_come_in_the_order_of_their_own_ranks(build):
+    """`subset(n)` in rank order, `labeled(n)` in labeled-rank order (the two rankings are independent)."""
+    build("toy", "--sizes", "10", "--labeled-sizes", "8")
+    m = load_manifest("toy")
+    assert m.subset(10)["rank"].tolist() == list(range(10))
+    assert m.labeled(8)["labeled_rank"].tolist() == list(range(8))
 
 
 def test_balanced_pretraining_subsets(build):

@@ -40,3 +40,37 @@ def test_a_killed_holder_leaves_no_lock_and_a_live_one_is_refused_or_waited_for(
         if holder.is_alive():
             holder.kill()
     assert "waiting" not in capsys.readouterr().err
+
+
+def test_a_waiter_whose_holder_removed_the_file_locks_the_file_now_at_the_path(tmp_path, capsys):
+    """The holder removes the lock file before it lets go, so the waiter it wakes holds a file no longer at the
+    path: the waiter must lock the path's file instead (made anew), else a third caller takes the lock beside it."""
+    import threading
+
+    path = tmp_path / ".x.lock"
+    acquired, release = threading.Event(), threading.Event()
+
+    def waiter():
+        with locked(path, "second waits"):
+            acquired.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=waiter)
+    try:
+        with locked(path, "first waits"):
+            thread.start()
+            err, deadline = "", time.monotonic() + 60
+            while "second waits" not in err and time.monotonic() < deadline:  # it opened the file and blocks on it
+                time.sleep(0.01)
+                err += capsys.readouterr().err
+            assert "second waits" in err
+        assert acquired.wait(60)
+        assert path.exists()
+        with pytest.raises(StudyError, match="busy"):
+            with locked(path, "busy", wait=False):
+                pass
+    finally:
+        release.set()
+        if thread.is_alive():
+            thread.join(60)
+    assert not path.exists()

@@ -1,0 +1,18 @@
+"""study.hashing: a file's hash covers every byte of it; a config's hash ignores key order."""
+import hashlib
+
+from study.hashing import config_hash, file_sha256
+
+
+def test_file_sha256_covers_the_whole_file(tmp_path):
+    data = bytes(range(256)) * (3 * 4096 + 1)  # 3 MiB and a bit: read in several chunks
+    f = tmp_path / "annotations.json"
+    f.write_bytes(data)
+    assert file_sha256(f) == hashlib.sha256(data).hexdigest()
+    f.write_bytes(data[:-1] + b"x")  # a change past the first chunk makes another file
+    assert file_sha256(f) == hashlib.sha256(data[:-1] + b"x").hexdigest() != hashlib.sha256(data).hexdigest()
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": {"x": [1, 2], "y": 0.1}}) == config_hash({"b": {"y": 0.1, "x": [1, 2]}, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2}) and len(config_hash({"a": 1})) == 12
