@@ -59,3 +59,12 @@ def test_commands_import_only_what_they_use():
     loaded = _modules_after(["plan", grid])
     assert "study.train.methods" in loaded, "the plan no longer validates methods: this test checks nothing"
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_a_command_without_its_action_prints_the_usage_and_exits_2(capsys):
+    """`study` alone, or `study manifest` without an action: the usage on stdout and exit 2 (a script that forgot the
+    command fails), not 0."""
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: study")
+    assert main(["manifest"]) == 2
+    assert capsys.readouterr().out.startswith("usage: study manifest")

@@ -143,3 +143,31 @@ def test_show_refuses_edited_metadata_and_labels_without_a_class(build, cli, man
     pq.write_table(t.set_column(1, "label", pa.array(["1"] * t.num_rows)), table)
     code, out, err = cli("manifest", "show", "other")
     assert code == 2 and f"{table}: column 'label' must hold integers, not string" in err
+
+
+def test_list_and_show_count_each_subset_by_its_own_sizes(build, cli):
+    build("toy", "--sizes", "5,10", "--labeled-sizes", "4,8")
+    code, out, _ = cli("manifest", "list")
+    assert code == 0 and out.splitlines()[1].split()[5:7] == ["5,10", "4,8"]  # sizes, labeled
+    code, out, _ = cli("manifest", "show", "toy")
+    per_class = [ln.split()[2:] for ln in out.splitlines() if ln[:1].isdigit()]  # all, 5, 10, labeled 4, labeled 8
+    assert code == 0 and [sum(int(r[k]) for r in per_class) for k in range(5)] == [24, 5, 10, 4, 8]
+
+
+def test_labeled_uniform_draws_labeled_subsets_by_frequency_not_per_class(build):
+    """--labeled-uniform: the labeled subsets follow the classes' frequencies (cat has 9 of the 24 images), not an
+    equal share per class as without it."""
+    build("bal", "--labeled-sizes", "16")
+    build("uni", "--labeled-sizes", "16", "--labeled-uniform")
+    assert load_manifest("bal").labeled(16)["label"].value_counts().tolist() == [4, 4, 4, 4]
+    uniform = load_manifest("uni")
+    assert uniform.labeled(16)["label"].value_counts().tolist() != [4, 4, 4, 4]
+    assert uniform.meta["labeled_balanced"] is False
+
+
+def test_materialize_subset_writes_that_subsets_images_only(build, cli, tmp_path):
+    build("toy", "--sizes", "5,10")
+    code, out, err = cli("manifest", "materialize", "toy", "--out", tmp_path / "png", "--subset", "5")
+    assert code == 0, err
+    assert "5 images written, 0 already there" in out
+    assert len(list((tmp_path / "png").rglob("*.png"))) == 5

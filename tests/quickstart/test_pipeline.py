@@ -177,3 +177,22 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
                  "--manifests", str(here)]) == 0
     assert os.environ["STUDY_MANIFESTS"] == str(here.resolve())
     assert sorted(p.name for p in here.glob("*.json")) and not (tmp_path / "elsewhere").exists()
+
+
+def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipeline(monkeypatch):
+    """A smaller scale writes apart from the README's run (data/, runs/, reports/ quickstart-tiny), and every flag
+    reaches the pipeline: --workers, --prepare-only, --data (its manifests beside it), --out."""
+    from study.quickstart import pipeline
+
+    got = []
+    monkeypatch.setattr(pipeline, "run", got.append)  # the command imports it when it runs: nothing is written
+    assert main(["quickstart", "--scale", "tiny", "--workers", "3", "--prepare-only"]) == 0
+    assert main(["quickstart", "--data", "d", "--out", "o"]) == 0
+    tiny, full = got
+    assert (tiny.data, tiny.manifests, tiny.workdir, tiny.report) == (
+        Path("data/quickstart-tiny"), Path("data/quickstart-tiny/manifests"), Path("runs/quickstart-tiny"),
+        Path("reports/quickstart-tiny"))
+    assert tiny.scale is SCALES["tiny"] and tiny.workers == 3 and tiny.prepare_only
+    assert (full.data, full.manifests, full.workdir, full.report) == (
+        Path("d"), Path("d/manifests"), Path("runs/quickstart"), Path("o"))
+    assert full.scale is SCALES["full"] and full.workers is None and not full.prepare_only

@@ -784,3 +784,108 @@ def test_domain_matrix_draws_the_largest_labeled_size_the_cells_share():
     assert np.asarray(fig.axes[0].collections[0].get_array()).reshape(2, 2) == pytest.approx(
         np.array([[0.45, 0.35], [0.25, 0.55]]))
     assert "labeled size 10k" in data.attrs["caption"]
+
+
+def test_a_planned_cell_of_several_seeds_without_a_result_is_one_missing_bar():
+    """A pooled set and a concatenation planned at two seeds, neither with a result yet: one missing bar each (the
+    plan's jobs are seeds of one cell), not one bar (and one table cell drawn twice) per planned seed."""
+    recs = [r for r in domain_records()
+            if not (r["axes"]["dataset"] == "a+b" and r["axes"]["eval_dataset"] == "a")
+            and r["axes"]["protocol"] != "concat"]
+    planned = pd.DataFrame([{"job_id": f"{j}{seed}", "stage": "evaluate", "method": "simclr", "dataset": ds,
+                             "size": 1_000_000, "corruption": "none", "seed": seed, "protocol": proto,
+                             "eval_dataset": "a", "labeled_sizes": "10000"}
+                            for j, ds, proto in (("pool", "a+b", "linear"), ("conc", "a|b", "concat"))
+                            for seed in (0, 1)])
+    table = table_of(recs)
+    _, data = domain_pooling.draw(table, planned)
+    pooled = data[(data["eval_dataset"] == "a") & (data["kind"] == "pooled")]
+    assert len(pooled) == 1 and pooled["mean"].isna().all()
+    assert "duplicates" not in domain_pooling.paper_table(data).attrs
+    _, data = domain_concat.draw(table, planned)
+    assert data["role"].to_list() == list(domain_concat.ROLES)
+
+
+def test_domain_concat_has_no_gain_over_the_better_single_encoder_while_one_is_missing():
+    """The second encoder's probe (b -> a) has no result: which single encoder is the better is unknown, so the gain
+    over it is missing, not the gain over the one encoder that is done; the gain over the in-domain one stands."""
+    recs = [r for r in domain_records() if not (r["axes"]["dataset"] == "b" and r["axes"]["eval_dataset"] == "a")]
+    fig, data = domain_concat.draw(table_of(recs))
+    assert math.isnan(_bars(fig.axes[0])["second encoder"][0])
+    row = domain_concat.paper_table(data).iloc[0]
+    assert math.isnan(row["gain over better single"]) and row["gain over in-domain"] == pytest.approx(0.03)
+
+
+def _also_at_1k_labels(recs, share=0.5):
+    """`recs` with each metric also at 1k labels, at `share` of its value (a smaller labeled size scores less)."""
+    return [{**r, "metrics": [*r["metrics"], *({**m, "labeled_size": 1000, "value": m["value"] * share}
+                                              for m in r["metrics"])]} for r in recs]
+
+
+def test_domain_and_quality_bars_compare_cells_at_the_largest_labeled_size():
+    """Probes at 1k and 10k labels: every bar is a 10k cell, the single encoders and in-domain references as much as
+    the concatenation and the pooled sets, and each corrupted cell is compared with the clean one at 10k, not with
+    the first labeled size met."""
+    table = table_of(_also_at_1k_labels(domain_records()))
+    fig, _ = domain_concat.draw(table)
+    assert {k: v[0] for k, v in _bars(fig.axes[0]).items()} == pytest.approx(
+        {"first encoder": 0.45, "second encoder": 0.25, "concatenated": 0.48})
+    fig, _ = domain_pooling.draw(table)
+    bars = _bars(fig.axes[0])
+    assert bars["in-domain 1M"] == pytest.approx([0.45, 0.55]) and bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
+    fig, data = quality.draw(table_of(_also_at_1k_labels(quality_records())))
+    bars = _bars(fig.axes[0])
+    assert bars["simclr"] == pytest.approx([-0.15]) and bars["supervised"] == pytest.approx([-0.05])
+    assert set(data["labeled_size"]) == {10000}
+    assert data.set_index("method")["clean_mean"].to_dict() == pytest.approx({"simclr": 0.45, "supervised": 0.70})
+
+
+def test_domain_matrix_at_two_sizes_of_as_many_cells_draws_the_larger():
+    """The whole 2x2 matrix at 500k and at 1M: the larger pretraining size (ties: the larger), with a plan as without
+    one."""
+    recs = []
+    for size, bump in ((500_000, -0.1), (1_000_000, 0.0)):
+        for ds, ev, v in (("a", "a", 0.45), ("b", "a", 0.25), ("a", "b", 0.35), ("b", "b", 0.55)):
+            recs += records(eval_axes(dataset=ds, eval_dataset=ev, size=size), {(10000, None): v + bump})
+    table = table_of(recs)
+    for planned in (None, table.drop_duplicates("job_id")):
+        fig, data = domain_matrix.draw(table, planned)
+        assert "pretraining size 1M" in data.attrs["caption"]
+        assert np.asarray(fig.axes[0].collections[0].get_array()).reshape(2, 2) == pytest.approx(
+            np.array([[0.45, 0.35], [0.25, 0.55]]))
+
+
+def test_domain_pooling_shows_in_domain_at_the_share_of_each_of_three_sets():
+    """A pool of three sets at 900k holds 300k of each: in-domain 300k is drawn beside it (it was run), as is 900k."""
+    recs = records(eval_axes(dataset="a+b+c", size=900_000), {(10000, None): 0.40})
+    recs += records(eval_axes(size=300_000), {(10000, None): 0.35})
+    recs += records(eval_axes(size=900_000), {(10000, None): 0.45})
+    fig, _ = domain_pooling.draw(table_of(recs))
+    bars = _bars(fig.axes[0])
+    assert bars["in-domain 300k"] == pytest.approx([0.35]) and bars["in-domain 900k"] == pytest.approx([0.45])
+    assert bars["pooled a+b+c 900k"] == pytest.approx([0.40])
+
+
+def test_quality_leaves_a_corruption_planned_at_another_pretraining_size_out_of_this_panel():
+    """JPEG is planned at 50k only: a missing bar in the 50k panel, none in the 1M panel (never planned there)."""
+    recs = []
+    for size in (50_000, 1_000_000):
+        recs += records(eval_axes(size=size), {(10000, None): 0.45})
+        recs += records(eval_axes(size=size, corruption="downsample:factor=2"), {(10000, None): 0.30})
+    table = table_of(recs)
+    jobs = table.drop_duplicates("job_id")
+    jpeg = jobs[(jobs["size"] == 50_000) & (jobs["corruption"] != "none")].assign(
+        corruption="jpeg:quality=10", job_id=lambda f: f["job_id"] + "j")
+    fig, data = quality.draw(table, pd.concat([jobs, jpeg], ignore_index=True))
+    panels = {int(size): sorted(set(g["corruption"])) for size, g in data.groupby("size")}
+    assert panels == {50_000: ["downsample:factor=2", "jpeg:quality=10"], 1_000_000: ["downsample:factor=2"]}
+    assert sum(t.get_text() == "missing" for ax in fig.axes for t in ax.texts) == 1
+
+
+def test_granularity_error_bars_are_the_std_over_seeds():
+    """The caption promises error bars of the standard deviation over seeds: each point's bar spans mean ± std."""
+    fig, _ = granularity.draw(table_of(granularity_records()))
+    for c in fig.axes[0].containers:
+        assert c.has_yerr, c.get_label()
+        spans = [s[1][1] - s[0][1] for s in c.lines[2][0].get_segments()]
+        assert spans == pytest.approx([2 * STD] * len(LEVELS))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,6 +18,8 @@ from study.report.cli import register
 from study.results import write_result
 
 from report_records import ALL_RECORDS as ALL
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
@@ -505,3 +508,48 @@ def test_two_cells_on_one_table_position_are_named(tmp_path):
     lines = [w for w in s.warnings if w.startswith("table quantity:")]
     assert len(lines) == 1 and "[eval_dataset=a, protocol=linear, line=50k, labeled=1k]: 0.300, 0.500" in lines[0]
     assert len(pd.read_csv(tmp_path / "r" / "quantity_data.csv")) == 2
+
+
+def test_a_fingerprint_conflict_names_the_newest_recipe_as_the_one_drawn(tmp_path):
+    """One cell under two recipes (lr 0.1 in January, lr 0.5 in February): the warning names February's
+    fingerprint as the one the figures draw, and the table shows its value."""
+    from study.results.record import protocol_fingerprint
+
+    old = records(eval_axes(size=50_000), {(1000, None): 0.30}, seeds=(0,), protocol={"lr": 0.1},
+                  finished_at="2024-01-01T00:00:00+00:00")
+    new = records(eval_axes(size=50_000), {(1000, None): 0.50}, seeds=(1,), protocol={"lr": 0.5},
+                  finished_at="2024-02-01T00:00:00+00:00")
+    write_all(tmp_path / "w", old + new)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    lines = [w for w in s.warnings if "protocol fingerprint conflict" in w]
+    assert len(lines) == 1 and f"the figures draw the newest, {protocol_fingerprint(new[0]['protocol'])}." in lines[0]
+    assert "| a | linear | 50k | 0.500 |" in (tmp_path / "r" / "quantity.md").read_text()
+
+
+def test_cli_report_finds_grids_name_yaml_and_names_the_folder_after_the_grid(tmp_path, monkeypatch):
+    """`study report mine` plans grids/mine.yaml (a grid named granularity; no job has run: all missing) and writes
+    reports/granularity, the grid's name, not reports/mine."""
+    import shutil
+
+    from study.grids import plan_grid
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grids").mkdir()
+    shutil.copy(REPO / "grids" / "granularity.yaml", tmp_path / "grids" / "mine.yaml")
+    assert _run_cli(["report", "mine", "--workdir", str(tmp_path / "w")]) == 0
+    missing = pd.read_csv(tmp_path / "reports" / "granularity" / "missing.csv")
+    assert set(missing["job_id"]) == {j.id for j in plan_grid(tmp_path / "grids" / "mine.yaml").jobs}
+    assert not (tmp_path / "reports" / "mine").exists()
+
+
+def test_cli_report_plans_the_grid_with_the_profile_given(tmp_path):
+    """--profile is read as `study plan` and `study submit` read it: a profile with a typo is refused before any
+    report is written, a valid one reports."""
+    bad = tmp_path / "profile.yaml"
+    bad.write_text("name: mine\npartitoin: x\n")
+    argv = ["report", str(REPO / "grids" / "granularity.yaml"), "--workdir", str(tmp_path / "w")]
+    with pytest.raises(StudyError, match=f"{bad}:2: unknown key 'partitoin'"):
+        _run_cli([*argv, "--profile", str(bad), "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+    good = str(REPO / "grids" / "profiles" / "local.yaml")
+    assert _run_cli([*argv, "--profile", good, "--out", str(tmp_path / "r")]) == 0

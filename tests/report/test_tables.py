@@ -35,3 +35,14 @@ def test_csv_tables_keep_full_precision(tmp_path):
     paths = write_tables(pd.DataFrame({"method": ["simclr"], "mean": [0.123456789012345]}), tmp_path, "t")
     assert pd.read_csv(paths["csv"])["mean"].iloc[0] == 0.123456789012345
     assert "0.123 " in paths["md"].read_text()
+
+
+def test_latex_escapes_underscores_and_markdown_escapes_pipes_in_cells():
+    """Column and dataset names hold '_' (eval_dataset, inat_mini) and a concatenation's pair a '|': LaTeX gets '\\_'
+    (a bare '_' is a subscript outside math mode: the paper does not compile), Markdown '\\|' (a bare '|' splits the
+    cell in two and shifts the row)."""
+    table = pd.DataFrame({"eval_dataset": ["inat_mini"], "pair": ["simclr a | simclr b"], "mean": [0.5]})
+    tex = to_latex(table)
+    assert r"eval\_dataset & pair & mean \\" in tex
+    assert r"inat\_mini & simclr a \textbar{} simclr b & 0.500 \\" in tex
+    assert "| inat_mini | simclr a \\| simclr b | 0.500 |" in to_markdown(table)

@@ -234,3 +234,40 @@ def test_planned_seeds_counts_the_plans_seeds_of_each_cell(tmp_path):
     pairs = coll.planned[coll.planned["protocol"] == "concat"].assign(stage="evaluate")
     conc = pd.DataFrame([{"stage": "evaluate", **axes, "dataset": "a|b", "protocol": "concat"}])
     assert planned_seeds(conc, pairs).to_list() == [2]
+
+
+@pytest.mark.parametrize("newest_lr", [0.1, 0.5])
+def test_the_recipe_drawn_is_the_newest_whatever_the_fingerprints_order(tmp_path, newest_lr):
+    """Each order of two recipes' results: the newer one is drawn (not the one whose fingerprint sorts last)."""
+    _write(tmp_path, "j0", 0, {1000: 0.2}, lr=0.5 if newest_lr == 0.1 else 0.1, finished="2024-01-01T00:00:00+00:00")
+    _write(tmp_path, "j1", 1, {1000: 0.9}, lr=newest_lr, finished="2024-02-01T00:00:00+00:00")
+    drawn = resolve_conflicts(aggregate(collect(tmp_path)))
+    assert drawn.loc[drawn["metric"] == "top1", "mean"].to_list() == pytest.approx([0.9])
+
+
+def test_a_recipe_is_as_new_as_its_newest_seed(tmp_path):
+    """lr 0.1 has seeds of January and March, lr 0.5 one of February: lr 0.1 holds the newest result and is drawn,
+    its mean over both seeds."""
+    _write(tmp_path, "a0", 0, {1000: 0.2}, lr=0.1, finished="2024-01-01T00:00:00+00:00")
+    _write(tmp_path, "a1", 1, {1000: 0.4}, lr=0.1, finished="2024-03-01T00:00:00+00:00")
+    _write(tmp_path, "b2", 2, {1000: 0.9}, lr=0.5, finished="2024-02-01T00:00:00+00:00")
+    agg = aggregate(collect(tmp_path))
+    top1 = agg[agg["metric"] == "top1"].set_index("job_ids")
+    assert top1.loc["a0,a1", "finished_at"] == "2024-03-01T00:00:00+00:00"
+    drawn = resolve_conflicts(agg)
+    assert drawn.loc[drawn["metric"] == "top1", "mean"].to_list() == pytest.approx([0.3])
+
+
+def test_missing_jobs_are_listed_by_stage_then_by_id(tmp_path):
+    """missing.csv (and the report's table of it) lists the evaluations, then the pretrainings, each by job id."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    plan = Plan("g", [Job("aa", "pretrain", {"axes": {"seed": 0}}), Job("bb", "pretrain", {"axes": {"seed": 1}}),
+                      Job("zz", "evaluate", {"axes": {"seed": 0}}, ("aa",)),
+                      Job("mm", "evaluate", {"axes": {"seed": 1}}, ("bb",))])
+    assert gather(tmp_path, plan).missing["job_id"].to_list() == ["mm", "zz", "aa", "bb"]
