@@ -70,7 +70,8 @@ def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: floa
             return
         time.sleep(poll)
     squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{status(grid, wd)}\n{squeue}")
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])  # its stderr too: why it said nothing
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\nstatus (exit {code}):\n{out}{err}\n{squeue}")
 
 
 def all_results(plan, wd: Path):
@@ -335,7 +336,7 @@ def test_a_local_submit_sees_the_slurm_states_of_the_same_jobs(slurm_cluster, en
     grid.write_text(grid_text("lf", datasets=("bad",)))
     wd = env / "wd"
     submit(grid, wd)
-    wait_until(lambda: "failed pretrain" in status(grid, wd) and "because their dependency" in status(grid, wd), 120,
+    wait_until(lambda: "failed pretrain" in status(grid, wd) and "because their dependency" in status(grid, wd), 240,
                "the failure and its dependent's cancellation", grid, wd)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 0 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err, err
