@@ -4,12 +4,16 @@ controller), and the ledger written by real `study submit --cluster slurm` runs 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import threading
 import time
+from types import SimpleNamespace
 
-from study.grids import plan_grid
+from study.grids import Job, plan_grid
 from study.launch.ledger import Ledger
+from study.launch.state import JobState
+from study.launch.status import RUNNING_SHOWN, _cancelled_by_dependency, _running
 
 from launch_helpers import grid_text, run_cli
 
@@ -225,11 +229,6 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
 
 
 def test_status_says_how_many_running_jobs_it_did_not_show():
-    import io
-
-    from study.launch.state import JobState
-    from study.launch.status import RUNNING_SHOWN, _running
-
     states = {f"j{i}": JobState(f"j{i}", "pretrain", "running") for i in range(RUNNING_SHOWN + 3)}
     out = io.StringIO()
     _running(states, out)
@@ -241,12 +240,6 @@ def test_status_says_how_many_running_jobs_it_did_not_show():
 def test_jobs_cancelled_because_their_dependency_was_cancelled_are_grouped_under_it():
     """A pretraining job cancelled (scancel, or `study cancel`) takes its evaluations with it: status groups them
     under it, as it does under a failed one."""
-    from types import SimpleNamespace
-
-    from study.grids import Job
-    from study.launch.state import JobState
-    from study.launch.status import _cancelled_by_dependency
-
     p1 = Job(id="p1", stage="pretrain", config={"axes": {}})
     e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
     e2 = Job(id="e2", stage="evaluate", config={"axes": {}}, depends_on=("p1",))

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from manifest_trees import CLASSES, write_tree
 
@@ -11,6 +12,7 @@ from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists
 from study.manifests.build import BuildConfig, build_manifest
 from study.manifests.sizes import parse_size, parse_sizes
+from study.manifests.store import table_hash
 
 
 def test_parse_sizes():
@@ -30,10 +32,6 @@ def test_parse_sizes_drops_repeats_and_empty_parts():
 def test_table_hash_is_of_the_values_not_of_how_the_arrays_are_laid_out():
     """A slice of a table (its arrays keep an offset into the buffers) hashes as the same rows built afresh; the same
     characters split into other paths are other rows."""
-    import pyarrow as pa
-
-    from study.manifests.store import table_hash
-
     rows = pa.table({"path": ["a/1.png", "b/22.png", "c/333.png", "d/4.png"], "label": [0, 1, 2, 3]})
     part = rows.slice(1, 2)
     assert table_hash(part) == table_hash(pa.table({"path": ["b/22.png", "c/333.png"], "label": [1, 2]}))
@@ -236,7 +234,6 @@ def test_the_flags_files_are_checked_before_the_dataset_is_indexed(cli, tree, tm
 
 
 def _edit_labels(parquet, count=5):
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     t = pq.read_table(parquet)

@@ -3,6 +3,7 @@ import fcntl
 import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -45,8 +46,6 @@ def test_a_killed_holder_leaves_no_lock_and_a_live_one_is_refused_or_waited_for(
 def test_a_waiter_whose_holder_removed_the_file_locks_the_file_now_at_the_path(tmp_path, capsys):
     """The holder removes the lock file before it lets go, so the waiter it wakes holds a file no longer at the
     path: the waiter must lock the path's file instead (made anew), else a third caller takes the lock beside it."""
-    import threading
-
     path = tmp_path / ".x.lock"
     acquired, release = threading.Event(), threading.Event()
 

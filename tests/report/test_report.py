@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +12,13 @@ import pytest
 from report_records import CODE_VERSION, domain_records, eval_axes, plan_for, quantity_records, records, write_all
 
 from study.errors import StudyError
+from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.report import build_report
 from study.report.tables import write_tables
 from study.report.cli import register
 from study.results import write_result
+from study.results.record import protocol_fingerprint
 
 from report_records import ALL_RECORDS as ALL
 
@@ -198,7 +201,6 @@ def test_a_cell_with_one_diverged_seed_of_three_says_its_mean_leaves_it_out(tmp_
 def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch, capsys):
     """Through the real front and the real planner: a grid with no result yet reports all its jobs missing."""
     from study.cli import main
-    from study.grids import plan_grid
 
     plan = plan_grid("grids/granularity.yaml")
     out = tmp_path / "report"
@@ -348,8 +350,6 @@ def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path
 def test_a_grid_without_results_draws_no_figure_of_missing_bars_only(tmp_path):
     """The domain grid before any result: its pooling and concatenation figures were drawn as bars all "missing"
     (an empty axis from -0.04 to 0.04) while the other figures were skipped; now every figure is skipped alike."""
-    from study.grids import plan_grid
-
     summary = build_report(tmp_path / "w", tmp_path / "r", plan=plan_grid("grids/data_domain.yaml"), log=None)
     assert summary.drawn == []
     for name in ("domain_pooling", "domain_concat"):
@@ -513,8 +513,6 @@ def test_two_cells_on_one_table_position_are_named(tmp_path):
 def test_a_fingerprint_conflict_names_the_newest_recipe_as_the_one_drawn(tmp_path):
     """One cell under two recipes (lr 0.1 in January, lr 0.5 in February): the warning names February's
     fingerprint as the one the figures draw, and the table shows its value."""
-    from study.results.record import protocol_fingerprint
-
     old = records(eval_axes(size=50_000), {(1000, None): 0.30}, seeds=(0,), protocol={"lr": 0.1},
                   finished_at="2024-01-01T00:00:00+00:00")
     new = records(eval_axes(size=50_000), {(1000, None): 0.50}, seeds=(1,), protocol={"lr": 0.5},
@@ -529,10 +527,6 @@ def test_a_fingerprint_conflict_names_the_newest_recipe_as_the_one_drawn(tmp_pat
 def test_cli_report_finds_grids_name_yaml_and_names_the_folder_after_the_grid(tmp_path, monkeypatch):
     """`study report mine` plans grids/mine.yaml (a grid named granularity; no job has run: all missing) and writes
     reports/granularity, the grid's name, not reports/mine."""
-    import shutil
-
-    from study.grids import plan_grid
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grids").mkdir()
     shutil.copy(REPO / "grids" / "granularity.yaml", tmp_path / "grids" / "mine.yaml")
