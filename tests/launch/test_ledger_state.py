@@ -357,3 +357,35 @@ def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):
         t.join(10)
     (_, first_end), (second_start, _) = sorted(spans)
     assert first_end <= second_start
+
+
+def test_a_job_whose_dependency_is_blocked_is_blocked_too(tmp_path):
+    """A chain p1 <- e1 <- x with p1 failed: e1 is blocked, and so is x (its dependency will not run either); x was
+    queued, to wait for ever on a dependency nobody runs."""
+    p1, _, e1, _ = _jobs()
+    jobs = [p1, e1, Job(id="x", stage="evaluate", config={"axes": {}}, depends_on=("e1",))]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "failed", "error": "exit code 1"}])
+    states = classify(jobs, tmp_path, led.replay())
+    sel = select(jobs, states, retry_failed=False)
+    assert sel.to_run == [] and sel.skipped["blocked by a failed dependency"] == ["e1", "x"]
+    assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "e1", "x"]
+
+
+def test_a_sacct_state_study_does_not_know_is_pending_and_a_truncated_one_is_read():
+    """A state word of a newer Slurm is pending, and one sacct marks truncated (`RUNNING+`) is read without its
+    mark: read as failed, either would let --retry-failed queue a second copy of a job Slurm still runs."""
+    assert slurm_state("SOME_NEW_STATE") == "pending"
+    assert slurm_state("RUNNING+") == "running"
+
+
+def test_a_line_that_is_not_an_event_is_skipped_like_a_torn_one(tmp_path):
+    """A JSON line without "event" (a note pasted into the ledger, another tool's line) used to stop every command
+    that reads the ledger with a KeyError."""
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "failed"}])
+    with open(led.path, "a") as f:
+        f.write('{"note": "p1 rerun after the fix"}\n[1, 2]\n"text"\n')
+    led.append([{"event": "local", "job": "p2", "state": "cancelled"}])
+    assert [e["job"] for e in led.events()] == ["p1", "p2"]
+    assert {j: e["state"] for j, e in led.replay().latest.items()} == {"p1": "failed", "p2": "cancelled"}

@@ -432,3 +432,46 @@ def test_an_evaluation_of_two_encoders_waits_for_both(env):
     assert code == 0, err
     order = [(e["job"], e["state"]) for e in _events(wd, "pair")]
     assert order.index((byol, "done")) < order.index((concat, "running"))
+
+
+def test_a_failed_job_cancels_its_dependents_transitively(env):
+    """A chain a <- b <- c: when a fails, b and c are both cancelled and never started (c was left pending, its
+    dependency b cancelled, and read missing afterwards). The worker of a fails at once: its stage is unknown."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import run_local
+
+    jobs = [Job(id="a", stage="nostage", config={"axes": {}}),
+            Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",)),
+            Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("b",))]
+    wd, err = env / "wd", io.StringIO()
+    assert run_local(SimpleNamespace(name="chain", jobs=jobs, path=None), wd, workers=1, err=err) == 1
+    events = _events(wd, "chain")
+    last = {e["job"]: e for e in events}
+    assert {j: e["state"] for j, e in last.items()} == {"a": "failed", "b": "cancelled", "c": "cancelled"}
+    assert last["c"]["error"] == "dependency a failed"
+    assert not [e for e in events if e["job"] in ("b", "c") and e["state"] == "running"]
+    assert "0/3 done, 0 running, 1 failed, 2 cancelled | finished" in err.getvalue(), err.getvalue()
+
+
+def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
+    """`--workers 3` overrides the default of one worker per core or GPU (mocked here to 1). Every job is pending in
+    another live command, so this one runs none and ends at once."""
+    import os
+    import socket
+
+    from study.launch.local import scheduler
+    from study.launch.locks import command_lock
+
+    monkeypatch.setattr(scheduler, "default_workers", lambda: (1, [None]))
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nworkers"))
+    wd = env / "wd"
+    with command_lock(wd) as name:
+        Ledger(wd, "nworkers").append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending",
+                                        "log": None, "pid": os.getpid(), "host": socket.gethostname(), "lock": name}
+                                       for j in plan_grid(grid).jobs])
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "3"])
+    assert code == 0 and "running 0 job(s) here with 3 worker(s)" in err, err

@@ -4,9 +4,16 @@ relative to the parent's CUDA_VISIBLE_DEVICES, as the mock's callers assume); th
 monkeypatch. The cgroup files are real files in a folder laid out as /sys/fs/cgroup is."""
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from study.grids import Job
 from study.launch.local import scheduler
 
 
@@ -77,3 +84,43 @@ def test_a_cgroup_cpu_quota_caps_the_workers(tmp_path):
                        "3:cpu:/\n")
     assert scheduler.cgroup_cpu_limit(root, me) is None
     assert scheduler.cgroup_cpu_limit(tmp_path / "absent", tmp_path / "absent" / "self") is None
+
+
+def _worker_envs(monkeypatch, tmp_path, n_jobs: int, workers: int | None = None) -> list[dict]:
+    """The environment each worker of `run_local` was started with, in job order, over `n_jobs` independent jobs
+    started at once; each worker is `true` instead of the runner (it ends at once, without a result: failed)."""
+    envs = {}
+    real_popen = subprocess.Popen
+
+    def popen(args, **kwargs):
+        envs[Path(args[args.index("--job") + 1]).parent.name] = kwargs["env"]  # jobs/<id>/job.json
+        return real_popen(["true"], **kwargs)
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(n_jobs)]
+    scheduler.run_local(SimpleNamespace(name="dev", jobs=jobs, path=None), tmp_path / "wd", workers=workers,
+                        err=io.StringIO())
+    return [envs[j.id] for j in jobs]
+
+
+def test_each_worker_runs_on_its_own_gpu(two_gpus, monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    envs = _worker_envs(monkeypatch, tmp_path, 2)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3", "5"]
+
+
+def test_workers_set_by_the_flag_take_the_gpus_in_turn_and_share_the_cores(two_gpus, monkeypatch, tmp_path):
+    """`--workers 4` on two GPUs: two workers per GPU (not the parent's whole CUDA_VISIBLE_DEVICES each), and each
+    worker's torch threads are its share of the usable cores."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setattr(scheduler, "usable_cores", lambda: 8)
+    envs = _worker_envs(monkeypatch, tmp_path, 4, workers=4)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3", "5", "3", "5"]
+    assert {(e["STUDY_THREADS"], e["OMP_NUM_THREADS"]) for e in envs} == {("2", "2")}
+
+
+def test_a_cgroup_quota_above_the_cores_leaves_one_worker_per_core(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    root, me = _cgroup(tmp_path / "big", {"cpu.max": f"{(affinity + 4) * 100000} 100000\n"})
+    assert scheduler.cgroup_cpu_limit(root, me) == affinity + 4
+    assert scheduler.usable_cores(root, me) == affinity

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from study.launch.runner import _is_main_task
+from study.grids import Job
+from study.launch.runner import PARENT_ENV, _is_main_task, _threads_from_env, main, write_job_file
 
 
 @pytest.mark.parametrize("procid, localid, main", [(None, None, True), ("0", "0", True), ("1", "1", False),
@@ -17,3 +19,27 @@ def test_only_the_first_task_of_a_job_writes_its_result(monkeypatch, procid, loc
         else:
             monkeypatch.setenv(name, value)
     assert _is_main_task() is main
+
+
+def test_a_worker_exits_with_its_errors_exit_code_and_says_why(tmp_path, monkeypatch, capsys):
+    """The local scheduler records a worker's exit code and its `study: error:` line in the ledger."""
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.delenv("STUDY_THREADS", raising=False)
+    job_file = write_job_file(tmp_path, Job(id="j1", stage="nostage", config={"axes": {}}))
+    assert main(["--workdir", str(tmp_path), "--job", str(job_file), "--grid", "g"]) == 2
+    assert "study: error: job j1: unknown stage 'nostage'" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_local_worker_uses_the_threads_its_scheduler_gave_it(monkeypatch):
+    """STUDY_THREADS (the local scheduler's share of the cores per worker) sets torch's threads, as Slurm's
+    SLURM_CPUS_PER_TASK does; without it, every worker used every core."""
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.setenv("STUDY_THREADS", str(want))
+    try:
+        _threads_from_env()
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(before)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import signal
+import socket
+import subprocess
 import threading
 import time
 from types import SimpleNamespace
 
 from study.grids import Job, plan_grid
 from study.launch.ledger import Ledger
+from study.launch.locks import command_lock
 from study.launch.state import JobState
 from study.launch.status import RUNNING_SHOWN, _cancelled_by_dependency, _running
 
@@ -248,3 +252,55 @@ def test_jobs_cancelled_because_their_dependency_was_cancelled_are_grouped_under
               "e2": JobState("e2", "evaluate", "cancelled", "CANCELLED by 0")}
     groups = _cancelled_by_dependency(SimpleNamespace(jobs=[p1, e1, e2]), states)
     assert {cause: [st.job_id for st in group] for cause, group in groups.items()} == {"p1": ["e1", "e2"]}
+
+
+def test_status_names_a_job_cancelled_by_its_dependency_once_under_its_cause(env):
+    """A dependent cancelled because its pretraining failed is named in the group line of its cause, not also on a
+    line of its own (as a job cancelled for another reason is)."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("casc"))
+    plan = plan_grid(grid)
+    pre = next(j.id for j in plan.jobs if j.stage == "pretrain")
+    ev = next(j.id for j in plan.jobs if j.stage == "evaluate")
+    wd = env / "wd"
+    Ledger(wd, "casc").append([
+        {"event": "local", "job": pre, "stage": "pretrain", "state": "failed", "log": None,
+         "error": "exit code 2: study: error: boom"},
+        {"event": "local", "job": ev, "stage": "evaluate", "state": "cancelled", "log": None,
+         "error": f"dependency {pre} failed"}])
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert code == 0, err
+    assert f"failed pretrain {pre} (exit code 2: study: error: boom)" in out, out
+    assert f"cancelled 1 job(s) because their dependency {pre} failed: {ev}" in out, out
+    assert f"cancelled evaluate {ev}" not in out and out.count(ev) == 1, out
+
+
+def test_cancel_stops_only_the_live_local_commands_of_this_grid_file(env):
+    """`study cancel` stops this grid file's local command also while all its jobs are still pending (waiting for a
+    worker or a dependency); it leaves alone a command that ended long ago (its lock free, its pid since reused by
+    another process) and a live command of another file under the same grid name. The commands' processes are
+    stand-ins (`sleep`), each with its `pending` lines and its command lock as a real one has."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("stopg"))
+    plan = plan_grid(grid)
+    wd = env / "wd"
+    host = socket.gethostname()
+    ended, other_file, ours = procs = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    try:
+        with command_lock(wd) as our_lock, command_lock(wd) as other_lock:
+            Ledger(wd, "stopg").append([
+                {"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None, "pid": p.pid,
+                 "host": host, "lock": lock, "grid_file": file}
+                for p, lock, file in ((ended, "command-ended.lock", str(grid.resolve())),
+                                      (other_file, other_lock, str(env / "copy.yaml")),
+                                      (ours, our_lock, str(grid.resolve())))
+                for j in plan.jobs])
+            code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+        assert code == 0, err
+        assert f"stopped 1 `study submit --cluster local` of grid stopg (pid {ours.pid} on {host})" in out, out
+        assert ours.wait(timeout=10) == -signal.SIGTERM
+        assert ended.poll() is None and other_file.poll() is None
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
