@@ -2,6 +2,7 @@
 frozen-feature protocol, fine-tuning and the recorded protocol."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -9,6 +10,10 @@ from device import TEST_DEVICE, device_kind
 from study.errors import StudyError
 from study.evaluate import EvalConfig, evaluate
 from study.evaluate import features as features_mod
+from study.evaluate import granularity, linear
+from study.evaluate import run as run_mod
+from study.hashing import file_sha256
+from study.manifests import load_manifest
 
 
 def config(**over):
@@ -580,3 +585,83 @@ def test_the_evaluation_device_is_made_current_and_a_bad_name_is_refused_naming_
     with pytest.raises(StudyError, match=r"evaluate\.device: expected 'auto', 'cpu' or 'cuda\[:N\]', got 'cuda:x'"):
         resolve_device("cuda:x")
     assert resolve_device("cpu") == torch.device("cpu") and len(made_current) == 2
+
+
+def test_the_record_names_each_labeled_size_once_and_the_images_its_probe_was_fit_on(manifests, encoder_file,
+                                                                                   tmp_path):
+    """"all" is the train manifest's 40 images; a size given twice is evaluated once; sizes in any order extract the
+    largest subset, and each probe is fit on its own number of labeled images."""
+    out = evaluate(config(labeled_sizes=["all", 8, 40]), tmp_path / "run", [encoder_file()], tmp_path / "f")
+    p = out["protocol"]
+    assert p["labeled_sizes"] == [40, 8]
+    assert [(m["metric"], m["labeled_size"]) for m in out["metrics"]] == [("top1", 40), ("top1", 8)]
+    assert {n: probe["images"] for n, probe in p["probes"].items()} == {"40": 40, "8": 8}
+    assert [(e["subset"], e["rows"]) for e in p["extraction"]] == [("labeled(40)", 40), ("all", 20)]
+
+
+def test_concat_records_each_encoder_and_sets_their_features_side_by_side_in_order(manifests, encoder_file, tmp_path,
+                                                                                  monkeypatch):
+    """The probe of a concatenation sees the first encoder's features, then the second's, each as extracted; the
+    record names each encoder file by its own content hash."""
+    seen = []
+    real = linear.train_probe
+    monkeypatch.setattr(linear, "train_probe", lambda x, *a, **k: seen.append(x.cpu().clone()) or real(x, *a, **k))
+    a, b = encoder_file("a", 0), encoder_file("b", 1)
+    p = evaluate(config(protocol="concat", labeled_sizes=[40]), tmp_path / "c", [a, b], tmp_path / "f")["protocol"]
+    assert [(e["path"], e["sha256"]) for e in p["encoders"]] == [(str(a), file_sha256(a)), (str(b), file_sha256(b))]
+    assert file_sha256(a) != file_sha256(b)
+    labeled = [torch.load(e["file"], weights_only=True)["features"] for e in p["extraction"] if e["subset"] != "all"]
+    (x,) = seen
+    assert torch.equal(x, torch.cat(labeled, 1)) and not torch.equal(labeled[0], labeled[1])
+
+
+def test_a_probe_holds_out_the_rows_the_evaluation_seed_draws(manifests, encoder_file, tmp_path):
+    """`seed` chooses the held-out split the weight decay is chosen on: the probe of a seed-1 evaluation is the
+    probe `linear.train_probe` fits with seed 1 on the same features (on the CPU, where fits are deterministic)."""
+    cfg = config(labeled_sizes=[40], seed=1, device="cpu")
+    p = evaluate(cfg, tmp_path / "run", [encoder_file()], tmp_path / "f")["protocol"]
+    cached = torch.load(p["extraction"][0]["file"], weights_only=True)
+    _, info = linear.train_probe(cached["features"], cached["labels"], 4, cfg.linear, seed=1)
+    _, other = linear.train_probe(cached["features"], cached["labels"], 4, cfg.linear, seed=0)
+    assert other["validation_loss"] != info["validation_loss"]  # the seeds hold out other rows
+    assert p["probes"]["40"]["validation_loss"] == info["validation_loss"]
+    assert p["chosen_weight_decay"]["40"] == info["weight_decay"]
+
+
+def test_per_level_granularity_scores_each_level_against_the_test_images_values(manifests, encoder_file, tmp_path,
+                                                                                monkeypatch):
+    """Per level, the level's classifier is scored on whether its prediction is the test image's value at that level
+    (the manifest's taxonomy columns), not its class label."""
+    scores = {}
+    real = linear.train_probe
+
+    def recording(x, y, num_classes, *a, **k):
+        probe, info = real(x, y, num_classes, *a, **k)
+        return (lambda xt: scores.setdefault(num_classes, probe(xt))), info
+
+    monkeypatch.setattr(linear, "train_probe", recording)
+    out = evaluate(config(protocol="granularity", labeled_sizes=[40], per_level=True), tmp_path / "g",
+                   [encoder_file()], tmp_path / "f")
+    test = load_manifest("evtest").all()
+    top1 = {m["level"]: m["value"] for m in out["metrics"] if m["metric"] == "top1"}
+    for level, num_values in (("group", 2), ("class_name", 4)):
+        path = granularity.level_path(["group", "class_name"], level)
+        truth = ["/".join(row) for row in test[path].itertuples(index=False)]
+        values = sorted(set(truth))
+        predicted = [values[i] for i in scores[num_values].argmax(1).tolist()]
+        assert top1[level] == pytest.approx(sum(p == t for p, t in zip(predicted, truth)) / len(truth)), level
+    assert top1["group"] > 0.5  # the group probe does better than chance: the check above is not vacuous
+
+
+def test_a_levels_top5_is_scored_only_with_more_than_5_values():
+    """As at the finest level (top-5 where > 5 classes): a level of 5 values would score a top-5 of 1 always."""
+    g = torch.Generator().manual_seed(0)
+    y, y_test = torch.arange(12).repeat(4), torch.arange(12).repeat(2)
+    centres = torch.randn(12, 8, generator=g) * 3
+    x, xt = centres[y] + torch.randn(48, 8, generator=g), centres[y_test] + torch.randn(24, 8, generator=g)
+    table = pd.DataFrame({"label": range(12), "five": [f"v{c % 5}" for c in range(12)],
+                          "six": [f"v{c % 6}" for c in range(12)]})
+    level_maps = {lv: granularity.level_map([table], [lv], 12, "t") for lv in ("five", "six")}
+    cfg = config(protocol="granularity", linear={"weight_decays": [1e-3]})
+    rows = run_mod._granularity(cfg, x, y, xt, y_test, 48, level_maps, 12, {})
+    assert sorted((r["metric"], r["level"]) for r in rows) == [("top1", "five"), ("top1", "six"), ("top5", "six")]

@@ -11,6 +11,8 @@ import torch
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
 from study.evaluate import granularity, knn, linear
+from study.evaluate.finetune import pretrain_dict
+from study.train.config import PretrainConfig
 
 
 def blobs(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
@@ -281,6 +283,9 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"seed": -1}, "evaluate.seed"),
     ({"checkpoint_every_minutes": 0}, "evaluate.checkpoint_every_minutes"),
     ({"epochs": "x"}, "evaluate.epochs"),
+    ({"linear": {"val_fraction": 1}}, "evaluate.linear.val_fraction"),
+    ({"linear": {"weight_decays": [1e-4, -1e-4]}}, "evaluate.linear.weight_decays"),
+    ({"knn": {"temperature": 0}}, "evaluate.knn.temperature"),
 ])
 def test_config_errors_name_the_key(over, key):
     import re
@@ -328,3 +333,54 @@ def test_a_probe_standardizes_copies_of_the_rows_in_place_and_leaves_the_callers
     before = x.clone()
     linear.train_probe(x, y, 4, LinearConfig(), seed=0)
     assert torch.equal(x, before)
+
+
+def test_stratified_split_holds_out_the_rounded_fraction_and_keeps_a_training_row_of_each_class():
+    """Of each class, round(fraction x count) rows held out, at least one (a class of 2: one of them) and never all."""
+    y = torch.tensor([0] * 8 + [1] * 3 + [2] * 2)
+    for fraction, held in ((0.2, [2, 1, 1]), (0.9, [7, 2, 1])):  # 0.2 x 8 = 1.6 -> 2; 0.9 x 3 = 2.7 -> 3, capped at 2
+        tr, va = linear.stratified_split(y, fraction, seed=0)
+        assert torch.bincount(y[va], minlength=3).tolist() == held, fraction
+        assert torch.bincount(y[tr], minlength=3).tolist() == [8 - held[0], 3 - held[1], 2 - held[2]]
+
+
+def test_held_out_scores_over_row_chunks_of_a_diverged_probe_are_missing(monkeypatch):
+    """A probe whose scores are not finite has no held-out top-1 (not the chance its argmax would give), whether the
+    held-out rows are scored at once or in row chunks."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    probe = linear.Probe(torch.full((4, 8), float("nan")), torch.zeros(4))
+    assert math.isnan(linear.held_out_scores(probe, x, y)[0])
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 4 * 16)  # 16 rows per chunk: 40 rows make 3
+    assert len(linear._row_chunks(len(y), 4)) == 3
+    assert math.isnan(linear.held_out_scores(probe, x, y)[0])
+
+
+def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_grid():
+    """One labeled image per class: nothing can be held out, and the probe is fit at the middle of the grid."""
+    x, y = blobs(1, 4, 8, 1.0, seed=0)
+    probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-3, 1e-1, 1e-2)), seed=0)
+    assert info["held_out"] == 0 and info["choice"].startswith("no class has 2 labeled images")
+    assert info["weight_decay"] == 1e-2
+    assert linear.topk(probe(x), y, 1) == 1.0
+
+
+def test_defaults_are_the_documented_ones():
+    """docs/protocol.md, "Evaluation settings": a config that sets nothing evaluates with these."""
+    cfg = EvalConfig.from_dict(BASE)
+    assert (cfg.knn.k, cfg.knn.temperature) == (200, 0.07)  # Wu et al. 2018
+    lin = cfg.linear
+    assert (lin.standardize, lin.optimizer, lin.val_fraction) == (True, "lbfgs", 0.2)
+    assert lin.weight_decays == (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    assert (lin.select_iter, lin.max_iter, lin.cold_iter, lin.epochs) == (20, 30, 100, 90)
+    assert (cfg.labeled_sizes, cfg.feature_layer, cfg.image_size, cfg.seed) == (("all",), "pooled", 224, 0)
+
+
+@pytest.mark.parametrize("protocol", ["finetune", "scratch"])
+def test_a_finetune_trains_with_the_evaluations_seed(protocol):
+    """`seed` also seeds the fine-tuning and from-scratch runs (their sampler and initialisation); the finetune
+    settings may set their own."""
+    cfg = EvalConfig.from_dict({**BASE, "protocol": protocol, "labeled_sizes": [100], "seed": 7})
+    assert PretrainConfig.from_dict(pretrain_dict(cfg, 100, 100, None)).seed == 7
+    own = EvalConfig.from_dict({**BASE, "protocol": protocol, "labeled_sizes": [100], "seed": 7,
+                                "finetune": {"seed": 3}})
+    assert PretrainConfig.from_dict(pretrain_dict(own, 100, 100, None)).seed == 3
