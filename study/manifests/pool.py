@@ -108,7 +108,9 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
     sizes = sizes or [total]
     check_sizes(sizes, total, "--sizes", f"pool {name}")
     check_sizes(labeled_sizes, total, "--labeled-sizes", f"pool {name}")
-    levels = [lv for lv in manifests[0].levels if lv in common or lv == "class_name"]
+    # a taxonomy only where every source has one (whichever comes first): its levels are those they share
+    levels = ([lv for lv in manifests[0].levels if lv in common or lv == "class_name"]
+              if all(m.levels for m in manifests) else [])
     first = manifests[0].meta
     meta = {
         "dataset": "+".join(m.meta.get("dataset", m.name) for m in manifests),

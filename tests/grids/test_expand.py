@@ -198,3 +198,43 @@ def test_an_entrys_params_override_defaults_evaluate(write_grid):
     g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate: {batch_size: 64}\n", 1))
     got = {j.axes["eval_dataset"]: j.config["evaluate"]["batch_size"] for j in plan_grid(g).by_stage("evaluate")}
     assert got == {"alpha": 32, "beta": 64}
+
+
+def test_a_corruption_in_the_defaults_makes_the_same_job_as_on_the_axis(write_grid):
+    """Where the corruption is written does not change the job: its config names the corrupted manifest and holds
+    no `corruption` setting, so the ids agree."""
+    on_axis = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], corruption: ["downsample:factor=2"]}
+    stages: {}
+    """, name="axis.yaml")
+    in_defaults = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, name="defaults.yaml", pretrain={"corruption": '"downsample:factor=2"'})
+    (a,), (d,) = plan_grid(on_axis).by_stage("pretrain"), plan_grid(in_defaults).by_stage("pretrain")
+    assert d.config["pretrain"]["manifest"] == "alpha_train.downsample-factor2"
+    assert "corruption" not in d.config["pretrain"]
+    assert d.id == a.id and d.config == a.config
+
+
+def test_two_spellings_of_one_corruption_make_one_job_on_one_manifest(write_grid):
+    short = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], corruption: [jpeg]}
+    stages: {}
+    """, name="short.yaml")
+    full = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], corruption: ["jpeg:quality=10"]}
+    stages: {}
+    """, name="full.yaml")
+    (s,), (f,) = plan_grid(short).by_stage("pretrain"), plan_grid(full).by_stage("pretrain")
+    assert s.axes["corruption"] == f.axes["corruption"] == "jpeg:quality=10"
+    assert s.config["pretrain"]["manifest"] == "alpha_train.jpeg-quality10" and s.id == f.id
+
+
+def test_corruption_false_is_the_clean_manifest(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, pretrain={"corruption": "false"})
+    (job,) = plan_grid(g).by_stage("pretrain")
+    assert job.axes["corruption"] == "none" and job.config["pretrain"]["manifest"] == "alpha_train"

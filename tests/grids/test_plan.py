@@ -618,3 +618,18 @@ def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
 
     assert _amount(0.05, "job") == "3.0 job-minutes"
     assert _amount(0.0, "GPU") == "0.0 GPU-hours" and _amount(2.74, "GPU") == "2.7 GPU-hours"
+
+
+def test_a_pooled_sources_build_command_holds_the_size_the_pool_takes_of_it(write_grid):
+    """A pool takes each source's nested prefix: the source's train manifest is built with that size among its
+    sizes, beside the sizes the grid pretrains on."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha+beta, alpha], size: [7]}
+    stages: {}
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  alpha+beta: {train: pool_ab, pool: {alpha: 5, "
+                                                      "beta: 3}}\n"))
+    commands = plan_grid(g).manifests()
+    assert commands["alpha_train"].endswith("--name alpha_train --sizes 5,7")
+    assert commands["beta_train"].endswith("--name beta_train --sizes 3")
+    assert commands["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:3"

@@ -80,3 +80,9 @@ def test_the_seconds_of_a_day_clock_time_limit_round_up(text, minutes):
 @pytest.mark.parametrize("text, gb", [("64GB", 64.0), ("500MB", 500 / 1024), ("1tb", 1024.0), ("64 Gb", 64.0)])
 def test_memory_with_a_b_suffix(text, gb):
     assert parse_mem_gb(text) == pytest.approx(gb)
+
+
+@pytest.mark.parametrize("text", [0.4, "0.4m", "10s"])
+def test_a_time_limit_under_a_minute_is_one_minute(text):
+    """Never 0 minutes (sbatch would take `--time=0` for no limit at all)."""
+    assert parse_minutes(text) == 1

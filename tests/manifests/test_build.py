@@ -301,3 +301,20 @@ def test_a_build_waits_for_another_build_of_the_name_and_a_stale_lock_file_does_
     assert manifest_exists("c") and not lock.exists()
     manifests.joinpath(".b.lock").write_text("")  # left by a killed build: nobody holds it
     assert "written" in build("b") and not manifests.joinpath(".b.lock").exists()
+
+
+def test_a_pool_made_again_from_sources_under_other_roots_is_refused(build, cli, tree, manifests):
+    """A pool's roots are not part of its content hash: pooling again under the same name after its sources were
+    rebuilt from moved folders is refused, not taken for the pool already there (which reads the old folders)."""
+    build("a")
+    other = write_tree(tree.parent / "other", {"x": 5, "y": 7})
+    build("b", root=other)
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    before = (manifests / "ab.json").read_bytes()
+    for name, root in (("a", tree), ("b", other)):
+        for suffix in (".json", ".parquet"):
+            (manifests / f"{name}{suffix}").unlink()
+        build(name, root=shutil.copytree(root, tree.parent / f"moved_{name}"))
+    code, _, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")
+    assert code == 2 and "manifest 'ab' already exists with the same content under another root" in err, err
+    assert (manifests / "ab.json").read_bytes() == before

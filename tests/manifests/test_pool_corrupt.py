@@ -331,3 +331,76 @@ def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(build, cli, tmp_pa
         code, _, err = cli("manifest", "pool", "bad", "--from", f"{source}:8", "--from", "b:8")
         assert code == 2 and message in err, err
         assert not (manifests / "bad.json").exists()
+
+
+def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_share(build, cli, tmp_path):
+    """A row of source rank r sits at the fraction (r + 0.5) / n of its source: every prefix of the pool, in its
+    pretraining order and in its labeled order, holds each source's share rounded to the nearest image."""
+    build("a", "--seed", "0")
+    build("b", "--seed", "1", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    m = load_manifest("ab")
+    for order in (m.subset(20), m.labeled(20)):
+        sources = list(order["source"])
+        for k in range(1, 21):
+            for src, n in (("a", 12), ("b", 8)):
+                assert abs(sources[:k].count(src) - k * n / 20) <= 0.5, (k, src, sources)
+
+
+def test_a_pool_without_sizes_has_one_size_of_all_its_images(build, cli, tmp_path):
+    build("a", "--seed", "0")
+    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    m = load_manifest("ab")
+    assert m.sizes == [20] and m.labeled_sizes == []
+
+
+def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(build, cli, tmp_path, manifests):
+    build("a", "--seed", "0")
+    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12")
+    assert code == 2 and "a pool needs two or more --from NAME:SIZE" in err
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:8", "--labeled-sizes", "10,21")
+    assert code == 2 and "pool bad: --labeled-sizes" in err and "larger than the dataset (20 images)" in err
+    assert not (manifests / "bad.json").exists() and not (manifests / "bad.parquet").exists()
+
+
+def test_a_pool_of_taxonomy_manifests_keeps_their_levels(build, cli, tmp_path):
+    """Each row keeps its source's coarser level, and the pool's levels still end with class_name."""
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("a", "--taxonomy", tax)
+    other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
+    other_tax = tmp_path / "other.csv"
+    other_tax.write_text("group,class_name\nxs,x\nys,y\n")
+    build("b", "--taxonomy", other_tax, root=other)
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    m = load_manifest("ab")
+    assert m.levels == load_manifest("a").levels == ["group", "class_name"]
+    groups = {"a/cat": "felid", "a/dog": "canid", "a/eel": "fish", "a/fox": "canid", "b/x": "xs", "b/y": "ys"}
+    assert [groups[c] for c in m.table["class_name"]] == list(m.table["group"])
+
+
+def test_a_pool_keeps_only_the_columns_every_source_has(build, cli, tmp_path):
+    """A taxonomy level that one source lacks is not a level of the pool, and a pool with a source of no taxonomy has
+    none (not `class_name` alone, which would let the granularity protocol run on one level), whichever source comes
+    first."""
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nxs,x\nys,y\n")
+    build("a")
+    build("b", "--taxonomy", tax, root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    for name, first, second in (("ab", "a:12", "b:8"), ("ba", "b:8", "a:12")):
+        code, _, err = cli("manifest", "pool", name, "--from", first, "--from", second)
+        assert code == 0, err
+        m = load_manifest(name)
+        assert "group" not in m.table.columns and m.levels == [] and len(m.table) == 20, name
+        assert cli("manifest", "verify", name)[0] == 0
+
+
+def test_a_corrupted_variant_is_not_corrupted_again_even_by_the_same_corruption(build, cli, manifests):
+    """The variant's base would be a variant, and its images would be corrupted twice."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg:quality=10")[0] == 0
+    code, _, err = cli("manifest", "corrupt", "twice", "--base", "toy_j", "--corruption", "jpeg:quality=10")
+    assert code == 2 and "toy_j is already corrupted (jpeg:quality=10); corrupt its clean base instead" in err
+    assert not (manifests / "twice.json").exists()

@@ -9,6 +9,7 @@ import pytest
 from manifest_trees import CLASSES, write_tree
 
 from study.errors import StudyError
+from study.manifests.store import finalise, write_manifest
 from study.manifests.verify import verify_manifest
 
 
@@ -250,3 +251,69 @@ def test_a_base_rebuilt_since_with_the_same_rows_fails_verification(build, cli, 
     build("toy", "--sizes", "8")
     code, out, err = cli("manifest", "verify", "toy_j")
     assert code != 0 and "base manifest 'toy' changed since this one was made" in out + err
+
+
+def _rewrite(manifests, name, edit=lambda t: t, **changes):
+    """Rewrite manifest `name` with its rows edited and metadata fields changed, its table and content hashes
+    recomputed: stored files that match their hashes, yet rows or metadata that do not agree."""
+    table = edit(pq.read_table(manifests / f"{name}.parquet"))
+    meta = dict(json.loads((manifests / f"{name}.json").read_text()), **changes)
+    write_manifest(name, *finalise(name, table, meta))
+
+
+def _set_first(t, column, value):
+    """`t` with the first value of `column` replaced by `value` (the second's value when None)."""
+    values = t.column(column).to_numpy().copy()
+    values[0] = values[1] if value is None else value
+    return t.set_column(t.column_names.index(column), column, pa.array(values))
+
+
+@pytest.mark.parametrize("edit, changes, problem", [
+    (lambda t: t.take(pa.array(np.arange(t.num_rows)[::-1])), {}, "rows are not stored in rank order"),
+    (lambda t: _set_first(t, "labeled_rank", None), {},
+     "labeled ranks are not 0..N-1 each once: labeled subsets would not be nested"),
+    (lambda t: t, {"sizes": [5, 25]}, "sizes [5, 25] are not increasing sizes within 24 images"),
+    (lambda t: t, {"num_images": 23}, "24 rows, the metadata says 23"),
+    (lambda t: _set_first(t, "label", 4), {}, "labels outside 0..3"),
+], ids=["rank-order", "labeled-rank-twice", "size-beyond-rows", "row-count", "label-beyond-classes"])
+def test_rows_and_metadata_that_disagree_fail_though_their_hashes_match(build, cli, manifests, edit, changes, problem):
+    """Hashes only say the files are as written: verify also checks what they say (rank order, each labeled rank
+    once, sizes within the images, the row count, labels of the class list)."""
+    build("toy", "--sizes", "5")
+    _rewrite(manifests, "toy", edit, **changes)
+    code, _, err = cli("manifest", "verify", "toy")
+    assert code == 2 and problem in err, err
+
+
+def test_a_variant_whose_rows_are_not_its_bases_fails_verification(build, cli, manifests):
+    """A corrupted variant is its base's rows read through a corruption: one whose rows changed since it was made
+    (its hashes recomputed) is named, though its base is as it was."""
+    build("toy")
+    assert cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")[0] == 0
+    _rewrite(manifests, "toy_j", lambda t: _set_first(t, "label", (t.column("label")[0].as_py() + 1) % 4))
+    code, _, err = cli("manifest", "verify", "toy_j")
+    assert code == 2 and "rows differ from those of its base manifest 'toy'" in err, err
+
+
+def test_a_pool_whose_source_was_rebuilt_since_fails_verification(build, cli, tmp_path, manifests):
+    """A source rebuilt with other sizes (another content hash) after the pool was made: the pool's rows still match
+    the source's prefix, but the pool names a source that no longer exists as it was."""
+    build("a")
+    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"a{suffix}").unlink()
+    build("a", "--sizes", "8")
+    code, _, err = cli("manifest", "verify", "ab")
+    assert code == 2 and "pooled source 'a' changed since this pool was made" in err, err
+
+
+def test_a_pool_holding_fewer_rows_of_a_source_than_it_records_fails_verification(build, cli, tmp_path, manifests):
+    """The pool records 13 images of `a` but holds its first 12: its rows are not that nested prefix."""
+    build("a")
+    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    pool = json.loads((manifests / "ab.json").read_text())["pool"]
+    _rewrite(manifests, "ab", pool=[dict(pool[0], size=13), pool[1]])
+    code, _, err = cli("manifest", "verify", "ab")
+    assert code == 2 and "rows of 'a' are not its nested prefix of 13 images" in err, err
