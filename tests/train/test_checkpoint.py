@@ -2,8 +2,10 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 
+from study.errors import StudyError
 from study.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
@@ -23,3 +25,21 @@ def test_rng_states_round_trip_through_a_checkpoint_file(tmp_path):
     assert _draws() != expected
     set_rng_state(load_checkpoint(tmp_path / "ck.pt")["rng"])
     assert _draws() == expected
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_readable(tmp_path):
+    """A save interrupted by an error (here a value torch cannot pickle) leaves the checkpoint before it whole, and
+    no temporary file beside it."""
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"step": 3})
+    with pytest.raises(Exception):
+        save_checkpoint(path, {"step": 4, "bad": lambda: None})
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+@pytest.mark.parametrize("state", [{"step": 3}, {"step": 3, "format": 0}, [1, 2]])
+def test_a_file_that_is_not_a_checkpoint_of_this_format_is_refused(tmp_path, state):
+    torch.save(state, tmp_path / "ck.pt")
+    with pytest.raises(StudyError, match="not a checkpoint of this version of study"):
+        load_checkpoint(tmp_path / "ck.pt")

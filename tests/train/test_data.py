@@ -11,7 +11,7 @@ from study import corruptions
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
-from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, sample_rng
+from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, sample_rng
 
 from real_data import FASHION_MNIST
 from train_helpers import TinyManifest, write_images
@@ -204,3 +204,47 @@ def test_fractional_epochs_round_up_without_float_error(epochs, per_epoch, steps
     from study.train.data import total_steps
     assert total_steps(epochs, None, per_epoch * 8, 8) == steps  # 0.07 x 100 is 7.000000000000001 in floats
     assert total_steps(epochs, 5, per_epoch * 8, 8) == 5  # a step budget wins
+
+
+def test_the_sampler_order_is_the_same_for_a_seed_and_another_for_another_seed():
+    def first_epoch(seed):
+        it = iter(ResumableBatchSampler(n=24, global_batch=8, seed=seed))
+        return [i for _ in range(3) for _, i in next(it)]
+
+    assert first_epoch(0) == first_epoch(0)
+    assert first_epoch(0) != first_epoch(1)
+    assert sorted(first_epoch(1)) == list(range(24))
+
+
+@pytest.mark.parametrize("start_step", [0, 2])
+def test_two_ranks_split_every_global_batch_across_epochs(start_step):
+    """Each rank takes its half of every global batch (not only the first), also from a mid-epoch resume."""
+    full = iter(ResumableBatchSampler(12, 4, 5, start_step=start_step))
+    r0 = iter(ResumableBatchSampler(12, 4, 5, start_step=start_step, rank=0, world=2))
+    r1 = iter(ResumableBatchSampler(12, 4, 5, start_step=start_step, rank=1, world=2))
+    for _ in range(5):  # 3 steps per epoch: into the next epoch
+        assert next(r0) + next(r1) == next(full)
+
+
+def test_a_batch_that_devices_cannot_share_equally_is_refused():
+    with pytest.raises(StudyError, match="batch_size 6 is not divisible by the 4 devices"):
+        ResumableBatchSampler(12, 6, 5, world=4)
+
+
+def test_a_batch_of_the_whole_training_set_is_one_step_per_epoch():
+    s = ResumableBatchSampler(n=8, global_batch=8, seed=0)
+    it = iter(s)
+    a, b = next(it), next(it)
+    assert s.steps_per_epoch == 1
+    assert sorted(i for _, i in a) == sorted(i for _, i in b) == list(range(8))
+    assert ([e for e, _ in a], [e for e, _ in b]) == ([0] * 8, [1] * 8)
+
+
+def test_batch_augmentation_draws_depend_on_seed_step_and_rank():
+    cpu = torch.device("cpu")
+
+    def draws(seed, step, rank=0):
+        return torch.rand(8, generator=batch_generator(seed, step, cpu, rank)).tolist()
+
+    assert draws(0, 1) == draws(0, 1) == draws(0, 1, rank=0)
+    assert len({tuple(draws(*a)) for a in [(0, 1), (0, 2), (1, 1), (0, 1, 1)]}) == 4

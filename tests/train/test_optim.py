@@ -1,4 +1,5 @@
 """LARS (and its exclusions), lr scaling, warmup + cosine."""
+import copy
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from torch import nn
 
 from study.train.config import OptimConfig
-from study.train.optim import LARS, build_optimizer, lr_at, peak_lr
+from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, set_lr
 
 
 def test_lr_scaling_rules():
@@ -89,3 +90,69 @@ def test_sgd_and_adamw_groups_have_no_decay_on_biases():
         assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
     opt = build_optimizer(model, OptimConfig(name="sgd", exclude_bias_and_norm=False), lr=0.1)
     assert len(opt.param_groups) == 1
+
+
+def test_the_cosine_starts_at_the_peak_and_ends_at_the_final_fraction():
+    """With a floor (final_lr_fraction) the decay runs from the peak itself, not from peak + floor: warmup ends at
+    the peak, halfway through the decay is midway between peak and floor, the end is the floor."""
+    assert lr_at(10, 2.0, 10, 110, final_fraction=0.1) == pytest.approx(2.0)
+    assert lr_at(60, 2.0, 10, 110, final_fraction=0.1) == pytest.approx(2.0 * (0.1 + 0.9 * 0.5))
+    assert lr_at(110, 2.0, 10, 110, final_fraction=0.1) == pytest.approx(0.2)
+
+
+def test_lars_runs_with_the_configured_momentum_and_trust_coefficient():
+    """Values away from the defaults (0.9, 0.001) reach the optimizer: two steps against the formula."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3, bias=False)
+    opt = build_optimizer(model, OptimConfig(name="lars", weight_decay=0.0, momentum=0.5, trust_coefficient=0.02),
+                          lr=0.5)
+    w, v = model.weight.detach().clone(), torch.zeros(3, 4)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(5, 4)).pow(2).sum().backward()
+        g = model.weight.grad.detach().clone()
+        opt.step()
+        v = 0.5 * v + 0.5 * (0.02 * w.norm() / g.norm()) * g
+        w = w - v
+        assert torch.allclose(model.weight.detach(), w, atol=1e-7)
+
+
+def _two_steps(model: nn.Module, opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    torch.manual_seed(1)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(5, 4)).pow(2).sum().backward()
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("cfg, reference", [
+    (OptimConfig(name="sgd", momentum=0.5, weight_decay=0.01, exclude_bias_and_norm=False),
+     lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.5, weight_decay=0.01)),
+    (OptimConfig(name="sgd", weight_decay=0.01, exclude_bias_and_norm=False),  # the default momentum, 0.9
+     lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01)),
+    (OptimConfig(name="adamw", betas=(0.5, 0.9), weight_decay=0.01, exclude_bias_and_norm=False),
+     lambda params: torch.optim.AdamW(params, lr=0.1, betas=(0.5, 0.9), weight_decay=0.01)),
+])
+def test_sgd_and_adamw_run_with_the_configured_momentum_and_betas(cfg, reference):
+    torch.manual_seed(0)
+    base = nn.Linear(4, 3)
+    a, b = copy.deepcopy(base), copy.deepcopy(base)
+    got = _two_steps(a, build_optimizer(a, cfg, lr=0.1))
+    want = _two_steps(b, reference(b.parameters()))
+    assert all(torch.allclose(x, y, atol=1e-7) for x, y in zip(got, want))
+
+
+@pytest.mark.parametrize("name", ["lars", "sgd", "adamw"])
+def test_set_lr_reaches_every_group_so_biases_and_norms_train_too(name):
+    """The loop builds the optimizer at lr 0 and sets each step's rate: the excluded group (biases, norms) must get
+    it too, or it never moves."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    opt = build_optimizer(model, OptimConfig(name=name), lr=0.0)
+    set_lr(opt, 0.2)
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.2]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    (model(torch.randn(5, 4)) * torch.randn(5, 3)).sum().backward()
+    opt.step()
+    assert [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])] == []

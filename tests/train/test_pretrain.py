@@ -1,4 +1,5 @@
 """The training loop on CPU over real image files: exact resume, config refusal, NaN, signals, fine-tuning."""
+import math
 import os
 import signal
 from pathlib import Path
@@ -12,6 +13,7 @@ from device import device_kind, expected_precision, is_cuda
 from train_helpers import write_images
 from study.errors import StudyError
 from study.results.record import code_version, protocol_fingerprint
+import study.train.loop as loop
 from study.train import StopRequested, pretrain
 from study.train.backbones import encoder_provenance, load_encoder
 from study.train.checkpoint import load_checkpoint
@@ -220,8 +222,6 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, 
 
 
 def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make_config, tmp_path, monkeypatch):
-    import study.train.loop as loop
-
     seen = []
 
     def previous(signum, frame):  # stands for submitit's handler, which requeues the job
@@ -332,8 +332,6 @@ def test_weights_made_non_finite_by_a_finite_loss_step_are_never_saved(tiny_mani
                                                                       monkeypatch, kind):
     """An update that overflows leaves the step's loss finite (it was computed before); the checkpoint due after
     it must not take those weights, nor may the encoder. Buffers too (a batch-norm running statistic)."""
-    import study.train.loop as loop
-
     real_step, calls, name = loop.train_step, [], {}
 
     def overflowing(model, *a, **k):
@@ -389,8 +387,6 @@ def test_finetune_from_encoder_on_labeled_subset(tiny_manifest, make_config, tmp
 
 
 def test_checkpoints_by_steps_and_by_minutes(tiny_manifest, make_config, tmp_path, monkeypatch):
-    import study.train.loop as loop
-
     saved = []
     real = loop.save_checkpoint
     monkeypatch.setattr(loop, "save_checkpoint", lambda path, state: (saved.append(state["step"]), real(path, state)))
@@ -635,3 +631,33 @@ def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, 
     assert "[finetune] resuming" in err and "[pretrain]" not in err
     _assert_same_state(_weights(tmp_path / "b" / "full" / "encoder.pt"),
                        _weights(tmp_path / "b" / "cut" / "encoder.pt"))
+
+
+def test_each_step_trains_at_the_scheduled_learning_rate(tiny_manifest, make_config, tmp_path, monkeypatch):
+    """Peak 1.0 x 8/256, warmup 0.5 epoch = 2 steps, then cosine towards final_lr_fraction x peak over the other 4:
+    the rate of every parameter group at each of the 6 optimizer steps."""
+    seen, real = [], loop.train_step
+
+    def spy(model, optimizer, *args, **kwargs):
+        out = real(model, optimizer, *args, **kwargs)
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        return out
+
+    monkeypatch.setattr(loop, "train_step", spy)
+    pretrain(make_config(optim={"final_lr_fraction": 0.2}), tmp_path / "run")
+    peak = 1.0 * 8 / 256
+    expected = [0.0, peak / 2] + [peak * (0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * k / 4))) for k in range(4)]
+    assert seen == [pytest.approx([lr, lr]) for lr in expected]
+
+
+def test_a_run_stopped_twice_ends_as_the_uninterrupted_run_and_records_both_resumes(tiny_manifest, make_config,
+                                                                                     tmp_path):
+    cfg = make_config()
+    full = pretrain(cfg, tmp_path / "full")
+    for stop in (2, 4):
+        with pytest.raises(StopRequested):
+            pretrain(cfg, tmp_path / "cut", stop_at=stop)
+    resumed = pretrain(cfg, tmp_path / "cut")
+    assert resumed["protocol"]["resumed_from_steps"] == [2, 4]
+    assert resumed["metrics"] == full["metrics"]
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
