@@ -18,14 +18,14 @@ def parse_minutes(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError(f"expected {_EXPECTED}, got {v!r}")
     if isinstance(v, (int, float)) and 0 < v < math.inf:
-        return max(1, round(v))
+        return _whole_minutes(v)
     if isinstance(v, str):
         m = _DURATION.match(v)
         if m:
             n = float(m.group(1))
             minutes = {"s": n / 60, "m": n, "min": n, "h": n * 60, "d": n * 1440}[m.group(2)]
             if minutes > 0:
-                return max(1, round(minutes))
+                return _whole_minutes(minutes)
         m = _CLOCK.match(v)
         if m:
             g = {k: int(x) if x else 0 for k, x in m.groupdict().items()}
@@ -34,6 +34,12 @@ def parse_minutes(v: Any) -> int:
             if seconds > 0:
                 return -(-seconds // 60)
     raise ValueError(f"expected {_EXPECTED}, got {v!r}")
+
+
+def _whole_minutes(minutes: float) -> int:
+    """Rounded up, as a clock spelling's seconds are (never under the limit asked for); the float noise of `0.1h`
+    (6.000000000000001) is not a minute more."""
+    return max(1, math.ceil(round(minutes, 6)))
 
 
 _MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[bB]?\s*$")

@@ -562,3 +562,81 @@ def test_invalid_yaml_names_the_line_at_fault_not_the_start_of_its_block(tmp_pat
     with pytest.raises(StudyError) as e:
         load_yaml(p)
     assert str(e.value).startswith(f"{p}:7: invalid YAML: ")
+
+
+@pytest.mark.parametrize("body, needle, message", [
+    ("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      size: [10k, 10000]
+    stages: {}
+    """, "10000", "axis 'size': value 10000 listed twice"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha], seed: [0]}
+    seeds: [0, 1]
+    stages: {}
+    """, "seeds:", "seeds and axes.seed both given: keep one"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: [alpha, extra]}
+    """, "eval_datasets", "dataset 'extra' cannot be an evaluation dataset: it needs both a 'train' (labeled "
+                          "subsets) and a 'test' manifest"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          params: {batch_size: 32, labeled_sizes: [10]}
+    """, "params:", "stages.evaluate[0].params.labeled_sizes: set by the planner (or the entry's own "
+                    "'labeled_sizes'); remove it"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          levels: [genus]
+    """, "levels:", "stages.evaluate[0].levels: only for protocol granularity"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - protocol: linear
+          pairs: [[{dataset: alpha}, {dataset: beta}]]
+    """, "pairs:", "stages.evaluate[0].pairs: only for protocol concat"),
+    ("""
+    axes: {method: [simclr, byol], dataset: [alpha, beta], size: [10, 20]}
+    zip:
+      - [method, size]
+      - [dataset, size]
+    stages: {}
+    """, "[dataset, size]", "zip: axis 'size' is in two groups"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha, beta], size: [10, 20]}
+    zip: [[dataset, size]]
+    include:
+      - {method: byol, dataset: beta}
+    stages: {}
+    """, "method: byol", "include names 'dataset' but not 'size', which move(s) with it (zip)"),
+], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
+        "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group"])
+def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
+    """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
+    planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""
+    g = write_grid(body)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  extra: {test: extra_test}\n", 1))
+    assert error_of(g) == f"{g}:{line_of(g, needle)}: {message}"
+
+
+def test_a_missing_required_key_is_named_not_a_traceback(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\n")
+    assert error_of(g) == f"{g}:1: missing required key 'stages'"
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {where: {method: simclr}, labeled_sizes: [10]}
+    """)
+    assert error_of(g) == f"{g}:{line_of(g, 'where:')}: missing required key 'protocol'"

@@ -238,3 +238,19 @@ def test_corruption_false_is_the_clean_manifest(write_grid):
     """, pretrain={"corruption": "false"})
     (job,) = plan_grid(g).by_stage("pretrain")
     assert job.axes["corruption"] == "none" and job.config["pretrain"]["manifest"] == "alpha_train"
+
+
+def test_an_entrys_nested_params_merge_into_the_defaults_nested_settings(write_grid):
+    """`params: {finetune: {epochs: 7}}` over `defaults.evaluate: {finetune: {epochs: 3, batch_size: 32}}` changes
+    the epochs and keeps the defaults' batch size: the nested mapping is merged, not replaced."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [5], params: {finetune: {epochs: 7}}}
+        - {protocol: scratch, labeled_sizes: [5]}
+    """)
+    nested = "defaults:\n  evaluate: {finetune: {epochs: 3, batch_size: 32}}\n"
+    g.write_text(g.read_text().replace("defaults:\n", nested, 1))
+    got = {j.axes["protocol"]: j.config["evaluate"]["finetune"] for j in plan_grid(g).by_stage("evaluate")}
+    assert got == {"finetune": {"epochs": 7, "batch_size": 32}, "scratch": {"epochs": 3, "batch_size": 32}}

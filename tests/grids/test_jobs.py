@@ -198,3 +198,19 @@ def test_concat_with_symmetric_matchers_joins_each_pair_of_encoders_once(write_g
     by_id = {j.id: j.axes["dataset"] for j in plan.by_stage("pretrain")}
     joined = [(j.axes["dataset"], [by_id[d] for d in j.depends_on]) for j in plan.by_stage("evaluate")]
     assert joined == [("alpha|beta", ["alpha", "beta"]), ("gamma|alpha", ["gamma", "alpha"])]
+
+
+def test_granularity_entries_on_disjoint_levels_share_no_cell(write_grid):
+    """Two entries with the same axes scoring other taxonomy levels write other report cells: both plan; on a level
+    in common they are refused (one would hide the other)."""
+    body = """
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: granularity, levels: [genus]}
+        - {protocol: granularity, levels: [%s]}
+    """
+    plan = plan_grid(write_grid(body % "species", name="disjoint.yaml"))
+    assert [j.config["evaluate"]["levels"] for j in plan.by_stage("evaluate")] == [["genus"], ["species"]]
+    with pytest.raises(StudyError, match="same labeled sizes"):
+        plan_grid(write_grid(body % "species, genus", name="shared.yaml"))

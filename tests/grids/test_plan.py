@@ -633,3 +633,70 @@ def test_a_pooled_sources_build_command_holds_the_size_the_pool_takes_of_it(writ
     assert commands["alpha_train"].endswith("--name alpha_train --sizes 5,7")
     assert commands["beta_train"].endswith("--name beta_train --sizes 3")
     assert commands["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:3"
+
+
+@pytest.mark.parametrize("grid", sorted(p.name for p in (REPO / "grids").glob("*.yaml")))
+def test_every_shipped_grid_plans_and_passes_the_check(grid):
+    """Every grid under grids/ (the quickstart's too, and any added later), not only the paper's four."""
+    plan = plan_grid(REPO / "grids" / grid)
+    plan.check(manifests=False)
+    assert plan.by_stage("pretrain") and plan.by_stage("evaluate")
+    assert len({j.id for j in plan.jobs}) == len(plan.jobs)
+
+
+def test_cost_model_reads_the_pretraining_batch_and_a_datasets_train_images(write_grid):
+    """A step budget counts the grid's batch size (not PretrainConfig's); without a size axis, an epoch is the
+    dataset's `train_images`."""
+    head = """
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, train_images: 3600}
+    defaults:
+      pretrain: {backbone: resnet18, %s}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0}}, method_factor={"simclr": 1.0},
+                     job_overhead_min=0.0)
+    plan = plan_grid(write_grid(head % "steps: 10, batch_size: 64", name="steps.yaml", base=False), Profile(cost=cost))
+    assert cost_hours(plan.jobs[0], plan) == pytest.approx(10 * 64 / 10 / 3600)  # not 10 x 4096
+    plan = plan_grid(write_grid(head % "epochs: 2", name="epochs.yaml", base=False), Profile(cost=cost))
+    assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 3600 / 10 / 3600)
+    assert not [n for n in plan.estimate["notes"] if "without a size" in n]
+
+
+def test_cost_model_fine_tuning_epochs_as_the_job_runs_them_else_the_profiles(write_grid):
+    """The entry's own `epochs` wins over `finetune.epochs` (as study.evaluate.finetune runs it); with neither, the
+    profile's `finetune_epochs` replaces the run's default (90 from scratch)."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [500], params: {epochs: 2, finetune: {epochs: 7}}}
+        - {protocol: scratch, labeled_sizes: [500]}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0, finetune_epochs=3)
+    plan = plan_grid(g, Profile(cost=cost))
+    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    assert hours["finetune"] == pytest.approx((2 * 500 + 1000) / 100 / 3600)
+    assert hours["scratch"] == pytest.approx((3 * 500 + 1000) / 100 / 3600)
+
+
+def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch, write_grid):
+    """A pretraining size or labeled size equal to the manifest's images is the whole manifest: not refused."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [320]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [40, 320]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    for name in ("alpha_train", "alpha_val"):
+        _fake_manifest(tmp_path, name, 320, ["a", "b"])
+    plan_grid(g).check()

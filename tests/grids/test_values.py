@@ -86,3 +86,11 @@ def test_memory_with_a_b_suffix(text, gb):
 def test_a_time_limit_under_a_minute_is_one_minute(text):
     """Never 0 minutes (sbatch would take `--time=0` for no limit at all)."""
     assert parse_minutes(text) == 1
+
+
+@pytest.mark.parametrize("value, minutes", [(90.7, 91), (1.6, 2), (59.9, 60), (90.5, 91), (2.5, 3), ("2.5m", 3),
+                                            ("150s", 3), ("2:30", 3), ("0.1h", 6), ("1.5h", 90)])
+def test_a_fractional_number_of_minutes_rounds_up(value, minutes):
+    """A time limit of 90.7 (or 90.5) minutes is not 90: Slurm would stop the job before the time the grid gives it.
+    Every spelling of 150 seconds is 3 minutes, as the clock's `2:30` is; 0.1 hour is 6 minutes, not 7."""
+    assert parse_minutes(value) == minutes
