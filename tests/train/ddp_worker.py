@@ -3,6 +3,7 @@
 
     python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
     python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
+    python ddp_worker.py any                                       -> any_rank of flags rank 1 alone raises
 """
 from __future__ import annotations
 
@@ -54,11 +55,23 @@ def check_gathers() -> None:
     print(json.dumps({"rank": world.rank, "ok": True}))
 
 
+def check_any_rank() -> None:
+    """Flags [raised on rank 1 only, raised nowhere, raised everywhere]: what any_rank gives this rank."""
+    from study.train import distributed
+
+    world = distributed.setup("cpu")
+    flags = distributed.any_rank([world.rank == 1, False, True], torch.device("cpu"))
+    distributed.cleanup(world)
+    print(json.dumps({"rank": world.rank, "flags": flags}))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "pretrain":
         pretrain_rank(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)
     elif sys.argv[1] == "gather":
         check_gathers()
+    elif sys.argv[1] == "any":
+        check_any_rank()
     else:
         raise SystemExit(f"unknown command {sys.argv[1]!r} (rank {os.environ.get('RANK')})")

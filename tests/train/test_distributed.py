@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from train_helpers import tiny_config
+
+from study.train import distributed
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD = 2
@@ -68,10 +71,30 @@ def test_gathers_give_the_whole_batch_loss_and_its_gradient():
     assert [o["ok"] for o in run_ranks("gather")] == [True] * WORLD
 
 
+def test_a_flag_raised_on_one_rank_only_is_seen_by_every_rank():
+    """A signal or a due time-based checkpoint seen by one rank only: every rank must checkpoint, or the save's
+    barrier hangs (rank 1 raises the first flag, no rank the second, every rank the third)."""
+    assert [o["flags"] for o in run_ranks("any")] == [[True, False, True]] * WORLD
+
+
+def test_a_process_group_made_by_the_caller_gives_the_local_rank_of_the_environment(monkeypatch):
+    """Which GPU of its node a rank takes is LOCAL_RANK, not the global rank (rank 5 of a job of two 4-GPU nodes is
+    local rank 1); a group the caller made is left to it. One process here, told it is local rank 1."""
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        world = distributed.setup("cpu")
+        assert (world.rank, world.local_rank, world.size, world.created_group) == (0, 1, 1, False)
+        distributed.cleanup(world)
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
+
+
 def test_the_recorded_loss_of_several_ranks_is_their_mean_and_the_accuracy_counts_their_sum(monkeypatch):
     """Two ranks with equal values (all_reduce_sum stands in: it doubles them): the loss is the mean over ranks, not
     the sum; (correct, seen) are summed."""
-    from study.train import distributed, loop
+    from study.train import loop
 
     monkeypatch.setattr(distributed, "all_reduce_sum", lambda t: t.mul_(2))
     recent, acc = [], []

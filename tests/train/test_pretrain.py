@@ -92,6 +92,9 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert enc(torch.randn(2, 3, 16, 16)).shape == (2, enc.feature_dim)
     # the encoder carries its recipe: the fingerprint its result record gets
     assert encoder_provenance(tmp_path / "run" / "encoder.pt")[0] == protocol_fingerprint(p)
+    # every step's images (6 steps of 8) over the training loop's time, which the last checkpoint keeps
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert p["images_per_s"] == pytest.approx(6 * 8 / ck["train_time_s"], rel=1e-9)
     # a finished run asked again returns at once with the same metrics
     again = pretrain(make_config(), tmp_path / "run")
     assert again["metrics"] == out["metrics"]
@@ -627,6 +630,8 @@ def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, 
     capsys.readouterr()
     resumed = pretrain(ft(tmp_path / "b"), tmp_path / "b" / "cut")
     assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
+    # one recipe: neither the encoder's folder nor the earlier session changes the fingerprint
+    assert protocol_fingerprint(resumed["protocol"]) == protocol_fingerprint(full["protocol"])
     err = capsys.readouterr().err
     assert "[finetune] resuming" in err and "[pretrain]" not in err
     _assert_same_state(_weights(tmp_path / "b" / "full" / "encoder.pt"),
@@ -661,3 +666,46 @@ def test_a_run_stopped_twice_ends_as_the_uninterrupted_run_and_records_both_resu
     assert resumed["protocol"]["resumed_from_steps"] == [2, 4]
     assert resumed["metrics"] == full["metrics"]
     _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+
+
+def test_a_resumed_runs_wall_time_counts_its_earlier_sessions(tiny_manifest, make_config, tmp_path):
+    """wall_time_s is the whole run's, over every session: the earlier ones' (from the checkpoint; a long first
+    session simulated by rewriting it) plus this one's."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=3)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    ck["wall_time_s"] = 1000.0
+    torch.save(ck, path)
+    p = pretrain(make_config(), tmp_path / "run")["protocol"]
+    assert p["earlier_sessions_seconds"] == 1000.0
+    assert 1000.0 < p["wall_time_s"] < 1000.0 + 300
+
+
+def test_train_top1_is_the_accuracy_over_the_last_epochs_steps(tiny_manifest, make_config, tmp_path, monkeypatch):
+    """As the loss: over the last epoch (3 steps here: 24 images, batch 8), not over the whole run's 9 steps."""
+    seen, real = [], loop.train_step
+
+    def spy(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        seen.append((float(stats["correct"]), float(stats["seen"])))
+        return loss, stats
+
+    monkeypatch.setattr(loop, "train_step", spy)
+    out = pretrain(make_config(method="supervised", steps=9), tmp_path / "run")
+    assert len(seen) == 9
+    last = seen[-3:]
+    top1 = {m["metric"]: m["value"] for m in out["metrics"]}["train_top1"]
+    assert top1 == pytest.approx(sum(c for c, _ in last) / sum(n for _, n in last), rel=1e-12)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["train_acc_window"] == [list(x) for x in last]
+
+
+def test_a_stop_asked_at_the_last_step_lets_the_run_finish(tiny_manifest, make_config, tmp_path):
+    """stop_at=k stops a run before its end with StopRequested(k); a run whose last step is k simply ends: its
+    encoder is written and its metrics returned."""
+    with pytest.raises(StopRequested) as e:
+        pretrain(make_config(), tmp_path / "cut", stop_at=4)
+    assert e.value.step == 4 and load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 4
+    out = pretrain(make_config(), tmp_path / "run", stop_at=6)
+    assert [m["metric"] for m in out["metrics"]] == ["loss"] and (tmp_path / "run" / "encoder.pt").exists()
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
