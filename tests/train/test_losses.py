@@ -112,3 +112,18 @@ def test_losses_run_in_float32_under_bf16_autocast():
         want = loss(*(x.float() if isinstance(x, torch.Tensor) else x for x in args))
         assert got.dtype == torch.float32, loss.__name__
         assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))
+
+
+def test_losses_cast_keyword_arguments_to_float32_too():
+    """in_fp32 casts tensors passed by keyword as well as by position."""
+    g = torch.Generator().manual_seed(4)
+    a, b, queue = (torch.randn(n, 16, generator=g).to(torch.bfloat16) for n in (8, 8, 32))
+    queue = torch.nn.functional.normalize(queue.float(), dim=1).to(torch.bfloat16)
+    for loss, kwargs in ((nt_xent, {"z1": a, "z2": b, "temperature": 0.1}),
+                         (infonce, {"q": a, "k": b, "queue": queue, "temperature": 0.2}),
+                         (byol_loss, {"p": a, "z": b})):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = loss(**kwargs)
+        want = loss(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
+        assert got.dtype == torch.float32, loss.__name__
+        assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))

@@ -1,12 +1,16 @@
 """MoCo's queue, BYOL's target network, SimCLR and supervised forward passes, backbones and encoder files."""
+import copy
 import math
 
 import pytest
 import torch
+from torch import nn
 
 from study.errors import StudyError
+from study.train import PretrainConfig
 from study.train.backbones import BACKBONES, build_backbone, encoder_payload, load_encoder
-from study.train.methods import METHODS
+from study.train.losses import byol_loss, nt_xent
+from study.train.methods import METHODS, ema_update
 from study.train.methods.byol import byol_tau
 
 
@@ -177,3 +181,151 @@ def test_load_encoder_roundtrip_and_bad_file(tmp_path):
         load_encoder(tmp_path / "junk.pt")
     with pytest.raises(StudyError, match="missing.pt"):
         load_encoder(tmp_path / "missing.pt")
+
+
+def _layers(seq):
+    """(kind, width) of each layer of a head: Linear -> ("Linear", out_features, has bias), BN -> ("BN", features)."""
+    out = []
+    for layer in seq:
+        if isinstance(layer, nn.Linear):
+            out.append(("Linear", layer.out_features, layer.bias is not None))
+        elif isinstance(layer, nn.BatchNorm1d):
+            out.append(("BN", layer.num_features))
+        else:
+            out.append((type(layer).__name__,))
+    return out
+
+
+def test_heads_have_their_papers_widths_and_batch_norm_placement():
+    """The recipes' defaults on a (thin) encoder of feature_dim f: SimCLR f-2048-128 with BN after the hidden
+    Linear (2048-2048-128 on ResNet-50); MoCo v2 f-2048-128, fc-ReLU-fc without BN; BYOL's projector f-4096-256 and
+    predictor 256-4096-256, each Linear-BN-ReLU-Linear. A hidden Linear followed by BN has no bias."""
+    encoder = build_backbone("resnet18_small", 4)
+    f = encoder.feature_dim
+    cfgs = {name: PretrainConfig.from_dict({"manifest": "m", "method": name}) for name in ("simclr", "moco", "byol")}
+    simclr = METHODS.get("simclr")(cfgs["simclr"], copy.deepcopy(encoder), 3)
+    assert simclr.head[0].in_features == f
+    assert _layers(simclr.head) == [("Linear", 2048, False), ("BN", 2048), ("ReLU",), ("Linear", 128, True)]
+    moco = METHODS.get("moco")(cfgs["moco"], copy.deepcopy(encoder), 3)
+    assert moco.head[0].in_features == f
+    assert _layers(moco.head) == [("Linear", 2048, True), ("ReLU",), ("Linear", 128, True)]
+    assert _layers(moco.key_head) == _layers(moco.head)
+    assert moco.momentum == 0.999 and moco.queue.shape == (65536, 128)  # MoCo v2: m = 0.999, K = 65536
+    byol = METHODS.get("byol")(cfgs["byol"], copy.deepcopy(encoder), 3)
+    assert byol.projector[0].in_features == f and byol.predictor[0].in_features == 256
+    assert _layers(byol.projector) == [("Linear", 4096, False), ("BN", 4096), ("ReLU",), ("Linear", 256, True)]
+    assert _layers(byol.predictor) == [("Linear", 4096, False), ("BN", 4096), ("ReLU",), ("Linear", 256, True)]
+    assert byol.tau_base == 0.996
+
+
+def test_simclr_loss_is_nt_xent_between_the_two_views_at_the_configured_temperature(make_method):
+    """Each image's first view is paired with its second (not with itself), at the grid's `temperature`."""
+    m = make_method("simclr", temperature=0.5)
+    views = _views(4)
+    m.train()
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        z = twin.head(twin.encoder(torch.cat(views)))
+        expected = nt_xent(z[:4], z[4:], 0.5)
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+    at_default = nt_xent(z[:4], z[4:], 0.1)  # SimCLR's default temperature: not the one configured
+    assert float(loss.detach()) != pytest.approx(float(at_default), abs=1e-3)
+
+
+def test_moco_key_encoder_and_head_follow_the_query_ones_at_the_configured_momentum(make_method):
+    """Each step, before computing its keys: key <- m * key + (1 - m) * query, for the encoder and the head, with
+    `pretrain.moco.momentum`."""
+    m = make_method("moco", moco={"momentum": 0.9})
+    m.train()
+    keys = list(m.key_encoder.parameters()) + list(m.key_head.parameters())
+    before = [p.detach().clone() for p in keys]
+    with torch.no_grad():  # move the query network so that the keys have something to follow
+        for p in list(m.encoder.parameters()) + list(m.head.parameters()):
+            p.add_(1.0)
+    queries = [p.detach().clone() for p in list(m.encoder.parameters()) + list(m.head.parameters())]
+    m(_views(4), torch.zeros(4, dtype=torch.long))
+    assert len(keys) == len(queries)
+    for k, b, q in zip(keys, before, queries):
+        assert torch.allclose(k, 0.9 * b + 0.1 * q, atol=1e-6)
+
+
+def test_byol_loss_regresses_each_views_prediction_on_the_other_views_target(make_method):
+    """loss = byol_loss(predictor(projector(encoder(v1))), target(v2)) + byol_loss(prediction of v2, target(v1))."""
+    m = make_method("byol")
+    views = _views(4)
+    m.train()
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        both = torch.cat(views)
+        p = twin.predictor(twin.projector(twin.encoder(both)))
+        z = twin.target_projector(twin.target_encoder(both))
+        expected = byol_loss(p[:4], z[4:]) + byol_loss(p[4:], z[:4])
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+
+
+def test_byol_tau_stays_at_one_past_the_end_and_for_a_run_of_no_step():
+    assert byol_tau(12, 10, 0.996) == pytest.approx(1.0)
+    assert byol_tau(20, 10, 0.996) == pytest.approx(1.0)
+    assert byol_tau(0, 0, 0.996) == 1.0
+
+
+def test_ema_update_averages_parameters_and_copies_buffers():
+    torch.manual_seed(0)
+    target, online = nn.BatchNorm1d(3), nn.BatchNorm1d(3)
+    with torch.no_grad():
+        target.weight.fill_(1.0)
+        online.weight.fill_(3.0)
+    online.train()
+    online(torch.randn(8, 3) * 2 + 5)  # online's running statistics move away from target's
+    ema_update(target, online, 0.75)
+    assert torch.allclose(target.weight, torch.full((3,), 0.75 * 1.0 + 0.25 * 3.0))
+    assert torch.equal(target.running_mean, online.running_mean) and torch.equal(target.running_var, online.running_var)
+    assert int(target.num_batches_tracked) == 1
+
+
+def test_supervised_counts_correct_predictions_and_takes_cross_entropy_on_labels(make_method):
+    s = make_method("supervised")
+    with torch.no_grad():  # every image predicted as class 1
+        s.classifier.weight.zero_()
+        s.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    labels = torch.tensor([1, 0, 1, 1])
+    loss, stats = s(_views(4, k=1), labels)
+    assert int(stats["correct"]) == 3 and int(stats["seen"]) == 4
+    log_p = torch.log_softmax(torch.tensor([0.0, 5.0, 0.0]), dim=0)
+    assert float(loss.detach()) == pytest.approx(float(-log_p[labels].mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("name,side", [("resnet18", 1), ("resnet50", 1), ("resnet18_small", 4), ("resnet50_small", 4)])
+def test_small_variants_keep_the_resolution_with_a_3x3_stride_1_stem_and_no_max_pool(name, side):
+    """On 32 px inputs the last stage sees 32/32 = 1 px with torchvision's stem (7x7 stride 2 + max-pool) and
+    32/8 = 4 px with the small-image stem (3x3 stride 1, no max-pool)."""
+    m = build_backbone(name, width=4).eval()
+    seen = {}
+
+    def record(module, inputs, output):
+        seen["shape"] = tuple(output.shape[-2:])
+
+    m.layer4.register_forward_hook(record)
+    with torch.no_grad():
+        m(torch.randn(2, 3, 32, 32))
+    assert seen["shape"] == (side, side)
+    assert m.conv1.kernel_size == ((3, 3) if name.endswith("_small") else (7, 7))
+
+
+def test_load_encoder_refuses_weights_that_do_not_fit_the_named_backbone(tmp_path):
+    """Weights of another width, or with keys the backbone lacks or misses (a DDP 'module.' prefix), are refused,
+    never loaded in part over a random initialisation."""
+    m = build_backbone("resnet18_small", 4)
+    payload = encoder_payload(m)
+    torch.save({**payload, "backbone": {"name": "resnet18_small", "width": 8}}, tmp_path / "wide.pt")
+    with pytest.raises(StudyError, match="wide.pt: weights do not fit backbone"):
+        load_encoder(tmp_path / "wide.pt")
+    torch.save({**payload, "backbone": {"name": "resnet50_small", "width": 4}}, tmp_path / "other.pt")
+    with pytest.raises(StudyError, match="other.pt: weights do not fit backbone"):
+        load_encoder(tmp_path / "other.pt")
+    prefixed = {f"module.{k}": v for k, v in payload["state_dict"].items()}
+    torch.save({**payload, "state_dict": prefixed}, tmp_path / "ddp.pt")
+    with pytest.raises(StudyError, match="ddp.pt: weights do not fit backbone"):
+        load_encoder(tmp_path / "ddp.pt")

@@ -1,0 +1,33 @@
+"""study.registry: names map to their objects; a name registered twice or unknown is an error."""
+import pytest
+
+from study.errors import StudyError
+from study.registry import Registry
+from study.train.backbones import BACKBONES
+from study.train.methods import METHODS
+
+
+def test_a_name_registered_twice_is_refused_and_the_first_object_kept():
+    reg = Registry("thing")
+    first = reg.register("a")(object())
+    with pytest.raises(ValueError, match="thing 'a' registered twice"):
+        reg.register("a")(object())
+    assert reg.get("a") is first and reg.names() == ["a"]
+
+
+def test_an_unknown_name_is_a_study_error_naming_the_closest_known_one():
+    reg = Registry("thing")
+    reg.register("alpha")(1)
+    reg.register("beta")(2)
+    with pytest.raises(StudyError, match=r"grid.yaml:3: unknown thing 'alpah' \(did you mean 'alpha'\?\)"):
+        reg.get("alpah", "grid.yaml:3")
+    assert "alpah" not in reg and "alpha" in reg and list(reg) == ["alpha", "beta"]
+
+
+def test_the_methods_and_backbones_are_registered_under_their_names():
+    assert METHODS.names() == ["byol", "moco", "random", "simclr", "supervised"]
+    assert BACKBONES.names() == ["resnet18", "resnet18_small", "resnet50", "resnet50_small"]
+    with pytest.raises(StudyError, match="unknown method 'simclrr'"):
+        METHODS.get("simclrr")
+    with pytest.raises(StudyError, match="unknown backbone 'resnet51'"):
+        BACKBONES.get("resnet51")
