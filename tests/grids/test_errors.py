@@ -158,6 +158,18 @@ def test_bad_profile_values_name_the_line(tmp_path, write_grid):
     assert error_of(g, p).startswith(f"{g}:{line_of(g, 'gpus: 4')}: pretrain resources: gpus 4 is more than a node")
 
 
+def test_a_profiles_max_array_size_of_0_and_a_typo_in_its_stage_resources_are_refused_at_their_lines(tmp_path):
+    """max_array_size 0 would mean arrays of no task; a misspelt resource of a profile stage (`gpu: 8`) fell back
+    silently to the default (1 GPU) for every job of that stage."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nmax_array_size: 0\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:2: max_array_size: expected an integer >= 1")):
+        load_profile(p)
+    p.write_text("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: unknown resource 'gpu' (did you mean 'gpus'?)")):
+        load_profile(p)
+
+
 def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp_path, write_grid):
     """Slurm runs one process per GPU of a pretraining job: a batch of 8 over 6 GPUs passed the plan, and every
     pretraining job then stopped at its start (and Slurm cancelled every evaluation after it)."""

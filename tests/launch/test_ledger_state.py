@@ -10,6 +10,7 @@ from launch_helpers import fake_commands
 from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.select import select
+from study.launch.slurm.state import query
 from study.launch.state import classify, slurm_state
 
 
@@ -389,3 +390,33 @@ def test_a_line_that_is_not_an_event_is_skipped_like_a_torn_one(tmp_path):
     led.append([{"event": "local", "job": "p2", "state": "cancelled"}])
     assert [e["job"] for e in led.events()] == ["p1", "p2"]
     assert {j: e["state"] for j, e in led.replay().latest.items()} == {"p1": "failed", "p2": "cancelled"}
+
+
+def test_each_final_sacct_state_is_failed_or_cancelled_and_each_live_one_pending_or_running(tmp_path):
+    """A job that ended without a result (out of memory, its node failed to boot, past its deadline) must read failed
+    or cancelled, which --retry-failed reruns: read pending (as an unknown word is) it was never rerun and its
+    evaluations waited for ever."""
+    words = {"FAILED": "failed", "TIMEOUT": "failed", "OUT_OF_MEMORY": "failed", "NODE_FAIL": "failed",
+             "BOOT_FAIL": "failed", "DEADLINE": "failed", "COMPLETED": "failed", "CANCELLED by 1000": "cancelled",
+             "CANCELLED": "cancelled", "REVOKED": "cancelled", "PREEMPTED": "cancelled", "PENDING": "pending",
+             "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "SUSPENDED": "pending", "CONFIGURING": "pending",
+             "RUNNING": "running", "COMPLETING": "running"}
+    assert {w: slurm_state(w) for w in words} == words
+    jobs = _jobs()
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "3_0"}])
+    states = classify(jobs, tmp_path, led.replay(), {"3_0": "OUT_OF_MEMORY"})
+    assert states["p1"].state == "failed" and states["p1"].detail == "OUT_OF_MEMORY"
+    assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "p2", "e1", "e2"]
+
+
+def test_sacct_is_asked_in_groups_and_reads_every_job_of_a_large_grid(tmp_path, monkeypatch):
+    """sacct is asked of at most 500 jobs at a time: every one of 1001 jobs is read, none left UNKNOWN (pending)."""
+    # the stand-in answers RUNNING for each job it is asked of (-j <id>,<id>,...)
+    bin_dir = fake_commands(tmp_path / "bin", sacct='echo "JobID|State|NodeList|End"\n'
+                            'prev=""; for a in "$@"; do [ "$prev" = "-j" ] && ids=$a; prev=$a; done\n'
+                            'for i in $(echo "$ids" | tr , " "); do echo "$i|RUNNING|n1|Unknown"; done')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    ids = [str(1000 + i) for i in range(1001)]
+    states = query(tmp_path, ids).states
+    assert set(states) == set(ids) and set(states.values()) == {"RUNNING"}

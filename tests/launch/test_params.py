@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 from study.grids import Resources, load_profile
+from study.grids.profile import Profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters)
+from study.launch.slurm.submit import sbatch_script
 
-from launch_helpers import fake_commands, grid_text, run_cli
+from launch_helpers import PROFILE, fake_commands, grid_text, run_cli
 
 HERE = Path(__file__).parent
 GPU_PROFILE = HERE / "fixtures" / "gpu_profile.yaml"
@@ -86,7 +88,7 @@ def _normalise(text: str, workdir: Path) -> str:
     return re.sub(r"(study-\w+-\w+)-[0-9a-f]{8}", r"\1-<BATCH>", text)
 
 
-def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env):
+def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env, slurm):  # slurm: its scontrol, not the host's
     grid = env / "g.yaml"
     grid.write_text(grid_text("golden", seeds=(0, 1)))
     code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
@@ -132,7 +134,7 @@ def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_uncha
         [(True, True), (False, False), (False, False)]
 
 
-def test_a_dry_run_after_an_interrupted_submit_writes_nothing(env):
+def test_a_dry_run_after_an_interrupted_submit_writes_nothing(env, slurm):  # slurm: its scontrol, not the host's
     """An open intent (a submit killed between sbatch and its `queued` lines) is settled by the next real command;
     a dry run only says so, and leaves the ledger byte for byte as it was."""
     from study.launch.ledger import Ledger
@@ -194,3 +196,48 @@ def test_cancel_reports_what_scancel_refused_instead_of_a_traceback(env, monkeyp
     assert "cancelled 1 Slurm job(s) of grid gone" in out
     assert f"to run them again: `study submit {grid} --cluster slurm --retry-failed`" in out
     assert "scancel refused some" in out and "  scancel: error: Kill job error on job id 101: Job/step" in out
+
+
+def test_a_two_node_job_asks_for_both_nodes_and_its_memory_per_node(tmp_path):
+    """--mem is per node: a two-node job of 200 GB per node asks --mem=200GB (not 400GB, which no node holds), and
+    --nodes=2, or torch.distributed would wait for ranks of a second node that was never given."""
+    prof = load_profile(GPU_PROFILE)
+    params = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=200, time_min=60, nodes=2),
+                              job_name="two")
+    script = sbatch_script(params, tmp_path, 1)
+    for line in ("--nodes=2", "--mem=200GB", "--ntasks-per-node=8", "--gpus-per-node=8", "--cpus-per-task=8"):
+        assert f"#SBATCH {line}\n" in script, line
+    whole = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=480, time_min=60, nodes=2),
+                             job_name="whole")
+    assert "#SBATCH --mem=0\n" in sbatch_script(whole, tmp_path, 1)  # each node's all
+
+
+def test_cpu_only_arrays_run_all_at_once_under_a_max_parallel_gpus_profile(tmp_path):
+    """max_parallel_gpus throttles GPU jobs only: an array of CPU-only jobs (gpus: 0) runs every task at once, not
+    a ZeroDivisionError."""
+    prof = Profile(partition="cpu", max_parallel_gpus=16)
+    params = slurm_parameters(prof, "evaluate", Resources(gpus=0, cpus=4, mem_gb=8, time_min=60), job_name="c",
+                              array_size=5)
+    script = sbatch_script(params, tmp_path, 5)
+    assert "#SBATCH --array=0-4%5\n" in script and "gpus" not in script
+
+
+def test_a_profile_without_max_array_size_splits_arrays_at_1000_tasks(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\n")
+    prof = load_profile(p)
+    assert max_array_size(prof, None) == 1000 and max_array_size(prof, 1001) == 1000
+    assert [len(c) for c in array_chunks(list(range(2500)), max_array_size(prof, None))] == [1000, 1000, 500]
+
+
+def test_a_slurm_submit_without_a_partition_says_so_before_any_manifest_check(tmp_path, monkeypatch):
+    """The profile error is the first thing to fix: not hidden behind a page of missing-manifest errors."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "none"))
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("nopart", seeds=(0,)))
+    prof = tmp_path / "nopart.yaml"
+    prof.write_text(PROFILE.replace("partition: debug\n", ""))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof),
+                            "--workdir", str(tmp_path / "wd")])
+    assert code == 2 and f"{prof}: no 'partition' (required for --cluster slurm)" in err, err
+    assert "not found" not in err and not (tmp_path / "wd").exists(), err

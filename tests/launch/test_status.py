@@ -13,9 +13,12 @@ import threading
 import time
 from types import SimpleNamespace
 
+import submitit
+
 from study.grids import Job, plan_grid
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock
+from study.launch.slurm.state import stuck_reason, submitit_folder
 from study.launch.state import JobState
 from study.launch.status import RUNNING_SHOWN, _cancelled_by_dependency, _running
 
@@ -304,3 +307,32 @@ def test_cancel_stops_only_the_live_local_commands_of_this_grid_file(env):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():
+    """A limit on how many jobs a user, account or association runs at once clears as those end: not "will not
+    start"; a limit of the job itself (its wall time, a minimum it does not reach) does not."""
+    for reason in ("AssocMaxJobsLimit", "QOSMaxJobsPerUserLimit", "QOSMaxGRESPerAccount", "AssocGrpGRES",
+                   "Priority", "Resources"):
+        assert stuck_reason(f"PENDING ({reason})") is None, reason
+    for reason in ("QOSMaxWallDurationPerJobLimit", "AssocMaxWallDurationPerJobLimit", "QOSMinGRES"):
+        assert stuck_reason(f"PENDING ({reason})").startswith(f"{reason}: it asks for what its partition"), reason
+
+
+def test_status_of_a_failed_multi_task_job_shows_the_log_of_the_task_that_failed(env, slurm):
+    """Task 0 of a job of several ranks was often only killed (srun --kill-on-bad-exit): status points at the first
+    task whose log holds the error, and prints its last lines."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("ranks"))
+    _submit(grid, env)
+    ids = _queued(env / "wd", "ranks")
+    pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    _sacct(slurm, {ids[pre]: "FAILED", "102": "CANCELLED by 0"})
+    logs = [submitit.core.utils.JobPaths(submitit_folder(env / "wd"), job_id=ids[pre], task_id=t).stderr
+            for t in (0, 1)]
+    logs[0].parent.mkdir(parents=True, exist_ok=True)
+    logs[0].write_text("[pretrain] step 2/6\nsrun: error: task 0: Terminated\n")
+    logs[1].write_text("Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory\n")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert f"failed pretrain {pre} (slurm {ids[pre]}, FAILED)\n  log: {logs[1]}\n" in out, out
+    assert "  | torch.OutOfMemoryError: CUDA out of memory" in out and "Terminated" not in out, out

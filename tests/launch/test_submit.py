@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 from study.grids import plan_grid
+from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger
 
-from launch_helpers import grid_text, run_cli
+from launch_helpers import fake_commands, grid_text, run_cli
 
 
 def _submit_cmd(grid, env) -> list[str]:
@@ -88,6 +89,7 @@ def test_an_array_queued_by_a_submit_killed_during_sbatch_gets_its_call_files_fr
         assert (workdir, grid_name) == (str(wd.resolve()), "killed")
         assert env_vars["STUDY_WORKDIR"] == str(wd.resolve())
         assert call._timeout_min == 10  # the profile's time: submitit's requeue bookkeeping
+        assert call._timeout_countdown == MAX_REQUEUES  # requeued after as many timeouts as the plan counts
 
 
 
@@ -121,11 +123,112 @@ def test_an_evaluation_queued_later_depends_on_its_pending_pretraining_job(env, 
     grid.write_text(grid_text("later"))
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
-    (slurm / "sacct").write_text("101_0|PENDING|None|Unknown\n102_0|PENDING|None|Unknown\n")
-    (slurm / "squeue").write_text("101_0 PENDING None\n102_0 PENDING None\n")
+    (slurm / "sacct").write_text("101|PENDING|None|Unknown\n102|PENDING|None|Unknown\n")  # lone jobs: no task id
+    (slurm / "squeue").write_text("101 PENDING None\n102 PENDING None\n")
     grid.write_text(grid_text("later") + "    - protocol: knn\n      eval_datasets: same\n      labeled_sizes: [16]\n")
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 1 job(s) in 1 array(s)" in err, err
     deps = {p.name: [ln for ln in p.read_text().splitlines() if "--dependency" in ln]
             for p in (env / "wd" / "submitit").rglob("*_submission.sh")}
     assert deps["103_submission.sh"] == deps["102_submission.sh"] != [], deps  # both wait for pretraining job 101
+
+
+def _scripts(wd) -> dict[str, str]:
+    return {p.name: p.read_text() for p in (wd / "submitit").rglob("*_submission.sh")}
+
+
+def test_an_evaluation_queued_later_depends_on_its_running_pretraining_job(env, slurm):
+    """A pretraining job that is running (not only pending) when a later submit queues its new evaluation: the
+    evaluation waits for it (afterok), instead of starting at once without an encoder."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("running"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    assert {e["job"]: e["slurm_job_id"] for e in Ledger(env / "wd", "running").events()
+            if e["event"] == "queued"}[pre] == "101"  # a lone job: no array task suffix
+    (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n102|PENDING|None|Unknown\n")
+    grid.write_text(grid_text("running") + "    - protocol: knn\n      eval_datasets: same\n      labeled_sizes: [16]\n")
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 1 job(s) in 1 array(s)" in err, err
+    assert "#SBATCH --dependency=afterok:101\n" in _scripts(env / "wd")["103_submission.sh"]
+
+
+def test_arrays_are_split_below_the_clusters_max_array_size(env, slurm):
+    """scontrol's MaxArraySize (here 1: arrays of one task) bounds every array, below the profile's max_array_size."""
+    fake_commands(slurm / "bin", scontrol='echo "MaxArraySize = 1"')
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("maxarray", seeds=(0, 1)))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 4 job(s) in 4 array(s)" in err, err
+    scripts = _scripts(env / "wd")
+    assert sorted(scripts) == [f"{n}_submission.sh" for n in (101, 102, 103, 104)]
+    assert not [name for name, text in scripts.items() if "--array" in text]
+
+
+def test_a_lone_job_queued_by_a_submit_killed_during_sbatch_is_recorded_under_its_own_id(env, slurm):
+    """A one-job array is a plain Slurm job (id 101, no task suffix): recovered as 101_0 it was never found by
+    sacct and read pending for ever, and its task waited in vain for a call file named 101_0."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("lone"))
+    _sbatch_then(slurm, "kill -KILL $PPID")
+    proc = subprocess.run(_submit_cmd(grid, env), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    wd = env / "wd"
+    (slurm / "squeue_name").write_text("101\n")
+    (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n")
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert code == 0, err
+    assert out.splitlines()[2].split() == ["pretrain", "0", "1", "0", "0", "0", "0"], out
+    (queued,) = [e for e in Ledger(wd, "lone").events() if e["event"] == "queued"]
+    assert queued["slurm_job_id"] == "101" and queued["recovered"] is True
+    assert _submitted_call(wd, "101").args[0].id == queued["job"]
+
+
+def test_every_task_is_requeued_after_as_many_timeouts_as_the_plan_counts(env, slurm):
+    """submitit requeues a job that reached its time limit (or was preempted) up to the executor's max_num_timeout:
+    MAX_REQUEUES, which the plan's cost notes count on; submitit's own default is 3."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("requeues"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0, err
+    for sid in ("101", "102"):
+        call = _submitted_call(env / "wd", sid)
+        assert (call._timeout_min, call._timeout_countdown) == (10, MAX_REQUEUES)
+
+
+def test_an_array_slurm_queued_although_sbatch_reported_an_error_is_recorded_queued(env, slurm):
+    """A controller timeout can make sbatch exit with an error for a job Slurm accepted: found by its name, the
+    array is recorded queued (with its call files) and its evaluation waits for it, instead of being recorded lost
+    and queued a second time by the next submit."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("anyway"))
+    real = (slurm / "bin" / "sbatch").read_text()
+    (slurm / "bin" / "sbatch").write_text(real + '\n[ "$n" = 101 ] && { echo "sbatch: error: Batch job submission '
+                                          'failed: Socket timed out on send/recv operation" >&2; exit 1; }\nexit 0\n')
+    (slurm / "squeue_name").write_text("101\n")  # Slurm knows the first array by its name
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0, err
+    assert "sbatch reported an error (" in err and "but Slurm had queued study-anyway-pretrain-" in err, err
+    assert "queued 2 job(s) in 2 array(s)" in err, err
+    events = Ledger(env / "wd", "anyway").events()
+    assert [e["event"] for e in events] == ["intent", "queued", "intent", "queued"]
+    pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    assert (events[1]["job"], events[1]["slurm_job_id"], events[1]["recovered"]) == (pre, "101", True)
+    assert _submitted_call(env / "wd", "101").args[0].id == pre
+    assert "#SBATCH --dependency=afterok:101\n" in _scripts(env / "wd")["102_submission.sh"]
+
+
+def test_retry_failed_queues_failed_and_cancelled_slurm_jobs_again(env, slurm):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("retry"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    (slurm / "sacct").write_text("101|OUT_OF_MEMORY|n1|Unknown\n102|CANCELLED by 0|None|Unknown\n")
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 0 job(s)" in err, err
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:] + ["--retry-failed"])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    latest = {e["job"]: e["slurm_job_id"] for e in Ledger(env / "wd", "retry").events() if e["event"] == "queued"}
+    assert sorted(latest.values()) == ["103", "104"]
+    assert "#SBATCH --dependency=afterok:103\n" in _scripts(env / "wd")["104_submission.sh"]
