@@ -145,29 +145,26 @@ def test_profile_without_partition_for_slurm(tmp_path):
     assert load_profile(p).require_partition() == "gpu"
 
 
-def test_bad_profile_values_name_the_line(tmp_path, write_grid):
+@pytest.mark.parametrize("text, message", [
+    ("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: 8}\n",
+     "4: pretrain resources: gpus 8 is more than a node"),
+    ("partition: gpu\npartitoin: x\n", "2: unknown key 'partitoin' (did you mean 'partition'?)"),
+    ("partition: gpu\nmax_array_size: 0\n", "2: max_array_size: expected an integer >= 1"),  # arrays of no task
+    # a misspelt resource of a profile stage fell back silently to the default (1 GPU) for every job of that stage
+    ("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n", "4: unknown resource 'gpu' (did you mean 'gpus'?)"),
+])
+def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
-    p.write_text("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: 8}\n")
-    with pytest.raises(StudyError, match=re.escape(f"{p}:4: pretrain resources: gpus 8 is more than a node")):
+    p.write_text(text)
+    with pytest.raises(StudyError, match=re.escape(f"{p}:{message}")):
         load_profile(p)
-    p.write_text("partition: gpu\npartitoin: x\n")
-    with pytest.raises(StudyError, match=re.escape(f"{p}:2: unknown key 'partitoin' (did you mean 'partition'?)")):
-        load_profile(p)
+
+
+def test_a_grids_resources_beyond_the_profiles_node_name_the_grids_line(tmp_path, write_grid):
+    p = tmp_path / "p.yaml"
     p.write_text("partition: gpu\ngpus_per_node: 2\n")
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages:\n  pretrain:\n    resources: {gpus: 4}\n")
     assert error_of(g, p).startswith(f"{g}:{line_of(g, 'gpus: 4')}: pretrain resources: gpus 4 is more than a node")
-
-
-def test_a_profiles_max_array_size_of_0_and_a_typo_in_its_stage_resources_are_refused_at_their_lines(tmp_path):
-    """max_array_size 0 would mean arrays of no task; a misspelt resource of a profile stage (`gpu: 8`) fell back
-    silently to the default (1 GPU) for every job of that stage."""
-    p = tmp_path / "p.yaml"
-    p.write_text("partition: gpu\nmax_array_size: 0\n")
-    with pytest.raises(StudyError, match=re.escape(f"{p}:2: max_array_size: expected an integer >= 1")):
-        load_profile(p)
-    p.write_text("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n")
-    with pytest.raises(StudyError, match=re.escape(f"{p}:4: unknown resource 'gpu' (did you mean 'gpus'?)")):
-        load_profile(p)
 
 
 def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp_path, write_grid):

@@ -214,7 +214,13 @@ def test_cost_model_defaults_are_what_the_jobs_run():
     assert (cost.FINETUNE_BATCH, cost.SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
 
 
-def test_cost_model_reads_a_step_budget_without_batch_and_the_finetune_sections_epochs(write_grid):
+@pytest.mark.parametrize("finetune_params, profile_epochs, finetune_epochs, scratch_epochs", [
+    ("{finetune: {epochs: 4}}", None, 4, 90),  # finetune.epochs, not 100; scratch: what a job runs without, 90
+    ("{epochs: 2, finetune: {epochs: 7}}", 3, 2, 3),  # the entry's epochs win (as study.evaluate.finetune runs
+    # them); with neither, the profile's finetune_epochs replace the run's default
+])
+def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs_the_job_runs(
+        write_grid, finetune_params, profile_epochs, finetune_epochs, scratch_epochs):
     g = write_grid("""
     name: t
     datasets:
@@ -224,19 +230,18 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_finetune_sections_
     axes: {method: [simclr], dataset: [alpha], size: [1000000]}
     stages:
       evaluate:
-        - {protocol: finetune, labeled_sizes: [500], params: {finetune: {epochs: 4}}}
+        - {protocol: finetune, labeled_sizes: [500], params: %s}
         - {protocol: scratch, labeled_sizes: [500]}
-    """, base=False)
+    """ % finetune_params, base=False)
     cost = CostModel(throughput={"resnet18": {"pretrain": 4096.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0)
+                     job_overhead_min=0.0, finetune_epochs=profile_epochs)
     plan = plan_grid(g, Profile(cost=cost))
     pre = plan.by_stage("pretrain")[0]
     # 10 steps x 4096 (PretrainConfig's batch) / 4096/s = 10 s; not 1000 epochs x 1M images
     assert cost_hours(pre, plan) == pytest.approx(10 / 3600)
-    ft, scratch = (j for j in plan.by_stage("evaluate"))
-    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in (ft, scratch)}
-    assert hours["finetune"] == pytest.approx((4 * 500 + 1000) / 100 / 3600)  # finetune.epochs, not 100
-    assert hours["scratch"] == pytest.approx((90 * 500 + 1000) / 100 / 3600)  # what a job runs without: 90
+    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    assert hours["finetune"] == pytest.approx((finetune_epochs * 500 + 1000) / 100 / 3600)
+    assert hours["scratch"] == pytest.approx((scratch_epochs * 500 + 1000) / 100 / 3600)
 
 
 def cost_hours(job, plan):
@@ -663,29 +668,6 @@ def test_cost_model_reads_the_pretraining_batch_and_a_datasets_train_images(writ
     plan = plan_grid(write_grid(head % "epochs: 2", name="epochs.yaml", base=False), Profile(cost=cost))
     assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 3600 / 10 / 3600)
     assert not [n for n in plan.estimate["notes"] if "without a size" in n]
-
-
-def test_cost_model_fine_tuning_epochs_as_the_job_runs_them_else_the_profiles(write_grid):
-    """The entry's own `epochs` wins over `finetune.epochs` (as study.evaluate.finetune runs it); with neither, the
-    profile's `finetune_epochs` replaces the run's default (90 from scratch)."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
-    axes: {method: [simclr], dataset: [alpha], size: [100]}
-    stages:
-      evaluate:
-        - {protocol: finetune, labeled_sizes: [500], params: {epochs: 2, finetune: {epochs: 7}}}
-        - {protocol: scratch, labeled_sizes: [500]}
-    """, base=False)
-    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0, finetune_epochs=3)
-    plan = plan_grid(g, Profile(cost=cost))
-    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
-    assert hours["finetune"] == pytest.approx((2 * 500 + 1000) / 100 / 3600)
-    assert hours["scratch"] == pytest.approx((3 * 500 + 1000) / 100 / 3600)
 
 
 def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch, write_grid):
