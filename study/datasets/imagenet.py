@@ -50,9 +50,9 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
             shown = ", ".join(tars[:5]) + (f" ... ({len(tars)} in all)" if len(tars) > 5 else "")
             raise StudyError(f"imagenet: inner tars not extracted: {shown} in {folder}: extract each into "
                              f"{folder}/<wnid>/, then delete it")
-        if not kaggle:
-            wnids, source = train_wnids(root)
     if split == "train" or list_dirs(folder):
+        if not kaggle:  # a sorted val too: a class folder missing would shift every label after it
+            wnids, source = train_wnids(root)
         index = index_class_tree(root, folder)
         if wnids is not None:
             check_classes(folder, index.class_names, wnids, source)

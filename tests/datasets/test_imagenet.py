@@ -169,3 +169,92 @@ def test_a_wnid_listed_twice_names_both_lines(tmp_path):
     with pytest.raises(StudyError, match=rf"LOC_synset_mapping.txt line 4: wnid {WNIDS[1]} is listed twice "
                                          r"\(first on line 2\)"):
         read_dataset("imagenet", tmp_path, "train")
+
+
+def test_kaggle_synset_mapping_in_another_line_order_still_gives_sorted_wnid_indices(tmp_path):
+    """The class index is the sorted-wnid index (torchvision's), whatever order LOC_synset_mapping.txt lists them in."""
+    make_imagenet_kaggle(tmp_path)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in reversed(WNIDS)))
+    train = read_dataset("imagenet", tmp_path, "train")
+    assert train.class_names == sorted(WNIDS) and list(train.labels) == [0, 0, 1, 1, 2, 2]
+    val = read_dataset("imagenet", tmp_path, "val")
+    assert val.class_names == sorted(WNIDS)
+    assert list(val.labels) == [0, 2, 1]  # val_1 n01440764, val_2 n01484850, val_3 n01443537
+
+
+def test_the_devkit_labels_val_when_a_loc_val_solution_csv_is_also_there(tmp_path):
+    """The devkit's ground truth is the official label file: a LOC_val_solution.csv beside it is not read."""
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    make_imagenet_official(tmp_path, val_labels=truth)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in WNIDS))
+    other = ["n01440764"] * len(truth)  # labels that disagree with the devkit's
+    lines = ["ImageId,PredictionString"] + [f"ILSVRC2012_val_{k:08d},{w} 1 2 3 4" for k, w in enumerate(other, 1)]
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    index = read_dataset("imagenet", tmp_path, "val")
+    assert [index.class_names[i] for i in index.labels] == truth
+    assert {s["path"] for s in index.sources} == {
+        "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt", "ILSVRC2012_devkit_t12/data/meta.mat"}
+
+
+@pytest.mark.parametrize("layout", ["official", "kaggle"])
+def test_a_val_image_without_a_label_is_refused_naming_it(tmp_path, layout):
+    """An image in val/ that the label file does not list would otherwise be left out of the manifest silently."""
+    if layout == "official":
+        make_imagenet_official(tmp_path)
+        val = tmp_path / "val"
+    else:
+        make_imagenet_kaggle(tmp_path)
+        val = tmp_path / "ILSVRC/Data/CLS-LOC/val"
+    write_image(val / "ILSVRC2012_val_00000042.JPEG", value=42)
+    with pytest.raises(StudyError, match=r"image 'ILSVRC2012_val_00000042.JPEG' has no label in .*"
+                                         r"(ILSVRC2012_validation_ground_truth.txt|LOC_val_solution.csv)$"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_a_malformed_synset_mapping_line_names_the_file_and_line(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    with open(tmp_path / "LOC_synset_mapping.txt", "a") as f:
+        f.write("tench, Tinca tinca\n")  # the words without their wnid
+    with pytest.raises(StudyError, match=r"LOC_synset_mapping.txt line 4: expected '<wnid> <words>', got "
+                                         r"'tench, Tinca tinca'"):
+        read_dataset("imagenet", tmp_path, "train")
+
+
+@pytest.mark.parametrize("devkit", ["devkit/data", "devkit", "."])
+def test_devkit_files_are_found_in_each_place_it_is_commonly_extracted(tmp_path, devkit):
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    make_imagenet_official(tmp_path, val_labels=truth)
+    src = tmp_path / "ILSVRC2012_devkit_t12" / "data"
+    (tmp_path / devkit).mkdir(parents=True, exist_ok=True)
+    for name in ("ILSVRC2012_validation_ground_truth.txt", "meta.mat"):
+        (src / name).rename(tmp_path / devkit / name)
+    shutil.rmtree(tmp_path / "ILSVRC2012_devkit_t12")
+    index = read_dataset("imagenet", tmp_path, "val")
+    assert [index.class_names[i] for i in index.labels] == truth
+
+
+def test_a_val_solution_csv_without_its_header_is_refused_naming_line_1(tmp_path):
+    """Without the header the first image's row would be taken for it, and that image reported unlabelled."""
+    make_imagenet_kaggle(tmp_path)
+    sol = tmp_path / "LOC_val_solution.csv"
+    sol.write_text("".join(sol.read_text().splitlines(keepends=True)[1:]))
+    with pytest.raises(StudyError, match=r"LOC_val_solution.csv line 1: expected the header "
+                                         r"'ImageId,PredictionString'"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_an_official_val_sorted_into_wnid_folders_is_checked_against_the_devkit_wnids(tmp_path):
+    """torchvision's valprep.sh sorts val into <wnid>/ folders: one with a class folder missing (no image of it) read
+    its labels by folder order, so every label after the gap named the train class before it."""
+    truth = ["n01443537", "n01484850", "n01443537", "n01443537", "n01484850"]  # no val image of n01440764
+    make_imagenet_official(tmp_path, val_labels=truth)
+    for k, w in enumerate(truth, 1):
+        (tmp_path / "val" / w).mkdir(exist_ok=True)
+        name = f"ILSVRC2012_val_{k:08d}.JPEG"
+        (tmp_path / "val" / name).rename(tmp_path / "val" / w / name)
+    with pytest.raises(StudyError, match=r"class folders of .*val differ from the 3 wnids of .*/meta.mat: "
+                                         r"wnids without a folder: 1 \(e.g. n01440764\)$"):
+        read_dataset("imagenet", tmp_path, "val")
+    write_image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000009.JPEG")
+    val = read_dataset("imagenet", tmp_path, "val")
+    assert val.class_names == read_dataset("imagenet", tmp_path, "train").class_names == WNIDS

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -45,6 +46,8 @@ def _edit(tmp_path, fn):
     (lambda d: d["annotations"][0].update(category_id=3), "out of range"),
     (lambda d: d["annotations"].append({"id": 99, "image_id": 5, "category_id": 0}), "not in images"),
     (lambda d: d["annotations"].pop(), "has no annotation"),
+    (lambda d: d["annotations"].append({"id": 99, "image_id": 100, "category_id": 1}),
+     r"train.json: image id 100 has more than one annotation$"),
     (lambda d: d.pop("annotations"), "no annotations"),
     (lambda d: d["annotations"][0].update(category_id=1.9), r"category_id of annotations entry 0 is 1.9, not an"),
     (lambda d: d["categories"][0].update(id="0"), r"categories\[i\].id of entry 0 is '0', not an integer"),
@@ -94,8 +97,6 @@ def test_missing_annotation_file(tmp_path):
 def test_split_folder_renamed_by_torchvision_is_followed_and_a_missing_folder_refused(tmp_path):
     """torchvision's download extracts `train/` as `2021_train/`: the build follows it (same subsets: the keys are
     file names). A class folder that is not there is named at build time, not found missing hours into training."""
-    import shutil
-
     make_inat21(tmp_path / "a")
     ref = read_dataset("inat21", tmp_path / "a", "train")
     shutil.copytree(tmp_path / "a", tmp_path / "tv")
@@ -120,3 +121,28 @@ def test_images_and_categories_listed_out_of_id_order_keep_their_labels_and_taxo
     truth = {im["file_name"]: by_id[im["id"]] for im in doc["images"]}
     assert dict(zip(index.paths.to_pylist(), index.labels.tolist())) == truth
     assert [g.as_py() for g in index.columns["genus"]] == [INAT_CATEGORIES[lab][6] for lab in index.labels]
+
+
+@pytest.mark.parametrize("split, renamed", [("train_mini", "2021_train_mini"), ("val", "2021_valid")])
+def test_train_mini_and_val_folders_renamed_by_torchvision_are_followed(tmp_path, split, renamed):
+    """torchvision extracts `train_mini/` as `2021_train_mini/` and `val/` as `2021_valid/`: each split reads its
+    own JSON, and finds its images under the renamed folder with the same keys and labels."""
+    make_inat21(tmp_path / "a", split)
+    ref = read_dataset("inat21", tmp_path / "a", split)
+    assert all(p.startswith(f"{split}/") for p in ref.paths.to_pylist())
+    shutil.copytree(tmp_path / "a", tmp_path / "tv")
+    (tmp_path / "tv" / split).rename(tmp_path / "tv" / renamed)
+    tv = read_dataset("inat21", tmp_path / "tv", split)
+    assert all(p.startswith(f"{renamed}/") and (tmp_path / "tv" / p).is_file() for p in tv.paths.to_pylist())
+    assert tv.keys.to_pylist() == ref.keys.to_pylist() and np.array_equal(tv.labels, ref.labels)
+
+
+def test_file_names_written_with_backslashes_are_read_as_slash_paths(tmp_path):
+    """A train.json rewritten on Windows (`train\\00000_...\\x.jpg`) names the same images."""
+    make_inat21(tmp_path, "train", per_class=2)
+    ref = read_dataset("inat21", tmp_path, "train")
+    _edit(tmp_path, lambda d: [im.update(file_name=im["file_name"].replace("/", "\\")) for im in d["images"]])
+    index = read_dataset("inat21", tmp_path, "train")
+    assert index.paths.to_pylist() == ref.paths.to_pylist()
+    assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+    assert np.array_equal(index.labels, ref.labels)

@@ -7,7 +7,7 @@ from study.datasets import read_dataset
 from study.errors import StudyError
 
 
-@pytest.mark.parametrize("image_dir", ["data_256", "data_256_standard", "data_large"])
+@pytest.mark.parametrize("image_dir", ["data_256", "data_256_standard", "data_large", "data_large_standard"])
 def test_train_list_with_either_image_folder(tmp_path, image_dir):
     make_places365(tmp_path, image_dir=image_dir)
     index = read_dataset("places365", tmp_path, "train")
@@ -30,6 +30,8 @@ def test_val_flat_list(tmp_path):
     ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
     ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
     ("/a/airfield/x.jpg 365", r"line 7: label 365 of '/a/airfield/x.jpg' is out of range 0..2"),
+    ("/a/airfield/x.jpg 3", r"line 7: label 3 of '/a/airfield/x.jpg' is out of range 0..2"),  # one past the last
+    ("/a/airfield/x.jpg -1", r"line 7: label -1 of '/a/airfield/x.jpg' is out of range 0..2"),
     ("/a/airfield/00000001.jpg 0", r"line 7: image '/a/airfield/00000001.jpg' is listed twice, first on line 6$"),
     ("a/airfield/00000001.jpg 1", r"line 7: image 'a/airfield/00000001.jpg' is listed twice, first on line 6 \(label 0 "
                                   r"there, 1 here\)$"),
@@ -104,3 +106,24 @@ def test_a_file_name_with_a_space_takes_the_label_after_its_last_space(tmp_path)
         f.write("/a/airfield/with space.jpg 0\n")
     index = read_dataset("places365", tmp_path, "train")
     assert dict(zip(index.paths.to_pylist(), index.labels.tolist()))["data_256/a/airfield/with space.jpg"] == 0
+
+
+def test_val_images_in_val_large(tmp_path):
+    """The high-resolution val images extract to `val_large/`."""
+    make_places365(tmp_path)
+    (tmp_path / "val_256").rename(tmp_path / "val_large")
+    index = read_dataset("places365", tmp_path, "val")
+    assert index.info["image_dir"] == "val_large"
+    assert index.paths.to_pylist()[0] == "val_large/Places365_val_00000001.jpg"
+    assert index.labels.tolist() == [1, 2, 0, 1]
+
+
+def test_an_image_folder_lacking_the_first_listed_file_does_not_hide_a_full_one(tmp_path):
+    """`data_256/` holds every class folder and the list's last file, but not its first: `data_large/` is read."""
+    make_places365(tmp_path, image_dir="data_large")
+    shutil.copytree(tmp_path / "data_large", tmp_path / "data_256")
+    first = (tmp_path / "places365_train_standard.txt").read_text().splitlines()[0].rsplit(" ", 1)[0]
+    (tmp_path / "data_256" / first.lstrip("/")).unlink()
+    index = read_dataset("places365", tmp_path, "train")
+    assert index.info["image_dir"] == "data_large"
+    assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())

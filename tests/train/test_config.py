@@ -1,5 +1,7 @@
 """PretrainConfig.from_dict: defaults, and errors naming the bad key."""
 
+import json
+
 import pytest
 
 from study.errors import StudyError
@@ -51,6 +53,10 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({}, "pretrain.manifest"),
         ({"manifest": "m", "seed": -1}, "pretrain.seed: expected an integer in [0, 2**63)"),  # numpy refuses it
         ({"manifest": "m", "seed": 2**64}, "pretrain.seed"),
+        ({"manifest": "m", "seed": 2**63}, "pretrain.seed: expected an integer in [0, 2**63)"),  # one past the last
+        ({"manifest": "m", "batch_size": True}, "pretrain.batch_size"),  # YAML's `yes` is not the integer 1
+        ({"manifest": "m", "temperature": float("nan")}, "pretrain.temperature"),
+        ({"manifest": "m", "optim": {"lr": float("inf")}}, "pretrain.optim.lr"),
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1.5]}}, "pretrain.optim.betas"),  # torch does
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1]}}, "pretrain.optim.betas"),  # 1 - beta**t = 0
         ({"manifest": "m", "optim": {"weight_decay": -1e-4}}, "pretrain.optim.weight_decay: expected a number >= 0"),
@@ -95,6 +101,7 @@ def test_ranges_take_their_bounds_and_a_method_that_trains_nothing_takes_no_step
     ok = PretrainConfig.from_dict({"manifest": "m", "optim": {"momentum": 0, "final_lr_fraction": 1}}).optim
     assert (ok.momentum, ok.final_lr_fraction) == (0, 1)
     assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "steps": 0}).steps == 0
+    assert PretrainConfig.from_dict({"manifest": "m", "seed": 2**63 - 1}).seed == 2**63 - 1
     assert PretrainConfig.from_dict({"manifest": "m", "epochs": 0, "steps": 5}).steps == 5  # steps replace epochs
     with pytest.raises(StudyError, match=r"evaluate.finetune.steps: method supervised trains"):  # a fine-tune's
         PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "steps": 0}, where="evaluate.finetune")
@@ -112,3 +119,13 @@ def test_the_base_lr_where_none_is_given_is_the_scaling_rules_and_is_recorded():
     assert PretrainConfig.from_dict({"manifest": "m", "method": "byol"}).optim.lr == 0.2
     # `lr: null` (a grid's way of saying "no value") leaves the method's own lr, not SimCLR's 0.3
     assert PretrainConfig.from_dict({"manifest": "m", "method": "moco", "optim": {"lr": None}}).optim.lr == 0.03
+
+
+def test_a_config_read_back_from_json_is_the_same_run():
+    """A record or a grid gives sequences as lists: `optim.betas: [0.9, 0.95]` is the tuple the config holds, so
+    the config read back from its JSON record equals (and hashes as) the one that ran."""
+    cfg = PretrainConfig.from_dict({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 0.95]},
+                                    "head": [64, 32]})
+    assert cfg.optim.betas == (0.9, 0.95)
+    again = PretrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and hash(again.optim) == hash(cfg.optim)
