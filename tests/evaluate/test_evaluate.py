@@ -10,10 +10,15 @@ from device import TEST_DEVICE, device_kind
 from study.errors import StudyError
 from study.evaluate import EvalConfig, evaluate
 from study.evaluate import features as features_mod
+from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, linear
 from study.evaluate import run as run_mod
 from study.hashing import file_sha256
 from study.manifests import load_manifest
+from study.manifests.corrupt import corrupt_manifest
+from study.train.augment import build_augment
+from study.train.backbones import load_encoder
+from study.train.checkpoint import load_checkpoint
 
 
 def config(**over):
@@ -246,9 +251,6 @@ def test_finetune_and_scratch_reuse_the_training_loop(manifests, encoder_file, t
 
 def test_a_finetune_is_scored_with_its_fine_tuned_encoder(manifests, encoder_file, tmp_path, monkeypatch):
     """The test rows go through the encoder the fine-tune saved, not the one it started from (nor a fresh one)."""
-    from study.evaluate import finetune as finetune_mod
-    from study.train.backbones import load_encoder
-
     scored, real = {}, finetune_mod.forward_rows
 
     def spy(model, *a, **k):
@@ -665,3 +667,119 @@ def test_a_levels_top5_is_scored_only_with_more_than_5_values():
     cfg = config(protocol="granularity", linear={"weight_decays": [1e-3]})
     rows = run_mod._granularity(cfg, x, y, xt, y_test, 48, level_maps, 12, {})
     assert sorted((r["metric"], r["level"]) for r in rows) == [("top1", "five"), ("top1", "six"), ("top5", "six")]
+
+
+def test_a_corrupted_variant_is_not_served_the_clean_manifests_cached_features(manifests, encoder_file, tmp_path):
+    """A corruption variant lists the same files under the same root as its base (only its content hash differs):
+    its features are extracted through the corruption, not read back from the clean manifest's cache file."""
+    corrupt_manifest("evtrain-ds2", "evtrain", "downsample:factor=2")
+    enc, cache = encoder_file(), tmp_path / "f"
+    clean = _features(cache, "evtrain", enc, 8)
+    corrupted = _features(cache, "evtrain-ds2", enc, 8)
+    assert not corrupted.info["cached"] and not torch.equal(clean.x, corrupted.x)
+    assert _features(cache, "evtrain-ds2", enc, 8).info["cached"]
+
+
+def test_a_labeled_subsets_features_are_those_of_its_own_images(manifests, encoder_file, tmp_path):
+    """labeled(n) is the manifest's class-balanced labeled subset, not its first n rows: its labels are that subset's
+    and each row's features are those its image gets in an extraction of every row."""
+    enc, manifest = encoder_file(), load_manifest("evtrain")
+    everything = _features(tmp_path / "f", "evtrain", enc, None)
+    labeled = _features(tmp_path / "f", "evtrain", enc, 8)
+    rows = manifest.labeled(8)
+    position = {path: i for i, path in enumerate(manifest.all()["path"])}
+    assert labeled.y.tolist() == rows["label"].tolist() and sorted(labeled.y.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.allclose(labeled.x, everything.x[[position[path] for path in rows["path"]]], atol=1e-5)
+
+
+def test_features_extracted_on_another_device_type_are_not_read_back(manifests, encoder_file, tmp_path, monkeypatch):
+    """A GPU's kernels give other low bits than a CPU's: features cached by a CPU evaluation do not serve a GPU one.
+    No GPU here: the `cuda` cache's extraction is a stand-in (zeros), which runs only when nothing cached was found."""
+    enc = encoder_file()
+    assert not _features(tmp_path / "f", "evtrain", enc, 8).info["cached"]
+    monkeypatch.setattr(features_mod, "LayerFeatures", lambda encoder, layer: torch.nn.Identity())
+    monkeypatch.setattr(features_mod, "forward_rows",
+                        lambda model, manifest, rows, *a, **k: (torch.zeros(len(rows), 32), 1.0, len(rows)))
+    gpu = features_mod.FeatureCache(tmp_path / "f", build_augment(config().augment_config()), "pooled", 16,
+                                    torch.device("cuda"))
+    got = gpu.get(enc, load_manifest("evtrain"), 8)
+    assert not got.info["cached"] and torch.equal(got.x, torch.zeros(8, 32))
+
+
+def test_an_inner_stages_features_are_its_global_average_pool(encoder_file):
+    """`feature_layer: layerN` gives the mean over the stage's output's spatial positions, per channel."""
+    encoder = load_encoder(encoder_file()).eval()
+    outputs = []
+    encoder.layer3.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+    x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        features = features_mod.LayerFeatures(encoder, "layer3")(x)
+    assert features.shape == (3, 16) and torch.allclose(features, outputs[0].mean(dim=(2, 3)))
+
+
+def test_an_extraction_reads_its_images_with_the_workers_it_is_given(manifests, encoder_file, tmp_path, monkeypatch):
+    """`evaluate.num_workers` loader processes read the images (the same features as read in this process)."""
+    enc = encoder_file()
+    workers, real = [], torch.utils.data.DataLoader
+    monkeypatch.setattr(torch.utils.data, "DataLoader",
+                        lambda *a, **k: workers.append(k.get("num_workers")) or real(*a, **k))
+    cache = features_mod.FeatureCache(tmp_path / "f", build_augment(config().augment_config()), "pooled", 16,
+                                      torch.device("cpu"), num_workers=2)
+    got = cache.get(enc, load_manifest("evtest"), None)
+    assert workers == [2]
+    assert torch.equal(got.x, _features(tmp_path / "g", "evtest", enc, None).x)
+
+
+def test_a_labeled_size_is_read_from_the_smallest_cached_file_that_covers_it(manifests, encoder_file, tmp_path):
+    """With labeled20.pt and labeled40.pt cached, labeled(8) reads the smaller file (at iNat21's scale a file is
+    gigabytes)."""
+    enc = encoder_file()
+    _features(tmp_path / "f", "evtrain", enc, 20)
+    _features(tmp_path / "f", "evtrain", enc, 40)
+    got = _features(tmp_path / "f", "evtrain", enc, 8)
+    assert got.info["cached"] and got.info["file"].endswith("/labeled20.pt") and len(got.x) == 8
+
+
+def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_evaluation(manifests, encoder_file,
+                                                                                       tmp_path, monkeypatch):
+    """The test rows go through the classifier the fine-tune trained (not a freshly initialised one), in forwards of
+    `evaluate.batch_size` rows (20 test images in batches of 16: two forwards, the last padded)."""
+    scored, forwards, real = {}, [], finetune_mod.forward_rows
+
+    def spy(model, *a, **k):
+        scored.update({k: v.detach().cpu().clone() for k, v in model[1].state_dict().items()})
+        model.register_forward_hook(lambda _module, inputs, _output: forwards.append(len(inputs[0])))
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(finetune_mod, "forward_rows", spy)
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None}
+    evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
+             tmp_path / "f")
+    state = load_checkpoint(tmp_path / "ft" / "finetune-20" / "checkpoint.pt")["method"]
+    assert torch.equal(scored["weight"], state["classifier.weight"].cpu())
+    assert torch.equal(scored["bias"], state["classifier.bias"].cpu())
+    assert forwards == [16, 16]
+
+
+def test_a_finetune_trains_with_its_own_image_size_optimizer_and_normalisation(manifests, encoder_file, tmp_path):
+    """What the `finetune` section sets itself (image size, lr, mean) wins over what the eval transform and the
+    recipe would give; the recipe and the eval transform fill only what it leaves out (here std)."""
+    ft = {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None, "image_size": 8, "optim": {"lr": 0.4},
+          "augment": {"mean": [0.4, 0.4, 0.4]}}
+    cfg = config(protocol="finetune", labeled_sizes=[8], finetune=ft,
+                 augment={"resize_ratio": 1.0, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]})
+    run = evaluate(cfg, tmp_path / "ft", [encoder_file()], tmp_path / "f")["protocol"]["runs"]["8"]
+    assert run["augmentation"]["image_size"] == 8
+    assert run["augmentation"]["mean"] == [0.4, 0.4, 0.4] and run["augmentation"]["std"] == [0.25, 0.25, 0.25]
+    assert run["base_lr"] == 0.4 and run["weight_decay"] == 0.0  # the fine-tuning recipe's weight decay
+
+
+def test_a_scratch_run_trains_the_configured_network_with_the_evaluations_seed_and_workers(manifests, tmp_path):
+    """From random init the network is `backbone` x `width` of the evaluation config, and the run takes the
+    evaluation's seed and loader workers (replicates differ by seed)."""
+    ft = {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None, "optim": {"warmup_epochs": 0}}
+    p = evaluate(config(protocol="scratch", labeled_sizes=[8], finetune=ft, backbone="resnet18_small", width=8,
+                        seed=3), tmp_path / "sc", [], tmp_path / "f")["protocol"]
+    assert (p["backbone"], p["width"]) == ("resnet18_small", 8)
+    run = p["runs"]["8"]
+    assert run["seed"] == 3 and run["config"]["num_workers"] == 0 and run["feature_dim"] == 64

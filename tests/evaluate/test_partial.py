@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -152,6 +153,19 @@ def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_comput
     again = cache(tmp_path / "features", every_minutes=1e-9).get(enc, test, None)
     assert rows_computed["rows"] == [16] and torch.equal(again.x, reference.x)  # rows 16-20 (padded)
     assert not folder.exists()
+
+
+def test_rows_are_saved_by_time_only_once_the_minutes_set_have_passed(manifests, encoder_file, rows_computed,
+                                                                     tmp_path):
+    """`save_every_minutes` counts minutes: at 0.5 no chunk is saved after a first batch of 0.6 s (read as seconds,
+    every batch of a large extraction would write a chunk)."""
+    def crash():
+        raise RuntimeError("node lost")
+
+    rows_computed.update(rows=[], at_call={1: lambda: time.sleep(0.6), 2: crash})
+    with pytest.raises(RuntimeError, match="node lost"):
+        cache(tmp_path / "features", every_minutes=0.5).get(encoder_file(), load_manifest("evtest"), None)
+    assert rows_computed["rows"] == [16, 16] and not list((tmp_path / "features").rglob("rows-*.pt"))
 
 
 def test_chunks_of_other_boundaries_combine_and_a_bad_chunk_ends_them(tmp_path):

@@ -5,6 +5,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 
 from study.grids import Resources, load_profile
 from study.grids.profile import Profile
@@ -162,6 +163,17 @@ def test_flags_that_cannot_go_together_are_refused_before_any_manifest_check(tmp
         code, _, err = run_cli(["submit", str(grid), *flags, "--profile", str(GPU_PROFILE),
                                 "--workdir", str(tmp_path / "wd")])
         assert code == 2 and why in err and "not found" not in err, err
+    assert not (tmp_path / "wd").exists()
+
+
+def test_a_submit_without_a_cluster_is_refused_by_argparse_before_any_work(tmp_path, monkeypatch, capsys):
+    """--cluster has no default: `study submit GRID` alone neither runs the grid here nor queues it (exit 2)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "none"))
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("nocluster", seeds=(0,)))
+    with pytest.raises(SystemExit) as e:
+        run_cli(["submit", str(grid), "--workdir", str(tmp_path / "wd")])
+    assert e.value.code == 2 and "the following arguments are required: --cluster" in capsys.readouterr().err
     assert not (tmp_path / "wd").exists()
 
 

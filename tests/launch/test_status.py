@@ -235,6 +235,19 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
     assert f"evaluate {ev} (slurm {ids[ev]}): no progress line in its log yet" in out, out
 
 
+def test_status_without_workdir_reads_the_workdir_study_workdir_names(env, monkeypatch):
+    """Without --workdir, a command reads the workdir $STUDY_WORKDIR names (./runs only where it is unset)."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("envwd", seeds=(0,)))
+    monkeypatch.chdir(env)
+    monkeypatch.setenv("STUDY_WORKDIR", str(env / "shared"))
+    code, out, err = run_cli(["status", str(grid)])
+    assert code == 0 and f"workdir {(env / 'shared').resolve()}\n" in out, err
+    monkeypatch.delenv("STUDY_WORKDIR")
+    code, out, err = run_cli(["status", str(grid)])
+    assert code == 0 and f"workdir {(env / 'runs').resolve()}\n" in out, err
+
+
 def test_status_says_how_many_running_jobs_it_did_not_show():
     states = {f"j{i}": JobState(f"j{i}", "pretrain", "running") for i in range(RUNNING_SHOWN + 3)}
     out = io.StringIO()

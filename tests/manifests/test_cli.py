@@ -2,8 +2,11 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 
+import study.manifests.materialize as materialize_mod
+import study.manifests.verify as verify_mod
 from study.manifests import load_manifest
 
 
@@ -171,3 +174,39 @@ def test_materialize_subset_writes_that_subsets_images_only(build, cli, tmp_path
     assert code == 0, err
     assert "5 images written, 0 already there" in out
     assert len(list((tmp_path / "png").rglob("*.png"))) == 5
+
+
+def test_build_channels_picks_the_patch_channels_of_a_glc20_image(cli, tmp_path):
+    """--channels 3,1,2 (NIR as red) is recorded in the manifest and read through it; without it, RGB."""
+    glc = tmp_path / "glc"
+    (glc / "patches_fr" / "34" / "12").mkdir(parents=True)
+    patch = np.arange(8 * 8 * 5, dtype=np.uint8).reshape(8, 8, 5)
+    np.save(glc / "patches_fr" / "34" / "12" / "10561234.npy", patch)
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
+    for name, extra in (("nir", ["--channels", "3,1,2"]), ("rgb", [])):
+        code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_train",
+                           "--name", name, "--label-rule", "landcover_mode", *extra)
+        assert code == 0, err
+    assert load_manifest("nir").meta["channels"] == [3, 1, 2] and load_manifest("rgb").meta["channels"] == [0, 1, 2]
+
+
+def test_verify_and_materialize_run_the_workers_they_are_given(build, cli, tmp_path, monkeypatch):
+    """--workers reaches the file checks of `verify --files` and the writers of `materialize`."""
+    build("toy", "--sizes", "5")
+    seen = {}
+    real_verify, real_materialize = verify_mod.verify_manifest, materialize_mod.materialize
+
+    def verify(*a, **k):
+        seen["verify"] = k.get("workers")
+        return real_verify(*a, **k)
+
+    def materialize(*a, **k):
+        seen["materialize"] = k.get("workers")
+        return real_materialize(*a, **k)
+
+    monkeypatch.setattr(verify_mod, "verify_manifest", verify)
+    monkeypatch.setattr(materialize_mod, "materialize", materialize)
+    assert cli("manifest", "verify", "toy", "--files", "--workers", "3")[0] == 0
+    code, out, err = cli("manifest", "materialize", "toy", "--out", tmp_path / "png", "--workers", "2")
+    assert code == 0 and "24 images written" in out, err
+    assert seen == {"verify": 3, "materialize": 2}

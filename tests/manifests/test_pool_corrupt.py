@@ -42,6 +42,18 @@ def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_pat
     assert code == 2 and "has only 12 images" in err
 
 
+def test_pool_keeps_the_nested_sizes_it_is_given(build, cli, tmp_path):
+    """--sizes and --labeled-sizes are the pool's own nested sizes (without them: its total and none)."""
+    build("a", "--seed", "0")
+    build("b", "--seed", "1", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8", "--sizes", "10,20",
+               "--labeled-sizes", "6")[0] == 0
+    assert cli("manifest", "pool", "plain", "--from", "a:12", "--from", "b:8")[0] == 0
+    ab, plain = load_manifest("ab"), load_manifest("plain")
+    assert (ab.meta["sizes"], ab.meta["labeled_sizes"]) == ([10, 20], [6])
+    assert (plain.meta["sizes"], plain.meta["labeled_sizes"]) == ([20], [])
+
+
 def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
     build("toy", "--sizes", "5")
     code, _, err = cli("manifest", "corrupt", "toy_ds2", "--base", "toy", "--corruption", "downsample:factor=2")
@@ -345,14 +357,6 @@ def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_sh
         for k in range(1, 21):
             for src, n in (("a", 12), ("b", 8)):
                 assert abs(sources[:k].count(src) - k * n / 20) <= 0.5, (k, src, sources)
-
-
-def test_a_pool_without_sizes_has_one_size_of_all_its_images(build, cli, tmp_path):
-    build("a", "--seed", "0")
-    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
-    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
-    m = load_manifest("ab")
-    assert m.sizes == [20] and m.labeled_sizes == []
 
 
 def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(build, cli, tmp_path, manifests):
