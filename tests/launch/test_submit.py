@@ -148,7 +148,8 @@ def test_an_evaluation_queued_later_depends_on_its_running_pretraining_job(env, 
     assert {e["job"]: e["slurm_job_id"] for e in Ledger(env / "wd", "running").events()
             if e["event"] == "queued"}[pre] == "101"  # a lone job: no array task suffix
     (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n102|PENDING|None|Unknown\n")
-    grid.write_text(grid_text("running") + "    - protocol: knn\n      eval_datasets: same\n      labeled_sizes: [16]\n")
+    knn = "    - protocol: knn\n      eval_datasets: same\n      labeled_sizes: [16]\n"
+    grid.write_text(grid_text("running") + knn)
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 1 job(s) in 1 array(s)" in err, err
     assert "#SBATCH --dependency=afterok:101\n" in _scripts(env / "wd")["103_submission.sh"]
