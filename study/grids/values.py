@@ -32,12 +32,12 @@ def parse_minutes(v: Any) -> int:
             seconds = (g["d"] * 86400 + g["dh"] * 3600 + g["dm"] * 60 + g["ds"] + g["h"] * 3600 + g["hm"] * 60
                        + g["hs"] + g["m"] * 60 + g["ms"] + g["only"] * 60)
             if seconds > 0:
-                return -(-seconds // 60)
+                return _whole_minutes(seconds / 60)
     raise ValueError(f"expected {_EXPECTED}, got {v!r}")
 
 
 def _whole_minutes(minutes: float) -> int:
-    """Rounded up, as a clock spelling's seconds are (never under the limit asked for); the float noise of `0.1h`
+    """Rounded up, in every spelling (never under the limit asked for); the float noise of `0.1h`
     (6.000000000000001) is not a minute more."""
     return max(1, math.ceil(round(minutes, 6)))
 
