@@ -110,12 +110,9 @@ def test_larger_labeled_size_is_extracted_again(manifests, encoder_file, forward
     assert forward_calls["n"] == 3 + 2  # labeled(8) does not cover 20; the test features are cached
 
 
-def _features(cache_dir, manifest_name, enc, n, batch=16):
-    from study.manifests import load_manifest
-    from study.train.augment import build_augment
-
+def _features(cache_dir, manifest_name, enc, n, batch=16, device="cpu", num_workers=0):
     aug = build_augment(config().augment_config())
-    cache = features_mod.FeatureCache(cache_dir, aug, "pooled", batch, torch.device("cpu"))
+    cache = features_mod.FeatureCache(cache_dir, aug, "pooled", batch, torch.device(device), num_workers=num_workers)
     return cache.get(enc, load_manifest(manifest_name), n)
 
 
@@ -700,9 +697,7 @@ def test_features_extracted_on_another_device_type_are_not_read_back(manifests, 
     monkeypatch.setattr(features_mod, "LayerFeatures", lambda encoder, layer: torch.nn.Identity())
     monkeypatch.setattr(features_mod, "forward_rows",
                         lambda model, manifest, rows, *a, **k: (torch.zeros(len(rows), 32), 1.0, len(rows)))
-    gpu = features_mod.FeatureCache(tmp_path / "f", build_augment(config().augment_config()), "pooled", 16,
-                                    torch.device("cuda"))
-    got = gpu.get(enc, load_manifest("evtrain"), 8)
+    got = _features(tmp_path / "f", "evtrain", enc, 8, device="cuda")
     assert not got.info["cached"] and torch.equal(got.x, torch.zeros(8, 32))
 
 
@@ -723,9 +718,7 @@ def test_an_extraction_reads_its_images_with_the_workers_it_is_given(manifests, 
     workers, real = [], torch.utils.data.DataLoader
     monkeypatch.setattr(torch.utils.data, "DataLoader",
                         lambda *a, **k: workers.append(k.get("num_workers")) or real(*a, **k))
-    cache = features_mod.FeatureCache(tmp_path / "f", build_augment(config().augment_config()), "pooled", 16,
-                                      torch.device("cpu"), num_workers=2)
-    got = cache.get(enc, load_manifest("evtest"), None)
+    got = _features(tmp_path / "f", "evtest", enc, None, num_workers=2)
     assert workers == [2]
     assert torch.equal(got.x, _features(tmp_path / "g", "evtest", enc, None).x)
 

@@ -42,3 +42,11 @@ def build(cli, tree):
         return out
 
     return run
+
+
+@pytest.fixture
+def pool_sources(build, tmp_path):
+    """Manifests `a` (the `tree` fixture's 24 images of 4 classes) and `b` (12 images of classes x and y, in a folder
+    of their own): two sources to pool."""
+    build("a", "--seed", "0")
+    build("b", "--seed", "1", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))

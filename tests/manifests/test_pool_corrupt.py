@@ -10,14 +10,12 @@ from study.corruptions import apply_corruption
 from study.manifests import load_manifest
 
 
-def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_path):
-    build("a", "--seed", "0")
-    other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
-    build("b", "--seed", "1", root=other)
+def test_pool_takes_each_sources_nested_prefix_and_is_nested(pool_sources, cli):
     code, out, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8", "--sizes", "10,20",
                          "--labeled-sizes", "6")
     assert code == 0, err
     m, a, b = load_manifest("ab"), load_manifest("a"), load_manifest("b")
+    assert (m.meta["sizes"], m.meta["labeled_sizes"]) == ([10, 20], [6])  # the pool's own nested sizes
     t = m.all()
     assert len(t) == 20 and set(t["source"]) == {"a", "b"}
     assert set(t.loc[t.source == "a", "path"]) == set(a.subset(12)["path"])
@@ -42,15 +40,9 @@ def test_pool_takes_each_sources_nested_prefix_and_is_nested(build, cli, tmp_pat
     assert code == 2 and "has only 12 images" in err
 
 
-def test_pool_keeps_the_nested_sizes_it_is_given(build, cli, tmp_path):
-    """--sizes and --labeled-sizes are the pool's own nested sizes (without them: its total and none)."""
-    build("a", "--seed", "0")
-    build("b", "--seed", "1", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
-    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8", "--sizes", "10,20",
-               "--labeled-sizes", "6")[0] == 0
+def test_a_pool_without_sizes_has_one_size_of_all_its_images_and_no_labeled_size(pool_sources, cli):
     assert cli("manifest", "pool", "plain", "--from", "a:12", "--from", "b:8")[0] == 0
-    ab, plain = load_manifest("ab"), load_manifest("plain")
-    assert (ab.meta["sizes"], ab.meta["labeled_sizes"]) == ([10, 20], [6])
+    plain = load_manifest("plain")
     assert (plain.meta["sizes"], plain.meta["labeled_sizes"]) == ([20], [])
 
 
@@ -330,12 +322,9 @@ def test_a_corrupted_variant_is_not_corrupted_again(build, cli, manifests):
     assert not (manifests / "twice.json").exists()
 
 
-def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(build, cli, tmp_path, manifests):
+def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(pool_sources, cli, manifests):
     """A pool of a pool would nest its sources' classes twice; a pool of a corrupted variant would lose the
     corruption from the record (pool clean manifests, then corrupt the pool)."""
-    build("a", "--seed", "0")
-    other = write_tree(tmp_path / "other", {"x": 5, "y": 7})
-    build("b", root=other)
     assert cli("manifest", "pool", "ab", "--from", "a:8", "--from", "b:8")[0] == 0
     assert cli("manifest", "corrupt", "a_j", "--base", "a", "--corruption", "jpeg")[0] == 0
     for source, message in (("ab", "ab is itself a pool; pool its sources instead"),
@@ -345,11 +334,9 @@ def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(build, cli, tmp_pa
         assert not (manifests / "bad.json").exists()
 
 
-def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_share(build, cli, tmp_path):
+def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_share(pool_sources, cli):
     """A row of source rank r sits at the fraction (r + 0.5) / n of its source: every prefix of the pool, in its
     pretraining order and in its labeled order, holds each source's share rounded to the nearest image."""
-    build("a", "--seed", "0")
-    build("b", "--seed", "1", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     m = load_manifest("ab")
     for order in (m.subset(20), m.labeled(20)):
@@ -359,9 +346,7 @@ def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_sh
                 assert abs(sources[:k].count(src) - k * n / 20) <= 0.5, (k, src, sources)
 
 
-def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(build, cli, tmp_path, manifests):
-    build("a", "--seed", "0")
-    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(pool_sources, cli, manifests):
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12")
     assert code == 2 and "a pool needs two or more --from NAME:SIZE" in err
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:8", "--labeled-sizes", "10,21")

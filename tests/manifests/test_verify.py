@@ -295,11 +295,9 @@ def test_a_variant_whose_rows_are_not_its_bases_fails_verification(build, cli, m
     assert code == 2 and "rows differ from those of its base manifest 'toy'" in err, err
 
 
-def test_a_pool_whose_source_was_rebuilt_since_fails_verification(build, cli, tmp_path, manifests):
+def test_a_pool_whose_source_was_rebuilt_since_fails_verification(pool_sources, build, cli, manifests):
     """A source rebuilt with other sizes (another content hash) after the pool was made: the pool's rows still match
     the source's prefix, but the pool names a source that no longer exists as it was."""
-    build("a")
-    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     for suffix in (".json", ".parquet"):
         (manifests / f"a{suffix}").unlink()
@@ -308,10 +306,8 @@ def test_a_pool_whose_source_was_rebuilt_since_fails_verification(build, cli, tm
     assert code == 2 and "pooled source 'a' changed since this pool was made" in err, err
 
 
-def test_a_pool_holding_fewer_rows_of_a_source_than_it_records_fails_verification(build, cli, tmp_path, manifests):
+def test_a_pool_holding_fewer_rows_of_a_source_than_it_records_fails_verification(pool_sources, cli, manifests):
     """The pool records 13 images of `a` but holds its first 12: its rows are not that nested prefix."""
-    build("a")
-    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     pool = json.loads((manifests / "ab.json").read_text())["pool"]
     _rewrite(manifests, "ab", pool=[dict(pool[0], size=13), pool[1]])

@@ -102,28 +102,17 @@ def test_byol_losses_match_loop_reference():
 
 def test_losses_run_in_float32_under_bf16_autocast():
     """Under autocast the similarity products would run in bf16 (cosines off by ~4e-3); each loss runs in
-    float32 on its inputs cast up, so it equals the float32 loss of the same bf16 values."""
+    float32 on its inputs cast up, so it equals the float32 loss of the same bf16 values, its tensors passed by
+    position or by keyword."""
     g = torch.Generator().manual_seed(3)
-    a, b, queue = (torch.randn(n, 16, generator=g).to(torch.bfloat16) for n in (8, 8, 32))
-    queue = torch.nn.functional.normalize(queue.float(), dim=1).to(torch.bfloat16)
-    for loss, args in ((nt_xent, (a, b, 0.1)), (infonce, (a, b, queue, 0.2)), (byol_loss, (a, b))):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            got = loss(*args)
-        want = loss(*(x.float() if isinstance(x, torch.Tensor) else x for x in args))
-        assert got.dtype == torch.float32, loss.__name__
-        assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))
-
-
-def test_losses_cast_keyword_arguments_to_float32_too():
-    """in_fp32 casts tensors passed by keyword as well as by position."""
-    g = torch.Generator().manual_seed(4)
     a, b, queue = (torch.randn(n, 16, generator=g).to(torch.bfloat16) for n in (8, 8, 32))
     queue = torch.nn.functional.normalize(queue.float(), dim=1).to(torch.bfloat16)
     for loss, kwargs in ((nt_xent, {"z1": a, "z2": b, "temperature": 0.1}),
                          (infonce, {"q": a, "k": b, "queue": queue, "temperature": 0.2}),
                          (byol_loss, {"p": a, "z": b})):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            got = loss(**kwargs)
         want = loss(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
-        assert got.dtype == torch.float32, loss.__name__
-        assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))
+        for args, kw in ((tuple(kwargs.values()), {}), ((), kwargs)):  # by position, then by keyword
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = loss(*args, **kw)
+            assert got.dtype == torch.float32, loss.__name__
+            assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))
