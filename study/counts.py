@@ -29,11 +29,11 @@ def parse_count(v: Any, minimum: int = 0) -> int:
 
 
 def format_count(n: int | None) -> str:
-    """The short spelling: 1000000 -> `1M`, 1500000 -> `1.5M`, 125000 -> `125k`, 7500 -> `7.5k`, 1234 -> `1234`,
+    """The short spelling: 1000000 -> `1M`, 1250000 -> `1.25M`, 125000 -> `125k`, 7500 -> `7.5k`, 1234 -> `1234`,
     None -> `-`."""
     if n is None:
         return "-"
-    if n >= 1_000_000 and n % 100_000 == 0:
+    if n >= 1_000_000 and n % 10_000 == 0:
         return f"{n / 1_000_000:g}M"
     if n >= 1_000 and n % 100 == 0:
         return f"{n / 1_000:g}k"
