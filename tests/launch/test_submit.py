@@ -9,6 +9,7 @@ import sys
 from study.grids import plan_grid
 from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger
+from study.launch.slurm import submit
 
 from launch_helpers import fake_commands, grid_text, run_cli
 
@@ -63,6 +64,19 @@ def test_a_ctrl_c_during_sbatch_lands_after_the_arrays_queued_lines(env, slurm):
     assert Ledger(env / "wd", "ctrlc").replay().open_intents == []
     for sid, job in (("101_0", events[1]["job"]), ("101_1", events[2]["job"])):
         assert _submitted_call(env / "wd", sid).args[0].id == job
+
+
+def test_a_slow_sbatch_is_explained_while_the_stop_signals_are_held(env, slurm, monkeypatch):
+    """An sbatch waiting on a busy or unreachable controller (it retries for minutes) held Ctrl-C and said nothing:
+    the command looked hung and could not be stopped. Past SBATCH_PATIENCE_S it says why it waits and how to stop."""
+    monkeypatch.setattr(submit, "SBATCH_PATIENCE_S", 0.3)
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("slow"))
+    _sbatch_then(slurm, f'[ -e "{slurm}/counter" ] || sleep 1.5')  # the first array's sbatch is slow, not the next
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    assert err.count("sbatch has not answered") == 1 and "study-slow-pretrain-" in err, err
+    assert f"kill -KILL {os.getpid()}" in err
 
 
 def test_an_array_queued_by_a_submit_killed_during_sbatch_gets_its_call_files_from_the_next_command(env, slurm):

@@ -12,7 +12,8 @@ From its `intent` line (written after each job's jobs/<id>/job.json, which with 
 tasks' calls) to its `queued` lines, SIGINT, SIGHUP and SIGTERM are held (delivered just after): a Ctrl-C or a
 dropped SSH session during sbatch no longer leaves an array queued whose tasks' call files were never named.
 Should the command die there all the same (SIGKILL), the next command finds the array by name (`recover`) and
-writes the missing call files.
+writes the missing call files. An sbatch that waits on a busy or unreachable controller (it retries for minutes) is
+explained after SBATCH_PATIENCE_S, with how to stop the command at once.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import os
 import shlex
 import shutil
 import sys
+import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -38,6 +40,8 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_parameters)
 from study.launch.status import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
+
+SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, before the command says why it waits
 
 
 def recover_all(workdir: str | Path) -> None:
@@ -218,7 +222,8 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                                                                      "env": env, "time_min": params["time"]}}
                     executor.update_parameters(**params)
                     args = (str(workdir), plan.name, env)
-                    with stop_signals_held():  # from the intent to the `queued` lines; Ctrl-C lands after them
+                    # from the intent to the `queued` lines; Ctrl-C lands after them
+                    with stop_signals_held(), _said_if_slow(err, name):
                         ledger.append([intent])
                         ids, refused = _sbatch(executor, task, chunk, args, intent, ledger)
                     if refused is not None:  # squeue/sacct may take minutes: not with the signals held
@@ -247,6 +252,22 @@ def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dic
     ids = [s.job_id for s in submitted]
     ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
     return ids, None
+
+
+@contextmanager
+def _said_if_slow(err: TextIO, name: str) -> Iterator[None]:
+    """Once the block (sbatch, stop signals held) has run SBATCH_PATIENCE_S: say on `err` what it waits on and how
+    to stop the command now."""
+    timer = threading.Timer(SBATCH_PATIENCE_S, lambda: print(
+        f"[study] sbatch has not answered for {SBATCH_PATIENCE_S:g} s ({name}; the Slurm controller may be busy or "
+        f"unreachable). Ctrl-C waits until it answers, so that no array is queued unrecorded; to stop now: kill -KILL "
+        f"{os.getpid()} (the next study command finds an array Slurm queued meanwhile)", file=err, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
