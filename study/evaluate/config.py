@@ -1,7 +1,7 @@
 """`EvalConfig`: every setting of an evaluation job, validated once by `from_dict` (StudyError naming the key).
 
 Defaults say where they come from: "SimCLR" = the public SimCLR recipe, "paper" = Cole et al., "ours" = unstated
-there, our choice (docs/protocol.md, "Evaluation settings").
+there, our choice (docs/protocol-evaluation.md, "Evaluation settings").
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class KnnConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One evaluation job; see docs/protocol.md, section "Evaluation settings"."""
+    """One evaluation job; see docs/protocol-evaluation.md, section "Evaluation settings"."""
 
     protocol: str = "linear"
     train_manifest: str = ""  # required: labeled subsets come from train_manifest.labeled(n)

@@ -34,7 +34,9 @@ def register(subparsers) -> None:
     b.add_argument("--name", required=True, help="manifest name, e.g. imagenet_train")
     b.add_argument("--sizes", default=None, help="nested pretraining sizes, e.g. 50k,125k,250k,500k,1M (default: none)")
     b.add_argument("--labeled-sizes", default=None, help="nested labeled sizes, e.g. 1k,10k,50k,100k,250k")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0,
+                   help="seed of the keyed hash that ranks the images (the nested subsets); default 0 (ours: the "
+                        "paper's is unknown)")
     b.add_argument("--balanced", action="store_true", help="class-balanced pretraining subsets (default: uniform)")
     b.add_argument("--labeled-uniform", action="store_true", help="uniform labeled subsets (default: class-balanced)")
     b.add_argument("--label-rule", default=None, help="glc20: landcover_center (default), landcover_mode or species")
@@ -59,7 +61,7 @@ def register(subparsers) -> None:
     s.add_argument("name")
     s.set_defaults(func=_show)
 
-    e = sub.add_parser("export", help="CSV of a subset (path,label,class_name,taxonomy...) on stdout")
+    e = sub.add_parser("export", help="CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
     e.add_argument("name")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k)")
@@ -76,7 +78,8 @@ def register(subparsers) -> None:
     c = sub.add_parser("corrupt", help="a variant of a manifest read through a corruption")
     c.add_argument("name")
     c.add_argument("--base", required=True)
-    c.add_argument("--corruption", required=True, help="e.g. downsample:factor=2, jpeg:quality=10, salt_pepper:fraction=0.1")
+    c.add_argument("--corruption", required=True,
+                   help="e.g. downsample:factor=2, jpeg:quality=10, salt_pepper:fraction=0.1")
     c.set_defaults(func=_corrupt)
 
     m = sub.add_parser("materialize", help="write a manifest's (corrupted) images to disk as PNG")

@@ -365,7 +365,7 @@ def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_gr
 
 
 def test_defaults_are_the_documented_ones():
-    """docs/protocol.md, "Evaluation settings": a config that sets nothing evaluates with these."""
+    """docs/protocol-evaluation.md, "Evaluation settings": a config that sets nothing evaluates with these."""
     cfg = EvalConfig.from_dict(BASE)
     assert (cfg.knn.k, cfg.knn.temperature) == (200, 0.07)  # Wu et al. 2018
     lin = cfg.linear

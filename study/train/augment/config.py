@@ -34,7 +34,8 @@ PER_VIEW = ("blur_p", "solarize_p")
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """The augmentation of one run. Defaults are SimCLR's at 224 px; `preset` overrides some of them."""
+    """The augmentation of one run. Defaults are SimCLR's at 224 px, except `interpolation`, `mean` and `std`,
+    which are ours (torchvision's conventions, as MoCo v2's code); `preset` overrides some of them."""
 
     preset: str = "simclr"
     image_size: int = 224  # SimCLR: 224 px crops
@@ -43,7 +44,9 @@ class AugmentConfig:
     crop_scale: tuple[float, float] = (0.08, 1.0)  # SimCLR: area fraction of the crop
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # SimCLR: aspect ratio, drawn log-uniform
     resize_ratio: float = 256 / 224  # eval: short side resized to image_size * resize_ratio, then centre crop
-    interpolation: str = "bilinear"  # antialiased resize of the crop (PIL's, as torchvision's on PIL images)
+    # ours: antialiased resize of the crop (PIL's, as torchvision's on PIL images); SimCLR's and BYOL's code resize
+    # bicubic (`interpolation: bicubic`)
+    interpolation: str = "bilinear"
     flip_p: float = 0.5
     jitter_strength: float = 1.0  # SimCLR's s: brightness/contrast/saturation/hue below are multiplied by it
     brightness: float = 0.8
@@ -57,6 +60,8 @@ class AugmentConfig:
     blur_kernel_fraction: float = 0.1  # kernel = 10% of the side, made odd: 2 * ((side * f) // 2) + 1
     solarize_p: tuple[float, ...] = (0.0, 0.0)  # per view (BYOL: 0 and 0.2)
     solarize_threshold: float = 0.5  # pixels >= threshold (in [0, 1]) are inverted
+    # ours: torchvision's ImageNet normalisation (as MoCo v2's code); SimCLR's code feeds the network [0, 1] pixels
+    # without it (`mean: [0, 0, 0], std: [1, 1, 1]`)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     jpeg_draft: bool = True  # decode JPEGs at 1/2, 1/4 or 1/8 scale when every crop still has >= image_size px
