@@ -22,6 +22,18 @@ COMMAND_MODULES = (
 )
 
 
+DESCRIPTION = ("Rerun and extend Cole et al., \"When Does Contrastive Visual Representation Learning Work?\" "
+               "(CVPR 2022):\ndataset manifests, grids of pretraining and evaluation jobs on Slurm or this machine, "
+               "and the paper's figures.")
+EPILOG = """a study, start to end:
+  study manifest build ...            freeze each dataset's nested subsets (manifests/README.md)
+  study plan grids/data_quantity.yaml list its jobs, what they need and what they cost
+  study submit grids/data_quantity.yaml --cluster slurm   (or --cluster local: on this machine)
+  study status grids/data_quantity.yaml
+  study report grids/data_quantity.yaml
+`study quickstart` runs a miniature study here (Fashion-MNIST and MNIST digits, CPU); `study COMMAND -h` for more."""
+
+
 def count_arg(text: str) -> int:
     """The argparse type of a count flag (`--workers N`): an integer >= 1."""
     try:
@@ -34,7 +46,8 @@ def count_arg(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="study", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"study {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -68,3 +68,14 @@ def test_a_command_without_its_action_prints_the_usage_and_exits_2(capsys):
     assert capsys.readouterr().out.startswith("usage: study")
     assert main(["manifest"]) == 2
     assert capsys.readouterr().out.startswith("usage: study manifest")
+
+
+def test_the_help_says_what_study_is_for_and_walks_a_study(capsys):
+    """`study --help` showed the front's own docstring ("a thin front that hands each subcommand to its package"):
+    it now names the paper and lists a study's commands in the order they are used."""
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "Cole et al." in out and "thin front" not in out
+    steps = [out.index(f"  study {c} ") for c in ("manifest build", "plan", "submit", "status", "report")]
+    assert steps == sorted(steps), out
