@@ -385,7 +385,96 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                                                              "; in another order") + ")"
                 + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
                    if set(b) <= set(a) else ""))
+    for msg in _roots_not_here(plan, meta) + _test_images_among_labeled(plan, meta):
+        add(msg)
     return problems
+
+
+def _manifest_lines(plan: Plan) -> dict[str, int]:
+    """Manifest name -> the line of the `datasets:` entry that names it (a corrupted variant: its dataset's)."""
+    grid = plan.grid
+    lines: dict[str, int] = {}
+    for ds in grid.datasets.values():
+        for name in (ds.train, ds.test):
+            if name:
+                lines.setdefault(name, ds.line)
+    for job in plan.by_stage("pretrain"):
+        name = job.config["pretrain"].get("manifest")
+        if name and job.axes.get("dataset") in grid.datasets:
+            lines.setdefault(name, grid.datasets[job.axes["dataset"]].line)
+    return lines
+
+
+def _roots_not_here(plan: Plan, meta) -> list[str]:
+    """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine: every job reading
+    it would stop at its first image, after the jobs it waits for. A manifest records its root when it is made (a
+    corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is made
+    again, not only its base."""
+    lines, commands = _manifest_lines(plan), plan.manifests()
+    out = []
+    for name, command in commands.items():
+        m = meta(name)
+        roots = m.get("roots") if isinstance(m.get("roots"), dict) else {None: m.get("root")}
+        gone = sorted({str(r) for r in roots.values() if isinstance(r, str) and r and not Path(r).is_dir()})
+        if not gone:
+            continue  # no root recorded (a hand-made manifest): the job names what it cannot read
+        line = lines.get(name)
+        where = f"{plan.path}:{line}" if line else str(plan.path)
+        made = m.get("corruption") or m.get("pool")
+        remedy = ("delete its .json and .parquet and make it again, once its "
+                  f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"
+                  if made else
+                  "delete its .json and .parquet and build it again with --root at the dataset's new place (the "
+                  "content hash stays the same when only the root moved)")
+        out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
+                   f"(the dataset moved, or is not mounted on this machine): every job on it would stop at its first "
+                   f"image; {remedy}")
+    return out
+
+
+def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
+    """Each (train, test) manifest pair of an evaluation where test images are among the labeled images its jobs
+    train on (one root, one relative path: e.g. an image folder without split folders, which gives every --split
+    the whole tree): the job refuses it (study.evaluate.run), after its encoders' pretraining."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from study.manifests.store import manifest_paths
+
+    largest: dict[tuple[str, str], tuple[int, Job]] = {}  # (train, test) -> the most labeled images a job takes
+    for job in plan.by_stage("evaluate"):
+        sec = job.config["evaluate"]
+        train, test = sec.get("train_manifest"), sec.get("test_manifest")
+        if not train or not test:
+            continue
+        root = meta(train).get("root")
+        if not isinstance(root, str) or not root or root != meta(test).get("root"):
+            continue
+        n_train = meta(train)["num_images"]
+        sizes = sec.get("labeled_sizes") or ["all"]
+        n = max(min(int(s), n_train) if is_int(s) else n_train for s in sizes)
+        if n > largest.get((train, test), (-1, job))[0]:
+            largest[(train, test)] = (n, job)
+    out = []
+    for (train, test), (n, job) in largest.items():
+        try:
+            rows = pq.read_table(manifest_paths(train)[0], columns=["path", "labeled_rank"])
+            test_paths = pq.read_table(manifest_paths(test)[0], columns=["path"]).column("path")
+        except (OSError, KeyError, pa.ArrowException):
+            continue  # unreadable: the job names it
+        labeled = rows.filter(pc.less(rows.column("labeled_rank"), n)).column("path")
+        shared = test_paths.filter(pc.is_in(test_paths, value_set=labeled.combine_chunks()))
+        if len(shared) == 0:
+            continue
+        ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+        where = f"{plan.path}:{ds.line}" if ds is not None else _at(plan, job, "test_manifest")
+        out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
+                   f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
+                   f"it would score images it trained on, and stops on them after its pretraining; build the test "
+                   f"manifest from another split (an image folder without a folder per split gives every --split the "
+                   f"whole tree)")
+    return out
 
 
 @functools.lru_cache(maxsize=4096)

@@ -15,7 +15,7 @@ from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
 from study.launch.state import (LIVE, STATES, JobState, classify, has_result, last_lines, progress, sacct_word,
-                                slurm_state)
+                                slurm_state, stale_results)
 
 UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have queued, while Slurm cannot be asked
 
@@ -150,6 +150,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
                   f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
                   f"until it answers\n")
     _running(states, out)
+    _stopped(states, out)
     by_cause = _cancelled_by_dependency(plan, states)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     for st in states.values():
@@ -173,6 +174,12 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
+    rebuilt = stale_results(plan.jobs, workdir)
+    if rebuilt:
+        out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name: `study submit` "
+                  f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir (or "
+                  f"the old manifests restored):\n" + "".join(f"  {line}\n" for line in rebuilt[:8])
+                  + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
     stale, elsewhere = outside_plan(plan, workdir)
     if stale:
         out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
@@ -201,6 +208,22 @@ def _running(states: dict[str, JobState], out: TextIO) -> None:
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
     if len(running) > RUNNING_SHOWN:
         out.write(f"  ... and {len(running) - RUNNING_SHOWN} more\n")
+
+
+def _stopped(states: dict[str, JobState], out: TextIO) -> None:
+    """The jobs counted missing that had started here: their `study submit --cluster local` ended (Ctrl-C, `study
+    cancel`, a kill) before they finished; where each had got to, from its log (the next submit resumes there)."""
+    stopped = [st for st in states.values() if st.state == "missing" and st.log and not st.slurm_id]
+    if not stopped:
+        return
+    out.write(f"\nstopped before they finished ({len(stopped)}), counted missing: their `study submit --cluster "
+              f"local` ended; the next `study submit` resumes them from their last checkpoint:\n")
+    for st in stopped[:RUNNING_SHOWN]:
+        seen = progress(st.log)
+        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else "no progress line in its log"
+        out.write(f"  {st.stage} {st.job_id}: {said}\n    log: {st.log}\n")
+    if len(stopped) > RUNNING_SHOWN:
+        out.write(f"  ... and {len(stopped) - RUNNING_SHOWN} more\n")
 
 
 def _ago(seconds: float) -> str:

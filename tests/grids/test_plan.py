@@ -1,14 +1,25 @@
 """`study plan`: golden table and JSON for a fixture grid, the four paper grids, the cost model, the check."""
 import json
 import os
+import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+import study.cli
 from study.errors import StudyError
+from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
+from study.grids.cost import FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS, job_hours
 from study.grids.profile import CostModel, Profile
+from study.grids.render import _amount
+from study.manifests import store
+from study.manifests.store import SCHEMA_VERSION
+from study.train import PretrainConfig
 from tests.grids.conftest import HERE, REPO, run_plan_cli
+from tests.image_trees import write_quadrant_tree
 
 FIXTURE = "tests/grids/fixtures/small.yaml"
 GOLDEN = HERE / "golden"
@@ -98,13 +109,6 @@ def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
 
 def _fake_manifest(folder, name, images, classes, levels=(), **meta):
     """The files of a manifest as `study plan` reads them: it reads the metadata only."""
-    import json
-
-    from study.manifests.store import SCHEMA_VERSION
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("path", "class_name", *levels)}),
                    folder / f"{name}.parquet")
     (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
@@ -205,13 +209,9 @@ def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
 def test_cost_model_defaults_are_what_the_jobs_run():
     """The estimate assumes, where a grid gives no value, what the job would then run: PretrainConfig's batch for a
     step budget, FINETUNE_DEFAULTS for fine-tuning (they are copied in cost.py so that planning loads no torch)."""
-    from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
-    from study.grids import cost
-    from study.train import PretrainConfig
-
-    assert cost.PRETRAIN_BATCH == PretrainConfig.batch_size
-    assert (cost.FINETUNE_BATCH, cost.FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
-    assert (cost.FINETUNE_BATCH, cost.SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
+    assert PRETRAIN_BATCH == PretrainConfig.batch_size
+    assert (FINETUNE_BATCH, FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
+    assert (FINETUNE_BATCH, SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
 
 
 @pytest.mark.parametrize("finetune_params, profile_epochs, finetune_epochs, scratch_epochs", [
@@ -245,8 +245,6 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs
 
 
 def cost_hours(job, plan):
-    from study.grids.cost import job_hours
-
     return job_hours(job, plan.grid, plan.profile.cost, set())
 
 
@@ -278,8 +276,6 @@ def test_profiles_load():
 
 
 def test_manifest_names_are_valid_for_study_manifests():
-    from study.manifests import store
-
     for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
         for name in plan_grid(f"grids/{grid}.yaml").manifests():
             assert store.check_name(name) == name
@@ -414,8 +410,6 @@ def test_planner_refuses_values_a_job_would_crash_on(write_grid, seeds, resource
 def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypatch, capsys):
     """The pooled sets of data_domain get their 500k from an `include` rule: an error names its line, not the line
     of `axes.size` that happens to list 500k too."""
-    from study.grids import plan_grid
-
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     for name in plan_grid("grids/data_domain.yaml").manifests():
         _fake_manifest(tmp_path, name, 30 if name == "pooled_imagenet_inat21" else 2_000_000, ["x"])
@@ -478,16 +472,12 @@ def test_the_schema_example_of_grids_readme_plans_as_written(tmp_path):
 
 def _study(*argv) -> None:
     """`study ...` in-process, as a user runs it; it must succeed."""
-    import study.cli
-
     assert study.cli.main([str(a) for a in argv]) == 0
 
 
 def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, monkeypatch, capsys):
     """A pooled manifest is found by its name: one built with other shares (16 + 4 where the grid says 10 + 10), or
     from a source rebuilt since, would pretrain on other images than `pool:` says, and only its results would show."""
-    from tests.image_trees import write_quadrant_tree
-
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     for name, seed in (("alpha", 0), ("beta", 1)):
         write_quadrant_tree(tmp_path / name, per_class=5, seed=seed)
@@ -619,8 +609,6 @@ def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
 
 def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
     """A small CPU grid's job-hours read '0.0' before: minutes say how long; none at all stays 0.0 hours."""
-    from study.grids.render import _amount
-
     assert _amount(0.05, "job") == "3.0 job-minutes"
     assert _amount(0.0, "GPU") == "0.0 GPU-hours" and _amount(2.74, "GPU") == "2.7 GPU-hours"
 
@@ -682,3 +670,97 @@ def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch,
     for name in ("alpha_train", "alpha_val"):
         _fake_manifest(tmp_path, name, 320, ["a", "b"])
     plan_grid(g).check()
+
+
+def test_check_refuses_a_manifest_whose_dataset_root_is_gone(tmp_path, monkeypatch, capsys, write_grid):
+    """A manifest records its root when it is made, a corrupted variant and a pool their base's and sources' roots of
+    that moment: after the dataset moved, the plan passed and every job stopped at its first image (after the jobs it
+    waited for); rebuilding the base alone left the variant and the pool on the old root, still passed by the plan
+    (same content hash)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        for split in ("train", "val"):
+            write_quadrant_tree(tmp_path / "data" / name / split, per_class=5, seed=seed * 2 + (split == "val"))
+            _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "data" / name, "--split",
+                   split, "--name", f"{name}_{split}")
+    _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
+    _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      beta: {train: beta_train, test: beta_val}
+      alpha+beta: {train: pooled_ab, pool: {alpha: 10, beta: 10}}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}
+    axes: {method: [simclr], dataset: [alpha, alpha+beta], size: [20], corruption: [none, jpeg]}
+    exclude: [{dataset: [alpha+beta], corruption: [jpeg]}]
+    stages:
+      evaluate:
+        - {protocol: linear, where: {dataset: [alpha]}, labeled_sizes: [8]}
+    """, base=False)
+    text = g.read_text().splitlines()
+    alpha, pooled = (next(i for i, t in enumerate(text, 1) if t.lstrip().startswith(k)) for k in ("alpha:", "alpha+"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+    old, new = tmp_path / "data" / "alpha", tmp_path / "moved" / "alpha"
+    new.parent.mkdir()
+    shutil.move(old, new)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "4 problem(s) found before anything runs" in err, err
+    gone = f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on this " \
+           f"machine): every job on it would stop at its first image; delete its .json and .parquet and "
+    for name in ("alpha_train", "alpha_val"):
+        assert (f"{g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new place (the "
+                "content hash stays the same when only the root moved)") in err, err
+    for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
+        for name in ("alpha_train", "alpha_val"):
+            (tmp_path / "manifests" / f"{name}.{ext}").unlink()
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", new, "--split", split, "--name",
+               f"alpha_{split}")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "2 problem(s) found before anything runs" in err, err
+    assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone}make it again, once its base is built at the "
+            f"dataset's new place:\n    study manifest corrupt alpha_train.jpeg-quality10 --base alpha_train "
+            f"--corruption jpeg:quality=10") in err, err
+    assert (f"{g}:{pooled}: manifest pooled_ab {gone}make it again, once its sources are built at the dataset's new "
+            f"place:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10") in err, err
+    for name in ("alpha_train.jpeg-quality10", "pooled_ab"):
+        for ext in ("json", "parquet"):
+            (tmp_path / "manifests" / f"{name}.{ext}").unlink()
+    _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
+    _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
+    assert run_plan_cli([str(g)], capsys)[0] == 0
+
+
+def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatch, capsys, write_grid):
+    """An image folder without split folders gives every --split the whole tree (with a note): train and val built
+    from it share every image, and each evaluation stopped on it only after its encoder's pretraining. The plan
+    names it, at the dataset's line; a labeled subset that holds none of the test images is fine."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
+               "--name", f"alpha_{split}")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [20]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [8, 12]}
+        - {protocol: knn, labeled_sizes: [4]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if t.lstrip().startswith("alpha:"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2, err
+    assert (f"{g}:{line}: 12 of the 20 test images of manifest alpha_val are among the 12 labeled images of "
+            f"alpha_train an evaluation trains on (e.g. {tmp_path / 'tree'}/") in err, err
+    assert err.count("test images of manifest") == 1, err  # once per pair of manifests, at its largest labeled size
+    assert "build the test manifest from another split" in err
+
+    for ext in ("json", "parquet"):
+        (tmp_path / "manifests" / f"alpha_val.{ext}").unlink()
+    write_quadrant_tree(tmp_path / "split" / "val", per_class=2, seed=1)
+    _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "split", "--split", "val",
+           "--name", "alpha_val", "--classes-from", "alpha_train")
+    assert run_plan_cli([str(g)], capsys)[0] == 0  # another root: other images

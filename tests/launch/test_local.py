@@ -171,7 +171,8 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
 
 def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     """`study cancel` of a grid run by `study submit --cluster local` in another shell stops that command as Ctrl-C
-    would, naming its pid; the job then reads missing (a rerun resumes it), and a second cancel finds nothing."""
+    would, naming its pid; the job then reads missing (a rerun resumes it), status names it as stopped, and a second
+    cancel finds nothing."""
     import signal
 
     proc, wd, worker, ckpt = _start_long_local_run(env, "cang")
@@ -186,6 +187,10 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     _assert_stopped_after_checkpoint(wd, worker, ckpt)
     code, out, _ = run_cli(["status", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "missing" in out
+    # counted missing, as a job never submitted, and said no more: the stopped job is named, with where it got to
+    assert ("stopped before they finished (1), counted missing: their `study submit --cluster local` ended; the next "
+            "`study submit` resumes them from their last checkpoint:\n  pretrain " + worker["job"] + ": ") in out, out
+    assert f"    log: {worker['log']}" in out, out
     code, out, _ = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "stopped" not in out and "local" not in out, out
 
@@ -309,6 +314,11 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         meta_path.write_text(json.dumps({**meta, "content_hash": "f" * 64}))  # as a rebuild of other images
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
         assert code == 2 and "computed on a manifest since rebuilt" in err and "toy_train" in err, err
+        # status said every job done and nothing of it: the user learnt it only from a submit that refused
+        code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
+        assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name: `study submit` "
+                              "refuses to go on") in out, out
+        assert "its result used manifest toy_train with content" in out, out
     finally:
         meta_path.write_text(original)
 
