@@ -4,7 +4,8 @@ Ours: `study.train.loop.train_step` (copy of collated uint8 views from pinned me
 SimCLR forward with its 2048-2048-128 head, NT-Xent, backward, LARS step) + `after_step`, on synthetic uint8 views
 (the output of the loader workers; JPEG decoding is measured by benchmarks/augment_bench.py).
 Reference: the bare torchvision ResNet-50 forward + backward on random float tensors of the same shape.
-Both with bf16 autocast and channels_last on CUDA, measured in the same run. An image is one 2-view SimCLR sample,
+Both with bf16 autocast and channels_last on CUDA, and cuDNN's autotuning off as the training loop leaves it
+(`--cudnn-benchmark` turns it on for both), measured in the same run. An image is one 2-view SimCLR sample,
 so the fair comparison is per view: the last line prints `simclr_vs_bare_per_view: <ratio>` (1.0 = no overhead).
 
     python benchmarks/gpu_throughput.py              # on a CUDA machine: batch 256, 224 px
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a short run (`make benchmarks`): 3 warm-up and 10 timed "
                    "steps on a GPU; without one, the --smoke run")
     p.add_argument("--breakdown", action="store_true", help="also time the step without augmentation, and with SGD")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="cuDNN autotuning for both (study.train never turns it on: off, as a training run has it)")
     a = p.parse_args(argv)
     if a.quick and torch.cuda.is_available():
         a.steps, a.warmup = 10, 3
@@ -120,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     elif torch.cuda.is_available():
         device = torch.device("cuda")
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = a.cudnn_benchmark
     else:
         print("no CUDA device: run with --smoke for the CPU smoke test", file=sys.stderr)
         return 2
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else "cpu"
     print(f"device: {name}  batch: {a.batch} images ({2 * a.batch} views)  size: {a.image_size}px  "
-          f"bf16: {cuda}  channels_last: {cuda}", flush=True)
+          f"bf16: {cuda}  channels_last: {cuda}  cudnn.benchmark: {cuda and a.cudnn_benchmark}", flush=True)
     ours = simclr_rate(a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke)
     bare = bare_rate(2 * a.batch, a.image_size, device, cuda, cuda, a.steps, a.warmup, a.smoke)
     if a.breakdown:

@@ -59,8 +59,8 @@ class CostModel:
     job_overhead_min: float = 5.0  # ours: start-up, loading, checkpoint writes
     probe_min: float = 1.0  # ours: the fixed part of one linear probe (or kNN pass) on cached features
     # linear probes: labeled rows x classes per second per GPU at 2048-d features (the weight-decay path and refit of
-    # study.evaluate.linear). Measured 3.2e7 on an H200 in fp32 (benchmarks/README.md: probes at six sizes, 288,000
-    # rows in all, at 10,000 classes in 90.9 s); ours: an A100's fp32 is about a third of an H200's, so 1e7
+    # study.evaluate.linear). Measured 4.0e7 on an H200 in fp32 (benchmarks/README.md: probes at six sizes, 362,401
+    # rows in all, at 10,000 classes in 90.9 s); ours: an A100's fp32 is about a third of an H200's, rounded down to 1e7
     probe_rate: float = 1e7
     default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
     finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
