@@ -61,9 +61,11 @@ class Plan:
             problems = check_devices(self)
         if manifests:
             problems += check_manifests(self)
-        if problems:
-            head = f"{self.path}: {len(problems)} problem(s) found before anything runs:" if len(problems) > 1 else ""
-            raise StudyError("\n".join(([head] if head else []) + problems))
+        if len(problems) > 1:
+            raise StudyError("\n".join([f"{self.path}: {len(problems)} problem(s) found before anything runs:",
+                                        *problems]))
+        if problems:  # one: it names the grid file as every error does (most name their line already)
+            raise StudyError(problems[0] if problems[0].startswith(f"{self.path}:") else f"{self.path}: {problems[0]}")
 
     def to_json(self) -> dict[str, Any]:
         from study.grids.render import plan_json

@@ -179,20 +179,27 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
 
 
 def _code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
-    """One line naming (the first `shown` of) the cells whose seeds ran on more than one code version or on a
-    modified ("-dirty") tree: the code version is no part of the fingerprint, so they are averaged as one recipe."""
+    """A line naming (the first `shown` of) the cells whose seeds ran on more than one code version (the code
+    version is no part of the fingerprint, so they are averaged as one recipe), and one naming those with a result
+    run on a modified ("-dirty") tree (no commit reproduces it)."""
     if agg.empty or "code_versions" not in agg:
         return []
     versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
-    mixed = agg[[len(vs) > 1 or any(v.endswith("-dirty") for v in vs) for vs in versions]]
-    if mixed.empty:
-        return []
-    keys = _cell_keys(mixed)
-    listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}" for _, row in mixed.head(shown).iterrows())
-    more = f"; and {len(mixed) - shown} more" if len(mixed) > shown else ""
-    return [f"{len(mixed)} cell(s) average seeds run by several code versions or by a modified ('-dirty') source "
-            f"tree, as one recipe (the code version is no part of the protocol fingerprint): {listed}{more}. "
-            "cells.csv gives each cell's code_versions"]
+    keys = _cell_keys(agg)
+    lines = []
+    for picked, said in (([len(vs) > 1 for vs in versions],
+                          "average seeds run by several code versions, as one recipe (the code version is no part of "
+                          "the protocol fingerprint)"),
+                         ([any(v.endswith("-dirty") for v in vs) for vs in versions],
+                          "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
+        cells = agg[picked]
+        if cells.empty:
+            continue
+        listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}"
+                           for _, row in cells.head(shown).iterrows())
+        more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
+        lines.append(f"{len(cells)} cell(s) {said}: {listed}{more}. cells.csv gives each cell's code_versions")
+    return lines
 
 
 def _valueless_lines(table: pd.DataFrame) -> list[str]:

@@ -324,10 +324,13 @@ def test_seeds_of_several_code_versions_or_a_dirty_tree_are_named_once(tmp_path)
     recs += records(eval_axes(size=250_000), {(1000, None): 0.5})  # one clean version: not named
     write_all(tmp_path / "w", recs)
     s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
-    lines = [w for w in s.warnings if "code version" in w]
-    assert len(lines) == 1 and lines[0].startswith("3 cell(s) average seeds run by several code versions")
-    assert f"0.1.0+git.bbbbbbb,{CODE_VERSION}" in lines[0] and "0.1.0+git.ccccccc-dirty" in lines[0]
-    assert "size=250000" not in lines[0]
+    lines = [w for w in s.warnings if "code_versions" in w]
+    assert len(lines) == 2 and lines[0].startswith("2 cell(s) average seeds run by several code versions"), lines
+    assert f"0.1.0+git.bbbbbbb,{CODE_VERSION}" in lines[0] and "dirty" not in lines[0]
+    # a one-seed cell of a modified tree averages nothing: named for the tree, not for several versions
+    assert lines[1].startswith("1 cell(s) hold results run on a modified ('-dirty') source tree"), lines
+    assert "0.1.0+git.ccccccc-dirty" in lines[1] and "size=1000000" in lines[1]
+    assert not any("size=250000" in line for line in lines)
     cells = pd.read_csv(tmp_path / "r" / "cells.csv").set_index(["size", "labeled_size"])
     assert cells.loc[(50_000, 1000), "code_versions"] == f"0.1.0+git.bbbbbbb,{CODE_VERSION}"
     assert cells.loc[(250_000, 1000), "code_versions"] == CODE_VERSION
