@@ -412,12 +412,13 @@ def _roots_not_here(plan: Plan, meta) -> list[str]:
     it would stop at its first image, after the jobs it waits for. A manifest records its root when it is made (a
     corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is made
     again, not only its base."""
+    from study.manifests.store import roots_not_here
+
     lines, commands = _manifest_lines(plan), plan.manifests()
     out = []
     for name, command in commands.items():
         m = meta(name)
-        roots = m.get("roots") if isinstance(m.get("roots"), dict) else {None: m.get("root")}
-        gone = sorted({str(r) for r in roots.values() if isinstance(r, str) and r and not Path(r).is_dir()})
+        gone = sorted(set(roots_not_here(m).values()))
         if not gone:
             continue  # no root recorded (a hand-made manifest): the job names what it cannot read
         line = lines.get(name)

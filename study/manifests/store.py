@@ -6,6 +6,7 @@ give the same hash under any root. The JSON is written last: a manifest without 
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -129,7 +130,8 @@ def read_meta(name: str) -> dict:
     table_path, meta_path = manifest_paths(name)
     if not meta_path.is_file() or not table_path.is_file():
         known = list_manifests()
-        hint = f" (known: {', '.join(known)})" if known else ""
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = (f" (did you mean {close[0]!r}?)" if close else "") + (f" (known: {', '.join(known)})" if known else "")
         raise StudyError(f"manifest {name!r} not found in {manifests_dir()}{hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -201,6 +203,13 @@ def short_repr(value: Any, limit: int = 60) -> str:
 def meta_intact(meta: dict) -> bool:
     """Whether the metadata still has the content hash it was written with (not edited since)."""
     return content_hash(meta) == meta.get("content_hash")
+
+
+def roots_not_here(meta: dict) -> dict[str | None, str]:
+    """Each recorded root that is not a folder on this machine (the dataset moved, or is not mounted here), by pooled
+    source (None: a manifest of one root); empty where every root is there, or none is recorded."""
+    roots = meta.get("roots") if isinstance(meta.get("roots"), dict) else {None: meta.get("root")}
+    return {src: root for src, root in roots.items() if isinstance(root, str) and root and not Path(root).is_dir()}
 
 
 def file_keys(root, paths: pa.Array | pa.ChunkedArray):

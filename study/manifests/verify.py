@@ -21,6 +21,7 @@ from study.manifests.store import (
     meta_intact,
     read_arrow,
     read_meta,
+    roots_not_here,
     rows_problem,
 )
 from study.paths import manifests_dir
@@ -82,9 +83,18 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     if twice:
         problems.append(f"an image is listed twice ({twice})")
     problems += _check_lineage(m, table)
+    problems += _roots_not_here(m.meta)
     if files:
         problems += check_files(m, table, workers)
     return problems
+
+
+def _roots_not_here(meta: dict) -> list[str]:
+    """The recorded roots (a pool's: its sources') that are not a folder here: no image under them can be read."""
+    return [f"root {root} is not a folder here (the dataset moved, or is not mounted on this machine): no image of "
+            f"{'source ' + src if src else 'this manifest'} can be read; build it again with --root at the new place "
+            "(a corrupted variant or a pool: make it again from its base or sources built there)"
+            for src, root in roots_not_here(meta).items()]
 
 
 def _listed_twice(m: Manifest, table) -> str | None:

@@ -88,6 +88,25 @@ def test_unknown_manifest(cli):
     assert code == 2 and "manifest 'nope' not found" in err
 
 
+def test_a_name_close_to_a_manifests_is_pointed_out(build, cli):
+    build("toy_train")
+    code, _, err = cli("manifest", "verify", "toy-train")
+    assert code == 2 and "manifest 'toy-train' not found" in err and "(did you mean 'toy_train'?)" in err, err
+
+
+def test_a_root_that_moved_fails_verification_without_files(build, cli, tree, pool_sources, tmp_path):
+    """Without --files, verify said OK for a manifest whose images are gone: every job on it stops at its first
+    image. The root (a pool's: each source's) is checked to be a folder here."""
+    build("toy")
+    assert cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:6")[0] == 0
+    tree.rename(tmp_path / "moved")
+    for name, said in (("toy", "this manifest"), ("ab", "source a")):
+        code, _, err = cli("manifest", "verify", name)
+        assert code == 2 and f"root {tree} is not a folder here" in err and f"no image of {said} can be read" in err
+        assert f"manifest {name} failed verification" in err, err
+    assert cli("manifest", "verify", "b")[0] == 0  # its own folder is still there
+
+
 def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
     import gzip
 
