@@ -26,8 +26,8 @@ DESCRIPTION = ("Rerun and extend Cole et al., \"When Does Contrastive Visual Rep
                "(CVPR 2022):\ndataset manifests, grids of pretraining and evaluation jobs on Slurm or this machine, "
                "and the paper's figures.")
 EPILOG = """a study, start to end:
-  study manifest build ...            freeze each dataset's nested subsets (manifests/README.md)
-  study plan grids/data_quantity.yaml list its jobs, what they need and what they cost
+  study manifest build ...             freeze each dataset's nested subsets (manifests/README.md)
+  study plan grids/data_quantity.yaml  list its jobs, what they need and what they cost
   study submit grids/data_quantity.yaml --cluster slurm   (or --cluster local: on this machine)
   study status grids/data_quantity.yaml
   study report grids/data_quantity.yaml

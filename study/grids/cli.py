@@ -24,7 +24,8 @@ def run_plan(args: argparse.Namespace) -> int:
     from study.grids.render import plan_json, plan_table
 
     plan = plan_grid(args.grid, args.profile)
-    plan.check(manifests=not args.no_check)
+    for warning in plan.check(manifests=not args.no_check):
+        print(f"study: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         json.dump(plan_json(plan), sys.stdout, indent=1)
         sys.stdout.write("\n")

@@ -2,8 +2,10 @@
 
 `Plan.check(manifests=True)` is the look-before-you-leap step `study plan` and `study submit` run: methods and
 corruptions known, every distinct pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and
-`defaults.evaluate` even with no evaluation entry), no entry's `params` key that its protocol never reads, and
-every manifest present (or the exact `study manifest ...` command that makes it) and what the grid says it is.
+`defaults.evaluate` even with no evaluation entry), no entry's `params` key that its protocol never reads, every
+manifest present (or the exact `study manifest ...` command that makes it) and what the grid says it is (from its
+metadata; for image-folder manifests also their paths: no test image among the labeled ones), and each manifest's
+recorded root a folder on this machine (a warning, or a problem where the jobs run here).
 """
 from __future__ import annotations
 
@@ -52,20 +54,29 @@ class Plan:
         """Every manifest name the jobs read -> the `study manifest ...` command that builds it."""
         return manifest_commands(self)
 
-    def check(self, manifests: bool = True) -> None:
-        """Raise one StudyError listing every problem found before anything runs (see the module docstring)."""
+    def check(self, manifests: bool = True, images_here: bool = False) -> list[str]:
+        """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
+        the warnings: each manifest whose recorded root is not a folder on this machine (the dataset moved, or only
+        the nodes that run the jobs mount it), a problem instead with `images_here` (the jobs run on this machine)."""
         problems = check_names(self)
         if not problems:  # an unknown method would fail every section too: report it once
             problems = check_sections(self)
         if not problems:
             problems = check_devices(self)
+        roots: list[str] = []
         if manifests:
-            problems += check_manifests(self)
+            missing = check_manifests(self)
+            problems += missing
+            roots = [] if missing and not all(map(_manifest_exists, self.manifests())) else roots_not_here(self)
+        if images_here:
+            problems, roots = problems + roots, []
         if len(problems) > 1:
             raise StudyError("\n".join([f"{self.path}: {len(problems)} problem(s) found before anything runs:",
                                         *problems]))
-        if problems:  # one: it names the grid file as every error does (most name their line already)
-            raise StudyError(problems[0] if problems[0].startswith(f"{self.path}:") else f"{self.path}: {problems[0]}")
+        if problems:  # one: it names its file as every error does (the grid's, unless it names the profile's)
+            named = (f"{self.path}:",) + ((f"{self.profile.path}:",) if self.profile.path else ())
+            raise StudyError(problems[0] if problems[0].startswith(named) else f"{self.path}: {problems[0]}")
+        return roots
 
     def to_json(self) -> dict[str, Any]:
         from study.grids.render import plan_json
@@ -387,7 +398,7 @@ def check_manifest_contents(plan: Plan) -> list[str]:
                                                              "; in another order") + ")"
                 + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
                    if set(b) <= set(a) else ""))
-    for msg in _roots_not_here(plan, meta) + _test_images_among_labeled(plan, meta):
+    for msg in _test_images_among_labeled(plan, meta):
         add(msg)
     return problems
 
@@ -407,18 +418,18 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
     return lines
 
 
-def _roots_not_here(plan: Plan, meta) -> list[str]:
-    """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine: every job reading
-    it would stop at its first image, after the jobs it waits for. A manifest records its root when it is made (a
-    corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is made
-    again, not only its base."""
-    from study.manifests.store import roots_not_here
+def roots_not_here(plan: Plan) -> list[str]:
+    """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine, said: a job that
+    cannot read it stops at its first image, after the jobs it waits for. A manifest records its root when it is made
+    (a corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is
+    made again, not only its base."""
+    from study.manifests import store
 
     lines, commands = _manifest_lines(plan), plan.manifests()
     out = []
     for name, command in commands.items():
-        m = meta(name)
-        gone = sorted(set(roots_not_here(m).values()))
+        m = store.load_meta(name)
+        gone = sorted(set(store.roots_not_here(m).values()))
         if not gone:
             continue  # no root recorded (a hand-made manifest): the job names what it cannot read
         line = lines.get(name)
@@ -430,8 +441,8 @@ def _roots_not_here(plan: Plan, meta) -> list[str]:
                   "delete its .json and .parquet and build it again with --root at the dataset's new place (the "
                   "content hash stays the same when only the root moved)")
         out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
-                   f"(the dataset moved, or is not mounted on this machine): every job on it would stop at its first "
-                   f"image; {remedy}")
+                   f"(the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
+                   f"first image; if it moved, {remedy}")
     return out
 
 
@@ -452,8 +463,8 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         if not train or not test:
             continue
         root = meta(train).get("root")
-        if not isinstance(root, str) or not root or root != meta(test).get("root"):
-            continue
+        if meta(train).get("dataset") != "imagefolder" or not root or root != meta(test).get("root"):
+            continue  # the other readers' splits are their own files (and their paths are read only for this)
         n_train = meta(train)["num_images"]
         sizes = sec.get("labeled_sizes") or ["all"]
         n = max(min(int(s), n_train) if is_int(s) else n_train for s in sizes)

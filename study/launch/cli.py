@@ -46,13 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cancel)
 
 
-def _plan(args: argparse.Namespace, check: bool):
+def _plan(args: argparse.Namespace):
+    """The grid's plan, unchecked (submit checks it)."""
     from study.grids import plan_grid
 
-    plan = plan_grid(args.grid, getattr(args, "profile", None))
-    if check:
-        plan.check(manifests=True)
-    return plan
+    return plan_grid(args.grid, getattr(args, "profile", None))
 
 
 def _workdir(args: argparse.Namespace):
@@ -69,10 +67,11 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus throttles each array")
-    plan = _plan(args, check=False)
+    plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
-    plan.check(manifests=True)
+    for warning in plan.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
+        print(f"study: warning: {warning}", file=sys.stderr)
     _refuse_stale_results(plan, _workdir(args))
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
@@ -101,12 +100,12 @@ def _refuse_stale_results(plan, workdir) -> None:
 def run_status(args: argparse.Namespace) -> int:
     from study.launch.status import print_status
 
-    print_status(_plan(args, check=False), _workdir(args), out=sys.stdout)
+    print_status(_plan(args), _workdir(args), out=sys.stdout)
     return 0
 
 
 def run_cancel(args: argparse.Namespace) -> int:
     from study.launch.status import cancel
 
-    cancel(_plan(args, check=False), _workdir(args), out=sys.stdout)
+    cancel(_plan(args), _workdir(args), out=sys.stdout)
     return 0

@@ -217,7 +217,7 @@ def _stopped(states: dict[str, JobState], out: TextIO) -> None:
     if not stopped:
         return
     out.write(f"\nstopped before they finished ({len(stopped)}), counted missing: their `study submit --cluster "
-              f"local` ended; the next `study submit` resumes them from their last checkpoint:\n")
+              f"local` ended; the next `study submit` resumes them (from their last checkpoint, where they wrote one):\n")
     for st in stopped[:RUNNING_SHOWN]:
         seen = progress(st.log)
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else "no progress line in its log"

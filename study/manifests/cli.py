@@ -117,9 +117,10 @@ def _build(a: argparse.Namespace) -> int:
 
 def _verify(a: argparse.Namespace) -> int:
     from study.manifests.store import load_manifest, read_meta
-    from study.manifests.verify import missing_lineage, verify_manifest
+    from study.manifests.verify import missing_lineage, missing_roots, verify_manifest
 
-    for warning in missing_lineage(read_meta(a.name)):
+    meta = read_meta(a.name)
+    for warning in missing_lineage(meta) + ([] if a.files else missing_roots(meta)):
         print(f"[manifest] warning: manifest {a.name}: {warning}", file=sys.stderr)
     problems = verify_manifest(a.name, files=a.files, workers=a.workers)
     if problems:

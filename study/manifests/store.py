@@ -6,7 +6,6 @@ give the same hash under any root. The JSON is written last: a manifest without 
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 
 from study import atomic
 from study.configfields import is_int
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
 from study.paths import manifests_dir
 
@@ -130,8 +129,7 @@ def read_meta(name: str) -> dict:
     table_path, meta_path = manifest_paths(name)
     if not meta_path.is_file() or not table_path.is_file():
         known = list_manifests()
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-        hint = (f" (did you mean {close[0]!r}?)" if close else "") + (f" (known: {', '.join(known)})" if known else "")
+        hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
         raise StudyError(f"manifest {name!r} not found in {manifests_dir()}{hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -1,5 +1,5 @@
 """`study manifest verify`: the content hash, the ranks (hence nesting), labels, lineage, and optionally every file
-(read as training reads it)."""
+(read as training reads it; a root that is not a folder here is one problem, not one per image)."""
 from __future__ import annotations
 
 import numpy as np
@@ -83,17 +83,22 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     if twice:
         problems.append(f"an image is listed twice ({twice})")
     problems += _check_lineage(m, table)
-    problems += _roots_not_here(m.meta)
     if files:
-        problems += check_files(m, table, workers)
+        gone = roots_not_here(meta)
+        problems += missing_roots(meta)  # one line per root that is not here, not one per image under it
+        if gone and None not in gone and "source" in table.column_names:  # a pool: its other sources' rows
+            table = table.filter(pc.invert(pc.is_in(table.column("source"), value_set=pa.array(list(gone)))))
+        if None not in gone:
+            problems += check_files(m, table, workers)
     return problems
 
 
-def _roots_not_here(meta: dict) -> list[str]:
-    """The recorded roots (a pool's: its sources') that are not a folder here: no image under them can be read."""
+def missing_roots(meta: dict) -> list[str]:
+    """The recorded roots (a pool's: its sources') that are not a folder here, said: no image under them can be
+    read from this machine (a problem for `verify --files`; a warning without it: the manifest itself is sound)."""
     return [f"root {root} is not a folder here (the dataset moved, or is not mounted on this machine): no image of "
-            f"{'source ' + src if src else 'this manifest'} can be read; build it again with --root at the new place "
-            "(a corrupted variant or a pool: make it again from its base or sources built there)"
+            f"{'source ' + src if src else 'this manifest'} can be read here; if it moved, build it again with --root "
+            "at the new place (a corrupted variant or a pool: make it again from its base or sources built there)"
             for src, root in roots_not_here(meta).items()]
 
 

@@ -261,6 +261,16 @@ def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_
     assert f"{p}:6: cost.method_factor: unknown method 'simclrr' (did you mean 'simclr'?)" in msg
 
 
+def test_a_lone_profile_problem_is_named_at_the_profiles_line_only(tmp_path, write_grid):
+    """One problem is prefixed with the grid file unless it names its own file: a profile's is not the grid's."""
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  method_factor:\n    simclrr: 3.0\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g, p).check(manifests=False)
+    assert str(e.value).startswith(f"{p}:4: cost.method_factor: unknown method 'simclrr'"), str(e.value)
+
+
 def test_profiles_load():
     ex = load_profile("grids/profiles/example_gpu.yaml")
     assert (ex.partition, ex.gpus_per_node, ex.max_array_size, ex.max_parallel_gpus) == ("gpu", 8, 1000, 64)
@@ -672,11 +682,12 @@ def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch,
     plan_grid(g).check()
 
 
-def test_check_refuses_a_manifest_whose_dataset_root_is_gone(tmp_path, monkeypatch, capsys, write_grid):
+def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatch, capsys, write_grid):
     """A manifest records its root when it is made, a corrupted variant and a pool their base's and sources' roots of
-    that moment: after the dataset moved, the plan passed and every job stopped at its first image (after the jobs it
-    waited for); rebuilding the base alone left the variant and the pool on the old root, still passed by the plan
-    (same content hash)."""
+    that moment: after the dataset moved, each job stops at its first image (after the jobs it waits for), and
+    rebuilding the base alone leaves the variant and the pool on the old root (same content hash). The plan names
+    each such manifest: a warning (Slurm's nodes may mount what this machine does not), a problem where the jobs run
+    on this machine (`images_here`, `study submit --cluster local`)."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     for name, seed in (("alpha", 0), ("beta", 1)):
         for split in ("train", "val"):
@@ -707,11 +718,14 @@ def test_check_refuses_a_manifest_whose_dataset_root_is_gone(tmp_path, monkeypat
     new.parent.mkdir()
     shutil.move(old, new)
     code, _, err = run_plan_cli([str(g)], capsys)
-    assert code == 2 and "4 problem(s) found before anything runs" in err, err
+    assert code == 0 and err.count("study: warning: ") == 4, err
+    with pytest.raises(StudyError, match="4 problem\\(s\\) found before anything runs"):
+        plan_grid(g).check(images_here=True)
     gone = f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on this " \
-           f"machine): every job on it would stop at its first image; delete its .json and .parquet and "
+           f"machine): a job that cannot read it stops at its first image; if it moved, delete its .json and " \
+           f".parquet and "
     for name in ("alpha_train", "alpha_val"):
-        assert (f"{g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new place (the "
+        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new place (the "
                 "content hash stays the same when only the root moved)") in err, err
     for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
         for name in ("alpha_train", "alpha_val"):
@@ -720,7 +734,7 @@ def test_check_refuses_a_manifest_whose_dataset_root_is_gone(tmp_path, monkeypat
         _study("manifest", "build", "--dataset", "imagefolder", "--root", new, "--split", split, "--name",
                f"alpha_{split}")
     code, _, err = run_plan_cli([str(g)], capsys)
-    assert code == 2 and "2 problem(s) found before anything runs" in err, err
+    assert code == 0 and err.count("study: warning: ") == 2, err
     assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone}make it again, once its base is built at the "
             f"dataset's new place:\n    study manifest corrupt alpha_train.jpeg-quality10 --base alpha_train "
             f"--corruption jpeg:quality=10") in err, err
@@ -731,13 +745,14 @@ def test_check_refuses_a_manifest_whose_dataset_root_is_gone(tmp_path, monkeypat
             (tmp_path / "manifests" / f"{name}.{ext}").unlink()
     _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
     _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
-    assert run_plan_cli([str(g)], capsys)[0] == 0
+    assert run_plan_cli([str(g)], capsys)[:3:2] == (0, "")
+    assert plan_grid(g).check(images_here=True) == []
 
 
 def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatch, capsys, write_grid):
     """An image folder without split folders gives every --split the whole tree (with a note): train and val built
     from it share every image, and each evaluation stopped on it only after its encoder's pretraining. The plan
-    names it, at the dataset's line; a labeled subset that holds none of the test images is fine."""
+    names it, at the dataset's line; a test manifest of other images (another root) is fine."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
     for split in ("train", "val"):

@@ -94,17 +94,26 @@ def test_a_name_close_to_a_manifests_is_pointed_out(build, cli):
     assert code == 2 and "manifest 'toy-train' not found" in err and "(did you mean 'toy_train'?)" in err, err
 
 
-def test_a_root_that_moved_fails_verification_without_files(build, cli, tree, pool_sources, tmp_path):
-    """Without --files, verify said OK for a manifest whose images are gone: every job on it stops at its first
-    image. The root (a pool's: each source's) is checked to be a folder here."""
+def test_a_root_that_is_not_here_is_a_warning_and_with_files_one_problem(build, cli, tree, pool_sources, tmp_path):
+    """verify said OK for a manifest whose images are gone. The manifest itself is sound (a cluster may mount the
+    data on its compute nodes only), so without --files that is a warning naming the root; with --files it is one
+    problem per root (not one per image), and a pool's other sources are still read."""
     build("toy")
     assert cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:6")[0] == 0
     tree.rename(tmp_path / "moved")
     for name, said in (("toy", "this manifest"), ("ab", "source a")):
-        code, _, err = cli("manifest", "verify", name)
-        assert code == 2 and f"root {tree} is not a folder here" in err and f"no image of {said} can be read" in err
-        assert f"manifest {name} failed verification" in err, err
-    assert cli("manifest", "verify", "b")[0] == 0  # its own folder is still there
+        code, out, err = cli("manifest", "verify", name)
+        assert code == 0 and "OK" in out and f"warning: manifest {name}: root {tree} is not a folder here" in err
+        assert f"no image of {said} can be read here" in err, err
+        code, _, err = cli("manifest", "verify", name, "--files")
+        assert code == 2 and f"manifest {name} failed verification" in err and err.count("is not a folder here") == 1
+        assert str(tree) not in err.replace(f"root {tree} is", ""), err  # no line per image under that root
+    for image in (tmp_path / "other").rglob("*.png"):  # source b's images gone, its folder still there
+        image.unlink()
+    code, _, err = cli("manifest", "verify", "ab", "--files")
+    lines = err.split("\n  ")[1:]
+    assert code == 2 and len(lines) == 7 and "is not a folder here" in lines[0], err  # a's root; b's 6 pooled rows
+    assert all(str(tmp_path / "other") in line for line in lines[1:]), err
 
 
 def test_idx_and_npy_manifests_verify_files(cli, tmp_path):

@@ -62,3 +62,16 @@ def test_reference_and_ours_give_the_same_views(bench, size):
         planes = x.reshape(-1, 3, size * size)
         low, high = planes.amin((0, 2)).numpy(), planes.amax((0, 2)).numpy()
         assert bool((low >= lo - 1e-5).all() and (high <= hi + 1e-5).all())
+
+
+def test_reference_and_ours_normalise_alike(bench):
+    """A black image comes out of both pipelines as (0 - mean) / std in every pixel (each photometric step keeps
+    black black): the range check above also holds for views left in [0, 1]."""
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 80)).save(buf, "JPEG")
+    tf, aug = bench.reference(64), build_augment({"preset": "simclr", "image_size": 64})
+    samples = [aug.sample(Image.open(io.BytesIO(buf.getvalue())), np.random.default_rng([0, k])) for k in range(2)]
+    ours = aug.batch([torch.stack([s[v] for s in samples]) for v in range(aug.num_views)], torch.Generator())
+    want = torch.tensor([(0 - m) / s for m, s in zip(bench.MEAN, bench.STD)]).view(3, 1, 1)
+    for x in [tf(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")), *(v for b in ours for v in b)]:
+        assert torch.allclose(x, want.expand_as(x), atol=0.05)

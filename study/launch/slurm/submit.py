@@ -13,7 +13,7 @@ tasks' calls) to its `queued` lines, SIGINT, SIGHUP and SIGTERM are held (delive
 dropped SSH session during sbatch no longer leaves an array queued whose tasks' call files were never named.
 Should the command die there all the same (SIGKILL), the next command finds the array by name (`recover`) and
 writes the missing call files. An sbatch that waits on a busy or unreachable controller (it retries for minutes) is
-explained after SBATCH_PATIENCE_S, with how to stop the command at once.
+explained after SBATCH_PATIENCE_S, with the sbatch pid to kill to stop at once.
 """
 from __future__ import annotations
 
@@ -256,18 +256,37 @@ def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dic
 
 @contextmanager
 def _said_if_slow(err: TextIO, name: str) -> Iterator[None]:
-    """Once the block (sbatch, stop signals held) has run SBATCH_PATIENCE_S: say on `err` what it waits on and how
-    to stop the command now."""
-    timer = threading.Timer(SBATCH_PATIENCE_S, lambda: print(
-        f"[study] sbatch has not answered for {SBATCH_PATIENCE_S:g} s ({name}; the Slurm controller may be busy or "
-        f"unreachable). Ctrl-C waits until it answers, so that no array is queued unrecorded; to stop now: kill -KILL "
-        f"{os.getpid()} (the next study command finds an array Slurm queued meanwhile)", file=err, flush=True))
+    """Once the block (queueing array `name`, stop signals held) has run SBATCH_PATIENCE_S: say on `err` what it
+    waits on and how to stop it now."""
+    timer = threading.Timer(SBATCH_PATIENCE_S, _say_slow, (err, name))
     timer.daemon = True
     timer.start()
     try:
         yield
     finally:
         timer.cancel()
+
+
+def _say_slow(err: TextIO, name: str) -> None:
+    pids = _child_pids()
+    how = (f"kill -KILL {' '.join(map(str, pids))} (sbatch: this command then asks Slurm whether the array was "
+           f"queued all the same and records what it finds; a Ctrl-C pressed meanwhile then stops it)" if pids else
+           f"kill -KILL -- -{os.getpgrp()} (this command and its sbatch; the next study command finds an array Slurm "
+           f"queued meanwhile)")
+    print(f"[study] queueing {name} has taken {SBATCH_PATIENCE_S:g} s so far (sbatch waits on a busy or unreachable "
+          f"Slurm controller, or the job folder's filesystem is slow). Ctrl-C waits until it is done, so that no array "
+          f"is queued unrecorded; to stop now: {how}", file=err, flush=True)
+
+
+def _child_pids() -> list[int]:
+    """This process's child processes (sbatch, while it runs), as /proc lists them; none where it does not."""
+    pids: set[int] = set()
+    for listing in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        try:
+            pids.update(int(p) for p in listing.read_text().split())
+        except (OSError, ValueError):
+            pass
+    return sorted(pids)
 
 
 def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
