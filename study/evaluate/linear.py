@@ -177,11 +177,12 @@ def _scaled(x: torch.Tensor, cfg: LinearConfig, in_place: bool = False) -> tuple
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
-                seed: int) -> tuple[Probe, dict]:
+                seed: int, strata: torch.Tensor | None = None) -> tuple[Probe, dict]:
     """Choose the weight decay on a held-out part of (x, y), refit on all of it; x are raw features (each fit
     standardizes with its own training rows' statistics when cfg.standardize). Returns (probe of raw features, info)
     with info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice",
-    "seconds"}."""
+    "seconds"}. `strata` (default `y`): the labels the held-out rows are stratified and drawn by, the same classes
+    as `y` under other numbers (a granularity level's values numbered as the classes they hold: the same draw)."""
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
     info: dict = {"validation_top1": {}, "held_out": 0}
@@ -189,7 +190,7 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
     if len(grid) == 1:
         wd, info["choice"] = grid[0], "single value"
     else:
-        tr, va = stratified_split(y, cfg.val_fraction, seed)
+        tr, va = stratified_split(y if strata is None else strata, cfg.val_fraction, seed)
         info["held_out"] = int(len(va))
         if len(va) == 0:
             wd = grid[len(grid) // 2]

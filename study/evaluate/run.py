@@ -270,6 +270,15 @@ def _level_maps(levels: list[str], train_m, test_m) -> dict[str, tuple[torch.Ten
                                          "evaluate.levels") for level in levels}
 
 
+def _first_class(mapping: torch.Tensor) -> torch.Tensor:
+    """class -> the smallest class of its value at the level of `mapping` (class -> value index, -1 for none): a
+    level's values numbered in their classes' order, not by name, so that a per-level probe's held-out rows are
+    drawn as the finest classifier's are (the finest level, a renumbering of the classes, holds out the same rows)."""
+    first = torch.full((int(mapping.max()) + 2,), len(mapping), dtype=torch.long)
+    first.scatter_reduce_(0, mapping + 1, torch.arange(len(mapping)), "amin")
+    return first[mapping + 1]
+
+
 def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> list[dict]:
     rows, info["levels"] = [], {}
     if not cfg.per_level:  # the paper's protocol: one classifier at the finest level, mapped up
@@ -278,7 +287,8 @@ def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> lis
         logits = probe(xt).cpu()
     for level, (mapping, values) in level_maps.items():
         if cfg.per_level:
-            probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
+            probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed,
+                                              strata=_first_class(mapping).to(y.device)[y])
             info["levels"][level] = pinfo
             rows += _scores_rows(probe(xt).cpu(), mapping[y_test], n, level)
         else:

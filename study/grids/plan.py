@@ -76,6 +76,9 @@ class Plan:
         if problems:  # one: it names its file as every error does (the grid's, unless it names the profile's)
             named = (f"{self.path}:",) + ((f"{self.profile.path}:",) if self.profile.path else ())
             raise StudyError(problems[0] if problems[0].startswith(named) else f"{self.path}: {problems[0]}")
+        if manifests and self.estimate:  # the manifests are there: the estimate says where its hints are not theirs
+            notes = self.estimate.setdefault("notes", [])
+            notes += [n for n in cost_hint_notes(self) if n not in notes]
         return roots
 
     def to_json(self) -> dict[str, Any]:
@@ -401,6 +404,27 @@ def check_manifest_contents(plan: Plan) -> list[str]:
     for msg in _test_images_among_labeled(plan, meta):
         add(msg)
     return problems
+
+
+def cost_hint_notes(plan: Plan) -> list[str]:
+    """A note for each dataset's `train_images`, `test_images` or `classes` that its manifest contradicts: they feed
+    only the estimate (a paper grid copied to a small dataset would keep iNat21's millions), so they are not
+    problems, but the estimate counts the grid's number, not the manifest's."""
+    from study.manifests.store import load_meta
+
+    notes = []
+    for key, ds in plan.grid.datasets.items():
+        for hint, name, what, count in (
+                (ds.train_images, ds.train, "train_images", lambda m: (m["num_images"], "images")),
+                (ds.test_images, ds.test, "test_images", lambda m: (m["num_images"], "images")),
+                (ds.classes, ds.train, "classes", lambda m: (len(m["class_names"]), "classes"))):
+            if hint is None or not name or not _manifest_exists(name):
+                continue
+            have, unit = count(load_meta(name))
+            if have != hint:
+                notes.append(f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the "
+                             "estimate counts the grid's number")
+    return notes
 
 
 def _manifest_lines(plan: Plan) -> dict[str, int]:

@@ -666,6 +666,32 @@ def test_a_levels_top5_is_scored_only_with_more_than_5_values():
     assert sorted((r["metric"], r["level"]) for r in rows) == [("top1", "five"), ("top1", "six"), ("top5", "six")]
 
 
+def test_per_level_finest_classifier_is_the_papers_classifier():
+    """A level's values are numbered by their path names (iNat21: "Animalia/.../Pica pica"), not by class label, so at
+    the finest level per_level trains on renumbered classes. It holds out the same rows the paper's classifier does
+    (the held-out draw follows the classes' own order), so its finest level scores as the paper's protocol does."""
+    g = torch.Generator().manual_seed(0)
+    y, y_test = torch.arange(12).repeat(6), torch.arange(12).repeat(3)
+    centres = torch.randn(12, 8, generator=g) * 1.5
+    x, xt = centres[y] + torch.randn(72, 8, generator=g), centres[y_test] + torch.randn(36, 8, generator=g)
+    table = pd.DataFrame({"label": range(12), "group": [f"g{c % 3}" for c in range(12)],
+                          "species": [f"s{(7 * c) % 12:02d}" for c in range(12)]})  # name order != label order
+    level_maps = {lv: granularity.level_map([table], granularity.level_path(["group", "species"], lv), 12, "t")
+                  for lv in ("group", "species")}
+    mapped_info, per_info = {}, {}
+    lin = {"weight_decays": [1e-4, 1e-2, 1.0]}
+    mapped = run_mod._granularity(config(protocol="granularity", linear=lin), x, y, xt, y_test, 72, level_maps, 12,
+                                  mapped_info)
+    per = run_mod._granularity(config(protocol="granularity", linear=lin, per_level=True), x, y, xt, y_test, 72,
+                               level_maps, 12, per_info)
+    species = per_info["levels"]["species"]
+    assert species["held_out"] == mapped_info["held_out"] == 12
+    assert species["validation_loss"] == pytest.approx(mapped_info["validation_loss"], rel=1e-4)
+    assert species["weight_decay"] == mapped_info["weight_decay"]
+    top1 = {(r["level"], r["metric"]): r["value"] for r in mapped}
+    assert {(r["level"], r["metric"]): r["value"] for r in per}[("species", "top1")] == top1[("species", "top1")]
+
+
 def test_a_corrupted_variant_is_not_served_the_clean_manifests_cached_features(manifests, encoder_file, tmp_path):
     """A corruption variant lists the same files under the same root as its base (only its content hash differs):
     its features are extracted through the corruption, not read back from the clean manifest's cache file."""

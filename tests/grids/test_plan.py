@@ -153,6 +153,38 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
     assert err.count("batch_size 4096 is larger") == 1  # not at 10k, and `random` trains nothing
 
 
+def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypatch, capsys, write_grid):
+    """A paper grid copied to a small dataset keeps iNat21's image and class counts, which feed only the estimate:
+    hours per job for jobs of seconds, said nowhere. Once the manifests are read, each hint that is not theirs is
+    noted under the estimate (the plan still passes: the hints are the estimate's, not the jobs')."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y", "z"])
+    _fake_manifest(tmp_path, "alpha_val", 40, ["x", "y", "z"])
+    body = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val, train_images: {}, test_images: {}, classes: {}}}
+    defaults:
+      pretrain: {{backbone: resnet18, steps: 2, batch_size: 16, optim: {{warmup_epochs: 0}}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [400]}}
+    stages:
+      pretrain: {{}}
+      evaluate:
+        - {{protocol: linear, labeled_sizes: [40]}}
+    """
+    g = write_grid(body.format(2686843, 100000, 10000), base=False)
+    code, out, _ = run_plan_cli([str(g)], capsys)
+    assert code == 0
+    assert "note: datasets.alpha.train_images is 2686843, but manifest alpha_train has 400 images" in out
+    assert "note: datasets.alpha.test_images is 100000, but manifest alpha_val has 40 images" in out
+    assert "note: datasets.alpha.classes is 10000, but manifest alpha_train has 3 classes" in out
+    g = write_grid(body.format(400, 40, 3), name="ok.yaml", base=False)
+    code, out, _ = run_plan_cli([str(g)], capsys)
+    assert code == 0 and "but manifest" not in out
+    code, out, _ = run_plan_cli([str(g), "--format", "json"], capsys)
+    assert code == 0 and not any("but manifest" in n for n in json.loads(out)["estimate"]["notes"])
+
+
 def test_cost_model_arithmetic(write_grid):
     g = write_grid("""
     name: t
@@ -725,8 +757,8 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
            f"machine): a job that cannot read it stops at its first image; if it moved, delete its .json and " \
            f".parquet and "
     for name in ("alpha_train", "alpha_val"):
-        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new place (the "
-                "content hash stays the same when only the root moved)") in err, err
+        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new "
+                "place (the content hash stays the same when only the root moved)") in err, err
     for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
         for name in ("alpha_train", "alpha_val"):
             (tmp_path / "manifests" / f"{name}.{ext}").unlink()
