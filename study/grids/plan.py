@@ -56,8 +56,9 @@ class Plan:
 
     def check(self, manifests: bool = True, images_here: bool = False) -> list[str]:
         """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
-        the warnings: each manifest whose recorded root is not a folder on this machine (the dataset moved, or only
-        the nodes that run the jobs mount it), a problem instead with `images_here` (the jobs run on this machine)."""
+        the warnings: evaluations scored at another image size than their encoders were pretrained at, and each
+        manifest whose recorded root is not a folder on this machine (the dataset moved, or only the nodes that run
+        the jobs mount it), a problem instead with `images_here` (the jobs run on this machine)."""
         problems = check_names(self)
         if not problems:  # an unknown method would fail every section too: report it once
             problems = check_sections(self)
@@ -79,7 +80,7 @@ class Plan:
         if manifests and self.estimate:  # the manifests are there: the estimate says where its hints are not theirs
             notes = self.estimate.setdefault("notes", [])
             notes += [n for n in cost_hint_notes(self) if n not in notes]
-        return roots
+        return image_size_warnings(self) + roots
 
     def to_json(self) -> dict[str, Any]:
         from study.grids.render import plan_json
@@ -281,6 +282,28 @@ def check_devices(plan: Plan) -> list[str]:
             if msg not in problems:
                 problems.append(msg)
     return problems
+
+
+def _crop_size(section: dict) -> int:
+    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else 224."""
+    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
+    return augment.get("image_size", section.get("image_size", 224))
+
+
+def image_size_warnings(plan: Plan) -> list[str]:
+    """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
+    crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
+    every image, at many times the cost, and scores other features). A warning: it may be meant."""
+    seen: dict[tuple[str, int, int], list[Job]] = {}
+    for job in plan.by_stage("evaluate"):
+        size = _crop_size(job.config["evaluate"])
+        for dep in job.depends_on:
+            trained = _crop_size(plan.job(dep).config.get("pretrain", {}))
+            if trained != size:
+                seen.setdefault((_at(plan, job, "image_size"), size, trained), []).append(job)
+    return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "
+            f"(e.g. {_describe(jobs[0])}): set the evaluation's image_size (defaults.evaluate, or the entry's params) "
+            f"to {trained} unless that is meant" for (where, size, trained), jobs in seen.items()]
 
 
 def _manifest_exists(name: str) -> bool:

@@ -185,6 +185,26 @@ def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypat
     assert code == 0 and not any("but manifest" in n for n in json.loads(out)["estimate"]["notes"])
 
 
+def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(write_grid, capsys):
+    """An evaluation's image_size defaults to 224 whatever the pretraining's: a small-image grid that leaves it
+    upsamples every image (many times the cost) and scores other features. The plan says so, once per entry, at the
+    line to change; an entry at the pretraining's size (or augment.image_size) is not named."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta], size: [1k]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100]}
+        - {protocol: knn, labeled_sizes: [100], params: {image_size: 32}}
+        - {protocol: knn, labeled_sizes: [50], params: {augment: {image_size: 32}}}
+    """, pretrain={"image_size": 32})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "protocol: linear" in t)
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and err.count("study: warning: ") == 1, err
+    assert (f"study: warning: {g}:{line}: 2 evaluation job(s) score at image_size 224 encoders pretrained at 32 px "
+            "(e.g. job ") in err, err
+    assert "image_size (defaults.evaluate, or the entry's params) to 32 unless that is meant" in err
+
+
 def test_cost_model_arithmetic(write_grid):
     g = write_grid("""
     name: t
