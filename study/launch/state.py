@@ -62,18 +62,29 @@ def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
     return result_path(workdir, job_id).exists()
 
 
+def _result(path: Path) -> dict:
+    """The result record at `path` (read_result), read once per version of the file in this process: status and
+    submit ask of each result whether it reads and what it was computed on."""
+    st = path.stat()
+    return _result_version(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _result_version(path: str, mtime_ns: int, size: int) -> dict:
+    from study.results.record import read_result
+
+    return read_result(Path(path))
+
+
 def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     """Why the job's result file cannot be read (corrupt, foreign, another schema), or None when it reads or is
     absent. Such a job is failed, not done: `study submit --retry-failed` reruns it, replacing the file."""
-    from study.errors import StudyError
-    from study.results.record import read_result
-
     path = result_path(workdir, job_id)
     if not path.exists():
         return None
     try:
-        read_result(path)
-    except StudyError as e:
+        _result(path)
+    except (StudyError, OSError) as e:
         return str(e)
     return None
 
@@ -91,7 +102,6 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
     """One line per job whose result was computed on a manifest that has since been rebuilt under the same name
     (another content hash): that result would otherwise count as done."""
     from study.manifests.store import load_meta
-    from study.results.record import read_result
 
     @functools.cache
     def current(name: str) -> str | None:
@@ -105,8 +115,8 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
         if not has_result(workdir, job.id):
             continue
         try:
-            protocol = read_result(result_path(workdir, job.id))["protocol"]
-        except StudyError:
+            protocol = _result(result_path(workdir, job.id))["protocol"]
+        except (StudyError, OSError):
             continue  # an unreadable result is the report's to name
         for name_key, hash_key in MANIFEST_KEYS:
             name, recorded = protocol.get(name_key), protocol.get(hash_key)

@@ -111,6 +111,10 @@ def test_a_result_file_that_cannot_be_read_is_a_failed_job_not_a_done_one(tmp_pa
     assert f"{path}: unreadable result file" in states["p2"].detail and "--retry-failed" in states["p2"].detail
     assert select(jobs, states, retry_failed=False).to_run == []
     assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p2"]
+    _write_result(tmp_path, "p2")  # rerun: the same process (a local submit's loop) reads the new file, not a memo
+    assert classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())["p2"].state == "done"
+    path.write_text(path.read_text()[:40])  # and a damaged one again, though it read before
+    assert classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())["p2"].state == "failed"
 
 
 def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
