@@ -475,7 +475,10 @@ def roots_not_here(plan: Plan) -> list[str]:
     lines, commands = _manifest_lines(plan), plan.manifests()
     out = []
     for name, command in commands.items():
-        m = store.load_meta(name)
+        try:
+            m = store.load_meta(name)
+        except StudyError:
+            continue  # unreadable metadata: the manifest check names it
         gone = sorted(set(store.roots_not_here(m).values()))
         if not gone:
             continue  # no root recorded (a hand-made manifest): the job names what it cannot read
