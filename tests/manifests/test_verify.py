@@ -88,7 +88,7 @@ def test_unknown_manifest(cli):
     assert code == 2 and "manifest 'nope' not found" in err
 
 
-def test_a_name_close_to_a_manifests_is_pointed_out(build, cli):
+def test_a_name_close_to_a_manifests_name_is_pointed_out(build, cli):
     build("toy_train")
     code, _, err = cli("manifest", "verify", "toy-train")
     assert code == 2 and "manifest 'toy-train' not found" in err and "(did you mean 'toy_train'?)" in err, err

@@ -316,7 +316,7 @@ def test_a_result_without_metrics_is_a_job_result(tmp_path):
     assert pre.id not in set(pd.read_csv(tmp_path / "r" / "missing.csv")["job_id"])
 
 
-def test_seeds_of_several_code_versions_or_a_dirty_tree_are_named_once(tmp_path):
+def test_cells_of_several_code_versions_or_of_a_dirty_tree_are_named(tmp_path):
     recs = records(eval_axes(size=50_000), {(1000, None): 0.5, (10000, None): 0.6})
     recs[1]["code_version"] = "0.1.0+git.bbbbbbb"
     recs += records(eval_axes(size=1_000_000), {(1000, None): 0.5}, seeds=(0,))
