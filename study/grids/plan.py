@@ -65,10 +65,11 @@ class Plan:
         if not problems:
             problems = check_devices(self)
         roots: list[str] = []
+        meta = _metadata_once() if manifests else None
         if manifests:
-            missing = check_manifests(self)
-            problems += missing
-            roots = [] if missing and not all(map(_manifest_exists, self.manifests())) else roots_not_here(self)
+            missing = missing_manifests(self)
+            problems += missing or check_manifest_contents(self, meta)
+            roots = [] if missing else roots_not_here(self, meta)
         if images_here:
             problems, roots = problems + roots, []
         if len(problems) > 1:
@@ -79,7 +80,7 @@ class Plan:
             raise StudyError(problems[0] if problems[0].startswith(named) else f"{self.path}: {problems[0]}")
         if manifests and self.estimate:  # the manifests are there: the estimate says where its hints are not theirs
             notes = self.estimate.setdefault("notes", [])
-            notes += [n for n in cost_hint_notes(self) if n not in notes]
+            notes += [n for n in cost_hint_notes(self, meta) if n not in notes]
         return image_size_warnings(self) + roots
 
     def to_json(self) -> dict[str, Any]:
@@ -284,21 +285,25 @@ def check_devices(plan: Plan) -> list[str]:
     return problems
 
 
-def _crop_size(section: dict) -> int:
-    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else 224."""
+def _crop_size(section: dict, default: int) -> int:
+    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
+    config's default (as PretrainConfig and EvalConfig resolve it)."""
     augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
-    return augment.get("image_size", section.get("image_size", 224))
+    return augment.get("image_size", section.get("image_size", default))
 
 
 def image_size_warnings(plan: Plan) -> list[str]:
     """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
     crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
     every image, at many times the cost, and scores other features). A warning: it may be meant."""
+    from study.evaluate import EvalConfig
+    from study.train import PretrainConfig
+
     seen: dict[tuple[str, int, int], list[Job]] = {}
     for job in plan.by_stage("evaluate"):
-        size = _crop_size(job.config["evaluate"])
+        size = _crop_size(job.config["evaluate"], EvalConfig.image_size)
         for dep in job.depends_on:
-            trained = _crop_size(plan.job(dep).config.get("pretrain", {}))
+            trained = _crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
             if trained != size:
                 seen.setdefault((_at(plan, job, "image_size"), size, trained), []).append(job)
     return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "
@@ -318,9 +323,15 @@ def _count_text(n: int) -> str:
     return str(n) if short == str(n) else f"{n} ({short})"
 
 
-def check_manifests(plan: Plan) -> list[str]:
-    """Every manifest exists; then, from their metadata, what would otherwise fail only in a job (after its
-    dependencies ran): a size or labeled size beyond a manifest's images, train and test manifests of other classes."""
+def _metadata_once():
+    """study.manifests.store.load_meta, each manifest's metadata read once (for one check)."""
+    from study.manifests.store import load_meta
+
+    return functools.cache(load_meta)
+
+
+def missing_manifests(plan: Plan) -> list[str]:
+    """Each manifest the jobs read that does not exist, with the command that makes it."""
     from study.manifests import list_manifests
     from study.paths import manifests_dir
 
@@ -338,13 +349,15 @@ def check_manifests(plan: Plan) -> list[str]:
         problems[-1] += (f"\n{roots}a manifest's sizes are part of its content hash, so a train manifest is built "
                          "once with every size any grid will ask of it (for the paper's datasets the commands list "
                          "the paper's sizes too); `study plan --no-check` shows the plan without the manifests")
-    return problems or check_manifest_contents(plan)
+    return problems
 
 
-def check_manifest_contents(plan: Plan) -> list[str]:
-    from study.manifests.store import load_meta, table_columns
+def check_manifest_contents(plan: Plan, meta) -> list[str]:
+    """With every manifest present, what would otherwise fail only in a job, after its dependencies ran (`meta`:
+    name -> metadata): a size or labeled size beyond a manifest's images, train and test manifests of other classes,
+    levels, pools and corrupted variants other than the grid's, test images among the labeled ones."""
+    from study.manifests.store import table_columns
 
-    meta = functools.cache(load_meta)  # each manifest's metadata read once
     columns_of = functools.cache(table_columns)  # what a granularity job may name: any column of the table
 
     problems: list[str] = []
@@ -429,12 +442,10 @@ def check_manifest_contents(plan: Plan) -> list[str]:
     return problems
 
 
-def cost_hint_notes(plan: Plan) -> list[str]:
+def cost_hint_notes(plan: Plan, meta) -> list[str]:
     """A note for each dataset's `train_images`, `test_images` or `classes` that its manifest contradicts: they feed
     only the estimate (a paper grid copied to a small dataset would keep iNat21's millions), so they are not
     problems, but the estimate counts the grid's number, not the manifest's."""
-    from study.manifests.store import load_meta
-
     notes = []
     for key, ds in plan.grid.datasets.items():
         for hint, name, what, count in (
@@ -443,7 +454,7 @@ def cost_hint_notes(plan: Plan) -> list[str]:
                 (ds.classes, ds.train, "classes", lambda m: (len(m["class_names"]), "classes"))):
             if hint is None or not name or not _manifest_exists(name):
                 continue
-            have, unit = count(load_meta(name))
+            have, unit = count(meta(name))
             if have != hint:
                 notes.append(f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the "
                              "estimate counts the grid's number")
@@ -465,7 +476,7 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
     return lines
 
 
-def roots_not_here(plan: Plan) -> list[str]:
+def roots_not_here(plan: Plan, meta) -> list[str]:
     """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine, said: a job that
     cannot read it stops at its first image, after the jobs it waits for. A manifest records its root when it is made
     (a corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is
@@ -476,7 +487,7 @@ def roots_not_here(plan: Plan) -> list[str]:
     out = []
     for name, command in commands.items():
         try:
-            m = store.load_meta(name)
+            m = meta(name)
         except StudyError:
             continue  # unreadable metadata: the manifest check names it
         gone = sorted(set(store.roots_not_here(m).values()))
