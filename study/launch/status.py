@@ -194,36 +194,33 @@ RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
 
 
 def _running(states: dict[str, JobState], out: TextIO) -> None:
-    """Where each running job is: its log's latest progress line, how long ago the log was written (a job silent
-    for hours may hang) and the log's path; the first RUNNING_SHOWN of them."""
+    """Where each running job is (see `_where_they_got`)."""
     running = [st for st in states.values() if st.state == "running"]
-    if not running:
-        return
-    out.write(f"\nrunning ({len(running)}):\n")
-    for st in running[:RUNNING_SHOWN]:
-        where = f" (slurm {st.slurm_id})" if st.slurm_id else ""
-        seen = progress(st.log)
-        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else ("no progress line in its log yet" if st.log
-                                                              else "log not known")
-        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
-    if len(running) > RUNNING_SHOWN:
-        out.write(f"  ... and {len(running) - RUNNING_SHOWN} more\n")
+    _where_they_got(running, f"running ({len(running)})", "no progress line in its log yet", out)
 
 
 def _stopped(states: dict[str, JobState], out: TextIO) -> None:
     """The jobs counted missing that had started here: their `study submit --cluster local` ended (Ctrl-C, `study
-    cancel`, a kill) before they finished; where each had got to, from its log (the next submit resumes there)."""
+    cancel`, a kill) before they finished; where each had got to (the next submit resumes there)."""
     stopped = [st for st in states.values() if st.state == "missing" and st.log and not st.slurm_id]
-    if not stopped:
+    _where_they_got(stopped, f"stopped before they finished ({len(stopped)}), counted missing: their `study submit "
+                    f"--cluster local` ended; the next `study submit` resumes them (from their last checkpoint, where "
+                    f"they wrote one)", "no progress line in its log", out)
+
+
+def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO) -> None:
+    """Under `header`, the first RUNNING_SHOWN of `jobs`: each log's latest progress line (`silent` where it has
+    none), how long ago the log was written (a job silent for hours may hang) and the log's path."""
+    if not jobs:
         return
-    out.write(f"\nstopped before they finished ({len(stopped)}), counted missing: their `study submit --cluster "
-              f"local` ended; the next `study submit` resumes them (from their last checkpoint, where they wrote one):\n")
-    for st in stopped[:RUNNING_SHOWN]:
+    out.write(f"\n{header}:\n")
+    for st in jobs[:RUNNING_SHOWN]:
+        where = f" (slurm {st.slurm_id})" if st.slurm_id else ""
         seen = progress(st.log)
-        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else "no progress line in its log"
-        out.write(f"  {st.stage} {st.job_id}: {said}\n    log: {st.log}\n")
-    if len(stopped) > RUNNING_SHOWN:
-        out.write(f"  ... and {len(stopped) - RUNNING_SHOWN} more\n")
+        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
+        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
+    if len(jobs) > RUNNING_SHOWN:
+        out.write(f"  ... and {len(jobs) - RUNNING_SHOWN} more\n")
 
 
 def _ago(seconds: float) -> str:
