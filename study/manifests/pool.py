@@ -3,7 +3,8 @@
 Source i contributes its first n_i images (its `subset(n_i)`); a row of source rank r sits at the fraction
 (r + 0.5) / n_i of its source, and the pool ranks rows by that fraction (ties by source order). So every prefix of
 the pool holds each source in proportion, and the pool is nested like its sources. Labels are the union of the
-sources' classes, `<source>/<class>`; paths stay relative to each source's root (`source` column, `meta["roots"]`).
+sources' classes, `<source>/<class>` (one slash: Places365's `/a/airfield` gives `places365/a/airfield`); paths
+stay relative to each source's root (`source` column, `meta["roots"]`).
 Sources of several kinds (GLC20's `.npy` patches with image datasets) give `kind: "mixed"`; they, or sources of one
 kind read with other channels, record each source's kind and channels in `meta["kinds"]` / `meta["source_channels"]`.
 A pool of one kind and one set of channels keeps them as a plain manifest does.
@@ -73,7 +74,7 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         extra = [c for c in t.column_names if c not in BASE_COLUMNS]
         common = extra if common is None else [c for c in common if c in extra]
         parts.append((m, t))
-        class_names += [f"{m.name}/{c}" for c in m.class_names]
+        class_names += [f"{m.name}/{c.lstrip('/')}" for c in m.class_names]
     _refuse_shared_files(parts)
     counts = [n for _, n in sources]
     # labeled order inside the pool: each source's labeled order restricted to its prefix, interleaved the same way
@@ -89,7 +90,8 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
     for m, t in parts:
         columns["path"].append(t.column("path"))
         columns["label"].append(pc.add(t.column("label"), offset))
-        columns["class_name"].append(pc.binary_join_element_wise(m.name, t.column("class_name"), "/"))
+        own = pc.utf8_ltrim(t.column("class_name"), characters="/")  # Places365's "/a/airfield": one slash
+        columns["class_name"].append(pc.binary_join_element_wise(m.name, own, "/"))
         columns["source"].append(pa.array([m.name] * t.num_rows, type=pa.string()))
         for c in common:
             columns[c].append(t.column(c))

@@ -393,3 +393,23 @@ def test_a_corrupted_variant_is_not_corrupted_again_even_by_the_same_corruption(
     code, _, err = cli("manifest", "corrupt", "twice", "--base", "toy_j", "--corruption", "jpeg:quality=10")
     assert code == 2 and "toy_j is already corrupted (jpeg:quality=10); corrupt its clean base instead" in err
     assert not (manifests / "twice.json").exists()
+
+
+def test_a_pooled_places365_class_name_has_one_slash_after_its_source(build, cli, tmp_path):
+    """Places365's class names begin with a slash (`/a/airfield`); the pool's `<source>/<class>` keeps one."""
+    places = tmp_path / "places"
+    (places / "data_256" / "a" / "airfield").mkdir(parents=True)
+    (places / "categories_places365.txt").write_text("/a/airfield 0\n")
+    lines = []
+    for k in range(3):
+        Image.new("RGB", (8, 8), (k, k, k)).save(places / "data_256" / "a" / "airfield" / f"{k}.jpg")
+        lines.append(f"/a/airfield/{k}.jpg 0\n")
+    (places / "places365_train_standard.txt").write_text("".join(lines))
+    assert cli("manifest", "build", "--dataset", "places365", "--root", places, "--split", "train",
+               "--name", "places")[0] == 0
+    build("a", "--seed", "0")
+    code, _, err = cli("manifest", "pool", "pa", "--from", "places:3", "--from", "a:6")
+    assert code == 0, err
+    m = load_manifest("pa")
+    assert m.class_names[0] == "places/a/airfield" and m.class_names[1:] == [f"a/{c}" for c in sorted(CLASSES)]
+    assert set(m.all()["class_name"]) == set(m.class_names)
