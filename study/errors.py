@@ -12,7 +12,8 @@ class StudyError(Exception):
     exit_code = 2
 
 
-def did_you_mean(name: Any, known: Iterable[str]) -> str:
-    """`" (did you mean 'x'?)"` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6, why: str = "") -> str:
+    """`" (did you mean 'x'?<why>)"` for the closest known name at least `cutoff` alike (difflib's ratio), or
+    ``""``."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?{why})" if close else ""

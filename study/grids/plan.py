@@ -9,7 +9,6 @@ recorded root a folder on this machine (a warning, or a problem where the jobs r
 """
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -19,7 +18,7 @@ from typing import Any
 
 from study.configfields import is_int
 from study.counts import format_count
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 from study.grids.cost import estimate
 from study.grids.expand import expand_points
 from study.grids.jobs import Job, build_jobs, corruption_slug
@@ -339,8 +338,7 @@ def missing_manifests(plan: Plan) -> list[str]:
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
             known = list_manifests() if known is None else known
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-            hint = f" (did you mean {close[0]!r}? the grid's `datasets:` names it)" if close else ""
+            hint = did_you_mean(name, known, cutoff=0.8, why=" the grid's `datasets:` names it")
             problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
                             f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
     if problems:  # said once, after the last command
