@@ -85,7 +85,7 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     problems += _check_lineage(m, table)
     if files:
         gone = roots_not_here(meta)
-        problems += missing_roots(meta)  # one line per root that is not here, not one per image under it
+        problems += missing_roots(meta, gone)  # one line per root that is not here, not one per image under it
         if gone and None not in gone and "source" in table.column_names:  # a pool: its other sources' rows
             table = table.filter(pc.invert(pc.is_in(table.column("source"), value_set=pa.array(list(gone)))))
         if None not in gone:
@@ -93,13 +93,14 @@ def verify_manifest(name: str, files: bool = False, workers: int = 1) -> list[st
     return problems
 
 
-def missing_roots(meta: dict) -> list[str]:
+def missing_roots(meta: dict, gone: dict | None = None) -> list[str]:
     """The recorded roots (a pool's: its sources') that are not a folder here, said: no image under them can be
-    read from this machine (a problem for `verify --files`; a warning without it: the manifest itself is sound)."""
+    read from this machine (a problem for `verify --files`; a warning without it: the manifest itself is sound).
+    `gone`: roots_not_here(meta), where the caller has it."""
     return [f"root {root} is not a folder here (the dataset moved, or is not mounted on this machine): no image of "
             f"{'source ' + src if src else 'this manifest'} can be read here; if it moved, build it again with --root "
             "at the new place (a corrupted variant or a pool: make it again from its base or sources built there)"
-            for src, root in roots_not_here(meta).items()]
+            for src, root in (roots_not_here(meta) if gone is None else gone).items()]
 
 
 def _listed_twice(m: Manifest, table) -> str | None:
