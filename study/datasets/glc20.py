@@ -12,9 +12,10 @@ Labels by a named rule (recorded in the manifest), `--label-rule`:
   landcover_mode             the most frequent land-cover code of the patch (ties: the smallest code),
   species                    `species_id` (train splits only; the test CSVs have none).
 Land-cover classes are the codes found in the split, sorted (`class_name` `landcover_<code>`); species classes are
-the species ids found, sorted. Check that the train and test manifests list the same classes (`study manifest show`;
-an evaluation refuses a pair whose classes differ). France (OSO) and the US (NLCD) use different land-cover schemes:
-`train`/`test` merge equal codes of both (a warning says so); `us_*`/`fr_*` keep one.
+the species ids found, sorted: build a test split with `--classes-from` its train manifest (and
+`--drop-other-classes` where it has a code the train split lacks); an evaluation refuses a pair whose classes differ.
+France (OSO) and the US (NLCD) use different land-cover schemes: `train`/`test` merge equal codes of both (a warning
+says so); `us_*`/`fr_*` keep one.
 """
 from __future__ import annotations
 

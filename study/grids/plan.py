@@ -433,8 +433,9 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
                 "evaluation) have "
                 f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
                                                              "; in another order") + ")"
-                + (f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
-                   if set(b) <= set(a) else ""))
+                + f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
+                + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
+                                               "are then left out, as no probe could name them)"))
     for msg in _test_images_among_labeled(plan, meta):
         add(msg)
     return problems

@@ -46,6 +46,7 @@ class BuildConfig:
     label_rule: str | None = None
     taxonomy: Path | None = None
     classes_from: str | None = None  # a manifest whose class list (and label numbers) this one takes
+    drop_other_classes: bool = False  # with classes_from: leave out the images of classes that list lacks
     channels: tuple[int, ...] | None = None  # glc20: the patch channels an image is made of (default RGB)
 
 
@@ -172,21 +173,42 @@ def _freeze_locked(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
     return meta, True
 
 
-def align_classes(index: Index, class_names: list[str], what: str, where: str) -> bool:
+def align_classes(index: Index, class_names: list[str], what: str, where: str, drop: bool = False) -> bool:
     """Give `index` the class list `class_names` (labels renumbered): a test split then lists the train split's
-    classes, also those it has no image of (GLC20's land-cover codes are the ones found in each split). Returns
-    whether that changed the index; StudyError naming the classes of the split that the list lacks."""
+    classes, also those it has no image of (GLC20's land-cover codes are the ones found in each split). Classes of
+    the split that the list lacks: with `drop`, their images are left out (counted in `index.info["dropped_classes"]`),
+    else a StudyError naming them. Returns whether that changed the index."""
     position = {c: i for i, c in enumerate(class_names)}
     missing = [c for c in index.class_names if c not in position]
-    if missing:
+    if missing and not drop:
         raise StudyError(f"{what}: {where} has class(es) {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes)")
-    if list(index.class_names) == list(class_names):
+                         f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes); "
+                         "--drop-other-classes leaves their images out")
+    if missing:
+        _drop_classes(index, missing, f"{what}: {where}")
+    elif list(index.class_names) == list(class_names):
         return False  # the same manifest as without the flag, byte for byte
     index.labels = np.array([position[c] for c in index.class_names], dtype=np.int64)[index.labels]
     index.class_names = list(class_names)
     index.info.pop("class_codes", None)  # GLC20's codes of the classes found; the names now say them
     return True
+
+
+def _drop_classes(index: Index, names: list[str], where: str) -> None:
+    """Leave the images of classes `names` out of `index` (and the classes from its list); their image counts go
+    into `index.info["dropped_classes"]`. StudyError (`where` first) when no image is left."""
+    dropped = set(names)
+    gone = np.array([c in dropped for c in index.class_names])
+    if gone.all():
+        raise StudyError(f"{where}: none of its classes is listed, so --drop-other-classes would leave no image")
+    counts = np.bincount(index.labels, minlength=len(index.class_names))
+    index.info["dropped_classes"] = {c: int(counts[i]) for i, c in enumerate(index.class_names) if gone[i]}
+    keep = pa.array(~gone[index.labels])
+    index.paths = pc.filter(index.paths, keep)
+    index.keys = None if index.keys is None else pc.filter(index.keys, keep)
+    index.columns = {k: pc.filter(v, keep) for k, v in index.columns.items()}
+    index.class_names = [c for c, g in zip(index.class_names, gone) if not g]
+    index.labels = (np.cumsum(~gone) - 1)[index.labels[~gone[index.labels]]]
 
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
@@ -202,7 +224,10 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
-    aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where)
+    if cfg.drop_other_classes and classes is None:
+        raise StudyError("--drop-other-classes needs --classes-from (the manifest whose classes are kept)")
+    aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where,
+                                                    cfg.drop_other_classes)
     if taxonomy is not None:
         apply_taxonomy(index, Path(cfg.taxonomy), taxonomy)
     check_sizes(cfg.sizes, len(index), "--sizes", where)

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
                    help="glc20: the patch channels of an image, 1 or 3 of 0-3 (R, G, B, NIR); default 0,1,2")
     b.add_argument("--classes-from", default=None, metavar="MANIFEST",
                    help="take this manifest's class list (a test split listing every class of its train split)")
+    b.add_argument("--drop-other-classes", action="store_true",
+                   help="with --classes-from: leave out the images of classes that manifest does not list (recorded "
+                        "in the metadata's info.dropped_classes); without it such classes are refused")
     b.add_argument("--taxonomy", type=Path, default=None,
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
@@ -110,7 +113,7 @@ def _build(a: argparse.Namespace) -> int:
         dataset=a.dataset, root=a.root, split=a.split, name=a.name, sizes=parse_sizes(a.sizes, "--sizes"),
         labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
         labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
-        classes_from=a.classes_from, channels=a.channels,
+        classes_from=a.classes_from, drop_other_classes=a.drop_other_classes, channels=a.channels,
     )
     return _report(*build_manifest(cfg), "written")
 

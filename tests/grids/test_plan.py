@@ -126,6 +126,16 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     assert ("have different classes (3 vs 2; in one only: c): delete inat21_val's .json and .parquet and rebuild it "
             "with --classes-from inat21_train") in err  # val's classes are a subset of train's: the flag can align
     assert err.count("different classes") == 1  # one line per problem, not one per job
+    assert "--drop-other-classes" not in err
+
+
+def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_images(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b", "z"])
+    code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 2 and ("in one only: z): delete inat21_val's .json and .parquet and rebuild it with --classes-from "
+                          "inat21_train --drop-other-classes (its images of classes") in err
 
 
 def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monkeypatch, capsys, write_grid):

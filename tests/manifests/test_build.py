@@ -218,6 +218,29 @@ def test_taxonomy_of_a_train_split_applies_to_its_test_split_built_with_its_clas
     assert code == 2 and f"{short}: class 'eel' of the dataset has no row" in err and not manifest_exists("va2")
 
 
+def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_lacks(build, cli, tree, tmp_path):
+    """A test split with a class its train split has no image of (GLC20: a land-cover code found in one split only)
+    is refused with --classes-from alone; --drop-other-classes leaves that class's images out and records them."""
+    build("tr", root=write_tree(tmp_path / "few", {"cat": 3, "eel": 2}))
+    for c, n in (("cat", 2), ("dog", 3), ("eel", 1)):  # dog: not a class of tr
+        (tree / "val" / c).mkdir(parents=True)
+        for k in range(n):
+            shutil.copy(tree / "train" / c / f"{k:03d}.png", tree / "val" / c / f"{k:03d}.png")
+    val = ["manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "val", "--classes-from", "tr"]
+    code, _, err = cli(*val, "--name", "va")
+    assert code == 2 and "has class(es) dog that it does not list (2 classes); --drop-other-classes" in err
+    assert not manifest_exists("va")
+    code, _, err = cli(*val, "--name", "va", "--drop-other-classes")
+    assert code == 0, err
+    m = load_manifest("va")
+    assert m.class_names == ["cat", "eel"] and m.num_images == 3
+    assert sorted(zip(m.table["class_name"], m.table["label"])) == [("cat", 0), ("cat", 0), ("eel", 1)]
+    assert m.meta["info"]["dropped_classes"] == {"dog": 3} and m.meta["classes_from"] == "tr"
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "val",
+                       "--name", "vb", "--drop-other-classes")
+    assert code == 2 and "--drop-other-classes needs --classes-from" in err
+
+
 @pytest.mark.parametrize("flag, value, message", [
     ("--classes-from", "trian", "manifest 'trian' not found"),
     ("--taxonomy", "{tmp}/nope.csv", "taxonomy file not found: {tmp}/nope.csv"),
