@@ -3,6 +3,7 @@ grammar for grids, profiles and the manifest commands."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 _COUNT = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
@@ -19,8 +20,8 @@ def parse_count(v: Any, minimum: int = 0) -> int:
     elif isinstance(v, str):
         m = _COUNT.match(v.strip().replace("_", ""))
         if m:
-            f = float(m.group(1)) * _MULT[m.group(2).lower()]
-            value = int(round(f)) if abs(f - round(f)) < 1e-6 else None
+            d = Decimal(m.group(1)) * _MULT[m.group(2).lower()]  # exact: "1.25M", and 20 digits, as written
+            value = int(d) if d == d.to_integral_value() else None
     if value is None:
         raise ValueError(f"expected a count {EXAMPLES}, got {v!r}")
     if value < minimum:

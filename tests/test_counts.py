@@ -41,3 +41,9 @@ def test_counts_with_more_than_one_decimal_are_read(text, n):
 def test_decimal_counts_are_rounded_not_truncated(text, n):
     """8.2 x 1e6 is 8199999.999999999 in floating point: the count is 8.2M, not one image fewer."""
     assert parse_count(text) == n
+
+
+@pytest.mark.parametrize("text, n", [("12345678901234567891", 12345678901234567891), ("9007199254740993k",
+                                                                                         9007199254740993000)])
+def test_counts_beyond_a_floats_precision_are_read_exactly(text, n):
+    assert parse_count(text) == n
