@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 from study.errors import StudyError, did_you_mean
 
 T = TypeVar("T")
+
+# what a registered name may hold: it becomes a grid axis value, a results column, part of a corrupted manifest's
+# name, and is joined by `|` (concatenated encoders), `+` (pooled sets) and `name:key=value,...` (corruption specs)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class Registry(Generic[T]):
@@ -18,7 +23,11 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering `obj` as `name`; ValueError for a name taken or not of letters, digits, `_ . -`."""
         def deco(obj: T) -> T:
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise ValueError(f"{self.kind} name {name!r}: letters, digits and _ . - only (a letter or digit "
+                                 f"first)")
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             self._items[name] = obj

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,7 +35,28 @@ class Corruption:
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 
+PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def register(corruption: Corruption) -> Corruption:
+    """Register `corruption` under its name; ValueError (naming it) for a name the registry refuses, a parameter
+    name that is not a word, or a default that its own `check` refuses or that does not read back as itself
+    (`parse` of its spelling, same type: `Param(25, float)` would spell one corruption two ways, `sigma=25` and
+    `sigma=25.0`, two jobs and two manifests)."""
+    for key, param in corruption.params.items():
+        where = f"corruption {corruption.name!r}: parameter {key!r}"
+        if not isinstance(key, str) or not PARAM_RE.match(key):
+            raise ValueError(f"{where}: a parameter name is letters, digits and _ (not a digit first)")
+        try:
+            param.check(param.default)
+            back = param.parse(_spell(param.default))
+        except ValueError as e:
+            raise ValueError(f"{where}: default {param.default!r} is refused ({e})") from None
+        if any(c in _spell(param.default) for c in ":,="):
+            raise ValueError(f"{where}: default {param.default!r} holds one of : , = (a spec's separators)")
+        if type(back) is not type(param.default) or back != param.default:
+            raise ValueError(f"{where}: default {param.default!r} is spelled {_spell(param.default)!r}, which "
+                             f"parses as {back!r}: give the default as the type `parse` returns")
     return CORRUPTIONS.register(corruption.name)(corruption)
 
 

@@ -18,7 +18,8 @@ from study.registry import Registry
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Options some readers use: GLC20's `label_rule` and `channels`, and a taxonomy CSV any reader accepts."""
+    """Options some readers use (each declares which: `reader_options`): GLC20's `label_rule` and `channels`, and a
+    taxonomy CSV any reader accepts."""
 
     label_rule: str | None = None
     taxonomy: Path | None = None
@@ -61,6 +62,12 @@ def basenames(paths: pa.Array) -> pa.Array:
 
 Reader = Callable[[Path, str, ReaderOptions], Index]
 DATASETS: Registry[Reader] = Registry("dataset")
+
+
+def reader_options(name: str) -> tuple[str, ...]:
+    """The ReaderOptions fields (`label_rule`, `channels`) that reader `name` reads, as its `options` attribute
+    declares them (none without one): `study manifest build` refuses the others' flags for it."""
+    return tuple(getattr(DATASETS.get(name), "options", ()))
 
 
 def open_text(path: Path) -> io.StringIO:

@@ -39,6 +39,9 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
     axes = job.axes
     gpus = max(1, job.resources.gpus * job.resources.nodes)
     backbone = axes.get("backbone") or "resnet50"
+    if backbone not in cost.throughput and "|" not in backbone:  # (two encoders' "a|b": resnet50's, unsaid)
+        notes.add(f"backbone {backbone!r} has no throughput in the profile: counted at resnet50's rates; set "
+                  f"cost.throughput.{backbone} in the profile")
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
         method = sec.get("method") or axes.get("method") or "simclr"

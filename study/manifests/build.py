@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from study.counts import format_count
-from study.datasets import ReaderOptions, read_dataset
-from study.datasets.base import Index, apply_taxonomy, read_taxonomy
+from study.datasets import DATASETS, ReaderOptions, read_dataset
+from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
 from study.errors import StudyError
 from study.manifests.lock import locked
 from study.manifests.ranking import key_order, rank_rows
@@ -216,9 +216,10 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
     check_name(cfg.name)
     options = ReaderOptions(label_rule=cfg.label_rule, channels=cfg.channels)
-    for flag, value in (("--label-rule", cfg.label_rule), ("--channels", cfg.channels)):
-        if value is not None and cfg.dataset != "glc20":
-            raise StudyError(f"{flag} applies to glc20 only, not {cfg.dataset}")
+    for flag, option in (("--label-rule", "label_rule"), ("--channels", "channels")):
+        if getattr(options, option) is not None and option not in reader_options(cfg.dataset):
+            takers = [name for name in DATASETS if option in reader_options(name)]
+            raise StudyError(f"{flag} applies to {', '.join(takers) or 'no reader'} only, not {cfg.dataset}")
     classes = load_meta(cfg.classes_from)["class_names"] if cfg.classes_from is not None else None
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)

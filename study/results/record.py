@@ -12,10 +12,12 @@ host, device, paths and job ids of the encoders, the code, torch and torchvision
 its encoders' pretraining protocols, `pretrain`, which their fingerprints in `encoder_recipes` pin) and every
 replicate key (`seed` and `*_seed`), so the seeds of one cell share a fingerprint and aggregate, while a changed
 learning rate, epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the
-recorded effective protocol) does not. Two evaluation keys that older records hold otherwise are left out too, so
-that those records group with new ones: the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
+recorded effective protocol) does not. Keys that older records hold otherwise are left out too, so that those
+records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (once recorded in
+every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
 once recorded for every optimizer), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
-now each size's where they differ; every size's is in `runs` either way).
+now each size's where they differ; every size's is in `runs` either way); an evaluation's `encoder_recipes` are
+recomputed from the encoders' protocols it keeps (`pretrain`), so that they follow the rule too.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -98,15 +100,42 @@ def probe_settings_read(linear: Any) -> Any:
     return {k: v for k, v in linear.items() if k not in PROBE_KEYS_UNREAD[linear["optimizer"]]}
 
 
+# The methods' own settings every training config recorded, whatever its method, before a run recorded only its own
+# method's (study.train.PretrainConfig.to_dict)
+OLDER_METHOD_SECTIONS = ("moco", "byol")
+
+
+def _own_method_settings(obj: Any) -> Any:
+    """`obj` with every training config in it (a `config` holding a `method`) without the settings of another
+    method that older records hold (OLDER_METHOD_SECTIONS)."""
+    if isinstance(obj, (list, tuple)):
+        return [_own_method_settings(v) for v in obj]
+    if not isinstance(obj, Mapping):
+        return obj
+    out = {k: _own_method_settings(v) for k, v in obj.items()}
+    config = out.get("config")
+    if isinstance(config, Mapping) and isinstance(config.get("method"), str):
+        out["config"] = {k: v for k, v in config.items() if k not in OLDER_METHOD_SECTIONS or k == config["method"]}
+    return out
+
+
 def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
-    """An evaluation's protocol without the keys older records hold otherwise (module docstring): the probe settings
-    its optimizer never reads, a fine-tuning job's top-level `epochs`. Any other protocol as it is."""
+    """The protocol without the keys older records hold otherwise (module docstring): another method's settings in
+    a training config; of an evaluation, the probe settings its optimizer never reads, a fine-tuning job's top-level
+    `epochs`, and its encoders' recipes as they were fingerprinted then (recomputed from the `pretrain` protocols it
+    keeps, where it keeps them)."""
+    protocol = _own_method_settings(protocol)
     if protocol.get("stage") != "evaluate":
         return protocol
     out = {k: probe_settings_read(v) if k == "linear" else v for k, v in protocol.items()
            if not (k == "epochs" and "runs" in protocol)}
     if isinstance(out.get("config"), Mapping) and "linear" in out["config"]:
         out["config"] = {**out["config"], "linear": probe_settings_read(out["config"]["linear"])}
+    recipes, pretrain = out.get("encoder_recipes"), out.get("pretrain")
+    pretrain = [pretrain] if isinstance(pretrain, Mapping) else pretrain
+    if isinstance(recipes, list) and isinstance(pretrain, list) and len(pretrain) == len(recipes):
+        out["encoder_recipes"] = [protocol_fingerprint(p) if isinstance(p, Mapping) else r
+                                  for r, p in zip(recipes, pretrain)]
     return out
 
 

@@ -95,7 +95,7 @@ class PretrainConfig:
     head_output_bn: bool = False  # SimCLR v1: plain linear output; true = SimCLR v2's batch-normalised output layer
     optim: OptimConfig = field(default_factory=OptimConfig)
     # each method's own settings (study.train.methods: `Method.settings`), given as `pretrain.<method>` (`moco`,
-    # `byol`); every method that has some gets its defaults, so a result records them all
+    # `byol`); every method that has some gets its defaults here, a run records its own method's (`to_dict`)
     method_settings: dict[str, Any] = field(default_factory=dict)
     augment: dict | None = None  # study.train.augment.AugmentConfig fields; None = the method's preset
     image_size: int = 224  # SimCLR: 224 px crops (used when `augment` does not give image_size)
@@ -234,9 +234,13 @@ class PretrainConfig:
         return float(self.temperature) if self.temperature is not None else default
 
     def to_dict(self) -> dict:
-        """Every setting as plain values, keyed as a grid gives them (each method's settings under its name)."""
+        """Every setting as plain values, keyed as a grid gives them; of the methods' own settings, only this run's
+        method's (under its name): a method added, or another method's settings changed, leaves the record, and so
+        the protocol fingerprint, of this run as it was."""
         d = dataclasses.asdict(self)
-        d.update(d.pop("method_settings"))
+        own = d.pop("method_settings")
+        if self.method in own:
+            d[self.method] = own[self.method]
         return d
 
     def fingerprint_dict(self) -> dict:

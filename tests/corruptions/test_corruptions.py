@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from study.corruptions import CORRUPTIONS, CorruptionSpec, apply_corruption, parse_corruption
+from study.corruptions import CORRUPTIONS, Corruption, CorruptionSpec, apply_corruption, parse_corruption
+from study.corruptions.base import Param, register
 from study.errors import StudyError
+from study.manifests.store import check_name
 
 
 def photo(seed=0, size=(48, 40)):
@@ -14,6 +16,54 @@ def photo(seed=0, size=(48, 40)):
 
 def test_registry_has_the_papers_four():
     assert {"downsample", "jpeg", "none", "salt_pepper"} <= set(CORRUPTIONS.names())
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS.names())
+def test_every_registered_corruption_has_one_spelling_and_names_a_manifest(name):
+    """What a grid and `study manifest corrupt` ask of any corruption, a new one included: its canonical spelling
+    (defaults written out) reads back as itself, and `<base>.<slug>` is a manifest name."""
+    spec = parse_corruption(name)
+    assert parse_corruption(str(spec)) == spec and str(parse_corruption(str(spec))) == str(spec)
+    assert check_name(f"base.{spec.slug}")
+
+
+def _ident(img, p, rng):
+    return img
+
+
+def _positive(v):
+    if v <= 0:
+        raise ValueError("must be > 0")
+
+
+@pytest.fixture
+def unregistered():
+    """The names registered by a test, removed from CORRUPTIONS afterwards (whether or not it registered them)."""
+    names = []
+    yield names
+    for name in names:
+        CORRUPTIONS._items.pop(name, None)
+
+
+@pytest.mark.parametrize("param, message", [
+    (Param(25, float), r"default 25 is spelled '25', which parses as 25.0: give the default as the type"),
+    (Param(-1.0, float, _positive), r"default -1.0 is refused \(must be > 0\)"),
+    (Param("a,b", str), r"default 'a,b' holds one of : , ="),
+])
+def test_a_corruption_whose_default_would_not_read_back_is_refused_when_registered(unregistered, param, message):
+    """`Param(25, float)` spelled one corruption two ways (`x`: sigma=25, `x:sigma=25`: sigma=25.0), so one grid
+    made two jobs and two manifests of it; a default its check refuses ran unchecked."""
+    unregistered.append("example_noise")
+    with pytest.raises(ValueError, match=r"corruption 'example_noise': parameter 'sigma': " + message):
+        register(Corruption("example_noise", {"sigma": param}, _ident))
+    assert "example_noise" not in CORRUPTIONS
+    with pytest.raises(ValueError, match=r"parameter 'a b': a parameter name is letters, digits and _"):
+        register(Corruption("example_noise", {"a b": Param(1, int)}, _ident))
+    with pytest.raises(ValueError, match=r"corruption name 'example noise': letters, digits and _ \. - only"):
+        register(Corruption("example noise", {}, _ident))
+    register(Corruption("example_noise", {"sigma": Param(25.0, float, _positive)}, _ident))
+    assert str(parse_corruption("example_noise")) == str(parse_corruption("example_noise:sigma=25")) == \
+        "example_noise:sigma=25.0"
 
 
 @pytest.mark.parametrize("text, canonical, slug", [

@@ -507,6 +507,25 @@ def test_a_method_without_a_cost_factor_is_noted(write_grid):
     assert not any("cost factor" in n for n in plan_grid(g).estimate["notes"])  # the default profile has both
 
 
+def test_a_backbone_without_a_throughput_is_noted(write_grid):
+    """As a method without a cost factor is: a new backbone (one new file) is estimated at resnet50's rates, and the
+    plan says so instead of silently."""
+    g = write_grid("""
+    axes: {method: [simclr], backbone: [resnet18, resnet18_small], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {}
+      evaluate:
+        - protocol: linear
+          labeled_sizes: [10]
+    """)
+    notes = plan_grid(g).estimate["notes"]
+    assert [n for n in notes if "throughput" in n] == [
+        "backbone 'resnet18_small' has no throughput in the profile: counted at resnet50's rates; set "
+        "cost.throughput.resnet18_small in the profile"]
+    cost = CostModel(throughput={"resnet18": {"pretrain": 1.0}, "resnet18_small": {"pretrain": 2.0}})
+    assert not any("throughput" in n for n in plan_grid(g, Profile(cost=cost)).estimate["notes"])
+
+
 def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption(tmp_path, monkeypatch, capsys,
                                                                                   write_grid):
     """`<train>.<slug>` is found by its name: one made from the test split, with another corruption, or from a base

@@ -8,6 +8,8 @@ import pyarrow as pa
 import pytest
 from manifest_trees import CLASSES, write_tree
 
+from study.datasets import DATASETS
+from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists
 from study.manifests.build import BuildConfig, build_manifest
@@ -184,6 +186,36 @@ def test_taxonomy_option_for_imagefolder(build, tmp_path):
     t = m.table
     assert set(t.loc[t["class_name"] == "fox", "group"]) == {"canid"}
     assert m.meta["sources"][0]["path"] == "taxonomy.csv"
+
+
+@pytest.fixture
+def bands_reader():
+    """Reader `example_bands` (an image folder that records the channels it was given), registered as its one new
+    file would register it, declaring the option it reads; unregistered after."""
+    def read(root, split, options):
+        index = read_imagefolder(root, split, options)
+        index.info["channels"] = list(options.channels or (0, 1, 2))
+        return index
+
+    read.options = ("channels",)
+    DATASETS.register("example_bands")(read)
+    yield read
+    DATASETS._items.pop("example_bands", None)
+
+
+def test_a_reader_takes_the_build_flags_it_declares_and_no_other(bands_reader, cli, tree, manifests):
+    """`--channels` and `--label-rule` went to GLC20 alone, by name: a new reader that reads one needed an edit of
+    study.manifests.build. A reader declares them (`options`); the others' flags are refused, naming who takes them."""
+    code, _, err = cli("manifest", "build", "--dataset", "example_bands", "--root", tree, "--split", "train",
+                       "--name", "bands", "--channels", "2,1,0")
+    assert code == 0, err
+    assert load_manifest("bands").meta["channels"] == [2, 1, 0]
+    code, _, err = cli("manifest", "build", "--dataset", "example_bands", "--root", tree, "--split", "train",
+                       "--name", "rule", "--label-rule", "species")
+    assert code == 2 and "--label-rule applies to glc20 only, not example_bands" in err
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "plain", "--channels", "2,1,0")
+    assert code == 2 and "--channels applies to example_bands, glc20 only, not imagefolder" in err
 
 
 def test_meta_records_what_it_was_built_from(build, manifests):

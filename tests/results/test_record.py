@@ -73,6 +73,39 @@ def test_keys_older_evaluation_records_hold_otherwise_change_no_fingerprint():
     assert protocol_fingerprint({**finetune, "pretrain": {"method": "simclr"}}) == protocol_fingerprint(finetune)
 
 
+def test_other_methods_settings_older_training_records_hold_change_no_fingerprint():
+    """A training config once recorded MoCo's and BYOL's settings whatever its method: such a pretraining (and an
+    evaluation of its encoder, whose `encoder_recipes` were fingerprinted with them) groups with one recorded now;
+    a method's own settings still count."""
+    def training(method, **sections):
+        return {"stage": "pretrain", "method": method, "seed": 1, "config": {"method": method, "lr": 0.3, **sections}}
+
+    older = {"moco": {"queue_size": 65536}, "byol": {"dim": 256}}
+    assert protocol_fingerprint(training("simclr", **older)) == protocol_fingerprint(training("simclr"))
+    assert protocol_fingerprint(training("moco", **older)) == protocol_fingerprint(training("moco", moco=older["moco"]))
+    assert protocol_fingerprint(training("moco", **older)) != \
+        protocol_fingerprint(training("moco", moco={"queue_size": 8}))
+    finetune = {"stage": "evaluate", "runs": {"8": {"config": {"method": "supervised", "epochs": 3, **older}}}}
+    assert protocol_fingerprint(finetune) == protocol_fingerprint(
+        {**finetune, "runs": {"8": {"config": {"method": "supervised", "epochs": 3}}}})
+
+    def evaluation(recipes, *pretrained):
+        return {"stage": "evaluate", "protocol": "linear", "encoder_recipes": list(recipes),
+                "pretrain": pretrained[0] if len(pretrained) == 1 else list(pretrained)}
+
+    then, now = training("simclr", **older), training("simclr")
+    stale = "0f" * 8  # `then` as fingerprinted under the rule of the day it was written
+    assert protocol_fingerprint(evaluation([stale], then)) == protocol_fingerprint(
+        evaluation([protocol_fingerprint(now)], now))
+    assert protocol_fingerprint(evaluation([stale, stale], then, then)) == protocol_fingerprint(
+        evaluation([protocol_fingerprint(now)] * 2, now, now))
+    moco = training("moco")
+    assert protocol_fingerprint(evaluation([protocol_fingerprint(moco)], moco)) != protocol_fingerprint(
+        evaluation([protocol_fingerprint(now)], now))
+    assert protocol_fingerprint(evaluation([stale], None)) != protocol_fingerprint(evaluation([protocol_fingerprint(
+        now)], None))  # an encoder file that kept no protocol: its recipe as recorded
+
+
 def test_make_record_from_job_and_run_output(tmp_path):
     job = Job("abc", "evaluate", {"stage": "evaluate", "axes": {"method": "byol", "seed": 1}})
     rec = make_record(job, {"metrics": [{"metric": "top1", "value": 0.25, "labeled_size": None, "level": None}],

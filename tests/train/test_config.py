@@ -1,11 +1,38 @@
 """PretrainConfig.from_dict: defaults, and errors naming the bad key."""
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
 from study.errors import StudyError
 from study.train import PretrainConfig
+from study.train.methods import METHODS
+from study.train.methods.simclr import SimCLR
+
+
+@dataclass(frozen=True)
+class ExampleSettings:
+    scale: float = 2.0
+
+
+class ExampleMethod(SimCLR):
+    settings = ExampleSettings
+
+
+@pytest.fixture
+def register_method():
+    """`register_method(name)` registers ExampleMethod (settings of its own) as `name`, as its one new file would;
+    every name is removed from METHODS afterwards."""
+    names = []
+
+    def register(name):
+        names.append(name)
+        METHODS.register(name)(ExampleMethod)
+
+    yield register
+    for name in names:
+        METHODS._items.pop(name, None)
 
 
 def test_defaults_follow_the_simclr_recipe():
@@ -129,3 +156,26 @@ def test_a_config_read_back_from_json_is_the_same_run():
     assert cfg.optim.betas == (0.9, 0.95)
     again = PretrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and hash(again.optim) == hash(cfg.optim)
+
+
+def test_a_method_added_leaves_the_other_methods_records_as_they_were(register_method):
+    """A run records its own method's settings only: a new method with settings of its own (one new file) changed the
+    recorded config, and so the protocol fingerprint, of every run of every other method (its seeds then no longer
+    averaged with earlier ones'), and a change of MoCo's settings changed a SimCLR run's."""
+    simclr = PretrainConfig.from_dict({"manifest": "m", "moco": {"queue_size": 8}})
+    before = simclr.to_dict()
+    assert not {"moco", "byol"} & set(before)
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "moco"}).to_dict()["moco"]["queue_size"] == 65536
+    register_method("example")
+    assert PretrainConfig.from_dict({"manifest": "m", "moco": {"queue_size": 8}}).to_dict() == before
+    example = PretrainConfig.from_dict({"manifest": "m", "method": "example", "example": {"scale": 3.0}})
+    assert example.to_dict()["example"] == {"scale": 3.0} and "moco" not in example.to_dict()
+    assert PretrainConfig.from_dict(example.to_dict()) == example
+
+
+def test_a_method_with_settings_named_as_a_config_field_is_refused(register_method):
+    """`pretrain.head` would be both the projection head and the method's settings: every config setting `head`
+    failed ("expected a mapping"), whatever its method."""
+    register_method("head")
+    with pytest.raises(ValueError, match=r"method\(s\) head have settings under a name PretrainConfig uses"):
+        PretrainConfig.from_dict({"manifest": "m", "head": [16, 8]})

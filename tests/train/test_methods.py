@@ -157,6 +157,20 @@ def test_backbones_give_pooled_features(name, dim):
     assert name in BACKBONES
 
 
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_every_registered_backbone_gives_its_feature_dim_and_reads_back_from_its_encoder_file(name, tmp_path):
+    """What training and evaluation ask of any backbone, a new one included: `(width)` builds it, its output is
+    (batch, feature_dim), and an encoder file of it loads as the same network."""
+    torch.manual_seed(0)
+    m = build_backbone(name, width=4).eval()
+    assert m.spec == {"name": name, "width": 4}
+    x = torch.randn(2, 3, 32, 32)
+    torch.save(encoder_payload(m), tmp_path / "encoder.pt")
+    back = load_encoder(tmp_path / "encoder.pt")
+    with torch.no_grad():
+        assert m(x).shape == (2, m.feature_dim) and torch.equal(back(x), m(x))
+
+
 def test_width_64_resnet50_is_torchvisions_architecture():
     import torchvision
 

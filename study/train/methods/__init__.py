@@ -11,9 +11,12 @@ Used by the config: the class's `augment_preset` (study.train.augment's preset w
 `pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's; not at all
 where the config names another optimizer) and
 `settings` (a frozen dataclass of the method's own settings, set as `pretrain.<name>` in a grid and read as
-`cfg.method_settings[<name>]`; its optional `validate(where)` raises StudyError naming the key).
+`cfg.method_settings[<name>]`; its optional `validate(where)` raises StudyError naming the key; a method with
+settings may not be named as a PretrainConfig field, and a run records its own method's settings only).
 """
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import nn
@@ -65,8 +68,16 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 
 def method_settings() -> dict[str, type]:
-    """Registered name -> settings dataclass, for every method that has settings of its own."""
-    return {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
+    """Registered name -> settings dataclass, for every method that has settings of its own. ValueError for such a
+    method named as a PretrainConfig field (`pretrain.<name>` would be both)."""
+    from study.train.config import PretrainConfig
+
+    out = {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
+    clash = sorted(set(out) & {f.name for f in dataclasses.fields(PretrainConfig)})
+    if clash:
+        raise ValueError(f"method(s) {', '.join(clash)} have settings under a name PretrainConfig uses for a setting "
+                         f"of its own: rename the method")
+    return out
 
 
 import_modules(__name__, __path__)  # each method module registers itself
