@@ -135,12 +135,13 @@ def test_domain_pooling_bar_heights():
     assert bars["in-domain 1M"] == pytest.approx([0.45, 0.55])
     assert "in-domain 500k" not in bars  # the per-domain share: neither run nor planned
     assert bars["pooled a+b 1M"] == pytest.approx([0.40, 0.50])
-    table = domain_pooling.paper_table(data).set_index("eval_dataset")
-    assert table.loc["b", "pooled a+b 1M"] == pytest.approx(0.50)
+    table = domain_pooling.paper_table(data)
+    assert list(table.columns) == ["pretraining", "a", "b"]  # as the paper: a pretraining set per row
+    assert table.set_index("pretraining").loc["pooled a+b 1M", "b"] == pytest.approx(0.50)
     recs = domain_records() + records(eval_axes(dataset="a+b", size=500_000, eval_dataset="b"), {(10000, None): 0.3})
     _, data = domain_pooling.draw(table_of(recs))
-    assert list(domain_pooling.paper_table(data).columns) == ["eval_dataset", "in-domain 1M", "pooled a+b 500k",
-                                                              "pooled a+b 1M"]  # the figure's order, by size
+    assert list(domain_pooling.paper_table(data)["pretraining"]) == ["in-domain 1M", "pooled a+b 500k",
+                                                                     "pooled a+b 1M"]  # the figure's order, by size
     planned = pd.DataFrame([{"job_id": f"p{ev}", "stage": "evaluate", "method": "simclr", "dataset": ev,
                              "size": 500_000, "corruption": "none", "protocol": "linear", "eval_dataset": ev}
                             for ev in ("a", "b")])
@@ -519,7 +520,7 @@ def test_quality_leaves_a_corruption_never_planned_for_a_method_blank():
                                                                ("jpeg:quality=10", "simclr"),
                                                                ("jpeg:quality=10", "supervised")]
     assert [t.get_text() for t in fig.axes[0].texts] == ["missing"]  # simclr's, left of the tick: supervised's blank
-    tick = [t.get_text() for t in fig.axes[0].get_xticklabels()].index("downsample:factor=2")
+    tick = [t.get_text() for t in fig.axes[0].get_xticklabels()].index("downsample 2x")
     assert tick - 0.5 < fig.axes[0].texts[0].get_position()[0] < tick
     md = to_markdown(quality.paper_table(data))
     assert "| a | a | 1M | downsample:factor=2 | — |  |" in md
@@ -562,7 +563,7 @@ def test_quality_keeps_a_planned_corruption_without_a_result_as_missing():
     waiting = data[data["corruption"] == "jpeg:quality=10"]
     assert sorted(waiting["method"]) == ["simclr", "supervised"] and waiting["mean"].isna().all()
     assert (waiting["count"] == 0).all()
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample:factor=2", "jpeg:quality=10"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample 2x", "JPEG quality 10"]
     assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
     assert "| a | a | 1M | jpeg:quality=10 | — | — |" in _md(quality.paper_table(data))
 
@@ -586,7 +587,8 @@ def test_quality_orders_corruptions_as_the_grid_does_else_by_parameter_value():
     planned = jobs.set_index("corruption").loc[grid_order].reset_index()
     fig, data = quality.draw(table, planned)
     assert list(dict.fromkeys(data["corruption"])) == grid_order[1:]
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == grid_order[1:]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [quality.corruption_label(c)
+                                                                     for c in grid_order[1:]]
 
 
 def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
@@ -608,9 +610,9 @@ def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
     recs = domain_records() + records(eval_axes(dataset="a+c", eval_dataset="a"), {(10000, None): 0.42})
     _, data = domain_pooling.draw(table_of(recs))
     table = domain_pooling.paper_table(data)
-    assert list(table.columns) == ["eval_dataset", "in-domain 1M", "pooled a+b 1M", "pooled a+c 1M"]
+    assert list(table["pretraining"]) == ["in-domain 1M", "pooled a+b 1M", "pooled a+c 1M"]
     md = _md(table)
-    assert "| b | 0.550 ± 0.014 | 0.500 ± 0.014 |  |" in md and "—" not in md
+    assert "| pooled a+c 1M | 0.420 ± 0.014 |  |" in md and "—" not in md  # a+c is not evaluated on b
 
 
 def test_domain_matrix_keeps_the_plans_matrix_size_while_in_domain_probes_of_another_finish_first():
@@ -889,3 +891,61 @@ def test_granularity_error_bars_are_the_std_over_seeds():
         assert c.has_yerr, c.get_label()
         spans = [s[1][1] - s[0][1] for s in c.lines[2][0].get_segments()]
         assert spans == pytest.approx([2 * STD] * len(LEVELS))
+
+
+def _texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_quantity_and_granularity_panels_count_their_planned_points_without_a_value():
+    """A planned point without a result is only a gap in a line (or, a line with none, nothing drawn): each panel
+    says how many it has, so that a figure read alone does not pass for the whole grid."""
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                             "corruption": "none", "protocol": "finetune", "eval_dataset": "a", "labeled_sizes": ls}
+                            for ls in ("1000", "3000", "10000")])
+    fig, _ = quantity.draw(table_of(quantity_records()), planned)
+    panels = {ax.get_title(): _texts(ax) for ax in fig.axes}
+    assert panels["a · fine-tuning"] == ["1 planned point without a value (table: —)"]
+    assert panels["a · linear probe"] == []  # every planned point there has a value
+    planned = table_of(granularity_records()).drop_duplicates("job_id")
+    planned = pd.concat([planned, planned.head(1).assign(method="byol", job_id="byol0")], ignore_index=True)
+    fig, _ = granularity.draw(table_of(granularity_records()), planned)
+    assert _texts(fig.axes[0]) == [f"{len(LEVELS)} planned points without a value (table: —)"]
+
+
+@pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),
+                                          (domain_pooling, domain_records), (domain_concat, domain_records),
+                                          (quality, quality_records), (granularity, granularity_records)])
+def test_every_caption_says_its_values_are_means_over_how_many_seeds(module, recs):
+    """A figure draws the mean of each cell's seeds: its caption says so and over how many, as the tables' '±'
+    and (k/n) do."""
+    _, data = module.draw(table_of(recs()))
+    assert "means over 2 seeds per cell" in data.attrs["caption"]
+    one_seed = [r for r in recs() if r["axes"]["seed"] == 0]
+    _, data = module.draw(table_of(one_seed))
+    assert "one seed per cell (no error bars)" in data.attrs["caption"]
+
+
+def test_domain_pooling_names_the_method_only_where_the_pooled_sets_differ_in_it():
+    """Every pooled set is SimCLR's: the bars are not suffixed " · simclr" because a supervised encoder is probed
+    elsewhere in the grid (the one a concatenation pairs with)."""
+    recs = domain_records() + records(eval_axes(method="supervised", dataset="a", eval_dataset="b"),
+                                      {(10000, None): 0.3})
+    fig, data = domain_pooling.draw(table_of(recs))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["in-domain 1M", "pooled a+b 1M"]
+    recs += records(eval_axes(method="supervised", dataset="a+b", eval_dataset="a"), {(10000, None): 0.6})
+    fig, data = domain_pooling.draw(table_of(recs))
+    assert "pooled a+b 1M · supervised" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_quality_names_each_corruption_as_the_paper_does_and_the_table_keeps_the_grids_spelling():
+    """The figure's ticks read "downsample 2x", "JPEG quality 10", "salt & pepper 10%" (not salt_pepper:fraction=0.1),
+    a parameter off its default in parentheses so that two corruptions never share a name; the table keeps the
+    grid's spelling, which names the manifest (`study manifest corrupt`)."""
+    assert [quality.corruption_label(c) for c in ("downsample:factor=4", "jpeg:quality=10", "salt_pepper:fraction=0.1",
+                                                  "downsample:factor=2,interpolation=nearest", "not a corruption")] \
+        == ["downsample 4x", "JPEG quality 10", "salt & pepper 10%", "downsample 2x (interpolation=nearest)",
+            "not a corruption"]
+    fig, data = quality.draw(table_of(quality_records()))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample 2x"]
+    assert list(quality.paper_table(data)["corruption"]) == ["downsample:factor=2"]

@@ -550,3 +550,27 @@ def test_cli_report_plans_the_grid_with_the_profile_given(tmp_path):
     assert not (tmp_path / "r").exists()
     good = str(REPO / "grids" / "profiles" / "local.yaml")
     assert _run_cli([*argv, "--profile", good, "--out", str(tmp_path / "r")]) == 0
+
+
+def test_the_reports_readme_documents_every_column_of_results_parquet(tmp_path):
+    """reports/README.md names each column results.parquet has (the protocol's as `protocol.<dotted.key>`), and the
+    table layout of every figure the report draws."""
+    from study.report.figures import FIGURES
+    from study.results.collect import AXES, METRIC_COLUMNS, PROTOCOL_PREFIX, RUN_COLUMNS
+
+    readme = (REPO / "reports" / "README.md").read_text()
+    columns = readme.split("## `results.parquet` columns", 1)[1]
+    table = pd.read_parquet(_report_of_everything(tmp_path) / "results.parquet")
+    fixed = [c for c in table.columns if not c.startswith(PROTOCOL_PREFIX)]
+    assert set(fixed) >= {"job_id", "stage", "grid", *AXES, *METRIC_COLUMNS, *RUN_COLUMNS}
+    assert [c for c in fixed if f"`{c}`" not in columns] == []
+    assert "`protocol.<dotted.key>`" in columns
+    layouts = readme.split("## The paper's tables", 1)[1].split("##", 1)[0]
+    assert [m.NAME for m in FIGURES if f"| `{m.NAME}` |" not in layouts] == []
+
+
+def _report_of_everything(tmp_path) -> Path:
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    return tmp_path / "r"

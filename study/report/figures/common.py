@@ -154,6 +154,28 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
 
 
+def seeds_note(counts: Iterable) -> str:
+    """What a figure's values are, for its caption: "means over 3 seeds per cell" (or "over 1-3 seeds" where cells
+    differ; "one seed per cell": no error bars), from the `count` of the cells it draws."""
+    n = sorted({int(c) for c in counts if not pd.isna(c) and c > 0})
+    if not n:
+        return "no cell has a value yet"
+    if n == [1]:
+        return "one seed per cell (no error bars)"
+    return f"means over {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds per cell"
+
+
+def note_missing(ax, values: Iterable, top: bool = False) -> None:
+    """Say in a panel how many of the points it would draw have no value (planned without a result yet, or diverged):
+    a line shows them only as a gap, or not at all; the table marks each '—'. In the lower right corner (`top`: the
+    upper right), where the panel's curves usually leave room, on a white ground."""
+    n = sum(1 for v in values if pd.isna(v))
+    if n:
+        ax.text(0.99, 0.98 if top else 0.02, f"{n} planned point{'s' if n > 1 else ''} without a value (table: —)",
+                ha="right", va="top" if top else "bottom", fontsize=7, color="0.3", transform=ax.transAxes,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
+
+
 def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
     """Taxonomy levels coarse -> fine: the protocol's `levels` list when recorded, else iNat's order, else the order
     in which the records list them."""

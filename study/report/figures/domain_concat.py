@@ -10,7 +10,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, pick_largest, planned_missing,
-                                         same, wide)
+                                         same, seeds_note, wide)
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -71,7 +71,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_ylabel("linear top-1")
     fig.tight_layout()
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
-                             "evaluation dataset (x label: evaluation dataset, then the pair).")
+                             f"evaluation dataset (x label: evaluation dataset, then the pair); bars: "
+                             f"{seeds_note(data['count'])}; error bars: standard deviation over seeds; 'missing': "
+                             "planned, no result yet.")
     return fig, data
 
 

@@ -12,7 +12,7 @@ import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, label_variants,
-                                         pick_largest, same, size_key, wide)
+                                         pick_largest, same, seeds_note, size_key, wide)
 
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
@@ -137,8 +137,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_title(f"{method}" if method else "")
     fig.tight_layout()
     data = pd.concat(out, ignore_index=True)
-    data.attrs["caption"] = (f"Linear-probe top-1; {note}; boxed diagonal: in-domain pretraining; 'missing': planned, "
-                             "no result yet; blank: not in the grid for that method.")
+    data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
+                             f"deviation); {note}; boxed diagonal: in-domain pretraining; 'missing': planned, no "
+                             "result yet; blank: not in the grid for that method.")
     return fig, data
 
 

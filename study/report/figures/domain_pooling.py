@@ -9,7 +9,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, pick_largest,
-                                         planned_missing, same, wide)
+                                         planned_missing, same, seeds_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -30,7 +30,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     waiting = waiting[is_pooled(waiting)] if not waiting.empty else waiting  # planned pooled sets without a result
     if pooled.empty and waiting.empty:
         raise NoData("no pooled pretraining sets (dataset 'a+b') in this grid")
-    multi_method = pd.concat([lin["method"], waiting["method"]]).nunique() > 1
+    # a bar names its method where the pooled sets' methods differ (not for a method met only elsewhere, such as
+    # the supervised encoder a concatenation pairs with, which has no bar here)
+    multi_method = pd.concat([pooled["method"], waiting["method"]]).nunique() > 1
     bars = []
     for ev in sorted(set(pooled["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
         pool_ev, wait_ev = pooled[pooled["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
@@ -76,11 +78,16 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["bars"] = labels  # the table's columns in the figure's order (by kind, size, parts)
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
                              "share of it, where planned or done) against pooled sets; largest labeled size of each "
-                             "evaluation dataset.")
+                             f"evaluation dataset; bars: {seeds_note(data['count'])}; error bars: standard deviation "
+                             "over seeds; 'missing': planned, no result yet.")
     return fig, data
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: evaluation dataset; columns: each bar; '—' where a planned cell has no value, blank where the grid never
-    plans it (a pooled set not evaluated on that dataset)."""
-    return wide(data, "eval_dataset", "bar", order=data.attrs.get("bars"), blank_absent=True).reset_index()
+    """As the paper's pooling table: rows: each pretraining set (`pretraining`: in-domain at each size, then each
+    pooled set, in the figure's order); columns: evaluation datasets; '—' where a planned cell has no value, blank
+    where the grid never plans it (a pooled set not evaluated on that dataset)."""
+    bars = data.attrs.get("bars") or list(dict.fromkeys(data["bar"]))
+    rows = data.iloc[sorted(range(len(data)), key=lambda i: bars.index(data["bar"].iloc[i]))]
+    return wide(rows.rename(columns={"bar": "pretraining"}), "pretraining", "eval_dataset",
+                order=list(dict.fromkeys(data["eval_dataset"])), blank_absent=True).reset_index()

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, pick_largest,
-                                         planned_missing, same, series_label, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, note_missing,
+                                         pick_largest, planned_missing, same, seeds_note, series_label, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
@@ -41,6 +41,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ax, ev in zip(axes[0], evals):
         sub, wait_ev = gran[gran["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled = pick_largest((sub if not sub.empty else wait_ev)["labeled_size"].unique())
+        first = len(out)
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
             pts, planned = sub, wait_ev
             for k in LINE_KEYS:
@@ -58,6 +59,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                             "level_index": j, "mean": pts.loc[lv, "mean"], "std": pts.loc[lv, "std"],
                             "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"]),
                             "partial_seeds": pts.loc[lv, "partial_seeds"]})
+        note_missing(ax, [p["mean"] for p in out[first:]], top=True)  # top-1 falls from coarse to fine
         ax.set_xticks(np.arange(len(levels)), levels, rotation=20, ha="right")
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
@@ -75,7 +77,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     modes = sorted(drawn[mode_col].dropna().unique()) if mode_col in drawn else []
     how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
-                             "size (panel title); error bars: standard deviation over seeds.")
+                             f"size (panel title); points: {seeds_note(data['count'])}; error bars: standard deviation "
+                             "over seeds; a panel's note counts its planned points without a value.")
     return fig, data
 
 

@@ -9,15 +9,37 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from study.corruptions import parse_corruption
+from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
 from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, pick_largest, same,
-                                         wide)
+                                         seeds_note, wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining"
 METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
+
+
+# the paper's names of the corruptions, by their main parameter
+SHOWN = {"downsample": ("factor", "downsample {}x"), "jpeg": ("quality", "JPEG quality {}"),
+         "salt_pepper": ("fraction", "salt & pepper {}")}
+
+
+def corruption_label(corruption) -> str:
+    """A corruption as a figure names it: the paper's name with its main parameter ("downsample 2x", "JPEG quality
+    10", "salt & pepper 10%"), then any other parameter off its default; the grid's spelling for another one."""
+    try:
+        spec = parse_corruption(corruption)
+    except StudyError:
+        return str(corruption)
+    if spec.name not in SHOWN:
+        return str(spec)
+    main, text = SHOWN[spec.name]
+    params = spec.kwargs
+    value = f"{params[main] * 100:g}%" if spec.name == "salt_pepper" else params[main]
+    defaults = CORRUPTIONS.get(spec.name).params
+    rest = [f"{k}={v}" for k, v in spec.params if k != main and v != defaults[k].default]
+    return text.format(value) + (f" ({', '.join(rest)})" if rest else "")
 
 
 def _method_key(m) -> tuple:
@@ -94,17 +116,19 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         style.grouped_bars(ax, sub.assign(mean=sub["delta"], std=sub["delta_std"]), ["corruption"], corrs, "method",
                            methods, legend=False)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(np.arange(len(corrs)), corrs, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(np.arange(len(corrs)), [corruption_label(c) for c in corrs], rotation=20, ha="right",
+                      fontsize=8)
         ax.set_ylabel("Δ top-1 vs clean")
         ax.set_title(f"{ds} {fmt_size(size)} → {ev}")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")
     fig.tight_layout()
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
                              "and tested on clean images), relative to clean pretraining of the same method; "
-                             "largest labeled size; error bars: the two cells' standard deviations over seeds "
-                             "combined as independent; 'missing': the corrupted or the clean cell has no value; blank: "
-                             "that method is not pretrained with that corruption in the grid; (k/n): the corrupted "
-                             "cell (or, 'clean k/n', the clean one) has a value in k of its n planned seeds.")
+                             f"largest labeled size; corrupted cells: {seeds_note(data['count'])}; error bars: the two "
+                             "cells' standard deviations over seeds combined as independent; 'missing': the corrupted "
+                             "or the clean cell has no value; blank: that method is not pretrained with that "
+                             "corruption in the grid; (k/n): the corrupted cell (or, 'clean k/n', the clean one) has "
+                             "a value in k of its n planned seeds.")
     return fig, data
 
 

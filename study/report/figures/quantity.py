@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, planned_sizes,
-                                         nan_to_none, series_label, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, nan_to_none,
+                                         note_missing, planned_sizes, seeds_note, series_label, varying, wide)
 from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -116,6 +116,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              | set(scratch.loc[scratch["eval_dataset"] == ev, "labeled_size"].dropna()))
         for c, proto in enumerate(protocols):
             ax = axes[r][c]
+            first = len(points)
             sub = main[(main["eval_dataset"] == ev) & (main["protocol"] == proto)]
             for _, line in lines.iterrows():
                 rows = sub
@@ -156,6 +157,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                    "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
                                    "count": 0 if pd.isna(p["count"]) else int(p["count"]),
                                    "partial_seeds": p["partial_seeds"]})
+            note_missing(ax, [p["mean"] for p in points[first:]])
             ax.set_xscale("log")
             ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
             ax.set_xlabel("labeled images")
@@ -183,8 +185,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
-                             "error bars: standard deviation over seeds; in the table, '—': planned, no result yet "
-                             "(a row of missing.csv), blank: not in the grid, (k/n): k of the n planned seeds."
+                             f"points: {seeds_note(data['count'])}; error bars: standard deviation over seeds; a "
+                             "panel's note counts its planned points without a value (a gap in a line); in the table, "
+                             "'—': planned, no result yet (a row of missing.csv) or diverged, blank: not in the grid, "
+                             "(k/n): k of the n planned seeds."
                              + (" kNN: top-1 of a cosine k-nearest-neighbour vote on the same frozen features (`knn` "
                                 "jobs, and linear probes with `also_knn`)." if "knn" in protocols else ""))
     return fig, data
