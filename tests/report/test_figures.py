@@ -66,6 +66,19 @@ def test_quantity_styles_a_pretraining_size_alike_in_every_panel_and_a_method_by
         look["supervised 1M"].get_linestyle()
 
 
+def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():
+    """Methods take line styles in the paper's order (common.METHOD_ORDER), not by name: `random` sorts before
+    `simclr` alphabetically, yet SimCLR keeps the solid line and comes first in the legend."""
+    recs = []
+    for method, base in (("random", 0.1), ("simclr", 0.3)):
+        recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=50_000),
+                        {(1000, None): base, (10000, None): base + 0.05})
+    fig, _ = quantity.draw(table_of(recs))
+    look = {label: c.lines[0] for (title, label), c in _containers(fig).items() if title == "a · linear probe"}
+    assert look["simclr"].get_linestyle() == "-" != look["random"].get_linestyle()
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["simclr", "random"]
+
+
 def test_quantity_missing_cell_is_nan_not_zero():
     recs = [r for r in quantity_records() if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
     # a planned but missing line still appears, as NaN

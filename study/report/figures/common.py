@@ -16,6 +16,8 @@ from study.results.collect import aggregate, key_tuples, planned_seeds, resolve_
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
 VARIANT_AXES = ("backbone", "variant")
+# the order figures list methods in (the paper's first; the rest after these, by name)
+METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 
 
 class NoData(Exception):
@@ -107,6 +109,11 @@ def planned_sizes(text: object) -> list[int | None]:
     if not isinstance(text, str) or not text:
         return []
     return [None if v == "all" else int(v) for v in text.split(",")]
+
+
+def method_key(method) -> tuple:
+    """Sort key of a method: METHOD_ORDER's, then by name."""
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), str(method))
 
 
 def pick_largest(values: Iterable) -> object:

@@ -12,12 +12,11 @@ import pandas as pd
 from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
-from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, pick_largest, same,
-                                         seeds_note, wide)
+from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, method_key,
+                                         pick_largest, same, seeds_note, wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining"
-METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 
 
 # the paper's names of the corruptions, by their main parameter
@@ -40,10 +39,6 @@ def corruption_label(corruption) -> str:
     defaults = CORRUPTIONS.get(spec.name).params
     rest = [f"{k}={v}" for k, v in spec.params if k != main and v != defaults[k].default]
     return text.format(value) + (f" ({', '.join(rest)})" if rest else "")
-
-
-def _method_key(m) -> tuple:
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), str(m))
 
 
 def _corruption_order(corruptions, expected: pd.DataFrame | None) -> list:
@@ -90,7 +85,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if {"method", "corruption", "size"} <= set(plan):
             planned = plan[(plan["corruption"] != "none") & same(plan["size"], size)]
             pairs |= set(zip(planned["corruption"], planned["method"]))
-        methods = sorted({m for _, m in pairs if not pd.isna(m)}, key=_method_key)
+        methods = sorted({m for _, m in pairs if not pd.isna(m)}, key=method_key)
         for corr in _corruption_order({c for c, _ in pairs}, expected):
             for m in methods:
                 if (corr, m) not in pairs:  # never planned: no bar, a blank cell
@@ -108,7 +103,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         raise NoData("no corrupted pretraining result shares its cell with a clean one")
     data = pd.DataFrame(rows)
     panels = list(dict.fromkeys(zip(data["eval_dataset"], data["dataset"], data["size"])))
-    methods = sorted(data["method"].unique(), key=_method_key)
+    methods = sorted(data["method"].unique(), key=method_key)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 1.5, 3.4), squeeze=False)
     for ax, (ev, ds, size) in zip(axes[0], panels):
         sub = data[(data["eval_dataset"] == ev) & (data["dataset"] == ds) & same(data["size"], size)]
@@ -134,6 +129,6 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method (blank: not planned)."""
-    methods = sorted(data["method"].dropna().unique(), key=_method_key)
+    methods = sorted(data["method"].dropna().unique(), key=method_key)
     return wide(data.assign(size=data["size"].map(fmt_size)), ["eval_dataset", "dataset", "size", "corruption"],
                 "method", values="delta", order=methods, spread="delta_std", blank_absent=True).reset_index()
