@@ -1,7 +1,8 @@
 """Result records -> one tidy table: one row per (job, metric), every axis a column, the protocol alongside.
 
 Columns, in order: `job_id`, `stage`, `grid`, the axes (`AXES` first, any other axis after, sorted), `labeled_size`,
-`level`, `metric`, `value`, `protocol_fingerprint`, `code_version`, `wall_time_s`, `finished_at`, `protocol_json`
+`level`, `metric`, `value`, `protocol_fingerprint`, `code_version`, `wall_time_s`, `finished_at`, `depends_on`
+(the ids of the jobs it read, `|`-joined: an evaluation's pretraining jobs, to join on `job_id`), `protocol_json`
 (the whole effective protocol, canonical JSON) and one `protocol.<dotted.key>` column per protocol leaf (lists as
 JSON text). Absent axes and metrics are null (NaN), never 0. A record without metrics (a `random` pretraining) is one
 row with `metric` and `value` null, so that it is counted and its protocol kept. The integer axes (`INTEGER_COLUMNS`,
@@ -28,7 +29,7 @@ from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerpri
 
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
 METRIC_COLUMNS = ("labeled_size", "level", "metric", "value")
-RUN_COLUMNS = ("protocol_fingerprint", "code_version", "wall_time_s", "finished_at", "protocol_json")
+RUN_COLUMNS = ("protocol_fingerprint", "code_version", "wall_time_s", "finished_at", "depends_on", "protocol_json")
 PROTOCOL_PREFIX = "protocol."
 TABLE_SCHEMA_KEY = b"study.table_schema_version"
 TABLE_GRID_KEY = b"study.grid"
@@ -108,6 +109,7 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
         base = {"job_id": rec["job_id"], "stage": rec["stage"], "grid": grid if grid is not None else rec.get("grid"),
                 **axes, "protocol_fingerprint": protocol_fingerprint(protocol), "code_version": rec.get("code_version"),
                 "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
+                "depends_on": "|".join(rec.get("depends_on") or []) or None,
                 "protocol_json": canonical_json(protocol), **flat}
         for m in rec["metrics"] or [{"metric": None, "value": None}]:  # no metric: one row, so the job is seen
             rows.append({**base, "labeled_size": m.get("labeled_size"), "level": m.get("level"),

@@ -4,7 +4,10 @@ Schema (version 1, docs/architecture.md section 4)::
 
     {"schema_version": 1, "job_id", "stage", "grid", "axes": {...}, "metrics": [MetricRow, ...],
      "protocol": {...}, "protocol_fingerprint": str, "code_version": str, "wall_time_s": float,
-     "finished_at": ISO-8601}
+     "finished_at": ISO-8601, "depends_on": [job id, ...]}
+
+`depends_on`: the jobs whose output this one read (an evaluation: its encoders' pretraining jobs, in the encoders'
+order; absent from records written before it was kept).
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
@@ -159,6 +162,7 @@ def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None,
         "stage": job.stage,
         "grid": grid,
         "axes": dict(job.config.get("axes", {})),
+        "depends_on": list(job.depends_on),
         "metrics": [dict(m) for m in output["metrics"]],
         "protocol": dict(output.get("protocol", {})),
         "wall_time_s": wall_time_s,
@@ -205,6 +209,9 @@ def validate_record(record: Any, where: str = "result record") -> dict:
         if not _axis_value_ok(axis, v):
             raise StudyError(f"{where}: axes.{axis} {v!r} is not " + ("an integer, null or two joined by '|'"
                                                                       if axis in INTEGER_AXES else "a string or null"))
+    deps = record.get("depends_on", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) and d for d in deps):
+        raise StudyError(f"{where}: depends_on must be a list of job ids")
     if not isinstance(record["metrics"], list):
         raise StudyError(f"{where}: metrics must be a list")
     for i, m in enumerate(record["metrics"]):

@@ -15,9 +15,10 @@ from study.results import (aggregate, collect, find_conflicts, gather, read_tabl
 
 
 def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
-           code_version=None):
+           code_version=None, depends_on=None):
     write_result(workdir, {
         "job_id": job_id, "stage": "evaluate", "grid": "g", "code_version": code_version,
+        **({} if depends_on is None else {"depends_on": depends_on}),
         "axes": {"method": "simclr", "dataset": "a", "size": 50000, "corruption": "none", "seed": seed,
                  "protocol": "linear", "eval_dataset": "a", **(extra_axes or {})},
         "metrics": [{"metric": "top1", "value": v, "labeled_size": ls, "level": None} for ls, v in values.items()]
@@ -63,6 +64,19 @@ def test_seeds_aggregate_to_mean_std_count(tmp_path):
     assert row["seeds"] == "0,1,2" and row["job_ids"] == "j0,j1,j2"
     assert "seed" not in agg.columns and len(agg) == 2  # top1 and top5 cells
     assert find_conflicts(agg).empty
+
+
+def test_an_evaluation_row_names_the_pretraining_jobs_it_read_and_seeds_of_other_encoders_aggregate(tmp_path):
+    """`depends_on` joins an evaluation to its pretraining rows; each seed read another encoder, yet they are one
+    cell. A record written before it was kept has none (null)."""
+    _write(tmp_path, "j0", 0, {1000: 0.5}, depends_on=["p0"])
+    _write(tmp_path, "j1", 1, {1000: 0.7}, depends_on=["p1", "q1"])
+    _write(tmp_path, "j2", 2, {1000: 0.6})
+    t = collect(tmp_path)
+    deps = dict(zip(t["job_id"], t["depends_on"]))
+    assert (deps["j0"], deps["j1"]) == ("p0", "p1|q1") and pd.isna(deps["j2"])
+    row = aggregate(t).query("metric == 'top1'").iloc[0]
+    assert row["count"] == 3 and "depends_on" not in aggregate(t).columns
 
 
 def test_two_fingerprints_in_one_cell_are_kept_apart(tmp_path):

@@ -113,6 +113,15 @@ def test_make_record_from_job_and_run_output(tmp_path):
     write_result(tmp_path, rec)
     (back,) = read_results(tmp_path)
     assert back["axes"] == {"method": "byol", "seed": 1} and back["grid"] == "q" and back["wall_time_s"] == 2.0
+    assert back["depends_on"] == []
+    evaluation = Job("def", "evaluate", {"stage": "evaluate", "axes": {}}, depends_on=("p1", "p2"))
+    assert make_record(evaluation, {"metrics": [], "protocol": {}})["depends_on"] == ["p1", "p2"]
+
+
+@pytest.mark.parametrize("deps", ["p1", [""], [3]])
+def test_a_record_whose_depends_on_is_not_a_list_of_job_ids_is_refused(tmp_path, deps):
+    with pytest.raises(StudyError, match="depends_on must be a list of job ids"):
+        write_result(tmp_path, {**_record(), "depends_on": deps})
 
 
 def test_write_rejects_a_bad_record_naming_the_key(tmp_path):
