@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,6 +47,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(path: str | os.PathLike, older_than_s: float | None = None) -> int:
+    """Remove the temporaries that `atomic_path(path)` left beside `path` when its writer was killed mid-write
+    (SIGKILL, a node crash: nothing of it ran to remove them); returns how many. Only for a caller that knows no
+    other writer of `path` is at work (it holds the lock that admits one writer), or it would remove a live one;
+    without such a lock, `older_than_s`: only those last written longer ago than any live writer takes."""
+    path = Path(path)
+    own = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 random characters
+    removed = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:  # no folder yet: nothing left in it
+        return 0
+    now = time.time()
+    for name in names:
+        if own.fullmatch(name):
+            try:
+                if older_than_s is None or now - os.stat(path.parent / name).st_mtime > older_than_s:
+                    os.unlink(path.parent / name)
+                    removed += 1
+            except OSError:  # removed by another process meanwhile
+                pass
+    return removed
 
 
 def _fsync(path: Path) -> None:

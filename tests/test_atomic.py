@@ -1,6 +1,7 @@
 """study.atomic: whole files or none, with the permissions of a plainly written file."""
 import os
 import stat
+import tempfile
 
 import pytest
 
@@ -65,3 +66,17 @@ def test_the_temporary_file_is_a_hidden_file_beside_the_target(tmp_path):
         assert tmp.name.startswith(".job.json.") and tmp.name.endswith(".tmp")
         tmp.write_text("{}")
     assert [p.name for p in target.parent.iterdir()] == ["job.json"]
+
+
+def test_remove_temporaries_removes_the_ones_a_killed_writer_left_of_that_file_only(tmp_path):
+    """What a writer killed mid-write (SIGKILL: no cleanup runs) leaves is its mkstemp temporary; only those of the
+    file named go, not another file's whose name begins the same (manifest `x.parquet.y`'s beside `x`'s rows)."""
+    target = tmp_path / "x.parquet"
+    fd, _ = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_path)  # as atomic_path makes it
+    os.close(fd)
+    others = [".x.parquet.y.parquet.abcd1234.tmp", ".y.parquet.abcd1234.tmp", "x.parquet", ".x.parquet.lock"]
+    for name in others:
+        (tmp_path / name).write_text("")
+    assert atomic.remove_temporaries(target) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+    assert atomic.remove_temporaries(tmp_path / "absent" / "x.parquet") == 0

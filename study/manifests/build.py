@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from study.atomic import remove_temporaries
 from study.counts import format_count
 from study.datasets import DATASETS, ReaderOptions, read_dataset
 from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
@@ -154,6 +155,8 @@ def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
 
 
 def _freeze_locked(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
+    for path in manifest_paths(name):  # a build killed mid-write left them; under the lock, no writer is at work
+        remove_temporaries(path)
     if manifest_exists(name):
         broken = damage(name)
         if broken:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from study.atomic import remove_temporaries
 from study.errors import StudyError
 from study.hashing import file_sha256
 from study.train import distributed
@@ -232,6 +233,9 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                               peak, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
+    if world.is_main:  # the run folder's one writer (a job runs once at a time): what a killed write left goes
+        for name in ("checkpoint.pt", "encoder.pt"):
+            remove_temporaries(run_dir / name)
     fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
         _write_encoder(run_dir, method.encoder, world, base_protocol)

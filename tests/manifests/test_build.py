@@ -1,6 +1,9 @@
 import json
+import multiprocessing
+import os
 import re
 import shutil
+import signal
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,7 @@ from manifest_trees import CLASSES, write_tree
 from study.datasets import DATASETS
 from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
-from study.manifests import load_manifest, manifest_exists
+from study.manifests import load_manifest, manifest_exists, store
 from study.manifests.build import BuildConfig, build_manifest
 from study.manifests.sizes import parse_size, parse_sizes
 from study.manifests.store import table_hash
@@ -356,6 +359,39 @@ def test_a_build_waits_for_another_build_of_the_name_and_a_stale_lock_file_does_
     assert manifest_exists("c") and not lock.exists()
     manifests.joinpath(".b.lock").write_text("")  # left by a killed build: nobody holds it
     assert "written" in build("b") and not manifests.joinpath(".b.lock").exists()
+
+
+def _build_killed_writing_the_rows(cfg):
+    """A build SIGKILLed (out of memory, a node crash) once its rows are written to their temporary file."""
+    real = store.pq.write_table
+
+    def write_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store.pq.write_table = write_then_die
+    build_manifest(cfg)
+
+
+def test_a_build_killed_mid_write_leaves_no_manifest_and_the_next_one_removes_its_temporary(tree, manifests,
+                                                                                               monkeypatch):
+    """Nothing of a killed build is taken for a manifest, and the next build of the name writes the files a build
+    never killed writes, byte for byte, and removes the killed one's temporary (as large as the rows; no later
+    command would)."""
+    cfg = BuildConfig(dataset="imagefolder", root=tree, split="train", name="toy", sizes=[5])
+    clean = manifests.parent / "clean"
+    monkeypatch.setenv("STUDY_MANIFESTS", str(clean))
+    build_manifest(cfg)
+    monkeypatch.setenv("STUDY_MANIFESTS", str(manifests))
+    child = multiprocessing.get_context("fork").Process(target=_build_killed_writing_the_rows, args=(cfg,))
+    child.start()
+    child.join(120)
+    assert child.exitcode == -signal.SIGKILL
+    assert not manifest_exists("toy") and len(list(manifests.glob(".toy.parquet.*.tmp"))) == 1
+    assert build_manifest(cfg)[1]
+    assert sorted(p.name for p in manifests.iterdir()) == ["toy.json", "toy.parquet"]
+    for name in ("toy.json", "toy.parquet"):
+        assert (manifests / name).read_bytes() == (clean / name).read_bytes()
 
 
 def test_a_pool_made_again_from_sources_under_other_roots_is_refused(build, cli, tree, manifests):

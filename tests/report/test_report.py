@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ from study.errors import StudyError
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.report import build_report
+from study.report.build import STALE_TMP_S
 from study.report.tables import write_tables
 from study.report.cli import register
 from study.results import write_result
@@ -385,6 +388,24 @@ def test_a_rebuild_deletes_only_files_an_earlier_build_wrote(tmp_path):
     assert {name: (out / name).read_text() for name in mine} == mine
     listed = json.loads((out / ".study-report.json").read_text())["files"]
     assert "quantity.png" in listed and "index.html" in listed and not {*mine, "granularity.tex"} & set(listed)
+
+
+def test_a_rebuild_removes_the_temporaries_of_a_killed_build_and_no_others(tmp_path):
+    """A build SIGKILLed while it writes a figure leaves that file's temporary (`.quantity.pdf.<random>.tmp`), which
+    nothing else removes: each killed build added one. A later build removes those older than a build takes to
+    write a file (no lock keeps a second build out: a live one's are kept), and no other hidden file."""
+    write_all(tmp_path / "w", ALL)
+    out = tmp_path / "r"
+    build_report(tmp_path / "w", out, plan=plan_for(ALL), log=None)
+    killed, live = out / ".quantity.pdf.k1lled_0.tmp", out / ".index.html.l1ve_000.tmp"
+    for path in (killed, live, out / ".DS_Store", out / ".notes.md.abcdefgh.tmp"):
+        path.write_bytes(b"half")
+    old = time.time() - STALE_TMP_S - 60
+    for path in (killed, out / ".DS_Store", out / ".notes.md.abcdefgh.tmp"):
+        os.utime(path, (old, old))
+    build_report(tmp_path / "w", out, plan=plan_for(ALL), log=None)
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert left == [".DS_Store", ".index.html.l1ve_000.tmp", ".notes.md.abcdefgh.tmp", ".study-report.json"]
 
 
 def test_an_out_folder_of_other_files_is_refused_untouched(tmp_path):

@@ -1,7 +1,10 @@
 """The training loop on CPU over real image files: exact resume, config refusal, NaN, signals, fine-tuning."""
+import json
 import math
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import PIL
@@ -323,6 +326,37 @@ def test_an_unreadable_image_read_by_a_loader_worker_ends_the_process(tiny_manif
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"error: cannot read image {broken} (manifest tiny)")
     assert "Original Traceback" not in proc.stdout
+
+
+def test_a_run_killed_writing_a_checkpoint_resumes_bit_identical_and_its_temporary_is_removed(tiny_manifest,
+                                                                                                make_config, tmp_path):
+    """SIGKILL (the out-of-memory killer, a node crash) while a checkpoint is written: the checkpoint before it is
+    intact and the run resumes from it to the weights of a run never killed; the killed write's temporary (as large
+    as a checkpoint) is removed by the next session, as nothing else would. A real process, killed in torch.save."""
+    here = Path(__file__).parent
+    child = ("import json, os, signal, sys, torch\n"
+             "from train_helpers import tiny_config\n"
+             "from study.train import pretrain\n"
+             "real = torch.save\n"
+             "def save_then_die(obj, where, *args, **kwargs):\n"
+             "    real(obj, where, *args, **kwargs)\n"
+             "    if isinstance(obj, dict) and obj.get('step') == 4:\n"
+             "        os.kill(os.getpid(), signal.SIGKILL)\n"
+             "torch.save = save_then_die\n"
+             "torch.set_num_threads(1)  # as the resume below (tests/conftest.py): float sums depend on it\n"
+             "pretrain(tiny_config(**json.loads(sys.argv[1])), sys.argv[2])\n")
+    over = {"checkpoint_every_steps": 2, "device": "cpu"}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]))
+    proc = subprocess.run([sys.executable, "-c", child, json.dumps(over), str(tmp_path / "cut")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 2
+    assert len(list((tmp_path / "cut").glob(".checkpoint.pt.*.tmp"))) == 1
+    resumed = pretrain(make_config(**over), tmp_path / "cut")
+    full = pretrain(make_config(**over), tmp_path / "full")
+    assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["checkpoint.pt", "encoder.pt"]
 
 
 def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_config, tmp_path):
