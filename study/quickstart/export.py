@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from study.atomic import write_text
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.quickstart import digits, fashion_mnist
@@ -59,8 +60,9 @@ def write_tree(root: Path, splits: list[Split], class_names: list[str]) -> Path:
     if root.exists() and not marker.is_file() and (not root.is_dir() or any(root.iterdir())):
         raise StudyError(f"{root} exists and was not written by study quickstart (it has no {COMPLETE}); it would "
                          f"be replaced: give another --data, or move it away")
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp, old = root.with_name(root.name + ".partial"), root.with_name(root.name + ".old")
+    for leftover in (tmp, old):  # of a run killed while writing, or while replacing
+        shutil.rmtree(leftover, ignore_errors=True)
     total = sum(expected.values())
     done = 0
     for split in splits:
@@ -72,8 +74,10 @@ def write_tree(root: Path, splits: list[Split], class_names: list[str]) -> Path:
             if done % 10000 == 0 or done == total:
                 print(f"[quickstart] {root.name}: {done}/{total} PNG files written", file=sys.stderr)
     (tmp / COMPLETE).write_text(json.dumps({"counts": expected}) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():  # moved aside whole, then deleted: a kill never leaves a marked tree short of images
+        root.rename(old)
     tmp.rename(root)
+    shutil.rmtree(old, ignore_errors=True)
     return root
 
 
@@ -89,7 +93,7 @@ def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None =
         splits.append(Split(split, images[keep], labels[keep]))
     root = write_tree(out / "fashion-mnist", splits, classes)
     taxonomy = "group,class_name\n" + "".join(f"{FASHION_GROUPS[c]},{folder_name(c)}\n" for c in classes)
-    (root / "taxonomy.csv").write_text(taxonomy)
+    write_text(root / "taxonomy.csv", taxonomy)
     return root
 
 

@@ -1,8 +1,11 @@
 """The quickstart's data: real Fashion-MNIST and MNIST digits written once as PNG image-folder trees."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +109,30 @@ def test_the_leftovers_of_a_killed_export_never_enter_the_tree(tmp_path, idx_dir
     assert not (root / "train" / "bag" / "99999.png").exists() and len(list((root / "train" / "bag").iterdir())) == 3
     assert len(list((root / "train").rglob("*.png"))) == 30
     assert not (tmp_path / "fashion-mnist.partial").exists()
+
+
+def test_a_tree_replaced_by_a_run_killed_while_deleting_is_never_reused_short_of_images(tmp_path, idx_dir,
+                                                                                        monkeypatch):
+    """A run with other counts replaces the tree; killed while a tree is being deleted (here: half its files gone,
+    then the kill), the next run with the first counts must not find a marked tree short of images."""
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    real_rmtree = shutil.rmtree
+
+    def killed_halfway(path, ignore_errors=False):
+        files = sorted(p for p in Path(path).rglob("*.png")) if Path(path).exists() else []
+        if not files:
+            return real_rmtree(path, ignore_errors=ignore_errors)
+        for f in files[: len(files) // 2]:
+            f.unlink()
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(export.shutil, "rmtree", killed_halfway)
+    with contextlib.suppress(KeyboardInterrupt):
+        export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=3, per_class_test=1)
+    monkeypatch.setattr(export.shutil, "rmtree", real_rmtree)
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    assert len(list((root / "train").rglob("*.png"))) == 20 and len(list((root / "test").rglob("*.png"))) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fashion-mnist"]
 
 
 def test_digits_are_read_as_784_pixels_then_the_label_of_each_csv_row():
