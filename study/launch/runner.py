@@ -112,6 +112,23 @@ def read_job_file(path: str | os.PathLike) -> Any:
 
 
 PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
+LOCK_FD_ENV = "STUDY_JOB_LOCK_FD"  # set by the local scheduler: the descriptor of the job lock it passed this worker
+
+
+def _lock_not_inherited() -> None:
+    """The job lock (study.launch.locks.job_lock) this worker holds is closed in every process it forks (its data
+    loader's workers): a worker killed (SIGKILL) frees its job at once, not once those notice and end seconds later
+    (meanwhile `study status` would say running and a retry would skip the job)."""
+    fd = os.environ.get(LOCK_FD_ENV, "")
+    if fd.isdigit():
+        os.register_at_fork(after_in_child=lambda: _close_quietly(int(fd)))
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _end_with_parent() -> None:
@@ -137,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", default=None)
     args = p.parse_args(argv)
     _end_with_parent()
+    _lock_not_inherited()
     _threads_from_env()
     try:
         path = run_job(read_job_file(args.job), args.workdir, args.grid)

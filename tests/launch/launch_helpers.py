@@ -60,15 +60,16 @@ def build_manifests(root: Path, names: tuple[str, ...] = ("toy",)) -> Path:
     return root / "manifests"
 
 
-def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6) -> str:
-    """A tiny grid: SimCLR on a thin ResNet at 12 px, `steps` steps with a checkpoint at every step, and a linear
-    probe at 16 and 32 labels per pretraining job."""
+def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6, loader_workers: int = 0) -> str:
+    """A tiny grid: SimCLR on a thin ResNet at 12 px, `steps` steps with a checkpoint at every step (its data loaded
+    by `loader_workers` processes), and a linear probe at 16 and 32 labels per pretraining job."""
     ds = "".join(f"  {d}: {{reader: imagefolder, train: {d}_train, test: {d}_test}}\n" for d in datasets)
     return (f"name: {name}\n"
             f"datasets:\n{ds}"
             "defaults:\n"
             f"  pretrain: {{backbone: resnet18_small, width: 4, image_size: 12, steps: {steps}, batch_size: 8,\n"
-            "             head: [16, 8], checkpoint_every_steps: 1, num_workers: 0, log_every_steps: 10,\n"
+            f"             head: [16, 8], checkpoint_every_steps: 1, num_workers: {loader_workers},\n"
+            "             log_every_steps: 10,\n"
             "             optim: {warmup_epochs: 0}}\n"
             "  evaluate: {num_workers: 0, batch_size: 16, image_size: 12}\n"
             f"axes: {{method: [simclr], dataset: [{', '.join(datasets)}], size: [32], corruption: [none]}}\n"

@@ -3,11 +3,16 @@ the bad input every `study submit` refuses (exit 2, nothing submitted)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
+from study.launch.locks import try_lock
 
 from launch_helpers import grid_text, run_cli
 
@@ -97,15 +102,14 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
         assert not (env / "wd").exists()
 
 
-def _start_long_local_run(env, name):
+def _start_long_local_run(env, name, loader_workers=0):
     """A real `study submit --cluster local` of a job far longer than any test waits, once the job has written a
     checkpoint: (its process, the workdir, the worker's `running` event, the checkpoint path)."""
     import subprocess
     import sys
-    import time
 
     grid = env / "g.yaml"
-    grid.write_text(grid_text(name, steps=100_000))
+    grid.write_text(grid_text(name, steps=100_000, loader_workers=loader_workers))
     wd = env / "wd"
     proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
                              "--workdir", str(wd), "--workers", "1"], stderr=subprocess.PIPE, text=True)
@@ -131,8 +135,6 @@ def _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=False):
     """The worker is gone (not left running, nor a zombie), its checkpoint is there to resume from, no result.
     `orphan`: its command was killed, so the worker's parent is PID 1, which in this sandbox reaps nobody: ended
     means a zombie there."""
-    import time
-
     def state() -> str:
         proc_file = f"/proc/{worker['pid']}/status"
         try:
@@ -157,8 +159,6 @@ def _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=False):
 def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
     """`kill <study submit>` (or its terminal closing: SIGHUP) leaves no worker behind: each gets SIGUSR2 (it
     checkpoints, then ends), SIGKILL if late."""
-    import signal
-
     proc, wd, worker, ckpt = _start_long_local_run(env, "termg")
     try:
         proc.send_signal(getattr(signal, signame))
@@ -173,8 +173,6 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     """`study cancel` of a grid run by `study submit --cluster local` in another shell stops that command as Ctrl-C
     would, naming its pid; the job then reads missing (a rerun resumes it), status names it as stopped, and a second
     cancel finds nothing."""
-    import signal
-
     proc, wd, worker, ckpt = _start_long_local_run(env, "cang")
     try:
         code, out, err = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
@@ -199,8 +197,6 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
 def test_a_closed_terminal_with_a_dead_stderr_still_stops_the_workers(env):
     """SIGHUP when stderr is a closed pipe (a terminal gone, `2>&1 | head`): the stop's own message cannot be
     written, and used to raise before any worker got its signal, leaving them all training."""
-    import signal
-
     proc, wd, worker, ckpt = _start_long_local_run(env, "hupg")
     try:
         proc.stderr.close()  # nobody reads the command's stderr any more: writing it raises BrokenPipeError
@@ -216,14 +212,43 @@ def test_a_killed_command_takes_its_workers_down(env):
     """`kill -9` of `study submit --cluster local` cannot stop its workers itself; they run in sessions of their
     own, and used to train on with no command to stop them (study cancel found none). Each now ends with its
     parent, checkpointing first, and the job reads missing: a rerun resumes it."""
-    import signal
-
     proc, wd, worker, ckpt = _start_long_local_run(env, "killg")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=True)
     code, out, _ = run_cli(["status", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "missing" in out
+
+
+def test_a_killed_workers_data_loader_processes_do_not_keep_its_job_locked(env):
+    """SIGKILL of a worker whose data loader has processes of its own: they inherit the job lock's descriptor and
+    can outlive it for seconds (torch checks for their parent every 5 s; here one is stopped, so it outlives it for
+    sure); the lock must be free once the command has reaped the worker, or `study status` says running and a retry
+    skips the job meanwhile."""
+    proc, wd, worker, _ = _start_long_local_run(env, "lockg", loader_workers=1)
+    lock = wd / "locks" / f"{worker['job']}.lock"
+    loaders = _children(worker["pid"])
+    try:
+        assert loaders, "the worker runs no data loader process"
+        for pid in loaders:
+            os.kill(pid, signal.SIGSTOP)
+        os.kill(worker["pid"], signal.SIGKILL)
+        deadline, fd = time.time() + 10, None
+        while time.time() < deadline and fd is None:
+            time.sleep(0.1)
+            fd = try_lock(lock)
+        assert fd is not None, "the job lock is still held by the killed worker's data loader process"
+        os.close(fd)
+    finally:
+        for pid in loaders:
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def _children(pid):
+    """The child processes of `pid`, as /proc lists them."""
+    return [int(c) for f in Path(f"/proc/{pid}/task").glob("*/children") for c in f.read_text().split()]
 
 
 def test_retry_failed_reruns_a_job_whose_result_file_cannot_be_read(env):
@@ -245,7 +270,6 @@ def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
     first's jobs pending or running and starts none of them."""
     import subprocess
     import sys
-    import time
 
     grid = env / "g.yaml"
     grid.write_text(grid_text("twice", steps=40))
@@ -286,7 +310,6 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
 def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
     """While `study submit --cluster local` runs, the jobs it has queued read pending, not missing (a second submit
     would otherwise be invited to take them); once it is gone they read missing again."""
-    import os
     import socket
 
     from study.launch.status import grid_states
@@ -328,10 +351,8 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
     """The per-job lock: a command that finds a job's lock held does not start it and waits for it; when the holder
     lets go without a result (a Ctrl-C'd command, another grid's failed run), the waiting command ends instead of
     polling for ever."""
-    import os
     import subprocess
     import sys
-    import time
 
     from study.launch.locks import job_lock
 
@@ -383,7 +404,6 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
     as still pending) and lets go: the local command runs none of them."""
     import subprocess
     import sys
-    import time
 
     from study.launch.locks import submit_lock
 
@@ -470,7 +490,6 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
 def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
     """`--workers 3` overrides the default of one worker per core or GPU (mocked here to 1). Every job is pending in
     another live command, so this one runs none and ends at once."""
-    import os
     import socket
 
     from study.launch.local import scheduler

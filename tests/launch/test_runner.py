@@ -1,10 +1,15 @@
 """study/launch/runner.py: what a job process decides on its own (the end-to-end runs are test_local's)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
 from study.grids import Job
+from study.launch.locks import try_lock
 from study.launch.runner import PARENT_ENV, _is_main_task, _threads_from_env, main, write_job_file
 
 
@@ -43,3 +48,33 @@ def test_a_local_worker_uses_the_threads_its_scheduler_gave_it(monkeypatch):
         assert torch.get_num_threads() == want
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_a_workers_forked_children_do_not_hold_its_job_lock(tmp_path, closed):
+    """A worker holding its job lock forks a child (as its data loader does), then dies: with the lock's descriptor
+    named in the environment the lock is free at once; without, the child still holds it. In a process of its own:
+    an at-fork hook cannot be undone."""
+    lock = tmp_path / "job.lock"
+    script = textwrap.dedent(f"""
+        import multiprocessing, os, sys, time
+        from pathlib import Path
+        from study.launch.locks import try_lock
+        from study.launch import runner
+        fd = try_lock(Path({str(lock)!r}))
+        if {closed!r}:
+            os.environ[runner.LOCK_FD_ENV] = str(fd)
+        runner._lock_not_inherited()
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,), daemon=True)
+        child.start()
+        Path({str(tmp_path / "child")!r}).write_text(str(child.pid))
+        os._exit(0)  # the worker dies; its child lives on
+    """)
+    subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                   check=True)  # no pipe: the child would hold it open
+    child = int((tmp_path / "child").read_text())
+    try:
+        fd = try_lock(lock)
+        assert (fd is not None) == closed
+    finally:
+        subprocess.run(["kill", "-KILL", str(child)], capture_output=True)

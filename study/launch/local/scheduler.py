@@ -33,7 +33,7 @@ from typing import Any, TextIO
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, job_lock, submit_lock
-from study.launch.runner import PARENT_ENV, write_job_file
+from study.launch.runner import LOCK_FD_ENV, PARENT_ENV, write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, has_result, last_lines, result_done
@@ -366,7 +366,8 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
     log = logs / f"{job.id}.log"
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
                STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir),
-               **{PARENT_ENV: str(os.getpid())})  # the worker ends when this process does (runner._end_with_parent)
+               **{PARENT_ENV: str(os.getpid()),  # the worker ends when this process does (runner._end_with_parent)
+                  LOCK_FD_ENV: str(lock)})  # and its forked children do not hold the lock (runner._lock_not_inherited)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:
