@@ -202,6 +202,13 @@ def test_knn_holds_at_most_a_block_of_similarities_and_scores_alike(monkeypatch)
     torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-7)
 
 
+def test_knn_over_an_empty_training_set_scores_nothing_rather_than_dividing_by_zero():
+    """An empty training set takes a whole block of test rows (no similarity to hold) and scores every class 0."""
+    assert knn.rows_per_block(0) == 2048
+    s = knn.knn_scores(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.randn(3, 4), 2, k=5, temperature=0.1)
+    assert s.tolist() == [[0.0, 0.0]] * 3
+
+
 def test_topk_of_a_diverged_classifier_is_missing_not_chance():
     y = torch.arange(10)
     assert math.isnan(linear.topk(torch.full((10, 10), float("nan")), y, 1))
@@ -254,9 +261,44 @@ def test_a_levels_top5_counts_every_top1_hit():
     assert linear.topk(granularity.level_scores(logits, mapping, len(values)), mapping[y], 5) == 1.0
 
 
+def test_a_level_outside_the_taxonomy_is_told_by_its_own_column_alone():
+    """level_path: a taxonomy level is told by its path from the root; another column (the class name) by itself."""
+    assert granularity.level_path(["kingdom", "family", "genus"], "family") == ["kingdom", "family"]
+    assert granularity.level_path(["kingdom", "family", "genus"], "class_name") == ["class_name"]
+
+
+def test_a_class_no_row_shows_maps_to_no_value_and_a_prediction_of_it_is_wrong_at_every_level():
+    """A class absent from the tables maps to -1: predicting it hits no value (not the level's first value), and it
+    adds nothing to any value's score."""
+    table = pd.DataFrame({"label": [0, 1, 2], "genus": ["a", "a", "b"]})
+    mapping, values = granularity.level_map([table], ["genus"], 4, "t")
+    assert mapping.tolist() == [0, 0, 1, -1] and values == ["a", "b"]
+    logits = torch.tensor([[0.0, 1.0, 2.0, 9.0]])  # class 3 (no row) scores highest; the true class 0 is genus a
+    assert granularity.mapped_top1(logits, torch.tensor([0]), mapping) == 0.0
+    assert granularity.level_scores(logits, mapping, 2).tolist() == [[1.0, 2.0]]
+
+
+def test_a_levels_score_is_its_best_class_score_even_when_every_score_is_negative():
+    """level_scores: each value scores the highest (log-probability) score of its classes, negative ones included;
+    it does not start from 0."""
+    mapping = torch.tensor([0, 0, 1, 2, 2])
+    logits = torch.tensor([[-3.0, -1.0, -2.0, -5.0, -4.0], [-0.5, -6.0, -7.0, -0.25, -9.0]])
+    assert granularity.level_scores(logits, mapping, 3).tolist() == [[-1.0, -2.0, -4.0], [-0.5, -7.0, -0.25]]
+
+
+def test_a_single_non_finite_score_makes_a_levels_top1_missing():
+    """One inf or NaN among otherwise finite scores (a classifier diverging) gives NaN, as linear.topk does."""
+    table = pd.DataFrame({"label": range(4), "genus": ["a", "a", "b", "b"]})
+    genus, _ = granularity.level_map([table], ["genus"], 4, "t")
+    y = torch.tensor([0, 1, 2])
+    for bad in (float("inf"), float("nan")):
+        logits = torch.eye(3, 4).index_put_((torch.tensor([1]), torch.tensor([2])), torch.tensor(bad))
+        assert math.isnan(granularity.mapped_top1(logits, y, genus)), bad
+
+
 def test_granularity_refuses_a_class_with_two_parents():
     table = pd.DataFrame({"label": [0, 0, 1], "genus": ["a", "b", "b"]})
-    with pytest.raises(StudyError, match="class 0 has several values at level 'genus'"):
+    with pytest.raises(StudyError, match=r"class 0 has several values at level 'genus': \['a', 'b'\]"):
         granularity.level_map([table], ["genus"], 2, "evaluate.levels")
 
 

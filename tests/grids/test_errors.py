@@ -649,3 +649,33 @@ def test_a_missing_required_key_is_named_not_a_traceback(write_grid):
         - {where: {method: simclr}, labeled_sizes: [10]}
     """)
     assert error_of(g) == f"{g}:{line_of(g, 'where:')}: missing required key 'protocol'"
+
+
+def test_an_include_rule_giving_zipped_axes_lists_of_different_lengths_is_refused_at_its_line(write_grid):
+    """An include rule's lists for axes that move together must pair up: two values of dataset against one size
+    would otherwise drop beta silently."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [10]}
+    zip: [[dataset, size]]
+    include:
+      - {method: byol, dataset: [alpha, beta], size: [10]}
+    stages: {pretrain: {}}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'method: byol')}: include: axes that move together (zip) need lists "
+                           "of one length")
+
+
+def test_a_value_that_expands_to_zero_jobs_is_named_at_its_own_line_of_a_block_list(write_grid):
+    """Axis values written one per line: the error names the excluded value's line, not its axis's first value's."""
+    g = write_grid("""
+    axes:
+      method:
+        - simclr
+        - byol
+      dataset: [alpha, beta]
+    exclude:
+      - {method: byol}
+    stages: {}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, '- byol')}: axis 'method' value 'byol' expands to zero jobs "
+                           "(every combination with it is excluded)")

@@ -254,3 +254,41 @@ def test_an_entrys_nested_params_merge_into_the_defaults_nested_settings(write_g
     g.write_text(g.read_text().replace("defaults:\n", nested, 1))
     got = {j.axes["protocol"]: j.config["evaluate"]["finetune"] for j in plan_grid(g).by_stage("evaluate")}
     assert got == {"finetune": {"epochs": 7, "batch_size": 32}, "scratch": {"epochs": 3, "batch_size": 32}}
+
+
+def test_a_zip_group_not_written_last_is_one_unit_at_its_first_axis_place(write_grid):
+    """A zip group is expanded once, at the place of its first axis in the file (slowest here), its pairs in order."""
+    g = write_grid("""
+    axes: {dataset: [alpha, beta], method: [simclr, byol], size: [10, 20]}
+    zip: [[dataset, size]]
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g)) == [("simclr", "alpha", 10, None), ("byol", "alpha", 10, None),
+                                 ("simclr", "beta", 20, None), ("byol", "beta", 20, None)]
+
+
+def test_each_exclude_rule_counts_as_used_when_any_combination_matched_it(write_grid):
+    """Two exclude rules matching different combinations both remove theirs; neither is reported as matching
+    nothing because the last combination excluded was the other rule's."""
+    g = write_grid("""
+    axes: {method: [simclr, supervised, byol], dataset: [alpha, beta]}
+    exclude:
+      - {method: supervised, dataset: beta}
+      - {method: byol, dataset: alpha}
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g)) == [("simclr", "alpha", None, None), ("simclr", "beta", None, None),
+                                 ("supervised", "alpha", None, None), ("byol", "beta", None, None)]
+
+
+def test_an_exclude_rule_may_name_an_unswept_axis_at_its_default_value(write_grid):
+    """An axis the grid does not sweep takes its defaults.pretrain value: an exclude rule naming that value matches
+    every point, and is not refused as a value its axis never takes."""
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta]}
+    exclude:
+      - {method: supervised, dataset: beta, backbone: resnet18}
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g)) == [("simclr", "alpha", None, None), ("simclr", "beta", None, None),
+                                 ("supervised", "alpha", None, None)]

@@ -11,7 +11,7 @@ from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.select import select
 from study.launch.slurm.state import query
-from study.launch.state import classify, slurm_state
+from study.launch.state import JobState, classify, slurm_state
 
 
 def _jobs():
@@ -375,6 +375,42 @@ def test_a_job_whose_dependency_is_blocked_is_blocked_too(tmp_path):
     sel = select(jobs, states, retry_failed=False)
     assert sel.to_run == [] and sel.skipped["blocked by a failed dependency"] == ["e1", "x"]
     assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "e1", "x"]
+
+
+def test_select_files_each_job_it_does_not_queue_under_its_own_reason_and_counts_them():
+    """Every job not queued is skipped under its state's reason (a done job whose dependency failed is done, not
+    blocked; a job queued is under none), and the summary counts each non-empty reason in order, or says nothing."""
+    ids = {"p1": "done", "p2": "failed", "p3": "cancelled", "p4": "pending", "p5": "running", "p6": "missing",
+           "e1": "missing", "e3": "done"}
+    jobs = [Job(id=i, stage="pretrain", config={"axes": {}}) for i in ids if i.startswith("p")]
+    jobs += [Job(id=i, stage="evaluate", config={"axes": {}}, depends_on=("p2",)) for i in ("e1", "e3")]
+    states = {i: JobState(job_id=i, stage="pretrain", state=st) for i, st in ids.items()}
+    sel = select(jobs, states, retry_failed=False)
+    assert [j.id for j in sel.to_run] == ["p6"]
+    assert sel.skipped == {"done": ["p1", "e3"], "pending or running": ["p4", "p5"],
+                           "failed (rerun with --retry-failed)": ["p2"],
+                           "cancelled (rerun with --retry-failed)": ["p3"],
+                           "blocked by a failed dependency": ["e1"]}
+    assert sel.summary() == ("2 done, 2 pending or running, 1 failed (rerun with --retry-failed), "
+                             "1 cancelled (rerun with --retry-failed), 1 blocked by a failed dependency")
+    sel = select(jobs, states, retry_failed=True)
+    assert [j.id for j in sel.to_run] == ["p2", "p3", "p6", "e1"]
+    assert {k: v for k, v in sel.skipped.items() if v} == {"done": ["p1", "e3"], "pending or running": ["p4", "p5"]}
+    assert sel.summary() == "2 done, 2 pending or running"
+    fresh = {i: JobState(job_id=i, stage="pretrain", state="missing") for i in ids}
+    assert select(jobs, fresh, retry_failed=False).summary() == "nothing"
+
+
+def test_a_job_runs_once_its_dependency_is_done_and_waits_on_a_live_one_but_not_on_an_unknown_one():
+    """A missing evaluation is queued when its pretraining is done or live (pending, running); one whose dependency
+    has no state at all (not in the plan: nothing will run it) is blocked, not taken for done."""
+    p1, _, e1, _ = _jobs()
+    for dep_state in ("done", "pending", "running"):
+        states = {"p1": JobState(job_id="p1", stage="pretrain", state=dep_state),
+                  "e1": JobState(job_id="e1", stage="evaluate", state="missing")}
+        assert [j.id for j in select([p1, e1], states, retry_failed=False).to_run] == ["e1"], dep_state
+    sel = select([e1], {"e1": JobState(job_id="e1", stage="evaluate", state="missing")}, retry_failed=True)
+    assert sel.to_run == [] and sel.skipped["blocked by a failed dependency"] == ["e1"]
 
 
 def test_a_sacct_state_study_does_not_know_is_pending_and_a_truncated_one_is_read():

@@ -156,3 +156,45 @@ def test_set_lr_reaches_every_group_so_biases_and_norms_train_too(name):
     (model(torch.randn(5, 4)) * torch.randn(5, 3)).sum().backward()
     opt.step()
     assert [n for n, p in model.named_parameters() if torch.equal(p.detach(), before[n])] == []
+
+
+def test_the_schedule_holds_its_floor_past_the_last_step_and_its_peak_without_room_to_decay():
+    """Past total_steps the cosine stays at its floor (it does not climb back); a run whose warmup ends at its last
+    step sits at the peak there instead of dividing by zero decay steps."""
+    assert lr_at(150, 1.0, 10, 110) == pytest.approx(0.0)
+    assert lr_at(210, 2.0, 10, 110, final_fraction=0.1) == pytest.approx(0.2)
+    assert lr_at(5, 1.0, 5, 5) == pytest.approx(1.0)
+    assert lr_at(0, 3.0, 0, 0) == pytest.approx(3.0)
+
+
+def test_lars_moves_a_zero_weight_by_its_plain_gradient_and_leaves_a_zero_gradient_finite():
+    """A weight of norm 0 (a zero-initialised layer) has no trust ratio: LARS uses a trust of 1 (as SimCLR's code),
+    so the first step is lr x g; a ratio of 0 would keep it at 0 for ever. A gradient of norm 0 (no weight decay)
+    moves nothing, where eta ||p|| / 0 would make the weight NaN."""
+    p = nn.Parameter(torch.zeros(3, 2))
+    opt = LARS([p], lr=0.5, momentum=0.9, weight_decay=0.1, trust_coefficient=0.001)
+    g = torch.arange(6.0).reshape(3, 2) - 2
+    p.grad = g.clone()
+    opt.step()
+    assert torch.allclose(p.detach(), -0.5 * g)
+    q = nn.Parameter(torch.ones(3, 2))
+    opt = LARS([q], lr=0.5, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001)
+    q.grad = torch.zeros(3, 2)
+    opt.step()
+    assert torch.equal(q.detach(), torch.ones(3, 2))
+
+
+def test_lars_skips_a_parameter_without_a_gradient_and_the_optimizer_holds_only_trainable_ones():
+    """A parameter the step's forward did not use (grad None) is left as it is, with no momentum state; a frozen
+    parameter (requires_grad False) is in no group at all."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    model[0].weight.requires_grad_(False)
+    opt = build_optimizer(model, OptimConfig(name="lars", weight_decay=0.1), lr=0.5)
+    held = [p for g in opt.param_groups for p in g["params"]]
+    assert len(held) == 3 and all(p is not model[0].weight for p in held)
+    unused = model[1].weight.detach().clone()
+    model[0](torch.randn(5, 4)).pow(2).sum().backward()  # model[1] takes no part: its grads stay None
+    opt.step()
+    assert torch.equal(model[1].weight.detach(), unused) and model[1].weight not in opt.state
+    assert model[0].bias in opt.state
