@@ -35,6 +35,10 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` if registered (a test's throwaway registration, undone)."""
+        self._items.pop(name, None)
+
     def get(self, name: str, where: str = "") -> T:
         """The object registered as `name`; a StudyError naming the closest known name otherwise."""
         try:

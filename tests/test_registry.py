@@ -15,6 +15,14 @@ def test_a_name_registered_twice_is_refused_and_the_first_object_kept():
     assert reg.get("a") is first and reg.names() == ["a"]
 
 
+def test_an_unregistered_name_is_unknown_and_free_again():
+    reg = Registry("thing")
+    reg.register("a")(1)
+    reg.unregister("a")
+    reg.unregister("never")  # nothing to remove: no error
+    assert "a" not in reg and reg.register("a")(2) == 2 and reg.get("a") == 2
+
+
 def test_an_unknown_name_is_a_study_error_naming_the_closest_known_one():
     reg = Registry("thing")
     reg.register("alpha")(1)

@@ -42,7 +42,7 @@ def unregistered():
     names = []
     yield names
     for name in names:
-        CORRUPTIONS._items.pop(name, None)
+        CORRUPTIONS.unregister(name)
 
 
 @pytest.mark.parametrize("param, message", [

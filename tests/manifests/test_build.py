@@ -203,7 +203,7 @@ def bands_reader():
     read.options = ("channels",)
     DATASETS.register("example_bands")(read)
     yield read
-    DATASETS._items.pop("example_bands", None)
+    DATASETS.unregister("example_bands")
 
 
 def test_a_reader_takes_the_build_flags_it_declares_and_no_other(bands_reader, cli, tree, manifests):

@@ -32,7 +32,7 @@ def register_method():
 
     yield register
     for name in names:
-        METHODS._items.pop(name, None)
+        METHODS.unregister(name)
 
 
 def test_defaults_follow_the_simclr_recipe():

@@ -498,7 +498,7 @@ def toy_method():
     try:
         yield Toy
     finally:
-        del METHODS._items["toy"]
+        METHODS.unregister("toy")
 
 
 def test_a_new_methods_own_settings_need_no_config_edit(toy_method, tiny_manifest, make_config, tmp_path):
