@@ -11,7 +11,7 @@ Measures, in one run:
               nested labeled sizes (or `--sizes`), on 2048-d features of a synthetic `--classes`-class problem whose
               labeled prefixes are class-balanced as `Manifest.labeled` gives them, scored on the test rows: the
               work of a `linear` evaluation after extraction.
-Prints both, the probes' top-1, and as its last line `probe_share_of_extraction: <probe seconds / extraction
+Prints both, the probes' top-1 and peak memory (`probe_peak_memory_gb`), and as its last line `probe_share_of_extraction: <probe seconds / extraction
 seconds>` (the issue's bound: <= 0.10).
 
     .venv/bin/python benchmarks/probe_bench.py [--quick] [--classes 1000] [--per-class 16] [--select-iter 20]
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     x, y = x[:pool], y[:pool]
 
     torch.set_float32_matmul_precision(args.matmul_precision)
+    base = reset_peak_memory(device)
     t = time.perf_counter()
     top1 = {}
     for n in sizes:
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     probes = time.perf_counter() - t
+    peak = peak_memory_bytes(device)
+    peak = None if peak is None or base is None else peak - base
     torch.set_float32_matmul_precision("highest")  # the extraction's, as before the probes
     after = extraction_seconds_per_image(args.sample, args.batch, device, args.workers)
     per_image = (before + after) / 2
@@ -181,7 +184,39 @@ def main(argv: list[str] | None = None) -> None:
     print(f"labeled_sizes: {sizes}")
     print("probe_top1: " + ", ".join(f"{n}: {a:.3f}" for n, a in top1.items()))
     print(f"probe_seconds: {probes:.1f}")
+    if peak is not None:
+        data = (pool + len(yt)) * x.shape[1] * 4
+        print(f"probe_peak_memory_gb: {peak / 1e9:.2f}  ({peak / data:.1f}x the labeled-pool and test features, "
+              f"{data / 1e6:.1f} MB; the peak of {'CUDA memory allocated' if device.type == 'cuda' else 'resident'} "
+              f"memory during the probes over that at their start)")
     print(f"probe_share_of_extraction: {probes / extraction:.3f}")
+
+
+def reset_peak_memory(device: torch.device) -> int | None:
+    """Start a new peak: CUDA's allocator statistics, or (Linux) the process's peak RSS (/proc/self/clear_refs);
+    returns the memory in use now, the baseline of `peak_memory_bytes` (None: unknown)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _proc_status_bytes("VmRSS:")
+
+
+def peak_memory_bytes(device: torch.device) -> int | None:
+    """The peak since `reset_peak_memory`: bytes CUDA allocated, or the process's peak RSS (VmHWM); None unknown."""
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else _proc_status_bytes("VmHWM:")
+
+
+def _proc_status_bytes(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+    except (OSError, StopIteration):
+        return None
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ def test_probe_bench_smoke_prints_share(bench, capsys):
     share = float(lines[-1].split()[-1])
     # probe seconds over extraction seconds, not the other way round (within the printed digits: 0.1 s, 0.001)
     assert share > 0 and abs(share * extraction - float(fields["probe_seconds"])) <= 0.051 + 0.0006 * extraction
+    # the probes' memory: a peak over the memory at their start, against the 100 x 2048 float32 features they read
+    peak_gb, ratio = fields["probe_peak_memory_gb"].split()[:2]
+    assert float(peak_gb) >= 0 and ratio.startswith("(") and " features, 0.8 MB;" in fields["probe_peak_memory_gb"]
 
 
 def test_probe_bench_sizes_set_the_probes_and_the_rows_extracted(bench, capsys):
