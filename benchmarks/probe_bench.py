@@ -11,8 +11,8 @@ Measures, in one run:
               nested labeled sizes (or `--sizes`), on 2048-d features of a synthetic `--classes`-class problem whose
               labeled prefixes are class-balanced as `Manifest.labeled` gives them, scored on the test rows: the
               work of a `linear` evaluation after extraction.
-Prints both, the probes' top-1 and peak memory (`probe_peak_memory_gb`), and as its last line `probe_share_of_extraction: <probe seconds / extraction
-seconds>` (the issue's bound: <= 0.10).
+Prints both, the probes' top-1 and peak memory (`probe_peak_memory_gb`), and as its last line
+`probe_share_of_extraction: <probe seconds / extraction seconds>` (the issue's bound: <= 0.10).
 
     .venv/bin/python benchmarks/probe_bench.py [--quick] [--classes 1000] [--per-class 16] [--select-iter 20]
     .venv/bin/python benchmarks/probe_bench.py --classes 1000 --sizes 10k,50k,100k,250k --test-per-class 50  # a grid's
