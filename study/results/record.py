@@ -20,7 +20,9 @@ records group with new ones: MoCo's and BYOL's settings in the config of a run o
 every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
 once recorded for every optimizer), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
 now each size's where they differ; every size's is in `runs` either way); an evaluation's `encoder_recipes` are
-recomputed from the encoders' protocols it keeps (`pretrain`), so that they follow the rule too.
+recomputed from the encoders' protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is
+one value however written (`10` or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the
+job ids, which hash the settings as written, differ.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -148,9 +150,22 @@ def recipe_protocol(protocol: Mapping[str, Any]) -> dict:
     return _strip(_without_older_keys(protocol))
 
 
+def _whole_numbers_as_ints(obj: Any) -> Any:
+    """`obj` with every whole float written as an int: a recipe's `10` and `10.0` (a grid's `warmup_epochs: 0`, a
+    code default's `epochs: 1000.0`) are one value, which canonical JSON would spell two ways."""
+    if isinstance(obj, Mapping):
+        return {k: _whole_numbers_as_ints(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_whole_numbers_as_ints(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    return obj
+
+
 def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
-    """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe."""
-    return config_hash(recipe_protocol(protocol), length=16)
+    """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe, however
+    its whole numbers are spelled (`10` or `10.0`)."""
+    return config_hash(_whole_numbers_as_ints(recipe_protocol(protocol)), length=16)
 
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,

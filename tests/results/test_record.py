@@ -205,6 +205,21 @@ def test_fingerprint_ignores_where_files_and_folders_are_and_how_long_things_too
     assert protocol_fingerprint(protocol("/a", 0.0)) != protocol_fingerprint({**protocol("/a", 0.0), "lr": 0.2})
 
 
+def test_fingerprint_is_one_for_a_whole_number_written_as_int_or_float():
+    """`warmup_epochs: 0` and `0.0` in a grid (or `epochs: 1000` against the code default 1000.0) run one recipe,
+    bit for bit: one fingerprint, so their seeds aggregate and the report sees no conflict. Other values still count."""
+    def protocol(warmup, epochs, lrs):
+        return {"stage": "pretrain", "epochs": epochs, "steps": 6, "effective_lr": 0.009375,
+                "config": {"epochs": epochs, "optim": {"lr": 0.3, "warmup_epochs": warmup, "final_lr_fraction": 0.0}},
+                "runs": [{"lr": lr} for lr in lrs], "flag": True}
+
+    one = protocol_fingerprint(protocol(0, 1000, [1, 2]))
+    assert one == protocol_fingerprint(protocol(0.0, 1000.0, [1.0, 2.0]))
+    assert one != protocol_fingerprint(protocol(0.5, 1000, [1, 2]))
+    assert one != protocol_fingerprint(protocol(0, 1000, [1, 2.5]))
+    assert one != protocol_fingerprint({**protocol(0, 1000, [1, 2]), "flag": 1})  # a bool is no number here
+
+
 def test_fingerprint_strips_run_keys_inside_lists_too():
     """`at any depth`: a list of per-run settings (as a concatenation's two encoders) keeps its recipe values only."""
     one = {"runs": [{"lr": 0.1, "seed": 0, "wall_time_s": 3.0}, {"lr": 0.2, "seed": 0, "device_kind": "cpu"}]}
