@@ -24,7 +24,7 @@ from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError
 from study.paths import results_dir
 from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
-                           drop_repeated_seeds, find_conflicts, gather, write_table)
+                           drop_repeated_seeds, find_conflicts, gather, resolve_conflicts, write_table)
 from study.results.collect import TABLE_SCHEMA_KEY, planned_seeds
 
 LISTING = ".study-report.json"  # the files builds wrote into the report folder
@@ -171,7 +171,7 @@ def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
     keys = _cell_keys(conflicts)
     for _, group in conflicts.groupby(keys, dropna=False, sort=True):
         cell = _cell_text(group.iloc[0], keys)
-        newest = group.sort_values("finished_at", na_position="first").iloc[-1]["protocol_fingerprint"]
+        newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
         parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
                           for r in group.itertuples())
         lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}. Kept apart in cells.csv; the "

@@ -548,6 +548,20 @@ def test_a_fingerprint_conflict_names_the_newest_recipe_as_the_one_drawn(tmp_pat
     assert "| a | linear | 50k | 0.500 |" in (tmp_path / "r" / "quantity.md").read_text()
 
 
+def test_a_conflict_of_two_recipes_finished_at_one_time_names_the_one_the_figures_draw(tmp_path):
+    """Equal `finished_at`: the warning's "newest" is the recipe the figure draws (the warning asks
+    resolve_conflicts, the figures' rule, ties included)."""
+    at = "2024-01-01T00:00:00+00:00"
+    recs = [r for k, lr in enumerate((0.1, 0.5, 0.3, 0.7)) for r in records(
+        eval_axes(size=50_000), {(1000, None): lr}, seeds=(k,), protocol={"lr": lr}, finished_at=at)]
+    write_all(tmp_path / "w", recs)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (line,) = [w for w in s.warnings if "protocol fingerprint conflict" in w]
+    drawn = pd.read_csv(tmp_path / "r" / "quantity_data.csv")["mean"].iloc[0]
+    (named,) = [r for r in recs if f"the figures draw the newest, {protocol_fingerprint(r['protocol'])}." in line]
+    assert named["metrics"][0]["value"] == pytest.approx(drawn)
+
+
 def test_cli_report_finds_grids_name_yaml_and_names_the_folder_after_the_grid(tmp_path, monkeypatch):
     """`study report mine` plans grids/mine.yaml (a grid named granularity; no job has run: all missing) and writes
     reports/granularity, the grid's name, not reports/mine."""
