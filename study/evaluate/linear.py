@@ -199,8 +199,9 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             probe, scores, losses, path = None, {}, {}, {}
             x_tr, scaler = _scaled(x[tr], cfg, in_place=True)  # x[tr], x[va]: copies of their own
             x_va = scaler(x[va], in_place=True) if scaler is not None else x[va]
-            for w in grid:
-                probe = path[w] = fit(x_tr, y[tr], num_classes, w, cfg, seed, init=probe, max_iter=cfg.select_iter)
+            for w in grid:  # a fit that diverged warm-starts nothing: the next one starts from zeros
+                init = probe if probe is not None and _finite(probe) else None
+                probe = path[w] = fit(x_tr, y[tr], num_classes, w, cfg, seed, init=init, max_iter=cfg.select_iter)
                 scores[w], losses[w] = held_out_scores(probe, x_va, y[va])
             def rank(w: float) -> tuple[float, float]:  # ties: the lower held-out cross-entropy; diverged: last
                 return (-math.inf if math.isnan(scores[w]) else scores[w],

@@ -406,6 +406,34 @@ def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_gr
     assert linear.topk(probe(x), y, 1) == 1.0
 
 
+
+def test_no_row_to_hold_out_under_the_default_grid_takes_its_weaker_middle_value():
+    """The default grid has six values, so two middles: nothing to hold out takes grid[len // 2] of the strongest-first
+    grid, 1e-4 (not 1e-3), the value results without a held-out split were recorded with."""
+    x, y = blobs(1, 4, 8, 1.0, seed=0)
+    _, info = linear.train_probe(x, y, 4, EvalConfig.from_dict(BASE).linear, seed=0)
+    assert info["held_out"] == 0 and info["weight_decay"] == 1e-4
+
+
+def test_topk_with_k_beyond_the_class_count_counts_every_row():
+    """k larger than the number of classes is every class (a hit for each row), not torch's out-of-range error."""
+    scores = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.0, 0.1]])
+    assert linear.topk(scores, torch.tensor([0, 1]), 5) == 1.0
+    assert linear.topk(scores, torch.tensor([0, 1]), 1) == 0.0
+
+
+def test_a_selection_fit_that_diverged_warm_starts_nothing_and_the_others_still_compete():
+    """SGD at weight decay 1e4 reaches NaN on the selection split; the weaker 1e-3 starts from zeros (not from the
+    NaN weights, which once made every weaker value diverge too) and wins on its own, the diverged value ranked last:
+    the choice is the plain best held-out top-1, with no refit that had to give way."""
+    x, y = blobs(30, 4, 16, 1.0, seed=0)
+    cfg = LinearConfig(optimizer="sgd", epochs=6, lr=0.1, batch_size=32, weight_decays=(1e4, 1e-3))
+    probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
+    assert math.isnan(info["validation_top1"]["10000.0"]) and info["validation_top1"]["0.001"] > 0.9
+    assert info["weight_decay"] == 1e-3
+    assert info["choice"] == "best held-out top-1 (ties: lower held-out cross-entropy)"
+    assert linear.topk(probe(x), y, 1) > 0.9
+
 def test_defaults_are_the_documented_ones():
     """docs/protocol-evaluation.md, "Evaluation settings": a config that sets nothing evaluates with these."""
     cfg = EvalConfig.from_dict(BASE)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from study.corruptions import apply_corruption
 from study.manifests import load_manifest
+from study.manifests.pool import _interleave
 
 
 def test_pool_takes_each_sources_nested_prefix_and_is_nested(pool_sources, cli):
@@ -345,6 +346,20 @@ def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_sh
             for src, n in (("a", 12), ("b", 8)):
                 assert abs(sources[:k].count(src) - k * n / 20) <= 0.5, (k, src, sources)
 
+
+
+def test_interleaving_places_each_row_at_the_middle_of_its_share_and_ties_by_source_order():
+    """Sources of 1 and 3 rows: b's rows sit at 1/6, 3/6, 5/6 and a's only row at 1/2, tied with b's second and
+    before it (source order). So the first image is b's (3/4 of the pool), not a's, as a row at r / n would put it."""
+    assert _interleave([1, 3], [np.arange(1), np.arange(3)]).tolist() == [1, 0, 2, 3]
+    assert _interleave([3, 1], [np.arange(3), np.arange(1)]).tolist() == [0, 1, 3, 2]
+
+
+def test_a_source_named_twice_is_refused_as_such(pool_sources, cli, manifests):
+    """Two --from of one manifest are refused by name (not only as sources sharing their files)."""
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:4", "--from", "a:8")
+    assert code == 2 and "a source is named twice in --from" in err, err
+    assert not (manifests / "bad.json").exists()
 
 def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(pool_sources, cli, manifests):
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12")

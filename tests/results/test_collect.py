@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from study.errors import StudyError
 from study.grids import Job
-from study.results import (aggregate, collect, find_conflicts, gather, read_table, resolve_conflicts, write_result,
-                           write_table)
+from study.results import (aggregate, collect, drop_repeated_seeds, find_conflicts, gather, read_table,
+                           records_to_table, resolve_conflicts, write_result, write_table)
+from study.results.collect import split_numeric_pairs
 
 
 def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
@@ -285,3 +287,46 @@ def test_missing_jobs_are_listed_by_stage_then_by_id(tmp_path):
                       Job("zz", "evaluate", {"axes": {"seed": 0}}, ("aa",)),
                       Job("mm", "evaluate", {"axes": {"seed": 1}}, ("bb",))])
     assert gather(tmp_path, plan).missing["job_id"].to_list() == ["mm", "zz", "aa", "bb"]
+
+
+def _record(job_id, seed, value, finished, protocol=None):
+    return {"job_id": job_id, "stage": "evaluate", "grid": "g",
+            "axes": {"method": "simclr", "dataset": "a", "size": 1000, "seed": seed, "protocol": "linear",
+                     "eval_dataset": "a"},
+            "metrics": [{"metric": "top1", "value": value, "labeled_size": 100, "level": None}],
+            "protocol": protocol if protocol is not None else {"seed": 0}, "finished_at": finished}
+
+
+def test_a_rerun_of_a_seed_keeps_the_newest_result_even_under_a_smaller_job_id():
+    """Two jobs of one seed in one cell: the one that finished last stays, whatever the order of their ids (job ids
+    break ties of time only); `repeats` lists them oldest first."""
+    table = records_to_table([_record("b-old", 0, 0.2, "2024-01-01T00:00:00+00:00"),
+                              _record("a-new", 0, 0.8, "2024-02-01T00:00:00+00:00")])
+    kept, repeats = drop_repeated_seeds(table)
+    assert kept["job_id"].to_list() == ["a-new"] and kept["value"].to_list() == [0.8]
+    assert repeats[["job_ids", "kept"]].values.tolist() == [["b-old,a-new", "a-new"]]
+
+
+def test_only_a_whole_join_of_numbers_is_moved_to_a_pair_column():
+    """"0|1" and "1000000|None" are pairs; a value that merely starts like one ("1|2x") is an ordinary axis value."""
+    out = split_numeric_pairs({"seed": "0|1", "size": "1000000|None", "dataset": "1|2x", "method": "simclr"})
+    assert out == {"seed": None, "seed_pair": "0|1", "size": None, "size_pair": "1000000|None", "dataset": "1|2x",
+                   "method": "simclr"}
+
+
+@pytest.mark.parametrize("version", [None, b"0", b"2"])
+def test_a_table_of_another_schema_version_or_of_none_is_refused(tmp_path, version):
+    """read_table reads only its own schema version: an older or newer one, or a Parquet file that carries none,
+    is refused with the file named."""
+    arrow = pa.table({"x": [1]})
+    if version is not None:
+        arrow = arrow.replace_schema_metadata({b"study.table_schema_version": version})
+    pq.write_table(arrow, tmp_path / "t.parquet")
+    with pytest.raises(StudyError, match="t.parquet: table schema version"):
+        read_table(tmp_path / "t.parquet")
+
+
+def test_an_empty_mapping_in_a_protocol_is_a_column_of_its_own():
+    """A protocol leaf holding an empty mapping is kept as a `protocol.<key>` column ("{}"), not dropped."""
+    table = records_to_table([_record("j0", 0, 0.5, "2024-01-01", protocol={"seed": 0, "augment": {}})])
+    assert table["protocol.augment"].to_list() == ["{}"]

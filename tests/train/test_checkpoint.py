@@ -1,12 +1,15 @@
 """study/train/checkpoint.py: the global RNG states a checkpoint holds come back as they were saved."""
 import random
+import signal
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from study.errors import StudyError
-from study.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from study.train.checkpoint import (SignalFlag, check_fingerprint, load_checkpoint, rng_state, save_checkpoint,
+                                    set_rng_state)
 
 
 def _draws() -> tuple:
@@ -43,3 +46,38 @@ def test_a_file_that_is_not_a_checkpoint_of_this_format_is_refused(tmp_path, sta
     torch.save(state, tmp_path / "ck.pt")
     with pytest.raises(StudyError, match="not a checkpoint of this version of study"):
         load_checkpoint(tmp_path / "ck.pt")
+
+
+def test_a_fingerprint_compares_tuples_and_lists_alike():
+    """A setting held as a tuple now and as a list in the checkpoint (or the other way) is the same setting."""
+    check_fingerprint({"config": {"head": [2048, 128]}}, {"config": {"head": (2048, 128)}}, "ck.pt")
+    check_fingerprint({"config": {"betas": (0.9, 0.999)}}, {"config": {"betas": [0.9, 0.999]}}, "ck.pt",
+                      defaults={"config": {"betas": (0.9, 0.999)}})
+
+
+def test_a_key_only_the_checkpoint_holds_is_refused_and_named():
+    """A setting the checkpoint was written with that the current configuration lacks is a difference (defaults only
+    excuse keys the checkpoint lacks), named with both sides."""
+    with pytest.raises(StudyError, match=r"config\.gone: checkpoint 2, now '<absent>'"):
+        check_fingerprint({"config": {"a": 1, "gone": 2}}, {"config": {"a": 1}}, "ck.pt",
+                          defaults={"config": {"gone": 2}})
+
+
+def test_a_signal_flag_installed_off_the_main_thread_sets_no_handler():
+    """Python sets signal handlers only from the main thread: installed from another one, the flag does nothing
+    (no error), and restoring it leaves the handlers as they were."""
+    before = signal.getsignal(signal.SIGUSR2)
+    errors, flags = [], []
+
+    def install():
+        try:
+            flags.append(SignalFlag().install())
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=install)
+    t.start()
+    t.join()
+    assert errors == [] and flags[0].previous == {}
+    flags[0].restore()
+    assert signal.getsignal(signal.SIGUSR2) is before
