@@ -115,20 +115,29 @@ PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit
 LOCK_FD_ENV = "STUDY_JOB_LOCK_FD"  # set by the local scheduler: the descriptor of the job lock it passed this worker
 
 
+_inherited_lock: int | None = None  # the job lock's descriptor, until a forked child has closed its copy
+
+
 def _lock_not_inherited() -> None:
     """The job lock (study.launch.locks.job_lock) this worker holds is closed in every process it forks (its data
     loader's workers): a worker killed (SIGKILL) frees its job at once, not once those notice and end seconds later
-    (meanwhile `study status` would say running and a retry would skip the job)."""
+    (meanwhile `study status` would say running and a retry would skip the job). Closed once: a child's own fork
+    leaves alone whatever file has the number by then."""
+    global _inherited_lock
     fd = os.environ.get(LOCK_FD_ENV, "")
     if fd.isdigit():
-        os.register_at_fork(after_in_child=lambda: _close_quietly(int(fd)))
+        _inherited_lock = int(fd)
+        os.register_at_fork(after_in_child=_close_inherited_lock)
 
 
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+def _close_inherited_lock() -> None:
+    global _inherited_lock
+    fd, _inherited_lock = _inherited_lock, None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _end_with_parent() -> None:

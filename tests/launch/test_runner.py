@@ -78,3 +78,33 @@ def test_a_workers_forked_children_do_not_hold_its_job_lock(tmp_path, closed):
         assert (fd is not None) == closed
     finally:
         subprocess.run(["kill", "-KILL", str(child)], capture_output=True)
+
+
+def test_a_forked_childs_own_fork_leaves_the_file_that_took_the_locks_number_open(tmp_path):
+    """The child closes the lock's descriptor; a file it opens next may take that number; its own child (a data
+    loader worker's pipe, say) must find that file open, not closed again by the hook."""
+    lock, out = tmp_path / "job.lock", tmp_path / "grandchild"
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from study.launch.locks import try_lock
+        from study.launch import runner
+        fd = try_lock(Path({str(lock)!r}))
+        os.environ[runner.LOCK_FD_ENV] = str(fd)
+        runner._lock_not_inherited()
+        if os.fork() == 0:  # the child: the lock's number is free, the next file takes it
+            again = os.open({str(tmp_path / "other")!r}, os.O_RDWR | os.O_CREAT)
+            if os.fork() == 0:  # the grandchild
+                try:
+                    os.fstat(again)
+                    Path({str(out)!r}).write_text(f"open {{again == fd}}")
+                except OSError:
+                    Path({str(out)!r}).write_text("closed")
+                os._exit(0)
+            os.wait()
+            os._exit(0)
+        os.wait()
+    """)
+    subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                   check=True)
+    assert out.read_text() == "open True"  # the number was reused, and the file behind it stayed open
