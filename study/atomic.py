@@ -49,6 +49,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+STALE_TEMPORARY_S = 600.0  # a temporary this old is a killed writer's: every writer here writes a file in seconds
+
+
 def remove_temporaries(path: str | os.PathLike, older_than_s: float | None = None) -> int:
     """Remove the temporaries that `atomic_path(path)` left beside `path` when its writer was killed mid-write
     (SIGKILL, a node crash: nothing of it ran to remove them); returns how many. Only for a caller that knows no

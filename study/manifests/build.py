@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.atomic import remove_temporaries
+from study.atomic import STALE_TEMPORARY_S, remove_temporaries
 from study.counts import format_count
 from study.datasets import DATASETS, ReaderOptions, read_dataset
 from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
@@ -150,13 +150,13 @@ def freeze(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
     or a stored one whose files no longer match their hashes. One process at a time checks and writes a name."""
     table, meta = finalise(name, table, meta)
     lock = manifest_paths(name)[0].with_name(f".{name}.lock")
-    with locked(lock, f"[manifest] waiting for another build of {name} ({lock})"):
-        return _freeze_locked(name, table, meta)
+    with locked(lock, f"[manifest] waiting for another build of {name} ({lock})") as held:
+        return _freeze_locked(name, table, meta, held)
 
 
-def _freeze_locked(name: str, table: pa.Table, meta: dict) -> tuple[dict, bool]:
-    for path in manifest_paths(name):  # a build killed mid-write left them; under the lock, no writer is at work
-        remove_temporaries(path)
+def _freeze_locked(name: str, table: pa.Table, meta: dict, held: bool) -> tuple[dict, bool]:
+    for path in manifest_paths(name):  # a killed build's; under the lock no other writer is at work, without it
+        remove_temporaries(path, older_than_s=None if held else STALE_TEMPORARY_S)  # only old ones are surely dead
     if manifest_exists(name):
         broken = damage(name)
         if broken:

@@ -21,13 +21,14 @@ _NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
 
 
 @contextmanager
-def locked(path: Path, message: str, wait: bool = True) -> Iterator[None]:
-    """Run the block holding the lock file `path`. When another process holds it: print `message` on stderr and
-    wait for it (`wait`), or raise StudyError(`message`) at once."""
+def locked(path: Path, message: str, wait: bool = True) -> Iterator[bool]:
+    """Run the block holding the lock file `path`; it is given whether the lock is held (False: run unlocked, see
+    above). When another process holds it: print `message` on stderr and wait for it (`wait`), or raise
+    StudyError(`message`) at once."""
     path = Path(path)
     fd = _acquire(path, message, wait)
     try:
-        yield
+        yield fd is not None
     finally:
         if fd is not None:
             try:

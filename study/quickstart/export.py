@@ -60,7 +60,7 @@ def write_tree(root: Path, splits: list[Split], class_names: list[str]) -> Path:
     if root.exists() and not marker.is_file() and (not root.is_dir() or any(root.iterdir())):
         raise StudyError(f"{root} exists and was not written by study quickstart (it has no {COMPLETE}); it would "
                          f"be replaced: give another --data, or move it away")
-    tmp, old = root.with_name(root.name + ".partial"), root.with_name(root.name + ".old")
+    tmp, old = root.with_name(root.name + ".partial"), root.with_name(f".{root.name}.replaced")  # ours alone
     for leftover in (tmp, old):  # of a run killed while writing, or while replacing
         shutil.rmtree(leftover, ignore_errors=True)
     total = sum(expected.values())

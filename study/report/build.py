@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from study.atomic import atomic_path, remove_temporaries, write_text
+from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
 from study.report import style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
@@ -28,7 +28,6 @@ from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell
 from study.results.collect import TABLE_SCHEMA_KEY, planned_seeds
 
 LISTING = ".study-report.json"  # the files builds wrote into the report folder
-STALE_TMP_S = 600.0  # a temporary file this old is a killed build's: a build writes each file in seconds
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -317,7 +316,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     except OSError as e:
         raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
     for file_name in sorted(_report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
-        remove_temporaries(out / file_name, older_than_s=STALE_TMP_S)
+        remove_temporaries(out / file_name, older_than_s=STALE_TEMPORARY_S)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:
         warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`, "

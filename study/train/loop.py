@@ -233,7 +233,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                               peak, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
-    if world.is_main:  # the run folder's one writer (a job runs once at a time): what a killed write left goes
+    if world.is_main:  # the run folder's one writer (one instance of a job runs: the job lock here, Slurm's one job
+        # there; an NFS workdir's caveat, study.launch.locks): what a killed write left goes
         for name in ("checkpoint.pt", "encoder.pt"):
             remove_temporaries(run_dir / name)
     fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)

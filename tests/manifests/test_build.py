@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import signal
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,12 @@ import pyarrow as pa
 import pytest
 from manifest_trees import CLASSES, write_tree
 
+from study.atomic import STALE_TEMPORARY_S
 from study.datasets import DATASETS
 from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists, store
+from study.manifests import lock as manifest_lock
 from study.manifests.build import BuildConfig, build_manifest
 from study.manifests.sizes import parse_size, parse_sizes
 from study.manifests.store import table_hash
@@ -392,6 +395,20 @@ def test_a_build_killed_mid_write_leaves_no_manifest_and_the_next_one_removes_it
     assert sorted(p.name for p in manifests.iterdir()) == ["toy.json", "toy.parquet"]
     for name in ("toy.json", "toy.parquet"):
         assert (manifests / name).read_bytes() == (clean / name).read_bytes()
+
+
+def test_without_the_lock_a_build_removes_only_temporaries_old_enough_to_be_a_killed_builds(tree, manifests,
+                                                                                             monkeypatch):
+    """Where the filesystem has no flock the build runs unlocked: a fresh temporary may be another build's live
+    file and is left; one older than any build takes is removed."""
+    monkeypatch.setattr(manifest_lock, "_acquire", lambda *a: None)  # as on a filesystem without flock
+    manifests.mkdir(parents=True, exist_ok=True)
+    live, dead = manifests / ".toy.parquet.abcdefgh.tmp", manifests / ".toy.json.ijklmnop.tmp"
+    for f in (live, dead):
+        f.write_bytes(b"part")
+    os.utime(dead, (time.time() - 2 * STALE_TEMPORARY_S,) * 2)
+    build_manifest(BuildConfig(dataset="imagefolder", root=tree, split="train", name="toy"))
+    assert live.exists() and not dead.exists() and manifest_exists("toy")
 
 
 def test_a_pool_made_again_from_sources_under_other_roots_is_refused(build, cli, tree, manifests):
