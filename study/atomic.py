@@ -50,6 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 STALE_TEMPORARY_S = 600.0  # a temporary this old is a killed writer's: every writer here writes a file in seconds
+_MKSTEMP = r"\.[a-z0-9_]{8}\.tmp"  # what atomic_path adds to `.<name>`: mkstemp's 8 random characters
 
 
 def remove_temporaries(path: str | os.PathLike, older_than_s: float | None = None) -> int:
@@ -58,18 +59,25 @@ def remove_temporaries(path: str | os.PathLike, older_than_s: float | None = Non
     other writer of `path` is at work (it holds the lock that admits one writer), or it would remove a live one;
     without such a lock, `older_than_s`: only those last written longer ago than any live writer takes."""
     path = Path(path)
-    own = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's 8 random characters
-    removed = 0
+    return _remove(path.parent, re.compile(rf"\.{re.escape(path.name)}{_MKSTEMP}"), older_than_s)
+
+
+def remove_folder_temporaries(folder: str | os.PathLike, older_than_s: float) -> int:
+    """`remove_temporaries` of every file of `folder` (writers unknown, so only those older than `older_than_s`)."""
+    return _remove(Path(folder), re.compile(rf"\..+{_MKSTEMP}"), older_than_s)
+
+
+def _remove(folder: Path, pattern: re.Pattern, older_than_s: float | None) -> int:
     try:
-        names = os.listdir(path.parent)
+        names = os.listdir(folder)
     except OSError:  # no folder yet: nothing left in it
         return 0
-    now = time.time()
+    removed, now = 0, time.time()
     for name in names:
-        if own.fullmatch(name):
+        if pattern.fullmatch(name):
             try:
-                if older_than_s is None or now - os.stat(path.parent / name).st_mtime > older_than_s:
-                    os.unlink(path.parent / name)
+                if older_than_s is None or now - os.stat(folder / name).st_mtime > older_than_s:
+                    os.unlink(folder / name)
                     removed += 1
             except OSError:  # removed by another process meanwhile
                 pass

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.atomic import atomic_path
+from study.atomic import atomic_path, remove_folder_temporaries
 from study.errors import StudyError
 from study.evaluate.partial import PartialExtraction
 from study.hashing import config_hash, file_sha256
@@ -30,7 +30,7 @@ from study.train.checkpoint import SignalFlag
 from study.train.data import ImageReader, ViewDataset, close_batches, collate_views, next_batch, worker_init
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
-STALE_TMP_S = 3600.0
+STALE_TMP_S = 3600.0  # a feature file's temporary this old is a killed writer's (a file can take minutes to write)
 
 
 @dataclass
@@ -246,10 +246,4 @@ class FeatureCache:
 
 def _remove_stale_temporaries(folder: Path) -> None:
     """Delete temporary files of writers killed mid-write (a feature file can take gigabytes)."""
-    now = time.time()
-    for p in folder.glob(".*.tmp"):
-        try:
-            if now - p.stat().st_mtime > STALE_TMP_S:
-                p.unlink()
-        except OSError:  # another reader removed it first
-            pass
+    remove_folder_temporaries(folder, STALE_TMP_S)

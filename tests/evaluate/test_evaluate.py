@@ -94,7 +94,7 @@ def test_a_killed_writers_temporary_file_is_removed_once_stale(manifests, encode
     enc, cache = encoder_file(), tmp_path / "features"
     evaluate(config(labeled_sizes=[8]), tmp_path / "run", [enc], cache)
     folder = next(cache.glob("*/*"))
-    old, fresh = folder / ".labeled8.pt.dead.tmp", folder / ".all.pt.busy.tmp"
+    old, fresh = folder / ".labeled8.pt.dead_123.tmp", folder / ".all.pt.busy_456.tmp"  # as atomic_path names them
     old.write_bytes(b"x" * 100)
     fresh.write_bytes(b"x")
     os.utime(old, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)

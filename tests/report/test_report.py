@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from report_records import CODE_VERSION, domain_records, eval_axes, plan_for, quantity_records, records, write_all
 
+from study.atomic import STALE_TEMPORARY_S
 from study.errors import StudyError
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.report import build_report
-from study.report.build import STALE_TMP_S
 from study.report.tables import write_tables
 from study.report.cli import register
 from study.results import write_result
@@ -400,7 +400,7 @@ def test_a_rebuild_removes_the_temporaries_of_a_killed_build_and_no_others(tmp_p
     killed, live = out / ".quantity.pdf.k1lled_0.tmp", out / ".index.html.l1ve_000.tmp"
     for path in (killed, live, out / ".DS_Store", out / ".notes.md.abcdefgh.tmp"):
         path.write_bytes(b"half")
-    old = time.time() - STALE_TMP_S - 60
+    old = time.time() - STALE_TEMPORARY_S - 60
     for path in (killed, out / ".DS_Store", out / ".notes.md.abcdefgh.tmp"):
         os.utime(path, (old, old))
     build_report(tmp_path / "w", out, plan=plan_for(ALL), log=None)
