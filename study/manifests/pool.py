@@ -75,6 +75,9 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         common = extra if common is None else [c for c in common if c in extra]
         parts.append((m, t))
         class_names += [f"{m.name}/{c.lstrip('/')}" for c in m.class_names]
+    twice = sorted({c for c in class_names if class_names.count(c) > 1})
+    if twice:  # `/a` and `a` of one source both read `<source>/a`
+        raise StudyError(f"pool {name}: class name(s) {', '.join(twice[:5])} would stand for two classes of one source")
     _refuse_shared_files(parts)
     counts = [n for _, n in sources]
     # labeled order inside the pool: each source's labeled order restricted to its prefix, interleaved the same way

@@ -7,7 +7,7 @@ Schema (version 1, docs/architecture.md section 4)::
      "finished_at": ISO-8601, "depends_on": [job id, ...]}
 
 `depends_on`: the jobs whose output this one read (an evaluation: its encoders' pretraining jobs, in the encoders'
-order; absent from records written before it was kept).
+order, each once; absent from records written before it was kept).
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
@@ -224,7 +224,7 @@ def validate_record(record: Any, where: str = "result record") -> dict:
         if not _axis_value_ok(axis, v):
             raise StudyError(f"{where}: axes.{axis} {v!r} is not " + ("an integer, null or two joined by '|'"
                                                                       if axis in INTEGER_AXES else "a string or null"))
-    deps = record.get("depends_on", [])
+    deps = record.get("depends_on") or []  # absent or null: none recorded
     if not isinstance(deps, list) or not all(isinstance(d, str) and d for d in deps):
         raise StudyError(f"{where}: depends_on must be a list of job ids")
     if not isinstance(record["metrics"], list):

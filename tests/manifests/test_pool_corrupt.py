@@ -428,3 +428,22 @@ def test_a_pooled_places365_class_name_has_one_slash_after_its_source(build, cli
     m = load_manifest("pa")
     assert m.class_names[0] == "places/a/airfield" and m.class_names[1:] == [f"a/{c}" for c in sorted(CLASSES)]
     assert set(m.all()["class_name"]) == set(m.class_names)
+
+
+
+def test_a_pool_whose_source_has_classes_a_and_slash_a_is_refused(build, cli, tmp_path):
+    """`/a/airfield` and `a/airfield` of one source would both read `<source>/a/airfield` once the leading slash
+    goes: refused, naming it, rather than two classes under one name."""
+    places = tmp_path / "places"
+    (places / "data_256" / "a" / "airfield").mkdir(parents=True)
+    (places / "categories_places365.txt").write_text("/a/airfield 0\na/airfield 1\n")
+    lines = []
+    for k in range(4):
+        Image.new("RGB", (8, 8), (k, k, k)).save(places / "data_256" / "a" / "airfield" / f"{k}.jpg")
+        lines.append(f"{'/' if k % 2 == 0 else ''}a/airfield/{k}.jpg {k % 2}\n")
+    (places / "places365_train_standard.txt").write_text("".join(lines))
+    assert cli("manifest", "build", "--dataset", "places365", "--root", places, "--split", "train",
+               "--name", "places")[0] == 0
+    build("a", "--seed", "0")
+    code, _, err = cli("manifest", "pool", "pa", "--from", "places:4", "--from", "a:6")
+    assert code == 2 and "class name(s) places/a/airfield would stand for two classes of one source" in err

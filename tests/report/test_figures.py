@@ -918,12 +918,12 @@ def test_quantity_and_granularity_panels_count_their_planned_points_without_a_va
                             for ls in ("1000", "3000", "10000")])
     fig, _ = quantity.draw(table_of(quantity_records()), planned)
     panels = {ax.get_title(): _texts(ax) for ax in fig.axes}
-    assert panels["a · fine-tuning"] == ["1 planned point without a value (table: —)"]
+    assert panels["a · fine-tuning"] == ["1 point without a value: planned or diverged (table: —)"]
     assert panels["a · linear probe"] == []  # every planned point there has a value
     planned = table_of(granularity_records()).drop_duplicates("job_id")
     planned = pd.concat([planned, planned.head(1).assign(method="byol", job_id="byol0")], ignore_index=True)
     fig, _ = granularity.draw(table_of(granularity_records()), planned)
-    assert _texts(fig.axes[0]) == [f"{len(LEVELS)} planned points without a value (table: —)"]
+    assert _texts(fig.axes[0]) == [f"{len(LEVELS)} points without a value: planned or diverged (table: —)"]
 
 
 @pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),

@@ -178,7 +178,8 @@ def note_missing(ax, values: Iterable, top: bool = False) -> None:
     upper right), where the panel's curves usually leave room, on a white ground."""
     n = sum(1 for v in values if pd.isna(v))
     if n:
-        ax.text(0.99, 0.98 if top else 0.02, f"{n} planned point{'s' if n > 1 else ''} without a value (table: —)",
+        ax.text(0.99, 0.98 if top else 0.02, f"{n} point{'s' if n > 1 else ''} without a value: planned or diverged "
+                "(table: —)",
                 ha="right", va="top" if top else "bottom", fontsize=7, color="0.3", transform=ax.transAxes,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
 

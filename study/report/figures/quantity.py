@@ -188,8 +188,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
                              f"points: {seeds_note(data['count'])}; error bars: standard deviation over seeds; a "
-                             "panel's note counts its planned points without a value (a gap in a line); in the table, "
-                             "'—': planned, no result yet (a row of missing.csv) or diverged, blank: not in the grid, "
+                             "panel's note counts its points without a value (planned, or diverged: a gap in a line); "
+                             "in the table, '—': planned, no result yet (a row of missing.csv) or diverged, blank: not "
+                             "in the grid, "
                              "(k/n): k of the n planned seeds."
                              + (" kNN: top-1 of a cosine k-nearest-neighbour vote on the same frozen features (`knn` "
                                 "jobs, and linear probes with `also_knn`)." if "knn" in protocols else ""))
