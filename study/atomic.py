@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,12 +75,10 @@ def _remove(folder: Path, pattern: re.Pattern, older_than_s: float | None) -> in
     removed, now = 0, time.time()
     for name in names:
         if pattern.fullmatch(name):
-            try:
+            with suppress(OSError):  # removed by another process meanwhile
                 if older_than_s is None or now - os.stat(folder / name).st_mtime > older_than_s:
                     os.unlink(folder / name)
                     removed += 1
-            except OSError:  # removed by another process meanwhile
-                pass
     return removed
 
 

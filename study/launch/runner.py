@@ -10,6 +10,7 @@ Layout under the workdir (docs/architecture.md section 3):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -134,10 +135,8 @@ def _close_inherited_lock() -> None:
     global _inherited_lock
     fd, _inherited_lock = _inherited_lock, None
     if fd is not None:
-        try:
+        with contextlib.suppress(OSError):  # closed already
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _end_with_parent() -> None:

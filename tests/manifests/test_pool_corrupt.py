@@ -410,18 +410,24 @@ def test_a_corrupted_variant_is_not_corrupted_again_even_by_the_same_corruption(
     assert not (manifests / "twice.json").exists()
 
 
+def _build_places(cli, root, categories: list[str], labels: list[int]) -> None:
+    """Manifest `places`: a Places365 tree under `root` listing `categories` (names as its file gives them), one
+    8 px JPEG per entry of `labels` (image k of class labels[k]; every category is `a/airfield`, with or without
+    its leading slash, so all files lie in one folder)."""
+    (root / "data_256" / "a" / "airfield").mkdir(parents=True)
+    (root / "categories_places365.txt").write_text("".join(f"{c} {i}\n" for i, c in enumerate(categories)))
+    lines = []
+    for k, label in enumerate(labels):
+        Image.new("RGB", (8, 8), (k, k, k)).save(root / "data_256" / "a" / "airfield" / f"{k}.jpg")
+        lines.append(f"{categories[label]}/{k}.jpg {label}\n")  # the list names a file by its class as written
+    (root / "places365_train_standard.txt").write_text("".join(lines))
+    assert cli("manifest", "build", "--dataset", "places365", "--root", root, "--split", "train",
+               "--name", "places")[0] == 0
+
+
 def test_a_pooled_places365_class_name_has_one_slash_after_its_source(build, cli, tmp_path):
     """Places365's class names begin with a slash (`/a/airfield`); the pool's `<source>/<class>` keeps one."""
-    places = tmp_path / "places"
-    (places / "data_256" / "a" / "airfield").mkdir(parents=True)
-    (places / "categories_places365.txt").write_text("/a/airfield 0\n")
-    lines = []
-    for k in range(3):
-        Image.new("RGB", (8, 8), (k, k, k)).save(places / "data_256" / "a" / "airfield" / f"{k}.jpg")
-        lines.append(f"/a/airfield/{k}.jpg 0\n")
-    (places / "places365_train_standard.txt").write_text("".join(lines))
-    assert cli("manifest", "build", "--dataset", "places365", "--root", places, "--split", "train",
-               "--name", "places")[0] == 0
+    _build_places(cli, tmp_path / "places", ["/a/airfield"], [0, 0, 0])
     build("a", "--seed", "0")
     code, _, err = cli("manifest", "pool", "pa", "--from", "places:3", "--from", "a:6")
     assert code == 0, err
@@ -430,20 +436,10 @@ def test_a_pooled_places365_class_name_has_one_slash_after_its_source(build, cli
     assert set(m.all()["class_name"]) == set(m.class_names)
 
 
-
 def test_a_pool_whose_source_has_classes_a_and_slash_a_is_refused(build, cli, tmp_path):
     """`/a/airfield` and `a/airfield` of one source would both read `<source>/a/airfield` once the leading slash
     goes: refused, naming it, rather than two classes under one name."""
-    places = tmp_path / "places"
-    (places / "data_256" / "a" / "airfield").mkdir(parents=True)
-    (places / "categories_places365.txt").write_text("/a/airfield 0\na/airfield 1\n")
-    lines = []
-    for k in range(4):
-        Image.new("RGB", (8, 8), (k, k, k)).save(places / "data_256" / "a" / "airfield" / f"{k}.jpg")
-        lines.append(f"{'/' if k % 2 == 0 else ''}a/airfield/{k}.jpg {k % 2}\n")
-    (places / "places365_train_standard.txt").write_text("".join(lines))
-    assert cli("manifest", "build", "--dataset", "places365", "--root", places, "--split", "train",
-               "--name", "places")[0] == 0
+    _build_places(cli, tmp_path / "places", ["/a/airfield", "a/airfield"], [0, 1, 0, 1])
     build("a", "--seed", "0")
     code, _, err = cli("manifest", "pool", "pa", "--from", "places:4", "--from", "a:6")
     assert code == 2 and "class name(s) places/a/airfield would stand for two classes of one source" in err
