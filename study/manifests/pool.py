@@ -11,6 +11,8 @@ A pool of one kind and one set of channels keeps them as a plain manifest does.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,7 +77,7 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
         common = extra if common is None else [c for c in common if c in extra]
         parts.append((m, t))
         class_names += [f"{m.name}/{c.lstrip('/')}" for c in m.class_names]
-    twice = sorted({c for c in class_names if class_names.count(c) > 1})
+    twice = sorted(c for c, k in Counter(class_names).items() if k > 1)  # one pass: iNat21 pools 10,000 classes
     if twice:  # `/a` and `a` of one source both read `<source>/a`
         raise StudyError(f"pool {name}: class name(s) {', '.join(twice[:5])} would stand for two classes of one source")
     _refuse_shared_files(parts)
