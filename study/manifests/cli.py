@@ -81,8 +81,12 @@ def register(subparsers) -> None:
     c = sub.add_parser("corrupt", help="a variant of a manifest read through a corruption")
     c.add_argument("name")
     c.add_argument("--base", required=True)
+    from study.corruptions import CORRUPTIONS, parse_corruption
+
+    defaults = "; ".join(f"{n}: " + (", ".join(f"{k}={v}" for k, v in parse_corruption(n).params) or "no parameters")
+                         for n in CORRUPTIONS.names())
     c.add_argument("--corruption", required=True,
-                   help="e.g. downsample:factor=2, jpeg:quality=10, salt_pepper:fraction=0.1")
+                   help=f"NAME[:KEY=VALUE,...], e.g. downsample:factor=4. Registered, with their defaults: {defaults}")
     c.set_defaults(func=_corrupt)
 
     m = sub.add_parser("materialize", help="write a manifest's (corrupted) images to disk as PNG")

@@ -7,6 +7,8 @@ import pytest
 
 import study.manifests.materialize as materialize_mod
 import study.manifests.verify as verify_mod
+from study.corruptions import CORRUPTIONS
+from study.corruptions.base import Corruption, Param, register
 from study.manifests import load_manifest
 
 
@@ -210,3 +212,16 @@ def test_verify_and_materialize_run_the_workers_they_are_given(build, cli, tmp_p
     code, out, err = cli("manifest", "materialize", "toy", "--out", tmp_path / "png", "--workers", "2")
     assert code == 0 and "24 images written" in out, err
     assert seen == {"verify": 3, "materialize": 2}
+
+
+def test_corrupt_help_lists_every_registered_corruption_with_its_defaults(cli, capsys):
+    """The help is read from the registry, so a corruption's one new file shows up there too."""
+    register(Corruption("help_noise", {"sigma": Param(0.5, float)}, lambda img, kw, rng: img))
+    try:
+        with pytest.raises(SystemExit):
+            cli("manifest", "corrupt", "--help")
+    finally:
+        CORRUPTIONS.unregister("help_noise")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "downsample: factor=2, interpolation=bicubic" in shown
+    assert "none: no parameters" in shown and "help_noise: sigma=0.5" in shown
