@@ -79,6 +79,15 @@ def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["simclr", "random"]
 
 
+def test_quantity_labels_the_random_init_encoder_without_a_pretraining_size():
+    """Its size is a grid value, not images it saw: with SimCLR at two sizes it is "random", not "random 50k"."""
+    recs = []
+    for method, size in (("simclr", 50_000), ("simclr", 1_000_000), ("random", 50_000)):
+        recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=size), {(1000, None): 0.2})
+    fig, _ = quantity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", "random"]
+
+
 def test_quantity_missing_cell_is_nan_not_zero():
     recs = [r for r in quantity_records() if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
     # a planned but missing line still appears, as NaN

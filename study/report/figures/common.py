@@ -207,9 +207,13 @@ def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
 
 
 def series_label(row: pd.Series, columns: list[str]) -> str:
+    """A line's legend label: its values of `columns`, sizes spelled short; no pretraining size for the random-init
+    encoder (it sees no image: "random", not "random 3k"); the method when no column is left."""
     parts = []
     for c in columns:
         v = row[c]
+        if c == "size" and row.get("method") == "random":
+            continue
         parts.append(fmt_size(v) if c in ("size", "labeled_size") else ("—" if pd.isna(v) else str(v)))
     return " ".join(parts) if parts else str(row.get("method", ""))
 
