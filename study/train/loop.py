@@ -272,10 +272,15 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         step, wall_before = int(ck["step"]), float(ck["wall_time_s"])
         train_before = float(ck["train_time_s"])
         recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
-        resumed_from = list(ck["resumed_from"]) + [step]
-        threads = list(ck.get("cpu_threads", [])) + threads  # absent from checkpoints written before it was kept
-        versions = list(ck.get("code_versions", [UNKNOWN_VERSION])) + versions
-        if world.is_main:
+        resumed_from = list(ck["resumed_from"])
+        earlier_threads = list(ck.get("cpu_threads", []))  # absent from checkpoints written before it was kept
+        earlier_versions = list(ck.get("code_versions", [UNKNOWN_VERSION]))
+        if step >= total:  # a finished run asked again trains nothing: its record stays the finishing session's
+            threads, versions = earlier_threads or threads, earlier_versions
+        else:
+            resumed_from.append(step)
+            threads, versions = earlier_threads + threads, earlier_versions + versions
+        if world.is_main and step < total:
             _log(cfg, f"resuming {run_dir} at step {step}/{total}")
             if versions[-2] != versions[-1]:
                 _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "

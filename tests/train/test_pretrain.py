@@ -642,8 +642,10 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
         path = tmp_path / method / "encoder.pt"
         out = pretrain(make_config(method=method, seed=3), tmp_path / method)
         first = file_sha256(path)
-        pretrain(make_config(method=method, seed=3), tmp_path / method)  # already trained: written again
+        again = pretrain(make_config(method=method, seed=3), tmp_path / method)  # already trained: written again
         assert file_sha256(path) == first
+        for key in ("resumed_from_steps", "cpu_threads", "code_version"):  # no session trained: the finishing one's
+            assert again["protocol"].get(key) == out["protocol"].get(key), key
         recipe, carried = encoder_provenance(path)
         assert carried == {**recipe_protocol(out["protocol"]), "seed": 3}
         assert protocol_fingerprint(carried) == recipe == protocol_fingerprint(out["protocol"])
