@@ -114,6 +114,19 @@ class Profile:
 
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_node",
                 "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup", "additional", "stages", "cost")
+# sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
+# none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
+# requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
+# `study status` reads (output, error), one task per GPU (ntasks-per-node)
+LAUNCHER_SBATCH_OPTIONS: dict[str, str | None] = {
+    "array": None, "dependency": None, "job-name": None, "output": None, "error": None, "open-mode": None,
+    "signal": None, "requeue": None, "no-requeue": None, "kill-on-invalid-dep": None,
+    "partition": "partition", "account": "account", "qos": "qos", "constraint": "constraint",
+    "time": "stages.<stage>.time", "nodes": "stages.<stage>.nodes", "ntasks": "stages.<stage>.gpus",
+    "ntasks-per-node": "stages.<stage>.gpus", "gpus-per-node": "stages.<stage>.gpus",
+    "cpus-per-task": "stages.<stage>.cpus", "mem": "stages.<stage>.mem", "mem-per-cpu": "stages.<stage>.mem",
+    "mem-per-gpu": "stages.<stage>.mem",
+}
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
 
@@ -158,6 +171,7 @@ def load_profile(path: str | Path | None) -> Profile:
     additional = raw.get("additional") or {}
     if not isinstance(additional, dict):
         raise fail(p, raw.line_of("additional"), "additional: expected a mapping of extra sbatch options")
+    _check_additional(p, additional)
     stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
     stage_lines: dict[str, int] = {}
     raw_stages = raw.get("stages") or YMap()
@@ -187,6 +201,20 @@ def load_profile(path: str | Path | None) -> Profile:
     for stage in STAGES:
         resolve_resources(prof, stage, [])
     return prof
+
+
+def _check_additional(p: str, additional: dict) -> None:
+    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS), naming its line
+    and the profile key to use instead."""
+    for key in additional:
+        option = str(key).strip().lstrip("-").replace("_", "-").lower()
+        if option not in LAUNCHER_SBATCH_OPTIONS:
+            continue
+        instead = LAUNCHER_SBATCH_OPTIONS[option]
+        line = additional.line_of(key) if isinstance(additional, YMap) else None
+        raise fail(p, line, f"additional: --{option} is written by study submit itself"
+                   + (f"; set `{instead}` in the profile instead" if instead else
+                      " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
 
 
 def _load_cost(p: str, raw: Any, line: int) -> CostModel:

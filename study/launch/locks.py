@@ -18,6 +18,7 @@ once per command, is unaffected. Give `--cluster local` a workdir on a local dis
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -28,9 +29,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from study.errors import StudyError
+
+# flock's errors where the filesystem gives no such locks: Lustre mounted without `flock` (ENOSYS), an NFS mount
+# with no lock manager (ENOLCK), some FUSE filesystems (EOPNOTSUPP)
+NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+
 
 def try_lock(path: Path) -> int | None:
-    """An open file descriptor holding the exclusive lock of `path` (created), or None when another holds it."""
+    """An open file descriptor holding the exclusive lock of `path` (created), or None when another holds it. A
+    StudyError naming the file where its filesystem has no flock: the workdir's locks keep two commands from queueing
+    or running one job twice, and running without them would do just that."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -38,6 +47,14 @@ def try_lock(path: Path) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as e:
+        os.close(fd)
+        if e.errno in NO_FLOCK:
+            raise StudyError(f"{path}: the workdir's filesystem gives no file locks (flock: {e.strerror}), which "
+                             f"study needs so that two commands never queue or run one job twice; use a workdir on "
+                             f"a filesystem with flock (Lustre: mounted with -o flock; NFS: with its lock "
+                             f"manager running)") from None
+        raise
     return fd
 
 

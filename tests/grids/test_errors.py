@@ -160,6 +160,28 @@ def test_bad_profile_values_name_the_line(tmp_path, text, message):
         load_profile(p)
 
 
+@pytest.mark.parametrize("text, message", [
+    # B: sends USR2 to the batch shell only: the job would never checkpoint nor requeue at its time limit
+    ("partition: gpu\nadditional:\n  mail-type: FAIL\n  signal: B:USR2@300\n",
+     "4: additional: --signal is written by study submit itself (requeue, stage dependencies, recovery"),
+    # one name for every array: an interrupted submit's array would be found under another array's id
+    ("partition: gpu\nadditional: {job_name: mine}\n", "2: additional: --job-name is written by study submit itself"),
+    ("partition: gpu\nadditional:\n  --time: '1:00:00'\n",
+     "3: additional: --time is written by study submit itself; set `stages.<stage>.time` in the profile instead"),
+])
+def test_sbatch_options_the_launcher_writes_are_refused_in_additional(tmp_path, text, message):
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    with pytest.raises(StudyError, match=re.escape(f"{p}:{message}")):
+        load_profile(p)
+
+
+def test_other_sbatch_options_pass_through_additional(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nadditional: {mail-type: FAIL, wckey: lab, exclusive: true}\n")
+    assert load_profile(p).additional == {"mail-type": "FAIL", "wckey": "lab", "exclusive": True}
+
+
 def test_a_grids_resources_beyond_the_profiles_node_name_the_grids_line(tmp_path, write_grid):
     p = tmp_path / "p.yaml"
     p.write_text("partition: gpu\ngpus_per_node: 2\n")

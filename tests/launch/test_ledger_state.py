@@ -364,6 +364,29 @@ def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):
     assert first_end <= second_start
 
 
+def test_a_workdir_without_flock_is_a_clear_error_naming_the_lock_file(tmp_path, monkeypatch):
+    """Lustre mounted without `-o flock` answers flock with ENOSYS, an NFS mount without its lock manager with
+    ENOLCK: the submit said only "study: error: Function not implemented", naming no file."""
+    import errno
+    import fcntl
+
+    import pytest
+
+    from study.errors import StudyError
+    from study.launch.locks import submit_lock
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(StudyError) as e:
+        with submit_lock(tmp_path):
+            raise AssertionError("ran without the lock")
+    assert str(e.value).startswith(f"{tmp_path / 'ledgers' / '.submit.lock'}: the workdir's filesystem gives no "
+                                   f"file locks (flock: {os.strerror(errno.ENOSYS)})")
+    assert "-o flock" in str(e.value)
+
+
 def test_a_job_whose_dependency_is_blocked_is_blocked_too(tmp_path):
     """A chain p1 <- e1 <- x with p1 failed: e1 is blocked, and so is x (its dependency will not run either); x was
     queued, to wait for ever on a dependency nobody runs."""
