@@ -1,14 +1,20 @@
 """Ledger replay (torn lines, open intents, latest event per job) and job classification / selection."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import time
 
+import pytest
+
 from launch_helpers import fake_commands
 
+from study.errors import StudyError
 from study.grids import Job
 from study.launch.ledger import Ledger
+from study.launch.locks import submit_lock
 from study.launch.select import select
 from study.launch.slurm.state import query
 from study.launch.state import JobState, classify, slurm_state
@@ -126,9 +132,6 @@ def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
 
 def test_an_unanswered_lookup_never_marks_a_submission_lost(monkeypatch, tmp_path):
     """recover() marks an open intent lost only when Slurm answered and knows no such job."""
-    import pytest
-
-    from study.errors import StudyError
     from study.launch.slurm.state import find_by_name
 
     monkeypatch.setenv("PATH", str(tmp_path))  # neither squeue nor sacct can be run
@@ -367,14 +370,6 @@ def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):
 def test_a_workdir_without_flock_is_a_clear_error_naming_the_lock_file(tmp_path, monkeypatch):
     """Lustre mounted without `-o flock` answers flock with ENOSYS, an NFS mount without its lock manager with
     ENOLCK: the submit said only "study: error: Function not implemented", naming no file."""
-    import errno
-    import fcntl
-
-    import pytest
-
-    from study.errors import StudyError
-    from study.launch.locks import submit_lock
-
     def no_flock(fd, op):
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
 
