@@ -61,11 +61,11 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
                 unsettled_why = str(e)
         replay = ledger.replay_with_shared()
     wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
-    ids = {j: sid for j, sid in replay.slurm_ids().items() if j in wanted}  # sacct is asked of these only
-    if ids:
+    folders = replay.slurm_folders(wanted)  # sacct is asked of these only
+    if folders:
         from study.launch.slurm.state import query
 
-        live, logs, ended = query(workdir, ids.values(), reasons=reasons)
+        live, logs, ended = query(folders, reasons=reasons)
     else:
         live, logs, ended = {}, {}, {}
     states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended)
@@ -104,7 +104,7 @@ def outside_plan(plan: Any, workdir: str | Path,
         return [], {}
     from study.launch.slurm.state import query
 
-    raw = query(workdir, [e["slurm_job_id"] for e in gone.values()]).states
+    raw = query({e["slurm_job_id"]: e["folder"] for e in gone.values()}).states
     ours: list[str] = []
     others: dict[str, list[str]] = {}
     this_file = grid_file(plan)

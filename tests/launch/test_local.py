@@ -423,7 +423,8 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
             time.sleep(1)
             assert not _events(wd, "race"), "the local command read the states while the lock was held"
             Ledger(wd, "race").append([{"event": "queued", "batch": "b", "job": j.id, "stage": j.stage,
-                                        "slurm_job_id": f"98765432{i}", "array_job_id": f"98765432{i}"}
+                                        "slurm_job_id": f"98765432{i}", "array_job_id": f"98765432{i}",
+                                        "folder": str(wd / "submitit" / "study-race-pretrain-b")}
                                        for i, j in enumerate(jobs)])
         err = local.communicate(timeout=120)[1]
     finally:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import submitit
@@ -18,7 +19,7 @@ import submitit
 from study.grids import Job, plan_grid
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock
-from study.launch.slurm.state import stuck_reason, submitit_folder
+from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
 from study.launch.status import RUNNING_SHOWN, _cancelled_by_dependency, _running
 
@@ -38,6 +39,11 @@ def _sacct(slurm, states: dict[str, str], end: str = "Unknown") -> None:
 
 def _queued(wd, grid: str) -> dict[str, str]:
     return {e["job"]: e["slurm_job_id"] for e in Ledger(wd, grid).events() if e["event"] == "queued"}
+
+
+def _log(wd, grid: str, sid: str, task: int = 0) -> Path:
+    """The stderr log submitit writes for task `task` of Slurm job `sid`, in its array's folder (from the ledger)."""
+    return submitit.core.utils.JobPaths(Ledger(wd, grid).replay().slurm_folders()[sid], job_id=sid, task_id=task).stderr
 
 
 def test_a_copied_grid_file_with_the_same_name_neither_shows_nor_cancels_the_originals_jobs(env, slurm):
@@ -195,25 +201,19 @@ def test_status_prints_its_table_when_slurm_cannot_settle_an_interrupted_submit(
 
 
 def test_query_reads_the_end_of_completed_jobs_and_the_reasons_of_pending_ones(env, slurm):
-    from study.launch.slurm.state import query
-
     _sacct(slurm, {"7": "COMPLETED", "8": "PENDING", "9": "FAILED"}, end=_local_end(30))
     (slurm / "squeue").write_text("8 PENDING JobHeldAdmin\n")
-    answer = query(env, ["7", "8", "9"], reasons=True)
+    answer = query({sid: str(env / "submitit" / "a") for sid in ("7", "8", "9")}, reasons=True)
     assert 25 < answer.ended_s["7"] < 120 and set(answer.ended_s) == {"7"}
     assert answer.states == {"7": "COMPLETED", "8": "PENDING (JobHeldAdmin)", "9": "FAILED"}
-    assert query(env, ["8"]).states == {"8": "PENDING"}  # squeue asked only with reasons
+    assert query({"8": str(env / "submitit" / "a")}).states == {"8": "PENDING"}  # squeue asked only with reasons
     t0 = time.time()
-    assert query(env, []).states == {} and time.time() - t0 < 1
+    assert query({}).states == {} and time.time() - t0 < 1
 
 
 def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, slurm):
     """A running job was only a count in the table: where it stands (its log's latest `[tag] ...` line) and how long
     ago its log was written (a job silent for hours may hang) are printed, from the log submitit writes."""
-    import submitit
-
-    from study.launch.slurm.state import submitit_folder
-
     grid = env / "g.yaml"
     grid.write_text(grid_text("prog"))
     _submit(grid, env)
@@ -221,7 +221,7 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
     pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
     ev = next(j.id for j in plan_grid(grid).jobs if j.stage == "evaluate")
     _sacct(slurm, {ids[pre]: "RUNNING", ids[ev]: "RUNNING"})
-    log = submitit.core.utils.JobPaths(submitit_folder(env / "wd"), job_id=ids[pre], task_id=0).stderr
+    log = _log(env / "wd", "prog", ids[pre])
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("[pretrain] step 2/6 loss 2.7000 lr 0.3 10.0 img/s\n"
                    "[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s\nsome library's line\n")
@@ -341,8 +341,7 @@ def test_status_of_a_failed_multi_task_job_shows_the_log_of_the_task_that_failed
     ids = _queued(env / "wd", "ranks")
     pre = next(j.id for j in plan_grid(grid).jobs if j.stage == "pretrain")
     _sacct(slurm, {ids[pre]: "FAILED", "102": "CANCELLED by 0"})
-    logs = [submitit.core.utils.JobPaths(submitit_folder(env / "wd"), job_id=ids[pre], task_id=t).stderr
-            for t in (0, 1)]
+    logs = [_log(env / "wd", "ranks", ids[pre], t) for t in (0, 1)]
     logs[0].parent.mkdir(parents=True, exist_ok=True)
     logs[0].write_text("[pretrain] step 2/6\nsrun: error: task 0: Terminated\n")
     logs[1].write_text("Traceback (most recent call last):\ntorch.OutOfMemoryError: CUDA out of memory\n")

@@ -29,9 +29,9 @@ def _sbatch_then(slurm, action: str) -> None:
 def _submitted_call(wd, sid: str):
     import submitit
 
-    path = submitit.core.utils.JobPaths(wd / "submitit" / "%j", job_id=sid).submitted_pickle
-    assert path.exists(), f"no call file for task {sid}: {sorted(p.name for p in path.parent.parent.rglob('*'))}"
-    return submitit.helpers.DelayedSubmission.load(path)
+    found = list((wd / "submitit").rglob(f"{sid}_submitted.pkl"))  # in its array's folder
+    assert len(found) == 1, f"no call file for task {sid}: {sorted(p.name for p in (wd / 'submitit').rglob('*'))}"
+    return submitit.helpers.DelayedSubmission.load(found[0])
 
 
 def test_sbatch_runs_without_the_submitting_shells_slurm_variables(env, slurm, monkeypatch):
@@ -183,6 +183,22 @@ def test_arrays_are_split_below_the_clusters_max_array_size(env, slurm):
     scripts = _scripts(env / "wd")
     assert sorted(scripts) == [f"{n}_submission.sh" for n in (101, 102, 103, 104)]
     assert not [name for name, text in scripts.items() if "--array" in text]
+
+
+def test_each_arrays_log_folder_exists_when_sbatch_queues_it(env, slurm):
+    """Slurm opens a task's log before its script runs and fails the task (exit 0:53, no log) where the log's
+    folder is missing; submitit makes a `%j` folder only after sbatch returned, so each array has a folder of its
+    own, made first. The stand-in sbatch notes, as it queues, whether the script's log folder exists."""
+    _sbatch_then(slurm, f'out=$(sed -n "s/^#SBATCH --output=//p" "$1"); '
+                        f'if [ -d "$(dirname "$out")" ]; then echo ok >> "{slurm}/log_folders"; '
+                        f'else echo "missing $out" >> "{slurm}/log_folders"; fi')
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("logs", seeds=(0, 1)))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 4 job(s) in 3 array(s)" in err, err
+    assert (slurm / "log_folders").read_text().split("\n") == ["ok", "ok", "ok", ""]
+    folders = Ledger(env / "wd", "logs").replay().slurm_folders()
+    assert len(set(folders.values())) == 3 and all("%" not in f for f in folders.values())
 
 
 def test_a_lone_job_queued_by_a_submit_killed_during_sbatch_is_recorded_under_its_own_id(env, slurm):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 import submitit
 
@@ -16,9 +16,11 @@ from study.errors import StudyError
 from study.launch.state import sacct_word, slurm_state
 
 
-def submitit_folder(workdir: str | Path) -> Path:
-    """The folder submitit writes pickles and logs to: on the workdir, which the compute nodes share."""
-    return Path(workdir).resolve() / "submitit" / "%j"
+def submitit_folder(workdir: str | Path, batch: str) -> Path:
+    """The folder of one array's pickles and logs, on the workdir (which the compute nodes share), named by its
+    ledger batch. It holds no `%j`, so submitit makes it before sbatch: Slurm fails a task whose log folder is missing
+    when it starts (exit 0:53, no log), and submitit makes a `%j` folder only after sbatch returned, task by task."""
+    return Path(workdir).resolve() / "submitit" / batch
 
 
 class Answer(NamedTuple):
@@ -31,14 +33,14 @@ class Answer(NamedTuple):
     ended_s: dict[str, float]
 
 
-def query(workdir: str | Path, slurm_ids: Iterable[str], reasons: bool = False) -> Answer:
-    """The states of the given ids from sacct asked now (never a cached answer). When sacct is missing or fails,
-    every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice) and a warning says so.
-    The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
-    (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
-    ids = sorted(set(slurm_ids))
-    folder = submitit_folder(workdir)
-    logs = {sid: str(submitit.core.utils.JobPaths(folder, job_id=sid, task_id=0).stderr) for sid in ids}
+def query(folders: Mapping[str, str], reasons: bool = False) -> Answer:
+    """The states of the Slurm ids `folders` maps to their arrays' submitit folders (the ledger's `queued` lines),
+    from sacct asked now (never a cached answer). When sacct is missing or fails, every state is "UNKNOWN" (the
+    caller treats it as still queued: never queue a job twice) and a warning says so. The log is task 0's, or for a
+    failed job of several tasks the first task's whose log holds the error (`failing_task_log`). With `reasons`,
+    squeue is asked why each pending job waits (`stuck_reason` reads it)."""
+    ids = sorted(folders)
+    logs = {sid: str(submitit.core.utils.JobPaths(Path(folders[sid]), job_id=sid, task_id=0).stderr) for sid in ids}
     if not ids:
         return Answer({}, logs, {})
     answer = _sacct(ids)

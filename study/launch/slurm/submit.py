@@ -188,7 +188,6 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
     limit = max_array_size(profile, cluster_max_array_size())
-    folder = slurm_state.submitit_folder(workdir)
     env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
     task = SlurmTask()
 
@@ -201,6 +200,7 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                 n_arrays += 1
                 batch = uuid.uuid4().hex
                 name = f"study-{plan.name}-{stage}-{batch[:8]}"
+                folder = slurm_state.submitit_folder(workdir, name)
                 params = slurm_parameters(profile, stage, resources, job_name=name,
                                           dependency=dependency_string(deps), array_size=len(chunk))
                 if dry_run:
@@ -227,8 +227,8 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
                         ledger.append([intent])
                         ids, refused = _sbatch(executor, task, chunk, args, intent, ledger)
                     if refused is not None:  # squeue/sacct may take minutes: not with the signals held
-                        ids = _settle_refused(refused, task, chunk, args, intent, params, folder, ledger, err,
-                                              n_arrays, n_jobs, profile)
+                        ids = _settle_refused(refused, task, chunk, args, intent, ledger, err, n_arrays, n_jobs,
+                                              profile)
                 dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 n_jobs += len(chunk)
     verb = "would queue" if dry_run else "queued"
@@ -289,8 +289,8 @@ def _child_pids() -> list[int]:
     return sorted(pids)
 
 
-def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent: dict, params: dict[str, Any],
-                    folder: Path, ledger: Ledger, err: TextIO, n_arrays: int, n_jobs: int, profile: Any) -> list[str]:
+def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent: dict, ledger: Ledger, err: TextIO,
+                    n_arrays: int, n_jobs: int, profile: Any) -> list[str]:
     """After sbatch reported `said`: an array Slurm queued all the same (a controller timeout can answer an error for
     a submission it accepted) is recorded, with the call files submitit did not name, and its ids returned; one
     Slurm does not know is recorded lost and a StudyError."""
@@ -301,7 +301,7 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
             f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
             f"{profile.path or 'built-in default'}): {said}"
             + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)" if n_jobs else "")) from None
-    _write_task_pickles(folder, ids, task, [(j, *args) for j in chunk], params["time"])
+    _write_task_pickles(Path(intent["folder"]), ids, task, [(j, *args) for j in chunk], intent["call"]["time_min"])
     ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
     print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
           f"{ids[0].split('_')[0]}", file=err, flush=True)
