@@ -188,6 +188,10 @@ def read_taxonomy(path: Path) -> tuple[list[str], dict[str, list[str]]]:
             if len(row) != len(header):
                 raise StudyError(f"{path} line {line}: expected {len(header)} columns, found {len(row)}")
             row = [c.strip() for c in row]
+            blank = next((level for level, c in zip(header, row) if not c), None)
+            if blank is not None:  # a cell left empty would make "" one group of every class so left
+                raise StudyError(f"{path} line {line}: no value for level {blank!r}"
+                                 + (f" of class {row[-1]!r}" if row[-1] else "") + ": give every level a value")
             if row[-1] in table:
                 raise StudyError(f"{path} line {line}: class {row[-1]!r} is listed twice")
             table[row[-1]] = row
@@ -204,7 +208,8 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
     reader = DATASETS.get(dataset, "--dataset")
     root = Path(root)
     if not root.is_dir():
-        raise StudyError(f"dataset root not found: {root}")
+        raise StudyError(f"dataset root {root} is not a folder (--root names the dataset's folder)" if root.exists()
+                         else f"dataset root not found: {root}")
     index = reader(root, split, options)
     if options.taxonomy is not None:
         apply_taxonomy(index, Path(options.taxonomy))

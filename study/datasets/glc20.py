@@ -137,7 +137,7 @@ def landcover_label(file: Path, rule: str) -> int:
         return int(np.argmax(np.bincount(channel - channel.min())) + channel.min())
     except FileNotFoundError:
         raise StudyError(f"glc20: patch not found: {file}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file (numpy's "No data left in file")
         raise StudyError(f"glc20: cannot read patch {file}: {e}") from None
 
 

@@ -42,7 +42,8 @@ def list_dirs(folder: Path) -> list[str]:
 
 def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recursive: bool = True) -> list[str]:
     """Sorted `/`-separated paths, relative to `folder`, of the files whose lower-case name ends in `extensions`.
-    Symbolic links are followed; a folder link back to a folder it lies in (a loop) is a StudyError naming it."""
+    Symbolic links are followed; a folder link back to a folder it lies in (a loop), and an image link that leads to no
+    file, are a StudyError naming the link."""
     return walk_files(folder, extensions, recursive)[0]
 
 
@@ -64,6 +65,7 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
         files = [e for e in entries if e.name.lower().endswith(extensions)]
         plain = [e for e in files if e.is_file(follow_symlinks=False)]
         if len(plain) != len(files):  # links, or folders named like images
+            _refuse_dangling(files)
             plain = [e for e in files if e.is_file()]
             links.update({prefix + e.name: identity(e.stat()) for e in plain if e.is_symlink()})
         if prefix:
@@ -87,6 +89,17 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
                     stack.append((prefix + e.name + "/", e.path, targets))
     out.sort()
     return require_utf8(out, folder), (links if links or folder_link else None)
+
+
+def _refuse_dangling(entries: list[os.DirEntry]) -> None:
+    """StudyError naming the first image link that leads to no file (a git-annex or DataLad file not fetched, a moved
+    target), which a listing would otherwise leave out without a word."""
+    dangling = [e for e in entries if e.is_symlink() and not os.path.exists(e.path)]
+    if dangling:
+        more = f" (and {len(dangling) - 1} more in its folder)" if len(dangling) > 1 else ""
+        first = dangling[0].path
+        raise StudyError(f"{first}: a link to {os.readlink(first)}, which leads to no file{more}: fetch its content "
+                         "(`git annex get`, `datalad get`) or remove the link")
 
 
 def check_distinct(folder: Path, classes: list[str], files: list[list[str]], links: list[dict[str, Identity]],

@@ -141,6 +141,8 @@ def _claim(out: Path, m, existing: int) -> None:
         theirs = None
     except (OSError, ValueError) as e:
         raise StudyError(f"{stamp}: unreadable ({e}); remove it if this folder is yours to rewrite") from None
+    if theirs is not None and not isinstance(theirs, dict):
+        raise StudyError(f"{stamp}: not a JSON object naming a manifest; remove it if this folder is yours to rewrite")
     if theirs is None and existing:
         raise StudyError(f"--out {out}: already holds {existing} of the files manifest {m.name} would write, not "
                          f"written by `study manifest materialize` of it (no {STAMP}); use an empty folder")

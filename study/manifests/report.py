@@ -10,12 +10,15 @@ import numpy as np
 from study.counts import format_count
 from study.errors import StudyError
 from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta, manifest_paths, meta_intact
+from study.paths import manifests_dir
 
 
 def list_text() -> str:
     names = list_manifests()
     if not names:
-        return "no manifests\n"
+        folder = manifests_dir()
+        missing = "" if folder.is_dir() else " (no such folder; STUDY_MANIFESTS names it)"
+        return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
     for name in names:
         try:

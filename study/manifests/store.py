@@ -128,6 +128,9 @@ def read_meta(name: str) -> dict:
     check_name(name)
     table_path, meta_path = manifest_paths(name)
     if not meta_path.is_file() or not table_path.is_file():
+        if meta_path.is_file():  # half a manifest (a copy of the JSON alone): say which file is missing
+            raise StudyError(f"manifest {name!r} not found in {manifests_dir()}: {meta_path.name} is there without "
+                             f"{table_path.name} (a manifest is both files: copy its .parquet too, or build it again)")
         known = list_manifests()
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
         raise StudyError(f"manifest {name!r} not found in {manifests_dir()}{hint}")

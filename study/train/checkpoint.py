@@ -3,6 +3,7 @@ turns SIGUSR2/SIGTERM into a checkpoint at the next step boundary."""
 from __future__ import annotations
 
 import inspect
+import pickle
 import random
 import signal
 import threading
@@ -24,11 +25,22 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
         torch.save(dict(state, format=FORMAT), tmp)
 
 
+def load_error(e: Exception) -> str:
+    """Why `torch.load(..., weights_only=True)` failed, for a message: the cause of a weights-only refusal in one line
+    (not torch's paragraphs, whose advice, weights_only=False, would run any code the file holds), else the error."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
+        lines = [ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()]
+        cause = lines[0].split(". ", 1)[0].rstrip(".") if lines else "unknown"
+        return f"it holds more than tensors, or is no PyTorch file: {cause}"
+    return f"{type(e).__name__}: {e}"
+
+
 def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise StudyError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e}); remove it to start over") from None
+        raise StudyError(f"{path}: unreadable checkpoint ({load_error(e)}); remove it to start over") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise StudyError(f"{path}: not a checkpoint of this version of study; remove it to start over")
     return state

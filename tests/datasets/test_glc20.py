@@ -89,6 +89,13 @@ def test_bad_inputs(tmp_path):
                 read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
 
 
+def test_an_empty_patch_file_is_named_not_a_traceback(tmp_path):
+    make_glc20(tmp_path)
+    (tmp_path / "patches_us/patches_us_14/67/45/1234567.npy").write_bytes(b"")  # a copy cut short at 0 bytes
+    with pytest.raises(StudyError, match=r"glc20: cannot read patch .*1234567.npy: No data left in file"):
+        read_dataset("glc20", tmp_path, "us_train")
+
+
 def test_an_occurrence_listed_twice_names_both_lines(tmp_path):
     make_glc20(tmp_path)
     csv = tmp_path / "occurrences_us_train.csv"

@@ -100,6 +100,8 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     ("class_name\nsandal\n", "two or more"),
     ("group,class_name\ntops,sandal\nbottoms,sandal\nx,trouser\n", "line 3: class 'sandal' is listed twice"),
     ("class_name,species\ntops,sandal\ntops,trouser\n", "line 1: level name 'class_name' is reserved .only the last"),
+    ("group,class_name\ntops,sandal\n ,trouser\n", "line 3: no value for level 'group' of class 'trouser'"),
+    ("group,class_name\ntops,sandal\nbottoms,trouser\ntops,\n", "line 4: no value for level 'class_name': give"),
 ])
 def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):
     make_imagefolder(tmp_path / "d", {"trouser": 1, "sandal": 1})
@@ -112,6 +114,9 @@ def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):
 def test_missing_root_and_empty_tree(tmp_path):
     with pytest.raises(StudyError, match="not found"):
         read_dataset("imagefolder", tmp_path / "nope", "train")
+    (tmp_path / "train.tar").write_bytes(b"")  # the archive named instead of the folder it extracts to
+    with pytest.raises(StudyError, match=r"dataset root .*train.tar is not a folder \(--root names"):
+        read_dataset("imagefolder", tmp_path / "train.tar", "train")
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(StudyError, match="no images"):
         read_dataset("imagefolder", tmp_path / "empty", "train")

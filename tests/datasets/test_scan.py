@@ -77,6 +77,20 @@ def test_a_tree_of_links_into_a_store_lists_as_the_files_themselves(tmp_path):
     assert len(after) == 5 and all(os.path.islink(root / p) for p in after.paths.to_pylist())
 
 
+def test_an_image_link_to_no_file_is_refused_naming_it_not_left_out(tmp_path):
+    """A git-annex tree whose content was not fetched: its image links lead nowhere. Listed without them, the
+    manifest would lose those images without a word."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 3, "dog": 2})
+    for name in ("img007.png", "img008.png"):
+        os.symlink("../.git/annex/objects/absent", root / "cat" / name)
+    with pytest.raises(StudyError, match=r"tree/cat/img007.png: a link to \.\./\.git/annex/objects/absent, which leads "
+                                         r"to no file \(and 1 more in its folder\): fetch its content"):
+        read_dataset("imagefolder", root, "")
+    for name in ("img007.png", "img008.png"):
+        (root / "cat" / name).unlink()
+    assert len(read_dataset("imagefolder", root, "")) == 5  # the tree without them lists as before
+
+
 def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_path):
     """git-annex and DataLad keep byte-identical files as two links to one object: two images of the dataset (ImageNet
     has such duplicates), not one image listed twice."""

@@ -30,6 +30,22 @@ def test_list_show_export(build, cli, tmp_path):
     assert len(out.splitlines()) == 25
 
 
+def test_list_names_the_folder_it_looked_in_and_a_missing_one(cli, manifests, monkeypatch, tmp_path):
+    code, out, _ = cli("manifest", "list")  # STUDY_MANIFESTS names a folder not made yet
+    assert code == 0 and out == f"no manifests in {manifests} (no such folder; STUDY_MANIFESTS names it)\n"
+    manifests.mkdir()
+    assert cli("manifest", "list")[1] == f"no manifests in {manifests}\n"
+
+
+def test_a_manifest_json_without_its_parquet_says_which_file_is_missing(build, cli, manifests):
+    build("toy")
+    (manifests / "toy.parquet").unlink()  # the JSON copied alone
+    for action in (["show", "toy"], ["verify", "toy"], ["export", "toy"]):
+        code, _, err = cli("manifest", *action)
+        assert code == 2 and (f"manifest 'toy' not found in {manifests}: toy.json is there without toy.parquet (a "
+                              "manifest is both files") in err, (action, err)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "imagefolder", "--root", "{tmp}/missing", "--split", "train"], "not found"),
     (["--dataset", "imagefoldr", "--root", "{tree}", "--split", "train"], "did you mean 'imagefolder'"),

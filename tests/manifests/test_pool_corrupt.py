@@ -117,6 +117,15 @@ def test_materialize_never_counts_another_manifests_images_as_its_own(build, cli
     assert cli("manifest", "materialize", "toy_j", "--out", tmp_path / "fresh")[0] == 0  # its own: skipped
 
 
+def test_materialize_names_a_stamp_that_is_not_a_json_object(build, cli, tmp_path):
+    build("toy")
+    out = tmp_path / "out"
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
+    (out / ".study-materialize.json").write_text("[]\n")  # valid JSON, hand-edited or written by another tool
+    code, _, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 2 and f"{out / '.study-materialize.json'}: not a JSON object naming a manifest" in err, err
+
+
 def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):
     build("toy")
     cli("manifest", "corrupt", "toy_j", "--base", "toy", "--corruption", "jpeg")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from study.errors import StudyError
+from study.train.backbones import read_encoder
 from study.train.checkpoint import (SignalFlag, check_fingerprint, load_checkpoint, rng_state, save_checkpoint,
                                     set_rng_state)
 
@@ -46,6 +47,23 @@ def test_a_file_that_is_not_a_checkpoint_of_this_format_is_refused(tmp_path, sta
     torch.save(state, tmp_path / "ck.pt")
     with pytest.raises(StudyError, match="not a checkpoint of this version of study"):
         load_checkpoint(tmp_path / "ck.pt")
+
+
+def test_a_file_torch_refuses_to_unpickle_is_named_in_one_line_without_torchs_unsafe_advice(tmp_path):
+    """A whole model saved with torch.save(model), and bytes that are no PyTorch file: the cause, not torch's
+    paragraphs (which suggest weights_only=False, which would run the file's code)."""
+    whole, junk = tmp_path / "whole.pt", tmp_path / "junk.pt"
+    torch.save(torch.nn.Linear(2, 2), whole)
+    junk.write_text("garbage\n")
+    for path, cause in ((whole, "torch.nn.modules.linear.Linear"), (junk, "")):
+        with pytest.raises(StudyError) as ck:
+            load_checkpoint(path)
+        with pytest.raises(StudyError) as enc:
+            read_encoder(path)
+        for error, what in ((ck, "unreadable checkpoint"), (enc, "not a study encoder file")):
+            text = str(error.value)
+            assert text.startswith(f"{path}: {what} (it holds more than tensors, or is no PyTorch file: "), text
+            assert cause in text and "\n" not in text and "weights_only" not in text and "\x1b" not in text, text
 
 
 def test_a_fingerprint_compares_tuples_and_lists_alike():

@@ -10,6 +10,7 @@ from torch import nn
 
 from study.errors import StudyError
 from study.registry import Registry, import_modules
+from study.train.checkpoint import load_error
 
 BACKBONES: Registry = Registry("backbone")
 
@@ -53,7 +54,7 @@ def read_encoder(path: str | Path) -> tuple[dict, dict]:
     except FileNotFoundError:
         raise StudyError(f"{path}: encoder file not found") from None
     except Exception as e:  # corrupt or foreign file
-        raise StudyError(f"{path}: not a study encoder file ({type(e).__name__}: {e})") from None
+        raise StudyError(f"{path}: not a study encoder file ({load_error(e)})") from None
 
 
 def load_encoder(path: str | Path) -> nn.Module:
