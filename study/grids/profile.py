@@ -7,6 +7,7 @@ A profile is a YAML file (see grids/README.md, "Cluster profiles"); `load_profil
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -91,6 +92,8 @@ class Profile:
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
+    gpu_type: str | None = None  # a typed GPU request, e.g. a100: --gpus-per-node=a100:8 (or --gres=gpu:a100:8)
+    gpu_option: str = "gpus-per-node"  # how GPUs are asked for: --gpus-per-node (cons_tres) or --gres
     gpus_per_node: int | None = 8
     cpus_per_node: int | None = 64
     mem_per_node_gb: float | None = 480.0
@@ -112,8 +115,10 @@ class Profile:
         return self.partition
 
 
-PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpus_per_node", "cpus_per_node",
-                "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup", "additional", "stages", "cost")
+GPU_OPTIONS = ("gpus-per-node", "gres")
+PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
+                "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup",
+                "additional", "stages", "cost")
 # sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
 # none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
 # requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
@@ -123,7 +128,7 @@ LAUNCHER_SBATCH_OPTIONS: dict[str, str | None] = {
     "signal": None, "requeue": None, "no-requeue": None, "kill-on-invalid-dep": None,
     "partition": "partition", "account": "account", "qos": "qos", "constraint": "constraint",
     "time": "stages.<stage>.time", "nodes": "stages.<stage>.nodes", "ntasks": "stages.<stage>.gpus",
-    "ntasks-per-node": "stages.<stage>.gpus", "gpus-per-node": "stages.<stage>.gpus",
+    "ntasks-per-node": "stages.<stage>.gpus", "gpus-per-node": "stages.<stage>.gpus (gpu_type: its type)",
     "cpus-per-task": "stages.<stage>.cpus", "mem": "stages.<stage>.mem", "mem-per-cpu": "stages.<stage>.mem",
     "mem-per-gpu": "stages.<stage>.mem",
 }
@@ -184,13 +189,19 @@ def load_profile(path: str | Path | None) -> Profile:
         check_keys(p, spec, RESOURCE_KEYS, what="resource")
         stages[stage] = {**stages[stage], **spec}
         stage_lines[stage] = spec.line
+    gpu_type, gpu_option = opt_str("gpu_type"), opt_str("gpu_option") or "gpus-per-node"
+    if gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", gpu_type):
+        raise fail(p, raw.line_of("gpu_type"), f"gpu_type: expected a GPU type such as a100, got {gpu_type!r}")
+    if gpu_option not in GPU_OPTIONS:
+        raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
+                                                 f"got {gpu_option!r}")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
     prof = Profile(
         name=str(raw.get("name") or Path(p).stem), path=p,
         partition=opt_str("partition"), account=opt_str("account"), qos=opt_str("qos"),
-        constraint=opt_str("constraint"),
+        constraint=opt_str("constraint"), gpu_type=gpu_type, gpu_option=gpu_option,
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
         max_parallel_jobs=opt_int("max_parallel_jobs", None),

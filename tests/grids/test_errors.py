@@ -152,6 +152,8 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\nmax_array_size: 0\n", "2: max_array_size: expected an integer >= 1"),  # arrays of no task
     # a misspelt resource of a profile stage fell back silently to the default (1 GPU) for every job of that stage
     ("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n", "4: unknown resource 'gpu' (did you mean 'gpus'?)"),
+    ("partition: gpu\ngpu_option: gpus\n", "2: gpu_option: expected one of gpus-per-node, gres, got 'gpus'"),
+    ("partition: gpu\ngpu_type: 'a100:8'\n", "2: gpu_type: expected a GPU type such as a100, got 'a100:8'"),
 ])
 def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"

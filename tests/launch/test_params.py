@@ -56,6 +56,23 @@ def test_gpu_pretraining_runs_one_task_per_gpu_and_always_kills_on_invalid_depen
     assert "gpus_per_node" not in cpu and cpu["mem"] == "512MB"
 
 
+def test_a_typed_gpu_request_and_a_gres_request_for_clusters_without_cons_tres(tmp_path):
+    """`gpu_type` types the GPUs a job asks for; `gpu_option: gres` asks through --gres (sites whose select plugin
+    has no --gpus-per-node); submitit's --wckey=submitit is never written (sites that check wckeys refuse it)."""
+    res = Resources(gpus=8, cpus=64, mem_gb=480, time_min=60)
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpu_type: a100\n")
+    typed = slurm_parameters(load_profile(p), "pretrain", res, job_name="t")
+    assert typed["gpus_per_node"] == "a100:8" and "gres" not in typed and typed["ntasks_per_node"] == 8
+    p.write_text("partition: gpu\ngpu_type: a100\ngpu_option: gres\n")
+    gres = slurm_parameters(load_profile(p), "pretrain", res, job_name="g")
+    assert gres["gres"] == "gpu:a100:8" and "gpus_per_node" not in gres and gres["ntasks_per_node"] == 8
+    script = sbatch_script(gres, tmp_path / "submitit" / "g", 1)
+    assert "#SBATCH --gres=gpu:a100:8\n" in script and "--gpus-per-node" not in script and "wckey" not in script
+    p.write_text("partition: gpu\ngpu_option: gres\n")
+    assert slurm_parameters(load_profile(p), "pretrain", res, job_name="u")["gres"] == "gpu:8"
+
+
 def test_the_array_throttle_counts_every_node_of_a_job_against_max_parallel_gpus():
     """max_parallel_gpus 16: 8-GPU one-node jobs run two at a time, 8-GPU-per-node two-node jobs one at a time."""
     prof = load_profile(None).__class__(partition="gpu", max_parallel_gpus=16)

@@ -2,7 +2,8 @@
 
 Profile key -> sbatch option (through submitit): partition -> --partition, account -> --account, qos -> --qos,
 constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
-cpus/g CPUs each: one process per GPU, torch.distributed), cpus -> --cpus-per-task, mem -> --mem (a whole node's,
+cpus/g CPUs each: one process per GPU, torch.distributed; `gpu_type: a100` -> --gpus-per-node=a100:g, and
+`gpu_option: gres` -> --gres=gpu[:a100]:g where the cluster has no cons_tres), cpus -> --cpus-per-task, mem -> --mem (a whole node's,
 `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's memory, since Slurm's schedulable
 RealMemory is usually below the nominal size, which it would refuse: "Requested node configuration is not
 available"; the plan's cost still counts mem_per_node), time ->
@@ -10,6 +11,7 @@ available"; the plan's cost still counts mem_per_node), time ->
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
 job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
 srun of Slurm 22.05-23.02 does not take from sbatch (a task would get one CPU where tasks are bound to CPUs).
+Left out: submitit's `--wckey=submitit`, which a site that checks wckeys refuses (`additional: {wckey: ...}` sets one).
 A job of several tasks also runs `srun --kill-on-bad-exit=1`: when one rank dies the others are killed at once
 instead of waiting in NCCL collectives until the watchdog's timeout.
 """
@@ -43,11 +45,16 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "setup": list(profile.setup),
         "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes", "requeue": True},
         "srun_args": [f"--cpus-per-task={cpus}"],
+        "wckey": None,  # submitit writes --wckey=submitit, which a site that checks wckeys refuses: the site's default
     }
     if tasks * int(resources.nodes) > 1:  # torch.distributed ranks: one that dies takes the others down
         params["srun_args"].append("--kill-on-bad-exit=1")
     if gpus:
-        params["gpus_per_node"] = gpus
+        count = f"{profile.gpu_type}:{gpus}" if profile.gpu_type else gpus
+        if profile.gpu_option == "gres":
+            params["gres"] = f"gpu:{count}"
+        else:
+            params["gpus_per_node"] = count
     for key in ("account", "qos", "constraint"):
         value = getattr(profile, key)
         if value:
