@@ -307,6 +307,20 @@ def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
     assert still_queued(["700_0"], None) == {"700_0": "REQUEUED"}  # squeue not answering: never queue it twice
 
 
+def test_squeue_is_asked_of_the_queried_arrays_only_and_an_unknown_one_reads_as_gone(tmp_path, monkeypatch):
+    """Not the whole cluster's queue (100,000s of lines on a large cluster): squeue is given the arrays' ids; it
+    answers "Invalid job id specified" (exit 1) when it knows none of them, which means none is still queued (a
+    preempted task that left the queue has ended), not that squeue could not be asked (read as still queued)."""
+    bin_dir, asked = tmp_path / "bin", tmp_path / "squeue_args"
+    fake_commands(bin_dir, sacct='echo "JobID|State|NodeList|End"; echo "101_0|PREEMPTED|n1|Unknown"; '
+                                 'echo "102|PENDING|None|Unknown"',
+                  squeue=f'echo "$@" >> "{asked}"; echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    states = query({"101_0": str(tmp_path / "a"), "102": str(tmp_path / "b")}, reasons=True).states
+    assert asked.read_text().split()[-1] == "--jobs=101,102"
+    assert slurm_state(states["101_0"]) != "pending" and states["102"] == "PENDING"
+
+
 def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,
                                                                                            capsys):
     """Stand-ins for sacct and squeue (the one-node test cluster cannot preempt a job), answering as Slurm does:

@@ -53,7 +53,7 @@ def query(folders: Mapping[str, str], reasons: bool = False) -> Answer:
              and (age := _seconds_since(answer[sid].get("End"))) is not None}
     requeued = [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
     reasons = reasons and (bool(requeued) or any(slurm_state(raw) == "pending" for raw in states.values()))
-    listing = _squeue() if requeued or reasons else None
+    listing = _squeue(ids) if requeued or reasons else None
     if requeued:
         states.update(still_queued(requeued, listing))
     if reasons and listing is not None:
@@ -110,15 +110,20 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
     return {sid: listed[sid] for sid in ids if sid in listed}
 
 
-def _squeue() -> str | None:
-    """Every job squeue lists, a line `<id> <state> <reason>` each; None when squeue cannot be asked."""
+def _squeue(ids: Iterable[str]) -> str | None:
+    """The queued jobs of the arrays of `ids` (not the whole cluster's queue, whoever submitted them), a line
+    `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked."""
     if not shutil.which("squeue"):
         return None
+    arrays = ",".join(sorted({sid.split("_")[0] for sid in ids}))
     try:
         # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
-        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r", f"--jobs={arrays}"], capture_output=True,
+                              text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
+    if proc.returncode != 0 and "Invalid job id" in proc.stderr:  # squeue's answer when it knows none of them
+        return ""
     return proc.stdout if proc.returncode == 0 else None
 
 
