@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -65,7 +66,12 @@ def test_a_workers_forked_children_do_not_hold_its_job_lock(tmp_path, closed):
         if {closed!r}:
             os.environ[runner.LOCK_FD_ENV] = str(fd)
         runner._lock_not_inherited()
-        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,), daemon=True)
+
+        def live():  # runs after the at-fork hooks: says so, then lives on
+            Path({str(tmp_path / "ready")!r}).write_text("")
+            time.sleep(30)
+
+        child = multiprocessing.get_context("fork").Process(target=live, daemon=True)
         child.start()
         Path({str(tmp_path / "child")!r}).write_text(str(child.pid))
         os._exit(0)  # the worker dies; its child lives on
@@ -73,6 +79,9 @@ def test_a_workers_forked_children_do_not_hold_its_job_lock(tmp_path, closed):
     subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                    check=True)  # no pipe: the child would hold it open
     child = int((tmp_path / "child").read_text())
+    deadline = time.time() + 30  # the child may not have run its at-fork hook yet (a loaded machine)
+    while not (tmp_path / "ready").exists() and time.time() < deadline:
+        time.sleep(0.05)
     try:
         fd = try_lock(lock)
         assert (fd is not None) == closed
