@@ -294,8 +294,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
     model = method
     if world.size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None)
+        model = distributed.data_parallel(method, device)
 
     timing = {"train_s": train_before}  # training-loop time up to the latest checkpoint, over all sessions
 

@@ -4,6 +4,7 @@
     python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
     python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
     python ddp_worker.py any                                       -> any_rank of flags rank 1 alone raises
+    python ddp_worker.py buffers CONFIG_JSON                       -> the method's state after steps on other batches
 """
 from __future__ import annotations
 
@@ -65,6 +66,39 @@ def check_any_rank() -> None:
     print(json.dumps({"rank": world.rank, "flags": flags}))
 
 
+def check_buffers(config_json: str) -> None:
+    """Five steps of the config's method (in distributed.data_parallel) on each rank's own random batches: whether
+    DDP broadcasts buffers before a forward, and the state entries (parameters and buffers) that differ by rank."""
+    import hashlib
+
+    from study.train import PretrainConfig, distributed
+    from study.train.backbones import build_backbone
+    from study.train.methods import METHODS
+    from study.train.optim import build_optimizer
+
+    world = distributed.setup("cpu")
+    cfg = PretrainConfig.from_dict(json.loads(config_json))
+    torch.manual_seed(0)
+    method = METHODS.get(cfg.method)(cfg, build_backbone(cfg.backbone, cfg.width), 3)
+    model = distributed.data_parallel(method, torch.device("cpu"))
+    optimizer = build_optimizer(method, cfg.optim, lr=0.1)
+    g = torch.Generator().manual_seed(100 + world.rank)
+    for step in range(1, 6):
+        views = [torch.randn(4, 3, 16, 16, generator=g) for _ in range(2)]
+        loss, _ = model(views, torch.randint(0, 3, (4,), generator=g))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        method.after_step(step, 5)
+    digest = {k: hashlib.sha256(v.contiguous().numpy().tobytes()).hexdigest() for k, v in method.state_dict().items()}
+    every = [None] * world.size
+    torch.distributed.all_gather_object(every, digest)
+    differ = sorted(k for k in digest if len({d[k] for d in every}) > 1)
+    syncs = model.will_sync_module_buffers()
+    distributed.cleanup(world)
+    print(json.dumps({"rank": world.rank, "syncs_buffers": syncs, "differ": differ, "keys": sorted(digest)}))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "pretrain":
@@ -73,5 +107,7 @@ if __name__ == "__main__":
         check_gathers()
     elif sys.argv[1] == "any":
         check_any_rank()
+    elif sys.argv[1] == "buffers":
+        check_buffers(sys.argv[2])
     else:
         raise SystemExit(f"unknown command {sys.argv[1]!r} (rank {os.environ.get('RANK')})")

@@ -77,6 +77,19 @@ def test_a_flag_raised_on_one_rank_only_is_seen_by_every_rank():
     assert [o["flags"] for o in run_ranks("any")] == [[True, False, True]] * WORLD
 
 
+@pytest.mark.parametrize("method", ["moco", "byol"])
+def test_buffers_are_not_broadcast_and_only_batchnorm_statistics_differ_by_rank(method):
+    """Without DDP's per-step buffer broadcast (32 MiB of MoCo queue a step), every parameter and buffer the training
+    reads stays equal on every rank after steps on each rank's own batches: MoCo's queue and pointer, the key and
+    target networks; BatchNorm running statistics differ (each rank's batches), as they do with the broadcast."""
+    outs = run_ranks("buffers", config(method))
+    assert [o["syncs_buffers"] for o in outs] == [False] * WORLD
+    differ = outs[0]["differ"]
+    assert differ and all(k.endswith(("running_mean", "running_var")) for k in differ), differ
+    key = "queue" if method == "moco" else "target_encoder.conv1.weight"
+    assert key in outs[0]["keys"] and key not in differ
+
+
 def test_a_process_group_made_by_the_caller_gives_the_local_rank_of_the_environment(monkeypatch):
     """Which GPU of its node a rank takes is LOCAL_RANK, not the global rank (rank 5 of a job of two 4-GPU nodes is
     local rank 1); a group the caller made is left to it. One process here, told it is local rank 1."""
