@@ -446,8 +446,10 @@ def test_a_record_holds_each_encoders_pretraining_protocol_outside_its_fingerpri
     assert concat["pretrain"] == [p["pretrain"], None]
 
 
-def test_a_finetune_in_a_copied_workdir_is_scored_again_from_its_checkpoint(manifests, encoder_file, tmp_path):
-    """The checkpoint pins the encoder it started from by content, not by path: a copied or moved workdir goes on."""
+def test_a_finetune_in_a_copied_workdir_is_scored_again_from_its_checkpoint(manifests, encoder_file, tmp_path,
+                                                                           capsys):
+    """The checkpoint pins the encoder it started from by content, not by path: a copied or moved workdir goes on
+    (here: finds its run trained, and records it as the first session did)."""
     import shutil
 
     cfg = config(protocol="finetune", labeled_sizes=[8], finetune={"batch_size": 8, "steps": 2,
@@ -455,8 +457,11 @@ def test_a_finetune_in_a_copied_workdir_is_scored_again_from_its_checkpoint(mani
     shutil.copytree(encoder_file().parent, tmp_path / "work1" / "pre")
     out = evaluate(cfg, tmp_path / "work1" / "ev", [tmp_path / "work1" / "pre" / "encoder.pt"], tmp_path / "f")
     shutil.copytree(tmp_path / "work1", tmp_path / "work2")
+    capsys.readouterr()
     again = evaluate(cfg, tmp_path / "work2" / "ev", [tmp_path / "work2" / "pre" / "encoder.pt"], tmp_path / "f")
-    assert again["metrics"] == out["metrics"] and again["protocol"]["runs"]["8"]["resumed_from_steps"] == [2]
+    assert "finetune-8: already trained (2/2 steps)" in capsys.readouterr().err
+    assert again["metrics"] == out["metrics"]
+    assert again["protocol"]["runs"]["8"]["resumed_from_steps"] == out["protocol"]["runs"]["8"]["resumed_from_steps"]
 
 
 def test_a_finetune_records_the_epochs_of_each_labeled_size(manifests, encoder_file, tmp_path):
@@ -762,18 +767,21 @@ def test_a_labeled_size_is_read_from_the_smallest_cached_file_that_covers_it(man
 def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_evaluation(manifests, encoder_file,
                                                                                        tmp_path, monkeypatch):
     """The test rows go through the classifier the fine-tune trained (not a freshly initialised one), in forwards of
-    `evaluate.batch_size` rows (20 test images in batches of 16: two forwards, the last padded)."""
-    scored, forwards, real = {}, [], finetune_mod.forward_rows
+    `evaluate.batch_size` rows (20 test images in batches of 16: two forwards, the last padded), read by the
+    evaluation's loader workers (the training run's are its `finetune` section's, here none)."""
+    scored, forwards, workers, real = {}, [], [], finetune_mod.forward_rows
 
-    def spy(model, *a, **k):
+    def spy(model, manifest, rows, aug, batch_size, device, num_workers, **k):
         scored.update({k: v.detach().cpu().clone() for k, v in model[1].state_dict().items()})
         model.register_forward_hook(lambda _module, inputs, _output: forwards.append(len(inputs[0])))
-        return real(model, *a, **k)
+        workers.append(num_workers)
+        return real(model, manifest, rows, aug, batch_size, device, 0, **k)
 
     monkeypatch.setattr(finetune_mod, "forward_rows", spy)
-    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None}
-    evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
-             tmp_path / "f")
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None, "num_workers": 0}
+    evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft, num_workers=2), tmp_path / "ft",
+             [encoder_file()], tmp_path / "f")
+    assert workers == [2]
     state = load_checkpoint(tmp_path / "ft" / "finetune-20" / "checkpoint.pt")["method"]
     assert torch.equal(scored["weight"], state["classifier.weight"].cpu())
     assert torch.equal(scored["bias"], state["classifier.bias"].cpu())
@@ -791,6 +799,7 @@ def test_a_finetune_trains_with_its_own_image_size_optimizer_and_normalisation(m
     assert run["augmentation"]["image_size"] == 8
     assert run["augmentation"]["mean"] == [0.4, 0.4, 0.4] and run["augmentation"]["std"] == [0.25, 0.25, 0.25]
     assert run["base_lr"] == 0.4 and run["weight_decay"] == 0.0  # the fine-tuning recipe's weight decay
+    assert run["scoring_seconds"] >= 0 and run["run_dir"] == str(tmp_path / "ft" / "finetune-8")
 
 
 def test_a_scratch_run_trains_the_configured_network_with_the_evaluations_seed_and_workers(manifests, tmp_path):

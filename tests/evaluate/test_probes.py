@@ -320,6 +320,7 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"protocol": "finetune", "finetune": {"stpes": 80}}, "evaluate.finetune: unknown key"),
     ({"protocol": "scratch", "finetune": {"optim": {"lr": "x"}}}, "evaluate.finetune.optim.lr"),
     ({"protocol": "finetune", "finetune": {"augment": "simclr"}}, "evaluate.finetune.augment"),
+    ({"protocol": "finetune", "finetune": {"batch_size": "x"}}, "evaluate.finetune.batch_size"),
     ({"colour": 1}, "evaluate: unknown key"),
     ({"test_manifest": ""}, "evaluate.test_manifest"),
     ({"seed": -1}, "evaluate.seed"),

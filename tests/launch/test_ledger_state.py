@@ -5,19 +5,24 @@ import errno
 import fcntl
 import json
 import os
+import shutil
+import socket
 import time
 
 import pytest
 
 from launch_helpers import fake_commands
 
+import study.launch.state as state_mod
 from study.errors import StudyError
 from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
 from study.launch.select import select
 from study.launch.slurm.state import query
-from study.launch.state import JobState, classify, slurm_state
+from study.launch.state import (JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state,
+                                stale_results)
+from study.manifests.store import load_meta
 
 
 def _jobs():
@@ -97,11 +102,11 @@ def test_a_final_timeout_is_failed_and_a_cancelled_job_is_retried_with_retry_fai
     assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "p2", "e1", "e2"]
 
 
-def _write_result(workdir, job_id):
+def _write_result(workdir, job_id, protocol=None):
     from study.results import write_result
 
     write_result(workdir, {"job_id": job_id, "stage": "pretrain", "grid": "g", "axes": {},
-                           "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+                           "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocol or {"epochs": 1}})
 
 
 def test_a_result_file_that_cannot_be_read_is_a_failed_job_not_a_done_one(tmp_path):
@@ -269,6 +274,24 @@ def test_the_newest_event_of_any_grid_sharing_a_job_wins(tmp_path):
     assert latest["p2"]["state"] == "pending" and "grid" not in latest["p2"]
 
 
+def test_another_grids_interrupted_submit_leaves_this_grid_unsettled(tmp_path):
+    """An open intent of grid a may have queued jobs grid b shares: b's states wait for it to be settled."""
+    a, b = Ledger(tmp_path, "a"), Ledger(tmp_path, "b")
+    a.append([{"event": "intent", "batch": "x", "name": "na", "stage": "pretrain", "jobs": ["p1"]}])
+    b.append([{"event": "local", "job": "p2", "state": "done"}])
+    assert not b.replay().unsettled
+    r = b.replay_with_shared()
+    assert r.unsettled and r.open_intents == [] and [i["batch"] for i in r.shared_open_intents] == ["x"]
+    a.append([{"event": "lost", "batch": "x"}])
+    assert not b.replay_with_shared().unsettled
+
+
+def test_appending_nothing_writes_nothing(tmp_path):
+    led = Ledger(tmp_path, "g")
+    led.append([])
+    assert not (tmp_path / "ledgers").exists() and led.events() == []
+
+
 def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     from study.launch.local.scheduler import _failure
 
@@ -291,6 +314,7 @@ def test_a_local_job_said_done_whose_result_is_gone_says_so(tmp_path):
     led.append([{"event": "local", "job": "p1", "state": "done", "log": "x.log"}])
     st = classify(jobs, tmp_path, led.replay())["p1"]
     assert st.state == "failed" and st.detail.startswith(f"said done, but {tmp_path}/results/p1.json is gone")
+    assert st.log == "x.log"  # the log of its run, which status prints the end of
 
 
 def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
@@ -457,6 +481,18 @@ def test_a_sacct_state_study_does_not_know_is_pending_and_a_truncated_one_is_rea
     assert slurm_state("RUNNING+") == "running"
 
 
+def test_a_submission_sacct_does_not_know_yet_is_pending(tmp_path):
+    """A job just submitted may not be in sacct yet (no answer for it, or an empty state): pending, never failed,
+    which --retry-failed would queue a second time."""
+    assert sacct_word("") == sacct_word(None) == "UNKNOWN"
+    assert slurm_state("") == slurm_state("UNKNOWN") == "pending"
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "3"}])
+    st = classify(jobs, tmp_path, led.replay(), live={})["p1"]
+    assert (st.state, st.detail, st.slurm_id) == ("pending", "UNKNOWN", "3")
+
+
 def test_a_line_that_is_not_an_event_is_skipped_like_a_torn_one(tmp_path):
     """A JSON line without "event" (a note pasted into the ledger, another tool's line) used to stop every command
     that reads the ledger with a KeyError."""
@@ -464,6 +500,8 @@ def test_a_line_that_is_not_an_event_is_skipped_like_a_torn_one(tmp_path):
     led.append([{"event": "local", "job": "p1", "state": "failed"}])
     with open(led.path, "a") as f:
         f.write('{"note": "p1 rerun after the fix"}\n[1, 2]\n"text"\n')
+    with open(led.path, "ab") as f:
+        f.write(b"\xff\xfe not UTF-8\n")  # another tool's bytes
     led.append([{"event": "local", "job": "p2", "state": "cancelled"}])
     assert [e["job"] for e in led.events()] == ["p1", "p2"]
     assert {j: e["state"] for j, e in led.replay().latest.items()} == {"p1": "failed", "p2": "cancelled"}
@@ -497,3 +535,74 @@ def test_sacct_is_asked_in_groups_and_reads_every_job_of_a_large_grid(tmp_path, 
     ids = [str(1000 + i) for i in range(1001)]
     states = query(dict.fromkeys(ids, str(tmp_path / "submitit" / "a"))).states
     assert set(states) == set(ids) and set(states.values()) == {"RUNNING"}
+
+
+def test_result_done_only_for_a_result_that_reads(tmp_path):
+    """The local scheduler starts a dependent when its dependency's result reads: an unreadable one is not done."""
+    assert not result_done(tmp_path, "p1")
+    _write_result(tmp_path, "p1")
+    assert result_done(tmp_path, "p1")
+    path = tmp_path / "results" / "p1.json"
+    path.write_text(path.read_text()[:40])
+    assert not result_done(tmp_path, "p1")
+
+
+def test_a_pending_event_without_a_lock_is_live_only_while_its_pid_lives_on_this_host(tmp_path):
+    """An event of an older study (no lock named): its pid decides, and only on the host that wrote it (the same pid
+    on another host of a shared workdir is another process)."""
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "pending", "pid": os.getpid(), "host": socket.gethostname()}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "pending"
+    led.append([{"event": "local", "job": "p1", "state": "pending", "pid": os.getpid(), "host": "another-host"}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+
+
+def test_a_completed_job_whose_result_only_a_fresh_listing_shows_is_done(tmp_path, monkeypatch):
+    """On NFS a lookup of results/<id>.json may answer from a cached absence for up to a minute while a listing of the
+    folder, read anew, holds it: such a COMPLETED job is done, not failed (which --retry-failed would rerun). The
+    cached absence cannot be made here: `has_result` answers it instead."""
+    jobs = _jobs()[:1]
+    _write_result(tmp_path, "p1")
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "3"}])
+    monkeypatch.setattr(state_mod, "has_result", lambda workdir, job_id: False)
+    st = classify(jobs, tmp_path, led.replay(), live={"3": "COMPLETED"}, ended_s={"3": 600.0})["p1"]
+    assert st.state == "done", st
+    (tmp_path / "results" / "p1.json").unlink()
+    st = classify(jobs, tmp_path, led.replay(), live={"3": "COMPLETED"}, ended_s={"3": 600.0})["p1"]
+    assert (st.state, st.detail) == ("failed", "COMPLETED without a result file")
+
+
+def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, tmp_path, monkeypatch):
+    """A result whose manifest now holds another content hash is named, once however many of its manifests were
+    rebuilt; one whose manifest is unchanged, or gone (plan.check names that), is not."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(manifests, copy)
+    monkeypatch.setenv("STUDY_MANIFESTS", str(copy))
+    now = {name: load_meta(name)["content_hash"] for name in ("toy_train", "toy_test")}
+    wd = tmp_path / "wd"
+    _write_result(wd, "same", {"manifest": "toy_train", "manifest_content_hash": now["toy_train"]})
+    _write_result(wd, "gone", {"manifest": "gone_train", "manifest_content_hash": "a" * 64})
+    _write_result(wd, "both", {"train_manifest": "toy_train", "train_manifest_content_hash": "b" * 64,
+                               "test_manifest": "toy_test", "test_manifest_content_hash": "c" * 64})
+    jobs = [Job(id=i, stage="evaluate", config={"axes": {}}) for i in ("same", "gone", "both", "none")]
+    assert stale_results(jobs, wd) == [f"evaluate job both: its result used manifest toy_train with content "
+                                       f"{'b' * 12}, which now holds {now['toy_train'][:12]}"]
+
+
+def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):
+    log = tmp_path / "j.log"
+    log.write_text("".join(f"line {i}\n\n" for i in range(20)))
+    assert last_lines(log, 3) == ["line 17", "line 18", "line 19"]
+    assert last_lines(None) == [] and last_lines(tmp_path / "absent.log") == []
+
+
+def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
+    """A log on a shared filesystem whose server's clock runs ahead reads as just written, not `-30 s ago`."""
+    log = tmp_path / "j.log"
+    log.write_text("[pretrain] step 1/6\n[pretrain] step 2/6\nsome library's line\n")
+    ahead = time.time() + 30
+    os.utime(log, (ahead, ahead))
+    assert progress(log) == ("[pretrain] step 2/6", 0.0)
+    assert progress(tmp_path / "absent.log") is None

@@ -14,16 +14,20 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import submitit
 
+from study.errors import StudyError
 from study.grids import Job, plan_grid
 from study.launch.ledger import Ledger
-from study.launch.locks import command_lock
+from study.launch.locks import command_lock, try_lock
 from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
-from study.launch.status import RUNNING_SHOWN, _cancelled_by_dependency, _running
+from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
+                                 from_this_file, grid_file, grid_states, outside_plan, print_status)
+from study.results import write_result
 
-from launch_helpers import grid_text, run_cli
+from launch_helpers import fake_commands, grid_text, run_cli
 
 
 def _submit(grid, env, *extra):
@@ -64,6 +68,12 @@ def test_a_copied_grid_file_with_the_same_name_neither_shows_nor_cancels_the_ori
     assert code == 0, err
     assert not (slurm / "scancelled").exists(), (slurm / "scancelled").read_text()
     assert "cancelled 0 Slurm job(s)" in out and f"2 Slurm job(s) queued by {original.resolve()}" in out
+    twin = env / "twin.yaml"
+    twin.write_text(grid_text("samename"))  # the original's very jobs, from another file
+    code, out, err = run_cli(["cancel", str(twin), "--workdir", str(env / "wd")])
+    assert code == 0 and "cancelled 0 Slurm job(s)" in out, err
+    assert f"2 shared job(s) queued by another grid left running (101, 102; queued by {original.resolve()})" in out
+    assert not (slurm / "scancelled").exists(), (slurm / "scancelled").read_text()
 
     original.write_text(grid_text("samename", steps=8))  # an edit in place: its old jobs are its own to cancel
     code, out, _ = run_cli(["cancel", str(original), "--workdir", str(env / "wd")])
@@ -255,6 +265,9 @@ def test_status_says_how_many_running_jobs_it_did_not_show():
     text = out.getvalue()
     assert f"running ({RUNNING_SHOWN + 3}):" in text and text.count("  pretrain j") == RUNNING_SHOWN
     assert text.endswith("  ... and 3 more\n")
+    out = io.StringIO()
+    _running(dict(list(states.items())[:RUNNING_SHOWN]), out)
+    assert out.getvalue().count("  pretrain j") == RUNNING_SHOWN and "more" not in out.getvalue()
 
 
 def test_jobs_cancelled_because_their_dependency_was_cancelled_are_grouped_under_it():
@@ -348,3 +361,150 @@ def test_status_of_a_failed_multi_task_job_shows_the_log_of_the_task_that_failed
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     assert f"failed pretrain {pre} (slurm {ids[pre]}, FAILED)\n  log: {logs[1]}\n" in out, out
     assert "  | torch.OutOfMemoryError: CUDA out of memory" in out and "Terminated" not in out, out
+
+
+def _plan(*jobs):
+    return SimpleNamespace(name="g", jobs=list(jobs), path=None)
+
+
+P1 = Job(id="p1", stage="pretrain", config={"axes": {}})
+P2 = Job(id="p2", stage="pretrain", config={"axes": {}})
+
+
+def test_an_event_is_this_files_unless_it_names_another_file(tmp_path, monkeypatch):
+    """An event without a path (an older study) or a plan without one is this file's; a grid file is named by its
+    resolved path, however it was given."""
+    assert from_this_file({"grid_file": "/a.yaml"}, "/a.yaml") and not from_this_file({"grid_file": "/a.yaml"}, "/b")
+    assert from_this_file({}, "/b.yaml") and from_this_file({"grid_file": "/a.yaml"}, None)
+    (tmp_path / "real.yaml").write_text("name: g\n")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "real.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert grid_file(SimpleNamespace(path="link.yaml")) == str((tmp_path / "real.yaml").resolve())
+    assert grid_file(SimpleNamespace(path=None)) is None and grid_file(object()) is None
+
+
+def test_states_without_settling_wait_for_no_lock_and_write_nothing(tmp_path):
+    """A submit that holds the submit lock and settled the intents itself reads states with settle=False: they must
+    not wait for the lock it holds, nor judge an intent of its own still open."""
+    wd = tmp_path / "wd"
+    led = Ledger(wd, "g")
+    led.append([{"event": "intent", "batch": "b1", "name": "study-g-pretrain-b1", "stage": "pretrain",
+                 "jobs": ["p1"], "folder": "f"}])
+    fd = try_lock(wd / "ledgers" / ".submit.lock")
+    assert fd is not None
+    got: dict = {}
+    try:
+        reader = threading.Thread(target=lambda: got.update(grid_states(_plan(P1), wd, settle=False)), daemon=True)
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive()
+    finally:
+        os.close(fd)
+    assert got["p1"].state == "missing" and [e["event"] for e in led.events()] == ["intent"]
+
+
+def test_unsettled_jobs_read_pending_only_where_nothing_else_says_so(tmp_path, monkeypatch):
+    """Slurm cannot be asked to settle an interrupted submit: a command that decides from the states stops; status
+    (tolerate_unsettled) reads the intent's jobs pending, "unsettled", except one a live local command still holds."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    wd = tmp_path / "wd"
+    led = Ledger(wd, "g")
+    led.append([{"event": "intent", "batch": "b1", "name": "study-g-pretrain-b1", "stage": "pretrain",
+                 "jobs": ["p1", "p2"], "folder": "f"}])
+    with pytest.raises(StudyError, match="cannot ask Slurm"):
+        grid_states(_plan(P1, P2), wd)
+    with command_lock(wd) as lock:
+        led.append([{"event": "local", "job": "p2", "stage": "pretrain", "state": "pending", "pid": 7,
+                     "host": "elsewhere", "lock": lock}])
+        states = grid_states(_plan(P1, P2), wd, tolerate_unsettled=True)
+    assert (states["p1"].state, states["p1"].detail) == ("pending",
+                                                         "unsettled: array study-g-pretrain-b1 may have queued it")
+    assert (states["p2"].state, states["p2"].detail) == ("pending", "")
+    assert [e["event"] for e in led.events()] == ["intent", "local"]
+
+
+def test_states_read_the_jobs_a_settled_intent_is_found_to_have_queued(env, slurm):
+    """An interrupted submit whose array Slurm knows by name: its jobs read as queued (here running), at once."""
+    wd = env / "wd"
+    Ledger(wd, "g").append([{"event": "intent", "batch": "b1", "name": "study-g-pretrain-b1", "stage": "pretrain",
+                             "jobs": ["p1"], "folder": str(wd / "submitit" / "%j")}])
+    (slurm / "squeue_name").write_text("301\n")
+    _sacct(slurm, {"301": "RUNNING"})
+    st = grid_states(_plan(P1), wd)["p1"]
+    assert (st.state, st.slurm_id) == ("running", "301"), st
+
+
+def test_a_job_that_left_the_plan_with_its_result_is_not_live(env, slurm):
+    """A done job no longer in the plan is not asked of sacct: sacct, which forgets old jobs, would not answer for it,
+    and unknown reads pending, so `study cancel` scancelled it and status called it live."""
+    wd = env / "wd"
+    Ledger(wd, "g").append([{"event": "queued", "batch": "b", "job": "old", "slurm_job_id": "401", "folder": "f"},
+                            {"event": "queued", "batch": "b", "job": "gone", "slurm_job_id": "402", "folder": "f"}])
+    write_result(wd, {"job_id": "old", "stage": "pretrain", "grid": "g", "axes": {},
+                      "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+    assert outside_plan(_plan(P1), wd) == (["402"], {})  # 402: no answer, no result: may still be queued
+
+
+def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
+    wd = env / "wd"
+    logs = {j: env / f"{j}.log" for j in ("p1", "p2")}
+    for j, log in logs.items():
+        log.write_text(f"==== header\nlast words of {j}\n")
+    Ledger(wd, "g").append([
+        {"event": "local", "job": "p1", "stage": "pretrain", "state": "failed", "log": str(logs["p1"]),
+         "error": "exit code 1"},
+        {"event": "local", "job": "p2", "stage": "pretrain", "state": "cancelled", "log": str(logs["p2"]),
+         "error": "stopped"}])
+    out = io.StringIO()
+    print_status(_plan(P1, P2), wd, out)
+    text = out.getvalue()
+    assert f"failed pretrain p1 (exit code 1)\n  log: {logs['p1']}\n  | ==== header\n  | last words of p1\n" in text
+    assert f"cancelled pretrain p2 (stopped)\n  log: {logs['p2']}\n" in text and "last words of p2" not in text
+
+
+def test_status_names_at_most_eight_results_of_rebuilt_manifests(env):
+    wd = env / "wd"
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(9)]
+    for job in jobs:
+        write_result(wd, {"job_id": job.id, "stage": "pretrain", "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}],
+                          "protocol": {"manifest": "toy_train", "manifest_content_hash": "b" * 64}})
+    out = io.StringIO()
+    print_status(_plan(*jobs), wd, out)
+    text = out.getvalue()
+    assert "9 done job(s) used a manifest since rebuilt" in text, text
+    assert text.count("its result used manifest toy_train") == 8 and "  ... and 1 more\n" in text
+
+
+def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
+    """A missing job with a log had started under a local command since ended; one without never started."""
+    states = {"a": JobState("a", "pretrain", "missing", log="a.log"), "b": JobState("b", "pretrain", "missing"),
+              "c": JobState("c", "pretrain", "failed", log="c.log")}
+    out = io.StringIO()
+    _stopped(states, out)
+    assert "stopped before they finished (1)" in out.getvalue() and "pretrain a: no progress line in its log" in \
+        out.getvalue() and "pretrain b" not in out.getvalue()
+
+
+def test_ages_read_in_seconds_then_minutes_then_hours():
+    assert [_ago(s) for s in (0, 89, 90, 5399, 5400, 9000)] == \
+        ["0 s ago", "89 s ago", "2 min ago", "90 min ago", "1.5 h ago", "2.5 h ago"]
+
+
+def test_some_names_the_first_ids_and_marks_the_rest():
+    ids = [str(i) for i in range(10)]
+    assert _some(ids) == "0, 1, 2, 3, 4, 5, 6, 7 ..." and _some(ids[:8]) == "0, 1, 2, 3, 4, 5, 6, 7"
+    assert _some(ids, 2) == "0, 1 ..."
+
+
+def test_cancel_says_what_scancel_refused(env, slurm):
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("refused"))
+    _submit(grid, env)
+    _sacct(slurm, {"101": "RUNNING", "102": "PENDING"})
+    fake_commands(slurm / "bin", scancel='echo "scancel: error: Kill job error on job id 101: Job/step already '
+                                         'completing or completed" >&2; exit 1')
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0, err
+    assert ("scancel refused some (a job that ended since its state was read needs no cancel):\n"
+            "  scancel: error: Kill job error on job id 101: Job/step already completing or completed\n") in out, out
