@@ -28,9 +28,10 @@ def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
 
 
 def check_gathers() -> None:
-    """Rank r holds rows 3r..3r+2 of each view of a random batch of 3W pairs: gathered, the loss is the loss of the
-    whole batch, and a rank's gradient is W times the whole-batch gradient of its own rows (DDP then divides by W);
-    gather_no_grad concatenates in rank order."""
+    """Rank r holds rows 3r..3r+2 of each view of a random batch of 3W pairs: gathered, the loss of the whole batch
+    computed on every rank, or each rank's share of it (its own pairs against every row, as SimCLR computes it) whose
+    mean over ranks is that loss; either way a rank's gradient is W times the whole-batch gradient of its own rows
+    (DDP then divides by W); gather_no_grad concatenates in rank order."""
     from study.train import distributed
     from study.train.losses import nt_xent
 
@@ -39,16 +40,17 @@ def check_gathers() -> None:
     full = torch.randn(2 * w * n, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     z1_all, z2_all = full[: w * n], full[w * n:]
     mine = slice(world.rank * n, (world.rank + 1) * n)
-    z1, z2 = z1_all[mine].clone().requires_grad_(True), z2_all[mine].clone().requires_grad_(True)
-    loss = nt_xent(distributed.gather_with_grad(z1), distributed.gather_with_grad(z2), 0.5)
-    loss.backward()
-
     r1, r2 = z1_all.clone().requires_grad_(True), z2_all.clone().requires_grad_(True)
     ref = nt_xent(r1, r2, 0.5)
     ref.backward()
-    assert torch.allclose(loss, ref, atol=1e-12), (float(loss), float(ref))
-    assert torch.allclose(z1.grad, w * r1.grad[mine], atol=1e-12)
-    assert torch.allclose(z2.grad, w * r2.grad[mine], atol=1e-12)
+    for pairs in (None, (world.rank * n, n)):
+        z1, z2 = z1_all[mine].clone().requires_grad_(True), z2_all[mine].clone().requires_grad_(True)
+        loss = nt_xent(distributed.gather_with_grad(z1), distributed.gather_with_grad(z2), 0.5, pairs)
+        loss.backward()
+        whole = loss.detach() if pairs is None else distributed.all_reduce_sum(loss.detach().clone()) / w
+        assert torch.allclose(whole, ref, atol=1e-12), (pairs, float(whole), float(ref))
+        assert torch.allclose(z1.grad, w * r1.grad[mine], atol=1e-12), pairs
+        assert torch.allclose(z2.grad, w * r2.grad[mine], atol=1e-12), pairs
 
     keys = torch.full((2, 3), float(world.rank + 1))
     assert distributed.gather_no_grad(keys)[:, 0].tolist() == [float(r + 1) for r in range(w) for _ in range(2)]

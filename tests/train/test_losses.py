@@ -55,6 +55,31 @@ def test_nt_xent_matches_loop_reference():
         assert abs(got.item() - nt_xent_reference(z1, z2, t)) < 1e-6
 
 
+def nt_xent_rows_reference(z1, z2, t, start, k):
+    """The loop reference's l_i averaged over the rows of pairs start..start+k-1 (both views) only."""
+    z = [_unit(r) for r in z1.tolist() + z2.tolist()]
+    n = len(z) // 2
+    rows = list(range(start, start + k)) + list(range(n + start, n + start + k))
+    total = 0.0
+    for i in rows:
+        p = i + n if i < n else i - n
+        denom = sum(math.exp(_dot(z[i], z[j]) / t) for j in range(2 * n) if j != i)
+        total += -math.log(math.exp(_dot(z[i], z[p]) / t) / denom)
+    return total / len(rows)
+
+
+def test_nt_xent_of_a_ranks_pairs_matches_the_loop_reference_and_the_shares_average_to_the_whole():
+    """One rank's share (its pairs against every row): the loop reference over its rows; equal shares average to the
+    whole batch's loss."""
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64)
+    shares = [nt_xent(z1, z2, 0.2, (start, 2)) for start in (0, 2, 4)]
+    for start, got in zip((0, 2, 4), shares):
+        assert abs(got.item() - nt_xent_rows_reference(z1, z2, 0.2, start, 2)) < 1e-9
+    assert abs(sum(x.item() for x in shares) / 3 - nt_xent(z1, z2, 0.2).item()) < 1e-12
+    assert abs(shares[0].item() - shares[1].item()) > 1e-3  # the shares are not all the whole loss
+
+
 def test_nt_xent_positives_are_the_two_views_of_one_image():
     # view 2 of image i equals view 1 of image i; the images are orthogonal: the right pairing gives the
     # lowest loss, and any other pairing of z2 gives a much higher one

@@ -1,9 +1,14 @@
-"""SimCLR: two views, projection head with batch norm, NT-Xent over the (global) batch."""
+"""SimCLR: two views, projection head with batch norm, NT-Xent over the (global) batch.
+
+On several ranks each rank scores its own pairs against the gathered batch (2n x 2N logits, not 2N x 2N: at a
+global batch of 4096 on 8 GPUs, 224 MiB less per fp32 logits matrix) and takes their mean; DDP's mean over ranks is then
+the whole batch's loss, and its gradient, as gather_with_grad sums every rank's gradient of the gathered rows.
+"""
 from __future__ import annotations
 
 import torch
 
-from study.train.distributed import gather_with_grad
+from study.train.distributed import gather_with_grad, is_distributed
 from study.train.losses import nt_xent
 from study.train.methods import METHODS, Method, mlp
 
@@ -21,4 +26,5 @@ class SimCLR(Method):
         n = views[0].shape[0]
         z = self.head(self.encoder(torch.cat(views[:2])))
         z1, z2 = gather_with_grad(z[:n]), gather_with_grad(z[n:])
-        return nt_xent(z1, z2, self.temperature), {}
+        pairs = (torch.distributed.get_rank() * n, n) if is_distributed() else None  # this rank's share
+        return nt_xent(z1, z2, self.temperature, pairs), {}
