@@ -130,7 +130,7 @@ LAUNCHER_SBATCH_OPTIONS: dict[str, str | None] = {
     "time": "stages.<stage>.time", "nodes": "stages.<stage>.nodes", "ntasks": "stages.<stage>.gpus",
     "ntasks-per-node": "stages.<stage>.gpus", "gpus-per-node": "stages.<stage>.gpus (gpu_type: its type)",
     "cpus-per-task": "stages.<stage>.cpus", "mem": "stages.<stage>.mem", "mem-per-cpu": "stages.<stage>.mem",
-    "mem-per-gpu": "stages.<stage>.mem",
+    "mem-per-gpu": "stages.<stage>.mem", "gpus": "stages.<stage>.gpus", "gpus-per-task": "stages.<stage>.gpus",
 }
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
@@ -176,7 +176,6 @@ def load_profile(path: str | Path | None) -> Profile:
     additional = raw.get("additional") or {}
     if not isinstance(additional, dict):
         raise fail(p, raw.line_of("additional"), "additional: expected a mapping of extra sbatch options")
-    _check_additional(p, additional)
     stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
     stage_lines: dict[str, int] = {}
     raw_stages = raw.get("stages") or YMap()
@@ -195,6 +194,7 @@ def load_profile(path: str | Path | None) -> Profile:
     if gpu_option not in GPU_OPTIONS:
         raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
                                                  f"got {gpu_option!r}")
+    _check_additional(p, additional, gpu_option)
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
@@ -214,14 +214,16 @@ def load_profile(path: str | Path | None) -> Profile:
     return prof
 
 
-def _check_additional(p: str, additional: dict) -> None:
-    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS), naming its line
-    and the profile key to use instead."""
+def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
+    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
+    `gpu_option: gres` has it ask for the GPUs), naming its line and the profile key to use instead."""
+    written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
+                                              if gpu_option == "gres" else {})}
     for key in additional:
         option = str(key).strip().lstrip("-").replace("_", "-").lower()
-        if option not in LAUNCHER_SBATCH_OPTIONS:
+        if option not in written:
             continue
-        instead = LAUNCHER_SBATCH_OPTIONS[option]
+        instead = written[option]
         line = additional.line_of(key) if isinstance(additional, YMap) else None
         raise fail(p, line, f"additional: --{option} is written by study submit itself"
                    + (f"; set `{instead}` in the profile instead" if instead else

@@ -52,11 +52,11 @@ class Replay:
         """job id -> Slurm id ("123" or "123_4") of its latest submission, for jobs whose latest event is `queued`."""
         return {j: e["slurm_job_id"] for j, e in self.latest.items() if e["event"] == "queued"}
 
-    def slurm_folders(self, jobs: Iterable[str] | None = None) -> dict[str, str]:
-        """Slurm id -> the submitit folder (pickles, logs) of its array, for the latest submission of each of `jobs`
-        (default: every job) whose latest event is `queued`."""
+    def slurm_folders(self, jobs: Iterable[str] | None = None) -> dict[str, str | None]:
+        """Slurm id -> the submitit folder (pickles, logs) its array recorded (None where a line records none), for
+        the latest submission of each of `jobs` (default: every job) whose latest event is `queued`."""
         wanted = None if jobs is None else set(jobs)
-        return {e["slurm_job_id"]: e["folder"] for j, e in self.latest.items()
+        return {e["slurm_job_id"]: e.get("folder") for j, e in self.latest.items()
                 if e["event"] == "queued" and (wanted is None or j in wanted)}
 
 

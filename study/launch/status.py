@@ -65,7 +65,7 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     if folders:
         from study.launch.slurm.state import query
 
-        live, logs, ended = query(folders, reasons=reasons)
+        live, logs, ended = query(workdir, folders, reasons=reasons)
     else:
         live, logs, ended = {}, {}, {}
     states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended)
@@ -104,7 +104,7 @@ def outside_plan(plan: Any, workdir: str | Path,
         return [], {}
     from study.launch.slurm.state import query
 
-    raw = query({e["slurm_job_id"]: e["folder"] for e in gone.values()}).states
+    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}).states
     ours: list[str] = []
     others: dict[str, list[str]] = {}
     this_file = grid_file(plan)

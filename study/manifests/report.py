@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from typing import TextIO
 
@@ -17,7 +18,8 @@ def list_text() -> str:
     names = list_manifests()
     if not names:
         folder = manifests_dir()
-        missing = "" if folder.is_dir() else " (no such folder; STUDY_MANIFESTS names it)"
+        named = "STUDY_MANIFESTS names it" if "STUDY_MANIFESTS" in os.environ else "the default: set STUDY_MANIFESTS"
+        missing = "" if folder.is_dir() else f" (no such folder; {named})"
         return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
     for name in names:

@@ -170,6 +170,10 @@ def test_bad_profile_values_name_the_line(tmp_path, text, message):
     ("partition: gpu\nadditional: {job_name: mine}\n", "2: additional: --job-name is written by study submit itself"),
     ("partition: gpu\nadditional:\n  --time: '1:00:00'\n",
      "3: additional: --time is written by study submit itself; set `stages.<stage>.time` in the profile instead"),
+    # with gpu_option: gres the launcher asks --gres=gpu:<n> itself: `additional` would win, 2 GPUs for 8 ranks
+    ("partition: gpu\ngpu_option: gres\nadditional: {gres: 'gpu:2'}\n",
+     "3: additional: --gres is written by study submit itself; set `stages.<stage>.gpus (gpu_type: its type)`"),
+    ("partition: gpu\nadditional: {gpus: 4}\n", "2: additional: --gpus is written by study submit itself"),
 ])
 def test_sbatch_options_the_launcher_writes_are_refused_in_additional(tmp_path, text, message):
     p = tmp_path / "p.yaml"
@@ -180,8 +184,8 @@ def test_sbatch_options_the_launcher_writes_are_refused_in_additional(tmp_path, 
 
 def test_other_sbatch_options_pass_through_additional(tmp_path):
     p = tmp_path / "p.yaml"
-    p.write_text("partition: gpu\nadditional: {mail-type: FAIL, wckey: lab, exclusive: true}\n")
-    assert load_profile(p).additional == {"mail-type": "FAIL", "wckey": "lab", "exclusive": True}
+    p.write_text("partition: gpu\nadditional: {mail-type: FAIL, wckey: lab, exclusive: true, gres: 'nvme:1'}\n")
+    assert load_profile(p).additional == {"mail-type": "FAIL", "wckey": "lab", "exclusive": True, "gres": "nvme:1"}
 
 
 def test_a_grids_resources_beyond_the_profiles_node_name_the_grids_line(tmp_path, write_grid):

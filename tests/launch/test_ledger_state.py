@@ -340,9 +340,14 @@ def test_squeue_is_asked_of_the_queried_arrays_only_and_an_unknown_one_reads_as_
                                  'echo "102|PENDING|None|Unknown"',
                   squeue=f'echo "$@" >> "{asked}"; echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    states = query({"101_0": str(tmp_path / "a"), "102": str(tmp_path / "b")}, reasons=True).states
+    states = query(tmp_path, {"101_0": str(tmp_path / "a"), "102": str(tmp_path / "b")}, reasons=True).states
     assert asked.read_text().split()[-1] == "--jobs=101,102"
     assert slurm_state(states["101_0"]) != "pending" and states["102"] == "PENDING"
+    # a large grid: at most 500 arrays a call (one argument of 14,000 ids would pass Linux's 128 KiB limit)
+    asked.unlink()
+    query(tmp_path, dict.fromkeys([str(1000 + i) for i in range(1001)]), reasons=True)
+    calls = [line.split()[-1] for line in asked.read_text().splitlines()]
+    assert [len(c.split(",")) for c in calls] == [500, 500, 1] and calls[0].startswith("--jobs=1000,1001,")
 
 
 def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,
@@ -362,23 +367,25 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     answer.write_text("JobID|State|NodeList\n101_0|PREEMPTED|n1\n101_1|PENDING|None\n102|CONFIGURING|n1\n")
     # each id's array folder, as the ledger's `queued` lines give it: 101 in a workdir submitted to before arrays had
-    # folders of their own (submitit's `%j` folders), 102 and 201 in the folder of their array
-    folders = {"101_0": str(tmp_path / "submitit" / "%j"), "101_1": str(tmp_path / "submitit" / "%j"),
-               **{sid: str(tmp_path / "submitit" / f"study-g-pretrain-{sid}") for sid in ("102", "201")}}
-    states, logs, _ = query({sid: folders[sid] for sid in ("101_0", "101_1", "102")})
+    # folders of their own (submitit's `%j` folders; 101_1's line records none), 102 and 201 in the folder of their
+    # array, recorded where the workdir was before it was moved here: its logs are read here
+    folders = {"101_0": str(tmp_path / "submitit" / "%j"), "101_1": None,
+               **{sid: f"/moved/from/wd/submitit/study-g-pretrain-{sid}" for sid in ("102", "201")}}
+    states, logs, _ = query(tmp_path, {sid: folders[sid] for sid in ("101_0", "101_1", "102")})
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
         {"101_0": "pending", "101_1": "pending", "102": "pending"}
     assert logs["101_0"].endswith("submitit/101_0/101_0_0_log.err")
-    assert logs["102"].endswith("submitit/study-g-pretrain-102/102_0_log.err")
+    assert logs["101_1"] == str(tmp_path.resolve() / "submitit" / "101_1" / "101_1_0_log.err")
+    assert logs["102"] == str(tmp_path.resolve() / "submitit" / "study-g-pretrain-102" / "102_0_log.err")
     answer.write_text("JobID|State|NodeList\n102|FAILED|n1\n")
-    assert slurm_state(query({"102": folders["102"]})[0]["102"]) == "failed"
+    assert slurm_state(query(tmp_path, {"102": folders["102"]})[0]["102"]) == "failed"
     # a node failure: requeued by Slurm while squeue still lists it (101_0), final once it has left the queue (201)
     answer.write_text("JobID|State|NodeList\n101_0|NODE_FAIL|n1\n201|NODE_FAIL|n1\n")
-    states = query({sid: folders[sid] for sid in ("101_0", "201")})[0]
+    states = query(tmp_path, {sid: folders[sid] for sid in ("101_0", "201")})[0]
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == {"101_0": "pending", "201": "failed"}
 
     fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1')
-    assert query({"102": folders["102"]})[0] == {"102": "UNKNOWN"}
+    assert query(tmp_path, {"102": folders["102"]})[0] == {"102": "UNKNOWN"}
     assert "sacct failed: sacct: error: Problem talking to the database: the states of 1 Slurm job(s) are " \
            "unknown" in capsys.readouterr().err
 
@@ -533,7 +540,7 @@ def test_sacct_is_asked_in_groups_and_reads_every_job_of_a_large_grid(tmp_path, 
                             'for i in $(echo "$ids" | tr , " "); do echo "$i|RUNNING|n1|Unknown"; done')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     ids = [str(1000 + i) for i in range(1001)]
-    states = query(dict.fromkeys(ids, str(tmp_path / "submitit" / "a"))).states
+    states = query(tmp_path, dict.fromkeys(ids, str(tmp_path / "submitit" / "a"))).states
     assert set(states) == set(ids) and set(states.values()) == {"RUNNING"}
 
 

@@ -213,12 +213,12 @@ def test_status_prints_its_table_when_slurm_cannot_settle_an_interrupted_submit(
 def test_query_reads_the_end_of_completed_jobs_and_the_reasons_of_pending_ones(env, slurm):
     _sacct(slurm, {"7": "COMPLETED", "8": "PENDING", "9": "FAILED"}, end=_local_end(30))
     (slurm / "squeue").write_text("8 PENDING JobHeldAdmin\n")
-    answer = query({sid: str(env / "submitit" / "a") for sid in ("7", "8", "9")}, reasons=True)
+    answer = query(env, {sid: str(env / "submitit" / "a") for sid in ("7", "8", "9")}, reasons=True)
     assert 25 < answer.ended_s["7"] < 120 and set(answer.ended_s) == {"7"}
     assert answer.states == {"7": "COMPLETED", "8": "PENDING (JobHeldAdmin)", "9": "FAILED"}
-    assert query({"8": str(env / "submitit" / "a")}).states == {"8": "PENDING"}  # squeue asked only with reasons
+    assert query(env, {"8": None}).states == {"8": "PENDING"}  # squeue asked only with reasons
     t0 = time.time()
-    assert query({}).states == {} and time.time() - t0 < 1
+    assert query(env, {}).states == {} and time.time() - t0 < 1
 
 
 def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, slurm):

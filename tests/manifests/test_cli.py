@@ -35,6 +35,11 @@ def test_list_names_the_folder_it_looked_in_and_a_missing_one(cli, manifests, mo
     assert code == 0 and out == f"no manifests in {manifests} (no such folder; STUDY_MANIFESTS names it)\n"
     manifests.mkdir()
     assert cli("manifest", "list")[1] == f"no manifests in {manifests}\n"
+    monkeypatch.delenv("STUDY_MANIFESTS")  # the default, ./manifests, here missing
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    said = cli("manifest", "list")[1]
+    assert said == "no manifests in manifests (no such folder; the default: set STUDY_MANIFESTS)\n"
 
 
 def test_a_manifest_json_without_its_parquet_says_which_file_is_missing(build, cli, manifests):

@@ -86,6 +86,11 @@ def test_quantity_labels_the_random_init_encoder_without_a_pretraining_size():
         recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=size), {(1000, None): 0.2})
     fig, _ = quantity.draw(table_of(recs))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", "random"]
+    # random at two sizes (two jobs, two lines): each keeps its size, or the two would share a label and a table row
+    recs += records(eval_axes(method="random", dataset="a", eval_dataset="a", size=1_000_000), {(1000, None): 0.1})
+    fig, _ = quantity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", "random 50k",
+                                                                  "random 1M"]
 
 
 def test_quantity_missing_cell_is_nan_not_zero():

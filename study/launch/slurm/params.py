@@ -3,8 +3,8 @@
 Profile key -> sbatch option (through submitit): partition -> --partition, account -> --account, qos -> --qos,
 constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
 cpus/g CPUs each: one process per GPU, torch.distributed; `gpu_type: a100` -> --gpus-per-node=a100:g, and
-`gpu_option: gres` -> --gres=gpu[:a100]:g where the cluster has no cons_tres), cpus -> --cpus-per-task, mem -> --mem (a whole node's,
-`mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's memory, since Slurm's schedulable
+`gpu_option: gres` -> --gres=gpu[:a100]:g where the cluster has no cons_tres), cpus -> --cpus-per-task,
+mem -> --mem (a whole node's, `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's memory, since Slurm's schedulable
 RealMemory is usually below the nominal size, which it would refuse: "Requested node configuration is not
 available"; the plan's cost still counts mem_per_node), time ->
 --time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:

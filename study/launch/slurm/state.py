@@ -16,11 +16,19 @@ from study.errors import StudyError
 from study.launch.state import sacct_word, slurm_state
 
 
-def submitit_folder(workdir: str | Path, batch: str) -> Path:
-    """The folder of one array's pickles and logs, on the workdir (which the compute nodes share), named by its
-    ledger batch. It holds no `%j`, so submitit makes it before sbatch: Slurm fails a task whose log folder is missing
-    when it starts (exit 0:53, no log), and submitit makes a `%j` folder only after sbatch returned, task by task."""
-    return Path(workdir).resolve() / "submitit" / batch
+def submitit_folder(workdir: str | Path, name: str) -> Path:
+    """The folder of one array's pickles and logs, on the workdir (which the compute nodes share), named as the array
+    (`study-<grid>-<stage>-<batch>`). It holds no `%j`, so submitit makes it before sbatch: Slurm fails a task whose
+    log folder is missing when it starts (exit 0:53, no log), and submitit makes a `%j` folder only after sbatch
+    returned, task by task."""
+    return Path(workdir).resolve() / "submitit" / name
+
+
+def array_folder(workdir: str | Path, recorded: str | None) -> Path:
+    """Where an array's submitit files are in this workdir: the folder its `queued` lines record, by name under this
+    workdir's submitit/ (a moved or copied workdir reads its own files); workdirs submitted to before arrays had
+    folders of their own recorded submitit's `%j` folder, which this gives too (and for a line that records none)."""
+    return submitit_folder(workdir, Path(recorded).name if recorded else "%j")
 
 
 class Answer(NamedTuple):
@@ -33,14 +41,15 @@ class Answer(NamedTuple):
     ended_s: dict[str, float]
 
 
-def query(folders: Mapping[str, str], reasons: bool = False) -> Answer:
-    """The states of the Slurm ids `folders` maps to their arrays' submitit folders (the ledger's `queued` lines),
-    from sacct asked now (never a cached answer). When sacct is missing or fails, every state is "UNKNOWN" (the
-    caller treats it as still queued: never queue a job twice) and a warning says so. The log is task 0's, or for a
-    failed job of several tasks the first task's whose log holds the error (`failing_task_log`). With `reasons`,
-    squeue is asked why each pending job waits (`stuck_reason` reads it)."""
+def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False) -> Answer:
+    """The states of the Slurm ids `folders` maps to their arrays' recorded submitit folders (the ledger's `queued`
+    lines; read in `workdir`: array_folder), from sacct asked now (never a cached answer). When sacct is missing or
+    fails, every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice) and a warning
+    says so. The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
+    (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
     ids = sorted(folders)
-    logs = {sid: str(submitit.core.utils.JobPaths(Path(folders[sid]), job_id=sid, task_id=0).stderr) for sid in ids}
+    logs = {sid: str(submitit.core.utils.JobPaths(array_folder(workdir, folders[sid]), job_id=sid, task_id=0).stderr)
+            for sid in ids}
     if not ids:
         return Answer({}, logs, {})
     answer = _sacct(ids)
@@ -80,10 +89,9 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
         return "sacct is not on this host's PATH"
     from submitit.slurm.slurm import SlurmInfoWatcher
 
-    bases = sorted({sid.split("_")[0] for sid in ids})
     records: dict[str, dict[str, str]] = {}
-    for i in range(0, len(bases), 500):
-        cmd = ["sacct", "-o", "JobID,State,NodeList,End", "--parsable2", "-j", ",".join(bases[i:i + 500])]
+    for arrays in _array_groups(ids):
+        cmd = ["sacct", "-o", "JobID,State,NodeList,End", "--parsable2", "-j", arrays]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as e:
@@ -115,16 +123,25 @@ def _squeue(ids: Iterable[str]) -> str | None:
     `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked."""
     if not shutil.which("squeue"):
         return None
-    arrays = ",".join(sorted({sid.split("_")[0] for sid in ids}))
-    try:
-        # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
-        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r", f"--jobs={arrays}"], capture_output=True,
-                              text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0 and "Invalid job id" in proc.stderr:  # squeue's answer when it knows none of them
-        return ""
-    return proc.stdout if proc.returncode == 0 else None
+    listing = []
+    for arrays in _array_groups(ids):
+        try:
+            # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
+            proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r", f"--jobs={arrays}"], capture_output=True,
+                                  text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # that one: it knows none of them any more
+            return None
+        listing.append(proc.stdout if proc.returncode == 0 else "")
+    return "".join(listing)
+
+
+def _array_groups(ids: Iterable[str], size: int = 500) -> list[str]:
+    """The array ids of `ids` (`123` of `123_4`), sorted, comma-joined in groups of at most `size`: one sacct or
+    squeue call each (one argument of 14,000 ids would pass Linux's 128 KiB limit)."""
+    arrays = sorted({sid.split("_")[0] for sid in ids})
+    return [",".join(arrays[i:i + size]) for i in range(0, len(arrays), size)]
 
 
 def pending_reasons(squeue_out: str) -> dict[str, str]:

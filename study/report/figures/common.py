@@ -206,16 +206,22 @@ def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c in df and df[c].astype("string").fillna("<NA>").nunique() > 1]
 
 
-def series_label(row: pd.Series, columns: list[str]) -> str:
-    """A line's legend label: its values of `columns`, sizes spelled short; no pretraining size for the random-init
-    encoder (it sees no image: "random", not "random 3k"); the method when no column is left."""
-    parts = []
-    for c in columns:
-        v = row[c]
-        if c == "size" and row.get("method") == "random":
-            continue
-        parts.append(fmt_size(v) if c in ("size", "labeled_size") else ("—" if pd.isna(v) else str(v)))
-    return " ".join(parts) if parts else str(row.get("method", ""))
+def series_labels(lines: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Each line's legend label: its values of `columns`, sizes spelled short; the method when no column is left.
+    The random-init encoder sees no image, so its pretraining size is left out ("random", not "random 3k") where
+    its lines have one size; at several they keep it, or two lines would share a label."""
+    has = {"method", "size"} <= set(lines.columns)
+    random_sizes = lines.loc[lines["method"] == "random", "size"].nunique(dropna=False) if has else 0
+    labels = []
+    for _, row in lines.iterrows():
+        parts = []
+        for c in columns:
+            v = row[c]
+            if c == "size" and row.get("method") == "random" and random_sizes == 1:
+                continue
+            parts.append(fmt_size(v) if c in ("size", "labeled_size") else ("—" if pd.isna(v) else str(v)))
+        labels.append(" ".join(parts) if parts else str(row.get("method", "")))
+    return labels
 
 
 def nan_to_none(v):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, note_missing,
-                                         pick_largest, planned_missing, same, seeds_note, series_label, varying, wide)
+                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level"
@@ -34,7 +34,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
     label_cols = varying(both, LINE_KEYS) or ["method"]
     lines = both[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable")
-    labels = [series_label(r, label_cols) for _, r in lines.iterrows()]
+    labels = series_labels(lines, label_cols)
     evals = sorted(both["eval_dataset"].dropna().unique())
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
     out = []

@@ -12,7 +12,7 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, method_key,
-                                         nan_to_none, note_missing, planned_sizes, seeds_note, series_label, varying,
+                                         nan_to_none, note_missing, planned_sizes, seeds_note, series_labels, varying,
                                          wide)
 from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
@@ -106,7 +106,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     label_cols = varying(main, ["method", "size"]) or ["size"]  # in-domain: the panel names the dataset
     lines = main[LINE_KEYS].drop_duplicates().sort_values(["method", "dataset", "size"], kind="stable")
     lines = lines.iloc[sorted(range(len(lines)), key=lambda i: method_key(lines["method"].iloc[i]))]  # SimCLR solid
-    lines = lines.assign(line=[series_label(r, label_cols) for _, r in lines.iterrows()])
+    lines = lines.assign(line=series_labels(lines, label_cols))
     methods = list(dict.fromkeys(lines["method"]))
     sizes = sorted({nan_to_none(s) for s in lines["size"]}, key=lambda s: (s is None, s or 0))  # whole set: last
 
