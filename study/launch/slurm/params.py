@@ -4,10 +4,10 @@ Profile key -> sbatch option (through submitit): partition -> --partition, accou
 constraint -> --constraint, stage gpus -> --gpus-per-node (a pretraining job with g > 1 GPUs runs g tasks of
 cpus/g CPUs each: one process per GPU, torch.distributed; `gpu_type: a100` -> --gpus-per-node=a100:g, and
 `gpu_option: gres` -> --gres=gpu[:a100]:g where the cluster has no cons_tres), cpus -> --cpus-per-task,
-mem -> --mem (a whole node's, `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's memory, since Slurm's schedulable
-RealMemory is usually below the nominal size, which it would refuse: "Requested node configuration is not
-available"; the plan's cost still counts mem_per_node), time ->
---time, nodes -> --nodes, setup -> lines run before the job, additional -> any other option. Always added:
+mem -> --mem (a whole node's, `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's
+memory, since Slurm's schedulable RealMemory is usually below the nominal size, which it would refuse: "Requested
+node configuration is not available"; the plan's cost still counts mem_per_node), time -> --time, nodes -> --nodes,
+setup -> lines run before the job, additional -> any other option. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
 job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
 srun of Slurm 22.05-23.02 does not take from sbatch (a task would get one CPU where tasks are bound to CPUs).
