@@ -154,16 +154,8 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n", "4: unknown resource 'gpu' (did you mean 'gpus'?)"),
     ("partition: gpu\ngpu_option: gpus\n", "2: gpu_option: expected one of gpus-per-node, gres, got 'gpus'"),
     ("partition: gpu\ngpu_type: 'a100:8'\n", "2: gpu_type: expected a GPU type such as a100, got 'a100:8'"),
-])
-def test_bad_profile_values_name_the_line(tmp_path, text, message):
-    p = tmp_path / "p.yaml"
-    p.write_text(text)
-    with pytest.raises(StudyError, match=re.escape(f"{p}:{message}")):
-        load_profile(p)
-
-
-@pytest.mark.parametrize("text, message", [
-    # B: sends USR2 to the batch shell only: the job would never checkpoint nor requeue at its time limit
+    # sbatch options the launcher writes itself, refused in `additional` (written last, it would win). B: sends USR2
+    # to the batch shell only: the job would never checkpoint nor requeue at its time limit
     ("partition: gpu\nadditional:\n  mail-type: FAIL\n  signal: B:USR2@300\n",
      "4: additional: --signal is written by study submit itself (requeue, stage dependencies, recovery"),
     # one name for every array: an interrupted submit's array would be found under another array's id
@@ -175,7 +167,7 @@ def test_bad_profile_values_name_the_line(tmp_path, text, message):
      "3: additional: --gres is written by study submit itself; set `stages.<stage>.gpus (gpu_type: its type)`"),
     ("partition: gpu\nadditional: {gpus: 4}\n", "2: additional: --gpus is written by study submit itself"),
 ])
-def test_sbatch_options_the_launcher_writes_are_refused_in_additional(tmp_path, text, message):
+def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
     p.write_text(text)
     with pytest.raises(StudyError, match=re.escape(f"{p}:{message}")):
