@@ -1,6 +1,7 @@
 """Ledger replay (torn lines, open intents, latest event per job) and job classification / selection."""
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -19,7 +20,8 @@ from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
 from study.launch.select import select
-from study.launch.slurm.state import query
+from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
+                                     scancel)
 from study.launch.state import (JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state,
                                 stale_results)
 from study.manifests.store import load_meta
@@ -137,8 +139,6 @@ def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
 
 def test_an_unanswered_lookup_never_marks_a_submission_lost(monkeypatch, tmp_path):
     """recover() marks an open intent lost only when Slurm answered and knows no such job."""
-    from study.launch.slurm.state import find_by_name
-
     monkeypatch.setenv("PATH", str(tmp_path))  # neither squeue nor sacct can be run
     with pytest.raises(StudyError, match="cannot ask Slurm"):
         find_by_name("study-g-pretrain-deadbeef", since="2026-11-27T10:00:00+00:00")
@@ -163,8 +163,6 @@ def test_sacct_start_time_is_local_time_an_hour_early(monkeypatch):
 def test_a_failed_multi_task_job_points_at_the_task_that_failed(tmp_path):
     """Task 0's log is the default; of a failed job's per-task logs, the first holding the error is shown (the
     other ranks were only killed). Files as submitit names them: <array>_<index>_<task>_log.err."""
-    from study.launch.slurm.state import failing_task_log
-
     folder = tmp_path / "238_3"
     folder.mkdir()
     logs = {t: folder / f"238_3_{t}_log.err" for t in (0, 1, 2, 10)}
@@ -358,8 +356,6 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     - a state that changes between two calls in one process is read anew (submitit's watcher keeps the first answer
       of a job it counts as ended, CONFIGURING among them);
     - a sacct that fails makes every state unknown (read as pending: nothing is queued twice), and says so."""
-    from study.launch.slurm.state import query
-
     bin_dir, answer = tmp_path / "bin", tmp_path / "sacct.txt"
     fake_commands(bin_dir, sacct=f'cat "{answer}"',
                   squeue='case "$*" in *-r*) printf "101_0 PENDING\\n101_1 PENDING\\n";; '
@@ -613,3 +609,59 @@ def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
     os.utime(log, (ahead, ahead))
     assert progress(log) == ("[pretrain] step 2/6", 0.0)
     assert progress(tmp_path / "absent.log") is None
+
+
+def test_pending_reasons_are_those_of_pending_lines_with_a_reason():
+    """Only PENDING lines with a reason other than "None" count; a line without a reason column is skipped."""
+    listing = "5 PENDING launch failed requeued held\n6 RUNNING Prolog\n7 PENDING None\n8 PENDING\n9 PENDING Priority\n"
+    assert pending_reasons(listing) == {"5": "launch failed requeued held", "9": "Priority"}
+
+
+def test_a_failing_task_is_judged_by_the_end_of_its_log_only(tmp_path):
+    """A traceback early in a long log (a warning printed and survived) does not make that task the failing one."""
+    logs = [tmp_path / f"40_{t}_log.err" for t in (0, 1)]
+    logs[0].write_text("Traceback (most recent call last):\n  caught, went on\n" + "[train] step\n" * 200)
+    logs[1].write_text("[train] step\nTraceback (most recent call last):\nRuntimeError: NCCL\n")
+    assert failing_task_log(str(logs[0]), tail_bytes=256) == str(logs[1])
+
+
+def test_find_by_name_reads_an_array_id_sacct_prints_with_its_tasks_and_asks_since_the_intent(tmp_path, monkeypatch):
+    """sacct -X prints an array as `<id>_[0-3]` (or `<id>_0`): its id is the part before `_`; sacct is asked from
+    an hour before the intent, in local time (its default window starts at midnight and would miss yesterday's)."""
+    asked = tmp_path / "sacct_args"
+    bin_dir = fake_commands(tmp_path / "bin", squeue="exit 0",
+                            sacct=f'echo "$@" > "{asked}"; printf "4242_[0-3]\\n4242_4\\n"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("TZ", "UTC0")
+    time.tzset()
+    try:
+        assert find_by_name("study-g-pretrain-deadbeef", since="2026-11-27T10:00:00+00:00") == "4242"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "-S 2026-11-27T09:00:00" in asked.read_text()
+
+
+def test_find_by_name_raises_when_squeue_and_sacct_both_fail(tmp_path, monkeypatch):
+    """Commands present but failing (controller and database down) are no answer: never judged lost."""
+    bin_dir = fake_commands(tmp_path / "bin", squeue="echo 'slurm_load_jobs error: timeout' >&2; exit 1",
+                            sacct="echo 'sacct: error: Problem talking to the database' >&2; exit 1")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    with pytest.raises(StudyError, match="cannot ask Slurm"):
+        find_by_name("study-g-pretrain-deadbeef")
+
+
+def test_scancel_is_given_every_job_in_groups_of_500(tmp_path, monkeypatch):
+    asked = tmp_path / "scancelled"
+    bin_dir = fake_commands(tmp_path / "bin", scancel=f'echo "$@" >> "{asked}"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    ids = [str(1000 + i) for i in range(1001)]
+    assert scancel(ids + ids[:3]) == []
+    calls = [line.split() for line in asked.read_text().splitlines()]
+    assert [len(c) for c in calls] == [500, 500, 1] and sorted(sum(calls, [])) == ids
+
+
+def test_a_job_whose_end_sacct_puts_in_the_future_ended_zero_seconds_ago():
+    """Clock skew between the database host and this one: never a negative age."""
+    future = (dt.datetime.now() + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert _seconds_since(future) == 0.0 and _seconds_since("Unknown") is None

@@ -270,3 +270,18 @@ def test_a_slurm_submit_without_a_partition_says_so_before_any_manifest_check(tm
                             "--workdir", str(tmp_path / "wd")])
     assert code == 2 and f"{prof}: no 'partition' (required for --cluster slurm)" in err, err
     assert "not found" not in err and not (tmp_path / "wd").exists(), err
+
+
+def test_the_checkpoint_signal_comes_90_s_early_or_a_tenth_of_a_short_job_but_at_least_10_s():
+    prof = Profile(partition="cpu")
+    delays = [slurm_parameters(prof, "evaluate", Resources(gpus=0, cpus=1, mem_gb=1, time_min=t),
+                               job_name="s")["signal_delay_s"] for t in (1, 2, 10, 600)]
+    assert delays == [10, 12, 60, 90]
+
+
+def test_a_job_wider_than_max_parallel_gpus_still_runs_one_task_at_a_time():
+    """max_parallel_gpus below one job's GPUs: a throttle of 1, never %0 (an array that never starts)."""
+    prof = Profile(partition="gpu", max_parallel_gpus=4)
+    params = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=100, time_min=60), job_name="w",
+                              array_size=3)
+    assert params["array_parallelism"] == 1

@@ -508,3 +508,18 @@ def test_cancel_says_what_scancel_refused(env, slurm):
     assert code == 0, err
     assert ("scancel refused some (a job that ended since its state was read needs no cancel):\n"
             "  scancel: error: Kill job error on job id 101: Job/step already completing or completed\n") in out, out
+
+
+def test_only_pending_jobs_get_a_reason_and_only_failed_ones_a_failing_tasks_log(env, slurm):
+    """A job sacct reads RUNNING that squeue still lists pending (it started between the two) gets no reason; a
+    cancelled job of several tasks keeps task 0's log (a killed rank's traceback does not make it the failed one)."""
+    _sacct(slurm, {"7": "RUNNING", "8": "CANCELLED by 0", "9": "FAILED", "10": "PENDING"})
+    (slurm / "squeue").write_text("7 PENDING Priority\n10 PENDING Priority\n")
+    folder = env / "submitit" / "a"
+    folder.mkdir(parents=True)
+    for sid in ("8", "9"):
+        (folder / f"{sid}_1_log.err").write_text("Traceback (most recent call last):\nKilled\n")
+    answer = query(env, {sid: str(folder) for sid in ("7", "8", "9", "10")}, reasons=True)
+    assert answer.states == {"7": "RUNNING", "8": "CANCELLED by 0", "9": "FAILED", "10": "PENDING (Priority)"}
+    assert answer.logs["8"] == str(folder.resolve() / "8_0_log.err")
+    assert answer.logs["9"] == str(folder.resolve() / "9_1_log.err")

@@ -10,6 +10,7 @@ import sys
 from study.grids import plan_grid
 from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger
+from study.launch.runner import write_job_file
 from study.launch.slurm import submit
 
 from launch_helpers import fake_commands, grid_text, run_cli
@@ -115,7 +116,6 @@ def test_a_recovered_arrays_call_files_that_cannot_be_written_are_named_not_a_tr
     """An intent without a usable `call` (an older study's, an edited ledger), a job file gone, or a submitit folder
     that cannot be written: those tasks come back as unwritten (`recover` warns, and still records the array
     queued) instead of an error that every later command would meet again."""
-    from study.launch.runner import write_job_file
     from study.launch.slurm.submit import _write_missing_calls
 
     grid = env / "g.yaml"
@@ -267,3 +267,36 @@ def test_retry_failed_queues_failed_and_cancelled_slurm_jobs_again(env, slurm):
     latest = {e["job"]: e["slurm_job_id"] for e in Ledger(env / "wd", "retry").events() if e["event"] == "queued"}
     assert sorted(latest.values()) == ["103", "104"]
     assert "#SBATCH --dependency=afterok:103\n" in _scripts(env / "wd")["104_submission.sh"]
+
+
+def test_recovery_writes_only_the_missing_call_files_and_records_each_tasks_array(env, slurm, capsys):
+    """A call file submitit wrote before the submit died is left as it is (its job file may be gone by now); the
+    `queued` lines name each task's id and its array's."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("partly", seeds=(0, 1)))
+    jobs = [j for j in plan_grid(grid).jobs if j.stage == "pretrain"]
+    wd, folder = env / "wd", env / "wd" / "submitit" / "study-partly-pretrain-0"
+    write_job_file(wd, jobs[0])  # jobs[1]'s job file is gone, but submitit had written its call file
+    folder.mkdir(parents=True)
+    (folder / "301_1_submitted.pkl").write_text("submitit's")
+    intent = {"event": "intent", "batch": "b1", "name": "study-partly-pretrain-0", "stage": "pretrain",
+              "jobs": [j.id for j in jobs], "folder": str(folder), "at": "2026-11-27T10:00:00+00:00",
+              "call": {"workdir": str(wd), "grid": "partly", "env": {}, "time_min": 10}}
+    led = Ledger(wd, "partly")
+    led.append([intent])
+    (slurm / "squeue_name").write_text("301\n")
+    submit.recover(led)
+    assert "cannot be written" not in capsys.readouterr().err  # 301_1's call file was there: not rebuilt
+    assert (folder / "301_1_submitted.pkl").read_text() == "submitit's"
+    assert _submitted_call(wd, "301_0").args[0].id == jobs[0].id
+    queued = [(e["job"], e["slurm_job_id"], e["array_job_id"]) for e in led.events() if e["event"] == "queued"]
+    assert queued == [(jobs[0].id, "301_0", "301"), (jobs[1].id, "301_1", "301")]
+
+
+def test_recovery_records_an_intent_slurm_knows_nothing_of_as_lost(env, slurm):
+    """squeue and sacct answered and neither knows the array: `lost` (its jobs are missing again), no `queued`."""
+    led = Ledger(env / "wd", "gone")
+    led.append([{"event": "intent", "batch": "b1", "name": "study-gone-pretrain-0", "stage": "pretrain",
+                 "jobs": ["p1"], "folder": str(env / "f"), "at": "2026-11-27T10:00:00+00:00"}])
+    submit.recover(led)
+    assert [e["event"] for e in led.events()] == ["intent", "lost"] and not led.replay().open_intents
