@@ -47,7 +47,7 @@ def test_presets_and_effective_values():
     assert simclr.blur_kernel == 23 and simclr.blur_sigma == (0.1, 2.0)
     assert AugmentConfig.from_dict({"jitter_strength": 0.5}).jitter_effective == (0.4, 0.4, 0.4, 0.1)
     byol = AugmentConfig.from_dict({"preset": "byol"})
-    assert byol.blur_p == (1.0, 0.1) and byol.solarize_p == (0.0, 0.2)
+    assert byol.blur_p == (1.0, 0.1) and byol.solarize_p == (0.0, 0.2) and byol.solarize_threshold == 0.5
     sup = AugmentConfig.from_dict({"preset": "supervised"})
     assert sup.num_views == 1 and sup.jitter_p == 0 and sup.flip_p == 0.5 and sup.crop == "random_resized"
     ev = AugmentConfig.from_dict({"preset": "eval", "image_size": 32})
@@ -111,6 +111,34 @@ def test_crop_boxes_match_torchvision_distribution():
     assert (ours[:, 0] + ours[:, 2] <= h).all() and (ours[:, 1] + ours[:, 3] <= w).all() and (ours[:, 2:] > 0).all()
 
 
+@pytest.mark.parametrize("width, height, scale", [(100, 10, (0.9, 1.0)), (10, 100, (0.9, 1.0)), (30, 28, (1.5, 2.0))])
+def test_crop_box_fallback_is_torchvisions(width, height, scale):
+    """When 10 tries find no box that fits (a very wide or tall image, or an area no box can have), the box is
+    torchvision's centre crop clamped to the ratio range."""
+    ours = geometric.random_resized_crop_box(width, height, scale, (3 / 4, 4 / 3), np.random.default_rng(0))
+    ref = T.RandomResizedCrop.get_params(torch.empty(3, height, width), list(scale), [3 / 4, 4 / 3])
+    assert ours == tuple(ref)
+
+
+def test_crop_positions_cover_every_offset_and_ratio_is_width_over_height():
+    """With area and ratio fixed the box is 6 wide, 5 high (ratio = w / h); top and left take every offset that
+    keeps it inside the 12 x 10 image, both edges included, about equally often."""
+    rng = np.random.default_rng(0)
+    boxes = np.array([geometric.random_resized_crop_box(12, 10, (0.25, 0.25), (1.2, 1.2), rng) for _ in range(3000)])
+    assert (boxes[:, 2] == 5).all() and (boxes[:, 3] == 6).all()
+    for col, n in ((0, 6), (1, 7)):
+        counts = np.bincount(boxes[:, col], minlength=n)
+        assert len(counts) == n and np.abs(counts / 3000 * n - 1).max() < 0.2, (col, counts)
+
+
+def test_crop_ratio_is_honoured():
+    """A non-default crop_ratio reaches the per-sample draws (the default range is symmetric in log, so it alone
+    passed with the ratio unread or inverted)."""
+    aug = build_augment({"preset": "supervised", "image_size": 32, "crop_ratio": [2.0, 2.0]})
+    boxes = [b for i in range(200) for b, _ in aug.sample_boxes(400, 300, np.random.default_rng(i))]
+    assert np.abs(np.array([w / h for _, _, h, w in boxes]) - 2).max() < 0.05
+
+
 def test_flip_probability_and_sample_determinism():
     aug = build_augment({"preset": "simclr", "image_size": 32})
     flips = [f for i in range(2000) for _, f in aug.sample_boxes(100, 80, np.random.default_rng(i))]
@@ -120,6 +148,14 @@ def test_flip_probability_and_sample_determinism():
     b = aug.sample(img, np.random.default_rng(7))
     c = aug.sample(img, np.random.default_rng(8))
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+
+
+def test_the_views_of_an_image_draw_their_own_crop_and_flip():
+    """Two views of one image get independent boxes and flips (not one draw shared by both)."""
+    aug = build_augment({"preset": "simclr", "image_size": 32})
+    drawn = [aug.sample_boxes(100, 80, np.random.default_rng(i)) for i in range(2000)]
+    assert np.mean([a[0] == b[0] for a, b in drawn]) < 0.05
+    assert abs(np.mean([a[1] == b[1] for a, b in drawn]) - 0.5) < 0.05
 
 
 def test_crop_scale_and_flip_p_are_honoured():
@@ -311,6 +347,34 @@ def test_the_per_image_decisions_are_independent():
             assert abs(both - p[a].float().mean().item() * p[b].float().mean().item()) < 0.01, (a, b)
 
 
+def test_all_per_image_draws_are_uncorrelated():
+    """Every drawn quantity (decisions, the four factors, sigma, the jitter order) has its own uniform: a column
+    reused for two of them keeps both marginals but correlates them."""
+    p = build_augment({"preset": "byol"}).draw(40000, 1, torch.Generator().manual_seed(0))
+    cols = {k: p[k].float() for k in ("jitter", "gray", "blur", "solarize", "brightness", "contrast", "saturation",
+                                      "hue", "sigma")}
+    for stage in (0, 3):
+        for op in range(4):
+            cols[f"order{stage}={op}"] = (p["order"][:, stage] == op).float()
+    names = list(cols)
+    r = torch.corrcoef(torch.stack([cols[k] for k in names]))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            if not (a.startswith("order") and names[j].startswith("order")):  # one permutation: dependent
+                assert abs(r[i, j].item()) < 0.03, (a, names[j], r[i, j].item())
+
+
+def test_each_jitter_factor_has_its_own_range():
+    """Distinct strengths per part: each factor is uniform on its own range (equal strengths hid a swapped bound)."""
+    aug = build_augment({"preset": "simclr", "brightness": 0.5, "contrast": 0.3, "saturation": 0.9, "hue": 0.05})
+    p = aug.draw(20000, 0, torch.Generator().manual_seed(0))
+    for key, (lo, hi) in (("brightness", (0.5, 1.5)), ("contrast", (0.7, 1.3)), ("saturation", (0.1, 1.9)),
+                          ("hue", (-0.05, 0.05))):
+        v = p[key].numpy()
+        assert v.min() >= lo and v.max() <= hi
+        assert stats.kstest(v, "uniform", args=(lo, hi - lo)).pvalue > 1e-3, key
+
+
 def test_batch_is_deterministic_in_the_generator():
     aug = build_augment({"preset": "simclr", "image_size": 32})
     views = batch_of(aug, 8)
@@ -328,6 +392,28 @@ def test_solarize_alone_at_its_threshold(size):
     x = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     out = aug.batch([x], torch.Generator().manual_seed(1))[0]
     assert torch.allclose(out, TF.solarize(x.float() / 255, 0.8), atol=1e-5)
+
+
+def test_per_image_path_skips_the_jitter_parts_of_strength_zero():
+    """Parts of strength 0 are the identity on the per-image path as on the batched one (their drawn factor, 0, is
+    never applied: brightness 0 would blacken the image)."""
+    aug = build_augment({"preset": "simclr", "image_size": 40, "brightness": 0.0, "hue": 0.0, "jitter_p": 1.0})
+    x = batch_of(aug, 8)[0]
+    p = aug.draw(8, 0, torch.Generator().manual_seed(0))
+    assert (aug._per_image(x, p, 0) - aug._batched(x, p, 0)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("size", [30, 36])  # kernel 3 on both paths: batched (<= 32 x 32 px), per-image
+def test_blur_alone_on_the_second_view_only(size):
+    """An augmentation whose only operation is blur with p 0 on view 1 and p 1 on view 2 leaves view 1 as it is and
+    blurs view 2 with torchvision's 3-tap kernel, on both paths."""
+    aug = build_augment({"preset": "simclr", "image_size": size, "jitter_p": 0.0, "grayscale_p": 0.0,
+                         "blur_p": [0.0, 1.0], "blur_sigma": [1.0, 1.0], "mean": [0, 0, 0], "std": [1, 1, 1]})
+    assert aug.cfg.blur_kernel == 3
+    x = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = aug.batch([x, x], torch.Generator().manual_seed(1))
+    assert torch.allclose(out[0], x.float() / 255, atol=1e-6)
+    assert torch.allclose(out[1], TF.gaussian_blur(x.float() / 255, [3, 3], [1.0, 1.0]), atol=1e-5)
 
 
 def test_per_image_and_batched_paths_agree():
@@ -466,6 +552,18 @@ def test_cv_from_uint8_and_normalised_output():
     img.normalised_into(out, (1 / std).view(3).numpy(), (-mean / std).view(3).numpy())
     expect = (TF.adjust_contrast(u8.float() / 255, 1.4) - mean) / std
     assert torch.allclose(out, expect, atol=1e-5)
+
+
+def test_solarize_inverts_a_pixel_equal_to_its_threshold():
+    """Pixels >= threshold are inverted (torchvision's rule) on both paths, checked at 0.25: a pixel at 0.5 is its
+    own inverse, so the 0.5 checks above cannot tell >= from >."""
+    x = torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1).expand(3, 2, 2).contiguous()
+    expect = TF.solarize(x, 0.25)
+    assert expect[1, 0, 0].item() == 0.75
+    assert torch.equal(photometric.solarize(x[None], 0.25)[0], expect)
+    img = colour(x)
+    img.solarize(0.25)
+    assert torch.equal(value(img), expect)
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.6, 1.3, 2.0])
