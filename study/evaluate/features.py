@@ -178,14 +178,14 @@ class FeatureCache:
         rows = manifest.all() if n is None else manifest.labeled(n)
         labels = torch.tensor(rows["label"].to_numpy(dtype=np.int64, copy=True))
         folder = self._folder(encoder, manifest)
-        _remove_stale_temporaries(folder)
+        remove_folder_temporaries(folder, STALE_TMP_S)  # of writers killed mid-write (files of gigabytes)
         for path, have in self._candidates(folder, n):
             feats = self._read(path, labels, have)
             if feats is not None:
                 return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
         path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
         partial = PartialExtraction(path, FORMAT)
-        _remove_stale_temporaries(partial.folder)
+        remove_folder_temporaries(partial.folder, STALE_TMP_S)
         model = LayerFeatures(load_encoder(encoder), self.layer).to(self.device)
         feats, seconds, computed = forward_rows(
             model, manifest, rows, self.aug, self.batch_size, self.device, self.num_workers,
@@ -243,7 +243,3 @@ class FeatureCache:
             return None
         return feats[:n]
 
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files of writers killed mid-write (a feature file can take gigabytes)."""
-    remove_folder_temporaries(folder, STALE_TMP_S)

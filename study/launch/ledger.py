@@ -56,8 +56,8 @@ class Replay:
         """Slurm id -> the submitit folder (pickles, logs) its array recorded (None where a line records none), for
         the latest submission of each of `jobs` (default: every job) whose latest event is `queued`."""
         wanted = None if jobs is None else set(jobs)
-        return {e["slurm_job_id"]: e.get("folder") for j, e in self.latest.items()
-                if e["event"] == "queued" and (wanted is None or j in wanted)}
+        return {sid: self.latest[j].get("folder") for j, sid in self.slurm_ids().items()
+                if wanted is None or j in wanted}
 
 
 class Ledger:
