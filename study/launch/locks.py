@@ -18,7 +18,6 @@ once per command, is unaffected. Give `--cluster local` a workdir on a local dis
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import socket
@@ -30,10 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from study.errors import StudyError
-
-# flock's errors where the filesystem gives no such locks: Lustre mounted without `flock` (ENOSYS), an NFS mount
-# with no lock manager (ENOLCK), some FUSE filesystems (EOPNOTSUPP)
-NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+from study.flock import no_flock
 
 
 def try_lock(path: Path) -> int | None:
@@ -49,7 +45,7 @@ def try_lock(path: Path) -> int | None:
         return None
     except OSError as e:
         os.close(fd)
-        if e.errno in NO_FLOCK:
+        if no_flock(e):
             raise StudyError(f"{path}: the workdir's filesystem gives no file locks (flock: {e.strerror}), which "
                              f"study needs so that two commands never queue or run one job twice; use a workdir on "
                              f"a filesystem with flock (Lustre: mounted with -o flock; NFS: with its lock "

@@ -7,7 +7,6 @@ nothing could serialise the writers anyway.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import sys
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from study.errors import StudyError
-
-_NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
+from study.flock import no_flock
 
 
 @contextmanager
@@ -57,7 +55,7 @@ def _acquire(path: Path, message: str, wait: bool) -> int | None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as e:
             os.close(fd)
-            if e.errno in _NO_FLOCK:
+            if no_flock(e):
                 return None
             raise
         except BaseException:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import fcntl
 import json
 import os
@@ -16,6 +15,7 @@ from launch_helpers import fake_commands
 
 import study.launch.state as state_mod
 from study.errors import StudyError
+from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
@@ -413,18 +413,19 @@ def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):
     assert first_end <= second_start
 
 
-def test_a_workdir_without_flock_is_a_clear_error_naming_the_lock_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("code", sorted(NO_FLOCK_ERRNOS))
+def test_a_workdir_without_flock_is_a_clear_error_naming_the_lock_file(tmp_path, monkeypatch, code):
     """Lustre mounted without `-o flock` answers flock with ENOSYS, an NFS mount without its lock manager with
     ENOLCK: the submit said only "study: error: Function not implemented", naming no file."""
     def no_flock(fd, op):
-        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     with pytest.raises(StudyError) as e:
         with submit_lock(tmp_path):
             raise AssertionError("ran without the lock")
     assert str(e.value).startswith(f"{tmp_path / 'ledgers' / '.submit.lock'}: the workdir's filesystem gives no "
-                                   f"file locks (flock: {os.strerror(errno.ENOSYS)})")
+                                   f"file locks (flock: {os.strerror(code)})")
     assert "-o flock" in str(e.value)
 
 

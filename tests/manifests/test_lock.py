@@ -1,4 +1,5 @@
 """study.manifests.lock.locked: one holder at a time, across processes; a killed holder blocks nobody."""
+import errno
 import fcntl
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from study.errors import StudyError
+from study.flock import NO_FLOCK_ERRNOS
 from study.manifests.lock import locked
 
 
@@ -73,3 +75,26 @@ def test_a_waiter_whose_holder_removed_the_file_locks_the_file_now_at_the_path(t
         if thread.is_alive():
             thread.join(60)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("code", sorted(NO_FLOCK_ERRNOS))
+def test_a_filesystem_without_flock_runs_the_block_unlocked(tmp_path, monkeypatch, code):
+    """A manifest folder on a filesystem without flock (Lustre without `-o flock`, NFS without lockd): the build
+    runs, told it holds no lock; another flock error is raised."""
+    def refuse(fd, op):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with locked(tmp_path / ".x.lock", "busy") as held:
+        assert held is False
+
+
+def test_another_flock_error_is_raised(tmp_path, monkeypatch):
+    def bad_descriptor(fd, op):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", bad_descriptor)
+    with pytest.raises(OSError) as e:
+        with locked(tmp_path / ".x.lock", "busy"):
+            raise AssertionError("ran")
+    assert e.value.errno == errno.EBADF
