@@ -318,9 +318,20 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
                                classes=vals["classes"])
     for spec in out.values():
         for src, _ in spec.pool:
-            if src not in out or not out[src].train:
+            if src not in out:
                 raise fail(p, spec.line, f"datasets.{spec.key}.pool: unknown dataset {src!r}"
                                          f"{did_you_mean(src, out)} (a key of 'datasets' with a train manifest)")
+            if not out[src].train:
+                raise fail(p, spec.line, f"datasets.{spec.key}.pool: dataset {src!r} has no train manifest to pool")
+            if out[src].pooled:  # `study manifest pool` refuses a pool among its sources (itself included)
+                raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {src!r} is itself a pool; "
+                                                           f"pool its sources instead")
+        seen: dict[str, str] = {}
+        for src, _ in spec.pool:  # `study manifest pool` refuses a manifest named twice
+            other = seen.setdefault(out[src].train, src)
+            if other != src:
+                raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {other!r} and {src!r} "
+                                                           f"name one train manifest, {out[src].train!r}")
     return out
 
 

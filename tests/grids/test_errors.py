@@ -166,6 +166,12 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\ngpu_option: gres\nadditional: {gres: 'gpu:2'}\n",
      "3: additional: --gres is written by study submit itself; set `stages.<stage>.gpus (gpu_type: its type)`"),
     ("partition: gpu\nadditional: {gpus: 4}\n", "2: additional: --gpus is written by study submit itself"),
+    ("partition: gpu\nmax_parallel_gpus: -1\n", "2: max_parallel_gpus: expected an integer >= 0, got -1"),
+    # a rate of 0 fell back to resnet50's default rate without a word
+    ("partition: gpu\ncost:\n  throughput:\n    resnet50: {pretrain: 0}\n",
+     "4: cost.throughput.resnet50.pretrain: expected images/s > 0, got 0"),
+    ("partition: gpu\nstages:\n  pretrain: {nodes: 0}\n",
+     "3: pretrain resources: nodes: expected an integer >= 1 or 'node', got 0"),
 ])
 def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
@@ -199,6 +205,10 @@ def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp
         f"batch_size a multiple of 6, or change the resources")
     p.write_text("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: node}\n")
     plan_grid(g, p).check(manifests=False)  # 8 over 4: fine
+    p.write_text("partition: gpu\ngpus_per_node: 2\nstages:\n  pretrain: {gpus: node}\n")
+    odd = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="odd.yaml",
+                     pretrain={"batch_size": 9})
+    assert "pretraining batch_size 9 does not split over the 2 processes" in error_of(odd, p, check=True)
 
 
 def test_an_evaluation_asking_for_several_gpus_or_nodes_is_refused(tmp_path, write_grid):
@@ -649,14 +659,109 @@ def test_invalid_yaml_names_the_line_at_fault_not_the_start_of_its_block(tmp_pat
       - {method: byol, dataset: beta}
     stages: {}
     """, "method: byol", "include names 'dataset' but not 'size', which move(s) with it (zip)"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha, extra]}
+    stages: {}
+    """, "extra]", "dataset 'extra' has no train manifest: it cannot be pretrained on"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    seeds: [4294967295, 4294967296]
+    stages: {}
+    """, "seeds:", "seed: expected an integer seed in [0, 2**32) (numpy's seeds), got 4294967296"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_sizes: [10, 0]
+    """, "labeled_sizes:", "stages.evaluate[0].labeled_sizes: expected a count >= 1, got 0 (or all)"),
 ], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
-        "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group"])
+        "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group",
+        "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero"])
 def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
     """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
     planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""
     g = write_grid(body)
     g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  extra: {test: extra_test}\n", 1))
     assert error_of(g) == f"{g}:{line_of(g, needle)}: {message}"
+
+
+@pytest.mark.parametrize("spec, needle, message", [
+    ("gamma: {train: gamma_train, test: gamma_val, classes: 0}", "gamma:",
+     "datasets.gamma.classes: expected a count >= 1, got 0"),
+    ("mix: {train: mix_train, pool: {alpha: 10}}", "mix:",
+     "datasets.mix.pool: expected a mapping of two or more dataset keys -> images taken, e.g. "
+     "{imagenet: 250k, inat21: 250k}"),
+    ("mix: {train: mix_train, pool: {alpha: 10, extra: 10}}", "mix:",
+     "datasets.mix.pool: dataset 'extra' has no train manifest to pool"),  # not "unknown (did you mean 'extra'?)"
+    ("mix: {train: mix_train, pool: {alpha: 10, alpah: 10}}", "mix:",
+     "datasets.mix.pool: unknown dataset 'alpah' (did you mean 'alpha'?) (a key of 'datasets' with a train manifest)"),
+    # `study manifest pool` refuses a pool among its sources: the plan printed a command that could never run
+    ("mix: {train: mix_train, pool: {alpha: 10, mix: 10}}", "mix:",
+     "datasets.mix.pool: 'mix' is itself a pool; pool its sources instead"),
+], ids=["classes-zero", "pool-of-one", "pool-source-without-train", "pool-source-unknown",
+        "pool-of-itself"])
+def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, message):
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+      extra: {{test: extra_test}}
+      {spec}
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages: {{}}
+    """, base=False)
+    assert error_of(g) == f"{g}:{line_of(g, needle)}: {message}"
+
+
+def test_a_pool_of_a_pool_is_refused(write_grid):
+    """`study manifest pool` refuses a pool among its sources: the plan listed its command as the way to make it."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      beta: {train: beta_train, test: beta_val}
+      ab: {train: ab_train, pool: {alpha: 10, beta: 10}}
+      abb:
+        train: abb_train
+        pool: {ab: 20, beta: 10}
+    axes: {method: [simclr], dataset: [abb]}
+    stages: {}
+    """, base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, 'pool: {ab')}: datasets.abb.pool: 'ab' is itself a pool; pool its "
+                           "sources instead")
+
+
+def test_a_pool_of_one_manifest_under_two_keys_is_refused(write_grid):
+    """Its command would name the manifest twice (`--from x:10 --from x:10`), which `study manifest pool` refuses."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      again: {train: alpha_train}
+      both: {train: both_train, pool: {alpha: 10, again: 10}}
+    axes: {method: [simclr], dataset: [both]}
+    stages: {}
+    """, base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, 'pool: {alpha')}: datasets.both.pool: 'alpha' and 'again' name one "
+                           "train manifest, 'alpha_train'")
+
+
+@pytest.mark.parametrize("stage, key", [("pretrain", "manifest"), ("evaluate", "protocol"),
+                                        ("evaluate", "train_manifest")])
+def test_a_key_the_planner_sets_is_refused_in_defaults(write_grid, stage, key):
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+    defaults:
+      {stage}:
+        {key}: alpha_train
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages: {{}}
+    """, base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, key + ':')}: defaults.{stage}.{key}: set by the planner from 'datasets' "
+                           f"and the axes; remove it")
 
 
 def test_a_missing_required_key_is_named_not_a_traceback(write_grid):

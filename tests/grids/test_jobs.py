@@ -179,6 +179,20 @@ def test_entries_on_disjoint_labeled_sizes_share_no_cell(write_grid):
     assert len([j for j in plan.jobs if j.stage == "evaluate"]) == 2
 
 
+@pytest.mark.parametrize("first, second", [("", "labeled_sizes: [10], "), ("labeled_sizes: [10], ", "")])
+def test_an_entry_without_labeled_sizes_shares_cells_with_one_that_lists_some(write_grid, first, second):
+    """No sizes given: every labeled size, so also the other entry's 10."""
+    g = write_grid(f"""
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages:
+      evaluate:
+        - {{protocol: linear, {first}params: {{knn_k: 5}}}}
+        - {{protocol: linear, {second}params: {{knn_k: 7}}}}
+    """)
+    with pytest.raises(StudyError, match="same labeled sizes"):
+        plan_grid(g)
+
+
 def test_concat_with_symmetric_matchers_joins_each_pair_of_encoders_once(write_grid):
     """`[{dataset: [alpha, beta]}, {dataset: [alpha, beta]}]` matches alpha with beta both ways round: one job (the
     first way), not alpha|beta and beta|alpha; a later pair of the entry naming the same two encoders adds none."""

@@ -14,7 +14,7 @@ from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
 from study.grids.cost import FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS, job_hours
 from study.grids.profile import CostModel, Profile
-from study.grids.render import _amount
+from study.grids.render import _amount, _hours
 from study.manifests import store
 from study.manifests.store import SCHEMA_VERSION
 from study.train import PretrainConfig
@@ -152,7 +152,7 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
         backbone: resnet18
         epochs: 1
         batch_size: 4096
-    axes: {method: [simclr, random], dataset: [alpha], size: [3000, 10000]}
+    axes: {method: [simclr, random], dataset: [alpha], size: [3000, 4096, 10000]}
     stages:
       pretrain: {}
     """, base=False)
@@ -160,7 +160,7 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
     assert code == 2
     line = f"{g}:9"  # the `batch_size` key under defaults.pretrain (the text opens with a blank line)
     assert f"{line}: pretraining batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
-    assert err.count("batch_size 4096 is larger") == 1  # not at 10k, and `random` trains nothing
+    assert err.count("batch_size 4096 is larger") == 1  # not at 4096 (one step) nor 10k; `random` trains nothing
 
 
 def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypatch, capsys, write_grid):
@@ -372,6 +372,18 @@ def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, size, time_limit
     notes = " ".join(plan_grid(g, Profile(max_parallel_gpus=1, cost=cost)).estimate["notes"])
     assert "need longer than their time limit" in notes
     assert ("need more than 21 time limits" in notes) == requeue_note
+
+
+@pytest.mark.parametrize("time_limit, flagged", [("60m", False), ("59m", True)])
+def test_a_job_that_needs_exactly_its_time_limit_is_not_flagged(write_grid, time_limit, flagged):
+    """`random` trains nothing (factor 0): the job is its 60 min overhead, which fits a 60 min limit."""
+    g = write_grid(f"""
+    axes: {{method: [random], dataset: [alpha], size: [10]}}
+    stages:
+      pretrain: {{resources: {{time: {time_limit}}}}}
+    """)
+    notes = " ".join(plan_grid(g, Profile(cost=CostModel(job_overhead_min=60.0))).estimate["notes"])
+    assert ("need longer than their time limit" in notes) == flagged
 
 
 def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path, monkeypatch, capsys, write_grid):
@@ -702,6 +714,8 @@ def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
     """A small CPU grid's job-hours read '0.0' before: minutes say how long; none at all stays 0.0 hours."""
     assert _amount(0.05, "job") == "3.0 job-minutes"
     assert _amount(0.0, "GPU") == "0.0 GPU-hours" and _amount(2.74, "GPU") == "2.7 GPU-hours"
+    assert _amount(0.1, "GPU") == "0.1 GPU-hours" and _amount(0.09, "GPU") == "5.4 GPU-minutes"
+    assert _hours(1.0) == "1.0 h" and _hours(0.99) == "59 min"
 
 
 def test_a_pooled_sources_build_command_holds_the_size_the_pool_takes_of_it(write_grid):
