@@ -439,7 +439,8 @@ def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], all
 
 
 def _labeled_sizes(p: str, v: Any, line: int, where: str) -> tuple[int | str, ...]:
-    """Labeled sizes: `all` (every row of the train manifest), or a list of counts (`all` among them), none twice."""
+    """Labeled sizes: `all` (every row of the train manifest), or a list of counts (`all` among them), none twice;
+    given in ascending order, `all` last, whatever their order in the file (one set of sizes is one job)."""
     if v == ALL:
         return (ALL,)
     if not isinstance(v, YList) or not v:
@@ -455,7 +456,7 @@ def _labeled_sizes(p: str, v: Any, line: int, where: str) -> tuple[int | str, ..
             raise fail(p, v.line_of(i), f"{where}: value {x!r} listed twice"
                                         + (f" ({first!r} before it)" if first != x else ""))
         out.append(n)
-    return tuple(out)
+    return tuple(sorted(n for n in out if n != ALL)) + ((ALL,) if ALL in out else ())
 
 
 def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:

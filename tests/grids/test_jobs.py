@@ -47,6 +47,21 @@ def test_same_job_in_two_grids_is_one_job(write_grid):
     assert ids_a[("pretrain", "byol", "alpha", None)] != ids_b[("pretrain", "simclr", "beta", None)]
 
 
+def test_labeled_sizes_in_another_order_are_one_job(write_grid):
+    """One set of labeled sizes is one probe job, whatever their order in the file: ascending, `all` last."""
+    a = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [5, all, 2]}]}
+    """, name="a.yaml")
+    b = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [2, 5, all]}]}
+    """, name="b.yaml")
+    ja, jb = ([j for j in plan_grid(g).jobs if j.stage == "evaluate"] for g in (a, b))
+    assert [j.id for j in ja] == [j.id for j in jb] and len(ja) == 1
+    assert ja[0].config["evaluate"]["labeled_sizes"] == [2, 5, "all"]
+
+
 def test_a_changed_setting_changes_the_id(write_grid):
     g1 = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="a.yaml")
     g2 = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="b.yaml")
