@@ -15,7 +15,8 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 
 
 def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
-    """The dtype and shape an IDX file declares, reading only its header."""
+    """The dtype and shape an IDX file declares, reading only its header; an uncompressed file shorter than they
+    declare (an interrupted copy) is refused here too, a gzipped one only once `load_idx` reads it."""
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
@@ -27,9 +28,18 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
             dims = f.read(4 * ndim)
             if len(dims) != 4 * ndim:
                 raise StudyError(f"{path}: truncated IDX header")
+            shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+            dtype = np.dtype(_DTYPES[head[2]])
+            if opener is open and os.fstat(f.fileno()).st_size < _end(shape, dtype):  # a .gz: known once read
+                raise StudyError(f"{path}: truncated IDX file: {shape} of {dtype} declared")
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
         raise StudyError(f"{path}: cannot read IDX file: {e}") from None
-    return np.dtype(_DTYPES[head[2]]), tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+    return dtype, shape
+
+
+def _end(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """The size of a whole IDX file of `shape` and `dtype`: its header, then the values."""
+    return 4 + 4 * len(shape) + (int(np.prod(shape)) if shape else 0) * dtype.itemsize
 
 
 @functools.lru_cache(maxsize=8)
@@ -50,7 +60,7 @@ def _load(path: str) -> np.ndarray:
     dtype = np.dtype(_DTYPES[data[2]])
     count = int(np.prod(shape)) if shape else 0
     offset = 4 + 4 * ndim
-    if len(data) - offset < count * dtype.itemsize:
+    if len(data) < _end(shape, dtype):
         raise StudyError(f"{p}: truncated IDX file: {shape} of {dtype} declared")
     arr = np.frombuffer(data, dtype, count=count, offset=offset).reshape(shape)
     if dtype.byteorder == ">":

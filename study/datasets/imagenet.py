@@ -207,11 +207,16 @@ def devkit_val(root: Path, folder: Path) -> Index:
     id_to_wnid = devkit_synsets(meta)
     wnids = sorted(id_to_wnid.values())
     names: dict[str, str] = {}
+    blank = None
     with open_text(gt) as f:
         for line_no, line in enumerate(f, 1):
             text = line.strip()
             if not text:
+                blank = blank or line_no
                 continue
+            if blank:  # line i labels image i: a blank line between labels would shift the rest by one
+                raise StudyError(f"{gt} line {blank}: blank line between labels (line i labels image "
+                                 f"ILSVRC2012_val_i); remove it")
             try:
                 ilsvrc_id = int(text)
             except ValueError:

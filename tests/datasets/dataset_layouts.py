@@ -165,10 +165,15 @@ def make_glc20(root: Path) -> dict:
     return occurrences
 
 
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
+             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}  # the format's type codes; values stored big-endian
+
+
 def write_idx(path: Path, array: np.ndarray) -> Path:
-    """An IDX file, gzipped when `path` ends in `.gz`."""
-    codes = {np.dtype(np.uint8): 0x08}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(
+    """An IDX file, gzipped when `path` ends in `.gz`; multi-byte values written big-endian, as the format stores
+    them."""
+    array = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
+    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + b"".join(
         int(d).to_bytes(4, "big") for d in array.shape)
     with (gzip.open if path.name.endswith(".gz") else open)(path, "wb") as f:
         f.write(header + array.tobytes())

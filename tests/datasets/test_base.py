@@ -3,7 +3,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from study.datasets.base import Index, check_index
+from study.datasets.base import Index, apply_taxonomy, check_index, looks_channels_first, open_text
 from study.errors import StudyError
 
 
@@ -13,3 +13,34 @@ def test_a_label_equal_to_the_number_of_classes_is_out_of_range():
         check_index(index, "toy")
     index.labels = np.array([0, 1])
     check_index(index, "toy")
+
+
+def test_a_negative_label_is_out_of_range():
+    index = Index(paths=pa.array(["x/a.png", "y/b.png"]), labels=np.array([0, -1]), class_names=["x", "y"])
+    with pytest.raises(StudyError, match=r"toy: label -1 of 'y/b.png' is out of range 0..1"):
+        check_index(index, "toy")
+
+
+def test_a_not_utf8_line_after_a_byte_order_mark_is_named_by_its_own_line(tmp_path):
+    """The mark's 3 bytes are not counted twice: a bad byte opening line 2 is on line 2, not line 1."""
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"\xef\xbb\xbfa.jpg 1\n\xe9.jpg 2\n")
+    with pytest.raises(StudyError, match=r"list.txt line 2: not UTF-8 text"):
+        open_text(path)
+    path.write_bytes(b"\xef\xbb\xbfa.jpg 1\n")
+    assert open_text(path).read() == "a.jpg 1\n"
+
+
+def test_taxonomy_rows_of_empty_cells_are_skipped_as_blank_lines(tmp_path):
+    """Spreadsheets save trailing empty rows as `,`: not a class without levels."""
+    index = Index(paths=pa.array(["a/1.png", "b/2.png"]), labels=np.array([0, 1]), class_names=["a", "b"])
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\ng1,a\n,\ng2,b\n , \n")
+    apply_taxonomy(index, tax)
+    assert index.columns["group"].to_pylist() == ["g1", "g2"] and index.levels == ["group", "class_name"]
+
+
+@pytest.mark.parametrize("shape, first", [((16, 32, 32), True), ((5, 256, 256), True), ((17, 32, 32), False),
+                                          ((256, 256, 5), False), ((16, 16, 16), False), ((32, 32), False)])
+def test_looks_channels_first_up_to_16_channels(shape, first):
+    assert looks_channels_first(shape) is first

@@ -20,7 +20,10 @@ def test_rows_are_file_and_index(tmp_path):
     assert index.paths.to_pylist()[:2] == ["train-images-idx3-ubyte.gz#0", "train-images-idx3-ubyte.gz#1"]
     assert index.labels.tolist() == [i % 10 for i in range(20)]
     assert index.class_names[0] == "T-shirt/top" and len(index.class_names) == 10
-    assert len(read_dataset("fashion-mnist", tmp_path, "test")) == 10
+    test = read_dataset("fashion-mnist", tmp_path, "test")
+    assert len(test) == 10 and test.paths.to_pylist()[0] == "t10k-images-idx3-ubyte.gz#0"
+    t10k = read_dataset("fashion-mnist", tmp_path, "t10k")  # the files' own name for the split
+    assert t10k.paths.to_pylist() == test.paths.to_pylist() and t10k.keys.to_pylist() == test.keys.to_pylist()
 
 
 def test_load_idx_shape_and_cache(tmp_path):

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from dataset_layouts import make_glc20
+from dataset_layouts import glc_patch, make_glc20
 
 from study.datasets import ReaderOptions, read_dataset
 from study.datasets.glc20 import LABEL_RULES
@@ -31,6 +31,13 @@ def test_label_rules(tmp_path):
     species = read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
     assert species.class_names == ["5", "9"] and _labels(species)["222207.npy"] == "9"
     assert np.array_equal(np.sort(np.unique(species.labels)), [0, 1])
+
+
+def test_species_labels_of_both_regions_stay_with_their_own_occurrences(tmp_path):
+    occurrences = make_glc20(tmp_path)
+    index = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="species"))
+    want = {f"{i}.npy": str(s) for rows in occurrences.values() for i, s, *_ in rows}
+    assert _labels(index) == want and index.class_names == ["5", "7", "9"]
 
 
 def test_region_split_and_test_split(tmp_path):
@@ -81,6 +88,7 @@ def test_bad_inputs(tmp_path):
     csv.write_text(good)
     patch = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
     for bad, why in ((np.zeros((0, 4, 5), np.uint8), r"shape \(0, 4, 5\)"),
+                     (np.zeros((16, 16, 4), np.uint8), r"expected H x W x 5, got shape \(16, 16, 4\)"),  # no land cover
                      (np.zeros((5, 32, 32), np.uint8), r"shape \(5, 32, 32\) looks channels-first"),
                      (np.full((4, 4, 5), np.nan, np.float32), "integer array .land-cover codes., got dtype float32")):
         np.save(patch, bad)
@@ -251,3 +259,32 @@ def test_a_split_of_both_regions_with_one_region_on_disk_is_that_region(tmp_path
     index = read_dataset("glc20", tmp_path, "test")
     assert index.paths.to_pylist() == ["patches_us/patches_us_14/67/45/1234567.npy"]
     assert "only occurrences_us_test.csv found: split 'test' is that region alone" in capsys.readouterr().err
+
+
+def test_us_parts_lying_directly_under_the_root_are_found(tmp_path):
+    """`patches_us_NN/CD/AB/` as each part's archive extracts when unpacked in the root itself."""
+    make_glc20(tmp_path)
+    for part in sorted((tmp_path / "patches_us").iterdir()):
+        part.rename(tmp_path / part.name)
+    (tmp_path / "patches_us").rmdir()
+    index = read_dataset("glc20", tmp_path, "us_train")
+    assert "patches_us_14/67/45/1234567.npy" in index.paths.to_pylist()
+    assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+
+
+def test_the_last_us_part_alone_is_found(tmp_path):
+    """Part 20 holds CD 95..99: a root with only that part extracted is still a root of parts."""
+    (tmp_path / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1234597;43.1;-71.2;5\n")
+    patch = tmp_path / "patches_us/patches_us_20/97/45/1234597.npy"
+    patch.parent.mkdir(parents=True)
+    np.save(patch, glc_patch(21, 21))
+    assert read_dataset("glc20", tmp_path, "us_train").paths.to_pylist() == [
+        "patches_us/patches_us_20/97/45/1234597.npy"]
+
+
+def test_an_occurrence_table_in_the_root_is_read_before_one_in_occurrences(tmp_path):
+    make_glc20(tmp_path)
+    (tmp_path / "occurrences").mkdir()
+    (tmp_path / "occurrences" / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1234567;1;2;5\n")
+    index = read_dataset("glc20", tmp_path, "us_train")
+    assert len(index) == 3 and [s["path"] for s in index.sources] == ["occurrences_us_train.csv"]

@@ -51,10 +51,11 @@ def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, 
     assert capsys.readouterr().err == ""
 
 
-def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path):
-    make_imagefolder(tmp_path / "train", {"cat": 1, "dog": 1})  # no val/: its classes would be ["train"]
-    with pytest.raises(StudyError, match=r"no 'val' folder \(it has split folders \['train'\]\)"):
-        read_dataset("imagefolder", tmp_path, "val")
+@pytest.mark.parametrize("present, asked", [("train", "val"), ("validation", "val"), ("test", "train")])
+def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path, present, asked):
+    make_imagefolder(tmp_path / present, {"cat": 1, "dog": 1})  # its classes would be [present]
+    with pytest.raises(StudyError, match=rf"no '{asked}' folder \(it has split folders \['{present}'\]\)"):
+        read_dataset("imagefolder", tmp_path, asked)
 
 
 @pytest.mark.parametrize("split, where", [("train", "train"), ("", ".")])

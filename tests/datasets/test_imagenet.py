@@ -147,6 +147,17 @@ def test_official_train_folders_are_the_devkit_wnids(tmp_path):
         read_dataset("imagenet", tmp_path, "train")
 
 
+def test_official_train_is_checked_against_meta_mat_when_loc_synset_mapping_is_also_there(tmp_path):
+    """meta.mat is the devkit's own list of the 1000 leaf wnids: a LOC_synset_mapping.txt beside it is not the
+    reference (here it lists a wnid the devkit and the folders lack)."""
+    make_imagenet_official(tmp_path)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in WNIDS + ["n09999999"]))
+    assert read_dataset("imagenet", tmp_path, "train").class_names == WNIDS
+    shutil.rmtree(tmp_path / "train" / "n01484850")
+    with pytest.raises(StudyError, match=r"differ from the 3 wnids of .*/meta.mat: wnids without a folder: 1 "):
+        read_dataset("imagenet", tmp_path, "train")
+
+
 def test_without_scipy_official_train_is_checked_against_loc_synset_mapping_or_not_at_all(tmp_path, monkeypatch):
     """meta.mat needs scipy to be read: without it, LOC_synset_mapping.txt in the root is the reference, and
     without that the check is skipped (the val build, which needs meta.mat, says scipy is missing)."""
@@ -208,6 +219,36 @@ def test_a_val_image_without_a_label_is_refused_naming_it(tmp_path, layout):
     write_image(val / "ILSVRC2012_val_00000042.JPEG", value=42)
     with pytest.raises(StudyError, match=r"image 'ILSVRC2012_val_00000042.JPEG' has no label in .*"
                                          r"(ILSVRC2012_validation_ground_truth.txt|LOC_val_solution.csv)$"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+@pytest.mark.parametrize("layout", ["official", "kaggle"])
+def test_blank_lines_in_the_label_files_are_skipped(tmp_path, layout):
+    """Blank lines an editor left at the end of a label file (or, where lines are keyed by name, between lines) label
+    nothing and are no error. (In the ground truth, line i labels image i: a blank line between lines is refused.)"""
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    if layout == "official":
+        make_imagenet_official(tmp_path, val_labels=truth)
+        files = [tmp_path / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"]
+    else:
+        make_imagenet_kaggle(tmp_path)
+        truth = ["n01440764", "n01484850", "n01443537"]
+        files = [tmp_path / "LOC_synset_mapping.txt", tmp_path / "LOC_val_solution.csv"]
+    for f in files:
+        text = f.read_text() if layout == "official" else f.read_text().replace("\n", "\n\n", 1)
+        f.write_text(text + "\n\n")
+    val = read_dataset("imagenet", tmp_path, "val")
+    assert [val.class_names[i] for i in val.labels] == truth and val.class_names == WNIDS
+
+
+def test_a_blank_line_between_ground_truth_labels_is_named(tmp_path):
+    """Line i labels image i: the images after a blank line would take their neighbours' labels; it was refused as
+    "image ILSVRC2012_val_00000006 is listed but not found", naming no blank line."""
+    make_imagenet_official(tmp_path, val_labels=["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"])
+    gt = tmp_path / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join(lines[:2] + ["  "] + lines[2:]) + "\n")
+    with pytest.raises(StudyError, match=r"ground_truth.txt line 3: blank line between labels"):
         read_dataset("imagenet", tmp_path, "val")
 
 

@@ -45,6 +45,11 @@ def _edit(tmp_path, fn):
      r"is listed once$"),
     (lambda d: d["annotations"][0].update(category_id=3), "out of range"),
     (lambda d: d["annotations"].append({"id": 99, "image_id": 5, "category_id": 0}), "not in images"),
+    (lambda d: d["annotations"].append({"id": 99, "image_id": 10**6, "category_id": 0}),
+     r"annotations\[6\] refers to image id 1000000, which is not in images$"),  # past the last id too
+    (lambda d: d["annotations"][0].update(category_id=-1),
+     r"annotations\[0\]: label \(category_id\) -1 is out of range 0..2$"),
+    (lambda d: d["annotations"][0].pop("category_id"), r"category_id of annotations entry 0 is None, not an integer$"),
     (lambda d: d["annotations"].pop(), "has no annotation"),
     (lambda d: d["annotations"].append({"id": 99, "image_id": 100, "category_id": 1}),
      r"train.json: image id 100 has more than one annotation$"),
@@ -104,6 +109,9 @@ def test_split_folder_renamed_by_torchvision_is_followed_and_a_missing_folder_re
     tv = read_dataset("inat21", tmp_path / "tv", "train")
     assert all(p.startswith("2021_train/") and (tmp_path / "tv" / p).is_file() for p in tv.paths.to_pylist())
     assert tv.keys.to_pylist() == ref.keys.to_pylist() and np.array_equal(tv.labels, ref.labels)
+    _edit(tmp_path / "tv", lambda d: d["images"][0].update(file_name="elsewhere/x/1.jpg"))
+    with pytest.raises(StudyError, match=r"image folder\(s\) it names are not under .*\(e\.g\. elsewhere/x/\)"):
+        read_dataset("inat21", tmp_path / "tv", "train")  # a folder torchvision does not rename: named as is
     gone = sorted((tmp_path / "a" / "train").iterdir())[0]
     shutil.rmtree(gone)
     with pytest.raises(StudyError, match=f"1 image folder.*not under.*train/{gone.name}/"):

@@ -26,8 +26,17 @@ def test_val_flat_list(tmp_path):
     assert index.labels.tolist() == [1, 2, 0, 1]
 
 
+def test_lines_of_spaces_are_blank_lines(tmp_path):
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_val.txt"
+    lst.write_text(lst.read_text().replace("\n", "\n  \n", 1) + " \r\n")
+    index = read_dataset("places365", tmp_path, "val")
+    assert len(index) == 4 and index.labels.tolist() == [1, 2, 0, 1]
+
+
 @pytest.mark.parametrize("line, message", [
     ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
+    (" 0", "line 7: expected '<path> <label>', got ' 0'"),  # a label without its path
     ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
     ("/a/airfield/x.jpg 365", r"line 7: label 365 of '/a/airfield/x.jpg' is out of range 0..2"),
     ("/a/airfield/x.jpg 3", r"line 7: label 3 of '/a/airfield/x.jpg' is out of range 0..2"),  # one past the last

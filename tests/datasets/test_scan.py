@@ -45,9 +45,10 @@ def test_a_folder_link_to_another_class_is_refused(tmp_path, link, target):
         read_dataset("imagefolder", root, "")
 
 
-@pytest.mark.parametrize("links", [{"dog/up": ".."}, {"dog/self": "."}, {"dog/a/b/up": "../.."},
-                                   {"cat/x": "../dog", "dog/y": "../cat"}])
-def test_a_folder_link_loop_is_refused_at_once(tmp_path, links):
+@pytest.mark.parametrize("links, named", [({"dog/up": ".."}, "dog/up"), ({"dog/self": "."}, "dog/self"),
+                                          ({"dog/a/b/up": "../.."}, "dog/a/b/up"),
+                                          ({"cat/x": "../dog", "dog/y": "../cat"}, "cat/x/y/x")])
+def test_a_folder_link_loop_is_refused_at_once(tmp_path, links, named):
     """A link back to a folder it lies in, or two links into each other's folders: named, not a 40-level path."""
     root, _ = _tree(tmp_path)
     (root / "dog" / "a" / "b").mkdir(parents=True)
@@ -56,7 +57,7 @@ def test_a_folder_link_loop_is_refused_at_once(tmp_path, links):
     with pytest.raises(StudyError, match=r"/(up|self|x|y): a link to /.*, a folder it lies in \(a loop of links\): "
                                          r"the listing would never end; remove the link$") as e:
         read_dataset("imagefolder", root, "")
-    assert len(str(e.value)) < 300
+    assert len(str(e.value)) < 300 and str(e.value).startswith(f"{root}/{named}: a link to ")
 
 
 def test_a_tree_of_links_into_a_store_lists_as_the_files_themselves(tmp_path):
@@ -106,7 +107,8 @@ def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_p
     assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
 
 
-@pytest.mark.parametrize("how", ["class folder linked to another", "link to another class's link"])
+@pytest.mark.parametrize("how", ["class folder linked to another", "link to another class's link",
+                                 "link to a later class's link"])
 def test_an_image_of_a_store_listed_under_two_classes_is_refused(tmp_path, how):
     """In a tree of links into a store (git-annex, DataLad), a second class made of the first's links is still one
     image listed twice: only two link files of their own, each to the object, are two images."""
@@ -119,9 +121,11 @@ def test_an_image_of_a_store_listed_under_two_classes_is_refused(tmp_path, how):
         os.symlink(blob, f)
     if how == "class folder linked to another":
         os.symlink(root / "cat", root / "emu")
-    else:
+    elif how == "link to another class's link":
         first = sorted((root / "cat").glob("*.png"))[0]
         os.symlink(os.path.join("..", "cat", first.name), root / "dog" / "again.png")
+    else:  # listed before the link it leads through: cat/ is walked before dog/
+        os.symlink(os.path.join("..", "dog", "img000.png"), root / "cat" / "again.png")
     with pytest.raises(StudyError, match="are one file .*: an image is listed once, under one class"):
         read_dataset("imagefolder", root, "")
 
@@ -136,3 +140,14 @@ def test_a_sub_folder_named_like_an_image_is_listed_too(tmp_path):
     assert index.paths.to_pylist() == ["cat/album.jpg/b.png", "cat/img000.png", "dog/img000.png",
                                        "dog/scans.tif/c.png"]
     assert index.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_every_torchvision_image_extension_is_listed_whatever_its_case(tmp_path):
+    """torchvision's IMG_EXTENSIONS, matched on the lower-case name (ImageNet's `.JPEG`); other files are not images.
+    Names only: no file is opened."""
+    extensions = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"]
+    images = [f"a{i}{ext.upper() if i % 2 else ext}" for i, ext in enumerate(extensions)]
+    for name in images + ["notes.txt", "b.gif", "c.svg", "d.jpg.part"]:
+        (tmp_path / "tree" / "cat" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tree" / "cat" / name).write_bytes(b"")
+    assert read_dataset("imagefolder", tmp_path / "tree", "").paths.to_pylist() == sorted(f"cat/{n}" for n in images)

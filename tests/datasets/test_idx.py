@@ -1,0 +1,41 @@
+"""study.datasets.idx: the header (type code, dimensions) and the values of each of the format's types."""
+import numpy as np
+import pytest
+from dataset_layouts import IDX_CODES, write_idx
+
+from study.datasets.idx import load_idx, read_idx_header
+from study.errors import StudyError
+
+
+@pytest.mark.parametrize("dtype", list(IDX_CODES), ids=str)
+def test_each_type_code_reads_back_its_values_and_declared_shape(tmp_path, dtype):
+    """Signed bytes (0x09) keep their sign, multi-byte values (0x0B..0x0E) are read big-endian at their own width."""
+    values = np.array({"u": [[0, 1, 255]], "i": [[0, 1, -2], [100, -128, 127]], "f": [[0.5, -1.25, 3e8]]}[dtype.kind])
+    path = write_idx(tmp_path / f"{dtype.str[1:]}-idx2", values.astype(dtype))
+    assert read_idx_header(path) == (dtype, values.shape)
+    got = load_idx(path)
+    assert got.dtype == dtype.newbyteorder("=") and got.tolist() == values.tolist()
+
+
+def test_read_idx_header_refuses_a_bad_second_magic_byte_and_a_cut_header(tmp_path):
+    """Only the first 4 + 4 x ndim bytes are read: a header cut inside its dimensions is named, not read as fewer
+    dimensions (a 20 x 28 x 28 file cut after its first dimension would read as 20 labels)."""
+    good = write_idx(tmp_path / "images-idx3", np.zeros((20, 28, 28), np.uint8)).read_bytes()
+    (tmp_path / "magic-idx3").write_bytes(b"\x00\x01" + good[2:])
+    with pytest.raises(StudyError, match=r"magic-idx3: not an IDX file \(bad magic number\)$"):
+        read_idx_header(tmp_path / "magic-idx3")
+    for cut in (8, 10):
+        (tmp_path / "cut-idx3").write_bytes(good[:cut])
+        with pytest.raises(StudyError, match=r"cut-idx3: truncated IDX header$"):
+            read_idx_header(tmp_path / "cut-idx3")
+
+
+def test_a_cut_uncompressed_file_is_refused_from_its_header_and_size(tmp_path):
+    """The reader indexes Fashion-MNIST from the images file's header alone: an interrupted copy of the uncompressed
+    file was indexed in full, and failed only in training."""
+    whole = write_idx(tmp_path / "images-idx3", np.zeros((20, 28, 28), np.uint8))
+    assert read_idx_header(whole) == (np.dtype(np.uint8), (20, 28, 28))
+    (tmp_path / "cut-idx3").write_bytes(whole.read_bytes()[:-1])
+    for read in (read_idx_header, load_idx):
+        with pytest.raises(StudyError, match=r"cut-idx3: truncated IDX file: \(20, 28, 28\) of uint8 declared$"):
+            read(tmp_path / "cut-idx3")
