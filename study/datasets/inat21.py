@@ -72,10 +72,11 @@ def _locate(root: Path, paths: pa.Array, json_path: Path) -> pa.Array:
         return sorted(f for f in folders if not (root / f).is_dir())
 
     missing = missing_in(paths)
-    tops = sorted({f.split("/", 1)[0] for f in missing})
-    if missing and all(t in TORCHVISION_FOLDERS and (root / TORCHVISION_FOLDERS[t]).is_dir() for t in tops):
-        for t in tops:
-            paths = pc.replace_substring_regex(paths, pattern=f"^{t}/", replacement=f"{TORCHVISION_FOLDERS[t]}/")
+    renamed = [t for t in sorted({f.split("/", 1)[0] for f in missing})
+               if t in TORCHVISION_FOLDERS and (root / TORCHVISION_FOLDERS[t]).is_dir()]
+    for t in renamed:
+        paths = pc.replace_substring_regex(paths, pattern=f"^{t}/", replacement=f"{TORCHVISION_FOLDERS[t]}/")
+    if renamed:  # what is still missing is missing under either name
         missing = missing_in(paths)
     if missing:
         raise StudyError(f"{json_path}: {len(missing)} image folder(s) it names are not under {root} (e.g. "
