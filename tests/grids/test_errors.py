@@ -714,37 +714,25 @@ def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, me
     assert error_of(g) == f"{g}:{line_of(g, needle)}: {message}"
 
 
-def test_a_pool_of_a_pool_is_refused(write_grid):
-    """`study manifest pool` refuses a pool among its sources: the plan listed its command as the way to make it."""
-    g = write_grid("""
+@pytest.mark.parametrize("datasets, axis, pool_line, message", [
+    ("ab: {train: ab_train, pool: {alpha: 10, beta: 10}}\n      abb: {train: abb_train, pool: {ab: 20, beta: 10}}",
+     "abb", "pool: {ab: 20", "datasets.abb.pool: 'ab' is itself a pool; pool its sources instead"),
+    ("again: {train: alpha_train}\n      both: {train: both_train, pool: {alpha: 10, again: 10}}",
+     "both", "pool: {alpha", "datasets.both.pool: 'alpha' and 'again' name one train manifest, 'alpha_train'"),
+])
+def test_a_pool_that_study_manifest_pool_would_refuse_is_refused(write_grid, datasets, axis, pool_line, message):
+    """A pool among the sources, or one manifest under two keys (`--from x:10 --from x:10`): the plan listed a
+    `study manifest pool` command that refuses both as the way to make it."""
+    g = write_grid(f"""
     name: t
     datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-      beta: {train: beta_train, test: beta_val}
-      ab: {train: ab_train, pool: {alpha: 10, beta: 10}}
-      abb:
-        train: abb_train
-        pool: {ab: 20, beta: 10}
-    axes: {method: [simclr], dataset: [abb]}
-    stages: {}
+      alpha: {{train: alpha_train, test: alpha_val}}
+      beta: {{train: beta_train, test: beta_val}}
+      {datasets}
+    axes: {{method: [simclr], dataset: [{axis}]}}
+    stages: {{}}
     """, base=False)
-    assert error_of(g) == (f"{g}:{line_of(g, 'pool: {ab')}: datasets.abb.pool: 'ab' is itself a pool; pool its "
-                           "sources instead")
-
-
-def test_a_pool_of_one_manifest_under_two_keys_is_refused(write_grid):
-    """Its command would name the manifest twice (`--from x:10 --from x:10`), which `study manifest pool` refuses."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-      again: {train: alpha_train}
-      both: {train: both_train, pool: {alpha: 10, again: 10}}
-    axes: {method: [simclr], dataset: [both]}
-    stages: {}
-    """, base=False)
-    assert error_of(g) == (f"{g}:{line_of(g, 'pool: {alpha')}: datasets.both.pool: 'alpha' and 'again' name one "
-                           "train manifest, 'alpha_train'")
+    assert error_of(g) == f"{g}:{line_of(g, pool_line)}: {message}"
 
 
 @pytest.mark.parametrize("stage, key", [("pretrain", "manifest"), ("evaluate", "protocol"),
