@@ -98,6 +98,15 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
                                                                                "recipe gives its base lr for the "
                                                                                "linear rule (0.2 x batch/256)"),
         ({"manifest": "m", "method": "moco", "optim": {"lr_scaling": "sqrt"}}, "pretrain.optim.lr"),
+        ({"manifest": "m", "byol": {"tau_base": 1.5}}, "pretrain.byol.tau_base: expected a number in [0, 1]"),
+        ({"manifest": "m", "moco": {"queue_size": 0}}, "pretrain.moco.queue_size: expected a positive integer"),
+        ({"manifest": "m", "width": 0}, "pretrain.width: expected a positive integer"),  # a ResNet of no channels
+        ({"manifest": "m", "size": 0}, "pretrain.size: expected a positive integer"),  # an empty subset
+        ({"manifest": "m", "head": [2048, 0]}, "pretrain.head: expected a list of positive integers"),
+        ({"manifest": "m", "init_encoder": 5}, "pretrain.init_encoder: expected a path or null"),
+        ({"manifest": "m", "image_size": 0}, "pretrain.image_size: expected a positive integer"),
+        ({"manifest": "m", "checkpoint_every_steps": 0}, "pretrain.checkpoint_every_steps: expected a positive"),
+        ({"manifest": "m", "optim": {"warmup_epochs": -1}}, "pretrain.optim.warmup_epochs: expected a number >= 0"),
     ],
 )
 def test_bad_values_name_the_key(d, key):
@@ -127,6 +136,9 @@ def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_valu
 def test_ranges_take_their_bounds_and_a_method_that_trains_nothing_takes_no_steps():
     ok = PretrainConfig.from_dict({"manifest": "m", "optim": {"momentum": 0, "final_lr_fraction": 1}}).optim
     assert (ok.momentum, ok.final_lr_fraction) == (0, 1)
+    for end in (0, 1):  # an EMA rate of 1 keeps the target / key network fixed, 0 copies the online one
+        settings = PretrainConfig.from_dict({"manifest": "m", "moco": {"momentum": end}, "byol": {"tau_base": end}})
+        assert (settings.method_settings["moco"].momentum, settings.method_settings["byol"].tau_base) == (end, end)
     assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "steps": 0}).steps == 0
     assert PretrainConfig.from_dict({"manifest": "m", "seed": 2**63 - 1}).seed == 2**63 - 1
     assert PretrainConfig.from_dict({"manifest": "m", "epochs": 0, "steps": 5}).steps == 5  # steps replace epochs

@@ -11,7 +11,8 @@ from study import corruptions
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
-from study.train.data import ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, sample_rng
+from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
+                              sample_rng)
 
 from real_data import FASHION_MNIST
 from train_helpers import TinyManifest, write_images
@@ -186,7 +187,7 @@ def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
     epoch0 = [i for b in batches[:3] for _, i in b]
     assert len(set(epoch0)) == 9 and all(e == 0 for b in batches[:3] for e, _ in b)
     assert [e for e, _ in batches[3]] == [1, 1, 1]
-    assert batches[:3] != [[(1, i) for _, i in b] for b in batches[3:6]]  # another permutation
+    assert batches[:3] != [[(0, i) for _, i in b] for b in batches[3:6]]  # another permutation
     resumed = iter(ResumableBatchSampler(n=10, global_batch=3, seed=5, start_step=4))
     assert [next(resumed) for _ in range(3)] == batches[4:7]
     assert ResumableBatchSampler(10, 3, 5).position(4) == (1, 1)
@@ -248,3 +249,25 @@ def test_batch_augmentation_draws_depend_on_seed_step_and_rank():
 
     assert draws(0, 1) == draws(0, 1) == draws(0, 1, rank=0)
     assert len({tuple(draws(*a)) for a in [(0, 1), (0, 2), (1, 1), (0, 1, 1)]}) == 4
+
+
+def test_a_resume_finds_its_epoch_and_batch_by_the_steps_per_epoch_not_the_batch_size():
+    """20 images in batches of 3: 6 steps per epoch (2 images dropped), so step 7 is epoch 1, batch 1, and a run
+    resumed there draws what the uninterrupted one drew from step 7 on, into the next epoch."""
+    s = ResumableBatchSampler(n=20, global_batch=3, seed=2)
+    assert s.steps_per_epoch == 6 and s.position(7) == (1, 1) and s.position(12) == (2, 0)
+    it = iter(s)
+    whole = [next(it) for _ in range(14)]
+    resumed = iter(ResumableBatchSampler(n=20, global_batch=3, seed=2, start_step=7))
+    assert [next(resumed) for _ in range(7)] == whole[7:]
+    assert {e for b in whole[7:12] for e, _ in b} == {1} and {e for b in whole[12:] for e, _ in b} == {2}
+
+
+def test_collate_stacks_each_view_of_every_item_in_order_with_its_label():
+    """View v of the batch is view v of each item (never another view), in item order; labels as int64."""
+    items = [(tuple(torch.full((3, 2, 2), 10 * i + v, dtype=torch.uint8) for v in range(2)), label)
+             for i, label in enumerate([2, 0, 1])]
+    views, labels = collate_views(items)
+    assert len(views) == 2 and all(v.shape == (3, 3, 2, 2) and v.dtype == torch.uint8 for v in views)
+    assert [[int(views[v][i, 0, 0, 0]) for i in range(3)] for v in range(2)] == [[0, 10, 20], [1, 11, 21]]
+    assert labels.dtype == torch.long and labels.tolist() == [2, 0, 1]

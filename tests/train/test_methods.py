@@ -9,7 +9,7 @@ from torch import nn
 from study.errors import StudyError
 from study.train import PretrainConfig
 from study.train.backbones import BACKBONES, build_backbone, encoder_payload, load_encoder
-from study.train.losses import byol_loss, nt_xent
+from study.train.losses import byol_loss, infonce, nt_xent
 from study.train.methods import METHODS, ema_update
 from study.train.methods.byol import byol_tau
 
@@ -343,3 +343,87 @@ def test_load_encoder_refuses_weights_that_do_not_fit_the_named_backbone(tmp_pat
     torch.save({**payload, "state_dict": prefixed}, tmp_path / "ddp.pt")
     with pytest.raises(StudyError, match="ddp.pt: weights do not fit backbone"):
         load_encoder(tmp_path / "ddp.pt")
+
+
+def test_byol_regresses_on_the_target_network_not_on_the_online_one(make_method):
+    """Once the online network has moved away from the target (every step after the first), the loss compares the
+    online predictions with the target encoder and projector's projections, not with the online projector's."""
+    m = make_method("byol")
+    m.train()
+    with torch.no_grad():
+        for p in list(m.encoder.parameters()) + list(m.projector.parameters()):
+            p.add_(0.1 * torch.randn_like(p))
+    views = _views(4)
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        both = torch.cat(views)
+        p = twin.predictor(twin.projector(twin.encoder(both)))
+        z = twin.target_projector(twin.target_encoder(both))
+        online_z = twin.projector(twin.encoder(both))
+        expected = byol_loss(p[:4], z[4:]) + byol_loss(p[4:], z[:4])
+        against_online = byol_loss(p[:4], online_z[4:]) + byol_loss(p[4:], online_z[:4])
+    assert float(expected) != pytest.approx(float(against_online), abs=1e-4)  # the case tells the two apart
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+
+
+def test_byol_projector_and_predictor_take_their_own_hidden_widths(make_method):
+    m = make_method("byol", byol={"projector_hidden": 24, "predictor_hidden": 40, "dim": 8})
+    assert _layers(m.projector) == [("Linear", 24, False), ("BN", 24), ("ReLU",), ("Linear", 8, True)]
+    assert _layers(m.predictor) == [("Linear", 40, False), ("BN", 40), ("ReLU",), ("Linear", 8, True)]
+    assert _layers(m.target_projector) == _layers(m.projector)
+
+
+def test_byol_pretrains_on_its_asymmetric_augmentation(make_config):
+    """BYOL's preset (blur p 1.0 / 0.1, solarize p 0 / 0.2 on the two views), not SimCLR's symmetric one."""
+    aug = make_config(method="byol").augment_config()
+    assert (aug.preset, aug.blur_p, aug.solarize_p) == ("byol", (1.0, 0.1), (0.0, 0.2))
+    assert make_config(method="simclr").augment_config().preset == "simclr"
+
+
+def test_moco_keys_come_from_the_key_encoder_after_this_steps_momentum_update(make_method):
+    """MoCo v2 updates the key encoder, then computes the keys: once the query network has moved, the keys enqueued
+    (and scored as positives) are those of the updated key network, not of the one before the update."""
+    m = make_method("moco", moco={"queue_size": 8, "dim": 16, "momentum": 0.5})
+    m.train()
+    with torch.no_grad():
+        for p in list(m.encoder.parameters()) + list(m.head.parameters()):
+            p.add_(0.1 * torch.randn_like(p))
+    views = _views(4)
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        stale = torch.nn.functional.normalize(twin.key_head(twin.key_encoder(views[1])), dim=1)
+        twin._momentum_update()
+        fresh = torch.nn.functional.normalize(twin.key_head(twin.key_encoder(views[1])), dim=1)
+    assert not torch.allclose(stale, fresh, atol=1e-4)  # the case tells the two apart
+    m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(m.queue[:4], fresh, atol=1e-6)
+
+
+def test_moco_queue_starts_as_unit_rows_and_the_loss_takes_the_configured_temperature(make_method):
+    """InfoNCE takes the queue's rows as unit vectors (only keys and queries are normalised): the random queue of
+    the first steps must be unit rows too. `temperature` set in the grid replaces MoCo v2's 0.2."""
+    m = make_method("moco", moco={"queue_size": 8, "dim": 16}, temperature=0.5)
+    assert torch.allclose(m.queue.norm(dim=1), torch.ones(8), atol=1e-5)
+    assert m.temperature == 0.5
+    m.train()
+    views = _views(4)
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        q = twin.head(twin.encoder(views[0]))
+        k = twin.key_head(twin.key_encoder(views[1]))
+        expected = infonce(q, k, twin.queue.clone(), 0.5)
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_small"])
+def test_convolutions_start_from_torchvisions_kaiming_normal_fan_out(name):
+    """torchvision's initialisation: conv weights N(0, 2 / fan_out), fan_out = out_channels x kernel area; BN
+    weight 1, bias 0."""
+    torch.manual_seed(0)
+    m = build_backbone(name, width=16)
+    conv = m.layer2[0].conv1  # 3x3, 16 -> 32 channels: fan_out 288, fan_in 144
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2 / fan_out), rel=0.1)
+    assert torch.equal(m.bn1.weight, torch.ones(16)) and torch.equal(m.bn1.bias, torch.zeros(16))
