@@ -179,3 +179,30 @@ def test_jpeg_quality_is_the_encoders_quality():
 def test_none_is_identity():
     img = photo()
     assert apply_corruption(parse_corruption("none"), img, "k") is img
+
+
+def test_spaces_around_names_keys_and_values_are_one_spelling():
+    spec = parse_corruption(" downsample : factor = 4 , interpolation = bilinear ")
+    assert spec == parse_corruption("downsample:factor=4,interpolation=bilinear")
+    assert str(spec) == "downsample:factor=4,interpolation=bilinear"
+
+
+@pytest.mark.parametrize("text", ["jpeg:quality=1", "jpeg:quality=95", "salt_pepper:fraction=0.0",
+                                  "salt_pepper:fraction=1.0", "downsample:factor=2"])
+def test_the_ends_of_each_parameter_range_are_allowed(text):
+    assert str(parse_corruption(text)) == text
+
+
+def test_a_tiny_image_keeps_its_size_under_strong_downsampling():
+    """The small side never rounds to 0 pixels (1 x 3 at factor 4 is 1 x 1 in between)."""
+    img = photo(size=(1, 3))
+    assert apply_corruption(parse_corruption("downsample:factor=4"), img, "k").size == (1, 3)
+
+
+@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5"])
+def test_an_image_with_alpha_or_a_palette_is_corrupted_as_rgb(text):
+    """JPEG has no alpha and salt and pepper sets whole pixels: RGBA and P images are read as RGB first."""
+    spec = parse_corruption(text)
+    for mode in ("RGBA", "P"):
+        out = apply_corruption(spec, photo().convert(mode), "0:a.png")
+        assert out.mode == "RGB" and out.size == (48, 40), mode

@@ -279,6 +279,27 @@ def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_
     assert code == 2 and "--drop-other-classes needs --classes-from" in err
 
 
+
+def test_classes_from_a_manifest_of_the_same_class_list_changes_nothing(build, manifests):
+    """--classes-from naming a manifest of the very class list the split has: the manifest built without the flag,
+    byte for byte (no `classes_from` recorded), so the two names share one content hash."""
+    build("tr")
+    build("same", "--classes-from", "tr")
+    assert "classes_from" not in load_manifest("same").meta
+    assert load_manifest("same").content_hash == load_manifest("tr").content_hash
+    assert (manifests / "same.parquet").read_bytes() == (manifests / "tr.parquet").read_bytes()
+
+
+def test_drop_other_classes_that_would_leave_no_image_is_refused(build, cli, tree, tmp_path):
+    build("tr", root=write_tree(tmp_path / "few", {"cat": 3}))
+    (tree / "val" / "dog").mkdir(parents=True)
+    shutil.copy(tree / "train" / "dog" / "000.png", tree / "val" / "dog" / "000.png")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "val",
+                       "--classes-from", "tr", "--drop-other-classes", "--name", "va")
+    assert code == 2 and "imagefolder val: none of its classes is listed, so --drop-other-classes would leave " \
+        "no image" in err
+    assert not manifest_exists("va")
+
 @pytest.mark.parametrize("flag, value, message", [
     ("--classes-from", "trian", "manifest 'trian' not found"),
     ("--taxonomy", "{tmp}/nope.csv", "taxonomy file not found: {tmp}/nope.csv"),

@@ -178,6 +178,9 @@ def test_list_and_show_count_each_subset_by_its_own_sizes(build, cli):
     code, out, _ = cli("manifest", "show", "toy")
     per_class = [ln.split()[2:] for ln in out.splitlines() if ln[:1].isdigit()]  # all, 5, 10, labeled 4, labeled 8
     assert code == 0 and [sum(int(r[k]) for r in per_class) for k in range(5)] == [24, 5, 10, 4, 8]
+    m = load_manifest("toy")  # each column counts its own subset's images per class, not only as many
+    for k, rows in enumerate((m.all(), m.subset(5), m.subset(10), m.labeled(4), m.labeled(8))):
+        assert [int(r[k]) for r in per_class] == rows["label"].value_counts().reindex(range(4), fill_value=0).tolist()
 
 
 def test_labeled_uniform_draws_labeled_subsets_by_frequency_not_per_class(build):

@@ -167,6 +167,8 @@ def test_materialize_keeps_same_stem_files_and_hash_signs_apart(build, cli, tree
     assert {"train/cat/000.jpg.png", "train/cat/000.png.png", "train/cat/photo#1.png.png"} <= written
     from study.manifests.materialize import out_path
     assert out_path(out, "t10k-images-idx3-ubyte.gz#7", "fm", idx=True) == out / "fm/t10k-images-idx3-ubyte.gz/7.png"
+    idx_row = "a#1/t10k-images-idx3-ubyte.gz#7"  # only the last '#' numbers the image
+    assert out_path(out, idx_row, None, idx=True) == out / "a#1/t10k-images-idx3-ubyte.gz/7.png"
 
 
 def test_materialize_names_a_broken_source_image_not_the_output(build, cli, tree, tmp_path):
@@ -243,6 +245,20 @@ def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_
     assert not (out / ".study-materialize.lock").exists()
 
 
+def test_materialize_rewrites_a_png_cut_shorter_than_its_end_chunk(build, cli, tmp_path):
+    """A file of fewer bytes than PNG's IEND chunk (empty, or a few bytes of header) is cut short too, not skipped."""
+    build("toy")
+    out = tmp_path / "out"
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
+    files = sorted(out.rglob("*.png"))
+    before = {p: p.read_bytes() for p in files}
+    files[0].write_bytes(b"")
+    files[1].write_bytes(before[files[1]][:5])
+    code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 0 and "2 images written, 22 already there" in stdout, err
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*.png"))} == before
+
+
 def test_materialize_refuses_a_folder_another_run_is_writing(build, cli, tmp_path):
     import fcntl
 
@@ -292,6 +308,13 @@ def test_a_damaged_base_or_pooled_source_is_refused(build, cli, tmp_path, manife
     code, _, err = cli("manifest", "pool", "p", "--from", "other:8", "--from", "toy:8")
     assert code == 2 and f"pooled source manifest 'toy' is damaged: {parquet}" in err
     assert not (manifests / "toy_j.json").exists() and not (manifests / "p.json").exists()
+
+
+def test_a_missing_base_is_named_as_missing_not_as_damaged(build, cli, manifests):
+    build("toy")
+    code, _, err = cli("manifest", "corrupt", "toy_j", "--base", "toi", "--corruption", "jpeg")
+    assert code == 2 and "manifest 'toi' not found" in err and "did you mean 'toy'" in err and "damaged" not in err
+    assert not (manifests / "toy_j.json").exists()
 
 
 def test_materialize_refuses_the_images_of_an_earlier_manifest_of_the_same_name(build, cli, tmp_path, manifests):

@@ -1,0 +1,42 @@
+"""The store's contracts not reached through a build: the table hash's inputs, the metadata it accepts, the
+subset sizes a manifest answers."""
+import json
+
+import pyarrow as pa
+import pytest
+
+from study.errors import StudyError
+from study.manifests import load_manifest
+from study.manifests.store import load_meta, table_hash
+
+
+def test_table_hash_covers_the_column_names():
+    """A Parquet file whose `rank` and `labeled_rank` columns were swapped holds other subsets: its rows must not
+    match the recorded hash (the same bytes under other names)."""
+    a = pa.table({"rank": pa.array([0, 1, 2], pa.int64()), "labeled_rank": pa.array([2, 0, 1], pa.int64())})
+    b = pa.table({"labeled_rank": pa.array([0, 1, 2], pa.int64()), "rank": pa.array([2, 0, 1], pa.int64())})
+    assert table_hash(a) != table_hash(b)
+
+
+def test_table_hash_refuses_missing_values_naming_the_column():
+    """A missing path and an empty one would hash alike: refused, not hashed."""
+    with pytest.raises(StudyError, match="manifest column 'path' has missing values"):
+        table_hash(pa.table({"path": ["a.png", None]}))
+
+
+def test_metadata_of_another_schema_version_is_refused_naming_the_file(build, manifests):
+    build("toy")
+    meta_path = manifests / "toy.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(dict(meta, schema_version=2)))
+    with pytest.raises(StudyError, match=f"{meta_path}: not a study manifest of schema version 1"):
+        load_meta("toy")
+
+
+def test_a_negative_subset_size_is_refused(build):
+    build("toy")
+    m = load_manifest("toy")
+    assert len(m.subset(0)) == 0 and len(m.labeled(24)) == 24
+    for ask in (m.subset, m.labeled):
+        with pytest.raises(StudyError, match="of -1 images asked, it has 24"):
+            ask(-1)
