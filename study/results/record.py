@@ -257,9 +257,9 @@ def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
         rec["finished_at"] = _now()
     rec.setdefault("wall_time_s", None)
     rec = validate_record(rec, where=f"result of job {rec.get('job_id')!r}")
-    for m in rec["metrics"]:
-        if isinstance(m.get("value"), float) and not math.isfinite(m["value"]):
-            m["value"] = None  # JSON has no NaN; a diverged run's metric is missing, not a number
+    rec["metrics"] = [  # JSON has no NaN; a diverged run's metric is missing, not a number (the caller's own kept)
+        {**m, "value": None} if isinstance(m.get("value"), float) and not math.isfinite(m["value"]) else m
+        for m in rec["metrics"]]
     path = result_path(workdir, rec["job_id"])
     write_json(path, rec)
     return path

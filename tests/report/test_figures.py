@@ -11,7 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import planned_sizes
+from study.report.figures.common import cells, planned_sizes
 from study.report.html import table_html
 
 
@@ -976,3 +976,95 @@ def test_quality_names_each_corruption_as_the_paper_does_and_the_table_keeps_the
     fig, data = quality.draw(table_of(quality_records()))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample 2x"]
     assert list(quality.paper_table(data)["corruption"]) == ["downsample:factor=2"]
+
+
+@pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),
+                                          (domain_pooling, domain_records), (domain_concat, domain_records),
+                                          (quality, quality_records), (granularity, granularity_records)])
+def test_every_figure_draws_top1_not_the_top5_recorded_beside_it(module, recs):
+    """An evaluation records top5 beside top1 at each labeled size and level (study.evaluate.run): the figures draw
+    top-1 alone, and the top-5 rows change no point, bar or table cell."""
+    with_top5 = [{**r, "metrics": r["metrics"] + [{**m, "metric": "top5", "value": min(1.0, m["value"] + 0.2)}
+                                                  for m in r["metrics"]]} for r in recs()]
+    _, want = module.draw(table_of(recs()))
+    _, got = module.draw(table_of(with_top5))
+    pd.testing.assert_frame_equal(got, want)
+    pd.testing.assert_frame_equal(module.paper_table(got), module.paper_table(want))
+
+
+def test_a_cell_whose_every_seed_diverged_is_missing_not_partial():
+    """`cells`' partial_seeds is "k/n" only where 0 < k < n: a cell whose planned seeds all diverged (no value) is a
+    missing cell, not "0/2"; one with a value in one of its two planned seeds is "1/2"."""
+    recs = records(eval_axes(), {(1000, None): 0.3, (10000, None): 0.4})
+    recs[0]["metrics"][0]["value"] = None  # seed 0 diverged at 1000 labels
+    for r in recs:
+        r["metrics"][1]["value"] = None  # both seeds at 10000
+    table = table_of(recs)
+    plan = table.drop_duplicates("job_id").drop(columns=["labeled_size", "level", "metric", "value"])  # a job a row
+    got = cells(table, expected=plan).set_index("labeled_size")
+    assert (got.loc[1000, "count"], got.loc[1000, "partial_seeds"]) == (1, "1/2")
+    assert got.loc[10000, "count"] == 0 and pd.isna(got.loc[10000, "partial_seeds"])
+
+
+def test_quality_takes_a_clean_entry_without_a_corruption_axis_as_the_clean_baseline():
+    """A grid whose clean entry has no `corruption` axis, beside a corruption sweep: its cells are the clean baseline
+    ('none') that each corrupted bar is compared with, not a corruption of their own."""
+    recs = [r if r["axes"]["corruption"] != "none" else
+            {**r, "axes": {k: v for k, v in r["axes"].items() if k != "corruption"}} for r in quality_records()]
+    _, data = quality.draw(table_of(recs))
+    assert list(data["corruption"]) == ["downsample:factor=2"] * 2
+    assert dict(zip(data["method"], data["delta"])) == pytest.approx({"simclr": -0.15, "supervised": -0.05})
+
+
+def test_an_entrys_variant_names_its_lines_while_every_result_so_far_has_it():
+    """The lines of an evaluate entry with a `variant` are "<method> · <variant>" from its first result on, not only
+    once a result of another entry shows beside them (a line's name does not change while a grid runs)."""
+    per_level = [{**r, "axes": {**r["axes"], "variant": "per_level"}} for r in granularity_records()]
+    fig, _ = granularity.draw(table_of(per_level))
+    assert {c.get_label() for c in fig.axes[0].containers} == {"simclr · per_level", "supervised · per_level"}
+
+
+def test_a_caption_counts_the_seeds_of_the_cells_with_a_value_only():
+    """A planned point without a result (count 0) is no cell "over 0 seeds": the caption counts the seeds of the
+    cells with a value."""
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                             "corruption": "none", "protocol": "finetune", "eval_dataset": "a",
+                             "labeled_sizes": "1000,3000,10000"}])
+    _, data = quantity.draw(table_of(quantity_records()), planned)
+    assert (data["count"] == 0).sum() == 1
+    assert "means over 2 seeds per cell" in data.attrs["caption"]
+
+
+def test_quantity_table_orders_labeled_sizes_by_size_not_as_first_met():
+    """The first line drawn has 10k labels only, the next 1k and 10k: the table's columns still run 1k, 10k."""
+    recs = records(eval_axes(size=50_000), {(10000, None): 0.35})
+    recs += records(eval_axes(size=1_000_000), {(1000, None): 0.40, (10000, None): 0.45})
+    _, data = quantity.draw(table_of(recs))
+    assert list(data["line"].drop_duplicates()) == ["50k", "1M"]
+    assert list(quantity.paper_table(data).columns) == ["eval_dataset", "protocol", "line", "1k", "10k"]
+
+
+def test_domain_matrix_without_a_plan_shows_every_cell_without_a_result_as_missing():
+    """Without a plan nothing says which cells the grid holds: a matrix cell without a result is '—' in the table, as
+    the heatmap marks it 'missing', not left out as never planned."""
+    recs = [r for r in domain_records() if (r["axes"]["dataset"], r["axes"]["eval_dataset"]) != ("b", "a")]
+    fig, data = domain_matrix.draw(table_of(recs))
+    assert data["planned"].all()
+    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 1
+    table = domain_matrix.paper_table(data).set_index("dataset")
+    assert math.isnan(table.loc["b", "a"]) and table.loc["b", "b"] == pytest.approx(0.55)
+
+
+def test_domain_matrix_leaves_a_cell_planned_at_another_pretraining_size_blank():
+    """The matrix is drawn at the plan's 1M; b -> b is planned at 50k only: at 1M it is not in the grid (blank), not
+    a missing cell."""
+    recs = [r for r in domain_records() if r["axes"]["protocol"] == "linear" and "+" not in r["axes"]["dataset"]
+            and (r["axes"]["dataset"], r["axes"]["eval_dataset"]) != ("b", "b")]
+    planned = pd.DataFrame([{"job_id": f"{d}{e}{s}", "stage": "evaluate", "method": "simclr", "dataset": d, "size": s,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": e}
+                            for d, e, s in (("a", "a", 1_000_000), ("a", "b", 1_000_000), ("b", "a", 1_000_000),
+                                            ("b", "b", 50_000))])
+    _, data = domain_matrix.draw(table_of(recs), planned)
+    cell = data.set_index(["dataset", "eval_dataset"])
+    assert set(cell["size"].dropna()) == {1_000_000}
+    assert not bool(cell.loc[("b", "b"), "planned"]) and bool(cell.loc[("b", "a"), "planned"])

@@ -201,6 +201,35 @@ def test_a_cell_with_one_diverged_seed_of_three_says_its_mean_leaves_it_out(tmp_
     assert cells["count"].to_list() == [2]
 
 
+def test_a_cell_whose_every_planned_seed_diverged_is_named_missing_only(tmp_path):
+    """Both planned seeds of a cell diverged: it is "shown as missing", not a mean of the seeds with a value (there is
+    none) nor a cell with a value in fewer seeds than planned (it has a value in none)."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.5, (10000, None): 0.6})
+    for r in recs:
+        r["metrics"][0]["value"] = None  # both seeds at 1000 labels
+    plan = plan_for(recs)
+    write_all(tmp_path / "w", recs, with_pretrain_for=plan)
+    summary = build_report(tmp_path / "w", tmp_path / "out", plan=plan, log=io.StringIO())
+    assert "1 cell(s) have no value in any seed: shown as missing" in summary.warnings
+    assert not any("mean of their seeds" in w or "fewer seeds" in w for w in summary.warnings), summary.warnings
+
+
+def test_a_rebuild_replaces_each_file_whole_not_in_place(tmp_path):
+    """A rebuild renames each new file onto its name (study.atomic): a reader that opened the earlier figure, page or
+    table (here a hard link to it) keeps reading it whole, never a file truncated and half rewritten under it."""
+    write_all(tmp_path / "w", quantity_records())
+    build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    names = ("quantity.png", "quantity.pdf", "quantity.csv", "index.html", "results.parquet", "cells.csv")
+    kept = {name: tmp_path / f"kept-{name}" for name in names}
+    for name, link in kept.items():
+        os.link(tmp_path / "r" / name, link)
+    before = {name: link.read_bytes() for name, link in kept.items()}
+    build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    for name, link in kept.items():
+        assert link.read_bytes() == before[name], name
+        assert not os.path.samefile(link, tmp_path / "r" / name), name
+
+
 def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, monkeypatch, capsys):
     """Through the real front and the real planner: a grid with no result yet reports all its jobs missing."""
     from study.cli import main

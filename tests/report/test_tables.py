@@ -1,8 +1,10 @@
 """study.report.tables: paper tables in Markdown and LaTeX, with the std over seeds where seeds were repeated."""
+import os
+
 import pandas as pd
 
 from study.report.figures.common import wide
-from study.report.tables import to_latex, to_markdown
+from study.report.tables import to_latex, to_markdown, write_tables
 
 
 def test_a_cell_shows_its_std_only_where_seeds_were_repeated_and_a_missing_cell_stays_missing():
@@ -30,8 +32,6 @@ def test_a_cell_not_in_the_grid_is_blank_where_a_table_marks_absent_cells():
 
 def test_csv_tables_keep_full_precision(tmp_path):
     """The Markdown and LaTeX tables round to 3 decimals; the CSV (for further analysis) keeps every digit."""
-    from study.report.tables import write_tables
-
     paths = write_tables(pd.DataFrame({"method": ["simclr"], "mean": [0.123456789012345]}), tmp_path, "t")
     assert pd.read_csv(paths["csv"])["mean"].iloc[0] == 0.123456789012345
     assert "0.123 " in paths["md"].read_text()
@@ -46,3 +46,28 @@ def test_latex_escapes_underscores_and_markdown_escapes_pipes_in_cells():
     assert r"eval\_dataset & pair & mean \\" in tex
     assert r"inat\_mini & simclr a \textbar{} simclr b & 0.500 \\" in tex
     assert "| inat_mini | simclr a \\| simclr b | 0.500 |" in to_markdown(table)
+
+
+def test_a_missing_cell_stays_missing_whatever_note_of_seeds_rides_with_it():
+    """A cell without a value prints the missing mark alone (which the HTML table marks as missing): a "(k/n)" riding
+    with it (quality's "clean 1/2": the clean cell's note, where the corrupted cell has no value) is not appended."""
+    data = pd.DataFrame({"line": ["simclr", "supervised"], "labeled": ["1k", "1k"], "mean": [float("nan"), 0.7],
+                         "std": float("nan"), "partial_seeds": ["clean 1/2", "1/2"]})
+    table = wide(data, "line", "labeled").reset_index()
+    assert "| simclr | — |" in to_markdown(table)
+    assert "| supervised | 0.700 (1/2) |" in to_markdown(table)
+    assert r"simclr & -- \\" in to_latex(table)
+
+
+def test_each_table_file_is_replaced_whole_not_rewritten_in_place(tmp_path):
+    """write_tables renames a new file onto each name (study.atomic): a reader that opened the earlier table (here a
+    hard link to it) keeps reading it whole, never a file truncated and half rewritten under it."""
+    first = write_tables(pd.DataFrame({"mean": [0.1]}), tmp_path, "t")
+    kept = {fmt: tmp_path / f"kept.{fmt}" for fmt in first}
+    for fmt, path in first.items():
+        os.link(path, kept[fmt])
+    before = {fmt: path.read_text() for fmt, path in kept.items()}
+    second = write_tables(pd.DataFrame({"mean": [0.2]}), tmp_path, "t")
+    for fmt, path in second.items():
+        assert kept[fmt].read_text() == before[fmt], fmt
+        assert "0.2" in path.read_text() and not os.path.samefile(path, kept[fmt]), fmt

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 
@@ -152,6 +153,18 @@ def test_corrupt_foreign_and_mismatched_files_are_named_skipped_and_counted(tmp_
     assert "holds job 'good'" in reasons["copied.json"]
 
 
+def test_a_hidden_file_in_results_is_no_record_and_no_skipped_file(tmp_path):
+    """A hidden file (the `._<name>.json` macOS writes beside each file it copies) is not read, warned of or counted
+    as a skipped result file."""
+    write_result(tmp_path, _record("good"))
+    (tmp_path / "results" / "._good.json").write_bytes(b"\x00\x05\x16\x07")
+    skipped = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResultFileWarning)
+        recs = read_results(tmp_path, skipped=skipped)
+    assert [r["job_id"] for r in recs] == ["good"] and skipped == []
+
+
 def test_read_results_for_given_job_ids(tmp_path):
     for j in ("a", "b", "c"):
         write_result(tmp_path, _record(j))
@@ -162,6 +175,7 @@ def test_read_results_for_given_job_ids(tmp_path):
 
 @pytest.mark.parametrize("axes, message", [
     ({"size": "1M"}, "axes.size '1M' is not an integer, null or two joined by '|'"),
+    ({"size": "50000"}, "axes.size '50000' is not an integer, null or two joined by '|'"),  # a number as text
     ({"seed": True}, "axes.seed True is not an integer"),
     ({"method": 3}, "axes.method 3 is not a string or null"),
 ])
@@ -250,3 +264,4 @@ def test_a_non_finite_metric_is_written_as_null_in_strict_json(tmp_path, bad):
     strict = json.loads(path.read_text(), parse_constant=refuse)
     assert strict["metrics"][0]["value"] is None
     assert read_results(tmp_path)[0]["metrics"][0]["value"] is None
+    assert math.isnan(rec["metrics"][0]["value"]) or rec["metrics"][0]["value"] == bad  # the caller's left as it was
