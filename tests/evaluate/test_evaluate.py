@@ -300,6 +300,10 @@ def test_finetune_trains_at_the_size_and_normalisation_it_is_scored_with(manifes
 def test_bad_inputs(manifests, encoder_file, tmp_path):
     with pytest.raises(StudyError, match="larger than manifest evtrain"):
         evaluate(config(labeled_sizes=[400]), tmp_path / "x", [encoder_file()], tmp_path / "f")
+    for protocol, given, need in (("concat", 1, 2), ("linear", 2, 1), ("scratch", 1, 0)):  # too few, too many
+        with pytest.raises(StudyError, match=rf"protocol '{protocol}' takes {need} encoder\(s\), got {given}"):
+            evaluate(config(protocol=protocol), tmp_path / "x", [encoder_file(f"e{i}") for i in range(given)],
+                     tmp_path / "f")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(encoder_file().read_bytes()[:200])
     ft = {"finetune": {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None}}
@@ -372,7 +376,8 @@ def test_keys_a_protocol_never_reads_change_no_fingerprint(manifests, encoder_fi
 
 def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manifests, tmp_path):
     """A diverged encoder (here one BatchNorm weight set to inf) is refused at extraction, naming the encoder and
-    the manifest, rather than giving NaN scores that read like a diverged probe; its features are not cached."""
+    the manifest, rather than giving NaN scores that read like a diverged probe; its features are not cached, nor
+    are the rows saved on the way (here after every batch)."""
     from study.train.backbones import build_backbone, encoder_payload
 
     net = build_backbone("resnet18_small", 4)
@@ -383,7 +388,7 @@ def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manif
     torch.save(encoder_payload(net), enc)
     with pytest.raises(StudyError, match=r"diverged/encoder.pt: the features of 40 of 40 images of manifest evtrain "
                                          r"are not finite"):
-        evaluate(config(), tmp_path / "run", [enc], tmp_path / "features")
+        evaluate(config(checkpoint_every_minutes=1e-9), tmp_path / "run", [enc], tmp_path / "features")
     assert not list((tmp_path / "features").rglob("*.pt"))
 
 
@@ -475,6 +480,19 @@ def test_a_finetune_records_the_epochs_of_each_labeled_size(manifests, encoder_f
     same = evaluate(config(protocol="finetune", labeled_sizes=[8, 40], finetune=ft, epochs=1), tmp_path / "b",
                     [enc], tmp_path / "f")
     assert same["protocol"]["epochs"] == 1.0 and same["protocol"]["steps"] == {"8": 1, "40": 5}
+
+
+def test_a_resumed_finetune_of_several_labeled_sizes_counts_the_earlier_sessions_of_each(manifests, encoder_file,
+                                                                                          tmp_path):
+    """A rerun of a finished fine-tune resumes each labeled size's run at its end: the record's earlier sessions
+    are every run's (their sum), and its wall time counts them all."""
+    ft = {"batch_size": 8, "steps": 3, "checkpoint_every_minutes": None}
+    cfg, enc = config(protocol="finetune", labeled_sizes=[8, 20], finetune=ft), encoder_file()
+    evaluate(cfg, tmp_path / "run", [enc], tmp_path / "f")
+    p = evaluate(cfg, tmp_path / "run", [enc], tmp_path / "f")["protocol"]
+    each = [r["earlier_sessions_seconds"] for r in p["runs"].values()]
+    assert len(each) == 2 and all(s > 0 for s in each)
+    assert p["earlier_sessions_seconds"] == pytest.approx(sum(each)) and p["wall_time_s"] >= sum(each)
 
 
 def test_a_probe_records_and_fingerprints_only_its_optimizers_settings(manifests, encoder_file, tmp_path):
@@ -706,6 +724,26 @@ def test_a_corrupted_variant_is_not_served_the_clean_manifests_cached_features(m
     corrupted = _features(cache, "evtrain-ds2", enc, 8)
     assert not corrupted.info["cached"] and not torch.equal(clean.x, corrupted.x)
     assert _features(cache, "evtrain-ds2", enc, 8).info["cached"]
+
+
+def test_a_manifest_rebuilt_under_its_name_from_other_images_is_not_served_its_old_features(manifests, encoder_file,
+                                                                                            tmp_path):
+    """The cache is keyed by the manifest's content hash, not its name: a manifest deleted and built again under its
+    name and root (here over other pixels, with another size, so another content hash) is extracted again."""
+    from image_trees import write_quadrant_tree
+
+    from study.manifests.build import BuildConfig, build_manifest
+
+    enc, hash_before = encoder_file(), load_manifest("evtest").content_hash
+    before = _features(tmp_path / "f", "evtest", enc, None)
+    for p in (tmp_path / "manifests").glob("evtest.*"):
+        p.unlink()
+    write_quadrant_tree(tmp_path / "test", 5, seed=7)  # the same files, other pixels
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "test", split="train", name="evtest",
+                               sizes=[12], taxonomy=tmp_path / "taxonomy.csv"))
+    assert load_manifest("evtest").content_hash != hash_before
+    after = _features(tmp_path / "f", "evtest", enc, None)
+    assert not after.info["cached"] and not torch.equal(before.x, after.x)
 
 
 def test_a_labeled_subsets_features_are_those_of_its_own_images(manifests, encoder_file, tmp_path):

@@ -93,6 +93,7 @@ def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_th
     assert rows_computed["rows"] == [16]  # rows 32-40 only (padded)
     assert torch.equal(again.x, reference.x) and torch.equal(again.y, reference.y)
     assert again.info["resumed_rows"] == 32 and again.info["cached"] is False
+    assert again.info["images_per_s"] == pytest.approx(8 / again.info["seconds"])  # the rows this session computed
     assert again.info["earlier_sessions_seconds"] == took[1]  # the preempted session's, for the record's wall time
     assert not folder.exists() and (folder.parent / "labeled40.pt").is_file()  # the chunks give way to the file
 
@@ -153,6 +154,51 @@ def test_rows_saved_by_time_survive_a_crash(manifests, encoder_file, rows_comput
     again = cache(tmp_path / "features", every_minutes=1e-9).get(enc, test, None)
     assert rows_computed["rows"] == [16] and torch.equal(again.x, reference.x)  # rows 16-20 (padded)
     assert not folder.exists()
+
+
+def test_an_extraction_whose_every_row_was_saved_computes_none(manifests, encoder_file, rows_computed, tmp_path):
+    """Signalled in its last batch, an extraction saves every row before the handler ends it: the next run reads
+    them all back, runs the encoder on none, and writes the file (no rate: no row was computed)."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+    reference = cache(tmp_path / "reference").get(enc, train, 40)
+    extract_until_preempted(enc, train, tmp_path / "features", rows_computed, {3: signal_self(signal.SIGUSR2)})
+    (folder,) = (tmp_path / "features").glob("*/*/labeled40.partial")
+    assert [p.name for p in folder.iterdir()] == ["rows-0-40.pt"]
+    rows_computed["rows"] = []
+    again = cache(tmp_path / "features").get(enc, train, 40)
+    assert rows_computed["rows"] == [] and torch.equal(again.x, reference.x)
+    assert (again.info["resumed_rows"], again.info["seconds"], again.info["images_per_s"]) == (40, 0.0, None)
+    assert not folder.exists() and (folder.parent / "labeled40.pt").is_file()
+
+
+def test_an_extraction_saves_no_chunk_of_its_last_rows_by_time(manifests, encoder_file, monkeypatch, tmp_path):
+    """Saving by time stops before the last batch, which the whole file follows at once (a chunk of every row
+    would be written, then removed, for nothing: at iNat21's scale gigabytes)."""
+    saved, real = [], PartialExtraction.save
+
+    def spy(self, feats, start, seconds=0.0):
+        saved.append((start, start + len(feats)))
+        real(self, feats, start, seconds)
+
+    monkeypatch.setattr(PartialExtraction, "save", spy)
+    cache(tmp_path / "features", every_minutes=1e-9).get(encoder_file(), load_manifest("evtest"), None)
+    assert saved == [(0, 16)]  # 20 rows in batches of 16: after the first batch only
+
+
+def test_a_killed_chunk_writers_temporary_file_is_removed_once_stale(manifests, encoder_file, rows_computed,
+                                                                    tmp_path):
+    """A chunk's temporary left by a killed writer in the extraction's `.partial` folder is removed by the next
+    extraction once an hour old (one preempted again would otherwise keep it for ever); a fresh one, of a writer
+    at work, is kept."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {1: signal_self(signal.SIGUSR2)})
+    (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
+    old, fresh = folder / ".rows-16-32.pt.dead_123.tmp", folder / ".rows-16-32.pt.busy_456.tmp"  # atomic_path's
+    old.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {1: signal_self(signal.SIGUSR2)})
+    assert sorted(p.name for p in folder.iterdir()) == [fresh.name, "rows-0-16.pt", "rows-16-32.pt"]
 
 
 def test_rows_are_saved_by_time_only_once_the_minutes_set_have_passed(manifests, encoder_file, rows_computed,

@@ -590,13 +590,15 @@ def test_a_resume_by_other_code_warns_and_the_protocol_lists_each_sessions_versi
 
 
 def test_settings_that_change_nothing_here_do_not_block_a_resume(tiny_manifest, make_config, tmp_path):
-    """`precision: auto` is fp32 on a CPU, `channels_last` is off there, BYOL has no temperature, SimCLR's default is
-    0.1, and another method's settings are not read: a resume with those changes ends as the run without them."""
+    """`precision: auto` is fp32 on a CPU, `channels_last` and `sync_bn` are off there, BYOL has no temperature,
+    SimCLR's default is 0.1, and another method's settings are not read: a resume with those changes ends as the
+    run without them."""
     cpu = {"device": "cpu"}
     full = pretrain(make_config(**cpu), tmp_path / "full")
     with pytest.raises(StopRequested):
         pretrain(make_config(**cpu), tmp_path / "cut", stop_at=2)
-    same = make_config(**cpu, precision="fp32", channels_last=False, temperature=0.1, moco={"queue_size": 64})
+    same = make_config(**cpu, precision="fp32", channels_last=False, sync_bn=False, temperature=0.1,
+                       moco={"queue_size": 64})
     resumed = pretrain(same, tmp_path / "cut")
     assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
     _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
@@ -698,16 +700,22 @@ def test_each_step_trains_at_the_scheduled_learning_rate(tiny_manifest, make_con
 
 def test_a_resumed_runs_wall_time_counts_its_earlier_sessions(tiny_manifest, make_config, tmp_path):
     """wall_time_s is the whole run's, over every session: the earlier ones' (from the checkpoint; a long first
-    session simulated by rewriting it) plus this one's."""
+    session simulated by rewriting it) plus this one's. Each later checkpoint carries the sums on, the training
+    loop's time too (images_per_s: every step's images over it); a finished run asked again keeps its record."""
     with pytest.raises(StopRequested):
         pretrain(make_config(), tmp_path / "run", stop_at=3)
     path = tmp_path / "run" / "checkpoint.pt"
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    ck["wall_time_s"] = 1000.0
+    ck["wall_time_s"], ck["train_time_s"] = 1000.0, 500.0
     torch.save(ck, path)
     p = pretrain(make_config(), tmp_path / "run")["protocol"]
     assert p["earlier_sessions_seconds"] == 1000.0
     assert 1000.0 < p["wall_time_s"] < 1000.0 + 300
+    last = load_checkpoint(path)
+    assert 1000.0 < last["wall_time_s"] <= p["wall_time_s"] and 500.0 < last["train_time_s"] < 500.0 + 300
+    assert p["images_per_s"] == pytest.approx(6 * 8 / last["train_time_s"], rel=1e-9)
+    again = pretrain(make_config(), tmp_path / "run")["protocol"]  # trains nothing: no time of its own is added
+    assert again["wall_time_s"] == again["earlier_sessions_seconds"] == last["wall_time_s"]
 
 
 def test_train_top1_is_the_accuracy_over_the_last_epochs_steps(tiny_manifest, make_config, tmp_path, monkeypatch):
@@ -737,3 +745,51 @@ def test_a_stop_asked_at_the_last_step_lets_the_run_finish(tiny_manifest, make_c
     out = pretrain(make_config(), tmp_path / "run", stop_at=6)
     assert [m["metric"] for m in out["metrics"]] == ["loss"] and (tmp_path / "run" / "encoder.pt").exists()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
+
+
+@pytest.fixture
+def noisy_method():
+    """SimCLR whose loss is scaled by a draw of torch's global generator (as dropout or a random mask draws),
+    registered as 'noisy'; unregistered after."""
+    from study.train.methods.simclr import SimCLR
+
+    class Noisy(SimCLR):
+        def forward(self, views, labels):
+            loss, stats = super().forward(views, labels)
+            return loss * (1 + torch.rand(())), stats
+
+    METHODS.register("noisy")(Noisy)
+    try:
+        yield Noisy
+    finally:
+        METHODS.unregister("noisy")
+
+
+def test_a_method_drawing_from_the_global_generator_resumes_bit_identical(noisy_method, tiny_manifest, make_config,
+                                                                           tmp_path):
+    """The checkpoint keeps every global RNG and a resume restores it: the draws go on where the stopped session
+    left them, not again from the seed (the loader and the augmentations never draw from it)."""
+    cfg = make_config(method="noisy")
+    full = pretrain(cfg, tmp_path / "full")
+    with pytest.raises(StopRequested):
+        pretrain(cfg, tmp_path / "cut", stop_at=3)
+    resumed = pretrain(cfg, tmp_path / "cut")
+    assert resumed["protocol"]["resumed_from_steps"] == [3] and resumed["metrics"] == full["metrics"]
+    _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
+
+
+def test_a_method_is_told_the_steps_done_after_each_update(tiny_manifest, make_config, tmp_path, monkeypatch):
+    """`after_step(step, total)` gets the steps done so far, 1 after the first update (BYOL's target then moves at
+    tau_base, its schedule's k = step - 1 = 0), and goes on from the checkpoint's step in a resumed session."""
+    byol, seen = METHODS.get("byol"), []
+    real = byol.after_step
+
+    def spy(self, step, total):
+        seen.append((step, total))
+        real(self, step, total)
+
+    monkeypatch.setattr(byol, "after_step", spy)
+    with pytest.raises(StopRequested):
+        pretrain(make_config(method="byol"), tmp_path / "run", stop_at=2)
+    pretrain(make_config(method="byol"), tmp_path / "run")
+    assert seen == [(k, 6) for k in range(1, 7)]
