@@ -224,12 +224,17 @@ def test_a_pool_of_sources_sharing_files_is_refused(build, cli, tree, manifests)
     assert cli("manifest", "pool", "ad", "--from", "a:20", "--from", "d:20")[0] == 0
 
 
-def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_png(build, cli, tmp_path):
+def _materialized(build, cli, out):
+    """`toy` built and materialized in `out`: its PNG files, in order, and their bytes."""
     build("toy")
-    out = tmp_path / "out"
     assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
     files = sorted(out.rglob("*.png"))
-    before = {p: p.read_bytes() for p in files}
+    return files, {p: p.read_bytes() for p in files}
+
+
+def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_png(build, cli, tmp_path):
+    out = tmp_path / "out"
+    files, before = _materialized(build, cli, out)
     stale = [files[0].with_name(f".{files[0].name}.5951.tmp"), files[1].with_name(f".{files[1].name}.k2j_9x0a.tmp"),
              out / "..study-materialize.json.abcd1234.tmp"]
     for p in stale:
@@ -247,11 +252,8 @@ def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_
 
 def test_materialize_rewrites_a_png_cut_shorter_than_its_end_chunk(build, cli, tmp_path):
     """A file of fewer bytes than PNG's IEND chunk (empty, or a few bytes of header) is cut short too, not skipped."""
-    build("toy")
     out = tmp_path / "out"
-    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
-    files = sorted(out.rglob("*.png"))
-    before = {p: p.read_bytes() for p in files}
+    files, before = _materialized(build, cli, out)
     files[0].write_bytes(b"")
     files[1].write_bytes(before[files[1]][:5])
     code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)

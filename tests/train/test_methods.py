@@ -345,14 +345,20 @@ def test_load_encoder_refuses_weights_that_do_not_fit_the_named_backbone(tmp_pat
         load_encoder(tmp_path / "ddp.pt")
 
 
+def _move(*modules: torch.nn.Module) -> None:
+    """Perturb the online networks' weights, as training steps after the first have moved them from the target's."""
+    with torch.no_grad():
+        for module in modules:
+            for p in module.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+
+
 def test_byol_regresses_on_the_target_network_not_on_the_online_one(make_method):
     """Once the online network has moved away from the target (every step after the first), the loss compares the
     online predictions with the target encoder and projector's projections, not with the online projector's."""
     m = make_method("byol")
     m.train()
-    with torch.no_grad():
-        for p in list(m.encoder.parameters()) + list(m.projector.parameters()):
-            p.add_(0.1 * torch.randn_like(p))
+    _move(m.encoder, m.projector)
     views = _views(4)
     twin = copy.deepcopy(m)
     with torch.no_grad():
@@ -386,9 +392,7 @@ def test_moco_keys_come_from_the_key_encoder_after_this_steps_momentum_update(ma
     (and scored as positives) are those of the updated key network, not of the one before the update."""
     m = make_method("moco", moco={"queue_size": 8, "dim": 16, "momentum": 0.5})
     m.train()
-    with torch.no_grad():
-        for p in list(m.encoder.parameters()) + list(m.head.parameters()):
-            p.add_(0.1 * torch.randn_like(p))
+    _move(m.encoder, m.head)
     views = _views(4)
     twin = copy.deepcopy(m)
     with torch.no_grad():
