@@ -68,7 +68,7 @@ class Plan:
         if manifests:
             missing = missing_manifests(self)
             problems += missing or check_manifest_contents(self, meta)
-            roots = [] if missing else roots_not_here(self, meta)
+            roots = ([] if missing else roots_not_here(self, meta)) + init_encoder_not_here(self)
         if images_here:
             problems, roots = problems + roots, []
         if len(problems) > 1:
@@ -473,6 +473,17 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
         if name and job.axes.get("dataset") in grid.datasets:
             lines.setdefault(name, grid.datasets[job.axes["dataset"]].line)
     return lines
+
+
+def init_encoder_not_here(plan: Plan) -> list[str]:
+    """`defaults.pretrain.init_encoder` said when it is not a file here: every pretraining job would stop on it."""
+    path = plan.grid.defaults_pretrain.get("init_encoder")
+    if not isinstance(path, str) or Path(path).is_file():
+        return []  # null, or a wrong type the config check names
+    line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
+    return [f"{plan.path}:{line}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
+            f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
+            f"stop on it"]
 
 
 def roots_not_here(plan: Plan, meta) -> list[str]:

@@ -874,3 +874,32 @@ def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatc
     _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "split", "--split", "val",
            "--name", "alpha_val", "--classes-from", "alpha_train")
     assert run_plan_cli([str(g)], capsys)[0] == 0  # another root: other images
+
+
+def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch, capsys, write_grid):
+    """`defaults.pretrain.init_encoder` starts every pretraining job from that file: one not here was found only by
+    each job, after its wait in the queue. A warning (Slurm's nodes may mount it elsewhere), a problem where the
+    jobs run on this machine."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for split in ("train", "val"):
+        write_quadrant_tree(tmp_path / "data" / split, per_class=5, seed=split == "val")
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "data", "--split", split,
+               "--name", f"alpha_{split}")
+    encoder = tmp_path / "enc.pt"
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+    defaults:
+      pretrain: {{backbone: resnet18, epochs: 1, batch_size: 8, optim: {{warmup_epochs: 0}}, init_encoder: {encoder}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [20]}}
+    stages: {{}}
+    """, base=False)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "init_encoder" in t)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and err.count("study: warning: ") == 1, err
+    assert f"study: warning: {g}:{line}: defaults.pretrain.init_encoder: {encoder} is not a file here" in err, err
+    with pytest.raises(StudyError, match=f"init_encoder: {encoder} is not a file here"):
+        plan_grid(g).check(images_here=True)
+    encoder.write_bytes(b"")
+    assert plan_grid(g).check(images_here=True) == []
