@@ -2,6 +2,7 @@
 import os
 import stat
 import tempfile
+import time
 
 import pytest
 
@@ -74,9 +75,24 @@ def test_remove_temporaries_removes_the_ones_a_killed_writer_left_of_that_file_o
     target = tmp_path / "x.parquet"
     fd, _ = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_path)  # as atomic_path makes it
     os.close(fd)
-    others = [".x.parquet.y.parquet.abcd1234.tmp", ".y.parquet.abcd1234.tmp", "x.parquet", ".x.parquet.lock"]
+    others = [".x.parquet.y.parquet.abcd1234.tmp", ".y.parquet.abcd1234.tmp", "x.parquet", ".x.parquet.lock",
+              ".x.parquet.abcd1234.tmp~"]
     for name in others:
         (tmp_path / name).write_text("")
     assert atomic.remove_temporaries(target) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
     assert atomic.remove_temporaries(tmp_path / "absent" / "x.parquet") == 0
+
+
+def test_only_temporaries_older_than_asked_are_removed(tmp_path):
+    """Without the writer's lock only a temporary older than any live writer takes is surely a killed writer's: a
+    fresh one may be a live writer's, and a hidden file that is no temporary is never one."""
+    old = time.time() - 3600
+    names = [".x.parquet.abcd1234.tmp", ".x.parquet.efgh5678.tmp", ".y.json.abcd1234.tmp", ".x.parquet.lock"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    for name in (".x.parquet.abcd1234.tmp", ".y.json.abcd1234.tmp", ".x.parquet.lock"):
+        os.utime(tmp_path / name, (old, old))
+    assert atomic.remove_temporaries(tmp_path / "x.parquet", older_than_s=600) == 1
+    assert atomic.remove_folder_temporaries(tmp_path, older_than_s=600) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.parquet.efgh5678.tmp", ".x.parquet.lock"]

@@ -102,14 +102,19 @@ def test_bad_input_exits_2_and_submits_nothing(env, case):
         assert not (env / "wd").exists()
 
 
-def _start_long_local_run(env, name, loader_workers=0):
+def _start_long_local_run(env, name, loader_workers=0, checkpoint_at_stop_only=False):
     """A real `study submit --cluster local` of a job far longer than any test waits, once the job has written a
-    checkpoint: (its process, the workdir, the worker's `running` event, the checkpoint path)."""
+    checkpoint: (its process, the workdir, the worker's `running` event, the checkpoint path). With
+    `checkpoint_at_stop_only`, the job writes no checkpoint but the one a stop makes: returned once it logs a step."""
     import subprocess
     import sys
 
     grid = env / "g.yaml"
-    grid.write_text(grid_text(name, steps=100_000, loader_workers=loader_workers))
+    text = grid_text(name, steps=100_000, loader_workers=loader_workers)
+    if checkpoint_at_stop_only:
+        text = text.replace("checkpoint_every_steps: 1,", "checkpoint_every_steps: 1000000,").replace(
+            "log_every_steps: 10", "log_every_steps: 1")
+    grid.write_text(text)
     wd = env / "wd"
     proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
                              "--workdir", str(wd), "--workers", "1"], stderr=subprocess.PIPE, text=True)
@@ -122,9 +127,12 @@ def _start_long_local_run(env, name, loader_workers=0):
                 worker = running[0] if running else None
         assert worker is not None, "no job started"
         ckpt = wd / "jobs" / worker["job"] / "checkpoint.pt"
-        while time.time() < deadline and not ckpt.exists():  # training is under way (a checkpoint every step)
+        log = Path(worker["log"])
+        under_way = (lambda: "] step " in log.read_text()) if checkpoint_at_stop_only else ckpt.exists
+        while time.time() < deadline and not under_way():  # training is under way (a checkpoint or a log line a step)
             time.sleep(0.5)
-        assert ckpt.exists(), "no checkpoint written"
+        assert under_way(), "training not under way"
+        assert ckpt.exists() != checkpoint_at_stop_only
     except BaseException:
         proc.kill()
         raise
@@ -158,9 +166,13 @@ def _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=False):
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
     """`kill <study submit>` (or its terminal closing: SIGHUP) leaves no worker behind: each gets SIGUSR2 (it
-    checkpoints, then ends), SIGKILL if late."""
-    proc, wd, worker, ckpt = _start_long_local_run(env, "termg")
+    checkpoints, then ends), SIGKILL if late. The job writes no checkpoint before the stop: the one there after it is
+    the stop's. The worker runs in a session of its own (a Ctrl-C at the terminal reaches only the command, which
+    stops it so) and holds its job's lock."""
+    proc, wd, worker, ckpt = _start_long_local_run(env, "termg", checkpoint_at_stop_only=True)
     try:
+        assert os.getsid(worker["pid"]) == worker["pid"]
+        assert str((wd / "locks" / f"{worker['job']}.lock").resolve()) in _open_files(worker["pid"])
         proc.send_signal(getattr(signal, signame))
         assert proc.wait(timeout=60) == 128 + getattr(signal, signame)
     finally:
@@ -244,6 +256,17 @@ def test_a_killed_workers_data_loader_processes_do_not_keep_its_job_locked(env):
             os.kill(pid, signal.SIGKILL)
         proc.kill()
         proc.wait(timeout=30)
+
+
+def _open_files(pid):
+    """The paths of the files `pid` has open, as /proc lists them."""
+    paths = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            paths.add(os.readlink(fd))
+        except OSError:  # closed meanwhile
+            pass
+    return paths
 
 
 def _children(pid):
@@ -468,18 +491,22 @@ def test_an_evaluation_of_two_encoders_waits_for_both(env):
 
 def test_a_failed_job_cancels_its_dependents_transitively(env):
     """A chain a <- b <- c: when a fails, b and c are both cancelled and never started (c was left pending, its
-    dependency b cancelled, and read missing afterwards). The worker of a fails at once: its stage is unknown."""
+    dependency b cancelled, and read missing afterwards), though free workers wait. The worker of a fails at once: its
+    stage is unknown. The command leaves the stop signals' handlers as it found them."""
     import io
     from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import run_local
+    from study.launch.signals import STOP_SIGNALS
 
     jobs = [Job(id="a", stage="nostage", config={"axes": {}}),
             Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",)),
             Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("b",))]
     wd, err = env / "wd", io.StringIO()
-    assert run_local(SimpleNamespace(name="chain", jobs=jobs, path=None), wd, workers=1, err=err) == 1
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    assert run_local(SimpleNamespace(name="chain", jobs=jobs, path=None), wd, workers=3, err=err) == 1
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == handlers
     events = _events(wd, "chain")
     last = {e["job"]: e for e in events}
     assert {j: e["state"] for j, e in last.items()} == {"a": "failed", "b": "cancelled", "c": "cancelled"}
@@ -506,3 +533,50 @@ def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
                                        for j in plan_grid(grid).jobs])
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "3"])
     assert code == 0 and "running 0 job(s) here with 3 worker(s)" in err, err
+
+
+def test_fewer_than_one_worker_is_refused(env):
+    """`run_local` called with workers=0 (not through the command line, whose --workers refuses it) used to run
+    with the default count instead of saying so."""
+    import io
+    from types import SimpleNamespace
+
+    from study.errors import StudyError
+    from study.launch.local import run_local
+
+    with pytest.raises(StudyError, match=r"--workers: expected an integer >= 1, got 0"):
+        run_local(SimpleNamespace(name="none", jobs=[], path=None), env / "wd", workers=0, err=io.StringIO())
+    assert not (env / "wd").exists()
+
+
+def test_a_worker_that_ends_well_without_its_result_is_failed_not_done(env, monkeypatch):
+    """Exit code 0 is not enough: a worker that wrote no result (here: run as another task than a Slurm job's first,
+    which leaves the result to that one) is failed, and its dependents cancelled; counted done, the command would
+    say it succeeded while `study status` reads the job missing."""
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nores", steps=2))
+    wd = env / "wd"
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 1, err
+    stages = {j.id: j.stage for j in plan_grid(grid).jobs}
+    assert {stages[e["job"]]: e["state"] for e in _events(wd, "nores")} == {"pretrain": "failed",
+                                                                              "evaluate": "cancelled"}
+    assert not (wd / "results").exists()
+
+
+def test_a_local_submit_refuses_a_manifest_whose_images_are_not_here(env, monkeypatch):
+    """Its workers run here: a manifest whose recorded root is not a folder on this machine is an error before
+    anything runs (on Slurm only a warning: the nodes may mount it)."""
+    import shutil
+
+    from launch_helpers import build_manifests
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(env / "data" / "manifests"))
+    build_manifests(env / "data", ("moved",))
+    shutil.rmtree(env / "data" / "images" / "moved" / "train")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("movedg", datasets=("moved",)))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd")])
+    assert code == 2 and "moved_train" in err, err
+    assert not (env / "wd").exists()

@@ -1,6 +1,7 @@
 """study/launch/runner.py: what a job process decides on its own (the end-to-end runs are test_local's)."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,9 @@ import torch
 
 from study.grids import Job
 from study.launch.locks import try_lock
-from study.launch.runner import PARENT_ENV, _is_main_task, _threads_from_env, main, write_job_file
+from study.launch.runner import (PARENT_ENV, _end_with_parent, _is_main_task, _threads_from_env, main,
+                                 write_job_file)
+from study.launch.signals import STOP_SIGNALS
 
 
 @pytest.mark.parametrize("procid, localid, main", [(None, None, True), ("0", "0", True), ("1", "1", False),
@@ -117,3 +120,15 @@ def test_a_forked_childs_own_fork_leaves_the_file_that_took_the_locks_number_ope
     subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                    check=True)
     assert out.read_text() == "open True"  # the number was reused, and the file behind it stayed open
+
+
+def test_a_worker_unblocks_the_stop_signals_its_scheduler_held_while_starting_it(monkeypatch):
+    """The scheduler starts a worker with the stop signals blocked (signals.stop_signals_held), and a child inherits
+    its parent's mask: left blocked, a SIGTERM or Ctrl-C sent to the worker itself would never arrive."""
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {*STOP_SIGNALS, signal.SIGUSR2})
+    try:
+        _end_with_parent()
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {*STOP_SIGNALS, signal.SIGUSR2}
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -31,3 +31,14 @@ def test_a_stop_signal_another_thread_takes_while_held_is_delivered_after():
         assert got == [signal.SIGHUP]
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_stop_signal_blocked_before_the_hold_stays_blocked_after():
+    """The hold restores the mask it found, not one with every stop signal unblocked."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        with stop_signals_held():
+            pass
+        assert signal.SIGHUP in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -523,3 +523,13 @@ def test_only_pending_jobs_get_a_reason_and_only_failed_ones_a_failing_tasks_log
     assert answer.states == {"7": "RUNNING", "8": "CANCELLED by 0", "9": "FAILED", "10": "PENDING (Priority)"}
     assert answer.logs["8"] == str(folder.resolve() / "8_0_log.err")
     assert answer.logs["9"] == str(folder.resolve() / "9_1_log.err")
+
+
+def test_stopping_a_command_that_has_just_ended_is_no_error():
+    """A command may end between the read of its lock and its SIGTERM: it is neither signalled nor left to stop."""
+    from study.launch.local.stop import LocalCommand, stop_commands
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # reaped: its pid names no process
+    gone, elsewhere = LocalCommand(ended.pid, socket.gethostname()), LocalCommand(1, "another-host.invalid")
+    assert stop_commands([gone, elsewhere]) == ([], [elsewhere])
