@@ -481,7 +481,8 @@ def init_encoder_not_here(plan: Plan) -> list[str]:
     if not isinstance(path, str) or Path(path).is_file():
         return []  # null, or a wrong type the config check names
     line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
-    return [f"{plan.path}:{line}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
+    where = f"{plan.path}:{line}" if line else plan.path
+    return [f"{where}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
             f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
             f"stop on it"]
 
