@@ -24,6 +24,7 @@ from study.manifests.store import (
     check_name,
     damage,
     finalise,
+    load_intact_meta,
     load_meta,
     manifest_exists,
     manifest_paths,
@@ -223,7 +224,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         if getattr(options, option) is not None and option not in reader_options(cfg.dataset):
             takers = [name for name in DATASETS if option in reader_options(name)]
             raise StudyError(f"{flag} applies to {', '.join(takers) or 'no reader'} only, not {cfg.dataset}")
-    classes = load_meta(cfg.classes_from)["class_names"] if cfg.classes_from is not None else None
+    classes = (load_intact_meta(cfg.classes_from, "--classes-from")["class_names"] if cfg.classes_from is not None
+               else None)
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)

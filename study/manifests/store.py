@@ -236,7 +236,7 @@ def _read_checked(name: str) -> tuple[str | None, pa.Table | None]:
     except StudyError as e:  # not JSON, or not a manifest's
         return str(e), None
     if not meta_intact(meta):
-        return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)", None
+        return _meta_changed(meta_path), None
     try:
         table = read_arrow(name, checked=False)
     except StudyError as e:
@@ -433,6 +433,23 @@ def load_manifest(name: str) -> Manifest:
     return Manifest(name, load_meta(name))
 
 
+def _meta_changed(meta_path: Path) -> str:
+    return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)"
+
+
+def _damaged(name: str, role: str, broken: str) -> StudyError:
+    return StudyError(f"{role} manifest {name!r} is damaged: {broken}; `study manifest verify {name}` says more")
+
+
+def load_intact_meta(name: str, role: str) -> dict:
+    """`load_meta(name)` of a manifest another is made from (`role`), refused (StudyError naming the JSON file) when
+    the metadata no longer matches its content hash: its class list would give the new manifest wrong labels."""
+    meta = load_meta(name)
+    if not meta_intact(meta):
+        raise _damaged(name, role, _meta_changed(manifest_paths(name)[1]))
+    return meta
+
+
 def load_intact(name: str, role: str) -> Manifest:
     """The manifest `name`, to make another from (`role`: "base", "pooled source"), its rows read; StudyError naming
     the damaged file when its stored files no longer match their hashes (the new manifest would inherit the damage)."""
@@ -440,7 +457,7 @@ def load_intact(name: str, role: str) -> Manifest:
         return load_manifest(name)  # the error that names the manifests folder
     broken, table = _read_checked(name)
     if broken:
-        raise StudyError(f"{role} manifest {name!r} is damaged: {broken}; `study manifest verify {name}` says more")
+        raise _damaged(name, role, broken)
     m = load_manifest(name)
     m._rows = table
     return m

@@ -290,6 +290,22 @@ def test_classes_from_a_manifest_of_the_same_class_list_changes_nothing(build, m
     assert (manifests / "same.parquet").read_bytes() == (manifests / "tr.parquet").read_bytes()
 
 
+def test_classes_from_a_manifest_whose_json_was_changed_is_refused(build, cli, tree, manifests):
+    """--classes-from reads the class list of the train manifest's JSON file: edited since its build (two classes
+    swapped: every label of the new manifest would be wrong), it is refused, naming the file, and nothing is
+    written."""
+    build("tr")
+    path = manifests / "tr.json"
+    meta = json.loads(path.read_text())
+    meta["class_names"] = meta["class_names"][::-1]
+    path.write_text(json.dumps(meta))
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--classes-from", "tr", "--name", "te")
+    assert code == 2 and f"--classes-from manifest 'tr' is damaged: {path} no longer matches its recorded content " \
+        "hash" in err
+    assert not manifest_exists("te")
+
+
 def test_drop_other_classes_that_would_leave_no_image_is_refused(build, cli, tree, tmp_path):
     build("tr", root=write_tree(tmp_path / "few", {"cat": 3}))
     (tree / "val" / "dog").mkdir(parents=True)
