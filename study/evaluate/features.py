@@ -182,6 +182,7 @@ class FeatureCache:
         for path, have in self._candidates(folder, n):
             feats = self._read(path, labels, have)
             if feats is not None:
+                PartialExtraction(path, FORMAT).remove_if_idle(STALE_TMP_S)
                 return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
         path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
         partial = PartialExtraction(path, FORMAT)

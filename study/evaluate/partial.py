@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -88,3 +89,15 @@ class PartialExtraction:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def remove_if_idle(self, idle_s: float) -> bool:
+        """Remove the chunks when nothing was written among them for `idle_s` seconds (called once the finished
+        file exists: a writer killed between writing it and removing them left them); a writer at work keeps its."""
+        try:
+            newest = max((p.stat().st_mtime for p in self.folder.iterdir()), default=0.0)
+        except OSError:  # no folder, or a file removed while looked at: nothing to do now
+            return False
+        if time.time() - newest < idle_s:
+            return False
+        self.remove()
+        return True

@@ -201,6 +201,27 @@ def test_a_killed_chunk_writers_temporary_file_is_removed_once_stale(manifests, 
     assert sorted(p.name for p in folder.iterdir()) == [fresh.name, "rows-0-16.pt", "rows-16-32.pt"]
 
 
+def test_chunks_left_beside_a_finished_file_are_removed_once_idle(manifests, encoder_file, rows_computed, tmp_path):
+    """Chunks beside a cached file (a writer killed between writing the file and removing them) are removed by the
+    next read of that file once nothing was written among them for an hour; those of a writer at work are kept."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {2: signal_self(signal.SIGUSR2)})
+    (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
+    kept = {p.name: p.read_bytes() for p in folder.iterdir()}
+    cache(tmp_path / "f").get(enc, train, 40)
+    assert (folder.parent / "labeled40.pt").is_file() and not folder.exists()
+    folder.mkdir()
+    for name, data in kept.items():  # as the killed writer left them
+        (folder / name).write_bytes(data)
+    rows_computed["rows"] = []
+    cache(tmp_path / "f").get(enc, train, 40)
+    assert rows_computed["rows"] == [] and sorted(p.name for p in folder.iterdir()) == sorted(kept)  # fresh: kept
+    for p in folder.iterdir():
+        os.utime(p, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    again = cache(tmp_path / "f").get(enc, train, 40)
+    assert again.info["cached"] and rows_computed["rows"] == [] and not folder.exists()
+
+
 def test_rows_are_saved_by_time_only_once_the_minutes_set_have_passed(manifests, encoder_file, rows_computed,
                                                                      tmp_path):
     """`save_every_minutes` counts minutes: at 0.5 no chunk is saved after a first batch of 0.6 s (read as seconds,
