@@ -458,6 +458,42 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
     assert f"skipped: {len(jobs)} pending or running" in err and not _events(wd, "race")  # nothing queued here
 
 
+def test_a_job_finished_by_another_command_just_before_its_turn_is_not_run_again(env, monkeypatch):
+    """The race between a command's reading of the states and its taking of a job's lock: another command ran the
+    pretraining job and wrote its encoder and result in between. With the lock free and the result there, the job
+    counts done: it is not run again (that would redo it and replace the other's result), and its evaluation runs
+    on the other's encoder."""
+    import shutil
+
+    from study.launch.local import scheduler
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("race"))
+    other, wd, real = env / "other", env / "wd", scheduler.job_lock
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(other), "--workers", "1"])
+    assert code == 0, err
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    theirs = other / "results" / f"{pre.id}.json"
+
+    def lock_after_the_other_finished(workdir, job_id):
+        if job_id == pre.id and not (wd / "results" / theirs.name).exists():  # the other's files, written just now
+            shutil.copytree(other / "jobs" / pre.id, wd / "jobs" / pre.id)
+            (wd / "results").mkdir(exist_ok=True)
+            shutil.copy(theirs, wd / "results" / theirs.name)
+        return real(workdir, job_id)
+
+    monkeypatch.setattr(scheduler, "job_lock", lock_after_the_other_finished)
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0 and "running 2 job(s)" in err, err
+    assert f"started pretrain {pre.id}" not in err and not (wd / "logs" / f"{pre.id}.log").exists()
+    assert (wd / "results" / theirs.name).read_bytes() == theirs.read_bytes()  # theirs, not replaced
+    assert [e["state"] for e in _events(wd, "race") if e["job"] == pre.id] == ["pending"]
+    assert f"done evaluate {ev.id}" in err and (wd / "results" / f"{ev.id}.json").is_file()
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("pretrain", "evaluate"))}
+    assert code == 0 and rows["pretrain"] == rows["evaluate"] == ["1", "0", "0", "0", "0", "0"], out  # done
+
+
 def test_an_evaluation_without_its_encoder_names_the_way_out(tmp_path):
     """The pretraining job still counts done (its result is there), so the error says how to make the encoder."""
     from study.errors import StudyError
