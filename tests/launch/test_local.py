@@ -181,6 +181,32 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
     _assert_stopped_after_checkpoint(wd, worker, ckpt)
 
 
+def test_a_second_ctrl_c_during_the_stop_does_not_cut_it_short(env):
+    """Ctrl-C, then Ctrl-C again while the workers checkpoint: the command still waits for them (it ignores stop
+    signals once the stop has begun), so when it ends its worker has already checkpointed and ended; cut short, the
+    command would return at the second Ctrl-C and leave the worker running without it."""
+    import threading
+
+    proc, wd, worker, ckpt = _start_long_local_run(env, "twice", checkpoint_at_stop_only=True)
+    guard = threading.Timer(120, proc.kill)  # a hung read below fails the test, not the run
+    guard.start()
+    try:
+        proc.send_signal(signal.SIGINT)
+        lines = []
+        while not any("[study] stopping 1 worker(s)" in line for line in lines):
+            lines.append(proc.stderr.readline())
+            assert lines[-1], "".join(lines)  # end of stderr before the stop's message
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        assert not os.path.exists(f"/proc/{worker['pid']}"), "the command ended before its worker"  # reaped by it
+    finally:
+        guard.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    assert "study: interrupted" in proc.stderr.read()
+    _assert_stopped_after_checkpoint(wd, worker, ckpt)
+
+
 def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     """`study cancel` of a grid run by `study submit --cluster local` in another shell stops that command as Ctrl-C
     would, naming its pid; the job then reads missing (a rerun resumes it), status names it as stopped, and a second
