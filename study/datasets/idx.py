@@ -6,6 +6,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,20 +22,22 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            head = f.read(4)
-            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES:
-                raise StudyError(f"{path}: not an IDX file (bad magic number)")
-            ndim = head[3]
-            dims = f.read(4 * ndim)
-            if len(dims) != 4 * ndim:
-                raise StudyError(f"{path}: truncated IDX header")
-            shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
-            dtype = np.dtype(_DTYPES[head[2]])
+            dtype, shape = _header(path, f.read(4), lambda ndim: f.read(4 * ndim))
             if opener is open and os.fstat(f.fileno()).st_size < _end(shape, dtype):  # a .gz: known once read
                 raise StudyError(f"{path}: truncated IDX file: {shape} of {dtype} declared")
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
         raise StudyError(f"{path}: cannot read IDX file: {e}") from None
     return dtype, shape
+
+
+def _header(path: Path, magic: bytes, dims_of: Callable[[int], bytes]) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of an IDX header: `magic` its first 4 bytes, `dims_of(ndim)` the 4 x ndim bytes after them."""
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:
+        raise StudyError(f"{path}: not an IDX file (bad magic number)")
+    dims = dims_of(magic[3])
+    if len(dims) != 4 * magic[3]:
+        raise StudyError(f"{path}: truncated IDX header")
+    return np.dtype(_DTYPES[magic[2]]), tuple(int(d) for d in np.frombuffer(dims, ">u4"))
 
 
 def _end(shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -53,16 +56,11 @@ def _load(path: str) -> np.ndarray:
             data = f.read()
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
         raise StudyError(f"{p}: cannot read IDX file: {e}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise StudyError(f"{p}: not an IDX file (bad magic number)")
-    ndim = data[3]
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_DTYPES[data[2]])
-    count = int(np.prod(shape)) if shape else 0
-    offset = 4 + 4 * ndim
+    dtype, shape = _header(p, data[:4], lambda ndim: data[4:4 + 4 * ndim])
     if len(data) < _end(shape, dtype):
         raise StudyError(f"{p}: truncated IDX file: {shape} of {dtype} declared")
-    arr = np.frombuffer(data, dtype, count=count, offset=offset).reshape(shape)
+    count = int(np.prod(shape)) if shape else 0
+    arr = np.frombuffer(data, dtype, count=count, offset=4 + 4 * len(shape)).reshape(shape)
     if dtype.byteorder == ">":
         arr = arr.astype(dtype.newbyteorder("="))
     arr.flags.writeable = False

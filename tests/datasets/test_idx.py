@@ -17,17 +17,20 @@ def test_each_type_code_reads_back_its_values_and_declared_shape(tmp_path, dtype
     assert got.dtype == dtype.newbyteorder("=") and got.tolist() == values.tolist()
 
 
-def test_read_idx_header_refuses_a_bad_second_magic_byte_and_a_cut_header(tmp_path):
-    """Only the first 4 + 4 x ndim bytes are read: a header cut inside its dimensions is named, not read as fewer
-    dimensions (a 20 x 28 x 28 file cut after its first dimension would read as 20 labels)."""
+@pytest.mark.parametrize("read", [read_idx_header, load_idx])
+def test_a_bad_second_magic_byte_and_a_cut_header_are_refused(tmp_path, read):
+    """Only the first 4 + 4 x ndim bytes are the header: one cut inside its dimensions is named, not read as fewer
+    dimensions (a 20 x 28 x 28 file cut after its first dimension would read as 20 labels); `load_idx` raised a bare
+    ValueError of numpy's there."""
     good = write_idx(tmp_path / "images-idx3", np.zeros((20, 28, 28), np.uint8)).read_bytes()
     (tmp_path / "magic-idx3").write_bytes(b"\x00\x01" + good[2:])
     with pytest.raises(StudyError, match=r"magic-idx3: not an IDX file \(bad magic number\)$"):
-        read_idx_header(tmp_path / "magic-idx3")
-    for cut in (8, 10):
-        (tmp_path / "cut-idx3").write_bytes(good[:cut])
-        with pytest.raises(StudyError, match=r"cut-idx3: truncated IDX header$"):
-            read_idx_header(tmp_path / "cut-idx3")
+        read(tmp_path / "magic-idx3")
+    for k, cut in enumerate((3, 8, 10)):
+        (tmp_path / f"cut{k}-idx3").write_bytes(good[:cut])
+        message = "not an IDX file \\(bad magic number\\)" if cut < 4 else "truncated IDX header"
+        with pytest.raises(StudyError, match=rf"cut{k}-idx3: {message}$"):
+            read(tmp_path / f"cut{k}-idx3")
 
 
 def test_a_cut_uncompressed_file_is_refused_from_its_header_and_size(tmp_path):
