@@ -147,6 +147,26 @@ def test_domain_matrix_heatmap_values_and_diagonal():
     assert table.set_index("dataset").loc["b", "a"] == pytest.approx(0.25)
 
 
+def test_domain_matrix_boxes_no_blank_diagonal_cell():
+    """A method the grid runs on one pretraining dataset only (the random-init reference, evaluated on both): its
+    panel's other row is blank, and its diagonal cell there is not boxed as an in-domain result."""
+    recs = domain_records() + [r for ev, v in (("a", 0.2), ("b", 0.15))
+                               for r in records(eval_axes(method="random", eval_dataset=ev), {(10000, None): v})]
+    planned = pd.DataFrame([{"stage": "evaluate", "size": 1_000_000, "corruption": "none", "protocol": "linear",
+                             **{k: r["axes"][k] for k in ("method", "dataset", "eval_dataset")}} for r in recs
+                            if r["axes"]["protocol"] == "linear" and r["axes"]["seed"] == 0])
+    fig, data = domain_matrix.draw(table_of(recs), planned)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert sorted(panels) == ["random", "simclr"]
+
+    def boxed(method):
+        return sorted(p.get_xy() for p in panels[method].patches if p.get_linewidth() == 2.5)
+
+    assert boxed("simclr") == [(0, 0), (1, 1)] and boxed("random") == [(0, 0)]
+    assert not [t for t in panels["random"].texts if t.get_text() == "missing"]  # blank, not missing
+    assert "(where the grid has it)" in data.attrs["caption"]
+
+
 def test_domain_matrix_missing_planned_dataset_is_nan():
     expected = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "c", "size": 1_000_000,
                               "corruption": "none", "protocol": "linear", "eval_dataset": "a"}])

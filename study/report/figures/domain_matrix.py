@@ -128,9 +128,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     cbar=ax is axes[0][-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
         for i, d in enumerate(rows):
             for j, e in enumerate(cols):
-                if np.isnan(matrix.iloc[i, j]) and (not has_plan or (d, e) in wanted):
+                blank = np.isnan(matrix.iloc[i, j]) and has_plan and (d, e) not in wanted  # not in the grid
+                if np.isnan(matrix.iloc[i, j]) and not blank:
                     ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
-                if d == e:
+                if d == e and not blank:
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
         ax.set_xlabel("evaluation dataset")
         ax.set_ylabel("pretraining dataset")
@@ -138,7 +139,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data = pd.concat(out, ignore_index=True)
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
-                             f"deviation); {note}; boxed diagonal: in-domain pretraining; 'missing': planned, no "
+                             f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); 'missing': planned, no "
                              "result yet; blank: not in the grid for that method.")
     return fig, data
 
