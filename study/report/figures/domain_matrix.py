@@ -139,8 +139,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.tight_layout()
     data = pd.concat(out, ignore_index=True)
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
-                             f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); 'missing': planned, no "
-                             "result yet; blank: not in the grid for that method.")
+                             f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); "
+                             "'missing': planned, no result yet; blank: not in the grid for that method.")
     return fig, data
 
 
