@@ -25,7 +25,8 @@ def test_minimum():
 
 @pytest.mark.parametrize("n, text", [(1_000_000, "1M"), (1_500_000, "1.5M"), (1_250_000, "1.25M"),
                                      (1_234_000, "1234k"), (125_000, "125k"), (1234, "1234"), (7500, "7.5k"),
-                                     (1500, "1.5k"), (None, "-")])
+                                     (1500, "1.5k"), (1000, "1k"), (1230, "1230"), (1_235_000, "1235k"),
+                                     (None, "-")])
 def test_format_count_round_trips(n, text):
     assert format_count(n) == text
     if n is not None:

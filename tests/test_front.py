@@ -79,3 +79,11 @@ def test_the_help_says_what_study_is_for_and_walks_a_study(capsys):
     assert e.value.code == 0 and "Cole et al." in out and "thin front" not in out
     steps = [out.index(f"  study {c} ") for c in ("manifest build", "plan", "submit", "status", "report")]
     assert steps == sorted(steps), out
+
+
+def test_version_names_the_command_and_its_version(capsys):
+    from study import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"study {__version__}\n"

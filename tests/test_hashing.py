@@ -1,7 +1,7 @@
 """study.hashing: a file's hash covers every byte of it; a config's hash ignores key order."""
 import hashlib
 
-from study.hashing import config_hash, file_sha256
+from study.hashing import canonical_json, config_hash, file_sha256
 
 
 def test_file_sha256_covers_the_whole_file(tmp_path):
@@ -16,3 +16,12 @@ def test_file_sha256_covers_the_whole_file(tmp_path):
 def test_config_hash_ignores_key_order():
     assert config_hash({"a": 1, "b": {"x": [1, 2], "y": 0.1}}) == config_hash({"b": {"y": 0.1, "x": [1, 2]}, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2}) and len(config_hash({"a": 1})) == 12
+
+
+def test_a_configs_spelling_and_hash_never_change():
+    """Job ids are config hashes that name folders and result files already on disk: the canonical spelling (no
+    spaces, ASCII escapes) and the digest's first characters must stay what they were, or every job reruns."""
+    config = {"b": [1, 0.1], "a": "\u00e9"}
+    assert canonical_json(config) == '{"a":"\\u00e9","b":[1,0.1]}'
+    assert config_hash(config) == "74d14117f8ef"
+    assert config_hash(config, 64) == hashlib.sha256(canonical_json(config).encode()).hexdigest()

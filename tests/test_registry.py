@@ -1,8 +1,10 @@
 """study.registry: names map to their objects; a name registered twice or unknown is an error."""
+import sys
+
 import pytest
 
 from study.errors import StudyError
-from study.registry import Registry
+from study.registry import Registry, import_modules
 from study.train.backbones import BACKBONES
 from study.train.methods import METHODS
 
@@ -53,3 +55,30 @@ def test_the_methods_and_backbones_are_registered_under_their_names():
         METHODS.get("simclrr")
     with pytest.raises(StudyError, match="unknown backbone 'resnet51'"):
         BACKBONES.get("resnet51")
+
+
+def test_names_are_listed_sorted_whatever_the_order_of_registration():
+    """A grid error's known list, `study plan`'s listing and the report's columns do not depend on import order."""
+    reg = Registry("thing")
+    for name in ("gamma", "alpha", "beta"):
+        reg.register(name)(name)
+    assert list(reg) == reg.names() == ["alpha", "beta", "gamma"]
+    with pytest.raises(StudyError, match=r"\(known: alpha, beta, gamma\)$"):
+        reg.get("delta")
+
+
+def test_import_modules_imports_each_public_module_and_no_private_one(tmp_path, monkeypatch):
+    """Adding a method or reader is adding its file; a `_helper.py` beside them is not imported as one."""
+    pkg = tmp_path / "regpkg_qs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("SEEN = []\n")
+    (pkg / "one.py").write_text("from regpkg_qs import SEEN\nSEEN.append('one')\n")
+    (pkg / "two.py").write_text("from regpkg_qs import SEEN\nSEEN.append('two')\n")
+    (pkg / "_private.py").write_text("raise AssertionError('a private module was imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("regpkg_qs", "regpkg_qs.one", "regpkg_qs.two", "regpkg_qs._private"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import regpkg_qs
+
+    import_modules("regpkg_qs", regpkg_qs.__path__)
+    assert sorted(regpkg_qs.SEEN) == ["one", "two"] and "regpkg_qs._private" not in sys.modules

@@ -23,6 +23,7 @@ FMNIST_LABELED = ("100", "300", "1k", "3k", "10k")
 DIGITS_SIZES = ("1.5k", "3k", "4k")
 DIGITS_LABELED = ("100", "300", "1k", "3k")
 POOL_EACH = "1.5k"  # the pooled set takes this many images of each domain
+ALL = "all"  # a labeled size: every labeled image (study.grids.schema.ALL), the same at every scale
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,12 @@ class Scale:
     steps: int | None = None  # pretraining steps (None: the grid's)
     finetune_steps: int | None = None  # fine-tuning / scratch steps (None: the grid's)
 
-    def size(self, text: str) -> int:
-        n = parse_size(text)
+    def size(self, text: str, where: str = "size") -> int:
+        n = parse_size(text, where)
         return self.sizes.get(n, n)
 
-    def labeled_size(self, text: str) -> int:
-        n = parse_size(text)
+    def labeled_size(self, text: str, where: str = "labeled size") -> int:
+        n = parse_size(text, where)
         return self.labeled.get(n, n)
 
     def manifest_sizes(self, sizes: tuple[str, ...], labeled: bool = False) -> str:
@@ -66,11 +67,15 @@ SCALES = {
 
 
 def _map_sizes(value: Any, fn, where: str) -> Any:
+    """A size or a list of sizes, as the grid grammar writes them (`size: [3k, 60k]`, `exclude: [{size: 3k}]`,
+    `labeled_sizes: all` or `[all, 1k]`), each rescaled by `fn(text, where)`; `all` and None kept."""
     if isinstance(value, list):
-        return [fn(str(v)) for v in value]
-    if value is None:
-        return None
-    raise StudyError(f"{where}: expected a list of sizes, got {value!r}")
+        return [_map_sizes(v, fn, f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is None or value == ALL:
+        return value
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return fn(str(value), where)
+    raise StudyError(f"{where}: expected a size or a list of sizes, got {value!r}")
 
 
 def _walk(node: Any, scale: Scale, where: str) -> Any:
@@ -87,7 +92,7 @@ def _walk(node: Any, scale: Scale, where: str) -> Any:
         elif key == "labeled_sizes":
             out[key] = _map_sizes(value, scale.labeled_size, at)
         elif key == "pool" and isinstance(value, dict):
-            out[key] = {k: scale.size(str(v)) for k, v in value.items()}
+            out[key] = {k: scale.size(str(v), f"{at}.{k}") for k, v in value.items()}
         else:
             out[key] = _walk(value, scale, at)
     return out

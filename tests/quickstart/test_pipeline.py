@@ -175,9 +175,18 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
 
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "elsewhere"))
+    real, steps = pipeline._study, []
+
+    def step(*argv):  # submit and report only recorded: --prepare-only must not reach them
+        steps.append(argv[0])
+        if argv[0] not in ("submit", "report"):
+            real(*argv)
+
+    monkeypatch.setattr(pipeline, "_study", step)
     here = tmp_path / "frozen"
     assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--data", str(tmp_path / "data"),
                  "--manifests", str(here)]) == 0
+    assert steps[-1] == "plan" and "submit" not in steps and "report" not in steps
     assert os.environ["STUDY_MANIFESTS"] == str(here.resolve())
     assert sorted(p.name for p in here.glob("*.json")) and not (tmp_path / "elsewhere").exists()
 
@@ -188,7 +197,7 @@ def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipel
     got = []
     monkeypatch.setattr(pipeline, "run", got.append)  # the command imports it when it runs: nothing is written
     assert main(["quickstart", "--scale", "tiny", "--workers", "3", "--prepare-only"]) == 0
-    assert main(["quickstart", "--data", "d", "--out", "o"]) == 0
+    assert main(["quickstart", "--data", "d", "--out", "o", "--fashion-mnist", "idx"]) == 0
     tiny, full = got
     assert (tiny.data, tiny.manifests, tiny.workdir, tiny.report) == (
         Path("data/quickstart-tiny"), Path("data/quickstart-tiny/manifests"), Path("runs/quickstart-tiny"),
@@ -197,6 +206,7 @@ def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipel
     assert (full.data, full.manifests, full.workdir, full.report) == (
         Path("d"), Path("d/manifests"), Path("runs/quickstart"), Path("o"))
     assert full.scale is SCALES["full"] and full.workers is None and not full.prepare_only
+    assert (tiny.fashion_mnist, full.fashion_mnist) == (None, "idx")
 
 
 def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_path, monkeypatch):
@@ -211,6 +221,9 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
     assert main(["quickstart", "--scale", "tiny", "--data", str(data), "--workdir", str(runs), "--out", str(out),
                  "--workers", "3"]) == 0
     grid = str(data / "quickstart-tiny.yaml")
+    written = yaml.safe_load(Path(grid).read_text())["datasets"]  # the images each tree holds, for the cost model
+    assert {k: (written[k]["train_images"], written[k]["test_images"]) for k in ("fmnist", "mnist")} == {
+        "fmnist": (600, 100), "mnist": (200, 100)}
     assert recorded == [
         ("submit", grid, "--cluster", "local", "--profile", "grids/profiles/local.yaml", "--workdir", str(runs),
          "--workers", "3"),

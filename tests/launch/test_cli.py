@@ -1,0 +1,64 @@
+"""study.launch.cli: `study submit` refuses flags that do not go with its --cluster, and a profile error comes before
+any other, each before a grid, manifest or cluster is touched; results of manifests since rebuilt stop it."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from launch_helpers import grid_text
+
+from study.cli import main
+from study.errors import StudyError
+from study.grids import Job
+from study.launch.cli import _refuse_stale_results
+from study.results import write_result
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cluster", "local", "--dry-run"], "study: error: --dry-run prints sbatch scripts: it goes with --cluster "
+                                           "slurm"),
+    (["--cluster", "slurm", "--workers", "2"], "study: error: --workers sets how many jobs a --cluster local submit "
+                                                "runs at once; on Slurm the profile's max_parallel_gpus throttles"),
+])
+def test_a_flag_of_the_other_cluster_is_refused_before_the_grid_is_read(tmp_path, capsys, flags, message):
+    """The grid does not exist: the flag is the first thing to fix, and nothing is written."""
+    assert main(["submit", str(tmp_path / "no-such-grid.yaml"), "--workdir", str(tmp_path / "wd"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_slurm_submit_names_a_profile_without_partition_before_a_missing_manifest(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "no-manifests"))
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("nopart"))
+    profile = tmp_path / "nopart.yaml"
+    profile.write_text("name: nopart\ngpus_per_node: 0\ncpus_per_node: 8\nmem_per_node: 8G\n"
+                       "stages: {pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m},"
+                       " evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}}\n")
+    assert main(["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir",
+                 str(tmp_path / "wd")]) == 2
+    err = capsys.readouterr().err
+    assert "no 'partition'" in err and "not found" not in err, err
+    assert not (tmp_path / "wd").exists()
+
+
+def test_a_submit_over_results_of_rebuilt_manifests_lists_five_then_dots(env):
+    """Each result computed on a manifest since rebuilt is named up to five, then `...`; the way out names the
+    workdir."""
+    wd = env / "wd"
+    jobs = [Job(id=f"p{i}", stage="pretrain", config={"axes": {}}) for i in range(7)]
+    for job in jobs[:6]:
+        write_result(wd, {"job_id": job.id, "stage": "pretrain", "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}],
+                          "protocol": {"manifest": "toy_train", "manifest_content_hash": "0" * 64}})
+    with pytest.raises(StudyError) as e:
+        _refuse_stale_results(SimpleNamespace(jobs=jobs), wd)
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"6 result(s) in {wd.resolve()}/results were computed on a manifest since rebuilt under the " \
+                       "same name:"
+    assert [ln.split()[2] for ln in lines[1:6]] == ["p0:", "p1:", "p2:", "p3:", "p4:"] and lines[6] == "  ..."
+    assert "or submit to a new --workdir" in lines[7]
+    with pytest.raises(StudyError) as e:
+        _refuse_stale_results(SimpleNamespace(jobs=jobs[:5]), wd)  # five: each named, no dots
+    assert str(e.value).startswith("5 result(s)") and "\n  ...\n" not in str(e.value)
+    _refuse_stale_results(SimpleNamespace(jobs=jobs[6:]), wd)  # a job without a result: nothing to refuse
