@@ -22,8 +22,9 @@ from study.evaluate.config import LinearConfig
 
 # what a result's protocol records of the standardization (with linear.standardize)
 STANDARDIZED_WITH = "each fit's own training rows (held-out rows excluded while the weight decay is chosen)"
-# the most logits (rows x classes) held at once: beyond it the full-batch loss and gradient are summed over row
-# chunks (the same sums; iNat21's 2.7M x 10,000 would otherwise need 107 GB for the logits alone)
+# the most values a row chunk holds, as logits (rows x classes) or as z-scored features (rows x dims): beyond it the
+# full-batch loss and gradient are summed over row chunks, each chunk's rows read and z-scored as it is used (the
+# same sums; iNat21's 2.7M x 10,000 logits would otherwise take 107 GB, a z-scored copy of its features 22 GB)
 CHUNK_LOGITS = 2 ** 26
 
 
@@ -35,14 +36,45 @@ class Scaler:
     std: torch.Tensor  # 1 x D
 
     @classmethod
-    def fit(cls, x: torch.Tensor) -> "Scaler":
-        std = x.std(0, unbiased=False, keepdim=True)
-        return cls(x.mean(0, keepdim=True), torch.where(std > 1e-8, std, torch.ones_like(std)))
+    def fit(cls, x: torch.Tensor, index: torch.Tensor | None = None) -> "Scaler":
+        """The statistics of x's rows `index` (all of them where None); over row chunks (float64 sums, two passes)
+        when they do not fit in one, so that no copy of them all is made."""
+        rows = Rows(x, index)
+        chunks = _row_chunks(len(rows), x.shape[1])
+        if len(chunks) == 1:
+            part = rows.read(chunks[0])
+            mean, std = part.mean(0, keepdim=True), part.std(0, unbiased=False, keepdim=True)
+        else:
+            total = sum(rows.read(c).sum(0, keepdim=True).double() for c in chunks)  # sum(dtype=) would copy
+            mean = (total / len(rows)).to(x.dtype)
+            square = sum(rows.read(c, own=True).sub_(mean).square_().sum(0, keepdim=True).double() for c in chunks)
+            std = (square / len(rows)).sqrt().to(x.dtype)
+        return cls(mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
 
     def __call__(self, x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
-        """`x` z-scored: a new tensor, or `x` itself overwritten with `in_place` (a copy the caller made for it:
-        one feature matrix less at once, iNat21's 2.7M x 2048 are 22 GB)."""
+        """`x` z-scored: a new tensor, or `x` itself overwritten with `in_place` (a copy the caller made for it)."""
         return (x.sub_(self.mean) if in_place else torch.sub(x, self.mean)).div_(self.std)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows a fit reads: x's rows `index` (all of them where None), z-scored by `scaler` where set. `read(c)`
+    copies only the rows of `c` (a slice of 0..len, or an index tensor): no copy of them all is ever made."""
+
+    x: torch.Tensor
+    index: torch.Tensor | None = None
+    scaler: Scaler | None = None
+
+    def __len__(self) -> int:
+        return len(self.x) if self.index is None else len(self.index)
+
+    def read(self, c: slice | torch.Tensor, own: bool = False) -> torch.Tensor:
+        """The rows `c`; with `own`, a tensor the caller may write (never a view of x)."""
+        view = self.index is None and isinstance(c, slice)  # x's own rows, not a copy: never written
+        part = self.x[c] if self.index is None else self.x.index_select(0, self.index[c])
+        if self.scaler is not None:
+            return self.scaler(part, in_place=not view)
+        return part.clone() if own and view else part
 
 
 @dataclass
@@ -67,21 +99,22 @@ def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
     return float(hit.float().mean())
 
 
-def _row_chunks(n: int, num_classes: int) -> list[slice]:
-    """Row ranges whose logits hold at most CHUNK_LOGITS values; one range when all of them fit."""
-    rows = max(1, CHUNK_LOGITS // max(1, num_classes))
+def _row_chunks(n: int, width: int) -> list[slice]:
+    """Row ranges of at most CHUNK_LOGITS values `width` wide (the widest of the logits and the features); one range
+    when all of them fit."""
+    rows = max(1, CHUNK_LOGITS // max(1, width))
     return [slice(s, min(s + rows, n)) for s in range(0, n, rows)] or [slice(0, 0)]
 
 
-def held_out_scores(probe: "Probe", x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(top-1, mean cross-entropy) of `probe` on (x, y), computed over row chunks (see CHUNK_LOGITS)."""
-    chunks = _row_chunks(len(y), probe.weight.shape[0])
+def held_out_scores(probe: "Probe", rows: Rows, y: torch.Tensor) -> tuple[float, float]:
+    """(top-1, mean cross-entropy) of `probe` on (rows, y), computed over row chunks (see CHUNK_LOGITS)."""
+    chunks = _row_chunks(len(y), max(probe.weight.shape))
     if len(chunks) == 1:
-        logits = probe(x)
+        logits = probe(rows.read(chunks[0]))
         return topk(logits, y, 1), float(F.cross_entropy(logits, y))
     hits, ce, finite = 0.0, 0.0, True
     for c in chunks:
-        logits = probe(x[c])
+        logits = probe(rows.read(c))
         finite = finite and bool(torch.isfinite(logits).all())
         hits += float((logits.argmax(1) == y[c]).sum())
         ce += float(F.cross_entropy(logits, y[c], reduction="sum"))
@@ -104,12 +137,14 @@ def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch
             torch.as_tensor(np.sort(np.concatenate(held)), device=y.device))
 
 
-def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearConfig, seed: int,
+def fit(rows: Rows, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearConfig, seed: int,
         init: Probe | None = None, max_iter: int | None = None) -> Probe:
-    """Minimise the probe loss at weight decay `wd` from `init` (else zeros); L-BFGS runs at most `max_iter`
-    iterations (default: cfg.max_iter from `init`, cfg.cold_iter from zeros)."""
+    """Minimise the probe loss on `rows` (as they read: z-scored where they carry a scaler) at weight decay `wd`
+    from `init` (else zeros); L-BFGS runs at most `max_iter` iterations (default: cfg.max_iter from `init`,
+    cfg.cold_iter from zeros)."""
     if max_iter is None:
         max_iter = cfg.max_iter if init is not None else cfg.cold_iter
+    x = rows.x
     d = x.shape[1]
     w = (init.weight.clone() if init is not None else torch.zeros(num_classes, d, dtype=x.dtype, device=x.device))
     b = (init.bias.clone() if init is not None else torch.zeros(num_classes, dtype=x.dtype, device=x.device))
@@ -122,21 +157,23 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: Line
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
                                 tolerance_change=cfg.tolerance, history_size=20, line_search_fn="strong_wolfe")
-        chunks = _row_chunks(len(y), num_classes)
+        chunks = _row_chunks(len(y), max(num_classes, d))
+        whole = rows.read(chunks[0]) if len(chunks) == 1 else None  # read once: it fits
 
         def closure():
             opt.zero_grad()
-            if len(chunks) == 1:
-                loss = loss_of(x, y)
+            if whole is not None:
+                loss = loss_of(whole, y)
                 loss.backward()
                 return loss
             loss = wd * (w * w).sum()  # the full-batch loss and gradient, summed chunk by chunk
             loss.backward()
             loss = loss.detach()
             for c in chunks:
-                part = F.cross_entropy(torch.addmm(b, x[c], w.t()), y[c], reduction="sum") / len(y)
+                part = F.cross_entropy(torch.addmm(b, rows.read(c), w.t()), y[c], reduction="sum") / len(y)
                 part.backward()
                 loss = loss + part.detach()
+                del part  # its graph holds on to the chunk's rows: freed before the next chunk is read
             return loss
 
         opt.step(closure)
@@ -157,7 +194,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, num_classes: int, wd: float, cfg: Line
                     group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 idx = perm[s:s + cfg.batch_size]
                 opt.zero_grad()
-                loss_of(x[idx], y[idx]).backward()
+                loss_of(rows.read(idx), y[idx]).backward()
                 opt.step()
                 step += 1
     return Probe(w.detach(), b.detach())
@@ -167,13 +204,9 @@ def _finite(probe: Probe) -> bool:
     return bool(torch.isfinite(probe.weight).all()) and bool(torch.isfinite(probe.bias).all())
 
 
-def _scaled(x: torch.Tensor, cfg: LinearConfig, in_place: bool = False) -> tuple[torch.Tensor, Scaler | None]:
-    """(x standardized with its own statistics, their Scaler) with cfg.standardize (overwriting `x` with
-    `in_place`); else (x, None)."""
-    if not cfg.standardize:
-        return x, None
-    scaler = Scaler.fit(x)
-    return scaler(x, in_place), scaler
+def _rows(x: torch.Tensor, index: torch.Tensor | None, cfg: LinearConfig) -> Rows:
+    """x's rows `index` (all where None), z-scored with their own statistics with cfg.standardize."""
+    return Rows(x, index, Scaler.fit(x, index) if cfg.standardize else None)
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
@@ -197,12 +230,12 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             info["choice"] = "no class has 2 labeled images to hold one out: the middle of the grid"
         else:
             probe, scores, losses, path = None, {}, {}, {}
-            x_tr, scaler = _scaled(x[tr], cfg, in_place=True)  # x[tr], x[va]: copies of their own
-            x_va = scaler(x[va], in_place=True) if scaler is not None else x[va]
+            rows_tr = _rows(x, tr, cfg)
+            rows_va = Rows(x, va, rows_tr.scaler)  # z-scored as the training rows are
             for w in grid:  # a fit that diverged warm-starts nothing: the next one starts from zeros
                 init = probe if probe is not None and _finite(probe) else None
-                probe = path[w] = fit(x_tr, y[tr], num_classes, w, cfg, seed, init=init, max_iter=cfg.select_iter)
-                scores[w], losses[w] = held_out_scores(probe, x_va, y[va])
+                probe = path[w] = fit(rows_tr, y[tr], num_classes, w, cfg, seed, init=init, max_iter=cfg.select_iter)
+                scores[w], losses[w] = held_out_scores(probe, rows_va, y[va])
             def rank(w: float) -> tuple[float, float]:  # ties: the lower held-out cross-entropy; diverged: last
                 return (-math.inf if math.isnan(scores[w]) else scores[w],
                         -losses[w] if math.isfinite(losses[w]) else -math.inf)
@@ -215,11 +248,10 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
                               if not all(math.isnan(v) for v in scores.values())
                               else "none: every weight decay diverged on the held-out rows (the strongest refit)")
             start = path[wd]
-            del x_tr, x_va  # freed before the refit's standardized copy
-    x_all, scaler = _scaled(x, cfg)
-    probe = fit(x_all, y, num_classes, wd, cfg, seed, init=start)
+    rows_all = _rows(x, None, cfg)
+    probe = fit(rows_all, y, num_classes, wd, cfg, seed, init=start)
     for fallback in fallbacks if not _finite(probe) else ():  # a selection fit that exploded but scored well
-        retry = fit(x_all, y, num_classes, fallback, cfg, seed,
+        retry = fit(rows_all, y, num_classes, fallback, cfg, seed,
                     init=path[fallback] if _finite(path[fallback]) else None)
         if _finite(retry):
             info["choice"] += f"; the refit at {wd!r} diverged: the next best that refits"
@@ -227,4 +259,4 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
             break
     info["weight_decay"] = wd
     info["seconds"] = time.monotonic() - t0
-    return Probe(probe.weight, probe.bias, scaler), info
+    return Probe(probe.weight, probe.bias, rows_all.scaler), info

@@ -45,9 +45,9 @@ def test_held_out_rows_are_scaled_with_the_training_rows_statistics(monkeypatch)
     seen = []
     real = linear.held_out_scores
 
-    def capture(probe, x_va, y_va):
-        seen.append(x_va.clone())
-        return real(probe, x_va, y_va)
+    def capture(probe, rows_va, y_va):
+        seen.append(rows_va.read(slice(0, len(rows_va))))
+        return real(probe, rows_va, y_va)
 
     monkeypatch.setattr(linear, "held_out_scores", capture)
     linear.train_probe(x.clone(), y, 8, cfg, seed=0)
@@ -125,7 +125,8 @@ def test_each_fit_is_standardized_with_its_own_training_rows_only(monkeypatch):
     x[va] += 50.0  # held-out rows far from the training rows
     seen = []
     real_fit = linear.fit
-    monkeypatch.setattr(linear, "fit", lambda xf, *a, **k: seen.append(xf) or real_fit(xf, *a, **k))
+    monkeypatch.setattr(linear, "fit", lambda rows, *a, **k: seen.append(rows.read(slice(0, len(rows))))
+                        or real_fit(rows, *a, **k))
     cfg = LinearConfig(weight_decays=(1e-4, 1e-2))
     probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
     assert info["held_out"] == len(va) and [len(f) for f in seen] == [len(tr), len(tr), len(x)]
@@ -365,17 +366,62 @@ def test_scratch_trains_with_a_from_scratch_recipe_and_finetune_with_simclrs():
         == 5e-4
 
 
-def test_a_probe_standardizes_copies_of_the_rows_in_place_and_leaves_the_callers_features_alone():
-    """Selection z-scores its held-in and held-out copies in place (one feature matrix less at once); the caller's
-    features stay as they were, and in-place scaling gives the very numbers a new tensor would."""
+def test_a_probe_leaves_the_callers_features_alone():
+    """Each fit reads z-scored copies of its rows' chunks; the caller's features stay as they were."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(300, 16, generator=g) * 3
     y = torch.randint(0, 4, (300,), generator=g)
     scaler = linear.Scaler.fit(x)
-    assert torch.equal(scaler(x.clone(), in_place=True), (x - scaler.mean) / scaler.std)
+    assert torch.equal(scaler(x), (x - scaler.mean) / scaler.std)
     before = x.clone()
     linear.train_probe(x, y, 4, LinearConfig(), seed=0)
     assert torch.equal(x, before)
+
+
+def test_statistics_over_row_chunks_are_those_of_the_rows_at_once(monkeypatch):
+    """Scaler.fit of some rows, in one piece or (beyond CHUNK_LOGITS values) over row chunks in float64: the same
+    mean and std, of exactly those rows."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(500, 8, generator=g) * torch.linspace(0.1, 100.0, 8) + 1000.0  # large means, small spreads
+    index = torch.arange(0, 500, 3)
+    whole = linear.Scaler.fit(x[index])
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 16)  # 16 rows per chunk
+    chunked = linear.Scaler.fit(x, index)
+    assert len(linear._row_chunks(len(index), 8)) == 11
+    assert torch.allclose(chunked.mean, x[index].double().mean(0, keepdim=True).float(), rtol=0, atol=1e-4)
+    assert torch.allclose(chunked.std, x[index].double().std(0, unbiased=False, keepdim=True).float(), rtol=1e-5)
+    assert torch.allclose(chunked.mean, whole.mean) and torch.allclose(chunked.std, whole.std, rtol=1e-4)
+
+
+def test_a_probe_over_row_chunks_never_copies_every_row(monkeypatch):
+    """Beyond CHUNK_LOGITS values a fit reads its rows chunk by chunk, z-scoring each as it goes: no tensor near the
+    size of the features is made (a z-scored copy of the training rows, then of all of them, once took two to three
+    times the features' memory: 44-66 GB at iNat21's 2.7M x 2048), and the probe is the one fit in one piece."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    x, y = blobs(60, 8, 32, 1.0, seed=0)  # 480 x 32 features
+    cfg = LinearConfig(weight_decays=(1e-3, 1e-1))
+    whole, info_whole = linear.train_probe(x, y, 8, cfg, seed=0)
+
+    class Largest(TorchDispatchMode):
+        numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    Largest.numel = max(Largest.numel, t.numel())
+            return out
+
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 32 * 40)  # 40 rows per chunk
+    before = x.clone()
+    with Largest():
+        chunked, info = linear.train_probe(x, y, 8, cfg, seed=0)
+    assert 0 < Largest.numel <= 40 * 32 < x.numel() // 4  # a chunk at most
+    assert torch.equal(x, before)  # chunks of the caller's own rows are read, never written
+    assert info["weight_decay"] == info_whole["weight_decay"]  # the same probe but for summation order, which
+    assert torch.allclose(chunked.weight, whole.weight, atol=5e-3)  # L-BFGS's capped iterations carry to 1e-3 here
+    assert torch.equal(chunked(x).argmax(1), whole(x).argmax(1))
 
 
 def test_stratified_split_holds_out_the_rounded_fraction_and_keeps_a_training_row_of_each_class():
@@ -392,10 +438,10 @@ def test_held_out_scores_over_row_chunks_of_a_diverged_probe_are_missing(monkeyp
     held-out rows are scored at once or in row chunks."""
     x, y = blobs(10, 4, 8, 1.0, seed=0)
     probe = linear.Probe(torch.full((4, 8), float("nan")), torch.zeros(4))
-    assert math.isnan(linear.held_out_scores(probe, x, y)[0])
-    monkeypatch.setattr(linear, "CHUNK_LOGITS", 4 * 16)  # 16 rows per chunk: 40 rows make 3
-    assert len(linear._row_chunks(len(y), 4)) == 3
-    assert math.isnan(linear.held_out_scores(probe, x, y)[0])
+    assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 16)  # 16 rows per chunk: 40 rows make 3
+    assert len(linear._row_chunks(len(y), 8)) == 3
+    assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
 
 
 def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_grid():
