@@ -419,6 +419,12 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
             if not levels:
                 add(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: give "
                     f"levels, or build it with --taxonomy")
+            taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
+            ranked = [lv for lv in levels if lv in taxonomy]
+            if ranked != sorted(ranked, key=taxonomy.index):
+                add(f"{_at(plan, job, 'levels')}: granularity levels run coarse -> fine, as the taxonomy of manifest "
+                    f"{test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
+                    f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
             for name in (train, test):
                 have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
                 missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]

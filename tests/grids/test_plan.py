@@ -474,6 +474,30 @@ def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypat
             f"(its taxonomy levels: {', '.join(levels)})") in str(e.value)  # where levels is set; class_name once
 
 
+def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, monkeypatch):
+    """The report draws the levels in the order given, under "coarse -> fine": species before genus would be drawn
+    so, mislabelled (and be another job, the same work under another id)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+    for name, n in (("inat21_train", 2_700_000), ("inat21_val", 100_000)):
+        _fake_manifest(tmp_path, name, n, ["a", "b"], levels=levels)
+    text = Path("grids/granularity.yaml").read_text()
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(text.replace("genus, species]", "species, genus]", 1))
+    with pytest.raises(StudyError) as e:
+        plan_grid(swapped).check()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("levels: [kingdom"))
+    assert (f"swapped.yaml:{line}: granularity levels run coarse -> fine, as the taxonomy of manifest inat21_val does "
+            f"({', '.join(levels)}, class_name); list them as [{', '.join(levels)}]") in str(e.value)
+    last = tmp_path / "labels_last.yaml"  # the labels (class_name) after every taxonomy level: in order
+    last.write_text(text.replace("genus, species]", "genus, species, class_name]", 1))
+    plan_grid(last).check()
+    first = tmp_path / "labels_first.yaml"
+    first.write_text(text.replace("levels: [kingdom,", "levels: [class_name, kingdom,", 1))
+    with pytest.raises(StudyError, match=r"list them as \[kingdom, .*, species, class_name\]"):
+        plan_grid(first).check()
+
+
 @pytest.mark.parametrize("seeds, resources, message", [
     ("[-1]", "{gpus: 1}", "seed in"),
     ("[0]", "{gpu: 1}", "unknown resource 'gpu'"),
