@@ -37,18 +37,25 @@ class Scaler:
 
     @classmethod
     def fit(cls, x: torch.Tensor, index: torch.Tensor | None = None) -> "Scaler":
-        """The statistics of x's rows `index` (all of them where None); over row chunks (float64 sums, two passes)
-        when they do not fit in one, so that no copy of them all is made."""
+        """The statistics of x's rows `index` (all of them where None); over row chunks when they do not fit in one,
+        so that no copy of them all is made: two passes of chunk sums added in float64, the first of the rows less
+        the first row (a constant column's mean exact, so that its std is 0 and becomes 1), the second of the rows
+        less that mean, corrected for the mean's rounding to x's dtype (the corrected two-pass variance)."""
         rows = Rows(x, index)
         chunks = _row_chunks(len(rows), x.shape[1])
         if len(chunks) == 1:
             part = rows.read(chunks[0])
             mean, std = part.mean(0, keepdim=True), part.std(0, unbiased=False, keepdim=True)
         else:
-            total = sum(rows.read(c).sum(0, keepdim=True).double() for c in chunks)  # sum(dtype=) would copy
-            mean = (total / len(rows)).to(x.dtype)
-            square = sum(rows.read(c, own=True).sub_(mean).square_().sum(0, keepdim=True).double() for c in chunks)
-            std = (square / len(rows)).sqrt().to(x.dtype)
+            n, shift = len(rows), rows.read(slice(0, 1), own=True)  # sum(dtype=) would copy a chunk in float64
+            total = sum(rows.read(c, own=True).sub_(shift).sum(0, keepdim=True).double() for c in chunks)
+            mean = (shift.double() + total / n).to(x.dtype)
+            first, second = 0.0, 0.0
+            for c in chunks:
+                part = rows.read(c, own=True).sub_(mean)
+                first = first + part.sum(0, keepdim=True).double()
+                second = second + part.square_().sum(0, keepdim=True).double()
+            std = (second / n - (first / n).square()).clamp_min(0).sqrt().to(x.dtype)
         return cls(mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
 
     def __call__(self, x: torch.Tensor, in_place: bool = False) -> torch.Tensor:

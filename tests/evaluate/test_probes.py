@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
@@ -393,12 +394,95 @@ def test_statistics_over_row_chunks_are_those_of_the_rows_at_once(monkeypatch):
     assert torch.allclose(chunked.mean, whole.mean) and torch.allclose(chunked.std, whole.std, rtol=1e-4)
 
 
+def test_statistics_over_many_row_chunks_keep_float64_precision(monkeypatch):
+    """Over thousands of row chunks the mean is the float64 mean of the rows (chunk sums added in float64, even with a
+    first row, the shift, far off) and the std the float64 std even at a mean 1e6 times the spread (corrected two-pass:
+    the float32 mean's rounding adds nothing to it)."""
+    x = torch.rand(4000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x[:, 0] = 1e4 + 1e-2 * x[:, 0]
+    x[:, 1] += 1.0
+    x[0, 1] = -1000.0
+    x = x.float()
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 2)  # one row per chunk
+    scaler = linear.Scaler.fit(x)
+    mean, std = x.double().mean(0), x.double().std(0, unbiased=False)
+    assert float((scaler.mean[0, 1] - mean[1]).abs() / std[1]) < 1e-6
+    assert torch.allclose(scaler.std[0].double(), std, rtol=1e-6, atol=0)
+
+
+def test_statistics_in_one_chunk_are_torchs_own_bit_for_bit():
+    """Below CHUNK_LOGITS values the statistics are torch's mean and std of the rows themselves, to the last bit (a
+    probe that fits in one chunk standardizes as it always did)."""
+    x = torch.rand(200, 8, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.1, 100.0, 8) + 3.3
+    index = torch.arange(1, 200, 2)
+    scaler = linear.Scaler.fit(x, index)
+    assert torch.equal(scaler.mean, x[index].mean(0, keepdim=True))
+    assert torch.equal(scaler.std, x[index].std(0, unbiased=False, keepdim=True))
+
+
+@pytest.mark.parametrize("value", [0.1, 3.3, 1000.1])
+def test_a_constant_column_over_row_chunks_keeps_std_one_and_z_scores_to_zero(monkeypatch, value):
+    """A column of one value has std 0, hence 1 (its z-scores 0), over row chunks as in one piece: its float32 chunk
+    sums once missed the value by an ulp, leaving a std of that ulp (1e-4 at 1000.1) and z-scores of +-1 that blow a
+    test row's other value up by 1/ulp."""
+    x = torch.randn(500, 4, generator=torch.Generator().manual_seed(0))
+    x[:, 2] = value
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 4 * 37)  # 37 rows per chunk
+    scaler = linear.Scaler.fit(x, torch.arange(0, 500, 2))
+    assert scaler.std[0, 2] == 1.0 and scaler.mean[0, 2] == x[0, 2]
+    assert torch.equal(scaler(x)[:, 2], torch.zeros(500))
+
+
+def test_a_read_of_copied_rows_z_scores_that_copy_in_place():
+    """Rows read through an index (of Rows or of the read) are copied once and z-scored in that copy: one tensor of
+    their size is made, not a second for the z-scores (a chunk of the training rows, each L-BFGS step)."""
+    x = torch.rand(100, 8, generator=torch.Generator().manual_seed(0))
+    scaler = linear.Scaler.fit(x)
+
+    class Made(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.storages = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.shape == (10, 8):
+                self.storages.add(out.untyped_storage().data_ptr())
+            return out
+
+    for rows, c in ((linear.Rows(x, torch.arange(0, 100, 3), scaler), slice(0, 10)),
+                    (linear.Rows(x, None, scaler), torch.arange(10, 30, 2))):
+        with Made() as made:
+            part = rows.read(c)
+        assert len(made.storages) == 1 and part.untyped_storage().data_ptr() in made.storages
+        whole = x if rows.index is None else x[rows.index]
+        assert torch.equal(part, scaler(whole[c]))
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "sgd"])
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_fit_on_rows_is_the_fit_on_their_z_scored_copy(monkeypatch, optimizer, chunked, standardize):
+    """A fit that reads x's rows `index` (z-scored as it reads them) gives the very probe a fit on a z-scored copy of
+    those rows gives, in one chunk or over row chunks, full batch or in minibatches."""
+    x, y = blobs(20, 4, 8, 1.0, seed=0)
+    x = x * torch.linspace(0.5, 3.0, 8) + 5.0
+    index = torch.arange(0, 80, 2)
+    if chunked:
+        monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 7)  # 7 rows per chunk
+    scaler = linear.Scaler.fit(x, index) if standardize else None
+    copy = scaler(x[index]) if standardize else x[index]
+    cfg = LinearConfig(optimizer=optimizer, epochs=3, batch_size=16, lr=0.05, cold_iter=20)
+    read = linear.fit(linear.Rows(x, index, scaler), y[index], 4, 1e-3, cfg, seed=0)
+    made = linear.fit(linear.Rows(copy), y[index], 4, 1e-3, cfg, seed=0)
+    assert torch.equal(read.weight, made.weight) and torch.equal(read.bias, made.bias)
+    assert bool(read.weight.abs().sum() > 0)
+
+
 def test_a_probe_over_row_chunks_never_copies_every_row(monkeypatch):
     """Beyond CHUNK_LOGITS values a fit reads its rows chunk by chunk, z-scoring each as it goes: no tensor near the
     size of the features is made (a z-scored copy of the training rows, then of all of them, once took two to three
     times the features' memory: 44-66 GB at iNat21's 2.7M x 2048), and the probe is the one fit in one piece."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     x, y = blobs(60, 8, 32, 1.0, seed=0)  # 480 x 32 features
     cfg = LinearConfig(weight_decays=(1e-3, 1e-1))
     whole, info_whole = linear.train_probe(x, y, 8, cfg, seed=0)
