@@ -55,6 +55,7 @@ class Scaler:
                 part = rows.read(c, own=True).sub_(mean)
                 first = first + part.sum(0, keepdim=True).double()
                 second = second + part.square_().sum(0, keepdim=True).double()
+                del part  # freed before the next chunk is read
             std = (second / n - (first / n).square()).clamp_min(0).sqrt().to(x.dtype)
         return cls(mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
 
