@@ -11,8 +11,8 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import Job
-from study.results import (aggregate, collect, drop_repeated_seeds, find_conflicts, gather, read_table,
-                           records_to_table, resolve_conflicts, write_result, write_table)
+from study.results import (ResultFileWarning, aggregate, collect, drop_repeated_seeds, find_conflicts, gather,
+                           read_table, records_to_table, resolve_conflicts, result_path, write_result, write_table)
 from study.results.collect import split_numeric_pairs
 
 
@@ -330,3 +330,41 @@ def test_an_empty_mapping_in_a_protocol_is_a_column_of_its_own():
     """A protocol leaf holding an empty mapping is kept as a `protocol.<key>` column ("{}"), not dropped."""
     table = records_to_table([_record("j0", 0, 0.5, "2024-01-01", protocol={"seed": 0, "augment": {}})])
     assert table["protocol.augment"].to_list() == ["{}"]
+
+
+def test_a_size_axis_of_fractions_stays_fractional():
+    """An integer column is Int64 only where its values are whole numbers: 0.5 is never truncated to 0."""
+    def rec(job, crop):
+        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": 0, "crop_size": crop},
+                "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": 10, "level": None}], "protocol": {}}
+
+    t = records_to_table([rec("j1", 0.5), rec("j2", 1.0)])
+    assert t["crop_size"].dtype == "float64" and t["crop_size"].to_list() == [0.5, 1.0]
+
+
+def test_a_gathered_plan_names_only_its_own_unreadable_result_files(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    for job in ("mine", "theirs"):
+        path = result_path(tmp_path, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{not json")
+    with pytest.warns(ResultFileWarning):
+        coll = gather(tmp_path, Plan("g", [Job("mine", "pretrain", {"axes": {"seed": 0}})]))
+    assert [s.path.stem for s in coll.skipped] == ["mine"]
+    assert coll.missing.loc[0, "state"].startswith("result file unreadable")
+
+
+def test_seeds_a_float_column_holds_read_as_integers():
+    """A table whose seed column became float (a concatenation of tables, one with no seed) names seeds 2,10."""
+    def rec(job, seed):
+        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": seed},
+                "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": 10, "level": None}], "protocol": {}}
+
+    t = records_to_table([rec("j1", 10), rec("j2", 2)])
+    assert aggregate(t.assign(seed=t["seed"].astype("float64")))["seeds"].to_list() == ["2,10"]

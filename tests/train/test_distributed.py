@@ -142,3 +142,17 @@ def test_a_one_process_checkpoint_is_refused_by_two(tiny_manifest, tmp_path):
     assert all(code != 0 for code, _, _ in done)
     err = done[0][2]
     assert "devices" in err and "checkpoint.pt" in err, err[-2000:]
+
+
+def test_a_single_task_under_torchrun_runs_without_a_process_group(monkeypatch):
+    """WORLD_SIZE=1 (torchrun --nproc-per-node 1): no group is made, so no rendezvous address is needed."""
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.setup("cpu") == distributed.World() and not dist.is_initialized()
+
+
+def test_the_main_process_is_global_rank_0_not_each_nodes_first():
+    assert distributed.World(rank=0, local_rank=0, size=8).is_main
+    assert not distributed.World(rank=4, local_rank=0, size=8).is_main

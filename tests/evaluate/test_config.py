@@ -1,0 +1,38 @@
+"""study.evaluate.config.EvalConfig: what `from_dict` accepts and refuses, and what a result records."""
+from __future__ import annotations
+
+import pytest
+
+from study.errors import StudyError
+from study.evaluate.config import EvalConfig
+
+
+def config(**over) -> EvalConfig:
+    return EvalConfig.from_dict({"train_manifest": "tr", "test_manifest": "te", **over})
+
+
+def test_a_weight_decay_of_zero_is_a_grid_value_and_a_negative_one_is_refused():
+    assert config(linear={"weight_decays": [0, 1e-4]}).linear.weight_decays == (0.0, 1e-4)
+    with pytest.raises(StudyError, match=r"evaluate\.linear\.weight_decays: expected a non-empty list of numbers >= 0"):
+        config(linear={"weight_decays": [-1e-4]})
+
+
+@pytest.mark.parametrize("key", ["manifest", "method", "subset", "size", "init_encoder"])
+def test_a_finetune_setting_the_evaluation_makes_is_refused_naming_it(key):
+    with pytest.raises(StudyError, match=rf"evaluate\.finetune\.{key}: is set by the evaluation; remove it"):
+        config(protocol="finetune", finetune={key: "x"})
+
+
+def test_a_concat_without_knn_records_no_knn_settings_and_with_it_does():
+    assert "knn" not in config(protocol="concat").recorded_dict()
+    assert config(protocol="concat", also_knn=True).recorded_dict()["knn"] == {"k": 200, "temperature": 0.07}
+
+
+def test_a_finetune_records_no_backbone_or_width_the_encoder_fixes_and_a_scratch_run_does():
+    assert not {"backbone", "width"} & set(config(protocol="finetune").recorded_dict())
+    assert {"backbone", "width"} <= set(config(protocol="scratch").recorded_dict())
+
+
+def test_the_eval_transform_is_at_the_image_size_unless_augment_gives_one():
+    assert config(image_size=64).augment_config().image_size == 64
+    assert config(image_size=64, augment={"image_size": 32}).augment_config().image_size == 32

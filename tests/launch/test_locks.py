@@ -1,0 +1,67 @@
+"""study.launch.locks: a job's lock against another command's instant probe or holder, the probe against such a
+probe, and a submit waiting for another."""
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+
+from study.launch.locks import job_lock, lock_held, submit_lock, try_lock
+
+
+def _probe_for(path, seconds: float) -> threading.Timer:
+    """Hold a shared lock of `path` as `lock_held` does, released after `seconds` (another command's probe)."""
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    timer = threading.Timer(seconds, os.close, (fd,))
+    timer.start()
+    return timer
+
+
+def test_a_job_lock_is_taken_once_another_commands_probe_of_it_ends(tmp_path):
+    path = tmp_path / "locks" / "j1.lock"
+    path.parent.mkdir()
+    path.touch()
+    timer = _probe_for(path, 0.01)  # ends after the first try, well within the five (80 ms)
+    try:
+        fd = job_lock(tmp_path, "j1")
+    finally:
+        timer.join()
+    assert fd is not None
+    try:
+        assert lock_held(path) is True
+    finally:
+        os.close(fd)
+    assert lock_held(path) is False
+
+
+def test_another_commands_probe_is_not_taken_for_a_holder(tmp_path):
+    """Two commands probing one free lock at once: each sees it free (the probes share the lock)."""
+    path = tmp_path / "j1.lock"
+    path.touch()
+    timer = _probe_for(path, 5.0)
+    try:
+        assert lock_held(path) is False
+    finally:
+        timer.cancel()
+        timer.function(*timer.args)
+
+
+def test_a_job_lock_another_command_holds_is_refused_leaving_no_descriptor_open(tmp_path):
+    held = job_lock(tmp_path, "j1")
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        assert job_lock(tmp_path, "j1") is None
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(held)
+
+
+def test_a_submit_waiting_for_another_says_so_and_goes_on_once_it_ends(tmp_path, capsys):
+    other = try_lock(tmp_path / "ledgers" / ".submit.lock")
+    timer = threading.Timer(0.05, os.close, (other,))
+    timer.start()
+    with submit_lock(tmp_path):
+        assert lock_held(tmp_path / "ledgers" / ".submit.lock") is True
+    timer.join()
+    assert f"waiting for another study submit on {tmp_path} to finish queueing" in capsys.readouterr().err
