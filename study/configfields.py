@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, Callable
 
 from study.errors import StudyError, did_you_mean
@@ -20,6 +21,12 @@ def is_num(v: Any) -> bool:
 def positive_int(v: Any, key: str) -> None:
     if not is_int(v) or v <= 0:
         raise StudyError(f"{key}: expected a positive integer, got {v!r}")
+
+
+def device_name(v: Any, key: str) -> None:
+    """A device setting: "auto" (a GPU when there is one), "cpu", "cuda" or "cuda:N"."""
+    if not isinstance(v, str) or re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is None:
+        raise StudyError(f"{key}: expected 'auto', 'cpu' or 'cuda[:N]', got {v!r}")
 
 
 def seed_int(v: Any, key: str) -> None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from study.configfields import (build, count_or_none, mapping_or_none, nested, positive_num_or_none,
+from study.configfields import (build, count_or_none, device_name, mapping_or_none, nested, positive_num_or_none,
                                 refuse_unknown)
 from study.errors import StudyError
 
@@ -66,3 +66,16 @@ def test_build_refuses_a_section_that_is_not_a_mapping_and_parses_then_validates
     assert cfg == Optim(lr=2.0, betas=(0.5,))
     with pytest.raises(StudyError, match=r"^pretrain.optim.lr: expected a number > 0"):
         build(Optim, {"lr": -1}, "pretrain.optim", {})
+
+
+@pytest.mark.parametrize("value, ok", [("auto", True), ("cpu", True), ("cuda", True), ("cuda:1", True),
+                                       ("cuda:x", False), ("cudax", False), ("cuda:", False), ("gpu", False),
+                                       ("CPU", False), (0, False), (None, False)])
+def test_a_device_setting_is_auto_cpu_or_cuda_n(value, ok):
+    """Checked when the config is read (`study plan`), not when each job starts: `cuda:x` passed the plan and every
+    job then stopped on it."""
+    if ok:
+        device_name(value, "evaluate.device")
+    else:
+        with pytest.raises(StudyError, match=r"^evaluate\.device: expected 'auto', 'cpu' or 'cuda\[:N\]', got "):
+            device_name(value, "evaluate.device")

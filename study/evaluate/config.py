@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
-                                positive_num_or_none, seed_int)
+from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested,
+                                positive_int, positive_num_or_none, seed_int)
 from study.errors import StudyError
 from study.results.record import probe_settings_read
 
@@ -106,8 +106,7 @@ class EvalConfig:
         positive_int(self.batch_size, f"{where}.batch_size")
         count_or_none(self.num_workers, f"{where}.num_workers")
         positive_num_or_none(self.checkpoint_every_minutes, f"{where}.checkpoint_every_minutes")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        device_name(self.device, f"{where}.device")
         seed_int(self.seed, f"{where}.seed")
         lin = self.linear
         if lin.optimizer not in PROBE_OPTIMIZERS:

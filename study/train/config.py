@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, count_or_none, is_int, is_num, mapping_or_none, nested, positive_int,
-                                positive_num_or_none, refuse_unknown, seed_int)
+from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested,
+                                positive_int, positive_num_or_none, refuse_unknown, seed_int)
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -174,8 +174,7 @@ class PretrainConfig:
         if self.temperature is not None and (not is_num(self.temperature) or self.temperature <= 0):
             raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
         count_or_none(self.num_workers, f"{where}.num_workers")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise bad("device", f"expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        device_name(self.device, f"{where}.device")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise bad("precision", f"expected 'auto', 'bf16' or 'fp32', got {self.precision!r}")
         for key in ("channels_last", "sync_bn", "head_output_bn"):
