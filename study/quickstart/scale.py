@@ -15,6 +15,7 @@ import yaml
 from study.atomic import atomic_path
 from study.counts import format_count
 from study.errors import StudyError
+from study.grids.schema import ALL
 from study.manifests.sizes import parse_size
 
 # The quickstart's manifests at full scale (grids/quickstart.yaml names these sizes).
@@ -23,7 +24,6 @@ FMNIST_LABELED = ("100", "300", "1k", "3k", "10k")
 DIGITS_SIZES = ("1.5k", "3k", "4k")
 DIGITS_LABELED = ("100", "300", "1k", "3k")
 POOL_EACH = "1.5k"  # the pooled set takes this many images of each domain
-ALL = "all"  # a labeled size: every labeled image (study.grids.schema.ALL), the same at every scale
 
 
 @dataclass(frozen=True)
