@@ -32,7 +32,7 @@ import torchvision
 from PIL import Image
 
 from augment_bench import make_jpegs
-from study.evaluate import linear
+from study.evaluate import linear, ranking
 from study.evaluate.config import LinearConfig
 from study.evaluate.features import padded, resolve_device
 from study.manifests.sizes import parse_sizes
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     top1 = {}
     for n in sizes:
         probe, _ = linear.train_probe(x[:n].to(device), y[:n].to(device), args.classes, cfg, seed=0)
-        top1[n] = linear.topk(probe(xt.to(device)).cpu(), yt, 1)
+        top1[n] = ranking.hit_rate(ranking.ranked(probe.blocks(xt.to(device)), 1)[0], yt, 1)  # as the evaluation
         print(f"  {n} labels: top-1 {top1[n]:.3f}, {time.perf_counter() - t:.1f} s so far", flush=True)
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -40,18 +40,19 @@ def level_map(tables: list[pd.DataFrame], path: list[str], num_classes: int,
     return mapping, values
 
 
-def mapped_top1(logits: torch.Tensor, y: torch.Tensor, mapping: torch.Tensor) -> float:
-    """Top-1 at a coarser level: the value there of the highest-scoring class against the true class's. NaN with no
-    row or a non-finite score (a diverged classifier), as linear.topk."""
-    if len(y) == 0 or not bool(torch.isfinite(logits).all()):
-        return float("nan")
-    return float((mapping[logits.argmax(1)] == mapping[y]).float().mean())
+def mapped_top1(ranks: torch.Tensor | None, y: torch.Tensor, mapping: torch.Tensor) -> float:
+    """Top-1 at a coarser level: the value there of each row's best class (ranks[:, 0], see ranking.ranked) against
+    its true class's. NaN with no row or no ranks (a diverged classifier), as ranking.hit_rate."""
+    if ranks is None or len(y) == 0:
+        return math.nan
+    return float((mapping[ranks[:, 0]] == mapping[y]).float().mean())
 
 
 def level_scores(logits: torch.Tensor, mapping: torch.Tensor, num_values: int) -> torch.Tensor:
-    """Each value's score at a level (N x values): the highest score of its classes, so that the value the top-1
-    maps to ranks first, and top-5 at a level counts every top-1 hit. -inf for a value with no class."""
-    out = torch.full((len(logits), num_values), -math.inf)
-    keep = mapping >= 0
-    index = mapping[keep].expand(len(logits), -1)
-    return out.scatter_reduce_(1, index, logits.float()[:, keep], "amax")
+    """Each value's score at a level (N x values, on the logits' device): the highest score of its classes, so that
+    the value the top-1 maps to ranks first, and top-5 at a level counts every top-1 hit. -inf for a value with no
+    class."""
+    spare = torch.where(mapping >= 0, mapping, num_values)  # a class of no value scores a spare column, dropped
+    out = torch.full((len(logits), num_values + 1), -math.inf, device=logits.device)
+    index = spare.to(logits.device).expand(len(logits), -1)
+    return out.scatter_reduce_(1, index, logits.float(), "amax")[:, :num_values]

@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from study.evaluate import ranking
 from study.evaluate.config import LinearConfig
 
 # what a result's protocol records of the standardization (with linear.standardize)
@@ -96,15 +98,11 @@ class Probe:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, self.scaler(x) if self.scaler is not None else x, self.weight.t())
 
-
-def topk(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
-    """Fraction of rows whose label is among the k highest scores; NaN when there is no row or a score is not finite
-    (a diverged classifier: topk would rank NaN first and report chance, not a missing value)."""
-    if len(y) == 0 or not bool(torch.isfinite(scores).all()):
-        return float("nan")
-    k = min(k, scores.shape[1])
-    hit = (scores.topk(k, dim=1).indices == y[:, None]).any(dim=1)
-    return float(hit.float().mean())
+    def blocks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The scores of x's rows a row chunk at a time (see CHUNK_LOGITS), in order: neither all the scores nor a
+        z-scored copy of x is made at once."""
+        for c in _row_chunks(len(x), max(self.weight.shape)):
+            yield self(x[c])
 
 
 def _row_chunks(n: int, width: int) -> list[slice]:
@@ -119,7 +117,7 @@ def held_out_scores(probe: "Probe", rows: Rows, y: torch.Tensor) -> tuple[float,
     chunks = _row_chunks(len(y), max(probe.weight.shape))
     if len(chunks) == 1:
         logits = probe(rows.read(chunks[0]))
-        return topk(logits, y, 1), float(F.cross_entropy(logits, y))
+        return ranking.hit_rate(ranking.ranked([logits], 1)[0], y, 1), float(F.cross_entropy(logits, y))
     hits, ce, finite = 0.0, 0.0, True
     for c in chunks:
         logits = probe(rows.read(c))

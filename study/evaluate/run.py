@@ -7,6 +7,7 @@ through `study.train.pretrain` (see finetune.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from study.counts import format_count
 from study.errors import StudyError
 from study.evaluate import finetune as finetune_mod
-from study.evaluate import granularity, knn, linear
+from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
 from study.train.backbones import encoder_provenance
@@ -31,10 +32,12 @@ def _row(metric: str, value: float, labeled_size: int | None, level: str | None 
     return {"metric": metric, "value": float(value), "labeled_size": labeled_size, "level": level}
 
 
-def _scores_rows(scores: torch.Tensor, y: torch.Tensor, n: int, level: str | None = None) -> list[dict]:
-    rows = [_row("top1", linear.topk(scores, y, 1), n, level)]
-    if scores.shape[1] > 5:
-        rows.append(_row("top5", linear.topk(scores, y, 5), n, level))
+def _scores_rows(blocks, y: torch.Tensor, n: int, num_classes: int, level: str | None = None) -> list[dict]:
+    """top1 (and top5 where more than 5 classes) of the class scores `blocks` (see ranking.ranked) against y."""
+    (ranks,) = ranking.ranked(blocks, 5)
+    rows = [_row("top1", ranking.hit_rate(ranks, y, 1), n, level)]
+    if num_classes > 5:
+        rows.append(_row("top5", ranking.hit_rate(ranks, y, 5), n, level))
     return rows
 
 
@@ -135,7 +138,7 @@ def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, proto
     for n in sizes:
         logits, p = finetune_mod.run_finetune(cfg, run_dir, encoders[0] if encoders else None,
                                               None if n == train_m.num_images else n, n, test_m, aug, device)
-        metrics += _scores_rows(logits, y_test, n)
+        metrics += _scores_rows([logits], y_test, n, test_m.num_classes)
         runs[str(n)] = p
     first = next(iter(runs.values()))
     epochs = {n: r["epochs"] for n, r in runs.items()}  # under a `steps` budget, each labeled size's own
@@ -191,9 +194,10 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
             unit = [(F.normalize(a, dim=1), F.normalize(b, dim=1)) for a, b in raw] if len(raw) > 1 else raw
             kx, kxt = (_side_by_side(unit, i).to(device) for i in (0, 1))
             del unit
-            scores = knn.knn_scores(kx, y, kxt, train_m.num_classes, cfg.knn.k, cfg.knn.temperature)
+            (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, train_m.num_classes, cfg.knn.k,
+                                                       cfg.knn.temperature), 1)
             del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
-            metrics.append(_row("knn_top1", linear.topk(scores, y_test, 1), n))
+            metrics.append(_row("knn_top1", ranking.hit_rate(ranks, y_test, 1), n))
             info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
         if cfg.protocol != "knn":
             # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
@@ -203,7 +207,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
                 metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, train_m.num_classes, info)
             else:
                 probe, pinfo = linear.train_probe(x, y.to(device), train_m.num_classes, cfg.linear, cfg.seed)
-                metrics += _scores_rows(probe(xt).cpu(), y_test, n)
+                metrics += _scores_rows(probe.blocks(xt), y_test, n, train_m.num_classes)
                 info.update(pinfo)
             del x, xt  # not held over the next size's copies
         probes[str(n)] = info
@@ -281,20 +285,25 @@ def _first_class(mapping: torch.Tensor) -> torch.Tensor:
 
 def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> list[dict]:
     rows, info["levels"] = [], {}
-    if not cfg.per_level:  # the paper's protocol: one classifier at the finest level, mapped up
-        probe, pinfo = linear.train_probe(x, y, num_classes, cfg.linear, cfg.seed)
-        info.update(pinfo)
-        logits = probe(xt).cpu()
-    for level, (mapping, values) in level_maps.items():
-        if cfg.per_level:
+    if cfg.per_level:
+        for level, (mapping, values) in level_maps.items():
             probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed,
                                               strata=_first_class(mapping).to(y.device)[y])
             info["levels"][level] = pinfo
-            rows += _scores_rows(probe(xt).cpu(), mapping[y_test], n, level)
-        else:
-            rows.append(_row("top1", granularity.mapped_top1(logits, y_test, mapping), n, level))
-            if len(values) > 5:
-                scores = granularity.level_scores(logits, mapping, len(values))
-                rows.append(_row("top5", linear.topk(scores, mapping[y_test], 5), n, level))
-            info["levels"][level] = {"values": len(values)}
+            rows += _scores_rows(probe.blocks(xt), mapping[y_test], n, len(values), level)
+        return rows
+    # the paper's protocol: one classifier at the finest level, its ranking mapped up; a level's top-5 ranks the
+    # level's own scores (granularity.level_scores), all levels' in one pass over the test rows
+    probe, pinfo = linear.train_probe(x, y, num_classes, cfg.linear, cfg.seed)
+    info.update(pinfo)
+    top5 = [lv for lv, (_, values) in level_maps.items() if len(values) > 5]
+    views = [None] + [functools.partial(granularity.level_scores, mapping=level_maps[lv][0].to(xt.device),
+                                        num_values=len(level_maps[lv][1])) for lv in top5]
+    classes, *by_level = ranking.ranked(probe.blocks(xt), 5, views)
+    level_ranks = dict(zip(top5, by_level))
+    for level, (mapping, values) in level_maps.items():
+        rows.append(_row("top1", granularity.mapped_top1(classes, y_test, mapping), n, level))
+        if level in level_ranks:
+            rows.append(_row("top5", ranking.hit_rate(level_ranks[level], mapping[y_test], 5), n, level))
+        info["levels"][level] = {"values": len(values)}
     return rows

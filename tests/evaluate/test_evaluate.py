@@ -204,8 +204,8 @@ def test_concat_knn_weighs_both_encoders_alike_on_their_raw_features(manifests, 
     from study.evaluate import knn
 
     seen = []
-    real = knn.knn_scores
-    monkeypatch.setattr(knn, "knn_scores", lambda x, *a, **k: seen.append(x.clone()) or real(x, *a, **k))
+    real = knn.score_blocks
+    monkeypatch.setattr(knn, "score_blocks", lambda x, *a, **k: seen.append(x.clone()) or real(x, *a, **k))
     a, b = encoder_file("a", 0), encoder_file("b", 1)
     evaluate(config(protocol="concat", labeled_sizes=[40], also_knn=True), tmp_path / "c", [a, b], tmp_path / "f")
     halves = seen[0].split(32, dim=1)
@@ -655,13 +655,13 @@ def test_per_level_granularity_scores_each_level_against_the_test_images_values(
     """Per level, the level's classifier is scored on whether its prediction is the test image's value at that level
     (the manifest's taxonomy columns), not its class label."""
     scores = {}
-    real = linear.train_probe
+    real = linear.Probe.blocks
 
-    def recording(x, y, num_classes, *a, **k):
-        probe, info = real(x, y, num_classes, *a, **k)
-        return (lambda xt: scores.setdefault(num_classes, probe(xt))), info
+    def recording(probe, xt):  # each level's classifier's scores of the test images, by its number of values
+        scores[len(probe.bias)] = probe(xt)
+        return real(probe, xt)
 
-    monkeypatch.setattr(linear, "train_probe", recording)
+    monkeypatch.setattr(linear.Probe, "blocks", recording)
     out = evaluate(config(protocol="granularity", labeled_sizes=[40], per_level=True), tmp_path / "g",
                    [encoder_file()], tmp_path / "f")
     test = load_manifest("evtest").all()
@@ -673,6 +673,23 @@ def test_per_level_granularity_scores_each_level_against_the_test_images_values(
         predicted = [values[i] for i in scores[num_values].argmax(1).tolist()]
         assert top1[level] == pytest.approx(sum(p == t for p, t in zip(predicted, truth)) / len(truth)), level
     assert top1["group"] > 0.5  # the group probe does better than chance: the check above is not vacuous
+
+
+@pytest.mark.parametrize("protocol", [{"protocol": "linear"}, {"protocol": "granularity", "per_level": True}])
+def test_the_test_images_are_scored_a_chunk_of_rows_at_a_time(manifests, encoder_file, tmp_path, monkeypatch,
+                                                              protocol):
+    """Beyond linear.CHUNK_LOGITS values the test images are scored in row chunks (iNat21's 100k x 10,000 scores
+    would be 4 GB): the probe never scores more rows at once, and the metrics are those of one piece."""
+    enc = encoder_file()
+    whole = evaluate(config(labeled_sizes=[40], **protocol), tmp_path / "whole", [enc], tmp_path / "f")
+    rows = []
+    real = linear.Probe.__call__
+    monkeypatch.setattr(linear.Probe, "__call__", lambda p, x: rows.append(len(x)) or real(p, x))
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 32 * 6)  # 6 rows of 32 feature columns a chunk
+    chunked = evaluate(config(labeled_sizes=[40], **protocol), tmp_path / "chunked", [enc], tmp_path / "f")
+    assert max(rows) == 6 and rows.count(6) >= 3  # the 20 test images: 6, 6, 6, 2
+    assert [(m["metric"], m["level"], m["value"]) for m in chunked["metrics"]] == \
+        [(m["metric"], m["level"], m["value"]) for m in whole["metrics"]]
 
 
 def test_a_levels_top5_is_scored_only_with_more_than_5_values():

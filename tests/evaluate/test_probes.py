@@ -11,9 +11,24 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
-from study.evaluate import granularity, knn, linear
+from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate.finetune import pretrain_dict
 from study.train.config import PretrainConfig
+
+
+def ranks_of(scores: torch.Tensor) -> torch.Tensor | None:
+    """Each row's best 5 classes of whole scores (one block), None where a score is not finite."""
+    return ranking.ranked([scores], 5)[0]
+
+
+def accuracy(scores: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """Top-k accuracy of whole scores, as the evaluation computes it a block of rows at a time."""
+    return ranking.hit_rate(ranking.ranked([scores], k)[0], y, k)
+
+
+def knn_scores(*args, **kwargs) -> torch.Tensor:
+    """knn.score_blocks' scores of all test rows, on CPU."""
+    return torch.cat([b.cpu() for b in knn.score_blocks(*args, **kwargs)])
 
 
 def blobs(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
@@ -32,7 +47,7 @@ def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
     assert info["held_out"] == 8 * 6  # 20% of each class held out
     assert info["validation_top1"][repr(1e-4)] > 0.9
     assert info["validation_loss"][repr(1000.0)] > 2.0 > info["validation_loss"][repr(1e-2)]  # ln 8 = 2.08: chance
-    assert linear.topk(probe(xt), yt, 1) > 0.95
+    assert accuracy(probe(xt), yt, 1) > 0.95
     again, info2 = linear.train_probe(x, y, 8, cfg, seed=0)  # deterministic on CPU
     assert torch.equal(again.weight, probe.weight) and info2["weight_decay"] == info["weight_decay"]
 
@@ -96,7 +111,7 @@ def test_a_chosen_weight_decay_whose_refit_diverges_gives_way_to_the_next_best()
     probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
     assert info["validation_top1"]["100.0"] == info["validation_top1"]["0.001"]  # the tie the refit then loses
     assert info["weight_decay"] == 1e-3 and "the refit at 100.0 diverged" in info["choice"]
-    assert linear.topk(probe(xt), yt, 1) > 0.9
+    assert accuracy(probe(xt), yt, 1) > 0.9
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -106,7 +121,7 @@ def test_minibatch_probe_optimizers_also_learn(optimizer):
     cfg = LinearConfig(optimizer=optimizer, weight_decays=(1e-4,), epochs=30, batch_size=32, lr=0.05)
     probe, info = linear.train_probe(x, y, 4, cfg, seed=0)
     assert info["choice"] == "single value"
-    assert linear.topk(probe(xt), yt, 1) > 0.95
+    assert accuracy(probe(xt), yt, 1) > 0.95
 
 
 def test_scaler_uses_the_statistics_of_the_rows_it_was_fit_on():
@@ -147,8 +162,8 @@ def test_topk_against_a_loop_reference():
         for row, label in zip(scores.tolist(), y.tolist()):
             order = sorted(range(12), key=lambda c: -row[c])
             ref += label in order[:k]
-        assert linear.topk(scores, y, k) == pytest.approx(ref / 200)
-    assert linear.topk(scores, y, 12) == 1.0
+        assert accuracy(scores, y, k) == pytest.approx(ref / 200)
+    assert accuracy(scores, y, 12) == 1.0
 
 
 def test_stratified_split_holds_out_each_class():
@@ -162,12 +177,12 @@ def test_knn_weighted_vote_on_a_toy_set():
     train = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-0.2, 1.0], [1.0, 1.0]])
     labels = torch.tensor([0, 1, 1, 2])
     test = torch.tensor([[1.0, 0.1], [0.1, 1.0]])
-    s = knn.knn_scores(train, labels, test, 3, k=1, temperature=0.1)
+    s = knn_scores(train, labels, test, 3, k=1, temperature=0.1)
     assert s.argmax(1).tolist() == [0, 1]
     # k=3 for a point near class 0: one very close class-0 neighbour against two far class-1 ones
     q = torch.tensor([[1.0, 0.3]])
-    near = knn.knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=0.05)
-    flat = knn.knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=100.0)
+    near = knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=0.05)
+    flat = knn_scores(train[:3], labels[:3], q, 3, k=3, temperature=100.0)
     assert near.argmax(1).item() == 0  # sharp weights: the nearest wins
     assert flat.argmax(1).item() == 1  # flat weights: the majority wins
     sims = torch.nn.functional.normalize(train[:3], dim=1) @ torch.nn.functional.normalize(q, dim=1).t()
@@ -179,7 +194,7 @@ def test_knn_at_a_tiny_temperature_neither_overflows_nor_loses_the_ranking():
     g = torch.Generator().manual_seed(0)
     train, test = torch.randn(50, 8, generator=g), torch.randn(20, 8, generator=g)
     labels = torch.randint(0, 4, (50,), generator=g)
-    sharp = knn.knn_scores(train, labels, test, 4, k=5, temperature=0.001)
+    sharp = knn_scores(train, labels, test, 4, k=5, temperature=0.001)
     assert torch.isfinite(sharp).all()
     nearest = labels[(torch.nn.functional.normalize(test, dim=1)
                       @ torch.nn.functional.normalize(train, dim=1).t()).argmax(1)]
@@ -194,12 +209,12 @@ def test_knn_holds_at_most_a_block_of_similarities_and_scores_alike(monkeypatch)
     g = torch.Generator().manual_seed(1)
     train, test = torch.randn(40, 8, generator=g), torch.randn(30, 8, generator=g)
     labels = torch.randint(0, 3, (40,), generator=g)
-    whole = knn.knn_scores(train, labels, test, 3, k=4, temperature=0.1)
+    whole = knn_scores(train, labels, test, 3, k=4, temperature=0.1)
     shapes = []
     real_topk = torch.Tensor.topk
     monkeypatch.setattr(torch.Tensor, "topk",
                         lambda t, *a, **kw: shapes.append(tuple(t.shape)) or real_topk(t, *a, **kw))
-    blocked = knn.knn_scores(train, labels, test, 3, k=4, temperature=0.1, block_bytes=4 * 40 * 7)
+    blocked = knn_scores(train, labels, test, 3, k=4, temperature=0.1, block_bytes=4 * 40 * 7)
     assert shapes == [(7, 40)] * 4 + [(2, 40)]
     torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-7)
 
@@ -207,14 +222,14 @@ def test_knn_holds_at_most_a_block_of_similarities_and_scores_alike(monkeypatch)
 def test_knn_over_an_empty_training_set_scores_nothing_rather_than_dividing_by_zero():
     """An empty training set takes a whole block of test rows (no similarity to hold) and scores every class 0."""
     assert knn.rows_per_block(0) == 2048
-    s = knn.knn_scores(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.randn(3, 4), 2, k=5, temperature=0.1)
+    s = knn_scores(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.randn(3, 4), 2, k=5, temperature=0.1)
     assert s.tolist() == [[0.0, 0.0]] * 3
 
 
 def test_topk_of_a_diverged_classifier_is_missing_not_chance():
     y = torch.arange(10)
-    assert math.isnan(linear.topk(torch.full((10, 10), float("nan")), y, 1))
-    assert math.isnan(linear.topk(torch.randn(10, 10).index_fill_(0, torch.tensor([3]), float("inf")), y, 5))
+    assert math.isnan(accuracy(torch.full((10, 10), float("nan")), y, 1))
+    assert math.isnan(accuracy(torch.randn(10, 10).index_fill_(0, torch.tensor([3]), float("inf")), y, 5))
 
 
 def test_granularity_maps_fine_predictions_up_the_taxonomy():
@@ -231,8 +246,8 @@ def test_granularity_maps_fine_predictions_up_the_taxonomy():
     assert gv == ["f0/g0", "f0/g1", "f1/g2"] and fv == ["f0", "f1"]
     # by hand: genus right for rows 0,1,2,4,7 ; family right for rows 0,1,2,3,4,7
     assert fine == pytest.approx(2 / 8)
-    assert granularity.mapped_top1(logits, y, genus) == pytest.approx(5 / 8)
-    assert granularity.mapped_top1(logits, y, family) == pytest.approx(6 / 8)
+    assert granularity.mapped_top1(ranks_of(logits), y, genus) == pytest.approx(5 / 8)
+    assert granularity.mapped_top1(ranks_of(logits), y, family) == pytest.approx(6 / 8)
     scores = granularity.level_scores(logits, family, 2)
     assert scores.argmax(1).tolist() == family[pred].tolist()
 
@@ -243,13 +258,14 @@ def test_granularity_tells_apart_same_named_values_under_different_parents():
     genus, values = granularity.level_map([table], granularity.level_path(["kingdom", "genus"], "genus"), 2, "t")
     assert values == ["Animalia/Morus", "Plantae/Morus"]
     logits = torch.tensor([[0.0, 5.0], [5.0, 0.0]])  # each image predicted as the other Morus
-    assert granularity.mapped_top1(logits, torch.tensor([0, 1]), genus) == 0.0
+    assert granularity.mapped_top1(ranks_of(logits), torch.tensor([0, 1]), genus) == 0.0
 
 
 def test_granularity_of_a_diverged_classifier_is_missing():
     table = pd.DataFrame({"label": range(4), "genus": ["a", "a", "b", "b"]})
     genus, _ = granularity.level_map([table], ["genus"], 4, "t")
-    assert math.isnan(granularity.mapped_top1(torch.full((3, 4), float("nan")), torch.tensor([0, 1, 2]), genus))
+    nan = torch.full((3, 4), float("nan"))
+    assert math.isnan(granularity.mapped_top1(ranks_of(nan), torch.tensor([0, 1, 2]), genus))
 
 
 def test_a_levels_top5_counts_every_top1_hit():
@@ -259,8 +275,8 @@ def test_a_levels_top5_counts_every_top1_hit():
     mapping, values = granularity.level_map([table], ["group"], 13, "t")
     logits = torch.log(torch.tensor([[0.10] + [0.075] * 12]))
     y = torch.tensor([0])
-    assert granularity.mapped_top1(logits, y, mapping) == 1.0
-    assert linear.topk(granularity.level_scores(logits, mapping, len(values)), mapping[y], 5) == 1.0
+    assert granularity.mapped_top1(ranks_of(logits), y, mapping) == 1.0
+    assert accuracy(granularity.level_scores(logits, mapping, len(values)), mapping[y], 5) == 1.0
 
 
 def test_a_level_outside_the_taxonomy_is_told_by_its_own_column_alone():
@@ -276,7 +292,7 @@ def test_a_class_no_row_shows_maps_to_no_value_and_a_prediction_of_it_is_wrong_a
     mapping, values = granularity.level_map([table], ["genus"], 4, "t")
     assert mapping.tolist() == [0, 0, 1, -1] and values == ["a", "b"]
     logits = torch.tensor([[0.0, 1.0, 2.0, 9.0]])  # class 3 (no row) scores highest; the true class 0 is genus a
-    assert granularity.mapped_top1(logits, torch.tensor([0]), mapping) == 0.0
+    assert granularity.mapped_top1(ranks_of(logits), torch.tensor([0]), mapping) == 0.0
     assert granularity.level_scores(logits, mapping, 2).tolist() == [[1.0, 2.0]]
 
 
@@ -295,7 +311,7 @@ def test_a_single_non_finite_score_makes_a_levels_top1_missing():
     y = torch.tensor([0, 1, 2])
     for bad in (float("inf"), float("nan")):
         logits = torch.eye(3, 4).index_put_((torch.tensor([1]), torch.tensor([2])), torch.tensor(bad))
-        assert math.isnan(granularity.mapped_top1(logits, y, genus)), bad
+        assert math.isnan(granularity.mapped_top1(ranks_of(logits), y, genus)), bad
 
 
 def test_granularity_refuses_a_class_with_two_parents():
@@ -534,7 +550,7 @@ def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_gr
     probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-3, 1e-1, 1e-2)), seed=0)
     assert info["held_out"] == 0 and info["choice"].startswith("no class has 2 labeled images")
     assert info["weight_decay"] == 1e-2
-    assert linear.topk(probe(x), y, 1) == 1.0
+    assert accuracy(probe(x), y, 1) == 1.0
 
 
 
@@ -549,8 +565,8 @@ def test_no_row_to_hold_out_under_the_default_grid_takes_its_weaker_middle_value
 def test_topk_with_k_beyond_the_class_count_counts_every_row():
     """k larger than the number of classes is every class (a hit for each row), not torch's out-of-range error."""
     scores = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.0, 0.1]])
-    assert linear.topk(scores, torch.tensor([0, 1]), 5) == 1.0
-    assert linear.topk(scores, torch.tensor([0, 1]), 1) == 0.0
+    assert accuracy(scores, torch.tensor([0, 1]), 5) == 1.0
+    assert accuracy(scores, torch.tensor([0, 1]), 1) == 0.0
 
 
 def test_a_selection_fit_that_diverged_warm_starts_nothing_and_the_others_still_compete():
@@ -563,7 +579,7 @@ def test_a_selection_fit_that_diverged_warm_starts_nothing_and_the_others_still_
     assert math.isnan(info["validation_top1"]["10000.0"]) and info["validation_top1"]["0.001"] > 0.9
     assert info["weight_decay"] == 1e-3
     assert info["choice"] == "best held-out top-1 (ties: lower held-out cross-entropy)"
-    assert linear.topk(probe(x), y, 1) > 0.9
+    assert accuracy(probe(x), y, 1) > 0.9
 
 def test_defaults_are_the_documented_ones():
     """docs/protocol-evaluation.md, "Evaluation settings": a config that sets nothing evaluates with these."""

@@ -1,0 +1,34 @@
+"""Test-set accuracy from class scores that arrive a block of rows at a time: each row keeps its k best classes
+(N x k indices), never its scores (iNat21's 100k test images x 10,000 classes are 4 GB of scores, and each taxonomy
+level's scores as much again)."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence
+
+import torch
+
+View = Callable[[torch.Tensor], torch.Tensor]  # a block's scores -> other scores of its rows (a taxonomy level's)
+
+
+def ranked(blocks: Iterable[torch.Tensor], k: int,
+           views: Sequence[View | None] = (None,)) -> list[torch.Tensor | None]:
+    """For each view (None: the scores themselves), each row's best min(k, width) classes, best first (on CPU, rows
+    in the blocks' order). Each None when a score is not finite (a diverged classifier: its ranking would put NaN
+    first and score chance, not a missing value); the blocks after the first such one are not computed."""
+    out: list[list[torch.Tensor]] = [[] for _ in views]
+    for scores in blocks:
+        if not bool(torch.isfinite(scores).all()):
+            return [None] * len(views)
+        for kept, view in zip(out, views):
+            s = scores if view is None else view(scores)
+            kept.append(s.topk(min(k, s.shape[1]), dim=1).indices.cpu())
+    return [torch.cat(kept) if kept else torch.zeros(0, k, dtype=torch.long) for kept in out]
+
+
+def hit_rate(ranks: torch.Tensor | None, y: torch.Tensor, k: int) -> float:
+    """The fraction of rows whose label is among their first k ranked classes; NaN with no row or no ranks (None:
+    a diverged classifier)."""
+    if ranks is None or len(y) == 0:
+        return math.nan
+    return float((ranks[:, :k] == y[:, None]).any(dim=1).float().mean())

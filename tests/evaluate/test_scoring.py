@@ -1,0 +1,120 @@
+"""Test-set scoring a block of rows at a time: ranking.ranked / hit_rate, the probe's blocks, and the granularity
+protocol's one pass over the test rows."""
+from __future__ import annotations
+
+import functools
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from study.evaluate import granularity, linear, ranking
+from study.evaluate import run as run_mod
+from study.evaluate.config import EvalConfig
+
+
+def test_ranking_block_by_block_is_the_ranking_of_the_whole():
+    """Each view's ranks over blocks of rows are those of all the rows at once, in the rows' order."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(50, 12, generator=g)
+    mapping = torch.arange(12) % 7  # a level of 7 values
+    view = functools.partial(granularity.level_scores, mapping=mapping, num_values=7)
+    whole = ranking.ranked([scores], 5, [None, view])
+    blocks = ranking.ranked(scores.split(7), 5, [None, view])
+    assert [tuple(r.shape) for r in blocks] == [(50, 5), (50, 5)]
+    assert all(torch.equal(a, b) for a, b in zip(whole, blocks))
+    assert torch.equal(blocks[0], scores.topk(5, dim=1).indices)
+    assert torch.equal(blocks[1][:, 0], mapping[scores.argmax(1)])  # a level's best value holds the best class
+
+
+def test_a_non_finite_score_makes_every_view_missing_and_stops_the_blocks():
+    drawn = []
+
+    def blocks():
+        for i, b in enumerate((torch.zeros(3, 4), torch.full((3, 4), math.nan), torch.zeros(3, 4))):
+            drawn.append(i)
+            yield b
+
+    assert ranking.ranked(blocks(), 2, [None, lambda s: s[:, :2]]) == [None, None]
+    assert drawn == [0, 1]  # the block after the diverged one is never computed
+    assert math.isnan(ranking.hit_rate(None, torch.tensor([0, 1]), 1))
+
+
+def test_hit_rate_counts_a_label_among_the_first_k_ranked_classes():
+    ranks = torch.tensor([[2, 0, 1], [1, 2, 0], [0, 1, 2]])
+    y = torch.tensor([0, 0, 0])
+    assert [ranking.hit_rate(ranks, y, k) for k in (1, 2, 3)] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert math.isnan(ranking.hit_rate(ranks[:0], y[:0], 1))  # no row: missing, not 0
+    (empty,) = ranking.ranked([], 5)
+    assert empty.shape == (0, 5)
+
+
+def test_a_probe_scores_rows_a_chunk_at_a_time(monkeypatch):
+    """Probe.blocks: the probe's scores of x (z-scored included), CHUNK_LOGITS values at most per block."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=g) * 3 + 1
+    probe = linear.Probe(torch.randn(8, 4, generator=g), torch.randn(8, generator=g), linear.Scaler.fit(x))
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 7)  # 7 rows of 8 classes
+    blocks = list(probe.blocks(x))
+    assert [tuple(b.shape) for b in blocks] == [(7, 8)] * 4 + [(2, 8)]
+    torch.testing.assert_close(torch.cat(blocks), probe(x))
+
+
+class LargestFloat(torch.utils._python_dispatch.TorchDispatchMode):
+    """The most elements of a floating-point tensor any torch operation made while it was on."""
+
+    numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.numel = max(self.numel, t.numel())
+        return out
+
+
+def test_granularity_scores_each_level_from_one_ranking_in_chunks(monkeypatch):
+    """The paper's granularity protocol, its test rows scored a chunk at a time: each level's top-1 is the level of
+    the best class and its top-5 that of the level's own scores, as computed from all the scores at once (by hand
+    below), and no float tensor beyond a chunk is made while scoring."""
+    g = torch.Generator().manual_seed(1)
+    classes, test_rows = 24, 60
+    y, y_test = torch.arange(classes).repeat(3), torch.randint(0, classes, (test_rows,), generator=g)
+    centres = torch.randn(classes, 8, generator=g)
+    x = centres[y] + torch.randn(len(y), 8, generator=g)
+    xt = centres[y_test] + torch.randn(test_rows, 8, generator=g) * 1.5
+    table = pd.DataFrame({"label": range(classes), "order": [f"o{c % 6}" for c in range(classes)],
+                          "genus": [f"g{c % 12}" for c in range(classes)]})
+    taxonomy = ["order", "genus"]
+    level_maps = {lv: granularity.level_map([table], granularity.level_path(taxonomy, lv), classes, "t")
+                  for lv in taxonomy}
+    cfg = EvalConfig.from_dict({"protocol": "granularity", "train_manifest": "a", "test_manifest": "b",
+                                "labeled_sizes": [len(y)], "linear": {"weight_decays": [1e-3]}})
+    probe, pinfo = linear.train_probe(x, y, classes, cfg.linear, cfg.seed)
+    monkeypatch.setattr(linear, "train_probe", lambda *a, **k: (probe, dict(pinfo)))
+    logits = probe(xt)
+
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", classes * 9)  # 9 test rows a chunk
+    with LargestFloat() as largest:
+        rows = run_mod._granularity(cfg, x, y, xt, y_test, len(y), level_maps, classes, {})
+    assert 0 < largest.numel <= classes * 9 < logits.numel()
+    got = {(r["metric"], r["level"]): r["value"] for r in rows}
+    for level, (mapping, values) in level_maps.items():
+        top1 = float((mapping[logits.argmax(1)] == mapping[y_test]).float().mean())
+        assert got[("top1", level)] == top1, level
+        if len(values) <= 5:
+            assert ("top5", level) not in got, level
+            continue
+        level_top5 = granularity.level_scores(logits, mapping, len(values)).topk(5, dim=1).indices
+        assert got[("top5", level)] == float((level_top5 == mapping[y_test][:, None]).any(1).float().mean()), level
+    assert 0 < got[("top1", "genus")] < got[("top5", "genus")] < 1  # the checks above are not vacuous
+
+
+def test_top5_is_scored_only_with_more_than_5_classes():
+    """Of 5 classes a top-5 is 1 always: not reported; of 6 it is."""
+    y = torch.tensor([0, 1, 2])
+    for classes, metrics in ((5, ["top1"]), (6, ["top1", "top5"])):
+        rows = run_mod._scores_rows([torch.randn(3, classes)], y, 3, classes)
+        assert [r["metric"] for r in rows] == metrics, classes
+        assert all(r["labeled_size"] == 3 and r["level"] is None for r in rows)
