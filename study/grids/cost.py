@@ -32,6 +32,11 @@ FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear probes (kNN fits none)
+FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extract features into the cache
+# each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
+# dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
+FEATURE_DIMS = {"resnet50": 2048, "resnet18": 512, "resnet18_small": 512}
+FEATURE_BYTES = 4
 
 
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
@@ -66,11 +71,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         sec = job.config["evaluate"]
         protocol = axes["protocol"]
         ds = grid.datasets.get(axes.get("eval_dataset") or "")
-        test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
-        whole = ds.train_images if ds and ds.train_images else cost.default_test_images  # `all`: the train split
-        given = sec.get("labeled_sizes")
-        sizes = [s if is_num(s) else whole for s in (given if isinstance(given, list) else ["all"])
-                 if is_num(s) or s == "all"] or [whole]  # else EvalConfig says why
+        sizes, test = _eval_rows(job, grid, cost)
         if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
@@ -93,6 +94,49 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
                 notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
                           f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
     return seconds / 3600 + cost.job_overhead_min / 60
+
+
+def _eval_rows(job: Job, grid: Grid, cost: CostModel) -> tuple[list[float], float]:
+    """(labeled sizes, test images) of an evaluation job as the estimate counts them (the module docstring)."""
+    ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
+    test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
+    whole = ds.train_images if ds and ds.train_images else cost.default_test_images  # `all`: the train split
+    given = job.config["evaluate"].get("labeled_sizes")
+    sizes = [s if is_num(s) else whole for s in (given if isinstance(given, list) else ["all"])
+             if is_num(s) or s == "all"] or [whole]  # else EvalConfig says why
+    return sizes, test
+
+
+def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[str]) -> float:
+    """The disk the frozen-feature evaluations' cache fills: rows x feature width x FEATURE_BYTES per (encoder,
+    manifest, feature layer), each counted once at its most rows (the cache serves a smaller labeled size from a
+    larger extraction, and evaluations of one encoder share it)."""
+    pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
+    rows: dict[tuple[str, str, str], float] = {}
+    for job in jobs:
+        if job.stage != "evaluate" or job.axes.get("protocol") not in FROZEN_PROTOCOLS:
+            continue
+        sec = job.config["evaluate"]
+        sizes, test = _eval_rows(job, grid, cost)
+        layer = sec.get("feature_layer") if isinstance(sec.get("feature_layer"), str) else "pooled"
+        for enc in job.config.get("encoders") or []:
+            for manifest, n in ((sec.get("train_manifest"), max(sizes)), (sec.get("test_manifest"), test)):
+                key = (enc, str(manifest), layer)
+                rows[key] = max(rows.get(key, 0.0), float(n))
+    total = 0.0
+    for (enc, _, layer), n in rows.items():
+        pj = pretrain.get(enc)
+        pc = pj.config["pretrain"] if pj is not None else {}
+        backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"
+        if backbone not in FEATURE_DIMS:
+            notes.add(f"backbone {backbone!r}: feature cache counted at resnet50's {FEATURE_DIMS['resnet50']} "
+                      f"features per image (add it to study.grids.cost.FEATURE_DIMS)")
+        width = pc.get("width") if is_num(pc.get("width")) else 64
+        dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS["resnet50"]) * width / 64
+        if layer.startswith("layer") and layer[5:].isdigit():
+            dim /= 2 ** (4 - int(layer[5:]))
+        total += n * dim * FEATURE_BYTES
+    return total / 1e9
 
 
 def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
@@ -135,5 +179,6 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         "max_parallel_jobs": slots,
         "job_hours": round(sum(st["job_hours"] for st in stages.values()), 2),
         "per_stage": stages,
+        "feature_cache_gb": round(feature_cache_gb(jobs, grid, cost, notes), 1),
         "notes": sorted(notes),
     }

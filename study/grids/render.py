@@ -81,6 +81,9 @@ def plan_table(plan: "Plan") -> str:
     for stage, st in e["per_stage"].items():
         lines.append(f"  {stage}: {st['jobs']} jobs, {_amount(st['gpu_hours'], 'GPU')}, longest job "
                      f"{_hours(st['longest_job_hours'])}, wall {_hours(st['wall_hours'])}")
+    if e.get("feature_cache_gb"):
+        lines.append(f"  disk: feature cache about {e['feature_cache_gb']:,.1f} GB in <workdir>/features, "
+                     f"besides the run folders' checkpoints (grids/README.md, \"Disk\")")
     for note in e["notes"]:
         lines.append(f"  note: {note}")
     return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ import study.cli
 from study.errors import StudyError
 from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
-from study.grids.cost import FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS, job_hours
+from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS,
+                              feature_cache_gb, job_hours)
 from study.grids.profile import CostModel, Profile
 from study.grids.render import _amount, _hours
 from study.manifests import store
@@ -927,3 +928,48 @@ def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch,
         plan_grid(g).check(images_here=True)
     encoder.write_bytes(b"")
     assert plan_grid(g).check(images_here=True) == []
+
+
+def test_the_feature_cache_estimate_counts_each_encoder_manifest_and_layer_once_at_its_most_rows(write_grid):
+    """rows x width x 4 bytes per (encoder, manifest, feature layer): a kNN job on the encoder a linear job probes
+    shares its test features and its larger labeled extraction serves both; an inner layer is narrower; fine-tuning
+    caches nothing."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+      beta: {train: b_train, test: b_val, test_images: 500}
+    defaults:
+      pretrain: {backbone: resnet18, width: 32, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [1000, 2000]}
+        - {protocol: knn, labeled_sizes: [3000]}
+        - {protocol: linear, labeled_sizes: [1000], params: {feature_layer: layer3}, variant: inner}
+        - {protocol: linear, labeled_sizes: [100], eval_datasets: [beta]}
+        - {protocol: finetune, labeled_sizes: [4000]}
+    """, base=False)
+    plan = plan_grid(g, Profile())
+    notes = set()
+    gb = feature_cache_gb(plan.jobs, plan.grid, Profile().cost, notes)
+    pooled, layer3 = 256 * 4, 128 * 4  # resnet18 at width 32: 512 x 32 / 64 features, layer3 half of them
+    assert gb * 1e9 == pytest.approx(pooled * (3000 + 1000) + layer3 * (1000 + 1000) + pooled * (100 + 500))
+    assert notes == set() and plan.estimate["feature_cache_gb"] == round(gb, 1)
+
+
+@pytest.mark.parametrize("backbone", sorted(FEATURE_DIMS))
+def test_the_feature_cache_widths_are_the_backbones(backbone):
+    """FEATURE_DIMS (kept in cost.py so that the estimate needs no model) against the built backbones' features."""
+    import torch
+
+    from study.evaluate.features import LayerFeatures
+    from study.train.backbones import build_backbone
+
+    for width in (16, 64):
+        encoder = build_backbone(backbone, width).eval()
+        assert encoder.feature_dim == FEATURE_DIMS[backbone] * width // 64
+        with torch.no_grad():
+            for n in (1, 2, 3, 4):
+                out = LayerFeatures(encoder, f"layer{n}")(torch.zeros(1, 3, 64, 64))
+                assert out.shape == (1, FEATURE_DIMS[backbone] * width // 64 // 2 ** (4 - n)), (width, n)
