@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from study.atomic import atomic_path, remove_folder_temporaries
+from study.durations import eta
 from study.errors import StudyError
 from study.evaluate.partial import PartialExtraction
 from study.hashing import config_hash, file_sha256
@@ -126,8 +127,8 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                 now = time.monotonic()
                 if now - last_log > 10 or done == len(rows):
                     last_log = now
-                    print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images", file=sys.stderr,
-                          flush=True)
+                    print(f"[evaluate] {label} {manifest.name}: {done}/{len(rows)} images"
+                          f"{eta(len(rows) - done, done - start, now - t0)}", file=sys.stderr, flush=True)
                 signalled = flag is not None and bool(flag.pending)  # read once, as the training loop does
                 due = save_every_s is not None and now - last_save >= save_every_s and done < len(rows)
                 if partial is not None and (signalled or due):  # the last rows too when signalled: it may end here

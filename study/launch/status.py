@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.durations import format_duration
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
@@ -225,11 +226,7 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO)
 
 def _ago(seconds: float) -> str:
     """`12 s ago`, `5 min ago`, `2.5 h ago`."""
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+    return f"{format_duration(seconds)} ago"
 
 
 def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from study.atomic import remove_temporaries
+from study.durations import eta
 from study.errors import StudyError
 from study.hashing import file_sha256
 from study.train import distributed
@@ -366,7 +367,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
                     rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
                     _log(cfg, f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
-                         f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
+                         f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s"
+                         f"{eta(total - step, session_steps, time.time() - t_loop)}")
                 if must_save:
                     _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
                     save(step)

@@ -2,6 +2,8 @@
 frozen-feature protocol, fine-tuning and the recorded protocol."""
 from __future__ import annotations
 
+import types
+
 import pandas as pd
 import pytest
 import torch
@@ -114,6 +116,19 @@ def _features(cache_dir, manifest_name, enc, n, batch=16, device="cpu", num_work
     aug = build_augment(config().augment_config())
     cache = features_mod.FeatureCache(cache_dir, aug, "pooled", batch, torch.device(device), num_workers=num_workers)
     return cache.get(enc, load_manifest(manifest_name), n)
+
+
+def test_an_extractions_progress_lines_tell_the_time_left(manifests, encoder_file, monkeypatch, capfd):
+    """Each progress line but the last says when the extraction will end at its rate so far (a clock that moves 11 s
+    a reading, past the 10 s between lines: a line per batch)."""
+    clock = iter(range(0, 10_000, 11))
+    monkeypatch.setattr(features_mod, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    test = load_manifest("evtest")
+    aug = build_augment(config().augment_config())
+    features_mod.forward_rows(load_encoder(encoder_file()), test, test.all(), aug, 8, torch.device("cpu"))
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("[evaluate]")]
+    # readings: start 0, last line 11; 8 rows at 22 (12 more at 22/8 s each: 33 s), 16 at 33 (4 x 33/16: 8 s)
+    assert [ln.split(": ", 1)[1] for ln in lines] == ["8/20 images, eta 33 s", "16/20 images, eta 8 s", "20/20 images"]
 
 
 def test_two_folders_of_one_layout_do_not_share_cached_features(manifests, encoder_file, tmp_path):

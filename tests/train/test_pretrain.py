@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,17 @@ def test_a_run_resumed_with_another_cpu_thread_count_warns_and_records_each_sess
         assert pretrain(make_config(device="cpu"), tmp_path / "same")["protocol"]["cpu_threads"] == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_each_step_line_tells_the_time_left_at_this_sessions_rate(tiny_manifest, make_config, tmp_path, capfd):
+    """`eta` on every step line but the last, in a first session and in a resumed one."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(log_every_steps=1), tmp_path / "run", stop_at=2)
+    pretrain(make_config(log_every_steps=1), tmp_path / "run")
+    steps = [ln for ln in capfd.readouterr().err.splitlines() if re.match(r"\[pretrain\] step \d+/", ln)]
+    total = int(re.search(r"step \d+/(\d+)", steps[0]).group(1))
+    assert [int(re.search(r"step (\d+)/", ln).group(1)) for ln in steps] == [1, 2] + list(range(3, total + 1))
+    assert all(re.search(r", eta \d+ s$", ln) for ln in steps[:-1]) and ", eta" not in steps[-1]
 
 
 def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):

@@ -1,0 +1,19 @@
+"""Durations as people read them in logs and status lines: `42 s`, `12 min`, `2.5 h`."""
+from __future__ import annotations
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds under 90 s, minutes under 90 min, else hours to a tenth."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def eta(remaining: int, done: int, elapsed_s: float) -> str:
+    """`, eta 2.5 h`: the time `remaining` units take at this session's rate (`done` units in `elapsed_s`); empty
+    before the first unit of the session or after the last one."""
+    if done <= 0 or remaining <= 0:
+        return ""
+    return f", eta {format_duration(remaining * elapsed_s / done)}"

@@ -1,0 +1,17 @@
+"""Durations in logs and status lines."""
+from __future__ import annotations
+
+
+from study.durations import eta, format_duration
+
+
+def test_format_duration_switches_units_at_90_seconds_and_90_minutes():
+    assert [format_duration(s) for s in (0, 89, 90, 5399, 5400, 9000)] == \
+        ["0 s", "89 s", "2 min", "90 min", "1.5 h", "2.5 h"]
+
+
+def test_eta_is_the_remaining_units_at_this_sessions_rate():
+    assert eta(remaining=30, done=10, elapsed_s=60) == ", eta 3 min"  # 6 s per unit
+    assert eta(remaining=1000, done=10, elapsed_s=60) == ", eta 1.7 h"
+    assert eta(remaining=5, done=0, elapsed_s=0) == ""  # no rate yet
+    assert eta(remaining=0, done=10, elapsed_s=60) == ""  # done
