@@ -1,7 +1,6 @@
 """Durations in logs and status lines."""
 from __future__ import annotations
 
-
 from study.durations import eta, format_duration
 
 
