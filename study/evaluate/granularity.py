@@ -42,10 +42,12 @@ def level_map(tables: list[pd.DataFrame], path: list[str], num_classes: int,
 
 def mapped_top1(ranks: torch.Tensor | None, y: torch.Tensor, mapping: torch.Tensor) -> float:
     """Top-1 at a coarser level: the value there of each row's best class (ranks[:, 0], see ranking.ranked) against
-    its true class's. NaN with no row or no ranks (a diverged classifier), as ranking.hit_rate."""
+    its true class's (on the ranks' device). NaN with no row or no ranks (a diverged classifier), as
+    ranking.hit_rate."""
     if ranks is None or len(y) == 0:
         return math.nan
-    return float((mapping[ranks[:, 0]] == mapping[y]).float().mean())
+    mapping = mapping.to(ranks.device)
+    return float((mapping[ranks[:, 0]] == mapping[y.to(ranks.device)]).float().mean())
 
 
 def level_scores(logits: torch.Tensor, mapping: torch.Tensor, num_values: int) -> torch.Tensor:

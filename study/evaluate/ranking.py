@@ -27,8 +27,9 @@ def ranked(blocks: Iterable[torch.Tensor], k: int,
 
 
 def hit_rate(ranks: torch.Tensor | None, y: torch.Tensor, k: int) -> float:
-    """The fraction of rows whose label is among their first k ranked classes; NaN with no row or no ranks (None:
-    a diverged classifier)."""
+    """The fraction of rows whose label is among their first k ranked classes (compared on the ranks' device: y may
+    be on another, e.g. a probe's held-out labels on the GPU); NaN with no row or no ranks (None: a diverged
+    classifier)."""
     if ranks is None or len(y) == 0:
         return math.nan
-    return float((ranks[:, :k] == y[:, None]).any(dim=1).float().mean())
+    return float((ranks[:, :k] == y.to(ranks.device)[:, None]).any(dim=1).float().mean())

@@ -16,6 +16,7 @@ max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after th
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from study.configfields import is_num
@@ -35,7 +36,7 @@ PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear p
 FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extract features into the cache
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
-FEATURE_DIMS = {"resnet50": 2048, "resnet18": 512, "resnet18_small": 512}
+FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512}
 FEATURE_BYTES = 4
 
 
@@ -108,23 +109,25 @@ def _eval_rows(job: Job, grid: Grid, cost: CostModel) -> tuple[list[float], floa
 
 
 def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[str]) -> float:
-    """The disk the frozen-feature evaluations' cache fills: rows x feature width x FEATURE_BYTES per (encoder,
-    manifest, feature layer), each counted once at its most rows (the cache serves a smaller labeled size from a
-    larger extraction, and evaluations of one encoder share it)."""
+    """The disk the frozen-feature evaluations' cache fills: rows x feature width x FEATURE_BYTES per file it writes,
+    each counted once: per (encoder, manifest, feature layer, eval transform) the test manifest's `all` and each
+    evaluation's largest labeled size (the cache serves a smaller size from a larger file already there, but a job
+    that runs before the larger one writes its own: each is counted, whatever order the jobs run in)."""
     pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
-    rows: dict[tuple[str, str, str], float] = {}
+    rows: dict[tuple[str, str, str, str, str], float] = {}
     for job in jobs:
         if job.stage != "evaluate" or job.axes.get("protocol") not in FROZEN_PROTOCOLS:
             continue
         sec = job.config["evaluate"]
         sizes, test = _eval_rows(job, grid, cost)
         layer = sec.get("feature_layer") if isinstance(sec.get("feature_layer"), str) else "pooled"
+        transform = json.dumps([sec.get("image_size"), sec.get("augment")], sort_keys=True, default=str)
         for enc in job.config.get("encoders") or []:
-            for manifest, n in ((sec.get("train_manifest"), max(sizes)), (sec.get("test_manifest"), test)):
-                key = (enc, str(manifest), layer)
-                rows[key] = max(rows.get(key, 0.0), float(n))
+            for manifest, file, n in ((sec.get("train_manifest"), f"labeled{max(sizes):.0f}", max(sizes)),
+                                      (sec.get("test_manifest"), "all", test)):
+                rows[(enc, str(manifest), layer, transform, file)] = float(n)
     total = 0.0
-    for (enc, _, layer), n in rows.items():
+    for (enc, _, layer, _, _), n in rows.items():
         pj = pretrain.get(enc)
         pc = pj.config["pretrain"] if pj is not None else {}
         backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"

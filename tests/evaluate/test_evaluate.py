@@ -15,6 +15,7 @@ from study.evaluate import features as features_mod
 from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, linear
 from study.evaluate import run as run_mod
+from study.evaluate.partial import PartialExtraction
 from study.hashing import file_sha256
 from study.manifests import load_manifest
 from study.manifests.corrupt import corrupt_manifest
@@ -129,6 +130,24 @@ def test_an_extractions_progress_lines_tell_the_time_left(manifests, encoder_fil
     lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("[evaluate]")]
     # readings: start 0, last line 11; 8 rows at 22 (12 more at 22/8 s each: 33 s), 16 at 33 (4 x 33/16: 8 s)
     assert [ln.split(": ", 1)[1] for ln in lines] == ["8/20 images, eta 33 s", "16/20 images, eta 8 s", "20/20 images"]
+
+
+def test_a_resumed_extractions_time_left_is_at_the_rate_of_its_own_rows(manifests, encoder_file, tmp_path, monkeypatch,
+                                                                         capfd):
+    """Rows read back from an earlier session took no time here: the rate counts the rows this session computed."""
+    test, model = load_manifest("evtest"), load_encoder(encoder_file())
+    aug = build_augment(config().augment_config())
+    whole, _, _ = features_mod.forward_rows(model, test, test.all(), aug, 8, torch.device("cpu"))
+    partial = PartialExtraction(tmp_path / "all.pt", "fmt")
+    partial.save(whole[:8], 0)
+    clock = iter(range(0, 10_000, 11))
+    monkeypatch.setattr(features_mod, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    capfd.readouterr()
+    out, _, computed = features_mod.forward_rows(model, test, test.all(), aug, 8, torch.device("cpu"), partial=partial)
+    assert computed == 12 and torch.equal(out, whole)
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("[evaluate]")]
+    # readings: start 0, last line 11; 16 rows at 22, 8 of them this session (4 more at 22/8 s each: 11 s)
+    assert [ln.split(": ", 1)[1] for ln in lines[1:]] == ["16/20 images, eta 11 s", "20/20 images"]
 
 
 def test_two_folders_of_one_layout_do_not_share_cached_features(manifests, encoder_file, tmp_path):
@@ -707,8 +726,10 @@ def test_the_test_images_are_scored_a_chunk_of_rows_at_a_time(manifests, encoder
         [(m["metric"], m["level"], m["value"]) for m in whole["metrics"]]
 
 
-def test_a_levels_top5_is_scored_only_with_more_than_5_values():
-    """As at the finest level (top-5 where > 5 classes): a level of 5 values would score a top-5 of 1 always."""
+@pytest.mark.parametrize("per_level", [False, True])
+def test_a_levels_top5_is_scored_only_with_more_than_5_values(per_level):
+    """As at the finest level (top-5 where > 5 classes): a level of 5 values would score a top-5 of 1 always, of the
+    finest classifier mapped up and of a level's own classifier alike."""
     g = torch.Generator().manual_seed(0)
     y, y_test = torch.arange(12).repeat(4), torch.arange(12).repeat(2)
     centres = torch.randn(12, 8, generator=g) * 3
@@ -716,7 +737,7 @@ def test_a_levels_top5_is_scored_only_with_more_than_5_values():
     table = pd.DataFrame({"label": range(12), "five": [f"v{c % 5}" for c in range(12)],
                           "six": [f"v{c % 6}" for c in range(12)]})
     level_maps = {lv: granularity.level_map([table], [lv], 12, "t") for lv in ("five", "six")}
-    cfg = config(protocol="granularity", linear={"weight_decays": [1e-3]})
+    cfg = config(protocol="granularity", per_level=per_level, linear={"weight_decays": [1e-3]})
     rows = run_mod._granularity(cfg, x, y, xt, y_test, 48, level_maps, 12, {})
     assert sorted((r["metric"], r["level"]) for r in rows) == [("top1", "five"), ("top1", "six"), ("top5", "six")]
 

@@ -544,6 +544,21 @@ def test_held_out_scores_over_row_chunks_of_a_diverged_probe_are_missing(monkeyp
     assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
 
 
+def test_held_out_scores_are_the_same_top1_at_once_and_over_row_chunks(monkeypatch):
+    """The held-out top-1 (and cross-entropy) of a probe that is often wrong: the rows' argmax hits, whether they are
+    scored at once or in row chunks."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    probe = linear.Probe(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), torch.zeros(4))
+    logits = probe(x)
+    top1 = float((logits.argmax(1) == y).float().mean())
+    assert 0 < top1 < float((logits.topk(2, dim=1).indices == y[:, None]).any(1).float().mean())  # not vacuous
+    whole = linear.held_out_scores(probe, linear.Rows(x), y)
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 16)  # 16 rows per chunk: 40 rows make 3
+    chunked = linear.held_out_scores(probe, linear.Rows(x), y)
+    assert whole[0] == pytest.approx(top1) and chunked[0] == pytest.approx(top1)
+    assert whole[1] == pytest.approx(chunked[1]) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
+
+
 def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_grid():
     """One labeled image per class: nothing can be held out, and the probe is fit at the middle of the grid."""
     x, y = blobs(1, 4, 8, 1.0, seed=0)

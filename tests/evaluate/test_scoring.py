@@ -8,8 +8,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensorMode
 
-from study.evaluate import granularity, linear, ranking
+from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate import run as run_mod
 from study.evaluate.config import EvalConfig
 
@@ -59,6 +60,8 @@ def test_a_probe_scores_rows_a_chunk_at_a_time(monkeypatch):
     blocks = list(probe.blocks(x))
     assert [tuple(b.shape) for b in blocks] == [(7, 8)] * 4 + [(2, 8)]
     torch.testing.assert_close(torch.cat(blocks), probe(x))
+    wide = linear.Probe(torch.randn(2, 8, generator=g), torch.randn(2, generator=g))  # features wider than classes
+    assert [len(b) for b in wide.blocks(torch.randn(30, 8, generator=g))] == [7] * 4 + [2]
 
 
 class LargestFloat(torch.utils._python_dispatch.TorchDispatchMode):
@@ -79,14 +82,15 @@ def test_granularity_scores_each_level_from_one_ranking_in_chunks(monkeypatch):
     the best class and its top-5 that of the level's own scores, as computed from all the scores at once (by hand
     below), and no float tensor beyond a chunk is made while scoring."""
     g = torch.Generator().manual_seed(1)
-    classes, test_rows = 24, 60
+    classes, test_rows = 30, 60
     y, y_test = torch.arange(classes).repeat(3), torch.randint(0, classes, (test_rows,), generator=g)
     centres = torch.randn(classes, 8, generator=g)
     x = centres[y] + torch.randn(len(y), 8, generator=g)
     xt = centres[y_test] + torch.randn(test_rows, 8, generator=g) * 1.5
-    table = pd.DataFrame({"label": range(classes), "order": [f"o{c % 6}" for c in range(classes)],
-                          "genus": [f"g{c % 12}" for c in range(classes)]})
-    taxonomy = ["order", "genus"]
+    table = pd.DataFrame({"label": range(classes), "order": [f"o{c % 5}" for c in range(classes)],  # no top-5
+                          "family": [f"f{c % 10}" for c in range(classes)],
+                          "genus": [f"g{c % 20}" for c in range(classes)]})
+    taxonomy = ["order", "family", "genus"]
     level_maps = {lv: granularity.level_map([table], granularity.level_path(taxonomy, lv), classes, "t")
                   for lv in taxonomy}
     cfg = EvalConfig.from_dict({"protocol": "granularity", "train_manifest": "a", "test_manifest": "b",
@@ -112,9 +116,30 @@ def test_granularity_scores_each_level_from_one_ranking_in_chunks(monkeypatch):
 
 
 def test_top5_is_scored_only_with_more_than_5_classes():
-    """Of 5 classes a top-5 is 1 always: not reported; of 6 it is."""
+    """Of 5 classes a top-5 is 1 always: not reported; of 6 it is, each label counted where it ranks 1st to 5th."""
     y = torch.tensor([0, 1, 2])
     for classes, metrics in ((5, ["top1"]), (6, ["top1", "top5"])):
         rows = run_mod._scores_rows([torch.randn(3, classes)], y, 3, classes)
         assert [r["metric"] for r in rows] == metrics, classes
         assert all(r["labeled_size"] == 3 and r["level"] is None for r in rows)
+    scores = torch.tensor([[9.0, 1, 2, 3, 4, 5], [5.0, 0, 1, 2, 3, 4], [5.0, 4, 3, 2, 1, 0]])  # labels 1st, 6th, 3rd
+    blocks = scores.split(2)
+    assert [r["value"] for r in run_mod._scores_rows(blocks, y, 3, 6)] == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_scoring_keeps_each_tensor_on_one_device_with_the_scores_on_a_gpu():
+    """The scores (and a probe's held-out labels) on the GPU, the ranks on CPU (ranking.ranked), the level maps on
+    CPU: each step compares tensors of one device. Checked with fake CUDA tensors (no GPU here), which raise on two
+    devices as CUDA does: hit_rate and mapped_top1 get past every operation to the one read of a value (that a fake
+    tensor cannot give), level_scores and knn.score_blocks give scores on the scores' device."""
+    ranks, mapping = torch.tensor([[0, 1], [1, 0]]), torch.tensor([0, 0, 1])
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        y = torch.zeros(2, dtype=torch.long, device="cuda")
+        with pytest.raises(DataDependentOutputException):
+            ranking.hit_rate(ranks, y, 1)
+        with pytest.raises(DataDependentOutputException):
+            granularity.mapped_top1(ranks, y, mapping)
+        logits = torch.zeros(4, 3, device="cuda")
+        assert granularity.level_scores(logits, mapping, 2).device.type == "cuda"
+        (block,) = knn.score_blocks(logits, torch.tensor([0, 1, 2, 2]), logits, 3, k=2, temperature=0.1)
+        assert block.device.type == "cuda"

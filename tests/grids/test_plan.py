@@ -930,10 +930,11 @@ def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch,
     assert plan_grid(g).check(images_here=True) == []
 
 
-def test_the_feature_cache_estimate_counts_each_encoder_manifest_and_layer_once_at_its_most_rows(write_grid):
-    """rows x width x 4 bytes per (encoder, manifest, feature layer): a kNN job on the encoder a linear job probes
-    shares its test features and its larger labeled extraction serves both; an inner layer is narrower; fine-tuning
-    caches nothing."""
+def test_the_feature_cache_estimate_counts_each_file_the_cache_writes_once(write_grid):
+    """rows x width x 4 bytes per file of (encoder, manifest, feature layer, transform): kNN jobs on the encoder a
+    linear job probes share its test features and its labeled extraction of as many rows, but a larger one is a file
+    of its own (the linear job, listed first, may well run first); an inner layer is narrower; another image size is
+    another file; fine-tuning caches nothing."""
     g = write_grid("""
     name: t
     datasets:
@@ -945,17 +946,42 @@ def test_the_feature_cache_estimate_counts_each_encoder_manifest_and_layer_once_
     stages:
       evaluate:
         - {protocol: linear, labeled_sizes: [1000, 2000]}
-        - {protocol: knn, labeled_sizes: [3000]}
-        - {protocol: linear, labeled_sizes: [1000], params: {feature_layer: layer3}, variant: inner}
+        - {protocol: knn, labeled_sizes: [3000, 2000]}
+        - {protocol: knn, labeled_sizes: [2000], variant: again}
+        - {protocol: linear, labeled_sizes: [1500], params: {feature_layer: layer3}, variant: inner}
         - {protocol: linear, labeled_sizes: [100], eval_datasets: [beta]}
+        - {protocol: linear, labeled_sizes: [100], params: {image_size: 160}, variant: small, eval_datasets: [beta]}
         - {protocol: finetune, labeled_sizes: [4000]}
     """, base=False)
     plan = plan_grid(g, Profile())
     notes = set()
     gb = feature_cache_gb(plan.jobs, plan.grid, Profile().cost, notes)
     pooled, layer3 = 256 * 4, 128 * 4  # resnet18 at width 32: 512 x 32 / 64 features, layer3 half of them
-    assert gb * 1e9 == pytest.approx(pooled * (3000 + 1000) + layer3 * (1000 + 1000) + pooled * (100 + 500))
+    assert gb * 1e9 == pytest.approx(pooled * (2000 + 3000 + 1000) + layer3 * (1500 + 1000)
+                                     + 2 * pooled * (100 + 500))
     assert notes == set() and plan.estimate["feature_cache_gb"] == round(gb, 1)
+
+
+def test_the_feature_cache_knows_every_backbones_width(write_grid):
+    """Each registered backbone has its width in FEATURE_DIMS (else the estimate notes it and counts resnet50's)."""
+    from study.train.backbones import BACKBONES
+
+    assert sorted(BACKBONES.names()) == sorted(FEATURE_DIMS)
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    axes: {method: [simclr], dataset: [alpha], backbone: [resnet50_small, vit_tiny], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [1000]}
+    """, base=False)
+    plan = plan_grid(g, Profile())
+    notes = set()
+    assert feature_cache_gb(plan.jobs, plan.grid, Profile().cost, notes) * 1e9 == pytest.approx(2 * 2048 * 4 * 2000)
+    assert [n for n in notes if "feature cache" in n] == [
+        "backbone 'vit_tiny': feature cache counted at resnet50's 2048 features per image (add it to "
+        "study.grids.cost.FEATURE_DIMS)"]
 
 
 @pytest.mark.parametrize("backbone", sorted(FEATURE_DIMS))

@@ -77,8 +77,13 @@ def test_a_run_resumed_with_another_cpu_thread_count_warns_and_records_each_sess
         torch.set_num_threads(before)
 
 
-def test_each_step_line_tells_the_time_left_at_this_sessions_rate(tiny_manifest, make_config, tmp_path, capfd):
-    """`eta` on every step line but the last, in a first session and in a resumed one."""
+def test_each_step_line_tells_the_time_left_at_this_sessions_rate(tiny_manifest, make_config, tmp_path, capfd,
+                                                                   monkeypatch):
+    """`eta` on every step line but the last, in a first session and in a resumed one, whose rate counts only the
+    steps it ran (not those of the session before)."""
+    asked, real = [], loop.eta
+    monkeypatch.setattr(loop, "eta", lambda remaining, done, elapsed_s: asked.append((remaining, done))
+                        or real(remaining, done, elapsed_s))
     with pytest.raises(StopRequested):
         pretrain(make_config(log_every_steps=1), tmp_path / "run", stop_at=2)
     pretrain(make_config(log_every_steps=1), tmp_path / "run")
@@ -86,6 +91,7 @@ def test_each_step_line_tells_the_time_left_at_this_sessions_rate(tiny_manifest,
     total = int(re.search(r"step \d+/(\d+)", steps[0]).group(1))
     assert [int(re.search(r"step (\d+)/", ln).group(1)) for ln in steps] == [1, 2] + list(range(3, total + 1))
     assert all(re.search(r", eta \d+ s$", ln) for ln in steps[:-1]) and ", eta" not in steps[-1]
+    assert asked == [(total - 1, 1), (total - 2, 2)] + [(total - s, s - 2) for s in range(3, total + 1)]
 
 
 def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):
