@@ -7,8 +7,10 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from largest_tensor import LargestFloat
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
 from study.evaluate import granularity, knn, linear, ranking
@@ -503,21 +505,11 @@ def test_a_probe_over_row_chunks_never_copies_every_row(monkeypatch):
     cfg = LinearConfig(weight_decays=(1e-3, 1e-1))
     whole, info_whole = linear.train_probe(x, y, 8, cfg, seed=0)
 
-    class Largest(TorchDispatchMode):
-        numel = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, torch.Tensor) and t.is_floating_point():
-                    Largest.numel = max(Largest.numel, t.numel())
-            return out
-
     monkeypatch.setattr(linear, "CHUNK_LOGITS", 32 * 40)  # 40 rows per chunk
     before = x.clone()
-    with Largest():
+    with LargestFloat() as largest:
         chunked, info = linear.train_probe(x, y, 8, cfg, seed=0)
-    assert 0 < Largest.numel <= 40 * 32 < x.numel() // 4  # a chunk at most
+    assert 0 < largest.numel <= 40 * 32 < x.numel() // 4  # a chunk at most
     assert torch.equal(x, before)  # chunks of the caller's own rows are read, never written
     assert info["weight_decay"] == info_whole["weight_decay"]  # the same probe but for summation order, which
     assert torch.allclose(chunked.weight, whole.weight, atol=5e-3)  # L-BFGS's capped iterations carry to 1e-3 here
@@ -616,3 +608,29 @@ def test_a_finetune_trains_with_the_evaluations_seed(protocol):
     own = EvalConfig.from_dict({**BASE, "protocol": protocol, "labeled_sizes": [100], "seed": 7,
                                 "finetune": {"seed": 3}})
     assert PretrainConfig.from_dict(pretrain_dict(own, 100, 100, None)).seed == 3
+
+
+def test_a_probes_row_chunks_are_read_fit_and_scored_on_the_features_gpu(monkeypatch):
+    """The probe's row-chunk paths on a GPU, which no test on a GPU reaches (they start beyond 2**26 values):
+    checked with fake CUDA features (no GPU here), which raise on two devices as CUDA does. The chunked statistics
+    and each read of z-scored rows are on the features' device; the minibatch fits run through; the L-BFGS fit gets
+    through its closure over every chunk to its read of the loss, the chunked held-out scores through the first
+    chunk's scores to their read (a fake tensor cannot give a value). A fake tensor has no autograd engine:
+    `backward` does nothing here, so each chunk's loss, not its gradient, is what is checked."""
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 4 * 5)  # 5 rows per chunk
+    monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: None)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        x, y = torch.zeros(12, 4, device="cuda"), torch.zeros(12, dtype=torch.long, device="cuda")
+        index = torch.arange(1, 12, device="cuda")
+        rows = linear.Rows(x, index, linear.Scaler.fit(x, index))
+        assert len(linear._row_chunks(len(index), 4)) == 3
+        read = (rows.scaler.mean, rows.scaler.std, rows.read(slice(0, 5)), rows.read(index[:3] - 1))
+        assert {t.device.type for t in read} == {"cuda"}
+        for optimizer in ("sgd", "adam"):
+            cfg = LinearConfig(optimizer=optimizer, epochs=1, batch_size=4)
+            probe = linear.fit(rows, y[index], 3, 1e-3, cfg, seed=0)
+            assert probe.weight.device.type == probe.bias.device.type == "cuda", optimizer
+        with pytest.raises(DataDependentOutputException):
+            linear.fit(rows, y[index], 3, 1e-3, LinearConfig(), seed=0)
+        with pytest.raises(DataDependentOutputException):
+            linear.held_out_scores(probe, rows, y[index])

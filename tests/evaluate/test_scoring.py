@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensorMode
 
+from largest_tensor import LargestFloat
 from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate import run as run_mod
 from study.evaluate.config import EvalConfig
@@ -62,19 +63,6 @@ def test_a_probe_scores_rows_a_chunk_at_a_time(monkeypatch):
     torch.testing.assert_close(torch.cat(blocks), probe(x))
     wide = linear.Probe(torch.randn(2, 8, generator=g), torch.randn(2, generator=g))  # features wider than classes
     assert [len(b) for b in wide.blocks(torch.randn(30, 8, generator=g))] == [7] * 4 + [2]
-
-
-class LargestFloat(torch.utils._python_dispatch.TorchDispatchMode):
-    """The most elements of a floating-point tensor any torch operation made while it was on."""
-
-    numel = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor) and t.is_floating_point():
-                self.numel = max(self.numel, t.numel())
-        return out
 
 
 def test_granularity_scores_each_level_from_one_ranking_in_chunks(monkeypatch):
