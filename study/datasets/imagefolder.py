@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from study.datasets.base import DATASETS, Index, ReaderOptions
-from study.datasets.scan import scan_class_tree
+from study.datasets.scan import IMG_EXTENSIONS, scan_class_tree
 from study.errors import StudyError
 
 
@@ -36,7 +36,9 @@ def index_class_tree(root: Path, folder: Path) -> Index:
     empty = [c for c, n in zip(classes, counts) if n == 0]
     if empty:  # kept (a test split may list a class only to align labels with its train split), but said
         print(f"[manifest] warning: {len(empty)} class folder(s) of {folder} hold no image and become classes "
-              f"without images: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}", file=sys.stderr)
+              f"without images: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} (an image is a file "
+              f"ending in {' '.join(IMG_EXTENSIONS)}, any case: convert other formats; remove a folder that is not "
+              "a class)", file=sys.stderr)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
     paths = pa.array([prefix + k for k in keys], type=pa.string())
     return Index(paths=paths, labels=labels, class_names=classes, keys=pa.array(keys, type=pa.string()),

@@ -170,9 +170,10 @@ def _freeze_locked(name: str, table: pa.Table, meta: dict, held: bool) -> tuple[
             return old, False
         what = ("with the same content under another root" if old.get("content_hash") == meta["content_hash"]
                 else "with different content")
+        table_path, meta_path = manifest_paths(name)
         raise StudyError(f"manifest {name!r} already exists {what}: "
                          f"{describe_difference(name, old, meta, table)}. Manifests are frozen: choose another name, "
-                         f"or delete {name}.parquet and {name}.json first")
+                         f"or delete {table_path} and {meta_path} first")
     write_manifest(name, table, meta)
     return meta, True
 

@@ -18,6 +18,14 @@ from study.errors import StudyError
 from study.train.allocator import retain_freed_memory
 
 
+def unreadable(file: Any, manifest: str, why: str) -> StudyError:
+    """The error for an image of `manifest` that does not read: the file, the reason, and what to do (the first
+    unreadable file of a job stops it; `study manifest verify --files` names them all at once)."""
+    return StudyError(f"cannot read image {file} (manifest {manifest}): {why}. `study manifest verify {manifest} "
+                      "--files` names every image of it that does not read: replace each, or remove it and build the "
+                      "manifest again")
+
+
 class ImageReader:
     """Opens a manifest's images as RGB PIL images, its corruption (if any) applied, keyed by
     `"<manifest seed>:<relative path>"` (`corruption_key`).
@@ -77,9 +85,7 @@ class ImageReader:
         except StudyError:
             raise
         except Exception as e:
-            raise StudyError(
-                f"cannot read image {file} (manifest {self.manifest.name}): {type(e).__name__}: {e}"
-            ) from None
+            raise unreadable(file, self.manifest.name, f"{type(e).__name__}: {e}") from None
         if self.corruption is not None:
             from study.corruptions import apply_corruption
 
@@ -188,9 +194,7 @@ class ViewDataset(torch.utils.data.Dataset):
         except StudyError:
             raise
         except (OSError, SyntaxError) as e:  # a lazily decoded file turned out truncated or corrupt (PIL raises both)
-            raise StudyError(
-                f"cannot read image {self.reader.manifest.abs_path(row)} (manifest {self.reader.manifest.name}): {e}"
-            ) from None
+            raise unreadable(self.reader.manifest.abs_path(row), self.reader.manifest.name, str(e)) from None
         return tuple(views), int(self.labels[i])
 
 

@@ -30,6 +30,7 @@ def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
     assert index.class_names == ["cat", "dog", "empty_class"]  # labels stay aligned with a split that has it
     err = capsys.readouterr().err
     assert "1 class folder(s)" in err and "hold no image" in err and "empty_class" in err
+    assert "an image is a file ending in .jpg .jpeg .png" in err and "remove a folder that is not a class" in err
 
 
 def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, capsys):

@@ -598,6 +598,17 @@ def test_the_schema_example_of_grids_readme_plans_as_written(tmp_path):
     assert plan.grid.name == "data_quantity" and len(plan.jobs) > 0
 
 
+def test_the_own_data_grid_of_the_readme_plans_as_written(tmp_path):
+    """README.md's "Your own image folders" grid: 8 + 1 corrupted pretraining jobs, their probes in-domain and the
+    bright encoders' on dark, as the README says (20 jobs)."""
+    text = (REPO / "README.md").read_text().split("## Your own image folders")[1].split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "shapes.yaml").write_text(text)
+    plan = plan_grid(tmp_path / "shapes.yaml", load_profile(REPO / "grids" / "profiles" / "local.yaml"))
+    assert plan.grid.name == "shapes" and plan.counts["pretrain"] == 9 and plan.counts["total"] == 20
+    cross = [j for j in plan.jobs if j.stage == "evaluate" and j.axes["eval_dataset"] != j.axes["dataset"]]
+    assert {(j.axes["dataset"], j.axes["eval_dataset"]) for j in cross} == {("bright", "dark")}
+
+
 def _study(*argv) -> None:
     """`study ...` in-process, as a user runs it; it must succeed."""
     assert study.cli.main([str(a) for a in argv]) == 0

@@ -346,6 +346,8 @@ def test_a_failed_dependency_counts_its_dependents_cancelled_not_failed(env):
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert "0/2 done, 0 running, 1 failed, 1 cancelled | finished" in last, err
+    assert last.endswith("finished; 1 failed: `study status` shows each one's error and log, and `study submit "
+                         "--retry-failed` reruns them (and the jobs cancelled with them)"), last
     assert "dependency ended outside this command" not in err
 
 

@@ -155,6 +155,7 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "toy", "--sizes", "5", "--seed", "3")
     assert code == 2 and "already exists with different content" in err and "seed: 0 -> 3" in err
+    assert f"or delete {parquet} and {meta} first" in err  # the files themselves, wherever STUDY_MANIFESTS points
     moved = shutil.copytree(tree, tree.parent / "moved")
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", moved, "--split", "train",
                        "--name", "toy", "--sizes", "5")

@@ -89,6 +89,17 @@ def test_32_bit_and_float_images_are_refused_naming_file_and_mode(tmp_path, arr,
     assert str(e.value).startswith(f"cannot read image {tmp_path}/x.tif (manifest m1): ValueError: mode {mode} (")
 
 
+def test_an_image_that_does_not_decode_is_named_with_what_to_do(tmp_path):
+    """A job stops at the first unreadable image: its error names the file and the manifest, and points at
+    `study manifest verify --files`, which names all of them at once."""
+    m, row = _one_image(tmp_path, "x.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "x.png").write_bytes(b"not an image")
+    with pytest.raises(StudyError) as e:
+        ImageReader(m).open(row)
+    assert str(e.value).startswith(f"cannot read image {tmp_path}/x.png (manifest m1): UnidentifiedImageError: ")
+    assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
+
+
 def test_8_bit_modes_read_as_pil_converts_them(tmp_path):
     """Grayscale, palette, RGBA and CMYK files: the pixels of PIL's convert("RGB"), as before 16-bit scaling."""
     rng = np.random.default_rng(1)

@@ -356,7 +356,8 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    progress("finished")
+    progress("finished" + (f"; {len(failed)} failed: `study status` shows each one's error and log, and `study "
+                           "submit --retry-failed` reruns them (and the jobs cancelled with them)" if failed else ""))
     return 1 if failed or not_run else 0
 
 
