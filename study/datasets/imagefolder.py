@@ -23,7 +23,7 @@ from study.errors import StudyError
 
 def index_class_tree(root: Path, folder: Path) -> Index:
     """Index of the class tree at `folder`: paths relative to `root`, keys relative to `folder`."""
-    classes, files = scan_class_tree(folder)
+    classes, files, skipped = scan_class_tree(folder)
     if not classes:
         raise StudyError(f"no class folders in {folder}")
     prefix = folder.relative_to(root).as_posix()
@@ -33,12 +33,17 @@ def index_class_tree(root: Path, folder: Path) -> Index:
     for c, names in zip(classes, files):
         keys.extend([f"{c}/{n}" for n in names])
         counts.append(len(names))
+    what_counts = f"an image is a file ending in {' '.join(IMG_EXTENSIONS)}, any case: convert other formats"
+    if skipped:  # a class of .heic photos would otherwise shrink without a word
+        common = sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))[:5]  # ties by name: the same note each time
+        kinds = ", ".join(f"{n} {ext}" for ext, n in common) + (", ..." if len(skipped) > 5 else "")
+        print(f"[manifest] note: {sum(skipped.values())} file(s) in the class folders of {folder} are not listed, "
+              f"not images by their name ({kinds}); {what_counts}", file=sys.stderr)
     empty = [c for c, n in zip(classes, counts) if n == 0]
     if empty:  # kept (a test split may list a class only to align labels with its train split), but said
         print(f"[manifest] warning: {len(empty)} class folder(s) of {folder} hold no image and become classes "
-              f"without images: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} (an image is a file "
-              f"ending in {' '.join(IMG_EXTENSIONS)}, any case: convert other formats; remove a folder that is not "
-              "a class)", file=sys.stderr)
+              f"without images: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} ({what_counts}; "
+              "remove a folder that is not a class)", file=sys.stderr)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
     paths = pa.array([prefix + k for k in keys], type=pa.string())
     return Index(paths=paths, labels=labels, class_names=classes, keys=pa.array(keys, type=pa.string()),

@@ -3,6 +3,7 @@ tree that holds symbolic links is checked for two paths to one file with one sta
 from __future__ import annotations
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -47,15 +48,22 @@ def list_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
     return walk_files(folder, extensions, recursive)[0]
 
 
+def suffix(name: str) -> str:
+    """A file name's extension as a listing counts it: lower case, `(none)` without one."""
+    return os.path.splitext(name)[1].lower() or "(none)"
+
+
 Identity = tuple[int, int]  # (st_dev, st_ino): one file, whatever the path to it
 
 
-def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
-               recursive: bool = True) -> tuple[list[str], dict[str, Identity] | None]:
-    """`list_files`, and None when no symbolic link was met (no path then reaches a file a second way, hard links
+def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recursive: bool = True
+               ) -> tuple[list[str], dict[str, Identity] | None, Counter[str]]:
+    """`list_files`; None when no symbolic link was met (no path then reaches a file a second way, hard links
     aside; a tree without links costs no stat per file: file types come from getdents), else the identity of each
-    file that is a link (from the stat that following it took)."""
+    file that is a link (from the stat that following it took); and, when `recursive`, the files left out for their
+    extension, counted by `suffix` (hidden ones aside)."""
     out: list[str] = []
+    skipped: Counter[str] = Counter()
     links: dict[str, Identity] = {}
     folder_link = False
     stack: list[tuple[str, str, tuple[str, ...]]] = [("", os.fspath(folder), ())]  # and the links taken (real)
@@ -75,7 +83,10 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
         if recursive and len(plain) != len(entries):  # a folder named like an image is walked too
             chosen = set(map(id, plain))
             for e in entries:
-                if id(e) in chosen or not e.is_dir():
+                if id(e) in chosen:
+                    continue
+                if not e.is_dir():
+                    skipped[suffix(e.name)] += 1
                     continue
                 if e.is_symlink():
                     folder_link = True
@@ -88,7 +99,7 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS,
                 else:
                     stack.append((prefix + e.name + "/", e.path, targets))
     out.sort()
-    return require_utf8(out, folder), (links if links or folder_link else None)
+    return require_utf8(out, folder), (links if links or folder_link else None), skipped
 
 
 def _refuse_dangling(entries: list[os.DirEntry]) -> None:
@@ -160,8 +171,9 @@ def scan_threads() -> int:
     return threads
 
 
-def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]]]:
-    """Classes (sorted sub-folder names) and, per class, its sorted image paths relative to the class folder.
+def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str], list[list[str]], Counter[str]]:
+    """Classes (sorted sub-folder names), per class its sorted image paths relative to the class folder, and the
+    files under the class folders left out for their extension (by `suffix`).
 
     Images lying in `folder` beside class folders, which no class would list, are a StudyError naming them; so are
     two paths to one file (`check_distinct`, run where the tree holds symbolic links) and folder-link loops.
@@ -184,7 +196,7 @@ def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str]
         return [fn(x) for x in items]
 
     scans = run(lambda c: walk_files(folder / c), classes)
-    files = [names for names, _ in scans]
-    if any(e.is_symlink() and e.is_dir() for e in entries) or any(links is not None for _, links in scans):
-        check_distinct(folder, classes, files, [links or {} for _, links in scans], run)
-    return classes, files
+    files = [names for names, _, _ in scans]
+    if any(e.is_symlink() and e.is_dir() for e in entries) or any(links is not None for _, links, _ in scans):
+        check_distinct(folder, classes, files, [links or {} for _, links, _ in scans], run)
+    return classes, files, sum((skipped for _, _, skipped in scans), Counter())

@@ -33,6 +33,26 @@ def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
     assert "an image is a file ending in .jpg .jpeg .png" in err and "remove a folder that is not a class" in err
 
 
+def test_files_that_are_not_images_by_their_name_are_counted_in_a_note(tmp_path, capsys):
+    """A class of .heic photos would shrink without a word: the files left out are counted by extension (hidden
+    files aside), in nested folders too; a tree of images only has nothing to say."""
+    make_imagefolder(tmp_path / "train", {"cat": 2, "dog": 1})
+    cat = tmp_path / "train" / "cat"
+    for name in ("a.HEIC", "b.heic", "notes.txt", "README", ".DS_Store"):
+        (cat / name).write_bytes(b"x")
+    (cat / "more").mkdir()
+    (cat / "more" / "c.heic").write_bytes(b"x")
+    (cat / "more" / "d.png").write_bytes((cat / "img000.png").read_bytes())
+    index = read_dataset("imagefolder", tmp_path, "train")
+    assert index.keys.to_pylist() == ["cat/img000.png", "cat/img001.png", "cat/more/d.png", "dog/img000.png"]
+    err = capsys.readouterr().err
+    assert (f"[manifest] note: 5 file(s) in the class folders of {tmp_path / 'train'} are not listed, not images by "
+            "their name (3 .heic, 1 (none), 1 .txt); an image is a file ending in .jpg") in err
+    make_imagefolder(tmp_path / "clean" / "train", {"cat": 2})
+    read_dataset("imagefolder", tmp_path / "clean", "train")
+    assert "not listed" not in capsys.readouterr().err
+
+
 def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, capsys):
     """`--root <tree> --split train` indexes the tree; since `--split test` would give the same images, stderr says
     which split is the whole tree, unless the tree is the split's own folder (`--root data/train --split train`, the
