@@ -439,7 +439,7 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
                 "evaluation) have "
                 f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
                                                              "; in another order") + ")"
-                + f": delete {test}'s .json and .parquet and rebuild it with --classes-from {train}"
+                + f": {_delete(test)} and rebuild it with --classes-from {train}"
                 + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
                                                "are then left out, as no probe could name them)"))
     for msg in _test_images_among_labeled(plan, meta):
@@ -513,10 +513,10 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
         line = lines.get(name)
         where = f"{plan.path}:{line}" if line else str(plan.path)
         made = m.get("corruption") or m.get("pool")
-        remedy = ("delete its .json and .parquet and make it again, once its "
+        remedy = (f"{_delete(name)} and make it again, once its "
                   f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"
                   if made else
-                  "delete its .json and .parquet and build it again with --root at the dataset's new place (the "
+                  f"{_delete(name)} and build it again with --root at the dataset's new place (the "
                   "content hash stays the same when only the root moved)")
         out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
                    f"(the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
@@ -613,7 +613,7 @@ def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | No
     if why is None:
         return None
     return (f"{_line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
-            f"corrupted by {spec}, but {why}; delete its .json and .parquet and make it again:\n    "
+            f"corrupted by {spec}, but {why}; {_delete(name)} and make it again:\n    "
             f"{plan.manifests().get(name, '')}")
 
 
@@ -641,7 +641,7 @@ def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
     if why is None:
         return None
     return (f"{grid.path}:{ds.pool_line or ds.line}: manifest {ds.train} is meant to pool {_pool_text(want)} "
-            f"(datasets.{ds.key}.pool), but {why}; delete its .json and .parquet and make it again:\n    "
+            f"(datasets.{ds.key}.pool), but {why}; {_delete(ds.train)} and make it again:\n    "
             f"{plan.manifests().get(ds.train, '')}")
 
 
@@ -735,3 +735,12 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
             out[name] = cmd
     return out
+
+
+def _delete(name: str) -> str:
+    """`delete <folder>/<name>.json and <folder>/<name>.parquet`: a manifest's own files, wherever STUDY_MANIFESTS
+    points (a user whose manifests live elsewhere would not find "its .json")."""
+    from study.manifests.store import manifest_paths
+
+    table, meta = manifest_paths(name)
+    return f"delete {meta} and {table}"

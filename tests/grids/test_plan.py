@@ -124,8 +124,9 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
     assert code == 2
     assert "pretraining size 1000000 (1M): manifest inat21_train has 200000 images" in err
-    assert ("have different classes (3 vs 2; in one only: c): delete inat21_val's .json and .parquet and rebuild it "
-            "with --classes-from inat21_train") in err  # val's classes are a subset of train's: the flag can align
+    # val's classes are a subset of train's: the flag can align
+    assert (f"have different classes (3 vs 2; in one only: c): delete {tmp_path}/inat21_val.json and "
+            f"{tmp_path}/inat21_val.parquet and rebuild it with --classes-from inat21_train") in err
     assert err.count("different classes") == 1  # one line per problem, not one per job
     assert "--drop-other-classes" not in err
 
@@ -135,8 +136,9 @@ def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_
     _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
     _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b", "z"])
     code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
-    assert code == 2 and ("in one only: z): delete inat21_val's .json and .parquet and rebuild it with --classes-from "
-                          "inat21_train --drop-other-classes (its images of classes") in err
+    assert code == 2 and (f"in one only: z): delete {tmp_path}/inat21_val.json and {tmp_path}/inat21_val.parquet "
+                          "and rebuild it with --classes-from inat21_train --drop-other-classes (its images of "
+                          "classes") in err
 
 
 def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monkeypatch, capsys, write_grid):
@@ -583,7 +585,8 @@ def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption
                        base={"name": base, "content_hash": base_hash})
         code, _, err = run_plan_cli([str(g)], capsys)
         assert code == 2 and (f"{g}:{line}: manifest alpha_train.downsample-factor2 is meant to be alpha_train "
-                              f"corrupted by downsample:factor=2, but {why}; delete its .json and .parquet and make "
+                              f"corrupted by downsample:factor=2, but {why}; delete {tmp_path}/alpha_train."
+                              f"downsample-factor2.json and {tmp_path}/alpha_train.downsample-factor2.parquet and make "
                               f"it again:\n    study manifest corrupt alpha_train.downsample-factor2 --base "
                               f"alpha_train --corruption downsample:factor=2") in err, err
     _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption="downsample:factor=2",
@@ -627,8 +630,8 @@ def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, mo
                  "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
                  "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
                  "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
-    remake = ("delete its .json and .parquet and make it again:\n    study manifest pool pooled_ab --from "
-              "alpha_train:10 --from beta_train:10")
+    remake = (f"delete {tmp_path}/manifests/pooled_ab.json and {tmp_path}/manifests/pooled_ab.parquet and make it "
+              "again:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10")
     meant = f"{g}:7: manifest pooled_ab is meant to pool alpha_train:10, beta_train:10 (datasets.alpha+beta.pool), but"
 
     def pool(*sources: str) -> None:
@@ -852,12 +855,16 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
     assert code == 0 and err.count("study: warning: ") == 4, err
     with pytest.raises(StudyError, match="4 problem\\(s\\) found before anything runs"):
         plan_grid(g).check(images_here=True)
-    gone = f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on this " \
-           f"machine): a job that cannot read it stops at its first image; if it moved, delete its .json and " \
-           f".parquet and "
+    manifests = tmp_path / "manifests"
+
+    def gone(name: str) -> str:
+        return (f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on "
+                f"this machine): a job that cannot read it stops at its first image; if it moved, delete "
+                f"{manifests}/{name}.json and {manifests}/{name}.parquet and ")
+
     for name in ("alpha_train", "alpha_val"):
-        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone}build it again with --root at the dataset's new "
-                "place (the content hash stays the same when only the root moved)") in err, err
+        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone(name)}build it again with --root at the "
+                "dataset's new place (the content hash stays the same when only the root moved)") in err, err
     for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
         for name in ("alpha_train", "alpha_val"):
             (tmp_path / "manifests" / f"{name}.{ext}").unlink()
@@ -866,11 +873,12 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
                f"alpha_{split}")
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 0 and err.count("study: warning: ") == 2, err
-    assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone}make it again, once its base is built at the "
-            f"dataset's new place:\n    study manifest corrupt alpha_train.jpeg-quality10 --base alpha_train "
-            f"--corruption jpeg:quality=10") in err, err
-    assert (f"{g}:{pooled}: manifest pooled_ab {gone}make it again, once its sources are built at the dataset's new "
-            f"place:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10") in err, err
+    assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone('alpha_train.jpeg-quality10')}make it again, "
+            f"once its base is built at the dataset's new place:\n    study manifest corrupt "
+            f"alpha_train.jpeg-quality10 --base alpha_train --corruption jpeg:quality=10") in err, err
+    assert (f"{g}:{pooled}: manifest pooled_ab {gone('pooled_ab')}make it again, once its sources are built at the "
+            f"dataset's new place:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10"
+            ) in err, err
     for name in ("alpha_train.jpeg-quality10", "pooled_ab"):
         for ext in ("json", "parquet"):
             (tmp_path / "manifests" / f"{name}.{ext}").unlink()
