@@ -383,7 +383,8 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
             where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
             have = meta(name)["num_images"]
             if is_int(size) and size > have:
-                add(f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images")
+                add(f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
+                    f"of at most {format_count(have)}, or a manifest built from more images)")
                 continue
             batch = sec.get("batch_size", PretrainConfig.batch_size)
             images = size if is_int(size) else have
@@ -406,7 +407,7 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
             for ls in sec.get("labeled_sizes") or []:
                 if is_int(ls) and ls > n:
                     add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
-                        f"manifest {train}, which has {n} images")
+                        f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for every one)")
         if sec.get("protocol") in ("finetune", "scratch") and train:
             sizes = sec.get("labeled_sizes")
             for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image

@@ -123,7 +123,8 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"])
     code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
     assert code == 2
-    assert "pretraining size 1000000 (1M): manifest inat21_train has 200000 images" in err
+    assert ("pretraining size 1000000 (1M): manifest inat21_train has 200000 images (a size of at most 200k, or a "
+            "manifest built from more images)") in err
     # val's classes are a subset of train's: the flag can align
     assert (f"have different classes (3 vs 2; in one only: c): delete {tmp_path}/inat21_val.json and "
             f"{tmp_path}/inat21_val.parquet and rebuild it with --classes-from inat21_train") in err
@@ -436,7 +437,7 @@ def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch,
         _fake_manifest(tmp_path / "m", name, 320, ["a", "b"])
     line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "labeled_sizes: [40, 500]" in t)
     with pytest.raises(StudyError, match=rf"{g}:{line}: labeled size 500 asked of manifest alpha_train, "
-                                         r"which has 320"):
+                                         r"which has 320 images \(at most 320, or `all` for every one\)"):
         plan_grid(g).check()
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha], size: [300]}
