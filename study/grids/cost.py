@@ -38,6 +38,8 @@ FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extr
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512}
 FEATURE_BYTES = 4
+LBFGS_VECTORS = 40  # study.evaluate.linear's L-BFGS history: 20 pairs of vectors the size of the probe's weights
+PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
@@ -126,20 +128,47 @@ def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[st
             for manifest, file, n in ((sec.get("train_manifest"), f"labeled{max(sizes):.0f}", max(sizes)),
                                       (sec.get("test_manifest"), "all", test)):
                 rows[(enc, str(manifest), layer, transform, file)] = float(n)
-    total = 0.0
-    for (enc, _, layer, _, _), n in rows.items():
-        pj = pretrain.get(enc)
-        pc = pj.config["pretrain"] if pj is not None else {}
-        backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"
-        if backbone not in FEATURE_DIMS:
-            notes.add(f"backbone {backbone!r}: feature cache counted at resnet50's {FEATURE_DIMS['resnet50']} "
-                      f"features per image (add it to study.grids.cost.FEATURE_DIMS)")
-        width = pc.get("width") if is_num(pc.get("width")) else 64
-        dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS["resnet50"]) * width / 64
-        if layer.startswith("layer") and layer[5:].isdigit():
-            dim /= 2 ** (4 - int(layer[5:]))
-        total += n * dim * FEATURE_BYTES
-    return total / 1e9
+    return sum(n * _feature_dim(enc, layer, pretrain, notes) * FEATURE_BYTES
+               for (enc, _, layer, _, _), n in rows.items()) / 1e9
+
+
+def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]) -> float:
+    """The feature width of encoder `enc` (a pretraining job's id; another encoder counts as resnet50) at `layer`."""
+    pj = pretrain.get(enc)
+    pc = pj.config["pretrain"] if pj is not None else {}
+    backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"
+    if backbone not in FEATURE_DIMS:
+        notes.add(f"backbone {backbone!r}: feature cache counted at resnet50's {FEATURE_DIMS['resnet50']} "
+                  f"features per image (add it to study.grids.cost.FEATURE_DIMS)")
+    width = pc.get("width") if is_num(pc.get("width")) else 64
+    dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS["resnet50"]) * width / 64
+    if layer.startswith("layer") and layer[5:].isdigit():
+        dim /= 2 ** (4 - int(layer[5:]))
+    return dim
+
+
+def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[str, Job],
+                         notes: set[str]) -> float:
+    """About the most memory a frozen-feature evaluation holds (float32; 0 for other jobs): every encoder's features
+    of its largest labeled size and the test rows; for two encoders, their columns side by side once more; for kNN, a
+    unit-length copy of the labeled rows; for a probe, L-BFGS's history (LBFGS_VECTORS x classes x (width + 1)) where
+    the dataset gives `classes`; and PROBE_WORKING_GB of chunks and interpreter."""
+    protocol = job.axes.get("protocol")
+    if job.stage != "evaluate" or protocol not in FROZEN_PROTOCOLS:
+        return 0.0
+    sec = job.config["evaluate"]
+    sizes, test = _eval_rows(job, grid, cost)
+    layer = sec.get("feature_layer") if isinstance(sec.get("feature_layer"), str) else "pooled"
+    encoders = job.config.get("encoders") or []
+    dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
+    rows = max(sizes) + test
+    values = rows * dim * (2 if len(encoders) > 1 else 1)
+    if protocol == "knn" or sec.get("also_knn") is True:
+        values += max(sizes) * dim
+    ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
+    if protocol != "knn" and ds and ds.classes:
+        values += LBFGS_VECTORS * ds.classes * (dim + 1)
+    return values * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
 
 
 def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
@@ -148,6 +177,14 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
     notes: set[str] = set()
     stages: dict[str, dict[str, Any]] = {}
     over_limit = beyond_requeues = 0
+    pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
+    short = [(evaluation_memory_gb(job, grid, cost, pretrain, notes), job) for job in jobs]
+    short = sorted(((gb, job) for gb, job in short if gb > job.resources.mem_gb), key=lambda t: -t[0])
+    if short:
+        gb, job = short[0]
+        notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
+                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): raise `mem` in "
+                  f"their `resources` (the grid's evaluate entry, or the profile's stages.evaluate)")
     for job in jobs:
         h = job_hours(job, grid, cost, notes)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})

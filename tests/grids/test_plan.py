@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import study.cli
+import study.grids.cost as cost_mod
 from study.errors import StudyError
 from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
@@ -1002,6 +1003,48 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
     assert [n for n in notes if "feature cache" in n] == [
         "backbone 'vit_tiny': feature cache counted at resnet50's 2048 features per image (add it to "
         "study.grids.cost.FEATURE_DIMS)"]
+
+
+def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
+    """About the memory a frozen-feature evaluation holds: features (labeled + test rows x width x 4 bytes), a kNN's
+    unit-length copy of the labeled rows, a probe's L-BFGS history (40 x classes x (width + 1)), 1 GB besides;
+    beyond the job's `mem`, a note names the largest and what to raise."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10}
+    defaults:
+      pretrain: {backbone: resnet18, width: 32, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100k], resources: {mem: 1G}}
+        - {protocol: knn, labeled_sizes: [200k], resources: {mem: 1G}}
+        - {protocol: linear, labeled_sizes: [1000], resources: {mem: 2G}, variant: small}
+    """, base=False)
+    plan = plan_grid(g, Profile())
+    pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
+    linear, knn, small = (j for j in plan.jobs if j.stage == "evaluate")
+    gb = [cost_mod.evaluation_memory_gb(j, plan.grid, Profile().cost, pretrain, set()) for j in (linear, knn, small)]
+    width = 256  # resnet18 at width 32
+    assert gb[0] == pytest.approx((101_000 * width + 40 * 10 * (width + 1)) * 4 / 1e9 + 1.0)  # 1.1 GB
+    assert gb[1] == pytest.approx((201_000 + 200_000) * width * 4 / 1e9 + 1.0)  # no probe, a unit copy: 1.4 GB
+    assert gb[2] == pytest.approx((2_000 * width + 40 * 10 * (width + 1)) * 4 / 1e9 + 1.0)  # under its 2 GB
+    assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 1.4 GB of features "
+            "and probe state against 1 GB): raise `mem` in their `resources`") in " ".join(plan.estimate["notes"])
+    assert cost_mod.evaluation_memory_gb(pretrain[knn.config["encoders"][0]], plan.grid, Profile().cost, pretrain,
+                                         set()) == 0.0  # a pretraining job holds no features
+
+
+def test_a_concatenations_memory_counts_its_side_by_side_copy():
+    """Two encoders' features (resnet18: 512 each), then their columns side by side once more; the probe's history
+    over the 1024 columns (the fixture's concat: labeled size `all` of alpha, counted at default_test_images)."""
+    plan = plan_grid(FIXTURE)
+    pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
+    (concat,) = [j for j in plan.jobs if j.axes.get("protocol") == "concat"]
+    rows = Profile().cost.default_test_images + 1000
+    assert cost_mod.evaluation_memory_gb(concat, plan.grid, Profile().cost, pretrain, set()) == pytest.approx(
+        (rows * 1024 * 2 + 40 * 10 * 1025) * 4 / 1e9 + 1.0)
 
 
 @pytest.mark.parametrize("backbone", sorted(FEATURE_DIMS))
