@@ -13,6 +13,10 @@ Labeled size `all` (or none given) counts the dataset's `train_images`, else `de
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
 max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after the other; within one, jobs share
 `max_parallel_gpus` GPUs and `max_parallel_jobs` slots); without either, every job of a stage runs at once.
+
+Besides time, the frozen-feature evaluations' disk (`feature_cache_gb`) and each one's memory
+(`evaluation_memory_gb`, noted where it passes the job's `mem`), from the same rows and feature widths
+(grids/README.md, "Disk").
 """
 from __future__ import annotations
 
@@ -122,7 +126,7 @@ def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[st
             continue
         sec = job.config["evaluate"]
         sizes, test = _eval_rows(job, grid, cost)
-        layer = sec.get("feature_layer") if isinstance(sec.get("feature_layer"), str) else "pooled"
+        layer = _layer(sec)
         transform = json.dumps([sec.get("image_size"), sec.get("augment")], sort_keys=True, default=str)
         for enc in job.config.get("encoders") or []:
             for manifest, file, n in ((sec.get("train_manifest"), f"labeled{max(sizes):.0f}", max(sizes)),
@@ -130,6 +134,11 @@ def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[st
                 rows[(enc, str(manifest), layer, transform, file)] = float(n)
     return sum(n * _feature_dim(enc, layer, pretrain, notes) * FEATURE_BYTES
                for (enc, _, layer, _, _), n in rows.items()) / 1e9
+
+
+def _layer(sec: dict[str, Any]) -> str:
+    """The feature layer an evaluate section extracts (EvalConfig's default, `pooled`, where it names none)."""
+    return sec["feature_layer"] if isinstance(sec.get("feature_layer"), str) else "pooled"
 
 
 def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]) -> float:
@@ -158,7 +167,7 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
         return 0.0
     sec = job.config["evaluate"]
     sizes, test = _eval_rows(job, grid, cost)
-    layer = sec.get("feature_layer") if isinstance(sec.get("feature_layer"), str) else "pooled"
+    layer = _layer(sec)
     encoders = job.config.get("encoders") or []
     dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
     rows = max(sizes) + test
