@@ -42,7 +42,10 @@ FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extr
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512}
 FEATURE_BYTES = 4
-LBFGS_VECTORS = 40  # study.evaluate.linear's L-BFGS history: 20 pairs of vectors the size of the probe's weights
+# vectors the size of a probe's weights that study.evaluate.linear holds at once: L-BFGS's history (20 pairs), its
+# gradients, direction and line-search copies (about 10), and train_probe's fit per weight decay (6 by default)
+PROBE_VECTORS = 56
+KNN_BLOCK_BYTES = 1 << 30  # study.evaluate.knn.BLOCK_BYTES: a block of similarities, two held as the next is made
 PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
@@ -158,10 +161,11 @@ def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]
 
 def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[str, Job],
                          notes: set[str]) -> float:
-    """About the most memory a frozen-feature evaluation holds (float32; 0 for other jobs): every encoder's features
-    of its largest labeled size and the test rows; for two encoders, their columns side by side once more; for kNN, a
-    unit-length copy of the labeled rows; for a probe, L-BFGS's history (LBFGS_VECTORS x classes x (width + 1)) where
-    the dataset gives `classes`; and PROBE_WORKING_GB of chunks and interpreter."""
+    """About the most memory a frozen-feature evaluation holds (float32, as on the CPU; 0 for other jobs): every
+    encoder's features of its largest labeled size and the test rows, and the larger of its two phases: kNN's
+    unit-length copies of those rows (for two encoders, their columns side by side too) and two similarity blocks
+    (KNN_BLOCK_BYTES at most); the probe's columns side by side (two encoders) and PROBE_VECTORS x classes x
+    (width + 1) where the dataset gives `classes`. PROBE_WORKING_GB besides."""
     protocol = job.axes.get("protocol")
     if job.stage != "evaluate" or protocol not in FROZEN_PROTOCOLS:
         return 0.0
@@ -170,14 +174,26 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     layer = _layer(sec)
     encoders = job.config.get("encoders") or []
     dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
-    rows = max(sizes) + test
-    values = rows * dim * (2 if len(encoders) > 1 else 1)
-    if protocol == "knn" or sec.get("also_knn") is True:
-        values += max(sizes) * dim
-    ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
-    if protocol != "knn" and ds and ds.classes:
-        values += LBFGS_VECTORS * ds.classes * (dim + 1)
-    return values * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
+    rows, copies = max(sizes) + test, 2 if len(encoders) > 1 else 1
+    phases = [0.0]
+    if protocol == "knn" or sec.get("also_knn") is True:  # study.evaluate.run._frozen, knn.score_blocks
+        block = 2 * min(KNN_BLOCK_BYTES, 2048 * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES
+        phases.append(rows * dim * copies + block)
+    if protocol != "knn":
+        ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
+        probe = PROBE_VECTORS * ds.classes * (dim + 1) if ds and ds.classes else 0.0
+        phases.append(rows * dim * (copies - 1) + probe)
+    return (rows * dim + max(phases)) * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
+
+
+def _mem_source(job: Job, grid: Grid, profile: Profile) -> str:
+    """Where an evaluation job's `mem` was set: its grid entry's `resources` (file:line), else the profile's stage."""
+    res = grid.evaluate[job.entry].resources if job.entry is not None else None
+    if res is not None and "mem" in res:
+        return f"at {grid.path}:{res.line_of('mem')} (its stages.evaluate entry's `resources`)"
+    where = f"{profile.path}:{profile.stage_lines['evaluate']}" if profile.path and "evaluate" in profile.stage_lines \
+        else profile.path or "the built-in default profile"
+    return f"in the profile's stages.evaluate ({where}), or in the grid's evaluate entry's `resources`"
 
 
 def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
@@ -192,8 +208,8 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
     if short:
         gb, job = short[0]
         notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
-                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): raise `mem` in "
-                  f"their `resources` (the grid's evaluate entry, or the profile's stages.evaluate)")
+                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): raise `mem` "
+                  f"{_mem_source(job, grid, profile)}")
     for job in jobs:
         h = job_hours(job, grid, cost, notes)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})

@@ -53,6 +53,27 @@ def test_files_that_are_not_images_by_their_name_are_counted_in_a_note(tmp_path,
     assert "not listed" not in capsys.readouterr().err
 
 
+def test_the_note_on_files_that_are_not_images_is_the_same_whatever_the_listing_order(tmp_path, capsys):
+    """Kinds by count, ties by name (not by the order the class folders were walked); the five commonest, then
+    `...`; a link to a folder is walked, a dangling link counts by its own name."""
+    make_imagefolder(tmp_path / "train", {"a": 1, "b": 1, "c": 1})
+    for cls, names in {"a": ("x.zip", "y.txt"), "b": ("x.psd", "y.gif"), "c": ("x.doc", "y.avi", "z.pdf")}.items():
+        for name in names:
+            (tmp_path / "train" / cls / name).write_bytes(b"x")
+    (tmp_path / "train" / "c" / "gone.heic").symlink_to(tmp_path / "nowhere.heic")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "w.mov").write_bytes(b"x")
+    (tmp_path / "train" / "a" / "linked").symlink_to(tmp_path / "elsewhere")
+    read_dataset("imagefolder", tmp_path, "train")
+    assert (f"note: 9 file(s) in the class folders of {tmp_path / 'train'} are not listed, not images by their name "
+            "(1 .avi, 1 .doc, 1 .gif, 1 .heic, 1 .mov, ...); an image") in capsys.readouterr().err
+    for cls, name in (("a", "y.txt"), ("b", "y.gif"), ("c", "z.pdf"), ("c", "gone.heic")):
+        (tmp_path / "train" / cls / name).unlink()
+    read_dataset("imagefolder", tmp_path, "train")  # five kinds: no `...`
+    err = capsys.readouterr().err
+    assert "are not listed, not images by their name (1 .avi, 1 .doc, 1 .mov, 1 .psd, 1 .zip); an image" in err, err
+
+
 def test_without_split_folder_the_root_is_the_tree_and_a_note_says_so(tmp_path, capsys):
     """`--root <tree> --split train` indexes the tree; since `--split test` would give the same images, stderr says
     which split is the whole tree, unless the tree is the split's own folder (`--root data/train --split train`, the

@@ -1006,9 +1006,9 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
 
 
 def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
-    """About the memory a frozen-feature evaluation holds: features (labeled + test rows x width x 4 bytes), a kNN's
-    unit-length copy of the labeled rows, a probe's L-BFGS history (40 x classes x (width + 1)), 1 GB besides;
-    beyond the job's `mem`, a note names the largest and what to raise."""
+    """About the memory a frozen-feature evaluation holds: features (labeled + test rows x width x 4 bytes), and the
+    larger phase: kNN's unit-length copy of them and two similarity blocks, or a probe's L-BFGS state (56 x classes x
+    (width + 1)); 1 GB besides; beyond the job's `mem`, a note names the largest and where its `mem` was set."""
     g = write_grid("""
     name: t
     datasets:
@@ -1019,32 +1019,64 @@ def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
     stages:
       evaluate:
         - {protocol: linear, labeled_sizes: [100k], resources: {mem: 1G}}
-        - {protocol: knn, labeled_sizes: [200k], resources: {mem: 1G}}
+        - {protocol: knn, labeled_sizes: [200k],
+           resources: {mem: 1G}}
         - {protocol: linear, labeled_sizes: [1000], resources: {mem: 2G}, variant: small}
+        - {protocol: linear, labeled_sizes: [1000], params: {also_knn: true}, variant: both}
     """, base=False)
     plan = plan_grid(g, Profile())
     pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
-    linear, knn, small = (j for j in plan.jobs if j.stage == "evaluate")
-    gb = [cost_mod.evaluation_memory_gb(j, plan.grid, Profile().cost, pretrain, set()) for j in (linear, knn, small)]
-    width = 256  # resnet18 at width 32
-    assert gb[0] == pytest.approx((101_000 * width + 40 * 10 * (width + 1)) * 4 / 1e9 + 1.0)  # 1.1 GB
-    assert gb[1] == pytest.approx((201_000 + 200_000) * width * 4 / 1e9 + 1.0)  # no probe, a unit copy: 1.4 GB
-    assert gb[2] == pytest.approx((2_000 * width + 40 * 10 * (width + 1)) * 4 / 1e9 + 1.0)  # under its 2 GB
-    assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 1.4 GB of features "
-            "and probe state against 1 GB): raise `mem` in their `resources`") in " ".join(plan.estimate["notes"])
+    linear, knn, small, both = (j for j in plan.jobs if j.stage == "evaluate")
+    gb = [cost_mod.evaluation_memory_gb(j, plan.grid, Profile().cost, pretrain, set())
+          for j in (linear, knn, small, both)]
+    width, probe = 256, 56 * 10 * 257  # resnet18 at width 32
+    assert gb[0] == pytest.approx((101_000 * width + probe) * 4 / 1e9 + 1.0)  # 1.1 GB
+    assert gb[1] == pytest.approx(2 * 201_000 * width * 4 / 1e9 + 2 * 2 ** 30 / 1e9 + 1.0)  # the test rows too
+    assert gb[2] == pytest.approx((2_000 * width + probe) * 4 / 1e9 + 1.0)  # under its 2 GB
+    knn_phase = 2_000 * width * 4 + 2 * 2048 * 1000 * 4  # blocks of 2048 test rows x 1000 labeled ones
+    assert gb[3] == pytest.approx((2_000 * width * 4 + max(knn_phase, probe * 4)) / 1e9 + 1.0)  # a phase at a time
+    assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 3.6 GB of features "
+            f"and probe state against 1 GB): raise `mem` at {g}:12 (its stages.evaluate entry's `resources`)"
+            ) in plan.estimate["notes"]
     assert cost_mod.evaluation_memory_gb(pretrain[knn.config["encoders"][0]], plan.grid, Profile().cost, pretrain,
                                          set()) == 0.0  # a pretraining job holds no features
 
 
+def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_path):
+    """A job whose `mem` is the profile's: the note names the profile's stages.evaluate line, and the grid entry."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10}
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: knn, labeled_sizes: [200k]}
+    """, base=False)
+    prof = tmp_path / "small.yaml"
+    prof.write_text("name: small\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
+    plan = plan_grid(g, prof)
+    (note,) = [n for n in plan.estimate["notes"] if "`mem`" in n]
+    assert note.endswith(f"against 2 GB): raise `mem` in the profile's stages.evaluate ({prof}:4), or in the grid's "
+                         "evaluate entry's `resources`"), note
+
+
+def test_the_knn_block_the_memory_estimate_counts_is_knns():
+    """cost.py keeps kNN's similarity block size (so that the estimate imports no torch): the same as knn.py's."""
+    from study.evaluate.knn import BLOCK_BYTES
+
+    assert cost_mod.KNN_BLOCK_BYTES == BLOCK_BYTES
+
+
 def test_a_concatenations_memory_counts_its_side_by_side_copy():
-    """Two encoders' features (resnet18: 512 each), then their columns side by side once more; the probe's history
+    """Two encoders' features (resnet18: 512 each), then their columns side by side once more; the probe's state
     over the 1024 columns (the fixture's concat: labeled size `all` of alpha, counted at default_test_images)."""
     plan = plan_grid(FIXTURE)
     pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
     (concat,) = [j for j in plan.jobs if j.axes.get("protocol") == "concat"]
     rows = Profile().cost.default_test_images + 1000
     assert cost_mod.evaluation_memory_gb(concat, plan.grid, Profile().cost, pretrain, set()) == pytest.approx(
-        (rows * 1024 * 2 + 40 * 10 * 1025) * 4 / 1e9 + 1.0)
+        (rows * 1024 * 2 + 56 * 10 * 1025) * 4 / 1e9 + 1.0)
 
 
 @pytest.mark.parametrize("backbone", sorted(FEATURE_DIMS))

@@ -64,6 +64,7 @@ def _run_grid(env, name: str):
     wd = env / "wd"
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 0, err
+    assert err.strip().splitlines()[-1].endswith("| finished"), err  # nothing failed: nothing more to say
     return grid, wd
 
 
@@ -431,6 +432,7 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
         if proc.poll() is None:
             proc.kill()
     err = log.read_text()
+    assert err.strip().splitlines()[-1].endswith("| finished"), err  # not run, none failed: no retry hint
     assert f"not starting pretrain {pre.id}" in err, err
     assert err.count(f"waiting for pretrain {pre.id} (another command on this workdir)") == 1, err  # said once
     assert f"their dependencies {pre.id} ended outside this command without a result" in err, err

@@ -100,6 +100,19 @@ def test_an_image_that_does_not_decode_is_named_with_what_to_do(tmp_path):
     assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
 
 
+def test_a_jpeg_truncated_past_its_header_is_named_when_its_views_decode_it(tmp_path):
+    """An RGB JPEG opens undecoded (for draft()); a truncated one fails in the augmentation: that error names the
+    file and the manifest too, and points at `study manifest verify --files`."""
+    m, row = _one_image(tmp_path, "x.jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    data = (tmp_path / "x.jpg").read_bytes()
+    (tmp_path / "x.jpg").write_bytes(data[:len(data) // 2])
+    ds = ViewDataset(ImageReader(m), m.table, build_augment({"preset": "simclr", "image_size": 16}), seed=0)
+    with pytest.raises(StudyError) as e:
+        ds[(0, 0)]
+    assert str(e.value).startswith(f"cannot read image {tmp_path}/x.jpg (manifest m1): ")
+    assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
+
+
 def test_8_bit_modes_read_as_pil_converts_them(tmp_path):
     """Grayscale, palette, RGBA and CMYK files: the pixels of PIL's convert("RGB"), as before 16-bit scaling."""
     rng = np.random.default_rng(1)
