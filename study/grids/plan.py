@@ -739,9 +739,8 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
 
 
 def _delete(name: str) -> str:
-    """`delete <folder>/<name>.json and <folder>/<name>.parquet`: a manifest's own files, wherever STUDY_MANIFESTS
+    """`delete <folder>/<name>.parquet and <folder>/<name>.json`: a manifest's own files, wherever STUDY_MANIFESTS
     points (a user whose manifests live elsewhere would not find "its .json")."""
-    from study.manifests.store import manifest_paths
+    from study.manifests.store import manifest_files_text
 
-    table, meta = manifest_paths(name)
-    return f"delete {meta} and {table}"
+    return f"delete {manifest_files_text(name)}"

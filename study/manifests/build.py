@@ -27,6 +27,7 @@ from study.manifests.store import (
     load_intact_meta,
     load_meta,
     manifest_exists,
+    manifest_files_text,
     manifest_paths,
     read_arrow,
     short_repr,
@@ -161,19 +162,17 @@ def _freeze_locked(name: str, table: pa.Table, meta: dict, held: bool) -> tuple[
     if manifest_exists(name):
         broken = damage(name)
         if broken:
-            table_path, meta_path = manifest_paths(name)
-            raise StudyError(f"manifest {name!r} already exists but is damaged: {broken}. Delete {table_path} and "
-                             f"{meta_path}, then build it again")
+            raise StudyError(f"manifest {name!r} already exists but is damaged: {broken}. Delete "
+                             f"{manifest_files_text(name)}, then build it again")
         old = load_meta(name)
         if old.get("content_hash") == meta["content_hash"] and old.get("root") == meta.get("root") \
                 and old.get("roots") == meta.get("roots"):
             return old, False
         what = ("with the same content under another root" if old.get("content_hash") == meta["content_hash"]
                 else "with different content")
-        table_path, meta_path = manifest_paths(name)
         raise StudyError(f"manifest {name!r} already exists {what}: "
                          f"{describe_difference(name, old, meta, table)}. Manifests are frozen: choose another name, "
-                         f"or delete {table_path} and {meta_path} first")
+                         f"or delete {manifest_files_text(name)} first")
     write_manifest(name, table, meta)
     return meta, True
 

@@ -41,6 +41,13 @@ def manifest_paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
     return folder / f"{name}.parquet", folder / f"{name}.json"
 
 
+def manifest_files_text(name: str) -> str:
+    """`<folder>/<name>.parquet and <folder>/<name>.json`: a manifest's two files, for a message that asks to delete
+    them (wherever STUDY_MANIFESTS points)."""
+    table, meta = manifest_paths(name)
+    return f"{table} and {meta}"
+
+
 def manifest_exists(name: str) -> bool:
     """Whether a complete manifest (metadata and rows) of this name exists."""
     if not NAME_RE.match(name or ""):

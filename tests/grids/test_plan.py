@@ -127,8 +127,8 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     assert ("pretraining size 1000000 (1M): manifest inat21_train has 200000 images (a size of at most 200k, or a "
             "manifest built from more images)") in err
     # val's classes are a subset of train's: the flag can align
-    assert (f"have different classes (3 vs 2; in one only: c): delete {tmp_path}/inat21_val.json and "
-            f"{tmp_path}/inat21_val.parquet and rebuild it with --classes-from inat21_train") in err
+    assert (f"have different classes (3 vs 2; in one only: c): delete {tmp_path}/inat21_val.parquet and "
+            f"{tmp_path}/inat21_val.json and rebuild it with --classes-from inat21_train") in err
     assert err.count("different classes") == 1  # one line per problem, not one per job
     assert "--drop-other-classes" not in err
 
@@ -138,7 +138,7 @@ def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_
     _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
     _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b", "z"])
     code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
-    assert code == 2 and (f"in one only: z): delete {tmp_path}/inat21_val.json and {tmp_path}/inat21_val.parquet "
+    assert code == 2 and (f"in one only: z): delete {tmp_path}/inat21_val.parquet and {tmp_path}/inat21_val.json "
                           "and rebuild it with --classes-from inat21_train --drop-other-classes (its images of "
                           "classes") in err
 
@@ -588,7 +588,7 @@ def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption
         code, _, err = run_plan_cli([str(g)], capsys)
         assert code == 2 and (f"{g}:{line}: manifest alpha_train.downsample-factor2 is meant to be alpha_train "
                               f"corrupted by downsample:factor=2, but {why}; delete {tmp_path}/alpha_train."
-                              f"downsample-factor2.json and {tmp_path}/alpha_train.downsample-factor2.parquet and make "
+                              f"downsample-factor2.parquet and {tmp_path}/alpha_train.downsample-factor2.json and make "
                               f"it again:\n    study manifest corrupt alpha_train.downsample-factor2 --base "
                               f"alpha_train --corruption downsample:factor=2") in err, err
     _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption="downsample:factor=2",
@@ -632,7 +632,7 @@ def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, mo
                  "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
                  "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
                  "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
-    remake = (f"delete {tmp_path}/manifests/pooled_ab.json and {tmp_path}/manifests/pooled_ab.parquet and make it "
+    remake = (f"delete {tmp_path}/manifests/pooled_ab.parquet and {tmp_path}/manifests/pooled_ab.json and make it "
               "again:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10")
     meant = f"{g}:7: manifest pooled_ab is meant to pool alpha_train:10, beta_train:10 (datasets.alpha+beta.pool), but"
 
@@ -862,7 +862,7 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
     def gone(name: str) -> str:
         return (f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on "
                 f"this machine): a job that cannot read it stops at its first image; if it moved, delete "
-                f"{manifests}/{name}.json and {manifests}/{name}.parquet and ")
+                f"{manifests}/{name}.parquet and {manifests}/{name}.json and ")
 
     for name in ("alpha_train", "alpha_val"):
         assert (f"study: warning: {g}:{alpha}: manifest {name} {gone(name)}build it again with --root at the "
