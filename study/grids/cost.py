@@ -46,6 +46,7 @@ FEATURE_BYTES = 4
 # gradients, direction and line-search copies (about 10), and train_probe's fit per weight decay (6 by default)
 PROBE_VECTORS = 56
 KNN_BLOCK_BYTES = 1 << 30  # study.evaluate.knn.BLOCK_BYTES: a block of similarities, two held as the next is made
+KNN_BLOCK_ROWS = 2048  # study.evaluate.knn.rows_per_block's most test rows a block, where they fit in KNN_BLOCK_BYTES
 PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
@@ -177,7 +178,7 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     rows, copies = max(sizes) + test, 2 if len(encoders) > 1 else 1
     phases = [0.0]
     if protocol == "knn" or sec.get("also_knn") is True:  # study.evaluate.run._frozen, knn.score_blocks
-        block = 2 * min(KNN_BLOCK_BYTES, 2048 * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES
+        block = 2 * min(KNN_BLOCK_BYTES, KNN_BLOCK_ROWS * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES
         phases.append(rows * dim * copies + block)
     if protocol != "knn":
         ds = grid.datasets.get(job.axes.get("eval_dataset") or "")

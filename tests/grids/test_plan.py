@@ -1062,10 +1062,11 @@ def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_pat
 
 
 def test_the_knn_block_the_memory_estimate_counts_is_knns():
-    """cost.py keeps kNN's similarity block size (so that the estimate imports no torch): the same as knn.py's."""
-    from study.evaluate.knn import BLOCK_BYTES
+    """cost.py keeps kNN's similarity block size and rows (so that the estimate imports no torch): knn.py's."""
+    from study.evaluate.knn import BLOCK_BYTES, rows_per_block
 
     assert cost_mod.KNN_BLOCK_BYTES == BLOCK_BYTES
+    assert rows_per_block(1) == cost_mod.KNN_BLOCK_ROWS  # the most rows a block, where they fit
 
 
 def test_a_concatenations_memory_counts_its_side_by_side_copy():
