@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from study.counts import format_count
 from study.errors import StudyError
@@ -191,9 +190,7 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
         raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
         info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
         if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
-            unit = [(F.normalize(a, dim=1), F.normalize(b, dim=1)) for a, b in raw] if len(raw) > 1 else raw
-            kx, kxt = (_side_by_side(unit, i).to(device) for i in (0, 1))
-            del unit
+            kx, kxt = (_side_by_side(raw, i, unit=True).to(device) for i in (0, 1))
             (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, train_m.num_classes, cfg.knn.k,
                                                        cfg.knn.temperature), 1)
             del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
@@ -239,10 +236,21 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
     return metrics
 
 
-def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int) -> torch.Tensor:
-    """The `i`-th tensor of each encoder's (train, test) pair, columns side by side; of one encoder, that tensor
-    itself (no copy)."""
-    return torch.cat([p[i] for p in pairs], 1) if len(pairs) > 1 else pairs[0][i]
+def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int, unit: bool = False) -> torch.Tensor:
+    """The `i`-th tensor of each encoder's (train, test) pair, columns side by side, each encoder's rows scaled to
+    unit length with `unit` (written into the one result: no other copy); of one encoder, that tensor itself (no
+    copy, never scaled: kNN's cosine does not need it)."""
+    if len(pairs) == 1:
+        return pairs[0][i]
+    parts = [p[i] for p in pairs]
+    out = torch.empty(len(parts[0]), sum(p.shape[1] for p in parts), dtype=parts[0].dtype)
+    col = 0
+    for part in parts:
+        block = out[:, col:col + part.shape[1]].copy_(part)
+        if unit:
+            block.div_(part.norm(dim=1, keepdim=True).clamp_min(knn.EPS))
+        col += part.shape[1]
+    return out
 
 
 def _chosen_weight_decay(probe_info: dict):

@@ -163,10 +163,9 @@ def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]
 def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[str, Job],
                          notes: set[str]) -> float:
     """About the most memory a frozen-feature evaluation holds (float32, as on the CPU; 0 for other jobs): every
-    encoder's features of its largest labeled size and the test rows, and the larger of its two phases: kNN's
-    unit-length copies of those rows (for two encoders, their columns side by side too) and two similarity blocks
-    (KNN_BLOCK_BYTES at most); the probe's columns side by side (two encoders) and PROBE_VECTORS x classes x
-    (width + 1) where the dataset gives `classes`. PROBE_WORKING_GB besides."""
+    encoder's features of its largest labeled size and the test rows, and the larger of its two phases, each holding
+    two encoders' columns side by side once more: kNN's two similarity blocks (KNN_BLOCK_BYTES at most), or the
+    probe's PROBE_VECTORS x classes x (width + 1) where the dataset gives `classes`. PROBE_WORKING_GB besides."""
     protocol = job.axes.get("protocol")
     if job.stage != "evaluate" or protocol not in FROZEN_PROTOCOLS:
         return 0.0
@@ -175,16 +174,15 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     layer = _layer(sec)
     encoders = job.config.get("encoders") or []
     dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
-    rows, copies = max(sizes) + test, 2 if len(encoders) > 1 else 1
+    rows = max(sizes) + test
+    side_by_side = rows * dim if len(encoders) > 1 else 0.0  # study.evaluate.run._side_by_side
     phases = [0.0]
     if protocol == "knn" or sec.get("also_knn") is True:  # study.evaluate.run._frozen, knn.score_blocks
-        block = 2 * min(KNN_BLOCK_BYTES, KNN_BLOCK_ROWS * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES
-        phases.append(rows * dim * copies + block)
+        phases.append(2 * min(KNN_BLOCK_BYTES, KNN_BLOCK_ROWS * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES)
     if protocol != "knn":
         ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
-        probe = PROBE_VECTORS * ds.classes * (dim + 1) if ds and ds.classes else 0.0
-        phases.append(rows * dim * (copies - 1) + probe)
-    return (rows * dim + max(phases)) * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
+        phases.append(PROBE_VECTORS * ds.classes * (dim + 1) if ds and ds.classes else 0.0)
+    return (rows * dim + side_by_side + max(phases)) * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
 
 
 def _mem_source(job: Job, grid: Grid, profile: Profile) -> str:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from device import TEST_DEVICE, device_kind
+from largest_tensor import LargestFloat
 from study.errors import StudyError
 from study.evaluate import EvalConfig, evaluate
 from study.evaluate import features as features_mod
@@ -244,6 +245,21 @@ def test_concat_knn_weighs_both_encoders_alike_on_their_raw_features(manifests, 
     evaluate(config(protocol="concat", labeled_sizes=[40], also_knn=True), tmp_path / "c", [a, b], tmp_path / "f")
     halves = seen[0].split(32, dim=1)
     assert all(torch.allclose(h.norm(dim=1).cpu(), torch.ones(len(h))) for h in halves)
+
+
+def test_a_concatenation_of_unit_rows_is_written_into_one_tensor():
+    """kNN's side-by-side unit rows of two encoders: one new tensor of all the columns, no unit-length copy of each
+    encoder's features before it (at iNat21's scale each is 11 GB); the rows as F.normalize scales them."""
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.randn(50, 6, generator=g) * 3, torch.randn(9, 6, generator=g)),
+             (torch.randn(50, 10, generator=g), torch.randn(9, 10, generator=g))]
+    with LargestFloat() as largest:
+        x = run_mod._side_by_side(pairs, 0, unit=True)
+    assert [n for n in largest.made if n > 50] == [50 * 16]  # beside the output, only per-row norms (50)
+    expected = torch.cat([torch.nn.functional.normalize(a, dim=1) for a, _ in pairs], 1)
+    assert torch.equal(x, expected)
+    assert torch.equal(run_mod._side_by_side(pairs, 1), torch.cat([b for _, b in pairs], 1))
+    assert run_mod._side_by_side(pairs[:1], 0, unit=True) is pairs[0][0]  # one encoder: itself, unscaled
 
 
 def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):

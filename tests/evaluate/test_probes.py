@@ -634,3 +634,16 @@ def test_a_probes_row_chunks_are_read_fit_and_scored_on_the_features_gpu(monkeyp
             linear.fit(rows, y[index], 3, 1e-3, LinearConfig(), seed=0)
         with pytest.raises(DataDependentOutputException):
             linear.held_out_scores(probe, rows, y[index])
+
+
+def test_knn_makes_no_unit_length_copy_of_the_training_rows_and_scores_as_on_unit_rows():
+    """Similarities are divided by the training rows' norms, block by block (a unit-length copy of iNat21's 2.7M
+    training rows would be 22 GB); the scores are those of unit-length rows."""
+    g = torch.Generator().manual_seed(3)
+    train, test = torch.randn(600, 16, generator=g) * 5, torch.randn(40, 16, generator=g)
+    labels = torch.randint(0, 5, (600,), generator=g)
+    with LargestFloat() as largest:
+        blocks = knn_scores(train, labels, test, 5, k=7, temperature=0.1, block_bytes=4 * 600 * 8)
+    assert largest.numel == 8 * 600  # one block of similarities; never 600 x 16 rows
+    unit = knn_scores(torch.nn.functional.normalize(train, dim=1), labels, test, 5, k=7, temperature=0.1)
+    torch.testing.assert_close(blocks, unit, rtol=1e-5, atol=1e-6)

@@ -1007,8 +1007,8 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
 
 def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
     """About the memory a frozen-feature evaluation holds: features (labeled + test rows x width x 4 bytes), and the
-    larger phase: kNN's unit-length copy of them and two similarity blocks, or a probe's L-BFGS state (56 x classes x
-    (width + 1)); 1 GB besides; beyond the job's `mem`, a note names the largest and where its `mem` was set."""
+    larger phase: kNN's two similarity blocks (no copy of the features: knn.score_blocks), or a probe's L-BFGS state
+    (56 x classes x (width + 1)); 1 GB besides; beyond the job's `mem`, a note names the largest and where its `mem` was set."""
     g = write_grid("""
     name: t
     datasets:
@@ -1031,11 +1031,11 @@ def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
           for j in (linear, knn, small, both)]
     width, probe = 256, 56 * 10 * 257  # resnet18 at width 32
     assert gb[0] == pytest.approx((101_000 * width + probe) * 4 / 1e9 + 1.0)  # 1.1 GB
-    assert gb[1] == pytest.approx(2 * 201_000 * width * 4 / 1e9 + 2 * 2 ** 30 / 1e9 + 1.0)  # the test rows too
+    assert gb[1] == pytest.approx(201_000 * width * 4 / 1e9 + 2 * 2 ** 30 / 1e9 + 1.0)  # the test rows too
     assert gb[2] == pytest.approx((2_000 * width + probe) * 4 / 1e9 + 1.0)  # under its 2 GB
-    knn_phase = 2_000 * width * 4 + 2 * 2048 * 1000 * 4  # blocks of 2048 test rows x 1000 labeled ones
+    knn_phase = 2 * 2048 * 1000 * 4  # blocks of 2048 test rows x 1000 labeled ones
     assert gb[3] == pytest.approx((2_000 * width * 4 + max(knn_phase, probe * 4)) / 1e9 + 1.0)  # a phase at a time
-    assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 3.6 GB of features "
+    assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 3.4 GB of features "
             f"and probe state against 1 GB): raise `mem` at {g}:12 (its stages.evaluate entry's `resources`)"
             ) in plan.estimate["notes"]
     assert cost_mod.evaluation_memory_gb(pretrain[knn.config["encoders"][0]], plan.grid, Profile().cost, pretrain,
