@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -80,9 +80,12 @@ class LayerFeatures(nn.Module):
 
 def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device: torch.device,
                  num_workers: int = 0, label: str = "", partial: PartialExtraction | None = None,
-                 save_every_s: float | None = None) -> tuple[torch.Tensor, float, int]:
+                 save_every_s: float | None = None, keep: Callable[[torch.Tensor], torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, float, int]:
     """model(eval transform of each row) for `rows` in order -> (float32 N x D on CPU, seconds, rows computed).
-    The output is allocated once (N x D) and filled batch by batch: host memory holds the features once. Every
+    The output is allocated once (N x D) and filled batch by batch: host memory holds the features once. With
+    `keep` (not with `partial`), each batch's output goes through it first, on the device, and N x its width of its
+    dtype is returned (e.g. a classifier's scores to their best classes: N x 5, not N x classes). Every
     forward has `batch_size` rows (a short last batch is padded): kernels chosen by batch shape would otherwise give
     a row other low bits where it ends an extraction than where another extraction, or a resumed one, batches it.
 
@@ -120,8 +123,10 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                 views, _ = next_batch(batches)
                 (x,) = aug.batch([views[0].to(device, non_blocking=True)], generator)
                 f = model(padded(x, batch_size)).float()[:len(x)]
+                if keep is not None:
+                    f = keep(f)
                 if done == 0:
-                    out = torch.empty(len(rows), f.shape[1])
+                    out = torch.empty(len(rows), f.shape[1], dtype=f.dtype)
                 out[done:done + f.shape[0]] = f.cpu()
                 done += f.shape[0]
                 now = time.monotonic()

@@ -11,6 +11,7 @@ from torch import nn
 from study.configfields import is_int
 from study.errors import StudyError
 from study.evaluate.features import forward_rows
+from study.evaluate.ranking import TopClasses
 from study.train.augment import AugmentConfig
 from study.train.backbones import read_encoder
 
@@ -75,9 +76,9 @@ def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
 
 
 def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: int, test_manifest, aug,
-                 device: torch.device) -> tuple[torch.Tensor, dict]:
-    """Train (or resume) in `run_dir/<protocol>-<n>/`, then the test manifest's logits (N x C) and the run's
-    protocol."""
+                 device: torch.device) -> tuple[torch.Tensor | None, dict]:
+    """Train (or resume) in `run_dir/<protocol>-<n>/`, then each test image's best 5 classes by the fine-tuned
+    classifier (N x 5, as ranking.ranked gives them: None where a score is not finite) and the run's protocol."""
     from study.train import PretrainConfig, pretrain
     from study.train.backbones import build_backbone
     from study.train.checkpoint import load_checkpoint
@@ -88,12 +89,14 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     state = load_checkpoint(sub / "checkpoint.pt")["method"]
     model_encoder = build_backbone(pcfg.backbone, pcfg.width)
     model_encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
-    classifier = nn.Linear(model_encoder.feature_dim, state["classifier.weight"].shape[0])
+    outputs = state["classifier.weight"].shape[0]
+    if outputs != test_manifest.num_classes:
+        raise StudyError(f"{sub}: the classifier has {outputs} outputs, test manifest {test_manifest.name} "
+                         f"{test_manifest.num_classes} classes")
+    classifier = nn.Linear(model_encoder.feature_dim, outputs)
     classifier.load_state_dict({"weight": state["classifier.weight"], "bias": state["classifier.bias"]})
     model = nn.Sequential(model_encoder, classifier).to(device)
-    logits, seconds, _ = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
-                                   cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring")
-    if logits.shape[1] != test_manifest.num_classes:
-        raise StudyError(f"{sub}: the classifier has {logits.shape[1]} outputs, test manifest {test_manifest.name} "
-                         f"{test_manifest.num_classes} classes")
-    return logits, {**out["protocol"], "scoring_seconds": seconds, "run_dir": str(sub)}
+    top = TopClasses(5)  # the test images' scores are never held whole (iNat21: 100k x 10,000, 4 GB)
+    ranks, seconds, _ = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
+                                  cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring", keep=top)
+    return ranks if top.finite else None, {**out["protocol"], "scoring_seconds": seconds, "run_dir": str(sub)}

@@ -22,8 +22,25 @@ def ranked(blocks: Iterable[torch.Tensor], k: int,
             return [None] * len(views)
         for kept, view in zip(out, views):
             s = scores if view is None else view(scores)
-            kept.append(s.topk(min(k, s.shape[1]), dim=1).indices.cpu())
+            kept.append(_best(s, k).cpu())
     return [torch.cat(kept) if kept else torch.zeros(0, k, dtype=torch.long) for kept in out]
+
+
+class TopClasses:
+    """`top(scores)`: each row's best min(k, width) classes of a block of scores, best first, on the scores' device
+    (for work that keeps only each block's result, e.g. features.forward_rows' `keep`). `top.finite` turns False at
+    the first block with a score that is not finite: then the ranks are no accuracy (see `ranked`)."""
+
+    def __init__(self, k: int):
+        self.k, self.finite = k, True
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        self.finite = self.finite and bool(torch.isfinite(scores).all())
+        return _best(scores, self.k)
+
+
+def _best(scores: torch.Tensor, k: int) -> torch.Tensor:
+    return scores.topk(min(k, scores.shape[1]), dim=1).indices
 
 
 def hit_rate(ranks: torch.Tensor | None, y: torch.Tensor, k: int) -> float:

@@ -33,7 +33,11 @@ def _row(metric: str, value: float, labeled_size: int | None, level: str | None 
 
 def _scores_rows(blocks, y: torch.Tensor, n: int, num_classes: int, level: str | None = None) -> list[dict]:
     """top1 (and top5 where more than 5 classes) of the class scores `blocks` (see ranking.ranked) against y."""
-    (ranks,) = ranking.ranked(blocks, 5)
+    return _ranks_rows(ranking.ranked(blocks, 5)[0], y, n, num_classes, level)
+
+
+def _ranks_rows(ranks, y: torch.Tensor, n: int, num_classes: int, level: str | None = None) -> list[dict]:
+    """top1 (and top5 where more than 5 classes) of each row's 5 best classes `ranks` (None: NaN) against y."""
     rows = [_row("top1", ranking.hit_rate(ranks, y, 1), n, level)]
     if num_classes > 5:
         rows.append(_row("top5", ranking.hit_rate(ranks, y, 5), n, level))
@@ -135,9 +139,9 @@ def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, proto
     metrics, runs = [], {}
     y_test = torch.tensor(test_m.all()["label"].to_numpy(dtype="int64", copy=True))
     for n in sizes:
-        logits, p = finetune_mod.run_finetune(cfg, run_dir, encoders[0] if encoders else None,
-                                              None if n == train_m.num_images else n, n, test_m, aug, device)
-        metrics += _scores_rows([logits], y_test, n, test_m.num_classes)
+        ranks, p = finetune_mod.run_finetune(cfg, run_dir, encoders[0] if encoders else None,
+                                             None if n == train_m.num_images else n, n, test_m, aug, device)
+        metrics += _ranks_rows(ranks, y_test, n, test_m.num_classes)
         runs[str(n)] = p
     first = next(iter(runs.values()))
     epochs = {n: r["epochs"] for n, r in runs.items()}  # under a `steps` budget, each labeled size's own

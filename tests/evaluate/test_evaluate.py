@@ -2,6 +2,7 @@
 frozen-feature protocol, fine-tuning and the recorded protocol."""
 from __future__ import annotations
 
+import math
 import types
 
 import pandas as pd
@@ -893,6 +894,40 @@ def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_eval
     assert torch.equal(scored["weight"], state["classifier.weight"].cpu())
     assert torch.equal(scored["bias"], state["classifier.bias"].cpu())
     assert forwards == [16, 16]
+
+
+def test_a_finetune_keeps_each_test_images_best_classes_not_its_scores(manifests, encoder_file, tmp_path,
+                                                                      monkeypatch):
+    """The scoring pass returns each test image's best classes (20 x 4: the test manifest's 4 classes), never the
+    20 x classes scores (iNat21: 100k x 10,000 floats, 4 GB); top-1 is that of the whole scores. A classifier whose
+    scores are not finite scores NaN, not chance."""
+    seen, real = {}, finetune_mod.forward_rows
+
+    def spy(model, *a, **k):
+        seen["scores"] = real(model, *a, **{**k, "keep": None})[0]
+        seen["kept"] = real(model, *a, **k)[0]
+        return seen["kept"]
+
+    monkeypatch.setattr(finetune_mod, "forward_rows", lambda *a, **k: (spy(*a, **k), 0.0, 20))
+    ft = {"batch_size": 8, "steps": 2, "checkpoint_every_minutes": None}
+    out = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
+                   tmp_path / "f")
+    assert seen["scores"].shape == (20, 4) and seen["kept"].dtype == torch.long
+    assert torch.equal(seen["kept"], seen["scores"].topk(4, dim=1).indices)
+    y = torch.tensor(load_manifest("evtest").all()["label"].to_numpy())
+    (top1,) = out["metrics"]
+    assert top1["value"] == pytest.approx(float((seen["scores"].argmax(1) == y).float().mean()))
+
+    class NotFinite(torch.nn.Module):
+        def forward(self, x):
+            return x.index_fill(0, torch.tensor([5], device=x.device), float("nan"))  # row 5 of each batch of 16: of
+            # the first batch only (the last, 4 test images, is padded to 16 rows and cut back to 4)
+
+    monkeypatch.setattr(finetune_mod, "forward_rows", lambda model, *a, **k: real(
+        torch.nn.Sequential(model, NotFinite()), *a, **k))
+    out = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
+                   tmp_path / "f")
+    assert math.isnan(out["metrics"][0]["value"])
 
 
 def test_a_finetune_trains_with_its_own_image_size_optimizer_and_normalisation(manifests, encoder_file, tmp_path):
