@@ -9,7 +9,8 @@ per GPU per backbone and kind of work) and overheads come from the profile's `co
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
   plus `probe_min` per labeled size; linear, granularity and concat also encoders x classes x the sum of the
   labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes), for a dataset that gives `classes`
-Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images`.
+Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images` (noted, as a
+test set counted without `test_images` is).
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
 max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after the other; within one, jobs share
 `max_parallel_gpus` GPUs and `max_parallel_jobs` slots); without either, every job of a stage runs at once.
@@ -82,7 +83,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         sec = job.config["evaluate"]
         protocol = axes["protocol"]
         ds = grid.datasets.get(axes.get("eval_dataset") or "")
-        sizes, test = _eval_rows(job, grid, cost)
+        sizes, test = _eval_rows(job, grid, cost, notes)
         if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
@@ -107,14 +108,25 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
     return seconds / 3600 + cost.job_overhead_min / 60
 
 
-def _eval_rows(job: Job, grid: Grid, cost: CostModel) -> tuple[list[float], float]:
-    """(labeled sizes, test images) of an evaluation job as the estimate counts them (the module docstring)."""
+def _eval_rows(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> tuple[list[float], float]:
+    """(labeled sizes, test images) of an evaluation job as the estimate counts them (the module docstring); a
+    count the dataset does not give is noted."""
     ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
-    test = (ds.test_images if ds and ds.test_images else None) or cost.default_test_images
-    whole = ds.train_images if ds and ds.train_images else cost.default_test_images  # `all`: the train split
+    name = ds.key if ds else job.axes.get("eval_dataset")
+    test = ds.test_images if ds and ds.test_images else None
+    if test is None:
+        test = cost.default_test_images
+        notes.add(f"evaluations on {name!r} without datasets.{name}.test_images: their test sets counted as "
+                  f"default_test_images ({test:,}); give test_images for their estimate")
     given = job.config["evaluate"].get("labeled_sizes")
-    sizes = [s if is_num(s) else whole for s in (given if isinstance(given, list) else ["all"])
-             if is_num(s) or s == "all"] or [whole]  # else EvalConfig says why
+    sizes = [s for s in (given if isinstance(given, list) else ["all"]) if is_num(s) or s == "all"] or ["all"]
+    if "all" in sizes:  # the train split (else EvalConfig says why)
+        whole = ds.train_images if ds and ds.train_images else None
+        if whole is None:
+            whole = cost.default_test_images
+            notes.add(f"evaluations on {name!r} at labeled size `all` without datasets.{name}.train_images: counted "
+                      f"as default_test_images ({whole:,}) images; give train_images for their estimate")
+        sizes = [whole if s == "all" else s for s in sizes]
     return sizes, test
 
 
@@ -129,7 +141,7 @@ def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[st
         if job.stage != "evaluate" or job.axes.get("protocol") not in FROZEN_PROTOCOLS:
             continue
         sec = job.config["evaluate"]
-        sizes, test = _eval_rows(job, grid, cost)
+        sizes, test = _eval_rows(job, grid, cost, notes)
         layer = _layer(sec)
         transform = json.dumps([sec.get("image_size"), sec.get("augment")], sort_keys=True, default=str)
         for enc in job.config.get("encoders") or []:
@@ -170,7 +182,7 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     if job.stage != "evaluate" or protocol not in FROZEN_PROTOCOLS:
         return 0.0
     sec = job.config["evaluate"]
-    sizes, test = _eval_rows(job, grid, cost)
+    sizes, test = _eval_rows(job, grid, cost, notes)
     layer = _layer(sec)
     encoders = job.config.get("encoders") or []
     dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
@@ -206,9 +218,12 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
     short = sorted(((gb, job) for gb, job in short if gb > job.resources.mem_gb), key=lambda t: -t[0])
     if short:
         gb, job = short[0]
+        node = profile.mem_per_node_gb
+        remedy = (f"raise `mem` {_mem_source(job, grid, profile)}" if node is None or gb <= node else
+                  f"more than a node's {node:g} GB (the profile's mem_per_node): give it fewer labeled images, an "
+                  f"inner feature_layer (narrower features) or a profile for nodes with more memory")
         notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
-                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): raise `mem` "
-                  f"{_mem_source(job, grid, profile)}")
+                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): {remedy}")
     for job in jobs:
         h = job_hours(job, grid, cost, notes)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})

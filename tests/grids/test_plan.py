@@ -1061,6 +1061,52 @@ def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_pat
                          "evaluate entry's `resources`"), note
 
 
+def test_an_evaluation_beyond_a_nodes_memory_is_not_told_to_raise_its_mem(write_grid, tmp_path):
+    """Where no node holds the features (more than the profile's mem_per_node), the note names other remedies."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10}
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: knn, labeled_sizes: [2M]}
+    """, base=False)
+    prof = tmp_path / "small.yaml"
+    prof.write_text("name: small\nmem_per_node: 8G\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
+    (note,) = [n for n in plan_grid(g, prof).estimate["notes"] if "`mem`" in n]
+    assert note.endswith("against 2 GB): more than a node's 8 GB (the profile's mem_per_node): give it fewer labeled "
+                         "images, an inner feature_layer (narrower features) or a profile for nodes with more "
+                         "memory"), note
+    prof.write_text("name: small\nmem_per_node: 32G\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
+    (note,) = [n for n in plan_grid(g, prof).estimate["notes"] if "`mem`" in n]
+    assert "raise `mem` in the profile's stages.evaluate" in note  # 2M x 2048 floats: 16 GB, 32 GB nodes hold it
+
+
+def test_counts_a_dataset_does_not_give_are_noted(write_grid):
+    """Labeled size `all` without `train_images`, a test set without `test_images`: each counted as
+    default_test_images, and a note says so (the estimate's time, disk and memory rest on them)."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, classes: 10}
+      beta: {train: b_train, test: b_val, train_images: 7000, test_images: 700, classes: 10}
+    axes: {method: [simclr], dataset: [alpha, beta], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [1000, all]}
+    """, base=False)
+    plan = plan_grid(g, Profile())
+    assert [n for n in plan.estimate["notes"] if "default_test_images" in n] == [
+        "evaluations on 'alpha' at labeled size `all` without datasets.alpha.train_images: counted as "
+        "default_test_images (50,000) images; give train_images for their estimate",
+        "evaluations on 'alpha' without datasets.alpha.test_images: their test sets counted as default_test_images "
+        "(50,000); give test_images for their estimate"]
+    alpha, beta = (j for j in plan.jobs if j.stage == "evaluate")
+    assert cost_mod._eval_rows(beta, plan.grid, Profile().cost, set()) == ([1000, 7000], 700)
+    assert cost_mod._eval_rows(alpha, plan.grid, Profile().cost, set()) == ([1000, 50_000], 50_000)
+
+
 def test_the_knn_block_the_memory_estimate_counts_is_knns():
     """cost.py keeps kNN's similarity block size and rows (so that the estimate imports no torch): knn.py's."""
     from study.evaluate.knn import BLOCK_BYTES, rows_per_block
