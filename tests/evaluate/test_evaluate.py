@@ -870,6 +870,9 @@ def test_a_labeled_size_is_read_from_the_smallest_cached_file_that_covers_it(man
     _features(tmp_path / "f", "evtrain", enc, 40)
     got = _features(tmp_path / "f", "evtrain", enc, 8)
     assert got.info["cached"] and got.info["file"].endswith("/labeled20.pt") and len(got.x) == 8
+    assert got.x.untyped_storage().nbytes() == 8 * 32 * 4  # its own 8 rows, not a view that holds all 20
+    whole = _features(tmp_path / "f", "evtrain", enc, 20)
+    assert torch.equal(got.x, whole.x[:8]) and len(whole.x) == 20
 
 
 def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_evaluation(manifests, encoder_file,
