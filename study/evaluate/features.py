@@ -180,6 +180,11 @@ class FeatureCache:
         return (self.dir / self.encoder_sha(encoder)[:24]
                 / f"{manifest.content_hash[:24]}-{where}-{self.transform_key}")
 
+    def key(self, encoder: Path, manifest) -> str:
+        """What `manifest`'s features by `encoder` depend on (encoder file, manifest content, image root(s),
+        transform, feature layer, format, torch version, device type), as a name."""
+        return str(self._folder(encoder, manifest).relative_to(self.dir))
+
     def get(self, encoder: Path, manifest, n: int | None) -> Features:
         rows = manifest.all() if n is None else manifest.labeled(n)
         labels = torch.tensor(rows["label"].to_numpy(dtype=np.int64, copy=True))

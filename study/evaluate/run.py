@@ -17,10 +17,12 @@ import torch
 
 from study.counts import format_count
 from study.errors import StudyError
+from study.hashing import config_hash
 from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
+from study.evaluate.scored import ScoredSizes
 from study.train.backbones import encoder_provenance
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
@@ -114,7 +116,8 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     if cfg.protocol in ("finetune", "scratch"):
         metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)
     else:
-        metrics = _frozen(cfg, encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers, protocol)
+        metrics = _frozen(cfg, Path(run_dir), encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers,
+                          protocol)
     # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
     protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}
@@ -168,7 +171,7 @@ def _encoder_record(path: Path, sha256: str | None = None) -> dict:
     return {"path": str(path), "sha256": sha256 or file_sha256(path), "backbone": finetune_mod.encoder_spec(path)}
 
 
-def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
+def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
     levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []  # refused before any extraction
     level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once
     cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers,
@@ -186,10 +189,21 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
 
-    metrics, probes = [], {}
+    scored = ScoredSizes(run_dir / "scored", config_hash({
+        "config": cfg.recorded_dict(), "features": [cache.key(e, m) for e in encoders for m in (train_m, test_m)],
+        "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None}, 16))  # float sums depend on it
+    metrics, probes, read_back_s = [], {}, 0.0
     t_probe = time.monotonic()
     for position, n in enumerate(sizes, 1):
         t_size, first_row = time.monotonic(), len(metrics)
+        saved = scored.load(n)
+        if saved is not None:  # scored before this job was stopped
+            metrics += saved["metrics"]
+            probes[str(n)] = saved["info"]
+            read_back_s += saved["seconds"]
+            print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): read "
+                  f"back from {scored.folder} (scored in an earlier session)", file=sys.stderr, flush=True)
+            continue
         y = train_feats[0].y[:n]
         raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
         info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
@@ -212,11 +226,13 @@ def _frozen(cfg, encoders, cache_dir, train_m, test_m, sizes, aug, device, worke
                 info.update(pinfo)
             del x, xt  # not held over the next size's copies
         probes[str(n)] = info
+        scored.save(n, metrics[first_row:], info, time.monotonic() - t_size)
         top1 = [f"{r['metric']} {r['value']:.4f}" for r in metrics[first_row:]
                 if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
         print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): "
               f"{', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr, flush=True)
-    probe_s = time.monotonic() - t_probe
+    probe_s = time.monotonic() - t_probe + read_back_s
+    earlier_s += read_back_s
 
     protocol.update({
         "encoders": [_encoder_record(e, cache.encoder_sha(e)) for e in encoders],

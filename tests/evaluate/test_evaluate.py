@@ -2,6 +2,7 @@
 frozen-feature protocol, fine-tuning and the recorded protocol."""
 from __future__ import annotations
 
+import json
 import math
 import types
 
@@ -686,6 +687,44 @@ def test_concat_records_each_encoder_and_sets_their_features_side_by_side_in_ord
     labeled = [torch.load(e["file"], weights_only=True)["features"] for e in p["extraction"] if e["subset"] != "all"]
     (x,) = seen
     assert torch.equal(x, torch.cat(labeled, 1)) and not torch.equal(labeled[0], labeled[1])
+
+
+def test_a_stopped_evaluation_reads_back_the_labeled_sizes_it_scored(manifests, encoder_file, tmp_path, monkeypatch):
+    """Each labeled size's scores are saved in the run folder once its probes are done: a rerun after a stop (a
+    requeued job) fits only the sizes left and records what an uninterrupted run does; another config in the same
+    folder scores every size again."""
+    enc = encoder_file()
+    cfg = config(labeled_sizes=[8, 20, 40], device="cpu", also_knn=True)
+    whole = evaluate(cfg, tmp_path / "whole", [enc], tmp_path / "f")
+    fits, real = [], linear.train_probe
+
+    class Stopped(Exception):
+        pass
+
+    def probe(x, *a, **k):
+        fits.append(len(x))
+        if len(x) == stop_at:
+            raise Stopped
+        return real(x, *a, **k)
+
+    monkeypatch.setattr(linear, "train_probe", probe)
+    stop_at = 40
+    with pytest.raises(Stopped):
+        evaluate(cfg, tmp_path / "run", [enc], tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "run" / "scored").iterdir()) == ["20.json", "8.json"]
+    fits.clear()
+    stop_at = None
+    again = evaluate(cfg, tmp_path / "run", [enc], tmp_path / "f")
+    assert fits == [40]
+    assert again["metrics"] == whole["metrics"]
+    untimed = [{n: {k: v for k, v in info.items() if k != "seconds"} for n, info in out["protocol"]["probes"].items()}
+               for out in (again, whole)]
+    assert json.loads(json.dumps(untimed[0])) == json.loads(json.dumps(untimed[1]))  # as their records hold them
+    assert again["protocol"]["earlier_sessions_seconds"] > 0  # the sizes scored before the stop
+    fits.clear()
+    evaluate(config(labeled_sizes=[8, 20, 40], device="cpu", also_knn=True, seed=1), tmp_path / "run", [enc],
+             tmp_path / "f")
+    assert fits == [8, 20, 40]
 
 
 def test_a_probe_holds_out_the_rows_the_evaluation_seed_draws(manifests, encoder_file, tmp_path):

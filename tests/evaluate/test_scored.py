@@ -1,0 +1,24 @@
+"""ScoredSizes: a labeled size's saved scores are read back only under the key they were saved with."""
+from __future__ import annotations
+
+import math
+
+from study.evaluate.scored import ScoredSizes
+
+
+def test_saved_scores_are_read_back_under_their_key_only(tmp_path):
+    rows = [{"metric": "top1", "value": math.nan, "labeled_size": 8, "level": None}]
+    ScoredSizes(tmp_path / "scored", "k1").save(8, rows, {"weight_decay": 1e-4}, 2.5)
+    saved = ScoredSizes(tmp_path / "scored", "k1").load(8)
+    assert saved["info"] == {"weight_decay": 1e-4} and saved["seconds"] == 2.5
+    assert math.isnan(saved["metrics"][0]["value"])  # a diverged probe's missing value stays missing
+    assert ScoredSizes(tmp_path / "scored", "k2").load(8) is None  # another config, encoder or device
+    assert ScoredSizes(tmp_path / "scored", "k1").load(20) is None  # never scored
+    assert [p.name for p in (tmp_path / "scored").iterdir()] == ["8.json"]  # no temporary left beside it
+
+
+def test_an_unreadable_saved_size_is_scored_again(tmp_path):
+    (tmp_path / "8.json").write_text('{"key": "k1", "metr')  # e.g. a file a full disk cut short
+    assert ScoredSizes(tmp_path, "k1").load(8) is None
+    (tmp_path / "8.json").write_text('["k1"]')
+    assert ScoredSizes(tmp_path, "k1").load(8) is None
