@@ -263,7 +263,8 @@ def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int, unit: 
     if len(pairs) == 1:
         return pairs[0][i]
     parts = [p[i] for p in pairs]
-    out = torch.empty(len(parts[0]), sum(p.shape[1] for p in parts), dtype=parts[0].dtype)
+    out = torch.empty(len(parts[0]), sum(p.shape[1] for p in parts), dtype=parts[0].dtype,
+                      device=parts[0].device)  # as torch.cat: on the features' device
     col = 0
     for part in parts:
         block = out[:, col:col + part.shape[1]].copy_(part)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from study.errors import StudyError
 from study.evaluate import EvalConfig, evaluate
 from study.evaluate import features as features_mod
 from study.evaluate import finetune as finetune_mod
-from study.evaluate import granularity, linear
+from study.evaluate import granularity, linear, ranking
 from study.evaluate import run as run_mod
 from study.evaluate.partial import PartialExtraction
 from study.hashing import file_sha256
@@ -255,6 +256,7 @@ def test_a_concatenation_of_unit_rows_is_written_into_one_tensor():
     g = torch.Generator().manual_seed(0)
     pairs = [(torch.randn(50, 6, generator=g) * 3, torch.randn(9, 6, generator=g)),
              (torch.randn(50, 10, generator=g), torch.randn(9, 10, generator=g))]
+    pairs[1][0][4] = 0  # a row of norm 0: zeros (its norm clamped at knn.EPS, as F.normalize does), not NaN
     with LargestFloat() as largest:
         x = run_mod._side_by_side(pairs, 0, unit=True)
     assert [n for n in largest.made if n > 50] == [50 * 16]  # beside the output, only per-row norms (50)
@@ -262,6 +264,8 @@ def test_a_concatenation_of_unit_rows_is_written_into_one_tensor():
     assert torch.equal(x, expected)
     assert torch.equal(run_mod._side_by_side(pairs, 1), torch.cat([b for _, b in pairs], 1))
     assert run_mod._side_by_side(pairs[:1], 0, unit=True) is pairs[0][0]  # one encoder: itself, unscaled
+    meta = [(a.to("meta"), b.to("meta")) for a, b in pairs]  # on the features' device (e.g. a GPU), as torch.cat
+    assert run_mod._side_by_side(meta, 0, unit=True).device.type == "meta"
 
 
 def test_feature_layer_pools_an_inner_stage(manifests, encoder_file, tmp_path):
@@ -912,6 +916,21 @@ def test_a_labeled_size_is_read_from_the_smallest_cached_file_that_covers_it(man
     assert got.x.untyped_storage().nbytes() == 8 * 32 * 4  # its own 8 rows, not a view that holds all 20
     whole = _features(tmp_path / "f", "evtrain", enc, 20)
     assert torch.equal(got.x, whole.x[:8]) and len(whole.x) == 20
+    assert _mapped_file(whole.x) == got.info["file"]  # the exact size: the file's rows mapped, not read whole
+    before = whole.x.clone()
+    whole.x.add_(1)  # mapped copy-on-write: a write into the features changes no cached file
+    assert torch.equal(_features(tmp_path / "f", "evtrain", enc, 20).x, before)
+
+
+def _mapped_file(t: torch.Tensor) -> str | None:
+    """The file whose mapping holds t's storage (Linux: /proc/self/maps), None where t is in anonymous memory."""
+    ptr = t.untyped_storage().data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(v, 16) for v in fields[0].split("-"))
+        if low <= ptr < high:
+            return fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
+    return None
 
 
 def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_evaluation(manifests, encoder_file,
@@ -970,6 +989,38 @@ def test_a_finetune_keeps_each_test_images_best_classes_not_its_scores(manifests
     out = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft), tmp_path / "ft", [encoder_file()],
                    tmp_path / "f")
     assert math.isnan(out["metrics"][0]["value"])
+
+
+def test_a_scoring_pass_keeps_each_batchs_own_rows_not_its_padding(manifests, encoder_file):
+    """forward_rows' `keep` sees a batch's rows after its padding is cut: 20 test images in batches of 8 (the last, 4,
+    padded to 8), NaN scores in that padding only: the scoring stays finite, the ranks those of the whole scores."""
+    test, encoder = load_manifest("evtest"), load_encoder(encoder_file())
+    aug = build_augment(config().augment_config())
+    forwards = []
+
+    class NaNPadding(torch.nn.Module):
+        def forward(self, x):
+            forwards.append(len(x))
+            return x if len(forwards) < 3 else x.index_fill(0, torch.tensor([6]), float("nan"))  # a padded row
+
+    top = ranking.TopClasses(5)
+    ranks, _, computed = features_mod.forward_rows(torch.nn.Sequential(encoder, NaNPadding()), test, test.all(), aug,
+                                                   8, torch.device("cpu"), keep=top)
+    whole, _, _ = features_mod.forward_rows(encoder, test, test.all(), aug, 8, torch.device("cpu"))
+    assert forwards == [8, 8, 8] and computed == 20 and top.finite
+    assert ranks.dtype == torch.long and torch.equal(ranks, whole.topk(5, dim=1).indices)
+
+
+def test_a_finetunes_classifier_of_other_classes_than_the_test_manifest_is_refused_before_scoring(
+        manifests, encoder_file, tmp_path, monkeypatch):
+    """A classifier of 4 outputs against a test manifest of 3 classes: a StudyError, and no test image scored."""
+    monkeypatch.setattr(finetune_mod, "forward_rows", lambda *a, **k: pytest.fail("scored"))
+    cfg = config(protocol="finetune", labeled_sizes=[20], finetune={"batch_size": 8, "steps": 1,
+                                                                    "checkpoint_every_minutes": None})
+    other = types.SimpleNamespace(name="evtest3", num_classes=3)
+    with pytest.raises(StudyError, match="the classifier has 4 outputs, test manifest evtest3 3 classes"):
+        finetune_mod.run_finetune(cfg, tmp_path / "ft", encoder_file(), 20, 20, other,
+                                  build_augment(cfg.augment_config()), torch.device("cpu"))
 
 
 def test_a_finetune_trains_with_its_own_image_size_optimizer_and_normalisation(manifests, encoder_file, tmp_path):

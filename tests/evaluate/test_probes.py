@@ -647,3 +647,20 @@ def test_knn_makes_no_unit_length_copy_of_the_training_rows_and_scores_as_on_uni
     assert largest.numel == 8 * 600  # one block of similarities; never 600 x 16 rows
     unit = knn_scores(torch.nn.functional.normalize(train, dim=1), labels, test, 5, k=7, temperature=0.1)
     torch.testing.assert_close(blocks, unit, rtol=1e-5, atol=1e-6)
+
+
+def test_knn_scores_a_zero_training_row_and_half_precision_rows_as_unit_rows():
+    """A training row of norm 0 (its norm clamped at knn.EPS, as F.normalize does) is at similarity 0 from every test
+    row, not NaN; half-precision features are scored in float32, as their float32 values are."""
+    g = torch.Generator().manual_seed(4)
+    train, test = torch.randn(30, 8, generator=g) * 3, torch.randn(6, 8, generator=g)
+    train[[0, 7]] = 0
+    labels = torch.randint(0, 3, (30,), generator=g)
+    got = knn_scores(train, labels, test, 3, k=30, temperature=0.1)  # every training row votes
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, knn_scores(torch.nn.functional.normalize(train, dim=1), labels, test, 3, k=30,
+                                                temperature=0.1))
+    half = knn_scores(train.half(), labels, test.half(), 3, k=7, temperature=0.1)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, knn_scores(train.half().float(), labels, test.half().float(), 3, k=7,
+                                                temperature=0.1))
