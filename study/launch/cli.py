@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
     p.add_argument("--workers", type=count_arg, metavar="N",
                    help="local: worker processes (default: one per core, or per GPU)")
+    p.add_argument("--only", metavar="ID[,ID...]", action="append",
+                   help="only these jobs (ids or unique prefixes, as `study plan` prints them), e.g. one job to try "
+                        "on an interactive node before the whole grid; their dependencies must be done, queued, or "
+                        "named too")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
@@ -72,14 +76,19 @@ def run_submit(args: argparse.Namespace) -> int:
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     for warning in plan.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
         print(f"study: warning: {warning}", file=sys.stderr)
+    only = None
+    if args.only is not None:
+        from study.launch.select import resolve_ids
+
+        only = resolve_ids(plan.jobs, [i.strip() for arg in args.only for i in arg.split(",")], args.grid)
     _refuse_stale_results(plan, _workdir(args))
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
-        return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed)
+        return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
     from study.launch.local import run_local
 
-    return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers)
+    return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers, only=only)
 
 
 def _refuse_stale_results(plan, workdir) -> None:

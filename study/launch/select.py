@@ -1,10 +1,12 @@
 """What a `study submit` queues: missing jobs, plus failed and cancelled ones with `--retry-failed`; never a
-done or live (pending/running) job; never a job whose dependency failed and is not retried (blocked)."""
+done or live (pending/running) job; never a job whose dependency failed and is not retried (blocked). With `--only`,
+only the jobs named, whose dependencies must be done, live, or named too."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
+from study.errors import StudyError
 from study.launch.state import LIVE, JobState, blocked
 
 
@@ -18,14 +20,34 @@ class Selection:
         return ", ".join(parts) if parts else "nothing"
 
 
-def select(jobs: list[Any], states: dict[str, JobState], retry_failed: bool) -> Selection:
+def resolve_ids(jobs: list[Any], given: Iterable[str], grid: str) -> set[str]:
+    """The ids of `jobs` that `given` names, each a whole id or a prefix of exactly one (as `study plan` prints
+    them); a StudyError for a name that matches none or several."""
+    ids = [j.id for j in jobs]
+    out: set[str] = set()
+    for name in given:
+        matches = [i for i in ids if i.startswith(name)] if name else []
+        if len(matches) != 1:
+            found = f"{len(matches)}: {', '.join(matches[:5])}{' ...' * (len(matches) > 5)}" if matches else "none"
+            raise StudyError(f"--only {name!r}: expected the id (or an id's unique prefix) of one job of {grid}, "
+                             f"matched {found} (`study plan {grid}` lists them)")
+        out.add(matches[0])
+    return out
+
+
+def select(jobs: list[Any], states: dict[str, JobState], retry_failed: bool,
+           only: set[str] | None = None) -> Selection:
     wanted = {"missing"} | ({"failed", "cancelled"} if retry_failed else set())
-    candidates = {j.id for j in jobs if states[j.id].state in wanted}
+    candidates = {j.id for j in jobs if states[j.id].state in wanted and (only is None or j.id in only)}
+    if only is not None:
+        _refuse_unnamed_missing_dependencies(jobs, candidates, states)
     stuck = blocked(jobs, candidates, states)
     sel = Selection(to_run=[j for j in jobs if j.id in candidates and j.id not in stuck])
     skipped: dict[str, list[str]] = {"done": [], "pending or running": [], "failed (rerun with --retry-failed)": [],
                                      "cancelled (rerun with --retry-failed)": [], "blocked by a failed dependency": []}
     for j in jobs:
+        if only is not None and j.id not in only:
+            continue
         st = states[j.id].state
         if j.id in candidates and j.id in stuck:
             skipped["blocked by a failed dependency"].append(j.id)
@@ -41,3 +63,13 @@ def select(jobs: list[Any], states: dict[str, JobState], retry_failed: bool) -> 
             skipped["cancelled (rerun with --retry-failed)"].append(j.id)
     sel.skipped = skipped
     return sel
+
+
+def _refuse_unnamed_missing_dependencies(jobs: list[Any], candidates: set[str], states: dict[str, JobState]) -> None:
+    """A StudyError naming each dependency of a job to run that has no result and is neither live nor named: nothing
+    would ever run it (a failed one is the `blocked` case)."""
+    waiting = [(j.id, d) for j in jobs if j.id in candidates for d in j.depends_on
+               if d not in candidates and (states[d].state if d in states else "missing") == "missing"]
+    if waiting:
+        raise StudyError("--only: " + "; ".join(f"job {j} needs job {d}, which has no result" for j, d in waiting[:5])
+                         + (" ..." if len(waiting) > 5 else "") + ": name it too, or submit without --only")

@@ -19,7 +19,7 @@ from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
-from study.launch.select import select
+from study.launch.select import resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.state import (JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state,
@@ -102,6 +102,34 @@ def test_a_final_timeout_is_failed_and_a_cancelled_job_is_retried_with_retry_fai
     assert (states["p1"].state, states["p2"].state) == ("failed", "cancelled")
     assert select(jobs, states, retry_failed=False).to_run == []
     assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p1", "p2", "e1", "e2"]
+
+
+def test_only_selects_the_jobs_named_whose_dependencies_are_done_live_or_named(tmp_path):
+    """--only: the named jobs that would run; a dependency with no result that is neither live nor named is refused,
+    naming both jobs; the skipped count tells only of the named jobs."""
+    jobs = _jobs()
+    _write_result(tmp_path, "p1")
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p2", "slurm_job_id": "3"}])
+    states = classify(jobs, tmp_path, led.replay(), {"3": "RUNNING"})
+    sel = select(jobs, states, retry_failed=False, only={"e1", "e2"})
+    assert [j.id for j in sel.to_run] == ["e1", "e2"]  # p1 done, p2 queued on Slurm: e2 waits for it there
+    sel = select(jobs, states, retry_failed=False, only={"p1", "e1"})
+    assert [j.id for j in sel.to_run] == ["e1"] and sel.summary() == "1 done"  # p2 and e2 are not counted
+    states = classify(jobs, tmp_path, Ledger(tmp_path, "none").replay())  # p2 missing
+    with pytest.raises(StudyError, match="--only: job e2 needs job p2, which has no result: name it too"):
+        select(jobs, states, retry_failed=False, only={"e2"})
+    assert [j.id for j in select(jobs, states, retry_failed=False, only={"p2", "e2"}).to_run] == ["p2", "e2"]
+
+
+def test_only_takes_ids_or_their_unique_prefixes():
+    jobs = [Job(id=i, stage="pretrain", config={"axes": {}}) for i in ("a1b2", "a1c3", "ff00")]
+    assert resolve_ids(jobs, ["a1b", "ff00"], "g.yaml") == {"a1b2", "ff00"}
+    with pytest.raises(StudyError, match=r"--only 'a1': .* one job of g.yaml, matched 2: a1b2, a1c3 \(`study plan"):
+        resolve_ids(jobs, ["a1"], "g.yaml")
+    for name in ("zz", ""):
+        with pytest.raises(StudyError, match="matched none"):
+            resolve_ids(jobs, [name], "g.yaml")
 
 
 def _write_result(workdir, job_id, protocol=None):

@@ -646,3 +646,22 @@ def test_a_local_submit_refuses_a_manifest_whose_images_are_not_here(env, monkey
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd")])
     assert code == 2 and "moved_train" in err, err
     assert not (env / "wd").exists()
+
+
+def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_run(env):
+    """`--only` with an id's prefix: that job alone runs; an evaluation whose pretraining has no result is refused
+    (exit 2, nothing run) until its pretraining is named too or done."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("onlyg"))
+    wd = env / "wd"
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    cmd = ["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"]
+    code, _, err = run_cli(cmd + ["--only", ev.id[:6]])
+    assert code == 2 and f"job {ev.id} needs job {pre.id}, which has no result" in err
+    assert not (wd / "results").exists()
+    code, _, err = run_cli(cmd + ["--only", pre.id[:6]])
+    assert code == 0 and "running 1 job(s)" in err, err
+    assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id}
+    code, _, err = run_cli(cmd + ["--only", f"{pre.id},{ev.id}"])
+    assert code == 0 and "running 1 job(s)" in err and "skipped: 1 done" in err, err
+    assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}

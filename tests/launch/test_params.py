@@ -120,6 +120,23 @@ def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env, slurm):  # slu
     assert text == GOLDEN.read_text()
 
 
+def test_a_dry_run_with_only_queues_the_jobs_named(env, slurm):  # slurm: its scontrol, not the host's
+    """`--only` on Slurm: one array of the one pretraining job named; an evaluation without its pretraining refused."""
+    from study.grids import plan_grid
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    jobs = plan_grid(grid).jobs
+    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    cmd = ["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE), "--workdir", str(env / "wd"),
+           "--dry-run"]
+    code, out, err = run_cli(cmd + ["--only", pre.id])
+    assert code == 0 and "would queue 1 job(s) in 1 array(s)" in err, err
+    assert out.count("# ---- array ") == 1 and f"pretrain, 1 job(s): {pre.id}" in out
+    code, out, err = run_cli(cmd + ["--only", ev.id])
+    assert code == 2 and f"job {ev.id} needs job {ev.depends_on[0]}, which has no result" in err and out == ""
+
+
 def _srun_line(script: str) -> str:
     (line,) = [ln for ln in script.splitlines() if ln.startswith("srun ")]
     return line

@@ -172,8 +172,9 @@ class _Running:
 
 
 def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
-              err: TextIO | None = None) -> int:
-    """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`). Returns 0 when
+              err: TextIO | None = None, only: set[str] | None = None) -> int:
+    """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`; of `only`, where
+    given, those ids: see study.launch.select). Returns 0 when
     every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
     result leaves its dependents missing), 1 otherwise."""
     err = err or sys.stderr
@@ -181,14 +182,14 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
     with command_lock(workdir) as lock_name:  # held while this command lives: its pending jobs read as live
-        return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name)
+        return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name, only)
 
 
 def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
-               lock_name: str) -> int:
+               lock_name: str, only: set[str] | None) -> int:
     with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
         states = locked_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
-        sel = select(plan.jobs, states, retry_failed)
+        sel = select(plan.jobs, states, retry_failed, only)
         host, this_file = socket.gethostname(), grid_file(plan)
         # queued here: `study status` and other commands see them pending, not missing
         ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,

@@ -157,15 +157,17 @@ def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple,
 
 
 def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
-                 out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Queue the plan's missing jobs (see module docstring); with `dry_run`, print each array's sbatch script."""
+                 out: TextIO | None = None, err: TextIO | None = None, only: set[str] | None = None) -> int:
+    """Queue the plan's missing jobs (see module docstring; of `only`, where given, those ids: see
+    study.launch.select); with `dry_run`, print each array's sbatch script."""
     plan.profile.require_partition()
     workdir = Path(workdir).resolve()
     with nullcontext() if dry_run else submit_lock(workdir):  # from reading the states to the last `queued` line
-        return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr)
+        return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only)
 
 
-def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO) -> int:
+def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
+            only: set[str] | None) -> int:
     profile = plan.profile
     ledger = Ledger(workdir, plan.name)
     if dry_run:
@@ -175,7 +177,7 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
         states = grid_states(plan, workdir, settle=False)
     else:
         states = locked_states(plan, workdir)  # under the submit lock this command holds
-    sel: Selection = select(plan.jobs, states, retry_failed)
+    sel: Selection = select(plan.jobs, states, retry_failed, only)
     # a dependency live outside Slurm (a local run) gives no id to wait for: its dependents wait for a later submit
     outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
     held: list[str] = []
