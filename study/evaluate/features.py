@@ -193,7 +193,7 @@ class FeatureCache:
         for path, have in self._candidates(folder, n):
             feats = self._read(path, labels, have)
             if feats is not None:
-                PartialExtraction(path, FORMAT).remove_if_idle(STALE_TMP_S)
+                self._remove_idle_chunks(folder, have)
                 return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
         path = folder / ("all.pt" if n is None else f"labeled{len(rows)}.pt")
         partial = PartialExtraction(path, FORMAT)
@@ -226,6 +226,17 @@ class FeatureCache:
         return Features(feats, labels, {"cached": False, "file": str(path) if path else None, "rows": len(rows),
                                         "resumed_rows": len(rows) - computed, "seconds": seconds,
                                         "earlier_sessions_seconds": partial.seconds_before, "images_per_s": rate})
+
+    @staticmethod
+    def _remove_idle_chunks(folder: Path, have: int) -> None:
+        """Remove, once idle, the chunks of each extraction the cached file of `have` rows (-1: `all.pt`) serves: its
+        own, and those of a smaller size (`labeled<k>.partial`, k <= have) whose writer was killed while another
+        wrote this file; no run reads them again, since this file is found first."""
+        partials = [folder / "all.partial"] if have < 0 else folder.glob("labeled*.partial")
+        for p in partials:
+            size = p.stem[len("labeled"):]
+            if have < 0 or (size.isdigit() and int(size) <= have):
+                PartialExtraction(p.with_suffix(".pt"), FORMAT).remove_if_idle(STALE_TMP_S)
 
     @staticmethod
     def _candidates(folder: Path, n: int | None) -> list[tuple[Path, int]]:

@@ -91,8 +91,9 @@ class PartialExtraction:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def remove_if_idle(self, idle_s: float) -> bool:
-        """Remove the chunks when nothing was written among them for `idle_s` seconds (called once the finished
-        file exists: a writer killed between writing it and removing them left them); a writer at work keeps its."""
+        """Remove the chunks when nothing was written among them for `idle_s` seconds (called once a finished file
+        that serves this extraction exists: a writer killed before removing them left them); a writer at work keeps
+        its."""
         try:
             newest = max((p.stat().st_mtime for p in self.folder.iterdir()), default=0.0)
         except OSError:  # no folder, or a file removed while looked at: nothing to do now

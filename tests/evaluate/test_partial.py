@@ -2,6 +2,7 @@
 features an uninterrupted extraction gives."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -256,3 +257,59 @@ def test_chunks_of_other_boundaries_combine_and_a_bad_chunk_ends_them(tmp_path):
     assert list(partial.load(40)) and len(torch.cat(list(partial.load(40)))) == 36  # chunks past the rows: unused
     partial.remove()
     assert not partial.folder.exists() and list(partial.load(50)) == []
+
+
+def _extract_in_child(cache_dir, enc, n: int, calls: dict) -> None:
+    """A worker process's extraction of labeled(n), saving a chunk after every batch; `calls[k]` runs at its k-th
+    forward call (e.g. waits for another worker, or kills this one)."""
+    torch.set_num_threads(1)
+    real = features_mod.load_encoder
+
+    def hooked(path):
+        model, seen = real(path), []
+
+        def hook(*_):
+            seen.append(1)
+            action = calls.get(len(seen))
+            if action:
+                action()
+
+        model.register_forward_hook(hook)
+        return model
+
+    features_mod.load_encoder = hooked
+    cache(cache_dir, every_minutes=1e-9).get(enc, load_manifest("evtrain"), n)
+
+
+def test_chunks_of_a_smaller_extraction_killed_while_another_made_a_larger_file_are_removed_once_idle(
+        manifests, encoder_file, tmp_path):
+    """Two workers extract one encoder's features of one manifest at once, at two labeled sizes (say a linear and a
+    granularity job): the one of 20 rows is killed after saving a chunk, while the one of 40 rows finishes. Its rerun
+    is served by the file of 40 rows, so nothing reads its chunks again: they are removed once idle, as those of the
+    file itself are, and not left in the cache for ever (at iNat21's scale, gigabytes)."""
+    ctx = multiprocessing.get_context("fork")
+    saved, finished = ctx.Event(), ctx.Event()
+    enc, features = encoder_file(), tmp_path / "features"
+
+    def killed_once_the_other_finished():
+        saved.set()  # its first chunk (rows 0-16) is on disk
+        assert finished.wait(120)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    small = ctx.Process(target=_extract_in_child, args=(features, enc, 20, {2: killed_once_the_other_finished}))
+    large = ctx.Process(target=_extract_in_child, args=(features, enc, 40, {1: lambda: saved.wait(120)}))
+    small.start()
+    large.start()
+    large.join(120)
+    finished.set()
+    small.join(120)
+    assert large.exitcode == 0 and small.exitcode == -signal.SIGKILL
+    (folder,) = features.glob("*/*/labeled20.partial")
+    assert [p.name for p in folder.iterdir()] == ["rows-0-16.pt"] and (folder.parent / "labeled40.pt").is_file()
+    cache(features).get(enc, load_manifest("evtrain"), 8)
+    assert folder.is_dir()  # fresh: a writer may be at work
+    for p in folder.iterdir():
+        os.utime(p, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    again = cache(features).get(enc, load_manifest("evtrain"), 20)  # the killed job's rerun
+    assert again.info["cached"] and again.info["file"] == str(folder.parent / "labeled40.pt")
+    assert not folder.exists()
