@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from study.atomic import write_json
+from study.atomic import STALE_TEMPORARY_S, remove_temporaries, write_json
 from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
@@ -262,6 +262,7 @@ def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
         for m in rec["metrics"]]
     path = result_path(workdir, rec["job_id"])
     write_json(path, rec)
+    remove_temporaries(path, older_than_s=STALE_TEMPORARY_S)  # of an earlier writer killed mid-write
     return path
 
 

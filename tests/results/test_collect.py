@@ -141,6 +141,25 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     assert gather(tmp_path, plan).missing.set_index("job_id").loc["e1", "waits_for"] == "dependencies done"
 
 
+def test_writing_a_result_removes_the_temporaries_a_killed_writer_left_beside_it(tmp_path):
+    """A writer killed mid-write leaves `.<id>.json.<random>.tmp`: the next write of that result removes it once it
+    is older than any live writer takes; a fresh one (a writer at work) is kept."""
+    import os
+    import time
+
+    from study.atomic import STALE_TEMPORARY_S
+    from study.results import write_result
+
+    (tmp_path / "results").mkdir()
+    stale, fresh = (tmp_path / "results" / f".p1.json.{c * 8}.tmp" for c in "ab")
+    for p in (stale, fresh):
+        p.write_text("{")
+    os.utime(stale, (time.time() - 2 * STALE_TEMPORARY_S,) * 2)
+    path = write_result(tmp_path, {"schema_version": 1, "job_id": "p1", "stage": "pretrain", "axes": {},
+                                   "metrics": [], "protocol": {"stage": "pretrain"}})
+    assert sorted(p.name for p in path.parent.iterdir()) == [fresh.name, "p1.json"]
+
+
 def test_fingerprint_is_recomputed_so_records_of_an_older_rule_still_aggregate(tmp_path):
     import json
 
