@@ -35,6 +35,7 @@ from study.train.checkpoint import (
     set_rng_state,
 )
 from study.train.config import PretrainConfig
+from study.train.curve import FILE as CURVE_FILE, TrainingCurve
 from study.train.data import (
     ImageReader,
     ResumableBatchSampler,
@@ -236,7 +237,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     ckpt_path = run_dir / "checkpoint.pt"
     if world.is_main:  # the run folder's one writer (one instance of a job runs: the job lock here, Slurm's one job
         # there; an NFS workdir's caveat, study.launch.locks): what a killed write left goes
-        for name in ("checkpoint.pt", "encoder.pt"):
+        for name in ("checkpoint.pt", "encoder.pt", CURVE_FILE):
             remove_temporaries(run_dir / name)
     fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
@@ -292,6 +293,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                      f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
                      f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
                      f"here)")
+
+    curve = TrainingCurve(run_dir)
+    if world.is_main and step < total:
+        curve.restart(step)  # the rows of steps a killed session logged after this checkpoint go: trained again
 
     model = method
     if world.size > 1:
@@ -366,9 +371,13 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     pending = []
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
                     rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
-                    _log(cfg, f"step {step}/{total} loss {np.mean(recent[-window:]):.4f} "
-                         f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s"
+                    loss_now, lr_now = float(np.mean(recent[-window:])), optimizer.param_groups[0]["lr"]
+                    _log(cfg, f"step {step}/{total} loss {loss_now:.4f} lr {lr_now:.4g} {rate:.1f} img/s"
                          f"{eta(total - step, session_steps, time.time() - t_loop)}")
+                    top1 = [sum(x) for x in zip(*acc_window[-window:])] if acc_window else None
+                    curve.append(step, step / max(spe, 1), loss_now, lr_now, rate,
+                                 top1[0] / max(1.0, top1[1]) if top1 else None,
+                                 (train_before + time.time() - t_loop) / 3600)
                 if must_save:
                     _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
                     save(step)

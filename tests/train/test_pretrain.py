@@ -374,7 +374,7 @@ def test_a_run_killed_writing_a_checkpoint_resumes_bit_identical_and_its_tempora
     full = pretrain(make_config(**over), tmp_path / "full")
     assert resumed["protocol"]["resumed_from_steps"] == [2] and resumed["metrics"] == full["metrics"]
     _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
-    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["checkpoint.pt", "encoder.pt"]
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["checkpoint.pt", "encoder.pt", "train_log.csv"]
 
 
 def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_config, tmp_path):
