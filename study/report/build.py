@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
-from study.report import style
+from study.report import curves, style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import table_paths, with_integer_counts, write_tables
@@ -133,7 +133,7 @@ def _report_names() -> set[str]:
     here = Path(".")
     tables = [p for t in ("cells", "missing") for p in table_paths(here, t).values()]
     return {"index.html", "results.parquet", *(p.name for p in tables),
-            *(p.name for m in FIGURES for p in _figure_files(here, m.NAME))}
+            *(p.name for name in (*(m.NAME for m in FIGURES), curves.NAME) for p in _figure_files(here, name))}
 
 
 @dataclass
@@ -252,6 +252,16 @@ def _duplicate_lines(name: str, paper: pd.DataFrame, shown: int = 3) -> list[str
             "not tell apart (cells.csv has every axis)"]
 
 
+def _pretraining_jobs(plan: Any, table: pd.DataFrame) -> tuple[tuple[str, dict], ...]:
+    """(job id, axes) of each pretraining job: the plan's, else those with a result in `table`."""
+    if plan is not None:
+        return tuple((j.id, dict(j.axes)) for j in plan.jobs if j.stage == "pretrain")
+    if table.empty:
+        return ()
+    rows = table[table["stage"] == "pretrain"].drop_duplicates("job_id")
+    return tuple((r["job_id"], {k: r.get(k) for k in curves.AXES}) for _, r in rows.iterrows())
+
+
 def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section, outputs: _Outputs) -> None:
     """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
     fig, data = module.draw(table, expected)
@@ -345,7 +355,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
 
     style.apply()
     sections, drawn, skipped_figs, failed = [], [], {}, []
-    for module in FIGURES:
+    for module in (*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))):
         section = Section(module.NAME, module.TITLE)
         before = len(outputs.written)
         try:

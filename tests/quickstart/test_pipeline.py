@@ -101,7 +101,11 @@ def test_tiny_quickstart_runs_every_job_and_draws_every_figure(tiny_run, monkeyp
         assert plotted["mean"].notna().any(), f"{name}: nothing plotted"
     assert len(_numbers(report / "cells.csv")) > 100
     index = (report / "index.html").read_text()
-    assert "figures drawn: " + ", ".join(FIGURE_NAMES) in index and "skipped: none" in index
+    assert "figures drawn: " + ", ".join(FIGURE_NAMES) + ", training" in index and "skipped: none" in index
+    trained = [j for j in plan_grid("grids/quickstart.yaml").jobs
+               if j.stage == "pretrain" and j.axes["method"] != "random"]
+    curves = pd.read_csv(report / "training.csv")  # a row per pretraining job that trains (random-init: none)
+    assert len(curves) == len(trained) == 19 and (curves["last_loss"] > 0).all()
 
     # the data behind the figures: quality has every corruption, granularity both levels
     quality = pd.read_csv(report / "quality_data.csv")

@@ -1,0 +1,93 @@
+"""`training` (ours: the paper shows no curves): each pretraining job's loss against epochs, read from its run
+folder's curve file (`<workdir>/jobs/<id>/train_log.csv`, study.train.curve), a panel per method (their losses are
+not comparable), a line per job; a running job's curve so far too. `Figure(workdir, jobs)` is this figure with the
+interface of study.report.figures' modules (NAME, TITLE, draw, paper_table)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from study.launch.runner import job_dir
+from study.report import style
+from study.report.figures.common import NoData, fmt_size, method_key
+from study.train.curve import FILE, read_curve
+
+NAME = "training"
+TITLE = "Training: pretraining loss per epoch (ours, not in the paper)"
+AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")  # what tells a job's line apart
+
+
+def gather(workdir: str | os.PathLike, jobs: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """Rows (AXES, job_id, step, epoch, loss, lr) of the curve file of each (job id, axes) that has one."""
+    frames = []
+    for job_id, axes in jobs:
+        rows = read_curve(job_dir(workdir, job_id) / FILE)
+        if rows:
+            curve = pd.DataFrame(rows)[["step", "epoch", "loss", "lr"]].apply(pd.to_numeric)
+            frames.append(curve.assign(job_id=job_id, **{k: axes.get(k) for k in AXES}))
+    columns = [*AXES, "job_id", "step", "epoch", "loss", "lr"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def _label(line: pd.Series, varying: list[str]) -> str:
+    shown = {"size": fmt_size, "seed": "seed {}".format}
+    parts = [shown.get(k, str)(line[k]) for k in varying if k != "method"]
+    return " ".join(parts) or str(line["method"])
+
+
+def draw(curves: pd.DataFrame):
+    """(figure, plotted data): loss against epoch, a panel per method, a line per job."""
+    if curves.empty:
+        raise NoData("no pretraining job has written a curve yet (its run folder's train_log.csv)")
+    methods = sorted(curves["method"].dropna().unique(), key=method_key)
+    varying = [k for k in AXES if curves[k].nunique(dropna=False) > 1]
+    fig, axes = plt.subplots(1, len(methods), figsize=(6.4 * len(methods), 3.4), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        jobs = curves[curves["method"] == method].drop_duplicates("job_id")
+        colours = style.palette(len(jobs))
+        for colour, (_, job) in zip(colours, jobs.iterrows()):
+            line = curves[curves["job_id"] == job["job_id"]]
+            ax.plot(line["epoch"], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
+                    label=_label(job, varying))
+        ax.set_title(str(method))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    curves.attrs["caption"] = ("Pretraining loss (each method's own: NT-Xent, MoCo's InfoNCE, BYOL's regression, "
+                               "cross-entropy) at each progress line, averaged over the steps since the previous one, "
+                               "against epochs of the job's pretraining images; a line per job, its curve so far "
+                               "where it still runs.")
+    return fig, curves
+
+
+def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+    """A row per job: its axes, steps and epochs logged so far, first and last logged loss."""
+    by_job = data.groupby("job_id", sort=False)
+    out = by_job[list(AXES)].first()
+    out["steps"] = by_job["step"].max()
+    out["epochs"] = by_job["epoch"].max().round(2)
+    out["first_loss"] = by_job["loss"].first()
+    out["last_loss"] = by_job["loss"].last()
+    return out.reset_index().assign(size=lambda d: d["size"].map(fmt_size))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """The `training` figure over the curves of `jobs` ((job id, axes) pairs) under `workdir`."""
+
+    workdir: Any
+    jobs: tuple
+    NAME: str = NAME
+    TITLE: str = TITLE
+
+    def draw(self, table: pd.DataFrame, expected: pd.DataFrame | None = None):
+        return draw(gather(self.workdir, list(self.jobs)))
+
+    @staticmethod
+    def paper_table(data: pd.DataFrame) -> pd.DataFrame:
+        return paper_table(data)
