@@ -1042,8 +1042,9 @@ def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
                                          set()) == 0.0  # a pretraining job holds no features
 
 
-def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_path):
-    """A job whose `mem` is the profile's: the note names the profile's stages.evaluate line, and the grid entry."""
+def _knn_mem_note(write_grid, tmp_path, labeled: str, node: str = "") -> tuple[str, Path]:
+    """(`mem` note, profile file) of a grid of one kNN evaluation at `labeled` labeled images, under a profile that
+    gives evaluations 2 GB (and, with `node`, a mem_per_node)."""
     g = write_grid("""
     name: t
     datasets:
@@ -1051,36 +1052,30 @@ def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_pat
     axes: {method: [simclr], dataset: [alpha], size: [5000]}
     stages:
       evaluate:
-        - {protocol: knn, labeled_sizes: [200k]}
-    """, base=False)
+        - {protocol: knn, labeled_sizes: [LABELED]}
+    """.replace("LABELED", labeled), base=False)
     prof = tmp_path / "small.yaml"
-    prof.write_text("name: small\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
-    plan = plan_grid(g, prof)
-    (note,) = [n for n in plan.estimate["notes"] if "`mem`" in n]
+    prof.write_text("name: small\n" + (f"mem_per_node: {node}\n" if node else "")
+                    + "stages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
+    (note,) = [n for n in plan_grid(g, prof).estimate["notes"] if "`mem`" in n]
+    return note, prof
+
+
+def test_an_evaluations_mem_from_the_profile_is_raised_there(write_grid, tmp_path):
+    """A job whose `mem` is the profile's: the note names the profile's stages.evaluate line, and the grid entry."""
+    note, prof = _knn_mem_note(write_grid, tmp_path, "200k")
     assert note.endswith(f"against 2 GB): raise `mem` in the profile's stages.evaluate ({prof}:4), or in the grid's "
                          "evaluate entry's `resources`"), note
 
 
 def test_an_evaluation_beyond_a_nodes_memory_is_not_told_to_raise_its_mem(write_grid, tmp_path):
     """Where no node holds the features (more than the profile's mem_per_node), the note names other remedies."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10}
-    axes: {method: [simclr], dataset: [alpha], size: [5000]}
-    stages:
-      evaluate:
-        - {protocol: knn, labeled_sizes: [2M]}
-    """, base=False)
-    prof = tmp_path / "small.yaml"
-    prof.write_text("name: small\nmem_per_node: 8G\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
-    (note,) = [n for n in plan_grid(g, prof).estimate["notes"] if "`mem`" in n]
+    note, _ = _knn_mem_note(write_grid, tmp_path, "2M", node="8G")
     assert note.endswith("against 2 GB): more than a node's 8 GB (the profile's mem_per_node): give it fewer labeled "
                          "images, an inner feature_layer (narrower features) or a profile for nodes with more "
                          "memory"), note
-    prof.write_text("name: small\nmem_per_node: 32G\nstages:\n  pretrain: {mem: 4G}\n  evaluate: {mem: 2G}\n")
-    (note,) = [n for n in plan_grid(g, prof).estimate["notes"] if "`mem`" in n]
-    assert "raise `mem` in the profile's stages.evaluate" in note  # 2M x 2048 floats: 16 GB, 32 GB nodes hold it
+    note, prof = _knn_mem_note(write_grid, tmp_path, "2M", node="32G")
+    assert f"raise `mem` in the profile's stages.evaluate ({prof}:5)" in note  # 2M x 2048 floats: 16 GB, a node 32
 
 
 def test_counts_a_dataset_does_not_give_are_noted(write_grid):
