@@ -17,12 +17,12 @@ import torch
 
 from study.counts import format_count
 from study.errors import StudyError
-from study.hashing import config_hash
 from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
 from study.evaluate.scored import ScoredSizes
+from study.hashing import config_hash
 from study.train.backbones import encoder_provenance
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
