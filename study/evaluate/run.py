@@ -23,6 +23,7 @@ from study.evaluate.config import EvalConfig
 from study.evaluate.features import FeatureCache, resolve_device
 from study.evaluate.scored import ScoredSizes
 from study.hashing import config_hash
+from study.runtime_keys import EVALUATE_RUN_ONLY
 from study.train.backbones import encoder_provenance
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
@@ -189,8 +190,11 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
     y_test = test_feats[0].y
 
+    # what a size's scores depend on: not the run-only settings (a rerun with other workers reads them back, as its
+    # job id is the same), nor the other sizes (each fit sees only its own rows and seed)
+    shaping = {k: v for k, v in cfg.recorded_dict().items() if k not in (*EVALUATE_RUN_ONLY, "labeled_sizes")}
     scored = ScoredSizes(run_dir / "scored", config_hash({
-        "config": cfg.recorded_dict(), "features": [cache.key(e, m) for e in encoders for m in (train_m, test_m)],
+        "config": shaping, "features": [cache.key(e, m) for e in encoders for m in (train_m, test_m)],
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None}, 16))  # float sums depend on it
     metrics, probes, read_back_s = [], {}, 0.0
     t_probe = time.monotonic()

@@ -19,6 +19,7 @@ from study.train.curve import FILE, read_curve
 NAME = "training"
 TITLE = "Training: pretraining loss per epoch (ours, not in the paper)"
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")  # what tells a job's line apart
+LEGEND_MAX = 12  # lines a panel's legend names; with more, training.csv names each job's axes
 
 
 def gather(workdir: str | os.PathLike, jobs: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
@@ -27,7 +28,8 @@ def gather(workdir: str | os.PathLike, jobs: list[tuple[str, dict[str, Any]]]) -
     for job_id, axes in jobs:
         rows = read_curve(job_dir(workdir, job_id) / FILE)
         if rows:
-            curve = pd.DataFrame(rows)[["step", "epoch", "loss", "lr"]].apply(pd.to_numeric)
+            curve = pd.DataFrame(rows).reindex(columns=["step", "epoch", "loss", "lr"]).apply(pd.to_numeric,
+                                                                                          errors="coerce")
             frames.append(curve.assign(job_id=job_id, **{k: axes.get(k) for k in AXES}))
     columns = [*AXES, "job_id", "step", "epoch", "loss", "lr"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
@@ -53,10 +55,11 @@ def draw(curves: pd.DataFrame):
             line = curves[curves["job_id"] == job["job_id"]]
             ax.plot(line["epoch"], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
                     label=_label(job, varying))
-        ax.set_title(str(method))
+        ax.set_title(str(method) if len(jobs) <= LEGEND_MAX else f"{method} ({len(jobs)} jobs: see training.csv)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if len(jobs) <= LEGEND_MAX:  # more would run off the figure
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     curves.attrs["caption"] = ("Pretraining loss (each method's own: NT-Xent, MoCo's InfoNCE, BYOL's regression, "
                                "cross-entropy) at each progress line, averaged over the steps since the previous one, "
@@ -71,8 +74,8 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     out = by_job[list(AXES)].first()
     out["steps"] = by_job["step"].max()
     out["epochs"] = by_job["epoch"].max().round(2)
-    out["first_loss"] = by_job["loss"].first()
-    out["last_loss"] = by_job["loss"].last()
+    out["first_loss"] = by_job["loss"].agg(lambda s: s.iloc[0])  # NaN where it diverged (first()/last() skip NaN)
+    out["last_loss"] = by_job["loss"].agg(lambda s: s.iloc[-1])
     return out.reset_index().assign(size=lambda d: d["size"].map(fmt_size))
 
 
@@ -86,6 +89,8 @@ class Figure:
     TITLE: str = TITLE
 
     def draw(self, table: pd.DataFrame, expected: pd.DataFrame | None = None):
+        if not self.jobs:
+            raise NoData("no pretraining job: none in the plan (without a plan: none with a result)")
         return draw(gather(self.workdir, list(self.jobs)))
 
     @staticmethod

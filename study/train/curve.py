@@ -22,16 +22,20 @@ FILE = "train_log.csv"
 
 
 def read_curve(path: str | os.PathLike) -> list[dict[str, str]]:
-    """The rows of a curve file as strings by column, skipping a line a killed writer cut short; [] without one."""
+    """The rows of a curve file as strings by column, skipping a line a killed writer cut short; [] without one, or
+    where its header has no `step` column (a file of another kind: a restart replaces it)."""
     try:
         text = Path(path).read_text()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return []
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]  # torn
     header, *rows = list(csv.reader(lines)) or [[]]
-    return [dict(zip(header, r)) for r in rows if len(r) == len(header) and r and r[0].isdigit()]
+    if "step" not in header:
+        return []
+    at = header.index("step")
+    return [dict(zip(header, r)) for r in rows if len(r) == len(header) and r[at].isdigit()]
 
 
 class TrainingCurve:

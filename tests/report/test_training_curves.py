@@ -1,11 +1,16 @@
 """The report's `training` figure: each pretraining job's curve file (study.train.curve) drawn from its run folder."""
 from __future__ import annotations
 
+import math
+
+import matplotlib.pyplot as plt
 import pandas as pd
+import pytest
 from report_records import plan_for, quantity_records, write_all
 
 from study.launch.runner import job_dir
-from study.report import build_report
+from study.report import build_report, curves
+from study.report.figures import NoData
 from study.train.curve import TrainingCurve
 
 
@@ -50,3 +55,23 @@ def test_without_a_plan_the_curves_of_pretraining_jobs_with_a_result_are_drawn(t
     s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
     assert "training" in s.drawn
     assert pd.read_csv(tmp_path / "r" / "training.csv")["job_id"].tolist() == [pre.id]
+
+
+def test_a_diverged_curve_tables_its_nan_loss_and_many_jobs_draw_no_legend():
+    """first/last loss are the first and last rows' (NaN where the run diverged, not the last finite one); a panel of
+    more than LEGEND_MAX jobs has no legend (training.csv names them); no pretraining job: NoData."""
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": 1000, "corruption": None, "seed": s,
+             "job_id": f"j{s}", "step": step, "epoch": step / 10, "loss": loss, "lr": 0.1}
+            for s in range(curves.LEGEND_MAX + 1) for step, loss in ((10, 5.0), (20, 3.0), (30, math.nan))]
+    data = pd.DataFrame(rows)
+    table = curves.paper_table(data).set_index("job_id")
+    assert table.loc["j0", "first_loss"] == 5.0 and math.isnan(table.loc["j0", "last_loss"])
+    fig, _ = curves.draw(data)
+    (ax,) = fig.axes
+    assert ax.get_legend() is None and "13 jobs" in ax.get_title()
+    plt.close(fig)
+    fig, _ = curves.draw(data[data["seed"] < 2])
+    assert len(fig.axes[0].get_legend().get_texts()) == 2
+    plt.close(fig)
+    with pytest.raises(NoData, match="no pretraining job"):
+        curves.Figure("w", ()).draw(pd.DataFrame())

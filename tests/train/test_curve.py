@@ -54,3 +54,14 @@ def test_a_curve_file_is_read_without_a_torn_last_line_or_rows_of_another_shape(
     curve = TrainingCurve(tmp_path)
     curve.restart(0)  # a fresh run: the header only
     assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n"
+
+
+def test_a_file_of_another_kind_is_no_curve_and_a_restart_replaces_it(tmp_path):
+    """A train_log.csv whose header has no `step` column (another tool's log): no rows, and a (re)start writes a
+    curve over it rather than failing on its rows."""
+    (tmp_path / "train_log.csv").write_text("iteration,step_loss\n1,2.0\n2,1.5\n")
+    assert read_curve(tmp_path / "train_log.csv") == []
+    TrainingCurve(tmp_path).restart(5)
+    assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n"
+    (tmp_path / "train_log.csv").write_text("loss,step\n2.0,1\n1.9,x\n")  # step not first: its own column is read
+    assert read_curve(tmp_path / "train_log.csv") == [{"loss": "2.0", "step": "1"}]
