@@ -17,7 +17,7 @@ from study.report.figures.common import NoData, fmt_size, method_key
 from study.train.curve import FILE, read_curve
 
 NAME = "training"
-TITLE = "Training: pretraining loss per epoch (ours, not in the paper)"
+TITLE = "Training: pretraining loss (ours, not in the paper)"
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")  # what tells a job's line apart
 LEGEND_MAX = 12  # lines a panel's legend names; with more, training.csv names each job's axes
 
@@ -41,30 +41,38 @@ def _label(line: pd.Series, varying: list[str]) -> str:
     return " ".join(parts) or str(line["method"])
 
 
+def x_axis(curves: pd.DataFrame) -> str:
+    """"step" where every job logged the same last step but not the same last epoch (a `steps` budget over
+    pretraining sets of several sizes), else "epoch" (an `epochs` budget, or runs still going)."""
+    last = curves.groupby("job_id")[["step", "epoch"]].max()
+    return "step" if last["step"].nunique() == 1 and last["epoch"].nunique() > 1 else "epoch"
+
+
 def draw(curves: pd.DataFrame):
-    """(figure, plotted data): loss against epoch, a panel per method, a line per job."""
+    """(figure, plotted data): loss against epoch (or step: `x_axis`), a panel per method, a line per job."""
     if curves.empty:
         raise NoData("no pretraining job has written a curve yet (its run folder's train_log.csv)")
     methods = sorted(curves["method"].dropna().unique(), key=method_key)
     varying = [k for k in AXES if curves[k].nunique(dropna=False) > 1]
+    x = x_axis(curves)
     fig, axes = plt.subplots(1, len(methods), figsize=(6.4 * len(methods), 3.4), squeeze=False)
     for ax, method in zip(axes[0], methods):
         jobs = curves[curves["method"] == method].drop_duplicates("job_id")
         colours = style.palette(len(jobs))
         for colour, (_, job) in zip(colours, jobs.iterrows()):
             line = curves[curves["job_id"] == job["job_id"]]
-            ax.plot(line["epoch"], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
+            ax.plot(line[x], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
                     label=_label(job, varying))
         ax.set_title(str(method) if len(jobs) <= LEGEND_MAX else f"{method} ({len(jobs)} jobs: see training.csv)")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.set_ylabel("training loss")
         if len(jobs) <= LEGEND_MAX:  # more would run off the figure
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    against = "steps (every job ran as many)" if x == "step" else "epochs of each job's pretraining images"
     curves.attrs["caption"] = ("Pretraining loss (each method's own: NT-Xent, MoCo's InfoNCE, BYOL's regression, "
                                "cross-entropy) at each progress line, averaged over the steps since the previous one, "
-                               "against epochs of the job's pretraining images; a line per job, its curve so far "
-                               "where it still runs.")
+                               f"against {against}; a line per job, its curve so far where it still runs.")
     return fig, curves
 
 

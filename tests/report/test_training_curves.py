@@ -43,7 +43,7 @@ def test_the_curves_of_the_plans_pretraining_jobs_are_drawn_and_tabled(tmp_path)
     data = pd.read_csv(out / "training_data.csv")
     assert len(data) == 5 and data.groupby("job_id")["step"].apply(list).to_dict() == {
         pre[0].id: [10, 20, 30], pre[1].id: [10, 20]}
-    assert "Training: pretraining loss per epoch" in (out / "index.html").read_text()
+    assert "Training: pretraining loss" in (out / "index.html").read_text()
 
 
 def test_without_a_plan_the_curves_of_pretraining_jobs_with_a_result_are_drawn(tmp_path):
@@ -75,3 +75,15 @@ def test_a_diverged_curve_tables_its_nan_loss_and_many_jobs_draw_no_legend():
     plt.close(fig)
     with pytest.raises(NoData, match="no pretraining job"):
         curves.Figure("w", ()).draw(pd.DataFrame())
+
+
+def test_the_curves_are_drawn_against_steps_where_every_job_ran_as_many_and_else_against_epochs():
+    """A `steps` budget over pretraining sets of several sizes (the quickstart): the same last step, other epochs."""
+    def frame(last):  # job -> (last step, last epoch)
+        return pd.DataFrame([{"job_id": j, "step": s * f, "epoch": e * f} for j, (s, e) in last.items()
+                             for f in (0.5, 1.0)])
+
+    assert curves.x_axis(frame({"a": (150, 6.4), "b": (150, 0.32)})) == "step"
+    assert curves.x_axis(frame({"a": (12_000, 1000.0), "b": (244_000, 1000.0)})) == "epoch"  # an epochs budget
+    assert curves.x_axis(frame({"a": (150, 6.4), "b": (50, 0.1)})) == "epoch"  # one still running
+    assert curves.x_axis(frame({"a": (150, 6.4)})) == "epoch"  # one job
