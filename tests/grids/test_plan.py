@@ -1008,7 +1008,8 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
 def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
     """About the memory a frozen-feature evaluation holds: features (labeled + test rows x width x 4 bytes), and the
     larger phase: kNN's two similarity blocks (no copy of the features: knn.score_blocks), or a probe's L-BFGS state
-    (56 x classes x (width + 1)); 1 GB besides; beyond the job's `mem`, a note names the largest and where its `mem` was set."""
+    (56 x classes x (width + 1)); 1 GB besides; beyond the job's `mem`, a note names the largest and where its `mem`
+    was set."""
     g = write_grid("""
     name: t
     datasets:

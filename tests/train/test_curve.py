@@ -48,7 +48,8 @@ def test_a_supervised_run_logs_its_training_top1_and_a_rerun_of_a_finished_run_k
 
 
 def test_a_curve_file_is_read_without_a_torn_last_line_or_rows_of_another_shape(tmp_path):
-    (tmp_path / "train_log.csv").write_text(",".join(FIELDS) + "\n1,0.1,2.0,0.1,9.0,,0.0\nx,y\n3,0.1\n2,0.2,1.9,0.1,9.0,,0.")
+    rows = "1,0.1,2.0,0.1,9.0,,0.0\nx,y\n3,0.1\n2,0.2,1.9,0.1,9.0,,0."  # a good row, two of another shape, a torn one
+    (tmp_path / "train_log.csv").write_text(",".join(FIELDS) + "\n" + rows)
     assert [r["step"] for r in read_curve(tmp_path / "train_log.csv")] == ["1"]
     assert read_curve(tmp_path / "none.csv") == []
     curve = TrainingCurve(tmp_path)
