@@ -207,6 +207,10 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
             read_back_s += saved["seconds"]
             print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): read "
                   f"back from {scored.folder} (scored in an earlier session)", file=sys.stderr, flush=True)
+            if saved.get("code_version") != protocol["code_version"]:
+                print(f"[evaluate] WARNING: that size was scored by code version {saved.get('code_version')}, this "
+                      f"session runs {protocol['code_version']} (the record names this one); delete "
+                      f"{scored.folder} to score every size again", file=sys.stderr, flush=True)
             continue
         y = train_feats[0].y[:n]
         raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]

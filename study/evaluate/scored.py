@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from study.atomic import write_json
+from study.version import code_version
 
 
 class ScoredSizes:
-    """`load(n)` -> the saved {"metrics": [...], "info": {...}, "seconds": float} of labeled size n, or None where
-    there is none for this `key` (what the scores depend on: config, encoders, manifests, transform, device); `save(n,
-    metrics, info, seconds)` writes it atomically to `<folder>/<n>.json`."""
+    """`load(n)` -> the saved {"metrics": [...], "info": {...}, "seconds": float, "code_version": str} of labeled size
+    n, or None where there is none for this `key` (what the scores depend on: config, encoders, manifests, transform,
+    device; not the code version, as a checkpoint's resume does not: the caller warns); `save(n, metrics, info,
+    seconds)` writes it atomically to `<folder>/<n>.json`."""
 
     def __init__(self, folder: Path, key: str):
         self.folder, self.key = Path(folder), key
@@ -31,4 +33,5 @@ class ScoredSizes:
         return saved
 
     def save(self, n: int, metrics: list[dict], info: dict, seconds: float) -> None:
-        write_json(self._path(n), {"key": self.key, "metrics": metrics, "info": info, "seconds": seconds})
+        write_json(self._path(n), {"key": self.key, "metrics": metrics, "info": info, "seconds": seconds,
+                                   "code_version": code_version()})

@@ -732,19 +732,25 @@ def test_a_stopped_evaluation_reads_back_the_labeled_sizes_it_scored(manifests, 
 
 
 def test_a_rerun_with_other_run_only_settings_or_another_size_reads_back_the_sizes_scored(
-        manifests, encoder_file, tmp_path, monkeypatch):
+        manifests, encoder_file, tmp_path, monkeypatch, capfd):
     """Run-only settings (num_workers, checkpoint_every_minutes: not in the job id) and the other labeled sizes change
-    no size's scores: a rerun that changes them fits only the sizes not yet scored."""
+    no size's scores: a rerun that changes them fits only the sizes not yet scored. A size scored by another code
+    version is read back with a warning."""
     enc = encoder_file()
     evaluate(config(labeled_sizes=[8, 20], device="cpu", num_workers=1), tmp_path / "run", [enc], tmp_path / "f")
     fits, real = [], linear.train_probe
     monkeypatch.setattr(linear, "train_probe", lambda x, *a, **k: fits.append(len(x)) or real(x, *a, **k))
     for n in (8, 20):  # as if each took 1000 s: the record counts them as probe time of earlier sessions
         saved = json.loads((tmp_path / "run" / "scored" / f"{n}.json").read_text())
-        (tmp_path / "run" / "scored" / f"{n}.json").write_text(json.dumps({**saved, "seconds": 1000.0}))
+        version = saved["code_version"] if n == 8 else "0.0.1"
+        (tmp_path / "run" / "scored" / f"{n}.json").write_text(json.dumps({**saved, "seconds": 1000.0,
+                                                                          "code_version": version}))
+    capfd.readouterr()
     out = evaluate(config(labeled_sizes=[8, 20, 40], device="cpu", num_workers=0, checkpoint_every_minutes=None),
                    tmp_path / "run", [enc], tmp_path / "f")
     assert fits == [40]
+    warnings = [ln for ln in capfd.readouterr().err.splitlines() if "WARNING" in ln]
+    assert len(warnings) == 1 and "scored by code version 0.0.1, this session runs" in warnings[0]
     assert out["protocol"]["earlier_sessions_seconds"] == 2000.0 and out["protocol"]["probe_seconds"] > 2000.0
     fits.clear()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 97)  # on a CPU another thread count sums otherwise

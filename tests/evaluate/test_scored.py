@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from study.evaluate.scored import ScoredSizes
+from study.version import code_version
 
 
 def test_saved_scores_are_read_back_under_their_key_only(tmp_path):
@@ -11,6 +12,7 @@ def test_saved_scores_are_read_back_under_their_key_only(tmp_path):
     ScoredSizes(tmp_path / "scored", "k1").save(8, rows, {"weight_decay": 1e-4}, 2.5)
     saved = ScoredSizes(tmp_path / "scored", "k1").load(8)
     assert saved["info"] == {"weight_decay": 1e-4} and saved["seconds"] == 2.5
+    assert saved["code_version"] == code_version()  # a rerun by other code reads it back with a warning
     assert math.isnan(saved["metrics"][0]["value"])  # a diverged probe's missing value stays missing
     assert ScoredSizes(tmp_path / "scored", "k2").load(8) is None  # another config, encoder or device
     assert ScoredSizes(tmp_path / "scored", "k1").load(20) is None  # never scored
