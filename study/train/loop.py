@@ -374,9 +374,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     loss_now, lr_now = float(np.mean(recent[-window:])), optimizer.param_groups[0]["lr"]
                     _log(cfg, f"step {step}/{total} loss {loss_now:.4f} lr {lr_now:.4g} {rate:.1f} img/s"
                          f"{eta(total - step, session_steps, time.time() - t_loop)}")
-                    top1 = [sum(x) for x in zip(*acc_window[-window:])] if acc_window else None
-                    curve.append(step, step / max(spe, 1), loss_now, lr_now, rate,
-                                 top1[0] / max(1.0, top1[1]) if top1 else None,
+                    curve.append(step, step / max(spe, 1), loss_now, lr_now, rate, _top1(acc_window[-window:]),
                                  (train_before + time.time() - t_loop) / 3600)
                 if must_save:
                     _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
@@ -399,8 +397,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     if recent:  # over the last epoch, as train_top1 (at most the last LOSS_STEPS steps): not over the log's window
         metrics.append(_row("loss", float(np.mean(recent[-max(1, min(spe, LOSS_STEPS)):]))))
     if acc_window:
-        correct, seen = map(sum, zip(*acc_window))
-        metrics.append(_row("train_top1", correct / max(1.0, seen)))
+        metrics.append(_row("train_top1", _top1(acc_window)))
     protocol = dict(
         base_protocol,
         wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
@@ -445,6 +442,14 @@ def train_step(model, optimizer, aug, views, labels, generator, lr: float, devic
 
 def _row(metric: str, value: float) -> dict:
     return {"metric": metric, "value": value, "labeled_size": None, "level": None}
+
+
+def _top1(acc: list[tuple[float, float]]) -> float | None:
+    """Training top-1 over the steps of `acc` ((correct, seen) per step); None without a step (no labels)."""
+    if not acc:
+        return None
+    correct, seen = map(sum, zip(*acc))
+    return correct / max(1.0, seen)
 
 
 def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int, world, ckpt_path: Path,

@@ -703,7 +703,7 @@ def test_a_stopped_evaluation_reads_back_the_labeled_sizes_it_scored(manifests, 
     fits, real = [], linear.train_probe
 
     class Stopped(Exception):
-        pass
+        """The stop of a job killed during its third size's probes."""
 
     def probe(x, *a, **k):
         fits.append(len(x))
