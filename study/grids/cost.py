@@ -27,7 +27,7 @@ from typing import Any
 from study.configfields import is_num
 from study.grids.jobs import Job
 from study.grids.profile import CostModel, Profile
-from study.grids.schema import Grid
+from study.grids.schema import DatasetSpec, Grid
 
 
 # what the jobs run when the grid does not say (kept equal by tests/grids/test_plan.py; not imported, so that
@@ -82,7 +82,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
     else:
         sec = job.config["evaluate"]
         protocol = axes["protocol"]
-        ds = grid.datasets.get(axes.get("eval_dataset") or "")
+        ds = _eval_dataset(job, grid)
         sizes, test = _eval_rows(job, grid, cost, notes)
         if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
@@ -108,10 +108,15 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
     return seconds / 3600 + cost.job_overhead_min / 60
 
 
+def _eval_dataset(job: Job, grid: Grid) -> DatasetSpec | None:
+    """The grid's dataset an evaluation job scores on (None: a name the grid does not define, or no evaluation)."""
+    return grid.datasets.get(job.axes.get("eval_dataset") or "")
+
+
 def _eval_rows(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> tuple[list[float], float]:
     """(labeled sizes, test images) of an evaluation job as the estimate counts them (the module docstring); a
     count the dataset does not give is noted."""
-    ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
+    ds = _eval_dataset(job, grid)
     name = ds.key if ds else job.axes.get("eval_dataset")
     test = ds.test_images if ds and ds.test_images else None
     if test is None:
@@ -192,7 +197,7 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     if protocol == "knn" or sec.get("also_knn") is True:  # study.evaluate.run._frozen, knn.score_blocks
         phases.append(2 * min(KNN_BLOCK_BYTES, KNN_BLOCK_ROWS * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES)
     if protocol != "knn":
-        ds = grid.datasets.get(job.axes.get("eval_dataset") or "")
+        ds = _eval_dataset(job, grid)
         phases.append(PROBE_VECTORS * ds.classes * (dim + 1) if ds and ds.classes else 0.0)
     return (rows * dim + side_by_side + max(phases)) * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from study.errors import StudyError
-from study.launch.state import LIVE, JobState, blocked
+from study.launch.state import LIVE, JobState, blocked, state_of
 
 
 @dataclass
@@ -69,7 +69,7 @@ def _refuse_unnamed_missing_dependencies(jobs: list[Any], candidates: set[str], 
     """A StudyError naming each dependency of a job to run that has no result and is neither live nor named: nothing
     would ever run it (a failed one is the `blocked` case)."""
     waiting = [(j.id, d) for j in jobs if j.id in candidates for d in j.depends_on
-               if d not in candidates and (states[d].state if d in states else "missing") == "missing"]
+               if d not in candidates and state_of(states, d) == "missing"]
     if waiting:
         raise StudyError("--only: " + "; ".join(f"job {j} needs job {d}, which has no result" for j, d in waiting[:5])
                          + (" ..." if len(waiting) > 5 else "") + ": name it too, or submit without --only")

@@ -227,12 +227,17 @@ def _listed_results(workdir: str | os.PathLike) -> set[str]:
         return set()
 
 
+def state_of(states: dict[str, JobState], job_id: str) -> str:
+    """The state of `job_id`, "missing" for a job `states` does not hold (a dependency outside the plan's jobs)."""
+    return states[job_id].state if job_id in states else "missing"
+
+
 def blocked(jobs: Iterable[Any], will_run: set[str], states: dict[str, JobState]) -> set[str]:
     """Jobs that cannot run: a dependency is neither done, live, nor about to run (transitively)."""
     out: set[str] = set()
     for job in jobs:  # topological order: dependencies come first
         for dep in job.depends_on:
-            st = states[dep].state if dep in states else "missing"
+            st = state_of(states, dep)
             if dep in out or (dep not in will_run and st not in ("done",) + LIVE):
                 out.add(job.id)
                 break
