@@ -102,6 +102,9 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StudyError(f"--out {out}: exists and is not a folder")
+    file_above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise StudyError(f"--out {out}: cannot be a folder: {file_above} is a file")
     lock = out / ".study-materialize.lock"
     with locked(lock, f"--out {out}: another `study manifest materialize` is writing this folder ({lock})", wait=False):
         sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)

@@ -91,6 +91,8 @@ def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
     (tmp_path / "afile").write_text("")
     code, _, err = cli("manifest", "materialize", "toy_sp", "--out", tmp_path / "afile")
     assert code == 2 and "afile: exists and is not a folder" in err  # not a traceback
+    code, _, err = cli("manifest", "materialize", "toy_sp", "--out", tmp_path / "afile" / "sub")
+    assert code == 2 and f"sub: cannot be a folder: {tmp_path / 'afile'} is a file" in err
     blocked = tmp_path / "blocked"
     (blocked / f"{row['path']}.png").mkdir(parents=True)  # a folder where a file goes: that file cannot be written
     code, _, err = cli("manifest", "materialize", "toy_sp", "--out", blocked)
