@@ -97,7 +97,7 @@ def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None =
     return root
 
 
-def export_digits(out: Path, per_class_train: int = 400, per_class_test: int = 100) -> Path:
+def export_digits(out: Path, per_class_train: int, per_class_test: int) -> Path:
     """MNIST digits as PNG trees under `out/mnist/{train,test}`: per class, the first images go to train, the next to test."""
     images, labels = digits.load()
     train_idx, test_idx = [], []
