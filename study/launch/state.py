@@ -64,13 +64,14 @@ def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
 
 def _result(path: Path) -> dict:
     """The result record at `path` (read_result), read once per version of the file in this process: status and
-    submit ask of each result whether it reads and what it was computed on."""
+    submit ask of each result whether it reads and what it was computed on. A version is the file's inode, mtime and
+    size: a result is replaced by a rename (a new inode), also within one tick of a coarse mtime."""
     st = path.stat()
-    return _result_version(str(path), st.st_mtime_ns, st.st_size)
+    return _result_version(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _result_version(path: str, mtime_ns: int, size: int) -> dict:
+def _result_version(path: str, inode: int, mtime_ns: int, size: int) -> dict:
     from study.results.record import read_result
 
     return read_result(Path(path))

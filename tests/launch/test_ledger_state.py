@@ -158,6 +158,19 @@ def test_a_result_file_that_cannot_be_read_is_a_failed_job_not_a_done_one(tmp_pa
     assert classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())["p2"].state == "failed"
 
 
+def test_a_result_replaced_within_one_mtime_tick_and_of_the_same_size_is_read_anew(tmp_path):
+    """A filesystem of coarse timestamps gives a rerun's result, written by a rename, the old file's mtime; of the
+    same size, only its inode tells the versions apart, and the memo must not answer with the old record."""
+    path = tmp_path / "results" / "p1.json"
+    _write_result(tmp_path, "p1", {"epochs": 1})
+    st = path.stat()
+    assert state_mod._result(path)["protocol"]["epochs"] == 1
+    _write_result(tmp_path, "p1", {"epochs": 2})
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert state_mod._result(path)["protocol"]["epochs"] == 2
+
+
 def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
     jobs = _jobs()[:1]
     led = Ledger(tmp_path, "g")
