@@ -124,7 +124,8 @@ def parse_corruption(text: str) -> CorruptionSpec:
 
 
 def corruption_rng(key: str) -> np.random.Generator:
-    """The rng of one image: seeded by its key (`"<manifest seed>:<relative path>"`), the same on every machine."""
+    """The rng of one image: seeded by `key` (`apply_corruption`'s `"<spec>|<image key>"`), the same on every
+    machine."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16, person=b"study-corrupt").digest()
     return np.random.default_rng(int.from_bytes(digest, "little"))
 

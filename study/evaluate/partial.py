@@ -67,7 +67,7 @@ class PartialExtraction:
               and len(payload["features"]) == end - start)
         if not ok:
             return None
-        seconds = payload.get("seconds")  # a chunk written before chunks recorded it: none known
+        seconds = payload.get("seconds")  # a chunk that records none: none known
         return payload["features"], float(seconds) if isinstance(seconds, (int, float)) and seconds > 0 else 0.0
 
     def save(self, feats: torch.Tensor, start: int, seconds: float = 0.0) -> None:

@@ -114,7 +114,7 @@ def corruption_slug(spec: str) -> str:
     return slug
 
 
-# `.`, not `@`: study.manifests' names allow letters, digits and _ . + = - only
+# `<train>.<slug>`: a character study.manifests' names allow (letters, digits and _ . + = @ -)
 CORRUPTED_SEP = "."
 
 

@@ -13,7 +13,7 @@ The full schema, with examples, is documented in grids/README.md. In short:
     stages:
       pretrain: {resources: {gpus, cpus, mem, time, nodes}}
       evaluate: [{protocol, where, eval_datasets, labeled_sizes, levels, pairs, params, resources,
-                  split_labeled_sizes}, ...]
+                  split_labeled_sizes, variant}, ...]
 """
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
 
 def _default_axes(p: str, sec: Any) -> None:
     """defaults.pretrain's axis keys: each value valid, at its own line; `dataset` refused (it is an axis of `axes`:
-    a value here was dropped without a word)."""
+    a value here would be dropped without a word)."""
     if not isinstance(sec, YMap):
         return
     if "dataset" in sec:

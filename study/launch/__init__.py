@@ -1,7 +1,8 @@
 """Layer 2, the launcher: run a planned grid on Slurm (submitit job arrays with `afterok` dependencies) or on this
 machine, keep a ledger of what was submitted, and say where a grid stands.
 
-    study submit GRID --cluster slurm|local [--profile FILE] [--dry-run] [--retry-failed] [--workdir DIR]
+    study submit GRID --cluster slurm|local [--profile FILE] [--dry-run] [--retry-failed] [--workers N]
+                 [--only ID[,ID...]] [--workdir DIR]
     study status GRID          study cancel GRID
 
 Inside a worker, `study.launch.runner.run_job(job, workdir)` runs one job and writes its result record.

@@ -1,12 +1,14 @@
 """The ledger of one grid: `<workdir>/ledgers/<grid>.jsonl`, append-only, one JSON object per line.
 
 Events (every line has "event" and "at"):
-- `intent`  {batch, name, cluster, stage, jobs: [job ids]}: written *before* an array goes to sbatch;
+- `intent`  {batch, name, cluster, stage, jobs: [job ids], folder, grid_file, call}: written *before* an array goes
+  to sbatch;
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder}: one per job,
   written after sbatch returned (all lines of an array in one write);
 - `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock}: the local
   scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
-  `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives).
+  `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives);
+- `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run), of this

@@ -40,7 +40,8 @@ def _is_main_task() -> bool:
 
 
 def run_job(job: Any, workdir: str | os.PathLike, grid: str | None = None) -> Path | None:
-    """Run `job` (a study.grids.Job) in `<workdir>/jobs/<id>/` and write its result; returns the result path.
+    """Run `job` (a study.grids.Job) in `<workdir>/jobs/<id>/` and write its result; returns the result path (None
+    on a Slurm task other than task 0, which writes none).
 
     A pretraining job resumes from its run folder's checkpoint whatever restarted it (a requeue, a preemption,
     a rerun). An evaluation job needs every encoder it depends on; a missing one is a StudyError naming it.

@@ -194,7 +194,7 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
         return False  # the same manifest as without the flag, byte for byte
     index.labels = np.array([position[c] for c in index.class_names], dtype=np.int64)[index.labels]
     index.class_names = list(class_names)
-    index.info.pop("class_codes", None)  # GLC20's codes of the classes found; the names now say them
+    index.info.pop("class_codes", None)  # GLC20's codes of the split's own classes; the class names say them
     return True
 
 

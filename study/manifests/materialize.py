@@ -78,8 +78,8 @@ def _state(path: Path) -> str | None:
         return None
 
 
-# the temporaries of this tool: study.atomic's `.<name>.<random>.tmp` (and earlier versions' `.<name>.<pid>.tmp`)
-# beside a `<name>` it writes: a PNG or the stamp
+# the temporaries of this tool beside a `<name>` it writes (a PNG or the stamp): study.atomic's
+# `.<name>.<random>.tmp`, or the `.<name>.<pid>.tmp` a folder written by an older study may hold
 _TEMPORARY = re.compile(r"^\.(?:.+\.png|\.study-materialize\.json)\.[A-Za-z0-9_]+\.tmp$")
 
 

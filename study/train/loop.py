@@ -149,7 +149,7 @@ def _comparable(fingerprint: dict) -> dict:
     them (`precision`, `channels_last`; `init_encoder`, a path, whose content is `init_encoder_sha256`: a moved or
     copied run folder resumes) or that change nothing here (`sync_bn` on one device or on CPUs; the temperature of
     a method without one, the method's default where none is given; other methods' settings).
-    Computed from the fingerprint alone, so a checkpoint written before this rule compares the same way."""
+    Computed from the fingerprint alone (not the code that wrote it), so an older checkpoint compares the same way."""
     from study.train.methods import method_settings
 
     config = dict(fingerprint.get("config", {}))
@@ -275,7 +275,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         train_before = float(ck["train_time_s"])
         recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
         resumed_from = list(ck["resumed_from"])
-        earlier_threads = list(ck.get("cpu_threads", []))  # absent from checkpoints written before it was kept
+        earlier_threads = list(ck.get("cpu_threads", []))  # absent from a checkpoint that does not record it
         earlier_versions = list(ck.get("code_versions", [UNKNOWN_VERSION]))
         if step >= total:  # a finished run asked again trains nothing: its record stays the finishing session's
             threads, versions = earlier_threads or threads, earlier_versions

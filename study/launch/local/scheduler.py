@@ -2,7 +2,8 @@
 
 One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it (an entry of
 the command's own CUDA_VISIBLE_DEVICES when that is set). (Not the cores left free by the load average: that
-counts the submitting process's own work, such as the quickstart's data export, and left one of two cores idle.)
+counts the submitting process's own work, such as the quickstart's data export, and would leave one of two cores
+idle.)
 SIGTERM, SIGHUP (a closed terminal) or Ctrl-C stops the workers: each gets SIGUSR2 (the training loop checkpoints
 at its next step, then ends), and is killed if it has not ended within STOP_GRACE_S. Each job logs to
 `<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the

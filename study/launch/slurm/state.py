@@ -26,8 +26,8 @@ def submitit_folder(workdir: str | Path, name: str) -> Path:
 
 def array_folder(workdir: str | Path, recorded: str | None) -> Path:
     """Where an array's submitit files are in this workdir: the folder its `queued` lines record, by name under this
-    workdir's submitit/ (a moved or copied workdir reads its own files); workdirs submitted to before arrays had
-    folders of their own recorded submitit's `%j` folder, which this gives too (and for a line that records none)."""
+    workdir's submitit/ (a moved or copied workdir reads its own files); a line that records submitit's `%j` folder
+    (a workdir an older study submitted to), or none, gives `submitit/%j`."""
     return submitit_folder(workdir, Path(recorded).name if recorded else "%j")
 
 

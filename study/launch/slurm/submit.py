@@ -10,7 +10,7 @@ Each array's sbatch runs with the submitting shell's Slurm variables removed (SL
 the jobs (SLURM_MEM_PER_CPU beside --mem is an error there), and SBATCH_* would override the profile's options.
 From its `intent` line (written after each job's jobs/<id>/job.json, which with the intent's `call` rebuilds the
 tasks' calls) to its `queued` lines, SIGINT, SIGHUP and SIGTERM are held (delivered just after): a Ctrl-C or a
-dropped SSH session during sbatch no longer leaves an array queued whose tasks' call files were never named.
+dropped SSH session during sbatch never leaves an array queued whose tasks' call files were never named.
 Should the command die there all the same (SIGKILL), the next command finds the array by name (`recover`) and
 writes the missing call files. An sbatch that waits on a busy or unreachable controller (it retries for minutes) is
 explained after SBATCH_PATIENCE_S, with the sbatch pid to kill to stop at once.

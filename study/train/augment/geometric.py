@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-Box = tuple[float, float, float, float]  # left, top, right, bottom in source pixels
+Box = tuple[float, float, float, float]  # top, left, h, w in source pixels
 
 RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 # cv2.imdecode flags per libjpeg reduction: RGB order, EXIF orientation ignored (as PIL and torchvision do)
@@ -45,7 +45,7 @@ def random_resized_crop_box(width: int, height: int, scale: tuple[float, float],
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def center_crop_box(width: int, height: int, size: int, resize_ratio: float) -> tuple[float, float, float, float]:
+def center_crop_box(width: int, height: int, size: int, resize_ratio: float) -> Box:
     """(top, left, h, w) in source pixels of torchvision's Resize(round(size * ratio)) + CenterCrop(size)."""
     short = int(round(size * resize_ratio))
     if width <= height:
@@ -58,7 +58,7 @@ def center_crop_box(width: int, height: int, size: int, resize_ratio: float) -> 
     return top * sy, left * sx, size * sy, size * sx
 
 
-def draft_scale(width: int, height: int, boxes: list[tuple[float, float, float, float]], size: int) -> float:
+def draft_scale(width: int, height: int, boxes: list[Box], size: int) -> float:
     """The smallest decode scale r (<= 1) at which every crop box still spans >= `size` pixels both ways."""
     return max(max(size / h, size / w) for _, _, h, w in boxes)
 
@@ -113,7 +113,7 @@ def decode_for_boxes(img: Image.Image, boxes: list, size: int, use_draft: bool) 
     return arr, boxes
 
 
-def crop_resize(arr: np.ndarray, box: tuple[float, float, float, float], size: int, flip: bool,
+def crop_resize(arr: np.ndarray, box: Box, size: int, flip: bool,
                 interpolation: str) -> torch.Tensor:
     """The box of an H x W x 3 uint8 array resized (antialiased) to size x size, optionally mirrored, as a
     contiguous uint8 3 x size x size tensor. Integer boxes (random crops): crop, then torch's uint8 antialiased

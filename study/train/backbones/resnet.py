@@ -42,7 +42,7 @@ class ResNetEncoder(nn.Module):
                 nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        # base_width scales with planes so that Bottleneck's inner width is `planes` for any stem width
+        # base_width 64: Bottleneck's inner width is then `planes` (planes x base_width / 64), for any stem width
         kw = {} if block.expansion == 1 else {"base_width": 64}  # BasicBlock takes no base_width
         layers = [block(self.inplanes, planes, stride, downsample, **kw)]
         self.inplanes = planes * block.expansion
