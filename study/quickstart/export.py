@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from study.atomic import write_text
+from study.datasets.fashion_mnist import idx_file
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.quickstart import digits, fashion_mnist
@@ -87,8 +88,8 @@ def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None =
     classes = list(fashion_mnist.CLASSES)
     splits = []
     for split, stem, per_class in (("train", "train", per_class_train), ("test", "t10k", per_class_test)):
-        images = load_idx(idx_dir / f"{stem}-images-idx3-ubyte.gz")
-        labels = load_idx(idx_dir / f"{stem}-labels-idx1-ubyte.gz").astype(np.int64)
+        images = load_idx(idx_file(idx_dir, f"{stem}-images-idx3-ubyte", "images"))
+        labels = load_idx(idx_file(idx_dir, f"{stem}-labels-idx1-ubyte", "labels")).astype(np.int64)
         keep = take_per_class(labels, per_class)
         splits.append(Split(split, images[keep], labels[keep]))
     root = write_tree(out / "fashion-mnist", splits, classes)
@@ -98,7 +99,8 @@ def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None =
 
 
 def export_digits(out: Path, per_class_train: int, per_class_test: int) -> Path:
-    """MNIST digits as PNG trees under `out/mnist/{train,test}`: per class, the first images go to train, the next to test."""
+    """MNIST digits as PNG trees under `out/mnist/{train,test}`: per class, the first images go to train, the next
+    to test."""
     images, labels = digits.load()
     train_idx, test_idx = [], []
     for c in np.unique(labels):

@@ -28,8 +28,13 @@ FILES = (
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
+def _missing(folder: Path) -> list[str]:
+    """The files of FILES that `folder` holds neither gzipped nor uncompressed (Kaggle's copy, a `gunzip`)."""
+    return [f for f in FILES if not (folder / f).is_file() and not (folder / f.removesuffix(".gz")).is_file()]
+
+
 def has_files(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in FILES)
+    return not _missing(folder)
 
 
 def _unpacked(cache: Path) -> Path:
@@ -64,19 +69,20 @@ def _install_or_unpack(cache: Path) -> Path:
             _run(["dpkg-deb", "-x", str(deb), str(target)])
     except (subprocess.CalledProcessError, StopIteration) as e:
         raise StudyError(
-            f"could not install or unpack Debian's {PACKAGE} ({e}); pass --fashion-mnist DIR with the IDX .gz files"
+            f"could not install or unpack Debian's {PACKAGE} ({e}); pass --fashion-mnist DIR with the IDX files"
         ) from None
     return _unpacked(cache)
 
 
 def locate(folder: str | os.PathLike | None = None, install: bool = True) -> Path:
-    """The folder holding the four Fashion-MNIST IDX `.gz` files; StudyError naming what is missing."""
+    """The folder holding the four Fashion-MNIST IDX files (`.gz`, or uncompressed); StudyError naming what is
+    missing."""
     named = folder or os.environ.get("STUDY_FASHION_MNIST")
     if named:
         path = Path(named)
-        if not has_files(path):
-            missing = [f for f in FILES if not (path / f).is_file()]
-            raise StudyError(f"{path}: missing Fashion-MNIST file(s) {', '.join(missing)}")
+        missing = _missing(path)
+        if missing:
+            raise StudyError(f"{path}: missing Fashion-MNIST file(s) {', '.join(missing)} (gzipped or not)")
         return path
     cache = cache_dir()
     for candidate in (INSTALLED, _unpacked(cache)):

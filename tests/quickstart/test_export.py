@@ -170,10 +170,28 @@ def test_a_folder_named_by_the_environment_is_used_and_must_hold_all_four_files(
     (mine / fashion_mnist.FILES[0]).write_bytes((idx_dir / fashion_mnist.FILES[0]).read_bytes())
     with pytest.raises(StudyError) as e:
         fashion_mnist.locate()
-    assert str(e.value) == f"{mine}: missing Fashion-MNIST file(s) {', '.join(fashion_mnist.FILES[1:])}"
+    missing = ", ".join(fashion_mnist.FILES[1:])
+    assert str(e.value) == f"{mine}: missing Fashion-MNIST file(s) {missing} (gzipped or not)"
     for f in fashion_mnist.FILES[1:]:
         (mine / f).symlink_to(idx_dir / f)
     assert fashion_mnist.locate() == mine
+
+
+def test_an_uncompressed_copy_is_located_and_exported_as_the_gzipped_one(tmp_path, idx_dir):
+    """Kaggle's copy (or a `gunzip`) holds the IDX files without `.gz`, as `study manifest build --dataset
+    fashion-mnist` reads them: the quickstart takes it too, and writes the same images."""
+    import gzip
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in fashion_mnist.FILES:
+        (plain / f.removesuffix(".gz")).write_bytes(gzip.decompress((idx_dir / f).read_bytes()))
+    assert fashion_mnist.locate(plain) == plain
+    a = export.export_fashion_mnist(tmp_path / "a", idx_dir, per_class_train=2, per_class_test=1)
+    b = export.export_fashion_mnist(tmp_path / "b", plain, per_class_train=2, per_class_test=1)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*.png"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
 
 
 def test_the_quickstarts_class_names_are_the_fashion_mnist_readers(tmp_path):
