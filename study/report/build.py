@@ -22,6 +22,7 @@ from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError
+from study.manifests.lock import locked
 from study.paths import results_dir
 from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
                            drop_repeated_seeds, find_conflicts, gather, resolve_conflicts, write_table)
@@ -283,8 +284,23 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
     section.table = paper
 
 
+def report_lock(out: Path) -> Path:
+    """The lock file of report folder `out`, beside it (`.<name>.report.lock`): one build at a time writes a folder."""
+    return out.parent / f".{out.name}.report.lock"
+
+
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None) -> ReportSummary:
+    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`, holding
+    `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and yours) waits for
+    the first, rather than deleting the files it lists and the other wrote (see `_build`)."""
+    out = Path(out)
+    lock = report_lock(out.absolute())
+    with locked(lock, f"study report: waiting for another build of {out} to end ({lock})"):
+        return _build(workdir, out, plan, grid, log)
+
+
+def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
 
     Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions, cells with
@@ -294,7 +310,6 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     grids would be two cells of one figure). So does an `out` holding files that no report wrote (`_Outputs`). A
     figure that raises an error is listed in `failed`; the other figures are still drawn.
     """
-    out = Path(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
         coll = gather(workdir, plan)

@@ -638,3 +638,30 @@ def _report_of_everything(tmp_path) -> Path:
     write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
     build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
     return tmp_path / "r"
+
+
+def test_a_second_build_into_one_folder_waits_for_the_first(tmp_path, capsys):
+    """Two builds into one --out (a cron job's and yours): the second waits on the folder's lock, beside it, then
+    writes; neither deletes what the other listed half-way. The lock file is gone after."""
+    import fcntl
+    import threading
+
+    from study.report.build import report_lock
+
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    out = tmp_path / "r"
+    lock = report_lock(out)
+    assert lock.parent == tmp_path and lock.name.startswith(".")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first build, still at work
+    done: list = []
+    second = threading.Thread(target=lambda: done.append(build_report(tmp_path / "w", out, plan=plan)))
+    second.start()
+    second.join(timeout=3)
+    assert second.is_alive() and not (out / "index.html").exists()
+    os.close(fd)  # the first build ends
+    second.join(timeout=300)
+    assert done and done[0].drawn and (out / "index.html").is_file()
+    assert "waiting for another build of" in capsys.readouterr().err
+    assert not lock.exists()
