@@ -56,11 +56,12 @@ def draw(curves: pd.DataFrame):
     varying = [k for k in AXES if curves[k].nunique(dropna=False) > 1]
     x = x_axis(curves)
     fig, axes = plt.subplots(1, len(methods), figsize=(6.4 * len(methods), 3.4), squeeze=False)
+    by_job = dict(tuple(curves.groupby("job_id", sort=False)))  # each job's rows, in order: split once, not per job
     for ax, method in zip(axes[0], methods):
         jobs = curves[curves["method"] == method].drop_duplicates("job_id")
         colours = style.palette(len(jobs))
         for colour, (_, job) in zip(colours, jobs.iterrows()):
-            line = curves[curves["job_id"] == job["job_id"]]
+            line = by_job[job["job_id"]]
             ax.plot(line[x], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
                     label=_label(job, varying))
         ax.set_title(str(method) if len(jobs) <= LEGEND_MAX else f"{method} ({len(jobs)} jobs: see training.csv)")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping  # typing's Mapping: isinstance several times slower
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,25 +100,38 @@ def _normalise(col: pd.Series, integer: bool = False) -> pd.Series:
 
 def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = None) -> pd.DataFrame:
     """The tidy table of `records`; `grid` (the grid being reported) overrides each record's own grid name."""
-    rows = []
+    bases, metric_rows, owner = [], [], []  # one row per record; one per metric row, and the record it is of
     axis_names: set[str] = set()
     for rec in records:
         axes = split_numeric_pairs(rec.get("axes") or {})
         axis_names.update(axes)
         protocol = rec.get("protocol") or {}
         flat = {f"{PROTOCOL_PREFIX}{k}": v for k, v in _flatten(protocol).items()}
-        base = {"job_id": rec["job_id"], "stage": rec["stage"], "grid": grid if grid is not None else rec.get("grid"),
-                **axes, "protocol_fingerprint": protocol_fingerprint(protocol), "code_version": rec.get("code_version"),
-                "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
-                "depends_on": "|".join(rec.get("depends_on") or []) or None,
-                "protocol_json": canonical_json(protocol), **flat}
         for m in rec["metrics"] or [{"metric": None, "value": None}]:  # no metric: one row, so the job is seen
-            rows.append({**base, "labeled_size": m.get("labeled_size"), "level": m.get("level"),
-                         "metric": m["metric"], "value": np.nan if m["value"] is None else float(m["value"])})
+            owner.append(len(bases))
+            metric_rows.append({"labeled_size": m.get("labeled_size"), "level": m.get("level"), "metric": m["metric"],
+                                "value": np.nan if m["value"] is None else float(m["value"])})
+        bases.append({"job_id": rec["job_id"], "stage": rec["stage"],
+                      "grid": grid if grid is not None else rec.get("grid"), **axes,
+                      "protocol_fingerprint": protocol_fingerprint(protocol), "code_version": rec.get("code_version"),
+                      "wall_time_s": rec.get("wall_time_s"), "finished_at": rec.get("finished_at"),
+                      "depends_on": "|".join(rec.get("depends_on") or []) or None,
+                      "protocol_json": canonical_json(protocol), **flat})
     extra_axes = sorted(axis_names - set(AXES))
-    protocol_cols = sorted({k for r in rows for k in r if k.startswith(PROTOCOL_PREFIX)})
+    protocol_cols = sorted({k for b in bases for k in b if k.startswith(PROTOCOL_PREFIX)})
     columns = ["job_id", "stage", "grid", *AXES, *extra_axes, *METRIC_COLUMNS, *RUN_COLUMNS, *protocol_cols]
-    df = pd.DataFrame(rows, columns=columns)
+    # each column is typed over the records (a record's values are the same on each of its rows), then repeated
+    per_record = _typed(pd.DataFrame(bases, columns=[c for c in columns if c not in METRIC_COLUMNS]))
+    df = pd.concat([per_record.take(owner).reset_index(drop=True),
+                    _typed(pd.DataFrame(metric_rows, columns=list(METRIC_COLUMNS)))], axis=1)[columns]
+    # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one
+    # block (the column-by-column normalising leaves a fragmented frame)
+    return df.sort_values("job_id", kind="stable").reset_index(drop=True).copy()
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each column of the tidy table given its one type (`_normalise`; `value` float, ids and names
+    object)."""
     for col in df.columns:
         if col == "value":
             df[col] = df[col].astype("float64")
@@ -126,9 +140,7 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
         else:
             df[col] = _normalise(df[col], integer=col in INTEGER_COLUMNS or (
                 col.endswith("_size") and not col.startswith(PROTOCOL_PREFIX)))
-    # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one
-    # block (the column-by-column normalising above leaves a fragmented frame)
-    return df.sort_values("job_id", kind="stable").reset_index(drop=True).copy()
+    return df
 
 
 def axis_columns(table: pd.DataFrame) -> list[str]:
@@ -293,13 +305,11 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
 def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
     """Read `<workdir>/results/` into a `Collection`; with a plan, only its jobs, and what is still missing."""
     skipped: list[SkippedFile] = []
-    records = read_results(workdir, skipped=skipped)
     if plan is None:
-        return Collection(records_to_table(records), skipped)
+        return Collection(records_to_table(read_results(workdir, skipped=skipped)), skipped)
     planned = _planned_frame(plan)
     ids = set(planned["job_id"]) if not planned.empty else set()
-    records = [r for r in records if r["job_id"] in ids]
-    skipped = [s for s in skipped if s.path.stem in ids]  # a file is named by its job: another grid's is not ours
+    records = read_results(workdir, ids, skipped=skipped)  # a file is named by its job: another grid's is not read
     done = {r["job_id"] for r in records}
     table = records_to_table(records, grid=plan.name)
     if planned.empty:

@@ -35,9 +35,10 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterable, Mapping  # typing's Mapping: isinstance several times slower
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries, write_json
 from study.errors import StudyError
