@@ -123,10 +123,14 @@ def _owner_text(owner: dict[str, str | None]) -> str:
     return f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
 
 
+# a figure's plotted data: every point of every line (a training curve's thousands of rows per job), for a program
+DATA_FORMATS = ("csv",)
+
+
 def _figure_files(out: Path, name: str) -> list[Path]:
-    """The files a build writes for figure `name`: its PNG and PDF, its paper table and its plotted data."""
+    """The files a build writes for figure `name`: its PNG and PDF, its paper table and its plotted data (CSV)."""
     return [out / f"{name}.png", out / f"{name}.pdf", *table_paths(out, name).values(),
-            *table_paths(out, f"{name}_data").values()]
+            *table_paths(out, f"{name}_data", DATA_FORMATS).values()]
 
 
 def _report_names() -> set[str]:
@@ -278,7 +282,7 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
         plt.close(fig)
     paper = with_integer_counts(module.paper_table(data))
     paths = write_tables(paper, out, module.NAME, caption=section.caption)
-    write_tables(data, out, f"{module.NAME}_data", caption=f"plotted data of {module.NAME}")
+    write_tables(data, out, f"{module.NAME}_data", formats=DATA_FORMATS)
     section.files = {"png": f"{module.NAME}.png", "pdf": f"{module.NAME}.pdf",
                      **{fmt: p.name for fmt, p in paths.items()}, "plotted data": f"{module.NAME}_data.csv"}
     section.table = paper

@@ -93,16 +93,22 @@ def with_integer_counts(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table_paths(out: str | Path, name: str) -> dict[str, Path]:
-    """The files `write_tables` writes for `name`, by format."""
-    return {fmt: Path(out) / f"{name}.{fmt}" for fmt in ("csv", "md", "tex")}
+TABLE_FORMATS = ("csv", "md", "tex")
 
 
-def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "") -> dict[str, Path]:
-    """Write `<name>.csv`, `<name>.md` and `<name>.tex` under `out`; returns their paths by format."""
+def table_paths(out: str | Path, name: str, formats: tuple[str, ...] = TABLE_FORMATS) -> dict[str, Path]:
+    """The files `write_tables` writes for `name` in `formats`, by format."""
+    return {fmt: Path(out) / f"{name}.{fmt}" for fmt in formats}
+
+
+def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "",
+                 formats: tuple[str, ...] = TABLE_FORMATS) -> dict[str, Path]:
+    """Write `<name>.csv`, `<name>.md` and `<name>.tex` (those of `formats`) under `out`; returns their paths by
+    format."""
     df = with_integer_counts(df)
-    paths = table_paths(out, name)
-    write_text(paths["csv"], df.to_csv(index=False, float_format="%.17g"))
-    write_text(paths["md"], to_markdown(df))
-    write_text(paths["tex"], to_latex(df, caption))
+    paths = table_paths(out, name, formats)
+    text = {"csv": lambda: df.to_csv(index=False, float_format="%.17g"), "md": lambda: to_markdown(df),
+            "tex": lambda: to_latex(df, caption)}
+    for fmt, path in paths.items():
+        write_text(path, text[fmt]())
     return paths

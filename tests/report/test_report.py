@@ -40,6 +40,8 @@ def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
         for ext in ("png", "pdf", "csv", "md", "tex"):
             assert (out / f"{name}.{ext}").stat().st_size > 0, (name, ext)
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"{name}_data.csv").stat().st_size > 0  # the plotted data: CSV only (a curve's every point)
+    assert not list(out.glob("*_data.md")) and not list(out.glob("*_data.tex"))
     table = pd.read_parquet(out / "results.parquet")
     assert set(table["job_id"]) == {j.id for j in plan.jobs}
     matrix = pd.read_csv(out / "domain_matrix.csv")
@@ -502,9 +504,9 @@ def test_a_report_folder_of_before_the_listing_loses_its_stale_figures_only(tmp_
 def test_a_figure_that_fails_while_writing_its_tables_leaves_none_of_its_files(tmp_path, monkeypatch):
     from study.report import build
 
-    def csv_then_fail(df, out, name, caption=""):
+    def csv_then_fail(df, out, name, caption="", **formats):
         if name != "quality":
-            return write_tables(df, out, name, caption)
+            return write_tables(df, out, name, caption, **formats)
         (out / f"{name}.csv").write_text("half\n")
         raise OSError("disk full")
 
