@@ -316,19 +316,16 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
-        coll = gather(workdir, plan)
+        coll = gather(workdir, plan, grid=grid if plan is None else None)
     table = coll.table
     name = plan.name if plan is not None else (grid or "results")
     unplanned_note = []
     if plan is None and grid is not None:
-        if not table.empty:
-            others = sorted(set(table.loc[table["grid"] != grid, "grid"].dropna()))
-            table = table[table["grid"] == grid].reset_index(drop=True)
-            if others and not table.empty:
-                unplanned_note.append(
-                    f"without the grid file only results recorded under grid {grid} are drawn; a result records the "
-                    f"grid that ran it first, so jobs {grid} shares with {', '.join(others)} may be missing here: "
-                    f"give the grid's file to report every job of it")
+        if coll.other_grids and not table.empty:
+            unplanned_note.append(
+                f"without the grid file only results recorded under grid {grid} are drawn; a result records the "
+                f"grid that ran it first, so jobs {grid} shares with {', '.join(coll.other_grids)} may be missing "
+                f"here: give the grid's file to report every job of it")
         if table.empty:
             raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
     if plan is None and grid is None and table["grid"].nunique(dropna=False) > 1:

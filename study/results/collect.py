@@ -268,6 +268,7 @@ class Collection:
     planned: pd.DataFrame | None = None  # one row per planned job: job_id, stage, axes, depends_on, has_result
     missing: pd.DataFrame | None = None  # planned jobs without a result: + waits_for
     grid: str | None = None
+    other_grids: list[str] = field(default_factory=list)  # without a plan, of `grid`: the other grids' names found
 
     @property
     def conflicts(self) -> pd.DataFrame:
@@ -302,11 +303,17 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
     return states
 
 
-def gather(workdir: str | os.PathLike, plan: Any = None) -> Collection:
-    """Read `<workdir>/results/` into a `Collection`; with a plan, only its jobs, and what is still missing."""
+def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None) -> Collection:
+    """Read `<workdir>/results/` into a `Collection`; with a plan, only its jobs, and what is still missing; without
+    one, the records of grid `grid` where given (the grid that ran each first), else all."""
     skipped: list[SkippedFile] = []
     if plan is None:
-        return Collection(records_to_table(read_results(workdir, skipped=skipped)), skipped)
+        records = read_results(workdir, skipped=skipped)
+        if grid is None:
+            return Collection(records_to_table(records), skipped)
+        others = sorted({r["grid"] for r in records if r.get("grid") is not None and r["grid"] != grid})
+        return Collection(records_to_table([r for r in records if r.get("grid") == grid]), skipped, grid=grid,
+                          other_grids=others)
     planned = _planned_frame(plan)
     ids = set(planned["job_id"]) if not planned.empty else set()
     records = read_results(workdir, ids, skipped=skipped)  # a file is named by its job: another grid's is not read

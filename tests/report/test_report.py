@@ -151,6 +151,19 @@ def test_a_report_by_grid_name_says_results_shared_with_another_grid_may_be_left
     assert any("shares with g" in w for w in alone.warnings)
 
 
+def test_a_report_by_grid_name_tables_only_that_grids_records(tmp_path):
+    """Another grid's records in the workdir add none of their protocol's columns to this grid's results.parquet
+    (they were tabled, all null here, then filtered out)."""
+    recs = quantity_records()
+    theirs = dict(recs[0], job_id="theirs", grid="other", protocol={**recs[0]["protocol"], "their_own_key": 1})
+    write_all(tmp_path / "w", recs + [theirs])
+    summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    table = pd.read_parquet(tmp_path / "r" / "results.parquet")
+    assert summary.results == len(recs) and "theirs" not in set(table["job_id"])
+    assert not [c for c in table.columns if "their_own_key" in c]
+    assert any("shares with other" in w for w in summary.warnings)
+
+
 def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     write_all(tmp_path / "w", quantity_records())
     monkeypatch.chdir(tmp_path)
