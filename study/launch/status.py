@@ -154,15 +154,19 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     _stopped(states, out)
     by_cause = _cancelled_by_dependency(plan, states)
     grouped = {st.job_id for group in by_cause.values() for st in group}
-    for st in states.values():
-        if st.state not in ("failed", "cancelled") or st.job_id in grouped:
-            continue
+    ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
+    for st in ended[:ENDED_SHOWN]:
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"
                   + (f"\n  log: {st.log}" if st.log else "") + "\n")
         if st.state == "failed":
             for line in last_lines(st.log, lines):
                 out.write(f"  | {line}\n")
+    more: dict[tuple[str, str], list[str]] = {}
+    for st in ended[ENDED_SHOWN:]:
+        more.setdefault((st.state, st.detail or "no detail"), []).append(st.job_id)
+    for (state, detail), ids in more.items():
+        out.write(f"\n{len(ids)} more {state} job(s) ({detail}): {_some(ids)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {states[cause].state}: "
@@ -192,6 +196,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
+ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one with its log tail); the rest by detail
 
 
 def _running(states: dict[str, JobState], out: TextIO) -> None:

@@ -533,3 +533,28 @@ def test_stopping_a_command_that_has_just_ended_is_no_error():
     ended.wait()  # reaped: its pid names no process
     gone, elsewhere = LocalCommand(ended.pid, socket.gethostname()), LocalCommand(1, "another-host.invalid")
     assert stop_commands([gone, elsewhere]) == ([], [elsewhere])
+
+
+def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_detail(env):
+    """At a study's scale (a hundred failures of one cause) the status names each cause once with its jobs, after the
+    first ENDED_SHOWN jobs in full, rather than a log tail per job."""
+    from study.launch.status import ENDED_SHOWN
+
+    wd = env / "wd"
+    jobs = [Job(id=f"f{i:02d}", stage="pretrain", config={"axes": {}}) for i in range(ENDED_SHOWN + 12)]
+    events = [{"event": "local", "job": j.id, "stage": "pretrain", "state": "failed", "log": None,
+               "error": "CUDA out of memory" if i % 3 else "exit code 1"} for i, j in enumerate(jobs[:-2])]
+    events += [{"event": "local", "job": j.id, "stage": "pretrain", "state": "cancelled", "log": None,
+                "error": "stopped"} for j in jobs[-2:]]
+    Ledger(wd, "g").append(events)
+    out = io.StringIO()
+    print_status(_plan(*jobs), wd, out)
+    text = out.getvalue()
+    shown = [j.id for j in jobs if f"failed pretrain {j.id} (" in text]
+    assert shown == [j.id for j in jobs[:ENDED_SHOWN]], text
+    rest = jobs[ENDED_SHOWN:-2]
+    oom = [j.id for i, j in enumerate(jobs) if j in rest and i % 3]
+    exit1 = [j.id for i, j in enumerate(jobs) if j in rest and not i % 3]
+    assert f"\n{len(oom)} more failed job(s) (CUDA out of memory): {_some(oom)}\n" in text, text
+    assert f"\n{len(exit1)} more failed job(s) (exit code 1): {_some(exit1)}\n" in text, text
+    assert f"\n2 more cancelled job(s) (stopped): {jobs[-2].id}, {jobs[-1].id}\n" in text, text
