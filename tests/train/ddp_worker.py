@@ -4,6 +4,8 @@
     python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
     python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
     python ddp_worker.py any                                       -> any_rank of flags rank 1 alone raises
+    python ddp_worker.py vote                                      -> FlagVote over three steps
+    python ddp_worker.py signal CONFIG_JSON RUN_DIR STEP           -> pretrain, rank 1 alone signalled at STEP
     python ddp_worker.py buffers CONFIG_JSON                       -> the method's state after steps on other batches
 """
 from __future__ import annotations
@@ -68,6 +70,52 @@ def check_any_rank() -> None:
     print(json.dumps({"rank": world.rank, "flags": flags}))
 
 
+def check_vote() -> None:
+    """FlagVote: nothing cast reads all false; a flag rank 1 alone casts is read by every rank at the next step."""
+    from study.train import distributed
+
+    world = distributed.setup("cpu")
+    vote = distributed.FlagVote(2, torch.device("cpu"))
+    seen = [vote.result()]
+    vote.cast([world.rank == 1, False])
+    seen.append(vote.result())
+    vote.cast([False, False])
+    seen.append(vote.result())
+    distributed.cleanup(world)
+    print(json.dumps({"rank": world.rank, "seen": seen}))
+
+
+def pretrain_signalled(config_json: str, run_dir: str, at_step: int) -> None:
+    """pretrain_rank, rank 1 alone sent SIGTERM during step `at_step` (as Slurm signals one task first): the steps
+    at which each rank took part in a save (each calls _refuse_nonfinite_weights before it), and the metrics."""
+    import signal
+
+    from study.train import PretrainConfig, loop, pretrain
+    from study.train.methods import METHODS
+
+    cfg = PretrainConfig.from_dict(json.loads(config_json))
+    saves: list[int] = []
+    check = loop._refuse_nonfinite_weights
+
+    def record(method, step, *args):
+        saves.append(step)
+        return check(method, step, *args)
+
+    loop._refuse_nonfinite_weights = record
+    cls = METHODS.get(cfg.method)
+    after_step = cls.after_step
+
+    def signalled(self, step, total):
+        after_step(self, step, total)
+        if step == at_step and torch.distributed.get_rank() == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    cls.after_step = signalled
+    out = pretrain(cfg, run_dir)
+    print(json.dumps({"rank": int(os.environ["RANK"]), "saves": saves,
+                      "metrics": out["metrics"]}, default=str))
+
+
 def check_buffers(config_json: str) -> None:
     """Five steps of the config's method (in distributed.data_parallel) on each rank's own random batches: whether
     DDP broadcasts buffers before a forward, and the state entries (parameters and buffers) that differ by rank."""
@@ -109,6 +157,10 @@ if __name__ == "__main__":
         check_gathers()
     elif sys.argv[1] == "any":
         check_any_rank()
+    elif sys.argv[1] == "vote":
+        check_vote()
+    elif sys.argv[1] == "signal":
+        pretrain_signalled(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "buffers":
         check_buffers(sys.argv[2])
     else:
