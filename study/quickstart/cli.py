@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "runs/quickstart, or runs/quickstart-SCALE)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/quickstart, "
                    "or reports/quickstart-SCALE)")
-    p.add_argument("--fashion-mnist", default=None, help="a folder holding the four Fashion-MNIST IDX files (.gz or uncompressed)")
+    p.add_argument("--fashion-mnist", default=None,
+                   help="a folder holding the four Fashion-MNIST IDX files (.gz or uncompressed)")
     p.add_argument("--workers", type=count_arg, default=None, metavar="N", help="local worker processes (default: one "
                    "per core, or per GPU)")
     p.add_argument("--prepare-only", action="store_true", help="stop after the plan: data and manifests only")
