@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -122,29 +121,6 @@ def any_rank(flags: list[bool], device: torch.device) -> list[bool]:
     t = torch.tensor([float(f) for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]
-
-
-class FlagVote:
-    """Flags agreed across ranks one step late, so that agreeing never waits for the device: `cast(flags)` starts
-    the all-reduce (max) of this step's flags, `result()` at the next step gives them, agreed. A result read back at
-    once (any_rank) makes the host wait for the GPU to end the step before it can queue the next one: every step,
-    a gap on each GPU. Every rank casts and reads at the same steps; `result()` with nothing cast gives all false."""
-
-    def __init__(self, n: int, device: torch.device):
-        self.n, self.device = n, device
-        self._pending: tuple[torch.Tensor, Any] | None = None
-
-    def cast(self, flags: list[bool]) -> None:
-        assert self._pending is None and len(flags) == self.n, "result() reads each cast once"
-        t = torch.tensor([float(f) for f in flags], device=self.device)
-        self._pending = (t, dist.all_reduce(t, op=dist.ReduceOp.MAX, async_op=True))
-
-    def result(self) -> list[bool]:
-        if self._pending is None:
-            return [False] * self.n
-        (t, work), self._pending = self._pending, None
-        work.wait()
-        return [bool(v) for v in t.tolist()]
 
 
 def cleanup(world: World) -> None:

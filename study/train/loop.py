@@ -341,7 +341,6 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         loader = make_loader(dataset, sampler, workers, pin_memory=device.type == "cuda", seed=cfg.seed)
         flag = SignalFlag().install()
-        vote = distributed.FlagVote(2, device)  # several ranks: (time-based save due, signalled), one step late
         last_save, pending = time.time(), []  # (step, loss, correct, seen) not yet recorded nor checked for NaN
         window = max(1, min(cfg.log_every_steps, total))
         batches = None
@@ -359,13 +358,12 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                 pending.append((step, loss.detach(), stats.get("correct"), stats.get("seen")))
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
-                if world.size > 1:  # every rank must agree, or the save's barrier would hang: on what any rank
-                    due_time, signalled = vote.result()  # found at the end of the step before (cast below)
+                due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
+                signalled = bool(flag.pending)  # read once: a signal landing later is seen at the next step
+                if world.size > 1:  # every rank must agree, or the save's barrier would hang
+                    due_time, signalled = distributed.any_rank([bool(due_time), signalled], device)
                     if signalled and not flag.pending:
                         flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
-                else:
-                    due_time = _save_due(cfg, last_save)
-                    signalled = bool(flag.pending)  # read once: a signal landing later is seen at the next step
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or signalled or stop_now or step == total)
                 if must_save or device.type == "cpu" or step % window == 0:
@@ -386,8 +384,6 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                         flag.forward()
                     if stop_now and step < total:
                         raise StopRequested(step)
-                if world.size > 1 and step < total:  # after the save: a signal it answered is not cast again
-                    vote.cast([_save_due(cfg, last_save), bool(flag.pending)])
         finally:
             flag.restore()
             close_batches(batches)
@@ -479,11 +475,6 @@ def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int,
             acc_window.append((correct, seen))
     del recent[:-LOSS_STEPS]
     del acc_window[:-acc_steps]
-
-
-def _save_due(cfg, last_save: float) -> bool:
-    """Whether a time-based checkpoint is due (`checkpoint_every_minutes` since the last save)."""
-    return bool(cfg.checkpoint_every_minutes) and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
 
 
 def _kept(ckpt_path: Path) -> str:

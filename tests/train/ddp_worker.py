@@ -4,7 +4,6 @@
     python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
     python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
     python ddp_worker.py any                                       -> any_rank of flags rank 1 alone raises
-    python ddp_worker.py vote                                      -> FlagVote over three steps
     python ddp_worker.py signal CONFIG_JSON RUN_DIR STEP           -> pretrain, rank 1 alone signalled at STEP
     python ddp_worker.py buffers CONFIG_JSON                       -> the method's state after steps on other batches
 """
@@ -68,21 +67,6 @@ def check_any_rank() -> None:
     flags = distributed.any_rank([world.rank == 1, False, True], torch.device("cpu"))
     distributed.cleanup(world)
     print(json.dumps({"rank": world.rank, "flags": flags}))
-
-
-def check_vote() -> None:
-    """FlagVote: nothing cast reads all false; a flag rank 1 alone casts is read by every rank at the next step."""
-    from study.train import distributed
-
-    world = distributed.setup("cpu")
-    vote = distributed.FlagVote(2, torch.device("cpu"))
-    seen = [vote.result()]
-    vote.cast([world.rank == 1, False])
-    seen.append(vote.result())
-    vote.cast([False, False])
-    seen.append(vote.result())
-    distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "seen": seen}))
 
 
 def pretrain_signalled(config_json: str, run_dir: str, at_step: int) -> None:
@@ -157,8 +141,6 @@ if __name__ == "__main__":
         check_gathers()
     elif sys.argv[1] == "any":
         check_any_rank()
-    elif sys.argv[1] == "vote":
-        check_vote()
     elif sys.argv[1] == "signal":
         pretrain_signalled(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == "buffers":
