@@ -54,6 +54,9 @@ from study.version import code_version, library_versions
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
 UNKNOWN_VERSION = "unknown (a checkpoint that did not record it)"  # the earlier sessions' code version, where so
+# the signal Slurm sends ahead of a time limit (submitit's --signal): its handler on rank 0 requeues the job, so a
+# rank that sees it makes every rank forward it, not a SIGTERM (dropped after the checkpoint)
+REQUEUE_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
 class StopRequested(Exception):
@@ -359,10 +362,14 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
-                signalled = bool(flag.pending)  # read once: a signal landing later is seen at the next step
+                seen = list(flag.pending)  # read once: a signal landing later is seen at the next step
+                signalled = bool(seen)
                 if world.size > 1:  # every rank must agree, or the save's barrier would hang
-                    due_time, signalled = distributed.any_rank([bool(due_time), signalled], device)
-                    if signalled and not flag.pending:
+                    due_time, signalled, requeue = distributed.any_rank(
+                        [bool(due_time), signalled, REQUEUE_SIGNAL in seen], device)
+                    if requeue and REQUEUE_SIGNAL not in flag.pending:
+                        flag.pending.append(REQUEUE_SIGNAL)  # submitit requeues from rank 0's handler: every rank's
+                    elif signalled and not flag.pending:
                         flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or signalled or stop_now or step == total)

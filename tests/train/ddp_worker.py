@@ -4,7 +4,7 @@
     python ddp_worker.py pretrain CONFIG_JSON RUN_DIR [STOP_AT]   -> prints the run's metrics and protocol as JSON
     python ddp_worker.py gather                                    -> checks gather_with_grad / gather_no_grad
     python ddp_worker.py any                                       -> any_rank of flags rank 1 alone raises
-    python ddp_worker.py signal CONFIG_JSON RUN_DIR STEP           -> pretrain, rank 1 alone signalled at STEP
+    python ddp_worker.py signal CONFIG_JSON RUN_DIR STEP SIGNAL    -> pretrain, rank 1 alone signalled at STEP
     python ddp_worker.py buffers CONFIG_JSON                       -> the method's state after steps on other batches
 """
 from __future__ import annotations
@@ -69,9 +69,10 @@ def check_any_rank() -> None:
     print(json.dumps({"rank": world.rank, "flags": flags}))
 
 
-def pretrain_signalled(config_json: str, run_dir: str, at_step: int) -> None:
-    """pretrain_rank, rank 1 alone sent SIGTERM during step `at_step` (as Slurm signals one task first): the steps
-    at which each rank took part in a save (each calls _refuse_nonfinite_weights before it), and the metrics."""
+def pretrain_signalled(config_json: str, run_dir: str, at_step: int, name: str) -> None:
+    """pretrain_rank, rank 1 alone sent signal `name` during step `at_step` (a task signalled alone): the steps at
+    which each rank took part in a save (each calls _refuse_nonfinite_weights before it), the metrics, and the calls
+    of a SIGUSR2 handler installed before the run (submitit's place: it requeues the job from rank 0)."""
     import signal
 
     from study.train import PretrainConfig, loop, pretrain
@@ -86,17 +87,19 @@ def pretrain_signalled(config_json: str, run_dir: str, at_step: int) -> None:
         return check(method, step, *args)
 
     loop._refuse_nonfinite_weights = record
+    requeued: list[int] = []
+    signal.signal(signal.SIGUSR2, lambda signum, frame: requeued.append(signum))
     cls = METHODS.get(cfg.method)
     after_step = cls.after_step
 
     def signalled(self, step, total):
         after_step(self, step, total)
         if step == at_step and torch.distributed.get_rank() == 1:
-            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(getattr(signal, name))
 
     cls.after_step = signalled
     out = pretrain(cfg, run_dir)
-    print(json.dumps({"rank": int(os.environ["RANK"]), "saves": saves,
+    print(json.dumps({"rank": int(os.environ["RANK"]), "saves": saves, "requeue_handler_calls": len(requeued),
                       "metrics": out["metrics"]}, default=str))
 
 
@@ -142,7 +145,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "any":
         check_any_rank()
     elif sys.argv[1] == "signal":
-        pretrain_signalled(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        pretrain_signalled(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif sys.argv[1] == "buffers":
         check_buffers(sys.argv[2])
     else:
