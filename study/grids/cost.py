@@ -22,6 +22,7 @@ Besides time, the frozen-feature evaluations' disk (`feature_cache_gb`) and each
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from study.configfields import is_num
@@ -264,5 +265,24 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         "job_hours": round(sum(st["job_hours"] for st in stages.values()), 2),
         "per_stage": stages,
         "feature_cache_gb": round(feature_cache_gb(jobs, grid, cost, notes), 1),
-        "notes": sorted(notes),
+        "notes": folded(notes),
     }
+
+
+def folded(notes: set[str]) -> list[str]:
+    """`notes` sorted, those alike but for the dataset they name (as `'<key>'` and `datasets.<key>.`) folded into one
+    naming each (a grid of four datasets without counts said each thing four times)."""
+    out: list[str] = []
+    alike: dict[str, list[tuple[str, str]]] = {}  # a note with its dataset key as "{keys}": (key, note) of each
+    for note in notes:
+        named = re.search(r"'([^']+)'", note)
+        key = named.group(1) if named and f"datasets.{named.group(1)}." in note else None
+        if key is None:
+            out.append(note)
+            continue
+        shape = note.replace(f"'{key}'", "{keys}", 1).replace(f"datasets.{key}.", "datasets.<key>.")
+        alike.setdefault(shape, []).append((key, note))
+    for shape, found in alike.items():
+        keys = ", ".join(f"'{k}'" for k, _ in sorted(found))
+        out.append(found[0][1] if len(found) == 1 else shape.replace("{keys}", keys))
+    return sorted(out)

@@ -1101,6 +1101,13 @@ def test_counts_a_dataset_does_not_give_are_noted(write_grid):
     alpha, beta = (j for j in plan.jobs if j.stage == "evaluate")
     assert cost_mod._eval_rows(beta, plan.grid, Profile().cost, set()) == ([1000, 7000], 700)
     assert cost_mod._eval_rows(alpha, plan.grid, Profile().cost, set()) == ([1000, 50_000], 50_000)
+    g.write_text(g.read_text().replace("train_images: 7000, test_images: 700, ", ""))
+    notes = [n for n in plan_grid(g, Profile()).estimate["notes"] if "default_test_images" in n]
+    assert notes == [  # one note per thing said, naming each dataset it holds for
+        "evaluations on 'alpha', 'beta' at labeled size `all` without datasets.<key>.train_images: counted as "
+        "default_test_images (50,000) images; give train_images for their estimate",
+        "evaluations on 'alpha', 'beta' without datasets.<key>.test_images: their test sets counted as "
+        "default_test_images (50,000); give test_images for their estimate"]
 
 
 def test_the_knn_block_the_memory_estimate_counts_is_knns():
