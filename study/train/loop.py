@@ -368,7 +368,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     due_time, signalled, requeue = distributed.any_rank(
                         [bool(due_time), signalled, REQUEUE_SIGNAL in seen], device)
                     if requeue and REQUEUE_SIGNAL not in flag.pending:
-                        flag.pending.append(REQUEUE_SIGNAL)  # submitit requeues from rank 0's handler: every rank's
+                        flag.pending.append(REQUEUE_SIGNAL)  # rank 0's handler (submitit's) requeues: all forward
                     elif signalled and not flag.pending:
                         flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
                 stop_now = stop_at is not None and step >= stop_at
