@@ -25,7 +25,7 @@ def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
     except StopRequested as e:
         out = {"stopped_at": e.step}
     out["process_group_left"] = torch.distributed.is_initialized()  # the group pretrain() made is gone
-    print(json.dumps(out, default=str))
+    print(json.dumps(out, default=str), flush=True)
 
 
 def check_gathers() -> None:
@@ -56,7 +56,7 @@ def check_gathers() -> None:
     keys = torch.full((2, 3), float(world.rank + 1))
     assert distributed.gather_no_grad(keys)[:, 0].tolist() == [float(r + 1) for r in range(w) for _ in range(2)]
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "ok": True}))
+    print(json.dumps({"rank": world.rank, "ok": True}), flush=True)
 
 
 def check_any_rank() -> None:
@@ -66,7 +66,7 @@ def check_any_rank() -> None:
     world = distributed.setup("cpu")
     flags = distributed.any_rank([world.rank == 1, False, True], torch.device("cpu"))
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "flags": flags}))
+    print(json.dumps({"rank": world.rank, "flags": flags}), flush=True)
 
 
 def pretrain_signalled(config_json: str, run_dir: str, at_step: int, name: str) -> None:
@@ -100,7 +100,7 @@ def pretrain_signalled(config_json: str, run_dir: str, at_step: int, name: str) 
     cls.after_step = signalled
     out = pretrain(cfg, run_dir)
     print(json.dumps({"rank": int(os.environ["RANK"]), "saves": saves, "requeue_handler_calls": len(requeued),
-                      "metrics": out["metrics"]}, default=str))
+                      "metrics": out["metrics"]}, default=str), flush=True)
 
 
 def check_buffers(config_json: str) -> None:
@@ -133,9 +133,12 @@ def check_buffers(config_json: str) -> None:
     differ = sorted(k for k in digest if len({d[k] for d in every}) > 1)
     syncs = model.will_sync_module_buffers()
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "syncs_buffers": syncs, "differ": differ, "keys": sorted(digest)}))
+    print(json.dumps({"rank": world.rank, "syncs_buffers": syncs, "differ": differ, "keys": sorted(digest)}),
+          flush=True)
 
 
+# every rank prints its one JSON line with flush=True: written before the interpreter's exit, which on gloo can end
+# in an abort of torch's own teardown (see test_distributed.run_ranks)
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "pretrain":

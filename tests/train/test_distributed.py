@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,12 +50,21 @@ def start_ranks(*args: str, timeout: float = 240) -> list[tuple[int, str, str]]:
     return done
 
 
+# a rare abort of torch's gloo teardown at interpreter exit (seen once in CI, after a rank's work; pytorch#179291
+# describes gloo threads still holding work at finalization): not the code under test when the rank reported
+GLOO_EXIT_ABORT = "terminate called without an active exception"
+
+
 def run_ranks(*args: str) -> list[dict]:
-    """start_ranks, every rank exiting 0; the last stdout line of each, as JSON."""
+    """start_ranks, every rank exiting 0 (or aborting in gloo's teardown after it printed its report); the last
+    stdout line of each, as JSON."""
     outs = []
     for rank, (code, out, err) in enumerate(start_ranks(*args)):
-        assert code == 0, f"rank {rank} exited {code}:\n{err[-3000:]}"
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+        lines = out.strip().splitlines()
+        reported = bool(lines) and lines[-1].startswith("{")
+        aborted_after = code == -signal.SIGABRT and reported and err.rstrip().endswith(GLOO_EXIT_ABORT)
+        assert code == 0 or aborted_after, f"rank {rank} exited {code}:\n{err[-3000:]}"
+        outs.append(json.loads(lines[-1]))
     return outs
 
 
