@@ -232,24 +232,22 @@ class FeatureCache:
         """Remove, once idle, the chunks of each extraction the cached file of `have` rows (-1: `all.pt`) serves: its
         own, and those of a smaller size (`labeled<k>.partial`, k <= have) whose writer was killed while another
         wrote this file; no run reads them again, since this file is found first."""
-        partials = [folder / "all.partial"] if have < 0 else folder.glob("labeled*.partial")
+        partials = ([folder / "all.partial"] if have < 0 else
+                    [p for p, k in FeatureCache._labeled_files(folder, ".partial") if k <= have])
         for p in partials:
-            size = p.stem[len("labeled"):]
-            if have < 0 or (size.isdigit() and int(size) <= have):
-                PartialExtraction(p.with_suffix(".pt"), FORMAT).remove_if_idle(STALE_TMP_S)
+            PartialExtraction(p.with_suffix(".pt"), FORMAT).remove_if_idle(STALE_TMP_S)
+
+    @staticmethod
+    def _labeled_files(folder: Path, suffix: str) -> list[tuple[Path, int]]:
+        """(path, k) of each `labeled<k><suffix>` in `folder` (a cached file, or an extraction's chunk folder)."""
+        named = ((p, p.name[len("labeled"):-len(suffix)]) for p in folder.glob(f"labeled*{suffix}"))
+        return [(p, int(k)) for p, k in named if k.isascii() and k.isdigit()]
 
     @staticmethod
     def _candidates(folder: Path, n: int | None) -> list[tuple[Path, int]]:
         if n is None:
             return [(folder / "all.pt", -1)] if (folder / "all.pt").is_file() else []
-        found = []
-        for p in folder.glob("labeled*.pt"):
-            try:
-                have = int(p.stem[len("labeled"):])
-            except ValueError:
-                continue
-            if have >= n:
-                found.append((p, have))
+        found = [(p, have) for p, have in FeatureCache._labeled_files(folder, ".pt") if have >= n]
         return sorted(found, key=lambda t: t[1])  # the smallest file that covers n
 
     @staticmethod
