@@ -24,14 +24,12 @@ import time
 import warnings
 from pathlib import Path
 
+from plan_bench import DATASETS  # benchmarks/: the folder of the script run
+
 SEEDS = 10
 GRID = """\
 name: bench
-datasets:
-  imagenet: {train: imagenet_train, test: imagenet_val}
-  inat21: {train: inat21_train, test: inat21_val}
-  places365: {train: places365_train, test: places365_val}
-  glc20: {train: glc20_train, test: glc20_test}
+""" + DATASETS + """\
 defaults:
   pretrain: {backbone: resnet50, epochs: 1000, batch_size: 4096}
   evaluate: {}

@@ -16,6 +16,12 @@ import sys
 import torch
 
 
+def report(out: dict) -> None:
+    """This rank's one JSON line, flushed: on stdout before the interpreter's exit, which on gloo can end in an abort
+    of torch's own teardown (see test_distributed.run_ranks)."""
+    print(json.dumps(out, default=str), flush=True)
+
+
 def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
     from study.train import PretrainConfig, StopRequested, pretrain
 
@@ -25,7 +31,7 @@ def pretrain_rank(config_json: str, run_dir: str, stop_at: int | None) -> None:
     except StopRequested as e:
         out = {"stopped_at": e.step}
     out["process_group_left"] = torch.distributed.is_initialized()  # the group pretrain() made is gone
-    print(json.dumps(out, default=str), flush=True)
+    report(out)
 
 
 def check_gathers() -> None:
@@ -56,7 +62,7 @@ def check_gathers() -> None:
     keys = torch.full((2, 3), float(world.rank + 1))
     assert distributed.gather_no_grad(keys)[:, 0].tolist() == [float(r + 1) for r in range(w) for _ in range(2)]
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "ok": True}), flush=True)
+    report({"rank": world.rank, "ok": True})
 
 
 def check_any_rank() -> None:
@@ -66,7 +72,7 @@ def check_any_rank() -> None:
     world = distributed.setup("cpu")
     flags = distributed.any_rank([world.rank == 1, False, True], torch.device("cpu"))
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "flags": flags}), flush=True)
+    report({"rank": world.rank, "flags": flags})
 
 
 def pretrain_signalled(config_json: str, run_dir: str, at_step: int, name: str) -> None:
@@ -99,8 +105,8 @@ def pretrain_signalled(config_json: str, run_dir: str, at_step: int, name: str) 
 
     cls.after_step = signalled
     out = pretrain(cfg, run_dir)
-    print(json.dumps({"rank": int(os.environ["RANK"]), "saves": saves, "requeue_handler_calls": len(requeued),
-                      "metrics": out["metrics"]}, default=str), flush=True)
+    report({"rank": int(os.environ["RANK"]), "saves": saves, "requeue_handler_calls": len(requeued),
+            "metrics": out["metrics"]})
 
 
 def check_buffers(config_json: str) -> None:
@@ -133,12 +139,9 @@ def check_buffers(config_json: str) -> None:
     differ = sorted(k for k in digest if len({d[k] for d in every}) > 1)
     syncs = model.will_sync_module_buffers()
     distributed.cleanup(world)
-    print(json.dumps({"rank": world.rank, "syncs_buffers": syncs, "differ": differ, "keys": sorted(digest)}),
-          flush=True)
+    report({"rank": world.rank, "syncs_buffers": syncs, "differ": differ, "keys": sorted(digest)})
 
 
-# every rank prints its one JSON line with flush=True: written before the interpreter's exit, which on gloo can end
-# in an abort of torch's own teardown (see test_distributed.run_ranks)
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[1] == "pretrain":
