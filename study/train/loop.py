@@ -214,15 +214,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     rows = training_rows(cfg, manifest)
     n = len(rows)
 
-    # ---- model, identical on every rank (seeded), optionally from a saved encoder
-    random_seed_all(cfg.seed)
-    encoder = build_backbone(cfg.backbone, cfg.width)
-    if cfg.init_encoder:
-        init = load_encoder(cfg.init_encoder)
-        if init.spec != encoder.spec:
-            raise StudyError(f"pretrain.init_encoder: {cfg.init_encoder} holds {init.spec}, the run asks for {encoder.spec}")
-        encoder.load_state_dict(init.state_dict())
-    method = METHODS.get(cfg.method, "pretrain.method")(cfg, encoder, manifest.num_classes)
+    method = _build_method(cfg, manifest.num_classes)
     aug_cfg = cfg.augment_config() if method.trains else None
 
     global_batch = cfg.batch_size
@@ -263,39 +255,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     optimizer = build_optimizer(method, cfg.optim, lr=0.0)
 
     # ---- resume
-    step, wall_before, recent, acc_window, resumed_from = 0, 0.0, [], [], []
-    train_before = 0.0  # time spent in earlier sessions' training loops
-    threads = [torch.get_num_threads()]  # each session's torch threads: on a CPU, float sums depend on them
-    versions = [code_version()]  # each session's code version
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        check_fingerprint(_comparable(ck["fingerprint"]), _comparable(fingerprint), ckpt_path,
-                          {"config": PretrainConfig.default_fingerprint()})
-        method.load_state_dict(ck["method"])
-        optimizer.load_state_dict(ck["optimizer"])
-        set_rng_state(ck["rng"])
-        step, wall_before = int(ck["step"]), float(ck["wall_time_s"])
-        train_before = float(ck["train_time_s"])
-        recent, acc_window = list(ck["recent_losses"]), [tuple(x) for x in ck["train_acc_window"]]
-        resumed_from = list(ck["resumed_from"])
-        earlier_threads = list(ck.get("cpu_threads", []))  # absent from a checkpoint that does not record it
-        earlier_versions = list(ck.get("code_versions", [UNKNOWN_VERSION]))
-        if step >= total:  # a finished run asked again trains nothing: its record stays the finishing session's
-            threads, versions = earlier_threads or threads, earlier_versions
-        else:
-            resumed_from.append(step)
-            threads, versions = earlier_threads + threads, earlier_versions + versions
-        if world.is_main and step < total:
-            _log(cfg, f"resuming {run_dir} at step {step}/{total}")
-            if versions[-2] != versions[-1]:
-                _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
-                     f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
-                     f"a run without the change (the record lists every session's version)")
-            if device.type == "cpu" and threads[0] != threads[-1]:
-                _log(cfg, f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
-                     f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
-                     f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
-                     f"here)")
+    past = _resume(ckpt_path, fingerprint, method, optimizer, total)
+    step = past.step
+    if world.is_main and past.from_checkpoint and step < total:
+        _log_resume(cfg, run_dir, past, total, device)
 
     curve = TrainingCurve(run_dir)
     if world.is_main and step < total:
@@ -305,10 +268,11 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     if world.size > 1:
         model = distributed.data_parallel(method, device)
 
-    timing = {"train_s": train_before}  # training-loop time up to the latest checkpoint, over all sessions
+    recent, acc_window = past.recent, past.acc_window  # appended to as the run trains
+    timing = {"train_s": past.train_s}  # training-loop time up to the latest checkpoint, over all sessions
 
     def checkpoint_state(at_step: int) -> dict:
-        timing["train_s"] = train_before + (time.time() - t_loop)
+        timing["train_s"] = past.train_s + (time.time() - t_loop)
         return {
             "fingerprint": fingerprint,
             "step": at_step,
@@ -320,13 +284,13 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
             "scheduler": {"peak_lr": peak, "warmup_steps": warmup, "total_steps": total,
                           "lr": lr_at(at_step, peak, warmup, total, cfg.optim.final_lr_fraction)},
             "rng": rng_state(),
-            "wall_time_s": wall_before + (time.time() - t0),
+            "wall_time_s": past.wall_s + (time.time() - t0),
             "train_time_s": timing["train_s"],
             "recent_losses": list(recent),
             "train_acc_window": [list(x) for x in acc_window],
-            "resumed_from": resumed_from,
-            "cpu_threads": threads,
-            "code_versions": versions,
+            "resumed_from": past.resumed_from,
+            "cpu_threads": past.threads,
+            "code_versions": past.versions,
         }
 
     def save(at_step: int) -> None:
@@ -362,15 +326,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
 
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
-                seen = list(flag.pending)  # read once: a signal landing later is seen at the next step
-                signalled = bool(seen)
-                if world.size > 1:  # every rank must agree, or the save's barrier would hang
-                    due_time, signalled, requeue = distributed.any_rank(
-                        [bool(due_time), signalled, REQUEUE_SIGNAL in seen], device)
-                    if requeue and REQUEUE_SIGNAL not in flag.pending:
-                        flag.pending.append(REQUEUE_SIGNAL)  # rank 0's handler (submitit's) requeues: all forward
-                    elif signalled and not flag.pending:
-                        flag.pending.append(signal.SIGTERM)  # another rank was signalled: checkpoint, carry on
+                due_time, signalled = _agree_on_stop(flag, bool(due_time), world, device)
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or signalled or stop_now or step == total)
                 if must_save or device.type == "cpu" or step % window == 0:
@@ -382,7 +338,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                     _log(cfg, f"step {step}/{total} loss {loss_now:.4f} lr {lr_now:.4g} {rate:.1f} img/s"
                          f"{eta(total - step, session_steps, time.time() - t_loop)}")
                     curve.append(step, step / max(spe, 1), loss_now, lr_now, rate, _top1(acc_window[-window:]),
-                                 (train_before + time.time() - t_loop) / 3600)
+                                 (past.train_s + time.time() - t_loop) / 3600)
                 if must_save:
                     _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
                     save(step)
@@ -407,14 +363,108 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         metrics.append(_row("train_top1", _top1(acc_window)))
     protocol = dict(
         base_protocol,
-        wall_time_s=wall_before + (time.time() - t0) if session_steps else wall_before,
-        earlier_sessions_seconds=wall_before,  # of wall_time_s: the sessions before this one (from the checkpoint)
+        wall_time_s=past.wall_s + (time.time() - t0) if session_steps else past.wall_s,
+        earlier_sessions_seconds=past.wall_s,  # of wall_time_s: the sessions before this one (from the checkpoint)
         images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
-        resumed_from_steps=resumed_from,
-        cpu_threads=threads[0] if len(set(threads)) == 1 else threads,  # a list: the sessions' counts differed
-        code_version=versions[0] if len(set(versions)) == 1 else versions,  # a list: each session's, they differed
+        resumed_from_steps=past.resumed_from,
+        cpu_threads=_one_or_each(past.threads),  # a list: the sessions' counts differed
+        code_version=_one_or_each(past.versions),  # a list: each session's, they differed
     )
     return {"metrics": metrics, "protocol": protocol}
+
+
+def _build_method(cfg: PretrainConfig, num_classes: int):
+    """`cfg.method` around a new encoder, the same on every rank (seeded), with `cfg.init_encoder`'s weights where
+    it names one (StudyError where that encoder is another architecture)."""
+    random_seed_all(cfg.seed)
+    encoder = build_backbone(cfg.backbone, cfg.width)
+    if cfg.init_encoder:
+        init = load_encoder(cfg.init_encoder)
+        if init.spec != encoder.spec:
+            raise StudyError(f"pretrain.init_encoder: {cfg.init_encoder} holds {init.spec}, the run asks for "
+                             f"{encoder.spec}")
+        encoder.load_state_dict(init.state_dict())
+    return METHODS.get(cfg.method, "pretrain.method")(cfg, encoder, num_classes)
+
+
+def _agree_on_stop(flag: SignalFlag, due_time: bool, world, device: torch.device) -> tuple[bool, bool]:
+    """(due_time, signalled) for this step, the same on every rank (true on one rank: true on all), or the
+    checkpoint's barrier would hang. Where another rank was signalled, this rank's flag gets the signal to forward
+    after the checkpoint: REQUEUE_SIGNAL where any rank saw it (rank 0's handler, submitit's, requeues the job),
+    else SIGTERM (checkpoint, carry on)."""
+    seen = list(flag.pending)  # read once: a signal landing later is seen at the next step
+    signalled = bool(seen)
+    if world.size == 1:
+        return due_time, signalled
+    due_time, signalled, requeue = distributed.any_rank([due_time, signalled, REQUEUE_SIGNAL in seen], device)
+    if requeue and REQUEUE_SIGNAL not in flag.pending:
+        flag.pending.append(REQUEUE_SIGNAL)
+    elif signalled and not flag.pending:
+        flag.pending.append(signal.SIGTERM)
+    return due_time, signalled
+
+
+@dataclasses.dataclass
+class _Sessions:
+    """A run's sessions as its checkpoint has them, this one appended to the per-session lists where it trains
+    (a fresh run: step 0, nothing before, this session alone)."""
+    from_checkpoint: bool = False  # resumed: a checkpoint was loaded
+    step: int = 0  # steps trained so far
+    wall_s: float = 0.0  # wall time of the earlier sessions
+    train_s: float = 0.0  # training-loop time of the earlier sessions
+    recent: list = dataclasses.field(default_factory=list)  # the latest steps' losses (at most LOSS_STEPS)
+    acc_window: list = dataclasses.field(default_factory=list)  # the last epoch's (correct, seen) per step
+    resumed_from: list = dataclasses.field(default_factory=list)  # the step each later session resumed at
+    threads: list = dataclasses.field(default_factory=lambda: [torch.get_num_threads()])  # CPU sums depend on them
+    versions: list = dataclasses.field(default_factory=lambda: [code_version()])  # each session's code version
+
+
+def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int) -> _Sessions:
+    """Load `ckpt_path` into `method`, `optimizer` and the RNGs when it exists (its fingerprint must match, see
+    `_comparable`), and return the run's sessions. A finished run asked again trains nothing: its sessions stay
+    those that trained it."""
+    this = _Sessions()
+    if not ckpt_path.exists():
+        return this
+    ck = load_checkpoint(ckpt_path)
+    check_fingerprint(_comparable(ck["fingerprint"]), _comparable(fingerprint), ckpt_path,
+                      {"config": PretrainConfig.default_fingerprint()})
+    method.load_state_dict(ck["method"])
+    optimizer.load_state_dict(ck["optimizer"])
+    set_rng_state(ck["rng"])
+    past = _Sessions(from_checkpoint=True, step=int(ck["step"]), wall_s=float(ck["wall_time_s"]),
+                     train_s=float(ck["train_time_s"]), recent=list(ck["recent_losses"]),
+                     acc_window=[tuple(x) for x in ck["train_acc_window"]], resumed_from=list(ck["resumed_from"]),
+                     threads=list(ck.get("cpu_threads", [])),  # absent from a checkpoint that does not record it
+                     versions=list(ck.get("code_versions", [UNKNOWN_VERSION])))
+    if past.step >= total:
+        past.threads = past.threads or this.threads
+    else:
+        past.resumed_from.append(past.step)
+        past.threads += this.threads
+        past.versions += this.versions
+    return past
+
+
+def _log_resume(cfg: PretrainConfig, run_dir: Path, past: _Sessions, total: int, device: torch.device) -> None:
+    """The resume line, and a warning where this session's code version, or on a CPU its thread count, is not
+    the one the run began with (the weights then differ from an uninterrupted run's)."""
+    _log(cfg, f"resuming {run_dir} at step {past.step}/{total}")
+    versions, threads = past.versions, past.threads
+    if versions[-2] != versions[-1]:
+        _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
+             f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
+             f"a run without the change (the record lists every session's version)")
+    if device.type == "cpu" and threads[0] != threads[-1]:
+        _log(cfg, f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
+             f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
+             f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
+             f"here)")
+
+
+def _one_or_each(values: list):
+    """The one value of every session, or the list of each session's where they differ."""
+    return values[0] if len(set(values)) == 1 else values
 
 
 def _check_schedule(cfg: PretrainConfig, images: int, world) -> None:
