@@ -23,11 +23,19 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
 STEMS = {"train": "train", "test": "t10k", "t10k": "t10k"}
 
 
-def idx_file(root: Path, name: str, what: str) -> Path:
-    """`<root>/<name>.gz`, else `<root>/<name>`; StudyError naming both when neither is a file."""
+def idx_path(root: Path, name: str) -> Path | None:
+    """`<root>/<name>.gz`, else `<root>/<name>` (Kaggle's copy, a `gunzip`): the first that is a file; None."""
     for path in (root / f"{name}.gz", root / name):
         if path.is_file():
             return path
+    return None
+
+
+def idx_file(root: Path, name: str, what: str) -> Path:
+    """`idx_path(root, name)`; StudyError naming both names when neither is a file."""
+    path = idx_path(root, name)
+    if path is not None:
+        return path
     raise StudyError(f"fashion-mnist {what} file not found: {root / name}.gz (nor {name} uncompressed)")
 
 

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 from study.atomic import write_text
-from study.datasets.fashion_mnist import idx_file
+from study.datasets.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES, idx_file
 from study.datasets.idx import load_idx
 from study.errors import StudyError
-from study.quickstart import digits, fashion_mnist
+from study.quickstart import digits
 
 # The two-level taxonomy of the granularity axis: 10 Fashion-MNIST classes under 5 coarse groups.
 FASHION_GROUPS = {
@@ -85,7 +85,7 @@ def write_tree(root: Path, splits: list[Split], class_names: list[str]) -> Path:
 def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None = None,
                          per_class_test: int | None = None) -> Path:
     """Fashion-MNIST as PNG trees under `out/fashion-mnist/{train,test}`, plus `taxonomy.csv` (group, class_name)."""
-    classes = list(fashion_mnist.CLASSES)
+    classes = list(FASHION_MNIST_CLASSES)
     splits = []
     for split, stem, per_class in (("train", "train", per_class_train), ("test", "t10k", per_class_test)):
         images = load_idx(idx_file(idx_dir, f"{stem}-images-idx3-ubyte", "images"))

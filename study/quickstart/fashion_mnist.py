@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from study.datasets.fashion_mnist import idx_path
 from study.errors import StudyError
 from study.paths import cache_dir
 
@@ -24,13 +25,11 @@ FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-# Zalando's class names, in label order.
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def _missing(folder: Path) -> list[str]:
-    """The files of FILES that `folder` holds neither gzipped nor uncompressed (Kaggle's copy, a `gunzip`)."""
-    return [f for f in FILES if not (folder / f).is_file() and not (folder / f.removesuffix(".gz")).is_file()]
+    """The files of FILES that `folder` holds neither gzipped nor uncompressed."""
+    return [f for f in FILES if idx_path(folder, f.removesuffix(".gz")) is None]
 
 
 def has_files(folder: Path) -> bool:
