@@ -295,16 +295,6 @@ def report_lock(out: Path) -> Path:
 
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None) -> ReportSummary:
-    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`, holding
-    `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and yours) waits for
-    the first, rather than deleting the files it lists and the other wrote (see `_build`)."""
-    out = Path(out)
-    lock = report_lock(out.absolute())
-    with locked(lock, f"study report: waiting for another build of {out} to end ({lock})"):
-        return _build(workdir, out, plan, grid, log)
-
-
-def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
 
     Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions, cells with
@@ -313,7 +303,18 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     grid, results recorded under more than one grid raise a StudyError asking for the grid's name (one cell of two
     grids would be two cells of one figure). So does an `out` holding files that no report wrote (`_Outputs`). A
     figure that raises an error is listed in `failed`; the other figures are still drawn.
+
+    The build holds `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and
+    yours) waits for the first, rather than deleting the files it lists and the other wrote.
     """
+    out = Path(out)
+    lock = report_lock(out.absolute())
+    with locked(lock, f"study report: waiting for another build of {out} to end ({lock})"):
+        return _build(workdir, out, plan, grid, log)
+
+
+def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None) -> ReportSummary:
+    """`build_report`'s work, its lock held."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
         coll = gather(workdir, plan, grid=grid if plan is None else None)
