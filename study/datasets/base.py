@@ -91,12 +91,6 @@ def source_entry(root: Path, path: Path) -> dict:
     return {"path": rel, "sha256": file_sha256(path)}
 
 
-def require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise StudyError(f"{what} not found: {path}")
-    return path
-
-
 def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise StudyError(f"{what} not found: {path}")

@@ -120,8 +120,8 @@ def flat_images(folder: Path) -> list[str]:
     return list_files(folder, IMG_EXTENSIONS, recursive=False)
 
 
-def labelled(root: Path, folder: Path, names_to_wnid: dict[str, str], wnids: list[str], where: Path) -> Index:
-    """Index of the flat files of `folder` labelled through `names_to_wnid` (file stem -> wnid)."""
+def flat_folder_index(root: Path, folder: Path, names_to_wnid: dict[str, str], wnids: list[str], where: Path) -> Index:
+    """Index of the flat files of `folder`, labeled through `names_to_wnid` (file stem -> wnid; `where` names it)."""
     by_stem: dict[str, str] = {}
     for f in flat_images(folder):
         other = by_stem.setdefault(f.rsplit(".", 1)[0], f)
@@ -163,7 +163,7 @@ def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
             if image_id in names:
                 raise StudyError(f"{path} line {reader.line_num}: image {image_id!r} is listed twice")
             names[image_id] = row[1].split()[0]
-    index = labelled(root, folder, names, wnids, path)
+    index = flat_folder_index(root, folder, names, wnids, path)
     index.sources.append(source_entry(root, path))
     return index
 
@@ -224,6 +224,6 @@ def devkit_val(root: Path, folder: Path) -> Index:
             if ilsvrc_id not in id_to_wnid:
                 raise StudyError(f"{gt} line {line_no}: label {ilsvrc_id} is out of range (not a class of {meta})")
             names[f"ILSVRC2012_val_{line_no:08d}"] = id_to_wnid[ilsvrc_id]
-    index = labelled(root, folder, names, wnids, gt)
+    index = flat_folder_index(root, folder, names, wnids, gt)
     index.sources += [source_entry(root, gt), source_entry(root, meta)]
     return index

@@ -191,7 +191,7 @@ class FeatureCache:
         folder = self._folder(encoder, manifest)
         remove_folder_temporaries(folder, STALE_TMP_S)  # of writers killed mid-write (files of gigabytes)
         for path, have in self._candidates(folder, n):
-            feats = self._read(path, labels, have)
+            feats = self._read(path, labels)
             if feats is not None:
                 self._remove_idle_chunks(folder, have)
                 return Features(feats, labels, {"cached": True, "file": str(path), "rows": len(rows)})
@@ -251,7 +251,7 @@ class FeatureCache:
         return sorted(found, key=lambda t: t[1])  # the smallest file that covers n
 
     @staticmethod
-    def _read(path: Path, labels: torch.Tensor, have: int) -> torch.Tensor | None:
+    def _read(path: Path, labels: torch.Tensor) -> torch.Tensor | None:
         """The file's first len(labels) feature rows, None where the file cannot serve them. The file is mapped, not
         read whole: a smaller size copies its rows out and reads only those (10k rows of iNat21's 2.7M-row file:
         82 MB, not 22 GB); the whole file's rows stay mapped, read from disk as they are used."""

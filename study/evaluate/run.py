@@ -188,7 +188,6 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
     earlier_s = sum(e.get("earlier_sessions_seconds", 0.0) for e in extraction)  # of extractions a requeue resumed
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
-    y_test = test_feats[0].y
 
     # what a size's scores depend on: not the run-only settings (a rerun with other workers reads them back, as its
     # job id is the same), nor the other sizes (each fit sees only its own rows and seed)
@@ -199,7 +198,7 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
     metrics, probes, read_back_s = [], {}, 0.0
     t_probe = time.monotonic()
     for position, n in enumerate(sizes, 1):
-        t_size, first_row = time.monotonic(), len(metrics)
+        t_size = time.monotonic()
         saved = scored.load(n)
         if saved is not None:  # scored before this job was stopped
             metrics += saved["metrics"]
@@ -212,30 +211,11 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
                       f"session runs {protocol['code_version']} (the record names this one); delete "
                       f"{scored.folder} to score every size again", file=sys.stderr, flush=True)
             continue
-        y = train_feats[0].y[:n]
-        raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
-        info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
-        if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
-            kx, kxt = (_side_by_side(raw, i, unit=True).to(device) for i in (0, 1))
-            (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, train_m.num_classes, cfg.knn.k,
-                                                       cfg.knn.temperature), 1)
-            del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
-            metrics.append(_row("knn_top1", ranking.hit_rate(ranks, y_test, 1), n))
-            info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
-        if cfg.protocol != "knn":
-            # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
-            # encoder's columns alike), see study.evaluate.linear
-            x, xt = (_side_by_side(raw, i).to(device) for i in (0, 1))
-            if cfg.protocol == "granularity":
-                metrics += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, train_m.num_classes, info)
-            else:
-                probe, pinfo = linear.train_probe(x, y.to(device), train_m.num_classes, cfg.linear, cfg.seed)
-                metrics += _scores_rows(probe.blocks(xt), y_test, n, train_m.num_classes)
-                info.update(pinfo)
-            del x, xt  # not held over the next size's copies
+        rows, info = _score_size(cfg, n, train_feats, test_feats, level_maps, train_m.num_classes, device)
+        metrics += rows
         probes[str(n)] = info
-        scored.save(n, metrics[first_row:], info, time.monotonic() - t_size)
-        top1 = [f"{r['metric']} {r['value']:.4f}" for r in metrics[first_row:]
+        scored.save(n, rows, info, time.monotonic() - t_size)
+        top1 = [f"{r['metric']} {r['value']:.4f}" for r in rows
                 if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
         print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): "
               f"{', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr, flush=True)
@@ -262,6 +242,33 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
         "probe_seconds": probe_s,
     })
     return metrics
+
+
+def _score_size(cfg: EvalConfig, n: int, train_feats: list, test_feats: list, level_maps: dict, num_classes: int,
+                device: torch.device) -> tuple[list[dict], dict[str, Any]]:
+    """The metric rows of labeled size `n` (the first `n` rows of each encoder's `train_feats`, scored on
+    `test_feats`) and what its kNN and probes recorded."""
+    y, y_test = train_feats[0].y[:n], test_feats[0].y
+    raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
+    rows: list[dict] = []
+    info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
+    if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
+        kx, kxt = (_side_by_side(raw, i, unit=True).to(device) for i in (0, 1))
+        (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, num_classes, cfg.knn.k, cfg.knn.temperature), 1)
+        del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
+        rows.append(_row("knn_top1", ranking.hit_rate(ranks, y_test, 1), n))
+        info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
+    if cfg.protocol != "knn":
+        # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
+        # encoder's columns alike), see study.evaluate.linear
+        x, xt = (_side_by_side(raw, i).to(device) for i in (0, 1))
+        if cfg.protocol == "granularity":
+            rows += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, num_classes, info)
+        else:
+            probe, pinfo = linear.train_probe(x, y.to(device), num_classes, cfg.linear, cfg.seed)
+            rows += _scores_rows(probe.blocks(xt), y_test, n, num_classes)
+            info.update(pinfo)
+    return rows, info
 
 
 def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int, unit: bool = False) -> torch.Tensor:

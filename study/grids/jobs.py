@@ -10,7 +10,7 @@ topological order (every pretraining job before the evaluations that need it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
@@ -159,7 +159,7 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
         try:
             manifest = corrupted_manifest(ds.train, pt["corruption"])  # type: ignore[arg-type]
         except (StudyError, ValueError) as e:
-            raise fail(grid.path, _value_line(grid, "corruption", pt["corruption"]), str(e)) from None
+            raise fail(grid.path, value_line(grid, "corruption", pt["corruption"]), str(e)) from None
         over: dict[str, Any] = {"manifest": manifest}
         for axis in ("method", "backbone", "size", "seed"):
             if pt[axis] is not None:
@@ -200,7 +200,7 @@ def _refuse_shared_cells(grid: Grid, jobs: list[Job]) -> None:
         seen[key].append(job)
 
 
-def _value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
+def value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
     """The line where `value` of `axis` was written: the include rule that made `point` (a job's axes) when one
     did, else the axes, an include rule naming the value, or the defaults."""
     if point is not None:
@@ -261,74 +261,104 @@ def _size_groups(grid: Grid, entry: EvalEntry) -> list[tuple[Any, ...] | None]:
     return [sizes]
 
 
-def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> None:
-    grid = b.grid
-    label = f"stages.evaluate[{entry.index}] (protocol {entry.protocol})"
-    matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
-    if not matched:
-        raise fail(grid.path, entry.where.line or entry.line,
-                   f"{label}: where {entry.where.describe()} matches no pretraining job: it expands to zero jobs")
-    for axis, values in entry.where.conditions:  # one listed value that no job has: a typo, or a stale value
-        present = {j.axes[axis] for j in pretrain_jobs}
-        for v in values:
-            if v not in present:
-                raise fail(grid.path, entry.where.line or entry.line,
-                           f"{label}: where {axis}: {v!r} matches no pretraining job (their {axis} values: "
-                           f"{', '.join(map(repr, sorted(present, key=str)))})")
-    res = b.resources("evaluate", entry)
-    groups = _size_groups(grid, entry)
+EvalJob = tuple[dict[str, Any], dict[str, Any], list[str]]  # an evaluation job's (axes, section, encoder job ids)
 
-    def add(axes: dict[str, Any], section: dict[str, Any], encoders: list[str]) -> None:
+
+def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> None:
+    """Add the evaluation jobs of `entry` over the pretraining jobs its `where` matches."""
+    matched = _matched(b.grid, entry, pretrain_jobs)
+    res = b.resources("evaluate", entry)
+    groups = _size_groups(b.grid, entry)
+    if entry.protocol == "scratch":
+        jobs = _scratch_jobs(b, entry, matched, groups)
+    elif entry.protocol == "concat":
+        jobs = _concat_jobs(b, entry, matched, groups)
+    else:
+        jobs = _encoder_jobs(b, entry, matched, groups)
+    for axes, section, encoders in jobs:
         if entry.variant is not None:
             axes = {**axes, VARIANT_AXIS: entry.variant}
         b.add(make_job("evaluate", axes, section, encoders, res, entry.index))
 
-    if entry.protocol == "scratch":  # from random init: one job per (backbone, seed, eval dataset, sizes)
-        for pj in matched:
-            for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
-                for sizes in groups:
-                    axes = {"backbone": pj.axes["backbone"], "seed": pj.axes["seed"], "protocol": "scratch",
-                            "eval_dataset": ed}
-                    section = _eval_section(b, entry, ed, sizes)
-                    if pj.axes["backbone"] is not None:
-                        section.setdefault("backbone", pj.axes["backbone"])
-                    if pj.config["pretrain"].get("width") is not None:  # the architecture the fine-tunes start from
-                        section.setdefault("width", pj.config["pretrain"]["width"])
-                    if pj.axes["seed"] is not None:
-                        section.setdefault("seed", pj.axes["seed"])
-                    add(axes, section, [])
-        return
-    if entry.protocol == "concat":
-        made: set[frozenset[str]] = set()  # the encoder pairs this entry joined: A|B and B|A are one evaluation
-        for k, (ma, mb) in enumerate(entry.pairs):
-            named = set(ma.axes) | set(mb.axes)
-            others = [a for a in ("method", "backbone", "dataset", "size", "corruption", "seed") if a not in named]
-            found = False
-            for ja in (j for j in matched if ma.matches(j.axes)):
-                for jb in (j for j in matched if mb.matches(j.axes)):
-                    if ja.id == jb.id or any(ja.axes[a] != jb.axes[a] for a in others):
-                        continue
-                    found = True
-                    if frozenset((ja.id, jb.id)) in made:  # symmetric matchers, or an earlier pair: the first wins
-                        continue
-                    made.add(frozenset((ja.id, jb.id)))
-                    axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in ("method", "backbone", "dataset", "size",
-                                                                         "corruption", "seed")}
-                    axes["protocol"] = "concat"
-                    for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
-                        axes = {**axes, "eval_dataset": ed}
-                        for sizes in groups:
-                            add(axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id])
-            if not found:
-                raise fail(grid.path, ma.line or entry.line,
-                           f"{label}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs that "
-                           f"agree on {', '.join(others) or 'the other axes'}: it expands to zero jobs")
-        return
+
+def _label(entry: EvalEntry) -> str:
+    return f"stages.evaluate[{entry.index}] (protocol {entry.protocol})"
+
+
+def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job]:
+    """The pretraining jobs `entry.where` matches; a grid error when none does, or when a value it lists is no
+    job's (a typo, or a stale value)."""
+    matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
+    if not matched:
+        raise fail(grid.path, entry.where.line or entry.line,
+                   f"{_label(entry)}: where {entry.where.describe()} matches no pretraining job: it expands to zero "
+                   f"jobs")
+    for axis, values in entry.where.conditions:
+        present = {j.axes[axis] for j in pretrain_jobs}
+        for v in values:
+            if v not in present:
+                raise fail(grid.path, entry.where.line or entry.line,
+                           f"{_label(entry)}: where {axis}: {v!r} matches no pretraining job (their {axis} values: "
+                           f"{', '.join(map(repr, sorted(present, key=str)))})")
+    return matched
+
+
+def _encoder_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
+                  groups: list[tuple[Any, ...] | None]) -> Iterator[EvalJob]:
+    """Of one encoder: one job per (matched pretraining job, eval dataset, sizes)."""
     for pj in matched:
         for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
             axes = {**pj.axes, "protocol": entry.protocol, "eval_dataset": ed}
             for sizes in groups:
-                add(axes, _eval_section(b, entry, ed, sizes), [pj.id])
+                yield axes, _eval_section(b, entry, ed, sizes), [pj.id]
+
+
+def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
+                  groups: list[tuple[Any, ...] | None]) -> Iterator[EvalJob]:
+    """From random init: one job per (backbone, seed, eval dataset, sizes), of the architecture of `matched`."""
+    for pj in matched:
+        for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
+            for sizes in groups:
+                axes = {"backbone": pj.axes["backbone"], "seed": pj.axes["seed"], "protocol": "scratch",
+                        "eval_dataset": ed}
+                section = _eval_section(b, entry, ed, sizes)
+                if pj.axes["backbone"] is not None:
+                    section.setdefault("backbone", pj.axes["backbone"])
+                if pj.config["pretrain"].get("width") is not None:  # the architecture the fine-tunes start from
+                    section.setdefault("width", pj.config["pretrain"]["width"])
+                if pj.axes["seed"] is not None:
+                    section.setdefault("seed", pj.axes["seed"])
+                yield axes, section, []
+
+
+def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
+                 groups: list[tuple[Any, ...] | None]) -> Iterator[EvalJob]:
+    """One job per pair of matched encoders (A|B and B|A are one) that `entry.pairs` names and that agree on the
+    axes neither side of the pair names; a grid error for a pair that matches no two jobs."""
+    made: set[frozenset[str]] = set()
+    for ma, mb in entry.pairs:
+        named = set(ma.axes) | set(mb.axes)
+        others = [a for a in ("method", "backbone", "dataset", "size", "corruption", "seed") if a not in named]
+        found = False
+        for ja in (j for j in matched if ma.matches(j.axes)):
+            for jb in (j for j in matched if mb.matches(j.axes)):
+                if ja.id == jb.id or any(ja.axes[a] != jb.axes[a] for a in others):
+                    continue
+                found = True
+                if frozenset((ja.id, jb.id)) in made:  # symmetric matchers, or an earlier pair: the first wins
+                    continue
+                made.add(frozenset((ja.id, jb.id)))
+                axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in ("method", "backbone", "dataset", "size",
+                                                                     "corruption", "seed")}
+                axes["protocol"] = "concat"
+                for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
+                    axes = {**axes, "eval_dataset": ed}
+                    for sizes in groups:
+                        yield axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id]
+        if not found:
+            raise fail(b.grid.path, ma.line or entry.line,
+                       f"{_label(entry)}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs "
+                       f"that agree on {', '.join(others) or 'the other axes'}: it expands to zero jobs")
 
 
 def _joined(a: Any, b: Any) -> Any:

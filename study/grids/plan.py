@@ -21,7 +21,7 @@ from study.counts import format_count
 from study.errors import StudyError, did_you_mean
 from study.grids.cost import estimate
 from study.grids.expand import expand_points
-from study.grids.jobs import Job, build_jobs, corruption_slug
+from study.grids.jobs import Job, build_jobs, corruption_slug, value_line
 from study.grids.profile import Profile, load_profile
 from study.grids.schema import DatasetSpec, Grid, load_grid
 from study.hashing import canonical_json
@@ -82,11 +82,6 @@ class Plan:
             notes += [n for n in cost_hint_notes(self, meta) if n not in notes]
         return image_size_warnings(self) + roots
 
-    def to_json(self) -> dict[str, Any]:
-        from study.grids.render import plan_json
-
-        return plan_json(self)
-
 
 def plan_grid(path: str | Path, profile: str | Path | Profile | None = None) -> Plan:
     """Load, validate and expand the grid in `path` (no check of manifests or registries: see `Plan.check`)."""
@@ -115,9 +110,7 @@ def counts(jobs: list[Job]) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------------------- checks
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
-    from study.grids.jobs import _value_line
-
-    line = _value_line(grid, axis, value, point)
+    line = value_line(grid, axis, value, point)
     return f"{grid.path}:{line}" if line else grid.path
 
 
@@ -172,11 +165,9 @@ def _section_line(grid: Grid, job: Job, message: str) -> int | None:
 def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
     """Where `job`'s setting `key` was written: a pretraining axis value (its axes or include line), else the key
     in the evaluation entry's params, in defaults, or the entry itself."""
-    from study.grids.jobs import _value_line
-
     if job.stage == "pretrain":
         if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
-            return _value_line(grid, key, job.axes[key], job.axes)
+            return value_line(grid, key, job.axes[key], job.axes)
         return grid.defaults_lines.get("pretrain", {}).get(key) or grid.lines.get("defaults")
     entry = grid.evaluate[job.entry] if job.entry is not None else None
     if entry is None:
@@ -357,94 +348,105 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
     from study.manifests.store import table_columns
 
     columns_of = functools.cache(table_columns)  # what a granularity job may name: any column of the table
+    found: list[str | None] = [_pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
+                               for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain"))]
+    for job in plan.jobs:
+        found += (_pretrain_problems(plan, job, meta) if job.stage == "pretrain" else
+                  _evaluate_problems(plan, job, meta, columns_of))
+    found += _test_images_among_labeled(plan, meta)
+    return list(dict.fromkeys(msg for msg in found if msg))  # each once, in the order found
 
-    problems: list[str] = []
 
-    def add(msg: str) -> None:
-        if msg not in problems:
-            problems.append(msg)
-
+def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
+    """A pretraining job's manifest: the grid's corrupted variant, holding `size` images, at least a batch of them,
+    and a schedule that fits them."""
     from study.train import PretrainConfig
     from study.train.methods import METHODS
 
-    for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain")):
-        wrong = _pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
-        if wrong:
-            add(wrong)
-    for job in plan.jobs:
-        if job.stage == "pretrain":
-            sec = job.config["pretrain"]
-            size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
-            if not name:
-                continue
-            wrong = _corrupted_from_elsewhere(plan, job, name, meta)
-            if wrong:
-                add(wrong)
-            where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
-            have = meta(name)["num_images"]
-            if is_int(size) and size > have:
-                add(f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
-                    f"of at most {format_count(have)}, or a manifest built from more images)")
-                continue
-            batch = sec.get("batch_size", PretrainConfig.batch_size)
-            images = size if is_int(size) else have
-            method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
-            if method is not None and method.trains and is_int(batch) and batch > images:
-                if "batch_size" in plan.grid.defaults_pretrain:
-                    where = f"{plan.grid.path}:{_key_line(plan.grid, job, 'batch_size')}"  # where it was set
-                add(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
-                    + (f" at size {format_count(size)}" if is_int(size) else "")
-                    + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
-            elif method is not None and method.trains:
-                error = schedule_error(sec, None, images)
-                if error:
-                    add(f"{where}: pretrain.{error}")
-            continue
-        sec = job.config["evaluate"]
-        train, test = sec.get("train_manifest"), sec.get("test_manifest")
-        if train:
-            n = meta(train)["num_images"]
-            for ls in sec.get("labeled_sizes") or []:
-                if is_int(ls) and ls > n:
-                    add(f"{_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
-                        f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for every one)")
-        if sec.get("protocol") in ("finetune", "scratch") and train:
-            sizes = sec.get("labeled_sizes")
-            for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
-                error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
-                if error:
-                    add(f"{_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
-                        + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
-        if sec.get("protocol") == "granularity" and test:
-            levels = sec.get("levels") or meta(test).get("levels") or []
-            if not levels:
-                add(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: give "
-                    f"levels, or build it with --taxonomy")
-            taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
-            ranked = [lv for lv in levels if lv in taxonomy]
-            if ranked != sorted(ranked, key=taxonomy.index):
-                add(f"{_at(plan, job, 'levels')}: granularity levels run coarse -> fine, as the taxonomy of manifest "
-                    f"{test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
-                    f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
-            for name in (train, test):
-                have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
-                missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
-                if missing:
-                    have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
-                    add(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
-                        f"{name} (its taxonomy levels: {', '.join(have)})")
-        if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
-            a, b = meta(train)["class_names"], meta(test)["class_names"]
-            only = sorted(set(a) ^ set(b))
-            add(f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
-                "evaluation) have "
-                f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
-                                                             "; in another order") + ")"
-                + f": {_delete(test)} and rebuild it with --classes-from {train}"
-                + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
-                                               "are then left out, as no probe could name them)"))
-    for msg in _test_images_among_labeled(plan, meta):
-        add(msg)
+    sec = job.config["pretrain"]
+    size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+    if not name:
+        return []
+    problems = [_corrupted_from_elsewhere(plan, job, name, meta)]
+    where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
+    have = meta(name)["num_images"]
+    if is_int(size) and size > have:
+        return problems + [f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
+                           f"of at most {format_count(have)}, or a manifest built from more images)"]
+    batch = sec.get("batch_size", PretrainConfig.batch_size)
+    images = size if is_int(size) else have
+    method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
+    if method is not None and method.trains and is_int(batch) and batch > images:
+        if "batch_size" in plan.grid.defaults_pretrain:
+            where = f"{plan.grid.path}:{_key_line(plan.grid, job, 'batch_size')}"  # where it was set
+        problems.append(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
+                        + (f" at size {format_count(size)}" if is_int(size) else "")
+                        + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
+    elif method is not None and method.trains:
+        error = schedule_error(sec, None, images)
+        problems.append(f"{where}: pretrain.{error}" if error else None)
+    return problems
+
+
+def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+    """An evaluation job's manifests: its labeled sizes held, a fine-tuning schedule that fits them, granularity
+    levels of the test manifest's taxonomy, train and test manifests of the same classes."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    if train:
+        n = meta(train)["num_images"]
+        for ls in sec.get("labeled_sizes") or []:
+            if is_int(ls) and ls > n:
+                problems.append(f"{_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
+                                f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for "
+                                f"every one)")
+    if sec.get("protocol") in ("finetune", "scratch") and train:
+        sizes = sec.get("labeled_sizes")
+        for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
+            error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
+            if error:
+                problems.append(f"{_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
+                                + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
+    if sec.get("protocol") == "granularity" and test:
+        problems += _granularity_problems(plan, job, meta, columns_of)
+    if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
+        a, b = meta(train)["class_names"], meta(test)["class_names"]
+        only = sorted(set(a) ^ set(b))
+        problems.append(
+            f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
+            "evaluation) have "
+            f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
+                                                         "; in another order") + ")"
+            + f": {_delete(test)} and rebuild it with --classes-from {train}"
+            + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
+                                           "are then left out, as no probe could name them)"))
+    return problems
+
+
+def _granularity_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+    """A granularity job's levels: given or in the test manifest's taxonomy, coarse -> fine, columns of both
+    manifests."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    levels = sec.get("levels") or meta(test).get("levels") or []
+    if not levels:
+        problems.append(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: "
+                        f"give levels, or build it with --taxonomy")
+    taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
+    ranked = [lv for lv in levels if lv in taxonomy]
+    if ranked != sorted(ranked, key=taxonomy.index):
+        problems.append(f"{_at(plan, job, 'levels')}: granularity levels run coarse -> fine, as the taxonomy of "
+                        f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
+                        f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
+    for name in (train, test):
+        have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
+        missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
+        if missing:
+            have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+            problems.append(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
+                            f"{name} (its taxonomy levels: {', '.join(have)})")
     return problems
 
 

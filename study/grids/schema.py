@@ -545,7 +545,3 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
                      line=line, index=i, variant=variant,
                      param_lines={**_key_lines(params), **{k: e.line_of(k) for k in ("labeled_sizes", "levels")
                                                            if k in e}})  # the entry's own, which params may not set
-
-
-def grid_error(grid: Grid, line: int | None, msg: str) -> StudyError:
-    return fail(grid.path, line, msg)

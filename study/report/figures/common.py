@@ -122,6 +122,21 @@ def pick_largest(values: Iterable) -> object:
     return max(values, key=size_key) if values else None
 
 
+def at_largest_labeled(done: pd.DataFrame, waiting: pd.DataFrame) -> tuple[object, pd.DataFrame]:
+    """The largest labeled size of `done`'s cells (of `waiting`'s planned ones when there are none) and the cells of
+    `done` at that size followed by `waiting`'s, each put at that size (drawn missing)."""
+    labeled = pick_largest((done if not done.empty else waiting)["labeled_size"].unique())
+    return labeled, pd.concat([done[same(done["labeled_size"], labeled)], waiting.assign(labeled_size=labeled)],
+                              ignore_index=True)
+
+
+def first_cell(hit: pd.DataFrame) -> dict:
+    """`mean`, `std`, `count` and `partial_seeds` of the first of the cells `hit`; NaN, NaN, 0, None without one."""
+    r = hit.iloc[0] if not hit.empty else None
+    return {"mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
+            "count": 0 if r is None else int(r["count"]), "partial_seeds": None if r is None else r["partial_seeds"]}
+
+
 def same(series: pd.Series, value) -> pd.Series:
     """Equality that treats null == null as True."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, pick_largest, planned_missing,
-                                         same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, first_cell, fmt_size, label_variants,
+                                         planned_missing, same, seeds_note, wide)
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -37,9 +37,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     rows = []
     for ev in sorted(set(conc["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
         group, wait_ev = conc[conc["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
-        labeled = pick_largest((group if not group.empty else wait_ev)["labeled_size"].unique())
-        group = pd.concat([group[same(group["labeled_size"], labeled)], wait_ev.assign(labeled_size=labeled)],
-                          ignore_index=True)
+        labeled, group = at_largest_labeled(group, wait_ev)
         for _, c in group.sort_values("dataset").iterrows():
             datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
@@ -52,12 +50,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                           & same(lin["labeled_size"], labeled)]
                 whole = s is None or pd.isna(s)  # an encoder of the whole dataset: its cells have no size
                 hit = hit[hit["size"].isna()] if whole else hit[hit["size"] == s]
-                r = hit.iloc[0] if not hit.empty else None
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
-                             "labeled_size": labeled,
-                             "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
-                             "count": 0 if r is None else int(r["count"]),
-                             "partial_seeds": None if r is None else r["partial_seeds"]})
+                             "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
                          "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"]),
                          "partial_seeds": c.get("partial_seeds")})
@@ -65,7 +59,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
     style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
-    # one encoder per line: side by side, the long pair names of neighbouring groups ran into each other
+    # one encoder per line, so that the long pair names of neighbouring groups do not overlap
     ticks = [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups]
     ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, pick_largest,
-                                         planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, expected_rows, first_cell, fmt_size,
+                                         label_variants, planned_missing, same, seeds_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining"
@@ -36,9 +36,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     bars = []
     for ev in sorted(set(pooled["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
         pool_ev, wait_ev = pooled[pooled["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
-        labeled = pick_largest((pool_ev if not pool_ev.empty else wait_ev)["labeled_size"].unique())
-        pool_ev = pd.concat([pool_ev[same(pool_ev["labeled_size"], labeled)], wait_ev.assign(labeled_size=labeled)],
-                            ignore_index=True)
+        labeled, pool_ev = at_largest_labeled(pool_ev, wait_ev)
         sizes = set()
         for _, p in pool_ev.iterrows():
             if pd.isna(p["size"]):
@@ -54,12 +52,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             wanted = set(own.loc[same(own["method"], method), "size"]) | set(mine.get("size", pd.Series()).dropna())
             for s in sorted(sizes & wanted):
                 hit = own[(own["size"] == s) & same(own["method"], method)]
-                r = hit.iloc[0] if not hit.empty else None
                 bars.append({"eval_dataset": ev, "bar": f"in-domain {fmt_size(s)}{suffix}", "kind": "in-domain",
-                             "dataset": ev, "method": method, "size": s, "labeled_size": labeled,
-                             "mean": np.nan if r is None else r["mean"], "std": np.nan if r is None else r["std"],
-                             "count": 0 if r is None else int(r["count"]),
-                             "partial_seeds": None if r is None else r["partial_seeds"]})
+                             "dataset": ev, "method": method, "size": s, "labeled_size": labeled, **first_cell(hit)})
             for _, p in pool_ev[same(pool_ev["method"], method)].sort_values(["size", "dataset"]).iterrows():
                 bars.append({"eval_dataset": ev, "bar": f"pooled {p['dataset']} {fmt_size(p['size'])}{suffix}",
                              "kind": "pooled", "dataset": p["dataset"], "method": method, "size": p["size"],

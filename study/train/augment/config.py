@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import refuse_unknown
+from study.configfields import is_num, refuse_unknown
 from study.errors import StudyError, did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -123,10 +123,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _validate(v: dict, given: dict, where: str) -> dict:
     def bad(key: str, msg: str) -> StudyError:
         return StudyError(f"{where}.{key}: {msg}, got {v[key]!r}")
@@ -141,28 +137,28 @@ def _validate(v: dict, given: dict, where: str) -> dict:
     if v["interpolation"] not in INTERPOLATIONS:
         raise bad("interpolation", f"expected one of {list(INTERPOLATIONS)}")
     for key in ("flip_p", "jitter_p", "grayscale_p", "solarize_threshold"):
-        if not _num(v[key]) or not 0 <= v[key] <= 1:
+        if not is_num(v[key]) or not 0 <= v[key] <= 1:
             raise bad(key, "expected a number in [0, 1]")
     for key in ("jitter_strength", "brightness", "contrast", "saturation", "hue"):
-        if not _num(v[key]) or v[key] < 0:
+        if not is_num(v[key]) or v[key] < 0:
             raise bad(key, "expected a number >= 0")
     if v["hue"] * v["jitter_strength"] > 0.5:
         raise bad("hue", "hue x jitter_strength must be <= 0.5")
-    if not _num(v["resize_ratio"]) or v["resize_ratio"] < 1:
+    if not is_num(v["resize_ratio"]) or v["resize_ratio"] < 1:
         raise bad("resize_ratio", "expected a number >= 1")
-    if not _num(v["blur_kernel_fraction"]) or not 0 <= v["blur_kernel_fraction"] < 1:
+    if not is_num(v["blur_kernel_fraction"]) or not 0 <= v["blur_kernel_fraction"] < 1:
         raise bad("blur_kernel_fraction", "expected a number in [0, 1)")
     if not isinstance(v["jpeg_draft"], bool):
         raise bad("jpeg_draft", "expected true or false")
     for key, lo, hi in (("crop_scale", 0, 1), ("crop_ratio", 0, math.inf), ("blur_sigma", 0, math.inf)):
         pair = v[key]
-        if (not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(_num(x) for x in pair)
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(is_num(x) for x in pair)
                 or not lo < pair[0] <= pair[1] <= hi):
             raise bad(key, f"expected [low, high] with {lo} < low <= high <= {hi}")
         v[key] = (float(pair[0]), float(pair[1]))
     for key in ("mean", "std"):
         t = v[key]
-        if not isinstance(t, (list, tuple)) or len(t) != 3 or not all(_num(x) for x in t):
+        if not isinstance(t, (list, tuple)) or len(t) != 3 or not all(is_num(x) for x in t):
             raise bad(key, "expected three numbers (R, G, B)")
         if key == "std" and min(t) <= 0:
             raise bad(key, "expected positive numbers")
@@ -170,9 +166,9 @@ def _validate(v: dict, given: dict, where: str) -> dict:
     n = v["num_views"]
     for key in PER_VIEW:
         p = v[key]
-        if _num(p):
+        if is_num(p):
             p = (p,) * n
-        if not isinstance(p, (list, tuple)) or not all(_num(x) and 0 <= x <= 1 for x in p):
+        if not isinstance(p, (list, tuple)) or not all(is_num(x) and 0 <= x <= 1 for x in p):
             raise bad(key, "expected a probability or one probability per view")
         p = tuple(float(x) for x in p)
         if len(p) != n:
