@@ -18,7 +18,7 @@ from study.counts import format_count
 from study.datasets import DATASETS, ReaderOptions, read_dataset
 from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
 from study.errors import StudyError
-from study.manifests.lock import locked
+from study.flock import locked
 from study.manifests.ranking import key_order, rank_rows
 from study.manifests.store import (
     check_name,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from study.atomic import atomic_path, write_json
 from study.errors import StudyError
-from study.manifests.lock import locked
+from study.flock import locked
 from study.manifests.parallel import run_jobs
 from study.manifests.store import Manifest, load_manifest
 

@@ -22,7 +22,7 @@ from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError
-from study.manifests.lock import locked
+from study.flock import locked
 from study.paths import results_dir
 from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
                            drop_repeated_seeds, find_conflicts, gather, resolve_conflicts, write_table)
