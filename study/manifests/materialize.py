@@ -20,11 +20,8 @@ from pathlib import Path
 from study.atomic import atomic_path, write_json
 from study.errors import StudyError
 from study.flock import locked
-from study.manifests.parallel import run_jobs
-from study.manifests.store import Manifest, load_manifest
-
-_STATE: dict = {}
-
+from study.manifests.parallel import image_reader, init_image_reader, run_jobs
+from study.manifests.store import load_manifest
 
 def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
     """Where the row at `rel` (of pooled source `source`) is written; `idx`: the manifest's rows are IDX rows."""
@@ -35,16 +32,9 @@ def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
     return base / f"{rel}.png"
 
 
-def _init(name: str, meta: dict) -> None:
-    """A worker's reader: the manifest's metadata only; each job carries its row's values (the table is never read)."""
-    from study.train.data import ImageReader
-
-    _STATE["reader"] = ImageReader(Manifest(name, meta))
-
-
 def _write(job: tuple[str, str | None, str]) -> str | None:
     rel, source, target = job
-    reader = _STATE["reader"]
+    reader = image_reader()
     row = {"path": rel, "source": source}
     target_path = Path(target)
     try:
@@ -125,7 +115,7 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
               + (f" ({present - skipped} of them cut short)" if present > skipped else "")
               + f", {skipped} already there"
               + (f"; {stale} temporary file(s) of a killed run removed" if stale else ""), file=sys.stderr)
-        errors = run_jobs(_write, jobs, workers, "images written", initializer=_init, initargs=(name, m.meta))
+        errors = run_jobs(_write, jobs, workers, "images written", initializer=init_image_reader, initargs=(name, m.meta))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped

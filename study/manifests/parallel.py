@@ -1,9 +1,14 @@
-"""`run_jobs`: one function over many files' jobs, here or in a pool of processes, with a progress line."""
+"""`run_jobs`: one function over many files' jobs, here or in a pool of processes, with a progress line; for jobs
+that read images, `init_image_reader` (the initializer) and `image_reader()` (in the job)."""
 from __future__ import annotations
 
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
+
+from study.manifests.store import Manifest
+
+_WORKER: dict = {}  # this process's image reader, set by init_image_reader
 
 
 def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: str,
@@ -33,3 +38,16 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
     if jobs and tty:
         print(file=sys.stderr)
     return found
+
+
+def init_image_reader(name: str, meta: dict) -> None:
+    """`run_jobs`' initializer for jobs that read images: this process's reader, training's (`ImageReader`), made
+    from the manifest's metadata only (each job carries its row's values; the table is never read)."""
+    from study.train.data import ImageReader
+
+    _WORKER["reader"] = ImageReader(Manifest(name, meta))
+
+
+def image_reader():
+    """The reader `init_image_reader` set up in this process."""
+    return _WORKER["reader"]

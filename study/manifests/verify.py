@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from study.datasets.base import first_repeat
 from study.errors import StudyError
-from study.manifests.parallel import run_jobs
+from study.manifests.parallel import image_reader, init_image_reader, run_jobs
 from study.manifests.store import (
     BASE_COLUMNS,
     Manifest,
@@ -151,21 +151,11 @@ def _check_lineage(m, table) -> list[str]:
     return problems
 
 
-_STATE: dict = {}
-
-
-def _init(name: str, meta: dict) -> None:
-    """A worker's reader: training's (`ImageReader`), from the metadata only; each job carries its row."""
-    from study.train.data import ImageReader
-
-    _STATE["reader"] = ImageReader(Manifest(name, meta))
-
-
 def _check_one(job: tuple[str, str | None]) -> str | None:
     """None when the row's image reads as a job reads it (decoded, the manifest's corruption applied), else the
     problem named by the file."""
     path, source = job
-    reader = _STATE["reader"]
+    reader = image_reader()
     row = {"path": path, "source": source}
     try:
         file = reader.manifest.abs_path(row)
@@ -195,8 +185,8 @@ def check_files(m: Manifest, table=None, workers: int = 1) -> list[str]:
     paths = table.column("path").to_pylist()
     sources = table.column("source").to_pylist() if m.meta.get("roots") else [None] * len(paths)
     try:  # here first: a manifest the reader refuses is one problem, and forked workers inherit torch's import
-        _init(m.name, m.meta)
+        init_image_reader(m.name, m.meta)
     except StudyError as e:
         return [str(e)]
-    return run_jobs(_check_one, list(zip(paths, sources)), workers, "files checked", initializer=_init,
+    return run_jobs(_check_one, list(zip(paths, sources)), workers, "files checked", initializer=init_image_reader,
                     initargs=(m.name, m.meta))

@@ -17,7 +17,7 @@ from study.datasets import DATASETS
 from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists, store
-from study.manifests import lock as manifest_lock
+from study import flock
 from study.manifests.build import BuildConfig, build_manifest
 from study.manifests.sizes import parse_size, parse_sizes
 from study.manifests.store import table_hash
@@ -439,7 +439,7 @@ def test_without_the_lock_a_build_removes_only_temporaries_old_enough_to_be_a_ki
                                                                                              monkeypatch):
     """Where the filesystem has no flock the build runs unlocked: a fresh temporary may be another build's live
     file and is left; one older than any build takes is removed."""
-    monkeypatch.setattr(manifest_lock, "_acquire", lambda *a: None)  # as on a filesystem without flock
+    monkeypatch.setattr(flock, "_acquire", lambda *a: None)  # as on a filesystem without flock
     manifests.mkdir(parents=True, exist_ok=True)
     live, dead = manifests / ".toy.parquet.abcdefgh.tmp", manifests / ".toy.json.ijklmnop.tmp"
     for f in (live, dead):

@@ -8,6 +8,7 @@ from PIL import Image
 
 from study.corruptions import apply_corruption
 from study.manifests import load_manifest
+from study.manifests.parallel import image_reader
 from study.manifests.pool import _interleave
 
 
@@ -199,7 +200,7 @@ def test_materialize_jobs_carry_their_rows_and_workers_never_read_the_table(buil
     assert cli("manifest", "corrupt", "ab_sp", "--base", "ab", "--corruption", "salt_pepper:fraction=0.3")[0] == 0
     out = tmp_path / "out"
     assert mat.materialize("ab_sp", out, workers=1, subset=20) == (20, 0)  # one worker: set up in this process
-    assert mat._STATE["reader"].manifest._table is None
+    assert image_reader().manifest._table is None
     m = load_manifest("ab_sp")
     reader = ImageReader(m)
     rows = m.subset(20)
