@@ -258,6 +258,19 @@ def test_granularity_draws_the_largest_labeled_size_and_says_so():
     assert "one finest-level classifier mapped up" in data.attrs["caption"]
 
 
+
+def test_a_granularity_panel_draws_the_lines_with_results_or_plans_on_its_dataset_only():
+    """simclr and supervised have results on inat; moco has a planned job on `other` and nothing else: panel
+    `other` draws moco alone (missing at every level), panel inat the two lines with results."""
+    recs = granularity_records()
+    expected = table_of(recs).drop_duplicates("job_id")[["job_id", "stage", "method", "dataset", "size", "corruption",
+                                                          "seed", "protocol", "eval_dataset"]]
+    unrun = expected.head(1).assign(job_id="unrun", method="moco", dataset="other", eval_dataset="other")
+    _, data = granularity.draw(table_of(recs), pd.concat([expected, unrun]))
+    lines = data.groupby("eval_dataset")["method"].unique().map(sorted).to_dict()
+    assert lines == {"inat": ["simclr", "supervised"], "other": ["moco"]}
+    assert data[data["eval_dataset"] == "other"]["mean"].isna().all()
+
 def test_granularity_caption_follows_the_recorded_mode():
     recs = [{**r, "protocol": {**r["protocol"], "granularity_mode": "per_level"}} for r in granularity_records()]
     _, data = granularity.draw(table_of(recs))

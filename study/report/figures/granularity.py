@@ -45,8 +45,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
             pts, planned = sub, wait_ev
             for k in LINE_KEYS:
-                pts = pts[pts[k].astype(object).eq(line[k]) | (pts[k].isna() & pd.isna(line[k]))]
-                planned = planned[planned[k].astype(object).eq(line[k]) | (planned[k].isna() & pd.isna(line[k]))]
+                pts, planned = pts[same(pts[k], line[k])], planned[same(planned[k], line[k])]
             if pts.empty and planned.empty:  # neither a result nor a job of this line on this dataset: not missing
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
