@@ -4,7 +4,6 @@ never another file."""
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -16,19 +15,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
-from study.report import curves, style
+from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries
+from study.report import caveats, curves, style
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
+from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
 from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError
 from study.flock import locked
 from study.paths import results_dir
-from study.results import (AGGREGATE_COLUMNS, ResultFileWarning, aggregate, cell_columns, code_version,
-                           drop_repeated_seeds, find_conflicts, gather, resolve_conflicts, write_table)
-from study.results.collect import TABLE_SCHEMA_KEY, planned_seeds
+from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
+                           write_table)
 
-LISTING = ".study-report.json"  # the files builds wrote into the report folder
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -47,98 +45,6 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
         raise StudyError(f"no result of this grid in {results_dir(Path(workdir).resolve())}, but {out} holds a report "
                          f"of {n} result rows: not replaced. Check --workdir (or $STUDY_WORKDIR); delete {out} to "
                          "draw an empty report")
-
-
-def _is_a_report(out: Path) -> bool:
-    """Whether `out` holds a report's results.parquet (one an earlier build wrote without a listing)."""
-    try:
-        return TABLE_SCHEMA_KEY in (pq.read_schema(out / "results.parquet").metadata or {})
-    except (OSError, pa.ArrowException):
-        return False
-
-
-class _Outputs:
-    """The files of a report folder that builds wrote, listed in LISTING with the grid they report (`owner`: its
-    name and grid file): rewritten (atomically) at each file added, so that a build stopped half-way still lists
-    every file it wrote. `finish` deletes the files an earlier build listed that this one did not write; no other
-    file is ever deleted. A folder listed as another grid's report is refused (two grid files of one name share the
-    default reports/<name>)."""
-
-    def __init__(self, out: Path, owner: dict[str, str | None]):
-        self.out, self.owner, self.written = out, owner, []
-        try:
-            listing = json.loads((out / LISTING).read_text())
-            listed = listing["files"]
-        except (OSError, ValueError, TypeError, KeyError):
-            listing, listed = {}, None  # none (or not ours)
-        other = _other_owner(listing, owner)
-        if other:
-            raise StudyError(f"--out {out} holds the report of {other}, not of {_owner_text(owner)}: give this "
-                             "report another --out, or delete that folder")
-        if owner["grid_file"] is None and isinstance(listing, dict) and listing.get("grid") == owner["grid"]:
-            self.owner = {**owner, "grid_file": listing.get("grid_file")}  # a build by grid name keeps the file
-        if listed is None and out.is_dir():
-            names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not temporaries, .DS_Store
-            if _is_a_report(out):  # written before builds kept a listing: the files a build names so are its
-                listed = [n for n in names if n in _report_names()]
-            elif names:
-                raise StudyError(f"--out {out} holds files that no report wrote ({', '.join(names[:5])}"
-                                 f"{', …' if len(names) > 5 else ''}): a report writes index.html, results.parquet "
-                                 "and a file per figure and table there. Give a new or empty folder, or an earlier "
-                                 "report's")
-        self.earlier = {n for n in listed if isinstance(n, str) and n == Path(n).name
-                        and n not in ("", "..", LISTING)} if isinstance(listed, list) else set()
-
-    def add(self, *paths: Path) -> None:
-        """List `paths` (before they are written: a write that fails half-way leaves no file unlisted)."""
-        self.written += [Path(p).name for p in paths]
-        self._list(self.earlier | set(self.written))
-
-    def discard(self, since: int) -> None:
-        """Delete the files added after the first `since` (a figure that failed half-way)."""
-        for name in self.written[since:]:
-            (self.out / name).unlink(missing_ok=True)
-        del self.written[since:]
-
-    def finish(self) -> None:
-        for name in sorted(self.earlier - set(self.written)):
-            (self.out / name).unlink(missing_ok=True)
-        self._list(set(self.written))
-
-    def _list(self, names: set[str]) -> None:
-        write_text(self.out / LISTING, json.dumps({**self.owner, "files": sorted(names)}, indent=1) + "\n")
-
-
-def _other_owner(listing: Any, owner: dict[str, str | None]) -> str | None:
-    """How the grid a report folder's listing names reads when it is not `owner`'s (another grid name, or another
-    grid file where both are known); None when it is the same, or the listing names none (an older build's)."""
-    if not isinstance(listing, dict) or not isinstance(listing.get("grid"), str):
-        return None
-    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file")}
-    same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"]
-    return None if theirs["grid"] == owner["grid"] and same_file else _owner_text(theirs)
-
-
-def _owner_text(owner: dict[str, str | None]) -> str:
-    return f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
-
-
-# a figure's plotted data: every point of every line (a training curve's thousands of rows per job), for a program
-DATA_FORMATS = ("csv",)
-
-
-def _figure_files(out: Path, name: str) -> list[Path]:
-    """The files a build writes for figure `name`: its PNG and PDF, its paper table and its plotted data (CSV)."""
-    return [out / f"{name}.png", out / f"{name}.pdf", *table_paths(out, name).values(),
-            *table_paths(out, f"{name}_data", DATA_FORMATS).values()]
-
-
-def _report_names() -> set[str]:
-    """Every file name a build writes into its folder."""
-    here = Path(".")
-    tables = [p for t in ("cells", "missing") for p in table_paths(here, t).values()]
-    return {"index.html", "results.parquet", *(p.name for p in tables),
-            *(p.name for name in (*(m.NAME for m in FIGURES), curves.NAME) for p in _figure_files(here, name))}
 
 
 @dataclass
@@ -161,102 +67,6 @@ def _save(fig, path: Path, fmt: str) -> None:
         fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
 
 
-def _cell_keys(agg: pd.DataFrame) -> list[str]:
-    """The columns of `aggregate`'s output that name a cell in a warning (not its grid, stage or fingerprint)."""
-    return [c for c in agg.columns if c not in (*AGGREGATE_COLUMNS, "protocol_fingerprint", "grid", "stage")]
-
-
-def _cell_text(row: pd.Series, keys: list[str]) -> str:
-    return ", ".join(f"{k}={row[k]}" for k in keys if not pd.isna(row[k]))
-
-
-def _conflict_lines(conflicts: pd.DataFrame) -> list[str]:
-    lines = []
-    keys = _cell_keys(conflicts)
-    for _, group in conflicts.groupby(keys, dropna=False, sort=True):
-        cell = _cell_text(group.iloc[0], keys)
-        newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
-        parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
-                          for r in group.itertuples())
-        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}. Kept apart in cells.csv; the "
-                     f"figures draw the newest, {newest}.")
-    return lines
-
-
-def _code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
-    """A line naming (the first `shown` of) the cells whose seeds ran on more than one code version (the code
-    version is no part of the fingerprint, so they are averaged as one recipe), and one naming those with a result
-    run on a modified ("-dirty") tree (no commit reproduces it)."""
-    if agg.empty or "code_versions" not in agg:
-        return []
-    versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
-    keys = _cell_keys(agg)
-    lines = []
-    for picked, said in (([len(vs) > 1 for vs in versions],
-                          "average seeds run by several code versions, as one recipe (the code version is no part of "
-                          "the protocol fingerprint)"),
-                         ([any(v.endswith("-dirty") for v in vs) for vs in versions],
-                          "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
-        cells = agg[picked]
-        if cells.empty:
-            continue
-        listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}"
-                           for _, row in cells.head(shown).iterrows())
-        more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
-        lines.append(f"{len(cells)} cell(s) {said}: {listed}{more}. cells.csv gives each cell's code_versions")
-    return lines
-
-
-def _valueless_lines(table: pd.DataFrame) -> list[str]:
-    """The jobs that recorded a metric without a value (a diverged run), and what that does to their cells: one
-    with other seeds is their mean (the diverged seed left out), one without is missing. A record without metrics
-    (its one row has no metric) is not one."""
-    table = table[table["metric"].notna()] if not table.empty else table
-    if table.empty or not table["value"].isna().any():
-        return []
-    jobs = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index()
-    lines = [f"job {job}: {n} metric(s) recorded without a value (a diverged run)" for job, n in jobs.items()]
-    keys = [*cell_columns(table), "protocol_fingerprint"]
-    seeds = table.assign(valued=table["value"].notna()).groupby(keys, dropna=False)["valued"].agg(["size", "sum"])
-    partial, empty = int(((seeds["sum"] > 0) & (seeds["sum"] < seeds["size"])).sum()), int((seeds["sum"] == 0).sum())
-    if partial:
-        lines.append(f"{partial} cell(s) are the mean of their seeds with a value only, the diverged ones left out "
-                     f"(which may read high): cells.csv gives each cell's count")
-    if empty:
-        lines.append(f"{empty} cell(s) have no value in any seed: shown as missing")
-    return lines
-
-
-def _partial_seed_lines(agg: pd.DataFrame, planned: pd.DataFrame | None, shown: int = 3) -> list[str]:
-    """One line naming (the first `shown` of) the evaluation cells with a value in fewer seeds than the plan gives
-    them (a job still to run, or a diverged seed): the tables print them "mean (k/n)"."""
-    agg = agg[agg["stage"] == "evaluate"] if not agg.empty else agg
-    if agg.empty or planned is None:
-        return []
-    agg = agg.assign(planned_seeds=planned_seeds(agg, planned))
-    short = agg[(agg["count"] > 0) & (agg["count"] < agg["planned_seeds"])]
-    if short.empty:
-        return []
-    keys = [k for k in _cell_keys(short) if k not in ("labeled_size", "level", "metric", "planned_seeds")]
-    groups = [(_cell_text(g.iloc[0], keys), f"{g['count'].min()}/{g['planned_seeds'].iloc[0]:.0f}")
-              for _, g in short.groupby(keys, dropna=False, sort=True)]
-    listed = "; ".join(f"[{cell}]: {seeds} seeds" for cell, seeds in groups[:shown])
-    more = f"; and {len(groups) - shown} more" if len(groups) > shown else ""
-    return [f"{len(groups)} cell(s) have a value in fewer seeds than the grid plans, so far: {listed}{more}. The "
-            "tables print them 'mean (k/n)'; cells.csv gives each cell's count and seeds"]
-
-
-def _duplicate_lines(name: str, paper: pd.DataFrame, shown: int = 3) -> list[str]:
-    """One line naming the cells of a figure's table that more than one cell of results fell on (`wide`)."""
-    cells = paper.attrs.get("duplicates") or []
-    if not cells:
-        return []
-    more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
-    return [f"table {name}: {len(cells)} position(s) hold more than one cell ({'; '.join(cells[:shown])}{more}); the "
-            f"table shows the first of each, {name}_data.csv has every one: they differ in an axis this figure does "
-            "not tell apart (cells.csv has every axis)"]
-
-
 def _pretraining_jobs(plan: Any, table: pd.DataFrame) -> tuple[tuple[str, dict], ...]:
     """(job id, axes) of each pretraining job: the plan's, else those with a result in `table`."""
     if plan is not None:
@@ -267,13 +77,13 @@ def _pretraining_jobs(plan: Any, table: pd.DataFrame) -> tuple[tuple[str, dict],
     return tuple((r["job_id"], {k: r.get(k) for k in curves.AXES}) for _, r in rows.iterrows())
 
 
-def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section, outputs: _Outputs) -> None:
+def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Section, outputs: Outputs) -> None:
     """Draw one figure of FIGURES: its PNG and PDF, its paper table and its plotted data, into `out`."""
     fig, data = module.draw(table, expected)
     if "mean" in data and not data["mean"].notna().any():  # planned cells only: a figure of "missing" bars says nothing
         plt.close(fig)
         raise NoData("no cell has a value yet: each is planned without a result (missing.csv) or diverged")
-    outputs.add(*_figure_files(out, module.NAME))
+    outputs.add(*figure_files(out, module.NAME))
     try:
         section.caption = data.attrs.get("caption", "")
         for fmt in ("png", "pdf"):
@@ -301,7 +111,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     fewer seeds than planned, figures that failed) and a summary line go to `log` (the CLI passes stderr). Without a
     plan, a grid name that no result carries raises NoResults before anything is written; with neither a plan nor a
     grid, results recorded under more than one grid raise a StudyError asking for the grid's name (one cell of two
-    grids would be two cells of one figure). So does an `out` holding files that no report wrote (`_Outputs`). A
+    grids would be two cells of one figure). So does an `out` holding files that no report wrote (`Outputs`). A
     figure that raises an error is listed in `failed`; the other figures are still drawn.
 
     The build holds `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and
@@ -337,12 +147,12 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         _keep_a_report_of_results(out, workdir)
     from study.launch.status import grid_file
 
-    outputs = _Outputs(out, {"grid": name, "grid_file": grid_file(plan)})
+    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan)})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
-    for file_name in sorted(_report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
+    for file_name in sorted(report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
         remove_temporaries(out / file_name, older_than_s=STALE_TEMPORARY_S)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:
@@ -351,13 +161,13 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
-    warn_lines += _valueless_lines(table)
+    warn_lines += caveats.valueless_lines(table)
     agg = aggregate(table)
     conflicts = find_conflicts(agg)
-    conflict_lines = _conflict_lines(conflicts) if not conflicts.empty else []
+    conflict_lines = caveats.conflict_lines(conflicts) if not conflicts.empty else []
     warn_lines += conflict_lines
-    warn_lines += _code_version_lines(agg)
-    warn_lines += _partial_seed_lines(agg, coll.planned)
+    warn_lines += caveats.code_version_lines(agg)
+    warn_lines += caveats.partial_seed_lines(agg, coll.planned)
 
     outputs.add(out / "results.parquet", *table_paths(out, "cells").values())
     write_table(table, out / "results.parquet", grid=name)
@@ -387,7 +197,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
             failed.append(module.NAME)
         else:
             drawn.append(module.NAME)
-            warn_lines += _duplicate_lines(module.NAME, section.table)
+            warn_lines += caveats.duplicate_lines(module.NAME, section.table)
         sections.append(section)
 
     missing = None

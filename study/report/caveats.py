@@ -1,0 +1,105 @@
+"""The report's warnings about its cells, one function per kind, each returning its lines: protocol fingerprint
+conflicts, cells of several code versions or of a modified tree, metrics recorded without a value, cells with fewer
+seeds than planned, table positions holding more than one cell."""
+from __future__ import annotations
+
+import pandas as pd
+
+from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
+from study.results.collect import planned_seeds
+
+
+def _cell_keys(agg: pd.DataFrame) -> list[str]:
+    """The columns of `aggregate`'s output that name a cell in a warning (not its grid, stage or fingerprint)."""
+    return [c for c in agg.columns if c not in (*AGGREGATE_COLUMNS, "protocol_fingerprint", "grid", "stage")]
+
+
+def _cell_text(row: pd.Series, keys: list[str]) -> str:
+    return ", ".join(f"{k}={row[k]}" for k in keys if not pd.isna(row[k]))
+
+
+def conflict_lines(conflicts: pd.DataFrame) -> list[str]:
+    lines = []
+    keys = _cell_keys(conflicts)
+    for _, group in conflicts.groupby(keys, dropna=False, sort=True):
+        cell = _cell_text(group.iloc[0], keys)
+        newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
+        parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
+                          for r in group.itertuples())
+        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}. Kept apart in cells.csv; the "
+                     f"figures draw the newest, {newest}.")
+    return lines
+
+
+def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
+    """A line naming (the first `shown` of) the cells whose seeds ran on more than one code version (the code
+    version is no part of the fingerprint, so they are averaged as one recipe), and one naming those with a result
+    run on a modified ("-dirty") tree (no commit reproduces it)."""
+    if agg.empty or "code_versions" not in agg:
+        return []
+    versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
+    keys = _cell_keys(agg)
+    lines = []
+    for picked, said in (([len(vs) > 1 for vs in versions],
+                          "average seeds run by several code versions, as one recipe (the code version is no part of "
+                          "the protocol fingerprint)"),
+                         ([any(v.endswith("-dirty") for v in vs) for vs in versions],
+                          "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
+        cells = agg[picked]
+        if cells.empty:
+            continue
+        listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}"
+                           for _, row in cells.head(shown).iterrows())
+        more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
+        lines.append(f"{len(cells)} cell(s) {said}: {listed}{more}. cells.csv gives each cell's code_versions")
+    return lines
+
+
+def valueless_lines(table: pd.DataFrame) -> list[str]:
+    """The jobs that recorded a metric without a value (a diverged run), and what that does to their cells: one
+    with other seeds is their mean (the diverged seed left out), one without is missing. A record without metrics
+    (its one row has no metric) is not one."""
+    table = table[table["metric"].notna()] if not table.empty else table
+    if table.empty or not table["value"].isna().any():
+        return []
+    jobs = table.loc[table["value"].isna(), "job_id"].value_counts(sort=False).sort_index()
+    lines = [f"job {job}: {n} metric(s) recorded without a value (a diverged run)" for job, n in jobs.items()]
+    keys = [*cell_columns(table), "protocol_fingerprint"]
+    seeds = table.assign(valued=table["value"].notna()).groupby(keys, dropna=False)["valued"].agg(["size", "sum"])
+    partial, empty = int(((seeds["sum"] > 0) & (seeds["sum"] < seeds["size"])).sum()), int((seeds["sum"] == 0).sum())
+    if partial:
+        lines.append(f"{partial} cell(s) are the mean of their seeds with a value only, the diverged ones left out "
+                     f"(which may read high): cells.csv gives each cell's count")
+    if empty:
+        lines.append(f"{empty} cell(s) have no value in any seed: shown as missing")
+    return lines
+
+
+def partial_seed_lines(agg: pd.DataFrame, planned: pd.DataFrame | None, shown: int = 3) -> list[str]:
+    """One line naming (the first `shown` of) the evaluation cells with a value in fewer seeds than the plan gives
+    them (a job still to run, or a diverged seed): the tables print them "mean (k/n)"."""
+    agg = agg[agg["stage"] == "evaluate"] if not agg.empty else agg
+    if agg.empty or planned is None:
+        return []
+    agg = agg.assign(planned_seeds=planned_seeds(agg, planned))
+    short = agg[(agg["count"] > 0) & (agg["count"] < agg["planned_seeds"])]
+    if short.empty:
+        return []
+    keys = [k for k in _cell_keys(short) if k not in ("labeled_size", "level", "metric", "planned_seeds")]
+    groups = [(_cell_text(g.iloc[0], keys), f"{g['count'].min()}/{g['planned_seeds'].iloc[0]:.0f}")
+              for _, g in short.groupby(keys, dropna=False, sort=True)]
+    listed = "; ".join(f"[{cell}]: {seeds} seeds" for cell, seeds in groups[:shown])
+    more = f"; and {len(groups) - shown} more" if len(groups) > shown else ""
+    return [f"{len(groups)} cell(s) have a value in fewer seeds than the grid plans, so far: {listed}{more}. The "
+            "tables print them 'mean (k/n)'; cells.csv gives each cell's count and seeds"]
+
+
+def duplicate_lines(name: str, paper: pd.DataFrame, shown: int = 3) -> list[str]:
+    """One line naming the cells of a figure's table that more than one cell of results fell on (`wide`)."""
+    cells = paper.attrs.get("duplicates") or []
+    if not cells:
+        return []
+    more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
+    return [f"table {name}: {len(cells)} position(s) hold more than one cell ({'; '.join(cells[:shown])}{more}); the "
+            f"table shows the first of each, {name}_data.csv has every one: they differ in an axis this figure does "
+            "not tell apart (cells.csv has every axis)"]
