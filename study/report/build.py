@@ -98,6 +98,53 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
     section.table = paper
 
 
+def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathLike) -> list[str]:
+    """The note a report by grid name carries where other grids share its jobs (their results may be recorded under
+    the other grid). NoResults where no result names grid `grid`; a StudyError where, with neither a plan nor a
+    grid, the results are of several grids."""
+    table, notes = coll.table, []
+    if plan is None and grid is not None:
+        if coll.other_grids and not table.empty:
+            notes.append(
+                f"without the grid file only results recorded under grid {grid} are drawn; a result records the "
+                f"grid that ran it first, so jobs {grid} shares with {', '.join(coll.other_grids)} may be missing "
+                f"here: give the grid's file to report every job of it")
+        if table.empty:
+            raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
+    if plan is None and grid is None and table["grid"].nunique(dropna=False) > 1:
+        grids = sorted(table["grid"].dropna().unique()) + (["(none)"] if table["grid"].isna().any() else [])
+        raise StudyError(f"results of several grids in {results_dir(workdir)} ({', '.join(grids)}): name the grid to "
+                         "report (its grid file, or its name)")
+    return notes
+
+
+def _draw_figures(figures: list, table: pd.DataFrame, expected, out: Path, outputs: Outputs,
+                  warn_lines: list[str]) -> tuple[list[Section], list[str], dict[str, str], list[str]]:
+    """(sections, drawn, skipped {name: why}, failed) of drawing each figure into `out`. A figure without data is
+    skipped; one that raises is listed as failed, with a line added to `warn_lines`, and the others are drawn; the
+    files of either are discarded (the folder shows no figure this build did not finish)."""
+    style.apply()
+    sections, drawn, skipped, failed = [], [], {}, []
+    for module in figures:
+        section = Section(module.NAME, module.TITLE)
+        before = len(outputs.written)
+        try:
+            _draw_figure(module, table, expected, out, section, outputs)
+        except NoData as e:
+            outputs.discard(before)
+            section.note = skipped[module.NAME] = str(e)
+        except Exception as e:  # one figure's failure is reported; the others and the tables are still written
+            outputs.discard(before)
+            section.note = skipped[module.NAME] = f"failed: {type(e).__name__}: {e}"
+            warn_lines.append(f"figure {module.NAME} failed ({type(e).__name__}: {e}); the other figures are drawn")
+            failed.append(module.NAME)
+        else:
+            drawn.append(module.NAME)
+            warn_lines += caveats.duplicate_lines(module.NAME, section.table)
+        sections.append(section)
+    return sections, drawn, skipped, failed
+
+
 def report_lock(out: Path) -> Path:
     """The lock file of report folder `out`, beside it (`.<name>.report.lock`): one build at a time writes a folder."""
     return out.parent / f".{out.name}.report.lock"
@@ -130,19 +177,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         coll = gather(workdir, plan, grid=grid if plan is None else None)
     table = coll.table
     name = plan.name if plan is not None else (grid or "results")
-    unplanned_note = []
-    if plan is None and grid is not None:
-        if coll.other_grids and not table.empty:
-            unplanned_note.append(
-                f"without the grid file only results recorded under grid {grid} are drawn; a result records the "
-                f"grid that ran it first, so jobs {grid} shares with {', '.join(coll.other_grids)} may be missing "
-                f"here: give the grid's file to report every job of it")
-        if table.empty:
-            raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
-    if plan is None and grid is None and table["grid"].nunique(dropna=False) > 1:
-        grids = sorted(table["grid"].dropna().unique()) + (["(none)"] if table["grid"].isna().any() else [])
-        raise StudyError(f"results of several grids in {results_dir(workdir)} ({', '.join(grids)}): name the grid to "
-                         "report (its grid file, or its name)")
+    unplanned_note = _scope_notes(coll, plan, grid, workdir)
     if table.empty:
         _keep_a_report_of_results(out, workdir)
     from study.launch.status import grid_file
@@ -180,25 +215,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (or the old "
                        "manifest restored)" for line in stale_results(plan.jobs, workdir)]
 
-    style.apply()
-    sections, drawn, skipped_figs, failed = [], [], {}, []
-    for module in (*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))):
-        section = Section(module.NAME, module.TITLE)
-        before = len(outputs.written)
-        try:
-            _draw_figure(module, table, expected, out, section, outputs)
-        except NoData as e:
-            outputs.discard(before)
-            section.note = skipped_figs[module.NAME] = str(e)
-        except Exception as e:  # one figure's failure is reported; the others and the tables are still written
-            outputs.discard(before)  # none of its files: the folder shows no figure this build did not finish
-            section.note = skipped_figs[module.NAME] = f"failed: {type(e).__name__}: {e}"
-            warn_lines.append(f"figure {module.NAME} failed ({type(e).__name__}: {e}); the other figures are drawn")
-            failed.append(module.NAME)
-        else:
-            drawn.append(module.NAME)
-            warn_lines += caveats.duplicate_lines(module.NAME, section.table)
-        sections.append(section)
+    figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
+    sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
 
     missing = None
     if coll.missing is not None:
