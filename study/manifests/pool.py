@@ -54,8 +54,9 @@ def _refuse_shared_files(parts: list) -> None:
                                  f"where their classes differ. Pool manifests of different images")
 
 
-def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], labeled_sizes: list[int]):
-    check_name(name)
+def _load_sources(sources: list[tuple[str, int]]) -> list:
+    """The source manifests of `--from NAME:SIZE`, each intact, clean (not a pool, not a corrupted variant) and
+    holding SIZE images; StudyError naming the source otherwise."""
     if len(sources) < 2:
         raise StudyError("a pool needs two or more --from NAME:SIZE")
     if len({s for s, _ in sources}) != len(sources):
@@ -68,7 +69,17 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int], 
             raise StudyError(f"{m.name} is a corrupted variant; pool clean manifests, then corrupt the pool")
         if n > m.num_images:
             raise StudyError(f"--from {m.name}:{n}: {m.name} has only {m.num_images} images")
+    return manifests
 
+
+def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
+                   labeled_sizes: list[int]) -> tuple[dict, bool]:
+    """Freeze manifest `name`, the pool of each source's first SIZE images (`sources`: (name, size) pairs, as
+    `--from NAME:SIZE` gives them), with its own `sizes` (default: every pooled image) and `labeled_sizes`; see the
+    module's docstring for its order, labels and metadata. Returns (meta, written), as `freeze`; StudyError (nothing
+    written) for a bad name, a bad source, classes that would merge, or two sources sharing image files."""
+    check_name(name)
+    manifests = _load_sources(sources)
     parts, class_names = [], []
     common = None
     for m, (_, n) in zip(manifests, sources):
