@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from study.configfields import is_int
 from study.errors import StudyError
 from study.grids.values import parse_mem_gb, parse_minutes
 from study.grids.yamlio import YMap, check_keys, fail, load_yaml
@@ -161,7 +162,7 @@ def load_profile(path: str | Path | None) -> Profile:
         if key not in raw or raw[key] is None:
             return default
         v = raw[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        if not is_int(v) or v < 0:
             raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 0, got {v!r}")
         return v
 
@@ -302,7 +303,7 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
             v = node[key]
         try:
             if key in ("gpus", "cpus", "nodes"):
-                if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key == "nodes" else 0):
+                if not is_int(v) or v < (1 if key == "nodes" else 0):
                     raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0} or 'node', got {v!r}")
                 out[key] = v
             elif key == "mem":

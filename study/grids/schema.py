@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from study.configfields import is_int
 from study.counts import parse_count
 from study.errors import StudyError
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
@@ -130,7 +131,7 @@ def normalise_axis_value(axis: str, v: Any) -> Any:
             return None
         return parse_count(v)
     if axis == "seed":
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**32:
+        if not is_int(v) or not 0 <= v < 2**32:
             raise ValueError(f"expected an integer seed in [0, 2**32) (numpy's seeds), got {v!r}")
         return v
     if axis == "corruption":

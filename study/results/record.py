@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries, write_json
+from study.configfields import is_int
 from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
@@ -201,7 +202,7 @@ def _axis_value_ok(axis: str, v: Any) -> bool:
     if axis in INTEGER_AXES:
         if isinstance(v, str):
             return "|" in v and all(part == "None" or part.isdigit() for part in v.split("|"))
-        return isinstance(v, int) and not isinstance(v, bool)
+        return is_int(v)
     return isinstance(v, str) or axis not in STRING_AXES
 
 
@@ -237,7 +238,7 @@ def validate_record(record: Any, where: str = "result record") -> dict:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise StudyError(f"{where}: metrics[{i}].value {value!r} is not a number")
         ls = m.get("labeled_size")
-        if ls is not None and (isinstance(ls, bool) or not isinstance(ls, int)):
+        if ls is not None and not is_int(ls):
             raise StudyError(f"{where}: metrics[{i}].labeled_size {ls!r} is not an integer")
     return dict(record)
 
