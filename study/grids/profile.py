@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from study.configfields import is_int
+from study.configfields import is_int, is_num
 from study.errors import StudyError
 from study.grids.values import parse_mem_gb, parse_minutes
 from study.grids.yamlio import YMap, check_keys, fail, load_yaml
@@ -247,7 +247,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
             raise fail(p, tp.line_of(backbone), f"cost.throughput.{backbone}: expected a mapping of {', '.join(COST_KINDS)}")
         check_keys(p, rates, COST_KINDS, what="throughput kind")
         for kind, v in rates.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            if not is_num(v) or v <= 0:
                 raise fail(p, rates.line_of(kind), f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
         throughput[str(backbone)] = {**throughput.get(str(backbone), {}), **{k: float(v) for k, v in rates.items()}}
     names_at = {("throughput", str(b)): tp.line_of(b) for b in tp}
@@ -256,7 +256,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
     if not isinstance(mf, YMap):
         raise fail(p, raw.line_of("method_factor"), "cost.method_factor: expected method -> number")
     for method, v in mf.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        if not is_num(v) or v < 0:
             raise fail(p, mf.line_of(method), f"cost.method_factor.{method}: expected a number >= 0, got {v!r}")
         factors[str(method)] = float(v)
         names_at[("method_factor", str(method))] = mf.line_of(method)
@@ -266,7 +266,7 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
         if key in raw:
             v = raw[key]
             rate = key == "probe_rate"  # it divides
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (rate and v == 0):
+            if not is_num(v) or v < 0 or (rate and v == 0):
                 raise fail(p, raw.line_of(key), f"cost.{key}: expected a number {'>' if rate else '>='} 0, got {v!r}")
             nums[key] = v
     if "default_test_images" in nums:

@@ -170,6 +170,13 @@ def test_profile_without_partition_for_slurm(tmp_path):
     # a rate of 0 fell back to resnet50's default rate without a word
     ("partition: gpu\ncost:\n  throughput:\n    resnet50: {pretrain: 0}\n",
      "4: cost.throughput.resnet50.pretrain: expected images/s > 0, got 0"),
+    # not finite: a zero or infinite estimate, NaN hours, or an overflow turning test images into an integer
+    ("partition: gpu\ncost:\n  throughput:\n    resnet50: {pretrain: .inf}\n",
+     "4: cost.throughput.resnet50.pretrain: expected images/s > 0, got inf"),
+    ("partition: gpu\ncost:\n  method_factor: {byol: .nan}\n",
+     "3: cost.method_factor.byol: expected a number >= 0, got nan"),
+    ("partition: gpu\ncost:\n  default_test_images: .inf\n",
+     "3: cost.default_test_images: expected a number >= 0, got inf"),
     ("partition: gpu\nstages:\n  pretrain: {nodes: 0}\n",
      "3: pretrain resources: nodes: expected an integer >= 1 or 'node', got 0"),
 ])
