@@ -1,0 +1,610 @@
+"""The pre-run checks of a plan: `check_plan(plan, manifests=True, images_here=False)`, which `Plan.check` runs.
+
+It is the look-before-you-leap step `study plan` and `study submit` run: methods and corruptions known, every distinct
+pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and `defaults.evaluate` even with no
+evaluation entry), no entry's `params` key that its protocol never reads, every manifest present (or the exact
+`study manifest ...` command that makes it) and what the grid says it is (from its metadata; for image-folder
+manifests also their paths: no test image among the labeled ones), and each manifest's recorded root a folder on this
+machine (a warning, or a problem where the jobs run here). Each check gives its lines, each naming the grid's file
+and line (or the profile's); `check_plan` raises them as one StudyError, or returns the warnings.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from study.configfields import is_int
+from study.counts import format_count
+from study.errors import StudyError, did_you_mean
+from study.grids.jobs import Job, corruption_slug, value_line
+from study.grids.schema import DatasetSpec, Grid
+from study.hashing import canonical_json
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+
+def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
+    """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
+    the warnings: evaluations scored at another image size than their encoders were pretrained at, and each
+    manifest whose recorded root is not a folder on this machine (the dataset moved, or only the nodes that run
+    the jobs mount it), a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the
+    estimate's notes gain each cost hint the manifests contradict."""
+    problems = check_names(plan)
+    if not problems:  # an unknown method would fail every section too: report it once
+        problems = check_sections(plan)
+    if not problems:
+        problems = check_devices(plan)
+    roots: list[str] = []
+    meta = _metadata_once() if manifests else None
+    if manifests:
+        missing = missing_manifests(plan)
+        problems += missing or check_manifest_contents(plan, meta)
+        roots = ([] if missing else roots_not_here(plan, meta)) + init_encoder_not_here(plan)
+    if images_here:
+        problems, roots = problems + roots, []
+    if len(problems) > 1:
+        raise StudyError("\n".join([f"{plan.path}: {len(problems)} problem(s) found before anything runs:",
+                                    *problems]))
+    if problems:  # one: it names its file as every error does (the grid's, unless it names the profile's)
+        named = (f"{plan.path}:",) + ((f"{plan.profile.path}:",) if plan.profile.path else ())
+        raise StudyError(problems[0] if problems[0].startswith(named) else f"{plan.path}: {problems[0]}")
+    if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
+        notes = plan.estimate.setdefault("notes", [])
+        notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
+    return image_size_warnings(plan) + roots
+
+
+def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
+    line = value_line(grid, axis, value, point)
+    return f"{grid.path}:{line}" if line else grid.path
+
+
+def check_names(plan: Plan) -> list[str]:
+    """Methods known to study.train's registry, also those the profile's cost model names (and its backbones);
+    corruptions to study.corruptions' (with the closest name)."""
+    problems: list[str] = []
+    grid = plan.grid
+    methods = dict.fromkeys(j.axes["method"] for j in plan.jobs if j.stage == "pretrain")
+    from study.train.methods import METHODS
+
+    for m in methods:
+        if m not in METHODS:
+            problems.append(METHODS.unknown_message(m, _line_of_value(grid, "method", m)))
+    from study.train.backbones import BACKBONES
+
+    for (section, name), line in plan.profile.cost.names_at.items():  # a typo there leaves the estimate as it was
+        registry = METHODS if section == "method_factor" else BACKBONES
+        if name not in registry:
+            problems.append(registry.unknown_message(name, f"{plan.profile.path}:{line}: cost.{section}"))
+    for spec in dict.fromkeys(j.axes["corruption"] for j in plan.jobs if j.stage == "pretrain"):
+        if spec and spec != "none":
+            try:
+                corruption_slug(spec)
+            except (StudyError, ValueError) as e:
+                problems.append(f"{_line_of_value(grid, 'corruption', spec)}: {e}")
+    return problems
+
+
+def _describe(job: Job) -> str:
+    keys = ("method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
+    parts = [f"{k}={format_count(job.axes[k]) if k == 'size' else job.axes[k]}" for k in keys
+             if job.axes.get(k) not in (None, "none")]
+    return f"job {job.id} ({job.stage}: {', '.join(parts)})"
+
+
+# the key a config error names first: `pretrain.<key>: ...`, or `pretrain: unknown key(s) '<key>'` (also under
+# `defaults.`)
+SECTION_KEY = re.compile(r"^(?:defaults\.)?(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '(\w+)')")
+
+
+def _message_key(message: str) -> str | None:
+    m = SECTION_KEY.match(message)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def _section_line(grid: Grid, job: Job, message: str) -> int | None:
+    """Where the value behind a config error of `job` was written (`_key_line` of the key the message names)."""
+    return _key_line(grid, job, _message_key(message))
+
+
+def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
+    """Where `job`'s setting `key` was written: a pretraining axis value (its axes or include line), else the key
+    in the evaluation entry's params, in defaults, or the entry itself."""
+    if job.stage == "pretrain":
+        if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
+            return value_line(grid, key, job.axes[key], job.axes)
+        return grid.defaults_lines.get("pretrain", {}).get(key) or grid.lines.get("defaults")
+    entry = grid.evaluate[job.entry] if job.entry is not None else None
+    if entry is None:
+        return grid.defaults_lines.get("evaluate", {}).get(key) or grid.lines.get("defaults")
+    return entry.param_lines.get(key) or grid.defaults_lines.get("evaluate", {}).get(key) or entry.line
+
+
+def _at(plan: Plan, job: Job, key: str) -> str:
+    """`<grid file>:<line>` of where `job`'s setting `key` was written (the file alone when no line is known)."""
+    line = _key_line(plan.grid, job, key)
+    return f"{plan.path}:{line}" if line else str(plan.path)
+
+
+def check_sections(plan: Plan) -> list[str]:
+    """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
+    that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others. Then
+    `defaults.evaluate` alone when no job uses it, and the entries' `params` (`check_params`)."""
+    errors: dict[tuple[str, str], list[Job]] = {}  # (where, message) -> the jobs it stops
+    from study.evaluate import EvalConfig
+    from study.train import PretrainConfig
+
+    validators: dict[str, Any] = {"pretrain": PretrainConfig.from_dict, "evaluate": EvalConfig.from_dict}
+    verdicts: dict[str, str | None] = {}  # section -> its error, validated once
+    for job in plan.jobs:
+        validate = validators.get(job.stage)
+        if validate is None:
+            continue
+        section = job.config[job.stage]
+        key = job.stage + canonical_json(section)
+        if key not in verdicts:
+            try:
+                validate(section, where=job.stage)
+                verdicts[key] = None
+            except StudyError as e:
+                verdicts[key] = str(e)
+        if verdicts[key] is not None:
+            line = _section_line(plan.grid, job, verdicts[key])
+            errors.setdefault((f"{plan.path}:{line}" if line else plan.path, verdicts[key]), []).append(job)
+    problems = [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
+                + f": {msg}" for (where, msg), jobs in errors.items()]
+    grid = plan.grid
+    if grid.defaults_evaluate and not any(j.stage == "evaluate" for j in plan.jobs):  # else its jobs checked it
+        section = {**grid.defaults_evaluate, "train_manifest": "-", "test_manifest": "-"}  # no entry names them
+        try:
+            EvalConfig.from_dict(section, where="defaults.evaluate")
+        except StudyError as e:
+            line = grid.defaults_lines.get("evaluate", {}).get(_message_key(str(e)) or "") or grid.lines.get("defaults")
+            problems.append(f"{plan.path}{f':{line}' if line else ''}: {e} (no evaluation entry uses "
+                            f"defaults.evaluate yet)")
+    return problems + check_params(plan)
+
+
+def check_params(plan: Plan) -> list[str]:
+    """An evaluate entry's own `params` keys that its protocol never reads (EvalConfig's UNUSED_BY_PROTOCOL; and
+    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict), and its `linear` keys that
+    the probe's optimizer never reads (PROBE_KEYS_UNREAD, as LinearConfig.recorded_dict): such a key would change
+    the jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
+    from study.evaluate.config import UNUSED_BY_PROTOCOL, LinearConfig
+    from study.results.record import PROBE_KEYS_UNREAD
+
+    problems = []
+
+    def refuse(entry, key: str, why: str) -> None:
+        problems.append(f"{plan.path}:{entry.param_lines.get(key.split('.')[0]) or entry.line}: "
+                        f"stages.evaluate[{entry.index}].params.{key}: {why}; remove it (it would change the job ids "
+                        f"and no result)")
+
+    default_linear = plan.grid.defaults_evaluate.get("linear")
+    default_optimizer = (default_linear if isinstance(default_linear, dict) else {}).get("optimizer",
+                                                                                          LinearConfig.optimizer)
+    for entry in plan.grid.evaluate:
+        also_knn = entry.params.get("also_knn", plan.grid.defaults_evaluate.get("also_knn"))
+        for key in entry.params:
+            if key in UNUSED_BY_PROTOCOL[entry.protocol]:
+                refuse(entry, key, f"protocol {entry.protocol} never reads it")
+            elif key == "knn" and entry.protocol in ("linear", "granularity", "concat") and also_knn is not True:
+                refuse(entry, key, f"protocol {entry.protocol} reads it only with also_knn: true")
+        linear = entry.params.get("linear")
+        if isinstance(linear, dict) and "linear" not in UNUSED_BY_PROTOCOL[entry.protocol]:
+            optimizer = linear.get("optimizer", default_optimizer)
+            for key in linear:
+                if key in PROBE_KEYS_UNREAD.get(optimizer, ()):
+                    refuse(entry, f"linear.{key}", f"probe optimizer {optimizer} never reads it")
+    return problems
+
+
+def check_devices(plan: Plan) -> list[str]:
+    """Each pretraining batch splits evenly over its job's processes (on Slurm one per GPU, on each node), as the
+    training loop requires at its start."""
+    from study.train import PretrainConfig
+
+    problems: list[str] = []
+    for job in plan.by_stage("pretrain"):
+        r = job.resources
+        world = r.tasks_per_node("pretrain") * r.nodes  # as study.launch.slurm.params renders it
+        batch = job.config["pretrain"].get("batch_size", PretrainConfig.batch_size)
+        if world > 1 and is_int(batch) and batch % world:
+            line = _key_line(plan.grid, job, "batch_size")
+            msg = (f"{plan.path}{f':{line}' if line else ''}: pretraining batch_size {batch} does not split over the "
+                   f"{world} processes of a job ({r.gpus} GPU(s) x {r.nodes} node(s), one process per GPU): every "
+                   f"pretraining job would stop at its start; make batch_size a multiple of {world}, or change the "
+                   f"resources")
+            if msg not in problems:
+                problems.append(msg)
+    return problems
+
+
+def _crop_size(section: dict, default: int) -> int:
+    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
+    config's default (as PretrainConfig and EvalConfig resolve it)."""
+    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
+    return augment.get("image_size", section.get("image_size", default))
+
+
+def image_size_warnings(plan: Plan) -> list[str]:
+    """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
+    crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
+    every image, at many times the cost, and scores other features). A warning: it may be meant."""
+    from study.evaluate import EvalConfig
+    from study.train import PretrainConfig
+
+    seen: dict[tuple[str, int, int], list[Job]] = {}
+    for job in plan.by_stage("evaluate"):
+        size = _crop_size(job.config["evaluate"], EvalConfig.image_size)
+        for dep in job.depends_on:
+            trained = _crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
+            if trained != size:
+                seen.setdefault((_at(plan, job, "image_size"), size, trained), []).append(job)
+    return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "
+            f"(e.g. {_describe(jobs[0])}): set the evaluation's image_size (defaults.evaluate, or the entry's params) "
+            f"to {trained} unless that is meant" for (where, size, trained), jobs in seen.items()]
+
+
+def _manifest_exists(name: str) -> bool:
+    from study.manifests import manifest_exists
+
+    return bool(manifest_exists(name))
+
+
+def _count_text(n: int) -> str:
+    """`n` and, where it reads otherwise, its short form: "50000 (50k)", "500"."""
+    short = format_count(n)
+    return str(n) if short == str(n) else f"{n} ({short})"
+
+
+def _metadata_once():
+    """study.manifests.store.load_meta, each manifest's metadata read once (for one check)."""
+    from study.manifests.store import load_meta
+
+    return functools.cache(load_meta)
+
+
+def missing_manifests(plan: Plan) -> list[str]:
+    """Each manifest the jobs read that does not exist, with the command that makes it."""
+    from study.manifests import list_manifests
+    from study.paths import manifests_dir
+
+    problems, known = [], None
+    for name, command in plan.manifests().items():
+        if not _manifest_exists(name):
+            known = list_manifests() if known is None else known
+            hint = did_you_mean(name, known, cutoff=0.8, why=" the grid's `datasets:` names it")
+            problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
+                            f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
+    if problems:  # said once, after the last command
+        roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
+            if any("_ROOT" in p for p in problems) else ""
+        problems[-1] += (f"\n{roots}a manifest's sizes are part of its content hash, so a train manifest is built "
+                         "once with every size any grid will ask of it (for the paper's datasets the commands list "
+                         "the paper's sizes too); `study plan --no-check` shows the plan without the manifests")
+    return problems
+
+
+def check_manifest_contents(plan: Plan, meta) -> list[str]:
+    """With every manifest present, what would otherwise fail only in a job, after its dependencies ran (`meta`:
+    name -> metadata): a size or labeled size beyond a manifest's images, train and test manifests of other classes,
+    levels, pools and corrupted variants other than the grid's, test images among the labeled ones."""
+    from study.manifests.store import table_columns
+
+    columns_of = functools.cache(table_columns)  # what a granularity job may name: any column of the table
+    found: list[str | None] = [_pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
+                               for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain"))]
+    for job in plan.jobs:
+        found += (_pretrain_problems(plan, job, meta) if job.stage == "pretrain" else
+                  _evaluate_problems(plan, job, meta, columns_of))
+    found += _test_images_among_labeled(plan, meta)
+    return list(dict.fromkeys(msg for msg in found if msg))  # each once, in the order found
+
+
+def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
+    """A pretraining job's manifest: the grid's corrupted variant, holding `size` images, at least a batch of them,
+    and a schedule that fits them."""
+    from study.train import PretrainConfig
+    from study.train.methods import METHODS
+
+    sec = job.config["pretrain"]
+    size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+    if not name:
+        return []
+    problems = [_corrupted_from_elsewhere(plan, job, name, meta)]
+    where = _line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
+    have = meta(name)["num_images"]
+    if is_int(size) and size > have:
+        return problems + [f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
+                           f"of at most {format_count(have)}, or a manifest built from more images)"]
+    batch = sec.get("batch_size", PretrainConfig.batch_size)
+    images = size if is_int(size) else have
+    method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
+    if method is not None and method.trains and is_int(batch) and batch > images:
+        if "batch_size" in plan.grid.defaults_pretrain:
+            where = f"{plan.grid.path}:{_key_line(plan.grid, job, 'batch_size')}"  # where it was set
+        problems.append(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
+                        + (f" at size {format_count(size)}" if is_int(size) else "")
+                        + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
+    elif method is not None and method.trains:
+        error = schedule_error(sec, None, images)
+        problems.append(f"{where}: pretrain.{error}" if error else None)
+    return problems
+
+
+def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+    """An evaluation job's manifests: its labeled sizes held, a fine-tuning schedule that fits them, granularity
+    levels of the test manifest's taxonomy, train and test manifests of the same classes."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    if train:
+        n = meta(train)["num_images"]
+        for ls in sec.get("labeled_sizes") or []:
+            if is_int(ls) and ls > n:
+                problems.append(f"{_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
+                                f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for "
+                                f"every one)")
+    if sec.get("protocol") in ("finetune", "scratch") and train:
+        sizes = sec.get("labeled_sizes")
+        for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
+            error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
+            if error:
+                problems.append(f"{_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
+                                + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
+    if sec.get("protocol") == "granularity" and test:
+        problems += _granularity_problems(plan, job, meta, columns_of)
+    if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
+        a, b = meta(train)["class_names"], meta(test)["class_names"]
+        only = sorted(set(a) ^ set(b))
+        problems.append(
+            f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
+            "evaluation) have "
+            f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
+                                                         "; in another order") + ")"
+            + f": {_delete(test)} and rebuild it with --classes-from {train}"
+            + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
+                                           "are then left out, as no probe could name them)"))
+    return problems
+
+
+def _granularity_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+    """A granularity job's levels: given or in the test manifest's taxonomy, coarse -> fine, columns of both
+    manifests."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    levels = sec.get("levels") or meta(test).get("levels") or []
+    if not levels:
+        problems.append(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: "
+                        f"give levels, or build it with --taxonomy")
+    taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
+    ranked = [lv for lv in levels if lv in taxonomy]
+    if ranked != sorted(ranked, key=taxonomy.index):
+        problems.append(f"{_at(plan, job, 'levels')}: granularity levels run coarse -> fine, as the taxonomy of "
+                        f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
+                        f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
+    for name in (train, test):
+        have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
+        missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
+        if missing:
+            have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+            problems.append(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
+                            f"{name} (its taxonomy levels: {', '.join(have)})")
+    return problems
+
+
+def cost_hint_notes(plan: Plan, meta) -> list[str]:
+    """A note for each dataset's `train_images`, `test_images` or `classes` that its manifest contradicts: they feed
+    only the estimate (a paper grid copied to a small dataset would keep iNat21's millions), so they are not
+    problems, but the estimate counts the grid's number, not the manifest's."""
+    notes = []
+    for key, ds in plan.grid.datasets.items():
+        for hint, name, what, count in (
+                (ds.train_images, ds.train, "train_images", lambda m: (m["num_images"], "images")),
+                (ds.test_images, ds.test, "test_images", lambda m: (m["num_images"], "images")),
+                (ds.classes, ds.train, "classes", lambda m: (len(m["class_names"]), "classes"))):
+            if hint is None or not name or not _manifest_exists(name):
+                continue
+            have, unit = count(meta(name))
+            if have != hint:
+                notes.append(f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the "
+                             "estimate counts the grid's number")
+    return notes
+
+
+def _manifest_lines(plan: Plan) -> dict[str, int]:
+    """Manifest name -> the line of the `datasets:` entry that names it (a corrupted variant: its dataset's)."""
+    grid = plan.grid
+    lines: dict[str, int] = {}
+    for ds in grid.datasets.values():
+        for name in (ds.train, ds.test):
+            if name:
+                lines.setdefault(name, ds.line)
+    for job in plan.by_stage("pretrain"):
+        name = job.config["pretrain"].get("manifest")
+        if name and job.axes.get("dataset") in grid.datasets:
+            lines.setdefault(name, grid.datasets[job.axes["dataset"]].line)
+    return lines
+
+
+def init_encoder_not_here(plan: Plan) -> list[str]:
+    """`defaults.pretrain.init_encoder` said when it is not a file here: every pretraining job would stop on it."""
+    path = plan.grid.defaults_pretrain.get("init_encoder")
+    if not isinstance(path, str) or Path(path).is_file():
+        return []  # null, or a wrong type the config check names
+    line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
+    where = f"{plan.path}:{line}" if line else plan.path
+    return [f"{where}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
+            f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
+            f"stop on it"]
+
+
+def roots_not_here(plan: Plan, meta) -> list[str]:
+    """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine, said: a job that
+    cannot read it stops at its first image, after the jobs it waits for. A manifest records its root when it is made
+    (a corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is
+    made again, not only its base."""
+    from study.manifests import store
+
+    lines, commands = _manifest_lines(plan), plan.manifests()
+    out = []
+    for name, command in commands.items():
+        try:
+            m = meta(name)
+        except StudyError:
+            continue  # unreadable metadata: the manifest check names it
+        gone = sorted(set(store.roots_not_here(m).values()))
+        if not gone:
+            continue  # no root recorded (a hand-made manifest): the job names what it cannot read
+        line = lines.get(name)
+        where = f"{plan.path}:{line}" if line else str(plan.path)
+        made = m.get("corruption") or m.get("pool")
+        remedy = (f"{_delete(name)} and make it again, once its "
+                  f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"
+                  if made else
+                  f"{_delete(name)} and build it again with --root at the dataset's new place (the "
+                  "content hash stays the same when only the root moved)")
+        out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
+                   f"(the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
+                   f"first image; if it moved, {remedy}")
+    return out
+
+
+def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
+    """Each (train, test) manifest pair of an evaluation where test images are among the labeled images its jobs
+    train on (one root, one relative path: e.g. an image folder without split folders, which gives every --split
+    the whole tree): the job refuses it (study.evaluate.run), after its encoders' pretraining."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from study.manifests.store import manifest_paths
+
+    largest: dict[tuple[str, str], tuple[int, Job]] = {}  # (train, test) -> the most labeled images a job takes
+    for job in plan.by_stage("evaluate"):
+        sec = job.config["evaluate"]
+        train, test = sec.get("train_manifest"), sec.get("test_manifest")
+        if not train or not test:
+            continue
+        root = meta(train).get("root")
+        if meta(train).get("dataset") != "imagefolder" or not root or root != meta(test).get("root"):
+            continue  # the other readers' splits are their own files (and their paths are read only for this)
+        n_train = meta(train)["num_images"]
+        sizes = sec.get("labeled_sizes") or ["all"]
+        n = max(min(int(s), n_train) if is_int(s) else n_train for s in sizes)
+        if n > largest.get((train, test), (-1, job))[0]:
+            largest[(train, test)] = (n, job)
+    out = []
+    for (train, test), (n, job) in largest.items():
+        try:
+            rows = pq.read_table(manifest_paths(train)[0], columns=["path", "labeled_rank"])
+            test_paths = pq.read_table(manifest_paths(test)[0], columns=["path"]).column("path")
+        except (OSError, KeyError, pa.ArrowException):
+            continue  # unreadable: the job names it
+        labeled = rows.filter(pc.less(rows.column("labeled_rank"), n)).column("path")
+        shared = test_paths.filter(pc.is_in(test_paths, value_set=labeled.combine_chunks()))
+        if len(shared) == 0:
+            continue
+        ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+        where = f"{plan.path}:{ds.line}" if ds is not None else _at(plan, job, "test_manifest")
+        out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
+                   f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
+                   f"it would score images it trained on, and stops on them after its pretraining; build the test "
+                   f"manifest from another split (an image folder without a folder per split gives every --split the "
+                   f"whole tree)")
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule_error(section_json: str, size: int | None, images: int) -> str | None:
+    from study.train import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    section = json.loads(section_json)
+    try:
+        if "protocol" in section:  # an evaluation's fine-tuning or scratch run on `size` labeled images
+            from study.evaluate import EvalConfig
+            from study.evaluate.finetune import pretrain_dict
+
+            cfg = PretrainConfig.from_dict(pretrain_dict(EvalConfig.from_dict(section), size, images, None),
+                                           where="evaluate.finetune")
+        else:
+            cfg = PretrainConfig.from_dict(section)
+    except StudyError:  # check_sections names it
+        return None
+    return schedule_problems(cfg, images)[0]
+
+
+def schedule_error(section: dict, size: int | None, images: int) -> str | None:
+    """optim.schedule_problems' error for a pretrain section on `images` images, or for an evaluate section's
+    fine-tuning run on `size` labeled images (`images` of them; None: all): what the job would stop on when it
+    starts training, said at plan time instead (a fine-tune would otherwise fail after its encoder's pretraining)."""
+    return _schedule_error(canonical_json(section), size, images)
+
+
+def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:
+    """For a pretraining job on a corrupted manifest `name`: why `name` is not the job's clean training manifest
+    under the job's corruption (another base, another corruption, a base rebuilt since), else None."""
+    spec, train = job.axes.get("corruption"), plan.grid.datasets[job.axes["dataset"]].train
+    if not spec or spec == "none" or not train:
+        return None
+    have, base = meta(name), meta(name).get("base") or {}
+    why = None
+    if not have.get("corruption") or corruption_slug(str(have["corruption"])) != corruption_slug(spec):
+        why = f"its corruption is {have.get('corruption') or 'none'}"
+    elif base.get("name") != train:
+        why = f"it was made from {base.get('name')}"
+    elif _manifest_exists(train) and base.get("content_hash") != meta(train).get("content_hash"):
+        why = f"{train} has been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{_line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
+            f"corrupted by {spec}, but {why}; {_delete(name)} and make it again:\n    "
+            f"{plan.manifests().get(name, '')}")
+
+
+def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
+    """For a pooled dataset: why its manifest is not the pool that its `pool:` declares (other sources, counts or
+    order; a source rebuilt since; not a pool at all), else None."""
+    grid = plan.grid
+    if not ds.pooled or not ds.train:
+        return None
+    want = [(str(grid.datasets[src].train), n) for src, n in ds.pool]
+    made = meta(ds.train).get("pool")
+    why = None
+    if not isinstance(made, list) or not all(isinstance(s, dict) for s in made) or not made:
+        why = "it is not a pool (not made by `study manifest pool`)"
+    else:
+        have = [(str(s.get("name")), s.get("size")) for s in made]
+        if have != want:
+            same = sorted(map(str, have)) == sorted(map(str, want))
+            why = f"it pools {_pool_text(have)}" + (" (the same sources in another order)" if same else "")
+        else:
+            rebuilt = [name for (name, _), s in zip(want, made)
+                       if _manifest_exists(name) and s.get("content_hash") != meta(name).get("content_hash")]
+            if rebuilt:
+                why = f"{', '.join(rebuilt)} {'has' if len(rebuilt) == 1 else 'have'} been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{grid.path}:{ds.pool_line or ds.line}: manifest {ds.train} is meant to pool {_pool_text(want)} "
+            f"(datasets.{ds.key}.pool), but {why}; {_delete(ds.train)} and make it again:\n    "
+            f"{plan.manifests().get(ds.train, '')}")
+
+
+def _pool_text(sources: list[tuple[str, Any]]) -> str:
+    return ", ".join(f"{name}:{format_count(n) if is_int(n) else n}" for name, n in sources)
+
+
+
+def _delete(name: str) -> str:
+    """`delete <folder>/<name>.parquet and <folder>/<name>.json`: a manifest's own files, wherever STUDY_MANIFESTS
+    points (a user whose manifests live elsewhere would not find "its .json")."""
+    from study.manifests.store import manifest_files_text
+
+    return f"delete {manifest_files_text(name)}"

@@ -1,0 +1,104 @@
+"""`manifest_commands(plan)`: the `study manifest ...` command that makes each manifest a plan's jobs read.
+
+Builds (`study manifest build`, with every size the jobs take of the manifest, and for a train manifest of one of
+the paper's datasets the paper's sizes too), then pools, then corruptions: run top to bottom, each command finds
+what it reads. `Plan.manifests` returns them; the pre-run check prints those of the manifests that are missing.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from study.configfields import is_int
+from study.counts import format_count
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+
+def _root_var(key: str) -> str:
+    return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_ROOT"
+
+
+def _split(name: str, reader: str | None) -> str:
+    """The split a build command names for manifest `name`: its `_train`/`_val`/`_test` suffix, through the
+    reader's `suggested_splits` (GLC20: the US part)."""
+    from study.datasets import DATASETS
+
+    tail = name.rsplit("_", 1)[-1]
+    split = tail if tail in ("train", "val", "test") else "SPLIT"
+    suggested = getattr(DATASETS.get(reader), "suggested_splits", {}) if reader in DATASETS else {}
+    return suggested.get(split, split)
+
+
+# the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all
+# of them, so that the one manifest of a dataset serves every grid (its sizes are part of its content hash)
+PAPER_READERS = ("imagenet", "inat21", "places365", "glc20")
+PAPER_SIZES = (50_000, 125_000, 250_000, 500_000, 1_000_000)
+PAPER_LABELED_SIZES = (10_000, 50_000, 100_000, 250_000)
+COMMAND_ORDER = {"train": 0, "test": 0, "pool": 1}  # "corrupt:<spec>|<base>": 2; each after what it reads
+
+
+def manifest_commands(plan: Plan) -> dict[str, str]:
+    """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
+    each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
+    sizes as well as those the grid needs."""
+    grid = plan.grid
+    sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
+    labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
+    needed: dict[str, str] = {}  # name -> "train" | "test" | "pool" | "corrupt:<spec>|<base>"
+    by_train = {d.train: d for d in grid.datasets.values() if d.train}
+    by_test = {d.test: d for d in grid.datasets.values() if d.test}
+
+    for job in plan.jobs:
+        if job.stage == "pretrain":
+            ds = grid.datasets[job.axes["dataset"]]
+            name = job.config["pretrain"]["manifest"]
+            spec = job.axes["corruption"]
+            if ds.train and job.axes["size"]:
+                sizes.setdefault(ds.train, set()).add(job.axes["size"])
+            if spec and spec != "none":
+                needed.setdefault(name, f"corrupt:{spec}|{ds.train}")
+            needed.setdefault(ds.train, "pool" if ds.pooled else "train")  # type: ignore[arg-type]
+            for src, n in ds.pool:
+                src_train = grid.datasets[src].train
+                sizes.setdefault(src_train, set()).add(n)  # type: ignore[arg-type]
+                needed.setdefault(src_train, "train")  # type: ignore[arg-type]
+        else:
+            sec = job.config["evaluate"]
+            for key, kind in (("train_manifest", "train"), ("test_manifest", "test")):
+                if sec.get(key):
+                    needed.setdefault(sec[key], kind)
+            if sec.get("train_manifest") and sec.get("labeled_sizes"):  # `all` needs no labeled size built
+                labeled.setdefault(sec["train_manifest"], set()).update(n for n in sec["labeled_sizes"] if is_int(n))
+
+    def fmt(ns: set[int]) -> str:
+        return ",".join(format_count(n) for n in sorted(ns))
+
+    out: dict[str, str] = {}
+    # what a command reads first: builds, then pools (of built manifests), then corruptions (of either)
+    for name, kind in sorted(needed.items(), key=lambda item: COMMAND_ORDER.get(item[1], 2)):
+        if kind.startswith("corrupt:"):
+            spec, base = kind[len("corrupt:"):].rsplit("|", 1)
+            out[name] = f"study manifest corrupt {name} --base {base} --corruption {spec}"
+        elif kind == "pool":
+            ds = by_train[name]
+            froms = " ".join(f"--from {grid.datasets[src].train}:{format_count(n)}" for src, n in ds.pool)
+            out[name] = f"study manifest pool {name} {froms}"
+        else:
+            ds = by_train.get(name) if kind == "train" else by_test.get(name)
+            reader = (ds.reader if ds else None) or "READER"
+            root = _root_var(ds.key if ds else name)
+            split = _split(name, reader)
+            cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
+            if kind == "train" and reader in PAPER_READERS:
+                sizes.setdefault(name, set()).update(PAPER_SIZES)
+                labeled.setdefault(name, set()).update(PAPER_LABELED_SIZES)
+            if sizes.get(name):
+                cmd += f" --sizes {fmt(sizes[name])}"
+            if labeled.get(name):
+                cmd += f" --labeled-sizes {fmt(labeled[name])}"
+            if kind == "test" and ds is not None and ds.train and ds.train != name:
+                cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
+            out[name] = cmd
+    return out

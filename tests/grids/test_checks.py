@@ -1,0 +1,513 @@
+"""The pre-run check (`Plan.check`, study.grids.checks), through `study plan` as a user meets it: each problem
+found before anything runs, named at its line, and the warnings and notes."""
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import study.cli
+from study.errors import StudyError
+from study.grids import plan_grid
+from study.manifests.store import SCHEMA_VERSION
+from tests.grids.conftest import REPO, run_plan_cli
+from tests.image_trees import write_quadrant_tree
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    plan = plan_grid("grids/granularity.yaml")
+    assert list(plan.manifests()) == ["inat21_train", "inat21_val"]
+    for name in plan.manifests():
+        _fake_manifest(tmp_path, name, 2_700_000 if name.endswith("train") else 100_000, ["a", "b"],
+                       levels=["kingdom", "phylum", "class", "order", "family", "genus", "species"])
+    plan.check()  # study.manifests.manifest_exists (or the fallback) finds both files
+    code, out, _ = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 0 and "granularity 4" in out
+
+
+def _fake_manifest(folder, name, images, classes, levels=(), **meta):
+    """The files of a manifest as `study plan` reads them: it reads the metadata only."""
+    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("path", "class_name", *levels)}),
+                   folder / f"{name}.parquet")
+    (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
+                                                     "class_names": classes, "levels": list(levels), **meta}))
+
+
+def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypatch, capsys):
+    """Sizes beyond a manifest and train/test manifests of other classes are found at plan time, not in a job."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "inat21_train", 200_000, ["a", "b", "c"])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"])
+    code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 2
+    assert ("pretraining size 1000000 (1M): manifest inat21_train has 200000 images (a size of at most 200k, or a "
+            "manifest built from more images)") in err
+    # val's classes are a subset of train's: the flag can align
+    assert (f"have different classes (3 vs 2; in one only: c): delete {tmp_path}/inat21_val.parquet and "
+            f"{tmp_path}/inat21_val.json and rebuild it with --classes-from inat21_train") in err
+    assert err.count("different classes") == 1  # one line per problem, not one per job
+    assert "--drop-other-classes" not in err
+
+
+def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_images(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b", "z"])
+    code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 2 and (f"in one only: z): delete {tmp_path}/inat21_val.parquet and {tmp_path}/inat21_val.json "
+                          "and rebuild it with --classes-from inat21_train --drop-other-classes (its images of "
+                          "classes") in err
+
+
+def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monkeypatch, capsys, write_grid):
+    """Such a job would run no step (with an epoch budget it used to write a random encoder as a finished run)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 10_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain:
+        backbone: resnet18
+        epochs: 1
+        batch_size: 4096
+    axes: {method: [simclr, random], dataset: [alpha], size: [3000, 4096, 10000]}
+    stages:
+      pretrain: {}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    line = f"{g}:9"  # the `batch_size` key under defaults.pretrain (the text opens with a blank line)
+    assert f"{line}: pretraining batch_size 4096 is larger than the 3000 images of alpha_train at size 3k" in err
+    assert err.count("batch_size 4096 is larger") == 1  # not at 4096 (one step) nor 10k; `random` trains nothing
+
+
+def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypatch, capsys, write_grid):
+    """A paper grid copied to a small dataset keeps iNat21's image and class counts, which feed only the estimate:
+    hours per job for jobs of seconds, said nowhere. Once the manifests are read, each hint that is not theirs is
+    noted under the estimate (the plan still passes: the hints are the estimate's, not the jobs')."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y", "z"])
+    _fake_manifest(tmp_path, "alpha_val", 40, ["x", "y", "z"])
+    body = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val, train_images: {}, test_images: {}, classes: {}}}
+    defaults:
+      pretrain: {{backbone: resnet18, steps: 2, batch_size: 16, optim: {{warmup_epochs: 0}}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [400]}}
+    stages:
+      pretrain: {{}}
+      evaluate:
+        - {{protocol: linear, labeled_sizes: [40]}}
+    """
+    g = write_grid(body.format(2686843, 100000, 10000), base=False)
+    code, out, _ = run_plan_cli([str(g)], capsys)
+    assert code == 0
+    assert "note: datasets.alpha.train_images is 2686843, but manifest alpha_train has 400 images" in out
+    assert "note: datasets.alpha.test_images is 100000, but manifest alpha_val has 40 images" in out
+    assert "note: datasets.alpha.classes is 10000, but manifest alpha_train has 3 classes" in out
+    g = write_grid(body.format(400, 40, 3), name="ok.yaml", base=False)
+    code, out, _ = run_plan_cli([str(g)], capsys)
+    assert code == 0 and "but manifest" not in out
+    code, out, _ = run_plan_cli([str(g), "--format", "json"], capsys)
+    assert code == 0 and not any("but manifest" in n for n in json.loads(out)["estimate"]["notes"])
+
+
+def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(write_grid, capsys):
+    """An evaluation's image_size defaults to 224 whatever the pretraining's: a small-image grid that leaves it
+    upsamples every image (many times the cost) and scores other features. The plan says so, once per entry, at the
+    line to change; an entry at the pretraining's size (or augment.image_size) is not named."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta], size: [1k]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100]}
+        - {protocol: knn, labeled_sizes: [100], params: {image_size: 32}}
+        - {protocol: knn, labeled_sizes: [50], params: {augment: {image_size: 32}}}
+    """, pretrain={"image_size": 32})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "protocol: linear" in t)
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and err.count("study: warning: ") == 1, err
+    assert (f"study: warning: {g}:{line}: 2 evaluation job(s) score at image_size 224 encoders pretrained at 32 px "
+            "(e.g. job ") in err, err
+    assert "image_size (defaults.evaluate, or the entry's params) to 32 unless that is meant" in err
+
+
+def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_line(tmp_path, write_grid):
+    """A typo there used to leave the estimate as it was, in silence."""
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  throughput:\n    resnet_50: {pretrain: 70}\n  method_factor:\n"
+                 "    simclrr: 3.0\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g, p).check(manifests=False)
+    msg = str(e.value)
+    assert f"{p}:4: cost.throughput: unknown backbone 'resnet_50' (did you mean 'resnet50'?)" in msg
+    assert f"{p}:6: cost.method_factor: unknown method 'simclrr' (did you mean 'simclr'?)" in msg
+
+
+def test_a_lone_profile_problem_is_named_at_the_profiles_line_only(tmp_path, write_grid):
+    """One problem is prefixed with the grid file unless it names its own file: a profile's is not the grid's."""
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  method_factor:\n    simclrr: 3.0\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g, p).check(manifests=False)
+    assert str(e.value).startswith(f"{p}:4: cost.method_factor: unknown method 'simclrr'"), str(e.value)
+
+
+def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path, monkeypatch, capsys, write_grid):
+    """A pretraining or fine-tuning run whose warmup takes all of its steps is refused when it starts training; the
+    plan says so first (a scratch run's 5 warmup epochs fill 80 steps at 30k labels: the job would have failed, its
+    pretraining dependency done; at 3k labels 80 steps are 6.8 epochs and the run is fine)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 10, batch_size: 1000, optim: {warmup_epochs: 1}}
+    axes: {method: [simclr], dataset: [alpha], size: [5000, 20000]}
+    stages:
+      evaluate:
+        - protocol: scratch
+          where: {size: [5000]}
+          labeled_sizes: [3000, 30000]
+          params:
+            finetune: {steps: 80}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    text = g.read_text().splitlines()
+    size_line = next(i for i, t in enumerate(text, 1) if "size: [5000, 20000]" in t)
+    ft_line = next(i for i, t in enumerate(text, 1) if "finetune: {steps: 80}" in t)
+    assert (f"{g}:{size_line}: pretrain.optim.warmup_epochs 1 x 20 steps per epoch comes to 20 warmup steps of the "
+            "run's 10 (steps 10): the learning rate would never reach its peak nor decay") in err
+    assert err.count("warmup steps") == 2  # not at 5k images (5 steps per epoch)
+    assert (f"{g}:{ft_line}: evaluate.finetune.optim.warmup_epochs 5 x 117 steps per epoch comes to 585 warmup steps "
+            "of the run's 80 (steps 80)") in err and "(labeled size 30k)" in err
+
+
+def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch, write_grid):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))
+    (tmp_path / "m").mkdir()
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [300]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [40, 500]}
+    """)
+    for name in ("alpha_train", "alpha_val"):
+        _fake_manifest(tmp_path / "m", name, 320, ["a", "b"])
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "labeled_sizes: [40, 500]" in t)
+    with pytest.raises(StudyError, match=rf"{g}:{line}: labeled size 500 asked of manifest alpha_train, "
+                                         r"which has 320 images \(at most 320, or `all` for every one\)"):
+        plan_grid(g).check()
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [300]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [40, 500]
+    """, pretrain={"epochs": 1})
+    g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate: {labeled_sizes: [40]}\n"))
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "labeled_sizes: [40, 500]" in t)
+    with pytest.raises(StudyError, match=rf"{g}:{line}: labeled size 500 "):  # the entry's line, not the defaults'
+        plan_grid(g).check()
+
+
+def test_a_non_number_in_the_recipe_is_a_config_error_not_a_traceback(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [5], params: {finetune: {steps: 5, batch_size: big}}}
+    """, pretrain={"steps": "twenty", "batch_size": "64x"})
+    plan = plan_grid(g)  # the cost estimate does not stumble on the values
+    with pytest.raises(StudyError, match="steps"):
+        plan.check(manifests=False)
+
+
+def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    plan = plan_grid("grids/granularity.yaml")
+    _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
+    levels = ("kingdom", "phylum", "class", "order", "genus", "species", "class_name")
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"], levels=levels)  # no "family"
+    with pytest.raises(StudyError) as e:
+        plan.check()
+    line = next(i for i, t in enumerate(Path("grids/granularity.yaml").read_text().splitlines(), 1)
+                if t.strip().startswith("levels: [kingdom"))
+    assert (f"grids/granularity.yaml:{line}: granularity levels ['family'] are not columns of manifest inat21_val "
+            f"(its taxonomy levels: {', '.join(levels)})") in str(e.value)  # where levels is set; class_name once
+
+
+def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, monkeypatch):
+    """The report draws the levels in the order given, under "coarse -> fine": species before genus would be drawn
+    so, mislabelled (and be another job, the same work under another id)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+    for name, n in (("inat21_train", 2_700_000), ("inat21_val", 100_000)):
+        _fake_manifest(tmp_path, name, n, ["a", "b"], levels=levels)
+    text = Path("grids/granularity.yaml").read_text()
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(text.replace("genus, species]", "species, genus]", 1))
+    with pytest.raises(StudyError) as e:
+        plan_grid(swapped).check()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("levels: [kingdom"))
+    assert (f"swapped.yaml:{line}: granularity levels run coarse -> fine, as the taxonomy of manifest inat21_val does "
+            f"({', '.join(levels)}, class_name); list them as [{', '.join(levels)}]") in str(e.value)
+    last = tmp_path / "labels_last.yaml"  # the labels (class_name) after every taxonomy level: in order
+    last.write_text(text.replace("genus, species]", "genus, species, class_name]", 1))
+    plan_grid(last).check()
+    first = tmp_path / "labels_first.yaml"
+    first.write_text(text.replace("levels: [kingdom,", "levels: [class_name, kingdom,", 1))
+    with pytest.raises(StudyError, match=r"list them as \[kingdom, .*, species, class_name\]"):
+        plan_grid(first).check()
+
+
+def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypatch, capsys):
+    """The pooled sets of data_domain get their 500k from an `include` rule: an error names its line, not the line
+    of `axes.size` that happens to list 500k too."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    for name in plan_grid("grids/data_domain.yaml").manifests():
+        _fake_manifest(tmp_path, name, 30 if name == "pooled_imagenet_inat21" else 2_000_000, ["x"])
+    code, _, err = run_plan_cli(["grids/data_domain.yaml"], capsys)
+    assert code == 2
+    lines = (REPO / "grids/data_domain.yaml").read_text().splitlines()
+    rule = next(i for i, line in enumerate(lines, 1) if line.lstrip().startswith("- {dataset: [imagenet+inat21,"))
+    assert f"grids/data_domain.yaml:{rule}: pretraining size 500000 (500k): manifest pooled_imagenet_inat21 has 30" \
+        in err
+
+
+def test_check_refuses_a_corrupted_manifest_made_from_another_base_or_corruption(tmp_path, monkeypatch, capsys,
+                                                                                  write_grid):
+    """`<train>.<slug>` is found by its name: one made from the test split, with another corruption, or from a base
+    rebuilt since would pretrain the job on other images than its axes say, and only its result would show it."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 100, ["x", "y"], content_hash="h-train")
+    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"], content_hash="h-val")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [downsample:factor=2]}\nstages: {}\n",
+                   pretrain={"optim": "{warmup_epochs: 0}"})  # 12 steps: the default 10 warmup epochs would fill them
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "corruption:" in t)
+    made = {"from the test split": ("downsample:factor=2", "alpha_val", "h-val", "it was made from alpha_val"),
+            "with another corruption": ("downsample:factor=4", "alpha_train", "h-train",
+                                        "its corruption is downsample:factor=4"),
+            "from a base rebuilt since": ("downsample:factor=2", "alpha_train", "h-old",
+                                          "alpha_train has been rebuilt since it was made")}
+    for spec, base, base_hash, why in made.values():
+        _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption=spec,
+                       base={"name": base, "content_hash": base_hash})
+        code, _, err = run_plan_cli([str(g)], capsys)
+        assert code == 2 and (f"{g}:{line}: manifest alpha_train.downsample-factor2 is meant to be alpha_train "
+                              f"corrupted by downsample:factor=2, but {why}; delete {tmp_path}/alpha_train."
+                              f"downsample-factor2.parquet and {tmp_path}/alpha_train.downsample-factor2.json and make "
+                              f"it again:\n    study manifest corrupt alpha_train.downsample-factor2 --base "
+                              f"alpha_train --corruption downsample:factor=2") in err, err
+    _fake_manifest(tmp_path, "alpha_train.downsample-factor2", 100, ["x", "y"], corruption="downsample:factor=2",
+                   base={"name": "alpha_train", "content_hash": "h-train"})
+    assert run_plan_cli([str(g)], capsys)[0] == 0
+
+
+def _study(*argv) -> None:
+    """`study ...` in-process, as a user runs it; it must succeed."""
+    assert study.cli.main([str(a) for a in argv]) == 0
+
+
+def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, monkeypatch, capsys):
+    """A pooled manifest is found by its name: one built with other shares (16 + 4 where the grid says 10 + 10), or
+    from a source rebuilt since, would pretrain on other images than `pool:` says, and only its results would show."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        write_quadrant_tree(tmp_path / name, per_class=5, seed=seed)
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / name, "--split", "train",
+               "--name", f"{name}_train")
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
+    remake = (f"delete {tmp_path}/manifests/pooled_ab.parquet and {tmp_path}/manifests/pooled_ab.json and make it "
+              "again:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10")
+    meant = f"{g}:7: manifest pooled_ab is meant to pool alpha_train:10, beta_train:10 (datasets.alpha+beta.pool), but"
+
+    def pool(*sources: str) -> None:
+        for ext in ("json", "parquet"):
+            (tmp_path / "manifests" / f"pooled_ab.{ext}").unlink(missing_ok=True)
+        _study("manifest", "pool", "pooled_ab", *(f"--from={s}" for s in sources))
+
+    pool("alpha_train:16", "beta_train:4")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and f"{meant} it pools alpha_train:16, beta_train:4; {remake}" in err, err
+    pool("beta_train:10", "alpha_train:10")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{meant} it pools beta_train:10, alpha_train:10 (the same sources in another order); "
+                          f"{remake}") in err, err
+    pool("alpha_train:10", "beta_train:10")
+    assert run_plan_cli([str(g)], capsys)[0] == 0
+    for ext in ("json", "parquet"):  # the source rebuilt since (another seed: other nested prefixes)
+        (tmp_path / "manifests" / f"alpha_train.{ext}").unlink()
+    _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "alpha", "--split", "train",
+           "--name", "alpha_train", "--seed", "7")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and f"{meant} alpha_train has been rebuilt since it was made; {remake}" in err, err
+
+
+def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch, write_grid):
+    """A pretraining size or labeled size equal to the manifest's images is the whole manifest: not refused."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [320]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [40, 320]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    for name in ("alpha_train", "alpha_val"):
+        _fake_manifest(tmp_path, name, 320, ["a", "b"])
+    plan_grid(g).check()
+
+
+def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatch, capsys, write_grid):
+    """A manifest records its root when it is made, a corrupted variant and a pool their base's and sources' roots of
+    that moment: after the dataset moved, each job stops at its first image (after the jobs it waits for), and
+    rebuilding the base alone leaves the variant and the pool on the old root (same content hash). The plan names
+    each such manifest: a warning (Slurm's nodes may mount what this machine does not), a problem where the jobs run
+    on this machine (`images_here`, `study submit --cluster local`)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        for split in ("train", "val"):
+            write_quadrant_tree(tmp_path / "data" / name / split, per_class=5, seed=seed * 2 + (split == "val"))
+            _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "data" / name, "--split",
+                   split, "--name", f"{name}_{split}")
+    _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
+    _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      beta: {train: beta_train, test: beta_val}
+      alpha+beta: {train: pooled_ab, pool: {alpha: 10, beta: 10}}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}
+    axes: {method: [simclr], dataset: [alpha, alpha+beta], size: [20], corruption: [none, jpeg]}
+    exclude: [{dataset: [alpha+beta], corruption: [jpeg]}]
+    stages:
+      evaluate:
+        - {protocol: linear, where: {dataset: [alpha]}, labeled_sizes: [8]}
+    """, base=False)
+    text = g.read_text().splitlines()
+    alpha, pooled = (next(i for i, t in enumerate(text, 1) if t.lstrip().startswith(k)) for k in ("alpha:", "alpha+"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+    old, new = tmp_path / "data" / "alpha", tmp_path / "moved" / "alpha"
+    new.parent.mkdir()
+    shutil.move(old, new)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and err.count("study: warning: ") == 4, err
+    with pytest.raises(StudyError, match="4 problem\\(s\\) found before anything runs"):
+        plan_grid(g).check(images_here=True)
+    manifests = tmp_path / "manifests"
+
+    def gone(name: str) -> str:
+        return (f"reads its images under {old}, which is not a folder here (the dataset moved, or is not mounted on "
+                f"this machine): a job that cannot read it stops at its first image; if it moved, delete "
+                f"{manifests}/{name}.parquet and {manifests}/{name}.json and ")
+
+    for name in ("alpha_train", "alpha_val"):
+        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone(name)}build it again with --root at the "
+                "dataset's new place (the content hash stays the same when only the root moved)") in err, err
+    for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
+        for name in ("alpha_train", "alpha_val"):
+            (tmp_path / "manifests" / f"{name}.{ext}").unlink()
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", new, "--split", split, "--name",
+               f"alpha_{split}")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and err.count("study: warning: ") == 2, err
+    assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone('alpha_train.jpeg-quality10')}make it again, "
+            f"once its base is built at the dataset's new place:\n    study manifest corrupt "
+            f"alpha_train.jpeg-quality10 --base alpha_train --corruption jpeg:quality=10") in err, err
+    assert (f"{g}:{pooled}: manifest pooled_ab {gone('pooled_ab')}make it again, once its sources are built at the "
+            f"dataset's new place:\n    study manifest pool pooled_ab --from alpha_train:10 --from beta_train:10"
+            ) in err, err
+    for name in ("alpha_train.jpeg-quality10", "pooled_ab"):
+        for ext in ("json", "parquet"):
+            (tmp_path / "manifests" / f"{name}.{ext}").unlink()
+    _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
+    _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
+    assert run_plan_cli([str(g)], capsys)[:3:2] == (0, "")
+    assert plan_grid(g).check(images_here=True) == []
+
+
+def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatch, capsys, write_grid):
+    """An image folder without split folders gives every --split the whole tree (with a note): train and val built
+    from it share every image, and each evaluation stopped on it only after its encoder's pretraining. The plan
+    names it, at the dataset's line; a test manifest of other images (another root) is fine."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
+               "--name", f"alpha_{split}")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [20]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [8, 12]}
+        - {protocol: knn, labeled_sizes: [4]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if t.lstrip().startswith("alpha:"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2, err
+    assert (f"{g}:{line}: 12 of the 20 test images of manifest alpha_val are among the 12 labeled images of "
+            f"alpha_train an evaluation trains on (e.g. {tmp_path / 'tree'}/") in err, err
+    assert err.count("test images of manifest") == 1, err  # once per pair of manifests, at its largest labeled size
+    assert "build the test manifest from another split" in err
+
+    for ext in ("json", "parquet"):
+        (tmp_path / "manifests" / f"alpha_val.{ext}").unlink()
+    write_quadrant_tree(tmp_path / "split" / "val", per_class=2, seed=1)
+    _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "split", "--split", "val",
+           "--name", "alpha_val", "--classes-from", "alpha_train")
+    assert run_plan_cli([str(g)], capsys)[0] == 0  # another root: other images
+
+
+def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch, capsys, write_grid):
+    """`defaults.pretrain.init_encoder` starts every pretraining job from that file: one not here was found only by
+    each job, after its wait in the queue. A warning (Slurm's nodes may mount it elsewhere), a problem where the
+    jobs run on this machine."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for split in ("train", "val"):
+        write_quadrant_tree(tmp_path / "data" / split, per_class=5, seed=split == "val")
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "data", "--split", split,
+               "--name", f"alpha_{split}")
+    encoder = tmp_path / "enc.pt"
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+    defaults:
+      pretrain: {{backbone: resnet18, epochs: 1, batch_size: 8, optim: {{warmup_epochs: 0}}, init_encoder: {encoder}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [20]}}
+    stages: {{}}
+    """, base=False)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "init_encoder" in t)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and err.count("study: warning: ") == 1, err
+    assert f"study: warning: {g}:{line}: defaults.pretrain.init_encoder: {encoder} is not a file here" in err, err
+    with pytest.raises(StudyError, match=f"init_encoder: {encoder} is not a file here"):
+        plan_grid(g).check(images_here=True)
+    encoder.write_bytes(b"")
+    assert plan_grid(g).check(images_here=True) == []

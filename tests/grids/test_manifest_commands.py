@@ -1,0 +1,63 @@
+"""The commands a plan gives for its manifests (`Plan.manifests`, study.grids.manifest_commands): their names
+and order, and the sizes each build command holds."""
+import pytest
+
+from study.grids import plan_grid
+from study.manifests import store
+from tests.grids.conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_paper_grids_use_the_documented_manifest_names():
+    names = set()
+    for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
+        names |= set(plan_grid(f"grids/{grid}.yaml").manifests())
+    base = {f"{d}_{s}" for d, s in [("imagenet", "train"), ("imagenet", "val"), ("inat21", "train"),
+                                    ("inat21", "val"), ("places365", "train"), ("places365", "val"),
+                                    ("glc20", "train"), ("glc20", "test")]}
+    assert base <= names
+    assert "imagenet_train.downsample-factor2" in names and "pooled_all4" in names
+    readme = (REPO / "grids" / "README.md").read_text()
+    for name in sorted(base):
+        assert f"--name {name}" in readme
+
+
+def test_manifest_names_are_valid_for_study_manifests():
+    for grid in ("data_quantity", "data_domain", "data_quality", "granularity"):
+        for name in plan_grid(f"grids/{grid}.yaml").manifests():
+            assert store.check_name(name) == name
+
+
+def test_build_hints_come_before_the_pool_and_corrupt_commands_that_read_them(write_grid):
+    """Run top to bottom, each command finds what it reads: builds, then pools, then corruptions."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha+beta, alpha], corruption: [jpeg, none]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  alpha+beta: {train: pool_ab, pool: {alpha: 5, "
+                                                      "beta: 5}}\n"))
+    commands = list(plan_grid(g).manifests().values())
+    assert [c.split()[2] + " " + c.split()[3] for c in commands] == [
+        "build --dataset", "build --dataset", "build --dataset", "build --dataset", "pool pool_ab",
+        "corrupt pool_ab.jpeg-quality10", "corrupt alpha_train.jpeg-quality10"]
+    assert [c.split("--name ")[1].split()[0] for c in commands[:4]] == ["alpha_train", "beta_train", "alpha_val",
+                                                                        "beta_val"]
+
+
+def test_a_pooled_sources_build_command_holds_the_size_the_pool_takes_of_it(write_grid):
+    """A pool takes each source's nested prefix: the source's train manifest is built with that size among its
+    sizes, beside the sizes the grid pretrains on."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha+beta, alpha], size: [7]}
+    stages: {}
+    """)
+    g.write_text(g.read_text().replace("datasets:\n", "datasets:\n  alpha+beta: {train: pool_ab, pool: {alpha: 5, "
+                                                      "beta: 3}}\n"))
+    commands = plan_grid(g).manifests()
+    assert commands["alpha_train"].endswith("--name alpha_train --sizes 5,7")
+    assert commands["beta_train"].endswith("--name beta_train --sizes 3")
+    assert commands["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:3"
