@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -188,6 +188,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
 
 def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
                lock_name: str, only: set[str] | None) -> int:
+    """run_local under its command lock: queue the jobs to run (their `pending` lines), then run them here."""
     with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
         states = locked_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
         sel = select(plan.jobs, states, retry_failed, only)
@@ -200,62 +201,111 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
     threads = max(1, usable_cores() // n_workers)
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    todo = list(sel.to_run)  # topological order
-    run_ids = {j.id for j in todo}
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
-    failed: set[str] = set()
-    cancelled: set[str] = set()
-    not_run: set[str] = set()  # waiting for a dependency that ended outside this command without a result
-    running: dict[str, _Running] = {}
-    free = list(range(n_workers))
-    t0 = time.time()
-    _say(f"[study] {plan.name}: running {len(todo)} job(s) here with {n_workers} worker(s); skipped: "
+    local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads)
+    _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
          f"{sel.summary()}", err)
+    return local.run()
 
-    def progress(msg: str) -> None:
-        _say(f"[study] {time.time() - t0:6.1f}s  {len(done & run_ids)}/{len(run_ids)} done, {len(running)} running, "
-             f"{len(failed)} failed, {len(cancelled)} cancelled | {msg}", err)
 
-    def record_cancelled(job: Any, error: str) -> None:
-        ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled", "error": error,
-                        "log": None}])
+@dataclass(eq=False)
+class _LocalRun:
+    """One local command's run of its jobs: those still to start, those its workers run, and how each ended."""
+    plan: Any
+    workdir: Path
+    ledger: Ledger
+    err: TextIO
+    todo: list[Any]  # to start, in topological order
+    done: set[str]  # with a result, run here or outside this command
+    free: list[int]  # the worker slots no job uses
+    devices: list[str | None]  # per slot: its worker's CUDA_VISIBLE_DEVICES
+    threads: int  # per worker
+    failed: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)
+    not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
+    running: dict[str, _Running] = field(default_factory=dict)
+    announced: list[str] = field(default_factory=list)  # the outside runs last said to be waited for
+    t0: float = field(default_factory=time.time)
+    run_ids: set[str] = field(init=False)  # the jobs this command runs (less those found run by another)
+    by_id: dict[str, Any] = field(init=False)  # every job of the plan
 
-    def cancel_dependents(failed_id: str) -> None:
-        for job in todo:
-            if job.id in cancelled:
+    def __post_init__(self) -> None:
+        self.run_ids = {j.id for j in self.todo}
+        self.by_id = {j.id: j for j in self.plan.jobs}
+
+    def run(self) -> int:
+        """Run the jobs to the end, or stop the workers on a stop signal or error; 0 when none failed or was left."""
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
+        held = list(STOP_SIGNALS) if in_main_thread else []  # held while a worker starts, ignored in a stop
+        stop_signals = [sig for sig in held if sig != signal.SIGINT]  # SIGINT: KeyboardInterrupt
+        previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
+        try:
+            while self.todo or self.running:
+                self.start_ready()
+                time.sleep(POLL_S)
+                self.reap()
+                self.todo = [j for j in self.todo if j.id not in self.cancelled]  # dependents of a job that just failed
+                if self.stalled() and not self.wait_outside():
+                    break
+        except BaseException:
+            for sig in held:  # a second Ctrl-C or TERM must not cut the stop short: the workers come first
+                previous.setdefault(sig, signal.signal(sig, signal.SIG_IGN))
+            self.stop_workers()
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.progress("finished" + (
+            f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
+            "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else ""))
+        return 1 if self.failed or self.not_run else 0
+
+    def progress(self, msg: str) -> None:
+        """A progress line: the time since the start, the jobs done, running, failed and cancelled, then `msg`."""
+        _say(f"[study] {time.time() - self.t0:6.1f}s  {len(self.done & self.run_ids)}/{len(self.run_ids)} done, "
+             f"{len(self.running)} running, {len(self.failed)} failed, {len(self.cancelled)} cancelled | {msg}",
+             self.err)
+
+    def cancel_dependents(self, failed_id: str) -> None:
+        """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
+        for job in self.todo:
+            if job.id in self.cancelled:
                 continue
-            if any(d == failed_id or d in cancelled for d in job.depends_on):
-                cancelled.add(job.id)
-                record_cancelled(job, f"dependency {failed_id} failed")
-                progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
+            if any(d == failed_id or d in self.cancelled for d in job.depends_on):
+                self.cancelled.add(job.id)
+                self.ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
+                                     "error": f"dependency {failed_id} failed", "log": None}])
+                self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
-    by_id = {j.id: j for j in plan.jobs}
-
-    def ready(job: Any) -> bool:
+    def ready(self, job: Any) -> bool:
         """Every dependency done, here or outside this command (another grid's run of a shared job)."""
         for d in job.depends_on:
-            if d not in done and d not in run_ids and result_done(workdir, d):
-                done.add(d)
-        return all(d in done for d in job.depends_on)
+            if d not in self.done and d not in self.run_ids and result_done(self.workdir, d):
+                self.done.add(d)
+        return all(d in self.done for d in job.depends_on)
 
-    def outside_live(waiting: list[Any]) -> list[str]:
+    def stalled(self) -> bool:
+        """Jobs to start, but none running here and none ready: only runs outside this command can move them on."""
+        return bool(self.todo) and not self.running and not any(self.ready(j) for j in self.todo)
+
+    def outside_live(self, waiting: list[Any]) -> list[str]:
         """The dependencies of `waiting` that still run outside this command (on Slurm, or in another command here),
         each as "<stage> <id> (<where>)". A job this command queued (its own `pending` event) but found taken by
         another command is live only while that command holds the job's lock: the other may end without a result,
         or without a word (Ctrl-C)."""
-        deps = {d for j in waiting for d in j.depends_on if d not in done and d not in run_ids and d in by_id}
-        now = grid_states(plan, workdir, [by_id[d] for d in deps])
-        latest = ledger.replay_with_shared().latest
+        deps = {d for j in waiting for d in j.depends_on
+                if d not in self.done and d not in self.run_ids and d in self.by_id}
+        now = grid_states(self.plan, self.workdir, [self.by_id[d] for d in deps])
+        latest = self.ledger.replay_with_shared().latest
         live = []
         for d, st in sorted(now.items()):
             if st.state not in LIVE:
                 continue
             e = latest.get(d, {})
             if st.slurm_id is None and e.get("pid") == os.getpid():
-                lock = job_lock(workdir, d)
+                lock = job_lock(self.workdir, d)
                 if lock is not None:
                     os.close(lock)
                     continue
@@ -265,102 +315,91 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
             else:
                 where = f"{st.state} in the command of pid {e.get('pid')} on {e.get('host')}" + (
                     f", grid {e['grid']}" if e.get("grid") else "")
-            live.append(f"{by_id[d].stage} {d} ({where})")
+            live.append(f"{self.by_id[d].stage} {d} ({where})")
         return live
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
-    held = list(STOP_SIGNALS) if in_main_thread else []  # held while a worker starts, ignored in a stop
-    stop_signals = [sig for sig in held if sig != signal.SIGINT]  # SIGINT: KeyboardInterrupt
-    previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
-    announced: list[str] = []  # the outside runs last said to be waited for
-    try:
-        while todo or running:
-            # start every ready job a free worker can take
-            for job in list(todo):
-                if not free:
-                    break
-                if job.id in cancelled:
-                    todo.remove(job)
-                    continue
-                if not ready(job):
-                    continue
-                todo.remove(job)
-                lock = job_lock(workdir, job.id)
-                if lock is None or result_done(workdir, job.id):  # another command runs it, or just finished it
-                    run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
-                    if lock is None:
-                        progress(f"not starting {job.stage} {job.id}: another command on this workdir runs it")
-                    else:
-                        os.close(lock)
-                        done.add(job.id)
-                    continue
-                slot = free.pop(0)
-                with stop_signals_held():  # a stop then knows every worker it must stop
-                    running[job.id] = _start(job, plan.name, workdir, logs, slot, devices[slot], threads, ledger,
-                                             lock)
-                progress(f"started {job.stage} {job.id} (log {running[job.id].log})")
-            todo = [j for j in todo if j.id not in cancelled]
-            time.sleep(POLL_S)
-            for job_id, r in list(running.items()):
-                rc = r.proc.poll()
-                if rc is None:
-                    continue
-                del running[job_id]
-                os.close(r.lock)
-                free.append(r.slot)
-                free.sort()
-                if rc == 0 and has_result(workdir, job_id):
-                    done.add(job_id)
-                    ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
-                                    "log": str(r.log)}])
-                    progress(f"done {r.job.stage} {job_id} in {time.time() - r.started:.1f}s")
-                else:
-                    failed.add(job_id)
-                    ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
-                                    "log": str(r.log), "error": _failure(rc, r.log)}])
-                    progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
-                    cancel_dependents(job_id)
-            todo = [j for j in todo if j.id not in cancelled]  # dependents of a job that just failed
-            if todo and not running and not any(ready(j) for j in todo):
-                live = outside_live(todo)  # dependencies run outside this command (a grid sharing them)
-                if live:
-                    if live != announced:
-                        announced = live
-                        progress(f"waiting for {', '.join(live)}")
-                    time.sleep(OUTSIDE_POLL_S)
-                    continue
-                # left without a ledger line: their `pending` lines read missing once this command ends, so a plain
-                # rerun runs them (after their dependency, or once --retry-failed reruns a failed one)
-                gone = sorted({d for j in todo for d in j.depends_on if d not in done})
-                not_run.update(j.id for j in todo)
-                progress(f"{len(todo)} job(s) not run ({', '.join(j.id for j in todo)}): their dependencies "
-                         f"{', '.join(gone)} ended outside this command without a result; they stay missing: "
-                         f"`study submit` runs them (`--retry-failed` if a dependency failed)")
+    def start_ready(self) -> None:
+        """Start every ready job a free worker can take; one another command runs or has just finished is not run."""
+        for job in list(self.todo):
+            if not self.free:
                 break
-    except BaseException:
-        for sig in held:  # a second Ctrl-C or TERM must not cut the stop short: the workers come first
-            previous.setdefault(sig, signal.signal(sig, signal.SIG_IGN))
-        for r in running.values():  # our own worker processes, by their handle
+            if job.id in self.cancelled:
+                self.todo.remove(job)
+                continue
+            if not self.ready(job):
+                continue
+            self.todo.remove(job)
+            lock = job_lock(self.workdir, job.id)
+            if lock is None or result_done(self.workdir, job.id):  # another command runs it, or just finished it
+                self.run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
+                if lock is None:
+                    self.progress(f"not starting {job.stage} {job.id}: another command on this workdir runs it")
+                else:
+                    os.close(lock)
+                    self.done.add(job.id)
+                continue
+            slot = self.free.pop(0)
+            with stop_signals_held():  # a stop then knows every worker it must stop
+                self.running[job.id] = _start(job, self.plan.name, self.workdir, self.workdir / "logs", slot,
+                                              self.devices[slot], self.threads, self.ledger, lock)
+            self.progress(f"started {job.stage} {job.id} (log {self.running[job.id].log})")
+
+    def reap(self) -> None:
+        """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot."""
+        for job_id, r in list(self.running.items()):
+            rc = r.proc.poll()
+            if rc is None:
+                continue
+            del self.running[job_id]
+            os.close(r.lock)
+            self.free.append(r.slot)
+            self.free.sort()
+            if rc == 0 and has_result(self.workdir, job_id):
+                self.done.add(job_id)
+                self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
+                                     "log": str(r.log)}])
+                self.progress(f"done {r.job.stage} {job_id} in {time.time() - r.started:.1f}s")
+            else:
+                self.failed.add(job_id)
+                self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
+                                     "log": str(r.log), "error": _failure(rc, r.log)}])
+                self.progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
+                self.cancel_dependents(job_id)
+
+    def wait_outside(self) -> bool:
+        """Wait OUTSIDE_POLL_S for dependencies run outside this command (True), or, with none live, leave the jobs
+        waiting for them not run (False)."""
+        live = self.outside_live(self.todo)  # dependencies run outside this command (a grid sharing them)
+        if live:
+            if live != self.announced:
+                self.announced = live
+                self.progress(f"waiting for {', '.join(live)}")
+            time.sleep(OUTSIDE_POLL_S)
+            return True
+        # left without a ledger line: their `pending` lines read missing once this command ends, so a plain rerun
+        # runs them (after their dependency, or once --retry-failed reruns a failed one)
+        gone = sorted({d for j in self.todo for d in j.depends_on if d not in self.done})
+        self.not_run.update(j.id for j in self.todo)
+        self.progress(f"{len(self.todo)} job(s) not run ({', '.join(j.id for j in self.todo)}): their dependencies "
+                      f"{', '.join(gone)} ended outside this command without a result; they stay missing: "
+                      f"`study submit` runs them (`--retry-failed` if a dependency failed)")
+        return False
+
+    def stop_workers(self) -> None:
+        """SIGUSR2 to every worker (checkpoint, then end); those alive after one shared STOP_GRACE_S are killed."""
+        for r in self.running.values():  # our own worker processes, by their handle
             r.proc.send_signal(signal.SIGUSR2)  # the training loop: checkpoint, then the default action (end)
-        if running:  # after the signals: stderr may be a closed terminal or pipe (SIGHUP, `| head`)
-            _say(f"[study] stopping {len(running)} worker(s): each checkpoints at its next step, then ends (a "
-                 f"rerun resumes there); killed after {STOP_GRACE_S:.0f} s", err)
+        if self.running:  # after the signals: stderr may be a closed terminal or pipe (SIGHUP, `| head`)
+            _say(f"[study] stopping {len(self.running)} worker(s): each checkpoints at its next step, then ends (a "
+                 f"rerun resumes there); killed after {STOP_GRACE_S:.0f} s", self.err)
         deadline = time.time() + STOP_GRACE_S
-        for r in running.values():  # one deadline for all of them, not one each
+        for r in self.running.values():  # one deadline for all of them, not one each
             try:
                 r.proc.wait(timeout=max(0.0, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 r.proc.kill()
                 r.proc.wait()
             os.close(r.lock)
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    progress("finished" + (f"; {len(failed)} failed: `study status` shows each one's error and log, and `study "
-                           "submit --retry-failed` reruns them (and the jobs cancelled with them)" if failed else ""))
-    return 1 if failed or not_run else 0
 
 
 def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
