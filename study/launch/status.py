@@ -1,10 +1,5 @@
-"""`study status GRID` and `study cancel GRID`: from the result files, the ledger and sacct (forced).
-
-A grid's ledger is keyed on its name; each Slurm submission also records the grid file it came from (`grid_file`,
-its resolved path). A job queued from another file under the same name (a copied grid) is never taken for this
-file's: not one of its stale jobs, and not cancelled with it. Events without a path (an older study) count as this
-file's.
-"""
+"""`study status GRID` and `study cancel GRID`, from the states of the grid's jobs (study.launch.grid_states: the
+result files, the ledger and sacct, forced)."""
 from __future__ import annotations
 
 import sys
@@ -12,112 +7,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.durations import format_duration
-from study.errors import StudyError
+from study.launch.grid_states import UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
-from study.launch.state import (LIVE, STATES, JobState, classify, has_result, last_lines, progress, sacct_word,
-                                slurm_state, stale_results)
-
-UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have queued, while Slurm cannot be asked
-
-
-def grid_file(plan: Any) -> str | None:
-    """The resolved path of the plan's grid file (recorded with every Slurm submission), None when unknown."""
-    path = getattr(plan, "path", None)
-    return str(Path(path).resolve()) if path else None
-
-
-def from_this_file(event: dict, ours: str | None) -> bool:
-    """Whether a `queued` or `intent` event was written for the grid file `ours` (`grid_file(plan)`; None: unknown),
-    or does not say which."""
-    theirs = event.get("grid_file")
-    return theirs is None or ours is None or theirs == ours
-
-
-def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *,
-                settle: bool = True, reasons: bool = False, tolerate_unsettled: bool = False) -> dict[str, JobState]:
-    """The state of every job of `plan` (or of `jobs`): result files first, then the latest event in the ledgers
-    (live Slurm ones asked of sacct, forced; with `reasons`, pending ones also of squeue: `slurm.state.query`).
-    Every command that decides from states (submit on either backend, status, cancel) reads them here.
-
-    With `settle`, the arrays of an interrupted Slurm submit of any grid of the workdir (intents without `queued`
-    lines) are settled first, under the submit lock, so that a submit still queueing them is waited for rather
-    than judged lost. Without it (a dry run, or a submit that holds the lock and settled them itself) nothing is
-    written, and their jobs read as not submitted. When Slurm cannot be asked to settle them, a StudyError; with
-    `tolerate_unsettled` (status: it decides nothing) a warning instead, and their jobs read pending, with the
-    detail "unsettled: ..."."""
-    workdir = Path(workdir).resolve()
-    ledger = Ledger(workdir, plan.name)
-    replay = ledger.replay_with_shared()
-    unsettled_why = None
-    if settle and replay.unsettled:
-        from study.launch.slurm.submit import recover_all
-
-        with submit_lock(workdir):
-            try:
-                recover_all(workdir)
-            except StudyError as e:
-                if not tolerate_unsettled:
-                    raise
-                unsettled_why = str(e)
-        replay = ledger.replay_with_shared()
-    wanted = {j.id for j in (plan.jobs if jobs is None else jobs)}
-    folders = replay.slurm_folders(wanted)  # sacct is asked of these only
-    if folders:
-        from study.launch.slurm.state import query
-
-        live, logs, ended = query(workdir, folders, reasons=reasons)
-    else:
-        live, logs, ended = {}, {}, {}
-    states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended)
-    if unsettled_why is not None:
-        print(f"study: warning: an interrupted submit's array(s) are unsettled: {unsettled_why}", file=sys.stderr,
-              flush=True)
-        for intent in replay.open_intents + replay.shared_open_intents:
-            for job_id in intent.get("jobs", []):
-                st = states.get(job_id)
-                if st is not None and st.state != "done" and st.state not in LIVE:
-                    states[job_id] = JobState(job_id, st.stage, "pending",
-                                              f"{UNSETTLED}: array {intent.get('name')} may have queued it")
-    return states
-
-
-def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
-    """`grid_states` for a command that holds the submit lock (a submit on either backend, from reading the states
-    to its last ledger line; a cancel, to its scancel): every grid's interrupted Slurm submits settled first."""
-    from study.launch.slurm.submit import recover_all
-
-    recover_all(workdir)
-    return grid_states(plan, workdir, settle=False)
-
-
-def outside_plan(plan: Any, workdir: str | Path,
-                 latest: dict[str, dict] | None = None) -> tuple[list[str], dict[str, list[str]]]:
-    """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,
-    by an earlier version of it; {another grid file with the same grid name: ids it queued}). `latest`: the grid's
-    own ledger replayed (`Ledger.replay().latest`), where the caller has it."""
-    workdir = Path(workdir).resolve()
-    in_plan = {j.id for j in plan.jobs}
-    latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
-    gone = {job: e for job, e in latest.items()
-            if e["event"] == "queued" and job not in in_plan and not has_result(workdir, job)}
-    if not gone:
-        return [], {}
-    from study.launch.slurm.state import query
-
-    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}).states
-    ours: list[str] = []
-    others: dict[str, list[str]] = {}
-    this_file = grid_file(plan)
-    for e in gone.values():
-        sid = e["slurm_job_id"]
-        if slurm_state(raw.get(sid, "")) not in LIVE:
-            continue
-        if from_this_file(e, this_file):
-            ours.append(sid)
-        else:
-            others.setdefault(e["grid_file"], []).append(sid)
-    return sorted(ours), {k: sorted(v) for k, v in sorted(others.items())}
+from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word, stale_results
 
 
 def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:

@@ -180,7 +180,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     unplanned_note = _scope_notes(coll, plan, grid, workdir)
     if table.empty:
         _keep_a_report_of_results(out, workdir)
-    from study.launch.status import grid_file
+    from study.launch.grid_states import grid_file
 
     outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan)})
     try:

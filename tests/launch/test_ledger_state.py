@@ -228,7 +228,7 @@ def test_states_wait_for_a_submit_in_flight_instead_of_judging_its_array_lost(tm
     from types import SimpleNamespace
 
     from study.launch.locks import try_lock
-    from study.launch.status import grid_states
+    from study.launch.grid_states import grid_states
 
     bin_dir = fake_commands(tmp_path / "bin", squeue="exit 0")  # Slurm answers: no such job (yet)
     monkeypatch.setenv("PATH", str(bin_dir))

@@ -364,7 +364,7 @@ def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
     would otherwise be invited to take them); once it is gone they read missing again."""
     import socket
 
-    from study.launch.status import grid_states
+    from study.launch.grid_states import grid_states
 
     grid = env / "g.yaml"
     grid.write_text(grid_text("pend"))
@@ -438,7 +438,7 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
     assert f"their dependencies {pre.id} ended outside this command without a result" in err, err
     # its dependent is left missing, as the message says (it used to be recorded cancelled, which a plain rerun
     # skips: the rerun ran the dependency and left the evaluation out)
-    from study.launch.status import grid_states
+    from study.launch.grid_states import grid_states
 
     plan = plan_grid(grid)
     ev = next(j for j in plan.jobs if j.stage == "evaluate")

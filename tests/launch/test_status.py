@@ -23,8 +23,9 @@ from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, try_lock
 from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
+from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan
 from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
-                                 from_this_file, grid_file, grid_states, outside_plan, print_status)
+                                 print_status)
 from study.results import write_result
 
 from launch_helpers import fake_commands, grid_text, run_cli
@@ -165,7 +166,6 @@ def test_a_job_completed_seconds_ago_without_a_visible_result_is_finishing_not_f
     """On NFS the login node may not see a result file written on a compute node for up to a minute: a COMPLETED
     job read then as failed was rerun by --retry-failed. Within FINISHING_S of its end it is running (finishing);
     later it is failed."""
-    from study.launch.status import grid_states
 
     grid = env / "g.yaml"
     grid.write_text(grid_text("finish"))

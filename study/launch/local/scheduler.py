@@ -38,7 +38,7 @@ from study.launch.runner import LOCK_FD_ENV, PARENT_ENV, write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, has_result, last_lines, result_done
-from study.launch.status import grid_file, grid_states, locked_states
+from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
 
 POLL_S = 0.1

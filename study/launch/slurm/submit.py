@@ -38,7 +38,7 @@ from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
                                        slurm_parameters)
-from study.launch.status import grid_file, grid_states, locked_states
+from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
 
 SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, before the command says why it waits
