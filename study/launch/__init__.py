@@ -5,5 +5,6 @@ machine, keep a ledger of what was submitted, and say where a grid stands.
                  [--only ID[,ID...]] [--workdir DIR]
     study status GRID          study cancel GRID
 
-Inside a worker, `study.launch.runner.run_job(job, workdir)` runs one job and writes its result record.
+Inside a worker (a Slurm task, or study.launch.local.worker), `study.launch.runner.run_job(job, workdir)` runs one job
+and writes its result record.
 """

@@ -86,7 +86,7 @@ def run_submit(args: argparse.Namespace) -> int:
         from study.launch.slurm import submit_slurm
 
         return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
-    from study.launch.local import run_local
+    from study.launch.local.scheduler import run_local
 
     return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers, only=only)
 

@@ -1,5 +1,5 @@
-"""What runs inside a worker: `run_job(job, workdir)`, the Checkpointable wrapper Slurm runs, and the entry
-point of the local scheduler's worker processes (`python -m study.launch.runner --workdir W --job FILE`).
+"""What runs inside a worker: `run_job(job, workdir)`, the Checkpointable wrapper Slurm runs, and the job files
+(`jobs/<id>/job.json`) both backends hand their workers; the local workers' entry point is study.launch.local.worker.
 
 Layout under the workdir (docs/architecture.md section 3):
     jobs/<id>/            the job's run folder (checkpoint.pt, encoder.pt, ...); jobs/<id>/job.json its Job
@@ -9,12 +9,8 @@ Layout under the workdir (docs/architecture.md section 3):
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import os
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,6 @@ import submitit
 
 from study.errors import StudyError
 from study.atomic import write_json
-from study.launch.signals import STOP_SIGNALS
 
 
 def job_dir(workdir: str | os.PathLike, job_id: str) -> Path:
@@ -75,7 +70,7 @@ def run_job(job: Any, workdir: str | os.PathLike, grid: str | None = None) -> Pa
     return write_result(workdir, record)
 
 
-def _threads_from_env() -> None:
+def threads_from_env() -> None:
     """One torch thread per CPU the scheduler gave this job (Slurm's cpus-per-task, or the local worker's share)."""
     n = os.environ.get("STUDY_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
     if n and n.isdigit() and int(n) > 0:
@@ -91,7 +86,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
 
     def __call__(self, job: Any, workdir: str, grid: str, env: dict[str, str]) -> str | None:
         os.environ.update(env)
-        _threads_from_env()
+        threads_from_env()
         path = run_job(job, workdir, grid)
         return str(path) if path else None
 
@@ -99,7 +94,6 @@ class SlurmTask(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-# ------------------------------------------------------------------------------- local worker processes
 def write_job_file(workdir: str | os.PathLike, job: Any) -> Path:
     path = job_dir(workdir, job.id) / "job.json"
     write_json(path, {"id": job.id, "stage": job.stage, "config": job.config, "depends_on": list(job.depends_on)})
@@ -111,68 +105,3 @@ def read_job_file(path: str | os.PathLike) -> Any:
 
     d = json.loads(Path(path).read_text())
     return Job(id=d["id"], stage=d["stage"], config=d["config"], depends_on=tuple(d["depends_on"]))
-
-
-PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
-LOCK_FD_ENV = "STUDY_JOB_LOCK_FD"  # set by the local scheduler: the descriptor of the job lock it passed this worker
-
-
-_inherited_lock: int | None = None  # the job lock's descriptor, until a forked child has closed its copy
-
-
-def _lock_not_inherited() -> None:
-    """The job lock (study.launch.locks.job_lock) this worker holds is closed in every process it forks (its data
-    loader's workers): a worker killed (SIGKILL) frees its job at once, not once those notice and end seconds later
-    (meanwhile `study status` would say running and a retry would skip the job). Closed once: a child's own fork
-    leaves alone whatever file has the number by then."""
-    global _inherited_lock
-    fd = os.environ.get(LOCK_FD_ENV, "")
-    if fd.isdigit():
-        _inherited_lock = int(fd)
-        os.register_at_fork(after_in_child=_close_inherited_lock)
-
-
-def _close_inherited_lock() -> None:
-    global _inherited_lock
-    fd, _inherited_lock = _inherited_lock, None
-    if fd is not None:
-        with contextlib.suppress(OSError):  # closed already
-            os.close(fd)
-
-
-def _end_with_parent() -> None:
-    """A local worker ends as if stopped (SIGUSR2: the training loop checkpoints, then ends) when its `study submit`
-    dies, also by SIGKILL: it runs in a session of its own, so nothing else would stop it (Linux: PR_SET_PDEATHSIG).
-    The stop signals its parent blocked around starting it are unblocked."""
-    parent = os.environ.get(PARENT_ENV)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, signal.SIGUSR2})
-    if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before the line above: stop now
-        os.kill(os.getpid(), signal.SIGUSR2)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m study.launch.runner", description="run one job of a grid (worker)")
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--job", required=True, help="the job's job.json")
-    p.add_argument("--grid", default=None)
-    args = p.parse_args(argv)
-    _end_with_parent()
-    _lock_not_inherited()
-    _threads_from_env()
-    try:
-        path = run_job(read_job_file(args.job), args.workdir, args.grid)
-    except StudyError as e:
-        print(f"study: error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(f"[run-job] result written to {path}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

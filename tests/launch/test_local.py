@@ -563,7 +563,7 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
     from types import SimpleNamespace
 
     from study.grids import Job
-    from study.launch.local import run_local
+    from study.launch.local.scheduler import run_local
     from study.launch.signals import STOP_SIGNALS
 
     jobs = [Job(id="a", stage="nostage", config={"axes": {}}),
@@ -608,7 +608,7 @@ def test_fewer_than_one_worker_is_refused(env):
     from types import SimpleNamespace
 
     from study.errors import StudyError
-    from study.launch.local import run_local
+    from study.launch.local.scheduler import run_local
 
     with pytest.raises(StudyError, match=r"--workers: expected an integer >= 1, got 0"):
         run_local(SimpleNamespace(name="none", jobs=[], path=None), env / "wd", workers=0, err=io.StringIO())

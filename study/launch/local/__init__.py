@@ -1,4 +1,2 @@
-"""`--cluster local`: the grid's job graph on this machine, one worker process per core (or per GPU)."""
-from study.launch.local.scheduler import default_workers, run_local
-
-__all__ = ["default_workers", "run_local"]
+"""`--cluster local`: the grid's job graph on this machine (scheduler.run_local), one worker process
+(study.launch.local.worker) per core or per GPU."""

@@ -1,4 +1,4 @@
-"""Run a plan's job graph here: worker processes (`python -m study.launch.runner`), dependencies honoured.
+"""Run a plan's job graph here: worker processes (`python -m study.launch.local.worker`), dependencies honoured.
 
 One worker per usable core (or `--workers N`), or one per GPU with CUDA_VISIBLE_DEVICES set to it (an entry of
 the command's own CUDA_VISIBLE_DEVICES when that is set). (Not the cores left free by the load average: that
@@ -34,7 +34,8 @@ from typing import Any, TextIO
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, job_lock, submit_lock
-from study.launch.runner import LOCK_FD_ENV, PARENT_ENV, write_job_file
+from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
+from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, has_result, last_lines, result_done
@@ -408,14 +409,14 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
     log = logs / f"{job.id}.log"
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
                STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir),
-               **{PARENT_ENV: str(os.getpid()),  # the worker ends when this process does (runner._end_with_parent)
-                  LOCK_FD_ENV: str(lock)})  # and its forked children do not hold the lock (runner._lock_not_inherited)
+               **{PARENT_ENV: str(os.getpid()),  # the worker ends when this process does (worker._end_with_parent)
+                  LOCK_FD_ENV: str(lock)})  # and its forked children do not hold the lock (worker._lock_not_inherited)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:
         f.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {job.stage} job {job.id}\n".encode())
         f.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "study.launch.runner", "--workdir", str(workdir),
+        proc = subprocess.Popen([sys.executable, "-m", "study.launch.local.worker", "--workdir", str(workdir),
                                  "--job", str(job_file), "--grid", grid],
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives

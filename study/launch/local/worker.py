@@ -1,0 +1,80 @@
+"""A local worker process (`python -m study.launch.local.worker --workdir W --job FILE`): `run_job` of one job,
+started by the local scheduler, which it outlives by no more than a checkpoint (`_end_with_parent`), and whose job
+lock its forked children do not hold (`_lock_not_inherited`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+
+from study.errors import StudyError
+from study.launch.runner import threads_from_env, read_job_file, run_job
+from study.launch.signals import STOP_SIGNALS
+
+PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
+LOCK_FD_ENV = "STUDY_JOB_LOCK_FD"  # set by the local scheduler: the descriptor of the job lock it passed this worker
+
+
+_inherited_lock: int | None = None  # the job lock's descriptor, until a forked child has closed its copy
+
+
+def _lock_not_inherited() -> None:
+    """The job lock (study.launch.locks.job_lock) this worker holds is closed in every process it forks (its data
+    loader's workers): a worker killed (SIGKILL) frees its job at once, not once those notice and end seconds later
+    (meanwhile `study status` would say running and a retry would skip the job). Closed once: a child's own fork
+    leaves alone whatever file has the number by then."""
+    global _inherited_lock
+    fd = os.environ.get(LOCK_FD_ENV, "")
+    if fd.isdigit():
+        _inherited_lock = int(fd)
+        os.register_at_fork(after_in_child=_close_inherited_lock)
+
+
+def _close_inherited_lock() -> None:
+    global _inherited_lock
+    fd, _inherited_lock = _inherited_lock, None
+    if fd is not None:
+        with contextlib.suppress(OSError):  # closed already
+            os.close(fd)
+
+
+def _end_with_parent() -> None:
+    """A local worker ends as if stopped (SIGUSR2: the training loop checkpoints, then ends) when its `study submit`
+    dies, also by SIGKILL: it runs in a session of its own, so nothing else would stop it (Linux: PR_SET_PDEATHSIG).
+    The stop signals its parent blocked around starting it are unblocked."""
+    parent = os.environ.get(PARENT_ENV)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, signal.SIGUSR2})
+    if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the line above: stop now
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m study.launch.local.worker",
+                                description="run one job of a grid (worker)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--job", required=True, help="the job's job.json")
+    p.add_argument("--grid", default=None)
+    args = p.parse_args(argv)
+    _end_with_parent()
+    _lock_not_inherited()
+    threads_from_env()
+    try:
+        path = run_job(read_job_file(args.job), args.workdir, args.grid)
+    except StudyError as e:
+        print(f"study: error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(f"[run-job] result written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
