@@ -23,6 +23,7 @@ from study.flock import locked
 from study.manifests.parallel import image_reader, init_image_reader, run_jobs
 from study.manifests.store import load_manifest
 
+
 def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
     """Where the row at `rel` (of pooled source `source`) is written; `idx`: the manifest's rows are IDX rows."""
     base = out / source if source else out

@@ -88,7 +88,8 @@ def test_a_cgroup_cpu_quota_caps_the_workers(tmp_path):
 
 def _worker_envs(monkeypatch, tmp_path, n_jobs: int, workers: int | None = None) -> list[dict]:
     """The environment each worker of `run_local` was started with, in job order, over `n_jobs` independent jobs
-    started at once; each worker is `true` instead of the runner (it ends at once, without a result: failed)."""
+    started at once; each worker is `true` instead of study.launch.local.worker (it ends at once, without a result:
+    failed)."""
     envs = {}
     real_popen = subprocess.Popen
 

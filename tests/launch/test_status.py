@@ -1,6 +1,7 @@
-"""`study status` and `study cancel` (study/launch/status.py) against stand-ins for Slurm's commands (fake_slurm):
-answers the one-node test cluster cannot be made to give (a held job, a job that ended a second ago, an unreachable
-controller), and the ledger written by real `study submit --cluster slurm` runs through them."""
+"""`study status` and `study cancel` (study/launch/status.py; the states they read: study/launch/grid_states.py)
+against stand-ins for Slurm's commands (fake_slurm): answers the one-node test cluster cannot be made to give (a held
+job, a job that ended a second ago, an unreachable controller), and the ledger written by real `study submit
+--cluster slurm` runs through them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -166,7 +167,6 @@ def test_a_job_completed_seconds_ago_without_a_visible_result_is_finishing_not_f
     """On NFS the login node may not see a result file written on a compute node for up to a minute: a COMPLETED
     job read then as failed was rerun by --retry-failed. Within FINISHING_S of its end it is running (finishing);
     later it is failed."""
-
     grid = env / "g.yaml"
     grid.write_text(grid_text("finish"))
     _submit(grid, env)

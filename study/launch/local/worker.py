@@ -11,7 +11,7 @@ import signal
 import sys
 
 from study.errors import StudyError
-from study.launch.runner import threads_from_env, read_job_file, run_job
+from study.launch.runner import read_job_file, run_job, threads_from_env
 from study.launch.signals import STOP_SIGNALS
 
 PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
