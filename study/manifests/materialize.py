@@ -116,7 +116,8 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
               + (f" ({present - skipped} of them cut short)" if present > skipped else "")
               + f", {skipped} already there"
               + (f"; {stale} temporary file(s) of a killed run removed" if stale else ""), file=sys.stderr)
-        errors = run_jobs(_write, jobs, workers, "images written", initializer=init_image_reader, initargs=(name, m.meta))
+        errors = run_jobs(_write, jobs, workers, "images written", initializer=init_image_reader,
+                          initargs=(name, m.meta))
     if errors:
         raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped
