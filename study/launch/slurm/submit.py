@@ -168,7 +168,6 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
 
 def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
             only: set[str] | None) -> int:
-    profile = plan.profile
     ledger = Ledger(workdir, plan.name)
     if dry_run:
         if ledger.replay_with_shared().unsettled:
@@ -178,66 +177,93 @@ def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: Te
     else:
         states = locked_states(plan, workdir)  # under the submit lock this command holds
     sel: Selection = select(plan.jobs, states, retry_failed, only)
-    # a dependency live outside Slurm (a local run) gives no id to wait for: its dependents wait for a later submit
-    outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
-    held: list[str] = []
-    for job in sel.to_run:  # topological order: a held job holds its own dependents
-        if any(d in outside or d in held for d in job.depends_on):
-            held.append(job.id)
+    held = _held_outside_slurm(sel.to_run, states)
     to_run = [j for j in sel.to_run if j.id not in held]
     missing = [cmd for cmd in ("sbatch", "srun") if not shutil.which(cmd)] if to_run and not dry_run else []
     if missing:
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
-    limit = max_array_size(profile, cluster_max_array_size())
-    env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
-    task = SlurmTask()
-
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
-    n_arrays, n_jobs = 0, 0
+    arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err)
     for stage in ("pretrain", "evaluate"):
-        for (resources, deps), jobs in _groups(to_run, stage, dep_ids).items():
-            for chunk in array_chunks(jobs, limit):
-                n_arrays += 1
-                batch = uuid.uuid4().hex
-                name = f"study-{plan.name}-{stage}-{batch[:8]}"
-                folder = slurm_state.submitit_folder(workdir, name)
-                params = slurm_parameters(profile, stage, resources, job_name=name,
-                                          dependency=dependency_string(deps), array_size=len(chunk))
-                if dry_run:
-                    ids = [f"<array{n_arrays}>" if len(chunk) == 1 else f"<array{n_arrays}>_{i}"
-                           for i in range(len(chunk))]
-                    out.write(f"# ---- array {n_arrays}: {stage}, {len(chunk)} job(s): "
-                              f"{', '.join(j.id for j in chunk)}\n")
-                    out.write(sbatch_script(params, folder, len(chunk)) + "\n")
-                else:
-                    import submitit
-
-                    # a fresh executor per array: parameters (the dependency above all) never leak between arrays
-                    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
-                    for j in chunk:  # what `recover` rebuilds the tasks' calls from
-                        write_job_file(workdir, j)
-                    intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
-                              "jobs": [j.id for j in chunk], "folder": str(folder), "at": now(),
-                              "grid_file": grid_file(plan), "call": {"workdir": str(workdir), "grid": plan.name,
-                                                                     "env": env, "time_min": params["time"]}}
-                    executor.update_parameters(**params)
-                    args = (str(workdir), plan.name, env)
-                    # from the intent to the `queued` lines; Ctrl-C lands after them
-                    with stop_signals_held(), _said_if_slow(err, name):
-                        ledger.append([intent])
-                        ids, refused = _sbatch(executor, task, chunk, args, intent, ledger)
-                    if refused is not None:  # squeue/sacct may take minutes: not with the signals held
-                        ids = _settle_refused(refused, task, chunk, args, intent, ledger, err, n_arrays, n_jobs,
-                                              profile)
-                dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
-                n_jobs += len(chunk)
+        arrays.add_stage(stage, to_run)
     verb = "would queue" if dry_run else "queued"
-    print(f"[study] {plan.name}: {verb} {n_jobs} job(s) in {n_arrays} array(s); skipped: {sel.summary()}"
-          + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once it is done)"
-             if held else "") + ("" if dry_run else f"; ledger {ledger.path}"), file=err, flush=True)
+    print(f"[study] {plan.name}: {verb} {arrays.n_jobs} job(s) in {arrays.n_arrays} array(s); skipped: "
+          f"{sel.summary()}" + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once "
+                                f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
+          file=err, flush=True)
     return 0
+
+
+def _held_outside_slurm(to_run: list[Any], states: dict) -> list[str]:
+    """Ids of the jobs of `to_run` (topological order) that depend on a job live outside Slurm (a local run: it gives
+    no Slurm id to wait for) or on such a held job: they wait for a later submit."""
+    outside = {j for j, st in states.items() if st.state in ("pending", "running") and not st.slurm_id}
+    held: list[str] = []
+    for job in to_run:
+        if any(d in outside or d in held for d in job.depends_on):
+            held.append(job.id)
+    return held
+
+
+class _Arrays:
+    """The arrays of one submit, queued (with `dry_run`, printed) one at a time; `dep_ids` (job id -> Slurm id of
+    each dependency not done) gains each array's ids as it is queued, for the arrays after it to wait on."""
+
+    def __init__(self, plan: Any, workdir: Path, ledger: Ledger, dep_ids: dict[str, str], dry_run: bool,
+                 out: TextIO, err: TextIO):
+        self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
+        self.dry_run, self.out, self.err = dry_run, out, err
+        self.limit = max_array_size(plan.profile, cluster_max_array_size())
+        self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
+        self.task = SlurmTask()
+        self.n_arrays, self.n_jobs = 0, 0
+
+    def add_stage(self, stage: str, to_run: list[Any]) -> None:
+        """Every job of `stage` in `to_run`: one array per (resources, dependencies), split below the size limit."""
+        for (resources, deps), jobs in _groups(to_run, stage, self.dep_ids).items():
+            for chunk in array_chunks(jobs, self.limit):
+                self.n_arrays += 1
+                batch = uuid.uuid4().hex
+                name = f"study-{self.plan.name}-{stage}-{batch[:8]}"
+                folder = slurm_state.submitit_folder(self.workdir, name)
+                params = slurm_parameters(self.plan.profile, stage, resources, job_name=name,
+                                          dependency=dependency_string(deps), array_size=len(chunk))
+                ids = (self._print(stage, chunk, params, folder) if self.dry_run else
+                       self._queue(stage, chunk, params, folder, batch, name))
+                self.dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
+                self.n_jobs += len(chunk)
+
+    def _print(self, stage: str, chunk: list[Any], params: dict, folder: Path) -> list[str]:
+        """Write the array's sbatch script to `out` -> placeholder ids for its dependents' scripts."""
+        n = self.n_arrays
+        self.out.write(f"# ---- array {n}: {stage}, {len(chunk)} job(s): {', '.join(j.id for j in chunk)}\n")
+        self.out.write(sbatch_script(params, folder, len(chunk)) + "\n")
+        return [f"<array{n}>" if len(chunk) == 1 else f"<array{n}>_{i}" for i in range(len(chunk))]
+
+    def _queue(self, stage: str, chunk: list[Any], params: dict, folder: Path, batch: str, name: str) -> list[str]:
+        """Queue the array, its `intent` line first -> its Slurm ids."""
+        import submitit
+
+        # a fresh executor per array: parameters (the dependency above all) never leak between arrays
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+        for j in chunk:  # what `recover` rebuilds the tasks' calls from
+            write_job_file(self.workdir, j)
+        intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
+                  "jobs": [j.id for j in chunk], "folder": str(folder), "at": now(),
+                  "grid_file": grid_file(self.plan), "call": {"workdir": str(self.workdir), "grid": self.plan.name,
+                                                              "env": self.env, "time_min": params["time"]}}
+        executor.update_parameters(**params)
+        args = (str(self.workdir), self.plan.name, self.env)
+        # from the intent to the `queued` lines; Ctrl-C lands after them
+        with stop_signals_held(), _said_if_slow(self.err, name):
+            self.ledger.append([intent])
+            ids, refused = _sbatch(executor, self.task, chunk, args, intent, self.ledger)
+        if refused is not None:  # squeue/sacct may take minutes: not with the signals held
+            ids = _settle_refused(refused, self.task, chunk, args, intent, self.ledger, self.err, self.n_arrays,
+                                  self.n_jobs, self.plan.profile)
+        return ids
 
 
 def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict,
