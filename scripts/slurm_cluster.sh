@@ -29,19 +29,34 @@ RUN=/run/slurm
 PIDFILES=("$RUN/slurmd.pid" "$RUN/slurmctld.pid" "$RUN/slurmdbd.pid" /run/mysqld/mysqld.pid /run/munge/munged.pid)
 
 say() { echo "[slurm_cluster] $*" >&2; }
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file names a live daemon only while its pid runs that daemon's program: after a reboot, or a VM restored from
+# a snapshot, a stale file's pid may belong to any process (once, the test run itself), never to be signalled.
+alive() {
+  local f=$1 pid comm
+  [ -s "$f" ] || return 1
+  pid=$(cat "$f" 2>/dev/null) || return 1
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+  ! grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status" || return 1  # a zombie has exited: runs nothing
+  case "$(basename "$f" .pid)" in
+    mysqld) [ "$comm" = mariadbd ] || [ "$comm" = mysqld ] ;;
+    *) [ "$comm" = "$(basename "$f" .pid)" ] ;;
+  esac
+}
 
 stop_pidfile() {  # stop the one daemon recorded in a pid file, and wait until it is gone
   local f=$1 pid
   alive "$f" || return 0
-  pid=$(cat "$f")
+  pid=$(cat "$f" 2>/dev/null) || return 0
   kill "$pid"
   for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || { say "stopped $(basename "$f" .pid) ($pid)"; return 0; }
+    alive "$f" || { say "stopped $(basename "$f" .pid) ($pid)"; return 0; }
     sleep 0.2
   done
-  kill -9 "$pid" 2>/dev/null || true
+  alive "$f" && kill -9 "$pid" 2>/dev/null || true
 }
+
+# sourced (tests/test_slurm_cluster_script.py): the functions above only
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-start}" in
   stop)
