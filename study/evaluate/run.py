@@ -30,6 +30,23 @@ RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
 
 
+@dataclasses.dataclass
+class _Job:
+    """One evaluation job as `evaluate` checked it: `sizes` distinct, each at most the train manifest's images;
+    `protocol` is its record's protocol, which the protocol's stage completes."""
+    cfg: EvalConfig
+    run_dir: Path
+    cache_dir: Path
+    encoders: list[Path]
+    train_m: Any  # study.manifests.Manifest
+    test_m: Any
+    sizes: list[int]
+    aug: Any  # study.train.augment's transform
+    device: torch.device
+    workers: int
+    protocol: dict[str, Any]
+
+
 def _row(metric: str, value: float, labeled_size: int | None, level: str | None = None) -> dict[str, Any]:
     return {"metric": metric, "value": float(value), "labeled_size": labeled_size, "level": level}
 
@@ -114,11 +131,8 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         # it): not fingerprinted, encoder_recipes pins it
         "pretrain": pretrain[0] if len(pretrain) == 1 else list(pretrain) or None,
     }
-    if cfg.protocol in ("finetune", "scratch"):
-        metrics = _finetune(cfg, Path(run_dir), encoders, train_m, test_m, sizes, aug, device, protocol)
-    else:
-        metrics = _frozen(cfg, Path(run_dir), encoders, Path(cache_dir), train_m, test_m, sizes, aug, device, workers,
-                          protocol)
+    job = _Job(cfg, Path(run_dir), Path(cache_dir), encoders, train_m, test_m, sizes, aug, device, workers, protocol)
+    metrics = _finetune(job) if cfg.protocol in ("finetune", "scratch") else _frozen(job)
     # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
     protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}
@@ -139,18 +153,20 @@ def _refuse_test_images_among_labeled(train_m, test_m, largest: int) -> None:
                          f"a folder per split gives every --split the whole tree)")
 
 
-def _finetune(cfg, run_dir, encoders, train_m, test_m, sizes, aug, device, protocol) -> list[dict]:
-    metrics, runs = [], {}
+def _finetune(job: _Job) -> list[dict]:
+    """One training run per labeled size (finetune.run_finetune), each scored by its own classifier."""
+    metrics, runs, test_m = [], {}, job.test_m
     y_test = torch.tensor(test_m.all()["label"].to_numpy(dtype="int64", copy=True))
-    for n in sizes:
-        ranks, p = finetune_mod.run_finetune(cfg, run_dir, encoders[0] if encoders else None,
-                                             None if n == train_m.num_images else n, n, test_m, aug, device)
+    for n in job.sizes:
+        ranks, p = finetune_mod.run_finetune(job.cfg, job.run_dir, job.encoders[0] if job.encoders else None,
+                                             None if n == job.train_m.num_images else n, n, test_m, job.aug,
+                                             job.device)
         metrics += _ranks_rows(ranks, y_test, n, test_m.num_classes)
         runs[str(n)] = p
     first = next(iter(runs.values()))
     epochs = {n: r["epochs"] for n, r in runs.items()}  # under a `steps` budget, each labeled size's own
-    protocol.update({
-        "encoders": [_encoder_record(e) for e in encoders],
+    job.protocol.update({
+        "encoders": [_encoder_record(e) for e in job.encoders],
         "feature_layer": "none (whole network fine-tuned; its own classifier scored)",
         "method": "supervised", "backbone": first["backbone"], "width": first["width"],
         "epochs": first["epochs"] if len(set(epochs.values())) == 1 else epochs,
@@ -172,57 +188,23 @@ def _encoder_record(path: Path, sha256: str | None = None) -> dict:
     return {"path": str(path), "sha256": sha256 or file_sha256(path), "backbone": finetune_mod.encoder_spec(path)}
 
 
-def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, device, workers, protocol) -> list[dict]:
-    levels = _levels(cfg, train_m, test_m) if cfg.protocol == "granularity" else []  # refused before any extraction
-    level_maps = _level_maps(levels, train_m, test_m)  # the same at every labeled size: built once
-    cache = FeatureCache(cache_dir, aug, cfg.feature_layer, cfg.batch_size, device, workers,
+def _frozen(job: _Job) -> list[dict]:
+    """Each encoder's features extracted once (FeatureCache), then every labeled size scored from them."""
+    cfg, encoders = job.cfg, job.encoders
+    levels = _levels(cfg, job.train_m, job.test_m) if cfg.protocol == "granularity" else []  # before any extraction
+    level_maps = _level_maps(levels, job.train_m, job.test_m)  # the same at every labeled size: built once
+    cache = FeatureCache(job.cache_dir, job.aug, cfg.feature_layer, cfg.batch_size, job.device, job.workers,
                          cfg.checkpoint_every_minutes)
-    largest = max(sizes)
-    train_feats, test_feats, extraction = [], [], []
-    for enc in encoders:
-        for m, n, out in ((train_m, largest, train_feats), (test_m, None, test_feats)):
-            f = cache.get(enc, m, n)
-            out.append(f)
-            extraction.append({"encoder": str(enc), "manifest": m.name,
-                               "subset": f"labeled({n})" if n is not None else "all", **f.info})  # info: "rows" (n)
+    train_feats, test_feats, extraction = _extract(job, cache)
     extract_s = sum(e.get("seconds", 0.0) for e in extraction)
     earlier_s = sum(e.get("earlier_sessions_seconds", 0.0) for e in extraction)  # of extractions a requeue resumed
     extracted = sum(e["rows"] - e["resumed_rows"] for e in extraction if not e["cached"])
-
-    # what a size's scores depend on: not the run-only settings (a rerun with other workers reads them back, as its
-    # job id is the same), nor the other sizes (each fit sees only its own rows and seed)
-    shaping = {k: v for k, v in cfg.recorded_dict().items() if k not in (*EVALUATE_RUN_ONLY, "labeled_sizes")}
-    scored = ScoredSizes(run_dir / "scored", config_hash({
-        "config": shaping, "features": [cache.key(e, m) for e in encoders for m in (train_m, test_m)],
-        "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None}, 16))  # float sums depend on it
-    metrics, probes, read_back_s = [], {}, 0.0
+    scored = _scored_sizes(job, cache)
     t_probe = time.monotonic()
-    for position, n in enumerate(sizes, 1):
-        t_size = time.monotonic()
-        saved = scored.load(n)
-        if saved is not None:  # scored before this job was stopped
-            metrics += saved["metrics"]
-            probes[str(n)] = saved["info"]
-            read_back_s += saved["seconds"]
-            print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): read "
-                  f"back from {scored.folder} (scored in an earlier session)", file=sys.stderr, flush=True)
-            if saved.get("code_version") != protocol["code_version"]:
-                print(f"[evaluate] WARNING: that size was scored by code version {saved.get('code_version')}, this "
-                      f"session runs {protocol['code_version']} (the record names this one); delete "
-                      f"{scored.folder} to score every size again", file=sys.stderr, flush=True)
-            continue
-        rows, info = _score_size(cfg, n, train_feats, test_feats, level_maps, train_m.num_classes, device)
-        metrics += rows
-        probes[str(n)] = info
-        scored.save(n, rows, info, time.monotonic() - t_size)
-        top1 = [f"{r['metric']} {r['value']:.4f}" for r in rows
-                if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
-        print(f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(sizes)}): "
-              f"{', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr, flush=True)
+    metrics, probes, read_back_s = _score_sizes(job, scored, train_feats, test_feats, level_maps)
     probe_s = time.monotonic() - t_probe + read_back_s
     earlier_s += read_back_s
-
-    protocol.update({
+    job.protocol.update({
         "encoders": [_encoder_record(e, cache.encoder_sha(e)) for e in encoders],
         "feature_layer": "pooled penultimate (backbone output)" if cfg.feature_layer == "pooled"
         else f"global average pool of {cfg.feature_layer}",
@@ -242,6 +224,63 @@ def _frozen(cfg, run_dir, encoders, cache_dir, train_m, test_m, sizes, aug, devi
         "probe_seconds": probe_s,
     })
     return metrics
+
+
+def _extract(job: _Job, cache: FeatureCache) -> tuple[list, list, list[dict]]:
+    """(train features, test features, what each extraction recorded): per encoder, the largest labeled subset of
+    the train manifest and the whole test manifest."""
+    largest = max(job.sizes)
+    train_feats, test_feats, extraction = [], [], []
+    for enc in job.encoders:
+        for m, n, out in ((job.train_m, largest, train_feats), (job.test_m, None, test_feats)):
+            f = cache.get(enc, m, n)
+            out.append(f)
+            extraction.append({"encoder": str(enc), "manifest": m.name,
+                               "subset": f"labeled({n})" if n is not None else "all", **f.info})  # info: "rows" (n)
+    return train_feats, test_feats, extraction
+
+
+def _scored_sizes(job: _Job, cache: FeatureCache) -> ScoredSizes:
+    """The job's run_dir/scored, keyed by what a size's scores depend on."""
+    # what a size's scores depend on: not the run-only settings (a rerun with other workers reads them back, as its
+    # job id is the same), nor the other sizes (each fit sees only its own rows and seed)
+    shaping = {k: v for k, v in job.cfg.recorded_dict().items() if k not in (*EVALUATE_RUN_ONLY, "labeled_sizes")}
+    return ScoredSizes(job.run_dir / "scored", config_hash({
+        "config": shaping, "features": [cache.key(e, m) for e in job.encoders for m in (job.train_m, job.test_m)],
+        "cpu_threads": torch.get_num_threads() if job.device.type == "cpu" else None}, 16))  # float sums depend on it
+
+
+def _score_sizes(job: _Job, scored: ScoredSizes, train_feats: list, test_feats: list,
+                 level_maps: dict) -> tuple[list[dict], dict[str, dict], float]:
+    """(metric rows, what each size's probes recorded, seconds of the sizes read back): each size scored, or read
+    back from `scored` where an earlier session of this job scored it."""
+    cfg, device = job.cfg, job.device
+    metrics, probes, read_back_s = [], {}, 0.0
+    code_version = job.protocol["code_version"]
+    for position, n in enumerate(job.sizes, 1):
+        t_size = time.monotonic()
+        where = f"[evaluate] {cfg.protocol} at {format_count(n)} labeled images ({position}/{len(job.sizes)})"
+        saved = scored.load(n)
+        if saved is not None:  # scored before this job was stopped
+            metrics += saved["metrics"]
+            probes[str(n)] = saved["info"]
+            read_back_s += saved["seconds"]
+            print(f"{where}: read back from {scored.folder} (scored in an earlier session)", file=sys.stderr,
+                  flush=True)
+            if saved.get("code_version") != code_version:
+                print(f"[evaluate] WARNING: that size was scored by code version {saved.get('code_version')}, this "
+                      f"session runs {code_version} (the record names this one); delete {scored.folder} to score "
+                      f"every size again", file=sys.stderr, flush=True)
+            continue
+        rows, info = _score_size(cfg, n, train_feats, test_feats, level_maps, job.train_m.num_classes, device)
+        metrics += rows
+        probes[str(n)] = info
+        scored.save(n, rows, info, time.monotonic() - t_size)
+        top1 = [f"{r['metric']} {r['value']:.4f}" for r in rows
+                if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
+        print(f"{where}: {', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr,
+              flush=True)
+    return metrics, probes, read_back_s
 
 
 def _score_size(cfg: EvalConfig, n: int, train_feats: list, test_feats: list, level_maps: dict, num_classes: int,
