@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from study.configfields import (build, count_or_none, device_name, mapping_or_none, nested, positive_num_or_none,
-                                refuse_unknown)
+from study.configfields import (build, count_or_none, device_name, mapping_or_none, nested, plain,
+                                positive_num_or_none, refuse_unknown)
 from study.errors import StudyError
 
 
@@ -79,3 +79,18 @@ def test_a_device_setting_is_auto_cpu_or_cuda_n(value, ok):
     else:
         with pytest.raises(StudyError, match=r"^evaluate\.device: expected 'auto', 'cpu' or 'cuda\[:N\]', got "):
             device_name(value, "evaluate.device")
+
+
+def test_plain_copies_yaml_data_as_dicts_and_lists_sharing_nothing_with_the_original(tmp_path):
+    from study.grids.yamlio import YMap, load_yaml
+
+    (tmp_path / "t.yaml").write_text("a: {b: [1, {c: 2}]}\nd: x\n")
+    src = load_yaml(tmp_path / "t.yaml")
+    assert isinstance(src["a"], YMap)
+    src["t"] = (1, (2, 3))
+    out = plain(src)
+    assert out == {"a": {"b": [1, {"c": 2}]}, "d": "x", "t": [1, [2, 3]]}
+    assert type(out) is dict and type(out["a"]) is dict and type(out["a"]["b"]) is list
+    assert type(out["a"]["b"][1]) is dict and type(out["t"][1]) is list
+    out["a"]["b"][1]["c"] = 9
+    assert src["a"]["b"][1]["c"] == 2  # a copy, not a view

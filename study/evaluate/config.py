@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested,
+from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested, plain,
                                 positive_int, positive_num_or_none, seed_int)
 from study.errors import StudyError
 from study.results.record import probe_settings_read
@@ -45,7 +45,7 @@ class LinearConfig:
     def recorded_dict(self) -> dict:
         """Every setting but those the chosen optimizer never reads (PROBE_KEYS_UNREAD: L-BFGS reads no epochs, lr or
         batch size; adam/sgd no iteration caps or tolerance), so that they change no protocol fingerprint."""
-        return probe_settings_read(_plain(dataclasses.asdict(self)))
+        return probe_settings_read(plain(dataclasses.asdict(self)))
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class EvalConfig:
         return AugmentConfig.from_dict(self.augment_dict(), where=f"{where}.augment")
 
     def to_dict(self) -> dict:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def recorded_dict(self) -> dict:
         """`to_dict()` without the keys this protocol reads nothing from, nor the linear-probe settings its optimizer
@@ -193,14 +193,6 @@ UNUSED_BY_PROTOCOL = {  # the EvalConfig keys each protocol never reads
     "finetune": ("levels", "per_level", "backbone", "width", *_FROZEN_KEYS),  # the encoder's own architecture
     "scratch": ("levels", "per_level", *_FROZEN_KEYS),
 }
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _levels(v: Any, where: str) -> tuple[str, ...] | None:
@@ -228,4 +220,3 @@ PARSERS = {  # EvalConfig fields that need more than the value as given
     "augment": mapping_or_none,
     "finetune": mapping_or_none,
 }
-

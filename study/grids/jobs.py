@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from study.configfields import plain
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import ALL, AXES, VARIANT_AXIS, EvalEntry, Grid
@@ -79,23 +80,14 @@ def _without(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in keys}
 
 
-def plain_copy(v: Any) -> Any:
-    """A deep copy of plain YAML/JSON data (dicts, lists, scalars): much faster than copy.deepcopy."""
-    if isinstance(v, dict):
-        return {k: plain_copy(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain_copy(x) for x in v]
-    return v
-
-
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """`over` on top of `base`, recursing into mappings; neither is modified."""
-    out = plain_copy(base)
+    out = plain(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
-            out[k] = plain_copy(v)
+            out[k] = plain(v)
     return out
 
 

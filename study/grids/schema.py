@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from study.configfields import is_int
+from study.configfields import is_int, plain
 from study.counts import parse_count
 from study.errors import StudyError
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
@@ -233,7 +233,7 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
     for k in planner_keys:
         if k in sec:
             raise fail(p, sec.line_of(k), f"{where}.{k}: set by the planner from 'datasets' and the axes; remove it")
-    out = _plain(sec)
+    out = plain(sec)
     if "labeled_sizes" in sec:
         out["labeled_sizes"] = list(_labeled_sizes(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
                                                    f"{where}.labeled_sizes"))
@@ -259,15 +259,6 @@ def _default_axes(p: str, sec: Any) -> None:
 def _key_lines(m: Any) -> dict[str, int]:
     """The line of each key of a parsed mapping ({} for anything else)."""
     return {k: m.line_of(k) for k in m} if isinstance(m, YMap) else {}
-
-
-def _plain(v: Any) -> Any:
-    """YMap/YList -> dict/list (so configs hash and serialise as plain JSON)."""
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
@@ -542,7 +533,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         raise fail(p, e.line_of("variant"), f"{where}.variant: expected a word (letters, digits, '_', '-', '.'), "
                                             f"got {variant!r}")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
-                     pairs=tuple(pairs), params=_plain(params), resources=resources, split_labeled_sizes=split,
+                     pairs=tuple(pairs), params=plain(params), resources=resources, split_labeled_sizes=split,
                      line=line, index=i, variant=variant,
                      param_lines={**_key_lines(params), **{k: e.line_of(k) for k in ("labeled_sizes", "levels")
                                                            if k in e}})  # the entry's own, which params may not set

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import is_num, refuse_unknown
+from study.configfields import is_num, plain, refuse_unknown
 from study.errors import StudyError, did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,7 +95,7 @@ class AugmentConfig:
         values = _validate(values, given, where)
         cfg = cls(**values)
         for k in sorted(set(d) & derived):  # a recorded protocol read back: derived values must agree
-            if _plain(d[k]) != _plain(getattr(cfg, k)):
+            if plain(d[k]) != plain(getattr(cfg, k)):
                 raise StudyError(f"{where}.{k}: is derived ({getattr(cfg, k)!r} here), cannot be set to {d[k]!r}")
         return cfg
 
@@ -105,22 +105,16 @@ class AugmentConfig:
         drawn = {"crop": self.crop != "center", "num_views": self.num_views > 1, "flip_p": self.flip_p > 0,
                  "jitter_p": self.jitter_p > 0 and any(self.jitter_effective), "grayscale_p": self.grayscale_p > 0,
                  "blur_p": any(self.blur_p) and self.blur_kernel > 1, "solarize_p": any(self.solarize_p)}
-        return {k: _plain(getattr(self, k)) for k, random in drawn.items() if random}
+        return {k: plain(getattr(self, k)) for k, random in drawn.items() if random}
 
     def to_dict(self) -> dict:
         """Every effective parameter (plain JSON types), derived ones included."""
-        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+        return {k: plain(v) for k, v in dataclasses.asdict(self).items()}
 
 
 def blur_kernel_size(image_size: int, fraction: float = 0.1) -> int:
     """SimCLR's kernel: `side * fraction` rounded down, made odd (224 -> 23, 32 -> 3, 28 -> 3, 16 -> 1)."""
     return 2 * (int(image_size * fraction) // 2) + 1
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, (tuple, list)):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _validate(v: dict, given: dict, where: str) -> dict:
