@@ -4,6 +4,7 @@ Other layers use `load_manifest(name) -> Manifest` and `manifest_exists(name)`; 
 """
 from __future__ import annotations
 
-from study.manifests.store import Manifest, list_manifests, load_manifest, manifest_exists
+from study.manifests.manifest import Manifest, load_manifest
+from study.manifests.store import list_manifests, manifest_exists
 
 __all__ = ["Manifest", "list_manifests", "load_manifest", "manifest_exists"]

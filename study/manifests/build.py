@@ -20,11 +20,11 @@ from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_opt
 from study.errors import StudyError
 from study.flock import locked
 from study.manifests.ranking import key_order, rank_rows
+from study.manifests.manifest import load_intact_meta
 from study.manifests.store import (
     check_name,
     damage,
     finalise,
-    load_intact_meta,
     load_meta,
     manifest_exists,
     manifest_files_text,

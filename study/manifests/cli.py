@@ -123,7 +123,8 @@ def _build(a: argparse.Namespace) -> int:
 
 
 def _verify(a: argparse.Namespace) -> int:
-    from study.manifests.store import load_manifest, read_meta
+    from study.manifests.manifest import load_manifest
+    from study.manifests.store import read_meta
     from study.manifests.verify import missing_lineage, missing_roots, verify_manifest
 
     meta = read_meta(a.name)

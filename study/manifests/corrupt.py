@@ -8,7 +8,8 @@ from __future__ import annotations
 from study.corruptions import parse_corruption
 from study.errors import StudyError
 from study.manifests.build import freeze
-from study.manifests.store import check_name, load_intact
+from study.manifests.manifest import load_intact
+from study.manifests.store import check_name
 
 
 def corrupt_manifest(name: str, base: str, corruption: str):

@@ -21,7 +21,7 @@ from study.atomic import atomic_path, write_json
 from study.errors import StudyError
 from study.flock import locked
 from study.manifests.parallel import image_reader, init_image_reader, run_jobs
-from study.manifests.store import load_manifest
+from study.manifests.manifest import load_manifest
 
 
 def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:

@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
-from study.manifests.store import Manifest
+from study.manifests.manifest import Manifest
 
 _WORKER: dict = {}  # this process's image reader, set by init_image_reader
 

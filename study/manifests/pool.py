@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 from study.errors import StudyError
 from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
-from study.manifests.store import BASE_COLUMNS, check_name, file_keys, load_intact
+from study.manifests.manifest import load_intact
+from study.manifests.store import BASE_COLUMNS, check_name, file_keys
 
 
 def parse_from(text: str) -> tuple[str, int]:

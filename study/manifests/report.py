@@ -10,7 +10,8 @@ import numpy as np
 
 from study.counts import format_count
 from study.errors import StudyError
-from study.manifests.store import BASE_COLUMNS, list_manifests, load_manifest, load_meta, manifest_paths, meta_intact
+from study.manifests.manifest import load_manifest
+from study.manifests.store import BASE_COLUMNS, list_manifests, load_meta, manifest_paths, meta_intact
 from study.paths import manifests_dir
 
 

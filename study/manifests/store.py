@@ -1,4 +1,5 @@
-"""Frozen manifests on disk: `<manifests_dir>/<name>.parquet` (rows) + `<name>.json` (metadata), and `Manifest`.
+"""Frozen manifests on disk: `<manifests_dir>/<name>.parquet` (rows) + `<name>.json` (metadata); read them through
+`study.manifests.manifest.Manifest`.
 
 Rows are stored in rank order. The content hash covers the rows (`table_hash`, computed from the values, not the
 Parquet bytes) and every metadata field except the name and the root(s), so the same files (relative paths) + seed
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -228,13 +228,18 @@ def file_keys(root, paths: pa.Array | pa.ChunkedArray):
     return pc.binary_join_element_wise(root, paths, "/")
 
 
+def meta_changed(meta_path: Path) -> str:
+    """The damage of a JSON file whose metadata no longer hash to the content hash it records."""
+    return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)"
+
+
 def damage(name: str) -> str | None:
     """What no longer matches in the stored manifest `name` (its JSON file, which lost its content hash, or its
     Parquet file, unreadable or not of the recorded table hash), naming the file; None when both are as built."""
-    return _read_checked(name)[0]
+    return read_checked(name)[0]
 
 
-def _read_checked(name: str) -> tuple[str | None, pa.Table | None]:
+def read_checked(name: str) -> tuple[str | None, pa.Table | None]:
     """`damage(name)`, and the rows read to find it (None when the damage is in the JSON file or makes them
     unreadable)."""
     table_path, meta_path = manifest_paths(name)
@@ -243,7 +248,7 @@ def _read_checked(name: str) -> tuple[str | None, pa.Table | None]:
     except StudyError as e:  # not JSON, or not a manifest's
         return str(e), None
     if not meta_intact(meta):
-        return _meta_changed(meta_path), None
+        return meta_changed(meta_path), None
     try:
         table = read_arrow(name, checked=False)
     except StudyError as e:
@@ -301,170 +306,3 @@ def table_columns(name: str) -> list[str] | None:
         return list(pq.read_schema(table_path).names)
     except (OSError, pa.ArrowException):
         return None
-
-
-class Manifest:
-    """A frozen manifest. The table is read on first use; rows are in rank order."""
-
-    def __init__(self, name: str, meta: dict):
-        self.name = name
-        self.meta = meta
-        self._rows: pa.Table | None = None
-        self._table = None
-
-    @property
-    def rows(self) -> pa.Table:
-        """The rows (Arrow), read once and checked against the recorded table hash (StudyError naming the Parquet
-        file when they differ: about 0.6 s per million rows, beside the 1 s the read takes)."""
-        if self._rows is None:
-            table = read_arrow(self.name)
-            problem = rows_problem(table, self.meta)
-            if problem:
-                raise StudyError(f"{manifest_paths(self.name)[0]} (manifest {self.name}): {problem} (the Parquet file "
-                                 f"was changed); `study manifest verify {self.name}` says more")
-            self._rows = table
-        return self._rows
-
-    @property
-    def table(self):
-        """The rows (pandas), read once (`rows`, whose Arrow copy is then let go: a job keeps one copy)."""
-        if self._table is None:
-            self._table = self.rows.to_pandas()
-            self._rows = None
-        return self._table
-
-    @property
-    def content_hash(self) -> str:
-        return self.meta["content_hash"]
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.meta["class_names"])
-
-    @property
-    def num_images(self) -> int:
-        return int(self.meta["num_images"])
-
-    @property
-    def levels(self) -> list[str]:
-        return list(self.meta.get("levels") or [])
-
-    @property
-    def sizes(self) -> list[int]:
-        return list(self.meta.get("sizes") or [])
-
-    @property
-    def labeled_sizes(self) -> list[int]:
-        return list(self.meta.get("labeled_sizes") or [])
-
-    @property
-    def corruption(self):
-        spec = self.meta.get("corruption")
-        if spec is None:
-            return None
-        from study.corruptions import parse_corruption
-
-        return parse_corruption(spec)
-
-    def _check_n(self, n: int, what: str) -> int:
-        n = int(n)
-        if n < 0 or n > self.num_images:
-            raise StudyError(f"manifest {self.name}: {what} of {n} images asked, it has {self.num_images}")
-        return n
-
-    def subset(self, n: int):
-        """Pretraining subset: the rows of rank < n, in rank order (nested by construction)."""
-        n = self._check_n(n, "subset")
-        t = self.table
-        return t[t["rank"] < n].sort_values("rank", kind="stable")
-
-    def labeled(self, n: int):
-        """Labeled subset: the rows of labeled_rank < n, in labeled_rank order (class-balanced unless built
-        with --labeled-uniform; nested)."""
-        n = self._check_n(n, "labeled subset")
-        t = self.table
-        return t[t["labeled_rank"] < n].sort_values("labeled_rank", kind="stable")
-
-    def all(self):
-        return self.table
-
-    def kind_of(self, source: str | None = None) -> str:
-        """How a row's file is read ("image", "npy", "idx"): per source in a pool that records it (`meta["kinds"]`:
-        sources of several kinds or channels), else the manifest's `kind`."""
-        kinds = self.meta.get("kinds")
-        if kinds:
-            if source not in kinds:
-                raise StudyError(f"manifest {self.name}: row source {source!r} has no kind")
-            return kinds[source]
-        return self.meta.get("kind", "image")
-
-    def channels_of(self, source: str | None = None) -> list[int] | None:
-        """The channels an `npy` row is read with: per source where the pool records kinds, else `meta["channels"]`."""
-        if self.meta.get("kinds"):
-            return (self.meta.get("source_channels") or {}).get(source)
-        return self.meta.get("channels")
-
-    def root_of(self, source: str | None = None) -> Path:
-        roots = self.meta.get("roots")
-        if roots:
-            if source not in roots:
-                raise StudyError(f"manifest {self.name}: row source {source!r} has no root")
-            return Path(roots[source])
-        if not self.meta.get("root"):
-            raise StudyError(f"{manifest_paths(self.name)[1]}: manifest metadata has no 'root'")
-        return Path(self.meta["root"])
-
-    def abs_path(self, row: Any) -> Path:
-        """Absolute file of a row (a table row, a dict, or a relative path of a single-root manifest)."""
-        if isinstance(row, (str, os.PathLike)):
-            return self.root_of(None) / str(row)
-        source = row["source"] if self.meta.get("roots") else None
-        return self.root_of(source) / str(row["path"])
-
-    def abs_paths(self, df) -> list[Path]:
-        if self.meta.get("roots"):
-            return [self.root_of(s) / p for s, p in zip(df["source"].tolist(), df["path"].tolist())]
-        root = self.root_of(None)
-        return [root / p for p in df["path"].tolist()]
-
-    def __repr__(self) -> str:
-        return f"Manifest({self.name!r}, {self.num_images} images, {self.num_classes} classes)"
-
-
-def load_manifest(name: str) -> Manifest:
-    """The manifest `name` from the manifests folder; StudyError if it is missing."""
-    return Manifest(name, load_meta(name))
-
-
-def _meta_changed(meta_path: Path) -> str:
-    return f"{meta_path} no longer matches its recorded content hash (the JSON file was changed)"
-
-
-def _damaged(name: str, role: str, broken: str) -> StudyError:
-    return StudyError(f"{role} manifest {name!r} is damaged: {broken}; `study manifest verify {name}` says more")
-
-
-def load_intact_meta(name: str, role: str) -> dict:
-    """`load_meta(name)` of a manifest another is made from (`role`), refused (StudyError naming the JSON file) when
-    the metadata no longer matches its content hash: its class list would give the new manifest wrong labels."""
-    meta = load_meta(name)
-    if not meta_intact(meta):
-        raise _damaged(name, role, _meta_changed(manifest_paths(name)[1]))
-    return meta
-
-
-def load_intact(name: str, role: str) -> Manifest:
-    """The manifest `name`, to make another from (`role`: "base", "pooled source"), its rows read; StudyError naming
-    the damaged file when its stored files no longer match their hashes (the new manifest would inherit the damage)."""
-    if not manifest_exists(name):
-        return load_manifest(name)  # the error that names the manifests folder
-    broken, table = _read_checked(name)
-    if broken:
-        raise _damaged(name, role, broken)
-    m = load_manifest(name)
-    m._rows = table
-    return m

@@ -9,13 +9,12 @@ import pyarrow.compute as pc
 from study.datasets.base import first_repeat
 from study.errors import StudyError
 from study.manifests.parallel import image_reader, init_image_reader, run_jobs
+from study.manifests.manifest import Manifest, load_manifest
 from study.manifests.store import (
     BASE_COLUMNS,
-    Manifest,
     check_meta,
     column_problem,
     file_keys,
-    load_manifest,
     manifest_exists,
     manifest_paths,
     meta_intact,

@@ -10,7 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from device import TEST_DEVICE
-from study.manifests.store import Manifest
+from study.manifests.manifest import Manifest
 
 
 
