@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from study.grids.plan import Plan
 
 
-def _axes(plan: "Plan") -> tuple[str, ...]:
+def plan_axes(plan: "Plan") -> tuple[str, ...]:
     """AXES, then `variant` when an evaluate entry of the plan sets one."""
     return AXES + ((VARIANT_AXIS,) if any(VARIANT_AXIS in j.axes for j in plan.jobs) else ())
 
@@ -21,18 +21,19 @@ def _labeled(job) -> list[int | str] | None:
     return job.config["evaluate"].get("labeled_sizes")
 
 
+def job_json(job, axes: tuple[str, ...]) -> dict[str, Any]:
+    """`{"id", "stage", <axes>, "labeled_sizes", "depends_on"}` of one job (`axes`: `plan_axes` of its plan)."""
+    row: dict[str, Any] = {"id": job.id, "stage": job.stage}
+    row.update({a: job.axes.get(a) for a in axes})
+    row["labeled_sizes"] = _labeled(job)
+    row["depends_on"] = list(job.depends_on)
+    return row
+
+
 def plan_json(plan: "Plan") -> dict[str, Any]:
-    """`{"grid", "profile", "jobs": [{"id", "stage", <axes>, "labeled_sizes", "depends_on", "resources"}], "counts",
-    "estimate"}`."""
-    jobs = []
-    axes = _axes(plan)
-    for j in plan.jobs:
-        row: dict[str, Any] = {"id": j.id, "stage": j.stage}
-        row.update({a: j.axes.get(a) for a in axes})
-        row["labeled_sizes"] = _labeled(j)
-        row["depends_on"] = list(j.depends_on)
-        row["resources"] = j.resources.to_dict()
-        jobs.append(row)
+    """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`."""
+    axes = plan_axes(plan)
+    jobs = [{**job_json(j, axes), "resources": j.resources.to_dict()} for j in plan.jobs]
     return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
             "estimate": plan.estimate}
 
@@ -58,7 +59,7 @@ def _amount(h: float, unit: str) -> str:
 
 
 def plan_table(plan: "Plan") -> str:
-    axes = _axes(plan)
+    axes = plan_axes(plan)
     rows = [["id", "stage", *axes, "labeled", "deps"]]
     for j in plan.jobs:
         labeled = _labeled(j)

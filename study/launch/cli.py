@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from study.cli import count_arg
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "each running job's latest progress line, its age and log; each failure's "
                                           "last error lines and log path.")
     _common(p)
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: one row per job (its axes, state, detail, Slurm id, log, latest progress line) and "
+                        "the counts, for scripts")
     p.set_defaults(func=run_status)
 
     p = subparsers.add_parser(
@@ -107,9 +111,13 @@ def _refuse_stale_results(plan, workdir) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from study.launch.status import print_status
+    from study.launch.status import print_status, status_json
 
-    print_status(_plan(args), _workdir(args), out=sys.stdout)
+    if args.format == "json":
+        json.dump(status_json(_plan(args), _workdir(args)), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_status(_plan(args), _workdir(args), out=sys.stdout)
     return 0
 
 

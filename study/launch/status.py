@@ -25,6 +25,26 @@ def _some(ids: list[str], n: int = 8) -> str:
     return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
 
 
+def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
+    """`{"grid", "workdir", "counts": {stage: {state: n}}, "jobs": [{<study.grids.render.job_json>, "state",
+    "detail", "slurm_id", "log", "progress", "log_age_s"}]}`, the jobs in the plan's order: what `study status`
+    prints, one row per job. `progress`: the latest progress line of a running job's log (or of one a local run left
+    unfinished), `log_age_s` the seconds since that log was written; None elsewhere."""
+    from study.grids.render import job_json, plan_axes
+
+    states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
+    axes = plan_axes(plan)
+    jobs = []
+    for job in plan.jobs:
+        st = states[job.id]
+        live = st.state == "running" or (st.state == "missing" and st.log and not st.slurm_id)
+        seen = progress(st.log) if live else None
+        jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
+                     "log": st.log, "progress": seen[0] if seen else None,
+                     "log_age_s": round(seen[1], 1) if seen else None})
+    return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": counts(plan, states), "jobs": jobs}
+
+
 def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
     from study.launch.slurm.state import stuck_reason
 

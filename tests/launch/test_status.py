@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import signal
 import socket
@@ -243,6 +244,39 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
     assert (f"pretrain {pre} (slurm {ids[pre]}): [pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s  [3.0 h ago]\n"
             f"    log: {log}\n" in out), out
     assert f"evaluate {ev} (slurm {ids[ev]}): no progress line in its log yet" in out, out
+
+
+def test_status_as_json_gives_each_jobs_axes_state_slurm_id_log_and_progress(env, slurm):
+    """`--format json`, for scripts: one row per job in the plan's order, the same states and progress line as the
+    table, and the table's counts."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("js", seeds=(0,)))
+    _submit(grid, env)
+    ids = _queued(env / "wd", "js")
+    jobs = plan_grid(grid).jobs
+    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    _sacct(slurm, {ids[pre.id]: "RUNNING", ids[ev.id]: "PENDING"})
+    log = _log(env / "wd", "js", ids[pre.id])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s\n")
+    old = time.time() - 600
+    os.utime(log, (old, old))
+
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd"), "--format", "json"])
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["grid"] == "js" and got["workdir"] == str((env / "wd").resolve())
+    assert [r["id"] for r in got["jobs"]] == [j.id for j in jobs]
+    rows = {r["id"]: r for r in got["jobs"]}
+    p, e = rows[pre.id], rows[ev.id]
+    assert (p["stage"], p["state"], p["slurm_id"], p["log"]) == ("pretrain", "running", ids[pre.id], str(log))
+    assert p["progress"] == "[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s" and 590 <= p["log_age_s"] <= 900
+    assert (p["method"], p["dataset"], p["depends_on"]) == (pre.axes["method"], pre.axes["dataset"], [])
+    assert (e["state"], e["slurm_id"], e["progress"], e["depends_on"]) == ("pending", ids[ev.id], None, [pre.id])
+    assert e["protocol"] == ev.axes["protocol"] and e["labeled_sizes"] == ev.config["evaluate"]["labeled_sizes"]
+    n = {st: sum(r["state"] == st for r in got["jobs"] if r["stage"] == "evaluate") for st in ("pending", "running")}
+    assert got["counts"]["evaluate"]["pending"] == n["pending"] >= 1
+    assert got["counts"]["pretrain"]["running"] == 1
 
 
 def test_status_without_workdir_reads_the_workdir_study_workdir_names(env, monkeypatch):
