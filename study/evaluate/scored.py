@@ -28,10 +28,19 @@ class ScoredSizes:
             saved = json.loads(self._path(n).read_text())
         except (OSError, ValueError):  # none yet, or unreadable: scored again
             return None
-        if not isinstance(saved, dict) or saved.get("key") != self.key:
+        if not isinstance(saved, dict) or saved.get("key") != self.key or not _complete(saved):
             return None
         return saved
 
     def save(self, n: int, metrics: list[dict], info: dict, seconds: float) -> None:
         write_json(self._path(n), {"key": self.key, "metrics": metrics, "info": info, "seconds": seconds,
                                    "code_version": code_version()})
+
+
+def _complete(saved: dict) -> bool:
+    """Whether `saved` holds what a rerun reads back (metric rows, the probes' info, seconds): a file of another
+    version of study, or edited, that lacks them is scored again, not a KeyError that fails every retry."""
+    metrics, seconds = saved.get("metrics"), saved.get("seconds")
+    return (isinstance(metrics, list) and all(isinstance(m, dict) and "metric" in m and "value" in m for m in metrics)
+            and isinstance(saved.get("info"), dict) and isinstance(seconds, (int, float))
+            and not isinstance(seconds, bool))

@@ -84,7 +84,8 @@ class Ledger:
             os.close(fd)
 
     def events(self) -> list[dict]:
-        """Every complete event, in order; a torn or foreign line is skipped."""
+        """Every complete event, in order; a torn or foreign line is skipped, and so is an event without the fields
+        its kind is read by (`complete_event`: a line edited by hand, or of another version of study)."""
         if not self.path.exists():
             return []
         out = []
@@ -93,7 +94,7 @@ class Ledger:
                 e = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(e, dict) and "event" in e:
+            if complete_event(e):
                 out.append(e)
         return out
 
@@ -136,6 +137,25 @@ class Ledger:
             if job not in own.latest or e.get("at", "") > own.latest[job].get("at", ""):
                 own.latest[job] = e
         return own
+
+
+# the fields each kind of event is read by (strings; an intent's `jobs` a list of them); an event of a kind not named
+# here (a newer study's) is kept, and replay passes it by
+EVENT_FIELDS = {"intent": ("batch", "name", "jobs"), "queued": ("batch", "job", "slurm_job_id"), "local": ("job",),
+                "lost": ("batch",)}
+
+
+def complete_event(e: Any) -> bool:
+    """Whether `e` is an event (a JSON object with a string "event") holding every field its kind is read by
+    (EVENT_FIELDS: non-empty strings; an intent's `jobs` a list of strings)."""
+    if not isinstance(e, dict) or not isinstance(e.get("event"), str):
+        return False
+    return all(_is_strings(e.get(key)) if key == "jobs" else isinstance(e.get(key), str) and e[key] != ""
+               for key in EVENT_FIELDS.get(e["event"], ()))
+
+
+def _is_strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
 def workdir_ledgers(workdir: str | os.PathLike) -> list[Ledger]:

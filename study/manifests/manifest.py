@@ -45,7 +45,13 @@ class Manifest:
 
     @property
     def content_hash(self) -> str:
-        return self.meta["content_hash"]
+        """The recorded content hash; StudyError naming the JSON file where it records none (every build records
+        one: metadata written by hand, or edited)."""
+        value = self.meta.get("content_hash")
+        if not isinstance(value, str) or not value:
+            raise StudyError(f"{manifest_paths(self.name)[1]}: manifest metadata has no 'content_hash'; build the "
+                             f"manifest again (`study manifest verify {self.name}` says more)")
+        return value
 
     @property
     def class_names(self) -> list[str]:

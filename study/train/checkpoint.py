@@ -41,7 +41,12 @@ def load_checkpoint(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise StudyError(f"{path}: unreadable checkpoint ({load_error(e)}); remove it to start over") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    version = state.get("format") if isinstance(state, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT:
+        raise StudyError(f"{path}: checkpoint of format {version}, written by a newer version of study (this one reads "
+                         f"format {FORMAT}): resume the job with that version (update this checkout); removing the "
+                         "checkpoint starts the training over")
+    if version != FORMAT:
         raise StudyError(f"{path}: not a checkpoint of this version of study; remove it to start over")
     return state
 

@@ -1,6 +1,7 @@
 """ScoredSizes: a labeled size's saved scores are read back only under the key they were saved with."""
 from __future__ import annotations
 
+import json
 import math
 
 from study.evaluate.scored import ScoredSizes
@@ -24,3 +25,16 @@ def test_an_unreadable_saved_size_is_scored_again(tmp_path):
     assert ScoredSizes(tmp_path, "k1").load(8) is None
     (tmp_path / "8.json").write_text('["k1"]')
     assert ScoredSizes(tmp_path, "k1").load(8) is None
+
+
+def test_a_saved_size_without_what_a_rerun_reads_back_is_scored_again(tmp_path):
+    """A file under the right key that lacks the metric rows, the probes' info or the seconds (another version of
+    study wrote it, or it was edited) is scored again: reading it back failed the job with a KeyError at every retry."""
+    rows = [{"metric": "top1", "value": 0.5, "labeled_size": 8, "level": None}]
+    full = {"key": "k1", "metrics": rows, "info": {}, "seconds": 1.0}
+    for broken in ({k: v for k, v in full.items() if k != "seconds"}, {**full, "metrics": "top1"},
+                   {**full, "info": None}, {**full, "metrics": [{"value": 0.5}]}, {**full, "seconds": "1 s"}):
+        (tmp_path / "8.json").write_text(json.dumps(broken))
+        assert ScoredSizes(tmp_path, "k1").load(8) is None, broken
+    (tmp_path / "8.json").write_text(json.dumps({**full, "newer_field": 1}))  # a field added since: read back
+    assert ScoredSizes(tmp_path, "k1").load(8)["metrics"] == rows

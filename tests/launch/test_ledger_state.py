@@ -707,3 +707,21 @@ def test_a_job_whose_end_sacct_puts_in_the_future_ended_zero_seconds_ago():
     """Clock skew between the database host and this one: never a negative age."""
     future = (dt.datetime.now() + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
     assert _seconds_since(future) == 0.0 and _seconds_since("Unknown") is None
+
+
+def test_an_event_without_the_fields_its_kind_is_read_by_is_skipped_not_a_crash(tmp_path):
+    """A line of another version of study, or edited by hand, that lacks a field replay reads (a queued line without
+    its job or batch, an intent without its batch) is passed by as a foreign line is: every command of the workdir
+    replays every grid's ledger, so one such line would otherwise stop them all with a KeyError."""
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b1", "job": "p1", "slurm_job_id": "5"}])
+    with open(led.path, "a") as f:
+        for line in ('{"event": "queued", "slurm_job_id": "6"}', '{"event": "intent", "jobs": []}',
+                     '{"event": "local", "state": "running"}', '{"event": "lost"}',
+                     '{"event": "queued", "batch": "b2", "job": ["p2"], "slurm_job_id": "7"}',
+                     '{"event": "requeued", "job": "p1"}'):  # a kind this study does not know: kept, passed by
+            f.write(line + "\n")
+    Ledger(tmp_path, "other").append([{"event": "intent", "name": "n"}])  # another grid's: replayed with this one
+    r = led.replay_with_shared()
+    assert r.slurm_ids() == {"p1": "5"} and not r.unsettled
+    assert [e["event"] for e in led.events()] == ["queued", "requeued"]

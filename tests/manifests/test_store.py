@@ -40,3 +40,15 @@ def test_a_negative_subset_size_is_refused(build):
     for ask in (m.subset, m.labeled):
         with pytest.raises(StudyError, match="of -1 images asked, it has 24"):
             ask(-1)
+
+
+def test_metadata_without_its_content_hash_is_a_study_error_naming_the_file(build, manifests):
+    """The content hash is optional to the metadata checks (`study plan` reads metadata written by hand) but every
+    job reads it: its absence is named, not a KeyError."""
+    build("toy")
+    meta_path = manifests / "toy.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["content_hash"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(StudyError, match=f"{meta_path}: manifest metadata has no 'content_hash'"):
+        load_manifest("toy").content_hash

@@ -680,3 +680,18 @@ def test_a_second_build_into_one_folder_waits_for_the_first(tmp_path, capsys):
     assert done and done[0].drawn and (out / "index.html").is_file()
     assert "waiting for another build of" in capsys.readouterr().err
     assert not lock.exists()
+
+
+def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_path):
+    """After the grid file's settings change (or another version of study resolves them otherwise), every job has a
+    new id: the results its earlier jobs wrote, recorded under the same grid name, are not drawn, and the report said
+    only "no result of this grid yet". It now counts them; another grid's results are not counted."""
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    moved = plan_for([{**r, "job_id": "new-" + r["job_id"]} for r in ALL])  # the same cells under other ids
+    write_result(tmp_path / "w", {**ALL[0], "job_id": "other-grid", "grid": "another"})
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=moved, log=None)
+    (line,) = [w for w in s.warnings if "of no job of this plan" in w]
+    assert line.startswith(f"{len({r['job_id'] for r in ALL})} result(s) in ")  # the evaluations (pretrainings kept)
+    assert not [w for w in build_report(tmp_path / "w", tmp_path / "r2", plan=plan, log=None).warnings
+                if "of no job of this plan" in w]  # every planned job has its result: nothing to say

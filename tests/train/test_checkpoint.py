@@ -99,3 +99,11 @@ def test_a_signal_flag_installed_off_the_main_thread_sets_no_handler():
     assert errors == [] and flags[0].previous == {}
     flags[0].restore()
     assert signal.getsignal(signal.SIGUSR2) is before
+
+
+def test_a_checkpoint_of_a_newer_format_says_a_newer_study_wrote_it(tmp_path):
+    """A run folder shared by two checkouts: a checkpoint of a later format is not called foreign, and the message
+    says that removing it loses the training."""
+    torch.save({"step": 3, "format": 99}, tmp_path / "ck.pt")
+    with pytest.raises(StudyError, match="format 99, written by a newer version of study .*starts the training over"):
+        load_checkpoint(tmp_path / "ck.pt")
