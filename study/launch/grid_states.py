@@ -91,6 +91,16 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
+def results_off_plan(plan: Any, workdir: str | Path) -> list[str]:
+    """Ids of the jobs this grid file ran (its ledger's queued or local events) that the plan no longer has and whose
+    result file is in results/: a job's id hashes its settings, so these ran under settings the grid file has since
+    changed (or that another version of study resolves otherwise). Neither status nor the report counts them."""
+    in_plan, this_file = {j.id for j in plan.jobs}, grid_file(plan)
+    latest = Ledger(workdir, plan.name).replay().latest
+    return sorted(job for job, e in latest.items()
+                  if job not in in_plan and from_this_file(e, this_file) and has_result(workdir, job))
+
+
 def outside_plan(plan: Any, workdir: str | Path,
                  latest: dict[str, dict] | None = None) -> tuple[list[str], dict[str, list[str]]]:
     """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,

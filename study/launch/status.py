@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.durations import format_duration
-from study.launch.grid_states import UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan
+from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
+                                      results_off_plan)
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word, stale_results
@@ -105,6 +106,11 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {path}` stops them\n")
+    earlier = results_off_plan(plan, workdir)
+    if earlier:
+        out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now "
+                  f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
+                  f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
     return states
 
 

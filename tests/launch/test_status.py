@@ -28,6 +28,7 @@ from study.launch.state import JobState
 from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan
 from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
                                  print_status)
+from study.paths import result_path
 from study.results import write_result
 
 from launch_helpers import fake_commands, grid_text, run_cli
@@ -82,6 +83,27 @@ def test_a_copied_grid_file_with_the_same_name_neither_shows_nor_cancels_the_ori
     code, out, _ = run_cli(["cancel", str(original), "--workdir", str(env / "wd")])
     assert code == 0 and "cancelled 2 Slurm job(s) of grid samename (2 of them queued by an earlier version" in out
     assert (slurm / "scancelled").read_text().split() == ["101", "102"]
+
+
+def test_status_names_the_results_of_jobs_an_edit_of_the_grid_file_took_out_of_its_plan(env, slurm):
+    """A job's id hashes its settings: after an edit every job reads missing, and the results of the earlier jobs
+    are named (not of a copy of the grid under the same name, whose jobs are the other file's)."""
+    grid, copy = env / "g.yaml", env / "copy.yaml"
+    grid.write_text(grid_text("edited"))
+    copy.write_text(grid_text("edited", steps=9))
+    _submit(grid, env)
+    ids = _queued(env / "wd", "edited")
+    for job in ids:
+        result_path(env / "wd", job).parent.mkdir(parents=True, exist_ok=True)
+        result_path(env / "wd", job).write_text("{}")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "of no job of its plan now" not in out, out  # all of them planned
+    out = run_cli(["status", str(copy), "--workdir", str(env / "wd")])[1]
+    assert "of no job of its plan now" not in out, out  # the other file's jobs
+    grid.write_text(grid_text("edited", steps=7))
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    said = f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now ({_some(sorted(ids))})"
+    assert said in out, out
 
 
 def test_cancel_names_the_shared_jobs_it_leaves_also_beside_stale_ones(env, slurm):
