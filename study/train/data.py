@@ -251,7 +251,11 @@ def default_workers() -> int:
 def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool,
                 seed: int = 0):
     """Worker processes only run `aug.sample` with per-sample rngs; the loader's own seed comes from a private
-    generator so that it never draws from (and shifts) the global torch RNG."""
+    generator so that it never draws from (and shifts) the global torch RNG. With workers, this process's OpenCV
+    runs on one thread from here on: a worker forked while OpenCV's thread pool runs here hangs in `worker_init`'s
+    own `cv2.setNumThreads(1)` (the pool's state copied mid-use), and the job with it."""
+    if num_workers:
+        cv2.setNumThreads(1)
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,

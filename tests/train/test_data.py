@@ -62,7 +62,7 @@ def test_16_bit_grayscale_keeps_its_high_byte(tmp_path, name):
     """PIL's own convert("RGB") clips 16-bit values at 255 (a white image); the reader scales by the bit depth."""
     a = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
     m, row = _one_image(tmp_path, name, a)
-    assert Image.open(tmp_path / name).mode == "I;16"
+    assert Image.open(tmp_path / name).mode in ("I;16", "I")  # an older Pillow opens a 16-bit PNG as "I"
     got = np.asarray(ImageReader(m).open(row))
     assert got.dtype == np.uint8 and all(np.array_equal(got[:, :, c], a >> 8) for c in range(3))
     m.corruption = corruptions.parse_corruption("salt_pepper:fraction=0.1")
@@ -201,6 +201,46 @@ def test_views_depend_only_on_seed_epoch_and_index(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
     assert sample_rng(3, 1, 2).random() == np.random.default_rng([3, 1, 2]).random()
+
+
+FORK_AFTER_OPENCV = """
+import cv2, numpy as np, torch
+from study.train.data import ResumableBatchSampler, make_loader
+
+class Views(torch.utils.data.Dataset):
+    def __getitem__(self, key):
+        img = cv2.GaussianBlur(np.full((64, 64, 3), key[1], np.float32), (5, 5), 1)
+        return [torch.from_numpy(img).permute(2, 0, 1)], key[1]
+
+    def __len__(self):
+        return 8
+
+cv2.cvtColor(np.random.rand(2000, 2000, 3).astype(np.float32), cv2.COLOR_RGB2HSV)  # OpenCV's pool runs here
+views, labels = next(iter(make_loader(Views(), ResumableBatchSampler(8, 4, 0), 2, pin_memory=False)))
+print("batch", len(labels))
+"""
+
+
+def test_loader_workers_forked_after_opencv_ran_threaded_in_this_process_start(tmp_path):
+    """A worker forked while OpenCV's thread pool ran in the parent hung for ever in worker_init's
+    cv2.setNumThreads(1); make_loader leaves the parent's OpenCV on one thread first. In a process group of its own,
+    killed whole on a hang."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork_after_opencv.py"
+    script.write_text(FORK_AFTER_OPENCV)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the loader's workers hung after OpenCV had run threaded in the parent")
+    assert proc.returncode == 0 and "batch 4" in out, out
 
 
 def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
