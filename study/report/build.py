@@ -25,7 +25,7 @@ from study.errors import StudyError
 from study.flock import locked
 from study.paths import results_dir
 from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
-                           read_results, write_table)
+                           write_table)
 
 MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
                    "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
@@ -121,24 +121,17 @@ def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathL
 
 
 def _results_off_plan(plan: Any, workdir: str | os.PathLike) -> list[str]:
-    """The note a report with planned jobs missing carries where results/ holds results recorded under the plan's
-    grid name whose jobs the plan no longer has (a job's id hashes its settings: the grid file's settings changed
-    since they ran, or another version of study resolves them otherwise), so that "no result yet" does not read as
-    "nothing ran"."""
-    folder = results_dir(workdir)
-    planned = {j.id for j in plan.jobs}
-    others = [p.stem for p in folder.glob("*.json") if not p.name.startswith(".") and p.stem not in planned] \
-        if folder.is_dir() else []
-    if not others:
+    """The note of a report with planned jobs missing where the grid file ran jobs its plan no longer has, whose
+    results are there (study.launch.grid_states.results_off_plan): "no result yet" is not "nothing ran"."""
+    from study.launch.grid_states import results_off_plan
+
+    ids = results_off_plan(plan, workdir)
+    if not ids:
         return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResultFileWarning)
-        n = sum(r.get("grid") == plan.name for r in read_results(workdir, others))
-    if not n:
-        return []
-    return [f"{n} result(s) in {folder} record grid {plan.name} but are of no job of this plan (a job's id hashes "
-            "its settings: the grid file's were changed since they ran, or another version of study resolves them "
-            "otherwise); they are not drawn, and `study submit` would run their cells again under the new ids"]
+    return [f"{len(ids)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan no longer "
+            f"has (a job's id hashes its settings: the grid file's were changed since they ran, or another version "
+            f"of study resolves them otherwise); they are not drawn, and `study submit` would run their cells again "
+            f"under the new ids"]
 
 
 def _draw_figures(figures: list, table: pd.DataFrame, expected, out: Path, outputs: Outputs,

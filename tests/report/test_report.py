@@ -686,12 +686,15 @@ def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_
     """After the grid file's settings change (or another version of study resolves them otherwise), every job has a
     new id: the results its earlier jobs wrote, recorded under the same grid name, are not drawn, and the report said
     only "no result of this grid yet". It now counts them; another grid's results are not counted."""
+    from study.launch.ledger import Ledger
+
     plan = plan_for(ALL)
     write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    Ledger(tmp_path / "w", "g").append([{"event": "local", "job": j.id, "state": "done"} for j in plan.jobs])
     moved = plan_for([{**r, "job_id": "new-" + r["job_id"]} for r in ALL])  # the same cells under other ids
-    write_result(tmp_path / "w", {**ALL[0], "job_id": "other-grid", "grid": "another"})
+    write_result(tmp_path / "w", {**ALL[0], "job_id": "other-grid", "grid": "another"})  # not this grid's
     s = build_report(tmp_path / "w", tmp_path / "r", plan=moved, log=None)
-    (line,) = [w for w in s.warnings if "of no job of this plan" in w]
+    (line,) = [w for w in s.warnings if "that its plan no longer has" in w]
     assert line.startswith(f"{len({r['job_id'] for r in ALL})} result(s) in ")  # the evaluations (pretrainings kept)
     assert not [w for w in build_report(tmp_path / "w", tmp_path / "r2", plan=plan, log=None).warnings
-                if "of no job of this plan" in w]  # every planned job has its result: nothing to say
+                if "that its plan no longer has" in w]  # every planned job has its result: nothing to say
