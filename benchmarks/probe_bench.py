@@ -38,7 +38,7 @@ from study.evaluate.features import padded, resolve_device
 from study.manifests.sizes import parse_sizes
 from study.train.allocator import retain_freed_memory
 from study.train.augment import build_augment
-from study.train.data import collate_views, worker_init
+from study.train.data import collate_views, opencv_before_fork, worker_init
 
 SEPARATION = 0.15  # class-mean scale vs unit noise: top-1 ~0.5 at 16 labels per class, 100 classes
 PREFETCH = 2  # batches each loader worker is handed ahead: torch's default, which forward_rows' DataLoader keeps
@@ -82,6 +82,7 @@ def extraction_seconds_per_image(n: int, batch: int, device: torch.device, worke
         views, _ = collate_views([dataset[k] for k in range(batch)])
         (x,) = aug.batch([views[0].to(device)], gen)
         model(padded(x, batch)).float().cpu()
+    opencv_before_fork(workers)  # as forward_rows does: the views decoded above may have run OpenCV's pool here
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=collate_views,
                                          pin_memory=device.type == "cuda",
                                          worker_init_fn=worker_init if workers else None)

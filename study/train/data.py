@@ -252,10 +252,8 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
                 seed: int = 0):
     """Worker processes only run `aug.sample` with per-sample rngs; the loader's own seed comes from a private
     generator so that it never draws from (and shifts) the global torch RNG. With workers, this process's OpenCV
-    runs on one thread from here on: a worker forked while OpenCV's thread pool runs here hangs in `worker_init`'s
-    own `cv2.setNumThreads(1)` (the pool's state copied mid-use), and the job with it."""
-    if num_workers:
-        cv2.setNumThreads(1)
+    runs on one thread from here on (`opencv_before_fork`)."""
+    opencv_before_fork(num_workers)
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -266,6 +264,16 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def opencv_before_fork(num_workers: int) -> None:
+    """Leave this process's OpenCV on one thread when a DataLoader is about to fork `num_workers` workers: a worker
+    forked after OpenCV's thread pool ran here (its photometric ops on CPU at >= ~320 px, a training without
+    workers in this process) hangs for ever in `worker_init`'s own `cv2.setNumThreads(1)` (the pool's state copied
+    without its threads). Every DataLoader with workers of this package calls it (make_loader, the evaluation's
+    study.evaluate.features.forward_rows)."""
+    if num_workers:
+        cv2.setNumThreads(1)
 
 
 def worker_init(_: int) -> None:
