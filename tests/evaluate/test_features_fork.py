@@ -3,15 +3,7 @@ forked after OpenCV's thread pool ran here (a fine-tune trained in this process 
 ops at >= ~320 px) hung for ever in worker_init's cv2.setNumThreads(1)."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from killable import run_script
 
 FORWARD_AFTER_OPENCV = """
 import sys
@@ -33,16 +25,8 @@ print("rows", len(out), "opencv threads", cv2.getNumThreads())
 
 
 def test_forward_rows_workers_fork_with_opencv_on_one_thread(manifests, encoder_file, tmp_path):
-    """In a process group of its own, killed whole on a hang."""
     script = tmp_path / "forward_after_opencv.py"
     script.write_text(FORWARD_AFTER_OPENCV)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, str(script), str(encoder_file())], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env)
-    try:
-        out, _ = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("forward_rows' workers hung after OpenCV had run threaded in the parent")
-    assert proc.returncode == 0 and "rows 20 opencv threads 1" in out, out
+    out = run_script(script, str(encoder_file()), timeout=180,
+                     hung="forward_rows' workers hung after OpenCV had run threaded in the parent")
+    assert "rows 20 opencv threads 1" in out, out

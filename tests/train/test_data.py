@@ -14,6 +14,7 @@ from study.train.augment import build_augment
 from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
                               sample_rng)
 
+from killable import run_script
 from real_data import FASHION_MNIST
 from train_helpers import TinyManifest, write_images
 
@@ -225,24 +226,11 @@ print("batch", len(labels), "opencv threads", cv2.getNumThreads())
 
 def test_loader_workers_forked_after_opencv_ran_threaded_in_this_process_start(tmp_path):
     """A worker forked while OpenCV's thread pool ran in the parent hung for ever in worker_init's
-    cv2.setNumThreads(1); make_loader leaves the parent's OpenCV on one thread first. In a process group of its own,
-    killed whole on a hang."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
+    cv2.setNumThreads(1); make_loader leaves the parent's OpenCV on one thread first."""
     script = tmp_path / "fork_after_opencv.py"
     script.write_text(FORK_AFTER_OPENCV)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("the loader's workers hung after OpenCV had run threaded in the parent")
-    assert proc.returncode == 0 and "batch 4 opencv threads 1" in out, out
+    out = run_script(script, timeout=120, hung="the loader's workers hung after OpenCV had run threaded in the parent")
+    assert "batch 4 opencv threads 1" in out, out
 
 
 def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
