@@ -1,6 +1,6 @@
 """The states of a grid's jobs now, which every command that decides from them reads (submit on either backend,
 status, cancel): `grid_states` (result files, the ledgers, Slurm asked), `locked_states` (under the submit lock),
-`outside_plan` (live Slurm jobs the plan no longer has).
+`outside_plan` (live Slurm jobs the plan no longer has), `results_off_plan` (results of jobs it no longer has).
 
 A grid's ledger is keyed on its name; each Slurm submission also records the grid file it came from (`grid_file`,
 its resolved path). A job queued from another file under the same name (a copied grid) is never taken for this
@@ -28,8 +28,8 @@ def grid_file(plan: Any) -> str | None:
 
 
 def from_this_file(event: dict, ours: str | None) -> bool:
-    """Whether a `queued` or `intent` event was written for the grid file `ours` (`grid_file(plan)`; None: unknown),
-    or does not say which."""
+    """Whether a ledger event (`queued`, `intent`, `local`) was written for the grid file `ours` (`grid_file(plan)`;
+    None: unknown), or does not say which."""
     theirs = event.get("grid_file")
     return theirs is None or ours is None or theirs == ours
 
@@ -91,12 +91,13 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
-def results_off_plan(plan: Any, workdir: str | Path) -> list[str]:
+def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
     """Ids of the jobs this grid file ran (its ledger's queued or local events) that the plan no longer has and whose
     result file is in results/: a job's id hashes its settings, so these ran under settings the grid file has since
-    changed (or that another version of study resolves otherwise). Neither status nor the report counts them."""
+    changed (or that another version of study resolves otherwise). Neither status nor the report counts them.
+    `latest`: as for `outside_plan`."""
     in_plan, this_file = {j.id for j in plan.jobs}, grid_file(plan)
-    latest = Ledger(workdir, plan.name).replay().latest
+    latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
     return sorted(job for job, e in latest.items()
                   if job not in in_plan and from_this_file(e, this_file) and has_result(workdir, job))
 

@@ -38,8 +38,7 @@ def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
     jobs = []
     for job in plan.jobs:
         st = states[job.id]
-        live = st.state == "running" or (st.state == "missing" and st.log and not st.slurm_id)
-        seen = progress(st.log) if live else None
+        seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None})
@@ -99,14 +98,15 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
                   f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir (or "
                   f"the old manifests restored):\n" + "".join(f"  {line}\n" for line in rebuilt[:8])
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
-    stale, elsewhere = outside_plan(plan, workdir)
+    own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for the two notes below
+    stale, elsewhere = outside_plan(plan, workdir, own)
     if stale:
         out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
                   f"({_some(stale)}): `study cancel` stops them\n")
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {path}` stops them\n")
-    earlier = results_off_plan(plan, workdir)
+    earlier = results_off_plan(plan, workdir, own)
     if earlier:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
@@ -127,10 +127,15 @@ def _running(states: dict[str, JobState], out: TextIO) -> None:
 def _stopped(states: dict[str, JobState], out: TextIO) -> None:
     """The jobs counted missing that had started here: their `study submit --cluster local` ended (Ctrl-C, `study
     cancel`, a kill) before they finished; where each had got to (the next submit resumes there)."""
-    stopped = [st for st in states.values() if st.state == "missing" and st.log and not st.slurm_id]
+    stopped = [st for st in states.values() if _stopped_here(st)]
     _where_they_got(stopped, f"stopped before they finished ({len(stopped)}), counted missing: their `study submit "
                     f"--cluster local` ended; the next `study submit` resumes them (from their last checkpoint, where "
                     f"they wrote one)", "no progress line in its log", out)
+
+
+def _stopped_here(st: JobState) -> bool:
+    """A job counted missing that a local run had started (it has a log, and no Slurm id): its command ended first."""
+    return st.state == "missing" and bool(st.log) and not st.slurm_id
 
 
 def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO) -> None:
