@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from study.atomic import write_json
+from study.configfields import is_num
+from study.results.record import metric_row_problem
 from study.version import code_version
 
 
@@ -40,7 +42,6 @@ class ScoredSizes:
 def _complete(saved: dict) -> bool:
     """Whether `saved` holds what a rerun reads back (metric rows, the probes' info, seconds): a file of another
     version of study, or edited, that lacks them is scored again, not a KeyError that fails every retry."""
-    metrics, seconds = saved.get("metrics"), saved.get("seconds")
-    return (isinstance(metrics, list) and all(isinstance(m, dict) and "metric" in m and "value" in m for m in metrics)
-            and isinstance(saved.get("info"), dict) and isinstance(seconds, (int, float))
-            and not isinstance(seconds, bool))
+    metrics = saved.get("metrics")
+    return (isinstance(metrics, list) and all(metric_row_problem(m) is None for m in metrics)
+            and isinstance(saved.get("info"), dict) and is_num(saved.get("seconds")))

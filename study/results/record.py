@@ -232,15 +232,24 @@ def validate_record(record: Any, where: str = "result record") -> dict:
     if not isinstance(record["metrics"], list):
         raise StudyError(f"{where}: metrics must be a list")
     for i, m in enumerate(record["metrics"]):
-        if not isinstance(m, Mapping) or "metric" not in m or "value" not in m:
-            raise StudyError(f"{where}: metrics[{i}] needs 'metric' and 'value'")
-        value = m["value"]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise StudyError(f"{where}: metrics[{i}].value {value!r} is not a number")
-        ls = m.get("labeled_size")
-        if ls is not None and not is_int(ls):
-            raise StudyError(f"{where}: metrics[{i}].labeled_size {ls!r} is not an integer")
+        problem = metric_row_problem(m)
+        if problem:
+            raise StudyError(f"{where}: metrics[{i}]{problem}")
     return dict(record)
+
+
+def metric_row_problem(m: Any) -> str | None:
+    """What is wrong with one metric row, to follow its name (" needs ...", ".value ..."); None for a mapping with
+    'metric' and 'value' (a number or null) whose 'labeled_size', if any, is an integer or null."""
+    if not isinstance(m, Mapping) or "metric" not in m or "value" not in m:
+        return " needs 'metric' and 'value'"
+    value = m["value"]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f".value {value!r} is not a number"
+    ls = m.get("labeled_size")
+    if ls is not None and not is_int(ls):
+        return f".labeled_size {ls!r} is not an integer"
+    return None
 
 
 def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
