@@ -35,6 +35,19 @@ def _git(cwd: Path, *args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def newer_note(found: object, reads: int) -> str:
+    """The tail of a message about a file of format or schema `found` where this study reads `reads`: that a newer
+    version of study wrote it, where `found` is an integer above `reads` (its data is not foreign, nor to be
+    removed); "" otherwise."""
+    if isinstance(found, bytes):
+        found = found.decode(errors="replace")
+    if isinstance(found, str) and found.isdigit():
+        found = int(found)
+    if isinstance(found, int) and not isinstance(found, bool) and found > reads:
+        return ": written by a newer version of study; read it with that version (update this checkout)"
+    return ""
+
+
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str | None]:
     """The versions of the libraries a result's numbers depend on beside study's own code, as a protocol records

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import study
+from study.version import newer_note
 
 PACKAGE = Path(study.__file__).resolve().parent
 
@@ -73,3 +74,9 @@ def test_library_versions_name_the_jpeg_decoder_pillow_links():
         assert v["jpeg_decoder"] == f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
     else:
         assert v["jpeg_decoder"] == f"libjpeg {features.version('jpg')}"
+
+
+@pytest.mark.parametrize("found, newer", [(2, True), ("2", True), (b"2", True), (1, False), (0, False), (True, False),
+                                          (None, False), ("x", False), (2.0, False)])
+def test_a_version_above_the_one_read_is_said_to_be_a_newer_studys(found, newer):
+    assert bool(newer_note(found, 1)) == newer

@@ -86,7 +86,7 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     sub = Path(run_dir) / f"{cfg.protocol}-{'all' if n is None else n}"
     pcfg = PretrainConfig.from_dict(pretrain_dict(cfg, n, rows, encoder), where="evaluate.finetune")
     out = pretrain(pcfg, sub)
-    state = load_checkpoint(sub / "checkpoint.pt")["method"]
+    state = load_checkpoint(sub / "checkpoint.pt", ("method",))["method"]
     model_encoder = build_backbone(pcfg.backbone, pcfg.width)
     model_encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
     outputs = state["classifier.weight"].shape[0]

@@ -23,6 +23,7 @@ from study.configfields import is_int
 from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
 from study.paths import manifests_dir
+from study.version import newer_note
 
 SCHEMA_VERSION = 1
 BASE_COLUMNS = ("path", "label", "class_name", "rank", "labeled_rank")
@@ -146,7 +147,9 @@ def read_meta(name: str) -> dict:
     except json.JSONDecodeError as e:
         raise StudyError(f"{meta_path} line {e.lineno}: malformed manifest metadata: {e.msg}") from None
     if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
-        raise StudyError(f"{meta_path}: not a study manifest of schema version {SCHEMA_VERSION}")
+        found = meta.get("schema_version") if isinstance(meta, dict) else None
+        raise StudyError(f"{meta_path}: not a study manifest of schema version {SCHEMA_VERSION}"
+                         f"{newer_note(found, SCHEMA_VERSION)}")
     return meta
 
 

@@ -88,6 +88,18 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().assign(size=lambda d: d["size"].map(fmt_size))
 
 
+def _without_curve_note(table: pd.DataFrame, no_curve: set[str]) -> str:
+    """The caption's note of the jobs in `no_curve` that have a pretraining result in `table` (a job not yet
+    started has neither), so that a line missing from the figure is accounted for."""
+    done = set(table.loc[table["stage"] == "pretrain", "job_id"]) if not table.empty else set()
+    lacking = sorted(no_curve & done)
+    if not lacking:
+        return ""
+    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    return (f" Not drawn: {len(lacking)} pretraining job(s) with a result but no {FILE} (a method that trains "
+            f"nothing, such as random, or a run folder that lost it): {shown}.")
+
+
 @dataclass(frozen=True)
 class Figure:
     """The `training` figure over the curves of `jobs` ((job id, axes) pairs) under `workdir`."""
@@ -100,7 +112,9 @@ class Figure:
     def draw(self, table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if not self.jobs:
             raise NoData("no pretraining job: none in the plan (without a plan: none with a result)")
-        return draw(gather(self.workdir, list(self.jobs)))
+        fig, data = draw(gather(self.workdir, list(self.jobs)))
+        data.attrs["caption"] += _without_curve_note(table, {job_id for job_id, _ in self.jobs} - set(data["job_id"]))
+        return fig, data
 
     @staticmethod
     def paper_table(data: pd.DataFrame) -> pd.DataFrame:

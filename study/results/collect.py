@@ -27,6 +27,7 @@ from study.atomic import atomic_path
 from study.errors import StudyError
 from study.hashing import canonical_json
 from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerprint, read_results
+from study.version import newer_note
 
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
 METRIC_COLUMNS = ("labeled_size", "level", "metric", "value")
@@ -367,6 +368,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except (OSError, pa.ArrowInvalid) as e:
         raise StudyError(f"{path}: not a readable Parquet file ({e})") from None
     version = meta.get(TABLE_SCHEMA_KEY)
-    if version is None or int(version) != TABLE_SCHEMA_VERSION:
-        raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}")
+    if version != str(TABLE_SCHEMA_VERSION).encode():
+        raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}"
+                         f"{newer_note(version, TABLE_SCHEMA_VERSION)}")
     return pd.read_parquet(path)

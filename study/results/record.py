@@ -46,7 +46,7 @@ from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
-from study.version import code_version  # the code version a record gets, as the protocols and checkpoints do
+from study.version import code_version, newer_note  # the code version a record gets, as the protocols and checkpoints do
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol")
@@ -214,7 +214,9 @@ def validate_record(record: Any, where: str = "result record") -> dict:
     if missing:
         raise StudyError(f"{where}: missing key(s) {', '.join(missing)} (not a study result record?)")
     if record["schema_version"] != SCHEMA_VERSION:
-        raise StudyError(f"{where}: schema_version {record['schema_version']!r}, this study reads {SCHEMA_VERSION}")
+        found = record["schema_version"]
+        raise StudyError(f"{where}: schema_version {found!r}, this study reads {SCHEMA_VERSION}"
+                         f"{newer_note(found, SCHEMA_VERSION)}")
     if not isinstance(record["job_id"], str) or not record["job_id"]:
         raise StudyError(f"{where}: job_id must be a non-empty string")
     if record["stage"] not in ("pretrain", "evaluate"):

@@ -15,6 +15,7 @@ import torch
 
 from study.atomic import atomic_path
 from study.errors import StudyError
+from study.version import newer_note
 
 FORMAT = 1
 
@@ -36,18 +37,24 @@ def load_error(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, needs: tuple[str, ...] = ()) -> dict:
+    """The state `save_checkpoint` wrote to `path`; a StudyError naming the file where it is unreadable, of another
+    format, or lacks one of the keys in `needs` (those the caller reads)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise StudyError(f"{path}: unreadable checkpoint ({load_error(e)}); remove it to start over") from None
     version = state.get("format") if isinstance(state, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT:
+    if newer_note(version, FORMAT):
         raise StudyError(f"{path}: checkpoint of format {version}, written by a newer version of study (this one reads "
                          f"format {FORMAT}): resume the job with that version (update this checkout); removing the "
                          "checkpoint starts the training over")
     if version != FORMAT:
         raise StudyError(f"{path}: not a checkpoint of this version of study; remove it to start over")
+    missing = [k for k in needs if k not in state]
+    if missing:
+        raise StudyError(f"{path}: checkpoint lacks {', '.join(missing)} (edited, or not written by study); remove it "
+                         "to start over")
     return state
 
 

@@ -53,6 +53,8 @@ from study.version import code_version, library_versions
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
+RESUME_KEYS = ("fingerprint", "method", "optimizer", "rng", "step", "wall_time_s", "train_time_s", "recent_losses",
+               "train_acc_window", "resumed_from")  # what `_resume` reads; the rest is optional or informative
 UNKNOWN_VERSION = "unknown (a checkpoint that did not record it)"  # the earlier sessions' code version, where so
 # the signal Slurm sends ahead of a time limit (submitit's --signal): its handler on rank 0 requeues the job, so a
 # rank that sees it makes every rank forward it, not a SIGTERM (dropped after the checkpoint)
@@ -426,7 +428,7 @@ def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int) -
     this = _Sessions()
     if not ckpt_path.exists():
         return this
-    ck = load_checkpoint(ckpt_path)
+    ck = load_checkpoint(ckpt_path, RESUME_KEYS)
     check_fingerprint(_comparable(ck["fingerprint"]), _comparable(fingerprint), ckpt_path,
                       {"config": PretrainConfig.default_fingerprint()})
     method.load_state_dict(ck["method"])

@@ -29,7 +29,11 @@ def test_metadata_of_another_schema_version_is_refused_naming_the_file(build, ma
     meta_path = manifests / "toy.json"
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps(dict(meta, schema_version=2)))
-    with pytest.raises(StudyError, match=f"{meta_path}: not a study manifest of schema version 1"):
+    with pytest.raises(StudyError, match=f"{meta_path}: not a study manifest of schema version 1: written by a "
+                                         "newer version of study; read it with that version"):
+        load_meta("toy")
+    meta_path.write_text(json.dumps(dict(meta, schema_version=0)))
+    with pytest.raises(StudyError, match=r"schema version 1$"):
         load_meta("toy")
 
 

@@ -43,7 +43,12 @@ def test_the_curves_of_the_plans_pretraining_jobs_are_drawn_and_tabled(tmp_path)
     data = pd.read_csv(out / "training_data.csv")
     assert len(data) == 5 and data.groupby("job_id")["step"].apply(list).to_dict() == {
         pre[0].id: [10, 20, 30], pre[1].id: [10, 20]}
-    assert "Training: pretraining loss" in (out / "index.html").read_text()
+    html = (out / "index.html").read_text()
+    assert "Training: pretraining loss" in html
+    lacking = sorted(j.id for j in pre[2:])  # a result each (write_all), no curve
+    assert lacking and f"Not drawn: {len(lacking)} pretraining job(s) with a result but no train_log.csv" in html
+    assert all(job_id in html.split("Not drawn:")[1] for job_id in lacking[:5])
+    assert pre[0].id not in html.split("Not drawn:")[1].split("</")[0]
 
 
 def test_without_a_plan_the_curves_of_pretraining_jobs_with_a_result_are_drawn(tmp_path):

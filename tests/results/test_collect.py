@@ -333,16 +333,17 @@ def test_only_a_whole_join_of_numbers_is_moved_to_a_pair_column():
                    "method": "simclr"}
 
 
-@pytest.mark.parametrize("version", [None, b"0", b"2"])
+@pytest.mark.parametrize("version", [None, b"0", b"2", b"x"])
 def test_a_table_of_another_schema_version_or_of_none_is_refused(tmp_path, version):
-    """read_table reads only its own schema version: an older or newer one, or a Parquet file that carries none,
-    is refused with the file named."""
+    """read_table reads only its own schema version: an older or newer one (said to be a newer study's), or a
+    Parquet file that carries none or not a number, is refused with the file named."""
     arrow = pa.table({"x": [1]})
     if version is not None:
         arrow = arrow.replace_schema_metadata({b"study.table_schema_version": version})
     pq.write_table(arrow, tmp_path / "t.parquet")
-    with pytest.raises(StudyError, match="t.parquet: table schema version"):
+    with pytest.raises(StudyError, match="t.parquet: table schema version") as e:
         read_table(tmp_path / "t.parquet")
+    assert ("written by a newer version of study" in str(e.value)) == (version == b"2")
 
 
 def test_an_empty_mapping_in_a_protocol_is_a_column_of_its_own():

@@ -150,6 +150,7 @@ def test_corrupt_foreign_and_mismatched_files_are_named_skipped_and_counted(tmp_
     assert len(caught) == 4 and all(str(folder) in str(w.message) for w in caught)
     reasons = {s.path.name: s.reason for s in skipped}
     assert "missing key" in reasons["foreign.json"] and "schema_version 99" in reasons["future.json"]
+    assert "written by a newer version of study" in reasons["future.json"]
     assert "holds job 'good'" in reasons["copied.json"]
 
 

@@ -107,3 +107,11 @@ def test_a_checkpoint_of_a_newer_format_says_a_newer_study_wrote_it(tmp_path):
     torch.save({"step": 3, "format": 99}, tmp_path / "ck.pt")
     with pytest.raises(StudyError, match="format 99, written by a newer version of study .*starts the training over"):
         load_checkpoint(tmp_path / "ck.pt")
+
+
+def test_a_checkpoint_lacking_a_key_its_reader_needs_is_named(tmp_path):
+    """A hand-edited checkpoint: the keys the caller reads are checked at load, not met as a KeyError later."""
+    save_checkpoint(tmp_path / "ck.pt", {"step": 3, "method": {}})
+    assert load_checkpoint(tmp_path / "ck.pt", ("step", "method"))["step"] == 3
+    with pytest.raises(StudyError, match=r"ck.pt: checkpoint lacks optimizer, rng \(edited"):
+        load_checkpoint(tmp_path / "ck.pt", ("step", "optimizer", "method", "rng"))

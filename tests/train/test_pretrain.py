@@ -166,6 +166,19 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(tiny_
     assert pretrain(make_config(), tmp_path / "run")["protocol"]["resumed_from_steps"] == [2]
 
 
+def test_a_checkpoint_lacking_what_a_resume_reads_is_refused_naming_the_key(tiny_manifest, make_config, tmp_path):
+    """A checkpoint edited by hand: the run stops with the file and the key, not a KeyError, and keeps the file."""
+    with pytest.raises(StopRequested):
+        pretrain(make_config(), tmp_path / "run", stop_at=2)
+    path = tmp_path / "run" / "checkpoint.pt"
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    del ck["train_acc_window"]
+    torch.save(ck, path)
+    with pytest.raises(StudyError, match=r"checkpoint.pt: checkpoint lacks train_acc_window"):
+        pretrain(make_config(), tmp_path / "run")
+    assert path.exists()
+
+
 def test_a_checkpoint_of_a_setting_away_from_its_default_is_refused_by_a_run_at_the_default(tiny_manifest, make_config,
                                                                                            tmp_path):
     """Only a key the checkpoint lacks is taken to be at its default; one it holds is compared."""
