@@ -151,59 +151,71 @@ def fit(rows: Rows, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearCon
     if max_iter is None:
         max_iter = cfg.max_iter if init is not None else cfg.cold_iter
     x = rows.x
-    d = x.shape[1]
-    w = (init.weight.clone() if init is not None else torch.zeros(num_classes, d, dtype=x.dtype, device=x.device))
+    w = (init.weight.clone() if init is not None else torch.zeros(num_classes, x.shape[1], dtype=x.dtype,
+                                                                  device=x.device))
     b = (init.bias.clone() if init is not None else torch.zeros(num_classes, dtype=x.dtype, device=x.device))
     w.requires_grad_(True)
     b.requires_grad_(True)
-
-    def loss_of(xb, yb):
-        return F.cross_entropy(torch.addmm(b, xb, w.t()), yb) + wd * (w * w).sum()
-
     if cfg.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
-                                tolerance_change=cfg.tolerance, history_size=20, line_search_fn="strong_wolfe")
-        chunks = _row_chunks(len(y), max(num_classes, d))
-        whole = rows.read(chunks[0]) if len(chunks) == 1 else None  # read once: it fits
-
-        def closure():
-            opt.zero_grad()
-            if whole is not None:
-                loss = loss_of(whole, y)
-                loss.backward()
-                return loss
-            loss = wd * (w * w).sum()  # the full-batch loss and gradient, summed chunk by chunk
-            loss.backward()
-            loss = loss.detach()
-            for c in chunks:
-                part = F.cross_entropy(torch.addmm(b, rows.read(c), w.t()), y[c], reduction="sum") / len(y)
-                part.backward()
-                loss = loss + part.detach()
-                del part  # its graph holds on to the chunk's rows: freed before the next chunk is read
-            return loss
-
-        opt.step(closure)
+        _fit_lbfgs(rows, y, w, b, wd, cfg, max_iter)
     else:
-        g = torch.Generator().manual_seed(seed)
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam([w, b], lr=cfg.lr)
-        else:
-            opt = torch.optim.SGD([w, b], lr=cfg.lr, momentum=0.9)
-        n = len(y)
-        steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-        total = cfg.epochs * steps_per_epoch
-        step = 0
-        for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=g).to(x.device)
-            for s in range(0, n, cfg.batch_size):
-                for group in opt.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-                idx = perm[s:s + cfg.batch_size]
-                opt.zero_grad()
-                loss_of(rows.read(idx), y[idx]).backward()
-                opt.step()
-                step += 1
+        _fit_minibatch(rows, y, w, b, wd, cfg, seed)
     return Probe(w.detach(), b.detach())
+
+
+def _loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd: float) -> torch.Tensor:
+    """The probe loss: mean cross-entropy of W x + b, plus wd * ||W||^2."""
+    return F.cross_entropy(torch.addmm(b, x, w.t()), y) + wd * (w * w).sum()
+
+
+def _fit_lbfgs(rows: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd: float, cfg: LinearConfig,
+               max_iter: int) -> None:
+    """Full-batch L-BFGS (strong Wolfe line search) on `w`, `b` in place; the loss and gradient summed over row
+    chunks where the rows do not fit in one."""
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=cfg.tolerance,
+                            history_size=20, line_search_fn="strong_wolfe")
+    chunks = _row_chunks(len(y), max(w.shape))
+    whole = rows.read(chunks[0]) if len(chunks) == 1 else None  # read once: it fits
+
+    def closure():
+        opt.zero_grad()
+        if whole is not None:
+            loss = _loss(whole, y, w, b, wd)
+            loss.backward()
+            return loss
+        loss = wd * (w * w).sum()  # the full-batch loss and gradient, summed chunk by chunk
+        loss.backward()
+        loss = loss.detach()
+        for c in chunks:
+            part = F.cross_entropy(torch.addmm(b, rows.read(c), w.t()), y[c], reduction="sum") / len(y)
+            part.backward()
+            loss = loss + part.detach()
+            del part  # its graph holds on to the chunk's rows: freed before the next chunk is read
+        return loss
+
+    opt.step(closure)
+
+
+def _fit_minibatch(rows: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd: float, cfg: LinearConfig,
+                   seed: int) -> None:
+    """cfg.epochs of Adam, or SGD with momentum 0.9, on `w`, `b` in place: batches of cfg.batch_size in an order
+    drawn from `seed`, the learning rate on a cosine from cfg.lr to 0."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([w, b], lr=cfg.lr) if cfg.optimizer == "adam" else torch.optim.SGD([w, b], lr=cfg.lr,
+                                                                                               momentum=0.9)
+    n = len(y)
+    total = cfg.epochs * max(1, math.ceil(n / cfg.batch_size))
+    step = 0
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=g).to(w.device)
+        for s in range(0, n, cfg.batch_size):
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            idx = perm[s:s + cfg.batch_size]
+            opt.zero_grad()
+            _loss(rows.read(idx), y[idx], w, b, wd).backward()
+            opt.step()
+            step += 1
 
 
 def _finite(probe: Probe) -> bool:

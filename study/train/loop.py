@@ -219,17 +219,16 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     method = _build_method(cfg, manifest.num_classes)
     aug_cfg = cfg.augment_config() if method.trains else None
 
-    global_batch = cfg.batch_size
-    if method.trains and global_batch > n:
-        raise StudyError(f"pretrain.batch_size {global_batch} is larger than the {n} training images (manifest "
+    if method.trains and cfg.batch_size > n:
+        raise StudyError(f"pretrain.batch_size {cfg.batch_size} is larger than the {n} training images (manifest "
                          f"{cfg.manifest}, size {cfg.size if cfg.size is not None else 'all'}): not one step would "
                          "run; lower batch_size or pretrain on more images")
-    spe, total, warmup = schedule_steps(cfg, n) if method.trains else (steps_per_epoch(n, global_batch), 0, 0)
+    spe, total, warmup = schedule_steps(cfg, n) if method.trains else (steps_per_epoch(n, cfg.batch_size), 0, 0)
     if method.trains:
         _check_schedule(cfg, n, world)
-    peak = peak_lr(cfg.optim, global_batch)
-    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup,
-                              peak, aug_cfg, method)
+    sched = _Schedule(n, cfg.batch_size, spe, total, warmup, peak_lr(cfg.optim, cfg.batch_size),
+                      cfg.optim.final_lr_fraction)
+    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
     if world.is_main:  # the run folder's one writer (one instance of a job runs: the job lock here, Slurm's one job
@@ -256,123 +255,170 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method, cfg.optim, lr=0.0)
 
-    # ---- resume
     past = _resume(ckpt_path, fingerprint, method, optimizer, total)
-    step = past.step
-    if world.is_main and past.from_checkpoint and step < total:
+    if world.is_main and past.from_checkpoint and past.step < total:
         _log_resume(cfg, run_dir, past, total, device)
+    session = _Session(cfg, run_dir, world, device, use_bf16, channels_last, method, optimizer, aug, sched,
+                       fingerprint, past, t0)
+    if session.step < total:
+        session.train(ViewDataset(ImageReader(manifest), rows, aug, cfg.seed), stop_at)
+    elif world.is_main:
+        _log(cfg, f"{run_dir}: already trained ({session.step}/{total} steps)")
 
-    curve = TrainingCurve(run_dir)
-    if world.is_main and step < total:
-        curve.restart(step)  # the rows of steps a killed session logged after this checkpoint go: trained again
+    _write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
+    return {"metrics": session.metrics(), "protocol": session.protocol(base_protocol)}
 
-    model = method
-    if world.size > 1:
-        model = distributed.data_parallel(method, device)
 
-    recent, acc_window = past.recent, past.acc_window  # appended to as the run trains
-    timing = {"train_s": past.train_s}  # training-loop time up to the latest checkpoint, over all sessions
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+    """A run's step budget and learning-rate schedule."""
+    images: int  # training images
+    batch: int  # global batch (over every device)
+    steps_per_epoch: int
+    total: int  # steps of the whole run
+    warmup: int  # warmup steps
+    peak_lr: float  # the effective learning rate, after the batch-size scaling rule
+    final_lr_fraction: float
 
-    def checkpoint_state(at_step: int) -> dict:
-        timing["train_s"] = past.train_s + (time.time() - t_loop)
-        return {
-            "fingerprint": fingerprint,
-            "step": at_step,
-            "epoch": at_step // spe if spe else 0,
-            "batch_in_epoch": at_step % spe if spe else 0,
-            "total_steps": total,
-            "method": method.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": {"peak_lr": peak, "warmup_steps": warmup, "total_steps": total,
-                          "lr": lr_at(at_step, peak, warmup, total, cfg.optim.final_lr_fraction)},
-            "rng": rng_state(),
-            "wall_time_s": past.wall_s + (time.time() - t0),
-            "train_time_s": timing["train_s"],
-            "recent_losses": list(recent),
-            "train_acc_window": [list(x) for x in acc_window],
-            "resumed_from": past.resumed_from,
-            "cpu_threads": past.threads,
-            "code_versions": past.versions,
-        }
+    def lr(self, step: int) -> float:
+        return lr_at(step, self.peak_lr, self.warmup, self.total, self.final_lr_fraction)
 
-    def save(at_step: int) -> None:
-        if world.is_main:
-            save_checkpoint(ckpt_path, checkpoint_state(at_step))
-        if world.size > 1:
-            torch.distributed.barrier()
 
-    # ---- train
-    session_steps, t_loop = 0, time.time()
-    if step < total:
-        reader = ImageReader(manifest)
-        dataset = ViewDataset(reader, rows, aug, cfg.seed)
-        sampler = ResumableBatchSampler(n, global_batch, cfg.seed, step, world.rank, world.size)
+class _Session:
+    """This session of a run that trains: steps from the checkpoint's (`past.step`) to the schedule's total, with a
+    checkpoint every N steps or minutes, at SIGUSR2/SIGTERM, at `stop_at` and at the end; progress lines and the
+    training curve on the main rank. `step`, `past.recent` and `past.acc_window` advance as it trains."""
+
+    def __init__(self, cfg: PretrainConfig, run_dir: Path, world, device: torch.device, use_bf16: bool,
+                 channels_last: bool, method, optimizer, aug, sched: _Schedule, fingerprint: dict, past: _Sessions,
+                 t0: float):
+        self.cfg, self.world, self.device, self.use_bf16, self.channels_last = cfg, world, device, use_bf16, channels_last
+        self.method, self.optimizer, self.aug, self.sched = method, optimizer, aug, sched
+        self.fingerprint, self.past, self.t0 = fingerprint, past, t0
+        self.ckpt_path = run_dir / "checkpoint.pt"
+        self.step = past.step
+        self.steps = 0  # this session's
+        self.train_s = past.train_s  # training-loop time up to the latest checkpoint, over all sessions
+        self.t_loop = time.time()
+        self.curve = TrainingCurve(run_dir)
+        if world.is_main and self.step < sched.total:
+            self.curve.restart(self.step)  # the rows of steps a killed session logged after this checkpoint go
+
+    def train(self, dataset, stop_at: int | None) -> None:
+        """Train to the schedule's end; StopRequested after the checkpoint at step `stop_at` (tests)."""
+        self.t_loop = time.time()
+        cfg, sched, world, device = self.cfg, self.sched, self.world, self.device
+        model = distributed.data_parallel(self.method, device) if world.size > 1 else self.method
+        sampler = ResumableBatchSampler(sched.images, sched.batch, cfg.seed, self.step, world.rank, world.size)
         workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         loader = make_loader(dataset, sampler, workers, pin_memory=device.type == "cuda", seed=cfg.seed)
         flag = SignalFlag().install()
         last_save, pending = time.time(), []  # (step, loss, correct, seen) not yet recorded nor checked for NaN
-        window = max(1, min(cfg.log_every_steps, total))
+        window = max(1, min(cfg.log_every_steps, sched.total))
         batches = None
         try:
             batches = iter(loader)
             model.train()
-            while step < total:
+            while self.step < sched.total:
                 views, labels = next_batch(batches)
-                lr = lr_at(step, peak, warmup, total, cfg.optim.final_lr_fraction)
-                gen = batch_generator(cfg.seed, step, device, world.rank)
-                loss, stats = train_step(model, optimizer, aug, views, labels, gen, lr, device, use_bf16, channels_last)
-                step += 1
-                session_steps += 1
-                method.after_step(step, total)
-                pending.append((step, loss.detach(), stats.get("correct"), stats.get("seen")))
+                gen = batch_generator(cfg.seed, self.step, device, world.rank)
+                loss, stats = train_step(model, self.optimizer, self.aug, views, labels, gen, sched.lr(self.step),
+                                         device, self.use_bf16, self.channels_last)
+                self.step += 1
+                self.steps += 1
+                self.method.after_step(self.step, sched.total)
+                pending.append((self.step, loss.detach(), stats.get("correct"), stats.get("seen")))
 
+                step = self.step
                 due_steps = cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0
                 due_time = cfg.checkpoint_every_minutes and time.time() - last_save >= 60 * cfg.checkpoint_every_minutes
                 due_time, signalled = _agree_on_stop(flag, bool(due_time), world, device)
                 stop_now = stop_at is not None and step >= stop_at
-                must_save = bool(due_steps or due_time or signalled or stop_now or step == total)
+                must_save = bool(due_steps or due_time or signalled or stop_now or step == sched.total)
                 if must_save or device.type == "cpu" or step % window == 0:
-                    _record_steps(pending, recent, acc_window, max(spe, 1), world, ckpt_path, cfg.manifest)
+                    _record_steps(pending, self.past.recent, self.past.acc_window, max(sched.steps_per_epoch, 1),
+                                  world, self.ckpt_path, cfg.manifest)
                     pending = []
-                if world.is_main and (step % cfg.log_every_steps == 0 or step == total):
-                    rate = session_steps * global_batch / max(1e-9, time.time() - t_loop)
-                    loss_now, lr_now = float(np.mean(recent[-window:])), optimizer.param_groups[0]["lr"]
-                    _log(cfg, f"step {step}/{total} loss {loss_now:.4f} lr {lr_now:.4g} {rate:.1f} img/s"
-                         f"{eta(total - step, session_steps, time.time() - t_loop)}")
-                    curve.append(step, step / max(spe, 1), loss_now, lr_now, rate, _top1(acc_window[-window:]),
-                                 (past.train_s + time.time() - t_loop) / 3600)
+                if world.is_main and (step % cfg.log_every_steps == 0 or step == sched.total):
+                    self._progress(window)
                 if must_save:
-                    _refuse_nonfinite_weights(method, step, ckpt_path, cfg.manifest, device)
-                    save(step)
+                    _refuse_nonfinite_weights(self.method, step, self.ckpt_path, cfg.manifest, device)
+                    self.save()
                     last_save = time.time()
                     if signalled:
                         flag.forward()
-                    if stop_now and step < total:
+                    if stop_now and step < sched.total:
                         raise StopRequested(step)
         finally:
             flag.restore()
             close_batches(batches)
             del loader
-    elif world.is_main:
-        _log(cfg, f"{run_dir}: already trained ({step}/{total} steps)")
 
-    train_time = timing["train_s"]  # the run ends with a checkpoint at its last step
-    _write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
-    metrics = []
-    if recent:  # over the last epoch, as train_top1 (at most the last LOSS_STEPS steps): not over the log's window
-        metrics.append(_row("loss", float(np.mean(recent[-max(1, min(spe, LOSS_STEPS)):]))))
-    if acc_window:
-        metrics.append(_row("train_top1", _top1(acc_window)))
-    protocol = dict(
-        base_protocol,
-        wall_time_s=past.wall_s + (time.time() - t0) if session_steps else past.wall_s,
-        earlier_sessions_seconds=past.wall_s,  # of wall_time_s: the sessions before this one (from the checkpoint)
-        images_per_s=(step * global_batch / train_time) if step and train_time > 0 else None,
-        resumed_from_steps=past.resumed_from,
-        cpu_threads=_one_or_each(past.threads),  # a list: the sessions' counts differed
-        code_version=_one_or_each(past.versions),  # a list: each session's, they differed
-    )
-    return {"metrics": metrics, "protocol": protocol}
+    def _progress(self, window: int) -> None:
+        """The progress line and the curve's row: the loss over the last `window` steps, this session's rate."""
+        sched, past, elapsed = self.sched, self.past, time.time() - self.t_loop
+        rate = self.steps * sched.batch / max(1e-9, elapsed)
+        loss, lr = float(np.mean(past.recent[-window:])), self.optimizer.param_groups[0]["lr"]
+        _log(self.cfg, f"step {self.step}/{sched.total} loss {loss:.4f} lr {lr:.4g} {rate:.1f} img/s"
+             f"{eta(sched.total - self.step, self.steps, elapsed)}")
+        self.curve.append(self.step, self.step / max(sched.steps_per_epoch, 1), loss, lr, rate,
+                          _top1(past.acc_window[-window:]), (past.train_s + elapsed) / 3600)
+
+    def save(self) -> None:
+        """Checkpoint at the current step (main rank), every rank waiting for it."""
+        if self.world.is_main:
+            save_checkpoint(self.ckpt_path, self.state())
+        if self.world.size > 1:
+            torch.distributed.barrier()
+
+    def state(self) -> dict:
+        """The checkpoint's content at the current step: everything `_resume` restores, and the schedule's state."""
+        self.train_s = self.past.train_s + (time.time() - self.t_loop)
+        past, sched, step = self.past, self.sched, self.step
+        spe = sched.steps_per_epoch
+        return {
+            "fingerprint": self.fingerprint,
+            "step": step,
+            "epoch": step // spe if spe else 0,
+            "batch_in_epoch": step % spe if spe else 0,
+            "total_steps": sched.total,
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"peak_lr": sched.peak_lr, "warmup_steps": sched.warmup, "total_steps": sched.total,
+                          "lr": sched.lr(step)},
+            "rng": rng_state(),
+            "wall_time_s": past.wall_s + (time.time() - self.t0),
+            "train_time_s": self.train_s,
+            "recent_losses": list(past.recent),
+            "train_acc_window": [list(x) for x in past.acc_window],
+            "resumed_from": past.resumed_from,
+            "cpu_threads": past.threads,
+            "code_versions": past.versions,
+        }
+
+    def metrics(self) -> list[dict]:
+        """The run's loss (and train_top1 where the method counts it) over its last epoch (the loss over at most
+        LOSS_STEPS steps), not over the log's window."""
+        past, out = self.past, []
+        if past.recent:
+            out.append(_row("loss", float(np.mean(past.recent[-max(1, min(self.sched.steps_per_epoch, LOSS_STEPS)):]))))
+        if past.acc_window:
+            out.append(_row("train_top1", _top1(past.acc_window)))
+        return out
+
+    def protocol(self, base: dict) -> dict:
+        """`base` with the run's timing and sessions: wall time over every session, training rate over the
+        training-loop time (the run ends with a checkpoint at its last step, which counted it)."""
+        past, step = self.past, self.step
+        return dict(
+            base,
+            wall_time_s=past.wall_s + (time.time() - self.t0) if self.steps else past.wall_s,
+            earlier_sessions_seconds=past.wall_s,  # of wall_time_s: the sessions before this one (from the checkpoint)
+            images_per_s=(step * self.sched.batch / self.train_s) if step and self.train_s > 0 else None,
+            resumed_from_steps=past.resumed_from,
+            cpu_threads=_one_or_each(past.threads),  # a list: the sessions' counts differed
+            code_version=_one_or_each(past.versions),  # a list: each session's, they differed
+        )
 
 
 def _build_method(cfg: PretrainConfig, num_classes: int):
@@ -579,8 +625,9 @@ def random_seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, n, spe, total, warmup, peak, aug_cfg,
+def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched: _Schedule, aug_cfg,
               method) -> dict[str, Any]:
+    n, spe, total, warmup, peak = sched.images, sched.steps_per_epoch, sched.total, sched.warmup, sched.peak_lr
     per_device = cfg.batch_size // world.size
     device_kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     corruption = manifest.corruption
