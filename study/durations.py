@@ -11,6 +11,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def format_clock(seconds: float) -> str:
+    """Elapsed time as a clock reads it: `0:07`, `12:34`, `1:02:03` (whole seconds, rounded down)."""
+    s = int(max(0.0, seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def eta(remaining: int, done: int, elapsed_s: float) -> str:
     """`, eta 2.5 h`: the time `remaining` units take at this session's rate (`done` units in `elapsed_s`); empty
     before the first unit of the session or after the last one."""

@@ -1,4 +1,5 @@
-"""Where things live on disk. Every location can be moved with an environment variable."""
+"""Where things live on disk. Every location can be moved with an environment variable; one set to the empty string
+(`STUDY_WORKDIR= study ...`) counts as unset, not as the current folder."""
 from __future__ import annotations
 
 import os
@@ -7,12 +8,12 @@ from pathlib import Path
 
 def manifests_dir() -> Path:
     """Frozen manifests: `STUDY_MANIFESTS`, else `./manifests`."""
-    return Path(os.environ.get("STUDY_MANIFESTS", "manifests"))
+    return Path(os.environ.get("STUDY_MANIFESTS") or "manifests")
 
 
 def workdir() -> Path:
     """Job folders, checkpoints, results and ledgers: `STUDY_WORKDIR`, else `./runs`."""
-    return Path(os.environ.get("STUDY_WORKDIR", "runs"))
+    return Path(os.environ.get("STUDY_WORKDIR") or "runs")
 
 
 def results_dir(workdir: str | os.PathLike) -> Path:
@@ -27,4 +28,4 @@ def result_path(workdir: str | os.PathLike, job_id: str) -> Path:
 
 def cache_dir() -> Path:
     """Downloaded-package and dataset caches: `STUDY_CACHE`, else `./.cache`."""
-    return Path(os.environ.get("STUDY_CACHE", ".cache"))
+    return Path(os.environ.get("STUDY_CACHE") or ".cache")

@@ -12,7 +12,10 @@ T = TypeVar("T")
 
 # what a registered name may hold: it becomes a grid axis value, a results column, part of a corrupted manifest's
 # name, and is joined by `|` (concatenated encoders), `+` (pooled sets) and `name:key=value,...` (corruption specs)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
+# what a manifest's name may hold (study.manifests.store): a file name, and a word of the printed `study manifest`
+# commands; `+` joins pooled sets, `.` a corruption's slug to its base
+MANIFEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=@-]*")
 
 
 class Registry(Generic[T]):
@@ -25,7 +28,7 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering `obj` as `name`; ValueError for a name taken or not of letters, digits, `_ . -`."""
         def deco(obj: T) -> T:
-            if not isinstance(name, str) or not NAME_RE.match(name):
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                 raise ValueError(f"{self.kind} name {name!r}: letters, digits and _ . - only (a letter or digit "
                                  f"first)")
             if name in self._items:

@@ -1,7 +1,7 @@
 """Durations in logs and status lines."""
 from __future__ import annotations
 
-from study.durations import eta, format_duration
+from study.durations import eta, format_clock, format_duration
 
 
 def test_format_duration_switches_units_at_90_seconds_and_90_minutes():
@@ -14,3 +14,8 @@ def test_eta_is_the_remaining_units_at_this_sessions_rate():
     assert eta(remaining=1000, done=10, elapsed_s=60) == ", eta 1.7 h"
     assert eta(remaining=5, done=0, elapsed_s=0) == ""  # no rate yet
     assert eta(remaining=0, done=10, elapsed_s=60) == ""  # done
+
+
+def test_format_clock_reads_minutes_and_seconds_then_hours():
+    assert [format_clock(s) for s in (0, 7.9, 65, 3599.5, 3723, -1)] == ["0:00", "0:07", "1:05", "59:59", "1:02:03",
+                                                                          "0:00"]

@@ -105,3 +105,38 @@ def test_an_os_error_no_command_caught_names_its_file_and_exits_2(monkeypatch, c
     monkeypatch.setattr(study.cli, "build_parser", lambda: parser)
     assert main([]) == 2
     assert capsys.readouterr().err == "study: error: /data/work/results/x.json: No space left on device\n"
+
+
+def _commands(parser=None, prog="study"):
+    """Every parser of the `study` command tree, with its command line: `study`, `study manifest build`."""
+    import argparse
+
+    from study.cli import build_parser
+
+    parser = parser or build_parser()
+    yield prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, f"{prog} {name}")
+
+
+# the same concept, the same placeholder in every command's --help
+METAVARS = {"--workdir": "DIR", "--out": "DIR", "--data": "DIR", "--manifests": "DIR", "--root": "DIR",
+            "--fashion-mnist": "DIR", "--profile": "FILE", "--grid": "FILE", "--taxonomy": "FILE", "--workers": "N"}
+
+
+def test_every_command_says_what_it_does_and_every_argument_is_explained():
+    """`study X --help` opens with a line saying what X does (not only `study -h`'s list), and each of its
+    arguments has a help text and the placeholder every other command uses for that flag."""
+    import argparse
+
+    for prog, parser in _commands():
+        assert parser.description and not parser.description.startswith("`"), prog
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+                continue
+            name = action.option_strings[-1] if action.option_strings else action.dest
+            assert action.help, f"{prog} {name}: no help text"
+            if name in METAVARS:
+                assert action.metavar == METAVARS[name], f"{prog} {name} {action.metavar}: expected {METAVARS[name]}"

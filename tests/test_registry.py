@@ -82,3 +82,10 @@ def test_import_modules_imports_each_public_module_and_no_private_one(tmp_path, 
 
     import_modules("regpkg_qs", regpkg_qs.__path__)
     assert sorted(regpkg_qs.SEEN) == ["one", "two"] and "regpkg_qs._private" not in sys.modules
+
+
+@pytest.mark.parametrize("name", ["a\n", "a b", "", "-a", "a/b", "a:b"])
+def test_a_name_that_is_not_a_word_is_refused_whole(name):
+    """`re.match` with `$` let a trailing line break through (`a\n`)."""
+    with pytest.raises(ValueError, match="letters, digits and _ . - only"):
+        Registry("thing").register(name)(object())

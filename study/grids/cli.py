@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
     p.add_argument("--profile", metavar="FILE", help="cluster profile (resources and cost numbers); "
                                                       "default: the built-in generic 8-GPU node")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (default): one line per job, then the counts and the estimate; json: the same, "
+                        "for scripts")
     p.add_argument("--no-check", action="store_true",
                    help="skip the manifest check (methods, corruptions and configs are still validated)")
     p.set_defaults(func=run_plan)

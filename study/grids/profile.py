@@ -156,6 +156,9 @@ def load_profile(path: str | Path | None) -> Profile:
         v = raw.get(key)
         if v is not None and not isinstance(v, str):
             raise fail(p, raw.line_of(key), f"{key}: expected a string, got {v!r}")
+        if v and _CONTROL.search(v):
+            raise fail(p, raw.line_of(key), f"{key}: {v!r} holds a line break or control character (each sbatch "
+                                            "option is one line of the script's header)")
         return v or None
 
     def opt_int(key: str, default: int | None) -> int | None:
@@ -215,20 +218,34 @@ def load_profile(path: str | Path | None) -> Profile:
     return prof
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
+_OPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
 def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
-    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
+    """Refuse an `additional` key that is no option name (`_OPTION`: submitit writes it unquoted, after `--`), a
+    value holding a line break, a `false` (submitit would write `--<key>=False`), or an sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
     `gpu_option: gres` has it ask for the GPUs), naming its line and the profile key to use instead."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
-    for key in additional:
-        option = str(key).strip().lstrip("-").replace("_", "-").lower()
-        if option not in written:
-            continue
-        instead = written[option]
+    for key, value in additional.items():
         line = additional.line_of(key) if isinstance(additional, YMap) else None
-        raise fail(p, line, f"additional: --{option} is written by study submit itself"
-                   + (f"; set `{instead}` in the profile instead" if instead else
-                      " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
+        option = str(key).strip().lstrip("-").replace("_", "-").lower()
+        if option in written:
+            instead = written[option]
+            raise fail(p, line, f"additional: --{option} is written by study submit itself"
+                       + (f"; set `{instead}` in the profile instead" if instead else
+                          " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
+        if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
+            dashes = isinstance(key, str) and _OPTION.fullmatch(key.lstrip("-"))
+            raise fail(p, line, f"additional: {key!r} is not an sbatch option name (letters, digits, '-', '_')"
+                       + (f": write it without its dashes, `{key.lstrip('-')}`" if dashes else ""))
+        if _CONTROL.search(str(value)):
+            raise fail(p, line, f"additional.{key}: {value!r} holds a line break or control character (each sbatch "
+                                "option is one line of the script's header)")
+        if value is False:
+            raise fail(p, line, f"additional.{key}: false would be written as `--{key}=False`: leave the option out "
+                                "(`true` writes the bare flag)")
 
 
 def _load_cost(p: str, raw: Any, line: int) -> CostModel:

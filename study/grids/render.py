@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from study.counts import format_count
+from study.durations import format_duration
 from study.grids.schema import AXES, VARIANT_AXIS
 
 if TYPE_CHECKING:
@@ -30,6 +31,21 @@ def job_json(job, axes: tuple[str, ...]) -> dict[str, Any]:
     return row
 
 
+def job_text(job) -> str:
+    """A job's axes as one phrase for progress lines: `simclr resnet50 imagenet 50k seed 0`; a corruption other than
+    `none` after the size; an evaluation's then `: linear on inat21_val` (and its variant)."""
+    ax = job.axes
+    corruption = ax.get("corruption")
+    words = [_cell(k, ax[k]) for k in ("method", "backbone", "dataset", "size") if ax.get(k) is not None]
+    words += [str(corruption)] if corruption not in (None, "none") else []
+    words += [f"seed {ax['seed']}"] if ax.get("seed") is not None else []
+    text = " ".join(words)
+    if job.stage == "evaluate":
+        text += f": {ax.get('protocol')} on {ax.get('eval_dataset')}" + (
+            f" ({ax[VARIANT_AXIS]})" if ax.get(VARIANT_AXIS) is not None else "")
+    return text
+
+
 def plan_json(plan: "Plan") -> dict[str, Any]:
     """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`."""
     axes = plan_axes(plan)
@@ -47,8 +63,8 @@ def _cell(key: str, v: Any) -> str:
 
 
 def _hours(h: float) -> str:
-    """`1.5 h`, or minutes under an hour: `12 min`."""
-    return f"{h:,.1f} h" if h >= 1 else f"{round(h * 60)} min"
+    """`1.5 h`, or under an hour as the logs write durations: `12 min`, `42 s` (not `0 min`)."""
+    return f"{h:,.1f} h" if h >= 1 else format_duration(h * 3600)
 
 
 def _amount(h: float, unit: str) -> str:

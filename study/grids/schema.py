@@ -26,6 +26,7 @@ from study.configfields import is_int, plain
 from study.counts import parse_count
 from study.errors import StudyError
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
+from study.registry import MANIFEST_NAME_RE
 
 PRETRAIN_AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")
 EVAL_AXES = ("protocol", "eval_dataset")
@@ -37,6 +38,9 @@ ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "
               "split_labeled_sizes", "variant")
 VARIANT_AXIS = "variant"  # an evaluate entry's `variant`: an axis of its jobs only when set (job ids unchanged)
 VARIANT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# a grid's name: a file name (`ledgers/<name>.jsonl`, `reports/<name>`) and part of each Slurm array's job name and
+# folder, which go unquoted into sbatch headers and `--output` patterns (`%` is a pattern there, `,` a list in `--name`)
+GRID_NAME_MAX = 100
 STAGE_KEYS = ("pretrain", "evaluate")
 # keys the planner sets itself (from axes and datasets): a grid may not set them in defaults or params
 PLANNER_PRETRAIN_KEYS = ("manifest",)
@@ -148,6 +152,11 @@ def normalise_axis_value(axis: str, v: Any) -> Any:
 _CANONICAL: dict[str, str] = {}
 
 
+def _quote_hint(v: Any) -> str:
+    """For a value YAML read as true/false (`no`, `off`, `NO`): how to write it as text."""
+    return " (YAML reads unquoted yes/no/on/off as true/false: quote the name)" if isinstance(v, bool) else ""
+
+
 def canonical_corruption(text: str) -> str:
     """The canonical spelling of a corruption spec (`jpeg` -> `jpeg:quality=10`), so that two spellings of one
     corruption make one job. ValueError naming the closest corruption for an unknown one."""
@@ -169,8 +178,9 @@ def load_grid(path: str | Path) -> Grid:
         raise fail(p, getattr(raw, "line", 1), "a grid must be a mapping")
     check_keys(p, raw, TOP_KEYS, required=("name", "datasets", "stages"))
     name = raw["name"]
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ ,"):  # Slurm reads a comma as a list
-        raise fail(p, raw.line_of("name"), f"name: expected a word (no spaces, slashes or commas), got {name!r}")
+    if not (isinstance(name, str) and VARIANT_WORD.fullmatch(name) and len(name) <= GRID_NAME_MAX):
+        raise fail(p, raw.line_of("name"), f"name: expected a word of at most {GRID_NAME_MAX} letters, digits, '_', "
+                                           f"'-', '.' (a letter or digit first), got {name!r}" + _quote_hint(name))
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise fail(p, raw.line_of("description"), "description: expected a string")
@@ -277,7 +287,11 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
         for k in ("train", "test", "reader"):
             v = spec.get(k)
             if v is not None and (not isinstance(v, str) or not v):
-                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: expected a name, got {v!r}")
+                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: expected a name, got {v!r}" + _quote_hint(v))
+            if k != "reader" and v is not None and not MANIFEST_NAME_RE.fullmatch(v):  # a file name, and a word of
+                # the `study manifest` commands the check prints to be pasted into a shell
+                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: bad manifest name {v!r} (letters, digits and "
+                                               "_ . + = @ - only, a letter or digit first)")
             vals[k] = v
         if vals["reader"] is not None:
             from study.datasets import DATASETS

@@ -8,12 +8,11 @@ import sys
 from study.cli import count_arg
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, profile: str = "the cluster profile given to `study submit`") -> None:
     p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
     p.add_argument("--workdir", metavar="DIR", help="job folders, results and ledgers (default: $STUDY_WORKDIR "
                                                      "or ./runs)")
-    p.add_argument("--profile", metavar="FILE", help="cluster profile (partition, account, resources, setup lines); "
-                                                     "the one given to submit")
+    p.add_argument("--profile", metavar="FILE", help=f"{profile} (default: the built-in generic 8-GPU node)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Queue every job of a grid that has no result yet: on Slurm as job arrays chained with afterok "
                     "(returns once everything is queued), or here with one worker per core or GPU. Jobs that "
                     "are done or still queued are skipped; failed ones are rerun with --retry-failed.")
-    _common(p)
-    p.add_argument("--cluster", choices=("slurm", "local"), required=True)
+    _common(p, "cluster profile: partition, account, resources, setup lines (--cluster slurm needs its partition)")
+    p.add_argument("--cluster", choices=("slurm", "local"), required=True,
+                   help="slurm: queue job arrays with sbatch (through submitit); local: run the jobs on this machine")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
     p.add_argument("--workers", type=count_arg, metavar="N",
@@ -40,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "last error lines and log path.")
     _common(p)
     p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="json: one row per job (its axes, state, detail, Slurm id, log, latest progress line) and "
-                        "the counts, for scripts")
+                   help="table (default): the counts per stage, then what runs and what failed; json: one row per "
+                        "job (its axes, state, detail, Slurm id, log, latest progress line) and the counts, for "
+                        "scripts")
     p.set_defaults(func=run_status)
 
     p = subparsers.add_parser(

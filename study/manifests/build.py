@@ -219,6 +219,9 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
     before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
     check_name(cfg.name)
+    DATASETS.get(cfg.dataset, "--dataset")  # flag errors before the indexing line (and before hours of indexing)
+    if cfg.drop_other_classes and cfg.classes_from is None:
+        raise StudyError("--drop-other-classes needs --classes-from (the manifest whose classes are kept)")
     options = ReaderOptions(label_rule=cfg.label_rule, channels=cfg.channels)
     for flag, option in (("--label-rule", "label_rule"), ("--channels", "channels")):
         if getattr(options, option) is not None and option not in reader_options(cfg.dataset):
@@ -230,8 +233,6 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
-    if cfg.drop_other_classes and classes is None:
-        raise StudyError("--drop-other-classes needs --classes-from (the manifest whose classes are kept)")
     aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where,
                                                     cfg.drop_other_classes)
     if taxonomy is not None:

@@ -25,11 +25,11 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
-    b = sub.add_parser("build", help="index a dataset split and freeze its nested subsets")
+    b = _action(sub, "build", "index a dataset split and freeze its nested subsets")
     from study.datasets import DATASETS
 
     b.add_argument("--dataset", required=True, help=f"reader: {', '.join(DATASETS.names())}")
-    b.add_argument("--root", required=True, type=Path, help="the dataset's folder, as it lies on disk")
+    b.add_argument("--root", required=True, type=Path, metavar="DIR", help="the dataset's folder, as it lies on disk")
     b.add_argument("--split", required=True, help="e.g. train, val (train_mini for inat21; test, us_train for glc20)")
     b.add_argument("--name", required=True, help="manifest name, e.g. imagenet_train")
     b.add_argument("--sizes", default=None, help="nested pretraining sizes, e.g. 50k,125k,250k,500k,1M (default: none)")
@@ -47,40 +47,44 @@ def register(subparsers) -> None:
     b.add_argument("--drop-other-classes", action="store_true",
                    help="with --classes-from: leave out the images of classes that manifest does not list (recorded "
                         "in the metadata's info.dropped_classes); without it such classes are refused")
-    b.add_argument("--taxonomy", type=Path, default=None,
+    b.add_argument("--taxonomy", type=Path, default=None, metavar="FILE",
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
 
-    v = sub.add_parser("verify", help="recompute the content hash and check nesting (and files with --files)")
-    v.add_argument("name")
+    v = _action(sub, "verify", "recompute the content hash and check nesting (and files with --files)")
+    _name(v)
     v.add_argument("--files", action="store_true", help="also check that every file exists and decodes")
-    v.add_argument("--workers", type=count_arg, default=1)
+    v.add_argument("--workers", type=count_arg, default=1, metavar="N",
+                   help="with --files: decode in N processes (default: 1)")
     v.set_defaults(func=_verify)
 
-    ls = sub.add_parser("list", help="the manifests in the manifests folder")
+    ls = _action(sub, "list", "the manifests in the manifests folder")
     ls.set_defaults(func=lambda a: print(_list_text(), end="") or 0)
 
-    s = sub.add_parser("show", help="sizes, classes and per-class counts of each subset")
-    s.add_argument("name")
+    s = _action(sub, "show", "sizes, classes and per-class counts of each subset")
+    _name(s)
     s.set_defaults(func=_show)
 
-    e = sub.add_parser("export", help="CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
-    e.add_argument("name")
+    e = _action(sub, "export", "CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
+    _name(e)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k)")
     g.add_argument("--labeled", default=None, help="labeled subset size (e.g. 10k)")
     e.set_defaults(func=_export)
 
-    po = sub.add_parser("pool", help="pool several manifests' nested prefixes into one nested manifest")
-    po.add_argument("name")
-    po.add_argument("--from", dest="sources", action="append", required=True, metavar="NAME:SIZE")
+    po = _action(sub, "pool", "pool several manifests' nested prefixes into one nested manifest")
+    _name(po, "the pool's manifest name, e.g. pooled_imagenet_places365")
+    po.add_argument("--from", dest="sources", action="append", required=True, metavar="NAME:SIZE",
+                    help="a source manifest and how many of its images (its nested prefix), e.g. "
+                         "imagenet_train:250k; twice or more")
     po.add_argument("--sizes", default=None, help="nested sizes of the pool (default: its total)")
-    po.add_argument("--labeled-sizes", default=None)
+    po.add_argument("--labeled-sizes", default=None, help="nested labeled sizes of the pool (default: none)")
     po.set_defaults(func=_pool)
 
-    c = sub.add_parser("corrupt", help="a variant of a manifest read through a corruption")
-    c.add_argument("name")
-    c.add_argument("--base", required=True)
+    c = _action(sub, "corrupt", "a variant of a manifest read through a corruption")
+    _name(c, "the variant's manifest name; a grid with this corruption looks for <base>.<corruption>, e.g. "
+             "imagenet_train.jpeg-quality10")
+    c.add_argument("--base", required=True, metavar="MANIFEST", help="the manifest whose images are corrupted")
     from study.corruptions import CORRUPTIONS, parse_corruption
 
     defaults = "; ".join(f"{n}: " + (", ".join(f"{k}={v}" for k, v in parse_corruption(n).params) or "no parameters")
@@ -89,12 +93,21 @@ def register(subparsers) -> None:
                    help=f"NAME[:KEY=VALUE,...], e.g. downsample:factor=4. Registered, with their defaults: {defaults}")
     c.set_defaults(func=_corrupt)
 
-    m = sub.add_parser("materialize", help="write a manifest's (corrupted) images to disk as PNG")
-    m.add_argument("name")
-    m.add_argument("--out", required=True, type=Path)
-    m.add_argument("--workers", type=count_arg, default=1)
+    m = _action(sub, "materialize", "write a manifest's (corrupted) images to disk as PNG")
+    _name(m)
+    m.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder the PNG files are written to")
+    m.add_argument("--workers", type=count_arg, default=1, metavar="N", help="write in N processes (default: 1)")
     m.add_argument("--subset", default=None, help="only this pretraining subset (default: every row)")
     m.set_defaults(func=_materialize)
+
+
+def _action(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A `study manifest NAME` parser whose --help opens with the line `study manifest -h` lists it by."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+
+def _name(p: argparse.ArgumentParser, help: str = "the manifest's name (`study manifest list` lists them)") -> None:
+    p.add_argument("name", metavar="NAME", help=help)
 
 
 def _list_text() -> str:

@@ -25,7 +25,14 @@ from study.manifests.manifest import load_manifest
 
 
 def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
-    """Where the row at `rel` (of pooled source `source`) is written; `idx`: the manifest's rows are IDX rows."""
+    """Where the row at `rel` (of pooled source `source`) is written; `idx`: the manifest's rows are IDX rows.
+    StudyError for a path or source that would lead out of `out` (absolute, or with an empty or `..` part): a
+    manifest's rows are relative paths below its root, which a manifest made elsewhere need not hold to."""
+    for part in ((source or "x").split("/") + rel.split("/")):
+        if part in ("", ".", ".."):
+            raise StudyError(f"manifest row {(source + ':' if source else '') + rel!r}: not a relative path below "
+                             f"the root (an absolute path, or an empty, `.` or `..` part); {out} gets no file "
+                             "outside it")
     base = out / source if source else out
     if idx:
         file, _, i = rel.rpartition("#")

@@ -19,7 +19,7 @@ def list_text() -> str:
     names = list_manifests()
     if not names:
         folder = manifests_dir()
-        named = "STUDY_MANIFESTS names it" if "STUDY_MANIFESTS" in os.environ else "the default: set STUDY_MANIFESTS"
+        named = "STUDY_MANIFESTS names it" if os.environ.get("STUDY_MANIFESTS") else "the default: set STUDY_MANIFESTS"
         missing = "" if folder.is_dir() else f" (no such folder; {named})"
         return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,26 @@ from study.configfields import is_int
 from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
 from study.paths import manifests_dir
+from study.registry import MANIFEST_NAME_RE
 from study.version import newer_note
 
 SCHEMA_VERSION = 1
 BASE_COLUMNS = ("path", "label", "class_name", "rank", "labeled_rank")
 NOT_HASHED = ("name", "root", "roots", "content_hash")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=@-]*$")
+NAME_RE = MANIFEST_NAME_RE
+NAME_MAX = 200  # bytes: `.<name>.lock` and an atomic write's `.<name>.parquet.<random>.tmp` stay below 255
+
+
+def valid_name(name: object) -> bool:
+    """Whether `name` is a manifest name (`NAME_RE`, whole; at most NAME_MAX characters)."""
+    return isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and len(name) <= NAME_MAX
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or "") or name.endswith((".json", ".parquet")):
-        raise StudyError(f"bad manifest name {name!r} (letters, digits and _ . + = @ - only)")
+    """`name`, or a StudyError unless it is a manifest name (`valid_name`, not ending in .json or .parquet)."""
+    if not valid_name(name) or name.endswith((".json", ".parquet")):
+        raise StudyError(f"bad manifest name {name!r} (letters, digits and _ . + = @ - only, a letter or digit first, "
+                         f"at most {NAME_MAX})")
     return name
 
 
@@ -51,7 +59,7 @@ def manifest_files_text(name: str) -> str:
 
 def manifest_exists(name: str) -> bool:
     """Whether a complete manifest (metadata and rows) of this name exists."""
-    if not NAME_RE.match(name or ""):
+    if not valid_name(name):
         return False
     table, meta = manifest_paths(name)
     return table.is_file() and meta.is_file()
@@ -137,11 +145,11 @@ def read_meta(name: str) -> dict:
     table_path, meta_path = manifest_paths(name)
     if not meta_path.is_file() or not table_path.is_file():
         if meta_path.is_file():  # half a manifest (a copy of the JSON alone): say which file is missing
-            raise StudyError(f"manifest {name!r} not found in {manifests_dir()}: {meta_path.name} is there without "
-                             f"{table_path.name} (a manifest is both files: copy its .parquet too, or build it again)")
+            raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}: {meta_path.name} is there "
+                             f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it again)")
         known = list_manifests()
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
-        raise StudyError(f"manifest {name!r} not found in {manifests_dir()}{hint}")
+        raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}{hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

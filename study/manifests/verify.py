@@ -123,8 +123,8 @@ def missing_lineage(meta: dict) -> list[str]:
     base = meta.get("base")
     names = ([("base manifest", base["name"])] if isinstance(base, dict) and base.get("name") else []) + \
         [("pooled source", src["name"]) for src in meta.get("pool") or [] if isinstance(src, dict) and src.get("name")]
-    return [f"{what} {name!r} not found in {manifests_dir()}: its rows were not compared with this manifest's"
-            for what, name in names if not manifest_exists(name)]
+    return [f"{what} {name!r} not found in {manifests_dir().resolve()}: its rows were not compared with this "
+            "manifest's" for what, name in names if not manifest_exists(name)]
 
 
 def _check_lineage(m, table) -> list[str]:

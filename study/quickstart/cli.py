@@ -15,21 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "as PNG trees, freeze their manifests, plan grids/quickstart.yaml, run every job here "
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
                     "what is missing.")
-    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"),
+    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"), metavar="FILE",
                    help="the grid to run (default: grids/quickstart.yaml of the current folder)")
-    p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"),
-                   help="the profile `study plan` and `study submit` get (resources and the cost model)")
+    p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"), metavar="FILE",
+                   help="the profile `study plan` and `study submit` get (resources and the cost model; default: "
+                        "grids/profiles/local.yaml)")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",
                    help="full: the README's run; tiny: the same grid on a few hundred images (the tests')")
-    p.add_argument("--data", type=Path, default=None, help="where the PNG trees are written (default: "
+    p.add_argument("--data", type=Path, default=None, metavar="DIR", help="where the PNG trees are written (default: "
                    "data/quickstart, or data/quickstart-SCALE)")
-    p.add_argument("--manifests", type=Path, default=None, help="where its manifests are frozen (default: "
-                   "DATA/manifests)")
-    p.add_argument("--workdir", type=Path, default=None, help="job folders, results, ledgers (default: "
+    p.add_argument("--manifests", type=Path, default=None, metavar="DIR",
+                   help="where its manifests are frozen (default: manifests/ in the --data folder)")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", help="job folders, results, ledgers (default: "
                    "runs/quickstart, or runs/quickstart-SCALE)")
-    p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/quickstart, "
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/quickstart, "
                    "or reports/quickstart-SCALE)")
-    p.add_argument("--fashion-mnist", default=None,
+    p.add_argument("--fashion-mnist", default=None, metavar="DIR",
                    help="a folder holding the four Fashion-MNIST IDX files (.gz or uncompressed)")
     p.add_argument("--workers", type=count_arg, default=None, metavar="N", help="local worker processes (default: one "
                    "per core, or per GPU)")

@@ -104,6 +104,8 @@ def run(opts: Options) -> None:
     load_grid(opts.grid)  # their errors (file:line) too come before the data
     load_profile(opts.profile)
     os.environ["STUDY_MANIFESTS"] = str(opts.manifests.resolve())  # the local workers inherit it
+    _log(f"manifests in {os.environ['STUDY_MANIFESTS']}: to run the `study` commands below by hand, first "
+         f"`export STUDY_MANIFESTS={os.environ['STUDY_MANIFESTS']}`")
     idx = fashion_mnist.locate(opts.fashion_mnist)
     fm = export.export_fashion_mnist(opts.data, idx, opts.scale.fmnist_train_per_class,
                                      opts.scale.fmnist_test_per_class)

@@ -34,7 +34,8 @@ def conflict_lines(conflicts: pd.DataFrame) -> list[str]:
 def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
     """A line naming (the first `shown` of) the cells whose seeds ran on more than one code version (the code
     version is no part of the fingerprint, so they are averaged as one recipe), and one naming those with a result
-    run on a modified ("-dirty") tree (no commit reproduces it)."""
+    run on a modified ("-dirty") tree (no commit reproduces it); where that is every cell, all of one code version,
+    the version once and no cell."""
     if agg.empty or "code_versions" not in agg:
         return []
     versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
@@ -47,6 +48,10 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
                           "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
         cells = agg[picked]
         if cells.empty:
+            continue
+        if len(cells) == len(agg) > 1 and cells["code_versions"].nunique() == 1:
+            lines.append(f"every one of the report's {len(cells)} cells {said}, each on "
+                         f"{cells['code_versions'].iloc[0]}")
             continue
         listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}"
                            for _, row in cells.head(shown).iterrows())

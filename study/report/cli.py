@@ -9,14 +9,17 @@ from pathlib import Path
 from study.errors import StudyError
 from study.paths import results_dir, workdir as default_workdir
 
+DESCRIPTION = ("Collect a grid's results into one Parquet table and draw the paper's figures and tables into "
+               "index.html in the --out folder. Exit 1 when a figure failed (the others are drawn).")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="collect a grid's results into Parquet and draw its figures and tables",
-                              description=__doc__)
+                              description=DESCRIPTION)
     p.add_argument("grid", metavar="GRID", help="the grid YAML given to `study submit` (or grids/<GRID>.yaml; or "
                    "a grid name, to report its recorded results without a plan)")
-    p.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<grid name>)")
-    p.add_argument("--workdir", type=Path, default=None,
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/<grid name>)")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
                    help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
     p.add_argument("--profile", metavar="FILE", default=None,
                    help="the cluster profile given to `study submit` (plans the grid as it was submitted)")

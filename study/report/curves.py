@@ -69,7 +69,7 @@ def draw(curves: pd.DataFrame):
         ax.set_ylabel("training loss")
         if len(jobs) <= LEGEND_MAX:  # more would run off the figure
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    style.tight_layout(fig)
     against = "steps (every job ran as many)" if x == "step" else "epochs of each job's pretraining images"
     curves.attrs["caption"] = ("Pretraining loss (each method's own: NT-Xent, MoCo's InfoNCE, BYOL's regression, "
                                "cross-entropy) at each progress line, averaged over the steps since the previous one, "

@@ -2,6 +2,8 @@
 well as by colour (a palette whose lightness varies), so that a grayscale print stays readable."""
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")  # the report never needs a display
@@ -15,6 +17,14 @@ LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1
 HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo", "||", "**")
 REFERENCE = {"color": "black", "linestyle": (0, (1, 1)), "marker": "x", "linewidth": 1.4}  # scratch baseline
 DPI = 150
+
+
+def tight_layout(fig) -> None:
+    """`fig.tight_layout()`, without matplotlib's warning where long labels leave it no room: figures are saved with
+    bbox "tight" (`apply`), which keeps every label whole all the same."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
+        fig.tight_layout()
 
 
 def palette(n: int) -> list:

@@ -179,6 +179,19 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "3: cost.default_test_images: expected a number >= 0, got inf"),
     ("partition: gpu\nstages:\n  pretrain: {nodes: 0}\n",
      "3: pretrain resources: nodes: expected an integer >= 1 or 'node', got 0"),
+    # a line break wrote a line of its own into the sbatch header: `#SBATCH --partition='gpu` + `#SBATCH --wrap=..'`
+    ('partition: "gpu\\n#SBATCH --wrap=x"\n', "1: partition: 'gpu\\n#SBATCH --wrap=x' holds a line break"),
+    ("partition: gpu\naccount: |\n  lab\n", "2: account: 'lab\\n' holds a line break"),
+    ('partition: gpu\nadditional: {mail-user: "me\\n#SBATCH --x"}\n', "2: additional.mail-user: 'me\\n#SBATCH --x' "
+                                                                     "holds a line break"),
+    # a key is written unquoted: `#SBATCH --<key>=<value>`
+    ('partition: gpu\nadditional: {"x\\n#SBATCH --y": 1}\n',
+     "2: additional: 'x\\n#SBATCH --y' is not an sbatch option"),
+    ("partition: gpu\nadditional: {mail type: FAIL}\n", "2: additional: 'mail type' is not an sbatch option name"),
+    ("partition: gpu\nadditional: {--mail-type: FAIL}\n", "2: additional: '--mail-type' is not an sbatch option name "
+     "(letters, digits, '-', '_'): write it without its dashes, `mail-type`"),
+    ("partition: gpu\nadditional:\n  exclusive: false\n", "3: additional.exclusive: false would be written as "
+     "`--exclusive=False`: leave the option out"),
 ])
 def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
@@ -439,7 +452,33 @@ def test_a_grid_name_with_a_comma_is_refused(write_grid):
     by name (an interrupted submit's array would then be queued twice)."""
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
     g.write_text(g.read_text().replace("name: t\n", "name: a,b\n"))
-    assert error_of(g) == f"{g}:1: name: expected a word (no spaces, slashes or commas), got 'a,b'"
+    assert error_of(g) == (f"{g}:1: name: expected a word of at most 100 letters, digits, '_', '-', '.' (a letter or "
+                           "digit first), got 'a,b'")
+
+
+@pytest.mark.parametrize("name", ["'a\\n#SBATCH --x'", "'%j'", "'$(id)'", "..", "'a;b'", "café", "' x'", "a" * 101])
+def test_a_grid_name_that_is_not_a_word_is_refused(write_grid, name):
+    """The name is a file name (ledgers/<name>.jsonl, reports/<name>: `..` was the current folder) and goes unquoted
+    into each Slurm array's job name and `--output` log pattern (`%j` there is Slurm's; a line break a header line)."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("name: t\n", f"name: {name}\n"))
+    assert error_of(g).startswith(f"{g}:1: name: expected a word of at most 100 letters, digits, '_', '-', '.' (a "
+                                  "letter or digit first), got ")
+
+
+def test_a_grid_name_yaml_reads_as_a_boolean_says_to_quote_it(write_grid):
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("name: t\n", "name: NO\n"))
+    assert error_of(g).endswith("got False (YAML reads unquoted yes/no/on/off as true/false: quote the name)")
+
+
+@pytest.mark.parametrize("name", ["'x;touch pwn'", "../../etc/passwd", "'a b'", "'x\\n'"])
+def test_a_manifest_name_that_is_no_file_name_is_refused_at_its_line(write_grid, name):
+    """It was looked up as a file and printed, unquoted, in the `study manifest build --name ...` command the check
+    says to run: pasted into a shell, `x;touch pwn` ran `touch`."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("train: alpha_train", f"train: {name}"))
+    assert error_of(g).startswith(f"{g}:3: datasets.alpha.train: bad manifest name ")
 
 
 def test_params_an_entrys_protocol_never_reads_are_refused_at_their_lines(write_grid):

@@ -13,7 +13,7 @@ from study.grids import load_profile, plan_grid
 from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS,
                               feature_cache_gb, job_hours)
 from study.grids.profile import CostModel, Profile
-from study.grids.render import _amount, _hours
+from study.grids.render import _amount, _hours, job_text
 from study.train import PretrainConfig
 from tests.grids.conftest import HERE, REPO, run_plan_cli
 
@@ -372,6 +372,12 @@ def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
     assert _hours(1.0) == "1.0 h" and _hours(0.99) == "59 min"
 
 
+def test_a_job_under_half_a_minute_reads_in_seconds_not_0_min():
+    """The tiny quickstart's plan read `longest job 0 min` for jobs of 8-15 s."""
+    assert _hours(8 / 3600) == "8 s" and _hours(89 / 3600) == "89 s" and _hours(0.0) == "0 s"
+    assert _hours(90 / 3600) == "2 min" and _hours(0.5) == "30 min"
+
+
 @pytest.mark.parametrize("grid", sorted(p.name for p in (REPO / "grids").glob("*.yaml")))
 def test_every_shipped_grid_plans_and_passes_the_check(grid):
     """Every grid under grids/ (the quickstart's too, and any added later), not only the paper's four."""
@@ -595,3 +601,13 @@ def test_the_feature_cache_widths_are_the_backbones(backbone):
             for n in (1, 2, 3, 4):
                 out = LayerFeatures(encoder, f"layer{n}")(torch.zeros(1, 3, 64, 64))
                 assert out.shape == (1, FEATURE_DIMS[backbone] * width // 64 // 2 ** (4 - n)), (width, n)
+
+
+def test_a_jobs_text_names_its_axes_for_progress_lines():
+    """What a local run's progress lines say a job is: its pretraining axes, a corruption where there is one, and
+    an evaluation's protocol and dataset."""
+    texts = {job_text(j) for j in plan_grid(FIXTURE).jobs}
+    assert "simclr resnet18 alpha 1k seed 0" in texts
+    assert "simclr resnet18 alpha 1k downsample:factor=2 seed 0" in texts
+    assert "supervised resnet18 beta 1k seed 0: linear on beta" in texts
+    assert not any("none" in t or "None" in t for t in texts)

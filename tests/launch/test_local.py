@@ -3,6 +3,7 @@ the bad input every `study submit` refuses (exit 2, nothing submitted)."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from study.grids import plan_grid
+from study.grids.render import job_text
 from study.launch.ledger import Ledger
 from study.launch.locks import try_lock
 
@@ -40,6 +42,10 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert last[by["bad:evaluate"].id]["state"] == "cancelled"
     assert (by["bad:evaluate"].id, "running") not in order  # never started
     assert "FAILED pretrain" in err and "cancelled evaluate" in err
+    bad, toy_eval = by["bad:pretrain"], by["toy:evaluate"]  # progress lines name what a job is, not only its hash
+    assert f"FAILED pretrain {bad.id} [{job_text(bad)}]" in err and "bad" in job_text(bad)
+    assert f"started evaluate {toy_eval.id} [{job_text(toy_eval)}]" in err
+    assert re.search(rf"\[study\] +\d+:\d\d  .* \| done pretrain {by['toy:pretrain'].id} in \d+ s$", err, re.M), err
 
     code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
     assert code == 0

@@ -302,3 +302,15 @@ def test_a_job_wider_than_max_parallel_gpus_still_runs_one_task_at_a_time():
     params = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=100, time_min=60), job_name="w",
                               array_size=3)
     assert params["array_parallelism"] == 1
+
+
+@pytest.mark.parametrize("folder", ["wd%j", "wd\n#SBATCH --x"])
+def test_a_workdir_slurm_would_read_as_a_log_pattern_or_a_header_line_is_refused(env, slurm, folder):
+    """`%j` in `--output=<workdir>/submitit/...` is Slurm's pattern: each task's log went to a folder that does not
+    exist (the task fails with no log); a line break in it wrote a header line of its own."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("wdpct"))
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                              "--workdir", str(env / folder), "--dry-run"])
+    assert code == 2 and "holds a '%'" in err and out == ""
+    assert not (env / folder).exists()

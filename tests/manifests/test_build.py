@@ -280,6 +280,18 @@ def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_
     assert code == 2 and "--drop-other-classes needs --classes-from" in err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--dataset", "imagefoldr"], "--dataset: unknown dataset 'imagefoldr'"),
+    (["--dataset", "imagefolder", "--drop-other-classes"], "--drop-other-classes needs --classes-from"),
+])
+def test_a_flag_error_is_refused_before_the_dataset_is_indexed(cli, tree, monkeypatch, flags, message):
+    """A wrong flag is said at once, not after `[manifest] indexing ...` and a scan of a million files."""
+    import study.manifests.build as build_module
+
+    monkeypatch.setattr(build_module, "read_dataset", lambda *a, **k: pytest.fail("indexed before the flags' check"))
+    code, _, err = cli("manifest", "build", *flags, "--root", tree, "--split", "val", "--name", "vb")
+    assert code == 2 and message in err and "indexing" not in err, err
+
 
 def test_classes_from_a_manifest_of_the_same_class_list_changes_nothing(build, manifests):
     """--classes-from naming a manifest of the very class list the split has: the manifest built without the flag,

@@ -1,6 +1,7 @@
 """The store's contracts not reached through a build: the table hash's inputs, the metadata it accepts, the
 subset sizes a manifest answers."""
 import json
+import re
 
 import pyarrow as pa
 import pytest
@@ -56,3 +57,23 @@ def test_metadata_without_its_content_hash_is_a_study_error_naming_the_file(buil
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(StudyError, match=f"{meta_path}: manifest metadata has no 'content_hash'"):
         load_manifest("toy").content_hash
+
+
+@pytest.mark.parametrize("name", ["toy\n", "toy\n.x", "../toy", "/tmp/toy", "", ".toy", "a" * 201, "toy.json"])
+def test_a_name_that_is_not_one_file_name_of_the_folder_is_refused(manifests, name):
+    """`re.match` with `$` let a trailing line break through: `toy\n` made the files `toy\n.parquet`, `toy\n.json`."""
+    from study.manifests.store import check_name, manifest_exists
+
+    with pytest.raises(StudyError, match="bad manifest name"):
+        check_name(name)
+    assert not manifest_exists(name)
+    assert check_name("a" * 200) == "a" * 200 and check_name("toy_train.jpeg-quality10") == "toy_train.jpeg-quality10"
+
+
+def test_a_manifest_not_found_names_the_folder_looked_in_whole(tmp_path, monkeypatch):
+    """STUDY_MANIFESTS relative (or unset: ./manifests): the message gives the absolute folder, as `study plan` does,
+    so that a job's log read elsewhere says where it looked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STUDY_MANIFESTS", "rel")
+    with pytest.raises(StudyError, match=f"manifest 'nope' not found in {re.escape(str(tmp_path / 'rel'))}"):
+        load_meta("nope")

@@ -172,9 +172,10 @@ def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner
     assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == outer
 
 
-def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_path, monkeypatch):
+def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_path, monkeypatch, capsys):
     """`--manifests DIR` over a STUDY_MANIFESTS the shell set elsewhere: the manifests are frozen in DIR, and the
-    steps after (plan, the local workers of submit, report) find them there (STUDY_MANIFESTS set to DIR)."""
+    steps after (plan, the local workers of submit, report) find them there (STUDY_MANIFESTS set to DIR); the log
+    says so, for a user who reruns its `$ study ...` lines by hand (without it they find no manifest)."""
     import os
 
     monkeypatch.chdir(REPO)
@@ -193,6 +194,9 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
     assert steps[-1] == "plan" and "submit" not in steps and "report" not in steps
     assert os.environ["STUDY_MANIFESTS"] == str(here.resolve())
     assert sorted(p.name for p in here.glob("*.json")) and not (tmp_path / "elsewhere").exists()
+    err = capsys.readouterr().err
+    said = f"[quickstart] manifests in {here.resolve()}: to run the `study` commands below by hand, first `export "
+    assert said in err and err.index(said) < err.index("[quickstart] $ study plan"), err
 
 
 def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipeline(monkeypatch):

@@ -1101,3 +1101,29 @@ def test_domain_matrix_leaves_a_cell_planned_at_another_pretraining_size_blank()
     cell = data.set_index(["dataset", "eval_dataset"])
     assert set(cell["size"].dropna()) == {1_000_000}
     assert not bool(cell.loc[("b", "b"), "planned"]) and bool(cell.loc[("b", "a"), "planned"])
+
+
+def test_a_layout_long_labels_leave_no_room_for_draws_without_a_warning():
+    """matplotlib's "Tight layout not applied" is noise in a report (figures are saved with bbox tight): the
+    figures' layout call stays quiet where the bare call warns."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from study.report import style
+
+    def crowded():
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.set_xticks(range(3), ["an evaluation dataset name\nwith a pair of encoders " * 3] * 3)
+        ax.set_ylabel("y " * 80)
+        return fig
+
+    fig = crowded()
+    with pytest.warns(UserWarning, match="Tight layout not applied"):
+        fig.tight_layout()
+    fig2 = crowded()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        style.tight_layout(fig2)
+    plt.close(fig)
+    plt.close(fig2)

@@ -383,6 +383,22 @@ def test_cells_of_several_code_versions_or_of_a_dirty_tree_are_named(tmp_path):
     assert cells.loc[(250_000, 1000), "code_versions"] == CODE_VERSION
 
 
+def test_a_report_run_wholly_on_one_dirty_tree_names_its_version_once_not_each_cell(tmp_path):
+    """The tiny quickstart from a modified checkout printed a 1 kB line: 3 cells spelled out, each with the same
+    version, `and 253 more`."""
+    recs = records(eval_axes(size=50_000), {(1000, None): 0.5, (10000, None): 0.6})
+    recs += records(eval_axes(size=1_000_000), {(1000, None): 0.5})
+    for r in recs:
+        r["code_version"] = "0.1.0+git.ccccccc-dirty"
+    write_all(tmp_path / "w", recs)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (line,) = [w for w in s.warnings if "dirty" in w]
+    assert line.startswith("every one of the report's ") and line.endswith(
+        "cells hold results run on a modified ('-dirty') source tree, which no commit reproduces, each on "
+        "0.1.0+git.ccccccc-dirty"), line
+    assert "size=" not in line and line.count("ccccccc") == 1
+
+
 def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path):
     """One cell recorded under grids g and h would be two cells of one figure: the report asks which grid."""
     recs = domain_records()

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from study.durations import format_clock, format_duration
 from study.errors import StudyError
+from study.grids.render import job_text
 from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
@@ -265,8 +267,8 @@ class _LocalRun:
 
     def progress(self, msg: str) -> None:
         """A progress line: the time since the start, the jobs done, running, failed and cancelled, then `msg`."""
-        _say(f"[study] {time.time() - self.t0:6.1f}s  {len(self.done & self.run_ids)}/{len(self.run_ids)} done, "
-             f"{len(self.running)} running, {len(self.failed)} failed, {len(self.cancelled)} cancelled | {msg}",
+        _say(f"[study] {format_clock(time.time() - self.t0):>7}  {len(self.done & self.run_ids)}/{len(self.run_ids)} "
+             f"done, {len(self.running)} running, {len(self.failed)} failed, {len(self.cancelled)} cancelled | {msg}",
              self.err)
 
     def cancel_dependents(self, failed_id: str) -> None:
@@ -343,7 +345,7 @@ class _LocalRun:
             with stop_signals_held():  # a stop then knows every worker it must stop
                 self.running[job.id] = _start(job, self.plan.name, self.workdir, self.workdir / "logs", slot,
                                               self.devices[slot], self.threads, self.ledger, lock)
-            self.progress(f"started {job.stage} {job.id} (log {self.running[job.id].log})")
+            self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
 
     def reap(self) -> None:
         """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot."""
@@ -359,12 +361,12 @@ class _LocalRun:
                 self.done.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
                                      "log": str(r.log)}])
-                self.progress(f"done {r.job.stage} {job_id} in {time.time() - r.started:.1f}s")
+                self.progress(f"done {r.job.stage} {job_id} in {format_duration(time.time() - r.started)}")
             else:
                 self.failed.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
                                      "log": str(r.log), "error": _failure(rc, r.log)}])
-                self.progress(f"FAILED {r.job.stage} {job_id} (exit code {rc}); log {r.log}")
+                self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] (exit code {rc}); log {r.log}")
                 self.cancel_dependents(job_id)
 
     def wait_outside(self) -> bool:

@@ -162,6 +162,10 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
     study.launch.select); with `dry_run`, print each array's sbatch script."""
     plan.profile.require_partition()
     workdir = Path(workdir).resolve()
+    if "%" in str(workdir) or any(ord(c) < 32 or ord(c) == 127 for c in str(workdir)):
+        raise StudyError(f"--cluster slurm: workdir {str(workdir)!r} holds a '%' (Slurm reads it in a log path as a "
+                         "pattern: the tasks' logs would go to a folder that does not exist) or a line break (sbatch "
+                         "reads its options one line each): choose a workdir without")
     with nullcontext() if dry_run else submit_lock(workdir):  # from reading the states to the last `queued` line
         return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only)
 

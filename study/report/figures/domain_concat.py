@@ -63,7 +63,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ticks = [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups]
     ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")
-    fig.tight_layout()
+    style.tight_layout(fig)
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
                              f"evaluation dataset (x label: evaluation dataset, then the pair); bars: "
                              f"{seeds_note(data['count'])}; error bars: standard deviation over seeds; 'missing': "

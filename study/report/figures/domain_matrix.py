@@ -13,6 +13,7 @@ from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, label_variants,
                                          pick_largest, same, seeds_note, size_key, wide)
+from study.report import style
 
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
@@ -136,7 +137,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_xlabel("evaluation dataset")
         ax.set_ylabel("pretraining dataset")
         ax.set_title(f"{method}" if method else "")
-    fig.tight_layout()
+    style.tight_layout(fig)
     data = pd.concat(out, ignore_index=True)
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
                              f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); "

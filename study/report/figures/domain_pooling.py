@@ -68,7 +68,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
     ax.set_ylabel("linear top-1")
-    fig.tight_layout()
+    style.tight_layout(fig)
     data.attrs["bars"] = labels  # the table's columns in the figure's order (by kind, size, parts)
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
                              "share of it, where planned or done) against pooled sets; largest labeled size of each "

@@ -69,7 +69,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             legend.setdefault(name, handle)
     names = [label for label in labels if label in legend]
     axes[0][-1].legend([legend[n] for n in names], names, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    style.tight_layout(fig)
     data = pd.DataFrame(out)
     mode_col = "protocol.granularity_mode"
     drawn = rows_t[rows_t["protocol_fingerprint"].isin(set(gran["protocol_fingerprint"]))]  # not a superseded recipe

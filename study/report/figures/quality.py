@@ -116,7 +116,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_ylabel("Δ top-1 vs clean")
         ax.set_title(f"{ds} {fmt_size(size)} → {ev}")
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")
-    fig.tight_layout()
+    style.tight_layout(fig)
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
                              "and tested on clean images), relative to clean pretraining of the same method; "
                              f"largest labeled size; corrupted cells: {seeds_note(data['count'])}; error bars: the two "

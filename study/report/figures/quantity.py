@@ -184,7 +184,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         raise NoData("no in-domain linear-probe, fine-tuning or kNN result yet: every planned cell is missing "
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
-    fig.tight_layout()
+    style.tight_layout(fig)
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
                              "dotted black: supervised from scratch on the same labeled subsets; "
                              f"points: {seeds_note(data['count'])}; error bars: standard deviation over seeds; a "
