@@ -5,11 +5,13 @@ deterministic: the product in file order (first axis slowest), then each include
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
 from study.grids.schema import PRETRAIN_AXES, Grid, normalise_axis_value
 from study.grids.yamlio import fail
+from study.train.config import PretrainConfig
 
 Unit = tuple[tuple[str, ...], list[tuple[Any, ...]]]
 
@@ -27,7 +29,9 @@ def _units(grid: Grid) -> list[Unit]:
 
 
 def axis_defaults(grid: Grid) -> dict[str, Any]:
-    """The value of each pretraining axis the grid does not sweep (from defaults.pretrain, else null/`none`)."""
+    """The value of each pretraining axis the grid does not sweep: from defaults.pretrain, else the value a job
+    trains with where none is given (PretrainConfig's backbone and seed; corruption `none`; size null: every image;
+    a grid always names its method), so that naming that value (`seeds: [0]`, added to sweep more seeds later) keeps every job's id."""
     out: dict[str, Any] = {}
     d = grid.defaults_pretrain
     lines = grid.defaults_lines.get("pretrain", {})
@@ -39,8 +43,12 @@ def axis_defaults(grid: Grid) -> dict[str, Any]:
                 raise fail(grid.path, lines.get(axis) or grid.lines.get("defaults"),
                            f"defaults.pretrain.{axis}: {e}") from None
         else:
-            out[axis] = "none" if axis == "corruption" else None
+            out[axis] = _ABSENT.get(axis)
     return out
+
+
+_ABSENT = {"corruption": "none", **{f.name: f.default for f in dataclasses.fields(PretrainConfig)
+                                    if f.name in ("backbone", "seed")}}
 
 
 def _check_exclude_values(grid: Grid, base: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ from study.grids import plan_grid
 
 
 def pts(plan):
+    """(method, dataset, size, seed) of each pretraining job; an unswept seed is PretrainConfig's, 0."""
     return [(j.axes["method"], j.axes["dataset"], j.axes["size"], j.axes["seed"]) for j in plan.by_stage("pretrain")]
 
 
@@ -11,7 +12,7 @@ def test_product_in_file_order_first_axis_slowest(write_grid):
     axes: {method: [simclr, byol], dataset: [alpha, beta], size: [10, 20]}
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g)) == [(m, d, s, None) for m in ("simclr", "byol") for d in ("alpha", "beta")
+    assert pts(plan_grid(g)) == [(m, d, s, 0) for m in ("simclr", "byol") for d in ("alpha", "beta")
                                  for s in (10, 20)]
 
 
@@ -21,7 +22,7 @@ def test_zip_moves_axes_together_and_sizes_accept_k_and_M(write_grid):
     zip: [[dataset, size]]
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g)) == [("simclr", "alpha", 1000, None), ("simclr", "beta", 1_000_000, None)]
+    assert pts(plan_grid(g)) == [("simclr", "alpha", 1000, 0), ("simclr", "beta", 1_000_000, 0)]
 
 
 def test_exclude_then_include_and_seeds_axis(write_grid):
@@ -48,7 +49,7 @@ def test_include_missing_axes_take_every_declared_value(write_grid):
       - {method: moco, dataset: beta}
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g))[2:] == [("moco", "beta", 10, None), ("moco", "beta", 20, None)]
+    assert pts(plan_grid(g))[2:] == [("moco", "beta", 10, 0), ("moco", "beta", 20, 0)]
 
 
 def test_evaluate_entries_where_same_all_labeled_split(write_grid):
@@ -217,6 +218,31 @@ def test_a_corruption_in_the_defaults_makes_the_same_job_as_on_the_axis(write_gr
     assert d.id == a.id and d.config == a.config
 
 
+def test_an_axis_left_out_makes_the_same_jobs_as_its_default_written(write_grid):
+    """A grid without `seeds:` (or a backbone) trains with PretrainConfig's value: writing that value later
+    (`seeds: [0]`, before adding seeds 1 and 2) keeps the jobs' ids, so nothing done is run again."""
+    head = """
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}"""
+    bare = write_grid(head + """
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate: [{protocol: linear}]
+    """, name="bare.yaml", base=False)
+    written = write_grid(head + """
+    axes: {method: [simclr], backbone: [resnet50], dataset: [alpha]}
+    seeds: [0, 1]
+    stages:
+      evaluate: [{protocol: linear}]
+    """, name="written.yaml", base=False)
+    b, w = plan_grid(bare), plan_grid(written)
+    assert len(b.jobs) == 2 and len(w.jobs) == 4
+    assert {j.id for j in b.jobs} < {j.id for j in w.jobs}
+    (pre,) = b.by_stage("pretrain")
+    assert (pre.axes["backbone"], pre.axes["seed"]) == ("resnet50", 0)
+
+
 def test_two_spellings_of_one_corruption_make_one_job_on_one_manifest(write_grid):
     short = write_grid("""
     axes: {method: [simclr], dataset: [alpha], corruption: [jpeg]}
@@ -263,8 +289,8 @@ def test_a_zip_group_not_written_last_is_one_unit_at_its_first_axis_place(write_
     zip: [[dataset, size]]
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g)) == [("simclr", "alpha", 10, None), ("byol", "alpha", 10, None),
-                                 ("simclr", "beta", 20, None), ("byol", "beta", 20, None)]
+    assert pts(plan_grid(g)) == [("simclr", "alpha", 10, 0), ("byol", "alpha", 10, 0),
+                                 ("simclr", "beta", 20, 0), ("byol", "beta", 20, 0)]
 
 
 def test_each_exclude_rule_counts_as_used_when_any_combination_matched_it(write_grid):
@@ -277,8 +303,8 @@ def test_each_exclude_rule_counts_as_used_when_any_combination_matched_it(write_
       - {method: byol, dataset: alpha}
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g)) == [("simclr", "alpha", None, None), ("simclr", "beta", None, None),
-                                 ("supervised", "alpha", None, None), ("byol", "beta", None, None)]
+    assert pts(plan_grid(g)) == [("simclr", "alpha", None, 0), ("simclr", "beta", None, 0),
+                                 ("supervised", "alpha", None, 0), ("byol", "beta", None, 0)]
 
 
 def test_an_exclude_rule_may_name_an_unswept_axis_at_its_default_value(write_grid):
@@ -290,5 +316,5 @@ def test_an_exclude_rule_may_name_an_unswept_axis_at_its_default_value(write_gri
       - {method: supervised, dataset: beta, backbone: resnet18}
     stages: {pretrain: {}}
     """)
-    assert pts(plan_grid(g)) == [("simclr", "alpha", None, None), ("simclr", "beta", None, None),
-                                 ("supervised", "alpha", None, None)]
+    assert pts(plan_grid(g)) == [("simclr", "alpha", None, 0), ("simclr", "beta", None, 0),
+                                 ("supervised", "alpha", None, 0)]

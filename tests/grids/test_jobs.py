@@ -128,7 +128,7 @@ def test_job_contract_fields_and_resources_outside_the_id(write_grid):
     assert set(job.config) == {"stage", "axes", "pretrain"}
     assert set(job.axes) == {"method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset"}
     assert job.config["pretrain"] == {"backbone": "resnet18", "epochs": 1, "batch_size": 8, "manifest": "alpha_train",
-                                      "method": "simclr"}
+                                      "method": "simclr", "seed": 0}  # seed: unswept, PretrainConfig's
     assert (job.resources.gpus, job.resources.time_min) == (2, 90)
     g.write_text(g.read_text().replace("gpus: 2", "gpus: 4"))
     (job4,) = plan_grid(g).jobs
