@@ -31,7 +31,8 @@ def _units(grid: Grid) -> list[Unit]:
 def axis_defaults(grid: Grid) -> dict[str, Any]:
     """The value of each pretraining axis the grid does not sweep: from defaults.pretrain, else the value a job
     trains with where none is given (PretrainConfig's backbone and seed; corruption `none`; size null: every image;
-    a grid always names its method), so that naming that value (`seeds: [0]`, added to sweep more seeds later) keeps every job's id."""
+    a grid always names its method), so that writing that value later (`seeds: [0]`, before more seeds) keeps
+    every job's id."""
     out: dict[str, Any] = {}
     d = grid.defaults_pretrain
     lines = grid.defaults_lines.get("pretrain", {})

@@ -223,9 +223,10 @@ _OPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
-    """Refuse an `additional` key that is no option name (`_OPTION`: submitit writes it unquoted, after `--`), a
-    value holding a line break, a `false` (submitit would write `--<key>=False`), or an sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
-    `gpu_option: gres` has it ask for the GPUs), naming its line and the profile key to use instead."""
+    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
+    `gpu_option: gres` has it ask for the GPUs), naming its line and the profile key to use instead; a key that is
+    no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, and a `false`
+    (submitit would write `--<key>=False`)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
     for key, value in additional.items():

@@ -146,7 +146,8 @@ def read_meta(name: str) -> dict:
     if not meta_path.is_file() or not table_path.is_file():
         if meta_path.is_file():  # half a manifest (a copy of the JSON alone): say which file is missing
             raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}: {meta_path.name} is there "
-                             f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it again)")
+                             f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it "
+                             "again)")
         known = list_manifests()
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
         raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}{hint}")

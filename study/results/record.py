@@ -46,7 +46,7 @@ from study.errors import StudyError
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
-from study.version import code_version, newer_note  # the code version a record gets, as the protocols and checkpoints do
+from study.version import code_version, newer_note  # code_version: what a record gets, as protocols and checkpoints
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protocol")

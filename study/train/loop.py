@@ -292,7 +292,8 @@ class _Session:
     def __init__(self, cfg: PretrainConfig, run_dir: Path, world, device: torch.device, use_bf16: bool,
                  channels_last: bool, method, optimizer, aug, sched: _Schedule, fingerprint: dict, past: _Sessions,
                  t0: float):
-        self.cfg, self.world, self.device, self.use_bf16, self.channels_last = cfg, world, device, use_bf16, channels_last
+        self.cfg, self.world, self.device = cfg, world, device
+        self.use_bf16, self.channels_last = use_bf16, channels_last
         self.method, self.optimizer, self.aug, self.sched = method, optimizer, aug, sched
         self.fingerprint, self.past, self.t0 = fingerprint, past, t0
         self.ckpt_path = run_dir / "checkpoint.pt"
