@@ -1,9 +1,11 @@
 """Write files so that a reader never sees them half-written: a temporary name in the same folder, then rename."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager, suppress
@@ -31,7 +33,8 @@ _UMASK = _read_umask()  # read once, at import
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is synced to disk and renamed onto `path`, on error
-    removed. The file gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600."""
+    removed. The file gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600.
+    An OSError that names no file or the temporary (a write's: a full disk, a quota) is raised naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,9 +47,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             _fsync(tmp_path)  # the data on disk before the name points at it (a node crash keeps the old file)
         os.replace(tmp_path, path)
         _fsync(path.parent)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename in (None, str(tmp_path)):
+            e.filename = str(path)  # a write's error names no file: `No space left on device` alone names nothing
         raise
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_failure(path: str | os.PathLike, e: BaseException) -> str:
+    """Why writing `path` failed, in one line for a message: the error's first line, then the space left on the
+    filesystem of its folder, and, where the error is a full disk or quota (ENOSPC/EDQUOT in its chain) or torch.save's
+    zip writer (which reports a failed write as `unexpected pos`, not as the OSError it met), that this may be why."""
+    said = str(e).splitlines()[0] if str(e) else "no message"
+    chain, seen = [], e
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    full = any(isinstance(x, OSError) and x.errno in NO_SPACE for x in chain)
+    try:
+        free = f"{shutil.disk_usage(Path(path).parent).free / 1e9:.2f} GB free there now"
+    except OSError:
+        free = "the space left there unknown"
+    hint = "the disk is full or over quota" if full else "a full disk or quota fails writes so" \
+        if isinstance(e, RuntimeError) else ""
+    return f"{type(e).__name__}: {said}; {free}" + (f": {hint}" if hint else "")
 
 
 STALE_TEMPORARY_S = 600.0  # a temporary this old is a killed writer's: every writer here writes a file in seconds

@@ -96,3 +96,47 @@ def test_only_temporaries_older_than_asked_are_removed(tmp_path):
     assert atomic.remove_temporaries(tmp_path / "x.parquet", older_than_s=600) == 1
     assert atomic.remove_folder_temporaries(tmp_path, older_than_s=600) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [".x.parquet.efgh5678.tmp", ".x.parquet.lock"]
+
+
+def test_a_write_failing_on_a_full_disk_names_the_file_and_keeps_the_one_before(tmp_path, monkeypatch):
+    """A full disk fails a write with an OSError that names no file (`[Errno 28] No space left on device`); the
+    error is raised naming the target (not the temporary, removed), whose earlier version is left whole: a job log
+    or `study: error:` line then says which file, so which disk."""
+    import errno
+    from pathlib import Path
+
+    target = tmp_path / "results" / "job.json"
+    atomic.write_text(target, "old")
+    real = Path.write_bytes
+
+    def full_disk(self, data):
+        real(self, data[:3])  # part of it written, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    with pytest.raises(OSError) as e:
+        atomic.write_text(target, "new and longer")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+    assert str(target) in str(e.value)
+    monkeypatch.undo()
+    assert target.read_text() == "old" and os.listdir(target.parent) == ["job.json"]
+
+
+def test_a_write_failure_says_a_full_disk_and_the_space_left(tmp_path):
+    """What a caller's message adds to a failed write: the error, the space left where it wrote, and a full disk as
+    the cause where the error chain holds one (torch.save's own RuntimeError hides it, so that one is named as a
+    likely cause)."""
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+    except RuntimeError as e:
+        chained = e
+    said = atomic.write_failure(tmp_path / "x.pt", chained)
+    assert said.startswith("RuntimeError: [enforce fail") and "GB free there now: the disk is full" in said
+    said = atomic.write_failure(tmp_path / "x.pt", RuntimeError("unexpected pos 704 vs 598"))
+    assert said.endswith("GB free there now: a full disk or quota fails writes so")
+    assert atomic.write_failure(tmp_path / "x.pt", ValueError("bad")).endswith("GB free there now")

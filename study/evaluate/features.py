@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.atomic import atomic_path, remove_folder_temporaries
+from study.atomic import atomic_path, remove_folder_temporaries, write_failure
 from study.durations import eta
 from study.errors import StudyError
 from study.evaluate.partial import PartialExtraction
@@ -218,9 +218,8 @@ class FeatureCache:
             with atomic_path(path) as tmp:
                 torch.save(payload, tmp)
         except (OSError, RuntimeError) as e:  # a full disk reaches torch.save as a RuntimeError of its zip writer
-            print(f"[evaluate] WARNING: could not cache the features in {path} ({type(e).__name__}: "
-                  f"{str(e).splitlines()[0] if str(e) else 'no message'}); this evaluation goes on with them, a "
-                  f"rerun extracts them again", file=sys.stderr, flush=True)
+            print(f"[evaluate] WARNING: could not cache the features in {path} ({write_failure(path, e)}); this "
+                  f"evaluation goes on with them, a rerun extracts them again", file=sys.stderr, flush=True)
             path = None
         else:
             partial.remove()

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from study.atomic import atomic_path
+from study.atomic import atomic_path, write_failure
 
 CHUNK = re.compile(r"rows-(\d+)-(\d+)\.pt")
 
@@ -83,7 +83,8 @@ class PartialExtraction:
                             "seconds": float(seconds)}, tmp)
         except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError
             self.writable = False
-            print(f"[evaluate] WARNING: could not save the extraction's progress in {path} ({type(e).__name__}); "
+            print(f"[evaluate] WARNING: could not save the extraction's progress in {path} "
+                  f"({write_failure(path, e)}); "
                   f"it goes on without saving more, and a preempted run would extract these rows again",
                   file=sys.stderr, flush=True)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from study.atomic import atomic_path
+from study.atomic import atomic_path, write_failure
 from study.errors import StudyError
 from study.version import newer_note
 
@@ -21,9 +21,15 @@ FORMAT = 1
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write `state` to `path` atomically (temporary file, then rename): a reader sees the old or the new file."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state, format=FORMAT), tmp)
+    """Write `state` to `path` atomically (temporary file, then rename): a reader sees the old or the new file. A write
+    that fails (a full disk: torch.save's zip writer raises a RuntimeError) is a StudyError naming the file and the
+    space left, the file before it kept."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(dict(state, format=FORMAT), tmp)
+    except (OSError, RuntimeError) as e:
+        raise StudyError(f"{path}: checkpoint not written ({write_failure(path, e)}); the checkpoint before it, if "
+                         "any, is kept: free space, then rerun the job, which resumes from it") from e
 
 
 def load_error(e: Exception) -> str:

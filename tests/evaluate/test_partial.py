@@ -313,3 +313,25 @@ def test_chunks_of_a_smaller_extraction_killed_while_another_made_a_larger_file_
     again = cache(features).get(enc, load_manifest("evtrain"), 20)  # the killed job's rerun
     assert again.info["cached"] and again.info["file"] == str(folder.parent / "labeled40.pt")
     assert not folder.exists()
+
+
+def test_a_chunk_a_full_disk_refuses_is_reported_once_with_the_space_left(tmp_path, monkeypatch, capsys):
+    """A chunk torch.save cannot write (a full disk, which its zip writer reports as `unexpected pos`) is one warning
+    naming the chunk, the space left and the likely cause; no temporary is left, and no later chunk is tried."""
+    import study.evaluate.partial as partial_mod
+
+    calls = []
+
+    def full_disk(obj, f):
+        calls.append(f)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(partial_mod.torch, "save", full_disk)
+    partial = PartialExtraction(tmp_path / "labeled8.pt", "fmt")
+    partial.save(torch.zeros(4, 3), 0)
+    partial.save(torch.zeros(4, 3), 4)
+    err = capsys.readouterr().err
+    assert len(calls) == 1 and err.count("WARNING") == 1
+    assert f"progress in {partial.folder / 'rows-0-4.pt'}" in err
+    assert "GB free there now: a full disk or quota fails writes so" in err
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -42,6 +42,38 @@ def test_a_failed_save_leaves_the_previous_checkpoint_readable(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
 
 
+@pytest.mark.parametrize("failure", ["oserror", "torch"])
+def test_a_save_on_a_full_disk_names_the_checkpoint_and_keeps_the_one_before(tmp_path, monkeypatch, failure):
+    """A full disk mid-save (raised by a stand-in for torch.save after part of the file is written: as an OSError, or
+    as torch's zip writer reports it, a RuntimeError that says only `unexpected pos`) is one StudyError naming the
+    checkpoint, the space left and the likely cause, not torch's line that names neither; the checkpoint before it
+    reads as it was and no temporary is left (a 400 MB one would hold the space it needs)."""
+    import errno
+
+    import study.train.checkpoint as checkpoint_mod
+
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"step": 3})
+
+    def full_disk(obj, f):
+        with open(f, "wb") as out:
+            out.write(b"PK\x03\x04 part of a zip")
+        if failure == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(checkpoint_mod.torch, "save", full_disk)
+    with pytest.raises(StudyError) as e:
+        save_checkpoint(path, {"step": 4})
+    said = str(e.value)
+    assert said.startswith(f"{path}: checkpoint not written (") and "GB free there now" in said
+    assert ("the disk is full" if failure == "oserror" else "a full disk or quota fails writes so") in said
+    assert "the checkpoint before it, if any, is kept" in said
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
 @pytest.mark.parametrize("state", [{"step": 3}, {"step": 3, "format": 0}, [1, 2]])
 def test_a_file_that_is_not_a_checkpoint_of_this_format_is_refused(tmp_path, state):
     torch.save(state, tmp_path / "ck.pt")
