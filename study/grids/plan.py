@@ -30,11 +30,16 @@ class Plan:
     counts: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)
 
+    _by_id: dict[str, Job] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def job(self, job_id: str) -> Job:
-        for j in self.jobs:
-            if j.id == job_id:
-                return j
-        raise KeyError(job_id)
+        """The job of id `job_id` (the first, were one listed twice); KeyError for none. Indexed on first use and
+        again on a miss, so that asking of every job is linear in the plan, not quadratic."""
+        if job_id not in self._by_id:
+            self._by_id = {}
+            for j in self.jobs:
+                self._by_id.setdefault(j.id, j)
+        return self._by_id[job_id]
 
     def by_stage(self, stage: str) -> list[Job]:
         return [j for j in self.jobs if j.stage == stage]

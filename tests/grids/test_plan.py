@@ -611,3 +611,10 @@ def test_a_jobs_text_names_its_axes_for_progress_lines():
     assert "simclr resnet18 alpha 1k downsample:factor=2 seed 0" in texts
     assert "supervised resnet18 beta 1k seed 0: linear on beta" in texts
     assert not any("none" in t or "None" in t for t in texts)
+
+
+def test_a_plan_finds_each_job_by_id_and_refuses_an_unknown_one():
+    plan = plan_grid(FIXTURE)
+    assert all(plan.job(j.id) is j for j in plan.jobs)
+    with pytest.raises(KeyError):
+        plan.job("nope")

@@ -725,3 +725,31 @@ def test_an_event_without_the_fields_its_kind_is_read_by_is_skipped_not_a_crash(
     r = led.replay_with_shared()
     assert r.slurm_ids() == {"p1": "5"} and not r.unsettled
     assert [e["event"] for e in led.events()] == ["queued", "requeued"]
+
+
+def test_query_lists_an_array_folder_once_for_all_its_failed_jobs(tmp_path, monkeypatch):
+    """The failed tasks of one array share its submitit folder: `query` lists it once (not once per failed job, which
+    on a large array over NFS is tasks x files), and points each at the same log as `failing_task_log` alone does."""
+    import study.launch.slurm.state as slurm_mod
+
+    folder = tmp_path / "submitit" / "study-g-pretrain-b1"
+    folder.mkdir(parents=True)
+    ids = [f"300_{i}" for i in range(6)]
+    for sid in ids:
+        (folder / f"{sid}_0_log.err").write_text("srun: forcing job termination\n")
+        (folder / f"{sid}_0_log.out").write_text("")
+    (folder / "300_2_1_log.err").write_text("Traceback (most recent call last):\nRuntimeError: NCCL\n")
+    (folder / "300_4_3_log.err").write_text("study: error: unreadable image\n")
+    (folder / "300_40_1_log.err").write_text("Traceback (most recent call last):\n")  # another task's: not 300_4's
+    monkeypatch.setattr(slurm_mod, "_sacct", lambda asked: {sid: {"State": "FAILED"} for sid in asked})
+    listed = []  # folders listed, by either call (glob scans with os.scandir)
+    for name in ("listdir", "scandir"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda p=".", real=real: listed.append(str(p)) or real(p))
+    logs = query(tmp_path, dict.fromkeys(ids, str(folder))).logs
+    assert listed == [str(folder.resolve())]
+    expected = {sid: str(folder.resolve() / f"{sid}_0_log.err") for sid in ids}
+    expected |= {"300_2": str(folder.resolve() / "300_2_1_log.err"), "300_4": str(folder.resolve() / "300_4_3_log.err")}
+    assert logs == expected
+    monkeypatch.undo()
+    assert {sid: failing_task_log(str(folder.resolve() / f"{sid}_0_log.err")) for sid in ids} == expected

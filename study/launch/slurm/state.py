@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 import shutil
 import subprocess
@@ -48,8 +49,10 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     says so. The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
     (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
     ids = sorted(folders)
-    logs = {sid: str(submitit.core.utils.JobPaths(array_folder(workdir, folders[sid]), job_id=sid, task_id=0).stderr)
-            for sid in ids}
+    where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
+    for recorded in set(folders.values()):
+        where[recorded] = array_folder(workdir, recorded)
+    logs = {sid: str(submitit.core.utils.JobPaths(where[folders[sid]], job_id=sid, task_id=0).stderr) for sid in ids}
     if not ids:
         return Answer({}, logs, {})
     answer = _sacct(ids)
@@ -69,9 +72,10 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
         why = pending_reasons(listing)
         states.update({sid: f"{raw} ({why[sid]})" for sid, raw in states.items()
                        if slurm_state(raw) == "pending" and why.get(sid)})
+    listings: dict[Path, dict[str, list[tuple[int, str]]]] = {}  # each array folder listed once (failing_task_log)
     for sid, raw in states.items():
         if slurm_state(raw) == "failed":
-            logs[sid] = failing_task_log(logs[sid])
+            logs[sid] = failing_task_log(logs[sid], listings=listings)
     return Answer(states, logs, ended)
 
 
@@ -186,19 +190,24 @@ def stuck_reason(raw: str) -> str | None:
 ERROR_MARKS = ("Traceback (most recent call last)", "study: error")
 
 
-def failing_task_log(log: str, tail_bytes: int = 65536) -> str:
+_TASK_LOG = re.compile(r"(.*)_(\d+)_log\.err")  # `<id>_<task>_log.err`: the id is all before the last `_<digits>`
+
+
+def failing_task_log(log: str, tail_bytes: int = 65536,
+                     listings: dict[Path, dict[str, list[tuple[int, str]]]] | None = None) -> str:
     """Of the per-task stderr files of one job (submitit's `<id>_<task>_log.err`, task 0's given), the first by task
     whose end holds an error (a Python traceback or `study: error`); `log` itself when none does. With several
-    ranks the one that failed is often not task 0: the others were killed (srun --kill-on-bad-exit)."""
+    ranks the one that failed is often not task 0: the others were killed (srun --kill-on-bad-exit).
+    `listings`: a memo of the folders listed so far, for a caller asking of many jobs of one array folder (`query`),
+    which then lists each folder once, not once per failed job."""
     path = Path(log)
-    m = re.fullmatch(r"(.*)_(\d+)_log\.err", path.name)
+    m = _TASK_LOG.fullmatch(path.name)
     if m is None:
         return log
-    tasks = []
-    for p in path.parent.glob(f"{m.group(1)}_*_log.err"):
-        t = re.fullmatch(rf"{re.escape(m.group(1))}_(\d+)_log\.err", p.name)
-        if t:
-            tasks.append((int(t.group(1)), p))
+    listings = {} if listings is None else listings
+    if path.parent not in listings:
+        listings[path.parent] = _task_logs(path.parent)
+    tasks = [(task, path.parent / name) for task, name in listings[path.parent].get(m.group(1), [])]
     for _, p in sorted(tasks):
         try:
             with open(p, "rb") as f:
@@ -209,6 +218,20 @@ def failing_task_log(log: str, tail_bytes: int = 65536) -> str:
         if any(mark in text for mark in ERROR_MARKS):
             return str(p)
     return log
+
+
+def _task_logs(folder: Path) -> dict[str, list[tuple[int, str]]]:
+    """The per-task stderr files in `folder`, by job id: {id: [(task, file name)]}; {} when it cannot be listed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    out: dict[str, list[tuple[int, str]]] = {}
+    for name in names:
+        t = _TASK_LOG.fullmatch(name)
+        if t:
+            out.setdefault(t.group(1), []).append((int(t.group(2)), name))
+    return out
 
 
 def find_by_name(name: str, since: str | None = None) -> str | None:
