@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
                                       results_off_plan)
-from study.launch.ledger import Ledger
+from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word, stale_results
 
@@ -180,6 +180,10 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     and its jobs are cancelled too."""
     out = out or sys.stdout
     workdir = Path(workdir).resolve()
+    if not ledger_path(workdir, plan.name).parent.is_dir():  # no submit ever ran there: nothing to cancel nor create
+        out.write(f"cancelled 0 Slurm job(s) of grid {plan.name}: nothing was submitted with workdir {workdir} (no "
+                  "such folder, or no ledgers in it; give the one `study submit` used, --workdir or $STUDY_WORKDIR)\n")
+        return 0
     with submit_lock(workdir):
         states = locked_states(plan, workdir)
         ledger, this_file = Ledger(workdir, plan.name), grid_file(plan)

@@ -365,6 +365,16 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
     assert code == 0 and f"workdir {env / 'elsewhere'}" in out and "no such folder" in out
 
 
+def test_cancel_with_a_workdir_nothing_was_submitted_to_says_so_and_creates_nothing(env):
+    """A mistyped --workdir: `study cancel` made `<it>/ledgers/.submit.lock` (and the folders above it) and said only
+    "cancelled 0"."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nowdc"))
+    code, out, _ = run_cli(["cancel", str(grid), "--workdir", str(env / "typo")])
+    assert code == 0 and "cancelled 0 Slurm job(s) of grid nowdc: nothing was submitted with workdir" in out, out
+    assert not (env / "typo").exists()
+
+
 def test_jobs_queued_by_a_running_local_command_are_pending_for_status(env):
     """While `study submit --cluster local` runs, the jobs it has queued read pending, not missing (a second submit
     would otherwise be invited to take them); once it is gone they read missing again."""
