@@ -13,9 +13,16 @@ T = TypeVar("T")
 # what a registered name may hold: it becomes a grid axis value, a results column, part of a corrupted manifest's
 # name, and is joined by `|` (concatenated encoders), `+` (pooled sets) and `name:key=value,...` (corruption specs)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
-# what a manifest's name may hold (study.manifests.store): a file name, and a word of the printed `study manifest`
-# commands; `+` joins pooled sets, `.` a corruption's slug to its base
+# what a manifest's name may hold (study.manifests.store, and a grid's datasets): a file name, and a word of the printed
+# `study manifest` commands; `+` joins pooled sets, `.` a corruption's slug to its base
 MANIFEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=@-]*")
+MANIFEST_NAME_MAX = 200  # bytes: `.<name>.lock` and an atomic write's `.<name>.parquet.<random>.tmp` stay below 255
+MANIFEST_NAME_RULE = f"letters, digits and _ . + = @ - only, a letter or digit first, at most {MANIFEST_NAME_MAX}"
+
+
+def is_manifest_name(name: object) -> bool:
+    """Whether `name` may name a manifest (MANIFEST_NAME_RULE)."""
+    return isinstance(name, str) and bool(MANIFEST_NAME_RE.fullmatch(name)) and len(name) <= MANIFEST_NAME_MAX
 
 
 class Registry(Generic[T]):

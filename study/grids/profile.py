@@ -156,7 +156,7 @@ def load_profile(path: str | Path | None) -> Profile:
         v = raw.get(key)
         if v is not None and not isinstance(v, str):
             raise fail(p, raw.line_of(key), f"{key}: expected a string, got {v!r}")
-        if v and _CONTROL.search(v):
+        if v and CONTROL.search(v):
             raise fail(p, raw.line_of(key), f"{key}: {v!r} holds a line break or control character (each sbatch "
                                             "option is one line of the script's header)")
         return v or None
@@ -218,7 +218,7 @@ def load_profile(path: str | Path | None) -> Profile:
     return prof
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
 _OPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -241,7 +241,7 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
             dashes = isinstance(key, str) and _OPTION.fullmatch(key.lstrip("-"))
             raise fail(p, line, f"additional: {key!r} is not an sbatch option name (letters, digits, '-', '_')"
                        + (f": write it without its dashes, `{key.lstrip('-')}`" if dashes else ""))
-        if _CONTROL.search(str(value)):
+        if CONTROL.search(str(value)):
             raise fail(p, line, f"additional.{key}: {value!r} holds a line break or control character (each sbatch "
                                 "option is one line of the script's header)")
         if value is False:

@@ -17,7 +17,6 @@ The full schema, with examples, is documented in grids/README.md. In short:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from study.configfields import is_int, plain
 from study.counts import parse_count
 from study.errors import StudyError
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
-from study.registry import MANIFEST_NAME_RE
+from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
 
 PRETRAIN_AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")
 EVAL_AXES = ("protocol", "eval_dataset")
@@ -37,7 +36,6 @@ DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images"
 ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "pairs", "params", "resources",
               "split_labeled_sizes", "variant")
 VARIANT_AXIS = "variant"  # an evaluate entry's `variant`: an axis of its jobs only when set (job ids unchanged)
-VARIANT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # a grid's name: a file name (`ledgers/<name>.jsonl`, `reports/<name>`) and part of each Slurm array's job name and
 # folder, which go unquoted into sbatch headers and `--output` patterns (`%` is a pattern there, `,` a list in `--name`)
 GRID_NAME_MAX = 100
@@ -178,7 +176,7 @@ def load_grid(path: str | Path) -> Grid:
         raise fail(p, getattr(raw, "line", 1), "a grid must be a mapping")
     check_keys(p, raw, TOP_KEYS, required=("name", "datasets", "stages"))
     name = raw["name"]
-    if not (isinstance(name, str) and VARIANT_WORD.fullmatch(name) and len(name) <= GRID_NAME_MAX):
+    if not (isinstance(name, str) and NAME_RE.fullmatch(name) and len(name) <= GRID_NAME_MAX):
         raise fail(p, raw.line_of("name"), f"name: expected a word of at most {GRID_NAME_MAX} letters, digits, '_', "
                                            f"'-', '.' (a letter or digit first), got {name!r}" + _quote_hint(name))
     description = raw.get("description") or ""
@@ -288,10 +286,9 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
             v = spec.get(k)
             if v is not None and (not isinstance(v, str) or not v):
                 raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: expected a name, got {v!r}" + _quote_hint(v))
-            if k != "reader" and v is not None and not MANIFEST_NAME_RE.fullmatch(v):  # a file name, and a word of
-                # the `study manifest` commands the check prints to be pasted into a shell
-                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: bad manifest name {v!r} (letters, digits and "
-                                               "_ . + = @ - only, a letter or digit first)")
+            if k != "reader" and v is not None and not is_manifest_name(v):  # a file name, and a word of the
+                # `study manifest` commands the check prints to be pasted into a shell
+                raise fail(p, spec.line_of(k), f"datasets.{key}.{k}: bad manifest name {v!r} ({MANIFEST_NAME_RULE})")
             vals[k] = v
         if vals["reader"] is not None:
             from study.datasets import DATASETS
@@ -543,7 +540,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     if not isinstance(split, bool):
         raise fail(p, e.line_of("split_labeled_sizes"), f"{where}.split_labeled_sizes: expected true or false")
     variant = e.get("variant")
-    if variant is not None and not (isinstance(variant, str) and VARIANT_WORD.fullmatch(variant)):
+    if variant is not None and not (isinstance(variant, str) and NAME_RE.fullmatch(variant)):
         raise fail(p, e.line_of("variant"), f"{where}.variant: expected a word (letters, digits, '_', '-', '.'), "
                                             f"got {variant!r}")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,

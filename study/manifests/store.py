@@ -22,26 +22,18 @@ from study.configfields import is_int
 from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
 from study.paths import manifests_dir
-from study.registry import MANIFEST_NAME_RE
+from study.registry import MANIFEST_NAME_RULE, is_manifest_name
 from study.version import newer_note
 
 SCHEMA_VERSION = 1
 BASE_COLUMNS = ("path", "label", "class_name", "rank", "labeled_rank")
 NOT_HASHED = ("name", "root", "roots", "content_hash")
-NAME_RE = MANIFEST_NAME_RE
-NAME_MAX = 200  # bytes: `.<name>.lock` and an atomic write's `.<name>.parquet.<random>.tmp` stay below 255
-
-
-def valid_name(name: object) -> bool:
-    """Whether `name` is a manifest name (`NAME_RE`, whole; at most NAME_MAX characters)."""
-    return isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and len(name) <= NAME_MAX
 
 
 def check_name(name: str) -> str:
-    """`name`, or a StudyError unless it is a manifest name (`valid_name`, not ending in .json or .parquet)."""
-    if not valid_name(name) or name.endswith((".json", ".parquet")):
-        raise StudyError(f"bad manifest name {name!r} (letters, digits and _ . + = @ - only, a letter or digit first, "
-                         f"at most {NAME_MAX})")
+    """`name`, or a StudyError unless it is a manifest name (`is_manifest_name`, not ending in .json or .parquet)."""
+    if not is_manifest_name(name) or name.endswith((".json", ".parquet")):
+        raise StudyError(f"bad manifest name {name!r} ({MANIFEST_NAME_RULE})")
     return name
 
 
@@ -59,7 +51,7 @@ def manifest_files_text(name: str) -> str:
 
 def manifest_exists(name: str) -> bool:
     """Whether a complete manifest (metadata and rows) of this name exists."""
-    if not valid_name(name):
+    if not is_manifest_name(name):
         return False
     table, meta = manifest_paths(name)
     return table.is_file() and meta.is_file()

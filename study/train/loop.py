@@ -368,13 +368,13 @@ class _Session:
     def save(self) -> None:
         """Checkpoint at the current step (main rank), every rank waiting for it."""
         if self.world.is_main:
+            self.train_s = self.past.train_s + (time.time() - self.t_loop)  # the checkpoint's training time
             save_checkpoint(self.ckpt_path, self.state())
         if self.world.size > 1:
             torch.distributed.barrier()
 
     def state(self) -> dict:
         """The checkpoint's content at the current step: everything `_resume` restores, and the schedule's state."""
-        self.train_s = self.past.train_s + (time.time() - self.t_loop)
         past, sched, step = self.past, self.sched, self.step
         spe = sched.steps_per_epoch
         return {

@@ -472,13 +472,14 @@ def test_a_grid_name_yaml_reads_as_a_boolean_says_to_quote_it(write_grid):
     assert error_of(g).endswith("got False (YAML reads unquoted yes/no/on/off as true/false: quote the name)")
 
 
-@pytest.mark.parametrize("name", ["'x;touch pwn'", "../../etc/passwd", "'a b'", "'x\\n'"])
+@pytest.mark.parametrize("name", ["'x;touch pwn'", "../../etc/passwd", "'a b'", "'x\\n'", "a" * 201])
 def test_a_manifest_name_that_is_no_file_name_is_refused_at_its_line(write_grid, name):
     """It was looked up as a file and printed, unquoted, in the `study manifest build --name ...` command the check
     says to run: pasted into a shell, `x;touch pwn` ran `touch`."""
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
     g.write_text(g.read_text().replace("train: alpha_train", f"train: {name}"))
     assert error_of(g).startswith(f"{g}:3: datasets.alpha.train: bad manifest name ")
+    assert error_of(g).endswith("a letter or digit first, at most 200)")  # the rule `study manifest build` applies
 
 
 def test_params_an_entrys_protocol_never_reads_are_refused_at_their_lines(write_grid):

@@ -29,6 +29,7 @@ from typing import Any, Iterator, TextIO
 
 from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
+from study.grids.profile import CONTROL
 from study.errors import StudyError
 from study.launch.ledger import Ledger, now, workdir_ledgers
 from study.launch.locks import submit_lock
@@ -162,7 +163,7 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
     study.launch.select); with `dry_run`, print each array's sbatch script."""
     plan.profile.require_partition()
     workdir = Path(workdir).resolve()
-    if "%" in str(workdir) or any(ord(c) < 32 or ord(c) == 127 for c in str(workdir)):
+    if "%" in str(workdir) or CONTROL.search(str(workdir)):
         raise StudyError(f"--cluster slurm: workdir {str(workdir)!r} holds a '%' (Slurm reads it in a log path as a "
                          "pattern: the tasks' logs would go to a folder that does not exist) or a line break (sbatch "
                          "reads its options one line each): choose a workdir without")
