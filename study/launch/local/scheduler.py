@@ -9,7 +9,7 @@ at its next step, then ends), and is killed if it has not ended within STOP_GRAC
 `<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the
 signal that killed it). A failed job's dependents (transitively) are marked cancelled and never start; the dependents
 of a job that ended outside this command without a result (another command stopped) are left missing, for a rerun.
-Progress: one line on stderr per start and end.
+Progress: one line on stderr per start and end; an end also says about how long the run has left (eta.py).
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
 when that ends however it ends): two commands on one workdir (a second `study submit`, another grid sharing a job)
@@ -35,6 +35,7 @@ from study.durations import format_clock, format_duration
 from study.errors import StudyError
 from study.grids.render import job_text
 from study.launch.ledger import Ledger
+from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
@@ -232,10 +233,14 @@ class _LocalRun:
     t0: float = field(default_factory=time.time)
     run_ids: set[str] = field(init=False)  # the jobs this command runs (less those found run by another)
     by_id: dict[str, Any] = field(init=False)  # every job of the plan
+    eta: Eta = field(init=False)  # the time left, after the first job this command ran is done
+    workers: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_ids = {j.id for j in self.todo}
         self.by_id = {j.id: j for j in self.plan.jobs}
+        self.eta = Eta.of_plan(self.plan, self.todo)
+        self.workers = len(self.free)
 
     def run(self) -> int:
         """Run the jobs to the end, or stop the workers on a stop signal or error; 0 when none failed or was left."""
@@ -270,6 +275,13 @@ class _LocalRun:
         _say(f"[study] {format_clock(time.time() - self.t0):>7}  {len(self.done & self.run_ids)}/{len(self.run_ids)} "
              f"done, {len(self.running)} running, {len(self.failed)} failed, {len(self.cancelled)} cancelled | {msg}",
              self.err)
+
+    def time_left(self) -> str:
+        """`; about 12 min left` (Eta), or empty with nothing left or no estimate yet."""
+        now = time.time()
+        todo = [j for j in self.todo if j.id not in self.cancelled]
+        left = self.eta.left(todo, [(r.job, now - r.started) for r in self.running.values()], self.workers)
+        return f"; about {format_duration(left)} left" if left else ""
 
     def cancel_dependents(self, failed_id: str) -> None:
         """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
@@ -361,7 +373,9 @@ class _LocalRun:
                 self.done.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
                                      "log": str(r.log)}])
-                self.progress(f"done {r.job.stage} {job_id} in {format_duration(time.time() - r.started)}")
+                took = time.time() - r.started
+                self.eta.finish(r.job, took)
+                self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{self.time_left()}")
             else:
                 self.failed.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",

@@ -1,0 +1,54 @@
+"""The time a local run has left (study.launch.local.eta.Eta): the plan's cost model calibrated per stage by the
+jobs finished, the larger of the work shared by the workers and the longest job."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from study.grids import plan_grid
+from study.grids.cost import job_hours
+from study.launch.local.eta import Eta
+
+from launch_helpers import grid_text
+
+
+def _job(job_id: str, stage: str):
+    return SimpleNamespace(id=job_id, stage=stage)
+
+
+def test_nothing_is_said_before_a_job_has_finished():
+    eta = Eta({"p": 100.0, "e": 10.0})
+    assert eta.left([_job("p", "pretrain"), _job("e", "evaluate")], [], 2) is None
+
+
+def test_each_stage_scales_by_its_own_finished_jobs_and_the_rest_by_all():
+    jobs = {"p1": 100.0, "p2": 100.0, "p3": 50.0, "e1": 10.0, "e2": 10.0}
+    eta = Eta(dict(jobs))
+    eta.finish(_job("p1", "pretrain"), 300.0)  # pretraining runs 3x its estimate
+    p2, p3, e1 = _job("p2", "pretrain"), _job("p3", "pretrain"), _job("e1", "evaluate")
+    assert eta.left([e1], [], 1) == pytest.approx(30.0)  # no evaluation finished: all finished jobs' ratio
+    eta.finish(_job("e2", "evaluate"), 5.0)  # evaluations: half
+    assert eta.ratio("evaluate") == pytest.approx(0.5) and eta.ratio("pretrain") == pytest.approx(3.0)
+    assert eta.left([e1], [], 1) == pytest.approx(5.0)
+    # p2 has run 100 s of its 300: 200 left; p3 150; e1 5: 355 s on one worker; with two more p3, 655 s on two: ...
+    assert eta.left([p3, e1], [(p2, 100.0)], 1) == pytest.approx(355.0)
+    assert eta.left([p3, e1, p3, p3], [(p2, 100.0)], 2) == pytest.approx(655.0 / 2)
+    # ... but not less than the longest job left
+    assert eta.left([p3, e1], [(p2, 100.0)], 5) == pytest.approx(200.0)
+    assert eta.left([], [(p2, 1000.0)], 1) == 0.0  # past its estimate: nothing said to be left
+    assert eta.left([_job("unknown", "pretrain")], [], 1) is None  # a job without an estimate: no figure
+
+
+def test_the_estimates_are_the_plans_cost_model(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("etag"))
+    plan = plan_grid(grid)
+    eta = Eta.of_plan(plan, plan.jobs)
+    assert set(eta.estimated) == {j.id for j in plan.jobs}
+    for job in plan.jobs:
+        assert eta.estimated[job.id] == pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set()))
+        assert eta.estimated[job.id] > 0
+    bare = Eta.of_plan(SimpleNamespace(name="jobs", jobs=plan.jobs, path=None), plan.jobs)  # no cost model: no figure
+    bare.finish(plan.jobs[0], 10.0)
+    assert bare.left(plan.jobs[1:], [], 1) is None
