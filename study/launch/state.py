@@ -209,8 +209,17 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
             detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "
                                         f"`study submit --retry-failed` reruns the job"
                                         if e.get("state") == "done" else "")
-            out[job.id] = JobState(job.id, job.stage, state, detail, None, e.get("log"))
+            out[job.id] = JobState(job.id, job.stage, state, detail, None, _local_log(e.get("log"), workdir))
     return out
+
+
+def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
+    """A local run's log as its ledger line names it, or `<workdir>/logs/<its name>` where that file is: a moved or
+    copied workdir reads its own logs, not those at the path the line recorded (the original's, or none)."""
+    if not log:
+        return log
+    here = Path(os.path.abspath(workdir)) / "logs" / Path(log).name
+    return str(here) if here.is_file() else log
 
 
 def _state_of_result(workdir: str | os.PathLike, job: Any) -> JobState:

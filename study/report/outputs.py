@@ -81,11 +81,14 @@ class Outputs:
 
 def _other_owner(listing: Any, owner: dict[str, str | None]) -> str | None:
     """How the grid a report folder's listing names reads when it is not `owner`'s (another grid name, or another
-    grid file where both are known); None when it is the same, or the listing names none (an older build's)."""
+    grid file where both are known and the listed one is still there: a grid file that is gone was moved, with its
+    project or quickstart data folder, or renamed); None when it is the same, or the listing names none (an older
+    build's)."""
     if not isinstance(listing, dict) or not isinstance(listing.get("grid"), str):
         return None
     theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file")}
-    same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"]
+    same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"] \
+        or isinstance(theirs["grid_file"], str) and not Path(theirs["grid_file"]).exists()
     return None if theirs["grid"] == owner["grid"] and same_file else _owner_text(theirs)
 
 

@@ -753,3 +753,17 @@ def test_query_lists_an_array_folder_once_for_all_its_failed_jobs(tmp_path, monk
     assert logs == expected
     monkeypatch.undo()
     assert {sid: failing_task_log(str(folder.resolve() / f"{sid}_0_log.err")) for sid in ids} == expected
+
+
+def test_a_copied_workdir_reads_the_logs_of_its_local_runs_not_the_originals(tmp_path):
+    """A `local` line records its log's absolute path: a copied (or moved) workdir showed the original's log, which
+    may have gone on since (or is gone), as the latest progress line of its own stopped or failed job."""
+    jobs = _jobs()[:1]
+    old, new = tmp_path / "old", tmp_path / "new"
+    (old / "logs").mkdir(parents=True)
+    (old / "logs" / "p1.log").write_text("==== header\n[pretrain] step 1/4\n")
+    Ledger(old, "g").append([{"event": "local", "job": "p1", "state": "running", "log": str(old / "logs" / "p1.log")}])
+    shutil.copytree(old, new)
+    (old / "logs" / "p1.log").write_text("==== header\n[pretrain] step 3/4\n")  # the original went on
+    assert classify(jobs, new, Ledger(new, "g").replay())["p1"].log == str(new / "logs" / "p1.log")
+    assert classify(jobs, old, Ledger(old, "g").replay())["p1"].log == str(old / "logs" / "p1.log")

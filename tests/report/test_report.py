@@ -497,6 +497,8 @@ def test_a_report_folder_of_another_grid_or_grid_file_is_refused_untouched(tmp_p
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     copy = dataclasses.replace(original)
     copy.path = str(tmp_path / "copy.yaml")
+    for name in ("original.yaml", "copy.yaml"):  # both still there: a copy (a grid file that is gone was moved)
+        (tmp_path / name).write_text("name: g\n")
     with pytest.raises(StudyError, match=rf"--out {out} holds the report of grid g \({tmp_path}/original.yaml\), "
                                          rf"not of grid g \({tmp_path}/copy.yaml\)"):
         build_report(tmp_path / "w", out, plan=copy, log=None)
@@ -714,3 +716,28 @@ def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_
     assert line.startswith(f"{len({r['job_id'] for r in ALL})} result(s) in ")  # the evaluations (pretrainings kept)
     assert not [w for w in build_report(tmp_path / "w", tmp_path / "r2", plan=plan, log=None).warnings
                 if "that its plan no longer has" in w]  # every planned job has its result: nothing to say
+
+
+def test_a_report_folder_builds_again_after_its_grid_file_moved(tmp_path):
+    """The listing records the grid file's absolute path: a project or quickstart data folder moved elsewhere (or a
+    renamed grid file) was refused its own report folder as another grid's. A listed grid file that is gone was
+    moved; one still there is a copy's, and still refused."""
+    import dataclasses
+
+    write_all(tmp_path / "w", quantity_records())
+    out = tmp_path / "r"
+    (tmp_path / "old").mkdir()
+    original = plan_for(quantity_records())
+    original.path = str(tmp_path / "old" / "g.yaml")
+    (tmp_path / "old" / "g.yaml").write_text("name: g\n")
+    build_report(tmp_path / "w", out, plan=original, log=None)
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = dataclasses.replace(original)
+    moved.path = str(tmp_path / "new" / "g.yaml")
+    assert build_report(tmp_path / "w", out, plan=moved, log=None).drawn == ["quantity"]
+    assert json.loads((out / ".study-report.json").read_text())["grid_file"] == moved.path
+    (tmp_path / "copy.yaml").write_text("name: g\n")
+    copy = dataclasses.replace(original)
+    copy.path = str(tmp_path / "copy.yaml")
+    with pytest.raises(StudyError, match="holds the report of grid g"):
+        build_report(tmp_path / "w", out, plan=copy, log=None)
