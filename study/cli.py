@@ -6,7 +6,9 @@ Each package with commands has a `cli.py` exposing `register(subparsers)`, which
 from __future__ import annotations
 
 import argparse
+import codecs
 import importlib
+import locale
 import os
 import sys
 
@@ -74,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of our output went away (`study manifest export x | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return 141
+    except UnicodeEncodeError as e:  # a non-ASCII name under an ASCII locale (LC_ALL=C with PYTHONUTF8=0)
+        if codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8":
+            raise  # not the locale's doing: a bug, with its traceback
+        print(f"study: error: cannot write {e.object[e.start:e.end]!r} as {e.encoding} (this locale's encoding is "
+              f"{locale.getpreferredencoding(False)}): run study in a UTF-8 locale (LC_ALL=C.UTF-8) or with "
+              "PYTHONUTF8=1", file=sys.stderr)
+        return 2
     except OSError as e:  # a folder that cannot be made, a full disk: the file and the reason, not a traceback
         where = f"{e.filename}: " if e.filename else ""
         print(f"study: error: {where}{e.strerror or e}", file=sys.stderr)

@@ -107,6 +107,30 @@ def test_an_os_error_no_command_caught_names_its_file_and_exits_2(monkeypatch, c
     assert capsys.readouterr().err == "study: error: /data/work/results/x.json: No space left on device\n"
 
 
+def test_a_name_an_ascii_locale_cannot_write_says_the_locale_not_a_traceback(monkeypatch, capsys):
+    """Under LC_ALL=C with PYTHONUTF8=0 stdout is ASCII: a class name with an accent (`study manifest show`) is one
+    line naming the locale and the way out, exit 2; in a UTF-8 locale the same error is a bug: its traceback stays."""
+    import argparse
+    import locale
+
+    import study.cli
+
+    def show(args):
+        raise UnicodeEncodeError("ascii", "cl ass \u00e4", 7, 8, "ordinal not in range(128)")
+
+    parser = argparse.ArgumentParser(prog="study")
+    parser.set_defaults(func=show)
+    monkeypatch.setattr(study.cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "ANSI_X3.4-1968")
+    assert main([]) == 2
+    assert capsys.readouterr().err == (
+        "study: error: cannot write '\u00e4' as ascii (this locale's encoding is ANSI_X3.4-1968): run study in a "
+        "UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1\n")
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "UTF-8")
+    with pytest.raises(UnicodeEncodeError):
+        main([])
+
+
 def _commands(parser=None, prog="study"):
     """Every parser of the `study` command tree, with its command line: `study`, `study manifest build`."""
     import argparse

@@ -3,6 +3,7 @@ tree that holds symbolic links is checked for two paths to one file with one sta
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,13 +15,24 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 
 
 def require_utf8(names: list[str], folder: Path | str) -> list[str]:
-    """`names`, or a StudyError naming the first that is not valid UTF-8 (a manifest stores paths as UTF-8 text)."""
+    """`names`, or a StudyError naming the first that is not valid UTF-8 (a manifest stores paths as UTF-8 text); one
+    whose bytes are UTF-8 but that this Python decoded with another file system encoding (a C locale under
+    PYTHONUTF8=0) says so, not to rename it."""
     for name in names:
         if not name.isascii():
             try:
                 name.encode("utf-8")
             except UnicodeEncodeError:
-                shown = ascii(os.fsencode(name))[1:]
+                raw = os.fsencode(name)
+                try:
+                    utf8 = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    utf8 = None
+                if utf8 is not None:
+                    raise StudyError(f"{folder}: file name {utf8!r} is UTF-8, but this Python reads file names as "
+                                     f"{sys.getfilesystemencoding()}: run study in a UTF-8 locale (LC_ALL=C.UTF-8) "
+                                     "or with PYTHONUTF8=1") from None
+                shown = ascii(raw)[1:]
                 raise StudyError(f"{folder}: file name {shown} is not valid UTF-8; rename it (e.g. with "
                                  "`convmv -f latin1 -t utf8`)") from None
     return names

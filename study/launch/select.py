@@ -3,6 +3,7 @@ done or live (pending/running) job; never a job whose dependency failed and is n
 only the jobs named, whose dependencies must be done, live, or named too."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -30,7 +31,7 @@ def resolve_ids(jobs: list[Any], given: Iterable[str], grid: str) -> set[str]:
         if len(matches) != 1:
             found = f"{len(matches)}: {', '.join(matches[:5])}{' ...' * (len(matches) > 5)}" if matches else "none"
             raise StudyError(f"--only {name!r}: expected the id (or an id's unique prefix) of one job of {grid}, "
-                             f"matched {found} (`study plan {grid}` lists them)")
+                             f"matched {found} (`study plan {shlex.quote(str(grid))}` lists them)")
         out.add(matches[0])
     return out
 

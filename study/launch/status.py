@@ -2,6 +2,7 @@
 result files, the ledger and sacct, forced)."""
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -105,7 +106,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
                   f"({_some(stale)}): `study cancel` stops them\n")
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
-                  f"({_some(ids)}): not this file's jobs; `study cancel {path}` stops them\n")
+                  f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
     earlier = results_off_plan(plan, workdir, own)
     if earlier:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now "
@@ -204,7 +205,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
               + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if ids:
-        out.write(f"to run them again: `study submit {this_file or plan.name} --cluster slurm "
+        out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "
                   "--retry-failed` (with your --profile and --workdir); one that had started resumes from its last "
                   "checkpoint\n")
     if said:
@@ -219,7 +220,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
                   f"({_some([st.slurm_id for st in left])}; queued by {', '.join(owners)}): cancel that grid\n")
     for path, sids in elsewhere.items():
         out.write(f"{len(sids)} Slurm job(s) queued by {path} under the same grid name left running "
-                  f"({_some(sids)}): `study cancel {path}` stops them\n")
+                  f"({_some(sids)}): `study cancel {shlex.quote(str(path))}` stops them\n")
     if local:
         from study.launch.local.stop import live_commands, stop_commands
 

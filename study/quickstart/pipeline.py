@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -50,17 +51,17 @@ INTERRUPTED = 130  # study.cli's exit code for Ctrl-C
 
 
 def _study(*argv: str) -> None:
-    """`study ARGV` in this process. A step ended by Ctrl-C ends the quickstart as Ctrl-C would (exit 130); any other
-    failure is a StudyError (exit 2). (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which
-    passes through as it is.)"""
+    """`study ARGV` in this process, logged as a shell line one can paste (each argument quoted where it must be). A
+    step ended by Ctrl-C ends the quickstart as Ctrl-C would (exit 130); any other failure is a StudyError (exit 2).
+    (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which passes through as it is.)"""
     from study.cli import main
 
-    _log(f"$ study {' '.join(argv)}")
+    _log(f"$ study {shlex.join(argv)}")
     code = main(list(argv))
     if code == INTERRUPTED:
         raise KeyboardInterrupt
     if code:
-        raise StudyError(f"`study {' '.join(argv)}` failed with exit code {code}")
+        raise StudyError(f"`study {shlex.join(argv)}` failed with exit code {code}")
 
 
 def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
@@ -105,7 +106,7 @@ def run(opts: Options) -> None:
     load_profile(opts.profile)
     os.environ["STUDY_MANIFESTS"] = str(opts.manifests.resolve())  # the local workers inherit it
     _log(f"manifests in {os.environ['STUDY_MANIFESTS']}: to run the `study` commands below by hand, first "
-         f"`export STUDY_MANIFESTS={os.environ['STUDY_MANIFESTS']}`")
+         f"`export STUDY_MANIFESTS={shlex.quote(os.environ['STUDY_MANIFESTS'])}`")
     idx = fashion_mnist.locate(opts.fashion_mnist)
     fm = export.export_fashion_mnist(opts.data, idx, opts.scale.fmnist_train_per_class,
                                      opts.scale.fmnist_test_per_class)

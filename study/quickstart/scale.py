@@ -123,7 +123,7 @@ def write_scaled_grid(src: Path, scale: Scale, counts: dict[str, tuple[int, int]
     if scale.is_full:
         return src
     try:
-        grid = yaml.safe_load(src.read_text())
+        grid = yaml.safe_load(src.read_text(encoding="utf-8"))  # as load_grid reads it, whatever the locale
     except (OSError, yaml.YAMLError) as e:
         raise StudyError(f"{src}: cannot read the quickstart grid ({e})") from None
     text = (f"# {src} at the quickstart's {scale.name!r} scale (study/quickstart/scale.py); written by "
@@ -131,5 +131,5 @@ def write_scaled_grid(src: Path, scale: Scale, counts: dict[str, tuple[int, int]
     text += yaml.safe_dump(scale_grid(grid, scale, counts), sort_keys=False, default_flow_style=None, width=120)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, encoding="utf-8")
     return dest

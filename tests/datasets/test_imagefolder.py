@@ -185,3 +185,21 @@ def test_a_name_that_is_not_utf8_is_named_not_a_traceback(tmp_path, where):
         read_dataset("imagefolder", tmp_path / "d", "x")
     shown = "'caf\\xe9.png'" if where == "file" else "'b\\xe9e'"
     assert str(e.value).startswith(f"{folder}: file name {shown} is not valid UTF-8")
+
+
+def test_a_utf8_name_read_under_an_ascii_locale_says_so_not_rename_it(tmp_path):
+    """Under a C locale with UTF-8 mode off (LC_ALL=C PYTHONUTF8=0) Python decodes file names as ASCII, so a UTF-8
+    name arrives surrogate-escaped: the error names the locale, not `convmv -f latin1` (which would garble it)."""
+    import os
+    import subprocess
+    import sys
+    make_imagefolder(tmp_path / "d", {"ant": 1, "bee": 1})
+    os.rename(tmp_path / "d" / "ant" / "img000.png", tmp_path / "d" / "ant" / "café.png")
+    code = "import sys; from study.datasets import read_dataset; read_dataset('imagefolder', sys.argv[1], 'x')"
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], env=env, capture_output=True)
+    err = proc.stderr.decode("ascii", "replace")
+    assert proc.returncode == 1 and "StudyError" in err, err
+    assert "file name 'caf\\xe9.png' is UTF-8, but this Python reads file names as ascii" in err, err
+    assert "convmv" not in err

@@ -130,6 +130,8 @@ def test_only_takes_ids_or_their_unique_prefixes():
     for name in ("zz", ""):
         with pytest.raises(StudyError, match="matched none"):
             resolve_ids(jobs, [name], "g.yaml")
+    with pytest.raises(StudyError, match=r"\(`study plan 'my grids/g.yaml'` lists them\)"):  # pasted as it is
+        resolve_ids(jobs, ["zz"], "my grids/g.yaml")
 
 
 def _write_result(workdir, job_id, protocol=None):

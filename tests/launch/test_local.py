@@ -82,6 +82,9 @@ def test_result_record_follows_the_contract(env):
         rec = json.loads((wd / "results" / f"{job.id}.json").read_text())
         assert rec["job_id"] == job.id and rec["grid"] == "rec" and rec["axes"] == job.axes
         assert rec["stage"] == job.stage and rec["protocol_fingerprint"]
+        header = (wd / "logs" / f"{job.id}.log").read_text().splitlines()[0]  # its local time says its offset
+        stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}"
+        assert re.fullmatch(f"==== {stamp} {job.stage} job {job.id}", header), header
     assert (wd / "jobs" / plan_grid(grid).jobs[0].id / "encoder.pt").exists()
 
 

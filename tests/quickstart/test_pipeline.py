@@ -237,3 +237,30 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
          "--workers", "3"),
         ("report", grid, "--workdir", str(runs), "--out", str(out)),
     ]
+
+
+def test_its_logged_commands_paste_into_a_shell_as_they_ran(tmp_path, monkeypatch, capsys):
+    """The log invites running its `$ study ...` lines and its `export STUDY_MANIFESTS=...` by hand: a folder with a
+    space, `#` or a non-ASCII letter is quoted, so that a shell reads back the arguments the step ran with."""
+    import shlex
+
+    odd = tmp_path / "d ä #1"
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))  # `study quickstart` sets it; undone after
+    monkeypatch.setattr(study.cli, "main", lambda argv: 0)
+    argv = ("plan", str(odd / "quickstart-tiny.yaml"), "--profile", "grids/profiles/local.yaml")
+    pipeline._study(*argv)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("[quickstart] $ ") and shlex.split(line[len("[quickstart] $ "):]) == ["study", *argv]
+
+    def stop(_folder):
+        raise StudyError("stop after the log line")
+
+    monkeypatch.setattr(pipeline.fashion_mnist, "locate", stop)
+    opts = pipeline.Options(grid=REPO / "grids" / "quickstart.yaml", profile=REPO / "grids" / "profiles" / "local.yaml",
+                            data=odd, manifests=odd / "manifests", workdir=odd / "runs", report=odd / "report",
+                            scale=SCALES["tiny"])
+    with pytest.raises(StudyError, match="stop after"):
+        pipeline.run(opts)
+    said = capsys.readouterr().err
+    export = said[said.index("`export ") + len("`export "):].split("`")[0]
+    assert shlex.split(export) == [f"STUDY_MANIFESTS={(odd / 'manifests').resolve()}"]

@@ -79,3 +79,22 @@ def test_the_full_scale_runs_the_grid_as_written_and_a_smaller_one_writes_its_ow
     assert yaml.safe_load(dest.read_text()) == scale_grid(yaml.safe_load(src.read_text()), TINY, {"fmnist": (600, 100)})
     with pytest.raises(StudyError, match=r"nowhere\.yaml: cannot read the quickstart grid"):
         write_scaled_grid(tmp_path / "nowhere.yaml", TINY, {}, tmp_path / "x.yaml")
+
+
+def test_a_grid_with_non_ascii_text_is_scaled_under_an_ascii_locale(tmp_path):
+    """A grid is UTF-8 (load_grid reads it so in any locale): its tiny copy is read and written as UTF-8 too, also
+    under LC_ALL=C with PYTHONUTF8=0, where Python's default text encoding is ASCII."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "grid.yaml"
+    text = (REPO / "grids" / "quickstart.yaml").read_text(encoding="utf-8")
+    src.write_text(text.replace("\ndescription: ", "\ndescription: caf\u00e9, ", 1), encoding="utf-8")
+    code = ("import sys; from pathlib import Path; from study.quickstart.scale import SCALES, write_scaled_grid; "
+            "write_scaled_grid(Path(sys.argv[1]), SCALES['tiny'], {'fmnist': (600, 100)}, Path(sys.argv[2]))")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "tiny.yaml")], env=env,
+                          capture_output=True, text=True, errors="replace")
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((tmp_path / "tiny.yaml").read_text(encoding="utf-8"))["description"].startswith("caf\u00e9, ")

@@ -430,7 +430,8 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:
-        f.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {job.stage} job {job.id}\n".encode())
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")  # local time with its UTC offset: TZ may differ on a rerun
+        f.write(f"==== {stamp} {job.stage} job {job.id}\n".encode())
         f.flush()
         proc = subprocess.Popen([sys.executable, "-m", "study.launch.local.worker", "--workdir", str(workdir),
                                  "--job", str(job_file), "--grid", grid],
