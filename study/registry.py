@@ -33,13 +33,16 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator registering `obj` as `name`; ValueError for a name taken or not of letters, digits, `_ . -`."""
+        """Decorator registering `obj` as `name`; ValueError for a name not of letters, digits, `_ . -`, or taken by
+        an object defined elsewhere. The same definition again (its module and qualified name: a module reloaded, as
+        a notebook's autoreload does) replaces the one before."""
         def deco(obj: T) -> T:
             if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                 raise ValueError(f"{self.kind} name {name!r}: letters, digits and _ . - only (a letter or digit "
                                  f"first)")
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} registered twice")
+            if name in self._items and _defined_at(self._items[name]) != _defined_at(obj):
+                raise ValueError(f"{self.kind} {name!r} registered twice: by {_defined_at(self._items[name])} "
+                                 f"and by {_defined_at(obj)}")
             self._items[name] = obj
             return obj
 
@@ -69,6 +72,12 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+def _defined_at(obj: object) -> str:
+    """Where `obj` is defined, `module.qualified.name`; its repr for an object without those (an instance)."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else repr(obj)
 
 
 def import_modules(package: str, path: Iterable[str]) -> None:

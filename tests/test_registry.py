@@ -17,6 +17,32 @@ def test_a_name_registered_twice_is_refused_and_the_first_object_kept():
     assert reg.get("a") is first and reg.names() == ["a"]
 
 
+def test_a_module_reloaded_registers_its_names_again(tmp_path, monkeypatch):
+    """A notebook's autoreload (importlib.reload) runs a module's decorators again: the same definition replaces the
+    one before; another definition under a taken name is still refused, naming both."""
+    import importlib
+
+    reg = Registry("thing")
+    monkeypatch.setattr(sys.modules[__name__], "RELOAD_REGISTRY", reg, raising=False)
+    (tmp_path / "plugin_reloaded.py").write_text(
+        f"from {__name__} import RELOAD_REGISTRY\n@RELOAD_REGISTRY.register('p')\nclass Plugin:\n    version = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("plugin_reloaded")
+    try:
+        source = tmp_path / "plugin_reloaded.py"
+        source.write_text(source.read_text().replace("= 1", "= 22"))  # another size: no stale bytecode
+        importlib.invalidate_caches()
+        module = importlib.reload(module)
+        assert reg.get("p") is module.Plugin and reg.get("p").version == 22 and reg.names() == ["p"]
+        with pytest.raises(ValueError, match=r"thing 'p' registered twice: by plugin_reloaded.Plugin and by "
+                                             rf"{__name__}\..*Other"):
+            class Other:
+                pass
+            reg.register("p")(Other)
+    finally:
+        sys.modules.pop("plugin_reloaded", None)
+
+
 def test_an_unregistered_name_is_unknown_and_free_again():
     reg = Registry("thing")
     reg.register("a")(1)

@@ -32,6 +32,11 @@ class Plan:
 
     _by_id: dict[str, Job] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One line (a notebook shows it), not every job's config: `plan.jobs`, `plan.grid` hold those."""
+        stages = ", ".join(f"{self.counts.get(s, 0)} {s}" for s in ("pretrain", "evaluate"))
+        return f"Plan({self.name!r}, {self.path!r}, {len(self.jobs)} jobs: {stages}; profile {self.profile.name!r})"
+
     def job(self, job_id: str) -> Job:
         """The job of id `job_id` (the first, were one listed twice); KeyError for none. Indexed on first use and
         again on a miss, so that asking of every job is linear in the plan, not quadratic."""

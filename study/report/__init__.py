@@ -1,6 +1,7 @@
 """Layer 3, report: `study report GRID` -> results.parquet, the paper's figures (PNG, PDF) and tables (Markdown,
 CSV, LaTeX), and index.html. `build_report(workdir, out, plan)` is the library entry point (imported on first use,
-with matplotlib and seaborn: not for every `study` command)."""
+with matplotlib and seaborn: not for every `study` command); it leaves the caller's matplotlib backend, rcParams and
+open figures as they were (a notebook's own figures keep their look)."""
 
 __all__ = ["ReportSummary", "build_report"]
 

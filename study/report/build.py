@@ -139,11 +139,18 @@ def _draw_figures(figures: list, table: pd.DataFrame, expected, out: Path, outpu
     """(sections, drawn, skipped {name: why}, failed) of drawing each figure into `out`. A figure without data is
     skipped; one that raises is listed as failed, with a line added to `warn_lines`, and the others are drawn; the
     files of either are discarded (the folder shows no figure this build did not finish)."""
-    style.apply()
+    with plt.rc_context():  # the report's style, then the caller's back (a notebook's own figures keep theirs)
+        style.apply()
+        return _draw_styled(figures, table, expected, out, outputs, warn_lines)
+
+
+def _draw_styled(figures: list, table: pd.DataFrame, expected, out: Path, outputs: Outputs,
+                 warn_lines: list[str]) -> tuple[list[Section], list[str], dict[str, str], list[str]]:
+    """`_draw_figures`' work, the report's style set."""
     sections, drawn, skipped, failed = [], [], {}, []
     for module in figures:
         section = Section(module.NAME, module.TITLE)
-        before = len(outputs.written)
+        before, open_figures = len(outputs.written), set(plt.get_fignums())
         try:
             _draw_figure(module, table, expected, out, section, outputs)
         except NoData as e:
@@ -151,6 +158,8 @@ def _draw_figures(figures: list, table: pd.DataFrame, expected, out: Path, outpu
             section.note = skipped[module.NAME] = str(e)
         except Exception as e:  # one figure's failure is reported; the others and the tables are still written
             outputs.discard(before)
+            for number in set(plt.get_fignums()) - open_figures:  # its half-drawn figure (a notebook would show it)
+                plt.close(number)
             section.note = skipped[module.NAME] = f"failed: {type(e).__name__}: {e}"
             warn_lines.append(f"figure {module.NAME} failed ({type(e).__name__}: {e}); the other figures are drawn")
             failed.append(module.NAME)

@@ -34,6 +34,9 @@ def _find_grid_file(grid: str) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command never needs a display (the library leaves a caller's backend alone)
     from study.report.build import NoResults, build_report
 
     workdir = args.workdir or default_workdir()

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")  # the report never needs a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2, 2, 2)))
@@ -64,7 +60,8 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
 
 
 def apply() -> None:
-    """Set the report's style (idempotent)."""
+    """Set the report's style in the global rcParams (idempotent): call it inside `plt.rc_context()`, which puts a
+    caller's own style back after."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
     plt.rcParams.update({
         "figure.dpi": 100, "savefig.dpi": DPI, "savefig.bbox": "tight", "axes.titlesize": "medium",

@@ -618,3 +618,12 @@ def test_a_plan_finds_each_job_by_id_and_refuses_an_unknown_one():
     assert all(plan.job(j.id) is j for j in plan.jobs)
     with pytest.raises(KeyError):
         plan.job("nope")
+
+
+def test_plan_repr_is_one_short_line():
+    """A notebook shows a plan as its name, file, job counts and profile, not every job's config (96k characters for
+    data_quantity's 176 jobs)."""
+    plan = plan_grid("grids/data_quantity.yaml", profile="grids/profiles/example_gpu.yaml")
+    text = repr(plan)
+    assert text == ("Plan('data_quantity', 'grids/data_quantity.yaml', 176 jobs: 40 pretrain, 136 evaluate; "
+                    "profile 'example_gpu')")
