@@ -11,6 +11,13 @@ def manifests_dir() -> Path:
     return Path(os.environ.get("STUDY_MANIFESTS") or "manifests")
 
 
+def manifests_dir_said() -> str:
+    """The manifests folder as an error names it: absolute, and whence (a notebook's current folder is not always
+    the project's)."""
+    why = "STUDY_MANIFESTS" if os.environ.get("STUDY_MANIFESTS") else "./manifests: STUDY_MANIFESTS is not set"
+    return f"{manifests_dir().resolve()} ({why})"
+
+
 def workdir() -> Path:
     """Job folders, checkpoints, results and ledgers: `STUDY_WORKDIR`, else `./runs`."""
     return Path(os.environ.get("STUDY_WORKDIR") or "runs")

@@ -4,6 +4,9 @@ features, extracted once and cached), fine-tuning and supervised training from s
     from study.evaluate import EvalConfig, evaluate
     out = evaluate(EvalConfig.from_dict({...}), run_dir, encoders=[path_to_encoder_pt], cache_dir=features_dir)
 
+`evaluate` seeds torch's global generator from `cfg.seed` (fine-tuning and training from scratch, through
+`study.train.pretrain`, Python's and NumPy's too).
+
 The evaluation code is imported on first use of `evaluate` or `RunOutput`: the configs alone are what `study plan`
 validates.
 """

@@ -21,7 +21,7 @@ from study import atomic
 from study.configfields import is_int
 from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
-from study.paths import manifests_dir
+from study.paths import manifests_dir, manifests_dir_said
 from study.registry import MANIFEST_NAME_RULE, is_manifest_name
 from study.version import newer_note
 
@@ -142,7 +142,7 @@ def read_meta(name: str) -> dict:
                              "again)")
         known = list_manifests()
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
-        raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}{hint}")
+        raise StudyError(f"manifest {name!r} not found in {manifests_dir_said()}{hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:

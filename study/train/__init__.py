@@ -3,6 +3,9 @@
     from study.train import PretrainConfig, pretrain
     out = pretrain(PretrainConfig.from_dict({...}), run_dir)   # {"metrics": [...], "protocol": {...}}
 
+`pretrain` seeds the process's global generators (Python's `random`, NumPy's, torch's) from `cfg.seed`, as training
+libraries' seed-everything helpers do: a notebook's own random draws after it repeat from run to run.
+
 The training loop is imported on first use of `pretrain`, `RunOutput` or `StopRequested`: the config alone is what
 `study plan` validates.
 """

@@ -75,5 +75,10 @@ def test_a_manifest_not_found_names_the_folder_looked_in_whole(tmp_path, monkeyp
     so that a job's log read elsewhere says where it looked."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STUDY_MANIFESTS", "rel")
-    with pytest.raises(StudyError, match=f"manifest 'nope' not found in {re.escape(str(tmp_path / 'rel'))}"):
+    with pytest.raises(StudyError, match=f"manifest 'nope' not found in {re.escape(str(tmp_path / 'rel'))} "
+                                         r"\(STUDY_MANIFESTS\)"):
+        load_meta("nope")
+    monkeypatch.delenv("STUDY_MANIFESTS")  # and whence: a notebook started in another folder looks in its own
+    with pytest.raises(StudyError, match=f"not found in {re.escape(str(tmp_path / 'manifests'))} "
+                                         r"\(./manifests: STUDY_MANIFESTS is not set\)"):
         load_meta("nope")
