@@ -337,8 +337,8 @@ class _Session:
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or signalled or stop_now or step == sched.total)
                 if must_save or device.type == "cpu" or step % window == 0:
-                    _record_steps(pending, self.past.recent, self.past.acc_window, max(sched.steps_per_epoch, 1),
-                                  world, self.ckpt_path, cfg.manifest)
+                    _record_steps(pending, self.past.recent, self.past.acc_window,
+                                  max(sched.steps_per_epoch, 1, window), world, self.ckpt_path, cfg.manifest)
                     pending = []
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == sched.total):
                     self._progress(window)
@@ -404,7 +404,7 @@ class _Session:
         if past.recent:
             out.append(_row("loss", float(np.mean(past.recent[-max(1, min(self.sched.steps_per_epoch, LOSS_STEPS)):]))))
         if past.acc_window:
-            out.append(_row("train_top1", _top1(past.acc_window)))
+            out.append(_row("train_top1", _top1(past.acc_window[-max(1, self.sched.steps_per_epoch):])))
         return out
 
     def protocol(self, base: dict) -> dict:
@@ -462,7 +462,8 @@ class _Sessions:
     wall_s: float = 0.0  # wall time of the earlier sessions
     train_s: float = 0.0  # training-loop time of the earlier sessions
     recent: list = dataclasses.field(default_factory=list)  # the latest steps' losses (at most LOSS_STEPS)
-    acc_window: list = dataclasses.field(default_factory=list)  # the last epoch's (correct, seen) per step
+    # (correct, seen) per step: the last epoch's, or the log window's where it is longer (the curve's train_top1)
+    acc_window: list = dataclasses.field(default_factory=list)
     resumed_from: list = dataclasses.field(default_factory=list)  # the step each later session resumed at
     threads: list = dataclasses.field(default_factory=lambda: [torch.get_num_threads()])  # CPU sums depend on them
     versions: list = dataclasses.field(default_factory=lambda: [code_version()])  # each session's code version
