@@ -47,32 +47,6 @@ def test_a_supervised_run_logs_its_training_top1_and_a_rerun_of_a_finished_run_k
     assert (tmp_path / "sup" / "train_log.csv").read_text() == before
 
 
-def test_the_curves_train_top1_covers_the_same_window_as_its_loss_when_the_window_is_longer_than_an_epoch(
-        tiny_manifest, make_config, tmp_path, monkeypatch):
-    """Logged every 6 steps with 3 steps per epoch (24 images, batch 8): each row's train_top1 is over its 6 steps,
-    as its loss is, while the run's train_top1 metric stays the last epoch's."""
-    from study.train import loop
-
-    seen, real = [], loop.train_step
-
-    def spy(*args, **kwargs):
-        loss, stats = real(*args, **kwargs)
-        seen.append((float(stats["correct"]), float(stats["seen"])))
-        return loss, stats
-
-    monkeypatch.setattr(loop, "train_step", spy)
-    cfg = make_config(device="cpu", method="supervised", steps=12, log_every_steps=6, seed=1)
-    out = pretrain(cfg, tmp_path / "sup")
-    rows = read_curve(tmp_path / "sup" / "train_log.csv")
-    assert [r["step"] for r in rows] == ["6", "12"] and len(seen) == 12
-    for row, steps in zip(rows, (seen[:6], seen[6:])):
-        assert float(row["train_top1"]) == pytest.approx(sum(c for c, _ in steps) / sum(n for _, n in steps),
-                                                         rel=1e-5)
-    top1 = {m["metric"]: m["value"] for m in out["metrics"]}["train_top1"]
-    last_epoch, last_row = (sum(c for c, _ in part) / sum(n for _, n in part) for part in (seen[-3:], seen[-6:]))
-    assert last_epoch != last_row and top1 == pytest.approx(last_epoch, rel=1e-12)  # seed 1: the two differ
-
-
 def test_a_curve_file_is_read_without_a_torn_last_line_or_rows_of_another_shape(tmp_path):
     rows = "1,0.1,2.0,0.1,9.0,,0.0\nx,y\n3,0.1\n2,0.2,1.9,0.1,9.0,,0."  # a good row, two of another shape, a torn one
     (tmp_path / "train_log.csv").write_text(",".join(FIELDS) + "\n" + rows)

@@ -749,8 +749,8 @@ def test_a_resumed_runs_wall_time_counts_its_earlier_sessions(tiny_manifest, mak
     assert again["wall_time_s"] == again["earlier_sessions_seconds"] == last["wall_time_s"]
 
 
-def test_train_top1_is_the_accuracy_over_the_last_epochs_steps(tiny_manifest, make_config, tmp_path, monkeypatch):
-    """As the loss: over the last epoch (3 steps here: 24 images, batch 8), not over the whole run's 9 steps."""
+def _step_stats(monkeypatch) -> list[tuple[float, float]]:
+    """(correct, seen) of each training step the run makes, appended as it makes them."""
     seen, real = [], loop.train_step
 
     def spy(*args, **kwargs):
@@ -759,12 +759,40 @@ def test_train_top1_is_the_accuracy_over_the_last_epochs_steps(tiny_manifest, ma
         return loss, stats
 
     monkeypatch.setattr(loop, "train_step", spy)
+    return seen
+
+
+def _accuracy(steps: list[tuple[float, float]]) -> float:
+    return sum(c for c, _ in steps) / sum(n for _, n in steps)
+
+
+def test_train_top1_is_the_accuracy_over_the_last_epochs_steps(tiny_manifest, make_config, tmp_path, monkeypatch):
+    """As the loss: over the last epoch (3 steps here: 24 images, batch 8), not over the whole run's 9 steps."""
+    seen = _step_stats(monkeypatch)
     out = pretrain(make_config(method="supervised", steps=9), tmp_path / "run")
     assert len(seen) == 9
     last = seen[-3:]
     top1 = {m["metric"]: m["value"] for m in out["metrics"]}["train_top1"]
-    assert top1 == pytest.approx(sum(c for c, _ in last) / sum(n for _, n in last), rel=1e-12)
+    assert top1 == pytest.approx(_accuracy(last), rel=1e-12)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["train_acc_window"] == [list(x) for x in last]
+
+
+def test_the_curves_train_top1_covers_the_same_window_as_its_loss_when_the_window_is_longer_than_an_epoch(
+        tiny_manifest, make_config, tmp_path, monkeypatch):
+    """Logged every 6 steps with 3 steps per epoch (24 images, batch 8): each row's train_top1 is over its 6 steps,
+    as its loss is, while the run's train_top1 metric stays the last epoch's."""
+    from study.train.curve import read_curve
+
+    seen = _step_stats(monkeypatch)
+    cfg = make_config(device="cpu", method="supervised", steps=12, log_every_steps=6, seed=1)
+    out = pretrain(cfg, tmp_path / "sup")
+    rows = read_curve(tmp_path / "sup" / "train_log.csv")
+    assert [r["step"] for r in rows] == ["6", "12"] and len(seen) == 12
+    for row, steps in zip(rows, (seen[:6], seen[6:])):
+        assert float(row["train_top1"]) == pytest.approx(_accuracy(steps), rel=1e-5)
+    top1 = {m["metric"]: m["value"] for m in out["metrics"]}["train_top1"]
+    last_epoch, last_row = _accuracy(seen[-3:]), _accuracy(seen[-6:])
+    assert last_epoch != last_row and top1 == pytest.approx(last_epoch, rel=1e-12)  # seed 1: the two differ
 
 
 def test_a_stop_asked_at_the_last_step_lets_the_run_finish(tiny_manifest, make_config, tmp_path):
