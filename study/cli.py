@@ -13,7 +13,7 @@ import os
 import sys
 
 from study import __version__
-from study.errors import StudyError
+from study.errors import UTF8_LOCALE_ADVICE, StudyError
 
 COMMAND_MODULES = (
     "study.manifests.cli",  # study manifest ...
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8":
             raise  # not the locale's doing: a bug, with its traceback
         print(f"study: error: cannot write {e.object[e.start:e.end]!r} as {e.encoding} (this locale's encoding is "
-              f"{locale.getpreferredencoding(False)}): run study in a UTF-8 locale (LC_ALL=C.UTF-8) or with "
-              "PYTHONUTF8=1", file=sys.stderr)
+              f"{locale.getpreferredencoding(False)}): {UTF8_LOCALE_ADVICE}", file=sys.stderr)
         return 2
     except OSError as e:  # a folder that cannot be made, a full disk: the file and the reason, not a traceback
         where = f"{e.filename}: " if e.filename else ""

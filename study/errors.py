@@ -1,5 +1,5 @@
-"""The one error type the command line turns into a clear message and exit code 2, and the "did you mean" hint its
-messages use."""
+"""The one error type the command line turns into a clear message and exit code 2, and the hints its messages use
+("did you mean", the way out of an ASCII locale)."""
 from __future__ import annotations
 
 import difflib
@@ -10,6 +10,10 @@ class StudyError(Exception):
     """Bad input or state the user can fix. The message names the file, line or key at fault."""
 
     exit_code = 2
+
+
+# what a message says where Python's locale encoding is not UTF-8 (LC_ALL=C with PYTHONUTF8=0)
+UTF8_LOCALE_ADVICE = "run study in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"
 
 
 def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6, why: str = "") -> str:

@@ -23,6 +23,11 @@ def workdir() -> Path:
     return Path(os.environ.get("STUDY_WORKDIR") or "runs")
 
 
+def logs_dir(workdir: str | os.PathLike) -> Path:
+    """A workdir's local job logs, `<job id>.log` each."""
+    return Path(workdir) / "logs"
+
+
 def results_dir(workdir: str | os.PathLike) -> Path:
     """A workdir's result records."""
     return Path(workdir) / "results"

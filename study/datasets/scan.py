@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from study.errors import StudyError
+from study.errors import UTF8_LOCALE_ADVICE, StudyError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -30,8 +30,7 @@ def require_utf8(names: list[str], folder: Path | str) -> list[str]:
                     utf8 = None
                 if utf8 is not None:
                     raise StudyError(f"{folder}: file name {utf8!r} is UTF-8, but this Python reads file names as "
-                                     f"{sys.getfilesystemencoding()}: run study in a UTF-8 locale (LC_ALL=C.UTF-8) "
-                                     "or with PYTHONUTF8=1") from None
+                                     f"{sys.getfilesystemencoding()}: {UTF8_LOCALE_ADVICE}") from None
                 shown = ascii(raw)[1:]
                 raise StudyError(f"{folder}: file name {shown} is not valid UTF-8; rename it (e.g. with "
                                  "`convmv -f latin1 -t utf8`)") from None

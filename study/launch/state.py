@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
-from study.paths import result_path, results_dir
+from study.paths import logs_dir, result_path, results_dir
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
 LIVE = ("running", "pending")
@@ -218,7 +218,7 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     copied workdir reads its own logs, not those at the path the line recorded (the original's, or none)."""
     if not log:
         return log
-    here = Path(os.path.abspath(workdir)) / "logs" / Path(log).name
+    here = logs_dir(os.path.abspath(workdir)) / Path(log).name
     return str(here) if here.is_file() else log
 
 

@@ -43,7 +43,7 @@ from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, has_result, last_lines, result_done
 from study.launch.grid_states import grid_file, grid_states, locked_states
-from study.paths import manifests_dir
+from study.paths import logs_dir, manifests_dir
 
 POLL_S = 0.1
 OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
@@ -205,7 +205,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
     threads = max(1, usable_cores() // n_workers)
-    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    logs_dir(workdir).mkdir(parents=True, exist_ok=True)
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
     local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads)
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
@@ -355,7 +355,7 @@ class _LocalRun:
                 continue
             slot = self.free.pop(0)
             with stop_signals_held():  # a stop then knows every worker it must stop
-                self.running[job.id] = _start(job, self.plan.name, self.workdir, self.workdir / "logs", slot,
+                self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
                                               self.devices[slot], self.threads, self.ledger, lock)
             self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
 
