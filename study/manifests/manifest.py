@@ -9,16 +9,19 @@ from typing import Any
 import pyarrow as pa
 
 from study.errors import StudyError
+from study.paths import manifests_dir
 from study.manifests.store import (load_meta, manifest_exists, manifest_paths, meta_changed, meta_intact, read_arrow,
                                    read_checked, rows_problem)
 
 
 class Manifest:
-    """A frozen manifest. The table is read on first use; rows are in rank order."""
+    """A frozen manifest. The table is read on first use, from `folder` (absolute; default: the manifests folder
+    when it was made); rows are in rank order."""
 
-    def __init__(self, name: str, meta: dict):
+    def __init__(self, name: str, meta: dict, folder: str | os.PathLike | None = None):
         self.name = name
         self.meta = meta
+        self.folder = Path(folder if folder is not None else manifests_dir()).absolute()
         self._rows: pa.Table | None = None
         self._table = None
 
@@ -27,10 +30,10 @@ class Manifest:
         """The rows (Arrow), read once and checked against the recorded table hash (StudyError naming the Parquet
         file when they differ: about 0.6 s per million rows, beside the 1 s the read takes)."""
         if self._rows is None:
-            table = read_arrow(self.name)
+            table = read_arrow(self.name, folder=self.folder)
             problem = rows_problem(table, self.meta)
             if problem:
-                raise StudyError(f"{manifest_paths(self.name)[0]} (manifest {self.name}): {problem} (the Parquet file "
+                raise StudyError(f"{self.files[0]} (manifest {self.name}): {problem} (the Parquet file "
                                  f"was changed); `study manifest verify {self.name}` says more")
             self._rows = table
         return self._rows
@@ -44,12 +47,17 @@ class Manifest:
         return self._table
 
     @property
+    def files(self) -> tuple[Path, Path]:
+        """Its Parquet and JSON files."""
+        return manifest_paths(self.name, self.folder)
+
+    @property
     def content_hash(self) -> str:
         """The recorded content hash; StudyError naming the JSON file where it records none (every build records
         one: metadata written by hand, or edited)."""
         value = self.meta.get("content_hash")
         if not isinstance(value, str) or not value:
-            raise StudyError(f"{manifest_paths(self.name)[1]}: manifest metadata has no 'content_hash'; build the "
+            raise StudyError(f"{self.files[1]}: manifest metadata has no 'content_hash'; build the "
                              f"manifest again (`study manifest verify {self.name}` says more)")
         return value
 
@@ -131,7 +139,7 @@ class Manifest:
                 raise StudyError(f"manifest {self.name}: row source {source!r} has no root")
             return Path(roots[source])
         if not self.meta.get("root"):
-            raise StudyError(f"{manifest_paths(self.name)[1]}: manifest metadata has no 'root'")
+            raise StudyError(f"{self.files[1]}: manifest metadata has no 'root'")
         return Path(self.meta["root"])
 
     def abs_path(self, row: Any) -> Path:
@@ -151,9 +159,10 @@ class Manifest:
         return f"Manifest({self.name!r}, {self.num_images} images, {self.num_classes} classes)"
 
 
-def load_manifest(name: str) -> Manifest:
-    """The manifest `name` from the manifests folder; StudyError if it is missing."""
-    return Manifest(name, load_meta(name))
+def load_manifest(name: str, folder: str | os.PathLike | None = None) -> Manifest:
+    """The manifest `name` from `folder` (default: the manifests folder, `STUDY_MANIFESTS` or ./manifests); StudyError
+    if it is missing. Its rows are read from that folder later, wherever the current folder or the variable is then."""
+    return Manifest(name, load_meta(name, folder), folder)
 
 
 def _damaged(name: str, role: str, broken: str) -> StudyError:

@@ -57,8 +57,9 @@ def manifest_exists(name: str) -> bool:
     return table.is_file() and meta.is_file()
 
 
-def list_manifests() -> list[str]:
-    folder = manifests_dir()
+def list_manifests(folder: Path | None = None) -> list[str]:
+    """The names of the complete manifests in `folder` (default: `manifests_dir()`), sorted."""
+    folder = Path(folder) if folder is not None else manifests_dir()
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.json") if p.with_suffix(".parquet").is_file())
@@ -131,18 +132,20 @@ def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
         raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {e.strerror or e}") from None
 
 
-def read_meta(name: str) -> dict:
-    """A manifest's metadata as its JSON file holds it (a dict of schema version 1; no field checked)."""
+def read_meta(name: str, folder: Path | None = None) -> dict:
+    """A manifest's metadata as its JSON file in `folder` (default: `manifests_dir()`) holds it (a dict of schema
+    version 1; no field checked)."""
     check_name(name)
-    table_path, meta_path = manifest_paths(name)
+    table_path, meta_path = manifest_paths(name, folder)
     if not meta_path.is_file() or not table_path.is_file():
         if meta_path.is_file():  # half a manifest (a copy of the JSON alone): say which file is missing
-            raise StudyError(f"manifest {name!r} not found in {manifests_dir().resolve()}: {meta_path.name} is there "
+            raise StudyError(f"manifest {name!r} not found in {meta_path.parent.resolve()}: {meta_path.name} is there "
                              f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it "
                              "again)")
-        known = list_manifests()
+        known = list_manifests(folder)
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
-        raise StudyError(f"manifest {name!r} not found in {manifests_dir_said()}{hint}")
+        said = manifests_dir_said() if folder is None else f"{Path(folder).resolve()} (the folder given)"
+        raise StudyError(f"manifest {name!r} not found in {said}{hint}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -154,9 +157,9 @@ def read_meta(name: str) -> dict:
     return meta
 
 
-def load_meta(name: str) -> dict:
-    """A manifest's metadata, its fields of the types `Manifest` reads (`check_meta`)."""
-    return check_meta(read_meta(name), manifest_paths(name)[1])
+def load_meta(name: str, folder: Path | None = None) -> dict:
+    """A manifest's metadata (`read_meta`), its fields of the types `Manifest` reads (`check_meta`)."""
+    return check_meta(read_meta(name, folder), manifest_paths(name, folder)[1])
 
 
 def _count(v: Any) -> bool:
@@ -289,10 +292,10 @@ def column_problem(table: pa.Table) -> str | None:
     return None
 
 
-def read_arrow(name: str, checked: bool = True) -> pa.Table:
-    """A manifest's rows; StudyError naming the Parquet file when it is unreadable or (`checked`) a column is not of
-    its type."""
-    table_path, _ = manifest_paths(name)
+def read_arrow(name: str, checked: bool = True, folder: Path | None = None) -> pa.Table:
+    """A manifest's rows (from `folder`, default `manifests_dir()`); StudyError naming the Parquet file when it is
+    unreadable or (`checked`) a column is not of its type."""
+    table_path, _ = manifest_paths(name, folder)
     try:
         table = pq.read_table(table_path)
     except (OSError, pa.ArrowException) as e:

@@ -82,3 +82,21 @@ def test_a_manifest_not_found_names_the_folder_looked_in_whole(tmp_path, monkeyp
     with pytest.raises(StudyError, match=f"not found in {re.escape(str(tmp_path / 'manifests'))} "
                                          r"\(./manifests: STUDY_MANIFESTS is not set\)"):
         load_meta("nope")
+
+
+def test_a_manifest_loads_from_the_folder_given_and_reads_its_rows_there(build, manifests, tmp_path, monkeypatch):
+    """A notebook names the folder (`load_manifest(name, folder)`); the rows, read on first use, come from the folder
+    the manifest was loaded from, whatever STUDY_MANIFESTS or the current folder is by then."""
+    build("toy")
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "elsewhere"))
+    m = load_manifest("toy", manifests)
+    monkeypatch.chdir(tmp_path / "data")
+    monkeypatch.delenv("STUDY_MANIFESTS")
+    assert m.files == (manifests / "toy.parquet", manifests / "toy.json") and len(m.subset(24)) == 24
+    with pytest.raises(StudyError, match=f"manifest 'toi' not found in {re.escape(str(manifests))} \\(the folder "
+                                         r"given\) \(did you mean 'toy'\?\)"):
+        load_manifest("toi", manifests)
+    monkeypatch.setenv("STUDY_MANIFESTS", "manifests")  # relative: frozen as it resolved when loaded
+    m = load_manifest("toy", folder=tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    assert m.folder == manifests and m.num_images == len(m.all()) == 24
