@@ -10,6 +10,7 @@ row with `metric` and `value` null, so that it is counted and its protocol kept.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from study.atomic import atomic_path
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
 from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerprint, read_results
 from study.version import newer_note
@@ -360,15 +361,26 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None =
     return path
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A table written by `write_table`; a StudyError naming the file if it is not one or of a newer schema."""
+def read_table(path: str | os.PathLike, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """A table written by `write_table`; a StudyError naming the file if it is not one or of a newer schema.
+    `columns`: only these, in the file's order, each a name or a shell pattern (`"protocol.pretrain.*"`; the full
+    table has a column per leaf of the protocol); a StudyError names one that matches none."""
     path = Path(path)
     try:
-        meta = pq.read_schema(path).metadata or {}
+        schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as e:
         raise StudyError(f"{path}: not a readable Parquet file ({e})") from None
-    version = meta.get(TABLE_SCHEMA_KEY)
+    version = (schema.metadata or {}).get(TABLE_SCHEMA_KEY)
     if version != str(TABLE_SCHEMA_VERSION).encode():
         raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}"
                          f"{newer_note(version, TABLE_SCHEMA_VERSION)}")
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=None if columns is None else _columns_named(path, schema.names, columns))
+
+
+def _columns_named(path: Path, names: list[str], asked: Iterable[str]) -> list[str]:
+    """The columns of `names` that `asked` names or matches (`fnmatch`), in file order; StudyError for a miss."""
+    asked = [asked] if isinstance(asked, str) else list(asked)
+    for pattern in asked:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise StudyError(f"{path}: no column {pattern!r}{did_you_mean(pattern, names)}")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in asked)]

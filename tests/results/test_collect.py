@@ -57,6 +57,20 @@ def test_parquet_round_trips_with_pandas_and_pyarrow(tmp_path):
         read_table(tmp_path / "x.parquet")
 
 
+def test_a_table_is_read_narrow_by_column_names_and_patterns(tmp_path):
+    """The full table has a column per protocol leaf: `columns` keeps those named or matched, in the file's order,
+    and names a column that matches none."""
+    _write(tmp_path, "j0", 0, {1000: 0.5})
+    path = write_table(collect(tmp_path), tmp_path / "results.parquet")
+    narrow = read_table(path, columns=["value", "job_id", "protocol.head.*"])
+    assert list(narrow.columns) == ["job_id", "value", "protocol.head.layers"] and len(narrow) == 2
+    assert list(read_table(path, columns="metric").columns) == ["metric"]
+    with pytest.raises(StudyError, match=r"results.parquet: no column 'protocol.hed.\*'"):
+        read_table(path, columns=["protocol.hed.*"])
+    with pytest.raises(StudyError, match=r"no column 'vlaue' \(did you mean 'value'\?\)"):
+        read_table(path, columns=["vlaue"])
+
+
 def test_seeds_aggregate_to_mean_std_count(tmp_path):
     for seed, v in enumerate((0.5, 0.6, 0.7)):
         _write(tmp_path, f"j{seed}", seed, {1000: v})
