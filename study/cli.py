@@ -15,6 +15,8 @@ import sys
 from study import __version__
 from study.errors import UTF8_LOCALE_ADVICE, StudyError
 
+INTERRUPTED = 130  # the exit code after Ctrl-C, as a shell gives it
+BROKEN_PIPE = 141  # after the reader of our output went away (SIGPIPE's, as a shell gives it)
 COMMAND_MODULES = (
     "study.manifests.cli",  # study manifest ...
     "study.grids.cli",  # study plan
@@ -72,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("study: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # the reader of our output went away (`study manifest export x | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
-        return 141
+        return BROKEN_PIPE
     except UnicodeEncodeError as e:  # a non-ASCII name under an ASCII locale (LC_ALL=C with PYTHONUTF8=0)
         if codecs.lookup(locale.getpreferredencoding(False)).name == "utf-8":
             raise  # not the locale's doing: a bug, with its traceback

@@ -154,10 +154,12 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
 
 
 
-@pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (1, StudyError, 2)])
+@pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (141, BrokenPipeError, 141),
+                                                  (1, StudyError, 2)])
 def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner, raised, outer):
     """Each step runs `study ...` in this process. Ctrl-C there (its exit code 130) ends the quickstart as Ctrl-C
-    (130, as the README says); only a failed step is exit 2. The step's own exit code is faked; the quickstart's
+    (130, as the README says), a closed output pipe (141: `study quickstart 2>&1 | head`) as one; only a failed step
+    is exit 2. The step's own exit code is faked; the quickstart's
     front and study.cli.main, which turns errors into exit codes, are real."""
     def one_step(_opts):
         monkeypatch.setattr(study.cli, "main", lambda argv: inner)
