@@ -11,6 +11,7 @@ from typing import Any
 
 from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested, plain,
                                 positive_int, positive_num_or_none, seed_int)
+from study.counts import EXAMPLES, parse_count
 from study.errors import StudyError
 from study.results.record import probe_settings_read
 
@@ -202,14 +203,15 @@ def _levels(v: Any, where: str) -> tuple[str, ...] | None:
 
 
 def _sizes(v: Any, where: str) -> tuple:
-    if is_int(v) or v == "all":
+    """Labeled sizes as grids write them (`1000`, `"1k"`, `"all"`), counts as ints."""
+    if is_int(v) or isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v:
-        raise StudyError(f"{where}: expected a list of positive integers or 'all', got {v!r}")
-    for x in v:
-        if not (x == "all" or (is_int(x) and x > 0)):
-            raise StudyError(f"{where}: expected a positive integer or 'all', got {x!r}")
-    return tuple(v)
+        raise StudyError(f"{where}: expected a list of counts ({EXAMPLES}) or 'all', got {v!r}")
+    try:
+        return tuple(x if x == "all" else parse_count(x, minimum=1) for x in v)
+    except ValueError as e:
+        raise StudyError(f"{where}: {e} (or 'all')") from None
 
 
 PARSERS = {  # EvalConfig fields that need more than the value as given

@@ -36,3 +36,13 @@ def test_a_finetune_records_no_backbone_or_width_the_encoder_fixes_and_a_scratch
 def test_the_eval_transform_is_at_the_image_size_unless_augment_gives_one():
     assert config(image_size=64).augment_config().image_size == 64
     assert config(image_size=64, augment={"image_size": 32}).augment_config().image_size == 32
+
+
+def test_labeled_sizes_are_counts_as_grids_write_them_or_all():
+    """`EvalConfig` from Python takes the grid spelling of a size (`"1k"`) and keeps ints; zero is refused."""
+    assert config(labeled_sizes=["1k", 250, "all", "2.5k"]).labeled_sizes == (1000, 250, "all", 2500)
+    assert config(labeled_sizes="all").labeled_sizes == ("all",) and config(labeled_sizes=64).labeled_sizes == (64,)
+    with pytest.raises(StudyError, match=r"evaluate\.labeled_sizes: expected a count >= 1, got 0 \(or 'all'\)"):
+        config(labeled_sizes=[0])
+    with pytest.raises(StudyError, match=r"labeled_sizes: expected a count such as 50000, 50k or 1M, got 'al' \(or"):
+        config(labeled_sizes="al")
