@@ -855,7 +855,9 @@ def test_per_level_finest_classifier_is_the_papers_classifier():
                                level_maps, 12, per_info)
     species = per_info["levels"]["species"]
     assert species["held_out"] == mapped_info["held_out"] == 12
-    assert species["validation_loss"] == pytest.approx(mapped_info["validation_loss"], rel=1e-4)
+    # alike to float sums, whose order follows the classes' (1.1e-4 apart on an AMD EPYC host): another held-out
+    # draw is percents apart
+    assert species["validation_loss"] == pytest.approx(mapped_info["validation_loss"], rel=1e-3)
     assert species["weight_decay"] == mapped_info["weight_decay"]
     top1 = {(r["level"], r["metric"]): r["value"] for r in mapped}
     assert {(r["level"], r["metric"]): r["value"] for r in per}[("species", "top1")] == top1[("species", "top1")]
