@@ -38,6 +38,7 @@ FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
 FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
+HOURS_DIGITS = 4  # the estimate's hours to 0.36 s: a CPU job of seconds is not 0 s (at 2 digits: 36 s)
 PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear probes (kNN fits none)
 FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extract features into the cache
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
@@ -249,7 +250,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         st["wall_hours"] = max(st["longest_job_hours"], share, slot_share)
         wall += st["wall_hours"]
         for k in ("gpu_hours", "job_hours", "longest_job_hours", "wall_hours"):
-            st[k] = round(st[k], 2)
+            st[k] = round(st[k], HOURS_DIGITS)
     if over_limit:
         notes.add(f"{over_limit} job(s) need longer than their time limit: they requeue and resume from "
                   f"checkpoints (raise `time` to avoid the requeues)")
@@ -258,11 +259,11 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
                   f"requeuing after {MAX_REQUEUES} timeouts and they would fail unfinished (raise `time`)")
     return {
         "profile": profile.name,
-        "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), 2),
-        "wall_hours": round(wall, 2),
+        "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), HOURS_DIGITS),
+        "wall_hours": round(wall, HOURS_DIGITS),
         "max_parallel_gpus": parallel,
         "max_parallel_jobs": slots,
-        "job_hours": round(sum(st["job_hours"] for st in stages.values()), 2),
+        "job_hours": round(sum(st["job_hours"] for st in stages.values()), HOURS_DIGITS),
         "per_stage": stages,
         "feature_cache_gb": round(feature_cache_gb(jobs, grid, cost, notes), 1),
         "notes": folded(notes),

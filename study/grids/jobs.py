@@ -158,6 +158,8 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
                 over[axis] = pt[axis]
         section = deep_merge(grid.defaults_pretrain, over)
         section.pop("corruption", None)  # an axis, not a PretrainConfig field: it lives in the manifest
+        if pt["size"] is None:  # every image (`size: all`, null), the job's axis: not defaults.pretrain's size
+            section.pop("size", None)
         pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, pre_res)))
     for entry in grid.evaluate:
         _evaluate_entry(b, entry, pretrain_jobs)
@@ -280,18 +282,19 @@ def _label(entry: EvalEntry) -> str:
 def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job]:
     """The pretraining jobs `entry.where` matches; a grid error when none does, or when a value it lists is no
     job's (a typo, or a stale value)."""
-    matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
-    if not matched:
-        raise fail(grid.path, entry.where.line or entry.line,
-                   f"{_label(entry)}: where {entry.where.describe()} matches no pretraining job: it expands to zero "
-                   f"jobs")
-    for axis, values in entry.where.conditions:
+    for axis, values in entry.where.conditions:  # first: a value no job has names the values they have, which
+        # shows a typo in the where or on the axes (`supervized` there leaves `where: {method: supervised}` none)
         present = {j.axes[axis] for j in pretrain_jobs}
         for v in values:
             if v not in present:
                 raise fail(grid.path, entry.where.line or entry.line,
                            f"{_label(entry)}: where {axis}: {v!r} matches no pretraining job (their {axis} values: "
                            f"{', '.join(map(repr, sorted(present, key=str)))})")
+    matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
+    if not matched:
+        raise fail(grid.path, entry.where.line or entry.line,
+                   f"{_label(entry)}: where {entry.where.describe()} matches no pretraining job: it expands to zero "
+                   f"jobs")
     return matched
 
 

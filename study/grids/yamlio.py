@@ -112,11 +112,22 @@ def load_yaml(path: str | Path) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        raise StudyError(f"{path}{line}: invalid YAML: {e.problem or e.context}") from None
+        raise StudyError(f"{path}{line}: invalid YAML: {e.problem or e.context}" + _tab_hint(text, mark)) from None
     except yaml.YAMLError as e:
         raise StudyError(f"{path}: invalid YAML: {e}") from None
     finally:
         loader.dispose()
+
+
+def _tab_hint(text: str, mark: Any) -> str:
+    """For an error on a line indented with a tab (the parser says only "found character that cannot start any
+    token"): what is wrong."""
+    lines = text.splitlines()
+    if mark is None or mark.line >= len(lines):
+        return ""
+    here = lines[mark.line]
+    return " (a tab indents this line: YAML indents with spaces)" if "\t" in here[:len(here) - len(here.lstrip())] \
+        else ""
 
 
 def fail(path: Any, line: int | None, msg: str) -> StudyError:

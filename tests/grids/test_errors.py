@@ -67,6 +67,15 @@ def test_method_typo_suggests_the_closest(write_grid, capsys):
     assert msg.startswith(f"{g}:{line_of(g, 'supervsed')}: unknown method 'supervsed' (did you mean 'supervised'?)")
     code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 2 and out == "" and "did you mean 'supervised'?" in err
+    g = write_grid("""
+    axes:
+      method: [simclr, supervsed]
+      dataset: [alpha]
+    stages:
+      evaluate: [{protocol: scratch, where: {method: supervised}}]
+    """)  # the entry expands before the methods are checked: its error shows the typo on the axis
+    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol scratch): where method: "
+                           "'supervised' matches no pretraining job (their method values: 'simclr', 'supervsed')")
 
 
 def test_zero_jobs(write_grid):
@@ -79,13 +88,14 @@ def test_zero_jobs(write_grid):
     assert error_of(g) == f"{g}:{line_of(g, 'axes:')}: the axes expand to zero pretraining jobs (every combination is excluded)"
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha]}
+    include: [{method: byol, dataset: beta}]
     stages:
       evaluate:
         - protocol: linear
-          where: {method: byol}
+          where: {method: byol, dataset: alpha}
     """)
-    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where {{method: byol}} "
-                           "matches no pretraining job: it expands to zero jobs")
+    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where {{method: byol, "
+                           "dataset: alpha} matches no pretraining job: it expands to zero jobs")
 
 
 def test_zip_of_unequal_lengths_and_duplicate_keys(write_grid):
@@ -648,6 +658,16 @@ def test_invalid_yaml_names_the_line_at_fault_not_the_start_of_its_block(tmp_pat
     with pytest.raises(StudyError) as e:
         load_yaml(p)
     assert str(e.value).startswith(f"{p}:7: invalid YAML: ")
+
+
+def test_invalid_yaml_of_a_tab_says_so(tmp_path):
+    """The parser's own words for a tab-indented line ("found character that cannot start any token") do not
+    name the tab: the error does."""
+    p = tmp_path / "tab.yaml"
+    p.write_text("name: x\naxes:\n\tmethod: [simclr]\n")
+    msg = error_of(p)  # libyaml's words, or PyYAML's ("found character '\\t' that ...")
+    assert msg.startswith(f"{p}:3: invalid YAML: found character ") and "cannot start any token" in msg
+    assert msg.endswith(" (a tab indents this line: YAML indents with spaces)")
 
 
 @pytest.mark.parametrize("body, needle, message", [

@@ -13,7 +13,7 @@ from study.grids import load_profile, plan_grid
 from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS,
                               feature_cache_gb, job_hours)
 from study.grids.profile import CostModel, Profile
-from study.grids.render import _amount, _hours, job_text
+from study.grids.render import _amount, _hours, job_text, plan_table
 from study.train import PretrainConfig
 from tests.grids.conftest import HERE, REPO, run_plan_cli
 
@@ -128,6 +128,20 @@ def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
     one_at_a_time = plan_grid(g, Profile(max_parallel_jobs=1, cost=cost)).estimate
     assert one_at_a_time["per_stage"]["pretrain"]["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
     assert one_at_a_time["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
+
+
+def test_a_job_of_seconds_is_not_estimated_at_0_s(write_grid):
+    """The estimate's hours keep seconds: a CPU grid's jobs of a few seconds (the local profile's) were rounded to
+    0.01 h, each shown as `longest job 0 s`, their stage as a multiple of 36 s."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages: {}
+    """, pretrain={"steps": 2})
+    cost = CostModel(throughput={"resnet18": {"pretrain": 100.0}}, job_overhead_min=0.1)
+    plan = plan_grid(g, Profile(cost=cost))
+    # 2 steps x 8 images / 100/s = 0.16 s, + 6 s overhead
+    assert plan.estimate["per_stage"]["pretrain"]["longest_job_hours"] == pytest.approx(6.16 / 3600, abs=1e-4)
+    assert "pretrain: 1 jobs, 0.1 GPU-minutes, longest job 6 s, wall 6 s" in plan_table(plan)
 
 
 def test_cost_model_defaults_are_what_the_jobs_run():
