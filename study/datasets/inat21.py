@@ -2,15 +2,17 @@
 
 Annotations are joined to images on `image_id` (never by position); label = `category_id` (0..9999, the same index
 torchvision uses). Paths are the images' `file_name`, which already start with the split folder (or that folder as
-torchvision renames it, `2021_train`); every class folder they name must exist. The taxonomy is
+torchvision renames it, `2021_train`); every class folder they name must exist, and one named as iNat21 names
+them (`{id:05d}_<taxonomy>`) must hold only images of that category id. The taxonomy is
 kept as the columns kingdom, phylum, class, order, family, genus, species (the category's `name`), plus
-`supercategory`: every category must have each of these keys, a string, and a name no other has. The JSON is parsed
-with a hook that keeps only (id, file_name) and (image_id, category_id) pairs, so the whole 2.7M-image file fits in a
-few GB.
+`supercategory`: every category must have each of these keys, a non-empty string, and a name no other has. The
+JSON is parsed with a hook that keeps only (id, file_name) and (image_id, category_id) pairs, so the whole
+2.7M-image file fits in a few GB.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +99,9 @@ def _ints(values: list, path: Path, what: str) -> np.ndarray:
 
 
 def check_categories(categories: list[dict], path: Path) -> None:
-    """Every category has each of `CATEGORY_KEYS` as a string, and a name no other has; StudyError naming the
-    category (`categories[i]` and its id) and the key."""
+    """Every category has each of `CATEGORY_KEYS` as a non-empty string (an empty one would make "" one value of
+    every class left so, as a taxonomy CSV's blank cell), and a name no other has; StudyError naming the category
+    (`categories[i]` and its id) and the key."""
     named: dict[str, int] = {}
     for i, c in enumerate(categories):
         for key in CATEGORY_KEYS:
@@ -106,10 +109,30 @@ def check_categories(categories: list[dict], path: Path) -> None:
                 raise StudyError(f"{path}: categories[{i}] (id {c['id']}) has no {key!r}")
             if not isinstance(c[key], str):
                 raise StudyError(f"{path}: categories[{i}] (id {c['id']}) {key!r} is {c[key]!r}, not a string")
+            if not c[key].strip():
+                raise StudyError(f"{path}: categories[{i}] (id {c['id']}) {key!r} is {c[key]!r}: give every level "
+                                 "a value")
         j = named.setdefault(c["name"], i)
         if j != i:
             raise StudyError(f"{path}: categories[{j}] (id {categories[j]['id']}) and categories[{i}] (id {c['id']}) "
                              f"have the same name {c['name']!r}")
+
+
+FOLDER_ID = re.compile(r"(\d{5})_")  # iNat21's class folders: {id:05d}_{kingdom}_..._{specific_epithet}
+
+
+def check_folder_ids(paths: pa.Array, labels: np.ndarray, class_names: list[str], path: Path) -> None:
+    """Each class folder named as iNat21 names them holds only images annotated with the category of its id prefix
+    (the label torchvision gives them); StudyError naming the first folder (by name) that holds another's."""
+    folders = pc.list_element(pc.split_pattern(paths, "/", max_splits=1, reverse=True), 0)  # no regex: 2.7M rows
+    pairs = pa.table({"folder": folders, "label": labels}).group_by(["folder", "label"]).aggregate([])
+    for folder, label in sorted((f.rsplit("/", 1)[-1], lab) for f, lab in
+                                zip(pairs["folder"].to_pylist(), pairs["label"].to_pylist())):
+        m = FOLDER_ID.match(folder)
+        if m and int(m[1]) != label:
+            raise StudyError(f"{path}: folder {folder}/ holds images annotated as category {label} "
+                             f"({class_names[label]!r}), not {int(m[1])} as its name says: the annotations and the "
+                             "image folders disagree (torchvision labels by the folder)")
 
 
 @DATASETS.register("inat21")
@@ -195,6 +218,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         return [c[key] for c in by_id]
 
     class_names = per_class("name")
+    check_folder_ids(paths, labels, class_names, path)
     label_array = pa.array(labels, type=pa.int64())
     columns = {"supercategory": pc.take(pa.array(per_class("supercategory")), label_array)}
     for level in LEVELS:

@@ -84,6 +84,37 @@ def test_a_category_without_a_taxonomy_key_is_refused(tmp_path, key):
         read_dataset("inat21", tmp_path, "train")
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_a_category_with_an_empty_level_is_refused(tmp_path, value):
+    """An empty genus would make "" one genus of every species left so (two genera of one family merged), as a
+    blank cell of a taxonomy CSV would: refused as that is."""
+    make_inat21(tmp_path, "train", per_class=1)
+    _edit(tmp_path, lambda d: d["categories"][1].update(genus=value))
+    with pytest.raises(StudyError, match=rf"train.json: categories\[1\] \(id 1\) 'genus' is '{value}': give every "):
+        read_dataset("inat21", tmp_path, "train")
+
+
+def test_annotations_that_disagree_with_the_class_folders_are_refused(tmp_path):
+    """A folder `00002_..._Rosa_canina/` holds category 2's images (torchvision labels them by that prefix): a
+    train.json annotating them as another category would give the manifest other labels than torchvision's."""
+    make_inat21(tmp_path, "train", per_class=2)
+    folder_of = {im["id"]: im["file_name"].split("/")[1] for im in json.loads((tmp_path / "train.json").read_text())
+                 ["images"]}
+    swap = {0: 2, 2: 0}
+    _edit(tmp_path, lambda d: [a.update(category_id=swap.get(a["category_id"], a["category_id"]))
+                               for a in d["annotations"]])
+    with pytest.raises(StudyError, match=rf"train.json: folder {sorted(folder_of.values())[0]}/ holds images "
+                                         r"annotated as category 2 \('Rosa canina'\), not 0 as its name says"):
+        read_dataset("inat21", tmp_path, "train")
+    # folders named otherwise (a JSON of one's own) are not read for ids
+    for old, new in ((inat_dir(c), f"species{c[0]}") for c in INAT_CATEGORIES):
+        (tmp_path / "train" / old).rename(tmp_path / "train" / new)
+    _edit(tmp_path, lambda d: [im.update(file_name=im["file_name"].replace(folder_of[im["id"]],
+                                                                           "species" + folder_of[im["id"]][4]))
+                               for im in d["images"]])
+    assert sorted(read_dataset("inat21", tmp_path, "train").labels.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
 def test_malformed_json_names_file_and_line(tmp_path):
     make_inat21(tmp_path, "train", per_class=1)
     path = tmp_path / "train.json"
