@@ -46,3 +46,13 @@ def test_labeled_sizes_are_counts_as_grids_write_them_or_all():
         config(labeled_sizes=[0])
     with pytest.raises(StudyError, match=r"labeled_sizes: expected a count such as 50000, 50k or 1M, got 'al' \(or"):
         config(labeled_sizes="al")
+
+
+@pytest.mark.parametrize("level", ["label", "rank", "path"])
+def test_a_manifests_own_column_is_refused_as_a_granularity_level(level):
+    """`label` as a level crashed the job (a column taken twice), `rank` or `path` failed it after the pretraining:
+    refused with the config, when the grid is planned."""
+    assert config(protocol="granularity", levels=["genus", "class_name"]).levels == ("genus", "class_name")
+    with pytest.raises(StudyError, match=rf"evaluate\.levels: '{level}' is a manifest column of its own, not a "
+                                         r"taxonomy level \(the finest level, the labels', is class_name\)$"):
+        config(protocol="granularity", levels=["genus", level])
