@@ -200,20 +200,29 @@ def note_missing(ax, values: Iterable, top: bool = False) -> None:
 
 
 def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
-    """Taxonomy levels coarse -> fine: the protocol's `levels` list when recorded, else iNat's order, else the order
-    in which the records list them."""
+    """Taxonomy levels coarse -> fine: the protocol's `levels` lists recorded, merged (two entries of other levels,
+    e.g. all seven and [supercategory, kingdom, genus, species], interleave as each orders them), iNat's order for the
+    levels none places, then the order in which the records list them."""
     levels = [lv for lv in dict.fromkeys(levels) if isinstance(lv, str)]
+    orders = []
     for col in [c for c in table.columns if c == "protocol.levels" or c.endswith(".levels")]:
         for raw in table[col].dropna().unique():
             try:
                 order = json.loads(raw) if isinstance(raw, str) else list(raw)
             except (TypeError, ValueError):
                 continue
-            if isinstance(order, list) and set(levels) <= set(order):
-                return [lv for lv in order if lv in levels]
-    if set(levels) <= set(INAT_LEVELS):
-        return [lv for lv in INAT_LEVELS if lv in levels]
-    return levels
+            if isinstance(order, list):
+                orders.append([lv for lv in dict.fromkeys(order) if lv in levels])
+    merged: list[str] = []
+    for order in [*orders, [lv for lv in INAT_LEVELS if lv in levels]]:
+        for i, lv in enumerate(order):
+            if lv in merged:
+                continue
+            before = [b for b in order[:i] if b in merged]  # after the last of its coarser levels placed
+            after = [a for a in order[i + 1:] if a in merged]  # else before the first of its finer ones
+            at = merged.index(before[-1]) + 1 if before else merged.index(after[0]) if after else len(merged)
+            merged.insert(at, lv)
+    return merged + [lv for lv in levels if lv not in merged]
 
 
 def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
