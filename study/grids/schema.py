@@ -190,9 +190,8 @@ def load_grid(path: str | Path) -> Grid:
     check_keys(p, defaults, STAGE_KEYS, what="defaults section")
     d_pre = _section(p, defaults, "pretrain", PLANNER_PRETRAIN_KEYS, "defaults.pretrain")
     d_eval = _section(p, defaults, "evaluate", PLANNER_EVAL_KEYS, "defaults.evaluate")
-    _default_axes(p, defaults.get("pretrain"))
-
     axes, axis_lines = _axes(p, raw, datasets)
+    _default_axes(p, defaults.get("pretrain"), axes)
     zip_groups = _zip(p, raw, axes)
     exclude = tuple(_matchers(p, raw, "exclude", datasets, PRETRAIN_AXES))
     include = tuple(_matchers(p, raw, "include", datasets, PRETRAIN_AXES))
@@ -248,9 +247,9 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
     return out
 
 
-def _default_axes(p: str, sec: Any) -> None:
+def _default_axes(p: str, sec: Any, axes: dict[str, tuple[Any, ...]]) -> None:
     """defaults.pretrain's axis keys: each value valid, at its own line; `dataset` refused (it is an axis of `axes`:
-    a value here would be dropped without a word)."""
+    a value here would be dropped without a word), as is a value the axes, which give every job's, do not take."""
     if not isinstance(sec, YMap):
         return
     if "dataset" in sec:
@@ -259,9 +258,14 @@ def _default_axes(p: str, sec: Any) -> None:
     for axis in DEFAULT_AXES:
         if axis in sec:
             try:
-                normalise_axis_value(axis, sec[axis])
+                value = normalise_axis_value(axis, sec[axis])
             except ValueError as e:
                 raise fail(p, sec.line_of(axis), f"defaults.pretrain.{axis}: {e}") from None
+            if axis in axes and value not in axes[axis]:
+                given = ", ".join("all" if v is None else str(v) for v in axes[axis])
+                raise fail(p, sec.line_of(axis), f"defaults.pretrain.{axis}: {sec[axis]!r} is no job's: the "
+                                                 f"{axis} axis gives every job's ({given}); remove it, or add it "
+                                                 "to the axis")
 
 
 def _key_lines(m: Any) -> dict[str, int]:

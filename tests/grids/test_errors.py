@@ -626,6 +626,24 @@ def test_axis_values_under_defaults_pretrain_are_checked_at_their_own_line(write
                            "give it as axes.dataset (keys of 'datasets'), not as a default")
 
 
+def test_a_default_the_axes_never_take_is_refused_at_its_line(write_grid):
+    """`defaults.pretrain.method: byol` beside `axes.method: [simclr]` trained no BYOL job without a word (the axes
+    give every job's value); a default among the axis's values is harmless and passes."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [all, 100]}\nstages: {}\n",
+                   pretrain={"method": "byol"})
+    assert error_of(g) == (f"{g}:{line_of(g, 'method: byol')}: defaults.pretrain.method: 'byol' is no job's: the "
+                           "method axis gives every job's (simclr); remove it, or add it to the axis")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [all, 100]}\nstages: {}\n",
+                   pretrain={"size": "1k"})
+    assert error_of(g).endswith(": defaults.pretrain.size: '1k' is no job's: the size axis gives every job's (all, "
+                                "100); remove it, or add it to the axis")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], backbone: [resnet50, resnet18]}\nseeds: [1, 2]\n"
+                   "stages: {}\n", pretrain={"backbone": "resnet50", "size": "1k"})
+    assert len(plan_grid(g).jobs) == 4
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nseeds: [1, 2]\nstages: {}\n", pretrain={"seed": 0})
+    assert "defaults.pretrain.seed: 0 is no job's: the seed axis gives every job's (1, 2)" in error_of(g)
+
+
 def test_defaults_evaluate_is_checked_even_without_an_evaluation_entry(write_grid):
     g = write_grid("""
     name: t

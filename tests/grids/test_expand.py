@@ -244,17 +244,17 @@ def test_an_axis_left_out_makes_the_same_jobs_as_its_default_written(write_grid)
 
 
 def test_a_point_of_every_image_trains_on_every_image_whatever_the_default_size(write_grid):
-    """`size: all` (or null) on the axes or in an include rule is every image: defaults.pretrain's `size` is not left in
-    its config (the job's axis said every image while it trained on the default's); and `size: all` or null written
-    in defaults.pretrain is the job of no size written."""
+    """`size: all` (or null) in an include rule is every image: defaults.pretrain's `size` is not left in its config
+    (the job's axis said every image while it trained on the default's); and `size: all` or null written in
+    defaults.pretrain is the job of no size written."""
     plan = plan_grid(write_grid("""
-    axes: {method: [simclr], dataset: [alpha], size: [all, 100]}
-    include: [{method: byol, dataset: alpha, size: null}]
+    axes: {method: [simclr], dataset: [alpha]}
+    include: [{method: byol, dataset: alpha, size: null}, {method: moco, dataset: alpha, size: all}]
     stages: {}
     """, pretrain={"size": 50}))
     plan.check(manifests=False)
     sizes = [(j.axes["size"], j.config["pretrain"].get("size")) for j in plan.jobs]
-    assert sizes == [(None, None), (100, 100), (None, None)]
+    assert sizes == [(50, 50), (None, None), (None, None)]
     bare = plan_grid(write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="bare.yaml"))
     for written in ("all", "null"):
         g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name=f"{written}.yaml",
