@@ -227,6 +227,23 @@ def test_domain_concat_gain_over_the_in_domain_encoder_as_the_paper_reports_it()
     assert table["gain over better single"].iloc[0] == pytest.approx(0.02)
 
 
+def test_domain_concat_compares_the_seeds_it_concatenated():
+    """Singles of seeds 0 and 1 beside a concatenation of seed 0's encoders (or of seed 0's with seed 1's): each bar
+    and gain is of the encoders concatenated, not of the single encoder's mean over every seed."""
+    recs = records(eval_axes(dataset="a"), {(10000, None): 0.45}) + records(eval_axes(dataset="b"),
+                                                                           {(10000, None): 0.25})
+    recs += records(eval_axes(dataset="a|b", protocol="concat"), {(10000, None): 0.48}, seeds=(0,))
+    recs += records(eval_axes(protocol="concat"), {(10000, None): 0.50}, seeds=("0|1",))
+    _, data = domain_concat.draw(table_of(recs))
+    table = domain_concat.paper_table(data).set_index("pair")
+    pair = table.loc["simclr a 1M | simclr b 1M"]
+    assert (pair["first encoder"], pair["second encoder"]) == pytest.approx((0.44, 0.24))  # seed 0's: 0.45 - 0.01
+    assert (pair["gain over better single"], pair["gain over in-domain"]) == pytest.approx((0.04, 0.04))
+    seeds = table.loc["simclr a 1M seed 0 | simclr a 1M seed 1"]  # named apart, each its own seed
+    assert (seeds["first encoder"], seeds["second encoder"]) == pytest.approx((0.44, 0.46))
+    assert seeds["gain over better single"] == pytest.approx(0.04)
+
+
 def test_quality_deltas_simclr_beside_supervised():
     fig, data = quality.draw(table_of(quality_records()))
     bars = list(_bars(fig.axes[0]).items())
@@ -234,6 +251,15 @@ def test_quality_deltas_simclr_beside_supervised():
     assert bars[0][1] == pytest.approx([-0.15]) and bars[1][1] == pytest.approx([-0.05])
     table = quality.paper_table(data)
     assert table[["simclr", "supervised"]].iloc[0].to_list() == pytest.approx([-0.15, -0.05])
+
+
+def test_quality_deltas_at_the_largest_labeled_size_of_the_corrupted_cells():
+    """A clean cell also probed at a larger labeled size (another evaluate entry, where: corruption none) does not
+    set the size: the deltas are drawn where the corrupted cells have values, not all 'missing' (no figure)."""
+    recs = quality_records() + records(eval_axes(method="simclr"), {(100000, None): 0.6})
+    fig, data = quality.draw(table_of(recs))
+    assert set(data["labeled_size"]) == {10000}
+    assert data.set_index("method")["delta"].to_dict() == pytest.approx({"simclr": -0.15, "supervised": -0.05})
 
 
 def test_granularity_levels_ordered_by_protocol():

@@ -1,7 +1,9 @@
 """`domain_concat`: single encoders vs their concatenated features (protocol `concat`, dataset `a|b`; method `m`
 or `m1|m2`), per evaluation dataset: bars for the first encoder, the second and the concatenation, and a table with
 the gain of the concatenation over the better single encoder and over the in-domain one (the paper's comparison:
-the encoder pretrained on the evaluation dataset, where exactly one of the two is)."""
+the encoder pretrained on the evaluation dataset, where exactly one of the two is). A single encoder's bar is of the
+seeds its concatenation was made of (a concatenation of seed 0's encoders beside singles of seeds 0 and 1: seed 0's
+single cells, not their mean over both seeds)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -11,6 +13,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, first_cell, fmt_size, label_variants,
                                          planned_missing, same, seeds_note, wide)
+from study.results.collect import key_tuples
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features"
@@ -22,6 +25,35 @@ def _split(value, n: int) -> list:
     shared value repeated."""
     parts = str(value).split("|") if isinstance(value, str) and "|" in value else [value] * n
     return [None if p == "None" else int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+
+
+def _role_seeds(seeds, n: int) -> list[set[str] | None]:
+    """Per encoder, the seeds (as text) a concatenation cell's `seeds` ("0", "0,1", seed pairs "0|1,0|2") holds;
+    None each where it holds none (a planned cell without a result)."""
+    if not isinstance(seeds, str) or not seeds:
+        return [None] * n
+    out: list[set[str] | None] = [set() for _ in range(n)]
+    for pair in seeds.split(","):
+        for i, s in enumerate(_split(pair, n)):
+            out[i].add(str(s))
+    return out
+
+
+def _of_seeds(hit: pd.DataFrame, table: pd.DataFrame, seeds: set[str] | None) -> pd.DataFrame:
+    """`hit` (linear cells of one encoder) recomputed from `table`'s rows of `seeds` only, where it also averages
+    other seeds; unchanged otherwise."""
+    if seeds is None or hit.empty or "seed" not in table:
+        return hit
+    if all(set(str(v).split(",")) <= seeds for v in hit["seeds"]):
+        return hit
+    rows = table[(table["stage"] == "evaluate") & (table["protocol"] == "linear")
+                 & table["seed"].astype("string").isin(seeds)]
+    if rows.empty:
+        return hit.iloc[0:0]
+    mine = clean(cells(rows))
+    keys = [c for c in ("method", "dataset", "size", "eval_dataset", "labeled_size") if c in hit]
+    want = set(key_tuples(hit, keys))
+    return mine[[k in want for k in key_tuples(mine, keys)]]
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
@@ -42,14 +74,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
             methods, sizes = _split(c["method"], len(datasets)), _split(size, len(datasets))
+            seeds = _role_seeds(c.get("seeds"), len(datasets))
             names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
+            if seeds[0] != seeds[1]:  # a concatenation of two seeds' encoders: name each encoder's seed
+                names = [f"{n} seed {','.join(sorted(s, key=lambda v: (len(v), v)))}" for n, s in zip(names, seeds)]
             pair = " | ".join(names)
-            for role, m, d, s, name in zip(ROLES, methods, datasets, sizes, names):
+            for role, m, d, s, name, own in zip(ROLES, methods, datasets, sizes, names, seeds):
                 hit = lin[(lin["dataset"] == d) & same(lin["method"], m) & (lin["eval_dataset"] == ev)
                           & same(lin["labeled_size"], labeled)]
                 whole = s is None or pd.isna(s)  # an encoder of the whole dataset: its cells have no size
                 hit = hit[hit["size"].isna()] if whole else hit[hit["size"] == s]
+                hit = _of_seeds(hit, table, own)
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
                              "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,

@@ -76,7 +76,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         corrupted = group[group["corruption"] != "none"]
         if corrupted.empty:
             continue
-        labeled = pick_largest(group["labeled_size"].unique())
+        # the corrupted cells' largest labeled size: a clean cell also probed at a larger one (another evaluate
+        # entry) would leave every bar without a value
+        labeled = pick_largest(corrupted["labeled_size"].unique())
         group = group[same(group["labeled_size"], labeled)]
         # the (corruption, method) pairs with a corrupted cell here, done or planned; not every method of the clean
         # cells, nor every method with every corruption
@@ -118,12 +120,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")
     style.tight_layout(fig)
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
-                             "and tested on clean images), relative to clean pretraining of the same method; "
-                             f"largest labeled size; corrupted cells: {seeds_note(data['count'])}; error bars: the two "
-                             "cells' standard deviations over seeds combined as independent; 'missing': the corrupted "
-                             "or the clean cell has no value; blank: that method is not pretrained with that "
-                             "corruption in the grid; (k/n): the corrupted cell (or, 'clean k/n', the clean one) has "
-                             "a value in k of its n planned seeds.")
+                             "and tested on clean images), relative to clean pretraining of the same method; the "
+                             f"corrupted cells' largest labeled size; corrupted cells: {seeds_note(data['count'])}; "
+                             "error bars: the two cells' standard deviations over seeds combined as independent; "
+                             "'missing': the corrupted or the clean cell has no value; blank: that method is not "
+                             "pretrained with that corruption in the grid; (k/n): the corrupted cell (or, 'clean k/n', "
+                             "the clean one) has a value in k of its n planned seeds.")
     return fig, data
 
 
