@@ -115,6 +115,8 @@ def parse_corruption(text: str) -> CorruptionSpec:
             value = param.parse(raw.strip())
             if isinstance(value, float) and not math.isfinite(value):  # float() takes inf, nan and 1e400
                 raise ValueError("not a finite number")
+            if isinstance(value, float):
+                value += 0.0  # -0.0 -> 0.0: one value, one spelling (else another job and manifest)
             param.check(value)
         except ValueError as e:
             raise StudyError(f"corruption {text!r}: bad value {raw.strip()!r} for {key}: {e}") from None

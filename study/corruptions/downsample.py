@@ -26,6 +26,9 @@ def _interpolation(v: str) -> None:
 
 
 def downsample(img: Image.Image, p: dict, rng) -> Image.Image:
+    """Down by `factor` (each side rounded, Python's round: half to even; at least 1 px) and back, RGB or L (other
+    modes become RGB first: Pillow resizes a palette image by nearest, whatever `interpolation` says)."""
+    img = img if img.mode in ("RGB", "L") else img.convert("RGB")
     w, h = img.size
     method = INTERPOLATIONS[p["interpolation"]]
     small = img.resize((max(1, round(w / p["factor"])), max(1, round(h / p["factor"]))), method)

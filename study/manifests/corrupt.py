@@ -15,6 +15,9 @@ from study.manifests.store import check_name
 def corrupt_manifest(name: str, base: str, corruption: str):
     check_name(name)
     spec = parse_corruption(corruption)
+    if spec.name == "none":  # the clean images: a variant of them would only stop the base's lazy JPEG decoding
+        raise StudyError(f"corruption {corruption!r}: a grid with corruption none reads {base} itself; name a "
+                         "corruption to make a variant")
     b = load_intact(base, "base")
     if b.meta.get("corruption"):
         raise StudyError(f"{base} is already corrupted ({b.meta['corruption']}); corrupt its clean base instead")

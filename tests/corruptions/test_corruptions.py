@@ -73,6 +73,7 @@ def test_a_corruption_whose_default_would_not_read_back_is_refused_when_register
      "downsample-factor4-interpolationbilinear"),
     ("jpeg:quality=30", "jpeg:quality=30", "jpeg-quality30"),
     ("salt_pepper:fraction=0.05", "salt_pepper:fraction=0.05", "salt_pepper-fraction0.05"),
+    ("salt_pepper:fraction=-0.0", "salt_pepper:fraction=0.0", "salt_pepper-fraction0.0"),  # -0.0 == 0.0: one job
     ("none", "none", "none"),
 ])
 def test_parse_canonical_and_slug(text, canonical, slug):
@@ -199,10 +200,13 @@ def test_a_tiny_image_keeps_its_size_under_strong_downsampling():
     assert apply_corruption(parse_corruption("downsample:factor=4"), img, "k").size == (1, 3)
 
 
-@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5"])
+@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2"])
 def test_an_image_with_alpha_or_a_palette_is_corrupted_as_rgb(text):
-    """JPEG has no alpha and salt and pepper sets whole pixels: RGBA and P images are read as RGB first."""
+    """JPEG has no alpha, salt and pepper sets whole pixels, and Pillow resizes a palette image by nearest whatever
+    `interpolation` says: RGBA and P images are read as RGB first."""
     spec = parse_corruption(text)
     for mode in ("RGBA", "P"):
-        out = apply_corruption(spec, photo().convert(mode), "0:a.png")
+        img = photo().convert(mode)
+        out = apply_corruption(spec, img, "0:a.png")
         assert out.mode == "RGB" and out.size == (48, 40), mode
+        assert np.array_equal(np.asarray(out), np.asarray(apply_corruption(spec, img.convert("RGB"), "0:a.png")))

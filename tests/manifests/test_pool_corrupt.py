@@ -68,6 +68,8 @@ def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
     assert code == 2 and "unknown corruption" in err and not (manifests / "x.json").exists()
     code, _, err = cli("manifest", "corrupt", "x", "--base", "toy", "--corruption", "jpeg:qual=3")
     assert code == 2 and "unknown parameter 'qual'" in err and not (manifests / "x.parquet").exists()
+    code, _, err = cli("manifest", "corrupt", "x", "--base", "toy", "--corruption", " none")
+    assert code == 2 and "a grid with corruption none reads toy itself" in err and not (manifests / "x.json").exists()
 
 
 def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
