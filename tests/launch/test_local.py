@@ -652,6 +652,42 @@ def test_a_worker_that_ends_well_without_its_result_is_failed_not_done(env, monk
     assert not (wd / "results").exists()
 
 
+def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run(env, monkeypatch):
+    """A worker's interpreter takes seconds to exit after `run_job` wrote the result (torch's teardown: 3 s measured
+    on 2 cores); one killed then (SIGKILL, the OOM killer, a crash at exit) has done its job. It used to be counted
+    failed with its evaluation cancelled (exit 1, `--retry-failed` needed) while `study status` read it done. Here the
+    pretraining's real worker runs to its end; its exit status is read as SIGKILL's."""
+    from study.launch.local import scheduler
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("lateexit", steps=2))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    real_start = scheduler._start
+
+    class KilledAtExit:
+        def __init__(self, proc):
+            self.proc = proc
+
+        def poll(self):
+            return None if self.proc.poll() is None else -signal.SIGKILL
+
+        def __getattr__(self, name):
+            return getattr(self.proc, name)
+
+    def start(job, *args):
+        running = real_start(job, *args)
+        if job.id == pre.id:
+            running.proc = KilledAtExit(running.proc)
+        return running
+
+    monkeypatch.setattr(scheduler, "_start", start)
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    assert f"done pretrain {pre.id} in " in err and "(then its worker ended, killed by SIGKILL (out of memory?))" in err
+    assert {e["stage"]: e["state"] for e in _events(wd, "lateexit")} == {"pretrain": "done", "evaluate": "done"}
+
+
 def test_a_local_submit_refuses_a_manifest_whose_images_are_not_here(env, monkeypatch):
     """Its workers run here: a manifest whose recorded root is not a folder on this machine is an error before
     anything runs (on Slurm only a warning: the nodes may mount it)."""

@@ -41,7 +41,7 @@ from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
-from study.launch.state import LIVE, has_result, last_lines, result_done
+from study.launch.state import LIVE, last_lines, result_done
 from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir
 
@@ -140,17 +140,22 @@ def _cpus(quota: str, period: str) -> int | None:
     return max(1, -(-q // per)) if q > 0 and per > 0 else None
 
 
-def _failure(rc: int, log: Path) -> str:
-    """The error a failed worker leaves in the ledger: the signal that killed it, or its exit code and last line."""
+def _ending(rc: int, log: Path) -> str:
+    """How a worker ended (rc != 0): the signal that killed it, or its exit code and the last line of its log."""
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
-        return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "") + f"; log {log}"
+        return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "")
     tail = [line for line in last_lines(log, 40) if not line.startswith("==== ")]
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
     return f"exit code {rc}: {said[-1] if said else tail[-1] if tail else ''}"
+
+
+def _failure(rc: int, log: Path) -> str:
+    """The error a failed worker leaves in the ledger: `_ending`, and its log where a signal left it no words."""
+    return _ending(rc, log) + (f"; log {log}" if rc < 0 else "")
 
 
 def _say(line: str, err: TextIO) -> None:
@@ -360,7 +365,9 @@ class _LocalRun:
             self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
 
     def reap(self) -> None:
-        """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot."""
+        """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot. Done is
+        a result that reads, as for `study status`, also where the worker was killed (or crashed) after writing it:
+        its interpreter's exit takes seconds (torch's), and its dependents need nothing more."""
         for job_id, r in list(self.running.items()):
             rc = r.proc.poll()
             if rc is None:
@@ -369,13 +376,14 @@ class _LocalRun:
             os.close(r.lock)
             self.free.append(r.slot)
             self.free.sort()
-            if rc == 0 and has_result(self.workdir, job_id):
+            if result_done(self.workdir, job_id):
                 self.done.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
                                      "log": str(r.log)}])
                 took = time.time() - r.started
                 self.eta.finish(r.job, took)
-                self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{self.time_left()}")
+                late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
+                self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{late}{self.time_left()}")
             else:
                 self.failed.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
