@@ -10,6 +10,7 @@ import codecs
 import importlib
 import locale
 import os
+import signal
 import sys
 
 from study import __version__
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def said(e: BaseException) -> bool:
+    """Whether `e`'s line was written already (by a nested `main`: the quickstart's steps); marks it as written."""
+    before = getattr(e, "study_said", False)
+    e.study_said = True  # type: ignore[attr-defined]
+    return before
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,9 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("study: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        if not said(e):
+            print("study: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except SystemExit as e:  # a local submit's stop on SIGTERM (`study cancel`) or SIGHUP (its terminal closed)
+        if isinstance(e.code, int) and e.code - 128 in (signal.SIGTERM, signal.SIGHUP) and not said(e):
+            try:
+                print(f"study: stopped by {signal.Signals(e.code - 128).name}", file=sys.stderr)
+            except OSError:  # the terminal is gone
+                pass
+        raise
     except BrokenPipeError:  # the reader of our output went away (`study manifest export x | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return BROKEN_PIPE

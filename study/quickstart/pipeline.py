@@ -51,13 +51,15 @@ def _study(*argv: str) -> None:
     """`study ARGV` in this process, logged as a shell line one can paste (each argument quoted where it must be). A
     step ended by Ctrl-C (a closed output pipe) ends the quickstart as it would (exit 130, 141); any other failure is
     a StudyError (exit 2).
-    (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which passes through as it is.)"""
-    from study.cli import BROKEN_PIPE, INTERRUPTED, main
+    (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which passes through, said once.)"""
+    from study.cli import BROKEN_PIPE, INTERRUPTED, main, said
 
     _log(f"$ study {shlex.join(argv)}")
     code = main(list(argv))
-    if code == INTERRUPTED:
-        raise KeyboardInterrupt
+    if code == INTERRUPTED:  # the step said so: the quickstart ends without saying it twice
+        interrupted = KeyboardInterrupt()
+        said(interrupted)
+        raise interrupted
     if code == BROKEN_PIPE:  # the reader went away (`study quickstart 2>&1 | head`): end as study.cli ends then
         raise BrokenPipeError
     if code:

@@ -190,6 +190,7 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert proc.stderr.read().endswith(f"study: stopped by {signame}\n")  # its last line says why it ended
     _assert_stopped_after_checkpoint(wd, worker, ckpt)
 
 

@@ -156,7 +156,7 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("inner, raised, outer", [(130, KeyboardInterrupt, 130), (141, BrokenPipeError, 141),
                                                   (1, StudyError, 2)])
-def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner, raised, outer):
+def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, capfd, inner, raised, outer):
     """Each step runs `study ...` in this process. Ctrl-C there (its exit code 130) ends the quickstart as Ctrl-C
     (130, as the README says), a closed output pipe (141: `study quickstart 2>&1 | head`) as one; only a failed step
     is exit 2. The step's own exit code is faked; the quickstart's
@@ -171,7 +171,10 @@ def test_a_step_ended_by_ctrl_c_ends_the_quickstart_as_ctrl_c(monkeypatch, inner
     with pytest.raises(raised):
         one_step(None)
     monkeypatch.setattr(pipeline, "run", one_step)  # the command imports it when it runs
+    capfd.readouterr()
     assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == outer
+    # the step's own `study: interrupted` (faked away here) is the only one: the quickstart does not say it again
+    assert "study: interrupted" not in capfd.readouterr().err
 
 
 def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_path, monkeypatch, capsys):
