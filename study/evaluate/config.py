@@ -196,13 +196,12 @@ UNUSED_BY_PROTOCOL = {  # the EvalConfig keys each protocol never reads
 }
 
 
-NOT_LEVELS = ("path", "label", "rank", "labeled_rank", "source")  # a manifest's own columns (datasets.base.RESERVED)
-
-
 def _levels(v: Any, where: str) -> tuple[str, ...] | None:
+    from study.datasets.base import RESERVED  # a manifest's own columns
+
     if v is not None and (not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) and x for x in v)):
         raise StudyError(f"{where}: expected a list of taxonomy column names, got {v!r}")
-    own = next((x for x in v or () if x in NOT_LEVELS), None)
+    own = next((x for x in v or () if x in RESERVED), None)
     if own is not None:
         raise StudyError(f"{where}: {own!r} is a manifest column of its own, not a taxonomy level (the finest level, "
                          "the labels', is class_name)")
