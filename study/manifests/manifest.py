@@ -9,9 +9,9 @@ from typing import Any
 import pyarrow as pa
 
 from study.errors import StudyError
-from study.paths import manifests_dir
 from study.manifests.store import (load_meta, manifest_exists, manifest_paths, meta_changed, meta_intact, read_arrow,
                                    read_checked, rows_problem)
+from study.paths import manifests_dir
 
 
 class Manifest:
