@@ -480,6 +480,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     matcher = _matcher(p, e.get("where"), e.line_of("where"), datasets, PRETRAIN_AXES, f"{where}.where")
 
     eds = e.get("eval_datasets", "same")
+    words = ("same", "all") if isinstance(eds, str) else ()  # what else a single word may have meant
     if isinstance(eds, str):
         if eds not in ("same", "all"):
             eds_list = YList([eds])
@@ -490,8 +491,8 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
             raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: an empty list expands to zero jobs")
         for j, d in enumerate(eds):
             if not isinstance(d, str) or d not in datasets:
-                raise fail(p, eds.line_of(j), f"unknown dataset {d!r}{did_you_mean(d, datasets)} "
-                                              f"(known: {', '.join(datasets)})")
+                raise fail(p, eds.line_of(j), f"unknown dataset {d!r}{did_you_mean(d, [*datasets, *words])} "
+                                              f"(known: {', '.join([*datasets, *words])})")
             if not datasets[d].test or not datasets[d].train:
                 raise fail(p, eds.line_of(j), f"dataset {d!r} cannot be an evaluation dataset: it needs both a "
                                               f"'train' (labeled subsets) and a 'test' manifest")

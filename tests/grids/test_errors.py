@@ -50,6 +50,9 @@ def test_unknown_key_in_an_evaluate_entry(write_grid):
 def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     g = write_grid("axes: {method: [simclr], dataset: [alpah]}\nstages: {}\n")
     assert error_of(g).startswith(f"{g}:{line_of(g, 'alpah')}: unknown dataset 'alpah' (did you mean 'alpha'?)")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: linear, "
+                   "eval_datasets: sam}]}\n")  # a single word may have meant same or all
+    assert error_of(g).endswith(": unknown dataset 'sam' (did you mean 'same'?) (known: alpha, beta, same, all)")
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: lineer}]}\n")
     assert error_of(g).startswith(f"{g}:{line_of(g, 'lineer')}: unknown protocol 'lineer' (did you mean 'linear'?)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  size: [10k, lots]\nstages: {}\n")
