@@ -23,7 +23,9 @@ def parse_count(v: Any, minimum: int = 0) -> int:
             d = Decimal(m.group(1)) * _MULT[m.group(2).lower()]  # exact: "1.25M", and 20 digits, as written
             value = int(d) if d == d.to_integral_value() else None
     if value is None:
-        raise ValueError(f"expected a count {EXAMPLES}, got {v!r}")
+        whole = isinstance(v, float) and v.is_integer() and v >= 0  # `5e4` or `50000.0` in YAML: a float
+        hint = f" (a float: write {int(v)} or {format_count(int(v))})" if whole else ""
+        raise ValueError(f"expected a count {EXAMPLES}, got {v!r}{hint}")
     if value < minimum:
         raise ValueError(f"expected a count >= {minimum}, got {v!r}")
     return value

@@ -17,6 +17,14 @@ def test_bad_counts_are_refused(bad):
         parse_count(bad)
 
 
+def test_a_whole_float_is_refused_saying_how_to_write_it():
+    """YAML reads `5e4` (or `50000.0`) as a float: the error says so and how to write the count."""
+    with pytest.raises(ValueError, match=r"got 50000\.0 \(a float: write 50000 or 50k\)$"):
+        parse_count(5e4)
+    with pytest.raises(ValueError, match=r"got 1\.5$"):
+        parse_count(1.5)
+
+
 def test_minimum():
     assert parse_count("1", minimum=1) == 1
     with pytest.raises(ValueError, match=">= 1"):
