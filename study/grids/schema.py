@@ -32,6 +32,7 @@ EVAL_AXES = ("protocol", "eval_dataset")
 AXES = PRETRAIN_AXES + EVAL_AXES
 PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 TOP_KEYS = ("name", "description", "datasets", "defaults", "axes", "seeds", "zip", "include", "exclude", "stages")
+ANCHOR_PREFIX = "x-"  # top-level keys read by nothing: a place for YAML anchors (`x-probe: &probe {...}`)
 DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images", "classes")
 ENTRY_KEYS = ("protocol", "where", "eval_datasets", "labeled_sizes", "levels", "pairs", "params", "resources",
               "split_labeled_sizes", "variant")
@@ -174,7 +175,8 @@ def load_grid(path: str | Path) -> Grid:
     raw = load_yaml(path)
     if not isinstance(raw, YMap):
         raise fail(p, getattr(raw, "line", 1), "a grid must be a mapping")
-    check_keys(p, raw, TOP_KEYS, required=("name", "datasets", "stages"))
+    anchors = tuple(k for k in raw if isinstance(k, str) and k.startswith(ANCHOR_PREFIX))
+    check_keys(p, raw, TOP_KEYS + anchors, required=("name", "datasets", "stages"))
     name = raw["name"]
     if not (isinstance(name, str) and NAME_RE.fullmatch(name) and len(name) <= GRID_NAME_MAX):
         raise fail(p, raw.line_of("name"), f"name: expected a word of at most {GRID_NAME_MAX} letters, digits, '_', "

@@ -1,4 +1,7 @@
 """Expansion semantics: product, zip, include/exclude, seeds; and evaluation entries."""
+import pytest
+
+from study.errors import StudyError
 from study.grids import plan_grid
 
 
@@ -337,3 +340,19 @@ def test_an_exclude_rule_may_name_an_unswept_axis_at_its_default_value(write_gri
     """)
     assert pts(plan_grid(g)) == [("simclr", "alpha", None, 0), ("simclr", "beta", None, 0),
                                  ("supervised", "alpha", None, 0)]
+
+
+def test_an_x_key_holds_anchors_that_entries_use_and_merge(write_grid):
+    """The README's example: a top-level `x-` key is read by nothing but holds an anchor; an alias repeats the entry,
+    a merge (`<<`) repeats it with a key of its own; any other unknown top-level key is still refused."""
+    plan = plan_grid(write_grid("""
+    x-probe: &probe {protocol: linear, labeled_sizes: [10, 20]}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate: [*probe, {<<: *probe, eval_datasets: all}]
+    """))
+    evals = [(j.axes["eval_dataset"], j.config["evaluate"]["labeled_sizes"]) for j in plan.by_stage("evaluate")]
+    assert evals == [("alpha", [10, 20]), ("beta", [10, 20])]  # alpha|same and alpha|all are one job
+    with pytest.raises(StudyError, match=r"g2.yaml:\d+: unknown key 'common'"):
+        plan_grid(write_grid("common: &c {protocol: linear}\naxes: {method: [simclr], dataset: [alpha]}\n"
+                             "stages: {evaluate: [*c]}\n", name="g2.yaml"))
