@@ -117,6 +117,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
 ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one with its log tail); the rest by detail
+STOP_WAIT_MARGIN_S = 30.0  # `study cancel` waits for a local command: its workers' grace (STOP_GRACE_S), then this
 
 
 def _running(states: dict[str, JobState], out: TextIO) -> None:
@@ -222,13 +223,19 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
         out.write(f"{len(sids)} Slurm job(s) queued by {path} under the same grid name left running "
                   f"({_some(sids)}): `study cancel {shlex.quote(str(path))}` stops them\n")
     if local:
-        from study.launch.local.stop import live_commands, stop_commands
+        from study.launch.local.scheduler import STOP_GRACE_S
+        from study.launch.local.stop import live_commands, stop_commands, wait_stopped
 
         signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, this_file))
         if signalled:
-            out.write(f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
-                      f"({', '.join(map(str, signalled))}): its workers checkpoint, then end; `study submit` "
-                      f"resumes them\n")
+            out.write(f"stopping {len(signalled)} `study submit --cluster local` of grid {plan.name} "
+                      f"({', '.join(map(str, signalled))}): its workers checkpoint, then end\n")
+            out.flush()
+            late = wait_stopped(signalled, STOP_GRACE_S + STOP_WAIT_MARGIN_S)
+            out.write(f"still stopping after {STOP_GRACE_S + STOP_WAIT_MARGIN_S:.0f} s: {', '.join(map(str, late))}; "
+                      "`study status` says when its jobs have stopped\n" if late else
+                      f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
+                      f"({', '.join(map(str, signalled))}); `study submit` resumes its jobs\n")
         if left_cmds:
             out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
                       f"kill): {', '.join(map(str, left_cmds))}\n")

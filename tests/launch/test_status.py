@@ -8,7 +8,6 @@ import datetime as dt
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -360,35 +359,84 @@ def test_status_names_a_job_cancelled_by_its_dependency_once_under_its_cause(env
     assert f"cancelled evaluate {ev}" not in out and out.count(ev) == 1, out
 
 
+# a local command's stand-in: holds its command lock until SIGTERM, then takes a while to end (as the real one
+# waits for its workers to checkpoint)
+HOLDS_ITS_LOCK = ("import fcntl, os, signal, sys, time\n"
+                  "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                  "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.5), sys.exit(143)))\n"
+                  "print('held', flush=True); time.sleep(60)\n")
+
+
 def test_cancel_stops_only_the_live_local_commands_of_this_grid_file(env):
     """`study cancel` stops this grid file's local command also while all its jobs are still pending (waiting for a
-    worker or a dependency); it leaves alone a command that ended long ago (its lock free, its pid since reused by
-    another process) and a live command of another file under the same grid name. The commands' processes are
-    stand-ins (`sleep`), each with its `pending` lines and its command lock as a real one has."""
+    worker or a dependency), and returns once it has ended (its lock let go: a `study submit` right after finds its
+    jobs stopped, not running); it leaves alone a command that ended long ago (its lock free, its pid since reused
+    by another process) and a live command of another file under the same grid name. The commands' processes are
+    stand-ins, each with its `pending` lines and its command lock as a real one has."""
+    import sys
+
+    from study.launch.locks import lock_held
+
     grid = env / "g.yaml"
     grid.write_text(grid_text("stopg"))
     plan = plan_grid(grid)
     wd = env / "wd"
+    (wd / "locks").mkdir(parents=True)
     host = socket.gethostname()
-    ended, other_file, ours = procs = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    ended, other_file = procs = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    ours = subprocess.Popen([sys.executable, "-c", HOLDS_ITS_LOCK, str(wd / "locks" / "command-ours.lock")],
+                            stdout=subprocess.PIPE, text=True)
+    procs.append(ours)
     try:
-        with command_lock(wd) as our_lock, command_lock(wd) as other_lock:
+        assert ours.stdout.readline() == "held\n"
+        with command_lock(wd) as other_lock:
             Ledger(wd, "stopg").append([
                 {"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None, "pid": p.pid,
                  "host": host, "lock": lock, "grid_file": file}
                 for p, lock, file in ((ended, "command-ended.lock", str(grid.resolve())),
                                       (other_file, other_lock, str(env / "copy.yaml")),
-                                      (ours, our_lock, str(grid.resolve())))
+                                      (ours, "command-ours.lock", str(grid.resolve())))
                 for j in plan.jobs])
             code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+            assert not lock_held(wd / "locks" / "command-ours.lock")  # ended before cancel returned
         assert code == 0, err
-        assert f"stopped 1 `study submit --cluster local` of grid stopg (pid {ours.pid} on {host})" in out, out
-        assert ours.wait(timeout=10) == -signal.SIGTERM
+        assert f"stopping 1 `study submit --cluster local` of grid stopg (pid {ours.pid} on {host})" in out, out
+        assert (f"stopped 1 `study submit --cluster local` of grid stopg (pid {ours.pid} on {host}); `study submit` "
+                "resumes its jobs") in out, out
+        assert ours.wait(timeout=10) == 143
         assert ended.poll() is None and other_file.poll() is None
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_cancel_names_a_local_command_still_stopping_after_its_wait(env, monkeypatch):
+    """A command that has not ended within the wait (a worker slow to checkpoint) is named as still stopping."""
+    import sys
+
+    import study.launch.status as status
+
+    monkeypatch.setattr(status, "STOP_WAIT_MARGIN_S", -29.5)  # with STOP_GRACE_S 30: half a second
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("slowg"))
+    wd = env / "wd"
+    (wd / "locks").mkdir(parents=True)
+    ours = subprocess.Popen([sys.executable, "-c", HOLDS_ITS_LOCK, str(wd / "locks" / "command-slow.lock")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert ours.stdout.readline() == "held\n"
+        Ledger(wd, "slowg").append([
+            {"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None, "pid": ours.pid,
+             "host": socket.gethostname(), "lock": "command-slow.lock", "grid_file": str(grid.resolve())}
+            for j in plan_grid(grid).jobs])
+        code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+        assert code == 0, err
+        assert f"still stopping after 0 s: pid {ours.pid} on " in out and "`study status` says when" in out, out
+        assert ours.wait(timeout=10) == 143
+    finally:
+        ours.kill()
+        ours.wait()
 
 
 def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():

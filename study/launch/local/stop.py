@@ -3,14 +3,16 @@
 A command is found by the `pending` lines it wrote to the grid's ledger (its pid, host and command lock) and counts
 as live while it holds that lock, so a pid the system has since reused is never signalled. One on this host gets
 SIGTERM, which stops it as Ctrl-C does (its workers checkpoint, then end; a rerun of `study submit` resumes them);
-one on another host sharing the workdir is named, for the user to stop there.
+one on another host sharing the workdir is named, for the user to stop there. `study cancel` waits for those it
+signalled to end, so that a `study submit` right after it finds their jobs stopped, not running.
 """
 from __future__ import annotations
 
 import os
 import signal
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from study.launch.ledger import Ledger
@@ -21,6 +23,7 @@ from study.launch.locks import lock_held
 class LocalCommand:
     pid: int
     host: str
+    lock: Path | None = field(default=None, compare=False)  # its command lock, held while it runs
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}"
@@ -39,7 +42,7 @@ def live_commands(workdir: str | os.PathLike, grid: str, grid_file: str | None =
         if grid_file and e.get("grid_file") not in (None, grid_file):
             continue
         if lock_held(locks / name):
-            seen[name] = LocalCommand(pid, host)
+            seen[name] = LocalCommand(pid, host, locks / name)
     return list(seen.values())
 
 
@@ -60,3 +63,15 @@ def stop_commands(commands: list[LocalCommand]) -> tuple[list[LocalCommand], lis
             continue
         signalled.append(c)
     return signalled, left
+
+
+def wait_stopped(commands: list[LocalCommand], timeout: float) -> list[LocalCommand]:
+    """Wait, up to `timeout` seconds, until each of `commands` has let go of its command lock (its workers have
+    checkpointed and ended, and it has ended); returns those still holding it."""
+    deadline = time.monotonic() + timeout
+    left = [c for c in commands if c.lock is not None]
+    while True:
+        left = [c for c in left if lock_held(c.lock)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.2)
