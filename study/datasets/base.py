@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -11,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from study.datasets.scan import scan_threads
 from study.errors import StudyError
 from study.hashing import file_sha256
 from study.registry import Registry
@@ -216,6 +219,26 @@ def parent_folders(paths: pa.Array | list[str]) -> list[str]:
     root). What a reader stats to check that a tree holds a list's files: one `is_dir` per folder, not per file."""
     parents = pc.replace_substring_regex(pa.array(paths, type=pa.string()), pattern="/?[^/]*$", replacement="")
     return sorted(f for f in pc.unique(parents).to_pylist() if f)
+
+
+def absent_files(folder: Path, paths: pa.Array) -> np.ndarray:
+    """The positions of the `paths` (relative to `folder`) that name no entry of their folder, in order: one listing
+    per folder (names from getdents, `STUDY_SCAN_THREADS` folders at a time), no stat per file. What a reader of a
+    list file uses to refuse a manifest of images that are not there; an absent folder lists nothing."""
+    paths = pa.array(paths, type=pa.string())
+    parents = pc.unique(pc.replace_substring_regex(paths, pattern="/?[^/]*$", replacement="")).to_pylist()
+
+    def listing(parent: str) -> list[str]:
+        try:
+            with os.scandir(folder / parent) as it:
+                return [f"{parent}/{e.name}" if parent else e.name for e in it]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    with ThreadPoolExecutor(scan_threads()) as pool:
+        names = [n for names in pool.map(listing, parents) for n in names]
+    found = pc.is_in(paths, value_set=pa.array(names, type=pa.string())).to_numpy(zero_copy_only=False)
+    return np.flatnonzero(~found)
 
 
 def looks_channels_first(shape: tuple[int, ...]) -> bool:

@@ -4,7 +4,7 @@
 The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
 `patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
 the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover.
-Every `CD/AB` folder the occurrences need must exist, whatever the label rule (no manifest of absent patches).
+Every patch the occurrences need must exist, whatever the label rule (no manifest of absent patches).
 Splits: `train`, `test` (both regions), or one region: `us_train`, `fr_train`, `us_test`, `fr_test`.
 Images are channels 0, 1, 2 (RGB) unless `--channels` names others (1 or 3 of 0-3, e.g. `3,1,2`: NIR as red).
 Labels by a named rule (recorded in the manifest), `--label-rule`:
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, first_repeat, looks_channels_first,
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, first_repeat, looks_channels_first,
                                  parent_folders, source_entry)
 from study.errors import StudyError
 
@@ -142,14 +142,20 @@ def landcover_label(file: Path, rule: str) -> int:
 
 
 def check_patch_folders(root: Path, paths: list[str], csvs: list[Path]) -> None:
-    """A StudyError naming the first patch folder (`.../CD/AB/`) that the occurrences need and the root lacks, so that
-    no manifest of absent patches is frozen (`species` reads no patch; training would find them missing)."""
+    """A StudyError naming the first patch folder (`.../CD/AB/`) that the occurrences need and the root lacks, then the
+    first patch its folder lacks (`absent_files`), so that no manifest of absent patches is frozen (`species` reads no
+    patch; training would find them missing)."""
     folders = parent_folders(paths)
     missing = [f for f in folders if not (root / f).is_dir()]
     if missing:
         raise StudyError(f"glc20: patch folder {root / missing[0]} not found ({len(missing)} of the {len(folders)} "
                          f"folders that {', '.join(c.name for c in csvs)} need are missing): extract the patch "
                          f"archives under {root} (patches_fr/CD/AB/, patches_us/patches_us_NN/CD/AB/)")
+    absent = absent_files(root, pa.array(paths, type=pa.string()))
+    if len(absent):
+        raise StudyError(f"glc20: patch {root / paths[absent[0]]} not found ({len(absent)} of the {len(paths)} "
+                         f"patches that {', '.join(c.name for c in csvs)} list are missing from their folders): "
+                         "extract the patch archives completely")
 
 
 def landcover_labels(root: Path, paths: list[str], rule: str) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` left in `train/`, or images extracted into `train/` itself,
 are refused; the class folders must be the 1000 leaf wnids of the devkit's `meta.mat` when it is there and scipy is
-installed, else of `LOC_synset_mapping.txt` when that is); `val/` flat, labelled by the devkit's
+installed, else of `LOC_synset_mapping.txt` when that is, else named as wnids); `val/` flat, labelled by the devkit's
 `ILSVRC2012_validation_ground_truth.txt` (line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`,
 which maps ILSVRC2012_ID -> wnid (that order is NOT the sorted-wnid order; scipy reads it), or, without the devkit,
 by Kaggle's `LOC_val_solution.csv` and `LOC_synset_mapping.txt` in the root (two files of one stem, a `.JPEG` and a
@@ -56,6 +56,11 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
         index = index_class_tree(root, folder)
         if wnids is not None:
             check_classes(folder, index.class_names, wnids, source)
+        else:  # nothing to check against: a folder that is no wnid (lost+found) would shift every label after it
+            other = [c for c in index.class_names if not is_wnid(c)]
+            if other:
+                raise StudyError(f"imagenet: {folder} holds {len(other)} folder(s) not named as a wnid (n + 8 digits), "
+                                 f"e.g. {', '.join(other[:3])}: move them out (class folders are the 1000 wnids)")
     elif kaggle:
         index = kaggle_val(root, folder, wnids)
     elif not has_devkit(root) and (root / "LOC_val_solution.csv").is_file():
@@ -70,6 +75,11 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     return index
 
 
+def is_wnid(name: str) -> bool:
+    """Whether `name` reads as a WordNet id: `n` and 8 digits (`n01440764`)."""
+    return len(name) == 9 and name.startswith("n") and name[1:].isdigit()
+
+
 def kaggle_wnids(root: Path) -> list[str]:
     """The sorted wnids of `LOC_synset_mapping.txt`; StudyError naming a malformed or repeated line."""
     path = require_file(root / "LOC_synset_mapping.txt", "imagenet: LOC_synset_mapping.txt")
@@ -79,7 +89,7 @@ def kaggle_wnids(root: Path) -> list[str]:
             if not line.strip():
                 continue
             wnid = line.split(maxsplit=1)[0]
-            if not (wnid.startswith("n") and wnid[1:].isdigit()):
+            if not is_wnid(wnid):
                 raise StudyError(f"{path} line {line_no}: expected '<wnid> <words>', got {line.strip()[:60]!r}")
             if wnid in seen:
                 raise StudyError(f"{path} line {line_no}: wnid {wnid} is listed twice (first on line {seen[wnid]})")
@@ -149,6 +159,7 @@ def flat_folder_index(root: Path, folder: Path, names_to_wnid: dict[str, str], w
 def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
     path = require_file(root / "LOC_val_solution.csv", "imagenet: LOC_val_solution.csv")
     names: dict[str, str] = {}
+    known = set(wnids)
     with open_text(path) as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -159,10 +170,13 @@ def kaggle_val(root: Path, folder: Path, wnids: list[str]) -> Index:
                 continue
             if len(row) != 2 or not row[1].split():
                 raise StudyError(f"{path} line {reader.line_num}: expected 'ImageId,<wnid> x y x y ...'")
-            image_id = row[0].strip()
+            image_id, wnid = row[0].strip(), row[1].split()[0]
             if image_id in names:
                 raise StudyError(f"{path} line {reader.line_num}: image {image_id!r} is listed twice")
-            names[image_id] = row[1].split()[0]
+            if wnid not in known:
+                raise StudyError(f"{path} line {reader.line_num}: image {image_id!r} has class {wnid!r}, which "
+                                 "LOC_synset_mapping.txt does not list")
+            names[image_id] = wnid
     index = flat_folder_index(root, folder, names, wnids, path)
     index.sources.append(source_entry(root, path))
     return index

@@ -1,10 +1,10 @@
-"""`places365`: Places365-Standard from its list files (no directory scan: the lists are authoritative).
+"""`places365`: Places365-Standard from its list files (authoritative: folders are listed only to find each file).
 
 `categories_places365.txt` gives the classes (`/b/bus_station/indoor 71`: names keep every level, as torchvision);
 `places365_train_standard.txt` / `places365_val.txt` give `<path> <label>`. Images lie under the first of
 `data_256_standard`, `data_256`, `data_large_standard`, `data_large` (train) or `val_256`, `val_large` (val) that holds
-the listed files: every folder the list names, and its first and last file (an empty or half-extracted `data_256/`
-does not hide a full `data_large/`, and a list of absent files is refused).
+the listed files: every folder the list names, and every file (one listing per folder, no stat per image: an empty
+or half-extracted `data_256/` does not hide a full `data_large/`, and a list naming an absent file is refused).
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, first_repeat, open_text, parent_folders,
-                                 require_file, source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, first_repeat, open_text,
+                                 parent_folders, require_file, source_entry)
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
@@ -31,7 +31,7 @@ def read_list(path: Path) -> tuple[list[str], list[int], list[int]]:
     names, numbers, line_nos = [], [], []
     with open_text(path) as f:
         for line_no, line in enumerate(f, 1):
-            text = line.rstrip("\r\n")
+            text = line.rstrip()  # trailing spaces too: after the label, they belong to no name
             if not text.strip():
                 continue
             line_nos.append(line_no)
@@ -46,10 +46,11 @@ def read_list(path: Path) -> tuple[list[str], list[int], list[int]]:
     return names, numbers, line_nos
 
 
-def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path) -> str:
+def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path, line_nos: list[int]) -> str:
     """The first of `IMAGE_DIRS[split]` under `root` that holds every folder the list's `keys` name (one `is_dir` per
-    folder, not per image) and its first and last file; StudyError naming the list file and, for each candidate that
-    exists, the first thing it lacks."""
+    folder, not per image), its first and last file, then every file it lists (one listing per folder:
+    `absent_files`); StudyError naming the list file and, for each candidate that exists, the first thing it lacks
+    (a file with its line)."""
     existing = [d for d in IMAGE_DIRS[split] if (root / d).is_dir()]
     if not existing:
         raise StudyError(f"places365: no image folder for {split} under {root} (expected one of "
@@ -61,10 +62,30 @@ def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path) -> s
         missing = next((f"{d}/{f}/" for f in folders if not (root / d / f).is_dir()), None)
         missing = missing or next((f"{d}/{k}" for k in ends if not (root / d / k).is_file()), None)
         if missing is None:
-            return d
+            absent = absent_files(root / d, keys)
+            if not len(absent):
+                return d
+            i = int(absent[0])
+            more = f", {len(absent) - 1} more after it" if len(absent) > 1 else ""
+            missing = f"{d}/{keys[i].as_py()} (line {line_nos[i]}{more})"
         lacking.append(missing)
     raise StudyError(f"{list_file}: the images it lists are not under {root}: {', '.join(lacking)} not found "
                      "(extract the images there)")
+
+
+def check_class_folders(keys: pa.Array, labels: np.ndarray, classes: list[str], list_file: Path, cat_file: Path,
+                        line_nos: list[int]) -> None:
+    """StudyError naming the first line whose image lies in a folder other than its label's class (`a/abbey/x.jpg 3`:
+    a list and a categories file that do not belong together); names without a folder (val's) are not checked."""
+    folders = pc.replace_substring_regex(keys, pattern="/?[^/]*$", replacement="")
+    named = pc.take(pa.array([c.strip("/") for c in classes], type=pa.string()), pa.array(labels))
+    wrong = np.flatnonzero(pc.and_(pc.not_equal(folders, ""), pc.not_equal(folders, named)).to_numpy(
+        zero_copy_only=False))
+    if len(wrong):
+        i = int(wrong[0])
+        raise StudyError(f"{list_file} line {line_nos[i]}: image {keys[i].as_py()!r} has label {int(labels[i])}, "
+                         f"class {classes[labels[i]]!r} in {cat_file.name}, but lies in another class's folder "
+                         f"({len(wrong)} line(s) so): use the list and categories file of one release")
 
 
 @DATASETS.register("places365")
@@ -77,6 +98,10 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
     if bad is not None:
         raise StudyError(f"{cat_file} line {cat_lines[bad]}: class {classes[bad]!r} has index {indices[bad]}, expected "
                          f"{bad} (class indices must be 0..{len(classes) - 1} in line order)")
+    twice = first_repeat(pa.array(classes, type=pa.string()))
+    if twice:  # two labels of one name: a test split matched to its train split by name would merge them
+        raise StudyError(f"{cat_file} line {cat_lines[twice[1]]}: class {classes[twice[1]]!r} is listed twice, first "
+                         f"on line {cat_lines[twice[0]]}")
     list_file = require_file(root / LISTS[split], f"places365 {split} list")
     names, labels, line_nos = read_list(list_file)
     labels_arr = np.array(labels, dtype=np.int64)
@@ -92,8 +117,8 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
         labelled = f" (label {labels[i]} there, {labels[j]} here)" if labels[i] != labels[j] else ""
         raise StudyError(f"{list_file} line {line_nos[j]}: image {names[j]!r} is listed twice, first on line "
                          f"{line_nos[i]}{labelled}")
-    del line_nos  # only the errors above name lines (1.8M of them in the train list)
-    image_dir = find_image_dir(root, split, keys, list_file)
+    check_class_folders(keys, labels_arr, classes, list_file, cat_file, line_nos)
+    image_dir = find_image_dir(root, split, keys, list_file, line_nos)
     paths = pc.binary_join_element_wise(image_dir, keys, "/")
     return Index(
         paths=paths, labels=labels_arr, class_names=classes,

@@ -3,7 +3,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from study.datasets.base import Index, apply_taxonomy, check_index, looks_channels_first, open_text
+from study.datasets.base import Index, absent_files, apply_taxonomy, check_index, looks_channels_first, open_text
 from study.errors import StudyError
 
 
@@ -44,3 +44,13 @@ def test_taxonomy_rows_of_empty_cells_are_skipped_as_blank_lines(tmp_path):
                                           ((256, 256, 5), False), ((16, 16, 16), False), ((32, 32), False)])
 def test_looks_channels_first_up_to_16_channels(shape, first):
     assert looks_channels_first(shape) is first
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_absent_files_are_the_listed_paths_their_folders_do_not_hold(tmp_path, monkeypatch, threads):
+    monkeypatch.setenv("STUDY_SCAN_THREADS", threads)
+    for name in ("top.jpg", "a/1.jpg", "a/b/2.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    paths = pa.array(["a/1.jpg", "gone/3.jpg", "top.jpg", "a/b/2.jpg", "a/2.jpg", "none.jpg"])
+    assert absent_files(tmp_path, paths).tolist() == [1, 4, 5]

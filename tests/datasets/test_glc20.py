@@ -74,8 +74,10 @@ def test_bad_inputs(tmp_path):
         with pytest.raises(StudyError, match="patch folder .*patches_us_09/42/42 not found .*extract the patch"):
             read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
     (tmp_path / "patches_us/patches_us_09/42/42").mkdir(parents=True)
-    with pytest.raises(StudyError, match="patch not found.*4242.npy"):
-        read_dataset("glc20", tmp_path, "us_train")
+    np.save(tmp_path / "patches_us/patches_us_09/42/42/4242_alti.npy", np.zeros((4, 4), np.int16))
+    for rule in LABEL_RULES:  # the folder is there (with the altitude patch), the patch is not
+        with pytest.raises(StudyError, match=r"patch .*patches_us_09/42/42/4242.npy not found \(1 of the 1 patches"):
+            read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
     csv.write_text(good.replace("\n", ";\n"))  # every row ends in ';' (the header too): read as written
     assert len(read_dataset("glc20", tmp_path, "us_train")) == 3
     csv.write_text(good.replace("\n", ";\n").replace("id;lat;lon;species_id;", "id;lat;lon;species_id"))

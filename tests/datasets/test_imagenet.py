@@ -299,3 +299,23 @@ def test_an_official_val_sorted_into_wnid_folders_is_checked_against_the_devkit_
     write_image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000009.JPEG")
     val = read_dataset("imagenet", tmp_path, "val")
     assert val.class_names == read_dataset("imagenet", tmp_path, "train").class_names == WNIDS
+
+
+def test_a_val_solution_wnid_not_in_the_synset_mapping_names_the_line(tmp_path):
+    make_imagenet_kaggle(tmp_path)
+    sol = tmp_path / "LOC_val_solution.csv"
+    sol.write_text(sol.read_text().replace("n01443537 1 2", "n09999999 1 2"))
+    with pytest.raises(StudyError, match=r"LOC_val_solution.csv line 4: image 'ILSVRC2012_val_00000003' has class "
+                                         r"'n09999999', which LOC_synset_mapping.txt does not list"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_without_a_wnid_list_a_class_folder_not_named_as_a_wnid_is_refused(tmp_path):
+    """No devkit nor LOC_synset_mapping.txt: `lost+found` (a mount point's) would be class 0 and shift every label."""
+    make_imagenet_official(tmp_path)
+    shutil.rmtree(tmp_path / "ILSVRC2012_devkit_t12")
+    assert read_dataset("imagenet", tmp_path, "train").class_names == WNIDS
+    (tmp_path / "train" / "lost+found").mkdir()
+    with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid \(n \+ 8 digits\), e.g. "
+                                         r"lost\+found: move them out"):
+        read_dataset("imagenet", tmp_path, "train")

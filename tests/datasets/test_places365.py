@@ -136,3 +136,43 @@ def test_an_image_folder_lacking_the_first_listed_file_does_not_hide_a_full_one(
     index = read_dataset("places365", tmp_path, "train")
     assert index.info["image_dir"] == "data_large"
     assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+
+
+def test_a_listed_image_missing_between_the_first_and_last_is_refused_naming_its_line(tmp_path):
+    """Every listed file is looked for (one listing per folder), not the list's ends alone."""
+    make_places365(tmp_path, image_dir="data_256")
+    (tmp_path / "data_256/b/bus_station/indoor/00000002.jpg").unlink()  # line 3 of 6
+    (tmp_path / "val_256/Places365_val_00000002.jpg").unlink()
+    with pytest.raises(StudyError, match=r"places365_train_standard.txt: the images it lists are not under .*: "
+                                         r"data_256/b/bus_station/indoor/00000002.jpg \(line 3\) not found"):
+        read_dataset("places365", tmp_path, "train")
+    with pytest.raises(StudyError, match=r"places365_val.txt: .* val_256/Places365_val_00000002.jpg \(line 2\) not"):
+        read_dataset("places365", tmp_path, "val")
+    shutil.copytree(tmp_path / "data_256", tmp_path / "data_large")  # a full high-res copy is taken instead
+    write_image(tmp_path / "data_large/b/bus_station/indoor/00000002.jpg", size=(16, 16))
+    assert read_dataset("places365", tmp_path, "train").info["image_dir"] == "data_large"
+
+
+def test_a_class_listed_twice_in_the_categories_file_names_both_lines(tmp_path):
+    make_places365(tmp_path)
+    (tmp_path / "categories_places365.txt").write_text("/a/airfield 0\n/b/bus_station/indoor 1\n/a/airfield 2\n")
+    with pytest.raises(StudyError, match=r"categories_places365.txt line 3: class '/a/airfield' is listed twice, "
+                                         r"first on line 1"):
+        read_dataset("places365", tmp_path, "val")
+
+
+def test_a_train_image_in_another_class_folder_than_its_label_names_the_line(tmp_path):
+    """`/a/airfield/x.jpg 1`: the list and the categories file disagree (files of two releases, an edited list)."""
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_train_standard.txt"
+    lst.write_text(lst.read_text().replace("/a/airfield/00000002.jpg 0", "/a/airfield/00000002.jpg 1"))
+    with pytest.raises(StudyError, match=r"line 5: image 'a/airfield/00000002.jpg' has label 1, class "
+                                         r"'/b/bus_station/indoor' in categories_places365.txt, but lies in another"):
+        read_dataset("places365", tmp_path, "train")
+
+
+def test_spaces_after_the_label_are_ignored(tmp_path):
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_val.txt"
+    lst.write_text(lst.read_text().replace("\n", " \n"))
+    assert read_dataset("places365", tmp_path, "val").labels.tolist() == [1, 2, 0, 1]
