@@ -24,7 +24,8 @@ def parse_count(v: Any, minimum: int = 0) -> int:
             value = int(d) if d == d.to_integral_value() else None
     if value is None:
         whole = isinstance(v, float) and v.is_integer() and v >= 0  # `5e4` or `50000.0` in YAML: a float
-        hint = f" (a float: write {int(v)} or {format_count(int(v))})" if whole else ""
+        spellings = dict.fromkeys((str(int(v)), format_count(int(v)))) if whole else {}  # `500`: one spelling
+        hint = f" (a float: write {' or '.join(spellings)})" if whole else ""
         raise ValueError(f"expected a count {EXAMPLES}, got {v!r}{hint}")
     if value < minimum:
         raise ValueError(f"expected a count >= {minimum}, got {v!r}")

@@ -23,6 +23,8 @@ def test_a_whole_float_is_refused_saying_how_to_write_it():
         parse_count(5e4)
     with pytest.raises(ValueError, match=r"got 1\.5$"):
         parse_count(1.5)
+    with pytest.raises(ValueError, match=r"got 500\.0 \(a float: write 500\)$"):  # not `write 500 or 500`
+        parse_count(500.0)
 
 
 def test_minimum():

@@ -215,9 +215,13 @@ def _sizes(v: Any, where: str) -> tuple:
     if not isinstance(v, (list, tuple)) or not v:
         raise StudyError(f"{where}: expected a list of counts ({EXAMPLES}) or 'all', got {v!r}")
     try:
-        return tuple(x if x == "all" else parse_count(x, minimum=1) for x in v)
+        sizes = tuple(x if x == "all" else parse_count(x, minimum=1) for x in v)
     except ValueError as e:
         raise StudyError(f"{where}: {e} (or 'all')") from None
+    twice = next((x for i, x in enumerate(sizes) if x in sizes[:i]), None)
+    if twice is not None:  # `["1k", 1000]`: one subset scored twice
+        raise StudyError(f"{where}: {twice} is listed twice")
+    return sizes
 
 
 PARSERS = {  # EvalConfig fields that need more than the value as given

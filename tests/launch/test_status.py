@@ -416,8 +416,9 @@ def test_cancel_names_a_local_command_still_stopping_after_its_wait(env, monkeyp
     import sys
 
     import study.launch.status as status
+    from study.launch.local.scheduler import STOP_GRACE_S
 
-    monkeypatch.setattr(status, "STOP_WAIT_MARGIN_S", -29.5)  # with STOP_GRACE_S 30: half a second
+    monkeypatch.setattr(status, "STOP_WAIT_MARGIN_S", 0.5 - STOP_GRACE_S)  # a wait of half a second
     grid = env / "g.yaml"
     grid.write_text(grid_text("slowg"))
     wd = env / "wd"
