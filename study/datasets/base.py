@@ -63,6 +63,11 @@ def basenames(paths: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(paths, pattern="^.*/", replacement="")
 
 
+def dirnames(paths: pa.Array | list[str]) -> pa.Array:
+    """The folder of each `/`-separated path, `""` for a path without one."""
+    return pc.replace_substring_regex(pa.array(paths, type=pa.string()), pattern="/?[^/]*$", replacement="")
+
+
 Reader = Callable[[Path, str, ReaderOptions], Index]
 DATASETS: Registry[Reader] = Registry("dataset")
 
@@ -217,8 +222,7 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
 def parent_folders(paths: pa.Array | list[str]) -> list[str]:
     """The folders (relative) that hold `paths`, each once, sorted; a path without a folder adds none (it lies in the
     root). What a reader stats to check that a tree holds a list's files: one `is_dir` per folder, not per file."""
-    parents = pc.replace_substring_regex(pa.array(paths, type=pa.string()), pattern="/?[^/]*$", replacement="")
-    return sorted(f for f in pc.unique(parents).to_pylist() if f)
+    return sorted(f for f in pc.unique(dirnames(paths)).to_pylist() if f)
 
 
 def absent_files(folder: Path, paths: pa.Array) -> np.ndarray:
@@ -226,7 +230,7 @@ def absent_files(folder: Path, paths: pa.Array) -> np.ndarray:
     per folder (names from getdents, `STUDY_SCAN_THREADS` folders at a time), no stat per file. What a reader of a
     list file uses to refuse a manifest of images that are not there; an absent folder lists nothing."""
     paths = pa.array(paths, type=pa.string())
-    parents = pc.unique(pc.replace_substring_regex(paths, pattern="/?[^/]*$", replacement="")).to_pylist()
+    parents = pc.unique(dirnames(paths)).to_pylist()
 
     def listing(parent: str) -> list[str]:
         try:

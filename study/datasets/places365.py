@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, first_repeat, open_text,
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, dirnames, first_repeat, open_text,
                                  parent_folders, require_file, source_entry)
 from study.errors import StudyError
 
@@ -77,7 +77,7 @@ def check_class_folders(keys: pa.Array, labels: np.ndarray, classes: list[str], 
                         line_nos: list[int]) -> None:
     """StudyError naming the first line whose image lies in a folder other than its label's class (`a/abbey/x.jpg 3`:
     a list and a categories file that do not belong together); names without a folder (val's) are not checked."""
-    folders = pc.replace_substring_regex(keys, pattern="/?[^/]*$", replacement="")
+    folders = dirnames(keys)
     named = pc.take(pa.array([c.strip("/") for c in classes], type=pa.string()), pa.array(labels))
     wrong = np.flatnonzero(pc.and_(pc.not_equal(folders, ""), pc.not_equal(folders, named)).to_numpy(
         zero_copy_only=False))
