@@ -32,6 +32,17 @@ def parse_count(v: Any, minimum: int = 0) -> int:
     return value
 
 
+def parse_labeled_size(v: Any) -> int | str:
+    """A labeled size: `"all"` (every row of the train manifest), or a count >= 1 (`parse_count`). ValueError
+    otherwise, its message ending "(or all)"."""
+    if v == "all":
+        return v
+    try:
+        return parse_count(v, minimum=1)
+    except ValueError as e:
+        raise ValueError(f"{e} (or all)") from None
+
+
 def format_count(n: int | None) -> str:
     """The short spelling: 1000000 -> `1M`, 1250000 -> `1.25M`, 125000 -> `125k`, 7500 -> `7.5k`, 1234 -> `1234`,
     None -> `-`."""

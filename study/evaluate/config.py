@@ -11,7 +11,7 @@ from typing import Any
 
 from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested, plain,
                                 positive_int, positive_num_or_none, seed_int)
-from study.counts import EXAMPLES, parse_count
+from study.counts import EXAMPLES, parse_labeled_size
 from study.errors import StudyError
 from study.results.record import probe_settings_read
 
@@ -215,9 +215,9 @@ def _sizes(v: Any, where: str) -> tuple:
     if not isinstance(v, (list, tuple)) or not v:
         raise StudyError(f"{where}: expected a list of counts ({EXAMPLES}) or 'all', got {v!r}")
     try:
-        sizes = tuple(x if x == "all" else parse_count(x, minimum=1) for x in v)
+        sizes = tuple(parse_labeled_size(x) for x in v)
     except ValueError as e:
-        raise StudyError(f"{where}: {e} (or 'all')") from None
+        raise StudyError(f"{where}: {e}") from None
     twice = next((x for i, x in enumerate(sizes) if x in sizes[:i]), None)
     if twice is not None:  # `["1k", 1000]`: one subset scored twice
         raise StudyError(f"{where}: {twice} is listed twice")

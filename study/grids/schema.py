@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from study.configfields import is_int, plain
-from study.counts import parse_count
+from study.counts import parse_count, parse_labeled_size
 from study.errors import StudyError
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
@@ -457,9 +457,9 @@ def _labeled_sizes(p: str, v: Any, line: int, where: str) -> tuple[int | str, ..
     out: list[int | str] = []
     for i, x in enumerate(v):
         try:
-            n = ALL if x == ALL else parse_count(x, minimum=1)
+            n = parse_labeled_size(x)
         except ValueError as e:
-            raise fail(p, v.line_of(i), f"{where}: {e} (or all)") from None
+            raise fail(p, v.line_of(i), f"{where}: {e}") from None
         if n in out:
             first = v[out.index(n)]
             raise fail(p, v.line_of(i), f"{where}: value {x!r} listed twice"
