@@ -72,11 +72,14 @@ def expand_points(grid: Grid) -> list[dict[str, Any]]:
     seen: set[tuple] = set()
     points: list[dict[str, Any]] = []
 
-    def add(pt: dict[str, Any]) -> None:
+    def add(pt: dict[str, Any]) -> bool:
+        """Whether `pt` is new (then appended)."""
         key = tuple(pt[a] for a in PRETRAIN_AXES)
-        if key not in seen:
-            seen.add(key)
-            points.append(pt)
+        if key in seen:
+            return False
+        seen.add(key)
+        points.append(pt)
+        return True
 
     excludes = grid.exclude
     _check_exclude_values(grid, base)
@@ -110,11 +113,15 @@ def expand_points(grid: Grid) -> list[dict[str, Any]]:
         for axis, vs in rule.conditions:
             if axis not in grid.axes:
                 sub.append(((axis,), [(v,) for v in vs]))
+        added = False
         for combo in itertools.product(*(vals for _, vals in sub)):
             pt = dict(base)
             for (group, _), values in zip(sub, combo):
                 pt.update(zip(group, values))
-            add(pt)
+            added = add(pt) or added
+        if not added:  # a typo, or the rule meant for an excluded point: the job meant to run would not
+            raise fail(grid.path, rule.line, f"include {rule.describe()} adds no job: each point it names is already "
+                                             f"in the grid (check its values against the axes and exclude rules)")
 
     if not points:
         raise fail(grid.path, grid.lines.get("axes") or grid.lines.get("exclude"),

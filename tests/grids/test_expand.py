@@ -36,13 +36,28 @@ def test_exclude_then_include_and_seeds_axis(write_grid):
       - {method: supervised, dataset: beta}
     include:
       - {method: byol, dataset: beta, seed: 7}
-      - {method: simclr, dataset: alpha}        # already there: not duplicated
+      - {method: [simclr, byol], dataset: alpha}        # simclr-alpha already there: not duplicated
     stages: {pretrain: {}}
     """)
     got = pts(plan_grid(g))
     assert got == [("simclr", "alpha", None, 0), ("simclr", "alpha", None, 1), ("simclr", "beta", None, 0),
                    ("simclr", "beta", None, 1), ("supervised", "alpha", None, 0), ("supervised", "alpha", None, 1),
-                   ("byol", "beta", None, 7)]
+                   ("byol", "beta", None, 7), ("byol", "alpha", None, 0), ("byol", "alpha", None, 1)]
+
+
+def test_include_that_adds_no_job_is_refused_at_its_line(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta]}
+    exclude:
+      - {method: supervised, dataset: beta}
+    include:
+      - {method: byol, dataset: beta}
+      - {method: simclr, dataset: beta}
+    stages: {pretrain: {}}
+    """)
+    line = g.read_text().splitlines().index("  - {method: simclr, dataset: beta}") + 1
+    with pytest.raises(StudyError, match=rf"g.yaml:{line}: include \{{method: simclr, dataset: beta\}} adds no job"):
+        plan_grid(g)
 
 
 def test_include_missing_axes_take_every_declared_value(write_grid):
