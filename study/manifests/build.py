@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries
 from study.counts import format_count
@@ -215,6 +216,32 @@ def _drop_classes(index: Index, names: list[str], where: str) -> None:
     index.labels = (np.cumsum(~gone) - 1)[index.labels[~gone[index.labels]]]
 
 
+def check_same_taxonomy(index: Index, source: str, source_levels: list[str], where: str) -> None:
+    """StudyError naming the first class whose value at a taxonomy level differs between `index` (labels already
+    those of manifest `source`) and `source`, at the levels both have: granularity maps a classifier trained on one
+    up the other's taxonomy."""
+    shared = [level for level in index.levels if level in source_levels and level in index.columns]  # not the class
+    if not shared:
+        return
+    table_path = manifest_paths(source)[0]
+    try:
+        theirs = pq.read_table(table_path, columns=["label", *shared]).group_by(["label", *shared]).aggregate([])
+    except (OSError, pa.ArrowException) as e:
+        raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
+    known: dict[int, list[tuple]] = {}
+    for label, *values in zip(*(theirs[c].to_pylist() for c in ["label", *shared])):
+        known.setdefault(label, []).append(tuple(values))
+    ours = pa.table({"label": index.labels, **{lv: index.columns[lv] for lv in shared}})
+    ours = ours.group_by(["label", *shared]).aggregate([]).sort_by("label")
+    for label, *values in zip(*(ours[c].to_pylist() for c in ["label", *shared])):
+        other = known.get(label)
+        if other and tuple(values) not in other:
+            at = next(i for i, (a, b) in enumerate(zip(values, other[0])) if a != b)
+            raise StudyError(f"--classes-from {source}: class {index.class_names[label]!r} has {shared[at]} "
+                             f"{values[at]!r} in {where} but {other[0][at]!r} in {source}: granularity would map "
+                             f"its predictions up another taxonomy (build both from the same taxonomy)")
+
+
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
     before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
@@ -227,8 +254,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         if getattr(options, option) is not None and option not in reader_options(cfg.dataset):
             takers = [name for name in DATASETS if option in reader_options(name)]
             raise StudyError(f"{flag} applies to {', '.join(takers) or 'no reader'} only, not {cfg.dataset}")
-    classes = (load_intact_meta(cfg.classes_from, "--classes-from")["class_names"] if cfg.classes_from is not None
-               else None)
+    source = load_intact_meta(cfg.classes_from, "--classes-from") if cfg.classes_from is not None else None
+    classes = source["class_names"] if source is not None else None
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
@@ -237,6 +264,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
                                                     cfg.drop_other_classes)
     if taxonomy is not None:
         apply_taxonomy(index, Path(cfg.taxonomy), taxonomy)
+    if source is not None:
+        check_same_taxonomy(index, cfg.classes_from, source.get("levels") or [], where)
     check_sizes(cfg.sizes, len(index), "--sizes", where)
     check_sizes(cfg.labeled_sizes, len(index), "--labeled-sizes", where)
     print(f"[manifest] ranking {len(index)} images in {len(index.class_names)} classes", file=sys.stderr)

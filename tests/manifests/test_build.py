@@ -255,6 +255,12 @@ def test_taxonomy_of_a_train_split_applies_to_its_test_split_built_with_its_clas
     short.write_text("group,class_name\nfelid,cat\ncanid,dog\ncanid,fox\n")
     code, _, err = cli(*val, "--name", "va2", "--taxonomy", short)
     assert code == 2 and f"{short}: class 'eel' of the dataset has no row" in err and not manifest_exists("va2")
+    other = tmp_path / "other.csv"  # dog moved to another group: a classifier's predictions would map up otherwise
+    other.write_text("group,class_name\nfelid,cat\nfelid,dog\nfish,eel\ncanid,fox\n")
+    code, _, err = cli(*val, "--name", "va3", "--taxonomy", other)
+    assert code == 2 and not manifest_exists("va3"), err
+    assert ("--classes-from tr: class 'dog' has group 'felid' in imagefolder val but 'canid' in tr: granularity" in
+            err), err
 
 
 def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_lacks(build, cli, tree, tmp_path):
