@@ -92,7 +92,7 @@ class PretrainConfig:
     batch_size: int = 4096  # SimCLR: 4096; the effective (global) batch, split over devices
     temperature: float | None = None  # None = the method's `default_temperature`; unused by BYOL and supervised
     head: tuple[int, ...] = (2048, 128)  # SimCLR: projection head feature-2048-128 (2048-2048-128 on ResNet-50), BN
-    head_output_bn: bool = False  # SimCLR v1: plain linear output; true = SimCLR v2's batch-normalised output layer
+    head_output_bn: bool = False  # SimCLR v1 paper: plain linear output; true = SimCLR's code's (v1, v2) output BN
     optim: OptimConfig = field(default_factory=OptimConfig)
     # each method's own settings (study.train.methods: `Method.settings`), given as `pretrain.<method>` (`moco`,
     # `byol`); every method that has some gets its defaults here, a run records its own method's (`to_dict`)
@@ -171,6 +171,9 @@ class PretrainConfig:
             if self.steps is None and self.epochs == 0:
                 raise bad("epochs", f"method {self.method} trains: expected a number > 0, got 0 (and no steps)")
         positive_int(self.batch_size, f"{where}.batch_size")
+        if self.batch_size < METHODS.get(self.method).min_batch_size:
+            raise bad("batch_size", f"method {self.method} needs a batch of at least "
+                                    f"{METHODS.get(self.method).min_batch_size} images, got {self.batch_size}")
         if self.temperature is not None and (not is_num(self.temperature) or self.temperature <= 0):
             raise bad("temperature", f"expected a number > 0, got {self.temperature!r}")
         count_or_none(self.num_workers, f"{where}.num_workers")

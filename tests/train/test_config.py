@@ -82,6 +82,7 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "seed": 2**64}, "pretrain.seed"),
         ({"manifest": "m", "seed": 2**63}, "pretrain.seed: expected an integer in [0, 2**63)"),  # one past the last
         ({"manifest": "m", "batch_size": True}, "pretrain.batch_size"),  # YAML's `yes` is not the integer 1
+        ({"manifest": "m", "batch_size": 1}, "pretrain.batch_size: method simclr needs a batch of at least 2"),
         ({"manifest": "m", "temperature": float("nan")}, "pretrain.temperature"),
         ({"manifest": "m", "optim": {"lr": float("inf")}}, "pretrain.optim.lr"),
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1.5]}}, "pretrain.optim.betas"),  # torch does

@@ -7,7 +7,8 @@ Interface used by the loop:
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
-`default_temperature` (the contrastive loss's; None for a method without one), `optim` (the method's own recipe:
+`default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
+`batch_size` whose loss can train), `optim` (the method's own recipe:
 `pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's; not at all
 where the config names another optimizer) and
 `settings` (a frozen dataclass of the method's own settings, set as `pretrain.<name>` in a grid and read as
@@ -31,6 +32,7 @@ class Method(nn.Module):
     num_views = 2
     augment_preset = "simclr"
     default_temperature: float | None = None
+    min_batch_size = 1
     optim: dict = {}  # read only: the method's optimizer recipe where it is not SimCLR's (OptimConfig's defaults)
     settings: type | None = None
 

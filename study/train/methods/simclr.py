@@ -16,6 +16,7 @@ from study.train.methods import METHODS, Method, mlp
 @METHODS.register("simclr")
 class SimCLR(Method):
     default_temperature = 0.1  # SimCLR
+    min_batch_size = 2  # an image's only negatives are the batch's other images: at 1, NT-Xent is 0 and nothing trains
 
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
