@@ -39,7 +39,7 @@ class LinearConfig:
     max_iter: int = 30  # ours: L-BFGS iterations of the final fit, warm-started from the selected path solution
     cold_iter: int = 100  # ours: L-BFGS iterations of a fit from zeros (a single weight decay, nothing held out)
     epochs: int = 90  # SimCLR: 90 epochs of linear evaluation (adam/sgd only)
-    lr: float = 0.1  # adam/sgd only (sgd: momentum 0.9, cosine decay)
+    lr: float = 0.1  # adam/sgd only (cosine decay; sgd: momentum 0.9)
     batch_size: int = 1024  # adam/sgd only
     tolerance: float = 1e-6  # L-BFGS tolerance_change
 
@@ -74,7 +74,7 @@ class EvalConfig:
     num_workers: int | None = None  # None = auto: min(8, cpus - 1)
     checkpoint_every_minutes: float | None = 10.0  # ours: an extraction saves the rows done (and at SIGUSR2/SIGTERM)
     device: str = "auto"  # "auto" = cuda when available
-    seed: int = 0  # held-out split, probe init, fine-tuning
+    seed: int = 0  # held-out split, mini-batch probe order (probes start from zeros), fine-tuning
     linear: LinearConfig = field(default_factory=LinearConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
     also_knn: bool = False  # linear/granularity/concat: add knn_top1 rows from the same features
