@@ -133,6 +133,12 @@ LAUNCHER_SBATCH_OPTIONS: dict[str, str | None] = {
     "cpus-per-task": "stages.<stage>.cpus", "mem": "stages.<stage>.mem", "mem-per-cpu": "stages.<stage>.mem",
     "mem-per-gpu": "stages.<stage>.mem", "gpus": "stages.<stage>.gpus", "gpus-per-task": "stages.<stage>.gpus",
 }
+# options the launcher does not write, but which Slurm refuses beside one it does: -> (that one, the profile key)
+CLASHING_SBATCH_OPTIONS: dict[str, tuple[str, str]] = {
+    "cpus-per-gpu": ("cpus-per-task", "stages.<stage>.cpus"),
+    "ntasks-per-gpu": ("ntasks-per-node", "stages.<stage>.gpus"),
+    "gpus-per-socket": ("gpus-per-node", "stages.<stage>.gpus"),
+}
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
 
@@ -199,12 +205,16 @@ def load_profile(path: str | Path | None) -> Profile:
         raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
                                                  f"got {gpu_option!r}")
     _check_additional(p, additional, gpu_option)
+    partition = opt_str("partition")
+    if partition is not None and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", partition):  # sbatch takes " b" as a name
+        raise fail(p, raw.line_of("partition"), f"partition: expected a name or a comma-separated list of names "
+                                                f"without spaces (e.g. gpu,gpu-long), got {partition!r}")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
     prof = Profile(
         name=str(raw.get("name") or Path(p).stem), path=p,
-        partition=opt_str("partition"), account=opt_str("account"), qos=opt_str("qos"),
+        partition=partition, account=opt_str("account"), qos=opt_str("qos"),
         constraint=opt_str("constraint"), gpu_type=gpu_type, gpu_option=gpu_option,
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
@@ -219,14 +229,16 @@ def load_profile(path: str | Path | None) -> Profile:
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
-_OPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_OPTION = re.compile(r"[a-z0-9][a-z0-9_-]*")  # sbatch's long options are lower case: `--Mail-Type` is refused
 
 
 def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
     """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
-    `gpu_option: gres` has it ask for the GPUs), naming its line and the profile key to use instead; a key that is
-    no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, and a `false`
-    (submitit would write `--<key>=False`)."""
+    `gpu_option: gres` has it ask for the GPUs) or one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), naming
+    its line and the profile key to use instead; a key that is
+    no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, a `false`
+    (submitit would write `--<key>=False`), an empty value or a list (`--<key>=None`, `--<key>='[...]'`), and a
+    --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
     for key, value in additional.items():
@@ -237,16 +249,29 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
             raise fail(p, line, f"additional: --{option} is written by study submit itself"
                        + (f"; set `{instead}` in the profile instead" if instead else
                           " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
+        if option in CLASHING_SBATCH_OPTIONS:
+            beside, instead = CLASHING_SBATCH_OPTIONS[option]
+            raise fail(p, line, f"additional: sbatch refuses --{option} beside the --{beside} study submit writes; set "
+                                f"`{instead}` in the profile instead")
         if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
-            dashes = isinstance(key, str) and _OPTION.fullmatch(key.lstrip("-"))
-            raise fail(p, line, f"additional: {key!r} is not an sbatch option name (letters, digits, '-', '_')"
-                       + (f": write it without its dashes, `{key.lstrip('-')}`" if dashes else ""))
+            fixed = isinstance(key, str) and key.lstrip("-").lower()
+            raise fail(p, line, f"additional: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
+                                "'_')" + (f": write `{fixed}`" if fixed and _OPTION.fullmatch(fixed) else ""))
         if CONTROL.search(str(value)):
             raise fail(p, line, f"additional.{key}: {value!r} holds a line break or control character (each sbatch "
                                 "option is one line of the script's header)")
         if value is False:
             raise fail(p, line, f"additional.{key}: false would be written as `--{key}=False`: leave the option out "
                                 "(`true` writes the bare flag)")
+        if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value wrote --exclusive=None
+            raise fail(p, line, f"additional.{key}: expected a string or a number (`true` for a bare flag), got "
+                                f"{value!r}" + (": write a list as one string, e.g. `END,FAIL`"
+                                                if isinstance(value, list) else ""))
+        if option == "gres" and any(g.strip().removeprefix("gres/").split(":")[0] == "gpu"
+                                    for g in str(value).split(",")):
+            raise fail(p, line, f"additional.gres: {value!r} asks for GPUs besides those study submit asks for "
+                                "(--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
+                                "`gpu_option: gres` (and `gpu_type`) and `stages.<stage>.gpus` instead")
 
 
 def _load_cost(p: str, raw: Any, line: int) -> CostModel:
@@ -322,7 +347,8 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         try:
             if key in ("gpus", "cpus", "nodes"):
                 if not is_int(v) or v < (1 if key == "nodes" else 0):
-                    raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0} or 'node', got {v!r}")
+                    raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0}"
+                                     + ("" if key == "nodes" else " or 'node'") + f", got {v!r}")
                 out[key] = v
             elif key == "mem":
                 out["mem_gb"] = parse_mem_gb(v)

@@ -191,7 +191,12 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\ncost:\n  default_test_images: .inf\n",
      "3: cost.default_test_images: expected a number >= 0, got inf"),
     ("partition: gpu\nstages:\n  pretrain: {nodes: 0}\n",
-     "3: pretrain resources: nodes: expected an integer >= 1 or 'node', got 0"),
+     "3: pretrain resources: nodes: expected an integer >= 1, got 0"),
+    # `node` means a node's gpus, cpus or mem; the message offered it for nodes too, then refused it
+    ("partition: gpu\nstages:\n  pretrain: {nodes: node}\n",
+     "3: pretrain resources: nodes: expected an integer >= 1, got 'node'"),
+    ("partition: gpu\nstages:\n  pretrain: {gpus: many}\n",
+     "3: pretrain resources: gpus: expected an integer >= 0 or 'node', got 'many'"),
     # a line break wrote a line of its own into the sbatch header: `#SBATCH --partition='gpu` + `#SBATCH --wrap=..'`
     ('partition: "gpu\\n#SBATCH --wrap=x"\n', "1: partition: 'gpu\\n#SBATCH --wrap=x' holds a line break"),
     ("partition: gpu\naccount: |\n  lab\n", "2: account: 'lab\\n' holds a line break"),
@@ -202,9 +207,29 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "2: additional: 'x\\n#SBATCH --y' is not an sbatch option"),
     ("partition: gpu\nadditional: {mail type: FAIL}\n", "2: additional: 'mail type' is not an sbatch option name"),
     ("partition: gpu\nadditional: {--mail-type: FAIL}\n", "2: additional: '--mail-type' is not an sbatch option name "
-     "(letters, digits, '-', '_'): write it without its dashes, `mail-type`"),
+     "(lower-case letters, digits, '-', '_'): write `mail-type`"),
+    # written as it stands, `#SBATCH --Mail-Type=FAIL`: sbatch knows no such option and refuses the whole array
+    ("partition: gpu\nadditional: {Mail-Type: FAIL}\n", "2: additional: 'Mail-Type' is not an sbatch option name "
+     "(lower-case letters, digits, '-', '_'): write `mail-type`"),
     ("partition: gpu\nadditional:\n  exclusive: false\n", "3: additional.exclusive: false would be written as "
      "`--exclusive=False`: leave the option out"),
+    # `exclusive:` with no value (YAML null) was written `#SBATCH --exclusive=None`; a list as its Python repr
+    ("partition: gpu\nadditional:\n  exclusive:\n", "3: additional.exclusive: expected a string or a number "
+     "(`true` for a bare flag), got None"),
+    ("partition: gpu\nadditional: {mail-type: [END, FAIL]}\n", "2: additional.mail-type: expected a string or a "
+     "number (`true` for a bare flag), got ['END', 'FAIL']: write a list as one string, e.g. `END,FAIL`"),
+    # a second GPU request beside --gpus-per-node: its count, not the stage's gpus, and GPUs for CPU-only jobs
+    ("partition: gpu\nadditional: {gres: 'nvme:1,gpu:a100:2'}\n", "2: additional.gres: 'nvme:1,gpu:a100:2' asks for "
+     "GPUs besides those study submit asks for (--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
+     "`gpu_option: gres`"),
+    # written as it stands, `--partition='gpu, gpu-long'`: Slurm knows no partition " gpu-long"
+    ('partition: "gpu, gpu-long"\n', "1: partition: expected a name or a comma-separated list of names without "
+     "spaces (e.g. gpu,gpu-long), got 'gpu, gpu-long'"),
+    # Slurm refuses --cpus-per-gpu beside --cpus-per-task, --ntasks-per-gpu beside --ntasks-per-node
+    ("partition: gpu\nadditional: {cpus-per-gpu: 8}\n", "2: additional: sbatch refuses --cpus-per-gpu beside the "
+     "--cpus-per-task study submit writes; set `stages.<stage>.cpus` in the profile instead"),
+    ("partition: gpu\nadditional: {ntasks_per_gpu: 1}\n", "2: additional: sbatch refuses --ntasks-per-gpu beside the "
+     "--ntasks-per-node study submit writes; set `stages.<stage>.gpus` in the profile instead"),
 ])
 def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
