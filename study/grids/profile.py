@@ -102,6 +102,7 @@ class Profile:
     max_parallel_gpus: int | None = None
     max_parallel_jobs: int | None = None  # e.g. the local machine's cores, for CPU-only jobs' wall-time estimate
     setup: tuple[str, ...] = ()
+    python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
     additional: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
     stage_lines: dict[str, int] = field(default_factory=dict)
@@ -119,7 +120,7 @@ class Profile:
 GPU_OPTIONS = ("gpus-per-node", "gres")
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
                 "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup",
-                "additional", "stages", "cost")
+                "python", "additional", "stages", "cost")
 # sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
 # none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
 # requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
@@ -219,7 +220,7 @@ def load_profile(path: str | Path | None) -> Profile:
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
         max_parallel_jobs=opt_int("max_parallel_jobs", None),
-        setup=tuple(setup), additional=dict(additional), stages=stages, stage_lines=stage_lines,
+        setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages, stage_lines=stage_lines,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
     )
     # the profile's own stage defaults must fit its nodes

@@ -27,7 +27,8 @@ def fake_commands(bin_dir: Path, **scripts: str) -> Path:
 
 def fake_slurm(root: Path) -> Path:
     """Stand-ins for a whole Slurm in `root/bin` (returned; put it first on PATH), driven and read through files in
-    `root`: sbatch answers "Submitted batch job <n>" (n = 101, 102, ...; its environment saved in sbatch_env_<n>);
+    `root`: sbatch answers "Submitted batch job <n>" (n = 101, 102, ...; its environment saved in sbatch_env_<n>, its
+    script in sbatch_script_<n>);
     sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; srun does nothing. Real commands elsewhere on PATH are never
@@ -36,7 +37,7 @@ def fake_slurm(root: Path) -> Path:
     return fake_commands(
         root / "bin",
         sbatch=f'n=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); echo $n > "{d}/counter"\n'
-               f'env > "{d}/sbatch_env_$n"\necho "Submitted batch job $n"',
+               f'env > "{d}/sbatch_env_$n"\ncp "$1" "{d}/sbatch_script_$n"\necho "Submitted batch job $n"',
         sacct=f'case "$*" in *--name*) exit 0;; esac\necho "JobID|State|NodeList|End"\n'
               f'cat "{d}/sacct" 2>/dev/null; exit 0',
         squeue=f'case "$*" in *--name*) cat "{d}/squeue_name" 2>/dev/null;; *) cat "{d}/squeue" 2>/dev/null;; esac\n'

@@ -120,6 +120,26 @@ def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env, slurm):  # slu
     assert text == GOLDEN.read_text()
 
 
+def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):
+    """`python:` in a profile is the command that runs Python in each job (e.g. inside a container): in the
+    scripts a dry run prints and in those sbatch is given; without it, the interpreter of `study submit`."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("contained"))
+    profile = env / "contained.yaml"
+    python = "apptainer exec --nv --bind /shared /shared/study.sif python"
+    profile.write_text(GPU_PROFILE.read_text() + f"python: {python}\n")
+    cmd = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
+    code, out, err = run_cli(cmd + ["--dry-run"])
+    assert code == 0, err
+    runs = [line for line in out.splitlines() if "submitit.core._submit" in line]
+    assert runs and all(f"{python} -u -m submitit.core._submit" in line for line in runs), runs
+    code, _, err = run_cli(cmd)
+    assert code == 0, err
+    scripts = sorted(slurm.glob("sbatch_script_*"))
+    assert scripts and all(f"{python} -u -m submitit.core._submit" in p.read_text() for p in scripts)
+    assert sys.executable not in scripts[0].read_text()
+
+
 def test_a_dry_run_with_only_queues_the_jobs_named(env, slurm):  # slurm: its scontrol, not the host's
     """`--only` on Slurm: one array of the one pretraining job named; an evaluation without its pretraining refused."""
     from study.grids import plan_grid

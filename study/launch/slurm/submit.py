@@ -244,7 +244,7 @@ class _Arrays:
         """Write the array's sbatch script to `out` -> placeholder ids for its dependents' scripts."""
         n = self.n_arrays
         self.out.write(f"# ---- array {n}: {stage}, {len(chunk)} job(s): {', '.join(j.id for j in chunk)}\n")
-        self.out.write(sbatch_script(params, folder, len(chunk)) + "\n")
+        self.out.write(sbatch_script(params, folder, len(chunk), self.plan.profile.python) + "\n")
         return [f"<array{n}>" if len(chunk) == 1 else f"<array{n}>_{i}" for i in range(len(chunk))]
 
     def _queue(self, stage: str, chunk: list[Any], params: dict, folder: Path, batch: str, name: str) -> list[str]:
@@ -252,7 +252,7 @@ class _Arrays:
         import submitit
 
         # a fresh executor per array: parameters (the dependency above all) never leak between arrays
-        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES, python=self.plan.profile.python)
         for j in chunk:  # what `recover` rebuilds the tasks' calls from
             write_job_file(self.workdir, j)
         intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
@@ -342,7 +342,8 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
 
 
 def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:
-    """The sbatch script submitit writes for an array of `n_tasks` with these parameters (its own generator)."""
+    """The sbatch script submitit writes for an array of `n_tasks` with these parameters (its own generator);
+    `python`: the command that runs Python there (a profile's `python`), else this interpreter."""
     from submitit.slurm.slurm import _make_sbatch_string
 
     python = python or shlex.quote(sys.executable)
