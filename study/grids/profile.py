@@ -210,6 +210,9 @@ def load_profile(path: str | Path | None) -> Profile:
     if partition is not None and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", partition):  # sbatch takes " b" as a name
         raise fail(p, raw.line_of("partition"), f"partition: expected a name or a comma-separated list of names "
                                                 f"without spaces (e.g. gpu,gpu-long), got {partition!r}")
+    for key in ("max_parallel_gpus", "max_parallel_jobs"):
+        if opt_int(key, None) == 0:  # read as no limit by the estimate and the throttle alike: say so instead
+            raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 1, got 0 (leave it out for no limit)")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")

@@ -222,6 +222,8 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\nadditional: {gres: 'nvme:1,gpu:a100:2'}\n", "2: additional.gres: 'nvme:1,gpu:a100:2' asks for "
      "GPUs besides those study submit asks for (--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
      "`gpu_option: gres`"),
+    ("partition: gpu\nmax_parallel_gpus: 0\n", "2: max_parallel_gpus: expected an integer >= 1, got 0 (leave it out "
+     "for no limit)"),
     # written as it stands, `--partition='gpu, gpu-long'`: Slurm knows no partition " gpu-long"
     ('partition: "gpu, gpu-long"\n', "1: partition: expected a name or a comma-separated list of names without "
      "spaces (e.g. gpu,gpu-long), got 'gpu, gpu-long'"),
