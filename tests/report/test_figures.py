@@ -1168,3 +1168,39 @@ def test_a_layout_long_labels_leave_no_room_for_draws_without_a_warning():
         style.tight_layout(fig2)
     plt.close(fig)
     plt.close(fig2)
+
+
+@pytest.mark.parametrize("module, recs", [(quality, quality_records), (granularity, granularity_records),
+                                          (domain_matrix, domain_records)])
+def test_a_figure_whose_planned_cells_have_no_result_yet_says_so_not_that_the_grid_lacks_them(module, recs):
+    """While a grid still runs, the report's note of a figure whose planned jobs have not finished points to
+    missing.csv, rather than reading as if the grid had no such jobs ("... in this grid")."""
+    planned = table_of(recs()).drop_duplicates("job_id")
+    done = table_of(quantity_records())  # in-domain results of dataset a only
+    with pytest.raises(NoData, match=r"planned .*\(missing\.csv\)") as e:
+        module.draw(done, planned)
+    assert "in this grid" not in str(e.value)
+    with pytest.raises(NoData, match="in this grid|at least two"):
+        module.draw(done)  # without a plan nothing says they were planned
+
+
+def test_domain_matrix_orders_its_panels_as_the_other_figures_order_methods():
+    """SimCLR's panel first (common.METHOD_ORDER, as quantity and quality order them), not byol's by name."""
+    recs = [r for r in domain_records() if r["axes"]["protocol"] == "linear" and "+" not in r["axes"]["dataset"]]
+    recs += [{**r, "job_id": r["job_id"] + "b", "axes": {**r["axes"], "method": "byol"}} for r in recs]
+    fig, data = domain_matrix.draw(table_of(recs))
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["simclr", "byol"]
+    assert list(dict.fromkeys(domain_matrix.paper_table(data)["method"])) == ["simclr", "byol"]
+
+
+def test_every_figure_title_names_the_papers_figure_or_table_it_redraws():
+    """A reader of index.html sees which of the paper's figures or tables a section redraws (README's table), in the
+    heading and the contents."""
+    import re
+
+    from study.report import curves
+    from study.report.figures import FIGURES
+
+    for module in FIGURES:
+        assert re.search(r"\(paper: [^)]*\b(Fig\.|Table) \d", module.TITLE), module.NAME
+    assert "not in the paper" in curves.TITLE

@@ -1,4 +1,5 @@
-"""The report's figures, in the order the report shows them. Each module has `NAME`, `TITLE`,
+"""The report's figures, in the order the report shows them. Each module has `NAME`, `TITLE` (ending with the
+paper's figure or table it redraws: "(paper: CVPR Fig. 2)"; numbers differ between arXiv v1 and CVPR),
 `draw(table, expected=None) -> (matplotlib Figure, plotted data DataFrame)` (raising `NoData` when the grid has
 nothing for it) and `paper_table(data) -> DataFrame`. Adding a figure is one new module and one line here."""
 from study.report.figures import domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity

@@ -16,7 +16,7 @@ from study.report.figures.common import (NoData, at_largest_labeled, cells, clea
 from study.results.collect import key_tuples
 
 NAME = "domain_concat"
-TITLE = "Domain: single encoders vs concatenated features"
+TITLE = "Domain: single encoders vs concatenated features (paper: CVPR Table 3)"
 ROLES = ("first encoder", "second encoder", "concatenated")
 
 

@@ -12,11 +12,11 @@ import seaborn as sns
 from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, label_variants,
-                                         pick_largest, same, seeds_note, size_key, wide)
+                                         method_key, pick_largest, same, seeds_note, size_key, wide)
 from study.report import style
 
 NAME = "domain_matrix"
-TITLE = "Domain: pretraining dataset x evaluation dataset (linear top-1)"
+TITLE = "Domain: pretraining dataset x evaluation dataset, linear top-1 (paper: arXiv v1 Table 1)"
 
 
 def _matrix_size(planned: pd.DataFrame):
@@ -76,6 +76,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lin = clean(cell[cell["protocol"] == "linear"])
     lin = lin[is_single(lin["dataset"]) & lin["dataset"].notna()] if "dataset" in lin else lin.iloc[0:0]
     if lin.empty or lin["dataset"].nunique() < 2 and lin["eval_dataset"].nunique() < 2:
+        if _crosses_domains(expected_rows(expected, protocol="linear")):  # not "not in this grid"
+            raise NoData("no linear-probe result of a second pretraining or evaluation dataset yet: the grid's "
+                         "cross-domain cells are planned without a result (missing.csv)")
         raise NoData("needs linear-probe results of at least two pretraining or evaluation datasets")
     planned = expected_rows(expected, protocol="linear")
     if not (_crosses_domains(lin) or _crosses_domains(planned)):  # a diagonal alone is the quantity figure's
@@ -102,7 +105,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     if has_plan:
         diagonal.append(planned[planned["dataset"] == planned["eval_dataset"]])
     in_domain = set().union(*(set(d["method"].dropna()) for d in diagonal if "method" in d))
-    methods = sorted(m for m in methods if m in in_domain) or sorted(methods) or [None]
+    methods = (sorted((m for m in methods if m in in_domain), key=method_key)  # as the other figures order them
+               or sorted(methods, key=method_key) or [None])
 
     fig, axes = plt.subplots(1, len(methods), figsize=(1.2 * len(cols) * len(methods) + 2.5, 0.9 * len(rows) + 1.8),
                              squeeze=False)

@@ -12,7 +12,7 @@ from study.report.figures.common import (NoData, at_largest_labeled, cells, clea
                                          label_variants, planned_missing, same, seeds_note, wide)
 
 NAME = "domain_pooling"
-TITLE = "Domain: in-domain vs pooled pretraining"
+TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, fmt_size, label_variants, levels_order, note_missing,
-                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, levels_order,
+                                         note_missing, pick_largest, planned_missing, same, seeds_note, series_labels,
+                                         varying, wide)
 
 NAME = "granularity"
-TITLE = "Label granularity: top-1 per taxonomy level"
+TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
 LINE_KEYS = ["method", "dataset", "size"]
 MODES = {"finest level mapped up": "one finest-level classifier mapped up the taxonomy",
          "per_level": "one classifier per level"}
@@ -25,6 +26,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     cell = clean(cells(table, expected=expected))
     gran = cell[(cell["protocol"] == "granularity") & cell["level"].notna()]
     if gran.empty:
+        if not expected_rows(expected, protocol="granularity").empty:  # not "not in this grid"
+            raise NoData("no per-level (granularity) result yet: every planned cell is missing (missing.csv)")
         raise NoData("no per-level (granularity) results in this grid")
     # planned jobs without a result: their lines are drawn (and tabled) missing at every level
     waiting = clean(planned_missing(expected, gran, [*LINE_KEYS, "corruption", "eval_dataset"],

@@ -16,7 +16,7 @@ from study.report.figures.common import (NoData, cells, expected_rows, fmt_size,
                                          pick_largest, same, seeds_note, wide)
 
 NAME = "quality"
-TITLE = "Quality: change in top-1 from clean pretraining"
+TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
 
 
 # the paper's names of the corruptions, by their main parameter
@@ -70,6 +70,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     cell = cells(table, expected=expected)
     lin = cell[cell["protocol"] == "linear"]
     if "corruption" not in lin or not (lin["corruption"] != "none").any():
+        planned = expected_rows(expected, protocol="linear")
+        if "corruption" in planned and (planned["corruption"] != "none").any():  # not "not in this grid"
+            raise NoData("no result of corrupted pretraining yet: every planned cell is missing (missing.csv)")
         raise NoData("no results of corrupted pretraining in this grid")
     rows = []
     for (ev, ds, size), group in lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False):

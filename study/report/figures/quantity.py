@@ -17,7 +17,7 @@ from study.report.figures.common import (NoData, cells, clean, expected_rows, fm
 from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
-TITLE = "Data quantity: top-1 vs labeled images"
+TITLE = "Data quantity: top-1 vs labeled images (paper: CVPR Fig. 2; kNN panels ours)"
 PROTOCOLS = ("linear", "finetune", "knn")  # knn: the knn_top1 rows of `knn` jobs and of `also_knn` probes
 PANEL_NAMES = {"linear": "linear probe", "finetune": "fine-tuning", "knn": "kNN"}
 LINE_KEYS = ["method", "dataset", "size"]
