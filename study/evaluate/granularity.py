@@ -47,7 +47,7 @@ def mapped_top1(ranks: torch.Tensor | None, y: torch.Tensor, mapping: torch.Tens
     if ranks is None or len(y) == 0:
         return math.nan
     mapping = mapping.to(ranks.device)
-    return float((mapping[ranks[:, 0]] == mapping[y.to(ranks.device)]).float().mean())
+    return int((mapping[ranks[:, 0]] == mapping[y.to(ranks.device)]).sum()) / len(y)  # exact, as hit_rate
 
 
 def level_scores(logits: torch.Tensor, mapping: torch.Tensor, num_values: int) -> torch.Tensor:
