@@ -337,7 +337,8 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
     unreadable = {s.path.stem: s.reason for s in skipped}
     missing["state"] = [f"result file unreadable ({unreadable[j]}): `study submit --retry-failed` reruns it"
                         if j in unreadable else states.get(j, "no result yet") for j in missing["job_id"]]
-    missing = missing.sort_values(["stage", "job_id"], kind="stable").reset_index(drop=True)
+    # the evaluations, then the pretrainings, each in the plan's order (the grid's axes and entries, not hash order)
+    missing = missing.sort_values("stage", kind="stable").reset_index(drop=True)
     return Collection(table, skipped, planned, missing, plan.name)
 
 
