@@ -73,10 +73,14 @@ def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():
     for method, base in (("random", 0.1), ("simclr", 0.3)):
         recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=50_000),
                         {(1000, None): base, (10000, None): base + 0.05})
-    fig, _ = quantity.draw(table_of(recs))
+    fig, data = quantity.draw(table_of(recs))
     look = {label: c.lines[0] for (title, label), c in _containers(fig).items() if title == "a · linear probe"}
     assert look["simclr"].get_linestyle() == "-" != look["random"].get_linestyle()
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["simclr", "random"]
+    # same colour and marker (one size), told apart by line style alone: the caption says what each encodes
+    assert "line style: its method); random: the frozen features of an untrained" in data.attrs["caption"]
+    _, alone = quantity.draw(table_of([r for r in recs if r["axes"]["method"] == "simclr"]))
+    assert "random:" not in alone.attrs["caption"]
 
 
 def test_quantity_labels_the_random_init_encoder_without_a_pretraining_size():

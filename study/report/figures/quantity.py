@@ -185,8 +185,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)
-    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set; "
-                             "dotted black: supervised from scratch on the same labeled subsets; "
+    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set (colour and "
+                             "marker: its size; line style: its method); "
+                             + ("random: the frozen features of an untrained (random-init) encoder; "
+                                if "random" in methods else "")
+                             + "dotted black: supervised from scratch on the same labeled subsets; "
                              f"points: {seeds_note(data['count'])}; error bars: standard deviation over seeds; a "
                              "panel's note counts its points without a value (planned, or diverged: a gap in a line); "
                              "in the table, '—': planned, no result yet (a row of missing.csv) or diverged, blank: not "
