@@ -52,7 +52,8 @@ def newer_note(found: object, reads: int) -> str:
 def library_versions() -> dict[str, str | None]:
     """The versions of the libraries a result's numbers depend on beside study's own code, as a protocol records
     them: torch and torchvision, numpy (the corruptions' random draws), Pillow and the JPEG decoder it links (another
-    libjpeg gives other pixels from the same file: training images, and the JPEG corruption's)."""
+    libjpeg gives other pixels from the same file: training images, and the JPEG corruption's). Plain strings (not
+    torch's TorchVersion, which a weights-only load of the checkpoint that keeps each session's would refuse)."""
     import numpy
     import PIL
     import torch
@@ -61,6 +62,6 @@ def library_versions() -> dict[str, str | None]:
 
     turbo = features.version_feature("libjpeg_turbo") if features.check_feature("libjpeg_turbo") else None
     jpeg = features.version("jpg")
-    return {"torch_version": torch.__version__, "torchvision_version": torchvision.__version__,
+    return {"torch_version": str(torch.__version__), "torchvision_version": str(torchvision.__version__),
             "numpy_version": numpy.__version__, "pillow_version": PIL.__version__,
             "jpeg_decoder": f"libjpeg-turbo {turbo}" if turbo else (f"libjpeg {jpeg}" if jpeg else None)}

@@ -34,12 +34,15 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def load_error(e: Exception) -> str:
     """Why `torch.load(..., weights_only=True)` failed, for a message: the cause of a weights-only refusal in one line
-    (not torch's paragraphs, whose advice, weights_only=False, would run any code the file holds), else the error."""
+    (not torch's paragraphs, whose advice, weights_only=False, would run any code the file holds), an empty file as
+    such, else the error."""
     text = str(e)
     if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
         lines = [ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()]
         cause = lines[0].split(". ", 1)[0].rstrip(".") if lines else "unknown"
         return f"it holds more than tensors, or is no PyTorch file: {cause}"
+    if isinstance(e, EOFError):  # torch's for a file of 0 bytes (or a pickle cut short): no message of its own
+        return "the file is empty or cut short (EOFError)"
     return f"{type(e).__name__}: {e}"
 
 

@@ -255,7 +255,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method, cfg.optim, lr=0.0)
 
-    past = _resume(ckpt_path, fingerprint, method, optimizer, total)
+    environment = {**library_versions(), "device_kind": base_protocol["device_kind"]}
+    past = _resume(ckpt_path, fingerprint, method, optimizer, total, environment)
     if world.is_main and past.from_checkpoint and past.step < total:
         _log_resume(cfg, run_dir, past, total, device)
     session = _Session(cfg, run_dir, world, device, use_bf16, channels_last, method, optimizer, aug, sched,
@@ -395,6 +396,7 @@ class _Session:
             "resumed_from": past.resumed_from,
             "cpu_threads": past.threads,
             "code_versions": past.versions,
+            "environments": past.environments,
         }
 
     def metrics(self) -> list[dict]:
@@ -411,8 +413,11 @@ class _Session:
         """`base` with the run's timing and sessions: wall time over every session, training rate over the
         training-loop time (the run ends with a checkpoint at its last step, which counted it)."""
         past, step = self.past, self.step
+        envs = past.environments
+        environment = {k: _one_or_each([e.get(k) for e in envs]) for k in (envs[-1] if envs else {})}
         return dict(
             base,
+            **environment,  # libraries and device kind: a list where the sessions' differed
             wall_time_s=past.wall_s + (time.time() - self.t0) if self.steps else past.wall_s,
             earlier_sessions_seconds=past.wall_s,  # of wall_time_s: the sessions before this one (from the checkpoint)
             images_per_s=(step * self.sched.batch / self.train_s) if step and self.train_s > 0 else None,
@@ -467,13 +472,15 @@ class _Sessions:
     resumed_from: list = dataclasses.field(default_factory=list)  # the step each later session resumed at
     threads: list = dataclasses.field(default_factory=lambda: [torch.get_num_threads()])  # CPU sums depend on them
     versions: list = dataclasses.field(default_factory=lambda: [code_version()])  # each session's code version
+    # each session's library versions and device kind (none known of the sessions of a checkpoint that lacks them)
+    environments: list = dataclasses.field(default_factory=list)
 
 
-def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int) -> _Sessions:
+def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int, environment: dict) -> _Sessions:
     """Load `ckpt_path` into `method`, `optimizer` and the RNGs when it exists (its fingerprint must match, see
-    `_comparable`), and return the run's sessions. A finished run asked again trains nothing: its sessions stay
-    those that trained it."""
-    this = _Sessions()
+    `_comparable`), and return the run's sessions, this one's `environment` (libraries, device kind) among them. A
+    finished run asked again trains nothing: its sessions stay those that trained it."""
+    this = _Sessions(environments=[environment])
     if not ckpt_path.exists():
         return this
     ck = load_checkpoint(ckpt_path, RESUME_KEYS)
@@ -486,25 +493,35 @@ def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int) -
                      train_s=float(ck["train_time_s"]), recent=list(ck["recent_losses"]),
                      acc_window=[tuple(x) for x in ck["train_acc_window"]], resumed_from=list(ck["resumed_from"]),
                      threads=list(ck.get("cpu_threads", [])),  # absent from a checkpoint that does not record it
-                     versions=list(ck.get("code_versions", [UNKNOWN_VERSION])))
+                     versions=list(ck.get("code_versions", [UNKNOWN_VERSION])),
+                     environments=list(ck.get("environments", [])))
     if past.step >= total:
         past.threads = past.threads or this.threads
+        past.environments = past.environments or this.environments
     else:
         past.resumed_from.append(past.step)
         past.threads += this.threads
         past.versions += this.versions
+        past.environments += this.environments
     return past
 
 
 def _log_resume(cfg: PretrainConfig, run_dir: Path, past: _Sessions, total: int, device: torch.device) -> None:
-    """The resume line, and a warning where this session's code version, or on a CPU its thread count, is not
-    the one the run began with (the weights then differ from an uninterrupted run's)."""
+    """The resume line, and a warning where this session's code version, library versions or device kind (those of
+    the session before it), or on a CPU its thread count, is not the one the run began with (the weights then differ
+    from an uninterrupted run's)."""
     _log(cfg, f"resuming {run_dir} at step {past.step}/{total}")
     versions, threads = past.versions, past.threads
     if versions[-2] != versions[-1]:
         _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
              f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
              f"a run without the change (the record lists every session's version)")
+    envs = past.environments
+    changed = [k for k in envs[-1] if envs[-2].get(k) != envs[-1][k]] if len(envs) > 1 else []
+    if changed:
+        _log(cfg, "WARNING: this session runs " + ", ".join(f"{k} {envs[-1][k]} (the checkpoint's session: "
+             f"{envs[-2].get(k)})" for k in changed) + ": the rest of the run computes with them, so its weights may "
+             "differ from a run without the change (the record lists each session's)")
     if device.type == "cpu" and threads[0] != threads[-1]:
         _log(cfg, f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
              f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "

@@ -147,3 +147,13 @@ def test_a_checkpoint_lacking_a_key_its_reader_needs_is_named(tmp_path):
     assert load_checkpoint(tmp_path / "ck.pt", ("step", "method"))["step"] == 3
     with pytest.raises(StudyError, match=r"ck.pt: checkpoint lacks optimizer, rng \(edited"):
         load_checkpoint(tmp_path / "ck.pt", ("step", "optimizer", "method", "rng"))
+
+
+def test_an_empty_checkpoint_or_encoder_file_is_named_as_empty(tmp_path):
+    """A file of 0 bytes (a copy or a disk that failed): torch's EOFError has no message of its own."""
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"")
+    with pytest.raises(StudyError, match=r"checkpoint.pt: unreadable checkpoint \(the file is empty or cut short"):
+        load_checkpoint(path)
+    with pytest.raises(StudyError, match=r"checkpoint.pt: not a study encoder file \(the file is empty or cut short"):
+        read_encoder(path)

@@ -620,6 +620,38 @@ def test_a_resume_by_other_code_warns_and_the_protocol_lists_each_sessions_versi
     assert "code version" not in capfd.readouterr().err
 
 
+def test_a_resume_under_another_torch_or_gpu_model_warns_and_the_protocol_lists_each_sessions(tiny_manifest,
+                                                                                            make_config, tmp_path,
+                                                                                            capfd):
+    """A requeue may land on a node of other libraries or another GPU model: the checkpoint keeps each session's
+    (simulated: an earlier session's rewritten into it), the resume says which changed, and the record lists
+    each session's value of what changed; a checkpoint from before it kept them resumes with this session's alone."""
+    kind = device_kind()
+    for run, before in (("other", {"torch_version": "1.0.0", "device_kind": "NVIDIA V100"}), ("old", None)):
+        with pytest.raises(StopRequested):
+            pretrain(make_config(), tmp_path / run, stop_at=2)
+        path = tmp_path / run / "checkpoint.pt"
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        (now,) = ck["environments"]
+        assert now["torch_version"] == torch.__version__ and now["device_kind"] == kind
+        if before is None:  # written before checkpoints kept them
+            del ck["environments"]
+        else:
+            ck["environments"] = [{**now, **before}]
+        torch.save(ck, path)
+        capfd.readouterr()
+        p = pretrain(make_config(), tmp_path / run)["protocol"]
+        err = capfd.readouterr().err
+        if before is None:
+            assert (p["torch_version"], p["device_kind"]) == (torch.__version__, kind) and "torch_version" not in err
+            continue
+        assert p["torch_version"] == ["1.0.0", torch.__version__] and p["device_kind"] == ["NVIDIA V100", kind]
+        assert p["numpy_version"] == now["numpy_version"]  # unchanged: one value
+        assert (f"this session runs torch_version {torch.__version__} (the checkpoint's session: 1.0.0), "
+                f"device_kind {kind} (the checkpoint's session: NVIDIA V100)") in err
+        assert load_checkpoint(path)["environments"] == [{**now, **before}, now]
+
+
 def test_settings_that_change_nothing_here_do_not_block_a_resume(tiny_manifest, make_config, tmp_path):
     """`precision: auto` is fp32 on a CPU, `channels_last` and `sync_bn` are off there, BYOL has no temperature,
     SimCLR's default is 0.1, and another method's settings are not read: a resume with those changes ends as the
