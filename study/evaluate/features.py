@@ -164,9 +164,11 @@ class FeatureCache:
         self.save_every_minutes = save_every_minutes
         self.aug, self.layer, self.batch_size = aug, feature_layer, batch_size
         self.device, self.num_workers = device, num_workers
+        # batch_size: a row's last bits follow the batch shape (padded() keeps it fixed within one extraction), so
+        # an evaluation of another extraction batch never reads, or goes on with, this one's rows
         self.transform_key = config_hash({"transform": aug.describe(), "feature_layer": feature_layer,
                                           "format": FORMAT, "torch": str(torch.__version__),
-                                          "device_type": device.type}, 16)
+                                          "device_type": device.type, "batch_size": batch_size}, 16)
         self._sha: dict[Path, str] = {}
 
     def encoder_sha(self, path: Path) -> str:
@@ -184,7 +186,7 @@ class FeatureCache:
 
     def key(self, encoder: Path, manifest) -> str:
         """What `manifest`'s features by `encoder` depend on (encoder file, manifest content, image root(s),
-        transform, feature layer, format, torch version, device type), as a name."""
+        transform, feature layer, format, torch version, device type, extraction batch size), as a name."""
         return str(self._folder(encoder, manifest).relative_to(self.dir))
 
     def get(self, encoder: Path, manifest, n: int | None) -> Features:

@@ -171,6 +171,16 @@ def test_two_folders_of_one_layout_do_not_share_cached_features(manifests, encod
     assert _features(cache, "evtest_b", enc, None).info["cached"]
 
 
+def test_an_evaluation_of_another_extraction_batch_does_not_read_the_cached_features(manifests, encoder_file,
+                                                                                     tmp_path):
+    """A row's last bits follow the batch shape: two jobs differing in `batch_size` each extract their own, so that
+    neither's result depends on which ran first."""
+    enc, cache = encoder_file(), tmp_path / "f"
+    assert not _features(cache, "evtest", enc, None, batch=16).info["cached"]
+    assert not _features(cache, "evtest", enc, None, batch=8).info["cached"]
+    assert _features(cache, "evtest", enc, None, batch=8).info["cached"]
+
+
 def test_a_rows_features_do_not_depend_on_where_its_extraction_ends(manifests, tmp_path):
     """Row 16 ends a 17-row extraction alone in its batch, and sits in a full batch of a 40-row one: the same bits."""
     from study.train.backbones import build_backbone, encoder_payload
