@@ -1,7 +1,7 @@
 """study.counts: the one grammar of image counts (grids, profiles, manifest flags) and its short spelling."""
 import pytest
 
-from study.counts import format_count, parse_count
+from study.counts import format_count, parse_count, parse_labeled_size
 
 
 @pytest.mark.parametrize("text, n", [(50000, 50000), ("50k", 50000), ("50K", 50000), ("1M", 1_000_000),
@@ -25,6 +25,15 @@ def test_a_whole_float_is_refused_saying_how_to_write_it():
         parse_count(1.5)
     with pytest.raises(ValueError, match=r"got 500\.0 \(a float: write 500\)$"):  # not `write 500 or 500`
         parse_count(500.0)
+    with pytest.raises(ValueError, match=r"got -5\.0$"):  # no hint to write a count that is refused too
+        parse_count(-5.0)
+
+
+def test_a_labeled_size_is_all_in_lower_case_or_a_count_of_at_least_one():
+    assert [parse_labeled_size(v) for v in ("all", "1k", 1)] == ["all", 1000, 1]
+    for bad in ("All", "ALL", 0, "0"):
+        with pytest.raises(ValueError, match=r"\(or all\)$"):
+            parse_labeled_size(bad)
 
 
 def test_minimum():

@@ -17,5 +17,5 @@ def test_eta_is_the_remaining_units_at_this_sessions_rate():
 
 
 def test_format_clock_reads_minutes_and_seconds_then_hours():
-    assert [format_clock(s) for s in (0, 7.9, 65, 3599.5, 3723, -1)] == ["0:00", "0:07", "1:05", "59:59", "1:02:03",
-                                                                          "0:00"]
+    assert [format_clock(s) for s in (0, 7.9, 65, 3599.5, 3600, 3723, -1)] == ["0:00", "0:07", "1:05", "59:59",
+                                                                                "1:00:00", "1:02:03", "0:00"]

@@ -107,6 +107,32 @@ def test_an_os_error_no_command_caught_names_its_file_and_exits_2(monkeypatch, c
     assert capsys.readouterr().err == "study: error: /data/work/results/x.json: No space left on device\n"
 
 
+def test_a_stop_by_sigterm_in_a_nested_main_is_said_once(monkeypatch, capsys):
+    """The quickstart runs `study submit` through a nested `main`: the SystemExit(143) of a local submit stopped by
+    `study cancel` passes through both, and its line is written once, by the inner one."""
+    import argparse
+    import signal
+
+    import study.cli
+
+    def stopped(args):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    def nested(args):
+        inner = argparse.ArgumentParser(prog="study")
+        inner.set_defaults(func=stopped)
+        monkeypatch.setattr(study.cli, "build_parser", lambda: inner)
+        return main([])
+
+    outer = argparse.ArgumentParser(prog="study")
+    outer.set_defaults(func=nested)
+    monkeypatch.setattr(study.cli, "build_parser", lambda: outer)
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 143
+    assert capsys.readouterr().err == "study: stopped by SIGTERM\n"
+
+
 def test_a_name_an_ascii_locale_cannot_write_says_the_locale_not_a_traceback(monkeypatch, capsys):
     """Under LC_ALL=C with PYTHONUTF8=0 stdout is ASCII: a class name with an accent (`study manifest show`) is one
     line naming the locale and the way out, exit 2; in a UTF-8 locale the same error is a bug: its traceback stays."""

@@ -319,3 +319,7 @@ def test_without_a_wnid_list_a_class_folder_not_named_as_a_wnid_is_refused(tmp_p
     with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid \(n \+ 8 digits\), e.g. "
                                          r"lost\+found: move them out"):
         read_dataset("imagenet", tmp_path, "train")
+    (tmp_path / "train" / "lost+found").rmdir()
+    (tmp_path / "train" / "n0144076").mkdir()  # n and 7 digits: no wnid either
+    with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid .*e.g. n0144076: move"):
+        read_dataset("imagenet", tmp_path, "train")

@@ -106,11 +106,11 @@ def test_annotations_that_disagree_with_the_class_folders_are_refused(tmp_path):
     with pytest.raises(StudyError, match=rf"train.json: folder {sorted(folder_of.values())[0]}/ holds images "
                                          r"annotated as category 2 \('Rosa canina'\), not 0 as its name says"):
         read_dataset("inat21", tmp_path, "train")
-    # folders named otherwise (a JSON of one's own) are not read for ids
-    for old, new in ((inat_dir(c), f"species{c[0]}") for c in INAT_CATEGORIES):
+    # folders named otherwise (a JSON of one's own; `0_species`: no 5-digit id) are not read for ids
+    for old, new in ((inat_dir(c), f"{c[0]}_species") for c in INAT_CATEGORIES):
         (tmp_path / "train" / old).rename(tmp_path / "train" / new)
     _edit(tmp_path, lambda d: [im.update(file_name=im["file_name"].replace(folder_of[im["id"]],
-                                                                           "species" + folder_of[im["id"]][4]))
+                                                                           folder_of[im["id"]][4] + "_species"))
                                for im in d["images"]])
     assert sorted(read_dataset("inat21", tmp_path, "train").labels.tolist()) == [0, 0, 1, 1, 2, 2]
 

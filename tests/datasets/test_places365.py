@@ -148,8 +148,12 @@ def test_a_listed_image_missing_between_the_first_and_last_is_refused_naming_its
         read_dataset("places365", tmp_path, "train")
     with pytest.raises(StudyError, match=r"places365_val.txt: .* val_256/Places365_val_00000002.jpg \(line 2\) not"):
         read_dataset("places365", tmp_path, "val")
+    (tmp_path / "data_256/a/airfield/00000002.jpg").unlink()  # line 5: the first absent file, and a count
+    with pytest.raises(StudyError, match=r"data_256/b/bus_station/indoor/00000002.jpg \(line 3, 1 more after it\) not"):
+        read_dataset("places365", tmp_path, "train")
     shutil.copytree(tmp_path / "data_256", tmp_path / "data_large")  # a full high-res copy is taken instead
-    write_image(tmp_path / "data_large/b/bus_station/indoor/00000002.jpg", size=(16, 16))
+    for name in ("b/bus_station/indoor/00000002.jpg", "a/airfield/00000002.jpg"):
+        write_image(tmp_path / "data_large" / name, size=(16, 16))
     assert read_dataset("places365", tmp_path, "train").info["image_dir"] == "data_large"
 
 

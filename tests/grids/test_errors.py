@@ -224,12 +224,16 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "`gpu_option: gres`"),
     ("partition: gpu\nmax_parallel_gpus: 0\n", "2: max_parallel_gpus: expected an integer >= 1, got 0 (leave it out "
      "for no limit)"),
+    ("partition: gpu\nadditional: {gres: 'nvme:1, gres/gpu'}\n", "2: additional.gres: 'nvme:1, gres/gpu' asks for "
+     "GPUs besides"),
     # written as it stands, `--partition='gpu, gpu-long'`: Slurm knows no partition " gpu-long"
     ('partition: "gpu, gpu-long"\n', "1: partition: expected a name or a comma-separated list of names without "
      "spaces (e.g. gpu,gpu-long), got 'gpu, gpu-long'"),
     # Slurm refuses --cpus-per-gpu beside --cpus-per-task, --ntasks-per-gpu beside --ntasks-per-node
     ("partition: gpu\nadditional: {cpus-per-gpu: 8}\n", "2: additional: sbatch refuses --cpus-per-gpu beside the "
      "--cpus-per-task study submit writes; set `stages.<stage>.cpus` in the profile instead"),
+    ("partition: gpu\nadditional: {gpus-per-socket: 1}\n", "2: additional: sbatch refuses --gpus-per-socket beside "
+     "the --gpus-per-node study submit writes; set `stages.<stage>.gpus` in the profile instead"),
     ("partition: gpu\nadditional: {ntasks_per_gpu: 1}\n", "2: additional: sbatch refuses --ntasks-per-gpu beside the "
      "--ntasks-per-node study submit writes; set `stages.<stage>.gpus` in the profile instead"),
 ])
@@ -716,6 +720,9 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
     msg = error_of(p)  # libyaml's words, or PyYAML's ("found character '\\t' that ...")
     assert msg.startswith(f"{p}:3: invalid YAML: found character ") and "cannot start any token" in msg
     assert msg.endswith(" (a tab indents this line: YAML indents with spaces)")
+    p.write_text("name: x\naxes: a: b\t# c\n")  # a tab after the text indents nothing: no such hint
+    msg = error_of(p)
+    assert msg.startswith(f"{p}:2: invalid YAML: ") and "a tab indents" not in msg
 
 
 @pytest.mark.parametrize("body, needle, message", [

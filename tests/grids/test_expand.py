@@ -60,6 +60,18 @@ def test_include_that_adds_no_job_is_refused_at_its_line(write_grid):
         plan_grid(g)
 
 
+def test_an_include_rule_adding_some_of_its_points_is_kept(write_grid):
+    """Only a rule none of whose points is new is refused: one whose last point the axes already give adds the
+    others."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    include:
+      - {method: [byol, simclr], dataset: beta}
+    stages: {pretrain: {}}
+    """)
+    assert pts(plan_grid(g))[2:] == [("byol", "beta", None, 0)]
+
+
 def test_include_missing_axes_take_every_declared_value(write_grid):
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha], size: [10, 20]}

@@ -627,11 +627,30 @@ def test_a_jobs_text_names_its_axes_for_progress_lines():
     assert not any("none" in t or "None" in t for t in texts)
 
 
+def test_a_jobs_text_names_an_evaluations_variant(write_grid):
+    """Two evaluations apart only by their variant read apart in the progress lines."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: knn, labeled_sizes: [10]}
+        - {protocol: knn, labeled_sizes: [10], variant: again}
+    """)
+    texts = sorted(job_text(j) for j in plan_grid(g).jobs if j.stage == "evaluate")
+    assert len(texts) == 2 and texts[0] + " (again)" == texts[1], texts
+
+
 def test_a_plan_finds_each_job_by_id_and_refuses_an_unknown_one():
     plan = plan_grid(FIXTURE)
     assert all(plan.job(j.id) is j for j in plan.jobs)
     with pytest.raises(KeyError):
         plan.job("nope")
+    plan = plan_grid(FIXTURE)  # the index follows the jobs: one added after a lookup is found
+    first, rest = plan.jobs[0], plan.jobs[1:]
+    plan.jobs = [first]
+    assert plan.job(first.id) is first
+    plan.jobs = [first, *rest]
+    assert plan.job(rest[-1].id) is rest[-1]
 
 
 def test_plan_repr_is_one_short_line():

@@ -280,7 +280,7 @@ def test_a_two_node_job_asks_for_both_nodes_and_its_memory_per_node(tmp_path):
 
 def test_cpu_only_arrays_run_all_at_once_under_a_max_parallel_gpus_profile(tmp_path):
     """max_parallel_gpus throttles GPU jobs only: an array of CPU-only jobs (gpus: 0) runs every task at once, not
-    a ZeroDivisionError; max_parallel_jobs throttles those."""
+    a ZeroDivisionError; max_parallel_jobs throttles every array (the smaller cap wins)."""
     prof = Profile(partition="cpu", max_parallel_gpus=16)
     params = slurm_parameters(prof, "evaluate", Resources(gpus=0, cpus=4, mem_gb=8, time_min=60), job_name="c",
                               array_size=5)
@@ -292,7 +292,19 @@ def test_cpu_only_arrays_run_all_at_once_under_a_max_parallel_gpus_profile(tmp_p
     assert "#SBATCH --array=0-4%3\n" in sbatch_script(params, tmp_path, 5)
     gpu = slurm_parameters(capped, "evaluate", Resources(gpus=1, cpus=4, mem_gb=8, time_min=60), job_name="g",
                            array_size=20)
-    assert gpu["array_parallelism"] == 16  # GPU jobs: max_parallel_gpus alone
+    assert gpu["array_parallelism"] == 3  # GPU jobs: the smaller of the two caps, as the plan's estimate counts
+    wide = Profile(partition="gpu", max_parallel_gpus=16, max_parallel_jobs=30)
+    gpu = slurm_parameters(wide, "pretrain", Resources(gpus=4, cpus=4, mem_gb=8, time_min=60), job_name="g",
+                           array_size=20)
+    assert gpu["array_parallelism"] == 4
+    jobs_only = Profile(partition="gpu", max_parallel_jobs=3)  # no GPU cap: jobs at once
+    gpu = slurm_parameters(jobs_only, "pretrain", Resources(gpus=1, cpus=4, mem_gb=8, time_min=60), job_name="g",
+                           array_size=20)
+    assert gpu["array_parallelism"] == 3
+    uncapped = slurm_parameters(Profile(partition="gpu"), "pretrain", Resources(gpus=1, cpus=4, mem_gb=8,
+                                                                                time_min=60), job_name="g",
+                                array_size=20)
+    assert uncapped["array_parallelism"] == 20
 
 
 def test_a_profile_without_max_array_size_splits_arrays_at_1000_tasks(tmp_path):

@@ -261,6 +261,9 @@ def test_taxonomy_of_a_train_split_applies_to_its_test_split_built_with_its_clas
     assert code == 2 and not manifest_exists("va3"), err
     assert ("--classes-from tr: class 'dog' has group 'felid' in imagefolder val but 'canid' in tr: granularity" in
             err), err
+    build("flat")  # a train split without a taxonomy: a level only the test split has is compared with nothing
+    code, _, err = cli(*val[:-1], "flat", "--name", "va4", "--taxonomy", tax)
+    assert code == 0 and load_manifest("va4").levels == ["group", "class_name"], err
 
 
 def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_lacks(build, cli, tree, tmp_path):

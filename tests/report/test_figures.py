@@ -248,6 +248,17 @@ def test_domain_concat_compares_the_seeds_it_concatenated():
     assert seeds["gain over better single"] == pytest.approx(0.04)
 
 
+
+def test_domain_concat_leaves_out_a_single_encoder_of_a_seed_without_its_own_cells():
+    """A concatenation with seed 5's encoder, of which no single cell exists: that bar is missing, not the single
+    encoder's mean over the seeds it has."""
+    recs = records(eval_axes(dataset="a"), {(10000, None): 0.45})
+    recs += records(eval_axes(protocol="concat"), {(10000, None): 0.50}, seeds=("0|5",))
+    _, data = domain_concat.draw(table_of(recs))
+    pair = domain_concat.paper_table(data).set_index("pair").loc["simclr a 1M seed 0 | simclr a 1M seed 5"]
+    assert pair["first encoder"] == pytest.approx(0.44) and pd.isna(pair["second encoder"])
+
+
 def test_quality_deltas_simclr_beside_supervised():
     fig, data = quality.draw(table_of(quality_records()))
     bars = list(_bars(fig.axes[0]).items())

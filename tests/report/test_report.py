@@ -397,6 +397,12 @@ def test_a_report_run_wholly_on_one_dirty_tree_names_its_version_once_not_each_c
         "cells hold results run on a modified ('-dirty') source tree, which no commit reproduces, each on "
         "0.1.0+git.ccccccc-dirty"), line
     assert "size=" not in line and line.count("ccccccc") == 1
+    for r in recs[:2]:  # two dirty trees: each cell named with its own, not the first cell's for all
+        r["code_version"] = "0.1.0+git.ddddddd-dirty"
+    write_all(tmp_path / "w2", recs)
+    s = build_report(tmp_path / "w2", tmp_path / "r2", grid="g", log=None)
+    (line,) = [w for w in s.warnings if "dirty" in w]
+    assert line.startswith("3 cell(s) hold results run on a modified") and "ddddddd" in line and "ccccccc" in line
 
 
 def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path):

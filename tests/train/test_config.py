@@ -143,6 +143,8 @@ def test_ranges_take_their_bounds_and_a_method_that_trains_nothing_takes_no_step
     assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "steps": 0}).steps == 0
     assert PretrainConfig.from_dict({"manifest": "m", "seed": 2**63 - 1}).seed == 2**63 - 1
     assert PretrainConfig.from_dict({"manifest": "m", "epochs": 0, "steps": 5}).steps == 5  # steps replace epochs
+    assert PretrainConfig.from_dict({"manifest": "m", "batch_size": 2}).batch_size == 2  # simclr's smallest
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "batch_size": 1}).batch_size == 1
     with pytest.raises(StudyError, match=r"evaluate.finetune.steps: method supervised trains"):  # a fine-tune's
         PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "steps": 0}, where="evaluate.finetune")
 

@@ -7,8 +7,8 @@ cpus/g CPUs each: one process per GPU, torch.distributed; `gpu_type: a100` -> --
 mem -> --mem (a whole node's, `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's
 memory, since Slurm's schedulable RealMemory is usually below the nominal size, which it would refuse: "Requested
 node configuration is not available"; the plan's cost still counts mem_per_node), time -> --time, nodes -> --nodes,
-setup -> lines run before the job, additional -> any other option; max_parallel_gpus (GPU jobs) and
-max_parallel_jobs (CPU-only jobs) -> each array's throttle (--array=0-N%k). Always added:
+setup -> lines run before the job, additional -> any other option; max_parallel_gpus (its GPUs / a job's) and
+max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
 job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
 srun of Slurm 22.05-23.02 does not take from sbatch (a task would get one CPU where tasks are bound to CPUs).
@@ -62,12 +62,11 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
             params[key] = value
     if dependency:
         params["dependency"] = dependency
-    if getattr(profile, "max_parallel_gpus", None) and gpus:
-        params["array_parallelism"] = max(1, profile.max_parallel_gpus // (gpus * int(resources.nodes)))
-    elif getattr(profile, "max_parallel_jobs", None) and not gpus:
-        params["array_parallelism"] = min(max(1, array_size), profile.max_parallel_jobs)
-    else:
-        params["array_parallelism"] = max(1, array_size)
+    caps = [max(1, profile.max_parallel_gpus // (gpus * int(resources.nodes)))] if (
+        getattr(profile, "max_parallel_gpus", None) and gpus) else []
+    if getattr(profile, "max_parallel_jobs", None):  # jobs at once, GPU or not, as the plan's estimate counts them
+        caps.append(profile.max_parallel_jobs)
+    params["array_parallelism"] = min(caps) if caps else max(1, array_size)
     return params
 
 
