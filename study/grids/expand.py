@@ -65,7 +65,8 @@ def _check_exclude_values(grid: Grid, base: dict[str, Any]) -> None:
 
 
 def expand_points(grid: Grid) -> list[dict[str, Any]]:
-    """Every pretraining point of `grid`, each a full dict over PRETRAIN_AXES; StudyError for zero-job axes."""
+    """Every pretraining point of `grid`, each a full dict over PRETRAIN_AXES; StudyError for zero-job axes, and at an
+    exclude rule that removes nothing or an include rule that adds nothing."""
     units = _units(grid)
     base = axis_defaults(grid)
     names = [n for n, _ in units]
@@ -119,7 +120,7 @@ def expand_points(grid: Grid) -> list[dict[str, Any]]:
             for (group, _), values in zip(sub, combo):
                 pt.update(zip(group, values))
             added = add(pt) or added
-        if not added:  # a typo, or the rule meant for an excluded point: the job meant to run would not
+        if not added:  # a typo in a value, most often: the job meant to run would not
             raise fail(grid.path, rule.line, f"include {rule.describe()} adds no job: each point it names is already "
                                              f"in the grid (check its values against the axes and exclude rules)")
 

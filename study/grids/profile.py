@@ -100,7 +100,8 @@ class Profile:
     mem_per_node_gb: float | None = 480.0
     max_array_size: int = 1000
     max_parallel_gpus: int | None = None
-    max_parallel_jobs: int | None = None  # e.g. the local machine's cores, for CPU-only jobs' wall-time estimate
+    max_parallel_jobs: int | None = None  # e.g. the local machine's cores: the wall-time estimate's slots, and on
+    # Slurm each array's throttle (with max_parallel_gpus, the smaller)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
     additional: dict[str, Any] = field(default_factory=dict)
@@ -223,7 +224,8 @@ def load_profile(path: str | Path | None) -> Profile:
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
         max_parallel_jobs=opt_int("max_parallel_jobs", None),
-        setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages, stage_lines=stage_lines,
+        setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages,
+        stage_lines=stage_lines,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
     )
     # the profile's own stage defaults must fit its nodes

@@ -75,7 +75,7 @@ def run_submit(args: argparse.Namespace) -> int:
         raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
-                         "profile's max_parallel_gpus throttles each array")
+                         "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix

@@ -18,7 +18,8 @@ from study.results import write_result
     (["--cluster", "local", "--dry-run"], "study: error: --dry-run prints sbatch scripts: it goes with --cluster "
                                            "slurm"),
     (["--cluster", "slurm", "--workers", "2"], "study: error: --workers sets how many jobs a --cluster local submit "
-                                                "runs at once; on Slurm the profile's max_parallel_gpus throttles"),
+                                                "runs at once; on Slurm the profile's max_parallel_gpus and "
+                                                "max_parallel_jobs throttle each array"),
 ])
 def test_a_flag_of_the_other_cluster_is_refused_before_the_grid_is_read(tmp_path, capsys, flags, message):
     """The grid does not exist: the flag is the first thing to fix, and nothing is written."""
