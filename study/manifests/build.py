@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries
 from study.counts import format_count
@@ -223,11 +222,7 @@ def check_same_taxonomy(index: Index, source: str, source_levels: list[str], whe
     shared = [level for level in index.levels if level in source_levels and level in index.columns]  # not the class
     if not shared:
         return
-    table_path = manifest_paths(source)[0]
-    try:
-        theirs = pq.read_table(table_path, columns=["label", *shared]).group_by(["label", *shared]).aggregate([])
-    except (OSError, pa.ArrowException) as e:
-        raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
+    theirs = read_arrow(source, columns=["label", *shared]).group_by(["label", *shared]).aggregate([])
     known: dict[int, list[tuple]] = {}
     for label, *values in zip(*(theirs[c].to_pylist() for c in ["label", *shared])):
         known.setdefault(label, []).append(tuple(values))

@@ -292,12 +292,13 @@ def column_problem(table: pa.Table) -> str | None:
     return None
 
 
-def read_arrow(name: str, checked: bool = True, folder: Path | None = None) -> pa.Table:
-    """A manifest's rows (from `folder`, default `manifests_dir()`); StudyError naming the Parquet file when it is
-    unreadable or (`checked`) a column is not of its type."""
+def read_arrow(name: str, checked: bool = True, folder: Path | None = None,
+               columns: list[str] | None = None) -> pa.Table:
+    """A manifest's rows (from `folder`, default `manifests_dir()`; only `columns` where given); StudyError naming
+    the Parquet file when it is unreadable or (`checked`) a column is not of its type."""
     table_path, _ = manifest_paths(name, folder)
     try:
-        table = pq.read_table(table_path)
+        table = pq.read_table(table_path, columns=columns)
     except (OSError, pa.ArrowException) as e:
         raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
     problem = column_problem(table) if checked else None
