@@ -11,7 +11,6 @@ definitions.
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -134,9 +133,7 @@ class Augment:
             blur_ = active and lists["blur"][i] and cfg.blur_kernel >= 3
             solar = active and lists["solarize"][i]
             if not (jitter or gray_ or blur_ or solar):
-                for c in range(3):  # uint8 plane * scale / 255 + shift in one pass
-                    cv2.addWeighted(xs[i, c], scale[c] / 255, xs[i, c], 0.0, shift[c], dst=outs[i, c],
-                                    dtype=cv2.CV_32F)
+                photometric_cv.normalise_planes(xs[i], outs[i], scale, shift)
                 continue
             img = ColourImage.from_planes(xs[i])
             if jitter:
