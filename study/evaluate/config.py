@@ -41,11 +41,13 @@ class LinearConfig:
     epochs: int = 90  # SimCLR: 90 epochs of linear evaluation (adam/sgd only)
     lr: float = 0.1  # adam/sgd only (cosine decay; sgd: momentum 0.9)
     batch_size: int = 1024  # adam/sgd only
-    tolerance: float = 1e-6  # L-BFGS tolerance_change
+    tolerance: float = 1e-6  # ours: L-BFGS tolerance_change
+    tolerance_grad: float = 1e-7  # ours (torch's default): L-BFGS stops once no gradient entry exceeds this
+    history_size: int = 20  # ours: L-BFGS curvature pairs kept (torch's default 100)
 
     def recorded_dict(self) -> dict:
         """Every setting but those the chosen optimizer never reads (PROBE_KEYS_UNREAD: L-BFGS reads no epochs, lr or
-        batch size; adam/sgd no iteration caps or tolerance), so that they change no protocol fingerprint."""
+        batch size; adam/sgd no iteration caps, tolerances or history), so that they change no protocol fingerprint."""
         return probe_settings_read(plain(dataclasses.asdict(self)))
 
 
@@ -122,9 +124,9 @@ class EvalConfig:
             raise bad("linear.val_fraction", f"expected a number in [0, 1), got {lin.val_fraction!r}")
         if len(wds) > 1 and lin.val_fraction == 0:
             raise bad("linear.val_fraction", "must be > 0 to choose among several weight_decays")
-        for key in ("select_iter", "max_iter", "cold_iter", "epochs", "batch_size"):
+        for key in ("select_iter", "max_iter", "cold_iter", "history_size", "epochs", "batch_size"):
             positive_int(getattr(lin, key), f"{where}.linear.{key}")
-        for key in ("lr", "tolerance"):
+        for key in ("lr", "tolerance", "tolerance_grad"):
             if not is_num(getattr(lin, key)) or getattr(lin, key) <= 0:
                 raise bad(f"linear.{key}", f"expected a number > 0, got {getattr(lin, key)!r}")
         positive_int(self.knn.k, f"{where}.knn.k")

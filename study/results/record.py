@@ -18,7 +18,8 @@ learning rate, epoch count, batch size, feature layer, manifest hash or a change
 recorded effective protocol) does not. Keys that older records hold otherwise are left out too, so that those
 records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (once recorded in
 every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
-once recorded for every optimizer), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
+once recorded for every optimizer), the L-BFGS settings recorded later where they hold the value older probes
+used (`PROBE_KEYS_LATER`), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
 now each size's where they differ; every size's is in `runs` either way); an evaluation's `encoder_recipes` are
 recomputed from the encoders' protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is
 one value however written (`10` or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the
@@ -66,8 +67,10 @@ RUN_SPECIFIC_KEYS = frozenset({
 
 # The linear-probe settings (study.evaluate.config.LinearConfig) each probe optimizer never reads: an evaluation
 # records only its optimizer's
-_LBFGS_ONLY = ("select_iter", "max_iter", "cold_iter", "tolerance")
+_LBFGS_ONLY = ("select_iter", "max_iter", "cold_iter", "tolerance", "tolerance_grad", "history_size")
 PROBE_KEYS_UNREAD = {"lbfgs": ("epochs", "lr", "batch_size"), "adam": _LBFGS_ONLY, "sgd": _LBFGS_ONLY}
+# Linear-probe settings recorded since a later version, with the value every earlier record's probes used
+PROBE_KEYS_LATER = {"tolerance_grad": 1e-7, "history_size": 20}
 
 
 class ResultFileWarning(UserWarning):
@@ -107,6 +110,15 @@ def probe_settings_read(linear: Any) -> Any:
     return {k: v for k, v in linear.items() if k not in PROBE_KEYS_UNREAD[linear["optimizer"]]}
 
 
+def _probe_settings_as_older(linear: Any) -> Any:
+    """`probe_settings_read(linear)` without the settings recorded only later (PROBE_KEYS_LATER) where they hold
+    the value earlier records' probes used."""
+    linear = probe_settings_read(linear)
+    if not isinstance(linear, Mapping):
+        return linear
+    return {k: v for k, v in linear.items() if not (k in PROBE_KEYS_LATER and v == PROBE_KEYS_LATER[k])}
+
+
 # The methods' own settings every training config recorded, whatever its method, before a run recorded only its own
 # method's (study.train.PretrainConfig.to_dict)
 OLDER_METHOD_SECTIONS = ("moco", "byol")
@@ -134,10 +146,10 @@ def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
     protocol = _own_method_settings(protocol)
     if protocol.get("stage") != "evaluate":
         return protocol
-    out = {k: probe_settings_read(v) if k == "linear" else v for k, v in protocol.items()
+    out = {k: _probe_settings_as_older(v) if k == "linear" else v for k, v in protocol.items()
            if not (k == "epochs" and "runs" in protocol)}
     if isinstance(out.get("config"), Mapping) and "linear" in out["config"]:
-        out["config"] = {**out["config"], "linear": probe_settings_read(out["config"]["linear"])}
+        out["config"] = {**out["config"], "linear": _probe_settings_as_older(out["config"]["linear"])}
     recipes, pretrain = out.get("encoder_recipes"), out.get("pretrain")
     pretrain = [pretrain] if isinstance(pretrain, Mapping) else pretrain
     if isinstance(recipes, list) and isinstance(pretrain, list) and len(pretrain) == len(recipes):

@@ -17,6 +17,15 @@ def test_a_weight_decay_of_zero_is_a_grid_value_and_a_negative_one_is_refused():
         config(linear={"weight_decays": [-1e-4]})
 
 
+@pytest.mark.parametrize("key,value,why", [("history_size", 0, "expected a positive integer"),
+                                           ("history_size", 2.5, "expected a positive integer"),
+                                           ("tolerance_grad", 0, "expected a number > 0")])
+def test_an_lbfgs_setting_out_of_range_is_refused_naming_it(key, value, why):
+    assert config(linear={key: 3}).recorded_dict()["linear"][key] == 3
+    with pytest.raises(StudyError, match=rf"linear\.{key}: {why}"):
+        config(linear={key: value})
+
+
 @pytest.mark.parametrize("key", ["manifest", "method", "subset", "size", "init_encoder"])
 def test_a_finetune_setting_the_evaluation_makes_is_refused_naming_it(key):
     with pytest.raises(StudyError, match=rf"evaluate\.finetune\.{key}: is set by the evaluation; remove it"):

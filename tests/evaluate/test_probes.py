@@ -54,6 +54,20 @@ def test_linear_probe_separates_blobs_and_rejects_an_absurd_weight_decay():
     assert torch.equal(again.weight, probe.weight) and info2["weight_decay"] == info["weight_decay"]
 
 
+def test_lbfgs_reads_its_gradient_tolerance_and_history_size_from_the_config(monkeypatch):
+    """`linear.tolerance_grad` stops a fit whose gradient is already under it (a fit from zeros stays zero);
+    `linear.history_size` is the memory L-BFGS keeps."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    rows = linear.Rows(x, None)
+    assert linear.fit(rows, y, 4, 1e-3, LinearConfig(), seed=0).weight.abs().sum() > 0
+    assert linear.fit(rows, y, 4, 1e-3, LinearConfig(tolerance_grad=1e9), seed=0).weight.abs().sum() == 0
+    made = []
+    real = torch.optim.LBFGS
+    monkeypatch.setattr(torch.optim, "LBFGS", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    linear.fit(rows, y, 4, 1e-3, LinearConfig(history_size=7, tolerance_grad=1e-5), seed=0)
+    assert made[0]["history_size"] == 7 and made[0]["tolerance_grad"] == 1e-5
+
+
 def test_held_out_rows_are_scaled_with_the_training_rows_statistics(monkeypatch):
     """The weight decay is chosen on held-out rows z-scored as the test rows will be: with the statistics of the rows
     the probe is fit on, never their own (standardizing them by themselves passed every other test)."""

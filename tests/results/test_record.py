@@ -74,6 +74,20 @@ def test_keys_older_evaluation_records_hold_otherwise_change_no_fingerprint():
     assert protocol_fingerprint({**finetune, "pretrain": {"method": "simclr"}}) == protocol_fingerprint(finetune)
 
 
+def test_lbfgs_settings_recorded_later_group_with_older_records_at_their_old_value():
+    """Records written before `tolerance_grad` and `history_size` were settings lack them; a record of those
+    settings at the value the older probes used groups with them, another value does not."""
+    older = {"optimizer": "lbfgs", "select_iter": 20, "max_iter": 30, "cold_iter": 100, "tolerance": 1e-6}
+
+    def evaluation(**linear):
+        return {"stage": "evaluate", "linear": {**older, **linear}, "config": {"linear": {**older, **linear}}}
+
+    now = evaluation(tolerance_grad=1e-7, history_size=20)
+    assert protocol_fingerprint(now) == protocol_fingerprint(evaluation())
+    for changed in ({"tolerance_grad": 1e-5}, {"history_size": 10}):
+        assert protocol_fingerprint(evaluation(**{**now["linear"], **changed})) != protocol_fingerprint(now)
+
+
 def test_other_methods_settings_older_training_records_hold_change_no_fingerprint():
     """A training config once recorded MoCo's and BYOL's settings whatever its method: such a pretraining (and an
     evaluation of its encoder, whose `encoder_recipes` were fingerprinted with them) groups with one recorded now;
