@@ -102,6 +102,7 @@ class Profile:
     max_parallel_gpus: int | None = None
     max_parallel_jobs: int | None = None  # e.g. the local machine's cores: the wall-time estimate's slots, and on
     # Slurm each array's throttle (with max_parallel_gpus, the smaller)
+    signal_delay_s: int = 90  # ours: SIGUSR2 this long before a Slurm job's time limit (at most a tenth of it, >= 10 s)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
     additional: dict[str, Any] = field(default_factory=dict)
@@ -120,8 +121,8 @@ class Profile:
 
 GPU_OPTIONS = ("gpus-per-node", "gres")
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
-                "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs", "setup",
-                "python", "additional", "stages", "cost")
+                "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs",
+                "signal_delay_s", "setup", "python", "additional", "stages", "cost")
 # sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
 # none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
 # requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
@@ -214,6 +215,9 @@ def load_profile(path: str | Path | None) -> Profile:
     for key in ("max_parallel_gpus", "max_parallel_jobs"):
         if opt_int(key, None) == 0:  # read as no limit by the estimate and the throttle alike: say so instead
             raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 1, got 0 (leave it out for no limit)")
+    signal_delay_s = opt_int("signal_delay_s", 90)
+    if not signal_delay_s:
+        raise fail(p, raw.line_of("signal_delay_s"), "signal_delay_s: expected a number of seconds >= 1, got 0")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
@@ -223,7 +227,7 @@ def load_profile(path: str | Path | None) -> Profile:
         constraint=opt_str("constraint"), gpu_type=gpu_type, gpu_option=gpu_option,
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
-        max_parallel_jobs=opt_int("max_parallel_jobs", None),
+        max_parallel_jobs=opt_int("max_parallel_jobs", None), signal_delay_s=signal_delay_s,
         setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages,
         stage_lines=stage_lines,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),

@@ -224,6 +224,8 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "`gpu_option: gres`"),
     ("partition: gpu\nmax_parallel_gpus: 0\n", "2: max_parallel_gpus: expected an integer >= 1, got 0 (leave it out "
      "for no limit)"),
+    ("partition: gpu\nsignal_delay_s: 0\n", "2: signal_delay_s: expected a number of seconds >= 1, got 0"),
+    ("partition: gpu\nsignal_delay_s: 5m\n", "2: signal_delay_s: expected an integer >= 0, got '5m'"),
     ("partition: gpu\nadditional: {gres: 'nvme:1, gres/gpu'}\n", "2: additional.gres: 'nvme:1, gres/gpu' asks for "
      "GPUs besides"),
     # written as it stands, `--partition='gpu, gpu-long'`: Slurm knows no partition " gpu-long"

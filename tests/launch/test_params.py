@@ -328,11 +328,16 @@ def test_a_slurm_submit_without_a_partition_says_so_before_any_manifest_check(tm
     assert "not found" not in err and not (tmp_path / "wd").exists(), err
 
 
-def test_the_checkpoint_signal_comes_90_s_early_or_a_tenth_of_a_short_job_but_at_least_10_s():
+def test_the_checkpoint_signal_comes_the_profiles_delay_early_or_a_tenth_of_a_short_job_but_at_least_10_s(tmp_path):
     prof = Profile(partition="cpu")
     delays = [slurm_parameters(prof, "evaluate", Resources(gpus=0, cpus=1, mem_gb=1, time_min=t),
                                job_name="s")["signal_delay_s"] for t in (1, 2, 10, 600)]
     assert delays == [10, 12, 60, 90]
+    (tmp_path / "slow.yaml").write_text("partition: cpu\nsignal_delay_s: 600\n")
+    slow_disk = load_profile(tmp_path / "slow.yaml")  # a site whose checkpoints take minutes to write
+    delays = [slurm_parameters(slow_disk, "evaluate", Resources(gpus=0, cpus=1, mem_gb=1, time_min=t),
+                               job_name="s")["signal_delay_s"] for t in (10, 60, 600)]
+    assert delays == [60, 360, 600]
 
 
 def test_a_job_wider_than_max_parallel_gpus_still_runs_one_task_at_a_time():

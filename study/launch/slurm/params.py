@@ -7,8 +7,10 @@ cpus/g CPUs each: one process per GPU, torch.distributed; `gpu_type: a100` -> --
 mem -> --mem (a whole node's, `mem: node` or as much as the profile's mem_per_node, -> --mem=0: all of the node's
 memory, since Slurm's schedulable RealMemory is usually below the nominal size, which it would refuse: "Requested
 node configuration is not available"; the plan's cost still counts mem_per_node), time -> --time, nodes -> --nodes,
-setup -> lines run before the job, additional -> any other option; max_parallel_gpus (its GPUs / a job's) and
-max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller where both apply. Always added:
+signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeue itself; capped at a tenth of a
+short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
+max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
+where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
 job is requeued also where the cluster's JobRequeue is 0) and --dependency; and `srun --cpus-per-task=<n>`, which
 srun of Slurm 22.05-23.02 does not take from sbatch (a task would get one CPU where tasks are bound to CPUs).
@@ -25,8 +27,6 @@ from typing import Any, Iterable, Sequence
 
 from submitit.slurm.slurm import _convert_mem
 
-SIGNAL_DELAY_S = 90  # USR2 this long before the time limit: time for a checkpoint
-
 
 def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str, dependency: str | None = None,
                      array_size: int = 1) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "ntasks_per_node": tasks,
         "cpus_per_task": cpus,
         "mem": slurm_mem(profile, resources),
-        "signal_delay_s": min(SIGNAL_DELAY_S, max(10, int(resources.time_min) * 60 // 10)),
+        "signal_delay_s": min(profile.signal_delay_s, max(10, int(resources.time_min) * 60 // 10)),
         "setup": list(profile.setup),
         "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes", "requeue": True},
         "srun_args": [f"--cpus-per-task={cpus}"],
