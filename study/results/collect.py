@@ -171,8 +171,10 @@ def _seed_key(v: Any) -> tuple:
 
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
-    """Seeds -> mean, std (ddof 1; NaN for one seed), count (seeds with a value) per cell and protocol fingerprint,
-    with the cell's `seeds` (in numeric order), `job_ids` and `code_versions` (distinct, sorted), all comma-joined.
+    """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
+    with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct,
+    sorted), all comma-joined. Each row counts: on a table with reruns (several jobs of one seed) `count` and the
+    mean count them all; `drop_repeated_seeds` first keeps one job per seed (the report does).
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
     without a metric (a record that has none) is no cell.

@@ -1219,3 +1219,17 @@ def test_every_figure_title_names_the_papers_figure_or_table_it_redraws():
     for module in FIGURES:
         assert re.search(r"\(paper: [^)]*\b(Fig\.|Table) \d", module.TITLE), module.NAME
     assert "not in the paper" in curves.TITLE
+
+
+def test_domain_matrix_counts_the_whole_dataset_as_a_size():
+    """Encoders of each whole dataset (size null) probed across domains, and a's 50k and 1M in-domain only: the
+    matrix is the whole datasets' 2x2, not a's largest numeric size alone (b's row dropped)."""
+    recs = [r for ds, ev, v in (("a", "a", 0.45), ("a", "b", 0.35), ("b", "a", 0.25), ("b", "b", 0.55))
+            for r in records(eval_axes(dataset=ds, eval_dataset=ev, size=None), {(10000, None): v})]
+    recs += records(eval_axes(size=50_000), {(10000, None): 0.3}) + records(eval_axes(), {(10000, None): 0.4})
+    for planned in (None, pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])):
+        _, data = domain_matrix.draw(table_of(recs), planned)
+        cell = data.set_index(["dataset", "eval_dataset"])["mean"]
+        assert cell.to_dict() == pytest.approx({("a", "a"): 0.45, ("a", "b"): 0.35, ("b", "a"): 0.25,
+                                                ("b", "b"): 0.55})
+        assert "whole training set" in data.attrs["caption"]

@@ -5,6 +5,8 @@ result; ties: the larger) and one labeled size (the largest common to every eval
 which."""
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -20,32 +22,33 @@ TITLE = "Domain: pretraining dataset x evaluation dataset, linear top-1 (paper: 
 
 
 def _matrix_size(planned: pd.DataFrame):
-    """The pretraining size at which `planned` (single-dataset linear probes) has the most cross-domain (dataset,
-    eval_dataset) cells, ties: the larger; None where it plans none at a size."""
+    """The pretraining size (as `size_key` orders it: a whole dataset, null, is the largest) at which `planned`
+    (single-dataset linear probes) has the most cross-domain (dataset, eval_dataset) cells, ties: the larger; None
+    where it plans none."""
     if planned.empty or not {"size", "dataset", "eval_dataset"} <= set(planned):
         return None
-    cross = planned[(planned["dataset"] != planned["eval_dataset"]) & planned["size"].notna()]
-    counts = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in cross.groupby("size")}
-    return int(max(counts, key=lambda s: (counts[s], s))) if counts else None
+    cross = planned[planned["dataset"] != planned["eval_dataset"]]
+    counts = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in cross.groupby(cross["size"].map(size_key))}
+    return max(counts, key=lambda s: (counts[s], s)) if counts else None
 
 
 def _choose(lin: pd.DataFrame, planned_size=None):
-    """(the cells at one pretraining size and one labeled size, the caption's note, the pretraining size or None).
-    The plan's matrix size (`_matrix_size`) where given, so that a grid still running keeps its matrix (its cells
-    without a result yet show as missing); else the size with the most (dataset, eval_dataset) cells with a result;
-    the largest size of each dataset when no size is shared."""
-    cells_at = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in lin.groupby("size")}
-    shared = max((g["dataset"].nunique() for _, g in lin.groupby("size")), default=0)
+    """(the cells at one pretraining size and one labeled size, the caption's note, the pretraining size as
+    `size_key` gives it, or None). The plan's matrix size (`_matrix_size`) where given, so that a grid still running
+    keeps its matrix (its cells without a result yet show as missing); else the size with the most (dataset,
+    eval_dataset) cells with a result; the largest size of each dataset when no size is shared. A whole dataset
+    (size null) is a size like the others, the largest."""
+    key = lin["size"].map(size_key)
+    cells_at = {s: len(set(zip(g["dataset"], g["eval_dataset"]))) for s, g in lin.groupby(key)}
+    shared = max((g["dataset"].nunique() for _, g in lin.groupby(key)), default=0)
     size = planned_size
     if size is None and cells_at and (shared >= 2 or lin["dataset"].nunique() == 1):
         size = max(cells_at, key=lambda s: (cells_at[s], s))
     if size is not None:
-        lin = lin[lin["size"] == size]
-        size_note = f"pretraining size {fmt_size(size)}"
-    elif not cells_at:
-        size_note = "each dataset's whole training set"
+        lin = lin[key == size]
+        size_note = "each dataset's whole training set" if math.isinf(size) else f"pretraining size {fmt_size(size)}"
     else:
-        lin = lin[lin["size"] == lin.groupby("dataset")["size"].transform("max")]
+        lin = lin[key == key.groupby(lin["dataset"]).transform("max")]
         size_note = "largest pretraining size of each dataset (no size common to two)"
     lab = [set(g["labeled_size"].map(size_key)) for _, g in lin.groupby("eval_dataset")]
     common_l = set.intersection(*lab) if lab else set()
@@ -96,7 +99,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if "method" in planned:
             methods |= set(planned["method"].dropna())
         if size is not None and "size" in planned:  # a cell is missing where the grid plans it at this size
-            planned = planned[planned["size"] == size]
+            planned = planned[planned["size"].map(size_key) == size]
     rows = sorted(datasets)
     cols = [d for d in rows if d in evals] + sorted(evals - set(rows))
     # a panel per method with an in-domain cell (done or planned): a method met only off the diagonal (e.g. the
