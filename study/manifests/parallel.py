@@ -2,11 +2,14 @@
 that read images, `init_image_reader` (the initializer) and `image_reader()` (in the job)."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
 from study.manifests.manifest import Manifest
+from study.parent_death import signal_when_parent_dies
 
 _WORKER: dict = {}  # this process's image reader, set by init_image_reader
 
@@ -14,8 +17,10 @@ _WORKER: dict = {}  # this process's image reader, set by init_image_reader
 def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: str,
              initializer: Callable | None = None, initargs: tuple = ()) -> list[str]:
     """`fn(job)` for every job (in `workers` processes when more than one, each set up by `initializer`), returning
-    the results that are not None in job order. Progress on stderr, "[manifest] <i>/<n> <what>": rewritten in place
-    on a terminal, else a line every tenth of the jobs (a log file gets lines, not one run-on line)."""
+    the results that are not None in job order. A worker ends when this process dies, also by SIGKILL (Linux): an
+    orphan would wait for jobs forever, holding the locks it inherited (materialize's folder lock). Progress on stderr,
+    "[manifest] <i>/<n> <what>": rewritten in place on a terminal, else a line every tenth of the jobs (a log file gets
+    lines, not one run-on line)."""
     tty = sys.stderr.isatty()
     step = max(1, len(jobs) // (100 if tty else 10))
     start, end = ("\r", "") if tty else ("", "\n")
@@ -29,7 +34,8 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
                 print(f"{start}[manifest] {i}/{len(jobs)} {what}", end=end, file=sys.stderr, flush=True)
 
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        with ProcessPoolExecutor(workers, initializer=_start_worker,
+                                 initargs=(os.getpid(), initializer, initargs)) as pool:
             collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 4) or 1))))
     else:
         if initializer is not None:
@@ -38,6 +44,14 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
     if jobs and tty:
         print(file=sys.stderr)
     return found
+
+
+def _start_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
+    """A pool worker's start: killed when `parent` dies, then `initializer(*initargs)`."""
+    if not signal_when_parent_dies(signal.SIGKILL, parent):  # it died already
+        os._exit(1)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def init_image_reader(name: str, meta: dict) -> None:

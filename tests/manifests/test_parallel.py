@@ -1,4 +1,13 @@
 """study.manifests.parallel.run_jobs: the same results here and in a pool; progress that a log file can read."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
 from study.manifests.parallel import run_jobs
 
 
@@ -36,3 +45,52 @@ def test_the_initializer_sets_up_the_jobs_here_as_in_a_pool(capsys):
                 ["11", "12", "13"]
     finally:
         _set_offset(0)
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from study.manifests.parallel import run_jobs
+
+def job(n):
+    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+    time.sleep(0.1)
+
+run_jobs(job, list(range(2000)), 2, "jobs")
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_pool_workers_end_when_the_parent_is_killed(tmp_path):
+    """A `materialize --workers N` killed by SIGKILL: its workers must not live on as orphans waiting for jobs (they
+    hold the folder lock they inherited, so every rerun was refused as `another materialize is writing`)."""
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, str(script), str(pids_dir)], env=env)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = [int(p.name) for p in pids_dir.iterdir()]
+        assert len(workers) == 2, "the pool's workers did not start"
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "pool workers outlived their killed parent"
+    finally:
+        proc.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -13,6 +13,7 @@ import sys
 from study.errors import StudyError
 from study.launch.runner import read_job_file, run_job, threads_from_env
 from study.launch.signals import STOP_SIGNALS
+from study.parent_death import signal_when_parent_dies
 
 PARENT_ENV = "STUDY_PARENT_PID"  # set by the local scheduler: the `study submit` process that started this worker
 LOCK_FD_ENV = "STUDY_JOB_LOCK_FD"  # set by the local scheduler: the descriptor of the job lock it passed this worker
@@ -49,11 +50,7 @@ def _end_with_parent() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOP_SIGNALS, signal.SIGUSR2})
     if not parent or not parent.isdigit() or not sys.platform.startswith("linux"):
         return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGUSR2), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before the line above: stop now
+    if not signal_when_parent_dies(signal.SIGUSR2, int(parent)):  # it died already: stop now
         os.kill(os.getpid(), signal.SIGUSR2)
 
 
