@@ -31,9 +31,10 @@ _UMASK = _read_umask()  # read once, at import
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is synced to disk and renamed onto `path`, on error
-    removed. The file gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600.
+def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is synced to disk (unless `sync` is False: for files
+    whose reader tells a cut-short one, which a node crash may leave) and renamed onto `path`, on error removed.
+    The file gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600.
     An OSError that names no file or the temporary (a write's: a full disk, a quota) is raised naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,9 +45,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_UMASK)
-            _fsync(tmp_path)  # the data on disk before the name points at it (a node crash keeps the old file)
+            if sync:
+                _fsync(tmp_path)  # the data on disk before the name points at it (a node crash keeps the old file)
         os.replace(tmp_path, path)
-        _fsync(path.parent)
+        if sync:
+            _fsync(path.parent)
     except BaseException as e:
         tmp_path.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.filename in (None, str(tmp_path)):

@@ -51,7 +51,9 @@ def _write(job: tuple[str, str | None, str]) -> str | None:
             img.load()  # a clean JPEG comes back not yet decoded: a broken one fails here, not at the write
         except OSError as e:
             return f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): {e}"
-        with atomic_path(target_path) as tmp:  # synced, then renamed; the temporary removed on any error
+        # renamed when written, the temporary removed on any error; not synced (two fsyncs per image on a network
+        # filesystem): a file a node crash cuts short lacks PNG's end, and a rerun writes it again (`_state`)
+        with atomic_path(target_path, sync=False) as tmp:
             img.save(tmp, format="PNG", optimize=False, compress_level=6)
         return None
     except StudyError as e:
