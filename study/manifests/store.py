@@ -142,6 +142,10 @@ def read_meta(name: str, folder: Path | None = None) -> dict:
             raise StudyError(f"manifest {name!r} not found in {meta_path.parent.resolve()}: {meta_path.name} is there "
                              f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it "
                              "again)")
+        if table_path.is_file():  # the other half: a build killed between its two writes (the JSON is written last)
+            raise StudyError(f"manifest {name!r} not found in {table_path.parent.resolve()}: {table_path.name} is "
+                             f"there without {meta_path.name}, the file a build writes last (a killed build, or a "
+                             "copy of the .parquet alone): build it again, or copy its .json too")
         known = list_manifests(folder)
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
         said = manifests_dir_said() if folder is None else f"{Path(folder).resolve()} (the folder given)"

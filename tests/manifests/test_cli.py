@@ -51,6 +51,17 @@ def test_a_manifest_json_without_its_parquet_says_which_file_is_missing(build, c
                               "manifest is both files") in err, (action, err)
 
 
+def test_a_manifest_parquet_without_its_json_names_a_killed_build(build, cli, manifests):
+    """A build killed after its Parquet write, before its JSON: not a manifest, and the error says what is there."""
+    build("toy")
+    (manifests / "toy.json").unlink()
+    code, _, err = cli("manifest", "show", "toy")
+    assert code == 2 and (f"manifest 'toy' not found in {manifests}: toy.parquet is there without toy.json, the file "
+                          "a build writes last (a killed build") in err, err
+    build("toy")  # a rebuild makes it whole
+    assert cli("manifest", "show", "toy")[0] == 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "imagefolder", "--root", "{tmp}/missing", "--split", "train"], "not found"),
     (["--dataset", "imagefoldr", "--root", "{tree}", "--split", "train"], "did you mean 'imagefolder'"),
