@@ -5,8 +5,8 @@ Events (every line has "event" and "at"):
   to sbatch;
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder}: one per job,
   written after sbatch returned (all lines of an array in one write);
-- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock}: the local
-  scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
+- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock, grid_file}: the
+  local scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
   `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives);
 - `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name).
 

@@ -421,6 +421,25 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         meta_path.write_text(original)
 
 
+def test_the_jobs_a_copy_of_the_grid_ran_here_are_not_the_originals_stale_results(env):
+    """Only a local run's `pending` lines recorded its grid file: the `running` and `done` lines after them read as any
+    file's, so `study status original.yaml` (and its report) named the jobs a copy under the same `name:` ran here as
+    results of jobs "this grid file ran" that its plan no longer has."""
+    original, copy = env / "original.yaml", env / "copy.yaml"
+    original.write_text(grid_text("samelocal"))
+    copy.write_text(grid_text("samelocal", steps=7))  # other job ids, same grid name: one ledger
+    wd = env / "wd"
+    code, _, err = run_cli(["submit", str(copy), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    ran = {e.get("grid_file") for e in _events(wd, "samelocal")}
+    assert ran == {str(copy.resolve())}, ran  # every line of the run, not only its `pending` ones
+    code, out, _ = run_cli(["status", str(original), "--workdir", str(wd)])
+    assert code == 0 and "of no job of its plan now" not in out, out
+    copy.write_text(grid_text("samelocal", steps=8))  # an edit of the file that ran them: now its stale results
+    code, out, _ = run_cli(["status", str(copy), "--workdir", str(wd)])
+    assert "2 result(s) of jobs this grid file ran are of no job of its plan now" in out, out
+
+
 def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_released(env):
     """The per-job lock: a command that finds a job's lock held does not start it and waits for it; when the holder
     lets go without a result (a Ctrl-C'd command, another grid's failed run), the waiting command ends instead of

@@ -240,12 +240,14 @@ class _LocalRun:
     by_id: dict[str, Any] = field(init=False)  # every job of the plan
     eta: Eta = field(init=False)  # the time left, after the first job this command ran is done
     workers: int = field(init=False)
+    this_file: str | None = field(init=False)  # the grid file, on each ledger line (another of its name is told apart)
 
     def __post_init__(self) -> None:
         self.run_ids = {j.id for j in self.todo}
         self.by_id = {j.id: j for j in self.plan.jobs}
         self.eta = Eta.of_plan(self.plan, self.todo)
         self.workers = len(self.free)
+        self.this_file = grid_file(self.plan)
 
     def run(self) -> int:
         """Run the jobs to the end, or stop the workers on a stop signal or error; 0 when none failed or was left."""
@@ -296,7 +298,8 @@ class _LocalRun:
             if any(d == failed_id or d in self.cancelled for d in job.depends_on):
                 self.cancelled.add(job.id)
                 self.ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
-                                     "error": f"dependency {failed_id} failed", "log": None}])
+                                     "error": f"dependency {failed_id} failed", "log": None,
+                                     "grid_file": self.this_file}])
                 self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
     def ready(self, job: Any) -> bool:
@@ -361,7 +364,7 @@ class _LocalRun:
             slot = self.free.pop(0)
             with stop_signals_held():  # a stop then knows every worker it must stop
                 self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
-                                              self.devices[slot], self.threads, self.ledger, lock)
+                                              self.devices[slot], self.threads, self.ledger, lock, self.this_file)
             self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
 
     def reap(self) -> None:
@@ -379,7 +382,7 @@ class _LocalRun:
             if result_done(self.workdir, job_id):
                 self.done.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
-                                     "log": str(r.log)}])
+                                     "log": str(r.log), "grid_file": self.this_file}])
                 took = time.time() - r.started
                 self.eta.finish(r.job, took)
                 late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
@@ -387,7 +390,7 @@ class _LocalRun:
             else:
                 self.failed.add(job_id)
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
-                                     "log": str(r.log), "error": _failure(rc, r.log)}])
+                                     "log": str(r.log), "error": _failure(rc, r.log), "grid_file": self.this_file}])
                 self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] (exit code {rc}); log {r.log}")
                 self.cancel_dependents(job_id)
 
@@ -428,7 +431,7 @@ class _LocalRun:
 
 
 def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
-           ledger: Ledger, lock: int) -> _Running:
+           ledger: Ledger, lock: int, this_file: str | None = None) -> _Running:
     job_file = write_job_file(workdir, job)
     log = logs / f"{job.id}.log"
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
@@ -446,5 +449,5 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives
     ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "running", "log": str(log),
-                    "pid": proc.pid, "host": socket.gethostname()}])
+                    "pid": proc.pid, "host": socket.gethostname(), "grid_file": this_file}])
     return _Running(job, proc, slot, log, time.time(), lock)
