@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write Fashion-MNIST (Debian's dataset-fashion-mnist, or --fashion-mnist DIR) and MNIST digits "
                     "as PNG trees, freeze their manifests, plan grids/quickstart.yaml, run every job here "
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
-                    "what is missing.")
+                    "what is missing and reruns the jobs that failed.")
     p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"), metavar="FILE",
                    help="the grid to run (default: grids/quickstart.yaml of the current folder)")
     p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"), metavar="FILE",

@@ -2,7 +2,9 @@
 
 data (PNG trees) -> `study manifest build/pool/corrupt` -> `study plan` (every manifest checked) ->
 `study submit --cluster local` -> `study report`. Each step is idempotent, so a rerun after a kill finishes what
-is missing: finished jobs are skipped, interrupted ones resume from their checkpoints.
+is missing: finished jobs are skipped, interrupted ones resume from their checkpoints, and jobs that failed (with
+those cancelled with them) run again (`--retry-failed`: a rerun after a fix of the cause would otherwise skip them,
+say every job done and draw a report without them).
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def run(opts: Options) -> None:
     t1 = time.monotonic()
     workers = ["--workers", str(opts.workers)] if opts.workers else []
     _study("submit", str(grid), "--cluster", "local", "--profile", str(opts.profile), "--workdir", str(opts.workdir),
-           *workers)
+           "--retry-failed", *workers)
     _log(f"every job done in {time.monotonic() - t1:.0f} s")
     _study("report", str(grid), "--workdir", str(opts.workdir), "--out", str(opts.report))
     _log(f"the whole quickstart took {time.monotonic() - t0:.0f} s; report: {opts.report / 'index.html'}")

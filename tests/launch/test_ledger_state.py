@@ -348,6 +348,25 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     assert _failure(2, log) == "exit code 2: study: error: /w/jobs/p/checkpoint.pt: cannot be read (UnpicklingError)"
 
 
+def test_a_rerun_that_fails_is_recorded_with_its_own_error_not_an_earlier_runs(tmp_path):
+    """A job's log holds each of its runs after a `==== ` header: a rerun (`--retry-failed`, once the cause of the
+    first failure is fixed) that fails otherwise (a traceback, or no word at all) is not said to have failed of the
+    first run's `study: error:` line, which `study status` would then print as its cause."""
+    from study.launch.local.scheduler import _failure
+
+    log = tmp_path / "j.log"
+    first = ("==== 2026-12-03 01:48:36 +0000 pretrain job j\n[pretrain] step 1/4 loss 5.4012\n"
+             "study: error: cannot read image /d/a.png (manifest m): OSError: image file is truncated\n")
+    log.write_text(first + "==== 2026-12-03 02:10:00 +0000 pretrain job j\n[pretrain] step 1/4 loss 5.4012\n"
+                   "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+                   "RuntimeError: CUDA out of memory\n")
+    assert _failure(1, log) == "exit code 1: RuntimeError: CUDA out of memory"
+    log.write_text(first + "==== 2026-12-03 02:10:00 +0000 pretrain job j\n")
+    assert _failure(1, log) == "exit code 1: "
+    log.write_text("[pretrain] step 1/4 loss 5.4012\n" * 50 + "study: error: manifest toy not found\n")
+    assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"  # its header 40+ lines up
+
+
 def test_a_local_job_said_done_whose_result_is_gone_says_so(tmp_path):
     """A removed result file (to rerun the job) left `failed ... (no detail)` and a log ending in "result written"."""
     jobs = _jobs()[:1]

@@ -223,8 +223,10 @@ def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipel
 
 
 def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_path, monkeypatch):
-    """Past the plan, `study submit` gets --workers and --workdir, `study report` the workdir and --out. The data,
-    manifests and plan steps are real; submit and report are only recorded (they would run 56 jobs)."""
+    """Past the plan, `study submit` gets --workers and --workdir, and --retry-failed (a rerun after a job failed
+    reruns it, where a plain submit would skip it and the quickstart say every job done, exit 0, with no result of it),
+    `study report` the workdir and --out. The data, manifests and plan steps are real; submit and report are only
+    recorded (they would run 56 jobs)."""
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))  # `study quickstart` sets it; undone after
     real, recorded = pipeline._study, []
@@ -239,7 +241,7 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
         "fmnist": (600, 100), "mnist": (200, 100)}
     assert recorded == [
         ("submit", grid, "--cluster", "local", "--profile", "grids/profiles/local.yaml", "--workdir", str(runs),
-         "--workers", "3"),
+         "--retry-failed", "--workers", "3"),
         ("report", grid, "--workdir", str(runs), "--out", str(out)),
     ]
 

@@ -141,14 +141,18 @@ def _cpus(quota: str, period: str) -> int | None:
 
 
 def _ending(rc: int, log: Path) -> str:
-    """How a worker ended (rc != 0): the signal that killed it, or its exit code and the last line of its log."""
+    """How a worker ended (rc != 0): the signal that killed it, or its exit code and the last line this run of the
+    job wrote to its log (after its `==== ` header: the log holds every run's lines, and an earlier run's error is
+    not this one's)."""
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
         except ValueError:
             name = f"signal {-rc}"
         return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "")
-    tail = [line for line in last_lines(log, 40) if not line.startswith("==== ")]
+    lines = last_lines(log, 40)
+    starts = [i for i, line in enumerate(lines) if line.startswith("==== ")]
+    tail = lines[starts[-1] + 1:] if starts else lines
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
     return f"exit code {rc}: {said[-1] if said else tail[-1] if tail else ''}"
 
