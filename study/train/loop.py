@@ -338,7 +338,7 @@ class _Session:
                 stop_now = stop_at is not None and step >= stop_at
                 must_save = bool(due_steps or due_time or signalled or stop_now or step == sched.total)
                 if must_save or device.type == "cpu" or step % window == 0:
-                    _record_steps(pending, self.past.recent, self.past.acc_window,
+                    _record_steps(pending, self.past.recent, self.past.acc_window, max(LOSS_STEPS, window),
                                   max(sched.steps_per_epoch, 1, window), world, self.ckpt_path, cfg.manifest)
                     pending = []
                 if world.is_main and (step % cfg.log_every_steps == 0 or step == sched.total):
@@ -466,7 +466,8 @@ class _Sessions:
     step: int = 0  # steps trained so far
     wall_s: float = 0.0  # wall time of the earlier sessions
     train_s: float = 0.0  # training-loop time of the earlier sessions
-    recent: list = dataclasses.field(default_factory=list)  # the latest steps' losses (at most LOSS_STEPS)
+    # the latest steps' losses: LOSS_STEPS, or the log's window where it is longer (the curve's loss)
+    recent: list = dataclasses.field(default_factory=list)
     # (correct, seen) per step: the last epoch's, or the log window's where it is longer (the curve's train_top1)
     acc_window: list = dataclasses.field(default_factory=list)
     resumed_from: list = dataclasses.field(default_factory=list)  # the step each later session resumed at
@@ -576,10 +577,11 @@ def _top1(acc: list[tuple[float, float]]) -> float | None:
     return correct / max(1.0, seen)
 
 
-def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int, world, ckpt_path: Path,
-                  manifest_name: str) -> None:
-    """Move the pending steps' losses (mean over ranks) into `recent` and their (correct, seen) counts (sum over
-    ranks) into `acc_window`, the last `acc_steps` kept: every rank, and so the checkpoint, holds the global values.
+def _record_steps(pending: list, recent: list, acc_window: list, loss_steps: int, acc_steps: int, world,
+                  ckpt_path: Path, manifest_name: str) -> None:
+    """Move the pending steps' losses (mean over ranks) into `recent`, the last `loss_steps` kept, and their
+    (correct, seen) counts (sum over ranks) into `acc_window`, the last `acc_steps` kept: every rank, and so the
+    checkpoint, holds the global values.
     A non-finite loss on any rank stops the run on every rank (the last checkpoint is left as is)."""
     if not pending:
         return
@@ -597,7 +599,7 @@ def _record_steps(pending: list, recent: list, acc_window: list, acc_steps: int,
         recent.append(v)
         if c is not None:
             acc_window.append((correct, seen))
-    del recent[:-LOSS_STEPS]
+    del recent[:-loss_steps]
     del acc_window[:-acc_steps]
 
 

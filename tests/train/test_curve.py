@@ -66,3 +66,25 @@ def test_a_file_of_another_kind_is_no_curve_and_a_restart_replaces_it(tmp_path):
     assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n"
     (tmp_path / "train_log.csv").write_text("loss,step\n2.0,1\n1.9,x\n")  # step not first: its own column is read
     assert read_curve(tmp_path / "train_log.csv") == [{"loss": "2.0", "step": "1"}]
+
+
+def test_a_rows_loss_is_over_its_whole_window_also_when_the_window_is_longer_than_the_loss_metrics(
+        tiny_manifest, make_config, tmp_path, monkeypatch):
+    """Logged every 6 steps while the loss metric keeps its last 2 (LOSS_STEPS, patched: 1000 in a real run, where a
+    long run may log every few thousand steps): each row's loss is the mean over its 6 steps, not over the last 2."""
+    from study.train import loop
+
+    losses, real = [], loop.train_step
+
+    def spy(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        losses.append(float(loss.detach()))
+        return loss, stats
+
+    monkeypatch.setattr(loop, "train_step", spy)
+    monkeypatch.setattr(loop, "LOSS_STEPS", 2)
+    pretrain(make_config(device="cpu", steps=12, log_every_steps=6), tmp_path / "run")
+    rows = read_curve(tmp_path / "run" / "train_log.csv")
+    assert [r["step"] for r in rows] == ["6", "12"] and len(losses) == 12
+    for row, window in zip(rows, (losses[:6], losses[6:])):
+        assert float(row["loss"]) == pytest.approx(sum(window) / 6, rel=1e-5)

@@ -135,7 +135,7 @@ def test_the_recorded_loss_of_several_ranks_is_their_mean_and_the_accuracy_count
     monkeypatch.setattr(distributed, "all_reduce_sum", lambda t: t.mul_(2))
     recent, acc = [], []
     pending = [(1, torch.tensor(1.5), torch.tensor(3), 4), (2, torch.tensor(0.5), torch.tensor(1), 4)]
-    loop._record_steps(pending, recent, acc, 10, distributed.World(rank=0, size=2), Path("x.pt"), "m")
+    loop._record_steps(pending, recent, acc, 10, 10, distributed.World(rank=0, size=2), Path("x.pt"), "m")
     assert recent == [1.5, 0.5] and acc == [(6.0, 8.0), (2.0, 8.0)]
 
 
