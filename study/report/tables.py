@@ -107,7 +107,7 @@ def write_tables(df: pd.DataFrame, out: Path, name: str, caption: str = "",
     format."""
     df = with_integer_counts(df)
     paths = table_paths(out, name, formats)
-    text = {"csv": lambda: df.to_csv(index=False, float_format="%.17g"), "md": lambda: to_markdown(df),
+    text = {"csv": lambda: df.to_csv(index=False), "md": lambda: to_markdown(df),  # floats: shortest round trip
             "tex": lambda: to_latex(df, caption)}
     for fmt, path in paths.items():
         write_text(path, text[fmt]())

@@ -35,6 +35,8 @@ def test_csv_tables_keep_full_precision(tmp_path):
     paths = write_tables(pd.DataFrame({"method": ["simclr"], "mean": [0.123456789012345]}), tmp_path, "t")
     assert pd.read_csv(paths["csv"])["mean"].iloc[0] == 0.123456789012345
     assert "0.123 " in paths["md"].read_text()
+    paths = write_tables(pd.DataFrame({"epochs": [6.45], "mean": [4.78213]}), tmp_path, "u")
+    assert paths["csv"].read_text() == "epochs,mean\n6.45,4.78213\n"  # each float's shortest exact text, no noise
 
 
 def test_latex_escapes_underscores_and_markdown_escapes_pipes_in_cells():
