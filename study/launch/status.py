@@ -203,8 +203,9 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
 
             said = scancel(ids)
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
-    out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
-              + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
+    if ids or not local:  # a grid run here only: its local lines alone
+        out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
+                  + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if ids:
         out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "
                   "--retry-failed` (with your --profile and --workdir); one that had started resumes from its last "

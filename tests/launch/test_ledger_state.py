@@ -340,7 +340,7 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     log.write_text("==== 2026-11-29 22:09:32 pretrain job j\n")
     assert _failure(-9, log) == f"killed by SIGKILL (out of memory?); log {log}"
     assert _failure(-15, log) == f"killed by SIGTERM; log {log}"
-    assert _failure(1, log) == "exit code 1: "
+    assert _failure(1, log) == "exit code 1 (this run wrote nothing to its log)"
     log.write_text("==== header\nstudy: error: manifest toy not found\n")
     assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"
     log.write_text("==== header\nstudy: error: /w/jobs/p/checkpoint.pt: cannot be read (UnpicklingError)\n"
@@ -362,7 +362,7 @@ def test_a_rerun_that_fails_is_recorded_with_its_own_error_not_an_earlier_runs(t
                    "RuntimeError: CUDA out of memory\n")
     assert _failure(1, log) == "exit code 1: RuntimeError: CUDA out of memory"
     log.write_text(first + "==== 2026-12-03 02:10:00 +0000 pretrain job j\n")
-    assert _failure(1, log) == "exit code 1: "
+    assert _failure(1, log) == "exit code 1 (this run wrote nothing to its log)"
     log.write_text("[pretrain] step 1/4 loss 5.4012\n" * 50 + "study: error: manifest toy not found\n")
     assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"  # its header 40+ lines up
 

@@ -229,6 +229,7 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
         code, out, err = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
         assert code == 0, err
         assert f"stopped 1 `study submit --cluster local` of grid cang (pid {proc.pid} on " in out, out
+        assert "Slurm" not in out, out  # a grid run here only: no word of Slurm jobs it never had
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
         if proc.poll() is None:

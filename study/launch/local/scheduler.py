@@ -154,7 +154,8 @@ def _ending(rc: int, log: Path) -> str:
     starts = [i for i, line in enumerate(lines) if line.startswith("==== ")]
     tail = lines[starts[-1] + 1:] if starts else lines
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
-    return f"exit code {rc}: {said[-1] if said else tail[-1] if tail else ''}"
+    last = said[-1] if said else tail[-1] if tail else ""
+    return f"exit code {rc}: {last}" if last else f"exit code {rc} (this run wrote nothing to its log)"
 
 
 def _failure(rc: int, log: Path) -> str:
