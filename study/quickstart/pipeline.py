@@ -49,10 +49,10 @@ def _log(msg: str) -> None:
     print(f"[quickstart] {msg}", file=sys.stderr, flush=True)
 
 
-def _study(*argv: str) -> None:
+def _study(*argv: str, jobs_failed: str = "") -> None:
     """`study ARGV` in this process, logged as a shell line one can paste (each argument quoted where it must be). A
     step ended by Ctrl-C (a closed output pipe) ends the quickstart as it would (exit 130, 141); any other failure is
-    a StudyError (exit 2).
+    a StudyError (exit 2), which adds `jobs_failed` where the step's exit code says a job failed (1).
     (A SIGTERM from `study cancel` ends a local submit with SystemExit(143), which passes through, said once.)"""
     from study.cli import BROKEN_PIPE, INTERRUPTED, main, said
 
@@ -65,7 +65,8 @@ def _study(*argv: str) -> None:
     if code == BROKEN_PIPE:  # the reader went away (`study quickstart 2>&1 | head`): end as study.cli ends then
         raise BrokenPipeError
     if code:
-        raise StudyError(f"`study {shlex.join(argv)}` failed with exit code {code}")
+        raise StudyError(f"`study {shlex.join(argv)}` failed with exit code {code}"
+                         + (f": {jobs_failed}" if jobs_failed and code == 1 else ""))
 
 
 def build_manifests(data: Path, scale: Scale, seed: int = 0) -> None:
@@ -124,8 +125,10 @@ def run(opts: Options) -> None:
         return
     t1 = time.monotonic()
     workers = ["--workers", str(opts.workers)] if opts.workers else []
+    status = shlex.join(["study", "status", str(grid), "--profile", str(opts.profile), "--workdir", str(opts.workdir)])
     _study("submit", str(grid), "--cluster", "local", "--profile", str(opts.profile), "--workdir", str(opts.workdir),
-           "--retry-failed", *workers)
+           "--retry-failed", *workers, jobs_failed=f"each failed job's error and log: `{status}`; `study quickstart` "
+                                                   "again, with the same options, reruns them")
     _log(f"every job done in {time.monotonic() - t1:.0f} s")
     _study("report", str(grid), "--workdir", str(opts.workdir), "--out", str(opts.report))
     _log(f"the whole quickstart took {time.monotonic() - t0:.0f} s; report: {opts.report / 'index.html'}")

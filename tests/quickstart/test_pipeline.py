@@ -229,9 +229,9 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
     recorded (they would run 56 jobs)."""
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))  # `study quickstart` sets it; undone after
-    real, recorded = pipeline._study, []
-    monkeypatch.setattr(pipeline, "_study",
-                        lambda *argv: recorded.append(argv) if argv[0] in ("submit", "report") else real(*argv))
+    real, recorded, hints = pipeline._study, [], []
+    monkeypatch.setattr(pipeline, "_study", lambda *argv, **kw: hints.append(kw.get("jobs_failed")) or (
+        recorded.append(argv) if argv[0] in ("submit", "report") else real(*argv, **kw)))
     data, runs, out = tmp_path / "data", tmp_path / "runs", tmp_path / "report"
     assert main(["quickstart", "--scale", "tiny", "--data", str(data), "--workdir", str(runs), "--out", str(out),
                  "--workers", "3"]) == 0
@@ -244,6 +244,18 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
          "--retry-failed", "--workers", "3"),
         ("report", grid, "--workdir", str(runs), "--out", str(out)),
     ]
+    # a failed job's hint: the status command of this grid, profile and workdir (a bare `study status` finds nothing)
+    assert f"`study status {grid} --profile grids/profiles/local.yaml --workdir {runs}`" in hints[-2], hints
+
+
+def test_a_step_whose_jobs_failed_adds_its_hint_and_a_step_refused_does_not(monkeypatch):
+    """Exit code 1 (a job failed) gets the hint `run` gives (the status command with the quickstart's paths); exit
+    code 2 (bad input, nothing run) does not."""
+    for code, said in ((1, "failed with exit code 1: see `study status x`"), (2, "failed with exit code 2")):
+        monkeypatch.setattr(study.cli, "main", lambda argv: code)
+        with pytest.raises(StudyError) as e:
+            pipeline._study("submit", "g.yaml", jobs_failed="see `study status x`")
+        assert str(e.value).endswith(said), e.value
 
 
 def test_its_logged_commands_paste_into_a_shell_as_they_ran(tmp_path, monkeypatch, capsys):
