@@ -52,3 +52,21 @@ def test_the_estimates_are_the_plans_cost_model(tmp_path):
     bare = Eta.of_plan(SimpleNamespace(name="jobs", jobs=plan.jobs, path=None), plan.jobs)  # no cost model: no figure
     bare.finish(plan.jobs[0], 10.0)
     assert bare.left(plan.jobs[1:], [], 1) is None
+
+
+def test_a_finished_job_counts_its_results_wall_time_over_every_session(tmp_path):
+    """A job resumed near its end took its worker seconds, not the hours its estimate is of: calibrating by the
+    worker's time alone shrank every other job's time left. Its result's wall time counts; the worker's where that
+    is more (the process's start-up) or where no result reads."""
+    import json
+
+    from study.launch.local.scheduler import job_seconds
+    from study.results.record import make_record, write_result
+
+    job = SimpleNamespace(id="abc123", stage="pretrain", config={"axes": {}}, depends_on=[])
+    write_result(tmp_path, make_record(job, {"metrics": [], "protocol": {}}, wall_time_s=5400.0))
+    assert job_seconds(tmp_path, "abc123", 300.0) == 5400.0
+    assert job_seconds(tmp_path, "abc123", 6000.0) == 6000.0
+    assert job_seconds(tmp_path, "nothere", 300.0) == 300.0
+    (tmp_path / "results" / "abc123.json").write_text(json.dumps({"torn": True}))
+    assert job_seconds(tmp_path, "abc123", 300.0) == 300.0

@@ -1,5 +1,5 @@
 """The time a local run has left: the plan's cost model (study.grids.cost.job_hours), calibrated by the jobs this
-run has finished.
+run has finished (each by the seconds it took over every session: a resumed one's result's wall time).
 
 Each stage's estimates are scaled by that stage's ratio of measured to estimated seconds over its finished jobs (a
 stage none of whose jobs has finished yet: the ratio over all finished jobs). What is left is the larger of the

@@ -43,7 +43,7 @@ from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, last_lines, result_done
 from study.launch.grid_states import grid_file, grid_states, locked_states
-from study.paths import logs_dir, manifests_dir
+from study.paths import logs_dir, manifests_dir, result_path
 
 POLL_S = 0.1
 OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
@@ -156,6 +156,18 @@ def _ending(rc: int, log: Path) -> str:
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
     last = said[-1] if said else tail[-1] if tail else ""
     return f"exit code {rc}: {last}" if last else f"exit code {rc} (this run wrote nothing to its log)"
+
+
+def job_seconds(workdir: Path, job_id: str, took: float) -> float:
+    """What a finished job took, to calibrate the time left: its result's wall time over every session (one resumed
+    near its end took its worker seconds), or `took`, the worker's, where that is more (the job process's start)."""
+    from study.results.record import read_result  # study.results: pandas, which this module needs not
+
+    try:
+        recorded = read_result(result_path(workdir, job_id)).get("wall_time_s")
+    except StudyError:  # unreadable since `result_done` read it
+        return took
+    return max(took, float(recorded)) if isinstance(recorded, (int, float)) else took
 
 
 def _failure(rc: int, log: Path) -> str:
@@ -389,7 +401,7 @@ class _LocalRun:
                 self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
                                      "log": str(r.log), "grid_file": self.this_file}])
                 took = time.time() - r.started
-                self.eta.finish(r.job, took)
+                self.eta.finish(r.job, job_seconds(self.workdir, job_id, took))
                 late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
                 self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{late}{self.time_left()}")
             else:
