@@ -98,7 +98,8 @@ def test_an_image_that_does_not_decode_is_named_with_what_to_do(tmp_path):
     with pytest.raises(StudyError) as e:
         ImageReader(m).open(row)
     assert str(e.value).startswith(f"cannot read image {tmp_path}/x.png (manifest m1): UnidentifiedImageError: ")
-    assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
+    assert ("`study manifest verify m1 --files` names every image of it that does not read: replace each with a good "
+            "copy (a manifest holds paths, not pixels: it, the job ids and the results stay valid)") in str(e.value)
 
 
 def test_a_jpeg_truncated_past_its_header_is_named_when_its_views_decode_it(tmp_path):
