@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these jobs (ids or unique prefixes, as `study plan` prints them), e.g. one job to try "
                         "on an interactive node before the whole grid; their dependencies must be done, queued, or "
                         "named too")
+    p.add_argument("--set-aside-stale", action="store_true",
+                   help="move the results (and job folders) computed on a manifest since rebuilt under the same name "
+                        "to <workdir>/stale/<time>/, then run those jobs again (without it such results stop the "
+                        "submit)")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
@@ -73,6 +77,8 @@ def run_submit(args: argparse.Namespace) -> int:
 
     if args.dry_run and args.cluster != "slurm":  # flags first: no manifest check for a command that cannot run
         raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
+    if args.dry_run and args.set_aside_stale:
+        raise StudyError("--set-aside-stale moves results; --dry-run changes nothing: give one of them")
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
@@ -86,7 +92,7 @@ def run_submit(args: argparse.Namespace) -> int:
         from study.launch.select import resolve_ids
 
         only = resolve_ids(plan.jobs, [i.strip() for arg in args.only for i in arg.split(",")], args.grid)
-    _refuse_stale_results(plan, _workdir(args))
+    _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
@@ -96,19 +102,29 @@ def run_submit(args: argparse.Namespace) -> int:
     return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers, only=only)
 
 
-def _refuse_stale_results(plan, workdir) -> None:
+def _refuse_stale_results(plan, workdir, set_aside: bool = False) -> None:
+    """A StudyError naming the plan's results computed on a manifest since rebuilt (study.launch.stale); with
+    `set_aside`, those are moved out of the way instead (their jobs then run again), said on stderr."""
     from pathlib import Path
 
     from study.errors import StudyError
-    from study.launch.state import stale_results
+    from study.launch.locks import submit_lock
+    from study.launch.stale import set_aside as move, stale_results
 
     stale = stale_results(plan.jobs, workdir)
-    if stale:
-        wd = Path(workdir).resolve()
+    if stale and set_aside:
+        with submit_lock(workdir):  # no other submit queues them meanwhile
+            stale = stale_results(plan.jobs, workdir)
+            folder = move(plan, workdir, stale)
+        print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt (and their job folders) "
+              f"in {folder}; their jobs run again", file=sys.stderr)
+    elif stale:
+        wd, lines = Path(workdir).resolve(), list(stale.values())
         raise StudyError(f"{len(stale)} result(s) in {wd}/results were computed on a manifest since rebuilt under the "
-                         f"same name:\n  " + "\n  ".join(stale[:5]) + ("\n  ..." if len(stale) > 5 else "")
-                         + f"\nTo rerun them on the new manifest, move their results/<id>.json and jobs/<id>/ out of "
-                         f"{wd}, or submit to a new --workdir; to keep the old results, restore the old manifest.")
+                         f"same name:\n  " + "\n  ".join(lines[:5]) + ("\n  ..." if len(stale) > 5 else "")
+                         + f"\nTo rerun them on the new manifest, `study submit --set-aside-stale` moves their "
+                         f"results/<id>.json and jobs/<id>/ to {wd}/stale/<time>/, or submit to a new --workdir; "
+                         "to keep the old results, restore the old manifest.")
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ Events (every line has "event" and "at"):
 - `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock, grid_file}: the
   local scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
   `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives);
-- `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name).
+- `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name);
+- `set_aside` {job, stage, folder, grid_file}: the job's result, computed on a manifest since rebuilt, moved to
+  `folder` with its job folder (study.launch.stale): the job reads missing, and runs again.
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run), of this
@@ -109,7 +111,7 @@ class Ledger:
             elif kind == "queued":
                 queued_batches.add(e["batch"])
                 r.latest[e["job"]] = e
-            elif kind == "local":
+            elif kind in ("local", "set_aside"):
                 r.latest[e["job"]] = e
             elif kind == "lost":  # an intent found to have queued nothing
                 queued_batches.add(e["batch"])

@@ -2,8 +2,8 @@
 
 Order of evidence: a result file means done (whatever else says); otherwise the job's latest ledger event
 (a Slurm submission, whose live state the caller looked up through sacct, or a local run); no event means
-missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled. `stale_results`
-finds results computed on a manifest since rebuilt under the same name, which `study submit` refuses to count as done.
+missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled. A result computed
+on a manifest since rebuilt is stale: study.launch.stale.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
     return result_path(workdir, job_id).exists()
 
 
-def _result(path: Path) -> dict:
+def cached_result(path: Path) -> dict:
     """The result record at `path` (read_result), read once per version of the file in this process: status and
     submit ask of each result whether it reads and what it was computed on. A version is the file's inode, mtime and
     size: a result is replaced by a rename (a new inode), also within one tick of a coarse mtime."""
@@ -84,7 +84,7 @@ def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     if not path.exists():
         return None
     try:
-        _result(path)
+        cached_result(path)
     except (StudyError, OSError) as e:
         return str(e)
     return None
@@ -93,39 +93,6 @@ def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
 def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
     """Whether the job has a result that reads (an unreadable one is rerun, see `unreadable_result`)."""
     return has_result(workdir, job_id) and unreadable_result(workdir, job_id) is None
-
-
-MANIFEST_KEYS = (("manifest", "manifest_content_hash"), ("train_manifest", "train_manifest_content_hash"),
-                 ("test_manifest", "test_manifest_content_hash"))  # in a result's protocol (train loop, evaluate)
-
-
-def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> list[str]:
-    """One line per job whose result was computed on a manifest that has since been rebuilt under the same name
-    (another content hash): that result would otherwise count as done."""
-    from study.manifests.store import load_meta
-
-    @functools.cache
-    def current(name: str) -> str | None:
-        try:
-            return load_meta(name).get("content_hash")
-        except StudyError:
-            return None  # gone: plan.check names missing manifests
-
-    out = []
-    for job in jobs:
-        if not has_result(workdir, job.id):
-            continue
-        try:
-            protocol = _result(result_path(workdir, job.id))["protocol"]
-        except (StudyError, OSError):
-            continue  # an unreadable result is the report's to name
-        for name_key, hash_key in MANIFEST_KEYS:
-            name, recorded = protocol.get(name_key), protocol.get(hash_key)
-            if isinstance(name, str) and isinstance(recorded, str) and current(name) not in (None, recorded):
-                out.append(f"{job.stage} job {job.id}: its result used manifest {name} with content "
-                           f"{recorded[:12]}, which now holds {current(name)[:12]}")
-                break
-    return out
 
 
 def local_state(event: dict, workdir: str | os.PathLike) -> str:
@@ -187,6 +154,9 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
         e = replay.latest.get(job.id)
         if e is None:
             out[job.id] = JobState(job.id, job.stage, "missing")
+        elif e["event"] == "set_aside":
+            out[job.id] = JobState(job.id, job.stage, "missing", f"its result, computed on a manifest since rebuilt, "
+                                                                 f"was set aside in {e.get('folder')}")
         elif e["event"] == "queued":
             sid = e["slurm_job_id"]
             raw = live.get(sid, "UNKNOWN")

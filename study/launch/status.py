@@ -12,7 +12,8 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
                                       results_off_plan)
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
-from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word, stale_results
+from study.launch.stale import stale_results
+from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word
 
 
 def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
@@ -93,11 +94,12 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
-    rebuilt = stale_results(plan.jobs, workdir)
+    rebuilt = list(stale_results(plan.jobs, workdir).values())
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name: `study submit` "
-                  f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir (or "
-                  f"the old manifests restored):\n" + "".join(f"  {line}\n" for line in rebuilt[:8])
+                  f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir "
+                  f"(`study submit --set-aside-stale` moves them, then runs them again) or the old manifests "
+                  f"restored:\n" + "".join(f"  {line}\n" for line in rebuilt[:8])
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
     own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for the two notes below
     stale, elsewhere = outside_plan(plan, workdir, own)

@@ -235,10 +235,11 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
     if plan is not None:
-        from study.launch.state import stale_results
+        from study.launch.stale import stale_results
 
-        warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (or the old "
-                       "manifest restored)" for line in stale_results(plan.jobs, workdir)]
+        warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (`study submit "
+                       "--set-aside-stale`) or the old manifest restored" for line in stale_results(plan.jobs,
+                                                                                                  workdir).values()]
 
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)

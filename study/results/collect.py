@@ -304,6 +304,9 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
             states[job] = f"submitted as Slurm job {e.get('slurm_job_id')} (its state now: study status)"
         elif e.get("event") == "local":
             states[job] = local_state(e, workdir) + (f": {e['error']}" if e.get("error") else "")
+        elif e.get("event") == "set_aside":
+            states[job] = (f"missing: its result, computed on a manifest since rebuilt, was set aside in "
+                           f"{e.get('folder')}")
     return states
 
 

@@ -11,6 +11,7 @@ from study.cli import main
 from study.errors import StudyError
 from study.grids import Job
 from study.launch.cli import _refuse_stale_results
+from study.launch.ledger import Ledger
 from study.results import write_result
 
 
@@ -20,6 +21,8 @@ from study.results import write_result
     (["--cluster", "slurm", "--workers", "2"], "study: error: --workers sets how many jobs a --cluster local submit "
                                                 "runs at once; on Slurm the profile's max_parallel_gpus and "
                                                 "max_parallel_jobs throttle each array"),
+    (["--cluster", "slurm", "--dry-run", "--set-aside-stale"], "study: error: --set-aside-stale moves results; "
+                                                               "--dry-run changes nothing: give one of them"),
 ])
 def test_a_flag_of_the_other_cluster_is_refused_before_the_grid_is_read(tmp_path, capsys, flags, message):
     """The grid does not exist: the flag is the first thing to fix, and nothing is written."""
@@ -63,3 +66,43 @@ def test_a_submit_over_results_of_rebuilt_manifests_lists_five_then_dots(env):
         _refuse_stale_results(SimpleNamespace(jobs=jobs[:5]), wd)  # five: each named, no dots
     assert str(e.value).startswith("5 result(s)") and "\n  ...\n" not in str(e.value)
     _refuse_stale_results(SimpleNamespace(jobs=jobs[6:]), wd)  # a job without a result: nothing to refuse
+
+
+def test_set_aside_stale_moves_the_stale_results_and_job_folders_and_lets_the_submit_go_on(env, capsys):
+    """A result of a rebuilt manifest, and an evaluation of an encoder pretrained on one (its own manifests current:
+    its encoder is trained again, so its result is stale too), are moved with their job folders to stale/<time>/;
+    a result of the current manifest stays; then nothing stops the submit."""
+    from study.manifests.store import load_meta
+
+    wd, now = env / "wd", load_meta("toy_train")["content_hash"]
+    old = {"manifest": "toy_train", "manifest_content_hash": "0" * 64}
+    protocols = {"p0": old, "p1": {"manifest": "toy_train", "manifest_content_hash": now},
+                 "e0": {"train_manifest": "toy_train", "train_manifest_content_hash": now, "pretrain": old}}
+    jobs = [Job(id=i, stage="evaluate" if i.startswith("e") else "pretrain", config={"axes": {}}) for i in protocols]
+    for job in jobs:
+        write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocols[job.id]})
+        (wd / "jobs" / job.id).mkdir(parents=True)
+        (wd / "jobs" / job.id / "encoder.pt").write_text(job.id)
+    with pytest.raises(StudyError) as e:
+        _refuse_stale_results(SimpleNamespace(jobs=jobs), wd)
+    assert str(e.value).startswith("2 result(s)") and "`study submit --set-aside-stale` moves" in str(e.value)
+    assert "evaluate job e0: its encoder was pretrained on manifest toy_train with content 000000000000" in str(e.value)
+    plan = SimpleNamespace(jobs=jobs, name="g", path=None)
+    _refuse_stale_results(plan, wd, set_aside=True)
+    [folder] = (wd / "stale").iterdir()
+    assert sorted(p.name for p in (folder / "results").iterdir()) == ["e0.json", "p0.json"]
+    assert (folder / "jobs" / "p0" / "encoder.pt").read_text() == "p0"
+    assert sorted(p.name for p in (wd / "results").glob("*.json")) == ["p1.json"]
+    assert sorted(p.name for p in (wd / "jobs").iterdir()) == ["p1"]
+    assert f"set aside 2 result(s) computed on a manifest since rebuilt (and their job folders) in {folder}" in \
+        capsys.readouterr().err
+    _refuse_stale_results(SimpleNamespace(jobs=jobs), wd)  # nothing stale is left
+    latest = Ledger(wd, "g").replay().latest  # each reads missing, not failed for a result gone: it runs again
+    assert {j: (e["event"], e["folder"]) for j, e in latest.items()} == {"p0": ("set_aside", str(folder)),
+                                                                         "e0": ("set_aside", str(folder))}
+    from study.launch.state import classify
+
+    state = classify(jobs, wd, Ledger(wd, "g").replay())["p0"]
+    assert (state.state, state.detail) == ("missing", "its result, computed on a manifest since rebuilt, was set "
+                                                      f"aside in {folder}")

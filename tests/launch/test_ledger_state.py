@@ -22,8 +22,8 @@ from study.launch.locks import submit_lock
 from study.launch.select import resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
-from study.launch.state import (JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state,
-                                stale_results)
+from study.launch.stale import stale_results
+from study.launch.state import JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state
 from study.manifests.store import load_meta
 
 
@@ -166,11 +166,11 @@ def test_a_result_replaced_within_one_mtime_tick_and_of_the_same_size_is_read_an
     path = tmp_path / "results" / "p1.json"
     _write_result(tmp_path, "p1", {"epochs": 1})
     st = path.stat()
-    assert state_mod._result(path)["protocol"]["epochs"] == 1
+    assert state_mod.cached_result(path)["protocol"]["epochs"] == 1
     _write_result(tmp_path, "p1", {"epochs": 2})
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
-    assert state_mod._result(path)["protocol"]["epochs"] == 2
+    assert state_mod.cached_result(path)["protocol"]["epochs"] == 2
 
 
 def test_a_local_run_whose_process_is_gone_counts_as_missing(tmp_path):
@@ -653,8 +653,8 @@ def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, t
     _write_result(wd, "both", {"train_manifest": "toy_train", "train_manifest_content_hash": "b" * 64,
                                "test_manifest": "toy_test", "test_manifest_content_hash": "c" * 64})
     jobs = [Job(id=i, stage="evaluate", config={"axes": {}}) for i in ("same", "gone", "both", "none")]
-    assert stale_results(jobs, wd) == [f"evaluate job both: its result used manifest toy_train with content "
-                                       f"{'b' * 12}, which now holds {now['toy_train'][:12]}"]
+    assert stale_results(jobs, wd) == {"both": f"evaluate job both: its result used manifest toy_train with content "
+                                               f"{'b' * 12}, which now holds {now['toy_train'][:12]}"}
 
 
 def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):

@@ -418,6 +418,11 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name: `study submit` "
                               "refuses to go on") in out, out
         assert "its result used manifest toy_train with content" in out, out
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--set-aside-stale"])
+        [aside] = (wd / "stale").iterdir()
+        assert f"set aside 2 result(s) computed on a manifest since rebuilt (and their job folders) in {aside}" in err
+        assert len(list((aside / "results").iterdir())) == 2 and len(list((aside / "jobs").iterdir())) == 2, err
+        assert "started pretrain" in err, err  # run again (on the edited manifest file, which may fail it)
     finally:
         meta_path.write_text(original)
 

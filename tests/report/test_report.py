@@ -297,8 +297,9 @@ def test_a_result_on_a_since_rebuilt_manifest_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "load_meta", lambda name: {"content_hash": "NEWHASH11111"})
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs), log=None)
     stale = [w for w in s.warnings if "OLDHASH00000" in w]
-    assert len(stale) == 2 and all(w.endswith("shown, but `study submit` refuses to go on until it is moved away (or the old manifest "
-                                       "restored)") for w in stale)
+    assert len(stale) == 2 and all(w.endswith("shown, but `study submit` refuses to go on until it is moved away "
+                                              "(`study submit --set-aside-stale`) or the old manifest restored")
+                                   for w in stale)
 
 
 def test_missing_sizes_print_as_integers_in_the_html(tmp_path):
