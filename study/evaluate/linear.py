@@ -173,7 +173,8 @@ def _fit_lbfgs(rows: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd
     """Full-batch L-BFGS (strong Wolfe line search) on `w`, `b` in place; the loss and gradient summed over row
     chunks where the rows do not fit in one."""
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=cfg.tolerance_grad,
-                            tolerance_change=cfg.tolerance, history_size=cfg.history_size, line_search_fn="strong_wolfe")
+                            tolerance_change=cfg.tolerance, history_size=cfg.history_size,
+                            line_search_fn="strong_wolfe")
     chunks = _row_chunks(len(y), max(w.shape))
     whole = rows.read(chunks[0]) if len(chunks) == 1 else None  # read once: it fits
 

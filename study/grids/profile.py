@@ -102,7 +102,7 @@ class Profile:
     max_parallel_gpus: int | None = None
     max_parallel_jobs: int | None = None  # e.g. the local machine's cores: the wall-time estimate's slots, and on
     # Slurm each array's throttle (with max_parallel_gpus, the smaller)
-    signal_delay_s: int = 90  # ours: SIGUSR2 this long before a Slurm job's time limit (at most a tenth of it, >= 10 s)
+    signal_delay_s: int = 90  # ours: SIGUSR2 this long before a Slurm job's time limit (capped: slurm.params)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
     additional: dict[str, Any] = field(default_factory=dict)

@@ -109,15 +109,18 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False) -> None:
 
     from study.errors import StudyError
     from study.launch.locks import submit_lock
-    from study.launch.stale import set_aside as move, stale_results
+    from study.launch.stale import refuse_live_dependents, set_aside as move, stale_results
 
     stale = stale_results(plan.jobs, workdir)
     if stale and set_aside:
         with submit_lock(workdir):  # no other submit queues them meanwhile
-            stale = stale_results(plan.jobs, workdir)
-            folder = move(plan, workdir, stale)
-        print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt (and their job folders) "
-              f"in {folder}; their jobs run again", file=sys.stderr)
+            stale = stale_results(plan.jobs, workdir)  # another command may have set them aside meanwhile
+            if stale:
+                refuse_live_dependents(plan, workdir, stale)
+                folder = move(plan, workdir, stale)
+        if stale:
+            print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt (and their job "
+                  f"folders) in {folder}; their jobs run again", file=sys.stderr)
     elif stale:
         wd, lines = Path(workdir).resolve(), list(stale.values())
         raise StudyError(f"{len(stale)} result(s) in {wd}/results were computed on a manifest since rebuilt under the "

@@ -144,7 +144,7 @@ class Ledger:
 # the fields each kind of event is read by (strings; an intent's `jobs` a list of them); an event of a kind not named
 # here (a newer study's) is kept, and replay passes it by
 EVENT_FIELDS = {"intent": ("batch", "name", "jobs"), "queued": ("batch", "job", "slurm_job_id"), "local": ("job",),
-                "lost": ("batch",)}
+                "lost": ("batch",), "set_aside": ("job",)}
 
 
 def complete_event(e: Any) -> bool:

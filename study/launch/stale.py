@@ -23,7 +23,9 @@ STALE_DIR = "stale"  # <workdir>/stale/<UTC time>/{results,jobs}/: what `set_asi
 def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> dict[str, str]:
     """Job id -> why, in plan order, for each job whose result was computed on a manifest since rebuilt under the
     same name (another content hash), its own or, for an evaluation, its encoder's pretraining's (the record's
-    `pretrain`: that encoder is trained again): that result would otherwise count as done."""
+    `pretrain`: that encoder is trained again), or that depends on such a job (`jobs` in plan order: its encoder is
+    trained again also where the record names no `pretrain`, an encoder file of an older study): that result would
+    otherwise count as done."""
     from study.manifests.store import load_meta
 
     @functools.cache
@@ -52,35 +54,58 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> dict[str, 
         encoders = [p for p in (pretrain if isinstance(pretrain, list) else [pretrain]) if isinstance(p, Mapping)]
         own = rebuilt(protocol)
         why = (f"its result used {own}" if own else
-               next((f"its encoder was pretrained on {w}" for w in map(rebuilt, encoders) if w), None))
+               next((f"its encoder was pretrained on {w}" for w in map(rebuilt, encoders) if w), None)
+               or next((f"it used the result of job {d}, which is stale" for d in job.depends_on if d in out), None))
         if why:
             out[job.id] = f"{job.stage} job {job.id}: {why}"
     return out
 
 
 def set_aside(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> Path:
-    """Move each job's result (results/<id>.json) and folder (jobs/<id>/: checkpoint, encoder, logs) to
-    <workdir>/stale/<UTC time>/results/ and jobs/, each by one rename, and record a `set_aside` line per job in the
-    plan's ledger (the job then reads missing, not failed for a result gone); returns that folder. The caller holds
-    the workdir's submit lock."""
+    """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
+    gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
+    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. The caller holds the
+    workdir's submit lock, and has refused jobs that run on these (`refuse_live_dependents`)."""
     from study.launch.grid_states import grid_file
     from study.launch.ledger import Ledger
 
-    workdir, by_id = Path(workdir), {j.id: j for j in plan.jobs}
+    workdir, by_id, job_ids = Path(workdir), {j.id: j for j in plan.jobs}, list(job_ids)
     folder = workdir / STALE_DIR / _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     for kind in ("results", "jobs"):
         (folder / kind).mkdir(parents=True, exist_ok=True)
-    moved = []
-    for job_id in job_ids:
-        for src, dest in ((result_path(workdir, job_id), folder / "results" / f"{job_id}.json"),
-                          (job_dir(workdir, job_id), folder / "jobs" / job_id)):
+    # the lines first: a job whose result a kill or an error leaves in place reads done (a result comes first), and
+    # one whose result moved reads missing, never failed (a COMPLETED Slurm job, a local `done` without a result)
+    Ledger(workdir, plan.name).append([{"event": "set_aside", "job": job_id, "stage": by_id[job_id].stage,
+                                        "folder": str(folder), "grid_file": grid_file(plan)} for job_id in job_ids])
+    for job_id in job_ids:  # the folder first: a result never goes while its checkpoint stays to be resumed
+        for src, dest in ((job_dir(workdir, job_id), folder / "jobs" / job_id),
+                          (result_path(workdir, job_id), folder / "results" / f"{job_id}.json")):
             try:
                 os.replace(src, dest)
             except FileNotFoundError:
                 pass  # a job without a folder here (its result copied in from elsewhere)
             except OSError as e:
                 raise StudyError(f"cannot move {src} to {dest}: {e.strerror or e}") from None
-        moved.append({"event": "set_aside", "job": job_id, "stage": by_id[job_id].stage, "folder": str(folder),
-                      "grid_file": grid_file(plan)})
-    Ledger(workdir, plan.name).append(moved)
     return folder
+
+
+def refuse_live_dependents(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> None:
+    """A StudyError naming the plan's jobs that depend on one of `job_ids` (transitively) and run or wait to run,
+    here or on Slurm: `set_aside` would take the encoder they read from under them, and their results would be of
+    the old one. The caller holds the workdir's submit lock."""
+    from study.launch.grid_states import locked_states
+    from study.launch.state import LIVE
+
+    states, after = locked_states(plan, workdir), set(job_ids)
+    live = []
+    for job in plan.jobs:  # plan order: dependencies first
+        if any(d in after for d in job.depends_on):
+            after.add(job.id)
+            st = states.get(job.id)
+            if st is not None and st.state in LIVE:
+                where = f", Slurm job {st.slurm_id}" if st.slurm_id else ""
+                live.append(f"{job.stage} {job.id} ({st.state}{where})")
+    if live:
+        raise StudyError(f"--set-aside-stale: {len(live)} job(s) that use a result to set aside run or wait to run: "
+                         + ", ".join(live[:5]) + (", ..." if len(live) > 5 else "") + "; nothing was moved: submit "
+                         "again once they have ended (or after `study cancel`)")

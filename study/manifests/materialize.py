@@ -1,10 +1,11 @@
 """`study manifest materialize`: write a manifest's (corrupted) images to disk as PNG files.
 
 `<out>/<path>.png` per row (`x.jpg` -> `x.jpg.png`, so that `x.jpg` and `x.png` stay apart; IDX rows `<file>#<i>`
-become `<out>/<file>/<i>.png`). Pooled rows go under `<out>/<source>/`. Each file is written under a temporary name,
-synced to disk and renamed (`study.atomic`), so a killed run leaves only complete files; a rerun removes the
-temporaries a killed run left, rewrites any PNG that does not end with its IEND chunk (cut short by a crash), and
-skips the rest. PNG encoding is deterministic, so a rerun from scratch gives byte-identical files.
+become `<out>/<file>/<i>.png`). Pooled rows go under `<out>/<source>/`. Each file is written under a temporary name
+and renamed (`study.atomic`, not synced: a node crash may leave a file cut short), so a killed run leaves only
+complete files; a rerun removes the temporaries a killed run left, rewrites any PNG that does not end with its IEND
+chunk (cut short by a crash), and skips the rest. PNG encoding is deterministic, so a rerun from scratch gives
+byte-identical files.
 `<out>/.study-materialize.json` names the manifest and content hash the folder holds: a rerun skips only files
 written for that content, never another manifest's (a clean image where a corrupted one belongs). One run at a time
 writes a folder (`<out>/.study-materialize.lock`).

@@ -2,6 +2,7 @@
 that read images, `init_image_reader` (the initializer) and `image_reader()` (in the job)."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -34,8 +35,11 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
                 print(f"{start}[manifest] {i}/{len(jobs)} {what}", end=end, file=sys.stderr, flush=True)
 
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, initializer=_start_worker,
-                                 initargs=(os.getpid(), initializer, initargs)) as pool:
+        # forked on Linux whatever the default start method (Python 3.14's is forkserver, whose children outlive
+        # this process): a worker must be this process's own child, whose death it is told of
+        fork = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+        with ProcessPoolExecutor(workers, mp_context=fork, initializer=_start_worker,
+                                 initargs=(os.getpid() if fork else None, initializer, initargs)) as pool:
             collect(pool.map(fn, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 4) or 1))))
     else:
         if initializer is not None:
@@ -46,9 +50,10 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
     return found
 
 
-def _start_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
-    """A pool worker's start: killed when `parent` dies, then `initializer(*initargs)`."""
-    if not signal_when_parent_dies(signal.SIGKILL, parent):  # it died already
+def _start_worker(parent: int | None, initializer: Callable | None, initargs: tuple) -> None:
+    """A pool worker's start: killed when its parent (pid `parent`; None: whichever started it) dies, then
+    `initializer(*initargs)`."""
+    if not signal_when_parent_dies(signal.SIGKILL, os.getppid() if parent is None else parent):  # it died already
         os._exit(1)
     if initializer is not None:
         initializer(*initargs)

@@ -106,3 +106,83 @@ def test_set_aside_stale_moves_the_stale_results_and_job_folders_and_lets_the_su
     state = classify(jobs, wd, Ledger(wd, "g").replay())["p0"]
     assert (state.state, state.detail) == ("missing", "its result, computed on a manifest since rebuilt, was set "
                                                       f"aside in {folder}")
+
+
+def _stale_pretraining_and_its_evaluation(env, eval_protocol=None):
+    """p0, a result of a rebuilt manifest, and e0, an evaluation of its encoder (`eval_protocol`: its record's, by
+    default one that names no pretraining: an encoder file of an older study), each with a job folder."""
+    wd = env / "wd"
+    p0 = Job(id="p0", stage="pretrain", config={"axes": {}})
+    e0 = Job(id="e0", stage="evaluate", config={"axes": {}}, depends_on=("p0",))
+    protocols = {"p0": {"manifest": "toy_train", "manifest_content_hash": "0" * 64}, "e0": eval_protocol or {}}
+    for job in (p0, e0):
+        write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocols[job.id]})
+        (wd / "jobs" / job.id).mkdir(parents=True)
+    return wd, SimpleNamespace(jobs=[p0, e0], name="g", path=None)
+
+
+def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_no_pretraining(env):
+    """Its encoder is trained again: kept, its result would be of the old one, counted done beside the new one."""
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    with pytest.raises(StudyError) as e:
+        _refuse_stale_results(plan, wd)
+    assert str(e.value).startswith("2 result(s)") and "evaluate job e0: it used the result of job p0" in str(e.value)
+    _refuse_stale_results(plan, wd, set_aside=True)
+    assert not list((wd / "results").glob("*.json")) and not list((wd / "jobs").iterdir())
+
+
+def test_set_aside_stale_refuses_while_a_dependent_runs_and_moves_nothing(env):
+    """An evaluation another command runs (or has queued) reads the encoder in jobs/<pretraining>/: moved, it fails
+    or scores the old encoder; nothing is moved, the ledger untouched."""
+    import os
+    import socket
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    (wd / "results" / "e0.json").unlink()
+    Ledger(wd, "g").append([{"event": "local", "job": "e0", "stage": "evaluate", "state": "pending",
+                             "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    with pytest.raises(StudyError, match=r"--set-aside-stale: 1 job\(s\) that use a result to set aside run or wait "
+                                         r"to run: evaluate e0 \(pending\); nothing was moved"):
+        _refuse_stale_results(plan, wd, set_aside=True)
+    assert (wd / "results" / "p0.json").exists() and (wd / "jobs" / "p0").is_dir() and not (wd / "stale").exists()
+    assert Ledger(wd, "g").replay().latest["e0"]["event"] == "local"
+
+
+def test_a_set_aside_cut_short_leaves_no_result_without_its_line_nor_a_checkpoint_without_its_result(env, monkeypatch):
+    """A move that fails (or a kill) midway: each job whose result moved reads missing (its `set_aside` line is
+    written first; without it a local `done` or a COMPLETED Slurm job reads failed), and a job folder is moved before
+    its result, so that a result is never gone while a checkpoint stays for the rerun to resume."""
+    import os
+
+    import study.launch.stale as stale_mod
+    from study.launch.state import classify
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    Ledger(wd, "g").append([{"event": "local", "job": j, "stage": "pretrain", "state": "done", "log": None}
+                            for j in ("p0", "e0")])
+    real = os.replace
+
+    def replace(src, dest):
+        if os.path.basename(src) == "e0":
+            raise OSError(18, "Invalid cross-device link")
+        real(src, dest)
+
+    monkeypatch.setattr(stale_mod.os, "replace", replace)
+    with pytest.raises(StudyError, match="cannot move .*e0 to"):
+        _refuse_stale_results(plan, wd, set_aside=True)
+    states = classify(plan.jobs, wd, Ledger(wd, "g").replay())
+    assert (states["p0"].state, states["e0"].state) == ("missing", "done")
+    assert (wd / "jobs" / "e0").is_dir() and (wd / "results" / "e0.json").exists()
+
+
+def test_a_set_aside_found_done_by_another_command_meanwhile_moves_and_says_nothing(env, monkeypatch, capsys):
+    """Read again under the submit lock, nothing is stale any more: no empty stale/<time>/ folder, no message."""
+    import study.launch.stale as stale_mod
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    real, calls = stale_mod.stale_results, []
+    monkeypatch.setattr(stale_mod, "stale_results", lambda jobs, w: calls.append(1) or (real(jobs, w) if len(calls) == 1
+                                                                                         else {}))
+    _refuse_stale_results(plan, wd, set_aside=True)
+    assert len(calls) == 2 and not (wd / "stale").exists() and "set aside" not in capsys.readouterr().err

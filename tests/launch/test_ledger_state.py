@@ -788,3 +788,17 @@ def test_a_copied_workdir_reads_the_logs_of_its_local_runs_not_the_originals(tmp
     (old / "logs" / "p1.log").write_text("==== header\n[pretrain] step 3/4\n")  # the original went on
     assert classify(jobs, new, Ledger(new, "g").replay())["p1"].log == str(new / "logs" / "p1.log")
     assert classify(jobs, old, Ledger(old, "g").replay())["p1"].log == str(old / "logs" / "p1.log")
+
+
+def test_a_set_aside_line_without_a_job_is_skipped_and_a_completed_slurm_job_set_aside_reads_missing(tmp_path):
+    """A `set_aside` line edited by hand without its job stopped every command that reads the ledger with a KeyError;
+    a COMPLETED Slurm job whose result was set aside reads missing (to run again), not failed for a result gone."""
+    jobs = _jobs()[:1]
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "3"}])
+    with open(led.path, "a") as f:
+        f.write('{"event": "set_aside", "folder": "x"}\n')
+    assert classify(jobs, tmp_path, led.replay(), live={"3": "COMPLETED"})["p1"].state == "failed"
+    led.append([{"event": "set_aside", "job": "p1", "stage": "pretrain", "folder": "stale/t"}])
+    st = classify(jobs, tmp_path, led.replay(), live={"3": "COMPLETED"}, ended_s={"3": 600.0})["p1"]
+    assert (st.state, st.slurm_id) == ("missing", None) and "set aside in stale/t" in st.detail

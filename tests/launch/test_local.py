@@ -76,8 +76,14 @@ def _run_grid(env, name: str):
     return grid, wd
 
 
-def test_result_record_follows_the_contract(env):
+def test_result_record_follows_the_contract(env, monkeypatch):
+    from study.launch.local import scheduler
+
+    measured, real = [], scheduler.job_seconds
+    monkeypatch.setattr(scheduler, "job_seconds", lambda *a: measured.append(a[1]) or real(*a))
     grid, wd = _run_grid(env, "rec")
+    # the time left is calibrated by each job's seconds over all its sessions, as its result records them
+    assert sorted(measured) == sorted(j.id for j in plan_grid(grid).jobs)
     for job in plan_grid(grid).jobs:
         rec = json.loads((wd / "results" / f"{job.id}.json").read_text())
         assert rec["job_id"] == job.id and rec["grid"] == "rec" and rec["axes"] == job.axes

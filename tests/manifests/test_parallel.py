@@ -48,14 +48,16 @@ def test_the_initializer_sets_up_the_jobs_here_as_in_a_pool(capsys):
 
 
 _ORPHAN_SCRIPT = """
-import os, sys, time
+import multiprocessing, os, sys, time
 from study.manifests.parallel import run_jobs
 
 def job(n):
     open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
     time.sleep(0.1)
 
-run_jobs(job, list(range(2000)), 2, "jobs")
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[2])
+    run_jobs(job, list(range(2000)), 2, "jobs")
 """
 
 
@@ -67,15 +69,17 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_pool_workers_end_when_the_parent_is_killed(tmp_path):
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])  # forkserver: Python 3.14's default on Linux
+def test_pool_workers_end_when_the_parent_is_killed(tmp_path, start_method):
     """A `materialize --workers N` killed by SIGKILL: its workers must not live on as orphans waiting for jobs (they
-    hold the folder lock they inherited, so every rerun was refused as `another materialize is writing`)."""
+    hold the folder lock they inherited, so every rerun was refused as `another materialize is writing`). Forked
+    from a forkserver, they end with it, and it with this process."""
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
     script = tmp_path / "run.py"
     script.write_text(_ORPHAN_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.Popen([sys.executable, str(script), str(pids_dir)], env=env)
+    proc = subprocess.Popen([sys.executable, str(script), str(pids_dir), start_method], env=env)
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
@@ -94,3 +98,18 @@ def test_pool_workers_end_when_the_parent_is_killed(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_runs_under_the_forkserver_start_method(tmp_path):
+    """Python 3.14's default on Linux: a forkserver's child is not this process's, so every worker took its parent
+    for dead and exited (BrokenProcessPool: no `materialize --workers N` ran)."""
+    script = tmp_path / "run.py"
+    script.write_text("import multiprocessing\nfrom study.manifests.parallel import run_jobs\n\n"
+                      "def job(n):\n    return str(n)\n\nif __name__ == '__main__':\n"
+                      "    multiprocessing.set_start_method('forkserver')\n"
+                      "    print(len(run_jobs(job, list(range(20)), 2, 'jobs')))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), str(tmp_path),
+                                                                   os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "20"), done.stderr[-2000:]
