@@ -348,6 +348,10 @@ class _Session:
                     self.save()
                     last_save = time.time()
                     if signalled:
+                        if world.is_main:  # the log says why it ends here, or why a checkpoint came off schedule
+                            names = ", ".join(signal.Signals(sig).name for sig in flag.pending)
+                            _log(cfg, f"checkpoint written at step {step}/{sched.total} on "
+                                      f"{names or 'a signal to another rank'}")
                         flag.forward()
                     if stop_now and step < sched.total:
                         raise StopRequested(step)

@@ -260,7 +260,8 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_manifest, 
     assert not (tmp_path / "run" / "encoder.pt").exists()
 
 
-def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make_config, tmp_path, monkeypatch):
+def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make_config, tmp_path, monkeypatch,
+                                                             capsys):
     seen = []
 
     def previous(signum, frame):  # stands for submitit's handler, which requeues the job
@@ -288,6 +289,8 @@ def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make
     assert seen == [(signal.SIGUSR2, 3)]
     # SIGTERM during step 5 only checkpoints and training carries on to the end
     assert out["protocol"]["steps"] == 6 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
+    err = capsys.readouterr().err  # each off-schedule checkpoint is said (the log otherwise ends at an older step)
+    assert "[pretrain] checkpoint written at step 3/6 on SIGUSR2\n" in err and "at step 5/6 on SIGTERM\n" in err, err
 
 
 def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny_manifest, tmp_path):
