@@ -92,7 +92,7 @@ def run_submit(args: argparse.Namespace) -> int:
         from study.launch.select import resolve_ids
 
         only = resolve_ids(plan.jobs, [i.strip() for arg in args.only for i in arg.split(",")], args.grid)
-    _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale)
+    _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
@@ -102,9 +102,10 @@ def run_submit(args: argparse.Namespace) -> int:
     return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers, only=only)
 
 
-def _refuse_stale_results(plan, workdir, set_aside: bool = False) -> None:
+def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:
     """A StudyError naming the plan's results computed on a manifest since rebuilt (study.launch.stale); with
-    `set_aside`, those are moved out of the way instead (their jobs then run again), said on stderr."""
+    `set_aside`, those are moved out of the way instead (their jobs then run again: those in `only` where it is
+    given), said on stderr."""
     from pathlib import Path
 
     from study.errors import StudyError
@@ -120,7 +121,9 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False) -> None:
                 folder = move(plan, workdir, stale)
         if stale:
             print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt (and their job "
-                  f"folders) in {folder}; their jobs run again", file=sys.stderr)
+                  f"folders) in {folder}; their jobs run again"
+                  + ("" if only is None else " (those --only names now, the others at a submit without --only)"),
+                  file=sys.stderr)
     elif stale:
         wd, lines = Path(workdir).resolve(), list(stale.values())
         raise StudyError(f"{len(stale)} result(s) in {wd}/results were computed on a manifest since rebuilt under the "

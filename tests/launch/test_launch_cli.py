@@ -122,14 +122,17 @@ def _stale_pretraining_and_its_evaluation(env, eval_protocol=None):
     return wd, SimpleNamespace(jobs=[p0, e0], name="g", path=None)
 
 
-def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_no_pretraining(env):
-    """Its encoder is trained again: kept, its result would be of the old one, counted done beside the new one."""
+def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_no_pretraining(env, capsys):
+    """Its encoder is trained again: kept, its result would be of the old one, counted done beside the new one.
+    With --only, the message says which of them run now."""
     wd, plan = _stale_pretraining_and_its_evaluation(env)
     with pytest.raises(StudyError) as e:
         _refuse_stale_results(plan, wd)
     assert str(e.value).startswith("2 result(s)") and "evaluate job e0: it used the result of job p0" in str(e.value)
-    _refuse_stale_results(plan, wd, set_aside=True)
+    _refuse_stale_results(plan, wd, set_aside=True, only={"p0"})
     assert not list((wd / "results").glob("*.json")) and not list((wd / "jobs").iterdir())
+    assert "their jobs run again (those --only names now, the others at a submit without --only)" in \
+        capsys.readouterr().err
 
 
 def test_set_aside_stale_refuses_while_a_dependent_runs_and_moves_nothing(env):
