@@ -95,6 +95,11 @@ def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
     return has_result(workdir, job_id) and unreadable_result(workdir, job_id) is None
 
 
+def set_aside_detail(event: dict) -> str:
+    """What a `set_aside` ledger event says of its job (study.launch.stale), which then reads missing."""
+    return f"its result, computed on a manifest since rebuilt, was set aside in {event.get('folder')}"
+
+
 def local_state(event: dict, workdir: str | os.PathLike) -> str:
     """The state a `local` ledger event stands for, for a job without a result file."""
     state = event.get("state", "missing")
@@ -155,8 +160,7 @@ def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
         if e is None:
             out[job.id] = JobState(job.id, job.stage, "missing")
         elif e["event"] == "set_aside":
-            out[job.id] = JobState(job.id, job.stage, "missing", f"its result, computed on a manifest since rebuilt, "
-                                                                 f"was set aside in {e.get('folder')}")
+            out[job.id] = JobState(job.id, job.stage, "missing", set_aside_detail(e))
         elif e["event"] == "queued":
             sid = e["slurm_job_id"]
             raw = live.get(sid, "UNKNOWN")

@@ -296,7 +296,7 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
     if not grid:
         return {}
     from study.launch.ledger import Ledger
-    from study.launch.state import local_state
+    from study.launch.state import local_state, set_aside_detail
 
     states: dict[str, str] = {}
     for job, e in Ledger(workdir, grid).replay_with_shared().latest.items():
@@ -305,8 +305,7 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
         elif e.get("event") == "local":
             states[job] = local_state(e, workdir) + (f": {e['error']}" if e.get("error") else "")
         elif e.get("event") == "set_aside":
-            states[job] = (f"missing: its result, computed on a manifest since rebuilt, was set aside in "
-                           f"{e.get('folder')}")
+            states[job] = f"missing: {set_aside_detail(e)}"
     return states
 
 

@@ -41,7 +41,7 @@ from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
-from study.launch.state import LIVE, last_lines, result_done
+from study.launch.state import LIVE, cached_result, last_lines, result_done
 from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 
@@ -161,11 +161,9 @@ def _ending(rc: int, log: Path) -> str:
 def job_seconds(workdir: Path, job_id: str, took: float) -> float:
     """What a finished job took, to calibrate the time left: its result's wall time over every session (one resumed
     near its end took its worker seconds), or `took`, the worker's, where that is more (the job process's start)."""
-    from study.results.record import read_result  # study.results: pandas, which this module needs not
-
     try:
-        recorded = read_result(result_path(workdir, job_id)).get("wall_time_s")
-    except StudyError:  # unreadable since `result_done` read it
+        recorded = cached_result(result_path(workdir, job_id)).get("wall_time_s")  # as `result_done` read it
+    except (StudyError, OSError):  # unreadable, or gone, since
         return took
     return max(took, float(recorded)) if isinstance(recorded, (int, float)) else took
 
