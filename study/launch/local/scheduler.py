@@ -173,6 +173,11 @@ def _failure(rc: int, log: Path) -> str:
     return _ending(rc, log) + (f"; log {log}" if rc < 0 else "")
 
 
+def _local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
+    """A `local` ledger line (study.launch.ledger): the job's state, as this command's grid file (`grid_file`) ran it."""
+    return {"event": "local", "job": job.id, "stage": job.stage, "state": state, **fields, "grid_file": this_file}
+
+
 def _say(line: str, err: TextIO) -> None:
     """A progress line on `err`; one that cannot be written (a closed terminal or pipe) is dropped, so that it
     never stops the scheduler from stopping its workers."""
@@ -218,8 +223,7 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
         sel = select(plan.jobs, states, retry_failed, only)
         host, this_file = socket.gethostname(), grid_file(plan)
         # queued here: `study status` and other commands see them pending, not missing
-        ledger.append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None,
-                        "pid": os.getpid(), "host": host, "lock": lock_name, "grid_file": this_file}
+        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, lock=lock_name)
                        for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
@@ -312,9 +316,8 @@ class _LocalRun:
                 continue
             if any(d == failed_id or d in self.cancelled for d in job.depends_on):
                 self.cancelled.add(job.id)
-                self.ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "cancelled",
-                                     "error": f"dependency {failed_id} failed", "log": None,
-                                     "grid_file": self.this_file}])
+                self.ledger.append([_local_line(job, "cancelled", self.this_file,
+                                                error=f"dependency {failed_id} failed", log=None)])
                 self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
     def ready(self, job: Any) -> bool:
@@ -396,16 +399,15 @@ class _LocalRun:
             self.free.sort()
             if result_done(self.workdir, job_id):
                 self.done.add(job_id)
-                self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "done",
-                                     "log": str(r.log), "grid_file": self.this_file}])
+                self.ledger.append([_local_line(r.job, "done", self.this_file, log=str(r.log))])
                 took = time.time() - r.started
                 self.eta.finish(r.job, job_seconds(self.workdir, job_id, took))
                 late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
                 self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{late}{self.time_left()}")
             else:
                 self.failed.add(job_id)
-                self.ledger.append([{"event": "local", "job": job_id, "stage": r.job.stage, "state": "failed",
-                                     "log": str(r.log), "error": _failure(rc, r.log), "grid_file": self.this_file}])
+                self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log),
+                                                error=_failure(rc, r.log))])
                 self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] (exit code {rc}); log {r.log}")
                 self.cancel_dependents(job_id)
 
@@ -463,6 +465,5 @@ def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: st
                                  "--job", str(job_file), "--grid", grid],
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives
-    ledger.append([{"event": "local", "job": job.id, "stage": job.stage, "state": "running", "log": str(log),
-                    "pid": proc.pid, "host": socket.gethostname(), "grid_file": this_file}])
+    ledger.append([_local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname())])
     return _Running(job, proc, slot, log, time.time(), lock)
