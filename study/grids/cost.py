@@ -5,7 +5,8 @@ per GPU per backbone and kind of work) and overheads come from the profile's `co
 
 - pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
 - finetune, scratch: images = per labeled size of the job, epochs x that size, or with `finetune.steps` (and no
-                   `epochs`) steps x batch; + the test images (scored once per size); rate `finetune`
+                   evaluate `epochs`) steps x the batch (at most that size); + the test images (scored once per
+                   size); rate `finetune`
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
   plus `probe_min` per labeled size; linear, granularity and concat also encoders x classes x the sum of the
   labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes), for a dataset that gives `classes`
@@ -89,9 +90,10 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
-            if epochs is None and is_num(ft.get("steps")):  # a step budget: the same images at every size
+            if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget (PretrainConfig: it replaces
+                # finetune.epochs), at a batch of at most the labeled images (finetune.pretrain_dict)
                 batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH
-                images = float(ft["steps"]) * float(batch) * len(sizes)
+                images = sum(float(ft["steps"]) * min(float(batch), s) for s in sizes)
             else:
                 if not is_num(epochs):
                     run_default = SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS

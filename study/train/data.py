@@ -4,8 +4,10 @@ permutation from (seed, epoch); can start mid-epoch) and `make_loader`."""
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
+import sys
 from typing import Any, Iterator, Sequence
 
 import cv2
@@ -253,7 +255,7 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
                 seed: int = 0):
     """Worker processes only run `aug.sample` with per-sample rngs; the loader's own seed comes from a private
     generator so that it never draws from (and shifts) the global torch RNG. With workers, this process's OpenCV
-    runs on one thread from here on (`opencv_before_fork`)."""
+    runs on one thread from here on (`opencv_before_fork`); they start as `loader_context` says."""
     opencv_before_fork(num_workers)
     return torch.utils.data.DataLoader(
         dataset,
@@ -262,9 +264,24 @@ def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_worker
         collate_fn=collate_views,
         pin_memory=pin_memory,
         worker_init_fn=worker_init if num_workers else None,
+        multiprocessing_context=loader_context(num_workers),
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def loader_context(num_workers: int) -> Any:
+    """How a DataLoader with `num_workers` workers starts them: forked on Linux where the start method is forkserver
+    (Python 3.14's default there), else None (the start method as set: fork on Linux before 3.14, spawn on macOS or
+    for CUDA). A fork server's children are not this process's: it dies of the SIGTERM or SIGUSR2 Slurm sends every
+    process of a job step (the workers ignore them, `worker_init`), and the workers with it, so the run failed instead
+    of checkpointing. Every DataLoader with workers here uses it (make_loader, study.evaluate.features.forward_rows)."""
+    # allow_none: not fixing the start method here (a later set_start_method without force would fail); unset, the
+    # default is the first of get_all_start_methods
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    if num_workers and sys.platform.startswith("linux") and method == "forkserver":
+        return multiprocessing.get_context("fork")
+    return None
 
 
 def opencv_before_fork(num_workers: int) -> None:

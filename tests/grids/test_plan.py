@@ -326,6 +326,30 @@ def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(wri
     assert hours["scratch"] == pytest.approx((2 * 10 * 50 + 2 * 1000) / 100 / 3600)
 
 
+def test_a_fine_tuning_step_budget_is_counted_as_the_job_runs_it(write_grid):
+    """`finetune.steps` replaces `finetune.epochs` (PretrainConfig), and the batch is at most the labeled images
+    (study.evaluate.finetune.pretrain_dict): the estimate counted 5 epochs here, and 256 images a step at 100 labels."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [100, 2000], split_labeled_sizes: false,
+           params: {finetune: {steps: 10, epochs: 5}}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0)
+    plan = plan_grid(g, Profile(cost=cost))
+    (job,) = plan.by_stage("evaluate")
+    # 10 steps x 100 images (the batch capped at the 100 labels) + 10 steps x 256, + the 1000 test images per size
+    assert cost_hours(job, plan) == pytest.approx((10 * 100 + 10 * 256 + 2 * 1000) / 100 / 3600)
+    assert PretrainConfig.from_dict({"manifest": "m", "epochs": 5, "steps": 10}).steps == 10
+
+
 def test_cost_model_probes_by_labeled_rows_and_classes(write_grid):
     """A linear probe costs labeled rows x classes (the profile's probe_rate): iNat21's 10,000 classes cost ten times
     ImageNet's 1000 at the same sizes. kNN fits no probe; `all` counts the dataset's train_images."""

@@ -1,6 +1,10 @@
 """ImageReader (PNG/JPEG, .npy channels, IDX, corruption, unreadable files), the per-sample rngs and the
 resumable sampler."""
 
+import multiprocessing
+import os
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +16,7 @@ from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
 from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
-                              sample_rng)
+                              make_loader, sample_rng)
 
 from killable import run_script
 from real_data import FASHION_MNIST
@@ -232,6 +236,36 @@ def test_loader_workers_forked_after_opencv_ran_threaded_in_this_process_start(t
     script.write_text(FORK_AFTER_OPENCV)
     out = run_script(script, timeout=120, hung="the loader's workers hung after OpenCV had run threaded in the parent")
     assert "batch 4 opencv threads 1" in out, out
+
+
+class _ParentPid:
+    """An augmentation whose one view is the pid of the parent of the process it runs in."""
+
+    def sample(self, img, rng):
+        return [torch.tensor([os.getppid()])]
+
+
+@pytest.fixture
+def start_method():
+    """`start_method(name)`: this process's multiprocessing start method is `name` until the test ends."""
+    before = multiprocessing.get_start_method(allow_none=True)
+    yield lambda name: multiprocessing.set_start_method(name, force=True)
+    multiprocessing.set_start_method(before, force=True)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_loader_workers_start_under_spawn_and_forkserver_as_children_of_this_process(tmp_path, start_method, method):
+    """macOS's start method (spawn, also set for CUDA) pickles what a worker runs (reader, manifest, augmentation,
+    collate, worker_init). Python 3.14's on Linux (forkserver) made the workers children of the fork server, which
+    dies of the SIGTERM Slurm sends every process of a job step, and they with it: the run failed ("DataLoader
+    worker ... exited unexpectedly") instead of checkpointing and training on (`loader_context`)."""
+    if method == "forkserver" and not sys.platform.startswith("linux"):
+        pytest.skip("loader_context forks the workers on Linux only")
+    start_method(method)
+    df = write_images(tmp_path, n=8)
+    data = ViewDataset(ImageReader(_manifest(tmp_path, df)), df, _ParentPid(), seed=0)
+    (parents,), labels = next(iter(make_loader(data, ResumableBatchSampler(8, 4, 0), 1, pin_memory=False)))
+    assert parents.flatten().tolist() == [os.getpid()] * 4 and len(labels) == 4
 
 
 def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():
