@@ -59,7 +59,8 @@ RUN_SPECIFIC_KEYS = frozenset({
     "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
     "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
     "code_version", "torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder", "git",
-    "device", "device_kind", "devices_used", "tf32", "num_workers", "cpu_threads", "run_dir", "cache_dir", "workdir",
+    "device", "device_kind", "devices_used", "gpu_peak_memory_gb", "tf32", "num_workers", "cpu_threads", "run_dir",
+    "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
     "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction", "pretrain",
 }) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers

@@ -365,7 +365,9 @@ class _Session:
         sched, past, elapsed = self.sched, self.past, time.time() - self.t_loop
         rate = self.steps * sched.batch / max(1e-9, elapsed)
         loss, lr = float(np.mean(past.recent[-window:])), self.optimizer.param_groups[0]["lr"]
-        _log(self.cfg, f"step {self.step}/{sched.total} loss {loss:.4f} lr {lr:.4g} {rate:.1f} img/s"
+        peak = peak_gpu_memory_gb(self.device)
+        memory = f" {peak:.1f} GB GPU peak" if peak is not None else ""
+        _log(self.cfg, f"step {self.step}/{sched.total} loss {loss:.4f} lr {lr:.4g} {rate:.1f} img/s{memory}"
              f"{eta(sched.total - self.step, self.steps, elapsed)}")
         self.curve.append(self.step, self.step / max(sched.steps_per_epoch, 1), loss, lr, rate,
                           _top1(past.acc_window[-window:]), (past.train_s + elapsed) / 3600)
@@ -427,8 +429,14 @@ class _Session:
             images_per_s=(step * self.sched.batch / self.train_s) if step and self.train_s > 0 else None,
             resumed_from_steps=past.resumed_from,
             cpu_threads=_one_or_each(past.threads),  # a list: the sessions' counts differed
+            gpu_peak_memory_gb=peak_gpu_memory_gb(self.device),  # this session's, main rank
             code_version=_one_or_each(past.versions),  # a list: each session's, they differed
         )
+
+
+def peak_gpu_memory_gb(device: torch.device) -> float | None:
+    """The most GPU memory this process's tensors on `device` held since it started, in GB; None off CUDA."""
+    return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
 
 
 def _build_method(cfg: PretrainConfig, num_classes: int):

@@ -94,6 +94,22 @@ def test_each_step_line_tells_the_time_left_at_this_sessions_rate(tiny_manifest,
     assert asked == [(total - 1, 1), (total - 2, 2)] + [(total - s, s - 2) for s in range(3, total + 1)]
 
 
+def test_step_lines_and_protocol_tell_the_gpu_memory_peak_on_cuda_only(tiny_manifest, make_config, tmp_path, capfd,
+                                                                        monkeypatch):
+    """On CUDA each step line says the GPU memory peak (batch size tuning) and the protocol records this session's
+    (kept out of the fingerprint); a CPU run says none. No GPU here: the peak is stood in for on a CPU run."""
+    out = pretrain(make_config(log_every_steps=1), tmp_path / "cpu")
+    cpu = [ln for ln in capfd.readouterr().err.splitlines() if "[pretrain] step " in ln]
+    assert cpu and not any("GPU peak" in ln for ln in cpu) and out["protocol"]["gpu_peak_memory_gb"] is None
+    assert loop.peak_gpu_memory_gb(torch.device("cpu")) is None
+    monkeypatch.setattr(loop, "peak_gpu_memory_gb", lambda device: 31.25)
+    out = pretrain(make_config(log_every_steps=1), tmp_path / "cuda")
+    lines = [ln for ln in capfd.readouterr().err.splitlines() if "[pretrain] step " in ln]
+    assert lines and all(re.search(r" img/s 31\.2 GB GPU peak(, eta|$)", ln) for ln in lines), lines
+    assert out["protocol"]["gpu_peak_memory_gb"] == 31.25
+    assert protocol_fingerprint(out["protocol"]) == protocol_fingerprint(dict(out["protocol"], gpu_peak_memory_gb=1.0))
+
+
 def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):
     out = pretrain(make_config(), tmp_path / "run")
     p = out["protocol"]
