@@ -26,6 +26,14 @@ def test_an_lbfgs_setting_out_of_range_is_refused_naming_it(key, value, why):
         config(linear={key: value})
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_the_lbfgs_settings_are_not_recorded_for_an_optimizer_that_never_reads_them(optimizer):
+    """adam and sgd read no gradient tolerance or history: a change of them changes no fingerprint of their probes."""
+    cfg = config(linear={"optimizer": optimizer, "tolerance_grad": 1e-3, "history_size": 5})
+    linear = cfg.recorded_dict()["linear"]
+    assert linear["optimizer"] == optimizer and not {"tolerance", "tolerance_grad", "history_size"} & set(linear)
+
+
 @pytest.mark.parametrize("key", ["manifest", "method", "subset", "size", "init_encoder"])
 def test_a_finetune_setting_the_evaluation_makes_is_refused_naming_it(key):
     with pytest.raises(StudyError, match=rf"evaluate\.finetune\.{key}: is set by the evaluation; remove it"):

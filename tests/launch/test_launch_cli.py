@@ -189,3 +189,32 @@ def test_a_set_aside_found_done_by_another_command_meanwhile_moves_and_says_noth
                                                                                          else {}))
     _refuse_stale_results(plan, wd, set_aside=True)
     assert len(calls) == 2 and not (wd / "stale").exists() and "set aside" not in capsys.readouterr().err
+
+
+def test_set_aside_moves_a_result_whose_job_has_no_folder_here(env):
+    """A result copied in from another workdir comes without its jobs/<id>/: it is set aside all the same."""
+    import shutil
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    shutil.rmtree(wd / "jobs" / "p0")
+    _refuse_stale_results(plan, wd, set_aside=True)
+    [folder] = (wd / "stale").iterdir()
+    assert sorted(p.name for p in (folder / "results").iterdir()) == ["e0.json", "p0.json"]
+    assert [p.name for p in (folder / "jobs").iterdir()] == ["e0"] and not list((wd / "results").glob("*.json"))
+
+
+def test_set_aside_stale_refuses_while_a_transitive_dependent_waits_to_run(env):
+    """A job waiting on a job that waits on a stale one (here: an evaluation without a result yet, the dependent
+    waiting for it) would run on what the rerun writes in its place; refused as a direct dependent is."""
+    import os
+    import socket
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    (wd / "results" / "e0.json").unlink()
+    f0 = Job(id="f0", stage="evaluate", config={"axes": {}}, depends_on=("e0",))
+    plan = SimpleNamespace(jobs=[*plan.jobs, f0], name="g", path=None)
+    Ledger(wd, "g").append([{"event": "local", "job": "f0", "stage": "evaluate", "state": "pending",
+                             "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    with pytest.raises(StudyError, match=r"--set-aside-stale: 1 job\(s\) .* evaluate f0 \(pending\)"):
+        _refuse_stale_results(plan, wd, set_aside=True)
+    assert (wd / "results" / "p0.json").exists() and not (wd / "stale").exists()

@@ -642,7 +642,8 @@ def test_a_completed_job_whose_result_only_a_fresh_listing_shows_is_done(tmp_pat
 
 def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, tmp_path, monkeypatch):
     """A result whose manifest now holds another content hash is named, once however many of its manifests were
-    rebuilt; one whose manifest is unchanged, or gone (plan.check names that), is not."""
+    rebuilt, as is an evaluation one of whose encoders was pretrained on such a manifest; one whose manifest is
+    unchanged, or gone (plan.check names that), or that records no content hash, is not."""
     copy = tmp_path / "manifests"
     shutil.copytree(manifests, copy)
     monkeypatch.setenv("STUDY_MANIFESTS", str(copy))
@@ -652,9 +653,15 @@ def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, t
     _write_result(wd, "gone", {"manifest": "gone_train", "manifest_content_hash": "a" * 64})
     _write_result(wd, "both", {"train_manifest": "toy_train", "train_manifest_content_hash": "b" * 64,
                                "test_manifest": "toy_test", "test_manifest_content_hash": "c" * 64})
-    jobs = [Job(id=i, stage="evaluate", config={"axes": {}}) for i in ("same", "gone", "both", "none")]
+    _write_result(wd, "nohash", {"manifest": "toy_train"})  # a record without the hash: nothing to tell by
+    _write_result(wd, "two", {"train_manifest": "toy_train", "train_manifest_content_hash": now["toy_train"],  # two
+                              "pretrain": [{"manifest": "toy_train", "manifest_content_hash": now["toy_train"]},
+                                           {"manifest": "toy_test", "manifest_content_hash": "d" * 64}]})  # encoders
+    jobs = [Job(id=i, stage="evaluate", config={"axes": {}}) for i in ("same", "gone", "both", "none", "nohash", "two")]
     assert stale_results(jobs, wd) == {"both": f"evaluate job both: its result used manifest toy_train with content "
-                                               f"{'b' * 12}, which now holds {now['toy_train'][:12]}"}
+                                               f"{'b' * 12}, which now holds {now['toy_train'][:12]}",
+                                       "two": f"evaluate job two: its encoder was pretrained on manifest toy_test "
+                                              f"with content {'d' * 12}, which now holds {now['toy_test'][:12]}"}
 
 
 def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):

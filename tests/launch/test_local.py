@@ -41,6 +41,7 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert last[by["bad:pretrain"].id]["state"] == "failed"
     assert last[by["bad:evaluate"].id]["state"] == "cancelled"
     assert (by["bad:evaluate"].id, "running") not in order  # never started
+    assert {e.get("grid_file") for e in events} == {str(grid.resolve())}  # every line, the failed and cancelled too
     assert "FAILED pretrain" in err and "cancelled evaluate" in err
     bad, toy_eval = by["bad:pretrain"], by["toy:evaluate"]  # progress lines name what a job is, not only its hash
     assert f"FAILED pretrain {bad.id} [{job_text(bad)}]" in err and "bad" in job_text(bad)

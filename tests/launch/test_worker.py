@@ -104,3 +104,23 @@ def test_a_worker_unblocks_the_stop_signals_its_scheduler_held_while_starting_it
         assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {*STOP_SIGNALS, signal.SIGUSR2}
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_whose_scheduler_died_before_it_asked_to_be_told_stops_at_once():
+    """Its `study submit` gone before the request took effect (the worker was adopted by another process), the
+    kernel will never signal it: it signals itself, and stops as it would have (SIGUSR2: checkpoint, then end)."""
+    script = textwrap.dedent(f"""
+        import os, signal
+        from study.launch.local.worker import _end_with_parent
+        got = []
+        signal.signal(signal.SIGUSR2, lambda *a: got.append(1))
+        os.environ[{PARENT_ENV!r}] = str(os.getppid())
+        _end_with_parent()
+        print(len(got), end=" ")
+        os.environ[{PARENT_ENV!r}] = str(os.getpid())  # not its parent: as one that died
+        _end_with_parent()
+        print(len(got))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "0 1\n", done.stderr[-2000:]

@@ -113,3 +113,23 @@ def test_a_pool_runs_under_the_forkserver_start_method(tmp_path):
                                                                    os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "20"), done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_worker_whose_parent_died_before_it_started_exits_and_is_told_this_process(monkeypatch):
+    """A worker checks its parent against the pid of the process that made the pool (it read its own parent's pid,
+    which is whoever adopted it once that process died): one started after that died exits before its initializer,
+    where it would wait for jobs forever holding the locks it inherited."""
+    import study.manifests.parallel as parallel
+
+    script = ("import os, sys\nfrom study.manifests.parallel import _start_worker\n"
+              "_start_worker(int(sys.argv[1]) or os.getpid(), print, ('initialized',))\nprint('went on')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])))
+    for parent, said in ((os.getpid(), (0, "initialized\nwent on")), (0, (1, ""))):  # 0: not its parent (itself)
+        done = subprocess.run([sys.executable, "-c", script, str(parent)], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert (done.returncode, done.stdout.strip()) == said, done.stderr[-2000:]
+    made, real = [], parallel.ProcessPoolExecutor
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    assert run_jobs(_odd, [1, 2, 3], 2, "numbers") == ["1 is odd", "3 is odd"]
+    assert made[0]["initargs"][0] == os.getpid()

@@ -86,6 +86,8 @@ def test_lbfgs_settings_recorded_later_group_with_older_records_at_their_old_val
     assert protocol_fingerprint(now) == protocol_fingerprint(evaluation())
     for changed in ({"tolerance_grad": 1e-5}, {"history_size": 10}):
         assert protocol_fingerprint(evaluation(**{**now["linear"], **changed})) != protocol_fingerprint(now)
+    # a probe setting that is not a mapping (a hand-edited record) is fingerprinted as it is
+    assert isinstance(protocol_fingerprint({"stage": "evaluate", "linear": None, "config": {"linear": "x"}}), str)
 
 
 def test_other_methods_settings_older_training_records_hold_change_no_fingerprint():
