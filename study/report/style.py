@@ -42,19 +42,26 @@ def bar_style(i: int, n: int) -> dict:
             "linewidth": 0.6}
 
 
-def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list, legend: bool = True) -> None:
+def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list, legend: bool = True,
+                 colours: dict | None = None) -> None:
     """One bar per (group, series) of `data` (columns `mean`, `std`): the series side by side around each group's
     tick, std as error bars, a vertical "missing" where `data` has the cell without a value (a planned cell not yet
-    done; a (group, series) absent from `data` is not in the grid and stays blank); legend outside on the right."""
+    done; a (group, series) absent from `data` is not in the grid and stays blank), written from 0 towards the side
+    with more room (down where the bars hang below 0, as changes from a baseline do), so it stays inside the axes;
+    `colours` (series -> colour) replaces `bar_style`'s; legend outside on the right."""
     width = 0.8 / len(series)
+    missing = []
     for i, name in enumerate(series):
         sub = data[data[series_col] == name].assign(_present=True).set_index(group_cols).reindex(groups)
         x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
         means = sub["mean"].astype(float)
-        ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **bar_style(i, len(series)))
-        for xi, v, present in zip(x, means, sub["_present"].eq(True)):
-            if np.isnan(v) and present:
-                ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7, color="0.3")
+        look = {**bar_style(i, len(series)), **({"color": colours[name]} if colours and name in colours else {})}
+        ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **look)
+        missing += [xi for xi, v, present in zip(x, means, sub["_present"].eq(True)) if np.isnan(v) and present]
+    low, high = ax.get_ylim()
+    for xi in missing:
+        ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom" if high >= -low else "top", fontsize=7,
+                color="0.3")
     if legend:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 

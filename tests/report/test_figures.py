@@ -1233,3 +1233,44 @@ def test_domain_matrix_counts_the_whole_dataset_as_a_size():
         assert cell.to_dict() == pytest.approx({("a", "a"): 0.45, ("a", "b"): 0.35, ("b", "a"): 0.25,
                                                 ("b", "b"): 0.55})
         assert "whole training set" in data.attrs["caption"]
+
+
+def test_a_missing_bar_below_zero_is_marked_inside_the_axes():
+    """The quality figure's bars hang below 0 (changes from clean): a 'missing' bar's mark runs down from 0, inside
+    the axes, not up over the panel's title; bars above 0 (domain_concat) keep it running up."""
+    recs = [r for r in quality_records() if not (r["axes"]["method"] == "supervised"
+                                                 and r["axes"]["corruption"] == "none")]
+    fig, _ = quality.draw(table_of(recs))
+    ax = fig.axes[0]
+    [mark] = [t for t in ax.texts if t.get_text() == "missing"]
+    assert mark.get_va() == "top" and ax.get_ylim()[1] < 0.05
+    recs = [r for r in domain_records() if r["axes"]["protocol"] != "concat"]  # a concatenation of no single cell
+    fig, _ = domain_concat.draw(table_of(recs + records(eval_axes(dataset="a|b", protocol="concat", eval_dataset="b",
+                                                                  size=50_000), {(10000, None): 0.5})))
+    marks = [t.get_va() for t in fig.axes[0].texts if t.get_text() == "missing"]
+    assert marks and set(marks) == {"bottom"}
+
+
+def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
+    """A reader matches SimCLR and supervised across figures by colour: a method has one colour whichever other
+    methods a figure draws (granularity's BYOL beside them); granularity lists methods as the others do."""
+    fig_q, _ = quality.draw(table_of(quality_records()))
+    bars = {c.get_label(): c.patches[0].get_facecolor() for c in fig_q.axes[0].containers
+            if isinstance(c, BarContainer)}
+    byol = [{**r, "job_id": r["job_id"] + "b", "axes": {**r["axes"], "method": "byol"}}
+            for r in granularity_records() if r["axes"]["method"] == "simclr"]
+    fig_g, _ = granularity.draw(table_of(granularity_records() + byol))
+    lines = {c.get_label(): c.lines[0].get_color() for c in fig_g.axes[0].containers}
+    assert [t.get_text() for t in fig_g.axes[0].get_legend().get_texts()] == ["simclr", "supervised", "byol"]
+    for method in ("simclr", "supervised"):
+        assert bars[method][:3] == pytest.approx(tuple(lines[method])[:3])
+    assert len({tuple(c) for c in lines.values()}) == 3
+
+
+def test_quality_title_names_the_labeled_size_and_domain_matrix_reads_its_rows_across():
+    fig, _ = quality.draw(table_of(quality_records()))
+    assert fig.axes[0].get_title() == "a 1M → a (10k labels)"
+    fig, _ = domain_matrix.draw(table_of(domain_records()))
+    ax = fig.axes[0]
+    assert [t.get_rotation() for t in ax.get_yticklabels()] == [0.0, 0.0]
+    assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())

@@ -9,8 +9,10 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from study.counts import format_count
+from study.report import style
 from study.results.collect import aggregate, key_tuples, planned_seeds, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
@@ -18,6 +20,8 @@ INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "specie
 VARIANT_AXES = ("backbone", "variant")
 # the order figures list methods in (the paper's first; the rest after these, by name)
 METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
+# each method's colour, dark to light (style.palette), the same in every figure: supervised apart from the SSL methods
+METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
 
 
 class NoData(Exception):
@@ -114,6 +118,18 @@ def planned_sizes(text: object) -> list[int | None]:
 def method_key(method) -> tuple:
     """Sort key of a method: METHOD_ORDER's, then by name."""
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), str(method))
+
+
+def method_colours(methods: Iterable) -> dict:
+    """A colour per method of `methods`, alike in every figure that colours by method (quality, granularity): one of
+    METHOD_COLOURS' palette for each of its methods and their variants ("simclr · resnet18" as "simclr"), a
+    categorical palette's for the others, in method_key order."""
+    methods = list(dict.fromkeys(methods))
+    base = {m: str(m).split(" · ")[0] for m in methods}
+    known = dict(zip(METHOD_COLOURS, style.palette(len(METHOD_COLOURS))))
+    others = sorted({b for b in base.values() if b not in known}, key=method_key)
+    extra = dict(zip(others, sns.color_palette("colorblind", max(len(others), 1))))
+    return {m: known.get(b, extra.get(b)) for m, b in base.items()}
 
 
 def pick_largest(values: Iterable) -> object:

@@ -10,8 +10,8 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, levels_order,
-                                         note_missing, pick_largest, planned_missing, same, seeds_note, series_labels,
-                                         varying, wide)
+                                         method_colours, method_key, note_missing, pick_largest, planned_missing, same,
+                                         seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -37,7 +37,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
     label_cols = varying(both, LINE_KEYS) or ["method"]
     lines = both[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable")
+    lines = lines.iloc[sorted(range(len(lines)), key=lambda i: method_key(lines["method"].iloc[i]))]  # SimCLR first
     labels = series_labels(lines, label_cols)
+    colours = method_colours(lines["method"])  # a method's colour in quality too
     evals = sorted(both["eval_dataset"].dropna().unique())
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
     out = []
@@ -54,7 +56,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             pts = pts[same(pts["labeled_size"], labeled)]
             pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
-                        label=label, **style.line_style(i, len(labels)))
+                        label=label, **{**style.line_style(i, len(labels)), "color": colours[line["method"]]})
             for j, lv in enumerate(levels):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
