@@ -210,6 +210,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     device = resolve_device(cfg.device, world)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    reset_gpu_peak(device)  # the peak its step lines and protocol tell is this run's, not an earlier one's here
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     channels_last = cfg.channels_last and device.type == "cuda"
     sync_bn = cfg.sync_bn and world.size > 1 and device.type == "cuda"  # SyncBatchNorm runs on GPUs only
@@ -435,8 +436,16 @@ class _Session:
 
 
 def peak_gpu_memory_gb(device: torch.device) -> float | None:
-    """The most GPU memory this process's tensors on `device` held since it started, in GB; None off CUDA."""
+    """The most GPU memory this process's tensors on `device` held since `reset_gpu_peak`, in GB; None off CUDA."""
     return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+
+
+def reset_gpu_peak(device: torch.device) -> None:
+    """Start `peak_gpu_memory_gb`'s count on `device` at what its tensors hold now (nothing off CUDA): a run's peak is
+    its own, not that of an earlier run in this process (an evaluation fine-tunes, then scores, once per labeled
+    size)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _build_method(cfg: PretrainConfig, num_classes: int):

@@ -1270,7 +1270,13 @@ def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
 def test_quality_title_names_the_labeled_size_and_domain_matrix_reads_its_rows_across():
     fig, _ = quality.draw(table_of(quality_records()))
     assert fig.axes[0].get_title() == "a 1M → a (10k labels)"
-    fig, _ = domain_matrix.draw(table_of(domain_records()))
+    import matplotlib.pyplot as plt
+
+    from study.report import style
+
+    with plt.rc_context():  # the report's style, whose grid would cross the cells
+        style.apply()
+        fig, _ = domain_matrix.draw(table_of(domain_records()))
     ax = fig.axes[0]
     assert [t.get_rotation() for t in ax.get_yticklabels()] == [0.0, 0.0]
     assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())

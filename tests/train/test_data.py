@@ -16,7 +16,7 @@ from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
 from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
-                              make_loader, sample_rng)
+                              loader_context, make_loader, sample_rng)
 
 from killable import run_script
 from real_data import FASHION_MNIST
@@ -266,6 +266,18 @@ def test_loader_workers_start_under_spawn_and_forkserver_as_children_of_this_pro
     data = ViewDataset(ImageReader(_manifest(tmp_path, df)), df, _ParentPid(), seed=0)
     (parents,), labels = next(iter(make_loader(data, ResumableBatchSampler(8, 4, 0), 1, pin_memory=False)))
     assert parents.flatten().tolist() == [os.getpid()] * 4 and len(labels) == 4
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loader_context forks the workers on Linux only")
+def test_loader_workers_fork_where_the_unset_start_method_defaults_to_forkserver(start_method, monkeypatch):
+    """Python 3.14 sets no start method and defaults to forkserver (the first of get_all_start_methods): the workers
+    fork all the same; where the default is fork, or no worker runs, the loader is left as it is."""
+    start_method(None)
+    for first, fork in (("forkserver", True), ("fork", False)):
+        monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: [first, "spawn"])
+        got = loader_context(2)
+        assert (got.get_start_method() if got else None) == ("fork" if fork else None) and loader_context(0) is None
+    assert multiprocessing.get_start_method(allow_none=True) is None  # not fixed by asking
 
 
 def test_sampler_is_a_per_epoch_permutation_and_resumes_mid_epoch():

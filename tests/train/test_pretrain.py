@@ -98,16 +98,34 @@ def test_step_lines_and_protocol_tell_the_gpu_memory_peak_on_cuda_only(tiny_mani
                                                                         monkeypatch):
     """On CUDA each step line says the GPU memory peak (batch size tuning) and the protocol records this session's
     (kept out of the fingerprint); a CPU run says none. No GPU here: the peak is stood in for on a CPU run."""
-    out = pretrain(make_config(log_every_steps=1), tmp_path / "cpu")
+    out = pretrain(make_config(log_every_steps=1, device="cpu"), tmp_path / "cpu")  # on a GPU test device too
     cpu = [ln for ln in capfd.readouterr().err.splitlines() if "[pretrain] step " in ln]
     assert cpu and not any("GPU peak" in ln for ln in cpu) and out["protocol"]["gpu_peak_memory_gb"] is None
     assert loop.peak_gpu_memory_gb(torch.device("cpu")) is None
     monkeypatch.setattr(loop, "peak_gpu_memory_gb", lambda device: 31.25)
-    out = pretrain(make_config(log_every_steps=1), tmp_path / "cuda")
+    out = pretrain(make_config(log_every_steps=1, device="cpu"), tmp_path / "cuda")
     lines = [ln for ln in capfd.readouterr().err.splitlines() if "[pretrain] step " in ln]
     assert lines and all(re.search(r" img/s 31\.2 GB GPU peak(, eta|$)", ln) for ln in lines), lines
     assert out["protocol"]["gpu_peak_memory_gb"] == 31.25
     assert protocol_fingerprint(out["protocol"]) == protocol_fingerprint(dict(out["protocol"], gpu_peak_memory_gb=1.0))
+
+
+def test_each_run_tells_its_own_gpu_memory_peak(tiny_manifest, make_config, tmp_path, monkeypatch):
+    """A process that trains more than once (an evaluation fine-tunes, then scores, once per labeled size) tells each
+    run's peak, not an earlier run's: each run starts the count afresh on its device. CUDA's counters stood in for."""
+    held = {"now": 2e9, "peak": 9e9}  # an earlier run peaked at 9 GB; 2 GB are held now
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: held.update(peak=held["now"]))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: held["peak"])
+    cuda = torch.device("cuda", 0)
+    loop.reset_gpu_peak(cuda)
+    assert loop.peak_gpu_memory_gb(cuda) == 2.0
+    loop.reset_gpu_peak(torch.device("cpu"))  # nothing to count off CUDA
+    assert held["peak"] == 2e9
+    resets = []
+    monkeypatch.setattr(loop, "reset_gpu_peak", resets.append)
+    for run in ("a", "b"):
+        pretrain(make_config(device="cpu"), tmp_path / run)
+    assert resets == [torch.device("cpu")] * 2
 
 
 def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path):

@@ -174,7 +174,8 @@ def _failure(rc: int, log: Path) -> str:
 
 
 def _local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
-    """A `local` ledger line (study.launch.ledger): the job's state, as this command's grid file (`grid_file`) ran it."""
+    """A `local` ledger line (study.launch.ledger): the job's state as this command, of grid file `this_file`, ran
+    it (`grid_file`), with `fields`."""
     return {"event": "local", "job": job.id, "stage": job.stage, "state": state, **fields, "grid_file": this_file}
 
 
