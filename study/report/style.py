@@ -43,21 +43,27 @@ def bar_style(i: int, n: int) -> dict:
 
 
 def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: list, legend: bool = True,
-                 colours: dict | None = None) -> None:
+                 colours: dict | None = None, compact: bool = False) -> None:
     """One bar per (group, series) of `data` (columns `mean`, `std`): the series side by side around each group's
     tick, std as error bars, a vertical "missing" where `data` has the cell without a value (a planned cell not yet
     done; a (group, series) absent from `data` is not in the grid and stays blank), written from 0 towards the side
     with more room (down where the bars hang below 0, as changes from a baseline do), so it stays inside the axes;
-    `colours` (series -> colour) replaces `bar_style`'s; legend outside on the right."""
-    width = 0.8 / len(series)
+    `colours` (series -> colour) replaces `bar_style`'s; with `compact`, a group leaves no slot for a series absent
+    from it (its bars side by side around its tick, in `series`' order), else every group has a slot for each series;
+    legend outside on the right."""
+    subs = [data[data[series_col] == name].assign(_present=True).set_index(group_cols).reindex(groups)
+            for name in series]
+    present = np.array([sub["_present"].eq(True).to_numpy() for sub in subs], dtype=bool).reshape(len(series), -1)
+    slots = present.sum(axis=0) if compact else np.full(len(groups), len(series))  # per group
+    width = 0.8 / max(int(slots.max(initial=0)), 1)
     missing = []
-    for i, name in enumerate(series):
-        sub = data[data[series_col] == name].assign(_present=True).set_index(group_cols).reindex(groups)
-        x = np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width
+    for i, (name, sub) in enumerate(zip(series, subs)):
+        slot = present[:i + 1].sum(axis=0) - 1 if compact else np.full(len(groups), i)
+        x = np.arange(len(groups)) + (slot - (slots - 1) / 2) * width
         means = sub["mean"].astype(float)
         look = {**bar_style(i, len(series)), **({"color": colours[name]} if colours and name in colours else {})}
         ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **look)
-        missing += [xi for xi, v, present in zip(x, means, sub["_present"].eq(True)) if np.isnan(v) and present]
+        missing += [xi for xi, v, here in zip(x, means, present[i]) if np.isnan(v) and here]
     low, high = ax.get_ylim()
     for xi in missing:
         ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom" if high >= -low else "top", fontsize=7,

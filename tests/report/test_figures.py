@@ -176,7 +176,8 @@ def test_domain_matrix_missing_planned_dataset_is_nan():
                               "corruption": "none", "protocol": "linear", "eval_dataset": "a"}])
     fig, data = domain_matrix.draw(table_of(domain_records()), expected)
     arr = np.ma.filled(np.ma.asarray(fig.axes[0].collections[0].get_array(), dtype=float), np.nan).reshape(3, 2)
-    assert np.isnan(arr[2]).all() and arr[0, 0] == pytest.approx(0.45)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["c", "a", "b"]  # the plan's first, then by name
+    assert np.isnan(arr[0]).all() and arr[1, 0] == pytest.approx(0.45)
     assert any(t.get_text() == "missing" for t in fig.axes[0].texts)
 
 
@@ -1280,3 +1281,112 @@ def test_quality_title_names_the_labeled_size_and_domain_matrix_reads_its_rows_a
     ax = fig.axes[0]
     assert [t.get_rotation() for t in ax.get_yticklabels()] == [0.0, 0.0]
     assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())
+
+
+def _dataset_records() -> list:
+    """Linear probes of three datasets across domains, pooled sets and a concatenation of two, corrupted pretraining
+    and per-level results of each: every figure that lists datasets has all three."""
+    ds3 = ("glc20", "inat21", "imagenet")
+    recs = [r for ds in ds3 for ev in ds3 for r in records(eval_axes(dataset=ds, eval_dataset=ev), {(10000, None): 0.4})]
+    for pool in ("inat21+glc20", "imagenet+glc20"):
+        recs += [r for ev in pool.split("+") for r in records(eval_axes(dataset=pool, eval_dataset=ev),
+                                                              {(10000, None): 0.3})]
+    recs += [r for ev in ds3 for r in records(eval_axes(dataset="glc20|imagenet", protocol="concat", eval_dataset=ev),
+                                              {(10000, None): 0.5})]
+    recs += records(eval_axes(dataset="inat21|imagenet", protocol="concat", eval_dataset="imagenet"),
+                    {(10000, None): 0.5})
+    recs += [r for ds in ds3 for r in records(eval_axes(dataset=ds, eval_dataset=ds, corruption="jpeg:quality=10"),
+                                              {(10000, None): 0.2})]
+    recs += [r for ds in ds3 for r in records(eval_axes(protocol="granularity", dataset=ds, eval_dataset=ds),
+                                              {(None, lv): 0.5 for lv in LEVELS}, protocol={"levels": LEVELS})]
+    return recs
+
+
+def _datasets_in(texts, names=("glc20", "inat21", "imagenet")) -> list:
+    """The dataset each text starts with (the first of `names` in it), in order, repeats left out."""
+    return list(dict.fromkeys(min((t.find(n), n) for n in names if n in t)[1] for t in texts
+                              if any(n in t for n in names)))
+
+
+def _dataset_orders(recs, planned) -> dict:
+    """Each figure's order of the datasets it lists (panels, groups, rows and columns, pooled sets)."""
+    fig, _ = quantity.draw(table_of(recs), planned)
+    out = {"quantity": _datasets_in(ax.get_title() for ax in fig.axes)}
+    fig, _ = granularity.draw(table_of(recs), planned)
+    out["granularity"] = _datasets_in(ax.get_title() for ax in fig.axes)
+    out["granularity lines"] = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    fig, _ = quality.draw(table_of(recs), planned)
+    out["quality"] = _datasets_in(ax.get_title() for ax in fig.axes)
+    fig, _ = domain_matrix.draw(table_of(recs), planned)
+    out["matrix rows"] = _datasets_in(t.get_text() for t in fig.axes[0].get_yticklabels())
+    out["matrix columns"] = _datasets_in(t.get_text() for t in fig.axes[0].get_xticklabels())
+    fig, data = domain_pooling.draw(table_of(recs), planned)
+    out["pooling"] = _datasets_in(t.get_text() for t in fig.axes[0].get_xticklabels())
+    out["pooled sets"] = [b for b in data.attrs["bars"] if "+" in b]
+    fig, data = domain_concat.draw(table_of(recs), planned)
+    out["concat"] = _datasets_in(t.get_text() for t in fig.axes[0].get_xticklabels())
+    out["concat pairs"] = list(dict.fromkeys(data.loc[data["eval_dataset"] == "imagenet", "pair"]))
+    return out
+
+
+def test_figures_list_datasets_in_the_grids_order_else_in_the_papers():
+    """Not by name (glc20 first): as the plan names them (the grid's order), and without a plan as the paper does
+    (ImageNet, iNat21, Places365, GLC20; a pooled set by its parts), in every figure that lists datasets."""
+    recs = _dataset_records()
+    paper = ["imagenet", "inat21", "glc20"]
+    got = _dataset_orders(recs, None)
+    assert got.pop("pooled sets") == ["pooled imagenet+glc20 1M", "pooled inat21+glc20 1M"]
+    assert got.pop("concat pairs") == ["simclr inat21 1M | simclr imagenet 1M", "simclr glc20 1M | simclr imagenet 1M"]
+    assert got == {k: paper for k in got}
+    grid = ["inat21", "glc20", "imagenet", "inat21+glc20", "imagenet+glc20"]
+    planned = pd.DataFrame([{"job_id": f"pre-{d}", "stage": "pretrain", "method": "simclr", "dataset": d,
+                             "size": 1_000_000, "corruption": "none"} for d in grid]
+                           + [{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])
+    got = _dataset_orders(recs, planned)
+    assert got.pop("pooled sets") == ["pooled inat21+glc20 1M", "pooled imagenet+glc20 1M"]
+    assert got.pop("concat pairs") == ["simclr glc20 1M | simclr imagenet 1M", "simclr inat21 1M | simclr imagenet 1M"]
+    assert got == {k: grid[:3] for k in got}
+    # datasets that are only evaluated on: the matrix's last columns, in the paper's order, then by name
+    recs = [r for ev in ("a", "aircraft", "places365") for r in records(eval_axes(eval_dataset=ev), {(10000, None): 0.4})]
+    fig, _ = domain_matrix.draw(table_of(recs))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "places365", "aircraft"]
+
+
+def test_quantity_colours_a_pretraining_size_alike_whichever_sizes_the_grid_has():
+    """1M has one colour and marker in the quantity grid's figure (50k..1M) and in the domain grid's (250k..1M): its
+    place among the paper's sizes, not among the figure's; sizes off that ladder keep a colour each."""
+    def looks(sizes):
+        recs = [r for s in sizes for r in records(eval_axes(size=s), {(1000, None): 0.3, (10000, None): 0.4})]
+        fig, _ = quantity.draw(table_of(recs))
+        return {label: (c.lines[0].get_color(), c.lines[0].get_marker()) for (_, label), c in _containers(fig).items()}
+
+    quantity_grid, domain_grid = looks([50_000, 125_000, 250_000, 500_000, 1_000_000]), looks([250_000, 1_000_000])
+    for size in ("250k", "1M"):
+        assert quantity_grid[size] == domain_grid[size]
+    small = looks([3_000, 15_000, 60_000])
+    assert len({str(colour) for colour, _ in small.values()}) == 3
+
+
+def test_domain_pooling_gives_a_dataset_no_slot_for_a_pooled_set_without_it():
+    """Three datasets, each in two of three pooled pairs: a group holds its three bars side by side around its tick
+    (no blank slot for the pair without its dataset), a planned bar without a result keeps its slot ('missing'), and
+    the figure stays narrow."""
+    ds3 = ("a", "b", "c")
+    recs = [r for d in ds3 for r in records(eval_axes(dataset=d, eval_dataset=d, size=500_000), {(10000, None): 0.4})]
+    pairs = ("a+b", "a+c", "b+c")
+    recs += [r for p in pairs for ev in p.split("+") if (p, ev) != ("a+b", "b")
+             for r in records(eval_axes(dataset=p, eval_dataset=ev, size=500_000), {(10000, None): 0.3})]
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs]
+                           + [{"job_id": "ab-b", "stage": "evaluate", **eval_axes(dataset="a+b", eval_dataset="b",
+                                                                                  size=500_000)}])
+    fig, data = domain_pooling.draw(table_of(recs), planned)
+    ax = fig.axes[0]
+    xs = [p.get_x() + p.get_width() / 2 for c in ax.containers if isinstance(c, BarContainer) for p in c.patches
+          if not math.isnan(p.get_height())]
+    xs += [t.get_position()[0] for t in ax.texts if t.get_text() == "missing"]
+    assert sum(t.get_text() == "missing" for t in ax.texts) == 1
+    width = 0.8 / 3
+    for tick in range(3):
+        group = sorted(x for x in xs if abs(x - tick) < 0.5)
+        assert group == pytest.approx([tick - width, tick, tick + width])
+    assert fig.get_figwidth() < 6

@@ -22,6 +22,8 @@ VARIANT_AXES = ("backbone", "variant")
 METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 # each method's colour, dark to light (style.palette), the same in every figure: supervised apart from the SSL methods
 METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
+# the paper's datasets in its order: how figures list datasets that the plan does not order (dataset_order)
+DATASET_ORDER = ("imagenet", "inat21", "places365", "glc20")
 
 
 class NoData(Exception):
@@ -118,6 +120,21 @@ def planned_sizes(text: object) -> list[int | None]:
 def method_key(method) -> tuple:
     """Sort key of a method: METHOD_ORDER's, then by name."""
     return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), str(method))
+
+
+def dataset_order(datasets: Iterable, expected: pd.DataFrame | None = None) -> list:
+    """`datasets` (pretraining or evaluation datasets, pooled 'a+b' and concatenated 'a|b' ones too) in the order the
+    plan `expected` first names them (its `dataset`, then `eval_dataset` column: the grid's order), those it lacks
+    after them as the paper orders its datasets (DATASET_ORDER; a pooled or concatenated one by its parts), then by
+    name."""
+    planned = {} if expected is None else {d: i for i, d in enumerate(dict.fromkeys(
+        v for c in ("dataset", "eval_dataset") if c in expected for v in expected[c].dropna()))}
+
+    def paper(d) -> tuple:
+        return tuple(DATASET_ORDER.index(p) if p in DATASET_ORDER else len(DATASET_ORDER)
+                     for p in str(d).replace("|", "+").split("+"))
+
+    return sorted(dict.fromkeys(datasets), key=lambda d: (planned.get(d, len(planned)), paper(d), str(d)))
 
 
 def method_colours(methods: Iterable) -> dict:

@@ -13,8 +13,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import Rectangle
 
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, is_single, label_variants,
-                                         method_key, pick_largest, same, seeds_note, size_key, wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, is_single,
+                                         label_variants, method_key, pick_largest, same, seeds_note, size_key, wide)
 from study.report import style
 
 NAME = "domain_matrix"
@@ -100,8 +100,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             methods |= set(planned["method"].dropna())
         if size is not None and "size" in planned:  # a cell is missing where the grid plans it at this size
             planned = planned[planned["size"].map(size_key) == size]
-    rows = sorted(datasets)
-    cols = [d for d in rows if d in evals] + sorted(evals - set(rows))
+    rows = dataset_order(datasets, expected)  # the grid's order
+    cols = [d for d in rows if d in evals] + dataset_order(evals - set(rows), expected)
     # a panel per method with an in-domain cell (done or planned): a method met only off the diagonal (e.g. the
     # supervised encoder a concatenation pairs with) is no domain study of its own; domain_concat shows it
     diagonal = [lin[lin["dataset"] == lin["eval_dataset"]]]

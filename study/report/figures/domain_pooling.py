@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, expected_rows, first_cell, fmt_size,
-                                         label_variants, planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, expected_rows,
+                                         first_cell, fmt_size, label_variants, planned_missing, same, seeds_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
@@ -34,7 +34,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     # the supervised encoder a concatenation pairs with, which has no bar here)
     multi_method = pd.concat([pooled["method"], waiting["method"]]).nunique() > 1
     bars = []
-    for ev in sorted(set(pooled["eval_dataset"].dropna()) | set(waiting["eval_dataset"].dropna())):
+    for ev in dataset_order([*pooled["eval_dataset"].dropna(), *waiting["eval_dataset"].dropna()], expected):
         pool_ev, wait_ev = pooled[pooled["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled, pool_ev = at_largest_labeled(pool_ev, wait_ev)
         sizes = set()
@@ -61,10 +61,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "partial_seeds": p.get("partial_seeds")})
     data = pd.DataFrame(bars)
     evals = list(dict.fromkeys(data["eval_dataset"]))
-    order = data.assign(parts=data["dataset"].astype(str).str.count(r"\+"))  # by size, then the number of parts
-    labels = list(dict.fromkeys(order.sort_values(["kind", "size", "parts", "dataset"], kind="stable")["bar"]))
-    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5, 1.1 * len(evals) * len(labels) * 0.6 + 2)), 3.4))
-    style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels)
+    rank = {d: i for i, d in enumerate(dataset_order(data["dataset"], expected))}
+    # by size, then the number of parts, then the grid's order
+    order = data.assign(parts=data["dataset"].astype(str).str.count(r"\+"), rank=data["dataset"].map(rank))
+    labels = list(dict.fromkeys(order.sort_values(["kind", "size", "parts", "rank"], kind="stable")["bar"]))
+    # a dataset's group holds its own bars only (a pooled set without it has no slot there)
+    widest = int(data.groupby("eval_dataset")["bar"].nunique().max())
+    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5, 0.35 * len(evals) * widest + 2)), 3.4))
+    style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels, compact=True)
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
     ax.set_ylabel("linear top-1")

@@ -12,8 +12,8 @@ import pandas as pd
 from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
-from study.report.figures.common import (NoData, cells, expected_rows, fmt_size, label_variants, method_colours,
-                                         method_key, pick_largest, same, seeds_note, wide)
+from study.report.figures.common import (NoData, cells, dataset_order, expected_rows, fmt_size, label_variants,
+                                         method_colours, method_key, pick_largest, same, seeds_note, wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
@@ -75,7 +75,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             raise NoData("no result of corrupted pretraining yet: every planned cell is missing (missing.csv)")
         raise NoData("no results of corrupted pretraining in this grid")
     rows = []
-    for (ev, ds, size), group in lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False):
+    rank = {d: i for i, d in enumerate(dataset_order([*lin["eval_dataset"].dropna(), *lin["dataset"].dropna()],
+                                                     expected))}
+    panels = lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False)  # datasets: the grid's order
+    for (ev, ds, size), group in sorted(panels, key=lambda p: (rank.get(p[0][0], len(rank)),
+                                                                rank.get(p[0][1], len(rank)))):
         corrupted = group[group["corruption"] != "none"]
         if corrupted.empty:
             continue

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, expected_rows, fmt_size, label_variants, method_key,
-                                         nan_to_none, note_missing, planned_sizes, seeds_note, series_labels, varying,
-                                         wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, label_variants,
+                                         method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
+                                         series_labels, varying, wide)
 from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -23,6 +23,9 @@ PANEL_NAMES = {"linear": "linear probe", "finetune": "fine-tuning", "knn": "kNN"
 LINE_KEYS = ["method", "dataset", "size"]
 SCRATCH = "scratch (supervised, random init)"
 POINT_COLUMNS = ["labeled_size", "mean", "std", "count", "partial_seeds"]
+# the paper's pretraining sizes (None: the whole set): a figure whose sizes are all among them gives each its colour
+# and marker by its place here, so that a size looks alike in every grid's figure (1M in the quantity and domain grids)
+SIZE_LADDER = (50_000, 125_000, 250_000, 500_000, 1_000_000, None)
 
 
 def _with_planned_gaps(done: pd.DataFrame, planned: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -101,7 +104,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     # one (a planned line without a result has none yet)
     known = pd.concat([scratch, main])
     split_scratch = bool(varying(known[known["count"].notna() | known["backbone"].notna()], ["backbone"]))
-    evals = sorted(main["eval_dataset"].dropna().unique())
+    evals = dataset_order(main["eval_dataset"].dropna(), expected)  # the grid's order
     protocols = [p for p in PROTOCOLS if p in set(main["protocol"])]
     label_cols = varying(main, ["method", "size"]) or ["size"]  # in-domain: the panel names the dataset
     lines = main[LINE_KEYS].drop_duplicates().sort_values(["method", "dataset", "size"], kind="stable")
@@ -109,6 +112,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lines = lines.assign(line=series_labels(lines, label_cols))
     methods = list(dict.fromkeys(lines["method"]))
     sizes = sorted({nan_to_none(s) for s in lines["size"]}, key=lambda s: (s is None, s or 0))  # whole set: last
+    sizes = list(SIZE_LADDER) if set(sizes) <= set(SIZE_LADDER) else sizes  # else by place among the figure's own
 
     fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
                              squeeze=False, sharey="row")
