@@ -4,9 +4,9 @@ Each job's hours = images it processes / (rate per GPU x GPUs) + a per-job overh
 per GPU per backbone and kind of work) and overheads come from the profile's `cost` section:
 
 - pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
-- finetune, scratch: images = per labeled size of the job, epochs x that size, or with `finetune.steps` (and no
-                   evaluate `epochs`) steps x the batch (at most that size); + the test images (scored once per
-                   size); rate `finetune`
+- finetune, scratch: images = per labeled size of the job, epochs x that size's whole batches, or with
+                   `finetune.steps` (and no evaluate `epochs`) steps x the batch (at most that size); + the test
+                   images (scored once per size); rate `finetune`
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
   plus `probe_min` per labeled size; linear, granularity and concat also encoders x classes x the sum of the
   labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes), for a dataset that gives `classes`
@@ -90,15 +90,17 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
         if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
-            if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget (PretrainConfig: it replaces
-                # finetune.epochs), at a batch of at most the labeled images (finetune.pretrain_dict)
-                batch = ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH
-                images = sum(float(ft["steps"]) * min(float(batch), s) for s in sizes)
+            # the batch: at most the labeled images (finetune.pretrain_dict)
+            batches = [min(float(ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH), s)
+                       for s in sizes]
+            if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget, which replaces
+                images = sum(float(ft["steps"]) * b for b in batches)  # finetune.epochs (PretrainConfig)
             else:
                 if not is_num(epochs):
                     run_default = SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
                     epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run_default
-                images = float(epochs) * sum(sizes)
+                # an epoch is whole batches (study.train.data.steps_per_epoch): 511 labels at 256 train 256 images
+                images = float(epochs) * sum(s // b * b if b > 0 else 0.0 for s, b in zip(sizes, batches))
             seconds = (images + test * len(sizes)) / (cost.rate(backbone, "finetune") * gpus)
         else:
             encoders = max(1, len(job.config.get("encoders") or []))

@@ -178,8 +178,9 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs
     # 10 steps x 4096 (PretrainConfig's batch) / 4096/s = 10 s; not 1000 epochs x 1M images
     assert cost_hours(pre, plan) == pytest.approx(10 / 3600)
     hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
-    assert hours["finetune"] == pytest.approx((finetune_epochs * 500 + 1000) / 100 / 3600)
-    assert hours["scratch"] == pytest.approx((scratch_epochs * 500 + 1000) / 100 / 3600)
+    # 500 labels in whole batches of 256: 256 images an epoch
+    assert hours["finetune"] == pytest.approx((finetune_epochs * 256 + 1000) / 100 / 3600)
+    assert hours["scratch"] == pytest.approx((scratch_epochs * 256 + 1000) / 100 / 3600)
 
 
 def cost_hours(job, plan):
@@ -302,7 +303,8 @@ def test_the_own_data_grid_of_the_readme_plans_as_written(tmp_path):
 
 
 def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(write_grid):
-    """run_finetune trains, then scores the test set, once per labeled size of the job."""
+    """run_finetune trains, then scores the test set, once per labeled size of the job; an epoch is the size's whole
+    batches (study.train.data.steps_per_epoch drops a partial one)."""
     g = write_grid("""
     name: t
     datasets:
@@ -320,8 +322,8 @@ def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(wri
                      job_overhead_min=0.0)
     plan = plan_grid(g, Profile(cost=cost))
     hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
-    # 2 epochs x (500 + 2000) + the 1000 test images at each of the 2 sizes, at 100/s
-    assert hours["finetune"] == pytest.approx((2 * 2500 + 2 * 1000) / 100 / 3600)
+    # 2 epochs x (500 + 2000 in whole batches of 256: 256 + 1792) + the 1000 test images at each of the 2 sizes
+    assert hours["finetune"] == pytest.approx((2 * (256 + 1792) + 2 * 1000) / 100 / 3600)
     # a step budget: 10 steps x 50 per size, + the test images per size
     assert hours["scratch"] == pytest.approx((2 * 10 * 50 + 2 * 1000) / 100 / 3600)
 
