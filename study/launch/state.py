@@ -247,6 +247,16 @@ def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
 _PROGRESS = re.compile(r"^\[[\w-]+\] ")  # the training loop's `[pretrain] step 40/100 ...`, `[evaluate] ...` lines
 
 
+_COUNT = re.compile(r" step (\d+)/(\d+)\b|: (\d+)/(\d+) images\b")
+
+
+def progress_count(line: str) -> list[int] | None:
+    """[done, total] of what a progress line counts: its training run's steps (`[pretrain] step 40/100 ...`, a
+    fine-tuning's per labeled size), its extraction's images (`[evaluate] ...: 1200/5000 images`); None for another."""
+    m = _COUNT.search(line)
+    return [int(g) for g in m.groups() if g is not None] if m else None
+
+
 def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
     """The latest progress line of a job's log (a `[tag] ...` line: the training loop's steps, the feature
     extraction's images) and the seconds since the log was last written; None without a log or such a line in its

@@ -13,7 +13,7 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import LIVE, STATES, JobState, last_lines, progress, sacct_word
+from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
 
 
 def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
@@ -30,9 +30,10 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {state: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "log_age_s"}]}`, the jobs in the plan's order: what `study status`
-    prints, one row per job. `progress`: the latest progress line of a running job's log (or of one a local run left
-    unfinished), `log_age_s` the seconds since that log was written; None elsewhere."""
+    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s"}]}`, the jobs in the plan's order: what
+    `study status` prints, one row per job. `progress`: the latest progress line of a running job's log (or of one a
+    local run left unfinished), `progress_count` its [done, total] (`state.progress_count`), `log_age_s` the seconds
+    since that log was written; None elsewhere."""
     from study.grids.render import job_json, plan_axes
 
     states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
@@ -43,6 +44,7 @@ def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
+                     "progress_count": progress_count(seen[0]) if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": counts(plan, states), "jobs": jobs}
 

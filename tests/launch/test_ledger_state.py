@@ -23,7 +23,8 @@ from study.launch.select import resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.stale import stale_results
-from study.launch.state import JobState, classify, last_lines, progress, result_done, sacct_word, slurm_state
+from study.launch.state import (JobState, classify, last_lines, progress, progress_count, result_done, sacct_word,
+                                slurm_state)
 from study.manifests.store import load_meta
 
 
@@ -679,6 +680,16 @@ def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
     os.utime(log, (ahead, ahead))
     assert progress(log) == ("[pretrain] step 2/6", 0.0)
     assert progress(tmp_path / "absent.log") is None
+
+
+def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
+    """What the training loop and the feature extraction print (their own formats), for `status --format json`."""
+    assert progress_count("[pretrain] step 40/1000 loss 5.1234 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h") \
+        == [40, 1000]
+    assert progress_count("[finetune] step 3/10 loss 2.3000 lr 0.1 50.0 img/s") == [3, 10]
+    assert progress_count("[evaluate] features of p0/encoder.pt on imagenet_val: 1200/50000 images, eta 4 min") \
+        == [1200, 50000]
+    assert progress_count("[evaluate] WARNING: could not save the extraction's progress in /x/rows-0-5.pt") is None
 
 
 def test_pending_reasons_are_those_of_pending_lines_with_a_reason():

@@ -292,6 +292,7 @@ def test_status_as_json_gives_each_jobs_axes_state_slurm_id_log_and_progress(env
     p, e = rows[pre.id], rows[ev.id]
     assert (p["stage"], p["state"], p["slurm_id"], p["log"]) == ("pretrain", "running", ids[pre.id], str(log))
     assert p["progress"] == "[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s" and 590 <= p["log_age_s"] <= 900
+    assert p["progress_count"] == [4, 6] and e["progress_count"] is None
     assert (p["method"], p["dataset"], p["depends_on"]) == (pre.axes["method"], pre.axes["dataset"], [])
     assert (e["state"], e["slurm_id"], e["progress"], e["depends_on"]) == ("pending", ids[ev.id], None, [pre.id])
     assert e["protocol"] == ev.axes["protocol"] and e["labeled_sizes"] == ev.config["evaluate"]["labeled_sizes"]
