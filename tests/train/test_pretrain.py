@@ -345,10 +345,14 @@ def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), str(here.parent)]))
     proc = subprocess.Popen([sys.executable, "-c", child, json.dumps(over), str(tmp_path / "run")], env=env,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    import threading
+
+    guard = threading.Timer(300, os.killpg, (proc.pid, signal.SIGKILL))  # a stalled run fails the test, not CI
+    guard.start()
     try:
-        for line in proc.stderr:
-            if "step 10/" in line:
-                break
+        seen = next((line for line in proc.stderr if "step 10/" in line), None)
+        guard.cancel()
+        assert seen, f"the run ended or stalled before step 10 (exit code {proc.poll()})"
         os.killpg(proc.pid, signal.SIGTERM)  # as slurmstepd does: every process of the step
         ckpt = tmp_path / "run" / "checkpoint.pt"
         deadline = time.monotonic() + 60
