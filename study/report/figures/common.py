@@ -137,6 +137,11 @@ def dataset_order(datasets: Iterable, expected: pd.DataFrame | None = None) -> l
     return sorted(dict.fromkeys(datasets), key=lambda d: (planned.get(d, len(planned)), paper(d), str(d)))
 
 
+def dataset_rank(datasets: Iterable, expected: pd.DataFrame | None = None) -> dict:
+    """Each of `datasets` -> its place in `dataset_order`, for sorting a frame's dataset column by it."""
+    return {d: i for i, d in enumerate(dataset_order(datasets, expected))}
+
+
 def method_colours(methods: Iterable) -> dict:
     """A colour per method of `methods`, alike in every figure that colours by method (quality, granularity): one of
     METHOD_COLOURS' palette for each of its methods and their variants ("simclr · resnet18" as "simclr"), a

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, first_cell, fmt_size,
-                                         label_variants, planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
+                                         first_cell, fmt_size, label_variants, planned_missing, same, seeds_note, wide)
 from study.results.collect import key_tuples
 
 NAME = "domain_concat"
@@ -70,7 +70,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ev in dataset_order([*conc["eval_dataset"].dropna(), *waiting["eval_dataset"].dropna()], expected):
         group, wait_ev = conc[conc["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled, group = at_largest_labeled(group, wait_ev)
-        rank = {d: i for i, d in enumerate(dataset_order(group["dataset"], expected))}
+        rank = dataset_rank(group["dataset"], expected)
         for _, c in group.sort_values("dataset", key=lambda s: s.map(rank)).iterrows():
             datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, expected_rows,
-                                         first_cell, fmt_size, label_variants, planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
+                                         expected_rows, first_cell, fmt_size, label_variants, planned_missing, same,
+                                         seeds_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
@@ -61,7 +62,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "partial_seeds": p.get("partial_seeds")})
     data = pd.DataFrame(bars)
     evals = list(dict.fromkeys(data["eval_dataset"]))
-    rank = {d: i for i, d in enumerate(dataset_order(data["dataset"], expected))}
+    rank = dataset_rank(data["dataset"], expected)
     # by size, then the number of parts, then the grid's order
     order = data.assign(parts=data["dataset"].astype(str).str.count(r"\+"), rank=data["dataset"].map(rank))
     labels = list(dict.fromkeys(order.sort_values(["kind", "size", "parts", "rank"], kind="stable")["bar"]))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, label_variants,
-                                         levels_order, method_colours, method_key, note_missing, pick_largest,
-                                         planned_missing, same, seeds_note, series_labels, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, dataset_rank, expected_rows, fmt_size,
+                                         label_variants, levels_order, method_colours, method_key, note_missing,
+                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -36,7 +36,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     levels = levels_order(rows_t, list(rows_t["level"]))
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
     label_cols = varying(both, LINE_KEYS) or ["method"]
-    rank = {d: i for i, d in enumerate(dataset_order(both["dataset"].dropna(), expected))}
+    rank = dataset_rank(both["dataset"].dropna(), expected)
     lines = both[LINE_KEYS].drop_duplicates().sort_values(LINE_KEYS, kind="stable",
                                                           key=lambda s: s.map(rank) if s.name == "dataset" else s)
     lines = lines.iloc[sorted(range(len(lines)), key=lambda i: method_key(lines["method"].iloc[i]))]  # SimCLR first

@@ -12,7 +12,7 @@ import pandas as pd
 from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
-from study.report.figures.common import (NoData, cells, dataset_order, expected_rows, fmt_size, label_variants,
+from study.report.figures.common import (NoData, cells, dataset_rank, expected_rows, fmt_size, label_variants,
                                          method_colours, method_key, pick_largest, same, seeds_note, wide)
 
 NAME = "quality"
@@ -75,8 +75,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             raise NoData("no result of corrupted pretraining yet: every planned cell is missing (missing.csv)")
         raise NoData("no results of corrupted pretraining in this grid")
     rows = []
-    rank = {d: i for i, d in enumerate(dataset_order([*lin["eval_dataset"].dropna(), *lin["dataset"].dropna()],
-                                                     expected))}
+    rank = dataset_rank([*lin["eval_dataset"].dropna(), *lin["dataset"].dropna()], expected)
     panels = lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False)  # datasets: the grid's order
     for (ev, ds, size), group in sorted(panels, key=lambda p: (rank.get(p[0][0], len(rank)),
                                                                 rank.get(p[0][1], len(rank)))):
