@@ -28,8 +28,8 @@ from study.hashing import config_hash, file_sha256
 from study.train.allocator import retain_freed_memory
 from study.train.backbones import load_encoder
 from study.train.checkpoint import SignalFlag
-from study.train.data import (ImageReader, ViewDataset, close_batches, collate_views, loader_context, next_batch,
-                              opencv_before_fork, worker_init)
+from study.train.data import (ImageReader, ViewDataset, close_batches, collate_views, next_batch,
+                              worker_options)
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
 STALE_TMP_S = 3600.0  # a feature file's temporary this old is a killed writer's (a file can take minutes to write)
@@ -109,11 +109,9 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
     index_batches = [[(0, i) for i in range(s, min(s + batch_size, len(rows)))]
                      for s in range(start, len(rows), batch_size)]
     retain_freed_memory()
-    opencv_before_fork(num_workers)  # a fine-tune trained here without workers ran OpenCV's pool (data.py)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=index_batches, num_workers=num_workers,
-                                         collate_fn=collate_views, pin_memory=device.type == "cuda",
-                                         worker_init_fn=worker_init if num_workers else None,
-                                         multiprocessing_context=loader_context(num_workers))
+    # worker_options: a fine-tune trained here without workers ran OpenCV's pool (opencv_before_fork)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=index_batches, collate_fn=collate_views,
+                                         pin_memory=device.type == "cuda", **worker_options(num_workers))
     generator = torch.Generator(device=device).manual_seed(0)  # the eval preset draws nothing random
     done = saved = start
     last_log = last_save = time.monotonic()

@@ -254,20 +254,27 @@ def default_workers() -> int:
 def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool,
                 seed: int = 0):
     """Worker processes only run `aug.sample` with per-sample rngs; the loader's own seed comes from a private
-    generator so that it never draws from (and shifts) the global torch RNG. With workers, this process's OpenCV
-    runs on one thread from here on (`opencv_before_fork`); they start as `loader_context` says."""
-    opencv_before_fork(num_workers)
+    generator so that it never draws from (and shifts) the global torch RNG. The workers start as `worker_options`
+    says."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
-        num_workers=num_workers,
         collate_fn=collate_views,
         pin_memory=pin_memory,
-        worker_init_fn=worker_init if num_workers else None,
-        multiprocessing_context=loader_context(num_workers),
         prefetch_factor=4 if num_workers else None,
+        **worker_options(num_workers),
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def worker_options(num_workers: int) -> dict[str, Any]:
+    """The DataLoader arguments that start `num_workers` worker processes, as every DataLoader with workers here
+    starts them (make_loader, study.evaluate.features.forward_rows): one core each with Slurm's signals left to this
+    process (`worker_init`), forked where the start method is forkserver (`loader_context`). With workers, this
+    process's OpenCV runs on one thread from here on (`opencv_before_fork`)."""
+    opencv_before_fork(num_workers)
+    return {"num_workers": num_workers, "worker_init_fn": worker_init if num_workers else None,
+            "multiprocessing_context": loader_context(num_workers)}
 
 
 def loader_context(num_workers: int) -> Any:
@@ -275,8 +282,7 @@ def loader_context(num_workers: int) -> Any:
     (Python 3.14's default there), else None (the start method as set: fork on Linux before 3.14, spawn on macOS or
     for CUDA). A fork server's children are not this process's: it dies of the SIGTERM or SIGUSR2 Slurm sends every
     process of a job step (the workers ignore them, `worker_init`), and this process then finds its workers gone (exit
-    code 255), so the run failed instead of checkpointing. Every DataLoader with workers here uses it (make_loader,
-    study.evaluate.features.forward_rows)."""
+    code 255), so the run failed instead of checkpointing."""
     # allow_none: not fixing the start method here (a later set_start_method without force would fail); unset, the
     # default is the first of get_all_start_methods
     method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
@@ -289,8 +295,7 @@ def opencv_before_fork(num_workers: int) -> None:
     """Leave this process's OpenCV on one thread when a DataLoader is about to fork `num_workers` workers: a worker
     forked after OpenCV's thread pool ran here (its photometric ops on CPU at >= ~320 px, a training without
     workers in this process) hangs for ever in `worker_init`'s own `cv2.setNumThreads(1)` (the pool's state copied
-    without its threads). Every DataLoader with workers of this package calls it (make_loader, the evaluation's
-    study.evaluate.features.forward_rows)."""
+    without its threads)."""
     if num_workers:
         cv2.setNumThreads(1)
 
