@@ -1390,3 +1390,104 @@ def test_domain_pooling_gives_a_dataset_no_slot_for_a_pooled_set_without_it():
         group = sorted(x for x in xs if abs(x - tick) < 0.5)
         assert group == pytest.approx([tick - width, tick, tick + width])
     assert fig.get_figwidth() < 6
+
+
+LONG = ("my_lab_microscopy_2024", "field_camera_traps_northern_forest", "satellite_tiles_2023_v2")
+
+
+def _styled(draw, *args):
+    """`draw(*args)` under the report's style, laid out as it is saved."""
+    import matplotlib.pyplot as plt
+
+    from study.report import style
+
+    with plt.rc_context():
+        style.apply()
+        fig, data = draw(*args)
+        fig.draw_without_rendering()
+    return fig, data
+
+
+def _overlapping(texts) -> list:
+    """The pairs of neighbouring level texts whose boxes overlap."""
+    boxes = sorted(((t.get_window_extent(), t.get_text()) for t in texts if t.get_text()), key=lambda b: b[0].x0)
+    return [(a, b) for (x, a), (y, b) in zip(boxes, boxes[1:]) if x.x1 > y.x0]
+
+
+def test_quantity_legend_lists_lines_by_method_and_size_with_scratch_last():
+    """A line drawn only on a later panel (10k, pretrained on b alone) takes its place among the sizes in the legend,
+    not after the from-scratch reference."""
+    recs = records(eval_axes(size=50_000, dataset="a", eval_dataset="a"), {(1000, None): 0.3})
+    recs += [r for s in (10_000, 50_000) for r in records(eval_axes(size=s, dataset="b", eval_dataset="b"),
+                                                          {(1000, None): 0.3})]
+    recs += records({"method": "random", "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                    {(1000, None): 0.1})
+    fig, _ = quantity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["10k", "50k", quantity.SCRATCH]
+
+
+def test_quantity_draws_no_method_but_simclr_in_a_line_that_reads_as_solid():
+    """Colour and marker tell the size: five methods at one size are told apart by line style alone, so none but
+    SimCLR's may be a dash pattern with hardly a gap (5 on, 1 off reads as SimCLR's solid line)."""
+    methods = ("simclr", "supervised", "moco", "byol", "random")
+    recs = [r for m in methods for r in records(eval_axes(method=m), {(1000, None): 0.3, (10000, None): 0.4})]
+    fig, _ = quantity.draw(table_of(recs))
+    lines = {label: c.lines[0] for (_, label), c in _containers(fig).items()}
+    assert set(lines) == set(methods)
+    for method in methods[1:]:
+        _, dashes = lines[method]._unscaled_dash_pattern
+        assert dashes is not None and sum(dashes[1::2]) / sum(dashes) >= 0.2, (method, dashes)
+
+
+def _long_name_records() -> list:
+    """In-domain probes of five datasets (LONG's three), two pooled sets of them (and in-domain at the share of
+    each), and two concatenations."""
+    share = {LONG[0]: 6666, "cells": 6666, LONG[2]: 6666, LONG[1]: 10_000, "birds": 10_000}  # of each pooled set
+    recs = [r for d in share for s in (share[d], 20_000)
+            for r in records(eval_axes(dataset=d, eval_dataset=d, size=s), {(1000, None): 0.4})]
+    for pool in (f"{LONG[1]}+birds", f"{LONG[0]}+cells+{LONG[2]}"):
+        recs += [r for ev in pool.split("+") for r in records(eval_axes(dataset=pool, eval_dataset=ev, size=20_000),
+                                                              {(1000, None): 0.3})]
+    recs += [r for ev in LONG[:2] for r in records(eval_axes(dataset="|".join(LONG[:2]), protocol="concat",
+                                                             eval_dataset=ev, size=20_000), {(1000, None): 0.5})]
+    recs += records(eval_axes(dataset=LONG[2], eval_dataset=LONG[0], size=20_000), {(1000, None): 0.3})
+    recs += records(eval_axes(dataset=f"{LONG[2]}|{LONG[0]}", protocol="concat", eval_dataset=LONG[0], size=20_000),
+                    {(1000, None): 0.5})
+    return recs
+
+
+def test_domain_pooling_keeps_long_dataset_names_apart_and_its_bars_wide():
+    """Datasets with long names (an own-data study): the pooling figure's names do not overlap level (tilted where
+    they would), and its axes keep room for their bars beside a long pooled set's name in the legend."""
+    fig, data = _styled(domain_pooling.draw, table_of(_long_name_records()))
+    ax = fig.axes[0]
+    ticks = ax.get_xticklabels()
+    assert sorted(t.get_text() for t in ticks) == sorted((*LONG, "cells", "birds"))
+    assert all(t.get_rotation() == 20 for t in ticks) or not _overlapping(ticks)
+    bars = int(data.groupby("eval_dataset")["bar"].nunique().sum())
+    assert ax.get_position().width * fig.get_figwidth() >= 0.25 * bars  # inches a bar
+
+
+def test_domain_concat_keeps_the_long_pair_names_of_neighbouring_groups_apart():
+    fig, _ = _styled(domain_concat.draw, table_of(_long_name_records()))
+    assert len(fig.axes[0].get_xticklabels()) == 3
+    assert not _overlapping(fig.axes[0].get_xticklabels())
+
+
+def test_domain_matrix_of_many_methods_and_long_names_wraps_its_panels():
+    """Five methods' matrices of three long-named datasets: the panels wrap into rows no wider than
+    MAX_ROW_WIDTH (not one row tens of inches wide), every method's panel drawn."""
+    methods = ("simclr", "supervised", "moco", "byol", "dino_toy")
+    recs = [r for m in methods for d in LONG for e in LONG
+            for r in records(eval_axes(method=m, dataset=d, eval_dataset=e, size=20_000), {(1000, None): 0.4})]
+    fig, data = domain_matrix.draw(table_of(recs))
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == list(methods)
+    assert fig.get_figwidth() <= 17.0  # MAX_ROW_WIDTH and the colour bar; one row: 5 panels, ~40 inches
+    assert len(data) == len(methods) * len(LONG) ** 2
+
+
+def test_quality_panel_titles_of_long_dataset_names_do_not_run_into_each_other():
+    recs = [r for d in LONG[1:] for c in ("none", "jpeg:quality=10")
+            for r in records(eval_axes(dataset=d, eval_dataset=d, size=20_000, corruption=c), {(1000, None): 0.4})]
+    fig, _ = _styled(quality.draw, table_of(recs))
+    assert len(fig.axes) == 2 and not _overlapping([ax.title for ax in fig.axes])

@@ -94,10 +94,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                          "partial_seeds": c.get("partial_seeds")})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.8 * len(groups) + 2), 3.6))
-    style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
-    # one encoder per line, so that the long pair names of neighbouring groups do not overlap
+    # one encoder per line, and a group as wide as its longest line (7 pt: ~0.06 in a character), so that the long
+    # pair names of neighbouring groups do not overlap
     ticks = [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups]
+    group = max(1.8, 0.3 + 0.06 * max(len(line) for t in ticks for line in t.split("\n")))
+    fig, ax = plt.subplots(figsize=(max(4.5, group * len(groups) + 2), 3.6))
+    style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
     ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")
     style.tight_layout(fig)

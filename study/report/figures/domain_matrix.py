@@ -19,6 +19,7 @@ from study.report import style
 
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset, linear top-1 (paper: arXiv v1 Table 1)"
+MAX_ROW_WIDTH = 16.0  # inches of panels side by side (index.html shows a figure at most 1200 px wide)
 
 
 def _matrix_size(planned: pd.DataFrame):
@@ -111,10 +112,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     methods = (sorted((m for m in methods if m in in_domain), key=method_key)  # as the other figures order them
                or sorted(methods, key=method_key) or [None])
 
-    fig, axes = plt.subplots(1, len(methods), figsize=(1.2 * len(cols) * len(methods) + 2.5, 0.9 * len(rows) + 1.8),
-                             squeeze=False)
+    # a panel as wide as its cells and its row names (~0.075 in a character), as many side by side as fit in
+    # MAX_ROW_WIDTH inches, the rest in rows below (five methods of six datasets are not one 40-inch row)
+    panel = 1.2 * len(cols) + 0.6 + 0.075 * max(len(str(d)) for d in rows)
+    per_row = max(1, min(len(methods), int(MAX_ROW_WIDTH // panel)))
+    n_rows = math.ceil(len(methods) / per_row)
+    height = 0.9 * len(rows) + 1.0 + 0.075 * max(len(str(e)) for e in cols)  # the cells, then the column names
+    fig, grid_axes = plt.subplots(n_rows, per_row, figsize=(panel * per_row + 1.0, height * n_rows), squeeze=False)
+    panels = list(grid_axes.flat[:len(methods)])
+    for ax in grid_axes.flat[len(methods):]:
+        fig.delaxes(ax)
     out = []
-    for ax, method in zip(axes[0], methods):
+    for ax, method in zip(panels, methods):
         sub = lin[same(lin["method"], method)]
         grid = pd.DataFrame([(d, e) for d in rows for e in cols], columns=["dataset", "eval_dataset"])
         grid = grid.merge(sub[["dataset", "eval_dataset", "size", "labeled_size", "mean", "std", "count",
@@ -133,7 +142,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
         sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0,
                     vmax=max(1e-9, float(np.nanmax(lin["mean"])) if lin["mean"].notna().any() else 1.0),
-                    cbar=ax is axes[0][-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
+                    cbar=ax is panels[-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
         for i, d in enumerate(rows):
             for j, e in enumerate(cols):
                 blank = np.isnan(matrix.iloc[i, j]) and has_plan and (d, e) not in wanted  # not in the grid

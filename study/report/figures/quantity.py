@@ -13,7 +13,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, label_variants,
                                          method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
-                                         series_labels, varying, wide)
+                                         series_labels, size_key, varying, wide)
 from study.results.collect import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -172,12 +172,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             if panel_sizes:
                 ax.set_xticks([float(s) for s in panel_sizes], [fmt_size(s) for s in panel_sizes])
                 ax.minorticks_off()
-    handles, names = axes[0][0].get_legend_handles_labels()
+    legend = {}  # every line once, whichever panel drew it: the pretrained lines by method and size, then scratch
     for ax in axes.flat:
         for h, n in zip(*ax.get_legend_handles_labels()):
-            if n not in names:
-                handles.append(h)
-                names.append(n)
+            legend.setdefault(n, h)
+    pretrained = list(dict.fromkeys(lines.assign(_m=lines["method"].map(method_key), _s=lines["size"].map(size_key))
+                                    .sort_values(["_m", "_s"], kind="stable")["line"]))
+    names = [n for n in pretrained if n in legend] + [n for n in legend if n not in pretrained]
+    handles = [legend[n] for n in names]
     data = pd.DataFrame(points, columns=["eval_dataset", "protocol", "line", "role", "method", "dataset", "size",
                                          *POINT_COLUMNS])
     if not data["mean"].notna().any():
