@@ -1,7 +1,8 @@
 """`imagefolder`: any `<root>/<class>/<image>` tree (or `<root>/<split>/<class>/<image>` when that folder exists; a
 root with other split folders but not the one asked for is an error). A split named but without its folder is the
 whole tree: every such split gets the same images, so a note on stderr says so, unless the root is the split's own
-folder (`--root data/train --split train`) (`info["image_dir"]` is ".").
+folder (`--root data/train --split train`) (`info["image_dir"]` is "."); a tree whose every folder holds split
+folders (`--root data` for `data/shapes/train/`: a root one level too high) is an error.
 
 Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
 image extension anywhere under a class folder, sorted by path, symbolic links followed. Refused, where torchvision
@@ -60,6 +61,12 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
         splits = [s for s in SPLIT_FOLDERS if (root / s).is_dir()]
         if splits:  # the split folders would become the classes
             raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
+        inner = {c.name: [s for s in SPLIT_FOLDERS if (c / s).is_dir()]
+                 for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
+        if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
+            (c, splits), more = next(iter(inner.items())), len(inner) > 1
+            raise StudyError(f"{root}: its folder {c} holds split folders {splits}, not images of a class: give "
+                             f"--root {root / c}" + (f" (each of its {len(inner)} folders a dataset)" if more else ""))
         if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
             print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
                   "other split named so gets the same images)", file=sys.stderr)

@@ -38,7 +38,8 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     data = root / KAGGLE_DATA if kaggle else root
     folder = data / split
     if not folder.is_dir():
-        raise StudyError(f"imagenet: split folder not found: {folder}")
+        raise StudyError(f"imagenet: split folder not found: {folder}"
+                         + ("" if kaggle else f" (nor Kaggle's {root / KAGGLE_DATA / split})"))
     wnids = kaggle_wnids(root) if kaggle else None
     if split != "train" and list_dirs(folder) and flat_images(folder):
         raise StudyError(f"imagenet: {folder} holds both class folders and loose images (a half-sorted val folder?): "

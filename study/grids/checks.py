@@ -284,6 +284,8 @@ def missing_manifests(plan: Plan) -> list[str]:
     if problems:  # said once, after the last command
         roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
             if any("_ROOT" in p for p in problems) else ""
+        roots += "each $<DATASET>_TAXONOMY to its taxonomy CSV (README.md, \"Your own image folders\"); " \
+            if any("_TAXONOMY" in p for p in problems) else ""
         problems[-1] += (f"\n{roots}a manifest's sizes are part of its content hash, so a train manifest is built "
                          "once with every size any grid will ask of it (for the paper's datasets the commands list "
                          "the paper's sizes too); `study plan --no-check` shows the plan without the manifests")
@@ -333,7 +335,8 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
                         + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
     elif method is not None and method.trains:
         error = schedule_error(sec, None, images)
-        problems.append(f"{where}: pretrain.{error}" if error else None)
+        at = f" (pretraining size {format_count(size)})" if is_int(size) else ""  # the axis's line holds every size
+        problems.append(f"{where}: pretrain.{error}{at}" if error else None)
     return problems
 
 
@@ -381,8 +384,11 @@ def _granularity_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
     train, test = sec.get("train_manifest"), sec.get("test_manifest")
     levels = sec.get("levels") or meta(test).get("levels") or []
     if not levels:
+        names = [test] + ([train] if train and train != test else [])
         problems.append(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: "
-                        f"give levels, or build it with --taxonomy")
+                        f"build {' and '.join(names)} again with the same --taxonomy FILE (a CSV of the levels coarse "
+                        f"-> fine, then the class name; README.md, \"Your own image folders\"), after you "
+                        + ", and ".join(_delete(n) for n in names))
     taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
     ranked = [lv for lv in levels if lv in taxonomy]
     if ranked != sorted(ranked, key=taxonomy.index):

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from study.grids.plan import Plan
 
 
-def _root_var(key: str) -> str:
-    return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_ROOT"
+def _env_var(key: str, what: str = "ROOT") -> str:
+    """The shell variable a suggested command reads for dataset `key`'s `what` (`$IMAGENET_ROOT`)."""
+    return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_" + what
 
 
 def _split(name: str, reader: str | None) -> str:
@@ -42,11 +43,13 @@ COMMAND_ORDER = {"train": 0, "test": 0, "pool": 1}  # "corrupt:<spec>|<base>": 2
 def manifest_commands(plan: Plan) -> dict[str, str]:
     """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
     each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
-    sizes as well as those the grid needs."""
+    sizes as well as those the grid needs; a manifest a granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but
+    iNat21's, whose reader has its own)."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
     needed: dict[str, str] = {}  # name -> "train" | "test" | "pool" | "corrupt:<spec>|<base>"
+    taxonomy: set[str] = set()  # manifests a granularity job reads: their levels come from --taxonomy (iNat21: its own)
     by_train = {d.train: d for d in grid.datasets.values() if d.train}
     by_test = {d.test: d for d in grid.datasets.values() if d.test}
 
@@ -69,6 +72,8 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             for key, kind in (("train_manifest", "train"), ("test_manifest", "test")):
                 if sec.get(key):
                     needed.setdefault(sec[key], kind)
+            if sec.get("protocol") == "granularity":
+                taxonomy.update(sec[key] for key in ("train_manifest", "test_manifest") if sec.get(key))
             if sec.get("train_manifest") and sec.get("labeled_sizes"):  # `all` needs no labeled size built
                 labeled.setdefault(sec["train_manifest"], set()).update(n for n in sec["labeled_sizes"] if is_int(n))
 
@@ -88,7 +93,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
         else:
             ds = by_train.get(name) if kind == "train" else by_test.get(name)
             reader = (ds.reader if ds else None) or "READER"
-            root = _root_var(ds.key if ds else name)
+            root = _env_var(ds.key if ds else name)
             split = _split(name, reader)
             cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
             if kind == "train" and reader in PAPER_READERS:
@@ -100,5 +105,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
                 cmd += f" --labeled-sizes {fmt(labeled[name])}"
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
+            if name in taxonomy and reader != "inat21":  # one file for both splits of a dataset
+                cmd += f' --taxonomy "{_env_var(ds.key if ds else name, "TAXONOMY")}"'
             out[name] = cmd
     return out

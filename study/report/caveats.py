@@ -50,7 +50,7 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
         if cells.empty:
             continue
         if len(cells) == len(agg) > 1 and cells["code_versions"].nunique() == 1:
-            lines.append(f"every one of the report's {len(cells)} cells {said}, each on "
+            lines.append(f"all {len(cells)} of the report's cells {said}, each on "
                          f"{cells['code_versions'].iloc[0]}")
             continue
         listed = "; ".join(f"[{_cell_text(row, keys)}]: {row['code_versions']}"

@@ -100,6 +100,21 @@ def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path, presen
         read_dataset("imagefolder", tmp_path, asked)
 
 
+def test_a_root_one_level_above_the_split_folders_is_an_error(tmp_path):
+    """`--root data` for data/shapes/{train,test}/<class>/ would make one class `shapes` of the train and test images
+    together: refused, naming the root to give."""
+    make_imagefolder(tmp_path / "shapes" / "train", {"a": 1, "b": 1})
+    make_imagefolder(tmp_path / "shapes" / "test", {"a": 1, "b": 1})
+    with pytest.raises(StudyError, match=re.escape(f"its folder shapes holds split folders ['train', 'test'], not "
+                                                   f"images of a class: give --root {tmp_path / 'shapes'}")):
+        read_dataset("imagefolder", tmp_path, "train")
+    make_imagefolder(tmp_path / "dark" / "train", {"a": 1})
+    with pytest.raises(StudyError, match=re.escape(f"--root {tmp_path / 'dark'} (each of its 2 folders a dataset)")):
+        read_dataset("imagefolder", tmp_path, "train")
+    make_imagefolder(tmp_path, {"cats": 1})  # a class beside them: a tree of classes, one of which has sub-folders
+    assert read_dataset("imagefolder", tmp_path, "train").class_names == ["cats", "dark", "shapes"]
+
+
 @pytest.mark.parametrize("split, where", [("train", "train"), ("", ".")])
 def test_images_beside_the_class_folders_are_refused(tmp_path, split, where):
     """In the split folder, or in a root that is the tree: no class would list them (torchvision drops them)."""

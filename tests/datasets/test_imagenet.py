@@ -73,6 +73,13 @@ def test_unknown_split(tmp_path):
     assert np.all(read_dataset("imagenet", tmp_path, "train").labels >= 0)
 
 
+def test_missing_split_folder_names_both_layouts(tmp_path):
+    """A root of neither layout names the folder each would have (a new user may have extracted Kaggle's archive)."""
+    with pytest.raises(StudyError, match=re.escape(f"split folder not found: {tmp_path / 'train'} (nor Kaggle's "
+                                                   f"{tmp_path / 'ILSVRC/Data/CLS-LOC/train'})")):
+        read_dataset("imagenet", tmp_path, "train")
+
+
 def test_half_sorted_val_folder_is_refused(tmp_path):
     make_imagenet_official(tmp_path)
     (tmp_path / "val" / "n01443537").mkdir()

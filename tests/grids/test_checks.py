@@ -196,6 +196,7 @@ def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path
     ft_line = next(i for i, t in enumerate(text, 1) if "finetune: {steps: 80}" in t)
     assert (f"{g}:{size_line}: pretrain.optim.warmup_epochs 1 x 20 steps per epoch comes to 20 warmup steps of the "
             "run's 10 (steps 10): the learning rate would never reach its peak nor decay") in err
+    assert "train for more steps (pretraining size 20k)" in err  # which job: two sizes may share the axis's line
     assert err.count("warmup steps") == 2  # not at 5k images (5 steps per epoch)
     assert (f"{g}:{ft_line}: evaluate.finetune.optim.warmup_epochs 5 x 117 steps per epoch comes to 585 warmup steps "
             "of the run's 80 (steps 80)") in err and "(labeled size 30k)" in err
@@ -253,6 +254,30 @@ def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypat
                 if t.strip().startswith("levels: [kingdom"))
     assert (f"grids/granularity.yaml:{line}: granularity levels ['family'] are not columns of manifest inat21_val "
             f"(its taxonomy levels: {', '.join(levels)})") in str(e.value)  # where levels is set; class_name once
+
+
+def test_granularity_on_manifests_without_a_taxonomy_says_how_to_build_them(tmp_path, monkeypatch, capsys,
+                                                                            write_grid):
+    """Both manifests need the taxonomy (its columns), built again under their names: their files deleted first."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 10, batch_size: 100, optim: {warmup_epochs: 0}}
+    axes: {method: [simclr], dataset: [alpha], size: [200]}
+    stages:
+      evaluate:
+        - {protocol: granularity, eval_datasets: same}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    assert ("granularity on manifest alpha_val, which has no taxonomy levels: build alpha_val and alpha_train again "
+            "with the same --taxonomy FILE") in err
+    assert f"delete {tmp_path}/alpha_val.parquet" in err and f"delete {tmp_path}/alpha_train.parquet" in err
 
 
 def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, monkeypatch):

@@ -61,3 +61,17 @@ def test_a_pooled_sources_build_command_holds_the_size_the_pool_takes_of_it(writ
     assert commands["alpha_train"].endswith("--name alpha_train --sizes 5,7")
     assert commands["beta_train"].endswith("--name beta_train --sizes 3")
     assert commands["pool_ab"] == "study manifest pool pool_ab --from alpha_train:5 --from beta_train:3"
+
+
+def test_the_manifests_a_granularity_job_reads_are_built_with_a_taxonomy(write_grid):
+    """Their levels come from --taxonomy (one file for both splits of a dataset); iNat21's reader has its own."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]},
+                        {protocol: granularity, where: {dataset: [alpha]}, labeled_sizes: [10]}]}
+    """)
+    commands = plan_grid(g).manifests()
+    for name in ("alpha_train", "alpha_val"):
+        assert commands[name].endswith(' --taxonomy "$ALPHA_TAXONOMY"')
+    assert "--taxonomy" not in commands["beta_train"] + commands["beta_val"]
+    assert "--taxonomy" not in "".join(plan_grid("grids/granularity.yaml").manifests().values())

@@ -300,6 +300,9 @@ def test_the_own_data_grid_of_the_readme_plans_as_written(tmp_path):
     assert plan.grid.name == "shapes" and plan.counts["pretrain"] == 9 and plan.counts["total"] == 20
     cross = [j for j in plan.jobs if j.stage == "evaluate" and j.axes["eval_dataset"] != j.axes["dataset"]]
     assert {(j.axes["dataset"], j.axes["eval_dataset"]) for j in cross} == {("bright", "dark")}
+    # the report's `training` figure draws a curve, not one point, of each 10-step run (log_every_steps: 50 else)
+    runs = [j.config["pretrain"] for j in plan.by_stage("pretrain")]
+    assert all(run["log_every_steps"] < run["steps"] for run in runs)
 
 
 def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(write_grid):

@@ -394,7 +394,7 @@ def test_a_report_run_wholly_on_one_dirty_tree_names_its_version_once_not_each_c
     write_all(tmp_path / "w", recs)
     s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
     (line,) = [w for w in s.warnings if "dirty" in w]
-    assert line.startswith("every one of the report's ") and line.endswith(
+    assert line.startswith("all 3 of the report's cells hold results") and line.endswith(
         "cells hold results run on a modified ('-dirty') source tree, which no commit reproduces, each on "
         "0.1.0+git.ccccccc-dirty"), line
     assert "size=" not in line and line.count("ccccccc") == 1
