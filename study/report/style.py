@@ -62,6 +62,7 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
     tick, std as error bars, a vertical "missing" where `data` has the cell without a value (a planned cell not yet
     done; a (group, series) absent from `data` is not in the grid and stays blank), written from 0 towards the side
     with more room (down where the bars hang below 0, as changes from a baseline do), so it stays inside the axes;
+    a bar too near 0 to see (a change of 0.000) a thick dash in its colour across its slot, above a line at 0;
     `colours` (series -> colour) replaces `bar_style`'s; with `compact`, a group leaves no slot for a series absent
     from it (its bars side by side around its tick, in `series`' order), else every group has a slot for each series;
     legend outside on the right."""
@@ -70,7 +71,7 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
     present = np.array([sub["_present"].eq(True).to_numpy() for sub in subs], dtype=bool).reshape(len(series), -1)
     slots = present.sum(axis=0) if compact else np.full(len(groups), len(series))  # per group
     width = 0.8 / max(int(slots.max(initial=0)), 1)
-    missing = []
+    missing, flat = [], []
     for i, (name, sub) in enumerate(zip(series, subs)):
         slot = present[:i + 1].sum(axis=0) - 1 if compact else np.full(len(groups), i)
         x = np.arange(len(groups)) + (slot - (slots - 1) / 2) * width
@@ -78,7 +79,11 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
         look = {**bar_style(i, len(series)), **({"color": colours[name]} if colours and name in colours else {})}
         ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **look)
         missing += [xi for xi, v, here in zip(x, means, present[i]) if np.isnan(v) and here]
+        flat += [(xi, v, look["color"]) for xi, v, here in zip(x, means, present[i]) if here and not np.isnan(v)]
     low, high = ax.get_ylim()
+    for xi, v, colour in flat:
+        if abs(v) <= 0.01 * (high - low):  # under ~2 px in a 3-inch panel
+            ax.hlines(v, xi - 0.4 * width, xi + 0.4 * width, colors=[colour], linewidth=3, zorder=2.5)
     for xi in missing:
         ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom" if high >= -low else "top", fontsize=7,
                 color="0.3")

@@ -353,6 +353,24 @@ def test_quality_marks_a_missing_clean_cell_instead_of_a_zero_bar():
     assert data.set_index("method").loc["simclr", "delta_std"] == pytest.approx(math.hypot(STD, STD))
 
 
+def test_quality_shows_a_change_of_zero_as_a_dash_above_the_line_at_zero():
+    """A corruption that changed nothing drew a bar of height 0, hidden under the line at 0: it read as missing."""
+    recs = [r for r in quality_records() if r["axes"]["method"] == "supervised"]
+    for corruption in ("none", "downsample:factor=2"):  # seeds of equal accuracy clean and corrupted
+        recs += records(eval_axes(method="simclr", corruption=corruption), {(10000, None): 0.45})
+    fig, data = quality.draw(table_of(recs))
+    ax = fig.axes[0]
+    simclr = next(c for c in ax.containers if isinstance(c, BarContainer) and c.get_label() == "simclr")
+    dashes = [c for c in ax.collections if c.get_zorder() > 2]
+    assert len(dashes) == 1
+    spans = sorted((seg[0][0], seg[1][0], seg[0][1]) for seg in dashes[0].get_segments())
+    bars = [b for b in simclr.patches if b.get_height() == 0]
+    assert len(spans) == len(bars) > 0 and all(y == 0 for *_, y in spans)
+    for (x0, x1, _), bar in zip(spans, sorted(bars, key=lambda b: b.get_x())):
+        assert bar.get_x() < x0 < x1 < bar.get_x() + bar.get_width()
+    assert tuple(dashes[0].get_colors()[0][:3]) == pytest.approx(simclr.patches[0].get_facecolor()[:3])
+
+
 def test_concat_of_two_sizes_keeps_the_size_axis_numeric():
     recs = domain_records() + records(eval_axes(dataset="a", size="50000|1000000", protocol="concat"),
                                       {(10000, None): 0.5}) + records(eval_axes(size=50_000), {(10000, None): 0.3})
