@@ -167,6 +167,14 @@ def test_domain_matrix_boxes_no_blank_diagonal_cell():
         return sorted(p.get_xy() for p in panels[method].patches if p.get_linewidth() == 2.5)
 
     assert boxed("simclr") == [(0, 0), (1, 1)] and boxed("random") == [(0, 0)]
+    # the box reads on the darkest cell (the panel's best, black in Greys) as on the lightest: contrast >= 3 both
+    edge = next(p for p in panels["simclr"].patches if p.get_linewidth() == 2.5).get_edgecolor()
+
+    def luminance(rgb):
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    assert (luminance(edge) + 0.05) / 0.05 >= 3 and 1.05 / (luminance(edge) + 0.05) >= 3
     assert not [t for t in panels["random"].texts if t.get_text() == "missing"]  # blank, not missing
     assert "(where the grid has it)" in data.attrs["caption"]
 

@@ -149,7 +149,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 if np.isnan(matrix.iloc[i, j]) and not blank:
                     ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
                 if d == e and not blank:
-                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
+                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
         ax.tick_params(axis="y", labelrotation=0)  # dataset names read across, as the paper's table rows
         ax.grid(False)  # the style's grid would cross a missing cell
         ax.set_xlabel("evaluation dataset")
