@@ -1294,6 +1294,24 @@ def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
     assert len({tuple(c) for c in lines.values()}) == 3
 
 
+def test_an_own_method_keeps_its_colour_in_a_figure_that_lacks_another_own_method():
+    """Two methods of one's own ("aaa_mine" only in granularity, "zzz_mine" in both): zzz_mine's colour took its place
+    among each figure's own methods, so it changed from quality to granularity."""
+    def renamed(recs, method, tag):
+        return [{**r, "job_id": r["job_id"] + tag, "axes": {**r["axes"], "method": method}}
+                for r in recs if r["axes"]["method"] == "simclr"]
+
+    recs = (quality_records() + renamed(quality_records(), "zzz_mine", "z") + granularity_records()
+            + renamed(granularity_records(), "zzz_mine", "z") + renamed(granularity_records(), "aaa_mine", "a"))
+    fig_q, _ = quality.draw(table_of(recs))
+    bars = {c.get_label(): tuple(c.patches[0].get_facecolor()[:3]) for c in fig_q.axes[0].containers
+            if isinstance(c, BarContainer)}
+    fig_g, _ = granularity.draw(table_of(recs))
+    lines = {c.get_label(): tuple(c.lines[0].get_color()[:3]) for c in fig_g.axes[0].containers}
+    assert "aaa_mine" not in bars and bars["zzz_mine"] == pytest.approx(lines["zzz_mine"])
+    assert lines["aaa_mine"] != pytest.approx(lines["zzz_mine"])
+
+
 def test_quality_title_names_the_labeled_size_and_domain_matrix_reads_its_rows_across():
     fig, _ = quality.draw(table_of(quality_records()))
     assert fig.axes[0].get_title() == "a 1M → a (10k labels)"

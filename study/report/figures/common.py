@@ -142,14 +142,21 @@ def dataset_rank(datasets: Iterable, expected: pd.DataFrame | None = None) -> di
     return {d: i for i, d in enumerate(dataset_order(datasets, expected))}
 
 
-def method_colours(methods: Iterable) -> dict:
+def all_methods(table: pd.DataFrame, expected: pd.DataFrame | None) -> list:
+    """Every method of the report's results and plan (method_colours' `among`)."""
+    return [m for f in (table, expected) if f is not None and "method" in f for m in f["method"].dropna()]
+
+
+def method_colours(methods: Iterable, among: Iterable = ()) -> dict:
     """A colour per method of `methods`, alike in every figure that colours by method (quality, granularity): one of
     METHOD_COLOURS' palette for each of its methods and their variants ("simclr · resnet18" as "simclr"), a
-    categorical palette's for the others, in method_key order."""
+    categorical palette's for the others, in method_key order among those of `methods` and `among` (the report's
+    methods: an own method keeps its colour in a figure that lacks another)."""
     methods = list(dict.fromkeys(methods))
     base = {m: str(m).split(" · ")[0] for m in methods}
     known = dict(zip(METHOD_COLOURS, style.palette(len(METHOD_COLOURS))))
-    others = sorted({b for b in base.values() if b not in known}, key=method_key)
+    others = sorted({b for b in [*base.values(), *(str(m).split(" · ")[0] for m in among)] if b not in known},
+                    key=method_key)
     extra = dict(zip(others, sns.color_palette("colorblind", max(len(others), 1))))
     return {m: known.get(b, extra.get(b)) for m, b in base.items()}
 

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, dataset_order, dataset_rank, expected_rows, fmt_size,
-                                         label_variants, levels_order, method_colours, method_key, note_missing,
-                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
+from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, expected_rows,
+                                         fmt_size, label_variants, levels_order, method_colours, method_key,
+                                         note_missing, pick_largest, planned_missing, same, seeds_note, series_labels,
+                                         varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -41,7 +42,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                                           key=lambda s: s.map(rank) if s.name == "dataset" else s)
     lines = lines.iloc[sorted(range(len(lines)), key=lambda i: method_key(lines["method"].iloc[i]))]  # SimCLR first
     labels = series_labels(lines, label_cols)
-    colours = method_colours(lines["method"])  # a method's colour in quality too
+    colours = method_colours(lines["method"], all_methods(table, expected))  # a method's colour in quality too
     evals = dataset_order(both["eval_dataset"].dropna(), expected)
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
     out = []

@@ -12,8 +12,9 @@ import pandas as pd
 from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
-from study.report.figures.common import (NoData, cells, dataset_rank, expected_rows, fmt_size, label_variants,
-                                         method_colours, method_key, pick_largest, same, seeds_note, wide)
+from study.report.figures.common import (NoData, all_methods, cells, dataset_rank, expected_rows, fmt_size,
+                                         label_variants, method_colours, method_key, pick_largest, same, seeds_note,
+                                         wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
@@ -117,7 +118,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         sub = data[(data["eval_dataset"] == ev) & (data["dataset"] == ds) & same(data["size"], size)]
         corrs = list(dict.fromkeys(sub["corruption"]))
         style.grouped_bars(ax, sub.assign(mean=sub["delta"], std=sub["delta_std"]), ["corruption"], corrs, "method",
-                           methods, legend=False, colours=method_colours(methods))
+                           methods, legend=False, colours=method_colours(methods, all_methods(table, expected)))
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(corrs)), [corruption_label(c) for c in corrs], rotation=20, ha="right",
                       fontsize=8)
