@@ -156,6 +156,7 @@ def test_cost_model_defaults_are_what_the_jobs_run():
     ("{finetune: {epochs: 4}}", None, 4, 90),  # finetune.epochs, not 100; scratch: what a job runs without, 90
     ("{epochs: 2, finetune: {epochs: 7}}", 3, 2, 3),  # the entry's epochs win (as study.evaluate.finetune runs
     # them); with neither, the profile's finetune_epochs replace the run's default
+    ("{epochs: 2, finetune: {steps: 10}}", 3, 2, 3),  # over a step budget too (finetune.pretrain_dict drops it)
 ])
 def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs_the_job_runs(
         write_grid, finetune_params, profile_epochs, finetune_epochs, scratch_epochs):
@@ -329,6 +330,29 @@ def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(wri
     assert hours["finetune"] == pytest.approx((2 * (256 + 1792) + 2 * 1000) / 100 / 3600)
     # a step budget: 10 steps x 50 per size, + the test images per size
     assert hours["scratch"] == pytest.approx((2 * 10 * 50 + 2 * 1000) / 100 / 3600)
+
+
+def test_a_fine_tuning_epoch_at_one_label_or_none_counts_its_images(write_grid):
+    """A batch of 1 (1 label) is one whole batch an epoch, not none; a labeled size of 0 images (`all` without
+    train_images, the profile's default_test_images 0) counts 0 images, not a ZeroDivisionError."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [1], params: {epochs: 2}}
+        - {protocol: scratch, params: {epochs: 2}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
+                     job_overhead_min=0.0, default_test_images=0)
+    plan = plan_grid(g, Profile(cost=cost))
+    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    assert hours["finetune"] == pytest.approx((2 * 1 + 1000) / 100 / 3600)
+    assert hours["scratch"] == pytest.approx(1000 / 100 / 3600)
 
 
 def test_a_fine_tuning_step_budget_is_counted_as_the_job_runs_it(write_grid):

@@ -11,7 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import cells, planned_sizes
+from study.report.figures.common import cells, method_colours, planned_sizes
 from study.report.html import table_html
 
 
@@ -1394,6 +1394,16 @@ def test_figures_list_datasets_in_the_grids_order_else_in_the_papers():
     recs = [r for ev in ("a", "aircraft", "places365") for r in records(eval_axes(eval_dataset=ev), {(10000, None): 0.4})]
     fig, _ = domain_matrix.draw(table_of(recs))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "places365", "aircraft"]
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])
+    fig, _ = domain_matrix.draw(table_of(recs), planned)  # the plan's evaluation datasets: its order
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "aircraft", "places365"]
+
+
+def test_a_methods_variants_share_its_colour():
+    """"simclr · resnet18" and "simclr · resnet50" (label_variants) are coloured as simclr in every figure."""
+    got = method_colours(["simclr · resnet18", "simclr · resnet50", "supervised"])
+    assert got["simclr · resnet18"] == got["simclr · resnet50"] == method_colours(["simclr"])["simclr"]
+    assert got["supervised"] != got["simclr · resnet18"]
 
 
 def test_quantity_colours_a_pretraining_size_alike_whichever_sizes_the_grid_has():

@@ -155,6 +155,23 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     assert gather(tmp_path, plan).missing.set_index("job_id").loc["e1", "waits_for"] == "dependencies done"
 
 
+def test_a_missing_job_whose_result_was_set_aside_says_where(tmp_path):
+    """A result of a manifest since rebuilt, set aside by study.launch.stale: missing.csv says so, and where."""
+    from dataclasses import dataclass
+
+    from study.launch.ledger import Ledger
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    Ledger(tmp_path, "g4").append([{"event": "set_aside", "job": "p1", "stage": "pretrain", "folder": "stale/t"}])
+    miss = gather(tmp_path, Plan("g4", [Job("p1", "pretrain", {"axes": {"seed": 1}})])).missing.set_index("job_id")
+    assert miss.loc["p1", "state"] == ("missing: its result, computed on a manifest since rebuilt, was set aside in "
+                                       "stale/t")
+
+
 def test_writing_a_result_removes_the_temporaries_a_killed_writer_left_beside_it(tmp_path):
     """A writer killed mid-write leaves `.<id>.json.<random>.tmp`: the next write of that result removes it once it
     is older than any live writer takes; a fresh one (a writer at work) is kept."""
