@@ -631,6 +631,7 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
     last = {e["job"]: e for e in events}
     assert {j: e["state"] for j, e in last.items()} == {"a": "failed", "b": "cancelled", "c": "cancelled"}
     assert last["c"]["error"] == "dependency a failed"
+    assert last["a"]["error"].startswith("exit code ") and last["a"]["error"] != "exit code 0"  # what status prints
     assert not [e for e in events if e["job"] in ("b", "c") and e["state"] == "running"]
     assert "0/3 done, 0 running, 1 failed, 2 cancelled | finished" in err.getvalue(), err.getvalue()
 
