@@ -43,6 +43,18 @@ def test_a_non_finite_score_makes_every_view_missing_and_stops_the_blocks():
     assert math.isnan(ranking.hit_rate(None, torch.tensor([0, 1]), 1))
 
 
+def test_top_classes_ranks_each_block_and_stays_not_finite_after_a_non_finite_block():
+    """TopClasses (fine-tuning's scoring): each block's best min(k, width) classes, best first; `finite` is False
+    from the first block holding a NaN or an inf on, a later finite block included (the ranks are then no accuracy)."""
+    top = ranking.TopClasses(2)
+    assert top(torch.tensor([[0.1, 0.9, 0.5], [0.7, 0.2, 0.3]])).tolist() == [[1, 2], [0, 2]] and top.finite
+    assert top(torch.tensor([[0.4]])).tolist() == [[0]] and top.finite  # one class: k is cut to the width
+    top(torch.tensor([[0.0, math.inf, 1.0]]))
+    assert not top.finite
+    top(torch.zeros(2, 3))
+    assert not top.finite
+
+
 def test_hit_rate_counts_a_label_among_the_first_k_ranked_classes():
     ranks = torch.tensor([[2, 0, 1], [1, 2, 0], [0, 1, 2]])
     y = torch.tensor([0, 0, 0])

@@ -402,7 +402,12 @@ def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch,
     """, pretrain={"optim": "{warmup_epochs: 0}"})
     for name in ("alpha_train", "alpha_val"):
         _fake_manifest(tmp_path, name, 320, ["a", "b"])
-    plan_grid(g).check()
+    assert not [w for w in plan_grid(g).check() if "size" in w]
+    _fake_manifest(tmp_path, "alpha_train", 319, ["a", "b"])  # one image fewer: both sizes are refused
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    assert "pretraining size 320: manifest alpha_train has 319 images" in str(e.value), e.value
+    assert "labeled size 320 asked of manifest alpha_train, which has 319 images" in str(e.value), e.value
 
 
 def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatch, capsys, write_grid):

@@ -696,7 +696,7 @@ def test_a_jobs_text_names_an_evaluations_variant(write_grid):
 def test_a_plan_finds_each_job_by_id_and_refuses_an_unknown_one():
     plan = plan_grid(FIXTURE)
     assert all(plan.job(j.id) is j for j in plan.jobs)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="^'nope'$"):
         plan.job("nope")
     plan = plan_grid(FIXTURE)  # the index follows the jobs: one added after a lookup is found
     first, rest = plan.jobs[0], plan.jobs[1:]

@@ -198,3 +198,29 @@ def test_lars_skips_a_parameter_without_a_gradient_and_the_optimizer_holds_only_
     opt.step()
     assert torch.equal(model[1].weight.detach(), unused) and model[1].weight not in opt.state
     assert model[0].bias in opt.state
+
+
+def test_a_schedule_of_one_step_runs_and_one_all_or_half_warmup_is_refused_or_warned_about_at_the_bounds():
+    """24 images in batches of 8: 3 steps per epoch. One step is a run; warmup of every step is refused; warmup of
+    exactly half the steps is not warned about, of more than half is."""
+    import dataclasses
+
+    from study.train.config import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    def problems(steps=None, epochs=1.0, warmup_epochs=0.0):
+        return schedule_problems(PretrainConfig(manifest="m", batch_size=8, steps=steps, epochs=epochs,
+                                                optim=OptimConfig(warmup_epochs=warmup_epochs)), 24)
+
+    assert problems(steps=1) == (None, None)
+    assert problems(steps=6, warmup_epochs=1) == (None, None)  # 3 of 6: half, not more
+    assert problems(steps=6, warmup_epochs=4 / 3) == (None, "optim.warmup_epochs 1.33333 x 3 steps per epoch comes "
+                                                            "to 4 warmup steps of the run's 6 (steps 6), more than "
+                                                            "half of the run")
+    error, warning = problems(steps=6, warmup_epochs=2)
+    assert warning is None and error.startswith("optim.warmup_epochs 2 x 3 steps per epoch comes to 6 warmup steps "
+                                                "of the run's 6 (steps 6): the learning rate would never reach"), error
+    assert problems(epochs=2, warmup_epochs=3)[0].startswith("optim.warmup_epochs 3 x 3 steps per epoch comes to 9 "
+                                                             "warmup steps of the run's 6 (epochs 2)")
+    none = dataclasses.replace(PretrainConfig(manifest="m", batch_size=8), steps=0)
+    assert schedule_problems(none, 24) == ("steps: method simclr trains, but steps 0 come to no step", None)
