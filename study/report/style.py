@@ -63,7 +63,7 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
     tick, std as error bars, a vertical "missing" where `data` has the cell without a value (a planned cell not yet
     done; a (group, series) absent from `data` is not in the grid and stays blank), written from 0 towards the side
     with more room (down where the bars hang below 0, as changes from a baseline do), so it stays inside the axes;
-    a bar too near 0 to see (a change of 0.000) a thick dash in its colour across its slot, above a line at 0;
+    a bar too near 0 to see (a change of 0.000) also gets a thick dash in its colour, above a line at 0;
     `colours` (series -> colour) replaces `bar_style`'s; with `compact`, a group leaves no slot for a series absent
     from it (its bars side by side around its tick, in `series`' order), else every group has a slot for each series;
     legend outside on the right."""

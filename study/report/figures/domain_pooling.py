@@ -68,9 +68,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     labels = list(dict.fromkeys(order.sort_values(["kind", "size", "parts", "rank"], kind="stable")["bar"]))
     # a dataset's group holds its own bars only (a pooled set without it has no slot there)
     widest = int(data.groupby("eval_dataset")["bar"].nunique().max())
-    legend = 0.45 + 0.075 * max(len(b) for b in labels)  # inches: the legend, outside on the right
-    fig, ax = plt.subplots(figsize=(min(16.0 + legend, max(4.5, 0.35 * len(evals) * widest + 1.2 + max(0.8, legend))),
-                                    3.4))
+    legend = max(0.8, 0.45 + 0.075 * max(len(b) for b in labels))  # inches: the legend, outside on the right
+    bars = 0.35 * len(evals) * widest + 1.2  # inches: the groups, the y axis and its label
+    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5 - legend, bars)) + legend, 3.4))
     style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels, compact=True)
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
