@@ -1522,6 +1522,25 @@ def test_domain_pooling_keeps_long_dataset_names_apart_and_its_bars_wide():
     assert ax.get_position().width * fig.get_figwidth() >= 0.25 * bars  # inches a bar
 
 
+def test_domain_pooling_of_the_paper_grid_is_no_wider_than_its_bars_and_legend_need():
+    """grids/data_domain.yaml's pooling (four datasets, eight bars to a group, a 43-character pooled set in the
+    legend): ~0.27 in a bar, as before the width counted the legend, not 0.35 (a 16-inch figure that index.html
+    shows at half size)."""
+    four = ("imagenet", "inat21", "places365", "glc20")
+    pools = [f"{a}+{b}" for i, a in enumerate(four) for b in four[i + 1:]]
+    recs = [r for d in four for s in (250_000, 500_000, 1_000_000)
+            for r in records(eval_axes(dataset=d, eval_dataset=d, size=s), {(10000, None): 0.4})]
+    recs += [r for pool, s in [*((p, 500_000) for p in pools), ("+".join(four), 500_000), ("+".join(four), 1_000_000)]
+             for ev in pool.split("+") for r in records(eval_axes(dataset=pool, eval_dataset=ev, size=s),
+                                                        {(10000, None): 0.3})]
+    fig, data = _styled(domain_pooling.draw, table_of(recs))
+    bars = int(data.groupby("eval_dataset")["bar"].nunique().sum())
+    assert bars == 32
+    inches = fig.axes[0].get_position().width * fig.get_figwidth()
+    assert 0.25 * bars <= inches <= 0.3 * bars
+    assert fig.get_figwidth() <= 14.0
+
+
 def test_domain_concat_keeps_the_long_pair_names_of_neighbouring_groups_apart():
     fig, _ = _styled(domain_concat.draw, table_of(_long_name_records()))
     assert len(fig.axes[0].get_xticklabels()) == 3

@@ -69,7 +69,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     # a dataset's group holds its own bars only (a pooled set without it has no slot there)
     widest = int(data.groupby("eval_dataset")["bar"].nunique().max())
     legend = max(0.8, 0.45 + 0.075 * max(len(b) for b in labels))  # inches: the legend, outside on the right
-    bars = 0.35 * len(evals) * widest + 1.2  # inches: the groups, the y axis and its label
+    # inches: ~0.27 a bar (wider bars only widen the figure, which index.html then shows smaller), the y axis
+    bars = 0.27 * len(evals) * widest + 1.2
     fig, ax = plt.subplots(figsize=(min(16.0, max(4.5 - legend, bars)) + legend, 3.4))
     style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels, compact=True)
     ax.set_xticks(np.arange(len(evals)), evals)
