@@ -1557,6 +1557,13 @@ def test_domain_matrix_of_many_methods_and_long_names_wraps_its_panels():
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == list(methods)
     assert fig.get_figwidth() <= 17.0  # MAX_ROW_WIDTH and the colour bar; one row: 5 panels, ~40 inches
     assert len(data) == len(methods) * len(LONG) ** 2
+    # the long row names once per row of panels (every panel has the same rows), on its first panel
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    shown = [[t.label1.get_visible() for t in ax.yaxis.get_major_ticks()] for ax in panels]
+    first = [ax.get_position().x0 == min(a.get_position().x0 for a in panels) for ax in panels]
+    assert [ax.get_ylabel() == "pretraining dataset" for ax in panels] == first and first.count(True) >= 2
+    assert [all(s) for s in shown] == first and not any(any(s) for s, f in zip(shown, first) if not f)
 
 
 def test_quality_panel_titles_of_long_dataset_names_do_not_run_into_each_other():

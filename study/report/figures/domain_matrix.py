@@ -112,18 +112,21 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     methods = (sorted((m for m in methods if m in in_domain), key=method_key)  # as the other figures order them
                or sorted(methods, key=method_key) or [None])
 
-    # a panel as wide as its cells and its row names (~0.075 in a character), as many side by side as fit in
-    # MAX_ROW_WIDTH inches, the rest in rows below (five methods of six datasets are not one 40-inch row)
-    panel = 1.2 * len(cols) + 0.6 + 0.075 * max(len(str(d)) for d in rows)
-    per_row = max(1, min(len(methods), int(MAX_ROW_WIDTH // panel)))
+    # panels as wide as their cells side by side, as many as fit in MAX_ROW_WIDTH inches, the rest in rows below
+    # (five methods of six datasets are not one 40-inch row); the row names (~0.075 in a character) on each row's
+    # first panel only: every panel has the same rows
+    names = 0.6 + 0.075 * max(len(str(d)) for d in rows)
+    panel = 1.2 * len(cols) + 0.3
+    per_row = max(1, min(len(methods), int((MAX_ROW_WIDTH - names) // panel)))
     n_rows = math.ceil(len(methods) / per_row)
     height = 0.9 * len(rows) + 1.0 + 0.075 * max(len(str(e)) for e in cols)  # the cells, then the column names
-    fig, grid_axes = plt.subplots(n_rows, per_row, figsize=(panel * per_row + 1.0, height * n_rows), squeeze=False)
+    fig, grid_axes = plt.subplots(n_rows, per_row, figsize=(names + panel * per_row + 1.0, height * n_rows),
+                                  squeeze=False)
     panels = list(grid_axes.flat[:len(methods)])
     for ax in grid_axes.flat[len(methods):]:
         fig.delaxes(ax)
     out = []
-    for ax, method in zip(panels, methods):
+    for k, (ax, method) in enumerate(zip(panels, methods)):
         sub = lin[same(lin["method"], method)]
         grid = pd.DataFrame([(d, e) for d in rows for e in cols], columns=["dataset", "eval_dataset"])
         grid = grid.merge(sub[["dataset", "eval_dataset", "size", "labeled_size", "mean", "std", "count",
@@ -150,10 +153,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                     ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
                 if d == e and not blank:
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
-        ax.tick_params(axis="y", labelrotation=0)  # dataset names read across, as the paper's table rows
+        first = k % per_row == 0  # of its row of panels: the row names
+        ax.tick_params(axis="y", labelrotation=0, labelleft=first)  # names read across, as the paper's table rows
         ax.grid(False)  # the style's grid would cross a missing cell
         ax.set_xlabel("evaluation dataset")
-        ax.set_ylabel("pretraining dataset")
+        ax.set_ylabel("pretraining dataset" if first else "")
         ax.set_title(f"{method}" if method else "")
     style.tight_layout(fig)
     data = pd.concat(out, ignore_index=True)
