@@ -73,3 +73,35 @@ def test_each_table_file_is_replaced_whole_not_rewritten_in_place(tmp_path):
     for fmt, path in second.items():
         assert kept[fmt].read_text() == before[fmt], fmt
         assert "0.2" in path.read_text() and not os.path.samefile(path, kept[fmt]), fmt
+
+
+def test_a_missing_mean_shows_no_spread_and_a_row_added_after_wide_shows_its_mean_alone():
+    """A cell without a mean prints the missing mark alone, even where its std has a value; a row that the spread,
+    seeds and absent marks do not cover (added after `wide`) prints its mean alone rather than failing."""
+    data = pd.DataFrame({"line": ["simclr", "supervised"], "labeled": ["1k", "1k"], "mean": [float("nan"), 0.7],
+                         "std": [0.02, 0.01], "partial_seeds": [None, "1/2"]})
+    table = wide(data, "line", "labeled", blank_absent=True).reset_index()
+    assert "| simclr | — |" in to_markdown(table) and r"simclr & -- \\" in to_latex(table)
+    table.loc[len(table)] = ["moco", 0.9]  # keeps attrs, whose frames have one row fewer
+    assert "| supervised | 0.700 ± 0.010 (1/2) |" in to_markdown(table) and "| moco | 0.900 |" in to_markdown(table)
+
+
+def test_number_columns_are_right_aligned_and_headers_and_captions_are_escaped():
+    table = pd.DataFrame({"a|b_c": ["simclr"], "mean": [0.5]})
+    md = to_markdown(table)
+    assert md.splitlines()[:2] == ["| a\\|b_c | mean |", "|---|---:|"] and md.endswith("| simclr | 0.500 |\n")
+    tex = to_latex(table, caption="top_1 at 10%")
+    assert tex.splitlines()[:2] == [r"% top\_1 at 10\%", r"\begin{tabular}{lr}"]
+
+
+def test_whole_count_columns_print_as_integers_and_a_missing_count_or_text_stays_missing(tmp_path):
+    """A count column that is float only because a value is missing prints '40', its missing value '—' (not '<NA>');
+    a count column with a fraction keeps its decimals, one of text is left as it is; a missing text is '—' too."""
+    df = pd.DataFrame({"size": [40.0, float("nan")], "count": [2.5, 3.0], "labeled_size": ["1k", "10k"],
+                       "method": ["simclr", None], "mean": [0.5, 0.25]})
+    paths = write_tables(df, tmp_path, "t")
+    md = paths["md"].read_text()
+    assert "| 40 | 2.500 | 1k | simclr | 0.500 |" in md
+    assert "| — | 3.000 | 10k | — | 0.250 |" in md
+    assert r"-- & 3.000 & 10k & -- & 0.250 \\" in paths["tex"].read_text()
+    assert paths["csv"].read_text().splitlines()[1:] == ["40,2.5,1k,simclr,0.5", ",3.0,10k,,0.25"]
