@@ -2,6 +2,7 @@
 test_checks.py; the manifest commands: test_manifest_commands.py)."""
 import json
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -160,25 +161,12 @@ def test_cost_model_defaults_are_what_the_jobs_run():
 ])
 def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs_the_job_runs(
         write_grid, finetune_params, profile_epochs, finetune_epochs, scratch_epochs):
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000}
-    defaults:
-      pretrain: {backbone: resnet18, steps: 10}
-    axes: {method: [simclr], dataset: [alpha], size: [1000000]}
-    stages:
-      evaluate:
-        - {protocol: finetune, labeled_sizes: [500], params: %s}
-        - {protocol: scratch, labeled_sizes: [500]}
-    """ % finetune_params, base=False)
-    cost = CostModel(throughput={"resnet18": {"pretrain": 4096.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0, finetune_epochs=profile_epochs)
-    plan = plan_grid(g, Profile(cost=cost))
-    pre = plan.by_stage("pretrain")[0]
+    plan, hours = _evaluation_hours(write_grid, f"""
+        - {{protocol: finetune, labeled_sizes: [500], params: {finetune_params}}}
+        - {{protocol: scratch, labeled_sizes: [500]}}
+    """, pretrain="steps: 10", size=1_000_000, pretrain_rate=4096.0, finetune_epochs=profile_epochs)
     # 10 steps x 4096 (PretrainConfig's batch) / 4096/s = 10 s; not 1000 epochs x 1M images
-    assert cost_hours(pre, plan) == pytest.approx(10 / 3600)
-    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    assert cost_hours(plan.by_stage("pretrain")[0], plan) == pytest.approx(10 / 3600)
     # 500 labels in whole batches of 256: 256 images an epoch
     assert hours["finetune"] == pytest.approx((finetune_epochs * 256 + 1000) / 100 / 3600)
     assert hours["scratch"] == pytest.approx((scratch_epochs * 256 + 1000) / 100 / 3600)
@@ -186,6 +174,26 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs
 
 def cost_hours(job, plan):
     return job_hours(job, plan.grid, plan.profile.cost, set())
+
+
+def _evaluation_hours(write_grid, entries: str, pretrain: str = "epochs: 1", size: int = 100,
+                      pretrain_rate: float = 10.0, **cost):
+    """(plan, hours of each evaluation job by protocol) of a grid of one dataset (1000 test images) pretrained with
+    `pretrain` at `size`, its evaluate stage the YAML list `entries`; resnet18 at `pretrain_rate` images/s, fine-tuning
+    100/s, extraction 1000/s, no per-job overhead, `cost` the CostModel's other fields."""
+    g = write_grid(textwrap.dedent(f"""
+    name: t
+    datasets:
+      alpha: {{train: a_train, test: a_val, test_images: 1000}}
+    defaults:
+      pretrain: {{backbone: resnet18, {pretrain}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [{size}]}}
+    stages:
+      evaluate:
+    """) + textwrap.indent(textwrap.dedent(entries).strip("\n"), "  ") + "\n", base=False)
+    rates = {"pretrain": pretrain_rate, "finetune": 100.0, "extract": 1000.0}
+    plan = plan_grid(g, Profile(cost=CostModel(throughput={"resnet18": rates}, job_overhead_min=0.0, **cost)))
+    return plan, {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
 
 
 def test_profiles_load():
@@ -309,23 +317,11 @@ def test_the_own_data_grid_of_the_readme_plans_as_written(tmp_path):
 def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(write_grid):
     """run_finetune trains, then scores the test set, once per labeled size of the job; an epoch is the size's whole
     batches (study.train.data.steps_per_epoch drops a partial one)."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
-    axes: {method: [simclr], dataset: [alpha], size: [100]}
-    stages:
-      evaluate:
+    _, hours = _evaluation_hours(write_grid, """
         - {protocol: finetune, labeled_sizes: [500, 2000], split_labeled_sizes: false, params: {epochs: 2}}
         - {protocol: scratch, labeled_sizes: [500, 2000], split_labeled_sizes: false,
            params: {finetune: {steps: 10, batch_size: 50}}}
-    """, base=False)
-    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0)
-    plan = plan_grid(g, Profile(cost=cost))
-    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    """)
     # 2 epochs x (500 + 2000 in whole batches of 256: 256 + 1792) + the 1000 test images at each of the 2 sizes
     assert hours["finetune"] == pytest.approx((2 * (256 + 1792) + 2 * 1000) / 100 / 3600)
     # a step budget: 10 steps x 50 per size, + the test images per size
@@ -335,22 +331,10 @@ def test_cost_model_counts_a_test_pass_per_labeled_size_of_a_fine_tuning_job(wri
 def test_a_fine_tuning_epoch_at_one_label_or_none_counts_its_images(write_grid):
     """A batch of 1 (1 label) is one whole batch an epoch, not none; a labeled size of 0 images (`all` without
     train_images, the profile's default_test_images 0) counts 0 images, not a ZeroDivisionError."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
-    axes: {method: [simclr], dataset: [alpha], size: [100]}
-    stages:
-      evaluate:
+    _, hours = _evaluation_hours(write_grid, """
         - {protocol: finetune, labeled_sizes: [1], params: {epochs: 2}}
         - {protocol: scratch, params: {epochs: 2}}
-    """, base=False)
-    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0, default_test_images=0)
-    plan = plan_grid(g, Profile(cost=cost))
-    hours = {j.axes["protocol"]: cost_hours(j, plan) for j in plan.by_stage("evaluate")}
+    """, default_test_images=0)
     assert hours["finetune"] == pytest.approx((2 * 1 + 1000) / 100 / 3600)
     assert hours["scratch"] == pytest.approx(1000 / 100 / 3600)
 
@@ -358,24 +342,12 @@ def test_a_fine_tuning_epoch_at_one_label_or_none_counts_its_images(write_grid):
 def test_a_fine_tuning_step_budget_is_counted_as_the_job_runs_it(write_grid):
     """`finetune.steps` replaces `finetune.epochs` (PretrainConfig), and the batch is at most the labeled images
     (study.evaluate.finetune.pretrain_dict): the estimate counted 5 epochs here, and 256 images a step at 100 labels."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val, test_images: 1000}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
-    axes: {method: [simclr], dataset: [alpha], size: [100]}
-    stages:
-      evaluate:
+    _, hours = _evaluation_hours(write_grid, """
         - {protocol: finetune, labeled_sizes: [100, 2000], split_labeled_sizes: false,
            params: {finetune: {steps: 10, epochs: 5}}}
-    """, base=False)
-    cost = CostModel(throughput={"resnet18": {"pretrain": 10.0, "finetune": 100.0, "extract": 1000.0}},
-                     job_overhead_min=0.0)
-    plan = plan_grid(g, Profile(cost=cost))
-    (job,) = plan.by_stage("evaluate")
+    """)
     # 10 steps x 100 images (the batch capped at the 100 labels) + 10 steps x 256, + the 1000 test images per size
-    assert cost_hours(job, plan) == pytest.approx((10 * 100 + 10 * 256 + 2 * 1000) / 100 / 3600)
+    assert hours["finetune"] == pytest.approx((10 * 100 + 10 * 256 + 2 * 1000) / 100 / 3600)
     assert PretrainConfig.from_dict({"manifest": "m", "epochs": 5, "steps": 10}).steps == 10
 
 
