@@ -66,7 +66,9 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
         if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
             (c, splits), more = next(iter(inner.items())), len(inner) > 1
             raise StudyError(f"{root}: its folder {c} holds split folders {splits}, not images of a class: give "
-                             f"--root {root / c}" + (f" (each of its {len(inner)} folders a dataset)" if more else ""))
+                             f"--root {root / c}" + (f" (each of its {len(inner)} folders a dataset)" if more else "")
+                             + f"; a <class>/<split>/ tree is to be laid out as <split>/<class>/ (move "
+                             f"{c}/{splits[0]}/* to {splits[0]}/{c}/)")
         if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
             print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
                   "other split named so gets the same images)", file=sys.stderr)

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 
 def _env_var(key: str, what: str = "ROOT") -> str:
-    """The shell variable a suggested command reads for dataset `key`'s `what` (`$IMAGENET_ROOT`)."""
-    return "$" + re.sub(r"[^A-Za-z0-9]", "_", key).upper() + "_" + what
+    """The shell variable a suggested command reads for dataset `key`'s `what` (`$IMAGENET_ROOT`; `$_2D_ROOT` for
+    key `2d`: `$2D_ROOT` would be `$2` then `D_ROOT` in a shell)."""
+    word = re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+    return "$" + ("_" if word[:1].isdigit() else "") + word + "_" + what
 
 
 def _split(name: str, reader: str | None) -> str:

@@ -84,7 +84,7 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
     low, high = ax.get_ylim()
     for xi, v, colour in flat:
         if abs(v) <= 0.01 * (high - low):  # under ~2 px in a 3-inch panel
-            ax.hlines(v, xi - 0.4 * width, xi + 0.4 * width, colors=[colour], linewidth=3, zorder=2.5)
+            ax.hlines(v, xi - 0.4 * width, xi + 0.4 * width, colors=[colour], linewidth=3, zorder=2.5, clip_on=False)
     for xi in missing:
         ax.text(xi, 0, "missing", rotation=90, ha="center", va="bottom" if high >= -low else "top", fontsize=7,
                 color="0.3")

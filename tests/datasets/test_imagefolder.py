@@ -102,14 +102,16 @@ def test_a_missing_split_folder_beside_other_splits_is_an_error(tmp_path, presen
 
 def test_a_root_one_level_above_the_split_folders_is_an_error(tmp_path):
     """`--root data` for data/shapes/{train,test}/<class>/ would make one class `shapes` of the train and test images
-    together: refused, naming the root to give."""
+    together: refused, naming the root to give (or, for a tree of classes first, how to lay it out)."""
     make_imagefolder(tmp_path / "shapes" / "train", {"a": 1, "b": 1})
     make_imagefolder(tmp_path / "shapes" / "test", {"a": 1, "b": 1})
     with pytest.raises(StudyError, match=re.escape(f"its folder shapes holds split folders ['train', 'test'], not "
                                                    f"images of a class: give --root {tmp_path / 'shapes'}")):
         read_dataset("imagefolder", tmp_path, "train")
     make_imagefolder(tmp_path / "dark" / "train", {"a": 1})
-    with pytest.raises(StudyError, match=re.escape(f"--root {tmp_path / 'dark'} (each of its 2 folders a dataset)")):
+    with pytest.raises(StudyError, match=re.escape(f"--root {tmp_path / 'dark'} (each of its 2 folders a dataset); "
+                                                   "a <class>/<split>/ tree is to be laid out as <split>/<class>/ "
+                                                   "(move dark/train/* to train/dark/)")):
         read_dataset("imagefolder", tmp_path, "train")
     make_imagefolder(tmp_path, {"cats": 1})  # a class beside them: a tree of classes, one of which has sub-folders
     assert read_dataset("imagefolder", tmp_path, "train").class_names == ["cats", "dark", "shapes"]

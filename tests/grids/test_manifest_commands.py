@@ -1,5 +1,7 @@
 """The commands a plan gives for its manifests (`Plan.manifests`, study.grids.manifest_commands): their names
 and order, and the sizes each build command holds."""
+import subprocess
+
 import pytest
 
 from study.grids import plan_grid
@@ -75,3 +77,18 @@ def test_the_manifests_a_granularity_job_reads_are_built_with_a_taxonomy(write_g
         assert commands[name].endswith(' --taxonomy "$ALPHA_TAXONOMY"')
     assert "--taxonomy" not in commands["beta_train"] + commands["beta_val"]
     assert "--taxonomy" not in "".join(plan_grid("grids/granularity.yaml").manifests().values())
+
+
+def test_a_build_commands_shell_variables_read_as_one_name_for_a_key_that_starts_with_a_digit(write_grid):
+    """`$2D_ROOT` is `$2` then `D_ROOT` in a shell: the variable of a key `2d` is `$_2D_ROOT`."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {evaluate: [{protocol: granularity, labeled_sizes: [10]}]}
+    """)
+    g.write_text(g.read_text().replace("  alpha:", "  2d:").replace("[alpha]", "['2d']"))
+    command = plan_grid(g).manifests()["alpha_train"]
+    assert '--root "$_2D_ROOT"' in command and command.endswith('--taxonomy "$_2D_TAXONOMY"')
+    env = {"PATH": "/usr/bin:/bin", "_2D_ROOT": "/data/2d", "_2D_TAXONOMY": "/data/2d.csv"}
+    words = subprocess.run(["bash", "-c", f"printf '%s\\n' {command}"], env=env, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert words[words.index("--root") + 1] == "/data/2d" and words[-1] == "/data/2d.csv"

@@ -377,6 +377,7 @@ def test_quality_shows_a_change_of_zero_as_a_dash_above_the_line_at_zero():
     for (x0, x1, _), bar in zip(spans, sorted(bars, key=lambda b: b.get_x())):
         assert bar.get_x() < x0 < x1 < bar.get_x() + bar.get_width()
     assert tuple(dashes[0].get_colors()[0][:3]) == pytest.approx(simclr.patches[0].get_facecolor()[:3])
+    assert not dashes[0].get_clip_on()  # bars all below 0 end the axes at 0: a clipped dash would lose its top half
 
 
 def test_concat_of_two_sizes_keeps_the_size_axis_numeric():
