@@ -54,15 +54,19 @@ def index_class_tree(root: Path, folder: Path) -> Index:
 SPLIT_FOLDERS = ("train", "val", "validation", "test")  # a root holding one of these is a tree of splits
 
 
+def _split_folders(folder: Path) -> list[str]:
+    """The SPLIT_FOLDERS that `folder` holds."""
+    return [s for s in SPLIT_FOLDERS if (folder / s).is_dir()]
+
+
 @DATASETS.register("imagefolder")
 def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
     folder = root / split if split and (root / split).is_dir() else root
     if folder == root and split:
-        splits = [s for s in SPLIT_FOLDERS if (root / s).is_dir()]
+        splits = _split_folders(root)
         if splits:  # the split folders would become the classes
             raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
-        inner = {c.name: [s for s in SPLIT_FOLDERS if (c / s).is_dir()]
-                 for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
+        inner = {c.name: _split_folders(c) for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
         if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
             (c, splits), more = next(iter(inner.items())), len(inner) > 1
             raise StudyError(f"{root}: its folder {c} holds split folders {splits}, not images of a class: give "

@@ -95,7 +95,8 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
         else:
             ds = by_train.get(name) if kind == "train" else by_test.get(name)
             reader = (ds.reader if ds else None) or "READER"
-            root = _env_var(ds.key if ds else name)
+            key = ds.key if ds else name  # the dataset's key names its shell variables
+            root = _env_var(key)
             split = _split(name, reader)
             cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
             if kind == "train" and reader in PAPER_READERS:
@@ -108,6 +109,6 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
             if name in taxonomy and reader != "inat21":  # one file for both splits of a dataset
-                cmd += f' --taxonomy "{_env_var(ds.key if ds else name, "TAXONOMY")}"'
+                cmd += f' --taxonomy "{_env_var(key, "TAXONOMY")}"'
             out[name] = cmd
     return out

@@ -152,11 +152,12 @@ def method_colours(methods: Iterable, among: Iterable = ()) -> dict:
     METHOD_COLOURS' palette for each of its methods and their variants ("simclr · resnet18" as "simclr"), a
     categorical palette's for the others, in method_key order among those of `methods` and `among` (the report's
     methods: an own method keeps its colour in a figure that lacks another)."""
-    methods = list(dict.fromkeys(methods))
-    base = {m: str(m).split(" · ")[0] for m in methods}
+    def method_of(label) -> str:
+        return str(label).split(" · ")[0]
+
+    base = {m: method_of(m) for m in dict.fromkeys(methods)}
     known = dict(zip(METHOD_COLOURS, style.palette(len(METHOD_COLOURS))))
-    others = sorted({b for b in [*base.values(), *(str(m).split(" · ")[0] for m in among)] if b not in known},
-                    key=method_key)
+    others = sorted({b for b in [*base.values(), *map(method_of, among)] if b not in known}, key=method_key)
     extra = dict(zip(others, sns.color_palette("colorblind", max(len(others), 1))))
     return {m: known.get(b, extra.get(b)) for m, b in base.items()}
 
