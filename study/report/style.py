@@ -17,12 +17,12 @@ HIGHLIGHT = "#d95f02"  # an outline that reads on white and on black cells (cont
 DPI = 150
 
 
-def tight_layout(fig) -> None:
-    """`fig.tight_layout()`, without matplotlib's warning where long labels leave it no room: figures are saved with
+def tight_layout(fig, rect=None) -> None:
+    """`fig.tight_layout(rect=rect)`, without matplotlib's warning where long labels leave it no room: figures are saved with
     bbox "tight" (`apply`), which keeps every label whole all the same."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
-        fig.tight_layout()
+        fig.tight_layout(rect=rect)
 
 
 def tilt_crowded_xticks(ax, rotation: float = 20) -> None:

@@ -1567,6 +1567,24 @@ def test_domain_matrix_of_many_methods_and_long_names_wraps_its_panels():
     assert [all(s) for s in shown] == first and not any(any(s) for s, f in zip(shown, first) if not f)
 
 
+def test_domain_matrix_wrapped_panels_share_one_colour_bar_right_of_them_all():
+    """Wrapped panels (a short last row) share one colour bar, right of every panel and as tall as the rows, not
+    beside the last panel mid-figure; its scale is every panel's (0 to the best cell)."""
+    methods = ("simclr", "supervised", "moco", "byol", "dino_toy")
+    recs = [r for k, m in enumerate(methods) for d in LONG for e in LONG
+            for r in records(eval_axes(method=m, dataset=d, eval_dataset=e, size=20_000), {(1000, None): 0.1 * k})]
+    fig, _ = domain_matrix.draw(table_of(recs))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    bars = [ax for ax in fig.axes if ax not in panels]
+    assert len({round(ax.get_position().y0, 3) for ax in panels}) >= 2  # wrapped: more than one row of panels
+    assert len(bars) == 1
+    bar, boxes = bars[0].get_position(), [ax.get_position() for ax in panels]
+    assert bar.x0 > max(b.x1 for b in boxes)
+    assert bar.y0 <= min(b.y0 for b in boxes) + 1e-6 and bar.y1 >= max(b.y1 for b in boxes) - 1e-6
+    assert bars[0].get_ylim() == pytest.approx((0, 0.4))
+    assert all(ax.collections[0].get_clim() == pytest.approx((0, 0.4)) for ax in panels)
+
+
 def test_quality_panel_titles_of_long_dataset_names_do_not_run_into_each_other():
     recs = [r for d in LONG[1:] for c in ("none", "jpeg:quality=10")
             for r in records(eval_axes(dataset=d, eval_dataset=d, size=20_000, corruption=c), {(1000, None): 0.4})]

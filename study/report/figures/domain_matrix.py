@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, is_single,
@@ -20,6 +22,7 @@ from study.report import style
 NAME = "domain_matrix"
 TITLE = "Domain: pretraining dataset x evaluation dataset, linear top-1 (paper: arXiv v1 Table 1)"
 MAX_ROW_WIDTH = 16.0  # inches of panels side by side (index.html shows a figure at most 1200 px wide)
+COLOUR_BAR = 1.0  # inches right of the panels for the colour bar every panel shares
 
 
 def _matrix_size(planned: pd.DataFrame):
@@ -63,6 +66,16 @@ def _choose(lin: pd.DataFrame, planned_size=None):
         lin = lin[lin["labeled_size"].map(size_key) == best]
         lab_note = "largest labeled size of each evaluation dataset"
     return lin, f"{size_note}, {lab_note}", size
+
+
+def _colour_bar(fig, panels, vmax: float) -> None:
+    """One colour bar for every panel (they share the scale 0..vmax), right of them all and as tall as their rows,
+    not beside the last panel (mid-figure where the last row of panels is short)."""
+    boxes = [ax.get_position() for ax in panels]
+    right, bottom, top = max(b.x1 for b in boxes), min(b.y0 for b in boxes), max(b.y1 for b in boxes)
+    inch = 1 / fig.get_figwidth()
+    cax = fig.add_axes((right + 0.25 * inch, bottom, 0.15 * inch, top - bottom))
+    fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap="Greys"), cax=cax, label="top-1")
 
 
 def _crosses_domains(rows: pd.DataFrame) -> bool:
@@ -120,8 +133,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     per_row = max(1, min(len(methods), int((MAX_ROW_WIDTH - names) // panel)))
     n_rows = math.ceil(len(methods) / per_row)
     height = 0.9 * len(rows) + 1.0 + 0.075 * max(len(str(e)) for e in cols)  # the cells, then the column names
-    fig, grid_axes = plt.subplots(n_rows, per_row, figsize=(names + panel * per_row + 1.0, height * n_rows),
-                                  squeeze=False)
+    width = names + panel * per_row + COLOUR_BAR
+    fig, grid_axes = plt.subplots(n_rows, per_row, figsize=(width, height * n_rows), squeeze=False)
+    vmax = max(1e-9, float(np.nanmax(lin["mean"])) if lin["mean"].notna().any() else 1.0)
     panels = list(grid_axes.flat[:len(methods)])
     for ax in grid_axes.flat[len(methods):]:
         fig.delaxes(ax)
@@ -143,9 +157,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         grid["planned"] = [(d, e) in wanted or not has_plan for d, e in zip(grid["dataset"], grid["eval_dataset"])]
         out.append(grid)
         matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
-        sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0,
-                    vmax=max(1e-9, float(np.nanmax(lin["mean"])) if lin["mean"].notna().any() else 1.0),
-                    cbar=ax is panels[-1], linewidths=0.5, linecolor="white", cbar_kws={"label": "top-1"})
+        sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0, vmax=vmax,
+                    cbar=False, linewidths=0.5, linecolor="white")
         for i, d in enumerate(rows):
             for j, e in enumerate(cols):
                 blank = np.isnan(matrix.iloc[i, j]) and has_plan and (d, e) not in wanted  # not in the grid
@@ -159,7 +172,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_xlabel("evaluation dataset")
         ax.set_ylabel("pretraining dataset" if first else "")
         ax.set_title(f"{method}" if method else "")
-    style.tight_layout(fig)
+    style.tight_layout(fig, rect=(0, 0, 1 - COLOUR_BAR / width, 1))
+    _colour_bar(fig, panels, vmax)
     data = pd.concat(out, ignore_index=True)
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
                              f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); "
