@@ -720,6 +720,27 @@ def test_quality_orders_corruptions_as_the_grid_does_else_by_parameter_value():
                                                                      for c in grid_order[1:]]
 
 
+def test_quality_panels_run_in_the_grids_dataset_order_then_by_pretraining_size():
+    """Panels by the plan's dataset order (zeta before alpha where the grid lists it first; by name without a
+    plan), a dataset's pretraining sizes smallest first: not the order the results come in."""
+    recs = []
+    for ds, size in (("alpha", 50_000), ("zeta", 125_000), ("zeta", 50_000), ("alpha", 125_000)):
+        for corr, v in (("none", 0.5), ("jpeg:quality=10", 0.4)):
+            recs += records(eval_axes(dataset=ds, eval_dataset=ds, size=size, corruption=corr), {(1000, None): v})
+    table = table_of(recs)
+
+    def panels(data):
+        return list(dict.fromkeys(zip(data["dataset"], data["size"])))
+
+    _, data = quality.draw(table)
+    assert panels(data) == [("alpha", 50_000), ("alpha", 125_000), ("zeta", 50_000), ("zeta", 125_000)]
+    jobs = table.drop_duplicates("job_id").assign(stage="evaluate")
+    planned = jobs.set_index("dataset").loc[["zeta", "alpha"]].reset_index()
+    fig, data = quality.draw(table, planned)
+    assert panels(data) == [("zeta", 50_000), ("zeta", 125_000), ("alpha", 50_000), ("alpha", 125_000)]
+    assert [ax.get_title().split()[0] for ax in fig.axes[:4]] == ["zeta", "zeta", "alpha", "alpha"]
+
+
 def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
     """A cell the grid never plans (scratch at 10k labels; fine-tuning at 1k; a pooled set on a dataset it does not
     pool) is blank, as the figures leave it; '—' is only a planned cell without a value."""
