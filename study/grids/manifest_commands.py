@@ -16,11 +16,20 @@ if TYPE_CHECKING:
     from study.grids.plan import Plan
 
 
-def _env_var(key: str, what: str = "ROOT") -> str:
-    """The shell variable a suggested command reads for dataset `key`'s `what` (`$IMAGENET_ROOT`; `$_2D_ROOT` for
-    key `2d`: `$2D_ROOT` would be `$2` then `D_ROOT` in a shell)."""
-    word = re.sub(r"[^A-Za-z0-9]", "_", key).upper()
-    return "$" + ("_" if word[:1].isdigit() else "") + word + "_" + what
+def _env_words(keys) -> dict[str, str]:
+    """Each dataset key -> the word its suggested commands' shell variables start with (`$IMAGENET_ROOT`): the key
+    upper-cased, other characters as `_`, a `_` first where it starts with a digit (`$2D_ROOT` would be `$2` then
+    `D_ROOT` in a shell); `_2`, `_3`, ... after a word an earlier key already has (`a-b` and `a_b`: `$A_B_ROOT` and
+    `$A_B_2_ROOT`, not one variable for two datasets' roots)."""
+    words: dict[str, str] = {}
+    for key in keys:
+        word = re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+        word = ("_" if word[:1].isdigit() else "") + word
+        taken, n = set(words.values()), 1
+        while (word if n == 1 else f"{word}_{n}") in taken:
+            n += 1
+        words[key] = word if n == 1 else f"{word}_{n}"
+    return words
 
 
 def _split(name: str, reader: str | None) -> str:
@@ -82,6 +91,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
     def fmt(ns: set[int]) -> str:
         return ",".join(format_count(n) for n in sorted(ns))
 
+    words = _env_words([*grid.datasets, *(n for n in needed if n not in grid.datasets)])
     out: dict[str, str] = {}
     # what a command reads first: builds, then pools (of built manifests), then corruptions (of either)
     for name, kind in sorted(needed.items(), key=lambda item: COMMAND_ORDER.get(item[1], 2)):
@@ -96,7 +106,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             ds = by_train.get(name) if kind == "train" else by_test.get(name)
             reader = (ds.reader if ds else None) or "READER"
             key = ds.key if ds else name  # the dataset's key names its shell variables
-            root = _env_var(key)
+            root = f"${words[key]}_ROOT"
             split = _split(name, reader)
             cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
             if kind == "train" and reader in PAPER_READERS:
@@ -109,6 +119,6 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
             if name in taxonomy and reader != "inat21":  # one file for both splits of a dataset
-                cmd += f' --taxonomy "{_env_var(key, "TAXONOMY")}"'
+                cmd += f' --taxonomy "${words[key]}_TAXONOMY"'
             out[name] = cmd
     return out

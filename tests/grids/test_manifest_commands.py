@@ -92,3 +92,17 @@ def test_a_build_commands_shell_variables_read_as_one_name_for_a_key_that_starts
     words = subprocess.run(["bash", "-c", f"printf '%s\\n' {command}"], env=env, capture_output=True, text=True,
                            check=True).stdout.split()
     assert words[words.index("--root") + 1] == "/data/2d" and words[-1] == "/data/2d.csv"
+
+
+def test_two_dataset_keys_that_spell_one_shell_word_get_two_root_variables(write_grid):
+    """Keys `a-b` and `a_b` both read as `A_B`: the second's variables are `$A_B_2_ROOT` (one `$A_B_ROOT` would
+    build both datasets' manifests from one root)."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """)
+    g.write_text(g.read_text().replace("  alpha:", "  a-b:").replace("  beta:", "  a_b:")
+                 .replace("[alpha, beta]", "[a-b, a_b]"))
+    commands = plan_grid(g).manifests()
+    assert '--root "$A_B_ROOT"' in commands["alpha_train"] and '--root "$A_B_ROOT"' in commands["alpha_val"]
+    assert '--root "$A_B_2_ROOT"' in commands["beta_train"] and '--root "$A_B_2_ROOT"' in commands["beta_val"]
