@@ -108,6 +108,10 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
             seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
             if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # concat: both encoders' features, twice as wide
                 seconds += encoders * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+                if protocol == "granularity" and sec.get("per_level"):
+                    notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
+                              f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "
+                              f"classes (iNat21's seven levels: ~1.6x the species probe)")
             elif protocol in PROBE_PROTOCOLS and ds:
                 notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
                           f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")

@@ -394,6 +394,28 @@ def test_cost_model_probes_by_labeled_rows_and_classes(write_grid):
         "classes for their cost (labeled rows x classes / probe_rate)"]
 
 
+def test_the_estimate_notes_that_per_level_granularity_probes_count_the_finest_levels_classes_only(write_grid):
+    """per_level fits a probe per taxonomy level: counted at `classes` (the finest level), which the note says (the
+    estimate cannot know the coarser levels' counts); the paper's mapped-up granularity fits one probe, no note."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, train_images: 4000, test_images: 1000, classes: 10}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: granularity, labeled_sizes: [1000], levels: [genus, species]}
+    """, base=False)
+    assert not [n for n in plan_grid(g).estimate["notes"] if "per_level" in n]
+    g.write_text(g.read_text().replace("levels: [genus, species]}", "levels: [genus, species], "
+                                                                      "params: {per_level: true}}"))
+    assert [n for n in plan_grid(g).estimate["notes"] if "per_level" in n] == [
+        "granularity per_level on 'alpha': its probes counted at the finest level's 10 classes only; each coarser "
+        "level's probe adds the cost of its own classes (iNat21's seven levels: ~1.6x the species probe)"]
+
+
 def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("name: mine\ncost:\n  probe_rate: 2.5e5\n")
