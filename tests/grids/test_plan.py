@@ -68,6 +68,16 @@ def test_paper_grids_plan(grid, pretrain, evaluate, by_protocol, profile):
     assert plan.estimate["gpu_hours"] >= 0 and plan.estimate["wall_hours"] > 0
 
 
+@pytest.mark.parametrize("profile", ["grids/profiles/local.yaml", "grids/profiles/ci.yaml"])
+def test_a_cpu_profile_counts_as_many_slots_as_its_node_runs_jobs_at_once(profile):
+    """Without GPUs a stage's jobs share the node's CPUs: the wall-time estimate's slots (max_parallel_jobs) are the
+    node's CPUs over a job's, not every job of a stage at once."""
+    p = load_profile(profile)
+    assert p.gpus_per_node == 0
+    for stage in ("pretrain", "evaluate"):
+        assert p.max_parallel_jobs == p.cpus_per_node // p.stages[stage]["cpus"]
+
+
 def test_data_quality_grid_pretrains_on_corrupted_manifests_and_probes_clean():
     plan = plan_grid("grids/data_quality.yaml")
     pre = {j.axes["corruption"]: j.config["pretrain"]["manifest"] for j in plan.by_stage("pretrain")}
