@@ -8,8 +8,9 @@ per GPU per backbone and kind of work) and overheads come from the profile's `co
                    `finetune.steps` (and no evaluate `epochs`) steps x the batch (at most that size); + the test
                    images (scored once per size); rate `finetune`
 - linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
-  plus `probe_min` per labeled size; linear, granularity and concat also encoders x classes x the sum of the
-  labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes), for a dataset that gives `classes`
+  plus `probe_min` per labeled size; linear, granularity and concat also feature width / 2048 (both encoders'
+  for concat) x classes x the sum of the labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes x
+  width; the rate is measured at 2048-d), for a dataset that gives `classes`
 Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images` (noted, as a
 test set counted without `test_images` is).
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
@@ -45,6 +46,7 @@ FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extr
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512}
+PROBE_RATE_DIM = 2048  # the feature width a profile's probe_rate is measured at (a probe's cost grows with it)
 FEATURE_BYTES = 4
 # vectors the size of a probe's weights that study.evaluate.linear holds at once: L-BFGS's history (20 pairs), its
 # gradients, direction and line-search copies (about 10), and train_probe's fit per weight decay (6 by default)
@@ -54,8 +56,9 @@ KNN_BLOCK_ROWS = 2048  # study.evaluate.knn.rows_per_block's most test rows a bl
 PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
-def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
-    """Estimated wall-clock hours of `job` (its GPUs all busy)."""
+def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> float:
+    """Estimated wall-clock hours of `job` (its GPUs all busy); `pretrain`: the plan's pretraining jobs by id, whose
+    backbones tell a probe's feature width (an encoder not among them counts as resnet50's 2048)."""
     axes = job.axes
     gpus = max(1, job.resources.gpus * job.resources.nodes)
     backbone = axes.get("backbone") or "resnet50"
@@ -106,8 +109,10 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> float:
             encoders = max(1, len(job.config.get("encoders") or []))
             images = encoders * (max(sizes) + test)
             seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
-            if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # concat: both encoders' features, twice as wide
-                seconds += encoders * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+            if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
+                dim = sum(_feature_dim(enc, _layer(sec), pretrain, notes)
+                          for enc in job.config.get("encoders") or [""])
+                seconds += dim / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
                 if protocol == "granularity" and sec.get("per_level"):
                     notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
                               f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "
@@ -240,7 +245,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
                   f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): {remedy}")
     for job in jobs:
-        h = job_hours(job, grid, cost, notes)
+        h = job_hours(job, grid, cost, notes, pretrain)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})
         st["jobs"] += 1
         st["gpu_hours"] += h * job.resources.gpus * job.resources.nodes

@@ -183,7 +183,7 @@ def test_cost_model_reads_a_step_budget_without_batch_and_the_fine_tuning_epochs
 
 
 def cost_hours(job, plan):
-    return job_hours(job, plan.grid, plan.profile.cost, set())
+    return job_hours(job, plan.grid, plan.profile.cost, set(), {j.id: j for j in plan.by_stage("pretrain")})
 
 
 def _evaluation_hours(write_grid, entries: str, pretrain: str = "epochs: 1", size: int = 100,
@@ -385,14 +385,15 @@ def test_cost_model_probes_by_labeled_rows_and_classes(write_grid):
                      job_overhead_min=0.0, probe_min=1.0, probe_rate=1e6)
     plan = plan_grid(g, Profile(cost=cost))
     hours = {(j.axes["protocol"], j.axes["eval_dataset"]): cost_hours(j, plan) for j in plan.by_stage("evaluate")}
-    # linear: (4000 (all) + 1000 test) / 1000/s + 2 probes x 1 min + 10 classes x (1000 + 4000) rows / 1e6/s
-    assert hours["linear", "alpha"] == pytest.approx((5 + 120 + 10 * 5000 / 1e6) / 3600)
+    # linear: (4000 (all) + 1000 test) / 1000/s + 2 probes x 1 min + 10 classes x (1000 + 4000) rows / 1e6/s, the
+    # rate's at 2048-d features: resnet18's 512 a quarter of that
+    assert hours["linear", "alpha"] == pytest.approx((5 + 120 + 512 / 2048 * 10 * 5000 / 1e6) / 3600)
     # beta: no train_images, so `all` counts the default 50,000; 10,000 classes
-    assert hours["linear", "beta"] == pytest.approx(((50_000 + 1000) / 1000 + 120 + 10_000 * 51_000 / 1e6) / 3600)
+    assert hours["linear", "beta"] == pytest.approx(((50_000 + 1000) / 1000 + 120 + 10_000 * 51_000 / 4e6) / 3600)
     # kNN fits no probe: its fixed part only
     assert hours["knn", "beta"] == pytest.approx(((50_000 + 1000) / 1000 + 120) / 3600)
-    # concat: two encoders' features, probed on alpha's 10 classes
-    assert hours["concat", "alpha"] == pytest.approx((2 * 2000 / 1000 + 60 + 2 * 10 * 1000 / 1e6) / 3600)
+    # concat: two encoders' features (2 x 512 wide), probed on alpha's 10 classes
+    assert hours["concat", "alpha"] == pytest.approx((2 * 2000 / 1000 + 60 + 1024 / 2048 * 10 * 1000 / 1e6) / 3600)
     assert not [n for n in plan.estimate["notes"] if "classes" in n]
     g.write_text(g.read_text().replace(", classes: 10000}", "}"))  # unknown classes: the fixed part, and a note
     plan = plan_grid(g, Profile(cost=cost))

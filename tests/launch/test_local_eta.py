@@ -47,7 +47,8 @@ def test_the_estimates_are_the_plans_cost_model(tmp_path):
     eta = Eta.of_plan(plan, plan.jobs)
     assert set(eta.estimated) == {j.id for j in plan.jobs}
     for job in plan.jobs:
-        assert eta.estimated[job.id] == pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set()))
+        assert eta.estimated[job.id] == pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set(),
+                                                                         {j.id: j for j in plan.by_stage("pretrain")}))
         assert eta.estimated[job.id] > 0
     bare = Eta.of_plan(SimpleNamespace(name="jobs", jobs=plan.jobs, path=None), plan.jobs)  # no cost model: no figure
     bare.finish(plan.jobs[0], 10.0)

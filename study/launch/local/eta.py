@@ -28,7 +28,8 @@ class Eta:
         if getattr(plan, "grid", None) is None or getattr(plan, "profile", None) is None:
             return cls({})
         notes: set[str] = set()  # `study plan` said them
-        return cls({j.id: 3600 * job_hours(j, plan.grid, plan.profile.cost, notes) for j in jobs})
+        pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
+        return cls({j.id: 3600 * job_hours(j, plan.grid, plan.profile.cost, notes, pretrain) for j in jobs})
 
     def finish(self, job: Any, seconds: float) -> None:
         """Record that `job` (run here) took `seconds`."""
