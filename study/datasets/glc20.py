@@ -236,4 +236,5 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
 # the splits `study plan` suggests for a grid's train / test manifests (ours): the US part alone, one land-cover
 # scheme (NLCD) and about the paper's 1.1M images; `train`/`test` would merge France's OSO codes into the same classes
 read_glc20.suggested_splits = {"train": "us_train", "test": "us_test"}
+read_glc20.splits = ("train", "test", "us_train", "fr_train", "us_test", "fr_test")  # a manifest name's tail names one
 read_glc20.options = ("label_rule", "channels")  # the ReaderOptions it reads (study.datasets.base.reader_options)

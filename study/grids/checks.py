@@ -373,6 +373,13 @@ def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
             + f": {_delete(test)} and rebuild it with --classes-from {train}"
             + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
                                            "are then left out, as no probe could name them)"))
+    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")) if train and test else ():
+        a, b = meta(train).get(key), meta(test).get(key)
+        if a is not None and b is not None and a != b:  # GLC20's: equal class names, other labels or pixels
+            show = (lambda v: ",".join(map(str, v))) if key == "channels" else str
+            problems.append(f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test "
+                            f"sets of an evaluation) are read with {flag} {show(a)} and {show(b)}: {_delete(test)} "
+                            f"and rebuild it with {flag} {show(a)} --classes-from {train}")
     return problems
 
 
@@ -482,6 +489,16 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
     return out
 
 
+# readers whose train and test splits may name one file, with what to do then: an image folder without a folder per
+# split, GLC20 occurrence tables of one's own that list an occurrence in both
+SHARED_FILE_READERS = {
+    "imagefolder": "build the test manifest from another split (an image folder without a folder per split gives "
+                   "every --split the whole tree)",
+    "glc20": "leave the train table's occurrences out of the test table (occurrences_<region>_test.csv) and build "
+             "the test manifest again",
+}
+
+
 def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
     """Each (train, test) manifest pair of an evaluation where test images are among the labeled images its jobs
     train on (one root, one relative path: e.g. an image folder without split folders, which gives every --split
@@ -499,7 +516,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         if not train or not test:
             continue
         root = meta(train).get("root")
-        if meta(train).get("dataset") != "imagefolder" or not root or root != meta(test).get("root"):
+        if meta(train).get("dataset") not in SHARED_FILE_READERS or not root or root != meta(test).get("root"):
             continue  # the other readers' splits are their own files (and their paths are read only for this)
         n_train = meta(train)["num_images"]
         sizes = sec.get("labeled_sizes") or ["all"]
@@ -521,9 +538,8 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         where = f"{plan.path}:{ds.line}" if ds is not None else _at(plan, job, "test_manifest")
         out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
                    f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
-                   f"it would score images it trained on, and stops on them after its pretraining; build the test "
-                   f"manifest from another split (an image folder without a folder per split gives every --split the "
-                   f"whole tree)")
+                   f"it would score images it trained on, and stops on them after its pretraining; "
+                   + SHARED_FILE_READERS[meta(train)["dataset"]])
     return out
 
 

@@ -34,12 +34,17 @@ def _env_words(keys) -> dict[str, str]:
 
 def _split(name: str, reader: str | None) -> str:
     """The split a build command names for manifest `name`: its `_train`/`_val`/`_test` suffix, through the
-    reader's `suggested_splits` (GLC20: the US part)."""
+    reader's `suggested_splits` (GLC20: the US part), unless the name ends with one of the reader's own `splits`
+    that names more (`fr_train`: GLC20's French part)."""
     from study.datasets import DATASETS
 
     tail = name.rsplit("_", 1)[-1]
     split = tail if tail in ("train", "val", "test") else "SPLIT"
-    suggested = getattr(DATASETS.get(reader), "suggested_splits", {}) if reader in DATASETS else {}
+    reader_fn = DATASETS.get(reader) if reader in DATASETS else None
+    for own in getattr(reader_fn, "splits", ()):
+        if own not in ("train", "val", "test") and (name == own or name.endswith("_" + own)):
+            return own
+    suggested = getattr(reader_fn, "suggested_splits", {})
     return suggested.get(split, split)
 
 

@@ -215,6 +215,19 @@ def _drop_classes(index: Index, names: list[str], where: str) -> None:
     index.labels = (np.cumsum(~gone) - 1)[index.labels[~gone[index.labels]]]
 
 
+def check_same_reading(reading: dict, source: str, source_meta: dict, where: str) -> None:
+    """StudyError where `reading` (an index's info, or the flags given) takes labels or image channels (GLC20's
+    `label_rule`, `channels`) otherwise than manifest `source` records: the same class names would then mean other
+    labels, or a probe would be scored on other channels than it trained on (`study plan` checks an evaluation's
+    pair the same way)."""
+    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")):
+        ours, theirs = reading.get(key), source_meta.get(key)
+        if ours is not None and theirs is not None and ours != theirs:
+            show = (lambda v: ",".join(map(str, v))) if key == "channels" else str
+            raise StudyError(f"--classes-from {source}: {where} is read with {flag} {show(ours)} but {source} with "
+                             f"{flag} {show(theirs)}: build it with {flag} {show(theirs)}")
+
+
 def check_same_taxonomy(index: Index, source: str, source_levels: list[str], where: str) -> None:
     """StudyError naming the first class whose value at a taxonomy level differs between `index` (labels already
     those of manifest `source`) and `source`, at the levels both have: granularity maps a classifier trained on one
@@ -251,10 +264,15 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
             raise StudyError(f"{flag} applies to {', '.join(takers) or 'no reader'} only, not {cfg.dataset}")
     source = load_intact_meta(cfg.classes_from, "--classes-from") if cfg.classes_from is not None else None
     classes = source["class_names"] if source is not None else None
+    if source is not None:  # the flags given, before hours of indexing; the reader's defaults once it has run
+        given = {"label_rule": cfg.label_rule, "channels": None if cfg.channels is None else list(cfg.channels)}
+        check_same_reading(given, cfg.classes_from, source, f"{cfg.dataset} {cfg.split}")
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
+    if source is not None:
+        check_same_reading(index.info, cfg.classes_from, source, where)
     aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where,
                                                     cfg.drop_other_classes)
     if taxonomy is not None:

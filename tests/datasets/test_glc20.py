@@ -217,6 +217,31 @@ def test_a_test_split_takes_the_train_splits_classes(tmp_path, monkeypatch):
                                    classes_from="own"))
 
 
+def test_a_test_split_must_take_the_label_rule_and_channels_of_its_classes_from(tmp_path, monkeypatch):
+    """Land-cover classes are named by code under both land-cover rules: a test split built with the default rule
+    from a `landcover_mode` train split would list its classes and label otherwise (or read other channels)."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")
+    glc = tmp_path / "glc"
+    build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_train", name="tr", label_rule="landcover_mode",
+                               channels=(3, 1, 2)))
+    with pytest.raises(StudyError, match="--classes-from tr: glc20 us_test is read with --label-rule "
+                                         "landcover_center but tr with --label-rule landcover_mode"):
+        build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr"))
+    with pytest.raises(StudyError, match="read with --channels 0,1,2 but tr with --channels 3,1,2"):
+        build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr",
+                                   label_rule="landcover_mode"))
+    with pytest.raises(StudyError, match="read with --label-rule species but tr"):  # given: before indexing
+        build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "absent", split="us_test", name="te",
+                                   classes_from="tr", label_rule="species"))
+    build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr",
+                               label_rule="landcover_mode", channels=(3, 1, 2)))
+    assert load_manifest("te").meta["label_rule"] == "landcover_mode"
+
+
 def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypatch):
     """RGB by default (ours; the paper does not say); --channels picks others, e.g. NIR as red."""
     from study.manifests import load_manifest

@@ -67,6 +67,19 @@ def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_
                           "classes") in err
 
 
+def test_a_test_manifest_labelled_or_read_otherwise_than_its_labeled_set_is_refused(tmp_path, monkeypatch, capsys):
+    """GLC20's classes are named by code whatever the label rule: equal class names, yet other labels (and other
+    channels: a probe trained on NIR, scored on RGB)."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"], label_rule="landcover_mode", channels=[3, 1, 2])
+    _fake_manifest(tmp_path, "inat21_val", 100_000, ["a", "b"], label_rule="landcover_center", channels=[0, 1, 2])
+    code, _, err = run_plan_cli(["grids/granularity.yaml"], capsys)
+    assert code == 2
+    assert ("manifests inat21_train and inat21_val (the labeled and test sets of an evaluation) are read with "
+            "--label-rule landcover_mode and landcover_center") in err
+    assert "are read with --channels 3,1,2 and 0,1,2" in err and "rebuild it with --channels 3,1,2" in err
+
+
 def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monkeypatch, capsys, write_grid):
     """Such a job would run no step (with an epoch budget it used to write a random encoder as a finished run)."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
@@ -512,6 +525,36 @@ def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatc
     _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "split", "--split", "val",
            "--name", "alpha_val", "--classes-from", "alpha_train")
     assert run_plan_cli([str(g)], capsys)[0] == 0  # another root: other images
+
+
+def test_check_refuses_glc20_test_occurrences_among_the_labeled_ones(tmp_path, monkeypatch, capsys, write_grid):
+    """One's own GLC20 tables may list an occurrence in both occurrences_fr_train.csv and _test.csv: one patch file,
+    which the evaluation refused only after its encoder's pretraining. The plan names it."""
+    import numpy as np
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    glc = tmp_path / "glc"
+    ids = [10561200 + i for i in range(6)]
+    for i in ids:
+        folder = glc / "patches_fr" / f"{i % 100:02d}" / f"{i // 100 % 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{i}.npy", np.full((8, 8, 5), 11, np.uint8))
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n" + "".join(f"{i};0;0;1\n" for i in ids[:4]))
+    (glc / "occurrences_fr_test.csv").write_text("id;lat;lon\n" + "".join(f"{i};0;0\n" for i in ids[3:]))
+    for split in ("train", "test"):
+        _study("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", f"fr_{split}",
+               "--name", f"alpha_{'val' if split == 'test' else split}")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [4]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [4]}
+    """, pretrain={"optim": "{warmup_epochs: 0}", "batch_size": 2})
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2, err
+    assert ("1 of the 3 test images of manifest alpha_val are among the 4 labeled images of alpha_train an "
+            "evaluation trains on") in err, err
+    assert "leave the train table's occurrences out of the test table" in err
 
 
 def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch, capsys, write_grid):

@@ -106,3 +106,17 @@ def test_two_dataset_keys_that_spell_one_shell_word_get_two_root_variables(write
     commands = plan_grid(g).manifests()
     assert '--root "$A_B_ROOT"' in commands["alpha_train"] and '--root "$A_B_ROOT"' in commands["alpha_val"]
     assert '--root "$A_B_2_ROOT"' in commands["beta_train"] and '--root "$A_B_2_ROOT"' in commands["beta_val"]
+
+def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_grid):
+    """GLC20's build commands suggest the US part; a manifest named `fr_train` got `--split us_train` too, which
+    built the US patches under the French name."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [fr, us]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """, base=False)
+    g.write_text("name: t\ndatasets:\n  fr: {reader: glc20, train: fr_train, test: fr_test}\n"
+                 "  us: {reader: glc20, train: glc20_train, test: glc20_test}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n" + g.read_text())
+    splits = {name: c.split("--split ")[1].split()[0] for name, c in plan_grid(g).manifests().items()}
+    assert splits == {"fr_train": "fr_train", "glc20_train": "us_train", "fr_test": "fr_test",
+                      "glc20_test": "us_test"}
