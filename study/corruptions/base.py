@@ -35,6 +35,7 @@ class Corruption:
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 
+PARSE_EXPECTS = {int: "expected an integer", float: "expected a number"}  # a bad value's words, by Param.parse
 PARAM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -112,7 +113,10 @@ def parse_corruption(text: str) -> CorruptionSpec:
             raise StudyError(f"corruption {text!r}: parameter {key!r} given twice")
         param = corruption.params[key]
         try:
-            value = param.parse(raw.strip())
+            try:
+                value = param.parse(raw.strip())
+            except ValueError as e:  # int's and float's own words name Python's literals, not the parameter
+                raise ValueError(PARSE_EXPECTS[param.parse]) if param.parse in PARSE_EXPECTS else e
             if isinstance(value, float) and not math.isfinite(value):  # float() takes inf, nan and 1e400
                 raise ValueError("not a finite number")
             if isinstance(value, float):

@@ -72,6 +72,22 @@ def _workdir(args: argparse.Namespace):
     return args.workdir or workdir()
 
 
+def _refuse_file_workdir(args: argparse.Namespace) -> None:
+    """StudyError naming the workdir (and whence) when it is a file or lies under one: submit makes folders in it."""
+    import os
+    from pathlib import Path
+
+    from study.errors import StudyError
+
+    wd = Path(_workdir(args))
+    said = "--workdir" if args.workdir else "$STUDY_WORKDIR" if os.environ.get("STUDY_WORKDIR") else "workdir"
+    if wd.exists() and not wd.is_dir():
+        raise StudyError(f"{said} {wd}: exists and is not a folder")
+    file_above = next((p for p in wd.parents if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise StudyError(f"{said} {wd}: cannot be a folder: {file_above} is a file")
+
+
 def run_submit(args: argparse.Namespace) -> int:
     from study.errors import StudyError
 
@@ -82,6 +98,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
+    _refuse_file_workdir(args)
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix

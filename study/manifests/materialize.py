@@ -129,7 +129,7 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
         errors = run_jobs(_write, jobs, workers, "images written", initializer=init_image_reader,
                           initargs=(name, m.meta))
     if errors:
-        raise StudyError(f"{len(errors)} images could not be written:\n  " + "\n  ".join(errors[:20]))
+        raise StudyError(f"{len(errors)} image(s) could not be written:\n  " + "\n  ".join(errors[:20]))
     return total - len(errors), skipped
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from study.cli import count_arg
 from study.quickstart.scale import SCALES
 
+GRID = Path("grids/quickstart.yaml")  # the defaults of --grid and --profile: the repository root's
+PROFILE = Path("grids/profiles/local.yaml")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "as PNG trees, freeze their manifests, plan grids/quickstart.yaml, run every job here "
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
                     "what is missing and reruns the jobs that failed.")
-    p.add_argument("--grid", type=Path, default=Path("grids/quickstart.yaml"), metavar="FILE",
+    p.add_argument("--grid", type=Path, default=GRID, metavar="FILE",
                    help="the grid to run (default: grids/quickstart.yaml of the current folder)")
-    p.add_argument("--profile", type=Path, default=Path("grids/profiles/local.yaml"), metavar="FILE",
+    p.add_argument("--profile", type=Path, default=PROFILE, metavar="FILE",
                    help="the profile `study plan` and `study submit` get (resources and the cost model; default: "
                         "grids/profiles/local.yaml)")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.quickstart import export, fashion_mnist
+from study.quickstart.cli import GRID, PROFILE
 from study.quickstart.scale import (
     DIGITS_LABELED,
     DIGITS_SIZES,
@@ -101,10 +102,10 @@ def _counts(tree: Path) -> tuple[int, int]:
 def run(opts: Options) -> None:
     """Data, manifests and plan; then (unless `prepare_only`) every job here, and the report."""
     t0 = time.monotonic()
-    for flag, path in (("--grid", opts.grid), ("--profile", opts.profile)):  # before minutes of data writing
-        if not path.is_file():
-            raise StudyError(f"{flag} {path}: no such file; run `study quickstart` from the repository's root, or "
-                             f"give {flag}")
+    for flag, path, default in (("--grid", opts.grid, GRID), ("--profile", opts.profile, PROFILE)):  # before the data
+        if not path.is_file():  # the default is the repository root's: elsewhere, say how to reach it
+            how = f"; run `study quickstart` from the repository's root, or give {flag}" if path == default else ""
+            raise StudyError(f"{flag} {path}: no such file{how}")
     from study.grids import load_grid, load_profile
 
     load_grid(opts.grid)  # their errors (file:line) too come before the data

@@ -97,6 +97,8 @@ def test_parse_canonical_and_slug(text, canonical, slug):
     ("jpeg:quality=96", "bad value"),
     ("salt_pepper:fraction=-0.1", "bad value"),
     ("jpeg:quality=5,quality=6", "given twice"),
+    ("jpeg:quality=abc", "^corruption 'jpeg:quality=abc': bad value 'abc' for quality: expected an integer$"),
+    ("salt_pepper:fraction=lots", "bad value 'lots' for fraction: expected a number$"),
 ])
 def test_bad_specs_are_study_errors(text, message):
     with pytest.raises(StudyError, match=message):

@@ -107,6 +107,7 @@ def test_two_dataset_keys_that_spell_one_shell_word_get_two_root_variables(write
     assert '--root "$A_B_ROOT"' in commands["alpha_train"] and '--root "$A_B_ROOT"' in commands["alpha_val"]
     assert '--root "$A_B_2_ROOT"' in commands["beta_train"] and '--root "$A_B_2_ROOT"' in commands["beta_val"]
 
+
 def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_grid):
     """GLC20's build commands suggest the US part; a manifest named `fr_train` got `--split us_train` too, which
     built the US patches under the French name."""

@@ -31,6 +31,23 @@ def test_a_flag_of_the_other_cluster_is_refused_before_the_grid_is_read(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_submit_to_a_workdir_that_is_a_file_names_it_and_whence(env, capsys, monkeypatch, flag):
+    """A file where the workdir goes (given with --workdir, or $STUDY_WORKDIR under a file) is named as the user
+    gave it, not as the first folder inside it that cannot be made; nothing is written."""
+    (env / "g.yaml").write_text(grid_text("g"))
+    (env / "f").write_text("not a folder")
+    if flag:
+        argv, said = ["--workdir", str(env / "f")], f"--workdir {env / 'f'}: exists and is not a folder"
+    else:
+        wd, argv = env / "f" / "wd", []
+        said = f"$STUDY_WORKDIR {wd}: cannot be a folder: {env / 'f'} is a file"
+        monkeypatch.setenv("STUDY_WORKDIR", str(wd))
+    assert main(["submit", str(env / "g.yaml"), "--cluster", "local", *argv]) == 2
+    assert capsys.readouterr().err == f"study: error: {said}\n"
+    assert (env / "f").read_text() == "not a folder"
+
+
 def test_a_slurm_submit_names_a_profile_without_partition_before_a_missing_manifest(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "no-manifests"))
     grid = tmp_path / "g.yaml"

@@ -99,7 +99,7 @@ def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
     blocked = tmp_path / "blocked"
     (blocked / f"{row['path']}.png").mkdir(parents=True)  # a folder where a file goes: that file cannot be written
     code, _, err = cli("manifest", "materialize", "toy_sp", "--out", blocked)
-    assert code == 2 and "1 images could not be written" in err and f"cannot write {blocked}/{row['path']}.png" in err
+    assert code == 2 and "1 image(s) could not be written" in err and f"cannot write {blocked}/{row['path']}.png" in err
     assert not list(blocked.rglob(".*.tmp"))
 
 

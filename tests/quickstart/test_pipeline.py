@@ -145,6 +145,8 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
     assert ("--grid grids/quickstart.yaml: no such file; run `study quickstart` from the repository's root"
             in capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--grid", "mine.yaml"]) == 2  # given, not found:
+    assert capsys.readouterr().err == "study: error: --grid mine.yaml: no such file\n"  # no advice to give --grid
     bad = tmp_path / "profile.yaml"
     bad.write_text("name: mine\npartitoin: x\n")  # a typo in a profile of the user's: said before the data
     assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--profile", str(bad),
