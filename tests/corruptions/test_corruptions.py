@@ -160,6 +160,10 @@ def test_downsampling_is_the_named_resampling_down_then_up():
     want = odd.resize((16, 12), Image.Resampling.BICUBIC).resize((63, 47), Image.Resampling.BICUBIC)
     assert np.array_equal(np.asarray(apply_corruption(parse_corruption("downsample:factor=4"), odd, "k")),
                           np.asarray(want))
+    half = photo(size=(10, 6))  # rounded half to even (2.5 x 1.5 -> 2 x 2), as the docs say: not half up (3 x 2)
+    want = half.resize((2, 2), Image.Resampling.BICUBIC).resize((10, 6), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(apply_corruption(parse_corruption("downsample:factor=4"), half, "k")),
+                          np.asarray(want))
 
 
 def test_jpeg_quality_is_the_encoders_quality():
@@ -188,6 +192,7 @@ def test_spaces_around_names_keys_and_values_are_one_spelling():
     spec = parse_corruption(" downsample : factor = 4 , interpolation = bilinear ")
     assert spec == parse_corruption("downsample:factor=4,interpolation=bilinear")
     assert str(spec) == "downsample:factor=4,interpolation=bilinear"
+    assert parse_corruption("downsample:factor=4, ,interpolation=bilinear") == spec  # a blank item is no item
 
 
 @pytest.mark.parametrize("text", ["jpeg:quality=1", "jpeg:quality=95", "salt_pepper:fraction=0.0",
@@ -197,9 +202,9 @@ def test_the_ends_of_each_parameter_range_are_allowed(text):
 
 
 def test_a_tiny_image_keeps_its_size_under_strong_downsampling():
-    """The small side never rounds to 0 pixels (1 x 3 at factor 4 is 1 x 1 in between)."""
-    img = photo(size=(1, 3))
-    assert apply_corruption(parse_corruption("downsample:factor=4"), img, "k").size == (1, 3)
+    """The small side never rounds to 0 pixels (1 x 3 at factor 4 is 1 x 1 in between), either side."""
+    for size in ((1, 3), (3, 1)):
+        assert apply_corruption(parse_corruption("downsample:factor=4"), photo(size=size), "k").size == size
 
 
 @pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2"])
@@ -212,3 +217,18 @@ def test_an_image_with_alpha_or_a_palette_is_corrupted_as_rgb(text):
         out = apply_corruption(spec, img, "0:a.png")
         assert out.mode == "RGB" and out.size == (48, 40), mode
         assert np.array_equal(np.asarray(out), np.asarray(apply_corruption(spec, img.convert("RGB"), "0:a.png")))
+
+
+def test_the_defaults_are_the_documented_ones():
+    """README and manifests/README.md state these defaults (ours: the paper gives none); a bare name means them."""
+    assert [str(parse_corruption(n)) for n in ("downsample", "jpeg", "salt_pepper")] == \
+        ["downsample:factor=2", "jpeg:quality=10", "salt_pepper:fraction=0.1"]
+    assert parse_corruption("downsample").kwargs["interpolation"] == "bicubic"
+
+
+@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2"])
+def test_a_grayscale_image_stays_grayscale(text):
+    """An L image is corrupted as L (a grayscale JPEG, one value per pixel), not made RGB first."""
+    img = photo().convert("L")
+    out = apply_corruption(parse_corruption(text), img, "0:a.png")
+    assert out.mode == "L" and out.size == img.size

@@ -35,6 +35,8 @@ def test_parse_sizes_drops_repeats_and_empty_parts():
     """`--sizes 5k,5000,10k,`: a size written twice is one size (built once), a trailing comma adds none."""
     assert parse_sizes("5k,5000,10k,") == [5000, 10_000]
     assert parse_sizes(" , ") == []
+    with pytest.raises(StudyError, match=r"^--labeled-sizes: 'ten' is not a size: "):  # the flag named
+        parse_sizes("5k,ten", "--labeled-sizes")
 
 
 def test_table_hash_is_of_the_values_not_of_how_the_arrays_are_laid_out():

@@ -46,6 +46,11 @@ def test_a_pool_without_sizes_has_one_size_of_all_its_images_and_no_labeled_size
     assert cli("manifest", "pool", "plain", "--from", "a:12", "--from", "b:8")[0] == 0
     plain = load_manifest("plain")
     assert (plain.meta["sizes"], plain.meta["labeled_sizes"]) == ([20], [])
+    # its seed (what a corrupted pool's noise is keyed by) is its first source's
+    assert cli("manifest", "pool", "plain_ba", "--from", "b:8", "--from", "a:12")[0] == 0
+    assert (plain.meta["seed"], load_manifest("plain_ba").meta["seed"]) == (0, 1)
+    code, _, err = cli("manifest", "pool", "../plain", "--from", "a:12", "--from", "b:8")
+    assert code == 2 and "bad manifest name '../plain'" in err
 
 
 def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
@@ -70,6 +75,8 @@ def test_corrupted_variant_shares_rows_and_records_spec(build, cli, manifests):
     assert code == 2 and "unknown parameter 'qual'" in err and not (manifests / "x.parquet").exists()
     code, _, err = cli("manifest", "corrupt", "x", "--base", "toy", "--corruption", " none")
     assert code == 2 and "a grid with corruption none reads toy itself" in err and not (manifests / "x.json").exists()
+    code, _, err = cli("manifest", "corrupt", "../x", "--base", "toy", "--corruption", "jpeg")
+    assert code == 2 and "bad manifest name '../x'" in err and not (manifests.parent / "x.json").exists()
 
 
 def test_materialize_is_resumable_and_byte_identical(build, cli, tmp_path):
@@ -111,6 +118,10 @@ def test_materialize_never_counts_another_manifests_images_as_its_own(build, cli
     assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
     code, _, err = cli("manifest", "materialize", "toy_j", "--out", out)
     assert code == 2 and f"--out {out}: holds the images of manifest toy" in err and "not of toy_j" in err
+    build("toy2")  # the same content under another name: its images, and the stamp then names it
+    assert load_manifest("toy2").content_hash == load_manifest("toy").content_hash
+    assert cli("manifest", "materialize", "toy2", "--out", out)[0] == 0
+    assert json.loads((out / ".study-materialize.json").read_text())["manifest"] == "toy2"
     stray = tmp_path / "stray"
     first = sorted(out.rglob("*.png"))[0]
     (stray / first.relative_to(out)).parent.mkdir(parents=True)
@@ -263,6 +274,7 @@ def test_materialize_rewrites_a_png_cut_shorter_than_its_end_chunk(build, cli, t
     files[1].write_bytes(before[files[1]][:5])
     code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
     assert code == 0 and "2 images written, 22 already there" in stdout, err
+    assert "2 to write (2 of them cut short)" in err  # seen as files cut short, not as missing ones
     assert {p: p.read_bytes() for p in sorted(out.rglob("*.png"))} == before
 
 
@@ -497,3 +509,30 @@ def test_a_pool_whose_source_has_classes_a_and_slash_a_is_refused(build, cli, tm
     build("a", "--seed", "0")
     code, _, err = cli("manifest", "pool", "pa", "--from", "places:4", "--from", "a:6")
     assert code == 2 and "class name(s) places/a/airfield would stand for two classes of one source" in err
+
+
+def test_materialize_writes_a_pooled_idx_sources_rows_as_idx_rows(build, cli, tmp_path):
+    """In a pool of an IDX source and an image folder, the IDX rows (`<file>#<i>`) become `<source>/<file>/<i>.png`,
+    by their source's kind (the pool's own kind is `mixed`)."""
+    import gzip
+
+    from study.manifests import materialize as mat
+
+    fm = tmp_path / "fm"
+    fm.mkdir()
+    for stem, n in (("train", 6), ("t10k", 2)):
+        with gzip.open(fm / f"{stem}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + bytes(n * 28 * 28))
+        with gzip.open(fm / f"{stem}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n)))
+    assert cli("manifest", "build", "--dataset", "fashion-mnist", "--root", fm, "--split", "train", "--name", "fm",
+               "--sizes", "6")[0] == 0
+    build("a")
+    code, _, err = cli("manifest", "pool", "fa", "--from", "fm:6", "--from", "a:4")
+    assert code == 0, err
+    m = load_manifest("fa")
+    assert m.meta["kind"] == "mixed" and m.kind_of("fm") == "idx"
+    out = tmp_path / "out"
+    assert mat.materialize("fa", out) == (10, 0)
+    for _, row in m.all().iterrows():
+        assert mat.out_path(out, row["path"], row["source"], idx=row["source"] == "fm").is_file(), row["path"]
