@@ -57,7 +57,8 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     table = counts(plan, states)
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s), workdir {Path(workdir).resolve()}\n")
     if not Path(workdir).is_dir():
-        out.write("(no such folder: nothing was submitted with this workdir; give the one `study submit` used, "
+        what = "a file, not a folder" if Path(workdir).exists() else "no such folder"
+        out.write(f"({what}: nothing was submitted with this workdir; give the one `study submit` used, "
                   "--workdir or $STUDY_WORKDIR)\n")
     out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in STATES) + "\n")
     for stage, row in table.items():

@@ -377,6 +377,9 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
     grid.write_text(grid_text("nowd"))
     code, out, _ = run_cli(["status", str(grid), "--workdir", str(env / "elsewhere")])
     assert code == 0 and f"workdir {env / 'elsewhere'}" in out and "no such folder" in out
+    (env / "afile").write_text("")
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(env / "afile")])
+    assert code == 0 and "(a file, not a folder: nothing was submitted with this workdir" in out
 
 
 def test_cancel_with_a_workdir_nothing_was_submitted_to_says_so_and_creates_nothing(env):
