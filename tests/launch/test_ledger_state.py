@@ -17,7 +17,7 @@ import study.launch.state as state_mod
 from study.errors import StudyError
 from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
-from study.launch.ledger import Ledger
+from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
 from study.launch.select import resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
@@ -48,6 +48,7 @@ def test_replay_keeps_latest_event_per_job_and_ignores_a_torn_last_line(tmp_path
         f.write('{"event": "queued", "batch": "b3", "job": "e1", "slu')  # killed mid-write
     r = led.replay()
     assert r.slurm_ids() == {"p1": "5_0", "p2": "9"}
+    assert r.slurm_folders(["p2"]) == {"9": None}  # sacct is asked of the jobs wanted only
     assert [i["batch"] for i in r.open_intents] == ["b3"]
     assert all(json.loads(line)["at"] for line in led.path.read_text().splitlines()[:-1])
     led.append([{"event": "lost", "batch": "b3"}])  # settled: no longer open
@@ -623,6 +624,32 @@ def test_a_pending_event_without_a_lock_is_live_only_while_its_pid_lives_on_this
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "pending"
     led.append([{"event": "local", "job": "p1", "state": "pending", "pid": os.getpid(), "host": "another-host"}])
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+
+
+def test_an_event_with_an_empty_field_its_kind_is_read_by_is_incomplete():
+    assert complete_event({"event": "local", "job": "p1"}) and not complete_event({"event": "local", "job": ""})
+    assert not complete_event({"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": ""})
+
+
+def test_a_pid_of_another_user_on_this_host_is_alive(tmp_path, monkeypatch):
+    """os.kill(pid, 0) refused (EPERM): the process lives, another user's; its pending job is live."""
+    def refuse(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(state_mod.os, "kill", refuse)
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "pending", "pid": 12345, "host": socket.gethostname()}])
+    assert classify(_jobs()[:1], tmp_path, led.replay())["p1"].state == "pending"
+
+
+def test_only_a_job_whose_unnamed_dependency_failed_is_blocked_not_refused(tmp_path):
+    """--only: a failed dependency not named is the blocked case (reported, nothing raised), not a missing one."""
+    jobs = _jobs()
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "3"}])
+    states = classify(jobs, tmp_path, led.replay(), {"3": "FAILED"})
+    sel = select(jobs, states, retry_failed=True, only={"e1"})
+    assert sel.to_run == [] and sel.skipped["blocked by a failed dependency"] == ["e1"]
 
 
 def test_a_completed_job_whose_result_only_a_fresh_listing_shows_is_done(tmp_path, monkeypatch):

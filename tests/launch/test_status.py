@@ -24,7 +24,7 @@ from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, try_lock
 from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
-from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan
+from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan, results_off_plan
 from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
                                  print_status)
 from study.paths import result_path
@@ -549,6 +549,28 @@ def test_a_job_that_left_the_plan_with_its_result_is_not_live(env, slurm):
     write_result(wd, {"job_id": "old", "stage": "pretrain", "grid": "g", "axes": {},
                       "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
     assert outside_plan(_plan(P1), wd) == (["402"], {})  # 402: no answer, no result: may still be queued
+    Ledger(wd, "g").append([{"event": "queued", "batch": "c", "job": "ended", "slurm_job_id": "403", "folder": "f"}])
+    _sacct(slurm, {"403": "FAILED"})
+    assert outside_plan(_plan(P1), wd) == (["402"], {})  # 403 ended: nothing to cancel
+    assert results_off_plan(_plan(P1), wd) == ["old"]  # 402 and 403 left no result
+
+
+def test_states_of_some_jobs_are_of_those_jobs_only(tmp_path):
+    """`grid_states(plan, workdir, jobs)` answers for `jobs` only (a local command asks of the dependencies it
+    waits for, and takes every live one it is given for a run outside it)."""
+    assert set(grid_states(_plan(P1, P2), tmp_path / "wd", [P2])) == {"p2"}
+
+
+def test_an_unsettled_intents_job_with_a_result_reads_done(tmp_path, monkeypatch):
+    """A result comes first, also for a job of an interrupted submit Slurm cannot be asked about."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no-slurm-here"))
+    wd = tmp_path / "wd"
+    Ledger(wd, "g").append([{"event": "intent", "batch": "b1", "name": "study-g-pretrain-b1", "stage": "pretrain",
+                             "jobs": ["p1", "p2"], "folder": "f"}])
+    write_result(wd, {"job_id": "p1", "stage": "pretrain", "grid": "g", "axes": {},
+                      "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+    states = grid_states(_plan(P1, P2), wd, tolerate_unsettled=True)
+    assert (states["p1"].state, states["p2"].state) == ("done", "pending")
 
 
 def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
