@@ -79,9 +79,12 @@ def locate(folder: str | os.PathLike | None = None, install: bool = True) -> Pat
     named = folder or os.environ.get("STUDY_FASHION_MNIST")
     if named:
         path = Path(named)
+        said = "--fashion-mnist" if folder else "$STUDY_FASHION_MNIST"
+        if not path.is_dir():
+            raise StudyError(f"{said} {path}: no such folder (give the folder that holds the IDX files)")
         missing = _missing(path)
         if missing:
-            raise StudyError(f"{path}: missing Fashion-MNIST file(s) {', '.join(missing)} (gzipped or not)")
+            raise StudyError(f"{said} {path}: missing Fashion-MNIST file(s) {', '.join(missing)} (gzipped or not)")
         return path
     cache = cache_dir()
     for candidate in (INSTALLED, _unpacked(cache)):

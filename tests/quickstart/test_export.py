@@ -57,8 +57,10 @@ def test_digits_tree_is_class_balanced(tmp_path):
 
 
 def test_named_folder_without_files_is_a_clear_error(tmp_path):
-    with pytest.raises(StudyError, match="missing Fashion-MNIST file"):
+    with pytest.raises(StudyError, match=f"^--fashion-mnist {tmp_path}: missing Fashion-MNIST file"):
         fashion_mnist.locate(tmp_path)
+    with pytest.raises(StudyError, match=f"^--fashion-mnist {tmp_path / 'typo'}: no such folder"):
+        fashion_mnist.locate(tmp_path / "typo")
 
 
 def test_a_folder_the_quickstart_did_not_write_is_never_replaced(tmp_path, idx_dir):
@@ -172,7 +174,7 @@ def test_a_folder_named_by_the_environment_is_used_and_must_hold_all_four_files(
     with pytest.raises(StudyError) as e:
         fashion_mnist.locate()
     missing = ", ".join(fashion_mnist.FILES[1:])
-    assert str(e.value) == f"{mine}: missing Fashion-MNIST file(s) {missing} (gzipped or not)"
+    assert str(e.value) == f"$STUDY_FASHION_MNIST {mine}: missing Fashion-MNIST file(s) {missing} (gzipped or not)"
     for f in fashion_mnist.FILES[1:]:
         (mine / f).symlink_to(idx_dir / f)
     assert fashion_mnist.locate() == mine
