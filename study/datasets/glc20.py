@@ -32,6 +32,7 @@ from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, f
 from study.errors import StudyError
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
+SPLITS = ("train", "test", "us_train", "fr_train", "us_test", "fr_test")  # train/test: both regions
 LANDCOVER_CHANNEL = 4
 
 
@@ -186,9 +187,9 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     if len(channels) not in (1, 3) or not all(0 <= c < LANDCOVER_CHANNEL for c in channels):
         raise StudyError(f"glc20: --channels {','.join(map(str, channels))}: name 1 or 3 of the image channels "
                          "0 (R), 1 (G), 2 (B), 3 (NIR), e.g. 0,1,2 or 3,1,2 (false colour)")
+    if split not in SPLITS:
+        raise StudyError(f"glc20: unknown split {split!r} (expected {', '.join(SPLITS)})")
     region, _, part = split.rpartition("_")
-    if part not in ("train", "test") or region not in ("", "fr", "us"):
-        raise StudyError(f"glc20: unknown split {split!r} (expected train, test, us_train, fr_train, us_test, fr_test)")
     regions = [region] if region else ["fr", "us"]
     patterns = patch_patterns(root)
     csvs = [(r, occurrence_file(root, r, part)) for r in regions]
@@ -236,5 +237,5 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
 # the splits `study plan` suggests for a grid's train / test manifests (ours): the US part alone, one land-cover
 # scheme (NLCD) and about the paper's 1.1M images; `train`/`test` would merge France's OSO codes into the same classes
 read_glc20.suggested_splits = {"train": "us_train", "test": "us_test"}
-read_glc20.splits = ("train", "test", "us_train", "fr_train", "us_test", "fr_test")  # a manifest name's tail names one
+read_glc20.splits = SPLITS  # a manifest name's tail may name one (`fr_train`: the French part)
 read_glc20.options = ("label_rule", "channels")  # the ReaderOptions it reads (study.datasets.base.reader_options)

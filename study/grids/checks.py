@@ -373,13 +373,12 @@ def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
             + f": {_delete(test)} and rebuild it with --classes-from {train}"
             + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
                                            "are then left out, as no probe could name them)"))
-    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")) if train and test else ():
-        a, b = meta(train).get(key), meta(test).get(key)
-        if a is not None and b is not None and a != b:  # GLC20's: equal class names, other labels or pixels
-            show = (lambda v: ",".join(map(str, v))) if key == "channels" else str
-            problems.append(f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test "
-                            f"sets of an evaluation) are read with {flag} {show(a)} and {show(b)}: {_delete(test)} "
-                            f"and rebuild it with {flag} {show(a)} --classes-from {train}")
+    from study.manifests.build import reading_differences
+
+    for flag, a, b in reading_differences(meta(train), meta(test)) if train and test else ():
+        problems.append(f"{_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test "
+                        f"sets of an evaluation) are read with {flag} {a} and {b}: {_delete(test)} and rebuild it "
+                        f"with {flag} {a} --classes-from {train}")  # GLC20's: equal class names, other labels or pixels
     return problems
 
 

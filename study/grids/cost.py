@@ -183,8 +183,8 @@ def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]
     pc = pj.config["pretrain"] if pj is not None else {}
     backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"
     if backbone not in FEATURE_DIMS:
-        notes.add(f"backbone {backbone!r}: feature cache counted at resnet50's {FEATURE_DIMS['resnet50']} "
-                  f"features per image (add it to study.grids.cost.FEATURE_DIMS)")
+        notes.add(f"backbone {backbone!r}: feature cache and probes counted at resnet50's "
+                  f"{FEATURE_DIMS['resnet50']} features per image (add it to study.grids.cost.FEATURE_DIMS)")
     width = pc.get("width") if is_num(pc.get("width")) else 64
     dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS["resnet50"]) * width / 64
     if layer.startswith("layer") and layer[5:].isdigit():

@@ -20,15 +20,16 @@ def _env_words(keys) -> dict[str, str]:
     """Each dataset key -> the word its suggested commands' shell variables start with (`$IMAGENET_ROOT`): the key
     upper-cased, other characters as `_`, a `_` first where it starts with a digit (`$2D_ROOT` would be `$2` then
     `D_ROOT` in a shell); `_2`, `_3`, ... after a word an earlier key already has (`a-b` and `a_b`: `$A_B_ROOT` and
-    `$A_B_2_ROOT`, not one variable for two datasets' roots)."""
+    `$A_B_2_ROOT`, not one variable for two datasets' roots), skipping a word another key spells (with a key `a_b_2`
+    too, `a-b` is `$A_B_3_ROOT`: `$A_B_2_ROOT` is `a_b_2`'s)."""
+    spelled = {key: ("_" if key[:1].isdigit() else "") + re.sub(r"[^A-Za-z0-9]", "_", key).upper() for key in keys}
     words: dict[str, str] = {}
-    for key in keys:
-        word = re.sub(r"[^A-Za-z0-9]", "_", key).upper()
-        word = ("_" if word[:1].isdigit() else "") + word
-        taken, n = set(words.values()), 1
-        while (word if n == 1 else f"{word}_{n}") in taken:
+    for key, word in spelled.items():
+        taken, n, ours = set(words.values()), 1, word
+        while ours in taken or n > 1 and ours in spelled.values():
             n += 1
-        words[key] = word if n == 1 else f"{word}_{n}"
+            ours = f"{word}_{n}"
+        words[key] = ours
     return words
 
 

@@ -215,17 +215,28 @@ def _drop_classes(index: Index, names: list[str], where: str) -> None:
     index.labels = (np.cumsum(~gone) - 1)[index.labels[~gone[index.labels]]]
 
 
+def reading_differences(ours: dict, theirs: dict) -> list[tuple[str, str, str]]:
+    """(flag, ours, theirs) as the flag is written, for each of GLC20's `label_rule` and `channels` that both
+    `ours` and `theirs` (manifest metadata, an index's info, the flags given) record, and record otherwise."""
+    out = []
+    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")):
+        a, b = ours.get(key), theirs.get(key)
+        show = (lambda v: ",".join(map(str, v))) if key == "channels" else str  # a tuple and a list: one reading
+        if a is not None and b is not None and show(a) != show(b):
+            out.append((flag, show(a), show(b)))
+    return out
+
+
 def check_same_reading(reading: dict, source: str, source_meta: dict, where: str) -> None:
     """StudyError where `reading` (an index's info, or the flags given) takes labels or image channels (GLC20's
     `label_rule`, `channels`) otherwise than manifest `source` records: the same class names would then mean other
     labels, or a probe would be scored on other channels than it trained on (`study plan` checks an evaluation's
     pair the same way)."""
-    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")):
-        ours, theirs = reading.get(key), source_meta.get(key)
-        if ours is not None and theirs is not None and ours != theirs:
-            show = (lambda v: ",".join(map(str, v))) if key == "channels" else str
-            raise StudyError(f"--classes-from {source}: {where} is read with {flag} {show(ours)} but {source} with "
-                             f"{flag} {show(theirs)}: build it with {flag} {show(theirs)}")
+    differences = reading_differences(reading, source_meta)
+    if differences:
+        flag, ours, theirs = differences[0]
+        raise StudyError(f"--classes-from {source}: {where} is read with {flag} {ours} but {source} with "
+                         f"{flag} {theirs}: build it with {flag} {theirs}")
 
 
 def check_same_taxonomy(index: Index, source: str, source_levels: list[str], where: str) -> None:

@@ -10,6 +10,7 @@ from study.quickstart.scale import SCALES
 GRID = Path("grids/quickstart.yaml")  # the defaults of --grid and --profile: the repository root's
 PROFILE = Path("grids/profiles/local.yaml")
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart", help="the miniature study on Fashion-MNIST and MNIST digits: data, manifests, jobs, report",

@@ -18,8 +18,8 @@ DPI = 150
 
 
 def tight_layout(fig, rect=None) -> None:
-    """`fig.tight_layout(rect=rect)`, without matplotlib's warning where long labels leave it no room: figures are saved with
-    bbox "tight" (`apply`), which keeps every label whole all the same."""
+    """`fig.tight_layout(rect=rect)`, without matplotlib's warning where long labels leave it no room: figures are
+    saved with bbox "tight" (`apply`), which keeps every label whole all the same."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tight layout not applied", category=UserWarning)
         fig.tight_layout(rect=rect)

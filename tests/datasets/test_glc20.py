@@ -53,6 +53,10 @@ def test_bad_inputs(tmp_path):
     make_glc20(tmp_path)
     with pytest.raises(StudyError, match="unknown --label-rule"):
         read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="centre"))
+    for split in ("val", "_train", "de_test"):  # the splits named are the ones `study plan` may suggest
+        with pytest.raises(StudyError, match=rf"unknown split '{split}' \(expected train, test, us_train, fr_train, "
+                                             r"us_test, fr_test\)"):
+            read_dataset("glc20", tmp_path, split)
     with pytest.raises(StudyError, match="occurrences_fr_test.csv"):
         read_dataset("glc20", tmp_path, "fr_test")
     csv = tmp_path / "occurrences_us_train.csv"

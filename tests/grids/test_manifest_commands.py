@@ -121,3 +121,12 @@ def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_gri
     splits = {name: c.split("--split ")[1].split()[0] for name, c in plan_grid(g).manifests().items()}
     assert splits == {"fr_train": "fr_train", "glc20_train": "us_train", "fr_test": "fr_test",
                       "glc20_test": "us_test"}
+
+
+def test_a_suffixed_shell_word_is_not_one_another_key_spells():
+    """With keys `a_b`, `a-b` and `a_b_2`, `a-b`'s `_2` would be `a_b_2`'s own `$A_B_2_ROOT`: one variable for two
+    datasets' roots (`a_b_2`'s then `$A_B_2_2_ROOT`, which nobody would guess)."""
+    from study.grids.manifest_commands import _env_words
+
+    assert _env_words(["a_b", "a-b", "a_b_2"]) == {"a_b": "A_B", "a-b": "A_B_3", "a_b_2": "A_B_2"}
+    assert _env_words(["2d", "_2d", "a"]) == {"2d": "_2D", "_2d": "_2D_2", "a": "A"}

@@ -530,7 +530,7 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
     notes = set()
     assert feature_cache_gb(plan.jobs, plan.grid, Profile().cost, notes) * 1e9 == pytest.approx(2 * 2048 * 4 * 2000)
     assert [n for n in notes if "feature cache" in n] == [
-        "backbone 'vit_tiny': feature cache counted at resnet50's 2048 features per image (add it to "
+        "backbone 'vit_tiny': feature cache and probes counted at resnet50's 2048 features per image (add it to "
         "study.grids.cost.FEATURE_DIMS)"]
 
 

@@ -18,7 +18,7 @@ from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists, store
 from study import flock
-from study.manifests.build import BuildConfig, build_manifest
+from study.manifests.build import BuildConfig, build_manifest, check_same_reading
 from study.manifests.sizes import parse_size, parse_sizes
 from study.manifests.store import table_hash
 
@@ -37,6 +37,17 @@ def test_parse_sizes_drops_repeats_and_empty_parts():
     assert parse_sizes(" , ") == []
     with pytest.raises(StudyError, match=r"^--labeled-sizes: 'ten' is not a size: "):  # the flag named
         parse_sizes("5k,ten", "--labeled-sizes")
+
+
+def test_one_reading_is_one_whether_its_channels_are_a_tuple_or_a_list():
+    """BuildConfig's --channels are a tuple, a manifest's metadata a list: the same channels, not a refusal; a
+    manifest that predates a key (None) is not compared on it."""
+    check_same_reading({"label_rule": "landcover_mode", "channels": (3, 1, 2)}, "tr",
+                       {"label_rule": "landcover_mode", "channels": [3, 1, 2]}, "glc20 us_test")
+    check_same_reading({"label_rule": "landcover_mode", "channels": (3, 1, 2)}, "tr", {}, "glc20 us_test")
+    with pytest.raises(StudyError, match=r"^--classes-from tr: glc20 us_test is read with --channels 0,1,2 but tr "
+                                         r"with --channels 3,1,2: build it with --channels 3,1,2$"):
+        check_same_reading({"channels": (0, 1, 2)}, "tr", {"channels": [3, 1, 2]}, "glc20 us_test")
 
 
 def test_table_hash_is_of_the_values_not_of_how_the_arrays_are_laid_out():
