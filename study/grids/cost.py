@@ -77,8 +77,9 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
             batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PRETRAIN_BATCH
             images = float(sec["steps"]) * float(batch)
         else:
-            size = axes.get("size") or grid.datasets[axes["dataset"]].train_images
-            if size is None:
+            ds = grid.datasets[axes["dataset"]]
+            size = axes.get("size") or ds.train_images or (sum(n for _, n in ds.pool) if ds.pool else None)
+            if size is None:  # (a pooled set without one: the images it takes of each source)
                 notes.add(f"pretraining on {axes['dataset']!r} without a size: give datasets.{axes['dataset']}."
                           f"train_images for its estimate (counted as 0 images)")
                 size = 0
