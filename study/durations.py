@@ -19,7 +19,7 @@ def format_clock(seconds: float) -> str:
 
 def eta(remaining: int, done: int, elapsed_s: float) -> str:
     """`, eta 2.5 h`: the time `remaining` units take at this session's rate (`done` units in `elapsed_s`); empty
-    before the first unit of the session or after the last one."""
+    before the first unit of the session or after the last one; at least `1 s` while units remain."""
     if done <= 0 or remaining <= 0:
         return ""
-    return f", eta {format_duration(remaining * elapsed_s / done)}"
+    return f", eta {format_duration(max(1.0, remaining * elapsed_s / done))}"

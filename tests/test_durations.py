@@ -14,6 +14,7 @@ def test_eta_is_the_remaining_units_at_this_sessions_rate():
     assert eta(remaining=1000, done=10, elapsed_s=60) == ", eta 1.7 h"
     assert eta(remaining=5, done=0, elapsed_s=0) == ""  # no rate yet
     assert eta(remaining=0, done=10, elapsed_s=60) == ""  # done
+    assert eta(remaining=1, done=1000, elapsed_s=100) == ", eta 1 s"  # 0.1 s: not "eta 0 s" while one remains
 
 
 def test_format_clock_reads_minutes_and_seconds_then_hours():

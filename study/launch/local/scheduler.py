@@ -308,7 +308,7 @@ class _LocalRun:
         now = time.time()
         todo = [j for j in self.todo if j.id not in self.cancelled]
         left = self.eta.left(todo, [(r.job, now - r.started) for r in self.running.values()], self.workers)
-        return f"; about {format_duration(left)} left" if left else ""
+        return f"; about {format_duration(max(1.0, left))} left" if left else ""  # not "0 s" while jobs remain
 
     def cancel_dependents(self, failed_id: str) -> None:
         """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
