@@ -48,6 +48,7 @@ def test_presets_and_effective_values():
     assert AugmentConfig.from_dict({"jitter_strength": 0.5}).jitter_effective == (0.4, 0.4, 0.4, 0.1)
     byol = AugmentConfig.from_dict({"preset": "byol"})
     assert byol.blur_p == (1.0, 0.1) and byol.solarize_p == (0.0, 0.2) and byol.solarize_threshold == 0.5
+    assert byol.jitter_effective == (0.4, 0.4, 0.2, 0.1) and (byol.jitter_p, byol.grayscale_p) == (0.8, 0.2)  # BYOL
     sup = AugmentConfig.from_dict({"preset": "supervised"})
     assert sup.num_views == 1 and sup.jitter_p == 0 and sup.flip_p == 0.5 and sup.crop == "random_resized"
     ev = AugmentConfig.from_dict({"preset": "eval", "image_size": 32})

@@ -39,6 +39,8 @@ def test_defaults_follow_the_simclr_recipe():
     cfg = PretrainConfig.from_dict({"manifest": "m"})
     assert (cfg.method, cfg.backbone, cfg.batch_size) == ("simclr", "resnet50", 4096)
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.lr_scaling, cfg.optim.weight_decay) == ("lars", 0.3, "linear", 1e-6)
+    assert (cfg.optim.warmup_epochs, cfg.optim.final_lr_fraction, cfg.optim.momentum, cfg.optim.trust_coefficient,
+            cfg.optim.exclude_bias_and_norm) == (10.0, 0.0, 0.9, 0.001, True)  # docs/protocol.md's SimCLR rows
     assert cfg.effective_temperature() == 0.1
     assert PretrainConfig.from_dict({"manifest": "m", "method": "moco"}).effective_temperature() == 0.2
     assert cfg.method_settings["byol"].tau_base == 0.996
@@ -127,6 +129,9 @@ def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_valu
     byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr": 0.3}})
     assert (byol.optim.name, byol.optim.lr, byol.optim.weight_decay) == ("lars", 0.3, 1.5e-6)
     assert PretrainConfig.from_dict(byol.to_dict()) == byol  # the record reads back as the same run
+    # the recipes' own base lrs (docs/protocol.md: BYOL 0.2, supervised 0.1, both x batch/256)
+    assert [PretrainConfig.from_dict({"manifest": "m", "method": m}).optim.lr for m in ("byol", "supervised")] == \
+        [0.2, 0.1]
     sup = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"lr": 0.2}}).optim
     assert (sup.name, sup.lr, sup.weight_decay, sup.warmup_epochs) == ("sgd", 0.2, 1e-4, 5.0)
     # a recipe is one optimizer's: naming another takes none of it (no SGD weight decay on every BN under LARS)

@@ -224,3 +224,12 @@ def test_a_schedule_of_one_step_runs_and_one_all_or_half_warmup_is_refused_or_wa
                                                              "warmup steps of the run's 6 (epochs 2)")
     none = dataclasses.replace(PretrainConfig(manifest="m", batch_size=8), steps=0)
     assert schedule_problems(none, 24) == ("steps: method simclr trains, but steps 0 come to no step", None)
+
+
+def test_warmup_steps_are_warmup_epochs_times_steps_per_epoch_rounded_to_nearest():
+    """SimCLR's `int(round(...))`: 0.9 epochs of 3 steps is 3 warmup steps (2.7 rounded), not 2 (truncated)."""
+    from study.train.config import PretrainConfig
+    from study.train.optim import schedule_steps
+
+    cfg = PretrainConfig(manifest="m", batch_size=8, steps=10, optim=OptimConfig(warmup_epochs=0.9))
+    assert schedule_steps(cfg, 24) == (3, 10, 3)
