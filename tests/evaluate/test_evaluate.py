@@ -967,6 +967,18 @@ def test_a_labeled_size_is_read_from_the_smallest_cached_file_that_covers_it(man
     assert torch.equal(_features(tmp_path / "f", "evtrain", enc, 20).x, before)
 
 
+def test_a_cached_file_of_other_labels_is_extracted_again_not_read(manifests, encoder_file, tmp_path):
+    """A cached file whose labels are not those of the rows asked for (a file copied in from elsewhere) serves
+    nothing: the features are extracted again."""
+    enc = encoder_file()
+    first = _features(tmp_path / "f", "evtrain", enc, 20)
+    payload = torch.load(first.info["file"], weights_only=True)
+    payload["labels"] = (payload["labels"] + 1) % 4
+    torch.save(payload, first.info["file"])
+    again = _features(tmp_path / "f", "evtrain", enc, 20)
+    assert not again.info["cached"] and torch.equal(again.y, first.y) and torch.equal(again.x, first.x)
+
+
 def _mapped_file(t: torch.Tensor) -> str | None:
     """The file whose mapping holds t's storage (Linux: /proc/self/maps), None where t is in anonymous memory."""
     ptr = t.untyped_storage().data_ptr()

@@ -259,6 +259,21 @@ def test_chunks_of_other_boundaries_combine_and_a_bad_chunk_ends_them(tmp_path):
     assert not partial.folder.exists() and list(partial.load(50)) == []
 
 
+def test_a_chunk_whose_rows_disagree_with_its_name_ends_them(tmp_path):
+    """A chunk file holding other rows than its name says (another first row, or another count) is not read back:
+    the rows from it on are extracted again."""
+    feats = torch.randn(20, 3)
+    partial = PartialExtraction(tmp_path / "labeled20.pt", "fmt")
+    partial.save(feats[:10], 0)
+    partial.save(feats[10:15], 10)
+    (partial.folder / "rows-10-15.pt").rename(partial.folder / "rows-10-16.pt")  # 5 rows, named 6
+    assert torch.equal(torch.cat(list(partial.load(20))), feats[:10])
+    (partial.folder / "rows-10-16.pt").unlink()
+    partial.save(feats[12:17], 12)
+    (partial.folder / "rows-12-17.pt").rename(partial.folder / "rows-10-15.pt")  # rows 12-17, named 10-15
+    assert torch.equal(torch.cat(list(partial.load(20))), feats[:10])
+
+
 def _extract_in_child(cache_dir, enc, n: int, calls: dict) -> None:
     """A worker process's extraction of labeled(n), saving a chunk after every batch; `calls[k]` runs at its k-th
     forward call (e.g. waits for another worker, or kills this one)."""

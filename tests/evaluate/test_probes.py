@@ -109,6 +109,21 @@ def test_a_probe_too_large_for_one_logits_matrix_is_fit_over_row_chunks(monkeypa
                                                                                        atol=1e-4)
 
 
+def test_row_chunks_are_as_narrow_as_the_wider_of_the_logits_and_the_features(monkeypatch):
+    """A row chunk holds at most CHUNK_LOGITS values of the logits (rows x classes) and of the z-scored features (rows
+    x dims), whichever is wider: more classes than dims in a fit, more dims than classes in scoring."""
+    x, y = blobs(30, 8, 4, 1.0, seed=0)  # 8 classes, 4 dims
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 20)
+    rows = []
+    real = torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: rows.append(len(a[1])) or real(*a, **k))
+    linear.train_probe(x, y, 8, LinearConfig(weight_decays=(1e-4, 1e-2)), seed=0)
+    assert 0 < max(rows) <= 20
+    rows.clear()
+    wide = linear.Probe(torch.zeros(2, 16), torch.zeros(2))  # 2 classes, 16 dims: 10 rows a chunk
+    assert sum(len(b) for b in wide.blocks(torch.randn(100, 16))) == 100 and max(rows) <= 10
+
+
 def test_a_probe_whose_every_weight_decay_diverged_says_so():
     x, y = blobs(10, 4, 8, 1.0, seed=0)
     x[:, 0] = float("nan")  # features the extraction now refuses: here the probe meets them anyway
@@ -282,6 +297,12 @@ def test_granularity_of_a_diverged_classifier_is_missing():
     genus, _ = granularity.level_map([table], ["genus"], 4, "t")
     nan = torch.full((3, 4), float("nan"))
     assert math.isnan(granularity.mapped_top1(ranks_of(nan), torch.tensor([0, 1, 2]), genus))
+
+
+def test_granularity_of_no_test_row_is_missing_not_a_division_by_zero():
+    """mapped_top1 of no row is NaN, as ranking.hit_rate's."""
+    genus = torch.tensor([0, 0, 1, 1])
+    assert math.isnan(granularity.mapped_top1(ranks_of(torch.zeros(0, 4)), torch.zeros(0, dtype=torch.long), genus))
 
 
 def test_a_levels_top5_counts_every_top1_hit():

@@ -799,9 +799,27 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
         - protocol: linear
           labeled_sizes: [10, 0]
     """, "labeled_sizes:", "stages.evaluate[0].labeled_sizes: expected a count >= 1, got 0 (or all)"),
+    ("""
+    axes: {method: [simclr, byol], dataset: [alpha, beta]}
+    zip: [[method]]
+    stages: {}
+    """, "zip:", "zip: a group needs two or more axes"),
+    ("""
+    axes: {method: [simclr, byol], dataset: [alpha]}
+    exclude:
+      - {method: byol, dataset: []}
+    stages: {}
+    """, "method: byol", "exclude.dataset: an empty list matches nothing"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: finetune, labeled_sizes: [10, 20], split_labeled_sizes: 1}
+    """, "split_labeled_sizes", "stages.evaluate[0].split_labeled_sizes: expected true or false"),
 ], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
         "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group",
-        "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero"])
+        "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero", "zip-group-of-one",
+        "empty-list-in-a-rule", "split-not-a-bool"])
 def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
     """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
     planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""
@@ -823,8 +841,10 @@ def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, n
     # `study manifest pool` refuses a pool among its sources: the plan printed a command that could never run
     ("mix: {train: mix_train, pool: {alpha: 10, mix: 10}}", "mix:",
      "datasets.mix.pool: 'mix' is itself a pool; pool its sources instead"),
+    # a concatenation's axes join two values with '|' (`alpha|beta`): a key holding one would read as a pair
+    ("'a|b': {train: ab_train}", "a|b", "datasets: bad key 'a|b' (a word; pooled sets join keys with '+')"),
 ], ids=["classes-zero", "pool-of-one", "pool-source-without-train", "pool-source-unknown",
-        "pool-of-itself"])
+        "pool-of-itself", "key-with-a-bar"])
 def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, message):
     g = write_grid(f"""
     name: t

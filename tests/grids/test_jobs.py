@@ -3,7 +3,7 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import Job, plan_grid
-from study.grids.jobs import id_config
+from study.grids.jobs import id_config, value_line
 from study.grids.render import plan_json, plan_table
 from study.hashing import config_hash
 
@@ -243,3 +243,23 @@ def test_granularity_entries_on_disjoint_levels_share_no_cell(write_grid):
     assert [j.config["evaluate"]["levels"] for j in plan.by_stage("evaluate")] == [["genus"], ["species"]]
     with pytest.raises(StudyError, match="same labeled sizes"):
         plan_grid(write_grid(body % "species, genus", name="shared.yaml"))
+
+
+def test_a_value_an_include_rule_takes_from_the_axes_is_named_at_the_axis(write_grid):
+    """An include rule not naming an axis takes that axis's values: a check naming one of a job the rule made points
+    at the axis's line; the values the rule names, at the rule's line."""
+    g = write_grid("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      size: [10, 20]
+    include:
+      - {method: byol}
+    stages: {pretrain: {}}
+    """)
+    plan = plan_grid(g)
+    text = g.read_text().splitlines()
+    size_line, rule_line = (next(i for i, t in enumerate(text, 1) if s in t) for s in ("size: [10", "{method: byol}"))
+    job = next(j for j in plan.by_stage("pretrain") if j.axes["method"] == "byol" and j.axes["size"] == 20)
+    assert value_line(plan.grid, "size", 20, job.axes) == size_line
+    assert value_line(plan.grid, "method", "byol", job.axes) == rule_line

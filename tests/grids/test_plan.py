@@ -724,3 +724,11 @@ def test_plan_repr_is_one_short_line():
     text = repr(plan)
     assert text == ("Plan('data_quantity', 'grids/data_quantity.yaml', 176 jobs: 40 pretrain, 136 evaluate; "
                     "profile 'example_gpu')")
+
+
+def test_table_summary_of_a_pretrain_only_grid_and_a_job_limit_alone(write_grid):
+    """No evaluation: no empty `()` of protocols; a profile limiting jobs but not GPUs says so."""
+    plan = plan_grid(write_grid("axes: {method: [simclr], dataset: [alpha, beta]}\nstages: {pretrain: {}}\n"))
+    assert "grid t: 2 pretrain, 0 evaluate, 2 jobs\n" in plan_table(plan)
+    plan.estimate.update(max_parallel_gpus=None, max_parallel_jobs=3)
+    assert " with 3 jobs at once\n" in plan_table(plan)

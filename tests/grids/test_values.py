@@ -83,7 +83,7 @@ def test_memory_with_a_b_suffix(text, gb):
     assert parse_mem_gb(text) == pytest.approx(gb)
 
 
-@pytest.mark.parametrize("text", [0.4, "0.4m", "10s"])
+@pytest.mark.parametrize("text", [0.4, "0.4m", "10s", 1e-9, "0.00001s"])  # the last two: 0 at 6 decimals
 def test_a_time_limit_under_a_minute_is_one_minute(text):
     """Never 0 minutes (sbatch would take `--time=0` for no limit at all)."""
     assert parse_minutes(text) == 1
