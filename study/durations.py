@@ -11,6 +11,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def format_left(seconds: float) -> str:
+    """A time still to go, as format_duration says it but at least `1 s` (not `0 s` while work remains)."""
+    return format_duration(max(1.0, seconds))
+
+
 def format_clock(seconds: float) -> str:
     """Elapsed time as a clock reads it: `0:07`, `12:34`, `1:02:03` (whole seconds, rounded down)."""
     s = int(max(0.0, seconds))
@@ -19,7 +24,7 @@ def format_clock(seconds: float) -> str:
 
 def eta(remaining: int, done: int, elapsed_s: float) -> str:
     """`, eta 2.5 h`: the time `remaining` units take at this session's rate (`done` units in `elapsed_s`); empty
-    before the first unit of the session or after the last one; at least `1 s` while units remain."""
+    before the first unit of the session or after the last one."""
     if done <= 0 or remaining <= 0:
         return ""
-    return f", eta {format_duration(max(1.0, remaining * elapsed_s / done))}"
+    return f", eta {format_left(remaining * elapsed_s / done)}"

@@ -5,6 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from study.errors import StudyError
+
+
+def refuse_file_for_folder(path: Path, said: str) -> None:
+    """StudyError naming `path` as `said` (`--out`, `$STUDY_WORKDIR`) where it is a file or lies under one: a
+    command that makes folders there would fail inside them instead."""
+    if path.exists() and not path.is_dir():
+        raise StudyError(f"{said} {path}: exists and is not a folder")
+    file_above = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise StudyError(f"{said} {path}: cannot be a folder: {file_above} is a file")
+
 
 def manifests_dir() -> Path:
     """Frozen manifests: `STUDY_MANIFESTS`, else `./manifests`."""

@@ -77,15 +77,10 @@ def _refuse_file_workdir(args: argparse.Namespace) -> None:
     import os
     from pathlib import Path
 
-    from study.errors import StudyError
+    from study.paths import refuse_file_for_folder
 
-    wd = Path(_workdir(args))
     said = "--workdir" if args.workdir else "$STUDY_WORKDIR" if os.environ.get("STUDY_WORKDIR") else "workdir"
-    if wd.exists() and not wd.is_dir():
-        raise StudyError(f"{said} {wd}: exists and is not a folder")
-    file_above = next((p for p in wd.parents if p.exists() and not p.is_dir()), None)
-    if file_above is not None:
-        raise StudyError(f"{said} {wd}: cannot be a folder: {file_above} is a file")
+    refuse_file_for_folder(Path(_workdir(args)), said)
 
 
 def run_submit(args: argparse.Namespace) -> int:

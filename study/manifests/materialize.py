@@ -23,6 +23,7 @@ from study.errors import StudyError
 from study.flock import locked
 from study.manifests.parallel import image_reader, init_image_reader, run_jobs
 from study.manifests.manifest import load_manifest
+from study.paths import refuse_file_for_folder
 
 
 def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
@@ -101,11 +102,7 @@ def materialize(name: str, out: Path, workers: int = 1, subset: int | None = Non
     m = load_manifest(name)
     df = m.subset(subset) if subset is not None else m.all()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise StudyError(f"--out {out}: exists and is not a folder")
-    file_above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if file_above is not None:
-        raise StudyError(f"--out {out}: cannot be a folder: {file_above} is a file")
+    refuse_file_for_folder(out, "--out")
     lock = out / ".study-materialize.lock"
     with locked(lock, f"--out {out}: another `study manifest materialize` is writing this folder ({lock})", wait=False):
         sources = df["source"].tolist() if "source" in df.columns else [None] * len(df)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from study.durations import format_clock, format_duration
+from study.durations import format_clock, format_duration, format_left
 from study.errors import StudyError
 from study.grids.render import job_text
 from study.launch.ledger import Ledger
@@ -308,7 +308,7 @@ class _LocalRun:
         now = time.time()
         todo = [j for j in self.todo if j.id not in self.cancelled]
         left = self.eta.left(todo, [(r.job, now - r.started) for r in self.running.values()], self.workers)
-        return f"; about {format_duration(max(1.0, left))} left" if left else ""  # not "0 s" while jobs remain
+        return f"; about {format_left(left)} left" if left else ""
 
     def cancel_dependents(self, failed_id: str) -> None:
         """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
