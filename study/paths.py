@@ -13,6 +13,8 @@ def refuse_file_for_folder(path: Path, said: str) -> None:
     command that makes folders there would fail inside them instead."""
     if path.exists() and not path.is_dir():
         raise StudyError(f"{said} {path}: exists and is not a folder")
+    if path.is_symlink() and not path.exists():
+        raise StudyError(f"{said} {path}: a link to {os.readlink(path)}, which does not exist (a folder unmounted?)")
     file_above = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if file_above is not None:
         raise StudyError(f"{said} {path}: cannot be a folder: {file_above} is a file")
@@ -33,6 +35,15 @@ def manifests_dir_said() -> str:
 def workdir() -> Path:
     """Job folders, checkpoints, results and ledgers: `STUDY_WORKDIR`, else `./runs`."""
     return Path(os.environ.get("STUDY_WORKDIR") or "runs")
+
+
+def checked_workdir(given: str | os.PathLike | None) -> Path:
+    """The workdir a command was given (`--workdir`), else `workdir()`; a StudyError naming it and whence when it is
+    a file or lies under one."""
+    said = "--workdir" if given else "$STUDY_WORKDIR" if os.environ.get("STUDY_WORKDIR") else "workdir"
+    path = Path(given) if given else workdir()
+    refuse_file_for_folder(path, said)
+    return path
 
 
 def logs_dir(workdir: str | os.PathLike) -> Path:

@@ -72,19 +72,9 @@ def _workdir(args: argparse.Namespace):
     return args.workdir or workdir()
 
 
-def _refuse_file_workdir(args: argparse.Namespace) -> None:
-    """StudyError naming the workdir (and whence) when it is a file or lies under one: submit makes folders in it."""
-    import os
-    from pathlib import Path
-
-    from study.paths import refuse_file_for_folder
-
-    said = "--workdir" if args.workdir else "$STUDY_WORKDIR" if os.environ.get("STUDY_WORKDIR") else "workdir"
-    refuse_file_for_folder(Path(_workdir(args)), said)
-
-
 def run_submit(args: argparse.Namespace) -> int:
     from study.errors import StudyError
+    from study.paths import checked_workdir
 
     if args.dry_run and args.cluster != "slurm":  # flags first: no manifest check for a command that cannot run
         raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
@@ -93,7 +83,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
-    _refuse_file_workdir(args)
+    checked_workdir(args.workdir)  # submit makes folders in it
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
@@ -101,9 +91,9 @@ def run_submit(args: argparse.Namespace) -> int:
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None
     if args.only is not None:
-        from study.launch.select import resolve_ids
+        from study.launch.select import only_names, resolve_ids
 
-        only = resolve_ids(plan.jobs, [i.strip() for arg in args.only for i in arg.split(",")], args.grid)
+        only = resolve_ids(plan.jobs, only_names(args.only), args.grid)
     _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm

@@ -21,6 +21,19 @@ class Selection:
         return ", ".join(parts) if parts else "nothing"
 
 
+def only_names(values: Iterable[str]) -> list[str]:
+    """The names in `--only` values, each a comma-separated list (`a1b2,ff00`; a stray comma adds none); a
+    StudyError for a value that names no job."""
+    names = []
+    for value in values:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise StudyError(f"--only {value!r}: names no job: give ids (or unique prefixes) as `study plan` prints "
+                             "them, comma-separated")
+        names += parts
+    return names
+
+
 def resolve_ids(jobs: list[Any], given: Iterable[str], grid: str) -> set[str]:
     """The ids of `jobs` that `given` names, each a whole id or a prefix of exactly one (as `study plan` prints
     them); a StudyError for a name that matches none or several."""

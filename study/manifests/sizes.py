@@ -10,7 +10,7 @@ def parse_size(text: str | int, where: str = "size") -> int:
     try:
         return parse_count(text, minimum=1)
     except ValueError as e:
-        raise StudyError(f"{where}: {text!r} is not a size: {e}") from None
+        raise StudyError(f"{where}: not a size: {e}") from None
 
 
 def parse_sizes(text: str | None, where: str = "--sizes") -> list[int]:

@@ -304,7 +304,8 @@ def read_arrow(name: str, checked: bool = True, folder: Path | None = None,
     try:
         table = pq.read_table(table_path, columns=columns)
     except (OSError, pa.ArrowException) as e:
-        raise StudyError(f"{table_path}: unreadable manifest table: {e}") from None
+        said = str(e).replace(f"Could not open Parquet input source '{table_path}': ", "")  # the path once
+        raise StudyError(f"{table_path}: unreadable manifest table: {said}") from None
     problem = column_problem(table) if checked else None
     if problem:
         raise StudyError(f"{table_path}: {problem}")

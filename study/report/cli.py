@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from study.errors import StudyError
-from study.paths import results_dir, workdir as default_workdir
+from study.paths import checked_workdir, results_dir
 
 DESCRIPTION = ("Collect a grid's results into one Parquet table and draw the paper's figures and tables into "
                "index.html in the --out folder. Exit 1 when a figure failed (the others are drawn).")
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # the command never needs a display (the library leaves a caller's backend alone)
     from study.report.build import NoResults, build_report
 
-    workdir = args.workdir or default_workdir()
+    workdir = checked_workdir(args.workdir)  # a file there would read as a workdir of no results
     path = _find_grid_file(args.grid)
     plan, name = None, args.grid
     if path is not None:

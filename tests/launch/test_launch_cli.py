@@ -46,6 +46,11 @@ def test_a_submit_to_a_workdir_that_is_a_file_names_it_and_whence(env, capsys, m
     assert main(["submit", str(env / "g.yaml"), "--cluster", "local", *argv]) == 2
     assert capsys.readouterr().err == f"study: error: {said}\n"
     assert (env / "f").read_text() == "not a folder"
+    (env / "link").symlink_to(env / "gone")  # a workdir on a disk not mounted now: named, not a FileExistsError
+    assert main(["submit", str(env / "g.yaml"), "--cluster", "local", "--workdir", str(env / "link")]) == 2
+    assert capsys.readouterr().err == f"study: error: --workdir {env / 'link'}: a link to {env / 'gone'}, which " \
+                                      "does not exist (a folder unmounted?)\n"
+    assert not (env / "gone").exists()
 
 
 def test_a_slurm_submit_names_a_profile_without_partition_before_a_missing_manifest(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -19,7 +20,7 @@ from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
 from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
-from study.launch.select import resolve_ids, select
+from study.launch.select import only_names, resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.stale import stale_results
@@ -134,6 +135,14 @@ def test_only_takes_ids_or_their_unique_prefixes():
             resolve_ids(jobs, [name], "g.yaml")
     with pytest.raises(StudyError, match=r"\(`study plan 'my grids/g.yaml'` lists them\)"):  # pasted as it is
         resolve_ids(jobs, ["zz"], "my grids/g.yaml")
+
+
+def test_only_values_split_at_commas_and_a_stray_comma_adds_no_name():
+    """`--only a1b2,ff00, --only c3` names three jobs; `--only ,` names none: refused as itself, not as an id ''."""
+    assert only_names(["a1b2,ff00,", " c3 "]) == ["a1b2", "ff00", "c3"]
+    for value in (",", " , ,", ""):
+        with pytest.raises(StudyError, match=rf"^--only {re.escape(repr(value))}: names no job: "):
+            only_names(["a1b2", value])
 
 
 def _write_result(workdir, job_id, protocol=None):

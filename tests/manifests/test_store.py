@@ -59,6 +59,17 @@ def test_metadata_without_its_content_hash_is_a_study_error_naming_the_file(buil
         load_manifest("toy").content_hash
 
 
+def test_a_table_that_is_not_parquet_is_named_once_in_the_error(build, manifests):
+    """Arrow's message names the file again ("Could not open Parquet input source '<path>': ..."): the error says
+    the path once, then why."""
+    build("toy")
+    table = manifests / "toy.parquet"
+    table.write_bytes(b"not parquet")
+    with pytest.raises(StudyError) as e:
+        load_manifest("toy").rows
+    assert str(e.value).startswith(f"{table}: unreadable manifest table: ") and str(e.value).count(str(table)) == 1
+
+
 @pytest.mark.parametrize("name", ["toy\n", "toy\n.x", "../toy", "/tmp/toy", "", ".toy", "a" * 201, "toy.json"])
 def test_a_name_that_is_not_one_file_name_of_the_folder_is_refused(manifests, name):
     """`re.match` with `$` let a trailing line break through: `toy\n` made the files `toy\n.parquet`, `toy\n.json`."""

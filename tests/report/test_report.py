@@ -181,6 +181,18 @@ def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "reports" / "nosuch").exists()
 
 
+def test_a_report_of_a_workdir_that_is_a_file_names_it_and_writes_nothing(tmp_path, monkeypatch):
+    """A file where the workdir goes is not a workdir of no results (an empty report): named as given."""
+    (tmp_path / "f").write_text("not a folder")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StudyError, match=rf"^--workdir {tmp_path / 'f'}: exists and is not a folder$"):
+        _run_cli(["report", "grids/quickstart.yaml", "--workdir", str(tmp_path / "f")])
+    monkeypatch.setenv("STUDY_WORKDIR", str(tmp_path / "f" / "w"))
+    with pytest.raises(StudyError, match=rf"^\$STUDY_WORKDIR {tmp_path / 'f' / 'w'}: cannot be a folder: "):
+        _run_cli(["report", "g"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
 def test_a_rerun_of_one_seed_is_not_averaged_as_a_replicate(tmp_path):
     first = records(eval_axes(size=50_000), {(1000, None): 0.5}, seeds=(0,), finished_at="2024-01-01T00:00:00+00:00")
     rerun = records(eval_axes(size=50_000), {(1000, None): 0.3}, seeds=(0,), finished_at="2024-02-01T00:00:00+00:00")
