@@ -132,7 +132,7 @@ def normalise_axis_value(axis: str, v: Any) -> Any:
     if axis == "size":
         if v is None or v == "all":
             return None
-        return parse_count(v)
+        return parse_count(v, minimum=1)
     if axis == "seed":
         if not is_int(v) or not 0 <= v < 2**32:
             raise ValueError(f"expected an integer seed in [0, 2**32) (numpy's seeds), got {v!r}")
@@ -344,11 +344,12 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
     return out
 
 
-def _value(p: str, axis: str, v: Any, line: int, datasets: dict[str, DatasetSpec]) -> Any:
+def _value(p: str, axis: str, v: Any, line: int, datasets: dict[str, DatasetSpec], where: str) -> Any:
+    """`v` as a value of `axis` (`normalise_axis_value`); an error names `where` (`axes.size[1]`) and the line."""
     try:
         value = normalise_axis_value(axis, v)
     except ValueError as e:
-        raise fail(p, line, f"{axis}: {e}") from None
+        raise fail(p, line, f"{where}: {e}") from None
     if axis == "dataset":
         if value not in datasets:
             raise fail(p, line, f"unknown dataset {value!r}{did_you_mean(value, datasets)} "
@@ -365,13 +366,14 @@ def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
     if not isinstance(raw_axes, YMap):
         raise fail(p, raw.line_of("axes"), "axes: expected a mapping axis -> list of values")
     check_keys(p, raw_axes, PRETRAIN_AXES, what="axis")
-    items: list[tuple[str, Any, int]] = [(a, v, raw_axes.line_of(a)) for a, v in raw_axes.items()]
+    items: list[tuple[str, Any, int, str]] = [(a, v, raw_axes.line_of(a), f"axes.{a}") for a, v in raw_axes.items()]
     if "seeds" in raw:
         if "seed" in raw_axes:
             raise fail(p, raw.line_of("seeds"), "seeds and axes.seed both given: keep one")
-        items.append(("seed", raw["seeds"], raw.line_of("seeds")))
-    for axis, values, line in items:
-        if not isinstance(values, YList):
+        items.append(("seed", raw["seeds"], raw.line_of("seeds"), "seeds"))
+    for axis, values, line, key in items:
+        one = not isinstance(values, YList)
+        if one:
             values_list = YList([values])
             values_list.line, values_list.item_lines = line, [line]
             values = values_list
@@ -379,7 +381,7 @@ def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
             raise fail(p, line, f"axis {axis!r} has no values: it expands to zero jobs")
         norm = []
         for i, v in enumerate(values):
-            value = _value(p, axis, v, values.line_of(i), datasets)
+            value = _value(p, axis, v, values.line_of(i), datasets, key if one else f"{key}[{i}]")
             if value in norm:
                 raise fail(p, values.line_of(i), f"axis {axis!r}: value {v!r} listed twice")
             norm.append(value)
@@ -429,7 +431,8 @@ def _matcher(p: str, m: Any, line: int, datasets: dict[str, DatasetSpec], allowe
         if not vals:
             raise fail(p, m.line_of(axis), f"{where}.{axis}: an empty list matches nothing")
         vline = m.line_of(axis)
-        conds.append((axis, tuple(_value(p, axis, x, vline, datasets) for x in vals)))
+        at = (lambda j: f"{where}.{axis}[{j}]") if isinstance(v, YList) else (lambda j: f"{where}.{axis}")
+        conds.append((axis, tuple(_value(p, axis, x, vline, datasets, at(j)) for j, x in enumerate(vals))))
     return Matcher(tuple(conds), m.line or line)
 
 
@@ -443,7 +446,7 @@ def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], all
     for i, m in enumerate(items):
         if not m:
             raise fail(p, items.line_of(i), f"{key}: an empty rule")
-        out.append(_matcher(p, m, items.line_of(i), datasets, allowed, key))
+        out.append(_matcher(p, m, items.line_of(i), datasets, allowed, f"{key}[{i}]"))
     return out
 
 
@@ -529,7 +532,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
                 raise fail(p, raw_pairs.line_of(j), f"{where}.pairs[{j}]: expected two matchers, e.g. "
                                                     f"[{{dataset: imagenet}}, {{dataset: inat21}}]")
             pairs.append(tuple(_matcher(p, pair[k], pair.line_of(k), datasets, PRETRAIN_AXES,
-                                        f"{where}.pairs[{j}]") for k in range(2)))  # type: ignore[arg-type]
+                                        f"{where}.pairs[{j}][{k}]") for k in range(2)))  # type: ignore[arg-type]
     elif "pairs" in e:
         raise fail(p, e.line_of("pairs"), f"{where}.pairs: only for protocol concat")
 

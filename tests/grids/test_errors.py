@@ -56,10 +56,10 @@ def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: lineer}]}\n")
     assert error_of(g).startswith(f"{g}:{line_of(g, 'lineer')}: unknown protocol 'lineer' (did you mean 'linear'?)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  size: [10k, lots]\nstages: {}\n")
-    assert error_of(g).startswith(f"{g}:{line_of(g, 'lots')}: size: expected a count")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'lots')}: axes.size[1]: expected a count")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: [none, 'jpg:quality=5']\n"
                    "stages: {}\n")
-    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: corruption: unknown corruption 'jpg' (did you mean 'jpeg'?)")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: axes.corruption[1]: unknown corruption 'jpg' (did you mean 'jpeg'?)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: ['jpeg:qualty=5']\nstages: {}\n")
     assert "unknown parameter 'qualty'" in error_of(g) and error_of(g).startswith(f"{g}:{line_of(g, 'qualty')}:")
 
@@ -791,7 +791,7 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
     axes: {method: [simclr], dataset: [alpha]}
     seeds: [4294967295, 4294967296]
     stages: {}
-    """, "seeds:", "seed: expected an integer seed in [0, 2**32) (numpy's seeds), got 4294967296"),
+    """, "seeds:", "seeds[1]: expected an integer seed in [0, 2**32) (numpy's seeds), got 4294967296"),
     ("""
     axes: {method: [simclr], dataset: [alpha]}
     stages:
@@ -809,17 +809,36 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
     exclude:
       - {method: byol, dataset: []}
     stages: {}
-    """, "method: byol", "exclude.dataset: an empty list matches nothing"),
+    """, "method: byol", "exclude[0].dataset: an empty list matches nothing"),
     ("""
     axes: {method: [simclr], dataset: [alpha]}
     stages:
       evaluate:
         - {protocol: finetune, labeled_sizes: [10, 20], split_labeled_sizes: 1}
     """, "split_labeled_sizes", "stages.evaluate[0].split_labeled_sizes: expected true or false"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha], size: 0}
+    stages: {}
+    """, "size: 0", "axes.size: expected a count >= 1, got 0"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha], size: [10, 20]}
+    exclude:
+      - {method: simclr, size: 10}
+      - {method: simclr, size: [20, ten]}
+    stages: {}
+    """, "[20, ten]", "exclude[1].size[1]: expected a count such as 50000, 50k or 1M, got 'ten'"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs: [[{dataset: alpha}, {seed: -1}]]
+    """, "pairs:", "stages.evaluate[0].pairs[0][1].seed: expected an integer seed in [0, 2**32) (numpy's seeds), "
+                   "got -1"),
 ], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
         "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group",
         "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero", "zip-group-of-one",
-        "empty-list-in-a-rule", "split-not-a-bool"])
+        "empty-list-in-a-rule", "split-not-a-bool", "one-value-axis", "rule-value-in-a-list", "concat-pair-value"])
 def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
     """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
     planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""
