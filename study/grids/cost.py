@@ -111,9 +111,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
             images = encoders * (max(sizes) + test)
             seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
             if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
-                dim = sum(_feature_dim(enc, _layer(sec), pretrain, notes)
-                          for enc in job.config.get("encoders") or [""])
-                seconds += dim / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+                seconds += _job_feature_dim(job, pretrain, notes) / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
                 if protocol == "granularity" and sec.get("per_level"):
                     notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
                               f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "
@@ -193,6 +191,13 @@ def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]
     return dim
 
 
+def _job_feature_dim(job: Job, pretrain: dict[str, Job], notes: set[str]) -> float:
+    """The width of the features a frozen-feature evaluation probes: its encoders' `_feature_dim`s summed (concat:
+    both), at its feature layer; resnet50's where it names no encoder."""
+    layer = _layer(job.config["evaluate"])
+    return sum(_feature_dim(enc, layer, pretrain, notes) for enc in job.config.get("encoders") or [""])
+
+
 def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[str, Job],
                          notes: set[str]) -> float:
     """About the most memory a frozen-feature evaluation holds (float32, as on the CPU; 0 for other jobs): every
@@ -204,9 +209,8 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
         return 0.0
     sec = job.config["evaluate"]
     sizes, test = _eval_rows(job, grid, cost, notes)
-    layer = _layer(sec)
     encoders = job.config.get("encoders") or []
-    dim = sum(_feature_dim(enc, layer, pretrain, notes) for enc in encoders)
+    dim = _job_feature_dim(job, pretrain, notes)
     rows = max(sizes) + test
     side_by_side = rows * dim if len(encoders) > 1 else 0.0  # study.evaluate.run._side_by_side
     phases = [0.0]
