@@ -5,10 +5,8 @@ import argparse
 from pathlib import Path
 
 from study.cli import count_arg
+from study.quickstart import GRID, PROFILE
 from study.quickstart.scale import SCALES
-
-GRID = Path("grids/quickstart.yaml")  # the defaults of --grid and --profile: the repository root's
-PROFILE = Path("grids/profiles/local.yaml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from study.errors import StudyError
-from study.quickstart import export, fashion_mnist
-from study.quickstart.cli import GRID, PROFILE
+from study.quickstart import GRID, PROFILE, export, fashion_mnist
 from study.quickstart.scale import (
     DIGITS_LABELED,
     DIGITS_SIZES,
