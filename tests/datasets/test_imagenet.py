@@ -330,3 +330,52 @@ def test_without_a_wnid_list_a_class_folder_not_named_as_a_wnid_is_refused(tmp_p
     (tmp_path / "train" / "n0144076").mkdir()  # n and 7 digits: no wnid either
     with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid .*e.g. n0144076: move"):
         read_dataset("imagenet", tmp_path, "train")
+
+
+def test_kaggle_layout_is_recorded_with_its_label_files_as_sources(tmp_path):
+    """A rebuild compares the sources' sha256: LOC_synset_mapping.txt sets every label number, so it is one of them."""
+    make_imagenet_kaggle(tmp_path)
+    train = read_dataset("imagenet", tmp_path, "train")
+    assert train.info["layout"] == "kaggle" and [s["path"] for s in train.sources] == ["LOC_synset_mapping.txt"]
+    val = read_dataset("imagenet", tmp_path, "val")
+    assert [s["path"] for s in val.sources] == ["LOC_synset_mapping.txt", "LOC_val_solution.csv"]
+    assert read_dataset("imagenet", make_imagenet_official(tmp_path / "o"), "train").info["layout"] == "official"
+
+
+@pytest.mark.parametrize("name", ["n014407640", "x01440764", "001440764"])
+def test_without_a_wnid_list_a_folder_of_nine_or_ten_characters_that_is_no_wnid_is_refused(tmp_path, name):
+    make_imagenet_official(tmp_path)
+    shutil.rmtree(tmp_path / "ILSVRC2012_devkit_t12")
+    (tmp_path / "train" / name).mkdir()
+    with pytest.raises(StudyError, match=rf"train holds 1 folder\(s\) not named as a wnid .*e.g. {name}: move"):
+        read_dataset("imagenet", tmp_path, "train")
+
+
+@pytest.mark.parametrize("row", ["ILSVRC2012_val_00000003,n01443537 1 2 3 4,extra", "ILSVRC2012_val_00000003, "])
+def test_a_malformed_val_solution_row_names_the_line(tmp_path, row):
+    """A third column or an empty PredictionString (no wnid to label the image) is refused, naming its line."""
+    make_imagenet_kaggle(tmp_path)
+    sol = tmp_path / "LOC_val_solution.csv"
+    sol.write_text("\n".join(sol.read_text().splitlines()[:3] + [row]) + "\n")
+    with pytest.raises(StudyError, match=r"LOC_val_solution.csv line 4: expected 'ImageId,<wnid> x y x y \.\.\.'"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_several_blank_lines_between_ground_truth_labels_name_the_first(tmp_path):
+    make_imagenet_official(tmp_path)
+    gt = tmp_path / "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt"
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join(lines[:2] + ["", ""] + lines[2:]) + "\n")
+    with pytest.raises(StudyError, match=r"ground_truth.txt line 3: blank line between labels"):
+        read_dataset("imagenet", tmp_path, "val")
+
+
+def test_a_devkit_in_another_usual_place_still_labels_val_before_a_loc_val_solution_csv(tmp_path):
+    truth = ["n01443537", "n01484850", "n01440764", "n01440764", "n01484850"]
+    make_imagenet_official(tmp_path, val_labels=truth)
+    (tmp_path / "ILSVRC2012_devkit_t12").rename(tmp_path / "devkit")
+    (tmp_path / "LOC_synset_mapping.txt").write_text("".join(f"{w} words\n" for w in WNIDS))
+    lines = ["ImageId,PredictionString"] + [f"ILSVRC2012_val_{k:08d},n01440764 1 2 3 4" for k in range(1, 6)]
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    index = read_dataset("imagenet", tmp_path, "val")
+    assert [index.class_names[i] for i in index.labels] == truth

@@ -100,9 +100,14 @@ def test_annotations_that_disagree_with_the_class_folders_are_refused(tmp_path):
     make_inat21(tmp_path, "train", per_class=2)
     folder_of = {im["id"]: im["file_name"].split("/")[1] for im in json.loads((tmp_path / "train.json").read_text())
                  ["images"]}
-    swap = {0: 2, 2: 0}
-    _edit(tmp_path, lambda d: [a.update(category_id=swap.get(a["category_id"], a["category_id"]))
-                               for a in d["annotations"]])
+    swap = {0: 2, 2: 0}  # two folders disagree: the first by name is named, whatever the order images are listed in
+
+    def disagree(d):
+        d["images"].reverse()
+        for a in d["annotations"]:
+            a["category_id"] = swap.get(a["category_id"], a["category_id"])
+
+    _edit(tmp_path, disagree)
     with pytest.raises(StudyError, match=rf"train.json: folder {sorted(folder_of.values())[0]}/ holds images "
                                          r"annotated as category 2 \('Rosa canina'\), not 0 as its name says"):
         read_dataset("inat21", tmp_path, "train")
@@ -185,3 +190,10 @@ def test_file_names_written_with_backslashes_are_read_as_slash_paths(tmp_path):
     assert index.paths.to_pylist() == ref.paths.to_pylist()
     assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
     assert np.array_equal(index.labels, ref.labels)
+
+
+def test_a_split_folder_present_as_named_is_read_even_beside_a_torchvision_copy(tmp_path):
+    """`train/` as file_name names it is read; a `2021_train/` beside it is followed only when `train/` is absent."""
+    make_inat21(tmp_path)
+    shutil.copytree(tmp_path / "train", tmp_path / "2021_train")
+    assert all(p.startswith("train/") for p in read_dataset("inat21", tmp_path, "train").paths.to_pylist())

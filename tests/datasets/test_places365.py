@@ -180,3 +180,28 @@ def test_spaces_after_the_label_are_ignored(tmp_path):
     lst = tmp_path / "places365_val.txt"
     lst.write_text(lst.read_text().replace("\n", " \n"))
     assert read_dataset("places365", tmp_path, "val").labels.tolist() == [1, 2, 0, 1]
+
+
+def test_val_images_in_both_val_256_and_val_large_are_read_from_val_256(tmp_path):
+    """Both complete: the small images are read, as train's data_256 is preferred over data_large."""
+    make_places365(tmp_path)
+    shutil.copytree(tmp_path / "val_256", tmp_path / "val_large")
+    assert read_dataset("places365", tmp_path, "val").info["image_dir"] == "val_256"
+
+
+def test_an_image_missing_after_blank_lines_is_named_by_its_own_line(tmp_path):
+    """Blank lines count: the line named is the file's own line, not its rank among the listed images."""
+    make_places365(tmp_path)
+    lst = tmp_path / "places365_val.txt"
+    lst.write_text("\n\n" + lst.read_text())
+    (tmp_path / "val_256/Places365_val_00000002.jpg").unlink()
+    with pytest.raises(StudyError, match=r"places365_val.txt: .* val_256/Places365_val_00000002.jpg \(line 4\) not"):
+        read_dataset("places365", tmp_path, "val")
+
+
+def test_the_categories_file_and_the_list_are_the_sources(tmp_path):
+    """A rebuild compares the sources' sha256: the categories file names every label, so it is one of them."""
+    make_places365(tmp_path)
+    for split, lst in (("train", "places365_train_standard.txt"), ("val", "places365_val.txt")):
+        index = read_dataset("places365", tmp_path, split)
+        assert [s["path"] for s in index.sources] == ["categories_places365.txt", lst]
