@@ -60,8 +60,8 @@ COMMAND_ORDER = {"train": 0, "test": 0, "pool": 1}  # "corrupt:<spec>|<base>": 2
 def manifest_commands(plan: Plan) -> dict[str, str]:
     """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
     each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
-    sizes as well as those the grid needs; a manifest a granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but
-    iNat21's, whose reader has its own)."""
+    sizes as well as those the grid needs (those up to its `train_images` where the grid gives it); a manifest a
+    granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but iNat21's, whose reader has its own)."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
@@ -115,9 +115,10 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             root = f"${words[key]}_ROOT"
             split = _split(name, reader)
             cmd = f'study manifest build --dataset {reader} --root "{root}" --split {split} --name {name}'
-            if kind == "train" and reader in PAPER_READERS:
-                sizes.setdefault(name, set()).update(PAPER_SIZES)
-                labeled.setdefault(name, set()).update(PAPER_LABELED_SIZES)
+            if kind == "train" and reader in PAPER_READERS:  # those a smaller copy (train_images) holds
+                most = ds.train_images if ds and ds.train_images else PAPER_SIZES[-1]
+                sizes.setdefault(name, set()).update(n for n in PAPER_SIZES if n <= most)
+                labeled.setdefault(name, set()).update(n for n in PAPER_LABELED_SIZES if n <= most)
             if sizes.get(name):
                 cmd += f" --sizes {fmt(sizes[name])}"
             if labeled.get(name):

@@ -123,6 +123,21 @@ def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_gri
                       "glc20_test": "us_test"}
 
 
+def test_a_smaller_copy_of_a_paper_dataset_is_built_with_the_paper_sizes_it_holds(write_grid):
+    """A region of GLC20 format with 300k patches (`train_images`) is asked for the paper's sizes up to 250k and
+    the grid's own, not for 500k and 1M it cannot hold; without train_images, all the paper's."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [fr, us], size: [20k]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """, base=False)
+    g.write_text("name: t\ndatasets:\n  fr: {reader: glc20, train: fr_train, test: fr_test, train_images: 300k}\n"
+                 "  us: {reader: glc20, train: glc20_train, test: glc20_test}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n" + g.read_text())
+    commands = plan_grid(g).manifests()
+    assert "--sizes 20k,50k,125k,250k --labeled-sizes 10,10k,50k,100k,250k" in commands["fr_train"]
+    assert "--sizes 20k,50k,125k,250k,500k,1M --labeled-sizes 10,10k,50k,100k,250k" in commands["glc20_train"]
+
+
 def test_a_suffixed_shell_word_is_not_one_another_key_spells():
     """With keys `a_b`, `a-b` and `a_b_2`, `a-b`'s `_2` would be `a_b_2`'s own `$A_B_2_ROOT`: one variable for two
     datasets' roots (`a_b_2`'s then `$A_B_2_2_ROOT`, which nobody would guess)."""
