@@ -1611,3 +1611,56 @@ def test_quality_panel_titles_of_long_dataset_names_do_not_run_into_each_other()
             for r in records(eval_axes(dataset=d, eval_dataset=d, size=20_000, corruption=c), {(1000, None): 0.4})]
     fig, _ = _styled(quality.draw, table_of(recs))
     assert len(fig.axes) == 2 and not _overlapping([ax.title for ax in fig.axes])
+
+
+def test_quantity_draws_clean_in_domain_lines_only():
+    """A corrupted pretraining and a cross-domain evaluation at a line's size add no point to it (quality's and the
+    domain figures' cells): the 50k line keeps its own two points."""
+    recs = quantity_records()
+    recs += records(eval_axes(size=50_000, corruption="downsample:factor=2"), {(1000, None): 0.9, (10000, None): 0.9})
+    recs += records(eval_axes(size=50_000, dataset="b"), {(1000, None): 0.8, (10000, None): 0.8})
+    _, data = quantity.draw(table_of(recs))
+    line = data[(data["protocol"] == "linear") & (data["line"] == "50k")]
+    assert line["labeled_size"].to_list() == [1000, 10000] and line["mean"].to_list() == pytest.approx([0.30, 0.35])
+    assert set(data["line"]) == {"50k", "1M", quantity.SCRATCH}
+
+
+def test_quantity_draws_a_planned_line_of_several_seeds_as_one_missing_point_per_size():
+    planned = pd.DataFrame([{"stage": "evaluate", **eval_axes(size=250_000), "seed": s, "labeled_sizes": "1000,10000"}
+                            for s in (0, 1)])
+    _, data = quantity.draw(table_of(quantity_records()), planned)
+    line = data[(data["protocol"] == "linear") & (data["line"] == "250k")]
+    assert line["labeled_size"].to_list() == [1000, 10000] and line["mean"].isna().all()
+
+
+def test_quantity_draws_a_scratch_entry_without_a_variant_beside_one_with():
+    """Each scratch entry its line, the one without a variant too; one backbone in the grid: not named."""
+    recs = records(eval_axes(size=50_000, backbone="r50"), {(1000, None): 0.30, (10000, None): 0.40})
+    for variant, (lo, hi) in ((None, (0.10, 0.20)), ("long", (0.15, 0.35))):
+        recs += records({"protocol": "scratch", "eval_dataset": "a", "corruption": None, "variant": variant,
+                         "backbone": "r50"},
+                        {(1000, None): lo, (10000, None): hi}, protocol={"epochs": 10 if variant is None else 90})
+    _, data = quantity.draw(table_of(recs))
+    ref = data[(data["role"] == "scratch") & (data["protocol"] == "linear")].set_index(["line", "labeled_size"])
+    assert ref.loc[(quantity.SCRATCH, 10000), "mean"] == pytest.approx(0.20)
+    assert ref.loc[(f"{quantity.SCRATCH} · long", 10000), "mean"] == pytest.approx(0.35)
+
+
+def test_domain_pooling_draws_each_methods_in_domain_bar_from_its_own_cells():
+    """Pooled sets of SimCLR and of supervised pretraining: each method's in-domain bar is its own cell's."""
+    recs = domain_records() + records(eval_axes(method="supervised", dataset="a+b", eval_dataset="a"),
+                                      {(10000, None): 0.6})
+    recs += records(eval_axes(method="supervised", dataset="a", eval_dataset="a"), {(10000, None): 0.55})
+    _, data = domain_pooling.draw(table_of(recs))
+    bars = data[data["eval_dataset"] == "a"].set_index("bar")["mean"]
+    assert bars[["in-domain 1M · simclr", "in-domain 1M · supervised"]].to_list() == pytest.approx([0.45, 0.55])
+
+
+def test_domain_concat_leaves_a_whole_dataset_encoder_without_its_own_cell_missing():
+    """A concatenation with b's whole-dataset encoder, whose own probe has no result: its bar is missing, not b's
+    1M encoder's."""
+    recs = domain_records() + records(eval_axes(dataset="a|b", size="1000000|None", protocol="concat"),
+                                      {(10000, None): 0.7})
+    _, data = domain_concat.draw(table_of(recs))
+    pair = data[data["pair"] == "simclr a 1M | simclr b"].set_index("role")["mean"]
+    assert pair["first encoder"] == pytest.approx(0.45) and math.isnan(pair["second encoder"])

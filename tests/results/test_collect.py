@@ -36,7 +36,7 @@ def test_one_row_per_job_and_metric_with_axes_and_protocol_columns(tmp_path):
     assert {"job_id", "stage", "grid", "method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset",
             "labeled_size", "level", "metric", "value", "protocol_fingerprint", "code_version", "protocol_json",
             "protocol.lr", "protocol.head.layers"} <= set(t.columns)
-    assert t["backbone"].isna().all()  # an absent axis is null
+    assert t["backbone"].isna().all() and t["backbone"].dtype == object  # an absent axis is null, not a float column
     assert t["protocol.lr"].iloc[0] == 0.1 and t["protocol.head.layers"].iloc[0] == "[2048, 128]"
     assert t["size"].dtype == "Int64" and t["value"].dtype == "float64"
 
@@ -420,3 +420,68 @@ def test_seeds_a_float_column_holds_read_as_integers():
 
     t = records_to_table([rec("j1", 10), rec("j2", 2)])
     assert aggregate(t.assign(seed=t["seed"].astype("float64")))["seeds"].to_list() == ["2,10"]
+
+
+def test_key_tuples_read_every_null_spelling_and_an_absent_column_as_none():
+    """A plan's None, a table's NaN and a nullable column's NA make one key; a column the frame lacks is None."""
+    from study.results.collect import key_tuples
+
+    df = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [float("nan"), 2.0], "c": ["x", None]})
+    assert key_tuples(df, ["a", "b", "c", "nope"]) == [(1, None, "x", None), (None, 2.0, None, None)]
+
+
+def test_other_axes_follow_sorted_and_each_records_metrics_keep_their_order():
+    """Axes beyond AXES come after them sorted by name; a record's metric rows stay in its order (levels coarse to
+    fine), not sorted by name."""
+    def rec(job):
+        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": 0, "zeta": "z", "alpha": "a"},
+                "metrics": [{"metric": m, "value": 0.5, "labeled_size": 10, "level": None} for m in ("top5", "top1")],
+                "protocol": {}}
+
+    t = records_to_table([rec("j1"), rec("j0")])
+    assert [c for c in t.columns if c in ("alpha", "zeta")] == ["alpha", "zeta"]
+    assert t["metric"].to_list() == ["top5", "top1", "top5", "top1"]
+    assert t["job_id"].to_list() == ["j0", "j0", "j1", "j1"]
+
+
+def test_axis_columns_of_an_aggregate_are_its_axes_not_its_statistics(tmp_path):
+    from study.results import axis_columns
+
+    _write(tmp_path, "j0", 0, {1000: 0.5})
+    cols = axis_columns(aggregate(collect(tmp_path)))
+    assert "method" in cols and not set(cols) & {"mean", "std", "count", "n_jobs", "seeds", "job_ids"}
+
+
+def test_a_diverged_seed_is_not_counted_and_a_rerun_seed_is_named_once():
+    """`count` counts the rows with a value; `seeds` names each seed once, a rerun's too; `repeats` has one row per
+    rerun, however many cells (metrics) it holds."""
+    rows = [_record("a", 0, 0.5, "2024-01-01"), _record("b", 1, None, "2024-01-01"),
+            _record("c", 0, 0.7, "2024-02-01")]
+    rows[0]["metrics"].append({"metric": "top5", "value": 0.9, "labeled_size": 100, "level": None})
+    rows[2]["metrics"].append({"metric": "top5", "value": 0.9, "labeled_size": 100, "level": None})
+    table = records_to_table(rows)
+    row = aggregate(table).set_index("metric").loc["top1"]
+    assert row["count"] == 2 and row["seeds"] == "0,1" and row["mean"] == pytest.approx(0.6)
+    _, repeats = drop_repeated_seeds(table)
+    assert repeats[["job_ids", "kept"]].values.tolist() == [["a,c", "c"]]
+
+
+def test_gather_by_grid_name_keeps_that_grids_records_and_names_the_others(tmp_path):
+    for job, grid in (("j0", "g"), ("j1", "h"), ("j2", None)):
+        write_result(tmp_path, {**_record(job, 0, 0.5, "2024-01-01"), "grid": grid})
+    coll = gather(tmp_path, grid="g")
+    assert coll.table["job_id"].to_list() == ["j0"] and coll.other_grids == ["h"]
+
+
+def test_a_plans_labeled_sizes_are_listed_for_the_figures(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    plan = Plan("g", [Job("e0", "evaluate", {"axes": {"seed": 0}, "evaluate": {"labeled_sizes": [1000, "all"]}}),
+                      Job("e1", "evaluate", {"axes": {"seed": 1}})])
+    sizes = gather(tmp_path, plan).planned["labeled_sizes"]
+    assert sizes.iloc[0] == "1000,all" and pd.isna(sizes.iloc[1])
