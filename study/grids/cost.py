@@ -111,7 +111,8 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
             images = encoders * (max(sizes) + test)
             seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
             if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
-                seconds += _job_feature_dim(job, pretrain, notes) / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+                width = _job_feature_dim(job, pretrain, notes)
+                seconds += width / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
                 if protocol == "granularity" and sec.get("per_level"):
                     notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
                               f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "

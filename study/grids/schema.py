@@ -431,8 +431,9 @@ def _matcher(p: str, m: Any, line: int, datasets: dict[str, DatasetSpec], allowe
         if not vals:
             raise fail(p, m.line_of(axis), f"{where}.{axis}: an empty list matches nothing")
         vline = m.line_of(axis)
-        at = (lambda j: f"{where}.{axis}[{j}]") if isinstance(v, YList) else (lambda j: f"{where}.{axis}")
-        conds.append((axis, tuple(_value(p, axis, x, vline, datasets, at(j)) for j, x in enumerate(vals))))
+        key = f"{where}.{axis}"
+        conds.append((axis, tuple(_value(p, axis, x, vline, datasets, f"{key}[{j}]" if isinstance(v, YList) else key)
+                                  for j, x in enumerate(vals))))
     return Matcher(tuple(conds), m.line or line)
 
 
