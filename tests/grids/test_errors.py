@@ -59,7 +59,8 @@ def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     assert error_of(g).startswith(f"{g}:{line_of(g, 'lots')}: axes.size[1]: expected a count")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: [none, 'jpg:quality=5']\n"
                    "stages: {}\n")
-    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: axes.corruption[1]: unknown corruption 'jpg' (did you mean 'jpeg'?)")
+    assert error_of(g).startswith(f"{g}:{line_of(g, 'jpg')}: axes.corruption[1]: unknown corruption 'jpg' "
+                                  "(did you mean 'jpeg'?)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\n  corruption: ['jpeg:qualty=5']\nstages: {}\n")
     assert "unknown parameter 'qualty'" in error_of(g) and error_of(g).startswith(f"{g}:{line_of(g, 'qualty')}:")
 
