@@ -84,16 +84,15 @@ def run_submit(args: argparse.Namespace) -> int:
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
     checked_workdir(args.workdir)  # submit makes folders in it
+    from study.launch.select import only_names, resolve_ids
+
+    names = None if args.only is None else only_names(args.only)  # a flag to fix before the grid's manifests
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     for warning in plan.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
         print(f"study: warning: {warning}", file=sys.stderr)
-    only = None
-    if args.only is not None:
-        from study.launch.select import only_names, resolve_ids
-
-        only = resolve_ids(plan.jobs, only_names(args.only), args.grid)
+    only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
     _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
