@@ -44,7 +44,7 @@ def test_presets_and_effective_values():
     assert (simclr.num_views, simclr.crop_scale, simclr.flip_p, simclr.jitter_p, simclr.grayscale_p) == (
         2, (0.08, 1.0), 0.5, 0.8, 0.2)
     assert simclr.jitter_effective == (0.8, 0.8, 0.8, 0.2) and simclr.blur_p == (0.5, 0.5)
-    assert simclr.blur_kernel == 23 and simclr.blur_sigma == (0.1, 2.0)
+    assert simclr.blur_kernel == 23 and simclr.blur_sigma == (0.1, 2.0) and simclr.crop_ratio == (3 / 4, 4 / 3)
     assert AugmentConfig.from_dict({"jitter_strength": 0.5}).jitter_effective == (0.4, 0.4, 0.4, 0.1)
     byol = AugmentConfig.from_dict({"preset": "byol"})
     assert byol.blur_p == (1.0, 0.1) and byol.solarize_p == (0.0, 0.2) and byol.solarize_threshold == 0.5
@@ -91,6 +91,8 @@ def test_random_settings_name_what_draws_at_random():
     ({"solarize_threshold": 1.5}, "solarize_threshold"),
     ({"crop_scale": [0.5, 1.5]}, "crop_scale"),
     ({"resize_ratio": 0.5}, "resize_ratio"),
+    ({"blur_sigma": [0, 1]}, "blur_sigma"),  # a sigma of 0 divides by zero in the kernel
+    ({"crop_ratio": [0, 1]}, "crop_ratio"),  # its log is drawn from
 ])
 def test_bad_keys_are_named(d, key):
     with pytest.raises(StudyError, match=key):
@@ -130,6 +132,14 @@ def test_crop_positions_cover_every_offset_and_ratio_is_width_over_height():
     for col, n in ((0, 6), (1, 7)):
         counts = np.bincount(boxes[:, col], minlength=n)
         assert len(counts) == n and np.abs(counts / 3000 * n - 1).max() < 0.2, (col, counts)
+
+
+def test_a_crop_as_wide_as_the_image_is_drawn_at_a_random_top():
+    """torchvision accepts a box whose side equals the image's (`w <= width`): with area 2/3 and ratio 2 of a
+    120 x 90 image the box is 120 x 60, at every top in 0..30, never the fallback's centre crop alone."""
+    rng = np.random.default_rng(0)
+    boxes = [geometric.random_resized_crop_box(120, 90, (2 / 3, 2 / 3), (2.0, 2.0), rng) for _ in range(300)]
+    assert {b[2:] for b in boxes} == {(60, 120)} and len({b[0] for b in boxes}) == 31
 
 
 def test_crop_ratio_is_honoured():
@@ -256,6 +266,31 @@ def test_the_eval_crop_box_is_torchvisions_resize_of_the_rounded_short_side():
     resized 165 x 110, the crop at (top, left) = (round(7.0), round(34.5)) = (7, 34) of the resized image."""
     box = geometric.center_crop_box(150, 100, 96, 256 / 224)
     assert box == pytest.approx((7 * 100 / 110, 34 * 150 / 165, 96 * 100 / 110, 96 * 150 / 165))
+
+
+@pytest.mark.parametrize("width, height, size", [(100, 150, 64), (185, 100, 64), (100, 185, 64)])
+def test_the_eval_crop_box_truncates_the_long_side_and_rounds_the_offsets_half_to_even(width, height, size):
+    """torchvision's Resize(73) truncates the long side, int(73 x long / short) (100 x 150: 109, not 110), and
+    CenterCrop's offsets are round((side - 64) / 2), half to even (185 x 100: 135 wide, round(35.5) = 36, not 35)."""
+    rh, rw = T.Resize(round(size * 256 / 224))(torch.zeros(1, height, width)).shape[1:]  # torchvision's own sizes
+    expect = (round((rh - size) / 2) * height / rh, round((rw - size) / 2) * width / rw, size * height / rh,
+              size * width / rw)
+    assert geometric.center_crop_box(width, height, size, 256 / 224) == pytest.approx(expect)
+
+
+def test_draft_reduces_as_pil_and_only_as_far_as_every_crop_side_allows():
+    """The reduction is PIL's `Image.draft` choice for the scale, and the scale is set by the shorter side of the
+    most demanding box (a 600 x 100 box at 64 px allows no reduction, though its long side would allow 1/8)."""
+    for width, height in ((800, 600), (409, 300)):
+        buf = io.BytesIO()
+        Image.new("RGB", (width, height)).save(buf, "JPEG")
+        for r in (1.0, 0.6, 0.5, 0.49, 0.3, 0.25, 0.24, 0.13, 0.125, 0.12, 0.05):
+            pil = Image.open(io.BytesIO(buf.getvalue()))
+            pil.draft("RGB", (math.ceil(width * r), math.ceil(height * r)))
+            d = geometric.draft_denominator(width, height, r)
+            assert pil.size == (math.ceil(width / d), math.ceil(height / d)), (width, height, r)
+    assert geometric.draft_scale(800, 600, [(0, 0, 600, 100)], 64) == 0.64
+    assert geometric.draft_scale(800, 600, [(0, 0, 100, 600), (0, 0, 512, 512)], 64) == 0.64
 
 
 def test_jpeg_draft_decodes_at_reduced_scale_when_the_crop_allows():
@@ -419,8 +454,9 @@ def test_blur_alone_on_the_second_view_only(size):
 
 def test_per_image_and_batched_paths_agree():
     """The CPU per-image path and the batched path (the one CUDA runs) compute the same images."""
-    for preset in ("simclr", "byol"):
-        aug = build_augment({"preset": preset, "image_size": 40})
+    for cfg in ({"preset": "simclr"}, {"preset": "byol"},  # and every image blurred, then solarized
+                {"preset": "byol", "jitter_p": 0.5, "blur_p": 1.0, "solarize_p": 1.0}):
+        aug = build_augment({**cfg, "image_size": 40})
         views = batch_of(aug, 12)
         for view, x in enumerate(views):
             p = aug.draw(12, view, torch.Generator().manual_seed(view))
@@ -609,5 +645,11 @@ def test_decode_equals_pil_and_a_truncated_jpeg_still_raises():
     pil = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     diff = np.abs(ours.astype(int) - pil.astype(int))
     assert ours.shape == pil.shape and diff.max() <= 2 and diff.mean() < 0.1  # two libjpeg-turbo builds
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90; ignored, as PIL and torchvision ignore it
+    buf = io.BytesIO()
+    big.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    ours, _ = geometric.decode_for_boxes(Image.open(io.BytesIO(buf.getvalue())), [(0, 0, 200, 300)], 64, False)
+    assert ours.shape == (200, 300, 3) and np.abs(ours.astype(int) - pil.astype(int)).mean() < 0.1
     with pytest.raises(OSError, match="truncated"):
         geometric.decode_for_boxes(Image.open(io.BytesIO(data[: len(data) // 2])), [(0, 0, 200, 300)], 64, False)
