@@ -452,6 +452,16 @@ def test_blur_alone_on_the_second_view_only(size):
     assert torch.allclose(out[1], TF.gaussian_blur(x.float() / 255, [3, 3], [1.0, 1.0]), atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [40, 96])  # the batched path, and the per-image one a CPU takes for larger images
+def test_the_two_views_photometric_draws_are_their_own(size):
+    """One crop given as both views comes out as two images: each view draws its own jitter, grayscale and blur."""
+    aug = build_augment({"preset": "simclr", "image_size": size})
+    x = batch_of(aug, 16)[0]
+    a, b = aug.batch([x, x.clone()], torch.Generator().manual_seed(0))
+    differ = [not torch.equal(a[i], b[i]) for i in range(16)]
+    assert sum(differ) >= 12, differ
+
+
 def test_per_image_and_batched_paths_agree():
     """The CPU per-image path and the batched path (the one CUDA runs) compute the same images."""
     for cfg in ({"preset": "simclr"}, {"preset": "byol"},  # and every image blurred, then solarized
