@@ -759,3 +759,91 @@ def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_r
     code, _, err = run_cli(cmd + ["--only", f"{pre.id},{ev.id}"])
     assert code == 0 and "running 1 job(s)" in err and "skipped: 1 done" in err, err
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
+
+
+def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), retry_failed=False):
+    """run_local's exit code and its (job, state) ledger lines, over `jobs` whose workers are stand-ins: each sleeps a
+    moment, then writes `results/<id>.ok`, which counts as its result (those in `fail` exit 1 instead). `before`:
+    (job id, state) lines of an earlier command."""
+    import io
+    import subprocess
+    from types import SimpleNamespace
+
+    from study.launch.local import scheduler
+
+    wd = tmp_path / "wd"
+    (wd / "results").mkdir(parents=True)
+    Ledger(wd, "fake").append([{"event": "local", "job": j, "stage": "pretrain", "state": s, "log": None}
+                               for j, s in before])
+    real_popen = subprocess.Popen
+
+    def popen(args, **kwargs):
+        job_id = Path(args[args.index("--job") + 1]).parent.name  # jobs/<id>/job.json
+        end = "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok"
+        return real_popen(["sh", "-c", f"sleep 0.3; {end}"], **kwargs)
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
+    monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: (wd / "results" / f"{job_id}.ok").exists())
+    code = scheduler.run_local(SimpleNamespace(name="fake", jobs=jobs, path=None), wd, workers=workers,
+                               retry_failed=retry_failed, err=io.StringIO())
+    return code, [(e["job"], e["state"]) for e in _events(wd, "fake")][len(before):]
+
+
+def _most_at_once(order):
+    """The most jobs running at once, by the ledger lines `order`."""
+    running, most = set(), 0
+    for job, state in order:
+        if state == "running":
+            running.add(job)
+        else:
+            running.discard(job)
+        most = max(most, len(running))
+    return most
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_as_many_jobs_run_at_once_as_there_are_workers(monkeypatch, tmp_path, workers):
+    """Four independent jobs on `workers` workers: never more at once, and as many while there are jobs to start
+    (the first `workers` start together). Each runs once."""
+    from study.grids import Job
+
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(4)]
+    code, order = _run_stand_ins(monkeypatch, tmp_path, jobs, workers)
+    assert code == 0
+    assert [s for _, s in order[:4 + workers]] == ["pending"] * 4 + ["running"] * workers, order
+    assert _most_at_once(order) == workers, order
+    assert sorted(j for j, s in order if s == "running") == sorted(j for j, s in order if s == "done") == \
+        [j.id for j in jobs]
+
+
+@pytest.mark.parametrize("fails_again", [False, True])
+def test_retry_failed_starts_a_dependent_only_once_its_failed_dependency_is_done(monkeypatch, tmp_path, fails_again):
+    """`--retry-failed` reruns a failed job and its cancelled dependent: the dependent starts once the rerun is
+    done (a free worker waits meanwhile), and never when it fails again (cancelled again): a failed dependency is
+    not a done one."""
+    from study.grids import Job
+
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}),
+            Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",))]
+    code, order = _run_stand_ins(monkeypatch, tmp_path, jobs, 2, fail={"a"} if fails_again else set(),
+                                 before=[("a", "failed"), ("b", "cancelled")], retry_failed=True)
+    if fails_again:
+        assert code == 1 and order == [("a", "pending"), ("b", "pending"), ("a", "running"), ("a", "failed"),
+                                       ("b", "cancelled")], order
+    else:
+        assert code == 0 and order == [("a", "pending"), ("b", "pending"), ("a", "running"), ("a", "done"),
+                                       ("b", "running"), ("b", "done")], order
+
+
+def test_a_progress_line_that_cannot_be_written_is_dropped():
+    """stderr a closed pipe (`study submit ... 2>&1 | head`, once head has ended): the line is dropped, not raised,
+    which would stop every worker of the run."""
+    import io
+
+    from study.launch.local.scheduler import _say
+
+    class Closed(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    _say("[study] done pretrain p1", Closed())

@@ -110,6 +110,13 @@ def test_each_worker_runs_on_its_own_gpu(two_gpus, monkeypatch, tmp_path):
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3", "5"]
 
 
+def test_without_visible_devices_each_worker_is_given_its_own_gpu(two_gpus, monkeypatch, tmp_path):
+    """Also with the parent's CUDA_VISIBLE_DEVICES unset, GPU 0's worker included: it would otherwise see both."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    envs = _worker_envs(monkeypatch, tmp_path, 2)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1"]
+
+
 def test_workers_set_by_the_flag_take_the_gpus_in_turn_and_share_the_cores(two_gpus, monkeypatch, tmp_path):
     """`--workers 4` on two GPUs: two workers per GPU (not the parent's whole CUDA_VISIBLE_DEVICES each), and each
     worker's torch threads are its share of the usable cores."""
@@ -125,3 +132,11 @@ def test_a_cgroup_quota_above_the_cores_leaves_one_worker_per_core(tmp_path):
     root, me = _cgroup(tmp_path / "big", {"cpu.max": f"{(affinity + 4) * 100000} 100000\n"})
     assert scheduler.cgroup_cpu_limit(root, me) == affinity + 4
     assert scheduler.usable_cores(root, me) == affinity
+
+
+def test_more_workers_than_cores_run_one_thread_each(monkeypatch, tmp_path):
+    """`--workers 4` on 2 usable cores: each worker still gets one thread (not 0, which its torch would refuse)."""
+    monkeypatch.setattr(scheduler, "usable_cores", lambda: 2)
+    monkeypatch.setattr(scheduler, "_gpu_count", lambda: 0)
+    envs = _worker_envs(monkeypatch, tmp_path, 4, workers=4)
+    assert {(e["STUDY_THREADS"], e["OMP_NUM_THREADS"]) for e in envs} == {("1", "1")}
