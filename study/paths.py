@@ -9,8 +9,8 @@ from study.errors import StudyError
 
 
 def refuse_file_for_folder(path: Path, said: str) -> None:
-    """StudyError naming `path` as `said` (`--out`, `$STUDY_WORKDIR`) where it is a file or lies under one: a
-    command that makes folders there would fail inside them instead."""
+    """StudyError naming `path` as `said` (`--out`, `$STUDY_WORKDIR`) where it is a file, a link to nothing, or lies
+    under a file: a command that makes folders there would fail inside them instead."""
     if path.exists() and not path.is_dir():
         raise StudyError(f"{said} {path}: exists and is not a folder")
     if path.is_symlink() and not path.exists():
@@ -38,8 +38,8 @@ def workdir() -> Path:
 
 
 def checked_workdir(given: str | os.PathLike | None) -> Path:
-    """The workdir a command was given (`--workdir`), else `workdir()`; a StudyError naming it and whence when it is
-    a file or lies under one."""
+    """The workdir a command was given (`--workdir`), else `workdir()`; a StudyError naming it and whence where it
+    cannot be a folder (`refuse_file_for_folder`)."""
     said = "--workdir" if given else "$STUDY_WORKDIR" if os.environ.get("STUDY_WORKDIR") else "workdir"
     path = Path(given) if given else workdir()
     refuse_file_for_folder(path, said)

@@ -83,7 +83,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
-    checked_workdir(args.workdir)  # submit makes folders in it
+    workdir = checked_workdir(args.workdir)  # submit makes folders in it
     from study.launch.select import only_names, resolve_ids
 
     names = None if args.only is None else only_names(args.only)  # a flag to fix before the grid's manifests
@@ -93,14 +93,14 @@ def run_submit(args: argparse.Namespace) -> int:
     for warning in plan.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
-    _refuse_stale_results(plan, _workdir(args), set_aside=args.set_aside_stale, only=only)
+    _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
-        return submit_slurm(plan, _workdir(args), dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
+        return submit_slurm(plan, workdir, dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
     from study.launch.local.scheduler import run_local
 
-    return run_local(plan, _workdir(args), retry_failed=args.retry_failed, workers=args.workers, only=only)
+    return run_local(plan, workdir, retry_failed=args.retry_failed, workers=args.workers, only=only)
 
 
 def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -13,6 +14,19 @@ from image_trees import write_quadrant_tree
 from study.errors import StudyError
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def stand_in_workers(monkeypatch, command) -> None:
+    """`run_local` starts `command(job_id, env)` (an argv) in place of each job's worker (study.launch.local.worker,
+    which it gives `--job <workdir>/jobs/<id>/job.json`), with the worker's environment and streams."""
+    from study.launch.local import scheduler
+
+    real_popen = subprocess.Popen
+
+    def popen(args, **kwargs):
+        return real_popen(command(Path(args[args.index("--job") + 1]).parent.name, kwargs["env"]), **kwargs)
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
 
 
 def fake_commands(bin_dir: Path, **scripts: str) -> Path:

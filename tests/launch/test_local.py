@@ -16,7 +16,7 @@ from study.grids.render import job_text
 from study.launch.ledger import Ledger
 from study.launch.locks import try_lock
 
-from launch_helpers import grid_text, run_cli
+from launch_helpers import grid_text, run_cli, stand_in_workers
 
 
 def _events(workdir, grid):
@@ -766,7 +766,6 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
     moment, then writes `results/<id>.ok`, which counts as its result (those in `fail` exit 1 instead). `before`:
     (job id, state) lines of an earlier command."""
     import io
-    import subprocess
     from types import SimpleNamespace
 
     from study.launch.local import scheduler
@@ -775,14 +774,8 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
     (wd / "results").mkdir(parents=True)
     Ledger(wd, "fake").append([{"event": "local", "job": j, "stage": "pretrain", "state": s, "log": None}
                                for j, s in before])
-    real_popen = subprocess.Popen
-
-    def popen(args, **kwargs):
-        job_id = Path(args[args.index("--job") + 1]).parent.name  # jobs/<id>/job.json
-        end = "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok"
-        return real_popen(["sh", "-c", f"sleep 0.3; {end}"], **kwargs)
-
-    monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
+    stand_in_workers(monkeypatch, lambda job_id, env: ["sh", "-c", "sleep 0.3; " + (
+        "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok")])
     monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: (wd / "results" / f"{job_id}.ok").exists())
     code = scheduler.run_local(SimpleNamespace(name="fake", jobs=jobs, path=None), wd, workers=workers,
                                retry_failed=retry_failed, err=io.StringIO())

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from launch_helpers import stand_in_workers
 
 from study.grids import Job
 from study.launch.local import scheduler
@@ -91,13 +90,12 @@ def _worker_envs(monkeypatch, tmp_path, n_jobs: int, workers: int | None = None)
     started at once; each worker is `true` instead of study.launch.local.worker (it ends at once, without a result:
     failed)."""
     envs = {}
-    real_popen = subprocess.Popen
 
-    def popen(args, **kwargs):
-        envs[Path(args[args.index("--job") + 1]).parent.name] = kwargs["env"]  # jobs/<id>/job.json
-        return real_popen(["true"], **kwargs)
+    def worker(job_id, env):
+        envs[job_id] = env
+        return ["true"]
 
-    monkeypatch.setattr(scheduler.subprocess, "Popen", popen)
+    stand_in_workers(monkeypatch, worker)
     jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(n_jobs)]
     scheduler.run_local(SimpleNamespace(name="dev", jobs=jobs, path=None), tmp_path / "wd", workers=workers,
                         err=io.StringIO())
