@@ -90,6 +90,15 @@ def open_text(path: Path) -> io.StringIO:
         raise StudyError(f"{path} line {line}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
 
 
+def decimal_int(text: str) -> int:
+    """`text` as a decimal integer: ASCII digits after an optional `-`; ValueError otherwise (`int` alone would also
+    take `1_0`, `+1` and other scripts' digits, none of which a label file of these datasets holds)."""
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"not a decimal integer: {text!r}")
+    return int(text)
+
+
 def source_entry(root: Path, path: Path) -> dict:
     """How a manifest records an annotation file it was built from: path relative to the root, and sha256."""
     try:

@@ -201,7 +201,7 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
         print(f"[manifest] glc20: only {csvs[0][1].name} found: split {split!r} is that region alone",
               file=sys.stderr)
     if len(csvs) == 2 and rule != "species":
-        print("[manifest] glc20: warning: France's land-cover codes (OSO) and the US's (NLCD) are different schemes, "
+        print("[manifest] warning: glc20: France's land-cover codes (OSO) and the US's (NLCD) are different schemes, "
               f"and split {split!r} puts equal codes in one class; use us_{part} or fr_{part} for one scheme",
               file=sys.stderr)
     paths: list[str] = []

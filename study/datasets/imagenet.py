@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, open_text, require_file, source_entry
+from study.datasets.base import (DATASETS, Index, ReaderOptions, basenames, decimal_int, open_text, require_file,
+                                 source_entry)
 from study.datasets.imagefolder import index_class_tree
 from study.datasets.scan import IMG_EXTENSIONS, list_dirs, list_files
 from study.errors import StudyError
@@ -233,7 +234,7 @@ def devkit_val(root: Path, folder: Path) -> Index:
                 raise StudyError(f"{gt} line {blank}: blank line between labels (line i labels image "
                                  f"ILSVRC2012_val_i); remove it")
             try:
-                ilsvrc_id = int(text)
+                ilsvrc_id = decimal_int(text)
             except ValueError:
                 raise StudyError(f"{gt} line {line_no}: expected an integer ILSVRC2012_ID, got {text[:40]!r}") from None
             if ilsvrc_id not in id_to_wnid:

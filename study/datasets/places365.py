@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, dirnames, first_repeat, open_text,
-                                 parent_folders, require_file, source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, decimal_int, dirnames, first_repeat,
+                                 open_text, parent_folders, require_file, source_entry)
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
@@ -39,7 +39,7 @@ def read_list(path: Path) -> tuple[list[str], list[int], list[int]]:
             if not sep or not name:
                 raise StudyError(f"{path} line {line_no}: expected '<path> <label>', got {text[:80]!r}")
             try:
-                numbers.append(int(number))
+                numbers.append(decimal_int(number))
             except ValueError:
                 raise StudyError(f"{path} line {line_no}: label {number[:20]!r} is not an integer") from None
             names.append(name)

@@ -319,3 +319,16 @@ def test_an_occurrence_table_in_the_root_is_read_before_one_in_occurrences(tmp_p
     (tmp_path / "occurrences" / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1234567;1;2;5\n")
     index = read_dataset("glc20", tmp_path, "us_train")
     assert len(index) == 3 and [s["path"] for s in index.sources] == ["occurrences_us_train.csv"]
+
+
+def test_land_cover_of_both_regions_warns_that_their_schemes_differ(tmp_path, capsys):
+    """France's OSO and the US's NLCD codes share numbers but not meanings: a split of both regions with a land-cover
+    rule says so; one region, or species labels, say nothing."""
+    make_glc20(tmp_path)
+    read_dataset("glc20", tmp_path, "train")
+    err = capsys.readouterr().err
+    assert err.startswith("[manifest] warning: glc20: France's land-cover codes (OSO) and the US's (NLCD) are "
+                          "different schemes") and "use us_train or fr_train for one scheme" in err
+    read_dataset("glc20", tmp_path, "us_train")
+    read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="species"))
+    assert "warning" not in capsys.readouterr().err

@@ -47,6 +47,9 @@ def test_ground_truth_errors_name_file_and_line(tmp_path):
     gt.write_text("1\n2\nthree\n1\n1\n")
     with pytest.raises(StudyError, match=r"ground_truth.txt line 3"):
         read_dataset("imagenet", tmp_path, "val")
+    gt.write_text("1\n2\n1_0\n1\n1\n")  # Python's int() would take it as 10
+    with pytest.raises(StudyError, match=r"ground_truth.txt line 3: expected an integer ILSVRC2012_ID, got '1_0'"):
+        read_dataset("imagenet", tmp_path, "val")
     gt.write_text("1\n2\n7\n1\n1\n")
     with pytest.raises(StudyError, match=r"line 3: label 7 is out of range"):
         read_dataset("imagenet", tmp_path, "val")

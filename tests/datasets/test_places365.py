@@ -38,6 +38,9 @@ def test_lines_of_spaces_are_blank_lines(tmp_path):
     ("/a/airfield/x.jpg", "line 7: expected '<path> <label>'"),
     (" 0", "line 7: expected '<path> <label>', got ' 0'"),  # a label without its path
     ("/a/airfield/x.jpg zero", "line 7: label 'zero' is not an integer"),
+    ("/a/airfield/x.jpg 1_0", "line 7: label '1_0' is not an integer"),  # int() would read 10
+    ("/a/airfield/x.jpg +1", "line 7: label '\\+1' is not an integer"),
+    ("/a/airfield/x.jpg \u0661", "line 7: label '\u0661' is not an integer"),  # an Arabic-Indic 1, int()'s 1
     ("/a/airfield/x.jpg 365", r"line 7: label 365 of '/a/airfield/x.jpg' is out of range 0..2"),
     ("/a/airfield/x.jpg 3", r"line 7: label 3 of '/a/airfield/x.jpg' is out of range 0..2"),  # one past the last
     ("/a/airfield/x.jpg -1", r"line 7: label -1 of '/a/airfield/x.jpg' is out of range 0..2"),
