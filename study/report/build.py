@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries
 from study.report import caveats, curves, style
+from study.report.findings import findings_table
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
@@ -170,6 +171,20 @@ def _draw_styled(figures: list, table: pd.DataFrame, expected, out: Path, output
     return sections, drawn, skipped, failed
 
 
+def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs, warn_lines: list[str]) -> Section:
+    """The paper's findings checked on `table` (study.report.findings), written as `findings.csv/.md/.tex`."""
+    found, failed = findings_table(table, expected)
+    warn_lines += failed
+    caption = ("Each finding of the paper and whether it holds on these results: like-for-like comparisons of top-1 "
+               "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the cells it "
+               "compares")
+    outputs.add(*table_paths(out, "findings").values())
+    paths = write_tables(found, out, "findings", caption=caption)
+    section = Section("findings", "The paper's findings, checked on these results", caption=caption,
+                      files={fmt: p.name for fmt, p in paths.items()}, table=found)
+    return section
+
+
 def report_lock(out: Path) -> Path:
     """The lock file of report folder `out`, beside it (`.<name>.report.lock`): one build at a time writes a folder."""
     return out.parent / f".{out.name}.report.lock"
@@ -241,8 +256,10 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                        "--set-aside-stale`) or the old manifest restored" for line in stale_results(plan.jobs,
                                                                                                   workdir).values()]
 
+    findings = _findings_section(table, expected, out, outputs, warn_lines)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
+    sections.insert(0, findings)
 
     missing = None
     if coll.missing is not None:

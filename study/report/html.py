@@ -97,6 +97,8 @@ def render(page: Page) -> str:
             if "png" in s.files:
                 parts.append(f'<figure><img src="{e(s.files["png"])}" alt="{e(s.title)}">'
                              f"<figcaption>{e(s.caption)}</figcaption></figure>")
+            elif s.caption:
+                parts.append(f"<p>{e(s.caption)}</p>")
             parts.append(f"<p>Files: {_links(s.files)}</p>")
             if s.table is not None:
                 parts.append(table_html(s.table))

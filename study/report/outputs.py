@@ -109,6 +109,6 @@ def figure_files(out: Path, name: str) -> list[Path]:
 def report_names() -> set[str]:
     """Every file name a build writes into its folder."""
     here = Path(".")
-    tables = [p for t in ("cells", "missing") for p in table_paths(here, t).values()]
+    tables = [p for t in ("cells", "missing", "findings") for p in table_paths(here, t).values()]
     return {"index.html", "results.parquet", *(p.name for p in tables),
             *(p.name for name in (*(m.NAME for m in FIGURES), curves.NAME) for p in figure_files(here, name))}

@@ -1,0 +1,355 @@
+"""The paper's findings, each checked on a report's results: does it hold here?
+
+Each finding is a claim of Cole et al. (reports/README.md lists them, with the test each gets) and a check that reads
+the report's top-1 cells (`study.report.figures.common.cells`: mean over seeds) and makes like-for-like comparisons:
+the same method (and backbone or variant), pretraining size, evaluation dataset and labeled size, at the largest
+labeled size both sides have. A comparison holds or not; the finding's verdict counts them:
+
+    holds             every comparison holds
+    does not hold     none does
+    holds in k of n   some do
+    not tested        the results have no cells to compare (the `evidence` column says which it needs)
+
+The thresholds are ours where the paper gives none in numbers ("clearly beats": over 2 points). Adding a finding is
+one function under `@finding`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from study.report.figures.common import cells, fmt_size, is_single, label_variants, levels_order, size_key
+
+COLUMNS = ("axis", "finding", "verdict", "evidence")
+NONE = "(none)"  # a null key value, so that merges match null with null
+EXAMPLES = 4  # comparisons the evidence names; the verdict counts them all
+
+
+@dataclass(frozen=True)
+class Comparison:
+    holds: bool
+    text: str  # what was compared, with the numbers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "holds", bool(self.holds))  # a numpy bool too
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    axis: str  # quantity, domain, quality or granularity
+    claim: str  # the paper's finding, then how it is tested here
+    needs: str  # the cells a test takes (what "not tested" says)
+    check: Callable[[pd.DataFrame], list[Comparison]]
+
+
+FINDINGS: list[Finding] = []
+
+
+def finding(axis: str, claim: str, needs: str):
+    """Register the decorated check (top-1 cells -> comparisons) as a finding named after it."""
+    def deco(check: Callable[[pd.DataFrame], list[Comparison]]):
+        FINDINGS.append(Finding(check.__name__, axis, claim, needs, check))
+        return check
+
+    return deco
+
+
+def findings_table(table: pd.DataFrame, expected: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per finding: COLUMNS, in FINDINGS' order; warning lines of checks that failed) for the results
+    `table` (study.results' tidy table) and the plan's `expected` jobs (which name method variants alike)."""
+    top1 = _top1_cells(table, expected)
+    rows, failed = [], []
+    for f in FINDINGS:
+        try:
+            found = f.check(top1) if not top1.empty else []
+            row = {"verdict": verdict(found), "evidence": evidence(found, f)}
+        except Exception as e:  # one check's failure is named; the report and the other checks go on
+            failed.append(f"finding {f.name} could not be checked ({type(e).__name__}: {e})")
+            row = {"verdict": "not tested", "evidence": f"the check failed: {type(e).__name__}: {e}"}
+        rows.append({"axis": f.axis, "finding": f.claim, **row})
+    return pd.DataFrame(rows, columns=list(COLUMNS)), failed
+
+
+def verdict(found: list[Comparison]) -> str:
+    k = sum(c.holds for c in found)
+    if not found:
+        return "not tested"
+    return "holds" if k == len(found) else "does not hold" if k == 0 else f"holds in {k} of {len(found)}"
+
+
+def evidence(found: list[Comparison], f: Finding) -> str:
+    if not found:
+        return f"needs {f.needs}"
+    mixed = 0 < sum(c.holds for c in found) < len(found)
+    texts = [("yes: " if c.holds else "no: ") * mixed + c.text for c in found[:EXAMPLES]]
+    return "; ".join(texts) + (f"; and {len(found) - EXAMPLES} more" if len(found) > EXAMPLES else "")
+
+
+def _top1_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
+    """The evaluation cells of top-1 with a value, their key columns' nulls as NONE, `_size` and `_labeled` as
+    `size_key` orders them (null: the largest)."""
+    if table.empty or not {"stage", "metric"} <= set(table):
+        return pd.DataFrame()
+    table, _ = label_variants(table, expected)
+    c = cells(table)
+    c = c[c["mean"].notna()].copy()
+    for col in ("method", "dataset", "size", "corruption", "protocol", "eval_dataset", "labeled_size", "level"):
+        c[col] = c[col].astype(object).where(c[col].notna(), NONE) if col in c else NONE
+    c.attrs["levels"] = levels_order(table, c["level"][c["level"] != NONE].unique())  # coarse -> fine
+    c["_size"] = [_order(v) for v in c["size"]]
+    c["_labeled"] = [_order(v) for v in c["labeled_size"]]
+    return c
+
+
+def _order(v) -> float:
+    """size_key's order of a size (NONE: the largest); NaN for a size that is not one (a concatenation's pair)."""
+    if v == NONE:
+        return size_key(None)
+    try:
+        return size_key(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _size(v) -> str:
+    return fmt_size(None if v == NONE else v)
+
+
+def _pts(d: float) -> str:
+    return f"{100 * d:+.1f} points"
+
+
+def _linear(c: pd.DataFrame, in_domain: bool = True) -> pd.DataFrame:
+    """Linear-probe cells of single (not pooled or concatenated) pretraining sets on clean images; in-domain only
+    (the encoder's pretraining dataset is the evaluation dataset) with `in_domain`."""
+    lin = c[(c["protocol"] == "linear") & (c["corruption"] == "none") & is_single(c["dataset"].replace(NONE, ""))]
+    return lin[lin["dataset"] == lin["eval_dataset"]] if in_domain else lin
+
+
+def _pairs(a: pd.DataFrame, b: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+    """`a` and `b` side by side (their columns suffixed `_a`, `_b`) where their `on` columns agree, at the largest
+    labeled size the two share for each value of `on`."""
+    both = a.merge(b, on=[*on, "_labeled"], suffixes=("_a", "_b"))
+    if both.empty:
+        return both
+    largest = both.groupby(on, sort=False)["_labeled"].transform("max")
+    return both[both["_labeled"] == largest]
+
+
+def _labels(r) -> str:
+    return f"{_size(r['labeled_size_a'] if 'labeled_size_a' in r else r['labeled_size'])} labels"
+
+
+def _variant(method: str, to: str) -> str:
+    """`method`'s name with its method replaced by `to` ("simclr · resnet18" -> "supervised · resnet18")."""
+    return to + method[len(method.split(" · ")[0]):]
+
+
+def _rows(df: pd.DataFrame, mask: list[bool]) -> pd.DataFrame:
+    """The rows of `df` where `mask` is true (an empty list too: `df[[]]` would select no columns)."""
+    return df[np.asarray(mask, dtype=bool)]
+
+
+def _is(method: str, name: str) -> bool:
+    return method.split(" · ")[0] == name
+
+
+@finding("quantity", "Beyond a point more pretraining images barely help: 500k and 1M images differ by under 1-2 "
+         "points of linear top-1. Tested: the largest pretraining size against the next one down (at most 2.5x "
+         "smaller), in-domain, within 2 points", "linear probes of one method on one dataset at its largest "
+         "pretraining size and one at most 2.5x smaller (in-domain)")
+def quantity_saturation(c: pd.DataFrame) -> list[Comparison]:
+    def step(sizes):
+        return (sizes[-1], sizes[-2]) if len(sizes) >= 2 and sizes[-1] <= 2.5 * sizes[-2] else None
+
+    return _size_steps(c, step, lambda d: abs(d) < 0.02)
+
+
+@finding("quantity", "Small pretraining sets cost a lot: 50k against 250k images often costs over 10 points of "
+         "linear top-1. Tested: the smallest pretraining size against the largest at most 5x it, in-domain, over 10 "
+         "points", "linear probes of one method on one dataset at a size and one 2-5x it (in-domain)")
+def quantity_small_sets(c: pd.DataFrame) -> list[Comparison]:
+    def step(sizes):
+        up = [s for s in sizes[1:] if 2 * sizes[0] <= s <= 5 * sizes[0]]
+        return (up[-1], sizes[0]) if up else None
+
+    return _size_steps(c, step, lambda d: d > 0.10)
+
+
+def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
+    """Per method and dataset (in-domain linear probes), the pair of pretraining sizes `choose(sorted sizes)` gives
+    (larger, smaller), compared: `holds(top-1 of the larger - top-1 of the smaller)`."""
+    lin, out = _linear(c), []
+    for (method, dataset), g in lin.groupby(["method", "dataset"], sort=True):
+        sizes = sorted(g["_size"].dropna().unique())
+        step = choose(sizes)
+        if step is None:
+            continue
+        big, small = (g[g["_size"] == s] for s in step)
+        for _, r in _pairs(big, small, ["method", "dataset", "eval_dataset"]).iterrows():
+            d = r["mean_a"] - r["mean_b"]
+            out.append(Comparison(holds(d), f"{method} on {dataset}, {_labels(r)}: {_size(r['size_a'])} "
+                                            f"{r['mean_a']:.3f} against {_size(r['size_b'])} {r['mean_b']:.3f} "
+                                            f"({_pts(d)})"))
+    return out
+
+
+@finding("quantity", "With few labels, fine-tuning a SimCLR encoder clearly beats training from scratch; with many "
+         "labels the two meet. Tested: at the smallest labeled size fine-tuning leads by over 2 points, and its lead "
+         "is smaller at the largest", "fine-tune and scratch cells on one evaluation dataset at the same labeled "
+         "sizes")
+def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
+    scratch = c[c["protocol"] == "scratch"].drop_duplicates(["eval_dataset", "_labeled"])
+    tuned = c[(c["protocol"] == "finetune") & (c["corruption"] == "none")]
+    out = []
+    for (method, dataset, size, ev), g in tuned.groupby(["method", "dataset", "size", "eval_dataset"], sort=True):
+        both = g.merge(scratch, on=["eval_dataset", "_labeled"], suffixes=("_a", "_b")).sort_values("_labeled")
+        if both.empty:
+            continue
+        gaps = (both["mean_a"] - both["mean_b"]).tolist()
+        first, last = both.iloc[0], both.iloc[-1]
+        holds = gaps[0] > 0.02 and (len(gaps) == 1 or gaps[-1] < gaps[0])
+        text = f"{method} {dataset} {_size(size)} on {ev}: {_labels(first)} {_pts(gaps[0])}"
+        out.append(Comparison(holds, text + (f", {_labels(last)} {_pts(gaps[-1])}" if len(gaps) > 1 else "")))
+    return out
+
+
+@finding("quantity", "SimCLR trails supervised pretraining in linear top-1 (paper: about 7 points on ImageNet, about "
+         "30 on iNat21). Tested: supervised above SimCLR, same dataset and size, in-domain",
+         "in-domain linear probes of simclr and supervised encoders of the same dataset and size")
+def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
+    lin = _linear(c)
+    out = []
+    for method in sorted(m for m in lin["method"].unique() if _is(m, "simclr")):
+        sup = lin[lin["method"] == _variant(method, "supervised")]
+        for _, r in _pairs(lin[lin["method"] == method], sup, ["dataset", "size", "eval_dataset"]).iterrows():
+            d = r["mean_b"] - r["mean_a"]
+            out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}: supervised "
+                                         f"{r['mean_b']:.3f}, {method} {r['mean_a']:.3f} ({_pts(d)})"))
+    return out
+
+
+@finding("domain", "In-domain pretraining beats cross-domain pretraining on every dataset. Tested: the encoder "
+         "pretrained on the evaluation dataset above every other single dataset's, same method and size",
+         "linear probes of encoders of two datasets at the same size on one evaluation dataset")
+def in_domain_beats_cross_domain(c: pd.DataFrame) -> list[Comparison]:
+    lin = _linear(c, in_domain=False)
+    own, cross = lin[lin["dataset"] == lin["eval_dataset"]], lin[lin["dataset"] != lin["eval_dataset"]]
+    both = _pairs(own, cross, ["method", "size", "eval_dataset"])
+    out = []
+    for (method, size, ev), g in both.groupby(["method", "size", "eval_dataset"], sort=True):
+        best = g.loc[g["mean_b"].idxmax()]
+        d = best["mean_a"] - best["mean_b"]
+        out.append(Comparison(d > 0, f"{method} {_size(size)} on {ev}, {_labels(best)}: in-domain "
+                                     f"{best['mean_a']:.3f}, best cross-domain ({best['dataset_b']}) "
+                                     f"{best['mean_b']:.3f} ({_pts(d)})"))
+    return out
+
+
+def _pooled(c: pd.DataFrame) -> pd.DataFrame:
+    """Linear probes of encoders of pooled sets ('a+b') on clean images, with `_sources` (how many sets they pool)."""
+    lin = c[(c["protocol"] == "linear") & (c["corruption"] == "none")]
+    pooled = lin[lin["dataset"].astype(str).str.contains("+", regex=False)].copy()
+    pooled["_sources"] = [len(str(d).split("+")) for d in pooled["dataset"]]
+    return pooled
+
+
+@finding("domain", "Pooling datasets at equal size hurts: in-domain pretraining beats every pooled set of as many "
+         "images. Tested: the in-domain encoder above the pooled one, same method and size",
+         "linear probes of a pooled set's encoder and an in-domain encoder of the same size")
+def in_domain_beats_pooled(c: pd.DataFrame) -> list[Comparison]:
+    return _against_pooled(_linear(c), _pooled(c), "as many as")
+
+
+@finding("domain", "A pooled set is worth less than its in-domain share: pooled 1M (4 x 250k) is below in-domain "
+         "250k. Tested: the in-domain encoder of 1/k of the size above the pool of k sets that holds its dataset",
+         "linear probes of a pool of k sets of size n, and an in-domain encoder of size n/k")
+def in_domain_share_beats_pooled(c: pd.DataFrame) -> list[Comparison]:
+    pooled = _pooled(c)
+    pooled = _rows(pooled, [ev in str(d).split("+") and math.isfinite(s)
+                            for d, ev, s in zip(pooled["dataset"], pooled["eval_dataset"], pooled["_size"])])
+    return _against_pooled(_linear(c), pooled.assign(_size=pooled["_size"] / pooled["_sources"]), "its share of")
+
+
+def _against_pooled(own: pd.DataFrame, pooled: pd.DataFrame, how: str) -> list[Comparison]:
+    """In-domain cells `own` against the pooled cells `pooled` of the same method, evaluation dataset and `_size`."""
+    out = []
+    for _, r in _pairs(own, pooled, ["method", "_size", "eval_dataset"]).iterrows():
+        d = r["mean_a"] - r["mean_b"]
+        out.append(Comparison(d > 0, f"{r['method']} on {r['eval_dataset']}, {_labels(r)}: in-domain "
+                                     f"{_size(r['size_a'])} {r['mean_a']:.3f}, pooled {r['dataset_b']} "
+                                     f"{_size(r['size_b'])} {r['mean_b']:.3f} ({_pts(d)}; {how} the pool's images)"))
+    return out
+
+
+def _drops(c: pd.DataFrame) -> pd.DataFrame:
+    """Per corrupted-pretraining linear cell: `drop` = the clean encoder's top-1 (same method, dataset, size,
+    evaluation dataset and labeled size) less its own."""
+    lin = c[(c["protocol"] == "linear") & is_single(c["dataset"].replace(NONE, ""))]
+    clean, bad = lin[lin["corruption"] == "none"], lin[lin["corruption"] != "none"]
+    both = bad.merge(clean, on=["method", "dataset", "size", "eval_dataset", "_labeled"], suffixes=("", "_clean"))
+    return both.assign(drop=both["mean_clean"] - both["mean"])
+
+
+@finding("quality", "Downsampling hurts SimCLR most; JPEG and salt-and-pepper much less (paper: 2x and 4x "
+         "downsampling cost about 15 and 34 points). Tested: the largest drop from clean pretraining is a "
+         "downsampling's", "linear probes of simclr encoders pretrained on clean images, on downsampled ones and on "
+         "another corruption")
+def downsampling_hurts_most(c: pd.DataFrame) -> list[Comparison]:
+    drops = _drops(c)
+    drops = _rows(drops, [_is(m, "simclr") for m in drops["method"]])
+    out = []
+    for (method, dataset, size, ev), g in drops.groupby(["method", "dataset", "size", "eval_dataset"], sort=True):
+        g = g[g["_labeled"] == g["_labeled"].max()]
+        down = g["corruption"].astype(str).str.startswith("downsample")
+        if not down.any() or down.all():
+            continue
+        g = g.sort_values("drop", ascending=False)
+        worst = ", ".join(f"{k} {_pts(-v)}" for k, v in zip(g["corruption"], g["drop"]))
+        out.append(Comparison(bool(str(g["corruption"].iloc[0]).startswith("downsample")),
+                              f"{method} {dataset} {_size(size)} on {ev}, {_size(g['labeled_size'].iloc[0])} "
+                              f"labels: {worst}"))
+    return out
+
+
+@finding("quality", "Supervised pretraining is hurt less by corrupted images than SimCLR. Tested: per corruption, "
+         "the supervised encoder's drop from clean pretraining below SimCLR's",
+         "linear probes of simclr and supervised encoders pretrained on clean and on corrupted images")
+def supervised_hurt_less(c: pd.DataFrame) -> list[Comparison]:
+    drops, out = _drops(c), []
+    for method in sorted(m for m in drops["method"].unique() if _is(m, "simclr")):
+        sup = drops[drops["method"] == _variant(method, "supervised")]
+        both = _pairs(drops[drops["method"] == method], sup, ["dataset", "size", "eval_dataset", "corruption"])
+        for _, r in both.iterrows():
+            out.append(Comparison(r["drop_b"] < r["drop_a"], f"{r['corruption']} on {r['dataset']} "
+                                                             f"{_size(r['size'])}: supervised {_pts(-r['drop_b'])}, "
+                                                             f"{method} {_pts(-r['drop_a'])}"))
+    return out
+
+
+@finding("granularity", "The gap between supervised and SimCLR pretraining grows at finer taxonomy levels (paper, "
+         "iNat21: about 0.99 against 0.975 at kingdom, 0.80 against 0.50 at species). Tested: the gap at the finest "
+         "level above the gap at the coarsest", "granularity cells of simclr and supervised encoders at two levels")
+def granularity_gap_grows(c: pd.DataFrame) -> list[Comparison]:
+    gran = c[(c["protocol"] == "granularity") & (c["corruption"] == "none") & (c["level"] != NONE)]
+    order = c.attrs.get("levels") or list(dict.fromkeys(gran["level"]))
+    out = []
+    for method in sorted(m for m in gran["method"].unique() if _is(m, "simclr")):
+        sup = gran[gran["method"] == _variant(method, "supervised")]
+        both = gran[gran["method"] == method].merge(
+            sup, on=["dataset", "size", "eval_dataset", "_labeled", "level"], suffixes=("_a", "_b"))
+        for (dataset, size, ev), g in both.groupby(["dataset", "size", "eval_dataset"], sort=True):
+            g = g[g["_labeled"] == g["_labeled"].max()]
+            g = g.assign(_rank=[order.index(lv) for lv in g["level"]]).sort_values("_rank")
+            if len(g) < 2:
+                continue
+            gaps = (g["mean_b"] - g["mean_a"]).tolist()
+            levels = ", ".join(f"{lv} {_pts(gap)}" for lv, gap in zip(g["level"], gaps))
+            out.append(Comparison(gaps[-1] > gaps[0], f"{dataset} {_size(size)} on {ev}: supervised minus {method}: "
+                                                      f"{levels}"))
+    return out

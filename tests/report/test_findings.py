@@ -1,0 +1,210 @@
+"""study.report.findings: each of the paper's findings checked on known results, and the report's findings table."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from report_records import ALL_RECORDS, eval_axes, plan_for, records, table_of, write_all
+
+from study.report import build_report
+from study.report import findings as F
+
+
+def _verdicts(recs) -> dict[str, tuple[str, str]]:
+    """Finding name -> (verdict, evidence) on the records `recs`."""
+    table, failed = F.findings_table(table_of(recs))
+    assert failed == [] and list(table.columns) == list(F.COLUMNS) and len(table) == len(F.FINDINGS)
+    return {f.name: (v, e) for f, v, e in zip(F.FINDINGS, table["verdict"], table["evidence"])}
+
+
+def _linear(method, size, value, dataset="a", eval_dataset="a", corruption="none", labeled=10_000, **axes):
+    return records(eval_axes(method=method, dataset=dataset, size=size, eval_dataset=eval_dataset,
+                             corruption=corruption, **axes), {(labeled, None): value})
+
+
+def test_no_results_test_no_finding():
+    table, failed = F.findings_table(pd.DataFrame())
+    assert failed == [] and set(table["verdict"]) == {"not tested"}
+    assert all(e.startswith("needs ") for e in table["evidence"])
+
+
+def test_saturation_compares_the_largest_size_with_the_next_one_down_within_two_points():
+    recs = (_linear("simclr", 250_000, 0.40) + _linear("simclr", 500_000, 0.50) + _linear("simclr", 1_000_000, 0.51)
+            + _linear("byol", 500_000, 0.40) + _linear("byol", 1_000_000, 0.45))
+    verdict, evidence = _verdicts(recs)["quantity_saturation"]
+    assert verdict == "holds in 1 of 2"
+    assert evidence == ("no: byol on a, 10k labels: 1M 0.450 against 500k 0.400 (+5.0 points); "
+                        "yes: simclr on a, 10k labels: 1M 0.510 against 500k 0.500 (+1.0 points)")
+    # a step over 2.5x is not the paper's doubling: nothing to test
+    assert _verdicts(_linear("simclr", 50_000, 0.40) + _linear("simclr", 1_000_000, 0.41))["quantity_saturation"][0] \
+        == "not tested"
+
+
+def test_small_sets_compare_the_smallest_size_with_the_largest_at_most_five_times_it():
+    recs = _linear("simclr", 50_000, 0.30) + _linear("simclr", 250_000, 0.45) + _linear("simclr", 500_000, 0.50)
+    verdict, evidence = _verdicts(recs)["quantity_small_sets"]
+    assert verdict == "holds" and "250k 0.450 against 50k 0.300 (+15.0 points)" in evidence
+    recs = _linear("simclr", 50_000, 0.40) + _linear("simclr", 250_000, 0.45)
+    assert _verdicts(recs)["quantity_small_sets"][0] == "does not hold"
+
+
+def test_cross_domain_and_corrupted_cells_are_not_quantity_steps():
+    recs = (_linear("simclr", 500_000, 0.50) + _linear("simclr", 1_000_000, 0.40, eval_dataset="b")
+            + _linear("simclr", 1_000_000, 0.40, corruption="jpeg:quality=10"))
+    assert _verdicts(recs)["quantity_saturation"][0] == "not tested"
+
+
+def _finetune(size_labels: dict, scratch: dict, size=1_000_000):
+    return (records(eval_axes(protocol="finetune", size=size), {(ls, None): v for ls, v in size_labels.items()})
+            + records({"method": "random", "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                      {(ls, None): v for ls, v in scratch.items()}))
+
+
+def test_finetune_leads_scratch_with_few_labels_and_the_lead_shrinks():
+    verdict, evidence = _verdicts(_finetune({1000: 0.40, 100_000: 0.70}, {1000: 0.20, 100_000: 0.69}))[
+        "finetune_vs_scratch"]
+    assert verdict == "holds"
+    assert evidence == "simclr a 1M on a: 1k labels +20.0 points, 100k labels +1.0 points"
+    # a lead that grows, or one under 2 points at the smallest size, is not the paper's finding
+    assert _verdicts(_finetune({1000: 0.40, 100_000: 0.90}, {1000: 0.20, 100_000: 0.50}))[
+        "finetune_vs_scratch"][0] == "does not hold"
+    assert _verdicts(_finetune({1000: 0.21}, {1000: 0.20}))["finetune_vs_scratch"][0] == "does not hold"
+
+
+def test_supervised_above_simclr_pairs_the_same_backbone():
+    recs = (_linear("simclr", 1_000_000, 0.45, backbone="resnet18") + _linear("supervised", 1_000_000, 0.40,
+                                                                              backbone="resnet18")
+            + _linear("simclr", 1_000_000, 0.45, backbone="resnet50") + _linear("supervised", 1_000_000, 0.70,
+                                                                                backbone="resnet50"))
+    verdict, evidence = _verdicts(recs)["supervised_beats_simclr"]
+    assert verdict == "holds in 1 of 2"
+    assert evidence == ("no: a 1M, 10k labels: supervised 0.400, simclr · resnet18 0.450 (-5.0 points); "
+                        "yes: a 1M, 10k labels: supervised 0.700, simclr · resnet50 0.450 (+25.0 points)")
+
+
+def test_in_domain_against_the_best_cross_domain_encoder_at_the_same_size():
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("simclr", 1_000_000, 0.30, dataset="b")
+            + _linear("simclr", 1_000_000, 0.50, dataset="c")  # the best cross-domain encoder on a
+            + _linear("simclr", 500_000, 0.90, dataset="b"))  # another size: not compared
+    verdict, evidence = _verdicts(recs)["in_domain_beats_cross_domain"]
+    assert verdict == "does not hold"
+    assert evidence == "simclr 1M on a, 10k labels: in-domain 0.450, best cross-domain (c) 0.500 (-5.0 points)"
+
+
+def test_compared_at_the_largest_labeled_size_both_sides_have():
+    recs = (records(eval_axes(size=1_000_000), {(1000, None): 0.30, (10_000, None): 0.45, (100_000, None): 0.60})
+            + records(eval_axes(size=1_000_000, dataset="b"), {(1000, None): 0.35, (10_000, None): 0.40}))
+    verdict, evidence = _verdicts(recs)["in_domain_beats_cross_domain"]
+    assert verdict == "holds" and evidence.startswith("simclr 1M on a, 10k labels: in-domain 0.450")
+
+
+def test_pooled_sets_against_in_domain_at_the_same_size_and_at_their_share():
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("simclr", 250_000, 0.40)
+            + _linear("simclr", 1_000_000, 0.41, dataset="a+b+c+d") + _linear("simclr", 1_000_000, 0.42,
+                                                                              dataset="b+c", eval_dataset="a"))
+    v = _verdicts(recs)
+    assert v["in_domain_beats_pooled"][0] == "holds"
+    assert "in-domain 1M 0.450, pooled a+b+c+d 1M 0.410 (+4.0 points; as many as the pool's images)" in \
+        v["in_domain_beats_pooled"][1]
+    # the share: a pool of four at 1M against in-domain 250k; b+c does not hold a, so it has no share of it
+    assert v["in_domain_share_beats_pooled"] == (
+        "does not hold", "simclr on a, 10k labels: in-domain 250k 0.400, pooled a+b+c+d 1M 0.410 (-1.0 points; its "
+                         "share of the pool's images)")
+
+
+def _quality(method, clean, drops: dict):
+    recs = _linear(method, 1_000_000, clean)
+    for corruption, drop in drops.items():
+        recs += _linear(method, 1_000_000, clean - drop, corruption=corruption)
+    return recs
+
+
+def test_downsampling_is_the_largest_drop_of_simclr():
+    recs = _quality("simclr", 0.60, {"downsample:factor=2": 0.15, "downsample:factor=4": 0.34, "jpeg:quality=10": 0.05})
+    verdict, evidence = _verdicts(recs)["downsampling_hurts_most"]
+    assert verdict == "holds"
+    assert evidence == ("simclr a 1M on a, 10k labels: downsample:factor=4 -34.0 points, downsample:factor=2 -15.0 "
+                        "points, jpeg:quality=10 -5.0 points")
+    recs = _quality("simclr", 0.60, {"downsample:factor=2": 0.05, "salt_pepper:fraction=0.1": 0.10})
+    assert _verdicts(recs)["downsampling_hurts_most"][0] == "does not hold"
+    # downsampling alone is nothing to compare it with
+    assert _verdicts(_quality("simclr", 0.6, {"downsample:factor=2": 0.1}))["downsampling_hurts_most"][0] == \
+        "not tested"
+
+
+def test_supervised_is_hurt_less_per_corruption():
+    recs = (_quality("simclr", 0.60, {"downsample:factor=2": 0.15, "jpeg:quality=10": 0.02})
+            + _quality("supervised", 0.80, {"downsample:factor=2": 0.05, "jpeg:quality=10": 0.04}))
+    verdict, evidence = _verdicts(recs)["supervised_hurt_less"]
+    assert verdict == "holds in 1 of 2"
+    assert evidence == ("yes: downsample:factor=2 on a 1M: supervised -5.0 points, simclr -15.0 points; "
+                        "no: jpeg:quality=10 on a 1M: supervised -4.0 points, simclr -2.0 points")
+
+
+def _granularity(method, values: dict, levels):
+    return records(eval_axes(method=method, protocol="granularity", dataset="t", eval_dataset="t"),
+                   {(None, lv): v for lv, v in values.items()}, protocol={"levels": levels})
+
+
+def test_granularity_gap_in_the_recorded_order_of_levels_coarse_to_fine():
+    levels = ["group", "class_name"]  # not iNat's: the protocol's `levels` order them
+    recs = (_granularity("simclr", {"class_name": 0.50, "group": 0.90}, levels)
+            + _granularity("supervised", {"class_name": 0.80, "group": 0.95}, levels))
+    verdict, evidence = _verdicts(recs)["granularity_gap_grows"]
+    assert verdict == "holds"
+    assert evidence == "t 1M on t: supervised minus simclr: group +5.0 points, class_name +30.0 points"
+    recs = (_granularity("simclr", {"class_name": 0.70, "group": 0.80}, levels)
+            + _granularity("supervised", {"class_name": 0.75, "group": 0.95}, levels))
+    assert _verdicts(recs)["granularity_gap_grows"][0] == "does not hold"
+
+
+def test_evidence_names_at_most_four_comparisons_and_counts_the_rest():
+    recs = []
+    for i, ev in enumerate("abcdef"):
+        recs += _linear("simclr", 1_000_000, 0.5, dataset=ev, eval_dataset=ev)
+        recs += _linear("simclr", 1_000_000, 0.4, dataset="z", eval_dataset=ev)
+    verdict, evidence = _verdicts(recs)["in_domain_beats_cross_domain"]
+    assert verdict == "holds" and evidence.count("in-domain 0.500") == 4 and evidence.endswith("; and 2 more")
+
+
+def test_a_check_that_fails_is_named_and_the_others_are_checked(monkeypatch):
+    def broken(c):
+        raise KeyError("no such column")
+
+    monkeypatch.setattr(F, "FINDINGS", [F.Finding("broken", "quantity", "a claim", "cells", broken),
+                                        *F.FINDINGS])
+    table, failed = F.findings_table(table_of(ALL_RECORDS))
+    assert failed == ["finding broken could not be checked (KeyError: 'no such column')"]
+    assert table["verdict"].iloc[0] == "not tested" and table["evidence"].iloc[0].startswith("the check failed")
+    assert (table["verdict"].iloc[1:] != "not tested").any()
+
+
+def test_the_report_writes_the_findings_table_and_shows_it_first(tmp_path):
+    plan = plan_for(ALL_RECORDS)
+    write_all(tmp_path / "w", ALL_RECORDS, with_pretrain_for=plan)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    out = tmp_path / "r"
+    for ext in ("csv", "md", "tex"):
+        assert (out / f"findings.{ext}").is_file()
+    table = pd.read_csv(out / "findings.csv")
+    assert list(table.columns) == list(F.COLUMNS) and len(table) == len(F.FINDINGS)
+    assert table.set_index("axis")["verdict"].loc["granularity"] == "holds"
+    index = (out / "index.html").read_text()
+    nav = index[index.index("<nav>"):index.index("</nav>")]
+    assert nav.index('href="#findings"') < nav.index('href="#quantity"')
+    assert '<section id="findings">' in index and "supervised minus simclr" in index
+    assert "like-for-like comparisons" in index  # the caption, shown without a figure
+
+
+@pytest.mark.parametrize("name", [f.name for f in F.FINDINGS])
+def test_each_finding_has_a_claim_a_test_and_what_it_needs(name):
+    f = next(f for f in F.FINDINGS if f.name == name)
+    assert f.axis in ("quantity", "domain", "quality", "granularity")
+    assert "Tested: " in f.claim and f.needs and f.name in (F.__dict__)
+
+
+def test_every_finding_is_documented_in_the_reports_readme():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "reports" / "README.md").read_text()
+    section = text[text.index("## The paper's findings"):text.index("## `results.parquet` columns")]
+    assert [f.name for f in F.FINDINGS] == [n for n in section.split("`") if n in {f.name for f in F.FINDINGS}]
