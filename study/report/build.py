@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries
 from study.report import caveats, curves, style
-from study.report.findings import findings_table
+from study.report.findings import findings_table, tally
 from study.report.figures import FIGURES, NoData
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
@@ -61,6 +61,7 @@ class ReportSummary:
     skipped_figures: dict[str, str] = field(default_factory=dict)  # NoData notes and failures
     failed: list[str] = field(default_factory=list)  # figures that raised an error (not a lack of data)
     warnings: list[str] = field(default_factory=list)
+    findings: dict[str, str] = field(default_factory=dict)  # each of the paper's findings (by name) -> its verdict
 
 
 def _save(fig, path: Path, fmt: str) -> None:
@@ -176,8 +177,8 @@ def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs
     found, failed = findings_table(table, expected)
     warn_lines += failed
     caption = ("Each finding of the paper and whether it holds on these results: like-for-like comparisons of top-1 "
-               "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the cells it "
-               "compares")
+               "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the "
+               "cells it compares")
     outputs.add(*table_paths(out, "findings").values())
     paths = write_tables(found, out, "findings", caption=caption)
     section = Section("findings", "The paper's findings, checked on these results", caption=caption,
@@ -274,7 +275,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                f"skipped result files: {len(coll.skipped)}",
                f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
-               + (f"; failed: {', '.join(failed)}" if failed else "")]
+               + (f"; failed: {', '.join(failed)}" if failed else ""),
+               f"the paper's findings: {tally(findings.table['verdict'])}"]
     page = Page(grid=name, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
@@ -286,8 +288,10 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         for line in warn_lines:
             print(f"study report: warning: {line}", file=log)
         print(f"study report: {name}: {summary[0]}; {summary[1]}; {summary[2]} -> {index}", file=log)
+        print(f"study report: {name}: {summary[-1]}", file=log)
     return ReportSummary(out=out, index=index, results=n_records, rows=len(table),
                          missing=None if missing is None else len(missing),
                          skipped_files=[str(s) for s in coll.skipped],
                          conflicts=len(conflict_lines), drawn=drawn,
-                         skipped_figures=skipped_figs, failed=failed, warnings=warn_lines)
+                         skipped_figures=skipped_figs, failed=failed, warnings=warn_lines,
+                         findings=dict(zip(findings.table["name"], findings.table["verdict"])))

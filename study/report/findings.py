@@ -24,7 +24,7 @@ import pandas as pd
 
 from study.report.figures.common import cells, fmt_size, is_single, label_variants, levels_order, size_key
 
-COLUMNS = ("axis", "finding", "verdict", "evidence")
+COLUMNS = ("axis", "name", "finding", "verdict", "evidence")
 NONE = "(none)"  # a null key value, so that merges match null with null
 EXAMPLES = 4  # comparisons the evidence names; the verdict counts them all
 
@@ -71,7 +71,7 @@ def findings_table(table: pd.DataFrame, expected: pd.DataFrame | None = None) ->
         except Exception as e:  # one check's failure is named; the report and the other checks go on
             failed.append(f"finding {f.name} could not be checked ({type(e).__name__}: {e})")
             row = {"verdict": "not tested", "evidence": f"the check failed: {type(e).__name__}: {e}"}
-        rows.append({"axis": f.axis, "finding": f.claim, **row})
+        rows.append({"axis": f.axis, "name": f.name, "finding": f.claim, **row})
     return pd.DataFrame(rows, columns=list(COLUMNS)), failed
 
 
@@ -80,6 +80,14 @@ def verdict(found: list[Comparison]) -> str:
     if not found:
         return "not tested"
     return "holds" if k == len(found) else "does not hold" if k == 0 else f"holds in {k} of {len(found)}"
+
+
+def tally(verdicts) -> str:
+    """The verdicts counted: "holds 2, holds in part 1, does not hold 1, not tested 6" (those of none left out)."""
+    kinds = {"holds": 0, "holds in part": 0, "does not hold": 0, "not tested": 0}
+    for v in verdicts:
+        kinds["holds in part" if v.startswith("holds in ") else v] += 1
+    return ", ".join(f"{k} {n}" for k, n in kinds.items() if n) or "none"
 
 
 def evidence(found: list[Comparison], f: Finding) -> str:

@@ -13,7 +13,8 @@ def _verdicts(recs) -> dict[str, tuple[str, str]]:
     """Finding name -> (verdict, evidence) on the records `recs`."""
     table, failed = F.findings_table(table_of(recs))
     assert failed == [] and list(table.columns) == list(F.COLUMNS) and len(table) == len(F.FINDINGS)
-    return {f.name: (v, e) for f, v, e in zip(F.FINDINGS, table["verdict"], table["evidence"])}
+    assert list(table["name"]) == [f.name for f in F.FINDINGS]
+    return {n: (v, e) for n, v, e in zip(table["name"], table["verdict"], table["evidence"])}
 
 
 def _linear(method, size, value, dataset="a", eval_dataset="a", corruption="none", labeled=10_000, **axes):
@@ -208,3 +209,25 @@ def test_every_finding_is_documented_in_the_reports_readme():
     text = (Path(__file__).resolve().parents[2] / "reports" / "README.md").read_text()
     section = text[text.index("## The paper's findings"):text.index("## `results.parquet` columns")]
     assert [f.name for f in F.FINDINGS] == [n for n in section.split("`") if n in {f.name for f in F.FINDINGS}]
+
+
+def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
+    import html
+    import io
+
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("simclr", 1_000_000, 0.30, dataset="b")
+            + _linear("simclr", 500_000, 0.40) + _linear("simclr", 500_000, 0.41, dataset="b"))
+    write_all(tmp_path / "w", recs)
+    log = io.StringIO()
+    summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
+    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 7"
+    assert summary.findings["quantity_saturation"] == "does not hold"  # 1M 0.45 against 500k 0.40: 5 points (and under 10: small sets, too)
+    line = "the paper's findings: holds in part 1, does not hold 2, not tested 7"
+    assert f"study report: g: {line}\n" in log.getvalue()
+    assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_tally_names_each_kind_of_verdict_once():
+    assert F.tally(["holds", "not tested", "holds in 2 of 3", "holds", "does not hold"]) == \
+        "holds 2, holds in part 1, does not hold 1, not tested 1"
+    assert F.tally([]) == "none"
