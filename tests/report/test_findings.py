@@ -221,7 +221,8 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
     assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 7"
-    assert summary.findings["quantity_saturation"] == "does not hold"  # 1M 0.45 against 500k 0.40: 5 points (and under 10: small sets, too)
+    # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation) and under 10 (small sets)
+    assert summary.findings["quantity_saturation"] == "does not hold"
     line = "the paper's findings: holds in part 1, does not hold 2, not tested 7"
     assert f"study report: g: {line}\n" in log.getvalue()
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
