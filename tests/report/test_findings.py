@@ -112,6 +112,34 @@ def test_pooled_sets_against_in_domain_at_the_same_size_and_at_their_share():
                          "share of the pool's images)")
 
 
+def _concat(method, datasets, value, eval_dataset="a", size=1_000_000, labeled=10_000):
+    return records(eval_axes(method=method, dataset=datasets, size=size, eval_dataset=eval_dataset,
+                             protocol="concat"), {(labeled, None): value})
+
+
+def test_a_concatenation_of_one_method_against_its_in_domain_encoder_alone():
+    recs = (_linear("simclr", 1_000_000, 0.450) + _linear("simclr", 1_000_000, 0.60, dataset="b", eval_dataset="b")
+            + _concat("simclr", "a|b", 0.444) + _concat("simclr", "a|b", 0.64, eval_dataset="b")
+            + _concat("simclr", "c|d", 0.9))  # no encoder of a: nothing to compare it with
+    verdict, evidence = _verdicts(recs)["concat_adds_little"]
+    assert verdict == "holds in 1 of 2"
+    assert evidence == ("yes: simclr a|b 1M on a, 10k labels: concatenated 0.444, the in-domain simclr encoder alone "
+                        "0.450 (-0.6 points); no: simclr a|b 1M on b, 10k labels: concatenated 0.640, the in-domain "
+                        "simclr encoder alone 0.600 (+4.0 points)")
+    assert _verdicts(recs)["concat_supervised_adds"][0] == "not tested"
+
+
+def test_a_supervised_encoder_added_to_the_in_domain_simclr_one():
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("simclr", 500_000, 0.40)
+            + records({"method": "simclr|supervised", "dataset": "a|b", "size": "500000|1000000", "corruption": "none",
+                       "protocol": "concat", "eval_dataset": "a"}, {(10_000, None): 0.47}))
+    verdict, evidence = _verdicts(recs)["concat_supervised_adds"]
+    assert verdict == "holds"  # against simclr a 500k (0.40), the concatenation's own encoder, not 1M's 0.45
+    assert evidence == ("simclr|supervised a|b on a, 10k labels: concatenated 0.470, the in-domain simclr encoder "
+                        "alone 0.400 (+7.0 points)")
+    assert _verdicts(recs)["concat_adds_little"][0] == "not tested"
+
+
 def _quality(method, clean, drops: dict):
     recs = _linear(method, 1_000_000, clean)
     for corruption, drop in drops.items():
@@ -220,10 +248,10 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     write_all(tmp_path / "w", recs)
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
-    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 7"
+    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 9"
     # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation) and under 10 (small sets)
     assert summary.findings["quantity_saturation"] == "does not hold"
-    line = "the paper's findings: holds in part 1, does not hold 2, not tested 7"
+    line = "the paper's findings: holds in part 1, does not hold 2, not tested 9"
     assert f"study report: g: {line}\n" in log.getvalue()
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
 
