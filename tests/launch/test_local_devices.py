@@ -85,6 +85,21 @@ def test_a_cgroup_cpu_quota_caps_the_workers(tmp_path):
     assert scheduler.cgroup_cpu_limit(tmp_path / "absent", tmp_path / "absent" / "self") is None
 
 
+def test_the_smallest_quota_on_the_way_up_and_cgroup_v1s_own_cpu_hierarchy_count(tmp_path):
+    """A child's quota cannot lift its parent's: the smallest found counts. Cgroup v1: the path of the hierarchy
+    whose controllers include `cpu` (not `cpuset`'s, which the name also starts), under `cpu,cpuacct` or `cpu`."""
+    root, me = _cgroup(tmp_path / "v2min", {"job/cpu.max": "200000 100000\n", "job/step/cpu.max": "400000 100000\n"},
+                       "0::/job/step\n")
+    assert scheduler.cgroup_cpu_limit(root, me) == 2
+    root, me = _cgroup(tmp_path / "v1path", {"cpu,cpuacct/job/cpu.cfs_quota_us": "200000\n",
+                                             "cpu,cpuacct/job/cpu.cfs_period_us": "100000\n"},
+                       "4:cpu,cpuacct:/job\n3:cpuset:/other\n")  # no cgroup namespace: the path from the file
+    assert scheduler.cgroup_cpu_limit(root, me) == 2
+    root, me = _cgroup(tmp_path / "v1cpu", {"cpu/cpu.cfs_quota_us": "250000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+                       "3:cpu:/\n")  # cpu mounted on its own
+    assert scheduler.cgroup_cpu_limit(root, me) == 3
+
+
 def _worker_envs(monkeypatch, tmp_path, n_jobs: int, workers: int | None = None) -> list[dict]:
     """The environment each worker of `run_local` was started with, in job order, over `n_jobs` independent jobs
     started at once; each worker is `true` instead of study.launch.local.worker (it ends at once, without a result:

@@ -40,6 +40,17 @@ def test_each_stage_scales_by_its_own_finished_jobs_and_the_rest_by_all():
     assert eta.left([_job("unknown", "pretrain")], [], 1) is None  # a job without an estimate: no figure
 
 
+def test_a_stage_is_scaled_by_all_its_finished_jobs_together():
+    """Measured over estimated seconds summed over the stage's finished jobs, not the last job's alone; and nothing
+    is said before a job has finished, even with no job left."""
+    eta = Eta({"p1": 100.0, "p2": 300.0, "p3": 100.0})
+    assert eta.left([], [], 1) is None
+    eta.finish(_job("p1", "pretrain"), 300.0)
+    eta.finish(_job("p2", "pretrain"), 300.0)
+    assert eta.ratio("pretrain") == pytest.approx(1.5)  # 600 s measured over 400 s estimated
+    assert eta.left([_job("p3", "pretrain")], [], 1) == pytest.approx(150.0)
+
+
 def test_the_estimates_are_the_plans_cost_model(tmp_path):
     grid = tmp_path / "g.yaml"
     grid.write_text(grid_text("etag"))
@@ -53,6 +64,22 @@ def test_the_estimates_are_the_plans_cost_model(tmp_path):
     bare = Eta.of_plan(SimpleNamespace(name="jobs", jobs=plan.jobs, path=None), plan.jobs)  # no cost model: no figure
     bare.finish(plan.jobs[0], 10.0)
     assert bare.left(plan.jobs[1:], [], 1) is None
+
+
+def test_a_probes_estimate_counts_the_width_of_its_pretraining_jobs_encoder(tmp_path):
+    """A dataset that gives its classes prices each probe by the features' width: that of the encoder its pretraining
+    job trains (a thin ResNet here), not resnet50's 2048 counted for an encoder the plan does not hold."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("etaw").replace("{reader: imagefolder,", "{reader: imagefolder, classes: 1000,"))
+    plan = plan_grid(grid)
+    eta = Eta.of_plan(plan, plan.jobs)
+    pretrain = {j.id: j for j in plan.by_stage("pretrain")}
+    probes = plan.by_stage("evaluate")
+    assert probes
+    for job in probes:
+        want = 3600 * job_hours(job, plan.grid, plan.profile.cost, set(), pretrain)
+        assert eta.estimated[job.id] == pytest.approx(want)
+        assert want != pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set(), {}))
 
 
 def test_a_finished_job_counts_its_results_wall_time_over_every_session(tmp_path):

@@ -663,6 +663,42 @@ def test_stopping_a_command_that_has_just_ended_is_no_error():
     assert stop_commands([gone, elsewhere]) == ([], [elsewhere])
 
 
+def test_a_command_this_user_may_not_signal_is_left_to_stop_not_dropped(monkeypatch):
+    """Another user's `study submit` on this host: its SIGTERM is refused, and `study cancel` names it for the user
+    to stop (os.kill stands in for the refusal: no process of another user is signalled by a test)."""
+    from study.launch.local import stop
+
+    def refuse(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(stop.os, "kill", refuse)
+    theirs = stop.LocalCommand(4242, socket.gethostname())
+    assert stop.stop_commands([theirs]) == ([], [theirs])
+
+
+def test_cancel_of_a_grid_file_finds_its_commands_and_those_that_name_no_file_but_not_another_files(tmp_path):
+    """A command of the grid's name that says it runs another grid file is not this file's to stop; one whose lines
+    name no file (a program's run_local) may be, and is found; a command whose lock is free has ended."""
+    from study.launch.local.stop import LocalCommand, live_commands
+
+    wd, host, held = tmp_path / "wd", socket.gethostname(), []
+    lines = []
+    for pid, lock, grid_file_ in ((11, "c-mine", "/g/this.yaml"), (12, "c-none", None),
+                                  (13, "c-other", "/g/other.yaml"), (14, "c-ended", "/g/this.yaml")):
+        if lock != "c-ended":
+            held.append(try_lock(wd / "locks" / lock))
+        lines.append({"event": "local", "job": f"j{pid}", "stage": "pretrain", "state": "pending", "log": None,
+                      "pid": pid, "host": host, "lock": lock, "grid_file": grid_file_})
+    Ledger(wd, "g").append(lines)
+    try:
+        assert live_commands(wd, "g", "/g/this.yaml") == [LocalCommand(11, host), LocalCommand(12, host)]
+        assert live_commands(wd, "g") == [LocalCommand(11, host), LocalCommand(12, host), LocalCommand(13, host)]
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert live_commands(wd, "g") == []
+
+
 def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_detail(env):
     """At a study's scale (a hundred failures of one cause) the status names each cause once with its jobs, after the
     first ENDED_SHOWN jobs in full, rather than a log tail per job."""

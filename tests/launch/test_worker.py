@@ -26,6 +26,23 @@ def test_a_worker_exits_with_its_errors_exit_code_and_says_why(tmp_path, monkeyp
     assert not (tmp_path / "results").exists()
 
 
+def test_a_worker_runs_its_job_on_the_threads_its_scheduler_gave_it(tmp_path, monkeypatch):
+    """The local scheduler shares the usable cores among its workers (STUDY_THREADS): the worker sets torch's
+    threads to its share before the job runs."""
+    import torch
+
+    before = torch.get_num_threads()
+    share = 1 if before != 1 else 2
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.setenv("STUDY_THREADS", str(share))
+    job_file = write_job_file(tmp_path, Job(id="j1", stage="nostage", config={"axes": {}}))
+    try:
+        assert main(["--workdir", str(tmp_path), "--job", str(job_file), "--grid", "g"]) == 2
+        assert torch.get_num_threads() == share
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("closed", [True, False])
 def test_a_workers_forked_children_do_not_hold_its_job_lock(tmp_path, closed):
     """A worker holding its job lock forks a child (as its data loader does), then dies: with the lock's descriptor
@@ -92,6 +109,17 @@ def test_a_forked_childs_own_fork_leaves_the_file_that_took_the_locks_number_ope
     subprocess.run([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
                    check=True)
     assert out.read_text() == "open True"  # the number was reused, and the file behind it stayed open
+
+
+def test_a_lock_descriptor_that_is_not_a_number_is_ignored(monkeypatch):
+    """STUDY_JOB_LOCK_FD is the scheduler's; any other value (empty, or not a number) starts the job all the same,
+    with no descriptor to close in forked children (and none registered: nothing to undo in this process)."""
+    from study.launch.local import worker
+
+    for value in ("", "none", "-1"):
+        monkeypatch.setenv(worker.LOCK_FD_ENV, value)
+        worker._lock_not_inherited()
+        assert worker._inherited_lock is None
 
 
 def test_a_worker_unblocks_the_stop_signals_its_scheduler_held_while_starting_it(monkeypatch):

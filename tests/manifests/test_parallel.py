@@ -24,6 +24,13 @@ def test_results_in_job_order_here_and_in_a_pool_and_progress_lines_off_a_termin
     assert err.count("[manifest] 40/40 numbers\n") == 2
 
 
+def test_the_last_progress_line_says_every_job_done_when_the_count_is_not_a_multiple_of_the_step(capsys):
+    """25 jobs, a line every 2: the 25th still gets its line (a log would otherwise end at 24/25)."""
+    assert run_jobs(_odd, list(range(25)), 1, "numbers") == [f"{n} is odd" for n in range(25) if n % 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "[manifest] 2/25 numbers" and lines[-1] == "[manifest] 25/25 numbers" and len(lines) == 13
+
+
 _OFFSET = 0
 
 
@@ -50,6 +57,7 @@ def test_the_initializer_sets_up_the_jobs_here_as_in_a_pool(capsys):
 _ORPHAN_SCRIPT = """
 import multiprocessing, os, sys, time
 from study.manifests.parallel import run_jobs
+
 
 def job(n):
     open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()

@@ -427,6 +427,7 @@ def test_a_source_named_twice_is_refused_as_such(pool_sources, cli, manifests):
     assert code == 2 and "a source is named twice in --from" in err, err
     assert not (manifests / "bad.json").exists()
 
+
 def test_a_pool_of_one_source_or_of_labeled_sizes_beyond_its_images_is_refused(pool_sources, cli, manifests):
     code, _, err = cli("manifest", "pool", "bad", "--from", "a:12")
     assert code == 2 and "a pool needs two or more --from NAME:SIZE" in err
@@ -536,3 +537,59 @@ def test_materialize_writes_a_pooled_idx_sources_rows_as_idx_rows(build, cli, tm
     assert mat.materialize("fa", out) == (10, 0)
     for _, row in m.all().iterrows():
         assert mat.out_path(out, row["path"], row["source"], idx=row["source"] == "fm").is_file(), row["path"]
+
+
+def test_a_from_without_a_name_is_refused_as_such():
+    import pytest
+
+    from study.errors import StudyError
+    from study.manifests.pool import parse_from
+
+    assert parse_from("imagenet_train:250k") == ("imagenet_train", 250_000)
+    for text in (":250k", "250k"):
+        with pytest.raises(StudyError, match=f"--from '{text}': expected NAME:SIZE"):
+            parse_from(text)
+
+
+def test_a_pool_refuses_its_first_and_third_sources_sharing_files(build, cli, tree, tmp_path, manifests):
+    """Every pair of sources is compared, not only neighbours on the command line."""
+    build("a", "--seed", "0")
+    build("b", root=write_tree(tmp_path / "other", {"x": 5, "y": 7}))
+    build("a2", "--seed", "1")  # a's tree again
+    code, _, err = cli("manifest", "pool", "dup", "--from", "a:10", "--from", "b:6", "--from", "a2:10")
+    assert code == 2 and "--from a and --from a2 share " in err, err
+    assert not (manifests / "dup.json").exists()
+
+
+def _glc(cli, root, name, *flags):
+    """Manifest `name` of a GLC20 tree of three 8x8 patches under `root` (label rule: the land cover's mode)."""
+    lines = ["id;lat;lon;species_id"]
+    for i, patch_id in enumerate((10561234, 10561235, 10561236)):
+        folder = root / "patches_fr" / str(patch_id)[-2:] / str(patch_id)[-4:-2]
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{patch_id}.npy", np.full((8, 8, 5), 3 + i, np.uint8))
+        lines.append(f"{patch_id};1;2;3")
+    (root / "occurrences_fr_train.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", root, "--split", "fr_train", "--name",
+                       name, "--label-rule", "landcover_mode", *flags)
+    assert code == 0, err
+
+
+def test_a_pool_of_one_kind_records_its_channels_once_or_per_source_where_they_differ(cli, tmp_path):
+    """Two GLC20 manifests read with the same channels: a plain npy manifest's `channels`. Read with other channels:
+    the kind stays `npy` (not `mixed`), and each source's kind and channels are recorded; both read their files."""
+    _glc(cli, tmp_path / "g1", "g1")
+    _glc(cli, tmp_path / "g2", "g2")
+    _glc(cli, tmp_path / "g3", "g3", "--channels", "3,1,2")
+    assert cli("manifest", "pool", "same", "--from", "g1:3", "--from", "g2:3")[0] == 0
+    meta = load_manifest("same").meta
+    assert (meta["kind"], meta["channels"]) == ("npy", [0, 1, 2]) and "kinds" not in meta, meta
+    code, _, err = cli("manifest", "pool", "other", "--from", "g1:3", "--from", "g3:3")
+    assert code == 0, err
+    meta = load_manifest("other").meta
+    assert meta["kind"] == "npy" and "channels" not in meta, meta
+    assert meta["kinds"] == {"g1": "npy", "g3": "npy"}
+    assert meta["source_channels"] == {"g1": [0, 1, 2], "g3": [3, 1, 2]}
+    for name in ("same", "other"):
+        code, _, err = cli("manifest", "verify", name, "--files")
+        assert code == 0, err

@@ -296,6 +296,13 @@ def _set_first(t, column, value):
     return t.set_column(t.column_names.index(column), column, pa.array(values))
 
 
+def _set_where(t, column, old, new):
+    """`t` with the value `old` of `column` replaced by `new`."""
+    values = t.column(column).to_numpy().copy()
+    values[values == old] = new
+    return t.set_column(t.column_names.index(column), column, pa.array(values))
+
+
 @pytest.mark.parametrize("edit, changes, problem", [
     (lambda t: t.take(pa.array(np.arange(t.num_rows)[::-1])), {}, "rows are not stored in rank order"),
     (lambda t: _set_first(t, "labeled_rank", None), {},
@@ -303,7 +310,15 @@ def _set_first(t, column, value):
     (lambda t: t, {"sizes": [5, 25]}, "sizes [5, 25] are not increasing sizes within 24 images"),
     (lambda t: t, {"num_images": 23}, "24 rows, the metadata says 23"),
     (lambda t: _set_first(t, "label", 4), {}, "labels outside 0..3"),
-], ids=["rank-order", "labeled-rank-twice", "size-beyond-rows", "row-count", "label-beyond-classes"])
+    (lambda t: _set_first(t, "rank", -1), {}, "ranks are not 0..N-1 each once: subsets would not be nested"),
+    (lambda t: _set_where(t, "labeled_rank", t.num_rows - 1, t.num_rows), {},
+     "labeled ranks are not 0..N-1 each once: labeled subsets would not be nested"),
+    (lambda t: t, {"sizes": [5, 5]}, "sizes [5, 5] are not increasing sizes within 24 images"),
+    (lambda t: _set_first(t, "label", -1), {}, "labels outside 0..3"),
+    (lambda t: _set_first(t, "class_name", "eel" if t.column("class_name")[0].as_py() != "eel" else "fox"), {},
+     "class_name does not match class_names[label]"),
+], ids=["rank-order", "labeled-rank-twice", "size-beyond-rows", "row-count", "label-beyond-classes",
+        "rank-negative", "labeled-rank-beyond-rows", "size-twice", "label-negative", "class-name-not-its-labels"])
 def test_rows_and_metadata_that_disagree_fail_though_their_hashes_match(build, cli, manifests, edit, changes, problem):
     """Hashes only say the files are as written: verify also checks what they say (rank order, each labeled rank
     once, sizes within the images, the row count, labels of the class list)."""
@@ -341,3 +356,45 @@ def test_a_pool_holding_fewer_rows_of_a_source_than_it_records_fails_verificatio
     _rewrite(manifests, "ab", pool=[dict(pool[0], size=13), pool[1]])
     code, _, err = cli("manifest", "verify", "ab")
     assert code == 2 and "rows of 'a' are not its nested prefix of 13 images" in err, err
+
+
+def test_a_pool_holding_other_rows_of_a_source_than_its_prefix_fails_verification(pool_sources, cli, manifests):
+    """As many rows of `a` as the pool records, one of them from beyond a's first 12: not that nested prefix."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    beyond = pq.read_table(manifests / "a.parquet").column("path")[20].as_py()
+
+    def edit(t):
+        paths = t.column("path").to_pylist()
+        paths[t.column("source").to_pylist().index("a")] = beyond
+        return t.set_column(0, "path", pa.array(paths))
+
+    _rewrite(manifests, "ab", edit)
+    code, _, err = cli("manifest", "verify", "ab")
+    assert code == 2 and "rows of 'a' are not its nested prefix of 12 images" in err, err
+
+
+def test_a_pool_without_its_source_column_is_one_problem_not_a_traceback(pool_sources, cli, manifests):
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    _rewrite(manifests, "ab", lambda t: t.drop_columns(["source"]))
+    code, _, err = cli("manifest", "verify", "ab")
+    assert code == 2 and "missing columns: source" in err, err
+
+
+def test_pooled_rows_of_a_source_without_a_root_are_named_by_verify_files(pool_sources, cli, manifests):
+    """Roots are not hashed: a pool whose metadata lost one source's root is still intact, and `verify --files`
+    names that source, not a traceback; the other source's files are read."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    path = manifests / "ab.json"
+    meta = json.loads(path.read_text())
+    del meta["roots"]["b"]
+    path.write_text(json.dumps(meta))
+    problems = verify_manifest("ab", files=True)
+    assert set(problems) == {"manifest ab: row source 'b' has no root"}, problems
+
+
+def test_files_of_a_manifest_the_reader_refuses_are_one_problem(build, manifests):
+    """Metadata of an image kind no reader knows (its hashes recomputed): `--files` says so once, not per row."""
+    build("toy")
+    _rewrite(manifests, "toy", kind="webp")
+    problems = verify_manifest("toy", files=True)
+    assert problems == ["manifest toy: unknown image kind 'webp' (expected image, npy or idx)"], problems
