@@ -9,8 +9,9 @@ from pathlib import Path
 from study.errors import StudyError
 from study.paths import checked_workdir, results_dir
 
-DESCRIPTION = ("Collect a grid's results into one Parquet table and draw the paper's figures and tables into "
-               "index.html in the --out folder. Exit 1 when a figure failed (the others are drawn).")
+DESCRIPTION = ("Collect a grid's results into one Parquet table, draw the paper's figures and tables and test the "
+               "paper's findings on the results (findings.csv), into index.html in the --out folder. Exit 1 when a "
+               "figure failed (the others are drawn).")
 
 
 def register(subparsers) -> None:
