@@ -321,6 +321,7 @@ def test_a_granularity_panel_draws_the_lines_with_results_or_plans_on_its_datase
     assert lines == {"inat": ["simclr", "supervised"], "other": ["moco"]}
     assert data[data["eval_dataset"] == "other"]["mean"].isna().all()
 
+
 def test_granularity_caption_follows_the_recorded_mode():
     recs = [{**r, "protocol": {**r["protocol"], "granularity_mode": "per_level"}} for r in granularity_records()]
     _, data = granularity.draw(table_of(recs))
@@ -1664,3 +1665,107 @@ def test_domain_concat_leaves_a_whole_dataset_encoder_without_its_own_cell_missi
     _, data = domain_concat.draw(table_of(recs))
     pair = data[data["pair"] == "simclr a 1M | simclr b"].set_index("role")["mean"]
     assert pair["first encoder"] == pytest.approx(0.45) and math.isnan(pair["second encoder"])
+
+
+def test_domain_matrix_takes_the_plans_size_of_most_cross_domain_cells_not_of_most_in_domain_ones():
+    """The plan's matrix is a and b at 1M; in-domain probes of a, b and c at 500k are more cells, all on the diagonal
+    (a quantity study beside it): the matrix stays at 1M, the size of the grid's cross-domain cells."""
+    recs = [r for d, e, v in (("a", "a", 0.45), ("a", "b", 0.35), ("b", "a", 0.25), ("b", "b", 0.55))
+            for r in records(eval_axes(dataset=d, eval_dataset=e), {(10000, None): v})]
+    recs += [r for d in "abc" for r in records(eval_axes(dataset=d, eval_dataset=d, size=500_000),
+                                               {(10000, None): 0.4})]
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])
+    _, data = domain_matrix.draw(table_of(recs), planned)
+    assert "pretraining size 1M" in data.attrs["caption"]
+    assert set(data["size"].dropna()) == {1_000_000}
+    assert data.set_index(["dataset", "eval_dataset"]).loc[("b", "a"), "mean"] == pytest.approx(0.25)
+
+
+def test_domain_matrix_without_a_shared_size_draws_each_datasets_largest():
+    """No pretraining size common to two datasets (a at 50k and 1M, b at 200k), no plan: each dataset's row is its
+    largest size, a's 1M, not its 50k."""
+    recs = [r for d, e, s, v in (("a", "a", 50_000, 0.30), ("a", "b", 50_000, 0.20), ("a", "a", 1_000_000, 0.45),
+                                 ("a", "b", 1_000_000, 0.35), ("b", "a", 200_000, 0.25), ("b", "b", 200_000, 0.55))
+            for r in records(eval_axes(dataset=d, eval_dataset=e, size=s), {(10000, None): v})]
+    _, data = domain_matrix.draw(table_of(recs))
+    assert "largest pretraining size of each dataset" in data.attrs["caption"]
+    cell = data.set_index(["dataset", "eval_dataset"])
+    assert cell["size"].to_dict() == {("a", "a"): 1_000_000, ("a", "b"): 1_000_000, ("b", "a"): 200_000,
+                                      ("b", "b"): 200_000}
+    assert cell["mean"].to_dict() == pytest.approx({("a", "a"): 0.45, ("a", "b"): 0.35, ("b", "a"): 0.25,
+                                                    ("b", "b"): 0.55})
+
+
+def test_granularity_draws_a_panel_at_its_results_largest_labeled_size_while_a_planned_line_waits():
+    """simclr and supervised probed at 1k labels; byol is planned at 1k and 10k with no result yet: the panel is at
+    1k (the largest with a result), where the two lines have their values, and byol is missing there."""
+    recs = [r for m in ("simclr", "supervised")
+            for r in records(eval_axes(method=m, protocol="granularity", dataset="inat", eval_dataset="inat"),
+                             {(1000, lv): v for lv, v in zip(LEVELS, (0.9, 0.7, 0.5))}, protocol={"levels": LEVELS})]
+    planned = pd.DataFrame([{"job_id": f"{m}0", "stage": "evaluate", "method": m, "dataset": "inat",
+                             "size": 1_000_000, "corruption": "none", "protocol": "granularity",
+                             "eval_dataset": "inat", "labeled_sizes": "1000,10000"}
+                            for m in ("simclr", "supervised", "byol")])
+    fig, data = granularity.draw(table_of(recs), planned)
+    assert set(data["labeled_size"]) == {1000} and "(1k labels)" in fig.axes[0].get_title()
+    mean = data.groupby("line")["mean"].apply(list).to_dict()
+    assert mean["simclr"] == pytest.approx([0.9, 0.7, 0.5]) and mean["supervised"] == pytest.approx([0.9, 0.7, 0.5])
+    assert all(math.isnan(v) for v in mean["byol"])
+
+
+def test_a_granularity_panel_counts_its_own_points_without_a_value_not_an_earlier_panels():
+    """inat's panel has byol planned without a result (three points without a value); cub's panel, drawn after it,
+    has every point: it carries no note."""
+    recs = [r for ev, m in (("inat", "simclr"), ("cub", "simclr"))
+            for r in records(eval_axes(method=m, protocol="granularity", dataset=ev, eval_dataset=ev),
+                             {(None, lv): v for lv, v in zip(LEVELS, (0.9, 0.7, 0.5))}, protocol={"levels": LEVELS})]
+    planned = pd.DataFrame([{"job_id": f"{m}{ev}", "stage": "evaluate", "method": m, "dataset": ev,
+                             "size": 1_000_000, "corruption": "none", "protocol": "granularity", "eval_dataset": ev}
+                            for ev, m in (("inat", "simclr"), ("inat", "byol"), ("cub", "simclr"))])
+    fig, _ = granularity.draw(table_of(recs), planned)
+    panels = {ax.get_title().split(" ")[0]: _texts(ax) for ax in fig.axes}
+    assert list(panels) == ["inat", "cub"]
+    assert panels["inat"] == [f"{len(LEVELS)} points without a value: planned or diverged (table: —)"]
+    assert panels["cub"] == []
+
+
+def test_granularity_caption_names_both_modes_where_its_cells_were_run_in_two():
+    """simclr's cells of one classifier per level, supervised's of the finest level mapped up (two recipes, two
+    cells, no conflict): the caption names both, joined by "and"."""
+    recs = [{**r, "protocol": {**r["protocol"], "granularity_mode": "per_level" if r["axes"]["method"] == "simclr"
+                                                                      else "finest level mapped up"}}
+            for r in granularity_records()]
+    _, data = granularity.draw(table_of(recs))
+    assert ("Top-1 at each taxonomy level of one finest-level classifier mapped up the taxonomy and one classifier "
+            "per level,") in data.attrs["caption"]
+
+
+def test_domain_pooling_orders_pooled_sets_of_one_size_by_their_parts_before_the_grids_order():
+    """Two pooled sets of 900k, the plan naming the pool of three first: the pool of two comes first (fewer parts),
+    in the figure's legend and the table's rows, the grid's order deciding between pools of as many parts only."""
+    recs = [r for pool in ("a+b+c", "a+b")
+            for r in records(eval_axes(dataset=pool, size=900_000), {(10000, None): 0.4})]
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])
+    fig, data = domain_pooling.draw(table_of(recs), planned)
+    assert list(domain_pooling.paper_table(data)["pretraining"]) == ["pooled a+b 900k", "pooled a+b+c 900k"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["pooled a+b 900k", "pooled a+b+c 900k"]
+
+
+def test_domain_pooling_gives_each_bar_the_width_of_the_fullest_groups():
+    """Evaluation dataset a has seven bars, b one: the figure is as wide as a's group needs (~0.27 in a bar, times
+    two groups of seven slots), not as b's."""
+    recs = records(eval_axes(), {(10000, None): 0.45})
+    recs += [r for d in "cdefgh" for r in records(eval_axes(dataset=f"a+{d}"), {(10000, None): 0.4})]
+    recs += records(eval_axes(dataset="b+c", eval_dataset="b"), {(10000, None): 0.3})
+    fig, data = _styled(domain_pooling.draw, table_of(recs))
+    assert data.groupby("eval_dataset")["bar"].nunique().to_dict() == {"a": 7, "b": 1}
+    assert fig.axes[0].get_position().width * fig.get_figwidth() >= 0.25 * 2 * 7
+
+
+def test_domain_concat_names_an_encoders_seeds_in_numeric_order():
+    """Seed 0's encoder concatenated with seed 2's and with seed 10's (one cell of two seed pairs): the second
+    encoder is named "seed 2,10", as cells.csv orders seeds, not "10,2"."""
+    recs = records(eval_axes(), {(10000, None): 0.45})
+    recs += records(eval_axes(protocol="concat"), {(10000, None): 0.50}, seeds=("0|2", "0|10"))
+    _, data = domain_concat.draw(table_of(recs))
+    assert list(dict.fromkeys(data["pair"])) == ["simclr a 1M seed 0 | simclr a 1M seed 2,10"]

@@ -23,3 +23,31 @@ def test_a_plan_with_every_job_done_says_so_in_index_html():
     done = pd.DataFrame(columns=["job_id", "stage", "state", "waits_for"])  # what build_report passes: no row
     html = render(_page(missing=done))
     assert "<p>None: every planned job has a result.</p>" in html and "planned job(s) have no result yet" not in html
+
+
+def test_index_html_marks_a_missing_cell_right_aligns_a_number_and_leaves_a_blank_cell_plain():
+    table = pd.DataFrame({"method": ["simclr", "moco", "byol"], "top1": [0.5, float("nan"), float("nan")]})
+    table.attrs["absent"] = pd.DataFrame({"top1": [False, False, True]})  # byol's cell: not in the grid
+    html = render(_page(sections=[Section("quantity", "Quantity", files={"png": "quantity.png"}, table=table)]))
+    assert "<tr><td>simclr</td><td class=\"num\">0.500</td></tr>" in html
+    assert "<tr><td>moco</td><td class=\"missing\">—</td></tr>" in html
+    assert "<tr><td>byol</td><td></td></tr>" in html
+
+
+def test_index_html_lists_a_skipped_figure_as_skipped_and_says_when_no_plan_names_missing_cells():
+    sections = [Section("quantity", "Quantity", caption="top-1", files={"png": "quantity.png"}),
+                Section("granularity", "Granularity", note="no per-level (granularity) results in this grid")]
+    html = render(_page(sections=sections, missing=None))
+    assert '<li><a href="#quantity">Quantity</a></li>' in html
+    assert '<li><a href="#granularity">Granularity</a> (skipped)</li>' in html
+    assert '<p class="note">Skipped: no per-level (granularity) results in this grid</p>' in html
+    assert '<img src="quantity.png" alt="Quantity"><figcaption>top-1</figcaption>' in html
+    assert '<p class="note">No plan was available: missing cells cannot be listed.</p>' in html
+
+
+def test_index_html_counts_the_planned_jobs_without_a_result():
+    missing = pd.DataFrame({"job_id": ["e1", "e2"], "stage": ["evaluate"] * 2, "state": ["failed", "pending"],
+                            "waits_for": ["p1", "p1"]})
+    html = render(_page(missing=missing))
+    assert "<p>2 planned job(s) have no result yet; each waits for the jobs named.</p>" in html
+    assert "<tr><td>e2</td><td>evaluate</td><td>pending</td><td>p1</td></tr>" in html

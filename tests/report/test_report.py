@@ -760,3 +760,52 @@ def test_a_report_folder_builds_again_after_its_grid_file_moved(tmp_path):
     copy.path = str(tmp_path / "copy.yaml")
     with pytest.raises(StudyError, match="holds the report of grid g"):
         build_report(tmp_path / "w", out, plan=copy, log=None)
+
+
+def test_a_code_version_warning_names_three_cells_with_their_axes_and_counts_the_rest(tmp_path):
+    """Five of six cells average seeds of two code versions: the warning spells out three, each by the axes it has (no
+    `level=` of a cell without one), and says how many more there are."""
+    recs = [r for s in (50_000, 100_000, 250_000, 500_000, 1_000_000)
+            for r in records(eval_axes(size=s), {(1000, None): 0.5})]
+    for r in recs[1::2]:
+        r["code_version"] = "0.1.0+git.bbbbbbb"
+    recs += records(eval_axes(size=10_000), {(1000, None): 0.5})  # of one version: not named
+    write_all(tmp_path / "w", recs)
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (line,) = [w for w in s.warnings if "several code versions" in w]
+    assert line.startswith("5 cell(s) average seeds") and "; and 2 more. cells.csv" in line, line
+    assert line.count("[") == 3 and "[method=simclr, dataset=a, size=50000," in line
+    assert "level=" not in line and "nan" not in line.lower() and "None" not in line
+
+
+def test_a_fewer_seeds_warning_names_three_cells_each_at_its_fewest_seeds(tmp_path):
+    """Four cells have seed 0 of the three planned, and seed 1 at 10k labels only in the first (its 1k value
+    diverged): the first reads 1/3 (its fewest, at 1k labels), not 2/3; three are named and one more counted."""
+    full = [r for s in (50_000, 100_000, 250_000, 1_000_000)
+            for r in records(eval_axes(size=s), {(1000, None): 0.4, (10000, None): 0.5}, seeds=(0, 1, 2))]
+    plan = plan_for(full)
+    done = [r for r in full if r["axes"]["seed"] == 0 or (r["axes"]["seed"] == 1 and r["axes"]["size"] == 50_000)]
+    next(r for r in done if r["axes"]["seed"] == 1)["metrics"][0]["value"] = None  # at 1000 labels
+    write_all(tmp_path / "w", done, with_pretrain_for=plan)
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    (line,) = [w for w in s.warnings if "fewer seeds than the grid plans" in w]
+    assert line.startswith("4 cell(s)") and line.count(" seeds; ") + line.count(" seeds. ") == 3, line
+    assert "size=50000, corruption=none, protocol=linear, eval_dataset=a]: 1/3 seeds" in line
+    assert "; and 1 more. The tables" in line
+
+
+def test_a_listing_naming_a_path_outside_the_report_folder_deletes_nothing_there(tmp_path):
+    """A `.study-report.json` edited (or corrupted) to list "../notes.txt" and "sub/keep.txt": a build deletes files
+    of its own folder only, by name, never a path out of it."""
+    write_all(tmp_path / "w", quantity_records())
+    out = tmp_path / "r"
+    build_report(tmp_path / "w", out, grid="g", log=None)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (out / "sub").mkdir()
+    (out / "sub" / "keep.txt").write_text("mine\n")
+    listing = json.loads((out / ".study-report.json").read_text())
+    listing["files"] += ["../notes.txt", "sub/keep.txt"]
+    (out / ".study-report.json").write_text(json.dumps(listing))
+    build_report(tmp_path / "w", out, grid="g", log=None)
+    assert (tmp_path / "notes.txt").read_text() == "mine\n" and (out / "sub" / "keep.txt").read_text() == "mine\n"
+    assert not {"../notes.txt", "sub/keep.txt"} & set(json.loads((out / ".study-report.json").read_text())["files"])

@@ -92,3 +92,37 @@ def test_the_curves_are_drawn_against_steps_where_every_job_ran_as_many_and_else
     assert curves.x_axis(frame({"a": (12_000, 1000.0), "b": (244_000, 1000.0)})) == "epoch"  # an epochs budget
     assert curves.x_axis(frame({"a": (150, 6.4), "b": (50, 0.1)})) == "epoch"  # one still running
     assert curves.x_axis(frame({"a": (150, 6.4)})) == "epoch"  # one job
+
+
+def test_a_curve_is_named_by_the_axes_that_vary_but_its_panels_method_in_the_paper_order():
+    """Two methods at two sizes: a panel per method (simclr first, as every figure orders methods), titled by it, each
+    line named by its size alone ("50k", as the tables spell it), not again by the method."""
+    rows = [{"method": m, "backbone": "resnet18", "dataset": "d", "size": size, "corruption": None, "seed": 0,
+             "job_id": f"{m}{size}", "step": step, "epoch": step / 10, "loss": 5.0 - step / 10, "lr": 0.1}
+            for m in ("moco", "simclr") for size in (50_000, 1_000_000) for step in (10, 20)]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes] == ["simclr", "moco"]
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["50k", "1M"]
+    plt.close(fig)
+
+
+
+def test_a_whole_dataset_curve_beside_a_sized_one_is_named_apart_and_a_nan_first_loss_is_tabled_as_logged():
+    """A job of the whole dataset (size null) beside one of 50k images: the size varies, so the lines are named apart
+    ("all", "50k"); the table's first_loss is the first logged row's, NaN where it was NaN (first() would skip it)."""
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": size, "corruption": "none",
+             "seed": 0, "job_id": f"j{i}", "step": step, "epoch": step / 10, "loss": loss, "lr": 0.1}
+            for i, size in enumerate((None, 50_000)) for step, loss in ((10, math.nan), (20, 4.0))]
+    fig, data = curves.draw(pd.DataFrame(rows))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["all", "50k"]
+    plt.close(fig)
+    table = curves.paper_table(data).set_index("job_id")
+    assert math.isnan(table.loc["j0", "first_loss"]) and table.loc["j0", "last_loss"] == 4.0
+
+
+def test_the_caption_names_five_pretraining_jobs_without_a_curve_and_counts_the_rest():
+    table = pd.DataFrame({"stage": ["pretrain"] * 7 + ["evaluate"], "job_id": [f"j{i}" for i in range(7)] + ["e"]})
+    note = curves._without_curve_note(table, {f"j{i}" for i in range(7)} | {"e", "unstarted"})
+    assert note.startswith(" Not drawn: 7 pretraining job(s) with a result but no train_log.csv")
+    assert note.endswith(": j0, j1, j2, j3, j4 and 2 more.")
