@@ -20,3 +20,12 @@ def write_tree(root: Path, classes: dict[str, int], order_seed: int | None = Non
 
 
 CLASSES = {"cat": 9, "dog": 6, "eel": 4, "fox": 5}  # 24 images, imbalanced
+
+
+def materialized(build, cli, out: Path):
+    """`toy` built (the `build` fixture) and materialized in `out` (the `cli` fixture): its PNG files, in order, and
+    their bytes."""
+    build("toy")
+    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
+    files = sorted(out.rglob("*.png"))
+    return files, {p: p.read_bytes() for p in files}

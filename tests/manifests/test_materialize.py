@@ -3,6 +3,7 @@ rewrites, removes and refuses."""
 from pathlib import Path
 
 import pytest
+from manifest_trees import materialized
 
 from study.errors import StudyError
 from study.manifests.manifest import load_manifest
@@ -25,19 +26,11 @@ def test_a_row_leading_out_of_the_output_folder_is_refused(tmp_path, rel, source
     assert list(Path(tmp_path).iterdir()) == []
 
 
-def _materialized(build, cli, out):
-    """`toy` built and materialized in `out`: its PNG files, in order, and their bytes."""
-    build("toy")
-    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
-    files = sorted(out.rglob("*.png"))
-    return files, {p: p.read_bytes() for p in files}
-
-
 def test_a_png_a_crash_left_full_of_zeros_is_rewritten(build, cli, tmp_path):
     """A crash can leave a file of its full length whose blocks were never written (zeros): it lacks PNG's whole
     IEND chunk, so it is rewritten, not skipped."""
     out = tmp_path / "out"
-    files, before = _materialized(build, cli, out)
+    files, before = materialized(build, cli, out)
     files[0].write_bytes(bytes(len(before[files[0]])))
     code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
     assert code == 0 and "1 images written, 23 already there" in stdout and "(1 of them cut short)" in err, err
@@ -47,7 +40,7 @@ def test_a_png_a_crash_left_full_of_zeros_is_rewritten(build, cli, tmp_path):
 def test_a_rerun_removes_its_own_temporaries_only(build, cli, tmp_path):
     """Only `.<name>.png.<random>.tmp` (and the stamp's) are a killed run's: other files that look alike stay."""
     out = tmp_path / "out"
-    files, before = _materialized(build, cli, out)
+    files, before = materialized(build, cli, out)
     files[0].unlink()
     ours = files[1].with_name(f".{files[1].name}.ab12.tmp")
     theirs = [out / ".notes.ab12.tmp", files[1].with_name(f"{files[1].name}.ab12.tmp"),
@@ -89,7 +82,7 @@ def test_every_image_that_cannot_be_written_is_named(build, cli, tmp_path):
 
 def test_a_stamp_that_is_not_json_is_named_not_a_traceback(build, cli, tmp_path):
     out = tmp_path / "out"
-    _materialized(build, cli, out)
+    materialized(build, cli, out)
     (out / ".study-materialize.json").write_text('{"manifest": "to')  # cut short, or written by hand
     code, _, err = cli("manifest", "materialize", "toy", "--out", out)
     assert code == 2 and f"{out / '.study-materialize.json'}: unreadable (" in err, err

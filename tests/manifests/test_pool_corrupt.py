@@ -3,7 +3,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from manifest_trees import CLASSES, write_tree
+from manifest_trees import CLASSES, materialized, write_tree
 from PIL import Image
 
 from study.corruptions import apply_corruption
@@ -240,17 +240,9 @@ def test_a_pool_of_sources_sharing_files_is_refused(build, cli, tree, manifests)
     assert cli("manifest", "pool", "ad", "--from", "a:20", "--from", "d:20")[0] == 0
 
 
-def _materialized(build, cli, out):
-    """`toy` built and materialized in `out`: its PNG files, in order, and their bytes."""
-    build("toy")
-    assert cli("manifest", "materialize", "toy", "--out", out)[0] == 0
-    files = sorted(out.rglob("*.png"))
-    return files, {p: p.read_bytes() for p in files}
-
-
 def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_png(build, cli, tmp_path):
     out = tmp_path / "out"
-    files, before = _materialized(build, cli, out)
+    files, before = materialized(build, cli, out)
     stale = [files[0].with_name(f".{files[0].name}.5951.tmp"), files[1].with_name(f".{files[1].name}.k2j_9x0a.tmp"),
              out / "..study-materialize.json.abcd1234.tmp"]
     for p in stale:
@@ -269,7 +261,7 @@ def test_materialize_removes_a_killed_runs_temporaries_and_rewrites_a_cut_short_
 def test_materialize_rewrites_a_png_cut_shorter_than_its_end_chunk(build, cli, tmp_path):
     """A file of fewer bytes than PNG's IEND chunk (empty, or a few bytes of header) is cut short too, not skipped."""
     out = tmp_path / "out"
-    files, before = _materialized(build, cli, out)
+    files, before = materialized(build, cli, out)
     files[0].write_bytes(b"")
     files[1].write_bytes(before[files[1]][:5])
     code, stdout, err = cli("manifest", "materialize", "toy", "--out", out)
@@ -288,7 +280,7 @@ def test_materialize_syncs_no_image_to_disk_but_its_stamp(build, cli, tmp_path, 
     real = atomic._fsync
     monkeypatch.setattr(atomic, "_fsync", lambda path: synced.append(Path(path)) or real(path))
     out = tmp_path / "out"
-    files, _ = _materialized(build, cli, out)
+    files, _ = materialized(build, cli, out)
     assert len(files) == 24 and not [p for p in synced if out in p.parents and not p.name.startswith("..study-")]
     assert any(p.name.startswith("..study-materialize.json") for p in synced), synced
 
