@@ -277,7 +277,10 @@ def test_a_method_without_a_cost_factor_is_noted(write_grid):
       pretrain: {}
     """)
     cost = CostModel(method_factor={"simclr": 1.0})
-    notes = plan_grid(g, Profile(cost=cost)).estimate["notes"]
+    plan = plan_grid(g, Profile(cost=cost))
+    notes = plan.estimate["notes"]
+    hours = {j.axes["method"]: cost_hours(j, plan) for j in plan.by_stage("pretrain")}
+    assert hours["byol"] == pytest.approx(hours["simclr"])  # counted as 1.0, as the note says (not 0)
     assert [n for n in notes if "cost factor" in n] == [
         "method 'byol' has no cost factor (the cost of its step against SimCLR's): counted as 1.0; set "
         "cost.method_factor.byol in the profile"]
@@ -427,6 +430,22 @@ def test_the_estimate_notes_that_per_level_granularity_probes_count_the_finest_l
         "level's probe adds the cost of its own classes (iNat21's seven levels: ~1.6x the species probe)"]
 
 
+def test_only_granularitys_per_level_is_noted(write_grid):
+    """A linear entry's per_level (refused by `study plan --check`, not by the plan) fits one probe: no note."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [100]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [10], params: {per_level: true}}
+    """, base=False)
+    assert not [n for n in plan_grid(g).estimate["notes"] if "per_level" in n]
+
+
 def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("name: mine\ncost:\n  probe_rate: 2.5e5\n")
@@ -434,6 +453,35 @@ def test_a_profile_sets_the_probe_rate_and_refuses_zero(tmp_path):
     p.write_text("name: mine\ncost:\n  probe_rate: 0\n")
     with pytest.raises(StudyError, match=f"{p}:3: cost.probe_rate: expected a number > 0, got 0"):
         load_profile(p)
+
+
+def test_a_profiles_cost_keeps_the_rates_it_does_not_set_and_refuses_an_unknown_key(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("name: mine\ncost:\n  throughput: {resnet18: {pretrain: 50}}\n  default_test_images: 2000.0\n")
+    cost = load_profile(p).cost
+    assert (cost.rate("resnet18", "pretrain"), cost.rate("resnet18", "finetune")) == (50.0, 3500.0)  # not resnet50's
+    assert repr(cost.default_test_images) == "2000"  # a count: notes write it as 2,000
+    p.write_text("name: mine\ncost:\n  probe_rat: 2.5e5\n")
+    with pytest.raises(StudyError, match="probe_rat"):
+        load_profile(p)
+    p.write_text("name: mine\ncost:\n  throughput: {resnet18: {pretrian: 50}}\n")
+    with pytest.raises(StudyError, match="pretrian"):
+        load_profile(p)
+
+
+def test_a_concatenation_of_two_backbones_is_not_noted_as_an_unknown_backbone(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], backbone: [resnet18, resnet50], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {}
+      evaluate:
+        - protocol: concat
+          pairs: [[{backbone: resnet18}, {backbone: resnet50}]]
+          eval_datasets: [alpha]
+    """)
+    plan = plan_grid(g)
+    assert [j.axes["backbone"] for j in plan.by_stage("evaluate")] == ["resnet18|resnet50"]
+    assert not [n for n in plan.estimate["notes"] if "throughput" in n]
 
 
 def test_an_estimate_under_a_tenth_of_an_hour_reads_in_minutes():
@@ -478,6 +526,10 @@ def test_cost_model_reads_the_pretraining_batch_and_a_datasets_train_images(writ
     plan = plan_grid(write_grid(head % "epochs: 2", name="epochs.yaml", base=False), Profile(cost=cost))
     assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 3600 / 10 / 3600)
     assert not [n for n in plan.estimate["notes"] if "without a size" in n]
+    # a size axis wins over the dataset's train_images
+    sized = head.replace("[alpha]}", "[alpha], size: [1200]}")
+    plan = plan_grid(write_grid(sized % "epochs: 2", name="sized.yaml", base=False), Profile(cost=cost))
+    assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 1200 / 10 / 3600)
     # a pooled set without a size axis: the images it takes of its sources (not 0)
     pooled = head.replace("train_images: 3600}", "train_images: 3600}\n      beta: {train: b_train, test: b_val}\n"
                           "      ab: {train: ab_train, pool: {alpha: 1000, beta: 600}}").replace("[alpha]", "[ab]")
@@ -702,6 +754,7 @@ def test_a_jobs_text_names_an_evaluations_variant(write_grid):
     """)
     texts = sorted(job_text(j) for j in plan_grid(g).jobs if j.stage == "evaluate")
     assert len(texts) == 2 and texts[0] + " (again)" == texts[1], texts
+    assert plan_table(plan_grid(g)).splitlines()[0].split()[-3:] == ["variant", "labeled", "deps"]  # a column
 
 
 def test_a_plan_finds_each_job_by_id_and_refuses_an_unknown_one():
@@ -730,5 +783,6 @@ def test_table_summary_of_a_pretrain_only_grid_and_a_job_limit_alone(write_grid)
     """No evaluation: no empty `()` of protocols; a profile limiting jobs but not GPUs says so."""
     plan = plan_grid(write_grid("axes: {method: [simclr], dataset: [alpha, beta]}\nstages: {pretrain: {}}\n"))
     assert "grid t: 2 pretrain, 0 evaluate, 2 jobs\n" in plan_table(plan)
+    assert "disk:" not in plan_table(plan)  # no frozen-feature evaluation: no feature cache line
     plan.estimate.update(max_parallel_gpus=None, max_parallel_jobs=3)
     assert " with 3 jobs at once\n" in plan_table(plan)
