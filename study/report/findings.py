@@ -106,7 +106,8 @@ def _top1_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFr
     table, _ = label_variants(table, expected)
     c = cells(table)
     c = c[c["mean"].notna()].copy()
-    for col in ("method", "dataset", "size", "corruption", "protocol", "eval_dataset", "labeled_size", "level"):
+    for col in ("method", "backbone", "dataset", "size", "corruption", "protocol", "eval_dataset", "labeled_size",
+                "level"):
         c[col] = c[col].astype(object).where(c[col].notna(), NONE) if col in c else NONE
     c.attrs["levels"] = levels_order(table, c["level"][c["level"] != NONE].unique())  # coarse -> fine
     c["_size"] = [_order(v) for v in c["size"]]
@@ -139,13 +140,14 @@ def _linear(c: pd.DataFrame, in_domain: bool = True) -> pd.DataFrame:
     return lin[lin["dataset"] == lin["eval_dataset"]] if in_domain else lin
 
 
-def _pairs(a: pd.DataFrame, b: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+def _pairs(a: pd.DataFrame, b: pd.DataFrame, on: list[str], per: tuple[str, ...] = ()) -> pd.DataFrame:
     """`a` and `b` side by side (their columns suffixed `_a`, `_b`) where their `on` columns agree, at the largest
-    labeled size the two share for each value of `on`."""
+    labeled size the two share for each value of `on` and of the suffixed columns `per` (each of several `b` cells
+    of one `on` value at its own: one whose probe diverged at the largest is compared at the next)."""
     both = a.merge(b, on=[*on, "_labeled"], suffixes=("_a", "_b"))
     if both.empty:
         return both
-    largest = both.groupby(on, sort=False)["_labeled"].transform("max")
+    largest = both.groupby([*on, *per], sort=False)["_labeled"].transform("max")
     return both[both["_labeled"] == largest]
 
 
@@ -194,7 +196,7 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
     (larger, smaller), compared: `holds(top-1 of the larger - top-1 of the smaller)`."""
     lin, out = _linear(c), []
     for (method, dataset), g in lin.groupby(["method", "dataset"], sort=True):
-        sizes = sorted(g["_size"].dropna().unique())
+        sizes = sorted(s for s in g["_size"].dropna().unique() if math.isfinite(s))  # 'all': a count unknown
         step = choose(sizes)
         if step is None:
             continue
@@ -209,14 +211,16 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
 
 @finding("quantity", "With few labels, fine-tuning a SimCLR encoder clearly beats training from scratch; with many "
          "labels the two meet. Tested: at the smallest labeled size fine-tuning leads by over 2 points, and its lead "
-         "is smaller at the largest", "fine-tune and scratch cells on one evaluation dataset at the same labeled "
-         "sizes")
+         "is smaller at the largest", "fine-tune cells of simclr encoders and scratch cells of the same backbone on "
+         "one evaluation dataset at the same labeled sizes")
 def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
-    scratch = c[c["protocol"] == "scratch"].drop_duplicates(["eval_dataset", "_labeled"])
+    scratch = c[c["protocol"] == "scratch"].drop_duplicates(["eval_dataset", "backbone", "_labeled"])
     tuned = c[(c["protocol"] == "finetune") & (c["corruption"] == "none")]
+    tuned = _rows(tuned, [_is(m, "simclr") for m in tuned["method"]])
     out = []
     for (method, dataset, size, ev), g in tuned.groupby(["method", "dataset", "size", "eval_dataset"], sort=True):
-        both = g.merge(scratch, on=["eval_dataset", "_labeled"], suffixes=("_a", "_b")).sort_values("_labeled")
+        both = g.merge(scratch, on=["eval_dataset", "backbone", "_labeled"], suffixes=("_a", "_b")).sort_values(
+            "_labeled")
         if both.empty:
             continue
         gaps = (both["mean_a"] - both["mean_b"]).tolist()
@@ -248,10 +252,10 @@ def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
 def in_domain_beats_cross_domain(c: pd.DataFrame) -> list[Comparison]:
     lin = _linear(c, in_domain=False)
     own, cross = lin[lin["dataset"] == lin["eval_dataset"]], lin[lin["dataset"] != lin["eval_dataset"]]
-    both = _pairs(own, cross, ["method", "size", "eval_dataset"])
+    both = _pairs(own, cross, ["method", "size", "eval_dataset"], per=("dataset_b",))
     out = []
     for (method, size, ev), g in both.groupby(["method", "size", "eval_dataset"], sort=True):
-        best = g.loc[g["mean_b"].idxmax()]
+        best = g.loc[(g["mean_a"] - g["mean_b"]).idxmin()]  # the closest to in-domain (each at its labeled size)
         d = best["mean_a"] - best["mean_b"]
         out.append(Comparison(d > 0, f"{method} {_size(size)} on {ev}, {_labels(best)}: in-domain "
                                      f"{best['mean_a']:.3f}, best cross-domain ({best['dataset_b']}) "
@@ -271,7 +275,8 @@ def _pooled(c: pd.DataFrame) -> pd.DataFrame:
          "images. Tested: the in-domain encoder above the pooled one, same method and size",
          "linear probes of a pooled set's encoder and an in-domain encoder of the same size")
 def in_domain_beats_pooled(c: pd.DataFrame) -> list[Comparison]:
-    return _against_pooled(_linear(c), _pooled(c), "as many as")
+    pooled = _pooled(c)
+    return _against_pooled(_linear(c), pooled[np.isfinite(pooled["_size"])], "as many as")  # 'all': a count unknown
 
 
 @finding("domain", "A pooled set is worth less than its in-domain share: pooled 1M (4 x 250k) is below in-domain "
@@ -287,7 +292,7 @@ def in_domain_share_beats_pooled(c: pd.DataFrame) -> list[Comparison]:
 def _against_pooled(own: pd.DataFrame, pooled: pd.DataFrame, how: str) -> list[Comparison]:
     """In-domain cells `own` against the pooled cells `pooled` of the same method, evaluation dataset and `_size`."""
     out = []
-    for _, r in _pairs(own, pooled, ["method", "_size", "eval_dataset"]).iterrows():
+    for _, r in _pairs(own, pooled, ["method", "_size", "eval_dataset"], per=("dataset_b",)).iterrows():
         d = r["mean_a"] - r["mean_b"]
         out.append(Comparison(d > 0, f"{r['method']} on {r['eval_dataset']}, {_labels(r)}: in-domain "
                                      f"{_size(r['size_a'])} {r['mean_a']:.3f}, pooled {r['dataset_b']} "
@@ -311,7 +316,8 @@ def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
     conc = c[(c["protocol"] == "concat") & (c["corruption"] == "none")]
     for _, r in conc.iterrows():
         datasets, methods = _parts(r["dataset"]), _parts(r["method"])
-        sizes = _parts(r["size_pair"] if isinstance(r.get("size_pair"), str) else r["size"])
+        sizes = [NONE if s == "None" else s  # a whole dataset's in a pair ("None|1000000")
+                 for s in _parts(r["size_pair"] if isinstance(r.get("size_pair"), str) else r["size"])]
         if len(datasets) != 2 or datasets.count(r["eval_dataset"]) != 1:
             continue
         i = datasets.index(r["eval_dataset"])
@@ -319,10 +325,13 @@ def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
                     & (lin["size"] == sizes[i])]
         if not alone.empty:
             rows.append({**r, "alone": alone["mean"].iloc[0], "own": methods[i], "other": methods[1 - i],
+                         "_sizes": str(sizes),
                          "pair": f"{r['method']} {r['dataset']}" + (f" {_size(r['size'])}" if r["size"] != NONE
                                                                      else "")})
     out = pd.DataFrame(rows)
-    return out[out["_labeled"] == out.groupby("pair")["_labeled"].transform("max")] if rows else out
+    if not rows:
+        return out
+    return out[out["_labeled"] == out.groupby(["pair", "_sizes", "eval_dataset"])["_labeled"].transform("max")]
 
 
 def _concat_comparisons(c: pd.DataFrame, pick, holds) -> list[Comparison]:
