@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries
 from study.report import caveats, curves, style
-from study.report.findings import findings_table, tally
 from study.report.figures import FIGURES, NoData
+from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
 from study.report.tables import table_paths, with_integer_counts, write_tables
@@ -181,9 +181,8 @@ def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs
                "cells it compares")
     outputs.add(*table_paths(out, "findings").values())
     paths = write_tables(found, out, "findings", caption=caption)
-    section = Section("findings", "The paper's findings, checked on these results", caption=caption,
-                      files={fmt: p.name for fmt, p in paths.items()}, table=found)
-    return section
+    return Section("findings", "The paper's findings, checked on these results", caption=caption,
+                   files={fmt: p.name for fmt, p in paths.items()}, table=found)
 
 
 def report_lock(out: Path) -> Path:
