@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from study.report.figures.common import cells, fmt_size, is_single, label_variants, levels_order, size_key
+from study.report.figures.common import (cells, encoder_parts, fmt_size, is_single, label_variants, levels_order,
+                                         size_key)
 
 COLUMNS = ("axis", "name", "finding", "verdict", "evidence")
 NONE = "(none)"  # a null key value, so that merges match null with null
@@ -160,6 +161,13 @@ def _variant(method: str, to: str) -> str:
     return to + method[len(method.split(" · ")[0]):]
 
 
+def _simclr_and_supervised(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """(method, its rows, the rows of its supervised twin) for each SimCLR method of `df` ("simclr", "simclr ·
+    resnet18" with "supervised · resnet18"), in name order."""
+    for method in sorted(m for m in df["method"].unique() if _is(m, "simclr")):
+        yield method, df[df["method"] == method], df[df["method"] == _variant(method, "supervised")]
+
+
 def _rows(df: pd.DataFrame, mask: list[bool]) -> pd.DataFrame:
     """The rows of `df` where `mask` is true (an empty list too: `df[[]]` would select no columns)."""
     return df[np.asarray(mask, dtype=bool)]
@@ -237,9 +245,8 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
 def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
     lin = _linear(c)
     out = []
-    for method in sorted(m for m in lin["method"].unique() if _is(m, "simclr")):
-        sup = lin[lin["method"] == _variant(method, "supervised")]
-        for _, r in _pairs(lin[lin["method"] == method], sup, ["dataset", "size", "eval_dataset"]).iterrows():
+    for method, simclr, sup in _simclr_and_supervised(lin):
+        for _, r in _pairs(simclr, sup, ["dataset", "size", "eval_dataset"]).iterrows():
             d = r["mean_b"] - r["mean_a"]
             out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}: supervised "
                                          f"{r['mean_b']:.3f}, {method} {r['mean_a']:.3f} ({_pts(d)})"))
@@ -300,14 +307,6 @@ def _against_pooled(own: pd.DataFrame, pooled: pd.DataFrame, how: str) -> list[C
     return out
 
 
-def _parts(value, n: int = 2) -> list:
-    """A concatenation's per-encoder values of an axis: 'a|b' split (whole numbers as ints), a shared value
-    repeated."""
-    if isinstance(value, str) and "|" in value:
-        return [int(p) if p.isdigit() else p for p in value.split("|")]
-    return [value] * n
-
-
 def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
     """Per concatenation of two encoders on clean images, one of them pretrained on the evaluation dataset: the
     concatenated top-1 (`mean`), that in-domain encoder's own linear top-1 (`alone`), its method (`own`) and the
@@ -315,9 +314,9 @@ def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
     lin, rows = _linear(c), []
     conc = c[(c["protocol"] == "concat") & (c["corruption"] == "none")]
     for _, r in conc.iterrows():
-        datasets, methods = _parts(r["dataset"]), _parts(r["method"])
-        sizes = [NONE if s == "None" else s  # a whole dataset's in a pair ("None|1000000")
-                 for s in _parts(r["size_pair"] if isinstance(r.get("size_pair"), str) else r["size"])]
+        datasets, methods = encoder_parts(r["dataset"], 2), encoder_parts(r["method"], 2)
+        sizes = [NONE if s is None else s  # a whole dataset's in a pair ("None|1000000")
+                 for s in encoder_parts(r["size_pair"] if isinstance(r.get("size_pair"), str) else r["size"], 2)]
         if len(datasets) != 2 or datasets.count(r["eval_dataset"]) != 1:
             continue
         i = datasets.index(r["eval_dataset"])
@@ -397,9 +396,8 @@ def downsampling_hurts_most(c: pd.DataFrame) -> list[Comparison]:
          "linear probes of simclr and supervised encoders pretrained on clean and on corrupted images")
 def supervised_hurt_less(c: pd.DataFrame) -> list[Comparison]:
     drops, out = _drops(c), []
-    for method in sorted(m for m in drops["method"].unique() if _is(m, "simclr")):
-        sup = drops[drops["method"] == _variant(method, "supervised")]
-        both = _pairs(drops[drops["method"] == method], sup, ["dataset", "size", "eval_dataset", "corruption"])
+    for method, simclr, sup in _simclr_and_supervised(drops):
+        both = _pairs(simclr, sup, ["dataset", "size", "eval_dataset", "corruption"])
         for _, r in both.iterrows():
             out.append(Comparison(r["drop_b"] < r["drop_a"], f"{r['corruption']} on {r['dataset']} "
                                                              f"{_size(r['size'])}: supervised {_pts(-r['drop_b'])}, "
@@ -414,10 +412,8 @@ def granularity_gap_grows(c: pd.DataFrame) -> list[Comparison]:
     gran = c[(c["protocol"] == "granularity") & (c["corruption"] == "none") & (c["level"] != NONE)]
     order = c.attrs.get("levels") or list(dict.fromkeys(gran["level"]))
     out = []
-    for method in sorted(m for m in gran["method"].unique() if _is(m, "simclr")):
-        sup = gran[gran["method"] == _variant(method, "supervised")]
-        both = gran[gran["method"] == method].merge(
-            sup, on=["dataset", "size", "eval_dataset", "_labeled", "level"], suffixes=("_a", "_b"))
+    for method, simclr, sup in _simclr_and_supervised(gran):
+        both = simclr.merge(sup, on=["dataset", "size", "eval_dataset", "_labeled", "level"], suffixes=("_a", "_b"))
         for (dataset, size, ev), g in both.groupby(["dataset", "size", "eval_dataset"], sort=True):
             g = g[g["_labeled"] == g["_labeled"].max()]
             g = g.assign(_rank=[order.index(lv) for lv in g["level"]]).sort_values("_rank")

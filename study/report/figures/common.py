@@ -92,6 +92,13 @@ def is_single(dataset: pd.Series) -> pd.Series:
     return ~(s.str.contains("+", regex=False) | s.str.contains("|", regex=False))
 
 
+def encoder_parts(value, n: int) -> list:
+    """The per-encoder values of a concatenation's axis value: `a|b` split (numbers as ints, "None" as None), a
+    shared value repeated `n` times."""
+    parts = str(value).split("|") if isinstance(value, str) and "|" in value else [value] * n
+    return [None if p == "None" else int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
+
+
 def fmt_size(n) -> str:
     """study.counts' spelling (50000 -> '50k', 1000000 -> '1M'); None/NaN -> 'all'."""
     if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:

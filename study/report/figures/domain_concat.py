@@ -12,19 +12,13 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
-                                         first_cell, fmt_size, label_variants, planned_missing, same, seeds_note, wide)
+                                         encoder_parts, first_cell, fmt_size, label_variants, planned_missing, same,
+                                         seeds_note, wide)
 from study.results.collect import key_tuples
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features (paper: CVPR Table 3)"
 ROLES = ("first encoder", "second encoder", "concatenated")
-
-
-def _split(value, n: int) -> list:
-    """The per-encoder values of a concatenation's axis value: `a|b` split (numbers as ints, "None" as None), a
-    shared value repeated."""
-    parts = str(value).split("|") if isinstance(value, str) and "|" in value else [value] * n
-    return [None if p == "None" else int(p) if isinstance(p, str) and p.isdigit() else p for p in parts]
 
 
 def _role_seeds(seeds, n: int) -> list[set[str] | None]:
@@ -34,7 +28,7 @@ def _role_seeds(seeds, n: int) -> list[set[str] | None]:
         return [None] * n
     out: list[set[str] | None] = [set() for _ in range(n)]
     for pair in seeds.split(","):
-        for i, s in enumerate(_split(pair, n)):
+        for i, s in enumerate(encoder_parts(pair, n)):
             out[i].add(str(s))
     return out
 
@@ -72,9 +66,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         labeled, group = at_largest_labeled(group, wait_ev)
         rank = dataset_rank(group["dataset"], expected)
         for _, c in group.sort_values("dataset", key=lambda s: s.map(rank)).iterrows():
-            datasets = _split(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
+            datasets = encoder_parts(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
             size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
-            methods, sizes = _split(c["method"], len(datasets)), _split(size, len(datasets))
+            methods, sizes = encoder_parts(c["method"], len(datasets)), encoder_parts(size, len(datasets))
             seeds = _role_seeds(c.get("seeds"), len(datasets))
             names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
