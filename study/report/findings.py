@@ -135,10 +135,17 @@ def _pts(d: float) -> str:
 
 
 def _linear(c: pd.DataFrame, in_domain: bool = True) -> pd.DataFrame:
-    """Linear-probe cells of single (not pooled or concatenated) pretraining sets on clean images; in-domain only
-    (the encoder's pretraining dataset is the evaluation dataset) with `in_domain`."""
-    lin = c[(c["protocol"] == "linear") & (c["corruption"] == "none") & is_single(c["dataset"].replace(NONE, ""))]
+    """Linear-probe cells of trained encoders of single (not pooled or concatenated) pretraining sets on clean images;
+    in-domain only (the encoder's pretraining dataset is the evaluation dataset) with `in_domain`."""
+    lin = _trained(c[(c["protocol"] == "linear") & (c["corruption"] == "none")
+                     & is_single(c["dataset"].replace(NONE, ""))])
     return lin[lin["dataset"] == lin["eval_dataset"]] if in_domain else lin
+
+
+def _trained(c: pd.DataFrame) -> pd.DataFrame:
+    """The cells of `c` whose encoder was trained: a random-init one saw no image, so its pretraining dataset and size
+    are no evidence of what pretraining data does."""
+    return _rows(c, [not _is(m, "random") for m in c["method"]])
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame, on: list[str], per: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -272,7 +279,7 @@ def in_domain_beats_cross_domain(c: pd.DataFrame) -> list[Comparison]:
 
 def _pooled(c: pd.DataFrame) -> pd.DataFrame:
     """Linear probes of encoders of pooled sets ('a+b') on clean images, with `_sources` (how many sets they pool)."""
-    lin = c[(c["protocol"] == "linear") & (c["corruption"] == "none")]
+    lin = _trained(c[(c["protocol"] == "linear") & (c["corruption"] == "none")])
     pooled = lin[lin["dataset"].astype(str).str.contains("+", regex=False)].copy()
     pooled["_sources"] = [len(str(d).split("+")) for d in pooled["dataset"]]
     return pooled

@@ -426,3 +426,17 @@ def test_concatenations_of_other_sizes_each_at_their_own_labeled_size():
     recs = (_linear("simclr", 500_000, 0.40) + _linear("simclr", 250_000, 0.30, labeled=1000)
             + pair("500000|1000000", 10_000, 0.47) + pair("250000|1000000", 1000, 0.25))
     assert _verdicts(recs)["concat_supervised_adds"][0] == "holds in 1 of 2"
+
+
+def test_a_random_init_encoder_is_no_evidence_of_what_pretraining_data_does():
+    # at two sizes, on two datasets and on a pool, as a grid may list it: it enters no quantity or domain finding
+    recs = (_linear("random", 500_000, 0.10) + _linear("random", 1_000_000, 0.30) + _linear("random", 100_000, 0.05)
+            + _linear("random", 1_000_000, 0.40, dataset="b") + _linear("random", 1_000_000, 0.20, dataset="a+b"))
+    v = _verdicts(recs)
+    for name in ("quantity_saturation", "quantity_small_sets", "in_domain_beats_cross_domain", "in_domain_beats_pooled",
+                 "in_domain_share_beats_pooled"):
+        assert v[name][0] == "not tested", name
+    # beside a trained encoder's cells, those alone are compared
+    recs += _linear("simclr", 500_000, 0.50) + _linear("simclr", 1_000_000, 0.51)
+    assert _verdicts(recs)["quantity_saturation"] == (
+        "holds", "simclr on a, 10k labels: 1M 0.510 against 500k 0.500 (+1.0 points)")
