@@ -13,7 +13,7 @@ import pandas as pd
 
 from study.launch.runner import job_dir
 from study.report import style
-from study.report.figures.common import NoData, fmt_size, method_key
+from study.report.figures.common import NoData, fmt_axis, fmt_size, method_key
 from study.train.curve import FILE, read_curve
 
 NAME = "training"
@@ -36,8 +36,7 @@ def gather(workdir: str | os.PathLike, jobs: list[tuple[str, dict[str, Any]]]) -
 
 
 def _label(line: pd.Series, varying: list[str]) -> str:
-    shown = {"size": fmt_size, "seed": "seed {}".format}
-    parts = [shown.get(k, str)(line[k]) for k in varying if k != "method"]
+    parts = [("seed " if k == "seed" else "") + fmt_axis(k, line[k]) for k in varying if k != "method"]
     return " ".join(parts) or str(line["method"])
 
 

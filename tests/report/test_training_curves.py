@@ -107,6 +107,16 @@ def test_a_curve_is_named_by_the_axes_that_vary_but_its_panels_method_in_the_pap
     plt.close(fig)
 
 
+def test_a_null_axis_value_is_named_by_a_dash_as_in_the_other_figures():
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": 50_000, "corruption": corruption,
+             "seed": seed, "job_id": f"j{i}", "step": step, "epoch": step / 10, "loss": 4.0, "lr": 0.1}
+            for i, (corruption, seed) in enumerate(((None, 0), (float("nan"), 1), ("jpeg:quality=10", 2)))
+            for step in (10, 20)]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "— seed 0", "— seed 1", "jpeg:quality=10 seed 2"]
+    plt.close(fig)
+
 
 def test_a_whole_dataset_curve_beside_a_sized_one_is_named_apart_and_a_nan_first_loss_is_tabled_as_logged():
     """A job of the whole dataset (size null) beside one of 50k images: the size varies, so the lines are named apart

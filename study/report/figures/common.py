@@ -109,6 +109,13 @@ def fmt_size(n) -> str:
         return str(n)
 
 
+def fmt_axis(column: str, v) -> str:
+    """An axis value as a label spells it: a size short (fmt_size: null is 'all'), another null '—'."""
+    if column in ("size", "labeled_size"):
+        return fmt_size(v)
+    return "—" if pd.isna(v) else str(v)
+
+
 def size_key(v) -> float:
     """Order labeled sizes with 'all' (null) last."""
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
@@ -296,7 +303,7 @@ def series_labels(lines: pd.DataFrame, columns: list[str]) -> list[str]:
             v = row[c]
             if c == "size" and row.get("method") == "random" and random_sizes == 1:
                 continue
-            parts.append(fmt_size(v) if c in ("size", "labeled_size") else ("—" if pd.isna(v) else str(v)))
+            parts.append(fmt_axis(c, v))
         labels.append(" ".join(parts) if parts else str(row.get("method", "")))
     return labels
 
