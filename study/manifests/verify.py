@@ -2,6 +2,8 @@
 (read as training reads it; a root that is not a folder here is one problem, not one per image)."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,10 +158,7 @@ def _check_one(job: tuple[str, str | None]) -> str | None:
     path, source = job
     reader = image_reader()
     row = {"path": path, "source": source}
-    try:
-        file = reader.manifest.abs_path(row)
-    except StudyError as e:  # a pooled row of a source without a root
-        return str(e)
+    file = reader.manifest.abs_path(row)  # check_files keeps no row without a root
     try:
         img = reader.open(row)
         img.load()  # a clean JPEG comes back not yet decoded
@@ -181,11 +180,20 @@ def check_files(m: Manifest, table=None, workers: int = 1) -> list[str]:
     check never depends on `m.table`, which refuses an edited file."""
     if table is None:
         table = read_arrow(m.name, checked=False)
+    problems = []
+    roots = m.meta.get("roots")
+    if roots:  # a pooled source whose root the metadata lacks: one problem, not one per row of it
+        unrooted = pc.invert(pc.is_in(table.column("source"), value_set=pa.array(list(roots), pa.string())))
+        for source, n in Counter(table.filter(unrooted).column("source").to_pylist()).items():
+            problems.append(f"manifest {m.name}: row source {source!r} has no root: its {n} image(s) cannot be read")
+        table = table.filter(pc.invert(unrooted))
+    elif not m.meta.get("root"):
+        return [f"{m.files[1]}: manifest metadata has no 'root': no image can be read"]
     paths = table.column("path").to_pylist()
-    sources = table.column("source").to_pylist() if m.meta.get("roots") else [None] * len(paths)
+    sources = table.column("source").to_pylist() if roots else [None] * len(paths)
     try:  # here first: a manifest the reader refuses is one problem, and forked workers inherit torch's import
         init_image_reader(m.name, m.meta)
     except StudyError as e:
-        return [str(e)]
-    return run_jobs(_check_one, list(zip(paths, sources)), workers, "files checked", initializer=init_image_reader,
-                    initargs=(m.name, m.meta))
+        return problems + [str(e)]
+    return problems + run_jobs(_check_one, list(zip(paths, sources)), workers, "files checked",
+                               initializer=init_image_reader, initargs=(m.name, m.meta))

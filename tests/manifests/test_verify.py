@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -382,14 +383,27 @@ def test_a_pool_without_its_source_column_is_one_problem_not_a_traceback(pool_so
 
 def test_pooled_rows_of_a_source_without_a_root_are_named_by_verify_files(pool_sources, cli, manifests):
     """Roots are not hashed: a pool whose metadata lost one source's root is still intact, and `verify --files`
-    names that source, not a traceback; the other source's files are read."""
+    names that source once, not a traceback nor once per row; the other source's files are read."""
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     path = manifests / "ab.json"
     meta = json.loads(path.read_text())
     del meta["roots"]["b"]
     path.write_text(json.dumps(meta))
     problems = verify_manifest("ab", files=True)
-    assert set(problems) == {"manifest ab: row source 'b' has no root"}, problems
+    assert problems == ["manifest ab: row source 'b' has no root: its 8 image(s) cannot be read"], problems
+    rows = pq.read_table(manifests / "ab.parquet").to_pylist()
+    gone = Path(meta["roots"]["a"]) / next(r["path"] for r in rows if r["source"] == "a")
+    gone.unlink()  # and source a's rows are still read
+    assert verify_manifest("ab", files=True)[1:] == [f"{gone}: missing"]
+
+
+def test_files_of_a_manifest_whose_metadata_lost_its_root_are_one_problem(build, manifests):
+    build("toy")
+    path = manifests / "toy.json"
+    meta = json.loads(path.read_text())
+    del meta["root"]  # roots are not hashed: the metadata is still intact
+    path.write_text(json.dumps(meta))
+    assert verify_manifest("toy", files=True) == [f"{path}: manifest metadata has no 'root': no image can be read"]
 
 
 def test_files_of_a_manifest_the_reader_refuses_are_one_problem(build, manifests):
