@@ -289,6 +289,16 @@ def test_finetune_against_scratch_of_its_own_backbone_and_of_simclr_only():
         "holds", "simclr a 1M on a: 1k labels +20.0 points, 100k labels +1.0 points")
 
 
+def test_finetune_against_the_best_of_two_scratch_entries_at_each_labeled_size():
+    recs = _finetune_of(None, {1000: 0.40, 100_000: 0.70}, {1000: 0.20, 100_000: 0.60})
+    for variant, at_1k, at_100k in (("short", 0.30, 0.50), ("long", 0.10, 0.69)):
+        recs += records({"protocol": "scratch", "eval_dataset": "a", "variant": variant},
+                        {(1000, None): at_1k, (100_000, None): at_100k})
+    for order in (recs, recs[::-1]):  # whichever the results list first
+        assert _verdicts(order)["finetune_vs_scratch"] == (
+            "holds", "simclr a 1M on a: 1k labels +10.0 points, 100k labels +1.0 points")
+
+
 def test_a_pool_of_whole_datasets_is_not_of_as_many_images():
     recs = _linear("simclr", None, 0.45) + _linear("simclr", None, 0.50, dataset="a+b")
     assert _verdicts(recs)["in_domain_beats_pooled"][0] == "not tested"
