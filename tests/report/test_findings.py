@@ -248,10 +248,10 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     write_all(tmp_path / "w", recs)
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
-    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 9"
+    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 11"
     # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation) and under 10 (small sets)
     assert summary.findings["quantity_saturation"] == "does not hold"
-    line = "the paper's findings: holds in part 1, does not hold 2, not tested 9"
+    line = "the paper's findings: holds in part 1, does not hold 2, not tested 11"
     assert f"study report: g: {line}\n" in log.getvalue()
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
 
@@ -450,3 +450,42 @@ def test_a_random_init_encoder_is_no_evidence_of_what_pretraining_data_does():
     recs += _linear("simclr", 500_000, 0.50) + _linear("simclr", 1_000_000, 0.51)
     assert _verdicts(recs)["quantity_saturation"] == (
         "holds", "simclr on a, 10k labels: 1M 0.510 against 500k 0.500 (+1.0 points)")
+
+
+def test_imagenet_transfers_best_and_glc20_worst_among_the_other_datasets_encoders():
+    def on(ev, top1, labeled=10_000):  # encoders of each dataset of `top1`, scored on `ev`
+        return sum((_linear("simclr", 500_000, v, dataset=d, eval_dataset=ev, labeled=labeled)
+                    for d, v in top1.items()), [])
+
+    recs = (on("inat21", {"inat21": 0.70, "imagenet": 0.50, "places365": 0.45, "glc20": 0.30})  # in-domain left out
+            + on("places365", {"imagenet": 0.40, "inat21": 0.42, "glc20": 0.20}))
+    verdict, evidence = _verdicts(recs)["imagenet_best_glc20_worst"]
+    assert verdict == "holds in 3 of 4"
+    assert evidence.split("; ") == [
+        "yes: imagenet best? simclr 500k on inat21, 10k labels: imagenet 0.500, places365 0.450, glc20 0.300",
+        "yes: glc20 worst? simclr 500k on inat21, 10k labels: imagenet 0.500, places365 0.450, glc20 0.300",
+        "no: imagenet best? simclr 500k on places365, 10k labels: inat21 0.420, imagenet 0.400, glc20 0.200",
+        "yes: glc20 worst? simclr 500k on places365, 10k labels: inat21 0.420, imagenet 0.400, glc20 0.200"]
+    # one other dataset's encoder alone ranks nothing; other names are no evidence; compared at a shared labeled size
+    assert _verdicts(on("places365", {"imagenet": 0.4}))["imagenet_best_glc20_worst"][0] == "not tested"
+    assert _verdicts(on("c", {"a": 0.4, "b": 0.3}))["imagenet_best_glc20_worst"][0] == "not tested"
+    recs = on("c", {"imagenet": 0.40, "b": 0.45}) + on("c", {"imagenet": 0.50}, labeled=100_000)
+    assert _verdicts(recs)["imagenet_best_glc20_worst"] == (
+        "does not hold", "imagenet best? simclr 500k on c, 10k labels: b 0.450, imagenet 0.400")
+
+
+def test_byol_above_simclr_and_moco_on_inat21_of_its_own_backbone():
+    recs = [r for m, v in (("byol", 0.50), ("simclr", 0.45), ("moco", 0.52), ("supervised", 0.75))
+            for r in _linear(m, 1_000_000, v, dataset="inat21", eval_dataset="inat21")]
+    verdict, evidence = _verdicts(recs)["byol_best_on_inat21"]
+    assert verdict == "holds in 1 of 2"
+    assert evidence == ("yes: inat21 1M, 10k labels: byol 0.500, simclr 0.450 (+5.0 points); "
+                        "no: inat21 1M, 10k labels: byol 0.500, moco 0.520 (-2.0 points)")
+    # on another dataset, or against another backbone's simclr: not the paper's finding
+    recs = _linear("byol", 1_000_000, 0.50) + _linear("simclr", 1_000_000, 0.45)
+    assert _verdicts(recs)["byol_best_on_inat21"][0] == "not tested"
+    recs = (_linear("byol", 1_000_000, 0.50, dataset="inat21", eval_dataset="inat21", backbone="resnet18")
+            + _linear("simclr", 1_000_000, 0.60, dataset="inat21", eval_dataset="inat21", backbone="resnet50")
+            + _linear("simclr", 1_000_000, 0.40, dataset="inat21", eval_dataset="inat21", backbone="resnet18"))
+    assert _verdicts(recs)["byol_best_on_inat21"] == (
+        "holds", "inat21 1M, 10k labels: byol · resnet18 0.500, simclr · resnet18 0.400 (+10.0 points)")
