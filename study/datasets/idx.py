@@ -34,6 +34,8 @@ def _header(path: Path, magic: bytes, dims_of: Callable[[int], bytes]) -> tuple[
     """(dtype, shape) of an IDX header: `magic` its first 4 bytes, `dims_of(ndim)` the 4 x ndim bytes after them."""
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _DTYPES:
         raise StudyError(f"{path}: not an IDX file (bad magic number)")
+    if magic[3] == 0:  # no dimensions: no array to read (numpy would fail to shape its 0 values as a scalar)
+        raise StudyError(f"{path}: not an IDX array (its header declares no dimensions)")
     dims = dims_of(magic[3])
     if len(dims) != 4 * magic[3]:
         raise StudyError(f"{path}: truncated IDX header")

@@ -3,7 +3,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from study.datasets.base import Index, absent_files, apply_taxonomy, check_index, looks_channels_first, open_text
+from study.datasets.base import (Index, absent_files, apply_taxonomy, check_index, looks_channels_first, open_text,
+                                 parent_folders)
 from study.errors import StudyError
 
 
@@ -52,5 +53,9 @@ def test_absent_files_are_the_listed_paths_their_folders_do_not_hold(tmp_path, m
     for name in ("top.jpg", "a/1.jpg", "a/b/2.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    paths = pa.array(["a/1.jpg", "gone/3.jpg", "top.jpg", "a/b/2.jpg", "a/2.jpg", "none.jpg"])
-    assert absent_files(tmp_path, paths).tolist() == [1, 4, 5]
+    paths = pa.array(["a/1.jpg", "gone/3.jpg", "top.jpg", "a/b/2.jpg", "a/2.jpg", "none.jpg", "top.jpg/4.jpg"])
+    assert absent_files(tmp_path, paths).tolist() == [1, 4, 5, 6]  # a file where a folder is named: absent too
+
+
+def test_parent_folders_are_each_folder_once_sorted_the_root_not_one():
+    assert parent_folders(["a/b/2.jpg", "top.jpg", "a/1.jpg", "a/b/3.jpg", "c/4.jpg"]) == ["a", "a/b", "c"]

@@ -162,3 +162,22 @@ def test_the_gzipped_file_is_read_when_both_copies_lie_in_the_root(tmp_path):
     index = read_dataset("fashion-mnist", tmp_path, "train")
     assert index.paths.to_pylist()[0] == "train-images-idx3-ubyte.gz#0"
     assert [s["path"] for s in index.sources] == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+
+
+def test_more_labels_than_images_a_4d_images_file_and_a_missing_labels_file_are_named(tmp_path):
+    """Each file's count and rank checked both ways; the file that is absent is the one named."""
+    from dataset_layouts import write_idx
+
+    make_fashion_mnist(tmp_path, n_train=20, n_test=10)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    write_idx(labels, (np.arange(12) % 10).astype(np.uint8))
+    with pytest.raises(StudyError, match=r"t10k-images-idx3-ubyte.gz: 10 images but .*t10k-labels-idx1-ubyte.gz has "
+                                         r"12 labels$"):
+        read_dataset("fashion-mnist", tmp_path, "test")
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((20, 28, 28, 1), np.uint8))
+    with pytest.raises(StudyError, match=r"expected an N x H x W image array \(idx3\), found shape \(20, 28, 28, 1\)"):
+        read_dataset("fashion-mnist", tmp_path, "train")
+    labels.unlink()
+    with pytest.raises(StudyError, match=r"fashion-mnist labels file not found: .*/t10k-labels-idx1-ubyte.gz \(nor "
+                                         r"t10k-labels-idx1-ubyte uncompressed\)"):
+        read_dataset("fashion-mnist", tmp_path, "test")

@@ -262,7 +262,7 @@ def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypa
     row = rgb.all().iloc[0]
     patch = np.load(rgb.abs_path(row))
     assert np.array_equal(np.asarray(ImageReader(nir).open(row)), patch[:, :, [3, 1, 2]])
-    for bad in ((0, 1), (0, 1, 4)):
+    for bad in ((0, 1), (0, 1, 4), (-1, 1, 2)):  # -1 would index the land-cover channel
         with pytest.raises(StudyError, match="name 1 or 3 of the image channels"):
             build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="bad",
                                        channels=bad))
@@ -295,22 +295,27 @@ def test_a_split_of_both_regions_with_one_region_on_disk_is_that_region(tmp_path
 def test_us_parts_lying_directly_under_the_root_are_found(tmp_path):
     """`patches_us_NN/CD/AB/` as each part's archive extracts when unpacked in the root itself."""
     make_glc20(tmp_path)
+    nested = read_dataset("glc20", tmp_path, "us_train")
     for part in sorted((tmp_path / "patches_us").iterdir()):
         part.rename(tmp_path / part.name)
     (tmp_path / "patches_us").rmdir()
     index = read_dataset("glc20", tmp_path, "us_train")
     assert "patches_us_14/67/45/1234567.npy" in index.paths.to_pylist()
     assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+    # rank keys are the occurrence ids, whatever the layout: the same subsets either way
+    assert index.keys.to_pylist() == nested.keys.to_pylist() == ["1234567", "7654301", "222207"]
 
 
-def test_the_last_us_part_alone_is_found(tmp_path):
-    """Part 20 holds CD 95..99: a root with only that part extracted is still a root of parts."""
-    (tmp_path / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1234597;43.1;-71.2;5\n")
-    patch = tmp_path / "patches_us/patches_us_20/97/45/1234597.npy"
-    patch.parent.mkdir(parents=True)
-    np.save(patch, glc_patch(21, 21))
-    assert read_dataset("glc20", tmp_path, "us_train").paths.to_pylist() == [
-        "patches_us/patches_us_20/97/45/1234597.npy"]
+@pytest.mark.parametrize("parts", ["patches_us/patches_us_", "patches_us_"])
+@pytest.mark.parametrize("occurrence, nn", [(1234597, "20"), (1234503, "01")])
+def test_the_first_or_last_us_part_alone_is_found(tmp_path, parts, occurrence, nn):
+    """Part 20 holds CD 95..99, part 01 CD 00..04: a root with only that part extracted (in patches_us/ or in the root
+    itself) is still a root of parts."""
+    (tmp_path / "occurrences_us_train.csv").write_text(f"id;lat;lon;species_id\n{occurrence};43.1;-71.2;5\n")
+    path = f"{parts}{nn}/{occurrence % 100:02d}/45/{occurrence}.npy"
+    (tmp_path / path).parent.mkdir(parents=True)
+    np.save(tmp_path / path, glc_patch(21, 21))
+    assert read_dataset("glc20", tmp_path, "us_train").paths.to_pylist() == [path]
 
 
 def test_an_occurrence_table_in_the_root_is_read_before_one_in_occurrences(tmp_path):
@@ -331,4 +336,23 @@ def test_land_cover_of_both_regions_warns_that_their_schemes_differ(tmp_path, ca
                           "different schemes") and "use us_train or fr_train for one scheme" in err
     read_dataset("glc20", tmp_path, "us_train")
     read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="species"))
-    assert "warning" not in capsys.readouterr().err
+    assert capsys.readouterr().err == ""  # nor a progress line: a split of fewer than 50,000 patches has none
+
+
+def test_spaces_around_column_names_and_blank_trailing_fields_are_read(tmp_path):
+    """`id ; species_id` names the columns `id` and `species_id`; trailing fields of spaces hold no value."""
+    make_glc20(tmp_path)
+    (tmp_path / "occurrences_us_train.csv").write_text(
+        "id ;lat;lon; species_id\n1234567;43.1;-71.2;5; \n7654301;40.0;-100.0;9; \n222207;1;2;9;  \n")
+    index = read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    assert _labels(index) == {"1234567.npy": "5", "7654301.npy": "9", "222207.npy": "9"}
+
+
+def test_landcover_center_is_the_centre_of_a_patch_that_is_not_square(tmp_path):
+    make_glc20(tmp_path)
+    patch_file = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
+    patch = np.full((16, 20, 5), 21, np.uint8)
+    patch[8, 10, 4] = 33  # row H // 2, column W // 2
+    patch[10, 8, 4] = 44
+    np.save(patch_file, patch)
+    assert _labels(read_dataset("glc20", tmp_path, "us_train"))["1234567.npy"] == "landcover_33"

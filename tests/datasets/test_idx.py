@@ -42,3 +42,40 @@ def test_a_cut_uncompressed_file_is_refused_from_its_header_and_size(tmp_path):
     for read in (read_idx_header, load_idx):
         with pytest.raises(StudyError, match=r"cut-idx3: truncated IDX file: \(20, 28, 28\) of uint8 declared$"):
             read(tmp_path / "cut-idx3")
+
+
+@pytest.mark.parametrize("read", [read_idx_header, load_idx])
+def test_a_bad_first_magic_byte_an_unknown_type_code_and_no_dimensions_are_refused(tmp_path, read):
+    """Only `00 00 <type> <ndim>` opens an IDX array: a first byte that is not 0, a type code the format lacks (0x07),
+    and a header of no dimensions (whose 0 values numpy failed to shape: a bare ValueError) are named."""
+    good = write_idx(tmp_path / "labels-idx1", np.arange(5, dtype=np.uint8)).read_bytes()
+    for name, data, message in (("first", b"\x01" + good[1:], r"not an IDX file \(bad magic number\)"),
+                                ("code", good[:2] + b"\x07" + good[3:], r"not an IDX file \(bad magic number\)"),
+                                ("nodims", good[:3] + b"\x00", r"not an IDX array \(its header declares no "
+                                                               r"dimensions\)")):
+        (tmp_path / f"{name}-idx1").write_bytes(data)
+        with pytest.raises(StudyError, match=rf"{name}-idx1: {message}$"):
+            read(tmp_path / f"{name}-idx1")
+
+
+def test_the_header_of_a_gzipped_file_cut_short_is_refused(tmp_path):
+    """An interrupted download of a `.gz`: reading even its header meets the stream's end (EOFError, a traceback)."""
+    data = write_idx(tmp_path / "images-idx3.gz", np.zeros((20, 28, 28), np.uint8)).read_bytes()
+    (tmp_path / "cut-idx3.gz").write_bytes(data[:20])
+    with pytest.raises(StudyError, match=r"cut-idx3.gz: cannot read IDX file: Compressed file ended"):
+        read_idx_header(tmp_path / "cut-idx3.gz")
+
+
+def test_the_cached_array_is_read_only_and_keyed_by_the_absolute_path(tmp_path, monkeypatch):
+    """One array per file, shared by every caller: none may write into it (a big-endian file's values too, which are
+    a converted copy); a relative path read from another working folder is another file, not the cached one."""
+    for d, n in (("a", 3), ("b", 5)):
+        (tmp_path / d).mkdir()
+        write_idx(tmp_path / d / "labels-idx1", np.arange(n, dtype=np.int16))
+    monkeypatch.chdir(tmp_path / "a")
+    first = load_idx("labels-idx1")
+    assert first.tolist() == [0, 1, 2] and not first.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = 9
+    monkeypatch.chdir(tmp_path / "b")
+    assert load_idx("labels-idx1").tolist() == [0, 1, 2, 3, 4]

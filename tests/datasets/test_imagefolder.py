@@ -33,6 +33,30 @@ def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
     assert "an image is a file ending in .jpg .jpeg .png" in err and "remove a folder that is not a class" in err
 
 
+def test_the_warning_on_empty_class_folders_names_the_first_ten(tmp_path, capsys):
+    make_imagefolder(tmp_path / "train", {"cat": 1})
+    for i in range(11):
+        (tmp_path / "train" / f"e{i:02d}").mkdir()
+    read_dataset("imagefolder", tmp_path, "train")
+    names = ", ".join(f"e{i:02d}" for i in range(10))
+    err = capsys.readouterr().err
+    assert f"11 class folder(s) of {tmp_path / 'train'} hold no image and become classes without images: " \
+        f"{names} ... (" in err
+    (tmp_path / "train" / "e10").rmdir()
+    read_dataset("imagefolder", tmp_path, "train")
+    assert f"without images: {names} (an image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("images", [0, 2])
+def test_a_root_without_class_folders_is_named(tmp_path, images):
+    """A folder of images alone (no class folders), or an empty one: no class folders, not images "beside" them."""
+    (tmp_path / "d").mkdir()
+    for i in range(images):
+        write_image(tmp_path / "d" / f"img{i}.png")
+    with pytest.raises(StudyError, match=re.escape(f"no class folders in {tmp_path / 'd'}")):
+        read_dataset("imagefolder", tmp_path / "d", "")
+
+
 def test_files_that_are_not_images_by_their_name_are_counted_in_a_note(tmp_path, capsys):
     """A class of .heic photos would shrink without a word: the files left out are counted by extension (hidden
     files aside), in nested folders too; a tree of images only has nothing to say."""
@@ -105,8 +129,9 @@ def test_a_root_one_level_above_the_split_folders_is_an_error(tmp_path):
     together: refused, naming the root to give (or, for a tree of classes first, how to lay it out)."""
     make_imagefolder(tmp_path / "shapes" / "train", {"a": 1, "b": 1})
     make_imagefolder(tmp_path / "shapes" / "test", {"a": 1, "b": 1})
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # a hidden folder is no class: it does not hide the mistake
     with pytest.raises(StudyError, match=re.escape(f"its folder shapes holds split folders ['train', 'test'], not "
-                                                   f"images of a class: give --root {tmp_path / 'shapes'}")):
+                                                   f"images of a class: give --root {tmp_path / 'shapes'}; a ")):
         read_dataset("imagefolder", tmp_path, "train")
     make_imagefolder(tmp_path / "dark" / "train", {"a": 1})
     with pytest.raises(StudyError, match=re.escape(f"--root {tmp_path / 'dark'} (each of its 2 folders a dataset); "

@@ -87,8 +87,11 @@ def test_an_image_link_to_no_file_is_refused_naming_it_not_left_out(tmp_path):
     with pytest.raises(StudyError, match=r"tree/cat/img007.png: a link to \.\./\.git/annex/objects/absent, which leads "
                                          r"to no file \(and 1 more in its folder\): fetch its content"):
         read_dataset("imagefolder", root, "")
-    for name in ("img007.png", "img008.png"):
-        (root / "cat" / name).unlink()
+    (root / "cat" / "img008.png").unlink()
+    with pytest.raises(StudyError, match=r"tree/cat/img007.png: a link to \.\./\.git/annex/objects/absent, which leads "
+                                         r"to no file: fetch its content"):  # one: no "(and 0 more"
+        read_dataset("imagefolder", root, "")
+    (root / "cat" / "img007.png").unlink()
     assert len(read_dataset("imagefolder", root, "")) == 5  # the tree without them lists as before
 
 
@@ -140,6 +143,18 @@ def test_a_sub_folder_named_like_an_image_is_listed_too(tmp_path):
     assert index.paths.to_pylist() == ["cat/album.jpg/b.png", "cat/img000.png", "dog/img000.png",
                                        "dog/scans.tif/c.png"]
     assert index.labels.tolist() == [0, 0, 1, 1]
+    write_image(root / "logo.png" / "d.png")  # a class folder named like an image is a class, not an image beside
+    assert read_dataset("imagefolder", root, "").class_names == ["cat", "dog", "logo.png"]
+
+
+def test_a_folder_link_to_a_folder_whose_path_begins_the_trees_is_no_loop(tmp_path):
+    """A link from data/imgs-v2/ into data/imgs/: `data/imgs` is a prefix of the folder's path as a string, but not a
+    folder it lies in (a loop needs a `/` after the link's target)."""
+    root = make_imagefolder(tmp_path / "imgs-v2", {"cat": 1, "dog": 1})
+    write_image(tmp_path / "imgs" / "x.png")
+    os.symlink(tmp_path / "imgs", root / "cat" / "more")
+    assert read_dataset("imagefolder", root, "").paths.to_pylist() == ["cat/img000.png", "cat/more/x.png",
+                                                                      "dog/img000.png"]
 
 
 def test_every_torchvision_image_extension_is_listed_whatever_its_case(tmp_path):
