@@ -226,8 +226,8 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
 
 @finding("quantity", "With few labels, fine-tuning a SimCLR encoder clearly beats training from scratch; with many "
          "labels the two meet. Tested: at the smallest labeled size fine-tuning leads by over 2 points, and its lead "
-         "is smaller at the largest (against the best scratch cell of each labeled size)", "fine-tune cells of simclr encoders and scratch cells of the same backbone on "
-         "one evaluation dataset at the same labeled sizes")
+         "is smaller at the largest (against the best scratch cell of each labeled size)", "fine-tune cells of simclr "
+         "encoders and scratch cells of the same backbone on one evaluation dataset at the same labeled sizes")
 def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
     scratch = c[c["protocol"] == "scratch"].sort_values("mean", ascending=False, kind="stable").drop_duplicates(
         ["eval_dataset", "backbone", "_labeled"])  # of several (a `variant` each), the best at each labeled size
