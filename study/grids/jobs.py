@@ -9,7 +9,7 @@ topological order (every pretraining job before the evaluations that need it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterator
 
 from study.configfields import plain
@@ -19,7 +19,9 @@ from study.grids.schema import ALL, AXES, VARIANT_AXIS, EvalEntry, Grid
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
+from study.train.config import PretrainConfig
 
+PRETRAIN_FIELDS = frozenset(f.name for f in fields(PretrainConfig)) - {"method_settings"}
 # the evaluate-section keys the planner fills (EvalConfig field names)
 EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST, EVAL_SIZES, EVAL_LEVELS = (
     "protocol", "train_manifest", "test_manifest", "labeled_sizes", "levels")
@@ -62,10 +64,14 @@ def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders
 
 def id_config(config: dict[str, Any]) -> dict[str, Any]:
     """What a job's id hashes: its config without the run-only settings (study.runtime_keys), also those of an
-    evaluation's fine-tuning runs."""
+    evaluation's fine-tuning runs, and of a pretraining job's `pretrain.<method>` sections only its own method's (as
+    its run records them: PretrainConfig.to_dict), so that adding another method's settings to a grid's defaults
+    leaves the jobs it ran as they were."""
     out = dict(config)
     if "pretrain" in out:
-        out["pretrain"] = _without(out["pretrain"], PRETRAIN_RUN_ONLY)
+        own = out["pretrain"].get("method") or out.get("axes", {}).get("method")
+        out["pretrain"] = {k: v for k, v in _without(out["pretrain"], PRETRAIN_RUN_ONLY).items()
+                           if k in PRETRAIN_FIELDS or k == own}  # the others: methods' sections (or refused keys)
     if "evaluate" in out:
         ev = _without(out["evaluate"], EVALUATE_RUN_ONLY)
         if isinstance(ev.get("finetune"), dict):

@@ -30,6 +30,23 @@ def test_id_is_hash_of_config_and_ignores_key_order(write_grid):
         assert "t" not in j.config.values() and "grid" not in j.config  # the grid's name is not in the config
 
 
+def test_another_methods_settings_leave_a_jobs_id_and_its_own_change_it(write_grid):
+    """A grid's defaults gaining `pretrain.moco` (MoCo's own settings) is no change to its SimCLR jobs, which neither
+    read nor record them; MoCo's jobs are other jobs (another queue)."""
+    def ids(pretrain: dict) -> dict:
+        grid = write_grid("""
+        axes: {method: [simclr, moco], dataset: [alpha]}
+        stages: {evaluate: [{protocol: linear}]}
+        """, pretrain=pretrain)
+        return {(j.stage, j.axes["method"]): j.id for j in plan_grid(grid).jobs}
+
+    before, after = ids({"batch_size": 8}), ids({"batch_size": 8, "moco": {"queue_size": 64}})
+    assert after[("pretrain", "simclr")] == before[("pretrain", "simclr")]
+    assert after[("evaluate", "simclr")] == before[("evaluate", "simclr")]
+    assert after[("pretrain", "moco")] != before[("pretrain", "moco")]
+    assert after[("evaluate", "moco")] != before[("evaluate", "moco")]  # its encoder is another job
+
+
 def test_same_job_in_two_grids_is_one_job(write_grid):
     a = write_grid("""
     axes: {method: [simclr, byol], dataset: [alpha]}
