@@ -1429,6 +1429,15 @@ def test_a_methods_variants_share_its_colour():
     assert got["supervised"] != got["simclr · resnet18"]
 
 
+def test_methods_are_listed_in_the_papers_order_a_new_one_before_random_and_variants_by_their_method():
+    from study.report.figures.common import method_key
+
+    got = sorted(["random", "simsiam", "byol", "supervised · resnet18", "simclr · resnet50", "random · resnet18",
+                  "simclr · resnet18", "moco", "barlow"], key=method_key)
+    assert got == ["simclr · resnet18", "simclr · resnet50", "supervised · resnet18", "moco", "byol", "barlow",
+                   "simsiam", "random", "random · resnet18"]
+
+
 def test_quantity_colours_a_pretraining_size_alike_whichever_sizes_the_grid_has():
     """1M has one colour and marker in the quantity grid's figure (50k..1M) and in the domain grid's (250k..1M): its
     place among the paper's sizes, not among the figure's; sizes off that ladder keep a colour each."""

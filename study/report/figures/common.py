@@ -18,7 +18,7 @@ from study.results.collect import aggregate, key_tuples, planned_seeds, resolve_
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
 VARIANT_AXES = ("backbone", "variant")
-# the order figures list methods in (the paper's first; the rest after these, by name)
+# the order figures list methods in (the paper's first; others by name before random)
 METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 # each method's colour, dark to light (style.palette), the same in every figure: supervised apart from the SSL methods
 METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
@@ -132,8 +132,10 @@ def planned_sizes(text: object) -> list[int | None]:
 
 
 def method_key(method) -> tuple:
-    """Sort key of a method: METHOD_ORDER's, then by name."""
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), str(method))
+    """Sort key of a method: METHOD_ORDER's by its method (a variant, "simclr · resnet18", as "simclr"; another method
+    after the paper's, before the random-init floor), then by name."""
+    base = str(method).split(" · ")[0]
+    return (METHOD_ORDER.index(base) if base in METHOD_ORDER else METHOD_ORDER.index("random") - 0.5, str(method))
 
 
 def dataset_order(datasets: Iterable, expected: pd.DataFrame | None = None) -> list:
