@@ -123,12 +123,17 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "pretrain") -> "PretrainConfig":
-        from study.train.methods import method_settings
+        from study.train.methods import METHODS, method_settings
 
         if not isinstance(d, dict):
             raise StudyError(f"{where}: expected a mapping, got {type(d).__name__}")
         sections = method_settings()
         fields = {f.name for f in dataclasses.fields(cls)} - {"method_settings"}
+        for name in d:
+            if name in METHODS and name not in sections:
+                raise StudyError(f"{where}.{name}: method {name!r} has no settings section of its own (its class "
+                                 f"declares no `settings`): give its values as {where}'s own keys "
+                                 f"({where}.temperature, {where}.head, ...)")
         refuse_unknown(d, fields | set(sections), where)
         own = {}
         for name, settings in sections.items():

@@ -70,6 +70,9 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "optim": {"name": "adam"}}, "pretrain.optim.name"),
         ({"manifest": "m", "optim": {"lr_scaling": "log"}}, "pretrain.optim.lr_scaling"),
         ({"manifest": "m", "moco": {"momentum": 2}}, "pretrain.moco.momentum"),
+        ({"manifest": "m", "simclr": {"temperature": 0.2}}, "pretrain.simclr: method 'simclr' has no settings "
+                                                            "section of its own (its class declares no `settings`): "
+                                                            "give its values as pretrain's own keys"),
         ({"manifest": "m", "head": [2048, "x"]}, "pretrain.head"),
         ({"manifest": "m", "head_output_bn": "yes"}, "pretrain.head_output_bn"),
         ({"manifest": "m", "temperature": 0}, "pretrain.temperature"),
