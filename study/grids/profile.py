@@ -56,7 +56,8 @@ DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 
 class CostModel:
     """The numbers of the throughput model (grids/README.md, "Cost model")."""
 
-    throughput: dict[str, dict[str, float]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_THROUGHPUT.items()})
+    throughput: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_THROUGHPUT.items()})
     method_factor: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METHOD_FACTOR))
     job_overhead_min: float = 5.0  # ours: start-up, loading, checkpoint writes
     probe_min: float = 1.0  # ours: the fixed part of one linear probe (or kNN pass) on cached features
@@ -197,7 +198,8 @@ def load_profile(path: str | Path | None) -> Profile:
     check_keys(p, raw_stages, STAGES, what="stage")
     for stage, spec in raw_stages.items():
         if not isinstance(spec, YMap):
-            raise fail(p, raw_stages.line_of(stage), f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
+            raise fail(p, raw_stages.line_of(stage),
+                       f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
         check_keys(p, spec, RESOURCE_KEYS, what="resource")
         stages[stage] = {**stages[stage], **spec}
         stage_lines[stage] = spec.line
@@ -297,11 +299,13 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
         raise fail(p, raw.line_of("throughput"), "cost.throughput: expected backbone -> {pretrain, finetune, extract}")
     for backbone, rates in tp.items():
         if not isinstance(rates, YMap):
-            raise fail(p, tp.line_of(backbone), f"cost.throughput.{backbone}: expected a mapping of {', '.join(COST_KINDS)}")
+            raise fail(p, tp.line_of(backbone),
+                       f"cost.throughput.{backbone}: expected a mapping of {', '.join(COST_KINDS)}")
         check_keys(p, rates, COST_KINDS, what="throughput kind")
         for kind, v in rates.items():
             if not is_num(v) or v <= 0:
-                raise fail(p, rates.line_of(kind), f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
+                raise fail(p, rates.line_of(kind),
+                           f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
         throughput[str(backbone)] = {**throughput.get(str(backbone), {}), **{k: float(v) for k, v in rates.items()}}
     names_at = {("throughput", str(b)): tp.line_of(b) for b in tp}
     factors = dict(base.method_factor)
@@ -352,7 +356,8 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         v, file, line = spec[key]
         if v == "node" and key in node:
             if node[key] is None:
-                raise fail(file, line, f"{key}: node needs the profile's {key}_per_node ({profile.path or 'built-in default'})")
+                raise fail(file, line, f"{key}: node needs the profile's {key}_per_node "
+                                       f"({profile.path or 'built-in default'})")
             v = node[key]
         try:
             if key in ("gpus", "cpus", "nodes"):

@@ -270,7 +270,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {int(table['metric'].notna().sum())} metric row(s)",
-               f"missing: {'unknown (no plan)' if missing is None else f'{len(missing)} planned job(s) without a result'}",
+               "missing: " + ("unknown (no plan)" if missing is None
+                              else f"{len(missing)} planned job(s) without a result"),
                f"skipped result files: {len(coll.skipped)}",
                f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"

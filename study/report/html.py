@@ -39,8 +39,10 @@ CSS = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#111}
 h1{margin-bottom:.2em} .meta{color:#444} section{margin:2em 0;border-top:1px solid #ccc;padding-top:1em}
 img{max-width:100%;height:auto;border:1px solid #eee} table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
-td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left} td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.missing{color:#777;font-style:italic;text-align:center} .warnings{background:#fff4e5;border:2px solid #b26a00;padding:.5em 1em}
+td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.missing{color:#777;font-style:italic;text-align:center}
+.warnings{background:#fff4e5;border:2px solid #b26a00;padding:.5em 1em}
 .note{color:#555;font-style:italic} figcaption{font-size:.9em;color:#333;margin-top:.3em}
 """
 

@@ -122,7 +122,8 @@ def training_rows(cfg: PretrainConfig, manifest):
     if cfg.size is not None and len(rows) < cfg.size:
         raise StudyError(
             f"pretrain.size: {cfg.size} images asked for, manifest {manifest.name} has {len(rows)} in its "
-            f"{cfg.subset} subset (sizes: {getattr(manifest, 'sizes' if cfg.subset == 'pretrain' else 'labeled_sizes', '?')})"
+            f"{cfg.subset} subset (sizes: "
+            f"{getattr(manifest, 'sizes' if cfg.subset == 'pretrain' else 'labeled_sizes', '?')})"
         )
     if len(rows) == 0:
         raise StudyError(f"manifest {manifest.name}: the {cfg.subset} subset is empty")

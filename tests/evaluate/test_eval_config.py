@@ -61,7 +61,8 @@ def test_labeled_sizes_are_counts_as_grids_write_them_or_all():
     assert config(labeled_sizes="all").labeled_sizes == ("all",) and config(labeled_sizes=64).labeled_sizes == (64,)
     with pytest.raises(StudyError, match=r"evaluate\.labeled_sizes: expected a count >= 1, got 0 \(or all\)"):
         config(labeled_sizes=[0])
-    with pytest.raises(StudyError, match=r"labeled_sizes: expected a count such as 50000, 50k or 1M, got 'al' \(or all\)$"):
+    with pytest.raises(StudyError,
+                       match=r"labeled_sizes: expected a count such as 50000, 50k or 1M, got 'al' \(or all\)$"):
         config(labeled_sizes="al")
     with pytest.raises(StudyError, match=r"evaluate\.labeled_sizes: 1000 is listed twice$"):
         config(labeled_sizes=["1k", 1000])

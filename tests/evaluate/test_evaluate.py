@@ -458,6 +458,23 @@ def test_an_encoder_giving_non_finite_features_is_named_and_nothing_cached(manif
     assert not list((tmp_path / "features").rglob("*.pt"))
 
 
+def test_an_encoder_giving_infinite_but_no_nan_features_is_refused_too(manifests, tmp_path):
+    """An inf feature (here channel 0 of the last block, its BatchNorm bias inf: no NaN anywhere) is not finite
+    either: refused at extraction, not cached."""
+    from study.train.backbones import build_backbone, encoder_payload
+
+    net = build_backbone("resnet18_small", 4)
+    with torch.no_grad():
+        net.layer4[1].bn2.bias[0] = float("inf")
+    enc = tmp_path / "inf" / "encoder.pt"
+    enc.parent.mkdir()
+    torch.save(encoder_payload(net), enc)
+    with pytest.raises(StudyError, match=r"inf/encoder.pt: the features of 20 of 20 images of manifest evtest "
+                                         r"are not finite"):
+        _features(tmp_path / "features", "evtest", enc, None)
+    assert not list((tmp_path / "features").rglob("*.pt"))
+
+
 @pytest.mark.parametrize("failure", ["folder", "full disk"])
 def test_a_cache_that_cannot_be_written_warns_and_the_evaluation_goes_on(failure, manifests, encoder_file, tmp_path,
                                                                          monkeypatch, capfd):
@@ -926,6 +943,57 @@ def test_features_extracted_on_another_device_type_are_not_read_back(manifests, 
                         lambda model, manifest, rows, *a, **k: (torch.zeros(len(rows), 32), 1.0, len(rows)))
     got = _features(tmp_path / "f", "evtrain", enc, 8, device="cuda")
     assert not got.info["cached"] and torch.equal(got.x, torch.zeros(8, 32))
+
+
+def test_features_extracted_under_another_torch_version_are_not_read_back(manifests, encoder_file, tmp_path,
+                                                                          monkeypatch):
+    """Another torch's kernels may give other low bits: its evaluation extracts its own features."""
+    enc = encoder_file()
+    assert not _features(tmp_path / "f", "evtest", enc, None).info["cached"]
+    monkeypatch.setattr(torch, "__version__", f"{torch.__version__}.next")
+    assert not _features(tmp_path / "f", "evtest", enc, None).info["cached"]
+    assert _features(tmp_path / "f", "evtest", enc, None).info["cached"]
+
+
+def test_a_cached_file_of_another_format_is_extracted_again_not_read(manifests, encoder_file, tmp_path):
+    """A file in the cache folder written by other extraction code (its `format` another, e.g. copied in) serves
+    nothing: the features are extracted again and the file replaced."""
+    enc = encoder_file()
+    first = _features(tmp_path / "f", "evtest", enc, None)
+    payload = torch.load(first.info["file"], weights_only=True)
+    torch.save({**payload, "format": "study-features-0", "features": payload["features"] + 1}, first.info["file"])
+    again = _features(tmp_path / "f", "evtest", enc, None)
+    assert not again.info["cached"] and torch.equal(again.x, first.x)
+    assert torch.load(first.info["file"], weights_only=True)["format"] == features_mod.FORMAT
+
+
+def test_pools_of_one_layout_under_other_roots_do_not_share_cached_features(manifests, encoder_file, tmp_path,
+                                                                            monkeypatch):
+    """A pool's images lie under its sources' roots (`roots`), which its content hash leaves out: the pool of two
+    sources of one layout, built in another manifest folder with the sources' roots swapped, is extracted again."""
+    from image_trees import write_quadrant_tree
+
+    from study.manifests.build import BuildConfig, build_manifest
+    from study.manifests.pool import pool_manifests
+
+    def build(name, root):
+        build_manifest(BuildConfig(dataset="imagefolder", root=root, split="train", name=name, sizes=[20],
+                                   taxonomy=tmp_path / "taxonomy.csv"))
+
+    write_quadrant_tree(tmp_path / "test_b", 5, seed=7)
+    build("evtest_b", tmp_path / "test_b")
+    pool_manifests("evpool", [("evtest", 20), ("evtest_b", 20)], [], [])
+    enc, cache, first = encoder_file(), tmp_path / "f", load_manifest("evpool")
+    a = _features(cache, "evpool", enc, None)
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests_b"))
+    build("evtest", tmp_path / "test_b")
+    build("evtest_b", tmp_path / "test")
+    pool_manifests("evpool", [("evtest", 20), ("evtest_b", 20)], [], [])
+    pool = load_manifest("evpool")
+    assert pool.content_hash == first.content_hash and pool.meta["roots"] != first.meta["roots"]
+    b = _features(cache, "evpool", enc, None)
+    assert not b.info["cached"] and not torch.equal(a.x, b.x)
+    assert _features(cache, "evpool", enc, None).info["cached"]
 
 
 def test_an_inner_stages_features_are_its_global_average_pool(encoder_file):

@@ -350,3 +350,72 @@ def test_a_chunk_a_full_disk_refuses_is_reported_once_with_the_space_left(tmp_pa
     assert f"progress in {partial.folder / 'rows-0-4.pt'}" in err
     assert "GB free there now: a full disk or quota fails writes so" in err
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_an_extraction_hands_back_the_signal_handlers_installed_before_it(manifests, encoder_file, rows_computed,
+                                                                         tmp_path):
+    """SIGTERM and SIGUSR2 only mark a save while an extraction runs; once it ends, finished or failed, the handlers
+    installed before are back (a SIGUSR2 later in the job then requeues it, a SIGTERM ends it), not the flag's."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+
+    def ours(*_):
+        pass
+
+    before = {sig: signal.signal(sig, ours) for sig in (signal.SIGTERM, signal.SIGUSR2)}
+    try:
+        cache(tmp_path / "f").get(enc, train, 8)
+        assert [signal.getsignal(sig) for sig in before] == [ours, ours]
+
+        def crash():
+            raise RuntimeError("node lost")
+
+        rows_computed.update(rows=[], at_call={1: crash})
+        with pytest.raises(RuntimeError, match="node lost"):
+            cache(tmp_path / "f").get(enc, train, 40)
+        assert [signal.getsignal(sig) for sig in before] == [ours, ours]
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def test_idle_chunks_of_a_larger_extraction_are_kept_when_a_smaller_file_serves_a_run(manifests, encoder_file,
+                                                                                    rows_computed, tmp_path):
+    """A run served by labeled8.pt removes idle chunks of extractions that file serves, never those of a larger
+    one (here labeled40's, preempted and waiting an hour or more to be requeued): its rerun goes on from them."""
+    enc, train = encoder_file(), load_manifest("evtrain")
+    cache(tmp_path / "f").get(enc, train, 8)
+    extract_until_preempted(enc, train, tmp_path / "f", rows_computed, {2: signal_self(signal.SIGUSR2)})
+    (folder,) = (tmp_path / "f").glob("*/*/labeled40.partial")
+    for p in folder.iterdir():
+        os.utime(p, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    assert cache(tmp_path / "f").get(enc, train, 8).info["cached"]
+    assert [p.name for p in folder.iterdir()] == ["rows-0-32.pt"]
+    rows_computed["rows"] = []
+    assert cache(tmp_path / "f").get(enc, train, 40).info["resumed_rows"] == 32 and rows_computed["rows"] == [16]
+
+
+def test_chunks_left_beside_a_finished_file_of_every_row_are_removed_once_idle(manifests, encoder_file,
+                                                                              rows_computed, tmp_path):
+    """As for a labeled size: chunks of an extraction of every row (`all.partial`) left beside its finished `all.pt`
+    by a writer killed in between are removed by a read of that file once idle."""
+    enc, test = encoder_file(), load_manifest("evtest")
+    cache(tmp_path / "f").get(enc, test, None)
+    (folder,) = (tmp_path / "f").glob("*/*")
+    PartialExtraction(folder / "all.pt", features_mod.FORMAT).save(torch.zeros(16, 32), 0)  # as the killed writer's
+    for p in (folder / "all.partial").iterdir():
+        os.utime(p, (time.time() - 2 * features_mod.STALE_TMP_S,) * 2)
+    assert cache(tmp_path / "f").get(enc, test, None).info["cached"] and not (folder / "all.partial").exists()
+
+
+def test_a_chunk_that_records_no_time_is_read_back_with_none_known(tmp_path):
+    """A chunk without a usable `seconds` (none recorded, or not a positive number) gives its rows all the same, its
+    time as 0 s, rather than failing the extraction at every retry."""
+    feats = torch.randn(12, 3)
+    partial = PartialExtraction(tmp_path / "labeled12.pt", "fmt")
+    partial.save(feats[:8], 0, 5.0)
+    partial.save(feats[8:], 8, 9.0)
+    for name, seconds in (("rows-0-8.pt", None), ("rows-8-12.pt", "9 s")):
+        payload = torch.load(partial.folder / name, weights_only=True)
+        torch.save({**payload, "seconds": seconds}, partial.folder / name)
+    again = PartialExtraction(tmp_path / "labeled12.pt", "fmt")
+    assert torch.equal(torch.cat(list(again.load(12))), feats) and again.seconds_before == 0.0

@@ -34,7 +34,8 @@ def test_a_saved_size_without_what_a_rerun_reads_back_is_scored_again(tmp_path):
     full = {"key": "k1", "metrics": rows, "info": {}, "seconds": 1.0}
     for broken in ({k: v for k, v in full.items() if k != "seconds"}, {**full, "metrics": "top1"},
                    {**full, "info": None}, {**full, "metrics": [{"value": 0.5}]}, {**full, "seconds": "1 s"},
-                   {**full, "metrics": [*rows, {"value": 0.5}]}):  # one bad row among good ones
+                   {**full, "metrics": [*rows, {"value": 0.5}]},  # one bad row among good ones
+                   {**full, "metrics": None}, {**full, "metrics": {}}):
         (tmp_path / "8.json").write_text(json.dumps(broken))
         assert ScoredSizes(tmp_path, "k1").load(8) is None, broken
     (tmp_path / "8.json").write_text(json.dumps({**full, "newer_field": 1}))  # a field added since: read back

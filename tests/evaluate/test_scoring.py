@@ -63,7 +63,7 @@ def test_hit_rate_counts_a_label_among_the_first_k_ranked_classes():
     hits = torch.arange(100)  # 39 of 100 rows right: exactly 0.39 (a float32 mean gave 0.38999998569488525)
     assert ranking.hit_rate(torch.where(hits < 39, hits, -1)[:, None], hits, 1) == 0.39
     (empty,) = ranking.ranked([], 5)
-    assert empty.shape == (0, 5)
+    assert empty.shape == (0, 5) and empty.dtype == torch.long  # class indices, as of any row
 
 
 def test_a_probe_scores_rows_a_chunk_at_a_time(monkeypatch):

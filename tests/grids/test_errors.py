@@ -89,7 +89,8 @@ def test_zero_jobs(write_grid):
     assert error_of(g) == (f"{g}:{line_of(g, 'method')}: axis 'method' value 'byol' expands to zero jobs "
                            "(every combination with it is excluded)")
     g = write_grid("axes:\n  method: [simclr]\n  dataset: [alpha]\nexclude:\n  - {method: simclr}\nstages: {}\n")
-    assert error_of(g) == f"{g}:{line_of(g, 'axes:')}: the axes expand to zero pretraining jobs (every combination is excluded)"
+    assert error_of(g) == (f"{g}:{line_of(g, 'axes:')}: the axes expand to zero pretraining jobs (every combination is "
+                           "excluded)")
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha]}
     include: [{method: byol, dataset: beta}]

@@ -246,8 +246,8 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
     assert code == 0 and "missing" in out
     # counted missing, as a job never submitted, and said no more: the stopped job is named, with where it got to
     assert ("stopped before they finished (1), counted missing: their `study submit --cluster local` ended; the next "
-            "`study submit` resumes them (from their last checkpoint, where they wrote one):\n  pretrain " + worker["job"]
-            + ": ") in out, out
+            "`study submit` resumes them (from their last checkpoint, where they wrote one):\n  pretrain "
+            + worker["job"] + ": ") in out, out
     assert f"    log: {worker['log']}" in out, out
     code, out, _ = run_cli(["cancel", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "stopped" not in out and "local" not in out, out

@@ -98,7 +98,8 @@ def test_quantity_labels_the_random_init_encoder_without_a_pretraining_size():
 
 
 def test_quantity_missing_cell_is_nan_not_zero():
-    recs = [r for r in quantity_records() if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
+    recs = [r for r in quantity_records()
+            if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]
     # a planned but missing line still appears, as NaN
     expected = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 50_000,
                               "corruption": "none", "protocol": "linear", "eval_dataset": "a"}])
@@ -1354,7 +1355,8 @@ def _dataset_records() -> list:
     """Linear probes of three datasets across domains, pooled sets and a concatenation of two, corrupted pretraining
     and per-level results of each: every figure that lists datasets has all three."""
     ds3 = ("glc20", "inat21", "imagenet")
-    recs = [r for ds in ds3 for ev in ds3 for r in records(eval_axes(dataset=ds, eval_dataset=ev), {(10000, None): 0.4})]
+    recs = [r for ds in ds3 for ev in ds3
+            for r in records(eval_axes(dataset=ds, eval_dataset=ev), {(10000, None): 0.4})]
     for pool in ("inat21+glc20", "imagenet+glc20"):
         recs += [r for ev in pool.split("+") for r in records(eval_axes(dataset=pool, eval_dataset=ev),
                                                               {(10000, None): 0.3})]
@@ -1414,7 +1416,8 @@ def test_figures_list_datasets_in_the_grids_order_else_in_the_papers():
     assert got.pop("concat pairs") == ["simclr glc20 1M | simclr imagenet 1M", "simclr inat21 1M | simclr imagenet 1M"]
     assert got == {k: grid[:3] for k in got}
     # datasets that are only evaluated on: the matrix's last columns, in the paper's order, then by name
-    recs = [r for ev in ("a", "aircraft", "places365") for r in records(eval_axes(eval_dataset=ev), {(10000, None): 0.4})]
+    recs = [r for ev in ("a", "aircraft", "places365")
+            for r in records(eval_axes(eval_dataset=ev), {(10000, None): 0.4})]
     fig, _ = domain_matrix.draw(table_of(recs))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "places365", "aircraft"]
     planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])

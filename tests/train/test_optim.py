@@ -39,7 +39,8 @@ def test_warmup_then_cosine():
 def test_lars_exempts_biases_and_norms_from_decay_and_adaptation():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    opt = build_optimizer(model, OptimConfig(name="lars", weight_decay=0.1, momentum=0.9, trust_coefficient=0.001), lr=0.5)
+    opt = build_optimizer(model, OptimConfig(name="lars", weight_decay=0.1, momentum=0.9, trust_coefficient=0.001),
+                          lr=0.5)
     assert isinstance(opt, LARS)
     regular, excluded = opt.param_groups
     assert [p.shape for p in regular["params"]] == [torch.Size([3, 4])]

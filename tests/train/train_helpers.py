@@ -19,7 +19,8 @@ class TinyManifest:
 
     def __init__(self, name: str, root: Path, table: pd.DataFrame, meta: dict, corruption=None):
         self.name, self.root, self.table, self.meta, self.corruption = name, root, table, meta, corruption
-        self.class_names = sorted(set(table["class_name"]), key=lambda c: int(table.loc[table.class_name == c, "label"].iloc[0]))
+        self.class_names = sorted(set(table["class_name"]),
+                                  key=lambda c: int(table.loc[table.class_name == c, "label"].iloc[0]))
         self.num_classes = len(self.class_names)
         self.levels: list[str] = []
         self.content_hash = hashlib.sha256(pd.util.hash_pandas_object(table).values.tobytes()).hexdigest()[:16]
