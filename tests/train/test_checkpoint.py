@@ -1,8 +1,12 @@
 """study/train/checkpoint.py: the global RNG states a checkpoint holds come back as they were saved."""
+import os
 import pickle
 import random
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +164,74 @@ def test_an_empty_checkpoint_or_encoder_file_is_named_as_empty(tmp_path):
         load_checkpoint(path)
     with pytest.raises(StudyError, match=r"checkpoint.pt: not a study encoder file \(the file is empty or cut short"):
         read_encoder(path)
+
+
+def test_a_key_the_checkpoint_lacks_matches_only_at_its_default_and_every_differing_key_is_named():
+    """A key added since the checkpoint was written matches while the current value is its default, is refused at
+    any other; a key the checkpoint holds is compared even when the current value is the default. The message names
+    every differing key, not only the first."""
+    saved, defaults = {"config": {"lr": 0.3}}, {"config": {"new": 1, "old": 0}}
+    check_fingerprint(saved, {"config": {"lr": 0.3, "new": 1}}, "ck.pt", defaults=defaults)
+    with pytest.raises(StudyError, match=r"config\.new: checkpoint '<absent>', now 2"):
+        check_fingerprint(saved, {"config": {"lr": 0.3, "new": 2}}, "ck.pt", defaults=defaults)
+    with pytest.raises(StudyError, match=r"config\.old: checkpoint 5, now 0"):
+        check_fingerprint({"config": {"lr": 0.3, "old": 5}}, {"config": {"lr": 0.3, "old": 0}}, "ck.pt",
+                          defaults=defaults)
+    with pytest.raises(StudyError) as e:
+        check_fingerprint({"config": {"a": 1, "b": 2}}, {"config": {"a": 3, "b": 4}}, "ck.pt")
+    assert "config.a: checkpoint 1, now 3; config.b: checkpoint 2, now 4" in str(e.value)
+
+
+def test_a_signal_flag_holds_signals_then_hands_sigusr2_to_the_previous_handler_and_drops_sigterm():
+    """While installed, SIGUSR2 and SIGTERM only mark `pending`; forward() calls the handler installed before for a
+    SIGUSR2 (submitit's requeue), drops a SIGTERM, and clears the flag; restore() puts the previous handlers back,
+    once: a second restore leaves a handler set since as it is."""
+    calls = []
+
+    def previous(signum, frame):
+        calls.append(signum)
+
+    old_usr2, old_term = signal.signal(signal.SIGUSR2, previous), signal.getsignal(signal.SIGTERM)
+    try:
+        flag = SignalFlag().install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.pending == [signal.SIGTERM] and calls == []
+        flag.forward()
+        assert flag.pending == [] and calls == []
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert flag.pending == [signal.SIGUSR2] and calls == []
+        flag.forward()
+        assert flag.pending == [] and calls == [signal.SIGUSR2]
+        flag.restore()
+        assert signal.getsignal(signal.SIGUSR2) is previous and signal.getsignal(signal.SIGTERM) == old_term
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        flag.restore()
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGUSR2, old_usr2)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+SIGUSR2_AT_DEFAULT = """
+import os, signal
+from study.train.checkpoint import SignalFlag
+
+signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+flag = SignalFlag().install()
+os.kill(os.getpid(), signal.SIGUSR2)
+print("pending", flag.pending == [signal.SIGUSR2], flush=True)
+flag.forward()
+print("survived", flush=True)
+"""
+
+
+def test_a_sigusr2_forwarded_to_the_default_action_ends_the_process(tmp_path):
+    """With no handler before the flag's (no submitit), SIGUSR2's default action ends the process once the flag has
+    checkpointed: forward() puts the default back before raising the signal again, not the flag's own handler."""
+    script = tmp_path / "usr2.py"
+    script.write_text(SIGUSR2_AT_DEFAULT)
+    repo = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == -signal.SIGUSR2, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == "pending True\n", proc.stdout

@@ -88,3 +88,20 @@ def test_a_rows_loss_is_over_its_whole_window_also_when_the_window_is_longer_tha
     assert [r["step"] for r in rows] == ["6", "12"] and len(losses) == 12
     for row, window in zip(rows, (losses[:6], losses[6:])):
         assert float(row["loss"]) == pytest.approx(sum(window) / 6, rel=1e-5)
+
+
+def test_a_binary_file_is_no_curve_and_a_restart_replaces_it(tmp_path):
+    """A train_log.csv that is not text (a file copied over it, a disk error): no rows, and a restart writes a curve
+    over it rather than failing on a UnicodeDecodeError."""
+    (tmp_path / "train_log.csv").write_bytes(b"\xff\xfe\x00step\x80\x81\n")
+    assert read_curve(tmp_path / "train_log.csv") == []
+    TrainingCurve(tmp_path).restart(3)
+    assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n"
+
+
+def test_a_restart_keeps_only_the_curves_own_columns_of_a_file_with_others(tmp_path):
+    """A curve written with a column this version does not log (or without one it does): the kept rows are written
+    with FIELDS, an unknown column dropped and a missing one empty, instead of DictWriter refusing the row."""
+    (tmp_path / "train_log.csv").write_text("step,loss,extra\n1,2.0,x\n2,1.9,y\n3,1.8,z\n")
+    TrainingCurve(tmp_path).restart(2)
+    assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n1,,2.0,,,,\n2,,1.9,,,,\n"

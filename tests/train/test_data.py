@@ -372,3 +372,23 @@ def test_collate_stacks_each_view_of_every_item_in_order_with_its_label():
     assert len(views) == 2 and all(v.shape == (3, 3, 2, 2) and v.dtype == torch.uint8 for v in views)
     assert [[int(views[v][i, 0, 0, 0]) for i in range(3)] for v in range(2)] == [[0, 10, 20], [1, 11, 21]]
     assert labels.dtype == torch.long and labels.tolist() == [2, 0, 1]
+
+
+class _Indices(torch.utils.data.Dataset):
+    """Item `(epoch, i)` -> a single view holding i, label i."""
+
+    def __getitem__(self, key):
+        return (torch.tensor([key[1]]),), key[1]
+
+    def __len__(self):
+        return 8
+
+
+def test_the_loader_never_draws_from_the_global_torch_generator():
+    """The DataLoader draws a base seed at each iter(); make_loader gives it a private generator, so that starting
+    (or restarting, on resume) the loader does not shift the global torch RNG a method or a checkpoint reads."""
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    views, labels = next(iter(make_loader(_Indices(), ResumableBatchSampler(8, 4, 0), 0, pin_memory=False)))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert sorted(views[0].flatten().tolist()) == sorted(labels.tolist()) and len(labels) == 4

@@ -135,7 +135,10 @@ def test_losses_run_in_float32_under_bf16_autocast():
     for loss, kwargs in ((nt_xent, {"z1": a, "z2": b, "temperature": 0.1}),
                          (infonce, {"q": a, "k": b, "queue": queue, "temperature": 0.2}),
                          (byol_loss, {"p": a, "z": b})):
-        want = loss(**{k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
+        # the loss's own body on the float32 values, outside any autocast: not through the wrapper under test
+        floats = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        want = loss.__wrapped__(**floats)
+        assert float(loss(**floats)) == float(want), loss.__name__  # no autocast around: none turned on either
         for args, kw in ((tuple(kwargs.values()), {}), ((), kwargs)):  # by position, then by keyword
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 got = loss(*args, **kw)

@@ -234,3 +234,13 @@ def test_warmup_steps_are_warmup_epochs_times_steps_per_epoch_rounded_to_nearest
 
     cfg = PretrainConfig(manifest="m", batch_size=8, steps=10, optim=OptimConfig(warmup_epochs=0.9))
     assert schedule_steps(cfg, 24) == (3, 10, 3)
+
+
+def test_an_epoch_budget_of_no_step_is_an_error_naming_epochs():
+    """Fewer images than a batch: no step per epoch, so any number of epochs comes to no step. The error names the
+    key at fault, `epochs` (not `steps`, which is unset), and the budget."""
+    from study.train.config import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    cfg = PretrainConfig(manifest="m", batch_size=32, epochs=3)
+    assert schedule_problems(cfg, 24) == ("epochs: method simclr trains, but epochs 3 come to no step", None)
