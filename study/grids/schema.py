@@ -314,8 +314,8 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
         raw_pool = spec.get("pool")
         if raw_pool is not None:
             if not isinstance(raw_pool, YMap) or len(raw_pool) < 2:
-                raise fail(p, spec.line_of("pool"), f"datasets.{key}.pool: expected a mapping of two or more "
-                                                    f"dataset keys -> images taken, e.g. {{imagenet: 250k, inat21: 250k}}")
+                raise fail(p, spec.line_of("pool"), f"datasets.{key}.pool: expected a mapping of two or more dataset "
+                                                    "keys -> images taken, e.g. {imagenet: 250k, inat21: 250k}")
             for src, n in raw_pool.items():
                 try:
                     pool.append((str(src), parse_count(n)))

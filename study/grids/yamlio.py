@@ -145,10 +145,3 @@ def check_keys(path: Any, m: YMap, known: Iterable[str], what: str = "key", requ
     for key in required:
         if key not in m:
             raise fail(path, m.line, f"missing required key {key!r}")
-
-
-def line_of(obj: Any, key: Any = None, default: int = 0) -> int:
-    """The line of `obj[key]` (or of `obj` itself) when `obj` came from `load_yaml`."""
-    if key is not None and isinstance(obj, (YMap, YList)):
-        return obj.line_of(key)
-    return getattr(obj, "line", default) or default

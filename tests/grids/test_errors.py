@@ -313,6 +313,11 @@ def test_a_typo_in_defaults_is_one_line_with_a_suggestion_not_one_per_job(write_
         plan_grid(g).check(manifests=False)
     msg = str(e.value)
     assert msg.count("temprature") == 1 and "and 3 other job(s)" in msg and "did you mean 'temperature'" in msg
+    one = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {pretrain: {}}\n", name="one.yaml",
+                     pretrain={"temprature": 0.2})
+    msg = error_of(one, check=True)  # the job alone: not "and 0 other job(s)"
+    assert re.match(rf"{re.escape(str(one))}:\d+: job \w+ \(pretrain: method=simclr, dataset=alpha, seed=0\): "
+                    r"pretrain: unknown key", msg), msg
 
 
 def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypatch):
@@ -957,3 +962,63 @@ def test_a_value_that_expands_to_zero_jobs_is_named_at_its_own_line_of_a_block_l
     """)
     assert error_of(g) == (f"{g}:{line_of(g, '- byol')}: axis 'method' value 'byol' expands to zero jobs "
                            "(every combination with it is excluded)")
+
+
+def test_a_grid_name_of_the_longest_length_allowed_plans(write_grid):
+    """A name of GRID_NAME_MAX (100) characters is a name; one more is refused (test above)."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    g.write_text(g.read_text().replace("name: t\n", f"name: {'a' * 100}\n"))
+    assert plan_grid(g).grid.name == "a" * 100
+
+
+def test_a_grid_without_a_method_says_where_to_give_one(write_grid):
+    g = write_grid("axes: {dataset: [alpha]}\nstages: {}\n")
+    assert error_of(g) == f"{g}:{line_of(g, 'axes:')}: no method: give axes.method or defaults.pretrain.method"
+
+
+@pytest.mark.parametrize("count, needle, message", [
+    ("10", "pool:", "datasets.abb.pool: 'ab' is itself a pool; pool its sources instead"),
+    ("lots", "beta: lots", "datasets.abb.pool.beta: expected a count"),
+])
+def test_a_pool_written_as_a_block_is_refused_at_the_line_of_its_pool_or_source(write_grid, count, needle, message):
+    """In a block mapping the dataset's key, its `pool:` and each source are lines of their own: the error names the
+    line at fault."""
+    g = write_grid(f"""
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+      beta: {{train: beta_train, test: beta_val}}
+      ab: {{train: ab_train, pool: {{alpha: 10, beta: 10}}}}
+      abb:
+        train: abb_train
+        pool:
+          ab: 20
+          beta: {count}
+    axes: {{method: [simclr], dataset: [abb]}}
+    stages: {{}}
+    """, base=False)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if t.strip() == needle)
+    assert error_of(g).startswith(f"{g}:{line}: {message}")
+
+
+def test_knn_params_with_also_knn_false_are_refused(write_grid):
+    """`also_knn: false` written out is no `also_knn: true`: a linear entry's knn settings are still never read."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_sizes: [10]
+          params: {knn: {k: 5}, also_knn: false}
+    """)
+    assert error_of(g, check=True) == (f"{g}:{line_of(g, 'params:')}: stages.evaluate[0].params.knn: protocol linear "
+                                       "reads it only with also_knn: true; remove it (it would change the job ids "
+                                       "and no result)")
+
+
+def test_a_batch_that_splits_over_no_pretraining_job_is_one_problem_not_one_per_job(tmp_path, write_grid):
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpus_per_node: 6\nstages:\n  pretrain: {gpus: node}\n")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha, beta]}\nseeds: [0, 1]\nstages: {}\n")
+    assert error_of(g, p, check=True).startswith(f"{g}:{line_of(g, 'batch_size: 8')}: pretraining batch_size 8 does "
+                                                 "not split over the 6 processes of a job")

@@ -10,7 +10,7 @@ from study.grids.yamlio import load_yaml
     (90, 90), ("90", 90), ("30m", 30), ("72h", 4320), ("2d", 2880), ("90s", 2),
     ("30:00", 30), ("0:30", 1), ("12:00:00", 720), ("1:00:30", 61),  # Slurm: M:S and H:M:S
     ("1-12", 2160), ("1-12:30", 2190), ("1-12:00:00", 2160),  # D-H, D-H:M, D-H:M:S
-    ("1.1d", 1584)])  # 1584.0000000000002 minutes in floats: not 1585
+    ("1.1d", 1584), ("90min", 90), ("2.5 min", 3)])  # 1.1d: 1584.0000000000002 minutes in floats, not 1585
 def test_time_limits_follow_slurm(text, minutes):
     assert parse_minutes(text) == minutes
 

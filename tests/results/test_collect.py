@@ -296,7 +296,7 @@ def test_planned_seeds_counts_the_plans_seeds_of_each_cell(tmp_path):
     got = dict(zip(zip(agg["size"], agg["labeled_size"]), planned_seeds(agg, coll.planned)))
     assert got[(50000, 1000)] == got[(50000, 10000)] == 3 and got[(1000000, 1000)] == 1
     assert math.isnan(got[(7, 1000)])
-    assert planned_seeds(agg, None).isna().all()
+    assert planned_seeds(agg, None).isna().all() and planned_seeds(agg, pd.DataFrame()).isna().all()  # no jobs
     pairs = coll.planned[coll.planned["protocol"] == "concat"].assign(stage="evaluate")
     conc = pd.DataFrame([{"stage": "evaluate", **axes, "dataset": "a|b", "protocol": "concat"}])
     assert planned_seeds(conc, pairs).to_list() == [2]
@@ -382,6 +382,16 @@ def test_an_empty_mapping_in_a_protocol_is_a_column_of_its_own():
     """A protocol leaf holding an empty mapping is kept as a `protocol.<key>` column ("{}"), not dropped."""
     table = records_to_table([_record("j0", 0, 0.5, "2024-01-01", protocol={"seed": 0, "augment": {}})])
     assert table["protocol.augment"].to_list() == ["{}"]
+
+
+def test_protocol_flags_are_booleans_and_lists_of_mappings_one_text_whatever_their_key_order():
+    """`protocol.<flag>` is a boolean column (not the text "true"); a list of settings reads the same in every record
+    that holds it, whichever order its keys were written in."""
+    table = records_to_table([
+        _record("j0", 0, 0.5, "2024-01-01", protocol={"also_knn": True, "runs": [{"lr": 0.1, "epochs": 3}]}),
+        _record("j1", 1, 0.5, "2024-01-01", protocol={"also_knn": False, "runs": [{"epochs": 3, "lr": 0.1}]})])
+    assert table["protocol.also_knn"].dtype == "boolean" and table["protocol.also_knn"].to_list() == [True, False]
+    assert table["protocol.runs"].to_list() == ['[{"epochs": 3, "lr": 0.1}]'] * 2
 
 
 def test_a_size_axis_of_fractions_stays_fractional():

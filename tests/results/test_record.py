@@ -72,6 +72,8 @@ def test_keys_older_evaluation_records_hold_otherwise_change_no_fingerprint():
     assert protocol_fingerprint(pretraining) != protocol_fingerprint({**pretraining, "linear": {"optimizer": "lbfgs"}})
     # an evaluation's copy of its encoders' pretraining protocols: encoder_recipes, fingerprinted, pins them
     assert protocol_fingerprint({**finetune, "pretrain": {"method": "simclr"}}) == protocol_fingerprint(finetune)
+    probe = {"stage": "evaluate", "protocol": "linear", "epochs": 90}  # no `runs`: its top-level epochs is its own
+    assert protocol_fingerprint(probe) != protocol_fingerprint({**probe, "epochs": 100})
 
 
 def test_lbfgs_settings_recorded_later_group_with_older_records_at_their_old_value():
@@ -121,6 +123,9 @@ def test_other_methods_settings_older_training_records_hold_change_no_fingerprin
         evaluation([protocol_fingerprint(now)], now))
     assert protocol_fingerprint(evaluation([stale], None)) != protocol_fingerprint(evaluation([protocol_fingerprint(
         now)], None))  # an encoder file that kept no protocol: its recipe as recorded
+    # recipes and kept protocols that do not pair up (one protocol for two encoders): every recipe as recorded
+    assert protocol_fingerprint(evaluation([stale, "aa" * 8], then)) != protocol_fingerprint(
+        evaluation([stale, "bb" * 8], then))
 
 
 def test_make_record_from_job_and_run_output(tmp_path):
@@ -146,6 +151,8 @@ def test_write_rejects_a_bad_record_naming_the_key(tmp_path):
     bad["metrics"] = [{"metric": "top1", "value": "high"}]
     with pytest.raises(StudyError, match=r"metrics\[0\]\.value"):
         write_result(tmp_path, bad)
+    with pytest.raises(StudyError, match="stage 'train' is not pretrain or evaluate"):
+        write_result(tmp_path, {**_record(), "stage": "train"})
     assert not (tmp_path / "results" / "job1.json").exists()
 
 
@@ -167,7 +174,7 @@ def test_corrupt_foreign_and_mismatched_files_are_named_skipped_and_counted(tmp_
     reasons = {s.path.name: s.reason for s in skipped}
     assert "missing key" in reasons["foreign.json"] and "schema_version 99" in reasons["future.json"]
     assert "written by a newer version of study" in reasons["future.json"]
-    assert "holds job 'good'" in reasons["copied.json"]
+    assert reasons["copied.json"].startswith("holds job 'good'")  # the path is the SkippedFile's, not repeated
 
 
 def test_a_hidden_file_in_results_is_no_record_and_no_skipped_file(tmp_path):
@@ -195,6 +202,7 @@ def test_read_results_for_given_job_ids(tmp_path):
     ({"size": "50000"}, "axes.size '50000' is not an integer, null or two joined by '|'"),  # a number as text
     ({"seed": True}, "axes.seed True is not an integer"),
     ({"method": 3}, "axes.method 3 is not a string or null"),
+    ({"variant": 2}, "axes.variant 2 is not a string or null"),
 ])
 def test_an_axis_of_the_wrong_type_is_refused_naming_it(axes, message):
     rec = {"schema_version": 1, "job_id": "j", "stage": "evaluate", "axes": {"method": "simclr", **axes},
@@ -233,6 +241,11 @@ def test_fingerprint_ignores_where_files_and_folders_are_and_how_long_things_too
                            "cache_dir": f"{root}/.cache", "checkpoint": f"{root}/job/checkpoint.pt"}}
 
     assert protocol_fingerprint(protocol("/scratch/a", 0.0)) == protocol_fingerprint(protocol("/home/b/runs", 81.5))
+    # an evaluation's encoders (each seed's own file and hash): its seeds are one recipe
+    seed0, seed1 = ({"stage": "evaluate", "lr": 0.1, "encoders": [{"path": f"/w/ssl{s}/encoder.pt", "sha256": h,
+                                                                    "backbone": "resnet18"}]}
+                    for s, h in ((0, "ab" * 32), (1, "cd" * 32)))
+    assert protocol_fingerprint(seed0) == protocol_fingerprint(seed1)
     assert protocol_fingerprint(protocol("/a", 0.0)) != protocol_fingerprint({**protocol("/a", 0.0), "lr": 0.2})
 
 
