@@ -21,6 +21,7 @@ from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 from study.train.config import PretrainConfig
 
+# a pretrain section's keys that are settings of every method (the others name one method's own: `moco`, `byol`)
 PRETRAIN_FIELDS = frozenset(f.name for f in fields(PretrainConfig)) - {"method_settings"}
 # the evaluate-section keys the planner fills (EvalConfig field names)
 EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST, EVAL_SIZES, EVAL_LEVELS = (
