@@ -220,6 +220,9 @@ def load_profile(path: str | Path | None) -> Profile:
     signal_delay_s = opt_int("signal_delay_s", 90)
     if not signal_delay_s:
         raise fail(p, raw.line_of("signal_delay_s"), "signal_delay_s: expected a number of seconds >= 1, got 0")
+    if signal_delay_s > 65535:  # sbatch refuses a --signal time above it (written for a job of 8 days or more)
+        raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most 65535 seconds (the most "
+                                                     f"sbatch's --signal takes), got {signal_delay_s}")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")

@@ -158,6 +158,9 @@ def test_profile_without_partition_for_slurm(tmp_path):
         load_profile(p).require_partition()
     p.write_text("name: mine\npartition: gpu\n")
     assert load_profile(p).require_partition() == "gpu"
+    p.write_text("name: mine\npartition: ''\n")  # an empty partition is none: not a malformed name
+    with pytest.raises(StudyError, match=re.escape(f"{p}: no 'partition' (required for --cluster slurm)")):
+        load_profile(p).require_partition()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -240,6 +243,43 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "the --gpus-per-node study submit writes; set `stages.<stage>.gpus` in the profile instead"),
     ("partition: gpu\nadditional: {ntasks_per_gpu: 1}\n", "2: additional: sbatch refuses --ntasks-per-gpu beside the "
      "--ntasks-per-node study submit writes; set `stages.<stage>.gpus` in the profile instead"),
+    # any control character, not only a line feed: a carriage return ends the header line for sbatch too
+    ('partition: gpu\nqos: "normal\\r"\n', "2: qos: 'normal\\r' holds a line break or control character"),
+    ('partition: gpu\naccount: "lab\\x7f"\n', "2: account: 'lab\\x7f' holds a line break or control character"),
+    # `python:` is written into each job's script: a line break would split its command
+    ('partition: gpu\npython: "python3\\nrm x"\n', "2: python: 'python3\\nrm x' holds a line break"),
+    ("partition: gpu\npython: 3\n", "2: python: expected a string, got 3"),
+    ("partition: gpu\nqos: 1\n", "2: qos: expected a string, got 1"),
+    # a mapping was written as its Python repr, `--mail-type={'a': 1}`
+    ("partition: gpu\nadditional: {mail-type: {a: 1}}\n", "2: additional.mail-type: expected a string or a number "
+     "(`true` for a bare flag), got {'a': 1}"),
+    ("partition: gpu\nadditional: [exclusive]\n", "2: additional: expected a mapping of extra sbatch options"),
+    # a space inside the first name of the list, not only after a comma
+    ('partition: "gpu long"\n', "1: partition: expected a name or a comma-separated list of names without spaces"),
+    # one string would run each of its characters as a shell line; `- echo a: b` is a YAML mapping, not a line
+    ("partition: gpu\nsetup: module load cuda\n", "2: setup: expected a list of shell lines"),
+    ("partition: gpu\nsetup:\n  - module load cuda\n  - echo a: b\n", "2: setup: expected a list of shell lines"),
+    # 0 would be read as no limit by the estimate and the throttle alike
+    ("partition: gpu\nmax_parallel_jobs: 0\n", "2: max_parallel_jobs: expected an integer >= 1, got 0"),
+    ("partition: gpu\nstages: [pretrain]\n", "2: stages: expected a mapping stage -> resources"),
+    ("partition: gpu\nstages:\n  pretrain: 8\n", "3: stages.pretrain: expected a mapping of gpus, cpus, mem, time, "
+     "nodes"),
+    ("partition: gpu\nstages:\n  pretrian: {gpus: 1}\n", "3: unknown stage 'pretrian' (did you mean 'pretrain'?)"),
+    # a node's amount itself fits; one more does not
+    ("partition: gpu\ngpus_per_node: 4\nstages:\n  pretrain: {gpus: 5}\n",
+     "4: pretrain resources: gpus 5 is more than a node of profile 'p' holds (gpus_per_node: 4)"),
+    ("partition: gpu\nmem_per_node: 480G\nstages:\n  pretrain: {mem: 600G}\n",
+     "4: pretrain resources: mem 600G is more than a node of profile 'p' holds (mem_per_node: 480)"),
+    # a CPU cluster's node holds no GPU: the default stage's 1 GPU does not fit (the built-in stage: no line)
+    ("partition: gpu\ngpus_per_node: 0\n",
+     " pretrain resources: gpus 1 is more than a node of profile 'p' holds (gpus_per_node: 0)"),
+    # a loaded profile has no per-node amounts unless it gives them (not the built-in default's 8 GPUs, 64 CPUs)
+    ("partition: gpu\nstages:\n  pretrain: {gpus: node}\n", "3: gpus: node needs the profile's gpus_per_node"),
+    ("partition: gpu\nstages:\n  pretrain: {cpus: node}\n", "3: cpus: node needs the profile's cpus_per_node"),
+    # sbatch refuses `--signal=USR2@<s>` above 65535 s: a job of 8 days or more (the launcher caps the delay at a
+    # tenth of a job's time limit) would fail at submit, after the plan passed
+    ("partition: gpu\nsignal_delay_s: 65536\n", "2: signal_delay_s: expected at most 65535 seconds (the most "
+     "sbatch's --signal takes), got 65536"),
 ])
 def test_bad_profile_values_name_the_line(tmp_path, text, message):
     p = tmp_path / "p.yaml"
@@ -252,6 +292,44 @@ def test_other_sbatch_options_pass_through_additional(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("partition: gpu\nadditional: {mail-type: FAIL, wckey: lab, exclusive: true, gres: 'nvme:1'}\n")
     assert load_profile(p).additional == {"mail-type": "FAIL", "wckey": "lab", "exclusive": True, "gres": "nvme:1"}
+    p.write_text("partition: gpu\nadditional: {gres: 'gpumem:20g'}\n")  # a GPU-memory gres, not a GPU request
+    assert load_profile(p).additional == {"gres": "gpumem:20g"}
+
+
+# every sbatch option study submit writes itself (or one standing for the same request), with the profile key that
+# sets it; None: the launcher's own (study.launch.slurm.params and the golden sbatch script in tests/launch/golden)
+WRITTEN_BY_SUBMIT = {
+    "array": None, "dependency": None, "job-name": None, "output": None, "error": None, "open-mode": None,
+    "signal": None, "requeue": None, "no-requeue": None, "kill-on-invalid-dep": None,
+    "partition": "partition", "account": "account", "qos": "qos", "constraint": "constraint",
+    "time": "stages.<stage>.time", "nodes": "stages.<stage>.nodes", "ntasks": "stages.<stage>.gpus",
+    "ntasks-per-node": "stages.<stage>.gpus", "gpus-per-node": "stages.<stage>.gpus (gpu_type: its type)",
+    "cpus-per-task": "stages.<stage>.cpus", "mem": "stages.<stage>.mem", "mem-per-cpu": "stages.<stage>.mem",
+    "mem-per-gpu": "stages.<stage>.mem", "gpus": "stages.<stage>.gpus", "gpus-per-task": "stages.<stage>.gpus",
+}
+
+
+@pytest.mark.parametrize("option, instead", WRITTEN_BY_SUBMIT.items())
+def test_every_option_study_submit_writes_is_refused_in_additional(tmp_path, option, instead):
+    """Written after the launcher's own options, `additional` would win: --output/--error would move the logs
+    `study status` reads, --open-mode=truncate lose a requeued job's log, --dependency drop the stage order, ..."""
+    p = tmp_path / "p.yaml"
+    p.write_text(f"partition: gpu\nadditional:\n  {option}: x\n")
+    with pytest.raises(StudyError) as e:
+        load_profile(p)
+    assert str(e.value) == f"{p}:3: additional: --{option} is written by study submit itself" + (
+        f"; set `{instead}` in the profile instead" if instead else
+        " (requeue, stage dependencies, recovery and `study status` rely on its value)")
+
+
+def test_an_option_name_that_cannot_be_fixed_gets_no_suggestion(tmp_path):
+    """`write `...`` is offered only where the fixed name is an option name: `mail type` is not."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nadditional: {mail type: FAIL}\n")
+    with pytest.raises(StudyError) as e:
+        load_profile(p)
+    assert str(e.value) == (f"{p}:2: additional: 'mail type' is not an sbatch option name (lower-case letters, "
+                            "digits, '-', '_')")
 
 
 def test_a_grids_resources_beyond_the_profiles_node_name_the_grids_line(tmp_path, write_grid):

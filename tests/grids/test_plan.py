@@ -13,7 +13,7 @@ from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
 from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS,
                               feature_cache_gb, job_hours)
-from study.grids.profile import CostModel, Profile
+from study.grids.profile import CostModel, Profile, Resources, resolve_resources
 from study.grids.render import _amount, _hours, job_text, plan_table
 from study.train import PretrainConfig
 from tests.grids.conftest import HERE, REPO, run_plan_cli
@@ -218,6 +218,13 @@ def test_profiles_load():
     assert (pre.gpus, pre.cpus, pre.mem_gb, pre.time_min) == (8, 64, 480.0, 48 * 60)  # `node` = the profile's node
     ev = plan.by_stage("evaluate")[0].resources
     assert (ev.gpus, ev.cpus, ev.time_min) == (1, 8, 12 * 60)
+
+
+def test_a_profile_stage_keeps_the_defaults_it_does_not_set(tmp_path):
+    """`stages.evaluate: {gpus: 0}` sets only the GPUs: its time stays the evaluate stage's 12 h, not 24 h."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: cpu\nstages:\n  evaluate: {gpus: 0}\n")
+    assert resolve_resources(load_profile(p), "evaluate", []) == Resources(gpus=0, cpus=8, mem_gb=32.0, time_min=720)
 
 
 # (images, time limit, flagged): images / 20/s + 6 min against 21 time limits (a run and 20 requeues)

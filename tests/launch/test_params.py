@@ -338,6 +338,8 @@ def test_the_checkpoint_signal_comes_the_profiles_delay_early_or_a_tenth_of_a_sh
     delays = [slurm_parameters(slow_disk, "evaluate", Resources(gpus=0, cpus=1, mem_gb=1, time_min=t),
                                job_name="s")["signal_delay_s"] for t in (10, 60, 600)]
     assert delays == [60, 360, 600]
+    (tmp_path / "most.yaml").write_text("partition: cpu\nsignal_delay_s: 65535\n")  # sbatch's --signal limit
+    assert load_profile(tmp_path / "most.yaml").signal_delay_s == 65535
 
 
 def test_a_job_wider_than_max_parallel_gpus_still_runs_one_task_at_a_time():
