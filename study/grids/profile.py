@@ -143,6 +143,14 @@ CLASHING_SBATCH_OPTIONS: dict[str, tuple[str, str]] = {
     "ntasks-per-gpu": ("ntasks-per-node", "stages.<stage>.gpus"),
     "gpus-per-socket": ("gpus-per-node", "stages.<stage>.gpus"),
 }
+# options that break the submission itself (they act in a script's header as on sbatch's command line): --wait
+# blocks `study submit` until the job ends, --test-only submits nothing, --parsable prints the job id without the
+# "Submitted batch job" line submitit reads it from
+SUBMIT_BREAKING_SBATCH_OPTIONS: dict[str, str] = {
+    "wait": "it would block study submit until the job ends",
+    "test-only": "sbatch would submit nothing",
+    "parsable": "submitit reads the job id from sbatch's usual output",
+}
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
 
@@ -250,7 +258,8 @@ _OPTION = re.compile(r"[a-z0-9][a-z0-9_-]*")  # sbatch's long options are lower 
 def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
     """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
     `gpu_option: gres` has it ask for the GPUs) or one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), naming
-    its line and the profile key to use instead; a key that is no option name (`_OPTION`: submitit writes it
+    its line and the profile key to use instead; one that breaks the submission (SUBMIT_BREAKING_SBATCH_OPTIONS); an
+    abbreviation of any of those (sbatch takes a long option's unambiguous prefix: `--job` is --job-name); a key that is no option name (`_OPTION`: submitit writes it
     unquoted, after `--`), a value holding a line break, a `false` (submitit would write `--<key>=False`), an empty
     value or a list (`--<key>=None`, `--<key>='[...]'`), and a --gres naming `gpu` (a second GPU request beside the
     launcher's --gpus-per-node)."""
@@ -259,15 +268,25 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
     for key, value in additional.items():
         line = additional.line_of(key) if isinstance(additional, YMap) else None
         option = str(key).strip().lstrip("-").replace("_", "-").lower()
+        known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}
+        begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
+        said = option
+        if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
+            raise fail(p, line, f"additional: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
+                                + ", options study submit writes itself or refuses: write options in full")
+        if begun:
+            option, said = begun[0], f"{option} (sbatch reads it as --{begun[0]})"
         if option in written:
             instead = written[option]
-            raise fail(p, line, f"additional: --{option} is written by study submit itself"
+            raise fail(p, line, f"additional: --{said} is written by study submit itself"
                        + (f"; set `{instead}` in the profile instead" if instead else
                           " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
         if option in CLASHING_SBATCH_OPTIONS:
             beside, instead = CLASHING_SBATCH_OPTIONS[option]
-            raise fail(p, line, f"additional: sbatch refuses --{option} beside the --{beside} study submit writes; set "
+            raise fail(p, line, f"additional: sbatch refuses --{said} beside the --{beside} study submit writes; set "
                                 f"`{instead}` in the profile instead")
+        if option in SUBMIT_BREAKING_SBATCH_OPTIONS:
+            raise fail(p, line, f"additional: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
         if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
             fixed = isinstance(key, str) and key.lstrip("-").lower()
             raise fail(p, line, f"additional: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "

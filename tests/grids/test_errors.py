@@ -322,6 +322,43 @@ def test_every_option_study_submit_writes_is_refused_in_additional(tmp_path, opt
         " (requeue, stage dependencies, recovery and `study status` rely on its value)")
 
 
+@pytest.mark.parametrize("key, message", [
+    # sbatch reads an unambiguous prefix of a long option as that option (checked on the localhost cluster):
+    # `#SBATCH --job=x` named the job `x`, which recovery looks arrays up by
+    ("job", "--job (sbatch reads it as --job-name) is written by study submit itself (requeue, stage dependencies, "
+            "recovery and `study status` rely on its value)"),
+    ("mem_per_c", "--mem-per-c (sbatch reads it as --mem-per-cpu) is written by study submit itself; set "
+                  "`stages.<stage>.mem` in the profile instead"),
+    ("cpus-per-g", "sbatch refuses --cpus-per-g (sbatch reads it as --cpus-per-gpu) beside the --cpus-per-task study "
+                   "submit writes; set `stages.<stage>.cpus` in the profile instead"),
+    ("mem-per", "--mem-per abbreviates --mem-per-cpu or --mem-per-gpu, options study submit writes itself or refuses: "
+                "write options in full"),
+    # in a script's header as on the command line: --wait blocked sbatch until the job ended, --test-only submitted
+    # nothing, --parsable printed the bare job id submitit cannot read
+    ("wait", "--wait cannot be used: it would block study submit until the job ends"),
+    ("test-only", "--test-only cannot be used: sbatch would submit nothing"),
+    ("pars", "--pars (sbatch reads it as --parsable) cannot be used: submitit reads the job id from sbatch's usual "
+             "output"),
+])
+def test_abbreviations_and_options_that_break_the_submission_are_refused(tmp_path, key, message):
+    p = tmp_path / "p.yaml"
+    p.write_text(f"partition: gpu\nadditional:\n  mail-type: FAIL\n  {key}: x\n")
+    with pytest.raises(StudyError) as e:
+        load_profile(p)
+    assert str(e.value) == f"{p}:4: additional: {message}"
+
+
+def test_full_options_that_begin_like_written_ones_pass(tmp_path):
+    """Options that begin no option study submit writes or refuses pass whole (`mail-type` and `mail-user` share a
+    beginning, but only with each other)."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nadditional: {exclusive: true, mail-type: FAIL, mail-user: a@b.c}\n")
+    assert load_profile(p).additional == {"exclusive": True, "mail-type": "FAIL", "mail-user": "a@b.c"}
+    p.write_text("partition: gpu\nadditional: {'-': x}\n")  # no name at all: not an abbreviation of everything
+    with pytest.raises(StudyError, match="is not an sbatch option name"):
+        load_profile(p)
+
+
 def test_an_option_name_that_cannot_be_fixed_gets_no_suggestion(tmp_path):
     """`write `...`` is offered only where the fixed name is an option name: `mail type` is not."""
     p = tmp_path / "p.yaml"
