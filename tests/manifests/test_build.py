@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,7 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "toy", "--sizes", "5", "--seed", "3")
     assert code == 2 and "already exists with different content" in err and "seed: 0 -> 3" in err
+    assert "rows: 0 added, 0 removed (labels or ranks changed)" in err
     assert f"or delete {parquet} and {meta} first" in err  # the files themselves, wherever STUDY_MANIFESTS points
     moved = shutil.copytree(tree, tree.parent / "moved")
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", moved, "--split", "train",
@@ -178,6 +180,7 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
                        "--name", "toy", "--sizes", "5")
     assert code == 2 and "1 removed" in err and "train/cat/000.png" in err
+    assert "labels or ranks changed" not in err  # said only where no row was added or removed
     assert (parquet.read_bytes(), meta.read_bytes()) == before[:2]
 
 
@@ -499,3 +502,83 @@ def test_a_pool_made_again_from_sources_under_other_roots_is_refused(build, cli,
     code, _, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")
     assert code == 2 and "manifest 'ab' already exists with the same content under another root" in err, err
     assert (manifests / "ab.json").read_bytes() == before
+
+
+def test_meta_records_each_rankings_balance_apart(build, manifests):
+    """`balanced` is the pretraining subsets', `labeled_balanced` the labeled subsets' (default: uniform, balanced)."""
+    build("default")
+    build("swapped", "--balanced", "--labeled-uniform")
+    default, swapped = load_manifest("default").meta, load_manifest("swapped").meta
+    assert (default["balanced"], default["labeled_balanced"]) == (False, True)
+    assert (swapped["balanced"], swapped["labeled_balanced"]) == (True, False)
+
+
+def test_uniform_labeled_ranks_are_drawn_apart_from_the_pretraining_ranks(build):
+    """Both rankings uniform, the labeled one is still its own draw (keyed by its purpose), not the pretraining
+    order again: a labeled subset is not the pretraining subset of its size."""
+    build("uni", "--labeled-uniform")
+    t = load_manifest("uni").table
+    assert sorted(t["labeled_rank"]) == list(range(24)) and t["labeled_rank"].tolist() != t["rank"].tolist()
+
+
+def test_index_table_does_not_depend_on_the_listing_order_and_extra_columns_follow_their_rows():
+    """A reader may list its images in any order: the rows, ranks and extra columns (taxonomy levels) are those of
+    the index listed in key order, each row keeping its own column values."""
+    from study.datasets.base import Index
+    from study.manifests.build import index_table
+
+    names = [f"{c}/{i}.png" for c in ("a", "b", "c") for i in range(4)]
+
+    def index(order):
+        rows = [names[i] for i in order]
+        return Index(paths=pa.array([f"train/{n}" for n in rows]), labels=np.array([ord(n[0]) - 97 for n in rows]),
+                     class_names=["a", "b", "c"], keys=pa.array(rows), levels=["group", "class_name"],
+                     columns={"group": pa.array([f"g-{n}" for n in rows])})
+
+    listed = index_table(index(list(range(12))), 5, False, True)
+    shuffled = index_table(index([7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 6, 4]), 5, False, True)
+    assert shuffled.equals(listed)
+    assert shuffled.column("group").to_pylist() == [f"g-{p[6:]}" for p in shuffled.column("path").to_pylist()]
+
+
+def test_classes_from_drops_the_codes_of_the_splits_own_classes():
+    """GLC20's `class_codes` are the codes of the split's own class list: once the labels are renumbered to another
+    list they would name other classes, so they leave the metadata (the class names say the codes)."""
+    from study.datasets.base import Index
+    from study.manifests.build import align_classes
+
+    index = Index(paths=pa.array(["x/1.npy", "x/2.npy"]), labels=np.array([0, 1]),
+                  class_names=["landcover_21", "landcover_41"], info={"class_codes": [21, 41]})
+    assert align_classes(index, ["landcover_11", "landcover_21", "landcover_41"], "--classes-from tr", "glc20 us_test")
+    assert index.labels.tolist() == [1, 2] and "class_codes" not in index.info
+
+
+def test_a_manifests_files_are_synced_to_disk_before_they_are_renamed_into_place(build, manifests, monkeypatch):
+    """A node crash after a build must not leave a manifest whose rows or metadata were never written out: each
+    file is synced under its temporary name, then renamed."""
+    from study import atomic
+
+    synced = []
+    real = atomic._fsync
+    monkeypatch.setattr(atomic, "_fsync", lambda path: synced.append(Path(path).name) or real(path))
+    build("toy")
+    for name in ("toy.parquet", "toy.json"):
+        assert any(s.startswith(f".{name}.") and s.endswith(".tmp") for s in synced), (name, synced)
+
+
+def test_keys_that_repeat_anywhere_in_the_listing_fall_back_to_ranking_by_path():
+    """Two images of one name (listed apart, not side by side) cannot be told apart by their keys: the index is
+    ranked by path, as an index without keys, and its `rank_key` leaves the metadata."""
+    from study.datasets.base import Index
+    from study.manifests.build import index_table
+
+    paths = ["train/x/1.png", "train/y/2.png", "train/y/1.png", "train/x/3.png"]
+
+    def index(keys):
+        return Index(paths=pa.array(paths), labels=np.array([0, 1, 1, 0]), class_names=["x", "y"], keys=keys,
+                     info={"rank_key": "file name"} if keys is not None else {})
+
+    named = index(pa.array([p.rsplit("/", 1)[1] for p in paths]))
+    table = index_table(named, 0, False, True)
+    assert named.keys is None and "rank_key" not in named.info
+    assert table.equals(index_table(index(None), 0, False, True))

@@ -260,3 +260,43 @@ def test_corrupt_help_lists_every_registered_corruption_with_its_defaults(cli, c
     shown = " ".join(capsys.readouterr().out.split())
     assert "downsample: factor=2, interpolation=bicubic" in shown
     assert "none: no parameters" in shown and "help_noise: sigma=0.5" in shown
+
+
+def test_export_puts_the_taxonomy_levels_coarse_to_fine_before_other_columns(build, cli, tmp_path):
+    """The levels as the taxonomy names them (`order` before `family`, not alphabetically), after the class name."""
+    tax = tmp_path / "t.csv"
+    tax.write_text("order,family,class_name\ncarnivora,felidae,cat\ncarnivora,canidae,dog\n"
+                   "anguilliformes,anguillidae,eel\ncarnivora,canidae,fox\n")
+    build("toy", "--taxonomy", tax)
+    code, out, _ = cli("manifest", "export", "toy", "--subset", "3")
+    assert code == 0 and out.splitlines()[0] == "path,label,class_name,order,family"
+
+
+def test_export_of_both_a_subset_and_a_labeled_subset_is_refused(build):
+    """The command's flags exclude each other; the function refuses both, not one silently."""
+    from study.errors import StudyError
+    from study.manifests.report import export_csv
+
+    build("toy", "--sizes", "5")
+    with pytest.raises(StudyError, match="give --subset or --labeled, not both"):
+        export_csv("toy", io.StringIO(), subset=5, labeled=4)
+
+
+def test_show_refuses_a_label_one_past_the_last_class(build, cli, manifests):
+    """Label 4 of 4 classes has no class either (the per-class counts would leave its image out)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from study.manifests.store import content_hash, table_hash
+
+    build("toy")
+    table = manifests / "toy.parquet"
+    t = pq.read_table(table)
+    labels = t.column("label").to_pylist()
+    pq.write_table(t.set_column(1, "label", pa.array([4] + labels[1:], pa.int64())), table)
+    meta = json.loads((manifests / "toy.json").read_text())  # hashes recomputed: the edit is consistent
+    meta["table_hash"] = table_hash(pq.read_table(table))
+    meta["content_hash"] = content_hash(meta)
+    (manifests / "toy.json").write_text(json.dumps(meta))
+    code, out, err = cli("manifest", "show", "toy")
+    assert code == 2 and not out and f"{table}: labels outside 0..3, the classes of toy.json" in err

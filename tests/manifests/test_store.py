@@ -2,6 +2,7 @@
 subset sizes a manifest answers."""
 import json
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -111,3 +112,49 @@ def test_a_manifest_loads_from_the_folder_given_and_reads_its_rows_there(build, 
     m = load_manifest("toy", folder=tmp_path / "manifests")
     monkeypatch.chdir(tmp_path)
     assert m.folder == manifests and m.num_images == len(m.all()) == 24
+
+
+def test_narrower_integer_columns_are_finalised_to_the_hash_of_int64_ones():
+    """Labels and both ranks are stored as int64 whatever integers the table was made of: the same rows, however
+    made, have one table hash (the column types are hashed)."""
+    from study.manifests.store import finalise
+
+    def rows(t):
+        return pa.table({"path": ["a.png", "b.png"], "label": pa.array([1, 0], t), "class_name": ["y", "x"],
+                         "rank": pa.array([0, 1], t), "labeled_rank": pa.array([1, 0], t)})
+
+    narrow, _ = finalise("n", rows(pa.int32()), {})
+    wide, _ = finalise("w", rows(pa.int64()), {})
+    assert [f.type for f in narrow.schema][1:] == [pa.int64(), pa.string(), pa.int64(), pa.int64()]
+    assert table_hash(narrow) == table_hash(wide)
+
+
+def test_a_json_file_alone_is_no_manifest_and_a_build_of_its_name_writes_one(build, manifests):
+    """A manifest is both files: a JSON copied without its Parquet file is not listed, does not exist, and building
+    that name writes the manifest (no refusal as a damaged one)."""
+    from study.manifests.store import list_manifests, manifest_exists
+
+    build("toy")
+    (manifests / "half.json").write_bytes((manifests / "toy.json").read_bytes())
+    assert list_manifests() == ["toy"] and not manifest_exists("half")
+    assert "written" in build("half")
+    assert list_manifests() == ["half", "toy"] and load_manifest("half").num_images == 24
+
+
+def test_a_file_is_one_key_whatever_the_trailing_slash_of_its_root():
+    """A root recorded as `/data/` (roots are not hashed: a moved dataset's may be edited in) names the same files
+    as `/data`: pooled sources sharing files are found either way."""
+    from study.manifests.store import file_keys
+
+    paths = pa.array(["train/a.png"])
+    assert file_keys("/data/", paths).to_pylist() == file_keys("/data", paths).to_pylist() == ["/data/train/a.png"]
+
+
+def test_a_row_source_without_a_root_is_a_study_error(manifests):
+    """A pool's metadata whose roots lack a row's source (edited: roots are not hashed) names it, not a KeyError."""
+    from study.manifests.manifest import Manifest
+
+    m = Manifest("p", {"roots": {"a": "/data/a"}, "class_names": [], "num_images": 0})
+    assert m.abs_path({"path": "x.png", "source": "a"}) == Path("/data/a/x.png")
+    with pytest.raises(StudyError, match=r"^manifest p: row source 'b' has no root$"):
+        m.abs_path({"path": "x.png", "source": "b"})
