@@ -637,6 +637,7 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
     assert last["a"]["error"].startswith("exit code ") and last["a"]["error"] != "exit code 0"  # what status prints
     assert not [e for e in events if e["job"] in ("b", "c") and e["state"] == "running"]
     assert "0/3 done, 0 running, 1 failed, 2 cancelled | finished" in err.getvalue(), err.getvalue()
+    assert "not run" not in err.getvalue(), err.getvalue()  # cancelled, not left waiting for an outside run
 
 
 def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
@@ -761,10 +762,12 @@ def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_r
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
 
 
-def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), retry_failed=False):
+def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), retry_failed=False, found_done=(),
+                   err=None):
     """run_local's exit code and its (job, state) ledger lines, over `jobs` whose workers are stand-ins: each sleeps a
     moment, then writes `results/<id>.ok`, which counts as its result (those in `fail` exit 1 instead). `before`:
-    (job id, state) lines of an earlier command."""
+    (job id, state) lines of an earlier command; `found_done`: jobs whose result another command writes after this
+    one read the states (there when their turn comes); `err`: the progress lines' stream."""
     import io
     from types import SimpleNamespace
 
@@ -772,13 +775,15 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
 
     wd = tmp_path / "wd"
     (wd / "results").mkdir(parents=True)
+    for job_id in found_done:
+        (wd / "results" / f"{job_id}.ok").touch()
     Ledger(wd, "fake").append([{"event": "local", "job": j, "stage": "pretrain", "state": s, "log": None}
                                for j, s in before])
     stand_in_workers(monkeypatch, lambda job_id, env: ["sh", "-c", "sleep 0.3; " + (
         "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok")])
     monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: (wd / "results" / f"{job_id}.ok").exists())
     code = scheduler.run_local(SimpleNamespace(name="fake", jobs=jobs, path=None), wd, workers=workers,
-                               retry_failed=retry_failed, err=io.StringIO())
+                               retry_failed=retry_failed, err=err or io.StringIO())
     return code, [(e["job"], e["state"]) for e in _events(wd, "fake")][len(before):]
 
 
@@ -840,3 +845,106 @@ def test_a_progress_line_that_cannot_be_written_is_dropped():
             raise BrokenPipeError(32, "Broken pipe")
 
     _say("[study] done pretrain p1", Closed())
+
+
+def test_a_run_leaves_no_job_locked_and_counts_only_the_jobs_it_ran(monkeypatch, tmp_path):
+    """Each job's lock is let go once its worker has ended, done or failed, and that of a job found done by another
+    command when its turn came: a command that held them on (until it ends, or for ever in a program's process)
+    would have `study status` and other commands read its failed jobs as run by it. The progress lines count the
+    jobs this command ran: not the one another command ran."""
+    import io
+
+    from study.grids import Job
+    from study.launch.locks import lock_held
+
+    jobs = [Job(id="j0", stage="pretrain", config={"axes": {}}), Job(id="j1", stage="pretrain", config={"axes": {}}),
+            Job(id="j2", stage="pretrain", config={"axes": {}}),
+            Job(id="j3", stage="evaluate", config={"axes": {}}, depends_on=("j2",))]
+    err = io.StringIO()
+    code, order = _run_stand_ins(monkeypatch, tmp_path, jobs, 2, fail={"j2"}, found_done={"j0"}, err=err)
+    assert code == 1 and ("j0", "running") not in order and ("j3", "cancelled") in order, order
+    assert [j.id for j in jobs if lock_held(tmp_path / "wd" / "locks" / f"{j.id}.lock")] == []
+    last = err.getvalue().strip().splitlines()[-1]
+    assert "1/3 done, 0 running, 1 failed, 1 cancelled | finished" in last, err.getvalue()
+
+
+def test_a_run_stopped_by_ctrl_c_leaves_its_jobs_unlocked(monkeypatch, tmp_path):
+    """A KeyboardInterrupt in a program's run_local (a notebook's interrupt) stops the workers and lets go of their
+    jobs' locks: held on by the program's process, the next run_local there would find its jobs run by another
+    command, and `study status` would read them running."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+    from study.launch.locks import lock_held
+
+    class InterruptedAtStart(io.StringIO):
+        def write(self, s):
+            if "started" in s:
+                raise KeyboardInterrupt
+            return super().write(s)
+
+    wd = tmp_path / "wd"
+    stand_in_workers(monkeypatch, lambda job_id, env: ["sleep", "60"])  # SIGUSR2 ends it
+    jobs = [Job(id="j0", stage="pretrain", config={"axes": {}})]
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run_local(SimpleNamespace(name="intr", jobs=jobs, path=None), wd, workers=1,
+                            err=InterruptedAtStart())
+    assert [(e["job"], e["state"]) for e in _events(wd, "intr")] == [("j0", "pending"), ("j0", "running")]
+    assert not lock_held(wd / "locks" / "j0.lock")
+
+
+def test_a_job_two_of_whose_dependencies_fail_at_once_is_cancelled_once(tmp_path):
+    """Two dependencies reaped failed in one pass (a pair's two pretraining jobs on a bad dataset): their dependent
+    is cancelled by the first, and not again (a second `cancelled` line and progress line) by the second."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local.scheduler import _LocalRun
+
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}}),
+            Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("a", "b"))]
+    plan, err = SimpleNamespace(name="pairg", jobs=jobs, path=None), io.StringIO()
+    run = _LocalRun(plan, tmp_path, Ledger(tmp_path, "pairg"), err, [jobs[2]], set(), [0], [None], 1)
+    run.cancel_dependents("a")
+    run.cancel_dependents("b")
+    assert [(e["job"], e["state"], e["error"]) for e in _events(tmp_path, "pairg")] == \
+        [("c", "cancelled", "dependency a failed")]
+    assert err.getvalue().count("cancelled evaluate c") == 1, err.getvalue()
+
+
+def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_given_up(monkeypatch, tmp_path):
+    """A dependency pending in another live command (another grid's, sharing it) is waited for; once that command
+    has ended without running it (it reads missing), this one leaves its dependent not run (exit 1) instead of
+    waiting for ever."""
+    import io
+    import socket
+    import threading
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+
+    monkeypatch.setattr(scheduler, "OUTSIDE_POLL_S", 0.1)
+    stand_in_workers(monkeypatch, lambda job_id, env: ["true"])
+    wd = tmp_path / "wd"
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}),
+            Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",))]
+    other = try_lock(wd / "locks" / "command-other.lock")
+    Ledger(wd, "outg").append([{"event": "local", "job": "a", "stage": "pretrain", "state": "pending", "log": None,
+                                "pid": 1, "host": socket.gethostname(), "lock": "command-other.lock"}])
+    err, got = io.StringIO(), []
+    run = threading.Thread(target=lambda: got.append(scheduler.run_local(
+        SimpleNamespace(name="outg", jobs=jobs, path=None), wd, workers=1, err=err)), daemon=True)
+    run.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and "waiting for pretrain a" not in err.getvalue():
+        time.sleep(0.05)
+    os.close(other)  # that command ends, never having run `a`
+    run.join(timeout=30)
+    assert got == [1], err.getvalue()
+    assert "waiting for pretrain a (pending in the command of pid 1 on " in err.getvalue()
+    assert "their dependencies a ended outside this command without a result" in err.getvalue()
+    assert [(e["job"], e["state"]) for e in _events(wd, "outg")] == [("a", "pending"), ("b", "pending")]

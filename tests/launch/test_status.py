@@ -441,6 +441,27 @@ def test_cancel_names_a_local_command_still_stopping_after_its_wait(env, monkeyp
         ours.wait()
 
 
+
+def test_cancel_names_a_local_command_on_another_host_for_the_user_to_stop_and_only_that(env):
+    """A live command of this grid on another host sharing the workdir cannot be signalled from here: `study cancel`
+    names it to stop where it runs, and does not also say the jobs are run by another grid's command."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("hostg"))
+    wd = env / "wd"
+    held = try_lock(wd / "locks" / "command-there.lock")  # as that command holds it, seen through the workdir
+    try:
+        Ledger(wd, "hostg").append([
+            {"event": "local", "job": j.id, "stage": j.stage, "state": "pending", "log": None, "pid": 4242,
+             "host": "another-host.invalid", "lock": "command-there.lock", "grid_file": str(grid.resolve())}
+            for j in plan_grid(grid).jobs])
+        code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+    finally:
+        os.close(held)
+    assert code == 0, err
+    assert ("stop these `study submit --cluster local` of grid hostg where they run (Ctrl-C or kill): pid 4242 on "
+            "another-host.invalid\n") in out, out
+    assert "stopping" not in out and "another grid" not in out, out
+
 def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():
     """A limit on how many jobs a user, account or association runs at once clears as those end: not "will not
     start"; a limit of the job itself (its wall time, a minimum it does not reach) does not."""
@@ -613,6 +634,22 @@ def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
     assert "stopped before they finished (1)" in out.getvalue() and "pretrain a: no progress line in its log" in \
         out.getvalue() and "pretrain b" not in out.getvalue()
 
+
+
+def test_status_as_json_gives_where_a_stopped_local_job_had_got_to(tmp_path):
+    """A job a local command started and left unfinished (its worker gone: missing) has, as in the table, its log's
+    latest progress line in `--format json`: where the next submit resumes it."""
+    from study.launch.status import status_json
+
+    wd = tmp_path / "wd"
+    log = tmp_path / "p1.log"
+    log.write_text("==== header\n[pretrain] step 3/6 loss 2.6000 lr 0.3 10.0 img/s\n")
+    Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
+                             "log": str(log), "pid": 4242, "host": "another-host.invalid"}])
+    row = status_json(_plan(P1), wd)["jobs"][0]
+    assert (row["state"], row["log"], row["slurm_id"]) == ("missing", str(log), None)
+    assert row["progress"] == "[pretrain] step 3/6 loss 2.6000 lr 0.3 10.0 img/s" and row["progress_count"] == [3, 6]
+    assert row["log_age_s"] is not None
 
 def test_ages_read_in_seconds_then_minutes_then_hours():
     assert [_ago(s) for s in (0, 89, 90, 5399, 5400, 9000)] == \
