@@ -259,10 +259,10 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
     """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
     `gpu_option: gres` has it ask for the GPUs) or one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), naming
     its line and the profile key to use instead; one that breaks the submission (SUBMIT_BREAKING_SBATCH_OPTIONS); an
-    abbreviation of any of those (sbatch takes a long option's unambiguous prefix: `--job` is --job-name); a key that is no option name (`_OPTION`: submitit writes it
-    unquoted, after `--`), a value holding a line break, a `false` (submitit would write `--<key>=False`), an empty
-    value or a list (`--<key>=None`, `--<key>='[...]'`), and a --gres naming `gpu` (a second GPU request beside the
-    launcher's --gpus-per-node)."""
+    abbreviation of any of those (sbatch takes a long option's unambiguous prefix: `--job` is --job-name); a key that
+    is no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, a `false`
+    (submitit would write `--<key>=False`), an empty value or a list (`--<key>=None`, `--<key>='[...]'`), and a
+    --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
     for key, value in additional.items():
