@@ -11,7 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import cells, method_colours, planned_sizes
+from study.report.figures.common import cells, method_colours, planned_sizes, seeds_note
 from study.report.html import table_html
 
 
@@ -1781,3 +1781,25 @@ def test_domain_concat_names_an_encoders_seeds_in_numeric_order():
     recs += records(eval_axes(protocol="concat"), {(10000, None): 0.50}, seeds=("0|2", "0|10"))
     _, data = domain_concat.draw(table_of(recs))
     assert list(dict.fromkeys(data["pair"])) == ["simclr a 1M seed 0 | simclr a 1M seed 2,10"]
+
+
+def test_the_caption_names_the_seeds_per_cell_as_one_a_range_or_none():
+    """Cells of 1 to 3 seeds are "1-3" (some have error bars); "one seed per cell" only where every cell has one."""
+    assert seeds_note([1, 2, 3, 0, float("nan")]) == "means over 1-3 seeds per cell"
+    assert seeds_note([1, 2]) == "means over 1-2 seeds per cell"
+    assert seeds_note([1, 1, 0]) == "one seed per cell (no error bars)"
+    assert seeds_note([3, 3]) == "means over 3 seeds per cell"
+    assert seeds_note([0, float("nan")]) == "no cell has a value yet"
+
+
+def test_the_quantity_panels_name_their_axes():
+    fig, _ = quantity.draw(table_of(quantity_records()))
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("labeled images", "top-1"),
+                                                                       ("labeled images", "")]
+
+
+def test_the_domain_matrix_names_pretraining_rows_and_evaluation_columns():
+    fig, _ = domain_matrix.draw(table_of(domain_records()))
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("evaluation dataset", "pretraining dataset")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]

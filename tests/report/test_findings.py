@@ -492,3 +492,29 @@ def test_byol_above_simclr_and_moco_on_inat21_of_its_own_backbone():
             + _linear("simclr", 1_000_000, 0.40, dataset="inat21", eval_dataset="inat21", backbone="resnet18"))
     assert _verdicts(recs)["byol_best_on_inat21"] == (
         "holds", "inat21 1M, 10k labels: byol · resnet18 0.500, simclr · resnet18 0.400 (+10.0 points)")
+
+
+def test_imagenet_and_glc20_are_ranked_at_the_largest_labeled_size_every_encoder_has():
+    """Both encoders at 10k and 100k labels, the ranking flipping between them: the largest (100k) decides."""
+    recs = [r for d, values in (("imagenet", (0.40, 0.60)), ("b", (0.45, 0.55)))
+            for labeled, v in zip((10_000, 100_000), values)
+            for r in _linear("simclr", 500_000, v, dataset=d, eval_dataset="c", labeled=labeled)]
+    assert _verdicts(recs)["imagenet_best_glc20_worst"] == (
+        "holds", "imagenet best? simclr 500k on c, 100k labels: imagenet 0.600, b 0.550")
+
+
+def test_cross_domain_probes_are_no_in_domain_comparison():
+    """Supervised above SimCLR in-domain, below it on another dataset: only the in-domain pair is compared."""
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("supervised", 1_000_000, 0.50)
+            + _linear("simclr", 1_000_000, 0.40, eval_dataset="b") + _linear("supervised", 1_000_000, 0.30,
+                                                                              eval_dataset="b"))
+    assert _verdicts(recs)["supervised_beats_simclr"] == (
+        "holds", "a 1M, 10k labels: supervised 0.500, simclr 0.450 (+5.0 points)")
+
+
+def test_a_concatenation_of_two_in_domain_encoders_is_not_compared_with_one_of_them():
+    """'a|a' on a: both encoders are in-domain, so neither is the paper's in-domain encoder alone."""
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("supervised", 1_000_000, 0.60)
+            + _concat("simclr", "a|a", 0.46) + _concat("simclr|supervised", "a|a", 0.62))
+    verdicts = _verdicts(recs)
+    assert verdicts["concat_adds_little"][0] == verdicts["concat_supervised_adds"][0] == "not tested"

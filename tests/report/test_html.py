@@ -1,4 +1,6 @@
 """study/report/html.py: index.html from a Page (the whole report build is test_report's)."""
+import re
+
 import pandas as pd
 
 from study.report.html import Page, Section, render
@@ -51,3 +53,22 @@ def test_index_html_counts_the_planned_jobs_without_a_result():
     html = render(_page(missing=missing))
     assert "<p>2 planned job(s) have no result yet; each waits for the jobs named.</p>" in html
     assert "<tr><td>e2</td><td>evaluate</td><td>pending</td><td>p1</td></tr>" in html
+
+
+def test_every_contents_link_leads_to_its_section_and_the_missing_cells():
+    sections = [Section("quantity", "Data quantity", files={"png": "quantity.png"}),
+                Section("granularity", "Label granularity", note="no per-level (granularity) results in this grid")]
+    html = render(_page(sections=sections, missing=None))
+    targets = re.findall(r'href="#([^"]+)"', html)
+    assert targets == ["quantity", "granularity", "missing"]
+    assert all(html.count(f'id="{t}"') == 1 for t in targets)
+    assert '<section id="quantity"><h2>Data quantity' in html
+
+
+def test_file_and_data_links_point_to_the_files_they_name():
+    files = {"png": "quantity.png", "csv": "quantity.csv", "plotted data": "quantity_data.csv"}
+    html = render(_page(sections=[Section("quantity", "Quantity", files=files)],
+                        downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv"}))
+    assert ('<p>Files: <a href="quantity.png">png</a> · <a href="quantity.csv">csv</a> · '
+            '<a href="quantity_data.csv">plotted data</a></p>') in html
+    assert '<p>Data: <a href="results.parquet">results.parquet</a> · <a href="cells.csv">cells.csv</a></p>' in html

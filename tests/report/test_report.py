@@ -20,6 +20,7 @@ from study.launch.ledger import Ledger
 from study.report import build_report
 from study.report.tables import write_tables
 from study.report.cli import register
+from study.report.outputs import Outputs, report_names
 from study.results import write_result
 from study.results.record import protocol_fingerprint
 
@@ -61,6 +62,14 @@ def test_full_report_writes_every_figure_table_and_parquet(tmp_path):
     assert list(gran.columns[3:]) == ["kingdom", "order", "species"]
     html = (out / "index.html").read_text()
     assert "Report: g" in html and "code version" in html and 'id="warnings"' not in html
+    assert '<a href="quantity.png">png</a> · <a href="quantity.pdf">pdf</a> · <a href="quantity.csv">csv</a>' in html
+    assert '<a href="quantity_data.csv">plotted data</a>' in html and '<a href="missing.csv">missing.csv</a>' in html
+    assert (out / "quantity.tex").read_text().startswith("% Top-1 against labeled images")  # the figure's caption
+    n_jobs = len({j.id for j in plan.jobs})  # a job each, of several metric rows
+    assert s.results == n_jobs and f"{n_jobs} job result(s)" in log.getvalue()
+    # every file written is one a later build knows as a report's (it removes a killed build's temporaries of each)
+    listed = json.loads((out / ".study-report.json").read_text())["files"]
+    assert "findings.md" in listed and set(listed) <= report_names() | {"training.csv"}
 
 
 def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
@@ -109,6 +118,7 @@ def test_bad_files_and_conflicts_are_reported_in_html_and_stderr(tmp_path):
     assert "broken.json" in err and "foreign.json" in err and "protocol fingerprint conflict" in err
     html = (tmp_path / "r" / "index.html").read_text()
     assert 'id="warnings"' in html and "broken.json" in html and "skipped result files: 2" in html
+    assert "protocol fingerprint conflicts: 1 cell(s)" in html  # one cell of two recipes
     cells = pd.read_csv(tmp_path / "r" / "cells.csv")
     c = cells[(cells["protocol"] == "linear") & (cells["size"] == 50_000) & (cells["labeled_size"] == 1000)]
     assert sorted(c["mean"]) == pytest.approx([0.30, 0.99])  # kept apart, not averaged
@@ -162,6 +172,7 @@ def test_a_report_by_grid_name_tables_only_that_grids_records(tmp_path):
     assert summary.results == len(recs) and "theirs" not in set(table["job_id"])
     assert not [c for c in table.columns if "their_own_key" in c]
     assert any("shares with other" in w for w in summary.warnings)
+    assert 'href="missing.csv"' not in (tmp_path / "r" / "index.html").read_text()  # no plan: no file to link
 
 
 def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
@@ -354,6 +365,11 @@ def test_a_workdir_without_results_does_not_replace_a_report_drawn_from_results(
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
     build_report(tmp_path / "typo", tmp_path / "fresh", plan=plan, log=None)  # nothing to keep: drawn, all missing
     assert (tmp_path / "fresh" / "missing.csv").exists()
+    one = records(eval_axes(), {(1000, None): 0.5}, seeds=(0,))  # a report of a single result row is kept too
+    write_all(tmp_path / "w1", one)
+    build_report(tmp_path / "w1", tmp_path / "r1", plan=plan_for(one), log=None)
+    with pytest.raises(StudyError, match=r"holds a report of 1 result rows: not replaced"):
+        build_report(tmp_path / "typo", tmp_path / "r1", plan=plan_for(one), log=None)
     (tmp_path / "afile").write_text("")
     with pytest.raises(StudyError, match=r"--out .*afile: cannot make the report folder"):
         build_report(tmp_path / "w", tmp_path / "afile", plan=plan, log=None)
@@ -371,6 +387,7 @@ def test_a_result_without_metrics_is_a_job_result(tmp_path):
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log)
     assert s.results == 1 and s.missing == 1  # the evaluation still to run
     assert not any("no result of this grid" in w for w in s.warnings), s.warnings
+    assert not any("without a value" in w for w in s.warnings), s.warnings  # no metric is not a diverged one
     assert "1 job result(s), 0 metric row(s)" in log.getvalue()
     assert pd.read_parquet(tmp_path / "r" / "results.parquet")["job_id"].to_list() == [pre.id]
     assert pre.id not in set(pd.read_csv(tmp_path / "r" / "missing.csv")["job_id"])
@@ -430,6 +447,9 @@ def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path
         "domain_matrix", "").startswith("failed")
     write_all(tmp_path / "one", recs)
     assert "domain_matrix" in build_report(tmp_path / "one", tmp_path / "r1", log=None).drawn  # one grid: no need
+    write_all(tmp_path / "one", [{**recs[0], "grid": None, "job_id": "nogrid"}])  # a record of no grid: another
+    with pytest.raises(StudyError, match=r"results of several grids .*\(g, \(none\)\): name the grid"):
+        build_report(tmp_path / "one", tmp_path / "r2", log=None)
 
 
 def test_a_grid_without_results_draws_no_figure_of_missing_bars_only(tmp_path):
@@ -735,6 +755,9 @@ def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_
     assert line.startswith(f"{len({r['job_id'] for r in ALL})} result(s) in ")  # the evaluations (pretrainings kept)
     assert not [w for w in build_report(tmp_path / "w", tmp_path / "r2", plan=plan, log=None).warnings
                 if "that its plan no longer has" in w]  # every planned job has its result: nothing to say
+    write_all(tmp_path / "w", [{**r, "job_id": "new-" + r["job_id"]} for r in ALL])  # the moved plan's jobs ran too
+    s = build_report(tmp_path / "w", tmp_path / "r3", plan=moved, log=None)
+    assert s.missing == 0 and not [w for w in s.warnings if "that its plan no longer has" in w]
 
 
 def test_a_report_folder_builds_again_after_its_grid_file_moved(tmp_path):
@@ -809,3 +832,54 @@ def test_a_listing_naming_a_path_outside_the_report_folder_deletes_nothing_there
     build_report(tmp_path / "w", out, grid="g", log=None)
     assert (tmp_path / "notes.txt").read_text() == "mine\n" and (out / "sub" / "keep.txt").read_text() == "mine\n"
     assert not {"../notes.txt", "sub/keep.txt"} & set(json.loads((out / ".study-report.json").read_text())["files"])
+
+
+def test_a_build_stopped_half_way_lists_the_earlier_builds_files_and_not_those_it_discarded(tmp_path):
+    """The listing is rewritten at each file added: a build killed before `finish` still lists the earlier build's
+    files (the next build deletes those it does not write again); a figure's files discarded half-way are not
+    listed."""
+    out, owner = tmp_path / "r", {"grid": "g", "grid_file": None}
+    out.mkdir()
+
+    def listed():
+        return json.loads((out / ".study-report.json").read_text())["files"]
+
+    first = Outputs(out, owner)
+    first.add(out / "quality.png", out / "quantity.png")
+    for name in ("quality.png", "quantity.png"):
+        (out / name).write_text("first\n")
+    first.finish()
+    second = Outputs(out, owner)
+    second.add(out / "quantity.png")
+    assert listed() == ["quality.png", "quantity.png"]  # killed here: quality.png is listed, to be deleted
+    before = len(second.written)
+    second.add(out / "granularity.png")
+    (out / "granularity.png").write_text("half\n")
+    second.discard(before)
+    assert not (out / "granularity.png").exists()
+    second.finish()
+    assert listed() == ["quantity.png"] and sorted(p.name for p in out.iterdir()) == [".study-report.json",
+                                                                                        "quantity.png"]
+
+
+def test_a_rebuild_of_the_same_results_writes_the_same_figure_files(tmp_path):
+    """Figures are saved without a creation date: rebuilding unchanged results rewrites identical PNG and PDF bytes."""
+    write_all(tmp_path / "w", quantity_records())
+    for out in ("r1", "r2"):
+        build_report(tmp_path / "w", tmp_path / out, grid="g", log=None)
+    for name in ("quantity.png", "quantity.pdf", "quantity.md", "cells.csv"):
+        assert (tmp_path / "r1" / name).read_bytes() == (tmp_path / "r2" / name).read_bytes(), name
+
+
+def test_cell_warnings_name_three_cells_and_count_only_those_left():
+    """Exactly three cells: each named, no "and 0 more"; a table of four duplicate positions names three."""
+    from study.report import caveats
+
+    agg = pd.DataFrame({"method": ["simclr"] * 4, "size": [1, 2, 3, 4], "code_versions": ["v1,v2"] * 3 + ["v1"],
+                        "grid": "g", "stage": "evaluate"})
+    (line,) = caveats.code_version_lines(agg)
+    assert line.startswith("3 cell(s) average") and line.count("[") == 3 and "more" not in line, line
+    paper = pd.DataFrame({"a": [1]})
+    paper.attrs["duplicates"] = [f"[cell={i}]: 0.500, 0.600" for i in range(4)]
+    (line,) = caveats.duplicate_lines("quantity", paper)
+    assert "4 position(s)" in line and "[cell=2]" in line and "[cell=3]" not in line and "; and 1 more)" in line

@@ -105,3 +105,11 @@ def test_whole_count_columns_print_as_integers_and_a_missing_count_or_text_stays
     assert "| — | 3.000 | 10k | — | 0.250 |" in md
     assert r"-- & 3.000 & 10k & -- & 0.250 \\" in paths["tex"].read_text()
     assert paths["csv"].read_text().splitlines()[1:] == ["40,2.5,1k,simclr,0.5", ",3.0,10k,,0.25"]
+
+
+def test_a_seed_count_column_with_a_missing_value_prints_whole_counts_as_integers(tmp_path):
+    """`count` (seeds per cell) is a count like `size`: 3 seeds print '3', not '3.000'."""
+    df = pd.DataFrame({"line": ["simclr", "moco"], "count": [3.0, float("nan")], "mean": [0.5, 0.25]})
+    paths = write_tables(df, tmp_path, "t")
+    assert "| simclr | 3 | 0.500 |" in paths["md"].read_text() and "| moco | — | 0.250 |" in paths["md"].read_text()
+    assert paths["csv"].read_text().splitlines()[1:] == ["simclr,3,0.5", "moco,,0.25"]

@@ -11,6 +11,7 @@ from report_records import plan_for, quantity_records, write_all
 from study.launch.runner import job_dir
 from study.report import build_report, curves
 from study.report.figures import NoData
+from study.results import write_result
 from study.train.curve import TrainingCurve
 
 
@@ -136,3 +137,34 @@ def test_the_caption_names_five_pretraining_jobs_without_a_curve_and_counts_the_
     note = curves._without_curve_note(table, {f"j{i}" for i in range(7)} | {"e", "unstarted"})
     assert note.startswith(" Not drawn: 7 pretraining job(s) with a result but no train_log.csv")
     assert note.endswith(": j0, j1, j2, j3, j4 and 2 more.")
+
+
+def test_exactly_five_jobs_without_a_curve_are_named_with_no_count_of_more():
+    table = pd.DataFrame({"stage": ["pretrain"] * 5, "job_id": [f"j{i}" for i in range(5)]})
+    assert curves._without_curve_note(table, {f"j{i}" for i in range(5)}).endswith(": j0, j1, j2, j3, j4.")
+
+
+def test_a_steps_budget_labels_the_x_axis_step():
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": size, "corruption": "none", "seed": 0,
+             "job_id": f"j{size}", "step": step, "epoch": step * 1000 / size, "loss": 4.0, "lr": 0.1}
+            for size in (1000, 4000) for step in (10, 20)]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    assert fig.axes[0].get_xlabel() == "step"
+    plt.close(fig)
+    fig, _ = curves.draw(pd.DataFrame(rows).assign(epoch=lambda d: d["step"] / 10))
+    assert fig.axes[0].get_xlabel() == "epoch"
+    plt.close(fig)
+
+
+def test_without_a_plan_a_pretraining_job_of_several_metrics_is_one_curve(tmp_path):
+    """A supervised pretraining result records loss and train_top1 (two rows of results): its curve is read once,
+    not drawn twice (a line that jumps back to its start) nor tabled twice in training_data.csv."""
+    axes = {"method": "supervised", "dataset": "a", "size": 1000, "corruption": "none", "seed": 0}
+    write_result(tmp_path / "w", {"job_id": "pre-sup", "stage": "pretrain", "grid": "g", "axes": axes,
+                                  "metrics": [{"metric": "loss", "value": 1.0}, {"metric": "train_top1", "value": 0.5}],
+                                  "protocol": {"epochs": 1}, "code_version": "0.1.0+git.test"})
+    _write_curve(tmp_path / "w", "pre-sup", [3.0, 2.0, 1.0])
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    assert "training" in s.drawn
+    data = pd.read_csv(tmp_path / "r" / "training_data.csv")
+    assert data["step"].tolist() == [10, 20, 30] and set(data["job_id"]) == {"pre-sup"}
