@@ -275,7 +275,7 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
             raise fail(p, line, f"additional: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
                                 + ", options study submit writes itself or refuses: write options in full")
         if begun:
-            option, said = begun[0], f"{option} (sbatch reads it as --{begun[0]})"
+            option, said = begun[0], f"{option} (an abbreviation of --{begun[0]})"
         if option in written:
             instead = written[option]
             raise fail(p, line, f"additional: --{said} is written by study submit itself"

@@ -325,11 +325,11 @@ def test_every_option_study_submit_writes_is_refused_in_additional(tmp_path, opt
 @pytest.mark.parametrize("key, message", [
     # sbatch reads an unambiguous prefix of a long option as that option (checked on the localhost cluster):
     # `#SBATCH --job=x` named the job `x`, which recovery looks arrays up by
-    ("job", "--job (sbatch reads it as --job-name) is written by study submit itself (requeue, stage dependencies, "
+    ("job", "--job (an abbreviation of --job-name) is written by study submit itself (requeue, stage dependencies, "
             "recovery and `study status` rely on its value)"),
-    ("mem_per_c", "--mem-per-c (sbatch reads it as --mem-per-cpu) is written by study submit itself; set "
+    ("mem_per_c", "--mem-per-c (an abbreviation of --mem-per-cpu) is written by study submit itself; set "
                   "`stages.<stage>.mem` in the profile instead"),
-    ("cpus-per-g", "sbatch refuses --cpus-per-g (sbatch reads it as --cpus-per-gpu) beside the --cpus-per-task study "
+    ("cpus-per-g", "sbatch refuses --cpus-per-g (an abbreviation of --cpus-per-gpu) beside the --cpus-per-task study "
                    "submit writes; set `stages.<stage>.cpus` in the profile instead"),
     ("mem-per", "--mem-per abbreviates --mem-per-cpu or --mem-per-gpu, options study submit writes itself or refuses: "
                 "write options in full"),
@@ -337,7 +337,7 @@ def test_every_option_study_submit_writes_is_refused_in_additional(tmp_path, opt
     # nothing, --parsable printed the bare job id submitit cannot read
     ("wait", "--wait cannot be used: it would block study submit until the job ends"),
     ("test-only", "--test-only cannot be used: sbatch would submit nothing"),
-    ("pars", "--pars (sbatch reads it as --parsable) cannot be used: submitit reads the job id from sbatch's usual "
+    ("pars", "--pars (an abbreviation of --parsable) cannot be used: submitit reads the job id from sbatch's usual "
              "output"),
 ])
 def test_abbreviations_and_options_that_break_the_submission_are_refused(tmp_path, key, message):
