@@ -265,10 +265,10 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
     --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
+    known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}  # what an abbreviation may stand for
     for key, value in additional.items():
         line = additional.line_of(key) if isinstance(additional, YMap) else None
         option = str(key).strip().lstrip("-").replace("_", "-").lower()
-        known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}
         begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
         said = option
         if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
