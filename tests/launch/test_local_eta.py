@@ -51,7 +51,6 @@ def test_a_stage_is_scaled_by_all_its_finished_jobs_together():
     assert eta.left([_job("p3", "pretrain")], [], 1) == pytest.approx(150.0)
 
 
-
 def test_a_stage_whose_finished_jobs_were_estimated_at_nothing_gives_no_estimate():
     """A job the cost model counts at 0 s (pretraining on a pooled set without a size: 0 images) calibrates nothing:
     no time left is said, rather than a division by zero in the scheduler's reaping of that job."""
@@ -59,6 +58,7 @@ def test_a_stage_whose_finished_jobs_were_estimated_at_nothing_gives_no_estimate
     eta.finish(_job("p0", "pretrain"), 30.0)
     assert eta.ratio("pretrain") is None and eta.ratio("evaluate") is None
     assert eta.left([_job("p1", "pretrain")], [], 1) is None
+
 
 def test_the_estimates_are_the_plans_cost_model(tmp_path):
     grid = tmp_path / "g.yaml"

@@ -441,7 +441,6 @@ def test_cancel_names_a_local_command_still_stopping_after_its_wait(env, monkeyp
         ours.wait()
 
 
-
 def test_cancel_names_a_local_command_on_another_host_for_the_user_to_stop_and_only_that(env):
     """A live command of this grid on another host sharing the workdir cannot be signalled from here: `study cancel`
     names it to stop where it runs, and does not also say the jobs are run by another grid's command."""
@@ -461,6 +460,7 @@ def test_cancel_names_a_local_command_on_another_host_for_the_user_to_stop_and_o
     assert ("stop these `study submit --cluster local` of grid hostg where they run (Ctrl-C or kill): pid 4242 on "
             "another-host.invalid\n") in out, out
     assert "stopping" not in out and "another grid" not in out, out
+
 
 def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():
     """A limit on how many jobs a user, account or association runs at once clears as those end: not "will not
@@ -635,7 +635,6 @@ def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
         out.getvalue() and "pretrain b" not in out.getvalue()
 
 
-
 def test_status_as_json_gives_where_a_stopped_local_job_had_got_to(tmp_path):
     """A job a local command started and left unfinished (its worker gone: missing) has, as in the table, its log's
     latest progress line in `--format json`: where the next submit resumes it."""
@@ -650,6 +649,7 @@ def test_status_as_json_gives_where_a_stopped_local_job_had_got_to(tmp_path):
     assert (row["state"], row["log"], row["slurm_id"]) == ("missing", str(log), None)
     assert row["progress"] == "[pretrain] step 3/6 loss 2.6000 lr 0.3 10.0 img/s" and row["progress_count"] == [3, 6]
     assert row["log_age_s"] is not None
+
 
 def test_ages_read_in_seconds_then_minutes_then_hours():
     assert [_ago(s) for s in (0, 89, 90, 5399, 5400, 9000)] == \
