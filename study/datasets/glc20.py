@@ -14,6 +14,7 @@ Labels by a named rule (recorded in the manifest), `--label-rule`:
 Land-cover classes are the codes found in the split, sorted (`class_name` `landcover_<code>`); species classes are
 the species ids found, sorted: build a test split with `--classes-from` its train manifest (and
 `--drop-other-classes` where it has a code the train split lacks); an evaluation refuses a pair whose classes differ.
+`--drop-classes landcover_<code>` leaves a code out of either (a no-data code, say; none by default).
 France (OSO) and the US (NLCD) use different land-cover schemes: `train`/`test` merge equal codes of both (a warning
 says so); `us_*`/`fr_*` keep one.
 """

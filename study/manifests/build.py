@@ -50,6 +50,7 @@ class BuildConfig:
     taxonomy: Path | None = None
     classes_from: str | None = None  # a manifest whose class list (and label numbers) this one takes
     drop_other_classes: bool = False  # with classes_from: leave out the images of classes that list lacks
+    drop_classes: tuple[str, ...] = ()  # classes whose images are left out (a no-data land-cover code, say)
     channels: tuple[int, ...] | None = None  # glc20: the patch channels an image is made of (default RGB)
 
 
@@ -189,7 +190,7 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
                          f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes); "
                          "--drop-other-classes leaves their images out")
     if missing:
-        _drop_classes(index, missing, f"{what}: {where}")
+        drop_classes(index, missing, f"{what}: {where}", "--drop-other-classes")
     elif list(index.class_names) == list(class_names):
         return False  # the same manifest as without the flag, byte for byte
     index.labels = np.array([position[c] for c in index.class_names], dtype=np.int64)[index.labels]
@@ -198,21 +199,25 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
     return True
 
 
-def _drop_classes(index: Index, names: list[str], where: str) -> None:
-    """Leave the images of classes `names` out of `index` (and the classes from its list); their image counts go
-    into `index.info["dropped_classes"]`. StudyError (`where` first) when no image is left."""
+def drop_classes(index: Index, names: list[str], where: str, flag: str) -> None:
+    """Leave the images of classes `names` out of `index` (and the classes from its list); their image counts are
+    added to `index.info["dropped_classes"]`. StudyError (`where` first, naming `flag`) when no image is left."""
     dropped = set(names)
     gone = np.array([c in dropped for c in index.class_names])
     if gone.all():
-        raise StudyError(f"{where}: none of its classes is listed, so --drop-other-classes would leave no image")
+        kept = "none of its classes is listed" if flag == "--drop-other-classes" else "these are all its classes"
+        raise StudyError(f"{where}: {kept}, so {flag} would leave no image")
     counts = np.bincount(index.labels, minlength=len(index.class_names))
-    index.info["dropped_classes"] = {c: int(counts[i]) for i, c in enumerate(index.class_names) if gone[i]}
+    index.info["dropped_classes"] = {**index.info.get("dropped_classes", {}),
+                                     **{c: int(counts[i]) for i, c in enumerate(index.class_names) if gone[i]}}
     keep = pa.array(~gone[index.labels])
     index.paths = pc.filter(index.paths, keep)
     index.keys = None if index.keys is None else pc.filter(index.keys, keep)
     index.columns = {k: pc.filter(v, keep) for k, v in index.columns.items()}
     index.class_names = [c for c, g in zip(index.class_names, gone) if not g]
     index.labels = (np.cumsum(~gone) - 1)[index.labels[~gone[index.labels]]]
+    if "class_codes" in index.info:  # GLC20's code of each class, in the class list's order
+        index.info["class_codes"] = [v for v, g in zip(index.info["class_codes"], gone) if not g]
 
 
 def reading_differences(ours: dict, theirs: dict) -> list[tuple[str, str, str]]:
@@ -261,6 +266,20 @@ def check_same_taxonomy(index: Index, source: str, source_levels: list[str], whe
                              f"its predictions up another taxonomy (build both from the same taxonomy)")
 
 
+def drop_named_classes(index: Index, names: tuple[str, ...], where: str) -> None:
+    """--drop-classes: leave the images of classes `names` out of `index` (`drop_classes`); a name that is no class
+    of the split is said on stderr (a test split may lack a class its train split dropped; a typo drops nothing)."""
+    known = set(index.class_names)
+    absent = [n for n in names if n not in known]
+    if absent:
+        shown = ", ".join(index.class_names[:5]) + (" ..." if len(index.class_names) > 5 else "")
+        print(f"[manifest] warning: --drop-classes: {', '.join(absent)} is no class of {where} (its classes: "
+              f"{shown}); nothing dropped for it", file=sys.stderr)
+    present = [n for n in names if n in known]
+    if present:
+        drop_classes(index, present, where, "--drop-classes")
+
+
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
     before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
@@ -284,6 +303,7 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     where = f"{cfg.dataset} {cfg.split}"
     if source is not None:
         check_same_reading(index.info, cfg.classes_from, source, where)
+    drop_named_classes(index, cfg.drop_classes, where)
     aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where,
                                                     cfg.drop_other_classes)
     if taxonomy is not None:

@@ -17,6 +17,13 @@ def _channels(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected channel numbers such as 0,1,2, got {text!r}") from None
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected class names such as landcover_0, got {text!r}")
+    return names
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests",
                               description="Freeze, check and export dataset manifests. Manifests live in "
@@ -47,6 +54,9 @@ def register(subparsers) -> None:
     b.add_argument("--drop-other-classes", action="store_true",
                    help="with --classes-from: leave out the images of classes that manifest does not list (recorded "
                         "in the metadata's info.dropped_classes); without it such classes are refused")
+    b.add_argument("--drop-classes", default=None, type=_names, metavar="NAMES",
+                   help="leave out the images of these classes, comma-separated class names (e.g. glc20's "
+                        "landcover_0, a no-data code); recorded in the metadata's info.dropped_classes")
     b.add_argument("--taxonomy", type=Path, default=None, metavar="FILE",
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
@@ -131,6 +141,7 @@ def _build(a: argparse.Namespace) -> int:
         labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
         labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
         classes_from=a.classes_from, drop_other_classes=a.drop_other_classes, channels=a.channels,
+        drop_classes=a.drop_classes or (),
     )
     return _report(*build_manifest(cfg), "written")
 

@@ -66,6 +66,12 @@ def show_text(name: str) -> str:
     for key in ("label_rule", "corruption"):
         if meta.get(key):
             lines.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    if meta.get("classes_from"):
+        lines.append(f"classes from: {meta['classes_from']}")
+    dropped = (meta.get("info") or {}).get("dropped_classes") or {}
+    if dropped:
+        lines.append("dropped classes: " + ", ".join(f"{c} ({n} image{'' if n == 1 else 's'})"
+                                                   for c, n in dropped.items()))
     if meta.get("base"):
         lines.append(f"base: {meta['base']['name']} ({meta['base']['content_hash'][:12]})")
     for src in meta.get("pool") or []:

@@ -356,3 +356,24 @@ def test_landcover_center_is_the_centre_of_a_patch_that_is_not_square(tmp_path):
     patch[10, 8, 4] = 44
     np.save(patch_file, patch)
     assert _labels(read_dataset("glc20", tmp_path, "us_train"))["1234567.npy"] == "landcover_33"
+
+
+def test_drop_classes_leaves_a_land_cover_code_out_with_its_code(tmp_path, monkeypatch):
+    """A land-cover code left out with --drop-classes (a no-data code, say) leaves `class_codes` in step with the
+    class list; its test split drops it too, or is refused when that would leave no image."""
+    from study.manifests import load_manifest
+    from study.manifests.build import BuildConfig, build_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")  # us_train: codes 21, 41, 41 at the centre; us_test: the code-21 occurrence alone
+    glc = tmp_path / "glc"
+    build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_train", name="tr", drop_classes=("landcover_21",)))
+    tr = load_manifest("tr")
+    assert tr.class_names == ["landcover_41"] and tr.num_images == 2 and set(tr.table["label"]) == {0}
+    assert tr.meta["info"]["class_codes"] == [41] and tr.meta["info"]["dropped_classes"] == {"landcover_21": 1}
+    with pytest.raises(StudyError, match="glc20 us_test has class.*landcover_21 that it does not list"):
+        build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr"))
+    with pytest.raises(StudyError, match="glc20 us_test: these are all its classes, so --drop-classes would leave "
+                                         "no image"):
+        build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr",
+                                   drop_classes=("landcover_21",)))
