@@ -26,10 +26,14 @@ class Param:
 
 @dataclass(frozen=True)
 class Corruption:
+    """A registered corruption. `label`: how a figure names it, as (its main parameter, that value's text), e.g.
+    ("quality", "JPEG quality {}".format); None: the spec's own spelling."""
+
     name: str
     params: dict[str, Param]
     apply: Callable[[Image.Image, dict, np.random.Generator], Image.Image]
     doc: str = ""
+    label: tuple[str, Callable[[Any], str]] | None = None
 
 
 CORRUPTIONS: Registry[Corruption] = Registry("corruption")
@@ -44,6 +48,9 @@ def register(corruption: Corruption) -> Corruption:
     name that is not a word, or a default that its own `check` refuses or that does not read back as itself
     (`parse` of its spelling, same type: `Param(25, float)` would spell one corruption two ways, `sigma=25` and
     `sigma=25.0`, two jobs and two manifests)."""
+    if corruption.label is not None and corruption.label[0] not in corruption.params:
+        raise ValueError(f"corruption {corruption.name!r}: label names parameter {corruption.label[0]!r}, which it "
+                         f"does not have (its parameters: {', '.join(corruption.params) or 'none'})")
     for key, param in corruption.params.items():
         where = f"corruption {corruption.name!r}: parameter {key!r}"
         if not isinstance(key, str) or not PARAM_RE.match(key):

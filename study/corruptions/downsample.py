@@ -40,4 +40,5 @@ register(Corruption(
     {"factor": Param(2, int, _factor), "interpolation": Param("bicubic", str, _interpolation, in_slug=False)},
     downsample,
     __doc__,
+    label=("factor", "downsample {}x".format),  # the paper's name
 ))

@@ -23,4 +23,5 @@ def jpeg(img: Image.Image, p: dict, rng) -> Image.Image:
     return out
 
 
-register(Corruption("jpeg", {"quality": Param(10, int, _quality)}, jpeg, __doc__))
+register(Corruption("jpeg", {"quality": Param(10, int, _quality)}, jpeg, __doc__,
+                    label=("quality", "JPEG quality {}".format)))  # the paper's name

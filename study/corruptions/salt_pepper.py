@@ -27,4 +27,5 @@ def salt_pepper(img: Image.Image, p: dict, rng: np.random.Generator) -> Image.Im
     return Image.fromarray(a, src.mode)
 
 
-register(Corruption("salt_pepper", {"fraction": Param(0.1, float, _fraction)}, salt_pepper, __doc__))
+register(Corruption("salt_pepper", {"fraction": Param(0.1, float, _fraction)}, salt_pepper, __doc__,
+                    label=("fraction", lambda v: f"salt & pepper {v * 100:g}%")))  # the paper's name

@@ -66,6 +66,16 @@ def test_a_corruption_whose_default_would_not_read_back_is_refused_when_register
         "example_noise:sigma=25.0"
 
 
+def test_a_corruption_label_names_one_of_its_parameters(unregistered):
+    """A figure names a corruption by its label's main parameter: a label naming no parameter of it is refused when
+    it is registered, not when a report is drawn."""
+    unregistered.append("example_noise")
+    with pytest.raises(ValueError, match=r"corruption 'example_noise': label names parameter 'sigm', which it does "
+                                         r"not have \(its parameters: sigma\)"):
+        register(Corruption("example_noise", {"sigma": Param(0.5, float)}, _ident, label=("sigm", str)))
+    assert "example_noise" not in CORRUPTIONS
+
+
 @pytest.mark.parametrize("text, canonical, slug", [
     ("downsample:factor=2", "downsample:factor=2", "downsample-factor2"),
     ("downsample", "downsample:factor=2", "downsample-factor2"),

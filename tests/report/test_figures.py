@@ -1080,6 +1080,22 @@ def test_quantity_and_granularity_panels_count_their_planned_points_without_a_va
     assert _texts(fig.axes[0]) == [f"{len(LEVELS)} points without a value: planned or diverged (table: —)"]
 
 
+def test_a_new_corruption_is_named_by_the_label_its_own_file_registers():
+    """Adding a corruption is one new file: its figure name comes with it (else the spec's spelling)."""
+    from study.corruptions.base import CORRUPTIONS, Corruption, Param, register
+
+    register(Corruption("blur_example", {"sigma": Param(1.5, float), "size": Param(5, int)}, lambda i, p, r: i,
+                        label=("sigma", "Gaussian blur sigma {}".format)))
+    register(Corruption("plain_example", {"level": Param(2, int)}, lambda i, p, r: i))
+    try:
+        assert [quality.corruption_label(c) for c in ("blur_example:sigma=3.0", "blur_example:sigma=3.0,size=7",
+                                                      "plain_example:level=3")] \
+            == ["Gaussian blur sigma 3.0", "Gaussian blur sigma 3.0 (size=7)", "plain_example:level=3"]
+    finally:
+        CORRUPTIONS.unregister("blur_example")
+        CORRUPTIONS.unregister("plain_example")
+
+
 @pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),
                                           (domain_pooling, domain_records), (domain_concat, domain_records),
                                           (quality, quality_records), (granularity, granularity_records)])

@@ -20,26 +20,20 @@ NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
 
 
-# the paper's names of the corruptions, by their main parameter
-SHOWN = {"downsample": ("factor", "downsample {}x"), "jpeg": ("quality", "JPEG quality {}"),
-         "salt_pepper": ("fraction", "salt & pepper {}")}
-
-
 def corruption_label(corruption) -> str:
-    """A corruption as a figure names it: the paper's name with its main parameter ("downsample 2x", "JPEG quality
-    10", "salt & pepper 10%"), then any other parameter off its default; the grid's spelling for another one."""
+    """A corruption as a figure names it: its registered label with its main parameter ("downsample 2x", "JPEG
+    quality 10", "salt & pepper 10%": the paper's names), then any other parameter off its default; the grid's
+    spelling for one without a label, or that does not parse."""
     try:
         spec = parse_corruption(corruption)
     except StudyError:
         return str(corruption)
-    if spec.name not in SHOWN:
+    registered = CORRUPTIONS.get(spec.name)
+    if registered.label is None:
         return str(spec)
-    main, text = SHOWN[spec.name]
-    params = spec.kwargs
-    value = f"{params[main] * 100:g}%" if spec.name == "salt_pepper" else params[main]
-    defaults = CORRUPTIONS.get(spec.name).params
-    rest = [f"{k}={v}" for k, v in spec.params if k != main and v != defaults[k].default]
-    return text.format(value) + (f" ({', '.join(rest)})" if rest else "")
+    main, text = registered.label
+    rest = [f"{k}={v}" for k, v in spec.params if k != main and v != registered.params[k].default]
+    return text(spec.kwargs[main]) + (f" ({', '.join(rest)})" if rest else "")
 
 
 def _corruption_order(corruptions, expected: pd.DataFrame | None) -> list:
