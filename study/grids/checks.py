@@ -130,6 +130,13 @@ def _at(plan: Plan, job: Job, key: str) -> str:
     return f"{plan.path}:{line}" if line else str(plan.path)
 
 
+def _named_job(jobs: list[Job], message: str) -> Job:
+    """The job an error shared by `jobs` names: the first, or the first of the method whose own settings
+    (`pretrain.<method>`) the message is about (every pretraining job reads them, but only that method's use them)."""
+    key = _message_key(message)
+    return next((j for j in jobs if j.stage == "pretrain" and j.axes.get("method") == key), jobs[0])
+
+
 def check_sections(plan: Plan) -> list[str]:
     """Each distinct pretrain / evaluate section through PretrainConfig / EvalConfig.from_dict (cached); an error
     that several jobs share (a typo in `defaults`) is listed once, with the first job and how many others. Then
@@ -155,8 +162,9 @@ def check_sections(plan: Plan) -> list[str]:
         if verdicts[key] is not None:
             line = _section_line(plan.grid, job, verdicts[key])
             errors.setdefault((f"{plan.path}:{line}" if line else plan.path, verdicts[key]), []).append(job)
-    problems = [f"{where}: {_describe(jobs[0])}" + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "")
-                + f": {msg}" for (where, msg), jobs in errors.items()]
+    problems = [f"{where}: {_describe(_named_job(jobs, msg))}"
+                + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "") + f": {msg}"
+                for (where, msg), jobs in errors.items()]
     grid = plan.grid
     if grid.defaults_evaluate and not any(j.stage == "evaluate" for j in plan.jobs):  # else its jobs checked it
         section = {**grid.defaults_evaluate, "train_manifest": "-", "test_manifest": "-"}  # no entry names them

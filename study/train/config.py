@@ -41,6 +41,16 @@ class OptimConfig:
 BASE_LR = {"linear": 0.3, "sqrt": 0.075}
 
 
+def _check_method_preset(method_class: type, preset: Any) -> None:
+    """StudyError naming the method's class (not the grid) where its `augment_preset` is no augmentation preset."""
+    from study.train.augment.config import PRESETS
+
+    if preset not in PRESETS:
+        raise StudyError(f"{method_class.__module__}.{method_class.__name__}.augment_preset: {preset!r} is no "
+                         f"augmentation preset (known: {', '.join(PRESETS)}); fix the method's class (a grid's "
+                         "pretrain.augment.preset overrides it)")
+
+
 def _with_method_recipe(d: dict[str, Any], where: str) -> dict[str, Any]:
     """`d` with its method's `optim` recipe (study.train.methods) under the `optim` keys it sets itself. A recipe is
     one optimizer's: where `optim.name` names another, none of it applies (OptimConfig's defaults fill the rest).
@@ -221,7 +231,9 @@ class PretrainConfig:
     def augment_dict(self) -> dict:
         """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
         d = dict(self.augment or {})
-        d.setdefault("preset", self.method_class().augment_preset)
+        if "preset" not in d:
+            d["preset"] = self.method_class().augment_preset
+            _check_method_preset(self.method_class(), d["preset"])
         d.setdefault("image_size", self.image_size)
         return d
 

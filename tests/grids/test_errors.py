@@ -435,6 +435,18 @@ def test_a_typo_in_defaults_is_one_line_with_a_suggestion_not_one_per_job(write_
                     r"pretrain: unknown key", msg), msg
 
 
+def test_a_bad_value_of_a_methods_own_settings_names_a_job_of_that_method(write_grid):
+    """`pretrain.moco` in defaults is read by every pretraining job's config (one error for all of them), but only
+    MoCo's jobs use it: the job the error names is MoCo's, not the first SimCLR job."""
+    g = write_grid("""
+    axes: {method: [simclr, moco], dataset: [alpha, beta]}
+    stages: {pretrain: {}}
+    """, pretrain={"moco": {"queue_size": -5}})
+    msg = error_of(g, check=True)
+    assert re.search(r"job \w+ \(pretrain: method=moco, dataset=alpha, seed=0\) and 3 other job\(s\): "
+                     r"pretrain\.moco\.queue_size: expected a positive integer, got -5", msg), msg
+
+
 def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypatch):
     """`train`/`test` would merge France's and the US's land-cover codes into one class list; the command that
     `study plan` prints builds the US part (the reader's `suggested_splits`)."""

@@ -202,3 +202,21 @@ def test_a_method_with_settings_named_as_a_config_field_is_refused(register_meth
     register_method("head")
     with pytest.raises(ValueError, match=r"method\(s\) head have settings under a name PretrainConfig uses"):
         PretrainConfig.from_dict({"manifest": "m", "head": [16, 8]})
+
+
+def test_a_method_class_with_an_unknown_augment_preset_is_named_not_the_grid():
+    """A method's `augment_preset` is its file's, not the grid's: an unknown one names the class (a grid's own
+    `pretrain.augment.preset` still overrides it, and its errors name the grid's key)."""
+    class BadPreset(SimCLR):
+        augment_preset = "simclrr"
+
+    METHODS.register("bad_preset")(BadPreset)
+    try:
+        with pytest.raises(StudyError, match=r"^test_config\.BadPreset\.augment_preset: 'simclrr' is no augmentation "
+                                             r"preset \(known: simclr, "):
+            PretrainConfig.from_dict({"manifest": "m", "method": "bad_preset"}).validate()
+        given = PretrainConfig.from_dict({"manifest": "m", "method": "bad_preset", "augment": {"preset": "byol"}})
+        given.validate()
+        assert given.augment_config().preset == "byol"
+    finally:
+        METHODS.unregister("bad_preset")
