@@ -220,3 +220,24 @@ def test_a_method_class_with_an_unknown_augment_preset_is_named_not_the_grid():
         assert given.augment_config().preset == "byol"
     finally:
         METHODS.unregister("bad_preset")
+
+
+def test_a_methods_settings_must_be_a_frozen_dataclass():
+    """A method's settings are validated once when a grid is read, then trusted: a class whose values could change
+    afterwards (not frozen, or no dataclass) is refused, naming the method."""
+    @dataclass
+    class Mutable:
+        scale: float = 2.0
+
+    class Plain:
+        scale = 2.0
+
+    for settings in (Mutable, Plain):
+        METHODS.register("loose")(type("Loose", (SimCLR,), {"settings": settings}))
+        try:
+            with pytest.raises(ValueError, match=f"method 'loose': its settings {settings.__name__} must be a frozen "
+                                                 r"dataclass \(@dataclass\(frozen=True\)\)"):
+                PretrainConfig.from_dict({"manifest": "m"})
+        finally:
+            METHODS.unregister("loose")
+    assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"

@@ -71,10 +71,14 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 def method_settings() -> dict[str, type]:
     """Registered name -> settings dataclass, for every method that has settings of its own. ValueError for such a
-    method named as a PretrainConfig field (`pretrain.<name>` would be both)."""
+    method named as a PretrainConfig field (`pretrain.<name>` would be both), or settings not a frozen dataclass."""
     from study.train.config import PretrainConfig
 
     out = {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
+    for name, settings in out.items():  # validated once when read, then trusted: no later change
+        if not (dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen):
+            raise ValueError(f"method {name!r}: its settings {settings.__name__} must be a frozen dataclass "
+                             "(@dataclass(frozen=True))")
     clash = sorted(set(out) & {f.name for f in dataclasses.fields(PretrainConfig)})
     if clash:
         raise ValueError(f"method(s) {', '.join(clash)} have settings under a name PretrainConfig uses for a setting "
