@@ -40,6 +40,11 @@ def _label(line: pd.Series, varying: list[str]) -> str:
     return " ".join(parts) or str(line["method"])
 
 
+# what each paper method's training loss is, for the caption (another method's: "its own loss")
+LOSSES = {"simclr": "NT-Xent", "moco": "InfoNCE", "byol": "regression of the target's projection",
+          "supervised": "cross-entropy"}
+
+
 def x_axis(curves: pd.DataFrame) -> str:
     """"step" where every job logged the same last step but not the same last epoch (a `steps` budget over
     pretraining sets of several sizes), else "epoch" (an `epochs` budget, or runs still going)."""
@@ -70,9 +75,10 @@ def draw(curves: pd.DataFrame):
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     style.tight_layout(fig)
     against = "steps (every job ran as many)" if x == "step" else "epochs of each job's pretraining images"
-    curves.attrs["caption"] = ("Pretraining loss (each method's own: NT-Xent, MoCo's InfoNCE, BYOL's regression, "
-                               "cross-entropy) at each progress line, averaged over the steps since the previous one, "
-                               f"against {against}; a line per job, its curve so far where it still runs.")
+    losses = "; ".join(f"{m}: {LOSSES.get(str(m), 'its own loss')}" for m in methods)
+    curves.attrs["caption"] = (f"Pretraining loss (each method's own: {losses}) at each progress line, averaged over "
+                               f"the steps since the previous one, against {against}; a line per job, its curve so "
+                               "far where it still runs.")
     return fig, curves
 
 

@@ -101,10 +101,19 @@ def test_a_curve_is_named_by_the_axes_that_vary_but_its_panels_method_in_the_pap
     rows = [{"method": m, "backbone": "resnet18", "dataset": "d", "size": size, "corruption": None, "seed": 0,
              "job_id": f"{m}{size}", "step": step, "epoch": step / 10, "loss": 5.0 - step / 10, "lr": 0.1}
             for m in ("moco", "simclr") for size in (50_000, 1_000_000) for step in (10, 20)]
-    fig, _ = curves.draw(pd.DataFrame(rows))
+    fig, data = curves.draw(pd.DataFrame(rows))
     assert [ax.get_title() for ax in fig.axes] == ["simclr", "moco"]
+    assert "(each method's own: simclr: NT-Xent; moco: InfoNCE) at each" in data.attrs["caption"]  # these two only
     for ax in fig.axes:
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["50k", "1M"]
+    plt.close(fig)
+
+
+def test_the_caption_names_a_new_methods_loss_as_its_own():
+    rows = [{"method": "swav", "backbone": "resnet18", "dataset": "d", "size": 50_000, "corruption": None,
+             "seed": 0, "job_id": "j", "step": step, "epoch": step / 10, "loss": 4.0, "lr": 0.1} for step in (10, 20)]
+    fig, data = curves.draw(pd.DataFrame(rows))
+    assert "(each method's own: swav: its own loss) at each" in data.attrs["caption"]
     plt.close(fig)
 
 
