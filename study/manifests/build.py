@@ -205,8 +205,8 @@ def drop_classes(index: Index, names: list[str], where: str, flag: str) -> None:
     dropped = set(names)
     gone = np.array([c in dropped for c in index.class_names])
     if gone.all():
-        kept = "none of its classes is listed" if flag == "--drop-other-classes" else "these are all its classes"
-        raise StudyError(f"{where}: {kept}, so {flag} would leave no image")
+        why = "none of its classes is listed" if flag == "--drop-other-classes" else "these are all its classes"
+        raise StudyError(f"{where}: {why}, so {flag} would leave no image")
     counts = np.bincount(index.labels, minlength=len(index.class_names))
     index.info["dropped_classes"] = {**index.info.get("dropped_classes", {}),
                                      **{c: int(counts[i]) for i, c in enumerate(index.class_names) if gone[i]}}
