@@ -126,10 +126,11 @@ def _refuse_dangling(entries: list[os.DirEntry]) -> None:
 
 def check_distinct(folder: Path, classes: list[str], files: list[list[str]], links: list[dict[str, Identity]],
                    run: Callable) -> None:
-    """StudyError naming two listed paths that are one file (same device and inode), unless they are two distinct
-    link files neither of which leads through the other: a link into another class folder, a linked folder or a
-    link to another listed link lists an image twice, under two labels, while a content-addressed store (git-annex,
-    DataLad, DVC) keeps identical images as two links to one object. `links`: per class, the identities of its file
+    """StudyError naming two listed paths that are one file (same device and inode), unless they are two entries
+    of the tree (`_two_entries`): a link into another class folder, a linked folder or a link to another listed link
+    lists an image twice, under two labels, while a content-addressed store (git-annex, DataLad, DVC) keeps
+    identical images as two links to one object, and a deduplicated copy (git-annex's unlocked files, `hardlink`,
+    `rdfind`) as two hard links. `links`: per class, the identities of its file
     links (`walk_files`); one stat for each other file, by `run` (a map)."""
     def identities(i: int) -> list[Identity]:
         known, base = links[i], os.path.join(folder, classes[i])
@@ -140,10 +141,19 @@ def check_distinct(folder: Path, classes: list[str], files: list[list[str]], lin
         for n, key in zip(names, keys):
             path, is_link = f"{c}/{n}", n in links[i]
             for first, first_link in seen.get(key, ()):
-                if not (is_link and first_link and _separate_links(folder / first, folder / path)):
+                if not _two_entries(folder / first, first_link, folder / path, is_link):
                     raise StudyError(f"{folder}: {first} and {path} are one file ({os.path.realpath(folder / first)}"
                                      "): an image is listed once, under one class; remove the link (or copy the file)")
             seen.setdefault(key, []).append((path, is_link))
+
+
+def _two_entries(a: Path, a_is_link: bool, b: Path, b_is_link: bool) -> bool:
+    """Whether `a` and `b`, one file, are two entries of the tree (two images, as a store or a deduplicating copy
+    keeps identical ones), not one entry listed twice: two link files, neither leading through the other, or two
+    hard links (no link file, each its own real path; a linked folder lists one real path twice)."""
+    if a_is_link and b_is_link:
+        return _separate_links(a, b)
+    return not a_is_link and not b_is_link and os.path.realpath(a) != os.path.realpath(b)
 
 
 def _separate_links(a: Path, b: Path) -> bool:

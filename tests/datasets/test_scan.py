@@ -110,6 +110,23 @@ def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_p
     assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
 
 
+def test_identical_images_kept_as_hard_links_list_as_two_images_but_a_linked_folder_of_them_does_not(tmp_path):
+    """A deduplicated copy (git-annex's unlocked files, `hardlink`, `rdfind -makehardlinks`) keeps byte-identical
+    images as two hard links: two entries of the tree, two images; a class folder linked to another still lists
+    each of its files a second time."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
+    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
+    dog_file.unlink()
+    os.link(cat_file, dog_file)
+    assert os.stat(cat_file).st_ino == os.stat(dog_file).st_ino
+    index = read_dataset("imagefolder", root, "")
+    assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
+    os.symlink("dog", root / "emu")
+    with pytest.raises(StudyError, match=re.escape(f"{root}: dog/{dog_file.name} and emu/{dog_file.name} are one "
+                                                   "file")):
+        read_dataset("imagefolder", root, "")
+
+
 @pytest.mark.parametrize("how", ["class folder linked to another", "link to another class's link",
                                  "link to a later class's link"])
 def test_an_image_of_a_store_listed_under_two_classes_is_refused(tmp_path, how):
