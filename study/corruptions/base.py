@@ -51,6 +51,15 @@ def register(corruption: Corruption) -> Corruption:
     if corruption.label is not None and corruption.label[0] not in corruption.params:
         raise ValueError(f"corruption {corruption.name!r}: label names parameter {corruption.label[0]!r}, which it "
                          f"does not have (its parameters: {', '.join(corruption.params) or 'none'})")
+    if corruption.label is not None:  # the figure calls it: a format string would fail only when a report is drawn
+        key, text = corruption.label
+        if not callable(text):
+            raise ValueError(f"corruption {corruption.name!r}: label's text {text!r} is no function of the value "
+                             f"(give {text!r}.format)")
+        shown = text(corruption.params[key].default)
+        if not isinstance(shown, str):
+            raise ValueError(f"corruption {corruption.name!r}: label's text gives {shown!r} for the default "
+                             f"{corruption.params[key].default!r}, not a string")
     for key, param in corruption.params.items():
         where = f"corruption {corruption.name!r}: parameter {key!r}"
         if not isinstance(key, str) or not PARAM_RE.match(key):

@@ -149,7 +149,8 @@ def check_index(index: Index, where: str) -> None:
 
 def apply_taxonomy(index: Index, taxonomy: Path, read: tuple[list[str], dict[str, list[str]]] | None = None) -> None:
     """Add the taxonomy columns of a CSV whose header names the levels coarse -> fine, last column = class name;
-    every class of `index.class_names` has a row, every row a class. `read`: the file's `read_taxonomy`, when done."""
+    every class of `index.class_names` has a row, every row a class (or one left out: `info["dropped_classes"]`).
+    `read`: the file's `read_taxonomy`, when done."""
     header, table = read if read is not None else read_taxonomy(taxonomy)
     by_name = {normalise_class(k): v for k, v in table.items()}
     values_per_class = []
@@ -158,7 +159,8 @@ def apply_taxonomy(index: Index, taxonomy: Path, read: tuple[list[str], dict[str
         if row is None:
             raise StudyError(f"{taxonomy}: class {name!r} of the dataset has no row")
         values_per_class.append(row)
-    known = set(index.class_names) | {normalise_class(c) for c in index.class_names}
+    kept_or_dropped = [*index.class_names, *index.info.get("dropped_classes", {})]  # a file of the whole dataset
+    known = set(kept_or_dropped) | {normalise_class(c) for c in kept_or_dropped}
     for name in table:
         if name not in known and normalise_class(name) not in known:
             raise StudyError(f"{taxonomy}: class {name!r} is not a class of the dataset")

@@ -129,35 +129,29 @@ def check_distinct(folder: Path, classes: list[str], files: list[list[str]], lin
     """StudyError naming two listed paths that are one file (same device and inode), unless they are two entries
     of the tree (`_two_entries`): a link into another class folder, a linked folder or a link to another listed link
     lists an image twice, under two labels, while a content-addressed store (git-annex, DataLad, DVC) keeps
-    identical images as two links to one object, and a deduplicated copy (git-annex's unlocked files, `hardlink`,
-    `rdfind`) as two hard links. `links`: per class, the identities of its file
-    links (`walk_files`); one stat for each other file, by `run` (a map)."""
+    identical images as two links to one object (or a link and a hard link to it: git-annex's locked and unlocked
+    files under `annex.thin`), and a deduplicated copy (`hardlink`, `rdfind`) as two hard links. `links`: per class,
+    the identities of its file links (`walk_files`); one stat for each other file, by `run` (a map)."""
     def identities(i: int) -> list[Identity]:
         known, base = links[i], os.path.join(folder, classes[i])
         return [known.get(n) or identity(os.stat(os.path.join(base, n))) for n in files[i]]
 
-    seen: dict[Identity, list[tuple[str, bool]]] = {}  # each file's paths so far, and whether each is a file link
-    for i, (c, names, keys) in enumerate(zip(classes, files, run(identities, list(range(len(classes)))))):
+    seen: dict[Identity, list[str]] = {}  # each file's paths so far
+    for c, names, keys in zip(classes, files, run(identities, list(range(len(classes))))):
         for n, key in zip(names, keys):
-            path, is_link = f"{c}/{n}", n in links[i]
-            for first, first_link in seen.get(key, ()):
-                if not _two_entries(folder / first, first_link, folder / path, is_link):
+            path = f"{c}/{n}"
+            for first in seen.get(key, ()):
+                if not _two_entries(folder / first, folder / path):
                     raise StudyError(f"{folder}: {first} and {path} are one file ({os.path.realpath(folder / first)}"
                                      "): an image is listed once, under one class; remove the link (or copy the file)")
-            seen.setdefault(key, []).append((path, is_link))
+            seen.setdefault(key, []).append(path)
 
 
-def _two_entries(a: Path, a_is_link: bool, b: Path, b_is_link: bool) -> bool:
+def _two_entries(a: Path, b: Path) -> bool:
     """Whether `a` and `b`, one file, are two entries of the tree (two images, as a store or a deduplicating copy
-    keeps identical ones), not one entry listed twice: two link files, neither leading through the other, or two
-    hard links (no link file, each its own real path; a linked folder lists one real path twice)."""
-    if a_is_link and b_is_link:
-        return _separate_links(a, b)
-    return not a_is_link and not b_is_link and os.path.realpath(a) != os.path.realpath(b)
-
-
-def _separate_links(a: Path, b: Path) -> bool:
-    """Whether file links `a` and `b` are two link files, and neither's chain of links passes through the other."""
+    keeps identical ones), not one entry listed twice: each lies where it lies (its folder resolved: a linked folder
+    lists one entry twice), and neither's chain of links passes through the other. Two link files to one object,
+    two hard links, or one of each (git-annex's locked and unlocked, `annex.thin`, copies of one object)."""
     chain_a, chain_b = _link_chain(a), _link_chain(b)
     return chain_a[0] not in chain_b and chain_b[0] not in chain_a
 

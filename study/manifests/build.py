@@ -205,7 +205,10 @@ def drop_classes(index: Index, names: list[str], where: str, flag: str) -> None:
     dropped = set(names)
     gone = np.array([c in dropped for c in index.class_names])
     if gone.all():
-        why = "none of its classes is listed" if flag == "--drop-other-classes" else "these are all its classes"
+        why = "these are all its classes"
+        if flag == "--drop-other-classes":  # what --drop-classes left of the split, when it left out the others
+            why = "none of its classes" + (" that --drop-classes kept" if index.info.get("dropped_classes") else "") \
+                + " is listed"
         raise StudyError(f"{where}: {why}, so {flag} would leave no image")
     counts = np.bincount(index.labels, minlength=len(index.class_names))
     index.info["dropped_classes"] = {**index.info.get("dropped_classes", {}),

@@ -76,6 +76,21 @@ def test_a_corruption_label_names_one_of_its_parameters(unregistered):
     assert "example_noise" not in CORRUPTIONS
 
 
+@pytest.mark.parametrize("label, message", [
+    (("sigma", "blur sigma {}"), r"label's text 'blur sigma \{\}' is no function of the value \(give "
+                                 r"'blur sigma \{\}'\.format\)"),
+    (("sigma", lambda v: v * 2), r"label's text gives 1\.0 for the default 0\.5, not a string"),
+])
+def test_a_corruption_label_whose_text_would_not_name_it_is_refused_when_registered(unregistered, label, message):
+    """The label's text is a function of the main parameter's value (the figure calls it): a format string (the
+    spelling of the figure's former table) or a function that gives no string is refused when registered, not
+    when a report is drawn."""
+    unregistered.append("example_noise")
+    with pytest.raises(ValueError, match=r"^corruption 'example_noise': " + message):
+        register(Corruption("example_noise", {"sigma": Param(0.5, float)}, _ident, label=label))
+    assert "example_noise" not in CORRUPTIONS
+
+
 @pytest.mark.parametrize("text, canonical, slug", [
     ("downsample:factor=2", "downsample:factor=2", "downsample-factor2"),
     ("downsample", "downsample:factor=2", "downsample-factor2"),

@@ -111,7 +111,7 @@ def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_p
 
 
 def test_identical_images_kept_as_hard_links_list_as_two_images_but_a_linked_folder_of_them_does_not(tmp_path):
-    """A deduplicated copy (git-annex's unlocked files, `hardlink`, `rdfind -makehardlinks`) keeps byte-identical
+    """A deduplicated copy (`hardlink`, `rdfind -makehardlinks`) keeps byte-identical
     images as two hard links: two entries of the tree, two images; a class folder linked to another still lists
     each of its files a second time."""
     root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
@@ -124,6 +124,25 @@ def test_identical_images_kept_as_hard_links_list_as_two_images_but_a_linked_fol
     os.symlink("dog", root / "emu")
     with pytest.raises(StudyError, match=re.escape(f"{root}: dog/{dog_file.name} and emu/{dog_file.name} are one "
                                                    "file")):
+        read_dataset("imagefolder", root, "")
+
+
+def test_a_locked_and_an_unlocked_copy_of_one_stored_object_list_as_two_images(tmp_path):
+    """git-annex with annex.thin keeps an unlocked file as a hard link to its object, a locked one as a link to it:
+    byte-identical images, one of each, are two entries of the tree (two images); a link to the hard link in the
+    tree (its chain passes through it) still lists that image twice."""
+    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
+    blob = tmp_path / "store" / "one-object"
+    blob.parent.mkdir()
+    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
+    cat_file.rename(blob)
+    dog_file.unlink()
+    os.symlink(blob, cat_file)  # locked
+    os.link(blob, dog_file)  # unlocked, annex.thin
+    index = read_dataset("imagefolder", root, "")
+    assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
+    os.symlink(os.path.join("..", "dog", dog_file.name), root / "cat" / "again.png")
+    with pytest.raises(StudyError, match=re.escape(f"{root}: cat/again.png and dog/{dog_file.name} are one file")):
         read_dataset("imagefolder", root, "")
 
 

@@ -332,6 +332,35 @@ def test_drop_classes_leaves_out_the_named_classes_and_warns_of_a_name_the_split
     assert va.meta["info"]["dropped_classes"] == {"eel": 1, "fox": 1}
     code, out, err = cli("manifest", "show", "va")
     assert code == 0 and "classes from: tr\ndropped classes: eel (1 image), fox (1 image)\n" in out, err
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "val", "--name",
+                       "va2", "--classes-from", "tr", "--drop-other-classes", "--drop-classes", "dog,eel")
+    assert code == 2 and not manifest_exists("va2")  # tr lists dog and eel, but --drop-classes left out both
+    assert ("--classes-from tr: imagefolder val: none of its classes that --drop-classes kept is listed, so "
+            "--drop-other-classes would leave no image") in err, err
+
+
+def test_drop_classes_keeps_the_taxonomy_of_the_whole_dataset_usable(build, cli, tree, tmp_path):
+    """--drop-classes leaves a class out of the list that --taxonomy's file is checked against: the file of the whole
+    dataset (a row for the dropped class) still serves, as it does for --drop-other-classes' classes; a row for a
+    class that is neither the split's nor dropped is still refused."""
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("tax", "--taxonomy", tax, "--drop-classes", "eel")
+    m = load_manifest("tax")
+    assert m.class_names == ["cat", "dog", "fox"] and m.levels == ["group", "class_name"]
+    assert "eel" not in set(m.table["class_name"]) and set(m.table["group"]) == {"felid", "canid"}
+    two = tmp_path / "two.csv"
+    two.write_text("group,class_name\nfelid,cat\ncanid,dog\n")
+    build("tr", "--taxonomy", two, root=write_tree(tmp_path / "few", {"cat": 3, "dog": 2}))
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name",
+                       "va", "--classes-from", "tr", "--drop-other-classes", "--taxonomy", tax)
+    assert code == 0, err
+    assert load_manifest("va").meta["info"]["dropped_classes"] == {"eel": CLASSES["eel"], "fox": CLASSES["fox"]}
+    extra = tmp_path / "extra.csv"
+    extra.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\nfelid,lynx\n")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name",
+                       "tax2", "--taxonomy", extra, "--drop-classes", "eel")
+    assert code == 2 and f"{extra}: class 'lynx' is not a class of the dataset" in err and not manifest_exists("tax2")
 
 
 @pytest.mark.parametrize("value, message", [
