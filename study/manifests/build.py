@@ -276,8 +276,8 @@ def drop_named_classes(index: Index, names: tuple[str, ...], where: str) -> None
     absent = [n for n in names if n not in known]
     if absent:
         shown = ", ".join(index.class_names[:5]) + (" ..." if len(index.class_names) > 5 else "")
-        print(f"[manifest] warning: --drop-classes: {', '.join(absent)} is no class of {where} (its classes: "
-              f"{shown}); nothing dropped for it", file=sys.stderr)
+        print(f"[manifest] warning: --drop-classes: {', '.join(absent)} {'is' if len(absent) == 1 else 'are'} no "
+              f"class of {where} (its classes: {shown}); nothing dropped for it", file=sys.stderr)
     present = [n for n in names if n in known]
     if present:
         drop_classes(index, present, where, "--drop-classes")

@@ -54,9 +54,10 @@ def register(subparsers) -> None:
     b.add_argument("--drop-other-classes", action="store_true",
                    help="with --classes-from: leave out the images of classes that manifest does not list (recorded "
                         "in the metadata's info.dropped_classes); without it such classes are refused")
-    b.add_argument("--drop-classes", default=None, type=_names, metavar="NAMES",
+    b.add_argument("--drop-classes", default=None, type=_names, action="append", metavar="NAMES",
                    help="leave out the images of these classes, comma-separated class names (e.g. glc20's "
-                        "landcover_0, a no-data code); recorded in the metadata's info.dropped_classes")
+                        "landcover_0, a no-data code; may be repeated); recorded in the metadata's "
+                        "info.dropped_classes")
     b.add_argument("--taxonomy", type=Path, default=None, metavar="FILE",
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
@@ -141,7 +142,7 @@ def _build(a: argparse.Namespace) -> int:
         labeled_sizes=parse_sizes(a.labeled_sizes, "--labeled-sizes"), seed=a.seed, balanced=a.balanced,
         labeled_balanced=not a.labeled_uniform, label_rule=a.label_rule, taxonomy=a.taxonomy,
         classes_from=a.classes_from, drop_other_classes=a.drop_other_classes, channels=a.channels,
-        drop_classes=a.drop_classes or (),
+        drop_classes=tuple(dict.fromkeys(n for names in a.drop_classes or () for n in names)),
     )
     return _report(*build_manifest(cfg), "written")
 
