@@ -3,7 +3,7 @@
 Source i contributes its first n_i images (its `subset(n_i)`); a row of source rank r sits at the fraction
 (r + 0.5) / n_i of its source, and the pool ranks rows by that fraction (ties by source order). So every prefix of
 the pool holds each source in proportion, and the pool is nested like its sources. Labels are the union of the
-sources' classes, `<source>/<class>` (one slash: Places365's `/a/airfield` gives `places365/a/airfield`); paths
+sources' classes, `<source>/<class>` (one slash: Places365's `/a/airfield` gives `places365_train/a/airfield`); paths
 stay relative to each source's root (`source` column, `meta["roots"]`).
 Sources of several kinds (GLC20's `.npy` patches with image datasets) give `kind: "mixed"`; they, or sources of one
 kind read with other channels, record each source's kind and channels in `meta["kinds"]` / `meta["source_channels"]`.
