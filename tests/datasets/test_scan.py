@@ -95,55 +95,42 @@ def test_an_image_link_to_no_file_is_refused_naming_it_not_left_out(tmp_path):
     assert len(read_dataset("imagefolder", root, "")) == 5  # the tree without them lists as before
 
 
-def test_identical_images_kept_as_one_object_of_a_store_list_as_two_images(tmp_path):
-    """git-annex and DataLad keep byte-identical files as two links to one object: two images of the dataset (ImageNet
-    has such duplicates), not one image listed twice."""
+def _two_copies(tmp_path, cat_as: str, dog_as: str):
+    """A 2 + 2 image tree whose first cat and first dog image are one file, an object outside the tree: each kept as
+    a `symlink` to it or as a `hardlink` of it."""
     root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
+    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
     blob = tmp_path / "store" / "one-object"
     blob.parent.mkdir()
-    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
     cat_file.rename(blob)
     dog_file.unlink()
-    os.symlink(blob, cat_file)
-    os.symlink(blob, dog_file)
-    index = read_dataset("imagefolder", root, "")
-    assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
-
-
-def test_identical_images_kept_as_hard_links_list_as_two_images_but_a_linked_folder_of_them_does_not(tmp_path):
-    """A deduplicated copy (`hardlink`, `rdfind -makehardlinks`) keeps byte-identical
-    images as two hard links: two entries of the tree, two images; a class folder linked to another still lists
-    each of its files a second time."""
-    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
-    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
-    dog_file.unlink()
-    os.link(cat_file, dog_file)
+    for path, how in ((cat_file, cat_as), (dog_file, dog_as)):
+        (os.symlink if how == "symlink" else os.link)(blob, path)
     assert os.stat(cat_file).st_ino == os.stat(dog_file).st_ino
+    return root, cat_file, dog_file
+
+
+@pytest.mark.parametrize("cat_as, dog_as", [("symlink", "symlink"), ("hardlink", "hardlink"),
+                                            ("symlink", "hardlink")])
+def test_identical_images_kept_as_one_file_by_two_entries_list_as_two_images(tmp_path, cat_as, dog_as):
+    """Byte-identical images are two images of the dataset (ImageNet has such duplicates), not one listed twice,
+    however the tree keeps them as one file: two links to one object of a store (git-annex, DataLad), two hard links
+    (a deduplicated copy: `hardlink`, `rdfind -makehardlinks`), or one of each (git-annex's locked and unlocked
+    copies under annex.thin). A class folder linked to another, or a link to the hard link in the tree (its chain
+    passes through it), still lists that image twice."""
+    root, cat_file, dog_file = _two_copies(tmp_path, cat_as, dog_as)
     index = read_dataset("imagefolder", root, "")
     assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
     os.symlink("dog", root / "emu")
     with pytest.raises(StudyError, match=re.escape(f"{root}: dog/{dog_file.name} and emu/{dog_file.name} are one "
                                                    "file")):
         read_dataset("imagefolder", root, "")
-
-
-def test_a_locked_and_an_unlocked_copy_of_one_stored_object_list_as_two_images(tmp_path):
-    """git-annex with annex.thin keeps an unlocked file as a hard link to its object, a locked one as a link to it:
-    byte-identical images, one of each, are two entries of the tree (two images); a link to the hard link in the
-    tree (its chain passes through it) still lists that image twice."""
-    root = make_imagefolder(tmp_path / "tree", {"cat": 2, "dog": 2})
-    blob = tmp_path / "store" / "one-object"
-    blob.parent.mkdir()
-    cat_file, dog_file = sorted((root / "cat").glob("*.png"))[0], sorted((root / "dog").glob("*.png"))[0]
-    cat_file.rename(blob)
-    dog_file.unlink()
-    os.symlink(blob, cat_file)  # locked
-    os.link(blob, dog_file)  # unlocked, annex.thin
-    index = read_dataset("imagefolder", root, "")
-    assert len(index) == 4 and index.labels.tolist() == [0, 0, 1, 1]
-    os.symlink(os.path.join("..", "dog", dog_file.name), root / "cat" / "again.png")
-    with pytest.raises(StudyError, match=re.escape(f"{root}: cat/again.png and dog/{dog_file.name} are one file")):
-        read_dataset("imagefolder", root, "")
+    (root / "emu").unlink()
+    if dog_as == "hardlink":
+        os.symlink(os.path.join("..", "dog", dog_file.name), root / "cat" / "again.png")
+        with pytest.raises(StudyError, match=re.escape(f"{root}: cat/again.png and dog/{dog_file.name} are one "
+                                                       "file")):
+            read_dataset("imagefolder", root, "")
 
 
 @pytest.mark.parametrize("how", ["class folder linked to another", "link to another class's link",
