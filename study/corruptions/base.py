@@ -48,11 +48,11 @@ def register(corruption: Corruption) -> Corruption:
     name that is not a word, or a default that its own `check` refuses or that does not read back as itself
     (`parse` of its spelling, same type: `Param(25, float)` would spell one corruption two ways, `sigma=25` and
     `sigma=25.0`, two jobs and two manifests)."""
-    if corruption.label is not None and corruption.label[0] not in corruption.params:
-        raise ValueError(f"corruption {corruption.name!r}: label names parameter {corruption.label[0]!r}, which it "
-                         f"does not have (its parameters: {', '.join(corruption.params) or 'none'})")
-    if corruption.label is not None:  # the figure calls it: a format string would fail only when a report is drawn
+    if corruption.label is not None:  # the figure calls it: a bad label would fail only when a report is drawn
         key, text = corruption.label
+        if key not in corruption.params:
+            raise ValueError(f"corruption {corruption.name!r}: label names parameter {key!r}, which it does not have "
+                             f"(its parameters: {', '.join(corruption.params) or 'none'})")
         if not callable(text):
             raise ValueError(f"corruption {corruption.name!r}: label's text {text!r} is no function of the value "
                              f"(give {text!r}.format)")

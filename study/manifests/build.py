@@ -190,7 +190,8 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
                          f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes); "
                          "--drop-other-classes leaves their images out")
     if missing:
-        drop_classes(index, missing, f"{what}: {where}", "--drop-other-classes")
+        kept = " that --drop-classes kept" if index.info.get("dropped_classes") else ""
+        drop_classes(index, missing, f"{what}: {where}", "--drop-other-classes", f"none of its classes{kept} is listed")
     elif list(index.class_names) == list(class_names):
         return False  # the same manifest as without the flag, byte for byte
     index.labels = np.array([position[c] for c in index.class_names], dtype=np.int64)[index.labels]
@@ -199,16 +200,12 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
     return True
 
 
-def drop_classes(index: Index, names: list[str], where: str, flag: str) -> None:
+def drop_classes(index: Index, names: list[str], where: str, flag: str, why: str) -> None:
     """Leave the images of classes `names` out of `index` (and the classes from its list); their image counts are
-    added to `index.info["dropped_classes"]`. StudyError (`where` first, naming `flag`) when no image is left."""
+    added to `index.info["dropped_classes"]`. StudyError (`where`, `why`, naming `flag`) when no image is left."""
     dropped = set(names)
     gone = np.array([c in dropped for c in index.class_names])
     if gone.all():
-        why = "these are all its classes"
-        if flag == "--drop-other-classes":  # what --drop-classes left of the split, when it left out the others
-            why = "none of its classes" + (" that --drop-classes kept" if index.info.get("dropped_classes") else "") \
-                + " is listed"
         raise StudyError(f"{where}: {why}, so {flag} would leave no image")
     counts = np.bincount(index.labels, minlength=len(index.class_names))
     index.info["dropped_classes"] = {**index.info.get("dropped_classes", {}),
@@ -280,7 +277,7 @@ def drop_named_classes(index: Index, names: tuple[str, ...], where: str) -> None
               f"class of {where} (its classes: {shown}); nothing dropped for it", file=sys.stderr)
     present = [n for n in names if n in known]
     if present:
-        drop_classes(index, present, where, "--drop-classes")
+        drop_classes(index, present, where, "--drop-classes", "these are all its classes")
 
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:

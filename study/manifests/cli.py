@@ -18,7 +18,7 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    names = tuple(n.strip() for n in text.split(",") if n.strip())  # repeats: dropped once all flags are read
     if not names:
         raise argparse.ArgumentTypeError(f"expected class names such as landcover_0, got {text!r}")
     return names

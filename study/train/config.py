@@ -232,8 +232,9 @@ class PretrainConfig:
         """The augmentation settings handed to AugmentConfig: the method's preset unless `augment` names one."""
         d = dict(self.augment or {})
         if "preset" not in d:
-            d["preset"] = self.method_class().augment_preset
-            _check_method_preset(self.method_class(), d["preset"])
+            method_class = self.method_class()
+            d["preset"] = method_class.augment_preset
+            _check_method_preset(method_class, d["preset"])
         d.setdefault("image_size", self.image_size)
         return d
 
