@@ -67,6 +67,11 @@ def _hours(h: float) -> str:
     return f"{h:,.1f} h" if h >= 1 else format_duration(h * 3600)
 
 
+def _counted(n: int, noun: str) -> str:
+    """`1 job`, `3 jobs`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _amount(h: float, unit: str) -> str:
     """`2.7 GPU-hours`, or minutes under a tenth of an hour (a small CPU grid): `4.5 job-minutes`; none: `0.0`."""
     if h == 0 or h >= 0.1:
@@ -88,15 +93,15 @@ def plan_table(plan: "Plan") -> str:
     by = ", ".join(f"{p} {n}" for p, n in c["evaluate_by_protocol"].items())
     lines.append("")
     lines.append(f"grid {plan.name}: {c['pretrain']} pretrain, {c['evaluate']} evaluate"
-                 + (f" ({by})" if by else "") + f", {c['total']} jobs")
+                 + (f" ({by})" if by else "") + f", {_counted(c['total'], 'job')}")
     e = plan.estimate
-    limits = [f"at most {e['max_parallel_gpus']} GPUs" if e["max_parallel_gpus"] else "",
-              f"{e['max_parallel_jobs']} jobs" if e.get("max_parallel_jobs") else ""]
+    limits = [f"at most {_counted(e['max_parallel_gpus'], 'GPU')}" if e["max_parallel_gpus"] else "",
+              _counted(e['max_parallel_jobs'], 'job') if e.get("max_parallel_jobs") else ""]
     par = " and ".join(x for x in limits if x) + " at once" if any(limits) else "unlimited parallel jobs"
     lines.append(f"estimate (profile {e['profile']}): {_amount(e['gpu_hours'], 'GPU')}, "
                  f"{_amount(e.get('job_hours', 0.0), 'job')}, wall {_hours(e['wall_hours'])} with {par}")
     for stage, st in e["per_stage"].items():
-        lines.append(f"  {stage}: {st['jobs']} jobs, {_amount(st['gpu_hours'], 'GPU')}, longest job "
+        lines.append(f"  {stage}: {_counted(st['jobs'], 'job')}, {_amount(st['gpu_hours'], 'GPU')}, longest job "
                      f"{_hours(st['longest_job_hours'])}, wall {_hours(st['wall_hours'])}")
     if e.get("feature_cache_gb"):
         lines.append(f"  disk: feature cache about {e['feature_cache_gb']:,.1f} GB in <workdir>/features, "

@@ -1,14 +1,23 @@
-"""Layer 3, results: one atomic JSON record per job and the tidy Parquet table (docs/architecture.md section 4)."""
-from study.results.collect import (AGGREGATE_COLUMNS, AXES, Collection, aggregate, axis_columns, cell_columns, collect,
-                                   drop_repeated_seeds, find_conflicts, gather, read_table, records_to_table,
-                                   resolve_conflicts, write_table)
+"""Layer 3, results: one atomic JSON record per job and the tidy Parquet table (docs/architecture.md section 4).
+The table half (study.results.collect, also the home of its `collect()`) loads pandas when one of its names is first
+used here, not with a record's: `study status` reads records only."""
+import importlib
+
 from study.results.record import (SCHEMA_VERSION, ResultFileWarning, SkippedFile, code_version, make_record,
                                   protocol_fingerprint, read_result, read_results, result_path, validate_record,
                                   write_result)
 
-__all__ = [
-    "AGGREGATE_COLUMNS", "AXES", "Collection", "ResultFileWarning", "SCHEMA_VERSION", "SkippedFile", "aggregate",
-    "axis_columns", "cell_columns", "code_version", "collect", "drop_repeated_seeds", "find_conflicts", "gather",
-    "make_record", "protocol_fingerprint", "read_result", "read_results", "read_table", "records_to_table",
-    "resolve_conflicts", "result_path", "validate_record", "write_result", "write_table",
-]
+_TABLE_NAMES = ("AGGREGATE_COLUMNS", "AXES", "Collection", "aggregate", "axis_columns", "cell_columns",
+                "drop_repeated_seeds", "find_conflicts", "gather", "read_table", "records_to_table",
+                "resolve_conflicts", "write_table")
+
+__all__ = ["ResultFileWarning", "SCHEMA_VERSION", "SkippedFile", "code_version", "make_record", "protocol_fingerprint",
+           "read_result", "read_results", "result_path", "validate_record", "write_result", *_TABLE_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _TABLE_NAMES:
+        value = getattr(importlib.import_module("study.results.collect"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,7 @@
 test_checks.py; the manifest commands: test_manifest_commands.py)."""
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -152,7 +153,9 @@ def test_a_job_of_seconds_is_not_estimated_at_0_s(write_grid):
     plan = plan_grid(g, Profile(cost=cost))
     # 2 steps x 8 images / 100/s = 0.16 s, + 6 s overhead
     assert plan.estimate["per_stage"]["pretrain"]["longest_job_hours"] == pytest.approx(6.16 / 3600, abs=1e-4)
-    assert "pretrain: 1 jobs, 0.1 GPU-minutes, longest job 6 s, wall 6 s" in plan_table(plan)
+    table = plan_table(plan)
+    assert "pretrain: 1 job, 0.1 GPU-minutes, longest job 6 s, wall 6 s" in table
+    assert re.search(r"^grid \S+: 1 pretrain, 0 evaluate, 1 job$", table, re.M)  # one job, not "1 jobs"
 
 
 def test_cost_model_defaults_are_what_the_jobs_run():

@@ -11,9 +11,9 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import Job
-from study.results import (ResultFileWarning, aggregate, collect, drop_repeated_seeds, find_conflicts, gather,
-                           read_table, records_to_table, resolve_conflicts, result_path, write_result, write_table)
-from study.results.collect import split_numeric_pairs
+from study.results import (ResultFileWarning, aggregate, drop_repeated_seeds, find_conflicts, gather, read_table,
+                           records_to_table, resolve_conflicts, result_path, write_result, write_table)
+from study.results.collect import collect, split_numeric_pairs
 
 
 def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
