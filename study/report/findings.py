@@ -22,8 +22,9 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from study.report.figures.common import (cells, encoder_parts, fmt_size, is_single, label_variants, levels_order,
-                                         size_key)
+from study.report.figures.common import (cells, clean, encoder_parts, fmt_size, is_single, label_variants,
+                                         levels_order, size_key)
+from study.report.figures.domain_concat import concat_encoders, encoder_cells
 
 COLUMNS = ("axis", "name", "finding", "verdict", "evidence")
 NONE = "(none)"  # a null key value, so that merges match null with null
@@ -106,13 +107,27 @@ def _top1_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFr
         return pd.DataFrame()
     table, _ = label_variants(table, expected)
     c = cells(table)
-    c = c[c["mean"].notna()].copy()
+    c = _with_singles(c[c["mean"].notna()].copy(), table)
     for col in ("method", "backbone", "dataset", "size", "corruption", "protocol", "eval_dataset", "labeled_size",
                 "level"):
         c[col] = c[col].astype(object).where(c[col].notna(), NONE) if col in c else NONE
     c.attrs["levels"] = levels_order(table, c["level"][c["level"] != NONE].unique())  # coarse -> fine
     c["_size"] = [_order(v) for v in c["size"]]
     c["_labeled"] = [_order(v) for v in c["labeled_size"]]
+    return c
+
+
+def _with_singles(c: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """`c` with `_single0` and `_single1`: on a concatenation's cell, its two encoders' linear top-1 at its labeled
+    size and of the seeds it was made of, as domain_concat takes them (`encoder_cells`); NaN elsewhere."""
+    c = c.assign(_single0=np.nan, _single1=np.nan)
+    if "protocol" not in c or not (c["protocol"] == "concat").any():
+        return c
+    lin = clean(c[c["protocol"] == "linear"])
+    for i, r in c[c["protocol"] == "concat"].iterrows():
+        for k, encoder in enumerate(concat_encoders(r)[:2]):
+            hit = encoder_cells(lin, table, encoder, r["eval_dataset"], r["labeled_size"])
+            c.loc[i, f"_single{k}"] = hit["mean"].iloc[0] if not hit.empty else np.nan
     return c
 
 
@@ -358,9 +373,10 @@ def _against_pooled(own: pd.DataFrame, pooled: pd.DataFrame, how: str) -> list[C
 
 def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
     """Per concatenation of two encoders on clean images, one of them pretrained on the evaluation dataset: the
-    concatenated top-1 (`mean`), that in-domain encoder's own linear top-1 (`alone`), its method (`own`) and the
-    other encoder's (`other`), at the largest labeled size both have."""
-    lin, rows = _linear(c), []
+    concatenated top-1 (`mean`), that in-domain encoder's own linear top-1 (`alone`, of the seeds the concatenation
+    was made of: `_with_singles`), its method (`own`) and the other encoder's (`other`), at the largest labeled size
+    both have."""
+    rows = []
     conc = c[(c["protocol"] == "concat") & (c["corruption"] == "none")]
     for _, r in conc.iterrows():
         datasets, methods = encoder_parts(r["dataset"], 2), encoder_parts(r["method"], 2)
@@ -369,13 +385,11 @@ def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
         if len(datasets) != 2 or datasets.count(r["eval_dataset"]) != 1:
             continue
         i = datasets.index(r["eval_dataset"])
-        alone = lin[(lin["method"] == methods[i]) & (lin["dataset"] == datasets[i]) & (lin["_labeled"] == r["_labeled"])
-                    & (lin["size"] == sizes[i])]
-        if not alone.empty:
-            rows.append({**r, "alone": alone["mean"].iloc[0], "own": methods[i], "other": methods[1 - i],
-                         "_sizes": str(sizes),
-                         "pair": f"{r['method']} {r['dataset']}" + (f" {_size(r['size'])}" if r["size"] != NONE
-                                                                     else "")})
+        alone = r[f"_single{i}"]
+        if not pd.isna(alone) and not _is(methods[i], "random"):  # a random-init encoder: no pretraining to compare
+            sized = _size(sizes[0]) if sizes[0] == sizes[1] else "|".join(_size(s) for s in sizes)
+            rows.append({**r, "alone": alone, "own": methods[i], "other": methods[1 - i], "_sizes": str(sizes),
+                         "pair": f"{r['method']} {r['dataset']} {sized}"})
     out = pd.DataFrame(rows)
     if not rows:
         return out

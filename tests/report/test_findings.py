@@ -135,8 +135,8 @@ def test_a_supervised_encoder_added_to_the_in_domain_simclr_one():
                        "protocol": "concat", "eval_dataset": "a"}, {(10_000, None): 0.47}))
     verdict, evidence = _verdicts(recs)["concat_supervised_adds"]
     assert verdict == "holds"  # against simclr a 500k (0.40), the concatenation's own encoder, not 1M's 0.45
-    assert evidence == ("simclr|supervised a|b on a, 10k labels: concatenated 0.470, the in-domain simclr encoder "
-                        "alone 0.400 (+7.0 points)")
+    assert evidence == ("simclr|supervised a|b 500k|1M on a, 10k labels: concatenated 0.470, the in-domain simclr "
+                        "encoder alone 0.400 (+7.0 points)")
     assert _verdicts(recs)["concat_adds_little"][0] == "not tested"
 
 
@@ -326,9 +326,9 @@ def test_a_concatenation_with_a_whole_dataset_encoder_and_on_each_evaluation_dat
             + records(eval_axes(dataset="a|b", size="None|1000000", protocol="concat", eval_dataset="b"),
                       {(1000, None): 0.61}))
     assert _verdicts(recs)["concat_adds_little"] == (
-        "holds", "simclr a|b on a, 10k labels: concatenated 0.460, the in-domain simclr encoder alone 0.450 (+1.0 "
-                 "points); simclr a|b on b, 1k labels: concatenated 0.610, the in-domain simclr encoder alone 0.600 "
-                 "(+1.0 points)")
+        "holds", "simclr a|b all|1M on a, 10k labels: concatenated 0.460, the in-domain simclr encoder alone 0.450 "
+                 "(+1.0 points); simclr a|b all|1M on b, 1k labels: concatenated 0.610, the in-domain simclr encoder "
+                 "alone 0.600 (+1.0 points)")
 
 
 def test_size_step_thresholds_and_direction():
@@ -518,3 +518,42 @@ def test_a_concatenation_of_two_in_domain_encoders_is_not_compared_with_one_of_t
             + _concat("simclr", "a|a", 0.46) + _concat("simclr|supervised", "a|a", 0.62))
     verdicts = _verdicts(recs)
     assert verdicts["concat_adds_little"][0] == verdicts["concat_supervised_adds"][0] == "not tested"
+    # as the plan spells a pair of one dataset: its shared value, `a`
+    verdicts = _verdicts(recs[:4] + _concat("simclr|supervised", "a", 0.62) + _concat("simclr", "a", 0.46))
+    assert verdicts["concat_adds_little"][0] == verdicts["concat_supervised_adds"][0] == "not tested"
+
+
+def test_a_concatenation_is_compared_with_its_encoder_at_the_seeds_it_was_made_of_as_domain_concat_shows():
+    """Singles of seeds 0 and 1 (0.44, 0.46) beside a concatenation of seed 0's encoders only: the finding compares
+    it with seed 0's single (0.44), not the mean over both seeds (0.45), and its gain is the table's."""
+    from study.report.figures import domain_concat
+
+    recs = (_linear("simclr", 1_000_000, 0.45) + _linear("simclr", 1_000_000, 0.25, dataset="b")
+            + records(eval_axes(dataset="a|b", protocol="concat"), {(10_000, None): 0.465}, seeds=(0,)))
+    assert _verdicts(recs)["concat_adds_little"] == (
+        "does not hold", "simclr a|b 1M on a, 10k labels: concatenated 0.465, the in-domain simclr encoder alone "
+                         "0.440 (+2.5 points)")
+    gain = domain_concat.paper_table(domain_concat.draw(table_of(recs))[1])["gain over in-domain"].iloc[0]
+    assert gain == pytest.approx(0.025)
+    # a concatenation of seed 0's encoder with seed 1's: each encoder at its own seed
+    recs = _linear("simclr", 1_000_000, 0.45) + records(eval_axes(method="simclr|supervised", dataset="a|b",
+                                                                  protocol="concat"), {(10_000, None): 0.43},
+                                                        seeds=("1|0",))
+    assert _verdicts(recs)["concat_supervised_adds"][1].endswith("alone 0.460 (-3.0 points)")
+
+
+def test_the_evidence_of_a_concatenation_of_two_sizes_names_both():
+    recs = (_linear("simclr", 500_000, 0.40) + _linear("simclr", 250_000, 0.30)
+            + _concat("simclr|supervised", "a|b", 0.47, size="500000|1000000")
+            + _concat("simclr|supervised", "a|b", 0.25, size="250000|1000000"))
+    evidence = _verdicts(recs)["concat_supervised_adds"][1]
+    assert "simclr|supervised a|b 500k|1M on a, 10k labels: concatenated 0.470" in evidence
+    assert "simclr|supervised a|b 250k|1M on a, 10k labels: concatenated 0.250" in evidence
+
+
+def test_whole_datasets_are_compared_across_domains_with_whole_datasets_only():
+    """Size `all` (null) is one size in the cross-domain findings, as in domain_matrix; never paired with a count."""
+    recs = (_linear("simclr", None, 0.45) + _linear("simclr", None, 0.30, dataset="b")
+            + _linear("simclr", 1_000_000, 0.90, dataset="c"))  # 1M: not the whole dataset's size
+    assert _verdicts(recs)["in_domain_beats_cross_domain"] == (
+        "holds", "simclr all on a, 10k labels: in-domain 0.450, best cross-domain (b) 0.300 (+15.0 points)")

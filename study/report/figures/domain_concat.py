@@ -50,6 +50,27 @@ def _of_seeds(hit: pd.DataFrame, table: pd.DataFrame, seeds: set[str] | None) ->
     return mine[[k in want for k in key_tuples(mine, keys)]]
 
 
+def concat_encoders(c) -> list[tuple]:
+    """(method, dataset, size, seeds) of each encoder of the concatenation cell `c` (a row of `cells`): size None for
+    a whole dataset's, seeds as `_role_seeds` gives them."""
+    datasets = encoder_parts(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
+    size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
+    methods, sizes = encoder_parts(c["method"], len(datasets)), encoder_parts(size, len(datasets))
+    return list(zip(methods, datasets, sizes, _role_seeds(c.get("seeds"), len(datasets))))
+
+
+def encoder_cells(lin: pd.DataFrame, table: pd.DataFrame, encoder: tuple, eval_dataset, labeled) -> pd.DataFrame:
+    """The linear cells (of `lin`, `table`'s clean linear cells) of one encoder of a concatenation (`concat_encoders`)
+    on `eval_dataset` at `labeled` labels, of the seeds the concatenation was made of: what its bar draws, and what
+    study.report.findings compares the concatenation with."""
+    method, dataset, size, seeds = encoder
+    hit = lin[(lin["dataset"] == dataset) & same(lin["method"], method) & (lin["eval_dataset"] == eval_dataset)
+              & same(lin["labeled_size"], labeled)]
+    whole = size is None or pd.isna(size)  # an encoder of the whole dataset: its cells have no size
+    hit = hit[hit["size"].isna()] if whole else hit[hit["size"] == size]
+    return _of_seeds(hit, table, seeds)
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
     table, expected = label_variants(table, expected)
@@ -66,22 +87,16 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         labeled, group = at_largest_labeled(group, wait_ev)
         rank = dataset_rank(group["dataset"], expected)
         for _, c in group.sort_values("dataset", key=lambda s: s.map(rank)).iterrows():
-            datasets = encoder_parts(c["dataset"], len(ROLES) - 1)  # a shared value stands for both encoders
-            size = c["size_pair"] if "size_pair" in c and isinstance(c["size_pair"], str) else c["size"]
-            methods, sizes = encoder_parts(c["method"], len(datasets)), encoder_parts(size, len(datasets))
-            seeds = _role_seeds(c.get("seeds"), len(datasets))
+            encoders = concat_encoders(c)
+            methods, datasets, sizes, seeds = (list(v) for v in zip(*encoders))
             names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
             if seeds[0] != seeds[1]:  # a concatenation of two seeds' encoders: name each encoder's seed
                 names = [f"{n} seed {','.join(sorted(s, key=lambda v: (len(v), v)))}" for n, s in zip(names, seeds)]
             pair = " | ".join(names)
-            for role, m, d, s, name, own in zip(ROLES, methods, datasets, sizes, names, seeds):
-                hit = lin[(lin["dataset"] == d) & same(lin["method"], m) & (lin["eval_dataset"] == ev)
-                          & same(lin["labeled_size"], labeled)]
-                whole = s is None or pd.isna(s)  # an encoder of the whole dataset: its cells have no size
-                hit = hit[hit["size"].isna()] if whole else hit[hit["size"] == s]
-                hit = _of_seeds(hit, table, own)
-                rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": d,
+            for role, encoder, name in zip(ROLES, encoders, names):
+                hit = encoder_cells(lin, table, encoder, ev, labeled)
+                rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": encoder[1],
                              "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
                          "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"]),
