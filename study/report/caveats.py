@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
-from study.results.collect import planned_seeds
+from study.results.table import planned_seeds
 
 
 def _cell_keys(agg: pd.DataFrame) -> list[str]:

@@ -14,7 +14,7 @@ from study.errors import StudyError
 from study.report import curves
 from study.report.figures import FIGURES
 from study.report.tables import table_paths
-from study.results.collect import TABLE_SCHEMA_KEY
+from study.results.table import TABLE_SCHEMA_KEY
 
 LISTING = ".study-report.json"  # the files builds wrote into the report folder
 

@@ -1,13 +1,13 @@
 """Layer 3, results: one atomic JSON record per job and the tidy Parquet table (docs/architecture.md section 4).
-The table half (study.results.collect, also the home of its `collect()`) loads pandas when one of its names is first
-used here, not with a record's: `study status` reads records only."""
+The table half (study.results.table) loads pandas when one of its names is first used, not with a record's:
+`study status` reads records only."""
 import importlib
 
 from study.results.record import (SCHEMA_VERSION, ResultFileWarning, SkippedFile, code_version, make_record,
                                   protocol_fingerprint, read_result, read_results, result_path, validate_record,
                                   write_result)
 
-_TABLE_NAMES = ("AGGREGATE_COLUMNS", "AXES", "Collection", "aggregate", "axis_columns", "cell_columns",
+_TABLE_NAMES = ("AGGREGATE_COLUMNS", "AXES", "Collection", "aggregate", "axis_columns", "cell_columns", "collect",
                 "drop_repeated_seeds", "find_conflicts", "gather", "read_table", "records_to_table",
                 "resolve_conflicts", "write_table")
 
@@ -17,7 +17,7 @@ __all__ = ["ResultFileWarning", "SCHEMA_VERSION", "SkippedFile", "code_version",
 
 def __getattr__(name: str):
     if name in _TABLE_NAMES:
-        value = getattr(importlib.import_module("study.results.collect"), name)
+        value = getattr(importlib.import_module("study.results.table"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

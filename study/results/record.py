@@ -26,7 +26,7 @@ one value however written (`10` or `10.0`: a grid's `warmup_epochs: 0` and `0.0`
 job ids, which hash the settings as written, differ.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
-(study.results.collect) recomputes it from `protocol` with this code's rule, so that records written under an older
+(study.results.table) recomputes it from `protocol` with this code's rule, so that records written under an older
 rule still group with new ones.
 """
 from __future__ import annotations

@@ -338,7 +338,7 @@ def test_granularity_caption_follows_the_recorded_mode():
 def test_an_entrys_variant_is_drawn_apart_not_a_fingerprint_conflict():
     """Both granularity modes of one grid, told apart by the per-level entry's `variant`: two lines per method, no
     cell holding two fingerprints."""
-    from study.results.collect import aggregate, find_conflicts
+    from study.results.table import aggregate, find_conflicts
     per_level = [{**r, "job_id": r["job_id"] + "v", "axes": {**r["axes"], "variant": "per_level"},
                   "metrics": [{**m, "value": m["value"] - 0.1} for m in r["metrics"]],
                   "protocol": {**r["protocol"], "granularity_mode": "per_level"}} for r in granularity_records()]

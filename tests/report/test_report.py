@@ -692,7 +692,7 @@ def test_the_reports_readme_documents_every_column_of_results_parquet(tmp_path):
     """reports/README.md names each column results.parquet has (the protocol's as `protocol.<dotted.key>`), and the
     table layout of every figure the report draws."""
     from study.report.figures import FIGURES
-    from study.results.collect import AXES, METRIC_COLUMNS, PROTOCOL_PREFIX, RUN_COLUMNS
+    from study.results.table import AXES, METRIC_COLUMNS, PROTOCOL_PREFIX, RUN_COLUMNS
 
     readme = (REPO / "reports" / "README.md").read_text()
     columns = readme.split("## `results.parquet` columns", 1)[1]

@@ -13,7 +13,7 @@ import seaborn as sns
 
 from study.counts import format_count
 from study.report import style
-from study.results.collect import aggregate, key_tuples, planned_seeds, resolve_conflicts
+from study.results.table import aggregate, key_tuples, planned_seeds, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is

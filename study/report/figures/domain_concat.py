@@ -14,7 +14,7 @@ from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
                                          encoder_parts, first_cell, fmt_size, label_variants, planned_missing, same,
                                          seeds_note, wide)
-from study.results.collect import key_tuples
+from study.results.table import key_tuples
 
 NAME = "domain_concat"
 TITLE = "Domain: single encoders vs concatenated features (paper: CVPR Table 3)"

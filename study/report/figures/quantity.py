@@ -14,7 +14,7 @@ from study.report import style
 from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, label_variants,
                                          method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
                                          series_labels, size_key, varying, wide)
-from study.results.collect import AGGREGATE_COLUMNS, key_tuples
+from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images (paper: CVPR Fig. 2; kNN panels ours)"

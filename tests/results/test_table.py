@@ -11,9 +11,9 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import Job
-from study.results import (ResultFileWarning, aggregate, drop_repeated_seeds, find_conflicts, gather, read_table,
-                           records_to_table, resolve_conflicts, result_path, write_result, write_table)
-from study.results.collect import collect, split_numeric_pairs
+from study.results import (ResultFileWarning, aggregate, collect, drop_repeated_seeds, find_conflicts, gather,
+                           read_table, records_to_table, resolve_conflicts, result_path, write_result, write_table)
+from study.results.table import split_numeric_pairs
 
 
 def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
@@ -272,7 +272,7 @@ def test_planned_seeds_counts_the_plans_seeds_of_each_cell(tmp_path):
     every labeled size of its cell; concatenations count their seed pairs."""
     from dataclasses import dataclass
 
-    from study.results.collect import planned_seeds
+    from study.results.table import planned_seeds
 
     @dataclass
     class Plan:
@@ -434,7 +434,7 @@ def test_seeds_a_float_column_holds_read_as_integers():
 
 def test_key_tuples_read_every_null_spelling_and_an_absent_column_as_none():
     """A plan's None, a table's NaN and a nullable column's NA make one key; a column the frame lacks is None."""
-    from study.results.collect import key_tuples
+    from study.results.table import key_tuples
 
     df = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [float("nan"), 2.0], "c": ["x", None]})
     assert key_tuples(df, ["a", "b", "c", "nope"]) == [(1, None, "x", None), (None, 2.0, None, None)]
