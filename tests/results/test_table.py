@@ -495,3 +495,16 @@ def test_a_plans_labeled_sizes_are_listed_for_the_figures(tmp_path):
                       Job("e1", "evaluate", {"axes": {"seed": 1}})])
     sizes = gather(tmp_path, plan).planned["labeled_sizes"]
     assert sizes.iloc[0] == "1000,all" and pd.isna(sizes.iloc[1])
+
+
+def test_the_package_gives_the_table_names_on_first_use():
+    """study.results loads its table half lazily (no pandas for a record's reader): its names are the table module's
+    own, `collect` the function (not a submodule of that name), and an unknown name is an AttributeError."""
+    import study.results as results
+    import study.results.table as table
+
+    assert results.collect is table.collect and callable(results.collect)
+    assert results.aggregate is table.aggregate and results.AXES is table.AXES
+    assert set(table.__dict__) >= {n for n in results.__all__ if not hasattr(results.record, n)}
+    with pytest.raises(AttributeError, match="no_such_name"):
+        results.no_such_name
