@@ -23,6 +23,17 @@ def _events(workdir, grid):
     return [e for e in Ledger(workdir, grid).events() if e["event"] == "local"]
 
 
+SLOW_S = 300  # how long a test waits for what takes seconds on an idle machine: on 2 loaded cores, minutes
+
+
+def _until(condition, seconds=SLOW_S, every=0.5):
+    """`condition()` once true, or its value after `seconds` of asking every `every` s."""
+    deadline = time.time() + seconds
+    while not (ok := condition()) and time.time() < deadline:
+        time.sleep(every)
+    return ok
+
+
 def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env):
     grid = env / "g.yaml"
     grid.write_text(grid_text("localg", datasets=("toy", "bad")))
@@ -137,20 +148,21 @@ def _start_long_local_run(env, name, loader_workers=0, checkpoint_at_stop_only=F
     wd = env / "wd"
     proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
                              "--workdir", str(wd), "--workers", "1"], stderr=subprocess.PIPE, text=True)
+
+    def started():
+        running = [e for e in _events(wd, name) if e["state"] == "running"] if (
+            wd / "ledgers" / f"{name}.jsonl").exists() else []
+        return running[0] if running else None
+
     try:
-        deadline, worker = time.time() + 120, None
-        while time.time() < deadline and worker is None:
-            time.sleep(0.5)
-            if (wd / "ledgers" / f"{name}.jsonl").exists():
-                running = [e for e in _events(wd, name) if e["state"] == "running"]
-                worker = running[0] if running else None
-        assert worker is not None, "no job started"
+        _until(lambda: started() is not None or proc.poll() is not None)
+        worker = started()
+        assert worker is not None, f"no job started (the command's exit code: {proc.poll()})"
         ckpt = wd / "jobs" / worker["job"] / "checkpoint.pt"
         log = Path(worker["log"])
         under_way = (lambda: "] step " in log.read_text()) if checkpoint_at_stop_only else ckpt.exists
-        while time.time() < deadline and not under_way():  # training is under way (a checkpoint or a log line a step)
-            time.sleep(0.5)
-        assert under_way(), "training not under way"
+        _until(lambda: under_way() or proc.poll() is not None)  # a checkpoint, or a log line a step
+        assert under_way(), f"training not under way (the command's exit code: {proc.poll()})"
         assert ckpt.exists() != checkpoint_at_stop_only
     except BaseException:
         proc.kill()
@@ -171,9 +183,7 @@ def _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=False):
             return "gone"
 
     ended = ("gone", "Z") if orphan else ("gone",)
-    deadline = time.time() + 60
-    while time.time() < deadline and state() not in ended:
-        time.sleep(0.5)
+    _until(lambda: state() in ended)  # an orphan checkpoints at its next step first, then its interpreter exits
     # the worker is not left running (a zombie would mean nobody reaped it: our command must)
     assert state() in ended, f"worker {worker['pid']} left behind (state {state()})"
     from study.train.checkpoint import load_checkpoint
@@ -193,7 +203,7 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
         assert os.getsid(worker["pid"]) == worker["pid"]
         assert str((wd / "locks" / f"{worker['job']}.lock").resolve()) in _open_files(worker["pid"])
         proc.send_signal(getattr(signal, signame))
-        assert proc.wait(timeout=60) == 128 + getattr(signal, signame)
+        assert proc.wait(timeout=SLOW_S) == 128 + getattr(signal, signame)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -208,7 +218,7 @@ def test_a_second_ctrl_c_during_the_stop_does_not_cut_it_short(env):
     import threading
 
     proc, wd, worker, ckpt = _start_long_local_run(env, "twice", checkpoint_at_stop_only=True)
-    guard = threading.Timer(120, proc.kill)  # a hung read below fails the test, not the run
+    guard = threading.Timer(2 * SLOW_S, proc.kill)  # a hung read below fails the test, not the run
     guard.start()
     try:
         proc.send_signal(signal.SIGINT)
@@ -217,7 +227,7 @@ def test_a_second_ctrl_c_during_the_stop_does_not_cut_it_short(env):
             lines.append(proc.stderr.readline())
             assert lines[-1], "".join(lines)  # end of stderr before the stop's message
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        assert proc.wait(timeout=SLOW_S) == 130
         assert not os.path.exists(f"/proc/{worker['pid']}"), "the command ended before its worker"  # reaped by it
     finally:
         guard.cancel()
@@ -237,7 +247,7 @@ def test_cancel_stops_the_grids_local_command_which_checkpoints_first(env):
         assert code == 0, err
         assert f"stopped 1 `study submit --cluster local` of grid cang (pid {proc.pid} on " in out, out
         assert "Slurm" not in out, out  # a grid run here only: no word of Slurm jobs it never had
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        assert proc.wait(timeout=SLOW_S) == 128 + signal.SIGTERM
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -260,7 +270,7 @@ def test_a_closed_terminal_with_a_dead_stderr_still_stops_the_workers(env):
     try:
         proc.stderr.close()  # nobody reads the command's stderr any more: writing it raises BrokenPipeError
         proc.send_signal(signal.SIGHUP)
-        proc.wait(timeout=60)
+        proc.wait(timeout=SLOW_S)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -273,7 +283,7 @@ def test_a_killed_command_takes_its_workers_down(env):
     parent, checkpointing first, and the job reads missing: a rerun resumes it."""
     proc, wd, worker, ckpt = _start_long_local_run(env, "killg")
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=SLOW_S)
     _assert_stopped_after_checkpoint(wd, worker, ckpt, orphan=True)
     code, out, _ = run_cli(["status", str(env / "g.yaml"), "--workdir", str(wd)])
     assert code == 0 and "missing" in out
@@ -292,17 +302,14 @@ def test_a_killed_workers_data_loader_processes_do_not_keep_its_job_locked(env):
         for pid in loaders:
             os.kill(pid, signal.SIGSTOP)
         os.kill(worker["pid"], signal.SIGKILL)
-        deadline, fd = time.time() + 10, None
-        while time.time() < deadline and fd is None:
-            time.sleep(0.1)
-            fd = try_lock(lock)
+        fd = _until(lambda: try_lock(lock), every=0.1)  # the stopped loader process would hold it for ever
         assert fd is not None, "the job lock is still held by the killed worker's data loader process"
         os.close(fd)
     finally:
         for pid in loaders:
             os.kill(pid, signal.SIGKILL)
         proc.kill()
-        proc.wait(timeout=30)
+        proc.wait(timeout=SLOW_S)
 
 
 def _open_files(pid):
@@ -347,12 +354,10 @@ def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
     cmd = [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local", "--workdir", str(wd),
            "--workers", "1"]
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(e["state"] == "running" for e in (
-            _events(wd, "twice") if (wd / "ledgers" / "twice.jsonl").exists() else [])):
-        time.sleep(0.2)
+    _until(lambda: any(e["state"] == "running" for e in (
+        _events(wd, "twice") if (wd / "ledgers" / "twice.jsonl").exists() else [])), every=0.2)
     second = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    errs = [p.communicate(timeout=300)[1] for p in (first, second)]
+    errs = [p.communicate(timeout=2 * SLOW_S)[1] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, errs
     starts = [e["job"] for e in _events(wd, "twice") if e["state"] == "running"]
     assert sorted(starts) == sorted(j.id for j in plan_grid(grid).jobs)  # each job started once, by one command
@@ -475,14 +480,13 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
         proc = subprocess.Popen([sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local",
                                  "--workdir", str(wd), "--workers", "1"], stderr=f)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and "another command on this workdir runs it" not in log.read_text():
-            time.sleep(0.2)
+        assert _until(lambda: "another command on this workdir runs it" in log.read_text(), every=0.2), \
+            log.read_text()
         time.sleep(3)  # it waits while the lock is held
         assert proc.poll() is None, log.read_text()
         os.close(lock)
         lock = None
-        assert proc.wait(timeout=60) == 1
+        assert proc.wait(timeout=SLOW_S) == 1
     finally:
         if lock is not None:
             os.close(lock)
@@ -514,6 +518,7 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
     as still pending) and lets go: the local command runs none of them."""
     import subprocess
     import sys
+    import threading
 
     from study.launch.locks import submit_lock
 
@@ -523,20 +528,25 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
     jobs = plan_grid(grid).jobs
     cmd = [sys.executable, "-m", "study.cli", "submit", str(grid), "--cluster", "local", "--workdir", str(wd),
            "--workers", "1"]
-    local = None
+    local, said = None, []
     try:
         with submit_lock(wd):
             local = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-            deadline = time.time() + 60  # until the local command holds its own lock (next: the submit lock)
-            while time.time() < deadline and not list((wd / "locks").glob("command-*")) and local.poll() is None:
-                time.sleep(0.2)
-            time.sleep(1)
+            guard = threading.Timer(SLOW_S, local.kill)  # a hung read below fails the test, not the run
+            guard.start()
+            try:  # until the local command waits for the submit lock (it holds its own command lock by then)
+                while not said or "waiting for another study submit" not in said[-1]:
+                    said.append(local.stderr.readline())
+                    assert said[-1], "".join(said)  # it ended without waiting
+            finally:
+                guard.cancel()
+            time.sleep(1)  # a command that said so but did not wait would have queued its jobs by now
             assert not _events(wd, "race"), "the local command read the states while the lock was held"
             Ledger(wd, "race").append([{"event": "queued", "batch": "b", "job": j.id, "stage": j.stage,
                                         "slurm_job_id": f"98765432{i}", "array_job_id": f"98765432{i}",
                                         "folder": str(wd / "submitit" / "study-race-pretrain-b")}
                                        for i, j in enumerate(jobs)])
-        err = local.communicate(timeout=120)[1]
+        err = "".join(said) + local.communicate(timeout=SLOW_S)[1]
     finally:
         if local is not None and local.poll() is None:
             local.terminate()  # its workers end with it (SIGTERM: see test_sigterm_stops_the_workers...)
@@ -915,6 +925,46 @@ def test_a_job_two_of_whose_dependencies_fail_at_once_is_cancelled_once(tmp_path
     assert err.getvalue().count("cancelled evaluate c") == 1, err.getvalue()
 
 
+def test_the_workers_of_a_stop_share_one_grace_period(monkeypatch, tmp_path):
+    """Workers that do not end on SIGUSR2 (one stuck in a long step) are killed once one STOP_GRACE_S has passed
+    since the stop, all of them: a wait of the grace for each in turn kept a stopped command n times as long (30 s a
+    worker), past `study cancel`'s wait for it. Here 3 workers that ignore SIGUSR2, a grace of 1 s."""
+    import io
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+
+    monkeypatch.setattr(scheduler, "STOP_GRACE_S", 1.0)
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(3)]
+    plan, err = SimpleNamespace(name="graceg", jobs=jobs, path=None), io.StringIO()
+    run = scheduler._LocalRun(plan, tmp_path, Ledger(tmp_path, "graceg"), err, [], set(), [], [None] * 3, 1)
+    ignores = ("import signal, time; signal.signal(signal.SIGUSR2, signal.SIG_IGN); print('ready', flush=True); "
+               "time.sleep(60)")
+    procs = []
+    try:
+        for slot, job in enumerate(jobs):
+            proc = subprocess.Popen([sys.executable, "-c", ignores], stdout=subprocess.PIPE, text=True)
+            procs.append(proc)
+            assert proc.stdout.readline() == "ready\n"  # it ignores SIGUSR2 from here on
+            lock = os.open(tmp_path / f"{job.id}.lock", os.O_CREAT | os.O_RDWR)
+            run.running[job.id] = scheduler._Running(job, proc, slot, tmp_path / f"{job.id}.log", time.time(), lock)
+        t0 = time.monotonic()
+        run.stop_workers()
+        took = time.monotonic() - t0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+    assert [p.returncode for p in procs] == [-signal.SIGKILL] * 3, err.getvalue()  # each outlived the grace: killed
+    assert 0.9 <= took < 2.5, took  # one grace of 1 s for the three, not 3 s
+    assert "stopping 3 worker(s)" in err.getvalue() and "killed after 1 s" in err.getvalue(), err.getvalue()
+
+
 def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_given_up(monkeypatch, tmp_path):
     """A dependency pending in another live command (another grid's, sharing it) is waited for; once that command
     has ended without running it (it reads missing), this one leaves its dependent not run (exit 1) instead of
@@ -939,11 +989,9 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
     run = threading.Thread(target=lambda: got.append(scheduler.run_local(
         SimpleNamespace(name="outg", jobs=jobs, path=None), wd, workers=1, err=err)), daemon=True)
     run.start()
-    deadline = time.time() + 30
-    while time.time() < deadline and "waiting for pretrain a" not in err.getvalue():
-        time.sleep(0.05)
+    _until(lambda: "waiting for pretrain a" in err.getvalue(), every=0.05)
     os.close(other)  # that command ends, never having run `a`
-    run.join(timeout=30)
+    run.join(timeout=SLOW_S)
     assert got == [1], err.getvalue()
     assert "waiting for pretrain a (pending in the command of pid 1 on " in err.getvalue()
     assert "their dependencies a ended outside this command without a result" in err.getvalue()

@@ -2,6 +2,7 @@
 jobs finished, the larger of the work shared by the workers and the longest job."""
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -107,3 +108,34 @@ def test_a_finished_job_counts_its_results_wall_time_over_every_session(tmp_path
     assert job_seconds(tmp_path, "nothere", 300.0) == 300.0
     (tmp_path / "results" / "abc123.json").write_text(json.dumps({"torn": True}))
     assert job_seconds(tmp_path, "abc123", 300.0) == 300.0
+
+
+def test_a_reaped_job_calibrates_the_time_left_by_its_results_wall_time_not_its_workers(tmp_path):
+    """The scheduler's reaping of a done job (not job_seconds alone): a job resumed from its checkpoint whose worker
+    ran its last minute, and whose result records 1.5 h over its sessions, calibrates the other jobs' estimates by
+    the 1.5 h; its worker's minute would have said about a minute left for an hour and a half of work."""
+    import io
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from study.grids import Job
+    from study.launch.ledger import Ledger
+    from study.launch.local.scheduler import _LocalRun, _Running
+    from study.results.record import make_record, write_result
+
+    jobs = [Job(id="p1", stage="pretrain", config={"axes": {}}), Job(id="p2", stage="pretrain", config={"axes": {}})]
+    plan, err = SimpleNamespace(name="etar", jobs=jobs, path=None), io.StringIO()
+    run = _LocalRun(plan, tmp_path, Ledger(tmp_path, "etar"), err, [jobs[1]], set(), [1], [None, None], 1)
+    run.eta = Eta({"p1": 3600.0, "p2": 3600.0})  # the cost model's hour each
+    write_result(tmp_path, make_record(jobs[0], {"metrics": [], "protocol": {}}, wall_time_s=5400.0))
+    worker = subprocess.Popen([sys.executable, "-c", "pass"])
+    worker.wait()
+    lock = os.open(tmp_path / "p1.lock", os.O_CREAT | os.O_RDWR)
+    run.running["p1"] = _Running(jobs[0], worker, 0, tmp_path / "p1.log", time.time() - 60.0, lock)  # a minute ago
+    run.reap()
+    assert "p1" in run.done and not run.running
+    assert run.eta.finished == {"pretrain": [3600.0, 5400.0]}
+    # the progress line says the worker's minute, and the time left of p2 at 1.5 times its hour
+    assert re.search(r"\| done pretrain p1 in \d+ s; about 1\.5 h left$", err.getvalue(), re.M), err.getvalue()
