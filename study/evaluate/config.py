@@ -28,8 +28,8 @@ class LinearConfig:
     `weight_decays` by top-1 (ties: cross-entropy) on a class-stratified held-out `val_fraction` of the labeled
     subset, fitting the grid from the strongest penalty down, each fit warm-started from the previous one; then the
     probe is refit on the whole subset, warm-started from the chosen value's solution. With these iteration caps the
-    probes of six labeled sizes cost about 0.06 of the feature extraction at 1000 classes on a CPU, and more with
-    more classes or on a GPU, where the extraction is fast (benchmarks/README.md)."""
+    probes of six labeled sizes cost about 0.06 of the feature extraction at 1000 classes on a CPU, 0.11 on an H200
+    (where the extraction is fast), and more with more classes (benchmarks/README.md)."""
 
     standardize: bool = True  # ours: z-score with the mean and std of the rows each fit trains on
     optimizer: str = "lbfgs"  # ours: full-batch L-BFGS (strong Wolfe); "adam"/"sgd": mini-batches of batch_size

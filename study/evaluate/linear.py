@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from study.evaluate import ranking
+from study.evaluate import lbfgs, ranking
 from study.evaluate.config import LinearConfig
 
 # what a result's protocol records of the standardization (with linear.standardize)
@@ -128,19 +128,20 @@ def held_out_scores(probe: "Probe", rows: Rows, y: torch.Tensor) -> tuple[float,
 
 
 def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train index, held-out index), on y's device: of each class with >= 2 rows, round(fraction x count) rows held
-    out, but at least one and at most count - 1 (so at 2 labels per class, half of them)."""
-    rng = np.random.default_rng([seed, 0x9A1])
+    """(train index, held-out index), sorted, on y's device: of each class with >= 2 rows, round(fraction x count)
+    rows held out (half to even), but at least one and at most count - 1 (so at 2 labels per class, one of them).
+    Each row draws one random key from `seed`; a class holds out its rows of the smallest keys: the split depends on
+    which rows share a class, not on how the classes are numbered."""
     y_np = y.cpu().numpy()
-    train, held = [], []
-    for c in np.unique(y_np):
-        idx = np.flatnonzero(y_np == c)
-        idx = idx[rng.permutation(len(idx))]
-        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx))))) if len(idx) >= 2 and fraction > 0 else 0
-        held.append(idx[:k])
-        train.append(idx[k:])
-    return (torch.as_tensor(np.sort(np.concatenate(train)), device=y.device),
-            torch.as_tensor(np.sort(np.concatenate(held)), device=y.device))
+    keys = np.random.default_rng([seed, 0x9A1]).random(len(y_np))
+    order = np.lexsort((keys, y_np))  # by class, then by key
+    _, starts, counts = np.unique(y_np[order], return_index=True, return_counts=True)
+    k = np.minimum(counts - 1, np.maximum(1, np.rint(fraction * counts).astype(np.int64)))
+    held = np.where((counts >= 2) & (fraction > 0), k, 0)
+    rank = np.arange(len(order)) - np.repeat(starts, counts)  # a row's place in its class, by key
+    out = rank < np.repeat(held, counts)
+    return (torch.as_tensor(np.sort(order[~out]), device=y.device),
+            torch.as_tensor(np.sort(order[out]), device=y.device))
 
 
 def fit(rows: Rows, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearConfig, seed: int,
@@ -154,12 +155,11 @@ def fit(rows: Rows, y: torch.Tensor, num_classes: int, wd: float, cfg: LinearCon
     w = (init.weight.clone() if init is not None else torch.zeros(num_classes, x.shape[1], dtype=x.dtype,
                                                                   device=x.device))
     b = (init.bias.clone() if init is not None else torch.zeros(num_classes, dtype=x.dtype, device=x.device))
+    if cfg.optimizer == "lbfgs":
+        return _fit_lbfgs(rows, y, w, b, wd, cfg, max_iter)
     w.requires_grad_(True)
     b.requires_grad_(True)
-    if cfg.optimizer == "lbfgs":
-        _fit_lbfgs(rows, y, w, b, wd, cfg, max_iter)
-    else:
-        _fit_minibatch(rows, y, w, b, wd, cfg, seed)
+    _fit_minibatch(rows, y, w, b, wd, cfg, seed)
     return Probe(w.detach(), b.detach())
 
 
@@ -169,32 +169,48 @@ def _loss(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd
 
 
 def _fit_lbfgs(rows: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd: float, cfg: LinearConfig,
-               max_iter: int) -> None:
-    """Full-batch L-BFGS (strong Wolfe line search) on `w`, `b` in place; the loss and gradient summed over row
-    chunks where the rows do not fit in one."""
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=cfg.tolerance_grad,
-                            tolerance_change=cfg.tolerance, history_size=cfg.history_size,
-                            line_search_fn="strong_wolfe")
+               max_iter: int) -> Probe:
+    """Full-batch L-BFGS (strong Wolfe line search; study.evaluate.lbfgs) from `w`, `b`; the loss and its gradient
+    (written out: no autograd graph) summed over row chunks where the rows do not fit in one."""
+    classes, dims = w.shape
+    cut = classes * dims  # theta = [W flattened, b]
     chunks = _row_chunks(len(y), max(w.shape))
     whole = rows.read(chunks[0]) if len(chunks) == 1 else None  # read once: it fits
 
-    def closure():
-        opt.zero_grad()
-        if whole is not None:
-            loss = _loss(whole, y, w, b, wd)
-            loss.backward()
-            return loss
-        loss = wd * (w * w).sum()  # the full-batch loss and gradient, summed chunk by chunk
-        loss.backward()
-        loss = loss.detach()
-        for c in chunks:
-            part = F.cross_entropy(torch.addmm(b, rows.read(c), w.t()), y[c], reduction="sum") / len(y)
-            part.backward()
-            loss = loss + part.detach()
-            del part  # its graph holds on to the chunk's rows: freed before the next chunk is read
-        return loss
+    def objective(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w, b = theta[:cut].view(classes, dims), theta[cut:]
+        grad = torch.empty_like(theta)
+        grad_w, grad_b = grad[:cut].view(classes, dims), grad[cut:]
+        ce = theta.new_zeros(())
+        for i, c in enumerate(chunks):
+            z = whole if whole is not None else rows.read(c)
+            part, residual = _cross_entropy_and_residual(z, y[c], w, b)
+            ce += part
+            grad_w.addmm_(residual.t(), z, beta=1 if i else 0)  # sum over rows of (softmax - one-hot) z^T
+            if i:
+                grad_b += residual.sum(0)
+            else:
+                torch.sum(residual, 0, out=grad_b)
+            del z, residual  # freed before the next chunk is read
+        grad.div_(len(y))
+        grad_w.add_(w, alpha=2 * wd)
+        return ce / len(y) + wd * torch.dot(theta[:cut], theta[:cut]), grad
 
-    opt.step(closure)
+    limits = lbfgs.Limits(max_iter=max_iter, tolerance_grad=cfg.tolerance_grad, tolerance_change=cfg.tolerance,
+                          history_size=cfg.history_size)
+    theta = lbfgs.minimize(objective, torch.cat([w.reshape(-1), b]), limits).x
+    return Probe(theta[:cut].view(classes, dims), theta[cut:])
+
+
+def _cross_entropy_and_residual(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
+                                b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over rows of the cross-entropy of W z + b, softmax(W z + b) - one-hot(y)): the loss of the rows and the
+    gradient of that sum with respect to the logits."""
+    log_p = torch.log_softmax(torch.addmm(b, z, w.t()), 1)
+    ce = log_p.gather(1, y[:, None]).sum().neg()
+    residual = log_p.exp_()
+    residual.scatter_add_(1, y[:, None], residual.new_full((len(y), 1), -1.0))
+    return ce, residual
 
 
 def _fit_minibatch(rows: Rows, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, wd: float, cfg: LinearConfig,
@@ -229,12 +245,11 @@ def _rows(x: torch.Tensor, index: torch.Tensor | None, cfg: LinearConfig) -> Row
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
-                seed: int, strata: torch.Tensor | None = None) -> tuple[Probe, dict]:
+                seed: int) -> tuple[Probe, dict]:
     """Choose the weight decay on a held-out part of (x, y), refit on all of it; x are raw features (each fit
     standardizes with its own training rows' statistics when cfg.standardize). Returns (probe of raw features, info)
     with info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice",
-    "seconds"}. `strata` (default `y`): the labels the held-out rows are stratified and drawn by, the same classes
-    as `y` under other numbers (a granularity level's values numbered as the classes they hold: the same draw)."""
+    "seconds"}."""
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
     info: dict = {"validation_top1": {}, "held_out": 0}
@@ -242,7 +257,7 @@ def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearC
     if len(grid) == 1:
         wd, info["choice"] = grid[0], "single value"
     else:
-        tr, va = stratified_split(y if strata is None else strata, cfg.val_fraction, seed)
+        tr, va = stratified_split(y, cfg.val_fraction, seed)
         info["held_out"] = int(len(va))
         if len(va) == 0:
             wd = grid[len(grid) // 2]

@@ -357,21 +357,11 @@ def _level_maps(levels: list[str], train_m, test_m) -> dict[str, tuple[torch.Ten
                                          "evaluate.levels") for level in levels}
 
 
-def _first_class(mapping: torch.Tensor) -> torch.Tensor:
-    """class -> the smallest class of its value at the level of `mapping` (class -> value index, -1 for none): a
-    level's values numbered in their classes' order, not by name, so that a per-level probe's held-out rows are
-    drawn as the finest classifier's are (the finest level, a renumbering of the classes, holds out the same rows)."""
-    first = torch.full((int(mapping.max()) + 2,), len(mapping), dtype=torch.long)
-    first.scatter_reduce_(0, mapping + 1, torch.arange(len(mapping)), "amin")
-    return first[mapping + 1]
-
-
 def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> list[dict]:
     rows, info["levels"] = [], {}
     if cfg.per_level:
         for level, (mapping, values) in level_maps.items():
-            probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed,
-                                              strata=_first_class(mapping).to(y.device)[y])
+            probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
             info["levels"][level] = pinfo
             rows += _scores_rows(probe.blocks(xt), mapping[y_test], n, len(values), level)
         return rows

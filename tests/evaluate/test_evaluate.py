@@ -865,7 +865,8 @@ def test_a_levels_top5_is_scored_only_with_more_than_5_values(per_level):
 def test_per_level_finest_classifier_is_the_papers_classifier():
     """A level's values are numbered by their path names (iNat21: "Animalia/.../Pica pica"), not by class label, so at
     the finest level per_level trains on renumbered classes. It holds out the same rows the paper's classifier does
-    (the held-out draw follows the classes' own order), so its finest level scores as the paper's protocol does."""
+    (the held-out draw does not depend on the classes' numbers), so its finest level scores as the paper's protocol
+    does."""
     g = torch.Generator().manual_seed(0)
     y, y_test = torch.arange(12).repeat(6), torch.arange(12).repeat(3)
     centres = torch.randn(12, 8, generator=g) * 1.5

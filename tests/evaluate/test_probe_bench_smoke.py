@@ -42,6 +42,11 @@ def test_probe_bench_smoke_prints_share(bench, capsys):
     # the probes' memory: a peak over the memory at their start, against the 100 x 2048 float32 features they read
     peak_gb, ratio = fields["probe_peak_memory_gb"].split()[:2]
     assert float(peak_gb) >= 0 and ratio.startswith("(") and " features, 0.8 MB;" in fields["probe_peak_memory_gb"]
+    # the warm-up probe is timed apart; the share with it adds its seconds to the probes'
+    warmup = float(fields["probe_warmup_seconds"].split()[0])
+    with_warmup = float(fields["probe_warmup_seconds"].rstrip(")").split()[-1])
+    assert warmup > 0 and abs(with_warmup * extraction - float(fields["probe_seconds"]) - warmup) <= (
+        0.06 + 0.0006 * extraction)
 
 
 def test_probe_bench_sizes_set_the_probes_and_the_rows_extracted(bench, capsys):

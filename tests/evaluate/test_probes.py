@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from largest_tensor import LargestFloat
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
-from study.evaluate import granularity, knn, linear, ranking
+from study.evaluate import granularity, knn, lbfgs, linear, ranking
 from study.evaluate.finetune import pretrain_dict
 from study.train.config import PretrainConfig
 
@@ -62,10 +62,10 @@ def test_lbfgs_reads_its_gradient_tolerance_and_history_size_from_the_config(mon
     assert linear.fit(rows, y, 4, 1e-3, LinearConfig(), seed=0).weight.abs().sum() > 0
     assert linear.fit(rows, y, 4, 1e-3, LinearConfig(tolerance_grad=1e9), seed=0).weight.abs().sum() == 0
     made = []
-    real = torch.optim.LBFGS
-    monkeypatch.setattr(torch.optim, "LBFGS", lambda *a, **kw: made.append(kw) or real(*a, **kw))
-    linear.fit(rows, y, 4, 1e-3, LinearConfig(history_size=7, tolerance_grad=1e-5), seed=0)
-    assert made[0]["history_size"] == 7 and made[0]["tolerance_grad"] == 1e-5
+    real = lbfgs.minimize
+    monkeypatch.setattr(lbfgs, "minimize", lambda *a: made.append(a[2]) or real(*a))
+    linear.fit(rows, y, 4, 1e-3, LinearConfig(history_size=7, tolerance_grad=1e-5, tolerance=1e-4), seed=0)
+    assert made == [lbfgs.Limits(max_iter=100, tolerance_grad=1e-5, tolerance_change=1e-4, history_size=7)]
 
 
 def test_held_out_rows_are_scaled_with_the_training_rows_statistics(monkeypatch):
@@ -537,7 +537,7 @@ def test_a_probe_over_row_chunks_never_copies_every_row(monkeypatch):
     size of the features is made (a z-scored copy of the training rows, then of all of them, once took two to three
     times the features' memory: 44-66 GB at iNat21's 2.7M x 2048), and the probe is the one fit in one piece."""
     x, y = blobs(60, 8, 32, 1.0, seed=0)  # 480 x 32 features
-    cfg = LinearConfig(weight_decays=(1e-3, 1e-1))
+    cfg = LinearConfig(weight_decays=(1e-3, 1e-1), history_size=2)  # L-BFGS's history: 2 x 2 x 8 x 33 values
     whole, info_whole = linear.train_probe(x, y, 8, cfg, seed=0)
 
     monkeypatch.setattr(linear, "CHUNK_LOGITS", 32 * 40)  # 40 rows per chunk
@@ -549,6 +549,16 @@ def test_a_probe_over_row_chunks_never_copies_every_row(monkeypatch):
     assert info["weight_decay"] == info_whole["weight_decay"]  # the same probe but for summation order, which
     assert torch.allclose(chunked.weight, whole.weight, atol=5e-3)  # L-BFGS's capped iterations carry to 1e-3 here
     assert torch.equal(chunked(x).argmax(1), whole(x).argmax(1))
+
+
+def test_stratified_split_draws_the_same_rows_however_the_classes_are_numbered():
+    """A granularity level's values renumber the classes (by name): the same rows held out; another seed, others."""
+    y = torch.arange(40) % 8
+    renumbered = torch.tensor([5, 2, 7, 0, 3, 6, 1, 4])[y]
+    tr, va = linear.stratified_split(y, 0.25, seed=3)
+    tr2, va2 = linear.stratified_split(renumbered, 0.25, seed=3)
+    assert torch.equal(tr, tr2) and torch.equal(va, va2) and len(va) == 8  # round(0.25 x 5) = 1 per class
+    assert not torch.equal(va, linear.stratified_split(y, 0.25, seed=4)[1])
 
 
 def test_stratified_split_holds_out_the_rounded_fraction_and_keeps_a_training_row_of_each_class():
@@ -651,7 +661,7 @@ def test_a_probes_row_chunks_are_read_fit_and_scored_on_the_features_gpu(monkeyp
     and each read of z-scored rows are on the features' device; the minibatch fits run through; the L-BFGS fit gets
     through its closure over every chunk to its read of the loss, the chunked held-out scores through the first
     chunk's scores to their read (a fake tensor cannot give a value). A fake tensor has no autograd engine:
-    `backward` does nothing here, so each chunk's loss, not its gradient, is what is checked."""
+    `backward` does nothing here (the minibatch fits' loss, not their gradient, is what is checked there)."""
     monkeypatch.setattr(linear, "CHUNK_LOGITS", 4 * 5)  # 5 rows per chunk
     monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k: None)
     with FakeTensorMode(allow_non_fake_inputs=True):

@@ -1,0 +1,163 @@
+"""study.evaluate.lbfgs against torch.optim.LBFGS (strong Wolfe), the algorithm it computes another way."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from study.evaluate import lbfgs
+
+
+# a max_eval no fit here reaches: the comparisons with torch then hold across its versions (the budget a line search
+# gets from max_eval changed after 2.4; test_the_evaluation_cap_bounds_a_fit_and_its_line_searches checks ours)
+UNBOUND = 10 ** 6
+
+
+def probe_problem(dtype=torch.float32):
+    """A 6-class logistic regression on 40 x 12 features: (objective of a flat theta, loss of W and b, theta size)."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(6, 12, generator=g, dtype=dtype)
+    y = torch.arange(6).repeat_interleave(40 // 6 + 1)[:40]
+    x = centres[y] + torch.randn(40, 12, generator=g, dtype=dtype)
+
+    def loss(w, b):
+        return F.cross_entropy(x @ w.t() + b, y) + 1e-3 * (w * w).sum()
+
+    def objective(theta):
+        theta = theta.detach().requires_grad_(True)
+        value = loss(theta[:72].view(6, 12), theta[72:])
+        value.backward()
+        return value.detach(), theta.grad
+
+    return objective, loss, 78
+
+
+def rosenbrock(theta):
+    """The 4-d Rosenbrock function (non-convex, curved valley: the line search extrapolates and zooms)."""
+    theta = theta.detach().requires_grad_(True)
+    value = sum(100 * (theta[i + 1] - theta[i] ** 2) ** 2 + (1 - theta[i]) ** 2 for i in range(3))
+    value.backward()
+    return value.detach(), theta.grad
+
+
+def torchs(objective, x0, limits: lbfgs.Limits) -> tuple[torch.Tensor, int, int]:
+    """torch.optim.LBFGS's (iterate, loss evaluations, iterations) from x0 with the same limits."""
+    p = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([p], lr=1, max_iter=limits.max_iter, max_eval=limits.max_eval,
+                            tolerance_grad=limits.tolerance_grad,
+                            tolerance_change=limits.tolerance_change, history_size=limits.history_size,
+                            line_search_fn="strong_wolfe")
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        value, grad = objective(p.detach())
+        p.grad = grad
+        return value
+
+    opt.step(closure)
+    return p.detach(), len(calls), opt.state[p]["n_iter"]
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5, 10, 30])
+def test_the_iterates_are_torchs_on_a_probe_loss(max_iter):
+    """Same iterate (float32 rounding aside), same loss evaluations and iterations, at every cap, the history filled
+    (20 pairs) and rolled over (30 iterations)."""
+    objective, _, n = probe_problem()
+    limits = lbfgs.Limits(max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=20,
+                          max_eval=UNBOUND)
+    ours = lbfgs.minimize(objective, torch.zeros(n), limits)
+    theirs, evaluations, iterations = torchs(objective, torch.zeros(n), limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations)
+    assert torch.allclose(ours.x, theirs, atol=5e-5)
+    assert ours.loss == float(objective(ours.x)[0]) == pytest.approx(float(objective(theirs)[0]), rel=1e-5)
+    assert ours.pairs == min(20, iterations - 1)  # every step of a convex loss keeps its pair
+
+
+def test_a_fit_run_to_convergence_reaches_torchs_minimum():
+    """Near the minimum float32 noise decides when the tolerances stop a fit (the counts differ): the minimum is the
+    same."""
+    objective, _, n = probe_problem()
+    limits = lbfgs.Limits(max_iter=500, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=20)
+    ours = lbfgs.minimize(objective, torch.zeros(n), limits)
+    theirs, _, iterations = torchs(objective, torch.zeros(n), limits)
+    assert 30 < ours.iterations < 500 and 30 < iterations < 500
+    assert ours.loss == pytest.approx(float(objective(theirs)[0]), rel=1e-5)
+    assert torch.allclose(ours.x, theirs, atol=2e-3)
+
+
+@pytest.mark.parametrize("history_size", [1, 3, 100])
+def test_the_iterates_are_torchs_on_rosenbrock_in_float64(history_size):
+    """On a non-convex valley the line search brackets, extrapolates and zooms; in float64 the two implementations
+    stay together to 1e-9 over 100 iterations, and the pairs kept never exceed history_size."""
+    x0 = torch.tensor([-1.2, 1.0, -0.5, 0.8], dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=100, tolerance_grad=1e-12, tolerance_change=1e-14, history_size=history_size,
+                          max_eval=UNBOUND)
+    ours = lbfgs.minimize(rosenbrock, x0, limits)
+    theirs, evaluations, iterations = torchs(rosenbrock, x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations)
+    assert torch.allclose(ours.x, theirs, atol=1e-9)
+    assert 0 < ours.pairs <= history_size
+    assert torch.equal(x0, torch.tensor([-1.2, 1.0, -0.5, 0.8], dtype=torch.float64))  # the start is not written
+
+
+def test_the_history_is_the_memory_the_directions_use():
+    """Fewer pairs kept: another path (torch's too), so history_size is read."""
+    x0 = torch.tensor([-1.2, 1.0, -0.5, 0.8], dtype=torch.float64)
+    paths = [lbfgs.minimize(rosenbrock, x0, lbfgs.Limits(20, 1e-12, 1e-14, size)).x for size in (1, 10)]
+    assert not torch.allclose(paths[0], paths[1])
+
+
+def test_a_gradient_under_tolerance_grad_stops_before_any_step():
+    objective, _, n = probe_problem()
+    out = lbfgs.minimize(objective, torch.zeros(n), lbfgs.Limits(100, 1e9, 1e-9, 20))
+    assert (out.iterations, out.evaluations, out.pairs) == (0, 1, 0) and torch.equal(out.x, torch.zeros(n))
+
+
+def test_the_evaluation_cap_bounds_a_fit_and_its_line_searches():
+    """A line search spends at most the evaluations max_eval leaves (+ its first), then the fit stops: as torch's
+    since 2.x (torch 2.4's line search took up to 25 whatever was left)."""
+    objective, _, n = probe_problem()
+    for max_eval in (1, 2, 7):
+        limits = lbfgs.Limits(max_iter=100, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=20,
+                              max_eval=max_eval)
+        out = lbfgs.minimize(objective, torch.zeros(n), limits)
+        assert max_eval <= out.evaluations <= max_eval + 1 and out.iterations < 100, max_eval
+    default = lbfgs.minimize(objective, torch.zeros(n), lbfgs.Limits(8, 1e-7, 1e-9, 20))
+    assert default.evaluations <= 8 * 5 // 4 + 1  # torch's default max_eval: max_iter x 5/4
+
+
+class Reads(TorchDispatchMode):
+    """Counts reads of one tensor value on the host (item, float, bool of a tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scalars = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.scalars += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_host_reads_the_device_once_per_evaluation_and_once_per_iteration(monkeypatch):
+    """Each read is a synchronisation on a GPU: one batched read per loss evaluation and one per iteration, no
+    scalar read besides (torch's implementation makes 14-21 per evaluation)."""
+    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 5, (300,), generator=torch.Generator().manual_seed(2))
+
+    def objective(theta):  # no autograd: its backward reads nothing either, but keep the count to lbfgs's own
+        w = theta.view(5, 16)
+        p = torch.softmax(x @ w.t(), 1)
+        loss = F.cross_entropy(x @ w.t(), y)
+        p[torch.arange(300), y] -= 1
+        return loss, (p.t() @ x / 300).reshape(-1)
+
+    batched = []
+    real = lbfgs._read
+    monkeypatch.setattr(lbfgs, "_read", lambda *v: batched.append(len(v)) or real(*v))
+    with Reads() as reads:
+        out = lbfgs.minimize(objective, torch.zeros(80), lbfgs.Limits(15, 1e-7, 1e-9, 20))
+    assert out.iterations > 5 and reads.scalars == 0
+    assert len(batched) == out.evaluations + out.iterations
