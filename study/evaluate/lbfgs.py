@@ -74,7 +74,9 @@ def _largest(v: torch.Tensor) -> torch.Tensor:
 
 
 def _evaluate(objective: Objective, x: torch.Tensor, t: float, d: torch.Tensor) -> _Point:
-    xt = torch.add(x, d, alpha=t)
+    # x + t d; a step beyond x's dtype (a NaN loss makes the line search extrapolate without end, as torch's) gives
+    # inf, where torch.add's alpha raises (torch's then does)
+    xt = torch.add(x, d, alpha=t) if abs(t) <= torch.finfo(x.dtype).max else x + d * t
     f, g = objective(xt)
     f_, gtd, gmax = _read(f, torch.dot(g, d), _largest(g))
     return _Point(t, xt, f_, g, gtd, gmax)
@@ -86,7 +88,8 @@ class _History:
 
     def __init__(self, size: int, like: torch.Tensor):
         self.size, self.count, self.next = size, 0, 0
-        self.rows = torch.zeros(size, 2, like.numel(), dtype=like.dtype, device=like.device)  # [s_i, y_i]
+        # [s_i, y_i]; rows past `count` are never read: left unwritten (no 3.3 GB fill at 10,000 classes)
+        self.rows = torch.empty(size, 2, like.numel(), dtype=like.dtype, device=like.device)
         self.sy = torch.zeros(size, size, dtype=torch.float64, device=like.device)
         self.yy = torch.zeros(size, size, dtype=torch.float64, device=like.device)
         self.gamma = torch.ones((), dtype=torch.float64, device=like.device)
@@ -128,19 +131,26 @@ class _History:
         return hg.view_as(g).add_(g * self.gamma.to(g.dtype)).neg_()
 
 
+def _divide(a: float, b: float) -> float:
+    """a / b as torch's tensors divide (x / 0: +-inf, 0 / 0: NaN), where Python's floats raise."""
+    if b != 0:
+        return a / b
+    return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
 def _cubic_minimum(a: _Point, b: _Point, low: float | None = None, high: float | None = None) -> float:
     """The minimiser, clipped to [low, high] (default: between a.t and b.t), of the cubic through the two points'
-    values and slopes; the middle of those bounds where the cubic has no minimum."""
+    values and slopes; the middle of those bounds where the cubic has no minimum (or a value is NaN: torch's)."""
     lo, hi = (low, high) if low is not None else (min(a.t, b.t), max(a.t, b.t))
-    d1 = a.gtd + b.gtd - 3 * (a.f - b.f) / (a.t - b.t)
+    d1 = a.gtd + b.gtd - _divide(3 * (a.f - b.f), a.t - b.t)
     square = d1 * d1 - a.gtd * b.gtd
-    if square < 0:
+    if not square >= 0:
         return (lo + hi) / 2
     d2 = math.sqrt(square)
     if a.t <= b.t:
-        t = b.t - (b.t - a.t) * ((b.gtd + d2 - d1) / (b.gtd - a.gtd + 2 * d2))
+        t = b.t - (b.t - a.t) * _divide(b.gtd + d2 - d1, b.gtd - a.gtd + 2 * d2)
     else:
-        t = a.t - (a.t - b.t) * ((a.gtd + d2 - d1) / (a.gtd - b.gtd + 2 * d2))
+        t = a.t - (a.t - b.t) * _divide(a.gtd + d2 - d1, a.gtd - b.gtd + 2 * d2)
     return min(max(t, lo), hi)
 
 
@@ -148,8 +158,8 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
                  tries: int) -> tuple[_Point, int]:
     """A step along d from `start` (t = 0) satisfying the strong Wolfe conditions, or the best point found within
     1 + `tries` evaluations; returns (point, evaluations)."""
-    def sufficient(p: _Point) -> bool:
-        return p.f <= start.f + SUFFICIENT_DECREASE * p.t * start.gtd
+    def insufficient(p: _Point) -> bool:  # (torch's test: a NaN loss passes it)
+        return p.f > start.f + SUFFICIENT_DECREASE * p.t * start.gtd
 
     def flat(p: _Point) -> bool:
         return abs(p.gtd) <= -CURVATURE * start.gtd
@@ -157,7 +167,7 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
     prev, new = start, _evaluate(objective, start.x, t, d)
     evals, bracket = 1, None
     while evals <= tries:  # bracketing: extrapolate until a step overshoots or satisfies both
-        if not sufficient(new) or (evals > 2 and new.f >= prev.f):  # (not yet at the first extrapolation: torch's)
+        if insufficient(new) or (evals > 2 and new.f >= prev.f):  # (not yet at the first extrapolation: torch's)
             bracket = [prev, new]
             break
         if flat(new):
@@ -189,7 +199,7 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
             stuck = False
         new = _evaluate(objective, start.x, t, d)
         evals += 1
-        if not sufficient(new) or new.f >= low.f:
+        if insufficient(new) or new.f >= low.f:
             bracket[1 - lo_i] = new
         else:
             if flat(new):

@@ -1,6 +1,8 @@
 """study.evaluate.lbfgs against torch.optim.LBFGS (strong Wolfe), the algorithm it computes another way."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -161,3 +163,91 @@ def test_the_host_reads_the_device_once_per_evaluation_and_once_per_iteration(mo
         out = lbfgs.minimize(objective, torch.zeros(80), lbfgs.Limits(15, 1e-7, 1e-9, 20))
     assert out.iterations > 5 and reads.scalars == 0
     assert len(batched) == out.evaluations + out.iterations
+
+
+def two_loop(pairs, g, gamma):
+    """-H g by the two-loop recursion (Nocedal & Wright, Algorithm 7.4) over `pairs` (s, y), oldest first."""
+    q, alphas = g.clone(), []
+    for s, y in reversed(pairs):
+        alphas.append(float(s @ q) / float(y @ s))
+        q = q - alphas[-1] * y
+    r = gamma * q
+    for (s, y), alpha in zip(pairs, reversed(alphas)):
+        r = r + (alpha - float(y @ r) / float(y @ s)) * s
+    return -r
+
+
+@pytest.mark.parametrize("size, pushes", [(5, 3), (5, 5), (5, 17), (3, 10), (1, 1), (1, 6)])
+def test_the_compact_direction_is_the_two_loop_recursions(size, pushes):
+    """After each pair pushed (the ring not yet full, just full, wrapped around several times; a ring of one) -H g by
+    the compact form is the two-loop recursion's over the last `size` pairs, gamma the newest pair's s.y / y.y."""
+    gen = torch.Generator().manual_seed(100 * size + pushes)
+    a = torch.randn(7, 7, generator=gen, dtype=torch.float64)
+    a = a @ a.t() + torch.eye(7, dtype=torch.float64)
+    history, pairs = lbfgs._History(size, torch.zeros(7, dtype=torch.float64)), []
+    for k in range(pushes):
+        s = torch.randn(7, generator=gen, dtype=torch.float64)
+        y = a @ s + 0.1 * torch.randn(7, generator=gen, dtype=torch.float64)
+        assert float(s @ y) > 0  # a pair the curvature test keeps
+        history.push(s, y, float(s @ y))
+        pairs = (pairs + [(s, y)])[-size:]
+        g = torch.randn(7, generator=gen, dtype=torch.float64)
+        expected = two_loop(pairs, g, float(s @ y) / float(y @ y))
+        assert history.count == len(pairs)
+        assert torch.allclose(history.direction(g), expected, rtol=1e-10, atol=1e-12), k
+
+
+def walled(beyond):
+    """|theta - 2|^2, but where some |theta_i| > 0.5 its (loss, gradient) are beyond(loss, gradient): from 0.1 the
+    second iteration's first step (t = 1) lands there."""
+    def objective(theta):
+        value, grad = (theta - 2).square().sum(), 2 * (theta - 2)
+        return beyond(value, grad) if float(theta.abs().max()) > 0.5 else (value, grad)
+
+    return objective
+
+
+BEYOND_THE_WALL = {
+    "inf loss, NaN gradient": lambda v, g: (torch.full_like(v, math.inf), g * math.nan),  # torch's backs off: finite
+    "NaN loss and gradient": lambda v, g: (torch.full_like(v, math.nan), g * math.nan),
+    "NaN gradient": lambda v, g: (v, g * math.nan),
+    "inf loss": lambda v, g: (torch.full_like(v, math.inf), g),
+}
+
+
+@pytest.mark.parametrize("beyond", BEYOND_THE_WALL, ids=list(BEYOND_THE_WALL))
+def test_non_finite_losses_and_slopes_take_torchs_path(beyond):
+    """A NaN or inf loss or slope met in a line search: torch's comparisons decide as they do there (a NaN loss
+    passes its sufficient-decrease test; a NaN cubic is bisected), so the same iterate, NaN or not, the same counts."""
+    x0 = torch.full((4,), 0.1, dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=10, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=200)
+    ours = lbfgs.minimize(walled(BEYOND_THE_WALL[beyond]), x0, limits)
+    theirs, evaluations, iterations = torchs(walled(BEYOND_THE_WALL[beyond]), x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations)
+    assert torch.allclose(ours.x, theirs, rtol=1e-12, equal_nan=True)
+
+
+def test_a_loss_linear_along_the_direction_extrapolates_as_torchs():
+    """Along d the cubic through two points of a linear loss degenerates (x / 0): Python's floats raised there
+    where torch's tensors give inf; the line search extrapolates 10x a step, as torch's does."""
+    c = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)  # |c|_1 = 1: exact steps t = 1, 10, 100, ...
+
+    def objective(theta):
+        return (c * theta).sum(), c.clone()
+
+    x0 = torch.zeros(3, dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=3, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=40)
+    ours = lbfgs.minimize(objective, x0, limits)
+    theirs, evaluations, iterations = torchs(objective, x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations) == (41, 1)
+    assert torch.equal(ours.x, theirs) and float(ours.x[0]) < -1e37
+
+
+def test_a_nan_loss_extrapolated_past_float32s_range_ends_nan_without_raising():
+    """A NaN loss in float32: the line search extrapolates its step (x 5.5 an evaluation, as torch's) beyond float32's
+    largest value, where torch.add's alpha raises (and torch's implementation with it): the fit ends NaN, which the
+    probe reports as diverged."""
+    objective = walled(BEYOND_THE_WALL["NaN loss and gradient"])
+    limits = lbfgs.Limits(max_iter=10, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=200)
+    out = lbfgs.minimize(objective, torch.full((4,), 0.1), limits)
+    assert math.isnan(out.loss) and not torch.isfinite(out.x).all() and out.evaluations == 201

@@ -131,6 +131,16 @@ def test_a_probe_whose_every_weight_decay_diverged_says_so():
     assert info["choice"].startswith("none: every weight decay diverged")
 
 
+def test_a_single_weight_decay_fit_on_nan_features_ends_nan_without_raising():
+    """A fit from zeros (cold_iter 100: 125 loss evaluations) on NaN features: a NaN loss passes the line search's
+    sufficient-decrease test, which extrapolates the step (x 5.5 an evaluation) past float32's range, where torch's
+    L-BFGS raised: the probe comes back NaN, which its scores then report as diverged."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    x[:, 0] = float("nan")
+    probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4,)), seed=0)
+    assert info["choice"] == "single value" and not torch.isfinite(probe.weight).any()
+
+
 def test_a_chosen_weight_decay_whose_refit_diverges_gives_way_to_the_next_best():
     """SGD at weight decay 100 explodes yet stays finite on the held-out split, scores as well as 1e-3 there and wins
     the tie (the stronger penalty); its refit reaches NaN: the probe is then the next best's, and says so."""
@@ -564,7 +574,8 @@ def test_stratified_split_draws_the_same_rows_however_the_classes_are_numbered()
 def test_stratified_split_holds_out_the_rounded_fraction_and_keeps_a_training_row_of_each_class():
     """Of each class, round(fraction x count) rows held out, at least one (a class of 2: one of them) and never all."""
     y = torch.tensor([0] * 8 + [1] * 3 + [2] * 2)
-    for fraction, held in ((0.2, [2, 1, 1]), (0.9, [7, 2, 1])):  # 0.2 x 8 = 1.6 -> 2; 0.9 x 3 = 2.7 -> 3, capped at 2
+    # 0.2 x 8 = 1.6 -> 2; 0.9 x 3 = 2.7 -> 3, capped at 2; 0.3125 x 8 = 2.5 -> 2 (half to even, not 3)
+    for fraction, held in ((0.2, [2, 1, 1]), (0.9, [7, 2, 1]), (0.3125, [2, 1, 1])):
         tr, va = linear.stratified_split(y, fraction, seed=0)
         assert torch.bincount(y[va], minlength=3).tolist() == held, fraction
         assert torch.bincount(y[tr], minlength=3).tolist() == [8 - held[0], 3 - held[1], 2 - held[2]]
