@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=0,
                     help="decoding processes of the extraction's DataLoader (0: in the timing process)")
-    ap.add_argument("--matmul-precision", default="highest", choices=["highest", "high", "medium"],
-                    help="torch.set_float32_matmul_precision for the probes ('high': TF32 on CUDA)")
+    ap.add_argument("--tf32", action="store_true", default=None,
+                    help="LinearConfig.tf32: the probes' float32 matmuls as TF32 on a CUDA device")
     for f in dataclasses.fields(LinearConfig):
         if f.type in ("int", int):
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=int, default=None, help=f"LinearConfig.{f.name}")
@@ -156,7 +156,6 @@ def main(argv: list[str] | None = None) -> None:
     pool = sizes[-1]  # an evaluation extracts labeled(largest) and the whole test split
     x, y = x[:pool], y[:pool]
 
-    torch.set_float32_matmul_precision(args.matmul_precision)
     warmup = probe_warmup_seconds(x, y, args.classes, cfg, device)
     base = reset_peak_memory(device)
     t = time.perf_counter()
@@ -170,7 +169,6 @@ def main(argv: list[str] | None = None) -> None:
     probes = time.perf_counter() - t
     peak = peak_memory_bytes(device)
     peak = None if peak is None or base is None else peak - base
-    torch.set_float32_matmul_precision("highest")  # the extraction's, as before the probes
     after = extraction_seconds_per_image(args.sample, args.batch, device, args.workers)
     per_image = (before + after) / 2
     extraction = per_image * (pool + len(yt))
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {device}, torch threads {torch.get_num_threads()}, ResNet-50 224 px, 2048-d features, "
           f"{args.classes} classes")
     print(f"linear config: select_iter {cfg.select_iter}, max_iter {cfg.max_iter}, "
-          f"{len(cfg.weight_decays)} weight decays, float32 matmul precision {args.matmul_precision}")
+          f"{len(cfg.weight_decays)} weight decays, tf32 {cfg.tf32}")
     print(f"extraction_ms_per_image: {per_image * 1e3:.2f}  (before the probes {before * 1e3:.2f}, after "
           f"{after * 1e3:.2f}; decode + eval transform + forward, >= {args.sample} images timed in the steady state "
           f"each time, {args.workers} loader workers, batch {args.batch})")

@@ -29,7 +29,9 @@ class LinearConfig:
     subset, fitting the grid from the strongest penalty down, each fit warm-started from the previous one; then the
     probe is refit on the whole subset, warm-started from the chosen value's solution. With these iteration caps the
     probes of six labeled sizes cost about 0.06 of the feature extraction at 1000 classes on a CPU, 0.11 on an H200
-    (where the extraction is fast), and more with more classes (benchmarks/README.md)."""
+    (where the extraction is fast), and more with more classes (benchmarks/README.md); with `tf32` on an H200, 0.10
+    at 1000 classes and 0.15 at 10,000 (0.55 without). `tf32` is left out of the protocol fingerprint, as the
+    extraction's TF32 switches are: a precision of the arithmetic, not a setting of the recipe."""
 
     standardize: bool = True  # ours: z-score with the mean and std of the rows each fit trains on
     optimizer: str = "lbfgs"  # ours: full-batch L-BFGS (strong Wolfe); "adam"/"sgd": mini-batches of batch_size
@@ -44,6 +46,7 @@ class LinearConfig:
     tolerance: float = 1e-6  # ours: L-BFGS tolerance_change
     tolerance_grad: float = 1e-7  # ours (torch's default): L-BFGS stops once no gradient entry exceeds this
     history_size: int = 20  # ours: L-BFGS curvature pairs kept (torch's default 100)
+    tf32: bool = False  # ours: on a CUDA device the fits' float32 matmuls run as TF32 (no effect on a CPU)
 
     def recorded_dict(self) -> dict:
         """Every setting but those the chosen optimizer never reads (PROBE_KEYS_UNREAD: L-BFGS reads no epochs, lr or
@@ -114,8 +117,9 @@ class EvalConfig:
         lin = self.linear
         if lin.optimizer not in PROBE_OPTIMIZERS:
             raise bad("linear.optimizer", f"expected one of {', '.join(PROBE_OPTIMIZERS)}, got {lin.optimizer!r}")
-        if not isinstance(lin.standardize, bool):
-            raise bad("linear.standardize", f"expected true or false, got {lin.standardize!r}")
+        for key in ("standardize", "tf32"):
+            if not isinstance(getattr(lin, key), bool):
+                raise bad(f"linear.{key}", f"expected true or false, got {getattr(lin, key)!r}")
         wds = lin.weight_decays
         if not isinstance(wds, (list, tuple)) or not wds or not all(is_num(w) and w >= 0 for w in wds):
             raise bad("linear.weight_decays", f"expected a non-empty list of numbers >= 0, got {wds!r}")

@@ -10,6 +10,7 @@ weight decay is chosen with, and the test rows never shape anything.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -244,12 +245,33 @@ def _rows(x: torch.Tensor, index: torch.Tensor | None, cfg: LinearConfig) -> Row
     return Rows(x, index, Scaler.fit(x, index) if cfg.standardize else None)
 
 
+@contextlib.contextmanager
+def tf32_matmuls(device: torch.device, on: bool) -> Iterator[None]:
+    """Within: float32 matmuls on a CUDA `device` run as TF32 if and only if `on` (torch's
+    `torch.backends.cuda.matmul.allow_tf32`, restored on leaving); off CUDA nothing changes."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
                 seed: int) -> tuple[Probe, dict]:
     """Choose the weight decay on a held-out part of (x, y), refit on all of it; x are raw features (each fit
     standardizes with its own training rows' statistics when cfg.standardize). Returns (probe of raw features, info)
     with info = {"weight_decay", "held_out", "validation_top1"/"validation_loss": {wd: value}, "choice",
-    "seconds"}."""
+    "seconds"}. Its fits and held-out scores run under `tf32_matmuls(x.device, cfg.tf32)`."""
+    with tf32_matmuls(x.device, cfg.tf32):
+        return _train_probe(x, y, num_classes, cfg, seed)
+
+
+def _train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,
+                 seed: int) -> tuple[Probe, dict]:
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
     info: dict = {"validation_top1": {}, "held_out": 0}

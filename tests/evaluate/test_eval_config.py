@@ -17,11 +17,13 @@ def test_a_weight_decay_of_zero_is_a_grid_value_and_a_negative_one_is_refused():
         config(linear={"weight_decays": [-1e-4]})
 
 
-@pytest.mark.parametrize("key,value,why", [("history_size", 0, "expected a positive integer"),
-                                           ("history_size", 2.5, "expected a positive integer"),
-                                           ("tolerance_grad", 0, "expected a number > 0")])
-def test_an_lbfgs_setting_out_of_range_is_refused_naming_it(key, value, why):
-    assert config(linear={key: 3}).recorded_dict()["linear"][key] == 3
+@pytest.mark.parametrize("key,good,value,why", [("history_size", 3, 0, "expected a positive integer"),
+                                                ("history_size", 3, 2.5, "expected a positive integer"),
+                                                ("tolerance_grad", 3, 0, "expected a number > 0"),
+                                                ("tf32", True, 1, "expected true or false, got 1"),
+                                                ("standardize", False, "yes", "expected true or false, got 'yes'")])
+def test_a_probe_setting_out_of_range_is_refused_naming_it(key, good, value, why):
+    assert config(linear={key: good}).recorded_dict()["linear"][key] == good
     with pytest.raises(StudyError, match=rf"linear\.{key}: {why}"):
         config(linear={key: value})
 

@@ -28,6 +28,7 @@ def run_fields(bench, capsys, argv: list[str]) -> tuple[list[str], dict[str, str
 def test_probe_bench_smoke_prints_share(bench, capsys):
     lines, fields = run_fields(bench, capsys, ["--classes", "10", "--per-class", "8", "--test-per-class", "2"])
     assert "select_iter 3, max_iter 3" in fields["linear config"]  # the LinearConfig overrides reach the probes
+    assert fields["linear config"].endswith("tf32 False")
     assert sum(line.startswith("  ") and "labels: top-1" in line for line in lines) == 6  # progress per size
     sizes = ast.literal_eval(fields["labeled_sizes"])
     assert len(sizes) == 6 and sizes[0] == 10 and sizes[-1] == 80  # 1 .. per_class labels per class
@@ -51,8 +52,10 @@ def test_probe_bench_smoke_prints_share(bench, capsys):
 
 def test_probe_bench_sizes_set_the_probes_and_the_rows_extracted(bench, capsys):
     """--sizes (a grid's labeled sizes): a probe per size, the pool (and the rows extracted) the largest of them."""
-    lines, fields = run_fields(bench, capsys, ["--classes", "10", "--sizes", "30,10,25", "--test-per-class", "3"])
+    lines, fields = run_fields(bench, capsys, ["--classes", "10", "--sizes", "30,10,25", "--test-per-class", "3",
+                                               "--tf32"])
     assert ast.literal_eval(fields["labeled_sizes"]) == [10, 25, 30]
+    assert fields["linear config"].endswith("tf32 True")  # --tf32 is LinearConfig.tf32 (False in the run above)
     assert sum(line.startswith("  ") and "labels: top-1" in line for line in lines) == 3
     assert "30 labeled-pool + 30 test images" in fields["extraction_seconds"]
 

@@ -68,6 +68,51 @@ def test_lbfgs_reads_its_gradient_tolerance_and_history_size_from_the_config(mon
     assert made == [lbfgs.Limits(max_iter=100, tolerance_grad=1e-5, tolerance_change=1e-4, history_size=7)]
 
 
+@pytest.fixture
+def tf32_switch():
+    """torch's TF32 matmul switch, restored after the test (monkeypatch cannot set it: torch's module-like object
+    serves it through __getattr__)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_tf32_matmuls_switch_on_cuda_only_and_are_restored(before, tf32_switch):
+    """`tf32_matmuls(device, on)`: on a CUDA device torch's TF32 matmul switch is `on` within and as before after,
+    also when the work within raises; on a CPU it is never touched. (The switch is a process flag that can be set
+    without a GPU; no tensor is made on the CUDA device.)"""
+    torch.backends.cuda.matmul.allow_tf32 = before
+    for on in (False, True):
+        with linear.tf32_matmuls(torch.device("cuda"), on):
+            assert torch.backends.cuda.matmul.allow_tf32 is on
+        assert torch.backends.cuda.matmul.allow_tf32 is before
+        with pytest.raises(RuntimeError, match="inside"), linear.tf32_matmuls(torch.device("cuda", 0), on):
+            raise RuntimeError("inside")
+        assert torch.backends.cuda.matmul.allow_tf32 is before
+        with linear.tf32_matmuls(torch.device("cpu"), on):
+            assert torch.backends.cuda.matmul.allow_tf32 is before
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_a_probe_fits_under_its_tf32_setting(tf32, monkeypatch, tf32_switch):
+    """`linear.tf32`: every fit of `train_probe` (selection and refit) sees TF32 matmuls as the config says on the
+    test device when it is a GPU, the switch untouched on a CPU (where the probe is then the same bit for bit);
+    the switch is as before once the probe is trained."""
+    from device import TEST_DEVICE, is_cuda
+
+    x, y = (t.to(TEST_DEVICE) for t in blobs(10, 4, 8, 1.0, seed=0))
+    seen, real = [], lbfgs.minimize
+    monkeypatch.setattr(lbfgs, "minimize", lambda *a: seen.append(torch.backends.cuda.matmul.allow_tf32) or real(*a))
+    before = torch.backends.cuda.matmul.allow_tf32
+    probe, _ = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2), tf32=tf32), seed=0)
+    assert len(seen) == 3 and set(seen) == {tf32 if is_cuda() else before}  # two selection fits, one refit
+    assert torch.backends.cuda.matmul.allow_tf32 is before
+    if not is_cuda():
+        plain, _ = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2)), seed=0)
+        assert torch.equal(probe.weight, plain.weight)
+
+
 def test_held_out_rows_are_scaled_with_the_training_rows_statistics(monkeypatch):
     """The weight decay is chosen on held-out rows z-scored as the test rows will be: with the statistics of the rows
     the probe is fit on, never their own (standardizing them by themselves passed every other test)."""

@@ -88,6 +88,8 @@ def test_lbfgs_settings_recorded_later_group_with_older_records_at_their_old_val
     assert protocol_fingerprint(now) == protocol_fingerprint(evaluation())
     for changed in ({"tolerance_grad": 1e-5}, {"history_size": 10}):
         assert protocol_fingerprint(evaluation(**{**now["linear"], **changed})) != protocol_fingerprint(now)
+    # `tf32` (TF32 probe matmuls on a GPU) is a precision, as the extraction's `tf32`: no fingerprint of its own
+    assert protocol_fingerprint(evaluation(**now["linear"], tf32=True)) == protocol_fingerprint(now)
     # a probe setting that is not a mapping (a hand-edited record) is fingerprinted as it is
     assert isinstance(protocol_fingerprint({"stage": "evaluate", "linear": None, "config": {"linear": "x"}}), str)
 
