@@ -16,7 +16,7 @@ from scipy import stats
 from study.errors import StudyError
 from study.train.augment import AugmentConfig, build_augment
 from study.train.augment import geometric, photometric
-from study.train.augment.photometric_cv import JITTER, ColourImage
+from study.train.augment.photometric_cv import JITTER, ColourImage, gaussian_taps
 from study.train.augment.pipeline import Augment
 
 
@@ -430,6 +430,16 @@ def test_solarize_alone_at_its_threshold(size):
     assert torch.allclose(out, TF.solarize(x.float() / 255, 0.8), atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [16, 40])  # the batched path, the per-image path (> CPU_BATCHED_MAX_PIXELS)
+def test_grayscale_alone_on_both_paths(size):
+    """An augmentation whose only operation is grayscale (p 1) applies it on both paths (on the per-image path an
+    image that takes grayscale and nothing else is not one that only needs normalising)."""
+    aug = build_augment({"preset": "eval", "image_size": size, "grayscale_p": 1.0, "mean": [0, 0, 0], "std": [1, 1, 1]})
+    x = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = aug.batch([x], torch.Generator().manual_seed(1))[0]
+    assert torch.allclose(out, TF.rgb_to_grayscale(x.float() / 255, num_output_channels=3), atol=1e-5)
+
+
 def test_per_image_path_skips_the_jitter_parts_of_strength_zero():
     """Parts of strength 0 are the identity on the per-image path as on the batched one (their drawn factor, 0, is
     never applied: brightness 0 would blacken the image)."""
@@ -645,6 +655,16 @@ def test_cv_blur_equals_torchvision_within_the_truncation(sigma, size):
     assert torch.allclose(value(img), TF.gaussian_blur(x, [size, size], [sigma, sigma]), atol=5e-4)
 
 
+@pytest.mark.parametrize("sigma, size", [(0.6, 23), (1.3, 23), (2.0, 23), (1.3, 7)])  # the last: every tap
+def test_cv_blur_taps_are_torchvisions_central_taps(sigma, size):
+    """The truncated kernel keeps torchvision's weights, normalised over all `size` taps (the skipped tails, < 1.5e-4
+    of the mass, are lost), not its central taps renormalised to sum 1."""
+    r = photometric.blur_radius(sigma, size)
+    ref = photometric.gaussian_kernel(torch.tensor([sigma]), size)[0].numpy()
+    taps = gaussian_taps(sigma, size, r)
+    assert taps.shape == (2 * r + 1,) and np.allclose(taps, ref[size // 2 - r:size // 2 + r + 1], rtol=1e-5, atol=0)
+
+
 # ---------------------------------------------------------------- decoding
 def test_decode_equals_pil_and_a_truncated_jpeg_still_raises():
     big = smooth_image(300, 200)
@@ -663,3 +683,16 @@ def test_decode_equals_pil_and_a_truncated_jpeg_still_raises():
     assert ours.shape == (200, 300, 3) and np.abs(ours.astype(int) - pil.astype(int)).mean() < 0.1
     with pytest.raises(OSError, match="truncated"):
         geometric.decode_for_boxes(Image.open(io.BytesIO(data[: len(data) // 2])), [(0, 0, 200, 300)], 64, False)
+
+
+@pytest.mark.parametrize("box, d", [((0, 0, 600, 800), 8), ((0, 0, 200, 200), 2)])
+def test_a_jpeg_with_bytes_after_its_end_is_decoded_by_pil_at_the_reduced_scale(box, d):
+    """A JPEG followed by other bytes (no EOI at the end of the file) is left to PIL, which still decodes it at the
+    reduction every box allows (`Image.draft`), as OpenCV does the clean file, boxes mapped by that scale."""
+    buf = io.BytesIO()
+    smooth_image(800, 600).save(buf, "JPEG", quality=90)
+    clean, _ = geometric.decode_for_boxes(Image.open(io.BytesIO(buf.getvalue())), [box], 64, True)
+    trailing = Image.open(io.BytesIO(buf.getvalue() + b"\x00" * 16))
+    decoded, (mapped,) = geometric.decode_for_boxes(trailing, [box], 64, True)
+    assert decoded.shape == clean.shape == (600 // d, 800 // d, 3) and mapped == tuple(v / d for v in box)
+    assert np.abs(decoded.astype(int) - clean.astype(int)).mean() < 1.0
