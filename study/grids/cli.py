@@ -1,4 +1,4 @@
-"""`study plan GRID [--profile FILE] [--format table|json] [--no-check]`."""
+"""`study plan GRID [--profile FILE] [--format table|json] [--no-check] [--where COLUMN=VALUE ...]`."""
 from __future__ import annotations
 
 import argparse
@@ -18,14 +18,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "for scripts")
     p.add_argument("--no-check", action="store_true",
                    help="skip the manifest check (methods, corruptions and configs are still validated)")
+    add_where(p, "list, count, estimate and check only the jobs")
     p.set_defaults(func=run_plan)
+
+
+def add_where(p: argparse.ArgumentParser, what: str) -> None:
+    """The `--where COLUMN=VALUE` option (study.grids.where) of `study plan` and `study submit`."""
+    p.add_argument("--where", metavar="COLUMN=VALUE", action="append",
+                   help=f"{what} whose COLUMN (of `study plan`'s table: stage, method, dataset, size, corruption, "
+                        "seed, protocol, eval_dataset, ...) holds VALUE, as the table prints it (size=50k); repeat it: "
+                        "any of the values given for one column, all of the columns")
+
+
+def plan_where(plan, where: dict | None):
+    """`plan`, or its jobs that `where` (parsed `--where` values) selects, as a plan of their own."""
+    if where is None:
+        return plan
+    from study.grids.where import jobs_where, plan_of
+
+    return plan_of(plan, jobs_where(plan, where))
 
 
 def run_plan(args: argparse.Namespace) -> int:
     from study.grids.plan import plan_grid
     from study.grids.render import plan_json, plan_table
+    from study.grids.where import parse_where
 
-    plan = plan_grid(args.grid, args.profile)
+    where = None if args.where is None else parse_where(args.where)  # a flag to fix before the grid
+    plan = plan_where(plan_grid(args.grid, args.profile), where)
     for warning in plan.check(manifests=not args.no_check):
         print(f"study: warning: {warning}", file=sys.stderr)
     if args.format == "json":

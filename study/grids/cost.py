@@ -150,12 +150,14 @@ def _eval_rows(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> tuple[
     return sizes, test
 
 
-def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[str]) -> float:
+def feature_cache_gb(jobs: list[Job], grid: Grid, cost: CostModel, notes: set[str],
+                     encoders: dict[str, Job] | None = None) -> float:
     """The disk the frozen-feature evaluations' cache fills: rows x feature width x FEATURE_BYTES per file it writes,
     each counted once: per (encoder, manifest, feature layer, eval transform) the test manifest's `all` and each
     evaluation's largest labeled size (the cache serves a smaller size from a larger file already there, but a job
-    that runs before the larger one writes its own: each is counted, whatever order the jobs run in)."""
-    pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
+    that runs before the larger one writes its own: each is counted, whatever order the jobs run in). `encoders`:
+    as `estimate`'s."""
+    pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
     rows: dict[tuple[str, str, str, str, str], float] = {}
     for job in jobs:
         if job.stage != "evaluate" or job.axes.get("protocol") not in FROZEN_PROTOCOLS:
@@ -233,13 +235,14 @@ def _mem_source(job: Job, grid: Grid, profile: Profile) -> str:
     return f"in the profile's stages.evaluate ({where}), or in the grid's evaluate entry's `resources`"
 
 
-def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
-    """GPU-hours and wall time of `jobs` (see the module docstring), per stage and in total."""
+def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, Job] | None = None) -> dict[str, Any]:
+    """GPU-hours and wall time of `jobs` (see the module docstring), per stage and in total; `encoders`: the
+    pretraining jobs by id whose backbones tell a probe's feature width (default: those among `jobs`)."""
     cost = profile.cost
     notes: set[str] = set()
     stages: dict[str, dict[str, Any]] = {}
     over_limit = beyond_requeues = 0
-    pretrain = {j.id: j for j in jobs if j.stage == "pretrain"}
+    pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
     short = [(evaluation_memory_gb(job, grid, cost, pretrain, notes), job) for job in jobs]
     short = sorted(((gb, job) for gb, job in short if gb > job.resources.mem_gb), key=lambda t: -t[0])
     if short:
@@ -284,7 +287,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile) -> dict[str, Any]:
         "max_parallel_jobs": slots,
         "job_hours": round(sum(st["job_hours"] for st in stages.values()), HOURS_DIGITS),
         "per_stage": stages,
-        "feature_cache_gb": round(feature_cache_gb(jobs, grid, cost, notes), 1),
+        "feature_cache_gb": round(feature_cache_gb(jobs, grid, cost, notes, pretrain), 1),
         "notes": folded(notes),
     }
 

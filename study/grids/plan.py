@@ -29,6 +29,8 @@ class Plan:
     jobs: list[Job]
     counts: dict[str, Any] = field(default_factory=dict)
     estimate: dict[str, Any] = field(default_factory=dict)
+    # a plan reduced to some jobs (study.grids.where): every job of the grid, where `job()` looks dependencies up
+    whole: list[Job] | None = field(default=None, repr=False, compare=False)
 
     _by_id: dict[str, Job] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -38,11 +40,12 @@ class Plan:
         return f"Plan({self.name!r}, {self.path!r}, {len(self.jobs)} jobs: {stages}; profile {self.profile.name!r})"
 
     def job(self, job_id: str) -> Job:
-        """The job of id `job_id` (the first, were one listed twice); KeyError for none. Indexed on first use and
-        again on a miss, so that asking of every job is linear in the plan, not quadratic."""
+        """The job of id `job_id` (the first, were one listed twice), of the whole grid in a reduced plan; KeyError
+        for none. Indexed on first use and again on a miss, so that asking of every job is linear in the plan, not
+        quadratic."""
         if job_id not in self._by_id:
             self._by_id = {}
-            for j in self.jobs:
+            for j in self.jobs if self.whole is None else self.whole:
                 self._by_id.setdefault(j.id, j)
         return self._by_id[job_id]
 

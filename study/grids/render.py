@@ -36,7 +36,7 @@ def job_text(job) -> str:
     `none` after the size; an evaluation's then `: linear on inat21_val` (and its variant)."""
     ax = job.axes
     corruption = ax.get("corruption")
-    words = [_cell(k, ax[k]) for k in ("method", "backbone", "dataset", "size") if ax.get(k) is not None]
+    words = [cell(k, ax[k]) for k in ("method", "backbone", "dataset", "size") if ax.get(k) is not None]
     words += [str(corruption)] if corruption not in (None, "none") else []
     words += [f"seed {ax['seed']}"] if ax.get("seed") is not None else []
     text = " ".join(words)
@@ -47,14 +47,16 @@ def job_text(job) -> str:
 
 
 def plan_json(plan: "Plan") -> dict[str, Any]:
-    """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`."""
+    """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`, and `"grid_jobs"` (how many
+    the whole grid has) where `--where` selected some."""
     axes = plan_axes(plan)
     jobs = [{**job_json(j, axes), "resources": j.resources.to_dict()} for j in plan.jobs]
     return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
-            "estimate": plan.estimate}
+            "estimate": plan.estimate, **({} if plan.whole is None else {"grid_jobs": len(plan.whole)})}
 
 
-def _cell(key: str, v: Any) -> str:
+def cell(key: str, v: Any) -> str:
+    """A column's value as the plan's table prints it: `-` for none, a size as a count (`50k`)."""
     if v is None:
         return "-"
     if key == "size" and isinstance(v, int):
@@ -84,8 +86,8 @@ def plan_table(plan: "Plan") -> str:
     rows = [["id", "stage", *axes, "labeled", "deps"]]
     for j in plan.jobs:
         labeled = _labeled(j)
-        rows.append([j.id, j.stage, *(_cell(a, j.axes.get(a)) for a in axes),
-                     ",".join(_cell("size", n) for n in labeled) if labeled else "-",  # counts, or all
+        rows.append([j.id, j.stage, *(cell(a, j.axes.get(a)) for a in axes),
+                     ",".join(cell("size", n) for n in labeled) if labeled else "-",  # counts, or all
                      ",".join(j.depends_on) or "-"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -93,7 +95,8 @@ def plan_table(plan: "Plan") -> str:
     by = ", ".join(f"{p} {n}" for p, n in c["evaluate_by_protocol"].items())
     lines.append("")
     lines.append(f"grid {plan.name}: {c['pretrain']} pretrain, {c['evaluate']} evaluate"
-                 + (f" ({by})" if by else "") + f", {_counted(c['total'], 'job')}")
+                 + (f" ({by})" if by else "") + f", {_counted(c['total'], 'job')}"
+                 + ("" if plan.whole is None else f" (those --where selects of its {len(plan.whole)})"))
     e = plan.estimate
     limits = [f"at most {_counted(e['max_parallel_gpus'], 'GPU')}" if e["max_parallel_gpus"] else "",
               _counted(e['max_parallel_jobs'], 'job') if e.get("max_parallel_jobs") else ""]

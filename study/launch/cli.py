@@ -6,6 +6,7 @@ import json
 import sys
 
 from study.cli import count_arg
+from study.grids.cli import add_where
 
 
 def _common(p: argparse.ArgumentParser, profile: str = "the cluster profile given to `study submit`") -> None:
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only these jobs (ids or unique prefixes, as `study plan` prints them), e.g. one job to try "
                         "on an interactive node before the whole grid; their dependencies must be done, queued, or "
                         "named too")
+    add_where(p, "only the jobs")
     p.add_argument("--set-aside-stale", action="store_true",
                    help="move the results (and job folders) computed on a manifest since rebuilt under the same name "
                         "to <workdir>/stale/<time>/, then run those jobs again (without it such results stop the "
@@ -84,15 +86,24 @@ def run_submit(args: argparse.Namespace) -> int:
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
     workdir = checked_workdir(args.workdir)  # submit makes folders in it
+    from study.grids.cli import plan_where
+    from study.grids.where import parse_where
     from study.launch.select import only_names, resolve_ids
 
-    names = None if args.only is None else only_names(args.only)  # a flag to fix before the grid's manifests
+    names = None if args.only is None else only_names(args.only)  # flags to fix before the grid's manifests
+    where = None if args.where is None else parse_where(args.where)
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
-    for warning in plan.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
+    selected = plan_where(plan, where)  # checked alone: the manifests of the jobs it runs
+    for warning in selected.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
+    if where is not None:
+        chosen = {j.id for j in selected.jobs}
+        only = chosen if only is None else only & chosen
+        if not only:
+            raise StudyError("--only and --where: no job is both named and selected")
     _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm

@@ -1,6 +1,6 @@
 """What a `study submit` queues: missing jobs, plus failed and cancelled ones with `--retry-failed`; never a
-done or live (pending/running) job; never a job whose dependency failed and is not retried (blocked). With `--only`,
-only the jobs named, whose dependencies must be done, live, or named too."""
+done or live (pending/running) job; never a job whose dependency failed and is not retried (blocked). With `--only`
+(and `--where`: the jobs it selects), only the jobs named, whose dependencies must be done, live, or named too."""
 from __future__ import annotations
 
 import shlex
@@ -85,5 +85,7 @@ def _refuse_unnamed_missing_dependencies(jobs: list[Any], candidates: set[str], 
     waiting = [(j.id, d) for j in jobs if j.id in candidates for d in j.depends_on
                if d not in candidates and state_of(states, d) == "missing"]
     if waiting:
-        raise StudyError("--only: " + "; ".join(f"job {j} needs job {d}, which has no result" for j, d in waiting[:5])
-                         + (" ..." if len(waiting) > 5 else "") + ": name it too, or submit without --only")
+        raise StudyError("--only/--where: " + "; ".join(f"job {j} needs job {d}, which has no result"
+                                                       for j, d in waiting[:5])
+                         + (" ..." if len(waiting) > 5 else "") + ": name it too (in --only, or a wider --where), or "
+                         "submit without them")

@@ -120,7 +120,7 @@ def test_only_selects_the_jobs_named_whose_dependencies_are_done_live_or_named(t
     sel = select(jobs, states, retry_failed=False, only={"p1", "e1"})
     assert [j.id for j in sel.to_run] == ["e1"] and sel.summary() == "1 done"  # p2 and e2 are not counted
     states = classify(jobs, tmp_path, Ledger(tmp_path, "none").replay())  # p2 missing
-    with pytest.raises(StudyError, match="--only: job e2 needs job p2, which has no result: name it too"):
+    with pytest.raises(StudyError, match="--only/--where: job e2 needs job p2, which has no result: name it too"):
         select(jobs, states, retry_failed=False, only={"e2"})
     assert [j.id for j in select(jobs, states, retry_failed=False, only={"p2", "e2"}).to_run] == ["p2", "e2"]
 

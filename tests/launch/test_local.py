@@ -772,6 +772,27 @@ def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_r
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
 
 
+def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
+    """`--where stage=pretrain` runs the pretraining job alone; `--where protocol=linear` (the evaluation) is refused
+    while its pretraining has no result, then runs; with --only, the jobs both select (none: refused)."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("whereg"))
+    wd = env / "wd"
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    cmd = ["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"]
+    code, _, err = run_cli(cmd + ["--where", "protocol=linear"])
+    assert code == 2 and f"--only/--where: job {ev.id} needs job {pre.id}, which has no result" in err, err
+    code, _, err = run_cli(cmd + ["--where", "stage=pretrain", "--only", ev.id])
+    assert code == 2 and "--only and --where: no job is both named and selected" in err, err
+    assert not (wd / "results").exists()
+    code, _, err = run_cli(cmd + ["--where", "stage=pretrain"])
+    assert code == 0 and "running 1 job(s)" in err, err
+    assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id}
+    code, _, err = run_cli(cmd + ["--where", "protocol=linear"])
+    assert code == 0 and "running 1 job(s)" in err, err
+    assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
+
+
 def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), retry_failed=False, found_done=(),
                    err=None):
     """run_local's exit code and its (job, state) ledger lines, over `jobs` whose workers are stand-ins: each sleeps a

@@ -1,0 +1,74 @@
+"""`--where AXIS=VALUE`: the jobs of a plan whose axes hold given values (`study plan` and `study submit`).
+
+A condition names a column of `study plan`'s table (`stage` or an axis: method, backbone, dataset, size,
+corruption, seed, protocol, eval_dataset, and variant where the grid sets one) and one value as that table prints it
+(`size=50k`; a size or seed also as a plain number, `size=50000`). Several conditions on one column: a job holds any of
+those values; on several columns: all of them. A job without a value in a column (a pretraining job's `protocol`)
+holds none. A column or value no job of the plan has is an error that lists what the plan has, as is a set of
+conditions no job meets.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Iterable
+
+from study.errors import StudyError
+from study.grids.cost import estimate
+from study.grids.jobs import Job
+from study.grids.plan import Plan, counts
+from study.grids.render import cell, plan_axes
+
+
+def parse_where(values: Iterable[str]) -> dict[str, list[str]]:
+    """Column -> the values asked of it, from `--where` values `AXIS=VALUE` (split at the first `=`: a corruption's
+    own `=` stays in its value); a StudyError for a value without a column or without a value."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        column, sep, wanted = (part.strip() for part in value.partition("="))
+        if not sep or not column or not wanted:
+            raise StudyError(f"--where {value!r}: expected COLUMN=VALUE, e.g. --where size=50k --where method=simclr "
+                             "(the columns and values as `study plan` prints them)")
+        out.setdefault(column, []).append(wanted)
+    return out
+
+
+def _spellings(column: str, value) -> set[str]:
+    """How `value` of `column` may be asked for: as the plan's table prints it, and as it is (`50k`, `50000`)."""
+    return {cell(column, value), str(value)} if value is not None else set()
+
+
+def _value(job: Job, column: str):
+    return job.stage if column == "stage" else job.axes.get(column)
+
+
+def jobs_where(plan: Plan, where: dict[str, list[str]]) -> list[Job]:
+    """The plan's jobs (plan order) that meet every condition of `where` (see the module docstring)."""
+    columns = ("stage",) + plan_axes(plan)
+    unknown = [c for c in where if c not in columns]
+    if unknown:
+        raise StudyError(f"--where {unknown[0]}=...: no column {unknown[0]!r} in grid {plan.name}; the columns are "
+                         f"{', '.join(columns)}")
+    for column, wanted in where.items():
+        held = dict.fromkeys(cell(column, _value(j, column)) for j in plan.jobs if _value(j, column) is not None)
+        spelled = set().union(*(_spellings(column, _value(j, column)) for j in plan.jobs))
+        missing = [w for w in wanted if w not in spelled]
+        if missing:
+            raise StudyError(f"--where {column}={missing[0]}: no job of grid {plan.name} has {column} {missing[0]!r}; "
+                             f"it has: {', '.join(held) or 'none (no job has this column)'}")
+    chosen = [j for j in plan.jobs
+              if all(_spellings(c, _value(j, c)) & set(wanted) for c, wanted in where.items())]
+    if not chosen:
+        asked = " ".join(f"--where {shlex.quote(f'{c}={w}')}" for c, ws in where.items() for w in ws)
+        raise StudyError(f"{asked}: no job of grid {plan.name} meets all of these (each alone does)")
+    return chosen
+
+
+def plan_of(plan: Plan, jobs: list[Job]) -> Plan:
+    """`plan` reduced to `jobs` (a subset of its jobs, in its order): counts, estimate and checks of those jobs alone
+    (a dependency still looked up in the whole grid: a probe's feature width, an encoder's image size)."""
+    whole = plan.jobs if plan.whole is None else plan.whole
+    encoders = {j.id: j for j in whole if j.stage == "pretrain"}
+    sub = dataclasses.replace(plan, jobs=jobs, counts=counts(jobs), whole=whole)
+    sub.estimate = estimate(jobs, plan.grid, plan.profile, encoders=encoders)
+    return sub

@@ -1,0 +1,84 @@
+"""`--where COLUMN=VALUE` (study.grids.where): the jobs of a plan it selects, their own counts, estimate and checks;
+`study plan --where` (golden table). `study submit --where`: tests/launch/test_local.py."""
+import json
+
+import pytest
+
+from study.errors import StudyError
+from study.grids import plan_grid
+from study.grids.where import jobs_where, parse_where, plan_of
+from tests.grids.conftest import REPO, run_plan_cli
+from tests.grids.test_plan import FIXTURE, golden
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return plan_grid(REPO / FIXTURE)
+
+
+def where(plan, *conditions):
+    return jobs_where(plan, parse_where(conditions))
+
+
+def test_conditions_on_one_column_are_any_of_on_several_all_of(plan):
+    """Values as the plan's table prints them (`1k`) or as they are (`1000`); a pretraining job has no protocol."""
+    def expected(**wanted):
+        return [j for j in plan.jobs if all((j.stage if c == "stage" else j.axes.get(c)) in vs
+                                            for c, vs in wanted.items())]
+
+    assert where(plan, "size=1k") == where(plan, "size=1000") == expected(size={1000})
+    chosen = where(plan, "dataset=alpha", "dataset=beta", "protocol=linear", "size=500")
+    assert chosen == expected(dataset={"alpha", "beta"}, protocol={"linear"}, size={500}) and len(chosen) == 2
+    assert where(plan, "stage=pretrain", "method=supervised") == expected(stage={"pretrain"}, method={"supervised"})
+    assert where(plan, "corruption=downsample:factor=2") == expected(corruption={"downsample:factor=2"})
+    assert all(j.stage == "evaluate" for j in where(plan, "protocol=finetune"))
+    # a concatenation's method is its encoders' pair, as the table prints it: `simclr` alone does not select it
+    assert [j.axes["protocol"] for j in where(plan, "method=simclr|supervised")] == ["concat"]
+    assert "concat" not in {j.axes["protocol"] for j in where(plan, "method=simclr", "stage=evaluate")}
+
+
+@pytest.mark.parametrize("conditions, message", [
+    (["sizes=1k"], r"--where sizes=\.\.\.: no column 'sizes' in grid small; the columns are stage, method, "
+                   r"backbone, dataset, size, corruption, seed, protocol, eval_dataset$"),
+    (["size=2k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k$"),
+    (["stage=pretrain", "protocol=linear"], r"^--where stage=pretrain --where protocol=linear: no job of grid small "
+                                            r"meets all of these \(each alone does\)$"),
+    (["size"], r"^--where 'size': expected COLUMN=VALUE, e\.g\. --where size=50k"),
+    (["=1k"], r"^--where '=1k': expected COLUMN=VALUE"),
+    (["size="], r"^--where 'size=': expected COLUMN=VALUE"),
+])
+def test_a_column_or_value_the_plan_lacks_is_refused_listing_what_it_has(plan, conditions, message):
+    with pytest.raises(StudyError, match=message):
+        where(plan, *conditions)
+
+
+def test_a_selection_has_its_own_counts_and_estimate_and_looks_dependencies_up_in_the_grid(plan):
+    """The evaluations alone: the whole plan's evaluate stage (a probe's feature width still from its encoder's
+    resnet18 pretraining job, which the selection leaves out: counted at resnet50's 2048, its cost would differ)."""
+    evaluations = plan_of(plan, where(plan, "stage=evaluate"))
+    assert evaluations.counts == {**plan.counts, "pretrain": 0, "total": plan.counts["evaluate"]}
+    assert evaluations.estimate["per_stage"] == {"evaluate": plan.estimate["per_stage"]["evaluate"]}
+    assert evaluations.estimate["feature_cache_gb"] == plan.estimate["feature_cache_gb"]
+    job = evaluations.jobs[0]
+    assert evaluations.job(job.depends_on[0]) is plan.job(job.depends_on[0])  # not among its jobs, but found
+    assert len(evaluations.whole) == len(plan.jobs)
+    again = plan_of(evaluations, where(evaluations, "protocol=linear"))  # a selection of a selection
+    assert again.whole is evaluations.whole and {j.axes["protocol"] for j in again.jobs} == {"linear"}
+
+
+def test_plan_cli_where_lists_counts_and_estimates_the_selected_jobs(plan, capsys):
+    code, out, err = run_plan_cli([FIXTURE, "--no-check", "--where", "dataset=alpha", "--where", "size=1k",
+                                   "--where", "protocol=linear"], capsys)
+    assert code == 0 and err == ""
+    golden("small_plan_where.txt", out)
+    code, out, err = run_plan_cli([FIXTURE, "--no-check", "--format", "json", "--where", "stage=pretrain"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["grid_jobs"] == len(plan.jobs) and data["counts"]["total"] == len(data["jobs"]) == 8
+    assert {j["stage"] for j in data["jobs"]} == {"pretrain"}
+    code, out, err = run_plan_cli([FIXTURE, "--no-check", "--where", "method=byol"], capsys)
+    assert code == 2 and out == "" and "--where method=byol: no job of grid small has method 'byol'" in err
