@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="table (default): the counts per stage, then what runs and what failed; json: one row per "
                         "job (its axes, state, detail, Slurm id, log, latest progress line) and the counts, for "
                         "scripts")
+    add_where(p, "only the jobs")
     p.set_defaults(func=run_status)
 
     p = subparsers.add_parser(
@@ -146,13 +147,17 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from study.grids.cli import plan_where
+    from study.grids.where import parse_where
     from study.launch.status import print_status, status_json
 
+    where = None if args.where is None else parse_where(args.where)
+    plan = plan_where(_plan(args), where)
     if args.format == "json":
-        json.dump(status_json(_plan(args), _workdir(args)), sys.stdout, indent=1)
+        json.dump(status_json(plan, _workdir(args)), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print_status(_plan(args), _workdir(args), out=sys.stdout)
+        print_status(plan, _workdir(args), out=sys.stdout)
     return 0
 
 

@@ -91,12 +91,17 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
+def grid_ids(plan: Any) -> set[str]:
+    """The ids of every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
+    return {j.id for j in (plan.jobs if getattr(plan, "whole", None) is None else plan.whole)}
+
+
 def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
     """Ids of the jobs this grid file ran (its ledger's queued or local events) that the plan no longer has and whose
     result file is in results/: a job's id hashes its settings, so these ran under settings the grid file has since
     changed (or that another version of study resolves otherwise). Neither status nor the report counts them.
     `latest`: as for `outside_plan`."""
-    in_plan, this_file = {j.id for j in plan.jobs}, grid_file(plan)
+    in_plan, this_file = grid_ids(plan), grid_file(plan)
     latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
     return sorted(job for job, e in latest.items()
                   if job not in in_plan and from_this_file(e, this_file) and has_result(workdir, job))
@@ -108,7 +113,7 @@ def outside_plan(plan: Any, workdir: str | Path,
     by an earlier version of it; {another grid file with the same grid name: ids it queued}). `latest`: the grid's
     own ledger replayed (`Ledger.replay().latest`), where the caller has it."""
     workdir = Path(workdir).resolve()
-    in_plan = {j.id for j in plan.jobs}
+    in_plan = grid_ids(plan)
     latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
     gone = {job: e for job, e in latest.items()
             if e["event"] == "queued" and job not in in_plan and not has_result(workdir, job)}

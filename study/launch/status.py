@@ -55,7 +55,8 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     out = out or sys.stdout
     states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
     table = counts(plan, states)
-    out.write(f"grid {plan.name}: {len(plan.jobs)} job(s), workdir {Path(workdir).resolve()}\n")
+    of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
+    out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
     if not Path(workdir).is_dir():
         what = "a file, not a folder" if Path(workdir).exists() else "no such folder"
         out.write(f"({what}: nothing was submitted with this workdir; give the one `study submit` used, "

@@ -774,7 +774,8 @@ def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_r
 
 def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
     """`--where stage=pretrain` runs the pretraining job alone; `--where protocol=linear` (the evaluation) is refused
-    while its pretraining has no result, then runs; with --only, the jobs both select (none: refused)."""
+    while its pretraining has no result, then runs; with --only, the jobs both select (none: refused). `study status
+    --where` shows the jobs it selects."""
     grid = env / "g.yaml"
     grid.write_text(grid_text("whereg"))
     wd = env / "wd"
@@ -788,6 +789,14 @@ def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
     code, _, err = run_cli(cmd + ["--where", "stage=pretrain"])
     assert code == 0 and "running 1 job(s)" in err, err
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id}
+    # `study status --where`: the selected jobs' counts alone; the done pretraining job is neither counted nor taken
+    # for a result off the plan
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd), "--where", "stage=evaluate"])
+    assert code == 0 and "grid whereg: 1 job(s) (those --where selects of its 2)" in out, out + err
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:4] if line.strip()}
+    assert list(rows) == ["evaluate"] and rows["evaluate"][-1] == "1" and "no job of its plan" not in out, out
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json", "--where", "stage=pretrain"])
+    assert code == 0 and [(j["id"], j["state"]) for j in json.loads(out)["jobs"]] == [(pre.id, "done")]
     code, _, err = run_cli(cmd + ["--where", "protocol=linear"])
     assert code == 0 and "running 1 job(s)" in err, err
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
