@@ -247,17 +247,22 @@ def _rows(x: torch.Tensor, index: torch.Tensor | None, cfg: LinearConfig) -> Row
 
 @contextlib.contextmanager
 def tf32_matmuls(device: torch.device, on: bool) -> Iterator[None]:
-    """Within: float32 matmuls on a CUDA `device` run as TF32 if and only if `on` (torch's
-    `torch.backends.cuda.matmul.allow_tf32`, restored on leaving); off CUDA nothing changes."""
+    """Within: float32 matmuls on a CUDA `device` run as TF32 if and only if `on`, through cuBLAS's own switch
+    (`torch.backends.cuda.matmul.fp32_precision`, "tf32" or "ieee", where torch has it: 2.9 and later, whose older
+    `allow_tf32` refuses to be read once that is "tf32"; else `allow_tf32`), restored on leaving; off CUDA nothing
+    changes."""
     if device.type != "cuda":
         yield
         return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = on
+    matmul = torch.backends.cuda.matmul
+    key, value = ("fp32_precision", "tf32" if on else "ieee") if hasattr(matmul, "fp32_precision") else (
+        "allow_tf32", on)
+    before = getattr(matmul, key)
+    setattr(matmul, key, value)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+        setattr(matmul, key, before)
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,

@@ -68,30 +68,40 @@ def test_lbfgs_reads_its_gradient_tolerance_and_history_size_from_the_config(mon
     assert made == [lbfgs.Limits(max_iter=100, tolerance_grad=1e-5, tolerance_change=1e-4, history_size=7)]
 
 
+MATMUL = torch.backends.cuda.matmul
+# the switch `linear.tf32_matmuls` sets: cuBLAS's `fp32_precision` where torch has it (2.9 and later), else allow_tf32
+SWITCH, ON, OFF = ("fp32_precision", "tf32", "ieee") if hasattr(MATMUL, "fp32_precision") else ("allow_tf32", True,
+                                                                                                False)
+
+
+def tf32_on() -> bool:
+    return getattr(MATMUL, SWITCH) == ON
+
+
 @pytest.fixture
 def tf32_switch():
     """torch's TF32 matmul switch, restored after the test (monkeypatch cannot set it: torch's module-like object
     serves it through __getattr__)."""
-    before = torch.backends.cuda.matmul.allow_tf32
+    before = getattr(MATMUL, SWITCH)
     yield
-    torch.backends.cuda.matmul.allow_tf32 = before
+    setattr(MATMUL, SWITCH, before)
 
 
-@pytest.mark.parametrize("before", [False, True])
+@pytest.mark.parametrize("before", [ON, OFF])
 def test_tf32_matmuls_switch_on_cuda_only_and_are_restored(before, tf32_switch):
     """`tf32_matmuls(device, on)`: on a CUDA device torch's TF32 matmul switch is `on` within and as before after,
     also when the work within raises; on a CPU it is never touched. (The switch is a process flag that can be set
     without a GPU; no tensor is made on the CUDA device.)"""
-    torch.backends.cuda.matmul.allow_tf32 = before
+    setattr(MATMUL, SWITCH, before)
     for on in (False, True):
         with linear.tf32_matmuls(torch.device("cuda"), on):
-            assert torch.backends.cuda.matmul.allow_tf32 is on
-        assert torch.backends.cuda.matmul.allow_tf32 is before
+            assert tf32_on() is on
+        assert getattr(MATMUL, SWITCH) == before
         with pytest.raises(RuntimeError, match="inside"), linear.tf32_matmuls(torch.device("cuda", 0), on):
             raise RuntimeError("inside")
-        assert torch.backends.cuda.matmul.allow_tf32 is before
+        assert getattr(MATMUL, SWITCH) == before
         with linear.tf32_matmuls(torch.device("cpu"), on):
-            assert torch.backends.cuda.matmul.allow_tf32 is before
+            assert getattr(MATMUL, SWITCH) == before
 
 
 @pytest.mark.parametrize("tf32", [False, True])
@@ -103,11 +113,11 @@ def test_a_probe_fits_under_its_tf32_setting(tf32, monkeypatch, tf32_switch):
 
     x, y = (t.to(TEST_DEVICE) for t in blobs(10, 4, 8, 1.0, seed=0))
     seen, real = [], lbfgs.minimize
-    monkeypatch.setattr(lbfgs, "minimize", lambda *a: seen.append(torch.backends.cuda.matmul.allow_tf32) or real(*a))
-    before = torch.backends.cuda.matmul.allow_tf32
+    monkeypatch.setattr(lbfgs, "minimize", lambda *a: seen.append(getattr(MATMUL, SWITCH)) or real(*a))
+    before = getattr(MATMUL, SWITCH)
     probe, _ = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2), tf32=tf32), seed=0)
-    assert len(seen) == 3 and set(seen) == {tf32 if is_cuda() else before}  # two selection fits, one refit
-    assert torch.backends.cuda.matmul.allow_tf32 is before
+    assert len(seen) == 3 and set(seen) == {(ON if tf32 else OFF) if is_cuda() else before}  # 2 selection fits, refit
+    assert getattr(MATMUL, SWITCH) == before
     if not is_cuda():
         plain, _ = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2)), seed=0)
         assert torch.equal(probe.weight, plain.weight)

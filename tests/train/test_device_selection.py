@@ -63,3 +63,24 @@ def test_the_tf32_switches_a_cuda_run_records_are_torchs():
         assert tf32_in_use(torch.device("cuda", 0)) == {"convolutions": False, "matmul": True}
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_the_tf32_switches_are_read_after_torchs_newer_api_set_them():
+    """torch 2.9 and later refuse to read `allow_tf32` once the newer `fp32_precision` of cuBLAS set "tf32" (a mix
+    of the two APIs): the record then reads the newer one (and `linear.tf32_matmuls`, which sets it, works)."""
+    from study.evaluate.linear import tf32_matmuls
+    from study.train.loop import tf32_in_use
+
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):  # torch < 2.9: one API, the test above
+        assert tf32_in_use(torch.device("cuda", 0))["matmul"] == bool(matmul.allow_tf32)
+        return
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "tf32"
+        assert tf32_in_use(torch.device("cuda", 0))["matmul"] is True
+        with tf32_matmuls(torch.device("cuda", 0), False):
+            assert tf32_in_use(torch.device("cuda", 0))["matmul"] is False
+        assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision = before
