@@ -5,7 +5,7 @@ manifest the jobs read (study.grids.manifest_commands); `plan_grid` itself reads
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,14 @@ class Plan:
         return [j for j in self.jobs if j.stage == stage]
 
     def manifests(self) -> dict[str, str]:
-        """Every manifest name the jobs read -> the `study manifest ...` command that builds it."""
-        return manifest_commands(self)
+        """Every manifest name the jobs read -> the `study manifest ...` command that builds it; in a reduced plan,
+        the whole grid's command (a manifest's sizes and taxonomy are part of its content hash: built for the jobs
+        selected alone, the rest of the grid would rebuild it under the same name and stale their results)."""
+        commands = manifest_commands(self)
+        if self.whole is None:
+            return commands
+        whole = manifest_commands(replace(self, jobs=self.whole, whole=None))
+        return {name: whole[name] for name in commands}
 
     def check(self, manifests: bool = True, images_here: bool = False) -> list[str]:
         """Raise one StudyError listing every problem found before anything runs; return the warnings

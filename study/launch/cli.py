@@ -135,7 +135,8 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
         if stale:
             print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt (and their job "
                   f"folders) in {folder}; their jobs run again"
-                  + ("" if only is None else " (those --only names now, the others at a submit without --only)"),
+                  + ("" if only is None else " (those --only or --where selects now, the others at a submit "
+                                             "without them)"),
                   file=sys.stderr)
     elif stale:
         wd, lines = Path(workdir).resolve(), list(stale.values())

@@ -82,3 +82,36 @@ def test_plan_cli_where_lists_counts_and_estimates_the_selected_jobs(plan, capsy
     assert {j["stage"] for j in data["jobs"]} == {"pretrain"}
     code, out, err = run_plan_cli([FIXTURE, "--no-check", "--where", "method=byol"], capsys)
     assert code == 2 and out == "" and "--where method=byol: no job of grid small has method 'byol'" in err
+
+
+def test_a_selection_names_the_manifests_its_jobs_read_with_the_commands_of_the_whole_grid(plan, capsys, monkeypatch,
+                                                                                           tmp_path):
+    """A manifest's sizes are part of its content hash: a command with the selection's sizes alone (`--sizes 500`)
+    would build a manifest the rest of the grid rebuilds under the same name, staling the selection's results."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))  # none there: the check lists each with its command
+    small = plan_of(plan, where(plan, "size=500"))
+    assert small.manifests() == {name: plan.manifests()[name]
+                                 for name in ("alpha_train", "beta_train", "alpha_val", "beta_test")}
+    code, out, err = run_plan_cli([FIXTURE, "--where", "size=500"], capsys)
+    assert code == 2 and out == "" and "--name alpha_train --sizes 500,1k --labeled-sizes 100,200\n" in err, err
+    assert "pool_alpha_beta" not in err and "downsample" not in err  # read by jobs it does not select
+
+
+def test_a_selection_of_pretraining_does_not_check_defaults_evaluate_alone(write_grid, capsys):
+    """The grid's evaluations read defaults.evaluate merged with their entries' params (valid here: one weight
+    decay); checked alone, as for a grid without evaluations, it would be refused (several, with no validation
+    split), and its message that no entry uses it would be false."""
+    grid = write_grid("""\
+        axes: {method: [simclr], dataset: [alpha], size: [500]}
+        seeds: [0]
+        stages:
+          evaluate:
+            - {protocol: linear, eval_datasets: same, labeled_sizes: [100], params: {linear: {weight_decays: [0.1]}}}
+        """)
+    text = grid.read_text().replace("defaults:\n", "defaults:\n  evaluate: {linear: {val_fraction: 0}}\n")
+    grid.write_text(text)
+    code, out, err = run_plan_cli([str(grid), "--no-check"], capsys)
+    assert code == 0, err
+    code, out, err = run_plan_cli([str(grid), "--no-check", "--where", "stage=pretrain"], capsys)
+    assert code == 0 and err == "", err
+    assert "grid t: 1 pretrain, 0 evaluate, 1 job (those --where selects of its 2)" in out

@@ -154,7 +154,7 @@ def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_n
     assert str(e.value).startswith("2 result(s)") and "evaluate job e0: it used the result of job p0" in str(e.value)
     _refuse_stale_results(plan, wd, set_aside=True, only={"p0"})
     assert not list((wd / "results").glob("*.json")) and not list((wd / "jobs").iterdir())
-    assert "their jobs run again (those --only names now, the others at a submit without --only)" in \
+    assert "their jobs run again (those --only or --where selects now, the others at a submit without them)" in \
         capsys.readouterr().err
 
 
