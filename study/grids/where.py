@@ -1,4 +1,4 @@
-"""`--where AXIS=VALUE`: the jobs of a plan whose axes hold given values (`study plan` and `study submit`).
+"""`--where COLUMN=VALUE`: the jobs of a plan whose columns hold given values (`study plan`, `submit`, `status`).
 
 A condition names a column of `study plan`'s table (`stage` or an axis: method, backbone, dataset, size,
 corruption, seed, protocol, eval_dataset, and variant where the grid sets one) and one value as that table prints it
@@ -21,7 +21,7 @@ from study.grids.render import cell, plan_axes
 
 
 def parse_where(values: Iterable[str]) -> dict[str, list[str]]:
-    """Column -> the values asked of it, from `--where` values `AXIS=VALUE` (split at the first `=`: a corruption's
+    """Column -> the values asked of it, from `--where` values `COLUMN=VALUE` (split at the first `=`: a corruption's
     own `=` stays in its value); a StudyError for a value without a column or without a value."""
     out: dict[str, list[str]] = {}
     for value in values:

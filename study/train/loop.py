@@ -88,18 +88,17 @@ def tf32_in_use(device: torch.device) -> dict[str, bool] | None:
     default, so a `precision: fp32` run convolves in TF32 on Ampere and later); None off CUDA."""
     if device.type != "cuda":
         return None
-    return {"convolutions": _tf32_switch(torch.backends.cudnn, "conv"),
-            "matmul": _tf32_switch(torch.backends.cuda, "matmul")}
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    return {"convolutions": _tf32_switch(cudnn, getattr(cudnn, "conv", None)), "matmul": _tf32_switch(matmul, matmul)}
 
 
-def _tf32_switch(backend, op: str) -> bool:
-    """One of torch's TF32 switches: `backend.allow_tf32` (cuDNN's) or `backend.<op>.allow_tf32` (cuBLAS's); where
-    torch (2.9 and later) refuses to read it because its newer `<op>.fp32_precision` was set, that setting."""
-    legacy = backend if op == "conv" else getattr(backend, op)
+def _tf32_switch(legacy, newer) -> bool:
+    """One of torch's TF32 switches: `legacy.allow_tf32`, or where torch (2.9 and later) refuses to read that because
+    its newer API set `newer.fp32_precision`, that setting."""
     try:
         return bool(legacy.allow_tf32)
     except RuntimeError:
-        return getattr(getattr(backend, op), "fp32_precision", None) == "tf32"
+        return getattr(newer, "fp32_precision", None) == "tf32"
 
 
 def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current,
