@@ -53,7 +53,9 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     from study.launch.slurm.state import stuck_reason
 
     out = out or sys.stdout
-    states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
+    with_dependencies = _with_dependencies(plan)  # of a plan --where reduced: a job cancelled for a dependency's end
+    read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
+    states = {j.id: read[j.id] for j in plan.jobs}
     table = counts(plan, states)
     of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
@@ -71,7 +73,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
                   f"until it answers\n")
     _running(states, out)
     _stopped(states, out)
-    by_cause = _cancelled_by_dependency(plan, states)
+    by_cause = _cancelled_by_dependency(plan, read)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
     for st in ended[:ENDED_SHOWN]:
@@ -88,7 +90,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         out.write(f"\n{len(ids)} more {state} job(s) ({detail}): {_some(ids)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
-        out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {states[cause].state}: "
+        out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
     stuck: dict[str, list[JobState]] = {}
     for st in states.values():
@@ -164,6 +166,15 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO)
 def _ago(seconds: float) -> str:
     """`12 s ago`, `5 min ago`, `2.5 h ago`."""
     return f"{format_duration(seconds)} ago"
+
+
+def _with_dependencies(plan: Any) -> list[Any] | None:
+    """The plan's jobs and the dependencies of theirs it lacks (a plan `--where` reduced); None for a whole plan."""
+    if getattr(plan, "whole", None) is None:
+        return None
+    ids = {j.id for j in plan.jobs}
+    lacking = dict.fromkeys(d for j in plan.jobs for d in j.depends_on if d not in ids)
+    return plan.jobs + [plan.job(d) for d in lacking]
 
 
 def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:

@@ -69,6 +69,10 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert f"log: {log}" in out and "bad_train" in out  # the failure's log path and its last error lines
     bad_pre, bad_eval = by["bad:pretrain"].id, by["bad:evaluate"].id
     assert f"cancelled 1 job(s) because their dependency {bad_pre} failed: {bad_eval}" in out  # one line per cause
+    # the evaluations alone (--where): the cause still named, though the failed pretraining is not among them
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--where", "stage=evaluate"])
+    assert code == 0 and f"cancelled 1 job(s) because their dependency {bad_pre} failed: {bad_eval}" in out, out
+    assert f"failed pretrain {bad_pre}" not in out and "bad_train" not in out  # its failure is not shown
 
     # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
