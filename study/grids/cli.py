@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_where(p: argparse.ArgumentParser, what: str) -> None:
-    """The `--where COLUMN=VALUE` option (study.grids.where) of `study plan`, `study submit` and `study status`."""
+    """The `--where COLUMN=VALUE` option (study.grids.where) of `study plan`, `submit`, `status` and `cancel`."""
     p.add_argument("--where", metavar="COLUMN=VALUE", action="append",
                    help=f"{what} whose COLUMN (of `study plan`'s table: stage, method, dataset, size, corruption, "
                         "seed, protocol, eval_dataset, ...) holds VALUE, as the table prints it (size=50k); repeat it: "

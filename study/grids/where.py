@@ -1,4 +1,4 @@
-"""`--where COLUMN=VALUE`: the jobs of a plan whose columns hold given values (`study plan`, `submit`, `status`).
+"""`--where COLUMN=VALUE`: the jobs of a plan whose columns hold given values (plan, submit, status, cancel).
 
 A condition names a column of `study plan`'s table (`stage` or an axis: method, backbone, dataset, size,
 corruption, seed, protocol, eval_dataset, and variant where the grid sets one) and one value as that table prints it

@@ -59,14 +59,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "checkpoint, then end, and a rerun of `study submit` resumes them (cancelled Slurm jobs: "
                     "`study submit --retry-failed`). Commands on another host sharing the workdir are named.")
     _common(p)
+    add_where(p, "cancel only the Slurm jobs")
     p.set_defaults(func=run_cancel)
 
 
-def _plan(args: argparse.Namespace):
-    """The grid's plan, unchecked (submit checks it)."""
-    from study.grids import plan_grid
+def _where(args: argparse.Namespace) -> dict | None:
+    """The parsed `--where` conditions (study.grids.where), None without any."""
+    from study.grids.where import parse_where
 
-    return plan_grid(args.grid, getattr(args, "profile", None))
+    return None if args.where is None else parse_where(args.where)
+
+
+def _plan(args: argparse.Namespace, where: dict | None = None):
+    """The grid's plan, unchecked (submit checks it); of the jobs `where` selects, where given."""
+    from study.grids import plan_grid
+    from study.grids.cli import plan_where
+
+    return plan_where(plan_grid(args.grid, getattr(args, "profile", None)), where)
 
 
 def _workdir(args: argparse.Namespace):
@@ -88,11 +97,10 @@ def run_submit(args: argparse.Namespace) -> int:
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
     workdir = checked_workdir(args.workdir)  # submit makes folders in it
     from study.grids.cli import plan_where
-    from study.grids.where import parse_where
     from study.launch.select import only_names, resolve_ids
 
     names = None if args.only is None else only_names(args.only)  # flags to fix before the grid's manifests
-    where = None if args.where is None else parse_where(args.where)
+    where = _where(args)
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
@@ -148,12 +156,9 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from study.grids.cli import plan_where
-    from study.grids.where import parse_where
     from study.launch.status import print_status, status_json
 
-    where = None if args.where is None else parse_where(args.where)
-    plan = plan_where(_plan(args), where)
+    plan = _plan(args, _where(args))
     if args.format == "json":
         json.dump(status_json(plan, _workdir(args)), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -165,5 +170,5 @@ def run_status(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from study.launch.status import cancel
 
-    cancel(_plan(args), _workdir(args), out=sys.stdout)
+    cancel(_plan(args, _where(args)), _workdir(args), out=sys.stdout)
     return 0

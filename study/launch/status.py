@@ -196,8 +196,10 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     has since removed (not those another grid, or another file of the same grid name, submitted), and stop this
     grid's local commands on this host (local/stop.py); returns how many Slurm jobs it cancelled. It holds the
     workdir's submit lock from reading the states to its scancel, so a submit in progress finishes queueing first
-    and its jobs are cancelled too."""
+    and its jobs are cancelled too. Of a plan `--where` reduced, only the selected jobs' Slurm jobs (none an edit of
+    the grid file removed), and no local command (one runs a grid's jobs together: it is named instead)."""
     out = out or sys.stdout
+    reduced = getattr(plan, "whole", None) is not None
     workdir = Path(workdir).resolve()
     if not ledger_path(workdir, plan.name).parent.is_dir():  # no submit ever ran there: nothing to cancel nor create
         out.write(f"cancelled 0 Slurm job(s) of grid {plan.name}: nothing was submitted with workdir {workdir} (no "
@@ -212,7 +214,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
                if e["event"] == "queued" and from_this_file(e, this_file)}
         live = [st.slurm_id for st in states.values()
                 if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
-        stale, elsewhere = outside_plan(plan, workdir, own_events)
+        stale, elsewhere = ([], {}) if reduced else outside_plan(plan, workdir, own_events)
         ids = [sid for sid in live if sid in own] + stale
         said = []
         if ids:
@@ -240,7 +242,10 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
     for path, sids in elsewhere.items():
         out.write(f"{len(sids)} Slurm job(s) queued by {path} under the same grid name left running "
                   f"({_some(sids)}): `study cancel {shlex.quote(str(path))}` stops them\n")
-    if local:
+    if local and reduced:
+        out.write(f"{len(local)} selected job(s) run in a `study submit --cluster local` command, which stops as a "
+                  f"whole, not by --where: `study cancel` without --where stops it ({_some(local)})\n")
+    elif local:
         from study.launch.local.scheduler import STOP_GRACE_S
         from study.launch.local.stop import live_commands, stop_commands, wait_stopped
 

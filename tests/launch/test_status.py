@@ -122,6 +122,28 @@ def test_cancel_names_the_shared_jobs_it_leaves_also_beside_stale_ones(env, slur
     assert (slurm / "scancelled").read_text().split() == ["103", "104"]
 
 
+def test_cancel_where_scancels_the_selected_jobs_alone(env, slurm):
+    """`study cancel --where seed=1`: seed 1's jobs alone are scancelled, not those an edit of the grid file removed
+    (seed 0's); without --where, those."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("cw", seeds=(0, 1)))
+    _submit(grid, env)
+    queued, plan = _queued(env / "wd", "cw"), plan_grid(grid)
+    _sacct(slurm, {sid: "PENDING" for sid in queued.values()})
+    seed0, seed1 = (sorted(queued[j.id] for j in plan.jobs if j.axes["seed"] == s) for s in (0, 1))
+    grid.write_text(grid_text("cw", seeds=(1, 2)))  # seed 0's jobs left the plan: live, queued by an earlier version
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd"), "--where", "seed=1"])
+    assert code == 0 and f"cancelled {len(seed1)} Slurm job(s) of grid cw\n" in out, out + err
+    assert sorted((slurm / "scancelled").read_text().split()) == seed1
+    (slurm / "scancelled").unlink()
+    _sacct(slurm, {**{sid: "PENDING" for sid in seed0}, **{sid: "CANCELLED" for sid in seed1}})
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0 and "(2 of them queued by an earlier version of the grid file)" in out, out + err
+    assert sorted((slurm / "scancelled").read_text().split()) == seed0
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd"), "--where", "seed=3"])
+    assert code == 2 and "--where seed=3: no job of grid cw has seed '3'; it has: 1, 2" in err
+
+
 def test_cancel_waits_for_a_submit_in_progress_and_cancels_what_it_queued(env, slurm):
     """Without an open intent, cancel took no lock: run while a submit was between its states and its `queued`
     lines, it cancelled nothing of what that submit then queued."""
@@ -398,6 +420,11 @@ def test_cancel_stops_only_the_live_local_commands_of_this_grid_file(env):
                                       (other_file, other_lock, str(env / "copy.yaml")),
                                       (ours, "command-ours.lock", str(grid.resolve())))
                 for j in plan.jobs])
+            # --where stops no command (one runs the grid's jobs together): it names it
+            code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd), "--where", "stage=pretrain"])
+            assert code == 0 and ("1 selected job(s) run in a `study submit --cluster local` command, which stops as "
+                                  "a whole, not by --where") in out, out + err
+            assert ours.poll() is None and lock_held(wd / "locks" / "command-ours.lock")
             code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
             assert not lock_held(wd / "locks" / "command-ours.lock")  # ended before cancel returned
         assert code == 0, err
