@@ -140,8 +140,9 @@ def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):
     assert sys.executable not in scripts[0].read_text()
 
 
-def test_a_dry_run_with_only_queues_the_jobs_named(env, slurm):  # slurm: its scontrol, not the host's
-    """`--only` on Slurm: one array of the one pretraining job named; an evaluation without its pretraining refused."""
+def test_a_dry_run_with_only_or_where_queues_the_jobs_named(env, slurm):  # slurm: its scontrol, not the host's
+    """`--only` on Slurm: one array of the one pretraining job named; an evaluation without its pretraining refused;
+    `--where` likewise for the jobs it selects."""
     from study.grids import plan_grid
 
     grid = env / "g.yaml"
@@ -155,6 +156,11 @@ def test_a_dry_run_with_only_queues_the_jobs_named(env, slurm):  # slurm: its sc
     assert out.count("# ---- array ") == 1 and f"pretrain, 1 job(s): {pre.id}" in out
     code, out, err = run_cli(cmd + ["--only", ev.id])
     assert code == 2 and f"job {ev.id} needs job {ev.depends_on[0]}, which has no result" in err and out == ""
+    # --where: the jobs it selects, as if named
+    code, out, err = run_cli(cmd + ["--where", "stage=pretrain", "--where", "seed=1"])
+    seed1 = next(j for j in jobs if j.stage == "pretrain" and j.axes["seed"] == 1)
+    assert code == 0 and "would queue 1 job(s) in 1 array(s)" in err, err
+    assert out.count("# ---- array ") == 1 and f"pretrain, 1 job(s): {seed1.id}" in out
 
 
 def _srun_line(script: str) -> str:
