@@ -1,5 +1,6 @@
 """`--where COLUMN=VALUE` (study.grids.where): the jobs of a plan it selects, their own counts, estimate and checks;
-`study plan --where` (golden table). `study submit --where`: tests/launch/test_local.py."""
+`study plan --where` (golden table). submit, status and cancel with --where: tests/launch (test_local.py,
+test_status.py, test_params.py)."""
 import json
 
 import pytest
