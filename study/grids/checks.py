@@ -166,8 +166,7 @@ def check_sections(plan: Plan) -> list[str]:
                 + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "") + f": {msg}"
                 for (where, msg), jobs in errors.items()]
     grid = plan.grid
-    grid_jobs = plan.jobs if plan.whole is None else plan.whole  # a reduced plan (--where): its whole grid
-    if grid.defaults_evaluate and not any(j.stage == "evaluate" for j in grid_jobs):  # else its jobs checked it
+    if grid.defaults_evaluate and not any(j.stage == "evaluate" for j in plan.grid_jobs):  # else they checked it
         section = {**grid.defaults_evaluate, "train_manifest": "-", "test_manifest": "-"}  # no entry names them
         try:
             EvalConfig.from_dict(section, where="defaults.evaluate")

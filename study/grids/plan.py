@@ -39,13 +39,18 @@ class Plan:
         stages = ", ".join(f"{self.counts.get(s, 0)} {s}" for s in ("pretrain", "evaluate"))
         return f"Plan({self.name!r}, {self.path!r}, {len(self.jobs)} jobs: {stages}; profile {self.profile.name!r})"
 
+    @property
+    def grid_jobs(self) -> list[Job]:
+        """Every job of the grid: `jobs`, or `whole` in a reduced plan."""
+        return self.jobs if self.whole is None else self.whole
+
     def job(self, job_id: str) -> Job:
         """The job of id `job_id` (the first, were one listed twice), of the whole grid in a reduced plan; KeyError
         for none. Indexed on first use and again on a miss, so that asking of every job is linear in the plan, not
         quadratic."""
         if job_id not in self._by_id:
             self._by_id = {}
-            for j in self.jobs if self.whole is None else self.whole:
+            for j in self.grid_jobs:
                 self._by_id.setdefault(j.id, j)
         return self._by_id[job_id]
 

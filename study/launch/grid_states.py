@@ -93,7 +93,7 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
 
 def grid_ids(plan: Any) -> set[str]:
     """The ids of every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
-    return {j.id for j in (plan.jobs if getattr(plan, "whole", None) is None else plan.whole)}
+    return {j.id for j in getattr(plan, "grid_jobs", plan.jobs)}  # (a stand-in plan of tests: its jobs)
 
 
 def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
