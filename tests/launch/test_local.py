@@ -778,7 +778,8 @@ def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_r
 
 def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
     """`--where stage=pretrain` runs the pretraining job alone; `--where protocol=linear` (the evaluation) is refused
-    while its pretraining has no result, then runs; with --only, the jobs both select (none: refused). `study status
+    while its pretraining has no result, then runs; with --only, a job named that --where does not select is
+    refused. `study status
     --where` shows the jobs it selects."""
     grid = env / "g.yaml"
     grid.write_text(grid_text("whereg"))
@@ -788,7 +789,7 @@ def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
     code, _, err = run_cli(cmd + ["--where", "protocol=linear"])
     assert code == 2 and f"--only/--where: job {ev.id} needs job {pre.id}, which has no result" in err, err
     code, _, err = run_cli(cmd + ["--where", "stage=pretrain", "--only", ev.id])
-    assert code == 2 and "--only and --where: no job is both named and selected" in err, err
+    assert code == 2 and f"--only names 1 job(s) --where does not select: {ev.id};" in err, err
     assert not (wd / "results").exists()
     code, _, err = run_cli(cmd + ["--where", "stage=pretrain"])
     assert code == 0 and "running 1 job(s)" in err, err

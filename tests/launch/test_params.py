@@ -161,6 +161,11 @@ def test_a_dry_run_with_only_or_where_queues_the_jobs_named(env, slurm):  # slur
     seed1 = next(j for j in jobs if j.stage == "pretrain" and j.axes["seed"] == 1)
     assert code == 0 and "would queue 1 job(s) in 1 array(s)" in err, err
     assert out.count("# ---- array ") == 1 and f"pretrain, 1 job(s): {seed1.id}" in out
+    # both: the jobs named, each of which --where must select (one it does not is refused, not dropped)
+    code, out, err = run_cli(cmd + ["--where", "seed=1", "--only", seed1.id])
+    assert code == 0 and f"pretrain, 1 job(s): {seed1.id}" in out, err
+    code, out, err = run_cli(cmd + ["--where", "seed=1", "--only", f"{seed1.id},{pre.id}"])
+    assert code == 2 and out == "" and f"--only names 1 job(s) --where does not select: {pre.id};" in err, err
 
 
 def _srun_line(script: str) -> str:
