@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.durations import format_duration
-from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
-                                      results_off_plan)
+from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_jobs, grid_states, locked_states,
+                                      outside_plan, results_off_plan)
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
@@ -100,7 +100,8 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
-    rebuilt = list(stale_results(plan.jobs, workdir).values())
+    # of the whole grid: a selected evaluation is stale through its pretraining also where --where leaves that out
+    rebuilt = [why for job_id, why in stale_results(grid_jobs(plan), workdir).items() if job_id in states]
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name: `study submit` "
                   f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir "

@@ -652,6 +652,26 @@ def test_status_names_at_most_eight_results_of_rebuilt_manifests(env):
     assert text.count("its result used manifest toy_train") == 8 and "  ... and 1 more\n" in text
 
 
+def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_left_out(env):
+    """Of a plan `--where` reduced to an evaluation: its result is stale through its pretraining's (a record that
+    names no pretraining, as an older study's), though --where leaves the pretraining out; the pretraining itself is
+    not listed."""
+    wd = env / "wd"
+    p0 = Job(id="p0", stage="pretrain", config={"axes": {}})
+    e0 = Job(id="e0", stage="evaluate", config={"axes": {}}, depends_on=("p0",))
+    protocols = {"p0": {"manifest": "toy_train", "manifest_content_hash": "b" * 64}, "e0": {}}
+    for job in (p0, e0):
+        write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocols[job.id]})
+    reduced = SimpleNamespace(name="g", jobs=[e0], whole=[p0, e0], grid_jobs=[p0, e0], path=None,
+                              job={"p0": p0, "e0": e0}.__getitem__)
+    out = io.StringIO()
+    print_status(reduced, wd, out)
+    text = out.getvalue()
+    assert "1 done job(s) used a manifest since rebuilt" in text, text
+    assert "evaluate job e0: it used the result of job p0, which is stale" in text and "pretrain job p0" not in text
+
+
 def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
     """A missing job with a log had started under a local command since ended; one without never started."""
     states = {"a": JobState("a", "pretrain", "missing", log="a.log"), "b": JobState("b", "pretrain", "missing"),
