@@ -110,12 +110,12 @@ def run_submit(args: argparse.Namespace) -> int:
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
     if where is not None:
         chosen = {j.id for j in selected.jobs}
-        outside = [j.id for j in plan.jobs if only is not None and j.id in only and j.id not in chosen]
+        outside = [] if only is None else [j.id for j in plan.jobs if j.id in only and j.id not in chosen]
         if outside:  # a job named is run or refused, never dropped unsaid
             raise StudyError(f"--only names {len(outside)} job(s) --where does not select: "
                              f"{', '.join(outside[:5])}{' ...' * (len(outside) > 5)}; drop them from --only, or "
                              "widen --where (`study plan --where ...` lists what it selects)")
-        only = chosen if only is None else only
+        only = chosen if only is None else only  # (all of those named: each is selected)
     _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
