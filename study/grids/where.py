@@ -2,10 +2,10 @@
 
 A condition names a column of `study plan`'s table (`stage` or an axis: method, backbone, dataset, size,
 corruption, seed, protocol, eval_dataset, and variant where the grid sets one) and one value as that table prints it
-(`size=50k`; a size or seed also as a plain number, `size=50000`). Several conditions on one column: a job holds any of
-those values; on several columns: all of them. A job without a value in a column (a pretraining job's `protocol`)
-holds none. A column or value no job of the plan has is an error that lists what the plan has, as is a set of
-conditions no job meets.
+(`size=50k`; a size or seed also as a plain number, `size=50000`; a whole dataset's size, `-` there, as the grid file
+writes it: `size=all`). Several conditions on one column: a job holds any of those values; on several columns: all of
+them. A job without a value in a column (a pretraining job's `protocol`) holds none. A column or value no job of the
+plan has is an error that lists what the plan has, as is a set of conditions no job meets.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from study.grids.cost import estimate
 from study.grids.jobs import Job
 from study.grids.plan import Plan, counts
 from study.grids.render import cell, plan_axes
+from study.grids.schema import ALL
 
 
 def parse_where(values: Iterable[str]) -> dict[str, list[str]]:
@@ -39,7 +40,12 @@ def _spellings(column: str, value) -> set[str]:
 
 
 def _value(job: Job, column: str):
-    return job.stage if column == "stage" else job.axes.get(column)
+    """The job's value in `column`: `all` for the size of a whole dataset's pretraining and its evaluations (None: a
+    scratch evaluation has no pretraining, hence no size)."""
+    if column == "stage":
+        return job.stage
+    value = job.axes.get(column)
+    return ALL if column == "size" and value is None and job.axes.get("method") is not None else value
 
 
 def jobs_where(plan: Plan, where: dict[str, list[str]]) -> list[Job]:

@@ -41,14 +41,21 @@ def test_conditions_on_one_column_are_any_of_on_several_all_of(plan):
     # a concatenation's method is its encoders' pair, as the table prints it: `simclr` alone does not select it
     assert [j.axes["protocol"] for j in where(plan, "method=simclr|supervised")] == ["concat"]
     assert "concat" not in {j.axes["protocol"] for j in where(plan, "method=simclr", "stage=evaluate")}
+    assert parse_where([" size = 1k ", "dataset=alpha"]) == {"size": ["1k"], "dataset": ["alpha"]}
 
 
 @pytest.mark.parametrize("conditions, message", [
     (["sizes=1k"], r"--where sizes=\.\.\.: no column 'sizes' in grid small; the columns are stage, method, "
                    r"backbone, dataset, size, corruption, seed, protocol, eval_dataset$"),
-    (["size=2k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k$"),
+    (["sizes=1k", "methods=simclr"], r"--where sizes=\.\.\.: no column 'sizes'"),  # the first named
+    (["size=500", "size=2k", "size=3k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k$"),
+    # a pretraining job has no protocol (`-` in the table): none to ask for
+    (["protocol=-"], r"--where protocol=-: no job of grid small has protocol '-'; it has: linear, finetune, scratch, "
+                     r"concat$"),
     (["stage=pretrain", "protocol=linear"], r"^--where stage=pretrain --where protocol=linear: no job of grid small "
                                             r"meets all of these \(each alone does\)$"),
+    (["method=simclr|supervised", "stage=pretrain"], r"^--where 'method=simclr\|supervised' --where stage=pretrain: no "
+                                                     r"job of grid small meets all"),  # quoted: the flags as typed
     (["size"], r"^--where 'size': expected COLUMN=VALUE, e\.g\. --where size=50k"),
     (["=1k"], r"^--where '=1k': expected COLUMN=VALUE"),
     (["size="], r"^--where 'size=': expected COLUMN=VALUE"),
@@ -70,6 +77,11 @@ def test_a_selection_has_its_own_counts_and_estimate_and_looks_dependencies_up_i
     assert len(evaluations.whole) == len(plan.jobs)
     again = plan_of(evaluations, where(evaluations, "protocol=linear"))  # a selection of a selection
     assert again.whole is evaluations.whole and {j.axes["protocol"] for j in again.jobs} == {"linear"}
+    assert again.estimate == plan_of(plan, where(plan, "stage=evaluate", "protocol=linear")).estimate
+    small = plan_of(plan, where(plan, "size=500"))  # of its own jobs, not of the whole grid's
+    assert where(small, "stage=pretrain") == where(plan, "size=500", "stage=pretrain")
+    with pytest.raises(StudyError, match=r"--where size=1k: no job of grid small has size '1k'; it has: 500$"):
+        where(small, "size=1k")
 
 
 def test_plan_cli_where_lists_counts_and_estimates_the_selected_jobs(plan, capsys):
@@ -116,3 +128,24 @@ def test_a_selection_of_pretraining_does_not_check_defaults_evaluate_alone(write
     code, out, err = run_plan_cli([str(grid), "--no-check", "--where", "stage=pretrain"], capsys)
     assert code == 0 and err == "", err
     assert "grid t: 1 pretrain, 0 evaluate, 1 job (those --where selects of its 2)" in out
+
+
+def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_grid):
+    """`size: all` (`-` in the table): `size=all` selects its pretraining and its evaluations (not a scratch
+    evaluation: no pretraining, no size), and an error lists it. A column no job selected has a value in (of the
+    pretraining jobs alone: `protocol`) is said to be so."""
+    grid = plan_grid(write_grid("""\
+        axes: {method: [simclr], dataset: [alpha], size: [500, all]}
+        seeds: [0]
+        stages:
+          evaluate:
+            - {protocol: linear, eval_datasets: same, labeled_sizes: [100]}
+            - {protocol: scratch, eval_datasets: same, labeled_sizes: [100]}
+        """))
+    assert [(j.stage, j.axes["size"]) for j in where(grid, "size=all")] == [("pretrain", None), ("evaluate", None)]
+    with pytest.raises(StudyError, match=r"--where size=2k: no job of grid t has size '2k'; it has: 500, all$"):
+        where(grid, "size=2k")
+    pretraining = plan_of(grid, where(grid, "stage=pretrain"))
+    with pytest.raises(StudyError, match=r"--where protocol=linear: no job of grid t has protocol 'linear'; it has: "
+                                         r"none \(no job has this column\)$"):
+        where(pretraining, "protocol=linear")

@@ -158,6 +158,24 @@ def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_n
         capsys.readouterr().err
 
 
+def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_selects(env, slurm, capsys):
+    """`--where stage=pretrain --set-aside-stale`: the stale pretraining runs again, so its evaluation's result
+    (not selected) is set aside too: kept, it would count done on the old encoder. (slurm: stand-ins, no cluster)"""
+    from study.grids import plan_grid
+
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("sa"))
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    for job, protocol in ((pre, {"manifest": "toy_train", "manifest_content_hash": "0" * 64}), (ev, {})):
+        write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": "sa", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocol})
+    assert main(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), "--workdir",
+                 str(wd), "--where", "stage=pretrain", "--set-aside-stale"]) == 0
+    err = capsys.readouterr().err
+    assert "set aside 2 result(s)" in err and "queued 1 job(s)" in err, err
+    assert not list((wd / "results").glob("*.json"))
+
+
 def test_set_aside_stale_refuses_while_a_dependent_runs_and_moves_nothing(env):
     """An evaluation another command runs (or has queued) reads the encoder in jobs/<pretraining>/: moved, it fails
     or scores the old encoder; nothing is moved, the ledger untouched."""

@@ -168,6 +168,30 @@ def test_a_dry_run_with_only_or_where_queues_the_jobs_named(env, slurm):  # slur
     assert code == 2 and out == "" and f"--only names 1 job(s) --where does not select: {pre.id};" in err, err
 
 
+def test_where_queues_a_selected_dependency_too_and_chains_to_a_queued_one(env, slurm):
+    """`--where seed=1` before anything ran: seed 1's pretraining and its evaluation (a selected dependency is not
+    refused as one missing); `--where stage=evaluate` once the pretraining jobs are queued: the evaluations alone,
+    each after its own pretraining's Slurm job (afterok)."""
+    from study.grids import plan_grid
+    from study.launch.ledger import Ledger
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("chain", seeds=(0, 1)))
+    cmd = ["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), "--workdir",
+           str(env / "wd")]
+    code, out, err = run_cli(cmd + ["--dry-run", "--where", "seed=1"])
+    assert code == 0 and "would queue 2 job(s) in 2 array(s)" in err, err
+    code, _, err = run_cli(cmd + ["--where", "stage=pretrain"])
+    assert code == 0, err
+    queued = {e["job"]: e["slurm_job_id"] for e in Ledger(env / "wd", "chain").events() if e["event"] == "queued"}
+    (slurm / "sacct").write_text("".join(f"{sid}|PENDING|n1|Unknown\n" for sid in queued.values()))
+    code, out, err = run_cli(cmd + ["--dry-run", "--where", "stage=evaluate"])
+    assert code == 0 and "would queue 2 job(s) in 2 array(s)" in err, err
+    after = {re.search(r"evaluate, 1 job\(s\): (\w+)", a)[1]: re.search(r"--dependency=(\S+)", a)[1]
+             for a in out.split("# ---- array ")[1:]}
+    assert after == {j.id: f"afterok:{queued[j.depends_on[0]]}" for j in plan_grid(grid).jobs if j.stage == "evaluate"}
+
+
 def _srun_line(script: str) -> str:
     (line,) = [ln for ln in script.splitlines() if ln.startswith("srun ")]
     return line
