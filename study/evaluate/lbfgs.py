@@ -181,8 +181,10 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
     if bracket is None:  # out of evaluations while extrapolating
         bracket = [start, new]
     stuck = False
+    # the low end is re-chosen only where a point replaces the high one (torch's): a NaN loss that passes both tests
+    # below becomes the low end, and stays it
+    lo_i = 0 if bracket[0].f <= bracket[1].f else 1
     while evals <= tries:  # zoom: shrink the bracket around a point satisfying both
-        lo_i = 0 if bracket[0].f <= bracket[1].f else 1
         low, high = bracket[lo_i], bracket[1 - lo_i]
         if abs(high.t - low.t) * dmax < LINE_SEARCH_TOLERANCE:
             break
@@ -201,13 +203,13 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
         evals += 1
         if insufficient(new) or new.f >= low.f:
             bracket[1 - lo_i] = new
+            lo_i = 0 if bracket[0].f <= bracket[1].f else 1
         else:
             if flat(new):
                 return new, evals
             if new.gtd * (high.t - low.t) >= 0:
                 bracket[1 - lo_i] = low
             bracket[lo_i] = new
-    lo_i = 0 if bracket[0].f <= bracket[1].f else 1
     return bracket[lo_i], evals
 
 

@@ -308,7 +308,7 @@ def _train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: Linear
             info["choice"] = ("best held-out top-1 (ties: lower held-out cross-entropy)"
                               if not all(math.isnan(v) for v in scores.values())
                               else "none: every weight decay diverged on the held-out rows (the strongest refit)")
-            start = path[wd]
+            start = path[wd] if _finite(path[wd]) else None  # (every value diverged: the refit starts from zeros)
     rows_all = _rows(x, None, cfg)
     probe = fit(rows_all, y, num_classes, wd, cfg, seed, init=start)
     for fallback in fallbacks if not _finite(probe) else ():  # a selection fit that exploded but scored well

@@ -215,12 +215,15 @@ BEYOND_THE_WALL = {
 }
 
 
+@pytest.mark.parametrize("max_eval", [200, 3])
 @pytest.mark.parametrize("beyond", BEYOND_THE_WALL, ids=list(BEYOND_THE_WALL))
-def test_non_finite_losses_and_slopes_take_torchs_path(beyond):
+def test_non_finite_losses_and_slopes_take_torchs_path(beyond, max_eval):
     """A NaN or inf loss or slope met in a line search: torch's comparisons decide as they do there (a NaN loss
-    passes its sufficient-decrease test; a NaN cubic is bisected), so the same iterate, NaN or not, the same counts."""
+    passes its sufficient-decrease test; a NaN cubic is bisected), so the same iterate, NaN or not, the same counts.
+    max_eval 3: the zoom's last evaluation is the NaN step of the cubic through an inf loss, which becomes the
+    bracket's low end and is the step, as torch's (not the inf-loss end: a finite iterate of infinite loss)."""
     x0 = torch.full((4,), 0.1, dtype=torch.float64)
-    limits = lbfgs.Limits(max_iter=10, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=200)
+    limits = lbfgs.Limits(max_iter=10, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=max_eval)
     ours = lbfgs.minimize(walled(BEYOND_THE_WALL[beyond]), x0, limits)
     theirs, evaluations, iterations = torchs(walled(BEYOND_THE_WALL[beyond]), x0, limits)
     assert (ours.evaluations, ours.iterations) == (evaluations, iterations)
@@ -251,3 +254,117 @@ def test_a_nan_loss_extrapolated_past_float32s_range_ends_nan_without_raising():
     limits = lbfgs.Limits(max_iter=10, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=200)
     out = lbfgs.minimize(objective, torch.full((4,), 0.1), limits)
     assert math.isnan(out.loss) and not torch.isfinite(out.x).all() and out.evaluations == 201
+
+
+def ridge(theta):
+    """The larger of two quadratics: along a line the slope jumps where they meet, so the cubics the line search fits
+    miss, its zoom runs long and its safeguards move trial steps off the bracket's ends."""
+    theta = theta.detach().requires_grad_(True)
+    value = torch.maximum((theta - 1).square().sum(), 3 * (theta + 0.5).square().sum())
+    value.backward()
+    return value.detach(), theta.grad
+
+
+def kink(theta):
+    theta = theta.detach().requires_grad_(True)
+    value = (theta - 0.7).abs().sum() + 0.05 * theta.square().sum()
+    value.backward()
+    return value.detach(), theta.grad
+
+
+def huber(theta):
+    theta = theta.detach().requires_grad_(True)
+    value = F.huber_loss(theta, torch.full_like(theta, 3.0), reduction="sum", delta=0.5)
+    value.backward()
+    return value.detach(), theta.grad
+
+
+def quantized(objective, step):
+    """`objective` with its loss and gradient rounded to multiples of `step`: losses and slopes that tie exactly (as
+    float32 losses do near a minimum)."""
+    def rounded(theta):
+        value, grad = objective(theta)
+        return torch.round(value / step) * step, torch.round(grad / step) * step
+
+    return rounded
+
+
+KINKED = {  # objective, start, max_iter, tolerance_change, history_size, max_eval
+    "ridge": (ridge, [-0.1, 1.6, -1.1], 5, 1e-12, 1, UNBOUND),
+    "ridge, loose tolerance": (ridge, [0.2, -1.7], 20, 1e-3, 3, UNBOUND),
+    "ridge, out of evaluations extrapolating": (ridge, [0.2, -1.9], 5, 1e-12, 1, 10),
+    "ridge, tied losses": (quantized(ridge, 0.01), [0.0, 1.6, 0.0], 20, 1e-12, 5, UNBOUND),
+    "ridge, tied losses, capped": (quantized(ridge, 0.125), [-0.6, 0.5], 20, 1e-12, 1, 10),
+    "kink, tied losses": (quantized(kink, 0.01), [0.0, 1.6, 0.0], 20, 1e-12, 5, UNBOUND),
+    "huber, tied slopes": (quantized(huber, 0.01), [0.1, 0.1, -1.1, -1.1], 20, 1e-3, 5, 10),
+}
+
+
+@pytest.mark.parametrize("case", KINKED, ids=list(KINKED))
+def test_the_iterates_are_torchs_where_the_line_search_zooms_long(case):
+    """Kinks and ties (a smooth loss's line searches mostly end at their first or second step): the sufficient
+    decrease and curvature tests, the extrapolation, the zoom's safeguards and its choice of ends decide as torch's."""
+    objective, start, max_iter, tolerance_change, history_size, max_eval = KINKED[case]
+    x0 = torch.tensor(start, dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=tolerance_change,
+                          history_size=history_size, max_eval=max_eval)
+    ours = lbfgs.minimize(objective, x0, limits)
+    theirs, evaluations, iterations = torchs(objective, x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations)
+    assert torch.allclose(ours.x, theirs, rtol=1e-9, atol=1e-12)
+
+
+def test_pairs_under_the_curvature_floor_are_not_kept_and_the_direction_stays_steepest_descent():
+    """Close to a minimum each step's s . y (here 1e-12) is under CURVATURE_FLOOR: no pair is kept, and every
+    direction is -g (torch's), each step halving the distance to the minimum until max_iter."""
+    def objective(theta):
+        return 0.25 * theta.square().sum(), 0.5 * theta
+
+    x0 = torch.full((4,), 1e-6, dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=6, tolerance_grad=1e-15, tolerance_change=1e-30, history_size=5, max_eval=UNBOUND)
+    ours = lbfgs.minimize(objective, x0, limits)
+    theirs, evaluations, iterations = torchs(objective, x0, limits)
+    assert (ours.evaluations, ours.iterations, ours.pairs) == (evaluations, iterations, 0) == (7, 6, 0)
+    assert torch.equal(ours.x, theirs) and torch.equal(ours.x, x0 / 2 ** 6)
+
+
+STOPS = {  # objective, start, Limits: each stops the fit before max_iter by another rule
+    "no gradient entry over tolerance_grad": ("probe", lbfgs.Limits(100, 1e-3, 1e-12, 20, UNBOUND)),
+    "a step under tolerance_change": ("rosenbrock", lbfgs.Limits(100, 1e-12, 1e-3, 5, UNBOUND)),
+    "max_eval reached exactly": ("probe", lbfgs.Limits(100, 1e-12, 1e-12, 20, 7)),
+    "the default max_eval": ("rosenbrock", lbfgs.Limits(20, 1e-12, 1e-14, 5)),
+}
+
+
+@pytest.mark.parametrize("case", STOPS, ids=list(STOPS))
+def test_the_stopping_rules_are_torchs(case):
+    """Each stopping rule ends the fit where torch's does: the largest gradient entry (not another norm), the step's
+    largest entry (not the step length t: Rosenbrock's first t is 1 / |g|_1, under 1e-3), the evaluations once they
+    reach max_eval, and max_eval's default, max_iter x 5/4."""
+    name, limits = STOPS[case]
+    objective, x0 = ((probe_problem()[0], torch.zeros(78)) if name == "probe"
+                     else (rosenbrock, torch.tensor([-1.2, 1.0, -0.5, 0.8], dtype=torch.float64)))
+    ours = lbfgs.minimize(objective, x0, limits)
+    theirs, evaluations, iterations = torchs(objective, x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations) and iterations < limits.max_iter
+    assert torch.allclose(ours.x, theirs, atol=5e-5)
+
+
+def test_a_gradient_at_exactly_tolerance_grad_stops_before_any_step():
+    """"Once no gradient entry exceeds tolerance_grad": one equal to it does not."""
+    objective, _, n = probe_problem()
+    largest = float(objective(torch.zeros(n))[1].abs().max())
+    out = lbfgs.minimize(objective, torch.zeros(n), lbfgs.Limits(100, largest, 1e-9, 20))
+    assert (out.iterations, out.evaluations) == (0, 1)
+
+
+SPECIAL = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan]
+
+
+def test_divide_is_torchs_division_where_pythons_raises():
+    """_divide(a, b) is a / b as a float64 tensor divides: x / +-0 is +-inf by both signs, 0 / 0 and NaN / 0 NaN."""
+    for a in SPECIAL:
+        for b in SPECIAL:
+            expected = float(torch.tensor(a, dtype=torch.float64) / torch.tensor(b, dtype=torch.float64))
+            got = lbfgs._divide(a, b)
+            assert got == expected or (math.isnan(got) and math.isnan(expected)), (a, b)

@@ -100,8 +100,9 @@ def test_tf32_matmuls_switch_on_cuda_only_and_are_restored(before, tf32_switch):
         with pytest.raises(RuntimeError, match="inside"), linear.tf32_matmuls(torch.device("cuda", 0), on):
             raise RuntimeError("inside")
         assert getattr(MATMUL, SWITCH) == before
-        with linear.tf32_matmuls(torch.device("cpu"), on):
-            assert getattr(MATMUL, SWITCH) == before
+        for device in ("cpu", "meta"):  # off CUDA: any other device
+            with linear.tf32_matmuls(torch.device(device), on):
+                assert getattr(MATMUL, SWITCH) == before
 
 
 @pytest.mark.parametrize("tf32", [False, True])
@@ -114,8 +115,11 @@ def test_a_probe_fits_under_its_tf32_setting(tf32, monkeypatch, tf32_switch):
     x, y = (t.to(TEST_DEVICE) for t in blobs(10, 4, 8, 1.0, seed=0))
     seen, real = [], lbfgs.minimize
     monkeypatch.setattr(lbfgs, "minimize", lambda *a: seen.append(getattr(MATMUL, SWITCH)) or real(*a))
+    entered, switch = [], linear.tf32_matmuls
+    monkeypatch.setattr(linear, "tf32_matmuls", lambda device, on: entered.append((device, on)) or switch(device, on))
     before = getattr(MATMUL, SWITCH)
     probe, _ = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2), tf32=tf32), seed=0)
+    assert entered == [(x.device, tf32)]  # what a GPU would then see: checked on a CPU too
     assert len(seen) == 3 and set(seen) == {(ON if tf32 else OFF) if is_cuda() else before}  # 2 selection fits, refit
     assert getattr(MATMUL, SWITCH) == before
     if not is_cuda():
@@ -179,11 +183,16 @@ def test_row_chunks_are_as_narrow_as_the_wider_of_the_logits_and_the_features(mo
     assert sum(len(b) for b in wide.blocks(torch.randn(100, 16))) == 100 and max(rows) <= 10
 
 
-def test_a_probe_whose_every_weight_decay_diverged_says_so():
+def test_a_probe_whose_every_weight_decay_diverged_says_so(monkeypatch):
+    """Every selection fit diverged: the choice says so, and the refit (at the strongest value) starts from zeros, as
+    any fit after a diverged one does: from the selection's NaN weights it could only end NaN."""
     x, y = blobs(10, 4, 8, 1.0, seed=0)
     x[:, 0] = float("nan")  # features the extraction now refuses: here the probe meets them anyway
+    inits, real = [], linear.fit
+    monkeypatch.setattr(linear, "fit", lambda *a, init=None, **k: inits.append(init) or real(*a, init=init, **k))
     _, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-4, 1e-2)), seed=0)
     assert info["choice"].startswith("none: every weight decay diverged")
+    assert len(inits) == 3 and inits[-1] is None
 
 
 def test_a_single_weight_decay_fit_on_nan_features_ends_nan_without_raising():
@@ -208,6 +217,82 @@ def test_a_chosen_weight_decay_whose_refit_diverges_gives_way_to_the_next_best()
     assert info["validation_top1"]["100.0"] == info["validation_top1"]["0.001"]  # the tie the refit then loses
     assert info["weight_decay"] == 1e-3 and "the refit at 100.0 diverged" in info["choice"]
     assert accuracy(probe(xt), yt, 1) > 0.9
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "sgd"])
+def test_a_fit_leaves_the_probe_it_starts_from_alone(optimizer):
+    """`fit(..., init=probe)` starts from a copy: the selection path's probes (each the next one's start, the chosen
+    one the refit's) stay as they were fit."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    cfg = LinearConfig(optimizer=optimizer, epochs=2, batch_size=16, lr=0.05, max_iter=5)
+    start = linear.Probe(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), torch.ones(4))
+    weight, bias = start.weight.clone(), start.bias.clone()
+    fitted = linear.fit(linear.Rows(x), y, 4, 1e-3, cfg, seed=0, init=start)
+    assert not torch.equal(fitted.weight, weight)
+    assert torch.equal(start.weight, weight) and torch.equal(start.bias, bias)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_lbfgs_fit_reaches_the_minimum_of_the_documented_loss(monkeypatch, chunked):
+    """The L-BFGS fit's hand-written gradient is that of mean CE(W z + b) + wd ||W||^2: run to convergence (float64)
+    the loss's own autograd gradient vanishes there, in one chunk or over row chunks."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    x = x.double()
+    if chunked:
+        monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 7)  # 7 rows per chunk
+    cfg = LinearConfig(cold_iter=300, tolerance_grad=1e-12, tolerance=1e-20)
+    probe = linear.fit(linear.Rows(x), y, 4, 0.05, cfg, seed=0)
+    w, b = probe.weight.clone().requires_grad_(True), probe.bias.clone().requires_grad_(True)
+    (torch.nn.functional.cross_entropy(x @ w.t() + b, y) + 0.05 * (w * w).sum()).backward()
+    assert float(w.grad.abs().max()) < 1e-8 and float(b.grad.abs().max()) < 1e-8
+    assert float(probe.weight.abs().max()) > 0.1  # not a trivial minimum
+
+
+def test_minibatch_learning_rate_follows_a_cosine_from_lr_to_zero(monkeypatch):
+    """cfg.lr at the first step, then half a cosine over every step of every epoch (3 batches x 2 epochs here)."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)  # 40 rows: batches of 16, 16 and 8
+    lrs, real = [], torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda opt, *a, **k: lrs.append(opt.param_groups[0]["lr"])
+                        or real(opt, *a, **k))
+    linear.fit(linear.Rows(x), y, 4, 1e-3, LinearConfig(optimizer="sgd", epochs=2, batch_size=16, lr=0.3), seed=0)
+    assert lrs == pytest.approx([0.3 * 0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(6)])
+
+
+def test_selection_fits_run_select_iter_and_the_refit_max_iter_from_the_chosen_fit(monkeypatch):
+    """L-BFGS: each fit on the selection split runs at most select_iter iterations (the first from zeros too), the
+    refit at most max_iter, warm-started from the chosen value's selection fit."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    cfg = LinearConfig(weight_decays=(1e-3, 1e-1, 1e-2), select_iter=3, max_iter=5, cold_iter=7)
+    limits, starts, real = [], [], lbfgs.minimize
+    monkeypatch.setattr(lbfgs, "minimize", lambda f, x0, lim: limits.append(lim.max_iter) or starts.append(x0.clone())
+                        or real(f, x0, lim))
+    path, fit = [], linear.fit
+    monkeypatch.setattr(linear, "fit", lambda *a, **k: path.append(fit(*a, **k)) or path[-1])
+    _, info = linear.train_probe(x, y, 4, cfg, seed=0)
+    assert limits == [3, 3, 3, 5]
+    chosen = path[[1e-1, 1e-2, 1e-3].index(info["weight_decay"])]
+    assert torch.equal(starts[-1], torch.cat([chosen.weight.reshape(-1), chosen.bias]))
+
+
+def test_a_diverged_refit_gives_way_to_the_next_best_value_that_refits_and_no_further(monkeypatch):
+    """Held-out top-1 ranks 1.0 > 0.1 > 0.01; the refit at 1.0 diverges, the one at 0.1 does not: the probe is 0.1's
+    (0.01, which would refit too, is never tried)."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    top1 = {1.0: 0.9, 0.1: 0.8, 0.01: 0.7}
+    refits = []
+
+    def fit(rows, y, num_classes, wd, cfg, seed, init=None, max_iter=None):
+        if max_iter is None:  # a refit
+            refits.append(wd)
+        value = math.nan if max_iter is None and wd == 1.0 else wd
+        return linear.Probe(torch.full((num_classes, rows.x.shape[1]), value, dtype=torch.float64),
+                            torch.zeros(num_classes, dtype=torch.float64))
+
+    monkeypatch.setattr(linear, "fit", fit)
+    monkeypatch.setattr(linear, "held_out_scores", lambda probe, rows, y: (top1[float(probe.weight[0, 0])], 1.0))
+    probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=tuple(top1)), seed=0)
+    assert refits == [1.0, 0.1] and info["weight_decay"] == 0.1 and float(probe.weight[0, 0]) == 0.1
+    assert info["choice"].endswith("; the refit at 1.0 diverged: the next best that refits")
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
