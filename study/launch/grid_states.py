@@ -91,14 +91,9 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
-def grid_jobs(plan: Any) -> list[Any]:
-    """Every job of the plan's grid (of a plan `--where` reduced, its whole grid's), in plan order."""
-    return getattr(plan, "grid_jobs", plan.jobs)  # (a stand-in plan of tests: its jobs)
-
-
 def grid_ids(plan: Any) -> set[str]:
     """The ids of every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
-    return {j.id for j in grid_jobs(plan)}
+    return {j.id for j in getattr(plan, "grid_jobs", plan.jobs)}  # (a stand-in plan of tests: its jobs)
 
 
 def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from study.durations import format_duration
-from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_jobs, grid_states, locked_states,
-                                      outside_plan, results_off_plan)
+from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
+                                      results_off_plan)
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
@@ -100,8 +100,9 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
-    # of the whole grid: a selected evaluation is stale through its pretraining also where --where leaves that out
-    rebuilt = [why for job_id, why in stale_results(grid_jobs(plan), workdir).items() if job_id in states]
+    # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves it out
+    stale_here = stale_results(with_dependencies or plan.jobs, workdir)
+    rebuilt = [why for job_id, why in stale_here.items() if job_id in states]
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name: `study submit` "
                   f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir "
@@ -170,12 +171,14 @@ def _ago(seconds: float) -> str:
 
 
 def _with_dependencies(plan: Any) -> list[Any] | None:
-    """The plan's jobs and the dependencies of theirs it lacks (a plan `--where` reduced); None for a whole plan."""
+    """The dependencies the plan's jobs have that it lacks (a plan `--where` reduced), then its jobs: plan order (a
+    dependency before its dependents; an evaluation's are pretraining jobs, which have none); None for a whole
+    plan."""
     if getattr(plan, "whole", None) is None:
         return None
     ids = {j.id for j in plan.jobs}
     lacking = dict.fromkeys(d for j in plan.jobs for d in j.depends_on if d not in ids)
-    return plan.jobs + [plan.job(d) for d in lacking]
+    return [plan.job(d) for d in lacking] + plan.jobs
 
 
 def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:
