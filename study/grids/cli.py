@@ -30,6 +30,14 @@ def add_where(p: argparse.ArgumentParser, what: str) -> None:
                         "any of the values given for one column, all of the columns")
 
 
+def where_of(args: argparse.Namespace) -> dict | None:
+    """The parsed `--where` conditions (study.grids.where.parse_where), None without any: a flag to fix before the
+    grid is read."""
+    from study.grids.where import parse_where
+
+    return None if args.where is None else parse_where(args.where)
+
+
 def plan_where(plan, where: dict | None):
     """`plan`, or its jobs that `where` (parsed `--where` values) selects, as a plan of their own."""
     if where is None:
@@ -42,9 +50,8 @@ def plan_where(plan, where: dict | None):
 def run_plan(args: argparse.Namespace) -> int:
     from study.grids.plan import plan_grid
     from study.grids.render import plan_json, plan_table
-    from study.grids.where import parse_where
 
-    where = None if args.where is None else parse_where(args.where)  # a flag to fix before the grid
+    where = where_of(args)
     plan = plan_where(plan_grid(args.grid, args.profile), where)
     for warning in plan.check(manifests=not args.no_check):
         print(f"study: warning: {warning}", file=sys.stderr)

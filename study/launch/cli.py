@@ -6,7 +6,7 @@ import json
 import sys
 
 from study.cli import count_arg
-from study.grids.cli import add_where
+from study.grids.cli import add_where, where_of
 
 
 def _common(p: argparse.ArgumentParser, profile: str = "the cluster profile given to `study submit`") -> None:
@@ -63,13 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cancel)
 
 
-def _where(args: argparse.Namespace) -> dict | None:
-    """The parsed `--where` conditions (study.grids.where), None without any."""
-    from study.grids.where import parse_where
-
-    return None if args.where is None else parse_where(args.where)
-
-
 def _plan(args: argparse.Namespace, where: dict | None = None):
     """The grid's plan, unchecked (submit checks it); of the jobs `where` selects, where given."""
     from study.grids import plan_grid
@@ -100,7 +93,7 @@ def run_submit(args: argparse.Namespace) -> int:
     from study.launch.select import only_names, resolve_ids
 
     names = None if args.only is None else only_names(args.only)  # flags to fix before the grid's manifests
-    where = _where(args)
+    where = where_of(args)
     plan = _plan(args)
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
@@ -161,7 +154,7 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 def run_status(args: argparse.Namespace) -> int:
     from study.launch.status import print_status, status_json
 
-    plan = _plan(args, _where(args))
+    plan = _plan(args, where_of(args))
     if args.format == "json":
         json.dump(status_json(plan, _workdir(args)), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -173,5 +166,5 @@ def run_status(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from study.launch.status import cancel
 
-    cancel(_plan(args, _where(args)), _workdir(args), out=sys.stdout)
+    cancel(_plan(args, where_of(args)), _workdir(args), out=sys.stdout)
     return 0
