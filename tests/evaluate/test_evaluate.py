@@ -154,6 +154,18 @@ def test_a_resumed_extractions_time_left_is_at_the_rate_of_its_own_rows(manifest
     assert [ln.split(": ", 1)[1] for ln in lines[1:]] == ["16/20 images, eta 11 s", "20/20 images"]
 
 
+def test_forward_rows_runs_a_model_handed_over_in_training_mode_in_eval_mode(manifests, encoder_file):
+    """A fine-tuned model is built anew, in training mode, before its test images are scored: forward_rows puts it in
+    eval mode, so that each row gets the features of BatchNorm's running statistics (not its batch's), which stay."""
+    test, model = load_manifest("evtest"), load_encoder(encoder_file())
+    aug = build_augment(config().augment_config())
+    expected, _, _ = features_mod.forward_rows(model, test, test.all(), aug, 8, torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got, _, _ = features_mod.forward_rows(model.train(), test, test.all(), aug, 8, torch.device("cpu"))
+    assert torch.equal(got, expected) and not model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_two_folders_of_one_layout_do_not_share_cached_features(manifests, encoder_file, tmp_path):
     """Equal content hashes (relative paths, labels, settings) over other pixels, e.g. two materialized corruptions."""
     from image_trees import write_quadrant_tree
@@ -1046,6 +1058,16 @@ def test_a_cached_file_of_other_labels_is_extracted_again_not_read(manifests, en
     torch.save(payload, first.info["file"])
     again = _features(tmp_path / "f", "evtrain", enc, 20)
     assert not again.info["cached"] and torch.equal(again.y, first.y) and torch.equal(again.x, first.x)
+
+
+def test_a_stray_file_named_with_other_digits_in_the_cache_folder_is_passed_over(manifests, encoder_file, tmp_path):
+    """Only `labeled<ASCII digits>.pt` names a cached size: a file named `labeled²0.pt` (a digit to str.isdigit, not
+    to int) is passed over, not a ValueError of every evaluation that looks in the folder."""
+    enc = encoder_file()
+    first = _features(tmp_path / "f", "evtrain", enc, 8)
+    (Path(first.info["file"]).parent / "labeled²0.pt").write_bytes(b"x")
+    again = _features(tmp_path / "f", "evtrain", enc, 8)
+    assert again.info["cached"] and again.info["file"] == first.info["file"]
 
 
 def _mapped_file(t: torch.Tensor) -> str | None:
