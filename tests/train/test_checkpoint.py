@@ -235,3 +235,59 @@ def test_a_sigusr2_forwarded_to_the_default_action_ends_the_process(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == -signal.SIGUSR2, (proc.returncode, proc.stdout, proc.stderr)
     assert proc.stdout == "pending True\n", proc.stdout
+
+
+def test_every_cuda_generator_is_saved_where_cuda_is_in_use_and_set_again_on_the_devices_present(tmp_path,
+                                                                                                 monkeypatch):
+    """A GPU run's dropout or random masks draw from the CUDA generators: the checkpoint holds each device's state
+    once CUDA is initialised, and a resume sets them again, cut to the devices this process sees. Simulated through
+    torch.cuda's calls (no GPU here); a state without them (a CPU run's) sets none."""
+    states, set_to = [torch.tensor([1, 2], dtype=torch.uint8), torch.tensor([3, 4], dtype=torch.uint8)], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_to.append)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    save_checkpoint(tmp_path / "ck.pt", {"rng": rng_state()})
+    saved = load_checkpoint(tmp_path / "ck.pt")["rng"]
+    assert [t.tolist() for t in saved["cuda"]] == [[1, 2], [3, 4]]
+    set_rng_state(saved)
+    assert [[t.tolist() for t in s] for s in set_to] == [[[1, 2]]]
+    set_rng_state({k: v for k, v in saved.items() if k != "cuda"})
+    assert len(set_to) == 1
+
+
+def test_a_key_new_to_the_configuration_is_refused_even_at_none_where_its_default_is_unknown():
+    """`<absent>` is not None: a key the checkpoint lacks, now None, is another setting unless None is its default;
+    a key the checkpoint holds at None that the configuration dropped is refused too."""
+    with pytest.raises(StudyError, match=r"config\.new: checkpoint '<absent>', now None"):
+        check_fingerprint({"config": {"a": 1}}, {"config": {"a": 1, "new": None}}, "ck.pt")
+    with pytest.raises(StudyError, match=r"config\.new: checkpoint '<absent>', now None"):
+        check_fingerprint({"config": {"a": 1}}, {"config": {"a": 1, "new": None}}, "ck.pt",
+                          defaults={"config": {"new": 4}})
+    check_fingerprint({"config": {"a": 1}}, {"config": {"a": 1, "new": None}}, "ck.pt",
+                      defaults={"config": {"new": None}})
+    with pytest.raises(StudyError, match=r"config\.gone: checkpoint None, now '<absent>'"):
+        check_fingerprint({"config": {"a": 1, "gone": None}}, {"config": {"a": 1}}, "ck.pt")
+
+
+def test_a_gpu_runs_checkpoint_loads_onto_the_cpu_where_no_gpu_is(tmp_path):
+    """Its tensors are read onto the CPU (a resume copies them to the run's device), so on a machine without CUDA
+    the file is read, and a resume there says what differs (device_type), rather than calling it unreadable and
+    advising to remove it. A GPU run's file simulated: a CPU checkpoint whose tensors are marked as on cuda:0."""
+    import io
+    import zipfile
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"w": torch.ones(2)})
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name.endswith("/data.pkl"):  # the storage's location, a pickled string (torch's protocol 2)
+                assert data.count(b"X\x03\x00\x00\x00cpu") == 1
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            zout.writestr(name, data)
+    path.write_bytes(out.getvalue())
+    w = load_checkpoint(path)["w"]
+    assert w.device.type == "cpu" and w.tolist() == [1.0, 1.0]

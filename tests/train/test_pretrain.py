@@ -255,19 +255,21 @@ def test_a_lars_checkpoint_of_the_torch_style_momentum_buffer_is_refused(tiny_ma
 
 def test_checkpoint_from_a_gpu_bf16_run_is_refused_on_cpu(tiny_manifest, make_config, tmp_path):
     """`device` is a runtime key, but what it resolves to is not: a GPU run's checkpoint (bf16, CUDA random
-    streams) resumed on a CPU would silently continue in fp32 with other augmentation draws. Simulated by
-    rewriting the fingerprint of a CPU checkpoint as a GPU run writes it (no GPU here)."""
+    streams, channels_last, here on 2 GPUs) resumed on a CPU would silently continue in fp32 with other augmentation
+    draws, memory format and batch split. Simulated by rewriting the fingerprint of a CPU checkpoint as a GPU run
+    writes it (no GPU here)."""
     with pytest.raises(StopRequested):
         pretrain(make_config(device="cpu"), tmp_path / "run", stop_at=2)
     path = tmp_path / "run" / "checkpoint.pt"
     ck = torch.load(path, map_location="cpu", weights_only=True)
     assert (ck["fingerprint"]["device_type"], ck["fingerprint"]["precision"]) == ("cpu", "fp32")
-    ck["fingerprint"].update(device_type="cuda", precision="bf16", channels_last=True)
+    ck["fingerprint"].update(device_type="cuda", precision="bf16", channels_last=True, devices=2)
     torch.save(ck, path)
     with pytest.raises(StudyError) as e:
         pretrain(make_config(device="cpu"), tmp_path / "run")
     msg = str(e.value)
     assert "device_type: checkpoint 'cuda', now 'cpu'" in msg and "precision: checkpoint 'bf16', now 'fp32'" in msg
+    assert "channels_last: checkpoint True, now False" in msg and "devices: checkpoint 2, now 1" in msg
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
@@ -783,6 +785,44 @@ def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, 
     assert "[finetune] resuming" in err and "[pretrain]" not in err
     _assert_same_state(_weights(tmp_path / "b" / "full" / "encoder.pt"),
                        _weights(tmp_path / "b" / "cut" / "encoder.pt"))
+
+
+def test_a_run_started_from_an_encoder_regenerated_since_at_its_path_is_refused(tiny_manifest, make_config,
+                                                                                tmp_path):
+    """The checkpoint pins the init encoder by its content: an encoder written again at the same path (another
+    pretraining, here another seed) is another start, refused naming its sha256, not resumed from weights that
+    began elsewhere."""
+    import shutil
+
+    pretrain(make_config(steps=3), tmp_path / "ssl")
+    ft = make_config(method="supervised", subset="labeled", size=16, steps=4,
+                     init_encoder=str(tmp_path / "ssl" / "encoder.pt"))
+    with pytest.raises(StopRequested):
+        pretrain(ft, tmp_path / "cut", stop_at=2)
+    pretrain(make_config(steps=3, seed=1), tmp_path / "other")
+    shutil.copyfile(tmp_path / "other" / "encoder.pt", tmp_path / "ssl" / "encoder.pt")
+    with pytest.raises(StudyError, match="init_encoder_sha256: checkpoint '[0-9a-f]+', now '[0-9a-f]+'"):
+        pretrain(ft, tmp_path / "cut")
+
+
+def test_sync_bn_is_compared_at_a_resume_only_for_a_run_on_several_gpus():
+    """SyncBatchNorm runs on several CUDA devices only: on one GPU, or on CPU processes, `sync_bn` changes nothing,
+    so a resume leaves it out of the comparison; on several GPUs it is compared."""
+    def compared(devices, device_type):
+        fingerprint = {"config": {"method": "simclr", "sync_bn": True}, "devices": devices, "device_type": device_type}
+        return "sync_bn" in loop._comparable(fingerprint)["config"]
+
+    assert compared(2, "cuda")
+    assert not compared(1, "cuda") and not compared(2, "cpu") and not compared(1, "cpu")
+
+
+def test_the_checkpoint_keeps_only_the_latest_steps_losses_and_counts(tmp_path):
+    """`recent_losses` and `train_acc_window` hold the last `loss_steps` and `acc_steps` steps, not every step of the
+    run: a long run's checkpoint does not grow with it."""
+    recent, acc = [0.5, 0.5, 0.5], [(1.0, 2.0)] * 3
+    pending = [(step, torch.tensor(float(step)), torch.tensor(1.0), 4) for step in (4, 5, 6)]
+    loop._record_steps(pending, recent, acc, 2, 4, loop.distributed.World(), tmp_path / "checkpoint.pt", "tiny")
+    assert recent == [5.0, 6.0] and acc == [(1.0, 2.0), (1.0, 4.0), (1.0, 4.0), (1.0, 4.0)]
 
 
 def test_each_step_trains_at_the_scheduled_learning_rate(tiny_manifest, make_config, tmp_path, monkeypatch):
