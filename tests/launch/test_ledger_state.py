@@ -731,7 +731,8 @@ def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
 
 def test_pending_reasons_are_those_of_pending_lines_with_a_reason():
     """Only PENDING lines with a reason other than "None" count; a line without a reason column is skipped."""
-    listing = "5 PENDING launch failed requeued held\n6 RUNNING Prolog\n7 PENDING None\n8 PENDING\n9 PENDING Priority\n"
+    listing = ("5 PENDING launch failed requeued held\n6 RUNNING Prolog\n7 PENDING None\n8 PENDING\n"
+               "9 PENDING Priority\n10 COMPLETING NonZeroExitCode\n")
     assert pending_reasons(listing) == {"5": "launch failed requeued held", "9": "Priority"}
 
 
@@ -777,6 +778,15 @@ def test_scancel_is_given_every_job_in_groups_of_500(tmp_path, monkeypatch):
     assert scancel(ids + ids[:3]) == []
     calls = [line.split() for line in asked.read_text().splitlines()]
     assert [len(c) for c in calls] == [500, 500, 1] and sorted(sum(calls, [])) == ids
+
+
+def test_scancel_says_each_job_it_refused(tmp_path, monkeypatch):
+    """scancel writes a line per job it refused (each ended meanwhile): all are said, not the first alone."""
+    said = "scancel: error: Kill job error on job id {}: Job/step already completing or completed"
+    bin_dir = fake_commands(tmp_path / "bin",
+                            scancel=f'for id in "$@"; do echo "{said.format("$id")}" >&2; done; exit 1')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert scancel(["102", "101"]) == [said.format("101"), said.format("102")]
 
 
 def test_a_job_whose_end_sacct_puts_in_the_future_ended_zero_seconds_ago():

@@ -277,6 +277,18 @@ def test_a_submit_from_a_host_without_slurm_says_so_and_records_nothing(env, mon
     assert "Traceback" not in err and not list((env / "wd" / "ledgers").glob("*.jsonl"))  # no intent written
 
 
+def test_a_dry_run_needs_no_slurm_and_names_a_lone_jobs_array_as_sbatch_would(env, monkeypatch):
+    """A dry run prints the scripts on a host without Slurm's commands (a laptop); an evaluation waits for a one-job
+    array by its id alone, as sbatch's: a lone Slurm job has no task suffix."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("laptop"))
+    monkeypatch.setenv("PATH", str(env / "empty-bin"))
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                              "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0 and "would queue 2 job(s) in 2 array(s)" in err, err
+    assert "#SBATCH --dependency='afterok:<array1>'\n" in out, out  # the golden file: <array1>_0 of a larger one
+
+
 def test_cancel_reports_what_scancel_refused_instead_of_a_traceback(env, monkeypatch):
     """A job that ends between the states read and scancel makes scancel exit 1 for it: said, not a traceback.
     (Stand-ins for sacct and scancel: the test cluster cannot end a job at that instant.)"""

@@ -261,6 +261,10 @@ def test_query_reads_the_end_of_completed_jobs_and_the_reasons_of_pending_ones(e
     assert 25 < answer.ended_s["7"] < 120 and set(answer.ended_s) == {"7"}
     assert answer.states == {"7": "COMPLETED", "8": "PENDING (JobHeldAdmin)", "9": "FAILED"}
     assert query(env, {"8": None}).states == {"8": "PENDING"}  # squeue asked only with reasons
+    # a job Slurm requeued and held (sacct still reads its last run's end): the reason squeue gives is read too
+    _sacct(slurm, {"7": "NODE_FAIL"})
+    (slurm / "squeue").write_text("7 PENDING launch failed requeued held\n")
+    assert query(env, {"7": None}, reasons=True).states == {"7": "PENDING (launch failed requeued held)"}
     t0 = time.time()
     assert query(env, {}).states == {} and time.time() - t0 < 1
 
@@ -495,7 +499,8 @@ def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():
     for reason in ("AssocMaxJobsLimit", "QOSMaxJobsPerUserLimit", "QOSMaxGRESPerAccount", "AssocGrpGRES",
                    "Priority", "Resources"):
         assert stuck_reason(f"PENDING ({reason})") is None, reason
-    for reason in ("QOSMaxWallDurationPerJobLimit", "AssocMaxWallDurationPerJobLimit", "QOSMinGRES"):
+    for reason in ("QOSMaxWallDurationPerJobLimit", "AssocMaxWallDurationPerJobLimit", "QOSMinGRES",
+                   "PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints"):
         assert stuck_reason(f"PENDING ({reason})").startswith(f"{reason}: it asks for what its partition"), reason
 
 

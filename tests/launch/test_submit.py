@@ -2,15 +2,21 @@
 (fake_slurm): what sbatch is given, and submits cut short while sbatch runs, as the test cluster cannot cut them."""
 from __future__ import annotations
 
+import io
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
+from types import SimpleNamespace
 
 from study.grids import plan_grid
 from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger
-from study.launch.runner import write_job_file
+from study.launch.locks import job_lock, try_lock
+from study.launch.runner import job_dir, write_job_file
 from study.launch.slurm import submit
 
 from launch_helpers import fake_commands, grid_text, run_cli
@@ -132,6 +138,10 @@ def test_a_recovered_arrays_call_files_that_cannot_be_written_are_named_not_a_tr
                                 ["7_0", "7_1"]) == ["7_0", "7_1"]
     assert _write_missing_calls({**intent, "call": call}, ["7_0", "7_1"]) == ["7_1"]  # its job file is gone
     assert (tmp_path / "submitit" / "7_0_submitted.pkl").is_file()
+    torn = plan_grid(grid).jobs[1]
+    write_job_file(wd, torn)
+    (job_dir(wd, torn.id) / "job.json").write_text('{"id": ')  # a job file cut short (a full disk)
+    assert _write_missing_calls({**intent, "jobs": [job.id, torn.id], "call": call}, ["8_0", "8_1"]) == ["8_1"]
 
 
 def test_an_evaluation_queued_later_depends_on_its_pending_pretraining_job(env, slurm):
@@ -300,3 +310,128 @@ def test_recovery_records_an_intent_slurm_knows_nothing_of_as_lost(env, slurm):
                  "jobs": ["p1"], "folder": str(env / "f"), "at": "2026-11-27T10:00:00+00:00"}])
     submit.recover(led)
     assert [e["event"] for e in led.events()] == ["intent", "lost"] and not led.replay().open_intents
+
+
+def test_an_array_of_as_many_tasks_as_the_clusters_max_array_size_is_not_split(env, slurm):
+    """MaxArraySize N allows task ids 0..N-1: N tasks are one array (here MaxArraySize = 2 and two seeds)."""
+    fake_commands(slurm / "bin", scontrol='echo "MaxArraySize = 2"')
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("fullarray", seeds=(0, 1)))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 4 job(s) in 3 array(s)" in err, err
+    assert "#SBATCH --array=0-1%2\n" in (slurm / "sbatch_script_101").read_text()
+
+
+def _sacct_by_name(slurm) -> None:
+    """sacct asked by job name notes its arguments and, asked from a start time (-S), prints `sacct_name`: an array
+    that has left the queue, queued before midnight (outside sacct's default window)."""
+    fake_commands(slurm / "bin", sacct=f'case "$*" in *--name*) echo "$@" >> "{slurm}/sacct_name_args"\n'
+                                       f'  case "$*" in *" -S "*) cat "{slurm}/sacct_name" 2>/dev/null;; esac\n'
+                                       '  exit 0;; esac\n'
+                                       f'echo "JobID|State|NodeList|End"\ncat "{slurm}/sacct" 2>/dev/null')
+
+
+def test_recovery_asks_sacct_from_the_intents_time_not_from_midnight(env, slurm):
+    """A submit killed yesterday whose array has ended since is known to sacct only from a start time before
+    midnight: recorded lost, its jobs were queued a second time."""
+    _sacct_by_name(slurm)
+    (slurm / "sacct_name").write_text("301_[0-1]\n")
+    led = Ledger(env / "wd", "yesterday")
+    led.append([{"event": "intent", "batch": "b1", "name": "study-yesterday-pretrain-0", "stage": "pretrain",
+                 "jobs": ["p1"], "folder": str(env / "f"), "at": "2026-11-27T10:00:00+00:00"}])
+    submit.recover(led)
+    assert [(e["event"], e.get("slurm_job_id")) for e in led.events()] == [("intent", None), ("queued", "301")]
+    assert " -S " in (slurm / "sacct_name_args").read_text()
+
+
+def test_an_sbatch_error_asks_sacct_from_the_intents_time_whether_slurm_queued_the_array(env, slurm):
+    """The array sbatch reported an error for had already left the queue (squeue knows it no more): found by sacct,
+    asked from the intent's time, it is recorded queued, not lost and queued again."""
+    _sacct_by_name(slurm)
+    (slurm / "sacct_name").write_text("101\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("ended"))
+    real = (slurm / "bin" / "sbatch").read_text()
+    (slurm / "bin" / "sbatch").write_text(real + '\n[ "$n" = 101 ] && { echo "sbatch: error: Socket timed out on '
+                                          'send/recv operation" >&2; exit 1; }\nexit 0\n')
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "but Slurm had queued study-ended-pretrain-" in err, err
+    assert [e["event"] for e in Ledger(env / "wd", "ended").events()] == ["intent", "queued", "intent", "queued"]
+    assert " -S " in (slurm / "sacct_name_args").read_text()
+
+
+def test_an_array_sbatch_refuses_is_named_with_sbatchs_error_and_recorded_lost(env, slurm):
+    """sbatch's last line is its error (warnings come first); the intent is settled lost by the submit itself."""
+    fake_commands(slurm / "bin", sbatch='echo "sbatch: warning: --mem ignored" >&2\n'
+                                        'echo "sbatch: error: Batch job submission failed: Invalid partition name '
+                                        'specified" >&2; exit 1')
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("refused"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 2 and "sbatch refused array 1 (pretrain, 1 job(s); profile " in err, err
+    assert err.rstrip().endswith("): sbatch: error: Batch job submission failed: Invalid partition name specified"), err
+    wd = env / "wd"
+    assert [e["event"] for e in Ledger(wd, "refused").events()] == ["intent", "lost"]
+    assert not Ledger(wd, "refused").replay().open_intents
+
+
+def test_an_evaluation_and_a_concatenations_of_two_encoders_wait_in_arrays_of_their_own_dependency_sets():
+    """An evaluation of encoders a and b waits for both: grouped with the evaluations of a alone, it would wait for
+    a only and start without b's encoder. A dependency that is done (no Slurm id) is not waited for."""
+    from study.launch.slurm.submit import _groups
+
+    def job(i, deps):
+        return SimpleNamespace(id=i, stage="evaluate", depends_on=deps, resources="r")
+
+    jobs = [job("e1", ("a",)), job("e2", ("a", "done")), job("ab", ("a", "b")), job("ba", ("b", "a"))]
+    groups = _groups(jobs, "evaluate", {"a": "7_0", "b": "7_1"})
+    assert {deps: [j.id for j in group] for (_, deps), group in groups.items()} == \
+        {("7_0",): ["e1", "e2"], ("7_0", "7_1"): ["ab", "ba"]}
+
+
+def test_a_submit_waits_for_the_workdirs_submit_lock(env, slurm):
+    """A submit reads the states and queues under the workdir's submit lock: two at once would each queue the jobs
+    the other queues."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("waits"))
+    fd = try_lock(env / "wd" / "ledgers" / ".submit.lock")  # another submit in flight
+    assert fd is not None
+    got: dict = {}
+    submitter = threading.Thread(target=lambda: got.update(zip(("code", "out", "err"),
+                                                               run_cli(_submit_cmd(grid, env)[3:]))))
+    try:
+        submitter.start()
+        submitter.join(1.5)
+        assert submitter.is_alive() and not (slurm / "counter").exists(), got
+    finally:
+        os.close(fd)
+    submitter.join(60)
+    assert got["code"] == 0 and "queued 2 job(s) in 2 array(s)" in got["err"], got
+
+
+def test_an_evaluation_of_a_pretraining_job_running_locally_is_held_not_queued_without_a_dependency(env, slurm):
+    """Its pretraining job has no Slurm id to wait for (afterok): queued, it would start without its encoder."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("mixed"))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    Ledger(wd, "mixed").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "running",
+                                 "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    lock = job_lock(wd, pre.id)  # as its worker holds it while it runs
+    try:
+        code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    finally:
+        os.close(lock)
+    assert code == 0 and "queued 0 job(s)" in err and "1 waiting for a dependency that runs outside Slurm" in err, err
+    assert not (slurm / "counter").exists()
+
+
+def test_a_quick_sbatch_is_never_said_to_be_slow_after_it_returned(monkeypatch):
+    """The patience timer of an array ends with its sbatch: a later array (or the rest of a long submit) is not
+    told about an sbatch that took a second."""
+    monkeypatch.setattr(submit, "SBATCH_PATIENCE_S", 0.2)
+    err = io.StringIO()
+    with submit._said_if_slow(err, "study-quick-pretrain-0"):
+        pass
+    time.sleep(0.6)
+    assert err.getvalue() == ""
