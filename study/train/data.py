@@ -85,8 +85,8 @@ class ImageReader:
                 img = self._npy(np.load(file, mmap_mode="r"), channels)
             else:
                 img = self._idx(file)
-        except StudyError:
-            raise
+        except StudyError as e:  # load_idx's: it names the file, not the manifest
+            raise unreadable(file, self.manifest.name, str(e)) from None
         except Exception as e:
             raise unreadable(file, self.manifest.name, f"{type(e).__name__}: {e}") from None
         if self.corruption is not None:

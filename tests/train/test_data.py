@@ -3,6 +3,7 @@ resumable sampler."""
 
 import multiprocessing
 import os
+import signal
 import sys
 
 import numpy as np
@@ -16,7 +17,7 @@ from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
 from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
-                              loader_context, make_loader, sample_rng)
+                              default_workers, loader_context, make_loader, sample_rng)
 
 from killable import run_script
 from real_data import FASHION_MNIST
@@ -150,6 +151,8 @@ def test_npy_patches_choose_channels(tmp_path):
     assert np.array_equal(np.asarray(ImageReader(m).open(df.iloc[0])), a[:, :, [3, 0, 1]])
     with pytest.raises(StudyError, match="channel 9"):
         ImageReader(m, channels=[9, 0, 1]).open(df.iloc[0])
+    with pytest.raises(StudyError, match=r"channels must name 1 or 3 channels, got \(0, 1\)"):
+        ImageReader(m, channels=[0, 1])  # refused when the reader is made, not at its first image
     np.save(tmp_path / "p.npy", np.zeros((5, 32, 32), np.uint8))  # C x H x W: channel 0 would be a 32-px column
     with pytest.raises(StudyError, match=r"p.npy .manifest m1.*shape \(5, 32, 32\) looks channels-first"):
         ImageReader(m).open(df.iloc[0])
@@ -171,6 +174,55 @@ def test_float_patches_are_read_as_0_to_1_whatever_their_own_values(tmp_path):
         reader.open(df.iloc[0])
     np.save(tmp_path / "p.npy", np.full((2, 2, 3), 300, np.uint16))  # other integers: clipped, not rescaled
     assert np.asarray(reader.open(df.iloc[0])).max() == 255
+    for bad in (-0.5, np.nan):  # standardised patches; a missing value
+        np.save(tmp_path / "p.npy", np.array([[[0.5, bad, 0.5]]], np.float32))
+        with pytest.raises(StudyError, match=r"p.npy.*float patch values must lie in \[0, 1\]"):
+            reader.open(df.iloc[0])
+
+
+def test_a_single_channel_patch_reads_as_gray_rgb(tmp_path):
+    """H x W and H x W x 1 patches: their one channel, repeated, with no channels named."""
+    df = pd.DataFrame([{"path": "p.npy", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    reader = ImageReader(_manifest(tmp_path, df, kind="npy"))
+    a = np.arange(4 * 5, dtype=np.uint8).reshape(4, 5)
+    for arr in (a, a[:, :, None]):
+        np.save(tmp_path / "p.npy", arr)
+        got = np.asarray(reader.open(df.iloc[0]))
+        assert got.shape == (4, 5, 3) and all(np.array_equal(got[:, :, c], a) for c in range(3))
+
+
+def _write_idx(path, images: np.ndarray) -> None:
+    """An uncompressed IDX file of uint8 `images` (N x H x W)."""
+    path.write_bytes(bytes([0, 0, 8, images.ndim]) + np.array(images.shape, ">u4").tobytes() + images.tobytes())
+
+
+def test_idx_rows_split_at_the_last_hash_so_a_folder_may_hold_one(tmp_path):
+    root = tmp_path / "run#1"
+    root.mkdir()
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    _write_idx(root / "imgs.idx", images)
+    df = pd.DataFrame([{"path": f"imgs.idx#{i}", "label": 0, "class_name": "x", "rank": i, "labeled_rank": i}
+                       for i in range(3)])
+    got = np.asarray(ImageReader(_manifest(root, df, kind="idx")).open(df.iloc[2]))
+    assert got.shape == (4, 5, 3) and np.array_equal(got[:, :, 0], images[2])
+
+
+def test_an_idx_file_that_does_not_read_is_named_with_its_manifest_and_what_to_do(tmp_path):
+    """load_idx's own error names the file only; the reader's names the manifest too, as for any other image."""
+    images = np.zeros((3, 4, 5), np.uint8)
+    _write_idx(tmp_path / "imgs.idx", images)
+    (tmp_path / "imgs.idx").write_bytes((tmp_path / "imgs.idx").read_bytes()[:30])  # an interrupted copy
+    df = pd.DataFrame([{"path": "imgs.idx#0", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    with pytest.raises(StudyError) as e:
+        ImageReader(_manifest(tmp_path, df, kind="idx")).open(df.iloc[0])
+    assert str(e.value).startswith(f"cannot read image {tmp_path}/imgs.idx#0 (manifest m1): ")
+    assert "truncated IDX file" in str(e.value) and "`study manifest verify m1 --files`" in str(e.value)
+
+
+def test_a_pool_row_whose_source_has_no_kind_is_refused_naming_it(tmp_path):
+    df = write_images(tmp_path, n=1).assign(source="b")
+    with pytest.raises(StudyError, match="manifest m1: row source 'b' has no kind"):
+        ImageReader(_manifest(tmp_path, df, kinds={"a": "image"})).open(df.iloc[0])
 
 
 @pytest.mark.skipif(not FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
@@ -196,6 +248,21 @@ def test_corruption_is_applied_keyed_by_manifest_seed_and_path(tmp_path):
     assert not np.array_equal(np.asarray(got), np.asarray(clean))
 
 
+def test_a_random_corruption_is_drawn_from_the_manifest_seed_and_the_path(tmp_path):
+    """Salt and pepper draws its pixels by the key "<manifest seed>:<path>": another seed, other pixels."""
+    spec = corruptions.parse_corruption("salt_pepper:fraction=0.2")
+    df = write_images(tmp_path, n=2)
+    clean = ImageReader(_manifest(tmp_path, df)).open(df.iloc[1])
+
+    def noisy(seed):
+        m = _manifest(tmp_path, df, seed=seed)
+        m.corruption = spec
+        return np.asarray(ImageReader(m).open(df.iloc[1]))
+
+    expect = corruptions.apply_corruption(spec, clean, f"7:{df.iloc[1]['path']}")
+    assert np.array_equal(noisy(7), np.asarray(expect)) and not np.array_equal(noisy(7), noisy(8))
+
+
 def test_views_depend_only_on_seed_epoch_and_index(tmp_path):
     df = write_images(tmp_path, n=4)
     aug = build_augment({"preset": "simclr", "image_size": 16})
@@ -207,6 +274,19 @@ def test_views_depend_only_on_seed_epoch_and_index(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
     assert sample_rng(3, 1, 2).random() == np.random.default_rng([3, 1, 2]).random()
+
+
+def test_an_item_is_the_row_at_its_position_augmented_with_the_rng_of_seed_epoch_and_position(tmp_path):
+    """Item (epoch, i) is row i of the rows given (not the row of rank i), its views drawn with
+    sample_rng(seed, epoch, i), its label as given (any number of classes)."""
+    df = write_images(tmp_path, n=4)
+    rows = df.iloc[::-1].assign(label=[1000, 2, 1, 0])
+    aug = build_augment({"preset": "simclr", "image_size": 16})
+    reader = ImageReader(_manifest(tmp_path, df))
+    for seed in (3, 4):
+        views, label = ViewDataset(reader, rows, aug, seed)[(1, 0)]
+        expect = aug.sample(reader.open(rows.iloc[0]), sample_rng(seed, 1, 0))
+        assert all(torch.equal(a, b) for a, b in zip(views, expect)) and label == 1000
 
 
 FORK_AFTER_OPENCV = """
@@ -243,6 +323,26 @@ class _ParentPid:
 
     def sample(self, img, rng):
         return [torch.tensor([os.getppid()])]
+
+
+class _WorkerSignals:
+    """An augmentation whose one view says whether SIGTERM and SIGUSR2 are ignored in the process it runs in."""
+
+    def sample(self, img, rng):
+        return [torch.tensor([signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGTERM, signal.SIGUSR2)])]
+
+
+def test_loader_workers_ignore_slurms_signals_whatever_handlers_this_process_has(tmp_path):
+    """Slurm signals every process of a job step: a worker leaves SIGTERM and SIGUSR2 to this process, also where
+    this process handles them (submitit's SIGUSR2 handler requeues the job: a forked worker would inherit it)."""
+    df = write_images(tmp_path, n=4)
+    data = ViewDataset(ImageReader(_manifest(tmp_path, df)), df, _WorkerSignals(), seed=0)
+    before = signal.signal(signal.SIGUSR2, lambda *_: None)
+    try:
+        (ignored,), _ = next(iter(make_loader(data, ResumableBatchSampler(4, 4, 0), 1, pin_memory=False)))
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert ignored.tolist() == [[True, True]] * 4
 
 
 @pytest.fixture
@@ -318,6 +418,14 @@ def test_the_sampler_order_is_the_same_for_a_seed_and_another_for_another_seed()
     assert sorted(first_epoch(1)) == list(range(24))
 
 
+def test_each_epoch_is_the_permutation_drawn_from_seed_and_epoch():
+    """The order is part of every result: it is drawn as it always was, from (seed, epoch)."""
+    it = iter(ResumableBatchSampler(n=6, global_batch=3, seed=4))
+    for epoch in (0, 1):
+        drawn = np.random.default_rng([4, epoch, 0x5EED]).permutation(6).tolist()
+        assert [i for _ in range(2) for _, i in next(it)] == drawn
+
+
 @pytest.mark.parametrize("start_step", [0, 2])
 def test_two_ranks_split_every_global_batch_across_epochs(start_step):
     """Each rank takes its half of every global batch (not only the first), also from a mid-epoch resume."""
@@ -350,6 +458,15 @@ def test_batch_augmentation_draws_depend_on_seed_step_and_rank():
 
     assert draws(0, 1) == draws(0, 1) == draws(0, 1, rank=0)
     assert len({tuple(draws(*a)) for a in [(0, 1), (0, 2), (1, 1), (0, 1, 1)]}) == 4
+    # drawn as they always were: rank 0 (and a single process) from (seed, step) alone
+    seed = int(np.random.SeedSequence([0, 1]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    assert draws(0, 1) == torch.rand(8, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+@pytest.mark.parametrize("cpus, workers", [(1, 0), (4, 3), (64, 8)])
+def test_default_workers_leave_a_core_to_the_main_process_and_stop_at_8(monkeypatch, cpus, workers):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert default_workers() == workers
 
 
 def test_a_resume_finds_its_epoch_and_batch_by_the_steps_per_epoch_not_the_batch_size():

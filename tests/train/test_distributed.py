@@ -179,3 +179,50 @@ def test_a_single_task_under_torchrun_runs_without_a_process_group(monkeypatch):
 def test_the_main_process_is_global_rank_0_not_each_nodes_first():
     assert distributed.World(rank=0, local_rank=0, size=8).is_main
     assert not distributed.World(rank=4, local_rank=0, size=8).is_main
+
+
+@pytest.fixture
+def fake_group(monkeypatch):
+    """The default group's start recorded, not run (its keyword arguments, in a list); its rank and size then those
+    of the variables env:// reads."""
+    calls = []
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(dist, "get_rank", lambda: int(os.environ["RANK"]))
+    monkeypatch.setattr(dist, "get_world_size", lambda: int(os.environ["WORLD_SIZE"]))
+    return calls
+
+
+def test_torchrun_ranks_take_rank_local_rank_and_size_from_its_variables_nccl_on_gpus(monkeypatch, fake_group):
+    """Rank 3 of 4 on two nodes is local rank 1 (its GPU); NCCL for GPUs, gloo for CPUs."""
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    for key, value in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    assert distributed.setup("cuda") == distributed.World(3, 1, 4, created_group=True)
+    assert distributed.setup("cpu") == distributed.World(3, 1, 4, created_group=True)
+    assert fake_group == [{"backend": "nccl", "init_method": "env://"}, {"backend": "gloo", "init_method": "env://"}]
+
+
+def test_a_slurm_task_exports_its_ranks_over_stale_ones_and_leaves_the_gpus_slurm_listed(monkeypatch, fake_group):
+    """Under submitit, Slurm's variables (task 3 of 4, local id 1 on the second of two nodes) become torch's,
+    replacing any set before (a job started from within another); CUDA_VISIBLE_DEVICES stays as Slurm set it."""
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42", "SLURM_NTASKS": "4", "SLURM_PROCID": "3",
+             "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[07-08]",
+             "CUDA_VISIBLE_DEVICES": "4,5", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert distributed.setup("cuda") == distributed.World(3, 1, 4, created_group=True)
+    assert fake_group == [{"backend": "nccl", "init_method": "env://"}]
+    got = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "CUDA_VISIBLE_DEVICES")}
+    assert got == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
+                   "CUDA_VISIBLE_DEVICES": "4,5"}
+
+
+def test_data_parallel_puts_a_rank_on_its_own_gpu_and_lets_cpus_choose(monkeypatch):
+    def ddp(module, device_ids=None, broadcast_buffers=True):
+        return device_ids, broadcast_buffers
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", ddp)
+    assert distributed.data_parallel(torch.nn.Linear(1, 1), torch.device("cuda", 2)) == ([2], False)
+    assert distributed.data_parallel(torch.nn.Linear(1, 1), torch.device("cpu")) == (None, False)
