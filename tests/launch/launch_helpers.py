@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import socket
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from image_trees import write_quadrant_tree
@@ -123,3 +125,22 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
             print(f"study: error: {e}", file=sys.stderr)
             code = e.exit_code
     return code, out.getvalue(), err.getvalue()
+
+
+@contextmanager
+def running_locally(grid: Path, workdir: Path, stage: str = "pretrain"):
+    """The grid's first job of `stage` running on this host meanwhile, as a local command's worker runs it: its
+    ledger line says so and its job lock is held; yields the job."""
+    from study.grids import plan_grid
+    from study.launch.ledger import Ledger
+    from study.launch.locks import job_lock
+
+    plan = plan_grid(grid)
+    job = next(j for j in plan.jobs if j.stage == stage)
+    Ledger(workdir, plan.name).append([{"event": "local", "job": job.id, "stage": stage, "state": "running",
+                                        "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    lock = job_lock(workdir, job.id)
+    try:
+        yield job
+    finally:
+        os.close(lock)

@@ -12,10 +12,9 @@ import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
-from study.launch.locks import job_lock
 from study.results import read_result
 
-from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli
+from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli, running_locally
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
@@ -314,19 +313,10 @@ def test_an_array_sbatch_refuses_is_a_clear_error_and_recorded_lost(slurm_cluste
 
 def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_cluster, env):
     """Its dependency has no Slurm id to wait for: it is held back, not queued without one."""
-    import socket
-
     grid = env / "mixed.yaml"
     grid.write_text(grid_text("mixed"))
-    wd = env / "wd"
-    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
-    Ledger(wd, "mixed").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "running",
-                                 "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
-    lock = job_lock(wd, pre.id)  # as its worker holds it while it lives
-    try:
-        err = submit(grid, wd)
-    finally:
-        os.close(lock)
+    with running_locally(grid, env / "wd"):
+        err = submit(grid, env / "wd")
     assert "queued 0 job(s)" in err and "1 waiting for a dependency that runs outside Slurm" in err, err
 
 

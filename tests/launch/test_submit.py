@@ -5,21 +5,22 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from study.grids import plan_grid
 from study.grids.cost import MAX_REQUEUES
 from study.launch.ledger import Ledger
-from study.launch.locks import job_lock, try_lock
+from study.launch.locks import try_lock
 from study.launch.runner import job_dir, write_job_file
 from study.launch.slurm import submit
 
-from launch_helpers import fake_commands, grid_text, run_cli
+from launch_helpers import fake_commands, grid_text, run_cli, running_locally
 
 
 def _submit_cmd(grid, env) -> list[str]:
@@ -183,16 +184,19 @@ def test_an_evaluation_queued_later_depends_on_its_running_pretraining_job(env, 
     assert "#SBATCH --dependency=afterok:101\n" in _scripts(env / "wd")["103_submission.sh"]
 
 
-def test_arrays_are_split_below_the_clusters_max_array_size(env, slurm):
-    """scontrol's MaxArraySize (here 1: arrays of one task) bounds every array, below the profile's max_array_size."""
-    fake_commands(slurm / "bin", scontrol='echo "MaxArraySize = 1"')
+@pytest.mark.parametrize("max_size, arrays", [(1, 4), (2, 3)])
+def test_arrays_are_split_below_the_clusters_max_array_size(env, slurm, max_size, arrays):
+    """scontrol's MaxArraySize N bounds every array, below the profile's max_array_size: task ids 0..N-1, so N tasks
+    are one array (two seeds: two pretraining jobs, an array of them at N = 2, and their two evaluations)."""
+    fake_commands(slurm / "bin", scontrol=f'echo "MaxArraySize = {max_size}"')
     grid = env / "g.yaml"
-    grid.write_text(grid_text("maxarray", seeds=(0, 1)))
+    grid.write_text(grid_text(f"maxarray{max_size}", seeds=(0, 1)))
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
-    assert code == 0 and "queued 4 job(s) in 4 array(s)" in err, err
+    assert code == 0 and f"queued 4 job(s) in {arrays} array(s)" in err, err
     scripts = _scripts(env / "wd")
-    assert sorted(scripts) == [f"{n}_submission.sh" for n in (101, 102, 103, 104)]
-    assert not [name for name, text in scripts.items() if "--array" in text]
+    assert sorted(scripts) == [f"{n}_submission.sh" for n in range(101, 101 + arrays)]
+    assert {name: re.findall(r"#SBATCH --array=.*", text) for name, text in scripts.items() if "--array" in text} == \
+        ({} if max_size == 1 else {"101_submission.sh": ["#SBATCH --array=0-1%2"]})
 
 
 def test_each_arrays_log_folder_exists_when_sbatch_queues_it(env, slurm):
@@ -312,16 +316,6 @@ def test_recovery_records_an_intent_slurm_knows_nothing_of_as_lost(env, slurm):
     assert [e["event"] for e in led.events()] == ["intent", "lost"] and not led.replay().open_intents
 
 
-def test_an_array_of_as_many_tasks_as_the_clusters_max_array_size_is_not_split(env, slurm):
-    """MaxArraySize N allows task ids 0..N-1: N tasks are one array (here MaxArraySize = 2 and two seeds)."""
-    fake_commands(slurm / "bin", scontrol='echo "MaxArraySize = 2"')
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("fullarray", seeds=(0, 1)))
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
-    assert code == 0 and "queued 4 job(s) in 3 array(s)" in err, err
-    assert "#SBATCH --array=0-1%2\n" in (slurm / "sbatch_script_101").read_text()
-
-
 def _sacct_by_name(slurm) -> None:
     """sacct asked by job name notes its arguments and, asked from a start time (-S), prints `sacct_name`: an array
     that has left the queue, queued before midnight (outside sacct's default window)."""
@@ -413,15 +407,8 @@ def test_an_evaluation_of_a_pretraining_job_running_locally_is_held_not_queued_w
     """Its pretraining job has no Slurm id to wait for (afterok): queued, it would start without its encoder."""
     grid = env / "g.yaml"
     grid.write_text(grid_text("mixed"))
-    wd = env / "wd"
-    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
-    Ledger(wd, "mixed").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "running",
-                                 "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
-    lock = job_lock(wd, pre.id)  # as its worker holds it while it runs
-    try:
+    with running_locally(grid, env / "wd"):
         code, _, err = run_cli(_submit_cmd(grid, env)[3:])
-    finally:
-        os.close(lock)
     assert code == 0 and "queued 0 job(s)" in err and "1 waiting for a dependency that runs outside Slurm" in err, err
     assert not (slurm / "counter").exists()
 
