@@ -501,6 +501,32 @@ def test_a_single_non_finite_score_makes_a_levels_top1_missing():
         assert math.isnan(granularity.mapped_top1(ranks_of(logits), y, genus)), bad
 
 
+def test_a_class_only_the_test_manifest_shows_still_maps_to_its_value():
+    """level_map reads every table it is given (train and test): a class no labeled row shows is still told."""
+    train = pd.DataFrame({"label": [0, 1], "genus": ["a", "b"]})
+    test = pd.DataFrame({"label": [1, 2], "genus": ["b", "b"]})
+    mapping, values = granularity.level_map([train, test], ["genus"], 3, "t")
+    assert mapping.tolist() == [0, 1, 1] and values == ["a", "b"]
+
+
+def test_the_mapped_protocol_scores_a_levels_top5_against_the_true_classes_value():
+    """Granularity's mapped protocol (run._granularity) at a level of more than 5 values: its top-5 is a hit rate
+    against each test row's value at that level, not its class index."""
+    from study.evaluate import run as run_mod
+
+    cfg = EvalConfig.from_dict({"protocol": "granularity", "train_manifest": "a", "test_manifest": "b",
+                                "linear": {"weight_decays": [1e-4], "val_fraction": 0, "max_iter": 50}})
+    y = torch.arange(12).repeat(4)
+    x = torch.nn.functional.one_hot(y, 12).float() * 5
+    genus = torch.arange(12) // 2  # 6 values of 2 classes each
+    level_maps = {"genus": (genus, [f"g{i}" for i in range(6)])}
+    info = {}
+    rows = run_mod._granularity(cfg, x, y, x[:12], torch.arange(12), 48, level_maps, 12, info)
+    got = {(r["metric"], r["level"]): r["value"] for r in rows}
+    assert got == {("top1", "genus"): 1.0, ("top5", "genus"): 1.0}
+    assert info["levels"] == {"genus": {"values": 6}}  # each level's values recorded
+
+
 def test_granularity_refuses_a_class_with_two_parents():
     table = pd.DataFrame({"label": [0, 0, 1], "genus": ["a", "b", "b"]})
     with pytest.raises(StudyError, match=r"class 0 has several values at level 'genus': \['a', 'b'\]"):
@@ -568,6 +594,9 @@ def test_scratch_trains_with_a_from_scratch_recipe_and_finetune_with_simclrs():
             scratch.optim.warmup_epochs) == (90, "sgd", 0.1, 1e-4, 5.0)
     assert run_config(protocol="scratch", epochs=30, finetune={"optim": {"weight_decay": 5e-4}}).optim.weight_decay \
         == 5e-4
+    for protocol in ("finetune", "scratch"):  # SimCLR's batch of 256 where the labeled subset has the images
+        cfg = EvalConfig.from_dict({**BASE, "labeled_sizes": [1000], "protocol": protocol})
+        assert PretrainConfig.from_dict(pretrain_dict(cfg, 1000, 1000, None)).batch_size == 256, protocol
 
 
 def test_a_probe_leaves_the_callers_features_alone():
