@@ -431,3 +431,41 @@ def test_convolutions_start_from_torchvisions_kaiming_normal_fan_out(name):
     fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
     assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2 / fan_out), rel=0.1)
     assert torch.equal(m.bn1.weight, torch.ones(16)) and torch.equal(m.bn1.bias, torch.zeros(16))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_width_64_resnets_compute_torchvisions_features_with_its_weights(name):
+    """Same weights, same pooled features as torchvision's model without its classifier: the stem's padding, the
+    max-pool and every block's layout, which equal parameter shapes alone do not pin."""
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = getattr(torchvision.models, name)(weights=None)
+    ref.fc = nn.Identity()
+    ours = build_backbone(name, 64)
+    ours.load_state_dict(ref.state_dict())
+    ours.eval(), ref.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_simclr_on_a_rank_scores_its_own_pairs_of_the_gathered_batch(make_method, monkeypatch):
+    """Rank r of a gathered batch takes the loss of pairs r*n..r*n+n-1 (both views) against every row: rank 1 of 2
+    here, the other rank's rows stood in for by fixed ones."""
+    import study.train.methods.simclr as simclr
+
+    torch.manual_seed(0)
+    m = make_method("simclr", temperature=0.5)
+    views = _views(4)
+    others = [torch.randn(4, m.head[-1].out_features) for _ in range(2)]
+    twin = copy.deepcopy(m)
+    with torch.no_grad():
+        z = twin.head(twin.encoder(torch.cat(views)))
+        expected = nt_xent(torch.cat([others[0], z[:4]]), torch.cat([others[1], z[4:]]), 0.5, (4, 4))
+    gathered = iter(others)
+    monkeypatch.setattr(simclr, "is_distributed", lambda: True)
+    monkeypatch.setattr(simclr, "gather_with_grad", lambda t: torch.cat([next(gathered), t]))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda *a, **k: 1)
+    loss, _ = m(views, torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))

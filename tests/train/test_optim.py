@@ -244,3 +244,19 @@ def test_an_epoch_budget_of_no_step_is_an_error_naming_epochs():
 
     cfg = PretrainConfig(manifest="m", batch_size=32, epochs=3)
     assert schedule_problems(cfg, 24) == ("epochs: method simclr trains, but epochs 3 come to no step", None)
+
+
+def test_lars_step_calls_its_closure_and_returns_its_loss():
+    """torch's Optimizer.step(closure) contract: the closure recomputes the loss and its gradient (with grad
+    enabled, inside step's no_grad), the step uses that gradient and returns the loss."""
+    p = nn.Parameter(torch.ones(2))
+    opt = LARS([{"params": [p], "lars_adapt": False}], lr=0.5, momentum=0.9)
+
+    def closure():
+        opt.zero_grad()
+        loss = (3 * p).sum()
+        loss.backward()
+        return loss
+
+    assert float(opt.step(closure).detach()) == 6.0
+    assert torch.allclose(p.detach(), torch.full((2,), 1 - 0.5 * 3))
