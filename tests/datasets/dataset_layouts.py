@@ -1,13 +1,14 @@
 """Tiny copies of the real on-disk layouts, with real image files, for the reader tests."""
 from __future__ import annotations
 
-import gzip
 import json
 import random
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from idx_files import write_idx
 
 
 def write_image(path: Path, value: int = 0, size: tuple[int, int] = (12, 10), fmt: str | None = None) -> Path:
@@ -163,21 +164,6 @@ def make_glc20(root: Path) -> dict:
             np.save(path.with_name(f"{i}_alti.npy"), np.zeros((16, 16), np.int16))
     (root / "occurrences_us_test.csv").write_text("id;lat;lon\n1234567;43.1;-71.2\n")
     return occurrences
-
-
-IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
-             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}  # the format's type codes; values stored big-endian
-
-
-def write_idx(path: Path, array: np.ndarray) -> Path:
-    """An IDX file, gzipped when `path` ends in `.gz`; multi-byte values written big-endian, as the format stores
-    them."""
-    array = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
-    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
-    with (gzip.open if path.name.endswith(".gz") else open)(path, "wb") as f:
-        f.write(header + array.tobytes())
-    return path
 
 
 def make_fashion_mnist(root: Path, n_train: int = 20, n_test: int = 10, suffix: str = ".gz") -> Path:

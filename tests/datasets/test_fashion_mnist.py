@@ -166,7 +166,7 @@ def test_the_gzipped_file_is_read_when_both_copies_lie_in_the_root(tmp_path):
 
 def test_more_labels_than_images_a_4d_images_file_and_a_missing_labels_file_are_named(tmp_path):
     """Each file's count and rank checked both ways; the file that is absent is the one named."""
-    from dataset_layouts import write_idx
+    from idx_files import write_idx
 
     make_fashion_mnist(tmp_path, n_train=20, n_test=10)
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"

@@ -1,7 +1,7 @@
 """study.datasets.idx: the header (type code, dimensions) and the values of each of the format's types."""
 import numpy as np
 import pytest
-from dataset_layouts import IDX_CODES, write_idx
+from idx_files import IDX_CODES, write_idx
 
 from study.datasets.idx import load_idx, read_idx_header
 from study.errors import StudyError

@@ -19,6 +19,7 @@ from study.train.augment import build_augment
 from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
                               default_workers, loader_context, make_loader, sample_rng)
 
+from idx_files import write_idx
 from killable import run_script
 from real_data import FASHION_MNIST
 from train_helpers import TinyManifest, write_images
@@ -191,16 +192,11 @@ def test_a_single_channel_patch_reads_as_gray_rgb(tmp_path):
         assert got.shape == (4, 5, 3) and all(np.array_equal(got[:, :, c], a) for c in range(3))
 
 
-def _write_idx(path, images: np.ndarray) -> None:
-    """An uncompressed IDX file of uint8 `images` (N x H x W)."""
-    path.write_bytes(bytes([0, 0, 8, images.ndim]) + np.array(images.shape, ">u4").tobytes() + images.tobytes())
-
-
 def test_idx_rows_split_at_the_last_hash_so_a_folder_may_hold_one(tmp_path):
     root = tmp_path / "run#1"
     root.mkdir()
     images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
-    _write_idx(root / "imgs.idx", images)
+    write_idx(root / "imgs.idx", images)
     df = pd.DataFrame([{"path": f"imgs.idx#{i}", "label": 0, "class_name": "x", "rank": i, "labeled_rank": i}
                        for i in range(3)])
     got = np.asarray(ImageReader(_manifest(root, df, kind="idx")).open(df.iloc[2]))
@@ -210,7 +206,7 @@ def test_idx_rows_split_at_the_last_hash_so_a_folder_may_hold_one(tmp_path):
 def test_an_idx_file_that_does_not_read_is_named_with_its_manifest_and_what_to_do(tmp_path):
     """load_idx's own error names the file only; the reader's names the manifest too, as for any other image."""
     images = np.zeros((3, 4, 5), np.uint8)
-    _write_idx(tmp_path / "imgs.idx", images)
+    write_idx(tmp_path / "imgs.idx", images)
     (tmp_path / "imgs.idx").write_bytes((tmp_path / "imgs.idx").read_bytes()[:30])  # an interrupted copy
     df = pd.DataFrame([{"path": "imgs.idx#0", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
     with pytest.raises(StudyError) as e:
