@@ -21,6 +21,17 @@ UNBOUND = 10 ** 6
 TORCH_BOUNDS_ITS_LINE_SEARCHES = "max_ls=" in inspect.getsource(torch.optim.LBFGS.step)
 
 
+def with_gradient(loss):
+    """The objective of a scalar `loss` of theta: theta -> (the loss, its gradient by autograd), both detached."""
+    def objective(theta):
+        theta = theta.detach().requires_grad_(True)
+        value = loss(theta)
+        value.backward()
+        return value.detach(), theta.grad
+
+    return objective
+
+
 def probe_problem(dtype=torch.float32):
     """A 6-class logistic regression on 40 x 12 features: (objective of a flat theta, loss of W and b, theta size)."""
     g = torch.Generator().manual_seed(0)
@@ -31,21 +42,13 @@ def probe_problem(dtype=torch.float32):
     def loss(w, b):
         return F.cross_entropy(x @ w.t() + b, y) + 1e-3 * (w * w).sum()
 
-    def objective(theta):
-        theta = theta.detach().requires_grad_(True)
-        value = loss(theta[:72].view(6, 12), theta[72:])
-        value.backward()
-        return value.detach(), theta.grad
-
-    return objective, loss, 78
+    return with_gradient(lambda theta: loss(theta[:72].view(6, 12), theta[72:])), loss, 78
 
 
+@with_gradient
 def rosenbrock(theta):
     """The 4-d Rosenbrock function (non-convex, curved valley: the line search extrapolates and zooms)."""
-    theta = theta.detach().requires_grad_(True)
-    value = sum(100 * (theta[i + 1] - theta[i] ** 2) ** 2 + (1 - theta[i]) ** 2 for i in range(3))
-    value.backward()
-    return value.detach(), theta.grad
+    return sum(100 * (theta[i + 1] - theta[i] ** 2) ** 2 + (1 - theta[i]) ** 2 for i in range(3))
 
 
 def torchs(objective, x0, limits: lbfgs.Limits) -> tuple[torch.Tensor, int, int]:
@@ -270,27 +273,21 @@ def test_a_nan_loss_extrapolated_past_float32s_range_ends_nan_without_raising():
     assert math.isnan(out.loss) and not torch.isfinite(out.x).all() and out.evaluations == 201
 
 
+@with_gradient
 def ridge(theta):
     """The larger of two quadratics: along a line the slope jumps where they meet, so the cubics the line search fits
     miss, its zoom runs long and its safeguards move trial steps off the bracket's ends."""
-    theta = theta.detach().requires_grad_(True)
-    value = torch.maximum((theta - 1).square().sum(), 3 * (theta + 0.5).square().sum())
-    value.backward()
-    return value.detach(), theta.grad
+    return torch.maximum((theta - 1).square().sum(), 3 * (theta + 0.5).square().sum())
 
 
+@with_gradient
 def kink(theta):
-    theta = theta.detach().requires_grad_(True)
-    value = (theta - 0.7).abs().sum() + 0.05 * theta.square().sum()
-    value.backward()
-    return value.detach(), theta.grad
+    return (theta - 0.7).abs().sum() + 0.05 * theta.square().sum()
 
 
+@with_gradient
 def huber(theta):
-    theta = theta.detach().requires_grad_(True)
-    value = F.huber_loss(theta, torch.full_like(theta, 3.0), reduction="sum", delta=0.5)
-    value.backward()
-    return value.detach(), theta.grad
+    return F.huber_loss(theta, torch.full_like(theta, 3.0), reduction="sum", delta=0.5)
 
 
 def quantized(objective, step):
