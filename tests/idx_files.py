@@ -11,12 +11,16 @@ IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"):
              np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}  # the format's type codes; values stored big-endian
 
 
-def write_idx(path: Path, array: np.ndarray) -> Path:
-    """An IDX file, gzipped when `path` ends in `.gz`; multi-byte values written big-endian, as the format stores
-    them."""
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The bytes of an IDX file of `array`: its header, then its values, multi-byte ones big-endian as the format
+    stores them."""
     array = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
-    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+    return bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """An IDX file of `array` (`idx_bytes`), gzipped when `path` ends in `.gz`."""
     with (gzip.open if path.name.endswith(".gz") else open)(path, "wb") as f:
-        f.write(header + array.tobytes())
+        f.write(idx_bytes(array))
     return path

@@ -5,6 +5,7 @@ import zlib
 import numpy as np
 import pytest
 from dataset_layouts import make_fashion_mnist
+from idx_files import idx_bytes
 from real_data import FASHION_MNIST
 
 from study.datasets import read_dataset
@@ -108,8 +109,7 @@ def test_debian_layout_manifest_keeps_its_content_hash(tmp_path, monkeypatch):
     images = (np.arange(40 * 28 * 28) % 251).astype(np.uint8).reshape(40, 28, 28)
     labels = (np.arange(40) * 7 % 10).astype(np.uint8)
     for name, a in (("train-images-idx3-ubyte.gz", images), ("train-labels-idx1-ubyte.gz", labels)):
-        header = bytes([0, 0, 8, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-        (tmp_path / name).write_bytes(_stored_gzip(header + a.tobytes()))
+        (tmp_path / name).write_bytes(_stored_gzip(idx_bytes(a)))
     meta, _ = build_manifest(BuildConfig("fashion-mnist", tmp_path, "train", "fm", sizes=[10], labeled_sizes=[5]))
     assert meta["info"] == {}
     assert meta["table_hash"] == "f38d6fcfa13b236bcf76f22888baeb33b39a074efa4d2365915c52074f72b3c9"
@@ -124,19 +124,13 @@ def test_real_debian_files():
     assert np.bincount(index.labels).tolist() == [1000] * 10
 
 
-def _idx_bytes(code: int, values: np.ndarray) -> bytes:
-    """An IDX file of `values` (big-endian, as the format stores them) under the type `code`."""
-    return bytes([0, 0, code, values.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in values.shape) + \
-        values.tobytes()
-
-
 def test_load_idx_reads_big_endian_values_into_native_arrays(tmp_path):
     """IDX stores multi-byte values big-endian: load_idx gives their values, in the machine's byte order (torch
     refuses a big-endian array)."""
     shorts = np.array([[1, -2, 300], [-30000, 7, 0]], dtype=">i2")
-    (tmp_path / "shorts-idx2").write_bytes(_idx_bytes(0x0B, shorts))
+    (tmp_path / "shorts-idx2").write_bytes(idx_bytes(shorts))
     floats = np.array([0.5, -1.25, 3e8], dtype=">f4")
-    (tmp_path / "floats-idx1").write_bytes(_idx_bytes(0x0D, floats))
+    (tmp_path / "floats-idx1").write_bytes(idx_bytes(floats))
     for name, want in (("shorts-idx2", shorts), ("floats-idx1", floats)):
         got = load_idx(tmp_path / name)
         assert got.tolist() == want.tolist() and got.dtype == want.dtype.newbyteorder("=") and got.dtype.isnative
@@ -147,11 +141,11 @@ def test_load_idx_reads_big_endian_values_into_native_arrays(tmp_path):
 
 def test_load_idx_refuses_a_truncated_file_and_a_bad_magic_number(tmp_path):
     """Three 2-byte values declared, five bytes there; a second magic byte that is not 0."""
-    full = _idx_bytes(0x0B, np.array([1, 2, 3], dtype=">i2"))
+    full = idx_bytes(np.array([1, 2, 3], dtype=">i2"))
     (tmp_path / "short-idx1").write_bytes(full[:-1])
     with pytest.raises(StudyError, match=r"short-idx1: truncated IDX file: \(3,\) of >i2 declared"):
         load_idx(tmp_path / "short-idx1")
-    (tmp_path / "magic-idx1").write_bytes(b"\x00\x01" + _idx_bytes(0x08, np.array([1, 2], np.uint8))[2:])
+    (tmp_path / "magic-idx1").write_bytes(b"\x00\x01" + idx_bytes(np.array([1, 2], np.uint8))[2:])
     with pytest.raises(StudyError, match="magic-idx1: not an IDX file"):
         load_idx(tmp_path / "magic-idx1")
 

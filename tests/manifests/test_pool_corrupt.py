@@ -507,17 +507,15 @@ def test_a_pool_whose_source_has_classes_a_and_slash_a_is_refused(build, cli, tm
 def test_materialize_writes_a_pooled_idx_sources_rows_as_idx_rows(build, cli, tmp_path):
     """In a pool of an IDX source and an image folder, the IDX rows (`<file>#<i>`) become `<source>/<file>/<i>.png`,
     by their source's kind (the pool's own kind is `mixed`)."""
-    import gzip
+    from idx_files import write_idx
 
     from study.manifests import materialize as mat
 
     fm = tmp_path / "fm"
     fm.mkdir()
     for stem, n in (("train", 6), ("t10k", 2)):
-        with gzip.open(fm / f"{stem}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28)) + bytes(n * 28 * 28))
-        with gzip.open(fm / f"{stem}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n)))
+        write_idx(fm / f"{stem}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+        write_idx(fm / f"{stem}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     assert cli("manifest", "build", "--dataset", "fashion-mnist", "--root", fm, "--split", "train", "--name", "fm",
                "--sizes", "6")[0] == 0
     build("a")

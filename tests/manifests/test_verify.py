@@ -118,18 +118,14 @@ def test_a_root_that_is_not_here_is_a_warning_and_with_files_one_problem(build, 
 
 
 def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
-    import gzip
-
     import numpy as np
+    from idx_files import write_idx
 
     idx = tmp_path / "fm"
     idx.mkdir()
     for stem, n in (("train", 12), ("t10k", 4)):
-        images = np.zeros((n, 28, 28), np.uint8)
-        with gzip.open(idx / f"{stem}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape) + images.tobytes())
-        with gzip.open(idx / f"{stem}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n)))
+        write_idx(idx / f"{stem}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+        write_idx(idx / f"{stem}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     code, _, err = cli("manifest", "build", "--dataset", "fashion-mnist", "--root", idx, "--split", "train",
                        "--name", "fm", "--sizes", "6")
     assert code == 0, err
