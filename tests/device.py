@@ -40,3 +40,13 @@ def make_cuda_deterministic(device: str = TEST_DEVICE) -> bool:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     return True
+
+
+def tf32_matmul_switch() -> tuple[str, object, object]:
+    """(attribute of torch.backends.cuda.matmul, its TF32 value, its IEEE value): the switch study.train.tf32 sets,
+    `fp32_precision` where torch has it (2.9 and later), else `allow_tf32`. Set without a GPU: a process flag."""
+    import torch
+
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return "fp32_precision", "tf32", "ieee"
+    return "allow_tf32", True, False

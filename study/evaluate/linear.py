@@ -10,7 +10,6 @@ weight decay is chosen with, and the test rows never shape anything.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from study.evaluate import lbfgs, ranking
 from study.evaluate.config import LinearConfig
+from study.train.tf32 import tf32_matmuls
 
 # what a result's protocol records of the standardization (with linear.standardize)
 STANDARDIZED_WITH = "each fit's own training rows (held-out rows excluded while the weight decay is chosen)"
@@ -243,26 +243,6 @@ def _finite(probe: Probe) -> bool:
 def _rows(x: torch.Tensor, index: torch.Tensor | None, cfg: LinearConfig) -> Rows:
     """x's rows `index` (all where None), z-scored with their own statistics with cfg.standardize."""
     return Rows(x, index, Scaler.fit(x, index) if cfg.standardize else None)
-
-
-@contextlib.contextmanager
-def tf32_matmuls(device: torch.device, on: bool) -> Iterator[None]:
-    """Within: float32 matmuls on a CUDA `device` run as TF32 if and only if `on`, through cuBLAS's own switch
-    (`torch.backends.cuda.matmul.fp32_precision`, "tf32" or "ieee", where torch has it: 2.9 and later, whose older
-    `allow_tf32` refuses to be read once that is "tf32"; else `allow_tf32`), restored on leaving; off CUDA nothing
-    changes."""
-    if device.type != "cuda":
-        yield
-        return
-    matmul = torch.backends.cuda.matmul
-    key, value = ("fp32_precision", "tf32" if on else "ieee") if hasattr(matmul, "fp32_precision") else (
-        "allow_tf32", on)
-    before = getattr(matmul, key)
-    setattr(matmul, key, value)
-    try:
-        yield
-    finally:
-        setattr(matmul, key, before)
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: LinearConfig,

@@ -70,7 +70,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     from study.manifests import load_manifest
     from study.train.augment import build_augment
     from study.train.data import default_workers
-    from study.train.loop import tf32_in_use
+    from study.train.tf32 import tf32_in_use
     from study.version import code_version, library_versions
 
     if not isinstance(cfg, EvalConfig):

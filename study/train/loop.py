@@ -49,6 +49,7 @@ from study.train.data import (
 )
 from study.train.methods import METHODS
 from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, schedule_steps, set_lr
+from study.train.tf32 import tf32_in_use
 from study.version import code_version, library_versions
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
@@ -81,24 +82,6 @@ def resolve_device(name: str, world: distributed.World | None = None, key: str =
                            torch.cuda.current_device, key)
         return torch.device("cuda", index)
     return torch.device(name)
-
-
-def tf32_in_use(device: torch.device) -> dict[str, bool] | None:
-    """Where float32 convolutions and matmuls run as TF32 on this CUDA device (torch's switches: cuDNN's is on by
-    default, so a `precision: fp32` run convolves in TF32 on Ampere and later); None off CUDA."""
-    if device.type != "cuda":
-        return None
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    return {"convolutions": _tf32_switch(cudnn, getattr(cudnn, "conv", None)), "matmul": _tf32_switch(matmul, matmul)}
-
-
-def _tf32_switch(legacy, newer) -> bool:
-    """One of torch's TF32 switches: `legacy.allow_tf32`, or where torch (2.9 and later) refuses to read that because
-    its newer API set `newer.fp32_precision`, that setting."""
-    try:
-        return bool(legacy.allow_tf32)
-    except RuntimeError:
-        return getattr(newer, "fp32_precision", None) == "tf32"
 
 
 def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current,

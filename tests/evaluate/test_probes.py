@@ -10,6 +10,7 @@ import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from device import tf32_matmul_switch
 from largest_tensor import LargestFloat
 from study.errors import StudyError
 from study.evaluate import EvalConfig, LinearConfig
@@ -69,40 +70,7 @@ def test_lbfgs_reads_its_gradient_tolerance_and_history_size_from_the_config(mon
 
 
 MATMUL = torch.backends.cuda.matmul
-# the switch `linear.tf32_matmuls` sets: cuBLAS's `fp32_precision` where torch has it (2.9 and later), else allow_tf32
-SWITCH, ON, OFF = ("fp32_precision", "tf32", "ieee") if hasattr(MATMUL, "fp32_precision") else ("allow_tf32", True,
-                                                                                                False)
-
-
-def tf32_on() -> bool:
-    return getattr(MATMUL, SWITCH) == ON
-
-
-@pytest.fixture
-def tf32_switch():
-    """torch's TF32 matmul switch, restored after the test (monkeypatch cannot set it: torch's module-like object
-    serves it through __getattr__)."""
-    before = getattr(MATMUL, SWITCH)
-    yield
-    setattr(MATMUL, SWITCH, before)
-
-
-@pytest.mark.parametrize("before", [ON, OFF])
-def test_tf32_matmuls_switch_on_cuda_only_and_are_restored(before, tf32_switch):
-    """`tf32_matmuls(device, on)`: on a CUDA device torch's TF32 matmul switch is `on` within and as before after,
-    also when the work within raises; on a CPU it is never touched. (The switch is a process flag that can be set
-    without a GPU; no tensor is made on the CUDA device.)"""
-    setattr(MATMUL, SWITCH, before)
-    for on in (False, True):
-        with linear.tf32_matmuls(torch.device("cuda"), on):
-            assert tf32_on() is on
-        assert getattr(MATMUL, SWITCH) == before
-        with pytest.raises(RuntimeError, match="inside"), linear.tf32_matmuls(torch.device("cuda", 0), on):
-            raise RuntimeError("inside")
-        assert getattr(MATMUL, SWITCH) == before
-        for device in ("cpu", "meta"):  # off CUDA: any other device
-            with linear.tf32_matmuls(torch.device(device), on):
-                assert getattr(MATMUL, SWITCH) == before
+SWITCH, ON, OFF = tf32_matmul_switch()  # the switch `linear.tf32` sets (study.train.tf32)
 
 
 @pytest.mark.parametrize("tf32", [False, True])
