@@ -93,10 +93,26 @@ def test_random_settings_name_what_draws_at_random():
     ({"resize_ratio": 0.5}, "resize_ratio"),
     ({"blur_sigma": [0, 1]}, "blur_sigma"),  # a sigma of 0 divides by zero in the kernel
     ({"crop_ratio": [0, 1]}, "crop_ratio"),  # its log is drawn from
+    ({"preset": ["simclr"]}, "preset"),  # unhashable: not a TypeError
+    ({"grayscale_p": 1.5}, "grayscale_p"),
+    ({"blur_p": [0.5, 1.5]}, "blur_p"),  # each per-view probability in [0, 1]
+    ({"solarize_p": 1.5}, "solarize_p"),
+    ({"contrast": -0.5}, "contrast"),  # a negative strength would be taken as 0, silently
+    ({"blur_kernel_fraction": 1.0}, "blur_kernel_fraction"),
 ])
 def test_bad_keys_are_named(d, key):
     with pytest.raises(StudyError, match=key):
         AugmentConfig.from_dict(d)
+
+
+def test_the_bounds_themselves_are_accepted():
+    """Each range includes its documented bounds: hue x jitter_strength up to 0.5 (torchvision's largest hue),
+    probabilities 0 and 1, a kernel fraction of 0 (no blur)."""
+    assert AugmentConfig.from_dict({"hue": 0.5}).jitter_effective[3] == 0.5
+    assert AugmentConfig.from_dict({"hue": 0.25, "jitter_strength": 2.0}).jitter_effective[3] == 0.5
+    ok = AugmentConfig.from_dict({"grayscale_p": 1.0, "jitter_p": 0.0, "blur_p": [0.0, 1.0], "solarize_p": 1.0,
+                                  "blur_kernel_fraction": 0.0})
+    assert (ok.grayscale_p, ok.blur_p, ok.solarize_p, ok.blur_kernel) == (1.0, (0.0, 1.0), (1.0, 1.0), 1)
 
 
 # ---------------------------------------------------------------- geometric distributions

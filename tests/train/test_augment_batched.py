@@ -75,6 +75,20 @@ def test_batch_on_cpu_small_images_takes_the_batched_path():
         assert (out[view] - reference_batched(aug, x, p, view)).abs().max().item() <= 1e-6
 
 
+@pytest.mark.parametrize("size, path", [(32, "_batched"), (33, "_per_image")])
+def test_cpu_path_by_image_size(size, path, monkeypatch):
+    """On CPU, images of up to CPU_BATCHED_MAX_PIXELS (32 x 32, CIFAR's) take the batched path, larger ones the
+    per-image one (the two compute the same images: only this tells which ran)."""
+    aug = build_augment({"preset": "simclr", "image_size": size})
+    taken = []
+    for name in ("_batched", "_per_image"):
+        run = getattr(aug, name)
+        monkeypatch.setattr(aug, name, lambda x, p, view, run=run, name=name: taken.append(name) or run(x, p, view))
+    x = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    aug.batch([x, x], torch.Generator().manual_seed(1))
+    assert taken == [path, path]
+
+
 def test_pickles_without_the_per_device_constants():
     """Loader workers receive the Augment by pickle: the normalisation constants cached per device stay behind."""
     aug = build_augment({"preset": "simclr", "image_size": 16})

@@ -387,6 +387,15 @@ def test_byol_pretrains_on_its_asymmetric_augmentation(make_config):
     assert make_config(method="simclr").augment_config().preset == "simclr"
 
 
+def test_supervised_trains_on_crop_and_flip_and_random_records_the_eval_transform(make_config):
+    """The supervised baseline's preset draws only the random resized crop and the flip; the random-init
+    reference's is the eval preset, which draws nothing."""
+    sup = make_config(method="supervised").augment_config()
+    assert sup.preset == "supervised" and list(sup.random_settings()) == ["crop", "flip_p"]
+    rnd = make_config(method="random").augment_config()
+    assert rnd.preset == "eval" and rnd.random_settings() == {}
+
+
 def test_moco_keys_come_from_the_key_encoder_after_this_steps_momentum_update(make_method):
     """MoCo v2 updates the key encoder, then computes the keys: once the query network has moved, the keys enqueued
     (and scored as positives) are those of the updated key network, not of the one before the update."""

@@ -84,7 +84,7 @@ class AugmentConfig:
         derived = {f.name for f in dataclasses.fields(cls) if not f.init}
         refuse_unknown({k: v for k, v in d.items() if k not in derived}, settable, where)
         preset = d.get("preset", "simclr")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:  # a list is unhashable: no TypeError
             raise StudyError(f"{where}.preset: unknown {preset!r}{did_you_mean(preset, PRESETS)}; expected one of "
                              f"{sorted(PRESETS)}")
         values = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
