@@ -377,3 +377,18 @@ def test_drop_classes_leaves_a_land_cover_code_out_with_its_code(tmp_path, monke
                                          "no image"):
         build_manifest(BuildConfig(dataset="glc20", root=glc, split="us_test", name="te", classes_from="tr",
                                    drop_classes=("landcover_21",)))
+
+
+def test_a_manifest_records_the_label_rule_its_reader_applied(tmp_path, monkeypatch):
+    """Without --label-rule the metadata records GLC20's default rule, once (not again in `info`): recorded as null,
+    a test split built from it with --classes-from and another rule was not refused."""
+    from study.manifests.build import BuildConfig, build_manifest
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_glc20(tmp_path / "glc")
+    meta, _ = build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="tr"))
+    assert meta["label_rule"] == "landcover_center" and "label_rule" not in meta["info"]
+    with pytest.raises(StudyError, match="read with --label-rule landcover_mode but tr with --label-rule "
+                                         "landcover_center"):
+        build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_test", name="te",
+                                   classes_from="tr", label_rule="landcover_mode"))

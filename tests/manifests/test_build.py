@@ -656,3 +656,87 @@ def test_keys_that_repeat_anywhere_in_the_listing_fall_back_to_ranking_by_path()
     table = index_table(named, 0, False, True)
     assert named.keys is None and "rank_key" not in named.info
     assert table.equals(index_table(index(None), 0, False, True))
+
+
+def test_two_images_of_one_key_fall_back_to_ranking_by_path():
+    """The smallest index whose keys repeat (two images, one name) is ranked by path as a longer one is."""
+    from study.datasets.base import Index
+    from study.manifests.build import index_table
+
+    index = Index(paths=pa.array(["train/x/1.png", "train/y/1.png"]), labels=np.array([0, 1]), class_names=["x", "y"],
+                  keys=pa.array(["1.png", "1.png"]), info={"rank_key": "file name"})
+    index_table(index, 0, False, True)
+    assert index.keys is None and "rank_key" not in index.info
+
+
+def test_a_refused_rebuild_says_how_the_classes_and_the_source_files_changed(build, cli, tree, tmp_path):
+    """The difference is said old -> new: the class count, the source files the rebuild read (with their new
+    sha256); the rows are said as rows, not as a table hash."""
+    from study.hashing import file_sha256
+
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")
+    build("toy", "--taxonomy", tax)
+    tax.write_text("group,class_name\nfelid,cat\nfelid,dog\nfish,eel\ncanid,fox\n")
+    again = ["manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name", "toy"]
+    code, _, err = cli(*again, "--taxonomy", tax)
+    assert code == 2 and f"source files: taxonomy.csv (sha256 {file_sha256(tax)[:12]}) changed" in err, err
+    assert "rows: 0 added, 0 removed (labels or ranks changed)" in err and "table_hash" not in err
+    code, _, err = cli(*again, "--drop-classes", "cat")
+    assert code == 2 and "classes: 4 -> 3" in err, err
+
+
+def test_a_relative_root_is_recorded_as_the_folder_it_names(build, tree, monkeypatch):
+    """`--root data` given in the data's parent folder: the metadata records the folder itself, so that a job started
+    elsewhere finds the images."""
+    monkeypatch.chdir(tree.parent)
+    build("rel", root=Path(tree.name))
+    assert load_manifest("rel").meta["root"] == str(tree.resolve())
+
+
+def test_taxonomy_levels_are_stored_coarse_to_fine_after_the_base_columns(build, tmp_path, manifests):
+    """The level columns keep the taxonomy's order (coarse -> fine), not the alphabet's: `order` before `family`."""
+    import pyarrow.parquet as pq
+
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("order,family,class_name\nx,felidae,cat\ny,canidae,dog\nz,fishes,eel\ny,canidae,fox\n")
+    build("tax", "--taxonomy", tax)
+    assert pq.read_schema(manifests / "tax.parquet").names == [*store.BASE_COLUMNS, "order", "family"]
+
+
+def _labelled_index(class_names, labels, **extra):
+    from study.datasets.base import Index
+
+    return Index(paths=pa.array([f"{class_names[c]}/{k}.png" for k, c in enumerate(labels)]),
+                 labels=np.array(labels, dtype=np.int64), class_names=list(class_names), **extra)
+
+
+def test_the_same_classes_listed_in_another_order_renumber_the_labels():
+    """A label is a position in the class list: --classes-from a manifest of the same classes in another order
+    relabels the split (labels kept as they were would name the other classes)."""
+    from study.manifests.build import align_classes
+
+    index = _labelled_index(["dog", "cat"], [0, 1, 1])
+    assert align_classes(index, ["cat", "dog"], "--classes-from tr", "x val")
+    assert index.class_names == ["cat", "dog"] and index.labels.tolist() == [1, 0, 0]
+
+
+def test_classes_the_list_lacks_are_named_five_at_most():
+    from study.manifests.build import align_classes
+
+    with pytest.raises(StudyError, match=r"^--classes-from tr: x val has class\(es\) b, c, d, e, f \.\.\. that it "
+                                         r"does not list \(1 classes\)"):
+        align_classes(_labelled_index(list("abcdefg"), list(range(7))), ["a"], "--classes-from tr", "x val")
+
+
+def test_dropped_classes_take_their_images_rows_out_of_every_per_row_column():
+    """A reader's own columns (iNat21's taxonomy levels) and keys lose the dropped images' rows as the paths do."""
+    from study.manifests.build import drop_classes
+
+    index = _labelled_index(["cat", "dog", "eel"], [0, 1, 2, 1], keys=pa.array(["k0", "k1", "k2", "k3"]),
+                            columns={"genus": pa.array(["c", "d", "e", "d"])})
+    drop_classes(index, ["dog"], "x train", "--drop-classes", "these are all its classes")
+    assert index.paths.to_pylist() == ["cat/0.png", "eel/2.png"] and index.keys.to_pylist() == ["k0", "k2"]
+    assert index.columns["genus"].to_pylist() == ["c", "e"]
+    assert index.class_names == ["cat", "eel"] and index.labels.tolist() == [0, 1]
+    assert index.info["dropped_classes"] == {"dog": 2}

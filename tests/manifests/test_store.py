@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from study.errors import StudyError
@@ -158,3 +160,77 @@ def test_a_row_source_without_a_root_is_a_study_error(manifests):
     assert m.abs_path({"path": "x.png", "source": "a"}) == Path("/data/a/x.png")
     with pytest.raises(StudyError, match=r"^manifest p: row source 'b' has no root$"):
         m.abs_path({"path": "x.png", "source": "b"})
+
+
+def test_metadata_that_is_not_json_is_named_with_its_line(build, manifests):
+    build("toy")
+    meta_path = manifests / "toy.json"
+    meta_path.write_text('{\n  "seed": 0,\n}\n')
+    with pytest.raises(StudyError, match=f"^{re.escape(str(meta_path))} line 3: malformed manifest metadata: "):
+        load_meta("toy")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("num_images", None, "manifest metadata has no 'num_images'"),
+    ("num_images", -1, "'num_images' must be a whole number, not -1"),
+    ("sizes", [10, -5], "'sizes' must be a list of whole numbers, not [10, -5]"),
+    ("class_names", ["cat", 1], "'class_names' must be a list of class names, not ['cat', 1]"),
+    ("roots", {"a": 1}, "'roots' must be a mapping of sources to folders, not {'a': 1}"),
+])
+def test_metadata_fields_the_readers_compute_with_are_checked_to_their_elements(key, value, message):
+    """Metadata written by hand (its content hash recomputed): a count below 0, a list or mapping holding a value of
+    another type, a required field missing is named, not a traceback where it is used."""
+    from study.manifests.store import check_meta
+
+    meta = {"class_names": ["cat"], "num_images": 1, "roots": {"a": "/data/a"}, key: value}
+    if value is None:
+        del meta[key]
+    with pytest.raises(StudyError, match=f"^{re.escape(f'm.json: {message}')}$"):
+        check_meta(meta, Path("m.json"))
+    assert check_meta({"class_names": ["cat"], "num_images": 0, "sizes": [0, 5]}, Path("m.json"))
+
+
+def test_a_value_in_a_message_is_cut_to_its_limit_with_an_ellipsis():
+    from study.manifests.store import short_repr
+
+    assert short_repr("x" * 8, 10) == "'xxxxxxxx'"  # 10 characters: whole
+    assert short_repr("x" * 9, 10) == "'xxxxxx..."  # 11: cut to 10, the last three "..."
+
+
+def _label_as_float(t):
+    return t.set_column(t.schema.get_field_index("label"), "label", pc.cast(t.column("label"), pa.float64()))
+
+
+def _a_missing_path(t):
+    paths = t.column("path").to_pylist()
+    return t.set_column(0, "path", pa.array([None, *paths[1:]], pa.string()))
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (_label_as_float, "column 'label' must hold integers, not double"),
+    (_a_missing_path, "column 'path' has missing values"),
+])
+def test_a_rebuild_over_rows_of_another_type_or_with_missing_values_names_the_damage(build, cli, tree, manifests,
+                                                                                     edit, problem):
+    """Rows the table hash cannot hash (a float column, a missing value) are damage named with the file and what
+    to delete, as rows of another hash are."""
+    build("toy")
+    path = manifests / "toy.parquet"
+    pq.write_table(edit(pq.read_table(path)), path)
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy")
+    assert code == 2 and (f"manifest 'toy' already exists but is damaged: {path}: {problem} (the Parquet file was "
+                          "changed)") in err, err
+
+
+def test_rows_of_large_strings_or_from_pandas_finalise_as_plain_ones():
+    """finalise's table is the same whatever arrays made it: large strings are stored as strings (the column types
+    are hashed) and no pandas schema metadata reaches the Parquet file."""
+    from study.manifests.store import finalise
+
+    plain = pa.table({"path": ["a.png", "b.png"], "label": pa.array([0, 1], pa.int64())})
+    large = pa.table({"path": pa.array(["a.png", "b.png"], pa.large_string()), "label": pa.array([0, 1], pa.int64())})
+    (p, p_meta), (g, g_meta), (d, _) = (finalise("x", t, {}) for t in (plain, large, pa.Table.from_pandas(
+        plain.to_pandas())))
+    assert g.schema.field("path").type == pa.string() and g_meta["table_hash"] == p_meta["table_hash"]
+    assert d.schema.metadata is None and d.equals(p)
