@@ -297,3 +297,110 @@ def test_a_non_finite_metric_is_written_as_null_in_strict_json(tmp_path, bad):
     assert strict["metrics"][0]["value"] is None
     assert read_results(tmp_path)[0]["metrics"][0]["value"] is None
     assert math.isnan(rec["metrics"][0]["value"]) or rec["metrics"][0]["value"] == bad  # the caller's left as it was
+
+
+def test_fingerprint_rules_reach_every_place_the_docstring_names_and_no_further():
+    """A bare `seconds` is a timing; another method's settings go from a training config inside a list too; a config
+    without a `method` keeps them, and a protocol that does not say it is an evaluation keeps its `epochs`."""
+    assert protocol_fingerprint({"runs": {"8": {"lr": 0.1, "seconds": 3.0}}}) == protocol_fingerprint(
+        {"runs": {"8": {"lr": 0.1, "seconds": 9.5}}})
+    older = {"moco": {"queue_size": 65536}, "byol": {"dim": 256}}
+    assert protocol_fingerprint({"runs": [{"config": {"method": "simclr", "lr": 0.3, **older}}]}) == \
+        protocol_fingerprint({"runs": [{"config": {"method": "simclr", "lr": 0.3}}]})
+    assert protocol_fingerprint({"config": {"lr": 0.3, **older}}) != protocol_fingerprint({"config": {"lr": 0.3}})
+    runs = {"8": {"epochs": 3.0}}
+    assert protocol_fingerprint({"epochs": 1.0, "runs": runs}) != protocol_fingerprint({"epochs": 2.0, "runs": runs})
+
+
+def test_an_encoder_that_kept_no_protocol_keeps_its_recipe_as_recorded_beside_one_that_did():
+    """A concatenation of an encoder file that carries its pretraining protocol and one that does not: the first's
+    recipe is recomputed, the second's stays as recorded (two recorded recipes, two fingerprints)."""
+    kept = {"stage": "pretrain", "method": "simclr", "config": {"method": "simclr", "lr": 0.3}}
+
+    def evaluation(second):
+        return {"stage": "evaluate", "protocol": "concat", "encoder_recipes": ["0f" * 8, second],
+                "pretrain": [kept, None]}
+
+    assert protocol_fingerprint(evaluation("aa" * 8)) != protocol_fingerprint(evaluation("bb" * 8))
+
+
+def test_make_record_keeps_a_given_finish_time_and_write_fills_a_null_one_and_code_version(tmp_path):
+    """make_record passes `finished_at` through; write_result fills it (now, UTC) and `code_version` where the
+    record holds null, as make_record's record does when none was given."""
+    job = Job("abc", "evaluate", {"stage": "evaluate", "axes": {"method": "byol", "seed": 1}})
+    out = {"metrics": [{"metric": "top1", "value": 0.25}], "protocol": {"lr": 1.0}}
+    assert make_record(job, out, finished_at="2024-05-01T00:00:00+00:00")["finished_at"] == "2024-05-01T00:00:00+00:00"
+    rec = make_record(job, out)
+    assert rec["finished_at"] is None
+    write_result(tmp_path, {**rec, "code_version": None})
+    (back,) = read_results(tmp_path)
+    assert back["code_version"] == code_version()
+    assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", back["finished_at"])  # UTC: comparable as text
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema_version": 0}, "schema_version 0, this study reads 1"),
+    ({"job_id": ""}, "job_id must be a non-empty string"),
+    ({"protocol": None}, "protocol must be an object"),
+    ({"protocol": ...}, "missing key(s) protocol"),
+    ({"metrics": None}, "metrics must be a list"),
+    ({"metrics": [{"metric": "top1"}]}, "metrics[0] needs 'metric' and 'value'"),
+])
+def test_a_malformed_record_is_refused_naming_what_is_wrong(change, message):
+    """Every required key and its type is checked, not only some: an older schema, an empty id, a protocol or metric
+    list of the wrong type or missing, a metric row without a value are a StudyError naming the file (no KeyError)."""
+    rec = {**_record(), "schema_version": 1}
+    rec.update(change)
+    rec = {k: v for k, v in rec.items() if v is not ...}
+    with pytest.raises(StudyError, match=re.escape(f"x.json: {message}")):
+        validate_record(rec, where="x.json")
+
+
+def test_write_refuses_a_record_of_another_schema_version_rather_than_relabel_it(tmp_path):
+    with pytest.raises(StudyError, match="schema_version 2, this study reads 1"):
+        write_result(tmp_path, {**_record(), "schema_version": 2})
+    assert not (tmp_path / "results" / "job1.json").exists()
+
+
+def test_a_rewritten_record_is_seen_whole_the_old_one_until_the_new_one_is_renamed_onto_it(tmp_path, monkeypatch):
+    """write_result writes a temporary and renames it: up to the rename, the file holds the earlier record."""
+    import os
+    from pathlib import Path
+
+    path = write_result(tmp_path, _record(lr=0.1))
+    seen, rename = [], os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(path):
+            seen.append(tuple(json.loads(Path(f).read_text())["protocol"]["lr"] for f in (dst, src)))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_result(tmp_path, _record(lr=0.2))
+    assert seen == [(0.1, 0.2)] and read_results(tmp_path)[0]["protocol"]["lr"] == 0.2
+
+
+def test_a_result_file_that_is_not_utf8_is_skipped_and_named(tmp_path):
+    write_result(tmp_path, _record("good"))
+    (tmp_path / "results" / "binary.json").write_bytes(b"\xff\xfe\x00{")
+    skipped = []
+    with pytest.warns(ResultFileWarning, match="binary.json"):
+        assert [r["job_id"] for r in read_results(tmp_path, skipped=skipped)] == ["good"]
+    assert [s.path.name for s in skipped] == ["binary.json"] and "unreadable result file" in skipped[0].reason
+
+
+def test_read_results_of_no_job_ids_is_none_and_of_all_is_sorted_by_job_id(tmp_path):
+    """An empty list of job ids (a plan of no jobs) reads no record, not every one; without ids, every record in job
+    id order whatever order they were written in."""
+    for j in ("m", "b", "z", "a", "q", "c"):
+        write_result(tmp_path, _record(j))
+    assert read_results(tmp_path, job_ids=[]) == []
+    assert [r["job_id"] for r in read_results(tmp_path)] == ["a", "b", "c", "m", "q", "z"]
+
+
+def test_null_axes_and_a_null_depends_on_are_a_valid_record():
+    """An axis a job does not have is null (a scratch run's size), and a record whose `depends_on` is null recorded
+    none: both valid."""
+    rec = {**_record(), "schema_version": 1, "depends_on": None,
+           "axes": {"method": None, "size": None, "seed": None, "variant": None}}
+    assert validate_record(rec, where="x.json")["axes"]["size"] is None

@@ -508,3 +508,132 @@ def test_the_package_gives_the_table_names_on_first_use():
     assert set(table.__dict__) >= {n for n in results.__all__ if not hasattr(results.record, n)}
     with pytest.raises(AttributeError, match="no_such_name"):
         results.no_such_name
+
+
+def test_a_single_number_is_no_pair():
+    """A pair joins two or more numbers: an axis holding one number as text ("7") stays as it is."""
+    assert split_numeric_pairs({"variant": "7", "seed": "-1|2"}) == {"variant": "7", "seed": None, "seed_pair": "-1|2"}
+
+
+def test_protocol_columns_keep_integers_integer_floats_float_and_flags_apart_from_numbers():
+    """An integer protocol leaf is Int64 (not float); a protocol leaf named *_size keeps the floats it was recorded
+    as (only axes are made integers); a flag in one record and a number in another are not one value."""
+    def rec(job, **protocol):
+        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": 0},
+                "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": 10, "level": None}], "protocol": protocol}
+
+    t = records_to_table([rec("j0", epochs=90, crop_size=1.0, mixed=True),
+                          rec("j1", epochs=100, crop_size=2.0, mixed=1), rec("j2", epochs=90, crop_size=3.0)])
+    assert t["protocol.epochs"].dtype == "Int64" and t["protocol.epochs"].to_list() == [90, 100, 90]
+    assert t["protocol.crop_size"].dtype == "float64"
+    assert t["protocol.mixed"].iloc[0] != t["protocol.mixed"].iloc[1]
+
+
+def test_the_same_records_in_any_order_make_the_same_table():
+    """Columns (other axes, protocol leaves) and rows do not depend on the order records are read in."""
+    def rec(job, seed, axes, protocol):
+        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": seed, **axes},
+                "metrics": [{"metric": m, "value": 0.5, "labeled_size": 10, "level": None} for m in ("top5", "top1")],
+                "protocol": protocol}
+
+    recs = [rec("j2", 2, {"zeta": "z"}, {"z": 1, "a": {"y": 2}}), rec("j0", 0, {"beta": "b"}, {"m": 3, "b": 4}),
+            rec("j1", 1, {"alpha": "a"}, {"c": 5})]
+    pd.testing.assert_frame_equal(records_to_table(recs), records_to_table(recs[::-1]))
+    cols = list(records_to_table(recs).columns)
+    assert [c for c in cols if c.startswith("protocol.")] == sorted(c for c in cols if c.startswith("protocol."))
+
+
+def test_aggregate_does_not_depend_on_the_tables_row_order():
+    """Job ids and code versions are listed sorted, not in the order the rows came."""
+    recs = [{**_record(f"j{s}", s, 0.5 + s / 10, "2024-01-01"), "code_version": v}
+            for s, v in ((0, "0.2.0"), (1, "0.1.0"), (2, "0.2.0"))]
+    t = records_to_table(recs)
+    agg = aggregate(t)
+    assert agg[["job_ids", "code_versions", "seeds"]].values.tolist() == [["j0,j1,j2", "0.1.0,0.2.0", "0,1,2"]]
+    pd.testing.assert_frame_equal(aggregate(t.iloc[::-1].reset_index(drop=True)), agg)
+
+
+def test_a_rerun_kept_is_the_newest_a_tie_the_larger_job_id_and_rows_keep_the_tables_order():
+    """drop_repeated_seeds: of two jobs of one seed finished at one time, the larger job id stays whatever the
+    table's order; a job that recorded no finish time is older than any that did; the rows kept stay in the order
+    of the table given (not in time order)."""
+    tie = records_to_table([_record("a", 0, 0.2, "2024-01-01"), _record("b", 0, 0.8, "2024-01-01")])
+    for table in (tie, tie.iloc[::-1].reset_index(drop=True)):
+        kept, repeats = drop_repeated_seeds(table)
+        assert kept["job_id"].to_list() == ["b"] and repeats["kept"].to_list() == ["b"]
+    undated = records_to_table([_record("a", 0, 0.2, None), _record("b", 0, 0.8, "2024-01-01")])
+    assert drop_repeated_seeds(undated)[0]["job_id"].to_list() == ["b"]
+    table = records_to_table([_record("a", 1, 0.1, "2024-03-01"), _record("b", 2, 0.2, "2024-01-01"),
+                              _record("c", 0, 0.3, "2024-02-01"), _record("d", 0, 0.4, "2024-01-15")])
+    assert drop_repeated_seeds(table)[0]["job_id"].to_list() == ["a", "b", "c"]
+
+
+def test_the_recipe_drawn_does_not_depend_on_the_aggregates_row_order():
+    """resolve_conflicts: two recipes finished at one time, the larger fingerprint is drawn, rows sorted by cell,
+    whatever the order of the rows given; a recipe that recorded no finish time is older than one that did."""
+    recs = [{**_record(f"j{lr}", 0, lr, "2024-01-01", protocol={"lr": lr}),
+             "metrics": [{"metric": m, "value": lr, "labeled_size": 100, "level": None} for m in ("top1", "top5")]}
+            for lr in (0.1, 0.2)]
+    agg = aggregate(records_to_table(recs))
+    drawn = resolve_conflicts(agg)
+    assert drawn["metric"].to_list() == ["top1", "top5"] and drawn["protocol_fingerprint"].nunique() == 1
+    assert drawn["protocol_fingerprint"].iloc[0] == max(agg["protocol_fingerprint"])
+    pd.testing.assert_frame_equal(resolve_conflicts(agg.iloc[::-1].reset_index(drop=True)), drawn)
+    undated = aggregate(records_to_table([_record("a", 0, 0.2, None, protocol={"lr": 0.1}),
+                                          _record("b", 1, 0.8, "2024-01-01", protocol={"lr": 0.2})]))
+    assert resolve_conflicts(undated)["mean"].to_list() == pytest.approx([0.8])
+
+
+def test_gather_names_the_other_grids_sorted_and_a_plan_of_no_jobs_reads_no_record(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    for job, grid in (("j0", "mm"), ("j1", "zz"), ("j2", "aa"), ("j3", "g")):
+        write_result(tmp_path, {**_record(job, 0, 0.5, "2024-01-01"), "grid": grid})
+    assert gather(tmp_path, grid="g").other_grids == ["aa", "mm", "zz"]
+    coll = gather(tmp_path, Plan("g", []))
+    assert coll.table.empty and coll.missing.empty
+
+
+def test_a_table_is_written_by_renaming_a_complete_temporary_onto_the_earlier_one(tmp_path, monkeypatch):
+    """Up to the rename, the file is the earlier table: a reader never sees half a Parquet file."""
+    import os
+
+    path = write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01")]), tmp_path / "results.parquet")
+    seen, rename = [], os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(path):
+            seen.append((len(pd.read_parquet(dst)), len(pd.read_parquet(src))))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01"), _record("j1", 1, 0.5, "2024-01-01")]), path)
+    assert seen == [(1, 2)] and len(read_table(path)) == 2
+
+
+def test_a_filtered_table_is_written_with_its_columns_only(tmp_path):
+    """A slice of a table (its index no longer 0..n-1) is written with the table's columns, no index column, and
+    reads back numbered from 0; the file names the record schema it was made from."""
+    t = records_to_table([_record(f"j{s}", s, 0.5, "2024-01-01") for s in range(3)])
+    part = t[t["job_id"] != "j0"]
+    path = write_table(part, tmp_path / "part.parquet")
+    assert pq.read_schema(path).names == list(t.columns)
+    assert pq.read_schema(path).metadata[b"study.record_schema_version"] == b"1"
+    pd.testing.assert_frame_equal(read_table(path), part.reset_index(drop=True), check_dtype=False)
+
+
+def test_two_recipes_of_one_seed_are_no_rerun_and_a_collection_names_its_conflicts(tmp_path):
+    """drop_repeated_seeds keeps one job per seed of one recipe: a seed run under two recipes keeps both (a conflict,
+    which `Collection.conflicts` lists), never the newer recipe alone."""
+    _write(tmp_path, "j0", 0, {1000: 0.5}, lr=0.1, finished="2024-01-01T00:00:00+00:00")
+    _write(tmp_path, "j1", 0, {1000: 0.9}, lr=0.5, finished="2024-02-01T00:00:00+00:00")
+    coll = gather(tmp_path)
+    kept, repeats = drop_repeated_seeds(coll.table)
+    assert sorted(kept["job_id"].unique()) == ["j0", "j1"] and repeats.empty
+    conflicts = coll.conflicts
+    assert sorted(conflicts.loc[conflicts["metric"] == "top1", "mean"]) == pytest.approx([0.5, 0.9])
