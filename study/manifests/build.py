@@ -287,6 +287,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     DATASETS.get(cfg.dataset, "--dataset")  # flag errors before the indexing line (and before hours of indexing)
     if cfg.drop_other_classes and cfg.classes_from is None:
         raise StudyError("--drop-other-classes needs --classes-from (the manifest whose classes are kept)")
+    if not -2**63 <= cfg.seed < 2**63:  # the hash key holds 64 bytes: a longer seed's last digits would not count
+        raise StudyError(f"--seed {cfg.seed}: a seed is a 64-bit integer (from -2**63 to 2**63 - 1)")
     options = ReaderOptions(label_rule=cfg.label_rule, channels=cfg.channels)
     for flag, option in (("--label-rule", "label_rule"), ("--channels", "channels")):
         if getattr(options, option) is not None and option not in reader_options(cfg.dataset):

@@ -87,3 +87,18 @@ def test_a_stamp_that_is_not_json_is_named_not_a_traceback(build, cli, tmp_path)
     code, _, err = cli("manifest", "materialize", "toy", "--out", out)
     assert code == 2 and f"{out / '.study-materialize.json'}: unreadable (" in err, err
     assert "remove it if this folder is yours to rewrite" in err
+
+
+def test_every_source_image_that_cannot_be_read_is_named_and_the_others_are_written(build, cli, tmp_path):
+    """A missing source file is a reader's StudyError: each one is named, and the run writes the rest, rather than
+    stopping at the first."""
+    build("toy")
+    m = load_manifest("toy")
+    missing = [m.abs_path(row) for _, row in m.all().iloc[:2].iterrows()]
+    for p in missing:
+        p.unlink()
+    out = tmp_path / "out"
+    code, _, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 2 and "2 image(s) could not be written" in err, err
+    assert all(f"cannot read image {p} (manifest toy)" in err for p in missing), err
+    assert len(list(out.rglob("*.png"))) == 22

@@ -583,3 +583,42 @@ def test_a_pool_of_one_kind_records_its_channels_once_or_per_source_where_they_d
     for name in ("same", "other"):
         code, _, err = cli("manifest", "verify", name, "--files")
         assert code == 0, err
+
+
+def test_interleaving_ties_by_source_order_in_pools_large_enough_for_an_unstable_sort_to_reorder_them():
+    """Two sources of 1000 rows: each row of the first sits at the same fraction as the second's row of its rank,
+    and comes first."""
+    ranks = _interleave([1000, 1000], [np.arange(1000), np.arange(1000)])
+    assert ranks.tolist() == list(range(0, 2000, 2)) + list(range(1, 2000, 2))
+
+
+def test_interleaving_is_exact_for_sources_of_tens_of_millions_of_images():
+    """Of a source of 2**25 images, rank 2**24 sits just after the middle: after the middle row of a source of one
+    (fractions in float32 would round both to 1/2 and tie them)."""
+    assert _interleave([2**25, 1], [np.array([2**24]), np.array([0])]).tolist() == [1, 0]
+
+
+def test_a_pool_of_sizes_beyond_its_images_or_of_too_large_a_source_is_refused_naming_them(pool_sources, cli,
+                                                                                          manifests):
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:8", "--sizes", "10,21")
+    assert code == 2 and "pool bad: --sizes 21 (21) is larger than the dataset (20 images)" in err, err
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:13")
+    assert code == 2 and "--from b:13: b has only 12 images" in err, err
+    assert not (manifests / "bad.json").exists() and not (manifests / "bad.parquet").exists()
+
+
+def test_a_pools_meta_names_each_sources_dataset_and_split_in_source_order(pool_sources, cli):
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    meta = load_manifest("ab").meta
+    assert (meta["dataset"], meta["split"]) == ("imagefolder+imagefolder", "train+train")
+
+
+def test_a_pool_of_sources_sharing_files_names_a_file_both_prefixes_hold(build, cli):
+    """The example is a shared file (here the one file of b's prefix), not any file of the first source."""
+    build("a", "--seed", "0")
+    build("b", "--seed", "1")
+    a, b = load_manifest("a"), load_manifest("b")
+    shared = f"{b.meta['root']}/{b.subset(1)['path'].iloc[0]}"
+    assert shared != f"{a.meta['root']}/{a.subset(1)['path'].iloc[0]}"
+    code, _, err = cli("manifest", "pool", "dup", "--from", "a:24", "--from", "b:1")
+    assert code == 2 and f"--from a and --from b share 1 image file(s) in their pooled prefixes (e.g. {shared})" in err
