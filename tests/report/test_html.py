@@ -1,9 +1,10 @@
 """study/report/html.py: index.html from a Page (the whole report build is test_report's)."""
+import os
 import re
 
 import pandas as pd
 
-from study.report.html import Page, Section, render
+from study.report.html import Page, Section, render, write_index
 
 
 def _page(**kw):
@@ -72,3 +73,27 @@ def test_file_and_data_links_point_to_the_files_they_name():
     assert ('<p>Files: <a href="quantity.png">png</a> · <a href="quantity.csv">csv</a> · '
             '<a href="quantity_data.csv">plotted data</a></p>') in html
     assert '<p>Data: <a href="results.parquet">results.parquet</a> · <a href="cells.csv">cells.csv</a></p>' in html
+
+
+def test_a_file_link_escapes_its_path():
+    html = render(_page(sections=[Section("quantity", "Quantity", files={"csv": 'a&b"c.csv'})]))
+    assert '<a href="a&amp;b&quot;c.csv">csv</a>' in html
+
+
+def test_the_grid_code_version_and_summary_are_escaped_and_a_section_without_a_figure_shows_its_caption():
+    html = render(_page(grid="g<1>", code_version="v<2>", summary=["a<b"],
+                        sections=[Section("findings", "Findings", caption="x < y", files={"csv": "findings.csv"})]))
+    assert "<h1>Report: g&lt;1&gt;</h1>" in html and "<code>v&lt;2&gt;</code>" in html and "<li>a&lt;b</li>" in html
+    assert "<p>x &lt; y</p>" in html and "<img" not in html
+
+
+def test_a_figure_caption_is_escaped_and_index_html_is_replaced_whole(tmp_path):
+    """A rebuild renames a new index.html onto the name (study.atomic): a reader of the earlier one (here a hard link
+    to it) keeps it whole."""
+    page = _page(sections=[Section("quantity", "Quantity", caption="top-1 <x>", files={"png": "quantity.png"})])
+    assert "<figcaption>top-1 &lt;x&gt;</figcaption>" in render(page)
+    first = write_index(tmp_path, page)
+    os.link(first, tmp_path / "kept.html")
+    before = first.read_text()
+    second = write_index(tmp_path, _page(grid="h"))
+    assert (tmp_path / "kept.html").read_text() == before and not os.path.samefile(second, tmp_path / "kept.html")

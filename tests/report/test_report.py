@@ -883,3 +883,26 @@ def test_cell_warnings_name_three_cells_and_count_only_those_left():
     paper.attrs["duplicates"] = [f"[cell={i}]: 0.500, 0.600" for i in range(4)]
     (line,) = caveats.duplicate_lines("quantity", paper)
     assert "4 position(s)" in line and "[cell=2]" in line and "[cell=3]" not in line and "; and 1 more)" in line
+
+
+def test_missing_csv_leaves_out_the_plans_bookkeeping_and_index_html_opens_with_the_findings(tmp_path):
+    """missing.csv: the job, its stage and axes, what it waits for; not the plan's `depends_on` and `has_result`
+    (False on every row). The findings section comes before the figures'."""
+    recs = quantity_records()
+    plan = plan_for(recs)
+    write_all(tmp_path / "w", recs[1:], with_pretrain_for=plan)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    columns = list(pd.read_csv(tmp_path / "r" / "missing.csv").columns)
+    assert columns[:2] == ["job_id", "stage"] and not {"has_result", "depends_on"} & set(columns), columns
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert html.index('<section id="findings">') < html.index('<section id="quantity">')
+
+
+def test_a_folder_of_exactly_five_other_files_names_each_without_an_ellipsis(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    for i in range(5):
+        (out / f"f{i}.txt").write_text("mine\n")
+    with pytest.raises(StudyError) as e:
+        Outputs(out, {"grid": "g", "grid_file": None})
+    assert "(f0.txt, f1.txt, f2.txt, f3.txt, f4.txt)" in str(e.value), e.value

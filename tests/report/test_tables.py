@@ -113,3 +113,24 @@ def test_a_seed_count_column_with_a_missing_value_prints_whole_counts_as_integer
     paths = write_tables(df, tmp_path, "t")
     assert "| simclr | 3 | 0.500 |" in paths["md"].read_text() and "| moco | — | 0.250 |" in paths["md"].read_text()
     assert paths["csv"].read_text().splitlines()[1:] == ["simclr,3,0.5", "moco,,0.25"]
+
+
+def test_latex_ends_the_tabular_and_maps_each_character_pdflatex_would_not_set():
+    """A dash, backslash, '·', '→' or 'Δ' in a cell or header prints as LaTeX text, and the tabular is closed."""
+    table = pd.DataFrame({"Δ top-1": ["simclr · resnet18"], "note": ["a → b — c\\d"], "mean": [0.5]})
+    tex = to_latex(table)
+    assert r"$\Delta$ top-1 & note & mean \\" in tex
+    assert r"simclr $\cdot$ resnet18 & a $\to$ b -- c\textbackslash{}d & 0.500 \\" in tex
+    assert tex.endswith("\\midrule\n" + r"simclr $\cdot$ resnet18 & a $\to$ b -- c\textbackslash{}d & 0.500 \\"
+                        + "\n\\bottomrule\n\\end{tabular}\n")
+
+
+def test_every_whole_count_column_with_a_missing_value_prints_as_integers_and_the_caption_heads_the_latex(tmp_path):
+    """Each count column (not only the first) converts; the LaTeX file's first line is its caption."""
+    df = pd.DataFrame({"size": [40.0, float("nan")], "count": [3.0, float("nan")], "seed": [1.0, float("nan")],
+                       "mean": [0.5, 0.25]})
+    paths = write_tables(df, tmp_path, "t", caption="every cell")
+    md = paths["md"].read_text()
+    assert "| 40 | 3 | 1 | 0.500 |" in md and "| — | — | — | 0.250 |" in md
+    assert paths["csv"].read_text().splitlines()[1:] == ["40,3,1,0.5", ",,,0.25"]
+    assert paths["tex"].read_text().splitlines()[0] == "% every cell"

@@ -1,0 +1,46 @@
+"""study/report/caveats.py: the report's warning lines, on small frames (the whole build is test_report's)."""
+import pandas as pd
+
+from study.report import caveats
+
+
+def test_a_conflict_line_gives_each_recipes_mean_to_four_decimals():
+    """Two recipes 0.0001 apart read apart, not as one number twice."""
+    conflicts = pd.DataFrame({"grid": "g", "stage": "evaluate", "method": "simclr", "size": 1000,
+                              "protocol_fingerprint": ["fa", "fb"], "mean": [0.50001, 0.50012], "std": float("nan"),
+                              "count": 1, "n_jobs": 1, "seeds": "0", "job_ids": ["e1", "e2"], "code_versions": "v1",
+                              "finished_at": ["2024-01-01T00:00:00", "2024-01-02T00:00:00"]})
+    (line,) = caveats.conflict_lines(conflicts)
+    assert "[method=simclr, size=1000]" in line and "fa: mean 0.5000 over 1 seed(s) (jobs e1)" in line, line
+    assert "fb: mean 0.5001" in line and line.endswith("the figures draw the newest, fb."), line
+
+
+def test_a_report_of_one_cell_on_a_dirty_tree_names_that_cell():
+    """'All of the cells, each on <version>' is for several cells; a report of one cell names it."""
+    agg = pd.DataFrame({"grid": ["g"], "stage": ["evaluate"], "method": ["simclr"], "code_versions": ["abc-dirty"]})
+    (line,) = caveats.code_version_lines(agg)
+    assert line.startswith("1 cell(s) hold results run on a modified") and "[method=simclr]: abc-dirty" in line, line
+
+
+def _tidy(job_ids, metrics, values):
+    return pd.DataFrame({"job_id": job_ids, "grid": "g", "stage": "evaluate", "method": "simclr",
+                         "seed": range(len(values)), "labeled_size": 1000, "level": None, "metric": metrics,
+                         "value": values, "protocol_fingerprint": "f"})
+
+
+def test_valueless_lines_name_jobs_in_order_and_a_cell_with_one_seed_of_two_left_is_a_mean_not_missing():
+    lines = caveats.valueless_lines(_tidy(["e2", "e1", "e3"], "top1", [None, None, 0.5]))
+    assert lines[:2] == ["job e1: 1 metric(s) recorded without a value (a diverged run)",
+                         "job e2: 1 metric(s) recorded without a value (a diverged run)"]
+    assert len(lines) == 3 and lines[2].startswith("1 cell(s) are the mean of their seeds with a value only"), lines
+
+
+def test_a_record_without_metrics_is_not_a_diverged_run():
+    assert caveats.valueless_lines(_tidy(["e1", "e2"], [None, "top1"], [None, 0.5])) == []
+
+
+def test_a_table_of_exactly_three_duplicate_positions_names_each_and_no_more():
+    paper = pd.DataFrame({"a": [1]})
+    paper.attrs["duplicates"] = [f"[cell={i}]: 0.500, 0.600" for i in range(3)]
+    (line,) = caveats.duplicate_lines("quantity", paper)
+    assert "3 position(s)" in line and "[cell=2]: 0.500, 0.600); the table" in line and "; and" not in line, line
