@@ -796,6 +796,23 @@ def test_axis_values_under_defaults_pretrain_are_checked_at_their_own_line(write
                            "give it as axes.dataset (keys of 'datasets'), not as a default")
 
 
+def test_an_axis_value_under_a_block_defaults_pretrain_is_named_at_its_own_line(write_grid):
+    """At the key's line, not at the first line of the block."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain:
+        backbone: resnet18
+        seed: -1
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, 'seed: -1')}: defaults.pretrain.seed: expected an integer seed in "
+                           "[0, 2**32) (numpy's seeds), got -1")
+
+
 def test_a_default_the_axes_never_take_is_refused_at_its_line(write_grid):
     """`defaults.pretrain.method: byol` beside `axes.method: [simclr]` trained no BYOL job without a word (the axes
     give every job's value); a default among the axis's values is harmless and passes."""
@@ -969,10 +986,83 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
           pairs: [[{dataset: alpha}, {seed: -1}]]
     """, "pairs:", "stages.evaluate[0].pairs[0][1].seed: expected an integer seed in [0, 2**32) (numpy's seeds), "
                    "got -1"),
+    ("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      size:
+        - 10k
+        - 10000
+    stages: {}
+    """, "- 10000", "axis 'size': value 10000 listed twice"),
+    ("""
+    axes: {method: [simclr, ''], dataset: [alpha]}
+    stages: {}
+    """, "method: [simclr, ''", "axes.method[1]: expected a name, got ''"),
+    ("""
+    description: [a, b]
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {}
+    """, "description:", "description: expected a string"),
+    ("""
+    axes: {method: [simclr]}
+    stages: {}
+    """, "axes:", "no dataset: give axes.dataset (keys of 'datasets')"),
+    ("""
+    axes: {method: [simclr, byol], dataset: [alpha]}
+    exclude:
+      - {method: byol}
+      - {}
+    stages: {}
+    """, "- {}", "exclude: an empty rule"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: granularity
+          levels: []
+    """, "levels: []", "stages.evaluate[0].levels: expected 'all' or a list of taxonomy levels"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs:
+            - [{dataset: alpha}, {dataset: beta}, {dataset: alpha}]
+    """, "{dataset: beta}, {dataset: alpha}", "stages.evaluate[0].pairs[0]: expected two matchers, e.g. "
+                                           "[{dataset: imagenet}, {dataset: inat21}]"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - eval_datasets: same
+          protocol: lineer
+    """, "lineer", "unknown protocol 'lineer' (did you mean 'linear'?) (known: linear, finetune, scratch, knn, "
+                   "granularity, concat)"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: linear
+          eval_datasets:
+            - alpha
+            - gamma
+    """, "- gamma", "unknown dataset 'gamma' (known: extra, alpha, beta)"),
+    ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - where: {method: simclr}
+          protocol: concat
+          pairs: []
+    """, "pairs: []", "stages.evaluate[0]: protocol concat needs 'pairs': a list of [encoder matcher, encoder "
+                      "matcher]"),
 ], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
         "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group",
         "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero", "zip-group-of-one",
-        "empty-list-in-a-rule", "split-not-a-bool", "one-value-axis", "rule-value-in-a-list", "concat-pair-value"])
+        "empty-list-in-a-rule", "split-not-a-bool", "one-value-axis", "rule-value-in-a-list", "concat-pair-value",
+        "axis-value-twice-block", "empty-name", "description-not-text", "no-dataset-axis", "empty-rule",
+        "levels-empty", "pair-of-three", "protocol-not-first", "eval-dataset-block", "pairs-empty"])
 def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
     """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
     planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""
@@ -996,8 +1086,9 @@ def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, n
      "datasets.mix.pool: 'mix' is itself a pool; pool its sources instead"),
     # a concatenation's axes join two values with '|' (`alpha|beta`): a key holding one would read as a pair
     ("'a|b': {train: ab_train}", "a|b", "datasets: bad key 'a|b' (a word; pooled sets join keys with '+')"),
+    ("gamma: {train_images: 10}", "gamma:", "datasets.gamma: give a 'train' and/or 'test' manifest name"),
 ], ids=["classes-zero", "pool-of-one", "pool-source-without-train", "pool-source-unknown",
-        "pool-of-itself", "key-with-a-bar"])
+        "pool-of-itself", "key-with-a-bar", "no-manifest"])
 def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, message):
     g = write_grid(f"""
     name: t
@@ -1149,3 +1240,19 @@ def test_a_batch_that_splits_over_no_pretraining_job_is_one_problem_not_one_per_
     g = write_grid("axes: {method: [simclr], dataset: [alpha, beta]}\nseeds: [0, 1]\nstages: {}\n")
     assert error_of(g, p, check=True).startswith(f"{g}:{line_of(g, 'batch_size: 8')}: pretraining batch_size 8 does "
                                                  "not split over the 6 processes of a job")
+
+
+def test_a_concat_pair_matching_no_two_jobs_is_refused_at_the_pair(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    seeds: [0, 1]
+    zip: [[dataset, seed]]
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs:
+            - [{dataset: alpha}, {dataset: beta}]
+    """)  # alpha has seed 0 only, beta seed 1 only: no two jobs agree on the seed
+    assert error_of(g) == (f"{g}:{line_of(g, '- [{dataset: alpha}')}: stages.evaluate[0] (protocol concat): pair "
+                           "{dataset: alpha} + {dataset: beta} matches no two pretraining jobs that agree on method, "
+                           "backbone, size, corruption, seed: it expands to zero jobs")

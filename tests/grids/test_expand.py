@@ -383,3 +383,95 @@ def test_an_x_key_holds_anchors_that_entries_use_and_merge(write_grid):
     with pytest.raises(StudyError, match=r"g2.yaml:\d+: unknown key 'common'"):
         plan_grid(write_grid("common: &c {protocol: linear}\naxes: {method: [simclr], dataset: [alpha]}\n"
                              "stages: {evaluate: [*c]}\n", name="g2.yaml"))
+
+
+def test_a_seed_in_defaults_pretrain_is_the_seed_of_every_job(write_grid):
+    """An unswept seed given in defaults.pretrain is each point's axis value and its config's, not PretrainConfig's."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages: {}
+    """, pretrain={"seed": 3})
+    plan = plan_grid(g)
+    assert pts(plan) == [("simclr", "alpha", None, 3), ("simclr", "beta", None, 3)]
+    assert {j.config["pretrain"]["seed"] for j in plan.by_stage("pretrain")} == {3}
+
+
+def test_an_exclude_rule_matching_nothing_is_refused_beside_one_that_matches(write_grid):
+    """Another rule removing combinations does not count for one that removes none."""
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha, beta], seed: [0, 1]}
+    zip: [[method, seed]]
+    exclude:
+      - {method: simclr, dataset: beta}
+      - {method: supervised, seed: 0}
+    stages: {}
+    """)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "supervised, seed: 0" in t)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g)
+    assert str(e.value) == (f"{g}:{line}: exclude {{method: supervised, seed: 0}} matches no combination of the "
+                            "axes: it removes nothing (check its values against the axes)")
+
+
+def test_a_concat_pair_whose_sides_name_different_axes_joins_on_the_axes_neither_names(write_grid):
+    """[{dataset: alpha}, {method: byol}]: any method on alpha with byol on any dataset; only the axes neither side
+    names (backbone, size, corruption, seed) must agree."""
+    g = write_grid("""
+    axes: {method: [simclr, byol], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - protocol: concat
+          eval_datasets: [alpha]
+          pairs:
+            - [{dataset: alpha}, {method: byol}]
+    """)
+    ev = plan_grid(g).by_stage("evaluate")
+    assert [(j.axes["method"], j.axes["dataset"]) for j in ev] == [
+        ("simclr|byol", "alpha"), ("simclr|byol", "alpha|beta"), ("byol", "alpha|beta")]
+
+
+def test_eval_datasets_same_on_a_dataset_without_a_test_manifest_is_refused_at_its_entry(write_grid):
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+      gamma: {train: gamma_train}
+    axes: {method: [simclr], dataset: [alpha, gamma]}
+    stages:
+      evaluate:
+        - protocol: linear
+          where: {dataset: gamma}
+    """, base=False)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "protocol: linear" in t)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g)
+    assert str(e.value) == (f"{g}:{line}: stages.evaluate[0] eval_datasets same: dataset(s) 'gamma' have no test "
+                            "manifest; list eval_datasets")
+
+
+def test_eval_datasets_all_is_in_the_order_of_datasets(write_grid):
+    """The file's order, as every other list of the plan (job order is part of the plan's determinism)."""
+    g = write_grid("""
+    name: t
+    datasets:
+      beta: {train: beta_train, test: beta_val}
+      alpha: {train: alpha_train, test: alpha_val}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: all}
+    """, base=False)
+    assert [j.axes["eval_dataset"] for j in plan_grid(g).by_stage("evaluate")] == ["beta", "alpha"]
+
+
+def test_granularity_levels_all_leaves_the_levels_to_the_evaluation(write_grid):
+    """`levels: all` is EvalConfig's default: no `levels` in the section (a list is passed as written)."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: granularity, levels: all}
+        - {protocol: granularity, levels: [genus], variant: genus}
+    """)
+    a, b = plan_grid(g).by_stage("evaluate")
+    assert "levels" not in a.config["evaluate"] and b.config["evaluate"]["levels"] == ["genus"]

@@ -1,9 +1,12 @@
 """Stable ids (key order, two grids sharing a job), dependency wiring, topological order."""
+from dataclasses import replace
+
 import pytest
 
 from study.errors import StudyError
-from study.grids import Job, plan_grid
-from study.grids.jobs import id_config, value_line
+from study.grids import Job, Profile, load_grid, plan_grid
+from study.grids.expand import expand_points
+from study.grids.jobs import build_jobs, id_config, value_line
 from study.grids.render import plan_json, plan_table
 from study.hashing import config_hash
 
@@ -280,3 +283,38 @@ def test_a_value_an_include_rule_takes_from_the_axes_is_named_at_the_axis(write_
     job = next(j for j in plan.by_stage("pretrain") if j.axes["method"] == "byol" and j.axes["size"] == 20)
     assert value_line(plan.grid, "size", 20, job.axes) == size_line
     assert value_line(plan.grid, "method", "byol", job.axes) == rule_line
+
+
+def test_a_value_only_an_include_rule_names_is_at_the_rule_else_at_the_defaults(write_grid):
+    """Without a job's axes: a value off the axes is at the include rule naming it, else at defaults.pretrain's key."""
+    g = write_grid("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      size: [10]
+    include:
+      - {method: byol, size: 20}
+    stages: {pretrain: {}}
+    """)
+    grid = plan_grid(g).grid
+    text = g.read_text().splitlines()
+    rule_line, pre_line = (next(i for i, t in enumerate(text, 1) if s in t) for s in ("size: 20", "pretrain: {"))
+    assert value_line(grid, "size", 20) == rule_line
+    assert value_line(grid, "backbone", "resnet18") == pre_line
+
+
+def test_a_grid_made_otherwise_gets_its_errors_at_the_lines_of_the_values(write_grid):
+    """A Grid not checked by load_grid (here changed after it) with a bad default or corruption: the error names the
+    line of the default's key and of the corruption's value, as load_grid's would."""
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [none]}\nstages: {}\n", pretrain={"seed": 1})
+    lines = g.read_text().splitlines()
+    pre_line = next(i for i, t in enumerate(lines, 1) if "pretrain: {" in t)
+    axes_line = next(i for i, t in enumerate(lines, 1) if t.startswith("axes:"))
+    grid = load_grid(g)
+    with pytest.raises(StudyError) as e:
+        expand_points(replace(grid, defaults_pretrain={**grid.defaults_pretrain, "seed": -1}))
+    assert str(e.value).startswith(f"{g}:{pre_line}: defaults.pretrain.seed: expected an integer seed")
+    bad = replace(grid, axes={**grid.axes, "corruption": ("nosuch",)})
+    with pytest.raises(StudyError) as e:
+        build_jobs(bad, [{**expand_points(grid)[0], "corruption": "nosuch"}], Profile())
+    assert str(e.value).startswith(f"{g}:{axes_line}: ") and "nosuch" in str(e.value)
