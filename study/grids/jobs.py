@@ -321,8 +321,6 @@ def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
     for pj in matched:
         for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
             for sizes in groups:
-                axes = {"backbone": pj.axes["backbone"], "seed": pj.axes["seed"], "protocol": "scratch",
-                        "eval_dataset": ed}
                 section = _eval_section(b, entry, ed, sizes)
                 if pj.axes["backbone"] is not None:
                     section.setdefault("backbone", pj.axes["backbone"])
@@ -330,6 +328,9 @@ def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                     section.setdefault("width", pj.config["pretrain"]["width"])
                 if pj.axes["seed"] is not None:
                     section.setdefault("seed", pj.axes["seed"])
+                # the entry's params win over the encoders' backbone and seed: the axes say what the job trains
+                axes = {"backbone": section.get("backbone"), "seed": section.get("seed"), "protocol": "scratch",
+                        "eval_dataset": ed}
                 yield axes, section, []
 
 

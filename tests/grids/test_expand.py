@@ -132,6 +132,22 @@ def test_scratch_takes_the_width_of_the_encoders_it_is_compared_with(write_grid)
     assert widths == [8, 16]  # the pretraining width, unless the entry names its own
 
 
+def test_a_scratch_entrys_own_backbone_and_seed_are_its_axes(write_grid):
+    """params naming a backbone or seed of its own: the job's axes say what it trains (the report files the baseline
+    under them), not the encoders' it would otherwise take."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], seed: [0]}
+    stages:
+      evaluate:
+        - {protocol: scratch, labeled_sizes: [5]}
+        - {protocol: scratch, labeled_sizes: [5], params: {backbone: resnet18_small, seed: 7}}
+    """, pretrain={"backbone": "resnet18"})
+    taken, own = plan_grid(g).by_stage("evaluate")
+    assert (taken.axes["backbone"], taken.axes["seed"]) == ("resnet18", 0)
+    assert (own.axes["backbone"], own.axes["seed"]) == ("resnet18_small", 7)
+    assert (own.config["evaluate"]["backbone"], own.config["evaluate"]["seed"]) == ("resnet18_small", 7)
+
+
 def test_pooled_same_means_each_source_and_corruption_manifest(write_grid):
     g = write_grid("""
     name: t
