@@ -60,8 +60,8 @@ def test_every_digit_and_the_sign_of_a_seed_count():
 
 
 def test_a_seed_beyond_64_bits_is_refused_before_indexing(tmp_path):
-    """The hash key holds 64 bytes: seeds of 64 bits fit it whole (the longest key, of the pretraining class order, takes
-    43 characters), a longer seed would share subsets with every seed of its first digits."""
+    """The hash key holds 64 bytes: seeds of 64 bits fit it whole (the longest key, of the pretraining class order,
+    takes 43 characters), a longer seed would share subsets with every seed of its first digits."""
     from study.errors import StudyError
     from study.manifests.build import BuildConfig, build_manifest
 
