@@ -584,3 +584,196 @@ def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch,
         plan_grid(g).check(images_here=True)
     encoder.write_bytes(b"")
     assert plan_grid(g).check(images_here=True) == []
+
+
+def test_cost_hint_notes_need_the_manifest_check_and_a_hint(tmp_path, monkeypatch, capsys, write_grid):
+    """`--no-check` reads no manifest, so it notes no hint; a dataset without hints has none to contradict; a plan
+    checked twice notes each hint once."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y", "z"])
+    _fake_manifest(tmp_path, "alpha_val", 40, ["x", "y", "z"])
+    body = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val{}}}
+    defaults:
+      pretrain: {{backbone: resnet18, steps: 2, batch_size: 16, optim: {{warmup_epochs: 0}}}}
+    axes: {{method: [simclr], dataset: [alpha], size: [400]}}
+    stages: {{}}
+    """
+    g = write_grid(body.format(", train_images: 2686843"), base=False)
+    code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and "but manifest" not in out, err
+    plan = plan_grid(g)
+    plan.check()
+    plan.check()
+    assert sum("but manifest" in n for n in plan.estimate["notes"]) == 1, plan.estimate["notes"]
+    g = write_grid(body.format(""), name="bare.yaml", base=False)
+    code, out, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and "but manifest" not in out, err
+
+
+def test_a_batch_larger_than_the_images_of_a_method_that_trains_nothing_is_fine(tmp_path, monkeypatch, write_grid):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 10_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("axes: {method: [random], dataset: [alpha], size: [3000]}\nstages: {}\n",
+                   pretrain={"batch_size": 4096})
+    assert plan_grid(g).check() == []
+
+
+def test_a_missing_corrupted_variant_is_not_told_to_set_a_dataset_root(tmp_path, monkeypatch, write_grid):
+    """Its command makes it from its base: no $<DATASET>_ROOT nor $<DATASET>_TAXONOMY to set."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 10_000, ["x", "y"])
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], corruption: [jpeg]}\nstages: {}\n")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    assert "study manifest corrupt alpha_train.jpeg" in str(e.value), e.value
+    assert "_ROOT" not in str(e.value) and "_TAXONOMY" not in str(e.value), e.value
+
+
+def test_an_init_encoder_that_is_a_folder_is_not_a_file_here(tmp_path, monkeypatch, write_grid):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n",
+                   pretrain={"init_encoder": str(tmp_path)})
+    with pytest.raises(StudyError, match=f"init_encoder: {tmp_path} is not a file here"):
+        plan_grid(g).check(images_here=True)
+
+
+def test_knn_params_are_read_with_also_knn_from_the_defaults(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [10], params: {knn: {k: 5}}}
+    """)
+    g.write_text(g.read_text().replace("defaults:\n", "defaults:\n  evaluate: {also_knn: true}\n"))
+    assert plan_grid(g).check(manifests=False) == []
+
+
+def test_a_knn_entrys_linear_params_are_one_problem_not_one_per_key(write_grid):
+    """A knn entry never reads `linear`: that is said once, not again for each of its keys the probe ignores."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: knn, labeled_sizes: [10], params: {linear: {optimizer: lbfgs, epochs: 5}}}
+    """)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check(manifests=False)
+    assert str(e.value).endswith("stages.evaluate[0].params.linear: protocol knn never reads it; remove it (it would "
+                                 "change the job ids and no result)") and "problem(s)" not in str(e.value), e.value
+
+
+def test_a_concat_entrys_knn_params_need_also_knn(write_grid):
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs: [[{dataset: alpha}, {dataset: beta}]]
+          params: {knn: {k: 5}}
+    """)
+    with pytest.raises(StudyError, match=r"params.knn: protocol concat reads it only with also_knn: true"):
+        plan_grid(g).check(manifests=False)
+
+
+def test_test_images_among_the_labeled_ones_are_counted_at_the_largest_labeled_size(tmp_path, monkeypatch, capsys,
+                                                                                    write_grid):
+    """Whatever entry comes first; the same relative paths under another root (a copy of the tree) are other
+    images."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
+               "--name", f"alpha_{split}")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [20]}
+    stages:
+      evaluate:
+        - {protocol: knn, labeled_sizes: [4]}
+        - {protocol: linear, labeled_sizes: [8, 12]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "are among the 12 labeled images of alpha_train" in err, err
+    shutil.copytree(tmp_path / "tree", tmp_path / "copy")
+    for ext in ("json", "parquet"):
+        (tmp_path / "manifests" / f"alpha_val.{ext}").unlink()
+    _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "copy", "--split", "val",
+           "--name", "alpha_val", "--classes-from", "alpha_train")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+
+
+def test_a_pool_whose_sources_were_all_rebuilt_names_them_all(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        write_quadrant_tree(tmp_path / name, per_class=5, seed=seed)
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / name, "--split", "train",
+               "--name", f"{name}_train")
+    _study("manifest", "pool", "pooled_ab", "--from=alpha_train:10", "--from=beta_train:10")
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 10, beta: 10}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [20]}\nstages: {}\n")
+    for name in ("alpha", "beta"):
+        for ext in ("json", "parquet"):
+            (tmp_path / "manifests" / f"{name}_train.{ext}").unlink()
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / name, "--split", "train",
+               "--name", f"{name}_train", "--seed", "7")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "but alpha_train, beta_train have been rebuilt since it was made" in err, err
+
+
+def test_a_default_batch_that_splits_over_no_pretraining_job_is_refused(tmp_path, write_grid):
+    """A grid that sets no batch_size pretrains at PretrainConfig's: that one must split over the processes."""
+    from study.train import PretrainConfig
+
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\ngpus_per_node: 6\nstages:\n  pretrain: {gpus: node}\n")
+    g = write_grid("name: t\ndatasets:\n  alpha: {train: alpha_train, test: alpha_val}\n"
+                   "defaults:\n  pretrain: {backbone: resnet18, epochs: 1}\n"
+                   "axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", base=False)
+    assert PretrainConfig.batch_size % 6
+    with pytest.raises(StudyError, match=f"pretraining batch_size {PretrainConfig.batch_size} does not split over "
+                                         "the 6 processes of a job"):
+        plan_grid(g, p).check(manifests=False)
+
+
+def test_a_fine_tune_on_every_labeled_image_has_its_schedule_checked(tmp_path, monkeypatch, capsys, write_grid):
+    """An entry without labeled_sizes fine-tunes on every labeled image: a warmup that fills that run is refused."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"])
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - protocol: scratch
+          params:
+            finetune: {steps: 80}
+    """, pretrain={"steps": 10, "batch_size": 1000, "optim": "{warmup_epochs: 0}"})
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "evaluate.finetune.optim.warmup_epochs 5 x " in err, err
+    assert "(labeled size" not in err, err
+
+
+def test_granularity_levels_come_from_the_test_manifest_and_are_columns_of_both(tmp_path, monkeypatch, write_grid):
+    """An entry without `levels` scores the test manifest's taxonomy; a level the labeled set's table lacks is
+    named at that manifest."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ("genus", "species")
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"], levels=levels)
+    _fake_manifest(tmp_path, "alpha_val", 1_000, ["x", "y"], levels=levels)
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: granularity, labeled_sizes: [100]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    assert plan_grid(g).check() == []
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"], levels=("genus",))
+    with pytest.raises(StudyError, match=r"granularity levels \['species'\] are not columns of manifest alpha_train"):
+        plan_grid(g).check()
