@@ -365,6 +365,16 @@ def _study(*argv) -> None:
     assert study.cli.main([str(a) for a in argv]) == 0
 
 
+def _alpha_of_one_tree(tmp_path, monkeypatch) -> None:
+    """Manifests alpha_train and alpha_val built from one tree of class folders and no split folder: every split is
+    the whole tree, so the test manifest shares every image with the train one."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)
+    for split in ("train", "val"):
+        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
+               "--name", f"alpha_{split}")
+
+
 def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, monkeypatch, capsys):
     """A pooled manifest is found by its name: one built with other shares (16 + 4 where the grid says 10 + 10), or
     from a source rebuilt since, would pretrain on other images than `pool:` says, and only its results would show."""
@@ -499,11 +509,7 @@ def test_check_refuses_test_images_among_the_labeled_images(tmp_path, monkeypatc
     """An image folder without split folders gives every --split the whole tree (with a note): train and val built
     from it share every image, and each evaluation stopped on it only after its encoder's pretraining. The plan
     names it, at the dataset's line; a test manifest of other images (another root) is fine."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
-    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
-    for split in ("train", "val"):
-        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
-               "--name", f"alpha_{split}")
+    _alpha_of_one_tree(tmp_path, monkeypatch)
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha], size: [20]}
     stages:
@@ -683,11 +689,7 @@ def test_test_images_among_the_labeled_ones_are_counted_at_the_largest_labeled_s
                                                                                     write_grid):
     """Whatever entry comes first; the same relative paths under another root (a copy of the tree) are other
     images."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
-    write_quadrant_tree(tmp_path / "tree", per_class=5, seed=0)  # class folders, no split folder
-    for split in ("train", "val"):
-        _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "tree", "--split", split,
-               "--name", f"alpha_{split}")
+    _alpha_of_one_tree(tmp_path, monkeypatch)
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha], size: [20]}
     stages:
