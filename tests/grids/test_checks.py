@@ -105,17 +105,16 @@ def test_check_refuses_a_batch_larger_than_the_pretraining_images(tmp_path, monk
     assert err.count("batch_size 4096 is larger") == 1  # not at 4096 (one step) nor 10k; `random` trains nothing
 
 
-def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypatch, capsys, write_grid):
-    """A paper grid copied to a small dataset keeps iNat21's image and class counts, which feed only the estimate:
-    hours per job for jobs of seconds, said nowhere. Once the manifests are read, each hint that is not theirs is
-    noted under the estimate (the plan still passes: the hints are the estimate's, not the jobs')."""
+def _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, hints: str, name: str = "g.yaml"):
+    """Manifests alpha_train (400 images of 3 classes) and alpha_val (40), and a grid pretraining SimCLR on alpha
+    and probing it, its dataset entry given the cost `hints` (e.g. ", train_images: 400")."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y", "z"])
     _fake_manifest(tmp_path, "alpha_val", 40, ["x", "y", "z"])
-    body = """
+    return write_grid(f"""
     name: t
     datasets:
-      alpha: {{train: alpha_train, test: alpha_val, train_images: {}, test_images: {}, classes: {}}}
+      alpha: {{train: alpha_train, test: alpha_val{hints}}}
     defaults:
       pretrain: {{backbone: resnet18, steps: 2, batch_size: 16, optim: {{warmup_epochs: 0}}}}
     axes: {{method: [simclr], dataset: [alpha], size: [400]}}
@@ -123,14 +122,22 @@ def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypat
       pretrain: {{}}
       evaluate:
         - {{protocol: linear, labeled_sizes: [40]}}
-    """
-    g = write_grid(body.format(2686843, 100000, 10000), base=False)
+    """, name=name, base=False)
+
+
+def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypatch, capsys, write_grid):
+    """A paper grid copied to a small dataset keeps iNat21's image and class counts, which feed only the estimate:
+    hours per job for jobs of seconds, said nowhere. Once the manifests are read, each hint that is not theirs is
+    noted under the estimate (the plan still passes: the hints are the estimate's, not the jobs')."""
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, ", train_images: 2686843, test_images: 100000, "
+                           "classes: 10000")
     code, out, _ = run_plan_cli([str(g)], capsys)
     assert code == 0
     assert "note: datasets.alpha.train_images is 2686843, but manifest alpha_train has 400 images" in out
     assert "note: datasets.alpha.test_images is 100000, but manifest alpha_val has 40 images" in out
     assert "note: datasets.alpha.classes is 10000, but manifest alpha_train has 3 classes" in out
-    g = write_grid(body.format(400, 40, 3), name="ok.yaml", base=False)
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, ", train_images: 400, test_images: 40, classes: 3",
+                           name="ok.yaml")
     code, out, _ = run_plan_cli([str(g)], capsys)
     assert code == 0 and "but manifest" not in out
     code, out, _ = run_plan_cli([str(g), "--format", "json"], capsys)
@@ -595,26 +602,14 @@ def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch,
 def test_cost_hint_notes_need_the_manifest_check_and_a_hint(tmp_path, monkeypatch, capsys, write_grid):
     """`--no-check` reads no manifest, so it notes no hint; a dataset without hints has none to contradict; a plan
     checked twice notes each hint once."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y", "z"])
-    _fake_manifest(tmp_path, "alpha_val", 40, ["x", "y", "z"])
-    body = """
-    name: t
-    datasets:
-      alpha: {{train: alpha_train, test: alpha_val{}}}
-    defaults:
-      pretrain: {{backbone: resnet18, steps: 2, batch_size: 16, optim: {{warmup_epochs: 0}}}}
-    axes: {{method: [simclr], dataset: [alpha], size: [400]}}
-    stages: {{}}
-    """
-    g = write_grid(body.format(", train_images: 2686843"), base=False)
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, ", train_images: 2686843")
     code, out, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 0 and "but manifest" not in out, err
     plan = plan_grid(g)
     plan.check()
     plan.check()
     assert sum("but manifest" in n for n in plan.estimate["notes"]) == 1, plan.estimate["notes"]
-    g = write_grid(body.format(""), name="bare.yaml", base=False)
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, "", name="bare.yaml")
     code, out, err = run_plan_cli([str(g)], capsys)
     assert code == 0 and "but manifest" not in out, err
 
