@@ -364,18 +364,10 @@ def test_write_refuses_a_record_of_another_schema_version_rather_than_relabel_it
 
 def test_a_rewritten_record_is_seen_whole_the_old_one_until_the_new_one_is_renamed_onto_it(tmp_path, monkeypatch):
     """write_result writes a temporary and renames it: up to the rename, the file holds the earlier record."""
-    import os
-    from pathlib import Path
+    from renames import renames_onto
 
     path = write_result(tmp_path, _record(lr=0.1))
-    seen, rename = [], os.replace
-
-    def replace(src, dst):
-        if str(dst) == str(path):
-            seen.append(tuple(json.loads(Path(f).read_text())["protocol"]["lr"] for f in (dst, src)))
-        rename(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
+    seen = renames_onto(monkeypatch, path, lambda f: json.loads(f.read_text())["protocol"]["lr"])
     write_result(tmp_path, _record(lr=0.2))
     assert seen == [(0.1, 0.2)] and read_results(tmp_path)[0]["protocol"]["lr"] == 0.2
 

@@ -518,12 +518,9 @@ def test_a_single_number_is_no_pair():
 def test_protocol_columns_keep_integers_integer_floats_float_and_flags_apart_from_numbers():
     """An integer protocol leaf is Int64 (not float); a protocol leaf named *_size keeps the floats it was recorded
     as (only axes are made integers); a flag in one record and a number in another are not one value."""
-    def rec(job, **protocol):
-        return {"job_id": job, "stage": "evaluate", "grid": "g", "axes": {"seed": 0},
-                "metrics": [{"metric": "top1", "value": 0.5, "labeled_size": 10, "level": None}], "protocol": protocol}
-
-    t = records_to_table([rec("j0", epochs=90, crop_size=1.0, mixed=True),
-                          rec("j1", epochs=100, crop_size=2.0, mixed=1), rec("j2", epochs=90, crop_size=3.0)])
+    t = records_to_table([_record(job, 0, 0.5, None, protocol) for job, protocol in (
+        ("j0", {"epochs": 90, "crop_size": 1.0, "mixed": True}), ("j1", {"epochs": 100, "crop_size": 2.0, "mixed": 1}),
+        ("j2", {"epochs": 90, "crop_size": 3.0}))])
     assert t["protocol.epochs"].dtype == "Int64" and t["protocol.epochs"].to_list() == [90, 100, 90]
     assert t["protocol.crop_size"].dtype == "float64"
     assert t["protocol.mixed"].iloc[0] != t["protocol.mixed"].iloc[1]
@@ -601,17 +598,10 @@ def test_gather_names_the_other_grids_sorted_and_a_plan_of_no_jobs_reads_no_reco
 
 def test_a_table_is_written_by_renaming_a_complete_temporary_onto_the_earlier_one(tmp_path, monkeypatch):
     """Up to the rename, the file is the earlier table: a reader never sees half a Parquet file."""
-    import os
+    from renames import renames_onto
 
     path = write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01")]), tmp_path / "results.parquet")
-    seen, rename = [], os.replace
-
-    def replace(src, dst):
-        if str(dst) == str(path):
-            seen.append((len(pd.read_parquet(dst)), len(pd.read_parquet(src))))
-        rename(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
+    seen = renames_onto(monkeypatch, path, lambda f: len(pd.read_parquet(f)))
     write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01"), _record("j1", 1, 0.5, "2024-01-01")]), path)
     assert seen == [(1, 2)] and len(read_table(path)) == 2
 
