@@ -6,7 +6,8 @@ Columns, in order: `job_id`, `stage`, `grid`, the axes (`AXES` first, any other 
 (the whole effective protocol, canonical JSON) and one `protocol.<dotted.key>` column per protocol leaf (lists as
 JSON text). Absent axes and metrics are null (NaN), never 0. A record without metrics (a `random` pretraining) is one
 row with `metric` and `value` null, so that it is counted and its protocol kept. The integer axes (`INTEGER_COLUMNS`,
-`*_size`) are nullable integers (Int64) even where some rows have none. Seeds aggregate with `aggregate`.
+`*_size`) are nullable integers (Int64) even where some rows have none, as is a protocol leaf of integers that
+some records lack. Seeds aggregate with `aggregate`.
 """
 from __future__ import annotations
 
@@ -122,8 +123,9 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
     extra_axes = sorted(axis_names - set(AXES))
     protocol_cols = sorted({k for b in bases for k in b if k.startswith(PROTOCOL_PREFIX)})
     columns = ["job_id", "stage", "grid", *AXES, *extra_axes, *METRIC_COLUMNS, *RUN_COLUMNS, *protocol_cols]
-    # each column is typed over the records (a record's values are the same on each of its rows), then repeated
-    per_record = _typed(pd.DataFrame(bases, columns=[c for c in columns if c not in METRIC_COLUMNS]))
+    # each column is typed over the records (a record's values are the same on each of its rows), then repeated;
+    # read as objects, so that a leaf some records lack keeps the others' integers (pandas would make them floats)
+    per_record = _typed(pd.DataFrame(bases, columns=[c for c in columns if c not in METRIC_COLUMNS], dtype=object))
     df = pd.concat([per_record.take(owner).reset_index(drop=True),
                     _typed(pd.DataFrame(metric_rows, columns=list(METRIC_COLUMNS)))], axis=1)[columns]
     # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one

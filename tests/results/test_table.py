@@ -526,6 +526,13 @@ def test_protocol_columns_keep_integers_integer_floats_float_and_flags_apart_fro
     assert t["protocol.mixed"].iloc[0] != t["protocol.mixed"].iloc[1]
 
 
+def test_an_integer_protocol_leaf_some_records_lack_stays_integer():
+    """A leaf one record has not (a setting added to a later run) is null there and Int64 elsewhere, not 90.0."""
+    t = records_to_table([_record("j0", 0, 0.5, None, {"epochs": 90, "lr": 0.3}), _record("j1", 0, 0.5, None, {})])
+    assert t["protocol.epochs"].dtype == "Int64" and t["protocol.epochs"].to_list() == [90, pd.NA]
+    assert t["protocol.lr"].dtype == "float64" and t["protocol.lr"].iloc[0] == 0.3 and pd.isna(t["protocol.lr"].iloc[1])
+
+
 def test_the_same_records_in_any_order_make_the_same_table():
     """Columns (other axes, protocol leaves) and rows do not depend on the order records are read in."""
     def rec(job, seed, axes, protocol):
