@@ -59,3 +59,29 @@ def test_absent_files_are_the_listed_paths_their_folders_do_not_hold(tmp_path, m
 
 def test_parent_folders_are_each_folder_once_sorted_the_root_not_one():
     assert parent_folders(["a/b/2.jpg", "top.jpg", "a/1.jpg", "a/b/3.jpg", "c/4.jpg"]) == ["a", "a/b", "c"]
+
+
+def test_an_image_listed_twice_is_refused_naming_it():
+    index = Index(paths=pa.array(["x/a.png", "y/b.png", "x/a.png"]), labels=np.array([0, 1, 1]),
+                  class_names=["x", "y"])
+    with pytest.raises(StudyError, match=r"^toy: image 'x/a.png' is listed twice$"):
+        check_index(index, "toy")
+
+
+def test_a_taxonomy_whose_finest_column_is_not_class_name_adds_that_column_of_class_names(tmp_path):
+    """`genus,species`: the finest level is named `species` and holds each image's class name."""
+    index = Index(paths=pa.array(["a/1.png", "b/2.png", "a/3.png"]), labels=np.array([0, 1, 0]), class_names=["a", "b"])
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("genus,species\ng1,a\ng2,b\n")
+    apply_taxonomy(index, tax)
+    assert index.levels == ["genus", "species"]
+    assert index.columns["species"].to_pylist() == ["a", "b", "a"]
+    assert index.columns["genus"].to_pylist() == ["g1", "g2", "g1"]
+
+
+def test_a_taxonomy_header_naming_one_level_twice_is_refused(tmp_path):
+    index = Index(paths=pa.array(["a/1.png"]), labels=np.array([0]), class_names=["a"])
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,group,class_name\ng,g,a\n")
+    with pytest.raises(StudyError, match=r"taxonomy.csv line 1: the header must name two or more distinct levels"):
+        apply_taxonomy(index, tax)

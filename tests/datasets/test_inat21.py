@@ -54,6 +54,8 @@ def _edit(tmp_path, fn):
     (lambda d: d["annotations"].append({"id": 99, "image_id": 100, "category_id": 1}),
      r"train.json: image id 100 has more than one annotation$"),
     (lambda d: d.pop("annotations"), "no annotations"),
+    (lambda d: d.update(annotations=None), r"train.json: no annotations \(a test split has no labels\)$"),
+    (lambda d: d.update(categories={"id": 0}), r"train.json: no 'categories' list$"),
     (lambda d: d["annotations"][0].update(category_id=1.9), r"category_id of annotations entry 0 is 1.9, not an"),
     (lambda d: d["categories"][0].update(id="0"), r"categories\[i\].id of entry 0 is '0', not an integer"),
     (lambda d: d["categories"][1].update(id=3), r"categories\[1\] has id 3, out of range \(category ids must be 0..2, "
@@ -197,3 +199,16 @@ def test_a_split_folder_present_as_named_is_read_even_beside_a_torchvision_copy(
     make_inat21(tmp_path)
     shutil.copytree(tmp_path / "train", tmp_path / "2021_train")
     assert all(p.startswith("train/") for p in read_dataset("inat21", tmp_path, "train").paths.to_pylist())
+
+
+def test_a_renamed_split_folder_is_replaced_only_at_the_start_of_each_path(tmp_path):
+    """`val/` renamed `2021_valid/`: a class folder whose name ends in `val` (`..._Corvus_oval/`) keeps its name."""
+    make_inat21(tmp_path, "val", per_class=1)
+    old, new = inat_dir(INAT_CATEGORIES[1]), inat_dir(INAT_CATEGORIES[1])[:-len("corax")] + "oval"
+    (tmp_path / "val" / old).rename(tmp_path / "val" / new)
+    path = tmp_path / "val.json"
+    path.write_text(path.read_text().replace(f"/{old}/", f"/{new}/"))
+    (tmp_path / "val").rename(tmp_path / "2021_valid")
+    index = read_dataset("inat21", tmp_path, "val")
+    assert sorted(index.paths.to_pylist())[1].startswith(f"2021_valid/{new}/")
+    assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())

@@ -208,3 +208,10 @@ def test_the_categories_file_and_the_list_are_the_sources(tmp_path):
     for split, lst in (("train", "places365_train_standard.txt"), ("val", "places365_val.txt")):
         index = read_dataset("places365", tmp_path, split)
         assert [s["path"] for s in index.sources] == ["categories_places365.txt", lst]
+
+
+def test_train_images_in_both_data_256_standard_and_data_256_are_read_from_data_256_standard(tmp_path):
+    """Both complete: the first of IMAGE_DIRS is read, torchvision's name before the archive's."""
+    make_places365(tmp_path)
+    shutil.copytree(tmp_path / "data_256", tmp_path / "data_256_standard")
+    assert read_dataset("places365", tmp_path, "train").info["image_dir"] == "data_256_standard"
