@@ -16,6 +16,12 @@ class StudyError(Exception):
 UTF8_LOCALE_ADVICE = "run study in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"
 
 
+def os_reason(e: BaseException) -> str:
+    """Why an operation failed, for a message that names the file itself: an OSError's reason alone ("Permission
+    denied", not "[Errno 13] Permission denied: '/data/...'"), any other error's text."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+
+
 def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6, why: str = "") -> str:
     """`" (did you mean 'x'?<why>)"` for the closest known name at least `cutoff` alike (difflib's ratio), or
     ``""``."""

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, first_repeat, looks_channels_first,
                                  parent_folders, source_entry)
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
 SPLITS = ("train", "test", "us_train", "fr_train", "us_test", "fr_test")  # train/test: both regions
@@ -140,7 +140,7 @@ def landcover_label(file: Path, rule: str) -> int:
     except FileNotFoundError:
         raise StudyError(f"glc20: patch not found: {file}") from None
     except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file (numpy's "No data left in file")
-        raise StudyError(f"glc20: cannot read patch {file}: {e}") from None
+        raise StudyError(f"glc20: cannot read patch {file}: {os_reason(e)}") from None
 
 
 def check_patch_folders(root: Path, paths: list[str], csvs: list[Path]) -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -26,7 +26,7 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
             if opener is open and os.fstat(f.fileno()).st_size < _end(shape, dtype):  # a .gz: known once read
                 raise StudyError(f"{path}: truncated IDX file: {shape} of {dtype} declared")
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
-        raise StudyError(f"{path}: cannot read IDX file: {e}") from None
+        raise StudyError(f"{path}: cannot read IDX file: {os_reason(e)}") from None
     return dtype, shape
 
 
@@ -57,7 +57,7 @@ def _load(path: str) -> np.ndarray:
         with opener(p, "rb") as f:
             data = f.read()
     except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz damaged mid-stream
-        raise StudyError(f"{p}: cannot read IDX file: {e}") from None
+        raise StudyError(f"{p}: cannot read IDX file: {os_reason(e)}") from None
     dtype, shape = _header(p, data[:4], lambda ndim: data[4:4 + 4 * ndim])
     if len(data) < _end(shape, dtype):
         raise StudyError(f"{p}: truncated IDX file: {shape} of {dtype} declared")

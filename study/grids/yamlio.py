@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from study.errors import StudyError, did_you_mean
+from study.errors import StudyError, did_you_mean, os_reason
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -104,7 +104,7 @@ def load_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError as e:
         raise StudyError(f"{path}: not UTF-8 text (byte {e.start}); a grid or profile is a YAML file") from None
     except OSError as e:
-        raise StudyError(f"{path}: cannot read ({e.strerror})") from None
+        raise StudyError(f"{path}: cannot read ({os_reason(e)})") from None
     loader = _LineLoader(text)
     loader.name = str(path)
     try:

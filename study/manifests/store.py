@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from study import atomic
 from study.configfields import is_int
-from study.errors import StudyError, did_you_mean
+from study.errors import StudyError, did_you_mean, os_reason
 from study.hashing import canonical_json
 from study.paths import manifests_dir, manifests_dir_said
 from study.registry import MANIFEST_NAME_RULE, is_manifest_name
@@ -129,7 +129,7 @@ def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
             table_path.unlink(missing_ok=True)
             raise
     except OSError as e:
-        raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {e.strerror or e}") from None
+        raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {os_reason(e)}") from None
 
 
 def read_meta(name: str, folder: Path | None = None) -> dict:

@@ -14,7 +14,7 @@ import yaml
 
 from study.atomic import atomic_path
 from study.counts import format_count
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.grids.schema import ALL
 from study.manifests.sizes import parse_size
 
@@ -125,7 +125,7 @@ def write_scaled_grid(src: Path, scale: Scale, counts: dict[str, tuple[int, int]
     try:
         grid = yaml.safe_load(src.read_text(encoding="utf-8"))  # as load_grid reads it, whatever the locale
     except (OSError, yaml.YAMLError) as e:
-        raise StudyError(f"{src}: cannot read the quickstart grid ({e})") from None
+        raise StudyError(f"{src}: cannot read the quickstart grid ({os_reason(e)})") from None
     text = (f"# {src} at the quickstart's {scale.name!r} scale (study/quickstart/scale.py); written by "
             f"`study quickstart --scale {scale.name}`, do not edit.\n")
     text += yaml.safe_dump(scale_grid(grid, scale, counts), sort_keys=False, default_flow_style=None, width=120)

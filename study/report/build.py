@@ -22,7 +22,7 @@ from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
 from study.report.tables import table_paths, with_integer_counts, write_tables
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.flock import locked
 from study.paths import results_dir
 from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
@@ -226,7 +226,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StudyError(f"--out {out}: cannot make the report folder: {e.strerror or e}") from None
+        raise StudyError(f"--out {out}: cannot make the report folder: {os_reason(e)}") from None
     for file_name in sorted(report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
         remove_temporaries(out / file_name, older_than_s=STALE_TEMPORARY_S)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note

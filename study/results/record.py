@@ -43,7 +43,7 @@ from typing import Any
 
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries, write_json
 from study.configfields import is_int
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -298,7 +298,7 @@ def read_result(path: str | os.PathLike) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StudyError(f"{path}: unreadable result file ({e.__class__.__name__}: {e})") from None
+        raise StudyError(f"{path}: unreadable result file ({e.__class__.__name__}: {os_reason(e)})") from None
     record = validate_record(record, where=str(path))
     if record["job_id"] != path.stem:
         raise StudyError(f"{path}: holds job {record['job_id']!r}, not {path.stem!r} (a copied or foreign file?)")

@@ -79,3 +79,20 @@ def test_the_cached_array_is_read_only_and_keyed_by_the_absolute_path(tmp_path, 
         first[0] = 9
     monkeypatch.chdir(tmp_path / "b")
     assert load_idx("labels-idx1").tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_file_the_system_refuses_to_read_is_named_once_with_the_reason(tmp_path, monkeypatch):
+    """An OSError's text repeats the file name ("[Errno 13] Permission denied: '/data/...'"): the message names the
+    file first, then the reason alone."""
+    from study.datasets import idx
+
+    path = write_idx(tmp_path / "locked-idx1", np.arange(4, dtype=np.uint8))
+
+    def refuse(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(idx, "open", refuse, raising=False)  # root reads any file: the refusal is simulated
+    for read in (read_idx_header, load_idx):
+        with pytest.raises(StudyError) as e:
+            read(path)
+        assert str(e.value) == f"{path}: cannot read IDX file: Permission denied"
