@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -130,7 +131,7 @@ def test_only_takes_ids_or_their_unique_prefixes():
     assert resolve_ids(jobs, ["a1b", "ff00"], "g.yaml") == {"a1b2", "ff00"}
     with pytest.raises(StudyError, match=r"--only 'a1': .* one job of g.yaml, matched 2: a1b2, a1c3 \(`study plan"):
         resolve_ids(jobs, ["a1"], "g.yaml")
-    for name in ("zz", ""):
+    for name in ("zz", "", "1b2"):  # "1b2": inside an id, not its start
         with pytest.raises(StudyError, match="matched none"):
             resolve_ids(jobs, [name], "g.yaml")
     with pytest.raises(StudyError, match=r"\(`study plan 'my grids/g.yaml'` lists them\)"):  # pasted as it is
@@ -593,7 +594,8 @@ def test_each_final_sacct_state_is_failed_or_cancelled_and_each_live_one_pending
              "BOOT_FAIL": "failed", "DEADLINE": "failed", "COMPLETED": "failed", "CANCELLED by 1000": "cancelled",
              "CANCELLED": "cancelled", "REVOKED": "cancelled", "PREEMPTED": "cancelled", "PENDING": "pending",
              "REQUEUED": "pending", "REQUEUE_HOLD": "pending", "SUSPENDED": "pending", "CONFIGURING": "pending",
-             "RUNNING": "running", "COMPLETING": "running"}
+             "RUNNING": "running", "COMPLETING": "running", "SIGNALING": "running", "STAGE_OUT": "running",
+             "RESIZING": "running", "REQUEUE_FED": "pending", "RESV_DEL_HOLD": "pending", "SPECIAL_EXIT": "failed"}
     assert {w: slurm_state(w) for w in words} == words
     jobs = _jobs()
     led = Ledger(tmp_path, "g")
@@ -633,6 +635,10 @@ def test_a_pending_event_without_a_lock_is_live_only_while_its_pid_lives_on_this
     led.append([{"event": "local", "job": "p1", "state": "pending", "pid": os.getpid(), "host": socket.gethostname()}])
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "pending"
     led.append([{"event": "local", "job": "p1", "state": "pending", "pid": os.getpid(), "host": "another-host"}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
+    gone = subprocess.Popen(["true"])  # a command of this host that has ended
+    gone.wait()
+    led.append([{"event": "local", "job": "p1", "state": "pending", "pid": gone.pid, "host": socket.gethostname()}])
     assert classify(jobs, tmp_path, led.replay())["p1"].state == "missing"
 
 
@@ -695,9 +701,15 @@ def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, t
     _write_result(wd, "two", {"train_manifest": "toy_train", "train_manifest_content_hash": now["toy_train"],  # two
                               "pretrain": [{"manifest": "toy_train", "manifest_content_hash": now["toy_train"]},
                                            {"manifest": "toy_test", "manifest_content_hash": "d" * 64}]})  # encoders
-    jobs = [Job(id=i, stage="evaluate", config={"axes": {}}) for i in ("same", "gone", "both", "none", "nohash", "two")]
+    _write_result(wd, "test", {"train_manifest": "toy_train", "train_manifest_content_hash": now["toy_train"],
+                               "test_manifest": "toy_test", "test_manifest_content_hash": "e" * 64})
+    _write_result(wd, "older", {"pretrain": "p0"})  # an older study's record: its encoder named, not described
+    jobs = [Job(id=i, stage="evaluate", config={"axes": {}})
+            for i in ("same", "gone", "both", "none", "nohash", "two", "test", "older")]
     assert stale_results(jobs, wd) == {"both": f"evaluate job both: its result used manifest toy_train with content "
                                                f"{'b' * 12}, which now holds {now['toy_train'][:12]}",
+                                       "test": f"evaluate job test: its result used manifest toy_test with content "
+                                               f"{'e' * 12}, which now holds {now['toy_test'][:12]}",
                                        "two": f"evaluate job two: its encoder was pretrained on manifest toy_test "
                                               f"with content {'d' * 12}, which now holds {now['toy_test'][:12]}"}
 
@@ -867,3 +879,79 @@ def test_a_set_aside_line_without_a_job_is_skipped_and_a_completed_slurm_job_set
     led.append([{"event": "set_aside", "job": "p1", "stage": "pretrain", "folder": "stale/t"}])
     st = classify(jobs, tmp_path, led.replay(), live={"3": "COMPLETED"}, ended_s={"3": 600.0})["p1"]
     assert (st.state, st.slurm_id) == ("missing", None) and "set aside in stale/t" in st.detail
+
+
+def test_a_result_rewritten_in_place_within_one_mtime_tick_is_read_anew(tmp_path):
+    """A result edited in place (same inode) keeps the memo honest by its size where the mtime cannot tell."""
+    path = tmp_path / "results" / "p1.json"
+    _write_result(tmp_path, "p1", {"epochs": 1})
+    st = path.stat()
+    assert state_mod.cached_result(path)["protocol"]["epochs"] == 1
+    path.write_text(path.read_text().replace('"epochs": 1', '"epochs": 100'))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_ino == st.st_ino and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert state_mod.cached_result(path)["protocol"]["epochs"] == 100
+
+
+def test_an_appended_ledger_line_is_synced_to_disk(tmp_path, monkeypatch):
+    """A line a submit wrote (an intent before sbatch, the queued lines after) must survive a crash of the node."""
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real(fd))
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "running"}])
+    assert synced == [str(led.path)]
+
+
+def test_an_event_of_the_wrong_types_is_skipped_not_a_crash(tmp_path):
+    """An intent whose jobs are not ids, or without its array's name (which recovery asks Slurm by), and a line
+    whose "event" is not a string, are passed by like a torn line."""
+    led = Ledger(tmp_path, "g")
+    led.path.parent.mkdir(parents=True)
+    with open(led.path, "w") as f:
+        for line in ('{"event": "intent", "batch": "b1", "name": "n", "jobs": [1, 2]}',
+                     '{"event": "intent", "batch": "b2", "jobs": ["p1"]}', '{"event": ["local"], "job": "p1"}'):
+            f.write(line + "\n")
+    led.append([{"event": "local", "job": "p2", "state": "failed"}])
+    assert [e["job"] for e in led.events()] == ["p2"] and not led.replay().unsettled
+
+
+def test_states_of_some_jobs_ask_slurm_of_those_only_and_a_where_plan_keeps_its_grid(tmp_path, monkeypatch):
+    """grid_states of a few jobs asks sacct of their submissions only; results_off_plan of a plan `--where`
+    reduced does not count the rest of its grid as gone from it."""
+    from types import SimpleNamespace
+
+    import study.launch.slurm.state as slurm_state_mod
+    from study.launch.grid_states import grid_states, results_off_plan
+
+    asked = []
+    monkeypatch.setattr(slurm_state_mod, "query", lambda wd, folders, reasons=False: asked.append(folders) or
+                        ({"5": "RUNNING"}, {}, {}))
+    Ledger(tmp_path, "g").append([{"event": "queued", "batch": "b", "job": j, "slurm_job_id": sid, "folder": "f"}
+                                  for j, sid in (("p1", "5"), ("p2", "6"))])
+    jobs = _jobs()
+    plan = SimpleNamespace(name="g", jobs=jobs, path=None)
+    assert grid_states(plan, tmp_path, jobs=jobs[:1])["p1"].state == "running" and asked == [{"5": "f"}]
+    _write_result(tmp_path, "p2")
+    assert results_off_plan(SimpleNamespace(name="g", jobs=jobs[:1], grid_jobs=jobs, path=None), tmp_path) == []
+    assert results_off_plan(SimpleNamespace(name="g", jobs=jobs[:1], path=None), tmp_path) == ["p2"]
+
+
+def test_a_job_another_grids_unsettled_submit_may_have_queued_reads_pending_unsettled(tmp_path, monkeypatch):
+    """With Slurm out of reach, status must not show a job another grid's interrupted array may have queued as
+    missing or failed (a submit from it would queue it twice): pending, "unsettled"."""
+    from types import SimpleNamespace
+
+    import study.launch.slurm.submit as submit_mod
+    from study.launch.grid_states import UNSETTLED, grid_states
+
+    def unreachable(workdir):
+        raise StudyError("sacct: not found")
+
+    monkeypatch.setattr(submit_mod, "recover_all", unreachable)
+    Ledger(tmp_path, "a").append([{"event": "intent", "batch": "x", "name": "na", "stage": "pretrain",
+                                   "jobs": ["p1"]}])
+    Ledger(tmp_path, "b").append([{"event": "local", "job": "p1", "state": "failed"}])
+    states = grid_states(SimpleNamespace(name="b", jobs=_jobs(), path=None), tmp_path, tolerate_unsettled=True)
+    assert states["p1"].state == "pending" and states["p1"].detail.startswith(UNSETTLED)
+    assert states["p2"].state == "missing"

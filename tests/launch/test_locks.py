@@ -2,11 +2,14 @@
 probe, and a submit waiting for another."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
+import time
 
-from study.launch.locks import job_lock, lock_held, submit_lock, try_lock
+import study.launch.locks as locks
+from study.launch.locks import command_lock, job_lock, lock_held, submit_lock, try_lock
 
 
 def _probe_for(path, seconds: float) -> threading.Timer:
@@ -65,3 +68,34 @@ def test_a_submit_waiting_for_another_says_so_and_goes_on_once_it_ends(tmp_path,
         assert lock_held(tmp_path / "ledgers" / ".submit.lock") is True
     timer.join()
     assert f"waiting for another study submit on {tmp_path} to finish queueing" in capsys.readouterr().err
+
+
+def test_a_job_lock_is_tried_again_by_default_while_another_commands_probe_holds_it(tmp_path, monkeypatch):
+    answers = [None] * 4 + [7]
+    monkeypatch.setattr(locks, "try_lock", lambda path: answers.pop(0))
+    monkeypatch.setattr(locks.time, "sleep", lambda s: None)
+    assert job_lock(tmp_path, "j1") == 7
+
+
+def test_a_command_lock_is_released_and_its_file_removed_when_the_block_ends(tmp_path):
+    before = len(os.listdir("/proc/self/fd"))
+    with command_lock(tmp_path) as name:
+        assert lock_held(tmp_path / "locks" / name) is True
+    assert len(os.listdir("/proc/self/fd")) == before and not (tmp_path / "locks" / name).exists()
+
+
+def test_a_lock_that_cannot_be_probed_is_unknown_not_held_and_its_file_stays(tmp_path, monkeypatch):
+    """flock failing otherwise than "held" (an NFS server without its lock manager): None, so that the caller falls
+    back on the pid, rather than a dead run read as live for ever; an old command lock so unknown is not removed."""
+    old = tmp_path / "locks" / "command-h-1-x.lock"
+    old.parent.mkdir()
+    old.touch()
+    os.utime(old, (time.time() - 3600,) * 2)
+
+    def flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", flock)
+    assert lock_held(old) is None
+    locks._remove_stale_command_locks(old.parent)
+    assert old.exists()

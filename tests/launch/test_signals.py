@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from study.launch.signals import stop_signals_held
+from study.launch.signals import STOP_SIGNALS, stop_signals_held
 
 
 def test_a_stop_signal_another_thread_takes_while_held_is_delivered_after():
@@ -42,3 +42,23 @@ def test_a_stop_signal_blocked_before_the_hold_stays_blocked_after():
         assert signal.SIGHUP in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def test_a_child_started_during_the_hold_inherits_the_stop_signals_blocked_and_a_thread_may_use_it():
+    """sbatch, started while held, must not be cut in two by the Ctrl-C its process group gets: it inherits the
+    blocked mask. Outside the main thread (where Python cannot set handlers) the hold does nothing."""
+    with stop_signals_held():
+        assert set(STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    errors: list[BaseException] = []
+
+    def other():
+        try:
+            with stop_signals_held():
+                pass
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(10)
+    assert errors == []
