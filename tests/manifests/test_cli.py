@@ -1,3 +1,4 @@
+import argparse
 import csv
 import io
 import json
@@ -11,6 +12,7 @@ import study.manifests.verify as verify_mod
 from study.corruptions import CORRUPTIONS
 from study.corruptions.base import Corruption, Param, register
 from study.manifests import load_manifest
+from study.manifests.report import export_csv
 
 
 def test_list_show_export(build, cli, tmp_path):
@@ -291,3 +293,66 @@ def test_show_refuses_a_label_one_past_the_last_class(build, cli, manifests):
     rehash(manifests, "toy")  # hashes recomputed: the edit is consistent
     code, out, err = cli("manifest", "show", "toy")
     assert code == 2 and not out and f"{table}: labels outside 0..3, the classes of toy.json" in err
+
+
+def test_list_show_and_export_report_what_the_manifest_holds(build, cli, manifests, pool_sources):
+    """list: the corruption and the content hash's first 12 characters, a manifest it cannot read named as such;
+    show: the content hash; export --subset: that subset's rows in rank order (a pool's with their source), as
+    plain lines."""
+    assert cli("manifest", "corrupt", "a.jpeg-quality10", "--base", "a", "--corruption", "jpeg:quality=10")[0] == 0
+    (manifests / "broken.json").write_text("{")
+    (manifests / "broken.parquet").write_bytes((manifests / "a.parquet").read_bytes())
+    code, out, _ = cli("manifest", "list")
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:]}
+    a = load_manifest("a")
+    assert code == 0 and rows["a.jpeg-quality10"][-2:] == ["jpeg:quality=10", load_manifest("a.jpeg-quality10")
+                                                          .content_hash[:12]]
+    assert rows["a"][-2:] == ["-", a.content_hash[:12]] and rows["broken"][1] == "unreadable:"
+    assert f"\ncontent hash: {a.content_hash}\n" in cli("manifest", "show", "a")[1]
+    code, out, _ = cli("manifest", "export", "a", "--subset", "5")
+    assert code == 0 and "\r" not in out
+    assert [r["path"] for r in csv.DictReader(io.StringIO(out))] == a.subset(5)["path"].tolist()
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    buffer = io.StringIO()
+    assert export_csv("ab", buffer, labeled=None) == 20
+    assert buffer.getvalue().splitlines()[0] == "path,label,class_name,source"
+
+
+def test_show_refuses_a_negative_label(build, cli, manifests):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    build("toy")
+    table = manifests / "toy.parquet"
+    t = pq.read_table(table)
+    pq.write_table(t.set_column(1, "label", pa.array([-1] + t.column("label").to_pylist()[1:], pa.int64())), table)
+    rehash(manifests, "toy")
+    code, out, err = cli("manifest", "show", "toy")
+    assert code == 2 and not out and f"{table}: labels outside 0..3, the classes of toy.json" in err
+
+
+def test_the_command_line_refuses_what_it_cannot_use_and_says_what_it_wrote(build, cli, tree, tmp_path):
+    """A bare `study manifest` is a usage error; channels with a gap, zero workers and a corrupt without
+    --corruption are refused; materialize writes in one process unless told; a build says its content hash."""
+    from study.manifests.cli import _channels
+
+    assert cli("manifest")[0] == 2
+    with pytest.raises(argparse.ArgumentTypeError, match="expected channel numbers"):
+        _channels("0,,2")
+    out = build("toy")
+    assert f"content hash {load_manifest('toy').content_hash[:16]}" in out
+    for argv in (["verify", "toy", "--workers", "0"], ["corrupt", "x", "--base", "toy"]):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error
+            cli("manifest", *argv)
+        assert exited.value.code == 2, argv
+    seen = {}
+    real = materialize_mod.materialize
+
+    def materialize(*a, **k):
+        seen.update(k)
+        return real(*a, **k)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(materialize_mod, "materialize", materialize)
+        assert cli("manifest", "materialize", "toy", "--out", tmp_path / "png")[0] == 0
+    assert seen["workers"] == 1

@@ -1,4 +1,5 @@
 """study.manifests.parallel.run_jobs: the same results here and in a pool; progress that a log file can read."""
+import io
 import os
 import signal
 import subprocess
@@ -141,3 +142,22 @@ def test_a_pool_worker_whose_parent_died_before_it_started_exits_and_is_told_thi
     monkeypatch.setattr(parallel, "ProcessPoolExecutor", lambda *a, **kw: made.append(kw) or real(*a, **kw))
     assert run_jobs(_odd, [1, 2, 3], 2, "numbers") == ["1 is odd", "3 is odd"]
     assert made[0]["initargs"][0] == os.getpid()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_rewritten_in_place_and_few_jobs_get_a_line_each(monkeypatch, capsys):
+    """On a terminal: a line rewritten every hundredth of the jobs, ended once all are done; off it, fewer than ten
+    jobs still get a line each."""
+    terminal = _Terminal()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", terminal)
+        run_jobs(_odd, list(range(200)), 1, "numbers")
+    said = terminal.getvalue()
+    assert said.startswith("\r[manifest] 2/200 numbers\r[manifest] 4/200")
+    assert said.endswith("\r[manifest] 200/200 numbers\n")
+    run_jobs(_odd, [1, 2, 3], 1, "numbers")  # off a terminal, fewer than ten jobs: a line for each
+    assert capsys.readouterr().err.splitlines() == [f"[manifest] {i}/3 numbers" for i in (1, 2, 3)]

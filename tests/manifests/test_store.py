@@ -234,3 +234,37 @@ def test_rows_of_large_strings_or_from_pandas_finalise_as_plain_ones():
         plain.to_pandas())))
     assert g.schema.field("path").type == pa.string() and g_meta["table_hash"] == p_meta["table_hash"]
     assert d.schema.metadata is None and d.equals(p)
+
+
+def test_a_manifest_reads_its_kind_channels_and_root_per_source_or_names_the_missing_root(manifests):
+    """Per-source kinds and channels where a pool records them, else the manifest's own (kind: image by default); a
+    manifest of one root whose metadata lost it is a StudyError naming the JSON file, not a TypeError."""
+    from study.manifests.manifest import Manifest
+
+    pool = Manifest("p", {"kinds": {"a": "npy", "b": "image"}, "source_channels": {"a": [3, 1, 2]}, "channels": [0]})
+    assert pool.kind_of("a") == "npy" and pool.channels_of("a") == [3, 1, 2] and pool.channels_of("b") is None
+    one = Manifest("o", {"channels": [0, 1, 2]})
+    assert one.kind_of() == "image" and one.channels_of() == [0, 1, 2]
+    with pytest.raises(StudyError, match=re.escape(f"{manifests / 'o.json'}: manifest metadata has no 'root'")):
+        one.abs_path("x.png")
+
+
+def test_an_empty_content_hash_is_refused_and_the_table_keeps_one_copy_of_the_rows(build, manifests):
+    """`content_hash` refuses an empty value as a missing one; `table` lets the Arrow rows go once it has them."""
+    from study.manifests.manifest import Manifest
+
+    with pytest.raises(StudyError, match="has no 'content_hash'"):
+        Manifest("toy", {"content_hash": ""}).content_hash
+    build("toy")
+    m = load_manifest("toy")
+    assert len(m.table) == 24 and m._rows is None
+
+
+def test_a_relative_manifests_folder_is_frozen_when_the_manifest_is_loaded(build, manifests, tmp_path, monkeypatch):
+    """STUDY_MANIFESTS relative to the folder a notebook started in: rows read after a chdir still come from there."""
+    build("toy")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STUDY_MANIFESTS", "manifests")
+    m = load_manifest("toy")
+    monkeypatch.chdir(tmp_path / "data")
+    assert m.folder == manifests and len(m.all()) == 24

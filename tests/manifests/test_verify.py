@@ -213,7 +213,8 @@ def test_files_are_read_as_training_reads_them(cli, tmp_path, patch, message):
 
 
 def test_a_pool_of_one_tree_under_two_sources_fails_verification(build, cli, tmp_path, manifests):
-    """Two pooled sources whose roots are one folder list every shared image twice: verify names one."""
+    """Two pooled sources whose roots are one folder (one written with a trailing slash) list every shared image
+    twice: verify names one."""
     build("a")
     copy = write_tree(tmp_path / "copy", CLASSES)
     build("b", "--seed", "1", root=copy)
@@ -221,7 +222,7 @@ def test_a_pool_of_one_tree_under_two_sources_fails_verification(build, cli, tmp
     assert cli("manifest", "verify", "ab")[0] == 0
     path = manifests / "ab.json"
     meta = json.loads(path.read_text())
-    meta["roots"]["b"] = meta["roots"]["a"]  # roots are not hashed: the metadata stays intact
+    meta["roots"]["b"] = meta["roots"]["a"] + "/"  # roots are not hashed: the metadata stays intact
     path.write_text(json.dumps(meta))
     problems = verify_manifest("ab")
     twice = [p for p in problems if p.startswith("an image is listed twice (e.g. " + meta["roots"]["a"] + "/")]
@@ -314,8 +315,10 @@ def _set_where(t, column, old, new):
     (lambda t: _set_first(t, "label", -1), {}, "labels outside 0..3"),
     (lambda t: _set_first(t, "class_name", "eel" if t.column("class_name")[0].as_py() != "eel" else "fox"), {},
      "class_name does not match class_names[label]"),
+    (lambda t: t, {"labeled_sizes": [4, 25]}, "labeled sizes [4, 25] are not increasing sizes within 24 images"),
 ], ids=["rank-order", "labeled-rank-twice", "size-beyond-rows", "row-count", "label-beyond-classes",
-        "rank-negative", "labeled-rank-beyond-rows", "size-twice", "label-negative", "class-name-not-its-labels"])
+        "rank-negative", "labeled-rank-beyond-rows", "size-twice", "label-negative", "class-name-not-its-labels",
+        "labeled-size-beyond-rows"])
 def test_rows_and_metadata_that_disagree_fail_though_their_hashes_match(build, cli, manifests, edit, changes, problem):
     """Hashes only say the files are as written: verify also checks what they say (rank order, each labeled rank
     once, sizes within the images, the row count, labels of the class list)."""
@@ -408,3 +411,39 @@ def test_files_of_a_manifest_the_reader_refuses_are_one_problem(build, manifests
     _rewrite(manifests, "toy", kind="webp")
     problems = verify_manifest("toy", files=True)
     assert problems == ["manifest toy: unknown image kind 'webp' (expected image, npy or idx)"], problems
+
+
+def test_a_truncated_jpeg_that_opens_but_does_not_decode_is_named(build, cli, tmp_path):
+    """A clean JPEG is read lazily: one whose header reads but whose pixels are cut short fails only where training
+    decodes it, and verify decodes it."""
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "jpg" / "train" / c).mkdir(parents=True)
+        for i in range(2):
+            noise = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(tmp_path / "jpg" / "train" / c / f"{i}.jpg")
+    build("jpg", root=tmp_path / "jpg")
+    jpg = tmp_path / "jpg" / "train" / "b" / "1.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:len(jpg.read_bytes()) // 2])
+    code, _, err = cli("manifest", "verify", "jpg", "--files")
+    assert code == 2 and "b/1.jpg: does not decode (OSError: image file is truncated" in err, err
+
+
+def test_a_pool_whose_source_was_rebuilt_with_other_rows_is_named_once(pool_sources, build, cli, manifests):
+    """A source changed since the pool was made is one problem: its new rows are not compared with the pool's."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"a{suffix}").unlink()
+    build("a", "--seed", "5")
+    problems = verify_manifest("ab")
+    assert problems == ["pooled source 'a' changed since this pool was made"], problems
+
+
+def test_verify_files_decodes_in_the_workers_it_is_given(build, monkeypatch):
+    import study.manifests.verify as verify_mod
+
+    build("toy")
+    seen, real = [], verify_mod.run_jobs
+    monkeypatch.setattr(verify_mod, "run_jobs", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    assert verify_manifest("toy", files=True, workers=2) == [] and seen == [2]
