@@ -236,6 +236,18 @@ def test_rows_are_saved_by_time_only_once_the_minutes_set_have_passed(manifests,
     assert rows_computed["rows"] == [16, 16] and not list((tmp_path / "features").rglob("rows-*.pt"))
 
 
+def test_rows_are_saved_by_time_as_soon_as_the_minutes_set_have_passed(manifests, encoder_file, rows_computed,
+                                                                       tmp_path):
+    """At 0.01 minutes (0.6 s), a first batch of 0.8 s is saved as a chunk before the crash in the second."""
+    def crash():
+        raise RuntimeError("node lost")
+
+    rows_computed.update(rows=[], at_call={1: lambda: time.sleep(0.8), 2: crash})
+    with pytest.raises(RuntimeError, match="node lost"):
+        cache(tmp_path / "features", every_minutes=0.01).get(encoder_file(), load_manifest("evtest"), None)
+    assert [p.name for p in (tmp_path / "features").rglob("rows-*.pt")] == ["rows-0-16.pt"]
+
+
 def test_chunks_of_other_boundaries_combine_and_a_bad_chunk_ends_them(tmp_path):
     """Two runs may have saved chunks at other boundaries; the longest run of rows from row 0 is read back. A chunk
     that cannot be read, or of another width, ends it: the rows after are extracted again."""

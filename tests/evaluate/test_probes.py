@@ -263,6 +263,56 @@ def test_a_diverged_refit_gives_way_to_the_next_best_value_that_refits_and_no_fu
     assert info["choice"].endswith("; the refit at 1.0 diverged: the next best that refits")
 
 
+def test_a_refit_that_diverges_too_passes_to_the_next_value_each_from_its_selection_fit(monkeypatch):
+    """Held-out top-1 ranks 1.0 > 0.1 > 0.01; the refits at 1.0 and at 0.1 diverge: the probe is 0.01's. Each
+    fallback's refit starts from its own value's selection fit."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    top1 = {1.0: 0.9, 0.1: 0.8, 0.01: 0.7}
+    refits = []
+
+    def fit(rows, y, num_classes, wd, cfg, seed, init=None, max_iter=None):
+        if max_iter is None:  # a refit
+            refits.append((wd, None if init is None else float(init.weight[0, 0])))
+        value = math.nan if max_iter is None and wd in (1.0, 0.1) else wd
+        return linear.Probe(torch.full((num_classes, rows.x.shape[1]), value, dtype=torch.float64),
+                            torch.zeros(num_classes, dtype=torch.float64))
+
+    monkeypatch.setattr(linear, "fit", fit)
+    monkeypatch.setattr(linear, "held_out_scores", lambda probe, rows, y: (top1[float(probe.weight[0, 0])], 1.0))
+    probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=tuple(top1)), seed=0)
+    assert refits == [(1.0, 1.0), (0.1, 0.1), (0.01, 0.01)]
+    assert info["weight_decay"] == 0.01 and float(probe.weight[0, 0]) == 0.01
+    assert info["choice"].endswith("; the refit at 1.0 diverged: the next best that refits")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_minibatch_probe_draws_its_batch_order_from_the_seed(optimizer):
+    """The mini-batch order comes from the evaluation's seed: the same seed, the same probe; another, another."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    cfg = LinearConfig(optimizer=optimizer, epochs=2, batch_size=8, lr=0.05)
+    a, b, c = (linear.fit(linear.Rows(x), y, 4, 1e-3, cfg, seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
+
+
+def test_a_minibatch_epoch_reads_every_row_once_in_batches_of_batch_size(monkeypatch):
+    """adam/sgd: each epoch is a permutation of the rows, cut into batches of batch_size (40 rows: 13, 13, 13, 1)."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    batches, real = [], linear.Rows.read
+    monkeypatch.setattr(linear.Rows, "read",
+                        lambda self, c, own=False: batches.append(c.tolist()) or real(self, c, own))
+    linear.fit(linear.Rows(x), y, 4, 1e-3, LinearConfig(optimizer="sgd", epochs=2, batch_size=13), seed=0)
+    assert [len(b) for b in batches] == [13, 13, 13, 1] * 2
+    assert sorted(sum(batches[:4], [])) == sorted(sum(batches[4:], [])) == list(range(40))
+
+
+def test_the_minibatch_loss_penalises_the_weights_and_not_the_bias():
+    """adam/sgd minimise mean CE(W x + b) + wd ||W||^2, as L-BFGS does: the bias is not penalised."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    w, b = torch.full((4, 8), 0.5), torch.tensor([3.0, -1.0, 2.0, 0.0])
+    ce = torch.nn.functional.cross_entropy(x @ w.t() + b, y)
+    assert float(linear._loss(x, y, w, b, 0.1)) == pytest.approx(float(ce + 0.1 * 32 * 0.25))
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_minibatch_probe_optimizers_also_learn(optimizer):
     x, y = blobs(30, 4, 16, 1.0, seed=0)
@@ -300,6 +350,18 @@ def test_each_fit_is_standardized_with_its_own_training_rows_only(monkeypatch):
         assert torch.allclose(f.std(0, unbiased=False), torch.ones(16), atol=1e-4)
     z = linear.Scaler.fit(x)(x)  # the refit's statistics: every labeled row
     assert torch.allclose(probe(x), torch.addmm(probe.bias, z, probe.weight.t()))
+
+
+def test_without_standardize_every_fit_reads_the_raw_features(monkeypatch):
+    """`linear.standardize: false`: neither the selection fits, nor the held-out scores, nor the refit z-score, and
+    the returned probe takes the raw features as they are."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    x = x * 3 + 5
+    scalers, real_fit = [], linear.fit
+    monkeypatch.setattr(linear, "fit", lambda rows, *a, **k: scalers.append(rows.scaler) or real_fit(rows, *a, **k))
+    probe, _ = linear.train_probe(x, y, 4, LinearConfig(standardize=False, weight_decays=(1e-4, 1e-2)), seed=0)
+    assert scalers == [None, None, None] and probe.scaler is None
+    assert torch.equal(probe(x), torch.addmm(probe.bias, x, probe.weight.t()))
 
 
 def test_topk_against_a_loop_reference():
@@ -510,6 +572,8 @@ BASE = {"protocol": "linear", "train_manifest": "a", "test_manifest": "b"}
     ({"linear": {"optimiser": "lbfgs"}}, "evaluate.linear: unknown key"),
     ({"linear": {"weight_decays": []}}, "evaluate.linear.weight_decays"),
     ({"knn": {"k": 0}}, "evaluate.knn.k"),
+    ({"also_knn": "yes"}, "evaluate.also_knn: expected true or false"),
+    ({"per_level": 1}, "evaluate.per_level: expected true or false"),
     ({"feature_layer": "fc"}, "evaluate.feature_layer"),
     ({"augment": {"crop": "middle"}}, "evaluate.augment.crop"),
     ({"augment": {"flip_p": 0.5}}, "evaluate.augment.flip_p: 0.5 draws at random"),
@@ -716,6 +780,7 @@ def test_stratified_split_holds_out_the_rounded_fraction_and_keeps_a_training_ro
         tr, va = linear.stratified_split(y, fraction, seed=0)
         assert torch.bincount(y[va], minlength=3).tolist() == held, fraction
         assert torch.bincount(y[tr], minlength=3).tolist() == [8 - held[0], 3 - held[1], 2 - held[2]]
+    assert len(linear.stratified_split(y, 0.0, seed=0)[1]) == 0  # a fraction of 0 holds out nothing
 
 
 def test_held_out_scores_over_row_chunks_of_a_diverged_probe_are_missing(monkeypatch):
@@ -726,6 +791,17 @@ def test_held_out_scores_over_row_chunks_of_a_diverged_probe_are_missing(monkeyp
     assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
     monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 16)  # 16 rows per chunk: 40 rows make 3
     assert len(linear._row_chunks(len(y), 8)) == 3
+    assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
+
+
+def test_held_out_scores_over_row_chunks_are_missing_where_only_the_first_chunk_is_not_finite(monkeypatch):
+    """One held-out row of non-finite features, in the first of three row chunks: the probe has no held-out top-1,
+    as when the rows are scored at once."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    x[0, 0] = float("inf")
+    probe = linear.Probe(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), torch.zeros(4))
+    assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
+    monkeypatch.setattr(linear, "CHUNK_LOGITS", 8 * 16)  # 16 rows per chunk: 40 rows make 3
     assert math.isnan(linear.held_out_scores(probe, linear.Rows(x), y)[0])
 
 
@@ -789,6 +865,8 @@ def test_defaults_are_the_documented_ones():
     assert (lin.standardize, lin.optimizer, lin.val_fraction) == (True, "lbfgs", 0.2)
     assert lin.weight_decays == (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
     assert (lin.select_iter, lin.max_iter, lin.cold_iter, lin.epochs) == (20, 30, 100, 90)
+    assert (lin.tolerance, lin.tolerance_grad, lin.history_size, lin.tf32) == (1e-6, 1e-7, 20, False)
+    assert (lin.lr, lin.batch_size, cfg.batch_size, cfg.checkpoint_every_minutes) == (0.1, 1024, 256, 10.0)
     assert (cfg.labeled_sizes, cfg.feature_layer, cfg.image_size, cfg.seed) == (("all",), "pooled", 224, 0)
 
 
