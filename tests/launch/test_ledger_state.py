@@ -352,6 +352,7 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     log.write_text("==== 2026-11-29 22:09:32 pretrain job j\n")
     assert _failure(-9, log) == f"killed by SIGKILL (out of memory?); log {log}"
     assert _failure(-15, log) == f"killed by SIGTERM; log {log}"
+    assert _failure(-77, log) == f"killed by signal 77; log {log}"  # a number no signal of Python's names
     assert _failure(1, log) == "exit code 1 (this run wrote nothing to its log)"
     assert _failure(0, log) == "exit code 0 (this run wrote nothing to its log)"  # ended well, but without a result
     log.write_text("==== header\nstudy: error: manifest toy not found\n")

@@ -650,7 +650,8 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
     assert last["c"]["error"] == "dependency a failed"
     assert last["a"]["error"].startswith("exit code ") and last["a"]["error"] != "exit code 0"  # what status prints
     assert not [e for e in events if e["job"] in ("b", "c") and e["state"] == "running"]
-    assert "0/3 done, 0 running, 1 failed, 2 cancelled | finished" in err.getvalue(), err.getvalue()
+    assert "0/3 done, 0 running, 1 failed, 2 cancelled | finished; 1 failed: `study status`" in err.getvalue()
+    assert "| FAILED nostage a [" in err.getvalue(), err.getvalue()
     assert "not run" not in err.getvalue(), err.getvalue()  # cancelled, not left waiting for an outside run
 
 
@@ -890,6 +891,9 @@ def test_a_progress_line_that_cannot_be_written_is_dropped():
             raise BrokenPipeError(32, "Broken pipe")
 
     _say("[study] done pretrain p1", Closed())
+    closed = io.StringIO()
+    closed.close()  # a stream closed under the scheduler (a program's): ValueError
+    _say("[study] done pretrain p1", closed)
 
 
 def test_a_run_leaves_no_job_locked_and_counts_only_the_jobs_it_ran(monkeypatch, tmp_path):
@@ -989,13 +993,14 @@ def test_the_workers_of_a_stop_share_one_grace_period(monkeypatch, tmp_path):
         t0 = time.monotonic()
         run.stop_workers()
         took = time.monotonic() - t0
+        ended = [p.poll() for p in procs]  # before the cleanup below kills what the stop left
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
-    assert [p.returncode for p in procs] == [-signal.SIGKILL] * 3, err.getvalue()  # each outlived the grace: killed
+    assert ended == [-signal.SIGKILL] * 3, err.getvalue()  # each outlived the grace: killed
     assert 0.9 <= took < 2.5, took  # one grace of 1 s for the three, not 3 s
     assert "stopping 3 worker(s)" in err.getvalue() and "killed after 1 s" in err.getvalue(), err.getvalue()
 
@@ -1025,9 +1030,32 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
         SimpleNamespace(name="outg", jobs=jobs, path=None), wd, workers=1, err=err)), daemon=True)
     run.start()
     _until(lambda: "waiting for pretrain a" in err.getvalue(), every=0.05)
+    time.sleep(0.5)  # polls that find it still waited for: said once, not at each poll
     os.close(other)  # that command ends, never having run `a`
     run.join(timeout=SLOW_S)
     assert got == [1], err.getvalue()
     assert "waiting for pretrain a (pending in the command of pid 1 on " in err.getvalue()
+    assert err.getvalue().count("waiting for") == 1, err.getvalue()
     assert "their dependencies a ended outside this command without a result" in err.getvalue()
     assert [(e["job"], e["state"]) for e in _events(wd, "outg")] == [("a", "pending"), ("b", "pending")]
+
+
+def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another_command(monkeypatch, tmp_path):
+    """An evaluation of two encoders waits for both (one done is not enough); a dependency this command does not
+    run counts done once its result reads (another command, or a grid sharing it, has run it)."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+
+    outside: set[str] = set()
+    monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: job_id in outside)
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}}),
+            Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("a", "b"))]
+    plan = SimpleNamespace(name="readyg", jobs=jobs, path=None)
+    run = scheduler._LocalRun(plan, tmp_path, Ledger(tmp_path, "readyg"), io.StringIO(), [jobs[2]], {"a"}, [0],
+                              [None], 1)
+    assert not run.ready(jobs[2])  # b is neither done nor run by this command
+    outside.add("b")  # another command has run b
+    assert run.ready(jobs[2]) and "b" in run.done

@@ -45,6 +45,16 @@ def test_gpu_devices_takes_as_many_entries_as_cuda_counts():
     assert scheduler.gpu_devices(3, None) == ["0", "1", "2"]
 
 
+def test_gpus_torch_cannot_use_give_one_worker_per_core(monkeypatch):
+    """nvidia-smi there and CUDA counting devices, but torch unable to use them (a driver too old for its CUDA):
+    the workers run on the cores, not on GPUs each would fail to start on."""
+    monkeypatch.setattr(scheduler.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(scheduler, "usable_cores", lambda: 3)
+    assert scheduler.default_workers() == (3, [None, None, None])
+
+
 def test_without_gpus_one_worker_per_core(monkeypatch):
     monkeypatch.setattr(scheduler.shutil, "which", lambda name: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")

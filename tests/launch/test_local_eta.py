@@ -90,6 +90,8 @@ def test_a_probes_estimate_counts_the_width_of_its_pretraining_jobs_encoder(tmp_
         want = 3600 * job_hours(job, plan.grid, plan.profile.cost, set(), pretrain)
         assert eta.estimated[job.id] == pytest.approx(want)
         assert want != pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set(), {}))
+    # a rerun of the probes alone (their pretraining done, not among the jobs run): the same widths
+    assert Eta.of_plan(plan, probes).estimated == {j.id: eta.estimated[j.id] for j in probes}
 
 
 def test_a_finished_job_counts_its_results_wall_time_over_every_session(tmp_path):
@@ -139,3 +141,30 @@ def test_a_reaped_job_calibrates_the_time_left_by_its_results_wall_time_not_its_
     assert run.eta.finished == {"pretrain": [3600.0, 5400.0]}
     # the progress line says the worker's minute, and the time left of p2 at 1.5 times its hour
     assert re.search(r"\| done pretrain p1 in \d+ s; about 1\.5 h left$", err.getvalue(), re.M), err.getvalue()
+
+
+def test_the_time_left_takes_off_what_the_running_jobs_have_run_and_shares_the_rest_by_the_workers(tmp_path):
+    """The scheduler's time left (not Eta.left alone): every job it runs estimated by the plan's cost model, a
+    running job's seconds already run taken off its estimate, the rest shared by all the command's workers."""
+    import io
+    import time
+
+    from study.durations import format_left
+    from study.launch.ledger import Ledger
+    from study.launch.local.scheduler import _LocalRun, _Running
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text(grid_text("etas", datasets=("toy", "bad")))
+    plan = plan_grid(grid)
+    run = _LocalRun(plan, tmp_path, Ledger(tmp_path, "etas"), io.StringIO(), list(plan.jobs), set(), [0, 1],
+                    [None, None], 1)
+    assert set(run.eta.estimated) == {j.id for j in plan.jobs}
+    first, running, *todo = plan.jobs
+    run.eta = Eta({j.id: 1000.0 for j in plan.jobs})
+    run.eta.finish(first, 1000.0)  # as estimated
+    run.todo = todo
+    run.running[running.id] = _Running(running, None, 0, tmp_path / "r.log", time.time() - 400.0, -1)
+    parts = [1000.0] * len(todo) + [600.0]
+    want = max(sum(parts) / 2, 1000.0)  # 22 min
+    assert len(todo) == 2 and run.time_left() == f"; about {format_left(want)} left"
+    assert format_left(want) not in (format_left(sum(parts)), format_left(3000.0 / 2))  # one worker; nothing run

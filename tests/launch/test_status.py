@@ -765,6 +765,22 @@ def test_a_command_this_user_may_not_signal_is_left_to_stop_not_dropped(monkeypa
     assert stop.stop_commands([theirs]) == ([], [theirs])
 
 
+def test_cancels_wait_ends_once_each_command_has_let_go_of_its_lock(tmp_path):
+    """`study cancel`'s wait for the commands it signalled: over as soon as each has let go of its command lock (not
+    at the end of the timeout), and those still holding theirs when it runs out are returned, to be named."""
+    from study.launch.local.stop import LocalCommand, wait_stopped
+
+    ended, stopping = LocalCommand(1, "h", tmp_path / "ended.lock"), LocalCommand(2, "h", tmp_path / "stopping.lock")
+    held = try_lock(tmp_path / "stopping.lock")
+    try:
+        t0 = time.monotonic()
+        assert wait_stopped([ended], 60.0) == [] and time.monotonic() - t0 < 10
+        assert wait_stopped([ended, stopping], 0.3) == [stopping]
+    finally:
+        os.close(held)
+    assert wait_stopped([stopping], 60.0) == []
+
+
 def test_cancel_of_a_grid_file_finds_its_commands_and_those_that_name_no_file_but_not_another_files(tmp_path):
     """A command of the grid's name that says it runs another grid file is not this file's to stop; one whose lines
     name no file (a program's run_local) may be, and is found; a command whose lock is free has ended."""
