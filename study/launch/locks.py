@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.flock import no_flock
 
 
@@ -46,7 +46,7 @@ def try_lock(path: Path) -> int | None:
     except OSError as e:
         os.close(fd)
         if no_flock(e):
-            raise StudyError(f"{path}: the workdir's filesystem gives no file locks (flock: {e.strerror}), which "
+            raise StudyError(f"{path}: the workdir's filesystem gives no file locks (flock: {os_reason(e)}), which "
                              f"study needs so that two commands never queue or run one job twice; use a workdir on "
                              f"a filesystem with flock (Lustre: mounted with -o flock; NFS: with its lock "
                              f"manager running)") from None

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterable
 
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.launch.runner import job_dir
 from study.launch.state import cached_result, has_result
 from study.paths import result_path
@@ -85,7 +85,7 @@ def set_aside(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> 
             except FileNotFoundError:
                 pass  # a job without a folder here (its result copied in from elsewhere)
             except OSError as e:
-                raise StudyError(f"cannot move {src} to {dest}: {e.strerror or e}") from None
+                raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}") from None
     return folder
 
 

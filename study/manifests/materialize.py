@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from study.atomic import atomic_path, write_json
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.flock import locked
 from study.manifests.parallel import image_reader, init_image_reader, run_jobs
 from study.manifests.manifest import load_manifest
@@ -52,7 +52,8 @@ def _write(job: tuple[str, str | None, str]) -> str | None:
         try:
             img.load()  # a clean JPEG comes back not yet decoded: a broken one fails here, not at the write
         except OSError as e:
-            return f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): {e}"
+            return (f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): "
+                    f"{os_reason(e)}")
         # renamed when written, the temporary removed on any error; not synced (two fsyncs per image on a network
         # filesystem): a file a node crash cuts short lacks PNG's end, and a rerun writes it again (`_state`)
         with atomic_path(target_path, sync=False) as tmp:
@@ -61,7 +62,7 @@ def _write(job: tuple[str, str | None, str]) -> str | None:
     except StudyError as e:
         return str(e)
     except OSError as e:  # a full disk, a file where a folder should be: named, and no temporary left
-        return f"cannot write {target_path}: {e.strerror or e}"
+        return f"cannot write {target_path}: {os_reason(e)}"
 
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk: length 0, type IEND, its CRC
@@ -142,7 +143,8 @@ def _claim(out: Path, m, existing: int) -> None:
     except FileNotFoundError:
         theirs = None
     except (OSError, ValueError) as e:
-        raise StudyError(f"{stamp}: unreadable ({e}); remove it if this folder is yours to rewrite") from None
+        raise StudyError(f"{stamp}: unreadable ({os_reason(e)}); remove it if this folder is yours to "
+                         "rewrite") from None
     if theirs is not None and not isinstance(theirs, dict):
         raise StudyError(f"{stamp}: not a JSON object naming a manifest; remove it if this folder is yours to rewrite")
     if theirs is None and existing:
@@ -156,4 +158,4 @@ def _claim(out: Path, m, existing: int) -> None:
         try:
             write_json(stamp, mine)
         except OSError as e:
-            raise StudyError(f"--out {out}: cannot write {STAMP}: {e.strerror or e}") from None
+            raise StudyError(f"--out {out}: cannot write {STAMP}: {os_reason(e)}") from None

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from study.datasets.base import looks_channels_first
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.train.allocator import retain_freed_memory
 
 
@@ -88,7 +88,7 @@ class ImageReader:
         except StudyError as e:  # load_idx's: it names the file, not the manifest
             raise unreadable(file, self.manifest.name, str(e)) from None
         except Exception as e:
-            raise unreadable(file, self.manifest.name, f"{type(e).__name__}: {e}") from None
+            raise unreadable(file, self.manifest.name, f"{type(e).__name__}: {os_reason(e)}") from None
         if self.corruption is not None:
             from study.corruptions import apply_corruption
 

@@ -101,4 +101,6 @@ def test_every_source_image_that_cannot_be_read_is_named_and_the_others_are_writ
     code, _, err = cli("manifest", "materialize", "toy", "--out", out)
     assert code == 2 and "2 image(s) could not be written" in err, err
     assert all(f"cannot read image {p} (manifest toy)" in err for p in missing), err
+    reason = "(manifest toy): FileNotFoundError: No such file or directory. "  # the path once, then the reason
+    assert all(f"cannot read image {p} {reason}" in err for p in missing), err
     assert len(list(out.rglob("*.png"))) == 22
