@@ -129,7 +129,6 @@ def write_scaled_grid(src: Path, scale: Scale, counts: dict[str, tuple[int, int]
     text = (f"# {src} at the quickstart's {scale.name!r} scale (study/quickstart/scale.py); written by "
             f"`study quickstart --scale {scale.name}`, do not edit.\n")
     text += yaml.safe_dump(scale_grid(grid, scale, counts), sort_keys=False, default_flow_style=None, width=120)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     return dest

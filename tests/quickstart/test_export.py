@@ -36,7 +36,9 @@ def test_fashion_mnist_tree_and_taxonomy(tmp_path, idx_dir):
     rows = (root / "taxonomy.csv").read_text().splitlines()
     assert rows[0] == "group,class_name"
     groups = dict(r.split(",")[::-1] for r in rows[1:])
-    assert groups["ankle_boot"] == "footwear" and groups["t-shirt_top"] == "tops" and len(set(groups.values())) == 5
+    assert groups == {  # README's granularity axis: the 10 classes under 5 groups
+        "t-shirt_top": "tops", "pullover": "tops", "coat": "tops", "shirt": "tops", "trouser": "bottoms",
+        "dress": "dresses", "sandal": "footwear", "sneaker": "footwear", "ankle_boot": "footwear", "bag": "bags"}
 
 
 def test_export_is_reused_and_byte_identical(tmp_path, idx_dir):
@@ -91,6 +93,19 @@ def test_each_class_folder_holds_the_first_images_of_that_class_of_its_own_split
         for label, name in enumerate(CLASSES):
             want = sorted(images[i].tobytes() for i in np.flatnonzero(labels == label)[:n])
             assert _pixels(root / split / export.folder_name(name)) == want, (split, name)
+
+
+def test_a_splits_files_are_numbered_in_source_order_and_the_last_progress_line_says_all(tmp_path, capsys):
+    """`<split>/<class>/<i:05d>.png` is the split's i-th kept image in the source's order (names sort as the
+    source); the export's progress ends on `<total>/<total>`."""
+    root = export.export_digits(tmp_path, per_class_train=2, per_class_test=1)
+    images, labels = digits.load()
+    kept = np.sort(np.concatenate([np.flatnonzero(labels == d)[:2] for d in range(10)]))
+    written = sorted(root.glob("train/*/*.png"), key=lambda p: p.name)
+    assert [p.name for p in written] == [f"{i:05d}.png" for i in range(20)]
+    for p, i in zip(written, kept):
+        assert p.parent.name == str(labels[i]) and np.array_equal(np.asarray(Image.open(p)), images[i]), p
+    assert capsys.readouterr().err.splitlines()[-1] == "[quickstart] mnist: 30/30 PNG files written"
 
 
 def test_digits_test_images_are_not_train_images(tmp_path):
@@ -278,3 +293,49 @@ def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_
         with pytest.raises(StudyError, match=f"^dataset-fashion-mnist installed but its files are not in {unpacked}"):
             fashion_mnist.locate()
     assert ran == [["apt-get", "download"], ["dpkg-deb", "-x"]]
+
+
+def test_without_apt_get_a_missing_package_says_to_name_the_files(tmp_path, monkeypatch):
+    """No Fashion-MNIST and no apt-get (not a Debian host): an error that says how to hand the files in; nothing
+    is run."""
+    _no_installed_package(tmp_path, monkeypatch)
+    monkeypatch.setattr(fashion_mnist, "_run", lambda cmd, **kw: pytest.fail(f"ran {cmd}"))
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: None)
+    with pytest.raises(StudyError, match=r"^Fashion-MNIST not found and apt-get is missing: put train-images-idx3"
+                                         r".* and pass --fashion-mnist DIR \(or set STUDY_FASHION_MNIST\)$"):
+        fashion_mnist.locate()
+
+
+def test_a_root_install_that_leaves_no_files_falls_back_to_unpacking_into_the_cache(tmp_path, idx_dir, monkeypatch):
+    """Root's apt-get install succeeding without putting the files where Debian would (a diverted or partial
+    install) is not trusted: the package is downloaded and unpacked into the cache, as without root."""
+    unpacked = _no_installed_package(tmp_path, monkeypatch)
+    ran = []
+
+    def run(cmd, cwd=None, **kw):
+        ran.append(cmd[:2])
+        if cmd[:2] == ["apt-get", "download"]:
+            (Path(cwd) / "dataset-fashion-mnist_1.0_all.deb").write_bytes(b"")
+        elif cmd[:2] == ["dpkg-deb", "-x"]:
+            into = Path(cmd[3]) / fashion_mnist.INSTALLED.relative_to("/")
+            into.mkdir(parents=True)
+            for f in fashion_mnist.FILES:
+                (into / f).symlink_to(idx_dir / f)
+
+    monkeypatch.setattr(fashion_mnist, "_run", run)
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 0)
+    assert fashion_mnist.locate() == unpacked
+    assert ran == [["apt-get", "install"], ["apt-get", "download"], ["dpkg-deb", "-x"]]
+
+
+def test_a_download_that_writes_no_package_is_a_clear_error(tmp_path, monkeypatch):
+    """`apt-get download` exiting 0 without a .deb (a held or renamed package) ends in the error that says to pass
+    the files, not a StopIteration traceback."""
+    _no_installed_package(tmp_path, monkeypatch)
+    monkeypatch.setattr(fashion_mnist, "_run", lambda cmd, **kw: None)
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 1000)
+    with pytest.raises(StudyError, match=r"^could not install or unpack Debian's dataset-fashion-mnist \(.*\); pass "
+                                         r"--fashion-mnist DIR with the IDX files$"):
+        fashion_mnist.locate()

@@ -153,6 +153,12 @@ def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatc
                  "--grid", str(REPO / "grids" / "quickstart.yaml")]) == 2
     assert f"{bad}:2: unknown key 'partitoin'" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.yaml"]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text((REPO / "grids" / "quickstart.yaml").read_text().replace("\naxes:", "\naxis:", 1))  # a typo
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--grid", str(grid),
+                 "--profile", str(REPO / "grids" / "profiles" / "local.yaml")]) == 2
+    assert f"{grid}:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.yaml", "profile.yaml"]
 
 
 
@@ -185,7 +191,7 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
     says so, for a user who reruns its `$ study ...` lines by hand (without it they find no manifest)."""
     import os
 
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(tmp_path)  # --manifests relative to it: the workers get it whole, whatever their folder
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "elsewhere"))
     real, steps = pipeline._study, []
 
@@ -196,11 +202,15 @@ def test_its_manifests_go_where_manifests_says_for_every_step_and_worker(tmp_pat
 
     monkeypatch.setattr(pipeline, "_study", step)
     here = tmp_path / "frozen"
-    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--data", str(tmp_path / "data"),
-                 "--manifests", str(here)]) == 0
+    assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--data", "data", "--manifests", "frozen",
+                 "--grid", str(REPO / "grids" / "quickstart.yaml"),
+                 "--profile", str(REPO / "grids" / "profiles" / "local.yaml")]) == 0
     assert steps[-1] == "plan" and "submit" not in steps and "report" not in steps
     assert os.environ["STUDY_MANIFESTS"] == str(here.resolve())
     assert sorted(p.name for p in here.glob("*.json")) and not (tmp_path / "elsewhere").exists()
+    from study.manifests import load_manifest
+    train = load_manifest("qs_fmnist_train")  # at the tiny scale: its nested and labeled sizes, mapped
+    assert train.meta["sizes"] == [40, 100, 200, 400, 600] and train.labeled_sizes == [20, 50, 100, 200, 400]
     err = capsys.readouterr().err
     said = f"[quickstart] manifests in {here.resolve()}: to run the `study` commands below by hand, first `export "
     assert said in err and err.index(said) < err.index("[quickstart] $ study plan"), err
@@ -222,6 +232,9 @@ def test_the_command_hands_its_flags_and_the_scales_default_folders_to_the_pipel
         Path("d"), Path("d/manifests"), Path("runs/quickstart"), Path("o"))
     assert full.scale is SCALES["full"] and full.workers is None and not full.prepare_only
     assert (tiny.fashion_mnist, full.fashion_mnist) == (None, "idx")
+    with pytest.raises(SystemExit) as usage:  # no worker at all is a usage error, not a run that never starts a job
+        main(["quickstart", "--workers", "0"])
+    assert usage.value.code == 2 and len(got) == 2
 
 
 def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ def test_manifest_sizes_are_rescaled_sorted_and_each_once():
     assert TINY.manifest_sizes(("60k", "3k")) == "40,600"
     assert Scale("x", None, 1, 1, 1, sizes={3000: 40, 4000: 40}).manifest_sizes(("4k", "3k")) == "40"
     assert TINY.manifest_sizes(("10k", "100"), labeled=True) == "20,400"
+    assert TINY.size("123") == 123 and TINY.labeled_size("7") == 7  # a size the scale does not map: as written
 
 
 def test_every_spelling_of_a_size_in_a_grid_is_rescaled_and_all_is_kept():
@@ -50,6 +51,15 @@ def test_every_spelling_of_a_size_in_a_grid_is_rescaled_and_all_is_kept():
         scale_grid({"name": "g", "axes": {"size": ["3k", "ten"]}}, TINY, {})
     with pytest.raises(StudyError, match=r"^stages\.evaluate\[0\]\.labeled_sizes: expected a size or a list of sizes"):
         scale_grid({"name": "g", "stages": {"evaluate": [{"labeled_sizes": {"a": 1}}]}}, TINY, {})
+    with pytest.raises(StudyError, match=r"^axes\.size\[0\]: expected a size or a list of sizes, got True$"):
+        scale_grid({"name": "g", "axes": {"size": [True]}}, TINY, {})  # YAML's `yes`: not the size 1
+
+
+def test_image_counts_go_to_the_datasets_the_grid_names_and_no_others():
+    """`--grid` may name fewer datasets than the quickstart writes: their counts are set, no dataset is added."""
+    grid = {"name": "g", "datasets": {"fmnist": {"manifest": "qs_fmnist_train"}}}
+    out = scale_grid(grid, TINY, {"fmnist": (600, 100), "mnist": (200, 100)})
+    assert out["datasets"] == {"fmnist": {"manifest": "qs_fmnist_train", "train_images": 600, "test_images": 100}}
 
 
 def test_an_exclude_entry_of_one_size_excludes_the_same_jobs_at_both_scales(tmp_path):
