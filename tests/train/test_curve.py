@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from study.train import StopRequested, pretrain
-from study.train.curve import FIELDS, TrainingCurve, read_curve
+from study.train.curve import FIELDS, FILE, TrainingCurve, read_curve
 
 DETERMINISTIC = ("step", "epoch", "loss", "lr", "train_top1")  # on a CPU; not the rates and times
 
@@ -105,3 +105,11 @@ def test_a_restart_keeps_only_the_curves_own_columns_of_a_file_with_others(tmp_p
     (tmp_path / "train_log.csv").write_text("step,loss,extra\n1,2.0,x\n2,1.9,y\n3,1.8,z\n")
     TrainingCurve(tmp_path).restart(2)
     assert (tmp_path / "train_log.csv").read_text() == ",".join(FIELDS) + "\n1,,2.0,,,,\n2,,1.9,,,,\n"
+
+
+def test_a_row_holds_each_value_in_its_own_column_hours_in_hours(tmp_path):
+    curve = TrainingCurve(tmp_path)
+    curve.restart(0)
+    curve.append(3, 1.5, 0.25, 0.1, 12.0, None, 0.5)
+    assert read_curve(tmp_path / FILE) == [{"step": "3", "epoch": "1.5000", "loss": "0.25", "lr": "0.1",
+                                            "images_per_s": "12.0", "train_top1": "", "hours": "0.5"}]

@@ -16,8 +16,8 @@ from study import corruptions
 from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
-from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, collate_views,
-                              default_workers, loader_context, make_loader, sample_rng)
+from study.train.data import (ImageReader, ResumableBatchSampler, ViewDataset, batch_generator, close_batches,
+                              collate_views, default_workers, loader_context, make_loader, next_batch, sample_rng)
 
 from idx_files import write_idx
 from killable import run_script
@@ -121,6 +121,20 @@ def test_a_jpeg_truncated_past_its_header_is_named_when_its_views_decode_it(tmp_
     assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
 
 
+class _BrokenStream:
+    """An augmentation whose decoding of the (lazily opened) image fails as PIL fails on some corrupt files."""
+    num_views = 1
+
+    def sample(self, img, rng):
+        raise SyntaxError("broken data stream when reading image file")
+
+
+def test_a_lazily_decoded_image_that_pil_finds_broken_is_named_with_its_manifest(tmp_path):
+    m, row = _one_image(tmp_path, "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(StudyError, match=r"^cannot read image .*x.jpg \(manifest m1\): broken data stream"):
+        ViewDataset(ImageReader(m), m.table, _BrokenStream(), seed=0)[(0, 0)]
+
+
 def test_8_bit_modes_read_as_pil_converts_them(tmp_path):
     """Grayscale, palette, RGBA and CMYK files: the pixels of PIL's convert("RGB"), as before 16-bit scaling."""
     rng = np.random.default_rng(1)
@@ -175,10 +189,30 @@ def test_float_patches_are_read_as_0_to_1_whatever_their_own_values(tmp_path):
         reader.open(df.iloc[0])
     np.save(tmp_path / "p.npy", np.full((2, 2, 3), 300, np.uint16))  # other integers: clipped, not rescaled
     assert np.asarray(reader.open(df.iloc[0])).max() == 255
-    for bad in (-0.5, np.nan):  # standardised patches; a missing value
+    for bad in (-0.5, np.nan, 1.5):  # standardised patches; a missing value; just above 1
         np.save(tmp_path / "p.npy", np.array([[[0.5, bad, 0.5]]], np.float32))
         with pytest.raises(StudyError, match=r"p.npy.*float patch values must lie in \[0, 1\]"):
             reader.open(df.iloc[0])
+
+
+def test_a_channel_the_patch_lacks_is_refused_naming_it(tmp_path):
+    """Channels count from 0: channel 3 of a 3-channel patch is one too many, told as such, not as an IndexError;
+    a 2-channel patch read with no channels named is told to name 1 or 3."""
+    np.save(tmp_path / "p.npy", np.zeros((2, 2, 3), np.uint8))
+    df = pd.DataFrame([{"path": "p.npy", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.: .*channel 3 asked for, the patch has 3"):
+        ImageReader(_manifest(tmp_path, df, kind="npy"), channels=[0, 1, 3]).open(df.iloc[0])
+    np.save(tmp_path / "p.npy", np.zeros((2, 2, 2), np.uint8))  # no channels named: two are not an RGB image
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.: .*two channels cannot make an RGB image; name 1 or 3"):
+        ImageReader(_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])
+
+
+def test_an_unknown_image_kind_is_refused_when_the_reader_is_made(tmp_path):
+    df = write_images(tmp_path, n=1)
+    with pytest.raises(StudyError, match=r"manifest m1: unknown image kind 'tif' \(expected image, npy or idx\)"):
+        ImageReader(_manifest(tmp_path, df, kind="tif"))
+    with pytest.raises(StudyError, match="unknown image kind 'png'"):  # a pool's source of an unknown kind
+        ImageReader(_manifest(tmp_path, df.assign(source="a"), kinds={"a": "png"}))
 
 
 def test_a_single_channel_patch_reads_as_gray_rgb(tmp_path):
@@ -201,6 +235,13 @@ def test_idx_rows_split_at_the_last_hash_so_a_folder_may_hold_one(tmp_path):
                        for i in range(3)])
     got = np.asarray(ImageReader(_manifest(root, df, kind="idx")).open(df.iloc[2]))
     assert got.shape == (4, 5, 3) and np.array_equal(got[:, :, 0], images[2])
+
+
+def test_an_idx_row_without_its_index_is_named_with_the_form_it_needs(tmp_path):
+    write_idx(tmp_path / "imgs.idx", np.zeros((3, 4, 5), np.uint8))
+    df = pd.DataFrame([{"path": "imgs.idx", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    with pytest.raises(StudyError, match=r"imgs.idx .manifest m1.: .*IDX row path must be '<file>#<index>'"):
+        ImageReader(_manifest(tmp_path, df, kind="idx")).open(df.iloc[0])
 
 
 def test_an_idx_file_that_does_not_read_is_named_with_its_manifest_and_what_to_do(tmp_path):
@@ -404,6 +445,13 @@ def test_fractional_epochs_round_up_without_float_error(epochs, per_epoch, steps
     assert total_steps(epochs, 5, per_epoch * 8, 8) == 5  # a step budget wins
 
 
+def test_an_epoch_of_fewer_images_than_a_batch_is_no_step():
+    """The remainder of an epoch is dropped: 5 images in batches of 8 make no step, whatever the epochs."""
+    from study.train.data import steps_per_epoch, total_steps
+    assert steps_per_epoch(5, 8) == 0 and steps_per_epoch(16, 8) == 2
+    assert total_steps(100, None, 5, 8) == 0
+
+
 def test_the_sampler_order_is_the_same_for_a_seed_and_another_for_another_seed():
     def first_epoch(seed):
         it = iter(ResumableBatchSampler(n=24, global_batch=8, seed=seed))
@@ -505,3 +553,32 @@ def test_the_loader_never_draws_from_the_global_torch_generator():
     views, labels = next(iter(make_loader(_Indices(), ResumableBatchSampler(8, 4, 0), 0, pin_memory=False)))
     assert torch.equal(torch.get_rng_state(), before)
     assert sorted(views[0].flatten().tolist()) == sorted(labels.tolist()) and len(labels) == 4
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    """Every item fails as an unreadable image does in a loader worker."""
+
+    def __getitem__(self, key):
+        raise StudyError("cannot read image x.png (manifest m1): bad")
+
+    def __len__(self):
+        return 8
+
+
+def test_a_workers_study_error_comes_back_with_its_own_message_and_closing_ends_the_workers():
+    """torch re-raises a worker's error wrapped in its traceback: next_batch gives back the error's own message;
+    close_batches ends the workers at once (they ignore SIGTERM: left to the iterator, exit would wait on them)."""
+    before = set(multiprocessing.active_children())
+    batches = iter(make_loader(_Unreadable(), ResumableBatchSampler(8, 4, 0), 1, pin_memory=False))
+    try:
+        with pytest.raises(StudyError) as e:
+            next_batch(batches)
+        assert str(e.value) == "cannot read image x.png (manifest m1): bad"
+        assert set(multiprocessing.active_children()) - before  # the worker serves on after the error
+    finally:
+        close_batches(batches)
+        left = set(multiprocessing.active_children()) - before
+        for worker in left:  # they ignore SIGTERM: a worker left running would hang this process's exit
+            worker.kill()
+    assert not left
+    close_batches(None)  # no loader made yet: nothing to end

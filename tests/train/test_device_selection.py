@@ -29,6 +29,11 @@ def test_an_explicit_index_with_several_ranks_is_refused_naming_the_key():
     assert "'cuda:0'" in str(e.value) and "2 processes" in str(e.value)
 
 
+def test_several_ranks_on_a_node_whose_cuda_reports_no_device_are_refused_naming_the_key():
+    with pytest.raises(StudyError, match=r"^evaluate\.device: CUDA reports no device$"):
+        cuda_index("cuda", 2, 1, 0, _no_current, key="evaluate.device")
+
+
 def test_one_process_takes_the_named_or_the_current_device():
     assert cuda_index("cuda:1", 1, 0, 2, _no_current) == 1
     assert cuda_index("cuda", 1, 0, 2, lambda: 1) == 1

@@ -45,6 +45,8 @@ def test_stopped_and_resumed_run_ends_bit_identical(method, tiny_manifest, make_
     assert not (tmp_path / "cut" / "encoder.pt").exists()
     with pytest.raises(StopRequested):  # stopped a second time: each resume is recorded
         pretrain(cfg, tmp_path / "cut", stop_at=4)
+    ck = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert (ck["step"], ck["epoch"], ck["batch_in_epoch"]) == (4, 1, 1)  # mid-epoch
     resumed = pretrain(cfg, tmp_path / "cut")
     _assert_same_state(_weights(tmp_path / "full" / "encoder.pt"), _weights(tmp_path / "cut" / "encoder.pt"))
     _assert_same_state(load_checkpoint(tmp_path / "full" / "checkpoint.pt")["method"],
@@ -438,6 +440,15 @@ def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_
     with pytest.raises(StudyError, match="batch_size 32 is larger than the 24 training images"):
         pretrain(make_config(batch_size=32, steps=None, epochs=100), tmp_path / "run")
     assert not (tmp_path / "run" / "encoder.pt").exists()
+    with pytest.raises(StudyError, match=r"^pretrain\.batch_size 25 is larger than the 24 training images .*lower "
+                                         r"batch_size or pretrain on more images$"):  # one image short, a step budget
+        pretrain(make_config(batch_size=25), tmp_path / "run")
+
+
+def test_an_augmentation_of_fewer_views_than_the_method_needs_is_refused(tiny_manifest, make_config, tmp_path):
+    with pytest.raises(StudyError, match=r"^pretrain\.augment: preset gives 1 view\(s\), method simclr needs 2$"):
+        pretrain(make_config(augment={"preset": "supervised"}), tmp_path / "run")
+    assert not (tmp_path / "run" / "encoder.pt").exists()
 
 
 @pytest.mark.parametrize("kind", ["parameter", "buffer"])
@@ -609,6 +620,27 @@ def test_a_training_run_of_no_step_is_refused(tiny_manifest, make_config, tmp_pa
         pretrain(dataclasses.replace(make_config(method="supervised"), steps=0), tmp_path / "run")
     assert not (tmp_path / "run" / "encoder.pt").exists()
     assert pretrain(make_config(method="random", steps=0), tmp_path / "random")["protocol"]["steps"] == 0
+
+
+def test_a_size_the_subset_cannot_fill_and_an_empty_subset_are_refused_naming_them(make_config, tmp_path):
+    """A subset with fewer rows than `size` asks for (labeled ranks given to some rows only) is refused naming the
+    sizes it has, and a subset of no row naming it, before anything trains."""
+    import pandas as pd
+
+    from train_helpers import TinyManifest
+
+    df = pd.DataFrame({"path": [f"{i}.png" for i in range(24)], "label": [i % 3 for i in range(24)],
+                       "class_name": [f"c{i % 3}" for i in range(24)], "rank": range(24),
+                       "labeled_rank": [i if i < 5 else 99 for i in range(24)]})
+    m = TinyManifest("m1", tmp_path, df, {"kind": "image"})
+    m.labeled_sizes = [5]
+    with pytest.raises(StudyError, match=r"^pretrain\.size: 8 images asked for, manifest m1 has 5 in its labeled "
+                                         r"subset \(sizes: \[5\]\)$"):
+        loop.training_rows(make_config(subset="labeled", size=8), m)
+    assert len(loop.training_rows(make_config(subset="labeled", size=5), m)) == 5
+    empty = TinyManifest("m1", tmp_path, df.assign(rank=100), {"kind": "image"})
+    with pytest.raises(StudyError, match=r"^manifest m1: the pretrain subset is empty$"):
+        loop.training_rows(make_config(), empty)
 
 
 def test_a_warmup_of_the_whole_run_is_refused_and_one_of_most_of_it_warned_about(tiny_manifest, make_config, tmp_path,
