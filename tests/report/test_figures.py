@@ -43,6 +43,44 @@ def test_quantity_lines_errorbars_and_scratch_reference():
     assert (row["1k"], row["10k"]) == pytest.approx((0.50, 0.55))
 
 
+def test_quantity_panels_of_one_evaluation_dataset_share_their_top1_scale():
+    """Linear probe beside fine-tuning on one y scale (as the paper's Fig. 2 compares them); another evaluation
+    dataset's row keeps its own."""
+    recs = quantity_records() + records(eval_axes(method="simclr", dataset="b", eval_dataset="b", size=50_000),
+                                        {(1000, None): 0.9, (10000, None): 0.95})
+    fig, _ = quantity.draw(table_of(recs))
+    (a_lin, a_ft), (b_lin, _) = [ax for ax in fig.axes[:2]], [ax for ax in fig.axes[2:4]]
+    assert a_lin.get_shared_y_axes().joined(a_lin, a_ft) and a_lin.get_ylim() == a_ft.get_ylim()
+    assert not a_lin.get_shared_y_axes().joined(a_lin, b_lin)
+
+
+def test_quantity_names_on_the_x_axis_a_labeled_size_only_the_scratch_line_has():
+    recs = quantity_records() + records({"method": "random", "protocol": "scratch", "eval_dataset": "a",
+                                         "corruption": "none"}, {(100_000, None): 0.3})
+    fig, _ = quantity.draw(table_of(recs))
+    for ax in fig.axes[:2]:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1k", "10k", "100k"]
+
+
+def test_quantity_draws_each_lines_error_bars_as_the_std_over_seeds():
+    fig, _ = quantity.draw(table_of(quantity_records()))
+    for (title, label), c in _containers(fig).items():
+        assert c.has_yerr, (title, label)
+        (bars,) = c.lines[2]
+        assert [seg[1][1] - seg[0][1] for seg in bars.get_segments()] == pytest.approx([2 * STD] * 2)
+
+
+def test_quantity_draws_the_scratch_line_in_a_panel_of_no_pretrained_result():
+    """Evaluation dataset b has linear probes only: its fine-tuning panel still draws the from-scratch reference."""
+    recs = quantity_records() + records(eval_axes(dataset="b", eval_dataset="b"), {(1000, None): 0.5}) + records(
+        {"method": "random", "protocol": "scratch", "eval_dataset": "b", "corruption": "none"}, {(1000, None): 0.2})
+    fig, data = quantity.draw(table_of(recs))
+    got = _containers(fig)
+    assert list(got[("b · fine-tuning", quantity.SCRATCH)].lines[0].get_ydata()) == pytest.approx([0.2])
+    scratch = data[(data["eval_dataset"] == "b") & (data["protocol"] == "finetune")]
+    assert len(scratch) == 1 and scratch["dataset"].tolist() == ["b"]  # trained on the panel's dataset
+
+
 def test_quantity_styles_a_pretraining_size_alike_in_every_panel_and_a_method_by_line_style():
     """Two datasets x two methods x two sizes: the legend names method and size (the panel names the dataset), 4
     entries, not 8; a size has one colour and marker on every panel, a method one line style."""
@@ -467,6 +505,13 @@ def test_label_variants_names_each_part_of_a_concatenation():
     assert label_variants(one, one)[0]["method"].tolist() == ["simclr"]  # one backbone: names unchanged
 
 
+def test_label_variants_names_a_concatenation_of_two_like_encoders_once():
+    from study.report.figures.common import label_variants
+    table = pd.DataFrame({"method": ["simclr", "simclr"], "backbone": ["resnet50", "resnet18|resnet18"]})
+    out, _ = label_variants(table, None)
+    assert out["method"].tolist() == ["simclr · resnet50", "simclr · resnet18"]  # not "simclr · resnet18|simclr ·.."
+
+
 @pytest.mark.parametrize("module", [domain_matrix, domain_pooling, domain_concat, quality, granularity])
 def test_figures_without_data_raise_nodata(module):
     with pytest.raises(NoData):
@@ -594,6 +639,8 @@ def test_quantity_draws_each_scratch_variant_apart():
     for variant, ys in (("short", [0.10, 0.20]), ("long", [0.15, 0.35])):
         line = got[f"{quantity.SCRATCH} · {variant}"]
         assert list(line.get_xdata()) == [1000.0, 10000.0] and list(line.get_ydata()) == pytest.approx(ys)
+    # told apart by marker too, not by the legend's text alone
+    assert got[f"{quantity.SCRATCH} · short"].get_marker() != got[f"{quantity.SCRATCH} · long"].get_marker()
     table = quantity.paper_table(data).set_index("line")
     assert table.loc[f"{quantity.SCRATCH} · short", ["1k", "10k"]].to_list() == pytest.approx([0.10, 0.20])
     assert table.loc[f"{quantity.SCRATCH} · long", ["1k", "10k"]].to_list() == pytest.approx([0.15, 0.35])
@@ -1078,6 +1125,29 @@ def test_quantity_and_granularity_panels_count_their_planned_points_without_a_va
     planned = pd.concat([planned, planned.head(1).assign(method="byol", job_id="byol0")], ignore_index=True)
     fig, _ = granularity.draw(table_of(granularity_records()), planned)
     assert _texts(fig.axes[0]) == [f"{len(LEVELS)} points without a value: planned or diverged (table: —)"]
+
+
+def test_a_quantity_panel_counts_its_own_points_without_a_value_not_an_earlier_panels():
+    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                             "corruption": "none", "protocol": "linear", "eval_dataset": "a", "labeled_sizes": ls}
+                            for ls in ("1000", "3000", "10000")])
+    fig, _ = quantity.draw(table_of(quantity_records()), planned)
+    panels = {ax.get_title(): _texts(ax) for ax in fig.axes}
+    assert panels["a · linear probe"] == ["1 point without a value: planned or diverged (table: —)"]
+    assert panels["a · fine-tuning"] == []
+    # where a rising curve leaves room: the lower right (granularity's falling curves: the upper right)
+    (note,) = fig.axes[0].texts
+    assert note.get_position()[1] < 0.5 and note.get_va() == "bottom"
+    gran = table_of(granularity_records())
+    planned = pd.concat([gran.drop_duplicates("job_id"), gran.head(1).assign(method="byol", job_id="b0")])
+    (note,) = granularity.draw(gran, planned)[0].axes[0].texts
+    assert note.get_position()[1] > 0.5 and note.get_va() == "top"
+
+
+def test_levels_order_keeps_a_level_that_neither_the_protocol_nor_inat_orders():
+    from study.report.figures.common import levels_order
+    table = pd.DataFrame({"level": ["supercategory", "species", "genus"]})
+    assert levels_order(table, table["level"]) == ["genus", "species", "supercategory"]
 
 
 def test_a_new_corruption_is_named_by_the_label_its_own_file_registers():
@@ -1696,11 +1766,11 @@ def test_domain_concat_leaves_a_whole_dataset_encoder_without_its_own_cell_missi
 
 
 def test_domain_matrix_takes_the_plans_size_of_most_cross_domain_cells_not_of_most_in_domain_ones():
-    """The plan's matrix is a and b at 1M; in-domain probes of a, b and c at 500k are more cells, all on the diagonal
-    (a quantity study beside it): the matrix stays at 1M, the size of the grid's cross-domain cells."""
+    """The plan's matrix is a and b at 1M (4 cells); in-domain probes of a to e at 500k are more cells (5), all on the
+    diagonal (a quantity study beside it): the matrix stays at 1M, the size of the grid's cross-domain cells."""
     recs = [r for d, e, v in (("a", "a", 0.45), ("a", "b", 0.35), ("b", "a", 0.25), ("b", "b", 0.55))
             for r in records(eval_axes(dataset=d, eval_dataset=e), {(10000, None): v})]
-    recs += [r for d in "abc" for r in records(eval_axes(dataset=d, eval_dataset=d, size=500_000),
+    recs += [r for d in "abcde" for r in records(eval_axes(dataset=d, eval_dataset=d, size=500_000),
                                                {(10000, None): 0.4})]
     planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"]} for r in recs])
     _, data = domain_matrix.draw(table_of(recs), planned)
@@ -1739,6 +1809,25 @@ def test_granularity_draws_a_panel_at_its_results_largest_labeled_size_while_a_p
     mean = data.groupby("line")["mean"].apply(list).to_dict()
     assert mean["simclr"] == pytest.approx([0.9, 0.7, 0.5]) and mean["supervised"] == pytest.approx([0.9, 0.7, 0.5])
     assert all(math.isnan(v) for v in mean["byol"])
+
+
+def test_a_granularity_panel_of_planned_lines_alone_is_at_their_planned_labeled_size():
+    """inat2 has only a planned job (at 1k and 10k labels): its panel and rows are at 10k, not 'all' labels."""
+    planned = pd.DataFrame([{"job_id": "s2", "stage": "evaluate", "method": "simclr", "dataset": "inat",
+                             "size": 1_000_000, "corruption": "none", "protocol": "granularity",
+                             "eval_dataset": "inat2", "labeled_sizes": "1000,10000"}])
+    fig, data = granularity.draw(table_of(granularity_records()), planned)
+    assert fig.axes[1].get_title() == "inat2 (10k labels)"
+    assert set(data.loc[data["eval_dataset"] == "inat2", "labeled_size"]) == {10000}
+
+
+def test_granularity_legend_lists_methods_in_the_papers_order_whichever_panel_drew_them_first():
+    """The first panel draws supervised alone; the second adds simclr: the legend still lists simclr first."""
+    recs = [r for m, ev in (("supervised", "inat"), ("supervised", "inat2"), ("simclr", "inat2"))
+            for r in records(eval_axes(method=m, protocol="granularity", dataset="inat", eval_dataset=ev),
+                             {(1000, lv): 0.5 for lv in LEVELS}, protocol={"levels": LEVELS})]
+    fig, _ = granularity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["simclr", "supervised"]
 
 
 def test_a_granularity_panel_counts_its_own_points_without_a_value_not_an_earlier_panels():
