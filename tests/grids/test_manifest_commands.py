@@ -136,6 +136,21 @@ def test_a_smaller_copy_of_a_paper_dataset_is_built_with_the_paper_sizes_it_hold
     commands = plan_grid(g).manifests()
     assert "--sizes 20k,50k,125k,250k --labeled-sizes 10,10k,50k,100k,250k" in commands["fr_train"]
     assert "--sizes 20k,50k,125k,250k,500k,1M --labeled-sizes 10,10k,50k,100k,250k" in commands["glc20_train"]
+    for test in ("fr_test", "glc20_test"):  # a test split is built whole: no paper sizes asked of it
+        assert "--sizes" not in commands[test] and "--labeled-sizes" not in commands[test], commands[test]
+
+
+def test_a_dataset_without_a_reader_or_split_suffix_gets_placeholders_to_fill_in(write_grid):
+    """No `reader:` and a manifest name without `_train`/`_val`/`_test`: the command says READER and SPLIT for
+    the user to replace, not `None` or a word of the name."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+    """)
+    g.write_text(g.read_text().replace("alpha_val", "alpha_holdout"))
+    command = plan_grid(g).manifests()["alpha_holdout"]
+    assert command == ('study manifest build --dataset READER --root "$ALPHA_ROOT" --split SPLIT --name alpha_holdout'
+                       " --classes-from alpha_train")
 
 
 def test_a_suffixed_shell_word_is_not_one_another_key_spells():

@@ -796,3 +796,13 @@ def test_table_summary_of_a_pretrain_only_grid_and_a_job_limit_alone(write_grid)
     assert "disk:" not in plan_table(plan)  # no frozen-feature evaluation: no feature cache line
     plan.estimate.update(max_parallel_gpus=None, max_parallel_jobs=3)
     assert " with 3 jobs at once\n" in plan_table(plan)
+
+
+def test_the_table_prints_sizes_as_counts_and_a_seed_as_it_is(write_grid):
+    """A size (pretraining or labeled) reads as a count (`20k`, `10k`); a seed is no count: 1000 stays `1000`."""
+    plan = plan_grid(write_grid("axes: {method: [simclr], dataset: [alpha], size: [20000]}\nseeds: [1000]\n"
+                                "stages: {evaluate: [{protocol: linear, labeled_sizes: [100, 10000]}]}\n"))
+    header, *rows = plan_table(plan).split("\n\n")[0].splitlines()
+    columns = header.split()
+    probe = dict(zip(columns, next(r for r in rows if " evaluate " in r).split()))
+    assert (probe["size"], probe["seed"], probe["labeled"]) == ("20k", "1000", "100,10k")

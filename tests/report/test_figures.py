@@ -790,6 +790,23 @@ def test_quality_panels_run_in_the_grids_dataset_order_then_by_pretraining_size(
     assert [ax.get_title().split()[0] for ax in fig.axes[:4]] == ["zeta", "zeta", "alpha", "alpha"]
 
 
+def test_quality_panels_of_one_evaluation_dataset_run_in_the_grids_order_of_pretraining_sets():
+    """alpha's probes of encoders pretrained on zeta and on alpha, the grid listing zeta first: zeta's panel first
+    (not by name); each panel's bars are changes from clean, about a zero line."""
+    recs = []
+    for ds in ("alpha", "zeta"):
+        for corr, v in (("none", 0.5), ("jpeg:quality=10", 0.4)):
+            recs += records(eval_axes(dataset=ds, eval_dataset="alpha", corruption=corr), {(1000, None): v})
+    table = table_of(recs)
+    planned = table.drop_duplicates("job_id").assign(stage="evaluate").set_index("dataset").loc[
+        ["zeta", "alpha"]].reset_index()
+    fig, data = quality.draw(table, planned)
+    assert list(dict.fromkeys(data["dataset"])) == ["zeta", "alpha"]
+    for ax in fig.axes[:2]:
+        assert ax.get_ylabel() == "Δ top-1 vs clean"
+        assert any(list(line.get_ydata()) == [0, 0] for line in ax.get_lines()), ax.get_title()
+
+
 def test_quantity_and_pooling_tables_leave_cells_the_grid_never_plans_blank():
     """A cell the grid never plans (scratch at 10k labels; fine-tuning at 1k; a pooled set on a dataset it does not
     pool) is blank, as the figures leave it; '—' is only a planned cell without a value."""
@@ -1000,6 +1017,23 @@ def test_domain_matrix_draws_the_largest_labeled_size_the_cells_share():
     assert np.asarray(fig.axes[0].collections[0].get_array()).reshape(2, 2) == pytest.approx(
         np.array([[0.45, 0.35], [0.25, 0.55]]))
     assert "labeled size 10k" in data.attrs["caption"]
+
+
+def test_domain_matrix_without_a_shared_labeled_size_draws_each_evaluation_datasets_largest():
+    """a is probed at 1k and 10k labels, b at 5k only: no labeled size common to both, so each evaluation dataset's
+    cells are at its own largest (a: 10k, not 1k), and the caption says so."""
+    recs = []
+    for ds, ev, v in (("a", "a", 0.45), ("b", "a", 0.25)):
+        recs += records(eval_axes(dataset=ds, eval_dataset=ev), {(1000, None): v - 0.2, (10000, None): v})
+    for ds, ev, v in (("a", "b", 0.35), ("b", "b", 0.55)):
+        recs += records(eval_axes(dataset=ds, eval_dataset=ev), {(5000, None): v})
+    _, data = domain_matrix.draw(table_of(recs))
+    cell = data.set_index(["dataset", "eval_dataset"])
+    assert cell["labeled_size"].to_dict() == {("a", "a"): 10000, ("b", "a"): 10000, ("a", "b"): 5000,
+                                              ("b", "b"): 5000}
+    assert cell["mean"].to_dict() == pytest.approx({("a", "a"): 0.45, ("a", "b"): 0.35, ("b", "a"): 0.25,
+                                                    ("b", "b"): 0.55})
+    assert "largest labeled size of each evaluation dataset" in data.attrs["caption"]
 
 
 def test_a_planned_cell_of_several_seeds_without_a_result_is_one_missing_bar():
