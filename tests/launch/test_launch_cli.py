@@ -259,3 +259,19 @@ def test_set_aside_stale_refuses_while_a_transitive_dependent_waits_to_run(env):
     with pytest.raises(StudyError, match=r"--set-aside-stale: 1 job\(s\) .* evaluate f0 \(pending\)"):
         _refuse_stale_results(plan, wd, set_aside=True)
     assert (wd / "results" / "p0.json").exists() and not (wd / "stale").exists()
+
+
+def test_only_within_where_runs_the_jobs_only_names_not_all_that_where_selects(env, capsys):
+    """`--where stage=pretrain --only <one of them>`: that one job (a dry run says what it would queue), not every
+    pretraining job --where selects."""
+    from study.grids import plan_grid
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("onlywhere", seeds=(0, 1)))
+    first = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    argv = ["submit", str(grid), "--cluster", "slurm", "--dry-run", "--workdir", str(env / "wd"), "--profile",
+            str(env / "profile.yaml"), "--where", "stage=pretrain"]
+    assert main(argv + ["--only", first.id]) == 0
+    out, err = capsys.readouterr()
+    assert "would queue 1 job(s) in 1 array(s)" in err and f"1 job(s): {first.id}\n" in out, err
+    assert main(argv) == 0 and "would queue 2 job(s)" in capsys.readouterr().err

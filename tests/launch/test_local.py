@@ -756,6 +756,10 @@ def test_a_local_submit_refuses_a_manifest_whose_images_are_not_here(env, monkey
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd")])
     assert code == 2 and "moved_train" in err, err
     assert not (env / "wd").exists()
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--dry-run", "--workdir", str(env / "wd"),
+                              "--profile", str(env / "profile.yaml")])
+    assert code == 0 and "#SBATCH" in out, err
+    assert "study: warning: " in err and "moved_train" in err.split("study: warning: ", 1)[1], err
 
 
 def test_only_runs_the_jobs_named_and_refuses_one_whose_dependency_would_never_run(env):
