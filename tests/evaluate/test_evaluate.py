@@ -76,10 +76,12 @@ def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls,
     again = evaluate(config(), tmp_path / "run2", [enc], cache)  # cache hit: the encoder never runs
     assert forward_calls["n"] == 5
     assert [e["cached"] for e in again["protocol"]["extraction"]] == [True, True]
+    assert again["protocol"]["images_per_s"] is None  # nothing extracted: no rate, not 0 images/s
     assert again["metrics"] == out["metrics"]  # deterministic on CPU
     smaller = evaluate(config(labeled_sizes=[20], protocol="knn", knn={"k": 5}), tmp_path / "r3", [enc], cache)
     assert forward_calls["n"] == 5  # labeled(20) is read from the labeled(40) file; knn reuses it too
     assert [m["metric"] for m in smaller["metrics"]] == ["knn_top1"]
+    assert smaller["protocol"]["linear"] is None and smaller["protocol"]["knn"]["k"] == 5  # no probe: no settings
 
     torch.manual_seed(99)  # the encoder file changes: its features are extracted again
     from study.train.backbones import build_backbone, encoder_payload
@@ -236,6 +238,7 @@ def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
     assert set(by_level) == {"group", "class_name"}
     assert by_level["group"] >= by_level["class_name"]  # a right class is always a right group
     assert out["protocol"]["levels"] == ["group", "class_name"]
+    assert out["protocol"]["probes"]["40"]["levels"] == {"group": {"values": 2}, "class_name": {"values": 4}}
     per = evaluate(config(protocol="granularity", labeled_sizes=[40], per_level=True), tmp_path / "g2", [enc],
                    tmp_path / "f")
     assert {m["level"] for m in per["metrics"]} == {"group", "class_name"}
@@ -367,6 +370,26 @@ def test_finetune_refuses_to_resume_from_a_regenerated_encoder(manifests, encode
     enc = encoder_file(seed=5)  # the pretraining job reran: other weights at the same path
     with pytest.raises(StudyError, match="init_encoder_sha256"):
         evaluate(cfg, tmp_path / "ft", [enc], tmp_path / "f")
+
+
+def test_a_test_manifest_of_as_many_other_classes_or_one_image_too_many_is_refused(manifests, encoder_file,
+                                                                                  tmp_path):
+    """Four classes against four others: labels would not correspond (a count alone does not tell); a labeled size
+    one past the train manifest's 40 images: refused, naming both."""
+    import shutil
+
+    from study.manifests.build import BuildConfig, build_manifest
+
+    shutil.copytree(manifests / "test", tmp_path / "other")
+    (tmp_path / "other" / "class3").rename(tmp_path / "other" / "class9")
+    build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "other", split="train", name="evother",
+                               sizes=[20]))
+    other = r"^evaluate: manifests evtrain and evother have different classes \(4 vs 4\)"
+    with pytest.raises(StudyError, match=other):
+        evaluate(config(test_manifest="evother"), tmp_path / "x", [encoder_file()], tmp_path / "f")
+    with pytest.raises(StudyError, match=r"^evaluate\.labeled_sizes: 41 is larger than manifest evtrain \(40 images\)"):
+        evaluate(config(labeled_sizes=[8, 41]), tmp_path / "x", [encoder_file()], tmp_path / "f")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "f").exists()
 
 
 def test_finetune_trains_at_the_size_and_normalisation_it_is_scored_with(manifests, encoder_file, tmp_path):
