@@ -458,8 +458,9 @@ def _build_method(cfg: PretrainConfig, num_classes: int):
 def _agree_on_stop(flag: SignalFlag, due_time: bool, world, device: torch.device) -> tuple[bool, bool]:
     """(due_time, signalled) for this step, the same on every rank (true on one rank: true on all), or the
     checkpoint's barrier would hang. Where another rank was signalled, this rank's flag gets the signal to forward
-    after the checkpoint: REQUEUE_SIGNAL where any rank saw it (rank 0's handler, submitit's, requeues the job),
-    else SIGTERM (checkpoint, carry on)."""
+    after the checkpoint: REQUEUE_SIGNAL where any rank saw it (rank 0's handler, submitit's, requeues the job);
+    a SIGTERM elsewhere needs nothing forwarded (checkpoint, carry on), so this rank's log says it came to another
+    rank, not that this one got it."""
     seen = list(flag.pending)  # read once: a signal landing later is seen at the next step
     signalled = bool(seen)
     if world.size == 1:
@@ -467,8 +468,6 @@ def _agree_on_stop(flag: SignalFlag, due_time: bool, world, device: torch.device
     due_time, signalled, requeue = distributed.any_rank([due_time, signalled, REQUEUE_SIGNAL in seen], device)
     if requeue and REQUEUE_SIGNAL not in flag.pending:
         flag.pending.append(REQUEUE_SIGNAL)
-    elif signalled and not flag.pending:
-        flag.pending.append(signal.SIGTERM)
     return due_time, signalled
 
 

@@ -1,7 +1,9 @@
 """PretrainConfig.from_dict: defaults, and errors naming the bad key."""
 
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,52 @@ def test_defaults_follow_the_simclr_recipe():
     assert cfg.method_settings["byol"].tau_base == 0.996
     # round trip through a plain dict
     assert PretrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# docs/protocol.md's training table: key -> (its default cell, the config's value)
+DOCUMENTED_DEFAULTS = {
+    "method": ("`simclr`", "simclr"), "backbone": ("`resnet50`", "resnet50"), "width": ("64", 64),
+    "subset": ("`pretrain`", "pretrain"), "size": ("all rows", None), "init_encoder": ("none", None),
+    "seed": ("0", 0), "epochs": ("1000", 1000), "steps": ("none", None), "batch_size": ("4096", 4096),
+    "optim.name": ("`lars`", "lars"), "optim.lr_scaling": ("`linear`", "linear"), "optim.warmup_epochs": ("10", 10),
+    "optim.final_lr_fraction": ("0", 0), "optim.weight_decay": ("1e-6", 1e-6), "optim.momentum": ("0.9", 0.9),
+    "optim.trust_coefficient": ("0.001", 0.001), "optim.exclude_bias_and_norm": ("true", True),
+    "optim.betas": ("(0.9, 0.999)", (0.9, 0.999)), "temperature": ("method's", None),
+    "head": ("(2048, 128)", (2048, 128)), "head_output_bn": ("false", False), "augment": ("method's preset", None),
+    "image_size": ("224", 224), "precision": ("`auto`", "auto"), "channels_last": ("true", True),
+    "sync_bn": ("true", True), "num_workers": ("auto", None), "device": ("`auto`", "auto"),
+    "checkpoint_every_steps` / `_minutes": ("none / 10", (None, 10)), "log_every_steps": ("50", 50),
+}
+
+
+def test_every_default_is_the_one_docs_protocol_md_states():
+    """Each default of the training table in docs/protocol.md, the cell as written and the value the config holds."""
+    doc = (Path(__file__).resolve().parents[2] / "docs/protocol.md").read_text()
+    cells = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(.+?)` \| (.*?) \|", doc, re.M)}
+    cfg = PretrainConfig.from_dict({"manifest": "m"})
+
+    def value(key):
+        if key.startswith("checkpoint_every_steps"):
+            return cfg.checkpoint_every_steps, cfg.checkpoint_every_minutes
+        return getattr(cfg.optim, key[6:]) if key.startswith("optim.") else getattr(cfg, key)
+
+    assert {k: cells.get(k) for k in DOCUMENTED_DEFAULTS} == {k: cell for k, (cell, _) in DOCUMENTED_DEFAULTS.items()}
+    assert {k: value(k) for k in DOCUMENTED_DEFAULTS} == {k: v for k, (_, v) in DOCUMENTED_DEFAULTS.items()}
+
+
+def test_runtime_keys_leave_the_fingerprint_and_image_size_reaches_the_augmentation():
+    """docs/protocol.md: `num_workers`, `device`, `checkpoint_every_*` and `log_every_steps` may change at a resume
+    (none is in the fingerprint); the defaults' fingerprint has no `manifest`. `image_size` is the crop side where
+    `augment` gives none."""
+    runtime = {"num_workers": 2, "device": "cpu", "checkpoint_every_steps": 5, "checkpoint_every_minutes": 1.0,
+               "log_every_steps": 1}
+    assert set(PretrainConfig.RUNTIME_KEYS) == set(runtime)
+    plain = PretrainConfig.from_dict({"manifest": "m"}).fingerprint_dict()
+    assert PretrainConfig.from_dict({"manifest": "m", **runtime}).fingerprint_dict() == plain
+    assert not set(runtime) & set(plain) and "manifest" not in PretrainConfig.default_fingerprint()
+    assert PretrainConfig.from_dict({"manifest": "m", "image_size": 32}).augment_config().image_size == 32
+    given = PretrainConfig.from_dict({"manifest": "m", "image_size": 32, "augment": {"image_size": 16}})
+    assert given.augment_config().image_size == 16
 
 
 def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
@@ -113,6 +161,29 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "image_size": 0}, "pretrain.image_size: expected a positive integer"),
         ({"manifest": "m", "checkpoint_every_steps": 0}, "pretrain.checkpoint_every_steps: expected a positive"),
         ({"manifest": "m", "optim": {"warmup_epochs": -1}}, "pretrain.optim.warmup_epochs: expected a number >= 0"),
+        (["manifest"], "pretrain: expected a mapping, got list"),
+        ({"manifest": 5}, "pretrain.manifest: a manifest name is required"),
+        ({"manifest": "m", "epochs": -1}, "pretrain.epochs: expected a number >= 0"),
+        ({"manifest": "m", "epochs": float("inf")}, "pretrain.epochs: expected a number >= 0"),  # never ends
+        ({"manifest": "m", "steps": -1}, "pretrain.steps: expected an integer >= 0 or null"),
+        ({"manifest": "m", "steps": 2.5}, "pretrain.steps: expected an integer >= 0 or null"),
+        ({"manifest": "m", "num_workers": -1}, "pretrain.num_workers: expected an integer >= 0 or null"),
+        ({"manifest": "m", "device": "gpu"}, "pretrain.device: expected 'auto', 'cpu' or 'cuda[:N]'"),
+        ({"manifest": "m", "channels_last": "yes"}, "pretrain.channels_last: expected true or false"),
+        ({"manifest": "m", "sync_bn": 1}, "pretrain.sync_bn: expected true or false"),
+        ({"manifest": "m", "log_every_steps": 0}, "pretrain.log_every_steps: expected a positive integer"),
+        ({"manifest": "m", "head": []}, "pretrain.head: expected a list of positive integers"),  # no head at all
+        ({"manifest": "m", "augment": [0.5]}, "pretrain.augment: expected a mapping"),
+        ({"manifest": "m", "optim": {"momentum": -0.1}}, "pretrain.optim.momentum: expected a number >= 0"),
+        ({"manifest": "m", "optim": {"final_lr_fraction": -0.1}}, "pretrain.optim.final_lr_fraction: expected a "
+                                                                   "number >= 0"),
+        ({"manifest": "m", "optim": {"trust_coefficient": -1}}, "pretrain.optim.trust_coefficient: expected a "
+                                                                 "number >= 0"),
+        ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 0.99, 0.9]}}, "pretrain.optim.betas"),
+        ({"manifest": "m", "optim": {"name": "adamw", "betas": [-0.1, 0.9]}}, "pretrain.optim.betas"),
+        # a typo of lr_scaling under a method recipe is named as such, not as a missing optim.lr
+        ({"manifest": "m", "method": "moco", "optim": {"lr_scaling": "log"}}, "pretrain.optim.lr_scaling: expected "
+                                                                              "'linear' or 'sqrt'"),
     ],
 )
 def test_bad_values_name_the_key(d, key):

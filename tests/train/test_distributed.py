@@ -127,16 +127,32 @@ def test_a_process_group_made_by_the_caller_gives_the_local_rank_of_the_environm
         dist.destroy_process_group()
 
 
+def test_a_rank_told_of_another_ranks_signal_forwards_only_a_requeue(monkeypatch):
+    """Rank 0, not signalled itself, learns that another rank was: it checkpoints, and takes SIGUSR2 (submitit's
+    requeue, its handler is on rank 0) to forward, but no SIGTERM it never got: its log line then says the
+    checkpoint came on "a signal to another rank"."""
+    from study.train import loop
+    from study.train.checkpoint import SignalFlag
+
+    for requeue, forwarded in ((False, []), (True, [loop.REQUEUE_SIGNAL])):
+        monkeypatch.setattr(distributed, "any_rank", lambda flags, device: [False, True, requeue])
+        flag = SignalFlag()
+        assert loop._agree_on_stop(flag, False, distributed.World(rank=0, size=2), torch.device("cpu")) == \
+            (False, True)
+        assert flag.pending == forwarded
+
+
 def test_the_recorded_loss_of_several_ranks_is_their_mean_and_the_accuracy_counts_their_sum(monkeypatch):
-    """Two ranks with equal values (all_reduce_sum stands in: it doubles them): the loss is the mean over ranks, not
-    the sum; (correct, seen) are summed."""
+    """Two or four ranks with equal values (all_reduce_sum stands in: it multiplies them by the ranks): the loss is
+    the mean over ranks, not the sum; (correct, seen) are summed."""
     from study.train import loop
 
-    monkeypatch.setattr(distributed, "all_reduce_sum", lambda t: t.mul_(2))
-    recent, acc = [], []
-    pending = [(1, torch.tensor(1.5), torch.tensor(3), 4), (2, torch.tensor(0.5), torch.tensor(1), 4)]
-    loop._record_steps(pending, recent, acc, 10, 10, distributed.World(rank=0, size=2), Path("x.pt"), "m")
-    assert recent == [1.5, 0.5] and acc == [(6.0, 8.0), (2.0, 8.0)]
+    for size in (2, 4):
+        monkeypatch.setattr(distributed, "all_reduce_sum", lambda t: t.mul_(size))
+        recent, acc = [], []
+        pending = [(1, torch.tensor(1.5), torch.tensor(3), 4), (2, torch.tensor(0.5), torch.tensor(1), 4)]
+        loop._record_steps(pending, recent, acc, 10, 10, distributed.World(rank=0, size=size), Path("x.pt"), "m")
+        assert recent == [1.5, 0.5] and acc == [(3.0 * size, 4.0 * size), (1.0 * size, 4.0 * size)], size
 
 
 @pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
@@ -217,6 +233,20 @@ def test_a_slurm_task_exports_its_ranks_over_stale_ones_and_leaves_the_gpus_slur
     got = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "CUDA_VISIBLE_DEVICES")}
     assert got == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
                    "CUDA_VISIBLE_DEVICES": "4,5"}
+
+
+def test_a_slurm_job_of_two_tasks_makes_a_process_group_too(monkeypatch, fake_group):
+    """The smallest job of several tasks (two, one node) exports Slurm's variables and makes its group."""
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+             "SLURM_LOCALID": "1", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_NODELIST": "gpu07"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.setenv(key, "")  # so that what the export sets is undone after the test
+        monkeypatch.delenv(key)
+    assert distributed.setup("cpu") == distributed.World(1, 1, 2, created_group=True)
+    assert fake_group == [{"backend": "gloo", "init_method": "env://"}] and os.environ["MASTER_ADDR"] == "gpu07"
 
 
 def test_data_parallel_puts_a_rank_on_its_own_gpu_and_lets_cpus_choose(monkeypatch):

@@ -857,6 +857,91 @@ def test_the_checkpoint_keeps_only_the_latest_steps_losses_and_counts(tmp_path):
     assert recent == [5.0, 6.0] and acc == [(1.0, 2.0), (1.0, 4.0), (1.0, 4.0), (1.0, 4.0)]
 
 
+def test_train_top1_counts_each_image_once_and_a_step_that_saw_none_counts_zero():
+    """correct / seen over the steps: a batch of one image right is 1.0 (no floor above one image); a step that
+    reports `correct` but no image seen (an empty count) gives 0, not a division by zero; no labels: None."""
+    assert loop._top1([(1.0, 1.0)]) == 1.0 and loop._top1([(3.0, 4.0), (1.0, 4.0)]) == 0.5
+    assert loop._top1([(0.0, 0.0)]) == 0.0 and loop._top1([]) is None
+
+
+def test_non_finite_weights_are_named_the_first_five_then_dots(tmp_path, monkeypatch):
+    """The error lists at most five of the bad tensors, with " ..." where there are more; where this rank's are
+    finite and another rank's are not, it says so."""
+    def refused(bad: int) -> str:
+        model = torch.nn.Sequential(*[torch.nn.Linear(1, 1, bias=False) for _ in range(bad + 1)])
+        with torch.no_grad():
+            for layer in model[:bad]:
+                layer.weight.fill_(float("nan"))
+        with pytest.raises(StudyError) as e:
+            loop._refuse_nonfinite_weights(model, 7, tmp_path / "checkpoint.pt", "tiny", torch.device("cpu"))
+        return str(e.value)
+
+    assert ": 0.weight, 1.weight, 2.weight, 3.weight, 4.weight; training stopped" in refused(5)
+    assert ": 0.weight, 1.weight, 2.weight, 3.weight, 4.weight ...; training stopped" in refused(6)
+    monkeypatch.setattr(loop.distributed, "any_rank", lambda flags, device: [True])
+    with pytest.raises(StudyError, match=r"after step 3 \(manifest tiny\): \(on another rank\); training stopped, "
+                                         "no checkpoint was written yet"):
+        loop._refuse_nonfinite_weights(torch.nn.Linear(1, 1), 3, tmp_path / "checkpoint.pt", "tiny",
+                                       torch.device("cpu"))
+
+
+def test_the_protocol_and_fingerprint_carry_the_lars_entries_for_lars_only(make_config):
+    """`trust_coefficient` (LARS's eta) is recorded, and `lars_momentum` (what its momentum buffer holds) pinned in
+    the checkpoint's fingerprint, for a LARS run only: an SGD checkpoint is not refused for lacking it. Epochs are
+    steps over steps per epoch, a fraction where the budget ends mid-epoch; the effective batch is every device's."""
+    from types import SimpleNamespace
+
+    manifest = SimpleNamespace(name="tiny", content_hash="h", corruption=None, num_classes=3)
+    method = SimpleNamespace(encoder=SimpleNamespace(feature_dim=16))
+    sched = loop._Schedule(24, 8, 3, 4, 1, 0.1, 0.0)
+    cpu, world = torch.device("cpu"), loop.distributed.World(size=2)
+    for name, lars in (("lars", True), ("sgd", False), ("adamw", False)):
+        cfg = make_config(optim={"name": name})
+        p = loop._protocol(cfg, manifest, world, cpu, False, False, False, sched, None, method)
+        assert (p["epochs"], p["per_device_batch"], p["effective_batch"], p["optimizer"]) == (4 / 3, 4, 8, name)
+        assert ("trust_coefficient" in p, "lars_momentum" in loop._fingerprint(cfg, manifest, world, cpu, False,
+                                                                                False)) == (lars, lars), name
+    assert p.get("trust_coefficient") is None
+    assert loop._protocol(make_config(), manifest, world, cpu, False, False, False, sched, None, method)[
+        "trust_coefficient"] == make_config().optim.trust_coefficient
+
+
+def test_a_runs_lines_and_schedule_errors_name_what_it_is(make_config, capsys):
+    """Lines are tagged [pretrain], or on a labeled subset [finetune] (from an encoder) or [scratch]; a schedule
+    error of a labeled-subset run names the evaluation's `finetune` section; its warning is logged by rank 0 only."""
+    for cfg, tag in ((make_config(), "pretrain"), (make_config(subset="labeled"), "scratch"),
+                     (make_config(subset="labeled", init_encoder="enc.pt"), "finetune")):
+        loop._log(cfg, "x")
+        assert capsys.readouterr().err == f"[{tag}] x\n"
+    whole = {"steps": 6, "optim": {"warmup_epochs": 2}}  # 3 steps per epoch: 6 warmup steps of 6
+    with pytest.raises(StudyError, match=r"^evaluate\.finetune\.optim\.warmup_epochs 2 x 3 steps"):
+        loop._check_schedule(make_config(subset="labeled", **whole), 24, loop.distributed.World())
+    with pytest.raises(StudyError, match=r"^pretrain\.optim\.warmup_epochs 2 x 3 steps"):
+        loop._check_schedule(make_config(**whole), 24, loop.distributed.World())
+    most = make_config(steps=6, optim={"warmup_epochs": 4 / 3})
+    loop._check_schedule(most, 24, loop.distributed.World(rank=1, size=2))
+    assert capsys.readouterr().err == ""
+    loop._check_schedule(most, 24, loop.distributed.World(rank=0, size=2))
+    assert "WARNING: pretrain.optim.warmup_epochs" in capsys.readouterr().err
+
+
+def test_a_resume_warns_of_a_change_since_the_session_before_and_the_loss_covers_at_most_loss_steps(make_config,
+                                                                                                   capsys):
+    """A third session under the second's code version warns of nothing (the second warned); the loss metric is
+    over the last epoch's steps, at most LOSS_STEPS of them, even where the log's window kept more."""
+    cpu = torch.device("cpu")
+    for versions, warned in ((["a", "b", "b"], False), (["a", "b", "c"], True)):
+        past = loop._Sessions(step=2, versions=versions, threads=[1, 1, 1])
+        loop._log_resume(make_config(), Path("run"), past, 6, cpu)
+        err = capsys.readouterr().err
+        assert ("WARNING" in err) == warned
+        assert not warned or "WARNING: this session runs code version c, the checkpoint was written by b" in err
+    past = loop._Sessions(recent=[10.0] * 500 + [1.0] * loop.LOSS_STEPS)
+    sched = loop._Schedule(10**6, 256, 2 * loop.LOSS_STEPS, 10**4, 0, 0.1, 0.0)
+    session = type("Session", (), {"past": past, "sched": sched})()
+    assert loop._Session.metrics(session) == [loop._row("loss", 1.0)]
+
+
 def test_each_step_trains_at_the_scheduled_learning_rate(tiny_manifest, make_config, tmp_path, monkeypatch):
     """Peak 1.0 x 8/256, warmup 0.5 epoch = 2 steps, then cosine towards final_lr_fraction x peak over the other 4:
     the rate of every parameter group at each of the 6 optimizer steps."""
