@@ -1942,3 +1942,57 @@ def test_the_domain_matrix_names_pretraining_rows_and_evaluation_columns():
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("evaluation dataset", "pretraining dataset")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+
+
+def test_the_palette_goes_dark_to_light_and_its_lightest_colour_still_reads_on_white():
+    """Up to 8 series: relative luminance rising, the lightest with a contrast of 1.5 or more against white (cubehelix
+    ends near white: a line of that colour would vanish on the page)."""
+    from study.report import style
+
+    def luminance(colour):
+        lin = [x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in colour[:3]]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    for n in range(1, 9):
+        lum = [luminance(c) for c in style.palette(n)]
+        assert len(lum) == n and lum == sorted(lum), n
+        assert 1.05 / (lum[-1] + 0.05) >= 1.5, n
+
+
+def test_each_series_differs_in_marker_line_style_and_hatch_as_well_as_colour():
+    """A grayscale print tells up to 8 lines apart by marker and line style, and up to 10 bar series by hatch."""
+    from study.report import style
+
+    for n in range(1, 9):
+        lines = [style.line_style(i, n) for i in range(n)]
+        assert len({s["marker"] for s in lines}) == len({str(s["linestyle"]) for s in lines}) == n
+    bars = [style.bar_style(i, 10) for i in range(10)]
+    assert len({s["hatch"] for s in bars}) == 10
+
+
+def test_a_bar_near_zero_gets_a_dash_and_a_taller_one_none():
+    """A change of +0.001 on a scale of 0.5 is under 2 px tall: it is dashed as a change of 0 is; 0.5 is not."""
+    import matplotlib.pyplot as plt
+
+    from study.report import style
+
+    data = pd.DataFrame({"g": ["x", "y"], "s": ["m", "m"], "mean": [0.5, 0.001], "std": [0.0, 0.0]})
+    fig, ax = plt.subplots()
+    style.grouped_bars(ax, data, "g", ["x", "y"], "s", ["m"])
+    (dash,) = [c for c in ax.collections if c.get_zorder() > 2]
+    assert [round(seg[0][1], 3) for seg in dash.get_segments()] == [0.001]
+    plt.close(fig)
+
+
+def test_grouped_bars_draw_each_bars_std_as_its_error_bar():
+    import matplotlib.pyplot as plt
+
+    from study.report import style
+
+    data = pd.DataFrame({"g": ["x", "y"], "s": ["m", "m"], "mean": [0.5, 0.3], "std": [0.02, 0.05]})
+    fig, ax = plt.subplots()
+    style.grouped_bars(ax, data, "g", ["x", "y"], "s", ["m"])
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    spans = [seg[1][1] - seg[0][1] for seg in bars.errorbar.lines[2][0].get_segments()]
+    assert spans == pytest.approx([0.04, 0.10])
+    plt.close(fig)

@@ -557,3 +557,54 @@ def test_whole_datasets_are_compared_across_domains_with_whole_datasets_only():
             + _linear("simclr", 1_000_000, 0.90, dataset="c"))  # 1M: not the whole dataset's size
     assert _verdicts(recs)["in_domain_beats_cross_domain"] == (
         "holds", "simclr all on a, 10k labels: in-domain 0.450, best cross-domain (b) 0.300 (+15.0 points)")
+
+
+def _one_seed(values: dict, **axes):
+    """Linear (or `protocol`) records of one seed, so that each cell's mean is its value exactly."""
+    return records(eval_axes(**axes), values, seeds=(0,))
+
+
+def test_a_tie_or_a_difference_of_exactly_the_threshold_does_not_hold():
+    # "over 10 points": 10.0 is not over
+    recs = _one_seed({(10_000, None): 0.0}, size=50_000) + _one_seed({(10_000, None): 0.1}, size=250_000)
+    assert _verdicts(recs)["quantity_small_sets"] == (
+        "does not hold", "simclr on a, 10k labels: 250k 0.100 against 50k 0.000 (+10.0 points)")
+    # fine-tuning: a lead of exactly 2 points is not over 2; a lead that does not shrink has not met scratch's
+    scratch = records({"method": "random", "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
+                      {(1000, None): 0.0, (100_000, None): 0.5}, seeds=(0,))
+    tuned = _one_seed({(1000, None): 0.02}, protocol="finetune")
+    assert _verdicts(tuned + scratch)["finetune_vs_scratch"] == ("does not hold", "simclr a 1M on a: 1k labels "
+                                                                 "+2.0 points")
+    tuned = _one_seed({(1000, None): 0.25, (100_000, None): 0.75}, protocol="finetune")
+    assert _verdicts(tuned + scratch)["finetune_vs_scratch"][0] == "does not hold"
+    # supervised level with simclr does not beat it; a drop as large as simclr's is not hurt less
+    recs = (_quality("simclr", 0.60, {"downsample:factor=2": 0.15})
+            + _quality("supervised", 0.60, {"downsample:factor=2": 0.15}))
+    v = _verdicts(recs)
+    assert v["supervised_beats_simclr"][0] == v["supervised_hurt_less"][0] == "does not hold"
+    # a gap as large at the finest level as at the coarsest has not grown
+    levels = ["group", "class_name"]
+    recs = (_granularity("simclr", {"class_name": 0.50, "group": 0.50}, levels)
+            + _granularity("supervised", {"class_name": 0.75, "group": 0.75}, levels))
+    assert _verdicts(recs)["granularity_gap_grows"][0] == "does not hold"
+
+
+def test_finetune_ahead_at_its_only_labeled_size_holds():
+    """One labeled size: no lead to shrink, so a lead over 2 points is the finding."""
+    assert _verdicts(_finetune({1000: 0.40}, {1000: 0.20}))["finetune_vs_scratch"] == (
+        "holds", "simclr a 1M on a: 1k labels +20.0 points")
+
+
+def test_one_granularity_level_pooled_corrupted_cells_and_random_init_pairs_are_not_tested():
+    # one level: no gap at a finer one to compare
+    recs = (_granularity("simclr", {"group": 0.90}, ["group"]) + _granularity("supervised", {"group": 0.95}, ["group"]))
+    assert _verdicts(recs)["granularity_gap_grows"][0] == "not tested"
+    # pretraining on a pool, clean and corrupted: the quality findings take single datasets' encoders
+    recs = [r for m, clean in (("simclr", 0.60), ("supervised", 0.80))
+            for corruption, drop in (("none", 0.0), ("downsample:factor=2", 0.15), ("jpeg:quality=10", 0.05))
+            for r in _linear(m, 1_000_000, clean - drop, dataset="a+b", corruption=corruption)]
+    v = _verdicts(recs)
+    assert v["downsampling_hurts_most"][0] == v["supervised_hurt_less"][0] == "not tested"
+    # two random-init encoders concatenated: the in-domain one saw no image, so there is no pretraining to compare
+    recs = _linear("random", 1_000_000, 0.10) + _concat("random", "a|b", 0.11)
+    assert _verdicts(recs)["concat_adds_little"][0] == "not tested"

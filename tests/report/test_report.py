@@ -80,6 +80,7 @@ def test_failed_job_is_missing_and_the_rest_is_drawn(tmp_path):
     Ledger(tmp_path / "w", "g").append([{"event": "local", "job": failed[0], "stage": "evaluate", "state": "failed"}])
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
     assert s.missing == 2 and len(s.drawn) == 6
+    assert not any("no longer has" in w for w in s.warnings)  # no result of jobs off the plan: no such note
     missing = pd.read_csv(tmp_path / "r" / "missing.csv").set_index("job_id")
     assert sorted(missing.index) == sorted(failed)
     assert missing.loc[failed[0], "state"] == "failed" and missing.loc[failed[0], "waits_for"] == "dependencies done"
@@ -906,3 +907,19 @@ def test_a_folder_of_exactly_five_other_files_names_each_without_an_ellipsis(tmp
     with pytest.raises(StudyError) as e:
         Outputs(out, {"grid": "g", "grid_file": None})
     assert "(f0.txt, f1.txt, f2.txt, f3.txt, f4.txt)" in str(e.value), e.value
+
+
+def test_a_finding_whose_check_fails_is_warned_of_and_a_report_without_a_plan_counts_no_missing(tmp_path, monkeypatch):
+    from study.report import findings as F
+
+    def broken(c):
+        raise KeyError("no such column")
+
+    monkeypatch.setattr(F, "FINDINGS", [F.Finding("broken", "quantity", "a claim", "cells", broken)])
+    write_all(tmp_path / "w", quantity_records())
+    log = io.StringIO()
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
+    line = "finding broken could not be checked (KeyError: 'no such column')"
+    assert line in s.warnings and f"study report: warning: {line}\n" in log.getvalue()
+    assert s.findings == {"broken": "not tested"}
+    assert s.missing is None and "; missing: unknown (no plan); " in log.getvalue()  # no plan: no missing count

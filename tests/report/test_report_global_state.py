@@ -50,3 +50,12 @@ def test_a_failing_figure_leaves_no_figure_open(tmp_path, monkeypatch):
     write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=io.StringIO())
     assert s.failed == ["quality"] and plt.get_fignums() == []
+
+
+def test_a_figure_skipped_for_planned_cells_only_leaves_no_figure_open(tmp_path):
+    from study.grids import plan_grid
+
+    plt.close("all")
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_grid(str(REPO / "grids" / "data_domain.yaml")),
+                     log=None)
+    assert "no cell has a value yet" in s.skipped_figures["domain_pooling"] and plt.get_fignums() == []

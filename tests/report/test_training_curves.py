@@ -79,7 +79,10 @@ def test_a_diverged_curve_tables_its_nan_loss_and_many_jobs_draw_no_legend():
     fig, _ = curves.draw(data[data["seed"] < 2])
     assert len(fig.axes[0].get_legend().get_texts()) == 2
     plt.close(fig)
-    with pytest.raises(NoData, match="no pretraining job"):
+    fig, _ = curves.draw(data[data["seed"] < curves.LEGEND_MAX])  # exactly LEGEND_MAX: each named, no count
+    assert len(fig.axes[0].get_legend().get_texts()) == curves.LEGEND_MAX and fig.axes[0].get_title() == "simclr"
+    plt.close(fig)
+    with pytest.raises(NoData, match="no pretraining job: none in the plan"):
         curves.Figure("w", ()).draw(pd.DataFrame())
 
 
@@ -157,11 +160,11 @@ def test_a_steps_budget_labels_the_x_axis_step():
     rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": size, "corruption": "none", "seed": 0,
              "job_id": f"j{size}", "step": step, "epoch": step * 1000 / size, "loss": 4.0, "lr": 0.1}
             for size in (1000, 4000) for step in (10, 20)]
-    fig, _ = curves.draw(pd.DataFrame(rows))
-    assert fig.axes[0].get_xlabel() == "step"
+    fig, data = curves.draw(pd.DataFrame(rows))
+    assert fig.axes[0].get_xlabel() == "step" and "against steps (every job ran as many)" in data.attrs["caption"]
     plt.close(fig)
-    fig, _ = curves.draw(pd.DataFrame(rows).assign(epoch=lambda d: d["step"] / 10))
-    assert fig.axes[0].get_xlabel() == "epoch"
+    fig, data = curves.draw(pd.DataFrame(rows).assign(epoch=lambda d: d["step"] / 10))
+    assert fig.axes[0].get_xlabel() == "epoch" and "against epochs of each job's" in data.attrs["caption"]
     plt.close(fig)
 
 
@@ -177,3 +180,36 @@ def test_without_a_plan_a_pretraining_job_of_several_metrics_is_one_curve(tmp_pa
     assert "training" in s.drawn
     data = pd.read_csv(tmp_path / "r" / "training_data.csv")
     assert data["step"].tolist() == [10, 20, 30] and set(data["job_id"]) == {"pre-sup"}
+
+
+def test_a_panels_only_job_is_named_by_its_method_where_no_other_axis_varies():
+    """One job per method, alike but for the method: each line is named by it (not left unnamed)."""
+    rows = [{"method": m, "backbone": "resnet18", "dataset": "d", "size": 50_000, "corruption": None, "seed": 0,
+             "job_id": m, "step": step, "epoch": step / 10, "loss": 4.0, "lr": 0.1}
+            for m in ("simclr", "moco") for step in (10, 20)]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    assert [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes] == [["simclr"], ["moco"]]
+    plt.close(fig)
+
+
+def test_the_x_axis_compares_each_jobs_last_logged_step_not_its_first():
+    """Both jobs logged step 10 first; one stopped at 50 (still running): epochs, as for any run still going."""
+    rows = [("a", 10, 0.4), ("a", 150, 6.4), ("b", 10, 0.02), ("b", 50, 0.1)]
+    assert curves.x_axis(pd.DataFrame(rows, columns=["job_id", "step", "epoch"])) == "epoch"
+
+
+def test_a_curve_of_few_progress_lines_is_drawn_with_markers_and_a_long_one_without():
+    """A job that logged one line so far still shows (a point); 20 lines or more read as a line alone."""
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": size, "corruption": None, "seed": 0,
+             "job_id": str(size), "step": step, "epoch": step / 10, "loss": 4.0, "lr": 0.1}
+            for size, n in ((50_000, 1), (1_000_000, 20)) for step in range(10, 10 * n + 1, 10)]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    assert [line.get_marker() for line in fig.axes[0].get_lines()] == [".", "None"]
+    plt.close(fig)
+
+
+def test_the_table_spells_a_size_as_the_figures_do_and_epochs_to_two_decimals():
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": 50_000, "corruption": None, "seed": 0,
+             "job_id": "j", "step": step, "epoch": step / 30, "loss": 4.0, "lr": 0.1} for step in (5, 10)]
+    table = curves.paper_table(pd.DataFrame(rows))
+    assert table[["size", "steps", "epochs"]].to_dict("records") == [{"size": "50k", "steps": 10, "epochs": 0.33}]
