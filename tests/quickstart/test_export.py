@@ -266,12 +266,10 @@ def test_as_root_the_installed_package_is_used_and_not_also_downloaded(tmp_path,
     assert ran == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
 
 
-@pytest.mark.parametrize("holds_files", [True, False])
-def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_path, idx_dir, monkeypatch,
-                                                                            holds_files):
-    """`apt-get download` + `dpkg-deb -x` into the cache's own folder, whose files the next run finds; a package
-    that unpacks without them is said, not handed on as a folder of IDX files."""
-    unpacked = _no_installed_package(tmp_path, monkeypatch)
+def _fake_download(monkeypatch, idx_dir, holds_files: bool) -> list:
+    """`_run` stood in for: `apt-get download` leaves a .deb, `dpkg-deb -x` unpacks the IDX files (none unless
+    `holds_files`) where Debian puts them under its target; returns the list of the commands run (their first two
+    words), filled as they run."""
     ran = []
 
     def run(cmd, cwd=None, **kw):
@@ -285,6 +283,16 @@ def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_
                 (into / f).symlink_to(idx_dir / f)
 
     monkeypatch.setattr(fashion_mnist, "_run", run)
+    return ran
+
+
+@pytest.mark.parametrize("holds_files", [True, False])
+def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_path, idx_dir, monkeypatch,
+                                                                            holds_files):
+    """`apt-get download` + `dpkg-deb -x` into the cache's own folder, whose files the next run finds; a package
+    that unpacks without them is said, not handed on as a folder of IDX files."""
+    unpacked = _no_installed_package(tmp_path, monkeypatch)
+    ran = _fake_download(monkeypatch, idx_dir, holds_files)
     monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 1000)
     if holds_files:
@@ -310,19 +318,7 @@ def test_a_root_install_that_leaves_no_files_falls_back_to_unpacking_into_the_ca
     """Root's apt-get install succeeding without putting the files where Debian would (a diverted or partial
     install) is not trusted: the package is downloaded and unpacked into the cache, as without root."""
     unpacked = _no_installed_package(tmp_path, monkeypatch)
-    ran = []
-
-    def run(cmd, cwd=None, **kw):
-        ran.append(cmd[:2])
-        if cmd[:2] == ["apt-get", "download"]:
-            (Path(cwd) / "dataset-fashion-mnist_1.0_all.deb").write_bytes(b"")
-        elif cmd[:2] == ["dpkg-deb", "-x"]:
-            into = Path(cmd[3]) / fashion_mnist.INSTALLED.relative_to("/")
-            into.mkdir(parents=True)
-            for f in fashion_mnist.FILES:
-                (into / f).symlink_to(idx_dir / f)
-
-    monkeypatch.setattr(fashion_mnist, "_run", run)
+    ran = _fake_download(monkeypatch, idx_dir, holds_files=True)  # apt-get install: run, and nothing written
     monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 0)
     assert fashion_mnist.locate() == unpacked

@@ -1145,13 +1145,18 @@ def _texts(ax) -> list[str]:
     return [t.get_text() for t in ax.texts]
 
 
+def _planned_at_three_labeled_sizes(protocol: str) -> pd.DataFrame:
+    """The plan's rows of simclr on a at 1M probed by `protocol` at 1k, 3k and 10k labels (quantity_records has
+    results at 1k and 10k: one planned point without a value)."""
+    return pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
+                          "corruption": "none", "protocol": protocol, "eval_dataset": "a", "labeled_sizes": ls}
+                         for ls in ("1000", "3000", "10000")])
+
+
 def test_quantity_and_granularity_panels_count_their_planned_points_without_a_value():
     """A planned point without a result is only a gap in a line (or, a line with none, nothing drawn): each panel
     says how many it has, so that a figure read alone does not pass for the whole grid."""
-    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
-                             "corruption": "none", "protocol": "finetune", "eval_dataset": "a", "labeled_sizes": ls}
-                            for ls in ("1000", "3000", "10000")])
-    fig, _ = quantity.draw(table_of(quantity_records()), planned)
+    fig, _ = quantity.draw(table_of(quantity_records()), _planned_at_three_labeled_sizes("finetune"))
     panels = {ax.get_title(): _texts(ax) for ax in fig.axes}
     assert panels["a · fine-tuning"] == ["1 point without a value: planned or diverged (table: —)"]
     assert panels["a · linear probe"] == []  # every planned point there has a value
@@ -1162,10 +1167,7 @@ def test_quantity_and_granularity_panels_count_their_planned_points_without_a_va
 
 
 def test_a_quantity_panel_counts_its_own_points_without_a_value_not_an_earlier_panels():
-    planned = pd.DataFrame([{"stage": "evaluate", "method": "simclr", "dataset": "a", "size": 1_000_000,
-                             "corruption": "none", "protocol": "linear", "eval_dataset": "a", "labeled_sizes": ls}
-                            for ls in ("1000", "3000", "10000")])
-    fig, _ = quantity.draw(table_of(quantity_records()), planned)
+    fig, _ = quantity.draw(table_of(quantity_records()), _planned_at_three_labeled_sizes("linear"))
     panels = {ax.get_title(): _texts(ax) for ax in fig.axes}
     assert panels["a · linear probe"] == ["1 point without a value: planned or diverged (table: —)"]
     assert panels["a · fine-tuning"] == []
