@@ -276,8 +276,9 @@ def _score_sizes(job: _Job, scored: ScoredSizes, train_feats: list, test_feats: 
         metrics += rows
         probes[str(n)] = info
         scored.save(n, rows, info, time.monotonic() - t_size)
-        top1 = [f"{r['metric']} {r['value']:.4f}" for r in rows
-                if r["metric"] in ("top1", "knn_top1") and r["level"] is None]
+        last = rows[-1]["level"] if rows else None  # granularity: its last level's top-1, named
+        top1 = [f"{r['metric']} {r['value']:.4f}" + (f" ({r['level']})" if r["level"] else "") for r in rows
+                if r["metric"] in ("top1", "knn_top1") and r["level"] in (None, last)]
         print(f"{where}: {', '.join(top1) or 'scored'} in {time.monotonic() - t_size:.1f} s", file=sys.stderr,
               flush=True)
     return metrics, probes, read_back_s

@@ -231,10 +231,12 @@ def test_the_record_names_the_corruption_of_the_labeled_and_of_the_test_images(m
     assert (out["protocol"]["train_corruption"], out["protocol"]["eval_corruption"]) == ("downsample:factor=2", "none")
 
 
-def test_granularity_through_evaluate(manifests, encoder_file, tmp_path):
+def test_granularity_through_evaluate(manifests, encoder_file, tmp_path, capfd):
     enc = encoder_file()
     out = evaluate(config(protocol="granularity", labeled_sizes=[40]), tmp_path / "g", [enc], tmp_path / "f")
     by_level = {m["level"]: m["value"] for m in out["metrics"] if m["metric"] == "top1"}
+    # the progress line gives the last level's top-1, named (not 'scored', nor every level's)
+    assert f"(1/1): top1 {by_level['class_name']:.4f} (class_name) in " in capfd.readouterr().err
     assert set(by_level) == {"group", "class_name"}
     assert by_level["group"] >= by_level["class_name"]  # a right class is always a right group
     assert out["protocol"]["levels"] == ["group", "class_name"]
