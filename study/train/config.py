@@ -66,8 +66,8 @@ def _with_method_recipe(d: dict[str, Any], where: str) -> dict[str, Any]:
     if "name" in given and given["name"] != recipe.get("name"):
         return d
     merged = {**recipe, **given}
-    # an unknown lr_scaling is left to validate(), which names it
-    if "lr" in recipe and given.get("lr") is None and merged.get("lr_scaling", "linear") in set(BASE_LR) - {"linear"}:
+    scaling = merged.get("lr_scaling", "linear")  # one BASE_LR does not know: left to validate(), which names it
+    if "lr" in recipe and given.get("lr") is None and scaling != "linear" and scaling in BASE_LR:
         raise StudyError(f"{where}.optim.lr: method {method}'s recipe gives its base lr for the linear rule "
                          f"({recipe['lr']} x batch/256), not for lr_scaling {merged['lr_scaling']!r}; set optim.lr")
     return {**d, "optim": merged}

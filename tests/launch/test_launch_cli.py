@@ -9,7 +9,7 @@ from launch_helpers import grid_text
 
 from study.cli import main
 from study.errors import StudyError
-from study.grids import Job
+from study.grids import Job, plan_grid
 from study.launch.cli import _refuse_stale_results
 from study.launch.ledger import Ledger
 from study.results import write_result
@@ -161,8 +161,6 @@ def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_n
 def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_selects(env, slurm, capsys):
     """`--where stage=pretrain --set-aside-stale`: the stale pretraining runs again, so its evaluation's result
     (not selected) is set aside too: kept, it would count done on the old encoder. (slurm: stand-ins, no cluster)"""
-    from study.grids import plan_grid
-
     grid, wd = env / "g.yaml", env / "wd"
     grid.write_text(grid_text("sa"))
     pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
@@ -264,8 +262,6 @@ def test_set_aside_stale_refuses_while_a_transitive_dependent_waits_to_run(env):
 def test_only_within_where_runs_the_jobs_only_names_not_all_that_where_selects(env, capsys):
     """`--where stage=pretrain --only <one of them>`: that one job (a dry run says what it would queue), not every
     pretraining job --where selects."""
-    from study.grids import plan_grid
-
     grid = env / "g.yaml"
     grid.write_text(grid_text("onlywhere", seeds=(0, 1)))
     first = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
