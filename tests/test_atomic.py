@@ -140,3 +140,55 @@ def test_a_write_failure_says_a_full_disk_and_the_space_left(tmp_path):
     said = atomic.write_failure(tmp_path / "x.pt", RuntimeError("unexpected pos 704 vs 598"))
     assert said.endswith("GB free there now: a full disk or quota fails writes so")
     assert atomic.write_failure(tmp_path / "x.pt", ValueError("bad")).endswith("GB free there now")
+
+
+def test_a_write_failure_gives_the_first_line_the_cause_and_a_quota_and_the_gigabytes_free(tmp_path, monkeypatch):
+    """One line for a message: the error's first line ("no message" for none); the chain followed through an
+    explicit cause (`raise ... from`) over the error being handled; a quota (EDQUOT) as a full disk; the free space
+    in GB."""
+    import errno
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10e9, 5e9, 5e9))
+    free = "5.00 GB free there now"
+    assert atomic.write_failure(tmp_path / "x.pt", ValueError("first\nsecond")) == f"ValueError: first; {free}"
+    assert atomic.write_failure(tmp_path / "x.pt", ValueError()) == f"ValueError: no message; {free}"
+    try:
+        try:
+            raise KeyError("handled meanwhile")
+        except KeyError:
+            raise RuntimeError("unexpected pos 1 vs 2") from OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    except RuntimeError as e:
+        assert atomic.write_failure(tmp_path / "x.pt", e).endswith("free there now: the disk is full or over quota")
+
+
+def test_a_write_error_naming_the_temporary_is_raised_naming_the_target(tmp_path):
+    """An error raised with the temporary's name (an `open` of it) would name a file that no longer exists."""
+    import errno
+
+    target = tmp_path / "job.json"
+    with pytest.raises(OSError) as e:
+        with atomic.atomic_path(target) as tmp:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp))
+    assert e.value.filename == str(target) and os.listdir(tmp_path) == []
+
+
+def test_temporaries_are_known_by_mkstemps_eight_characters_and_the_files_name_as_written(tmp_path):
+    """Only what atomic_path makes (`.<name>.` + mkstemp's 8 lowercase letters, digits or `_` + `.tmp`) is removed:
+    not a user's hidden file of another spelling, nor that of a name differing where the target's has a dot."""
+    kept = [".a.json.ABCDEFGH.tmp", ".a.json.abc.tmp", ".aXjson.abcd1234.tmp", "a.json.abcd1234.tmp"]
+    for name in kept + [".a.json.abcd_234.tmp"]:
+        (tmp_path / name).write_text("")
+    old = time.time() - 3600
+    for p in tmp_path.iterdir():
+        os.utime(p, (old, old))
+    assert atomic.remove_temporaries(tmp_path / "a.json") == 1
+    assert atomic.remove_folder_temporaries(tmp_path, older_than_s=600) == 1  # the one of `.aXjson`
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(kept) - {".aXjson.abcd1234.tmp"})
+
+
+def test_json_is_written_with_sorted_keys_a_final_newline_and_text_as_utf8(tmp_path):
+    atomic.write_json(tmp_path / "a.json", {"b": 1, "a": "é"})
+    assert (tmp_path / "a.json").read_text(encoding="utf-8") == '{\n  "a": "\\u00e9",\n  "b": 1\n}\n'
+    atomic.write_text(tmp_path / "b.txt", "é")
+    assert (tmp_path / "b.txt").read_bytes() == "é".encode("utf-8")

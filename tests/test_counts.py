@@ -11,7 +11,7 @@ def test_parse_count(text, n):
     assert parse_count(text) == n
 
 
-@pytest.mark.parametrize("bad", [True, -1, "-5", "ten", "1.2345k", "k", "", 1.5, None, "5 k m"])
+@pytest.mark.parametrize("bad", [True, -1, "-5", "ten", "1.2345k", "k", "", 1.5, None, "5 k m", "1.k"])
 def test_bad_counts_are_refused(bad):
     with pytest.raises(ValueError, match="expected a count"):
         parse_count(bad)

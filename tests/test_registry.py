@@ -1,5 +1,6 @@
 """study.registry: names map to their objects; a name registered twice or unknown is an error."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,22 @@ def test_a_name_that_is_not_a_word_is_refused_whole(name):
     """`re.match` with `$` let a trailing line break through (`a\n`)."""
     with pytest.raises(ValueError, match="letters, digits and _ . - only"):
         Registry("thing").register(name)(object())
+
+
+def test_a_manifest_name_is_a_word_of_its_characters_of_at_most_200_bytes():
+    """A file name (`.<name>.lock`, an atomic write's temporary stay under 255 bytes) and a word of the printed
+    `study manifest` commands."""
+    from study.registry import MANIFEST_NAME_MAX, is_manifest_name
+
+    assert MANIFEST_NAME_MAX == 200
+    for name in ("inat21", "in+pl", "imagenet.jpeg=q10", "a@b", "x" * 200):
+        assert is_manifest_name(name), name
+    for name in ("x" * 201, "a/b", "../a", ".a", "-a", "a b", "a\n", "", None, 5, Path("a")):
+        assert not is_manifest_name(name), name
+
+
+def test_an_unknown_name_without_a_place_starts_with_what_is_unknown():
+    reg = Registry("thing")
+    reg.register("alpha")(object())
+    with pytest.raises(StudyError, match=r"^unknown thing 'alpah'"):
+        reg.get("alpah")

@@ -80,3 +80,7 @@ def test_library_versions_name_the_jpeg_decoder_pillow_links():
                                           (None, False), ("x", False), (2.0, False)])
 def test_a_version_above_the_one_read_is_said_to_be_a_newer_studys(found, newer):
     assert bool(newer_note(found, 1)) == newer
+
+
+def test_a_bool_is_no_version_even_above_the_one_read():
+    assert newer_note(True, 0) == "" and newer_note(1, 0) != ""
