@@ -89,6 +89,17 @@ def test_a_filesystem_without_flock_runs_the_block_unlocked(tmp_path, monkeypatc
         assert held is False
 
 
+def test_a_lock_file_that_cannot_be_made_runs_the_block_unlocked(tmp_path, monkeypatch):
+    """A folder not ours to write (another user's manifests, read only): nothing we write there needs the lock.
+    (Stood in by `os.open` failing: tests run as root, whom no folder's mode stops.)"""
+    def denied(path, flags, mode=0o777):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(os, "open", denied)
+    with locked(tmp_path / ".x.lock", "busy") as held:
+        assert held is False
+
+
 def test_another_flock_error_is_raised(tmp_path, monkeypatch):
     def bad_descriptor(fd, op):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))

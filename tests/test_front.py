@@ -200,3 +200,55 @@ def test_every_command_says_what_it_does_and_every_argument_is_explained():
             assert action.help, f"{prog} {name}: no help text"
             if name in METAVARS:
                 assert action.metavar == METAVARS[name], f"{prog} {name} {action.metavar}: expected {METAVARS[name]}"
+
+
+def test_a_short_output_into_a_closed_pipe_exits_141_without_a_second_error(tmp_path):
+    """`study plan g.yaml | head -0`: output shorter than stdout's buffer is flushed inside `main` (at interpreter
+    exit it would fail again, "Exception ignored ... BrokenPipeError", exit 120), and stdout is pointed at
+    /dev/null so that nothing is flushed into the pipe at exit."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    grid = Path(__file__).resolve().parent.parent / "grids" / "quickstart.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "study", "plan", str(grid), "--no-check", "--where", "stage=pretrain",
+                             "--where", "method=random"], cwd=tmp_path,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # buffered, as usual
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err
+
+
+def _main_raising(monkeypatch, error: BaseException) -> int:
+    """`main([])` of a command that raises `error`."""
+    import argparse
+
+    import study.cli
+
+    def raising(args):
+        raise error
+
+    parser = argparse.ArgumentParser(prog="study")
+    parser.set_defaults(func=raising)
+    monkeypatch.setattr(study.cli, "build_parser", lambda: parser)
+    return main([])
+
+
+def test_ctrl_c_exits_130_and_is_said_once(monkeypatch, capsys):
+    """The quickstart re-raises a step's interrupt through its own `main`: the line is written by the first."""
+    error = KeyboardInterrupt()
+    assert _main_raising(monkeypatch, error) == 130 and _main_raising(monkeypatch, error) == 130
+    assert capsys.readouterr().err == "study: interrupted\n"
+
+
+def test_a_stop_by_sighup_is_said_and_an_os_error_without_a_file_gives_its_reason(monkeypatch, capsys):
+    import errno
+    import signal
+
+    with pytest.raises(SystemExit):
+        _main_raising(monkeypatch, SystemExit(128 + signal.SIGHUP))
+    assert capsys.readouterr().err == "study: stopped by SIGHUP\n"
+    assert _main_raising(monkeypatch, OSError(errno.ENOSPC, "No space left on device")) == 2
+    assert capsys.readouterr().err == "study: error: No space left on device\n"
