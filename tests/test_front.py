@@ -212,10 +212,10 @@ def test_a_short_output_into_a_closed_pipe_exits_141_without_a_second_error(tmp_
     from pathlib import Path
 
     grid = Path(__file__).resolve().parent.parent / "grids" / "quickstart.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "study", "plan", str(grid), "--no-check", "--where", "stage=pretrain",
-                             "--where", "method=random"], cwd=tmp_path,
-                            env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},  # buffered, as usual
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    argv = ["plan", str(grid), "--no-check", "--where", "stage=pretrain", "--where", "method=random"]  # 628 bytes
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
+    proc = subprocess.Popen([sys.executable, "-m", "study", *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err
