@@ -68,6 +68,19 @@ def test_build_refuses_a_section_that_is_not_a_mapping_and_parses_then_validates
         build(Optim, {"lr": -1}, "pretrain.optim", {})
 
 
+def test_build_refuses_an_unknown_key_and_parses_the_fields_in_their_order():
+    """A typo is named, not dropped; of two bad fields the first of the dataclass is reported, whatever the order
+    of the mapping's keys."""
+    with pytest.raises(StudyError, match=r"^evaluate: unknown key\(s\) 'lrr' \(did you mean 'lr'\?\)"):
+        build(Optim, {"lrr": 1}, "evaluate", {})
+
+    def refuse(v, where):
+        raise StudyError(f"{where}: bad")
+
+    with pytest.raises(StudyError, match=r"^o\.lr: bad$"):
+        build(Optim, {"betas": [1], "lr": 1}, "o", {"lr": refuse, "betas": refuse})
+
+
 @pytest.mark.parametrize("value, ok", [("auto", True), ("cpu", True), ("cuda", True), ("cuda:1", True),
                                        ("cuda:x", False), ("cudax", False), ("cuda:", False), ("gpu", False),
                                        ("CPU", False), (0, False), (None, False)])
