@@ -343,7 +343,7 @@ STOPS = {  # objective, start, Limits: each stops the fit before max_iter by ano
     "no gradient entry over tolerance_grad": ("probe", lbfgs.Limits(100, 1e-3, 1e-12, 20, UNBOUND)),
     "a step under tolerance_change": ("rosenbrock", lbfgs.Limits(100, 1e-12, 1e-3, 5, UNBOUND)),
     "max_eval reached exactly": ("probe", lbfgs.Limits(100, 1e-12, 1e-12, 20, 7)),
-    "the default max_eval": ("rosenbrock", lbfgs.Limits(20, 1e-12, 1e-14, 5)),
+    "the default max_eval": ("rosenbrock", lbfgs.Limits(22, 1e-12, 1e-14, 5)),  # 27 stops it; 26 or 28 would not
 }
 
 
@@ -367,6 +367,46 @@ def test_a_gradient_at_exactly_tolerance_grad_stops_before_any_step():
     largest = float(objective(torch.zeros(n))[1].abs().max())
     out = lbfgs.minimize(objective, torch.zeros(n), lbfgs.Limits(100, largest, 1e-9, 20))
     assert (out.iterations, out.evaluations) == (0, 1)
+
+
+def quarter(theta):
+    """0.25 |theta|^2: from 1 (or 4) every value of a fit is exact in binary, so a stopping rule can be met exactly."""
+    return 0.25 * theta.square().sum(), 0.5 * theta
+
+
+TIES = {  # start, tolerance_grad, tolerance_change, iterations: after the first step (x = 0.5, or 3 from 4)...
+    "the largest gradient entry equal to tolerance_grad": (1.0, 0.25, 1e-12, 1),  # |g| = 0.25
+    "the step's largest entry equal to tolerance_change": (4.0, 1e-12, 1.0, 1),  # step 0.5 x 2, loss change 1.75
+    "the loss change equal to tolerance_change": (1.0, 1e-12, 0.1875, 2),  # 0.25 - 0.0625; step 0.5: not under it
+}
+
+
+@pytest.mark.parametrize("case", TIES, ids=list(TIES))
+def test_a_stopping_rule_met_exactly_after_a_step_decides_as_torchs(case):
+    """"Once no gradient entry exceeds tolerance_grad" and a step of at most tolerance_change stop the fit; a loss
+    change equal to tolerance_change does not (torch's `<`): the next iteration's slope, -0.125, ends it."""
+    x0, tolerance_grad, tolerance_change, iterations = TIES[case]
+    limits = lbfgs.Limits(max_iter=10, tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                          history_size=5, max_eval=UNBOUND)
+    x = torch.tensor([x0], dtype=torch.float64)
+    ours = lbfgs.minimize(quarter, x, limits)
+    theirs, evaluations, torchs_iterations = torchs(quarter, x, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, torchs_iterations) == (2, iterations)
+    assert torch.equal(ours.x, theirs)
+
+
+def test_a_loss_exactly_on_the_sufficient_decrease_line_passes_it_as_torchs():
+    """A loss equal to f + c1 t g.d (here at every step: the loss is c1 times the line the slope gives) is a
+    sufficient decrease (torch's `>`): the line search extrapolates, where a refused step would have zoomed to 0."""
+    def on_the_line(theta):
+        return -lbfgs.SUFFICIENT_DECREASE * theta.sum(), torch.full_like(theta, -1.0)
+
+    x0 = torch.zeros(1, dtype=torch.float64)
+    limits = lbfgs.Limits(max_iter=1, tolerance_grad=1e-9, tolerance_change=1e-12, history_size=5, max_eval=6)
+    ours = lbfgs.minimize(on_the_line, x0, limits)
+    theirs, evaluations, iterations = torchs(on_the_line, x0, limits)
+    assert (ours.evaluations, ours.iterations) == (evaluations, iterations) == (7, 1)
+    assert torch.equal(ours.x, theirs) and float(ours.x[0]) > 1
 
 
 SPECIAL = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan]

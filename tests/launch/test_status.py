@@ -346,6 +346,7 @@ def test_status_says_how_many_running_jobs_it_did_not_show():
     _running(states, out)
     text = out.getvalue()
     assert f"running ({RUNNING_SHOWN + 3}):" in text and text.count("  pretrain j") == RUNNING_SHOWN
+    assert "  pretrain j0: log not known\n" in text  # no log yet: not "no progress line in its log"
     assert text.endswith("  ... and 3 more\n")
     out = io.StringIO()
     _running(dict(list(states.items())[:RUNNING_SHOWN]), out)
@@ -673,6 +674,7 @@ def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_
     out = io.StringIO()
     print_status(reduced, wd, out)
     text = out.getvalue()
+    assert text.startswith(f"grid g: 1 job(s) (those --where selects of its 2), workdir {wd.resolve()}\n"), text
     assert "1 done job(s) used a manifest since rebuilt" in text, text
     assert "evaluate job e0: it used the result of job p0, which is stale" in text and "pretrain job p0" not in text
 
@@ -680,11 +682,12 @@ def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_
 def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
     """A missing job with a log had started under a local command since ended; one without never started."""
     states = {"a": JobState("a", "pretrain", "missing", log="a.log"), "b": JobState("b", "pretrain", "missing"),
-              "c": JobState("c", "pretrain", "failed", log="c.log")}
+              "c": JobState("c", "pretrain", "failed", log="c.log"),
+              "d": JobState("d", "pretrain", "missing", slurm_id="7", log="d.log")}  # Slurm's, not a local run's
     out = io.StringIO()
     _stopped(states, out)
     assert "stopped before they finished (1)" in out.getvalue() and "pretrain a: no progress line in its log" in \
-        out.getvalue() and "pretrain b" not in out.getvalue()
+        out.getvalue() and "pretrain b" not in out.getvalue() and "pretrain d" not in out.getvalue()
 
 
 def test_status_as_json_gives_where_a_stopped_local_job_had_got_to(tmp_path):
@@ -697,8 +700,9 @@ def test_status_as_json_gives_where_a_stopped_local_job_had_got_to(tmp_path):
     log.write_text("==== header\n[pretrain] step 3/6 loss 2.6000 lr 0.3 10.0 img/s\n")
     Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
                              "log": str(log), "pid": 4242, "host": "another-host.invalid"}])
-    row = status_json(_plan(P1), wd)["jobs"][0]
+    row, never = status_json(_plan(P1, P2), wd)["jobs"]
     assert (row["state"], row["log"], row["slurm_id"]) == ("missing", str(log), None)
+    assert (never["state"], never["detail"], never["log"], never["progress"]) == ("missing", None, None, None)
     assert row["progress"] == "[pretrain] step 3/6 loss 2.6000 lr 0.3 10.0 img/s" and row["progress_count"] == [3, 6]
     assert row["log_age_s"] is not None
 
@@ -725,6 +729,7 @@ def test_cancel_says_what_scancel_refused(env, slurm):
     assert code == 0, err
     assert ("scancel refused some (a job that ended since its state was read needs no cancel):\n"
             "  scancel: error: Kill job error on job id 101: Job/step already completing or completed\n") in out, out
+    assert "shared" not in out, out  # its own jobs, cancelled: none left to another grid
 
 
 def test_only_pending_jobs_get_a_reason_and_only_failed_ones_a_failing_tasks_log(env, slurm):
@@ -827,3 +832,67 @@ def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_de
     assert f"\n{len(oom)} more failed job(s) (CUDA out of memory): {_some(oom)}\n" in text, text
     assert f"\n{len(exit1)} more failed job(s) (exit code 1): {_some(exit1)}\n" in text, text
     assert f"\n2 more cancelled job(s) (stopped): {jobs[-2].id}, {jobs[-1].id}\n" in text, text
+
+
+def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):
+    """A workdir that is not there, or a file: the table (all missing) and what is wrong with the workdir."""
+    for wd, what in ((tmp_path / "nope", "no such folder"), (tmp_path / "file", "a file, not a folder")):
+        if what.startswith("a file"):
+            wd.write_text("")
+        out = io.StringIO()
+        print_status(_plan(P1, P2), wd, out)
+        assert f"\n({what}: nothing was submitted with this workdir; give the one" in out.getvalue(), out.getvalue()
+
+
+def test_the_status_tables_counts_stand_under_their_states(tmp_path):
+    """Each count right-aligned in its state's column (11 wide, after a 10 wide stage): the columns line up."""
+    from study.launch.state import STATES
+
+    out = io.StringIO()
+    print_status(_plan(P1, P2), tmp_path, out)
+    header, row = out.getvalue().splitlines()[1:3]
+    assert len(header) == len(row) == 10 + 11 * len(STATES)
+    assert (header[:10].rstrip(), row[:10].rstrip()) == ("stage", "pretrain")
+    columns = [(header[10 + 11 * i:21 + 11 * i], row[10 + 11 * i:21 + 11 * i]) for i in range(len(STATES))]
+    assert [(h.lstrip(), r.lstrip()) for h, r in columns] == [(s, "2" if s == "missing" else "0") for s in STATES]
+
+
+def test_status_prints_the_last_lines_of_a_failed_jobs_log_as_many_as_asked(env):
+    wd = env / "wd"
+    log = env / "p1.log"
+    log.write_text("".join(f"line {i}\n" for i in range(20)))
+    Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "failed", "log": str(log),
+                             "error": "exit code 1"}])
+    for lines in (8, 3):
+        out = io.StringIO()
+        print_status(_plan(P1), wd, out, lines=lines)
+        shown = [ln for ln in out.getvalue().splitlines() if ln.startswith("  | ")]
+        assert shown == [f"  | line {i}" for i in range(20 - lines, 20)], out.getvalue()
+
+
+def test_status_names_the_state_of_the_dependency_its_dependents_were_cancelled_for(env):
+    """A pretraining cancelled (`study cancel`, scancel) takes its evaluation with it: the line says cancelled, not
+    failed."""
+    wd = env / "wd"
+    e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    Ledger(wd, "g").append([
+        {"event": "local", "job": "p1", "stage": "pretrain", "state": "cancelled", "log": None, "error": "stopped"},
+        {"event": "local", "job": "e1", "stage": "evaluate", "state": "cancelled", "log": None,
+         "error": "dependency p1 cancelled"}])
+    out = io.StringIO()
+    print_status(_plan(P1, e1), wd, out)
+    assert "\ncancelled 1 job(s) because their dependency p1 cancelled: e1\n" in out.getvalue(), out.getvalue()
+
+
+def test_status_names_at_most_four_of_the_jobs_slurm_will_not_start_for_one_reason(env, monkeypatch):
+    import study.launch.status as status
+
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(5)]
+    states = {j.id: JobState(j.id, "pretrain", "pending", "PENDING (JobHeldUser)", slurm_id=f"10{i}")
+              for i, j in enumerate(jobs)}
+    monkeypatch.setattr(status, "grid_states", lambda *a, **k: states)
+    out = io.StringIO()
+    print_status(_plan(*jobs), env / "wd", out)
+    named = ", ".join(f"pretrain j{i} (slurm 10{i})" for i in range(4))
+    assert (f"\n5 pending job(s) that Slurm will not start as they stand: JobHeldUser: held; `scontrol release <id>` "
+            f"frees it: {named} ...\n") in out.getvalue(), out.getvalue()
