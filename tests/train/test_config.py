@@ -201,13 +201,15 @@ def test_each_method_pretrains_with_its_own_recipe_where_the_config_sets_no_valu
     assert (moco.name, moco.lr, moco.weight_decay, moco.warmup_epochs, moco.exclude_bias_and_norm) == \
         ("sgd", 0.03, 1e-4, 0.0, False)
     byol = PretrainConfig.from_dict({"manifest": "m", "method": "byol", "optim": {"lr": 0.3}})
-    assert (byol.optim.name, byol.optim.lr, byol.optim.weight_decay) == ("lars", 0.3, 1.5e-6)
+    assert (byol.optim.name, byol.optim.lr, byol.optim.weight_decay, byol.optim.warmup_epochs) == \
+        ("lars", 0.3, 1.5e-6, 10.0)
     assert PretrainConfig.from_dict(byol.to_dict()) == byol  # the record reads back as the same run
     # the recipes' own base lrs (docs/protocol.md: BYOL 0.2, supervised 0.1, both x batch/256)
     assert [PretrainConfig.from_dict({"manifest": "m", "method": m}).optim.lr for m in ("byol", "supervised")] == \
         [0.2, 0.1]
     sup = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"lr": 0.2}}).optim
     assert (sup.name, sup.lr, sup.weight_decay, sup.warmup_epochs) == ("sgd", 0.2, 1e-4, 5.0)
+    assert sup.exclude_bias_and_norm is False  # Goyal et al.: weight decay on every parameter, BN and biases too
     # a recipe is one optimizer's: naming another takes none of it (no SGD weight decay on every BN under LARS)
     lars = PretrainConfig.from_dict({"manifest": "m", "method": "supervised", "optim": {"name": "lars"}}).optim
     assert lars == PretrainConfig.from_dict({"manifest": "m", "optim": {"name": "lars"}}).optim

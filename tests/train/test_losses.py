@@ -144,3 +144,21 @@ def test_losses_run_in_float32_under_bf16_autocast():
                 got = loss(*args, **kw)
             assert got.dtype == torch.float32, loss.__name__
             assert abs(float(got) - float(want)) < 1e-6, (loss.__name__, float(got), float(want))
+
+
+def test_in_fp32_casts_only_floating_tensors_and_turns_autocast_off_on_their_device(monkeypatch):
+    """An integer tensor (an index, labels) is passed as it is, not cast to float; autocast is turned off on the
+    device of the first tensor argument (a CUDA loss under CUDA autocast), whatever comes before it."""
+    from study.train.losses.precision import in_fp32
+
+    seen, real = [], torch.autocast
+
+    def spy(device_type, *args, **kwargs):
+        seen.append(device_type)
+        return real("cpu", *args, **kwargs)
+
+    got = in_fp32(lambda t, idx, x: (idx.dtype, x.dtype))(0.5, torch.tensor([1, 2]), x=torch.ones(2).half())
+    assert got == (torch.int64, torch.float32)
+    monkeypatch.setattr(torch, "autocast", spy)
+    in_fp32(lambda t, x: x)(0.5, torch.empty(2, device="meta"))
+    assert seen == ["meta"]

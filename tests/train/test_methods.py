@@ -279,6 +279,22 @@ def test_byol_loss_regresses_each_views_prediction_on_the_other_views_target(mak
     assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
 
 
+def test_byol_target_moves_at_each_steps_scheduled_rate(make_method):
+    """after_step(k, K) updates the target with byol_tau(k - 1, K): 0.998 halfway through 10 steps, 1 (no move)
+    past the end; not tau_base at every step."""
+    m = make_method("byol")
+    targets = list(m.target_encoder.parameters()) + list(m.target_projector.parameters())
+    online = list(m.encoder.parameters()) + list(m.projector.parameters())
+    for step, tau in ((6, 0.998), (11, 1.0)):
+        with torch.no_grad():
+            for p in online:
+                p.add_(1.0)
+        before, now = [t.detach().clone() for t in targets], [o.detach().clone() for o in online]
+        m.after_step(step, 10)
+        for t, b, o in zip(targets, before, now):
+            assert torch.allclose(t, tau * b + (1 - tau) * o, atol=1e-6), step
+
+
 def test_byol_tau_stays_at_one_past_the_end_and_for_a_run_of_no_step():
     assert byol_tau(12, 10, 0.996) == pytest.approx(1.0)
     assert byol_tau(20, 10, 0.996) == pytest.approx(1.0)
@@ -322,10 +338,21 @@ def test_small_variants_keep_the_resolution_with_a_3x3_stride_1_stem_and_no_max_
         seen["shape"] = tuple(output.shape[-2:])
 
     m.layer4.register_forward_hook(record)
+    m.layer1.register_forward_hook(lambda module, inputs, output: seen.update(first=tuple(output.shape[-2:])))
     with torch.no_grad():
         m(torch.randn(2, 3, 32, 32))
     assert seen["shape"] == (side, side)
+    assert seen["first"] == ((32, 32) if name.endswith("_small") else (8, 8))  # the small stem keeps all 32 px
     assert m.conv1.kernel_size == ((3, 3) if name.endswith("_small") else (7, 7))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_small_variants_have_the_same_blocks_as_torchvisions_layout(name):
+    """A `*_small` network differs from its torchvision layout only in the stem: same parameters, same shapes,
+    save the 3x3 first convolution (so the depth of every stage is the ResNet's)."""
+    full, small = build_backbone(name, 4).state_dict(), build_backbone(f"{name}_small", 4).state_dict()
+    assert full.keys() == small.keys()
+    assert {k for k in full if full[k].shape != small[k].shape} == {"conv1.weight"}
 
 
 def test_load_encoder_refuses_weights_that_do_not_fit_the_named_backbone(tmp_path):
@@ -478,3 +505,28 @@ def test_simclr_on_a_rank_scores_its_own_pairs_of_the_gathered_batch(make_method
     monkeypatch.setattr(torch.distributed, "get_rank", lambda *a, **k: 1)
     loss, _ = m(views, torch.zeros(4, dtype=torch.long))
     assert torch.allclose(loss.detach(), expected, atol=1e-6), (float(loss), float(expected))
+
+
+def test_moco_enqueues_unit_keys_under_bf16_autocast(make_method):
+    """The keys are normalised in float32 (the key head's bf16 output cast up first): the queue's rows, which
+    InfoNCE takes as unit vectors, stay unit to float32 precision under a bf16 run's autocast."""
+    m = make_method("moco", moco={"queue_size": 8, "dim": 16})
+    m.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m(_views(4), torch.zeros(4, dtype=torch.long))
+    assert torch.allclose(m.queue[:4].norm(dim=1), torch.ones(4), atol=1e-5)
+
+
+def test_an_encoder_file_tells_its_provenance_and_none_where_it_has_none(tmp_path):
+    """`encoder_provenance`: the (recipe, protocol) `encoder_payload` wrote; None for each where the file has none,
+    or a value of another type (a foreign file), or no dict at all. A file written without a protocol has no key."""
+    from study.train.backbones import encoder_provenance
+
+    m = build_backbone("resnet18_small", 4)
+    assert "protocol" not in encoder_payload(m, "abc")
+    torch.save(encoder_payload(m, "abc", {"method": "simclr"}), tmp_path / "own.pt")
+    assert encoder_provenance(tmp_path / "own.pt") == ("abc", {"method": "simclr"})
+    torch.save({**encoder_payload(m), "recipe": 5, "protocol": "simclr"}, tmp_path / "odd.pt")
+    assert encoder_provenance(tmp_path / "odd.pt") == (None, None)
+    torch.save([1, 2], tmp_path / "list.pt")
+    assert encoder_provenance(tmp_path / "list.pt") == (None, None)

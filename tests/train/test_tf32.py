@@ -30,7 +30,7 @@ def test_tf32_matmuls_switch_on_cuda_only_and_are_restored(before, tf32_switch):
 def test_the_tf32_switches_a_cuda_run_records_are_torchs():
     """`precision: fp32` on a GPU convolves in TF32 where cuDNN's switch is on (torch's default): a record says so
     (reading the switches touches no GPU); off CUDA there is nothing to say."""
-    assert tf32_in_use(torch.device("cpu")) is None
+    assert tf32_in_use(torch.device("cpu")) is None and tf32_in_use(torch.device("meta")) is None
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:  # torch's switches are properties of its backend modules: set and restored here, not by monkeypatch
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
