@@ -774,3 +774,22 @@ def test_granularity_levels_come_from_the_test_manifest_and_are_columns_of_both(
     _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"], levels=("genus",))
     with pytest.raises(StudyError, match=r"granularity levels \['species'\] are not columns of manifest alpha_train"):
         plan_grid(g).check()
+
+
+def test_a_selection_is_checked_for_its_own_jobs_only(write_grid, tmp_path, monkeypatch, capsys):
+    """`--where size=500` of a grid whose 2k pretraining the manifest cannot hold plans and runs; the whole grid
+    is refused for the 2k job's size."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 1000, ["a", "b"])
+    _fake_manifest(tmp_path, "alpha_val", 100, ["a", "b"])
+    grid = write_grid("""\
+        axes: {method: [simclr], dataset: [alpha], size: [500, 2k]}
+        seeds: [0]
+        stages:
+          evaluate:
+            - {protocol: linear, eval_datasets: same, labeled_sizes: [100]}
+        """, pretrain={"optim": "{warmup_epochs: 0}"})
+    code, _, err = run_plan_cli([str(grid)], capsys)
+    assert code == 2 and "pretraining size 2000 (2k): manifest alpha_train has 1000 images" in err, err
+    code, out, err = run_plan_cli([str(grid), "--where", "size=500"], capsys)
+    assert code == 0 and "size 2000" not in err, err

@@ -79,7 +79,7 @@ def test_a_selection_has_its_own_counts_and_estimate_and_looks_dependencies_up_i
     assert again.whole is evaluations.whole and {j.axes["protocol"] for j in again.jobs} == {"linear"}
     assert again.estimate == plan_of(plan, where(plan, "stage=evaluate", "protocol=linear")).estimate
     small = plan_of(plan, where(plan, "size=500"))  # of its own jobs, not of the whole grid's
-    assert where(small, "stage=pretrain") == where(plan, "size=500", "stage=pretrain")
+    assert where(small, "stage=pretrain") == where(plan, "size=500", "stage=pretrain") == small.by_stage("pretrain")
     with pytest.raises(StudyError, match=r"--where size=1k: no job of grid small has size '1k'; it has: 500$"):
         where(small, "size=1k")
 
