@@ -286,7 +286,9 @@ def missing_manifests(plan: Plan) -> list[str]:
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
             known = list_manifests() if known is None else known
-            hint = did_you_mean(name, known, cutoff=0.8, why=" the grid's `datasets:` names it")
+            named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
+                        else " the grid's `datasets:` names it")
+            hint = did_you_mean(name, known, cutoff=0.8, why=named_by)
             problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
                             f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
     if problems:  # said once, after the last command

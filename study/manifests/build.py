@@ -55,10 +55,12 @@ class BuildConfig:
 
 
 def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
+    """StudyError naming the first size above `n` images (its short form, then its digits where they differ)."""
     too_big = [s for s in sizes if s > n]
     if too_big:
-        raise StudyError(f"{where}: {what} {format_count(too_big[0])} ({too_big[0]}) is larger than the dataset "
-                         f"({n} images); the largest possible is {n}")
+        short = format_count(too_big[0])
+        size = short if short == str(too_big[0]) else f"{short} ({too_big[0]})"
+        raise StudyError(f"{where}: {what} {size} is larger than the dataset ({n} images); the largest possible is {n}")
 
 
 def index_table(index: Index, seed: int, balanced: bool, labeled_balanced: bool) -> pa.Table:

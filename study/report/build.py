@@ -230,9 +230,10 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     for file_name in sorted(report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
         remove_temporaries(out / file_name, older_than_s=STALE_TEMPORARY_S)
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
-    if table.empty:
-        warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`, "
-                          "or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)")
+    if table.empty:  # results of the grid file's earlier jobs (unplanned_note) are in this workdir: not another one
+        warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`"
+                          + ("" if unplanned_note else
+                             ", or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)"))
     table, repeats = drop_repeated_seeds(table)
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]

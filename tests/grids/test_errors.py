@@ -5,6 +5,7 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import load_profile, plan_grid
+from study.grids.checks import missing_manifests
 from tests.grids.conftest import run_plan_cli
 
 
@@ -149,6 +150,22 @@ def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, c
     assert code == 2 and f"study: error: {g}: manifest 'alpha_train' not found in" in err, err  # the one problem
     assert "(did you mean 'alpha-train'? the grid's `datasets:` names it)" in err
     assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
+
+
+def test_a_missing_corrupted_manifest_is_said_to_come_from_a_corruption_value(write_grid, tmp_path, monkeypatch):
+    """A corrupted variant's name comes from one of the grid's `corruption` values, not from its `datasets:`."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+    for name in ("alpha_train", "alpha_train.downsample-factor4"):
+        (folder / f"{name}.json").write_text("{}")
+        (folder / f"{name}.parquet").write_bytes(b"")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k], corruption: ['downsample:factor=8']}\n"
+                   "stages: {}\n")
+    problems = missing_manifests(plan_grid(g))
+    assert len(problems) == 1 and "manifest 'alpha_train.downsample-factor8' not found" in problems[0]
+    assert ("(did you mean 'alpha_train.downsample-factor4'? a `corruption` value of the grid names it)"
+            in problems[0]), problems[0]
 
 
 def test_profile_without_partition_for_slurm(tmp_path):

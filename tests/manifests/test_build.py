@@ -19,7 +19,7 @@ from study.datasets.imagefolder import read_imagefolder
 from study.errors import StudyError
 from study.manifests import load_manifest, manifest_exists, store
 from study import flock
-from study.manifests.build import BuildConfig, build_manifest, check_same_reading
+from study.manifests.build import BuildConfig, build_manifest, check_same_reading, check_sizes
 from study.manifests.sizes import parse_size, parse_sizes
 from study.manifests.store import table_hash
 
@@ -157,6 +157,14 @@ def test_size_up_to_the_dataset_size_is_allowed(build, cli, manifests):
                        "--split", "train", "--name", "big", "--sizes", "10,25")
     assert code == 2 and "larger than the dataset" in err and "24" in err
     assert not any(p.name.startswith("big") for p in manifests.iterdir())
+
+
+def test_a_size_too_large_is_named_once_or_with_its_digits():
+    """`--sizes 25`, not `25 (25)`; a size with a short form also gives its digits."""
+    with pytest.raises(StudyError, match=r"^x: --sizes 25 is larger than the dataset \(24 images\)"):
+        check_sizes([10, 25], 24, "--sizes", "x")
+    with pytest.raises(StudyError, match=r"^x: --labeled-sizes 1k \(1000\) is larger than the dataset"):
+        check_sizes([1000], 24, "--labeled-sizes", "x")
 
 
 def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree, manifests):

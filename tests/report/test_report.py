@@ -761,6 +761,21 @@ def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_
     assert s.missing == 0 and not [w for w in s.warnings if "that its plan no longer has" in w]
 
 
+def test_no_result_under_the_new_ids_does_not_point_to_another_workdir(tmp_path):
+    """Every result of the grid file is under ids its edited plan no longer has: the workdir is the right one, so
+    the "no result yet" line does not suggest giving another (the line before it says where the results are)."""
+    from study.launch.ledger import Ledger
+
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL)
+    Ledger(tmp_path / "w", "g").append([{"event": "local", "job": j.id, "state": "done"} for j in plan.jobs])
+    moved = plan_for([{**r, "job_id": "new-" + r["job_id"]} for r in ALL])
+    warnings = build_report(tmp_path / "w", tmp_path / "r", plan=moved, log=None).warnings
+    assert [w for w in warnings if "that its plan no longer has" in w]
+    (empty,) = [w for w in warnings if w.startswith("no result of this grid in ")]
+    assert empty.endswith("yet: run `study submit`"), empty
+
+
 def test_a_report_folder_builds_again_after_its_grid_file_moved(tmp_path):
     """The listing records the grid file's absolute path: a project or quickstart data folder moved elsewhere (or a
     renamed grid file) was refused its own report folder as another grid's. A listed grid file that is gone was
