@@ -184,13 +184,29 @@ def test_cli_report_by_grid_name(tmp_path, capsys, monkeypatch):
     assert "study report: g:" in capsys.readouterr().err
     assert _run_cli(["report", "g", "--workdir", str(tmp_path / "w"), "--out", "elsewhere"]) == 0
     assert (tmp_path / "elsewhere" / "results.parquet").exists()
-    with pytest.raises(StudyError, match="nosuch"):
+    with pytest.raises(StudyError, match="^nosuch: no such grid file, and "):
         _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "w")])
     assert not (tmp_path / "reports" / "nosuch").exists()  # a mistyped name writes no empty report
+    with pytest.raises(StudyError, match=f"^nosuch: no such grid file, and no results folder in {tmp_path / 'empty'}$"):
+        _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "empty")])
     (tmp_path / "empty" / "results").mkdir(parents=True)
-    with pytest.raises(StudyError, match="nosuch"):  # nor when there is no readable result at all
+    with pytest.raises(StudyError, match="^nosuch: no such grid file, and "):  # nor with no readable result at all
         _run_cli(["report", "nosuch", "--workdir", str(tmp_path / "empty")])
     assert not (tmp_path / "reports" / "nosuch").exists()
+
+
+def test_a_grid_is_found_as_given_or_as_grids_name_yaml_or_yml_and_only_as_a_file(tmp_path, monkeypatch):
+    """`study report g` reads grids/g.yaml or grids/g.yml; a folder named `g` (a report's, say) is not the grid."""
+    from study.report.cli import _find_grid_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grids").mkdir()
+    (tmp_path / "grids" / "g.yml").write_text("")
+    (tmp_path / "g").mkdir()
+    assert _find_grid_file("g") == Path("grids") / "g.yml"
+    (tmp_path / "grids" / "g.yaml").write_text("")
+    assert _find_grid_file("g") == Path("grids") / "g.yaml" and _find_grid_file("grids/g.yml") == Path("grids/g.yml")
+    assert _find_grid_file("h") is None
 
 
 def test_a_report_of_a_workdir_that_is_a_file_names_it_and_writes_nothing(tmp_path, monkeypatch):
