@@ -59,6 +59,9 @@ def test_presets_and_effective_values():
     assert four.blur_p == (0.5,) * 4
     scalar = AugmentConfig.from_dict({"blur_p": 0.3, "solarize_p": 0.1})  # one probability: every view's
     assert scalar.blur_p == (0.3, 0.3) and scalar.solarize_p == (0.1, 0.1)
+    # ours (the documented protocol): bilinear resize, torchvision's eval resize and ImageNet normalisation, drafts
+    assert (simclr.interpolation, simclr.resize_ratio, simclr.mean, simclr.std, simclr.jpeg_draft) == (
+        "bilinear", 256 / 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)
     d = simclr.to_dict()
     assert AugmentConfig.from_dict(d) == simclr and build_augment(simclr).describe() == d
 
@@ -99,6 +102,15 @@ def test_random_settings_name_what_draws_at_random():
     ({"solarize_p": 1.5}, "solarize_p"),
     ({"contrast": -0.5}, "contrast"),  # a negative strength would be taken as 0, silently
     ({"blur_kernel_fraction": 1.0}, "blur_kernel_fraction"),
+    ({"num_views": 0}, "num_views"),
+    ({"num_views": True}, "num_views"),  # a bool is no count
+    ({"image_size": 7}, "image_size"),
+    ({"flip_p": -0.1}, "flip_p"),
+    ({"solarize_p": [-0.1, 0.0]}, "solarize_p"),
+    ({"resize_ratio": 0.99}, "resize_ratio"),  # the centre crop would not fit the resized image
+    ({"jpeg_draft": 1}, "jpeg_draft"),
+    ({"crop_scale": [0.1, 0.5, 0.9]}, "crop_scale"),
+    ({"mean": [0.5, 0.5]}, "mean"),
 ])
 def test_bad_keys_are_named(d, key):
     with pytest.raises(StudyError, match=key):
@@ -113,6 +125,7 @@ def test_the_bounds_themselves_are_accepted():
     ok = AugmentConfig.from_dict({"grayscale_p": 1.0, "jitter_p": 0.0, "blur_p": [0.0, 1.0], "solarize_p": 1.0,
                                   "blur_kernel_fraction": 0.0})
     assert (ok.grayscale_p, ok.blur_p, ok.solarize_p, ok.blur_kernel) == (1.0, (0.0, 1.0), (1.0, 1.0), 1)
+    assert AugmentConfig.from_dict({"image_size": 8}).image_size == 8
 
 
 # ---------------------------------------------------------------- geometric distributions
@@ -130,13 +143,24 @@ def test_crop_boxes_match_torchvision_distribution():
     assert (ours[:, 0] + ours[:, 2] <= h).all() and (ours[:, 1] + ours[:, 3] <= w).all() and (ours[:, 2:] > 0).all()
 
 
-@pytest.mark.parametrize("width, height, scale", [(100, 10, (0.9, 1.0)), (10, 100, (0.9, 1.0)), (30, 28, (1.5, 2.0))])
+@pytest.mark.parametrize("width, height, scale", [(100, 10, (0.9, 1.0)), (10, 100, (0.9, 1.0)), (30, 28, (1.5, 2.0)),
+                                                  (100, 11, (0.9, 1.0)), (11, 100, (0.9, 1.0))])  # 14.67: 15
 def test_crop_box_fallback_is_torchvisions(width, height, scale):
     """When 10 tries find no box that fits (a very wide or tall image, or an area no box can have), the box is
     torchvision's centre crop clamped to the ratio range."""
     ours = geometric.random_resized_crop_box(width, height, scale, (3 / 4, 4 / 3), np.random.default_rng(0))
     ref = T.RandomResizedCrop.get_params(torch.empty(3, height, width), list(scale), [3 / 4, 4 / 3])
     assert ours == tuple(ref)
+
+
+@pytest.mark.parametrize("width, height, scale, ratio", [
+    (12, 10, 44 / 120, 1.0), (12, 10, 0.5, 2.0), (10, 12, 0.5, 0.5)])
+def test_crop_box_sides_are_rounded_as_torchvision(width, height, scale, ratio):
+    """With area and ratio fixed the box's sides are torchvision's, sqrt(area x ratio) and sqrt(area / ratio) rounded
+    to the nearest pixel (6.63 x 6.63: 7 x 7; 10.95 x 5.48: 11 x 5), not truncated (a bias the KS tests miss)."""
+    ours = geometric.random_resized_crop_box(width, height, (scale, scale), (ratio, ratio), np.random.default_rng(0))
+    ref = T.RandomResizedCrop.get_params(torch.empty(3, height, width), [scale, scale], [ratio, ratio])
+    assert ours[2:] == tuple(ref[2:])
 
 
 def test_crop_positions_cover_every_offset_and_ratio_is_width_over_height():
@@ -156,6 +180,8 @@ def test_a_crop_as_wide_as_the_image_is_drawn_at_a_random_top():
     rng = np.random.default_rng(0)
     boxes = [geometric.random_resized_crop_box(120, 90, (2 / 3, 2 / 3), (2.0, 2.0), rng) for _ in range(300)]
     assert {b[2:] for b in boxes} == {(60, 120)} and len({b[0] for b in boxes}) == 31
+    tall = [geometric.random_resized_crop_box(90, 120, (2 / 3, 2 / 3), (0.5, 0.5), rng) for _ in range(300)]
+    assert {b[2:] for b in tall} == {(120, 60)} and len({b[1] for b in tall}) == 31  # as high as the image
 
 
 def test_crop_ratio_is_honoured():
@@ -208,6 +234,17 @@ def test_interpolation_is_the_resize_of_the_sample():
         ref = TF.pil_to_tensor(TF.resized_crop(noise, *box, [16, 16], interpolation=mode, antialias=True))
         diff = (ours.int() - ref.int()).abs()
         assert diff.max() <= 2 and diff.float().mean() < 0.1, name
+
+
+def test_a_fractional_box_is_pils_resize_of_that_box():
+    """A box with a fractional coordinate (the eval centre crop, crops of a reduced decode) is resized by PIL from
+    exactly that box, its height and width in their places (not cropped at whole pixels)."""
+    arr = np.asarray(smooth_image())
+    for box in ((10.5, 20, 50, 61), (10, 20, 50.5, 61), (7, 3, 40, 66.25)):
+        top, left, h, w = box
+        ref = Image.fromarray(arr).resize((16, 16), Image.Resampling.BILINEAR, box=(left, top, left + w, top + h))
+        ours = geometric.crop_resize(arr, box, 16, False, "bilinear")
+        assert torch.equal(ours, torch.from_numpy(np.array(ref)).permute(2, 0, 1)), box
 
 
 def test_flip_mirrors_the_same_crop():
@@ -336,17 +373,17 @@ def test_jpeg_draft_false_decodes_at_full_scale():
     assert (lazy.int() - full.int()).abs().float().mean() < 0.5  # two libjpeg-turbo builds: within 2 levels
 
 
-@pytest.mark.parametrize("width", [400, 409])
-def test_a_reduced_decode_maps_boxes_by_its_scale_when_the_side_is_no_multiple_of_it(width):
+@pytest.mark.parametrize("width, size, d", [(400, 16, 8), (409, 16, 8), (409, 80, 2)])
+def test_a_reduced_decode_maps_boxes_by_its_scale_when_the_side_is_no_multiple_of_it(width, size, d):
     """A 1/8 decode of 409 px is 52 px of 8 source pixels each: a box at x maps to x / 8 (not x * 52 / 409, which
-    shifts a crop at the right edge by most of a decoded pixel)."""
+    shifts a crop at the right edge by most of a decoded pixel); likewise x / 2 for a 1/2 decode (205 px)."""
     yy, xx = np.mgrid[0:300, 0:width]
     ramp = np.stack([xx * 255 // (width - 1), yy * 255 // 299, np.full_like(xx, 128)], -1).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(ramp).save(buf, "JPEG", quality=98)
     box = (100, width - 200, 200, 200)  # at the right edge
-    decoded, (mapped,) = geometric.decode_for_boxes(Image.open(io.BytesIO(buf.getvalue())), [box], 16, True)
-    assert decoded.shape[1] == math.ceil(width / 8) and mapped == tuple(v / 8 for v in box)
+    decoded, (mapped,) = geometric.decode_for_boxes(Image.open(io.BytesIO(buf.getvalue())), [box], size, True)
+    assert decoded.shape[1] == math.ceil(width / d) and mapped == tuple(v / d for v in box)
     full = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     drafted = geometric.crop_resize(decoded, mapped, 16, False, "bilinear")[0].float()
     reference = geometric.crop_resize(full, box, 16, False, "bilinear")[0].float()
