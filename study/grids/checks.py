@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
-    the warnings: evaluations scored at another image size than their encoders were pretrained at, and each
+    the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders were pretrained at, and each
     manifest whose recorded root is not a folder on this machine (the dataset moved, or only the nodes that run
     the jobs mount it), a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the
     estimate's notes gain each cost hint the manifests contradict."""
@@ -55,7 +55,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
     if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
-    return image_size_warnings(plan) + roots
+    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + roots
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -237,6 +237,22 @@ def _crop_size(section: dict, default: int) -> int:
     config's default (as PretrainConfig and EvalConfig resolve it)."""
     augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
     return augment.get("image_size", section.get("image_size", default))
+
+
+def unevaluated_pretraining_warnings(plan: Plan) -> list[str]:
+    """One line where some of the plan's pretraining jobs are a dependency of no evaluation of a grid that has
+    evaluations (an entry's `where` that misses them: encoders trained that nothing scores or draws). A warning: a
+    grid may pretrain for later use."""
+    jobs = plan.grid_jobs
+    if not any(j.stage == "evaluate" for j in jobs):
+        return []
+    used = {dep for j in jobs if j.stage == "evaluate" for dep in j.depends_on}
+    unused = [j for j in plan.by_stage("pretrain") if j.id not in used]
+    if not unused:
+        return []
+    return [f"{plan.path}: {len(unused)} pretraining job(s) that no evaluation of the grid uses (e.g. "
+            f"{_describe(unused[0])}): nothing will score or draw their encoders; widen an evaluation entry's "
+            "`where` to them, or drop them from the axes, unless that is meant"]
 
 
 def image_size_warnings(plan: Plan) -> list[str]:

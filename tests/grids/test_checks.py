@@ -2,6 +2,7 @@
 found before anything runs, named at its line, and the warnings and notes."""
 import json
 import shutil
+import textwrap
 from pathlib import Path
 
 import pyarrow as pa
@@ -466,7 +467,7 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
     exclude: [{dataset: [alpha+beta], corruption: [jpeg]}]
     stages:
       evaluate:
-        - {protocol: linear, where: {dataset: [alpha]}, labeled_sizes: [8]}
+        - {protocol: linear, eval_datasets: [alpha], labeled_sizes: [8]}
     """, base=False)
     text = g.read_text().splitlines()
     alpha, pooled = (next(i for i, t in enumerate(text, 1) if t.lstrip().startswith(k)) for k in ("alpha:", "alpha+"))
@@ -793,3 +794,29 @@ def test_a_selection_is_checked_for_its_own_jobs_only(write_grid, tmp_path, monk
     assert code == 2 and "pretraining size 2000 (2k): manifest alpha_train has 1000 images" in err, err
     code, out, err = run_plan_cli([str(grid), "--where", "size=500"], capsys)
     assert code == 0 and "size 2000" not in err, err
+
+
+def test_pretraining_that_no_evaluation_uses_is_warned_of_once(write_grid, capsys):
+    """A byol pretraining that the one evaluation entry's `where` misses: trained, never scored nor drawn. A grid
+    without evaluations (pretraining for later use) and a selection of its pretraining are not warned of."""
+    body = """\
+        axes: {method: [simclr, byol], dataset: [alpha], size: [500]}
+        seeds: [0]
+        stages:
+          evaluate:
+            - {protocol: linear, where: {method: [simclr]}, eval_datasets: same, labeled_sizes: [100]}
+        """
+    grid = write_grid(body, pretrain={"optim": "{warmup_epochs: 0}"})
+    code, _, err = run_plan_cli([str(grid), "--no-check"], capsys)
+    (line,) = [w for w in err.splitlines() if "no evaluation" in w]
+    byol = next(j for j in plan_grid(grid).jobs if j.axes["method"] == "byol")
+    assert code == 0 and line == (f"study: warning: {grid}: 1 pretraining job(s) that no evaluation of the grid uses "
+                                  f"(e.g. job {byol.id} (pretrain: method=byol, dataset=alpha, size=500, seed=0)): "
+                                  "nothing will score or draw their encoders; widen an evaluation entry's `where` to "
+                                  "them, or drop them from the axes, unless that is meant")
+    code, _, err = run_plan_cli([str(grid), "--no-check", "--where", "method=simclr"], capsys)
+    assert code == 0 and "no evaluation" not in err
+    alone = write_grid(textwrap.dedent(body).split("stages:")[0] + "stages: {}\n", name="alone.yaml",
+                       pretrain={"optim": "{warmup_epochs: 0}"})
+    code, _, err = run_plan_cli([str(alone), "--no-check"], capsys)
+    assert code == 0 and err == "" and len(plan_grid(alone).jobs) == 2, err
