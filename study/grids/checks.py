@@ -294,18 +294,20 @@ def _metadata_once():
 
 
 def missing_manifests(plan: Plan) -> list[str]:
-    """Each manifest the jobs read that does not exist, with the command that makes it."""
+    """Each manifest the jobs read that does not exist, at the line of the `datasets:` entry that names it (a
+    corrupted variant: its dataset's), with the command that makes it."""
     from study.manifests import list_manifests
     from study.paths import manifests_dir
 
-    problems, known = [], None
+    problems, known, lines = [], None, _manifest_lines(plan)
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
             known = list_manifests() if known is None else known
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
                         else " the grid's `datasets:` names it")
             hint = did_you_mean(name, known, cutoff=0.8, why=named_by)
-            problems.append(f"manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
+            at = f"{plan.path}:{lines[name]}: " if name in lines else ""
+            problems.append(f"{at}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it with:\n    "
                             f"{command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
     if problems:  # said once, after the last command
         roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \

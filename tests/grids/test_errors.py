@@ -147,7 +147,9 @@ def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, c
     (folder / "alpha-train.parquet").write_bytes(b"")
     g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k]}\nstages: {}\n")
     code, _, err = run_plan_cli([str(g)], capsys)
-    assert code == 2 and f"study: error: {g}: manifest 'alpha_train' not found in" in err, err  # the one problem
+    # the one problem, at the line of the `datasets:` entry that names it
+    alpha = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if t.lstrip().startswith("alpha:"))
+    assert code == 2 and f"study: error: {g}:{alpha}: manifest 'alpha_train' not found in" in err, err
     assert "(did you mean 'alpha-train'? the grid's `datasets:` names it)" in err
     assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
 
