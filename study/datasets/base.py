@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from study.datasets.scan import scan_threads
-from study.errors import StudyError
+from study.errors import StudyError, did_you_mean
 from study.hashing import file_sha256
 from study.registry import Registry
 
@@ -222,12 +222,22 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
     root = Path(root)
     if not root.is_dir():
         raise StudyError(f"dataset root {root} is not a folder (--root names the dataset's folder)" if root.exists()
-                         else f"dataset root not found: {root}")
+                         else f"dataset root not found: {root}{_folder_beside(root)}")
     index = reader(root, split, options)
     if options.taxonomy is not None:
         apply_taxonomy(index, Path(options.taxonomy))
     check_index(index, f"{dataset} {split} at {root}")
     return index
+
+
+def _folder_beside(root: Path) -> str:
+    """` (did you mean '<name>'?)` for the folder beside `root` whose name is closest to its name; "" for none (or an
+    unreadable or absent parent)."""
+    try:
+        beside = [p.name for p in root.parent.iterdir() if p.is_dir()]
+    except OSError:
+        return ""
+    return did_you_mean(root.name, beside)
 
 
 def parent_folders(paths: pa.Array | list[str]) -> list[str]:

@@ -85,3 +85,19 @@ def test_a_taxonomy_header_naming_one_level_twice_is_refused(tmp_path):
     tax.write_text("group,group,class_name\ng,g,a\n")
     with pytest.raises(StudyError, match=r"taxonomy.csv line 1: the header must name two or more distinct levels"):
         apply_taxonomy(index, tax)
+
+
+def test_a_root_that_is_not_there_is_named_with_the_closest_folder_beside_it_and_a_file_as_not_a_folder(tmp_path):
+    from study.datasets.base import read_dataset
+
+    (tmp_path / "data" / "bright").mkdir(parents=True)
+    (tmp_path / "data" / "dark").mkdir()
+    typo = tmp_path / "data" / "brigth"
+    with pytest.raises(StudyError, match=rf"^dataset root not found: {typo} \(did you mean 'bright'\?\)$"):
+        read_dataset("imagefolder", typo, "train")
+    for root in (tmp_path / "data" / "zzz", tmp_path / "nowhere" / "x"):  # nothing alike; no parent
+        with pytest.raises(StudyError, match=rf"^dataset root not found: {root}$"):
+            read_dataset("imagefolder", root, "train")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StudyError, match=rf"^dataset root {tmp_path}/file is not a folder \(--root names"):
+        read_dataset("imagefolder", tmp_path / "file", "train")
