@@ -62,6 +62,13 @@ UNKNOWN_VERSION = "unknown (a checkpoint that did not record it)"  # the earlier
 REQUEUE_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
+def _signal_said(sig: int) -> str:
+    """A signal as the log names it: SIGUSR2 with what it means here (Slurm's signal ahead of a time limit, or a
+    local run stopped by `study cancel` or Ctrl-C: the job resumes from this checkpoint), others by name."""
+    name = signal.Signals(sig).name
+    return f"{name} (a requeue or a stop: the job resumes from here)" if sig == REQUEUE_SIGNAL else name
+
+
 class StopRequested(Exception):
     """Raised by `pretrain(..., stop_at=k)` after the checkpoint at step k is written (tests, time slices)."""
 
@@ -343,7 +350,7 @@ class _Session:
                     last_save = time.time()
                     if signalled:
                         if world.is_main:  # the log says why it ends here, or why a checkpoint came off schedule
-                            names = ", ".join(signal.Signals(sig).name for sig in flag.pending)
+                            names = ", ".join(_signal_said(sig) for sig in flag.pending)
                             _log(cfg, f"checkpoint written at step {step}/{sched.total} on "
                                       f"{names or 'a signal to another rank'}")
                         flag.forward()

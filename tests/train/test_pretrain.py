@@ -328,7 +328,8 @@ def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make
     # SIGTERM during step 5 only checkpoints and training carries on to the end
     assert out["protocol"]["steps"] == 6 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
     err = capsys.readouterr().err  # each off-schedule checkpoint is said (the log otherwise ends at an older step)
-    assert "[pretrain] checkpoint written at step 3/6 on SIGUSR2\n" in err and "at step 5/6 on SIGTERM\n" in err, err
+    assert ("[pretrain] checkpoint written at step 3/6 on SIGUSR2 (a requeue or a stop: the job resumes from here)\n"
+            in err and "at step 5/6 on SIGTERM\n" in err), err
 
 
 def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny_manifest, tmp_path):
