@@ -110,11 +110,12 @@ class CorruptionSpec:
         return self.name + ":" + ",".join(f"{k}={_spell(v)}" for k, v in shown)
 
 
-def parse_corruption(text: str) -> CorruptionSpec:
-    """`name[:key=value,...]` -> CorruptionSpec; StudyError on an unknown name, parameter or value."""
+def parse_corruption(text: str, where: str = "corruption") -> CorruptionSpec:
+    """`name[:key=value,...]` -> CorruptionSpec; StudyError on an unknown name (after `where`: the flag or key that
+    gave it), parameter or value."""
     text = str(text).strip()
     name, _, rest = text.partition(":")
-    corruption = CORRUPTIONS.get(name.strip(), "corruption")
+    corruption = CORRUPTIONS.get(name.strip(), where)
     given: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, raw = item.partition("=")

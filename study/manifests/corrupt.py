@@ -14,7 +14,7 @@ from study.manifests.store import check_name
 
 def corrupt_manifest(name: str, base: str, corruption: str):
     check_name(name)
-    spec = parse_corruption(corruption)
+    spec = parse_corruption(corruption, "--corruption")
     if spec.name == "none":  # the clean images: a variant of them would only stop the base's lazy JPEG decoding
         raise StudyError(f"corruption {corruption!r}: a grid with corruption none reads {base} itself; name a "
                          "corruption to make a variant")
