@@ -2,8 +2,8 @@
 
 Annotations are joined to images on `image_id` (never by position); label = `category_id` (0..9999, the same index
 torchvision uses). Paths are the images' `file_name`, which already start with the split folder (or that folder as
-torchvision renames it, `2021_train`); every class folder they name must exist, and one named as iNat21 names
-them (`{id:05d}_<taxonomy>`) must hold only images of that category id. The taxonomy is
+torchvision renames it, `2021_train`); every file they name must exist (one listing per class folder), and a
+folder named as iNat21 names them (`{id:05d}_<taxonomy>`) must hold only images of that category id. The taxonomy is
 kept as the columns kingdom, phylum, class, order, family, genus, species (the category's `name`), plus
 `supercategory`: every category must have each of these keys, a non-empty string, and a name no other has. The
 JSON is parsed with a hook that keeps only (id, file_name) and (image_id, category_id) pairs, so the whole
@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import DATASETS, Index, ReaderOptions, basenames, first_repeat, require_file, source_entry
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, basenames, first_repeat, require_file,
+                                 source_entry)
 from study.errors import StudyError
 
 LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -213,6 +214,12 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         raise StudyError(f"{path}: images[{j}] (id {image_ids[j]}) has the file_name of images[{i}] "
                          f"(id {image_ids[i]}), {names[j]!r}: an image is listed once")
     paths = _locate(root, paths, path)
+    absent = absent_files(root, paths)  # one listing per class folder: a half-extracted train.tar.gz
+    if len(absent):
+        i = int(absent[0])
+        more = f" ({len(absent) - 1} more after it)" if len(absent) > 1 else ""
+        raise StudyError(f"{path}: images[{i}] (id {image_ids[i]}) {paths[i].as_py()!r} is not under {root}{more}: "
+                         "extract the split's images completely")
 
     def per_class(key: str) -> list[str]:
         return [c[key] for c in by_id]

@@ -5,6 +5,7 @@ identical (and the stored files still match their hashes) and refused, naming th
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from study.manifests.store import (
     short_repr,
     write_manifest,
 )
+from study.paths import manifests_dir, refuse_file_for_folder
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,11 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
         if not added and not removed:
             rows += " (labels or ranks changed)"
         diffs.append(rows)
+    elif diffs and all(d.startswith(("sizes:", "labeled_sizes:")) for d in diffs):  # README: keep the first build's
+        flags = " ".join(f"--{key.replace('_', '-')} {','.join(map(format_count, old[key]))}"
+                         for key in ("sizes", "labeled_sizes") if old.get(key))
+        diffs[-1] += (f" (the rows and subsets are the same: sizes are only recorded, a grid takes any size up to "
+                      f"{new_table.num_rows}; rebuild with {flags or 'no --sizes'} to keep it)")
     return "; ".join(diffs) or "content hash differs"
 
 
@@ -302,6 +309,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         given = {"label_rule": cfg.label_rule, "channels": None if cfg.channels is None else list(cfg.channels)}
         check_same_reading(given, cfg.classes_from, source, f"{cfg.dataset} {cfg.split}")
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
+    said = "$STUDY_MANIFESTS" if os.environ.get("STUDY_MANIFESTS") else "manifests folder"
+    refuse_file_for_folder(manifests_dir(), said)  # where it cannot be, before hours of indexing
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"

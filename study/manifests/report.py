@@ -57,8 +57,9 @@ def show_text(name: str) -> str:
         lines.append(f"root: {meta['root']}")
     for src, root in (meta.get("roots") or {}).items():
         lines.append(f"root of {src}: {root}")
+    balanced, labeled = ("per source" if meta.get(k) is None else meta[k] for k in ("balanced", "labeled_balanced"))
     lines.append(f"images: {m.num_images}   classes: {m.num_classes}   seed: {meta.get('seed')}   "
-                 f"balanced: {meta.get('balanced')}   labeled balanced: {meta.get('labeled_balanced')}")
+                 f"balanced: {balanced}   labeled balanced: {labeled}")  # a pool's: its sources' orders
     lines.append(f"sizes: {', '.join(map(format_count, m.sizes)) or '-'}   "
                  f"labeled sizes: {', '.join(map(format_count, m.labeled_sizes)) or '-'}")
     if m.levels:

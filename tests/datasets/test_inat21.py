@@ -212,3 +212,15 @@ def test_a_renamed_split_folder_is_replaced_only_at_the_start_of_each_path(tmp_p
     index = read_dataset("inat21", tmp_path, "val")
     assert sorted(index.paths.to_pylist())[1].startswith(f"2021_valid/{new}/")
     assert all((tmp_path / p).is_file() for p in index.paths.to_pylist())
+
+
+def test_an_image_listed_but_absent_from_its_folder_is_refused(tmp_path):
+    """A train.tar.gz extracted in part leaves class folders with some of their images: the file that is not there
+    is named (its images[] entry and file_name) at build time, as Places365's and GLC20's readers name theirs."""
+    doc = make_inat21(tmp_path, "train")
+    gone = doc["images"][4]
+    (tmp_path / gone["file_name"]).unlink()
+    (tmp_path / doc["images"][5]["file_name"]).unlink()
+    with pytest.raises(StudyError, match=rf"train.json: images\[4\] \(id {gone['id']}\) '{gone['file_name']}' is "
+                                         r"not under .* \(1 more after it\): extract the split's images completely$"):
+        read_dataset("inat21", tmp_path, "train")

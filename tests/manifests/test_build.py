@@ -192,6 +192,20 @@ def test_identical_rebuild_is_a_noop_and_different_one_refused(build, cli, tree,
     assert (parquet.read_bytes(), meta.read_bytes()) == before[:2]
 
 
+def test_a_rebuild_with_other_sizes_only_says_that_its_rows_are_the_same(build, cli, tree, manifests):
+    """Sizes are a record (a grid takes any size): a rebuild that differs in them only is refused, saying that the
+    rows are the same and that the first build's sizes keep the manifest, not only to delete it."""
+    build("toy", "--sizes", "5", "--labeled-sizes", "4")
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy", "--sizes", "5,10")
+    assert code == 2 and "sizes: [5] -> [5, 10]" in err and "labeled_sizes: [4] -> []" in err, err
+    assert ("(the rows and subsets are the same: sizes are only recorded, a grid takes any size up to 24; rebuild "
+            "with --sizes 5 --labeled-sizes 4 to keep it)") in err, err
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "toy", "--sizes", "5,10", "--seed", "1")
+    assert code == 2 and "sizes are only recorded" not in err, err
+
+
 def test_a_rebuild_of_as_many_images_under_other_names_is_other_content(build, cli, tree, manifests):
     """The content hash covers the rows, not only the counts and settings: one image renamed (same number of images
     and classes) is another manifest, refused under the old name (a hash of the metadata alone took it for the same

@@ -623,3 +623,12 @@ def test_a_pool_of_sources_sharing_files_names_a_file_both_prefixes_hold(build, 
     assert shared != f"{a.meta['root']}/{a.subset(1)['path'].iloc[0]}"
     code, _, err = cli("manifest", "pool", "dup", "--from", "a:24", "--from", "b:1")
     assert code == 2 and f"--from a and --from b share 1 image file(s) in their pooled prefixes (e.g. {shared})" in err
+
+
+def test_show_of_a_pool_says_its_subsets_follow_its_sources_not_none(pool_sources, cli):
+    """A pool interleaves its sources' own orders (their balanced flags, recorded as null): `show` says so, not
+    `balanced: None`."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    code, out, err = cli("manifest", "show", "ab")
+    assert code == 0, err
+    assert "balanced: per source   labeled balanced: per source" in out and "None" not in out, out
