@@ -1215,6 +1215,17 @@ def test_every_caption_says_its_values_are_means_over_how_many_seeds(module, rec
     assert "one seed per cell (no error bars)" in data.attrs["caption"]
 
 
+@pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),
+                                          (domain_pooling, domain_records), (domain_concat, domain_records),
+                                          (quality, quality_records), (granularity, granularity_records)])
+def test_a_caption_of_one_seed_per_cell_describes_no_error_bars(module, recs):
+    """With one seed per cell no bar is drawn and no '±' tabled: the caption does not go on to say what they are."""
+    _, data = module.draw(table_of(recs()))
+    assert "error bars: " in data.attrs["caption"] or "adds ±" in data.attrs["caption"]
+    _, data = module.draw(table_of([r for r in recs() if r["axes"]["seed"] == 0]))
+    assert "error bars: " not in data.attrs["caption"] and "±" not in data.attrs["caption"]
+
+
 def test_domain_pooling_names_the_method_only_where_the_pooled_sets_differ_in_it():
     """Every pooled set is SimCLR's: the bars are not suffixed " · simclr" because a supervised encoder is probed
     elsewhere in the grid (the one a concatenation pairs with)."""
@@ -1931,6 +1942,15 @@ def test_the_caption_names_the_seeds_per_cell_as_one_a_range_or_none():
     assert seeds_note([1, 1, 0]) == "one seed per cell (no error bars)"
     assert seeds_note([3, 3]) == "means over 3 seeds per cell"
     assert seeds_note([0, float("nan")]) == "no cell has a value yet"
+
+
+def test_the_quantity_caption_says_corrupted_pretraining_is_left_to_the_quality_figure():
+    """data_quality's quantity figure draws the clean encoders only: its caption says so, as other grids' need not."""
+    _, data = quantity.draw(table_of(quality_records()))
+    assert set(data["mean"].round(2)) == {0.45, 0.70}  # the clean cells
+    assert "clean pretraining images only (corrupted ones: the quality figure)" in data.attrs["caption"]
+    _, data = quantity.draw(table_of(quantity_records()))
+    assert "clean pretraining" not in data.attrs["caption"]
 
 
 def test_the_quantity_panels_name_their_axes():

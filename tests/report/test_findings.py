@@ -40,6 +40,38 @@ def test_saturation_compares_the_largest_size_with_the_next_one_down_within_two_
         == "not tested"
 
 
+def test_small_sets_are_not_tested_where_the_smallest_size_is_over_a_fifth_of_the_largest():
+    """data_domain's 250k, 500k and 1M: 250k is no small set (the paper: 2-3 points below 500k), not 'does not hold'."""
+    recs = _linear("simclr", 250_000, 0.45) + _linear("simclr", 500_000, 0.477) + _linear("simclr", 1_000_000, 0.49)
+    verdict, evidence = _verdicts(recs)["quantity_small_sets"]
+    assert verdict == "not tested" and evidence.startswith("needs linear probes of one method on one dataset at a "
+                                                           "size at most a fifth of its largest")
+    assert _verdicts(recs + _linear("simclr", 50_000, 0.30))["quantity_small_sets"][0] == "holds"  # 50k vs 250k
+
+
+def test_a_size_planned_without_a_result_is_not_replaced_by_the_next_one_down(tmp_path):
+    """1M planned, not run: saturation is not tested on 500k against 250k (a step the paper does not call small)."""
+    done = _linear("simclr", 250_000, 0.40) + _linear("simclr", 500_000, 0.50)
+    plan = plan_for(done + _linear("simclr", 1_000_000, 0.51))
+    write_all(tmp_path / "w", done)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    table = pd.read_csv(tmp_path / "r" / "findings.csv").set_index("name")
+    assert table.loc["quantity_saturation", "verdict"] == "not tested"
+    assert _verdicts(done)["quantity_saturation"][0] == "does not hold"  # without a plan: the largest with a value
+
+
+def test_the_evidence_of_a_mixed_verdict_of_many_comparisons_names_those_that_do_not_hold_first():
+    """"holds in 5 of 6": the one comparison that does not hold is among the four named, not left in "and 2 more"."""
+    recs = []
+    for ds in "abcdef":
+        recs += _linear("simclr", 500_000, 0.50, dataset=ds, eval_dataset=ds)
+        recs += _linear("simclr", 1_000_000, 0.51 if ds != "f" else 0.60, dataset=ds, eval_dataset=ds)
+    verdict, evidence = _verdicts(recs)["quantity_saturation"]
+    assert verdict == "holds in 5 of 6"
+    assert evidence.startswith("no: simclr on f, 10k labels: 1M 0.600 against 500k 0.500 (+10.0 points); "
+                               "yes: simclr on a, 10k labels:") and evidence.endswith("; and 2 more")
+
+
 def test_small_sets_compare_the_smallest_size_with_the_largest_at_most_five_times_it():
     recs = _linear("simclr", 50_000, 0.30) + _linear("simclr", 250_000, 0.45) + _linear("simclr", 500_000, 0.50)
     verdict, evidence = _verdicts(recs)["quantity_small_sets"]
@@ -251,10 +283,10 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     write_all(tmp_path / "w", recs)
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
-    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 2, not tested 11"
-    # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation) and under 10 (small sets)
+    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 1, not tested 12"
+    # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation); 500k is no small set of 1M (small sets: not tested)
     assert summary.findings["quantity_saturation"] == "does not hold"
-    line = "the paper's findings: holds in part 1, does not hold 2, not tested 11"
+    line = "the paper's findings: holds in part 1, does not hold 1, not tested 12"
     assert f"study report: g: {line}\n" in log.getvalue()
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
 

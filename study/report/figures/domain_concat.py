@@ -12,8 +12,8 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
-                                         encoder_parts, first_cell, fmt_size, label_variants, planned_missing, same,
-                                         seeds_note, wide)
+                                         encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
+                                         planned_missing, same, seeds_note, wide)
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
@@ -114,8 +114,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     style.tight_layout(fig)
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
                              f"evaluation dataset (x label: evaluation dataset, then the pair); bars: "
-                             f"{seeds_note(data['count'])}; error bars: standard deviation over seeds; 'missing': "
-                             "planned, no result yet.")
+                             f"{seeds_note(data['count'])}; "
+                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + "'missing': planned, no result yet.")
     return fig, data
 
 

@@ -175,9 +175,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     style.tight_layout(fig, rect=(0, 0, 1 - COLOUR_BAR / width, 1))
     _colour_bar(fig, panels, vmax)
     data = pd.concat(out, ignore_index=True)
-    data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])} (the table adds ± the standard "
-                             f"deviation); {note}; boxed diagonal: in-domain pretraining (where the grid has it); "
-                             "'missing': planned, no result yet; blank: not in the grid for that method.")
+    spread = " (the table adds ± the standard deviation)" if data["std"].notna().any() else ""
+    data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])}{spread}; {note}; boxed diagonal: "
+                             "in-domain pretraining (where the grid has it); 'missing': planned, no result yet; blank: "
+                             "not in the grid for that method.")
     return fig, data
 
 

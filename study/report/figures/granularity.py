@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, expected_rows,
-                                         fmt_size, label_variants, levels_order, method_colours, method_key,
-                                         note_missing, pick_largest, planned_missing, same, seeds_note, series_labels,
-                                         varying, wide)
+from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank,
+                                         error_bars_note, expected_rows, fmt_size, label_variants, levels_order,
+                                         method_colours, method_key, note_missing, pick_largest, planned_missing, same,
+                                         seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -84,8 +84,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     modes = sorted(drawn[mode_col].dropna().unique()) if mode_col in drawn else []
     how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
-                             f"size (panel title); points: {seeds_note(data['count'])}; error bars: standard deviation "
-                             "over seeds; a panel's note counts its points without a value (planned, or diverged).")
+                             f"size (panel title); points: {seeds_note(data['count'])}; "
+                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + "a panel's note counts its points without a value (planned, or diverged).")
     return fig, data
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 from study.corruptions import CORRUPTIONS, parse_corruption
 from study.errors import StudyError
 from study.report import style
-from study.report.figures.common import (NoData, all_methods, cells, dataset_rank, expected_rows, fmt_size,
-                                         label_variants, method_colours, method_key, pick_largest, same, seeds_note,
-                                         wide)
+from study.report.figures.common import (NoData, all_methods, cells, dataset_rank, error_bars_note, expected_rows,
+                                         fmt_size, label_variants, method_colours, method_key, pick_largest, same,
+                                         seeds_note, wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
@@ -124,8 +124,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = ("Change in linear-probe top-1 when the pretraining images are corrupted (probe trained "
                              "and tested on clean images), relative to clean pretraining of the same method; the "
                              f"corrupted cells' largest labeled size; corrupted cells: {seeds_note(data['count'])}; "
-                             "error bars: the two cells' standard deviations over seeds combined as independent; "
-                             "'missing': the corrupted or the clean cell has no value; blank: that method is not "
+                             + error_bars_note(data["delta_std"], "the two cells' standard deviations over seeds "
+                                               "combined as independent")
+                             + "'missing': the corrupted or the clean cell has no value; blank: that method is not "
                              "pretrained with that corruption in the grid; (k/n): the corrupted cell (or, 'clean k/n', "
                              "the clean one) has a value in k of its n planned seeds.")
     return fig, data

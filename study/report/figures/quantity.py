@@ -1,19 +1,19 @@
 """`quantity`: top-1 against the number of labeled images (log x), one line per in-domain pretraining set (its
-method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures'), a
-panel per evaluation dataset (rows; the pretraining dataset is the panel's) and protocol (columns: linear probe,
-fine-tuning, and kNN where the grid has kNN results: `knn_top1` of `knn` jobs and `also_knn` probes); colour and
-marker tell the pretraining size and line style the method, alike in every panel; supervised-from-scratch on the
-same labeled subsets as the reference line (one per backbone where it varies, and one per `variant` of a scratch
-entry); error bars are the standard deviation over seeds."""
+method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures', corrupted
+pretraining the quality figure's), a panel per evaluation dataset (rows; the pretraining dataset is the panel's) and
+protocol (columns: linear probe, fine-tuning, and kNN where the grid has kNN results: `knn_top1` of `knn` jobs and
+`also_knn` probes); colour and marker tell the pretraining size and line style the method, alike in every panel;
+supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies, and one
+per `variant` of a scratch entry); error bars are the standard deviation over seeds."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, label_variants,
-                                         method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
-                                         series_labels, size_key, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, error_bars_note, expected_rows, fmt_size,
+                                         label_variants, method_key, nan_to_none, note_missing, planned_sizes,
+                                         seeds_note, series_labels, size_key, varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -191,13 +191,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)
+    corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set (colour and "
                              "marker: its size; line style: its method); "
+                             + ("clean pretraining images only (corrupted ones: the quality figure); " if corrupted
+                                else "")
                              + ("random: the frozen features of an untrained (random-init) encoder; "
                                 if "random" in methods else "")
                              + "dotted black: supervised from scratch on the same labeled subsets; "
-                             f"points: {seeds_note(data['count'])}; error bars: standard deviation over seeds; a "
-                             "panel's note counts its points without a value (planned, or diverged: a gap in a line); "
+                             f"points: {seeds_note(data['count'])}; "
+                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + "a panel's note counts its points without a value (planned, or diverged: a gap in a "
+                             "line); "
                              "in the table, '—': planned, no result yet (a row of missing.csv) or diverged, blank: not "
                              "in the grid, "
                              "(k/n): k of the n planned seeds."
