@@ -299,10 +299,11 @@ def missing_manifests(plan: Plan) -> list[str]:
     from study.manifests import list_manifests
     from study.paths import manifests_dir
 
-    problems, known, lines = [], None, _manifest_lines(plan)
+    problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
     for name, command in plan.manifests().items():
         if not _manifest_exists(name):
             known = list_manifests() if known is None else known
+            lines = _manifest_lines(plan) if lines is None else lines
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
                         else " the grid's `datasets:` names it")
             hint = did_you_mean(name, known, cutoff=0.8, why=named_by)
