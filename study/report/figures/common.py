@@ -249,7 +249,7 @@ def seeds_note(counts: Iterable) -> str:
     return f"means over {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds per cell"
 
 
-def error_bars_note(stds: Iterable, what: str) -> str:
+def error_bars_note(stds: Iterable, what: str = "standard deviation over seeds") -> str:
     """"error bars: <what>; " for a caption where some drawn value has a spread (a cell of two or more seeds), else
     "": with one seed per cell no bar is drawn (seeds_note says so), nor a '±' in the table."""
     return f"error bars: {what}; " if any(not pd.isna(s) for s in stds) else ""

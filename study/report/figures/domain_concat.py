@@ -115,7 +115,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
                              f"evaluation dataset (x label: evaluation dataset, then the pair); bars: "
                              f"{seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + error_bars_note(data["std"])
                              + "'missing': planned, no result yet.")
     return fig, data
 

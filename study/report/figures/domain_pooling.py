@@ -82,7 +82,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
                              "share of it, where planned or done) against pooled sets; largest labeled size of each "
                              f"evaluation dataset; bars: {seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + error_bars_note(data["std"])
                              + "'missing': planned, no result yet.")
     return fig, data
 

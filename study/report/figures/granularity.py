@@ -85,7 +85,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
                              f"size (panel title); points: {seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + error_bars_note(data["std"])
                              + "a panel's note counts its points without a value (planned, or diverged).")
     return fig, data
 

@@ -200,7 +200,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                 if "random" in methods else "")
                              + "dotted black: supervised from scratch on the same labeled subsets; "
                              f"points: {seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"], "standard deviation over seeds")
+                             + error_bars_note(data["std"])
                              + "a panel's note counts its points without a value (planned, or diverged: a gap in a "
                              "line); "
                              "in the table, '—': planned, no result yet (a row of missing.csv) or diverged, blank: not "
