@@ -102,18 +102,10 @@ def test_version_names_the_command_and_its_version(capsys):
 def test_an_os_error_no_command_caught_names_its_file_and_exits_2(monkeypatch, capsys):
     """The front's last net: an OSError a command lets through (a full disk) is one line naming the file and the
     reason, exit 2, not a traceback."""
-    import argparse
     import errno
 
-    import study.cli
-
-    def full_disk(args):
-        raise OSError(errno.ENOSPC, "No space left on device", "/data/work/results/x.json")
-
-    parser = argparse.ArgumentParser(prog="study")
-    parser.set_defaults(func=full_disk)
-    monkeypatch.setattr(study.cli, "build_parser", lambda: parser)
-    assert main([]) == 2
+    full_disk = OSError(errno.ENOSPC, "No space left on device", "/data/work/results/x.json")
+    assert _main_raising(monkeypatch, full_disk) == 2
     assert capsys.readouterr().err == "study: error: /data/work/results/x.json: No space left on device\n"
 
 
