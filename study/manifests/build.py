@@ -289,6 +289,14 @@ def drop_named_classes(index: Index, names: tuple[str, ...], where: str) -> None
         drop_classes(index, present, where, "--drop-classes", "these are all its classes")
 
 
+def classes_text(index: Index) -> str:
+    """`365 classes`, and how many of them have no image in the split (a partial list file, classes aligned to
+    another split's: the probes keep an output for each, so it is said)."""
+    n = len(index.class_names)
+    empty = int((np.bincount(np.asarray(index.labels), minlength=n) == 0).sum())
+    return f"{n} classes" + (f" ({empty} of them with no image here)" if empty else "")
+
+
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
     before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
@@ -325,7 +333,7 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         check_same_taxonomy(index, cfg.classes_from, source.get("levels") or [], where)
     check_sizes(cfg.sizes, len(index), "--sizes", where)
     check_sizes(cfg.labeled_sizes, len(index), "--labeled-sizes", where)
-    print(f"[manifest] ranking {len(index)} images in {len(index.class_names)} classes", file=sys.stderr)
+    print(f"[manifest] ranking {len(index)} images in {classes_text(index)}", file=sys.stderr)
     table = index_table(index, cfg.seed, cfg.balanced, cfg.labeled_balanced)
     meta = build_meta(cfg, index)
     if aligned:

@@ -83,6 +83,19 @@ def test_manifest_api(build, tree, manifests):
     assert len(m.subset(24)) == 24 and m.subset(0).empty  # the bounds themselves are subsets
 
 
+def test_the_ranking_line_counts_the_classes_with_no_image(cli, tree):
+    """A class with no image in the split (a partial list file, an empty class folder) keeps its label and a probe
+    output: the ranking line says how many there are, and nothing when every class has images."""
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "full")
+    assert code == 0 and "[manifest] ranking 24 images in 4 classes\n" in err
+    (tree / "train" / "gnu").mkdir()
+    (tree / "train" / "owl").mkdir()
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train",
+                       "--name", "gaps")
+    assert code == 0 and "[manifest] ranking 24 images in 6 classes (2 of them with no image here)\n" in err
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_subsets_are_nested_for_every_seed(build, seed):
     build(f"s{seed}", "--seed", str(seed), "--sizes", "3,7,15,24", "--labeled-sizes", "4,8,12")
