@@ -108,10 +108,27 @@ def source_entry(root: Path, path: Path) -> dict:
     return {"path": rel, "sha256": file_sha256(path)}
 
 
-def require_file(path: Path, what: str) -> Path:
+def require_file(path: Path, what: str, in_root: bool = True) -> Path:
+    """`path`, a file; else StudyError naming it and, for a file of the dataset's root (`in_root`), where a root one
+    level off holds it (`--root data` for `data/places365/`, `--root data/places365/val_256` for `data/places365/`)."""
     if not path.is_file():
-        raise StudyError(f"{what} not found: {path}")
+        raise StudyError(f"{what} not found: {path}{_root_one_level_off(path) if in_root else ''}")
     return path
+
+
+def _root_one_level_off(path: Path) -> str:
+    """` (found <file>: give --root <folder>)` for the folder one level above or below `path`'s that holds a file of
+    its name (the first by name); "" for none."""
+    root = path.parent
+    try:
+        below = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        below = []
+    up = root.parent if root.name not in ("", "..") else root.resolve().parent  # `.`'s parent is `.`: its real one
+    for folder in ([up] if up.resolve() != root.resolve() else []) + below:
+        if (folder / path.name).is_file():
+            return f" (found {folder / path.name}: give --root {folder})"
+    return ""
 
 
 def first_repeat(values: pa.Array) -> tuple[int, int] | None:

@@ -219,7 +219,7 @@ def devkit_synsets(meta: Path) -> dict[int, str]:
 def devkit_val(root: Path, folder: Path) -> Index:
     devkit = find_devkit(root)
     gt = devkit / "ILSVRC2012_validation_ground_truth.txt"
-    meta = require_file(devkit / "meta.mat", "imagenet: devkit meta.mat")
+    meta = require_file(devkit / "meta.mat", "imagenet: devkit meta.mat", in_root=False)
     id_to_wnid = devkit_synsets(meta)
     wnids = sorted(id_to_wnid.values())
     names: dict[str, str] = {}

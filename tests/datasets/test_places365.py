@@ -215,3 +215,24 @@ def test_train_images_in_both_data_256_standard_and_data_256_are_read_from_data_
     make_places365(tmp_path)
     shutil.copytree(tmp_path / "data_256", tmp_path / "data_256_standard")
     assert read_dataset("places365", tmp_path, "train").info["image_dir"] == "data_256_standard"
+
+
+def test_a_root_one_level_off_is_named_with_the_root_that_holds_the_files(tmp_path):
+    """`--root data` for `data/places365/`, or `--root data/places365/val_256`: the message gives the folder to use;
+    a root neither above nor below the files gets no guess."""
+    root = tmp_path / "data" / "places365"
+    make_places365(root)
+    with pytest.raises(StudyError, match=rf"^places365 categories file not found: {tmp_path}/data/categories_places365"
+                                         rf"\.txt \(found {root}/categories_places365\.txt: give --root {root}\)$"):
+        read_dataset("places365", tmp_path / "data", "val")
+    with pytest.raises(StudyError, match=rf"not found: {root}/val_256/categories_places365\.txt \(found "
+                                         rf"{root}/categories_places365\.txt: give --root {root}\)$"):
+        read_dataset("places365", root / "val_256", "val")
+    with pytest.raises(StudyError, match=rf"^places365 categories file not found: {tmp_path}/categories_places365"
+                                         r"\.txt$"):
+        read_dataset("places365", tmp_path, "val")  # two levels above
+    (root / "places365_train_standard.txt").rename(tmp_path / "data" / "places365_train_standard.txt")
+    above = tmp_path / "data"
+    with pytest.raises(StudyError, match=r"train list not found: .*/places365/places365_train_standard\.txt \(found "
+                                         rf"{above}/places365_train_standard\.txt: give --root {above}\)$"):
+        read_dataset("places365", root, "train")  # the file that is missing is looked for, not the first
