@@ -11,7 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import cells, method_colours, planned_sizes, seeds_note
+from study.report.figures.common import cells, fmt_size, method_colours, planned_sizes, seeds_note
 from study.report.html import table_html
 
 
@@ -346,6 +346,14 @@ def test_granularity_draws_the_largest_labeled_size_and_says_so():
     assert "all labels" in fig.axes[0].get_title()
     assert "one finest-level classifier mapped up" in data.attrs["caption"]
 
+
+def test_a_size_with_no_short_form_is_grouped_in_thousands():
+    """A panel titled by iNat21's whole training set reads `2,686,843 labels`; round sizes keep their short form."""
+    recs = records(eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat"),
+                   {(2686843, lv): 0.5 for lv in LEVELS}, protocol={"levels": LEVELS})
+    fig, _ = granularity.draw(table_of(recs))
+    assert fig.axes[0].get_title() == "inat (2,686,843 labels)"
+    assert [fmt_size(n) for n in (50_000, 1_250_000, 9999, 10_001, None)] == ["50k", "1.25M", "9999", "10,001", "all"]
 
 
 def test_a_granularity_panel_draws_the_lines_with_results_or_plans_on_its_dataset_only():

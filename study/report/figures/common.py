@@ -100,13 +100,16 @@ def encoder_parts(value, n: int) -> list:
 
 
 def fmt_size(n) -> str:
-    """study.counts' spelling (50000 -> '50k', 1000000 -> '1M'); None/NaN -> 'all'."""
+    """study.counts' spelling (50000 -> '50k', 1000000 -> '1M'), grouped where it has no short form
+    (2686843 -> '2,686,843'); None/NaN -> 'all'."""
     if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
         return "all"
     try:
-        return format_count(int(n))
+        n = int(n)
     except (TypeError, ValueError):
         return str(n)
+    short = format_count(n)
+    return f"{n:,}" if short == str(n) and n >= 10_000 else short
 
 
 def fmt_axis(column: str, v) -> str:
