@@ -31,19 +31,22 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._defined_at: dict[str, str] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, origin: object = None) -> Callable[[T], T]:
         """Decorator registering `obj` as `name`; ValueError for a name not of letters, digits, `_ . -`, or taken by
         an object defined elsewhere. The same definition again (its module and qualified name: a module reloaded, as
-        a notebook's autoreload does) replaces the one before."""
+        a notebook's autoreload does) replaces the one before. `origin`: the function or class whose definition is
+        `obj`'s where `obj` is an instance (a corruption's `apply`); `obj` itself by default."""
         def deco(obj: T) -> T:
             if not isinstance(name, str) or not NAME_RE.fullmatch(name):
                 raise ValueError(f"{self.kind} name {name!r}: letters, digits and _ . - only (a letter or digit "
                                  f"first)")
-            if name in self._items and _defined_at(self._items[name]) != _defined_at(obj):
-                raise ValueError(f"{self.kind} {name!r} registered twice: by {_defined_at(self._items[name])} "
-                                 f"and by {_defined_at(obj)}")
+            where = _defined_at(obj if origin is None else origin)
+            if name in self._items and self._defined_at[name] != where:
+                raise ValueError(f"{self.kind} {name!r} registered twice: by {self._defined_at[name]} and by {where}")
             self._items[name] = obj
+            self._defined_at[name] = where
             return obj
 
         return deco
@@ -51,6 +54,7 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         """Remove `name` if registered (a test's throwaway registration, undone)."""
         self._items.pop(name, None)
+        self._defined_at.pop(name, None)
 
     def get(self, name: str, where: str = "") -> T:
         """The object registered as `name`; a StudyError naming the closest known name otherwise."""

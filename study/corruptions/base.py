@@ -74,7 +74,7 @@ def register(corruption: Corruption) -> Corruption:
         if type(back) is not type(param.default) or back != param.default:
             raise ValueError(f"{where}: default {param.default!r} is spelled {_spell(param.default)!r}, which "
                              f"parses as {back!r}: give the default as the type `parse` returns")
-    return CORRUPTIONS.register(corruption.name)(corruption)
+    return CORRUPTIONS.register(corruption.name, origin=corruption.apply)(corruption)
 
 
 def _spell(value: Any) -> str:
@@ -154,8 +154,14 @@ def corruption_rng(key: str) -> np.random.Generator:
 
 
 def apply_corruption(spec: CorruptionSpec | str, img: Image.Image, key: str) -> Image.Image:
-    """The corrupted image (same size as `img`); deterministic in (spec, image, key)."""
+    """The corrupted image (same size as `img`); deterministic in (spec, image, key). StudyError naming the
+    corruption's module where its `apply` returns anything else."""
     if isinstance(spec, str):
         spec = parse_corruption(spec)
     corruption = CORRUPTIONS.get(spec.name, "corruption")
-    return corruption.apply(img, spec.kwargs, corruption_rng(f"{spec}|{key}"))
+    out = corruption.apply(img, spec.kwargs, corruption_rng(f"{spec}|{key}"))
+    if not isinstance(out, Image.Image) or out.size != img.size:
+        got = f"an image of size {out.size}" if isinstance(out, Image.Image) else type(out).__name__
+        raise StudyError(f"corruption {spec} ({corruption.apply.__module__}): apply returned {got}, not a PIL image "
+                         f"of the input's size {img.size}")
+    return out

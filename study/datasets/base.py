@@ -241,10 +241,29 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
         raise StudyError(f"dataset root {root} is not a folder (--root names the dataset's folder)" if root.exists()
                          else f"dataset root not found: {root}{_folder_beside(root)}")
     index = reader(root, split, options)
+    check_reader_result(index, dataset, reader)
     if options.taxonomy is not None:
         apply_taxonomy(index, Path(options.taxonomy))
     check_index(index, f"{dataset} {split} at {root}")
     return index
+
+
+KINDS = ("image", "npy", "idx")  # the Index kinds study.train.data.ImageReader decodes
+
+
+def check_reader_result(index: object, dataset: str, reader: Reader) -> None:
+    """StudyError naming the reader and its module where what it returned is no Index, holds labels that are no
+    integer array of one per path, or a `kind` ImageReader does not decode (which a frozen manifest would keep)."""
+    where = f"reader {dataset!r} ({getattr(reader, '__module__', reader)})"
+    if not isinstance(index, Index):
+        raise StudyError(f"{where} returned {type(index).__name__}, not a study.datasets.Index")
+    labels = index.labels
+    if not (isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu"):
+        raise StudyError(f"{where}: Index.labels is {type(labels).__name__}, not a 1-d integer numpy array")
+    if len(labels) != len(index.paths):
+        raise StudyError(f"{where}: Index has {len(index.paths)} paths but {len(labels)} labels")
+    if index.kind not in KINDS:
+        raise StudyError(f"{where}: Index.kind {index.kind!r} is not one ImageReader decodes ({', '.join(KINDS)})")
 
 
 def _folder_beside(root: Path) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from study.datasets.base import looks_channels_first
+from study.datasets.base import KINDS, looks_channels_first
 from study.errors import StudyError, os_reason
 from study.train.allocator import retain_freed_memory
 
@@ -48,7 +48,7 @@ class ImageReader:
         self._formats: dict[str | None, tuple[str, tuple[int, ...] | None]] = {}  # source -> (kind, channels)
         for source in (manifest.meta["kinds"] if self.mixed else [None]):
             kind = manifest.kind_of(source)
-            if kind not in ("image", "npy", "idx"):
+            if kind not in KINDS:
                 raise StudyError(f"manifest {manifest.name}: unknown image kind {kind!r} (expected image, npy or idx)")
             self._formats[source] = (kind, given or self._channels(manifest.channels_of(source)))
         self.corruption = manifest.corruption

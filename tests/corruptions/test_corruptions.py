@@ -76,6 +76,26 @@ def test_a_corruption_label_names_one_of_its_parameters(unregistered):
     assert "example_noise" not in CORRUPTIONS
 
 
+def test_a_taken_corruption_name_names_both_files_and_a_reloaded_one_registers_again():
+    """A corruption is an instance, not a function or class: a second one under a taken name was refused with the
+    repr of both (no module, no file), and the same module reloaded (a notebook's autoreload) was refused too."""
+    import importlib
+
+    import study.corruptions.jpeg as jpeg_module
+
+    with pytest.raises(ValueError, match=r"^corruption 'jpeg' registered twice: by study\.corruptions\.jpeg\.jpeg "
+                                         rf"and by {__name__}\._ident$"):
+        register(Corruption("jpeg", {}, _ident))
+    original = CORRUPTIONS.get("jpeg")
+    assert original.apply is jpeg_module.jpeg
+    try:
+        importlib.reload(jpeg_module)
+        assert CORRUPTIONS.get("jpeg").apply is jpeg_module.jpeg is not original.apply
+    finally:  # the original object back, as the other tests imported it
+        CORRUPTIONS.unregister("jpeg")
+        register(original)
+
+
 @pytest.mark.parametrize("label, message", [
     (("sigma", "blur sigma {}"), r"label's text 'blur sigma \{\}' is no function of the value \(give "
                                  r"'blur sigma \{\}'\.format\)"),
@@ -141,6 +161,19 @@ def test_deterministic_same_size_and_changes_pixels(text):
     assert a.size == img.size
     assert np.array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a.convert("RGB")), np.asarray(img))
+
+
+@pytest.mark.parametrize("apply, got", [(lambda img, p, rng: np.asarray(img), "ndarray"),
+                                        (lambda img, p, rng: img.resize((8, 8)), r"an image of size \(8, 8\)")],
+                         ids=["array", "resized"])
+def test_a_corruption_returning_no_image_of_the_same_size_is_named(unregistered, apply, got):
+    """An array failed in ImageReader (`'numpy.ndarray' object has no attribute 'convert'`), another size passed
+    unnoticed (training crops it): both now name the corruption and its module."""
+    unregistered.append("example_noise")
+    register(Corruption("example_noise", {}, apply))
+    with pytest.raises(StudyError, match=rf"^corruption example_noise \({__name__}\): apply returned {got}, not a "
+                                         r"PIL image of the input's size \(48, 40\)$"):
+        apply_corruption("example_noise", photo(), "0:train/a.png")
 
 
 def test_salt_pepper_depends_on_key_and_hits_the_fraction():

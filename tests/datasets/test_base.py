@@ -101,3 +101,30 @@ def test_a_root_that_is_not_there_is_named_with_the_closest_folder_beside_it_and
     (tmp_path / "file").write_text("")
     with pytest.raises(StudyError, match=rf"^dataset root {tmp_path}/file is not a folder \(--root names"):
         read_dataset("imagefolder", tmp_path / "file", "train")
+
+
+def _good_index(root, split, options):
+    return Index(paths=pa.array(["a/1.png", "b/2.png"]), labels=np.array([0, 1]), class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda index: (1, index), r"returned tuple, not a study\.datasets\.Index"),
+    (lambda index: setattr(index, "labels", [0, 1]) or index, r"Index\.labels is list, not a 1-d integer numpy array"),
+    (lambda index: setattr(index, "labels", np.array([0])) or index, r"Index has 2 paths but 1 labels"),
+    (lambda index: setattr(index, "kind", "png") or index, r"Index\.kind 'png' is not one ImageReader decodes "
+                                                          r"\(image, npy, idx\)"),
+], ids=["tuple", "labels_list", "labels_short", "kind_png"])
+def test_a_reader_returning_what_is_no_index_is_refused_naming_it_and_its_module(tmp_path, change, message):
+    """A new reader's mistakes were tracebacks from the common checks (AttributeError, TypeError, AssertionError), or,
+    for a kind ImageReader does not decode, a manifest frozen that every job then refused."""
+    from study.datasets import DATASETS, read_dataset
+
+    DATASETS.register("example_layout")(_good_index)
+    try:
+        assert len(read_dataset("example_layout", tmp_path, "train")) == 2
+        DATASETS.unregister("example_layout")
+        DATASETS.register("example_layout")(lambda root, split, options: change(_good_index(root, split, options)))
+        with pytest.raises(StudyError, match=rf"^reader 'example_layout' \({__name__}\)(:)? " + message + "$"):
+            read_dataset("example_layout", tmp_path, "train")
+    finally:
+        DATASETS.unregister("example_layout")

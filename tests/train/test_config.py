@@ -314,3 +314,22 @@ def test_a_methods_settings_must_be_a_frozen_dataclass():
         finally:
             METHODS.unregister("loose")
     assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"
+
+
+def test_a_methods_settings_field_without_a_default_is_refused_naming_it():
+    """Every config builds every method's settings (a grid of other methods, or one that does not set them, reads
+    their defaults): a field without a default made every `study plan` fail with a TypeError naming neither the
+    method nor the field."""
+    @dataclass(frozen=True)
+    class Bare:
+        dim: int
+        hidden: int = 8
+
+    METHODS.register("bare")(type("Bare", (SimCLR,), {"settings": Bare}))
+    try:
+        with pytest.raises(ValueError, match=r"^method 'bare': its settings Bare give no default for dim \(a grid "
+                                             r"need not set pretrain\.bare: every field needs one\)$"):
+            PretrainConfig.from_dict({"manifest": "m"})
+    finally:
+        METHODS.unregister("bare")
+    assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"

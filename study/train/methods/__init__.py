@@ -71,7 +71,8 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
 
 def method_settings() -> dict[str, type]:
     """Registered name -> settings dataclass, for every method that has settings of its own. ValueError for such a
-    method named as a PretrainConfig field (`pretrain.<name>` would be both), or settings not a frozen dataclass."""
+    method named as a PretrainConfig field (`pretrain.<name>` would be both), or settings not a frozen dataclass with
+    a default for every field."""
     from study.train.config import PretrainConfig
 
     out = {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
@@ -79,6 +80,11 @@ def method_settings() -> dict[str, type]:
         if not (dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen):
             raise ValueError(f"method {name!r}: its settings {settings.__name__} must be a frozen dataclass "
                              "(@dataclass(frozen=True))")
+        required = [f.name for f in dataclasses.fields(settings)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if required:  # every config builds every method's settings: a grid that does not set them reads defaults
+            raise ValueError(f"method {name!r}: its settings {settings.__name__} give no default for "
+                             f"{', '.join(required)} (a grid need not set pretrain.{name}: every field needs one)")
     clash = sorted(set(out) & {f.name for f in dataclasses.fields(PretrainConfig)})
     if clash:
         raise ValueError(f"method(s) {', '.join(clash)} have settings under a name PretrainConfig uses for a setting "
