@@ -112,11 +112,38 @@ def load_yaml(path: str | Path) -> Any:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        raise StudyError(f"{path}{line}: invalid YAML: {e.problem or e.context}" + _tab_hint(text, mark)) from None
+        problem = e.problem or e.context
+        if (problem or "").startswith("found undefined alias"):  # PyYAML's words name it, libyaml's do not
+            problem = "found undefined alias" + _alias_hint(text, mark)
+        raise StudyError(f"{path}{line}: invalid YAML: {problem}" + _context_hint(e) + _tab_hint(text, mark)) \
+            from None
     except yaml.YAMLError as e:
         raise StudyError(f"{path}: invalid YAML: {e}") from None
     finally:
         loader.dispose()
+
+
+def _alias_hint(text: str, mark: Any) -> str:
+    """For an undefined alias at `mark`: the alias, and the anchors defined before it."""
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    found = re.match(r"\*([^\s,\[\]{}]+)", lines[mark.line][mark.column:]) if mark.line < len(lines) else None
+    if not found:
+        return ""
+    above = list(dict.fromkeys(re.findall(r"&([^\s,\[\]{}]+)", "\n".join(lines[:mark.line + 1]))))
+    marked = f"the anchors above it: {', '.join(above)}" if above else "no anchor is above it"
+    alias = found.group(1)
+    return f" *{alias}{did_you_mean(alias, above)} (`*name` repeats a value marked `&name` above; {marked})"
+
+
+def _context_hint(e: yaml.MarkedYAMLError) -> str:
+    """Where an unclosed `{`, `[` or quote began, when that is another line (the parser finds it lines later, at
+    the next key)."""
+    if not e.problem or not any(w in (e.context or "") for w in ("flow", "quoted")) or e.context_mark is None \
+            or e.problem_mark is None or e.context_mark.line == e.problem_mark.line:
+        return ""
+    return f" ({e.context} begun at line {e.context_mark.line + 1})"
 
 
 def _tab_hint(text: str, mark: Any) -> str:

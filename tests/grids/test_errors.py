@@ -897,6 +897,22 @@ def test_invalid_yaml_of_a_tab_says_so(tmp_path):
     assert msg.startswith(f"{p}:2: invalid YAML: ") and "a tab indents" not in msg
 
 
+def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_began(tmp_path):
+    """libyaml's "found undefined alias" names no alias, and an unclosed `{` is found at the next key, lines
+    later: the error names the alias (with the anchors above it) and the line the bracket or quote opened."""
+    p = tmp_path / "bad.yaml"
+    p.write_text("x-probe: &probe {protocol: linear}\nname: x\nstages:\n  evaluate: [*prob]\n")
+    assert error_of(p) == (f"{p}:4: invalid YAML: found undefined alias *prob (did you mean 'probe'?) (`*name` "
+                           "repeats a value marked `&name` above; the anchors above it: probe)")
+    p.write_text("name: x\ndefaults:\n  evaluate: {image_size: 28, width: 4\n\naxes: {method: [simclr]}\n")
+    msg = error_of(p)
+    assert msg.startswith(f"{p}:5: invalid YAML: ") and msg.endswith(" (while parsing a flow mapping begun at line 3)")
+    p.write_text('name: "x\naxes: {}\n')
+    assert error_of(p).endswith(" (while scanning a quoted scalar begun at line 1)")
+    p.write_text("name: x\naxes:\n  method: [simclr]\n dataset: [a]\n")  # a block's start says nothing more
+    assert "begun at" not in error_of(p)
+
+
 @pytest.mark.parametrize("body, needle, message", [
     ("""
     axes:

@@ -332,6 +332,24 @@ def test_sigusr2_checkpoints_then_calls_the_previous_handler(tiny_manifest, make
             in err and "at step 5/6 on SIGTERM\n" in err), err
 
 
+def test_a_signal_sent_several_times_in_one_step_is_named_once(tiny_manifest, make_config, tmp_path, monkeypatch,
+                                                              capsys):
+    """A local run stopped hard (its runner killed) has its worker signalled more than once before the step ends:
+    the log's line names each signal once, not once per delivery."""
+    real_gen = loop.batch_generator
+
+    def gen(seed, step, device, rank=0):
+        if step == 2:
+            for _ in range(3):
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real_gen(seed, step, device, rank)
+
+    monkeypatch.setattr(loop, "batch_generator", gen)
+    pretrain(make_config(), tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "[pretrain] checkpoint written at step 3/6 on SIGTERM\n" in err, err
+
+
 def test_sigterm_to_the_whole_process_group_checkpoints_with_loader_workers(tiny_manifest, tmp_path):
     """Slurm signals every process of a job step, the DataLoader workers too. A worker must leave SIGTERM to the
     main process (torch's worker handler dies of a SIGTERM its parent did not send, and the main process then
