@@ -166,5 +166,6 @@ def run_status(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     from study.launch.status import cancel
 
-    cancel(_plan(args, where_of(args)), _workdir(args), out=sys.stdout)
+    where = where_of(args)
+    cancel(_plan(args, where), _workdir(args), out=sys.stdout, where=where)
     return 0

@@ -195,13 +195,14 @@ def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str
     return groups
 
 
-def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
+def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None, where: dict | None = None) -> int:
     """scancel every pending or running Slurm job this grid file submitted, also for jobs an edit of the grid file
     has since removed (not those another grid, or another file of the same grid name, submitted), and stop this
     grid's local commands on this host (local/stop.py); returns how many Slurm jobs it cancelled. It holds the
     workdir's submit lock from reading the states to its scancel, so a submit in progress finishes queueing first
-    and its jobs are cancelled too. Of a plan `--where` reduced, only the selected jobs' Slurm jobs (none an edit of
-    the grid file removed), and no local command (one runs a grid's jobs together: it is named instead)."""
+    and its jobs are cancelled too. Of a plan `--where` reduced (`where`: its parsed conditions, repeated in the
+    command that runs them again), only the selected jobs' Slurm jobs (none an edit of the grid file removed), and no
+    local command (one runs a grid's jobs together: it is named instead)."""
     out = out or sys.stdout
     reduced = getattr(plan, "whole", None) is not None
     workdir = Path(workdir).resolve()
@@ -230,9 +231,10 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None) -> int:
         out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
                   + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
     if ids:
+        selected = "".join(f" --where {shlex.quote(f'{c}={v}')}" for c, vs in (where or {}).items() for v in vs)
         out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "
-                  "--retry-failed` (with your --profile and --workdir); one that had started resumes from its last "
-                  "checkpoint\n")
+                  f"--retry-failed{selected}` (with your --profile and --workdir); one that had started resumes from "
+                  "its last checkpoint\n")
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))
