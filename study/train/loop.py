@@ -350,7 +350,8 @@ class _Session:
                     last_save = time.time()
                     if signalled:
                         if world.is_main:  # the log says why it ends here, or why a checkpoint came off schedule
-                            names = ", ".join(dict.fromkeys(_signal_said(sig) for sig in flag.pending))  # each once
+                            # each signal once: a local worker gets SIGUSR2 once per thread of its dead parent
+                            names = ", ".join(dict.fromkeys(_signal_said(sig) for sig in flag.pending))
                             _log(cfg, f"checkpoint written at step {step}/{sched.total} on "
                                       f"{names or 'a signal to another rank'}")
                         flag.forward()
