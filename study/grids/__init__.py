@@ -7,8 +7,8 @@
 """
 from study.grids.jobs import Job, corrupted_manifest
 from study.grids.plan import Plan, plan_grid
-from study.grids.profile import Profile, Resources, load_profile, require_partition
+from study.grids.profile import Profile, Resources, load_profile
 from study.grids.schema import AXES, PROTOCOLS, Grid, load_grid
 
-__all__ = ["Job", "Plan", "plan_grid", "Profile", "Resources", "load_profile", "require_partition", "Grid",
-           "load_grid", "AXES", "PROTOCOLS", "corrupted_manifest"]
+__all__ = ["Job", "Plan", "plan_grid", "Profile", "Resources", "load_profile", "Grid", "load_grid", "AXES",
+           "PROTOCOLS", "corrupted_manifest"]

@@ -651,7 +651,6 @@ def _pool_text(sources: list[tuple[str, Any]]) -> str:
     return ", ".join(f"{name}:{format_count(n) if is_int(n) else n}" for name, n in sources)
 
 
-
 def _delete(name: str) -> str:
     """`delete <folder>/<name>.parquet and <folder>/<name>.json`: a manifest's own files, wherever STUDY_MANIFESTS
     points (a user whose manifests live elsewhere would not find "its .json")."""

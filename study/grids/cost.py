@@ -31,11 +31,11 @@ from study.configfields import is_num
 from study.grids.jobs import Job
 from study.grids.profile import CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
+from study.train.config import PretrainConfig
 
 
-# what the jobs run when the grid does not say (kept equal by tests/grids/test_plan.py; not imported, so that
-# planning does not load torch)
-PRETRAIN_BATCH = 4096  # study.train.PretrainConfig.batch_size
+# what the fine-tuning jobs run when the grid does not say (kept equal by tests/grids/test_plan.py; not imported
+# from study.evaluate.finetune, so that planning does not load torch)
 FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
 FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
@@ -74,7 +74,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                       f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.checks.check_sections)
         if is_num(sec.get("steps")):
-            batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PRETRAIN_BATCH
+            batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PretrainConfig.batch_size
             images = float(sec["steps"]) * float(batch)
         else:
             ds = grid.datasets[axes["dataset"]]
@@ -294,7 +294,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
 
 def folded(notes: set[str]) -> list[str]:
     """`notes` sorted, those alike but for the dataset they name (as `'<key>'` and `datasets.<key>.`) folded into one
-    naming each (a grid of four datasets without counts said each thing four times)."""
+    naming each (a grid of four datasets without counts says each thing once, not four times)."""
     out: list[str] = []
     alike: dict[str, list[tuple[str, str]]] = {}  # a note with its dataset key as "{keys}": (key, note) of each
     for note in notes:

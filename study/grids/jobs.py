@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from study.configfields import plain
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
-from study.grids.schema import ALL, AXES, VARIANT_AXIS, EvalEntry, Grid
+from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -341,7 +341,7 @@ def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
     made: set[frozenset[str]] = set()
     for ma, mb in entry.pairs:
         named = set(ma.axes) | set(mb.axes)
-        others = [a for a in ("method", "backbone", "dataset", "size", "corruption", "seed") if a not in named]
+        others = [a for a in PRETRAIN_AXES if a not in named]
         found = False
         for ja in (j for j in matched if ma.matches(j.axes)):
             for jb in (j for j in matched if mb.matches(j.axes)):
@@ -351,8 +351,7 @@ def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                 if frozenset((ja.id, jb.id)) in made:  # symmetric matchers, or an earlier pair: the first wins
                     continue
                 made.add(frozenset((ja.id, jb.id)))
-                axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in ("method", "backbone", "dataset", "size",
-                                                                     "corruption", "seed")}
+                axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in PRETRAIN_AXES}
                 axes["protocol"] = "concat"
                 for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
                     axes = {**axes, "eval_dataset": ed}

@@ -1,7 +1,9 @@
 """`plan_grid(path, profile=None) -> Plan`: every job of a grid, its dependencies, counts and cost estimate.
 
 `Plan.check` runs the pre-run checks (study.grids.checks) and `Plan.manifests` gives the command that makes each
-manifest the jobs read (study.grids.manifest_commands); `plan_grid` itself reads no manifest and no registry.
+manifest the jobs read (study.grids.manifest_commands); `plan_grid` itself reads no manifest, and of the
+registries only those that spell the grid's own values (corruptions, dataset readers): methods and backbones are
+`Plan.check`'s.
 """
 from __future__ import annotations
 
@@ -74,7 +76,8 @@ class Plan:
 
 
 def plan_grid(path: str | Path, profile: str | Path | Profile | None = None) -> Plan:
-    """Load, validate and expand the grid in `path` (no check of manifests or registries: see `Plan.check`)."""
+    """Load, validate and expand the grid in `path` (no check of manifests, methods or backbones: see
+    `Plan.check`)."""
     grid = load_grid(path)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     points = expand_points(grid)

@@ -32,10 +32,6 @@ class Resources:
     time_min: int = 24 * 60
     nodes: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"gpus": self.gpus, "cpus": self.cpus, "mem_gb": self.mem_gb, "time_min": self.time_min,
-                "nodes": self.nodes}
-
     def tasks_per_node(self, stage: str) -> int:
         """The processes a job of `stage` runs on each node: one per GPU for a pretraining job on several GPUs
         (torch.distributed ranks), else one."""
@@ -153,11 +149,6 @@ SUBMIT_BREAKING_SBATCH_OPTIONS: dict[str, str] = {
 }
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
-
-
-def require_partition(profile: Profile) -> str:
-    """See `Profile.require_partition`."""
-    return profile.require_partition()
 
 
 def load_profile(path: str | Path | None) -> Profile:
@@ -297,7 +288,7 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
         if value is False:
             raise fail(p, line, f"additional.{key}: false would be written as `--{key}=False`: leave the option out "
                                 "(`true` writes the bare flag)")
-        if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value wrote --exclusive=None
+        if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value would write --exclusive=None
             raise fail(p, line, f"additional.{key}: expected a string or a number (`true` for a bare flag), got "
                                 f"{value!r}" + (": write a list as one string, e.g. `END,FAIL`"
                                                 if isinstance(value, list) else ""))

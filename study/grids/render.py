@@ -1,6 +1,7 @@
 """`study plan`'s two outputs: a table (one line per job, then counts and the estimate) and JSON."""
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from study.counts import format_count
@@ -50,7 +51,7 @@ def plan_json(plan: "Plan") -> dict[str, Any]:
     """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`, and `"grid_jobs"` (how many
     the whole grid has) where `--where` selected some."""
     axes = plan_axes(plan)
-    jobs = [{**job_json(j, axes), "resources": j.resources.to_dict()} for j in plan.jobs]
+    jobs = [{**job_json(j, axes), "resources": dataclasses.asdict(j.resources)} for j in plan.jobs]
     return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
             "estimate": plan.estimate, **({} if plan.whole is None else {"grid_jobs": len(plan.whole)})}
 

@@ -128,7 +128,8 @@ class Grid:
 
 
 def normalise_axis_value(axis: str, v: Any) -> Any:
-    """The canonical value of `axis` (ValueError if it cannot be one): sizes become ints, seeds ints."""
+    """The canonical value of `axis` (ValueError if it cannot be one): a size an int (None for `all`), a seed an int,
+    a corruption its canonical spelling (`none` for null or false), any other axis a non-empty string."""
     if axis == "size":
         if v is None or v == "all":
             return None

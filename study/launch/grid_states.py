@@ -2,10 +2,10 @@
 status, cancel): `grid_states` (result files, the ledgers, Slurm asked), `locked_states` (under the submit lock),
 `outside_plan` (live Slurm jobs the plan no longer has), `results_off_plan` (results of jobs it no longer has).
 
-A grid's ledger is keyed on its name; each Slurm submission also records the grid file it came from (`grid_file`,
-its resolved path). A job queued from another file under the same name (a copied grid) is never taken for this
-file's (`from_this_file`): not one of its stale jobs, and not cancelled with it. Events without a path (an older
-study) count as this file's.
+A grid's ledger is keyed on its name; each Slurm submission and local run also records the grid file it came from
+(`grid_file`, its resolved path). A job queued from another file under the same name (a copied grid) is never taken
+for this file's (`from_this_file`): not one of its stale jobs, and not cancelled with it. Events without a path (an
+older study) count as this file's.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have qu
 
 
 def grid_file(plan: Any) -> str | None:
-    """The resolved path of the plan's grid file (recorded with every Slurm submission), None when unknown."""
+    """The resolved path of the plan's grid file (recorded on the ledger lines of every Slurm submission and local
+    run), None when unknown."""
     path = getattr(plan, "path", None)
     return str(Path(path).resolve()) if path else None
 

@@ -1,5 +1,6 @@
 """What runs inside a worker: `run_job(job, workdir)`, the Checkpointable wrapper Slurm runs, and the job files
-(`jobs/<id>/job.json`) both backends hand their workers; the local workers' entry point is study.launch.local.worker.
+(`jobs/<id>/job.json`: what a local worker reads its job from, and what the call files of a Slurm array queued by an
+interrupted submit are rebuilt from); the local workers' entry point is study.launch.local.worker.
 
 Layout under the workdir (docs/architecture.md section 3):
     jobs/<id>/            the job's run folder (checkpoint.pt, encoder.pt, ...); jobs/<id>/job.json its Job

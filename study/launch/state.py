@@ -1,9 +1,9 @@
 """Where each job of a plan stands: done / running / pending / failed / cancelled / missing.
 
-Order of evidence: a result file means done (whatever else says); otherwise the job's latest ledger event
-(a Slurm submission, whose live state the caller looked up through sacct, or a local run); no event means
-missing. `blocked` marks a job that cannot run because a job it depends on failed or was cancelled. A result computed
-on a manifest since rebuilt is stale: study.launch.stale.
+Order of evidence: a result file that reads means done, one that does not failed (whatever else says); otherwise
+the job's latest ledger event (a Slurm submission, whose live state the caller looked up through sacct, or a local
+run); no event means missing. `blocked` marks a job that cannot run because a job it depends on failed or was
+cancelled. A result computed on a manifest since rebuilt is stale: study.launch.stale.
 """
 from __future__ import annotations
 

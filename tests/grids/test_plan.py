@@ -12,8 +12,8 @@ import study.grids.cost as cost_mod
 from study.errors import StudyError
 from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
-from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, PRETRAIN_BATCH, SCRATCH_EPOCHS,
-                              feature_cache_gb, job_hours)
+from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, SCRATCH_EPOCHS, feature_cache_gb,
+                              job_hours)
 from study.grids.profile import CostModel, Profile, Resources, resolve_resources
 from study.grids.render import _amount, _hours, job_text, plan_table
 from study.train import PretrainConfig
@@ -159,9 +159,8 @@ def test_a_job_of_seconds_is_not_estimated_at_0_s(write_grid):
 
 
 def test_cost_model_defaults_are_what_the_jobs_run():
-    """The estimate assumes, where a grid gives no value, what the job would then run: PretrainConfig's batch for a
-    step budget, FINETUNE_DEFAULTS for fine-tuning (they are copied in cost.py so that planning loads no torch)."""
-    assert PRETRAIN_BATCH == PretrainConfig.batch_size
+    """The estimate assumes, where a grid gives no value, what a fine-tuning job would then run: FINETUNE_DEFAULTS
+    (copied in cost.py so that planning loads no torch; PretrainConfig's batch is read from PretrainConfig)."""
     assert (FINETUNE_BATCH, FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
     assert (FINETUNE_BATCH, SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
 

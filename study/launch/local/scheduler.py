@@ -188,7 +188,7 @@ def _say(line: str, err: TextIO) -> None:
         pass
 
 
-def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+def _exit_on_stop_signal(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through run_local's cleanup, which stops the workers
 
 
@@ -275,7 +275,7 @@ class _LocalRun:
         # a closed terminal (SIGHUP) or SIGTERM stops the workers as Ctrl-C does; they run in sessions of their own
         held = list(STOP_SIGNALS) if in_main_thread else []  # held while a worker starts, ignored in a stop
         stop_signals = [sig for sig in held if sig != signal.SIGINT]  # SIGINT: KeyboardInterrupt
-        previous = {sig: signal.signal(sig, _exit_on_sigterm) for sig in stop_signals}
+        previous = {sig: signal.signal(sig, _exit_on_stop_signal) for sig in stop_signals}
         try:
             while self.todo or self.running:
                 self.start_ready()
