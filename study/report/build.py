@@ -1,4 +1,5 @@
-"""Build a report folder: results.parquet, cells.csv, one PNG+PDF and table per figure, missing.csv, index.html, and
+"""Build a report folder: results.parquet, the cells, findings and missing tables (CSV, Markdown, LaTeX; missing
+with a plan), one PNG+PDF, paper table and plotted data (`<figure>_data.csv`) per figure, index.html, and
 `.study-report.json`, the list of the files it wrote there: a later build deletes those it does not write again, and
 never another file."""
 from __future__ import annotations
@@ -25,11 +26,10 @@ from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError, os_reason
 from study.flock import locked
 from study.paths import results_dir
-from study.results import (ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts, gather,
-                           write_table)
+from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
+                           gather, write_table)
 
-MISSING_COLUMNS = ("job_id", "stage", "method", "backbone", "dataset", "size", "corruption", "seed", "protocol",
-                   "eval_dataset", "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
+MISSING_COLUMNS = ("job_id", "stage", *AXES, "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
 
 class NoResults(StudyError):
@@ -52,7 +52,7 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
 class ReportSummary:
     out: Path
     index: Path
-    results: int  # result records read (one without metrics too)
+    results: int  # jobs in results.parquet (one without metrics too; of a rerun seed, the newest job only)
     rows: int  # rows of results.parquet
     missing: int | None  # planned jobs without a result (None: no plan)
     skipped_files: list[str] = field(default_factory=list)
@@ -101,9 +101,10 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
 
 
 def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathLike) -> list[str]:
-    """The note a report by grid name carries where other grids share its jobs (their results may be recorded under
-    the other grid). NoResults where no result names grid `grid`; a StudyError where, with neither a plan nor a
-    grid, the results are of several grids."""
+    """The notes on what the report covers: by grid name, where other grids share its jobs (their results may be
+    recorded under the other grid); with a plan and jobs missing, results of jobs its grid file ran that the plan no
+    longer has (`_results_off_plan`). NoResults where no result names grid `grid`; a StudyError where, with neither a
+    plan nor a grid, the results are of several grids."""
     table, notes = coll.table, []
     if plan is None and grid is not None:
         if coll.other_grids and not table.empty:

@@ -22,8 +22,8 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from study.report.figures.common import (cells, clean, encoder_parts, expected_rows, fmt_size, is_single,
-                                         label_variants, levels_order, size_key)
+from study.report.figures.common import (base_method, cells, clean, encoder_parts, expected_rows, fmt_size,
+                                         is_single, label_variants, levels_order, size_key)
 from study.report.figures.domain_concat import concat_encoders, encoder_cells
 
 COLUMNS = ("axis", "name", "finding", "verdict", "evidence")
@@ -198,7 +198,7 @@ def _labels(r) -> str:
 
 def _variant(method: str, to: str) -> str:
     """`method`'s name with its method replaced by `to` ("simclr · resnet18" -> "supervised · resnet18")."""
-    return to + method[len(method.split(" · ")[0]):]
+    return to + method[len(base_method(method)):]
 
 
 def _simclr_and_supervised(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
@@ -214,7 +214,7 @@ def _rows(df: pd.DataFrame, mask: list[bool]) -> pd.DataFrame:
 
 
 def _is(method: str, name: str) -> bool:
-    return method.split(" · ")[0] == name
+    return base_method(method) == name
 
 
 @finding("quantity", "Beyond a point more pretraining images barely help: 500k and 1M images differ by under 1-2 "

@@ -70,7 +70,7 @@ RUN_SPECIFIC_KEYS = frozenset({
 # records only its optimizer's
 _LBFGS_ONLY = ("select_iter", "max_iter", "cold_iter", "tolerance", "tolerance_grad", "history_size")
 PROBE_KEYS_UNREAD = {"lbfgs": ("epochs", "lr", "batch_size"), "adam": _LBFGS_ONLY, "sgd": _LBFGS_ONLY}
-# Linear-probe settings recorded since a later version, with the value every earlier record's probes used
+# Linear-probe settings that older records lack, with the value their probes used
 PROBE_KEYS_LATER = {"tolerance_grad": 1e-7, "history_size": 20}
 
 
@@ -160,8 +160,8 @@ def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def recipe_protocol(protocol: Mapping[str, Any]) -> dict:
-    """What `protocol_fingerprint` hashes: the protocol minus run-specific and replicate keys (and, of an
-    evaluation, those older records hold otherwise)."""
+    """What `protocol_fingerprint` hashes: the protocol minus run-specific and replicate keys and those older records
+    hold otherwise (`_without_older_keys`: another method's settings in any training config too)."""
     return _strip(_without_older_keys(protocol))
 
 
@@ -185,7 +185,8 @@ def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,
                 finished_at: str | None = None) -> dict:
-    """A complete record from a `Job` (id, stage, config["axes"]) and a `RunOutput` ({"metrics", "protocol"})."""
+    """The record of a `Job` (id, stage, config["axes"], depends_on) and its `RunOutput` ({"metrics", "protocol"}),
+    for `write_result`, which fills its fingerprint, code version and (when None) finish time."""
     return {
         "schema_version": SCHEMA_VERSION,
         "job_id": job.id,
@@ -275,7 +276,6 @@ def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     """
     rec = dict(record)
     rec.setdefault("schema_version", SCHEMA_VERSION)
-    rec["protocol_fingerprint"] = protocol_fingerprint(rec.get("protocol") or {})
     rec.setdefault("grid", None)
     if not rec.get("code_version"):
         rec["code_version"] = code_version()
@@ -283,6 +283,7 @@ def write_result(workdir: str | os.PathLike, record: Mapping[str, Any]) -> Path:
         rec["finished_at"] = _now()
     rec.setdefault("wall_time_s", None)
     rec = validate_record(rec, where=f"result of job {rec.get('job_id')!r}")
+    rec["protocol_fingerprint"] = protocol_fingerprint(rec["protocol"])
     rec["metrics"] = [  # JSON has no NaN; a diverged run's metric is missing, not a number (the caller's own kept)
         {**m, "value": None} if isinstance(m.get("value"), float) and not math.isfinite(m["value"]) else m
         for m in rec["metrics"]]

@@ -174,9 +174,10 @@ def _seed_key(v: Any) -> tuple:
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
-    with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct,
-    sorted), all comma-joined. Each row counts: on a table with reruns (several jobs of one seed) `count` and the
-    mean count them all; `drop_repeated_seeds` first keeps one job per seed (the report does).
+    with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted),
+    all comma-joined, `n_jobs` and `finished_at` (its newest result's). Each row counts: on a table with reruns
+    (several jobs of one seed) `count` and the mean count them all; `drop_repeated_seeds` first keeps one job per seed
+    (the report does).
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
     without a metric (a record that has none) is no cell.
@@ -242,9 +243,14 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     return kept.sort_index().reset_index(drop=True), repeats
 
 
+def _cell_of_aggregate(agg: pd.DataFrame) -> list[str]:
+    """The columns of `aggregate`'s output that name a cell: all but the fingerprint and what aggregation adds."""
+    return [c for c in agg.columns if c != "protocol_fingerprint" and c not in AGGREGATE_COLUMNS]
+
+
 def find_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
     """Cells of `aggregate`'s output holding results of more than one protocol fingerprint."""
-    keys = [c for c in agg.columns if c != "protocol_fingerprint" and c not in AGGREGATE_COLUMNS]
+    keys = _cell_of_aggregate(agg)
     if agg.empty:
         return agg.iloc[0:0]
     n = agg.groupby(keys, dropna=False)["protocol_fingerprint"].transform("nunique")
@@ -256,7 +262,7 @@ def resolve_conflicts(agg: pd.DataFrame) -> pd.DataFrame:
 
     The report lists every conflict and the fingerprint it drew; the full aggregate keeps them all.
     """
-    keys = [c for c in agg.columns if c != "protocol_fingerprint" and c not in AGGREGATE_COLUMNS]
+    keys = _cell_of_aggregate(agg)
     if agg.empty:
         return agg
     ordered = agg.assign(_t=agg["finished_at"].fillna("")).sort_values(["_t", "protocol_fingerprint"],

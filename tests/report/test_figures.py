@@ -1582,6 +1582,14 @@ def test_methods_are_listed_in_the_papers_order_a_new_one_before_random_and_vari
                    "simsiam", "random", "random · resnet18"]
 
 
+def test_a_method_label_names_its_method_before_the_first_separator():
+    """base_method, which ordering, colours and the findings share: a variant's method, a plain name as it is."""
+    from study.report.figures.common import base_method
+
+    assert [base_method(m) for m in ("simclr · resnet18", "moco", "supervised · resnet18 · v2", None)] == [
+        "simclr", "moco", "supervised", "None"]
+
+
 def test_quantity_colours_a_pretraining_size_alike_whichever_sizes_the_grid_has():
     """1M has one colour and marker in the quantity grid's figure (50k..1M) and in the domain grid's (250k..1M): its
     place among the paper's sizes, not among the figure's; sizes off that ladder keep a colour each."""

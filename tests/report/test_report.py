@@ -233,6 +233,7 @@ def test_a_rerun_of_one_seed_is_not_averaged_as_a_replicate(tmp_path):
     assert top1["mean"] == pytest.approx(0.3) and top1["count"] == 1
     assert "rerun0000000" in log.getvalue() and "not a replicate" in log.getvalue()
     assert any("not a replicate" in w for w in summary.warnings)
+    assert summary.results == 1 == pd.read_parquet(tmp_path / "out" / "results.parquet")["job_id"].nunique()
 
 
 def test_a_diverged_result_is_named_in_the_warnings(tmp_path):

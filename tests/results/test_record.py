@@ -396,3 +396,11 @@ def test_null_axes_and_a_null_depends_on_are_a_valid_record():
     rec = {**_record(), "schema_version": 1, "depends_on": None,
            "axes": {"method": None, "size": None, "seed": None, "variant": None}}
     assert validate_record(rec, where="x.json")["axes"]["size"] is None
+
+
+@pytest.mark.parametrize("protocol", ["linear", [1], 3])
+def test_write_refuses_a_protocol_that_is_not_an_object_naming_it(tmp_path, protocol):
+    """A protocol of the wrong type is a StudyError naming the key, before anything reads it (no AttributeError)."""
+    with pytest.raises(StudyError, match="result of job 'job1': protocol must be an object"):
+        write_result(tmp_path, {**_record(), "protocol": protocol})
+    assert not (tmp_path / "results" / "job1.json").exists()

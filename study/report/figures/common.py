@@ -134,10 +134,15 @@ def planned_sizes(text: object) -> list[int | None]:
     return [None if v == "all" else int(v) for v in text.split(",")]
 
 
+def base_method(label) -> str:
+    """The method of a method label: "simclr · resnet18" (a variant, `label_variants`) -> "simclr"."""
+    return str(label).split(" · ")[0]
+
+
 def method_key(method) -> tuple:
     """Sort key of a method: METHOD_ORDER's by its method (a variant, "simclr · resnet18", as "simclr"; another method
     after the paper's, before the random-init floor), then by name."""
-    base = str(method).split(" · ")[0]
+    base = base_method(method)
     return (METHOD_ORDER.index(base) if base in METHOD_ORDER else METHOD_ORDER.index("random") - 0.5, str(method))
 
 
@@ -171,12 +176,9 @@ def method_colours(methods: Iterable, among: Iterable = ()) -> dict:
     METHOD_COLOURS' palette for each of its methods and their variants ("simclr · resnet18" as "simclr"), a
     categorical palette's for the others, in method_key order among those of `methods` and `among` (the report's
     methods: an own method keeps its colour in a figure that lacks another)."""
-    def method_of(label) -> str:
-        return str(label).split(" · ")[0]
-
-    base = {m: method_of(m) for m in dict.fromkeys(methods)}
+    base = {m: base_method(m) for m in dict.fromkeys(methods)}
     known = dict(zip(METHOD_COLOURS, style.palette(len(METHOD_COLOURS))))
-    others = sorted({b for b in [*base.values(), *map(method_of, among)] if b not in known}, key=method_key)
+    others = sorted({b for b in [*base.values(), *map(base_method, among)] if b not in known}, key=method_key)
     extra = dict(zip(others, sns.color_palette("colorblind", max(len(others), 1))))
     return {m: known.get(b, extra.get(b)) for m, b in base.items()}
 

@@ -23,6 +23,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lin = clean(cell[cell["protocol"] == "linear"])
     if "dataset" not in lin:
         raise NoData("no pretraining datasets recorded")
+
     def is_pooled(frame: pd.DataFrame) -> pd.Series:
         return frame["dataset"].astype("string").str.contains("+", regex=False).fillna(False).astype(bool)
 
@@ -70,8 +71,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     widest = int(data.groupby("eval_dataset")["bar"].nunique().max())
     legend = max(0.8, 0.45 + 0.075 * max(len(b) for b in labels))  # inches: the legend, outside on the right
     # inches: ~0.27 a bar (wider bars only widen the figure, which index.html then shows smaller), the y axis
-    bars = 0.27 * len(evals) * widest + 1.2
-    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5 - legend, bars)) + legend, 3.4))
+    width = 0.27 * len(evals) * widest + 1.2
+    fig, ax = plt.subplots(figsize=(min(16.0, max(4.5 - legend, width)) + legend, 3.4))
     style.grouped_bars(ax, data, "eval_dataset", evals, "bar", labels, compact=True)
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")

@@ -37,7 +37,7 @@ def _with_planned_gaps(done: pd.DataFrame, planned: pd.DataFrame, keys: list[str
     lines_with_results = {t[:-1] for t in have}
     extra = []
     labeled_sizes = planned.get("labeled_sizes", pd.Series(None, index=planned.index))
-    for line, sizes in zip(key_tuples(planned, keys), labeled_sizes):  # a whole-dataset size: NaN in the plan, NA here
+    for line, sizes in zip(key_tuples(planned, keys), labeled_sizes):  # whole-dataset size: NaN in the plan, None here
         for size in planned_sizes(sizes) or [None]:
             if (*line, size) not in have and (size is not None or line not in lines_with_results):
                 extra.append({**dict(zip(keys, line)), "labeled_size": size})
@@ -45,7 +45,8 @@ def _with_planned_gaps(done: pd.DataFrame, planned: pd.DataFrame, keys: list[str
 
 
 def _line_rows(cell: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
-    """The cells of the linear and fine-tuning lines, and the planned ones without a result (`_with_planned_gaps`)."""
+    """The cells of the linear-probe, fine-tuning and kNN lines (PROTOCOLS), and the planned ones without a result
+    (`_with_planned_gaps`)."""
     main = clean(cell[cell["protocol"].isin(PROTOCOLS)])
     planned = expected_rows(expected)
     if planned.empty or "protocol" not in planned:
