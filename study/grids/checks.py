@@ -21,6 +21,7 @@ from study.counts import format_count
 from study.errors import StudyError, did_you_mean
 from study.grids.jobs import Job, corruption_slug, value_line
 from study.grids.schema import DatasetSpec, Grid
+from study.grids.yamlio import at
 from study.hashing import canonical_json
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
     line = value_line(grid, axis, value, point)
-    return f"{grid.path}:{line}" if line else grid.path
+    return at(grid.path, line)
 
 
 def check_names(plan: Plan) -> list[str]:
@@ -127,7 +128,7 @@ def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
 def _at(plan: Plan, job: Job, key: str) -> str:
     """`<grid file>:<line>` of where `job`'s setting `key` was written (the file alone when no line is known)."""
     line = _key_line(plan.grid, job, key)
-    return f"{plan.path}:{line}" if line else str(plan.path)
+    return at(plan.path, line)
 
 
 def _named_job(jobs: list[Job], message: str) -> Job:
@@ -161,7 +162,7 @@ def check_sections(plan: Plan) -> list[str]:
                 verdicts[key] = str(e)
         if verdicts[key] is not None:
             line = _section_line(plan.grid, job, verdicts[key])
-            errors.setdefault((f"{plan.path}:{line}" if line else plan.path, verdicts[key]), []).append(job)
+            errors.setdefault((at(plan.path, line), verdicts[key]), []).append(job)
     problems = [f"{where}: {_describe(_named_job(jobs, msg))}"
                 + (f" and {len(jobs) - 1} other job(s)" if len(jobs) > 1 else "") + f": {msg}"
                 for (where, msg), jobs in errors.items()]
@@ -172,7 +173,7 @@ def check_sections(plan: Plan) -> list[str]:
             EvalConfig.from_dict(section, where="defaults.evaluate")
         except StudyError as e:
             line = grid.defaults_lines.get("evaluate", {}).get(_message_key(str(e)) or "") or grid.lines.get("defaults")
-            problems.append(f"{plan.path}{f':{line}' if line else ''}: {e} (no evaluation entry uses "
+            problems.append(f"{at(plan.path, line)}: {e} (no evaluation entry uses "
                             f"defaults.evaluate yet)")
     return problems + check_params(plan)
 
@@ -223,7 +224,7 @@ def check_devices(plan: Plan) -> list[str]:
         batch = job.config["pretrain"].get("batch_size", PretrainConfig.batch_size)
         if world > 1 and is_int(batch) and batch % world:
             line = _key_line(plan.grid, job, "batch_size")
-            msg = (f"{plan.path}{f':{line}' if line else ''}: pretraining batch_size {batch} does not split over the "
+            msg = (f"{at(plan.path, line)}: pretraining batch_size {batch} does not split over the "
                    f"{world} processes of a job ({r.gpus} GPU(s) x {r.nodes} node(s), one process per GPU): every "
                    f"pretraining job would stop at its start; make batch_size a multiple of {world}, or change the "
                    f"resources")
@@ -480,7 +481,7 @@ def init_encoder_not_here(plan: Plan) -> list[str]:
     if not isinstance(path, str) or Path(path).is_file():
         return []  # null, or a wrong type the config check names
     line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
-    where = f"{plan.path}:{line}" if line else plan.path
+    where = at(plan.path, line)
     return [f"{where}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
             f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
             f"stop on it"]
@@ -504,7 +505,7 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
         if not gone:
             continue  # no root recorded (a hand-made manifest): the job names what it cannot read
         line = lines.get(name)
-        where = f"{plan.path}:{line}" if line else str(plan.path)
+        where = at(plan.path, line)
         made = m.get("corruption") or m.get("pool")
         remedy = (f"{_delete(name)} and make it again, once its "
                   f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from study.configfields import plain
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
-from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid
+from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid, parsed_corruption
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -99,18 +99,9 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ corruptions
-_SLUGS: dict[str, str] = {}
-
-
 def corruption_slug(spec: str) -> str:
-    """`CorruptionSpec.slug` of `spec` (study.corruptions); ValueError/StudyError for an unknown corruption."""
-    if spec in _SLUGS:
-        return _SLUGS[spec]
-    from study.corruptions import parse_corruption
-
-    slug = parse_corruption(spec).slug
-    _SLUGS[spec] = slug
-    return slug
+    """`CorruptionSpec.slug` of `spec` (study.corruptions); StudyError for an unknown corruption."""
+    return parsed_corruption(spec).slug
 
 
 # `<train>.<slug>`: a character study.manifests' names allow (letters, digits and _ . + = @ -)

@@ -17,6 +17,7 @@ The full schema, with examples, is documented in grids/README.md. In short:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,25 +150,27 @@ def normalise_axis_value(axis: str, v: Any) -> Any:
     return v
 
 
-_CANONICAL: dict[str, str] = {}
-
-
 def _quote_hint(v: Any) -> str:
     """For a value YAML read as true/false (`no`, `off`, `NO`): how to write it as text."""
     return " (YAML reads unquoted yes/no/on/off as true/false: quote the name)" if isinstance(v, bool) else ""
 
 
+@functools.cache
+def parsed_corruption(text: str) -> Any:
+    """`study.corruptions.parse_corruption(text)`, once per spelling (a grid names a few over thousands of jobs);
+    StudyError for an unknown corruption (not kept: a corruption registered later parses)."""
+    from study.corruptions import parse_corruption
+
+    return parse_corruption(text)
+
+
 def canonical_corruption(text: str) -> str:
     """The canonical spelling of a corruption spec (`jpeg` -> `jpeg:quality=10`), so that two spellings of one
     corruption make one job. ValueError naming the closest corruption for an unknown one."""
-    if text not in _CANONICAL:
-        from study.corruptions import parse_corruption
-
-        try:
-            _CANONICAL[text] = str(parse_corruption(text))
-        except StudyError as e:
-            raise ValueError(str(e).removeprefix("corruption: ")) from None
-    return _CANONICAL[text]
+    try:
+        return str(parsed_corruption(text))
+    except StudyError as e:
+        raise ValueError(str(e).removeprefix("corruption: ")) from None
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -283,8 +286,9 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
     out: dict[str, DatasetSpec] = {}
     for key, spec in ds.items():
         line = ds.line_of(key)
-        if not isinstance(key, str) or not key or "|" in key:
-            raise fail(p, line, f"datasets: bad key {key!r} (a word; pooled sets join keys with '+')")
+        if not isinstance(key, str) or not all(NAME_RE.fullmatch(part) for part in key.split("+")):
+            raise fail(p, line, f"datasets: bad key {key!r} (a word of letters, digits and _ . -, a letter or digit "
+                                "first: an axis value, as `--where dataset=` gives it; pooled sets join keys with '+')")
         if not isinstance(spec, YMap):
             raise fail(p, line, f"datasets.{key}: expected a mapping with 'train' and/or 'test' manifest names")
         check_keys(p, spec, DATASET_KEYS)

@@ -157,9 +157,14 @@ def _tab_hint(text: str, mark: Any) -> str:
         else ""
 
 
+def at(path: Any, line: int | None) -> str:
+    """`path:line`, or `path` when the line is unknown: where a message points in a grid or profile file."""
+    return f"{path}:{line}" if line else str(path)
+
+
 def fail(path: Any, line: int | None, msg: str) -> StudyError:
     """The StudyError `path:line: msg` (line left out when unknown)."""
-    return StudyError(f"{path}:{line}: {msg}" if line else f"{path}: {msg}")
+    return StudyError(f"{at(path, line)}: {msg}")
 
 
 def check_keys(path: Any, m: YMap, known: Iterable[str], what: str = "key", required: Iterable[str] = ()) -> None:

@@ -1106,6 +1106,10 @@ def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, n
     assert error_of(g) == f"{g}:{line_of(g, needle)}: {message}"
 
 
+KEY_RULE = (" (a word of letters, digits and _ . -, a letter or digit first: an axis value, as `--where dataset=` "
+            "gives it; pooled sets join keys with '+')")
+
+
 @pytest.mark.parametrize("spec, needle, message", [
     ("gamma: {train: gamma_train, test: gamma_val, classes: 0}", "gamma:",
      "datasets.gamma.classes: expected a count >= 1, got 0"),
@@ -1120,10 +1124,12 @@ def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, n
     ("mix: {train: mix_train, pool: {alpha: 10, mix: 10}}", "mix:",
      "datasets.mix.pool: 'mix' is itself a pool; pool its sources instead"),
     # a concatenation's axes join two values with '|' (`alpha|beta`): a key holding one would read as a pair
-    ("'a|b': {train: ab_train}", "a|b", "datasets: bad key 'a|b' (a word; pooled sets join keys with '+')"),
+    ("'a|b': {train: ab_train}", "a|b", "datasets: bad key 'a|b'" + KEY_RULE),
+    ("'my data': {train: md_train}", "my data", "datasets: bad key 'my data'" + KEY_RULE),
+    ("'a++b': {train: ab_train}", "a++b", "datasets: bad key 'a++b'" + KEY_RULE),
     ("gamma: {train_images: 10}", "gamma:", "datasets.gamma: give a 'train' and/or 'test' manifest name"),
 ], ids=["classes-zero", "pool-of-one", "pool-source-without-train", "pool-source-unknown",
-        "pool-of-itself", "key-with-a-bar", "no-manifest"])
+        "pool-of-itself", "key-with-a-bar", "key-with-a-space", "key-with-an-empty-part", "no-manifest"])
 def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, message):
     g = write_grid(f"""
     name: t
