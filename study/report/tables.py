@@ -9,13 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from study.atomic import write_text
+from study.results.table import is_null
 
 MISSING_MD = "—"
 MISSING_TEX = "--"
 
 
 def _cell(v, missing: str, digits: int = 3) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+    if is_null(v):
         return missing
     if isinstance(v, float):
         return f"{v:.{digits}f}"

@@ -74,27 +74,28 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_null(v: Any) -> bool:
+def is_null(v: Any) -> bool:
+    """A null of any spelling: None, pd.NA, a float NaN (numpy's too)."""
     return v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v))
 
 
 def key_tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
     """Each row's values of `columns`, None for a null of any spelling (None, NaN, pd.NA) or a column `df` lacks:
     keys that match between a plan's frame and a results table."""
-    return [tuple(None if _is_null(r.get(k)) else r.get(k) for k in columns) for r in df.to_dict("records")]
+    return [tuple(None if is_null(r.get(k)) else r.get(k) for k in columns) for r in df.to_dict("records")]
 
 
 def _normalise(col: pd.Series, integer: bool = False) -> pd.Series:
     """One type per column, so that pyarrow writes it and pandas reads it back the same; an `integer` column whose
     values are whole numbers is Int64 even where a null made pandas read it as float."""
-    values = [v for v in col if not _is_null(v)]
+    values = [v for v in col if not is_null(v)]
     if not values:
         return pd.Series([None] * len(col), index=col.index, dtype="object")
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return col.astype("boolean")
     if all(_is_int(v) for v in values) or (integer and all(
             (_is_int(v) or isinstance(v, (float, np.floating))) and float(v).is_integer() for v in values)):
-        return pd.Series([None if _is_null(v) else int(v) for v in col], index=col.index, dtype="Int64")
+        return pd.Series([None if is_null(v) else int(v) for v in col], index=col.index, dtype="Int64")
     if all(_is_int(v) or isinstance(v, (float, np.floating)) for v in values):
         return col.astype("float64")
     return col.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v))

@@ -13,7 +13,7 @@ import seaborn as sns
 
 from study.counts import format_count
 from study.report import style
-from study.results.table import aggregate, key_tuples, planned_seeds, resolve_conflicts
+from study.results.table import aggregate, is_null, key_tuples, planned_seeds, resolve_conflicts
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
@@ -102,7 +102,7 @@ def encoder_parts(value, n: int) -> list:
 def fmt_size(n) -> str:
     """study.counts' spelling (50000 -> '50k', 1000000 -> '1M'), grouped where it has no short form
     (2686843 -> '2,686,843'); None/NaN -> 'all'."""
-    if n is None or (isinstance(n, float) and math.isnan(n)) or n is pd.NA:
+    if is_null(n):
         return "all"
     try:
         n = int(n)
@@ -121,7 +121,7 @@ def fmt_axis(column: str, v) -> str:
 
 def size_key(v) -> float:
     """Order labeled sizes with 'all' (null) last."""
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+    if is_null(v):
         return math.inf
     return float(v)
 
@@ -206,7 +206,7 @@ def first_cell(hit: pd.DataFrame) -> dict:
 
 def same(series: pd.Series, value) -> pd.Series:
     """Equality that treats null == null as True."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if is_null(value):
         return series.isna()
     return series.notna() & (series == value)
 
@@ -323,7 +323,7 @@ def series_labels(lines: pd.DataFrame, columns: list[str]) -> list[str]:
 
 def nan_to_none(v):
     """None for every null spelling (None, NaN, pd.NA), so that keys built from a plan and from results match."""
-    return None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v
+    return None if is_null(v) else v
 
 
 def wide(data: pd.DataFrame, index: list[str] | str, columns: str, values: str = "mean",
