@@ -57,7 +57,7 @@ window.addEventListener('load', function () {
 """
 
 
-def _cell(v, text: str) -> str:
+def _td(v, text: str) -> str:
     """A table cell as `display_rows` wrote it: '—' (a missing value) marked, blank (not in the grid) left blank."""
     if text == MISSING_MD:
         return '<td class="missing">—</td>'
@@ -68,7 +68,7 @@ def _cell(v, text: str) -> str:
 def table_html(df: pd.DataFrame) -> str:
     """The table as the Markdown file shows it (3 decimals, "mean ± std" over repeated seeds)."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(_cell(v, t) for v, t in zip(row, texts)) + "</tr>"
+    body = "".join("<tr>" + "".join(_td(v, t) for v, t in zip(row, texts)) + "</tr>"
                    for row, texts in zip(df.itertuples(index=False), display_rows(df, MISSING_MD)))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

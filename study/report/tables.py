@@ -15,7 +15,8 @@ MISSING_MD = "—"
 MISSING_TEX = "--"
 
 
-def _cell(v, missing: str, digits: int = 3) -> str:
+def _cell_text(v, missing: str, digits: int = 3) -> str:
+    """A table value as text: `missing` for a null, a float to `digits` places, anything else as str."""
     if is_null(v):
         return missing
     if isinstance(v, float):
@@ -39,7 +40,7 @@ def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
             if bool(blanks.get(col, False)):
                 cells.append("")
                 continue
-            text = _cell(v, missing)
+            text = _cell_text(v, missing)
             s = spreads.get(col)
             if text != missing and isinstance(s, float) and not math.isnan(s):
                 text += f" ± {s:.3f}"
