@@ -16,7 +16,8 @@ from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
 
 
-def counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
+def state_counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
+    """Stage -> state -> how many of the plan's jobs are in it (every state of STATES, 0 included)."""
     out: dict[str, dict[str, int]] = {}
     for job in plan.jobs:
         row = out.setdefault(job.stage, dict.fromkeys(STATES, 0))
@@ -46,7 +47,8 @@ def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None})
-    return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": counts(plan, states), "jobs": jobs}
+    return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states),
+            "jobs": jobs}
 
 
 def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
@@ -56,7 +58,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     with_dependencies = _with_dependencies(plan)  # of a plan --where reduced: a job cancelled for a dependency's end
     read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
     states = {j.id: read[j.id] for j in plan.jobs}
-    table = counts(plan, states)
+    table = state_counts(plan, states)
     of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
     if not Path(workdir).is_dir():
