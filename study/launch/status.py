@@ -52,8 +52,9 @@ def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
 
 
 def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
-    from study.launch.slurm.state import stuck_reason
-
+    """`study status`: the counts per stage and state, then the jobs that need a look (running, stopped, ended with
+    the last `lines` lines of a failure's log, stuck in Slurm's queue), stale results and jobs off the plan; returns
+    each planned job's state."""
     out = out or sys.stdout
     with_dependencies = _with_dependencies(plan)  # of a plan --where reduced: a job cancelled for a dependency's end
     read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
@@ -75,6 +76,17 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
                   f"until it answers\n")
     _running(states, out)
     _stopped(states, out)
+    _ended(plan, read, states, out, lines)
+    _stuck(states, out)
+    # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves it out
+    _stale(with_dependencies or plan.jobs, workdir, states, out)
+    _off_plan(plan, workdir, out)
+    return states
+
+
+def _ended(plan: Any, read: dict[str, JobState], states: dict[str, JobState], out: TextIO, lines: int) -> None:
+    """The failed and cancelled jobs: the first ENDED_SHOWN one by one (a failure with its log's last `lines`), the
+    rest by state and detail, and those cancelled because a dependency ended, by that dependency."""
     by_cause = _cancelled_by_dependency(plan, read)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
@@ -94,6 +106,12 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
+
+
+def _stuck(states: dict[str, JobState], out: TextIO) -> None:
+    """Pending Slurm jobs that Slurm will not start as they stand, grouped by why (`stuck_reason`)."""
+    from study.launch.slurm.state import stuck_reason
+
     stuck: dict[str, list[JobState]] = {}
     for st in states.values():
         why = stuck_reason(st.detail) if st.state == "pending" and st.slurm_id else None
@@ -102,16 +120,24 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
-    # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves it out
-    stale_here = stale_results(with_dependencies or plan.jobs, workdir)
-    rebuilt = [why for job_id, why in stale_here.items() if job_id in states]
+
+
+def _stale(jobs: list, workdir: str | Path, states: dict[str, JobState], out: TextIO) -> None:
+    """The done jobs among `states` whose results used a manifest since rebuilt (looked up through `jobs`, their
+    dependencies included), and what `study submit` then needs."""
+    rebuilt = [why for job_id, why in stale_results(jobs, workdir).items() if job_id in states]
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name: `study submit` "
                   f"refuses to go on until their results/<id>.json and jobs/<id>/ are moved out of the workdir "
                   f"(`study submit --set-aside-stale` moves them, then runs them again) or the old manifests "
                   f"restored:\n" + "".join(f"  {line}\n" for line in rebuilt[:8])
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
-    own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for the two notes below
+
+
+def _off_plan(plan: Any, workdir: str | Path, out: TextIO) -> None:
+    """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results of jobs
+    the plan no longer has."""
+    own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for both
     stale, elsewhere = outside_plan(plan, workdir, own)
     if stale:
         out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
@@ -124,7 +150,6 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
-    return states
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
@@ -254,23 +279,30 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None, where: dic
         out.write(f"{len(local)} selected job(s) run in a `study submit --cluster local` command, which stops as a "
                   f"whole, not by --where: `study cancel` without --where stops it ({_some(local)})\n")
     elif local:
-        from study.launch.local.scheduler import STOP_GRACE_S
-        from study.launch.local.stop import live_commands, stop_commands, wait_stopped
-
-        signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, this_file))
-        if signalled:
-            out.write(f"stopping {len(signalled)} `study submit --cluster local` of grid {plan.name} "
-                      f"({', '.join(map(str, signalled))}): its workers checkpoint, then end\n")
-            out.flush()
-            late = wait_stopped(signalled, STOP_GRACE_S + STOP_WAIT_MARGIN_S)
-            out.write(f"still stopping after {STOP_GRACE_S + STOP_WAIT_MARGIN_S:.0f} s: {', '.join(map(str, late))}; "
-                      "`study status` says when its jobs have stopped\n" if late else
-                      f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
-                      f"({', '.join(map(str, signalled))}); `study submit` resumes its jobs\n")
-        if left_cmds:
-            out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
-                      f"kill): {', '.join(map(str, left_cmds))}\n")
-        if not signalled and not left_cmds:
-            out.write(f"{len(local)} job(s) run locally by a command of another grid or grid file (a shared job): "
-                      f"stop that command\n")
+        _stop_local(plan, workdir, this_file, len(local), out)
     return len(ids)
+
+
+def _stop_local(plan: Any, workdir: Path, this_file: str | None, n_local: int, out: TextIO) -> None:
+    """Stop this grid file's `study submit --cluster local` commands on this host (their workers checkpoint, then
+    end) and wait for them; name those it cannot signal, or say that the `n_local` jobs run locally are another
+    command's."""
+    from study.launch.local.scheduler import STOP_GRACE_S
+    from study.launch.local.stop import live_commands, stop_commands, wait_stopped
+
+    signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, this_file))
+    if signalled:
+        out.write(f"stopping {len(signalled)} `study submit --cluster local` of grid {plan.name} "
+                  f"({', '.join(map(str, signalled))}): its workers checkpoint, then end\n")
+        out.flush()
+        late = wait_stopped(signalled, STOP_GRACE_S + STOP_WAIT_MARGIN_S)
+        out.write(f"still stopping after {STOP_GRACE_S + STOP_WAIT_MARGIN_S:.0f} s: {', '.join(map(str, late))}; "
+                  "`study status` says when its jobs have stopped\n" if late else
+                  f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
+                  f"({', '.join(map(str, signalled))}); `study submit` resumes its jobs\n")
+    if left_cmds:
+        out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
+                  f"kill): {', '.join(map(str, left_cmds))}\n")
+    if not signalled and not left_cmds:
+        out.write(f"{n_local} job(s) run locally by a command of another grid or grid file (a shared job): "
+                  f"stop that command\n")
