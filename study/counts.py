@@ -49,7 +49,14 @@ def format_count(n: int | None) -> str:
     if n is None:
         return "-"
     if n >= 1_000_000 and n % 10_000 == 0:
-        return f"{n / 1_000_000:g}M"
+        return _in_units(n, 1_000_000, "M")
     if n >= 1_000 and n % 100 == 0:
-        return f"{n / 1_000:g}k"
+        return _in_units(n, 1_000, "k")
     return str(n)
+
+
+def _in_units(n: int, unit: int, suffix: str) -> str:
+    """`n` / `unit` written exactly (no float rounding at any size), then `suffix`: 1250000 -> `1.25M`."""
+    whole, part = divmod(n, unit)
+    decimals = f"{part:0{len(str(unit)) - 1}d}".rstrip("0")
+    return f"{whole}.{decimals}{suffix}" if decimals else f"{whole}{suffix}"

@@ -67,3 +67,12 @@ def test_decimal_counts_are_rounded_not_truncated(text, n):
                                                                                          9007199254740993000)])
 def test_counts_beyond_a_floats_precision_are_read_exactly(text, n):
     assert parse_count(text) == n
+
+
+@pytest.mark.parametrize("n, text", [(100_000_100, "100000.1k"), (123_456_700, "123456.7k"),
+                                     (12_345_670_000, "12345.67M"), (10**21, "1000000000000000M")])
+def test_format_count_of_large_counts_is_exact(n, text):
+    """Beyond six significant digits the short spelling stays exact: `100000k` for 100,000,100 would build another
+    subset from a printed command."""
+    assert format_count(n) == text
+    assert parse_count(text) == n

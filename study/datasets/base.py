@@ -145,12 +145,10 @@ def first_repeat(values: pa.Array) -> tuple[int, int] | None:
 
 
 def check_index(index: Index, where: str) -> None:
-    """Paths unique, labels in 0..C-1, at least one image. `where` names the dataset in messages."""
-    n = len(index.paths)
-    if n == 0:
+    """Paths unique, labels in 0..C-1, at least one image, of an index `check_reader_result` passed (one label per
+    path). `where` names the dataset in messages."""
+    if len(index.paths) == 0:
         raise StudyError(f"{where}: no images found")
-    if len(index.labels) != n:
-        raise AssertionError("index has paths and labels of different lengths")
     num_classes = len(index.class_names)
     labels = index.labels
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))

@@ -4,8 +4,8 @@ uncompressed (`train-images-idx3-ubyte`, as Kaggle's copy or `gunzip` leaves the
 Rows are `<images file>#<index>` in file order; `meta["kind"] == "idx"`. Splits: `train`, `test` (alias `t10k`).
 Rank keys name each row by the official release's file name, `train-images-idx3-ubyte.gz#<index>` (the `.gz` name
 Zalando publishes), whether the copy on disk is gzipped or not, so that both copies give the same subsets. For
-a gzipped copy the keys are its paths and `info` (which is hashed) records no `rank_key`: its manifests' rows and
-content hashes are those of a reader keyed by path.
+a gzipped copy the keys are its paths; `info` (which is hashed) records no `rank_key` for either copy, so a gzipped
+copy's manifests have the rows and content hashes of a reader keyed by path.
 """
 from __future__ import annotations
 

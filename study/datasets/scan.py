@@ -87,10 +87,7 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
             _refuse_dangling(files)
             plain = [e for e in files if e.is_file()]
             links.update({prefix + e.name: identity(e.stat()) for e in plain if e.is_symlink()})
-        if prefix:
-            out.extend([prefix + e.name for e in plain])
-        else:
-            out.extend([e.name for e in plain])
+        out.extend([prefix + e.name for e in plain])
         if recursive and len(plain) != len(entries):  # a folder named like an image is walked too
             chosen = set(map(id, plain))
             for e in entries:

@@ -21,6 +21,7 @@ from study.errors import StudyError
 from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
 from study.manifests.manifest import load_intact
+from study.manifests.ranking import ranks_from_order
 from study.manifests.store import BASE_COLUMNS, check_name, file_keys
 
 
@@ -34,10 +35,7 @@ def parse_from(text: str) -> tuple[str, int]:
 def _interleave(counts: list[int], ranks: list[np.ndarray]) -> np.ndarray:
     frac = np.concatenate([(r.astype(np.float64) + 0.5) / n for r, n in zip(ranks, counts)])
     src = np.concatenate([np.full(len(r), i) for i, r in enumerate(ranks)])
-    order = np.lexsort((src, frac))
-    out = np.empty(len(order), dtype=np.int64)
-    out[order] = np.arange(len(order))
-    return out
+    return ranks_from_order(np.lexsort((src, frac)))
 
 
 def _refuse_shared_files(parts: list) -> None:

@@ -28,7 +28,7 @@ def keyed_hashes(values: pa.Array | list[str], key: str) -> np.ndarray:
 
 
 def uniform_order(hashes: np.ndarray) -> np.ndarray:
-    """Row order by hash (rows are in path order, so equal hashes fall back to path order)."""
+    """Row order by hash (rows are in key order, so equal hashes fall back to key order)."""
     return np.argsort(hashes, kind="stable")
 
 
