@@ -21,11 +21,10 @@ from study.registry import Registry
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Options some readers use (each declares which: `reader_options`): GLC20's `label_rule` and `channels`, and a
-    taxonomy CSV any reader accepts."""
+    """Options some readers use (each declares which: `reader_options`): GLC20's `label_rule` and `channels` (a
+    taxonomy is `study manifest build`'s to apply, after its class flags: `apply_taxonomy`)."""
 
     label_rule: str | None = None
-    taxonomy: Path | None = None
     channels: tuple[int, ...] | None = None
 
 
@@ -232,7 +231,7 @@ def normalise_class(name: str) -> str:
 
 
 def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = ReaderOptions()) -> Index:
-    """Run the reader registered as `dataset`, then the common checks and the taxonomy option."""
+    """Run the reader registered as `dataset`, then the common checks (`check_reader_result`, `check_index`)."""
     reader = DATASETS.get(dataset, "--dataset")
     root = Path(root)
     if not root.is_dir():
@@ -240,8 +239,6 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
                          else f"dataset root not found: {root}{_folder_beside(root)}")
     index = reader(root, split, options)
     check_reader_result(index, dataset, reader)
-    if options.taxonomy is not None:
-        apply_taxonomy(index, Path(options.taxonomy))
     check_index(index, f"{dataset} {split} at {root}")
     return index
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from dataset_layouts import make_imagefolder, write_image
 
-from study.datasets import ReaderOptions, read_dataset
+from study.datasets import read_dataset
+from study.datasets.base import apply_taxonomy
 from study.errors import StudyError
 
 
@@ -166,7 +167,8 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     make_imagefolder(tmp_path / "d", {"t-shirt_top": 1, "trouser": 1, "sandal": 1})
     tax = tmp_path / "taxonomy.csv"
     tax.write_text("group,class_name\ntops,T-shirt/top\nbottoms,trouser\nfootwear,sandal\n")
-    index = read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=tax))
+    index = read_dataset("imagefolder", tmp_path / "d", "x")
+    apply_taxonomy(index, tax)
     assert index.levels == ["group", "class_name"]
     groups = dict(zip(index.class_names, [None] * 3))
     for label, g in zip(index.labels, index.columns["group"].to_pylist()):
@@ -174,8 +176,9 @@ def test_taxonomy_csv_adds_levels(tmp_path):
     assert groups == {"sandal": "footwear", "t-shirt_top": "tops", "trouser": "bottoms"}
     excel = tmp_path / "excel.csv"  # saved by Excel as "CSV UTF-8": a byte-order mark, CRLF lines
     excel.write_bytes(b"\xef\xbb\xbf" + tax.read_text().replace("\n", "\r\n").encode())
-    assert read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=excel)).levels == \
-        ["group", "class_name"]
+    index = read_dataset("imagefolder", tmp_path / "d", "x")
+    apply_taxonomy(index, excel)
+    assert index.levels == ["group", "class_name"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -192,8 +195,9 @@ def test_bad_taxonomy_is_a_clear_error(tmp_path, text, message):
     make_imagefolder(tmp_path / "d", {"trouser": 1, "sandal": 1})
     tax = tmp_path / "taxonomy.csv"
     tax.write_text(text)
+    index = read_dataset("imagefolder", tmp_path / "d", "x")
     with pytest.raises(StudyError, match=message):
-        read_dataset("imagefolder", tmp_path / "d", "x", ReaderOptions(taxonomy=tax))
+        apply_taxonomy(index, tax)
 
 
 def test_missing_root_and_empty_tree(tmp_path):
