@@ -146,6 +146,12 @@ def parse_corruption(text: str, where: str = "corruption") -> CorruptionSpec:
     return CorruptionSpec(corruption.name, params)
 
 
+def rgb_or_grey(img: Image.Image) -> Image.Image:
+    """`img` itself when it is RGB or L (grey), else converted to RGB: the modes a corruption works on (a palette
+    image resizes by nearest and saves to JPEG not at all)."""
+    return img if img.mode in ("RGB", "L") else img.convert("RGB")
+
+
 def corruption_rng(key: str) -> np.random.Generator:
     """The rng of one image: seeded by `key` (`apply_corruption`'s `"<spec>|<image key>"`), the same on every
     machine."""

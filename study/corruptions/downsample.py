@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from study.corruptions.base import Corruption, Param, register
+from study.corruptions.base import Corruption, Param, register, rgb_or_grey
 
 INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR,
@@ -28,7 +28,7 @@ def _interpolation(v: str) -> None:
 def downsample(img: Image.Image, p: dict, rng) -> Image.Image:
     """Down by `factor` (each side rounded, Python's round: half to even; at least 1 px) and back, RGB or L (other
     modes become RGB first: Pillow resizes a palette image by nearest, whatever `interpolation` says)."""
-    img = img if img.mode in ("RGB", "L") else img.convert("RGB")
+    img = rgb_or_grey(img)
     w, h = img.size
     method = INTERPOLATIONS[p["interpolation"]]
     small = img.resize((max(1, round(w / p["factor"])), max(1, round(h / p["factor"]))), method)

@@ -5,7 +5,7 @@ import io
 
 from PIL import Image
 
-from study.corruptions.base import Corruption, Param, register
+from study.corruptions.base import Corruption, Param, register, rgb_or_grey
 
 
 def _quality(v: int) -> None:
@@ -15,7 +15,7 @@ def _quality(v: int) -> None:
 
 def jpeg(img: Image.Image, p: dict, rng) -> Image.Image:
     buf = io.BytesIO()
-    src = img if img.mode in ("RGB", "L") else img.convert("RGB")
+    src = rgb_or_grey(img)
     src.save(buf, format="JPEG", quality=p["quality"], optimize=False, progressive=False)
     buf.seek(0)
     out = Image.open(buf)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from study.corruptions.base import Corruption, Param, register
+from study.corruptions.base import Corruption, Param, register, rgb_or_grey
 
 
 def _fraction(v: float) -> None:
@@ -17,7 +17,7 @@ def _fraction(v: float) -> None:
 
 
 def salt_pepper(img: Image.Image, p: dict, rng: np.random.Generator) -> Image.Image:
-    src = img if img.mode in ("RGB", "L") else img.convert("RGB")
+    src = rgb_or_grey(img)
     a = np.array(src)
     h, w = a.shape[:2]
     hit = rng.random((h, w)) < p["fraction"]
