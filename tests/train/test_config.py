@@ -295,41 +295,36 @@ def test_a_method_class_with_an_unknown_augment_preset_is_named_not_the_grid():
         METHODS.unregister("bad_preset")
 
 
-def test_a_methods_settings_must_be_a_frozen_dataclass():
+@dataclass
+class _Mutable:
+    scale: float = 2.0
+
+
+class _Plain:
+    scale = 2.0
+
+
+@dataclass(frozen=True)
+class _Bare:
+    dim: int
+    hidden: int = 8
+
+
+@pytest.mark.parametrize("settings, message", [
+    (_Mutable, r"its settings _Mutable must be a frozen dataclass \(@dataclass\(frozen=True\)\)$"),
+    (_Plain, r"its settings _Plain must be a frozen dataclass \(@dataclass\(frozen=True\)\)$"),
+    (_Bare, r"its settings _Bare give no default for dim \(a grid need not set pretrain\.loose: every field needs "
+            r"one\)$"),
+], ids=["not-frozen", "no-dataclass", "field-without-default"])
+def test_a_methods_settings_must_be_a_frozen_dataclass_of_defaults(settings, message):
     """A method's settings are validated once when a grid is read, then trusted: a class whose values could change
-    afterwards (not frozen, or no dataclass) is refused, naming the method."""
-    @dataclass
-    class Mutable:
-        scale: float = 2.0
-
-    class Plain:
-        scale = 2.0
-
-    for settings in (Mutable, Plain):
-        METHODS.register("loose")(type("Loose", (SimCLR,), {"settings": settings}))
-        try:
-            with pytest.raises(ValueError, match=f"method 'loose': its settings {settings.__name__} must be a frozen "
-                                                 r"dataclass \(@dataclass\(frozen=True\)\)"):
-                PretrainConfig.from_dict({"manifest": "m"})
-        finally:
-            METHODS.unregister("loose")
-    assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"
-
-
-def test_a_methods_settings_field_without_a_default_is_refused_naming_it():
-    """Every config builds every method's settings (a grid of other methods, or one that does not set them, reads
-    their defaults): a field without a default made every `study plan` fail with a TypeError naming neither the
-    method nor the field."""
-    @dataclass(frozen=True)
-    class Bare:
-        dim: int
-        hidden: int = 8
-
-    METHODS.register("bare")(type("Bare", (SimCLR,), {"settings": Bare}))
+    afterwards (not frozen, or no dataclass) is refused, naming the method; so is a field without a default (every
+    config builds every method's settings: a grid of other methods reads their defaults; it was a TypeError naming
+    neither the method nor the field)."""
+    METHODS.register("loose")(type("Loose", (SimCLR,), {"settings": settings}))
     try:
-        with pytest.raises(ValueError, match=r"^method 'bare': its settings Bare give no default for dim \(a grid "
-                                             r"need not set pretrain\.bare: every field needs one\)$"):
+        with pytest.raises(ValueError, match=r"^method 'loose': " + message):
             PretrainConfig.from_dict({"manifest": "m"})
     finally:
-        METHODS.unregister("bare")
+        METHODS.unregister("loose")
     assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"
