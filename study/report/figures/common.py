@@ -134,6 +134,16 @@ def planned_sizes(text: object) -> list[int | None]:
     return [None if v == "all" else int(v) for v in text.split(",")]
 
 
+def drawn_lines(axes: Iterable) -> dict:
+    """Label -> handle of every line the panels `axes` drew, each once (the first panel's), in drawing order: one
+    legend for a figure whose lines each panel draws only where it has points."""
+    out: dict = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            out.setdefault(name, handle)
+    return out
+
+
 def base_method(label) -> str:
     """The method of a method label: "simclr · resnet18" (a variant, `label_variants`) -> "simclr"."""
     return str(label).split(" · ")[0]

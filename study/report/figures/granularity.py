@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank,
+from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, label_variants, levels_order,
                                          method_colours, method_key, note_missing, pick_largest, planned_missing, same,
                                          seeds_note, series_labels, varying, wide)
@@ -71,10 +71,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
         ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
-    legend = {}  # every line once, whichever panel drew it
-    for ax in axes[0]:
-        for handle, name in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(name, handle)
+    legend = drawn_lines(axes[0])
     names = [label for label in labels if label in legend]
     axes[0][-1].legend([legend[n] for n in names], names, loc="center left", bbox_to_anchor=(1.0, 0.5))
     style.tight_layout(fig)

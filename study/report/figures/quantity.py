@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, dataset_order, error_bars_note, expected_rows, fmt_size,
-                                         label_variants, method_key, nan_to_none, note_missing, planned_sizes,
-                                         seeds_note, series_labels, size_key, varying, wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, drawn_lines, error_bars_note,
+                                         expected_rows, fmt_size, label_variants, method_key, nan_to_none, note_missing,
+                                         planned_sizes, seeds_note, series_labels, size_key, varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -90,6 +90,14 @@ def _knn_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFra
     return knn[~pd.Series(key_tuples(knn, keys), index=knn.index).duplicated()].drop(columns="_own")
 
 
+def _points(pts: pd.DataFrame, **line) -> list[dict]:
+    """The plotted data's rows of one drawn line: its `line` columns, then each point's POINT_COLUMNS (a count of
+    none as 0)."""
+    return [{**line, "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
+             "count": 0 if pd.isna(p["count"]) else int(p["count"]), "partial_seeds": p["partial_seeds"]}
+            for _, p in pts.iterrows()]
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per drawn point, NaN where a cell is missing."""
     table, expected = label_variants(table, expected)
@@ -141,12 +149,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                         dash=methods.index(line["method"]))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
                             yerr=pts["std"].astype(float), label=line["line"], **look)
-                for _, p in pts.iterrows():
-                    points.append({"eval_dataset": ev, "protocol": proto, "line": line["line"], "role": "pretrained",
-                                   "method": line["method"], "dataset": line["dataset"], "size": line["size"],
-                                   "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
-                                   "count": 0 if pd.isna(p["count"]) else int(p["count"]),
-                                   "partial_seeds": p["partial_seeds"]})
+                points += _points(pts, eval_dataset=ev, protocol=proto, line=line["line"], role="pretrained",
+                                  method=line["method"], dataset=line["dataset"], size=line["size"])
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
             if sub.empty and ref.empty:
                 ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
@@ -158,12 +162,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
                             yerr=ref_pts["std"].astype(float), label=name,
                             **{**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})})
-                for _, p in ref_pts.iterrows():
-                    points.append({"eval_dataset": ev, "protocol": proto, "line": name, "role": "scratch",
-                                   "method": "scratch", "dataset": ev, "size": None,
-                                   "labeled_size": p["labeled_size"], "mean": p["mean"], "std": p["std"],
-                                   "count": 0 if pd.isna(p["count"]) else int(p["count"]),
-                                   "partial_seeds": p["partial_seeds"]})
+                points += _points(ref_pts, eval_dataset=ev, protocol=proto, line=name, role="scratch",
+                                  method="scratch", dataset=ev, size=None)
             note_missing(ax, [p["mean"] for p in points[first:]])
             ax.set_xscale("log")
             ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
@@ -173,10 +173,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             if panel_sizes:
                 ax.set_xticks([float(s) for s in panel_sizes], [fmt_size(s) for s in panel_sizes])
                 ax.minorticks_off()
-    legend = {}  # every line once, whichever panel drew it: the pretrained lines by method and size, then scratch
-    for ax in axes.flat:
-        for h, n in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(n, h)
+    legend = drawn_lines(axes.flat)  # in the legend: the pretrained lines by method and size, then scratch
     pretrained = list(dict.fromkeys(lines.assign(_m=lines["method"].map(method_key), _s=lines["size"].map(size_key))
                                     .sort_values(["_m", "_s"], kind="stable")["line"]))
     names = [n for n in pretrained if n in legend] + [n for n in legend if n not in pretrained]
