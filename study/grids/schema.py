@@ -477,19 +477,9 @@ def _labeled_sizes(p: str, v: Any, line: int, where: str) -> tuple[int | str, ..
     return tuple(sorted(n for n in out if n != ALL)) + ((ALL,) if ALL in out else ())
 
 
-def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:
-    e = entries[i]
-    line = entries.line_of(i)
-    where = f"stages.evaluate[{i}]"
-    if not isinstance(e, YMap):
-        raise fail(p, line, f"{where}: expected a mapping with at least 'protocol'")
-    check_keys(p, e, ENTRY_KEYS, required=("protocol",))
-    protocol = e["protocol"]
-    if protocol not in PROTOCOLS:
-        raise fail(p, e.line_of("protocol"), f"unknown protocol {protocol!r}{did_you_mean(protocol, PROTOCOLS)} "
-                                             f"(known: {', '.join(PROTOCOLS)})")
-    matcher = _matcher(p, e.get("where"), e.line_of("where"), datasets, PRETRAIN_AXES, f"{where}.where")
-
+def _eval_datasets(p: str, e: YMap, where: str, datasets: dict[str, DatasetSpec]) -> str | tuple[str, ...]:
+    """An entry's `eval_datasets`: `same`, `all`, or a tuple of dataset keys each with a train and a test manifest
+    (one word naming a dataset: a list of it)."""
     eds = e.get("eval_datasets", "same")
     words = ("same", "all") if isinstance(eds, str) else ()  # what else a single word may have meant
     if isinstance(eds, str):
@@ -510,23 +500,26 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         eds = tuple(eds)
     elif eds not in ("same", "all"):
         raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: expected same, all or a list of datasets")
+    return eds
 
-    labeled = None
-    if "labeled_sizes" in e:
-        labeled = _labeled_sizes(p, e["labeled_sizes"], e.line_of("labeled_sizes"), f"{where}.labeled_sizes")
 
-    levels: Any = None
-    if "levels" in e:
-        if protocol != "granularity":
-            raise fail(p, e.line_of("levels"), f"{where}.levels: only for protocol granularity")
-        lv = e["levels"]
-        if lv == "all":
-            levels = "all"
-        elif isinstance(lv, YList) and lv and all(isinstance(x, str) for x in lv):
-            levels = tuple(lv)
-        else:
-            raise fail(p, e.line_of("levels"), f"{where}.levels: expected 'all' or a list of taxonomy levels")
+def _levels(p: str, e: YMap, where: str, protocol: str) -> str | tuple[str, ...] | None:
+    """A granularity entry's `levels`: `all`, a tuple of level names, or None where the entry gives none."""
+    if "levels" not in e:
+        return None
+    if protocol != "granularity":
+        raise fail(p, e.line_of("levels"), f"{where}.levels: only for protocol granularity")
+    lv = e["levels"]
+    if lv == "all":
+        return "all"
+    if isinstance(lv, YList) and lv and all(isinstance(x, str) for x in lv):
+        return tuple(lv)
+    raise fail(p, e.line_of("levels"), f"{where}.levels: expected 'all' or a list of taxonomy levels")
 
+
+def _pairs(p: str, e: YMap, where: str, protocol: str,
+           datasets: dict[str, DatasetSpec]) -> tuple[tuple[Matcher, Matcher], ...]:
+    """A concat entry's `pairs` (required there, refused elsewhere): each a pair of encoder matchers."""
     pairs: list[tuple[Matcher, Matcher]] = []
     if protocol == "concat":
         raw_pairs = e.get("pairs")
@@ -541,7 +534,28 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
                                         f"{where}.pairs[{j}][{k}]") for k in range(2)))  # type: ignore[arg-type]
     elif "pairs" in e:
         raise fail(p, e.line_of("pairs"), f"{where}.pairs: only for protocol concat")
+    return tuple(pairs)
 
+
+def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:
+    """The `stages.evaluate` entry `i`, checked key by key (a StudyError at the line of the first bad one)."""
+    e = entries[i]
+    line = entries.line_of(i)
+    where = f"stages.evaluate[{i}]"
+    if not isinstance(e, YMap):
+        raise fail(p, line, f"{where}: expected a mapping with at least 'protocol'")
+    check_keys(p, e, ENTRY_KEYS, required=("protocol",))
+    protocol = e["protocol"]
+    if protocol not in PROTOCOLS:
+        raise fail(p, e.line_of("protocol"), f"unknown protocol {protocol!r}{did_you_mean(protocol, PROTOCOLS)} "
+                                             f"(known: {', '.join(PROTOCOLS)})")
+    matcher = _matcher(p, e.get("where"), e.line_of("where"), datasets, PRETRAIN_AXES, f"{where}.where")
+    eds = _eval_datasets(p, e, where, datasets)
+    labeled = None
+    if "labeled_sizes" in e:
+        labeled = _labeled_sizes(p, e["labeled_sizes"], e.line_of("labeled_sizes"), f"{where}.labeled_sizes")
+    levels = _levels(p, e, where, protocol)
+    pairs = _pairs(p, e, where, protocol, datasets)
     params = e.get("params") or YMap()
     if not isinstance(params, YMap):
         raise fail(p, e.line_of("params"), f"{where}.params: expected a mapping of evaluation settings")
@@ -560,7 +574,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         raise fail(p, e.line_of("variant"), f"{where}.variant: expected a word (letters, digits, '_', '-', '.'), "
                                             f"got {variant!r}")
     return EvalEntry(protocol=protocol, where=matcher, eval_datasets=eds, labeled_sizes=labeled, levels=levels,
-                     pairs=tuple(pairs), params=plain(params), resources=resources, split_labeled_sizes=split,
+                     pairs=pairs, params=plain(params), resources=resources, split_labeled_sizes=split,
                      line=line, index=i, variant=variant,
                      param_lines={**_key_lines(params), **{k: e.line_of(k) for k in ("labeled_sizes", "levels")
                                                            if k in e}})  # the entry's own, which params may not set
