@@ -189,19 +189,7 @@ def load_profile(path: str | Path | None) -> Profile:
     additional = raw.get("additional") or {}
     if not isinstance(additional, dict):
         raise fail(p, raw.line_of("additional"), "additional: expected a mapping of extra sbatch options")
-    stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
-    stage_lines: dict[str, int] = {}
-    raw_stages = raw.get("stages") or YMap()
-    if not isinstance(raw_stages, YMap):
-        raise fail(p, raw.line_of("stages"), "stages: expected a mapping stage -> resources")
-    check_keys(p, raw_stages, STAGES, what="stage")
-    for stage, spec in raw_stages.items():
-        if not isinstance(spec, YMap):
-            raise fail(p, raw_stages.line_of(stage),
-                       f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
-        check_keys(p, spec, RESOURCE_KEYS, what="resource")
-        stages[stage] = {**stages[stage], **spec}
-        stage_lines[stage] = spec.line
+    stages, stage_lines = _stages(p, raw)
     gpu_type, gpu_option = opt_str("gpu_type"), opt_str("gpu_option") or "gpus-per-node"
     if gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", gpu_type):
         raise fail(p, raw.line_of("gpu_type"), f"gpu_type: expected a GPU type such as a100, got {gpu_type!r}")
@@ -240,6 +228,25 @@ def load_profile(path: str | Path | None) -> Profile:
     for stage in STAGES:
         resolve_resources(prof, stage, [])
     return prof
+
+
+def _stages(p: str, raw: YMap) -> tuple[dict[str, dict], dict[str, int]]:
+    """A profile's `stages`: each stage's resources over DEFAULT_STAGES' (keys checked, values left to
+    `resolve_resources`), and the line of each stage the file sets."""
+    stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
+    stage_lines: dict[str, int] = {}
+    raw_stages = raw.get("stages") or YMap()
+    if not isinstance(raw_stages, YMap):
+        raise fail(p, raw.line_of("stages"), "stages: expected a mapping stage -> resources")
+    check_keys(p, raw_stages, STAGES, what="stage")
+    for stage, spec in raw_stages.items():
+        if not isinstance(spec, YMap):
+            raise fail(p, raw_stages.line_of(stage),
+                       f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
+        check_keys(p, spec, RESOURCE_KEYS, what="resource")
+        stages[stage] = {**stages[stage], **spec}
+        stage_lines[stage] = spec.line
+    return stages, stage_lines
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
