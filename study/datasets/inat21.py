@@ -136,14 +136,9 @@ def check_folder_ids(paths: pa.Array, labels: np.ndarray, class_names: list[str]
                              "image folders disagree (torchvision labels by the folder)")
 
 
-@DATASETS.register("inat21")
-def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
-    if split not in SPLITS:
-        raise StudyError(f"inat21: unknown split {split!r} (expected one of {', '.join(SPLITS)})")
-    path = require_file(root / f"{split}.json", f"inat21 {split} annotation file")
-    doc = load_coco(path)
-    images, annotations, categories = doc["images"], doc["annotations"], doc["categories"]
-
+def _by_category_id(categories: list, path: Path) -> list[dict]:
+    """The categories in id order; StudyError naming the first without an id, or whose id is out of 0..C-1 or
+    taken."""
     for i, c in enumerate(categories):
         if not isinstance(c, dict) or "id" not in c:
             raise StudyError(f"{path}: categories[{i}] has no 'id'")
@@ -156,23 +151,13 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
             raise StudyError(f"{path}: categories[{i}] has id {cat_id}, {why} (category ids must be "
                              f"0..{num_classes - 1}, each once)")
         first[cat_id] = i
-    by_id = [categories[i] for i in np.argsort(cat_ids)]
+    return [categories[i] for i in np.argsort(cat_ids)]
 
-    bad = next((i for i, x in enumerate(images) if not isinstance(x, _Image)), None)
-    if bad is not None:
-        raise StudyError(f"{path}: images[{bad}] has no 'file_name'")
-    bad = next((i for i, x in enumerate(annotations) if not isinstance(x, _Annotation)), None)
-    if bad is not None:
-        raise StudyError(f"{path}: annotations[{bad}] has no 'image_id'")
-    image_ids = _ints([x[0] for x in images], path, "id of images entry")
-    if not len(image_ids):
-        raise StudyError(f"{path}: the images list is empty")
-    names = [x[1] for x in images]
-    del doc, images
-    ann_image = _ints([x[0] for x in annotations], path, "image_id of annotations entry")
-    ann_cat = _ints([x[1] for x in annotations], path, "category_id of annotations entry")
-    del annotations
 
+def _labels_of_images(image_ids: np.ndarray, ann_image: np.ndarray, ann_cat: np.ndarray, num_classes: int,
+                      path: Path) -> np.ndarray:
+    """Each image's label (its one annotation's category id), in images order; StudyError naming an image id listed
+    twice, an annotation of no image or of a category out of range, or an image with no or several annotations."""
     order = np.argsort(image_ids, kind="stable")
     sorted_ids = image_ids[order]
     dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
@@ -198,8 +183,12 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         raise StudyError(f"{path}: image id {int(sorted_ids[j])} has no annotation")
     labels = np.empty(len(image_ids), dtype=np.int64)
     labels[order[pos]] = ann_cat
-    check_categories(categories, path)
+    return labels
 
+
+def _image_paths(root: Path, names: list, image_ids: np.ndarray, path: Path) -> pa.Array:
+    """The images' paths under `root` (`/` separators; `_locate`), each a string, listed once and present (one
+    listing per class folder); StudyError naming the first image that is not."""
     try:
         paths = pa.array(names, type=pa.string())
         if paths.null_count:  # pyarrow takes None as a null string
@@ -220,6 +209,37 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         more = f" ({len(absent) - 1} more after it)" if len(absent) > 1 else ""
         raise StudyError(f"{path}: images[{i}] (id {image_ids[i]}) {paths[i].as_py()!r} is not under {root}{more}: "
                          "extract the split's images completely")
+    return paths
+
+
+@DATASETS.register("inat21")
+def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
+    if split not in SPLITS:
+        raise StudyError(f"inat21: unknown split {split!r} (expected one of {', '.join(SPLITS)})")
+    path = require_file(root / f"{split}.json", f"inat21 {split} annotation file")
+    doc = load_coco(path)
+    images, annotations, categories = doc["images"], doc["annotations"], doc["categories"]
+
+    by_id = _by_category_id(categories, path)
+    num_classes = len(categories)
+    bad = next((i for i, x in enumerate(images) if not isinstance(x, _Image)), None)
+    if bad is not None:
+        raise StudyError(f"{path}: images[{bad}] has no 'file_name'")
+    bad = next((i for i, x in enumerate(annotations) if not isinstance(x, _Annotation)), None)
+    if bad is not None:
+        raise StudyError(f"{path}: annotations[{bad}] has no 'image_id'")
+    image_ids = _ints([x[0] for x in images], path, "id of images entry")
+    if not len(image_ids):
+        raise StudyError(f"{path}: the images list is empty")
+    names = [x[1] for x in images]
+    del doc, images
+    ann_image = _ints([x[0] for x in annotations], path, "image_id of annotations entry")
+    ann_cat = _ints([x[1] for x in annotations], path, "category_id of annotations entry")
+    del annotations
+
+    labels = _labels_of_images(image_ids, ann_image, ann_cat, num_classes, path)
+    check_categories(categories, path)
+    paths = _image_paths(root, names, image_ids, path)
 
     def per_class(key: str) -> list[str]:
         return [c[key] for c in by_id]
