@@ -27,7 +27,8 @@ def _class_dir(c: int) -> str:
 
 
 def generate(path: Path, num_images: int, num_classes: int) -> None:
-    """train.json beside the (empty) class folders its file names point into: the reader checks the folders."""
+    """train.json beside the class folders its file names point into, each image an empty file: the reader lists
+    every folder (a listed image that is not there is refused)."""
     import random
 
     for c in range(num_classes):
@@ -37,9 +38,11 @@ def generate(path: Path, num_images: int, num_classes: int) -> None:
         f.write('{"info": {"year": 2021, "version": "bench"}, "images": [')
         for i in range(num_images):
             c = i % num_classes
+            name = f"train/{_class_dir(c)}/{rnd.getrandbits(128):032x}.jpg"
+            os.close(os.open(path.parent / name, os.O_CREAT | os.O_WRONLY, 0o644))
             f.write(("," if i else "") + json.dumps({
                 "id": i, "width": 500, "height": 375,
-                "file_name": f"train/{_class_dir(c)}/{rnd.getrandbits(128):032x}.jpg",
+                "file_name": name,
                 "license": 1, "rights_holder": "someone", "date": "2010-07-14 20:19:00+00:00",
                 "latitude": 43.1, "longitude": -71.5, "location_uncertainty": 77,
             }))
