@@ -76,9 +76,10 @@ def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
 
 
 def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: int, test_manifest, aug,
-                 device: torch.device) -> tuple[torch.Tensor | None, dict]:
+                 device: torch.device, workers: int) -> tuple[torch.Tensor | None, dict]:
     """Train (or resume) in `run_dir/<protocol>-<n>/`, then each test image's best 5 classes by the fine-tuned
-    classifier (N x 5, as ranking.ranked gives them: None where a score is not finite) and the run's protocol."""
+    classifier (N x 5, as ranking.ranked gives them: None where a score is not finite), read by `workers` loader
+    processes, and the run's protocol."""
     from study.train import PretrainConfig, pretrain
     from study.train.backbones import build_backbone
     from study.train.checkpoint import load_checkpoint
@@ -98,5 +99,5 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     model = nn.Sequential(model_encoder, classifier).to(device)
     top = TopClasses(5)  # the test images' scores are never held whole (iNat21: 100k x 10,000, 4 GB)
     ranks, seconds, _ = forward_rows(model, test_manifest, test_manifest.all(), aug, cfg.batch_size, device,
-                                  cfg.num_workers or 0, label=f"{cfg.protocol} n={n} scoring", keep=top)
+                                  workers, label=f"{cfg.protocol} n={n} scoring", keep=top)
     return ranks if top.finite else None, {**out["protocol"], "scoring_seconds": seconds, "run_dir": str(sub)}

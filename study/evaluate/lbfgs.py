@@ -215,7 +215,7 @@ def _line_search(objective: Objective, start: _Point, d: torch.Tensor, t: float,
 
 def minimize(objective: Objective, x: torch.Tensor, limits: Limits) -> Outcome:
     """Minimise `objective` from `x` (not modified) within `limits`. A line search may spend the evaluations
-    `max_eval` leaves (as torch's since 2.x; 25 before)."""
+    `max_eval` leaves (as torch's does)."""
     max_eval = limits.max_eval if limits.max_eval is not None else limits.max_iter * 5 // 4
     f0, g = objective(x)
     f, gmax, gsum = _read(f0, _largest(g), g.abs().sum())  # torch's sum: the first step as torch's

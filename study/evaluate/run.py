@@ -160,7 +160,7 @@ def _finetune(job: _Job) -> list[dict]:
     for n in job.sizes:
         ranks, p = finetune_mod.run_finetune(job.cfg, job.run_dir, job.encoders[0] if job.encoders else None,
                                              None if n == job.train_m.num_images else n, n, test_m, job.aug,
-                                             job.device)
+                                             job.device, job.workers)
         metrics += _ranks_rows(ranks, y_test, n, test_m.num_classes)
         runs[str(n)] = p
     first = next(iter(runs.values()))

@@ -16,7 +16,6 @@ from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
 
-
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimizer and learning-rate schedule (linear warmup, then cosine decay to `final_lr_fraction` x peak)."""

@@ -194,8 +194,6 @@ class ViewDataset(torch.utils.data.Dataset):
         img = self.reader.open(row)
         try:
             views = self.aug.sample(img, sample_rng(self.seed, epoch, i))
-        except StudyError:
-            raise
         except (OSError, SyntaxError) as e:  # a lazily decoded file turned out truncated or corrupt (PIL raises both)
             raise unreadable(self.reader.manifest.abs_path(row), self.reader.manifest.name, str(e)) from None
         return tuple(views), int(self.labels[i])

@@ -182,12 +182,6 @@ def _log(cfg: PretrainConfig, msg: str) -> None:
     print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
 
 
-def _augment_params(aug_cfg) -> dict:
-    if dataclasses.is_dataclass(aug_cfg):
-        return dataclasses.asdict(aug_cfg)
-    return dict(vars(aug_cfg)) if hasattr(aug_cfg, "__dict__") else {"repr": repr(aug_cfg)}
-
-
 def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = None) -> RunOutput:
     """Train `cfg.method` on the manifest's images; resume from `run_dir/checkpoint.pt` if present.
 
@@ -247,8 +241,6 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     if aug.num_views < method.num_views:
         raise StudyError(f"pretrain.augment: preset gives {aug.num_views} view(s), method {cfg.method} needs "
                          f"{method.num_views}")
-    if hasattr(aug, "describe"):  # every effective augmentation parameter
-        base_protocol["augmentation"] = aug.describe()
     if sync_bn:
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     method.to(device)
@@ -710,7 +702,7 @@ def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sc
         "tf32": tf32_in_use(device),
         "channels_last": channels_last,
         "sync_bn": sync_bn,
-        "augmentation": _augment_params(aug_cfg) if aug_cfg is not None else None,
+        "augmentation": aug_cfg.to_dict() if aug_cfg is not None else None,  # every effective parameter
         "code_version": code_version(),  # this session's; the run's protocol lists each session's where they differ
         **library_versions(),  # torch, torchvision, numpy, Pillow, the JPEG decoder
         "config": cfg.to_dict(),

@@ -54,7 +54,7 @@ def schedule_problems(cfg, images: int) -> tuple[str | None, str | None]:
     return None, (f"{warm}, more than half of the run" if 2 * warmup > total else None)
 
 
-def is_bias_or_norm(name: str, p: torch.Tensor) -> bool:
+def is_bias_or_norm(p: torch.Tensor) -> bool:
     """Biases and normalisation scales/shifts: every parameter with fewer than 2 dimensions."""
     return p.ndim < 2
 
@@ -111,10 +111,10 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float) -> torch.opti
     """The optimizer over `model`'s trainable parameters, biases and norm parameters in their own group
     (no weight decay; for LARS no adaptation either) when `cfg.exclude_bias_and_norm`."""
     regular, excluded = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad:
             continue
-        (excluded if cfg.exclude_bias_and_norm and is_bias_or_norm(name, p) else regular).append(p)
+        (excluded if cfg.exclude_bias_and_norm and is_bias_or_norm(p) else regular).append(p)
     groups = [{"params": regular}]
     if excluded:
         groups.append({"params": excluded, "weight_decay": 0.0, "lars_adapt": False})

@@ -1133,6 +1133,26 @@ def test_a_finetune_is_scored_with_its_trained_classifier_in_batches_of_the_eval
     assert forwards == [16, 16]
 
 
+def test_a_finetune_is_scored_by_as_many_loader_workers_as_the_evaluation_resolved(manifests, encoder_file,
+                                                                                    tmp_path, monkeypatch):
+    """`evaluate.num_workers: null` (auto) scores the test rows with the worker count the evaluation resolved and
+    records (`default_workers()`), not in this process alone."""
+    import study.train.data as data_mod
+
+    workers, real = [], finetune_mod.forward_rows
+
+    def spy(model, manifest, rows, aug, batch_size, device, num_workers, **k):
+        workers.append(num_workers)
+        return real(model, manifest, rows, aug, batch_size, device, 0, **k)
+
+    monkeypatch.setattr(finetune_mod, "forward_rows", spy)
+    monkeypatch.setattr(data_mod, "default_workers", lambda: 3)
+    ft = {"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None, "num_workers": 0}
+    out = evaluate(config(protocol="finetune", labeled_sizes=[20], finetune=ft, num_workers=None), tmp_path / "ft",
+                   [encoder_file()], tmp_path / "f")
+    assert workers == [3] and out["protocol"]["num_workers"] == 3
+
+
 def test_a_finetune_keeps_each_test_images_best_classes_not_its_scores(manifests, encoder_file, tmp_path,
                                                                       monkeypatch):
     """The scoring pass returns each test image's best classes (20 x 4: the test manifest's 4 classes), never the
@@ -1196,7 +1216,7 @@ def test_a_finetunes_classifier_of_other_classes_than_the_test_manifest_is_refus
     other = types.SimpleNamespace(name="evtest3", num_classes=3)
     with pytest.raises(StudyError, match="the classifier has 4 outputs, test manifest evtest3 3 classes"):
         finetune_mod.run_finetune(cfg, tmp_path / "ft", encoder_file(), 20, 20, other,
-                                  build_augment(cfg.augment_config()), torch.device("cpu"))
+                                  build_augment(cfg.augment_config()), torch.device("cpu"), 0)
 
 
 def test_a_finetune_trains_with_its_own_image_size_optimizer_and_normalisation(manifests, encoder_file, tmp_path):

@@ -342,8 +342,8 @@ def test_draft_reduces_as_pil_and_only_as_far_as_every_crop_side_allows():
             pil.draft("RGB", (math.ceil(width * r), math.ceil(height * r)))
             d = geometric.draft_denominator(width, height, r)
             assert pil.size == (math.ceil(width / d), math.ceil(height / d)), (width, height, r)
-    assert geometric.draft_scale(800, 600, [(0, 0, 600, 100)], 64) == 0.64
-    assert geometric.draft_scale(800, 600, [(0, 0, 100, 600), (0, 0, 512, 512)], 64) == 0.64
+    assert geometric.draft_scale([(0, 0, 600, 100)], 64) == 0.64
+    assert geometric.draft_scale([(0, 0, 100, 600), (0, 0, 512, 512)], 64) == 0.64
 
 
 def test_jpeg_draft_decodes_at_reduced_scale_when_the_crop_allows():

@@ -58,8 +58,9 @@ def center_crop_box(width: int, height: int, size: int, resize_ratio: float) -> 
     return top * sy, left * sx, size * sy, size * sx
 
 
-def draft_scale(width: int, height: int, boxes: list[Box], size: int) -> float:
-    """The smallest decode scale r (<= 1) at which every crop box still spans >= `size` pixels both ways."""
+def draft_scale(boxes: list[Box], size: int) -> float:
+    """The smallest decode scale r at which every crop box still spans >= `size` pixels both ways (above 1 where a
+    box is smaller than `size`: no reduction then)."""
     return max(max(size / h, size / w) for _, _, h, w in boxes)
 
 
@@ -96,7 +97,7 @@ def decode_for_boxes(img: Image.Image, boxes: list, size: int, use_draft: bool) 
     width, height = img.size
     arr = None
     if is_lazy_jpeg(img):
-        denom = draft_denominator(width, height, draft_scale(width, height, boxes, size)) if use_draft else 1
+        denom = draft_denominator(width, height, draft_scale(boxes, size)) if use_draft else 1
         data = _jpeg_bytes(img)
         if data is not None:
             arr = cv2.imdecode(np.frombuffer(data, np.uint8), JPEG_FLAGS[denom])

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from study.train.losses.precision import in_fp32
 
 
-
 @in_fp32
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Normalized mean squared error (Grill et al. 2020, eq. 2), averaged over the N rows:

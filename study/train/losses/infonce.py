@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from study.train.losses.precision import in_fp32
 
 
-
 @in_fp32
 def infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
     """InfoNCE (He et al. 2020, eq. 1) for N queries q, their positive keys k and K queued negatives.

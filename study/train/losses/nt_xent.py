@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from study.train.losses.precision import in_fp32
 
 
-
 @in_fp32
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
             pairs: tuple[int, int] | None = None) -> torch.Tensor:

@@ -3,7 +3,8 @@ whatever else it trains or tracks (heads, target network, queue: all in its stat
 
 Interface used by the loop:
     METHODS.get(name)(cfg: PretrainConfig, encoder: nn.Module, num_classes: int) -> Method
-    method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict[str, float])
+    method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict)
+        # stats: {}, or {"correct": 0-d Tensor, "seen": int} where the method counts train_top1 (supervised)
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
