@@ -62,12 +62,14 @@ def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True, output_
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """target <- tau * target + (1 - tau) * online, for parameters; buffers (BN statistics) are copied."""
+def ema_update(target: nn.Module, online: nn.Module, tau: float, copy_buffers: bool = True) -> None:
+    """target <- tau * target + (1 - tau) * online, for parameters; buffers (BN statistics) are copied where
+    `copy_buffers` (BYOL's target), else the target keeps its own (MoCo's key encoder)."""
     for t, o in zip(target.parameters(), online.parameters()):
         t.mul_(tau).add_(o.detach(), alpha=1 - tau)
-    for t, o in zip(target.buffers(), online.buffers()):
-        t.copy_(o)
+    if copy_buffers:
+        for t, o in zip(target.buffers(), online.buffers()):
+            t.copy_(o)
 
 
 def method_settings() -> dict[str, type]:

@@ -17,7 +17,7 @@ from study.configfields import is_num, positive_int
 from study.errors import StudyError
 from study.train.distributed import gather_no_grad
 from study.train.losses import infonce
-from study.train.methods import METHODS, Method, mlp
+from study.train.methods import METHODS, Method, ema_update, mlp
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ class MoCo(Method):
     def _momentum_update(self) -> None:
         # key <- m * key + (1 - m) * query, parameters only (the key encoder keeps its own BN statistics)
         for online, target in ((self.encoder, self.key_encoder), (self.head, self.key_head)):
-            for t, o in zip(target.parameters(), online.parameters()):
-                t.mul_(self.momentum).add_(o.detach(), alpha=1 - self.momentum)
+            ema_update(target, online, self.momentum, copy_buffers=False)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
