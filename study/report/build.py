@@ -211,6 +211,42 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
         return _build(workdir, out, plan, grid, log)
 
 
+def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.PathLike) -> tuple:
+    """(results table with one job per seed, its cells (`aggregate`), the report's warning lines, those of them on
+    protocol fingerprint conflicts): skipped files, no results yet, reruns of one seed, results without a value,
+    conflicts, modified code versions and cells short of their planned seeds."""
+    table = coll.table
+    warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
+    if table.empty:  # results of the grid file's earlier jobs (unplanned_note) are in this workdir: not another one
+        warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`"
+                          + ("" if unplanned_note else
+                             ", or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)"))
+    table, repeats = drop_repeated_seeds(table)
+    warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
+                   f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
+    warn_lines += caveats.valueless_lines(table)
+    agg = aggregate(table)
+    conflicts = find_conflicts(agg)
+    conflict_lines = caveats.conflict_lines(conflicts) if not conflicts.empty else []
+    warn_lines += conflict_lines
+    warn_lines += caveats.code_version_lines(agg)
+    warn_lines += caveats.partial_seed_lines(agg, coll.planned)
+    return table, agg, warn_lines, conflict_lines
+
+
+def _missing_table(coll: Any, out: Path, outputs: Outputs) -> pd.DataFrame | None:
+    """The planned jobs without a result (MISSING_COLUMNS first, then the grid's other axes), written as the
+    `missing` tables; None without a plan."""
+    if coll.missing is None:
+        return None
+    extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
+    columns = [c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra
+    missing = with_integer_counts(coll.missing[columns])
+    outputs.add(*table_paths(out, "missing").values())
+    write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
+    return missing
+
+
 def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None) -> ReportSummary:
     """`build_report`'s work, its lock held."""
     with warnings.catch_warnings():
@@ -230,21 +266,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         raise StudyError(f"--out {out}: cannot make the report folder: {os_reason(e)}") from None
     for file_name in sorted(report_names() | {LISTING}):  # a killed build's (no lock here: not a live build's)
         remove_temporaries(out / file_name, older_than_s=STALE_TEMPORARY_S)
-    warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
-    if table.empty:  # results of the grid file's earlier jobs (unplanned_note) are in this workdir: not another one
-        warn_lines.append(f"no result of this grid in {results_dir(Path(workdir).resolve())} yet: run `study submit`"
-                          + ("" if unplanned_note else
-                             ", or give the workdir the jobs wrote to (--workdir, $STUDY_WORKDIR)"))
-    table, repeats = drop_repeated_seeds(table)
-    warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
-                   f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
-    warn_lines += caveats.valueless_lines(table)
-    agg = aggregate(table)
-    conflicts = find_conflicts(agg)
-    conflict_lines = caveats.conflict_lines(conflicts) if not conflicts.empty else []
-    warn_lines += conflict_lines
-    warn_lines += caveats.code_version_lines(agg)
-    warn_lines += caveats.partial_seed_lines(agg, coll.planned)
+    table, agg, warn_lines, conflict_lines = _cells_and_warnings(coll, unplanned_note, workdir)
 
     outputs.add(out / "results.parquet", *table_paths(out, "cells").values())
     write_table(table, out / "results.parquet", grid=name)
@@ -263,13 +285,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
 
-    missing = None
-    if coll.missing is not None:
-        extra = [c for c in coll.missing.columns if c not in MISSING_COLUMNS + ("depends_on", "has_result")]
-        columns = [c for c in MISSING_COLUMNS if c in coll.missing.columns] + extra
-        missing = with_integer_counts(coll.missing[columns])
-        outputs.add(*table_paths(out, "missing").values())
-        write_tables(missing, out, "missing", caption="planned jobs without a result and what they wait for")
+    missing = _missing_table(coll, out, outputs)
     n_records = table["job_id"].nunique() if not table.empty else 0
     summary = [f"{n_records} job result(s), {int(table['metric'].notna().sum())} metric row(s)",
                "missing: " + ("unknown (no plan)" if missing is None
