@@ -71,27 +71,10 @@ def _load_sources(sources: list[tuple[str, int]]) -> list:
     return manifests
 
 
-def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
-                   labeled_sizes: list[int]) -> tuple[dict, bool]:
-    """Freeze manifest `name`, the pool of each source's first SIZE images (`sources`: (name, size) pairs, as
-    `--from NAME:SIZE` gives them), with its own `sizes` (default: every pooled image) and `labeled_sizes`; see the
-    module's docstring for its order, labels and metadata. Returns (meta, written), as `freeze`; StudyError (nothing
-    written) for a bad name, a bad source, classes that would merge, or two sources sharing image files."""
-    check_name(name)
-    manifests = _load_sources(sources)
-    parts, class_names = [], []
-    common = None
-    for m, (_, n) in zip(manifests, sources):
-        t = m.rows.slice(0, n)  # rows are in rank order: the nested prefix
-        extra = [c for c in t.column_names if c not in BASE_COLUMNS]
-        common = extra if common is None else [c for c in common if c in extra]
-        parts.append((m, t))
-        class_names += [f"{m.name}/{c.lstrip('/')}" for c in m.class_names]
-    twice = sorted(c for c, k in Counter(class_names).items() if k > 1)  # one pass: iNat21 pools 10,000 classes
-    if twice:  # `/a` and `a` of one source both read `<source>/a`
-        raise StudyError(f"pool {name}: class name(s) {', '.join(twice[:5])} would stand for two classes of one source")
-    _refuse_shared_files(parts)
-    counts = [n for _, n in sources]
+def _pooled_table(parts: list, counts: list[int], common: list[str]) -> pa.Table:
+    """The pool's rows in its rank order: each source's prefix (`parts`: (manifest, rows)), labels offset source by
+    source, class names and `source` prefixed with the source's name, the extra columns every source has (`common`);
+    `rank` and `labeled_rank` interleave the sources' orders in proportion to `counts`."""
     # labeled order inside the pool: each source's labeled order restricted to its prefix, interleaved the same way
     labeled_within = []
     for _, t in parts:
@@ -121,10 +104,13 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
         "labeled_rank": pa.array(labeled_rank[order]), "source": merged["source"].take(take),
         **{c: merged[c].take(take) for c in common},
     })
-    total = int(sum(counts))
-    sizes = sizes or [total]
-    check_sizes(sizes, total, "--sizes", f"pool {name}")
-    check_sizes(labeled_sizes, total, "--labeled-sizes", f"pool {name}")
+    return table
+
+
+def _pool_meta(manifests: list, sources: list[tuple[str, int]], sizes: list[int], labeled_sizes: list[int],
+               class_names: list[str], common: list[str], total: int) -> dict:
+    """The pool's metadata: its sources (name, content hash, size), their roots, sizes, classes, the taxonomy levels
+    every source shares, and kinds and channels (per source where they differ)."""
     # a taxonomy only where every source has one (whichever comes first): its levels are those they share
     levels = ([lv for lv in manifests[0].levels if lv in common or lv == "class_name"]
               if all(m.levels for m in manifests) else [])
@@ -158,4 +144,34 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
         meta["kinds"], meta["source_channels"] = kinds, channels
     elif "channels" in first:
         meta["channels"] = first["channels"]
+    return meta
+
+
+def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
+                   labeled_sizes: list[int]) -> tuple[dict, bool]:
+    """Freeze manifest `name`, the pool of each source's first SIZE images (`sources`: (name, size) pairs, as
+    `--from NAME:SIZE` gives them), with its own `sizes` (default: every pooled image) and `labeled_sizes`; see the
+    module's docstring for its order, labels and metadata. Returns (meta, written), as `freeze`; StudyError (nothing
+    written) for a bad name, a bad source, classes that would merge, or two sources sharing image files."""
+    check_name(name)
+    manifests = _load_sources(sources)
+    parts, class_names = [], []
+    common = None
+    for m, (_, n) in zip(manifests, sources):
+        t = m.rows.slice(0, n)  # rows are in rank order: the nested prefix
+        extra = [c for c in t.column_names if c not in BASE_COLUMNS]
+        common = extra if common is None else [c for c in common if c in extra]
+        parts.append((m, t))
+        class_names += [f"{m.name}/{c.lstrip('/')}" for c in m.class_names]
+    twice = sorted(c for c, k in Counter(class_names).items() if k > 1)  # one pass: iNat21 pools 10,000 classes
+    if twice:  # `/a` and `a` of one source both read `<source>/a`
+        raise StudyError(f"pool {name}: class name(s) {', '.join(twice[:5])} would stand for two classes of one source")
+    _refuse_shared_files(parts)
+    counts = [n for _, n in sources]
+    table = _pooled_table(parts, counts, common)
+    total = int(sum(counts))
+    sizes = sizes or [total]
+    check_sizes(sizes, total, "--sizes", f"pool {name}")
+    check_sizes(labeled_sizes, total, "--labeled-sizes", f"pool {name}")
+    meta = _pool_meta(manifests, sources, sizes, labeled_sizes, class_names, common, total)
     return freeze(name, table, meta)
