@@ -86,6 +86,22 @@ def _crosses_domains(rows: pd.DataFrame) -> bool:
     return bool((rows["dataset"].astype(str) != rows["eval_dataset"].astype(str)).any())
 
 
+def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | None, vmax: float) -> None:
+    """One method's matrix on `ax`: each cell's mean (grey scale up to `vmax`), 'missing' where a cell without a
+    value is planned (`wanted`: the planned (dataset, eval_dataset) pairs; None without a plan: every cell), the
+    in-domain diagonal boxed; a cell the grid does not plan is left blank."""
+    matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
+    sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0, vmax=vmax,
+                cbar=False, linewidths=0.5, linecolor="white")
+    for i, d in enumerate(rows):
+        for j, e in enumerate(cols):
+            blank = np.isnan(matrix.iloc[i, j]) and wanted is not None and (d, e) not in wanted  # not in the grid
+            if np.isnan(matrix.iloc[i, j]) and not blank:
+                ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
+            if d == e and not blank:
+                ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per matrix cell (NaN where missing), `diagonal` marks in-domain."""
     table, expected = label_variants(table, expected)
@@ -156,16 +172,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             wanted |= set(zip(mine["dataset"], mine["eval_dataset"]))
         grid["planned"] = [(d, e) in wanted or not has_plan for d, e in zip(grid["dataset"], grid["eval_dataset"])]
         out.append(grid)
-        matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
-        sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0, vmax=vmax,
-                    cbar=False, linewidths=0.5, linecolor="white")
-        for i, d in enumerate(rows):
-            for j, e in enumerate(cols):
-                blank = np.isnan(matrix.iloc[i, j]) and has_plan and (d, e) not in wanted  # not in the grid
-                if np.isnan(matrix.iloc[i, j]) and not blank:
-                    ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
-                if d == e and not blank:
-                    ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
+        _draw_cells(ax, grid, rows, cols, wanted if has_plan else None, vmax)
         first = k % per_row == 0  # of its row of panels: the row names
         ax.tick_params(axis="y", labelrotation=0, labelleft=first)  # names read across, as the paper's table rows
         ax.grid(False)  # the style's grid would cross a missing cell
