@@ -218,6 +218,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
         raise StudyError(f"pretrain.batch_size {cfg.batch_size} is larger than the {n} training images (manifest "
                          f"{cfg.manifest}, size {cfg.size if cfg.size is not None else 'all'}): not one step would "
                          "run; lower batch_size or pretrain on more images")
+    if method.trains and cfg.batch_size % world.size:  # before the model is moved and a checkpoint read
+        where = "evaluate.finetune" if cfg.subset == "labeled" else "pretrain"
+        raise StudyError(f"{where}.batch_size {cfg.batch_size} does not split over the {world.size} processes of "
+                         f"this run: make batch_size a multiple of {world.size}")
     spe, total, warmup = schedule_steps(cfg, n) if method.trains else (steps_per_epoch(n, cfg.batch_size), 0, 0)
     if method.trains:
         _check_schedule(cfg, n, world)

@@ -464,6 +464,18 @@ def test_a_batch_larger_than_the_training_images_is_refused(tiny_manifest, make_
         pretrain(make_config(batch_size=25), tmp_path / "run")
 
 
+def test_a_batch_not_splitting_over_the_processes_is_refused_naming_its_key(tiny_manifest, make_config, tmp_path):
+    """It names the config key (a fine-tune's: the evaluation's `finetune` section) and the plan's remedy, before
+    the run folder is made or a checkpoint read (the sampler's own check named no key)."""
+    two = loop.distributed.World(rank=0, size=2)  # rank 0 of 2: the check needs no process group
+    for over, key in (({}, "pretrain"), ({"subset": "labeled"}, "evaluate.finetune")):
+        with pytest.raises(StudyError, match=rf"^{re.escape(key)}\.batch_size 9 does not split over the 2 processes "
+                                             r"of this run: make batch_size a multiple of 2$"):
+            loop._pretrain(make_config(batch_size=9, device="cpu", **over), tmp_path / "run", two, 0.0, None,
+                           tiny_manifest)
+        assert not (tmp_path / "run").exists()
+
+
 def test_an_augmentation_of_fewer_views_than_the_method_needs_is_refused(tiny_manifest, make_config, tmp_path):
     with pytest.raises(StudyError, match=r"^pretrain\.augment: preset gives 1 view\(s\), method simclr needs 2$"):
         pretrain(make_config(augment={"preset": "supervised"}), tmp_path / "run")
