@@ -140,8 +140,14 @@ class SignalFlag:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
+    def add(self, signum: int) -> None:
+        """Mark `signum` pending, once however often it comes before the next checkpoint (a local worker gets
+        SIGUSR2 once per thread of its dead parent)."""
+        if signum not in self.pending:
+            self.pending.append(signum)
+
     def _handle(self, signum: int, frame: Any) -> None:
-        self.pending.append(signum)
+        self.add(signum)
 
     def restore(self) -> None:
         for sig, handler in self.previous.items():

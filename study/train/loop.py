@@ -346,8 +346,7 @@ class _Session:
                     last_save = time.time()
                     if signalled:
                         if world.is_main:  # the log says why it ends here, or why a checkpoint came off schedule
-                            # each signal once: a local worker gets SIGUSR2 once per thread of its dead parent
-                            names = ", ".join(dict.fromkeys(_signal_said(sig) for sig in flag.pending))
+                            names = ", ".join(_signal_said(sig) for sig in flag.pending)
                             _log(cfg, f"checkpoint written at step {step}/{sched.total} on "
                                       f"{names or 'a signal to another rank'}")
                         flag.forward()
@@ -470,8 +469,8 @@ def _agree_on_stop(flag: SignalFlag, due_time: bool, world, device: torch.device
     if world.size == 1:
         return due_time, signalled
     due_time, signalled, requeue = distributed.any_rank([due_time, signalled, REQUEUE_SIGNAL in seen], device)
-    if requeue and REQUEUE_SIGNAL not in flag.pending:
-        flag.pending.append(REQUEUE_SIGNAL)
+    if requeue:
+        flag.add(REQUEUE_SIGNAL)
     return due_time, signalled
 
 
