@@ -308,8 +308,8 @@ def missing_manifests(plan: Plan) -> list[str]:
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
                         else " the grid's `datasets:` names it")
             hint = did_you_mean(name, known, cutoff=0.8, why=named_by)
-            at = f"{plan.path}:{lines[name]}: " if name in lines else ""
-            problems.append(f"{at}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
+            where = f"{plan.path}:{lines[name]}: " if name in lines else ""
+            problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
                             f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
     if problems:  # said once, after the last command
         roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
