@@ -32,6 +32,14 @@ def manifests_dir_said() -> str:
     return f"{manifests_dir().resolve()} ({why})"
 
 
+def checked_manifests_dir() -> Path:
+    """`manifests_dir()`; a StudyError naming it and whence where it cannot be a folder (`refuse_file_for_folder`),
+    as `checked_workdir` does for the workdir."""
+    said = "$STUDY_MANIFESTS" if os.environ.get("STUDY_MANIFESTS") else "manifests folder"
+    refuse_file_for_folder(manifests_dir(), said)
+    return manifests_dir()
+
+
 def workdir() -> Path:
     """Job folders, checkpoints, results and ledgers: `STUDY_WORKDIR`, else `./runs`."""
     return Path(os.environ.get("STUDY_WORKDIR") or "runs")

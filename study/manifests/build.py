@@ -5,7 +5,6 @@ identical (and the stored files still match their hashes) and refused, naming th
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from study.manifests.store import (
     short_repr,
     write_manifest,
 )
-from study.paths import manifests_dir, refuse_file_for_folder
+from study.paths import checked_manifests_dir
 
 
 @dataclass(frozen=True)
@@ -317,8 +316,7 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         given = {"label_rule": cfg.label_rule, "channels": None if cfg.channels is None else list(cfg.channels)}
         check_same_reading(given, cfg.classes_from, source, f"{cfg.dataset} {cfg.split}")
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
-    said = "$STUDY_MANIFESTS" if os.environ.get("STUDY_MANIFESTS") else "manifests folder"
-    refuse_file_for_folder(manifests_dir(), said)  # where it cannot be, before hours of indexing
+    checked_manifests_dir()  # where it cannot be, before hours of indexing
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
