@@ -2,7 +2,7 @@
 mid-study does not restart anything), and a pretraining checkpoint may be resumed with other values.
 
 `device` is not among them for job ids: "cpu" and "auto" on a GPU node compute differently (precision, random
-streams); a resumed run checks what the device resolved to (study.train.loop's checkpoint fingerprint).
+streams); a resumed run checks what the device resolved to (study.train.resume.run_fingerprint).
 """
 PRETRAIN_RUN_ONLY = ("num_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every_steps")
 EVALUATE_RUN_ONLY = ("num_workers", "checkpoint_every_minutes")

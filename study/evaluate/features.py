@@ -44,9 +44,9 @@ class Features:
 
 
 def resolve_device(name: str) -> torch.device:
-    """The evaluation's device (study.train.loop.resolve_device, of `evaluate.device`), made the current one: pinned
+    """The evaluation's device (study.train.device.resolve_device, of `evaluate.device`), made the current one: pinned
     memory and kernels would otherwise also open a context on GPU 0 where a job sees several GPUs."""
-    from study.train.loop import resolve_device as resolve
+    from study.train.device import resolve_device as resolve
 
     device = resolve(name, key="evaluate.device")
     if device.type == "cuda":

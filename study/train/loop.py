@@ -5,16 +5,11 @@ SIGUSR2/SIGTERM (see checkpoint.SignalFlag) and at the end, and writes `run_dir/
 """
 from __future__ import annotations
 
-import dataclasses
-import io
-import json
 import math
-import re
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -22,18 +17,10 @@ import torch
 from study.atomic import remove_temporaries
 from study.durations import eta
 from study.errors import StudyError
-from study.hashing import file_sha256
 from study.train import distributed
 from study.train.allocator import retain_freed_memory
-from study.train.backbones import build_backbone, encoder_payload, load_encoder
-from study.train.checkpoint import (
-    SignalFlag,
-    check_fingerprint,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from study.train.backbones import build_backbone, load_encoder
+from study.train.checkpoint import SignalFlag, rng_state, save_checkpoint
 from study.train.config import PretrainConfig
 from study.train.curve import FILE as CURVE_FILE, TrainingCurve
 from study.train.data import (
@@ -47,16 +34,15 @@ from study.train.data import (
     next_batch,
     steps_per_epoch,
 )
+from study.train.device import peak_gpu_memory_gb, reset_gpu_peak, resolve_device
 from study.train.methods import METHODS
-from study.train.optim import LARS, build_optimizer, lr_at, peak_lr, schedule_problems, schedule_steps, set_lr
-from study.train.tf32 import tf32_in_use
-from study.version import code_version, library_versions
+from study.train.optim import Schedule, build_optimizer, peak_lr, schedule_problems, schedule_steps, set_lr
+from study.train.protocol import run_protocol, write_encoder
+from study.train.resume import Sessions, one_or_each, restore, resume_warnings, run_fingerprint
+from study.version import library_versions
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
 LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most this many
-RESUME_KEYS = ("fingerprint", "method", "optimizer", "rng", "step", "wall_time_s", "train_time_s", "recent_losses",
-               "train_acc_window", "resumed_from")  # what `_resume` reads; the rest is optional or informative
-UNKNOWN_VERSION = "unknown (a checkpoint that did not record it)"  # the earlier sessions' code version, where so
 # the signal Slurm sends ahead of a time limit (submitit's --signal): its handler on rank 0 requeues the job, so a
 # rank that sees it makes every rank forward it, not a SIGTERM (dropped after the checkpoint)
 REQUEUE_SIGNAL = getattr(signal, "SIGUSR2", None)
@@ -75,40 +61,6 @@ class StopRequested(Exception):
     def __init__(self, step: int):
         super().__init__(f"stopped at step {step} as asked; the checkpoint holds the run")
         self.step = step
-
-
-def resolve_device(name: str, world: distributed.World | None = None, key: str = "pretrain.device") -> torch.device:
-    """The torch device of `name` (the config's `key`) for this rank ("auto": cuda when available, else cpu)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise StudyError(f"{key}: {name!r} asked for but CUDA is not available")
-        world = world or distributed.World()
-        index = cuda_index(name, world.size, world.local_rank, torch.cuda.device_count(),
-                           torch.cuda.current_device, key)
-        return torch.device("cuda", index)
-    return torch.device(name)
-
-
-def cuda_index(name: str, world_size: int, local_rank: int, device_count: int, current,
-               key: str = "pretrain.device") -> int:
-    """The CUDA device index of `name` ("cuda" or "cuda:N") for a rank. One process: N, else the current device
-    (`current()`). Several ranks: an explicit N is refused (every rank would take GPU N); rank r takes
-    r % device_count, which is r where every task sees the node's GPUs and 0 where a site binds one GPU per task.
-    Errors name the config's `key`."""
-    m = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if m is None:
-        raise StudyError(f"{key}: expected 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
-    explicit = m.group(1)
-    if world_size > 1:
-        if explicit:
-            raise StudyError(f"{key}: {name!r} names one GPU, but this run has {world_size} processes "
-                             "(each takes its own GPU): use 'cuda' or 'auto'")
-        if device_count < 1:
-            raise StudyError(f"{key}: CUDA reports no device")
-        return local_rank % device_count
-    return int(explicit) if explicit else int(current())
 
 
 def training_rows(cfg: PretrainConfig, manifest):
@@ -133,46 +85,6 @@ def _load_manifest(name: str):
     from study.manifests import load_manifest
 
     return load_manifest(name)
-
-
-def _fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, device: torch.device, use_bf16: bool,
-                 channels_last: bool) -> dict:
-    """What a checkpoint must match to be resumed: the config, the data, and what the runtime keys resolved to that
-    changes the arithmetic or the random streams (number and kind of devices, precision, memory format), and the
-    content of the encoder it started from (a regenerated encoder at the same path is another start)."""
-    out = {"config": cfg.fingerprint_dict(), "manifest_content_hash": manifest.content_hash, "devices": world.size,
-           "device_type": device.type, "precision": "bf16" if use_bf16 else "fp32", "channels_last": channels_last}
-    if cfg.init_encoder:
-        out["init_encoder_sha256"] = file_sha256(cfg.init_encoder)
-    if cfg.optim.name == "lars":  # what its momentum buffer holds: one of the torch-style buffer (g) is refused
-        out["lars_momentum"] = LARS.MOMENTUM
-    return out
-
-
-def _comparable(fingerprint: dict) -> dict:
-    """The fingerprint as a resume compares it: its config without the keys whose resolved values it holds beside
-    them (`precision`, `channels_last`; `init_encoder`, a path, whose content is `init_encoder_sha256`: a moved or
-    copied run folder resumes) or that change nothing here (`sync_bn` on one device or on CPUs; the temperature of
-    a method without one, the method's default where none is given; other methods' settings).
-    Computed from the fingerprint alone (not the code that wrote it), so an older checkpoint compares the same way."""
-    from study.train.methods import method_settings
-
-    config = dict(fingerprint.get("config", {}))
-    for key in ("precision", "channels_last", "init_encoder"):
-        config.pop(key, None)
-    if not (fingerprint.get("devices", 1) > 1 and fingerprint.get("device_type") == "cuda"):
-        config.pop("sync_bn", None)
-    method = config.get("method")
-    if isinstance(method, str) and method in METHODS:
-        default = METHODS.get(method).default_temperature
-        if default is None:
-            config.pop("temperature", None)
-        elif config.get("temperature") is None:
-            config["temperature"] = default
-        for name in method_settings():
-            if name != method:
-                config.pop(name, None)
-    return {**fingerprint, "config": config}
 
 
 def _log(cfg: PretrainConfig, msg: str) -> None:
@@ -225,18 +137,18 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     spe, total, warmup = schedule_steps(cfg, n) if method.trains else (steps_per_epoch(n, cfg.batch_size), 0, 0)
     if method.trains:
         _check_schedule(cfg, n, world)
-    sched = _Schedule(n, cfg.batch_size, spe, total, warmup, peak_lr(cfg.optim, cfg.batch_size),
+    sched = Schedule(n, cfg.batch_size, spe, total, warmup, peak_lr(cfg.optim, cfg.batch_size),
                       cfg.optim.final_lr_fraction)
-    base_protocol = _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched, aug_cfg, method)
+    base_protocol = run_protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"
     if world.is_main:  # the run folder's one writer (one instance of a job runs: the job lock here, Slurm's one job
         # there; an NFS workdir's caveat, study.launch.locks): what a killed write left goes
         for name in ("checkpoint.pt", "encoder.pt", CURVE_FILE):
             remove_temporaries(run_dir / name)
-    fingerprint = _fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
+    fingerprint = run_fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
-        _write_encoder(run_dir, method.encoder, world, base_protocol)
+        write_encoder(run_dir, method.encoder, world, base_protocol)
         return {"metrics": [], "protocol": dict(base_protocol, wall_time_s=time.time() - t0, images_per_s=None)}
 
     from study.train.augment import build_augment
@@ -253,7 +165,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     optimizer = build_optimizer(method, cfg.optim, lr=0.0)
 
     environment = {**library_versions(), "device_kind": base_protocol["device_kind"]}
-    past = _resume(ckpt_path, fingerprint, method, optimizer, total, environment)
+    past = restore(ckpt_path, fingerprint, method, optimizer, total, environment)
     if world.is_main and past.from_checkpoint and past.step < total:
         _log_resume(cfg, run_dir, past, total, device)
     session = _Session(cfg, run_dir, world, device, use_bf16, channels_last, method, optimizer, aug, sched,
@@ -263,23 +175,8 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     elif world.is_main:
         _log(cfg, f"{run_dir}: already trained ({session.step}/{total} steps)")
 
-    _write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
+    write_encoder(run_dir, method.encoder, world, base_protocol)  # the record's fingerprint: the rest is run-specific
     return {"metrics": session.metrics(), "protocol": session.protocol(base_protocol)}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Schedule:
-    """A run's step budget and learning-rate schedule."""
-    images: int  # training images
-    batch: int  # global batch (over every device)
-    steps_per_epoch: int
-    total: int  # steps of the whole run
-    warmup: int  # warmup steps
-    peak_lr: float  # the effective learning rate, after the batch-size scaling rule
-    final_lr_fraction: float
-
-    def lr(self, step: int) -> float:
-        return lr_at(step, self.peak_lr, self.warmup, self.total, self.final_lr_fraction)
 
 
 class _Session:
@@ -288,7 +185,7 @@ class _Session:
     training curve on the main rank. `step`, `past.recent` and `past.acc_window` advance as it trains."""
 
     def __init__(self, cfg: PretrainConfig, run_dir: Path, world, device: torch.device, use_bf16: bool,
-                 channels_last: bool, method, optimizer, aug, sched: _Schedule, fingerprint: dict, past: _Sessions,
+                 channels_last: bool, method, optimizer, aug, sched: Schedule, fingerprint: dict, past: Sessions,
                  t0: float):
         self.cfg, self.world, self.device = cfg, world, device
         self.use_bf16, self.channels_last = use_bf16, channels_last
@@ -378,7 +275,8 @@ class _Session:
             torch.distributed.barrier()
 
     def state(self) -> dict:
-        """The checkpoint's content at the current step: everything `_resume` restores, and the schedule's state."""
+        """The checkpoint's content at the current step: everything `resume.restore` restores, and the schedule's
+        state."""
         past, sched, step = self.past, self.sched, self.step
         spe = sched.steps_per_epoch
         return {
@@ -417,7 +315,7 @@ class _Session:
         training-loop time (the run ends with a checkpoint at its last step, which counted it)."""
         past, step = self.past, self.step
         envs = past.environments
-        environment = {k: _one_or_each([e.get(k) for e in envs]) for k in (envs[-1] if envs else {})}
+        environment = {k: one_or_each([e.get(k) for e in envs]) for k in (envs[-1] if envs else {})}
         return dict(
             base,
             **environment,  # libraries and device kind: a list where the sessions' differed
@@ -425,23 +323,10 @@ class _Session:
             earlier_sessions_seconds=past.wall_s,  # of wall_time_s: the sessions before this one (from the checkpoint)
             images_per_s=(step * self.sched.batch / self.train_s) if step and self.train_s > 0 else None,
             resumed_from_steps=past.resumed_from,
-            cpu_threads=_one_or_each(past.threads),  # a list: the sessions' counts differed
+            cpu_threads=one_or_each(past.threads),  # a list: the sessions' counts differed
             gpu_peak_memory_gb=peak_gpu_memory_gb(self.device),  # this session's, main rank
-            code_version=_one_or_each(past.versions),  # a list: each session's, they differed
+            code_version=one_or_each(past.versions),  # a list: each session's, they differed
         )
-
-
-def peak_gpu_memory_gb(device: torch.device) -> float | None:
-    """The most GPU memory this process's tensors on `device` held since `reset_gpu_peak`, in GB; None off CUDA."""
-    return torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
-
-
-def reset_gpu_peak(device: torch.device) -> None:
-    """Start `peak_gpu_memory_gb`'s count on `device` at what its tensors hold now (nothing off CUDA): a run's peak is
-    its own, not that of an earlier run in this process (an evaluation fine-tunes, then scores, once per labeled
-    size)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _build_method(cfg: PretrainConfig, num_classes: int):
@@ -474,81 +359,11 @@ def _agree_on_stop(flag: SignalFlag, due_time: bool, world, device: torch.device
     return due_time, signalled
 
 
-@dataclasses.dataclass
-class _Sessions:
-    """A run's sessions as its checkpoint has them, this one appended to the per-session lists where it trains
-    (a fresh run: step 0, nothing before, this session alone)."""
-    from_checkpoint: bool = False  # resumed: a checkpoint was loaded
-    step: int = 0  # steps trained so far
-    wall_s: float = 0.0  # wall time of the earlier sessions
-    train_s: float = 0.0  # training-loop time of the earlier sessions
-    # the latest steps' losses: LOSS_STEPS, or the log's window where it is longer (the curve's loss)
-    recent: list = dataclasses.field(default_factory=list)
-    # (correct, seen) per step: the last epoch's, or the log window's where it is longer (the curve's train_top1)
-    acc_window: list = dataclasses.field(default_factory=list)
-    resumed_from: list = dataclasses.field(default_factory=list)  # the step each later session resumed at
-    threads: list = dataclasses.field(default_factory=lambda: [torch.get_num_threads()])  # CPU sums depend on them
-    versions: list = dataclasses.field(default_factory=lambda: [code_version()])  # each session's code version
-    # each session's library versions and device kind (none known of the sessions of a checkpoint that lacks them)
-    environments: list = dataclasses.field(default_factory=list)
-
-
-def _resume(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int, environment: dict) -> _Sessions:
-    """Load `ckpt_path` into `method`, `optimizer` and the RNGs when it exists (its fingerprint must match, see
-    `_comparable`), and return the run's sessions, this one's `environment` (libraries, device kind) among them. A
-    finished run asked again trains nothing: its sessions stay those that trained it."""
-    this = _Sessions(environments=[environment])
-    if not ckpt_path.exists():
-        return this
-    ck = load_checkpoint(ckpt_path, RESUME_KEYS)
-    check_fingerprint(_comparable(ck["fingerprint"]), _comparable(fingerprint), ckpt_path,
-                      {"config": PretrainConfig.default_fingerprint()})
-    method.load_state_dict(ck["method"])
-    optimizer.load_state_dict(ck["optimizer"])
-    set_rng_state(ck["rng"])
-    past = _Sessions(from_checkpoint=True, step=int(ck["step"]), wall_s=float(ck["wall_time_s"]),
-                     train_s=float(ck["train_time_s"]), recent=list(ck["recent_losses"]),
-                     acc_window=[tuple(x) for x in ck["train_acc_window"]], resumed_from=list(ck["resumed_from"]),
-                     threads=list(ck.get("cpu_threads", [])),  # absent from a checkpoint that does not record it
-                     versions=list(ck.get("code_versions", [UNKNOWN_VERSION])),
-                     environments=list(ck.get("environments", [])))
-    if past.step >= total:
-        past.threads = past.threads or this.threads
-        past.environments = past.environments or this.environments
-    else:
-        past.resumed_from.append(past.step)
-        past.threads += this.threads
-        past.versions += this.versions
-        past.environments += this.environments
-    return past
-
-
-def _log_resume(cfg: PretrainConfig, run_dir: Path, past: _Sessions, total: int, device: torch.device) -> None:
-    """The resume line, and a warning where this session's code version, library versions or device kind (those of
-    the session before it), or on a CPU its thread count, is not the one the run began with (the weights then differ
-    from an uninterrupted run's)."""
+def _log_resume(cfg: PretrainConfig, run_dir: Path, past: Sessions, total: int, device: torch.device) -> None:
+    """The resume line, and its warnings (`resume_warnings`)."""
     _log(cfg, f"resuming {run_dir} at step {past.step}/{total}")
-    versions, threads = past.versions, past.threads
-    if versions[-2] != versions[-1]:
-        _log(cfg, f"WARNING: this session runs code version {versions[-1]}, the checkpoint was written by "
-             f"{versions[-2]}: the rest of the run trains with other code, so its weights may differ from "
-             f"a run without the change (the record lists every session's version)")
-    envs = past.environments
-    changed = [k for k in envs[-1] if envs[-2].get(k) != envs[-1][k]] if len(envs) > 1 else []
-    if changed:
-        _log(cfg, "WARNING: this session runs " + ", ".join(f"{k} {envs[-1][k]} (the checkpoint's session: "
-             f"{envs[-2].get(k)})" for k in changed) + ": the rest of the run computes with them, so its weights may "
-             "differ from a run without the change (the record lists each session's)")
-    if device.type == "cpu" and threads[0] != threads[-1]:
-        _log(cfg, f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
-             f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
-             f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
-             f"here)")
-
-
-def _one_or_each(values: list):
-    """The one value of every session, or the list of each session's where they differ."""
-    return values[0] if len(set(values)) == 1 else values
+    for line in resume_warnings(past, device):
+        _log(cfg, line)
 
 
 def _check_schedule(cfg: PretrainConfig, images: int, world) -> None:
@@ -637,83 +452,9 @@ def _refuse_nonfinite_weights(method, step: int, ckpt_path: Path, manifest_name:
                      f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; training stopped, {_kept(ckpt_path)}")
 
 
-def _write_encoder(run_dir: Path, encoder, world, protocol: dict) -> None:
-    """`run_dir/encoder.pt`, carrying the fingerprint of the run's protocol (`recipe`) and what it hashes, with the
-    seed (`protocol`: no timings, paths, versions or device names, so that a rerun writes the same), so that an
-    evaluation of it records the recipe that made it. The same weights and protocol give the same bytes, so the
-    same sha256 (serialised in memory: torch writes the name of the file it is given into the archive)."""
-    if not world.is_main:
-        return
-    from study.atomic import write_bytes
-    from study.hashing import canonical_json
-    from study.results.record import protocol_fingerprint, recipe_protocol
-
-    kept = json.loads(canonical_json({**recipe_protocol(protocol), "seed": protocol["seed"]}))  # plain values
-    buffer = io.BytesIO()
-    torch.save(encoder_payload(encoder, protocol_fingerprint(protocol), kept), buffer)
-    write_bytes(run_dir / "encoder.pt", buffer.getvalue())
-
-
 def random_seed_all(seed: int) -> None:
     import random
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched: _Schedule, aug_cfg,
-              method) -> dict[str, Any]:
-    n, spe, total, warmup, peak = sched.images, sched.steps_per_epoch, sched.total, sched.warmup, sched.peak_lr
-    per_device = cfg.batch_size // world.size
-    device_kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    corruption = manifest.corruption
-    p: dict[str, Any] = {
-        "stage": "pretrain",
-        "method": cfg.method,
-        "backbone": cfg.backbone,
-        "width": cfg.width,
-        "feature_dim": method.encoder.feature_dim,
-        "manifest": manifest.name,
-        "manifest_content_hash": manifest.content_hash,
-        "corruption": getattr(corruption, "slug", None) if corruption is not None else "none",
-        "subset": cfg.subset,
-        "size": cfg.size,
-        "images": n,
-        "num_classes": manifest.num_classes,
-        "init_encoder": cfg.init_encoder,
-        "seed": cfg.seed,
-        "steps": total,
-        "steps_per_epoch": spe,
-        "epochs": (total / spe) if spe else 0.0,
-        "per_device_batch": per_device,
-        "devices": world.size,
-        "device_kind": device_kind,
-        "cpu_threads": torch.get_num_threads(),  # on a CPU, float sums (and so results) depend on it
-        "effective_batch": per_device * world.size,
-        "optimizer": cfg.optim.name,
-        "base_lr": cfg.optim.lr,
-        "lr_scaling": cfg.optim.lr_scaling,
-        "effective_lr": peak,
-        "warmup_steps": warmup,
-        "final_lr_fraction": cfg.optim.final_lr_fraction,
-        "weight_decay": cfg.optim.weight_decay,
-        "momentum": cfg.optim.momentum,
-        "exclude_bias_and_norm": cfg.optim.exclude_bias_and_norm,
-        "temperature": cfg.effective_temperature(),
-        "precision": "bf16" if use_bf16 else "fp32",
-        "tf32": tf32_in_use(device),
-        "channels_last": channels_last,
-        "sync_bn": sync_bn,
-        "augmentation": aug_cfg.to_dict() if aug_cfg is not None else None,  # every effective parameter
-        "code_version": code_version(),  # this session's; the run's protocol lists each session's where they differ
-        **library_versions(),  # torch, torchvision, numpy, Pillow, the JPEG decoder
-        "config": cfg.to_dict(),
-    }
-    if cfg.method == "simclr":
-        p["head"] = [method.encoder.feature_dim, *cfg.head]
-    if cfg.method in cfg.method_settings:
-        p[cfg.method] = dataclasses.asdict(cfg.method_settings[cfg.method])
-    if cfg.optim.name == "lars":
-        p["trust_coefficient"] = cfg.optim.trust_coefficient
-    return p

@@ -1,6 +1,8 @@
-"""Optimizers (LARS, SGD, AdamW), the learning-rate scaling rule, and warmup + cosine schedule."""
+"""Optimizers (LARS, SGD, AdamW), the learning-rate scaling rule, and warmup + cosine schedule (`Schedule`: a run's
+steps and learning rates)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -24,6 +26,21 @@ def lr_at(step: int, peak: float, warmup_steps: int, total_steps: int, final_fra
     decay = max(1, total_steps - warmup_steps)
     t = min(1.0, (step - warmup_steps) / decay)
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A run's step budget and learning-rate schedule."""
+    images: int  # training images
+    batch: int  # global batch (over every device)
+    steps_per_epoch: int
+    total: int  # steps of the whole run
+    warmup: int  # warmup steps
+    peak_lr: float  # the effective learning rate, after the batch-size scaling rule
+    final_lr_fraction: float
+
+    def lr(self, step: int) -> float:
+        return lr_at(step, self.peak_lr, self.warmup, self.total, self.final_lr_fraction)
 
 
 def schedule_steps(cfg, images: int) -> tuple[int, int, int]:

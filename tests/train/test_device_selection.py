@@ -6,7 +6,7 @@ import torch
 
 from study.errors import StudyError
 from study.train import distributed
-from study.train.loop import cuda_index, resolve_device
+from study.train.device import cuda_index, resolve_device
 
 
 def _no_current():

@@ -112,6 +112,15 @@ def test_simclr_and_supervised_forward(make_method):
     assert s.classifier.out_features == 3
 
 
+def test_simclr_records_its_head_and_the_other_methods_nothing_of_their_own(make_method):
+    """`Method.protocol()`: SimCLR's head dims from the encoder's features to the output (the protocol's `head`);
+    the other methods record their settings through the config, nothing more."""
+    m = make_method("simclr", head=[16, 8])
+    assert m.protocol() == {"head": [m.encoder.feature_dim, 16, 8]}
+    for name in ("moco", "byol", "supervised", "random"):
+        assert make_method(name).protocol() == {}, name
+
+
 def test_simclr_v2_output_bn_scales_without_shifting(make_method):
     """`head_output_bn`: the head's last Linear has no bias and feeds a BN with a scale and no shift, so in training
     mode every output dimension has batch mean 0 whatever the scale learns; without it the output is a plain Linear."""

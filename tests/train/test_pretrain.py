@@ -22,6 +22,8 @@ from study.train import StopRequested, pretrain
 from study.train.backbones import encoder_provenance, load_encoder
 from study.train.checkpoint import load_checkpoint
 from study.train.methods import METHODS
+from study.train.optim import Schedule
+from study.train.resume import Sessions
 
 
 def _weights(path):
@@ -697,7 +699,7 @@ def test_a_warmup_of_the_whole_run_is_refused_and_one_of_most_of_it_warned_about
 def test_a_resume_by_other_code_warns_and_the_protocol_lists_each_sessions_version(tiny_manifest, make_config,
                                                                                    tmp_path, capfd):
     """The checkpoint keeps each session's code version (simulated: an earlier session's rewritten into it)."""
-    from study.train.loop import UNKNOWN_VERSION
+    from study.train.resume import UNKNOWN_VERSION
 
     now = code_version()
     for run, before in (("other", ["0.0.9+git.abcdef1"]), ("old", None)):
@@ -868,17 +870,6 @@ def test_a_run_started_from_an_encoder_regenerated_since_at_its_path_is_refused(
         pretrain(ft, tmp_path / "cut")
 
 
-def test_sync_bn_is_compared_at_a_resume_only_for_a_run_on_several_gpus():
-    """SyncBatchNorm runs on several CUDA devices only: on one GPU, or on CPU processes, `sync_bn` changes nothing,
-    so a resume leaves it out of the comparison; on several GPUs it is compared."""
-    def compared(devices, device_type):
-        fingerprint = {"config": {"method": "simclr", "sync_bn": True}, "devices": devices, "device_type": device_type}
-        return "sync_bn" in loop._comparable(fingerprint)["config"]
-
-    assert compared(2, "cuda")
-    assert not compared(1, "cuda") and not compared(2, "cpu") and not compared(1, "cpu")
-
-
 def test_the_checkpoint_keeps_only_the_latest_steps_losses_and_counts(tmp_path):
     """`recent_losses` and `train_acc_window` hold the last `loss_steps` and `acc_steps` steps, not every step of the
     run: a long run's checkpoint does not grow with it."""
@@ -916,27 +907,6 @@ def test_non_finite_weights_are_named_the_first_five_then_dots(tmp_path, monkeyp
                                        torch.device("cpu"))
 
 
-def test_the_protocol_and_fingerprint_carry_the_lars_entries_for_lars_only(make_config):
-    """`trust_coefficient` (LARS's eta) is recorded, and `lars_momentum` (what its momentum buffer holds) pinned in
-    the checkpoint's fingerprint, for a LARS run only: an SGD checkpoint is not refused for lacking it. Epochs are
-    steps over steps per epoch, a fraction where the budget ends mid-epoch; the effective batch is every device's."""
-    from types import SimpleNamespace
-
-    manifest = SimpleNamespace(name="tiny", content_hash="h", corruption=None, num_classes=3)
-    method = SimpleNamespace(encoder=SimpleNamespace(feature_dim=16))
-    sched = loop._Schedule(24, 8, 3, 4, 1, 0.1, 0.0)
-    cpu, world = torch.device("cpu"), loop.distributed.World(size=2)
-    for name, lars in (("lars", True), ("sgd", False), ("adamw", False)):
-        cfg = make_config(optim={"name": name})
-        p = loop._protocol(cfg, manifest, world, cpu, False, False, False, sched, None, method)
-        assert (p["epochs"], p["per_device_batch"], p["effective_batch"], p["optimizer"]) == (4 / 3, 4, 8, name)
-        assert ("trust_coefficient" in p, "lars_momentum" in loop._fingerprint(cfg, manifest, world, cpu, False,
-                                                                                False)) == (lars, lars), name
-    assert p.get("trust_coefficient") is None
-    assert loop._protocol(make_config(), manifest, world, cpu, False, False, False, sched, None, method)[
-        "trust_coefficient"] == make_config().optim.trust_coefficient
-
-
 def test_a_runs_lines_and_schedule_errors_name_what_it_is(make_config, capsys):
     """Lines are tagged [pretrain], or on a labeled subset [finetune] (from an encoder) or [scratch]; a schedule
     error of a labeled-subset run names the evaluation's `finetune` section; its warning is logged by rank 0 only."""
@@ -962,13 +932,13 @@ def test_a_resume_warns_of_a_change_since_the_session_before_and_the_loss_covers
     over the last epoch's steps, at most LOSS_STEPS of them, even where the log's window kept more."""
     cpu = torch.device("cpu")
     for versions, warned in ((["a", "b", "b"], False), (["a", "b", "c"], True)):
-        past = loop._Sessions(step=2, versions=versions, threads=[1, 1, 1])
+        past = Sessions(step=2, versions=versions, threads=[1, 1, 1])
         loop._log_resume(make_config(), Path("run"), past, 6, cpu)
         err = capsys.readouterr().err
         assert ("WARNING" in err) == warned
         assert not warned or "WARNING: this session runs code version c, the checkpoint was written by b" in err
-    past = loop._Sessions(recent=[10.0] * 500 + [1.0] * loop.LOSS_STEPS)
-    sched = loop._Schedule(10**6, 256, 2 * loop.LOSS_STEPS, 10**4, 0, 0.1, 0.0)
+    past = Sessions(recent=[10.0] * 500 + [1.0] * loop.LOSS_STEPS)
+    sched = Schedule(10**6, 256, 2 * loop.LOSS_STEPS, 10**4, 0, 0.1, 0.0)
     session = type("Session", (), {"past": past, "sched": sched})()
     assert loop._Session.metrics(session) == [loop._row("loss", 1.0)]
 

@@ -7,6 +7,7 @@ Interface used by the loop:
         # stats: {}, or {"correct": 0-d Tensor, "seen": int} where the method counts train_top1 (supervised)
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
+    method.protocol() -> dict   # entries of the run's protocol (SimCLR's head dims)
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
 `batch_size` whose loss can train), `optim` (the method's own recipe:
@@ -43,6 +44,10 @@ class Method(nn.Module):
 
     def after_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step (`step` = steps done so far)."""
+
+    def protocol(self) -> dict:
+        """What the run's protocol records of this method beyond its config's values (its own architecture)."""
+        return {}
 
 
 def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True, output_bn: bool = False) -> nn.Sequential:

@@ -22,6 +22,10 @@ class SimCLR(Method):
         super().__init__(encoder)
         self.head = mlp(encoder.feature_dim, cfg.head, bn=True, output_bn=cfg.head_output_bn)
         self.temperature = cfg.effective_temperature()
+        self.head_dims = [encoder.feature_dim, *cfg.head]
+
+    def protocol(self) -> dict:
+        return {"head": self.head_dims}
 
     def forward(self, views, labels):
         n = views[0].shape[0]
