@@ -46,3 +46,15 @@ def test_every_key_the_protocol_tables_name_is_settable():
                 if name not in ({*settable(sections[section])} if section in sections else known):
                     unknown.append(f"{doc}: {key}")
     assert not unknown
+
+
+def test_each_config_reads_back_its_to_dict():
+    """docs/architecture.md, Conventions: a config turns back into a plain dict with `to_dict()`, which `from_dict`
+    reads as the same config (not `dataclasses.asdict`: PretrainConfig's holds `method_settings`)."""
+    configs = [PretrainConfig.from_dict({"manifest": "m", "method": "byol", "byol": {"tau_base": 0.99},
+                                         "optim": {"lr": 0.5}, "augment": {"jpeg_draft": False}}),
+               EvalConfig.from_dict({"train_manifest": "a", "test_manifest": "b", "linear": {"optimizer": "sgd"},
+                                     "labeled_sizes": ["1k", "all"]}),
+               AugmentConfig.from_dict({"preset": "byol", "image_size": 32})]
+    for cfg in configs:
+        assert type(cfg).from_dict(cfg.to_dict()) == cfg
