@@ -2,7 +2,7 @@
 
 `parse_corruption("downsample:factor=2") -> CorruptionSpec`; `apply_corruption(spec, img, key) -> PIL.Image`,
 deterministic in `key` (the manifest seed and the image's relative path, `"<seed>:<path>"`; in a pooled manifest
-also the row's source, `"<seed>:<source>:<path>"`: study.train.data.ImageReader.corruption_key). The path, not the
+also the row's source, `"<seed>:<source>:<path>"`: study.train.images.ImageReader.corruption_key). The path, not the
 layout-independent rank key: the same images in two folder layouts get the same subsets but other noise (kept, as
 another key would change the pixels of existing corrupted manifests under their content hash).
 The paper does not state its corruption parameters; the defaults here are ours (see each module).

@@ -243,7 +243,7 @@ def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = 
     return index
 
 
-KINDS = ("image", "npy", "idx")  # the Index kinds study.train.data.ImageReader decodes
+KINDS = ("image", "npy", "idx")  # the Index kinds study.train.images.ImageReader decodes
 
 
 def check_reader_result(index: object, dataset: str, reader: Reader) -> None:

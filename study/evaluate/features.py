@@ -28,7 +28,8 @@ from study.hashing import config_hash, file_sha256
 from study.train.allocator import retain_freed_memory
 from study.train.backbones import load_encoder
 from study.train.checkpoint import SignalFlag
-from study.train.data import ImageReader, ViewDataset, close_batches, collate_views, next_batch, worker_options
+from study.train.data import ViewDataset, close_batches, collate_views, next_batch, worker_options
+from study.train.images import ImageReader
 
 FORMAT = "study-features-1"  # bump when the extraction's arithmetic changes: older caches are then not reused
 STALE_TMP_S = 3600.0  # a feature file's temporary this old is a killed writer's (a file can take minutes to write)

@@ -62,7 +62,7 @@ def _start_worker(parent: int | None, initializer: Callable | None, initargs: tu
 def init_image_reader(name: str, meta: dict) -> None:
     """`run_jobs`' initializer for jobs that read images: this process's reader, training's (`ImageReader`), made
     from the manifest's metadata only (each job carries its row's values; the table is never read)."""
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     _WORKER["reader"] = ImageReader(Manifest(name, meta))
 

@@ -165,7 +165,7 @@ def test_glc20_pools_with_an_image_dataset_each_row_read_by_its_source(tmp_path,
     from study.manifests import load_manifest
     from study.manifests.build import BuildConfig, build_manifest
     from study.manifests.pool import pool_manifests
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     make_glc20(tmp_path / "glc")
@@ -250,7 +250,7 @@ def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypa
     """RGB by default (ours; the paper does not say); --channels picks others, e.g. NIR as red."""
     from study.manifests import load_manifest
     from study.manifests.build import BuildConfig, build_manifest
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     make_glc20(tmp_path / "glc")

@@ -153,7 +153,7 @@ def test_pool_and_corrupt_metadata_is_json(build, cli, manifests):
 def test_a_corrupted_pool_draws_per_source_when_two_sources_share_a_path(build, cli, tmp_path):
     """Two sources with the same relative paths (two copies of one tree): the same image gets independent noise in
     each source, and the same noise on every read."""
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     build("a", "--seed", "0")
     copy = write_tree(tmp_path / "copy", CLASSES)
@@ -205,7 +205,7 @@ def test_materialize_jobs_carry_their_rows_and_workers_never_read_the_table(buil
     """A worker is given the metadata, and each job its row's path and source: it holds no copy of the table (2.7M
     rows for iNat21, in every worker process). The images are those the manifest's reader gives, per source."""
     from study.manifests import materialize as mat
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     build("a")
     copy = write_tree(tmp_path / "copy", CLASSES)

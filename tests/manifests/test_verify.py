@@ -203,7 +203,7 @@ def test_files_are_read_as_training_reads_them(cli, tmp_path, patch, message):
     """`verify --files` opens each row with training's reader: a patch that training refuses fails verification,
     named with the reader's reason."""
     from study.manifests import load_manifest
-    from study.train.data import ImageReader
+    from study.train.images import ImageReader
 
     file = _glc_manifest(cli, tmp_path, patch)
     with pytest.raises(StudyError, match=re.escape(message)):

@@ -45,6 +45,11 @@ class TinyManifest:
         return [self.abs_path(r) for _, r in df.iterrows()]
 
 
+def reader_manifest(root, df, kind="image", **meta) -> TinyManifest:
+    """Manifest `m1` (seed 7, images of `kind`) of the rows `df` under `root`, as ImageReader reads one."""
+    return TinyManifest("m1", root, df, {"kind": kind, "seed": 7, **meta})
+
+
 def write_images(root: Path, n: int = 24, size: int = 20, fmt: str = "png", classes: int = 3) -> pd.DataFrame:
     """n small RGB images: class c is a bright square in corner c on a noisy background."""
     rng = np.random.default_rng(0)
