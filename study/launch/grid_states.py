@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
 from study.launch.state import LIVE, JobState, classify, has_result, slurm_state
 
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
+
 UNSETTLED = "unsettled"  # the detail of a job an interrupted submit may have queued, while Slurm cannot be asked
 
 
-def grid_file(plan: Any) -> str | None:
+def grid_file(plan: Plan) -> str | None:
     """The resolved path of the plan's grid file (recorded on the ledger lines of every Slurm submission and local
     run), None when unknown."""
     path = getattr(plan, "path", None)
@@ -35,7 +39,7 @@ def from_this_file(event: dict, ours: str | None) -> bool:
     return theirs is None or ours is None or theirs == ours
 
 
-def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *,
+def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, *,
                 settle: bool = True, reasons: bool = False, tolerate_unsettled: bool = False) -> dict[str, JobState]:
     """The state of every job of `plan` (or of `jobs`): result files first, then the latest event in the ledgers
     (live Slurm ones asked of sacct, forced; with `reasons`, pending ones also of squeue: `slurm.state.query`).
@@ -83,7 +87,7 @@ def grid_states(plan: Any, workdir: str | Path, jobs: list[Any] | None = None, *
     return states
 
 
-def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
+def locked_states(plan: Plan, workdir: str | Path) -> dict[str, JobState]:
     """`grid_states` for a command that holds the submit lock (a submit on either backend, from reading the states
     to its last ledger line; a cancel, to its scancel): every grid's interrupted Slurm submits settled first."""
     from study.launch.slurm.submit import recover_all
@@ -92,12 +96,12 @@ def locked_states(plan: Any, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
-def grid_ids(plan: Any) -> set[str]:
+def grid_ids(plan: Plan) -> set[str]:
     """The ids of every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
     return {j.id for j in getattr(plan, "grid_jobs", plan.jobs)}  # (a stand-in plan of tests: its jobs)
 
 
-def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
+def results_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
     """Ids of the jobs this grid file ran (its ledger's queued or local events) that the plan no longer has and whose
     result file is in results/: a job's id hashes its settings, so these ran under settings the grid file has since
     changed (or that another version of study resolves otherwise). Neither status nor the report counts them.
@@ -108,7 +112,7 @@ def results_off_plan(plan: Any, workdir: str | Path, latest: dict[str, dict] | N
                   if job not in in_plan and from_this_file(e, this_file) and has_result(workdir, job))
 
 
-def outside_plan(plan: Any, workdir: str | Path,
+def outside_plan(plan: Plan, workdir: str | Path,
                  latest: dict[str, dict] | None = None) -> tuple[list[str], dict[str, list[str]]]:
     """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,
     by an earlier version of it; {another grid file with the same grid name: ids it queued}). `latest`: the grid's

@@ -14,12 +14,15 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import submitit
 
 from study.errors import StudyError
 from study.atomic import write_json
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
 
 
 def job_dir(workdir: str | os.PathLike, job_id: str) -> Path:
@@ -35,7 +38,7 @@ def _is_main_task() -> bool:
     return os.environ.get("SLURM_PROCID", "0") == "0"
 
 
-def run_job(job: Any, workdir: str | os.PathLike, grid: str | None = None) -> Path | None:
+def run_job(job: Job, workdir: str | os.PathLike, grid: str | None = None) -> Path | None:
     """Run `job` (a study.grids.Job) in `<workdir>/jobs/<id>/` and write its result; returns the result path (None
     on a Slurm task other than task 0, which writes none).
 
@@ -85,7 +88,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
     has already written its checkpoint when submitit calls `checkpoint()`, so checkpointing is just requeueing
     the same call: the job restarts and `run_job` resumes from the run folder."""
 
-    def __call__(self, job: Any, workdir: str, grid: str, env: dict[str, str]) -> str | None:
+    def __call__(self, job: Job, workdir: str, grid: str, env: dict[str, str]) -> str | None:
         os.environ.update(env)
         threads_from_env()
         path = run_job(job, workdir, grid)
@@ -95,7 +98,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-def write_job_file(workdir: str | os.PathLike, job: Any) -> Path:
+def write_job_file(workdir: str | os.PathLike, job: Job) -> Path:
     path = job_dir(workdir, job.id) / "job.json"
     write_json(path, {"id": job.id, "stage": job.stage, "config": job.config, "depends_on": list(job.depends_on)})
     return path

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from study.errors import StudyError
 from study.launch.state import LIVE, JobState, blocked, state_of
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
 
 
 @dataclass
@@ -34,7 +37,7 @@ def only_names(values: Iterable[str]) -> list[str]:
     return names
 
 
-def resolve_ids(jobs: list[Any], given: Iterable[str], grid: str) -> set[str]:
+def resolve_ids(jobs: list[Job], given: Iterable[str], grid: str) -> set[str]:
     """The ids of `jobs` that `given` names, each a whole id or a prefix of exactly one (as `study plan` prints
     them); a StudyError for a name that matches none or several."""
     ids = [j.id for j in jobs]
@@ -49,7 +52,7 @@ def resolve_ids(jobs: list[Any], given: Iterable[str], grid: str) -> set[str]:
     return out
 
 
-def select(jobs: list[Any], states: dict[str, JobState], retry_failed: bool,
+def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
            only: set[str] | None = None) -> Selection:
     wanted = {"missing"} | ({"failed", "cancelled"} if retry_failed else set())
     candidates = {j.id for j in jobs if states[j.id].state in wanted and (only is None or j.id in only)}
@@ -79,7 +82,7 @@ def select(jobs: list[Any], states: dict[str, JobState], retry_failed: bool,
     return sel
 
 
-def _refuse_unnamed_missing_dependencies(jobs: list[Any], candidates: set[str], states: dict[str, JobState]) -> None:
+def _refuse_unnamed_missing_dependencies(jobs: list[Job], candidates: set[str], states: dict[str, JobState]) -> None:
     """A StudyError naming each dependency of a job to run that has no result and is neither live nor named: nothing
     would ever run it (a failed one is the `blocked` case)."""
     waiting = [(j.id, d) for j in jobs if j.id in candidates for d in j.depends_on

@@ -8,19 +8,23 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from study.errors import StudyError, os_reason
 from study.launch.runner import job_dir
 from study.launch.state import cached_result, has_result
 from study.paths import result_path
 
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
+
 MANIFEST_KEYS = (("manifest", "manifest_content_hash"), ("train_manifest", "train_manifest_content_hash"),
                  ("test_manifest", "test_manifest_content_hash"))  # in a result's protocol (train loop, evaluate)
 STALE_DIR = "stale"  # <workdir>/stale/<UTC time>/{results,jobs}/: what `set_aside` moved
 
 
-def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> dict[str, str]:
+def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, str]:
     """Job id -> why, in plan order, for each job whose result was computed on a manifest since rebuilt under the
     same name (another content hash), its own or, for an evaluation, its encoder's pretraining's (the record's
     `pretrain`: that encoder is trained again), or that depends on such a job (`jobs` in plan order: its encoder is
@@ -61,7 +65,7 @@ def stale_results(jobs: Iterable[Any], workdir: str | os.PathLike) -> dict[str, 
     return out
 
 
-def set_aside(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> Path:
+def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
     gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
     <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. The caller holds the
@@ -89,7 +93,7 @@ def set_aside(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> 
     return folder
 
 
-def refuse_live_dependents(plan: Any, workdir: str | os.PathLike, job_ids: Iterable[str]) -> None:
+def refuse_live_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) -> None:
     """A StudyError naming the plan's jobs that depend on one of `job_ids` (transitively) and run or wait to run,
     here or on Slurm: `set_aside` would take the encoder they read from under them, and their results would be of
     the old one. The caller holds the workdir's submit lock."""

@@ -14,12 +14,15 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
 from study.paths import logs_dir, result_path, results_dir
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
 
 STATES = ("done", "running", "pending", "failed", "cancelled", "missing")
 LIVE = ("running", "pending")
@@ -138,7 +141,7 @@ def _pid_alive(pid: Any, host: Any) -> bool:
 FINISHING_S = 120.0  # a job COMPLETED this recently whose result file is not seen yet: finishing, not failed
 
 
-def classify(jobs: Iterable[Any], workdir: str | os.PathLike, replay: Replay,
+def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
              live: dict[str, str] | None = None, logs: dict[str, str] | None = None,
              ended_s: dict[str, float] | None = None) -> dict[str, JobState]:
     """job id -> JobState. `live`: Slurm id -> sacct state of the ledger's submissions (see slurm.state);
@@ -196,7 +199,7 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     return str(here) if here.is_file() else log
 
 
-def _state_of_result(workdir: str | os.PathLike, job: Any) -> JobState:
+def _state_of_result(workdir: str | os.PathLike, job: Job) -> JobState:
     why = unreadable_result(workdir, job.id)
     return JobState(job.id, job.stage, "done") if why is None else JobState(
         job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job")
@@ -216,7 +219,7 @@ def state_of(states: dict[str, JobState], job_id: str) -> str:
     return states[job_id].state if job_id in states else "missing"
 
 
-def blocked(jobs: Iterable[Any], will_run: set[str], states: dict[str, JobState]) -> set[str]:
+def blocked(jobs: Iterable[Job], will_run: set[str], states: dict[str, JobState]) -> set[str]:
     """Jobs that cannot run: a dependency is neither done, live, nor about to run (transitively)."""
     out: set[str] = set()
     for job in jobs:  # topological order: dependencies come first

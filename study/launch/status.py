@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
@@ -15,8 +15,12 @@ from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
 
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
 
-def state_counts(plan: Any, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
+
+def state_counts(plan: Plan, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
     """Stage -> state -> how many of the plan's jobs are in it (every state of STATES, 0 included)."""
     out: dict[str, dict[str, int]] = {}
     for job in plan.jobs:
@@ -29,7 +33,7 @@ def _some(ids: list[str], n: int = 8) -> str:
     return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
 
 
-def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
+def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {state: n}}, "jobs": [{<study.grids.render.job_json>, "state",
     "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s"}]}`, the jobs in the plan's order: what
     `study status` prints, one row per job. `progress`: the latest progress line of a running job's log (or of one a
@@ -51,7 +55,7 @@ def status_json(plan: Any, workdir: str | Path) -> dict[str, Any]:
             "jobs": jobs}
 
 
-def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
+def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
     """`study status`: the counts per stage and state, then the jobs that need a look (running, stopped, ended with
     the last `lines` lines of a failure's log, stuck in Slurm's queue), stale results and jobs off the plan; returns
     each planned job's state."""
@@ -84,7 +88,7 @@ def print_status(plan: Any, workdir: str | Path, out: TextIO | None = None, line
     return states
 
 
-def _ended(plan: Any, read: dict[str, JobState], states: dict[str, JobState], out: TextIO, lines: int) -> None:
+def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], out: TextIO, lines: int) -> None:
     """The failed and cancelled jobs: the first ENDED_SHOWN one by one (a failure with its log's last `lines`), the
     rest by state and detail, and those cancelled because a dependency ended, by that dependency."""
     by_cause = _cancelled_by_dependency(plan, read)
@@ -134,7 +138,7 @@ def _stale(jobs: list, workdir: str | Path, states: dict[str, JobState], out: Te
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
 
 
-def _off_plan(plan: Any, workdir: str | Path, out: TextIO) -> None:
+def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results of jobs
     the plan no longer has."""
     own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for both
@@ -197,7 +201,7 @@ def _ago(seconds: float) -> str:
     return f"{format_duration(seconds)} ago"
 
 
-def _with_dependencies(plan: Any) -> list[Any] | None:
+def _with_dependencies(plan: Plan) -> list[Job] | None:
     """The dependencies the plan's jobs have that it lacks (a plan `--where` reduced), then its jobs: plan order (a
     dependency before its dependents; an evaluation's are pretraining jobs, which have none); None for a whole
     plan."""
@@ -208,7 +212,7 @@ def _with_dependencies(plan: Any) -> list[Any] | None:
     return [plan.job(d) for d in lacking] + plan.jobs
 
 
-def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str, list[JobState]]:
+def _cancelled_by_dependency(plan: Plan, states: dict[str, JobState]) -> dict[str, list[JobState]]:
     """Cancelled jobs grouped by the failed or cancelled dependency they waited for (Slurm cancels the dependents
     of a failed job, and sacct then says only CANCELLED); a job cancelled for another reason is in no group."""
     groups: dict[str, list[JobState]] = {}
@@ -222,7 +226,7 @@ def _cancelled_by_dependency(plan: Any, states: dict[str, JobState]) -> dict[str
     return groups
 
 
-def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None, where: dict | None = None) -> int:
+def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: dict | None = None) -> int:
     """scancel every pending or running Slurm job this grid file submitted, also for jobs an edit of the grid file
     has since removed (not those another grid, or another file of the same grid name, submitted), and stop this
     grid's local commands on this host (local/stop.py); returns how many Slurm jobs it cancelled. It holds the
@@ -283,7 +287,7 @@ def cancel(plan: Any, workdir: str | Path, out: TextIO | None = None, where: dic
     return len(ids)
 
 
-def _stop_local(plan: Any, workdir: Path, this_file: str | None, n_local: int, out: TextIO) -> None:
+def _stop_local(plan: Plan, workdir: Path, this_file: str | None, n_local: int, out: TextIO) -> None:
     """Stop this grid file's `study submit --cluster local` commands on this host (their workers checkpoint, then
     end) and wait for them; name those it cannot signal, or say that the `n_local` jobs run locally are another
     command's."""

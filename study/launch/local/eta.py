@@ -9,9 +9,13 @@ followed: an evaluation that waits for one pretraining job can make the end late
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from study.grids.cost import job_hours
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
 
 
 @dataclass
@@ -22,7 +26,7 @@ class Eta:
     finished: dict[str, list[float]] = field(default_factory=dict)  # per stage: [estimated s, measured s]
 
     @classmethod
-    def of_plan(cls, plan: Any, jobs: list[Any]) -> Eta:
+    def of_plan(cls, plan: Plan, jobs: list[Job]) -> Eta:
         """The estimates of `jobs` by `plan`'s cost model; none (so no time left said) for a plan without one: jobs
         given to run_local by a program, not expanded from a grid."""
         if getattr(plan, "grid", None) is None or getattr(plan, "profile", None) is None:
@@ -31,7 +35,7 @@ class Eta:
         pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
         return cls({j.id: 3600 * job_hours(j, plan.grid, plan.profile.cost, notes, pretrain) for j in jobs})
 
-    def finish(self, job: Any, seconds: float) -> None:
+    def finish(self, job: Job, seconds: float) -> None:
         """Record that `job` (run here) took `seconds`."""
         est = self.estimated.get(job.id)
         if est is not None:
@@ -44,7 +48,7 @@ class Eta:
         est, took = self.finished.get(stage) or [sum(p[i] for p in self.finished.values()) for i in (0, 1)]
         return took / est if est > 0 else None
 
-    def left(self, todo: list[Any], running: list[tuple[Any, float]], workers: int) -> float | None:
+    def left(self, todo: list[Job], running: list[tuple[Job, float]], workers: int) -> float | None:
         """Seconds until the jobs `todo` and `running` ((job, seconds it has run)) end on `workers` workers; None
         before the first finished job calibrates the estimates."""
         if not self.finished:

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_clock, format_duration, format_left
 from study.errors import StudyError
@@ -44,6 +44,10 @@ from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, cached_result, last_lines, result_done
 from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
 
 POLL_S = 0.1
 OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
@@ -173,7 +177,7 @@ def _failure(rc: int, log: Path) -> str:
     return _ending(rc, log) + (f"; log {log}" if rc < 0 else "")
 
 
-def _local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
+def _local_line(job: Job, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
     """A `local` ledger line (study.launch.ledger): the job's state as this command, of grid file `this_file`, ran
     it (`grid_file`), with `fields`."""
     return {"event": "local", "job": job.id, "stage": job.stage, "state": state, **fields, "grid_file": this_file}
@@ -194,7 +198,7 @@ def _exit_on_stop_signal(signum: int, _frame: Any) -> None:
 
 @dataclass
 class _Running:
-    job: Any
+    job: Job
     proc: subprocess.Popen
     slot: int
     log: Path
@@ -202,7 +206,7 @@ class _Running:
     lock: int  # the job's lock file descriptor (also held by the worker)
 
 
-def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
+def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
               err: TextIO | None = None, only: set[str] | None = None) -> int:
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`; of `only`, where
     given, those ids: see study.launch.select). Returns 0 when
@@ -216,7 +220,7 @@ def run_local(plan: Any, workdir: str | Path, *, retry_failed: bool = False, wor
         return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name, only)
 
 
-def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
+def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, workers: int | None, err: TextIO,
                lock_name: str, only: set[str] | None) -> int:
     """run_local under its command lock: queue the jobs to run (their `pending` lines), then run them here."""
     with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
@@ -241,11 +245,11 @@ def _run_local(plan: Any, workdir: Path, ledger: Ledger, retry_failed: bool, wor
 @dataclass(eq=False)
 class _LocalRun:
     """One local command's run of its jobs: those still to start, those its workers run, and how each ended."""
-    plan: Any
+    plan: Plan
     workdir: Path
     ledger: Ledger
     err: TextIO
-    todo: list[Any]  # to start, in topological order
+    todo: list[Job]  # to start, in topological order
     done: set[str]  # with a result, run here or outside this command
     free: list[int]  # the worker slots no job uses
     devices: list[str | None]  # per slot: its worker's CUDA_VISIBLE_DEVICES
@@ -321,7 +325,7 @@ class _LocalRun:
                                                 error=f"dependency {failed_id} failed", log=None)])
                 self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
-    def ready(self, job: Any) -> bool:
+    def ready(self, job: Job) -> bool:
         """Every dependency done, here or outside this command (another grid's run of a shared job)."""
         for d in job.depends_on:
             if d not in self.done and d not in self.run_ids and result_done(self.workdir, d):
@@ -448,7 +452,7 @@ class _LocalRun:
             os.close(r.lock)
 
 
-def _start(job: Any, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
+def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
            ledger: Ledger, lock: int, this_file: str | None = None) -> _Running:
     job_file = write_job_file(workdir, job)
     log = logs / f"{job.id}.log"

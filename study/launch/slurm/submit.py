@@ -25,7 +25,7 @@ import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
@@ -41,6 +41,10 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_parameters)
 from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
+
+if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
+    from study.grids.jobs import Job
+    from study.grids.plan import Plan
 
 SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, before the command says why it waits
 
@@ -147,8 +151,8 @@ def _write_task_pickles(folder: Path, ids: list[str], task: Any, calls: list[tup
             delayed.dump(tmp)
 
 
-def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple, list[Any]]:
-    groups: dict[tuple, list[Any]] = {}
+def _groups(jobs: list[Job], stage: str, dep_ids: dict[str, str]) -> dict[tuple, list[Job]]:
+    groups: dict[tuple, list[Job]] = {}
     for job in jobs:
         if job.stage != stage:
             continue
@@ -157,7 +161,7 @@ def _groups(jobs: list[Any], stage: str, dep_ids: dict[str, str]) -> dict[tuple,
     return groups
 
 
-def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
+def submit_slurm(plan: Plan, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None, only: set[str] | None = None) -> int:
     """Queue the plan's missing jobs (see module docstring; of `only`, where given, those ids: see
     study.launch.select); with `dry_run`, print each array's sbatch script."""
@@ -171,7 +175,7 @@ def submit_slurm(plan: Any, workdir: str | Path, *, dry_run: bool = False, retry
         return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only)
 
 
-def _submit(plan: Any, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
+def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
             only: set[str] | None) -> int:
     ledger = Ledger(workdir, plan.name)
     if dry_run:
@@ -216,7 +220,7 @@ class _Arrays:
     """The arrays of one submit, queued (with `dry_run`, printed) one at a time; `dep_ids` (job id -> Slurm id of
     each dependency not done) gains each array's ids as it is queued, for the arrays after it to wait on."""
 
-    def __init__(self, plan: Any, workdir: Path, ledger: Ledger, dep_ids: dict[str, str], dry_run: bool,
+    def __init__(self, plan: Plan, workdir: Path, ledger: Ledger, dep_ids: dict[str, str], dry_run: bool,
                  out: TextIO, err: TextIO):
         self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
         self.dry_run, self.out, self.err = dry_run, out, err
