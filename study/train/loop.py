@@ -24,7 +24,6 @@ from study.train.checkpoint import SignalFlag, rng_state, save_checkpoint
 from study.train.config import PretrainConfig
 from study.train.curve import FILE as CURVE_FILE, TrainingCurve
 from study.train.data import (
-    ImageReader,
     ResumableBatchSampler,
     ViewDataset,
     batch_generator,
@@ -35,6 +34,7 @@ from study.train.data import (
     steps_per_epoch,
 )
 from study.train.device import peak_gpu_memory_gb, reset_gpu_peak, resolve_device
+from study.train.images import ImageReader
 from study.train.methods import METHODS
 from study.train.optim import Schedule, build_optimizer, peak_lr, schedule_problems, schedule_steps, set_lr
 from study.train.protocol import run_protocol, write_encoder
@@ -138,7 +138,7 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
     if method.trains:
         _check_schedule(cfg, n, world)
     sched = Schedule(n, cfg.batch_size, spe, total, warmup, peak_lr(cfg.optim, cfg.batch_size),
-                      cfg.optim.final_lr_fraction)
+                     cfg.optim.final_lr_fraction)
     base_protocol = run_protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched, aug_cfg, method)
 
     ckpt_path = run_dir / "checkpoint.pt"

@@ -34,7 +34,7 @@ def test_png_and_jpeg_open_as_rgb(tmp_path):
     assert g.mode == "RGB" and g.size == (6, 5)
 
 
-def test_unreadable_image_names_file_andreader_manifest(tmp_path):
+def test_unreadable_image_names_file_and_manifest(tmp_path):
     df = write_images(tmp_path, n=2)
     (tmp_path / df.iloc[1]["path"]).write_bytes(b"\x89PNG garbage")
     r = ImageReader(reader_manifest(tmp_path, df))
@@ -117,7 +117,7 @@ class _BrokenStream:
         raise SyntaxError("broken data stream when reading image file")
 
 
-def test_a_lazily_decoded_image_that_pil_finds_broken_is_named_with_itsreader_manifest(tmp_path):
+def test_a_lazily_decoded_image_that_pil_finds_broken_is_named_with_its_manifest(tmp_path):
     m, row = _one_image(tmp_path, "x.jpg", np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(StudyError, match=r"^cannot read image .*x.jpg \(manifest m1\): broken data stream"):
         ViewDataset(ImageReader(m), m.table, _BrokenStream(), seed=0)[(0, 0)]

@@ -144,6 +144,7 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert p["temperature"] == 0.1 and p["corruption"] == "none" and p["device_kind"] == device_kind()
     assert p["cpu_threads"] == torch.get_num_threads()  # CPU results depend on it (float summation order)
     assert p["augmentation"]["image_size"] == 16 and p["precision"] == expected_precision()
+    assert p["head"] == [p["feature_dim"], 32, 16]  # SimCLR's own entry (Method.protocol): its head's dims
     assert p["images_per_s"] > 0 and p["wall_time_s"] > 0
     assert p["code_version"] == code_version()  # what the result record of this run says (git's dirty flag too)
     assert (p["torch_version"], p["torchvision_version"]) == (torch.__version__, torchvision.__version__)
