@@ -65,7 +65,9 @@ class LayerFeatures(nn.Module):
         if layer != "pooled":
             stage = getattr(encoder, layer, None)
             if stage is None:
-                raise StudyError(f"evaluate.feature_layer: the encoder has no {layer!r}")
+                name = getattr(encoder, "spec", {}).get("name", type(encoder).__name__)
+                raise StudyError(f"evaluate.feature_layer: backbone {name!r} has no stage {layer!r} (a `layerN` is "
+                                 f"a module of the encoder named so; `pooled` reads any backbone)")
             stage.register_forward_hook(self._keep)
 
     def _keep(self, _module, _inputs, output):

@@ -45,7 +45,8 @@ PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear p
 FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extract features into the cache
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
-FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512}
+FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512, "resnet34": 512,
+                "resnet34_small": 512}
 PROBE_RATE_DIM = 2048  # the feature width a profile's probe_rate is measured at (a probe's cost grows with it)
 FEATURE_BYTES = 4
 # vectors the size of a probe's weights that study.evaluate.linear holds at once: L-BFGS's history (20 pairs), its

@@ -1048,6 +1048,14 @@ def test_an_inner_stages_features_are_its_global_average_pool(encoder_file):
     assert features.shape == (3, 16) and torch.allclose(features, outputs[0].mean(dim=(2, 3)))
 
 
+def test_a_stage_the_backbone_lacks_is_refused_naming_the_backbone(encoder_file):
+    """`feature_layer: layerN` of an encoder without that module: a StudyError naming the backbone and the stage."""
+    encoder = load_encoder(encoder_file())
+    del encoder.layer3
+    with pytest.raises(StudyError, match="evaluate.feature_layer: backbone 'resnet18_small' has no stage 'layer3'"):
+        features_mod.LayerFeatures(encoder, "layer3")
+
+
 def test_an_extraction_reads_its_images_with_the_workers_it_is_given(manifests, encoder_file, tmp_path, monkeypatch):
     """`evaluate.num_workers` loader processes read the images (the same features as read in this process)."""
     enc = encoder_file()

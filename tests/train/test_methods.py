@@ -156,8 +156,8 @@ def test_every_registered_method_builds_its_preset_and_runs_a_step(make_method, 
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
 
 
-@pytest.mark.parametrize("name,dim", [("resnet18", 8 * 8), ("resnet50", 8 * 8 * 4), ("resnet18_small", 64),
-                                      ("resnet50_small", 256)])
+@pytest.mark.parametrize("name,dim", [("resnet18", 8 * 8), ("resnet34", 8 * 8), ("resnet50", 8 * 8 * 4),
+                                      ("resnet18_small", 64), ("resnet34_small", 64), ("resnet50_small", 256)])
 def test_backbones_give_pooled_features(name, dim):
     m = build_backbone(name, width=8).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -178,6 +178,18 @@ def test_every_registered_backbone_gives_its_feature_dim_and_reads_back_from_its
     back = load_encoder(tmp_path / "encoder.pt")
     with torch.no_grad():
         assert m(x).shape == (2, m.feature_dim) and torch.equal(back(x), m(x))
+
+
+def test_a_backbone_without_a_feature_dim_is_refused_naming_it():
+    """A registered function whose module gives no positive int `feature_dim` is refused when built, naming the
+    backbone, not met later as an AttributeError in a method's head."""
+    BACKBONES.register("no_feature_dim")(lambda width=64: nn.Sequential(nn.Conv2d(3, width, 3), nn.Flatten()))
+    try:
+        with pytest.raises(ValueError, match="backbone 'no_feature_dim': its module Sequential gives feature_dim "
+                                             "None"):
+            build_backbone("no_feature_dim", 4)
+    finally:
+        BACKBONES.unregister("no_feature_dim")
 
 
 def test_width_64_resnet50_is_torchvisions_architecture():
@@ -336,7 +348,8 @@ def test_supervised_counts_correct_predictions_and_takes_cross_entropy_on_labels
     assert float(loss.detach()) == pytest.approx(float(-log_p[labels].mean()), abs=1e-6)
 
 
-@pytest.mark.parametrize("name,side", [("resnet18", 1), ("resnet50", 1), ("resnet18_small", 4), ("resnet50_small", 4)])
+@pytest.mark.parametrize("name,side", [("resnet18", 1), ("resnet34", 1), ("resnet50", 1), ("resnet18_small", 4),
+                                       ("resnet34_small", 4), ("resnet50_small", 4)])
 def test_small_variants_keep_the_resolution_with_a_3x3_stride_1_stem_and_no_max_pool(name, side):
     """On 32 px inputs the last stage sees 32/32 = 1 px with torchvision's stem (7x7 stride 2 + max-pool) and
     32/8 = 4 px with the small-image stem (3x3 stride 1, no max-pool)."""
@@ -355,7 +368,7 @@ def test_small_variants_keep_the_resolution_with_a_3x3_stride_1_stem_and_no_max_
     assert m.conv1.kernel_size == ((3, 3) if name.endswith("_small") else (7, 7))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
 def test_small_variants_have_the_same_blocks_as_torchvisions_layout(name):
     """A `*_small` network differs from its torchvision layout only in the stem: same parameters, same shapes,
     save the 3x3 first convolution (so the depth of every stage is the ResNet's)."""
@@ -478,7 +491,7 @@ def test_convolutions_start_from_torchvisions_kaiming_normal_fan_out(name):
     assert torch.equal(m.bn1.weight, torch.ones(16)) and torch.equal(m.bn1.bias, torch.zeros(16))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet34", "resnet50"])
 def test_width_64_resnets_compute_torchvisions_features_with_its_weights(name):
     """Same weights, same pooled features as torchvision's model without its classifier: the stem's padding, the
     max-pool and every block's layout, which equal parameter shapes alone do not pin."""

@@ -18,8 +18,13 @@ import_modules(__name__, __path__)  # each module registers its backbones (resne
 
 
 def build_backbone(name: str, width: int = 64) -> nn.Module:
-    """A fresh, randomly initialised encoder (the global torch RNG decides its weights)."""
+    """A fresh, randomly initialised encoder (the global torch RNG decides its weights). ValueError for a registered
+    function whose module gives no positive int `feature_dim` (the heads, probes and records read it)."""
     model = BACKBONES.get(name)(width=width)
+    dim = getattr(model, "feature_dim", None)
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        raise ValueError(f"backbone {name!r}: its module {type(model).__name__} gives feature_dim {dim!r}; set it to "
+                         f"the width of the pooled features its forward returns, (batch, feature_dim)")
     model.spec = {"name": name, "width": int(width)}
     return model
 

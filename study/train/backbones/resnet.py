@@ -1,4 +1,4 @@
-"""ResNets: torchvision's blocks and layout (`resnet18`, `resnet50`; width 64 gives torchvision's exact
+"""ResNets: torchvision's blocks and layout (`resnet18`, `resnet34`, `resnet50`; width 64 gives torchvision's exact
 architecture and parameter names) and small-image variants (`*_small`: 3x3 stride-1 stem, no max-pool,
 for 28-64 px data). The classifier is left out: forward returns the pooled features."""
 from __future__ import annotations
@@ -68,6 +68,11 @@ def resnet18(width: int = 64) -> ResNetEncoder:
     return ResNetEncoder(_blocks()[0], [2, 2, 2, 2], width)
 
 
+@BACKBONES.register("resnet34")
+def resnet34(width: int = 64) -> ResNetEncoder:
+    return ResNetEncoder(_blocks()[0], [3, 4, 6, 3], width)
+
+
 @BACKBONES.register("resnet50")
 def resnet50(width: int = 64) -> ResNetEncoder:
     return ResNetEncoder(_blocks()[1], [3, 4, 6, 3], width)
@@ -76,6 +81,11 @@ def resnet50(width: int = 64) -> ResNetEncoder:
 @BACKBONES.register("resnet18_small")
 def resnet18_small(width: int = 64) -> ResNetEncoder:
     return ResNetEncoder(_blocks()[0], [2, 2, 2, 2], width, small=True)
+
+
+@BACKBONES.register("resnet34_small")
+def resnet34_small(width: int = 64) -> ResNetEncoder:
+    return ResNetEncoder(_blocks()[0], [3, 4, 6, 3], width, small=True)
 
 
 @BACKBONES.register("resnet50_small")
