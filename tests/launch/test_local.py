@@ -515,6 +515,27 @@ def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_release
     assert {p.stem for p in (wd / "results").glob("*.json")} == {pre.id, ev.id}
 
 
+def test_a_local_submit_that_leaves_its_jobs_to_another_command_says_so_at_the_end(env):
+    """A command whose jobs another command on the workdir runs (their job locks held) ends without running them;
+    its last line says they are still run there, not just `finished` beside 0/0 done."""
+    from study.launch.locks import job_lock
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("taken"))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    lock = job_lock(wd, pre.id)  # as another command running it would hold it
+    try:
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1",
+                                "--only", pre.id])
+    finally:
+        os.close(lock)
+    last = err.strip().splitlines()[-1]
+    assert code == 0 and f"not starting pretrain {pre.id}" in err, err
+    assert last.endswith(f"| finished; 1 job(s) still run by another command on this workdir ({pre.id}): "
+                         "`study status` follows them"), err
+
+
 def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
     """A Slurm submit holds the workdir's submit lock from reading the states to its `queued` lines; a local submit
     used to read the states meanwhile and pick the same jobs. Here the test plays the Slurm submit: it holds the

@@ -257,6 +257,7 @@ class _LocalRun:
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
+    taken: set[str] = field(default_factory=set)  # found run by another command on this workdir, so not started
     running: dict[str, _Running] = field(default_factory=dict)
     announced: list[str] = field(default_factory=list)  # the outside runs last said to be waited for
     t0: float = field(default_factory=time.time)
@@ -296,10 +297,25 @@ class _LocalRun:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        others = self.still_run_elsewhere()
         self.progress("finished" + (
             f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
-            "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else ""))
+            "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else "") + (
+            f"; {len(others)} job(s) still run by another command on this workdir ({', '.join(others)}): "
+            "`study status` follows them" if others else ""))
         return 1 if self.failed or self.not_run else 0
+
+    def still_run_elsewhere(self) -> list[str]:
+        """The jobs this command left to another command on this workdir (`taken`) that it still runs: no result
+        yet, their job lock held."""
+        out = []
+        for job_id in sorted(self.taken - self.done):
+            lock = job_lock(self.workdir, job_id)
+            if lock is None:
+                out.append(job_id)
+            else:
+                os.close(lock)
+        return out
 
     def progress(self, msg: str) -> None:
         """A progress line: the time since the start, the jobs done, running, failed and cancelled, then `msg`."""
@@ -379,6 +395,7 @@ class _LocalRun:
             if lock is None or result_done(self.workdir, job.id):  # another command runs it, or just finished it
                 self.run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
                 if lock is None:
+                    self.taken.add(job.id)
                     self.progress(f"not starting {job.stage} {job.id}: another command on this workdir runs it")
                 else:
                     os.close(lock)
