@@ -173,6 +173,19 @@ def _seed_key(v: Any) -> tuple:
         return 1, str(v)
 
 
+# what `aggregate` reads besides the axes a table has (`drop_repeated_seeds`: all but `value`)
+CELL_NEEDS = ("grid", "stage", "labeled_size", "level", "metric", "protocol_fingerprint", "job_id", "value",
+              "finished_at")
+
+
+def _require(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) -> None:
+    """StudyError naming the columns of `needs` that `table` lacks (a narrow `read_table` left them out)."""
+    lacking = [c for c in needs if c not in table.columns]
+    if lacking:
+        raise StudyError(f"{what} needs the table's column(s) {', '.join(map(repr, lacking))}: read them too "
+                         f"(read_table(path, columns=[..., {', '.join(map(repr, lacking))}]))")
+
+
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
     with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted),
@@ -181,13 +194,15 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     (the report does).
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
-    without a metric (a record that has none) is no cell.
+    without a metric (a record that has none) is no cell. A table read narrow keeps `CELL_NEEDS` beside its axes (a
+    StudyError names those it lacks).
     """
     keys = [*cell_columns(table), "protocol_fingerprint"]
     if "metric" in table:
         table = table[table["metric"].notna()]
     if table.empty:
         return pd.DataFrame(columns=[*keys, *AGGREGATE_COLUMNS])
+    _require(table, "aggregate")
     if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
         table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
     grouped = table.groupby(keys, dropna=False, sort=True)
@@ -231,6 +246,7 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     empty = pd.DataFrame(columns=["job_ids", "kept"])
     if table.empty:
         return table, empty
+    _require(table, "drop_repeated_seeds", [c for c in CELL_NEEDS if c != "value"])
     keys = [*cell_columns(table), "protocol_fingerprint", *[c for c in ("seed", "seed_pair") if c in table]]
     when = pd.DataFrame({"t": table["finished_at"].fillna(""), "job": table["job_id"]})
     ordered = table.loc[when.sort_values(["t", "job"], kind="stable").index]
@@ -356,7 +372,11 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
 
 
 def collect(workdir: str | os.PathLike, plan: Any = None) -> pd.DataFrame:
-    """The tidy table of every result in `workdir` (only the plan's jobs when a plan is given)."""
+    """The tidy table of every result in `workdir` (only the plan's jobs when a plan is given); a StudyError when
+    `workdir` is no folder (a mistyped path reads no results, not an empty table)."""
+    if not Path(workdir).is_dir():
+        raise StudyError(f"workdir {workdir}: no such folder (the folder `study submit --workdir` wrote, whose "
+                         "results/ holds the records; default $STUDY_WORKDIR or ./runs)")
     return gather(workdir, plan).table
 
 

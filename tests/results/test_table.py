@@ -71,6 +71,29 @@ def test_a_table_is_read_narrow_by_column_names_and_patterns(tmp_path):
         read_table(path, columns=["vlaue"])
 
 
+def test_a_narrow_table_aggregates_or_is_told_which_columns_to_read(tmp_path):
+    """aggregate and drop_repeated_seeds on a table read narrow name the columns it left out, not a bare KeyError;
+    read with them, it aggregates as the full table does."""
+    _write(tmp_path, "j0", 0, {1000: 0.5})
+    _write(tmp_path, "j1", 1, {1000: 0.7})
+    path = write_table(collect(tmp_path), tmp_path / "results.parquet")
+    narrow = read_table(path, columns=["job_id", "method", "size", "labeled_size", "metric", "value"])
+    for fn in (aggregate, drop_repeated_seeds):
+        with pytest.raises(StudyError, match=r"needs the table's column\(s\) 'grid', 'stage', 'level', "
+                                             r"'protocol_fingerprint', 'finished_at': read them too"):
+            fn(narrow)
+    enough = read_table(path, columns=["job_id", "stage", "grid", "method", "size", "labeled_size", "level",
+                                       "metric", "value", "protocol_fingerprint", "finished_at"])
+    assert aggregate(enough).query("metric == 'top1'")["mean"].iloc[0] == pytest.approx(0.6)
+
+
+def test_collect_of_a_workdir_that_is_no_folder_says_so(tmp_path):
+    """A mistyped workdir is an error naming it, not an empty table; a workdir without results yet is empty."""
+    with pytest.raises(StudyError, match=r"workdir .*runz: no such folder"):
+        collect(tmp_path / "runz")
+    assert collect(tmp_path).empty
+
+
 def test_seeds_aggregate_to_mean_std_count(tmp_path):
     for seed, v in enumerate((0.5, 0.6, 0.7)):
         _write(tmp_path, f"j{seed}", seed, {1000: v})
