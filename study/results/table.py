@@ -87,10 +87,10 @@ def key_tuples(df: pd.DataFrame, columns: list[str]) -> list[tuple]:
 
 def _normalise(col: pd.Series, integer: bool = False) -> pd.Series:
     """One type per column, so that pyarrow writes it and pandas reads it back the same; an `integer` column whose
-    values are whole numbers is Int64 even where a null made pandas read it as float."""
+    values are whole numbers is Int64 even where a null made pandas read it as float, or where it holds none."""
     values = [v for v in col if not is_null(v)]
-    if not values:
-        return pd.Series([None] * len(col), index=col.index, dtype="object")
+    if not values:  # an integer column stays one with no value yet (a table of pretrainings: no labeled size)
+        return pd.Series([None] * len(col), index=col.index, dtype="Int64" if integer else "object")
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return col.astype("boolean")
     if all(_is_int(v) for v in values) or (integer and all(

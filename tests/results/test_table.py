@@ -268,6 +268,9 @@ def test_integer_axes_stay_integer_where_some_rows_have_none(tmp_path):
     assert all(back[c].dtype == "Int64" for c in ("size", "seed", "labeled_size"))
     agg = aggregate(t).set_index("job_ids")
     assert agg.loc["j10,j2", "seeds"] == "2,10" and agg.loc["jpair", "seeds"] == "0|1"
+    none = records_to_table([rec("jscratch", 0, None, None)])  # no row has a size or a labeled size yet
+    back = pd.read_parquet(write_table(none, tmp_path / "none.parquet"))
+    assert all(t[c].dtype == "Int64" for t in (none, back) for c in ("size", "labeled_size")), none.dtypes
 
 
 def test_a_record_without_metrics_is_one_row_and_no_cell(tmp_path):
