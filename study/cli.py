@@ -67,7 +67,21 @@ def said(e: BaseException) -> bool:
     return before
 
 
+def open_closed_streams() -> None:
+    """Point a closed stdout or stderr (`study ... 2>&-`) at /dev/null, as its file descriptor too (the workers a
+    local submit starts inherit it): with `sys.stderr` None, `print(..., file=sys.stderr)` writes to stdout, into the
+    JSON or CSV a script reads there; with `sys.stdout` None, a command's output is a traceback."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", closefd=False, buffering=1, errors="backslashreplace"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    open_closed_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -194,6 +194,29 @@ def test_every_command_says_what_it_does_and_every_argument_is_explained():
                 assert action.metavar == METAVARS[name], f"{prog} {name} {action.metavar}: expected {METAVARS[name]}"
 
 
+# flags whose default is None yet means something a script needs to know
+NONE_DEFAULTS_SAID = {("study manifest build", "--labeled-sizes"), ("study manifest export", "--subset"),
+                      ("study manifest export", "--labeled"), ("study report", "--profile")}
+
+
+def test_every_flag_with_a_default_says_it():
+    """`study quickstart --scale`'s default (full), `study report --profile`'s (the built-in node, as status and
+    cancel say), `manifest export`'s (every row) and `manifest build --labeled-sizes`'s (none, as --sizes says)
+    were not in their --help: every flag that takes a value and has a default, or is listed above, names it."""
+    import argparse
+
+    unsaid = []
+    for prog, parser in _commands():
+        for action in parser._actions:
+            if not action.option_strings or action.nargs == 0 or action.required or isinstance(
+                    action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            name = action.option_strings[-1]
+            if (action.default is not None or (prog, name) in NONE_DEFAULTS_SAID) and "default" not in action.help:
+                unsaid.append(f"{prog} {name}")
+    assert not unsaid, unsaid
+
+
 def test_a_short_output_into_a_closed_pipe_exits_141_without_a_second_error(tmp_path):
     """`study plan g.yaml | head -0`: output shorter than stdout's buffer is flushed inside `main` (at interpreter
     exit it would fail again, "Exception ignored ... BrokenPipeError", exit 120), and stdout is pointed at
@@ -211,6 +234,30 @@ def test_a_short_output_into_a_closed_pipe_exits_141_without_a_second_error(tmp_
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err
+
+
+def test_a_closed_stderr_or_stdout_keeps_stdout_clean_and_is_no_traceback(tmp_path):
+    """`study manifest build ... 2>&-` (a cron line): with stderr closed, Python's `print(..., file=sys.stderr)`
+    wrote the progress lines to stdout, ahead of the result line a script reads; with stdout closed (`>&-`) a
+    command's output was an AttributeError traceback, exit 1. Both now go to /dev/null."""
+    import os
+    import subprocess
+    import sys
+
+    from image_trees import write_quadrant_tree
+
+    write_quadrant_tree(tmp_path / "tree", 2, seed=0)
+    env = {**os.environ, "STUDY_MANIFESTS": str(tmp_path / "manifests")}
+    study = [sys.executable, "-m", "study"]
+    build = ["manifest", "build", "--dataset", "imagefolder", "--root", str(tmp_path / "tree"), "--split", "train",
+             "--name", "toy"]
+    closed = subprocess.run(["sh", "-c", '"$@" 2>&-', "sh", *study, *build], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert closed.returncode == 0 and closed.stdout.startswith("manifest toy: written"), closed
+    assert len(closed.stdout.splitlines()) == 1, closed.stdout  # not the "[manifest] indexing ..." lines
+    no_out = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *study, "manifest", "list"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert no_out.returncode == 0 and no_out.stderr == "", no_out.stderr
 
 
 def _main_raising(monkeypatch, error: BaseException) -> int:

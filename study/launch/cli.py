@@ -152,14 +152,19 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from study.launch.status import print_status, status_json
+    from pathlib import Path
 
-    plan = _plan(args, where_of(args))
+    from study.launch.status import print_status, status_json, unsubmitted_workdir
+
+    plan, workdir = _plan(args, where_of(args)), _workdir(args)
     if args.format == "json":
-        json.dump(status_json(plan, _workdir(args)), sys.stdout, indent=1)
+        note = unsubmitted_workdir(workdir)  # the table's line; beside the JSON, on stderr
+        if note:
+            print(f"study: warning: workdir {Path(workdir).resolve()}: {note}", file=sys.stderr)
+        json.dump(status_json(plan, workdir), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print_status(plan, _workdir(args), out=sys.stdout)
+        print_status(plan, workdir, out=sys.stdout)
     return 0
 
 

@@ -55,6 +55,15 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
             "jobs": jobs}
 
 
+def unsubmitted_workdir(workdir: str | Path) -> str | None:
+    """Why nothing can have been submitted with `workdir` (it is no folder), None where it is one."""
+    if Path(workdir).is_dir():
+        return None
+    what = "a file, not a folder" if Path(workdir).exists() else "no such folder"
+    return (f"{what}: nothing was submitted with this workdir; give the one `study submit` used, --workdir or "
+            "$STUDY_WORKDIR")
+
+
 def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
     """`study status`: the counts per stage and state, then the jobs that need a look (running, stopped, ended with
     the last `lines` lines of a failure's log, stuck in Slurm's queue), stale results and jobs off the plan; returns
@@ -66,10 +75,9 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     table = state_counts(plan, states)
     of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
-    if not Path(workdir).is_dir():
-        what = "a file, not a folder" if Path(workdir).exists() else "no such folder"
-        out.write(f"({what}: nothing was submitted with this workdir; give the one `study submit` used, "
-                  "--workdir or $STUDY_WORKDIR)\n")
+    note = unsubmitted_workdir(workdir)
+    if note:
+        out.write(f"({note})\n")
     out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in STATES) + "\n")
     for stage, row in table.items():
         out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in STATES) + "\n")

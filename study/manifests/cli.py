@@ -40,7 +40,8 @@ def register(subparsers) -> None:
     b.add_argument("--split", required=True, help="e.g. train, val (train_mini for inat21; test, us_train for glc20)")
     b.add_argument("--name", required=True, help="manifest name, e.g. imagenet_train")
     b.add_argument("--sizes", default=None, help="nested pretraining sizes, e.g. 50k,125k,250k,500k,1M (default: none)")
-    b.add_argument("--labeled-sizes", default=None, help="nested labeled sizes, e.g. 1k,10k,50k,100k,250k")
+    b.add_argument("--labeled-sizes", default=None,
+                   help="nested labeled sizes, e.g. 1k,10k,50k,100k,250k (default: none)")
     b.add_argument("--seed", type=int, default=0,
                    help="seed of the keyed hash that ranks the images (the nested subsets); default 0 (ours: the "
                         "paper's is unknown)")
@@ -79,8 +80,8 @@ def register(subparsers) -> None:
     e = _action(sub, "export", "CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
     _name(e)
     g = e.add_mutually_exclusive_group()
-    g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k)")
-    g.add_argument("--labeled", default=None, help="labeled subset size (e.g. 10k)")
+    g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k); default: every row")
+    g.add_argument("--labeled", default=None, help="labeled subset size (e.g. 10k); default: every row")
     e.set_defaults(func=_export)
 
     po = _action(sub, "pool", "pool several manifests' nested prefixes into one nested manifest")

@@ -20,7 +20,8 @@ def list_text() -> str:
     if not names:
         folder = manifests_dir()
         named = "STUDY_MANIFESTS names it" if os.environ.get("STUDY_MANIFESTS") else "the default: set STUDY_MANIFESTS"
-        missing = "" if folder.is_dir() else f" (no such folder; {named})"
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        missing = "" if folder.is_dir() else f" ({what}; {named})"
         return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
     for name in names:

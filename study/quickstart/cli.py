@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the profile `study plan` and `study submit` get (resources and the cost model; default: "
                         "grids/profiles/local.yaml)")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",
-                   help="full: the README's run; tiny: the same grid on a few hundred images (the tests')")
+                   help="full (default): the README's run; tiny: the same grid on a few hundred images (the tests')")
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="where the PNG trees are written (default: "
                    "data/quickstart, or data/quickstart-SCALE)")
     p.add_argument("--manifests", type=Path, default=None, metavar="DIR",

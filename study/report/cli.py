@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
                    help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
     p.add_argument("--profile", metavar="FILE", default=None,
-                   help="the cluster profile given to `study submit` (plans the grid as it was submitted)")
+                   help="the cluster profile given to `study submit` (plans the grid as it was submitted; default: the "
+                        "built-in generic 8-GPU node)")
     p.set_defaults(func=run)
 
 

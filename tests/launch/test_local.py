@@ -391,6 +391,19 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
     assert code == 0 and "(a file, not a folder: nothing was submitted with this workdir" in out
 
 
+def test_status_json_of_a_workdir_that_does_not_exist_says_so_on_stderr(env):
+    """The table's "(no such folder: ...)" line had no counterpart in `--format json`: a mistyped --workdir read as a
+    grid never submitted, every job missing, and nothing said. Now a warning on stderr; stdout stays JSON."""
+    import json
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("nowdj"))
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "elsewhere"), "--format", "json"])
+    assert code == 0 and json.loads(out)["workdir"] == str((env / "elsewhere").resolve())
+    assert err == (f"study: warning: workdir {(env / 'elsewhere').resolve()}: no such folder: nothing was submitted "
+                   "with this workdir; give the one `study submit` used, --workdir or $STUDY_WORKDIR\n"), err
+
+
 def test_cancel_with_a_workdir_nothing_was_submitted_to_says_so_and_creates_nothing(env):
     """A mistyped --workdir: `study cancel` made `<it>/ledgers/.submit.lock` (and the folders above it) and said only
     "cancelled 0"."""

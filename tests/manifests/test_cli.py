@@ -43,6 +43,10 @@ def test_list_names_the_folder_it_looked_in_and_a_missing_one(cli, manifests, mo
     monkeypatch.chdir(tmp_path / "elsewhere")
     said = cli("manifest", "list")[1]
     assert said == "no manifests in manifests (no such folder; the default: set STUDY_MANIFESTS)\n"
+    (tmp_path / "afile").write_text("")  # STUDY_MANIFESTS naming a file: said "no such folder"
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "afile"))
+    said = cli("manifest", "list")[1]
+    assert said == f"no manifests in {tmp_path / 'afile'} (a file, not a folder; STUDY_MANIFESTS names it)\n"
 
 
 def test_a_manifest_json_without_its_parquet_says_which_file_is_missing(build, cli, manifests):
