@@ -35,24 +35,29 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {state: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s"}]}`, the jobs in the plan's order: what
-    `study status` prints, one row per job. `progress`: the latest progress line of a running job's log (or of one a
-    local run left unfinished), `progress_count` its [done, total] (`state.progress_count`), `log_age_s` the seconds
-    since that log was written; None elsewhere."""
+    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "stale"}], "results_off_plan": [id]}`,
+    the jobs in the plan's order: what `study status` prints, one row per job. `progress`: the latest progress line
+    of a running job's log (or of one a local run left unfinished), `progress_count` its [done, total]
+    (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere. `stale`: why a
+    done job's result is stale (a manifest since rebuilt: `study submit` refuses it), else None;
+    `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
     from study.grids.render import job_json, plan_axes
 
-    states = grid_states(plan, workdir, reasons=True, tolerate_unsettled=True)
+    with_dependencies = _with_dependencies(plan)
+    read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
+    stale = stale_results(with_dependencies or plan.jobs, workdir)
     axes = plan_axes(plan)
     jobs = []
     for job in plan.jobs:
-        st = states[job.id]
+        st = read[job.id]
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
-                     "log_age_s": round(seen[1], 1) if seen else None})
+                     "log_age_s": round(seen[1], 1) if seen else None, "stale": stale.get(job.id)})
+    states = {j.id: read[j.id] for j in plan.jobs}
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states),
-            "jobs": jobs}
+            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
 
 
 def unsubmitted_workdir(workdir: str | Path) -> str | None:

@@ -450,6 +450,9 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name: `study submit` "
                               "refuses to go on") in out, out
         assert "its result used manifest toy_train with content" in out, out
+        code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])  # scripts too
+        stale = {j["id"]: j["stale"] for j in json.loads(out)["jobs"]}
+        assert code == 0 and len(stale) == 2 and all("used manifest toy_train" in why for why in stale.values()), out
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--set-aside-stale"])
         [aside] = (wd / "stale").iterdir()
         assert f"set aside 2 result(s) computed on a manifest since rebuilt (and their job folders) in {aside}" in err
@@ -476,6 +479,10 @@ def test_the_jobs_a_copy_of_the_grid_ran_here_are_not_the_originals_stale_result
     copy.write_text(grid_text("samelocal", steps=8))  # an edit of the file that ran them: now its stale results
     code, out, _ = run_cli(["status", str(copy), "--workdir", str(wd)])
     assert "2 result(s) of jobs this grid file ran are of no job of its plan now" in out, out
+    code, out, _ = run_cli(["status", str(copy), "--workdir", str(wd), "--format", "json"])
+    assert len(json.loads(out)["results_off_plan"]) == 2, out
+    code, out, _ = run_cli(["status", str(original), "--workdir", str(wd), "--format", "json"])
+    assert json.loads(out)["results_off_plan"] == [] and {j["stale"] for j in json.loads(out)["jobs"]} == {None}
 
 
 def test_a_job_locked_by_another_command_is_waited_for_and_given_up_when_released(env):
