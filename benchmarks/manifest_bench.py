@@ -83,7 +83,8 @@ def child_build(root: str, sizes: str, labeled: str) -> None:
 
 
 def peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    """The process's peak resident memory in GB (10^9 bytes, as the target's 4 GB); ru_maxrss is in KiB on Linux."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 
 def run_child(args: list[str], env: dict) -> dict:
