@@ -43,19 +43,17 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
     from study.grids.render import job_json, plan_axes
 
-    with_dependencies = _with_dependencies(plan)
-    read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
+    with_dependencies, read, states = _read_states(plan, workdir)
     stale = stale_results(with_dependencies or plan.jobs, workdir)
     axes = plan_axes(plan)
     jobs = []
     for job in plan.jobs:
-        st = read[job.id]
+        st = states[job.id]
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None, "stale": stale.get(job.id)})
-    states = {j.id: read[j.id] for j in plan.jobs}
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
 
@@ -74,9 +72,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     the last `lines` lines of a failure's log, stuck in Slurm's queue), stale results and jobs off the plan; returns
     each planned job's state."""
     out = out or sys.stdout
-    with_dependencies = _with_dependencies(plan)  # of a plan --where reduced: a job cancelled for a dependency's end
-    read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
-    states = {j.id: read[j.id] for j in plan.jobs}
+    with_dependencies, read, states = _read_states(plan, workdir)
     table = state_counts(plan, states)
     of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
@@ -212,6 +208,16 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO)
 def _ago(seconds: float) -> str:
     """`12 s ago`, `5 min ago`, `2.5 h ago`."""
     return f"{format_duration(seconds)} ago"
+
+
+def _read_states(plan: Plan, workdir: str | Path) -> tuple[list[Job] | None, dict[str, JobState],
+                                                           dict[str, JobState]]:
+    """(`_with_dependencies(plan)`, the states of those jobs, of the plan's own jobs), as `study status` reads them
+    (the reasons of failures; an unsettled submit tolerated): a reduced plan's dependencies are read too, so that a
+    job cancelled for a dependency's end says which."""
+    with_dependencies = _with_dependencies(plan)
+    read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
+    return with_dependencies, read, {j.id: read[j.id] for j in plan.jobs}
 
 
 def _with_dependencies(plan: Plan) -> list[Job] | None:
