@@ -43,7 +43,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
     from study.grids.render import job_json, plan_axes
 
-    with_dependencies, read, states = _read_states(plan, workdir)
+    with_dependencies, _, states = _read_states(plan, workdir)
     stale = stale_results(with_dependencies or plan.jobs, workdir)
     axes = plan_axes(plan)
     jobs = []
