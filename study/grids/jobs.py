@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterator
 
 from study.configfields import plain
+from study.counts import format_count
 from study.errors import StudyError
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid, parsed_corruption
@@ -277,6 +278,13 @@ def _label(entry: EvalEntry) -> str:
     return f"stages.evaluate[{entry.index}] (protocol {entry.protocol})"
 
 
+def _shown(axis: str, value) -> str:
+    """An axis value as a grid spells it: a size as a count (`1M`, `all`), anything else quoted."""
+    if axis == "size" and (value is None or isinstance(value, int)):
+        return "all" if value is None else format_count(value)
+    return repr(value)
+
+
 def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job]:
     """The pretraining jobs `entry.where` matches; a grid error when none does, or when a value it lists is no
     job's (a typo, or a stale value)."""
@@ -285,9 +293,10 @@ def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job
         present = {j.axes[axis] for j in pretrain_jobs}
         for v in values:
             if v not in present:
+                held = sorted(present, key=lambda x: (x is None, x) if axis == "size" else (False, str(x)))
                 raise fail(grid.path, entry.where.line or entry.line,
-                           f"{_label(entry)}: where {axis}: {v!r} matches no pretraining job (their {axis} values: "
-                           f"{', '.join(map(repr, sorted(present, key=str)))})")
+                           f"{_label(entry)}: where {axis}: {_shown(axis, v)} matches no pretraining job (their {axis} "
+                           f"values: {', '.join(_shown(axis, x) for x in held)})")
     matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
     if not matched:
         raise fail(grid.path, entry.where.line or entry.line,

@@ -1297,3 +1297,17 @@ def test_a_concat_pair_matching_no_two_jobs_is_refused_at_the_pair(write_grid):
     assert error_of(g) == (f"{g}:{line_of(g, '- [{dataset: alpha}')}: stages.evaluate[0] (protocol concat): pair "
                            "{dataset: alpha} + {dataset: beta} matches no two pretraining jobs that agree on method, "
                            "backbone, size, corruption, seed: it expands to zero jobs")
+
+
+def test_where_size_of_no_job_is_spelled_as_written(write_grid):
+    """A size that matches no job (a paper grid copied at small scale, its `where` left at 1M) reads as the grid spells
+    it, among the sizes the jobs have in size order."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [400, 50k, 125k]}
+    stages:
+      evaluate:
+        - protocol: linear
+          where: {size: 1M}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where size: 1M matches "
+                           "no pretraining job (their size values: 400, 50k, 125k)")
