@@ -346,6 +346,11 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
             if other != src:
                 raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {other!r} and {src!r} "
                                                            f"name one train manifest, {out[src].train!r}")
+        sources = [src for src, _ in spec.pool]
+        if spec.pool and sorted(spec.key.split("+")) != sorted(sources):  # the report reads a pool by its key
+            raise fail(p, spec.line, f"datasets.{spec.key}: a pooled set's key joins its sources' keys with '+' "
+                                     f"({'+'.join(sources)!r}): the report tells a pooled set, and what it pools, "
+                                     "by that name")
     return out
 
 

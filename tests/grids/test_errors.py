@@ -1144,8 +1144,10 @@ def test_a_bad_dataset_entry_is_refused_at_its_line(write_grid, spec, needle, me
 
 
 @pytest.mark.parametrize("datasets, axis, pool_line, message", [
-    ("ab: {train: ab_train, pool: {alpha: 10, beta: 10}}\n      abb: {train: abb_train, pool: {ab: 20, beta: 10}}",
-     "abb", "pool: {ab: 20", "datasets.abb.pool: 'ab' is itself a pool; pool its sources instead"),
+    ("alpha+beta: {train: ab_train, pool: {alpha: 10, beta: 10}}\n"
+     "      alpha+beta+beta: {train: abb_train, pool: {alpha+beta: 20, beta: 10}}",
+     "alpha+beta+beta", "pool: {alpha+beta: 20",
+     "datasets.alpha+beta+beta.pool: 'alpha+beta' is itself a pool; pool its sources instead"),
     ("again: {train: alpha_train}\n      both: {train: both_train, pool: {alpha: 10, again: 10}}",
      "both", "pool: {alpha", "datasets.both.pool: 'alpha' and 'again' name one train manifest, 'alpha_train'"),
 ])
@@ -1235,9 +1237,27 @@ def test_a_grid_without_a_method_says_where_to_give_one(write_grid):
     assert error_of(g) == f"{g}:{line_of(g, 'axes:')}: no method: give axes.method or defaults.pretrain.method"
 
 
+def test_a_pooled_sets_key_joins_its_sources_keys(write_grid):
+    """The report tells a pooled set and what it pools by its key (`a+b`): a pool under another key would be drawn
+    and tested as one more dataset, without a word; refused at its line, naming the key to give. Any order."""
+    grid = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train, test: alpha_val}}
+      beta: {{train: beta_train, test: beta_val}}
+      {key}: {{train: ab_train, pool: {{alpha: 10, beta: 10}}}}
+    axes: {{method: [simclr], dataset: [{key}]}}
+    stages: {{}}
+    """
+    g = write_grid(grid.format(key="both"), base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, 'both: {')}: datasets.both: a pooled set's key joins its sources' keys "
+                           "with '+' ('alpha+beta'): the report tells a pooled set, and what it pools, by that name")
+    assert plan_grid(write_grid(grid.format(key="beta+alpha"), base=False)).jobs
+
+
 @pytest.mark.parametrize("count, needle, message", [
-    ("10", "pool:", "datasets.abb.pool: 'ab' is itself a pool; pool its sources instead"),
-    ("lots", "beta: lots", "datasets.abb.pool.beta: expected a count"),
+    ("10", "pool:", "datasets.alpha+beta+beta.pool: 'alpha+beta' is itself a pool; pool its sources instead"),
+    ("lots", "beta: lots", "datasets.alpha+beta+beta.pool.beta: expected a count"),
 ])
 def test_a_pool_written_as_a_block_is_refused_at_the_line_of_its_pool_or_source(write_grid, count, needle, message):
     """In a block mapping the dataset's key, its `pool:` and each source are lines of their own: the error names the
@@ -1247,13 +1267,13 @@ def test_a_pool_written_as_a_block_is_refused_at_the_line_of_its_pool_or_source(
     datasets:
       alpha: {{train: alpha_train, test: alpha_val}}
       beta: {{train: beta_train, test: beta_val}}
-      ab: {{train: ab_train, pool: {{alpha: 10, beta: 10}}}}
-      abb:
+      alpha+beta: {{train: ab_train, pool: {{alpha: 10, beta: 10}}}}
+      alpha+beta+beta:
         train: abb_train
         pool:
-          ab: 20
+          alpha+beta: 20
           beta: {count}
-    axes: {{method: [simclr], dataset: [abb]}}
+    axes: {{method: [simclr], dataset: [alpha+beta+beta]}}
     stages: {{}}
     """, base=False)
     line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if t.strip() == needle)
