@@ -347,6 +347,10 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
                 raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {other!r} and {src!r} "
                                                            f"name one train manifest, {out[src].train!r}")
         sources = [src for src, _ in spec.pool]
+        if not spec.pool and "+" in spec.key:
+            raise fail(p, spec.line, f"datasets.{spec.key}: a key joined with '+' names a pooled set: give its "
+                                     f"`pool: {{{', '.join(f'{k}: <images>' for k in spec.key.split('+'))}}}` (the "
+                                     "images each source gives), or name the dataset without '+'")
         if spec.pool and sorted(spec.key.split("+")) != sorted(sources):  # the report reads a pool by its key
             raise fail(p, spec.line, f"datasets.{spec.key}: a pooled set's key joins its sources' keys with '+' "
                                      f"({'+'.join(sources)!r}): the report tells a pooled set, and what it pools, "

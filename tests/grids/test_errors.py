@@ -1253,6 +1253,10 @@ def test_a_pooled_sets_key_joins_its_sources_keys(write_grid):
     assert error_of(g) == (f"{g}:{line_of(g, 'both: {')}: datasets.both: a pooled set's key joins its sources' keys "
                            "with '+' ('alpha+beta'): the report tells a pooled set, and what it pools, by that name")
     assert plan_grid(write_grid(grid.format(key="beta+alpha"), base=False)).jobs
+    g = write_grid(grid.replace(", pool: {{alpha: 10, beta: 10}}", "").format(key="alpha+beta"), base=False)
+    assert error_of(g) == (f"{g}:{line_of(g, 'alpha+beta: {')}: datasets.alpha+beta: a key joined with '+' names a "
+                           "pooled set: give its `pool: {alpha: <images>, beta: <images>}` (the images each source "
+                           "gives), or name the dataset without '+'")
 
 
 @pytest.mark.parametrize("count, needle, message", [
