@@ -1,17 +1,11 @@
 """benchmarks/scan_bench.py --quick runs (20k empty files): both readers' rates and the verdict printed."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_runs import bench_lines
 
 
 def test_scan_bench_quick_prints_both_rates_and_the_verdict():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "scan_bench.py"), "--quick"], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = bench_lines("scan_bench.py", "--quick")
     assert lines[0].startswith("made 20000 empty files in 500 class folders")
     rates = [float(re.fullmatch(r".+: +([\d.]+) s +([\d,]+) files/s", line).group(2).replace(",", ""))
              for line in lines[1:3]]

@@ -541,7 +541,8 @@ def test_cost_model_reads_the_pretraining_batch_and_a_datasets_train_images(writ
     assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 1200 / 10 / 3600)
     # a pooled set without a size axis: the images it takes of its sources (not 0)
     pooled = head.replace("train_images: 3600}", "train_images: 3600}\n      beta: {train: b_train, test: b_val}\n"
-                          "      alpha+beta: {train: ab_train, pool: {alpha: 1000, beta: 600}}").replace("[alpha]", "[alpha+beta]")
+                          "      alpha+beta: {train: ab_train, pool: {alpha: 1000, beta: 600}}")
+    pooled = pooled.replace("[alpha]", "[alpha+beta]")
     plan = plan_grid(write_grid(pooled % "epochs: 2", name="pooled.yaml", base=False), Profile(cost=cost))
     assert cost_hours(plan.jobs[0], plan) == pytest.approx(2 * 1600 / 10 / 3600)
     assert not [n for n in plan.estimate["notes"] if "without a size" in n]

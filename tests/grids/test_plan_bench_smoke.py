@@ -1,17 +1,11 @@
 """benchmarks/plan_bench.py runs (`--quick`, as `make benchmarks` passes it): the 10,000-job grid, both timings."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_runs import bench_lines
 
 
 def test_plan_bench_prints_both_timings_against_the_target():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "plan_bench.py"), "--quick"], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = bench_lines("plan_bench.py", "--quick")
     assert lines[0] == "jobs: 10000 (5000 pretrain, 5000 evaluate)"
     for line in lines[1:]:
         seconds, ratio = map(float, re.fullmatch(r".+: ([\d.]+) s  ratio_to_target: ([\d.]+)", line).groups())

@@ -1,18 +1,12 @@
 """benchmarks/launch_bench.py --quick runs (sacct stubbed inside it: no Slurm is asked): the checks' growth per job
 and the failed arrays' query against its reference."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_runs import bench_lines
 
 
 def test_launch_bench_quick_prints_the_checks_and_the_query():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "launch_bench.py"), "--quick"], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = bench_lines("launch_bench.py", "--quick")
     assert [line.split()[1] for line in lines[:2]] == ["2000", "10000"]
     assert all("ratio_to_reference: " in line for line in lines[:2])
     assert float(re.fullmatch(r"check time per job, 10 seeds over 2: ([\d.]+) \(1\.0: linear\)", lines[2]).group(1)) > 0

@@ -2,20 +2,14 @@
 printed (its images are empty files, which the reader lists as it lists real ones)."""
 import importlib.util
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_runs import REPO, bench_lines
 
 
 def test_manifest_bench_quick_builds_and_prints_both_timings():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "manifest_bench.py"), "--quick"], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = bench_lines("manifest_bench.py", "--quick")
     assert lines[0].startswith("generated train.json: 270000 images, 1000 categories")
     assert re.fullmatch(r"bare json\.load: +[\d.]+ s +peak [\d.]+ GB", lines[1]), lines[1]
     assert re.fullmatch(r" +[\d.]+ s +peak [\d.]+ GB +\([\d.]+ x json\.load\)", lines[3]), lines[3]

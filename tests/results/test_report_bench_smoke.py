@@ -1,17 +1,11 @@
 """benchmarks/report_bench.py runs (one seed: 436 jobs): each reader's seconds and ratio, the table's shape."""
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark_runs import bench_lines
 
 
 def test_report_bench_smoke_prints_each_readers_ratio():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "report_bench.py"), "--seeds", "1"], cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = bench_lines("report_bench.py", "--seeds", "1")
     assert lines[0].startswith("jobs: 436; result files: ")
     rows, columns = map(int, re.fullmatch(r"table: (\d+) rows x (\d+) columns", lines[1]).groups())
     assert rows > 436 and columns > 20  # a row per metric of ~97% of the jobs, the protocol's columns
