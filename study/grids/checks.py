@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
     the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders
-    were pretrained at, and each manifest whose recorded root is not a folder on this machine (the dataset moved, or
+    were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), and each manifest whose recorded root is not a folder on this machine (the dataset moved, or
     only the nodes that run the jobs mount it), a problem instead with `images_here` (the jobs run on this machine).
     With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
     problems = check_names(plan)
@@ -56,7 +56,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
     if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
-    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + roots
+    schedule = schedule_warnings(plan, meta) if manifests else []
+    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + schedule + roots
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -573,7 +574,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _schedule_error(section_json: str, size: int | None, images: int) -> str | None:
+def _schedule_problems(section_json: str, size: int | None, images: int) -> tuple[str | None, list[str]]:
     from study.train import PretrainConfig
     from study.train.optim import schedule_problems
 
@@ -588,15 +589,33 @@ def _schedule_error(section_json: str, size: int | None, images: int) -> str | N
         else:
             cfg = PretrainConfig.from_dict(section)
     except StudyError:  # check_sections names it
-        return None
-    return schedule_problems(cfg, images)[0]
+        return None, []
+    return schedule_problems(cfg, images)
 
 
 def schedule_error(section: dict, size: int | None, images: int) -> str | None:
     """optim.schedule_problems' error for a pretrain section on `images` images, or for an evaluate section's
     fine-tuning run on `size` labeled images (`images` of them; None: all): what the job would stop on when it
     starts training, said at plan time instead (a fine-tune would otherwise fail after its encoder's pretraining)."""
-    return _schedule_error(canonical_json(section), size, images)
+    return _schedule_problems(canonical_json(section), size, images)[0]
+
+
+def schedule_warnings(plan: Plan, meta) -> list[str]:
+    """optim.schedule_problems' warnings of the pretraining jobs (a warmup of more than half the run, MoCo's queue
+    larger than the keys the run enqueues), each at the line of the key it names, with how many jobs it concerns:
+    what each job's log would say once it runs, said at plan time (the manifests there: their image counts)."""
+    seen: dict[tuple[str, str], list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        sec = job.config["pretrain"]
+        size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+        if not name or not _manifest_exists(name):
+            continue
+        images = size if is_int(size) else meta(name)["num_images"]
+        for warning in _schedule_problems(canonical_json(sec), None, images)[1]:
+            where = _at(plan, job, _message_key(f"pretrain.{warning}"))
+            seen.setdefault((where, warning), []).append(job)
+    return [f"{where}: {len(jobs)} pretraining job(s) (e.g. {_describe(_named_job(jobs, f'pretrain.{warning}'))}): "
+            f"pretrain.{warning}" for (where, warning), jobs in seen.items()]
 
 
 def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:

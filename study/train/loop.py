@@ -367,13 +367,13 @@ def _log_resume(cfg: PretrainConfig, run_dir: Path, past: Sessions, total: int, 
 
 
 def _check_schedule(cfg: PretrainConfig, images: int, world) -> None:
-    """optim.schedule_problems of this run: its error a StudyError, its warning logged (a fine-tuning or scratch run,
-    which trains on a labeled subset, is named as the evaluation's `finetune` section)."""
-    error, warning = schedule_problems(cfg, images)
+    """optim.schedule_problems of this run: its error a StudyError, its warnings logged (a fine-tuning or scratch
+    run, which trains on a labeled subset, is named as the evaluation's `finetune` section)."""
+    error, warnings = schedule_problems(cfg, images)
     where = "evaluate.finetune" if cfg.subset == "labeled" else "pretrain"
     if error:
         raise StudyError(f"{where}.{error}")
-    if warning and world.is_main:
+    for warning in warnings if world.is_main else []:
         _log(cfg, f"WARNING: {where}.{warning}")
 
 

@@ -53,22 +53,27 @@ def schedule_steps(cfg, images: int) -> tuple[int, int, int]:
             int(round(cfg.optim.warmup_epochs * spe)))
 
 
-def schedule_problems(cfg, images: int) -> tuple[str | None, str | None]:
-    """(error, warning) of a run of `cfg` (a PretrainConfig whose method trains) on `images` images: an error when it
-    takes no step, or warms up for all of its steps (the learning rate would never reach its peak nor decay); a
-    warning when warmup takes more than half of them. Messages start with the key at fault (`steps`, `epochs`,
-    `optim.warmup_epochs`): the caller puts the section before it."""
+def schedule_problems(cfg, images: int) -> tuple[str | None, list[str]]:
+    """(error, warnings) of a run of `cfg` (a PretrainConfig whose method trains) on `images` images: an error when
+    it takes no step, or warms up for all of its steps (the learning rate would never reach its peak nor decay);
+    warnings when warmup takes more than half of them, and the method's own (`Method.schedule_warning`: MoCo's queue
+    larger than the keys the run enqueues). Messages start with the key at fault (`steps`, `epochs`,
+    `optim.warmup_epochs`, `moco.queue_size`): the caller puts the section before each."""
     spe, total, warmup = schedule_steps(cfg, images)
     budget = f"steps {cfg.steps}" if cfg.steps is not None else f"epochs {cfg.epochs:g}"
     if total < 1:
         return (f"{'steps' if cfg.steps is not None else 'epochs'}: method {cfg.method} trains, but {budget} come "
-                f"to no step"), None
+                f"to no step"), []
     warm = (f"optim.warmup_epochs {cfg.optim.warmup_epochs:g} x {spe} steps per epoch comes to {warmup} warmup "
             f"steps of the run's {total} ({budget})")
     if warmup >= total:
         return (f"{warm}: the learning rate would never reach its peak nor decay; lower optim.warmup_epochs (0: no "
-                f"warmup) or train for more steps"), None
-    return None, (f"{warm}, more than half of the run" if 2 * warmup > total else None)
+                f"warmup) or train for more steps"), []
+    from study.train.methods import METHODS
+
+    warnings = [f"{warm}, more than half of the run" if 2 * warmup > total else None,
+                METHODS.get(cfg.method).schedule_warning(cfg, total)]
+    return None, [w for w in warnings if w]
 
 
 def is_bias_or_norm(p: torch.Tensor) -> bool:

@@ -16,6 +16,14 @@ REPO = HERE.parent.parent
 BASE_PRETRAIN = {"backbone": "resnet18", "epochs": 1, "batch_size": 8}
 
 
+def line_of(path, needle: str) -> int:
+    """The number of the first line of the file at `path` that holds `needle`."""
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
 def base_text(pretrain: dict | None = None) -> str:
     """The head of a test grid: name, datasets alpha and beta, and `defaults.pretrain` (BASE_PRETRAIN updated by
     `pretrain`)."""

@@ -13,7 +13,7 @@ import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
 from study.manifests.store import SCHEMA_VERSION
-from tests.grids.conftest import REPO, run_plan_cli
+from tests.grids.conftest import REPO, line_of, run_plan_cli
 from tests.image_trees import write_quadrant_tree
 
 
@@ -221,6 +221,42 @@ def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path
     assert err.count("warmup steps") == 2  # not at 5k images (5 steps per epoch)
     assert (f"{g}:{ft_line}: evaluate.finetune.optim.warmup_epochs 5 x 117 steps per epoch comes to 585 warmup steps "
             "of the run's 80 (steps 80)") in err and "(labeled size 30k)" in err
+
+
+def test_a_schedule_a_setting_does_not_fit_is_a_plan_warning(tmp_path, monkeypatch, capsys, write_grid):
+    """What a run's log would warn of when it starts, said by `study plan` (the manifests there), once for the jobs it
+    concerns at the line of the setting: MoCo's queue larger than the keys the run enqueues (the paper's 65536 in a
+    short run keep their random start as most negatives); a warmup of more than half the run; none where they fit."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 1_000, ["x", "y"])  # 31 steps per epoch at batch 32
+    grid = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train}}
+    defaults:
+      pretrain: {{backbone: resnet18, steps: 20, batch_size: 32, optim: {{warmup_epochs: {warmup}}}{moco}}}
+    axes: {{method: [simclr, moco], dataset: [alpha], seed: [0, 1]}}
+    stages: {{}}
+    """
+
+    def warnings(warmup: float, moco: str, at: str) -> list[str]:
+        """The schedule warnings, each less its `study: warning: <grid>:<line of at>: `."""
+        g = write_grid(grid.format(warmup=warmup, moco=moco), base=False)
+        code, _, err = run_plan_cli([str(g)], capsys)
+        assert code == 0, err
+        return [line.replace(f"study: warning: {g}:{line_of(g, at)}: ", "") for line in err.splitlines()
+                if "pretraining job(s)" in line]
+
+    [queue] = warnings(0.2, "", "defaults:")  # no moco setting written: at the defaults
+    assert queue.startswith("2 pretraining job(s) (e.g. job ") and queue.endswith(
+        "(pretrain: method=moco, dataset=alpha, seed=0)): pretrain.moco.queue_size 65536 is more than the 640 keys "
+        "the run enqueues (20 steps x batch_size 32): most of its negatives stay the queue's random initial keys to "
+        "the end; set it to at most 640 (MoCo v2's 65536 fill in 256 steps at batch 256)"), queue
+    [warmup] = warnings(0.5, ", moco: {queue_size: 640}", "pretrain:")
+    assert warmup.startswith("4 pretraining job(s) (e.g. job ") and warmup.endswith(
+        "pretrain.optim.warmup_epochs 0.5 x 31 steps per epoch comes to 16 warmup steps of the run's 20 (steps 20), "
+        "more than half of the run"), warmup
+    assert warnings(0.2, ", moco: {queue_size: 640}", "pretrain:") == []
 
 
 def test_check_refuses_a_labeled_size_beyond_the_manifest(tmp_path, monkeypatch, write_grid):

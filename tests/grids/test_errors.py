@@ -6,7 +6,7 @@ import pytest
 from study.errors import StudyError
 from study.grids import load_profile, plan_grid
 from study.grids.checks import missing_manifests
-from tests.grids.conftest import run_plan_cli
+from tests.grids.conftest import line_of, run_plan_cli
 
 
 def error_of(path, profile=None, check=False) -> str:
@@ -15,13 +15,6 @@ def error_of(path, profile=None, check=False) -> str:
         if check:
             plan.check(manifests=False)
     return str(e.value)
-
-
-def line_of(path, needle: str) -> int:
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(needle)
 
 
 def test_unknown_top_level_key_names_line_and_suggests(write_grid):

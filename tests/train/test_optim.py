@@ -213,18 +213,18 @@ def test_a_schedule_of_one_step_runs_and_one_all_or_half_warmup_is_refused_or_wa
         return schedule_problems(PretrainConfig(manifest="m", batch_size=8, steps=steps, epochs=epochs,
                                                 optim=OptimConfig(warmup_epochs=warmup_epochs)), 24)
 
-    assert problems(steps=1) == (None, None)
-    assert problems(steps=6, warmup_epochs=1) == (None, None)  # 3 of 6: half, not more
-    assert problems(steps=6, warmup_epochs=4 / 3) == (None, "optim.warmup_epochs 1.33333 x 3 steps per epoch comes "
-                                                            "to 4 warmup steps of the run's 6 (steps 6), more than "
-                                                            "half of the run")
-    error, warning = problems(steps=6, warmup_epochs=2)
-    assert warning is None and error.startswith("optim.warmup_epochs 2 x 3 steps per epoch comes to 6 warmup steps "
+    assert problems(steps=1) == (None, [])
+    assert problems(steps=6, warmup_epochs=1) == (None, [])  # 3 of 6: half, not more
+    assert problems(steps=6, warmup_epochs=4 / 3) == (None, ["optim.warmup_epochs 1.33333 x 3 steps per epoch comes "
+                                                             "to 4 warmup steps of the run's 6 (steps 6), more than "
+                                                             "half of the run"])
+    error, warnings = problems(steps=6, warmup_epochs=2)
+    assert warnings == [] and error.startswith("optim.warmup_epochs 2 x 3 steps per epoch comes to 6 warmup steps "
                                                 "of the run's 6 (steps 6): the learning rate would never reach"), error
     assert problems(epochs=2, warmup_epochs=3)[0].startswith("optim.warmup_epochs 3 x 3 steps per epoch comes to 9 "
                                                              "warmup steps of the run's 6 (epochs 2)")
     none = dataclasses.replace(PretrainConfig(manifest="m", batch_size=8), steps=0)
-    assert schedule_problems(none, 24) == ("steps: method simclr trains, but steps 0 come to no step", None)
+    assert schedule_problems(none, 24) == ("steps: method simclr trains, but steps 0 come to no step", [])
 
 
 def test_warmup_steps_are_warmup_epochs_times_steps_per_epoch_rounded_to_nearest():
@@ -243,7 +243,7 @@ def test_an_epoch_budget_of_no_step_is_an_error_naming_epochs():
     from study.train.optim import schedule_problems
 
     cfg = PretrainConfig(manifest="m", batch_size=32, epochs=3)
-    assert schedule_problems(cfg, 24) == ("epochs: method simclr trains, but epochs 3 come to no step", None)
+    assert schedule_problems(cfg, 24) == ("epochs: method simclr trains, but epochs 3 come to no step", [])
 
 
 def test_lars_step_calls_its_closure_and_returns_its_loss():

@@ -8,6 +8,7 @@ Interface used by the loop:
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
     method.encoder, method.trains (False for `random`), method.num_views
     method.protocol() -> dict   # entries of the run's protocol (SimCLR's head dims)
+    Method.schedule_warning(cfg, steps) -> str | None   # settings a run's length does not fit
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
 `batch_size` whose loss can train), `optim` (the method's own recipe:
@@ -48,6 +49,13 @@ class Method(nn.Module):
     def protocol(self) -> dict:
         """What the run's protocol records of this method beyond its config's values (its own architecture)."""
         return {}
+
+    @classmethod
+    def schedule_warning(cls, cfg, steps: int) -> str | None:
+        """A warning about a run of `cfg` (a PretrainConfig) of `steps` steps that this method's settings do not fit
+        (e.g. a queue it never fills), starting with the key at fault (`moco.queue_size`); None where they fit.
+        `study plan` says it, and the run logs it."""
+        return None
 
 
 def mlp(in_dim: int, dims: tuple[int, ...] | list[int], bn: bool = True, output_bn: bool = False) -> nn.Sequential:

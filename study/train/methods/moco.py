@@ -43,6 +43,15 @@ class MoCo(Method):
     optim = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "warmup_epochs": 0.0, "exclude_bias_and_norm": False}
     settings = MocoSettings
 
+    @classmethod
+    def schedule_warning(cls, cfg, steps: int) -> str | None:
+        queue, keys = cfg.method_settings["moco"].queue_size, steps * cfg.batch_size
+        if queue <= keys:
+            return None
+        return (f"moco.queue_size {queue} is more than the {keys} keys the run enqueues ({steps} steps x batch_size "
+                f"{cfg.batch_size}): most of its negatives stay the queue's random initial keys to the end; set it to "
+                f"at most {keys} (MoCo v2's 65536 fill in 256 steps at batch 256)")
+
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
         m = cfg.method_settings["moco"]
