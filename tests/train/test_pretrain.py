@@ -925,6 +925,10 @@ def test_a_runs_lines_and_schedule_errors_name_what_it_is(make_config, capsys):
     assert capsys.readouterr().err == ""
     loop._check_schedule(most, 24, loop.distributed.World(rank=0, size=2))
     assert "WARNING: pretrain.optim.warmup_epochs" in capsys.readouterr().err
+    short = make_config(method="moco", steps=3, optim={"warmup_epochs": 2 / 3})  # 24 keys enqueued, a queue of 32
+    loop._check_schedule(short, 24, loop.distributed.World())
+    assert [line.split(" ", 2)[2][:28] for line in capsys.readouterr().err.splitlines()] == [
+        "pretrain.optim.warmup_epochs", "pretrain.moco.queue_size 32 "]  # each its own line, prefixed
 
 
 def test_a_resume_warns_of_a_change_since_the_session_before_and_the_loss_covers_at_most_loss_steps(make_config,
