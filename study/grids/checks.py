@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
     the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders
-    were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), and each manifest whose recorded root is not a folder on this machine (the dataset moved, or
-    only the nodes that run the jobs mount it), a problem instead with `images_here` (the jobs run on this machine).
-    With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
+    were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), and each manifest whose
+    recorded root is not a folder on this machine (the dataset moved, or only the nodes that run the jobs mount it),
+    a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the estimate's notes gain
+    each cost hint the manifests contradict."""
     problems = check_names(plan)
     if not problems:  # an unknown method would fail every section too: report it once
         problems = check_sections(plan)
