@@ -394,8 +394,6 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
 def test_status_json_of_a_workdir_that_does_not_exist_says_so_on_stderr(env):
     """The table's "(no such folder: ...)" line had no counterpart in `--format json`: a mistyped --workdir read as a
     grid never submitted, every job missing, and nothing said. Now a warning on stderr; stdout stays JSON."""
-    import json
-
     grid = env / "g.yaml"
     grid.write_text(grid_text("nowdj"))
     code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "elsewhere"), "--format", "json"])
