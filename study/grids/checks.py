@@ -575,7 +575,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _schedule_problems(section_json: str, size: int | None, images: int) -> tuple[str | None, list[str]]:
+def _schedule_problems(section_json: str, size: int | None, images: int) -> tuple[str | None, tuple[str, ...]]:
     from study.train import PretrainConfig
     from study.train.optim import schedule_problems
 
@@ -590,8 +590,9 @@ def _schedule_problems(section_json: str, size: int | None, images: int) -> tupl
         else:
             cfg = PretrainConfig.from_dict(section)
     except StudyError:  # check_sections names it
-        return None, []
-    return schedule_problems(cfg, images)
+        return None, ()
+    error, warnings = schedule_problems(cfg, images)
+    return error, tuple(warnings)  # cached: shared by its callers
 
 
 def schedule_error(section: dict, size: int | None, images: int) -> str | None:
@@ -604,12 +605,16 @@ def schedule_error(section: dict, size: int | None, images: int) -> str | None:
 def schedule_warnings(plan: Plan, meta) -> list[str]:
     """optim.schedule_problems' warnings of the pretraining jobs (a warmup of more than half the run, MoCo's queue
     larger than the keys the run enqueues), each at the line of the key it names, with how many jobs it concerns:
-    what each job's log would say once it runs, said at plan time (the manifests there: their image counts)."""
+    what each job's log would say once it runs, said at plan time (the manifests there: their image counts). A
+    method that does not train (`random`) reads no schedule: none for its jobs."""
+    from study.train.methods import METHODS
+
     seen: dict[tuple[str, str], list[Job]] = {}
     for job in plan.by_stage("pretrain"):
         sec = job.config["pretrain"]
         size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
-        if not name or not _manifest_exists(name):
+        method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
+        if not name or method is None or not method.trains or not _manifest_exists(name):
             continue
         images = size if is_int(size) else meta(name)["num_images"]
         for warning in _schedule_problems(canonical_json(sec), None, images)[1]:

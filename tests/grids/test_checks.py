@@ -856,3 +856,23 @@ def test_pretraining_that_no_evaluation_uses_is_warned_of_once(write_grid, capsy
                        pretrain={"optim": "{warmup_epochs: 0}"})
     code, _, err = run_plan_cli([str(alone), "--no-check"], capsys)
     assert code == 0 and err == "" and len(plan_grid(alone).jobs) == 2, err
+
+
+def test_a_method_that_does_not_train_has_no_schedule_warning(tmp_path, monkeypatch, capsys, write_grid):
+    """`random` takes no step (its run never reads the schedule): no warmup warning for it at plan time, while a
+    method that trains on the same schedule is warned of."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 1_000, ["x", "y"])  # 31 steps per epoch at batch 32
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 20, batch_size: 32, optim: {warmup_epochs: 0.5}}
+    axes: {method: [random, simclr], dataset: [alpha], seed: [0]}
+    stages: {}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if "pretraining job(s)" in line]
+    assert "1 pretraining job(s)" in warning and "method=simclr" in warning, warning
