@@ -344,7 +344,6 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
     """A pretraining job's manifest: the grid's corrupted variant, holding `size` images, at least a batch of them,
     and a schedule that fits them."""
     from study.train import PretrainConfig
-    from study.train.methods import METHODS
 
     sec = job.config["pretrain"]
     size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
@@ -358,14 +357,14 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
                            f"of at most {format_count(have)}, or a manifest built from more images)"]
     batch = sec.get("batch_size", PretrainConfig.batch_size)
     images = size if is_int(size) else have
-    method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
-    if method is not None and method.trains and is_int(batch) and batch > images:
+    trains = _trains(job)
+    if trains and is_int(batch) and batch > images:
         if "batch_size" in plan.grid.defaults_pretrain:
             where = f"{plan.grid.path}:{_key_line(plan.grid, job, 'batch_size')}"  # where it was set
         problems.append(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
                         + (f" at size {format_count(size)}" if is_int(size) else "")
                         + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
-    elif method is not None and method.trains:
+    elif trains:
         error = schedule_error(sec, None, images)
         at = f" (pretraining size {format_count(size)})" if is_int(size) else ""  # the axis's line holds every size
         problems.append(f"{where}: pretrain.{error}{at}" if error else None)
@@ -602,19 +601,24 @@ def schedule_error(section: dict, size: int | None, images: int) -> str | None:
     return _schedule_problems(canonical_json(section), size, images)[0]
 
 
+def _trains(job: Job) -> bool:
+    """The job's method is registered and trains (`random` does not: it takes no step, reads no schedule)."""
+    from study.train.methods import METHODS
+
+    name = job.axes["method"]
+    return name in METHODS and METHODS.get(name).trains
+
+
 def schedule_warnings(plan: Plan, meta) -> list[str]:
     """optim.schedule_problems' warnings of the pretraining jobs (a warmup of more than half the run, MoCo's queue
     larger than the keys the run enqueues), each at the line of the key it names, with how many jobs it concerns:
-    what each job's log would say once it runs, said at plan time (the manifests there: their image counts). A
-    method that does not train (`random`) reads no schedule: none for its jobs."""
-    from study.train.methods import METHODS
-
+    what each job's log would say once it runs, said at plan time (`check_plan`, once every manifest is found: their
+    image counts). A method that does not train (`random`) reads no schedule: none for its jobs."""
     seen: dict[tuple[str, str], list[Job]] = {}
     for job in plan.by_stage("pretrain"):
         sec = job.config["pretrain"]
         size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
-        method = METHODS.get(job.axes["method"]) if job.axes["method"] in METHODS else None
-        if not name or method is None or not method.trains or not _manifest_exists(name):
+        if not name or not _trains(job):
             continue
         images = size if is_int(size) else meta(name)["num_images"]
         for warning in _schedule_problems(canonical_json(sec), None, images)[1]:
