@@ -8,6 +8,14 @@ from pathlib import Path
 from study.errors import StudyError
 
 
+def not_a_folder(path: str | os.PathLike) -> str | None:
+    """Why `path` is no folder, as a note says it ("a file, not a folder", "no such folder"); None where it is one."""
+    path = Path(path)
+    if path.is_dir():
+        return None
+    return "a file, not a folder" if path.exists() else "no such folder"
+
+
 def refuse_file_for_folder(path: Path, said: str) -> None:
     """StudyError naming `path` as `said` (`--out`, `$STUDY_WORKDIR`) where it is a file, a link to nothing, or lies
     under a file: a command that makes folders there would fail inside them instead."""

@@ -14,6 +14,7 @@ from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
+from study.paths import not_a_folder
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -60,11 +61,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
 
 def unsubmitted_workdir(workdir: str | Path) -> str | None:
     """Why nothing can have been submitted with `workdir` (it is no folder), None where it is one."""
-    if Path(workdir).is_dir():
-        return None
-    what = "a file, not a folder" if Path(workdir).exists() else "no such folder"
-    return (f"{what}: nothing was submitted with this workdir; give the one `study submit` used, --workdir or "
-            "$STUDY_WORKDIR")
+    why = not_a_folder(workdir)
+    return (f"{why}: nothing was submitted with this workdir; give the one `study submit` used, --workdir or "
+            "$STUDY_WORKDIR") if why else None
 
 
 def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:

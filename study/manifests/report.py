@@ -12,7 +12,7 @@ from study.counts import format_count
 from study.errors import StudyError
 from study.manifests.manifest import load_manifest
 from study.manifests.store import BASE_COLUMNS, list_manifests, load_meta, manifest_paths, meta_intact
-from study.paths import manifests_dir
+from study.paths import manifests_dir, not_a_folder
 
 
 def list_text() -> str:
@@ -20,8 +20,8 @@ def list_text() -> str:
     if not names:
         folder = manifests_dir()
         named = "STUDY_MANIFESTS names it" if os.environ.get("STUDY_MANIFESTS") else "the default: set STUDY_MANIFESTS"
-        what = "a file, not a folder" if folder.exists() else "no such folder"
-        missing = "" if folder.is_dir() else f" ({what}; {named})"
+        why = not_a_folder(folder)
+        missing = f" ({why}; {named})" if why else ""
         return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
     for name in names:
