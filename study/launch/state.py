@@ -156,10 +156,10 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
     listing: set[str] | None = None  # the results folder's names, listed once, when a COMPLETED job needs them
     out: dict[str, JobState] = {}
     for job in jobs:
-        if has_result(workdir, job.id):
-            out[job.id] = _state_of_result(workdir, job)
-            continue
         e = replay.latest.get(job.id)
+        if has_result(workdir, job.id):
+            out[job.id] = _state_of_result(workdir, job, _event_log(e, workdir, logs))
+            continue
         if e is None:
             out[job.id] = JobState(job.id, job.stage, "missing")
         elif e["event"] == "set_aside":
@@ -172,7 +172,7 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
                 if listing is None:
                     listing = _listed_results(workdir)
                 if f"{job.id}.json" in listing:
-                    out[job.id] = _state_of_result(workdir, job)
+                    out[job.id] = _state_of_result(workdir, job, logs.get(sid))
                     continue
                 age = ended_s.get(sid)
                 if age is not None and age < FINISHING_S:
@@ -190,6 +190,15 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
     return out
 
 
+def _event_log(event: dict | None, workdir: str | os.PathLike, logs: dict[str, str]) -> str | None:
+    """The log of the attempt a ledger event records (a Slurm submission's stderr, a local run's log), if any."""
+    if event is None:
+        return None
+    if event["event"] == "queued":
+        return logs.get(event["slurm_job_id"])
+    return _local_log(event.get("log"), workdir) if event["event"] == "local" else None
+
+
 def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     """A local run's log as its ledger line names it, or `<workdir>/logs/<its name>` where that file is: a moved or
     copied workdir reads its own logs, not those at the path the line recorded (the original's, or none)."""
@@ -199,10 +208,10 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     return str(here) if here.is_file() else log
 
 
-def _state_of_result(workdir: str | os.PathLike, job: Job) -> JobState:
+def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None = None) -> JobState:
     why = unreadable_result(workdir, job.id)
-    return JobState(job.id, job.stage, "done") if why is None else JobState(
-        job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job")
+    return JobState(job.id, job.stage, "done", log=log) if why is None else JobState(
+        job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job", log=log)
 
 
 def _listed_results(workdir: str | os.PathLike) -> set[str]:

@@ -391,6 +391,21 @@ def test_a_local_job_said_done_whose_result_is_gone_says_so(tmp_path):
     assert st.log == "x.log"  # the log of its run, which status prints the end of
 
 
+def test_a_done_job_keeps_the_log_of_the_run_that_wrote_its_result(tmp_path):
+    """A done job names its log (status --format json read `log: null`): a local run's, a Slurm submission's stderr;
+    a job whose latest event set its result aside names none."""
+    jobs = _jobs()[:2]
+    for j in ("p1", "p2"):
+        _write_result(tmp_path, j)
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "state": "done", "log": "p1.log"},
+                {"event": "queued", "batch": "b", "job": "p2", "slurm_job_id": "7"}])
+    states = classify(jobs, tmp_path, led.replay(), {"7": "COMPLETED"}, logs={"7": "/x/7_0_log.err"})
+    assert [(states[j].state, states[j].log) for j in ("p1", "p2")] == [("done", "p1.log"), ("done", "/x/7_0_log.err")]
+    led.append([{"event": "set_aside", "job": "p1", "folder": "old"}])
+    assert classify(jobs, tmp_path, led.replay())["p1"].log is None
+
+
 def test_a_preempted_job_still_in_the_queue_is_pending_not_cancelled():
     """With PreemptMode=REQUEUE (or after a node failure) sacct's record reads PREEMPTED (NODE_FAIL) while Slurm
     waits to restart the job: read as cancelled, it was queued a second time by --retry-failed and left out of
