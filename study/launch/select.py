@@ -23,6 +23,11 @@ class Selection:
         parts = [f"{len(v)} {k}" for k, v in self.skipped.items() if v]
         return ", ".join(parts) if parts else "nothing"
 
+    def left_unfinished(self) -> list[str]:
+        """The jobs skipped that will not end without `--retry-failed`: failed, cancelled, or blocked by such a
+        dependency (`done` and live ones are not)."""
+        return [j for reason, ids in self.skipped.items() if reason not in ("done", "pending or running") for j in ids]
+
 
 def only_names(values: Iterable[str]) -> list[str]:
     """The names in `--only` values, each a comma-separated list (`a1b2,ff00`; a stray comma adds none); a

@@ -74,9 +74,12 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert code == 0 and f"cancelled 1 job(s) because their dependency {bad_pre} failed: {bad_eval}" in out, out
     assert f"failed pretrain {bad_pre}" not in out and "bad_train" not in out  # its failure is not shown
 
-    # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed
+    # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed; the grid is not done, so
+    # the command fails as the first one did (a script's `submit && report` does not go on)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
-    assert code == 0 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err
+    assert code == 1 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err
+    assert err.strip().splitlines()[-1].endswith("| finished; 2 job(s) not run, failed or cancelled before or blocked "
+                                                 "by such a dependency: `study submit --retry-failed` reruns them"), err
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--retry-failed"])
     assert code == 1 and "running 2 job(s)" in err  # the failed one again, and its cancelled dependent
 

@@ -211,7 +211,8 @@ def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, wo
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`; of `only`, where
     given, those ids: see study.launch.select). Returns 0 when
     every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
-    result leaves its dependents missing), 1 otherwise."""
+    result leaves its dependents missing; a job failed or cancelled before, or blocked by one, is skipped without
+    `retry_failed`), 1 otherwise."""
     err = err or sys.stderr
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
@@ -236,7 +237,8 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
     threads = max(1, usable_cores() // n_workers)
     logs_dir(workdir).mkdir(parents=True, exist_ok=True)
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
-    local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads)
+    local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads,
+                      sel.left_unfinished())
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
          f"{sel.summary()}", err)
     return local.run()
@@ -254,6 +256,7 @@ class _LocalRun:
     free: list[int]  # the worker slots no job uses
     devices: list[str | None]  # per slot: its worker's CUDA_VISIBLE_DEVICES
     threads: int  # per worker
+    left: list[str] = field(default_factory=list)  # skipped: failed or cancelled before, or blocked by such a job
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
@@ -301,9 +304,11 @@ class _LocalRun:
         self.progress("finished" + (
             f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
             "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else "") + (
+            f"; {len(self.left)} job(s) not run, failed or cancelled before or blocked by such a dependency: "
+            "`study submit --retry-failed` reruns them" if self.left else "") + (
             f"; {len(others)} job(s) still run by another command on this workdir ({', '.join(others)}): "
             "`study status` follows them" if others else ""))
-        return 1 if self.failed or self.not_run else 0
+        return 1 if self.failed or self.not_run or self.left else 0
 
     def still_run_elsewhere(self) -> list[str]:
         """The jobs this command left to another command on this workdir (`taken`) that it still runs: no result
