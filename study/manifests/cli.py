@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -71,10 +72,13 @@ def register(subparsers) -> None:
     v.set_defaults(func=_verify)
 
     ls = _action(sub, "list", "the manifests in the manifests folder")
-    ls.set_defaults(func=lambda a: print(_list_text(), end="") or 0)
+    _format(ls, "one row per manifest: name, dataset, split, images, classes, sizes, labeled sizes, corruption, "
+                "content hash")
+    ls.set_defaults(func=_list)
 
     s = _action(sub, "show", "sizes, classes and per-class counts of each subset")
     _name(s)
+    _format(s, "its metadata as written and its images per class in each subset")
     s.set_defaults(func=_show)
 
     e = _action(sub, "export", "CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
@@ -122,10 +126,19 @@ def _name(p: argparse.ArgumentParser, help: str = "the manifest's name (`study m
     p.add_argument("name", metavar="NAME", help=help)
 
 
-def _list_text() -> str:
-    from study.manifests.report import list_text
+def _format(p: argparse.ArgumentParser, json_holds: str) -> None:
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help=f"table (default), or json for scripts: {json_holds}")
 
-    return list_text()
+
+def _list(a: argparse.Namespace) -> int:
+    from study.manifests.report import list_rows, list_text
+
+    if a.format == "json":
+        print(json.dumps(list_rows(), indent=1))
+    else:
+        print(list_text(), end="")
+    return 0
 
 
 def _report(meta: dict, written: bool, verb: str) -> int:
@@ -167,9 +180,12 @@ def _verify(a: argparse.Namespace) -> int:
 
 
 def _show(a: argparse.Namespace) -> int:
-    from study.manifests.report import show_text
+    from study.manifests.report import show_json, show_text
 
-    print(show_text(a.name), end="")
+    if a.format == "json":
+        print(json.dumps(show_json(a.name), indent=1))
+    else:
+        print(show_text(a.name), end="")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -24,19 +24,38 @@ def list_text() -> str:
         missing = f" ({why}; {named})" if why else ""
         return f"no manifests in {folder}{missing}\n"
     rows = [("name", "dataset", "split", "images", "classes", "sizes", "labeled", "corruption", "hash")]
-    for name in names:
+    for r in list_rows(names):
+        if r["unreadable"]:
+            rows.append((r["name"], f"unreadable: {r['unreadable']}", "", "", "", "", "", "", ""))
+            continue
+        rows.append((
+            r["name"], str(r["dataset"]), str(r["split"]), str(r["num_images"]), str(r["num_classes"]),
+            ",".join(map(format_count, r["sizes"])) or "-", ",".join(map(format_count, r["labeled_sizes"])) or "-",
+            str(r["corruption"] or "-"), str(r["content_hash"] or "")[:12],
+        ))
+    return _columns(rows)
+
+
+def list_rows(names: list[str] | None = None) -> list[dict]:
+    """One dict per manifest (`study manifest list --format json`): name, dataset, split, num_images, num_classes,
+    sizes, labeled_sizes, corruption, content_hash (whole), and `unreadable` (why its metadata does not read, the
+    other values then None; else None)."""
+    out = []
+    for name in list_manifests() if names is None else names:
         try:
             meta = load_meta(name)
         except StudyError as e:
-            rows.append((name, f"unreadable: {e}", "", "", "", "", "", "", ""))
+            out.append({"name": name, **dict.fromkeys(_LISTED), "unreadable": str(e)})
             continue
-        rows.append((
-            name, str(meta.get("dataset")), str(meta.get("split")), str(meta.get("num_images")),
-            str(len(meta.get("class_names") or [])), ",".join(map(format_count, meta.get("sizes") or [])) or "-",
-            ",".join(map(format_count, meta.get("labeled_sizes") or [])) or "-", str(meta.get("corruption") or "-"),
-            str(meta.get("content_hash", ""))[:12],
-        ))
-    return _columns(rows)
+        out.append({"name": name, "dataset": meta.get("dataset"), "split": meta.get("split"),
+                    "num_images": meta.get("num_images"), "num_classes": len(meta.get("class_names") or []),
+                    "sizes": list(meta.get("sizes") or []), "labeled_sizes": list(meta.get("labeled_sizes") or []),
+                    "corruption": meta.get("corruption"), "content_hash": meta.get("content_hash"),
+                    "unreadable": None})
+    return out
+
+
+_LISTED = ("dataset", "split", "num_images", "num_classes", "sizes", "labeled_sizes", "corruption", "content_hash")
 
 
 def _columns(rows: list[tuple]) -> str:
@@ -47,12 +66,8 @@ def _columns(rows: list[tuple]) -> str:
 def show_text(name: str) -> str:
     """What `study manifest show` prints; StudyError naming the file when the metadata was edited since it was
     written, or a label has no class."""
-    m = load_manifest(name)
+    m, counts = _counted(name)
     meta = m.meta
-    table_path, meta_path = manifest_paths(name)
-    if not meta_intact(meta):
-        raise StudyError(f"{meta_path}: metadata differs from the recorded content hash (the JSON file was changed); "
-                         f"rebuild the manifest")
     lines = [f"manifest {m.name}  ({meta.get('dataset')} {meta.get('split')}, kind {meta.get('kind')})"]
     if meta.get("root"):
         lines.append(f"root: {meta['root']}")
@@ -81,21 +96,41 @@ def show_text(name: str) -> str:
     for s in meta.get("sources") or []:
         lines.append(f"source file: {s['path']}  sha256 {s['sha256']}")
     lines.append(f"content hash: {m.content_hash}")
+    rows = [("label", "class", *counts)]
+    for i, cname in enumerate(m.class_names):
+        rows.append((str(i), cname, *[str(int(v[i])) for v in counts.values()]))
+    lines.append("images per class:")
+    return "\n".join(lines) + "\n" + _columns(rows)
+
+
+def show_json(name: str) -> dict:
+    """`study manifest show --format json`: {"meta": the manifest's metadata as written, "images_per_class":
+    {"class_names": [...], "all": [n per class], "<size>": [...], "labeled <size>": [...]}} (the table's columns,
+    sizes spelled as there: 5, 50k, 1M)."""
+    m, counts = _counted(name)
+    return {"meta": m.meta, "images_per_class": {"class_names": list(m.class_names),
+                                                 **{k: [int(x) for x in v] for k, v in counts.items()}}}
+
+
+def _counted(name: str) -> tuple[Any, dict[str, np.ndarray]]:
+    """The manifest `name` and its images per class: of all, each pretraining subset, each labeled subset; a
+    StudyError naming the file when its metadata was edited since it was written or a label has no class."""
+    m = load_manifest(name)
+    table_path, meta_path = manifest_paths(name)
+    if not meta_intact(m.meta):
+        raise StudyError(f"{meta_path}: metadata differs from the recorded content hash (the JSON file was changed); "
+                         f"rebuild the manifest")
     t = m.table
     labels = t["label"].to_numpy()
     if len(labels) and (labels.min() < 0 or labels.max() >= m.num_classes):
         raise StudyError(f"{table_path}: labels outside 0..{m.num_classes - 1}, the classes of {meta_path.name} "
                          f"(the Parquet file was changed); rebuild the manifest")
     rank, lrank = t["rank"].to_numpy(), t["labeled_rank"].to_numpy()
-    cols = [("all", np.bincount(labels, minlength=m.num_classes))]
-    cols += [(format_count(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes]
-    cols += [(f"labeled {format_count(n)}", np.bincount(labels[lrank < n], minlength=m.num_classes))
-             for n in m.labeled_sizes]
-    rows = [("label", "class", *[c for c, _ in cols])]
-    for i, cname in enumerate(m.class_names):
-        rows.append((str(i), cname, *[str(int(v[i])) for _, v in cols]))
-    lines.append("images per class:")
-    return "\n".join(lines) + "\n" + _columns(rows)
+    counts = {"all": np.bincount(labels, minlength=m.num_classes)}
+    counts.update((format_count(n), np.bincount(labels[rank < n], minlength=m.num_classes)) for n in m.sizes)
+    counts.update((f"labeled {format_count(n)}", np.bincount(labels[lrank < n], minlength=m.num_classes))
+                  for n in m.labeled_sizes)
+    return m, counts
 
 
 def export_csv(name: str, out: TextIO = sys.stdout, subset: int | None = None, labeled: int | None = None) -> int:

@@ -197,6 +197,29 @@ def test_list_and_show_count_each_subset_by_its_own_sizes(build, cli):
         assert [int(r[k]) for r in per_class] == rows["label"].value_counts().reindex(range(4), fill_value=0).tolist()
 
 
+def test_list_and_show_as_json_hold_the_tables_values_whole(build, cli, manifests):
+    """--format json, for scripts: list's rows with whole values (sizes as numbers, the whole hash; an unreadable
+    manifest says why), show's metadata as written and its images per class under the table's column names."""
+    build("toy", "--sizes", "5,10", "--labeled-sizes", "4,8")
+    (manifests / "bad.json").write_text("{")
+    (manifests / "bad.parquet").write_bytes(b"")
+    code, out, _ = cli("manifest", "list", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    m = load_manifest("toy")
+    assert code == 0 and rows["toy"] == {
+        "name": "toy", "dataset": "imagefolder", "split": "train", "num_images": 24, "num_classes": 4,
+        "sizes": [5, 10], "labeled_sizes": [4, 8], "corruption": None, "content_hash": m.content_hash,
+        "unreadable": None}
+    assert rows["bad"]["unreadable"] and rows["bad"]["num_images"] is None
+    code, out, _ = cli("manifest", "show", "toy", "--format", "json")
+    got = json.loads(out)
+    assert code == 0 and got["meta"] == json.loads((manifests / "toy.json").read_text())
+    counts = got["images_per_class"]
+    assert list(counts) == ["class_names", "all", "5", "10", "labeled 4", "labeled 8"]
+    assert counts["class_names"] == list(m.class_names)
+    assert counts["labeled 8"] == m.labeled(8)["label"].value_counts().reindex(range(4), fill_value=0).tolist()
+
+
 def test_labeled_uniform_draws_labeled_subsets_by_frequency_not_per_class(build):
     """--labeled-uniform: the labeled subsets follow the classes' frequencies (cat has 9 of the 24 images), not an
     equal share per class as without it."""
