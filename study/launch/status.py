@@ -105,7 +105,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], o
     for st in ended[:ENDED_SHOWN]:
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"
-                  + (f"\n  log: {st.log}" if st.log else "") + "\n")
+                  + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
         if st.state == "failed":
             for line in last_lines(st.log, lines):
                 out.write(f"  | {line}\n")
@@ -118,6 +118,12 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], o
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
+
+
+def _unwritten(log: str) -> str:
+    """` (not written: ...)` after the log path of an ended job where that file is not there (a job cancelled, or
+    failed, before it started: Slurm writes its log when it starts); "" where it is."""
+    return "" if Path(log).exists() else " (not written: the job never started, or its log was removed)"
 
 
 def _stuck(states: dict[str, JobState], out: TextIO) -> None:

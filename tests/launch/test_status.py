@@ -644,6 +644,22 @@ def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
     assert f"cancelled pretrain p2 (stopped)\n  log: {logs['p2']}\n" in text and "last words of p2" not in text
 
 
+def test_status_says_an_ended_jobs_log_was_never_written(env):
+    """A Slurm job scancelled while pending never started: its log path is named with the note that the file is not
+    there (a user looked for it), and a job that ran keeps its path alone."""
+    wd = env / "wd"
+    ran, never = env / "p1.log", env / "p2.log"
+    ran.write_text("==== header\n")
+    Ledger(wd, "g").append([
+        {"event": "local", "job": "p1", "stage": "pretrain", "state": "cancelled", "log": str(ran), "error": "x"},
+        {"event": "local", "job": "p2", "stage": "pretrain", "state": "cancelled", "log": str(never), "error": "y"}])
+    out = io.StringIO()
+    print_status(_plan(P1, P2), wd, out)
+    text = out.getvalue()
+    assert f"cancelled pretrain p1 (x)\n  log: {ran}\n" in text, text
+    assert f"cancelled pretrain p2 (y)\n  log: {never} (not written: the job never started" in text, text
+
+
 def test_status_names_at_most_eight_results_of_rebuilt_manifests(env):
     wd = env / "wd"
     jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(9)]
