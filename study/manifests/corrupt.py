@@ -18,6 +18,9 @@ def corrupt_manifest(name: str, base: str, corruption: str):
     if spec.name == "none":  # the clean images: a variant of them would only stop the base's lazy JPEG decoding
         raise StudyError(f"corruption {corruption!r}: a grid with corruption none reads {base} itself; name a "
                          "corruption to make a variant")
+    if name == base:  # the frozen-name refusal would advise deleting the base, which the variant is made from
+        raise StudyError(f"manifest {name!r} is the base itself: a variant takes a name of its own, the one a grid "
+                         f"looks up being {base}.{spec.slug}")
     b = load_intact(base, "base")
     if b.meta.get("corruption"):
         raise StudyError(f"{base} is already corrupted ({b.meta['corruption']}); corrupt its clean base instead")

@@ -154,6 +154,9 @@ def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
     module's docstring for its order, labels and metadata. Returns (meta, written), as `freeze`; StudyError (nothing
     written) for a bad name, a bad source, classes that would merge, or two sources sharing image files."""
     check_name(name)
+    if name in {s for s, _ in sources}:  # the frozen-name refusal would advise deleting that source
+        raise StudyError(f"manifest {name!r} is one of its own sources (--from {name}:...): a pool takes a name of "
+                         f"its own, e.g. pooled_{'_'.join(s for s, _ in sources)}")
     manifests = _load_sources(sources)
     parts, class_names = [], []
     common = None

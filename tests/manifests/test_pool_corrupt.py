@@ -632,3 +632,16 @@ def test_show_of_a_pool_says_its_subsets_follow_its_sources_not_none(pool_source
     code, out, err = cli("manifest", "show", "ab")
     assert code == 0, err
     assert "balanced: per source   labeled balanced: per source" in out and "None" not in out, out
+
+
+def test_a_variant_or_pool_named_as_its_base_or_source_is_refused_without_advising_to_delete_it(pool_sources, cli,
+                                                                                                  manifests):
+    """The frozen-name refusal would say "delete a.parquet and a.json first": the very manifest it is made from."""
+    before = {p: p.read_bytes() for p in manifests.glob("a.*")}
+    code, _, err = cli("manifest", "corrupt", "a", "--base", "a", "--corruption", "jpeg")
+    assert code == 2 and "manifest 'a' is the base itself" in err and "a.jpeg-quality10" in err, err
+    assert "delete" not in err
+    code, _, err = cli("manifest", "pool", "a", "--from", "a:8", "--from", "b:8")
+    assert code == 2 and "manifest 'a' is one of its own sources" in err and "delete" not in err, err
+    assert {p: p.read_bytes() for p in manifests.glob("a.*")} == before
+    assert load_manifest("a").meta.get("corruption") is None
