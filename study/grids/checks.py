@@ -300,6 +300,7 @@ def missing_manifests(plan: Plan) -> list[str]:
     """Each manifest the jobs read that does not exist, at the line of the `datasets:` entry that names it (a
     corrupted variant: its dataset's), with the command that makes it."""
     from study.manifests import list_manifests
+    from study.manifests.store import half_manifest
     from study.paths import manifests_dir
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
@@ -309,7 +310,8 @@ def missing_manifests(plan: Plan) -> list[str]:
             lines = _manifest_lines(plan) if lines is None else lines
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
                         else " the grid's `datasets:` names it")
-            hint = did_you_mean(name, known, cutoff=0.8, why=named_by)
+            half = half_manifest(name)  # one of its two files there: say which, not only "not found"
+            hint = f": {half}" if half else did_you_mean(name, known, cutoff=0.8, why=named_by)
             where = f"{plan.path}:{lines[name]}: " if name in lines else ""
             problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
                             f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")

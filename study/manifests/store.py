@@ -57,6 +57,19 @@ def manifest_exists(name: str) -> bool:
     return table.is_file() and meta.is_file()
 
 
+def half_manifest(name: str, folder: Path | None = None) -> str | None:
+    """Which of a manifest's two files is there without the other, and what to do (a copy of one file, a build
+    killed between its two writes); None where both or neither are."""
+    table_path, meta_path = manifest_paths(name, folder)
+    if meta_path.is_file() == table_path.is_file():
+        return None
+    if meta_path.is_file():  # a copy of the JSON alone
+        return (f"{meta_path.name} is there without {table_path.name} (a manifest is both files: copy its .parquet "
+                "too, or build it again)")
+    return (f"{table_path.name} is there without {meta_path.name}, the file a build writes last (a killed build, or "
+            "a copy of the .parquet alone): build it again, or copy its .json too")
+
+
 def list_manifests(folder: Path | None = None) -> list[str]:
     """The names of the complete manifests in `folder` (default: `manifests_dir()`), sorted."""
     folder = Path(folder) if folder is not None else manifests_dir()
@@ -138,14 +151,9 @@ def read_meta(name: str, folder: Path | None = None) -> dict:
     check_name(name)
     table_path, meta_path = manifest_paths(name, folder)
     if not meta_path.is_file() or not table_path.is_file():
-        if meta_path.is_file():  # half a manifest (a copy of the JSON alone): say which file is missing
-            raise StudyError(f"manifest {name!r} not found in {meta_path.parent.resolve()}: {meta_path.name} is there "
-                             f"without {table_path.name} (a manifest is both files: copy its .parquet too, or build it "
-                             "again)")
-        if table_path.is_file():  # the other half: a build killed between its two writes (the JSON is written last)
-            raise StudyError(f"manifest {name!r} not found in {table_path.parent.resolve()}: {table_path.name} is "
-                             f"there without {meta_path.name}, the file a build writes last (a killed build, or a "
-                             "copy of the .parquet alone): build it again, or copy its .json too")
+        half = half_manifest(name, folder)
+        if half:
+            raise StudyError(f"manifest {name!r} not found in {meta_path.parent.resolve()}: {half}")
         known = list_manifests(folder)
         hint = did_you_mean(name, known) + (f" (known: {', '.join(known)})" if known else "")
         said = manifests_dir_said() if folder is None else f"{Path(folder).resolve()} (the folder given)"

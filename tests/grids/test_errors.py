@@ -147,6 +147,22 @@ def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, c
     assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
 
 
+def test_half_a_manifest_is_named_by_the_file_it_lacks_not_only_as_not_found(write_grid, tmp_path, monkeypatch):
+    """A manifest whose .json was copied without its .parquet (or the other way round): `study plan` says which file
+    is missing, as the job's own error would, not only "not found"."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+    (folder / "alpha_train.json").write_text("{}")
+    (folder / "alpha_val.parquet").write_bytes(b"")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k]}\n"
+                   "stages: {evaluate: [{protocol: linear, labeled_sizes: [100]}]}\n")
+    train, val = missing_manifests(plan_grid(g))
+    assert "alpha_train.json is there without alpha_train.parquet (a manifest is both files" in train, train
+    assert "alpha_val.parquet is there without alpha_val.json, the file a build writes last" in val, val
+    assert "study manifest build" in train and "did you mean" not in train
+
+
 def test_a_missing_corrupted_manifest_is_said_to_come_from_a_corruption_value(write_grid, tmp_path, monkeypatch):
     """A corrupted variant's name comes from one of the grid's `corruption` values, not from its `datasets:`."""
     folder = tmp_path / "manifests"
