@@ -12,8 +12,9 @@ from study.corruptions.base import Corruption, Param, register, rgb_or_grey
 
 
 def _fraction(v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError("fraction must be in 0..1")
+    if not 0.0 < v <= 1.0:  # 0 would be the clean images under a corruption's name, as `none` is refused for
+        raise ValueError("fraction must be in (0, 1]: above 0 (fraction 0 leaves the images clean: a grid's "
+                         "corruption none reads the clean manifest) and at most 1")
 
 
 def salt_pepper(img: Image.Image, p: dict, rng: np.random.Generator) -> Image.Image:

@@ -118,7 +118,7 @@ def test_a_corruption_label_whose_text_would_not_name_it_is_refused_when_registe
      "downsample-factor4-interpolationbilinear"),
     ("jpeg:quality=30", "jpeg:quality=30", "jpeg-quality30"),
     ("salt_pepper:fraction=0.05", "salt_pepper:fraction=0.05", "salt_pepper-fraction0.05"),
-    ("salt_pepper:fraction=-0.0", "salt_pepper:fraction=0.0", "salt_pepper-fraction0.0"),  # -0.0 == 0.0: one job
+    ("salt_pepper:fraction=.10", "salt_pepper:fraction=0.1", "salt_pepper-fraction0.1"),  # one value, one job
     ("none", "none", "none"),
 ])
 def test_parse_canonical_and_slug(text, canonical, slug):
@@ -141,6 +141,8 @@ def test_parse_canonical_and_slug(text, canonical, slug):
     ("downsample:factor=inf", "bad value 'inf' for factor"),
     ("jpeg:quality=96", "bad value"),
     ("salt_pepper:fraction=-0.1", "bad value"),
+    ("salt_pepper:fraction=-0.0", r"fraction 0 leaves the images clean"),
+    ("salt_pepper:fraction=0", r"fraction 0 leaves the images clean: a grid's corruption none reads the clean"),
     ("jpeg:quality=5,quality=6", "given twice"),
     ("jpeg:quality=abc", "^corruption 'jpeg:quality=abc': bad value 'abc' for quality: expected an integer$"),
     ("salt_pepper:fraction=lots", "bad value 'lots' for fraction: expected a number$"),
@@ -253,7 +255,7 @@ def test_spaces_around_names_keys_and_values_are_one_spelling():
     assert parse_corruption("downsample:factor=4, ,interpolation=bilinear") == spec  # a blank item is no item
 
 
-@pytest.mark.parametrize("text", ["jpeg:quality=1", "jpeg:quality=95", "salt_pepper:fraction=0.0",
+@pytest.mark.parametrize("text", ["jpeg:quality=1", "jpeg:quality=95", "salt_pepper:fraction=0.001",
                                   "salt_pepper:fraction=1.0", "downsample:factor=2"])
 def test_the_ends_of_each_parameter_range_are_allowed(text):
     assert str(parse_corruption(text)) == text
