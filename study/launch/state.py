@@ -158,7 +158,8 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
     for job in jobs:
         e = replay.latest.get(job.id)
         if has_result(workdir, job.id):
-            out[job.id] = _state_of_result(workdir, job, _event_log(e, workdir, logs))
+            sid = e["slurm_job_id"] if e is not None and e["event"] == "queued" else None
+            out[job.id] = _state_of_result(workdir, job, _event_log(e, workdir, logs), sid)
             continue
         if e is None:
             out[job.id] = JobState(job.id, job.stage, "missing")
@@ -172,7 +173,7 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
                 if listing is None:
                     listing = _listed_results(workdir)
                 if f"{job.id}.json" in listing:
-                    out[job.id] = _state_of_result(workdir, job, logs.get(sid))
+                    out[job.id] = _state_of_result(workdir, job, logs.get(sid), sid)
                     continue
                 age = ended_s.get(sid)
                 if age is not None and age < FINISHING_S:
@@ -208,10 +209,11 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     return str(here) if here.is_file() else log
 
 
-def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None = None) -> JobState:
+def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None, slurm_id: str | None) -> JobState:
+    """Done, or failed for a result file that does not read; with the Slurm id and log of the run behind it."""
     why = unreadable_result(workdir, job.id)
-    return JobState(job.id, job.stage, "done", log=log) if why is None else JobState(
-        job.id, job.stage, "failed", f"{why}; `study submit --retry-failed` reruns the job", log=log)
+    detail = "" if why is None else f"{why}; `study submit --retry-failed` reruns the job"
+    return JobState(job.id, job.stage, "done" if why is None else "failed", detail, slurm_id, log)
 
 
 def _listed_results(workdir: str | os.PathLike) -> set[str]:

@@ -392,8 +392,8 @@ def test_a_local_job_said_done_whose_result_is_gone_says_so(tmp_path):
 
 
 def test_a_done_job_keeps_the_log_of_the_run_that_wrote_its_result(tmp_path):
-    """A done job names its log (status --format json read `log: null`): a local run's, a Slurm submission's stderr;
-    a job whose latest event set its result aside names none."""
+    """A done job names its log (status --format json read `log: null`): a local run's, a Slurm submission's stderr
+    (and its Slurm id); a job whose latest event set its result aside names none."""
     jobs = _jobs()[:2]
     for j in ("p1", "p2"):
         _write_result(tmp_path, j)
@@ -401,7 +401,8 @@ def test_a_done_job_keeps_the_log_of_the_run_that_wrote_its_result(tmp_path):
     led.append([{"event": "local", "job": "p1", "state": "done", "log": "p1.log"},
                 {"event": "queued", "batch": "b", "job": "p2", "slurm_job_id": "7"}])
     states = classify(jobs, tmp_path, led.replay(), {"7": "COMPLETED"}, logs={"7": "/x/7_0_log.err"})
-    assert [(states[j].state, states[j].log) for j in ("p1", "p2")] == [("done", "p1.log"), ("done", "/x/7_0_log.err")]
+    assert [(states[j].state, states[j].slurm_id, states[j].log) for j in ("p1", "p2")] == [
+        ("done", None, "p1.log"), ("done", "7", "/x/7_0_log.err")]
     led.append([{"event": "set_aside", "job": "p1", "folder": "old"}])
     assert classify(jobs, tmp_path, led.replay())["p1"].log is None
 
