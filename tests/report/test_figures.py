@@ -709,12 +709,12 @@ def test_quality_leaves_a_corruption_never_planned_for_a_method_blank():
     tick = [t.get_text() for t in fig.axes[0].get_xticklabels()].index("downsample 2x")
     assert tick - 0.5 < fig.axes[0].texts[0].get_position()[0] < tick
     md = to_markdown(quality.paper_table(data))
-    assert "| a | a | 1M | downsample:factor=2 | — |  |" in md
+    assert "| a | a | 1M | 10k | downsample:factor=2 | — |  |" in md
     also = pd.concat([planned, planned[planned["job_id"] == down[0]["job_id"]].assign(method="supervised",
                                                                                        job_id="sup-down")])
     fig, data = quality.draw(table, also)
     assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
-    assert "| a | a | 1M | downsample:factor=2 | — | — |" in to_markdown(quality.paper_table(data))
+    assert "| a | a | 1M | 10k | downsample:factor=2 | — | — |" in to_markdown(quality.paper_table(data))
 
 
 
@@ -751,7 +751,7 @@ def test_quality_keeps_a_planned_corruption_without_a_result_as_missing():
     assert (waiting["count"] == 0).all()
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample 2x", "JPEG quality 10"]
     assert [t.get_text() for t in fig.axes[0].texts] == ["missing", "missing"]
-    assert "| a | a | 1M | jpeg:quality=10 | — | — |" in _md(quality.paper_table(data))
+    assert "| a | a | 1M | 10k | jpeg:quality=10 | — | — |" in _md(quality.paper_table(data))
 
 
 def test_quality_orders_corruptions_as_the_grid_does_else_by_parameter_value():
@@ -939,7 +939,7 @@ def test_quality_marks_a_bar_whose_corrupted_or_clean_cell_has_fewer_seeds_than_
                                   for s in (0, 1, 2)]).drop_duplicates(["method", "corruption", "seed"])
     _, data = quality.draw(table, planned)
     md = _md(quality.paper_table(data))
-    assert "| a | a | 1M | jpeg:quality=10 | -0.103 (1/3) | -0.097 (clean 1/3) |" in md
+    assert "| a | a | 1M | 10k | jpeg:quality=10 | -0.103 (1/3) | -0.097 (clean 1/3) |" in md
     assert data.set_index("method")["partial_seeds"].to_dict() == {"simclr": "1/3", "supervised": "clean 1/3"}
 
 

@@ -133,7 +133,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """Rows: (evaluation dataset, pretraining set, corruption); columns: Δ top-1 per method (blank: not planned)."""
+    """Rows: (evaluation dataset, pretraining set, its size, the probes' labeled size, corruption); columns: Δ top-1
+    per method (blank: not planned)."""
     methods = sorted(data["method"].dropna().unique(), key=method_key)
-    return wide(data.assign(size=data["size"].map(fmt_size)), ["eval_dataset", "dataset", "size", "corruption"],
+    shown = data.assign(size=data["size"].map(fmt_size), labeled_size=data["labeled_size"].map(fmt_size))
+    return wide(shown, ["eval_dataset", "dataset", "size", "labeled_size", "corruption"],
                 "method", values="delta", order=methods, spread="delta_std", blank_absent=True).reset_index()
