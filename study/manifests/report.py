@@ -4,13 +4,13 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from study.counts import format_count
 from study.errors import StudyError
-from study.manifests.manifest import load_manifest
+from study.manifests.manifest import Manifest, load_manifest
 from study.manifests.store import BASE_COLUMNS, list_manifests, load_meta, manifest_paths, meta_intact
 from study.paths import manifests_dir, not_a_folder
 
@@ -112,7 +112,7 @@ def show_json(name: str) -> dict:
                                                  **{k: [int(x) for x in v] for k, v in counts.items()}}}
 
 
-def _counted(name: str) -> tuple[Any, dict[str, np.ndarray]]:
+def _counted(name: str) -> tuple[Manifest, dict[str, np.ndarray]]:
     """The manifest `name` and its images per class: of all, each pretraining subset, each labeled subset; a
     StudyError naming the file when its metadata was edited since it was written or a label has no class."""
     m = load_manifest(name)
