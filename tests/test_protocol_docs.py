@@ -21,13 +21,53 @@ def settable(cls: type) -> list[str]:
 
 
 CONFIGS = [PretrainConfig, OptimConfig, AugmentConfig, EvalConfig, LinearConfig, KnnConfig, *method_settings().values()]
+# a method's settings are documented as `<method>.<key>` (`moco.dim`): its bare key may be another's (`byol.dim`)
+PREFIX = {cls: f"{name}." for name, cls in method_settings().items()}
+
+
+def quoted_tokens() -> list[str]:
+    return [token for doc in DOCS for token in re.findall(r"`([^`]+)`", (REPO / doc).read_text())]
+
+
+def undocumented(keys: list[str], tokens: list[str]) -> list[str]:
+    """The `keys` no token names: a plain key as a whole word (`optim.lr` names `lr`, not `lr_scaling`), a dotted
+    one from its start (`moco.dim`, not in `x.moco.dim`)."""
+    quoted = " ".join(tokens)
+    return [key for key in keys
+            if not re.search(rf"(?<![\w{'.' if '.' in key else ''}]){re.escape(key)}(?![\w])", quoted)]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
 def test_every_settable_key_is_in_the_protocol_docs(cls):
-    quoted = " ".join(token for doc in DOCS for token in re.findall(r"`([^`]+)`", (REPO / doc).read_text()))
-    missing = [name for name in settable(cls) if not re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", quoted)]
+    keys = [PREFIX.get(cls, "") + name for name in settable(cls)]
+    missing = undocumented(keys, quoted_tokens())
     assert not missing, f"{cls.__name__} keys named in neither {' nor '.join(DOCS)}: {missing}"
+
+
+def test_a_methods_setting_is_documented_under_its_own_name():
+    """`pretrain.<method>.dim` was taken as documented by another method's `moco.dim` row: a new method's setting
+    could go undocumented while the test passed."""
+    assert undocumented(["moco.dim", "simsiam.dim"], ["moco.dim", "byol.dim"]) == ["simsiam.dim"]
+    assert undocumented(["lr", "dim"], ["optim.lr", "moco.dim"]) == []  # a plain key: any section's spelling
+
+
+def _row(doc: str, first: str) -> str:
+    """The line of docs/protocol.md's table whose first cell is `first`."""
+    rows = [line for line in (REPO / doc).read_text().splitlines() if line.startswith(f"| {first} |")]
+    assert len(rows) == 1, f"{doc}: expected one row `| {first} |`, found {len(rows)}"
+    return rows[0]
+
+
+def test_every_registered_method_is_in_the_method_row_and_every_recipe_in_the_recipes_row():
+    """docs/contributing.md: a method's defaults and their sources go in docs/protocol.md; its name in the `method`
+    row, its optimizer recipe (`Method.optim`) in the `method recipes` row, whichever file registered it."""
+    from study.train.methods import METHODS
+
+    named = set(re.findall(r"`([^`]+)`", _row(DOCS[0], "`method`").split(" | ", 3)[3]))
+    recipes = set(re.findall(r"`([^`]+)`", _row(DOCS[0], "method recipes")))
+    assert [m for m in METHODS if m not in named] == [], f"{DOCS[0]}: methods missing from the `method` row's notes"
+    assert [m for m in METHODS if METHODS.get(m).optim and m not in recipes] == [], \
+        f"{DOCS[0]}: methods with an `optim` recipe missing from the `method recipes` row"
 
 
 def test_every_key_the_protocol_tables_name_is_settable():

@@ -10,8 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from study.configfields import (build, count_or_none, device_name, is_int, is_num, mapping_or_none, nested,
-                                positive_int, positive_num_or_none, refuse_unknown, seed_int)
+from study.configfields import (build, check_known, count_or_none, device_name, is_int, is_num, mapping_or_none,
+                                nested, positive_int, positive_num_or_none, refuse_unknown, seed_int)
 from study.errors import StudyError
 from study.runtime_keys import PRETRAIN_RUN_ONLY
 
@@ -58,6 +58,12 @@ def _with_method_recipe(d: dict[str, Any], where: str) -> dict[str, Any]:
 
     method = d.get("method", "simclr")
     recipe = METHODS.get(method).optim if isinstance(method, str) and method in METHODS else {}
+    if recipe:  # the class's own mistake, named as such: under the grid's `pretrain.optim` it sent its author there
+        cls = METHODS.get(method)
+        try:
+            check_known(OptimConfig, recipe, f"{cls.__module__}.{cls.__name__}.optim")
+        except StudyError as e:
+            raise StudyError(f"{e}; fix the method's class (its optimizer recipe)") from None
     given = d.get("optim")
     if not recipe or not (given is None or isinstance(given, dict)):  # else `nested` names the value
         return d

@@ -27,6 +27,15 @@ def test_every_registered_corruption_has_one_spelling_and_names_a_manifest(name)
     assert check_name(f"base.{spec.slug}")
 
 
+@pytest.mark.parametrize("name", CORRUPTIONS.names())
+def test_every_registered_corruption_documents_itself(name):
+    """docs/contributing.md: a corruption's module docstring, given to `Corruption` as its `doc`, says what it does
+    and where its defaults come from; a file without one registered `doc=None` and passed every other test."""
+    corruption = CORRUPTIONS.get(name)
+    assert isinstance(corruption.doc, str) and corruption.doc.strip(), \
+        f"corruption {name!r} ({corruption.apply.__module__}): no doc (pass its module's __doc__ to Corruption)"
+
+
 def _ident(img, p, rng):
     return img
 

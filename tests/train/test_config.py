@@ -295,6 +295,23 @@ def test_a_method_class_with_an_unknown_augment_preset_is_named_not_the_grid():
         METHODS.unregister("bad_preset")
 
 
+def test_a_method_class_with_an_unknown_optim_key_is_named_not_the_grid():
+    """A method's `optim` recipe is its file's: a typo in it was reported as the grid's `pretrain.optim` (a key the
+    grid does not hold), and not at all where the grid named another optimizer (the recipe then unused)."""
+    class BadRecipe(SimCLR):
+        optim = {"name": "sgd", "lrr": 0.05}
+
+    METHODS.register("bad_recipe")(BadRecipe)
+    try:
+        for optim in ({}, {"name": "lars"}):
+            with pytest.raises(StudyError, match=r"^test_config\.BadRecipe\.optim: unknown key\(s\) 'lrr' \(did you "
+                                                 r"mean 'lr'\?\) .*; fix the method's class \(its optimizer recipe\)$"):
+                PretrainConfig.from_dict({"manifest": "m", "method": "bad_recipe", "optim": optim})
+    finally:
+        METHODS.unregister("bad_recipe")
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "moco"}).optim.name == "sgd"  # a good recipe reads
+
+
 @dataclass
 class _Mutable:
     scale: float = 2.0

@@ -144,6 +144,11 @@ def test_every_registered_method_builds_its_preset_and_runs_a_step(make_method, 
     """What the config and the loop ask of any method, a new one included: an augmentation preset, a temperature
     only where it has one, and a forward pass giving a finite scalar loss that trains (or no training at all)."""
     cls = METHODS.get(name)
+    # its optimizer recipe, read and validated as a grid that sets no `optim` reads it (make_config names LARS, which
+    # leaves out every other optimizer's recipe: a recipe's typo or bad value passed here)
+    own = PretrainConfig.from_dict({"manifest": "m", "method": name})
+    assert {k: getattr(own.optim, k) for k in cls.optim} == {k: tuple(v) if isinstance(v, list) else v
+                                                             for k, v in cls.optim.items()}
     cfg = make_config(method=name)
     assert cfg.augment_config().preset == cls.augment_preset
     assert cfg.effective_temperature() == cls.default_temperature
