@@ -326,8 +326,10 @@ def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                     section.setdefault("backbone", pj.axes["backbone"])
                 if pj.config["pretrain"].get("width") is not None:  # the architecture the fine-tunes start from
                     section.setdefault("width", pj.config["pretrain"]["width"])
-                if pj.axes["seed"] is not None:
-                    section.setdefault("seed", pj.axes["seed"])
+                if pj.axes["seed"] is not None and "seed" not in entry.params:
+                    # its training seed: the encoders' (one baseline per pretraining seed), not defaults.evaluate's
+                    # evaluation seed, which would make one job of every seed's baseline
+                    section["seed"] = pj.axes["seed"]
                 # the entry's params win over the encoders' backbone and seed: the axes say what the job trains
                 axes = {"backbone": section.get("backbone"), "seed": section.get("seed"), "protocol": "scratch",
                         "eval_dataset": ed}

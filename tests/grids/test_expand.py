@@ -148,6 +148,25 @@ def test_a_scratch_entrys_own_backbone_and_seed_are_its_axes(write_grid):
     assert (own.config["evaluate"]["backbone"], own.config["evaluate"]["seed"]) == ("resnet18_small", 7)
 
 
+def test_a_scratch_baseline_keeps_one_job_per_pretraining_seed_under_an_evaluation_seed(write_grid):
+    """defaults.evaluate's seed (the probes' held-out split and order) is not the baseline's training seed: with it,
+    every pretraining seed's baseline made one job of that seed, and the report drew it as one seed."""
+    g = write_grid("""
+    name: t
+    datasets: {alpha: {train: alpha_train, test: alpha_val}}
+    defaults: {pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}, evaluate: {seed: 3}}
+    axes: {method: [simclr], dataset: [alpha], seed: [0, 1]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [5]}
+        - {protocol: scratch, labeled_sizes: [5]}
+    """, base=False)
+    ev = plan_grid(g).by_stage("evaluate")
+    assert [j.config["evaluate"]["seed"] for j in ev if j.axes["protocol"] == "linear"] == [3, 3]
+    scratch = [j for j in ev if j.axes["protocol"] == "scratch"]
+    assert [(j.axes["seed"], j.config["evaluate"]["seed"]) for j in scratch] == [(0, 0), (1, 1)]
+
+
 def test_pooled_same_means_each_source_and_corruption_manifest(write_grid):
     g = write_grid("""
     name: t
