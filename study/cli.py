@@ -21,6 +21,7 @@ BROKEN_PIPE = 141  # after the reader of our output went away (SIGPIPE's, as a s
 COMMAND_MODULES = (
     "study.manifests.cli",  # study manifest ...
     "study.grids.cli",  # study plan
+    "study.train.cli",  # study encoder import
     "study.launch.cli",  # study submit | status | cancel
     "study.report.cli",  # study report
     "study.quickstart.cli",  # study quickstart

@@ -45,7 +45,8 @@ DEFAULT_THROUGHPUT = {
     "resnet18": {"pretrain": 2000.0, "finetune": 3500.0, "extract": 9000.0},
 }
 # ours: cost of one pretraining image relative to SimCLR (supervised: one view and no projection head)
-DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5, "random": 0.0}
+DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5, "random": 0.0,
+                         "pretrained": 0.0}
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ RUN_SPECIFIC_KEYS = frozenset({
     "device", "device_kind", "devices_used", "gpu_peak_memory_gb", "tf32", "num_workers", "cpu_threads", "run_dir",
     "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "checkpoint", "resumed", "resumed_from",
-    "resumed_from_steps", "requeues", "probes", "chosen_weight_decay", "extraction", "pretrain",
+    "resumed_from_steps", "requeues", "imported_from", "probes", "chosen_weight_decay", "extraction", "pretrain",
 }) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers
 
 

@@ -1105,3 +1105,34 @@ def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another
     assert not run.ready(jobs[2])  # b is neither done nor run by this command
     outside.add("b")  # another command has run b
     assert run.ready(jobs[2]) and "b" in run.done
+
+
+def test_an_imported_encoder_runs_through_a_grid_as_method_pretrained(env, monkeypatch):
+    """`study encoder import`, then a grid of `method: pretrained` with `init_encoder` (a path relative to where
+    submit runs): its pretraining job writes that encoder, trains nothing, and its probe scores it; the records say
+    where its weights came from."""
+    import torch
+
+    from study.cli import main
+    from study.results import collect
+    from study.train.backbones import build_backbone
+
+    monkeypatch.chdir(env)
+    torch.manual_seed(0)  # a small-image ResNet-18 saved as torchvision saves one, with a classifier to leave out
+    state = {**build_backbone("resnet18_small", 4).state_dict(), "fc.weight": torch.zeros(3, 32),
+             "fc.bias": torch.zeros(3)}
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, env / "theirs.pth")
+    assert main(["encoder", "import", "theirs.pth", "enc.pt", "--backbone", "resnet18_small", "--width", "4"]) == 0
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("imported").replace("[simclr]", "[pretrained]")
+                    .replace("pretrain: {", "pretrain: {init_encoder: enc.pt, "))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd"), "--workers", "1"])
+    assert code == 0, err
+    table = collect(env / "wd")
+    assert len(table) == 3, table  # the pretraining (no metric) and a probe at each labeled size
+    pre = table[table["stage"] == "pretrain"].iloc[0]
+    assert pre["method"] == "pretrained" and pre["protocol.steps"] == 0
+    assert pre["protocol.imported_from.prefix"] == "module."
+    assert json.loads(pre["protocol.imported_from.left_out"]) == ["fc.bias", "fc.weight"]
+    probes = table[(table["stage"] == "evaluate") & (table["metric"] == "top1")]
+    assert sorted(probes["labeled_size"]) == [16, 32] and probes["value"].between(0, 1).all()

@@ -121,18 +121,21 @@ def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():
     assert "random:" not in alone.attrs["caption"]
 
 
-def test_quantity_labels_the_random_init_encoder_without_a_pretraining_size():
-    """Its size is a grid value, not images it saw: with SimCLR at two sizes it is "random", not "random 50k"."""
+@pytest.mark.parametrize("other", ["random", "pretrained"])
+def test_quantity_labels_an_encoder_not_trained_here_without_a_pretraining_size(other):
+    """Its size is a grid value, not images it saw (random: none; pretrained: another tool's): with SimCLR at two
+    sizes it is "random", not "random 50k"."""
     recs = []
-    for method, size in (("simclr", 50_000), ("simclr", 1_000_000), ("random", 50_000)):
+    for method, size in (("simclr", 50_000), ("simclr", 1_000_000), (other, 50_000)):
         recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=size), {(1000, None): 0.2})
+    fig, data = quantity.draw(table_of(recs))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", other]
+    assert ("pretrained: an encoder trained elsewhere" in data.attrs["caption"]) == (other == "pretrained")
+    # at two sizes (two jobs, two lines): each keeps its size, or the two would share a label and a table row
+    recs += records(eval_axes(method=other, dataset="a", eval_dataset="a", size=1_000_000), {(1000, None): 0.1})
     fig, _ = quantity.draw(table_of(recs))
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", "random"]
-    # random at two sizes (two jobs, two lines): each keeps its size, or the two would share a label and a table row
-    recs += records(eval_axes(method="random", dataset="a", eval_dataset="a", size=1_000_000), {(1000, None): 0.1})
-    fig, _ = quantity.draw(table_of(recs))
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", "random 50k",
-                                                                  "random 1M"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", f"{other} 50k",
+                                                                  f"{other} 1M"]
 
 
 def test_quantity_missing_cell_is_nan_not_zero():

@@ -473,10 +473,12 @@ def test_concatenations_of_other_sizes_each_at_their_own_labeled_size():
     assert _verdicts(recs)["concat_supervised_adds"][0] == "holds in 1 of 2"
 
 
-def test_a_random_init_encoder_is_no_evidence_of_what_pretraining_data_does():
+@pytest.mark.parametrize("method", ["random", "pretrained"])
+def test_a_random_init_or_imported_encoder_is_no_evidence_of_what_pretraining_data_does(method):
     # at two sizes, on two datasets and on a pool, as a grid may list it: it enters no quantity or domain finding
-    recs = (_linear("random", 500_000, 0.10) + _linear("random", 1_000_000, 0.30) + _linear("random", 100_000, 0.05)
-            + _linear("random", 1_000_000, 0.40, dataset="b") + _linear("random", 1_000_000, 0.20, dataset="a+b"))
+    # (random saw no image, pretrained none of the grid's)
+    recs = (_linear(method, 500_000, 0.10) + _linear(method, 1_000_000, 0.30) + _linear(method, 100_000, 0.05)
+            + _linear(method, 1_000_000, 0.40, dataset="b") + _linear(method, 1_000_000, 0.20, dataset="a+b"))
     v = _verdicts(recs)
     for name in ("quantity_saturation", "quantity_small_sets", "in_domain_beats_cross_domain", "in_domain_beats_pooled",
                  "in_domain_share_beats_pooled"):

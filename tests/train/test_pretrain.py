@@ -826,6 +826,39 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
     assert encoder_provenance(tmp_path / "simclr" / "missing.pt") == (None, None)
 
 
+def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_weights_not_the_path(
+        tiny_manifest, make_config, tmp_path):
+    """`pretrained` trains nothing: its encoder is `init_encoder`'s weights, recorded by sha256 (the recipe) with an
+    imported one's source checkpoint (said, not fingerprinted); the same weights elsewhere are the same recipe."""
+    import shutil
+
+    from study.hashing import file_sha256
+    from study.train.import_encoder import import_encoder
+
+    torch.manual_seed(5)
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    import_encoder(tmp_path / "tv.pth", tmp_path / "a.pt", "resnet18")
+    shutil.copy(tmp_path / "a.pt", tmp_path / "b.pt")
+    over = {"method": "pretrained", "backbone": "resnet18", "width": 64}
+    out = pretrain(make_config(**over, init_encoder=str(tmp_path / "a.pt")), tmp_path / "run")
+    p = out["protocol"]
+    assert out["metrics"] == [] and p["steps"] == 0 and p["augmentation"] is None
+    assert p["init_encoder_sha256"] == file_sha256(tmp_path / "a.pt") and p["init_encoder_recipe"] is None
+    assert p["imported_from"]["imported_from"] == str((tmp_path / "tv.pth").resolve())
+    _assert_same_state(_weights(tmp_path / "run" / "encoder.pt"), _weights(tmp_path / "a.pt"))
+    moved = pretrain(make_config(**over, init_encoder=str(tmp_path / "b.pt")), tmp_path / "run_b")["protocol"]
+    assert protocol_fingerprint(moved) == protocol_fingerprint(p)
+    torch.manual_seed(6)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "other.pth")
+    import_encoder(tmp_path / "other.pth", tmp_path / "c.pt", "resnet18")
+    other = pretrain(make_config(**over, init_encoder=str(tmp_path / "c.pt")), tmp_path / "run_c")["protocol"]
+    assert protocol_fingerprint(other) != protocol_fingerprint(p)
+    with pytest.raises(StudyError, match=r"pretrain.init_encoder: .*a.pt holds \{'name': 'resnet18', 'width': 64\}, "
+                                         r"the run asks for \{'name': 'resnet18_small'"):
+        pretrain(make_config(method="pretrained", init_encoder=str(tmp_path / "a.pt")), tmp_path / "run_d")
+
+
 def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path, capsys):
     """The checkpoint pins the init encoder by its content (sha256), not its path: a copied or moved workdir
     (another mount point, a purge-safe copy) resumes, and ends as an uninterrupted run does. Its log lines say

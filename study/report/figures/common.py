@@ -22,6 +22,9 @@ VARIANT_AXES = ("backbone", "variant")
 METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 # each method's colour, dark to light (style.palette), the same in every figure: supervised apart from the SSL methods
 METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
+# methods whose encoder saw none of the grid's pretraining images (an untrained one; one trained elsewhere and
+# imported): its pretraining set and size are no evidence of what pretraining data does, and not in its label
+NOT_TRAINED_HERE = ("random", "pretrained")
 # the paper's datasets in its order: how figures list datasets that the plan does not order (dataset_order)
 DATASET_ORDER = ("imagenet", "inat21", "places365", "glc20")
 
@@ -315,16 +318,18 @@ def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:
 
 def series_labels(lines: pd.DataFrame, columns: list[str]) -> list[str]:
     """Each line's legend label: its values of `columns`, sizes spelled short; the method when no column is left.
-    The random-init encoder sees no image, so its pretraining size is left out ("random", not "random 3k") where
-    its lines have one size; at several they keep it, or two lines would share a label."""
+    An encoder not trained here (NOT_TRAINED_HERE: random-init, imported) saw none of the grid's images, so its
+    pretraining size is left out ("random", not "random 3k") where its method's lines have one size; at several they
+    keep it, or two lines would share a label."""
     has = {"method", "size"} <= set(lines.columns)
-    random_sizes = lines.loc[lines["method"] == "random", "size"].nunique(dropna=False) if has else 0
+    one_size = {m for m in NOT_TRAINED_HERE
+                if has and lines.loc[lines["method"] == m, "size"].nunique(dropna=False) == 1}
     labels = []
     for _, row in lines.iterrows():
         parts = []
         for c in columns:
             v = row[c]
-            if c == "size" and row.get("method") == "random" and random_sizes == 1:
+            if c == "size" and row.get("method") in one_size:
                 continue
             parts.append(fmt_axis(c, v))
         labels.append(" ".join(parts) if parts else str(row.get("method", "")))

@@ -6,12 +6,13 @@ Interface used by the loop:
     method(views: list[Tensor], labels: Tensor) -> (loss: Tensor, stats: dict)
         # stats: {}, or {"correct": 0-d Tensor, "seen": int} where the method counts train_top1 (supervised)
     method.after_step(step: int, total_steps: int)   # after each optimizer step (EMA updates)
-    method.encoder, method.trains (False for `random`), method.num_views
+    method.encoder, method.trains (False for `random`, `pretrained`), method.num_views
     method.protocol() -> dict   # entries of the run's protocol (SimCLR's head dims)
     Method.schedule_warning(cfg, steps) -> str | None   # settings a run's length does not fit
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
-`batch_size` whose loss can train), `optim` (the method's own recipe:
+`batch_size` whose loss can train), `needs_init_encoder` (a run without `init_encoder` is refused: `pretrained`),
+`optim` (the method's own recipe:
 `pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's; not at all
 where the config names another optimizer) and
 `settings` (a frozen dataclass of the method's own settings, set as `pretrain.<name>` in a grid and read as
@@ -36,6 +37,7 @@ class Method(nn.Module):
     augment_preset = "simclr"
     default_temperature: float | None = None
     min_batch_size = 1
+    needs_init_encoder = False
     optim: dict = {}  # read only: the method's optimizer recipe where it is not SimCLR's (OptimConfig's defaults)
     settings: type | None = None
 

@@ -1,0 +1,115 @@
+"""`study encoder import`: an encoder trained elsewhere (a torchvision, MoCo, solo-learn or DINO checkpoint of a
+registered backbone) as a study encoder file, which a grid's `pretrained` method evaluates with the paper's
+protocols (`defaults.pretrain.init_encoder`).
+
+The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs). Its state dict is the object
+itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
+the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
+the backbone's first weight, `conv1.weight`, is found under, e.g. `module.encoder_q.`), stripped. Every weight and
+buffer of the backbone must be there, in its shape; the checkpoint's other keys under the prefix (a classifier
+`fc.*`, a projection head) are left out, and named.
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from study.atomic import write_bytes
+from study.configfields import positive_int
+from study.errors import StudyError
+from study.hashing import file_sha256
+from study.train.backbones import BACKBONES, build_backbone, encoder_payload
+from study.train.checkpoint import load_error
+
+STATE_KEYS = ("state_dict", "model", "teacher", "student", "online_network")  # where checkpoints keep their weights
+OPTIONAL = ("num_batches_tracked",)  # BatchNorm counters: torchvision's older checkpoints lack them
+_BLOCK = re.compile(r"layer\d+\.\d+\.$")  # the end of a residual block's prefix
+
+
+def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int = 64, key: str | None = None,
+                   prefix: str | None = None) -> dict[str, Any]:
+    """Write `out`, a study encoder file of `backbone` (at `width`) holding the weights of the checkpoint `src`;
+    returns what it records of them (`provenance`): source, its sha256, key, prefix, the keys left out. StudyError
+    naming `src` for an unreadable checkpoint, no state dict, no or several encoders, a missing weight or a shape
+    that does not fit; nothing is written then."""
+    src = Path(src)
+    BACKBONES.get(backbone, "--backbone")
+    positive_int(width, "--width")
+    state, key = _state_dict(_read(src), key, src)
+    prefix = _prefix(state, prefix, backbone, src)
+    encoder = build_backbone(backbone, width)
+    expected = encoder.state_dict()
+    given = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    missing = [k for k in expected if k not in given and not k.endswith(OPTIONAL)]
+    if missing:
+        raise StudyError(f"{src}: {len(missing)} weight(s) of {backbone} (width {width}) not under prefix "
+                         f"{prefix!r}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} (another "
+                         f"architecture? `--backbone`, `--width` and `--prefix` say which weights to read)")
+    for k, v in expected.items():
+        if k in given and tuple(given[k].shape) != tuple(v.shape):
+            raise StudyError(f"{src}: {prefix}{k} has shape {tuple(given[k].shape)}, {backbone} (width {width}) "
+                             f"needs {tuple(v.shape)}: another architecture or width")
+    encoder.load_state_dict({k: given.get(k, v) for k, v in expected.items()})
+    left_out = sorted(k for k in given if k not in expected)
+    provenance = {"imported_from": str(src.resolve()), "sha256": file_sha256(src), "key": key, "prefix": prefix,
+                  "left_out": left_out}
+    buffer = io.BytesIO()
+    torch.save(encoder_payload(encoder, None, {"imported": provenance}), buffer)
+    write_bytes(out, buffer.getvalue())
+    return provenance
+
+
+def _read(src: Path) -> Any:
+    try:
+        return torch.load(src, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StudyError(f"{src}: checkpoint not found") from None
+    except Exception as e:  # corrupt, or objects weights_only does not load (a Lightning checkpoint's hyperparameters)
+        raise StudyError(f"{src}: cannot read its weights ({load_error(e)}); where it holds other objects, save its "
+                         "state dict alone first: torch.save(checkpoint['state_dict'], 'weights.pt')") from None
+
+
+def _is_state(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _state_dict(payload: Any, key: str | None, src: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """(the state dict `key` names in `payload`, that key); without `key`: the payload itself, else the first of
+    STATE_KEYS holding one."""
+    if key is not None:
+        obj = payload
+        for part in key.split("."):
+            if not isinstance(obj, dict) or part not in obj:
+                keys = ", ".join(sorted(map(str, obj))[:10]) if isinstance(obj, dict) else ""
+                raise StudyError(f"{src}: no {key!r} (at {part!r}; keys there: {keys or 'none'})")
+            obj = obj[part]
+        if not _is_state(obj):
+            raise StudyError(f"{src}: {key!r} holds no state dict (a mapping of names to tensors)")
+        return obj, key
+    if _is_state(payload):
+        return payload, None
+    for k in STATE_KEYS:
+        if isinstance(payload, dict) and _is_state(payload.get(k)):
+            return payload[k], k
+    keys = sorted(map(str, payload)) if isinstance(payload, dict) else []
+    raise StudyError(f"{src}: found no state dict, at the top or under {', '.join(STATE_KEYS)} (keys: "
+                     f"{', '.join(keys[:10]) or 'none'}): name it with --key")
+
+
+def _prefix(state: dict[str, torch.Tensor], prefix: str | None, backbone: str, src: Path) -> str:
+    """`prefix`, checked to hold some key; without it, the one prefix of the keys ending in `conv1.weight`."""
+    if prefix is not None:
+        if not any(k.startswith(prefix) for k in state):
+            raise StudyError(f"{src}: no key starts with --prefix {prefix!r} (e.g. {', '.join(list(state)[:3])})")
+        return prefix
+    found = sorted(k[:-len("conv1.weight")] for k in state if k == "conv1.weight" or k.endswith(".conv1.weight"))
+    found = [p for p in found if not _BLOCK.search(p)]  # a block's own conv1 (layer1.0.conv1) is not the stem
+    if len(found) != 1:
+        said = f"{len(found)}: {', '.join(repr(p) for p in found)}" if found else "none"
+        raise StudyError(f"{src}: expected one encoder whose stem is `<prefix>conv1.weight` ({backbone}), found "
+                         f"{said}: name the one to read with --prefix")
+    return found[0]

@@ -1,0 +1,110 @@
+"""`study encoder import` (study.train.import_encoder): checkpoints laid out as torchvision's, MoCo's and DINO's
+(made here from torchvision's own ResNet, randomly initialised: nothing is downloaded) read as study encoder files."""
+import pytest
+import torch
+import torchvision
+
+from study.cli import main
+from study.errors import StudyError
+from study.hashing import file_sha256
+from study.train.backbones import encoder_provenance, load_encoder
+from study.train.import_encoder import import_encoder
+
+
+def _torchvision_resnet18(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18(weights=None).eval()
+
+
+def _features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ResNet up to its pooled features (its classifier left out)."""
+    fc, model.fc = model.fc, torch.nn.Identity()
+    try:
+        with torch.no_grad():
+            return model(x)
+    finally:
+        model.fc = fc
+
+
+def test_a_torchvision_state_dict_reads_as_the_same_network_without_its_classifier(tmp_path):
+    tv = _torchvision_resnet18()
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    got = import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet18")
+    assert (got["key"], got["prefix"], got["left_out"]) == (None, "", ["fc.bias", "fc.weight"])
+    assert got["sha256"] == file_sha256(tmp_path / "tv.pth")
+    x = torch.randn(2, 3, 64, 64)
+    enc = load_encoder(tmp_path / "enc.pt")
+    with torch.no_grad():
+        assert torch.equal(enc(x), _features(tv, x))
+    recipe, protocol = encoder_provenance(tmp_path / "enc.pt")
+    assert recipe is None and protocol["imported"]["imported_from"] == str((tmp_path / "tv.pth").resolve())
+
+
+def test_moco_and_dino_layouts_read_by_their_key_and_prefix(tmp_path):
+    """MoCo keeps a query and a key encoder under `state_dict` (`module.encoder_q.`, `module.encoder_k.`): the one
+    to read is asked for, then read; DINO's `teacher` is found without --key, its prefix without --prefix."""
+    q, k = _torchvision_resnet18(0), _torchvision_resnet18(1)
+    state = {**{f"module.encoder_q.{n}": v for n, v in q.state_dict().items()},
+             **{f"module.encoder_k.{n}": v for n, v in k.state_dict().items()}}
+    torch.save({"epoch": 200, "arch": "resnet18", "state_dict": state}, tmp_path / "moco.pth.tar")
+    with pytest.raises(StudyError, match=r"moco.pth.tar: expected one encoder whose stem is `<prefix>conv1.weight` "
+                                         r"\(resnet18\), found 2: 'module.encoder_k.', 'module.encoder_q.': name"):
+        import_encoder(tmp_path / "moco.pth.tar", tmp_path / "q.pt", "resnet18")
+    assert not (tmp_path / "q.pt").exists()
+    got = import_encoder(tmp_path / "moco.pth.tar", tmp_path / "q.pt", "resnet18", prefix="module.encoder_q.")
+    assert got["key"] == "state_dict" and got["left_out"] == ["fc.bias", "fc.weight"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "q.pt")(x), _features(q, x))
+
+    head = {"backbone.fc.weight": torch.zeros(1)}  # DINO's heads: under other names, left out with the classifier
+    torch.save({"teacher": {**{f"backbone.{n}": v for n, v in k.state_dict().items()}, **head}, "epoch": 3},
+               tmp_path / "dino.pth")
+    got = import_encoder(tmp_path / "dino.pth", tmp_path / "t.pt", "resnet18")
+    assert (got["key"], got["prefix"]) == ("teacher", "backbone.")
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "t.pt")(x), _features(k, x))
+
+
+def test_weights_of_another_architecture_or_width_are_refused_naming_them_and_nothing_is_written(tmp_path):
+    torch.save(_torchvision_resnet18().state_dict(), tmp_path / "tv.pth")
+    with pytest.raises(StudyError, match=r"tv.pth: \d+ weight\(s\) of resnet50 \(width 64\) not under prefix '': "
+                                         r"layer1.0.conv3.weight"):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet50")
+    with pytest.raises(StudyError, match=r"tv.pth: conv1.weight has shape \(64, 3, 7, 7\), resnet18 \(width 32\) "
+                                         r"needs \(32, 3, 7, 7\)"):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet18", width=32)
+    with pytest.raises(StudyError, match=r"--backbone: unknown backbone 'resnet51' \(did you mean 'resnet50'"):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet51")
+    with pytest.raises(StudyError, match=r"tv.pth: no 'model' \(at 'model'; keys there: bn1.bias, "):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet18", key="model")
+    with pytest.raises(StudyError, match=r"tv.pth: no key starts with --prefix 'module.'"):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet18", prefix="module.")
+    assert list(tmp_path.iterdir()) == [tmp_path / "tv.pth"]
+
+
+def test_a_checkpoint_that_is_no_state_dict_or_holds_code_is_refused_with_what_to_do(tmp_path):
+    torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "none.pt")
+    with pytest.raises(StudyError, match=r"none.pt: found no state dict, at the top or under state_dict, .* \(keys: "
+                                         r"epoch, optimizer\): name it with --key"):
+        import_encoder(tmp_path / "none.pt", tmp_path / "enc.pt", "resnet18")
+    torch.save({"state_dict": _torchvision_resnet18().state_dict(), "args": _Args()}, tmp_path / "code.pt")
+    with pytest.raises(StudyError, match=r"code.pt: cannot read its weights \(.*\); where it holds other objects, "
+                                         r"save its state dict alone first"):
+        import_encoder(tmp_path / "code.pt", tmp_path / "enc.pt", "resnet18")
+    with pytest.raises(StudyError, match=r"gone.pt: checkpoint not found"):
+        import_encoder(tmp_path / "gone.pt", tmp_path / "enc.pt", "resnet18")
+
+
+class _Args:
+    """An object of a training script's own (argparse's Namespace in some checkpoints): not a weight."""
+
+
+def test_study_encoder_import_says_what_it_wrote_and_left_out(tmp_path, capsys):
+    torch.save(_torchvision_resnet18().state_dict(), tmp_path / "tv.pth")
+    code = main(["encoder", "import", str(tmp_path / "tv.pth"), str(tmp_path / "enc.pt"), "--backbone", "resnet18"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith(f"encoder {tmp_path / 'enc.pt'}: resnet18 (width 64) from ")
+    assert out.rstrip().endswith("; left out 2 key(s) not of the encoder: fc.bias, fc.weight"), out
+    code = main(["encoder", "import", str(tmp_path / "tv.pth"), str(tmp_path / "x.pt"), "--backbone", "resnet50"])
+    assert code == 2 and "weight(s) of resnet50" in capsys.readouterr().err
