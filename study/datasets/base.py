@@ -107,12 +107,27 @@ def source_entry(root: Path, path: Path) -> dict:
     return {"path": rel, "sha256": file_sha256(path)}
 
 
-def require_file(path: Path, what: str, in_root: bool = True) -> Path:
+def require_file(path: Path, what: str, in_root: bool = True, archives: tuple[str, ...] = ()) -> Path:
     """`path`, a file; else StudyError naming it and, for a file of the dataset's root (`in_root`), where a root one
-    level off holds it (`--root data` for `data/places365/`, `--root data/places365/val_256` for `data/places365/`)."""
+    level off holds it (`--root data` for `data/places365/`, `--root data/places365/val_256` for `data/places365/`),
+    or an archive beside it that holds it, not extracted (`archive_beside`)."""
     if not path.is_file():
-        raise StudyError(f"{what} not found: {path}{_root_one_level_off(path) if in_root else ''}")
+        hint = archive_beside(path, archives) or (_root_one_level_off(path) if in_root else "")
+        raise StudyError(f"{what} not found: {path}{hint}")
     return path
+
+
+COMPRESSED = (".tar.gz", ".tgz", ".tar", ".gz", ".zip", ".bz2", ".xz")
+
+
+def archive_beside(path: Path, archives: tuple[str, ...] = ()) -> str:
+    """` (found <archive> beside it: extract it there)` for the first of `archives` (names of the archives the
+    dataset ships `path` in, such as Places365's `filelist_places365-standard.tar`) or of `path`'s own name with a
+    compression suffix (iNat21's `val.json.tar.gz`, a gzipped CSV) that is a file in `path`'s folder; "" for none."""
+    for name in (*archives, *(path.name + ext for ext in COMPRESSED)):
+        if (path.parent / name).is_file():
+            return f" (found {name} beside it, not extracted: extract it in {path.parent})"
+    return ""
 
 
 def _root_one_level_off(path: Path) -> str:

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, first_repeat, looks_channels_first,
-                                 parent_folders, source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, archive_beside, first_repeat,
+                                 looks_channels_first, parent_folders, source_entry)
 from study.errors import StudyError, os_reason
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
@@ -197,7 +197,10 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     csvs = [(r, p) for r, p in csvs if p.is_file()] if not region else csvs
     if not csvs or not all(p.is_file() for _, p in csvs):
         wanted = f"occurrences_{region or '{fr,us}'}_{part}.csv"
-        raise StudyError(f"glc20: occurrence file not found: {root}/{wanted} (nor {root}/{OCCURRENCE_DIR}/{wanted})")
+        hint = next((h for r in regions for folder in (root, root / OCCURRENCE_DIR)
+                     if (h := archive_beside(folder / f"occurrences_{r}_{part}.csv"))), "")
+        raise StudyError(f"glc20: occurrence file not found: {root}/{wanted} (nor {root}/{OCCURRENCE_DIR}/{wanted})"
+                         + hint)
     if not region and len(csvs) == 1:
         print(f"[manifest] glc20: only {csvs[0][1].name} found: split {split!r} is that region alone",
               file=sys.stderr)

@@ -1,10 +1,11 @@
 """`imagenet`: ILSVRC-2012 as extracted from the official archives, or in Kaggle's layout.
 
-Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` left in `train/`, or images extracted into `train/` itself,
-are refused; the class folders must be the 1000 leaf wnids of the devkit's `meta.mat` when it is there and scipy is
-installed, else of `LOC_synset_mapping.txt` when that is, else named as wnids); `val/` flat, labelled by the devkit's
-`ILSVRC2012_validation_ground_truth.txt` (line i = ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`,
-which maps ILSVRC2012_ID -> wnid (that order is NOT the sorted-wnid order; scipy reads it), or, without the devkit,
+Official: `train/<wnid>/*.JPEG` (an inner `<wnid>.tar` or the outer `ILSVRC2012_img_train.tar` left in `train/`,
+or images extracted into `train/` itself, are refused; the class folders must be the 1000 leaf wnids of the
+devkit's `meta.mat` when it is there and scipy is installed, else of `LOC_synset_mapping.txt` when that is, else
+named as wnids); `val/` flat, labelled by the devkit's `ILSVRC2012_validation_ground_truth.txt` (line i =
+ILSVRC2012_ID of `ILSVRC2012_val_{i:08d}.JPEG`) and `meta.mat`, which maps ILSVRC2012_ID -> wnid (that order
+is NOT the sorted-wnid order; scipy reads it), or, without the devkit,
 by Kaggle's `LOC_val_solution.csv` and `LOC_synset_mapping.txt` in the root (two files of one stem, a `.JPEG` and a
 converted `.png`, are refused). A `val/` already sorted into `<wnid>/` folders is read as a tree (one that also
 holds loose images is refused: a half-sorted folder).
@@ -48,10 +49,15 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     source = root / "LOC_synset_mapping.txt"
     if split == "train":
         tars = list_files(folder, (".tar",), recursive=False)
-        if tars:
-            shown = ", ".join(tars[:5]) + (f" ... ({len(tars)} in all)" if len(tars) > 5 else "")
+        inner = [t for t in tars if is_wnid(t[:-len(".tar")])]
+        if inner:
+            shown = ", ".join(inner[:5]) + (f" ... ({len(inner)} in all)" if len(inner) > 5 else "")
             raise StudyError(f"imagenet: inner tars not extracted: {shown} in {folder}: extract each into "
                              f"{folder}/<wnid>/, then delete it")
+        if tars:  # the outer archive, as PyTorch's example extracts it in train/: its inner tars are gone
+            raise StudyError(f"imagenet: {tars[0]} in {folder} is no class's inner tar (<wnid>.tar): the outer "
+                             f"archive? Once every inner tar is extracted into {folder}/<wnid>/, move it out of "
+                             f"{folder}")
     if split == "train" or list_dirs(folder):
         if not kaggle:  # a sorted val too: a class folder missing would shift every label after it
             wnids, source = train_wnids(root)

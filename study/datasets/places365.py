@@ -19,6 +19,7 @@ from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, d
 from study.errors import StudyError
 
 LISTS = {"train": "places365_train_standard.txt", "val": "places365_val.txt"}
+FILELIST = ("filelist_places365-standard.tar",)  # the archive the official site ships the four list files in
 IMAGE_DIRS = {
     "train": ("data_256_standard", "data_256", "data_large_standard", "data_large"),
     "val": ("val_256", "val_large"),
@@ -92,7 +93,7 @@ def check_class_folders(keys: pa.Array, labels: np.ndarray, classes: list[str], 
 def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in LISTS:
         raise StudyError(f"places365: unknown split {split!r} (expected train or val; test has no labels)")
-    cat_file = require_file(root / "categories_places365.txt", "places365 categories file")
+    cat_file = require_file(root / "categories_places365.txt", "places365 categories file", archives=FILELIST)
     classes, indices, cat_lines = read_list(cat_file)
     bad = next((i for i, k in enumerate(indices) if k != i), None)
     if bad is not None:
@@ -102,7 +103,7 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
     if twice:  # two labels of one name: a test split matched to its train split by name would merge them
         raise StudyError(f"{cat_file} line {cat_lines[twice[1]]}: class {classes[twice[1]]!r} is listed twice, first "
                          f"on line {cat_lines[twice[0]]}")
-    list_file = require_file(root / LISTS[split], f"places365 {split} list")
+    list_file = require_file(root / LISTS[split], f"places365 {split} list", archives=FILELIST)
     names, labels, line_nos = read_list(list_file)
     labels_arr = np.array(labels, dtype=np.int64)
     bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= len(classes)))

@@ -392,3 +392,18 @@ def test_a_manifest_records_the_label_rule_its_reader_applied(tmp_path, monkeypa
                                          "landcover_center"):
         build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_test", name="te",
                                    classes_from="tr", label_rule="landcover_mode"))
+
+
+def test_a_compressed_occurrence_table_is_named(tmp_path):
+    """A table kept gzipped (`occurrences_us_train.csv.gz`), in the root or in occurrences/, is named with the
+    advice to extract it, not only reported missing."""
+    make_glc20(tmp_path)
+    (tmp_path / "occurrences_us_train.csv").rename(tmp_path / "occurrences_us_train.csv.gz")
+    with pytest.raises(StudyError, match=r"occurrence file not found: .*occurrences_us_train\.csv \(nor .*\) \(found "
+                                         r"occurrences_us_train\.csv\.gz beside it, not extracted"):
+        read_dataset("glc20", tmp_path, "us_train")
+    (tmp_path / "occurrences").mkdir()
+    (tmp_path / "occurrences_us_train.csv.gz").rename(tmp_path / "occurrences" / "occurrences_us_train.csv.zip")
+    with pytest.raises(StudyError, match=rf"\(found occurrences_us_train\.csv\.zip beside it, not extracted: extract "
+                                         rf"it in {tmp_path}/occurrences\)"):
+        read_dataset("glc20", tmp_path, "us_train")

@@ -382,3 +382,17 @@ def test_a_devkit_in_another_usual_place_still_labels_val_before_a_loc_val_solut
     (tmp_path / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
     index = read_dataset("imagenet", tmp_path, "val")
     assert [index.class_names[i] for i in index.labels] == truth
+
+
+def test_the_outer_train_archive_left_in_train_is_named_as_such(tmp_path):
+    """PyTorch's example extracts ILSVRC2012_img_train.tar inside train/: left there, it is no inner tar to extract
+    into train/<wnid>/ (the advice for those), but the outer archive, to move out once its inner tars are extracted."""
+    make_imagenet_official(tmp_path)
+    (tmp_path / "train" / "ILSVRC2012_img_train.tar").write_bytes(b"x")
+    with pytest.raises(StudyError, match=r"imagenet: ILSVRC2012_img_train.tar in .*train is no class's inner tar "
+                                         r"\(<wnid>.tar\): the outer archive\? .*move it out of") as e:
+        read_dataset("imagenet", tmp_path, "train")
+    assert "inner tars not extracted" not in str(e.value)
+    (tmp_path / "train" / "n01484850.tar").write_bytes(b"x")  # an inner tar too: that one first
+    with pytest.raises(StudyError, match=r"inner tars not extracted: n01484850.tar in "):
+        read_dataset("imagenet", tmp_path, "train")

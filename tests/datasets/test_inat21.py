@@ -224,3 +224,12 @@ def test_an_image_listed_but_absent_from_its_folder_is_refused(tmp_path):
     with pytest.raises(StudyError, match=rf"train.json: images\[4\] \(id {gone['id']}\) '{gone['file_name']}' is "
                                          r"not under .* \(1 more after it\): extract the split's images completely$"):
         read_dataset("inat21", tmp_path, "train")
+
+
+def test_an_annotation_file_still_in_its_archive_is_named(tmp_path):
+    """iNat21 ships each JSON as `<split>.json.tar.gz`: one not extracted is named with the archive beside it."""
+    make_inat21(tmp_path, "val", per_class=1)
+    (tmp_path / "val.json").rename(tmp_path / "val.json.tar.gz")  # its bytes do not matter: it is only named
+    with pytest.raises(StudyError, match=r"inat21 val annotation file not found: .*/val\.json \(found "
+                                         r"val\.json\.tar\.gz beside it, not extracted: extract it in "):
+        read_dataset("inat21", tmp_path, "val")

@@ -236,3 +236,16 @@ def test_a_root_one_level_off_is_named_with_the_root_that_holds_the_files(tmp_pa
     with pytest.raises(StudyError, match=r"train list not found: .*/places365/places365_train_standard\.txt \(found "
                                          rf"{above}/places365_train_standard\.txt: give --root {above}\)$"):
         read_dataset("places365", root, "train")  # the file that is missing is looked for, not the first
+
+
+def test_list_files_still_in_the_filelist_archive_are_named(tmp_path):
+    """The four list files ship in `filelist_places365-standard.tar`: one not extracted names that archive."""
+    root = make_places365(tmp_path / "places365")
+    (root / "places365_val.txt").unlink()
+    (root / "filelist_places365-standard.tar").write_bytes(b"x")
+    with pytest.raises(StudyError, match=r"places365 val list not found: .*/places365_val\.txt \(found "
+                                         r"filelist_places365-standard\.tar beside it, not extracted"):
+        read_dataset("places365", root, "val")
+    (root / "categories_places365.txt").unlink()
+    with pytest.raises(StudyError, match=r"categories file not found: .* \(found filelist_places365-standard\.tar"):
+        read_dataset("places365", root, "train")
