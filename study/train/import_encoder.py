@@ -33,9 +33,9 @@ _BLOCK = re.compile(r"layer\d+\.\d+\.$")  # the end of a residual block's prefix
 def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int = 64, key: str | None = None,
                    prefix: str | None = None) -> dict[str, Any]:
     """Write `out`, a study encoder file of `backbone` (at `width`) holding the weights of the checkpoint `src`;
-    returns what it records of them (`provenance`): source, its sha256, key, prefix, the keys left out. StudyError
-    naming `src` for an unreadable checkpoint, no state dict, no or several encoders, a missing weight or a shape
-    that does not fit; nothing is written then."""
+    returns what it records of them: `source` (its path), its `sha256`, `key`, `prefix`, the keys `left_out`.
+    StudyError naming `src` for an unreadable checkpoint, no state dict, no or several encoders, a missing weight or
+    a shape that does not fit; nothing is written then."""
     src = Path(src)
     BACKBONES.get(backbone, "--backbone")
     positive_int(width, "--width")
@@ -55,7 +55,7 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
                              f"needs {tuple(v.shape)}: another architecture or width")
     encoder.load_state_dict({k: given.get(k, v) for k, v in expected.items()})
     left_out = sorted(k for k in given if k not in expected)
-    provenance = {"imported_from": str(src.resolve()), "sha256": file_sha256(src), "key": key, "prefix": prefix,
+    provenance = {"source": str(src.resolve()), "sha256": file_sha256(src), "key": key, "prefix": prefix,
                   "left_out": left_out}
     buffer = io.BytesIO()
     torch.save(encoder_payload(encoder, None, {"imported": provenance}), buffer)

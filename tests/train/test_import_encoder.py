@@ -37,7 +37,7 @@ def test_a_torchvision_state_dict_reads_as_the_same_network_without_its_classifi
     with torch.no_grad():
         assert torch.equal(enc(x), _features(tv, x))
     recipe, protocol = encoder_provenance(tmp_path / "enc.pt")
-    assert recipe is None and protocol["imported"]["imported_from"] == str((tmp_path / "tv.pth").resolve())
+    assert recipe is None and protocol["imported"]["source"] == str((tmp_path / "tv.pth").resolve())
 
 
 def test_moco_and_dino_layouts_read_by_their_key_and_prefix(tmp_path):
