@@ -1,6 +1,7 @@
-"""Results computed on a manifest since rebuilt under the same name (another content hash): `stale_results` finds
-them, which `study submit` refuses to count as done, and `set_aside` moves them out of the workdir's way
-(`study submit --set-aside-stale`), so that their jobs run again."""
+"""Results computed on a manifest since rebuilt under the same name (another content hash), or by a method
+`pretrained` run on an `init_encoder` file since replaced at its path: `stale_results` finds them, which
+`study submit` refuses to count as done, and `set_aside` moves them out of the workdir's way (`study submit
+--set-aside-stale`), so that their jobs run again."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from study.errors import StudyError, os_reason
+from study.hashing import file_sha256
 from study.launch.runner import job_dir
 from study.launch.state import cached_result, has_result
 from study.paths import result_path
@@ -28,8 +30,9 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
     """Job id -> why, in plan order, for each job whose result was computed on a manifest since rebuilt under the
     same name (another content hash), its own or, for an evaluation, its encoder's pretraining's (the record's
     `pretrain`: that encoder is trained again), or that depends on such a job (`jobs` in plan order: its encoder is
-    trained again also where the record names no `pretrain`, an encoder file of an older study): that result would
-    otherwise count as done."""
+    trained again also where the record names no `pretrain`, an encoder file of an older study), or whose
+    `init_encoder` (a path, read from where the command runs) now holds other bytes than the record's
+    `init_encoder_sha256` (an encoder imported again at the same path): that result would otherwise count as done."""
     from study.manifests.store import load_meta
 
     @functools.cache
@@ -38,6 +41,19 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
             return load_meta(name).get("content_hash")
         except StudyError:
             return None  # gone: plan.check names missing manifests
+
+    @functools.cache
+    def sha256_now(path: str) -> str | None:
+        try:
+            return file_sha256(path) if Path(path).is_file() else None
+        except OSError:
+            return None  # unreadable: the job that reads it names it
+
+    def replaced(protocol: Any) -> str | None:
+        path, recorded = protocol.get("init_encoder"), protocol.get("init_encoder_sha256")
+        if isinstance(path, str) and isinstance(recorded, str) and sha256_now(path) not in (None, recorded):
+            return f"init_encoder {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
+        return None
 
     def rebuilt(protocol: Any) -> str | None:
         for name_key, hash_key in MANIFEST_KEYS:
@@ -56,7 +72,7 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
             continue  # an unreadable result is the report's to name
         pretrain = protocol.get("pretrain")
         encoders = [p for p in (pretrain if isinstance(pretrain, list) else [pretrain]) if isinstance(p, Mapping)]
-        own = rebuilt(protocol)
+        own = rebuilt(protocol) or replaced(protocol)
         why = (f"its result used {own}" if own else
                next((f"its encoder was pretrained on {w}" for w in map(rebuilt, encoders) if w), None)
                or next((f"it used the result of job {d}, which is stale" for d in job.depends_on if d in out), None))

@@ -2,7 +2,8 @@
 registered backbone) as a study encoder file, which a grid's `pretrained` method evaluates with the paper's
 protocols (`defaults.pretrain.init_encoder`).
 
-The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs). Its state dict is the object
+The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs; argparse's Namespace, which
+DINO's checkpoints hold, read as data). Its state dict is the object
 itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
 the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
 the backbone's first weight, `conv1.weight`, is found under, e.g. `module.encoder_q.`), stripped. Every weight and
@@ -11,6 +12,7 @@ buffer of the backbone must be there, in its shape; the checkpoint's other keys 
 """
 from __future__ import annotations
 
+import argparse
 import io
 import re
 from pathlib import Path
@@ -63,14 +65,24 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
     return provenance
 
 
+# objects of no code that training scripts save beside their weights, read as data: argparse's Namespace (DINO's
+# `args`, a Lightning checkpoint's hyperparameters where its script passed one)
+SAFE_OBJECTS = (argparse.Namespace,)
+
+
 def _read(src: Path) -> Any:
     try:
+        if hasattr(torch.serialization, "safe_globals"):  # torch >= 2.5; 2.4: Namespace refused, as any object
+            with torch.serialization.safe_globals(list(SAFE_OBJECTS)):
+                return torch.load(src, map_location="cpu", weights_only=True)
         return torch.load(src, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StudyError(f"{src}: checkpoint not found") from None
     except Exception as e:  # corrupt, or objects weights_only does not load (a Lightning checkpoint's hyperparameters)
         raise StudyError(f"{src}: cannot read its weights ({load_error(e)}); where it holds other objects, save its "
-                         "state dict alone first: torch.save(checkpoint['state_dict'], 'weights.pt')") from None
+                         "state dict alone first, in Python, for a file you trust: ckpt = torch.load(path, "
+                         "weights_only=False); torch.save(ckpt['state_dict'], 'weights.pt') (DINO's: "
+                         "ckpt['teacher'])") from None
 
 
 def _is_state(obj: Any) -> bool:
@@ -101,8 +113,11 @@ def _state_dict(payload: Any, key: str | None, src: Path) -> tuple[dict[str, tor
 
 
 def _prefix(state: dict[str, torch.Tensor], prefix: str | None, backbone: str, src: Path) -> str:
-    """`prefix`, checked to hold some key; without it, the one prefix of the keys ending in `conv1.weight`."""
+    """`prefix`, checked to hold some key (a module's name without its final dot gets one); without it, the one
+    prefix of the keys ending in `conv1.weight`."""
     if prefix is not None:
+        if prefix and not prefix.endswith(".") and any(k.startswith(prefix + ".") for k in state):
+            prefix += "."  # `module.encoder_q` for `module.encoder_q.`: the module's name, not a part of its keys'
         if not any(k.startswith(prefix) for k in state):
             raise StudyError(f"{src}: no key starts with --prefix {prefix!r} (e.g. {', '.join(list(state)[:3])})")
         return prefix

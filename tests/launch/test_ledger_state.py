@@ -972,3 +972,29 @@ def test_a_job_another_grids_unsettled_submit_may_have_queued_reads_pending_unse
     states = grid_states(SimpleNamespace(name="b", jobs=_jobs(), path=None), tmp_path, tolerate_unsettled=True)
     assert states["p1"].state == "pending" and states["p1"].detail.startswith(UNSETTLED)
     assert states["p2"].state == "missing"
+
+
+def test_stale_results_names_a_result_whose_init_encoder_file_was_replaced_and_its_evaluation(tmp_path, monkeypatch):
+    """A method `pretrained` run records its `init_encoder` path and that file's sha256: an encoder imported again
+    at that path (other weights) makes its result and its evaluation's stale; the same bytes, a file gone (plan.check
+    names that) or a record without the hash do not."""
+    from study.hashing import file_sha256
+
+    monkeypatch.chdir(tmp_path)  # a relative init_encoder: read from where the command runs, as the jobs read it
+    (tmp_path / "enc.pt").write_bytes(b"old weights")
+    old = file_sha256(tmp_path / "enc.pt")
+    wd = tmp_path / "wd"
+    _write_result(wd, "p0", {"init_encoder": "enc.pt", "init_encoder_sha256": old})
+    _write_result(wd, "gone", {"init_encoder": "gone.pt", "init_encoder_sha256": old})
+    _write_result(wd, "nohash", {"init_encoder": "enc.pt"})
+    _write_result(wd, "e0", {"pretrain": {"init_encoder_sha256": old}})
+    jobs = [Job(id="p0", stage="pretrain", config={"axes": {}}), Job(id="gone", stage="pretrain", config={"axes": {}}),
+            Job(id="nohash", stage="pretrain", config={"axes": {}}),
+            Job(id="e0", stage="evaluate", config={"axes": {}}, depends_on=("p0",))]
+    assert stale_results(jobs, wd) == {}
+    (tmp_path / "enc.pt").write_bytes(b"new weights")
+    new = file_sha256(tmp_path / "enc.pt")
+    assert stale_results(jobs, wd) == {
+        "p0": f"pretrain job p0: its result used init_encoder enc.pt with content {old[:12]}, which now holds "
+              f"{new[:12]}",
+        "e0": "evaluate job e0: it used the result of job p0, which is stale"}

@@ -448,15 +448,16 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 2 and "computed on a manifest since rebuilt" in err and "toy_train" in err, err
         # status said every job done and nothing of it: the user learnt it only from a submit that refused
         code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
-        assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name: `study submit` "
-                              "refuses to go on") in out, out
+        assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name (or an init_encoder "
+                              "file since replaced): `study submit` refuses to go on") in out, out
         assert "its result used manifest toy_train with content" in out, out
         code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])  # scripts too
         stale = {j["id"]: j["stale"] for j in json.loads(out)["jobs"]}
         assert code == 0 and len(stale) == 2 and all("used manifest toy_train" in why for why in stale.values()), out
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--set-aside-stale"])
         [aside] = (wd / "stale").iterdir()
-        assert f"set aside 2 result(s) computed on a manifest since rebuilt (and their job folders) in {aside}" in err
+        assert (f"set aside 2 result(s) computed on a manifest since rebuilt or an init_encoder file since replaced "
+                f"(and their job folders) in {aside}") in err
         assert len(list((aside / "results").iterdir())) == 2 and len(list((aside / "jobs").iterdir())) == 2, err
         assert "started pretrain" in err, err  # run again (on the edited manifest file, which may fail it)
     finally:

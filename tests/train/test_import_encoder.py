@@ -90,7 +90,8 @@ def test_a_checkpoint_that_is_no_state_dict_or_holds_code_is_refused_with_what_t
         import_encoder(tmp_path / "none.pt", tmp_path / "enc.pt", "resnet18")
     torch.save({"state_dict": _torchvision_resnet18().state_dict(), "args": _Args()}, tmp_path / "code.pt")
     with pytest.raises(StudyError, match=r"code.pt: cannot read its weights \(.*\); where it holds other objects, "
-                                         r"save its state dict alone first"):
+                                         r"save its state dict alone first, in Python, for a file you trust: "
+                                         r"ckpt = torch.load\(path, weights_only=False\)"):
         import_encoder(tmp_path / "code.pt", tmp_path / "enc.pt", "resnet18")
     with pytest.raises(StudyError, match=r"gone.pt: checkpoint not found"):
         import_encoder(tmp_path / "gone.pt", tmp_path / "enc.pt", "resnet18")
@@ -108,3 +109,37 @@ def test_study_encoder_import_says_what_it_wrote_and_left_out(tmp_path, capsys):
     assert out.rstrip().endswith("; left out 2 key(s) not of the encoder: fc.bias, fc.weight"), out
     code = main(["encoder", "import", str(tmp_path / "tv.pth"), str(tmp_path / "x.pt"), "--backbone", "resnet50"])
     assert code == 2 and "weight(s) of resnet50" in capsys.readouterr().err
+
+
+def test_a_prefix_without_its_final_dot_reads_the_module_of_that_name(tmp_path):
+    """`--prefix module.encoder_q` (MoCo's module, as its code names it) is `module.encoder_q.`: without the dot
+    every key would be read as `.conv1.weight` and none found."""
+    q = _torchvision_resnet18(0)
+    state = {**{f"module.encoder_q.{n}": v for n, v in q.state_dict().items()},
+             **{f"module.encoder_k.{n}": v.clone() for n, v in q.state_dict().items()}}
+    torch.save({"state_dict": state}, tmp_path / "moco.pth.tar")
+    got = import_encoder(tmp_path / "moco.pth.tar", tmp_path / "q.pt", "resnet18", prefix="module.encoder_q")
+    assert got["prefix"] == "module.encoder_q." and got["left_out"] == ["fc.bias", "fc.weight"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "q.pt")(x), _features(q, x))
+
+
+@pytest.mark.skipif(not hasattr(torch.serialization, "safe_globals"), reason="torch < 2.5: no safe_globals")
+def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_path):
+    """DINO's training checkpoint keeps its `args` (argparse's Namespace) beside `student` and `teacher`, and a
+    Lightning checkpoint may keep its hyperparameters as one: plain data, read; the teacher is DINO's encoder."""
+    import argparse
+
+    t = _torchvision_resnet18(1)
+    student = {f"module.backbone.{n}": v.clone() for n, v in _torchvision_resnet18(2).state_dict().items()}
+    torch.save({"student": student, "teacher": {f"backbone.{n}": v for n, v in t.state_dict().items()}, "epoch": 3,
+                "args": argparse.Namespace(arch="resnet18", out_dim=65536)}, tmp_path / "dino.pth")
+    got = import_encoder(tmp_path / "dino.pth", tmp_path / "t.pt", "resnet18")
+    assert (got["key"], got["prefix"]) == ("teacher", "backbone.")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "t.pt")(x), _features(t, x))
+    torch.save({"state_dict": {f"backbone.{n}": v for n, v in t.state_dict().items()}, "global_step": 10,
+                "hyper_parameters": argparse.Namespace(backbone="resnet18")}, tmp_path / "solo.ckpt")
+    assert import_encoder(tmp_path / "solo.ckpt", tmp_path / "s.pt", "resnet18")["prefix"] == "backbone."

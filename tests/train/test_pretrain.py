@@ -828,23 +828,28 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
 
 def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_weights_not_the_path(
         tiny_manifest, make_config, tmp_path):
-    """`pretrained` trains nothing: its encoder is `init_encoder`'s weights, recorded by sha256 (the recipe) with an
-    imported one's source checkpoint (said, not fingerprinted); the same weights elsewhere are the same recipe."""
+    """`pretrained` trains nothing: its encoder is `init_encoder`'s weights, recorded by their sha256 (the recipe),
+    the file's and an imported one's source checkpoint (said, not fingerprinted): the same weights imported from
+    elsewhere, in a file of other bytes, are the same recipe; other weights another."""
     import shutil
 
     from study.hashing import file_sha256
+    from study.train.backbones import weights_sha256
     from study.train.import_encoder import import_encoder
 
     torch.manual_seed(5)
     tv = torchvision.models.resnet18(weights=None)
     torch.save(tv.state_dict(), tmp_path / "tv.pth")
     import_encoder(tmp_path / "tv.pth", tmp_path / "a.pt", "resnet18")
-    shutil.copy(tmp_path / "a.pt", tmp_path / "b.pt")
+    shutil.copy(tmp_path / "tv.pth", tmp_path / "copy.pth")  # the same weights, imported from elsewhere: another file
+    import_encoder(tmp_path / "copy.pth", tmp_path / "b.pt", "resnet18")
+    assert file_sha256(tmp_path / "b.pt") != file_sha256(tmp_path / "a.pt")
     over = {"method": "pretrained", "backbone": "resnet18", "width": 64}
     out = pretrain(make_config(**over, init_encoder=str(tmp_path / "a.pt")), tmp_path / "run")
     p = out["protocol"]
     assert out["metrics"] == [] and p["steps"] == 0 and p["augmentation"] is None
     assert p["init_encoder_sha256"] == file_sha256(tmp_path / "a.pt") and p["init_encoder_recipe"] is None
+    assert p["init_encoder_weights_sha256"] == weights_sha256(load_encoder(tmp_path / "a.pt"))
     assert p["imported_from"]["source"] == str((tmp_path / "tv.pth").resolve())
     _assert_same_state(_weights(tmp_path / "run" / "encoder.pt"), _weights(tmp_path / "a.pt"))
     moved = pretrain(make_config(**over, init_encoder=str(tmp_path / "b.pt")), tmp_path / "run_b")["protocol"]

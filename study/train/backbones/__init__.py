@@ -3,6 +3,7 @@
 (`read_encoder(path)`: its spec and weights)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -36,6 +37,17 @@ def encoder_payload(encoder: nn.Module, recipe: str | None = None, protocol: dic
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     return {"backbone": dict(encoder.spec), "state_dict": state, "recipe": recipe,
             **({"protocol": protocol} if protocol is not None else {})}
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """sha256 of a module's state dict: each entry's name, dtype, shape and bytes, in name order. The same weights
+    give the same hash whatever file holds them (an encoder file's own sha256 also covers what it records)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def encoder_provenance(path: str | Path) -> tuple[str | None, dict | None]:

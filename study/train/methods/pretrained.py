@@ -1,12 +1,13 @@
 """Pretrained: no training; the run writes the encoder `init_encoder` names, trained elsewhere (a study encoder
 file: `study encoder import` makes one of a torchvision, MoCo, solo-learn or DINO checkpoint), so that the grid's
-evaluations score it with the paper's protocols. Its record names that file's sha256 (its recipe, as a study run's
-encoder carries one) and, for an imported one, the checkpoint its weights came from.
+evaluations score it with the paper's protocols. Its record names the weights' sha256 (`weights_sha256`: the recipe,
+the same for the same weights in any file), the file's, the recipe a study run's encoder carries and, for an
+imported one, the checkpoint its weights came from.
 """
 from __future__ import annotations
 
 from study.hashing import file_sha256
-from study.train.backbones import encoder_provenance
+from study.train.backbones import encoder_provenance, weights_sha256
 from study.train.methods import METHODS, Method
 
 
@@ -20,8 +21,10 @@ class Pretrained(Method):
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)  # the loop loaded `cfg.init_encoder`'s weights into it
         recipe, provenance = encoder_provenance(cfg.init_encoder)
-        # the weights' hash is the recipe (the fingerprint); where they came from is said, not fingerprinted
-        self.source = {"init_encoder_sha256": file_sha256(cfg.init_encoder), "init_encoder_recipe": recipe,
+        # the weights' hash is the recipe (fingerprinted); the file's (`study status` compares it with the file, to
+        # find a result of an encoder since replaced) and where the weights came from are said, not fingerprinted
+        self.source = {"init_encoder_weights_sha256": weights_sha256(encoder), "init_encoder_recipe": recipe,
+                       "init_encoder_sha256": file_sha256(cfg.init_encoder),
                        "imported_from": (provenance or {}).get("imported")}
 
     def protocol(self) -> dict:
