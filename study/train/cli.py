@@ -34,7 +34,7 @@ def _import(a: argparse.Namespace) -> int:
     got = import_encoder(a.checkpoint, a.out, a.backbone, a.width, a.key, a.prefix)
     left = got["left_out"]
     print(f"encoder {a.out}: {a.backbone} (width {a.width}) from {a.checkpoint} (key {got['key'] or '-'}, prefix "
-          f"{got['prefix'] or '-'}; sha256 {got['sha256'][:16]})"
+          f"{got['prefix'] or '-'}; checkpoint sha256 {got['sha256'][:16]})"
           + (f"; left out {len(left)} key(s) not of the encoder: {', '.join(left[:6])}{' ...' * (len(left) > 6)}"
              if left else ""))
     return 0

@@ -22,7 +22,7 @@ import torch
 
 from study.atomic import write_bytes
 from study.configfields import positive_int
-from study.errors import StudyError
+from study.errors import StudyError, os_reason
 from study.hashing import file_sha256
 from study.train.backbones import BACKBONES, build_backbone, encoder_payload
 from study.train.checkpoint import load_error
@@ -37,8 +37,12 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
     """Write `out`, a study encoder file of `backbone` (at `width`) holding the weights of the checkpoint `src`;
     returns what it records of them: `source` (its path), its `sha256`, `key`, `prefix`, the keys `left_out`.
     StudyError naming `src` for an unreadable checkpoint, no state dict, no or several encoders, a missing weight or
-    a shape that does not fit; nothing is written then."""
-    src = Path(src)
+    a shape that does not fit; naming `out` where it is the checkpoint itself or cannot be written; nothing is written
+    then."""
+    src, out = Path(src), Path(out)
+    if out.resolve() == src.resolve():  # the write would replace the checkpoint: its heads and other keys lost
+        raise StudyError(f"{out} is the checkpoint {src} itself: write the study encoder file to another path (the "
+                         "checkpoint would be replaced)")
     BACKBONES.get(backbone, "--backbone")
     positive_int(width, "--width")
     state, key = _state_dict(_read(src), key, src)
@@ -61,7 +65,10 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
                   "left_out": left_out}
     buffer = io.BytesIO()
     torch.save(encoder_payload(encoder, None, {"imported": provenance}), buffer)
-    write_bytes(out, buffer.getvalue())
+    try:
+        write_bytes(out, buffer.getvalue())
+    except OSError as e:  # else named by the temporary file it was written to first
+        raise StudyError(f"{out}: cannot write the encoder file ({os_reason(e)})") from None
     return provenance
 
 
@@ -78,6 +85,8 @@ def _read(src: Path) -> Any:
         return torch.load(src, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StudyError(f"{src}: checkpoint not found") from None
+    except OSError as e:  # a folder, no permission: not a matter of what the file holds
+        raise StudyError(f"{src}: cannot read the checkpoint ({os_reason(e)})") from None
     except Exception as e:  # corrupt, or objects weights_only does not load (a Lightning checkpoint's hyperparameters)
         raise StudyError(f"{src}: cannot read its weights ({load_error(e)}); where it holds other objects, save its "
                          "state dict alone first, in Python, for a file you trust: ckpt = torch.load(path, "

@@ -107,6 +107,7 @@ def test_study_encoder_import_says_what_it_wrote_and_left_out(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and out.startswith(f"encoder {tmp_path / 'enc.pt'}: resnet18 (width 64) from ")
     assert out.rstrip().endswith("; left out 2 key(s) not of the encoder: fc.bias, fc.weight"), out
+    assert f"; checkpoint sha256 {file_sha256(tmp_path / 'tv.pth')[:16]})" in out, out  # the source's, not OUT's
     code = main(["encoder", "import", str(tmp_path / "tv.pth"), str(tmp_path / "x.pt"), "--backbone", "resnet50"])
     assert code == 2 and "weight(s) of resnet50" in capsys.readouterr().err
 
@@ -143,3 +144,21 @@ def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_
     torch.save({"state_dict": {f"backbone.{n}": v for n, v in t.state_dict().items()}, "global_step": 10,
                 "hyper_parameters": argparse.Namespace(backbone="resnet18")}, tmp_path / "solo.ckpt")
     assert import_encoder(tmp_path / "solo.ckpt", tmp_path / "s.pt", "resnet18")["prefix"] == "backbone."
+
+
+def test_an_out_that_is_the_checkpoint_or_cannot_be_written_is_refused_naming_it(tmp_path):
+    """`study encoder import ck.pth ck.pth` replaced the checkpoint (its classifier, its other keys) with the study
+    encoder file; an OUT that cannot be written was named by the temporary file beside it; a CHECKPOINT that is a
+    folder was told to save its state dict alone."""
+    torch.save(_torchvision_resnet18().state_dict(), tmp_path / "tv.pth")
+    before = (tmp_path / "tv.pth").read_bytes()
+    with pytest.raises(StudyError, match=r"tv.pth is the checkpoint .*tv.pth itself: write the study encoder file to "
+                                         r"another path"):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "." / "tv.pth", "resnet18")
+    assert (tmp_path / "tv.pth").read_bytes() == before
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StudyError, match=r"^\S*folder: cannot write the encoder file \("):
+        import_encoder(tmp_path / "tv.pth", tmp_path / "folder", "resnet18")
+    with pytest.raises(StudyError, match=r"^\S*folder: cannot read the checkpoint \(Is a directory\)$"):
+        import_encoder(tmp_path / "folder", tmp_path / "enc.pt", "resnet18")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "tv.pth"]
