@@ -58,7 +58,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     schedule = schedule_warnings(plan, meta) if manifests else []
-    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + schedule + roots
+    return (unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + init_encoder_shared_warnings(plan)
+            + schedule + roots)
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -269,6 +270,8 @@ def image_size_warnings(plan: Plan) -> list[str]:
     for job in plan.by_stage("evaluate"):
         size = _crop_size(job.config["evaluate"], EvalConfig.image_size)
         for dep in job.depends_on:
+            if not _trains(plan.job(dep)):  # random, pretrained: its image_size is no size it was trained at
+                continue
             trained = _crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
             if trained != size:
                 seen.setdefault((_at(plan, job, "image_size"), size, trained), []).append(job)
@@ -488,6 +491,23 @@ def init_encoder_not_here(plan: Plan) -> list[str]:
     return [f"{where}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
             f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
             f"stop on it"]
+
+
+def init_encoder_shared_warnings(plan: Plan) -> list[str]:
+    """One line where a grid scores a given encoder (a method that needs `init_encoder`: `pretrained`) beside methods
+    that train: `defaults.pretrain.init_encoder` is every pretraining job's, so those start from it too. A warning:
+    fine-tuning a given encoder by SimCLR may be meant."""
+    from study.train.methods import METHODS
+
+    jobs = plan.by_stage("pretrain")
+    given = any(j.axes["method"] in METHODS and METHODS.get(j.axes["method"]).needs_init_encoder for j in jobs)
+    trained = sorted({j.axes["method"] for j in jobs if _trains(j)})
+    if not (given and trained):
+        return []
+    line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
+    return [f"{at(plan.path, line)}: defaults.pretrain.init_encoder: the jobs of {', '.join(trained)} start from it "
+            "too (it is every pretraining job's): to score a given encoder beside encoders trained from scratch, "
+            "give each its own grid (they may share a workdir), unless that is meant"]
 
 
 def roots_not_here(plan: Plan, meta) -> list[str]:

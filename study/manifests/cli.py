@@ -135,7 +135,10 @@ def _list(a: argparse.Namespace) -> int:
     from study.manifests.report import list_rows, list_text
 
     if a.format == "json":
-        print(json.dumps(list_rows(), indent=1))
+        rows = list_rows()
+        if not rows:  # `[]` alone would not tell a script that the folder is missing
+            print(f"study: warning: {list_text().rstrip()}", file=sys.stderr)
+        print(json.dumps(rows, indent=1))
     else:
         print(list_text(), end="")
     return 0

@@ -102,7 +102,7 @@ def _without_curve_note(table: pd.DataFrame, no_curve: set[str]) -> str:
         return ""
     shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
     return (f" Not drawn: {len(lacking)} pretraining job(s) with a result but no {FILE} (a method that trains "
-            f"nothing, such as random, or a run folder that lost it): {shown}.")
+            f"nothing, random or pretrained, or a run folder that lost it): {shown}.")
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,28 @@ def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(w
     assert "image_size (defaults.evaluate, or the entry's params) to 32 unless that is meant" in err
 
 
+def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_given_one_beside_trained_ones_a_warning(
+        write_grid, capsys, tmp_path):
+    """random and pretrained jobs train at no image size: an evaluation of theirs at another is no mistake. A grid
+    scoring a given encoder (`pretrained`) beside SimCLR starts SimCLR from it too (init_encoder is every pretraining
+    job's): said at the init_encoder line."""
+    (tmp_path / "enc.pt").write_bytes(b"")
+    g = write_grid("""
+    axes: {method: [random, pretrained], dataset: [alpha], size: [1k]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100]}
+    """, pretrain={"image_size": 32, "init_encoder": str(tmp_path / "enc.pt")})
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and "warning" not in err, err
+    g.write_text(g.read_text().replace("[random, pretrained]", "[simclr, pretrained]"))
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "init_encoder" in t)
+    assert code == 0 and (f"study: warning: {g}:{line}: defaults.pretrain.init_encoder: the jobs of simclr start "
+                          "from it too") in err, err
+    assert "image_size 224 encoders pretrained at 32 px" in err  # simclr's evaluation still named
+
+
 def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_line(tmp_path, write_grid):
     """A typo there used to leave the estimate as it was, in silence."""
     p = tmp_path / "p.yaml"

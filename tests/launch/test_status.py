@@ -645,8 +645,9 @@ def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
 
 
 def test_status_says_an_ended_jobs_log_was_never_written(env):
-    """A Slurm job scancelled while pending never started: its log path is named with the note that the file is not
-    there (a user looked for it), and a job that ran keeps its path alone."""
+    """A job cancelled before it started (a Slurm job scancelled while pending; here local events stand in) has no
+    log: its path is named with the note that the file is not there (a user looked for it); a job that ran keeps its
+    path alone."""
     wd = env / "wd"
     ran, never = env / "p1.log", env / "p2.log"
     ran.write_text("==== header\n")

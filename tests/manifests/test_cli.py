@@ -197,7 +197,7 @@ def test_list_and_show_count_each_subset_by_its_own_sizes(build, cli):
         assert [int(r[k]) for r in per_class] == rows["label"].value_counts().reindex(range(4), fill_value=0).tolist()
 
 
-def test_list_and_show_as_json_hold_the_tables_values_whole(build, cli, manifests):
+def test_list_and_show_as_json_hold_the_tables_values_whole(build, cli, manifests, monkeypatch):
     """--format json, for scripts: list's rows with whole values (sizes as numbers, the whole hash; an unreadable
     manifest says why), show's metadata as written and its images per class under the table's column names."""
     build("toy", "--sizes", "5,10", "--labeled-sizes", "4,8")
@@ -218,6 +218,10 @@ def test_list_and_show_as_json_hold_the_tables_values_whole(build, cli, manifest
     assert list(counts) == ["class_names", "all", "5", "10", "labeled 4", "labeled 8"]
     assert counts["class_names"] == list(m.class_names)
     assert counts["labeled 8"] == m.labeled(8)["label"].value_counts().reindex(range(4), fill_value=0).tolist()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(manifests / "none"))  # no manifests: [] and, on stderr, why
+    code, out, err = cli("manifest", "list", "--format", "json")
+    assert (code, json.loads(out)) == (0, []) and err == f"study: warning: no manifests in {manifests / 'none'} " \
+                                                          "(no such folder; STUDY_MANIFESTS names it)\n", err
 
 
 def test_labeled_uniform_draws_labeled_subsets_by_frequency_not_per_class(build):
