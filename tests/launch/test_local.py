@@ -80,6 +80,12 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     assert code == 1 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err
     assert err.strip().splitlines()[-1].endswith("| finished; 2 job(s) not run, failed or cancelled before or blocked "
                                                  "by such a dependency: `study submit --retry-failed` reruns them"), err
+    # --only its dependent: still blocked by the failed job, which --retry-failed reruns only when named too
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--retry-failed",
+                            "--only", by["bad:evaluate"].id])
+    assert code == 1 and err.strip().splitlines()[-1].endswith(
+        "| finished; 1 job(s) not run, failed or cancelled before or blocked by such a dependency: name their failed "
+        "dependencies with --only too"), err
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--retry-failed"])
     assert code == 1 and "running 2 job(s)" in err  # the failed one again, and its cancelled dependent
 

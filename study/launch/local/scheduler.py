@@ -237,8 +237,10 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
     threads = max(1, usable_cores() // n_workers)
     logs_dir(workdir).mkdir(parents=True, exist_ok=True)
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
+    left_hint = ("`study submit --retry-failed` reruns them" if not retry_failed else  # then: --only left them out
+                 "name their failed dependencies with --only too")
     local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads,
-                      sel.left_unfinished())
+                      sel.left_unfinished(), left_hint)
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
          f"{sel.summary()}", err)
     return local.run()
@@ -257,6 +259,7 @@ class _LocalRun:
     devices: list[str | None]  # per slot: its worker's CUDA_VISIBLE_DEVICES
     threads: int  # per worker
     left: list[str] = field(default_factory=list)  # skipped: failed or cancelled before, or blocked by such a job
+    left_hint: str = ""  # what reruns them
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
@@ -305,7 +308,7 @@ class _LocalRun:
             f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
             "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else "") + (
             f"; {len(self.left)} job(s) not run, failed or cancelled before or blocked by such a dependency: "
-            "`study submit --retry-failed` reruns them" if self.left else "") + (
+            f"{self.left_hint}" if self.left else "") + (
             f"; {len(others)} job(s) still run by another command on this workdir ({', '.join(others)}): "
             "`study status` follows them" if others else ""))
         return 1 if self.failed or self.not_run or self.left else 0
