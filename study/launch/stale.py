@@ -50,7 +50,9 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
             return None  # unreadable: the job that reads it names it
 
     def replaced(protocol: Any) -> str | None:
-        path, recorded = protocol.get("init_encoder"), protocol.get("init_encoder_sha256")
+        # the path the run resolved (a relative one read where status runs would miss it elsewhere), or as given
+        path = protocol.get("init_encoder_file") or protocol.get("init_encoder")
+        recorded = protocol.get("init_encoder_sha256")
         if isinstance(path, str) and isinstance(recorded, str) and sha256_now(path) not in (None, recorded):
             return f"init_encoder {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
         return None

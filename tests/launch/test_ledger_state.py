@@ -998,3 +998,9 @@ def test_stale_results_names_a_result_whose_init_encoder_file_was_replaced_and_i
         "p0": f"pretrain job p0: its result used init_encoder enc.pt with content {old[:12]}, which now holds "
               f"{new[:12]}",
         "e0": "evaluate job e0: it used the result of job p0, which is stale"}
+    # the path the run resolved, where it recorded one: found from another folder too
+    _write_result(wd, "p0", {"init_encoder": "enc.pt", "init_encoder_file": str(tmp_path / "enc.pt"),
+                             "init_encoder_sha256": old})
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert list(stale_results(jobs, wd)) == ["p0", "e0"]

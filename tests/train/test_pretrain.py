@@ -850,6 +850,7 @@ def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_we
     assert out["metrics"] == [] and p["steps"] == 0 and p["augmentation"] is None
     assert p["init_encoder_sha256"] == file_sha256(tmp_path / "a.pt") and p["init_encoder_recipe"] is None
     assert p["init_encoder_weights_sha256"] == weights_sha256(load_encoder(tmp_path / "a.pt"))
+    assert p["init_encoder_file"] == str((tmp_path / "a.pt").resolve())
     assert p["imported_from"]["source"] == str((tmp_path / "tv.pth").resolve())
     _assert_same_state(_weights(tmp_path / "run" / "encoder.pt"), _weights(tmp_path / "a.pt"))
     moved = pretrain(make_config(**over, init_encoder=str(tmp_path / "b.pt")), tmp_path / "run_b")["protocol"]

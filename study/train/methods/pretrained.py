@@ -6,6 +6,8 @@ imported one, the checkpoint its weights came from.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from study.hashing import file_sha256
 from study.train.backbones import encoder_provenance, weights_sha256
 from study.train.methods import METHODS, Method
@@ -25,6 +27,7 @@ class Pretrained(Method):
         # find a result of an encoder since replaced) and where the weights came from are said, not fingerprinted
         self.source = {"init_encoder_weights_sha256": weights_sha256(encoder), "init_encoder_recipe": recipe,
                        "init_encoder_sha256": file_sha256(cfg.init_encoder),
+                       "init_encoder_file": str(Path(cfg.init_encoder).resolve()),  # a relative path, resolved
                        "imported_from": (provenance or {}).get("imported")}
 
     def protocol(self) -> dict:
