@@ -58,8 +58,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     schedule = schedule_warnings(plan, meta) if manifests else []
-    return (unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + init_encoder_shared_warnings(plan)
-            + schedule + roots)
+    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + schedule + roots
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -482,32 +481,21 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
 
 
 def init_encoder_not_here(plan: Plan) -> list[str]:
-    """`defaults.pretrain.init_encoder` said when it is not a file here: every pretraining job would stop on it."""
-    path = plan.grid.defaults_pretrain.get("init_encoder")
-    if not isinstance(path, str) or Path(path).is_file():
-        return []  # null, or a wrong type the config check names
-    line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
-    where = at(plan.path, line)
-    return [f"{where}: defaults.pretrain.init_encoder: {path} is not a file here (relative paths are read "
-            f"from the folder the jobs start in: the one `study submit` is run from); every pretraining job would "
-            f"stop on it"]
-
-
-def init_encoder_shared_warnings(plan: Plan) -> list[str]:
-    """One line where a grid scores a given encoder (a method that needs `init_encoder`: `pretrained`) beside methods
-    that train: `defaults.pretrain.init_encoder` is every pretraining job's, so those start from it too. A warning:
-    fine-tuning a given encoder by SimCLR may be meant."""
-    from study.train.methods import METHODS
-
-    jobs = plan.by_stage("pretrain")
-    given = any(j.axes["method"] in METHODS and METHODS.get(j.axes["method"]).needs_init_encoder for j in jobs)
-    trained = sorted({j.axes["method"] for j in jobs if _trains(j)})
-    if not (given and trained):
-        return []
-    line = plan.grid.defaults_lines.get("pretrain", {}).get("init_encoder")
-    return [f"{at(plan.path, line)}: defaults.pretrain.init_encoder: the jobs of {', '.join(trained)} start from it "
-            "too (it is every pretraining job's): to score a given encoder beside encoders trained from scratch, "
-            "give each its own grid (they may share a workdir), unless that is meant"]
+    """`defaults.pretrain.init_encoder` (every pretraining job starts from it) and `pretrain.pretrained.encoder_file`
+    (what method `pretrained` scores) said when not a file here: each job that reads it would stop on it."""
+    d = plan.grid.defaults_pretrain
+    given = [("init_encoder", d.get("init_encoder"))]
+    if isinstance(d.get("pretrained"), dict) and any(j.axes["method"] == "pretrained" for j in plan.jobs):
+        given.append(("pretrained.encoder_file", d["pretrained"].get("encoder_file")))
+    out = []
+    for key, path in given:
+        if not isinstance(path, str) or not path or Path(path).is_file():
+            continue  # null, or a wrong type the config check names
+        line = plan.grid.defaults_lines.get("pretrain", {}).get(key.split(".")[0])
+        out.append(f"{at(plan.path, line)}: defaults.pretrain.{key}: {path} is not a file here (relative paths are "
+                   f"read from the folder the jobs start in: the one `study submit` is run from); every pretraining "
+                   f"job that reads it would stop on it")
+    return out
 
 
 def roots_not_here(plan: Plan, meta) -> list[str]:

@@ -137,15 +137,15 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
                 refuse_live_dependents(plan, workdir, stale)
                 folder = move(plan, workdir, stale)
         if stale:
-            print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt or an init_encoder "
-                  f"file since replaced (and their job folders) in {folder}; their jobs run again"
+            print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt or an encoder file "
+                  f"since replaced (and their job folders) in {folder}; their jobs run again"
                   + ("" if only is None else " (those --only or --where selects now, the others at a submit "
                                              "without them)"),
                   file=sys.stderr)
     elif stale:
         wd, lines = Path(workdir).resolve(), list(stale.values())
         raise StudyError(f"{len(stale)} result(s) in {wd}/results were computed on a manifest since rebuilt under the "
-                         f"same name, or an init_encoder file since replaced:\n  " + "\n  ".join(lines[:5])
+                         f"same name, or an encoder file since replaced:\n  " + "\n  ".join(lines[:5])
                          + ("\n  ..." if len(stale) > 5 else "")
                          + "\nTo rerun them on the new manifest (encoder file), `study submit --set-aside-stale` "
                          f"moves their results/<id>.json and jobs/<id>/ to {wd}/stale/<time>/, or submit to a new "

@@ -1,5 +1,5 @@
 """Results computed on a manifest since rebuilt under the same name (another content hash), or by a method
-`pretrained` run on an `init_encoder` file since replaced at its path: `stale_results` finds them, which
+`pretrained` run on an encoder file since replaced at its path: `stale_results` finds them, which
 `study submit` refuses to count as done, and `set_aside` moves them out of the workdir's way (`study submit
 --set-aside-stale`), so that their jobs run again."""
 from __future__ import annotations
@@ -31,8 +31,9 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
     same name (another content hash), its own or, for an evaluation, its encoder's pretraining's (the record's
     `pretrain`: that encoder is trained again), or that depends on such a job (`jobs` in plan order: its encoder is
     trained again also where the record names no `pretrain`, an encoder file of an older study), or whose
-    `init_encoder` (a path, read from where the command runs) now holds other bytes than the record's
-    `init_encoder_sha256` (an encoder imported again at the same path): that result would otherwise count as done."""
+    encoder file (`init_encoder_file`: the path a `pretrained` run resolved; else `init_encoder`, read from where the
+    command runs) now holds other bytes than the record's `init_encoder_sha256` (an encoder imported again at the
+    same path): that result would otherwise count as done."""
     from study.manifests.store import load_meta
 
     @functools.cache
@@ -54,7 +55,7 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
         path = protocol.get("init_encoder_file") or protocol.get("init_encoder")
         recorded = protocol.get("init_encoder_sha256")
         if isinstance(path, str) and isinstance(recorded, str) and sha256_now(path) not in (None, recorded):
-            return f"init_encoder {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
+            return f"encoder file {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
         return None
 
     def rebuilt(protocol: Any) -> str | None:

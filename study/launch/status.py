@@ -40,7 +40,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     the jobs in the plan's order: what `study status` prints, one row per job. `progress`: the latest progress line
     of a running job's log (or of one a local run left unfinished), `progress_count` its [done, total]
     (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere. `stale`: why a
-    done job's result is stale (a manifest since rebuilt, an init_encoder file replaced: `study submit` refuses
+    done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study submit` refuses
     it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
     from study.grids.render import job_json, plan_axes
@@ -147,7 +147,7 @@ def _stale(jobs: list, workdir: str | Path, states: dict[str, JobState], out: Te
     rebuilt = [why for job_id, why in stale_results(jobs, workdir).items() if job_id in states]
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name (or an "
-                  f"init_encoder file since replaced): `study submit` refuses to go on until their results/<id>.json "
+                  f"encoder file since replaced): `study submit` refuses to go on until their results/<id>.json "
                   f"and jobs/<id>/ are moved out of the workdir (`study submit --set-aside-stale` moves them, then "
                   f"runs them again) or the old manifests (encoder files) restored:\n"
                   + "".join(f"  {line}\n" for line in rebuilt[:8])

@@ -61,7 +61,7 @@ RUN_SPECIFIC_KEYS = frozenset({
     "code_version", "torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder", "git",
     "device", "device_kind", "devices_used", "gpu_peak_memory_gb", "tf32", "num_workers", "cpu_threads", "run_dir",
     "cache_dir", "workdir",
-    "job_id", "encoders", "encoder_paths", "init_encoder", "init_encoder_file", "init_encoder_sha256",
+    "job_id", "encoders", "encoder_paths", "init_encoder", "encoder_file", "init_encoder_file", "init_encoder_sha256",
     "imported_from", "checkpoint", "resumed", "resumed_from", "resumed_from_steps", "requeues", "probes",
     "chosen_weight_decay", "extraction", "pretrain",
 }) | frozenset(PRETRAIN_RUN_ONLY) | frozenset(EVALUATE_RUN_ONLY)  # how often to checkpoint or log, loader workers

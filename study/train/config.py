@@ -182,10 +182,9 @@ class PretrainConfig:
             raise bad("subset", f"expected 'pretrain' or 'labeled', got {self.subset!r}")
         if self.init_encoder is not None and not isinstance(self.init_encoder, str):
             raise bad("init_encoder", f"expected a path or null, got {self.init_encoder!r}")
-        if METHODS.get(self.method).needs_init_encoder and not self.init_encoder:
-            raise bad("init_encoder", f"method {self.method} evaluates an encoder trained elsewhere: name its study "
-                                      "encoder file (`study encoder import` makes one of a torchvision, MoCo, "
-                                      "solo-learn or DINO checkpoint)")
+        lacking = METHODS.get(self.method).config_error(self)
+        if lacking:
+            raise StudyError(f"{where}.{lacking}")
         seed_int(self.seed, f"{where}.seed")
         if not is_num(self.epochs) or self.epochs < 0:
             raise bad("epochs", f"expected a number >= 0, got {self.epochs!r}")

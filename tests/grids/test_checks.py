@@ -12,6 +12,7 @@ import pytest
 import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
+from study.grids.checks import init_encoder_not_here
 from study.manifests.store import SCHEMA_VERSION
 from tests.grids.conftest import REPO, line_of, run_plan_cli
 from tests.image_trees import write_quadrant_tree
@@ -165,26 +166,26 @@ def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(w
     assert "image_size (defaults.evaluate, or the entry's params) to 32 unless that is meant" in err
 
 
-def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_given_one_beside_trained_ones_a_warning(
+def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_missing_encoder_file_is_named(
         write_grid, capsys, tmp_path):
-    """random and pretrained jobs train at no image size: an evaluation of theirs at another is no mistake. A grid
-    scoring a given encoder (`pretrained`) beside SimCLR starts SimCLR from it too (init_encoder is every pretraining
-    job's): said at the init_encoder line."""
+    """random and pretrained jobs train at no image size: an evaluation of theirs at another is no mistake. The file
+    `pretrained.encoder_file` names is said where it is not here, at the line of `pretrained`."""
     (tmp_path / "enc.pt").write_bytes(b"")
     g = write_grid("""
     axes: {method: [random, pretrained], dataset: [alpha], size: [1k]}
     stages:
       evaluate:
         - {protocol: linear, labeled_sizes: [100]}
-    """, pretrain={"image_size": 32, "init_encoder": str(tmp_path / "enc.pt")})
+    """, pretrain={"image_size": 32, "pretrained": {"encoder_file": str(tmp_path / "enc.pt")}})
     code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 0 and "warning" not in err, err
-    g.write_text(g.read_text().replace("[random, pretrained]", "[simclr, pretrained]"))
-    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
-    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "init_encoder" in t)
-    assert code == 0 and (f"study: warning: {g}:{line}: defaults.pretrain.init_encoder: the jobs of simclr start "
-                          "from it too") in err, err
-    assert "image_size 224 encoders pretrained at 32 px" in err  # simclr's evaluation still named
+    assert init_encoder_not_here(plan_grid(g)) == []
+    (tmp_path / "enc.pt").unlink()
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "pretrained:" in t)
+    warnings = init_encoder_not_here(plan_grid(g))
+    assert warnings == [f"{g}:{line}: defaults.pretrain.pretrained.encoder_file: {tmp_path / 'enc.pt'} is not a file "
+                        "here (relative paths are read from the folder the jobs start in: the one `study submit` is "
+                        "run from); every pretraining job that reads it would stop on it"], warnings
 
 
 def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_line(tmp_path, write_grid):

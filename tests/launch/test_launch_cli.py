@@ -82,7 +82,7 @@ def test_a_submit_over_results_of_rebuilt_manifests_lists_five_then_dots(env):
         _refuse_stale_results(SimpleNamespace(jobs=jobs), wd)
     lines = str(e.value).splitlines()
     assert lines[0] == f"6 result(s) in {wd.resolve()}/results were computed on a manifest since rebuilt under the " \
-                       "same name, or an init_encoder file since replaced:"
+                       "same name, or an encoder file since replaced:"
     assert [ln.split()[2] for ln in lines[1:6]] == ["p0:", "p1:", "p2:", "p3:", "p4:"] and lines[6] == "  ..."
     assert "or submit to a new --workdir" in lines[7]
     with pytest.raises(StudyError) as e:
@@ -118,7 +118,7 @@ def test_set_aside_stale_moves_the_stale_results_and_job_folders_and_lets_the_su
     assert (folder / "jobs" / "p0" / "encoder.pt").read_text() == "p0"
     assert sorted(p.name for p in (wd / "results").glob("*.json")) == ["p1.json"]
     assert sorted(p.name for p in (wd / "jobs").iterdir()) == ["p1"]
-    assert (f"set aside 2 result(s) computed on a manifest since rebuilt or an init_encoder file since replaced "
+    assert (f"set aside 2 result(s) computed on a manifest since rebuilt or an encoder file since replaced "
             f"(and their job folders) in {folder}") in capsys.readouterr().err
     _refuse_stale_results(SimpleNamespace(jobs=jobs), wd)  # nothing stale is left
     latest = Ledger(wd, "g").replay().latest  # each reads missing, not failed for a result gone: it runs again

@@ -995,7 +995,7 @@ def test_stale_results_names_a_result_whose_init_encoder_file_was_replaced_and_i
     (tmp_path / "enc.pt").write_bytes(b"new weights")
     new = file_sha256(tmp_path / "enc.pt")
     assert stale_results(jobs, wd) == {
-        "p0": f"pretrain job p0: its result used init_encoder enc.pt with content {old[:12]}, which now holds "
+        "p0": f"pretrain job p0: its result used encoder file enc.pt with content {old[:12]}, which now holds "
               f"{new[:12]}",
         "e0": "evaluate job e0: it used the result of job p0, which is stale"}
     # the path the run resolved, where it recorded one: found from another folder too

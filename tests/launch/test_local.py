@@ -454,15 +454,15 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 2 and "computed on a manifest since rebuilt" in err and "toy_train" in err, err
         # status said every job done and nothing of it: the user learnt it only from a submit that refused
         code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
-        assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name (or an init_encoder "
-                              "file since replaced): `study submit` refuses to go on") in out, out
+        assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name (or an encoder file "
+                              "since replaced): `study submit` refuses to go on") in out, out
         assert "its result used manifest toy_train with content" in out, out
         code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])  # scripts too
         stale = {j["id"]: j["stale"] for j in json.loads(out)["jobs"]}
         assert code == 0 and len(stale) == 2 and all("used manifest toy_train" in why for why in stale.values()), out
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--set-aside-stale"])
         [aside] = (wd / "stale").iterdir()
-        assert (f"set aside 2 result(s) computed on a manifest since rebuilt or an init_encoder file since replaced "
+        assert (f"set aside 2 result(s) computed on a manifest since rebuilt or an encoder file since replaced "
                 f"(and their job folders) in {aside}") in err
         assert len(list((aside / "results").iterdir())) == 2 and len(list((aside / "jobs").iterdir())) == 2, err
         assert "started pretrain" in err, err  # run again (on the edited manifest file, which may fail it)
@@ -1115,9 +1115,10 @@ def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another
 
 
 def test_an_imported_encoder_runs_through_a_grid_as_method_pretrained(env, monkeypatch):
-    """`study encoder import`, then a grid of `method: pretrained` with `init_encoder` (a path relative to where
-    submit runs): its pretraining job writes that encoder, trains nothing, and its probe scores it; the records say
-    where its weights came from."""
+    """`study encoder import`, then a grid of SimCLR beside `method: pretrained` with `pretrained.encoder_file` (a
+    path relative to where submit runs): its job writes that encoder, trains nothing, and its probe scores it (the
+    records say where its weights came from), while SimCLR trains from scratch beside it."""
+    import pandas as pd
     import torch
 
     from study.cli import main
@@ -1131,15 +1132,16 @@ def test_an_imported_encoder_runs_through_a_grid_as_method_pretrained(env, monke
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, env / "theirs.pth")
     assert main(["encoder", "import", "theirs.pth", "enc.pt", "--backbone", "resnet18_small", "--width", "4"]) == 0
     grid = env / "g.yaml"
-    grid.write_text(grid_text("imported").replace("[simclr]", "[pretrained]")
-                    .replace("pretrain: {", "pretrain: {init_encoder: enc.pt, "))
+    grid.write_text(grid_text("imported").replace("[simclr]", "[simclr, pretrained]")
+                    .replace("pretrain: {", "pretrain: {pretrained: {encoder_file: enc.pt}, "))
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd"), "--workers", "1"])
     assert code == 0, err
     table = collect(env / "wd")
-    assert len(table) == 3, table  # the pretraining (no metric) and a probe at each labeled size
-    pre = table[table["stage"] == "pretrain"].iloc[0]
-    assert pre["method"] == "pretrained" and pre["protocol.steps"] == 0
+    pre = table[(table["stage"] == "pretrain") & (table["method"] == "pretrained")].iloc[0]
+    assert pre["protocol.steps"] == 0 and pd.isna(pre["value"])  # no metric: it trained nothing
+    trained = table[(table["stage"] == "pretrain") & (table["method"] == "simclr")]
+    assert (trained["protocol.steps"] == 6).all() and trained["protocol.init_encoder"].isna().all()  # from scratch
     assert pre["protocol.imported_from.prefix"] == "module."
     assert json.loads(pre["protocol.imported_from.left_out"]) == ["fc.bias", "fc.weight"]
-    probes = table[(table["stage"] == "evaluate") & (table["metric"] == "top1")]
+    probes = table[(table["stage"] == "evaluate") & (table["metric"] == "top1") & (table["method"] == "pretrained")]
     assert sorted(probes["labeled_size"]) == [16, 32] and probes["value"].between(0, 1).all()

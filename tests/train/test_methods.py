@@ -1,5 +1,6 @@
 """MoCo's queue, BYOL's target network, SimCLR and supervised forward passes, backbones and encoder files."""
 import copy
+import dataclasses
 import functools
 import math
 
@@ -144,18 +145,20 @@ def test_simclr_v2_output_bn_scales_without_shifting(make_method):
 def test_every_registered_method_builds_its_preset_and_runs_a_step(make_method, make_config, name, tmp_path):
     """What the config and the loop ask of any method, a new one included: an augmentation preset, a temperature
     only where it has one, and a forward pass giving a finite scalar loss that trains (or no training at all). A
-    method that needs `init_encoder` is refused without one, and given one."""
+    method that scores a given encoder (`encoder_file` among its settings) is refused without one, and given one."""
     cls = METHODS.get(name)
-    if cls.needs_init_encoder:
-        with pytest.raises(StudyError, match=f"^pretrain.init_encoder: method {name} evaluates an encoder"):
+    fields = {f.name for f in dataclasses.fields(cls.settings)} if cls.settings else set()
+    if "encoder_file" in fields:  # a method that scores a given encoder: refused without one, then given one
+        with pytest.raises(StudyError, match=f"^pretrain.{name}.encoder_file: method {name} scores a given encoder"):
             make_config(method=name)
-        init = tmp_path / "init.pt"
-        torch.save(encoder_payload(build_backbone("resnet18_small", 4)), init)
-        make_config = functools.partial(make_config, init_encoder=str(init))
-        make_method = functools.partial(make_method, init_encoder=str(init))
+        given = tmp_path / "given.pt"
+        torch.save(encoder_payload(build_backbone("resnet18_small", 4)), given)
+        make_config = functools.partial(make_config, **{name: {"encoder_file": str(given)}})
+        make_method = functools.partial(make_method, **{name: {"encoder_file": str(given)}})
     # its optimizer recipe, read and validated as a grid that sets no `optim` reads it (make_config names LARS, which
     # leaves out every other optimizer's recipe: a recipe's typo or bad value passed here)
-    own = PretrainConfig.from_dict({"manifest": "m", "method": name, "init_encoder": "given.pt"})
+    own = PretrainConfig.from_dict({"manifest": "m", "method": name,
+                                    **({name: {"encoder_file": "given.pt"}} if "encoder_file" in fields else {})})
     assert {k: getattr(own.optim, k) for k in cls.optim} == {k: tuple(v) if isinstance(v, list) else v
                                                              for k, v in cls.optim.items()}
     cfg = make_config(method=name)

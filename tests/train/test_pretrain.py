@@ -845,7 +845,11 @@ def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_we
     import_encoder(tmp_path / "copy.pth", tmp_path / "b.pt", "resnet18")
     assert file_sha256(tmp_path / "b.pt") != file_sha256(tmp_path / "a.pt")
     over = {"method": "pretrained", "backbone": "resnet18", "width": 64}
-    out = pretrain(make_config(**over, init_encoder=str(tmp_path / "a.pt")), tmp_path / "run")
+
+    def given(path):
+        return {"pretrained": {"encoder_file": str(path)}}
+
+    out = pretrain(make_config(**over, **given(tmp_path / "a.pt")), tmp_path / "run")
     p = out["protocol"]
     assert out["metrics"] == [] and p["steps"] == 0 and p["augmentation"] is None
     assert p["init_encoder_sha256"] == file_sha256(tmp_path / "a.pt") and p["init_encoder_recipe"] is None
@@ -853,16 +857,19 @@ def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_we
     assert p["init_encoder_file"] == str((tmp_path / "a.pt").resolve())
     assert p["imported_from"]["source"] == str((tmp_path / "tv.pth").resolve())
     _assert_same_state(_weights(tmp_path / "run" / "encoder.pt"), _weights(tmp_path / "a.pt"))
-    moved = pretrain(make_config(**over, init_encoder=str(tmp_path / "b.pt")), tmp_path / "run_b")["protocol"]
+    moved = pretrain(make_config(**over, **given(tmp_path / "b.pt")), tmp_path / "run_b")["protocol"]
     assert protocol_fingerprint(moved) == protocol_fingerprint(p)
     torch.manual_seed(6)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "other.pth")
     import_encoder(tmp_path / "other.pth", tmp_path / "c.pt", "resnet18")
-    other = pretrain(make_config(**over, init_encoder=str(tmp_path / "c.pt")), tmp_path / "run_c")["protocol"]
+    other = pretrain(make_config(**over, **given(tmp_path / "c.pt")), tmp_path / "run_c")["protocol"]
     assert protocol_fingerprint(other) != protocol_fingerprint(p)
-    with pytest.raises(StudyError, match=r"pretrain.init_encoder: .*a.pt holds \{'name': 'resnet18', 'width': 64\}, "
-                                         r"the run asks for \{'name': 'resnet18_small'"):
-        pretrain(make_config(method="pretrained", init_encoder=str(tmp_path / "a.pt")), tmp_path / "run_d")
+    with pytest.raises(StudyError, match=r"pretrain.pretrained.encoder_file: .*a.pt holds \{'name': 'resnet18', "
+                                         r"'width': 64\}, the run asks for \{'name': 'resnet18_small'"):
+        pretrain(make_config(method="pretrained", **given(tmp_path / "a.pt")), tmp_path / "run_d")
+    with pytest.raises(StudyError, match=r"^pretrain.init_encoder: method pretrained scores the encoder "
+                                         r"pretrained.encoder_file names, and starts from no other"):
+        make_config(**over, **given(tmp_path / "a.pt"), init_encoder=str(tmp_path / "a.pt"))
 
 
 def test_a_run_started_from_an_encoder_resumes_in_a_moved_folder(tiny_manifest, make_config, tmp_path, capsys):

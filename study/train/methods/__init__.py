@@ -9,10 +9,10 @@ Interface used by the loop:
     method.encoder, method.trains (False for `random`, `pretrained`), method.num_views
     method.protocol() -> dict   # entries of the run's protocol (SimCLR's head dims)
     Method.schedule_warning(cfg, steps) -> str | None   # settings a run's length does not fit
+    Method.config_error(cfg) -> str | None   # what a config of the method lacks (`pretrained`: its encoder file)
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
-`batch_size` whose loss can train), `needs_init_encoder` (a run without `init_encoder` is refused: `pretrained`),
-`optim` (the method's own recipe:
+`batch_size` whose loss can train), `optim` (the method's own recipe:
 `pretrain.optim` values used where the config sets none, over OptimConfig's defaults, which are SimCLR's; not at all
 where the config names another optimizer) and
 `settings` (a frozen dataclass of the method's own settings, set as `pretrain.<name>` in a grid and read as
@@ -37,7 +37,6 @@ class Method(nn.Module):
     augment_preset = "simclr"
     default_temperature: float | None = None
     min_batch_size = 1
-    needs_init_encoder = False
     optim: dict = {}  # read only: the method's optimizer recipe where it is not SimCLR's (OptimConfig's defaults)
     settings: type | None = None
 
@@ -51,6 +50,13 @@ class Method(nn.Module):
     def protocol(self) -> dict:
         """What the run's protocol records of this method beyond its config's values (its own architecture)."""
         return {}
+
+    @classmethod
+    def config_error(cls, cfg) -> str | None:
+        """What a PretrainConfig of this method lacks or holds that its run cannot take, starting with the key at
+        fault (`pretrained.encoder_file: ...`), which the config's validation raises under its section; None where
+        it can run."""
+        return None
 
     @classmethod
     def schedule_warning(cls, cfg, steps: int) -> str | None:
