@@ -242,7 +242,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
     cost = profile.cost
     notes: set[str] = set()
     stages: dict[str, dict[str, Any]] = {}
-    over_limit = beyond_requeues = 0
+    over_limit = beyond_requeues = uncapped = 0
     pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
     short = [(evaluation_memory_gb(job, grid, cost, pretrain, notes), job) for job in jobs]
     short = sorted(((gb, job) for gb, job in short if gb > job.resources.mem_gb), key=lambda t: -t[0])
@@ -263,6 +263,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
         st["longest_job_hours"] = max(st["longest_job_hours"], h)
         if h * 60 > job.resources.time_min:
             over_limit += 1
+            uncapped += profile.max_time_min is None or job.resources.time_min < profile.max_time_min
         if h * 60 > job.resources.time_min * (MAX_REQUEUES + 1):
             beyond_requeues += 1
     parallel, slots = profile.max_parallel_gpus, profile.max_parallel_jobs
@@ -274,12 +275,15 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
         wall += st["wall_hours"]
         for k in ("gpu_hours", "job_hours", "longest_job_hours", "wall_hours"):
             st[k] = round(st[k], HOURS_DIGITS)
+    capped = over_limit and not uncapped  # every such job asks the partition's longest time already
     if over_limit:
         notes.add(f"{over_limit} job(s) need longer than their time limit: they requeue and resume from "
-                  f"checkpoints (raise `time` to avoid the requeues)")
+                  f"checkpoints " + ("(their `time` is the profile's max_time: each requeue waits in the queue again)"
+                                     if capped else "(raise `time` to avoid the requeues)"))
     if beyond_requeues:
         notes.add(f"{beyond_requeues} job(s) need more than {MAX_REQUEUES + 1} time limits: the launcher stops "
-                  f"requeuing after {MAX_REQUEUES} timeouts and they would fail unfinished (raise `time`)")
+                  f"requeuing after {MAX_REQUEUES} timeouts and they would fail unfinished ("
+                  + ("fewer epochs or more GPUs: `time` is at the profile's max_time)" if capped else "raise `time`)"))
     return {
         "profile": profile.name,
         "gpu_hours": round(sum(st["gpu_hours"] for st in stages.values()), HOURS_DIGITS),

@@ -101,6 +101,8 @@ class Profile:
     max_parallel_jobs: int | None = None  # e.g. the local machine's cores: the wall-time estimate's slots, and on
     # Slurm each array's throttle (with max_parallel_gpus, the smaller)
     signal_delay_s: int = 90  # ours: SIGUSR2 this long before a Slurm job's time limit (capped: slurm.params)
+    max_time_min: int | None = None  # the partition's MaxTime: a longer `time` is refused (sbatch would refuse it, or
+    # the job would pend for ever: PartitionTimeLimit)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
     additional: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +122,7 @@ class Profile:
 GPU_OPTIONS = ("gpus-per-node", "gres")
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
                 "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs",
-                "signal_delay_s", "setup", "python", "additional", "stages", "cost")
+                "signal_delay_s", "max_time", "setup", "python", "additional", "stages", "cost")
 # sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
 # none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
 # requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
@@ -211,6 +213,11 @@ def load_profile(path: str | Path | None) -> Profile:
     if signal_delay_s > 65535:  # sbatch refuses a --signal time above it (written for a job of 8 days or more)
         raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most 65535 seconds (the most "
                                                      f"sbatch's --signal takes), got {signal_delay_s}")
+    max_time = raw.get("max_time")
+    try:
+        max_time_min = parse_minutes(max_time) if max_time is not None else None
+    except ValueError as e:
+        raise fail(p, raw.line_of("max_time"), f"max_time: {e}") from None
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
@@ -221,6 +228,7 @@ def load_profile(path: str | Path | None) -> Profile:
         gpus_per_node=opt_int("gpus_per_node", None), cpus_per_node=opt_int("cpus_per_node", None),
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
         max_parallel_jobs=opt_int("max_parallel_jobs", None), signal_delay_s=signal_delay_s,
+        max_time_min=max_time_min,
         setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages,
         stage_lines=stage_lines,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
@@ -352,6 +360,11 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
     return CostModel(throughput=throughput, method_factor=factors, names_at=names_at, **nums)  # type: ignore[arg-type]
 
 
+def minutes_text(minutes: int) -> str:
+    """A time limit in minutes as a profile or grid may write it: `48h`, `90m`."""
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
 def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, Any]]) -> Resources:
     """Merge the profile's stage spec with `layers` ((file, YMap) pairs, later wins) into Resources.
 
@@ -397,6 +410,12 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         if limit is not None and key in node and value is not None and value > limit:
             raise fail(file, line, f"{stage} resources: {key} {spec[key][0]} is more than a node of profile "
                                    f"{profile.name!r} holds ({key}_per_node: {limit:g})")
+        if key == "time" and profile.max_time_min is not None and out["time_min"] > profile.max_time_min:
+            limit_text = minutes_text(profile.max_time_min)
+            raise fail(file, line, f"{stage} resources: time {spec[key][0]} is more than profile {profile.name!r} "
+                                   f"allows (max_time: {limit_text}, the partition's MaxTime): sbatch would refuse "
+                                   f"the job, or it would pend for ever (PartitionTimeLimit); ask for at most that "
+                                   f"(a longer job is requeued and resumes from its checkpoint)")
         if stage == "evaluate" and key in ("gpus", "nodes") and value is not None and value > 1:
             raise fail(file, line, f"evaluate resources: {key} {spec[key][0]}: an evaluation runs as one process on "
                                    f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", choices=("slurm", "local"), required=True,
                    help="slurm: queue job arrays with sbatch (through submitit); local: run the jobs on this machine")
     p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
+    p.add_argument("--no-check", action="store_true",
+                   help="with --dry-run: skip the manifest check (names and configs are still checked), to read the "
+                        "scripts before the manifests are built")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
     p.add_argument("--workers", type=count_arg, metavar="N",
                    help="local: worker processes (default: one per core, or per GPU)")
@@ -83,6 +86,9 @@ def run_submit(args: argparse.Namespace) -> int:
 
     if args.dry_run and args.cluster != "slurm":  # flags first: no manifest check for a command that cannot run
         raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
+    if args.no_check and not args.dry_run:  # a real submit needs the manifests its jobs read
+        raise StudyError("--no-check goes with --dry-run: the jobs a submit queues read their manifests (`study plan "
+                         "--no-check` shows the plan without them)")
     if args.dry_run and args.set_aside_stale:
         raise StudyError("--set-aside-stale moves results; --dry-run changes nothing: give one of them")
     if args.workers is not None and args.cluster == "slurm":
@@ -98,7 +104,8 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     selected = plan_where(plan, where)  # checked alone: the manifests of the jobs it runs
-    for warning in selected.check(manifests=True, images_here=args.cluster == "local"):  # Slurm's nodes may mount them
+    # Slurm's nodes may mount the images: refused here only for a local run
+    for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local"):
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
     if where is not None:

@@ -404,6 +404,24 @@ def test_a_grids_resources_beyond_the_profiles_node_name_the_grids_line(tmp_path
     assert error_of(g, p).startswith(f"{g}:{line_of(g, 'gpus: 4')}: pretrain resources: gpus 4 is more than a node")
 
 
+def test_a_time_beyond_the_profiles_max_time_is_refused_at_the_line_that_asks_it(tmp_path, write_grid):
+    """A partition's MaxTime (48 h): a grid's 72 h passed the plan, then sbatch refused every array ("Requested time
+    limit is invalid") or, where the partition does not enforce its limits, the jobs pended for ever."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nmax_time: 2-00:00:00\nstages:\n  pretrain: {time: 48h}\n")
+    assert load_profile(p).max_time_min == 2880
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages:\n  pretrain:\n    resources: {time: 72h}\n")
+    assert error_of(g, p).startswith(
+        f"{g}:{line_of(g, 'time: 72h')}: pretrain resources: time 72h is more than profile 'p' allows (max_time: 48h, "
+        "the partition's MaxTime)")
+    p.write_text("partition: gpu\nmax_time: 48h\nstages:\n  evaluate: {time: 49h}\n")  # the profile's own stages
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: evaluate resources: time 49h is more than profile")):
+        load_profile(p)
+    p.write_text("partition: gpu\nmax_time: forever\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:2: max_time: expected a duration")):
+        load_profile(p)
+
+
 def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp_path, write_grid):
     """Slurm runs one process per GPU of a pretraining job: a batch of 8 over 6 GPUs passed the plan, and every
     pretraining job then stopped at its start (and Slurm cancelled every evaluation after it)."""

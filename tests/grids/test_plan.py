@@ -250,6 +250,29 @@ def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, size, time_limit
     assert ("need more than 21 time limits" in notes) == requeue_note
 
 
+@pytest.mark.parametrize("max_time, remedy", [(None, "raise `time`"), ("2m", "the profile's max_time")])
+def test_the_over_time_notes_do_not_ask_for_more_than_the_partitions_max_time(write_grid, max_time, remedy):
+    """Jobs already at the profile's max_time cannot raise their `time`: the notes say what else to change."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [48000]}
+    stages:
+      pretrain: {resources: {gpus: 1, time: 2m}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 20.0}}, method_factor={"simclr": 1.0}, job_overhead_min=6.0)
+    prof = Profile(max_parallel_gpus=1, cost=cost, max_time_min=None if max_time is None else 2)
+    notes = plan_grid(g, prof).estimate["notes"]
+    over = [n for n in notes if "need longer than their time limit" in n]
+    beyond = [n for n in notes if "need more than 21 time limits" in n]
+    assert len(over) == len(beyond) == 1
+    assert remedy in over[0] and remedy in beyond[0]
+    assert ("raise `time`" in " ".join(over + beyond)) == (max_time is None)
+
+
 @pytest.mark.parametrize("time_limit, flagged", [("60m", False), ("59m", True)])
 def test_a_job_that_needs_exactly_its_time_limit_is_not_flagged(write_grid, time_limit, flagged):
     """`random` trains nothing (factor 0): the job is its 60 min overhead, which fits a 60 min limit."""

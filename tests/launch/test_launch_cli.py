@@ -24,6 +24,8 @@ from study.results import write_result
     (["--cluster", "slurm", "--dry-run", "--set-aside-stale"], "study: error: --set-aside-stale moves results; "
                                                                "--dry-run changes nothing: give one of them"),
     (["--cluster", "local", "--only", "a1,", "--only", " , "], "study: error: --only ' , ': names no job: give ids"),
+    (["--cluster", "slurm", "--no-check"], "study: error: --no-check goes with --dry-run: the jobs a submit queues "
+                                            "read their manifests"),
 ])
 def test_a_flag_of_the_other_cluster_is_refused_before_the_grid_is_read(tmp_path, capsys, flags, message):
     """The grid does not exist: the flag is the first thing to fix, and nothing is written."""

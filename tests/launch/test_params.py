@@ -120,6 +120,22 @@ def test_dry_run_prints_submitits_real_sbatch_scripts_golden(env, slurm):  # slu
     assert text == GOLDEN.read_text()
 
 
+def test_a_dry_run_with_no_check_prints_the_scripts_before_the_manifests_exist(env, slurm, monkeypatch):
+    """Building the paper's manifests takes hours: `--dry-run --no-check` shows a new profile's scripts first (the
+    same scripts as with the manifests), where a dry run alone stops at the first missing manifest."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(env / "none-yet"))
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE), "--workdir", str(env / "wd"),
+            "--dry-run"]
+    code, out, err = run_cli(argv)
+    assert code == 2 and "manifest 'toy_train' not found" in err and out == ""
+    code, out, err = run_cli(argv + ["--no-check"])
+    assert code == 0, err
+    assert _normalise(out, env / "wd") == GOLDEN.read_text()
+    assert not (env / "wd").exists()
+
+
 def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):
     """`python:` in a profile is the command that runs Python in each job (e.g. inside a container): in the
     scripts a dry run prints and in those sbatch is given; without it, the interpreter of `study submit`."""
