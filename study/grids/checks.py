@@ -322,9 +322,11 @@ def missing_manifests(plan: Plan) -> list[str]:
             if any("_ROOT" in p for p in problems) else ""
         roots += "each $<DATASET>_TAXONOMY to its taxonomy CSV (README.md, \"Your own image folders\"); " \
             if any("_TAXONOMY" in p for p in problems) else ""
-        problems[-1] += (f"\n{roots}a manifest's sizes are part of its content hash, so a train manifest is built "
-                         "once with every size any grid will ask of it (for the paper's datasets the commands list "
-                         "the paper's sizes too); `study plan --no-check` shows the plan without the manifests")
+        problems[-1] += (f"\n{roots}a manifest's recorded sizes are part of its content hash (building it again with "
+                         "others makes the results on it stale), so build a train manifest once with every size you "
+                         "mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
+                         "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
+                         "its sbatch scripts")
     return problems
 
 
