@@ -51,6 +51,20 @@ def count_arg(text: str) -> int:
     return n
 
 
+def command_with_actions(subparsers, name: str, help: str, description: str) -> argparse._SubParsersAction:
+    """The parser of `study NAME ACTION ...` (without an action: its usage, exit 2); returns the subparsers its
+    actions are added to (`action_parser`)."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    sub = p.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    return sub
+
+
+def action_parser(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """An action's parser, whose --help opens with the line its command's -h lists it by."""
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="study", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from study.cli import count_arg
+from study.cli import action_parser, command_with_actions, count_arg
 from study.errors import StudyError
 from study.manifests.sizes import parse_size, parse_sizes
 
@@ -26,14 +26,11 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("manifest", help="freeze, check and export dataset manifests",
-                              description="Freeze, check and export dataset manifests. Manifests live in "
-                                          "$STUDY_MANIFESTS (default: ./manifests), where `study plan`, "
-                                          "`study submit` and every job read them.")
-    sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    sub = command_with_actions(subparsers, "manifest", "freeze, check and export dataset manifests",
+                               "Freeze, check and export dataset manifests. Manifests live in $STUDY_MANIFESTS "
+                               "(default: ./manifests), where `study plan`, `study submit` and every job read them.")
 
-    b = _action(sub, "build", "index a dataset split and freeze its nested subsets")
+    b = action_parser(sub, "build", "index a dataset split and freeze its nested subsets")
     from study.datasets import DATASETS
 
     b.add_argument("--dataset", required=True, help=f"reader: {', '.join(DATASETS.names())}")
@@ -64,31 +61,31 @@ def register(subparsers) -> None:
                    help="CSV whose header names levels coarse -> fine, last column the class name")
     b.set_defaults(func=_build)
 
-    v = _action(sub, "verify", "recompute the content hash and check nesting (and files with --files)")
+    v = action_parser(sub, "verify", "recompute the content hash and check nesting (and files with --files)")
     _name(v)
     v.add_argument("--files", action="store_true", help="also check that every file exists and decodes")
     v.add_argument("--workers", type=count_arg, default=1, metavar="N",
                    help="with --files: decode in N processes (default: 1)")
     v.set_defaults(func=_verify)
 
-    ls = _action(sub, "list", "the manifests in the manifests folder")
+    ls = action_parser(sub, "list", "the manifests in the manifests folder")
     _format(ls, "one row per manifest: name, dataset, split, images, classes, sizes, labeled sizes, corruption, "
                 "content hash")
     ls.set_defaults(func=_list)
 
-    s = _action(sub, "show", "sizes, classes and per-class counts of each subset")
+    s = action_parser(sub, "show", "sizes, classes and per-class counts of each subset")
     _name(s)
     _format(s, "its metadata as written and its images per class in each subset")
     s.set_defaults(func=_show)
 
-    e = _action(sub, "export", "CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
+    e = action_parser(sub, "export", "CSV of a subset (path,label,class_name,taxonomy...,source of a pool) on stdout")
     _name(e)
     g = e.add_mutually_exclusive_group()
     g.add_argument("--subset", default=None, help="pretraining subset size (e.g. 50k); default: every row")
     g.add_argument("--labeled", default=None, help="labeled subset size (e.g. 10k); default: every row")
     e.set_defaults(func=_export)
 
-    po = _action(sub, "pool", "pool several manifests' nested prefixes into one nested manifest")
+    po = action_parser(sub, "pool", "pool several manifests' nested prefixes into one nested manifest")
     _name(po, "the pool's manifest name, e.g. pooled_imagenet_places365")
     po.add_argument("--from", dest="sources", action="append", required=True, metavar="NAME:SIZE",
                     help="a source manifest and how many of its images (its nested prefix), e.g. "
@@ -97,7 +94,7 @@ def register(subparsers) -> None:
     po.add_argument("--labeled-sizes", default=None, help="nested labeled sizes of the pool (default: none)")
     po.set_defaults(func=_pool)
 
-    c = _action(sub, "corrupt", "a variant of a manifest read through a corruption")
+    c = action_parser(sub, "corrupt", "a variant of a manifest read through a corruption")
     _name(c, "the variant's manifest name; a grid with this corruption looks for <base>.<corruption>, e.g. "
              "imagenet_train.jpeg-quality10")
     c.add_argument("--base", required=True, metavar="MANIFEST", help="the manifest whose images are corrupted")
@@ -109,17 +106,12 @@ def register(subparsers) -> None:
                    help=f"NAME[:KEY=VALUE,...], e.g. downsample:factor=4. Registered, with their defaults: {defaults}")
     c.set_defaults(func=_corrupt)
 
-    m = _action(sub, "materialize", "write a manifest's (corrupted) images to disk as PNG")
+    m = action_parser(sub, "materialize", "write a manifest's (corrupted) images to disk as PNG")
     _name(m)
     m.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder the PNG files are written to")
     m.add_argument("--workers", type=count_arg, default=1, metavar="N", help="write in N processes (default: 1)")
     m.add_argument("--subset", default=None, help="only this pretraining subset (default: every row)")
     m.set_defaults(func=_materialize)
-
-
-def _action(sub, name: str, help: str) -> argparse.ArgumentParser:
-    """A `study manifest NAME` parser whose --help opens with the line `study manifest -h` lists it by."""
-    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
 
 
 def _name(p: argparse.ArgumentParser, help: str = "the manifest's name (`study manifest list` lists them)") -> None:

@@ -1,20 +1,21 @@
 """`study encoder import CHECKPOINT OUT --backbone NAME [--width N] [--key K] [--prefix P]`: an encoder trained
-elsewhere as a study encoder file (study.train.import_encoder), for a grid's `pretrained` method."""
+elsewhere as a study encoder file (study.train.import_encoder), for a grid's `pretrained` method
+(`pretrain.pretrained.encoder_file`)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from study.cli import action_parser, command_with_actions
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("encoder", help="bring an encoder trained elsewhere into a study",
-                              description="Bring an encoder trained elsewhere into a study: `study encoder import` "
-                                          "writes a checkpoint's weights as a study encoder file, which a grid "
-                                          "evaluates with method `pretrained` and `defaults.pretrain.init_encoder`.")
-    sub = p.add_subparsers(dest="encoder_command", metavar="ACTION")
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
-    help = "write a checkpoint's encoder weights (torchvision, MoCo, solo-learn, DINO) as a study encoder file"
-    i = sub.add_parser("import", help=help, description=help[0].upper() + help[1:] + ".")
+    sub = command_with_actions(subparsers, "encoder", "bring an encoder trained elsewhere into a study",
+                               "Bring an encoder trained elsewhere into a study: `study encoder import` writes a "
+                               "checkpoint's weights as a study encoder file, which a grid scores with method "
+                               "`pretrained` (`pretrain.pretrained.encoder_file`).")
+    i = action_parser(sub, "import", "write a checkpoint's encoder weights (torchvision, MoCo, solo-learn, DINO) as "
+                                     "a study encoder file")
     i.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="the checkpoint file (read by torch.load with "
                    "weights_only: tensors, no code)")
     i.add_argument("out", type=Path, metavar="OUT", help="the study encoder file to write, e.g. encoders/tv_rn50.pt")
