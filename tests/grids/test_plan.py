@@ -23,6 +23,14 @@ FIXTURE = "tests/grids/fixtures/small.yaml"
 GOLDEN = HERE / "golden"
 
 
+# a grid's head: one dataset, ResNet-18 for one epoch (its axes and stages follow, indented alike)
+ALPHA_RESNET18 = """
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}"""
+
 def golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if os.environ.get("UPDATE_GOLDEN"):
@@ -122,12 +130,7 @@ def test_cost_model_arithmetic(write_grid):
 def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
     """A two-node job holds the GPUs of both nodes; a profile's max_parallel_jobs bounds the wall time as its
     max_parallel_gpus does."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
+    g = write_grid(ALPHA_RESNET18 + """
     axes: {method: [simclr], dataset: [alpha], size: [36000], seed: [0, 1]}
     stages:
       pretrain: {resources: {gpus: 2, nodes: 2}}
@@ -253,12 +256,7 @@ def test_jobs_beyond_the_requeue_budget_are_flagged(write_grid, size, time_limit
 @pytest.mark.parametrize("max_time, remedy", [(None, "raise `time`"), ("2m", "the profile's max_time")])
 def test_the_over_time_notes_do_not_ask_for_more_than_the_partitions_max_time(write_grid, max_time, remedy):
     """Jobs already at the profile's max_time cannot raise their `time`: the notes say what else to change."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
+    g = write_grid(ALPHA_RESNET18 + """
     axes: {method: [simclr], dataset: [alpha], size: [48000]}
     stages:
       pretrain: {resources: {gpus: 1, time: 2m}}
