@@ -263,7 +263,8 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
         st["longest_job_hours"] = max(st["longest_job_hours"], h)
         if h * 60 > job.resources.time_min:
             over_limit += 1
-            uncapped += profile.max_time_min is None or job.resources.time_min < profile.max_time_min
+            limit = profile.placement(job.stage).max_time_min  # the stage's own, else the profile's
+            uncapped += limit is None or job.resources.time_min < limit
         if h * 60 > job.resources.time_min * (MAX_REQUEUES + 1):
             beyond_requeues += 1
     parallel, slots = profile.max_parallel_gpus, profile.max_parallel_jobs

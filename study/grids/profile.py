@@ -2,6 +2,8 @@
 
 A profile is a YAML file (see grids/README.md, "Cluster profiles"); `load_profile(path)` validates it once into a
 `Profile`. `Profile()` with no file is the built-in default: a generic 8-GPU node and no partition.
+`Profile.placement(stage)` is where a stage's jobs go: the profile's partition, account, qos, max_time and additional,
+each overridden by the stage's own (`stages.<stage>.partition`, ...).
 `resolve_resources(...)` turns the layered resource specs (profile stage, grid stage, evaluate entry) into one
 `Resources` per job; the launcher groups jobs by `(stage, resources)` into arrays.
 """
@@ -19,6 +21,9 @@ from study.grids.yamlio import YMap, check_keys, fail, load_yaml
 
 STAGES = ("pretrain", "evaluate")
 RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
+# what a profile's `stages.<stage>` may set besides its resources, each overriding the profile's top-level key for
+# that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)
+PLACEMENT_KEYS = ("partition", "account", "qos", "max_time", "additional")
 COST_KINDS = ("pretrain", "finetune", "extract")
 
 
@@ -75,6 +80,25 @@ class CostModel:
         return float(table.get(kind) or DEFAULT_THROUGHPUT["resnet50"][kind])
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the jobs of one stage go: the profile's values, each overridden by the stage's own. `max_time_key`
+    names the key that set `max_time_min` (for messages: `max_time` or `stages.<stage>.max_time`)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    max_time_min: int | None = None
+    additional: dict[str, Any] = field(default_factory=dict)
+    max_time_key: str = "max_time"
+
+
+def option_name(key: Any) -> str:
+    """An sbatch option as submitit writes it (`mail_type` is `--mail-type`): how a stage's `additional` key finds
+    the top-level one it replaces."""
+    return str(key).replace("_", "-")
+
+
 DEFAULT_STAGES = {
     "pretrain": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "24h"},
     "evaluate": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "12h"},
@@ -109,14 +133,39 @@ class Profile:
     stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
     stage_lines: dict[str, int] = field(default_factory=dict)
     cost: CostModel = field(default_factory=CostModel)
+    # each stage's own placement keys (PLACEMENT_KEYS, validated; max_time in minutes; None: the stage removes the
+    # top-level value), and under `additional` its options (None: the stage drops the top-level option)
+    stage_placement: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def placement(self, stage: str) -> Placement:
+        """Where `stage`'s jobs go: each of partition, account, qos, max_time the stage's own where it sets one (a
+        null there: none), else the profile's; additional: the profile's with the stage's options over them, an
+        option the stage sets to null dropped."""
+        own = self.stage_placement.get(stage, {})
+        additional = dict(self.additional)
+        for key, value in (own.get("additional") or {}).items():
+            additional = {k: v for k, v in additional.items() if option_name(k) != option_name(key)}
+            if value is not None:
+                additional[key] = value
+        return Placement(partition=own.get("partition", self.partition), account=own.get("account", self.account),
+                         qos=own.get("qos", self.qos), max_time_min=own.get("max_time", self.max_time_min),
+                         additional=additional,
+                         max_time_key=f"stages.{stage}.max_time" if "max_time" in own else "max_time")
 
     def require_partition(self) -> str:
-        """The partition, or a StudyError: `--cluster slurm` needs one (the launcher calls this before submitting)."""
-        if not self.partition:
-            where = self.path or "the built-in default profile"
-            raise StudyError(f"{where}: no 'partition' (required for --cluster slurm); add e.g. `partition: gpu` "
-                             f"to the profile, or pass --profile FILE")
-        return self.partition
+        """The partition (the top-level one, else the first a stage sets), or a StudyError: `--cluster slurm` needs
+        one for the jobs of every stage (the launcher calls this before submitting)."""
+        where = self.path or "the built-in default profile"
+        lacking = [stage for stage in STAGES if not self.placement(stage).partition]
+        if lacking == list(STAGES) or (lacking and not self.partition):
+            raise StudyError(f"{where}: no 'partition' (required for --cluster slurm)"
+                             + (f" for the jobs of stage(s) {', '.join(lacking)}" if lacking != list(STAGES) else "")
+                             + "; add e.g. `partition: gpu` to the profile, or pass --profile FILE")
+        if lacking:
+            raise StudyError(f"{where}: stages.{lacking[0]}.partition is null: its jobs would have no partition "
+                             f"(required for --cluster slurm); name one, or leave the key out to use the profile's "
+                             f"{self.partition!r}")
+        return self.partition or str(self.placement(STAGES[0]).partition)
 
 
 GPU_OPTIONS = ("gpus-per-node", "gres")
@@ -165,13 +214,7 @@ def load_profile(path: str | Path | None) -> Profile:
     check_keys(p, raw, PROFILE_KEYS)
 
     def opt_str(key: str) -> str | None:
-        v = raw.get(key)
-        if v is not None and not isinstance(v, str):
-            raise fail(p, raw.line_of(key), f"{key}: expected a string, got {v!r}")
-        if v and CONTROL.search(v):
-            raise fail(p, raw.line_of(key), f"{key}: {v!r} holds a line break or control character (each sbatch "
-                                            "option is one line of the script's header)")
-        return v or None
+        return _opt_str(p, raw, key, key)
 
     def opt_int(key: str, default: int | None) -> int | None:
         if key not in raw or raw[key] is None:
@@ -189,10 +232,7 @@ def load_profile(path: str | Path | None) -> Profile:
     setup = raw.get("setup") or []
     if not isinstance(setup, list) or not all(isinstance(s, str) for s in setup):
         raise fail(p, raw.line_of("setup"), "setup: expected a list of shell lines")
-    additional = raw.get("additional") or {}
-    if not isinstance(additional, dict):
-        raise fail(p, raw.line_of("additional"), "additional: expected a mapping of extra sbatch options")
-    stages, stage_lines = _stages(p, raw)
+    additional = _additional(p, raw, "additional")
     gpu_type, gpu_option = opt_str("gpu_type"), opt_str("gpu_option") or "gpus-per-node"
     if gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", gpu_type):
         raise fail(p, raw.line_of("gpu_type"), f"gpu_type: expected a GPU type such as a100, got {gpu_type!r}")
@@ -200,10 +240,8 @@ def load_profile(path: str | Path | None) -> Profile:
         raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
                                                  f"got {gpu_option!r}")
     _check_additional(p, additional, gpu_option)
-    partition = opt_str("partition")
-    if partition is not None and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", partition):  # sbatch takes " b" as a name
-        raise fail(p, raw.line_of("partition"), f"partition: expected a name or a comma-separated list of names "
-                                                f"without spaces (e.g. gpu,gpu-long), got {partition!r}")
+    stages, stage_lines, stage_placement = _stages(p, raw, additional, gpu_option)
+    partition = _partition(p, raw, "partition")
     for key in ("max_parallel_gpus", "max_parallel_jobs"):
         if opt_int(key, None) == 0:  # read as no limit by the estimate and the throttle alike: say so instead
             raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 1, got 0 (leave it out for no limit)")
@@ -213,11 +251,7 @@ def load_profile(path: str | Path | None) -> Profile:
     if signal_delay_s > 65535:  # sbatch refuses a --signal time above it (written for a job of 8 days or more)
         raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most 65535 seconds (the most "
                                                      f"sbatch's --signal takes), got {signal_delay_s}")
-    max_time = raw.get("max_time")
-    try:
-        max_time_min = parse_minutes(max_time) if max_time is not None else None
-    except ValueError as e:
-        raise fail(p, raw.line_of("max_time"), f"max_time: {e}") from None
+    max_time_min = _max_time(p, raw, "max_time")
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
@@ -230,7 +264,7 @@ def load_profile(path: str | Path | None) -> Profile:
         max_parallel_jobs=opt_int("max_parallel_jobs", None), signal_delay_s=signal_delay_s,
         max_time_min=max_time_min,
         setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages,
-        stage_lines=stage_lines,
+        stage_lines=stage_lines, stage_placement=stage_placement,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
     )
     # the profile's own stage defaults must fit its nodes
@@ -239,11 +273,48 @@ def load_profile(path: str | Path | None) -> Profile:
     return prof
 
 
-def _stages(p: str, raw: YMap) -> tuple[dict[str, dict], dict[str, int]]:
+def _opt_str(p: str, raw: YMap, key: str, said: str) -> str | None:
+    """`raw[key]`, a string option written as one sbatch line (`said`: its name in messages), or None."""
+    v = raw.get(key)
+    if v is not None and not isinstance(v, str):
+        raise fail(p, raw.line_of(key), f"{said}: expected a string, got {v!r}")
+    if v and CONTROL.search(v):
+        raise fail(p, raw.line_of(key), f"{said}: {v!r} holds a line break or control character (each sbatch "
+                                        "option is one line of the script's header)")
+    return v or None
+
+
+def _partition(p: str, raw: YMap, said: str) -> str | None:
+    partition = _opt_str(p, raw, "partition", said)
+    if partition is not None and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", partition):  # sbatch takes " b" as a name
+        raise fail(p, raw.line_of("partition"), f"{said}: expected a name or a comma-separated list of names "
+                                                f"without spaces (e.g. gpu,gpu-long), got {partition!r}")
+    return partition
+
+
+def _max_time(p: str, raw: YMap, said: str) -> int | None:
+    max_time = raw.get("max_time")
+    try:
+        return parse_minutes(max_time) if max_time is not None else None
+    except ValueError as e:
+        raise fail(p, raw.line_of("max_time"), f"{said}: {e}") from None
+
+
+def _additional(p: str, raw: YMap, said: str) -> dict:
+    additional = raw.get("additional") or {}
+    if not isinstance(additional, dict):
+        raise fail(p, raw.line_of("additional"), f"{said}: expected a mapping of extra sbatch options")
+    return additional
+
+
+def _stages(p: str, raw: YMap, additional: dict, gpu_option: str) -> tuple[dict[str, dict], dict[str, int],
+                                                                           dict[str, dict[str, Any]]]:
     """A profile's `stages`: each stage's resources over DEFAULT_STAGES' (keys checked, values left to
-    `resolve_resources`), and the line of each stage the file sets."""
+    `resolve_resources`), the line of each stage the file sets, and each stage's placement keys (checked as the
+    top-level ones are; its `additional` also against the profile's `additional`, whose options a null drops)."""
     stages = {k: dict(v) for k, v in DEFAULT_STAGES.items()}
     stage_lines: dict[str, int] = {}
+    placement: dict[str, dict[str, Any]] = {}
     raw_stages = raw.get("stages") or YMap()
     if not isinstance(raw_stages, YMap):
         raise fail(p, raw.line_of("stages"), "stages: expected a mapping stage -> resources")
@@ -251,25 +322,43 @@ def _stages(p: str, raw: YMap) -> tuple[dict[str, dict], dict[str, int]]:
     for stage, spec in raw_stages.items():
         if not isinstance(spec, YMap):
             raise fail(p, raw_stages.line_of(stage),
-                       f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS)}")
-        check_keys(p, spec, RESOURCE_KEYS, what="resource")
-        stages[stage] = {**stages[stage], **spec}
+                       f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS + PLACEMENT_KEYS)}")
+        check_keys(p, spec, RESOURCE_KEYS + PLACEMENT_KEYS, what="resource")
+        stages[stage] = {**stages[stage], **{k: v for k, v in spec.items() if k in RESOURCE_KEYS}}
         stage_lines[stage] = spec.line
-    return stages, stage_lines
+        said = f"stages.{stage}"
+        own: dict[str, Any] = {}
+        if "partition" in spec:
+            own["partition"] = _partition(p, spec, f"{said}.partition")
+        for key in ("account", "qos"):
+            if key in spec:
+                own[key] = _opt_str(p, spec, key, f"{said}.{key}")
+        if "max_time" in spec:
+            own["max_time"] = _max_time(p, spec, f"{said}.max_time")
+        if "additional" in spec:
+            own["additional"] = _additional(p, spec, f"{said}.additional")
+            _check_additional(p, own["additional"], gpu_option, f"{said}.additional", base=additional)
+            own["additional"] = dict(own["additional"])
+        if own:
+            placement[stage] = own
+    return stages, stage_lines, placement
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a line break would start a line of its own in the sbatch script
 _OPTION = re.compile(r"[a-z0-9][a-z0-9_-]*")  # sbatch's long options are lower case: `--Mail-Type` is refused
 
 
-def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
+def _check_additional(p: str, additional: dict, gpu_option: str, where: str = "additional",
+                      base: dict | None = None) -> None:
     """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
     `gpu_option: gres` has it ask for the GPUs) or one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), naming
     its line and the profile key to use instead; one that breaks the submission (SUBMIT_BREAKING_SBATCH_OPTIONS); an
     abbreviation of any of those (sbatch takes a long option's unambiguous prefix: `--job` is --job-name); a key that
     is no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, a `false`
     (submitit would write `--<key>=False`), an empty value or a list (`--<key>=None`, `--<key>='[...]'`), and a
-    --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node)."""
+    --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node). `where`: the mapping's name in
+    messages; `base`: for a stage's `additional`, the profile's, whose options a null value there drops (a null for
+    an option `base` does not set is refused: it drops nothing)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
     known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}  # what an abbreviation may stand for
@@ -279,38 +368,43 @@ def _check_additional(p: str, additional: dict, gpu_option: str) -> None:
         begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
         said = option
         if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
-            raise fail(p, line, f"additional: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
+            raise fail(p, line, f"{where}: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
                                 + ", options study submit writes itself or refuses: write options in full")
         if begun:
             option, said = begun[0], f"{option} (an abbreviation of --{begun[0]})"
         if option in written:
             instead = written[option]
-            raise fail(p, line, f"additional: --{said} is written by study submit itself"
+            raise fail(p, line, f"{where}: --{said} is written by study submit itself"
                        + (f"; set `{instead}` in the profile instead" if instead else
                           " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
         if option in CLASHING_SBATCH_OPTIONS:
             beside, instead = CLASHING_SBATCH_OPTIONS[option]
-            raise fail(p, line, f"additional: sbatch refuses --{said} beside the --{beside} study submit writes; set "
+            raise fail(p, line, f"{where}: sbatch refuses --{said} beside the --{beside} study submit writes; set "
                                 f"`{instead}` in the profile instead")
         if option in SUBMIT_BREAKING_SBATCH_OPTIONS:
-            raise fail(p, line, f"additional: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
+            raise fail(p, line, f"{where}: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
         if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
             fixed = isinstance(key, str) and key.lstrip("-").lower()
-            raise fail(p, line, f"additional: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
+            raise fail(p, line, f"{where}: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
                                 "'_')" + (f": write `{fixed}`" if fixed and _OPTION.fullmatch(fixed) else ""))
         if CONTROL.search(str(value)):
-            raise fail(p, line, f"additional.{key}: {value!r} holds a line break or control character (each sbatch "
+            raise fail(p, line, f"{where}.{key}: {value!r} holds a line break or control character (each sbatch "
                                 "option is one line of the script's header)")
+        if value is None and base is not None:
+            if option_name(key) not in {option_name(k) for k in base}:
+                raise fail(p, line, f"{where}.{key}: null drops the profile's own `additional` option of that name, "
+                                    f"but it sets none (its options: {', '.join(map(str, base)) or 'none'})")
+            continue
         if value is False:
-            raise fail(p, line, f"additional.{key}: false would be written as `--{key}=False`: leave the option out "
+            raise fail(p, line, f"{where}.{key}: false would be written as `--{key}=False`: leave the option out "
                                 "(`true` writes the bare flag)")
         if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value would write --exclusive=None
-            raise fail(p, line, f"additional.{key}: expected a string or a number (`true` for a bare flag), got "
+            raise fail(p, line, f"{where}.{key}: expected a string or a number (`true` for a bare flag), got "
                                 f"{value!r}" + (": write a list as one string, e.g. `END,FAIL`"
                                                 if isinstance(value, list) else ""))
         if option == "gres" and any(g.strip().removeprefix("gres/").split(":")[0] == "gpu"
                                     for g in str(value).split(",")):
-            raise fail(p, line, f"additional.gres: {value!r} asks for GPUs besides those study submit asks for "
+            raise fail(p, line, f"{where}.gres: {value!r} asks for GPUs besides those study submit asks for "
                                 "(--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
                                 "`gpu_option: gres` (and `gpu_type`) and `stages.<stage>.gpus` instead")
 
@@ -383,6 +477,7 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
             spec[key] = (v, file, layer.line_of(key) if isinstance(layer, YMap) else 0)
 
     node = {"gpus": profile.gpus_per_node, "cpus": profile.cpus_per_node, "mem": profile.mem_per_node_gb}
+    placement = profile.placement(stage)  # its max_time: the stage's own, else the profile's
     out: dict[str, Any] = {}
     for key in RESOURCE_KEYS:
         if key not in spec:
@@ -410,12 +505,12 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         if limit is not None and key in node and value is not None and value > limit:
             raise fail(file, line, f"{stage} resources: {key} {spec[key][0]} is more than a node of profile "
                                    f"{profile.name!r} holds ({key}_per_node: {limit:g})")
-        if key == "time" and profile.max_time_min is not None and out["time_min"] > profile.max_time_min:
-            limit_text = minutes_text(profile.max_time_min)
+        if key == "time" and placement.max_time_min is not None and out["time_min"] > placement.max_time_min:
+            limit_text = minutes_text(placement.max_time_min)
             raise fail(file, line, f"{stage} resources: time {spec[key][0]} is more than profile {profile.name!r} "
-                                   f"allows (max_time: {limit_text}, the partition's MaxTime): sbatch would refuse "
-                                   f"the job, or it would pend for ever (PartitionTimeLimit); ask for at most that "
-                                   f"(a longer job is requeued and resumes from its checkpoint)")
+                                   f"allows ({placement.max_time_key}: {limit_text}, the partition's MaxTime): sbatch "
+                                   f"would refuse the job, or it would pend for ever (PartitionTimeLimit); ask for at "
+                                   f"most that (a longer job is requeued and resumes from its checkpoint)")
         if stage == "evaluate" and key in ("gpus", "nodes") and value is not None and value > 1:
             raise fail(file, line, f"evaluate resources: {key} {spec[key][0]}: an evaluation runs as one process on "
                                    f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "

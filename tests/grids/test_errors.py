@@ -1362,3 +1362,70 @@ def test_where_size_of_no_job_is_spelled_as_written(write_grid):
     """)
     assert error_of(g) == (f"{g}:{line_of(g, 'where')}: stages.evaluate[0] (protocol linear): where size: 1M matches "
                            "no pretraining job (their size values: 400, 50k, 125k)")
+
+
+@pytest.mark.parametrize("stage_text, line, message", [
+    # each key of a stage's placement is checked as at the top level, at its own line
+    ("    partition: gpu short\n", 5, "stages.pretrain.partition: expected a name or a comma-separated list"),
+    ("    qos: [long]\n", 5, "stages.pretrain.qos: expected a string, got ['long']"),
+    ("    account: \"lab\\nx\"\n", 5, "stages.pretrain.account: 'lab\\nx' holds a line break or control character"),
+    ("    max_time: forever\n", 5, "stages.pretrain.max_time: expected a duration"),
+    ("    additional: [exclusive]\n", 5, "stages.pretrain.additional: expected a mapping of extra sbatch options"),
+    ("    additional:\n      exclusive: true\n      time: '1:00:00'\n", 7,
+     "stages.pretrain.additional: --time is written by study submit itself; set `stages.<stage>.time`"),
+    ("    additional: {part: short}\n", 5,
+     "stages.pretrain.additional: --part (an abbreviation of --partition) is written by study submit itself"),
+    ("    additional: {exclusive: false}\n", 5, "stages.pretrain.additional.exclusive: false would be written"),
+    # null drops the top-level option of that name (mail-type: FAIL, below); one the profile does not set is a typo
+    ("    additional: {mail_typ: null}\n", 5,
+     "stages.pretrain.additional.mail_typ: null drops the profile's own `additional` option of that name, but it "
+     "sets none (its options: mail-type)"),
+    ("    partitoin: long\n", 5, "unknown resource 'partitoin' (did you mean 'partition'?)"),
+])
+def test_a_bad_placement_key_of_a_profile_stage_is_refused_at_its_line(tmp_path, stage_text, line, message):
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nadditional: {mail-type: FAIL}\nstages:\n  pretrain:\n" + stage_text)
+    with pytest.raises(StudyError, match=re.escape(f"{p}:{line}: {message}")):
+        load_profile(p)
+
+
+def test_a_time_beyond_a_stages_own_max_time_is_refused_and_a_longer_one_there_is_allowed(tmp_path, write_grid):
+    """Evaluations on a short partition (4 h), pretraining on a long one (7 days) of a profile whose top-level
+    partition allows 12 h: each stage's `time` is checked against its own partition's MaxTime."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nmax_time: 12h\nstages:\n"
+                 "  pretrain: {time: 6-00:00:00, partition: long, max_time: 7-00:00:00}\n"
+                 "  evaluate: {time: 4h, partition: short, max_time: 4h}\n")
+    prof = load_profile(p)
+    assert (prof.placement("pretrain").max_time_min, prof.placement("evaluate").max_time_min) == (7 * 1440, 240)
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages:\n  pretrain:\n"
+                   "    resources: {time: 8-00:00:00}\n")
+    assert error_of(g, p).startswith(
+        f"{g}:{line_of(g, 'time: 8-00:00:00')}: pretrain resources: time 8-00:00:00 is more than profile 'p' allows "
+        "(stages.pretrain.max_time: 168h, the partition's MaxTime)")
+    p.write_text("partition: gpu\nmax_time: 48h\nstages:\n  evaluate: {partition: short, max_time: 4h, time: 5h}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: evaluate resources: time 5h is more than profile 'p' "
+                                                   "allows (stages.evaluate.max_time: 4h")):
+        load_profile(p)
+    p.write_text("partition: gpu\nmax_time: 48h\nstages:\n  evaluate: {time: 72h, max_time: null}\n")  # no limit
+    assert load_profile(p).placement("evaluate").max_time_min is None
+    p.write_text("partition: gpu\nmax_time: 48h\nstages:\n  pretrain: {time: 72h, partition: long}\n")  # inherited
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: pretrain resources: time 72h is more than profile 'p' "
+                                                   "allows (max_time: 48h")):
+        load_profile(p)
+
+
+def test_every_stage_needs_a_partition_for_slurm_the_profiles_or_its_own(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("stages:\n  pretrain: {partition: long}\n  evaluate: {partition: short}\n")
+    prof = load_profile(p)
+    assert prof.require_partition() == "long"
+    assert (prof.placement("pretrain").partition, prof.placement("evaluate").partition) == ("long", "short")
+    p.write_text("stages:\n  pretrain: {partition: long}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}: no 'partition' (required for --cluster slurm) for the jobs "
+                                                   "of stage(s) evaluate; add e.g. `partition: gpu`")):
+        load_profile(p).require_partition()
+    p.write_text("partition: gpu\nstages:\n  evaluate: {partition: null}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}: stages.evaluate.partition is null: its jobs would have no "
+                                                   "partition (required for --cluster slurm)")):
+        load_profile(p).require_partition()

@@ -59,6 +59,21 @@ def test_golden_json(capsys):
     golden("small_plan.json", out)
 
 
+def test_a_stages_own_placement_leaves_the_plan_as_it_was(capsys, tmp_path):
+    """Per-stage partition, qos, account, max_time and additional say where jobs go, not what they are or cost:
+    the plan's jobs and estimate are the golden ones."""
+    text = Path("grids/profiles/example_gpu.yaml").read_text()
+    stages = "  pretrain: {gpus: 8, cpus: 64, mem: 480G, time: 48h}\n"
+    assert stages in text
+    profile = tmp_path / "example_gpu.yaml"
+    profile.write_text(text.replace(stages, stages[:-2] + ", partition: gpu-long, qos: long, max_time: 7-00:00:00,"
+                                    "\n             account: big, additional: {exclusive: true}}\n"))
+    assert load_profile(profile).placement("pretrain").partition == "gpu-long"
+    code, out, err = run_plan_cli([FIXTURE, "--no-check", "--format", "json", "--profile", str(profile)], capsys)
+    assert code == 0 and err == ""
+    golden("small_plan.json", out)
+
+
 @pytest.mark.parametrize("grid, pretrain, evaluate, by_protocol", [
     ("data_quantity", 40, 136, {"linear": 40, "finetune": 80, "scratch": 16}),
     ("data_domain", 21, 48, {"linear": 45, "concat": 3}),
@@ -269,6 +284,26 @@ def test_the_over_time_notes_do_not_ask_for_more_than_the_partitions_max_time(wr
     assert len(over) == len(beyond) == 1
     assert remedy in over[0] and remedy in beyond[0]
     assert ("raise `time`" in " ".join(over + beyond)) == (max_time is None)
+
+
+def test_the_over_time_notes_read_a_stages_own_max_time(write_grid):
+    """Pretraining at its own partition's MaxTime (stages.pretrain.max_time) cannot raise its `time` either."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [48000]}
+    stages:
+      pretrain: {resources: {gpus: 1, time: 2m}}
+    """, base=False)
+    cost = CostModel(throughput={"resnet18": {"pretrain": 20.0}}, method_factor={"simclr": 1.0}, job_overhead_min=6.0)
+    for own, remedy in [({"max_time": 2}, "the profile's max_time"), ({"max_time": None}, "raise `time`")]:
+        prof = Profile(max_parallel_gpus=1, cost=cost, max_time_min=None if own["max_time"] else 2,
+                       stage_placement={"pretrain": own})
+        over = [n for n in plan_grid(g, prof).estimate["notes"] if "need longer than their time limit" in n]
+        assert len(over) == 1 and remedy in over[0], (own, over)
 
 
 @pytest.mark.parametrize("time_limit, flagged", [("60m", False), ("59m", True)])

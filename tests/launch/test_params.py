@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,49 @@ def test_a_dry_run_with_no_check_prints_the_scripts_before_the_manifests_exist(e
     assert code == 0, err
     assert _normalise(out, env / "wd") == GOLDEN.read_text()
     assert not (env / "wd").exists()
+
+
+def _arrays(text: str) -> list[tuple[str, Counter]]:
+    """A dry run's arrays: (stage, the lines of its script)."""
+    parts = re.split(r"^# ---- array \d+: (\w+),.*$", text, flags=re.MULTILINE)[1:]
+    return [(stage, Counter(script.splitlines())) for stage, script in zip(parts[::2], parts[1::2])]
+
+
+def test_a_stages_own_partition_qos_account_and_additional_reach_its_scripts_alone(env, slurm):
+    """Short 1-GPU evaluations on a short partition and QOS, whole-node pretraining on a long one with --exclusive:
+    each stage's scripts carry its own placement (the rest of each script as in the golden file); a profile whose
+    stages repeat the top-level values prints the golden scripts byte for byte."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    base = GPU_PROFILE.read_text().split("stages:\n")[0]
+    profile = env / "placed.yaml"
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd"),
+            "--dry-run"]
+    profile.write_text(base + "stages:\n"
+                       "  pretrain: {gpus: 8, cpus: 64, mem: 480G, time: 48h, partition: gpu, qos: normal}\n"
+                       "  evaluate: {gpus: 1, cpus: 8, mem: 60G, time: 12h, account: my_lab,\n"
+                       "             additional: {mail_type: FAIL}}\n")
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    assert _normalise(out, env / "wd") == GOLDEN.read_text()
+    profile.write_text(base + "max_time: 12h\nstages:\n"
+                       "  pretrain: {gpus: 8, cpus: 64, mem: 480G, time: 48h, partition: gpu-long, qos: long,\n"
+                       "             max_time: 7-00:00:00, additional: {exclusive: true}}\n"
+                       "  evaluate:\n    gpus: 1\n    cpus: 8\n    mem: 60G\n    time: 12h\n"
+                       "    partition: gpu-short\n    qos: short\n    account: null\n"
+                       "    additional: {mail-type: null, comment: eval}\n")
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    placed, golden = _arrays(_normalise(out, env / "wd")), _arrays(GOLDEN.read_text())
+    assert [stage for stage, _ in placed] == [stage for stage, _ in golden] == ["pretrain", "evaluate", "evaluate"]
+    changed = {"pretrain": ({"#SBATCH --partition=gpu-long", "#SBATCH --qos=long", "#SBATCH --exclusive"},
+                            {"#SBATCH --partition=gpu", "#SBATCH --qos=normal"}),
+               "evaluate": ({"#SBATCH --partition=gpu-short", "#SBATCH --qos=short", "#SBATCH --comment=eval"},
+                            {"#SBATCH --partition=gpu", "#SBATCH --qos=normal", "#SBATCH --account=my_lab",
+                             "#SBATCH --mail-type=FAIL"})}
+    for (stage, lines), (_, before) in zip(placed, golden):
+        added, removed = changed[stage]
+        assert set(lines - before) == added and set(before - lines) == removed, stage
 
 
 def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):

@@ -9,6 +9,8 @@ memory, since Slurm's schedulable RealMemory is usually below the nominal size, 
 node configuration is not available"; the plan's cost still counts mem_per_node), time -> --time, nodes -> --nodes,
 signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeue itself; capped at a tenth of a
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
+a stage's own partition, account, qos and additional (`stages.<stage>.partition`, ...: Profile.placement) replace the
+profile's for its jobs;
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -32,11 +34,12 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
                      array_size: int = 1) -> dict[str, Any]:
     """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
     gpus = int(resources.gpus)
+    placement = profile.placement(stage)  # partition, account, qos, additional: the stage's own over the profile's
     tasks = resources.tasks_per_node(stage)
     cpus = max(1, int(resources.cpus) // tasks)
     params: dict[str, Any] = {
         "job_name": job_name,
-        "partition": profile.partition,
+        "partition": placement.partition,
         "time": int(resources.time_min),
         "nodes": int(resources.nodes),
         "ntasks_per_node": tasks,
@@ -44,7 +47,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "mem": slurm_mem(profile, resources),
         "signal_delay_s": min(profile.signal_delay_s, max(10, int(resources.time_min) * 60 // 10)),
         "setup": list(profile.setup),
-        "additional_parameters": {**dict(profile.additional), "kill-on-invalid-dep": "yes", "requeue": True},
+        "additional_parameters": {**dict(placement.additional), "kill-on-invalid-dep": "yes", "requeue": True},
         "srun_args": [f"--cpus-per-task={cpus}"],
         "wckey": None,  # submitit writes --wckey=submitit, which a site that checks wckeys refuses: the site's default
     }
@@ -57,7 +60,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         else:
             params["gpus_per_node"] = count
     for key in ("account", "qos", "constraint"):
-        value = getattr(profile, key)
+        value = getattr(placement if key != "constraint" else profile, key)
         if value:
             params[key] = value
     if dependency:
