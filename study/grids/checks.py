@@ -58,7 +58,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     schedule = schedule_warnings(plan, meta) if manifests else []
-    return unevaluated_pretraining_warnings(plan) + image_size_warnings(plan) + schedule + roots
+    return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + image_size_warnings(plan)
+            + schedule + roots)
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -256,6 +257,30 @@ def unevaluated_pretraining_warnings(plan: Plan) -> list[str]:
     return [f"{plan.path}: {len(unused)} pretraining job(s) that no evaluation of the grid uses (e.g. "
             f"{_describe(unused[0])}): nothing will score or draw their encoders; widen an evaluation entry's "
             "`where` to them, or drop them from the axes, unless that is meant"]
+
+
+def untrained_sizes_warnings(plan: Plan) -> list[str]:
+    """One line per method that trains nothing (`random`, `pretrained`) whose pretraining jobs differ only in their
+    size: each size is one encoder again (it sees no pretraining image), scored again by every evaluation, and drawn
+    as one more line of the same values, labelled with a size it was never trained at. A warning: it may be meant."""
+    sizes: dict[tuple, list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        if not _trains(job):
+            key = tuple(sorted((k, str(v)) for k, v in job.axes.items() if k != "size"))
+            sizes.setdefault(key, []).append(job)
+    out, said = [], set()
+    for jobs in sizes.values():
+        method, values = jobs[0].axes["method"], list(dict.fromkeys(j.axes.get("size") for j in jobs))
+        if len(values) < 2 or method in said:
+            continue
+        said.add(method)
+        spelt = [format_count(v) if is_int(v) else "all" for v in values]  # null: every image
+        where = _line_of_value(plan.grid, "method", method, jobs[0].axes)
+        out.append(f"{where}: method {method} trains nothing, yet its pretraining jobs take {len(values)} sizes "
+                   f"({', '.join(spelt)}) (e.g. {_describe(jobs[0])}): each size scores the same encoder again, "
+                   f"drawn as one more line of the same values under a size it never trained at; keep one size for "
+                   f"it (`exclude: [{{method: {method}, size: [{', '.join(spelt[1:])}]}}]`), unless that is meant")
+    return out
 
 
 def image_size_warnings(plan: Plan) -> list[str]:

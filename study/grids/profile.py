@@ -252,6 +252,12 @@ def load_profile(path: str | Path | None) -> Profile:
         raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most 65535 seconds (the most "
                                                      f"sbatch's --signal takes), got {signal_delay_s}")
     max_time_min = _max_time(p, raw, "max_time")
+    raw_stages = raw.get("stages") or {}
+    for stage in STAGES:  # a stage time the profile leaves to DEFAULT_STAGES (24h, 12h) is one it fits
+        limit = stage_placement.get(stage, {}).get("max_time", max_time_min)
+        if (limit is not None and "time" not in (raw_stages.get(stage) or {})
+                and parse_minutes(stages[stage]["time"]) > limit):
+            stages[stage]["time"] = minutes_text(limit)
     max_array = opt_int("max_array_size", 1000)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")

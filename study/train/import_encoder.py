@@ -1,6 +1,6 @@
 """`study encoder import`: an encoder trained elsewhere (a torchvision, MoCo, solo-learn or DINO checkpoint of a
 registered backbone) as a study encoder file, which a grid's `pretrained` method evaluates with the paper's
-protocols (`defaults.pretrain.init_encoder`).
+protocols (`defaults.pretrain.pretrained.encoder_file`).
 
 The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs; argparse's Namespace, which
 DINO's checkpoints hold, read as data). Its state dict is the object

@@ -188,6 +188,31 @@ def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_missing_enco
                         "run from); every pretraining job that reads it would stop on it"], warnings
 
 
+def test_a_method_that_trains_nothing_at_several_sizes_is_a_warning(write_grid, capsys, tmp_path):
+    """random and pretrained see no pretraining image: at two sizes each is the same encoder scored twice (and drawn
+    as two lines of the same values, labelled with sizes it never trained at). The plan says so once per method,
+    at the method's line, with the exclude rule that keeps one size; SimCLR at two sizes, and each at one, are not
+    named."""
+    (tmp_path / "enc.pt").write_bytes(b"")
+    g = write_grid("""
+    axes: {method: [simclr, random, pretrained], dataset: [alpha, beta], size: [1k, 2k]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100], params: {image_size: 32}}
+    """, pretrain={"image_size": 32, "pretrained": {"encoder_file": str(tmp_path / "enc.pt")}})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "method: [simclr, random" in t)
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    warnings = [w for w in err.splitlines() if w.startswith("study: warning: ")]
+    assert code == 0 and len(warnings) == 2, err
+    assert warnings[0].startswith(f"study: warning: {g}:{line}: method random trains nothing, yet its pretraining "
+                                  "jobs take 2 sizes (1k, 2k) (e.g. job "), warnings
+    assert warnings[1].endswith("keep one size for it (`exclude: [{method: pretrained, size: [2k]}]`), unless that "
+                                "is meant"), warnings
+    g.write_text(g.read_text().replace("stages:", "exclude: [{method: [random, pretrained], size: [2k]}]\nstages:"))
+    code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+    assert code == 0 and "warning" not in err, err
+
+
 def test_a_profile_cost_entry_for_an_unknown_method_or_backbone_is_named_at_its_line(tmp_path, write_grid):
     """A typo there used to leave the estimate as it was, in silence."""
     p = tmp_path / "p.yaml"

@@ -422,6 +422,26 @@ def test_a_time_beyond_the_profiles_max_time_is_refused_at_the_line_that_asks_it
         load_profile(p)
 
 
+def test_a_max_time_below_the_built_in_stage_times_caps_them(tmp_path, write_grid):
+    """A partition of 4 h and a profile that sets no stage time: the built-in 24 h (pretrain) and 12 h (evaluate),
+    which the user never wrote, were refused ("time 24h is more than profile 'p' allows", at no line) whatever the
+    grid asked. They are the partition's longest instead; a time the profile writes is still checked."""
+    p = tmp_path / "p.yaml"
+    p.write_text("partition: gpu\nmax_time: 4h\n")
+    assert {s: v["time"] for s, v in load_profile(p).stages.items()} == {"pretrain": "4h", "evaluate": "4h"}
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n")
+    assert {j.resources.time_min for j in plan_grid(g, p).jobs} == {240}
+    p.write_text("partition: gpu\nmax_time: 18h\nstages:\n  evaluate: {gpus: 1}\n")
+    assert {s: v["time"] for s, v in load_profile(p).stages.items()} == {"pretrain": "18h", "evaluate": "12h"}
+    p.write_text("partition: gpu\nmax_time: 4h\nstages:\n  pretrain: {time: 5h}\n")
+    with pytest.raises(StudyError, match=re.escape(f"{p}:4: pretrain resources: time 5h is more than profile")):
+        load_profile(p)
+    # a stage's own max_time caps its built-in time (a short partition for evaluations), or lifts the cap (null)
+    p.write_text("partition: gpu\nmax_time: 2h\nstages:\n  evaluate: {partition: short, max_time: 30m}\n"
+                 "  pretrain: {max_time: null}\n")
+    assert {s: v["time"] for s, v in load_profile(p).stages.items()} == {"pretrain": "24h", "evaluate": "30m"}
+
+
 def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp_path, write_grid):
     """Slurm runs one process per GPU of a pretraining job: a batch of 8 over 6 GPUs passed the plan, and every
     pretraining job then stopped at its start (and Slurm cancelled every evaluation after it)."""

@@ -130,7 +130,7 @@ def test_quantity_labels_an_encoder_not_trained_here_without_a_pretraining_size(
         recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=size), {(1000, None): 0.2})
     fig, data = quantity.draw(table_of(recs))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", other]
-    assert ("pretrained: a given encoder (`init_encoder`), not trained on" in data.attrs["caption"]) == (
+    assert ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on" in data.attrs["caption"]) == (
         other == "pretrained")
     # at two sizes (two jobs, two lines): each keeps its size, or the two would share a label and a table row
     recs += records(eval_axes(method=other, dataset="a", eval_dataset="a", size=1_000_000), {(1000, None): 0.1})

@@ -196,8 +196,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                 else "")
                              + ("random: the frozen features of an untrained (random-init) encoder; "
                                 if "random" in methods else "")
-                             + ("pretrained: a given encoder (`init_encoder`), not trained on the pretraining set "
-                                "its line names; " if "pretrained" in methods else "")
+                             + ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on the "
+                                "pretraining set its line names; " if "pretrained" in methods else "")
                              + "dotted black: supervised from scratch on the same labeled subsets; "
                              f"points: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
