@@ -62,6 +62,14 @@ def test_quantity_names_on_the_x_axis_a_labeled_size_only_the_scratch_line_has()
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1k", "10k", "100k"]
 
 
+def test_quantity_caption_names_the_scratch_line_only_where_there_is_one():
+    recs = quantity_records()
+    _, both = quantity.draw(table_of(recs))
+    _, alone = quantity.draw(table_of([r for r in recs if r["axes"].get("protocol") != "scratch"]))
+    said = "dotted black: supervised from scratch on the same labeled subsets"
+    assert said in both.attrs["caption"] and said not in alone.attrs["caption"]
+
+
 def test_quantity_draws_each_lines_error_bars_as_the_std_over_seeds():
     fig, _ = quantity.draw(table_of(quantity_records()))
     for (title, label), c in _containers(fig).items():

@@ -198,8 +198,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                 if "random" in methods else "")
                              + ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on the "
                                 "pretraining set its line names; " if "pretrained" in methods else "")
-                             + "dotted black: supervised from scratch on the same labeled subsets; "
-                             f"points: {seeds_note(data['count'])}; "
+                             + ("dotted black: supervised from scratch on the same labeled subsets; "
+                                if not scratch.empty else "")
+                             + f"points: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
                              + "a panel's note counts its points without a value (planned, or diverged: a gap in a "
                              "line); "
