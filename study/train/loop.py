@@ -19,7 +19,7 @@ from study.durations import eta
 from study.errors import StudyError
 from study.train import distributed
 from study.train.allocator import retain_freed_memory
-from study.train.backbones import build_backbone, load_encoder
+from study.train.backbones import build_backbone, load_weights_into
 from study.train.checkpoint import SignalFlag, rng_state, save_checkpoint
 from study.train.config import PretrainConfig
 from study.train.curve import FILE as CURVE_FILE, TrainingCurve
@@ -335,11 +335,7 @@ def _build_method(cfg: PretrainConfig, num_classes: int):
     random_seed_all(cfg.seed)
     encoder = build_backbone(cfg.backbone, cfg.width)
     if cfg.init_encoder:
-        init = load_encoder(cfg.init_encoder)
-        if init.spec != encoder.spec:
-            raise StudyError(f"pretrain.init_encoder: {cfg.init_encoder} holds {init.spec}, the run asks for "
-                             f"{encoder.spec}")
-        encoder.load_state_dict(init.state_dict())
+        load_weights_into(encoder, cfg.init_encoder, "pretrain.init_encoder")
     return METHODS.get(cfg.method, "pretrain.method")(cfg, encoder, num_classes)
 
 

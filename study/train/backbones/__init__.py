@@ -39,6 +39,15 @@ def encoder_payload(encoder: nn.Module, recipe: str | None = None, protocol: dic
             **({"protocol": protocol} if protocol is not None else {})}
 
 
+def load_weights_into(encoder: nn.Module, path: str | Path, key: str) -> None:
+    """Give `encoder` (a new one of the run's backbone and width) the weights of the encoder file at `path`, which
+    the config's `key` names; StudyError naming that key where the file holds another architecture."""
+    given = load_encoder(path)
+    if given.spec != encoder.spec:
+        raise StudyError(f"{key}: {path} holds {given.spec}, the run asks for {encoder.spec}")
+    encoder.load_state_dict(given.state_dict())
+
+
 def weights_sha256(module: nn.Module) -> str:
     """sha256 of a module's state dict: each entry's name, dtype, shape and bytes, in name order. The same weights
     give the same hash whatever file holds them (an encoder file's own sha256 also covers what it records)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from study.errors import StudyError
 from study.hashing import file_sha256
-from study.train.backbones import encoder_provenance, load_encoder, weights_sha256
+from study.train.backbones import encoder_provenance, load_weights_into, weights_sha256
 from study.train.methods import METHODS, Method
 
 
@@ -46,11 +46,7 @@ class Pretrained(Method):
     def __init__(self, cfg, encoder, num_classes: int):
         super().__init__(encoder)
         path = cfg.method_settings["pretrained"].encoder_file
-        given = load_encoder(path)
-        if given.spec != encoder.spec:
-            raise StudyError(f"pretrain.pretrained.encoder_file: {path} holds {given.spec}, the run asks for "
-                             f"{encoder.spec} (pretrain.backbone, pretrain.width)")
-        encoder.load_state_dict(given.state_dict())
+        load_weights_into(encoder, path, "pretrain.pretrained.encoder_file")
         recipe, provenance = encoder_provenance(path)
         # the weights' hash is the recipe (fingerprinted); the file's (`study status` compares it with the file, to
         # find a result of an encoder since replaced), its path and where the weights came from are said, not
