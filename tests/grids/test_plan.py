@@ -288,12 +288,7 @@ def test_the_over_time_notes_do_not_ask_for_more_than_the_partitions_max_time(wr
 
 def test_the_over_time_notes_read_a_stages_own_max_time(write_grid):
     """Pretraining at its own partition's MaxTime (stages.pretrain.max_time) cannot raise its `time` either."""
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: a_train, test: a_val}
-    defaults:
-      pretrain: {backbone: resnet18, epochs: 1}
+    g = write_grid(ALPHA_RESNET18 + """
     axes: {method: [simclr], dataset: [alpha], size: [48000]}
     stages:
       pretrain: {resources: {gpus: 1, time: 2m}}
