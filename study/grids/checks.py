@@ -508,12 +508,16 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
 
 
 def init_encoder_not_here(plan: Plan) -> list[str]:
-    """`defaults.pretrain.init_encoder` (every pretraining job starts from it) and `pretrain.pretrained.encoder_file`
-    (what method `pretrained` scores) said when not a file here: each job that reads it would stop on it."""
+    """`defaults.pretrain.init_encoder` (every pretraining job starts from it) and each file a method of the plan
+    reads by a setting of its own (`Method.file_settings`: `pretrain.pretrained.encoder_file`, the encoder method
+    `pretrained` scores) said when not a file here: each job that reads it would stop on it."""
+    from study.train.methods import METHODS
+
     d = plan.grid.defaults_pretrain
     given = [("init_encoder", d.get("init_encoder"))]
-    if isinstance(d.get("pretrained"), dict) and any(j.axes["method"] == "pretrained" for j in plan.jobs):
-        given.append(("pretrained.encoder_file", d["pretrained"].get("encoder_file")))
+    for name in sorted({j.axes["method"] for j in plan.jobs if j.stage == "pretrain"} & set(METHODS)):
+        if isinstance(d.get(name), dict):
+            given += [(f"{name}.{key}", d[name].get(key)) for key in METHODS.get(name).file_settings]
     out = []
     for key, path in given:
         if not isinstance(path, str) or not path or Path(path).is_file():

@@ -57,6 +57,14 @@ KNN_BLOCK_ROWS = 2048  # study.evaluate.knn.rows_per_block's most test rows a bl
 PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
+def _trains_nothing(method: str) -> bool:
+    """A registered method that trains no step (`random`, `pretrained`): its pretraining job costs only its
+    overhead, whether or not the profile gives it a factor."""
+    from study.train.methods import METHODS
+
+    return method in METHODS and not METHODS.get(method).trains
+
+
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> float:
     """Estimated wall-clock hours of `job` (its GPUs all busy); `pretrain`: the plan's pretraining jobs by id, whose
     backbones tell a probe's feature width (an encoder not among them counts as resnet50's 2048)."""
@@ -69,8 +77,8 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
         method = sec.get("method") or axes.get("method") or "simclr"
-        factor = cost.method_factor.get(method, 1.0)
-        if method not in cost.method_factor:
+        factor = cost.method_factor.get(method, 0.0 if _trains_nothing(method) else 1.0)
+        if method not in cost.method_factor and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.checks.check_sections)

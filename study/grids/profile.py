@@ -49,9 +49,9 @@ DEFAULT_THROUGHPUT = {
     "resnet50": {"pretrain": 700.0, "finetune": 1300.0, "extract": 3000.0},
     "resnet18": {"pretrain": 2000.0, "finetune": 3500.0, "extract": 9000.0},
 }
-# ours: cost of one pretraining image relative to SimCLR (supervised: one view and no projection head)
-DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5, "random": 0.0,
-                         "pretrained": 0.0}
+# ours: cost of one pretraining image relative to SimCLR (supervised: one view and no projection head); a method
+# that trains nothing (`random`, `pretrained`) counts 0 without one (study.grids.cost)
+DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5}
 
 
 @dataclass(frozen=True)

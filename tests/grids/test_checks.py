@@ -3,6 +3,7 @@ found before anything runs, named at its line, and the warnings and notes."""
 import json
 import shutil
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,8 @@ from study.errors import StudyError
 from study.grids import plan_grid
 from study.grids.checks import init_encoder_not_here
 from study.manifests.store import SCHEMA_VERSION
+from study.train.methods import METHODS
+from study.train.methods.simclr import SimCLR
 from tests.grids.conftest import REPO, line_of, run_plan_cli
 from tests.image_trees import write_quadrant_tree
 
@@ -186,6 +189,38 @@ def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_missing_enco
     assert warnings == [f"{g}:{line}: defaults.pretrain.pretrained.encoder_file: {tmp_path / 'enc.pt'} is not a file "
                         "here (relative paths are read from the folder the jobs start in: the one `study submit` is "
                         "run from); every pretraining job that reads it would stop on it"], warnings
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    table: str = ""
+
+
+class MethodWithAFile(SimCLR):
+    """A method of a contributor's, reading a file its setting `table` names in each job."""
+
+    settings = TableSettings
+    file_settings = ("table",)
+
+
+def test_a_file_a_methods_setting_names_is_said_where_not_here(write_grid, tmp_path):
+    """Each method's `file_settings` are checked as `pretrained.encoder_file` is, for a method the plan runs only: a
+    new method's file is said without an edit of the checks."""
+    METHODS.register("with_table")(MethodWithAFile)
+    try:
+        g = write_grid("""
+        axes: {method: [with_table], dataset: [alpha], size: [1k]}
+        stages: {}
+        """, pretrain={"with_table": {"table": str(tmp_path / "t.csv")}})
+        line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "with_table:" in t)
+        assert init_encoder_not_here(plan_grid(g)) == [
+            f"{g}:{line}: defaults.pretrain.with_table.table: {tmp_path / 't.csv'} is not a file here (relative paths "
+            "are read from the folder the jobs start in: the one `study submit` is run from); every pretraining job "
+            "that reads it would stop on it"]
+        (tmp_path / "t.csv").write_text("x\n")
+        assert init_encoder_not_here(plan_grid(g)) == []
+    finally:
+        METHODS.unregister("with_table")
 
 
 def test_a_method_that_trains_nothing_at_several_sizes_is_a_warning(write_grid, capsys, tmp_path):

@@ -331,8 +331,9 @@ def test_planner_refuses_values_a_job_would_crash_on(write_grid, seeds, resource
 
 
 def test_a_method_without_a_cost_factor_is_noted(write_grid):
+    """A method that trains nothing (random) needs none: its job is its overhead."""
     g = write_grid("""
-    axes: {method: [simclr, byol], dataset: [alpha], size: [1000]}
+    axes: {method: [simclr, byol, random], dataset: [alpha], size: [1000]}
     stages:
       pretrain: {}
     """)
@@ -341,6 +342,7 @@ def test_a_method_without_a_cost_factor_is_noted(write_grid):
     notes = plan.estimate["notes"]
     hours = {j.axes["method"]: cost_hours(j, plan) for j in plan.by_stage("pretrain")}
     assert hours["byol"] == pytest.approx(hours["simclr"])  # counted as 1.0, as the note says (not 0)
+    assert hours["random"] == pytest.approx(cost.job_overhead_min / 60) and hours["random"] < hours["simclr"]
     assert [n for n in notes if "cost factor" in n] == [
         "method 'byol' has no cost factor (the cost of its step against SimCLR's): counted as 1.0; set "
         "cost.method_factor.byol in the profile"]

@@ -11,7 +11,7 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import cells, fmt_size, method_colours, planned_sizes, seeds_note
+from study.report.figures.common import NOT_TRAINED_HERE, cells, fmt_size, method_colours, planned_sizes, seeds_note
 from study.report.html import table_html
 
 
@@ -110,6 +110,14 @@ def test_quantity_styles_a_pretraining_size_alike_in_every_panel_and_a_method_by
     assert look["simclr 1M"].get_color() == look["supervised 1M"].get_color() != look["simclr 50k"].get_color()
     assert look["simclr 1M"].get_linestyle() == look["simclr 50k"].get_linestyle() != \
         look["supervised 1M"].get_linestyle()
+
+
+def test_the_methods_not_trained_here_are_the_registered_ones_that_train_nothing():
+    """The report, which imports no torch, names them (common.NOT_TRAINED_HERE): a new method that trains nothing
+    goes there too, or its pretraining set and size would read as evidence of what pretraining data does."""
+    from study.train.methods import METHODS
+
+    assert set(NOT_TRAINED_HERE) == {name for name in METHODS if not METHODS.get(name).trains}
 
 
 def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():

@@ -32,6 +32,7 @@ class Pretrained(Method):
     num_views = 1
     augment_preset = "eval"
     settings = PretrainedSettings
+    file_settings = ("encoder_file",)
 
     @classmethod
     def config_error(cls, cfg) -> str | None:
