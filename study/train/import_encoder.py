@@ -13,10 +13,11 @@ buffer of the backbone must be there, in its shape; the checkpoint's other keys 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -77,12 +78,28 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
 SAFE_OBJECTS = (argparse.Namespace,)
 
 
+@contextlib.contextmanager
+def _safe_objects() -> Iterator[None]:
+    """SAFE_OBJECTS loadable by `torch.load(weights_only=True)` within, only: torch's own context manager (torch >=
+    2.5), else (2.4) its process-wide list, extended for the load and restored after."""
+    serialization = torch.serialization
+    if hasattr(serialization, "safe_globals"):
+        with serialization.safe_globals(list(SAFE_OBJECTS)):
+            yield
+        return
+    before = serialization.get_safe_globals()
+    serialization.add_safe_globals(list(SAFE_OBJECTS))
+    try:
+        yield
+    finally:
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(before)
+
+
 def _read(src: Path) -> Any:
     try:
-        if hasattr(torch.serialization, "safe_globals"):  # torch >= 2.5; 2.4: Namespace refused, as any object
-            with torch.serialization.safe_globals(list(SAFE_OBJECTS)):
-                return torch.load(src, map_location="cpu", weights_only=True)
-        return torch.load(src, map_location="cpu", weights_only=True)
+        with _safe_objects():
+            return torch.load(src, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise StudyError(f"{src}: checkpoint not found") from None
     except OSError as e:  # a folder, no permission: not a matter of what the file holds

@@ -126,12 +126,16 @@ def test_a_prefix_without_its_final_dot_reads_the_module_of_that_name(tmp_path):
         assert torch.equal(load_encoder(tmp_path / "q.pt")(x), _features(q, x))
 
 
-@pytest.mark.skipif(not hasattr(torch.serialization, "safe_globals"), reason="torch < 2.5: no safe_globals")
-def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_path):
+@pytest.mark.parametrize("torch_2_4", [False, True])
+def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_path, monkeypatch, torch_2_4):
     """DINO's training checkpoint keeps its `args` (argparse's Namespace) beside `student` and `teacher`, and a
-    Lightning checkpoint may keep its hyperparameters as one: plain data, read; the teacher is DINO's encoder."""
+    Lightning checkpoint may keep its hyperparameters as one: plain data, read; the teacher is DINO's encoder. Also
+    as torch 2.4 reads them (`torch_2_4`: no `safe_globals` context manager; its process-wide list, restored after)."""
     import argparse
 
+    before = set(torch.serialization.get_safe_globals())
+    if torch_2_4:
+        monkeypatch.delattr(torch.serialization, "safe_globals")
     t = _torchvision_resnet18(1)
     student = {f"module.backbone.{n}": v.clone() for n, v in _torchvision_resnet18(2).state_dict().items()}
     torch.save({"student": student, "teacher": {f"backbone.{n}": v for n, v in t.state_dict().items()}, "epoch": 3,
@@ -144,6 +148,7 @@ def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_
     torch.save({"state_dict": {f"backbone.{n}": v for n, v in t.state_dict().items()}, "global_step": 10,
                 "hyper_parameters": argparse.Namespace(backbone="resnet18")}, tmp_path / "solo.ckpt")
     assert import_encoder(tmp_path / "solo.ckpt", tmp_path / "s.pt", "resnet18")["prefix"] == "backbone."
+    assert set(torch.serialization.get_safe_globals()) == before  # nothing left loadable by other loads
 
 
 def test_an_out_that_is_the_checkpoint_or_cannot_be_written_is_refused_naming_it(tmp_path):
