@@ -61,14 +61,15 @@ def read_imagenet(root: Path, split: str, options: ReaderOptions) -> Index:
     if split == "train" or list_dirs(folder):
         if not kaggle:  # a sorted val too: a class folder missing would shift every label after it
             wnids, source = train_wnids(root)
-        index = index_class_tree(root, folder)
+        # the folders, checked before they are indexed (which would warn of an empty one, lost+found, first)
         if wnids is not None:
-            check_classes(folder, index.class_names, wnids, source)
+            check_classes(folder, list_dirs(folder), wnids, source)
         else:  # nothing to check against: a folder that is no wnid (lost+found) would shift every label after it
-            other = [c for c in index.class_names if not is_wnid(c)]
+            other = [c for c in list_dirs(folder) if not is_wnid(c)]
             if other:
                 raise StudyError(f"imagenet: {folder} holds {len(other)} folder(s) not named as a wnid (n + 8 digits), "
                                  f"e.g. {', '.join(other[:3])}: move them out (class folders are the 1000 wnids)")
+        index = index_class_tree(root, folder)
     elif kaggle:
         index = kaggle_val(root, folder, wnids)
     elif not has_devkit(root) and (root / "LOC_val_solution.csv").is_file():

@@ -320,15 +320,18 @@ def test_a_val_solution_wnid_not_in_the_synset_mapping_names_the_line(tmp_path):
         read_dataset("imagenet", tmp_path, "val")
 
 
-def test_without_a_wnid_list_a_class_folder_not_named_as_a_wnid_is_refused(tmp_path):
-    """No devkit nor LOC_synset_mapping.txt: `lost+found` (a mount point's) would be class 0 and shift every label."""
+def test_without_a_wnid_list_a_class_folder_not_named_as_a_wnid_is_refused(tmp_path, capsys):
+    """No devkit nor LOC_synset_mapping.txt: `lost+found` (a mount point's) would be class 0 and shift every label.
+    Refused before the tree is indexed: no warning of its emptiness first, as though it would be read."""
     make_imagenet_official(tmp_path)
     shutil.rmtree(tmp_path / "ILSVRC2012_devkit_t12")
     assert read_dataset("imagenet", tmp_path, "train").class_names == WNIDS
     (tmp_path / "train" / "lost+found").mkdir()
+    capsys.readouterr()
     with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid \(n \+ 8 digits\), e.g. "
                                          r"lost\+found: move them out"):
         read_dataset("imagenet", tmp_path, "train")
+    assert "warning" not in capsys.readouterr().err
     (tmp_path / "train" / "lost+found").rmdir()
     (tmp_path / "train" / "n0144076").mkdir()  # n and 7 digits: no wnid either
     with pytest.raises(StudyError, match=r"train holds 1 folder\(s\) not named as a wnid .*e.g. n0144076: move"):
