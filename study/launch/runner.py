@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,23 @@ def threads_from_env() -> None:
         torch.set_num_threads(int(n))
 
 
+SUBMIT_DIR = "STUDY_SUBMIT_DIR"  # the folder `study submit --cluster slurm` ran in, given to each job's call
+
+
+def enter_submit_folder(folder: str | None) -> None:
+    """Run in the folder `study submit` ran in, which a grid's relative paths (`pretrained.encoder_file`,
+    `init_encoder`) are read from: Slurm starts a job in sbatch's folder only where the node has it (else in /tmp),
+    and a profile's `additional: {chdir: ...}` moves it. Said on stderr where that folder is none on this node."""
+    if not folder:
+        return
+    try:
+        os.chdir(folder)
+    except OSError as e:
+        print(f"study: warning: the folder study submit ran in, {folder}, cannot be entered on this node "
+              f"({e.strerror}): a relative path of the grid (pretrained.encoder_file, init_encoder) is read from "
+              f"{Path.cwd()}", file=sys.stderr, flush=True)
+
+
 class SlurmTask(submitit.helpers.Checkpointable):
     """The callable submitit pickles for each array task. On a timeout or preemption (USR2) the training loop
     has already written its checkpoint when submitit calls `checkpoint()`, so checkpointing is just requeueing
@@ -90,6 +108,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
 
     def __call__(self, job: Job, workdir: str, grid: str, env: dict[str, str]) -> str | None:
         os.environ.update(env)
+        enter_submit_folder(env.get(SUBMIT_DIR))
         threads_from_env()
         path = run_job(job, workdir, grid)
         return str(path) if path else None

@@ -47,8 +47,8 @@ def fake_slurm(root: Path) -> Path:
     script in sbatch_script_<n>);
     sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
-    `scancelled`; scontrol says MaxArraySize = 1001; srun does nothing. Real commands elsewhere on PATH are never
-    reached for these names."""
+    `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`; srun does
+    nothing. Real commands elsewhere on PATH are never reached for these names."""
     d = str(root)
     return fake_commands(
         root / "bin",
@@ -60,6 +60,7 @@ def fake_slurm(root: Path) -> Path:
                'exit 0',
         scancel=f'echo "$@" >> "{d}/scancelled"',
         scontrol='echo "MaxArraySize = 1001"',
+        sinfo=f'cat "{d}/sinfo" 2>/dev/null || echo debug',
         srun="exit 0")
 
 

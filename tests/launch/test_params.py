@@ -10,7 +10,8 @@ import pytest
 
 from study.grids import Resources, load_profile
 from study.grids.profile import Profile
-from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters)
+from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters,
+                                       unknown_partitions)
 from study.launch.slurm.submit import sbatch_script
 
 from launch_helpers import PROFILE, fake_commands, grid_text, run_cli
@@ -188,6 +189,7 @@ def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):
     profile = env / "contained.yaml"
     python = "apptainer exec --nv --bind /shared /shared/study.sif python"
     profile.write_text(GPU_PROFILE.read_text() + f"python: {python}\n")
+    (slurm / "sinfo").write_text("gpu\n")  # the profile's partition
     cmd = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
     code, out, err = run_cli(cmd + ["--dry-run"])
     assert code == 0, err
@@ -470,3 +472,36 @@ def test_a_workdir_slurm_would_read_as_a_log_pattern_or_a_header_line_is_refused
                               "--workdir", str(env / folder), "--dry-run"])
     assert code == 2 and "holds a '%'" in err and out == ""
     assert not (env / folder).exists()
+
+
+def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(env, slurm, monkeypatch):
+    """sbatch refused only the evaluations' array, after the pretraining array was queued (the evaluations never
+    were): a partition sinfo does not list is named with its profile key before anything is queued; a dry run warns;
+    once sinfo lists it, the arrays are queued, each job's call carrying the folder study submit ran in (where a
+    job reads the grid's relative paths)."""
+    import submitit
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("placed"))
+    profile = env / "placed.yaml"
+    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, partition: 'short,long'}"))
+    (slurm / "sinfo").write_text("debug\nlong\ndebug\n")
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
+    code, _, err = run_cli(argv)
+    assert code == 2, err
+    assert (f"study: error: profile {profile}: stages.evaluate.partition: 'short' (evaluate jobs): not a partition "
+            "of this cluster (sinfo lists debug, long); nothing was queued") in err, err
+    assert not (slurm / "counter").exists()  # no sbatch ran
+    code, out, err = run_cli(argv + ["--dry-run"])
+    assert code == 0 and "#SBATCH --partition=short,long" in out, err
+    assert "study: warning: profile " in err and "'short' (evaluate jobs): not a partition" in err, err
+    (slurm / "sinfo").write_text("debug\nshort\nlong\n")
+    monkeypatch.chdir(env)
+    code, _, err = run_cli(argv)
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    calls = [submitit.helpers.DelayedSubmission.load(f) for f in (env / "wd" / "submitit").rglob("*_submitted.pkl")]
+    assert len(calls) == 2 and all(c.args[3]["STUDY_SUBMIT_DIR"] == str(env) for c in calls), calls
+    # a top-level partition both stages use is named once
+    assert unknown_partitions(load_profile(GPU_PROFILE), ["pretrain", "evaluate"], {"debug"}) == [
+        "partition: 'gpu' (pretrain, evaluate jobs)"]

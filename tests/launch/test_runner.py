@@ -13,7 +13,8 @@ import study.evaluate
 import study.train
 from study.errors import StudyError
 from study.grids import Job
-from study.launch.runner import SlurmTask, _is_main_task, read_job_file, run_job, threads_from_env, write_job_file
+from study.launch.runner import (SUBMIT_DIR, SlurmTask, _is_main_task, read_job_file, run_job, threads_from_env,
+                                 write_job_file)
 
 
 @pytest.mark.parametrize("procid, localid, main", [(None, None, True), ("0", "0", True), ("1", "1", False),
@@ -126,3 +127,24 @@ def test_a_slurm_task_runs_with_its_env_and_threads_and_requeues_the_same_call_o
         torch.set_num_threads(before)
     delayed = task.checkpoint(*args)
     assert delayed.function is task and delayed.args == args
+
+
+def test_a_slurm_task_reads_relative_paths_from_the_folder_study_submit_ran_in(monkeypatch, tmp_path, capsys):
+    """Slurm starts a job in sbatch's folder only where the node has it (else /tmp), and a profile's
+    `additional: {chdir: ...}` moves it: the task enters the submit's folder, where a grid's relative
+    `pretrained.encoder_file` is read from; one the node lacks is said, and the job stays where it started."""
+    submitted, started = tmp_path / "submitted", tmp_path / "started"
+    submitted.mkdir()
+    started.mkdir()
+    seen = []
+    monkeypatch.setattr("study.launch.runner.run_job", lambda *a: seen.append(os.getcwd()))
+    monkeypatch.setattr("study.launch.runner.threads_from_env", lambda: None)
+    monkeypatch.chdir(started)
+    SlurmTask()(Job("p1", "pretrain", {}), "/wd", "g", {SUBMIT_DIR: str(submitted)})
+    monkeypatch.chdir(started)
+    SlurmTask()(Job("p1", "pretrain", {}), "/wd", "g", {SUBMIT_DIR: str(tmp_path / "not-on-this-node")})
+    SlurmTask()(Job("p1", "pretrain", {}), "/wd", "g", {})  # a call queued by an older study: where it started
+    assert seen == [str(submitted), str(started), str(started)]
+    err = capsys.readouterr().err
+    assert f"the folder study submit ran in, {tmp_path / 'not-on-this-node'}, cannot be entered" in err, err
+    assert f"is read from {started}" in err, err

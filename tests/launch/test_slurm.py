@@ -299,13 +299,21 @@ def test_two_submits_at_once_queue_each_job_once(slurm_cluster, env):
 
 
 def test_an_array_sbatch_refuses_is_a_clear_error_and_recorded_lost(slurm_cluster, env):
+    """A partition the cluster lacks is refused before any sbatch (sinfo asked: nothing in the ledger); an option
+    sbatch itself refuses (a gres the cluster does not know) is said, and the array recorded lost."""
     grid = env / "refused.yaml"
     grid.write_text(grid_text("refused"))
     (env / "nopart.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpuz"))
     wd = env / "wd"
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "nopart.yaml"),
                             "--workdir", str(wd)])
-    assert code == 2 and "sbatch refused array 1 (pretrain, 1 job(s); profile" in err and "nopart.yaml" in err, err
+    assert code == 2 and "nopart.yaml: partition: 'gpuz' (pretrain, evaluate jobs): not a partition of this " \
+        "cluster (sinfo lists debug); nothing was queued" in err, err
+    assert Ledger(wd, "refused").events() == []
+    (env / "nogres.yaml").write_text(PROFILE + "additional: {gres: 'nonesuch:1'}\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "nogres.yaml"),
+                            "--workdir", str(wd)])
+    assert code == 2 and "sbatch refused array 1 (pretrain, 1 job(s); profile" in err and "nogres.yaml" in err, err
     assert "Traceback" not in err
     events = Ledger(wd, "refused").events()
     assert [e["event"] for e in events] == ["intent", "lost"] and not queued(wd, "refused")

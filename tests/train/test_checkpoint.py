@@ -292,3 +292,15 @@ def test_a_gpu_runs_checkpoint_loads_onto_the_cpu_where_no_gpu_is(tmp_path):
     path.write_bytes(out.getvalue())
     w = load_checkpoint(path)["w"]
     assert w.device.type == "cpu" and w.tolist() == [1.0, 1.0]
+
+
+def test_a_missing_encoder_file_given_by_a_relative_path_names_the_folder_it_was_read_in(tmp_path, monkeypatch):
+    """A grid's relative `pretrained.encoder_file` is read in the folder the job runs in: the error says which (an
+    absolute path needs no such note)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StudyError) as relative:
+        read_encoder("encoders/gone.pt")
+    assert str(relative.value) == f"encoders/gone.pt: encoder file not found (a relative path: read in {tmp_path})"
+    with pytest.raises(StudyError) as absolute:
+        read_encoder(tmp_path / "gone.pt")
+    assert str(absolute.value) == f"{tmp_path / 'gone.pt'}: encoder file not found"

@@ -10,7 +10,7 @@ node configuration is not available"; the plan's cost still counts mem_per_node)
 signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeue itself; capped at a tenth of a
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
 a stage's own partition, account, qos and additional (`stages.<stage>.partition`, ...: Profile.placement) replace the
-profile's for its jobs;
+profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, refused by study submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -98,6 +98,33 @@ def cluster_max_array_size() -> int | None:
         return None
     m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
     return int(m.group(1)) if m else None
+
+
+def cluster_partitions() -> set[str] | None:
+    """The partitions this cluster has (`sinfo --all`: hidden ones too), or None when sinfo is absent, fails or
+    lists none (nothing can be told then: sbatch decides)."""
+    if not shutil.which("sinfo"):
+        return None
+    try:
+        run = subprocess.run(["sinfo", "--all", "--noheader", "--format=%R"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = {line.strip() for line in run.stdout.splitlines() if line.strip()}
+    return names if run.returncode == 0 and names else None
+
+
+def unknown_partitions(profile: Any, stages: Iterable[str], known: set[str]) -> list[str]:
+    """Each stage's partition (`Profile.placement`; each name of a list) that `known` lacks, said with the profile
+    key that sets it (`stages.<stage>.partition` or `partition`)."""
+    said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
+    for stage in stages:
+        partition = profile.placement(stage).partition or ""
+        key = f"stages.{stage}.partition" if "partition" in profile.stage_placement.get(stage, {}) else "partition"
+        unknown = [name for name in partition.split(",") if name and name not in known]
+        if unknown:
+            said.setdefault(f"{key}: {', '.join(map(repr, unknown))}", []).append(stage)
+    return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
 def max_array_size(profile: Any, cluster_max: int | None) -> int:

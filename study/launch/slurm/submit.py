@@ -25,7 +25,7 @@ import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
 
 from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
@@ -33,12 +33,12 @@ from study.grids.profile import CONTROL
 from study.errors import StudyError
 from study.launch.ledger import Ledger, now, workdir_ledgers
 from study.launch.locks import submit_lock
-from study.launch.runner import SlurmTask, job_dir, read_job_file, write_job_file
+from study.launch.runner import SUBMIT_DIR, SlurmTask, job_dir, read_job_file, write_job_file
 from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
-from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
-                                       slurm_parameters)
+from study.launch.slurm.params import (array_chunks, cluster_max_array_size, cluster_partitions, dependency_string,
+                                       max_array_size, slurm_parameters, unknown_partitions)
 from study.launch.grid_states import grid_file, grid_states, locked_states
 from study.paths import manifests_dir
 
@@ -192,6 +192,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     if missing:
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
+    _check_partitions(plan.profile, dict.fromkeys(j.stage for j in to_run), dry_run, err)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err)
@@ -203,6 +204,23 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
     return 0
+
+
+def _check_partitions(profile: Any, stages: Iterable[str], dry_run: bool, err: TextIO) -> None:
+    """A partition of the stages to queue that sinfo does not list: a StudyError before the first sbatch (else the
+    arrays before the one sbatch refuses would be queued, their dependents not); a warning for a dry run. Nothing
+    where sinfo cannot tell."""
+    stages = list(stages)
+    known = cluster_partitions() if stages else None  # nothing to queue: nothing to ask
+    unknown = unknown_partitions(profile, stages, known) if known is not None else []
+    if not unknown:
+        return
+    said = (f"profile {profile.path or 'built-in default'}: {'; '.join(unknown)}: not a partition of this cluster "
+            f"(sinfo lists {', '.join(sorted(known))})")  # type: ignore[arg-type]
+    if dry_run:
+        print(f"study: warning: {said}: sbatch would refuse its jobs", file=err, flush=True)
+        return
+    raise StudyError(f"{said}; nothing was queued")
 
 
 def _held_outside_slurm(to_run: list[Any], states: dict) -> list[str]:
@@ -225,7 +243,8 @@ class _Arrays:
         self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
         self.dry_run, self.out, self.err = dry_run, out, err
         self.limit = max_array_size(plan.profile, cluster_max_array_size())
-        self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir)}
+        self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir),
+                    SUBMIT_DIR: os.getcwd()}  # where the jobs read the grid's relative paths from
         self.task = SlurmTask()
         self.n_arrays, self.n_jobs = 0, 0
 

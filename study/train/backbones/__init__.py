@@ -78,7 +78,8 @@ def read_encoder(path: str | Path) -> tuple[dict, dict]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         return dict(payload["backbone"]), payload["state_dict"]
     except FileNotFoundError:
-        raise StudyError(f"{path}: encoder file not found") from None
+        raise StudyError(f"{path}: encoder file not found" + ("" if Path(path).is_absolute() else
+                                                               f" (a relative path: read in {Path.cwd()})")) from None
     except Exception as e:  # corrupt or foreign file
         raise StudyError(f"{path}: not a study encoder file ({load_error(e)})") from None
 
