@@ -5,8 +5,9 @@ pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and `d
 evaluation entry), no entry's `params` key that its protocol never reads, every manifest present (or the exact
 `study manifest ...` command that makes it) and what the grid says it is (from its metadata; for image-folder
 manifests also their paths: no test image among the labeled ones), and each manifest's recorded root a folder on this
-machine (a warning, or a problem where the jobs run here). Each check gives its lines, each naming the grid's file
-and line (or the profile's); `check_plan` raises them as one StudyError, or returns the warnings.
+machine (a warning, or a problem where the jobs run here), and each encoder file here (`init_encoder`,
+`pretrained.encoder_file`) of the backbone and width of the jobs that read it. Each check gives its lines, each
+naming the grid's file and line (or the profile's); `check_plan` raises them as one StudyError, or returns the warnings.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
         missing = missing_manifests(plan)
         problems += missing or check_manifest_contents(plan, meta)
         roots = ([] if missing else roots_not_here(plan, meta)) + init_encoder_not_here(plan)
+        problems += encoder_file_mismatches(plan)
     if images_here:
         problems, roots = problems + roots, []
     if len(problems) > 1:
@@ -507,25 +509,61 @@ def _manifest_lines(plan: Plan) -> dict[str, int]:
     return lines
 
 
-def init_encoder_not_here(plan: Plan) -> list[str]:
-    """`defaults.pretrain.init_encoder` (every pretraining job starts from it) and each file a method of the plan
-    reads by a setting of its own (`Method.file_settings`: `pretrain.pretrained.encoder_file`, the encoder method
-    `pretrained` scores) said when not a file here: each job that reads it would stop on it."""
+def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
+    """(grid key, path, kind) -> the pretraining jobs that read that file: `init_encoder` (kind `encoder`, where set)
+    and each setting of a job's method that names a file (`Method.file_settings`: `pretrained.encoder_file`, an
+    `encoder`); values of a wrong type are left to the config checks."""
+    from study.train.config import PretrainConfig
     from study.train.methods import METHODS
 
-    d = plan.grid.defaults_pretrain
-    given = [("init_encoder", d.get("init_encoder"))]
-    for name in sorted({j.axes["method"] for j in plan.jobs if j.stage == "pretrain"} & set(METHODS)):
-        if isinstance(d.get(name), dict):
-            given += [(f"{name}.{key}", d[name].get(key)) for key in METHODS.get(name).file_settings]
+    out: dict[tuple[str, str, str], list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        pre = job.config["pretrain"]
+        method = pre.get("method") or job.axes.get("method") or PretrainConfig.method
+        reads = [("init_encoder", pre.get("init_encoder"), "encoder")]
+        if method in METHODS and isinstance(pre.get(method), dict):
+            reads += [(f"{method}.{field}", pre[method].get(field), kind)
+                      for field, kind in METHODS.get(method).file_settings.items()]
+        for key, path, kind in reads:
+            if isinstance(path, str) and path:
+                out.setdefault((key, path, kind), []).append(job)
+    return out
+
+
+def _file_key_at(plan: Plan, key: str) -> str:
+    """`<grid>:<line>: defaults.pretrain.<key>`, at the line of its section under defaults.pretrain."""
+    line = plan.grid.defaults_lines.get("pretrain", {}).get(key.split(".")[0])
+    return f"{at(plan.path, line)}: defaults.pretrain.{key}"
+
+
+def init_encoder_not_here(plan: Plan) -> list[str]:
+    """Each file the plan's pretraining jobs read (`files_read`: `init_encoder`, every job starts from it;
+    `pretrained.encoder_file`, the encoder method `pretrained` scores) said when not a file here: each job that reads
+    it would stop on it."""
+    return [f"{_file_key_at(plan, key)}: {path} is not a file here (relative paths are read from the folder the jobs "
+            f"start in: the one `study submit` is run from); every pretraining job that reads it would stop on it"
+            for key, path, _ in files_read(plan) if not Path(path).is_file()]
+
+
+def encoder_file_mismatches(plan: Plan) -> list[str]:
+    """Each encoder file here (`files_read` of kind `encoder`) whose backbone or width is not that of a job that
+    reads it: each such job would stop on it, after its queue wait (a file not here, or no encoder file: another
+    check's, or the job's, to name)."""
+    from study.train.backbones import encoder_spec
+    from study.train.config import PretrainConfig
+
     out = []
-    for key, path in given:
-        if not isinstance(path, str) or not path or Path(path).is_file():
-            continue  # null, or a wrong type the config check names
-        line = plan.grid.defaults_lines.get("pretrain", {}).get(key.split(".")[0])
-        out.append(f"{at(plan.path, line)}: defaults.pretrain.{key}: {path} is not a file here (relative paths are "
-                   f"read from the folder the jobs start in: the one `study submit` is run from); every pretraining "
-                   f"job that reads it would stop on it")
+    for (key, path, kind), jobs in files_read(plan).items():
+        spec = encoder_spec(path) if kind == "encoder" and Path(path).is_file() else None
+        if spec is None:
+            continue
+        asked = dict.fromkeys((j.config["pretrain"].get("backbone", PretrainConfig.backbone),
+                               j.config["pretrain"].get("width", PretrainConfig.width)) for j in jobs)
+        wrong = [f"{b} (width {w})" for b, w in asked if (b, w) != (spec["name"], spec["width"])]
+        if wrong:
+            out.append(f"{_file_key_at(plan, key)}: {path} holds {spec['name']} (width {spec['width']}), the jobs "
+                       f"that read it ask for {', '.join(wrong)}: import the checkpoint with that --backbone and "
+                       "--width, or give those jobs the file's (`backbone` axis, defaults.pretrain.width)")
     return out
 
 

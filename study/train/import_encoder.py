@@ -8,7 +8,8 @@ itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path 
 the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
 the backbone's first weight, `conv1.weight`, is found under, e.g. `module.encoder_q.`), stripped. Every weight and
 buffer of the backbone must be there, in its shape; the checkpoint's other keys under the prefix (a classifier
-`fc.*`, a projection head) are left out, and named.
+`fc.*`, a projection head) are left out, and named, but not those under the backbone's own modules (`layer1.2.*`
+of a ResNet-34 read as a ResNet-18: a deeper network's, refused).
 """
 from __future__ import annotations
 
@@ -60,8 +61,16 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
         if k in given and tuple(given[k].shape) != tuple(v.shape):
             raise StudyError(f"{src}: {prefix}{k} has shape {tuple(given[k].shape)}, {backbone} (width {width}) "
                              f"needs {tuple(v.shape)}: another architecture or width")
-    encoder.load_state_dict({k: given.get(k, v) for k, v in expected.items()})
     left_out = sorted(k for k in given if k not in expected)
+    # a key under one of the backbone's own modules that it lacks (`layer1.2.*` of a ResNet-34 read as a ResNet-18)
+    # is a deeper network's, not a head: reading the rest would score a network cut short
+    modules = {k.split(".")[0] for k in expected}
+    deeper = [k for k in left_out if k.split(".")[0] in modules]
+    if deeper:
+        raise StudyError(f"{src}: {len(deeper)} weight(s) under prefix {prefix!r} in {backbone}'s own modules that "
+                         f"it does not have: {', '.join(deeper[:5])}{' ...' if len(deeper) > 5 else ''} (a deeper "
+                         f"network's? `--backbone` names the architecture the checkpoint was trained as)")
+    encoder.load_state_dict({k: given.get(k, v) for k, v in expected.items()})
     provenance = {"source": str(src.resolve()), "sha256": file_sha256(src), "key": key, "prefix": prefix,
                   "left_out": left_out}
     buffer = io.BytesIO()

@@ -13,7 +13,7 @@ import pytest
 import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
-from study.grids.checks import init_encoder_not_here
+from study.grids.checks import encoder_file_mismatches, init_encoder_not_here
 from study.manifests.store import SCHEMA_VERSION
 from study.train.methods import METHODS
 from study.train.methods.simclr import SimCLR
@@ -200,7 +200,7 @@ class MethodWithAFile(SimCLR):
     """A method of a contributor's, reading a file its setting `table` names in each job."""
 
     settings = TableSettings
-    file_settings = ("table",)
+    file_settings = {"table": "table"}
 
 
 def test_a_file_a_methods_setting_names_is_said_where_not_here(write_grid, tmp_path):
@@ -221,6 +221,41 @@ def test_a_file_a_methods_setting_names_is_said_where_not_here(write_grid, tmp_p
         assert init_encoder_not_here(plan_grid(g)) == []
     finally:
         METHODS.unregister("with_table")
+
+
+def test_an_encoder_file_of_another_backbone_or_width_than_its_jobs_is_a_problem_at_plan_time(
+        write_grid, capsys, tmp_path):
+    """`pretrained.encoder_file` and `init_encoder` hold one architecture: a job of another backbone or width would
+    stop on the file once queued; the plan names the file, what it holds, and what the jobs ask, at its line."""
+    import torch
+
+    from study.train.backbones import build_backbone, encoder_payload
+
+    torch.save(encoder_payload(build_backbone("resnet18", 8)), tmp_path / "enc.pt")
+    body = """
+    axes: {method: [simclr, pretrained], dataset: [alpha], size: [1k]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100]}
+    """
+    g = write_grid(body, pretrain={"width": 8, "pretrained": {"encoder_file": str(tmp_path / "enc.pt")}})
+    assert encoder_file_mismatches(plan_grid(g)) == []  # simclr does not read it
+    g = write_grid(body, pretrain={"width": 16, "pretrained": {"encoder_file": str(tmp_path / "enc.pt")}})
+    line = line_of(g, "pretrained:")
+    want = (f"{g}:{line}: defaults.pretrain.pretrained.encoder_file: {tmp_path / 'enc.pt'} holds resnet18 (width 8), "
+            "the jobs that read it ask for resnet18 (width 16): import the checkpoint with that --backbone and "
+            "--width, or give those jobs the file's (`backbone` axis, defaults.pretrain.width)")
+    assert encoder_file_mismatches(plan_grid(g)) == [want]
+    code, _, err = run_plan_cli([str(g)], capsys)  # among the other problems (no manifests here)
+    assert code == 2 and want in err, err
+    g = write_grid(body.replace("simclr, pretrained", "simclr"),
+                   pretrain={"backbone": "resnet18_small", "width": 8, "init_encoder": str(tmp_path / "enc.pt")})
+    assert encoder_file_mismatches(plan_grid(g)) == [
+        f"{g}:{line_of(g, 'init_encoder')}: defaults.pretrain.init_encoder: {tmp_path / 'enc.pt'} holds resnet18 "
+        "(width 8), the jobs that read it ask for resnet18_small (width 8): import the checkpoint with that "
+        "--backbone and --width, or give those jobs the file's (`backbone` axis, defaults.pretrain.width)"]
+    (tmp_path / "enc.pt").write_bytes(b"")  # no encoder file: the job names it
+    assert encoder_file_mismatches(plan_grid(g)) == []
 
 
 def test_a_method_that_trains_nothing_at_several_sizes_is_a_warning(write_grid, capsys, tmp_path):

@@ -212,7 +212,7 @@ def test_domain_matrix_heatmap_values_and_diagonal():
 
 def test_domain_matrix_boxes_no_blank_diagonal_cell():
     """A method the grid runs on one pretraining dataset only (the random-init reference, evaluated on both): its
-    panel's other row is blank, and its diagonal cell there is not boxed as an in-domain result."""
+    panel's other row is blank, and no cell of it is boxed as an in-domain result (it was trained on none)."""
     recs = domain_records() + [r for ev, v in (("a", 0.2), ("b", 0.15))
                                for r in records(eval_axes(method="random", eval_dataset=ev), {(10000, None): v})]
     planned = pd.DataFrame([{"stage": "evaluate", "size": 1_000_000, "corruption": "none", "protocol": "linear",
@@ -225,7 +225,10 @@ def test_domain_matrix_boxes_no_blank_diagonal_cell():
     def boxed(method):
         return sorted(p.get_xy() for p in panels[method].patches if p.get_linewidth() == 2.5)
 
-    assert boxed("simclr") == [(0, 0), (1, 1)] and boxed("random") == [(0, 0)]
+    # random-init saw none of the datasets: its row is the grid's key, its diagonal cell no in-domain result
+    assert boxed("simclr") == [(0, 0), (1, 1)] and boxed("random") == []
+    assert not data.loc[data["method"] == "random", "diagonal"].any()
+    assert "random: trained on none of these datasets (its row: the dataset the grid gives it)" in data.attrs["caption"]
     # the box reads on the darkest cell (the panel's best, black in Greys) as on the lightest: contrast >= 3 both
     edge = next(p for p in panels["simclr"].patches if p.get_linewidth() == 2.5).get_edgecolor()
 
@@ -297,6 +300,23 @@ def test_domain_concat_gain_over_the_in_domain_encoder_as_the_paper_reports_it()
     table = domain_concat.paper_table(domain_concat.draw(table_of(recs))[1])
     assert table["gain over in-domain"].iloc[0] == pytest.approx(0.07)  # over a (eval a), not the better b
     assert table["gain over better single"].iloc[0] == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("other", ["random", "pretrained"])
+def test_domain_concat_never_takes_an_encoder_not_trained_here_as_the_in_domain_one(other):
+    """An imported (or random-init) encoder's dataset key is where the grid scores it, not images it saw: paired with
+    SimCLR of the evaluation dataset, the gain over in-domain is over SimCLR's; paired with SimCLR of another dataset,
+    there is no in-domain encoder."""
+    recs = records(eval_axes(method=other, dataset="a"), {(10000, None): 0.70})
+    recs += records(eval_axes(dataset="a"), {(10000, None): 0.50}) + records(eval_axes(dataset="b"),
+                                                                            {(10000, None): 0.40})
+    recs += records(eval_axes(method=f"{other}|simclr", protocol="concat"), {(10000, None): 0.75})
+    recs += records(eval_axes(method=f"{other}|simclr", dataset="a|b", protocol="concat"), {(10000, None): 0.72})
+    fig, data = domain_concat.draw(table_of(recs))
+    assert sorted(data.loc[data["in_domain"], "encoder"]) == ["simclr a 1M"]
+    table = domain_concat.paper_table(data).set_index("pair")["gain over in-domain"]
+    assert table[f"{other} a 1M | simclr a 1M"] == pytest.approx(0.25)  # over simclr's 0.50, not 0.70
+    assert math.isnan(table[f"{other} a 1M | simclr b 1M"])
 
 
 def test_domain_concat_compares_the_seeds_it_concatenated():

@@ -74,6 +74,12 @@ def test_weights_of_another_architecture_or_width_are_refused_naming_them_and_no
     with pytest.raises(StudyError, match=r"tv.pth: conv1.weight has shape \(64, 3, 7, 7\), resnet18 \(width 32\) "
                                          r"needs \(32, 3, 7, 7\)"):
         import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet18", width=32)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "rn34.pth")
+    with pytest.raises(StudyError, match=r"rn34.pth: \d+ weight\(s\) under prefix '' in resnet18's own modules that "
+                                         r"it does not have: layer1.2.bn1.bias, .* \(a deeper network's\?"):
+        import_encoder(tmp_path / "rn34.pth", tmp_path / "enc.pt", "resnet18")  # its first blocks fit resnet18's
+    (tmp_path / "rn34.pth").unlink()
     with pytest.raises(StudyError, match=r"--backbone: unknown backbone 'resnet51' \(did you mean 'resnet50'"):
         import_encoder(tmp_path / "tv.pth", tmp_path / "enc.pt", "resnet51")
     with pytest.raises(StudyError, match=r"tv.pth: no 'model' \(at 'model'; keys there: bn1.bias, "):

@@ -1,7 +1,8 @@
 """`domain_concat`: single encoders vs their concatenated features (protocol `concat`, dataset `a|b`; method `m`
 or `m1|m2`), per evaluation dataset: bars for the first encoder, the second and the concatenation, and a table with
 the gain of the concatenation over the better single encoder and over the in-domain one (the paper's comparison:
-the encoder pretrained on the evaluation dataset, where exactly one of the two is). A single encoder's bar is of the
+the encoder pretrained on the evaluation dataset, where exactly one of the two is; an encoder not trained here, random
+or imported (`pretrained`), never is, whatever dataset key the grid gives it). A single encoder's bar is of the
 seeds its concatenation was made of (a concatenation of seed 0's encoders beside singles of seeds 0 and 1: seed 0's
 single cells, not their mean over both seeds)."""
 from __future__ import annotations
@@ -11,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
-                                         encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
-                                         planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NOT_TRAINED_HERE, NoData, at_largest_labeled, base_method, cells, clean,
+                                         dataset_order, dataset_rank, encoder_parts, error_bars_note, first_cell,
+                                         fmt_size, label_variants, planned_missing, same, seeds_note, wide)
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
@@ -96,11 +97,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             pair = " | ".join(names)
             for role, encoder, name in zip(ROLES, encoders, names):
                 hit = encoder_cells(lin, table, encoder, ev, labeled)
+                own = encoder[1] == ev and base_method(encoder[0]) not in NOT_TRAINED_HERE  # pretrained on ev
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": encoder[1],
-                             "labeled_size": labeled, **first_cell(hit)})
+                             "in_domain": own, "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
-                         "labeled_size": labeled, "mean": c["mean"], "std": c["std"], "count": int(c["count"]),
-                         "partial_seeds": c.get("partial_seeds")})
+                         "in_domain": False, "labeled_size": labeled, "mean": c["mean"], "std": c["std"],
+                         "count": int(c["count"]), "partial_seeds": c.get("partial_seeds")})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
     # one encoder per line, and a group as wide as its longest line (7 pt: ~0.06 in a character), so that the long
@@ -122,14 +124,15 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pair); columns: each role, the gain of concatenating over the better single encoder
-    and over the in-domain one (NaN where neither or both encoders are in-domain)."""
+    and over the in-domain one (NaN where neither or both encoders are in-domain: `in_domain`, pretrained here on the
+    evaluation dataset)."""
     table = wide(data, ["eval_dataset", "pair"], "role", order=list(ROLES))
     best = table[["first encoder", "second encoder"]].max(axis=1, skipna=False)
     table["gain over better single"] = table["concatenated"] - best
     singles = data[data["role"] != "concatenated"]
     in_domain = {}
     for (ev, pair), g in singles.groupby(["eval_dataset", "pair"], sort=False):
-        hit = g[g["dataset"].astype(object).eq(ev)]
+        hit = g[g["in_domain"].astype(bool)]
         in_domain[(ev, pair)] = hit["mean"].iloc[0] if len(hit) == 1 else float("nan")
     table["gain over in-domain"] = table["concatenated"] - pd.Series(
         [in_domain.get(k, float("nan")) for k in table.index], index=table.index, dtype=float)

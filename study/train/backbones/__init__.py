@@ -72,6 +72,17 @@ def encoder_provenance(path: str | Path) -> tuple[str | None, dict | None]:
     return (recipe if isinstance(recipe, str) else None), (protocol if isinstance(protocol, dict) else None)
 
 
+def encoder_spec(path: str | Path) -> dict | None:
+    """The backbone spec (`{"name", "width"}`) an encoder file records, its weights memory-mapped, not read; None for
+    a file that is none (read_encoder names it)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        spec = payload["backbone"]
+        return {"name": spec["name"], "width": int(spec.get("width", 64))}
+    except Exception:
+        return None
+
+
 def read_encoder(path: str | Path) -> tuple[dict, dict]:
     """(spec, state_dict) of the encoder file at `path`; StudyError naming it when missing, corrupt or foreign."""
     try:

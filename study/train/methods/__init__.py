@@ -10,7 +10,8 @@ Interface used by the loop:
     method.protocol() -> dict   # entries of the run's protocol (SimCLR's head dims)
     Method.schedule_warning(cfg, steps) -> str | None   # settings a run's length does not fit
     Method.config_error(cfg) -> str | None   # what a config of the method lacks (`pretrained`: its encoder file)
-    Method.file_settings   # its settings that name a file each job reads (`study plan` says one not here)
+    Method.file_settings   # its settings that name a file each job reads -> what it is (`encoder`: a study
+                           # encoder file, of the job's backbone and width); `study plan` checks them
 Used by the config: the class's `augment_preset` (study.train.augment's preset when the grid names none),
 `default_temperature` (the contrastive loss's; None for a method without one), `min_batch_size` (the smallest
 `batch_size` whose loss can train), `optim` (the method's own recipe:
@@ -40,7 +41,7 @@ class Method(nn.Module):
     min_batch_size = 1
     optim: dict = {}  # read only: the method's optimizer recipe where it is not SimCLR's (OptimConfig's defaults)
     settings: type | None = None
-    file_settings: tuple[str, ...] = ()  # fields of `settings` naming a file each of its jobs reads
+    file_settings: dict[str, str] = {}  # read only: fields of `settings` naming a file each job reads -> its kind
 
     def __init__(self, encoder: nn.Module):
         super().__init__()

@@ -32,7 +32,7 @@ class Pretrained(Method):
     num_views = 1
     augment_preset = "eval"
     settings = PretrainedSettings
-    file_settings = ("encoder_file",)
+    file_settings = {"encoder_file": "encoder"}
 
     @classmethod
     def config_error(cls, cfg) -> str | None:
