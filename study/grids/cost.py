@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from study.configfields import is_num
-from study.grids.jobs import Job
+from study.grids.jobs import Job, trains_nothing
 from study.grids.profile import CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
 from study.train.config import PretrainConfig
@@ -57,14 +57,6 @@ KNN_BLOCK_ROWS = 2048  # study.evaluate.knn.rows_per_block's most test rows a bl
 PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.linear.CHUNK_LOGITS) and the interpreter
 
 
-def _trains_nothing(method: str) -> bool:
-    """A registered method that trains no step (`random`, `pretrained`): its pretraining job costs only its
-    overhead, whether or not the profile gives it a factor."""
-    from study.train.methods import METHODS
-
-    return method in METHODS and not METHODS.get(method).trains
-
-
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> float:
     """Estimated wall-clock hours of `job` (its GPUs all busy); `pretrain`: the plan's pretraining jobs by id, whose
     backbones tell a probe's feature width (an encoder not among them counts as resnet50's 2048)."""
@@ -77,7 +69,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
         method = sec.get("method") or axes.get("method") or "simclr"
-        factor = cost.method_factor.get(method, 0.0 if _trains_nothing(method) else 1.0)
+        factor = cost.method_factor.get(method, 0.0 if trains_nothing(method) else 1.0)  # only its overhead
         if method not in cost.method_factor and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")

@@ -144,6 +144,7 @@ class _Builder:
 def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> list[Job]:
     b = _Builder(grid, profile)
     pre_res = b.resources("pretrain", None)
+    untrained_res = pre_res.at_most(profile.untrained_max())
     pretrain_jobs: list[Job] = []
     for pt in points:
         ds = grid.datasets[pt["dataset"]]
@@ -159,11 +160,19 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
         section.pop("corruption", None)  # an axis, not a PretrainConfig field: it lives in the manifest
         if pt["size"] is None:  # every image (`size: all`, null), the job's axis: not defaults.pretrain's size
             section.pop("size", None)
-        pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, pre_res)))
+        res = untrained_res if trains_nothing(section.get("method", PretrainConfig.method)) else pre_res
+        pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, res)))
     for entry in grid.evaluate:
         _evaluate_entry(b, entry, pretrain_jobs)
     _refuse_shared_cells(grid, b.jobs)
     return b.jobs
+
+
+def trains_nothing(method: Any) -> bool:
+    """A registered method that trains no step (`random`, `pretrained`); an unknown one is the config check's."""
+    from study.train.methods import METHODS
+
+    return isinstance(method, str) and method in METHODS and not METHODS.get(method).trains
 
 
 def _refuse_shared_cells(grid: Grid, jobs: list[Job]) -> None:

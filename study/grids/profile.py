@@ -9,8 +9,9 @@ each overridden by the stage's own (`stages.<stage>.partition`, ...).
 """
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,6 +42,17 @@ class Resources:
         """The processes a job of `stage` runs on each node: one per GPU for a pretraining job on several GPUs
         (torch.distributed ranks), else one."""
         return int(self.gpus) if stage == "pretrain" and self.gpus > 1 else 1
+
+    def at_most(self, cap: Resources) -> Resources:
+        """Each amount the smaller of this one's and `cap`'s."""
+        return Resources(*(min(getattr(self, f.name), getattr(cap, f.name)) for f in fields(Resources)))
+
+
+# ours: the most a pretraining job of a method that trains nothing (`random`, `pretrained`) asks, whatever its stage's
+# resources: it builds or reads one encoder and writes it, in seconds, and need not wait for (nor hold) a node of
+# GPUs; one GPU where its stage has any (a GPU partition may refuse a job without); its time at least twice the
+# profile's job overhead (Profile.untrained_max)
+UNTRAINED_MAX = Resources(gpus=1, cpus=2, mem_gb=8.0, time_min=30, nodes=1)
 
 
 # ours: rough A100 rates with bf16 and channels_last; images of the dataset per second per GPU (a two-view SSL
@@ -151,6 +163,11 @@ class Profile:
                          qos=own.get("qos", self.qos), max_time_min=own.get("max_time", self.max_time_min),
                          additional=additional,
                          max_time_key=f"stages.{stage}.max_time" if "max_time" in own else "max_time")
+
+    def untrained_max(self) -> Resources:
+        """UNTRAINED_MAX, its time at least twice this profile's job overhead (start-up, loading)."""
+        time_min = max(UNTRAINED_MAX.time_min, math.ceil(2 * self.cost.job_overhead_min))
+        return replace(UNTRAINED_MAX, time_min=time_min)
 
     def require_partition(self) -> str:
         """The partition (the top-level one, else the first a stage sets), or a StudyError: `--cluster slurm` needs

@@ -160,6 +160,29 @@ def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
     assert one_at_a_time["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
 
 
+def test_a_method_that_trains_nothing_asks_a_small_job_whatever_its_stage_asks(write_grid):
+    """random and pretrained build or read one encoder in seconds: on a stage of whole 8-GPU nodes they ask one GPU,
+    2 CPUs, 8 GB, 30 minutes of one node (UNTRAINED_MAX; Slurm puts them in an array of their own), not a node held
+    for seconds after a wait for one; a stage asking less keeps its own (no GPU stays none)."""
+    g = write_grid(ALPHA_RESNET18 + """
+    axes: {method: [simclr, random, pretrained], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {resources: {gpus: 8, cpus: 64, mem: 256G, time: 72h, nodes: 2}}
+    """, base=False)
+    res = {j.axes["method"]: j.resources for j in plan_grid(g).by_stage("pretrain")}
+    assert res["simclr"] == Resources(gpus=8, cpus=64, mem_gb=256.0, time_min=72 * 60, nodes=2)
+    assert res["random"] == res["pretrained"] == Resources(gpus=1, cpus=2, mem_gb=8.0, time_min=30, nodes=1)
+    g.write_text(g.read_text().replace("{gpus: 8, cpus: 64, mem: 256G, time: 72h, nodes: 2}",
+                                       "{gpus: 0, cpus: 1, mem: 2G, time: 10m}"))
+    res = {j.axes["method"]: j.resources for j in plan_grid(g).by_stage("pretrain")}
+    assert res["random"] == res["simclr"] == Resources(gpus=0, cpus=1, mem_gb=2.0, time_min=10, nodes=1)
+    g.write_text(g.read_text().replace("time: 10m", "time: 3h"))  # a cluster whose jobs take 50 min to start
+    slow = plan_grid(g, Profile(cost=CostModel(job_overhead_min=50.0)))
+    assert {j.axes["method"]: j.resources.time_min for j in slow.by_stage("pretrain")} == {
+        "simclr": 180, "random": 100, "pretrained": 100}
+    assert not any("need longer than their time limit" in n for n in slow.estimate["notes"])
+
+
 def test_a_job_of_seconds_is_not_estimated_at_0_s(write_grid):
     """The estimate's hours keep seconds: a CPU grid's jobs of a few seconds (the local profile's) were rounded to
     0.01 h, each shown as `longest job 0 s`, their stage as a multiple of 36 s."""
@@ -303,13 +326,14 @@ def test_the_over_time_notes_read_a_stages_own_max_time(write_grid):
 
 @pytest.mark.parametrize("time_limit, flagged", [("60m", False), ("59m", True)])
 def test_a_job_that_needs_exactly_its_time_limit_is_not_flagged(write_grid, time_limit, flagged):
-    """`random` trains nothing (factor 0): the job is its 60 min overhead, which fits a 60 min limit."""
+    """At cost factor 0 the job is its 60 min overhead, which fits a 60 min limit."""
     g = write_grid(f"""
-    axes: {{method: [random], dataset: [alpha], size: [10]}}
+    axes: {{method: [simclr], dataset: [alpha], size: [10]}}
     stages:
       pretrain: {{resources: {{time: {time_limit}}}}}
     """)
-    notes = " ".join(plan_grid(g, Profile(cost=CostModel(job_overhead_min=60.0))).estimate["notes"])
+    cost = CostModel(job_overhead_min=60.0, method_factor={"simclr": 0.0})
+    notes = " ".join(plan_grid(g, Profile(cost=cost)).estimate["notes"])
     assert ("need longer than their time limit" in notes) == flagged
 
 
