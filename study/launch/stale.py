@@ -33,7 +33,8 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
     trained again also where the record names no `pretrain`, an encoder file of an older study), or whose
     encoder file (`init_encoder_file`: the path a `pretrained` run resolved; else `init_encoder`, read from where the
     command runs) now holds other bytes than the record's `init_encoder_sha256` (an encoder imported again at the
-    same path): that result would otherwise count as done."""
+    same path), unless its weights are those the record's `init_encoder_weights_sha256` names (a `pretrained` run:
+    the same weights in another file): that result would otherwise count as done."""
     from study.manifests.store import load_meta
 
     @functools.cache
@@ -50,13 +51,24 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
         except OSError:
             return None  # unreadable: the job that reads it names it
 
+    @functools.cache
+    def weights_now(path: str) -> str | None:
+        from study.train.backbones import load_encoder, weights_sha256
+
+        try:
+            return weights_sha256(load_encoder(path))
+        except StudyError:
+            return None  # no encoder file now: its job names it
+
     def replaced(protocol: Any) -> str | None:
         # the path the run resolved (a relative one read where status runs would miss it elsewhere), or as given
         path = protocol.get("init_encoder_file") or protocol.get("init_encoder")
-        recorded = protocol.get("init_encoder_sha256")
-        if isinstance(path, str) and isinstance(recorded, str) and sha256_now(path) not in (None, recorded):
-            return f"encoder file {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
-        return None
+        recorded, weights = protocol.get("init_encoder_sha256"), protocol.get("init_encoder_weights_sha256")
+        if not (isinstance(path, str) and isinstance(recorded, str)) or sha256_now(path) in (None, recorded):
+            return None
+        if isinstance(weights, str) and weights_now(path) == weights:
+            return None  # the same weights in another file (imported again): the encoder scored is the same
+        return f"encoder file {path} with content {recorded[:12]}, which now holds {sha256_now(path)[:12]}"
 
     def rebuilt(protocol: Any) -> str | None:
         for name_key, hash_key in MANIFEST_KEYS:

@@ -974,6 +974,30 @@ def test_a_job_another_grids_unsettled_submit_may_have_queued_reads_pending_unse
     assert states["p2"].state == "missing"
 
 
+def test_a_pretrained_result_is_not_stale_for_the_same_weights_in_another_file(tmp_path):
+    """An encoder imported again at the same path with the same weights (another checkpoint's provenance, so other
+    bytes) scores the same: its `pretrained` result, which records the weights' sha256, stays done; other weights
+    make it stale."""
+    import torch
+
+    from study.hashing import file_sha256
+    from study.train.backbones import build_backbone, encoder_payload, weights_sha256
+
+    encoder = build_backbone("resnet18", 4)
+    torch.save(encoder_payload(encoder), tmp_path / "enc.pt")
+    old = file_sha256(tmp_path / "enc.pt")
+    wd = tmp_path / "wd"
+    _write_result(wd, "p0", {"init_encoder_file": str(tmp_path / "enc.pt"), "init_encoder_sha256": old,
+                             "init_encoder_weights_sha256": weights_sha256(encoder)})
+    jobs = [Job(id="p0", stage="pretrain", config={"axes": {}})]
+    torch.save({**encoder_payload(encoder), "protocol": {"imported": {"source": "another.pth"}}}, tmp_path / "enc.pt")
+    assert file_sha256(tmp_path / "enc.pt") != old and stale_results(jobs, wd) == {}
+    with torch.no_grad():
+        next(encoder.parameters()).add_(1.0)
+    torch.save(encoder_payload(encoder), tmp_path / "enc.pt")
+    assert list(stale_results(jobs, wd)) == ["p0"]
+
+
 def test_stale_results_names_a_result_whose_init_encoder_file_was_replaced_and_its_evaluation(tmp_path, monkeypatch):
     """A method `pretrained` run records its `init_encoder` path and that file's sha256: an encoder imported again
     at that path (other weights) makes its result and its evaluation's stale; the same bytes, a file gone (plan.check

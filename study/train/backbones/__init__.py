@@ -59,27 +59,32 @@ def weights_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def encoder_provenance(path: str | Path) -> tuple[str | None, dict | None]:
-    """(recipe, protocol) an encoder file carries (`encoder_payload`; None for what a file was written without, by
-    older code or not by `pretrain`). The weights are memory-mapped, not read: an evaluation reads the file whole
-    once already, for its sha256."""
+def _mapped_payload(path: str | Path) -> dict:
+    """What an encoder file holds besides its weights, which are memory-mapped, not read; {} for a file that is none
+    (read_encoder names it)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # read_encoder names an unreadable file
-        return None, None
-    payload = payload if isinstance(payload, dict) else {}
+    except Exception:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def encoder_provenance(path: str | Path) -> tuple[str | None, dict | None]:
+    """(recipe, protocol) an encoder file carries (`encoder_payload`; None for what a file was written without, by
+    older code or not by `pretrain`). The weights are not read: an evaluation reads the file whole once already, for
+    its sha256."""
+    payload = _mapped_payload(path)
     recipe, protocol = payload.get("recipe"), payload.get("protocol")
     return (recipe if isinstance(recipe, str) else None), (protocol if isinstance(protocol, dict) else None)
 
 
 def encoder_spec(path: str | Path) -> dict | None:
-    """The backbone spec (`{"name", "width"}`) an encoder file records, its weights memory-mapped, not read; None for
-    a file that is none (read_encoder names it)."""
+    """The backbone spec (`{"name", "width"}`) an encoder file records, its weights not read; None for a file that is
+    none."""
+    spec = _mapped_payload(path).get("backbone")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        spec = payload["backbone"]
         return {"name": spec["name"], "width": int(spec.get("width", 64))}
-    except Exception:
+    except (TypeError, KeyError, ValueError, AttributeError):
         return None
 
 
