@@ -315,8 +315,13 @@ def test_domain_concat_never_takes_an_encoder_not_trained_here_as_the_in_domain_
     fig, data = domain_concat.draw(table_of(recs))
     assert sorted(data.loc[data["in_domain"], "encoder"]) == ["simclr a 1M"]
     table = domain_concat.paper_table(data).set_index("pair")["gain over in-domain"]
-    assert table[f"{other} a 1M | simclr a 1M"] == pytest.approx(0.25)  # over simclr's 0.50, not 0.70
-    assert math.isnan(table[f"{other} a 1M | simclr b 1M"])
+    # named by its method alone: the grid's dataset key and size it was given are no images it saw
+    assert table[f"{other} | simclr a 1M"] == pytest.approx(0.25)  # over simclr's 0.50, not 0.70
+    assert math.isnan(table[f"{other} | simclr b 1M"])
+    recs += records(eval_axes(method=other, dataset="b"), {(10000, None): 0.70})
+    recs += records(eval_axes(method=f"{other}|simclr", dataset="b", protocol="concat"), {(10000, None): 0.71})
+    _, data = domain_concat.draw(table_of(recs))  # given two dataset keys: they tell its jobs apart
+    assert f"{other} b 1M | simclr b 1M" in set(data["pair"]) and f"{other} a 1M | simclr a 1M" in set(data["pair"])
 
 
 def test_domain_concat_compares_the_seeds_it_concatenated():

@@ -72,6 +72,18 @@ def encoder_cells(lin: pd.DataFrame, table: pd.DataFrame, encoder: tuple, eval_d
     return _of_seeds(hit, table, seeds)
 
 
+def _untrained_alone(conc: pd.DataFrame) -> set:
+    """The methods not trained here (random-init, imported) that the concatenations of `conc` hold with one dataset
+    key and size only: named by their method alone (that key and size are no images it saw); with several, they tell
+    its encoders apart and stay in its name."""
+    seen: dict = {}
+    for _, c in conc.iterrows():
+        for method, dataset, size, _ in concat_encoders(c):
+            if base_method(method) in NOT_TRAINED_HERE:
+                seen.setdefault(method, set()).add((dataset, None if size is None or pd.isna(size) else size))
+    return {m for m, where in seen.items() if len(where) == 1}
+
+
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
     table, expected = label_variants(table, expected)
@@ -82,6 +94,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     if conc.empty and waiting.empty:
         raise NoData("no concatenated-encoder results (protocol 'concat') in this grid")
     lin = cell[cell["protocol"] == "linear"]
+    alone = _untrained_alone(conc)
     rows = []
     for ev in dataset_order([*conc["eval_dataset"].dropna(), *waiting["eval_dataset"].dropna()], expected):
         group, wait_ev = conc[conc["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
@@ -90,7 +103,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         for _, c in group.sort_values("dataset", key=lambda s: s.map(rank)).iterrows():
             encoders = concat_encoders(c)
             methods, datasets, sizes, seeds = (list(v) for v in zip(*encoders))
-            names = [f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
+            names = [m if m in alone else f"{m} {d}" + (f" {fmt_size(s)}" if s is not None and not pd.isna(s) else "")
                      for m, d, s in zip(methods, datasets, sizes)]
             if seeds[0] != seeds[1]:  # a concatenation of two seeds' encoders: name each encoder's seed
                 names = [f"{n} seed {','.join(sorted(s, key=lambda v: (len(v), v)))}" for n, s in zip(names, seeds)]
