@@ -362,6 +362,10 @@ def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> lis
     rows, info["levels"] = [], {}
     if cfg.per_level:
         for level, (mapping, values) in level_maps.items():
+            if len(values) == num_classes and bool((mapping >= 0).all()):
+                # one value per class (the finest level): the paper's classifier itself, on the labels as numbered,
+                # not on the values' (sorted paths') order, whose fit differs in floating point
+                mapping = torch.arange(num_classes)
             probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
             info["levels"][level] = pinfo
             rows += _scores_rows(probe.blocks(xt), mapping[y_test], n, len(values), level)

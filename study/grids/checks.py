@@ -361,14 +361,12 @@ def check_manifest_contents(plan: Plan, meta) -> list[str]:
     """With every manifest present, what would otherwise fail only in a job, after its dependencies ran (`meta`:
     name -> metadata): a size or labeled size beyond a manifest's images, train and test manifests of other classes,
     levels, pools and corrupted variants other than the grid's, test images among the labeled ones."""
-    from study.manifests.store import table_columns
-
-    columns_of = functools.cache(table_columns)  # what a granularity job may name: any column of the table
+    tables = _TableReads()
     found: list[str | None] = [_pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
                                for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain"))]
     for job in plan.jobs:
         found += (_pretrain_problems(plan, job, meta) if job.stage == "pretrain" else
-                  _evaluate_problems(plan, job, meta, columns_of))
+                  _evaluate_problems(plan, job, meta, tables))
     found += _test_images_among_labeled(plan, meta)
     return list(dict.fromkeys(msg for msg in found if msg))  # each once, in the order found
 
@@ -404,7 +402,7 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
     return problems
 
 
-def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
     """An evaluation job's manifests: its labeled sizes held, a fine-tuning schedule that fits them, granularity
     levels of the test manifest's taxonomy, train and test manifests of the same classes."""
     problems = []
@@ -425,7 +423,7 @@ def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
                 problems.append(f"{_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
                                 + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
     if sec.get("protocol") == "granularity" and test:
-        problems += _granularity_problems(plan, job, meta, columns_of)
+        problems += _granularity_problems(plan, job, meta, tables)
     if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
         a, b = meta(train)["class_names"], meta(test)["class_names"]
         only = sorted(set(a) ^ set(b))
@@ -446,7 +444,7 @@ def _evaluate_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
     return problems
 
 
-def _granularity_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
+def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
     """A granularity job's levels: given or in the test manifest's taxonomy, coarse -> fine, columns of both
     manifests."""
     problems = []
@@ -466,13 +464,58 @@ def _granularity_problems(plan: Plan, job: Job, meta, columns_of) -> list[str]:
                         f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
                         f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
     for name in (train, test):
-        have_columns = columns_of(name) if name else None  # None: unreadable, the job will say so
+        have_columns = tables.columns(name) if name else None  # None: unreadable, the job will say so
         missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
         if missing:
             have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
             problems.append(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
                             f"{name} (its taxonomy levels: {', '.join(have)})")
+    if train and test and train != test and not any("are not columns" in p for p in problems):
+        # the job tells a level's value by its path (the coarser levels too), from both manifests' rows
+        wanted = [lv for lv in levels if lv in taxonomy]
+        path = [lv for lv in taxonomy[:max(map(taxonomy.index, wanted)) + 1] if lv != "class_name"] if wanted else []
+        clash = tables.taxonomy_clash(train, test, tuple(path)) if path else None
+        if clash:
+            name, level, a, b = clash
+            problems.append(f"{_at(plan, job, 'levels')}: class {name!r} has {level} {a!r} in manifest {train} but "
+                            f"{b!r} in {test}: granularity would map its predictions up another taxonomy; "
+                            f"{_delete(test)} and rebuild it with {train}'s --taxonomy FILE and --classes-from {train}")
     return problems
+
+
+class _TableReads:
+    """The reads of manifest tables one check makes, each once (a later check reads a rebuilt manifest anew)."""
+
+    def __init__(self) -> None:
+        from study.manifests.store import table_columns
+
+        self.columns = functools.cache(table_columns)  # what a granularity job may name: any column of the table
+        self.taxonomy_clash = functools.cache(_taxonomy_clash)
+
+
+def _taxonomy_clash(train: str, test: str, levels: tuple[str, ...]) -> tuple[str, str, str, str] | None:
+    """The first class (by label) whose value at one of `levels` differs between manifests `train` and `test`, as
+    (class name, level, its value in train, in test); None when they agree or a table is unreadable (the job says
+    so)."""
+    from study.manifests.store import read_arrow
+
+    seen: list[dict] = []
+    for name in (train, test):
+        try:
+            columns = ["label", "class_name", *levels]
+            table = read_arrow(name, columns=columns).group_by(columns).aggregate([])  # a row per class, mostly
+        except StudyError:
+            return None
+        first: dict = {}
+        for label, cls, *values in zip(*(table[c].to_pylist() for c in ["label", "class_name", *levels])):
+            first.setdefault(label, (cls, values))
+        seen.append(first)
+    for label in sorted(set(seen[0]) & set(seen[1])):
+        (cls, ours), (_, theirs) = seen[0][label], seen[1][label]
+        for level, a, b in zip(levels, ours, theirs):
+            if a != b:
+                return cls, level, a, b
+    return None
 
 
 def cost_hint_notes(plan: Plan, meta) -> list[str]:

@@ -847,7 +847,7 @@ def test_a_probe_holds_out_the_rows_the_evaluation_seed_draws(manifests, encoder
 def test_per_level_granularity_scores_each_level_against_the_test_images_values(manifests, encoder_file, tmp_path,
                                                                                 monkeypatch):
     """Per level, the level's classifier is scored on whether its prediction is the test image's value at that level
-    (the manifest's taxonomy columns), not its class label."""
+    (the manifest's taxonomy columns)."""
     scores = {}
     real = linear.Probe.blocks
 
@@ -863,7 +863,9 @@ def test_per_level_granularity_scores_each_level_against_the_test_images_values(
     for level, num_values in (("group", 2), ("class_name", 4)):
         path = granularity.level_path(["group", "class_name"], level)
         truth = ["/".join(row) for row in test[path].itertuples(index=False)]
-        values = sorted(set(truth))
+        # a coarser level's classifier numbers its values by their paths; the finest one (one value per class) is
+        # the paper's classifier, numbered by class label
+        values = sorted(set(truth)) if level == "group" else dict(zip(test["label"], truth))
         predicted = [values[i] for i in scores[num_values].argmax(1).tolist()]
         assert top1[level] == pytest.approx(sum(p == t for p, t in zip(predicted, truth)) / len(truth)), level
     assert top1["group"] > 0.5  # the group probe does better than chance: the check above is not vacuous
@@ -903,10 +905,10 @@ def test_a_levels_top5_is_scored_only_with_more_than_5_values(per_level):
 
 
 def test_per_level_finest_classifier_is_the_papers_classifier():
-    """A level's values are numbered by their path names (iNat21: "Animalia/.../Pica pica"), not by class label, so at
-    the finest level per_level trains on renumbered classes. It holds out the same rows the paper's classifier does
-    (the held-out draw does not depend on the classes' numbers), so its finest level scores as the paper's protocol
-    does."""
+    """A level's values are numbered by their path names (iNat21: "Animalia/.../Pica pica"), not by class label; at
+    the finest level (one value per class) per_level trains on the labels as numbered, so its classifier is the
+    paper's bit for bit: a fit on renumbered classes differs in float sums, which on a small held-out set can flip
+    the weight decay chosen (seen on a 12-class image folder: 4 points of top-1 apart)."""
     g = torch.Generator().manual_seed(0)
     y, y_test = torch.arange(12).repeat(6), torch.arange(12).repeat(3)
     centres = torch.randn(12, 8, generator=g) * 1.5
@@ -923,12 +925,11 @@ def test_per_level_finest_classifier_is_the_papers_classifier():
                                level_maps, 12, per_info)
     species = per_info["levels"]["species"]
     assert species["held_out"] == mapped_info["held_out"] == 12
-    # alike to float sums, whose order follows the classes' (1.1e-4 apart on an AMD EPYC host): another held-out
-    # draw is percents apart
-    assert species["validation_loss"] == pytest.approx(mapped_info["validation_loss"], rel=1e-3)
+    assert species["validation_loss"] == mapped_info["validation_loss"]  # the same fits, not alike ones
     assert species["weight_decay"] == mapped_info["weight_decay"]
-    top1 = {(r["level"], r["metric"]): r["value"] for r in mapped}
-    assert {(r["level"], r["metric"]): r["value"] for r in per}[("species", "top1")] == top1[("species", "top1")]
+    finest = {(r["level"], r["metric"]): r["value"] for r in mapped if r["level"] == "species"}
+    assert {(r["level"], r["metric"]): r["value"] for r in per if r["level"] == "species"} == finest
+    assert set(finest) == {("species", "top1"), ("species", "top5")}
 
 
 def test_a_corrupted_variant_is_not_served_the_clean_manifests_cached_features(manifests, encoder_file, tmp_path):

@@ -994,3 +994,31 @@ def test_a_method_that_does_not_train_has_no_schedule_warning(tmp_path, monkeypa
     assert code == 0, err
     [warning] = [line for line in err.splitlines() if "pretraining job(s)" in line]
     assert "1 pretraining job(s)" in warning and "method=simclr" in warning, warning
+
+
+def test_a_class_of_another_taxonomy_in_the_test_manifest_is_refused_at_plan_time(tmp_path, monkeypatch, write_grid):
+    """A test manifest built without --classes-from, from another taxonomy file (a class moved to another genus),
+    would fail each granularity job after its pretraining ("class 3 has several values"): named at plan time, with
+    the class's name, the level and both values."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ("family", "genus", "class_name")
+    for name, n, genus_of_y in (("alpha_train", 40_000, "g2"), ("alpha_val", 1_000, "g1")):
+        _fake_manifest(tmp_path, name, n, ["x", "y"], levels=levels)
+        pq.write_table(pa.table({"path": ["x/1", "y/1", "y/2"], "label": pa.array([0, 1, 1], pa.int64()),
+                                 "class_name": ["x", "y", "y"], "family": ["f", "f", "f"],
+                                 "genus": ["g1", genus_of_y, genus_of_y]}), tmp_path / f"{name}.parquet")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: granularity, labeled_sizes: [100], levels: [family, class_name]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "protocol: granularity" in t)
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    assert (f"{g}:{line}: class 'y' has genus 'g2' in manifest alpha_train but 'g1' in alpha_val: granularity would "
+            f"map its predictions up another taxonomy; delete {tmp_path}/alpha_val.parquet") in str(e.value)
+    assert "--classes-from alpha_train" in str(e.value)
+    only_family = tmp_path / "family.yaml"  # genus is not on the path to any level scored: no clash
+    only_family.write_text(g.read_text().replace("levels: [family, class_name]", "levels: [family]"))
+    assert plan_grid(only_family).check() == []
