@@ -205,11 +205,12 @@ def _variant(method: str, to: str) -> str:
     return to + method[len(base_method(method)):]
 
 
-def _simclr_and_supervised(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame, pd.DataFrame]]:
-    """(method, its rows, the rows of its supervised twin) for each SimCLR method of `df` ("simclr", "simclr ·
-    resnet18" with "supervised · resnet18"), in name order."""
+def _simclr_and_supervised(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
+    """(method, its supervised twin, their rows) for each SimCLR method of `df` ("simclr", "simclr · resnet18" with
+    "supervised · resnet18"), in name order."""
     for method in sorted(m for m in df["method"].unique() if _is(m, "simclr")):
-        yield method, df[df["method"] == method], df[df["method"] == _variant(method, "supervised")]
+        twin = _variant(method, "supervised")
+        yield method, twin, df[df["method"] == method], df[df["method"] == twin]
 
 
 def _rows(df: pd.DataFrame, mask: list[bool]) -> pd.DataFrame:
@@ -294,10 +295,10 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
 def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
     lin = _linear(c)
     out = []
-    for method, simclr, sup in _simclr_and_supervised(lin):
+    for method, twin, simclr, sup in _simclr_and_supervised(lin):
         for _, r in _pairs(simclr, sup, ["dataset", "size", "eval_dataset"]).iterrows():
             d = r["mean_b"] - r["mean_a"]
-            out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}: supervised "
+            out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}: {twin} "
                                          f"{r['mean_b']:.3f}, {method} {r['mean_a']:.3f} ({_pts(d)})"))
     return out
 
@@ -491,11 +492,11 @@ def downsampling_hurts_most(c: pd.DataFrame) -> list[Comparison]:
          "linear probes of simclr and supervised encoders pretrained on clean and on corrupted images")
 def supervised_hurt_less(c: pd.DataFrame) -> list[Comparison]:
     drops, out = _drops(c), []
-    for method, simclr, sup in _simclr_and_supervised(drops):
+    for method, twin, simclr, sup in _simclr_and_supervised(drops):
         both = _pairs(simclr, sup, ["dataset", "size", "eval_dataset", "corruption"])
         for _, r in both.iterrows():
             out.append(Comparison(r["drop_b"] < r["drop_a"], f"{r['corruption']} on {r['dataset']} "
-                                                             f"{_size(r['size'])}: supervised {_pts(-r['drop_b'])}, "
+                                                             f"{_size(r['size'])}: {twin} {_pts(-r['drop_b'])}, "
                                                              f"{method} {_pts(-r['drop_a'])}"))
     return out
 
@@ -507,7 +508,7 @@ def granularity_gap_grows(c: pd.DataFrame) -> list[Comparison]:
     gran = c[(c["protocol"] == "granularity") & (c["corruption"] == "none") & (c["level"] != NONE)]
     order = c.attrs.get("levels") or list(dict.fromkeys(gran["level"]))
     out = []
-    for method, simclr, sup in _simclr_and_supervised(gran):
+    for method, twin, simclr, sup in _simclr_and_supervised(gran):
         both = simclr.merge(sup, on=["dataset", "size", "eval_dataset", "_labeled", "level"], suffixes=("_a", "_b"))
         for (dataset, size, ev), g in both.groupby(["dataset", "size", "eval_dataset"], sort=True):
             g = g[g["_labeled"] == g["_labeled"].max()]
@@ -516,6 +517,6 @@ def granularity_gap_grows(c: pd.DataFrame) -> list[Comparison]:
                 continue
             gaps = (g["mean_b"] - g["mean_a"]).tolist()
             levels = ", ".join(f"{lv} {_pts(gap)}" for lv, gap in zip(g["level"], gaps))
-            out.append(Comparison(gaps[-1] > gaps[0], f"{dataset} {_size(size)} on {ev}: supervised minus {method}: "
+            out.append(Comparison(gaps[-1] > gaps[0], f"{dataset} {_size(size)} on {ev}: {twin} minus {method}: "
                                                       f"{levels}"))
     return out

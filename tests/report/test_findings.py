@@ -110,8 +110,8 @@ def test_supervised_above_simclr_pairs_the_same_backbone():
                                                                                 backbone="resnet50"))
     verdict, evidence = _verdicts(recs)["supervised_beats_simclr"]
     assert verdict == "holds in 1 of 2"
-    assert evidence == ("no: a 1M, 10k labels: supervised 0.400, simclr · resnet18 0.450 (-5.0 points); "
-                        "yes: a 1M, 10k labels: supervised 0.700, simclr · resnet50 0.450 (+25.0 points)")
+    assert evidence == ("no: a 1M, 10k labels: supervised · resnet18 0.400, simclr · resnet18 0.450 (-5.0 points); "
+                        "yes: a 1M, 10k labels: supervised · resnet50 0.700, simclr · resnet50 0.450 (+25.0 points)")
 
 
 def test_in_domain_against_the_best_cross_domain_encoder_at_the_same_size():
