@@ -346,7 +346,7 @@ def _stages(p: str, raw: YMap, additional: dict, gpu_option: str) -> tuple[dict[
         if not isinstance(spec, YMap):
             raise fail(p, raw_stages.line_of(stage),
                        f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS + PLACEMENT_KEYS)}")
-        check_keys(p, spec, RESOURCE_KEYS + PLACEMENT_KEYS, what="resource")
+        check_keys(p, spec, RESOURCE_KEYS + PLACEMENT_KEYS, what=f"stages.{stage} key")
         stages[stage] = {**stages[stage], **{k: v for k, v in spec.items() if k in RESOURCE_KEYS}}
         stage_lines[stage] = spec.line
         said = f"stages.{stage}"

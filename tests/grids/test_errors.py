@@ -197,7 +197,8 @@ def test_profile_without_partition_for_slurm(tmp_path):
     ("partition: gpu\npartitoin: x\n", "2: unknown key 'partitoin' (did you mean 'partition'?)"),
     ("partition: gpu\nmax_array_size: 0\n", "2: max_array_size: expected an integer >= 1"),  # arrays of no task
     # a misspelt resource of a profile stage fell back silently to the default (1 GPU) for every job of that stage
-    ("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n", "4: unknown resource 'gpu' (did you mean 'gpus'?)"),
+    ("partition: gpu\nstages:\n  pretrain:\n    gpu: 8\n",
+     "4: unknown stages.pretrain key 'gpu' (did you mean 'gpus'?)"),
     ("partition: gpu\ngpu_option: gpus\n", "2: gpu_option: expected one of gpus-per-node, gres, got 'gpus'"),
     ("partition: gpu\ngpu_type: 'a100:8'\n", "2: gpu_type: expected a GPU type such as a100, got 'a100:8'"),
     # sbatch options the launcher writes itself, refused in `additional` (written last, it would win). B: sends USR2
@@ -1400,7 +1401,7 @@ def test_where_size_of_no_job_is_spelled_as_written(write_grid):
     ("    additional: {mail_typ: null}\n", 5,
      "stages.pretrain.additional.mail_typ: null drops the profile's own `additional` option of that name, but it "
      "sets none (its options: mail-type)"),
-    ("    partitoin: long\n", 5, "unknown resource 'partitoin' (did you mean 'partition'?)"),
+    ("    partitoin: long\n", 5, "unknown stages.pretrain key 'partitoin' (did you mean 'partition'?)"),
 ])
 def test_a_bad_placement_key_of_a_profile_stage_is_refused_at_its_line(tmp_path, stage_text, line, message):
     p = tmp_path / "p.yaml"
