@@ -24,7 +24,7 @@ STAGES = ("pretrain", "evaluate")
 RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
 # what a profile's `stages.<stage>` may set besides its resources, each overriding the profile's top-level key for
 # that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)
-PLACEMENT_KEYS = ("partition", "account", "qos", "max_time", "additional")
+PLACEMENT_KEYS = ("partition", "account", "qos", "constraint", "gpu_type", "max_time", "additional")
 COST_KINDS = ("pretrain", "finetune", "extract")
 
 
@@ -100,6 +100,8 @@ class Placement:
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
+    constraint: str | None = None
+    gpu_type: str | None = None
     max_time_min: int | None = None
     additional: dict[str, Any] = field(default_factory=dict)
     max_time_key: str = "max_time"
@@ -150,9 +152,9 @@ class Profile:
     stage_placement: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def placement(self, stage: str) -> Placement:
-        """Where `stage`'s jobs go: each of partition, account, qos, max_time the stage's own where it sets one (a
-        null there: none), else the profile's; additional: the profile's with the stage's options over them, an
-        option the stage sets to null dropped."""
+        """Where `stage`'s jobs go: each of partition, account, qos, constraint, gpu_type, max_time the stage's own
+        where it sets one (a null there: none), else the profile's; additional: the profile's with the stage's
+        options over them, an option the stage sets to null dropped."""
         own = self.stage_placement.get(stage, {})
         additional = dict(self.additional)
         for key, value in (own.get("additional") or {}).items():
@@ -160,8 +162,9 @@ class Profile:
             if value is not None:
                 additional[key] = value
         return Placement(partition=own.get("partition", self.partition), account=own.get("account", self.account),
-                         qos=own.get("qos", self.qos), max_time_min=own.get("max_time", self.max_time_min),
-                         additional=additional,
+                         qos=own.get("qos", self.qos), constraint=own.get("constraint", self.constraint),
+                         gpu_type=own.get("gpu_type", self.gpu_type),
+                         max_time_min=own.get("max_time", self.max_time_min), additional=additional,
                          max_time_key=f"stages.{stage}.max_time" if "max_time" in own else "max_time")
 
     def untrained_max(self) -> Resources:
@@ -250,9 +253,7 @@ def load_profile(path: str | Path | None) -> Profile:
     if not isinstance(setup, list) or not all(isinstance(s, str) for s in setup):
         raise fail(p, raw.line_of("setup"), "setup: expected a list of shell lines")
     additional = _additional(p, raw, "additional")
-    gpu_type, gpu_option = opt_str("gpu_type"), opt_str("gpu_option") or "gpus-per-node"
-    if gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", gpu_type):
-        raise fail(p, raw.line_of("gpu_type"), f"gpu_type: expected a GPU type such as a100, got {gpu_type!r}")
+    gpu_type, gpu_option = _gpu_type(p, raw, "gpu_type"), opt_str("gpu_option") or "gpus-per-node"
     if gpu_option not in GPU_OPTIONS:
         raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
                                                  f"got {gpu_option!r}")
@@ -294,6 +295,14 @@ def load_profile(path: str | Path | None) -> Profile:
     for stage in STAGES:
         resolve_resources(prof, stage, [])
     return prof
+
+
+def _gpu_type(p: str, raw: YMap, said: str) -> str | None:
+    """`raw["gpu_type"]`, a GPU type as sbatch's --gpus-per-node / --gres take it (`a100`), or None."""
+    gpu_type = _opt_str(p, raw, "gpu_type", said)
+    if gpu_type is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", gpu_type):
+        raise fail(p, raw.line_of("gpu_type"), f"{said}: expected a GPU type such as a100, got {gpu_type!r}")
+    return gpu_type
 
 
 def _opt_str(p: str, raw: YMap, key: str, said: str) -> str | None:
@@ -353,9 +362,11 @@ def _stages(p: str, raw: YMap, additional: dict, gpu_option: str) -> tuple[dict[
         own: dict[str, Any] = {}
         if "partition" in spec:
             own["partition"] = _partition(p, spec, f"{said}.partition")
-        for key in ("account", "qos"):
+        for key in ("account", "qos", "constraint"):
             if key in spec:
                 own[key] = _opt_str(p, spec, key, f"{said}.{key}")
+        if "gpu_type" in spec:
+            own["gpu_type"] = _gpu_type(p, spec, f"{said}.gpu_type")
         if "max_time" in spec:
             own["max_time"] = _max_time(p, spec, f"{said}.max_time")
         if "additional" in spec:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from study.errors import StudyError
 from study.grids import Resources, load_profile
 from study.grids.profile import Profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters,
@@ -179,6 +180,32 @@ def test_a_stages_own_partition_qos_account_and_additional_reach_its_scripts_alo
     for (stage, lines), (_, before) in zip(placed, golden):
         added, removed = changed[stage]
         assert set(lines - before) == added and set(before - lines) == removed, stage
+
+
+def test_a_stages_own_constraint_and_gpu_type_reach_its_scripts_alone(env, slurm):
+    """Pretraining on typed A100 nodes (`gpu_type`, `constraint`), evaluations on any GPU (`constraint: null`
+    drops the profile's): each stage's scripts carry its own."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("golden", seeds=(0, 1)))
+    base = GPU_PROFILE.read_text().split("stages:\n")[0]
+    profile = env / "typed.yaml"
+    profile.write_text(base + "stages:\n"
+                       "  pretrain: {gpus: 8, cpus: 64, mem: 480G, time: 48h, gpu_type: a100, constraint: a100&ib}\n"
+                       "  evaluate: {gpus: 1, cpus: 8, mem: 60G, time: 12h, constraint: null}\n")
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir",
+                              str(env / "wd"), "--dry-run"])
+    assert code == 0, err
+    placed, golden = _arrays(_normalise(out, env / "wd")), _arrays(GOLDEN.read_text())
+    changed = {"pretrain": ({"#SBATCH --gpus-per-node=a100:8", "#SBATCH --constraint='a100&ib'"},
+                            {"#SBATCH --gpus-per-node=8", "#SBATCH --constraint=a100"}),
+               "evaluate": (set(), {"#SBATCH --constraint=a100"})}
+    for (stage, lines), (_, before) in zip(placed, golden):
+        added, removed = changed[stage]
+        assert set(lines - before) == added and set(before - lines) == removed, stage
+    profile.write_text(base + "stages:\n  pretrain: {gpu_type: 'a100 x'}\n")
+    with pytest.raises(StudyError, match=f"{profile}:[0-9]+: stages.pretrain.gpu_type: expected a GPU type such as "
+                                         "a100, got 'a100 x'"):
+        load_profile(profile)
 
 
 def test_a_profiles_python_runs_every_job_a_container_for_instance(env, slurm):

@@ -9,8 +9,9 @@ memory, since Slurm's schedulable RealMemory is usually below the nominal size, 
 node configuration is not available"; the plan's cost still counts mem_per_node), time -> --time, nodes -> --nodes,
 signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeue itself; capped at a tenth of a
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
-a stage's own partition, account, qos and additional (`stages.<stage>.partition`, ...: Profile.placement) replace the
-profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, refused by study submit before sbatch);
+a stage's own partition, account, qos, constraint, gpu_type and additional (`stages.<stage>.partition`, ...:
+Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`,
+refused by study submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -34,7 +35,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
                      array_size: int = 1) -> dict[str, Any]:
     """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
     gpus = int(resources.gpus)
-    placement = profile.placement(stage)  # partition, account, qos, additional: the stage's own over the profile's
+    placement = profile.placement(stage)  # partition, account, qos, ...: the stage's own over the profile's
     tasks = resources.tasks_per_node(stage)
     cpus = max(1, int(resources.cpus) // tasks)
     params: dict[str, Any] = {
@@ -54,13 +55,13 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
     if tasks * int(resources.nodes) > 1:  # torch.distributed ranks: one that dies takes the others down
         params["srun_args"].append("--kill-on-bad-exit=1")
     if gpus:
-        count = f"{profile.gpu_type}:{gpus}" if profile.gpu_type else gpus
+        count = f"{placement.gpu_type}:{gpus}" if placement.gpu_type else gpus
         if profile.gpu_option == "gres":
             params["gres"] = f"gpu:{count}"
         else:
             params["gpus_per_node"] = count
     for key in ("account", "qos", "constraint"):
-        value = getattr(placement if key != "constraint" else profile, key)
+        value = getattr(placement, key)
         if value:
             params[key] = value
     if dependency:
