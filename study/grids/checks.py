@@ -471,9 +471,11 @@ def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> li
             problems.append(f"{_at(plan, job, 'levels')}: granularity levels {missing} are not columns of manifest "
                             f"{name} (its taxonomy levels: {', '.join(have)})")
     if train and test and train != test and not any("are not columns" in p for p in problems):
-        # the job tells a level's value by its path (the coarser levels too), from both manifests' rows
-        wanted = [lv for lv in levels if lv in taxonomy]
-        path = [lv for lv in taxonomy[:max(map(taxonomy.index, wanted)) + 1] if lv != "class_name"] if wanted else []
+        # the job tells a level's value by its path (the coarser levels too), from both manifests' rows: the test
+        # manifest's taxonomy down to the level (granularity.level_path; a level not of it, class_name, alone)
+        own = list(meta(test).get("levels") or [])
+        wanted = [lv for lv in levels if lv in own]
+        path = [lv for lv in own[:max(map(own.index, wanted)) + 1] if lv != "class_name"] if wanted else []
         clash = tables.taxonomy_clash(train, test, tuple(path)) if path else None
         if clash:
             name, level, a, b = clash

@@ -20,7 +20,7 @@ from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
-from study.train.config import PretrainConfig
+from study.train.config import UNTRAINED_METHODS, PretrainConfig
 
 # a pretrain section's keys that are settings of every method (the others name one method's own: `moco`, `byol`)
 PRETRAIN_FIELDS = frozenset(f.name for f in fields(PretrainConfig)) - {"method_settings"}
@@ -169,10 +169,9 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
 
 
 def trains_nothing(method: Any) -> bool:
-    """A registered method that trains no step (`random`, `pretrained`); an unknown one is the config check's."""
-    from study.train.methods import METHODS
-
-    return isinstance(method, str) and method in METHODS and not METHODS.get(method).trains
+    """A method that trains no step (`random`, `pretrained`: UNTRAINED_METHODS, not the registry, which `study status`
+    must not import with torch); an unknown one is the config check's."""
+    return isinstance(method, str) and method in UNTRAINED_METHODS
 
 
 def _refuse_shared_cells(grid: Grid, jobs: list[Job]) -> None:

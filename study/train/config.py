@@ -91,6 +91,12 @@ PARSERS = {  # PretrainConfig fields that need more than the value as given
 }
 
 
+# the registered methods that train nothing (Method.trains False: `random` builds its encoder, `pretrained` reads
+# one), named without their registry, which imports torch: `study status` plans a grid (study.grids.jobs) and the
+# report tells them apart without it; tests/report/test_figures.py keeps this equal to the registry's
+UNTRAINED_METHODS = ("random", "pretrained")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """One pretraining or fine-tuning run. See docs/protocol.md for the table of defaults and their sources."""

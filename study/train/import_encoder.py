@@ -96,7 +96,7 @@ def _safe_objects() -> Iterator[None]:
         with serialization.safe_globals(list(SAFE_OBJECTS)):
             yield
         return
-    before = serialization.get_safe_globals()
+    before = list(serialization.get_safe_globals())  # a copy: 2.4 hands out its live list, which the add extends
     serialization.add_safe_globals(list(SAFE_OBJECTS))
     try:
         yield

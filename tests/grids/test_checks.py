@@ -1022,3 +1022,7 @@ def test_a_class_of_another_taxonomy_in_the_test_manifest_is_refused_at_plan_tim
     only_family = tmp_path / "family.yaml"  # genus is not on the path to any level scored: no clash
     only_family.write_text(g.read_text().replace("levels: [family, class_name]", "levels: [family]"))
     assert plan_grid(only_family).check() == []
+    for name in ("alpha_train", "alpha_val"):  # a taxonomy whose finest level is no class_name (iNat21's species):
+        meta = json.loads((tmp_path / f"{name}.json").read_text())  # the job scores class_name alone, genus unread
+        (tmp_path / f"{name}.json").write_text(json.dumps({**meta, "levels": ["family", "genus"]}))
+    assert plan_grid(g).check() == []

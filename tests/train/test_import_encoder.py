@@ -157,6 +157,30 @@ def test_dino_and_lightning_checkpoints_with_an_argparse_namespace_are_read(tmp_
     assert set(torch.serialization.get_safe_globals()) == before  # nothing left loadable by other loads
 
 
+def test_torch_2_4s_safe_list_is_restored_though_it_hands_out_the_live_list(monkeypatch):
+    """torch 2.4's get_safe_globals returns its list itself, which add_safe_globals extends in place (`+=`): a
+    restore from that list kept Namespace loadable by every later load of the process."""
+    import argparse
+
+    from study.train.import_encoder import _safe_objects
+
+    held = {"list": ["theirs"]}  # torch 2.4's torch._weights_only_unpickler._marked_safe_globals_list
+
+    def add(items):
+        held["list"] += items
+
+    def clear():
+        held["list"] = []
+
+    monkeypatch.delattr(torch.serialization, "safe_globals")
+    monkeypatch.setattr(torch.serialization, "get_safe_globals", lambda: held["list"])
+    monkeypatch.setattr(torch.serialization, "add_safe_globals", add)
+    monkeypatch.setattr(torch.serialization, "clear_safe_globals", clear)
+    with _safe_objects():
+        assert held["list"] == ["theirs", argparse.Namespace]
+    assert held["list"] == ["theirs"]
+
+
 def test_an_out_that_is_the_checkpoint_or_cannot_be_written_is_refused_naming_it(tmp_path):
     """`study encoder import ck.pth ck.pth` replaced the checkpoint (its classifier, its other keys) with the study
     encoder file; an OUT that cannot be written was named by the temporary file beside it; a CHECKPOINT that is a

@@ -14,6 +14,7 @@ import seaborn as sns
 from study.counts import format_count
 from study.report import style
 from study.results.table import aggregate, is_null, key_tuples, planned_seeds, resolve_conflicts
+from study.train.config import UNTRAINED_METHODS
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 # axes that no figure lays out: when one varies, each value is drawn apart; an evaluate entry's `variant` always is
@@ -24,7 +25,7 @@ METHOD_ORDER = ("simclr", "supervised", "moco", "byol", "random")
 METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
 # methods whose encoder saw none of the grid's pretraining images (an untrained one; one trained elsewhere and
 # imported): its pretraining set and size are no evidence of what pretraining data does, and not in its label
-NOT_TRAINED_HERE = ("random", "pretrained")
+NOT_TRAINED_HERE = UNTRAINED_METHODS
 # the paper's datasets in its order: how figures list datasets that the plan does not order (dataset_order)
 DATASET_ORDER = ("imagenet", "inat21", "places365", "glc20")
 
