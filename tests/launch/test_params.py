@@ -532,3 +532,9 @@ def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(
     # a top-level partition both stages use is named once
     assert unknown_partitions(load_profile(GPU_PROFILE), ["pretrain", "evaluate"], {"debug"}) == [
         "partition: 'gpu' (pretrain, evaluate jobs)"]
+    # a stage sent to another cluster of a federation: its partitions are that cluster's, not sinfo's here
+    other = env / "other.yaml"
+    other.write_text(GPU_PROFILE.read_text().replace("  evaluate: {gpus: 1,", "  evaluate: {additional: {clusters: "
+                                                                            "big}, gpus: 1,"))
+    assert unknown_partitions(load_profile(other), ["pretrain", "evaluate"], {"debug"}) == [
+        "partition: 'gpu' (pretrain jobs)"]

@@ -304,3 +304,12 @@ def test_a_missing_encoder_file_given_by_a_relative_path_names_the_folder_it_was
     with pytest.raises(StudyError) as absolute:
         read_encoder(tmp_path / "gone.pt")
     assert str(absolute.value) == f"{tmp_path / 'gone.pt'}: encoder file not found"
+
+
+def test_an_encoder_file_whose_backbone_names_no_architecture_is_no_study_encoder_file(tmp_path):
+    """A hand-made file of the right keys but no architecture name: refused as such by read_encoder (a KeyError
+    in building the backbone stopped `study status`'s stale check with a traceback)."""
+    torch.save({"backbone": {"width": 64}, "state_dict": {}}, tmp_path / "hand.pt")
+    with pytest.raises(StudyError, match=r"hand.pt: not a study encoder file \(ValueError: its 'backbone' names no "
+                                         r"architecture"):
+        read_encoder(tmp_path / "hand.pt")

@@ -117,10 +117,14 @@ def cluster_partitions() -> set[str] | None:
 
 def unknown_partitions(profile: Any, stages: Iterable[str], known: set[str]) -> list[str]:
     """Each stage's partition (`Profile.placement`; each name of a list) that `known` lacks, said with the profile
-    key that sets it (`stages.<stage>.partition` or `partition`)."""
+    key that sets it (`stages.<stage>.partition` or `partition`); none of a stage sent to another cluster
+    (`additional: {clusters: ...}`), whose partitions `known` (this cluster's) does not list."""
     said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
     for stage in stages:
-        partition = profile.placement(stage).partition or ""
+        placement = profile.placement(stage)
+        if any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional):
+            continue
+        partition = placement.partition or ""
         key = f"stages.{stage}.partition" if "partition" in profile.stage_placement.get(stage, {}) else "partition"
         unknown = [name for name in partition.split(",") if name and name not in known]
         if unknown:

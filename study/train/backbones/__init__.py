@@ -92,7 +92,10 @@ def read_encoder(path: str | Path) -> tuple[dict, dict]:
     """(spec, state_dict) of the encoder file at `path`; StudyError naming it when missing, corrupt or foreign."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        return dict(payload["backbone"]), payload["state_dict"]
+        spec, state = dict(payload["backbone"]), payload["state_dict"]
+        if not isinstance(spec.get("name"), str) or not isinstance(state, dict):
+            raise ValueError("its 'backbone' names no architecture, or its 'state_dict' is no dict")
+        return spec, state
     except FileNotFoundError:
         raise StudyError(f"{path}: encoder file not found" + ("" if Path(path).is_absolute() else
                                                                f" (a relative path: read in {Path.cwd()})")) from None
