@@ -60,8 +60,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     schedule = schedule_warnings(plan, meta) if manifests else []
-    return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + image_size_warnings(plan)
-            + schedule + roots)
+    return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
+            + image_size_warnings(plan) + schedule + roots)
 
 
 def _line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
@@ -285,6 +285,19 @@ def untrained_sizes_warnings(plan: Plan) -> list[str]:
     return out
 
 
+def unequal_pool_warnings(plan: Plan) -> list[str]:
+    """One line per pooled dataset the plan pretrains on whose sources give unequal shares: the report reads a
+    pool of k sets as k equal shares (domain_pooling's per-domain share bar, finding in_domain_share_beats_pooled).
+    A warning: such a pool may be meant."""
+    used = {j.axes["dataset"] for j in plan.by_stage("pretrain")}
+    return [f"{at(plan.path, ds.pool_line or ds.line)}: datasets.{ds.key}.pool: unequal shares "
+            f"({', '.join(f'{src} {format_count(n)}' for src, n in ds.pool)}): the report reads a pool of "
+            f"{len(ds.pool)} sets as {len(ds.pool)} equal shares (domain_pooling's per-domain share of size / "
+            f"{len(ds.pool)}, finding in_domain_share_beats_pooled), so those read wrong for it"
+            for key, ds in plan.grid.datasets.items()
+            if key in used and ds.pooled and len({n for _, n in ds.pool}) > 1]
+
+
 def image_size_warnings(plan: Plan) -> list[str]:
     """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
     crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
@@ -334,7 +347,9 @@ def missing_manifests(plan: Plan) -> list[str]:
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
     for name, command in plan.manifests().items():
-        if not _manifest_exists(name):
+        if not _manifest_exists(name) and (short := _pool_shares_beyond_sources(plan, name)):
+            problems.append(short)  # its command would be refused: say so, at the share's line
+        elif not _manifest_exists(name):
             known = list_manifests() if known is None else known
             lines = _manifest_lines(plan) if lines is None else lines
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
@@ -344,7 +359,7 @@ def missing_manifests(plan: Plan) -> list[str]:
             where = f"{plan.path}:{lines[name]}: " if name in lines else ""
             problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
                             f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
-    if problems:  # said once, after the last command
+    if any("make it with:" in p for p in problems):  # said once, after the last command
         roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
             if any("_ROOT" in p for p in problems) else ""
         roots += "each $<DATASET>_TAXONOMY to its taxonomy CSV (README.md, \"Your own image folders\"); " \
@@ -770,6 +785,24 @@ def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | No
     return (f"{_line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
             f"corrupted by {spec}, but {why}; {_delete(name)} and make it again:\n    "
             f"{plan.manifests().get(name, '')}")
+
+
+def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
+    """For a pool `name` not made yet: each `pool:` share larger than its source's train manifest (one that
+    exists), which `study manifest pool` would refuse, at the grid's `pool:` line; else None."""
+    from study.manifests.store import load_meta
+
+    short = []
+    for ds in plan.grid.datasets.values():
+        if not ds.pooled or ds.train != name:
+            continue
+        for src, n in ds.pool:
+            source = str(plan.grid.datasets[src].train)
+            if _manifest_exists(source) and n > (have := load_meta(source)["num_images"]):
+                short.append(f"{plan.path}:{ds.pool_line or ds.line}: datasets.{ds.key}.pool.{src}: "
+                             f"{_count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
+                             f"{format_count(have)} of it (pool {name} cannot be made as the grid gives it)")
+    return "\n".join(short) or None
 
 
 def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:

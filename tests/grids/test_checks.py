@@ -13,7 +13,7 @@ import pytest
 import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
-from study.grids.checks import encoder_file_mismatches, init_encoder_not_here
+from study.grids.checks import encoder_file_mismatches, init_encoder_not_here, unequal_pool_warnings
 from study.manifests.store import SCHEMA_VERSION
 from study.train.methods import METHODS
 from study.train.methods.simclr import SimCLR
@@ -574,6 +574,42 @@ def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, mo
            "--name", "alpha_train", "--seed", "7")
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2 and f"{meant} alpha_train has been rebuilt since it was made; {remake}" in err, err
+
+
+def test_a_missing_pool_whose_share_exceeds_its_source_is_refused_at_the_pool_line(tmp_path, monkeypatch, capsys):
+    """A pool not made yet, whose `pool:` share is larger than its source: `study plan` names the share and the
+    source's images at the `pool:` line, not a `study manifest pool` command that would itself be refused."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"])
+    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"])
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 500, beta: 60}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [120]}\nstages: {}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{g}:7: datasets.alpha+beta.pool.alpha: 500 images asked of manifest alpha_train, which "
+                          "has 180; pool at most 180 of it") in err, err
+    assert "study manifest pool pooled_ab" not in err and "beta_train" not in err, err
+    g.write_text(g.read_text().replace("alpha: 500", "alpha: 60"))  # within its source: the command to make it
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "study manifest pool pooled_ab --from alpha_train:60 --from beta_train:60" in err, err
+
+
+def test_a_pool_of_unequal_shares_is_a_warning_at_its_pool_line(tmp_path):
+    """The report reads a pool of k sets as k equal shares (the per-domain share bar, in_domain_share_beats_pooled):
+    a pool of unequal ones is said, at its `pool:` line; equal shares are not."""
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 90, beta: 30}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [120]}\nstages: {}\n")
+    assert unequal_pool_warnings(plan_grid(g)) == [
+        f"{g}:7: datasets.alpha+beta.pool: unequal shares (alpha 90, beta 30): the report reads a pool of 2 sets as "
+        "2 equal shares (domain_pooling's per-domain share of size / 2, finding in_domain_share_beats_pooled), so "
+        "those read wrong for it"]
+    g.write_text(g.read_text().replace("alpha: 90, beta: 30", "alpha: 60, beta: 60"))
+    assert unequal_pool_warnings(plan_grid(g)) == []
 
 
 def test_check_takes_sizes_of_every_image_of_the_manifest(tmp_path, monkeypatch, write_grid):

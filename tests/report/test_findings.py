@@ -406,6 +406,17 @@ def test_a_cell_whose_seeds_all_diverged_is_no_cell_and_a_pool_is_not_cross_doma
         "holds", "simclr 500k on a, 10k labels: in-domain 0.450, best cross-domain (b) 0.400 (+5.0 points)")
 
 
+def test_a_pool_probed_on_a_dataset_it_does_not_hold_is_not_compared_with_that_datasets_in_domain_encoder():
+    """eval_datasets: all probes a pool b+c on a too: that is cross-domain pretraining for a, not pooling."""
+    recs = (_linear("simclr", 500_000, 0.45) + _linear("simclr", 500_000, 0.40, dataset="b+c")
+            + _linear("simclr", 500_000, 0.60, dataset="b", eval_dataset="b")
+            + _linear("simclr", 500_000, 0.55, dataset="b+c", eval_dataset="b"))
+    assert _verdicts(recs)["in_domain_beats_pooled"] == (
+        "holds", "simclr on b, 10k labels: in-domain 500k 0.600, pooled b+c 500k 0.550 (+5.0 points; as many as the "
+                 "pool's images)")
+    assert _verdicts(recs[:2])["in_domain_beats_pooled"][0] == "not tested"
+
+
 def test_pools_a_lead_of_a_point_corrupted_pools_and_whole_pools_shares():
     recs = (_linear("simclr", 500_000, 0.45) + _linear("simclr", 500_000, 0.44, dataset="a+b")
             + _linear("simclr", 500_000, 0.90, dataset="a+c", corruption="jpeg:quality=10"))
