@@ -129,6 +129,11 @@ def missing_lineage(meta: dict) -> list[str]:
             "manifest's" for what, name in names if not manifest_exists(name)]
 
 
+# what to do about a manifest made from one since rebuilt
+REMAKE = (": delete this manifest's .json and .parquet and make it again (`study plan` on a grid that uses it prints "
+          "the command)")
+
+
 def _check_lineage(m, table) -> list[str]:
     problems = []
     base = m.meta.get("base")
@@ -137,13 +142,13 @@ def _check_lineage(m, table) -> list[str]:
         if b.meta.get("table_hash") != m.meta.get("table_hash"):
             problems.append(f"rows differ from those of its base manifest {base['name']!r}")
         elif b.content_hash != base.get("content_hash"):
-            problems.append(f"base manifest {base['name']!r} changed since this one was made")
+            problems.append(f"base manifest {base['name']!r} changed since this one was made{REMAKE}")
     for src in m.meta.get("pool") or []:
         if not manifest_exists(src["name"]):
             continue
         s = load_manifest(src["name"])
         if s.content_hash != src.get("content_hash"):
-            problems.append(f"pooled source {src['name']!r} changed since this pool was made")
+            problems.append(f"pooled source {src['name']!r} changed since this pool was made{REMAKE}")
             continue
         mine = table.filter(pc.equal(table.column("source"), src["name"])).column("path").to_pylist()
         theirs = read_arrow(src["name"]).slice(0, src["size"]).column("path").to_pylist()

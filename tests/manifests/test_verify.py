@@ -437,7 +437,8 @@ def test_a_pool_whose_source_was_rebuilt_with_other_rows_is_named_once(pool_sour
         (manifests / f"a{suffix}").unlink()
     build("a", "--seed", "5")
     problems = verify_manifest("ab")
-    assert problems == ["pooled source 'a' changed since this pool was made"], problems
+    assert problems == ["pooled source 'a' changed since this pool was made: delete this manifest's .json and "
+                        ".parquet and make it again (`study plan` on a grid that uses it prints the command)"], problems
 
 
 def test_verify_files_decodes_in_the_workers_it_is_given(build, monkeypatch):
