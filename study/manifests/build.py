@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -119,6 +120,13 @@ def build_meta(cfg: BuildConfig, index: Index) -> dict:
     return meta
 
 
+def _shares(pool: Any) -> str:
+    """A pool's metadata as its sources and shares (`a:60, b:60`); `none` for a manifest that is no pool."""
+    if not pool:
+        return "none"
+    return ", ".join(f"{src.get('name')}:{src.get('size')}" if isinstance(src, dict) else str(src) for src in pool)
+
+
 def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) -> str:
     """What differs between an existing manifest and a rebuild: metadata fields, then rows."""
     diffs = []
@@ -127,7 +135,12 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
         if old.get(key) != new.get(key):
             a, b = old.get(key), new.get(key)
             if key == "class_names":
-                diffs.append(f"classes: {len(a or [])} -> {len(b or [])}")
+                a, b = list(a or []), list(b or [])
+                first = next((f" (e.g. {x!r} -> {y!r})" for x, y in zip(a, b) if x != y), "")
+                diffs.append(f"classes: {len(a)} -> {len(b)}" if len(a) != len(b) else
+                             f"classes: {len(a)}, other names{first}")
+            elif key == "pool":  # a pool's sources and their shares, which a dict's repr cuts off
+                diffs.append(f"pool: {_shares(a)} -> {_shares(b)}")
             elif key == "sources":
                 diffs.append("source files: " + ", ".join(
                     f"{s.get('path')} (sha256 {s.get('sha256', '')[:12]})" for s in (b or [])) + " changed")

@@ -608,6 +608,16 @@ def test_a_pool_of_sizes_beyond_its_images_or_of_too_large_a_source_is_refused_n
     assert not (manifests / "bad.json").exists() and not (manifests / "bad.parquet").exists()
 
 
+def test_a_pool_made_again_with_other_shares_says_its_shares_before_and_after(pool_sources, cli):
+    """The refusal to replace a frozen pool lists the shares (a dict's repr was cut off before them) and, for the
+    same number of classes, that their names differ."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    code, _, err = cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:10")
+    assert code == 2 and "pool: a:12, b:8 -> a:10, b:10" in err, err
+    code, _, err = cli("manifest", "pool", "ab", "--from", "b:8", "--from", "a:12")
+    assert code == 2 and "pool: a:12, b:8 -> b:8, a:12" in err and "other names (e.g. 'a/" in err, err
+
+
 def test_a_pools_meta_names_each_sources_dataset_and_split_in_source_order(pool_sources, cli):
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     meta = load_manifest("ab").meta
