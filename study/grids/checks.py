@@ -467,11 +467,14 @@ def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> li
     train, test = sec.get("train_manifest"), sec.get("test_manifest")
     levels = sec.get("levels") or meta(test).get("levels") or []
     if not levels:
-        names = [test] + ([train] if train and train != test else [])
+        # a train manifest that has its taxonomy already is left as it is (rebuilding it would change nothing)
+        names = [test] + ([train] if train and train != test and not meta(train).get("levels") else [])
+        alone = len(names) == 1 and train and train != test
         problems.append(f"{_at(plan, job, 'levels')}: granularity on manifest {test}, which has no taxonomy levels: "
-                        f"build {' and '.join(names)} again with the same --taxonomy FILE (a CSV of the levels coarse "
-                        f"-> fine, then the class name; README.md, \"Your own image folders\"), after you "
-                        + ", and ".join(_delete(n) for n in names))
+                        f"build {' and '.join(names)} again with " + (f"{train}'s" if alone else "the same")
+                        + " --taxonomy FILE (a CSV of the levels coarse -> fine, then the class name; README.md, "
+                        "\"Your own image folders\")" + (f" and --classes-from {train}" if alone else "")
+                        + ", after you " + ", and ".join(_delete(n) for n in names))
     taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
     ranked = [lv for lv in levels if lv in taxonomy]
     if ranked != sorted(ranked, key=taxonomy.index):

@@ -455,6 +455,30 @@ def test_granularity_on_manifests_without_a_taxonomy_says_how_to_build_them(tmp_
     assert f"delete {tmp_path}/alpha_val.parquet" in err and f"delete {tmp_path}/alpha_train.parquet" in err
 
 
+def test_granularity_on_a_test_manifest_without_the_taxonomy_names_only_that_one(tmp_path, monkeypatch, capsys,
+                                                                                 write_grid):
+    """A train manifest built with --taxonomy is not named to delete: only the test one lacks it."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"], levels=["group"])
+    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 10, batch_size: 100, optim: {warmup_epochs: 0}}
+    axes: {method: [simclr], dataset: [alpha], size: [200]}
+    stages:
+      evaluate:
+        - {protocol: granularity, eval_datasets: same}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2
+    assert ("granularity on manifest alpha_val, which has no taxonomy levels: build alpha_val again with "
+            "alpha_train's --taxonomy FILE") in err and "--classes-from alpha_train, after you delete" in err
+    assert f"delete {tmp_path}/alpha_val.parquet" in err and "alpha_train.parquet" not in err
+
+
 def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, monkeypatch):
     """The report draws the levels in the order given, under "coarse -> fine": species before genus would be drawn
     so, mislabelled (and be another job, the same work under another id)."""
