@@ -431,11 +431,16 @@ def test_check_refuses_granularity_levels_the_manifests_lack(tmp_path, monkeypat
             f"(its taxonomy levels: {', '.join(levels)})") in str(e.value)  # where levels is set; class_name once
 
 
+@pytest.mark.parametrize("train_levels, rebuilt, advice", [
+    ((), ["alpha_val", "alpha_train"], "build alpha_val and alpha_train again with the same --taxonomy FILE"),
+    (["group"], ["alpha_val"], "build alpha_val again with alpha_train's --taxonomy FILE"),
+])
 def test_granularity_on_manifests_without_a_taxonomy_says_how_to_build_them(tmp_path, monkeypatch, capsys,
-                                                                            write_grid):
-    """Both manifests need the taxonomy (its columns), built again under their names: their files deleted first."""
+                                                                            write_grid, train_levels, rebuilt, advice):
+    """The manifests that lack the taxonomy (its columns) are built again under their names, their files deleted
+    first: both, or the test one alone where the train one was built with --taxonomy (it is not named to delete)."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"], levels=train_levels)
     _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"])
     g = write_grid("""
     name: t
@@ -449,34 +454,10 @@ def test_granularity_on_manifests_without_a_taxonomy_says_how_to_build_them(tmp_
         - {protocol: granularity, eval_datasets: same}
     """, base=False)
     code, _, err = run_plan_cli([str(g)], capsys)
-    assert code == 2
-    assert ("granularity on manifest alpha_val, which has no taxonomy levels: build alpha_val and alpha_train again "
-            "with the same --taxonomy FILE") in err
-    assert f"delete {tmp_path}/alpha_val.parquet" in err and f"delete {tmp_path}/alpha_train.parquet" in err
-
-
-def test_granularity_on_a_test_manifest_without_the_taxonomy_names_only_that_one(tmp_path, monkeypatch, capsys,
-                                                                                 write_grid):
-    """A train manifest built with --taxonomy is not named to delete: only the test one lacks it."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"], levels=["group"])
-    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"])
-    g = write_grid("""
-    name: t
-    datasets:
-      alpha: {train: alpha_train, test: alpha_val}
-    defaults:
-      pretrain: {backbone: resnet18, steps: 10, batch_size: 100, optim: {warmup_epochs: 0}}
-    axes: {method: [simclr], dataset: [alpha], size: [200]}
-    stages:
-      evaluate:
-        - {protocol: granularity, eval_datasets: same}
-    """, base=False)
-    code, _, err = run_plan_cli([str(g)], capsys)
-    assert code == 2
-    assert ("granularity on manifest alpha_val, which has no taxonomy levels: build alpha_val again with "
-            "alpha_train's --taxonomy FILE") in err and "--classes-from alpha_train, after you delete" in err
-    assert f"delete {tmp_path}/alpha_val.parquet" in err and "alpha_train.parquet" not in err
+    assert code == 2 and f"granularity on manifest alpha_val, which has no taxonomy levels: {advice}" in err, err
+    for name in ("alpha_val", "alpha_train"):
+        assert (f"delete {tmp_path}/{name}.parquet" in err) == (name in rebuilt), err
+    assert ("--classes-from alpha_train, after you delete" in err) == bool(train_levels), err
 
 
 def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, monkeypatch):
