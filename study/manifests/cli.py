@@ -89,7 +89,7 @@ def register(subparsers) -> None:
     _name(po, "the pool's manifest name, e.g. pooled_imagenet_places365")
     po.add_argument("--from", dest="sources", action="append", required=True, metavar="NAME:SIZE",
                     help="a source manifest and how many of its images (its nested prefix), e.g. "
-                         "imagenet_train:250k; twice or more")
+                         "imagenet_train:250k (or NAME:all, every image); twice or more")
     po.add_argument("--sizes", default=None, help="nested sizes of the pool (default: its total)")
     po.add_argument("--labeled-sizes", default=None, help="nested labeled sizes of the pool (default: none)")
     po.set_defaults(func=_pool)

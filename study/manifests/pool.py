@@ -25,11 +25,12 @@ from study.manifests.ranking import ranks_from_order
 from study.manifests.store import BASE_COLUMNS, check_name, file_keys
 
 
-def parse_from(text: str) -> tuple[str, int]:
+def parse_from(text: str) -> tuple[str, int | None]:
+    """`--from NAME:SIZE` as (name, size); SIZE `all`: None, every image of the source (pool_manifests reads it)."""
     name, sep, size = str(text).rpartition(":")
     if not sep or not name:
-        raise StudyError(f"--from {text!r}: expected NAME:SIZE, e.g. imagenet_train:250k")
-    return name, parse_size(size, f"--from {text}")
+        raise StudyError(f"--from {text!r}: expected NAME:SIZE, e.g. imagenet_train:250k (or NAME:all)")
+    return name, None if size.strip().lower() == "all" else parse_size(size, f"--from {text}")
 
 
 def _interleave(counts: list[int], ranks: list[np.ndarray]) -> np.ndarray:
@@ -53,7 +54,7 @@ def _refuse_shared_files(parts: list) -> None:
                                  f"where their classes differ. Pool manifests of different images")
 
 
-def _load_sources(sources: list[tuple[str, int]]) -> list:
+def _load_sources(sources: list[tuple[str, int | None]]) -> list:
     """The source manifests of `--from NAME:SIZE`, each intact, clean (not a pool, not a corrupted variant) and
     holding SIZE images; StudyError naming the source otherwise."""
     if len(sources) < 2:
@@ -66,7 +67,7 @@ def _load_sources(sources: list[tuple[str, int]]) -> list:
             raise StudyError(f"{m.name} is itself a pool; pool its sources instead")
         if m.meta.get("corruption"):
             raise StudyError(f"{m.name} is a corrupted variant; pool clean manifests, then corrupt the pool")
-        if n > m.num_images:
+        if n is not None and n > m.num_images:
             raise StudyError(f"--from {m.name}:{n}: {m.name} has only {m.num_images} images")
     return manifests
 
@@ -147,17 +148,19 @@ def _pool_meta(manifests: list, sources: list[tuple[str, int]], sizes: list[int]
     return meta
 
 
-def pool_manifests(name: str, sources: list[tuple[str, int]], sizes: list[int],
+def pool_manifests(name: str, sources: list[tuple[str, int | None]], sizes: list[int],
                    labeled_sizes: list[int]) -> tuple[dict, bool]:
     """Freeze manifest `name`, the pool of each source's first SIZE images (`sources`: (name, size) pairs, as
-    `--from NAME:SIZE` gives them), with its own `sizes` (default: every pooled image) and `labeled_sizes`; see the
-    module's docstring for its order, labels and metadata. Returns (meta, written), as `freeze`; StudyError (nothing
-    written) for a bad name, a bad source, classes that would merge, or two sources sharing image files."""
+    `--from NAME:SIZE` gives them; a size None: every image of the source), with its own `sizes` (default: every
+    pooled image) and `labeled_sizes`; see the module's docstring for its order, labels and metadata. Returns
+    (meta, written), as `freeze`; StudyError (nothing written) for a bad name, a bad source, classes that would merge,
+    or two sources sharing image files."""
     check_name(name)
     if name in {s for s, _ in sources}:  # the frozen-name refusal would advise deleting that source
         raise StudyError(f"manifest {name!r} is one of its own sources (--from {name}:...): a pool takes a name of "
                          f"its own, e.g. pooled_{'_'.join(s for s, _ in sources)}")
     manifests = _load_sources(sources)
+    sources = [(s, m.num_images if n is None else n) for m, (s, n) in zip(manifests, sources)]  # `all`: every image
     parts, class_names = [], []
     common = None
     for m, (_, n) in zip(manifests, sources):

@@ -618,6 +618,17 @@ def test_a_pool_made_again_with_other_shares_says_its_shares_before_and_after(po
     assert code == 2 and "pool: a:12, b:8 -> b:8, a:12" in err and "other names (e.g. 'a/" in err, err
 
 
+def test_a_pools_share_all_takes_every_image_of_its_source_and_is_recorded_as_its_count(pool_sources, cli):
+    """`--from b:all` is b's every image (12 here), recorded as that count, so a grid's `pool:` names it as a number;
+    a share that is no size is refused naming it."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:all")[0] == 0
+    meta = load_manifest("ab").meta
+    assert [(src["name"], src["size"]) for src in meta["pool"]] == [("a", 12), ("b", 12)]
+    assert meta["num_images"] == 24
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:12", "--from", "b:most")
+    assert code == 2 and "--from b:most: not a size" in err, err
+
+
 def test_a_pools_meta_names_each_sources_dataset_and_split_in_source_order(pool_sources, cli):
     assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
     meta = load_manifest("ab").meta
