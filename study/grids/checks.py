@@ -359,16 +359,17 @@ def missing_manifests(plan: Plan) -> list[str]:
             where = f"{plan.path}:{lines[name]}: " if name in lines else ""
             problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
                             f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
-    if any("make it with:" in p for p in problems):  # said once, after the last command
+    last = max((i for i, p in enumerate(problems) if "make it with:" in p), default=None)
+    if last is not None:  # said once, after the last command
         roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
             if any("_ROOT" in p for p in problems) else ""
         roots += "each $<DATASET>_TAXONOMY to its taxonomy CSV (README.md, \"Your own image folders\"); " \
             if any("_TAXONOMY" in p for p in problems) else ""
-        problems[-1] += (f"\n{roots}a manifest's recorded sizes are part of its content hash (building it again with "
-                         "others makes the results on it stale), so build a train manifest once with every size you "
-                         "mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
-                         "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
-                         "its sbatch scripts")
+        problems[last] += (f"\n{roots}a manifest's recorded sizes are part of its content hash (building it again "
+                           "with others makes the results on it stale), so build a train manifest once with every size "
+                           "you mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
+                           "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
+                           "its sbatch scripts")
     return problems
 
 

@@ -127,6 +127,17 @@ def _shares(pool: Any) -> str:
     return ", ".join(f"{src.get('name')}:{src.get('size')}" if isinstance(src, dict) else str(src) for src in pool)
 
 
+def _pool_difference(a: Any, b: Any) -> str:
+    """Two pools' metadata: their shares, or where those are the same, the sources made again since (another
+    content hash), which the shares alone would show as no difference (`a:12, b:8 -> a:12, b:8`)."""
+    before, after = _shares(a), _shares(b)
+    if before != after or not isinstance(a, list) or not isinstance(b, list):
+        return f"pool: {before} -> {after}"
+    remade = [str(x.get("name")) for x, y in zip(a, b) if isinstance(x, dict) and x != y]
+    return f"pool: {before}" + (f", source {', '.join(remade)} made again since (another content hash)"
+                                if remade else "")
+
+
 def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) -> str:
     """What differs between an existing manifest and a rebuild: metadata fields, then rows."""
     diffs = []
@@ -137,10 +148,11 @@ def describe_difference(name: str, old: dict, new: dict, new_table: pa.Table) ->
             if key == "class_names":
                 a, b = list(a or []), list(b or [])
                 first = next((f" (e.g. {x!r} -> {y!r})" for x, y in zip(a, b) if x != y), "")
+                other = "in another order" if sorted(map(str, a)) == sorted(map(str, b)) else "other names"
                 diffs.append(f"classes: {len(a)} -> {len(b)}" if len(a) != len(b) else
-                             f"classes: {len(a)}, other names{first}")
+                             f"classes: {len(a)}, {other}{first}")
             elif key == "pool":  # a pool's sources and their shares, which a dict's repr cuts off
-                diffs.append(f"pool: {_shares(a)} -> {_shares(b)}")
+                diffs.append(_pool_difference(a, b))
             elif key == "sources":
                 diffs.append("source files: " + ", ".join(
                     f"{s.get('path')} (sha256 {s.get('sha256', '')[:12]})" for s in (b or [])) + " changed")

@@ -599,6 +599,14 @@ def test_a_missing_pool_whose_share_exceeds_its_source_is_refused_at_the_pool_li
     g.write_text(g.read_text().replace("alpha: 500", "alpha: 60"))  # within its source: the command to make it
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2 and "study manifest pool pooled_ab --from alpha_train:60 --from beta_train:60" in err, err
+    # a missing manifest beside the share: the closing advice follows its command, not the share's line after it
+    g.write_text(g.read_text().replace("alpha: 60", "alpha: 500").replace(
+        "  beta: {train: beta_train}\n", "  beta: {train: beta_train}\n  gamma: {train: gamma_train}\n").replace(
+        "dataset: [alpha+beta]", "dataset: [gamma, alpha+beta]"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "manifest 'gamma_train' not found" in err, err
+    assert err.index("manifest 'gamma_train' not found") < err.index("its sbatch scripts") < err.index(
+        "500 images asked of manifest alpha_train"), err
 
 
 def test_a_pool_of_unequal_shares_is_a_warning_at_its_pool_line(tmp_path):

@@ -8,6 +8,7 @@ from PIL import Image
 
 from study.corruptions import apply_corruption
 from study.manifests import load_manifest
+from study.manifests.build import describe_difference
 from study.manifests.parallel import image_reader
 from study.manifests.pool import _interleave
 
@@ -615,7 +616,27 @@ def test_a_pool_made_again_with_other_shares_says_its_shares_before_and_after(po
     code, _, err = cli("manifest", "pool", "ab", "--from", "a:10", "--from", "b:10")
     assert code == 2 and "pool: a:12, b:8 -> a:10, b:10" in err, err
     code, _, err = cli("manifest", "pool", "ab", "--from", "b:8", "--from", "a:12")
-    assert code == 2 and "pool: a:12, b:8 -> b:8, a:12" in err and "other names (e.g. 'a/" in err, err
+    assert code == 2 and "pool: a:12, b:8 -> b:8, a:12" in err and "in another order (e.g. 'a/" in err, err
+
+
+def test_a_pool_made_again_of_the_same_shares_of_a_source_made_again_names_that_source(pool_sources, cli, manifests,
+                                                                                       build):
+    """The same shares of a source rebuilt since (another content hash): the refusal names that source, not
+    `pool: a:12, b:8 -> a:12, b:8`, which reads as no difference."""
+    assert cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")[0] == 0
+    for suffix in (".json", ".parquet"):
+        (manifests / f"a{suffix}").unlink()
+    build("a", "--seed", "0", "--sizes", "12")  # the same rows, other recorded sizes: another content hash
+    code, _, err = cli("manifest", "pool", "ab", "--from", "a:12", "--from", "b:8")
+    assert code == 2 and "pool: a:12, b:8, source a made again since (another content hash)" in err, err
+
+
+def test_classes_of_a_rebuild_as_many_as_before_are_said_renamed_or_reordered():
+    old = {"class_names": ["cat", "dog"], "table_hash": "t"}
+    assert describe_difference("x", old, {**old, "class_names": ["cat", "cow"]}, None) == (
+        "classes: 2, other names (e.g. 'dog' -> 'cow')")
+    assert describe_difference("x", old, {**old, "class_names": ["dog", "cat"]}, None) == (
+        "classes: 2, in another order (e.g. 'cat' -> 'dog')")
 
 
 def test_a_pools_share_all_takes_every_image_of_its_source_and_is_recorded_as_its_count(pool_sources, cli):
