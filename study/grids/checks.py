@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from study.configfields import is_int
 from study.counts import format_count
 from study.errors import StudyError, did_you_mean
-from study.grids.jobs import Job, corruption_slug, method_of, value_line
+from study.grids.jobs import Job, corruption_slug, value_line
 from study.grids.schema import DatasetSpec, Grid
 from study.grids.yamlio import at
 from study.hashing import canonical_json
@@ -582,7 +582,7 @@ def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
     out: dict[tuple[str, str, str], list[Job]] = {}
     for job in plan.by_stage("pretrain"):
         pre = job.config["pretrain"]
-        method = method_of(pre, job.axes)
+        method = job.axes["method"]
         reads = [("init_encoder", pre.get("init_encoder"), "encoder")]
         if method in METHODS and isinstance(pre.get(method), dict):
             reads += [(f"{method}.{field}", pre[method].get(field), kind)

@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from study.configfields import is_num
-from study.grids.jobs import Job, method_of, trains_nothing
+from study.grids.jobs import Job, trains_nothing
 from study.grids.profile import CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
 from study.train.config import PretrainConfig
@@ -68,7 +68,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                   f"cost.throughput.{backbone} in the profile")
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
-        method = method_of(sec, axes)
+        method = axes["method"]  # every job's (defaults.pretrain's where the axes give none)
         factor = cost.method_factor.get(method, 0.0 if trains_nothing(method) else 1.0)  # only its overhead
         if method not in cost.method_factor and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "

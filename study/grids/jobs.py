@@ -160,18 +160,12 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
         section.pop("corruption", None)  # an axis, not a PretrainConfig field: it lives in the manifest
         if pt["size"] is None:  # every image (`size: all`, null), the job's axis: not defaults.pretrain's size
             section.pop("size", None)
-        res = untrained_res if trains_nothing(method_of(section, pt)) else pre_res
+        res = untrained_res if trains_nothing(pt["method"]) else pre_res  # the axis: defaults.pretrain's if none
         pretrain_jobs.append(b.add(make_job("pretrain", pt, section, None, res)))
     for entry in grid.evaluate:
         _evaluate_entry(b, entry, pretrain_jobs)
     _refuse_shared_cells(grid, b.jobs)
     return b.jobs
-
-
-def method_of(section: dict[str, Any], axes: dict[str, Any]) -> Any:
-    """The method a pretraining job runs: its `pretrain` section's, else its axes', else PretrainConfig's default
-    (not validated: a wrong one is the config check's)."""
-    return section.get("method") or axes.get("method") or PretrainConfig.method
 
 
 def trains_nothing(method: Any) -> bool:
