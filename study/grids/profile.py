@@ -94,8 +94,8 @@ class CostModel:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the jobs of one stage go: the profile's values, each overridden by the stage's own. `max_time_key`
-    names the key that set `max_time_min` (for messages: `max_time` or `stages.<stage>.max_time`)."""
+    """Where the jobs of one stage go: the profile's values, each overridden by the stage's own (`own`: the keys
+    `stages.<stage>` sets; `key(name)` names the key that set a value, for messages)."""
 
     partition: str | None = None
     account: str | None = None
@@ -104,7 +104,13 @@ class Placement:
     gpu_type: str | None = None
     max_time_min: int | None = None
     additional: dict[str, Any] = field(default_factory=dict)
-    max_time_key: str = "max_time"
+    stage: str = ""
+    own: frozenset[str] = frozenset()
+
+    def key(self, name: str) -> str:
+        """The profile key that set `name` for this stage: `stages.<stage>.<name>` where the stage sets it, else the
+        top-level `<name>`."""
+        return f"stages.{self.stage}.{name}" if name in self.own else name
 
 
 def option_name(key: Any) -> str:
@@ -165,7 +171,7 @@ class Profile:
                          qos=own.get("qos", self.qos), constraint=own.get("constraint", self.constraint),
                          gpu_type=own.get("gpu_type", self.gpu_type),
                          max_time_min=own.get("max_time", self.max_time_min), additional=additional,
-                         max_time_key=f"stages.{stage}.max_time" if "max_time" in own else "max_time")
+                         stage=stage, own=frozenset(own))
 
     def untrained_max(self) -> Resources:
         """UNTRAINED_MAX, its time at least twice this profile's job overhead (start-up, loading)."""
@@ -542,9 +548,9 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
         if key == "time" and placement.max_time_min is not None and out["time_min"] > placement.max_time_min:
             limit_text = minutes_text(placement.max_time_min)
             raise fail(file, line, f"{stage} resources: time {spec[key][0]} is more than profile {profile.name!r} "
-                                   f"allows ({placement.max_time_key}: {limit_text}, the partition's MaxTime): sbatch "
-                                   f"would refuse the job, or it would pend for ever (PartitionTimeLimit); ask for at "
-                                   f"most that (a longer job is requeued and resumes from its checkpoint)")
+                                   f"allows ({placement.key('max_time')}: {limit_text}, the partition's MaxTime): "
+                                   f"sbatch would refuse the job, or it would pend for ever (PartitionTimeLimit); ask "
+                                   f"for at most that (a longer job is requeued and resumes from its checkpoint)")
         if stage == "evaluate" and key in ("gpus", "nodes") and value is not None and value > 1:
             raise fail(file, line, f"evaluate resources: {key} {spec[key][0]}: an evaluation runs as one process on "
                                    f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "

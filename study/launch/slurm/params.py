@@ -124,8 +124,7 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: set[str]) -> 
         placement = profile.placement(stage)
         if any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional):
             continue
-        partition = placement.partition or ""
-        key = f"stages.{stage}.partition" if "partition" in profile.stage_placement.get(stage, {}) else "partition"
+        partition, key = placement.partition or "", placement.key("partition")
         unknown = [name for name in partition.split(",") if name and name not in known]
         if unknown:
             said.setdefault(f"{key}: {', '.join(map(repr, unknown))}", []).append(stage)
