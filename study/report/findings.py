@@ -22,8 +22,8 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from study.report.figures.common import (NOT_TRAINED_HERE, base_method, cells, clean, encoder_parts, expected_rows,
-                                         fmt_size, is_single, label_variants, levels_order, size_key)
+from study.report.figures.common import (base_method, cells, clean, encoder_parts, expected_rows, fmt_size, is_single,
+                                         label_variants, levels_order, not_trained_here, size_key)
 from study.report.figures.domain_concat import concat_encoders, encoder_cells
 
 COLUMNS = ("axis", "name", "finding", "verdict", "evidence")
@@ -178,11 +178,7 @@ def _linear(c: pd.DataFrame, in_domain: bool = True) -> pd.DataFrame:
 def _trained(c: pd.DataFrame) -> pd.DataFrame:
     """The cells of `c` whose encoder was trained here: a random-init one saw no image, an imported one (`pretrained`)
     none of the grid's, so their pretraining dataset and size are no evidence of what pretraining data does."""
-    return _rows(c, [not _not_trained_here(m) for m in c["method"]])
-
-
-def _not_trained_here(method: str) -> bool:
-    return base_method(method) in NOT_TRAINED_HERE
+    return _rows(c, [not not_trained_here(m) for m in c["method"]])
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame, on: list[str], per: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -418,7 +414,7 @@ def _concat_gains(c: pd.DataFrame) -> pd.DataFrame:
             continue
         i = datasets.index(r["eval_dataset"])
         alone = r[f"_single{i}"]
-        if not pd.isna(alone) and not _not_trained_here(methods[i]):  # no pretraining of its own to compare
+        if not pd.isna(alone) and not not_trained_here(methods[i]):  # no pretraining of its own to compare
             sized = _size(sizes[0]) if sizes[0] == sizes[1] else "|".join(_size(s) for s in sizes)
             rows.append({**r, "alone": alone, "own": methods[i], "other": methods[1 - i], "_sizes": str(sizes),
                          "pair": f"{r['method']} {r['dataset']} {sized}"})

@@ -153,6 +153,12 @@ def base_method(label) -> str:
     return str(label).split(" · ")[0]
 
 
+def not_trained_here(label) -> bool:
+    """Whether a method label's encoder saw none of the grid's pretraining images (NOT_TRAINED_HERE: random-init,
+    imported), a variant of it too ("pretrained · resnet18")."""
+    return base_method(label) in NOT_TRAINED_HERE
+
+
 def method_key(method) -> tuple:
     """Sort key of a method: METHOD_ORDER's by its method (a variant, "simclr · resnet18", as "simclr"; another method
     after the paper's, before the random-init floor), then by name."""

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NOT_TRAINED_HERE, NoData, at_largest_labeled, base_method, cells, clean,
-                                         dataset_order, dataset_rank, encoder_parts, error_bars_note, first_cell,
-                                         fmt_size, label_variants, planned_missing, same, seeds_note, wide)
+from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
+                                         encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
+                                         not_trained_here, planned_missing, same, seeds_note, wide)
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
@@ -79,7 +79,7 @@ def _untrained_alone(conc: pd.DataFrame) -> set:
     seen: dict = {}
     for _, c in conc.iterrows():
         for method, dataset, size, _ in concat_encoders(c):
-            if base_method(method) in NOT_TRAINED_HERE:
+            if not_trained_here(method):
                 seen.setdefault(method, set()).add((dataset, None if size is None or pd.isna(size) else size))
     return {m for m, where in seen.items() if len(where) == 1}
 
@@ -110,7 +110,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             pair = " | ".join(names)
             for role, encoder, name in zip(ROLES, encoders, names):
                 hit = encoder_cells(lin, table, encoder, ev, labeled)
-                own = encoder[1] == ev and base_method(encoder[0]) not in NOT_TRAINED_HERE  # pretrained on ev
+                own = encoder[1] == ev and not not_trained_here(encoder[0])  # pretrained on ev
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": encoder[1],
                              "in_domain": own, "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,

@@ -15,9 +15,9 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from study.report.figures.common import (NOT_TRAINED_HERE, NoData, base_method, cells, clean, dataset_order,
-                                         expected_rows, fmt_size, is_single, label_variants, method_key, pick_largest,
-                                         same, seeds_note, size_key, wide)
+from study.report.figures.common import (NoData, cells, clean, dataset_order, expected_rows, fmt_size, is_single,
+                                         label_variants, method_key, not_trained_here, pick_largest, same, seeds_note,
+                                         size_key, wide)
 from study.report import style
 
 NAME = "domain_matrix"
@@ -87,13 +87,12 @@ def _crosses_domains(rows: pd.DataFrame) -> bool:
     return bool((rows["dataset"].astype(str) != rows["eval_dataset"].astype(str)).any())
 
 
-def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | None, vmax: float,
-                boxed: bool = True) -> None:
+def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | None, vmax: float) -> None:
     """One method's matrix on `ax`: each cell's mean (grey scale up to `vmax`), 'missing' where a cell without a
     value is planned (`wanted`: the planned (dataset, eval_dataset) pairs; None without a plan: every cell), the
-    in-domain diagonal boxed (with `boxed`: not for an encoder trained on none of the datasets); a cell the grid does
-    not plan is left blank."""
+    in-domain cells (`grid`'s `diagonal`) boxed; a cell the grid does not plan is left blank."""
     matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
+    in_domain = set(zip(grid.loc[grid["diagonal"], "dataset"], grid.loc[grid["diagonal"], "eval_dataset"]))
     sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0, vmax=vmax,
                 cbar=False, linewidths=0.5, linecolor="white")
     for i, d in enumerate(rows):
@@ -101,7 +100,7 @@ def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | No
             blank = np.isnan(matrix.iloc[i, j]) and wanted is not None and (d, e) not in wanted  # not in the grid
             if np.isnan(matrix.iloc[i, j]) and not blank:
                 ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
-            if boxed and d == e and not blank:
+            if (d, e) in in_domain and not blank:
                 ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
 
 
@@ -168,8 +167,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         grid.insert(0, "method", method)
         # an encoder not trained here (random-init, imported: NOT_TRAINED_HERE) saw none of these datasets: its row
         # is the dataset key the grid gives it, and no cell of it is in-domain
-        trained = base_method(method) not in NOT_TRAINED_HERE
-        grid["diagonal"] = (grid["dataset"] == grid["eval_dataset"]) & trained
+        grid["diagonal"] = (grid["dataset"] == grid["eval_dataset"]) & (not not_trained_here(method))
         grid["count"] = grid["count"].fillna(0).astype(int)
         # a cell without a result is "missing" where the grid plans it (or, without a plan, always), else blank
         wanted = set(zip(sub["dataset"], sub["eval_dataset"]))
@@ -178,7 +176,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             wanted |= set(zip(mine["dataset"], mine["eval_dataset"]))
         grid["planned"] = [(d, e) in wanted or not has_plan for d, e in zip(grid["dataset"], grid["eval_dataset"])]
         out.append(grid)
-        _draw_cells(ax, grid, rows, cols, wanted if has_plan else None, vmax, boxed=trained)
+        _draw_cells(ax, grid, rows, cols, wanted if has_plan else None, vmax)
         first = k % per_row == 0  # of its row of panels: the row names
         ax.tick_params(axis="y", labelrotation=0, labelleft=first)  # names read across, as the paper's table rows
         ax.grid(False)  # the style's grid would cross a missing cell
@@ -189,7 +187,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     _colour_bar(fig, panels, vmax)
     data = pd.concat(out, ignore_index=True)
     spread = " (the table adds ± the standard deviation)" if data["std"].notna().any() else ""
-    untrained = [str(m) for m in methods if base_method(m) in NOT_TRAINED_HERE]
+    untrained = [str(m) for m in methods if not_trained_here(m)]
     untrained_note = (f" {', '.join(untrained)}: trained on none of these datasets (its row: the dataset the grid "
                       "gives it), no cell boxed." if untrained else "")
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])}{spread}; {note}; boxed diagonal: "
