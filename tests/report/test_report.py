@@ -292,6 +292,10 @@ def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, mo
 
     plan = plan_grid("grids/granularity.yaml")
     out = tmp_path / "report"
+    assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 2
+    assert f"workdir {tmp_path / 'w'}: no such folder: nothing was submitted with" in capsys.readouterr().err
+    assert not out.exists()  # a mistyped workdir draws no report of every job missing
+    (tmp_path / "w").mkdir()  # a workdir whose jobs wrote nothing yet
     assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0
     assert "no result of this grid in" in capsys.readouterr().err  # a wrong workdir or nothing run yet: said
     missing = pd.read_csv(out / "missing.csv")
@@ -687,6 +691,7 @@ def test_cli_report_finds_grids_name_yaml_and_names_the_folder_after_the_grid(tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grids").mkdir()
     shutil.copy(REPO / "grids" / "granularity.yaml", tmp_path / "grids" / "mine.yaml")
+    (tmp_path / "w").mkdir()
     assert _run_cli(["report", "mine", "--workdir", str(tmp_path / "w")]) == 0
     missing = pd.read_csv(tmp_path / "reports" / "granularity" / "missing.csv")
     assert set(missing["job_id"]) == {j.id for j in plan_grid(tmp_path / "grids" / "mine.yaml").jobs}
@@ -702,6 +707,7 @@ def test_cli_report_plans_the_grid_with_the_profile_given(tmp_path):
     with pytest.raises(StudyError, match=f"{bad}:2: unknown key 'partitoin'"):
         _run_cli([*argv, "--profile", str(bad), "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
+    (tmp_path / "w").mkdir()
     good = str(REPO / "grids" / "profiles" / "local.yaml")
     assert _run_cli([*argv, "--profile", good, "--out", str(tmp_path / "r")]) == 0
 
