@@ -2,7 +2,8 @@
 
 It is the look-before-you-leap step `study plan` and `study submit` run: methods and corruptions known, every distinct
 pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and `defaults.evaluate` even with no
-evaluation entry), no entry's `params` key that its protocol never reads, every manifest present (or the exact
+evaluation entry), no entry's `params` key that its protocol never reads, no method's own settings
+(`defaults.pretrain.moco`) where no job runs that method, every manifest present (or the exact
 `study manifest ...` command that makes it) and what the grid says it is (from its metadata; for image-folder
 manifests also their paths: no test image among the labeled ones), and each manifest's recorded root a folder on this
 machine (a warning, or a problem where the jobs run here), and each encoder file here (`init_encoder`,
@@ -180,7 +181,22 @@ def check_sections(plan: Plan) -> list[str]:
             line = grid.defaults_lines.get("evaluate", {}).get(_message_key(str(e)) or "") or grid.lines.get("defaults")
             problems.append(f"{at(plan.path, line)}: {e} (no evaluation entry uses "
                             f"defaults.evaluate yet)")
-    return problems + check_params(plan)
+    return problems + check_params(plan) + unrun_method_sections(plan)
+
+
+def unrun_method_sections(plan: Plan) -> list[str]:
+    """`defaults.pretrain.<method>` (a method's own settings) where no pretraining job of the grid runs that method:
+    they enter only that method's job ids and runs, so they would change no job and no result without a word (BYOL's
+    target EMA written as `moco: {momentum: ...}` in a grid without MoCo). The whole grid's jobs: a `--where` slice
+    that leaves the method out is not refused."""
+    from study.train.methods import method_settings
+
+    methods = dict.fromkeys(j.axes["method"] for j in plan.grid_jobs if j.stage == "pretrain")
+    lines = plan.grid.defaults_lines.get("pretrain", {})
+    return [f"{at(plan.path, lines.get(name) or plan.grid.lines.get('defaults'))}: defaults.pretrain.{name}: no job of "
+            f"the grid runs method {name} (its methods: {', '.join(methods) or 'none'}): its settings would change no "
+            f"job and no result; remove it, or add {name} to the method axis"
+            for name in method_settings() if name in plan.grid.defaults_pretrain and name not in methods]
 
 
 def check_params(plan: Plan) -> list[str]:

@@ -36,6 +36,8 @@ class OptimConfig:
             object.__setattr__(self, "lr", BASE_LR[self.lr_scaling])
 
 
+OPTIM_FIELDS = frozenset(f.name for f in dataclasses.fields(OptimConfig))
+
 # SimCLR (Chen et al. 2020, appendix B.1): base lr 0.3 x batch/256, or 0.075 x sqrt(batch) (4.8 at 4096 either way)
 BASE_LR = {"linear": 0.3, "sqrt": 0.075}
 
@@ -156,6 +158,12 @@ class PretrainConfig:
                 raise StudyError(f"{where}.{name}: method {name!r} has no settings section of its own (its class "
                                  f"declares no `settings`): give its values as {where}'s own keys "
                                  f"({where}.temperature, {where}.head, ...)")
+        for name in sorted(set(d) - fields - set(sections), key=str):  # a method's own setting one level too high
+            owners = [m for m, settings in sections.items() if name in {f.name for f in dataclasses.fields(settings)}]
+            if owners:
+                optim = f" (the optimizer's: {where}.optim.{name})" if name in OPTIM_FIELDS else ""
+                raise StudyError(f"{where}: unknown key(s) {name!r}: a setting of a method's own section: give it as "
+                                 f"{' or '.join(f'{where}.{m}.{name}' for m in owners)}{optim}")
         refuse_unknown(d, fields | set(sections), where)
         own = {}
         for name, settings in sections.items():

@@ -57,8 +57,8 @@ def schedule_problems(cfg, images: int) -> tuple[str | None, list[str]]:
     """(error, warnings) of a run of `cfg` (a PretrainConfig whose method trains) on `images` images: an error when
     it takes no step, or warms up for all of its steps (the learning rate would never reach its peak nor decay);
     warnings when warmup takes more than half of them, and the method's own (`Method.schedule_warning`: MoCo's queue
-    larger than the keys the run enqueues). Messages start with the key at fault (`steps`, `epochs`,
-    `optim.warmup_epochs`, `moco.queue_size`): the caller puts the section before each."""
+    larger than the keys the run enqueues, or smaller than a batch). Messages start with the key at fault (`steps`,
+    `epochs`, `optim.warmup_epochs`, `moco.queue_size`): the caller puts the section before each."""
     spe, total, warmup = schedule_steps(cfg, images)
     budget = f"steps {cfg.steps}" if cfg.steps is not None else f"epochs {cfg.epochs:g}"
     if total < 1:

@@ -6,6 +6,7 @@ import pytest
 from study.errors import StudyError
 from study.grids import load_profile, plan_grid
 from study.grids.checks import missing_manifests
+from study.grids.where import jobs_where, parse_where, plan_of
 from tests.grids.conftest import line_of, run_plan_cli
 
 
@@ -512,6 +513,24 @@ def test_a_bad_value_of_a_methods_own_settings_names_a_job_of_that_method(write_
     msg = error_of(g, check=True)
     assert re.search(r"job \w+ \(pretrain: method=moco, dataset=alpha, seed=0\) and 3 other job\(s\): "
                      r"pretrain\.moco\.queue_size: expected a positive integer, got -5", msg), msg
+
+
+def test_a_methods_own_settings_no_job_runs_are_refused_at_their_line(write_grid):
+    """`defaults.pretrain.moco` in a grid without MoCo enters no job id and no run: BYOL's target EMA written as
+    `moco: {momentum: ...}` trained BYOL at its default tau_base without a word. A method an include rule adds
+    counts; a `--where` slice without it is not refused (the whole grid's jobs decide)."""
+    body = """
+    axes: {method: [simclr, byol], dataset: [alpha]}
+    stages: {pretrain: {}}
+    """
+    g = write_grid(body, pretrain={"moco": {"momentum": 0.99}})
+    assert error_of(g, check=True) == (
+        f"{g}:{line_of(g, 'moco')}: defaults.pretrain.moco: no job of the grid runs method moco (its methods: "
+        "simclr, byol): its settings would change no job and no result; remove it, or add moco to the method axis")
+    g = write_grid(body + "include: [{method: moco, dataset: alpha}]\n", pretrain={"moco": {"momentum": 0.99}})
+    plan = plan_grid(g)
+    plan.check(manifests=False)
+    plan_of(plan, jobs_where(plan, parse_where(["method=simclr"]))).check(manifests=False)
 
 
 def test_a_glc20_manifest_is_suggested_on_the_us_part(capsys, tmp_path, monkeypatch):

@@ -269,6 +269,24 @@ def test_a_method_added_leaves_the_other_methods_records_as_they_were(register_m
     assert PretrainConfig.from_dict(example.to_dict()) == example
 
 
+def test_a_methods_own_setting_written_at_the_top_of_pretrain_names_its_section():
+    """`queue_size: 1024` beside `batch_size` was refused with "did you mean 'image_size'?": the error names the
+    section it belongs in (both, for a key two methods have; and the optimizer's, for `momentum`)."""
+    def error(**d):
+        with pytest.raises(StudyError) as e:
+            PretrainConfig.from_dict({"manifest": "m", "method": "moco", **d})
+        return str(e.value)
+
+    assert error(queue_size=1024) == ("pretrain: unknown key(s) 'queue_size': a setting of a method's own section: "
+                                      "give it as pretrain.moco.queue_size")
+    assert error(tau_base=0.99) == ("pretrain: unknown key(s) 'tau_base': a setting of a method's own section: give "
+                                    "it as pretrain.byol.tau_base")
+    assert error(dim=16).endswith("give it as pretrain.byol.dim or pretrain.moco.dim")
+    assert error(momentum=0.99).endswith("give it as pretrain.moco.momentum (the optimizer's: "
+                                         "pretrain.optim.momentum)")
+    assert "did you mean 'steps'?" in error(step=3)  # a key of no method's settings: as before
+
+
 def test_a_method_with_settings_named_as_a_config_field_is_refused(register_method):
     """`pretrain.head` would be both the projection head and the method's settings: every config setting `head`
     failed ("expected a mapping"), whatever its method."""

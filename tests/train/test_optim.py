@@ -227,6 +227,25 @@ def test_a_schedule_of_one_step_runs_and_one_all_or_half_warmup_is_refused_or_wa
     assert schedule_problems(none, 24) == ("steps: method simclr trains, but steps 0 come to no step", [])
 
 
+def test_a_moco_queue_smaller_than_a_batch_is_warned_of():
+    """A queue of fewer keys than a step enqueues runs (the newest keys fill it), but each step's keys replace it
+    whole: the negatives are part of one batch. Warned of (study plan, the run's log); a queue of one batch is not,
+    and neither is one too large for the run: each warning alone."""
+    from study.train.config import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    def warnings(queue):
+        return schedule_problems(PretrainConfig.from_dict({"manifest": "m", "method": "moco", "batch_size": 16,
+                                                           "steps": 6, "moco": {"queue_size": queue}}), 240)[1]
+
+    assert warnings(8) == ["moco.queue_size 8 is less than the 16 keys each step enqueues (batch_size): each step's "
+                           "newest 8 keys replace the whole queue, so every step's negatives are part of the previous "
+                           "batch alone; set it to a multiple of batch_size (MoCo v2: 65536 at 256)"]
+    assert warnings(16) == warnings(70) == warnings(96) == []
+    [too_large] = warnings(97)
+    assert too_large.startswith("moco.queue_size 97 is more than the 96 keys the run enqueues"), too_large
+
+
 def test_warmup_steps_are_warmup_epochs_times_steps_per_epoch_rounded_to_nearest():
     """SimCLR's `int(round(...))`: 0.9 epochs of 3 steps is 3 warmup steps (2.7 rounded), not 2 (truncated)."""
     from study.train.config import PretrainConfig

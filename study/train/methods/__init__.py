@@ -64,8 +64,8 @@ class Method(nn.Module):
     @classmethod
     def schedule_warning(cls, cfg, steps: int) -> str | None:
         """A warning about a run of `cfg` (a PretrainConfig) of `steps` steps that this method's settings do not fit
-        (e.g. a queue it never fills), starting with the key at fault (`moco.queue_size`); None where they fit.
-        `study plan` says it, and the run logs it."""
+        (e.g. a queue it never fills, or one smaller than a batch), starting with the key at fault
+        (`moco.queue_size`); None where they fit. `study plan` says it, and the run logs it."""
         return None
 
 

@@ -46,6 +46,10 @@ class MoCo(Method):
     @classmethod
     def schedule_warning(cls, cfg, steps: int) -> str | None:
         queue, keys = cfg.method_settings["moco"].queue_size, steps * cfg.batch_size
+        if queue < cfg.batch_size:  # enqueue keeps a batch's newest keys: the queue is one batch's, less some
+            return (f"moco.queue_size {queue} is less than the {cfg.batch_size} keys each step enqueues (batch_size): "
+                    f"each step's newest {queue} keys replace the whole queue, so every step's negatives are part of "
+                    f"the previous batch alone; set it to a multiple of batch_size (MoCo v2: 65536 at 256)")
         if queue <= keys:
             return None
         return (f"moco.queue_size {queue} is more than the {keys} keys the run enqueues ({steps} steps x batch_size "
