@@ -173,13 +173,23 @@ def _draw_styled(figures: list, table: pd.DataFrame, expected, out: Path, output
     return sections, drawn, skipped, failed
 
 
-def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs, warn_lines: list[str]) -> Section:
-    """The paper's findings checked on `table` (study.report.findings), written as `findings.csv/.md/.tex`."""
+def so_far(missing: int) -> str:
+    """What the findings' verdicts are while `missing` planned jobs have no result: "" when none."""
+    return f" (of the results so far: {missing} planned job(s) without a result)" if missing else ""
+
+
+def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs, warn_lines: list[str],
+                      missing: int = 0) -> Section:
+    """The paper's findings checked on `table` (study.report.findings), written as `findings.csv/.md/.tex`; with
+    `missing` planned jobs without a result, the caption says a verdict may change once they are in."""
     found, failed = findings_table(table, expected)
     warn_lines += failed
     caption = ("Each finding of the paper and whether it holds on these results: like-for-like comparisons of top-1 "
                "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the "
                "cells it compares")
+    if missing:  # a verdict of the cells there so far: the missing ones may add comparisons, or a finding's pair
+        caption += (f". {missing} planned job(s) have no result yet (Missing cells): each verdict is of the results "
+                    "so far, and may change once they are in")
     outputs.add(*table_paths(out, "findings").values())
     paths = write_tables(found, out, "findings", caption=caption)
     return Section("findings", "The paper's findings, checked on these results", caption=caption,
@@ -280,7 +290,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                        "--set-aside-stale`) or the old manifest restored" for line in stale_results(plan.jobs,
                                                                                                   workdir).values()]
 
-    findings = _findings_section(table, expected, out, outputs, warn_lines)
+    n_missing = len(coll.missing) if coll.missing is not None else 0
+    findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
@@ -294,7 +305,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                f"protocol fingerprint conflicts: {len(conflict_lines)} cell(s)",
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
                + (f"; failed: {', '.join(failed)}" if failed else ""),
-               f"the paper's findings: {tally(findings.table['verdict'])}"]
+               f"the paper's findings: {tally(findings.table['verdict'])}{so_far(n_missing)}"]
     page = Page(grid=name, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",

@@ -1,7 +1,8 @@
 """`training` (ours: the paper shows no curves): each pretraining job's loss against epochs, read from its run
 folder's curve file (`<workdir>/jobs/<id>/train_log.csv`, study.train.curve), a panel per method (their losses are
-not comparable), a line per job; a running job's curve so far too. `Figure(workdir, jobs)` is this figure with the
-interface of study.report.figures' modules (NAME, TITLE, draw, paper_table)."""
+not comparable), a line per job; the curve so far of a job without a result yet (running, stopped or failed), named so.
+`Figure(workdir, jobs)` is this figure with the interface of study.report.figures' modules (NAME, TITLE, draw,
+paper_table)."""
 from __future__ import annotations
 
 import os
@@ -35,9 +36,12 @@ def gather(workdir: str | os.PathLike, jobs: list[tuple[str, dict[str, Any]]]) -
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
+UNFINISHED = " (so far)"  # a line's label where its job has no result yet: running, stopped or failed
+
+
 def _label(line: pd.Series, varying: list[str]) -> str:
     parts = [("seed " if k == "seed" else "") + fmt_axis(k, line[k]) for k in varying if k != "method"]
-    return " ".join(parts) or str(line["method"])
+    return (" ".join(parts) or str(line["method"])) + ("" if line.get("finished", True) else UNFINISHED)
 
 
 # what each paper method's training loss is, for the caption (another method's: "its own loss")
@@ -52,10 +56,13 @@ def x_axis(curves: pd.DataFrame) -> str:
     return "step" if last["step"].nunique() == 1 and last["epoch"].nunique() > 1 else "epoch"
 
 
-def draw(curves: pd.DataFrame):
-    """(figure, plotted data): loss against epoch (or step: `x_axis`), a panel per method, a line per job."""
+def draw(curves: pd.DataFrame, finished: set[str] | None = None):
+    """(figure, plotted data): loss against epoch (or step: `x_axis`), a panel per method, a line per job. With
+    `finished` (the jobs with a result), the data says which (`finished`), and the others' lines are named so far."""
     if curves.empty:
         raise NoData("no pretraining job has written a curve yet (its run folder's train_log.csv)")
+    if finished is not None:
+        curves = curves.assign(finished=curves["job_id"].isin(finished))
     methods = sorted(curves["method"].dropna().unique(), key=method_key)
     varying = [k for k in AXES if curves[k].nunique(dropna=False) > 1]
     x = x_axis(curves)
@@ -77,27 +84,37 @@ def draw(curves: pd.DataFrame):
     against = "steps (every job ran as many)" if x == "step" else "epochs of each job's pretraining images"
     losses = "; ".join(f"{m}: {LOSSES.get(str(m), 'its own loss')}" for m in methods)
     curves.attrs["caption"] = (f"Pretraining loss (each method's own: {losses}) at each progress line, averaged over "
-                               f"the steps since the previous one, against {against}; a line per job, its curve so "
-                               "far where it still runs.")
+                               f"the steps since the previous one, against {against}; a line per job.")
+    unfinished = curves.loc[~curves["finished"], "job_id"].nunique() if "finished" in curves else 0
+    if unfinished:
+        curves.attrs["caption"] += (f" {unfinished} job(s) have no result yet (running, stopped or failed): their "
+                                    f"curves so far, named '{UNFINISHED.strip()}' (in the table: finished no).")
     return fig, curves
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
-    """A row per job: its axes, steps and epochs logged so far, first and last logged loss."""
+    """A row per job: its axes, steps and epochs logged so far, first and last logged loss, and whether it finished
+    (where the data says)."""
     by_job = data.groupby("job_id", sort=False)
     out = by_job[list(AXES)].first()
     out["steps"] = by_job["step"].max()
     out["epochs"] = by_job["epoch"].max().round(2)
     out["first_loss"] = by_job["loss"].agg(lambda s: s.iloc[0])  # NaN where it diverged (first()/last() skip NaN)
     out["last_loss"] = by_job["loss"].agg(lambda s: s.iloc[-1])
+    if "finished" in data:  # a job's last step is not its budget's until it has a result
+        out["finished"] = by_job["finished"].first().map({True: "yes", False: "no"})
     return out.reset_index().assign(size=lambda d: d["size"].map(fmt_size))
+
+
+def _finished(table: pd.DataFrame) -> set[str]:
+    """The pretraining jobs with a result in `table`."""
+    return set(table.loc[table["stage"] == "pretrain", "job_id"]) if not table.empty else set()
 
 
 def _without_curve_note(table: pd.DataFrame, no_curve: set[str]) -> str:
     """The caption's note of the jobs in `no_curve` that have a pretraining result in `table` (a job not yet
     started has neither), so that a line missing from the figure is accounted for."""
-    done = set(table.loc[table["stage"] == "pretrain", "job_id"]) if not table.empty else set()
-    lacking = sorted(no_curve & done)
+    lacking = sorted(no_curve & _finished(table))
     if not lacking:
         return ""
     shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
@@ -117,7 +134,7 @@ class Figure:
     def draw(self, table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if not self.jobs:
             raise NoData("no pretraining job: none in the plan (without a plan: none with a result)")
-        fig, data = draw(gather(self.workdir, list(self.jobs)))
+        fig, data = draw(gather(self.workdir, list(self.jobs)), _finished(table))
         data.attrs["caption"] += _without_curve_note(table, {job_id for job_id, _ in self.jobs} - set(data["job_id"]))
         return fig, data
 

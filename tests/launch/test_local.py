@@ -790,6 +790,41 @@ def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run
     assert {e["stage"]: e["state"] for e in _events(wd, "lateexit")} == {"pretrain": "done", "evaluate": "done"}
 
 
+def test_a_worker_killed_before_its_result_is_said_killed_by_its_signal(env, monkeypatch):
+    """A worker killed without a result (the OOM killer, a `kill -9`): its FAILED line names the signal, as status
+    does, not `exit code -9`. Here the worker writes no result (a Slurm task other than the first) and its exit
+    status is read as SIGKILL's."""
+    from study.launch.local import scheduler
+
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("killednores", steps=2))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    real_start = scheduler._start
+
+    class Killed:
+        def __init__(self, proc):
+            self.proc = proc
+
+        def poll(self):
+            return None if self.proc.poll() is None else -signal.SIGKILL
+
+        def __getattr__(self, name):
+            return getattr(self.proc, name)
+
+    def start(job, *args):
+        running = real_start(job, *args)
+        running.proc = Killed(running.proc)
+        return running
+
+    monkeypatch.setattr(scheduler, "_start", start)
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 1, err
+    assert f"FAILED pretrain {pre.id} [{job_text(pre)}] (killed by SIGKILL (out of memory?)); log " in err, err
+    assert "exit code -9" not in err
+
+
 def test_a_local_submit_refuses_a_manifest_whose_images_are_not_here(env, monkeypatch):
     """Its workers run here: a manifest whose recorded root is not a folder on this machine is an error before
     anything runs (on Slurm only a warning: the nodes may mount it)."""

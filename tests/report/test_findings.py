@@ -291,6 +291,32 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
 
 
+def test_verdicts_of_a_half_done_grid_are_said_to_be_of_the_results_so_far(tmp_path):
+    """A report read while planned jobs have no result yet: its verdicts may change once they are in (a finding
+    tested on one pair of two planned, say), which the findings' caption and the summary line say; a whole grid's
+    do not."""
+    import html
+    import io
+
+    recs = _linear("simclr", 1_000_000, 0.45) + _linear("simclr", 500_000, 0.40)
+    late = _linear("supervised", 1_000_000, 0.50)  # planned, not run yet: two seeds
+    plan = plan_for(recs + late)
+    write_all(tmp_path / "w", recs, with_pretrain_for=plan)
+    log = io.StringIO()
+    summary = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log)
+    assert summary.missing == 2 and summary.findings["quantity_saturation"] == "does not hold"
+    line = ("the paper's findings: does not hold 1, not tested 13 (of the results so far: 2 planned job(s) without "
+            "a result)")
+    assert f"study report: g: {line}\n" in log.getvalue(), log.getvalue()
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert html.escape(line) in page
+    assert "2 planned job(s) have no result yet (Missing cells): each verdict is of the results so far" in page
+    write_all(tmp_path / "w", late)
+    log = io.StringIO()
+    assert build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log).missing == 0
+    assert "so far" not in log.getvalue() and "so far" not in (tmp_path / "r" / "findings.md").read_text()
+
+
 def test_tally_names_each_kind_of_verdict_once():
     assert F.tally(["holds", "not tested", "holds in 2 of 3", "holds", "does not hold"]) == \
         "holds 2, holds in part 1, does not hold 1, not tested 1"

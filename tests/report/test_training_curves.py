@@ -213,3 +213,31 @@ def test_the_table_spells_a_size_as_the_figures_do_and_epochs_to_two_decimals():
              "job_id": "j", "step": step, "epoch": step / 30, "loss": 4.0, "lr": 0.1} for step in (5, 10)]
     table = curves.paper_table(pd.DataFrame(rows))
     assert table[["size", "steps", "epochs"]].to_dict("records") == [{"size": "50k", "steps": 10, "epochs": 0.33}]
+
+
+def test_a_job_without_a_result_is_drawn_and_tabled_as_unfinished(tmp_path):
+    """A half-done study: a pretraining stopped or failed at step 20 of its budget reads unfinished (its legend
+    entry, the caption, the table's `finished`), not as a finished run of 20 steps beside the done ones."""
+    recs = quantity_records()
+    plan = plan_for(recs)
+    write_all(tmp_path / "w", recs, with_pretrain_for=plan)
+    pre = [j for j in plan.jobs if j.stage == "pretrain"]
+    (tmp_path / "w" / "results" / f"{pre[1].id}.json").unlink()  # stopped or failed: a curve, no result
+    _write_curve(tmp_path / "w", pre[0].id, [5.0, 4.0, 3.5])
+    _write_curve(tmp_path / "w", pre[1].id, [6.0, 5.5])
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    assert "training" in s.drawn and s.failed == []
+    table = pd.read_csv(tmp_path / "r" / "training.csv").set_index("job_id")
+    assert table["finished"].to_dict() == {pre[0].id: "yes", pre[1].id: "no"}
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert "1 job(s) have no result yet (running, stopped or failed): their curves so far, named" in html
+    rows = pd.DataFrame([{"method": "simclr", "backbone": "r", "dataset": "d", "size": size, "corruption": None,
+                          "seed": 0, "job_id": f"j{size}", "step": step, "epoch": step / 10, "loss": 4.0, "lr": 0.1}
+                         for size in (50, 100) for step in (10, 20)])
+    fig, data = curves.draw(rows, finished={"j50"})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["50", "100 (so far)"]
+    plt.close(fig)
+    fig, data = curves.draw(rows)  # no word of results (a notebook's curves): nothing named unfinished
+    assert "finished" not in data and "so far" not in data.attrs["caption"]
+    assert "finished" not in curves.paper_table(data)
+    plt.close(fig)

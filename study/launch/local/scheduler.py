@@ -438,7 +438,8 @@ class _LocalRun:
                 self.failed.add(job_id)
                 self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log),
                                                 error=_failure(rc, r.log))])
-                self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] (exit code {rc}); log {r.log}")
+                said = _ending(rc, r.log) if rc < 0 else f"exit code {rc}"  # killed: by what, not "exit code -9"
+                self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); log {r.log}")
                 self.cancel_dependents(job_id)
 
     def wait_outside(self) -> bool:
