@@ -119,6 +119,8 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], o
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
+    if ended or by_cause:  # a plain `study submit` skips them: they stay so
+        out.write(f"\n{RETRY_HINT}\n")
 
 
 def _unwritten(log: str) -> str:
@@ -173,6 +175,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
+RETRY_HINT = ("failed and cancelled jobs stay so: `study submit --retry-failed` (the grid, --cluster and --workdir "
+              "as before) reruns them, each from its last checkpoint")
 ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one with its log tail); the rest by detail
 STOP_WAIT_MARGIN_S = 30.0  # `study cancel` waits for a local command: its workers' grace (STOP_GRACE_S), then this
 

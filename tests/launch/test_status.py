@@ -385,6 +385,8 @@ def test_status_names_a_job_cancelled_by_its_dependency_once_under_its_cause(env
     assert f"failed pretrain {pre} (exit code 2: study: error: boom)" in out, out
     assert f"cancelled 1 job(s) because their dependency {pre} failed: {ev}" in out, out
     assert f"cancelled evaluate {ev}" not in out and out.count(ev) == 1, out
+    assert out.rstrip().endswith("failed and cancelled jobs stay so: `study submit --retry-failed` (the grid, "
+                                 "--cluster and --workdir as before) reruns them, each from its last checkpoint"), out
 
 
 # a local command's stand-in: holds its command lock until SIGTERM, then takes a while to end (as the real one
@@ -642,6 +644,10 @@ def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
     text = out.getvalue()
     assert f"failed pretrain p1 (exit code 1)\n  log: {logs['p1']}\n  | ==== header\n  | last words of p1\n" in text
     assert f"cancelled pretrain p2 (stopped)\n  log: {logs['p2']}\n" in text and "last words of p2" not in text
+    assert text.count("--retry-failed") == 1  # the way out, said once
+    out = io.StringIO()
+    print_status(_plan(P1, P2), env / "none", out)
+    assert "--retry-failed" not in out.getvalue()  # nothing ended: no hint
 
 
 def test_status_says_an_ended_jobs_log_was_never_written(env):
