@@ -143,6 +143,8 @@ def forward_rows(model: nn.Module, manifest, rows, aug, batch_size: int, device:
                     partial.save(out[saved:done], saved, partial.seconds_before + time.monotonic() - t0)
                     saved, last_save = done, time.monotonic()
                 if signalled:
+                    print(f"[evaluate] {label} {manifest.name}: rows 0-{done} of {len(rows)} saved to "
+                          f"{partial.folder} on {flag.said()}", file=sys.stderr, flush=True)
                     flag.forward()
     finally:
         if flag is not None:

@@ -149,6 +149,15 @@ class SignalFlag:
     def _handle(self, signum: int, frame: Any) -> None:
         self.add(signum)
 
+    def said(self) -> str:
+        """The pending signals as a log names them: SIGUSR2 with what it means here (Slurm's signal ahead of a time
+        limit, or a local run stopped by `study cancel` or Ctrl-C: the job resumes from what was saved), others by
+        name; "a signal to another rank" where none is pending here."""
+        usr2 = getattr(signal, "SIGUSR2", None)
+        return ", ".join(f"{signal.Signals(sig).name}" + (" (a requeue or a stop: the job resumes from here)"
+                                                         if sig == usr2 else "")
+                         for sig in self.pending) or "a signal to another rank"
+
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

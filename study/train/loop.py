@@ -48,13 +48,6 @@ LOSS_STEPS = 1000  # the loss metric's window: the last epoch's steps, at most t
 REQUEUE_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
-def _signal_said(sig: int) -> str:
-    """A signal as the log names it: SIGUSR2 with what it means here (Slurm's signal ahead of a time limit, or a
-    local run stopped by `study cancel` or Ctrl-C: the job resumes from this checkpoint), others by name."""
-    name = signal.Signals(sig).name
-    return f"{name} (a requeue or a stop: the job resumes from here)" if sig == REQUEUE_SIGNAL else name
-
-
 class StopRequested(Exception):
     """Raised by `pretrain(..., stop_at=k)` after the checkpoint at step k is written (tests, time slices)."""
 
@@ -243,9 +236,7 @@ class _Session:
                     last_save = time.time()
                     if signalled:
                         if world.is_main:  # the log says why it ends here, or why a checkpoint came off schedule
-                            names = ", ".join(_signal_said(sig) for sig in flag.pending)
-                            _log(cfg, f"checkpoint written at step {step}/{sched.total} on "
-                                      f"{names or 'a signal to another rank'}")
+                            _log(cfg, f"checkpoint written at step {step}/{sched.total} on {flag.said()}")
                         flag.forward()
                     if stop_now and step < sched.total:
                         raise StopRequested(step)

@@ -78,12 +78,17 @@ def preempt_at_the_third_batch(enc, manifest, cache_dir, rows_computed) -> None:
 
 
 def test_a_signalled_extraction_saves_its_rows_and_the_next_run_computes_only_the_rest(
-        manifests, encoder_file, rows_computed, tmp_path):
+        manifests, encoder_file, rows_computed, tmp_path, capsys):
     enc, train = encoder_file(), load_manifest("evtrain")
     reference = cache(tmp_path / "reference").get(enc, train, 40)
     assert rows_computed["rows"] == [16, 16, 16]  # rows 32-40 padded
+    capsys.readouterr()
     preempt_at_the_third_batch(enc, train, tmp_path / "features", rows_computed)
     (folder,) = (tmp_path / "features").glob("*/*/labeled40.partial")
+    err = capsys.readouterr().err  # the log says where each signal left it, as a pretraining's does
+    assert f"evtrain: rows 0-16 of 40 saved to {folder} on SIGTERM\n" in err, err
+    assert (f"evtrain: rows 0-32 of 40 saved to {folder} on SIGUSR2 (a requeue or a stop: the job resumes from "
+            "here)\n") in err, err
     assert sorted(p.name for p in folder.iterdir()) == ["rows-0-16.pt", "rows-16-32.pt"]
     assert not list(folder.parent.glob("labeled40.pt"))
     took = [torch.load(folder / f"rows-{a}-{b}.pt", weights_only=True)["seconds"] for a, b in ((0, 16), (16, 32))]
