@@ -131,8 +131,11 @@ def test_quantity_draws_simclr_solid_and_a_random_init_encoder_after_it():
     look = {label: c.lines[0] for (title, label), c in _containers(fig).items() if title == "a · linear probe"}
     assert look["simclr"].get_linestyle() == "-" != look["random"].get_linestyle()
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["simclr", "random"]
-    # same colour and marker (one size), told apart by line style alone: the caption says what each encodes
-    assert "line style: its method); random: the frozen features of an untrained" in data.attrs["caption"]
+    # one size: colour and marker tell the methods apart too (one colour for all of them read as one series)
+    assert look["simclr"].get_color() != look["random"].get_color()
+    assert look["simclr"].get_marker() != look["random"].get_marker()
+    assert ("(colour, marker and line style: its method, at its one size); random: the frozen features of an "
+            "untrained") in data.attrs["caption"]
     _, alone = quantity.draw(table_of([r for r in recs if r["axes"]["method"] == "simclr"]))
     assert "random:" not in alone.attrs["caption"]
 

@@ -2,7 +2,8 @@
 method and size, and backbone where it varies; cross-domain and pooled pretraining are the domain figures', corrupted
 pretraining the quality figure's), a panel per evaluation dataset (rows; the pretraining dataset is the panel's) and
 protocol (columns: linear probe, fine-tuning, and kNN where the grid has kNN results: `knn_top1` of `knn` jobs and
-`also_knn` probes); colour and marker tell the pretraining size and line style the method, alike in every panel;
+`also_knn` probes); colour and marker tell the pretraining size (the method, where the figure has one size) and line
+style the method, alike in every panel;
 supervised-from-scratch on the same labeled subsets as the reference line (one per backbone where it varies, and one
 per `variant` of a scratch entry); error bars are the standard deviation over seeds."""
 from __future__ import annotations
@@ -121,6 +122,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     lines = lines.assign(line=series_labels(lines, label_cols))
     methods = list(dict.fromkeys(lines["method"]))
     sizes = sorted({nan_to_none(s) for s in lines["size"]}, key=lambda s: (s is None, s or 0))  # whole set: last
+    by_method = len(sizes) == 1  # one size: colour and marker tell the methods apart too, not one colour for all
     sizes = list(SIZE_LADDER) if set(sizes) <= set(SIZE_LADDER) else sizes  # else by place among the figure's own
 
     fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
@@ -145,8 +147,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 else:  # planned at no named labeled size, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
                                         "count": 0, "partial_seeds": None})
-                look = style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
-                                        dash=methods.index(line["method"]))
+                look = (style.line_style(methods.index(line["method"]), len(methods)) if by_method else
+                        style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
+                                         dash=methods.index(line["method"])))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
                             yerr=pts["std"].astype(float), label=line["line"], **look)
                 points += _points(pts, eval_dataset=ev, protocol=proto, line=line["line"], role="pretrained",
@@ -190,8 +193,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)
     corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
-    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set (colour and "
-                             "marker: its size; line style: its method); "
+    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set ("
+                             + ("colour, marker and line style: its method, at its one size" if by_method else
+                                "colour and marker: its size; line style: its method") + "); "
                              + ("clean pretraining images only (corrupted ones: the quality figure); " if corrupted
                                 else "")
                              + ("random: the frozen features of an untrained (random-init) encoder; "
