@@ -30,6 +30,28 @@ FINETUNE_DEFAULTS = {
 SCRATCH_DEFAULTS = {**FINETUNE_DEFAULTS, "epochs": 90, "optim": {"lr_scaling": "linear"}}
 
 
+def unread(protocol: str, key: str, section: dict) -> str | None:
+    """Why `finetune.<key>` changes no run of an evaluation whose section (its job's `evaluate`, as a grid makes it)
+    is `section` (None where the run reads it), as `study.grids.checks.check_params` says it: the architecture is the
+    encoder's (finetune), or the section's own `backbone` and `width` where it has them (scratch: a grid fills them
+    from the pretraining jobs); the run's method is supervised, a linear classifier on the backbone without
+    projection head, temperature or another method's section; and the section's `epochs` replace `finetune.epochs`
+    and `finetune.steps` (`pretrain_dict`)."""
+    from study.train.methods import method_settings
+
+    if key in ("backbone", "width"):
+        if protocol == "finetune":
+            return f"a fine-tune trains its encoder's own {key}, never this one"
+        if key in section:
+            return (f"a scratch baseline trains the evaluation's {key} (params' or defaults.evaluate's, else its "
+                    "pretraining jobs')")
+    elif key in ("head", "head_output_bn", "temperature") or key in method_settings():
+        return "the run trains method supervised (a linear classifier on the backbone), which never reads it"
+    elif key in ("epochs", "steps") and section.get("epochs") is not None:
+        return "the evaluation's epochs (params.epochs or defaults.evaluate.epochs) replace it"
+    return None
+
+
 def defaults(protocol: str) -> dict:
     """The PretrainConfig fields a `finetune` or `scratch` run starts from (the supervised method's `optim` recipe
     fills what they leave out)."""

@@ -201,10 +201,12 @@ def unrun_method_sections(plan: Plan) -> list[str]:
 
 def check_params(plan: Plan) -> list[str]:
     """An evaluate entry's own `params` keys that its protocol never reads (EvalConfig's UNUSED_BY_PROTOCOL; and
-    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict), and its `linear` keys that
-    the probe's optimizer never reads (PROBE_KEYS_UNREAD, as LinearConfig.recorded_dict): such a key would change
-    the jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
+    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict), its `linear` keys that
+    the probe's optimizer never reads (PROBE_KEYS_UNREAD, as LinearConfig.recorded_dict), and its `finetune` keys
+    that a fine-tuning or scratch run never reads (study.evaluate.finetune.unread): such a key would change the
+    jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
     from study.evaluate.config import UNUSED_BY_PROTOCOL, LinearConfig
+    from study.evaluate.finetune import unread as finetune_unread
     from study.results.record import PROBE_KEYS_UNREAD
 
     problems = []
@@ -224,6 +226,13 @@ def check_params(plan: Plan) -> list[str]:
                 refuse(entry, key, f"protocol {entry.protocol} never reads it")
             elif key == "knn" and entry.protocol in ("linear", "granularity", "concat") and also_knn is not True:
                 refuse(entry, key, f"protocol {entry.protocol} reads it only with also_knn: true")
+        finetune = entry.params.get("finetune")
+        if isinstance(finetune, dict) and entry.protocol in ("finetune", "scratch"):
+            sections = [j.config["evaluate"] for j in plan.grid_jobs if j.entry == entry.index]
+            for key in finetune:
+                why = next(filter(None, (finetune_unread(entry.protocol, key, s) for s in sections)), None)
+                if why:
+                    refuse(entry, f"finetune.{key}", why)
         linear = entry.params.get("linear")
         if isinstance(linear, dict) and "linear" not in UNUSED_BY_PROTOCOL[entry.protocol]:
             optimizer = linear.get("optimizer", default_optimizer)

@@ -770,7 +770,7 @@ def test_params_an_entrys_protocol_never_reads_are_refused_at_their_lines(write_
             batch_size: 64
         - protocol: finetune
           labeled_sizes: [10]
-          params: {finetune: {epochs: 5}, feature_layer: layer3}
+          params: {finetune: {batch_size: 4}, feature_layer: layer3}
         - protocol: granularity
           params: {knn: {k: 5}, also_knn: true}
     """, base=False)
@@ -822,6 +822,66 @@ def test_probe_settings_the_optimizer_never_reads_are_refused_at_their_entry(wri
                                     (3, "linear: {epochs: 5}}", "linear", "protocol knn never reads it")]:
         assert f"{g}:{line_of(g, needle)}: stages.evaluate[{index}].params.{key}: {why}{tail}" in msg, (key, msg)
     assert msg.count("params.") == 3  # not the first entry's (sgd, from the defaults), nor the defaults' own
+
+
+def test_finetune_settings_the_run_never_reads_are_refused_at_their_entry(write_grid):
+    """A fine-tune trains its encoder's architecture, a scratch baseline the evaluation's (the grid fills it from the
+    pretraining jobs), both with method supervised (no head, temperature or method section), and an evaluation's
+    `epochs` replace `finetune.steps`: `finetune.backbone: resnet50` on a scratch entry trained the pretraining jobs'
+    resnet18 under a new job id without a word."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, width: 8, epochs: 1, batch_size: 8}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [10]
+          params: {finetune: {width: 16, temperature: 0.5, moco: {momentum: 0.9}, steps: 5, batch_size: 4}}
+        - protocol: scratch
+          labeled_sizes: [10]
+          params:
+            epochs: 3
+            finetune: {backbone: resnet50, head: [32], steps: 5, batch_size: 4}
+    """, base=False)
+    msg = error_of(g, check=True)
+    tail = "; remove it (it would change the job ids and no result)"
+    supervised = "the run trains method supervised (a linear classifier on the backbone), which never reads it"
+    for index, needle, key, why in [
+            (0, "width: 16", "width", "a fine-tune trains its encoder's own width, never this one"),
+            (0, "width: 16", "temperature", supervised), (0, "width: 16", "moco", supervised),
+            (1, "backbone: resnet50", "backbone", "a scratch baseline trains the evaluation's backbone (params' or "
+                                                  "defaults.evaluate's, else its pretraining jobs')"),
+            (1, "backbone: resnet50", "head", supervised),
+            (1, "backbone: resnet50", "steps", "the evaluation's epochs (params.epochs or defaults.evaluate.epochs) "
+                                               "replace it")]:
+        assert (f"{g}:{line_of(g, needle)}: stages.evaluate[{index}].params.finetune.{key}: {why}{tail}"
+                in msg), (key, msg)
+    assert msg.count("params.finetune.") == 6  # not the fine-tune's steps (no epochs), nor either batch_size
+    g.write_text(g.read_text().replace("width: 16, temperature: 0.5, moco: {momentum: 0.9}, ", "")
+                 .replace("backbone: resnet50, head: [32], steps: 5, ", ""))
+    plan_grid(g).check(manifests=False)  # what is left plans
+
+
+def test_a_scratch_entrys_finetune_width_is_read_where_nothing_else_gives_one(write_grid):
+    """Without a width in the pretraining or evaluation sections, the baseline trains `finetune.width`."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: scratch, labeled_sizes: [10], params: {finetune: {width: 16, steps: 5, batch_size: 4}}}
+    """, base=False)
+    assert not any("params.finetune" in w for w in plan_grid(g).check(manifests=False))  # warns: no encoder scored
+    g.write_text(g.read_text().replace("backbone: resnet18, ", "backbone: resnet18, width: 8, "))
+    assert "params.finetune.width: a scratch baseline trains" in error_of(g, check=True)
 
 
 def test_a_labeled_size_listed_twice_is_refused_at_its_item(write_grid):
