@@ -103,14 +103,22 @@ def _describe(job: Job) -> str:
     return f"job {job.id} ({job.stage}: {', '.join(parts)})"
 
 
-# the key a config error names first: `pretrain.<key>: ...`, or `pretrain: unknown key(s) '<key>'` (also under
-# `defaults.`)
-SECTION_KEY = re.compile(r"^(?:defaults\.)?(?:pretrain|evaluate)(?:\.(\w+)|: unknown key\(s\) '(\w+)')")
+# the key a config error names first, as a dotted path: `pretrain.<key>[.<key>...]: ...`, or
+# `evaluate[.<key>...]: unknown key(s) '<key>'` (also under `defaults.`)
+SECTION_KEY = re.compile(r"^(?:defaults\.)?(?:pretrain|evaluate)((?:\.\w+)*)(?:: unknown key\(s\) '(\w+)')?")
 
 
 def _message_key(message: str) -> str | None:
     m = SECTION_KEY.match(message)
-    return (m.group(1) or m.group(2)) if m else None
+    path = ".".join(filter(None, (m.group(1)[1:], m.group(2)))) if m else ""
+    return path or None
+
+
+def _deepest(lines: dict[str, int], key: str | None) -> int | None:
+    """The line of dotted `key` in `lines` (`_key_lines`), else of the deepest of its parents written there (a
+    misspelt key's section, a value under a key written flow style); None where none is."""
+    parts = (key or "").split(".")
+    return next((lines[k] for k in (".".join(parts[:n]) for n in range(len(parts), 0, -1)) if k in lines), None)
 
 
 def _section_line(grid: Grid, job: Job, message: str) -> int | None:
@@ -124,11 +132,12 @@ def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
     if job.stage == "pretrain":
         if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
             return value_line(grid, key, job.axes[key], job.axes)
-        return grid.defaults_lines.get("pretrain", {}).get(key) or grid.lines.get("defaults")
+        return _deepest(grid.defaults_lines.get("pretrain", {}), key) or grid.lines.get("defaults")
     entry = grid.evaluate[job.entry] if job.entry is not None else None
     if entry is None:
-        return grid.defaults_lines.get("evaluate", {}).get(key) or grid.lines.get("defaults")
-    return entry.param_lines.get(key) or grid.defaults_lines.get("evaluate", {}).get(key) or entry.line
+        return _deepest(grid.defaults_lines.get("evaluate", {}), key) or grid.lines.get("defaults")
+    return (_deepest(entry.param_lines, key) or _deepest(grid.defaults_lines.get("evaluate", {}), key)
+            or entry.line)
 
 
 def _at(plan: Plan, job: Job, key: str) -> str:
@@ -140,7 +149,7 @@ def _at(plan: Plan, job: Job, key: str) -> str:
 def _named_job(jobs: list[Job], message: str) -> Job:
     """The job an error shared by `jobs` names: the first, or the first of the method whose own settings
     (`pretrain.<method>`) the message is about (every pretraining job reads them, but only that method's use them)."""
-    key = _message_key(message)
+    key = (_message_key(message) or "").split(".")[0]
     return next((j for j in jobs if j.stage == "pretrain" and j.axes.get("method") == key), jobs[0])
 
 
@@ -178,7 +187,7 @@ def check_sections(plan: Plan) -> list[str]:
         try:
             EvalConfig.from_dict(section, where="defaults.evaluate")
         except StudyError as e:
-            line = grid.defaults_lines.get("evaluate", {}).get(_message_key(str(e)) or "") or grid.lines.get("defaults")
+            line = _deepest(grid.defaults_lines.get("evaluate", {}), _message_key(str(e))) or grid.lines.get("defaults")
             problems.append(f"{at(plan.path, line)}: {e} (no evaluation entry uses "
                             f"defaults.evaluate yet)")
     return problems + check_params(plan) + unrun_method_sections(plan)
@@ -212,7 +221,7 @@ def check_params(plan: Plan) -> list[str]:
     problems = []
 
     def refuse(entry, key: str, why: str) -> None:
-        problems.append(f"{plan.path}:{entry.param_lines.get(key.split('.')[0]) or entry.line}: "
+        problems.append(f"{plan.path}:{_deepest(entry.param_lines, key) or entry.line}: "
                         f"stages.evaluate[{entry.index}].params.{key}: {why}; remove it (it would change the job ids "
                         f"and no result)")
 
@@ -619,8 +628,8 @@ def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
 
 
 def _file_key_at(plan: Plan, key: str) -> str:
-    """`<grid>:<line>: defaults.pretrain.<key>`, at the line of its section under defaults.pretrain."""
-    line = plan.grid.defaults_lines.get("pretrain", {}).get(key.split(".")[0])
+    """`<grid>:<line>: defaults.pretrain.<key>`, at the line of the key (else of its section) under defaults.pretrain."""
+    line = _deepest(plan.grid.defaults_lines.get("pretrain", {}), key)
     return f"{at(plan.path, line)}: defaults.pretrain.{key}"
 
 

@@ -103,7 +103,7 @@ class EvalEntry:
     split_labeled_sizes: bool
     line: int
     index: int
-    param_lines: dict[str, int] = field(default_factory=dict)  # params' keys (and labeled_sizes, levels) -> lines
+    param_lines: dict[str, int] = field(default_factory=dict)  # params' keys (dotted: nested; labeled_sizes, levels)
     variant: str | None = None  # tells this entry's results apart from another's with the same axes
 
 
@@ -125,7 +125,7 @@ class Grid:
     pretrain_resources: YMap
     evaluate: tuple[EvalEntry, ...]
     lines: dict[str, int] = field(default_factory=dict)  # top-level key -> line
-    defaults_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # pretrain/evaluate -> key -> line
+    defaults_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # pretrain/evaluate -> (dotted) key -> line
 
 
 def normalise_axis_value(axis: str, v: Any) -> Any:
@@ -274,9 +274,16 @@ def _default_axes(p: str, sec: Any, axes: dict[str, tuple[Any, ...]]) -> None:
                                                  "to the axis")
 
 
-def _key_lines(m: Any) -> dict[str, int]:
-    """The line of each key of a parsed mapping ({} for anything else)."""
-    return {k: m.line_of(k) for k in m} if isinstance(m, YMap) else {}
+def _key_lines(m: Any, prefix: str = "") -> dict[str, int]:
+    """The line of each key of a parsed mapping, and of each key of the mappings under it as a dotted path
+    (`finetune.optim.lr`) ({} for anything else)."""
+    if not isinstance(m, YMap):
+        return {}
+    out: dict[str, int] = {}
+    for k, v in m.items():
+        out[f"{prefix}{k}"] = m.line_of(k)
+        out.update(_key_lines(v, f"{prefix}{k}."))
+    return out
 
 
 def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:

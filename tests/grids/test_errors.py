@@ -515,6 +515,42 @@ def test_a_bad_value_of_a_methods_own_settings_names_a_job_of_that_method(write_
                      r"pretrain\.moco\.queue_size: expected a positive integer, got -5", msg), msg
 
 
+def test_an_error_in_a_nested_setting_written_block_style_names_the_line_of_that_setting(write_grid):
+    """`finetune:` / `optim:` / `lr:` on lines of their own: the error names the line of `lr`, not of `finetune`
+    (or `moco`), where a user reads it; a misspelt nested key its own line too."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain:
+        method: moco
+        moco:
+          momentum: 0.99
+          queue_size: -5
+    axes: {method: [moco], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [10]
+          params:
+            finetune:
+              batch_size: 4
+              optim:
+                momentum: 0.9
+                lr: -0.1
+    """, base=False)
+    msg = error_of(g, check=True)
+    assert f"{g}:{line_of(g, 'queue_size: -5')}: job " in msg, msg
+    g.write_text(g.read_text().replace("queue_size: -5", "queue_size: 64"))
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'lr: -0.1')}: job "), msg
+    assert "finetune.optim.lr" in msg, msg
+    g.write_text(g.read_text().replace("lr: -0.1", "lrr: 0.1"))
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'lrr: 0.1')}: job ") and "'lrr'" in msg, msg
+
+
 def test_a_methods_own_settings_no_job_runs_are_refused_at_their_line(write_grid):
     """`defaults.pretrain.moco` in a grid without MoCo enters no job id and no run: BYOL's target EMA written as
     `moco: {momentum: ...}` trained BYOL at its default tau_base without a word. A method an include rule adds
