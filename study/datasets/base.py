@@ -316,3 +316,27 @@ def looks_channels_first(shape: tuple[int, ...]) -> bool:
     """Whether a 3-d array's shape reads as C x H x W saved as is: a first axis of a plausible channel count (<= 16)
     and a last one too long for channels (> 16)."""
     return len(shape) == 3 and shape[0] <= 16 < shape[2]
+
+
+NPY_MAGIC = b"\x93NUMPY"  # how every .npy file begins (numpy.lib.format)
+
+
+def load_npy(file: str | os.PathLike) -> np.ndarray:
+    """The array of a `.npy` file, memory-mapped (only the pages read are loaded); ValueError naming what the file is
+    otherwise, where numpy would return a zip archive (an `.npz` saved under a `.npy` name) or say that a file of
+    another format (a JPEG, text) holds pickled data."""
+    try:
+        arr = np.load(file, mmap_mode="r")
+    except ValueError as e:
+        if "pickled" not in str(e):
+            raise
+        with open(file, "rb") as f:
+            head = f.read(len(NPY_MAGIC))
+        if head == NPY_MAGIC:
+            raise  # a .npy of Python objects: numpy's message says so
+        raise ValueError(f"not a NumPy .npy file (it begins with {head!r}, not {NPY_MAGIC!r}): save each patch with "
+                         "numpy.save") from None
+    if not isinstance(arr, np.ndarray):  # np.load's NpzFile
+        arr.close()
+        raise ValueError("a zip archive (.npz), not a .npy array: save each patch with numpy.save")
+    return arr

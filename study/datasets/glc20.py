@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, archive_beside, first_repeat,
-                                 looks_channels_first, parent_folders, source_entry)
+                                 load_npy, looks_channels_first, parent_folders, source_entry)
 from study.errors import StudyError, os_reason
 
 LABEL_RULES = ("landcover_center", "landcover_mode", "species")
@@ -125,7 +125,7 @@ def _line_of_row(path: Path, row: int) -> str:
 
 def landcover_label(file: Path, rule: str) -> int:
     try:
-        patch = np.load(file, mmap_mode="r")
+        patch = load_npy(file)
         if patch.ndim != 3 or patch.shape[2] <= LANDCOVER_CHANNEL or 0 in patch.shape:
             raise ValueError(f"expected H x W x 5, got shape {patch.shape}")
         if looks_channels_first(patch.shape):
@@ -143,21 +143,35 @@ def landcover_label(file: Path, rule: str) -> int:
         raise StudyError(f"glc20: cannot read patch {file}: {os_reason(e)}") from None
 
 
-def check_patch_folders(root: Path, paths: list[str], csvs: list[Path]) -> None:
+def check_patch_folders(root: Path, paths: list[str], tables: list[tuple[Path, np.ndarray]]) -> None:
     """A StudyError naming the first patch folder (`.../CD/AB/`) that the occurrences need and the root lacks, then the
-    first patch its folder lacks (`absent_files`), so that no manifest of absent patches is frozen (`species` reads no
-    patch; training would find them missing)."""
+    first patch its folder lacks (`absent_files`), each with the occurrence and the line of its table (`tables`: each
+    table read, with its ids, in the order of `paths`), so that no manifest of absent patches is frozen (`species`
+    reads no patch; training would find them missing)."""
+    names = ", ".join(c.name for c, _ in tables)
     folders = parent_folders(paths)
     missing = [f for f in folders if not (root / f).is_dir()]
     if missing:
+        row = next(i for i, p in enumerate(paths) if p.rpartition("/")[0] == missing[0])
         raise StudyError(f"glc20: patch folder {root / missing[0]} not found ({len(missing)} of the {len(folders)} "
-                         f"folders that {', '.join(c.name for c in csvs)} need are missing): extract the patch "
-                         f"archives under {root} (patches_fr/CD/AB/, patches_us/patches_us_NN/CD/AB/)")
+                         f"folders that {names} need are missing), first needed by {_occurrence(tables, row)}: extract "
+                         f"the patch archives under {root} (patches_fr/CD/AB/, patches_us/patches_us_NN/CD/AB/), or "
+                         "leave out the rows of occurrences that have no patch")
     absent = absent_files(root, pa.array(paths, type=pa.string()))
     if len(absent):
         raise StudyError(f"glc20: patch {root / paths[absent[0]]} not found ({len(absent)} of the {len(paths)} "
-                         f"patches that {', '.join(c.name for c in csvs)} list are missing from their folders): "
-                         "extract the patch archives completely")
+                         f"patches that {names} list are missing from their folders), first needed by "
+                         f"{_occurrence(tables, absent[0])}: extract the patch archives completely, or leave out the "
+                         "rows of occurrences that have no patch")
+
+
+def _occurrence(tables: list[tuple[Path, np.ndarray]], row: int) -> str:
+    """Row `row` of the tables (their rows in order) as "occurrence <id> (<table> line N)"."""
+    for path, ids in tables:
+        if row < len(ids):
+            return f"occurrence {int(ids[row])} ({path} {_line_of_row(path, row)})"
+        row -= len(ids)
+    raise IndexError(row)
 
 
 def landcover_labels(root: Path, paths: list[str], rule: str) -> np.ndarray:
@@ -211,6 +225,7 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     paths: list[str] = []
     keys: list[str] = []
     raw: list[np.ndarray] = []
+    tables: list[tuple[Path, np.ndarray]] = []
     sources = []
     for r, csv_path in csvs:
         ids, species = read_occurrences(csv_path, rule == "species")
@@ -221,10 +236,11 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
                              f"{_line_of_row(csv_path, i)}")
         paths.extend(patch_path(patterns[r], int(i)) for i in ids)
         keys.extend(str(int(i)) for i in ids)
+        tables.append((csv_path, ids))
         sources.append(source_entry(root, csv_path))
         if species is not None:
             raw.append(species)
-    check_patch_folders(root, paths, [p for _, p in csvs])
+    check_patch_folders(root, paths, tables)
     codes = np.concatenate(raw) if rule == "species" else landcover_labels(root, paths, rule)
     values, labels = np.unique(codes, return_inverse=True)
     prefix = "" if rule == "species" else "landcover_"

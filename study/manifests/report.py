@@ -83,6 +83,8 @@ def show_text(name: str) -> str:
     for key in ("label_rule", "corruption"):
         if meta.get(key):
             lines.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    if meta.get("channels"):  # the patch channels an image is made of (GLC20's --channels)
+        lines.append(f"channels: {','.join(map(str, meta['channels']))}")
     if meta.get("classes_from"):
         lines.append(f"classes from: {meta['classes_from']}")
     dropped = (meta.get("info") or {}).get("dropped_classes") or {}

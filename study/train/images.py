@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from study.datasets.base import KINDS, looks_channels_first
+from study.datasets.base import KINDS, load_npy, looks_channels_first
 from study.errors import StudyError, os_reason
 
 
@@ -74,7 +74,7 @@ class ImageReader:
                 img.load()
                 img = eight_bit(img).convert("RGB")
             elif kind == "npy":
-                img = self._npy(np.load(file, mmap_mode="r"), channels)
+                img = self._npy(load_npy(file), channels)
             else:
                 img = self._idx(file)
         except StudyError as e:  # load_idx's: it names the file, not the manifest
@@ -113,7 +113,8 @@ class ImageReader:
             raise ValueError(f"shape {arr.shape} looks channels-first (C x H x W); save patches as H x W x C")
         ch = channels or tuple(range(min(3, arr.shape[2])))
         if max(ch) >= arr.shape[2]:
-            raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]}")
+            raise ValueError(f"channel {max(ch)} asked for, the patch has {arr.shape[2]} (0-{arr.shape[2] - 1}; shape "
+                             f"{arr.shape})")
         a = np.asarray(arr[:, :, list(ch)])
         if np.issubdtype(a.dtype, np.floating):  # by dtype, never by a patch's own values: [0, 1] -> 0-255
             if a.size and not (np.nanmin(a) >= -1e-6 and np.nanmax(a) <= 1 + 1e-6 and not np.isnan(a).any()):

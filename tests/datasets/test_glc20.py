@@ -407,3 +407,31 @@ def test_a_compressed_occurrence_table_is_named(tmp_path):
     with pytest.raises(StudyError, match=rf"\(found occurrences_us_train\.csv\.zip beside it, not extracted: extract "
                                          rf"it in {tmp_path}/occurrences\)"):
         read_dataset("glc20", tmp_path, "us_train")
+
+
+def test_an_occurrence_without_a_patch_is_named_with_its_line(tmp_path):
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    good = csv.read_text()
+    csv.write_text(good + "4242;1;2;3\n")  # split train: the French table's rows come first
+    with pytest.raises(StudyError, match=r"patch folder .*patches_us_09/42/42 not found .*, first needed by "
+                                         r"occurrence 4242 \(.*occurrences_us_train.csv line 5\)"):
+        read_dataset("glc20", tmp_path, "train")
+    (tmp_path / "patches_us/patches_us_09/42/42").mkdir(parents=True)
+    with pytest.raises(StudyError, match=r"patch .*4242.npy not found .*, first needed by occurrence 4242 "
+                                         r"\(.*occurrences_us_train.csv line 5\)"):
+        read_dataset("glc20", tmp_path, "train")
+
+
+@pytest.mark.parametrize("kind, why", [("npz", r"a zip archive \(.npz\), not a .npy array"),
+                                       ("jpeg", r"not a NumPy .npy file \(it begins with b'\\xff\\xd8")])
+def test_a_patch_of_another_format_is_named_as_such(tmp_path, kind, why):
+    make_glc20(tmp_path)
+    patch = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
+    if kind == "npz":
+        np.savez(patch.with_suffix(".npz"), np.zeros((4, 4, 5), np.uint8))
+        patch.with_suffix(".npz").rename(patch)  # an .npz under the .npy name: np.load returns an archive
+    else:
+        patch.write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))  # a JPEG's first bytes: numpy says "pickled data"
+    with pytest.raises(StudyError, match=f"cannot read patch .*1234567.npy: {why}"):
+        read_dataset("glc20", tmp_path, "us_train")

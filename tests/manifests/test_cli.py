@@ -15,6 +15,23 @@ from study.manifests import load_manifest
 from study.manifests.report import export_csv
 
 
+def test_show_names_the_channels_of_glc20_patches(cli, tmp_path):
+    """The channels an image is made of (`--channels 3,1,2`: NIR as red) are shown beside the label rule."""
+    root = tmp_path / "glc"
+    root.mkdir()
+    (root / "occurrences_us_train.csv").write_text("id;lat;lon;species_id\n1234567;40;-70;5\n7654301;41;-71;9\n")
+    for i in (1234567, 7654301):
+        folder = root / f"patches_us/{i % 100:02d}/{i // 100 % 100:02d}"
+        folder.mkdir(parents=True)
+        np.save(folder / f"{i}.npy", np.zeros((8, 8, 5), np.uint8))
+    for name, channels in (("rgb", []), ("nir", ["--channels", "3,1,2"])):
+        code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", root, "--split", "us_train", "--name",
+                           name, *channels)
+        assert code == 0, err
+    assert "\nlabel rule: landcover_center\nchannels: 0,1,2\n" in cli("manifest", "show", "rgb")[1]
+    assert "\nchannels: 3,1,2\n" in cli("manifest", "show", "nir")[1]
+
+
 def test_list_show_export(build, cli, tmp_path):
     tax = tmp_path / "t.csv"
     tax.write_text("group,class_name\nfelid,cat\ncanid,dog\nfish,eel\ncanid,fox\n")

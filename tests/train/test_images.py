@@ -195,6 +195,24 @@ def test_a_channel_the_patch_lacks_is_refused_naming_it(tmp_path):
         ImageReader(reader_manifest(tmp_path, df, kind="npy")).open(df.iloc[0])
 
 
+def test_an_npz_or_another_format_under_an_npy_name_is_named_as_such(tmp_path):
+    """np.load returns an archive for a zip file (an .npz saved as .npy) and says a JPEG holds pickled data: each is
+    told for what it is."""
+    df = pd.DataFrame([{"path": "p.npy", "label": 0, "class_name": "x", "rank": 0, "labeled_rank": 0}])
+    np.savez(tmp_path / "p.npz", np.zeros((2, 2, 3), np.uint8))
+    (tmp_path / "p.npz").rename(tmp_path / "p.npy")
+    reader = ImageReader(reader_manifest(tmp_path, df, kind="npy"))
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.: ValueError: a zip archive \(.npz\), not a .npy array"):
+        reader.open(df.iloc[0])
+    Image.new("RGB", (2, 2)).save(tmp_path / "p.npy", format="JPEG")
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.: ValueError: not a NumPy .npy file \(it begins with "
+                                         r"b'\\xff"):
+        reader.open(df.iloc[0])
+    np.save(tmp_path / "p.npy", np.array([None, 1], dtype=object), allow_pickle=True)  # an npy of objects: as numpy
+    with pytest.raises(StudyError, match=r"p.npy .manifest m1.: ValueError: Array can't be memory-mapped"):
+        reader.open(df.iloc[0])
+
+
 def test_an_unknown_image_kind_is_refused_when_the_reader_is_made(tmp_path):
     df = write_images(tmp_path, n=1)
     with pytest.raises(StudyError, match=r"manifest m1: unknown image kind 'tif' \(expected image, npy or idx\)"):
