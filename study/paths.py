@@ -16,6 +16,14 @@ def not_a_folder(path: str | os.PathLike) -> str | None:
     return "a file, not a folder" if path.exists() else "no such folder"
 
 
+def unsubmitted_workdir(workdir: str | os.PathLike) -> str | None:
+    """Why nothing can have been submitted with `workdir` (it is no folder), None where it is one: `study status`
+    says it, `study report` of a grid file refuses it."""
+    why = not_a_folder(workdir)
+    return (f"{why}: nothing was submitted with this workdir; give the one `study submit` used, --workdir or "
+            "$STUDY_WORKDIR") if why else None
+
+
 def refuse_file_for_folder(path: Path, said: str) -> None:
     """StudyError naming `path` as `said` (`--out`, `$STUDY_WORKDIR`) where it is a file, a link to nothing, or lies
     under a file: a command that makes folders there would fail inside them instead."""

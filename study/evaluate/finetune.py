@@ -42,7 +42,7 @@ def unread(protocol: str, key: str, section: dict) -> str | None:
     if key in ("backbone", "width"):
         if protocol == "finetune":
             return f"a fine-tune trains its encoder's own {key}, never this one"
-        if key in section:
+        if section.get(key) is not None:  # `pretrain_dict`: the section's own, else `finetune`'s (a null: not one)
             return (f"a scratch baseline trains the evaluation's {key} (params' or defaults.evaluate's, else its "
                     "pretraining jobs')")
     elif key in ("head", "head_output_bn", "temperature") or key in method_settings():

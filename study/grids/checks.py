@@ -114,11 +114,17 @@ def _message_key(message: str) -> str | None:
     return path or None
 
 
-def _deepest(lines: dict[str, int], key: str | None) -> int | None:
-    """The line of dotted `key` in `lines` (`_key_lines`), else of the deepest of its parents written there (a
-    misspelt key's section, a value under a key written flow style); None where none is."""
+def _deepest(key: str | None, *written: dict[str, int]) -> int | None:
+    """The line of dotted `key` in the first of `written` (`_key_lines` maps, the one whose value wins a merge
+    first) that has it, else of the deepest of its parents written in any (a misspelt key's section, a value under a
+    key written flow style): `finetune.optim.lr` written in defaults.evaluate beside a `finetune` of an entry's
+    params that does not give it is the line of that `lr`; None where none is."""
     parts = (key or "").split(".")
-    return next((lines[k] for k in (".".join(parts[:n]) for n in range(len(parts), 0, -1)) if k in lines), None)
+    for path in (".".join(parts[:n]) for n in range(len(parts), 0, -1)):
+        line = next((lines[path] for lines in written if path in lines), None)
+        if line:
+            return line
+    return None
 
 
 def _section_line(grid: Grid, job: Job, message: str) -> int | None:
@@ -132,12 +138,11 @@ def _key_line(grid: Grid, job: Job, key: str | None) -> int | None:
     if job.stage == "pretrain":
         if key in ("method", "backbone", "size", "seed") and job.axes.get(key) is not None:
             return value_line(grid, key, job.axes[key], job.axes)
-        return _deepest(grid.defaults_lines.get("pretrain", {}), key) or grid.lines.get("defaults")
+        return _deepest(key, grid.defaults_lines.get("pretrain", {})) or grid.lines.get("defaults")
     entry = grid.evaluate[job.entry] if job.entry is not None else None
     if entry is None:
-        return _deepest(grid.defaults_lines.get("evaluate", {}), key) or grid.lines.get("defaults")
-    return (_deepest(entry.param_lines, key) or _deepest(grid.defaults_lines.get("evaluate", {}), key)
-            or entry.line)
+        return _deepest(key, grid.defaults_lines.get("evaluate", {})) or grid.lines.get("defaults")
+    return _deepest(key, entry.param_lines, grid.defaults_lines.get("evaluate", {})) or entry.line
 
 
 def _at(plan: Plan, job: Job, key: str) -> str:
@@ -187,7 +192,7 @@ def check_sections(plan: Plan) -> list[str]:
         try:
             EvalConfig.from_dict(section, where="defaults.evaluate")
         except StudyError as e:
-            line = _deepest(grid.defaults_lines.get("evaluate", {}), _message_key(str(e))) or grid.lines.get("defaults")
+            line = _deepest(_message_key(str(e)), grid.defaults_lines.get("evaluate", {})) or grid.lines.get("defaults")
             problems.append(f"{at(plan.path, line)}: {e} (no evaluation entry uses "
                             f"defaults.evaluate yet)")
     return problems + check_params(plan) + unrun_method_sections(plan)
@@ -221,7 +226,7 @@ def check_params(plan: Plan) -> list[str]:
     problems = []
 
     def refuse(entry, key: str, why: str) -> None:
-        problems.append(f"{plan.path}:{_deepest(entry.param_lines, key) or entry.line}: "
+        problems.append(f"{plan.path}:{_deepest(key, entry.param_lines) or entry.line}: "
                         f"stages.evaluate[{entry.index}].params.{key}: {why}; remove it (it would change the job ids "
                         f"and no result)")
 
@@ -239,9 +244,9 @@ def check_params(plan: Plan) -> list[str]:
         if isinstance(finetune, dict) and entry.protocol in ("finetune", "scratch"):
             sections = [j.config["evaluate"] for j in plan.grid_jobs if j.entry == entry.index]
             for key in finetune:
-                why = next(filter(None, (finetune_unread(entry.protocol, key, s) for s in sections)), None)
-                if why:
-                    refuse(entry, f"finetune.{key}", why)
+                whys = [finetune_unread(entry.protocol, key, s) for s in sections]
+                if whys and all(whys):  # one job that reads it keeps it
+                    refuse(entry, f"finetune.{key}", whys[0])
         linear = entry.params.get("linear")
         if isinstance(linear, dict) and "linear" not in UNUSED_BY_PROTOCOL[entry.protocol]:
             optimizer = linear.get("optimizer", default_optimizer)
@@ -628,8 +633,9 @@ def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
 
 
 def _file_key_at(plan: Plan, key: str) -> str:
-    """`<grid>:<line>: defaults.pretrain.<key>`, at the line of the key (else of its section) under defaults.pretrain."""
-    line = _deepest(plan.grid.defaults_lines.get("pretrain", {}), key)
+    """`<grid>:<line>: defaults.pretrain.<key>`, at the line of the key (else of its section) under
+    defaults.pretrain."""
+    line = _deepest(key, plan.grid.defaults_lines.get("pretrain", {}))
     return f"{at(plan.path, line)}: defaults.pretrain.{key}"
 
 

@@ -162,7 +162,8 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 def run_status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from study.launch.status import print_status, status_json, unsubmitted_workdir
+    from study.launch.status import print_status, status_json
+    from study.paths import unsubmitted_workdir
 
     plan, workdir = _plan(args, where_of(args)), _workdir(args)
     if args.format == "json":

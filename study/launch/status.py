@@ -14,7 +14,7 @@ from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
-from study.paths import not_a_folder
+from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -58,13 +58,6 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "log_age_s": round(seen[1], 1) if seen else None, "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
-
-
-def unsubmitted_workdir(workdir: str | Path) -> str | None:
-    """Why nothing can have been submitted with `workdir` (it is no folder), None where it is one."""
-    why = not_a_folder(workdir)
-    return (f"{why}: nothing was submitted with this workdir; give the one `study submit` used, --workdir or "
-            "$STUDY_WORKDIR") if why else None
 
 
 def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:

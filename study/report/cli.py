@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from study.errors import StudyError
-from study.paths import checked_workdir, not_a_folder, results_dir
+from study.paths import checked_workdir, results_dir, unsubmitted_workdir
 
 DESCRIPTION = ("Collect a grid's results into one Parquet table, draw the paper's figures and tables and test the "
                "paper's findings on the results (findings.csv), into index.html in the --out folder. Exit 1 when a "
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         from study.grids import plan_grid
 
         plan = plan_grid(path, args.profile)
-        if not_a_folder(workdir):  # a mistyped one: a report of every planned job missing would tell nothing
-            raise StudyError(f"workdir {workdir}: no such folder: nothing was submitted with it; give the one "
-                             "`study submit` used (--workdir or $STUDY_WORKDIR)")
+        unsubmitted = unsubmitted_workdir(workdir)  # a mistyped one: a report of every job missing tells nothing
+        if unsubmitted:
+            raise StudyError(f"workdir {workdir}: {unsubmitted}")
         name = plan.name
     elif not results_dir(workdir).is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")

@@ -235,9 +235,8 @@ class PretrainConfig:
             v = getattr(o, key)
             if not is_num(v) or v < 0:
                 raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
-        if o.lr == 0:  # a run of steps that move no weight (a fine-tune would score its untrained classifier)
-            raise bad("optim.lr", "expected a number > 0, got 0: no weight would move (method random scores an "
-                                  "untrained encoder)")
+        if o.lr == 0 and self.method not in UNTRAINED_METHODS:  # a fine-tune would score its untrained classifier
+            raise bad("optim.lr", "expected a number > 0, got 0: the run's steps would move no weight")
         if o.momentum >= 1:  # a momentum of 1 or more never forgets a gradient: the steps grow without bound
             raise bad("optim.momentum", f"expected a number in [0, 1), got {o.momentum!r}")
         if o.final_lr_fraction > 1:  # the cosine would rise from the peak instead of decaying

@@ -551,6 +551,35 @@ def test_an_error_in_a_nested_setting_written_block_style_names_the_line_of_that
     assert msg.startswith(f"{g}:{line_of(g, 'lrr: 0.1')}: job ") and "'lrr'" in msg, msg
 
 
+def test_a_nested_setting_of_defaults_evaluate_is_named_at_its_line_beside_an_entrys_own_section(write_grid):
+    """`finetune.optim.lr` written in defaults.evaluate, the entry's params giving `finetune` without it (the two
+    merged): the error names the line of that `lr`, not of the entry's `finetune:`, which does not hold it."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+      evaluate:
+        finetune:
+          optim:
+            lr: -1
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [10]
+          params:
+            finetune:
+              batch_size: 4
+    """, base=False)
+    msg = error_of(g, check=True)
+    assert msg.startswith(f"{g}:{line_of(g, 'lr: -1')}: job ") and "evaluate.finetune.optim.lr" in msg, msg
+    g.write_text(g.read_text().replace("batch_size: 4", "batch_size: 4\n          optim: {lr: -2}"))
+    msg = error_of(g, check=True)  # the entry's own value wins the merge: its line
+    assert msg.startswith(f"{g}:{line_of(g, 'lr: -2')}: job ") and "got -2" in msg, msg
+
+
 def test_a_methods_own_settings_no_job_runs_are_refused_at_their_line(write_grid):
     """`defaults.pretrain.moco` in a grid without MoCo enters no job id and no run: BYOL's target EMA written as
     `moco: {momentum: ...}` trained BYOL at its default tau_base without a word. A method an include rule adds
@@ -918,6 +947,32 @@ def test_a_scratch_entrys_finetune_width_is_read_where_nothing_else_gives_one(wr
     assert not any("params.finetune" in w for w in plan_grid(g).check(manifests=False))  # warns: no encoder scored
     g.write_text(g.read_text().replace("backbone: resnet18, ", "backbone: resnet18, width: 8, "))
     assert "params.finetune.width: a scratch baseline trains" in error_of(g, check=True)
+
+
+def test_a_scratch_entrys_finetune_backbone_is_read_where_its_params_give_a_null_backbone(write_grid):
+    """`params.backbone: null` leaves the baseline's architecture to `finetune` (study.evaluate.finetune.pretrain_dict:
+    the section's own where it names one): `finetune.backbone` is then read, not refused as unread."""
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: scratch
+          labeled_sizes: [10]
+          params: {backbone: null, finetune: {backbone: resnet34, steps: 5, batch_size: 4}}
+    """, base=False)
+    plan = plan_grid(g)
+    assert not any("params.finetune" in w for w in plan.check(manifests=False))
+    (job,) = [j for j in plan.jobs if j.stage == "evaluate"]
+    from study.evaluate import EvalConfig
+    from study.evaluate.finetune import pretrain_dict
+    assert pretrain_dict(EvalConfig.from_dict(job.config["evaluate"]), 10, 10, None)["backbone"] == "resnet34"
+    g.write_text(g.read_text().replace("backbone: null, ", ""))  # the pretraining jobs' resnet18 then
+    assert "params.finetune.backbone: a scratch baseline trains" in error_of(g, check=True)
 
 
 def test_a_labeled_size_listed_twice_is_refused_at_its_item(write_grid):

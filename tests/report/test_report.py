@@ -17,6 +17,7 @@ from study.atomic import STALE_TEMPORARY_S
 from study.errors import StudyError
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
+from study.paths import unsubmitted_workdir
 from study.report import build_report
 from study.report.tables import write_tables
 from study.report.cli import register
@@ -293,7 +294,9 @@ def test_report_of_a_real_grid_file_lists_every_planned_job_missing(tmp_path, mo
     plan = plan_grid("grids/granularity.yaml")
     out = tmp_path / "report"
     assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 2
-    assert f"workdir {tmp_path / 'w'}: no such folder: nothing was submitted with" in capsys.readouterr().err
+    err = capsys.readouterr().err  # as `study status` says it (one sentence for both)
+    assert f"workdir {tmp_path / 'w'}: no such folder: nothing was submitted with" in err
+    assert f"workdir {tmp_path / 'w'}: {unsubmitted_workdir(tmp_path / 'w')}" in err
     assert not out.exists()  # a mistyped workdir draws no report of every job missing
     (tmp_path / "w").mkdir()  # a workdir whose jobs wrote nothing yet
     assert main(["report", "grids/granularity.yaml", "--workdir", str(tmp_path / "w"), "--out", str(out)]) == 0

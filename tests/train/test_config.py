@@ -141,8 +141,8 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1.5]}}, "pretrain.optim.betas"),  # torch does
         ({"manifest": "m", "optim": {"name": "adamw", "betas": [0.9, 1]}}, "pretrain.optim.betas"),  # 1 - beta**t = 0
         ({"manifest": "m", "optim": {"weight_decay": -1e-4}}, "pretrain.optim.weight_decay: expected a number >= 0"),
-        ({"manifest": "m", "optim": {"lr": 0}}, "pretrain.optim.lr: expected a number > 0, got 0: no weight would "
-                                                "move"),
+        ({"manifest": "m", "optim": {"lr": 0}}, "pretrain.optim.lr: expected a number > 0, got 0: the run's steps "
+                                                "would move no weight"),
         ({"manifest": "m", "checkpoint_every_minutes": 0}, "pretrain.checkpoint_every_minutes"),
         ({"manifest": "m", "optim": {"momentum": 1.5}}, "pretrain.optim.momentum: expected a number in [0, 1)"),
         ({"manifest": "m", "optim": {"momentum": 1}}, "pretrain.optim.momentum"),  # never forgets a gradient
@@ -224,6 +224,7 @@ def test_ranges_take_their_bounds_and_a_method_that_trains_nothing_takes_no_step
         settings = PretrainConfig.from_dict({"manifest": "m", "moco": {"momentum": end}, "byol": {"tau_base": end}})
         assert (settings.method_settings["moco"].momentum, settings.method_settings["byol"].tau_base) == (end, end)
     assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "steps": 0}).steps == 0
+    assert PretrainConfig.from_dict({"manifest": "m", "method": "random", "optim": {"lr": 0}}).optim.lr == 0  # unread
     assert PretrainConfig.from_dict({"manifest": "m", "seed": 2**63 - 1}).seed == 2**63 - 1
     assert PretrainConfig.from_dict({"manifest": "m", "epochs": 0, "steps": 5}).steps == 5  # steps replace epochs
     assert PretrainConfig.from_dict({"manifest": "m", "batch_size": 2}).batch_size == 2  # simclr's smallest
