@@ -158,12 +158,15 @@ class PretrainConfig:
                 raise StudyError(f"{where}.{name}: method {name!r} has no settings section of its own (its class "
                                  f"declares no `settings`): give its values as {where}'s own keys "
                                  f"({where}.temperature, {where}.head, ...)")
-        for name in sorted(set(d) - fields - set(sections), key=str):  # a method's own setting one level too high
-            owners = [m for m, settings in sections.items() if name in {f.name for f in dataclasses.fields(settings)}]
-            if owners:
-                optim = f" (the optimizer's: {where}.optim.{name})" if name in OPTIM_FIELDS else ""
-                raise StudyError(f"{where}: unknown key(s) {name!r}: a setting of a method's own section: give it as "
-                                 f"{' or '.join(f'{where}.{m}.{name}' for m in owners)}{optim}")
+        for name in sorted(set(d) - fields - set(sections), key=str):  # a nested setting one level too high
+            owners = [m for m, settings in sections.items() if name in {f.name for f in dataclasses.fields(settings)}
+                      and d.get("method") != "supervised"]  # which (every fine-tune too) reads no method's section
+            places = [f"{where}.{m}.{name}" for m in owners] + ([f"{where}.optim.{name}"] if name in OPTIM_FIELDS
+                                                                 else [])
+            if places:
+                raise StudyError(f"{where}: unknown key(s) {name!r}: a setting of "
+                                 + ("a method's own section" if owners else "the optimizer")
+                                 + f": give it as {' or '.join(places)}")
         refuse_unknown(d, fields | set(sections), where)
         own = {}
         for name, settings in sections.items():

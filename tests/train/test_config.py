@@ -274,7 +274,8 @@ def test_a_method_added_leaves_the_other_methods_records_as_they_were(register_m
 
 def test_a_methods_own_setting_written_at_the_top_of_pretrain_names_its_section():
     """`queue_size: 1024` beside `batch_size` was refused with "did you mean 'image_size'?": the error names the
-    section it belongs in (both, for a key two methods have; and the optimizer's, for `momentum`)."""
+    section it belongs in (both, for a key two methods have; and the optimizer's, for `momentum` or `lr`); method
+    supervised, which every fine-tune runs, reads no method's section: only the optimizer's is named."""
     def error(**d):
         with pytest.raises(StudyError) as e:
             PretrainConfig.from_dict({"manifest": "m", "method": "moco", **d})
@@ -285,8 +286,11 @@ def test_a_methods_own_setting_written_at_the_top_of_pretrain_names_its_section(
     assert error(tau_base=0.99) == ("pretrain: unknown key(s) 'tau_base': a setting of a method's own section: give "
                                     "it as pretrain.byol.tau_base")
     assert error(dim=16).endswith("give it as pretrain.byol.dim or pretrain.moco.dim")
-    assert error(momentum=0.99).endswith("give it as pretrain.moco.momentum (the optimizer's: "
-                                         "pretrain.optim.momentum)")
+    assert error(momentum=0.99).endswith("give it as pretrain.moco.momentum or pretrain.optim.momentum")
+    assert error(lr=0.1) == ("pretrain: unknown key(s) 'lr': a setting of the optimizer: give it as "
+                             "pretrain.optim.lr")
+    assert error(method="supervised", momentum=0.9).endswith(": a setting of the optimizer: give it as "
+                                                             "pretrain.optim.momentum")  # reads no method section
     assert "did you mean 'steps'?" in error(step=3)  # a key of no method's settings: as before
 
 
