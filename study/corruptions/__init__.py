@@ -5,7 +5,8 @@ deterministic in `key` (the manifest seed and the image's relative path, `"<seed
 also the row's source, `"<seed>:<source>:<path>"`: study.train.images.ImageReader.corruption_key). The path, not the
 layout-independent rank key: the same images in two folder layouts get the same subsets but other noise (kept, as
 another key would change the pixels of existing corrupted manifests under their content hash).
-The paper does not state its corruption parameters; the defaults here are ours (see each module).
+The paper states no corruption parameter but the downsampling factors (2x, 4x); the defaults here are ours (see
+each module).
 """
 from __future__ import annotations
 
