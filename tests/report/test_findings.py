@@ -565,6 +565,27 @@ def test_byol_above_simclr_and_moco_on_inat21_of_its_own_backbone():
         "holds", "inat21 1M, 10k labels: byol · resnet18 0.500, simclr · resnet18 0.400 (+10.0 points)")
 
 
+def test_byol_on_inat21_is_tested_on_the_granularity_grids_species_level_where_no_probe_scored_it():
+    """The shipped grids probe no MoCo or BYOL encoder linearly: the granularity grid's species-level score is its
+    species classifier's own top-1 (iNat21's classes are its species), the same probe; a linear probe of an encoder
+    is preferred where it has one, and a coarser level is no such score."""
+    levels = ["genus", "species"]
+
+    def gran(method, species, genus=0.9):
+        values = {(None, "genus"): genus, **({(None, "species"): species} if species is not None else {})}
+        return records(eval_axes(method=method, protocol="granularity", dataset="inat21", eval_dataset="inat21"),
+                       values, protocol={"levels": levels})
+
+    recs = gran("byol", 0.50) + gran("simclr", 0.45) + gran("moco", 0.52, genus=0.4)
+    verdict, evidence = _verdicts(recs)["byol_best_on_inat21"]
+    assert verdict == "holds in 1 of 2", evidence
+    assert "byol 0.500, simclr 0.450 (+5.0 points)" in evidence and "byol 0.500, moco 0.520" in evidence
+    recs += _linear("moco", 1_000_000, 0.30, dataset="inat21", eval_dataset="inat21", labeled=None)
+    verdict, evidence = _verdicts(recs)["byol_best_on_inat21"]
+    assert verdict == "holds" and "moco 0.300" in evidence and "moco 0.520" not in evidence, evidence
+    assert _verdicts(gran("byol", 0.5) + gran("simclr", None, genus=0.6))["byol_best_on_inat21"][0] == "not tested"
+
+
 def test_imagenet_and_glc20_are_ranked_at_the_largest_labeled_size_every_encoder_has():
     """Both encoders at 10k and 100k labels, the ranking flipping between them: the largest (100k) decides."""
     recs = [r for d, values in (("imagenet", (0.40, 0.60)), ("b", (0.45, 0.55)))
