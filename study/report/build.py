@@ -5,6 +5,7 @@ never another file."""
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from study.errors import StudyError, os_reason
 from study.flock import locked
 from study.paths import results_dir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
-                           gather, write_table)
+                           gather, read_results, write_table)
 
 MISSING_COLUMNS = ("job_id", "stage", *AXES, "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -102,9 +103,9 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
 
 def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathLike) -> list[str]:
     """The notes on what the report covers: by grid name, where other grids share its jobs (their results may be
-    recorded under the other grid); with a plan and jobs missing, results of jobs its grid file ran that the plan no
-    longer has (`_results_off_plan`). NoResults where no result names grid `grid`; a StudyError where, with neither a
-    plan nor a grid, the results are of several grids."""
+    recorded under the other grid); with a plan and jobs missing, results of their cells under ids its grid file ran
+    that the plan no longer has (`_results_off_plan`). NoResults where no result names grid `grid`; a StudyError
+    where, with neither a plan nor a grid, the results are of several grids."""
     table, notes = coll.table, []
     if plan is None and grid is not None:
         if coll.other_grids and not table.empty:
@@ -119,16 +120,25 @@ def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathL
         raise StudyError(f"results of several grids in {results_dir(workdir)} ({', '.join(grids)}): name the grid to "
                          "report (its grid file, or its name)")
     if plan is not None and coll.missing is not None and not coll.missing.empty:
-        notes += _results_off_plan(plan, workdir)
+        notes += _results_off_plan(plan, workdir, set(coll.missing["job_id"]))
     return notes
 
 
-def _results_off_plan(plan: Any, workdir: str | os.PathLike) -> list[str]:
+def _results_off_plan(plan: Any, workdir: str | os.PathLike, missing: set[str]) -> list[str]:
     """The note of a report with planned jobs missing where the grid file ran jobs its plan no longer has, whose
-    results are there (study.launch.grid_states.results_off_plan): "no result yet" is not "nothing ran"."""
+    results are there (study.launch.grid_states.results_off_plan): "no result yet" is not "nothing ran". Only the
+    results of a missing job's cell (its stage and axes) are counted: those of cells done under their new ids (an
+    evaluation setting changed, then run), beside a new cell not run yet, are not what is missing."""
     from study.launch.grid_states import results_off_plan
 
-    ids = results_off_plan(plan, workdir)
+    def cell(stage: Any, axes: Any) -> str:
+        return json.dumps([stage, axes or {}], sort_keys=True, default=str)
+
+    cells = {cell(j.stage, (j.config or {}).get("axes")) for j in plan.jobs if j.id in missing}
+    with warnings.catch_warnings():  # an unreadable one has no cell to count: left out, not warned of here
+        warnings.simplefilter("ignore", ResultFileWarning)
+        earlier = read_results(workdir, results_off_plan(plan, workdir))
+    ids = [r["job_id"] for r in earlier if cell(r.get("stage"), r.get("axes")) in cells]
     if not ids:
         return []
     return [f"{len(ids)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan no longer "

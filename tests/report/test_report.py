@@ -787,6 +787,26 @@ def test_results_of_the_grid_under_job_ids_the_plan_no_longer_has_are_named(tmp_
     assert s.missing == 0 and not [w for w in s.warnings if "that its plan no longer has" in w]
 
 
+def test_results_off_plan_are_named_only_for_the_cells_still_missing(tmp_path):
+    """An evaluation setting changed, its cells run again under their new ids, then a new cell added: the results
+    of the earlier ids are not what is missing (the note said `study submit` would run their cells again, done
+    already). With one moved cell's result gone, the note counts that cell's earlier result alone."""
+    from study.grids import Job
+
+    plan = plan_for(ALL)
+    write_all(tmp_path / "w", ALL, with_pretrain_for=plan)
+    Ledger(tmp_path / "w", "g").append([{"event": "local", "job": j.id, "state": "done"} for j in plan.jobs])
+    moved_records = [{**r, "job_id": "new-" + r["job_id"]} for r in ALL]
+    write_all(tmp_path / "w", moved_records)
+    knn = Job("knn-new", "evaluate", {"stage": "evaluate", "axes": {**eval_axes(protocol="knn"), "seed": 0}})
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(moved_records, extra_jobs=(knn,)), log=None)
+    assert s.missing == 1 and not [w for w in s.warnings if "that its plan no longer has" in w], s.warnings
+    (tmp_path / "w" / "results" / f"{moved_records[0]['job_id']}.json").unlink()
+    s = build_report(tmp_path / "w", tmp_path / "r2", plan=plan_for(moved_records, extra_jobs=(knn,)), log=None)
+    (line,) = [w for w in s.warnings if "that its plan no longer has" in w]
+    assert s.missing == 2 and line.startswith("1 result(s) in "), line
+
+
 def test_no_result_under_the_new_ids_does_not_point_to_another_workdir(tmp_path):
     """Every result of the grid file is under ids its edited plan no longer has: the workdir is the right one, so
     the "no result yet" line does not suggest giving another (the line before it says where the results are)."""
