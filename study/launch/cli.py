@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, "cluster profile: partition, account, resources, setup lines (--cluster slurm needs its partition)")
     p.add_argument("--cluster", choices=("slurm", "local"), required=True,
                    help="slurm: queue job arrays with sbatch (through submitit); local: run the jobs on this machine")
-    p.add_argument("--dry-run", action="store_true", help="print the sbatch script of each array; submit nothing")
+    p.add_argument("--dry-run", action="store_true", help="submit nothing: print the sbatch script of each array "
+                   "(slurm), or list the jobs it would run (local)")
     p.add_argument("--no-check", action="store_true",
                    help="with --dry-run: skip the manifest check (names and configs are still checked), to read the "
                         "scripts before the manifests are built")
@@ -84,8 +85,6 @@ def run_submit(args: argparse.Namespace) -> int:
     from study.errors import StudyError
     from study.paths import checked_workdir
 
-    if args.dry_run and args.cluster != "slurm":  # flags first: no manifest check for a command that cannot run
-        raise StudyError("--dry-run prints sbatch scripts: it goes with --cluster slurm")
     if args.no_check and not args.dry_run:  # a real submit needs the manifests its jobs read
         raise StudyError("--no-check goes with --dry-run: the jobs a submit queues read their manifests (`study plan "
                          "--no-check` shows the plan without them)")
@@ -123,7 +122,8 @@ def run_submit(args: argparse.Namespace) -> int:
         return submit_slurm(plan, workdir, dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
     from study.launch.local.scheduler import run_local
 
-    return run_local(plan, workdir, retry_failed=args.retry_failed, workers=args.workers, only=only)
+    return run_local(plan, workdir, retry_failed=args.retry_failed, workers=args.workers, only=only,
+                     dry_run=args.dry_run)
 
 
 def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:

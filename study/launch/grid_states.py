@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
@@ -85,6 +85,15 @@ def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, 
                     states[job_id] = JobState(job_id, st.stage, "pending",
                                               f"{UNSETTLED}: array {intent.get('name')} may have queued it")
     return states
+
+
+def dry_run_states(plan: Plan, workdir: str | Path, err: TextIO) -> dict[str, JobState]:
+    """`grid_states` for a dry run, which writes nothing: an interrupted Slurm submit's jobs read as not submitted,
+    which `err` is told."""
+    if Ledger(Path(workdir).resolve(), plan.name).replay_with_shared().unsettled:
+        print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts its "
+              "jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
+    return grid_states(plan, workdir, settle=False)
 
 
 def locked_states(plan: Plan, workdir: str | Path) -> dict[str, JobState]:

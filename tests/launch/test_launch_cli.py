@@ -16,8 +16,8 @@ from study.results import write_result
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--cluster", "local", "--dry-run"], "study: error: --dry-run prints sbatch scripts: it goes with --cluster "
-                                           "slurm"),
+    (["--cluster", "local", "--dry-run", "--set-aside-stale"], "study: error: --set-aside-stale moves results; "
+                                                               "--dry-run changes nothing: give one of them"),
     (["--cluster", "slurm", "--workers", "2"], "study: error: --workers sets how many jobs a --cluster local submit "
                                                 "runs at once; on Slurm the profile's max_parallel_gpus and "
                                                 "max_parallel_jobs throttle each array"),

@@ -790,6 +790,30 @@ def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run
     assert {e["stage"]: e["state"] for e in _events(wd, "lateexit")} == {"pretrain": "done", "evaluate": "done"}
 
 
+def test_a_local_dry_run_lists_the_jobs_it_would_run_and_writes_nothing(env):
+    """`--dry-run` with --cluster local: what a submit would run here, a line each in start order (a grown grid's
+    new jobs, before running them), and the skipped ones counted; no workdir made, no ledger line, no lock."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("dry"))
+    plan = plan_grid(grid)
+    wd = env / "wd"
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0, err
+    assert out.splitlines() == [f"{j.stage} {j.id} [{job_text(j)}]" for j in plan.jobs]  # pretraining first
+    assert f"[study] dry: would run {len(plan.jobs)} job(s) here; skipped: nothing" in err, err
+    assert not wd.exists()
+    pre = next(j for j in plan.jobs if j.stage == "pretrain")
+    Ledger(wd, "dry").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "cancelled",
+                               "log": None, "error": "stopped"}])
+    before = sorted((p, p.read_bytes()) for p in wd.rglob("*") if p.is_file())
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and pre.id not in out and "skipped: 1 cancelled (rerun with --retry-failed)" in err, (out, err)
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run",
+                              "--retry-failed"])
+    assert code == 0 and out.splitlines()[0] == f"pretrain {pre.id} [{job_text(pre)}]", out
+    assert sorted((p, p.read_bytes()) for p in wd.rglob("*") if p.is_file()) == before
+
+
 def test_a_worker_killed_before_its_result_is_said_killed_by_its_signal(env, monkeypatch):
     """A worker killed without a result (the OOM killer, a `kill -9`): its FAILED line names the signal, as status
     does, not `exit code -9`. Here the worker writes no result (a Slurm task other than the first) and its exit

@@ -336,7 +336,7 @@ def test_flags_that_cannot_go_together_are_refused_before_any_manifest_check(tmp
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "none"))
     grid = tmp_path / "g.yaml"
     grid.write_text(grid_text("flags", seeds=(0,)))
-    for flags, why in ((["--cluster", "local", "--dry-run"], "--dry-run prints sbatch scripts"),
+    for flags, why in ((["--cluster", "local", "--dry-run", "--set-aside-stale"], "--dry-run changes nothing"),
                        (["--cluster", "slurm", "--workers", "2"], "--workers sets how many jobs a --cluster local")):
         code, _, err = run_cli(["submit", str(grid), *flags, "--profile", str(GPU_PROFILE),
                                 "--workdir", str(tmp_path / "wd")])

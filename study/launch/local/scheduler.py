@@ -42,7 +42,7 @@ from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, cached_result, last_lines, result_done
-from study.launch.grid_states import grid_file, grid_states, locked_states
+from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -207,16 +207,24 @@ class _Running:
 
 
 def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
-              err: TextIO | None = None, only: set[str] | None = None) -> int:
+              err: TextIO | None = None, only: set[str] | None = None, dry_run: bool = False,
+              out: TextIO | None = None) -> int:
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`; of `only`, where
     given, those ids: see study.launch.select). Returns 0 when
     every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
     result leaves its dependents missing; a job failed or cancelled before, or blocked by one, is skipped without
-    `retry_failed`), 1 otherwise."""
+    `retry_failed`), 1 otherwise. With `dry_run`, list those jobs on `out` (a line each, in the order they would
+    start) and run, write or lock nothing."""
     err = err or sys.stderr
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
+    if dry_run:
+        sel = select(plan.jobs, dry_run_states(plan, workdir, err), retry_failed, only)
+        for job in sel.to_run:
+            print(f"{job.stage} {job.id} [{job_text(job)}]", file=out or sys.stdout)
+        _say(f"[study] {plan.name}: would run {len(sel.to_run)} job(s) here; skipped: {sel.summary()}", err)
+        return 0
     with command_lock(workdir) as lock_name:  # held while this command lives: its pending jobs read as live
         return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name, only)
 

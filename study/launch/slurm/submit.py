@@ -39,7 +39,7 @@ from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, cluster_partitions, dependency_string,
                                        max_array_size, slurm_parameters, unknown_partitions)
-from study.launch.grid_states import grid_file, grid_states, locked_states
+from study.launch.grid_states import dry_run_states, grid_file, locked_states
 from study.paths import manifests_dir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -178,13 +178,8 @@ def submit_slurm(plan: Plan, workdir: str | Path, *, dry_run: bool = False, retr
 def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
             only: set[str] | None) -> int:
     ledger = Ledger(workdir, plan.name)
-    if dry_run:
-        if ledger.replay_with_shared().unsettled:
-            print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts "
-                  "its jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
-        states = grid_states(plan, workdir, settle=False)
-    else:
-        states = locked_states(plan, workdir)  # under the submit lock this command holds
+    # under the submit lock this command holds, unless a dry run
+    states = dry_run_states(plan, workdir, err) if dry_run else locked_states(plan, workdir)
     sel: Selection = select(plan.jobs, states, retry_failed, only)
     held = _held_outside_slurm(sel.to_run, states)
     to_run = [j for j in sel.to_run if j.id not in held]
