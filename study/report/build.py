@@ -134,7 +134,7 @@ def _results_off_plan(plan: Any, workdir: str | os.PathLike, missing: set[str]) 
     def cell(stage: Any, axes: Any) -> str:
         return json.dumps([stage, axes or {}], sort_keys=True, default=str)
 
-    cells = {cell(j.stage, (j.config or {}).get("axes")) for j in plan.jobs if j.id in missing}
+    cells = {cell(j.stage, j.axes) for j in plan.jobs if j.id in missing}
     with warnings.catch_warnings():  # an unreadable one has no cell to count: left out, not warned of here
         warnings.simplefilter("ignore", ResultFileWarning)
         earlier = read_results(workdir, results_off_plan(plan, workdir))
