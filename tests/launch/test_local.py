@@ -754,20 +754,14 @@ def test_a_worker_that_ends_well_without_its_result_is_failed_not_done(env, monk
     assert not (wd / "results").exists()
 
 
-def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run(env, monkeypatch):
-    """A worker's interpreter takes seconds to exit after `run_job` wrote the result (torch's teardown: 3 s measured
-    on 2 cores); one killed then (SIGKILL, the OOM killer, a crash at exit) has done its job. It used to be counted
-    failed with its evaluation cancelled (exit 1, `--retry-failed` needed) while `study status` read it done. Here the
-    pretraining's real worker runs to its end; its exit status is read as SIGKILL's."""
+def exit_read_as_sigkill(monkeypatch, job_id: str) -> None:
+    """The worker of job `job_id` runs as it is, but `run_local` reads its exit status as SIGKILL's (a kill that a
+    test cannot time)."""
     from study.launch.local import scheduler
 
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("lateexit", steps=2))
-    wd = env / "wd"
-    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
     real_start = scheduler._start
 
-    class KilledAtExit:
+    class Killed:
         def __init__(self, proc):
             self.proc = proc
 
@@ -779,11 +773,23 @@ def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run
 
     def start(job, *args):
         running = real_start(job, *args)
-        if job.id == pre.id:
-            running.proc = KilledAtExit(running.proc)
+        if job.id == job_id:
+            running.proc = Killed(running.proc)
         return running
 
     monkeypatch.setattr(scheduler, "_start", start)
+
+
+def test_a_worker_killed_after_writing_its_result_is_done_and_its_dependents_run(env, monkeypatch):
+    """A worker's interpreter takes seconds to exit after `run_job` wrote the result (torch's teardown: 3 s measured
+    on 2 cores); one killed then (SIGKILL, the OOM killer, a crash at exit) has done its job. It used to be counted
+    failed with its evaluation cancelled (exit 1, `--retry-failed` needed) while `study status` read it done. Here the
+    pretraining's real worker runs to its end; its exit status is read as SIGKILL's."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("lateexit", steps=2))
+    wd = env / "wd"
+    pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
+    exit_read_as_sigkill(monkeypatch, pre.id)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 0, err
     assert f"done pretrain {pre.id} in " in err and "(then its worker ended, killed by SIGKILL (out of memory?))" in err
@@ -818,31 +824,12 @@ def test_a_worker_killed_before_its_result_is_said_killed_by_its_signal(env, mon
     """A worker killed without a result (the OOM killer, a `kill -9`): its FAILED line names the signal, as status
     does, not `exit code -9`. Here the worker writes no result (a Slurm task other than the first) and its exit
     status is read as SIGKILL's."""
-    from study.launch.local import scheduler
-
     monkeypatch.setenv("SLURM_PROCID", "1")
     grid = env / "g.yaml"
     grid.write_text(grid_text("killednores", steps=2))
     wd = env / "wd"
     pre = next(j for j in plan_grid(grid).jobs if j.stage == "pretrain")
-    real_start = scheduler._start
-
-    class Killed:
-        def __init__(self, proc):
-            self.proc = proc
-
-        def poll(self):
-            return None if self.proc.poll() is None else -signal.SIGKILL
-
-        def __getattr__(self, name):
-            return getattr(self.proc, name)
-
-    def start(job, *args):
-        running = real_start(job, *args)
-        running.proc = Killed(running.proc)
-        return running
-
-    monkeypatch.setattr(scheduler, "_start", start)
+    exit_read_as_sigkill(monkeypatch, pre.id)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
     assert code == 1, err
     assert f"FAILED pretrain {pre.id} [{job_text(pre)}] (killed by SIGKILL (out of memory?)); log " in err, err
