@@ -935,3 +935,15 @@ def test_knn_scores_a_zero_training_row_and_half_precision_rows_as_unit_rows():
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, knn_scores(train.half().float(), labels, test.half().float(), 3, k=7,
                                                 temperature=0.1))
+
+
+def test_a_weight_decay_whose_warm_start_takes_no_step_ties_with_the_stronger_one_which_wins():
+    """On separable blobs the 1e-5 selection fit ends where the gradient at 1e-6 has g.g below `tolerance`: L-BFGS
+    takes no step (torch's test of the first direction's slope), so 1e-6 is scored with 1e-5's probe, to the last
+    digit, and the exact tie goes to the stronger penalty (docs/protocol-evaluation.md, "Linear probe details")."""
+    x, y = blobs(10, 4, 8, 1.0, seed=0)
+    _, info = linear.train_probe(x, y, 4, LinearConfig(), seed=0)
+    assert info["validation_loss"]["1e-06"] == info["validation_loss"]["1e-05"]
+    assert info["validation_top1"]["1e-06"] == info["validation_top1"]["1e-05"] == 1.0
+    assert info["validation_loss"]["1e-05"] < info["validation_loss"]["0.0001"]  # the tie is the best held-out score
+    assert info["weight_decay"] == 1e-5
