@@ -259,7 +259,7 @@ def _train_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: Linear
                  seed: int) -> tuple[Probe, dict]:
     t0 = time.monotonic()
     grid = sorted(cfg.weight_decays, reverse=True)  # strongest penalty first: each fit warm-starts the next
-    info: dict = {"validation_top1": {}, "held_out": 0}
+    info: dict = {"validation_top1": {}, "validation_loss": {}, "held_out": 0}
     start, fallbacks = None, []
     if len(grid) == 1:
         wd, info["choice"] = grid[0], "single value"
