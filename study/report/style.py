@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
@@ -39,8 +40,12 @@ def tilt_crowded_xticks(ax, rotation: float = 20) -> None:
 
 
 def palette(n: int) -> list:
-    """`n` colours from dark to light (distinct in grayscale too)."""
-    return sns.color_palette("cubehelix", n_colors=max(n, 1) + 1)[:max(n, 1)]
+    """`n` colours from dark to light (distinct in grayscale too); past 8, spread no lighter than the 8th of 8
+    (cubehelix runs to white: the lightest of 60 training curves would vanish on the page)."""
+    n = max(n, 1)
+    if n <= 8:
+        return sns.color_palette("cubehelix", n_colors=n + 1)[:n]
+    return [tuple(matplotlib.colormaps["cubehelix"](0.8 * k / n)[:3]) for k in range(1, n + 1)]
 
 
 def line_style(i: int, n: int, dash: int | None = None) -> dict:

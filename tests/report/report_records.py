@@ -113,3 +113,12 @@ def write_all(workdir, recs, with_pretrain_for=None):
 
 
 ALL_RECORDS = quantity_records() + domain_records() + quality_records() + granularity_records()
+
+
+def luminance(colour) -> float:
+    """WCAG relative luminance of a matplotlib colour (a name, hex, or RGB(A) tuple): contrast against white is
+    1.05 / (luminance + 0.05), against black (luminance + 0.05) / 0.05."""
+    from matplotlib.colors import to_rgb
+
+    lin = [x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in to_rgb(colour)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]

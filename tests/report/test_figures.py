@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
-from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_records, quality_records,
+from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_records, luminance, quality_records,
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
@@ -234,11 +235,6 @@ def test_domain_matrix_boxes_no_blank_diagonal_cell():
     assert "random: trained on none of these datasets (its row: the dataset the grid gives it)" in data.attrs["caption"]
     # the box reads on the darkest cell (the panel's best, black in Greys) as on the lightest: contrast >= 3 both
     edge = next(p for p in panels["simclr"].patches if p.get_linewidth() == 2.5).get_edgecolor()
-
-    def luminance(rgb):
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
     assert (luminance(edge) + 0.05) / 0.05 >= 3 and 1.05 / (luminance(edge) + 0.05) >= 3
     assert not [t for t in panels["random"].texts if t.get_text() == "missing"]  # blank, not missing
     assert "(where the grid has it)" in data.attrs["caption"]
@@ -1507,6 +1503,22 @@ def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
     assert len({tuple(c) for c in lines.values()}) == 3
 
 
+def test_quantity_at_one_size_colours_each_method_as_quality_does():
+    """The quality grid's report draws quantity (SimCLR and supervised, at 1M) beside quality: a method has one colour
+    in both (it had the line palette's own: SimCLR teal in one figure, navy in the other)."""
+    recs = quality_records()
+    fig_q, _ = quality.draw(table_of(recs))
+    bars = {c.get_label(): tuple(c.patches[0].get_facecolor()[:3]) for c in fig_q.axes[0].containers
+            if isinstance(c, BarContainer)}
+    fig, _ = quantity.draw(table_of(recs))
+    lines = {label: tuple(matplotlib.colors.to_rgb(c.lines[0].get_color()))
+             for (_, label), c in _containers(fig).items()}
+    assert set(lines) == {"simclr", "supervised"}
+    for method in ("simclr", "supervised"):
+        assert lines[method] == pytest.approx(bars[method])
+    assert lines["simclr"] != pytest.approx(lines["supervised"])
+
+
 def test_an_own_method_keeps_its_colour_in_a_figure_that_lacks_another_own_method():
     """Two methods of one's own ("aaa_mine" only in granularity, "zzz_mine" in both): zzz_mine's colour took its place
     among each figure's own methods, so it changed from quality to granularity."""
@@ -2031,18 +2043,15 @@ def test_the_domain_matrix_names_pretraining_rows_and_evaluation_columns():
 
 
 def test_the_palette_goes_dark_to_light_and_its_lightest_colour_still_reads_on_white():
-    """Up to 8 series: relative luminance rising, the lightest with a contrast of 1.5 or more against white (cubehelix
-    ends near white: a line of that colour would vanish on the page)."""
+    """Any number of series: relative luminance rising, the lightest with a contrast of 1.5 or more against white
+    (cubehelix ends near white: a line of that colour would vanish on the page)."""
     from study.report import style
 
-    def luminance(colour):
-        lin = [x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in colour[:3]]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-
-    for n in range(1, 9):
+    for n in [*range(1, 13), 30, 60]:  # the training figure draws a line per job: 60 in the quantity grid
         lum = [luminance(c) for c in style.palette(n)]
         assert len(lum) == n and lum == sorted(lum), n
         assert 1.05 / (lum[-1] + 0.05) >= 1.5, n
+    assert len({tuple(c) for c in style.palette(60)}) == 60
 
 
 def test_each_series_differs_in_marker_line_style_and_hatch_as_well_as_colour():

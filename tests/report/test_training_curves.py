@@ -6,7 +6,7 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from report_records import plan_for, quantity_records, write_all
+from report_records import luminance, plan_for, quantity_records, write_all
 
 from study.launch.runner import job_dir
 from study.report import build_report, curves
@@ -84,6 +84,21 @@ def test_a_diverged_curve_tables_its_nan_loss_and_many_jobs_draw_no_legend():
     plt.close(fig)
     with pytest.raises(NoData, match="no pretraining job: none in the plan"):
         curves.Figure("w", ()).draw(pd.DataFrame())
+
+
+def test_every_curve_of_a_full_scale_grid_reads_on_white():
+    """The quantity grid's 60 pretraining jobs of a method in one panel: its lightest line had a contrast ~1.0 against
+    the white page (the palette ran to white); each now has 1.5 or more, and each job its own colour."""
+    from matplotlib.colors import to_rgb
+
+    data = pd.DataFrame([{"method": "simclr", "backbone": "resnet50", "dataset": "d", "size": 1000, "corruption": None,
+                          "seed": s, "job_id": f"j{s}", "step": step, "epoch": step / 10, "loss": 6.0 - step / 10,
+                          "lr": 0.1} for s in range(60) for step in (10, 20, 30)])
+    fig, _ = curves.draw(data)
+    colours = [line.get_color() for line in fig.axes[0].get_lines()]
+    assert len(colours) == 60 and len({to_rgb(c) for c in colours}) == 60
+    assert min(1.05 / (luminance(c) + 0.05) for c in colours) >= 1.5
+    plt.close(fig)
 
 
 def test_the_curves_are_drawn_against_steps_where_every_job_ran_as_many_and_else_against_epochs():

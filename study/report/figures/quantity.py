@@ -12,9 +12,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, cells, clean, dataset_order, drawn_lines, error_bars_note,
-                                         expected_rows, fmt_size, label_variants, method_key, nan_to_none, note_missing,
-                                         planned_sizes, seeds_note, series_labels, size_key, varying, wide)
+from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, drawn_lines,
+                                         error_bars_note, expected_rows, fmt_size, label_variants, method_colours,
+                                         method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
+                                         series_labels, size_key, varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -123,6 +124,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     methods = list(dict.fromkeys(lines["method"]))
     sizes = sorted({nan_to_none(s) for s in lines["size"]}, key=lambda s: (s is None, s or 0))  # whole set: last
     by_method = len(sizes) == 1  # one size: colour and marker tell the methods apart too, not one colour for all
+    colours = method_colours(methods, all_methods(table, expected))  # then a method's colour in quality, granularity
     sizes = list(SIZE_LADDER) if set(sizes) <= set(SIZE_LADDER) else sizes  # else by place among the figure's own
 
     fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
@@ -147,7 +149,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 else:  # planned at no named labeled size, nothing done yet: a missing cell at every size of the panel
                     pts = pd.DataFrame({"labeled_size": panel_sizes, "mean": float("nan"), "std": float("nan"),
                                         "count": 0, "partial_seeds": None})
-                look = (style.line_style(methods.index(line["method"]), len(methods)) if by_method else
+                look = ({**style.line_style(methods.index(line["method"]), len(methods)),
+                         "color": colours[line["method"]]} if by_method else
                         style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
                                          dash=methods.index(line["method"])))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
