@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(slurm), or list the jobs it would run (local)")
     p.add_argument("--no-check", action="store_true",
                    help="with --dry-run: skip the manifest check (names and configs are still checked), to read the "
-                        "scripts before the manifests are built")
+                        "scripts (the job list, local) before the manifests are built")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed and cancelled jobs")
     p.add_argument("--workers", type=count_arg, metavar="N",
                    help="local: worker processes (default: one per core, or per GPU)")

@@ -301,26 +301,28 @@ def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
 
 @finding("quantity", "BYOL is the best self-supervised method on iNat21 (and still trails supervised by about 25 "
          "points). Tested: on the dataset named inat21, BYOL above SimCLR and MoCo, same size, in-domain (linear "
-         "probes, or granularity's species level where a grid has no probe)",
+         "probes, or granularity's species level where the two have no probe to compare)",
          "in-domain linear probes (or granularity scores at level species) on inat21 of byol encoders and of simclr "
          "or moco ones of the same size")
 def byol_best_on_inat21(c: pd.DataFrame) -> list[Comparison]:
     lin = _linear(c)
     species = _trained(c[(c["protocol"] == "granularity") & (c["level"] == "species") & (c["corruption"] == "none")
                          & (c["dataset"] == c["eval_dataset"])])  # its classifier's own top-1: iNat21's classes
-    probed = set(zip(lin["method"], lin["dataset"], lin["size"]))
-    species = _rows(species, [k not in probed for k in zip(species["method"], species["dataset"], species["size"])])
-    lin = pd.concat([lin, species])  # a probe where an encoder has one, else its species-level score
-    lin = lin[lin["dataset"] == "inat21"]
+    lin, species = lin[lin["dataset"] == "inat21"], species[species["dataset"] == "inat21"]
+    on = ["dataset", "size", "eval_dataset"]
     out = []
-    for method in sorted(m for m in lin["method"].unique() if _is(m, "byol")):
-        byol = lin[lin["method"] == method]
+    for method in sorted(m for m in {*lin["method"], *species["method"]} if _is(m, "byol")):
         for other in ("simclr", "moco"):
-            rival = lin[lin["method"] == _variant(method, other)]
-            for _, r in _pairs(byol, rival, ["dataset", "size", "eval_dataset"]).iterrows():
-                d = r["mean_a"] - r["mean_b"]
-                out.append(Comparison(d > 0, f"inat21 {_size(r['size'])}, {_labels(r)}: {method} {r['mean_a']:.3f}, "
-                                             f"{r['method_b']} {r['mean_b']:.3f} ({_pts(d)})"))
+            rival = _variant(method, other)
+            probed = _pairs(lin[lin["method"] == method], lin[lin["method"] == rival], on)
+            keys = set(zip(*(probed[k] for k in on)))  # both probed: a probe against a probe, never a species score
+            scored = _pairs(species[species["method"] == method], species[species["method"] == rival], on)
+            scored = _rows(scored, [k not in keys for k in zip(*(scored[k] for k in on))])
+            for how, pairs in (("", probed), (" (granularity, species)", scored)):
+                for _, r in pairs.iterrows():
+                    d = r["mean_a"] - r["mean_b"]
+                    out.append(Comparison(d > 0, f"inat21 {_size(r['size'])}, {_labels(r)}{how}: {method} "
+                                                 f"{r['mean_a']:.3f}, {r['method_b']} {r['mean_b']:.3f} ({_pts(d)})"))
     return out
 
 

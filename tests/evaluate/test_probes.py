@@ -821,10 +821,12 @@ def test_held_out_scores_are_the_same_top1_at_once_and_over_row_chunks(monkeypat
 
 
 def test_several_weight_decays_with_no_row_to_hold_out_take_the_middle_of_the_grid():
-    """One labeled image per class: nothing can be held out, and the probe is fit at the middle of the grid."""
+    """One labeled image per class: nothing can be held out, and the probe is fit at the middle of the grid; no
+    held-out score of either kind is recorded (both keys there, as train_probe's contract says)."""
     x, y = blobs(1, 4, 8, 1.0, seed=0)
     probe, info = linear.train_probe(x, y, 4, LinearConfig(weight_decays=(1e-3, 1e-1, 1e-2)), seed=0)
     assert info["held_out"] == 0 and info["choice"].startswith("no class has 2 labeled images")
+    assert info["validation_top1"] == {} and info["validation_loss"] == {}
     assert info["weight_decay"] == 1e-2
     assert accuracy(probe(x), y, 1) == 1.0
 

@@ -567,8 +567,9 @@ def test_byol_above_simclr_and_moco_on_inat21_of_its_own_backbone():
 
 def test_byol_on_inat21_is_tested_on_the_granularity_grids_species_level_where_no_probe_scored_it():
     """The shipped grids probe no MoCo or BYOL encoder linearly: the granularity grid's species-level score is its
-    species classifier's own top-1 (iNat21's classes are its species), the same probe; a linear probe of an encoder
-    is preferred where it has one, and a coarser level is no such score."""
+    species classifier's own top-1 (iNat21's classes are its species), the same probe; a probe against a probe is
+    preferred where both encoders have one, a species score is never set against a probe, and a coarser level is no
+    such score."""
     levels = ["genus", "species"]
 
     def gran(method, species, genus=0.9):
@@ -576,13 +577,25 @@ def test_byol_on_inat21_is_tested_on_the_granularity_grids_species_level_where_n
         return records(eval_axes(method=method, protocol="granularity", dataset="inat21", eval_dataset="inat21"),
                        values, protocol={"levels": levels})
 
+    def probe(method, value, labeled=None):
+        return _linear(method, 1_000_000, value, dataset="inat21", eval_dataset="inat21", labeled=labeled)
+
     recs = gran("byol", 0.50) + gran("simclr", 0.45) + gran("moco", 0.52, genus=0.4)
     verdict, evidence = _verdicts(recs)["byol_best_on_inat21"]
     assert verdict == "holds in 1 of 2", evidence
-    assert "byol 0.500, simclr 0.450 (+5.0 points)" in evidence and "byol 0.500, moco 0.520" in evidence
-    recs += _linear("moco", 1_000_000, 0.30, dataset="inat21", eval_dataset="inat21", labeled=None)
-    verdict, evidence = _verdicts(recs)["byol_best_on_inat21"]
-    assert verdict == "holds" and "moco 0.300" in evidence and "moco 0.520" not in evidence, evidence
+    assert "all labels (granularity, species): byol 0.500, simclr 0.450 (+5.0 points)" in evidence, evidence
+    assert "byol 0.500, moco 0.520" in evidence
+    # moco probed, byol not: still species against species (a probe is no rival of a species score)
+    verdict, evidence = _verdicts(recs + probe("moco", 0.30))["byol_best_on_inat21"]
+    assert verdict == "holds in 1 of 2" and "moco 0.300" not in evidence, evidence
+    # both probed: their probes compared, not their species scores
+    verdict, evidence = _verdicts(recs + probe("moco", 0.30) + probe("byol", 0.40))["byol_best_on_inat21"]
+    assert verdict == "holds" and "byol 0.400, moco 0.300" in evidence and "moco 0.520" not in evidence, evidence
+    assert "all labels: byol 0.400, moco" in evidence and "byol 0.500, simclr 0.450" in evidence, evidence
+    # byol probed at 10k labels alone, simclr not at all: their species scores still compared
+    verdict, evidence = _verdicts(gran("byol", 0.5) + gran("simclr", 0.45) + probe("byol", 0.3, labeled=10_000))[
+        "byol_best_on_inat21"]
+    assert verdict == "holds" and "byol 0.500, simclr 0.450" in evidence, evidence
     assert _verdicts(gran("byol", 0.5) + gran("simclr", None, genus=0.6))["byol_best_on_inat21"][0] == "not tested"
 
 

@@ -213,8 +213,8 @@ def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, wo
     given, those ids: see study.launch.select). Returns 0 when
     every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
     result leaves its dependents missing; a job failed or cancelled before, or blocked by one, is skipped without
-    `retry_failed`), 1 otherwise. With `dry_run`, list those jobs on `out` (a line each, in the order they would
-    start) and run, write or lock nothing."""
+    `retry_failed`), 1 otherwise. With `dry_run`, list those jobs on `out` (a line each, in the order they
+    would be started, dependencies first) and run, write or lock nothing."""
     err = err or sys.stderr
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
