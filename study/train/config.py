@@ -158,9 +158,9 @@ class PretrainConfig:
                 raise StudyError(f"{where}.{name}: method {name!r} has no settings section of its own (its class "
                                  f"declares no `settings`): give its values as {where}'s own keys "
                                  f"({where}.temperature, {where}.head, ...)")
+        pointed = {} if d.get("method") == "supervised" else sections  # supervised (every fine-tune) reads none
         for name in sorted(set(d) - fields - set(sections), key=str):  # a nested setting one level too high
-            owners = [m for m, settings in sections.items() if name in {f.name for f in dataclasses.fields(settings)}
-                      and d.get("method") != "supervised"]  # which (every fine-tune too) reads no method's section
+            owners = [m for m, settings in pointed.items() if name in {f.name for f in dataclasses.fields(settings)}]
             places = [f"{where}.{m}.{name}" for m in owners] + ([f"{where}.optim.{name}"] if name in OPTIM_FIELDS
                                                                  else [])
             if places:
