@@ -46,10 +46,14 @@ def _hook(d: dict):
 
 def load_coco(path: Path) -> dict:
     """The JSON document, images and annotations reduced to pairs; StudyError naming line and column if malformed."""
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read(), object_hook=_hook)
+        doc = json.loads(data, object_hook=_hook)
     except json.JSONDecodeError as e:
+        if e.pos >= len(data.rstrip()):  # the document stops mid-way: an extraction or a copy cut short
+            raise StudyError(f"{path} line {e.lineno} column {e.colno}: the file ends before its JSON does "
+                             f"({len(data)} bytes; cut short?): extract it again") from None
         raise StudyError(f"{path} line {e.lineno} column {e.colno}: malformed JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise StudyError(f"{path}: not UTF-8 JSON ({e})") from None

@@ -95,6 +95,8 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
         raise StudyError(f"places365: unknown split {split!r} (expected train or val; test has no labels)")
     cat_file = require_file(root / "categories_places365.txt", "places365 categories file", archives=FILELIST)
     classes, indices, cat_lines = read_list(cat_file)
+    if not classes:
+        raise StudyError(f"{cat_file}: lists no class (an empty file: extract it again)")
     bad = next((i for i, k in enumerate(indices) if k != i), None)
     if bad is not None:
         raise StudyError(f"{cat_file} line {cat_lines[bad]}: class {classes[bad]!r} has index {indices[bad]}, expected "
@@ -105,6 +107,8 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
                          f"on line {cat_lines[twice[0]]}")
     list_file = require_file(root / LISTS[split], f"places365 {split} list", archives=FILELIST)
     names, labels, line_nos = read_list(list_file)
+    if not names:
+        raise StudyError(f"{list_file}: lists no image (an empty file: extract it again)")
     labels_arr = np.array(labels, dtype=np.int64)
     bad = np.flatnonzero((labels_arr < 0) | (labels_arr >= len(classes)))
     if len(bad):

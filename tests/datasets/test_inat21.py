@@ -132,6 +132,17 @@ def test_malformed_json_names_file_and_line(tmp_path):
         read_dataset("inat21", tmp_path, "train")
 
 
+@pytest.mark.parametrize("keep", [0, 0.5, 0.999])
+def test_a_json_cut_short_is_named_so_not_as_malformed(tmp_path, keep):
+    make_inat21(tmp_path, "train", per_class=1)
+    path = tmp_path / "train.json"
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)] + b"\n")
+    with pytest.raises(StudyError, match=r"train.json line \d+ column \d+: the file ends before its JSON does "
+                                         r"\(\d+ bytes; cut short\?\): extract it again"):
+        read_dataset("inat21", tmp_path, "train")
+
+
 def test_missing_annotation_file(tmp_path):
     with pytest.raises(StudyError, match="train_mini.json"):
         read_dataset("inat21", tmp_path, "train_mini")

@@ -66,6 +66,17 @@ def test_missing_image_folder_or_list(tmp_path):
         read_dataset("places365", tmp_path, "val")
 
 
+@pytest.mark.parametrize("name, message", [
+    ("categories_places365.txt", "lists no class"),  # not "label 1 ... out of range 0..-1"
+    ("places365_val.txt", "lists no image"),  # not "no images found" without the file
+])
+def test_an_empty_list_or_categories_file_is_named(tmp_path, name, message):
+    make_places365(tmp_path)
+    (tmp_path / name).write_text("\n")
+    with pytest.raises(StudyError, match=rf"{name}: {message} \(an empty file: extract it again\)"):
+        read_dataset("places365", tmp_path, "val")
+
+
 def test_category_index_out_of_line_order_names_the_line(tmp_path):
     make_places365(tmp_path)
     (tmp_path / "categories_places365.txt").write_text(
