@@ -70,6 +70,16 @@ def test_every_registered_method_is_in_the_method_row_and_every_recipe_in_the_re
         f"{DOCS[0]}: methods with an `optim` recipe missing from the `method recipes` row"
 
 
+def test_every_registered_backbone_is_in_the_backbone_row():
+    """docs/contributing.md: a backbone's name goes in docs/protocol.md's `backbone` row, whichever file registered
+    it."""
+    from study.train.backbones import BACKBONES
+
+    named = set(re.findall(r"`([^`]+)`", _row(DOCS[0], "`backbone`").split(" | ", 1)[1]))
+    assert [b for b in BACKBONES.names() if b not in named] == [], \
+        f"{DOCS[0]}: backbones missing from the `backbone` row"
+
+
 def test_every_key_the_protocol_tables_name_is_settable():
     sections = {"optim": OptimConfig, "augment": AugmentConfig, "linear": LinearConfig, "knn": KnnConfig,
                 **method_settings()}

@@ -6,10 +6,10 @@ The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs
 DINO's checkpoints hold, read as data). Its state dict is the object
 itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
 the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
-the backbone's first weight, `conv1.weight`, is found under, e.g. `module.encoder_q.`), stripped. Every weight and
-buffer of the backbone must be there, in its shape; the checkpoint's other keys under the prefix (a classifier
-`fc.*`, a projection head) are left out, and named, but not those under the backbone's own modules (`layer1.2.*`
-of a ResNet-34 read as a ResNet-18: a deeper network's, refused).
+the backbone's first weight, its stem (a ResNet's `conv1.weight`), is found under, e.g. `module.encoder_q.`),
+stripped. Every weight and buffer of the backbone must be there, in its shape; the checkpoint's other keys under the
+prefix (a classifier `fc.*`, a projection head) are left out, and named, but not those under the backbone's own
+modules (`layer1.2.*` of a ResNet-34 read as a ResNet-18: a deeper network's, refused).
 """
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
     BACKBONES.get(backbone, "--backbone")
     positive_int(width, "--width")
     state, key = _state_dict(_read(src), key, src)
-    prefix = _prefix(state, prefix, backbone, src)
     encoder = build_backbone(backbone, width)
     expected = encoder.state_dict()
+    prefix = _prefix(state, prefix, backbone, next(iter(expected), "conv1.weight"), src)
     given = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     missing = [k for k in expected if k not in given and not k.endswith(OPTIONAL)]
     if missing:
@@ -147,19 +147,19 @@ def _state_dict(payload: Any, key: str | None, src: Path) -> tuple[dict[str, tor
                      f"{', '.join(keys[:10]) or 'none'}): name it with --key")
 
 
-def _prefix(state: dict[str, torch.Tensor], prefix: str | None, backbone: str, src: Path) -> str:
+def _prefix(state: dict[str, torch.Tensor], prefix: str | None, backbone: str, stem: str, src: Path) -> str:
     """`prefix`, checked to hold some key (a module's name without its final dot gets one); without it, the one
-    prefix of the keys ending in `conv1.weight`."""
+    prefix of the keys ending in `stem`, the backbone's first weight (a ResNet's `conv1.weight`)."""
     if prefix is not None:
         if prefix and not prefix.endswith(".") and any(k.startswith(prefix + ".") for k in state):
             prefix += "."  # `module.encoder_q` for `module.encoder_q.`: the module's name, not a part of its keys'
         if not any(k.startswith(prefix) for k in state):
             raise StudyError(f"{src}: no key starts with --prefix {prefix!r} (e.g. {', '.join(list(state)[:3])})")
         return prefix
-    found = sorted(k[:-len("conv1.weight")] for k in state if k == "conv1.weight" or k.endswith(".conv1.weight"))
+    found = sorted(k[:-len(stem)] for k in state if k == stem or k.endswith("." + stem))
     found = [p for p in found if not _BLOCK.search(p)]  # a block's own conv1 (layer1.0.conv1) is not the stem
     if len(found) != 1:
         said = f"{len(found)}: {', '.join(repr(p) for p in found)}" if found else "none"
-        raise StudyError(f"{src}: expected one encoder whose stem is `<prefix>conv1.weight` ({backbone}), found "
+        raise StudyError(f"{src}: expected one encoder whose stem is `<prefix>{stem}` ({backbone}), found "
                          f"{said}: name the one to read with --prefix")
     return found[0]

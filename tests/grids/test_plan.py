@@ -805,9 +805,12 @@ def test_a_concatenations_memory_counts_its_side_by_side_copy():
 
 @pytest.mark.parametrize("backbone", sorted(FEATURE_DIMS))
 def test_the_feature_cache_widths_are_the_backbones(backbone):
-    """FEATURE_DIMS (kept in cost.py so that the estimate needs no model) against the built backbones' features."""
+    """FEATURE_DIMS (kept in cost.py so that the estimate needs no model) against the built backbones' features; the
+    stages `layer1`..`layer4` where a backbone has them (docs/contributing.md: one without them reads `pooled` only,
+    and evaluating another layer of it is refused naming the stage)."""
     import torch
 
+    from study.errors import StudyError
     from study.evaluate.features import LayerFeatures
     from study.train.backbones import build_backbone
 
@@ -816,6 +819,10 @@ def test_the_feature_cache_widths_are_the_backbones(backbone):
         assert encoder.feature_dim == FEATURE_DIMS[backbone] * width // 64
         with torch.no_grad():
             for n in (1, 2, 3, 4):
+                if getattr(encoder, f"layer{n}", None) is None:
+                    with pytest.raises(StudyError, match=f"backbone '{backbone}' has no stage 'layer{n}'"):
+                        LayerFeatures(encoder, f"layer{n}")
+                    continue
                 out = LayerFeatures(encoder, f"layer{n}")(torch.zeros(1, 3, 64, 64))
                 assert out.shape == (1, FEATURE_DIMS[backbone] * width // 64 // 2 ** (4 - n)), (width, n)
 

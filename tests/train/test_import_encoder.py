@@ -197,3 +197,36 @@ def test_an_out_that_is_the_checkpoint_or_cannot_be_written_is_refused_naming_it
     with pytest.raises(StudyError, match=r"^\S*folder: cannot read the checkpoint \(Is a directory\)$"):
         import_encoder(tmp_path / "folder", tmp_path / "enc.pt", "resnet18")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "tv.pth"]
+
+
+def test_a_backbone_whose_stem_is_not_conv1_finds_its_prefix_by_its_own_first_weight(tmp_path):
+    """docs/contributing.md lets a backbone be any module: the prefix is found where the backbone's first weight is
+    (here `features.0.weight`), not only a ResNet's `conv1.weight`; a missing one is named as that stem."""
+    from torch import nn
+
+    from study.train.backbones import BACKBONES
+
+    class Plain(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.AdaptiveAvgPool2d(1))
+            self.feature_dim = width
+
+        def forward(self, x):
+            return self.features(x).flatten(1)
+
+    BACKBONES.register("plain_stem_test")(lambda width=64: Plain(width))
+    try:
+        torch.manual_seed(0)
+        net = Plain(4).eval()
+        torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "c.pt")
+        got = import_encoder(tmp_path / "c.pt", tmp_path / "enc.pt", "plain_stem_test", width=4)
+        assert (got["key"], got["prefix"], got["left_out"]) == ("state_dict", "module.", [])
+        x = torch.randn(2, 3, 16, 16)
+        with torch.no_grad():
+            assert torch.equal(load_encoder(tmp_path / "enc.pt")(x), net(x))
+        torch.save({"other.weight": torch.zeros(1)}, tmp_path / "none.pt")
+        with pytest.raises(StudyError, match=r"stem is `<prefix>features\.0\.weight` \(plain_stem_test\), found none"):
+            import_encoder(tmp_path / "none.pt", tmp_path / "x.pt", "plain_stem_test", width=4)
+    finally:
+        BACKBONES.unregister("plain_stem_test")
