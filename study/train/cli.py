@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                    "state_dict; default: the checkpoint itself, else the first of state_dict, model, teacher, "
                    "student, online_network that holds one)")
     i.add_argument("--prefix", default=None, help="the encoder's key prefix, stripped (e.g. module.encoder_q. for "
-                   "MoCo, backbone. for solo-learn; default: the one prefix of a `conv1.weight` key)")
+                   "MoCo, backbone. for solo-learn; default: the one prefix of the backbone's first weight, a ResNet's "
+                   "`conv1.weight`)")
     i.set_defaults(func=_import)
 
 
