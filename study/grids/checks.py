@@ -386,9 +386,12 @@ def missing_manifests(plan: Plan) -> list[str]:
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
     for name, command in plan.manifests().items():
-        if not _manifest_exists(name) and (short := _pool_shares_beyond_sources(plan, name)):
+        if _manifest_exists(name):
+            continue
+        short = _pool_shares_beyond_sources(plan, name)
+        if short:
             problems.append(short)  # its command would be refused: say so, at the share's line
-        elif not _manifest_exists(name):
+        else:
             known = list_manifests() if known is None else known
             lines = _manifest_lines(plan) if lines is None else lines
             named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
