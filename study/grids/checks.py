@@ -206,10 +206,9 @@ def unrun_method_sections(plan: Plan) -> list[str]:
     from study.train.methods import method_settings
 
     methods = dict.fromkeys(j.axes["method"] for j in plan.grid_jobs if j.stage == "pretrain")
-    lines = plan.grid.defaults_lines.get("pretrain", {})
-    return [f"{at(plan.path, lines.get(name) or plan.grid.lines.get('defaults'))}: defaults.pretrain.{name}: no job of "
-            f"the grid runs method {name} (its methods: {', '.join(methods) or 'none'}): its settings would change no "
-            f"job and no result; remove it, or add {name} to the method axis"
+    return [f"{_file_key_at(plan, name)}: no job of the grid runs method {name} (its methods: "
+            f"{', '.join(methods) or 'none'}): its settings would change no job and no result; remove it, or add "
+            f"{name} to the method axis"
             for name in method_settings() if name in plan.grid.defaults_pretrain and name not in methods]
 
 
@@ -637,7 +636,7 @@ def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
 
 def _file_key_at(plan: Plan, key: str) -> str:
     """`<grid>:<line>: defaults.pretrain.<key>`, at the line of the key (else of its section) under
-    defaults.pretrain."""
+    defaults.pretrain: a setting of the pretraining jobs' (a file they read, a method's own section)."""
     line = _deepest(key, plan.grid.defaults_lines.get("pretrain", {}))
     return f"{at(plan.path, line)}: defaults.pretrain.{key}"
 
