@@ -56,6 +56,17 @@ def line_style(i: int, n: int, dash: int | None = None) -> dict:
             "markersize": 5}
 
 
+def hollow_partial(ax, x, y, partial, look: dict) -> int:
+    """Redraw as hollow (white face, edge in the line's colour) the points of a line drawn with `look` whose cell
+    has fewer seeds than planned (`partial` not None: `cells`' "k/n"); returns how many."""
+    hit = [(xi, yi) for xi, yi, p in zip(x, y, partial) if isinstance(p, str) and not np.isnan(yi)]
+    if hit:
+        xs, ys = zip(*hit)
+        ax.plot(xs, ys, linestyle="none", marker=look.get("marker", "o"), markersize=look.get("markersize", 5) + 1,
+                markerfacecolor="white", markeredgecolor=look["color"], markeredgewidth=1.4, zorder=3)
+    return len(hit)
+
+
 def bar_style(i: int, n: int) -> dict:
     """Keyword arguments for the i-th of n bar series: colour, hatch, black edge."""
     return {"color": palette(n)[i % max(n, 1)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": "black",

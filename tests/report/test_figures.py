@@ -930,13 +930,36 @@ def test_a_planned_cell_with_fewer_seeds_than_planned_says_so_in_the_table():
     planned = table_of(recs).drop_duplicates("job_id")
     planned = pd.concat([planned, planned[planned["size"] == 1_000_000].assign(seed=1, job_id="s1"),
                          planned[planned["size"] == 1_000_000].assign(seed=2, job_id="s2")], ignore_index=True)
-    _, data = quantity.draw(table_of(recs), planned)
+    fig, data = quantity.draw(table_of(recs), planned)
     md = _md(quantity.paper_table(data))
     assert "| a | linear | 1M | 0.400 (1/3) |" in md and "| a | linear | 50k | 0.303 ± 0.012 |" in md
     partial = data.set_index("line")["partial_seeds"]
     assert partial["1M"] == "1/3" and pd.isna(partial["50k"])  # 3 seeds of 3
-    _, data = quantity.draw(table_of(recs))  # no plan: nothing to compare with
+    assert _hollow(fig.axes[0]) == [(1000.0, pytest.approx(0.40))]  # the 1/3 point only, drawn hollow
+    assert "hollow markers: cells with a value in fewer seeds than planned" in data.attrs["caption"]
+    fig, data = quantity.draw(table_of(recs))  # no plan: nothing to compare with
     assert "(1/3)" not in _md(quantity.paper_table(data))
+    assert _hollow(fig.axes[0]) == [] and "hollow" not in data.attrs["caption"]
+
+
+def _hollow(ax) -> list[tuple[float, float]]:
+    """The points `style.hollow_partial` drew on `ax`: markers only, white face."""
+    return [(float(x), float(y)) for line in ax.get_lines()
+            if line.get_linestyle() == "None" and line.get_markerfacecolor() == "white"
+            for x, y in zip(line.get_xdata(), line.get_ydata())]
+
+
+def test_granularity_draws_a_level_with_fewer_seeds_than_planned_hollow():
+    """simclr's species level has one of its two planned seeds: that point alone is hollow, and the caption says
+    what hollow means."""
+    recs = granularity_records()
+    planned = table_of(recs).drop_duplicates("job_id")
+    recs[1]["metrics"] = [m for m in recs[1]["metrics"] if m["level"] != "species"]  # simclr seed 1: no species
+    fig, data = granularity.draw(table_of(recs), planned)
+    hollow = _hollow(fig.axes[0])
+    assert len(hollow) == 1 and hollow[0][0] == LEVELS.index("species")
+    assert data.loc[data["partial_seeds"].notna(), ["line", "level"]].values.tolist() == [["simclr", "species"]]
+    assert "hollow markers" in data.attrs["caption"]
 
 
 def test_granularity_draws_a_planned_line_without_a_result_as_missing():

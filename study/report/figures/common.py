@@ -274,6 +274,14 @@ def seeds_note(counts: Iterable) -> str:
     return f"means over {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds per cell"
 
 
+def hollow_note(partial: Iterable) -> str:
+    """"hollow markers: ...; " for a line figure's caption where some drawn point has fewer seeds than planned
+    (`cells`' partial_seeds, drawn by `style.hollow_partial`), else ""."""
+    if not any(isinstance(p, str) for p in partial):
+        return ""
+    return "hollow markers: cells with a value in fewer seeds than planned (k/n in the table); "
+
+
 def error_bars_note(stds: Iterable, what: str = "standard deviation over seeds") -> str:
     """"error bars: <what>; " for a caption where some drawn value has a spread (a cell of two or more seeds), else
     "": with one seed per cell no bar is drawn (seeds_note says so), nor a '±' in the table."""

@@ -10,9 +10,9 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, drawn_lines,
-                                         error_bars_note, expected_rows, fmt_size, label_variants, levels_order,
-                                         method_colours, method_key, note_missing, pick_largest, planned_missing, same,
-                                         seeds_note, series_labels, varying, wide)
+                                         error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
+                                         levels_order, method_colours, method_key, note_missing, pick_largest,
+                                         planned_missing, same, seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -58,8 +58,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
             pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
+            look = {**style.line_style(i, len(labels)), "color": colours[line["method"]]}
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
-                        label=label, **{**style.line_style(i, len(labels)), "color": colours[line["method"]]})
+                        label=label, **look)
+            style.hollow_partial(ax, np.arange(len(levels)), pts["mean"].astype(float), pts["partial_seeds"], look)
             for j, lv in enumerate(levels):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
@@ -82,7 +84,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     how = " and ".join(MODES.get(m, str(m)) for m in modes) or "one finest-level classifier mapped up the taxonomy"
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
                              f"size (panel title); points: {seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"])
+                             + error_bars_note(data["std"]) + hollow_note(data["partial_seeds"])
                              + "a panel's note counts its points without a value (planned, or diverged).")
     return fig, data
 

@@ -13,9 +13,9 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, drawn_lines,
-                                         error_bars_note, expected_rows, fmt_size, label_variants, method_colours,
-                                         method_key, nan_to_none, note_missing, planned_sizes, seeds_note,
-                                         series_labels, size_key, varying, wide)
+                                         error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
+                                         method_colours, method_key, nan_to_none, note_missing, planned_sizes,
+                                         seeds_note, series_labels, size_key, varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -155,6 +155,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                          dash=methods.index(line["method"])))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
                             yerr=pts["std"].astype(float), label=line["line"], **look)
+                style.hollow_partial(ax, pts["labeled_size"].astype(float), pts["mean"].astype(float),
+                                     pts["partial_seeds"], look)
                 points += _points(pts, eval_dataset=ev, protocol=proto, line=line["line"], role="pretrained",
                                   method=line["method"], dataset=line["dataset"], size=line["size"])
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
@@ -165,9 +167,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 continue
             for k, (name, ref_rows) in enumerate(_scratch_lines(ref, split_scratch)):
                 ref_pts = ref_rows[POINT_COLUMNS]
+                ref_look = {**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})}
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
-                            yerr=ref_pts["std"].astype(float), label=name,
-                            **{**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})})
+                            yerr=ref_pts["std"].astype(float), label=name, **ref_look)
+                style.hollow_partial(ax, ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
+                                     ref_pts["partial_seeds"], ref_look)
                 points += _points(ref_pts, eval_dataset=ev, protocol=proto, line=name, role="scratch",
                                   method="scratch", dataset=ev, size=None)
             note_missing(ax, [p["mean"] for p in points[first:]])
@@ -208,7 +212,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              + ("dotted black: supervised from scratch on the same labeled subsets; "
                                 if not scratch.empty else "")
                              + f"points: {seeds_note(data['count'])}; "
-                             + error_bars_note(data["std"])
+                             + error_bars_note(data["std"]) + hollow_note(data["partial_seeds"])
                              + "a panel's note counts its points without a value (planned, or diverged: a gap in a "
                              "line); "
                              "in the table, '—': planned, no result yet (a row of missing.csv) or diverged, blank: not "
