@@ -74,7 +74,40 @@ DATASETS: Registry[Reader] = Registry("dataset")
 def reader_options(name: str) -> tuple[str, ...]:
     """The ReaderOptions fields (`label_rule`, `channels`) that reader `name` reads, as its `options` attribute
     declares them (none without one): `study manifest build` refuses the others' flags for it."""
-    return tuple(getattr(DATASETS.get(name), "options", ()))
+    return tuple(reader_attribute(name, "options"))
+
+
+SPLIT_SUFFIXES = ("train", "val", "test")  # the tails of a manifest name `study plan` reads a split from
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+
+
+# a reader's optional attributes: (its value without one, the check of a value given, what the check asks)
+READER_ATTRIBUTES: dict[str, tuple[object, Callable[[object], bool], str]] = {
+    "options": ((), lambda v: _strings(v) and set(v) <= set(ReaderOptions.__dataclass_fields__),
+                f"a tuple of ReaderOptions fields ({', '.join(ReaderOptions.__dataclass_fields__)})"),
+    "suggested_splits": ({}, lambda v: isinstance(v, dict) and set(v) <= set(SPLIT_SUFFIXES)
+                         and all(isinstance(s, str) for s in v.values()),
+                         "a dict from a manifest name's tail (train, val, test) to the split its build command gives, "
+                         "e.g. {'val': 'test'}"),
+    "splits": ((), _strings, "a tuple of split names"),
+    "shared_files": (None, lambda v: v is None or isinstance(v, str),
+                     "a string: what to do when a train and a test manifest of the reader share an image file"),
+}
+
+
+def reader_attribute(name: str, attr: str) -> object:
+    """Reader `name`'s optional attribute `attr` (READER_ATTRIBUTES; its default without one); StudyError naming the
+    reader's module where the value is not of the kind the attribute takes."""
+    reader = DATASETS.get(name)
+    default, valid, wanted = READER_ATTRIBUTES[attr]
+    value = getattr(reader, attr, default)
+    if not valid(value):
+        raise StudyError(f"reader {name!r} ({getattr(reader, '__module__', reader)}): its `{attr}` attribute is "
+                         f"{value!r}, not {wanted}")
+    return value
 
 
 def open_text(path: Path) -> io.StringIO:

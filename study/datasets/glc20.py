@@ -259,3 +259,6 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
 read_glc20.suggested_splits = {"train": "us_train", "test": "us_test"}
 read_glc20.splits = SPLITS  # a manifest name's tail may name one (`fr_train`: the French part)
 read_glc20.options = ("label_rule", "channels")  # the ReaderOptions it reads (study.datasets.base.reader_options)
+# one's own occurrence tables may list an occurrence in both splits: what `study plan` then says to do
+read_glc20.shared_files = ("leave the train table's occurrences out of the test table (occurrences_<region>_test.csv) "
+                           "and build the test manifest again")

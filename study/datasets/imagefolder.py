@@ -79,3 +79,9 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
     index = index_class_tree(root, folder)
     index.info["image_dir"] = folder.relative_to(root).as_posix()
     return index
+
+
+# what `study plan` says of a test manifest that shares image files with its train manifest (one root without split
+# folders gives every split the whole tree): study.datasets.base.READER_ATTRIBUTES
+read_imagefolder.shared_files = ("build the test manifest from another split (an image folder without a folder per "
+                                 "split gives every --split the whole tree)")

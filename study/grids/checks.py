@@ -703,14 +703,14 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
     return out
 
 
-# readers whose train and test splits may name one file, with what to do then: an image folder without a folder per
-# split, GLC20 occurrence tables of one's own that list an occurrence in both
-SHARED_FILE_READERS = {
-    "imagefolder": "build the test manifest from another split (an image folder without a folder per split gives "
-                   "every --split the whole tree)",
-    "glc20": "leave the train table's occurrences out of the test table (occurrences_<region>_test.csv) and build "
-             "the test manifest again",
-}
+def _shared_files_remedy(dataset: object) -> str | None:
+    """What to do when a train and a test manifest of reader `dataset` share an image file: the reader's
+    `shared_files` attribute (an image folder without a folder per split, GLC20 occurrence tables of one's own that
+    list an occurrence in both); None for a reader whose splits are their own files, or no registered reader."""
+    from study.datasets import DATASETS
+    from study.datasets.base import reader_attribute
+
+    return reader_attribute(dataset, "shared_files") if isinstance(dataset, str) and dataset in DATASETS else None
 
 
 def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
@@ -730,7 +730,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         if not train or not test:
             continue
         root = meta(train).get("root")
-        if meta(train).get("dataset") not in SHARED_FILE_READERS or not root or root != meta(test).get("root"):
+        if not _shared_files_remedy(meta(train).get("dataset")) or not root or root != meta(test).get("root"):
             continue  # the other readers' splits are their own files (and their paths are read only for this)
         n_train = meta(train)["num_images"]
         sizes = sec.get("labeled_sizes") or ["all"]
@@ -753,7 +753,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
                    f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
                    f"it would score images it trained on, and stops on them after its pretraining; "
-                   + SHARED_FILE_READERS[meta(train)["dataset"]])
+                   + _shared_files_remedy(meta(train)["dataset"]))
     return out
 
 

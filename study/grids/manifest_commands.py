@@ -38,15 +38,16 @@ def _split(name: str, reader: str | None) -> str:
     reader's `suggested_splits` (GLC20: the US part), unless the name ends with one of the reader's own `splits`
     that names more (`fr_train`: GLC20's French part)."""
     from study.datasets import DATASETS
+    from study.datasets.base import SPLIT_SUFFIXES, reader_attribute
 
     tail = name.rsplit("_", 1)[-1]
-    split = tail if tail in ("train", "val", "test") else "SPLIT"
-    reader_fn = DATASETS.get(reader) if reader in DATASETS else None
-    for own in getattr(reader_fn, "splits", ()):
-        if own not in ("train", "val", "test") and (name == own or name.endswith("_" + own)):
+    split = tail if tail in SPLIT_SUFFIXES else "SPLIT"
+    if reader not in DATASETS:
+        return split
+    for own in reader_attribute(reader, "splits"):
+        if own not in SPLIT_SUFFIXES and (name == own or name.endswith("_" + own)):
             return own
-    suggested = getattr(reader_fn, "suggested_splits", {})
-    return suggested.get(split, split)
+    return reader_attribute(reader, "suggested_splits").get(split, split)
 
 
 # the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all

@@ -95,7 +95,7 @@ def register(subparsers) -> None:
     po.set_defaults(func=_pool)
 
     c = action_parser(sub, "corrupt", "a variant of a manifest read through a corruption")
-    _name(c, "the variant's manifest name; a grid with this corruption looks for <base>.<corruption>, e.g. "
+    _name(c, "the variant's manifest name; a grid with this corruption looks for <base>.<corruption slug>, e.g. "
              "imagenet_train.jpeg-quality10")
     c.add_argument("--base", required=True, metavar="MANIFEST", help="the manifest whose images are corrupted")
     from study.corruptions import CORRUPTIONS, parse_corruption
