@@ -11,8 +11,8 @@ import pytest
 from study.errors import StudyError
 from study.grids import Resources, load_profile
 from study.grids.profile import Profile
-from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, slurm_parameters,
-                                       unknown_partitions)
+from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, max_time_minutes,
+                                       over_time_limits, slurm_parameters, unknown_partitions)
 from study.launch.slurm.submit import sbatch_script
 
 from launch_helpers import PROFILE, fake_commands, grid_text, run_cli
@@ -538,3 +538,63 @@ def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(
                                                                             "big}, gpus: 1,"))
     assert unknown_partitions(load_profile(other), ["pretrain", "evaluate"], {"debug"}) == [
         "partition: 'gpu' (pretrain jobs)"]
+
+
+def test_sinfos_maxtime_spellings_read_as_minutes_and_infinite_as_no_limit():
+    assert [max_time_minutes(s) for s in ("2-00:00:00", "4:00:00", "30:00", "1-12", "infinite", "n/a", "", "90")] == [
+        2880, 240, 30, None, None, None, None, None]  # `1-12` and a bare number: no `:`, not read (none checked)
+
+
+def test_a_stage_time_above_its_partitions_maxtime_is_refused_before_the_first_sbatch(env, slurm):
+    """A 5h evaluation on a partition of MaxTime 4h was queued and pended for ever (PartitionTimeLimit) where the
+    profile gave no max_time: sinfo's MaxTime is checked before anything is queued, naming the keys to change; a dry
+    run warns; a partition list is limited by its longest; a time within the limit is queued."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("timed"))
+    profile = env / "timed.yaml"
+    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short}"))
+    (slurm / "sinfo").write_text("debug infinite\nshort 4:00:00\nlong 2-00:00:00\nshort 4:00:00\n")
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
+    code, _, err = run_cli(argv)
+    assert code == 2, err
+    assert (f"study: error: profile {profile}: evaluate jobs ask for up to 5h (`time`), more than the MaxTime of "
+            "stages.evaluate.partition 'short' (4h, sinfo): ask for at most that (the profile's stages.evaluate.time, "
+            "or the grid's resources), and set stages.evaluate.max_time: 4h so that `study plan` checks it; nothing "
+            "was queued") in err, err
+    assert "pretrain jobs" not in err and not (slurm / "counter").exists()  # debug: no limit; no sbatch ran
+    code, out, err = run_cli(argv + ["--dry-run"])
+    assert code == 0 and "#SBATCH --time=300" in out, err
+    assert "study: warning: profile " in err and "more than the MaxTime of stages.evaluate.partition" in err, err
+    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: 'short,long'}"))
+    code, _, err = run_cli(argv)
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    # the top-level partition's limit names the top-level max_time
+    top = load_profile(GPU_PROFILE)
+    assert over_time_limits(top, {"pretrain": 48 * 60}, {"gpu": 48 * 60}) == []
+    assert over_time_limits(top, {"pretrain": 48 * 60 + 1}, {"gpu": 48 * 60})[0].endswith(
+        "more than the MaxTime of partition 'gpu' (48h, sinfo): ask for at most that (the profile's "
+        "stages.pretrain.time, or the grid's resources), and set max_time: 48h so that `study plan` checks it")
+
+
+def test_an_array_sbatch_refuses_after_others_were_queued_names_the_stages_placement_keys(env, slurm):
+    """sbatch refused the evaluations' QOS (not associated with their account) after the pretraining was queued: the
+    error named the profile file only; it names the keys that place the refused stage, and how to go on."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("placedqos"))
+    profile = env / "qos.yaml"
+    profile.write_text("account: lab\n" + PROFILE.replace(
+        "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+        "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, qos: short, account: other}"))
+    real = (slurm / "bin" / "sbatch").read_text()
+    (slurm / "bin" / "sbatch").write_text(real.replace(
+        'echo "Submitted batch job $n"', '[ "$n" = 102 ] && { echo "sbatch: error: Batch job submission failed: '
+        'Invalid qos specification" >&2; exit 1; }\necho "Submitted batch job $n"'))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(profile),
+                            "--workdir", str(env / "wd")])
+    assert code == 2, err
+    assert (f"sbatch refused array 2 (evaluate, 1 job(s); profile {profile}; partition: 'debug', stages.evaluate."
+            "account: 'other', stages.evaluate.qos: 'short'): sbatch: error: Batch job submission failed: Invalid qos "
+            "specification; the 1 job(s) of the arrays before it are queued (study status): fix the profile and "
+            "submit again, which queues the rest to wait on them") in err, err

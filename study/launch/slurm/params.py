@@ -10,8 +10,8 @@ node configuration is not available"; the plan's cost still counts mem_per_node)
 signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeue itself; capped at a tenth of a
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
 a stage's own partition, account, qos, constraint, gpu_type and additional (`stages.<stage>.partition`, ...:
-Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`,
-refused by study submit before sbatch);
+Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, or
+whose MaxTime there a stage's time exceeds: `over_time_limits`, refused by study submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from typing import Any, Iterable, Sequence
+from typing import Any, Container, Iterable, Sequence
 
 from submitit.slurm.slurm import _convert_mem
 
@@ -101,34 +101,79 @@ def cluster_max_array_size() -> int | None:
     return int(m.group(1)) if m else None
 
 
-def cluster_partitions() -> set[str] | None:
-    """The partitions this cluster has (`sinfo --all`: hidden ones too), or None when sinfo is absent, fails or
-    lists none (nothing can be told then: sbatch decides)."""
+def cluster_partitions() -> dict[str, int | None] | None:
+    """The partitions this cluster has (`sinfo --all`: hidden ones too), each with its MaxTime in minutes (None:
+    infinite, or not told), or None when sinfo is absent, fails or lists none (nothing can be told then: sbatch
+    decides)."""
     if not shutil.which("sinfo"):
         return None
     try:
-        run = subprocess.run(["sinfo", "--all", "--noheader", "--format=%R"], capture_output=True, text=True,
+        run = subprocess.run(["sinfo", "--all", "--noheader", "--format=%R %l"], capture_output=True, text=True,
                              timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    names = {line.strip() for line in run.stdout.splitlines() if line.strip()}
-    return names if run.returncode == 0 and names else None
+    limits: dict[str, int | None] = {}
+    for line in run.stdout.splitlines():
+        name, _, limit = line.strip().partition(" ")
+        if name:
+            limits[name] = max_time_minutes(limit.strip())
+    return limits if run.returncode == 0 and limits else None
 
 
-def unknown_partitions(profile: Any, stages: Iterable[str], known: set[str]) -> list[str]:
+def max_time_minutes(limit: str) -> int | None:
+    """A partition's MaxTime as sinfo's `%l` spells it (`2-00:00:00`, `4:00:00`, `30:00`) in minutes; None for
+    `infinite` or a spelling it does not read (no limit is checked then)."""
+    from study.grids.values import parse_minutes
+
+    try:
+        return parse_minutes(limit) if limit and ":" in limit else None  # a bare number would read as minutes
+    except ValueError:
+        return None
+
+
+def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str]) -> list[str]:
     """Each stage's partition (`Profile.placement`; each name of a list) that `known` lacks, said with the profile
     key that sets it (`stages.<stage>.partition` or `partition`); none of a stage sent to another cluster
     (`additional: {clusters: ...}`), whose partitions `known` (this cluster's) does not list."""
     said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
     for stage in stages:
         placement = profile.placement(stage)
-        if any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional):
+        if _elsewhere(placement):
             continue
         partition, key = placement.partition or "", placement.key("partition")
         unknown = [name for name in partition.split(",") if name and name not in known]
         if unknown:
             said.setdefault(f"{key}: {', '.join(map(repr, unknown))}", []).append(stage)
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
+
+
+def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None]) -> list[str]:
+    """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the
+    MaxTime `limits` gives its partition (of a list: the longest; a partition `limits` lacks or without a limit: none
+    checked), said with the profile keys to change: such a job pends for ever (PartitionTimeLimit) unless the
+    cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster."""
+    from study.grids.profile import minutes_text
+
+    said = []
+    for stage, time_min in stage_times.items():
+        placement = profile.placement(stage)
+        names = [name for name in (placement.partition or "").split(",") if name]
+        if _elsewhere(placement) or not names or any(limits.get(name) is None for name in names):
+            continue
+        limit = max(int(limits[name]) for name in names)  # type: ignore[arg-type]
+        if time_min > limit:
+            said.append(f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
+                        f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): "
+                        f"ask for at most that (the profile's stages.{stage}.time, or the grid's resources), and set "
+                        f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that "
+                        f"`study plan` checks it")
+    return said
+
+
+def _elsewhere(placement: Any) -> bool:
+    """Whether a stage's jobs go to another cluster of a federation (`additional: {clusters: ...}`), whose
+    partitions this cluster's sinfo does not list."""
+    return any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional)
 
 
 def max_array_size(profile: Any, cluster_max: int | None) -> int:

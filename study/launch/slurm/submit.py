@@ -38,7 +38,7 @@ from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, cluster_partitions, dependency_string,
-                                       max_array_size, slurm_parameters, unknown_partitions)
+                                       max_array_size, over_time_limits, slurm_parameters, unknown_partitions)
 from study.launch.grid_states import dry_run_states, grid_file, locked_states
 from study.paths import manifests_dir
 
@@ -187,7 +187,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     if missing:
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
-    _check_partitions(plan.profile, dict.fromkeys(j.stage for j in to_run), dry_run, err)
+    _check_partitions(plan.profile, _stage_times(to_run), dry_run, err)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err)
@@ -201,19 +201,31 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     return 0
 
 
-def _check_partitions(profile: Any, stages: Iterable[str], dry_run: bool, err: TextIO) -> None:
-    """A partition of the stages to queue that sinfo does not list: a StudyError before the first sbatch (else the
-    arrays before the one sbatch refuses would be queued, their dependents not); a warning for a dry run. Nothing
-    where sinfo cannot tell."""
-    stages = list(stages)
-    known = cluster_partitions() if stages else None  # nothing to queue: nothing to ask
-    unknown = unknown_partitions(profile, stages, known) if known is not None else []
-    if not unknown:
+def _stage_times(jobs: Iterable[Any]) -> dict[str, int]:
+    """Each stage of `jobs` (in order) -> the longest time limit its jobs ask for, in minutes."""
+    times: dict[str, int] = {}
+    for job in jobs:
+        times[job.stage] = max(times.get(job.stage, 0), int(job.resources.time_min))
+    return times
+
+
+def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, err: TextIO) -> None:
+    """A partition of the stages to queue that sinfo does not list, or whose MaxTime is below the time a stage's jobs
+    ask for (`stage_times`: stage -> minutes; they would pend for ever, PartitionTimeLimit): a StudyError before the
+    first sbatch (else the arrays before the one sbatch refuses would be queued, their dependents not); a warning for
+    a dry run. Nothing where sinfo cannot tell."""
+    known = cluster_partitions() if stage_times else None  # nothing to queue: nothing to ask
+    if known is None:
         return
-    said = (f"profile {profile.path or 'built-in default'}: {'; '.join(unknown)}: not a partition of this cluster "
-            f"(sinfo lists {', '.join(sorted(known))})")  # type: ignore[arg-type]
+    unknown = unknown_partitions(profile, stage_times, known)
+    problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
+                if unknown else []) + over_time_limits(profile, stage_times, known)
+    if not problems:
+        return
+    said = f"profile {profile.path or 'built-in default'}: {'; '.join(problems)}"
     if dry_run:
-        print(f"study: warning: {said}: sbatch would refuse its jobs", file=err, flush=True)
+        print(f"study: warning: {said}: sbatch would refuse its jobs, or Slurm never start them", file=err,
+              flush=True)
         return
     raise StudyError(f"{said}; nothing was queued")
 
@@ -350,13 +362,23 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
         ledger.append([{"event": "lost", "batch": intent["batch"]}])
         raise StudyError(
             f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
-            f"{profile.path or 'built-in default'}): {said}"
-            + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status)" if n_jobs else "")) from None
+            f"{profile.path or 'built-in default'}{_placement_said(profile, intent['stage'])}): {said}"
+            + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status): fix the profile and submit "
+               f"again, which queues the rest to wait on them" if n_jobs else "")) from None
     _write_task_pickles(Path(intent["folder"]), ids, task, [(j, *args) for j in chunk], intent["call"]["time_min"])
     ledger.append(_queued_events(intent, [j.id for j in chunk], ids, recovered=True))
     print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
           f"{ids[0].split('_')[0]}", file=err, flush=True)
     return ids
+
+
+def _placement_said(profile: Any, stage: str) -> str:
+    """The profile keys that place `stage`'s jobs, as an sbatch refusal names them (`; stages.evaluate.qos: 'short',
+    account: 'lab'`), or nothing."""
+    placement = profile.placement(stage)
+    keys = [f"{placement.key(k)}: {getattr(placement, k)!r}"
+            for k in ("partition", "account", "qos", "constraint", "gpu_type") if getattr(placement, k)]
+    return f"; {', '.join(keys)}" if keys else ""
 
 
 def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:
