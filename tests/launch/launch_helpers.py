@@ -41,10 +41,22 @@ def fake_commands(bin_dir: Path, **scripts: str) -> Path:
     return bin_dir
 
 
+def fake_test_only(root: Path) -> str:
+    """The first line of a stand-in sbatch: `sbatch --test-only` (the script on stdin) queues nothing, and answers as
+    the real one: where `root/test_only_refuse` exists and the script holds its first line, its second on stderr and
+    exit 1, else that the job would start; each call's arguments are appended to `root/test_only_calls`."""
+    refuse = f'"{root}/test_only_refuse"'
+    return (f'case "$1" in --test-only) s=$(cat); echo "$@" >> "{root}/test_only_calls"; '
+            f'if [ -e {refuse} ] && printf "%s" "$s" | grep -qF -- "$(sed -n 1p {refuse})"; then '
+            f'sed -n 2p {refuse} >&2; exit 1; fi; '
+            'echo "sbatch: Job 0 to start at 2026-01-01T00:00:00 using 1 processors on nodes n1 in partition debug" '
+            '>&2; exit 0;; esac')
+
+
 def fake_slurm(root: Path) -> Path:
     """Stand-ins for a whole Slurm in `root/bin` (returned; put it first on PATH), driven and read through files in
     `root`: sbatch answers "Submitted batch job <n>" (n = 101, 102, ...; its environment saved in sbatch_env_<n>, its
-    script in sbatch_script_<n>);
+    script in sbatch_script_<n>), and `sbatch --test-only` as `fake_test_only` says;
     sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`; srun does
@@ -52,7 +64,8 @@ def fake_slurm(root: Path) -> Path:
     d = str(root)
     return fake_commands(
         root / "bin",
-        sbatch=f'n=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); echo $n > "{d}/counter"\n'
+        sbatch=f'{fake_test_only(root)}\nn=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); '
+               f'echo $n > "{d}/counter"\n'
                f'env > "{d}/sbatch_env_$n"\ncp "$1" "{d}/sbatch_script_$n"\necho "Submitted batch job $n"',
         sacct=f'case "$*" in *--name*) exit 0;; esac\necho "JobID|State|NodeList|End"\n'
               f'cat "{d}/sacct" 2>/dev/null; exit 0',

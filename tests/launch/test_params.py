@@ -13,7 +13,7 @@ from study.grids import Resources, load_profile
 from study.grids.profile import Profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, max_time_minutes,
                                        over_time_limits, slurm_parameters, unknown_partitions)
-from study.launch.slurm.submit import sbatch_script
+from study.launch.slurm.sbatch import sbatch_script
 
 from launch_helpers import PROFILE, fake_commands, grid_text, run_cli
 
@@ -89,7 +89,7 @@ def test_a_whole_nodes_memory_is_asked_as_mem_0_which_slurm_reads_as_all_of_the_
     the RealMemory Slurm schedules: "Requested node configuration is not available". Less than a node is asked as
     it is."""
     from study.grids import plan_grid
-    from study.launch.slurm.submit import sbatch_script
+    from study.launch.slurm.sbatch import sbatch_script
 
     grid = env / "g.yaml"
     grid.write_text(grid_text("wholenode").replace(
@@ -289,7 +289,7 @@ def _srun_line(script: str) -> str:
 def test_multi_task_jobs_kill_every_rank_when_one_dies_single_task_scripts_unchanged(tmp_path):
     """A rank that dies (exception, OOM) must end the job's other ranks at once (`srun --kill-on-bad-exit=1`),
     not leave them blocked in NCCL collectives until the watchdog; a one-task job's srun has no such flag."""
-    from study.launch.slurm.submit import sbatch_script
+    from study.launch.slurm.sbatch import sbatch_script
 
     prof = load_profile(GPU_PROFILE)
     multi = slurm_parameters(prof, "pretrain", Resources(gpus=8, cpus=64, mem_gb=480, time_min=60), job_name="m")

@@ -298,9 +298,10 @@ def test_two_submits_at_once_queue_each_job_once(slurm_cluster, env):
         run_cli(["cancel", str(grid), "--workdir", str(wd)])
 
 
-def test_an_array_sbatch_refuses_is_a_clear_error_and_recorded_lost(slurm_cluster, env):
-    """A partition the cluster lacks is refused before any sbatch (sinfo asked: nothing in the ledger); an option
-    sbatch itself refuses (a gres the cluster does not know) is said, and the array recorded lost."""
+def test_a_placement_slurm_refuses_is_a_clear_error_before_any_array_is_queued(slurm_cluster, env):
+    """A partition the cluster lacks is refused before any sbatch (sinfo asked: nothing in the ledger), and so is an
+    option the controller refuses (a gres the cluster does not know: `sbatch --test-only` asked); an array sbatch
+    refuses all the same is recorded lost (tests/launch/test_submit.py, with a stand-in sbatch)."""
     grid = env / "refused.yaml"
     grid.write_text(grid_text("refused"))
     (env / "nopart.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpuz"))
@@ -313,10 +314,10 @@ def test_an_array_sbatch_refuses_is_a_clear_error_and_recorded_lost(slurm_cluste
     (env / "nogres.yaml").write_text(PROFILE + "additional: {gres: 'nonesuch:1'}\n")
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "nogres.yaml"),
                             "--workdir", str(wd)])
-    assert code == 2 and "sbatch refused array 1 (pretrain, 1 job(s); profile" in err and "nogres.yaml" in err, err
-    assert "Traceback" not in err
-    events = Ledger(wd, "refused").events()
-    assert [e["event"] for e in events] == ["intent", "lost"] and not queued(wd, "refused")
+    assert code == 2 and "nogres.yaml: Slurm refuses the pretrain jobs (--cpus-per-task=1, " in err, err
+    assert "sbatch --test-only said: sbatch: error: Invalid generic resource (gres) specification" in err, err
+    assert err.rstrip().endswith("nothing was queued") and "Traceback" not in err, err
+    assert Ledger(wd, "refused").events() == []
 
 
 def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_cluster, env):

@@ -20,7 +20,7 @@ from study.launch.locks import try_lock
 from study.launch.runner import job_dir, write_job_file
 from study.launch.slurm import submit
 
-from launch_helpers import fake_commands, grid_text, run_cli, running_locally
+from launch_helpers import fake_commands, fake_test_only, grid_text, run_cli, running_locally
 
 
 def _submit_cmd(grid, env) -> list[str]:
@@ -31,7 +31,7 @@ def _submit_cmd(grid, env) -> list[str]:
 def _sbatch_then(slurm, action: str) -> None:
     """sbatch queues (prints its id, as the real one does once the controller took the job) around `action`."""
     real = (slurm / "bin" / "sbatch").read_text().split("\n", 1)[1]
-    (slurm / "bin" / "sbatch").write_text(f"#!/bin/sh\n{action}\n{real}")
+    (slurm / "bin" / "sbatch").write_text(f"#!/bin/sh\n{fake_test_only(slurm)}\n{action}\n{real}")
 
 
 def _submitted_call(wd, sid: str):
@@ -356,7 +356,7 @@ def test_an_sbatch_error_asks_sacct_from_the_intents_time_whether_slurm_queued_t
 
 def test_an_array_sbatch_refuses_is_named_with_sbatchs_error_and_recorded_lost(env, slurm):
     """sbatch's last line is its error (warnings come first); the intent is settled lost by the submit itself."""
-    fake_commands(slurm / "bin", sbatch='echo "sbatch: warning: --mem ignored" >&2\n'
+    fake_commands(slurm / "bin", sbatch=f'{fake_test_only(slurm)}\necho "sbatch: warning: --mem ignored" >&2\n'
                                         'echo "sbatch: error: Batch job submission failed: Invalid partition name '
                                         'specified" >&2; exit 1')
     grid = env / "g.yaml"
@@ -367,6 +367,30 @@ def test_an_array_sbatch_refuses_is_named_with_sbatchs_error_and_recorded_lost(e
     wd = env / "wd"
     assert [e["event"] for e in Ledger(wd, "refused").events()] == ["intent", "lost"]
     assert not Ledger(wd, "refused").replay().open_intents
+
+
+def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm):
+    """An evaluation QOS the account lacks: sbatch queued the pretraining array, then refused the evaluations', which
+    were never queued. `sbatch --test-only` per stage and resources asks first: the refusal names the stage, its
+    resources and the profile keys that place it, and nothing is queued."""
+    profile = (env / "profile.yaml").read_text().replace("partition: debug\n", "partition: debug\naccount: lab\n")
+    (env / "profile.yaml").write_text(profile.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                                      "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, qos: short}"))
+    (slurm / "test_only_refuse").write_text("#SBATCH --qos=short\nallocation failure: Invalid qos specification\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("qos"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 2, err
+    assert ("Slurm refuses the evaluate jobs (--cpus-per-task=1, --mem=1GB, --nodes=1; partition: 'debug', account: "
+            "'lab', stages.evaluate.qos: 'short'): sbatch --test-only said: allocation failure: Invalid qos "
+            "specification; ") in err, err
+    assert err.rstrip().endswith("nothing was queued"), err
+    assert not (slurm / "counter").exists() and not Ledger(env / "wd", "qos").path.exists()  # nothing queued
+    assert len((slurm / "test_only_calls").read_text().splitlines()) == 2  # pretrain asked, then evaluate
+    (slurm / "test_only_refuse").unlink()  # the account given the QOS: asked again, then both stages queued
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    assert len((slurm / "test_only_calls").read_text().splitlines()) == 4
 
 
 def test_an_evaluation_and_a_concatenations_of_two_encoders_wait_in_arrays_of_their_own_dependency_sets():

@@ -11,7 +11,7 @@ from submitit.slurm import slurm
 
 
 def test_the_sbatch_generator_takes_what_study_passes():
-    """study.launch.slurm.submit.sbatch_script writes a recovered array's script with submitit's own generator."""
+    """study.launch.slurm.sbatch.sbatch_script writes a recovered array's script with submitit's own generator."""
     accepted = set(inspect.signature(slurm._make_sbatch_string).parameters)
     assert {"command", "folder", "map_count", "job_name", "partition", "time", "nodes", "ntasks_per_node",
             "cpus_per_task", "mem", "signal_delay_s", "setup", "additional_parameters", "srun_args", "wckey", "gres",

@@ -3,7 +3,8 @@
 Arrays: one per (stage, resources, dependency set) -- an sbatch dependency holds for a whole array, so the
 evaluations of one pretraining job share an array that waits for exactly that job (`afterok:<array>_<task>`),
 and a failed pretraining job cancels only its own evaluations (--kill-on-invalid-dep=yes). Each array is split
-below the cluster's MaxArraySize.
+below the cluster's MaxArraySize. Before the first sbatch, `preflight` asks Slurm what it would refuse (a partition,
+a time limit, a placement): refused there, nothing is queued.
 
 Each array's sbatch runs with the submitting shell's Slurm variables removed (SLURM_*, SBATCH_*, SRUN_*, as
 `submitit.helpers.clean_env` does; SLURM_CONF kept): a submit from inside salloc or srun would otherwise pass them to
@@ -18,14 +19,13 @@ explained after SBATCH_PATIENCE_S, with the sbatch pid to kill to stop at once.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 import threading
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
@@ -37,8 +37,10 @@ from study.launch.runner import SUBMIT_DIR, SlurmTask, job_dir, read_job_file, w
 from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
-from study.launch.slurm.params import (array_chunks, cluster_max_array_size, cluster_partitions, dependency_string,
-                                       max_array_size, over_time_limits, slurm_parameters, unknown_partitions)
+from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
+                                       slurm_parameters)
+from study.launch.slurm.preflight import check_before_queueing, placement_said
+from study.launch.slurm.sbatch import sbatch_script, submission_env
 from study.launch.grid_states import dry_run_states, grid_file, locked_states
 from study.paths import manifests_dir
 
@@ -111,21 +113,6 @@ def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recov
             for j, sid in zip(job_ids, slurm_ids)]
 
 
-KEPT_SLURM_VARIABLES = ("SLURM_CONF",)  # which cluster to submit to
-
-
-@contextmanager
-def _submission_env() -> Iterator[None]:
-    """The environment without the submitting shell's Slurm variables (`submitit.helpers.clean_env`), SLURM_CONF
-    kept; restored at the end."""
-    import submitit
-
-    kept = {k: os.environ[k] for k in KEPT_SLURM_VARIABLES if k in os.environ}
-    with submitit.helpers.clean_env():
-        os.environ.update(kept)
-        yield
-
-
 def _queued_anyway(intent: dict, said: str) -> list[str] | None:
     """After sbatch exited with an error, whether Slurm queued the array anyway (a controller timeout can answer an
     error for a submission it accepted): its task ids, or None when Slurm knows no such array. When Slurm cannot
@@ -187,7 +174,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     if missing:
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
-    _check_partitions(plan.profile, _stage_times(to_run), dry_run, err)
+    check_before_queueing(plan, workdir, to_run, dry_run, err)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err)
@@ -199,35 +186,6 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
     return 0
-
-
-def _stage_times(jobs: Iterable[Any]) -> dict[str, int]:
-    """Each stage of `jobs` (in order) -> the longest time limit its jobs ask for, in minutes."""
-    times: dict[str, int] = {}
-    for job in jobs:
-        times[job.stage] = max(times.get(job.stage, 0), int(job.resources.time_min))
-    return times
-
-
-def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, err: TextIO) -> None:
-    """A partition of the stages to queue that sinfo does not list, or whose MaxTime is below the time a stage's jobs
-    ask for (`stage_times`: stage -> minutes; they would pend for ever, PartitionTimeLimit): a StudyError before the
-    first sbatch (else the arrays before the one sbatch refuses would be queued, their dependents not); a warning for
-    a dry run. Nothing where sinfo cannot tell."""
-    known = cluster_partitions() if stage_times else None  # nothing to queue: nothing to ask
-    if known is None:
-        return
-    unknown = unknown_partitions(profile, stage_times, known)
-    problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
-                if unknown else []) + over_time_limits(profile, stage_times, known)
-    if not problems:
-        return
-    said = f"profile {profile.path or 'built-in default'}: {'; '.join(problems)}"
-    if dry_run:
-        print(f"study: warning: {said}: sbatch would refuse its jobs, or Slurm never start them", file=err,
-              flush=True)
-        return
-    raise StudyError(f"{said}; nothing was queued")
 
 
 def _held_outside_slurm(to_run: list[Any], states: dict) -> list[str]:
@@ -303,12 +261,12 @@ class _Arrays:
 
 def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict,
             ledger: Ledger) -> tuple[list[str], str | None]:
-    """Queue one array through submitit (sbatch, in the environment of `_submission_env`) and write its `queued`
+    """Queue one array through submitit (sbatch, in the environment of `submission_env`) and write its `queued`
     lines -> (its Slurm ids, None); when sbatch reports an error -> ([], the error's last line)."""
     import submitit
 
     try:
-        with _submission_env(), executor.batch():
+        with submission_env(), executor.batch():
             submitted = [executor.submit(task, j, *args) for j in chunk]
     except submitit.core.utils.FailedJobError as e:
         return [], (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
@@ -362,7 +320,7 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
         ledger.append([{"event": "lost", "batch": intent["batch"]}])
         raise StudyError(
             f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
-            f"{profile.path or 'built-in default'}{_placement_said(profile, intent['stage'])}): {said}"
+            f"{profile.path or 'built-in default'}{placement_said(profile, intent['stage'])}): {said}"
             + (f"; the {n_jobs} job(s) of the arrays before it are queued (study status): fix the profile and submit "
                f"again, which queues the rest to wait on them" if n_jobs else "")) from None
     _write_task_pickles(Path(intent["folder"]), ids, task, [(j, *args) for j in chunk], intent["call"]["time_min"])
@@ -370,22 +328,3 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
     print(f"[study] sbatch reported an error ({said}), but Slurm had queued {intent['name']}: recorded as "
           f"{ids[0].split('_')[0]}", file=err, flush=True)
     return ids
-
-
-def _placement_said(profile: Any, stage: str) -> str:
-    """The profile keys that place `stage`'s jobs, as an sbatch refusal names them (`; stages.evaluate.qos: 'short',
-    account: 'lab'`), or nothing."""
-    placement = profile.placement(stage)
-    keys = [f"{placement.key(k)}: {getattr(placement, k)!r}"
-            for k in ("partition", "account", "qos", "constraint", "gpu_type") if getattr(placement, k)]
-    return f"; {', '.join(keys)}" if keys else ""
-
-
-def sbatch_script(params: dict[str, Any], folder: Path, n_tasks: int, python: str | None = None) -> str:
-    """The sbatch script submitit writes for an array of `n_tasks` with these parameters (its own generator);
-    `python`: the command that runs Python there (a profile's `python`), else this interpreter."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    python = python or shlex.quote(sys.executable)
-    command = " ".join([python, "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    return _make_sbatch_string(command=command, folder=folder, map_count=n_tasks if n_tasks > 1 else None, **params)

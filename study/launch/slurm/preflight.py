@@ -1,0 +1,98 @@
+"""What Slurm would refuse of a submit, asked before its first sbatch (`check_before_queueing`), so that no stage's
+jobs are queued without the jobs that wait on them:
+
+- a partition sinfo does not list, or whose MaxTime is below a stage's `time` (its jobs would pend for ever,
+  PartitionTimeLimit): `cluster_partitions`, `unknown_partitions`, `over_time_limits`;
+- a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
+  an account or QOS the user is not associated with, a GPU type or count, memory or CPUs that no node of the
+  partition has.
+
+A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a controller that does not answer),
+nothing is checked and sbatch decides."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from study.errors import StudyError
+from study.launch.slurm import state as slurm_state
+from study.launch.slurm.params import cluster_partitions, over_time_limits, slurm_parameters, unknown_partitions
+from study.launch.slurm.sbatch import sbatch_script, submission_env
+
+TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
+# how `sbatch --test-only` says no: its "allocation failure: <why>", or an option sbatch or the controller refuses
+REFUSED = ("allocation failure", "sbatch: error")
+UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused")  # the controller said nothing
+
+
+def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bool, err: TextIO) -> None:
+    """StudyError (nothing queued yet) where Slurm would refuse some of `jobs`, or never start them; for a dry run, a
+    warning on `err` of what sinfo tells."""
+    _check_partitions(plan.profile, _stage_times(jobs), dry_run, err)
+    if not dry_run:
+        _test_only(plan, workdir, jobs)
+
+
+def placement_said(profile: Any, stage: str) -> str:
+    """The profile keys that place `stage`'s jobs, as a refusal names them (`; stages.evaluate.qos: 'short',
+    account: 'lab'`), or nothing."""
+    placement = profile.placement(stage)
+    keys = [f"{placement.key(k)}: {getattr(placement, k)!r}"
+            for k in ("partition", "account", "qos", "constraint", "gpu_type") if getattr(placement, k)]
+    return f"; {', '.join(keys)}" if keys else ""
+
+
+def _stage_times(jobs: Iterable[Any]) -> dict[str, int]:
+    """Each stage of `jobs` (in order) -> the longest time limit its jobs ask for, in minutes."""
+    times: dict[str, int] = {}
+    for job in jobs:
+        times[job.stage] = max(times.get(job.stage, 0), int(job.resources.time_min))
+    return times
+
+
+def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, err: TextIO) -> None:
+    """A partition of the stages to queue that sinfo does not list, or whose MaxTime is below the time a stage's jobs
+    ask for (`stage_times`: stage -> minutes): a StudyError; a warning for a dry run. Nothing where sinfo cannot
+    tell."""
+    known = cluster_partitions() if stage_times else None  # nothing to queue: nothing to ask
+    if known is None:
+        return
+    unknown = unknown_partitions(profile, stage_times, known)
+    problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
+                if unknown else []) + over_time_limits(profile, stage_times, known)
+    if not problems:
+        return
+    said = f"profile {profile.path or 'built-in default'}: {'; '.join(problems)}"
+    if dry_run:
+        print(f"study: warning: {said}: sbatch would refuse its jobs, or Slurm never start them", file=err,
+              flush=True)
+        return
+    raise StudyError(f"{said}; nothing was queued")
+
+
+def _test_only(plan: Any, workdir: Path, jobs: list[Any]) -> None:
+    """`sbatch --test-only` of one job script per (stage, resources) of `jobs`: a StudyError naming the profile keys
+    and what Slurm said where it refuses one; nothing where it cannot be asked (sbatch fails to start, times out, or
+    reaches no controller)."""
+    profile, seen = plan.profile, set()
+    for job in jobs:
+        if (job.stage, job.resources) in seen:
+            continue
+        seen.add((job.stage, job.resources))
+        params = slurm_parameters(profile, job.stage, job.resources, job_name=f"study-{plan.name}-test-only")
+        script = sbatch_script(params, slurm_state.submitit_folder(workdir, "test-only"), 1, profile.python)
+        try:
+            with submission_env():
+                run = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True,
+                                     timeout=TEST_ONLY_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError):
+            return
+        said = " ".join(line.strip() for line in (run.stderr + run.stdout).splitlines() if line.strip())
+        if run.returncode == 0 or not any(w in said for w in REFUSED) or any(w in said for w in UNANSWERED):
+            continue
+        asked = [f"--{key.replace('_', '-')}={params[key]}" for key in ("gres", "gpus_per_node") if key in params]
+        asked += [f"--cpus-per-task={params['cpus_per_task']}", f"--mem={params['mem']}", f"--nodes={params['nodes']}"]
+        raise StudyError(f"profile {profile.path or 'built-in default'}: Slurm refuses the {job.stage} jobs "
+                         f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}; "
+                         f"change the profile (or the grid's resources); nothing was queued")
