@@ -32,9 +32,9 @@ SCRATCH_DEFAULTS = {**FINETUNE_DEFAULTS, "epochs": 90, "optim": {"lr_scaling": "
 
 def unread(protocol: str, key: str, section: dict) -> str | None:
     """Why `finetune.<key>` changes no run of an evaluation whose section (its job's `evaluate`, as a grid makes it)
-    is `section` (None where the run reads it), as `study.grids.checks.check_params` says it: the architecture is the
-    encoder's (finetune), or the section's own `backbone` and `width` where it has them (scratch: a grid fills them
-    from the pretraining jobs); the run's method is supervised, a linear classifier on the backbone without
+    is `section` (None where the run reads it), as `study.grids.checks.config.check_params` says it: the architecture
+    is the encoder's (finetune), or the section's own `backbone` and `width` where it has them (scratch: a grid fills
+    them from the pretraining jobs); the run's method is supervised, a linear classifier on the backbone without
     projection head, temperature or another method's section; and the section's `epochs` replace `finetune.epochs`
     and `finetune.steps` (`pretrain_dict`)."""
     from study.train.methods import method_settings

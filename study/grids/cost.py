@@ -73,7 +73,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
         if method not in cost.method_factor and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")
-        # values of the wrong type are left to the config checks that follow (study.grids.checks.check_sections)
+        # values of the wrong type are left to the config checks that follow (study.grids.checks.config.check_sections)
         if is_num(sec.get("steps")):
             batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PretrainConfig.batch_size
             images = float(sec["steps"]) * float(batch)

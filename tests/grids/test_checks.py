@@ -13,7 +13,8 @@ import pytest
 import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
-from study.grids.checks import encoder_file_mismatches, init_encoder_not_here, unequal_pool_warnings
+from study.grids.checks.advice import unequal_pool_warnings
+from study.grids.checks.files import encoder_file_mismatches, init_encoder_not_here
 from study.manifests.store import SCHEMA_VERSION
 from study.train.methods import METHODS
 from study.train.methods.simclr import SimCLR

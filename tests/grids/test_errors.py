@@ -5,7 +5,7 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import load_profile, plan_grid
-from study.grids.checks import missing_manifests
+from study.grids.checks.manifests import missing_manifests
 from study.grids.where import jobs_where, parse_where, plan_of
 from tests.grids.conftest import line_of, run_plan_cli
 

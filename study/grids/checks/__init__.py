@@ -1,0 +1,61 @@
+"""The pre-run checks of a plan: `check_plan(plan, manifests=True, images_here=False)`, which `Plan.check` runs.
+
+It is the look-before-you-leap step `study plan` and `study submit` run: methods and corruptions known, every distinct
+pretrain / evaluate section valid (PretrainConfig / EvalConfig.from_dict, and `defaults.evaluate` even with no
+evaluation entry), no entry's `params` key that its protocol never reads, no method's own settings
+(`defaults.pretrain.moco`) where no job runs that method, every manifest present (or the exact
+`study manifest ...` command that makes it) and what the grid says it is (from its metadata; for image-folder
+manifests also their paths: no test image among the labeled ones), and each manifest's recorded root a folder on this
+machine (a warning, or a problem where the jobs run here), and each encoder file here (`init_encoder`,
+`pretrained.encoder_file`) of the backbone and width of the jobs that read it. Each check gives its lines, each
+naming the grid's file and line (or the profile's); `check_plan` raises them as one StudyError, or returns the warnings.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from study.errors import StudyError
+from study.grids.checks.advice import (image_size_warnings, schedule_warnings, unequal_pool_warnings,
+                                      unevaluated_pretraining_warnings, untrained_sizes_warnings)
+from study.grids.checks.config import check_devices, check_names, check_sections
+from study.grids.checks.files import encoder_file_mismatches, init_encoder_not_here
+from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
+                                          roots_not_here)
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+
+def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
+    """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
+    the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders
+    were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), and each manifest whose
+    recorded root is not a folder on this machine (the dataset moved, or only the nodes that run the jobs mount it),
+    a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the estimate's notes gain
+    each cost hint the manifests contradict."""
+    problems = check_names(plan)
+    if not problems:  # an unknown method would fail every section too: report it once
+        problems = check_sections(plan)
+    if not problems:
+        problems = check_devices(plan)
+    roots: list[str] = []
+    meta = metadata_once() if manifests else None
+    if manifests:
+        missing = missing_manifests(plan)
+        problems += missing or check_manifest_contents(plan, meta)
+        roots = ([] if missing else roots_not_here(plan, meta)) + init_encoder_not_here(plan)
+        problems += encoder_file_mismatches(plan)
+    if images_here:
+        problems, roots = problems + roots, []
+    if len(problems) > 1:
+        raise StudyError("\n".join([f"{plan.path}: {len(problems)} problem(s) found before anything runs:",
+                                    *problems]))
+    if problems:  # one: it names its file as every error does (the grid's, unless it names the profile's)
+        named = (f"{plan.path}:",) + ((f"{plan.profile.path}:",) if plan.profile.path else ())
+        raise StudyError(problems[0] if problems[0].startswith(named) else f"{plan.path}: {problems[0]}")
+    if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
+        notes = plan.estimate.setdefault("notes", [])
+        notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
+    schedule = schedule_warnings(plan, meta) if manifests else []
+    return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
+            + image_size_warnings(plan) + schedule + roots)

@@ -1,0 +1,155 @@
+"""The warnings of a plan: what runs, but likely not as meant (encoders nothing evaluates, untrained methods at
+several sizes, unequal pools, evaluations at another image size than their pretraining, schedules that do not fit
+their manifest). `schedule_error` is also a problem where a schedule cannot run at all."""
+from __future__ import annotations
+
+import functools
+import json
+from typing import TYPE_CHECKING
+
+from study.configfields import is_int
+from study.counts import format_count
+from study.errors import StudyError
+from study.grids.jobs import Job
+from study.grids.yamlio import at
+from study.hashing import canonical_json
+from study.grids.checks.where import describe, line_of_value, message_key, named_job, setting_at
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+
+def _crop_size(section: dict, default: int) -> int:
+    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
+    config's default (as PretrainConfig and EvalConfig resolve it)."""
+    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
+    return augment.get("image_size", section.get("image_size", default))
+
+
+def unevaluated_pretraining_warnings(plan: Plan) -> list[str]:
+    """One line where some of the plan's pretraining jobs are a dependency of no evaluation of a grid that has
+    evaluations (an entry's `where` that misses them: encoders trained that nothing scores or draws). A warning: a
+    grid may pretrain for later use."""
+    jobs = plan.grid_jobs
+    if not any(j.stage == "evaluate" for j in jobs):
+        return []
+    used = {dep for j in jobs if j.stage == "evaluate" for dep in j.depends_on}
+    unused = [j for j in plan.by_stage("pretrain") if j.id not in used]
+    if not unused:
+        return []
+    return [f"{plan.path}: {len(unused)} pretraining job(s) that no evaluation of the grid uses (e.g. "
+            f"{describe(unused[0])}): nothing will score or draw their encoders; widen an evaluation entry's "
+            "`where` to them, or drop them from the axes, unless that is meant"]
+
+
+def untrained_sizes_warnings(plan: Plan) -> list[str]:
+    """One line per method that trains nothing (`random`, `pretrained`) whose pretraining jobs differ only in their
+    size: each size is one encoder again (it sees no pretraining image), scored again by every evaluation, and drawn
+    as one more line of the same values, labelled with a size it was never trained at. A warning: it may be meant."""
+    sizes: dict[tuple, list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        if not method_trains(job):
+            key = tuple(sorted((k, str(v)) for k, v in job.axes.items() if k != "size"))
+            sizes.setdefault(key, []).append(job)
+    out, said = [], set()
+    for jobs in sizes.values():
+        method, values = jobs[0].axes["method"], list(dict.fromkeys(j.axes.get("size") for j in jobs))
+        if len(values) < 2 or method in said:
+            continue
+        said.add(method)
+        spelt = [format_count(v) if is_int(v) else "all" for v in values]  # null: every image
+        where = line_of_value(plan.grid, "method", method, jobs[0].axes)
+        out.append(f"{where}: method {method} trains nothing, yet its pretraining jobs take {len(values)} sizes "
+                   f"({', '.join(spelt)}) (e.g. {describe(jobs[0])}): each size scores the same encoder again, "
+                   f"drawn as one more line of the same values under a size it never trained at; keep one size for "
+                   f"it (`exclude: [{{method: {method}, size: [{', '.join(spelt[1:])}]}}]`), unless that is meant")
+    return out
+
+
+def unequal_pool_warnings(plan: Plan) -> list[str]:
+    """One line per pooled dataset the plan pretrains on whose sources give unequal shares: the report reads a
+    pool of k sets as k equal shares (domain_pooling's per-domain share bar, finding in_domain_share_beats_pooled).
+    A warning: such a pool may be meant."""
+    used = {j.axes["dataset"] for j in plan.by_stage("pretrain")}
+    return [f"{at(plan.path, ds.pool_line or ds.line)}: datasets.{ds.key}.pool: unequal shares "
+            f"({', '.join(f'{src} {format_count(n)}' for src, n in ds.pool)}): the report reads a pool of "
+            f"{len(ds.pool)} sets as {len(ds.pool)} equal shares (domain_pooling's per-domain share of size / "
+            f"{len(ds.pool)}, finding in_domain_share_beats_pooled), so those read wrong for it"
+            for key, ds in plan.grid.datasets.items()
+            if key in used and ds.pooled and len({n for _, n in ds.pool}) > 1]
+
+
+def image_size_warnings(plan: Plan) -> list[str]:
+    """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
+    crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
+    every image, at many times the cost, and scores other features). A warning: it may be meant."""
+    from study.evaluate import EvalConfig
+    from study.train import PretrainConfig
+
+    seen: dict[tuple[str, int, int], list[Job]] = {}
+    for job in plan.by_stage("evaluate"):
+        size = _crop_size(job.config["evaluate"], EvalConfig.image_size)
+        for dep in job.depends_on:
+            if not method_trains(plan.job(dep)):  # random, pretrained: its image_size is no size it was trained at
+                continue
+            trained = _crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
+            if trained != size:
+                seen.setdefault((setting_at(plan, job, "image_size"), size, trained), []).append(job)
+    return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "
+            f"(e.g. {describe(jobs[0])}): set the evaluation's image_size (defaults.evaluate, or the entry's params) "
+            f"to {trained} unless that is meant" for (where, size, trained), jobs in seen.items()]
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule_problems(section_json: str, size: int | None, images: int) -> tuple[str | None, tuple[str, ...]]:
+    from study.train import PretrainConfig
+    from study.train.optim import schedule_problems
+
+    section = json.loads(section_json)
+    try:
+        if "protocol" in section:  # an evaluation's fine-tuning or scratch run on `size` labeled images
+            from study.evaluate import EvalConfig
+            from study.evaluate.finetune import pretrain_dict
+
+            cfg = PretrainConfig.from_dict(pretrain_dict(EvalConfig.from_dict(section), size, images, None),
+                                           where="evaluate.finetune")
+        else:
+            cfg = PretrainConfig.from_dict(section)
+    except StudyError:  # check_sections names it
+        return None, ()
+    error, warnings = schedule_problems(cfg, images)
+    return error, tuple(warnings)  # cached: shared by its callers
+
+
+def schedule_error(section: dict, size: int | None, images: int) -> str | None:
+    """optim.schedule_problems' error for a pretrain section on `images` images, or for an evaluate section's
+    fine-tuning run on `size` labeled images (`images` of them; None: all): what the job would stop on when it
+    starts training, said at plan time instead (a fine-tune would otherwise fail after its encoder's pretraining)."""
+    return _schedule_problems(canonical_json(section), size, images)[0]
+
+
+def method_trains(job: Job) -> bool:
+    """The job's method is registered and trains (`random` does not: it takes no step, reads no schedule)."""
+    from study.train.methods import METHODS
+
+    name = job.axes["method"]
+    return name in METHODS and METHODS.get(name).trains
+
+
+def schedule_warnings(plan: Plan, meta) -> list[str]:
+    """optim.schedule_problems' warnings of the pretraining jobs (a warmup of more than half the run, MoCo's queue
+    larger than the keys the run enqueues), each at the line of the key it names, with how many jobs it concerns:
+    what each job's log would say once it runs, said at plan time (`check_plan`, once every manifest is found: their
+    image counts). A method that does not train (`random`) reads no schedule: none for its jobs."""
+    seen: dict[tuple[str, str], list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        sec = job.config["pretrain"]
+        size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+        if not name or not method_trains(job):
+            continue
+        images = size if is_int(size) else meta(name)["num_images"]
+        for warning in _schedule_problems(canonical_json(sec), None, images)[1]:
+            where = setting_at(plan, job, message_key(f"pretrain.{warning}"))
+            seen.setdefault((where, warning), []).append(job)
+    return [f"{where}: {len(jobs)} pretraining job(s) (e.g. {describe(named_job(jobs, f'pretrain.{warning}'))}): "
+            f"pretrain.{warning}" for (where, warning), jobs in seen.items()]

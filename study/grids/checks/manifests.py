@@ -1,0 +1,420 @@
+"""The checks of the manifests a plan reads: each present (else the command that makes it), and what the grid
+says it is (sizes, classes, levels, pools, corrupted variants, no test image among the labeled ones, its recorded
+root here); and the cost hints the manifests contradict."""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from study.configfields import is_int
+from study.counts import format_count
+from study.errors import StudyError, did_you_mean
+from study.grids.jobs import Job, corruption_slug
+from study.grids.schema import DatasetSpec
+from study.grids.yamlio import at
+from study.grids.checks.advice import method_trains, schedule_error
+from study.grids.checks.where import count_text, key_line, line_of_value, manifest_lines, setting_at
+
+if TYPE_CHECKING:
+    from study.grids.plan import Plan
+
+
+def _manifest_exists(name: str) -> bool:
+    from study.manifests import manifest_exists
+
+    return bool(manifest_exists(name))
+
+
+def metadata_once():
+    """study.manifests.store.load_meta, each manifest's metadata read once (for one check)."""
+    from study.manifests.store import load_meta
+
+    return functools.cache(load_meta)
+
+
+def missing_manifests(plan: Plan) -> list[str]:
+    """Each manifest the jobs read that does not exist, at the line of the `datasets:` entry that names it (a
+    corrupted variant: its dataset's), with the command that makes it."""
+    from study.manifests import list_manifests
+    from study.manifests.store import half_manifest
+    from study.paths import manifests_dir
+
+    problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
+    for name, command in plan.manifests().items():
+        if _manifest_exists(name):
+            continue
+        short = _pool_shares_beyond_sources(plan, name)
+        if short:
+            problems.append(short)  # its command would be refused: say so, at the share's line
+        else:
+            known = list_manifests() if known is None else known
+            lines = manifest_lines(plan) if lines is None else lines
+            named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
+                        else " the grid's `datasets:` names it")
+            half = half_manifest(name)  # one of its two files there: say which, not only "not found"
+            hint = f": {half}" if half else did_you_mean(name, known, cutoff=0.8, why=named_by)
+            where = f"{plan.path}:{lines[name]}: " if name in lines else ""
+            problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
+                            f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
+    last = max((i for i, p in enumerate(problems) if "make it with:" in p), default=None)
+    if last is not None:  # said once, after the last command
+        roots = "set each $<DATASET>_ROOT above to that dataset's folder (manifests/README.md, its layout); " \
+            if any("_ROOT" in p for p in problems) else ""
+        roots += "each $<DATASET>_TAXONOMY to its taxonomy CSV (README.md, \"Your own image folders\"); " \
+            if any("_TAXONOMY" in p for p in problems) else ""
+        problems[last] += (f"\n{roots}a manifest's recorded sizes are part of its content hash (building it again "
+                           "with others makes the results on it stale), so build a train manifest once with every size "
+                           "you mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
+                           "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
+                           "its sbatch scripts")
+    return problems
+
+
+def check_manifest_contents(plan: Plan, meta) -> list[str]:
+    """With every manifest present, what would otherwise fail only in a job, after its dependencies ran (`meta`:
+    name -> metadata): a size or labeled size beyond a manifest's images, train and test manifests of other classes,
+    levels, pools and corrupted variants other than the grid's, test images among the labeled ones."""
+    tables = _TableReads()
+    found: list[str | None] = [_pooled_from_elsewhere(plan, plan.grid.datasets[key], meta)
+                               for key in dict.fromkeys(j.axes["dataset"] for j in plan.by_stage("pretrain"))]
+    for job in plan.jobs:
+        found += (_pretrain_problems(plan, job, meta) if job.stage == "pretrain" else
+                  _evaluate_problems(plan, job, meta, tables))
+    found += _test_images_among_labeled(plan, meta)
+    return list(dict.fromkeys(msg for msg in found if msg))  # each once, in the order found
+
+
+def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
+    """A pretraining job's manifest: the grid's corrupted variant, holding `size` images, at least a batch of them,
+    and a schedule that fits them."""
+    from study.train import PretrainConfig
+
+    sec = job.config["pretrain"]
+    size, name = sec.get("size", job.axes.get("size")), sec.get("manifest")
+    if not name:
+        return []
+    problems = [_corrupted_from_elsewhere(plan, job, name, meta)]
+    where = line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
+    have = meta(name)["num_images"]
+    if is_int(size) and size > have:
+        return problems + [f"{where}: pretraining size {count_text(size)}: manifest {name} has {have} images (a size "
+                           f"of at most {format_count(have)}, or a manifest built from more images)"]
+    batch = sec.get("batch_size", PretrainConfig.batch_size)
+    images = size if is_int(size) else have
+    trains = method_trains(job)
+    if trains and is_int(batch) and batch > images:
+        if "batch_size" in plan.grid.defaults_pretrain:
+            where = f"{plan.grid.path}:{key_line(plan.grid, job, 'batch_size')}"  # where it was set
+        problems.append(f"{where}: pretraining batch_size {batch} is larger than the {images} images of {name}"
+                        + (f" at size {format_count(size)}" if is_int(size) else "")
+                        + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
+    elif trains:
+        error = schedule_error(sec, None, images)
+        at = f" (pretraining size {format_count(size)})" if is_int(size) else ""  # the axis's line holds every size
+        problems.append(f"{where}: pretrain.{error}{at}" if error else None)
+    return problems
+
+
+def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
+    """An evaluation job's manifests: its labeled sizes held, a fine-tuning schedule that fits them, granularity
+    levels of the test manifest's taxonomy, train and test manifests of the same classes."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    if train:
+        n = meta(train)["num_images"]
+        for ls in sec.get("labeled_sizes") or []:
+            if is_int(ls) and ls > n:
+                problems.append(f"{setting_at(plan, job, 'labeled_sizes')}: labeled size {count_text(ls)} asked of "
+                                f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for "
+                                f"every one)")
+    if sec.get("protocol") in ("finetune", "scratch") and train:
+        sizes = sec.get("labeled_sizes")
+        for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
+            error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
+            if error:
+                problems.append(f"{setting_at(plan, job, 'finetune')}: evaluate.finetune.{error}"
+                                + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
+    if sec.get("protocol") == "granularity" and test:
+        problems += _granularity_problems(plan, job, meta, tables)
+    if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
+        a, b = meta(train)["class_names"], meta(test)["class_names"]
+        only = sorted(set(a) ^ set(b))
+        problems.append(
+            f"{setting_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
+            "evaluation) have "
+            f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
+                                                         "; in another order") + ")"
+            + f": {_delete(test)} and rebuild it with --classes-from {train}"
+            + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
+                                           "are then left out, as no probe could name them)"))
+    from study.manifests.build import reading_differences
+
+    for flag, a, b in reading_differences(meta(train), meta(test)) if train and test else ():
+        problems.append(f"{setting_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test "
+                        f"sets of an evaluation) are read with {flag} {a} and {b}: {_delete(test)} and rebuild it "
+                        f"with {flag} {a} --classes-from {train}")  # GLC20's: equal class names, other labels or pixels
+    return problems
+
+
+def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
+    """A granularity job's levels: given or in the test manifest's taxonomy, coarse -> fine, columns of both
+    manifests."""
+    problems = []
+    sec = job.config["evaluate"]
+    train, test = sec.get("train_manifest"), sec.get("test_manifest")
+    levels = sec.get("levels") or meta(test).get("levels") or []
+    where = setting_at(plan, job, "levels")
+    if not levels:
+        # a train manifest that has its taxonomy already is left as it is (rebuilding it would change nothing)
+        names = [test] + ([train] if train and train != test and not meta(train).get("levels") else [])
+        alone = len(names) == 1 and train and train != test
+        problems.append(f"{where}: granularity on manifest {test}, which has no taxonomy levels: "
+                        f"build {' and '.join(names)} again with " + (f"{train}'s" if alone else "the same")
+                        + " --taxonomy FILE (a CSV of the levels coarse -> fine, then the class name; README.md, "
+                        "\"Your own image folders\")" + (f" and --classes-from {train}" if alone else "")
+                        + ", after you " + ", and ".join(_delete(n) for n in names))
+    taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
+    ranked = [lv for lv in levels if lv in taxonomy]
+    if ranked != sorted(ranked, key=taxonomy.index):
+        problems.append(f"{where}: granularity levels run coarse -> fine, as the taxonomy of "
+                        f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
+                        f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
+    for name in (train, test):
+        have_columns = tables.columns(name) if name else None  # None: unreadable, the job will say so
+        missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
+        if missing:
+            have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+            problems.append(f"{where}: granularity levels {missing} are not columns of manifest "
+                            f"{name} (its taxonomy levels: {', '.join(have)})")
+    if train and test and train != test and not any("are not columns" in p for p in problems):
+        # the job tells a level's value by its path (the coarser levels too), from both manifests' rows: the test
+        # manifest's taxonomy down to the level (granularity.level_path; a level not of it, class_name, alone)
+        own = list(meta(test).get("levels") or [])
+        wanted = [lv for lv in levels if lv in own]
+        path = [lv for lv in own[:max(map(own.index, wanted)) + 1] if lv != "class_name"] if wanted else []
+        clash = tables.taxonomy_clash(train, test, tuple(path)) if path else None
+        if clash:
+            name, level, a, b = clash
+            problems.append(f"{where}: class {name!r} has {level} {a!r} in manifest {train} but "
+                            f"{b!r} in {test}: granularity would map its predictions up another taxonomy; "
+                            f"{_delete(test)} and rebuild it with {train}'s --taxonomy FILE and --classes-from {train}")
+    return problems
+
+
+class _TableReads:
+    """The reads of manifest tables one check makes, each once (a later check reads a rebuilt manifest anew)."""
+
+    def __init__(self) -> None:
+        from study.manifests.store import table_columns
+
+        self.columns = functools.cache(table_columns)  # what a granularity job may name: any column of the table
+        self.taxonomy_clash = functools.cache(_taxonomy_clash)
+
+
+def _taxonomy_clash(train: str, test: str, levels: tuple[str, ...]) -> tuple[str, str, str, str] | None:
+    """The first class (by label) whose value at one of `levels` differs between manifests `train` and `test`, as
+    (class name, level, its value in train, in test); None when they agree or a table is unreadable (the job says
+    so)."""
+    from study.manifests.store import read_arrow
+
+    seen: list[dict] = []
+    for name in (train, test):
+        try:
+            columns = ["label", "class_name", *levels]
+            table = read_arrow(name, columns=columns).group_by(columns).aggregate([])  # a row per class, mostly
+        except StudyError:
+            return None
+        first: dict = {}
+        for label, cls, *values in zip(*(table[c].to_pylist() for c in ["label", "class_name", *levels])):
+            first.setdefault(label, (cls, values))
+        seen.append(first)
+    for label in sorted(set(seen[0]) & set(seen[1])):
+        (cls, ours), (_, theirs) = seen[0][label], seen[1][label]
+        for level, a, b in zip(levels, ours, theirs):
+            if a != b:
+                return cls, level, a, b
+    return None
+
+
+def cost_hint_notes(plan: Plan, meta) -> list[str]:
+    """A note for each dataset's `train_images`, `test_images` or `classes` that its manifest contradicts: they feed
+    only the estimate (a paper grid copied to a small dataset would keep iNat21's millions), so they are not
+    problems, but the estimate counts the grid's number, not the manifest's."""
+    notes = []
+    for key, ds in plan.grid.datasets.items():
+        for hint, name, what, count in (
+                (ds.train_images, ds.train, "train_images", lambda m: (m["num_images"], "images")),
+                (ds.test_images, ds.test, "test_images", lambda m: (m["num_images"], "images")),
+                (ds.classes, ds.train, "classes", lambda m: (len(m["class_names"]), "classes"))):
+            if hint is None or not name or not _manifest_exists(name):
+                continue
+            have, unit = count(meta(name))
+            if have != hint:
+                notes.append(f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the "
+                             "estimate counts the grid's number")
+    return notes
+
+
+def roots_not_here(plan: Plan, meta) -> list[str]:
+    """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine, said: a job that
+    cannot read it stops at its first image, after the jobs it waits for. A manifest records its root when it is made
+    (a corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is
+    made again, not only its base."""
+    from study.manifests import store
+
+    lines, commands = manifest_lines(plan), plan.manifests()
+    out = []
+    for name, command in commands.items():
+        try:
+            m = meta(name)
+        except StudyError:
+            continue  # unreadable metadata: the manifest check names it
+        gone = sorted(set(store.roots_not_here(m).values()))
+        if not gone:
+            continue  # no root recorded (a hand-made manifest): the job names what it cannot read
+        line = lines.get(name)
+        where = at(plan.path, line)
+        made = m.get("corruption") or m.get("pool")
+        remedy = (f"{_delete(name)} and make it again, once its "
+                  f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"
+                  if made else
+                  f"{_delete(name)} and build it again with --root at the dataset's new place (the "
+                  "content hash stays the same when only the root moved)")
+        out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
+                   f"(the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
+                   f"first image; if it moved, {remedy}")
+    return out
+
+
+def _shared_files_remedy(dataset: object) -> str | None:
+    """What to do when a train and a test manifest of reader `dataset` share an image file: the reader's
+    `shared_files` attribute (an image folder without a folder per split, GLC20 occurrence tables of one's own that
+    list an occurrence in both); None for a reader whose splits are their own files, or no registered reader."""
+    from study.datasets import DATASETS
+    from study.datasets.base import reader_attribute
+
+    return reader_attribute(dataset, "shared_files") if isinstance(dataset, str) and dataset in DATASETS else None
+
+
+def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
+    """Each (train, test) manifest pair of an evaluation where test images are among the labeled images its jobs
+    train on (one root, one relative path: e.g. an image folder without split folders, which gives every --split
+    the whole tree): the job refuses it (study.evaluate.run), after its encoders' pretraining."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from study.manifests.store import manifest_paths
+
+    largest: dict[tuple[str, str], tuple[int, Job]] = {}  # (train, test) -> the most labeled images a job takes
+    for job in plan.by_stage("evaluate"):
+        sec = job.config["evaluate"]
+        train, test = sec.get("train_manifest"), sec.get("test_manifest")
+        if not train or not test:
+            continue
+        root = meta(train).get("root")
+        if not _shared_files_remedy(meta(train).get("dataset")) or not root or root != meta(test).get("root"):
+            continue  # the other readers' splits are their own files (and their paths are read only for this)
+        n_train = meta(train)["num_images"]
+        sizes = sec.get("labeled_sizes") or ["all"]
+        n = max(min(int(s), n_train) if is_int(s) else n_train for s in sizes)
+        if n > largest.get((train, test), (-1, job))[0]:
+            largest[(train, test)] = (n, job)
+    out = []
+    for (train, test), (n, job) in largest.items():
+        try:
+            rows = pq.read_table(manifest_paths(train)[0], columns=["path", "labeled_rank"])
+            test_paths = pq.read_table(manifest_paths(test)[0], columns=["path"]).column("path")
+        except (OSError, KeyError, pa.ArrowException):
+            continue  # unreadable: the job names it
+        labeled = rows.filter(pc.less(rows.column("labeled_rank"), n)).column("path")
+        shared = test_paths.filter(pc.is_in(test_paths, value_set=labeled.combine_chunks()))
+        if len(shared) == 0:
+            continue
+        ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+        where = f"{plan.path}:{ds.line}" if ds is not None else setting_at(plan, job, "test_manifest")
+        out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
+                   f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
+                   f"it would score images it trained on, and stops on them after its pretraining; "
+                   + _shared_files_remedy(meta(train)["dataset"]))
+    return out
+
+
+def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:
+    """For a pretraining job on a corrupted manifest `name`: why `name` is not the job's clean training manifest
+    under the job's corruption (another base, another corruption, a base rebuilt since), else None."""
+    spec, train = job.axes.get("corruption"), plan.grid.datasets[job.axes["dataset"]].train
+    if not spec or spec == "none" or not train:
+        return None
+    have, base = meta(name), meta(name).get("base") or {}
+    why = None
+    if not have.get("corruption") or corruption_slug(str(have["corruption"])) != corruption_slug(spec):
+        why = f"its corruption is {have.get('corruption') or 'none'}"
+    elif base.get("name") != train:
+        why = f"it was made from {base.get('name')}"
+    elif _manifest_exists(train) and base.get("content_hash") != meta(train).get("content_hash"):
+        why = f"{train} has been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
+            f"corrupted by {spec}, but {why}; {_delete(name)} and make it again:\n    "
+            f"{plan.manifests().get(name, '')}")
+
+
+def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
+    """For a pool `name` not made yet: each `pool:` share larger than its source's train manifest (one that
+    exists), which `study manifest pool` would refuse, at the grid's `pool:` line; else None."""
+    from study.manifests.store import load_meta
+
+    short = []
+    for ds in plan.grid.datasets.values():
+        if not ds.pooled or ds.train != name:
+            continue
+        for src, n in ds.pool:
+            source = str(plan.grid.datasets[src].train)
+            if _manifest_exists(source) and n > (have := load_meta(source)["num_images"]):
+                short.append(f"{plan.path}:{ds.pool_line or ds.line}: datasets.{ds.key}.pool.{src}: "
+                             f"{count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
+                             f"{format_count(have)} of it (pool {name} cannot be made as the grid gives it)")
+    return "\n".join(short) or None
+
+
+def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
+    """For a pooled dataset: why its manifest is not the pool that its `pool:` declares (other sources, counts or
+    order; a source rebuilt since; not a pool at all), else None."""
+    grid = plan.grid
+    if not ds.pooled or not ds.train:
+        return None
+    want = [(str(grid.datasets[src].train), n) for src, n in ds.pool]
+    made = meta(ds.train).get("pool")
+    why = None
+    if not isinstance(made, list) or not all(isinstance(s, dict) for s in made) or not made:
+        why = "it is not a pool (not made by `study manifest pool`)"
+    else:
+        have = [(str(s.get("name")), s.get("size")) for s in made]
+        if have != want:
+            same = sorted(map(str, have)) == sorted(map(str, want))
+            why = f"it pools {_pool_text(have)}" + (" (the same sources in another order)" if same else "")
+        else:
+            rebuilt = [name for (name, _), s in zip(want, made)
+                       if _manifest_exists(name) and s.get("content_hash") != meta(name).get("content_hash")]
+            if rebuilt:
+                why = f"{', '.join(rebuilt)} {'has' if len(rebuilt) == 1 else 'have'} been rebuilt since it was made"
+    if why is None:
+        return None
+    return (f"{grid.path}:{ds.pool_line or ds.line}: manifest {ds.train} is meant to pool {_pool_text(want)} "
+            f"(datasets.{ds.key}.pool), but {why}; {_delete(ds.train)} and make it again:\n    "
+            f"{plan.manifests().get(ds.train, '')}")
+
+
+def _pool_text(sources: list[tuple[str, Any]]) -> str:
+    return ", ".join(f"{name}:{format_count(n) if is_int(n) else n}" for name, n in sources)
+
+
+def _delete(name: str) -> str:
+    """`delete <folder>/<name>.parquet and <folder>/<name>.json`: a manifest's own files, wherever STUDY_MANIFESTS
+    points (a user whose manifests live elsewhere would not find "its .json")."""
+    from study.manifests.store import manifest_files_text
+
+    return f"delete {manifest_files_text(name)}"
