@@ -93,8 +93,9 @@ READER_ATTRIBUTES: dict[str, tuple[object, Callable[[object], bool], str]] = {
                          "a dict from a manifest name's tail (train, val, test) to the split its build command gives, "
                          "e.g. {'val': 'test'}"),
     "splits": ((), _strings, "a tuple of split names"),
-    "shared_files": (None, lambda v: v is None or isinstance(v, str),
-                     "a string: what to do when a train and a test manifest of the reader share an image file"),
+    "shared_files": (None, lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+                     "a string (not empty: an empty one would turn the check off): what to do when a train and a test "
+                     "manifest of the reader share an image file"),
 }
 
 

@@ -58,11 +58,15 @@ def line_style(i: int, n: int, dash: int | None = None) -> dict:
 
 def hollow_partial(ax, x, y, partial, look: dict) -> int:
     """Redraw as hollow (white face, edge in the line's colour) the points of a line drawn with `look` whose cell
-    has fewer seeds than planned (`partial` not None: `cells`' "k/n"); returns how many."""
+    has fewer seeds than planned (`partial` not None: `cells`' "k/n"); returns how many. A line whose marker has no
+    face to empty (the scratch line's `x`) gets a hollow circle there instead: an `x` drawn hollow looks filled."""
     hit = [(xi, yi) for xi, yi, p in zip(x, y, partial) if isinstance(p, str) and not np.isnan(yi)]
     if hit:
         xs, ys = zip(*hit)
-        ax.plot(xs, ys, linestyle="none", marker=look.get("marker", "o"), markersize=look.get("markersize", 5) + 1,
+        marker = look.get("marker", "o")
+        if marker not in matplotlib.lines.Line2D.filled_markers:
+            marker = "o"
+        ax.plot(xs, ys, linestyle="none", marker=marker, markersize=look.get("markersize", 5) + 1,
                 markerfacecolor="white", markeredgecolor=look["color"], markeredgewidth=1.4, zorder=3)
     return len(hit)
 

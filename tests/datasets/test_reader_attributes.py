@@ -54,6 +54,7 @@ def test_the_readers_whose_splits_may_share_files_say_what_to_do():
     ("options", ("crop",), "not a tuple of ReaderOptions fields (label_rule, channels)"),
     ("splits", "train", "not a tuple of split names"),
     ("shared_files", True, "not a string"),
+    ("shared_files", "", "not a string (not empty"),  # "" is falsy: study plan skipped the check silently
 ])
 def test_an_attribute_of_the_wrong_kind_is_named_with_the_module(one_tree_reader, attr, value, message):
     setattr(one_tree_reader, attr, value)

@@ -59,8 +59,9 @@ def fake_slurm(root: Path) -> Path:
     script in sbatch_script_<n>), and `sbatch --test-only` as `fake_test_only` says;
     sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
-    `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`; srun does
-    nothing. Real commands elsewhere on PATH are never reached for these names."""
+    `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`, and the
+    node states (`%t`) of `sinfo_states`, else `idle`; srun does nothing. Real commands elsewhere on PATH are never
+    reached for these names."""
     d = str(root)
     return fake_commands(
         root / "bin",
@@ -73,7 +74,8 @@ def fake_slurm(root: Path) -> Path:
                'exit 0',
         scancel=f'echo "$@" >> "{d}/scancelled"',
         scontrol='echo "MaxArraySize = 1001"',
-        sinfo=f'cat "{d}/sinfo" 2>/dev/null || echo debug',
+        sinfo=f'case "$*" in *%t*) cat "{d}/sinfo_states" 2>/dev/null || echo idle; exit 0;; esac\n'
+              f'cat "{d}/sinfo" 2>/dev/null || echo debug',
         srun="exit 0")
 
 

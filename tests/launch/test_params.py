@@ -598,3 +598,53 @@ def test_an_array_sbatch_refuses_after_others_were_queued_names_the_stages_place
             "account: 'other', stages.evaluate.qos: 'short'): sbatch: error: Batch job submission failed: Invalid qos "
             "specification; the 1 job(s) of the arrays before it are queued (study status): fix the profile and "
             "submit again, which queues the rest to wait on them") in err, err
+
+
+def test_sinfo_is_asked_without_a_shells_sinfo_partition_which_would_list_that_partition_only(env, slurm, monkeypatch):
+    """A shell with SINFO_PARTITION=gpu (a site's default for interactive use) had sinfo list gpu alone: a stage on
+    debug was refused as "not a partition of this cluster". sinfo pads a sized %R column: names are read stripped."""
+    from study.launch.slurm.params import cluster_partitions
+
+    fake_commands(slurm / "bin", sinfo='if [ -n "$SINFO_PARTITION" ]; then echo "$SINFO_PARTITION 4:00:00"; '
+                                       'else printf "debug      infinite\\ngpu        2-00:00:00\\n"; fi')
+    monkeypatch.setenv("SINFO_PARTITION", "gpu")
+    assert cluster_partitions() == {"debug": None, "gpu": 2880}
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("sinfoenv"))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0 and "not a partition of this cluster" not in err, err
+
+
+def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_partitions_limit(env, slurm):
+    """A QOS with the flag PartitionTimeLimit lets its jobs ask more than the partition's MaxTime (a site's `long`
+    QOS on a 4h partition): a 5h evaluation with one was refused with no way around it. sacctmgr is asked: that flag,
+    queued; without it, refused; where sacctmgr cannot tell, a warning and queued."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("timedqos"))
+    profile = env / "longqos.yaml"
+    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short, "
+                                       "qos: long}"))
+    (slurm / "sinfo").write_text("debug infinite\nshort 4:00:00\n")
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd"),
+            "--dry-run"]
+    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit"')
+    code, _, err = run_cli(argv)
+    assert code == 0 and "study: warning: profile " in err and "MaxTime of stages.evaluate.partition" in err, err
+    assert "sacctmgr could not tell" not in err
+    code, _, err = run_cli(argv[:-1])
+    assert code == 2 and err.rstrip().endswith("nothing was queued"), err
+    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit,PartitionTimeLimit"')
+    code, _, err = run_cli(argv)
+    assert code == 0 and "MaxTime" not in err, err
+    fake_commands(slurm / "bin", sacctmgr='echo "sacctmgr: error: Problem talking to the database" >&2; exit 1')
+    code, _, err = run_cli(argv[:-1])  # a real submit: a warning, and queued
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    assert "more than the MaxTime of stages.evaluate.partition 'short' (4h, sinfo)" in err
+    assert "unless the stage's QOS has the flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)" in err
+    prof, limits = load_profile(profile), {"debug": None, "short": 240}
+    assert len(over_time_limits(prof, {"evaluate": 300}, limits)) == 1  # no qos_lifts: the QOS lifts nothing
+    assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: True) == []
+    assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None) == []
+    assert len(over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None, uncertain=True)) == 1

@@ -381,7 +381,8 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     grid.write_text(grid_text("qos"))
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 2, err
-    assert ("Slurm refuses the evaluate jobs (--cpus-per-task=1, --mem=1GB, --nodes=1; partition: 'debug', account: "
+    assert ("Slurm refuses the evaluate jobs (--cpus-per-task=1, --mem=1GB, --nodes=1, --time=10; partition: 'debug', "
+            "account: "
             "'lab', stages.evaluate.qos: 'short'): sbatch --test-only said: allocation failure: Invalid qos "
             "specification; ") in err, err
     assert err.rstrip().endswith("nothing was queued"), err
@@ -391,6 +392,26 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     assert len((slurm / "test_only_calls").read_text().splitlines()) == 4
+
+
+def test_a_test_only_answer_that_nodes_down_now_also_give_is_a_warning_and_the_jobs_are_queued(env, slurm):
+    """`sbatch --test-only` weighs only the nodes up now: with a partition's nodes drained it answers "Requested node
+    configuration is not available", where sbatch queues the jobs to wait. That answer was a refusal with nothing
+    queued (and no way around it until the nodes came back); it is a warning, and sbatch decides. With every node of
+    the partition up, the same answer means no node has what the jobs ask: refused, nothing queued."""
+    (slurm / "test_only_refuse").write_text("#SBATCH --partition=debug\n"
+                                           "allocation failure: Requested node configuration is not available\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("drained"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 2 and "Requested node configuration is not available; change the profile" in err, err
+    assert not (slurm / "counter").exists()
+    (slurm / "sinfo_states").write_text("idle\ndrain\n")
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    assert ("study: warning: profile " in err and "Slurm refuses the pretrain jobs" in err
+            and "down or drained now (sinfo -p debug)" in err), err
+    assert (slurm / "counter").read_text().strip() == "102"  # both arrays queued
 
 
 def test_an_evaluation_and_a_concatenations_of_two_encoders_wait_in_arrays_of_their_own_dependency_sets():

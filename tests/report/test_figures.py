@@ -949,6 +949,25 @@ def _hollow(ax) -> list[tuple[float, float]]:
             for x, y in zip(line.get_xdata(), line.get_ydata())]
 
 
+def test_a_hollow_point_of_a_line_whose_marker_has_no_face_is_a_hollow_circle():
+    """The scratch line's `x` has no face to empty: drawn white-faced it looked as every other `x`. Its partial point
+    is a hollow circle; a NaN point (a gap) and a full one get none, on a log axis too."""
+    import matplotlib.pyplot as plt
+    from study.report import style
+
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    n = style.hollow_partial(ax, [1e3, 1e4, 1e5], [0.2, np.nan, 0.4], ["1/3", "1/3", None], style.REFERENCE)
+    (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "None"]
+    assert n == 1 and line.get_marker() == "o" and line.get_markerfacecolor() == "white"
+    assert list(line.get_xdata()) == [1e3] and line.get_markeredgecolor() == "black"
+    fig2, ax2 = plt.subplots()
+    style.hollow_partial(ax2, [1.0], [0.5], ["1/2"], style.line_style(1, 3))
+    assert ax2.get_lines()[0].get_marker() == style.MARKERS[1]  # a filled marker keeps its shape
+    plt.close(fig)
+    plt.close(fig2)
+
+
 def test_granularity_draws_a_level_with_fewer_seeds_than_planned_hollow():
     """simclr's species level has one of its two planned seeds: that point alone is hollow, and the caption says
     what hollow means."""

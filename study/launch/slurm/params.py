@@ -11,7 +11,8 @@ signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeu
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
 a stage's own partition, account, qos, constraint, gpu_type and additional (`stages.<stage>.partition`, ...:
 Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, or
-whose MaxTime there a stage's time exceeds: `over_time_limits`, refused by study submit before sbatch);
+whose MaxTime there a stage's time exceeds and its QOS does not lift: `over_time_limits`, refused by study
+submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -23,10 +24,11 @@ instead of waiting in NCCL collectives until the watchdog's timeout.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-from typing import Any, Container, Iterable, Sequence
+from typing import Any, Callable, Container, Iterable, Sequence
 
 from submitit.slurm.slurm import _convert_mem
 
@@ -102,15 +104,11 @@ def cluster_max_array_size() -> int | None:
 
 
 def cluster_partitions() -> dict[str, int | None] | None:
-    """The partitions this cluster has (`sinfo --all`: hidden ones too), each with its MaxTime in minutes (None:
-    infinite, or not told), or None when sinfo is absent, fails or lists none (nothing can be told then: sbatch
-    decides)."""
-    if not shutil.which("sinfo"):
-        return None
-    try:
-        run = subprocess.run(["sinfo", "--all", "--noheader", "--format=%R %l"], capture_output=True, text=True,
-                             timeout=30)
-    except (OSError, subprocess.SubprocessError):
+    """The partitions this cluster has (`sinfo --all`: hidden ones too; a shell's SINFO_PARTITION, which would list
+    its own only, removed), each with its MaxTime in minutes (None: infinite, or not told), or None when sinfo is
+    absent, fails or lists none (nothing can be told then: sbatch decides)."""
+    run = _sinfo("--format=%R %l")
+    if run is None:
         return None
     limits: dict[str, int | None] = {}
     for line in run.stdout.splitlines():
@@ -118,6 +116,34 @@ def cluster_partitions() -> dict[str, int | None] | None:
         if name:
             limits[name] = max_time_minutes(limit.strip())
     return limits if run.returncode == 0 and limits else None
+
+
+def _sinfo(*args: str) -> subprocess.CompletedProcess | None:
+    """`sinfo --all --noheader ARGS`, with the shell's SINFO_* variables removed (SINFO_PARTITION would list its own
+    partition only); None where sinfo is absent or does not answer."""
+    if not shutil.which("sinfo"):
+        return None
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
+        return subprocess.run(["sinfo", "--all", "--noheader", *args], capture_output=True, text=True, timeout=30,
+                              env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# sinfo's compact node states (%t) of a node up now; one with a flag (`*` not responding, `~` powered off, `$` in a
+# maintenance reservation, ...) or in any other state (down, drain, maint, resv, ...) is not
+UP_STATES = ("idle", "mix", "alloc", "comp", "plnd")
+
+
+def partition_nodes_up(partition: str) -> bool | None:
+    """Whether every node of `partition` (a comma list: of each) is up now, as sinfo's compact states say; None where
+    sinfo cannot tell."""
+    run = _sinfo(f"--partition={partition}", "--format=%t")
+    states = [line.strip() for line in run.stdout.splitlines() if line.strip()] if run is not None else []
+    if run is None or run.returncode != 0 or not states:
+        return None
+    return all(state in UP_STATES for state in states)
 
 
 def max_time_minutes(limit: str) -> int | None:
@@ -147,11 +173,31 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
-def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None]) -> list[str]:
+def qos_lifts_time_limit(qos: str) -> bool | None:
+    """Whether QOS `qos` has the flag PartitionTimeLimit (its jobs may ask more than their partition's MaxTime), as
+    `sacctmgr show qos` says; None where it cannot tell (no sacctmgr, no accounting database, no such QOS)."""
+    if not shutil.which("sacctmgr"):
+        return None
+    try:
+        run = subprocess.run(["sacctmgr", "--noheader", "--parsable2", "show", "qos", f"where name={qos}",
+                              "format=Name,Flags"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in run.stdout.splitlines() if run.returncode == 0 else []:
+        name, _, flags = line.strip().partition("|")
+        if name.lower() == qos.lower():
+            return "PartitionTimeLimit" in flags.split(",")
+    return None
+
+
+def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
+                     qos_lifts: Callable[[str], bool | None] = lambda qos: False, uncertain: bool = False) -> list[str]:
     """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the
     MaxTime `limits` gives its partition (of a list: the longest; a partition `limits` lacks or without a limit: none
     checked), said with the profile keys to change: such a job pends for ever (PartitionTimeLimit) unless the
-    cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster."""
+    cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster, nor of one whose
+    QOS lifts the partition's MaxTime (`qos_lifts`: `qos_lifts_time_limit`); with `uncertain`, only the stages whose
+    QOS `qos_lifts` cannot tell of (None), else only the others."""
     from study.grids.profile import minutes_text
 
     said = []
@@ -161,12 +207,16 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
         if _elsewhere(placement) or not names or any(limits.get(name) is None for name in names):
             continue
         limit = max(int(limits[name]) for name in names)  # type: ignore[arg-type]
-        if time_min > limit:
-            said.append(f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
-                        f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): "
-                        f"ask for at most that (the profile's stages.{stage}.time, or the grid's resources), and set "
-                        f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that "
-                        f"`study plan` checks it")
+        if time_min <= limit:
+            continue
+        lifts = qos_lifts(placement.qos) if placement.qos else False
+        if lifts or (lifts is None) != uncertain:
+            continue
+        said.append(f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
+                    f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): "
+                    f"ask for at most that (the profile's stages.{stage}.time, or the grid's resources), and set "
+                    f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that "
+                    f"`study plan` checks it")
     return said
 
 

@@ -5,25 +5,33 @@ jobs are queued without the jobs that wait on them:
   PartitionTimeLimit): `cluster_partitions`, `unknown_partitions`, `over_time_limits`;
 - a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
   an account or QOS the user is not associated with, a GPU type or count, memory or CPUs that no node of the
-  partition has.
+  partition has (an answer it also gives where the partition's nodes are down or drained now, NODES_NOT_UP: then,
+  unless sinfo says every node of the partition is up, a warning, and sbatch decides).
 
 A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a controller that does not answer),
 nothing is checked and sbatch decides."""
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from study.errors import StudyError
 from study.launch.slurm import state as slurm_state
-from study.launch.slurm.params import cluster_partitions, over_time_limits, slurm_parameters, unknown_partitions
+from study.launch.slurm.params import (cluster_partitions, over_time_limits, partition_nodes_up, qos_lifts_time_limit,
+                                       slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
 # how `sbatch --test-only` says no: its "allocation failure: <why>", or an option sbatch or the controller refuses
 REFUSED = ("allocation failure", "sbatch: error")
 UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused")  # the controller said nothing
+# what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
+# up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
+# first of these)
+NODES_NOT_UP = ("Requested node configuration is not available", "Requested partition configuration not available now",
+                "Required node not available", "Requested nodes are busy")
 
 
 def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bool, err: TextIO) -> None:
@@ -31,7 +39,7 @@ def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bo
     warning on `err` of what sinfo tells."""
     _check_partitions(plan.profile, _stage_times(jobs), dry_run, err)
     if not dry_run:
-        _test_only(plan, workdir, jobs)
+        _test_only(plan, workdir, jobs, err)
 
 
 def placement_said(profile: Any, stage: str) -> str:
@@ -59,8 +67,12 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
     if known is None:
         return
     unknown = unknown_partitions(profile, stage_times, known)
+    qos_lifts = functools.lru_cache(maxsize=None)(qos_lifts_time_limit)
     problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
-                if unknown else []) + over_time_limits(profile, stage_times, known)
+                if unknown else []) + over_time_limits(profile, stage_times, known, qos_lifts)
+    for said in over_time_limits(profile, stage_times, known, qos_lifts, uncertain=True):
+        print(f"study: warning: profile {profile.path or 'built-in default'}: {said}; unless the stage's QOS has the "
+              f"flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)", file=err, flush=True)
     if not problems:
         return
     said = f"profile {profile.path or 'built-in default'}: {'; '.join(problems)}"
@@ -71,10 +83,10 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
     raise StudyError(f"{said}; nothing was queued")
 
 
-def _test_only(plan: Any, workdir: Path, jobs: list[Any]) -> None:
+def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
     """`sbatch --test-only` of one job script per (stage, resources) of `jobs`: a StudyError naming the profile keys
-    and what Slurm said where it refuses one; nothing where it cannot be asked (sbatch fails to start, times out, or
-    reaches no controller)."""
+    and what Slurm said where it refuses one; a warning on `err` where the refusal may only be nodes down now
+    (NODES_NOT_UP); nothing where it cannot be asked (sbatch fails to start, times out, or reaches no controller)."""
     profile, seen = plan.profile, set()
     for job in jobs:
         if (job.stage, job.resources) in seen:
@@ -92,7 +104,14 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any]) -> None:
         if run.returncode == 0 or not any(w in said for w in REFUSED) or any(w in said for w in UNANSWERED):
             continue
         asked = [f"--{key.replace('_', '-')}={params[key]}" for key in ("gres", "gpus_per_node") if key in params]
-        asked += [f"--cpus-per-task={params['cpus_per_task']}", f"--mem={params['mem']}", f"--nodes={params['nodes']}"]
-        raise StudyError(f"profile {profile.path or 'built-in default'}: Slurm refuses the {job.stage} jobs "
-                         f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}; "
-                         f"change the profile (or the grid's resources); nothing was queued")
+        asked += [f"--cpus-per-task={params['cpus_per_task']}", f"--mem={params['mem']}", f"--nodes={params['nodes']}",
+                  f"--time={params['time']}"]
+        what = (f"profile {profile.path or 'built-in default'}: Slurm refuses the {job.stage} jobs "
+                f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}")
+        if any(w in said for w in NODES_NOT_UP) and (not params["partition"]
+                                                    or partition_nodes_up(params["partition"]) is not True):
+            print(f"study: warning: {what}; it says so too where the partition's nodes are down or drained now "
+                  f"(sinfo -p {params['partition']}), which sbatch queues to wait: submitting, sbatch decides",
+                  file=err, flush=True)
+            continue
+        raise StudyError(f"{what}; change the profile (or the grid's resources); nothing was queued")
