@@ -217,7 +217,9 @@ def test_an_evaluation_refuses_test_images_that_are_labeled_images(manifests, en
     build_manifest(BuildConfig(dataset="imagefolder", root=tmp_path / "train", split="test", name="evtrain_as_test",
                                sizes=[40]))
     with pytest.raises(StudyError, match=r"40 of the 40 test images of manifest evtrain_as_test are labeled images of "
-                                         r"evtrain .e.g. .*/train/class\d/.*: it would be scored on images it trained"):
+                                         r"evtrain .e.g. .*/train/class\d/.*: it would be scored on images it trained "
+                                         r"on; build the test manifest from another split \(an image folder without a "
+                                         r"folder per split"):  # the reader's own remedy (its `shared_files`)
         evaluate(config(labeled_sizes=[8, 40], test_manifest="evtrain_as_test"), tmp_path / "run", [encoder_file()],
                  tmp_path / "f")
 
