@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries
-from study.report import caveats, curves, style
+from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
+from study.report import caveats, curves, rates, style
 from study.report.figures import FIGURES, NoData
 from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
@@ -206,6 +206,27 @@ def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs
                    files={fmt: p.name for fmt, p in paths.items()}, table=found)
 
 
+def _rates_section(table: pd.DataFrame, name: str, out: Path, outputs: Outputs) -> Section:
+    """The throughput the finished jobs measured (study.report.rates), written as `rates.csv/.md/.tex` and, as a
+    profile's cost section would hold it, `rates.yaml`; a note where no job recorded a rate."""
+    section = Section(rates.NAME, rates.TITLE)
+    found = rates.measured_rates(table)
+    if found.empty:
+        section.note = "no finished job recorded a rate yet"
+        return section
+    snippet = rates.profile_snippet(found, name)
+    outputs.add(*table_paths(out, rates.NAME).values(), out / rates.SNIPPET)
+    section.caption = ("Images per second per device (GPU; a CPU job: per job) that the finished jobs measured, "
+                       "median over jobs (lowest, highest), by backbone, width, image size and device; below, a "
+                       f"profile's `cost` section from them ({rates.SNIPPET}): put it in your profile for `study plan` "
+                       "to estimate the rest of a study from this cluster's rates (grids/README.md, \"Cost model\")")
+    paths = write_tables(found, out, rates.NAME, caption=section.caption)
+    write_text(out / rates.SNIPPET, snippet)
+    section.files = {**{fmt: p.name for fmt, p in paths.items()}, "yaml": rates.SNIPPET}
+    section.table, section.code = found, snippet
+    return section
+
+
 def report_lock(out: Path) -> Path:
     """The lock file of report folder `out`, beside it (`.<name>.report.lock`): one build at a time writes a folder."""
     return out.parent / f".{out.name}.report.lock"
@@ -305,6 +326,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
+    sections.append(_rates_section(table, name, out, outputs))
 
     missing = _missing_table(coll, out, outputs)
     n_records = table["job_id"].nunique() if not table.empty else 0

@@ -21,6 +21,7 @@ class Section:
     note: str = ""  # why it was skipped; empty when drawn
     files: dict[str, str] = field(default_factory=dict)  # format -> relative path (png, pdf, csv, md, tex, data)
     table: pd.DataFrame | None = None
+    code: str = ""  # a block shown as written, below the caption (the rates' profile snippet)
 
 
 @dataclass
@@ -43,7 +44,8 @@ td,th{border:1px solid #bbb;padding:.2em .5em;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.missing{color:#777;font-style:italic;text-align:center}
 .warnings{background:#fff4e5;border:2px solid #b26a00;padding:.5em 1em}
-.note{color:#555;font-style:italic} figcaption{font-size:.9em;color:#333;margin-top:.3em}
+.note{color:#555;font-style:italic} pre{background:#f6f6f6;padding:.5em;overflow-x:auto}
+figcaption{font-size:.9em;color:#333;margin-top:.3em}
 """
 
 SCRIPT = """
@@ -101,6 +103,8 @@ def render(page: Page) -> str:
                              f"<figcaption>{e(s.caption)}</figcaption></figure>")
             elif s.caption:
                 parts.append(f"<p>{e(s.caption)}</p>")
+            if s.code:
+                parts.append(f"<pre>{e(s.code)}</pre>")
             parts.append(f"<p>Files: {_links(s.files)}</p>")
             if s.table is not None:
                 parts.append(table_html(s.table))

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from study.atomic import write_text
 from study.errors import StudyError
-from study.report import curves
+from study.report import curves, rates
 from study.report.figures import FIGURES
 from study.report.tables import table_paths
 from study.results.table import TABLE_SCHEMA_KEY
@@ -109,6 +109,6 @@ def figure_files(out: Path, name: str) -> list[Path]:
 def report_names() -> set[str]:
     """Every file name a build writes into its folder."""
     here = Path(".")
-    tables = [p for t in ("cells", "missing", "findings") for p in table_paths(here, t).values()]
-    return {"index.html", "results.parquet", *(p.name for p in tables),
+    tables = [p for t in ("cells", "missing", "findings", rates.NAME) for p in table_paths(here, t).values()]
+    return {"index.html", "results.parquet", rates.SNIPPET, *(p.name for p in tables),
             *(p.name for name in (*(m.NAME for m in FIGURES), curves.NAME) for p in figure_files(here, name))}
