@@ -1,4 +1,5 @@
-"""Stable hashes: of files, and of JSON-able configs (key order and float spelling never change the hash)."""
+"""Stable hashes: of files, and of JSON-able configs (key order never changes the hash; a value's type does: `0`
+and `0.0` hash apart, as a grid's job ids do)."""
 from __future__ import annotations
 
 import hashlib
