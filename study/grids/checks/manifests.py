@@ -13,7 +13,7 @@ from study.grids.jobs import Job, corruption_slug
 from study.grids.schema import DatasetSpec
 from study.grids.yamlio import at
 from study.grids.checks.advice import method_trains, schedule_error
-from study.grids.checks.where import count_text, key_line, line_of_value, manifest_lines, setting_at
+from study.grids.checks.where import key_line, line_of_value, manifest_lines, setting_at
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -23,6 +23,12 @@ def _manifest_exists(name: str) -> bool:
     from study.manifests import manifest_exists
 
     return bool(manifest_exists(name))
+
+
+def _count_text(n: int) -> str:
+    """`n` and, where it reads otherwise, its short form: "50000 (50k)", "500"."""
+    short = format_count(n)
+    return str(n) if short == str(n) else f"{n} ({short})"
 
 
 def metadata_once():
@@ -97,7 +103,7 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
     where = line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
     have = meta(name)["num_images"]
     if is_int(size) and size > have:
-        return problems + [f"{where}: pretraining size {count_text(size)}: manifest {name} has {have} images (a size "
+        return problems + [f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
                            f"of at most {format_count(have)}, or a manifest built from more images)"]
     batch = sec.get("batch_size", PretrainConfig.batch_size)
     images = size if is_int(size) else have
@@ -125,7 +131,7 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
         n = meta(train)["num_images"]
         for ls in sec.get("labeled_sizes") or []:
             if is_int(ls) and ls > n:
-                problems.append(f"{setting_at(plan, job, 'labeled_sizes')}: labeled size {count_text(ls)} asked of "
+                problems.append(f"{setting_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
                                 f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for "
                                 f"every one)")
     if sec.get("protocol") in ("finetune", "scratch") and train:
@@ -375,7 +381,7 @@ def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
             source = str(plan.grid.datasets[src].train)
             if _manifest_exists(source) and n > (have := load_meta(source)["num_images"]):
                 short.append(f"{plan.path}:{ds.pool_line or ds.line}: datasets.{ds.key}.pool.{src}: "
-                             f"{count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
+                             f"{_count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
                              f"{format_count(have)} of it (pool {name} cannot be made as the grid gives it)")
     return "\n".join(short) or None
 

@@ -104,9 +104,3 @@ def manifest_lines(plan: Plan) -> dict[str, int]:
         if name and job.axes.get("dataset") in grid.datasets:
             lines.setdefault(name, grid.datasets[job.axes["dataset"]].line)
     return lines
-
-
-def count_text(n: int) -> str:
-    """`n` and, where it reads otherwise, its short form: "50000 (50k)", "500"."""
-    short = format_count(n)
-    return str(n) if short == str(n) else f"{n} ({short})"
