@@ -392,6 +392,12 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     assert len((slurm / "test_only_calls").read_text().splitlines()) == 4
+    # munge down: --test-only could not say who asks, which says nothing of the placement (sbatch decides)
+    (slurm / "test_only_refuse").write_text("#SBATCH\nsbatch: error: Batch job submission failed: Protocol "
+                                           "authentication error\n")
+    grid.write_text(grid_text("qos2", seeds=(1,)))  # other jobs: the first two are queued
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "Slurm refuses" not in err and "queued 2 job(s) in 2 array(s)" in err, err
 
 
 def test_a_test_only_answer_that_nodes_down_now_also_give_is_a_warning_and_the_jobs_are_queued(env, slurm):

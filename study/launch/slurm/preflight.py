@@ -26,7 +26,8 @@ from study.launch.slurm.sbatch import sbatch_script, submission_env
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
 # how `sbatch --test-only` says no: its "allocation failure: <why>", or an option sbatch or the controller refuses
 REFUSED = ("allocation failure", "sbatch: error")
-UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused")  # the controller said nothing
+# the controller said nothing, or could not tell who asks (munge down): no answer on the placement, sbatch decides
+UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused", "authentication error")
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
 # up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
 # first of these)
