@@ -111,6 +111,15 @@ def reader_attribute(name: str, attr: str) -> object:
     return value
 
 
+def shared_files_remedy(reader: object) -> str | None:
+    """What to do when a train and a test manifest of reader `reader` share an image file: its `shared_files`
+    attribute (an image folder without a folder per split, GLC20 occurrence tables of one's own that list an
+    occurrence in both); None for a reader whose splits are their own files, or one not registered here."""
+    from study.datasets import DATASETS  # every reader registered
+
+    return reader_attribute(reader, "shared_files") if isinstance(reader, str) and reader in DATASETS else None
+
+
 def open_text(path: Path) -> io.StringIO:
     """The UTF-8 text of `path` as a file (newlines kept as written, like `open(path, newline="")`; a leading
     byte-order mark dropped); StudyError naming the line of the first byte that is not UTF-8."""

@@ -147,12 +147,9 @@ def _refuse_test_images_among_labeled(train_m, test_m, largest: int) -> None:
     labeled = set(train_m.labeled(largest)["path"].tolist())
     shared = [p for p in test_m.all()["path"].tolist() if p in labeled]
     if shared:
-        from study.datasets import DATASETS
-        from study.datasets.base import reader_attribute
+        from study.datasets.base import shared_files_remedy
 
-        reader = train_m.meta.get("dataset")
-        remedy = (reader_attribute(reader, "shared_files") if reader in DATASETS else None) or (
-            "build the test manifest from another split")
+        remedy = shared_files_remedy(train_m.meta.get("dataset")) or "build the test manifest from another split"
         raise StudyError(f"evaluate: {len(shared)} of the {test_m.num_images} test images of manifest {test_m.name} "
                          f"are labeled images of {train_m.name} (e.g. {root}/{shared[0]}): it would be scored on "
                          f"images it trained on; {remedy}")

@@ -293,16 +293,6 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
     return out
 
 
-def _shared_files_remedy(dataset: object) -> str | None:
-    """What to do when a train and a test manifest of reader `dataset` share an image file: the reader's
-    `shared_files` attribute (an image folder without a folder per split, GLC20 occurrence tables of one's own that
-    list an occurrence in both); None for a reader whose splits are their own files, or no registered reader."""
-    from study.datasets import DATASETS
-    from study.datasets.base import reader_attribute
-
-    return reader_attribute(dataset, "shared_files") if isinstance(dataset, str) and dataset in DATASETS else None
-
-
 def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
     """Each (train, test) manifest pair of an evaluation where test images are among the labeled images its jobs
     train on (one root, one relative path: e.g. an image folder without split folders, which gives every --split
@@ -311,6 +301,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from study.datasets.base import shared_files_remedy
     from study.manifests.store import manifest_paths
 
     largest: dict[tuple[str, str], tuple[int, Job]] = {}  # (train, test) -> the most labeled images a job takes
@@ -320,7 +311,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         if not train or not test:
             continue
         root = meta(train).get("root")
-        if not _shared_files_remedy(meta(train).get("dataset")) or not root or root != meta(test).get("root"):
+        if not shared_files_remedy(meta(train).get("dataset")) or not root or root != meta(test).get("root"):
             continue  # the other readers' splits are their own files (and their paths are read only for this)
         n_train = meta(train)["num_images"]
         sizes = sec.get("labeled_sizes") or ["all"]
@@ -343,7 +334,7 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
                    f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
                    f"it would score images it trained on, and stops on them after its pretraining; "
-                   + _shared_files_remedy(meta(train)["dataset"]))
+                   + shared_files_remedy(meta(train)["dataset"]))
     return out
 
 
