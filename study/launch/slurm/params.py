@@ -91,15 +91,22 @@ def dependency_string(slurm_ids: Iterable[str]) -> str | None:
     return "afterok:" + ":".join(ids) if ids else None
 
 
-def cluster_max_array_size() -> int | None:
-    """MaxArraySize from `scontrol show config`, or None when scontrol is absent or says nothing."""
-    if not shutil.which("scontrol"):
+def ask_slurm(command: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
+              timeout: float = 30.0) -> subprocess.CompletedProcess | None:
+    """`command` run (text, output captured), or None where its program is not on PATH, cannot start or does not
+    answer within `timeout`: nothing can be told then."""
+    if not shutil.which(command[0]):
         return None
     try:
-        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, input=input)
     except (OSError, subprocess.SubprocessError):
         return None
-    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
+
+
+def cluster_max_array_size() -> int | None:
+    """MaxArraySize from `scontrol show config`, or None when scontrol is absent or says nothing."""
+    run = ask_slurm(["scontrol", "show", "config"])
+    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", run.stdout, re.MULTILINE) if run is not None else None
     return int(m.group(1)) if m else None
 
 
@@ -121,14 +128,8 @@ def cluster_partitions() -> dict[str, int | None] | None:
 def _sinfo(*args: str) -> subprocess.CompletedProcess | None:
     """`sinfo --all --noheader ARGS`, with the shell's SINFO_* variables removed (SINFO_PARTITION would list its own
     partition only); None where sinfo is absent or does not answer."""
-    if not shutil.which("sinfo"):
-        return None
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
-        return subprocess.run(["sinfo", "--all", "--noheader", *args], capture_output=True, text=True, timeout=30,
-                              env=env)
-    except (OSError, subprocess.SubprocessError):
-        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
+    return ask_slurm(["sinfo", "--all", "--noheader", *args], env=env)
 
 
 # sinfo's compact node states (%t) of a node up now; one with a flag (`*` not responding, `~` powered off, `$` in a
@@ -176,14 +177,8 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
 def qos_lifts_time_limit(qos: str) -> bool | None:
     """Whether QOS `qos` has the flag PartitionTimeLimit (its jobs may ask more than their partition's MaxTime), as
     `sacctmgr show qos` says; None where it cannot tell (no sacctmgr, no accounting database, no such QOS)."""
-    if not shutil.which("sacctmgr"):
-        return None
-    try:
-        run = subprocess.run(["sacctmgr", "--noheader", "--parsable2", "show", "qos", f"where name={qos}",
-                              "format=Name,Flags"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in run.stdout.splitlines() if run.returncode == 0 else []:
+    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "qos", f"where name={qos}", "format=Name,Flags"])
+    for line in run.stdout.splitlines() if run is not None and run.returncode == 0 else []:
         name, _, flags = line.strip().partition("|")
         if name.lower() == qos.lower():
             return "PartitionTimeLimit" in flags.split(",")

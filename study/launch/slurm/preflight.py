@@ -13,14 +13,13 @@ nothing is checked and sbatch decides."""
 from __future__ import annotations
 
 import functools
-import subprocess
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from study.errors import StudyError
 from study.launch.slurm import state as slurm_state
-from study.launch.slurm.params import (cluster_partitions, over_time_limits, partition_nodes_up, qos_lifts_time_limit,
-                                       slurm_parameters, unknown_partitions)
+from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
+                                       qos_lifts_time_limit, slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -95,11 +94,9 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
         seen.add((job.stage, job.resources))
         params = slurm_parameters(profile, job.stage, job.resources, job_name=f"study-{plan.name}-test-only")
         script = sbatch_script(params, slurm_state.submitit_folder(workdir, "test-only"), 1, profile.python)
-        try:
-            with submission_env():
-                run = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True,
-                                     timeout=TEST_ONLY_TIMEOUT_S)
-        except (OSError, subprocess.SubprocessError):
+        with submission_env():
+            run = ask_slurm(["sbatch", "--test-only"], input=script, timeout=TEST_ONLY_TIMEOUT_S)
+        if run is None:
             return
         said = " ".join(line.strip() for line in (run.stderr + run.stdout).splitlines() if line.strip())
         if run.returncode == 0 or not any(w in said for w in REFUSED) or any(w in said for w in UNANSWERED):
