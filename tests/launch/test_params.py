@@ -572,8 +572,8 @@ def test_a_stage_time_above_its_partitions_maxtime_is_refused_before_the_first_s
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     # the top-level partition's limit names the top-level max_time
     top = load_profile(GPU_PROFILE)
-    assert over_time_limits(top, {"pretrain": 48 * 60}, {"gpu": 48 * 60}) == []
-    assert over_time_limits(top, {"pretrain": 48 * 60 + 1}, {"gpu": 48 * 60})[0].endswith(
+    assert over_time_limits(top, {"pretrain": 48 * 60}, {"gpu": 48 * 60}) == ([], [])
+    assert over_time_limits(top, {"pretrain": 48 * 60 + 1}, {"gpu": 48 * 60})[0][0].endswith(
         "more than the MaxTime of partition 'gpu' (48h, sinfo): ask for at most that (the profile's "
         "stages.pretrain.time, or the grid's resources), and set max_time: 48h so that `study plan` checks it")
 
@@ -644,7 +644,8 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     assert "more than the MaxTime of stages.evaluate.partition 'short' (4h, sinfo)" in err
     assert "unless the stage's QOS has the flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)" in err
     prof, limits = load_profile(profile), {"debug": None, "short": 240}
-    assert len(over_time_limits(prof, {"evaluate": 300}, limits)) == 1  # no qos_lifts: the QOS lifts nothing
-    assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: True) == []
-    assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None) == []
-    assert len(over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None, uncertain=True)) == 1
+    over, unsure = over_time_limits(prof, {"evaluate": 300}, limits)  # no qos_lifts: the QOS lifts nothing
+    assert len(over) == 1 and unsure == []
+    assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: True) == ([], [])
+    over, unsure = over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None)
+    assert over == [] and len(unsure) == 1

@@ -186,16 +186,17 @@ def qos_lifts_time_limit(qos: str) -> bool | None:
 
 
 def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
-                     qos_lifts: Callable[[str], bool | None] = lambda qos: False, uncertain: bool = False) -> list[str]:
+                     qos_lifts: Callable[[str], bool | None] = lambda qos: False) -> tuple[list[str], list[str]]:
     """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the
     MaxTime `limits` gives its partition (of a list: the longest; a partition `limits` lacks or without a limit: none
     checked), said with the profile keys to change: such a job pends for ever (PartitionTimeLimit) unless the
     cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster, nor of one whose
-    QOS lifts the partition's MaxTime (`qos_lifts`: `qos_lifts_time_limit`); with `uncertain`, only the stages whose
-    QOS `qos_lifts` cannot tell of (None), else only the others."""
+    QOS lifts the partition's MaxTime (`qos_lifts`: `qos_lifts_time_limit`). Returns (over, unsure): unsure, the
+    stages whose QOS `qos_lifts` cannot tell of (None)."""
     from study.grids.profile import minutes_text
 
-    said = []
+    over: list[str] = []
+    unsure: list[str] = []
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
@@ -205,14 +206,15 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
         if time_min <= limit:
             continue
         lifts = qos_lifts(placement.qos) if placement.qos else False
-        if lifts or (lifts is None) != uncertain:
+        if lifts:
             continue
-        said.append(f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
-                    f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): "
-                    f"ask for at most that (the profile's stages.{stage}.time, or the grid's resources), and set "
-                    f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that "
-                    f"`study plan` checks it")
-    return said
+        (unsure if lifts is None else over).append(
+            f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
+            f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): ask for at most "
+            f"that (the profile's stages.{stage}.time, or the grid's resources), and set "
+            f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that `study plan` "
+            f"checks it")
+    return over, unsure
 
 
 def _elsewhere(placement: Any) -> bool:

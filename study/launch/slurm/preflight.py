@@ -12,7 +12,6 @@ A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a c
 nothing is checked and sbatch decides."""
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
@@ -67,10 +66,10 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
     if known is None:
         return
     unknown = unknown_partitions(profile, stage_times, known)
-    qos_lifts = functools.lru_cache(maxsize=None)(qos_lifts_time_limit)
+    over, unsure = over_time_limits(profile, stage_times, known, qos_lifts_time_limit)
     problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
-                if unknown else []) + over_time_limits(profile, stage_times, known, qos_lifts)
-    for said in over_time_limits(profile, stage_times, known, qos_lifts, uncertain=True):
+                if unknown else []) + over
+    for said in unsure:
         print(f"study: warning: profile {profile.path or 'built-in default'}: {said}; unless the stage's QOS has the "
               f"flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)", file=err, flush=True)
     if not problems:
