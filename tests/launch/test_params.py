@@ -501,6 +501,18 @@ def test_a_workdir_slurm_would_read_as_a_log_pattern_or_a_header_line_is_refused
     assert not (env / folder).exists()
 
 
+def _placed(env, name: str, evaluate: str, top: str = "") -> tuple[Path, list[str]]:
+    """(profile, argv of a submit of grid_text(name) under it): PROFILE with `top` lines first and its evaluate
+    stage `{<evaluate>}`."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text(name))
+    profile = env / f"{name}.yaml"
+    profile.write_text(top + PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                             f"  evaluate: {{{evaluate}}}"))
+    return profile, ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile),
+                     "--workdir", str(env / "wd")]
+
+
 def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(env, slurm, monkeypatch):
     """sbatch refused only the evaluations' array, after the pretraining array was queued (the evaluations never
     were): a partition sinfo does not list is named with its profile key before anything is queued; a dry run warns;
@@ -508,13 +520,8 @@ def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(
     job reads the grid's relative paths)."""
     import submitit
 
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("placed"))
-    profile = env / "placed.yaml"
-    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
-                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, partition: 'short,long'}"))
+    profile, argv = _placed(env, "placed", "gpus: 0, cpus: 1, mem: 1G, time: 10m, partition: 'short,long'")
     (slurm / "sinfo").write_text("debug\nlong\ndebug\n")
-    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
     code, _, err = run_cli(argv)
     assert code == 2, err
     assert (f"study: error: profile {profile}: stages.evaluate.partition: 'short' (evaluate jobs): not a partition "
@@ -549,13 +556,8 @@ def test_a_stage_time_above_its_partitions_maxtime_is_refused_before_the_first_s
     """A 5h evaluation on a partition of MaxTime 4h was queued and pended for ever (PartitionTimeLimit) where the
     profile gave no max_time: sinfo's MaxTime is checked before anything is queued, naming the keys to change; a dry
     run warns; a partition list is limited by its longest; a time within the limit is queued."""
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("timed"))
-    profile = env / "timed.yaml"
-    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
-                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short}"))
+    profile, argv = _placed(env, "timed", "gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short")
     (slurm / "sinfo").write_text("debug infinite\nshort 4:00:00\nlong 2-00:00:00\nshort 4:00:00\n")
-    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd")]
     code, _, err = run_cli(argv)
     assert code == 2, err
     assert (f"study: error: profile {profile}: evaluate jobs ask for up to 5h (`time`), more than the MaxTime of "
@@ -566,8 +568,7 @@ def test_a_stage_time_above_its_partitions_maxtime_is_refused_before_the_first_s
     code, out, err = run_cli(argv + ["--dry-run"])
     assert code == 0 and "#SBATCH --time=300" in out, err
     assert "study: warning: profile " in err and "more than the MaxTime of stages.evaluate.partition" in err, err
-    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
-                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: 'short,long'}"))
+    _placed(env, "timed", "gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: 'short,long'")
     code, _, err = run_cli(argv)
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     # the top-level partition's limit names the top-level max_time
@@ -581,18 +582,13 @@ def test_a_stage_time_above_its_partitions_maxtime_is_refused_before_the_first_s
 def test_an_array_sbatch_refuses_after_others_were_queued_names_the_stages_placement_keys(env, slurm):
     """sbatch refused the evaluations' QOS (not associated with their account) after the pretraining was queued: the
     error named the profile file only; it names the keys that place the refused stage, and how to go on."""
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("placedqos"))
-    profile = env / "qos.yaml"
-    profile.write_text("account: lab\n" + PROFILE.replace(
-        "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
-        "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, qos: short, account: other}"))
+    profile, argv = _placed(env, "placedqos", "gpus: 0, cpus: 1, mem: 1G, time: 10m, qos: short, account: other",
+                            top="account: lab\n")
     real = (slurm / "bin" / "sbatch").read_text()
     (slurm / "bin" / "sbatch").write_text(real.replace(
         'echo "Submitted batch job $n"', '[ "$n" = 102 ] && { echo "sbatch: error: Batch job submission failed: '
         'Invalid qos specification" >&2; exit 1; }\necho "Submitted batch job $n"'))
-    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(profile),
-                            "--workdir", str(env / "wd")])
+    code, _, err = run_cli(argv)
     assert code == 2, err
     assert (f"sbatch refused array 2 (evaluate, 1 job(s); profile {profile}; partition: 'debug', stages.evaluate."
             "account: 'other', stages.evaluate.qos: 'short'): sbatch: error: Batch job submission failed: Invalid qos "
@@ -620,15 +616,9 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     """A QOS with the flag PartitionTimeLimit lets its jobs ask more than the partition's MaxTime (a site's `long`
     QOS on a 4h partition): a 5h evaluation with one was refused with no way around it. sacctmgr is asked: that flag,
     queued; without it, refused; where sacctmgr cannot tell, a warning and queued."""
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("timedqos"))
-    profile = env / "longqos.yaml"
-    profile.write_text(PROFILE.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
-                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short, "
-                                       "qos: long}"))
+    profile, argv = _placed(env, "timedqos", "gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short, qos: long")
+    argv.append("--dry-run")
     (slurm / "sinfo").write_text("debug infinite\nshort 4:00:00\n")
-    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(profile), "--workdir", str(env / "wd"),
-            "--dry-run"]
     fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit"')
     code, _, err = run_cli(argv)
     assert code == 0 and "study: warning: profile " in err and "MaxTime of stages.evaluate.partition" in err, err
