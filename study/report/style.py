@@ -71,6 +71,15 @@ def hollow_partial(ax, x, y, partial, look: dict) -> int:
     return len(hit)
 
 
+PARTIAL_LABEL = "fewer seeds than planned"
+
+
+def hollow_handle() -> matplotlib.lines.Line2D:
+    """A legend entry for `hollow_partial`'s points (label `PARTIAL_LABEL`): a hollow grey circle, no line."""
+    return matplotlib.lines.Line2D([], [], linestyle="none", marker="o", markersize=6, markerfacecolor="white",
+                                   markeredgecolor="0.3", markeredgewidth=1.4)
+
+
 def bar_style(i: int, n: int) -> dict:
     """Keyword arguments for the i-th of n bar series: colour, hatch, black edge."""
     return {"color": palette(n)[i % max(n, 1)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": "black",

@@ -45,7 +45,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     colours = method_colours(lines["method"], all_methods(table, expected))  # a method's colour in quality too
     evals = dataset_order(both["eval_dataset"].dropna(), expected)
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
-    out = []
+    out, hollow = [], 0
     for ax, ev in zip(axes[0], evals):
         sub, wait_ev = gran[gran["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled = pick_largest((sub if not sub.empty else wait_ev)["labeled_size"].unique())
@@ -61,7 +61,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             look = {**style.line_style(i, len(labels)), "color": colours[line["method"]]}
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
                         label=label, **look)
-            style.hollow_partial(ax, np.arange(len(levels)), pts["mean"].astype(float), pts["partial_seeds"], look)
+            hollow += style.hollow_partial(ax, np.arange(len(levels)), pts["mean"].astype(float),
+                                           pts["partial_seeds"], look)
             for j, lv in enumerate(levels):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
@@ -75,7 +76,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
     legend = drawn_lines(axes[0])
     names = [label for label in labels if label in legend]
-    axes[0][-1].legend([legend[n] for n in names], names, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    handles = [legend[n] for n in names]
+    if hollow:
+        handles, names = handles + [style.hollow_handle()], names + [style.PARTIAL_LABEL]
+    axes[0][-1].legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5))
     style.tight_layout(fig)
     data = pd.DataFrame(out)
     mode_col = "protocol.granularity_mode"

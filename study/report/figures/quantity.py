@@ -129,7 +129,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
     fig, axes = plt.subplots(len(evals), len(protocols), figsize=(4.2 * len(protocols), 3.2 * len(evals)),
                              squeeze=False, sharey="row")
-    points = []
+    points, hollow = [], 0
     for r, ev in enumerate(evals):
         panel_sizes = sorted(set(main.loc[main["eval_dataset"] == ev, "labeled_size"].dropna())
                              | set(scratch.loc[scratch["eval_dataset"] == ev, "labeled_size"].dropna()))
@@ -155,8 +155,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                          dash=methods.index(line["method"])))
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
                             yerr=pts["std"].astype(float), label=line["line"], **look)
-                style.hollow_partial(ax, pts["labeled_size"].astype(float), pts["mean"].astype(float),
-                                     pts["partial_seeds"], look)
+                hollow += style.hollow_partial(ax, pts["labeled_size"].astype(float), pts["mean"].astype(float),
+                                               pts["partial_seeds"], look)
                 points += _points(pts, eval_dataset=ev, protocol=proto, line=line["line"], role="pretrained",
                                   method=line["method"], dataset=line["dataset"], size=line["size"])
             ref = scratch[scratch["eval_dataset"] == ev].sort_values("labeled_size")
@@ -170,8 +170,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 ref_look = {**style.REFERENCE, **({"marker": style.MARKERS[k % len(style.MARKERS)]} if k else {})}
                 ax.errorbar(ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
                             yerr=ref_pts["std"].astype(float), label=name, **ref_look)
-                style.hollow_partial(ax, ref_pts["labeled_size"].astype(float), ref_pts["mean"].astype(float),
-                                     ref_pts["partial_seeds"], ref_look)
+                hollow += style.hollow_partial(ax, ref_pts["labeled_size"].astype(float),
+                                               ref_pts["mean"].astype(float), ref_pts["partial_seeds"], ref_look)
                 points += _points(ref_pts, eval_dataset=ev, protocol=proto, line=name, role="scratch",
                                   method="scratch", dataset=ev, size=None)
             note_missing(ax, [p["mean"] for p in points[first:]])
@@ -188,6 +188,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                     .sort_values(["_m", "_s"], kind="stable")["line"]))
     names = [n for n in pretrained if n in legend] + [n for n in legend if n not in pretrained]
     handles = [legend[n] for n in names]
+    if hollow:
+        handles, names = handles + [style.hollow_handle()], names + [style.PARTIAL_LABEL]
     data = pd.DataFrame(points, columns=["eval_dataset", "protocol", "line", "role", "method", "dataset", "size",
                                          *POINT_COLUMNS])
     if not data["mean"].notna().any():
