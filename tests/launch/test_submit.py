@@ -398,6 +398,27 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     grid.write_text(grid_text("qos2", seeds=(1,)))  # other jobs: the first two are queued
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "Slurm refuses" not in err and "queued 2 job(s) in 2 array(s)" in err, err
+    assert ("study: warning: sbatch --test-only said: sbatch: error: Batch job submission failed: Protocol "
+            "authentication error: the placement of the pretrain jobs and the stages after is not checked") in err, err
+    assert len((slurm / "test_only_calls").read_text().splitlines()) == 5  # not asked again for the evaluations
+
+
+def test_a_test_only_that_does_not_answer_is_a_warning_and_not_asked_again(env, slurm, monkeypatch):
+    """A busy controller: `sbatch --test-only` past its timeout says nothing of the placement. The submit goes on
+    (sbatch decides), says what was not checked, and does not wait as long again for the next stage."""
+    from study.launch.slurm import preflight
+
+    monkeypatch.setattr(preflight, "TEST_ONLY_TIMEOUT_S", 0.5)
+    real = (slurm / "bin" / "sbatch").read_text().split("\n", 1)[1]
+    (slurm / "bin" / "sbatch").write_text('#!/bin/sh\ncase "$1" in --test-only) '
+                                          f'echo x >> "{slurm}/test_only_calls"; exec sleep 5;; esac\n{real}')
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("busy"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
+    assert ("study: warning: sbatch --test-only did not answer within 0.5 s: the placement of the pretrain jobs and "
+            "the stages after is not checked; submitting, sbatch decides") in err, err
+    assert (slurm / "test_only_calls").read_text() == "x\n"  # the evaluations' placement not asked
 
 
 def test_a_test_only_answer_that_nodes_down_now_also_give_is_a_warning_and_the_jobs_are_queued(env, slurm):

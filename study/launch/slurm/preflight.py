@@ -9,7 +9,7 @@ jobs are queued without the jobs that wait on them:
   unless sinfo says every node of the partition is up, a warning, and sbatch decides).
 
 A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a controller that does not answer),
-nothing is checked and sbatch decides."""
+nothing is checked (a warning where `sbatch --test-only` does not answer) and sbatch decides."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -85,7 +85,8 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
 def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
     """`sbatch --test-only` of one job script per (stage, resources) of `jobs`: a StudyError naming the profile keys
     and what Slurm said where it refuses one; a warning on `err` where the refusal may only be nodes down now
-    (NODES_NOT_UP); nothing where it cannot be asked (sbatch fails to start, times out, or reaches no controller)."""
+    (NODES_NOT_UP); where it cannot be asked (sbatch fails to start, times out, or reaches no controller), a warning and
+    no further asking."""
     profile, seen = plan.profile, set()
     for job in jobs:
         if (job.stage, job.resources) in seen:
@@ -95,10 +96,15 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
         script = sbatch_script(params, slurm_state.submitit_folder(workdir, "test-only"), 1, profile.python)
         with submission_env():
             run = ask_slurm(["sbatch", "--test-only"], input=script, timeout=TEST_ONLY_TIMEOUT_S)
-        if run is None:
+        said = "" if run is None else " ".join(line.strip() for line in (run.stderr + run.stdout).splitlines()
+                                               if line.strip())
+        if run is None or any(w in said for w in UNANSWERED):  # asking again would wait as long: sbatch decides
+            print("study: warning: sbatch --test-only "
+                  + (f"did not answer within {TEST_ONLY_TIMEOUT_S:g} s" if run is None else f"said: {said}")
+                  + f": the placement of the {job.stage} jobs and the stages after is not checked; submitting, "
+                  "sbatch decides", file=err, flush=True)
             return
-        said = " ".join(line.strip() for line in (run.stderr + run.stdout).splitlines() if line.strip())
-        if run.returncode == 0 or not any(w in said for w in REFUSED) or any(w in said for w in UNANSWERED):
+        if run.returncode == 0 or not any(w in said for w in REFUSED):
             continue
         asked = [f"--{key.replace('_', '-')}={params[key]}" for key in ("gres", "gpus_per_node") if key in params]
         asked += [f"--cpus-per-task={params['cpus_per_task']}", f"--mem={params['mem']}", f"--nodes={params['nodes']}",
