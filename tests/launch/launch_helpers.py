@@ -43,12 +43,12 @@ def fake_commands(bin_dir: Path, **scripts: str) -> Path:
 
 def fake_test_only(root: Path) -> str:
     """The first line of a stand-in sbatch: `sbatch --test-only` (the script on stdin) queues nothing, and answers as
-    the real one: where `root/test_only_refuse` exists and the script holds its first line, its second on stderr and
+    the real one: where `root/test_only_refuse` exists and the script holds its first line, the rest on stderr and
     exit 1, else that the job would start; each call's arguments are appended to `root/test_only_calls`."""
     refuse = f'"{root}/test_only_refuse"'
     return (f'case "$1" in --test-only) s=$(cat); echo "$@" >> "{root}/test_only_calls"; '
             f'if [ -e {refuse} ] && printf "%s" "$s" | grep -qF -- "$(sed -n 1p {refuse})"; then '
-            f'sed -n 2p {refuse} >&2; exit 1; fi; '
+            f'sed -n "2,\\$p" {refuse} >&2; exit 1; fi; '
             'echo "sbatch: Job 0 to start at 2026-01-01T00:00:00 using 1 processors on nodes n1 in partition debug" '
             '>&2; exit 0;; esac')
 

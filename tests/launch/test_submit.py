@@ -403,6 +403,25 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     assert len((slurm / "test_only_calls").read_text().splitlines()) == 5  # not asked again for the evaluations
 
 
+def test_an_sbatch_option_of_the_profile_sbatch_does_not_take_is_refused_before_anything_is_queued(env, slurm):
+    """A misspelt option of `additional` (or a value-less one) was left to sbatch, which refused the evaluations' array
+    after the pretraining one was queued. sbatch answers it (as below, on the real one) after 'Try "sbatch --help"',
+    which --test-only asks first: refused, naming the key that holds the profile's own options."""
+    profile = (env / "profile.yaml").read_text()
+    (env / "profile.yaml").write_text(profile.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                                      "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, "
+                                                      "additional: {mai: x}}"))
+    (slurm / "test_only_refuse").write_text("#SBATCH --mai=x\nsbatch: option '--mai=x' is ambiguous; possibilities: "
+                                           "'--mail-type' '--mail-user'\nTry \"sbatch --help\" for more information\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("typo"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 2 and "Slurm refuses the evaluate jobs" in err, err
+    assert ("sbatch --test-only said: sbatch: option '--mai=x' is ambiguous; possibilities: '--mail-type' "
+            "'--mail-user' (the profile's own sbatch options are its `stages.evaluate.additional`)") in err, err
+    assert not (slurm / "counter").exists()  # nothing queued
+
+
 def test_a_test_only_that_does_not_answer_is_a_warning_and_not_asked_again(env, slurm, monkeypatch):
     """A busy controller: `sbatch --test-only` past its timeout says nothing of the placement. The submit goes on
     (sbatch decides), says what was not checked, and does not wait as long again for the next stage."""

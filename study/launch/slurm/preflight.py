@@ -22,8 +22,10 @@ from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
-# how `sbatch --test-only` says no: its "allocation failure: <why>", or an option sbatch or the controller refuses
-REFUSED = ("allocation failure", "sbatch: error")
+# how `sbatch --test-only` says no: its "allocation failure: <why>", an option value sbatch or the controller refuses,
+# or an option sbatch does not take (unknown, ambiguous or missing its value: each followed by BAD_OPTION's line)
+BAD_OPTION = 'Try "sbatch --help"'
+REFUSED = ("allocation failure", "sbatch: error", BAD_OPTION)
 # the controller said nothing, or could not tell who asks (munge down): no answer on the placement, sbatch decides
 UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused", "authentication error")
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
@@ -106,11 +108,15 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
             return
         if run.returncode == 0 or not any(w in said for w in REFUSED):
             continue
+        bad_option = BAD_OPTION in said
+        said = said.split(BAD_OPTION)[0].strip()  # the option and why: the rest is "... for more information"
         asked = [f"--{key.replace('_', '-')}={params[key]}" for key in ("gres", "gpus_per_node") if key in params]
         asked += [f"--cpus-per-task={params['cpus_per_task']}", f"--mem={params['mem']}", f"--nodes={params['nodes']}",
                   f"--time={params['time']}"]
         what = (f"profile {profile.path or 'built-in default'}: Slurm refuses the {job.stage} jobs "
-                f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}")
+                f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}"
+                + (f" (the profile's own sbatch options are its `{profile.placement(job.stage).key('additional')}`)"
+                   if bad_option else ""))
         if any(w in said for w in NODES_NOT_UP) and (not params["partition"]
                                                     or partition_nodes_up(params["partition"]) is not True):
             print(f"study: warning: {what}; it says so too where the partition's nodes are down or drained now "
