@@ -29,7 +29,7 @@ from typing import Any
 
 from study.configfields import is_num
 from study.grids.jobs import Job, trains_nothing
-from study.grids.profile import CostModel, Profile
+from study.grids.profile import DEFAULT_THROUGHPUT, CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
 from study.train.config import PretrainConfig
 
@@ -66,11 +66,16 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
     if backbone not in cost.throughput and "|" not in backbone:  # (two encoders' "a|b": resnet50's, unsaid)
         notes.add(f"backbone {backbone!r} has no throughput in the profile: counted at resnet50's rates; set "
                   f"cost.throughput.{backbone} in the profile")
+    elif backbone in DEFAULT_THROUGHPUT and cost.gives_rates() and not cost.given(backbone):
+        notes.add(f"backbone {backbone!r}: the profile's cost.throughput gives it no rates: counted at the built-in "
+                  f"defaults (ours, rough A100 rates at 224 px); set cost.throughput.{backbone} in the profile")
+    _note_measured_at(job, backbone, cost, notes, pretrain)
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
         method = axes["method"]  # every job's (defaults.pretrain's where the axes give none)
-        factor = cost.method_factor.get(method, 0.0 if trains_nothing(method) else 1.0)  # only its overhead
-        if method not in cost.method_factor and factor:
+        factor = cost.factor(backbone, method)
+        factor = factor if factor is not None else 0.0 if trains_nothing(method) else 1.0  # only its overhead
+        if cost.factor(backbone, method) is None and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.checks.config.check_sections)
@@ -122,6 +127,48 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                 notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
                           f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
     return seconds / 3600 + cost.job_overhead_min / 60
+
+
+def _image_size(sec: dict[str, Any]) -> Any:
+    """The image size a pretrain or evaluate section runs at: its `augment`'s, else its own, else the configs'
+    default (224)."""
+    augment = sec.get("augment") if isinstance(sec.get("augment"), dict) else {}
+    return augment.get("image_size") or sec.get("image_size") or PretrainConfig.image_size
+
+
+def _job_shape(job: Job, pretrain: dict[str, Job]) -> dict[str, Any]:
+    """The width and image size `job` runs its backbone at (an evaluation: its first encoder's width; a scratch run:
+    its own `width`), and its device: `cpu`, or `gpu` where it asks for GPUs."""
+    if job.stage == "pretrain":
+        sec = job.config["pretrain"]
+        width = sec.get("width")
+    else:
+        sec = job.config["evaluate"]
+        encoders = job.config.get("encoders") or []
+        enc = pretrain.get(encoders[0]) if encoders else None
+        width = enc.config["pretrain"].get("width") if enc is not None else sec.get("width")
+    return {"width": width if is_num(width) else PretrainConfig.width, "image_size": _image_size(sec),
+            "device": "gpu" if job.resources.gpus else "cpu"}
+
+
+def _note_measured_at(job: Job, backbone: str, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> None:
+    """Note a job that runs its backbone otherwise than the profile says its rates were measured
+    (`cost.throughput.<backbone>`'s width, image_size, device): the estimate counts the rates as they are, unscaled."""
+    at = cost.measured_at.get(backbone)
+    if not at:
+        return
+    shape = _job_shape(job, pretrain)
+    differ = []
+    for key in ("width", "image_size"):
+        if key in at and is_num(shape[key]) and float(shape[key]) != float(at[key]):  # (else the checks say why)
+            differ.append(f"{key.replace('_', ' ')} {shape[key]:g} (measured at {at[key]})")
+    if "device" in at and (str(at["device"]).strip().lower() == "cpu") != (shape["device"] == "cpu"):
+        differ.append(f"{'GPUs' if shape['device'] == 'gpu' else 'no GPU'} (measured on {at['device']})")
+    if differ:
+        line = cost.names_at.get(("throughput", backbone))
+        notes.add(f"{job.stage} jobs of {backbone} with {', '.join(differ)}: counted at cost.throughput.{backbone}'s "
+                  f"rates{f' (profile line {line})' if line else ''} unscaled, which hold only where they were "
+                  f"measured: measure them at the jobs' own settings (`study report` writes rates.yaml)")
 
 
 def _eval_dataset(job: Job, grid: Grid) -> DatasetSpec | None:

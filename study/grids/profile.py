@@ -26,6 +26,12 @@ RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
 # that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)
 PLACEMENT_KEYS = ("partition", "account", "qos", "constraint", "gpu_type", "max_time", "additional")
 COST_KINDS = ("pretrain", "finetune", "extract")
+# what a `cost.throughput.<backbone>` entry may say besides its rates (COST_KINDS): where they were measured
+# (`width`, `image_size`, `device`: `study plan` notes the jobs that run otherwise) and `method_factor`, the methods'
+# factors measured on that backbone (over the top-level `cost.method_factor` for its jobs); `study report`'s rates.yaml
+# writes them
+MEASURED_AT_KEYS = ("width", "image_size", "device")
+THROUGHPUT_KEYS = COST_KINDS + MEASURED_AT_KEYS + ("method_factor",)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class CostModel:
     finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
     # what such a job runs then (study.evaluate.finetune's 60 for fine-tuning, 90 from scratch)
     default_test_images: int = 50_000  # when a dataset does not give `test_images`
+    # per backbone, where the profile says its rates were measured (MEASURED_AT_KEYS: width, image_size, device), and
+    # the methods' factors measured on it (its jobs' `method_factor`, over the top-level one)
+    measured_at: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backbone_factors: dict[str, dict[str, float]] = field(default_factory=dict)
     # the line of each backbone under `throughput` and method under `method_factor` ((section, name) -> line), for
     # Plan.check to name one the registries do not know
     names_at: dict[tuple[str, str], int] = field(default_factory=dict, compare=False)
@@ -90,6 +100,20 @@ class CostModel:
     def rate(self, backbone: str | None, kind: str) -> float:
         table = self.throughput.get(backbone or "") or self.throughput.get("resnet50") or DEFAULT_THROUGHPUT["resnet50"]
         return float(table.get(kind) or DEFAULT_THROUGHPUT["resnet50"][kind])
+
+    def factor(self, backbone: str | None, method: str) -> float | None:
+        """The cost of `method`'s pretraining image relative to SimCLR's on `backbone`: the factor measured on it
+        (`throughput.<backbone>.method_factor`), else `method_factor`'s; None where neither gives one."""
+        own = self.backbone_factors.get(backbone or "", {})
+        return own[method] if method in own else self.method_factor.get(method)
+
+    def given(self, backbone: str) -> bool:
+        """Whether the profile file gives `backbone` its own rates (else they are the built-in DEFAULT_THROUGHPUT)."""
+        return ("throughput", backbone) in self.names_at
+
+    def gives_rates(self) -> bool:
+        """Whether the profile file gives any backbone's rates (`cost.throughput`)."""
+        return any(section == "throughput" for section, _ in self.names_at)
 
 
 @dataclass(frozen=True)
@@ -460,26 +484,35 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
     tp = raw.get("throughput") or YMap()
     if not isinstance(tp, YMap):
         raise fail(p, raw.line_of("throughput"), "cost.throughput: expected backbone -> {pretrain, finetune, extract}")
+    names_at = {("throughput", str(b)): tp.line_of(b) for b in tp}
+    measured_at: dict[str, dict[str, Any]] = {}
+    backbone_factors: dict[str, dict[str, float]] = {}
     for backbone, rates in tp.items():
         if not isinstance(rates, YMap):
             raise fail(p, tp.line_of(backbone),
                        f"cost.throughput.{backbone}: expected a mapping of {', '.join(COST_KINDS)}")
-        check_keys(p, rates, COST_KINDS, what="throughput kind")
-        for kind, v in rates.items():
-            if not is_num(v) or v <= 0:
+        check_keys(p, rates, THROUGHPUT_KEYS, what="throughput key")
+        for kind in COST_KINDS:
+            v = rates.get(kind)
+            if kind in rates and (not is_num(v) or v <= 0):
                 raise fail(p, rates.line_of(kind),
                            f"cost.throughput.{backbone}.{kind}: expected images/s > 0, got {v!r}")
-        throughput[str(backbone)] = {**throughput.get(str(backbone), {}), **{k: float(v) for k, v in rates.items()}}
-    names_at = {("throughput", str(b)): tp.line_of(b) for b in tp}
-    factors = dict(base.method_factor)
-    mf = raw.get("method_factor") or YMap()
-    if not isinstance(mf, YMap):
-        raise fail(p, raw.line_of("method_factor"), "cost.method_factor: expected method -> number")
-    for method, v in mf.items():
-        if not is_num(v) or v < 0:
-            raise fail(p, mf.line_of(method), f"cost.method_factor.{method}: expected a number >= 0, got {v!r}")
-        factors[str(method)] = float(v)
-        names_at[("method_factor", str(method))] = mf.line_of(method)
+        at = {k: rates[k] for k in MEASURED_AT_KEYS if k in rates}
+        for key in ("width", "image_size"):
+            if key in at and (not is_int(at[key]) or at[key] < 1):
+                raise fail(p, rates.line_of(key), f"cost.throughput.{backbone}.{key}: expected the {key} the rates "
+                                                  f"were measured at, an integer >= 1, got {at[key]!r}")
+        if "device" in at and not (isinstance(at["device"], str) and at["device"].strip()):
+            raise fail(p, rates.line_of("device"), f"cost.throughput.{backbone}.device: expected the device the rates "
+                                                   f"were measured on (`cpu`, or the GPU's name), got {at['device']!r}")
+        if at:
+            measured_at[str(backbone)] = at
+        if "method_factor" in rates:
+            backbone_factors[str(backbone)] = _factors(p, rates, f"cost.throughput.{backbone}.method_factor",
+                                                       names_at)
+        throughput[str(backbone)] = {**throughput.get(str(backbone), {}),
+                                     **{k: float(v) for k, v in rates.items() if k in COST_KINDS}}
+    factors = {**base.method_factor, **_factors(p, raw, "cost.method_factor", names_at)}
     nums: dict[str, float] = {}
     for key in ("job_overhead_min", "probe_min", "probe_rate", "default_epochs", "finetune_epochs",
                 "default_test_images"):
@@ -491,7 +524,23 @@ def _load_cost(p: str, raw: Any, line: int) -> CostModel:
             nums[key] = v
     if "default_test_images" in nums:
         nums["default_test_images"] = int(nums["default_test_images"])
-    return CostModel(throughput=throughput, method_factor=factors, names_at=names_at, **nums)  # type: ignore[arg-type]
+    return CostModel(throughput=throughput, method_factor=factors, measured_at=measured_at,  # type: ignore[arg-type]
+                     backbone_factors=backbone_factors, names_at=names_at, **nums)
+
+
+def _factors(p: str, raw: YMap, said: str, names_at: dict[tuple[str, str], int]) -> dict[str, float]:
+    """`raw["method_factor"]` (`said`: its key in messages), method -> a number >= 0; each method's line recorded in
+    `names_at` for Plan.check."""
+    mf = raw.get("method_factor") or YMap()
+    if not isinstance(mf, YMap):
+        raise fail(p, raw.line_of("method_factor"), f"{said}: expected method -> number")
+    out: dict[str, float] = {}
+    for method, v in mf.items():
+        if not is_num(v) or v < 0:
+            raise fail(p, mf.line_of(method), f"{said}.{method}: expected a number >= 0, got {v!r}")
+        out[str(method)] = float(v)
+        names_at.setdefault(("method_factor", str(method)), mf.line_of(method))
+    return out
 
 
 def minutes_text(minutes: int) -> str:

@@ -6,9 +6,17 @@ A job's rate is its record's `images_per_s` over its `devices` (GPUs; one proces
 over its steps (a two-view step counts one image), a fine-tune's or scratch run's at its largest labeled size, an
 evaluation's feature extraction over the images it extracted (none where every feature came from the cache). Rates
 hold for the backbone, width, image size and device they were measured at: each is a column, and the profile
-snippet (`profile_snippet`) takes the device with the most jobs and, per backbone, its most measured width and size.
+snippet (`profile_snippet`) takes the device with the most jobs and, per backbone, its most measured width and size,
+which it writes beside the rates (`width`, `image_size`, `device`: `study plan` notes each job that runs otherwise,
+whose estimate would not hold), with the methods' factors measured on that backbone (not as the profile's
+`cost.method_factor`, which would price every backbone's jobs by them). `job_seconds`: the median wall time of the
+jobs behind a rate; a rate of jobs shorter than SHORT_JOB_S is mostly their start-up and first steps, which the
+snippet says.
 """
 from __future__ import annotations
+
+import json
+import re
 
 import pandas as pd
 
@@ -17,7 +25,9 @@ from study.results.table import PROTOCOL_PREFIX, is_null
 NAME = "rates"
 SNIPPET = "rates.yaml"  # the profile snippet's file in the report folder
 TITLE = "Measured throughput: rates for your profile's cost section"
-COLUMNS = ["kind", "method", "backbone", "width", "image_size", "device", "jobs", "images_per_s", "lowest", "highest"]
+COLUMNS = ["kind", "method", "backbone", "width", "image_size", "device", "jobs", "images_per_s", "lowest", "highest",
+           "job_seconds"]
+SHORT_JOB_S = 60.0  # ours: a rate of jobs shorter than this is mostly start-up and first steps (noted in the snippet)
 FINETUNE_PROTOCOLS = ("finetune", "scratch")
 EXTRACT_PROTOCOLS = ("linear", "knn", "granularity")  # one encoder's features (concat: two, timed together)
 KINDS = ("pretrain", "finetune", "extract")  # cost.throughput's order
@@ -66,14 +76,16 @@ def measured_rates(table: pd.DataFrame) -> pd.DataFrame:
         "image_size": _column(jobs, "augmentation.image_size", "transform.image_size"),
         "device": _column(jobs, "device_kind"),
         "rate": pd.to_numeric(rate, errors="coerce") / devices,
+        "seconds": pd.to_numeric(_column(jobs, "wall_time_s"), errors="coerce"),
     })
     rows = rows[rows["kind"].notna() & rows["rate"].notna() & (rows["rate"] > 0) & rows["backbone"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = ["kind", "method", "backbone", "width", "image_size", "device"]
     rows = rows.assign(**{k: rows[k].map(_text) for k in ("width", "image_size", "device")})
-    out = (rows.groupby(keys, sort=False)["rate"].agg(jobs="count", images_per_s="median", lowest="min",
-                                                      highest="max").reset_index())
+    grouped = rows.groupby(keys, sort=False)
+    out = grouped["rate"].agg(jobs="count", images_per_s="median", lowest="min", highest="max")
+    out = out.join(grouped["seconds"].median().rename("job_seconds")).reset_index()
     out["_kind"] = out["kind"].map(KINDS.index)
     return out.sort_values(["_kind", "backbone", "method", "device"], kind="stable")[COLUMNS].reset_index(drop=True)
 
@@ -93,24 +105,34 @@ def _round(rate: float) -> float | int:
     return int(value) if value >= 100 else value
 
 
+def _scalar(value: str) -> str:
+    """`value` as a YAML scalar: plain where it is a simple word, else quoted (a GPU's name holds spaces)."""
+    return value if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]*", value) else json.dumps(value)
+
+
 def profile_snippet(rates: pd.DataFrame, grid: str) -> str:
-    """The YAML of a profile's `cost` section from `rates` (measured_rates): `throughput` per backbone (SimCLR's
-    pretraining rate: the cost model counts the other methods by their `method_factor`, given here where SimCLR and
-    the method were measured alike); of the device with the most jobs, and per backbone its most measured width and
-    image size. "" without rates."""
+    """The YAML of a profile's `cost` section from `rates` (measured_rates): `throughput` per backbone of the device
+    with the most jobs, at the backbone's most measured width and image size: SimCLR's pretraining rate, the
+    fine-tune and extraction rates, where they were measured (`width`, `image_size`, `device`) and, as its own
+    `method_factor`, each other pretraining method's cost against SimCLR's measured alike (SimCLR's images/s over the
+    method's). "" without rates."""
     if rates.empty:
         return ""
     device = rates.groupby("device")["jobs"].sum().sort_values(ascending=False, kind="stable").index[0]
     here = rates[rates["device"] == device]
-    lines = [f"# measured by {int(here['jobs'].sum())} finished job(s) of grid {grid} on {device or 'one device'}:",
-             "# median images/s per device (rates.csv); a rate holds at the width and image size it was measured at",
+    lines = [f"# measured by {int(here['jobs'].sum())} finished job(s) of grid {grid} on {device or 'one device'}: "
+             "median images/s per GPU (a CPU job: per job; rates.csv).",
+             "# Into your profile: replace its cost.throughput entries of these backbones with these (keep its other",
+             "# cost keys: job_overhead_min, probe_min, ...); a profile without `cost:` takes this section as it is.",
+             "# A rate holds at the width, image size and device it was measured at (written beside it): `study plan`",
+             "# notes the jobs that run otherwise, and counts them at these rates unscaled.",
              "cost:", "  throughput:"]
-    factors: dict[str, float] = {}
+    short = []
     for backbone, rows in here.groupby("backbone", sort=True):
         shapes = rows.groupby(["width", "image_size"], sort=False)["jobs"].sum()
         shape = shapes.sort_values(ascending=False, kind="stable").index[0]
         rows = rows[(rows["width"] == shape[0]) & (rows["image_size"] == shape[1])]
-        rate = {}
+        rate, factors = {}, {}
         simclr = rows[(rows["kind"] == "pretrain") & (rows["method"] == "simclr")]
         if not simclr.empty:
             rate["pretrain"] = simclr["images_per_s"].iloc[0]
@@ -120,11 +142,21 @@ def profile_snippet(rates: pd.DataFrame, grid: str) -> str:
             hit = rows[rows["kind"] == kind]
             if not hit.empty:
                 rate[kind] = float((hit["images_per_s"] * hit["jobs"]).sum() / hit["jobs"].sum())
-        if rate:
-            at = ", ".join(f"{k} {v}" for k, v in zip(("width", "image size"), shape) if v)
-            lines.append(f"    {backbone}: {{{', '.join(f'{k}: {_round(v)}' for k, v in rate.items())}}}"
-                         + (f"   # at {at}" if at else ""))
-    if factors:
-        lines.append(f"  method_factor: {{simclr: 1.0, {', '.join(f'{m}: {_round(f)}' for m, f in factors.items())}}}"
-                     "   # SimCLR's pretraining images/s over each method's")
+        if not rate:
+            continue
+        lines.append(f"    {backbone}:")
+        lines += [f"      {k}: {_round(v)}" for k, v in rate.items()]
+        lines += [f"      {k}: {v}" for k, v in zip(("width", "image_size"), shape) if v]
+        if device:
+            lines.append(f"      device: {_scalar(device)}")
+        if factors:
+            lines.append(f"      method_factor: {{{', '.join(f'{m}: {_round(f)}' for m, f in factors.items())}}}"
+                         f"   # SimCLR's pretraining images/s over each method's, on {backbone}")
+        seconds = rows["job_seconds"].dropna()
+        if not seconds.empty and float(seconds.max()) < SHORT_JOB_S:
+            short.append(f"{backbone} ({float(seconds.max()):.0f} s)")
+    if short:
+        at = lines.index("cost:")
+        lines[at:at] = [f"# Measured on short jobs (the longest: {', '.join(short)}): their rates are mostly start-up",
+                        "# and first steps; measure on jobs of a minute or more for an estimate that holds."]
     return "\n".join(lines) + "\n"

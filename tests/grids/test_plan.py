@@ -555,6 +555,81 @@ def test_a_profiles_cost_keeps_the_rates_it_does_not_set_and_refuses_an_unknown_
         load_profile(p)
 
 
+MEASURED_PROFILE = """\
+name: measured
+cost:
+  throughput:
+    resnet18:
+      pretrain: 100
+      width: 8
+      image_size: 28
+      device: cpu
+      method_factor: {supervised: 5.0}
+"""
+
+
+def test_rates_measured_on_one_backbone_price_its_jobs_only_and_others_are_noted(write_grid, tmp_path):
+    """rates.yaml's way of writing a backbone's rates: its measured method factors price that backbone's jobs (not
+    resnet50's, which keep the profile's `method_factor`), a job run at another width, image size or device than the
+    rates were measured at is noted (counted unscaled), and a backbone the profile gives no rates is noted as at the
+    built-in defaults."""
+    prof = tmp_path / "measured.yaml"
+    prof.write_text(MEASURED_PROFILE)
+    profile = load_profile(prof)
+    g = write_grid("""
+    axes: {method: [simclr, supervised], backbone: [resnet18, resnet50], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {}
+    """)
+    plan = plan_grid(g, profile)
+    hours = {(j.axes["method"], j.axes["backbone"]): cost_hours(j, plan) - profile.cost.job_overhead_min / 60
+             for j in plan.by_stage("pretrain")}
+    assert hours[("supervised", "resnet18")] == pytest.approx(5.0 * hours[("simclr", "resnet18")])
+    assert hours[("supervised", "resnet50")] == pytest.approx(0.5 * hours[("simclr", "resnet50")])  # the default
+    assert hours[("simclr", "resnet18")] == pytest.approx(1000 / 100 / 3600)
+    notes = plan.estimate["notes"]
+    assert [n for n in notes if "unscaled" in n] == [
+        "pretrain jobs of resnet18 with width 64 (measured at 8), image size 224 (measured at 28), GPUs (measured on "
+        "cpu): counted at cost.throughput.resnet18's rates (profile line 4) unscaled, which hold only where they were "
+        "measured: measure them at the jobs' own settings (`study report` writes rates.yaml)"]
+    assert [n for n in notes if "built-in defaults" in n] == [
+        "backbone 'resnet50': the profile's cost.throughput gives it no rates: counted at the built-in defaults (ours, "
+        "rough A100 rates at 224 px); set cost.throughput.resnet50 in the profile"]
+    alike = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {resources: {gpus: 0}}
+    """, name="alike.yaml", pretrain={"width": 8, "image_size": 28})
+    assert not any("unscaled" in n or "built-in" in n for n in plan_grid(alike, profile).estimate["notes"])
+    assert not any("built-in" in n for n in plan_grid(g).estimate["notes"])  # no profile: the defaults, as documented
+
+
+def test_the_cost_models_rates_entry_of_grids_readme_loads_as_written(tmp_path):
+    text = Path("grids/README.md").read_text().split("## Cost model")[1].split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "p.yaml").write_text(text)
+    cost = load_profile(tmp_path / "p.yaml").cost
+    assert cost.measured_at == {"resnet18_small": {"width": 8, "image_size": 28, "device": "cpu"}}
+    assert cost.factor("resnet18_small", "supervised") == 5.13 and cost.factor("resnet50", "supervised") == 0.5
+
+
+@pytest.mark.parametrize("entry, line, message", [
+    ("width: 0", 6, "cost.throughput.resnet18.width: expected the width the rates were measured at, an integer >= 1, "
+                    "got 0"),
+    ("image_size: 28px", 6, "cost.throughput.resnet18.image_size: expected the image_size the rates were measured "
+                            "at, an integer >= 1, got '28px'"),
+    ("device: 3", 6, "cost.throughput.resnet18.device: expected the device the rates were measured on"),
+    ("method_factor: {supervised: fast}", 6, "cost.throughput.resnet18.method_factor.supervised: expected a number "
+                                             ">= 0, got 'fast'"),
+    ("imagesize: 28", 6, "unknown throughput key 'imagesize' (did you mean 'image_size'?)"),
+])
+def test_a_malformed_rates_entry_names_the_file_line_and_key(tmp_path, entry, line, message):
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: mine\ncost:\n  throughput:\n    resnet18:\n      pretrain: 100\n      {entry}\n")
+    with pytest.raises(StudyError) as e:
+        load_profile(p)
+    assert str(e.value).startswith(f"{p}:{line}: {message}"), str(e.value)
+
+
 def test_a_concatenation_of_two_backbones_is_not_noted_as_an_unknown_backbone(write_grid):
     g = write_grid("""
     axes: {method: [simclr], backbone: [resnet18, resnet50], dataset: [alpha], size: [1000]}

@@ -62,17 +62,36 @@ def test_each_kind_gives_the_median_rate_per_device_of_its_jobs():
 
 
 def test_the_snippet_is_a_cost_section_the_profile_loader_reads(tmp_path):
-    """Of the device with the most jobs (the GPU's 6, not the CPU's 1): SimCLR's pretraining rate, BYOL as a factor
-    of it (SimCLR's rate over BYOL's), the fine-tune and extraction rates; a profile holding it loads."""
+    """Of the device with the most jobs (the GPU's 6, not the CPU's 1): SimCLR's pretraining rate, the fine-tune and
+    extraction rates, where they were measured, and BYOL as a factor of SimCLR's on that backbone (SimCLR's rate over
+    BYOL's; not the profile's top-level method_factor, which would price every backbone's BYOL jobs by it); a profile
+    holding it loads."""
     snippet = profile_snippet(measured_rates(table_of(_records())), "g")
-    assert snippet.startswith(f"# measured by 6 finished job(s) of grid g on {GPU}:")
+    assert snippet.startswith(f"# measured by 6 finished job(s) of grid g on {GPU}: median images/s per GPU")
     cost = yaml.safe_load(snippet)["cost"]
-    assert cost["throughput"] == {"resnet50": {"pretrain": 750, "finetune": 1300, "extract": 2900}}
-    assert cost["method_factor"] == {"simclr": 1.0, "byol": 1.25}
+    assert cost == {"throughput": {"resnet50": {"pretrain": 750, "finetune": 1300, "extract": 2900, "width": 64,
+                                                "image_size": 224, "device": GPU, "method_factor": {"byol": 1.25}}}}
+    assert "short jobs" not in snippet
     (tmp_path / "p.yaml").write_text("partition: gpu\n" + snippet)
     profile = load_profile(tmp_path / "p.yaml")
-    assert profile.cost.throughput["resnet50"]["pretrain"] == 750 and profile.cost.method_factor["byol"] == 1.25
+    assert profile.cost.throughput["resnet50"] == {"pretrain": 750, "finetune": 1300, "extract": 2900}
+    assert profile.cost.factor("resnet50", "byol") == 1.25 and profile.cost.factor("resnet18", "byol") == 1.2
+    assert profile.cost.measured_at["resnet50"] == {"width": 64, "image_size": 224, "device": GPU}
     assert profile_snippet(measured_rates(table_of([])), "g") == ""
+
+
+def test_the_snippet_says_when_its_rates_come_from_short_jobs():
+    """Rates of jobs of a few seconds are mostly their start-up and first steps: the snippet says so."""
+    records = [_pretrain("p1", "simclr", 40.0, device="cpu", width=8, size=28)]
+    records[0]["protocol"]["wall_time_s"] = 3.0
+    rates = measured_rates(table_of(records))
+    assert list(rates["job_seconds"]) == [3.0]
+    snippet = profile_snippet(rates, "g")
+    assert "# Measured on short jobs (the longest: resnet50 (3 s))" in snippet
+    assert yaml.safe_load(snippet)["cost"]["throughput"]["resnet50"] == {"pretrain": 40.0, "width": 8,
+                                                                           "image_size": 28, "device": "cpu"}
+    records[0]["protocol"]["wall_time_s"] = 600.0
+    assert "short jobs" not in profile_snippet(measured_rates(table_of(records)), "g")
 
 
 def test_a_report_writes_the_rates_and_the_snippet_and_shows_it(tmp_path):
