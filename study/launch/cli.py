@@ -45,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
-                              description="Per stage: done / running / pending / failed / cancelled / missing jobs; "
-                                          "each running job's latest progress line, its age and log; each failure's "
-                                          "last error lines and log path.")
+                              description="Per stage: done / stale / running / pending / failed / cancelled / "
+                                          "missing jobs; each running job's latest progress line, its age, log and "
+                                          "latest checkpoint step; each failure's last error lines and log path.")
     _common(p)
     p.add_argument("--format", choices=("table", "json"), default="table",
                    help="table (default): the counts per stage, then what runs and what failed; json: one row per "

@@ -8,10 +8,13 @@ cancelled. A result computed on a manifest since rebuilt is stale: study.launch.
 from __future__ import annotations
 
 import functools
+import io
 import os
+import pickle
 import re
 import socket
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -282,3 +285,68 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
         return line, max(0.0, time.time() - os.stat(path).st_mtime)
     except OSError:
         return None
+
+
+CHECKPOINT_FILE = "checkpoint.pt"  # a training run's (study.train.loop): the job's own, a fine-tuning's per size
+
+
+class _Opaque(dict):
+    """What `_StepReader` makes of every object of a checkpoint but the builtins: an empty mapping (no code of the file
+    runs; an OrderedDict's items may be set on it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _StepReader(pickle.Unpickler):
+    """Unpickles a checkpoint's `data.pkl` without torch and without running any of its code: tensors, storages and
+    every class are `_Opaque` (an OrderedDict too): the plain values beside them, step and total, are all it reads."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _Opaque
+
+    def persistent_load(self, pid: Any) -> Any:
+        return None
+
+
+def checkpoint_step(path: str | os.PathLike) -> list[int] | None:
+    """[step, total steps] of the training checkpoint at `path` (`torch.save`'s zip, as study.train.checkpoint writes
+    it), read from its pickle alone (milliseconds, no torch, no tensor read); None where there is none, or it does not
+    read as one (a torn or foreign file: the run that loads it says so)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            state = _StepReader(io.BytesIO(z.read(name))).load() if name else None
+    except Exception:  # any unreadable file (zipfile, pickle and OSError raise many kinds): no step to name
+        return None
+    if not isinstance(state, dict):
+        return None
+    step, total = state.get("step"), state.get("total_steps")
+    if isinstance(step, int) and isinstance(total, int) and not isinstance(step, bool):
+        return [step, total]
+    return None
+
+
+def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[int]]:
+    """Run folder -> [step, total] of each training checkpoint in the job's folder: "." the job's own (a
+    pretraining), `<protocol>-<labeled size>` each fine-tuning's (an evaluation); where a rerun of the job resumes
+    (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
+    folder = Path(workdir) / "jobs" / job_id
+    out: dict[str, list[int]] = {}
+    for path in [folder / CHECKPOINT_FILE, *sorted(folder.glob(f"*/{CHECKPOINT_FILE}"))]:
+        seen = checkpoint_step(path) if path.is_file() else None
+        if seen is not None:
+            out["." if path.parent == folder else path.parent.name] = seen
+    return out
+
+
+def checkpoint_text(steps: dict[str, list[int]]) -> str:
+    """`checkpoint at step 6/8`, or `checkpoints: finetune-50 at step 3/3, finetune-200 at step 1/3`; "" for none."""
+    if not steps:
+        return ""
+    if list(steps) == ["."]:
+        return "checkpoint at step {}/{}".format(*steps["."])
+    return "checkpoints: " + ", ".join(f"{'the job' if k == '.' else k} at step {s}/{t}" for k, (s, t) in steps.items())

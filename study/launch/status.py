@@ -13,7 +13,8 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import LIVE, STATES, JobState, last_lines, progress, progress_count, sacct_word
+from study.launch.state import (LIVE, STATES, JobState, checkpoint_steps, checkpoint_text, last_lines, progress,
+                                progress_count, sacct_word)
 from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -21,12 +22,19 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
     from study.grids.plan import Plan
 
 
-def state_counts(plan: Plan, states: dict[str, JobState]) -> dict[str, dict[str, int]]:
-    """Stage -> state -> how many of the plan's jobs are in it (every state of STATES, 0 included)."""
+COUNTED = ("done", "stale", *STATES[1:])  # the columns of the status table: the states, a done job's stale result apart
+
+
+def state_counts(plan: Plan, states: dict[str, JobState], stale: dict[str, str] | None = None
+                 ) -> dict[str, dict[str, int]]:
+    """Stage -> column of COUNTED -> how many of the plan's jobs are in it (0 included): their state, but a done job
+    whose result is stale (`stale`: study.launch.stale.stale_results) under `stale`, not `done`: `study submit`
+    refuses to go on until it is set aside, and then runs it again."""
     out: dict[str, dict[str, int]] = {}
     for job in plan.jobs:
-        row = out.setdefault(job.stage, dict.fromkeys(STATES, 0))
-        row[states[job.id].state] += 1
+        row = out.setdefault(job.stage, dict.fromkeys(COUNTED, 0))
+        state = states[job.id].state
+        row["stale" if state == "done" and job.id in (stale or {}) else state] += 1
     return out
 
 
@@ -35,13 +43,16 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
-    """`{"grid", "workdir", "counts": {stage: {state: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "stale"}], "results_off_plan": [id]}`,
-    the jobs in the plan's order: what `study status` prints, one row per job. `progress`: the latest progress line
-    of a running job's log (or of one a local run left unfinished), `progress_count` its [done, total]
-    (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere. `stale`: why a
-    done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study submit` refuses
-    it), else None;
+    """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
+    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "stale"}],
+    "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
+    the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
+    the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
+    [done, total] (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
+    `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
+    a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `state.checkpoint_steps`), else None.
+    `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
+    submit` refuses it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
     from study.grids.render import job_json, plan_axes
 
@@ -55,8 +66,10 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
-                     "log_age_s": round(seen[1], 1) if seen else None, "stale": stale.get(job.id)})
-    return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states),
+                     "log_age_s": round(seen[1], 1) if seen else None,
+                     "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
+                     "stale": stale.get(job.id)})
+    return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
 
 
@@ -66,48 +79,62 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     each planned job's state."""
     out = out or sys.stdout
     with_dependencies, read, states = _read_states(plan, workdir)
-    table = state_counts(plan, states)
+    # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves it out
+    stale = {job_id: why for job_id, why in stale_results(with_dependencies or plan.jobs, workdir).items()
+             if job_id in states}
+    table = state_counts(plan, states, stale)
     of = "" if getattr(plan, "whole", None) is None else f" (those --where selects of its {len(plan.whole)})"
     out.write(f"grid {plan.name}: {len(plan.jobs)} job(s){of}, workdir {Path(workdir).resolve()}\n")
     note = unsubmitted_workdir(workdir)
     if note:
         out.write(f"({note})\n")
-    out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in STATES) + "\n")
+    out.write(f"{'stage':<10}" + "".join(f"{s:>11}" for s in COUNTED) + "\n")
     for stage, row in table.items():
-        out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in STATES) + "\n")
+        out.write(f"{stage:<10}" + "".join(f"{row[s]:>11}" for s in COUNTED) + "\n")
     unsettled = [st.job_id for st in states.values() if st.detail.startswith(UNSETTLED)]
     if unsettled:
         out.write(f"\n{len(unsettled)} job(s) unsettled, counted pending: an interrupted submit may have queued them, "
                   f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
                   f"until it answers\n")
-    _running(states, out)
-    _stopped(states, out)
-    _ended(plan, read, states, out, lines)
+    _running(states, workdir, out)
+    _stopped(states, workdir, out)
+    _ended(plan, read, states, workdir, out, lines)
     _stuck(states, out)
-    # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves it out
-    _stale(with_dependencies or plan.jobs, workdir, states, out)
+    _stale(stale, out)
     _off_plan(plan, workdir, out)
+    _to_run(states, bool(stale), out)
     return states
 
 
-def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], out: TextIO, lines: int) -> None:
-    """The failed and cancelled jobs: the first ENDED_SHOWN one by one (a failure with its log's last `lines`), the
-    rest by state and detail, and those cancelled because a dependency ended, by that dependency."""
+def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], workdir: str | Path, out: TextIO,
+           lines: int) -> None:
+    """The failed and cancelled jobs: up to ENDED_SHOWN one by one (a failure with its log's last `lines`; each with
+    the checkpoint a rerun resumes from), but not one that ended as one shown already did (the same state, detail
+    and last log line: a hundred jobs failing on one bad file); the rest by state and detail, and those cancelled
+    because a dependency ended, by that dependency."""
     by_cause = _cancelled_by_dependency(plan, read)
     grouped = {st.job_id for group in by_cause.values() for st in group}
     ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
-    for st in ended[:ENDED_SHOWN]:
+    shown: dict[tuple, str] = {}  # how a job shown ended -> its id
+    more: dict[tuple[str, str, str | None], list[str]] = {}  # (state, detail, the job shown that ended alike) -> ids
+    for st in ended:
+        tail = last_lines(st.log, lines) if st.state == "failed" else []
+        how = (st.state, st.detail, tail[-1] if tail else None)
+        if how in shown or len(shown) >= ENDED_SHOWN:
+            more.setdefault((st.state, st.detail or "no detail", shown.get(how)), []).append(st.job_id)
+            continue
+        shown[how] = st.job_id
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"
                   + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
-        if st.state == "failed":
-            for line in last_lines(st.log, lines):
-                out.write(f"  | {line}\n")
-    more: dict[tuple[str, str], list[str]] = {}
-    for st in ended[ENDED_SHOWN:]:
-        more.setdefault((st.state, st.detail or "no detail"), []).append(st.job_id)
-    for (state, detail), ids in more.items():
-        out.write(f"\n{len(ids)} more {state} job(s) ({detail}): {_some(ids)}\n")
+        for line in tail:
+            out.write(f"  | {line}\n")
+        saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
+        if saved:
+            out.write(f"  {saved}: `study submit --retry-failed` resumes it there\n")
+    for (state, detail, alike), ids in more.items():
+        said = f"ended as {alike} above: the same detail and last log line" if alike else detail
+        out.write(f"\n{len(ids)} more {state} job(s) ({said}): {_some(ids)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
@@ -136,10 +163,10 @@ def _stuck(states: dict[str, JobState], out: TextIO) -> None:
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
 
 
-def _stale(jobs: list, workdir: str | Path, states: dict[str, JobState], out: TextIO) -> None:
-    """The done jobs among `states` whose results used a manifest since rebuilt (looked up through `jobs`, their
-    dependencies included), and what `study submit` then needs."""
-    rebuilt = [why for job_id, why in stale_results(jobs, workdir).items() if job_id in states]
+def _stale(stale: dict[str, str], out: TextIO) -> None:
+    """The done jobs whose results used a manifest since rebuilt (`stale`: job id -> why, of the plan's jobs; the
+    table counts them `stale`), and what `study submit` then needs."""
+    rebuilt = list(stale.values())
     if rebuilt:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name (or an "
                   f"encoder file since replaced): `study submit` refuses to go on until their results/<id>.json "
@@ -174,19 +201,19 @@ ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one wit
 STOP_WAIT_MARGIN_S = 30.0  # `study cancel` waits for a local command: its workers' grace (STOP_GRACE_S), then this
 
 
-def _running(states: dict[str, JobState], out: TextIO) -> None:
+def _running(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
     """Where each running job is (see `_where_they_got`)."""
     running = [st for st in states.values() if st.state == "running"]
-    _where_they_got(running, f"running ({len(running)})", "no progress line in its log yet", out)
+    _where_they_got(running, f"running ({len(running)})", "no progress line in its log yet", workdir, out)
 
 
-def _stopped(states: dict[str, JobState], out: TextIO) -> None:
+def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
     """The jobs counted missing that had started here: their `study submit --cluster local` ended (Ctrl-C, `study
     cancel`, a kill) before they finished; where each had got to (the next submit resumes there)."""
     stopped = [st for st in states.values() if _stopped_here(st)]
     _where_they_got(stopped, f"stopped before they finished ({len(stopped)}), counted missing: their `study submit "
                     f"--cluster local` ended; the next `study submit` resumes them (from their last checkpoint, where "
-                    f"they wrote one)", "no progress line in its log", out)
+                    f"they wrote one)", "no progress line in its log", workdir, out)
 
 
 def _stopped_here(st: JobState) -> bool:
@@ -194,9 +221,10 @@ def _stopped_here(st: JobState) -> bool:
     return st.state == "missing" and bool(st.log) and not st.slurm_id
 
 
-def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO) -> None:
+def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str | Path, out: TextIO) -> None:
     """Under `header`, the first RUNNING_SHOWN of `jobs`: each log's latest progress line (`silent` where it has
-    none), how long ago the log was written (a job silent for hours may hang) and the log's path."""
+    none), how long ago the log was written (a job silent for hours may hang), the log's path and the step of its
+    latest checkpoint (where a rerun resumes: a log killed mid-run may have gone past it)."""
     if not jobs:
         return
     out.write(f"\n{header}:\n")
@@ -205,8 +233,21 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, out: TextIO)
         seen = progress(st.log)
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
+        saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
+        if saved:
+            out.write(f"    {saved}: a rerun resumes there\n")
     if len(jobs) > RUNNING_SHOWN:
         out.write(f"  ... and {len(jobs) - RUNNING_SHOWN} more\n")
+
+
+def _to_run(states: dict[str, JobState], stale: bool, out: TextIO) -> None:
+    """What a plain `study submit` does next: the missing jobs it runs (failed and cancelled ones wait for
+    --retry-failed, said with them), once `stale` results, if any, are set aside."""
+    missing = [st.job_id for st in states.values() if st.state == "missing"]
+    if missing:
+        out.write(f"\n{len(missing)} job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and "
+                  f"--workdir as before) runs them"
+                  + (", with --set-aside-stale while stale results stop it (above)" if stale else "") + "\n")
 
 
 def _ago(seconds: float) -> str:

@@ -64,7 +64,8 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
     assert code == 0
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("pretrain", "evaluate"))}
-    assert rows["pretrain"] == ["1", "0", "0", "1", "0", "0"] and rows["evaluate"] == ["1", "0", "0", "0", "1", "0"]
+    assert rows["pretrain"] == ["1", "0", "0", "0", "1", "0", "0"]  # done, stale, running, pending, failed, ...
+    assert rows["evaluate"] == ["1", "0", "0", "0", "0", "1", "0"]
     log = wd / "logs" / f"{by['bad:pretrain'].id}.log"
     assert f"log: {log}" in out and "bad_train" in out  # the failure's log path and its last error lines
     bad_pre, bad_eval = by["bad:pretrain"].id, by["bad:evaluate"].id
@@ -457,6 +458,8 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         assert code == 0 and ("2 done job(s) used a manifest since rebuilt under the same name (or an encoder file "
                               "since replaced): `study submit` refuses to go on") in out, out
         assert "its result used manifest toy_train with content" in out, out
+        rows = {ln.split()[0]: ln.split()[1:3] for ln in out.splitlines() if ln.startswith(("pretrain", "evaluate"))}
+        assert rows == {"pretrain": ["0", "1"], "evaluate": ["0", "1"]}, out  # not done: stale
         code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])  # scripts too
         stale = {j["id"]: j["stale"] for j in json.loads(out)["jobs"]}
         assert code == 0 and len(stale) == 2 and all("used manifest toy_train" in why for why in stale.values()), out
@@ -641,7 +644,7 @@ def test_a_job_finished_by_another_command_just_before_its_turn_is_not_run_again
     assert f"done evaluate {ev.id}" in err and (wd / "results" / f"{ev.id}.json").is_file()
     code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("pretrain", "evaluate"))}
-    assert code == 0 and rows["pretrain"] == rows["evaluate"] == ["1", "0", "0", "0", "0", "0"], out  # done
+    assert code == 0 and rows["pretrain"] == rows["evaluate"] == ["1", "0", "0", "0", "0", "0", "0"], out  # done
 
 
 def test_an_evaluation_without_its_encoder_names_the_way_out(tmp_path):

@@ -116,8 +116,8 @@ def test_tiny_grid_submitted_to_slurm_completes_with_every_result(reference):
         rec = read_result(wd / "results" / f"{job.id}.json")
         assert rec["grid"] == "long" and rec["metrics"]
     out = status(reference["grid"], wd)
-    assert out.splitlines()[2].split() == ["pretrain", "2", "0", "0", "0", "0", "0"]
-    assert out.splitlines()[3].split() == ["evaluate", "2", "0", "0", "0", "0", "0"]
+    assert out.splitlines()[2].split() == ["pretrain", "2", "0", "0", "0", "0", "0", "0"]
+    assert out.splitlines()[3].split() == ["evaluate", "2", "0", "0", "0", "0", "0", "0"]
 
 
 def test_submit_twice_submits_nothing_the_second_time(reference):
@@ -231,8 +231,9 @@ def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
     assert code == 0 and "cancelled 2 Slurm job(s)" in out
 
     def all_cancelled():
-        rows = status(grid, wd).splitlines()[2:4]
-        return [r.split()[5] for r in rows] == ["1", "1"]
+        header, *rows = status(grid, wd).splitlines()[1:4]
+        column = header.split().index("cancelled")
+        return [r.split()[column] for r in rows] == ["1", "1"]
 
     wait_until(all_cancelled, 60, "both jobs cancelled", grid, wd)
     assert "queued 0 job(s)" in submit(grid, wd)  # cancelled jobs wait for --retry-failed

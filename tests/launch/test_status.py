@@ -183,7 +183,7 @@ def test_status_names_pending_jobs_slurm_will_not_start_by_themselves(env, slurm
                                   "102 PENDING Dependency\n103 PENDING Dependency\n999 PENDING JobHeldAdmin\n")
     ids = {v: k for k, v in _queued(env / "wd", "held").items()}
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
-    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "2", "0", "0", "0"]  # still counted pending
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "2", "0", "0", "0"]  # still counted pending
     assert (f"1 pending job(s) that Slurm will not start as they stand: JobHeldUser: held; `scontrol release <id>` "
             f"frees it: pretrain {ids['101_0']} (slurm 101_0)") in out, out
     assert "Priority" not in out and "Dependency" not in out and "999" not in out
@@ -242,8 +242,8 @@ def test_status_prints_its_table_when_slurm_cannot_settle_an_interrupted_submit(
     monkeypatch.setenv("PATH", str(env / "no-slurm-here"))
     code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
     assert code == 0, err
-    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "1", "0", "0", "0"]
-    assert out.splitlines()[3].split() == ["evaluate", "0", "0", "0", "0", "0", "1"]
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "1", "0", "0", "0"]
+    assert out.splitlines()[3].split() == ["evaluate", "0", "0", "0", "0", "0", "0", "1"]
     assert "1 job(s) unsettled, counted pending: an interrupted submit may have queued them" in out and pre.id in out
     assert "study: warning:" in err and "cannot ask Slurm" in err
     assert [e["event"] for e in Ledger(wd, "unreach").events()] == ["intent"]  # nothing decided
@@ -340,16 +340,16 @@ def test_status_without_workdir_reads_the_workdir_study_workdir_names(env, monke
     assert code == 0 and f"workdir {(env / 'runs').resolve()}\n" in out, err
 
 
-def test_status_says_how_many_running_jobs_it_did_not_show():
+def test_status_says_how_many_running_jobs_it_did_not_show(tmp_path):
     states = {f"j{i}": JobState(f"j{i}", "pretrain", "running") for i in range(RUNNING_SHOWN + 3)}
     out = io.StringIO()
-    _running(states, out)
+    _running(states, tmp_path, out)
     text = out.getvalue()
     assert f"running ({RUNNING_SHOWN + 3}):" in text and text.count("  pretrain j") == RUNNING_SHOWN
     assert "  pretrain j0: log not known\n" in text  # no log yet: not "no progress line in its log"
     assert text.endswith("  ... and 3 more\n")
     out = io.StringIO()
-    _running(dict(list(states.items())[:RUNNING_SHOWN]), out)
+    _running(dict(list(states.items())[:RUNNING_SHOWN]), tmp_path, out)
     assert out.getvalue().count("  pretrain j") == RUNNING_SHOWN and "more" not in out.getvalue()
 
 
@@ -681,6 +681,98 @@ def test_status_names_at_most_eight_results_of_rebuilt_manifests(env):
     assert text.count("its result used manifest toy_train") == 8 and "  ... and 1 more\n" in text
 
 
+def test_status_counts_a_stale_result_under_stale_not_done(env):
+    """A result computed on a manifest since rebuilt is no done job: `study submit` refuses to go on until it is set
+    aside, then runs it again. The table and the JSON counts put it under `stale`; the job's row says why."""
+    from study.launch.status import status_json
+
+    wd = env / "wd"
+    old, fresh = (Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in (0, 1))
+    for job, manifest in ((old, {"manifest": "toy_train", "manifest_content_hash": "b" * 64}), (fresh, {})):
+        write_result(wd, {"job_id": job.id, "stage": "pretrain", "grid": "g", "axes": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}], "protocol": manifest})
+    out = io.StringIO()
+    print_status(_plan(old, fresh, P1), wd, out)
+    header, row = [line.split() for line in out.getvalue().splitlines()[1:3]]
+    assert dict(zip(header[1:], row[1:])) == {"done": "1", "stale": "1", "running": "0", "pending": "0",
+                                              "failed": "0", "cancelled": "0", "missing": "1"}, out.getvalue()
+    assert "`study submit` (the grid, --cluster and --workdir as before) runs them, with --set-aside-stale" in \
+        out.getvalue()
+    got = status_json(_plan(old, fresh, P1), wd)
+    assert (got["counts"]["pretrain"]["done"], got["counts"]["pretrain"]["stale"]) == (1, 1)
+    assert [(r["state"], bool(r["stale"])) for r in got["jobs"]] == [("done", True), ("done", False),
+                                                                     ("missing", False)]
+
+
+def _checkpoint(path: Path, step: int, total: int) -> None:
+    """A checkpoint as the training loop writes it (its step and total beside tensors and an optimizer's state)."""
+    import torch
+
+    from study.train.checkpoint import save_checkpoint
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"step": step, "total_steps": total, "epoch": 0,
+                           "method": {"encoder.weight": torch.ones(3, 2)},
+                           "optimizer": {"state": {0: {"momentum": torch.zeros(3)}}, "param_groups": [{"lr": 0.3}]},
+                           "rng": {"torch": torch.get_rng_state()}})
+
+
+def test_checkpoint_step_reads_a_checkpoints_step_without_running_its_code(tmp_path):
+    """The step a rerun resumes from, read from the checkpoint's pickle alone; a file that is none, None; a pickle
+    that would run a command runs nothing."""
+    import pickle
+    import zipfile
+
+    from study.launch.state import checkpoint_step, checkpoint_steps, checkpoint_text
+
+    wd = tmp_path / "wd"
+    _checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    _checkpoint(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", 3, 3)
+    _checkpoint(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", 1, 3)
+    assert checkpoint_step(wd / "jobs" / "p1" / "checkpoint.pt") == [6, 8]
+    assert checkpoint_steps(wd, "p1") == {".": [6, 8]} and checkpoint_steps(wd, "nope") == {}
+    assert checkpoint_text(checkpoint_steps(wd, "p1")) == "checkpoint at step 6/8"
+    assert checkpoint_text(checkpoint_steps(wd, "e1")) == \
+        "checkpoints: finetune-200 at step 1/3, finetune-50 at step 3/3"
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 cut short")
+    assert checkpoint_step(tmp_path / "torn.pt") is None and checkpoint_step(tmp_path / "absent.pt") is None
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "x": Evil()}))
+    assert checkpoint_step(tmp_path / "evil.pt") == [1, 2] and not marker.exists()
+
+
+def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_last_step(tmp_path):
+    """A local run killed at step 7 of 8 (its log's last line) had checkpointed at step 6: the rerun resumes there,
+    which the table and the JSON say; a failed job's checkpoint is named with --retry-failed."""
+    from study.launch.status import status_json
+
+    wd = tmp_path / "wd"
+    log = tmp_path / "p1.log"
+    log.write_text("[pretrain] step 6/8 loss 2.3 lr 0.1 10.0 img/s\n[pretrain] step 7/8 loss 2.2 lr 0.04 10.0 img/s\n")
+    _checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    _checkpoint(wd / "jobs" / "p2" / "checkpoint.pt", 40, 100)
+    Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
+                             "log": str(log), "pid": 4242, "host": "another-host.invalid"},
+                            {"event": "local", "job": "p2", "stage": "pretrain", "state": "failed", "log": None,
+                             "error": "exit code 1"}])
+    out = io.StringIO()
+    print_status(_plan(P1, P2), wd, out)
+    text = out.getvalue()
+    assert ("  pretrain p1: [pretrain] step 7/8 loss 2.2 lr 0.04 10.0 img/s  [" in text
+            and f"    log: {log}\n    checkpoint at step 6/8: a rerun resumes there\n" in text), text
+    assert "failed pretrain p2 (exit code 1)\n  checkpoint at step 40/100: `study submit --retry-failed` resumes it " \
+           "there\n" in text, text
+    rows = status_json(_plan(P1, P2), wd)["jobs"]
+    assert [(r["state"], r["progress_count"], r["checkpoint"]) for r in rows] == \
+        [("missing", [7, 8], {".": [6, 8]}), ("failed", None, {".": [40, 100]})]
+
+
 def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_left_out(env):
     """Of a plan `--where` reduced to an evaluation: its result is stale through its pretraining's (a record that
     names no pretraining, as an older study's), though --where leaves the pretraining out; the pretraining itself is
@@ -702,13 +794,13 @@ def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_
     assert "evaluate job e0: it used the result of job p0, which is stale" in text and "pretrain job p0" not in text
 
 
-def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here():
+def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here(tmp_path):
     """A missing job with a log had started under a local command since ended; one without never started."""
     states = {"a": JobState("a", "pretrain", "missing", log="a.log"), "b": JobState("b", "pretrain", "missing"),
               "c": JobState("c", "pretrain", "failed", log="c.log"),
               "d": JobState("d", "pretrain", "missing", slurm_id="7", log="d.log")}  # Slurm's, not a local run's
     out = io.StringIO()
-    _stopped(states, out)
+    _stopped(states, tmp_path, out)
     assert "stopped before they finished (1)" in out.getvalue() and "pretrain a: no progress line in its log" in \
         out.getvalue() and "pretrain b" not in out.getvalue() and "pretrain d" not in out.getvalue()
 
@@ -833,13 +925,16 @@ def test_cancel_of_a_grid_file_finds_its_commands_and_those_that_name_no_file_bu
 
 
 def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_detail(env):
-    """At a study's scale (a hundred failures of one cause) the status names each cause once with its jobs, after the
-    first ENDED_SHOWN jobs in full, rather than a log tail per job."""
+    """At a study's scale (a hundred failures) the status names each way a job ended once in full, up to ENDED_SHOWN
+    of them, then the jobs that ended alike, and the rest by detail, rather than a log tail per job."""
     from study.launch.status import ENDED_SHOWN
 
     wd = env / "wd"
     jobs = [Job(id=f"f{i:02d}", stage="pretrain", config={"axes": {}}) for i in range(ENDED_SHOWN + 12)]
-    events = [{"event": "local", "job": j.id, "stage": "pretrain", "state": "failed", "log": None,
+    logs = {j.id: env / f"{j.id}.log" for j in jobs}
+    for i, j in enumerate(jobs):  # the first ENDED_SHOWN + 2 each with its own last words, then two causes
+        logs[j.id].write_text(f"==== {j.id}\n" + (f"error {i}\n" if i < ENDED_SHOWN + 2 else "shared error\n"))
+    events = [{"event": "local", "job": j.id, "stage": "pretrain", "state": "failed", "log": str(logs[j.id]),
                "error": "CUDA out of memory" if i % 3 else "exit code 1"} for i, j in enumerate(jobs[:-2])]
     events += [{"event": "local", "job": j.id, "stage": "pretrain", "state": "cancelled", "log": None,
                 "error": "stopped"} for j in jobs[-2:]]
@@ -857,6 +952,28 @@ def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_de
     assert f"\n2 more cancelled job(s) (stopped): {jobs[-2].id}, {jobs[-1].id}\n" in text, text
 
 
+def test_status_prints_jobs_that_ended_alike_once_in_full_and_names_the_others(env):
+    """Seven evaluations failing on one unreadable test image (the same detail, the same last log line): one log
+    tail, then the other six by id, not five copies of the same error; a job that ended otherwise is shown too."""
+    wd = env / "wd"
+    jobs = [Job(id=f"e{i}", stage="evaluate", config={"axes": {}}) for i in range(8)]
+    events = []
+    for i, j in enumerate(jobs):
+        log = env / f"{j.id}.log"
+        said = "study: error: cannot read image 00000.png" if i < 7 else "study: error: out of memory"
+        log.write_text(f"==== evaluate job {j.id}\n[evaluate] features of p{i}/encoder.pt: 200/200 images\n{said}\n")
+        events.append({"event": "local", "job": j.id, "stage": "evaluate", "state": "failed", "log": str(log),
+                       "error": f"exit code 2: {said}"})
+    Ledger(wd, "g").append(events)
+    out = io.StringIO()
+    print_status(_plan(*jobs), wd, out)
+    text = out.getvalue()
+    assert [j.id for j in jobs if f"failed evaluate {j.id} (" in text] == ["e0", "e7"], text
+    assert text.count("  | study: error: cannot read image 00000.png") == 1, text
+    assert ("\n6 more failed job(s) (ended as e0 above: the same detail and last log line): e1, e2, e3, e4, e5, e6\n"
+            in text), text
+
+
 def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):
     """A workdir that is not there, or a file: the table (all missing) and what is wrong with the workdir."""
     for wd, what in ((tmp_path / "nope", "no such folder"), (tmp_path / "file", "a file, not a folder")):
@@ -870,14 +987,16 @@ def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):
 def test_the_status_tables_counts_stand_under_their_states(tmp_path):
     """Each count right-aligned in its state's column (11 wide, after a 10 wide stage): the columns line up."""
     from study.launch.state import STATES
+    from study.launch.status import COUNTED
 
+    assert COUNTED == ("done", "stale", *STATES[1:])
     out = io.StringIO()
     print_status(_plan(P1, P2), tmp_path, out)
     header, row = out.getvalue().splitlines()[1:3]
-    assert len(header) == len(row) == 10 + 11 * len(STATES)
+    assert len(header) == len(row) == 10 + 11 * len(COUNTED)
     assert (header[:10].rstrip(), row[:10].rstrip()) == ("stage", "pretrain")
-    columns = [(header[10 + 11 * i:21 + 11 * i], row[10 + 11 * i:21 + 11 * i]) for i in range(len(STATES))]
-    assert [(h.lstrip(), r.lstrip()) for h, r in columns] == [(s, "2" if s == "missing" else "0") for s in STATES]
+    columns = [(header[10 + 11 * i:21 + 11 * i], row[10 + 11 * i:21 + 11 * i]) for i in range(len(COUNTED))]
+    assert [(h.lstrip(), r.lstrip()) for h, r in columns] == [(s, "2" if s == "missing" else "0") for s in COUNTED]
 
 
 def test_status_prints_the_last_lines_of_a_failed_jobs_log_as_many_as_asked(env):

@@ -105,7 +105,7 @@ def test_an_array_queued_by_a_submit_killed_during_sbatch_gets_its_call_files_fr
     (slurm / "sacct").write_text("101_0|PENDING|None|Unknown\n101_1|PENDING|None|Unknown\n")
     code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
     assert code == 0, err
-    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "2", "0", "0", "0"]
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "2", "0", "0", "0"]
     plan = plan_grid(grid)
     by_id = {j.id: j for j in plan.jobs}
     for sid, job_id in zip(("101_0", "101_1"), intent["jobs"]):
@@ -228,7 +228,7 @@ def test_a_lone_job_queued_by_a_submit_killed_during_sbatch_is_recorded_under_it
     (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n")
     code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
     assert code == 0, err
-    assert out.splitlines()[2].split() == ["pretrain", "0", "1", "0", "0", "0", "0"], out
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "1", "0", "0", "0", "0"], out
     (queued,) = [e for e in Ledger(wd, "lone").events() if e["event"] == "queued"]
     assert queued["slurm_job_id"] == "101" and queued["recovered"] is True
     assert _submitted_call(wd, "101").args[0].id == queued["job"]
