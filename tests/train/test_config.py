@@ -9,7 +9,7 @@ import pytest
 
 from study.errors import StudyError
 from study.train import PretrainConfig
-from study.train.methods import METHODS
+from study.train.methods import METHODS, method_settings
 from study.train.methods.simclr import SimCLR
 
 
@@ -285,7 +285,9 @@ def test_a_methods_own_setting_written_at_the_top_of_pretrain_names_its_section(
                                       "give it as pretrain.moco.queue_size")
     assert error(tau_base=0.99) == ("pretrain: unknown key(s) 'tau_base': a setting of a method's own section: give "
                                     "it as pretrain.byol.tau_base")
-    assert error(dim=16).endswith("give it as pretrain.byol.dim or pretrain.moco.dim")
+    owners = sorted(m for m, settings in method_settings().items() if "dim" in settings.__dataclass_fields__)
+    assert {"byol", "moco"} <= set(owners)  # every method with a `dim`, a fifth one's too, in name order
+    assert error(dim=16).endswith("give it as " + " or ".join(f"pretrain.{m}.dim" for m in owners))
     assert error(momentum=0.99).endswith("give it as pretrain.moco.momentum or pretrain.optim.momentum")
     assert error(lr=0.1) == ("pretrain: unknown key(s) 'lr': a setting of the optimizer: give it as "
                              "pretrain.optim.lr")

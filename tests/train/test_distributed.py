@@ -17,8 +17,12 @@ import torch.distributed as dist
 from train_helpers import tiny_config
 
 from study.train import distributed
+from study.train.methods import METHODS
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
+# this checkout first: the worker's own folder is its sys.path[0], so `study` would otherwise be the one installed in
+# the environment (another checkout's, for a second clone sharing its virtual environment)
+PYTHONPATH = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))
 WORLD = 2
 
 
@@ -34,7 +38,7 @@ def start_ranks(*args: str, timeout: float = 240) -> list[tuple[int, str, str]]:
     procs = []
     for rank in range(WORLD):
         env = dict(os.environ, WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PYTHONPATH=PYTHONPATH)
         env.pop("SUBMITIT_EXECUTOR", None)
         procs.append(subprocess.Popen([sys.executable, str(WORKER), *args], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
@@ -155,7 +159,7 @@ def test_the_recorded_loss_of_several_ranks_is_their_mean_and_the_accuracy_count
         assert recent == [1.5, 0.5] and acc == [(3.0 * size, 4.0 * size), (1.0 * size, 4.0 * size)], size
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco", "byol", "supervised"])
+@pytest.mark.parametrize("method", [m for m in METHODS.names() if METHODS.get(m).trains])  # a new one too
 def test_two_processes_train_record_global_values_and_resume_exactly(method, tiny_manifest, tmp_path):
     full = run_ranks("pretrain", config(method), str(tmp_path / "full"))
     for out in full:  # every rank reports the same, global, values
