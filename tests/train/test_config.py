@@ -300,7 +300,8 @@ def test_a_method_with_settings_named_as_a_config_field_is_refused(register_meth
     """`pretrain.head` would be both the projection head and the method's settings: every config setting `head`
     failed ("expected a mapping"), whatever its method."""
     register_method("head")
-    with pytest.raises(ValueError, match=r"method\(s\) head have settings under a name PretrainConfig uses"):
+    with pytest.raises(StudyError, match=r"method\(s\) head \(test_config\) have settings under a name "
+                                         r"PretrainConfig uses"):
         PretrainConfig.from_dict({"manifest": "m", "head": [16, 8]})
 
 
@@ -367,7 +368,7 @@ def test_a_methods_settings_must_be_a_frozen_dataclass_of_defaults(settings, mes
     neither the method nor the field)."""
     METHODS.register("loose")(type("Loose", (SimCLR,), {"settings": settings}))
     try:
-        with pytest.raises(ValueError, match=r"^method 'loose': " + message):
+        with pytest.raises(StudyError, match=r"^method 'loose' \(test_config\.Loose\): " + message):
             PretrainConfig.from_dict({"manifest": "m"})
     finally:
         METHODS.unregister("loose")

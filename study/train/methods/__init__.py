@@ -28,6 +28,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from study.errors import StudyError
 from study.registry import Registry, import_modules
 
 METHODS: Registry = Registry("method")
@@ -97,25 +98,28 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float, copy_buffers: b
 
 
 def method_settings() -> dict[str, type]:
-    """Registered name -> settings dataclass, for every method that has settings of its own. ValueError for such a
-    method named as a PretrainConfig field (`pretrain.<name>` would be both), or settings not a frozen dataclass with
-    a default for every field."""
+    """Registered name -> settings dataclass, for every method that has settings of its own. StudyError naming the
+    method's class and module for such a method named as a PretrainConfig field (`pretrain.<name>` would be both), or
+    settings not a frozen dataclass with a default for every field."""
     from study.train.config import PretrainConfig
 
     out = {name: METHODS.get(name).settings for name in METHODS if METHODS.get(name).settings is not None}
     for name, settings in out.items():  # validated once when read, then trusted: no later change
+        cls = METHODS.get(name)
+        where = f"method {name!r} ({cls.__module__}.{cls.__qualname__})"
         if not (dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen):
-            raise ValueError(f"method {name!r}: its settings {settings.__name__} must be a frozen dataclass "
+            raise StudyError(f"{where}: its settings {settings.__name__} must be a frozen dataclass "
                              "(@dataclass(frozen=True))")
         required = [f.name for f in dataclasses.fields(settings)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if required:  # every config builds every method's settings: a grid that does not set them reads defaults
-            raise ValueError(f"method {name!r}: its settings {settings.__name__} give no default for "
-                             f"{', '.join(required)} (a grid need not set pretrain.{name}: every field needs one)")
+            raise StudyError(f"{where}: its settings {settings.__name__} give no default for {', '.join(required)} "
+                             f"(a grid need not set pretrain.{name}: every field needs one)")
     clash = sorted(set(out) & {f.name for f in dataclasses.fields(PretrainConfig)})
     if clash:
-        raise ValueError(f"method(s) {', '.join(clash)} have settings under a name PretrainConfig uses for a setting "
-                         f"of its own: rename the method")
+        raise StudyError(f"method(s) {', '.join(clash)} "
+                         f"({', '.join(METHODS.get(n).__module__ for n in clash)}) have settings under a name "
+                         f"PretrainConfig uses for a setting of its own: rename the method")
     return out
 
 
