@@ -315,6 +315,12 @@ def _planned_frame(plan: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# missing.csv's state of a job a local command left live when it ended (study.launch.state.local_state: missing)
+STOPPED = {"running": "stopped before it finished: its `study submit --cluster local` ended (the next submit resumes "
+                      "it)",
+           "pending": "not started: its `study submit --cluster local` ended (the next submit runs it)"}
+
+
 def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
     """Last known launcher event per job, in words, from the grid's ledger (and other grids' for shared jobs);
     sacct is not asked (`study status` does)."""
@@ -328,7 +334,10 @@ def _read_ledger(workdir: Path, grid: str | None) -> dict[str, str]:
         if e.get("event") == "queued":
             states[job] = f"submitted as Slurm job {e.get('slurm_job_id')} (its state now: study status)"
         elif e.get("event") == "local":
-            states[job] = local_state(e, workdir) + (f": {e['error']}" if e.get("error") else "")
+            state = local_state(e, workdir)
+            if state == "missing" and e.get("state") in STOPPED:  # its command ended before the job did
+                state = STOPPED[e["state"]]
+            states[job] = state + (f": {e['error']}" if e.get("error") else "")
         elif e.get("event") == "set_aside":
             states[job] = f"missing: {set_aside_detail(e)}"
     return states

@@ -164,9 +164,17 @@ def test_missing_jobs_say_what_the_launcher_last_recorded(tmp_path):
     Ledger(tmp_path, "g3").append([{"event": "queued", "batch": "b", "job": "p1", "slurm_job_id": "42_0"}])
     Ledger(tmp_path, "g3").append([{"event": "local", "job": "e1", "stage": "evaluate", "state": "failed",
                                     "error": "exit code 1: boom"}])
+    # a local command killed while one job ran and another waited: neither reads "missing" beside the unstarted ones
+    Ledger(tmp_path, "g3").append([{"event": "local", "job": "p2", "stage": "pretrain", "state": "running", "pid": 1,
+                                    "host": "gone.invalid"},
+                                   {"event": "local", "job": "p3", "stage": "pretrain", "state": "pending", "pid": 1,
+                                    "host": "gone.invalid"}])
     plan = Plan("g3", [Job("p1", "pretrain", {"axes": {"seed": 1}}),
-                       Job("e1", "evaluate", {"axes": {"seed": 1}}, ("p1",))])
+                       Job("e1", "evaluate", {"axes": {"seed": 1}}, ("p1",)),
+                       Job("p2", "pretrain", {"axes": {"seed": 2}}), Job("p3", "pretrain", {"axes": {"seed": 3}})])
     miss = gather(tmp_path, plan).missing.set_index("job_id")
+    assert miss.loc["p2", "state"].startswith("stopped before it finished: its `study submit --cluster local` ended")
+    assert miss.loc["p3", "state"].startswith("not started: its `study submit --cluster local` ended")
     assert miss.loc["p1", "state"] == "submitted as Slurm job 42_0 (its state now: study status)"
     assert miss.loc["e1", "state"] == "failed: exit code 1: boom"
     assert miss.loc["e1", "waits_for"] == "p1 (pretrain, submitted as Slurm job 42_0 (its state now: study status))"
