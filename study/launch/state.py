@@ -8,7 +8,6 @@ cancelled. A result computed on a manifest since rebuilt is stale: study.launch.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import pickle
 import re
@@ -288,6 +287,9 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
 
 
 CHECKPOINT_FILE = "checkpoint.pt"  # a training run's (study.train.loop): the job's own, a fine-tuning's per size
+# ours: the largest `data.pkl` read for a step (a ResNet-50 checkpoint's is ~70 KB: its tensors are stored beside it);
+# a larger one (a foreign file, a zip bomb) is not read
+CHECKPOINT_PICKLE_MAX = 16 * 2**20
 
 
 class _Opaque(dict):
@@ -315,11 +317,14 @@ class _StepReader(pickle.Unpickler):
 def checkpoint_step(path: str | os.PathLike) -> list[int] | None:
     """[step, total steps] of the training checkpoint at `path` (`torch.save`'s zip, as study.train.checkpoint writes
     it), read from its pickle alone (milliseconds, no torch, no tensor read); None where there is none, or it does not
-    read as one (a torn or foreign file: the run that loads it says so)."""
+    read as one (a torn or foreign file: the run that loads it says so; a pickle over CHECKPOINT_PICKLE_MAX bytes)."""
     try:
         with zipfile.ZipFile(path) as z:
-            name = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            state = _StepReader(io.BytesIO(z.read(name))).load() if name else None
+            info = next((i for i in z.infolist() if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"), None)
+            if info is None or info.file_size > CHECKPOINT_PICKLE_MAX:
+                return None
+            with z.open(info) as f:  # zipfile stops at the size the entry declares: no more is read
+                state = _StepReader(f).load()
     except Exception:  # any unreadable file (zipfile, pickle and OSError raise many kinds): no step to name
         return None
     if not isinstance(state, dict):
@@ -336,7 +341,9 @@ def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[
     (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
     folder = Path(workdir) / "jobs" / job_id
     out: dict[str, list[int]] = {}
-    for path in [folder / CHECKPOINT_FILE, *sorted(folder.glob(f"*/{CHECKPOINT_FILE}"))]:
+    runs = sorted(folder.glob(f"*/{CHECKPOINT_FILE}"), key=lambda p: [int(t) if t.isdigit() else t
+                                                                    for t in re.split(r"(\d+)", p.parent.name)])
+    for path in [folder / CHECKPOINT_FILE, *runs]:  # fine-tunings by labeled size: finetune-50 before finetune-200
         seen = checkpoint_step(path) if path.is_file() else None
         if seen is not None:
             out["." if path.parent == folder else path.parent.name] = seen

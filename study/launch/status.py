@@ -13,8 +13,8 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import (LIVE, STATES, JobState, checkpoint_steps, checkpoint_text, last_lines, progress,
-                                progress_count, sacct_word)
+from study.launch.state import (LIVE, STATES, JobState, blocked, checkpoint_steps, checkpoint_text, last_lines,
+                                progress, progress_count, sacct_word)
 from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -102,7 +102,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     _stuck(states, out)
     _stale(stale, out)
     _off_plan(plan, workdir, out)
-    _to_run(states, bool(stale), out)
+    _to_run(with_dependencies or plan.jobs, read, states, bool(stale), out)
     return states
 
 
@@ -116,12 +116,13 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
     grouped = {st.job_id for group in by_cause.values() for st in group}
     ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
     shown: dict[tuple, str] = {}  # how a job shown ended -> its id
-    more: dict[tuple[str, str, str | None], list[str]] = {}  # (state, detail, the job shown that ended alike) -> ids
+    # (state, detail, the job shown that ended alike, whether a last log line was compared) -> ids
+    more: dict[tuple[str, str, str | None, bool], list[str]] = {}
     for st in ended:
         tail = last_lines(st.log, lines) if st.state == "failed" else []
         how = (st.state, st.detail, tail[-1] if tail else None)
         if how in shown or len(shown) >= ENDED_SHOWN:
-            more.setdefault((st.state, st.detail or "no detail", shown.get(how)), []).append(st.job_id)
+            more.setdefault((st.state, st.detail or "no detail", shown.get(how), bool(tail)), []).append(st.job_id)
             continue
         shown[how] = st.job_id
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
@@ -132,8 +133,9 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
         if saved:
             out.write(f"  {saved}: `study submit --retry-failed` resumes it there\n")
-    for (state, detail, alike), ids in more.items():
-        said = f"ended as {alike} above: the same detail and last log line" if alike else detail
+    for (state, detail, alike, logged), ids in more.items():
+        said = (f"ended as {alike} above: the same detail" + (" and last log line" if logged else "")) if alike \
+            else detail
         out.write(f"\n{len(ids)} more {state} job(s) ({said}): {_some(ids)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
@@ -240,14 +242,24 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         out.write(f"  ... and {len(jobs) - RUNNING_SHOWN} more\n")
 
 
-def _to_run(states: dict[str, JobState], stale: bool, out: TextIO) -> None:
-    """What a plain `study submit` does next: the missing jobs it runs (failed and cancelled ones wait for
-    --retry-failed, said with them), once `stale` results, if any, are set aside."""
+def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobState], stale: bool,
+            out: TextIO) -> None:
+    """What a plain `study submit` does next: the missing jobs of `states` it runs, not those waiting on a failed or
+    cancelled dependency (`state.blocked`, which it skips until --retry-failed reruns that dependency; failed and
+    cancelled jobs are said with them), once `stale` results, if any, are set aside. `jobs`, `read`: the plan's jobs
+    with their dependencies, and their states."""
     missing = [st.job_id for st in states.values() if st.state == "missing"]
-    if missing:
-        out.write(f"\n{len(missing)} job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and "
-                  f"--workdir as before) runs them"
-                  + (", with --set-aside-stale while stale results stop it (above)" if stale else "") + "\n")
+    if not missing:
+        return
+    stuck = blocked(jobs, {j.id for j in jobs if read[j.id].state == "missing"}, read)
+    waiting = [job_id for job_id in missing if job_id in stuck]
+    runs = ("runs them" if not waiting else "runs none of them" if len(waiting) == len(missing)
+            else f"runs {len(missing) - len(waiting)} of them")
+    out.write(f"\n{len(missing)} job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and "
+              f"--workdir as before) {runs}"
+              + (", with --set-aside-stale while stale results stop it (above)" if stale else "")
+              + (f"; {len(waiting)} wait for a failed or cancelled dependency, which `study submit --retry-failed` "
+                 f"runs first: {_some(waiting)}" if waiting else "") + "\n")
 
 
 def _ago(seconds: float) -> str:

@@ -733,7 +733,7 @@ def test_checkpoint_step_reads_a_checkpoints_step_without_running_its_code(tmp_p
     assert checkpoint_steps(wd, "p1") == {".": [6, 8]} and checkpoint_steps(wd, "nope") == {}
     assert checkpoint_text(checkpoint_steps(wd, "p1")) == "checkpoint at step 6/8"
     assert checkpoint_text(checkpoint_steps(wd, "e1")) == \
-        "checkpoints: finetune-200 at step 1/3, finetune-50 at step 3/3"
+        "checkpoints: finetune-50 at step 3/3, finetune-200 at step 1/3"
     (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 cut short")
     assert checkpoint_step(tmp_path / "torn.pt") is None and checkpoint_step(tmp_path / "absent.pt") is None
     marker = tmp_path / "ran"
@@ -972,6 +972,50 @@ def test_status_prints_jobs_that_ended_alike_once_in_full_and_names_the_others(e
     assert text.count("  | study: error: cannot read image 00000.png") == 1, text
     assert ("\n6 more failed job(s) (ended as e0 above: the same detail and last log line): e1, e2, e3, e4, e5, e6\n"
             in text), text
+
+
+def test_status_groups_jobs_that_ended_alike_without_a_log_by_their_detail_alone(env):
+    """Cancelled jobs (no log tail is read) that ended as one shown did: grouped with it, said alike by their detail
+    only, not by a last log line never compared."""
+    jobs = [Job(id=f"c{i}", stage="pretrain", config={"axes": {}}) for i in range(3)]
+    Ledger(env / "wd", "g").append([{"event": "local", "job": j.id, "stage": "pretrain", "state": "cancelled",
+                                     "log": None, "error": "stopped"} for j in jobs])
+    out = io.StringIO()
+    print_status(_plan(*jobs), env / "wd", out)
+    assert "\n2 more cancelled job(s) (ended as c0 above: the same detail): c1, c2\n" in out.getvalue(), out.getvalue()
+
+
+def test_status_does_not_count_on_a_plain_submit_for_missing_jobs_whose_dependency_failed(env):
+    """A missing evaluation of a failed pretraining waits: a plain `study submit` skips it (blocked) until
+    --retry-failed reruns the pretraining; the closing line says so, and counts only the missing jobs it runs."""
+    p1, p2 = (Job(id=f"p{i}", stage="pretrain", config={"axes": {}}) for i in (1, 2))
+    e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    e2 = Job(id="e2", stage="evaluate", config={"axes": {}}, depends_on=("p2",))
+    Ledger(env / "wd", "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "failed",
+                                     "log": None, "error": "exit code 1"}])
+    out = io.StringIO()
+    print_status(_plan(p1, p2, e1, e2), env / "wd", out)
+    assert ("\n3 job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and --workdir as "
+            "before) runs 2 of them; 1 wait for a failed or cancelled dependency, which `study submit "
+            "--retry-failed` runs first: e1\n") in out.getvalue(), out.getvalue()
+    out = io.StringIO()
+    print_status(_plan(p1, e1), env / "wd", out)
+    assert "`study submit` (the grid, --cluster and --workdir as before) runs none of them; 1 wait" in out.getvalue()
+
+
+def test_checkpoint_step_does_not_read_a_pickle_larger_than_a_checkpoints(tmp_path, monkeypatch):
+    """A data.pkl over CHECKPOINT_PICKLE_MAX (a foreign file, or a zip bomb: its declared size) is not read."""
+    import pickle
+    import zipfile
+
+    from study.launch import state
+
+    data = pickle.dumps({"step": 1, "total_steps": 2, "pad": "x" * 4000})
+    with zipfile.ZipFile(tmp_path / "big.pt", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("big/data.pkl", data)
+    assert state.checkpoint_step(tmp_path / "big.pt") == [1, 2]
+    monkeypatch.setattr(state, "CHECKPOINT_PICKLE_MAX", len(data) - 1)
+    assert state.checkpoint_step(tmp_path / "big.pt") is None
 
 
 def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):

@@ -418,8 +418,29 @@ def test_an_sbatch_option_of_the_profile_sbatch_does_not_take_is_refused_before_
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 2 and "Slurm refuses the evaluate jobs" in err, err
     assert ("sbatch --test-only said: sbatch: option '--mai=x' is ambiguous; possibilities: '--mail-type' "
-            "'--mail-user' (the profile's own sbatch options are its `stages.evaluate.additional`)") in err, err
+            "'--mail-user' (set by the profile's `stages.evaluate.additional`: `mai`)") in err, err
     assert not (slurm / "counter").exists()  # nothing queued
+
+
+@pytest.mark.parametrize("additional, refused, said", [
+    # the misspelt option is the top-level one's, though the stage has options of its own
+    ("additional: {mai: x}\n", "--mai=x", " (set by the profile's `additional`: `mai`)"),
+    ("", "--cpus-per-task=1", ""),  # one study writes (a sbatch older than it): no profile key holds it
+], ids=["top-level", "study's own"])
+def test_an_sbatch_option_sbatch_does_not_take_names_the_profile_key_that_sets_it(env, slurm, additional, refused,
+                                                                                  said):
+    profile = (env / "profile.yaml").read_text()
+    (env / "profile.yaml").write_text(additional + profile.replace(
+        "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+        "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m, additional: {exclusive: true}}" if additional else
+        "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}"))
+    (slurm / "test_only_refuse").write_text(f"#SBATCH {refused}\nsbatch: unrecognized option '{refused}'\n"
+                                           "Try \"sbatch --help\" for more information\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("typo2"))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    assert code == 2 and "Slurm refuses the pretrain jobs" in err, err
+    assert f"sbatch --test-only said: sbatch: unrecognized option '{refused}'{said}; change the profile" in err, err
 
 
 def test_a_test_only_that_does_not_answer_is_a_warning_and_not_asked_again(env, slurm, monkeypatch):
@@ -435,8 +456,8 @@ def test_a_test_only_that_does_not_answer_is_a_warning_and_not_asked_again(env, 
     grid.write_text(grid_text("busy"))
     code, _, err = run_cli(_submit_cmd(grid, env)[3:])
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
-    assert ("study: warning: sbatch --test-only did not answer within 0.5 s: the placement of the pretrain jobs and "
-            "the stages after is not checked; submitting, sbatch decides") in err, err
+    assert ("study: warning: sbatch --test-only did not answer (within 0.5 s, or could not start): the placement of "
+            "the pretrain jobs and the stages after is not checked; submitting, sbatch decides") in err, err
     assert (slurm / "test_only_calls").read_text() == "x\n"  # the evaluations' placement not asked
 
 

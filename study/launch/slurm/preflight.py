@@ -12,10 +12,12 @@ A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a c
 nothing is checked (a warning where `sbatch --test-only` does not answer) and sbatch decides."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from study.errors import StudyError
+from study.grids.profile import option_name
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
                                        qos_lifts_time_limit, slurm_parameters, unknown_partitions)
@@ -84,6 +86,21 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
     raise StudyError(f"{said}; nothing was queued")
 
 
+def _additional_said(profile: Any, stage: str, said: str) -> str:
+    """Where the profile sets the sbatch option that `said` (sbatch's answer to an option it does not take: unknown,
+    ambiguous, value missing) names first: ` (set by the profile's `stages.<stage>.additional`: `<key>`)`, or the
+    top-level `additional`'s; where it names none of the stage's options, the keys that give them; "" where the
+    profile gives `stage` none (the option is one study writes)."""
+    options = profile.placement(stage).additional
+    own = profile.stage_placement.get(stage, {}).get("additional") or {}
+    named = re.search(r"option '--?([A-Za-z0-9][\w-]*)", said)
+    hit = [k for k in options if named and option_name(k) == named.group(1)]
+    if hit:
+        return f" (set by the profile's `{f'stages.{stage}.' if hit[0] in own else ''}additional`: `{hit[0]}`)"
+    keys = sorted({f"stages.{stage}.additional" if k in own else "additional" for k in options})
+    return f" (the profile's own sbatch options are its `{'` and `'.join(keys)}`)" if keys else ""
+
+
 def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
     """`sbatch --test-only` of one job script per (stage, resources) of `jobs`: a StudyError naming the profile keys
     and what Slurm said where it refuses one; a warning on `err` where the refusal may only be nodes down now
@@ -102,7 +119,8 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                                                if line.strip())
         if run is None or any(w in said for w in UNANSWERED):  # asking again would wait as long: sbatch decides
             print("study: warning: sbatch --test-only "
-                  + (f"did not answer within {TEST_ONLY_TIMEOUT_S:g} s" if run is None else f"said: {said}")
+                  + (f"did not answer (within {TEST_ONLY_TIMEOUT_S:g} s, or could not start)" if run is None
+                     else f"said: {said}")
                   + f": the placement of the {job.stage} jobs and the stages after is not checked; submitting, "
                   "sbatch decides", file=err, flush=True)
             return
@@ -115,8 +133,7 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   f"--time={params['time']}"]
         what = (f"profile {profile.path or 'built-in default'}: Slurm refuses the {job.stage} jobs "
                 f"({', '.join(asked)}{placement_said(profile, job.stage)}): sbatch --test-only said: {said}"
-                + (f" (the profile's own sbatch options are its `{profile.placement(job.stage).key('additional')}`)"
-                   if bad_option else ""))
+                + (_additional_said(profile, job.stage, said) if bad_option else ""))
         if any(w in said for w in NODES_NOT_UP) and (not params["partition"]
                                                     or partition_nodes_up(params["partition"]) is not True):
             print(f"study: warning: {what}; it says so too where the partition's nodes are down or drained now "
