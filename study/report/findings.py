@@ -201,10 +201,11 @@ def _variant(method: str, to: str) -> str:
     return to + method[len(base_method(method)):]
 
 
-def _simclr_and_supervised(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
+def _simclr_and_supervised(df: pd.DataFrame, names: tuple[str, ...] = ("simclr",)
+                           ) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
     """(method, its supervised twin, their rows) for each SimCLR method of `df` ("simclr", "simclr · resnet18" with
-    "supervised · resnet18"), in name order."""
-    for method in sorted(m for m in df["method"].unique() if _is(m, "simclr")):
+    "supervised · resnet18"), or of each method `names` names, in name order."""
+    for method in sorted(m for m in df["method"].unique() if base_method(m) in names):
         twin = _variant(method, "supervised")
         yield method, twin, df[df["method"] == method], df[df["method"] == twin]
 
@@ -511,14 +512,15 @@ def supervised_hurt_less(c: pd.DataFrame) -> list[Comparison]:
     return out
 
 
-@finding("granularity", "The gap between supervised and SimCLR pretraining grows at finer taxonomy levels (paper, "
-         "iNat21: about 0.99 against 0.975 at kingdom, 0.80 against 0.50 at species). Tested: the gap at the finest "
-         "level above the gap at the coarsest", "granularity cells of simclr and supervised encoders at two levels")
+@finding("granularity", "The gap between supervised and SimCLR or MoCo pretraining grows at finer taxonomy levels "
+         "(paper, iNat21: about 0.99 against 0.975 at kingdom, 0.80 against 0.50 at species). Tested: for SimCLR and "
+         "for MoCo, the gap at the finest level above the gap at the coarsest",
+         "granularity cells of simclr or moco and supervised encoders at two levels")
 def granularity_gap_grows(c: pd.DataFrame) -> list[Comparison]:
     gran = c[(c["protocol"] == "granularity") & (c["corruption"] == "none") & (c["level"] != NONE)]
     order = c.attrs.get("levels") or list(dict.fromkeys(gran["level"]))
     out = []
-    for method, twin, simclr, sup in _simclr_and_supervised(gran):
+    for method, twin, simclr, sup in _simclr_and_supervised(gran, ("moco", "simclr")):
         both = simclr.merge(sup, on=["dataset", "size", "eval_dataset", "_labeled", "level"], suffixes=("_a", "_b"))
         for (dataset, size, ev), g in both.groupby(["dataset", "size", "eval_dataset"], sort=True):
             g = g[g["_labeled"] == g["_labeled"].max()]

@@ -219,6 +219,12 @@ def test_granularity_gap_in_the_recorded_order_of_levels_coarse_to_fine():
     recs = (_granularity("simclr", {"class_name": 0.70, "group": 0.80}, levels)
             + _granularity("supervised", {"class_name": 0.75, "group": 0.95}, levels))
     assert _verdicts(recs)["granularity_gap_grows"][0] == "does not hold"
+    # the paper's figure puts MoCo beside SimCLR (0.975 to 0.50 for both): its gap is tested too, BYOL's is not
+    recs += (_granularity("moco", {"class_name": 0.45, "group": 0.90}, levels)
+             + _granularity("byol", {"class_name": 0.10, "group": 0.95}, levels))
+    verdict, evidence = _verdicts(recs)["granularity_gap_grows"]
+    assert verdict == "holds in 1 of 2" and "supervised minus moco: group +5.0 points, class_name +30.0 points" in \
+        evidence and "byol" not in evidence
 
 
 def test_evidence_names_at_most_four_comparisons_and_counts_the_rest():
