@@ -38,7 +38,11 @@ def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
     An OSError that names no file or the temporary (a write's: a full disk, a quota) is raised naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only folder, a full disk: the file meant, not the random temporary name
+        e.filename = str(path)
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:

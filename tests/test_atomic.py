@@ -192,3 +192,25 @@ def test_json_is_written_with_sorted_keys_a_final_newline_and_text_as_utf8(tmp_p
     assert (tmp_path / "a.json").read_text(encoding="utf-8") == '{\n  "a": "\\u00e9",\n  "b": 1\n}\n'
     atomic.write_text(tmp_path / "b.txt", "é")
     assert (tmp_path / "b.txt").read_bytes() == "é".encode("utf-8")
+
+
+def test_a_temporary_that_cannot_be_made_is_raised_naming_the_target(tmp_path, monkeypatch):
+    """A folder that is read-only or full refuses mkstemp's temporary: the error names the file meant, not the random
+    `.<name>.xxxxxxxx.tmp` the user never asked for (simulated by monkeypatching mkstemp to raise EROFS naming the
+    temporary, no read-only mount in a test)."""
+    import errno
+    import os
+    import tempfile
+
+    import pytest
+
+    from study.atomic import write_text
+
+    def refused(prefix, suffix, dir):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.path.join(dir, f"{prefix}abcd1234{suffix}"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(OSError) as raised:
+        write_text(tmp_path / "index.html", "x")
+    assert raised.value.filename == str(tmp_path / "index.html") and raised.value.errno == errno.EROFS
+    assert list(tmp_path.iterdir()) == []

@@ -165,7 +165,11 @@ def run_status(args: argparse.Namespace) -> int:
     from study.launch.status import print_status, status_json
     from study.paths import unsubmitted_workdir
 
+    from study.grids.checks import config_warnings
+
     plan, workdir = _plan(args, where_of(args)), _workdir(args)
+    for warning in config_warnings(plan):  # on stderr: the table or JSON on stdout stays whole
+        print(f"study: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         note = unsubmitted_workdir(workdir)  # the table's line; beside the JSON, on stderr
         if note:

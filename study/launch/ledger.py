@@ -25,11 +25,24 @@ one grid, or of two grids sharing jobs) never queue a job twice.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: a write cut short (a full disk writes what fits and returns its count) goes on with the
+    rest, and one that writes nothing is the full disk's OSError (ENOSPC), not a line silently torn. The torn line it
+    leaves is skipped by replay, and the next append starts a fresh line after it."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
 
 
 def now() -> str:
@@ -81,8 +94,12 @@ class Ledger:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 text = "\n" + text  # after a torn line (a kill mid-write): start on a fresh line
-            os.write(fd, text.encode())
+            _write_all(fd, text.encode())
             os.fsync(fd)
+        except OSError as e:  # a full disk: os.write wrote part of the line and said so only by its count
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
         finally:
             os.close(fd)
 

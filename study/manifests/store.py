@@ -313,7 +313,9 @@ def read_arrow(name: str, checked: bool = True, folder: Path | None = None,
         table = pq.read_table(table_path, columns=columns)
     except (OSError, pa.ArrowException) as e:
         said = str(e).replace(f"Could not open Parquet input source '{table_path}': ", "")  # the path once
-        raise StudyError(f"{table_path}: unreadable manifest table: {said}") from None
+        raise StudyError(f"{table_path}: unreadable manifest table: {said}; restore it, or delete it and its .json "
+                         "and build it again (`study plan` on a grid that uses it prints the command; the same "
+                         "sources give the same content hash)") from None
     problem = column_problem(table) if checked else None
     if problem:
         raise StudyError(f"{table_path}: {problem}")

@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if path is not None:
         from study.grids import plan_grid
 
+        from study.grids.checks import config_warnings
+
         plan = plan_grid(path, args.profile)
+        for warning in config_warnings(plan):
+            print(f"study report: warning: {warning}", file=sys.stderr)
         unsubmitted = unsubmitted_workdir(workdir)  # a mistyped one: a report of every job missing tells nothing
         if unsubmitted:
             raise StudyError(f"workdir {workdir}: {unsubmitted}")

@@ -1028,3 +1028,32 @@ def test_stale_results_names_a_result_whose_init_encoder_file_was_replaced_and_i
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert list(stale_results(jobs, wd)) == ["p0", "e0"]
+
+
+def test_a_ledger_line_cut_short_by_a_full_disk_is_an_error_naming_the_ledger(tmp_path, monkeypatch):
+    """A full disk makes os.write write what fits and return its count (no error), then fail the rest with ENOSPC:
+    the append raises that OSError naming the ledger, not returns as if the event were recorded (a submit then went
+    on with a `failed` or `cancelled` line silently torn). The full disk is simulated by monkeypatching the ledger's
+    os.write (no tmpfs mount in a test); the torn line is skipped by replay and the next append starts afresh."""
+    import errno
+
+    import study.launch.ledger as ledger_mod
+
+    led = Ledger(tmp_path, "g")
+    led.append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running"}])
+    real_write, calls = os.write, []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:10]))  # the part that fitted
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ledger_mod.os, "write", full_disk)
+    with pytest.raises(OSError) as raised:
+        led.append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "failed", "error": "x"}])
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(led.path), raised.value
+    assert len(calls) == 2 and calls[1] == calls[0] - 10  # the rest was tried, not dropped
+    monkeypatch.setattr(ledger_mod.os, "write", real_write)
+    led.append([{"event": "local", "job": "p2", "stage": "pretrain", "state": "done"}])
+    assert {j: e["state"] for j, e in led.replay().latest.items()} == {"p1": "running", "p2": "done"}

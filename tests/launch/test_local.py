@@ -401,6 +401,30 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
     assert code == 0 and "(a file, not a folder: nothing was submitted with this workdir" in out
 
 
+def test_status_and_report_of_a_grid_with_a_mistyped_key_warn_naming_its_line(env, capsys):
+    """A key mistyped in the grid (`temprature`) changes every job's id: `study status` would read every job missing
+    and `study report` draw nothing, without a word of why. Both warn on stderr naming the grid's file, line and key
+    (as `study submit` refuses it), and status still prints its table (JSON stays whole on stdout)."""
+    grid = env / "typo.yaml"
+    grid.write_text(grid_text("typo").replace("log_every_steps: 10,", "log_every_steps: 10, temprature: 0.2,"))
+    wd = env / "wd"
+    (wd / "results").mkdir(parents=True)
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert code == 0 and "missing" in out, out
+    assert f"study: warning: {grid}:" in err and "unknown key(s) 'temprature'" in err, err
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])
+    assert code == 0 and json.loads(out)["jobs"] and "'temprature'" in err, err
+    from study.cli import main
+
+    capsys.readouterr()
+    main(["report", str(grid), "--workdir", str(wd), "--out", str(env / "rep")])
+    err = capsys.readouterr().err
+    assert f"study report: warning: {grid}:" in err and "'temprature'" in err, err
+    (env / "ok.yaml").write_text(grid_text("ok"))
+    code, _, err = run_cli(["status", str(env / "ok.yaml"), "--workdir", str(wd)])
+    assert code == 0 and "warning" not in err, err
+
+
 def test_status_json_of_a_workdir_that_does_not_exist_says_so_on_stderr(env):
     """The table's "(no such folder: ...)" line had no counterpart in `--format json`: a mistyped --workdir read as a
     grid never submitted, every job missing, and nothing said. Now a warning on stderr; stdout stays JSON."""
@@ -911,11 +935,12 @@ def test_where_runs_the_jobs_it_selects_under_the_rule_of_only(env):
 
 
 def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), retry_failed=False, found_done=(),
-                   err=None):
+                   err=None, command=None):
     """run_local's exit code and its (job, state) ledger lines, over `jobs` whose workers are stand-ins: each sleeps a
     moment, then writes `results/<id>.ok`, which counts as its result (those in `fail` exit 1 instead). `before`:
     (job id, state) lines of an earlier command; `found_done`: jobs whose result another command writes after this
-    one read the states (there when their turn comes); `err`: the progress lines' stream."""
+    one read the states (there when their turn comes); `err`: the progress lines' stream; `command`: the stand-in's
+    shell command (given the job id), in place of the sleep."""
     import io
     from types import SimpleNamespace
 
@@ -927,7 +952,7 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
         (wd / "results" / f"{job_id}.ok").touch()
     Ledger(wd, "fake").append([{"event": "local", "job": j, "stage": "pretrain", "state": s, "log": None}
                                for j, s in before])
-    stand_in_workers(monkeypatch, lambda job_id, env: ["sh", "-c", "sleep 0.3; " + (
+    stand_in_workers(monkeypatch, lambda job_id, env: ["sh", "-c", command(job_id) if command else "sleep 0.3; " + (
         "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok")])
     monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: (wd / "results" / f"{job_id}.ok").exists())
     code = scheduler.run_local(SimpleNamespace(name="fake", jobs=jobs, path=None), wd, workers=workers,
@@ -1194,3 +1219,29 @@ def test_an_imported_encoder_runs_through_a_grid_as_method_pretrained(env, monke
     assert json.loads(pre["protocol.imported_from.left_out"]) == ["fc.bias", "fc.weight"]
     probes = table[(table["stage"] == "evaluate") & (table["metric"] == "top1") & (table["method"] == "pretrained")]
     assert sorted(probes["labeled_size"]) == [16, 32] and probes["value"].between(0, 1).all()
+
+
+def test_a_job_failed_for_a_full_disk_stops_the_run_starting_jobs(monkeypatch, tmp_path):
+    """A job that fails for a full disk (its worker's `No space left on device` line; simulated by a stand-in worker
+    that prints it, no tmpfs mount) stops the command starting jobs: each would fail alike, and be failed or
+    cancelled, for `--retry-failed` to run. The jobs not started have no ledger line past `pending`, so a plain
+    rerun runs them; the last line says why it stopped and what to do."""
+    import io
+
+    from study.grids import Job
+    from study.launch.local.scheduler import disk_full
+
+    jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(3)]
+    wd = tmp_path / "wd"
+    err = io.StringIO()
+    code, order = _run_stand_ins(monkeypatch, tmp_path, jobs, 1, err=err, command=lambda job_id: (
+        f"echo 'study: error: {wd}/jobs/{job_id}/encoder.pt: No space left on device'; exit 2") if job_id == "j0"
+        else f"touch {wd}/results/{job_id}.ok")
+    assert code == 1 and order == [("j0", "pending"), ("j1", "pending"), ("j2", "pending"), ("j0", "running"),
+                                   ("j0", "failed")], order
+    last = err.getvalue().strip().splitlines()[-1]
+    assert "stopped: pretrain j0 failed for a full disk" in last and "2 job(s) not started" in last, last
+    assert disk_full("exit code 2: study: error: x: checkpoint not written (RuntimeError: unexpected pos 1 vs 0; "
+                     "0.00 GB free there now: a full disk or quota fails writes so)")
+    assert not disk_full("exit code 2: study: error: x: checkpoint not written (RuntimeError: unexpected pos 1 vs 0; "
+                         "10.00 GB free there now: a full disk or quota fails writes so)")

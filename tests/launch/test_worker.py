@@ -152,3 +152,34 @@ def test_a_worker_whose_scheduler_died_before_it_asked_to_be_told_stops_at_once(
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout == "0 1\n", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EACCES", "EIO"])
+def test_a_worker_that_cannot_write_says_the_file_and_why_in_one_line(tmp_path, monkeypatch, capsys, code):
+    """A write the machine refuses (a full disk, a quota, no permission: simulated here by monkeypatching run_job to
+    raise the OSError a write would, no tmpfs mount) ends the worker with exit 2 and one `study: error:` line naming
+    the file (which the scheduler puts in the ledger and `study status` shows), with the space left for a full disk,
+    not a traceback; another OSError (EIO: perhaps a bug) keeps its traceback."""
+    import errno
+    import os
+
+    from study.launch.local import worker
+
+    monkeypatch.delenv(PARENT_ENV, raising=False)
+    monkeypatch.delenv("STUDY_THREADS", raising=False)
+    job_file = write_job_file(tmp_path, Job(id="j1", stage="pretrain", config={"axes": {}}))
+    target = str(tmp_path / "jobs" / "j1" / "encoder.pt")
+    err = OSError(getattr(errno, code), os.strerror(getattr(errno, code)), target)
+
+    def refused(*args):
+        raise err
+
+    monkeypatch.setattr(worker, "run_job", refused)
+    if code == "EIO":
+        with pytest.raises(OSError):
+            main(["--workdir", str(tmp_path), "--job", str(job_file)])
+        return
+    assert main(["--workdir", str(tmp_path), "--job", str(job_file)]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"study: error: {target}: {os.strerror(getattr(errno, code))}") and "Traceback" not in said
+    assert ("GB free there now" in said) == (code == "ENOSPC"), said

@@ -71,6 +71,8 @@ def test_a_table_that_is_not_parquet_is_named_once_in_the_error(build, manifests
     with pytest.raises(StudyError) as e:
         load_manifest("toy").rows
     assert str(e.value).startswith(f"{table}: unreadable manifest table: ") and str(e.value).count(str(table)) == 1
+    assert str(e.value).endswith("; restore it, or delete it and its .json and build it again (`study plan` on a grid "
+                                 "that uses it prints the command; the same sources give the same content hash)")
 
 
 @pytest.mark.parametrize("name", ["toy\n", "toy\n.x", "../toy", "/tmp/toy", "", ".toy", "a" * 201, "toy.json"])

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from study.grids.plan import Plan
 
 
+def config_warnings(plan: Plan) -> list[str]:
+    """The problems `check_plan` finds in what the grid asks (names, sections: a mistyped key), as warnings for the
+    commands that read a grid's jobs without running them (`study status`, `study report`): their jobs' ids hash
+    settings no submit ran, so every job would read missing without a word of why. Not raised there: a key an
+    earlier version of study took still names the jobs that version ran."""
+    problems = check_names(plan) or check_sections(plan)
+    return [(p if p.startswith(f"{plan.path}:") else f"{plan.path}: {p}") + "\n  (`study submit` refuses this grid "
+            "as it stands: its jobs as planned here were never run, so they read missing)" for p in problems]
+
+
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
     the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders

@@ -9,6 +9,8 @@ at its next step, then ends), and is killed if it has not ended within STOP_GRAC
 `<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the
 signal that killed it). A failed job's dependents (transitively) are marked cancelled and never start; the dependents
 of a job that ended outside this command without a result (another command stopped) are left missing, for a rerun.
+A job that fails for a full disk or quota (`disk_full`) stops the command starting jobs, which would all fail alike:
+the running ones end, the rest stay missing, and the last line says to free space and rerun with --retry-failed.
 Progress: one line on stderr per start and end; an end also says about how long the run has left (eta.py).
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
@@ -19,6 +21,7 @@ the command's own lock (`locks.command_lock`) whether its `pending` jobs still h
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -162,6 +165,15 @@ def _ending(rc: int, log: Path) -> str:
     return f"exit code {rc}: {last}" if last else f"exit code {rc} (this run wrote nothing to its log)"
 
 
+FULL_DISK_SAYS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), " 0.00 GB free there now")
+
+
+def disk_full(error: str) -> bool:
+    """Whether a failed job's error (`_ending`) is a full disk or quota's (an OSError's reason, or
+    `study.atomic.write_failure`'s torch.save with no space left): every job started after it would fail alike."""
+    return any(said in error for said in FULL_DISK_SAYS)
+
+
 def job_seconds(workdir: Path, job_id: str, took: float) -> float:
     """What a finished job took, to calibrate the time left: its result's wall time over every session (one resumed
     near its end took its worker seconds), or `took`, the worker's, where that is more (the job process's start)."""
@@ -271,6 +283,7 @@ class _LocalRun:
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
+    full: str = ""  # the first job that failed for a full disk or quota, and its error: no job starts after it
     taken: set[str] = field(default_factory=set)  # found run by another command on this workdir, so not started
     running: dict[str, _Running] = field(default_factory=dict)
     announced: list[str] = field(default_factory=list)  # the outside runs last said to be waited for
@@ -297,10 +310,14 @@ class _LocalRun:
         previous = {sig: signal.signal(sig, _exit_on_stop_signal) for sig in stop_signals}
         try:
             while self.todo or self.running:
-                self.start_ready()
+                if not self.full:
+                    self.start_ready()
                 time.sleep(POLL_S)
                 self.reap()
                 self.todo = [j for j in self.todo if j.id not in self.cancelled]  # dependents of a job that just failed
+                if self.full and not self.running:  # the rest stay missing (no ledger line): a plain rerun runs them
+                    self.not_run.update(j.id for j in self.todo)
+                    break
                 if self.stalled() and not self.wait_outside():
                     break
         except BaseException:
@@ -312,7 +329,10 @@ class _LocalRun:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         others = self.still_run_elsewhere()
-        self.progress("finished" + (
+        unstarted = sorted(j.id for j in self.todo) if self.full else []
+        self.progress((f"stopped: {self.full}; {len(unstarted)} job(s) not started, as they would fail alike: free "
+                       "space, then `study submit --retry-failed` reruns the failed and runs these"
+                       if self.full else "finished") + (
             f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
             "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else "") + (
             f"; {len(self.left)} job(s) not run, failed or cancelled before or blocked by such a dependency: "
@@ -444,10 +464,14 @@ class _LocalRun:
                 self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{late}{self.time_left()}")
             else:
                 self.failed.add(job_id)
-                self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log),
-                                                error=_failure(rc, r.log))])
+                error = _failure(rc, r.log)
+                self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log), error=error)])
                 said = _ending(rc, r.log) if rc < 0 else f"exit code {rc}"  # killed: by what, not "exit code -9"
                 self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); log {r.log}")
+                if not self.full and disk_full(error):
+                    self.full = f"{r.job.stage} {job_id} failed for a full disk or quota ({error})"
+                    self.progress(f"{self.full}: no more jobs start" + (
+                        "; the running ones end" if self.running else ""))
                 self.cancel_dependents(job_id)
 
     def wait_outside(self) -> bool:

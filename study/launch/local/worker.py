@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import sys
 
-from study.errors import StudyError
+from study.atomic import NO_SPACE
+from study.errors import StudyError, os_reason
 from study.launch.runner import read_job_file, run_job, threads_from_env
 from study.launch.signals import STOP_SIGNALS
 from study.parent_death import signal_when_parent_dies
@@ -54,6 +57,22 @@ def _end_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGUSR2)
 
 
+WRITE_REFUSED = NO_SPACE | {errno.EACCES, errno.EPERM, errno.EROFS}  # the machine's doing, not the code's
+
+
+def write_refused(e: OSError) -> str:
+    """A write the machine refused, in one line: the file, the reason, and, for a full disk or quota, the space left
+    there and that a rerun resumes (the scheduler's `disk_full` reads this line in the job's log)."""
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno not in NO_SPACE or not e.filename:
+        return f"{where}{os_reason(e)}"
+    try:
+        free = f"{shutil.disk_usage(os.path.dirname(e.filename) or '.').free / 1e9:.2f} GB free there now"
+    except OSError:
+        free = "the space left there unknown"
+    return f"{where}{os_reason(e)} ({free}): free space, then rerun the job: it resumes from what it last saved"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m study.launch.local.worker",
                                 description="run one job of a grid (worker)")
@@ -69,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as e:
         print(f"study: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in WRITE_REFUSED:
+            raise  # a bug's, with its traceback
+        print(f"study: error: {write_refused(e)}", file=sys.stderr)
+        return 2
     print(f"[run-job] result written to {path}", file=sys.stderr)
     return 0
 
