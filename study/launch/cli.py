@@ -165,19 +165,22 @@ def run_status(args: argparse.Namespace) -> int:
     from study.launch.status import print_status, status_json
     from study.paths import unsubmitted_workdir
 
-    from study.grids.checks import config_warnings
-
     plan, workdir = _plan(args, where_of(args)), _workdir(args)
-    for warning in config_warnings(plan):  # on stderr: the table or JSON on stdout stays whole
-        print(f"study: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         note = unsubmitted_workdir(workdir)  # the table's line; beside the JSON, on stderr
         if note:
             print(f"study: warning: workdir {Path(workdir).resolve()}: {note}", file=sys.stderr)
-        json.dump(status_json(plan, workdir), sys.stdout, indent=1)
+        got = status_json(plan, workdir)
+        json.dump(got, sys.stdout, indent=1)
         sys.stdout.write("\n")
+        states = [job["state"] for job in got["jobs"]]
     else:
-        print_status(plan, workdir, out=sys.stdout)
+        states = [st.state for st in print_status(plan, workdir, out=sys.stdout).values()]
+    if states and set(states) == {"missing"}:  # none of its jobs ran: a grid submit refuses would say why
+        from study.grids.checks import config_warnings  # (torch: only then, as a status reads no config)
+
+        for warning in config_warnings(plan):  # on stderr: the table or JSON on stdout stays whole
+            print(f"study: warning: {warning}", file=sys.stderr)
     return 0
 
 

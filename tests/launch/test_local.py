@@ -404,7 +404,8 @@ def test_status_of_a_workdir_that_does_not_exist_says_so(env):
 def test_status_and_report_of_a_grid_with_a_mistyped_key_warn_naming_its_line(env, capsys):
     """A key mistyped in the grid (`temprature`) changes every job's id: `study status` would read every job missing
     and `study report` draw nothing, without a word of why. Both warn on stderr naming the grid's file, line and key
-    (as `study submit` refuses it), and status still prints its table (JSON stays whole on stdout)."""
+    (as `study submit` refuses it; status where none of its jobs ran, as it reads no config otherwise), and status
+    still prints its table (JSON stays whole on stdout)."""
     grid = env / "typo.yaml"
     grid.write_text(grid_text("typo").replace("log_every_steps: 10,", "log_every_steps: 10, temprature: 0.2,"))
     wd = env / "wd"
