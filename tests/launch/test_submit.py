@@ -403,6 +403,17 @@ def test_a_placement_slurm_refuses_is_named_before_anything_is_queued(env, slurm
     assert len((slurm / "test_only_calls").read_text().splitlines()) == 5  # not asked again for the evaluations
 
 
+def _submit_answered(env, slurm, name: str, refuse: str | None = None) -> tuple[int, str]:
+    """Submit grid `name` (two jobs) to the stand-in Slurm, whose `sbatch --test-only` refuses a script holding the
+    first line of `refuse` with its other lines (`launch_helpers.fake_test_only`); (exit code, stderr)."""
+    if refuse is not None:
+        (slurm / "test_only_refuse").write_text(refuse)
+    grid = env / "g.yaml"
+    grid.write_text(grid_text(name))
+    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    return code, err
+
+
 def test_an_sbatch_option_of_the_profile_sbatch_does_not_take_is_refused_before_anything_is_queued(env, slurm):
     """A misspelt option of `additional` (or a value-less one) was left to sbatch, which refused the evaluations' array
     after the pretraining one was queued. sbatch answers it (as below, on the real one) after 'Try "sbatch --help"',
@@ -411,11 +422,9 @@ def test_an_sbatch_option_of_the_profile_sbatch_does_not_take_is_refused_before_
     (env / "profile.yaml").write_text(profile.replace("  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
                                                       "  evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, "
                                                       "additional: {mai: x}}"))
-    (slurm / "test_only_refuse").write_text("#SBATCH --mai=x\nsbatch: option '--mai=x' is ambiguous; possibilities: "
-                                           "'--mail-type' '--mail-user'\nTry \"sbatch --help\" for more information\n")
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("typo"))
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    code, err = _submit_answered(env, slurm, "typo", "#SBATCH --mai=x\nsbatch: option '--mai=x' is ambiguous; "
+                                 "possibilities: '--mail-type' '--mail-user'\n"
+                                 "Try \"sbatch --help\" for more information\n")
     assert code == 2 and "Slurm refuses the evaluate jobs" in err, err
     assert ("sbatch --test-only said: sbatch: option '--mai=x' is ambiguous; possibilities: '--mail-type' "
             "'--mail-user' (set by the profile's `stages.evaluate.additional`: `mai`)") in err, err
@@ -434,11 +443,8 @@ def test_an_sbatch_option_sbatch_does_not_take_names_the_profile_key_that_sets_i
         "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
         "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m, additional: {exclusive: true}}" if additional else
         "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}"))
-    (slurm / "test_only_refuse").write_text(f"#SBATCH {refused}\nsbatch: unrecognized option '{refused}'\n"
-                                           "Try \"sbatch --help\" for more information\n")
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("typo2"))
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    code, err = _submit_answered(env, slurm, "typo2", f"#SBATCH {refused}\nsbatch: unrecognized option '{refused}'\n"
+                                 "Try \"sbatch --help\" for more information\n")
     assert code == 2 and "Slurm refuses the pretrain jobs" in err, err
     assert f"sbatch --test-only said: sbatch: unrecognized option '{refused}'{said}; change the profile" in err, err
 
@@ -452,9 +458,7 @@ def test_a_test_only_that_does_not_answer_is_a_warning_and_not_asked_again(env, 
     real = (slurm / "bin" / "sbatch").read_text().split("\n", 1)[1]
     (slurm / "bin" / "sbatch").write_text('#!/bin/sh\ncase "$1" in --test-only) '
                                           f'echo x >> "{slurm}/test_only_calls"; exec sleep 5;; esac\n{real}')
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("busy"))
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    code, err = _submit_answered(env, slurm, "busy")
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     assert ("study: warning: sbatch --test-only did not answer (within 0.5 s, or could not start): the placement of "
             "the pretrain jobs and the stages after is not checked; submitting, sbatch decides") in err, err
@@ -466,15 +470,12 @@ def test_a_test_only_answer_that_nodes_down_now_also_give_is_a_warning_and_the_j
     configuration is not available", where sbatch queues the jobs to wait. That answer was a refusal with nothing
     queued (and no way around it until the nodes came back); it is a warning, and sbatch decides. With every node of
     the partition up, the same answer means no node has what the jobs ask: refused, nothing queued."""
-    (slurm / "test_only_refuse").write_text("#SBATCH --partition=debug\n"
-                                           "allocation failure: Requested node configuration is not available\n")
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("drained"))
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    code, err = _submit_answered(env, slurm, "drained", "#SBATCH --partition=debug\n"
+                                 "allocation failure: Requested node configuration is not available\n")
     assert code == 2 and "Requested node configuration is not available; change the profile" in err, err
     assert not (slurm / "counter").exists()
     (slurm / "sinfo_states").write_text("idle\ndrain\n")
-    code, _, err = run_cli(_submit_cmd(grid, env)[3:])
+    code, err = _submit_answered(env, slurm, "drained")
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     assert ("study: warning: profile " in err and "Slurm refuses the pretrain jobs" in err
             and "down or drained now (sinfo -p debug)" in err), err
