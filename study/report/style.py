@@ -71,7 +71,7 @@ def hollow_partial(ax, x, y, partial, look: dict) -> int:
     return len(hit)
 
 
-PARTIAL_LABEL = "fewer seeds than planned"
+PARTIAL_LABEL = "hollow: fewer seeds than planned"  # a marker key, not a line (under the legend title)
 
 
 def hollow_handle() -> matplotlib.lines.Line2D:

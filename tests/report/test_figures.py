@@ -937,11 +937,11 @@ def test_a_planned_cell_with_fewer_seeds_than_planned_says_so_in_the_table():
     assert partial["1M"] == "1/3" and pd.isna(partial["50k"])  # 3 seeds of 3
     assert _hollow(fig.axes[0]) == [(1000.0, pytest.approx(0.40))]  # the 1/3 point only, drawn hollow
     assert "hollow markers: cells with a value in fewer seeds than planned" in data.attrs["caption"]
-    assert _legend_labels(fig)[-1] == "fewer seeds than planned"  # the legend's own entry for a hollow point
+    assert _legend_labels(fig)[-1] == "hollow: fewer seeds than planned"  # the legend's own entry for a hollow point
     fig, data = quantity.draw(table_of(recs))  # no plan: nothing to compare with
     assert "(1/3)" not in _md(quantity.paper_table(data))
     assert _hollow(fig.axes[0]) == [] and "hollow" not in data.attrs["caption"]
-    assert "fewer seeds than planned" not in _legend_labels(fig)
+    assert "hollow: fewer seeds than planned" not in _legend_labels(fig)
 
 
 def _legend_labels(fig) -> list[str]:
@@ -987,9 +987,9 @@ def test_granularity_draws_a_level_with_fewer_seeds_than_planned_hollow():
     assert len(hollow) == 1 and hollow[0][0] == LEVELS.index("species")
     assert data.loc[data["partial_seeds"].notna(), ["line", "level"]].values.tolist() == [["simclr", "species"]]
     assert "hollow markers" in data.attrs["caption"]
-    assert _legend_labels(fig)[-1] == "fewer seeds than planned"
+    assert _legend_labels(fig)[-1] == "hollow: fewer seeds than planned"
     (entry,) = [h for h, t in zip(fig.axes[-1].get_legend().legend_handles, _legend_labels(fig))
-                if t == "fewer seeds than planned"]
+                if t == "hollow: fewer seeds than planned"]
     assert entry.get_markerfacecolor() == "white" and entry.get_linestyle() == "None"
 
 
