@@ -91,7 +91,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                 size = 0
             epochs = sec.get("epochs") if is_num(sec.get("epochs")) else cost.default_epochs
             images = float(epochs) * size
-        seconds = images * factor / (cost.rate(backbone, "pretrain") * gpus)
+        seconds = images * factor / (_rate(cost, backbone, "pretrain", notes) * gpus)
     else:
         sec = job.config["evaluate"]
         protocol = axes["protocol"]
@@ -111,11 +111,11 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                     epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run_default
                 # an epoch is whole batches (study.train.data.steps_per_epoch): 511 labels at 256 train 256 images
                 images = float(epochs) * sum(s // b * b if b > 0 else 0.0 for s, b in zip(sizes, batches))
-            seconds = (images + test * len(sizes)) / (cost.rate(backbone, "finetune") * gpus)
+            seconds = (images + test * len(sizes)) / (_rate(cost, backbone, "finetune", notes) * gpus)
         else:
             encoders = max(1, len(job.config.get("encoders") or []))
             images = encoders * (max(sizes) + test)
-            seconds = images / (cost.rate(backbone, "extract") * gpus) + 60 * cost.probe_min * len(sizes)
+            seconds = images / (_rate(cost, backbone, "extract", notes) * gpus) + 60 * cost.probe_min * len(sizes)
             if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
                 width = _job_feature_dim(job, pretrain, notes)
                 seconds += width / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
@@ -127,6 +127,16 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
                 notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
                           f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
     return seconds / 3600 + cost.job_overhead_min / 60
+
+
+def _rate(cost: CostModel, backbone: str, kind: str, notes: set[str]) -> float:
+    """`cost.rate(backbone, kind)`, noting a backbone the profile gives rates of other kinds only (rates.yaml from
+    jobs of one stage): this kind is counted at resnet50's."""
+    table = cost.throughput.get(backbone)
+    if table and kind not in table and "|" not in backbone:
+        notes.add(f"cost.throughput.{backbone} gives no {kind} rate: its {kind} work counted at resnet50's; set "
+                  f"cost.throughput.{backbone}.{kind} in the profile (rates.yaml has it once such a job has run)")
+    return cost.rate(backbone, kind)
 
 
 def _image_size(sec: dict[str, Any]) -> Any:

@@ -389,7 +389,13 @@ def test_a_backbone_without_a_throughput_is_noted(write_grid):
         "backbone 'resnet18_small' has no throughput in the profile: counted at resnet50's rates; set "
         "cost.throughput.resnet18_small in the profile"]
     cost = CostModel(throughput={"resnet18": {"pretrain": 1.0}, "resnet18_small": {"pretrain": 2.0}})
-    assert not any("throughput" in n for n in plan_grid(g, Profile(cost=cost)).estimate["notes"])
+    notes = plan_grid(g, Profile(cost=cost)).estimate["notes"]
+    assert not any("has no throughput" in n for n in notes)
+    # pretraining rates only (a rates.yaml of pretraining jobs): the probes' extraction at resnet50's, said
+    assert sorted(n for n in notes if "gives no" in n) == [
+        f"cost.throughput.{b} gives no extract rate: its extract work counted at resnet50's; set "
+        f"cost.throughput.{b}.extract in the profile (rates.yaml has it once such a job has run)"
+        for b in ("resnet18", "resnet18_small")]
 
 
 def test_the_schema_example_of_grids_readme_plans_as_written(tmp_path):
