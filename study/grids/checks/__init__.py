@@ -31,9 +31,20 @@ def config_warnings(plan: Plan) -> list[str]:
     commands that read a grid's jobs without running them (`study status`, `study report`): their jobs' ids hash
     settings no submit ran, so every job would read missing without a word of why. Not raised there: a key an
     earlier version of study took still names the jobs that version ran."""
-    problems = check_names(plan) or check_sections(plan)
-    return [(p if p.startswith(f"{plan.path}:") else f"{plan.path}: {p}") + "\n  (`study submit` refuses this grid "
-            "as it stands: its jobs as planned here were never run, so they read missing)" for p in problems]
+    return [_named(plan, p) + "\n  (`study submit` refuses this grid as it stands: its jobs as planned here were "
+            "never run, so they read missing)" for p in _config_problems(plan)]
+
+
+def _config_problems(plan: Plan) -> list[str]:
+    """What the grid asks that no config takes: its names, else (an unknown method would fail every section too:
+    reported once) its sections."""
+    return check_names(plan) or check_sections(plan)
+
+
+def _named(plan: Plan, problem: str) -> str:
+    """`problem` naming its file, as every error does: the grid's, unless it names the profile's already."""
+    named = (f"{plan.path}:",) + ((f"{plan.profile.path}:",) if plan.profile.path else ())
+    return problem if problem.startswith(named) else f"{plan.path}: {problem}"
 
 
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
@@ -43,11 +54,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
     recorded root is not a folder on this machine (the dataset moved, or only the nodes that run the jobs mount it),
     a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the estimate's notes gain
     each cost hint the manifests contradict."""
-    problems = check_names(plan)
-    if not problems:  # an unknown method would fail every section too: report it once
-        problems = check_sections(plan)
-    if not problems:
-        problems = check_devices(plan)
+    problems = _config_problems(plan) or check_devices(plan)
     roots: list[str] = []
     meta = metadata_once() if manifests else None
     if manifests:
@@ -60,9 +67,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) ->
     if len(problems) > 1:
         raise StudyError("\n".join([f"{plan.path}: {len(problems)} problem(s) found before anything runs:",
                                     *problems]))
-    if problems:  # one: it names its file as every error does (the grid's, unless it names the profile's)
-        named = (f"{plan.path}:",) + ((f"{plan.profile.path}:",) if plan.profile.path else ())
-        raise StudyError(problems[0] if problems[0].startswith(named) else f"{plan.path}: {problems[0]}")
+    if problems:  # one: it names its file as every error does
+        raise StudyError(_named(plan, problems[0]))
     if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
