@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 from study.configfields import is_num
-from study.grids.jobs import Job, trains_nothing
+from study.grids.jobs import Job, crop_size, trains_nothing
 from study.grids.profile import DEFAULT_THROUGHPUT, CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
 from study.train.config import PretrainConfig
@@ -73,9 +73,9 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
         method = axes["method"]  # every job's (defaults.pretrain's where the axes give none)
-        factor = cost.factor(backbone, method)
-        factor = factor if factor is not None else 0.0 if trains_nothing(method) else 1.0  # only its overhead
-        if cost.factor(backbone, method) is None and factor:
+        given = cost.factor(backbone, method)
+        factor = given if given is not None else 0.0 if trains_nothing(method) else 1.0  # only its overhead
+        if given is None and factor:
             notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
                       f"1.0; set cost.method_factor.{method} in the profile")
         # values of the wrong type are left to the config checks that follow (study.grids.checks.config.check_sections)
@@ -139,25 +139,21 @@ def _rate(cost: CostModel, backbone: str, kind: str, notes: set[str]) -> float:
     return cost.rate(backbone, kind)
 
 
-def _image_size(sec: dict[str, Any]) -> Any:
-    """The image size a pretrain or evaluate section runs at: its `augment`'s, else its own, else the configs'
-    default (224)."""
-    augment = sec.get("augment") if isinstance(sec.get("augment"), dict) else {}
-    return augment.get("image_size") or sec.get("image_size") or PretrainConfig.image_size
-
-
 def _job_shape(job: Job, pretrain: dict[str, Job]) -> dict[str, Any]:
     """The width and image size `job` runs its backbone at (an evaluation: its first encoder's width; a scratch run:
     its own `width`), and its device: `cpu`, or `gpu` where it asks for GPUs."""
+    from study.evaluate.config import EvalConfig
+
     if job.stage == "pretrain":
         sec = job.config["pretrain"]
-        width = sec.get("width")
+        width, size = sec.get("width"), crop_size(sec, PretrainConfig.image_size)
     else:
         sec = job.config["evaluate"]
         encoders = job.config.get("encoders") or []
         enc = pretrain.get(encoders[0]) if encoders else None
         width = enc.config["pretrain"].get("width") if enc is not None else sec.get("width")
-    return {"width": width if is_num(width) else PretrainConfig.width, "image_size": _image_size(sec),
+        size = crop_size(sec, EvalConfig.image_size)
+    return {"width": width if is_num(width) else PretrainConfig.width, "image_size": size,
             "device": "gpu" if job.resources.gpus else "cpu"}
 
 

@@ -168,6 +168,13 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
     return b.jobs
 
 
+def crop_size(section: dict, default: int) -> int:
+    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
+    config's default (as PretrainConfig and EvalConfig resolve it)."""
+    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
+    return augment.get("image_size", section.get("image_size", default))
+
+
 def trains_nothing(method: Any) -> bool:
     """A method that trains no step (`random`, `pretrained`: UNTRAINED_METHODS, not the registry, which `study status`
     must not import with torch); an unknown one is the config check's."""

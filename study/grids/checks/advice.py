@@ -10,20 +10,13 @@ from typing import TYPE_CHECKING
 from study.configfields import is_int
 from study.counts import format_count
 from study.errors import StudyError
-from study.grids.jobs import Job
+from study.grids.jobs import Job, crop_size
 from study.grids.yamlio import at
 from study.hashing import canonical_json
 from study.grids.checks.where import describe, line_of_value, message_key, named_job, setting_at
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
-
-
-def _crop_size(section: dict, default: int) -> int:
-    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
-    config's default (as PretrainConfig and EvalConfig resolve it)."""
-    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
-    return augment.get("image_size", section.get("image_size", default))
 
 
 def unevaluated_pretraining_warnings(plan: Plan) -> list[str]:
@@ -88,11 +81,11 @@ def image_size_warnings(plan: Plan) -> list[str]:
 
     seen: dict[tuple[str, int, int], list[Job]] = {}
     for job in plan.by_stage("evaluate"):
-        size = _crop_size(job.config["evaluate"], EvalConfig.image_size)
+        size = crop_size(job.config["evaluate"], EvalConfig.image_size)
         for dep in job.depends_on:
             if not method_trains(plan.job(dep)):  # random, pretrained: its image_size is no size it was trained at
                 continue
-            trained = _crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
+            trained = crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
             if trained != size:
                 seen.setdefault((setting_at(plan, job, "image_size"), size, trained), []).append(job)
     return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "
