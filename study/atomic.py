@@ -64,6 +64,15 @@ def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+def free_space(path: str | os.PathLike) -> str:
+    """`12.34 GB free there now` on the filesystem of `path`'s folder, for a message on a failed write of `path`;
+    `the space left there unknown` where it cannot be asked."""
+    try:
+        return f"{shutil.disk_usage(Path(path).parent).free / 1e9:.2f} GB free there now"
+    except OSError:
+        return "the space left there unknown"
+
+
 def write_failure(path: str | os.PathLike, e: BaseException) -> str:
     """Why writing `path` failed, in one line for a message: the error's first line, then the space left on the
     filesystem of its folder, and, where the error is a full disk or quota (ENOSPC/EDQUOT in its chain) or torch.save's
@@ -74,10 +83,7 @@ def write_failure(path: str | os.PathLike, e: BaseException) -> str:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     full = any(isinstance(x, OSError) and x.errno in NO_SPACE for x in chain)
-    try:
-        free = f"{shutil.disk_usage(Path(path).parent).free / 1e9:.2f} GB free there now"
-    except OSError:
-        free = "the space left there unknown"
+    free = free_space(path)
     hint = "the disk is full or over quota" if full else "a full disk or quota fails writes so" \
         if isinstance(e, RuntimeError) else ""
     return f"{type(e).__name__}: {said}; {free}" + (f": {hint}" if hint else "")

@@ -8,11 +8,10 @@ import argparse
 import contextlib
 import errno
 import os
-import shutil
 import signal
 import sys
 
-from study.atomic import NO_SPACE
+from study.atomic import NO_SPACE, free_space
 from study.errors import StudyError, os_reason
 from study.launch.runner import read_job_file, run_job, threads_from_env
 from study.launch.signals import STOP_SIGNALS
@@ -66,11 +65,8 @@ def write_refused(e: OSError) -> str:
     where = f"{e.filename}: " if e.filename else ""
     if e.errno not in NO_SPACE or not e.filename:
         return f"{where}{os_reason(e)}"
-    try:
-        free = f"{shutil.disk_usage(os.path.dirname(e.filename) or '.').free / 1e9:.2f} GB free there now"
-    except OSError:
-        free = "the space left there unknown"
-    return f"{where}{os_reason(e)} ({free}): free space, then rerun the job: it resumes from what it last saved"
+    return (f"{where}{os_reason(e)} ({free_space(e.filename)}): free space, then rerun the job: it resumes from what "
+            "it last saved")
 
 
 def main(argv: list[str] | None = None) -> int:
