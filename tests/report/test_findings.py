@@ -289,10 +289,10 @@ def test_the_verdicts_are_counted_in_the_summary_and_on_the_log(tmp_path):
     write_all(tmp_path / "w", recs)
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
-    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 1, not tested 12"
+    assert F.tally(summary.findings.values()) == "holds in part 1, does not hold 1, not tested 13"
     # 1M 0.45 against 500k 0.40: 5 points, over 2 (saturation); 500k is no small set of 1M (small sets: not tested)
     assert summary.findings["quantity_saturation"] == "does not hold"
-    line = "the paper's findings: holds in part 1, does not hold 1, not tested 12"
+    line = "the paper's findings: holds in part 1, does not hold 1, not tested 13"
     assert f"study report: g: {line}\n" in log.getvalue()
     assert html.escape(line) in (tmp_path / "r" / "index.html").read_text()
 
@@ -311,7 +311,7 @@ def test_verdicts_of_a_half_done_grid_are_said_to_be_of_the_results_so_far(tmp_p
     log = io.StringIO()
     summary = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=log)
     assert summary.missing == 2 and summary.findings["quantity_saturation"] == "does not hold"
-    line = ("the paper's findings: does not hold 1, not tested 13 (of the results so far: 2 planned job(s) without "
+    line = ("the paper's findings: does not hold 1, not tested 14 (of the results so far: 2 planned job(s) without "
             "a result)")
     assert f"study report: g: {line}\n" in log.getvalue(), log.getvalue()
     page = (tmp_path / "r" / "index.html").read_text()
@@ -561,6 +561,8 @@ def test_byol_above_simclr_and_moco_on_inat21_of_its_own_backbone():
     assert verdict == "holds in 1 of 2"
     assert evidence == ("yes: inat21 1M, 10k labels: byol 0.500, simclr 0.450 (+5.0 points); "
                         "no: inat21 1M, 10k labels: byol 0.500, moco 0.520 (-2.0 points)")
+    assert _verdicts(recs)["byol_trails_supervised_on_inat21"] == (
+        "holds", "inat21 1M, 10k labels: byol 0.500, supervised 0.750 (-25.0 points)")
     # on another dataset, or against another backbone's simclr: not the paper's finding
     recs = _linear("byol", 1_000_000, 0.50) + _linear("simclr", 1_000_000, 0.45)
     assert _verdicts(recs)["byol_best_on_inat21"][0] == "not tested"
@@ -603,6 +605,13 @@ def test_byol_on_inat21_is_tested_on_the_granularity_grids_species_level_where_n
         "byol_best_on_inat21"]
     assert verdict == "holds" and "byol 0.500, simclr 0.450" in evidence, evidence
     assert _verdicts(gran("byol", 0.5) + gran("simclr", None, genus=0.6))["byol_best_on_inat21"][0] == "not tested"
+    # supervised above byol: its species score where neither is probed, its probe where both are
+    recs = gran("byol", 0.50) + gran("supervised", 0.48)
+    assert _verdicts(recs)["byol_trails_supervised_on_inat21"] == (
+        "does not hold", "inat21 1M, all labels (granularity, species): byol 0.500, supervised 0.480 (+2.0 points)")
+    verdict, evidence = _verdicts(recs + probe("byol", 0.40) + probe("supervised", 0.70))[
+        "byol_trails_supervised_on_inat21"]
+    assert verdict == "holds" and evidence == "inat21 1M, all labels: byol 0.400, supervised 0.700 (-30.0 points)"
 
 
 def test_imagenet_and_glc20_are_ranked_at_the_largest_labeled_size_every_encoder_has():
