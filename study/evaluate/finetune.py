@@ -105,11 +105,12 @@ def run_finetune(cfg, run_dir: Path, encoder: Path | None, n: int | None, rows: 
     from study.train import PretrainConfig, pretrain
     from study.train.backbones import build_backbone
     from study.train.checkpoint import load_checkpoint
+    from study.train.run_files import CHECKPOINT
 
     sub = Path(run_dir) / f"{cfg.protocol}-{'all' if n is None else n}"
     pcfg = PretrainConfig.from_dict(pretrain_dict(cfg, n, rows, encoder), where="evaluate.finetune")
     out = pretrain(pcfg, sub)
-    state = load_checkpoint(sub / "checkpoint.pt", ("method",))["method"]
+    state = load_checkpoint(sub / CHECKPOINT, ("method",))["method"]
     model_encoder = build_backbone(pcfg.backbone, pcfg.width)
     model_encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
     outputs = state["classifier.weight"].shape[0]

@@ -21,6 +21,7 @@ import submitit
 
 from study.errors import StudyError
 from study.atomic import write_json
+from study.train.run_files import ENCODER
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -31,7 +32,7 @@ def job_dir(workdir: str | os.PathLike, job_id: str) -> Path:
 
 
 def encoder_path(workdir: str | os.PathLike, job_id: str) -> Path:
-    return job_dir(workdir, job_id) / "encoder.pt"
+    return job_dir(workdir, job_id) / ENCODER
 
 
 def _is_main_task() -> bool:

@@ -22,6 +22,7 @@ from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
 from study.paths import logs_dir, result_path, results_dir
+from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -286,7 +287,6 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
         return None
 
 
-CHECKPOINT_FILE = "checkpoint.pt"  # a training run's (study.train.loop): the job's own, a fine-tuning's per size
 # ours: the largest `data.pkl` read for a step (a ResNet-50 checkpoint's is ~70 KB: its tensors are stored beside it);
 # a larger one (a foreign file, a zip bomb) is not read
 CHECKPOINT_PICKLE_MAX = 16 * 2**20
@@ -317,7 +317,8 @@ class _StepReader(pickle.Unpickler):
 def checkpoint_step(path: str | os.PathLike) -> list[int] | None:
     """[step, total steps] of the training checkpoint at `path` (`torch.save`'s zip, as study.train.checkpoint writes
     it), read from its pickle alone (milliseconds, no torch, no tensor read); None where there is none, or it does not
-    read as one (a torn or foreign file: the run that loads it says so; a pickle over CHECKPOINT_PICKLE_MAX bytes)."""
+    read as one a rerun resumes from (a torn or foreign file, one of another CHECKPOINT_FORMAT: the run that loads it
+    says so; a pickle over CHECKPOINT_PICKLE_MAX bytes)."""
     try:
         with zipfile.ZipFile(path) as z:
             info = next((i for i in z.infolist() if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"), None)
@@ -327,7 +328,7 @@ def checkpoint_step(path: str | os.PathLike) -> list[int] | None:
                 state = _StepReader(f).load()
     except Exception:  # any unreadable file (zipfile, pickle and OSError raise many kinds): no step to name
         return None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         return None
     step, total = state.get("step"), state.get("total_steps")
     if isinstance(step, int) and isinstance(total, int) and not isinstance(step, bool):
@@ -341,9 +342,9 @@ def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[
     (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
     folder = Path(workdir) / "jobs" / job_id
     out: dict[str, list[int]] = {}
-    runs = sorted(folder.glob(f"*/{CHECKPOINT_FILE}"), key=lambda p: [int(t) if t.isdigit() else t
+    runs = sorted(folder.glob(f"*/{CHECKPOINT}"), key=lambda p: [int(t) if t.isdigit() else t
                                                                     for t in re.split(r"(\d+)", p.parent.name)])
-    for path in [folder / CHECKPOINT_FILE, *runs]:  # fine-tunings by labeled size: finetune-50 before finetune-200
+    for path in [folder / CHECKPOINT, *runs]:  # fine-tunings by labeled size: finetune-50 before finetune-200
         seen = checkpoint_step(path) if path.is_file() else None
         if seen is not None:
             out["." if path.parent == folder else path.parent.name] = seen

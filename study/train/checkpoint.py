@@ -15,9 +15,8 @@ import torch
 
 from study.atomic import atomic_path, write_failure
 from study.errors import StudyError
+from study.train.run_files import CHECKPOINT_FORMAT as FORMAT
 from study.version import newer_note
-
-FORMAT = 1
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

@@ -38,6 +38,7 @@ from study.train.images import ImageReader
 from study.train.methods import METHODS
 from study.train.optim import Schedule, build_optimizer, peak_lr, schedule_problems, schedule_steps, set_lr
 from study.train.protocol import run_protocol, write_encoder
+from study.train.run_files import CHECKPOINT, ENCODER
 from study.train.resume import Sessions, one_or_each, restore, resume_warnings, run_fingerprint
 from study.version import library_versions
 
@@ -134,10 +135,10 @@ def _pretrain(cfg, run_dir: Path, world, t0: float, stop_at, manifest) -> RunOut
                      cfg.optim.final_lr_fraction)
     base_protocol = run_protocol(cfg, manifest, world, device, use_bf16, channels_last, sync_bn, sched, aug_cfg, method)
 
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = run_dir / CHECKPOINT
     if world.is_main:  # the run folder's one writer (one instance of a job runs: the job lock here, Slurm's one job
         # there; an NFS workdir's caveat, study.launch.locks): what a killed write left goes
-        for name in ("checkpoint.pt", "encoder.pt", CURVE_FILE):
+        for name in (CHECKPOINT, ENCODER, CURVE_FILE):
             remove_temporaries(run_dir / name)
     fingerprint = run_fingerprint(cfg, manifest, world, device, use_bf16, channels_last)
     if not method.trains:  # `random`: the untrained encoder is the product
@@ -184,7 +185,7 @@ class _Session:
         self.use_bf16, self.channels_last = use_bf16, channels_last
         self.method, self.optimizer, self.aug, self.sched = method, optimizer, aug, sched
         self.fingerprint, self.past, self.t0 = fingerprint, past, t0
-        self.ckpt_path = run_dir / "checkpoint.pt"
+        self.ckpt_path = run_dir / CHECKPOINT
         self.step = past.step
         self.steps = 0  # this session's
         self.train_s = past.train_s  # training-loop time up to the latest checkpoint, over all sessions

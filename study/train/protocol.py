@@ -17,6 +17,7 @@ from study.train import distributed
 from study.train.backbones import encoder_payload
 from study.train.config import PretrainConfig
 from study.train.optim import Schedule
+from study.train.run_files import ENCODER
 from study.train.tf32 import tf32_in_use
 from study.version import code_version, library_versions
 
@@ -90,4 +91,4 @@ def write_encoder(run_dir: Path, encoder, world, protocol: dict) -> None:
     kept = json.loads(canonical_json({**recipe_protocol(protocol), "seed": protocol["seed"]}))  # plain values
     buffer = io.BytesIO()
     torch.save(encoder_payload(encoder, protocol_fingerprint(protocol), kept), buffer)
-    write_bytes(run_dir / "encoder.pt", buffer.getvalue())
+    write_bytes(run_dir / ENCODER, buffer.getvalue())

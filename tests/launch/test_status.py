@@ -743,8 +743,12 @@ def test_checkpoint_step_reads_a_checkpoints_step_without_running_its_code(tmp_p
             return (os.system, (f"touch {marker}",))
 
     with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
-        z.writestr("evil/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "x": Evil()}))
+        z.writestr("evil/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "x": Evil()}))
     assert checkpoint_step(tmp_path / "evil.pt") == [1, 2] and not marker.exists()
+    # one of another format: a rerun refuses it, so no step is said to resume from
+    with zipfile.ZipFile(tmp_path / "newer.pt", "w") as z:
+        z.writestr("newer/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 2}))
+    assert checkpoint_step(tmp_path / "newer.pt") is None
 
 
 def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_last_step(tmp_path):
@@ -1010,7 +1014,7 @@ def test_checkpoint_step_does_not_read_a_pickle_larger_than_a_checkpoints(tmp_pa
 
     from study.launch import state
 
-    data = pickle.dumps({"step": 1, "total_steps": 2, "pad": "x" * 4000})
+    data = pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "pad": "x" * 4000})
     with zipfile.ZipFile(tmp_path / "big.pt", "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("big/data.pkl", data)
     assert state.checkpoint_step(tmp_path / "big.pt") == [1, 2]
