@@ -287,6 +287,41 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
         return None
 
 
+# Slurm's own line in a job's log each time the job is requeued (`scontrol requeue`, submitit's requeue on a timeout
+# or a preemption's USR2): slurmstepd writes one for the job and one for its step; the job's is counted
+_REQUEUED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO JOB REQUEUE \*\*\*")
+_RESUMED = re.compile(rb"^\[[\w-]+\] resuming \S.* at step (\d+)/(\d+)\s*$", re.M)  # study.train.loop's line
+HISTORY_MAX_BYTES = 8 * 2**20  # ours: a log's last 8 MiB are read for its requeues (a job writes well under 1 MiB)
+
+
+def requeue_history(path: str | os.PathLike | None) -> tuple[int, list[list[int]]] | None:
+    """(how many times the job was requeued, [step, total] of each resume of a training run in it) as the log of a
+    Slurm job records them (Slurm appends each start of a requeued job to the same log): Slurm's `DUE TO JOB REQUEUE`
+    lines and the training loop's `resuming <run folder> at step N/T` lines; None without a log."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - HISTORY_MAX_BYTES))
+            text = f.read()
+    except OSError:
+        return None
+    return len(_REQUEUED.findall(text)), [[int(a), int(b)] for a, b in _RESUMED.findall(text)]
+
+
+def requeue_text(history: tuple[int, list[list[int]]] | None) -> str:
+    """`requeued 2 time(s), resumed at step 173/1500, then 226/1500`; "" where the log records no requeue nor
+    resume."""
+    if not history or not (history[0] or history[1]):
+        return ""
+    n, resumed = history
+    said = [f"requeued {n} time(s)"] if n else []
+    if resumed:
+        said.append("resumed at step " + ", then ".join(f"{s}/{t}" for s, t in resumed))
+    return ", ".join(said)
+
+
 # ours: the largest `data.pkl` read for a step (a ResNet-50 checkpoint's is ~70 KB: its tensors are stored beside it);
 # a larger one (a foreign file, a zip bomb) is not read
 CHECKPOINT_PICKLE_MAX = 16 * 2**20

@@ -14,7 +14,7 @@ from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import (LIVE, STATES, JobState, blocked, checkpoint_steps, checkpoint_text, last_lines,
-                                progress, progress_count, sacct_word)
+                                progress, progress_count, requeue_history, requeue_text, sacct_word)
 from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -44,13 +44,18 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "stale"}],
+    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "requeues", "resumed_at",
+    "stale"}],
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
     the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
     [done, total] (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
     a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `state.checkpoint_steps`), else None.
+    `requeues`: how many times Slurm requeued a job not done (a preemption, `scontrol requeue`, a time limit reached),
+    `resumed_at`: [step, total] of each resume of its training runs, as its log records them
+    (`state.requeue_history`: the log of its latest submission; a `--retry-failed` rerun starts a new one); None
+    where it has no log.
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
     submit` refuses it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
@@ -63,11 +68,13 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     for job in plan.jobs:
         st = states[job.id]
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
+        history = None if st.state == "done" else requeue_history(st.log)
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None,
                      "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
+                     "requeues": history[0] if history else None, "resumed_at": history[1] if history else None,
                      "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
@@ -97,6 +104,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
                   f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
                   f"until it answers\n")
     _running(states, workdir, out)
+    _requeued(states, workdir, out)
     _stopped(states, workdir, out)
     _ended(plan, read, states, workdir, out, lines)
     _stuck(states, out)
@@ -130,6 +138,9 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
                   + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
         for line in tail:
             out.write(f"  | {line}\n")
+        requeued = requeue_text(requeue_history(st.log))
+        if requeued:
+            out.write(f"  before it ended: {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
         if saved:
             out.write(f"  {saved}: `study submit --retry-failed` resumes it there\n")
@@ -209,6 +220,16 @@ def _running(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> N
     _where_they_got(running, f"running ({len(running)})", "no progress line in its log yet", workdir, out)
 
 
+def _requeued(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
+    """The pending Slurm jobs that ran before (their log is there): requeued (a preemption, `scontrol requeue`, a time
+    limit), they wait to start again on their own, from their last checkpoint; nothing is to be submitted for them."""
+    waiting = [st for st in states.values() if st.state == "pending" and st.slurm_id and st.log
+               and Path(st.log).is_file()]
+    _where_they_got(waiting, f"requeued, waiting in Slurm's queue to start again ({len(waiting)}): each resumes "
+                    f"from its last checkpoint once Slurm starts it (nothing to submit)", "no progress line in its log",
+                    workdir, out)
+
+
 def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
     """The jobs counted missing that had started here: their `study submit --cluster local` ended (Ctrl-C, `study
     cancel`, a kill) before they finished; where each had got to (the next submit resumes there)."""
@@ -231,10 +252,14 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         return
     out.write(f"\n{header}:\n")
     for st in jobs[:RUNNING_SHOWN]:
-        where = f" (slurm {st.slurm_id})" if st.slurm_id else ""
+        pending = f", {st.detail}" if st.state == "pending" and st.detail else ""
+        where = f" (slurm {st.slurm_id}{pending})" if st.slurm_id else ""
         seen = progress(st.log)
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
+        requeued = requeue_text(requeue_history(st.log)) if st.slurm_id else ""
+        if requeued:
+            out.write(f"    {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
         if saved:
             out.write(f"    {saved}: a rerun resumes there\n")

@@ -12,6 +12,7 @@ import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
+from study.launch.state import requeue_history
 from study.results import read_result
 
 from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli, running_locally
@@ -145,6 +146,9 @@ def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_ru
         protocol = read_result(wd / "results" / f"{job_id}.json")["protocol"]
         resumed = protocol["resumed_from_steps"]
         assert resumed and 0 < resumed[0] < LONG_STEPS, (job_id, resumed)  # resumed mid-run from a checkpoint
+        # what `study status` reads of it: Slurm's requeue line(s) and the training loop's resume lines in its log
+        requeues, starts = requeue_history(next((wd / "submitit").glob(f"*/{ids[job_id]}_0_log.err")))
+        assert requeues >= 1 and [s for s, _ in starts] == resumed, (job_id, requeues, starts, resumed)
     for job in plan.jobs:  # same metrics as the uninterrupted run, bit for bit
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
     log = next((wd / "submitit").glob(f"*/{ids[pre[1]]}_0_log.err")).read_text()  # in its array's folder

@@ -1086,3 +1086,70 @@ def test_status_names_at_most_four_of_the_jobs_slurm_will_not_start_for_one_reas
     named = ", ".join(f"pretrain j{i} (slurm 10{i})" for i in range(4))
     assert (f"\n5 pending job(s) that Slurm will not start as they stand: JobHeldUser: held; `scontrol release <id>` "
             f"frees it: {named} ...\n") in out.getvalue(), out.getvalue()
+
+
+# a requeued Slurm job's log as the real cluster leaves it (scripts/slurm_cluster.sh): Slurm appends each start to it
+_REQUEUED_LOG = """[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min
+slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
+slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
+[pretrain] checkpoint written at step 173/1500 on SIGTERM
+srun: error: vm: task 0: Killed
+[pretrain] resuming /wd/jobs/p1 at step 173/1500
+[pretrain] step 200/1500 loss 3.4180 lr 0.01795 120.7 img/s, eta 3 min
+submitit WARNING (2026-12-06 08:43:32,007) - Caught signal SIGUSR2 on vm: this job is timed-out.
+slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
+slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
+[pretrain] checkpoint written at step 226/1500 on SIGUSR2 (a requeue or a stop: the job resumes from here)
+"""
+
+
+def test_requeue_history_counts_slurms_requeue_lines_and_the_steps_each_start_resumed_at(tmp_path):
+    from study.launch.state import requeue_history, requeue_text
+
+    log = tmp_path / "1605_0_0_log.err"
+    log.write_text(_REQUEUED_LOG + "[pretrain] resuming /wd/jobs/p1 at step 226/1500\n")
+    assert requeue_history(log) == (2, [[173, 1500], [226, 1500]])  # the job's line counted, not its step's
+    assert requeue_text(requeue_history(log)) == "requeued 2 time(s), resumed at step 173/1500, then 226/1500"
+    log.write_text("[pretrain] step 4/6 loss 2.5000\n")
+    assert requeue_history(log) == (0, []) and requeue_text(requeue_history(log)) == ""
+    assert requeue_history(None) is None and requeue_history(tmp_path / "absent.err") is None
+
+
+def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_checkpoint(env, slurm):
+    """A requeued pretraining (scontrol requeue, a preemption's USR2, a time limit) waits in Slurm's queue to start
+    again: the table counted it pending beside its evaluations and named it nowhere; it is listed, requeued how many
+    times and from which checkpoint it resumes, its evaluation still pending (not failed); the JSON has the same."""
+    from study.launch.status import status_json
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("rq", seeds=(0,)))
+    _submit(grid, env)
+    ids = _queued(env / "wd", "rq")
+    jobs = plan_grid(grid).jobs
+    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    _sacct(slurm, {ids[pre.id]: "PENDING", ids[ev.id]: "PENDING"})
+    (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING BeginTime\n{ids[ev.id]} PENDING Dependency\n")
+    log = _log(env / "wd", "rq", ids[pre.id])
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(_REQUEUED_LOG)
+    _checkpoint(env / "wd" / "jobs" / pre.id / "checkpoint.pt", 226, 1500)
+
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "1", "0", "0", "0"], out
+    assert out.splitlines()[3].split() == ["evaluate", "0", "0", "0", "1", "0", "0", "0"], out
+    assert "requeued, waiting in Slurm's queue to start again (1)" in out, out
+    assert (f"  pretrain {pre.id} (slurm {ids[pre.id]}, PENDING (BeginTime)): [pretrain] checkpoint written at "
+            f"step 226/1500 on SIGUSR2") in out, out
+    assert ("    requeued 2 time(s), resumed at step 173/1500\n"
+            "    checkpoint at step 226/1500: a rerun resumes there\n") in out, out
+    assert ev.id not in out.split("requeued, waiting")[1]  # never started: waits on its dependency, not requeued
+    rows = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}
+    assert (rows[pre.id]["requeues"], rows[pre.id]["resumed_at"]) == (2, [[173, 1500]])
+    assert (rows[ev.id]["state"], rows[ev.id]["requeues"]) == ("pending", None)  # no log yet
+
+    _sacct(slurm, {ids[pre.id]: "FAILED", ids[ev.id]: "CANCELLED by 0"})  # then killed (kill -9 on its node)
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "requeued, waiting" not in out, out
+    assert ("  before it ended: requeued 2 time(s), resumed at step 173/1500\n"
+            "  checkpoint at step 226/1500: `study submit --retry-failed` resumes it there\n") in out, out
+    assert f"cancelled 1 job(s) because their dependency {pre.id} failed: {ev.id}" in out, out
