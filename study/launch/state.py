@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
-import re
 import socket
-import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -22,7 +18,6 @@ from study.errors import StudyError
 from study.launch.ledger import Replay
 from study.launch.locks import lock_held
 from study.paths import logs_dir, result_path, results_dir
-from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -243,153 +238,3 @@ def blocked(jobs: Iterable[Job], will_run: set[str], states: dict[str, JobState]
                 out.add(job.id)
                 break
     return out
-
-
-def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
-    """The last `n` non-empty lines of a log file (with the error), or [] when there is none."""
-    if not path:
-        return []
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 16384))
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-n:]
-
-
-_PROGRESS = re.compile(r"^\[[\w-]+\] ")  # the training loop's `[pretrain] step 40/100 ...`, `[evaluate] ...` lines
-
-
-_COUNT = re.compile(r" step (\d+)/(\d+)\b|: (\d+)/(\d+) images\b")
-
-
-def progress_count(line: str) -> list[int] | None:
-    """[done, total] of what a progress line counts: its training run's steps (`[pretrain] step 40/100 ...`, a
-    fine-tuning's per labeled size), its extraction's images (`[evaluate] ...: 1200/5000 images`); None for another."""
-    m = _COUNT.search(line)
-    return [int(g) for g in m.groups() if g is not None] if m else None
-
-
-def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
-    """The latest progress line of a job's log (a `[tag] ...` line: the training loop's steps, the feature
-    extraction's images) and the seconds since the log was last written; None without a log or such a line in its
-    last 16 KiB."""
-    line = next((ln.strip() for ln in reversed(last_lines(path, 400)) if _PROGRESS.match(ln)), None)
-    if line is None:
-        return None
-    try:
-        return line, max(0.0, time.time() - os.stat(path).st_mtime)
-    except OSError:
-        return None
-
-
-# Slurm's own line in a job's log each time the job is requeued (`scontrol requeue`, submitit's requeue on a timeout
-# or a preemption's USR2): slurmstepd writes one for the job and one for its step; the job's is counted
-_REQUEUED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO JOB REQUEUE \*\*\*")
-_RESUMED = re.compile(rb"^\[[\w-]+\] resuming \S.* at step (\d+)/(\d+)\s*$", re.M)  # study.train.loop's line
-HISTORY_MAX_BYTES = 8 * 2**20  # ours: a log's last 8 MiB are read for its requeues (a job writes well under 1 MiB)
-
-
-def requeue_history(path: str | os.PathLike | None) -> tuple[int, list[list[int]]] | None:
-    """(how many times the job was requeued, [step, total] of each resume of a training run in it) as the log of a
-    Slurm job records them (Slurm appends each start of a requeued job to the same log): Slurm's `DUE TO JOB REQUEUE`
-    lines and the training loop's `resuming <run folder> at step N/T` lines; None without a log."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - HISTORY_MAX_BYTES))
-            text = f.read()
-    except OSError:
-        return None
-    return len(_REQUEUED.findall(text)), [[int(a), int(b)] for a, b in _RESUMED.findall(text)]
-
-
-def requeue_text(history: tuple[int, list[list[int]]] | None) -> str:
-    """`requeued 2 time(s), resumed at step 173/1500, then 226/1500`; "" where the log records no requeue nor
-    resume."""
-    if not history or not (history[0] or history[1]):
-        return ""
-    n, resumed = history
-    said = [f"requeued {n} time(s)"] if n else []
-    if resumed:
-        said.append("resumed at step " + ", then ".join(f"{s}/{t}" for s, t in resumed))
-    return ", ".join(said)
-
-
-# ours: the largest `data.pkl` read for a step (a ResNet-50 checkpoint's is ~70 KB: its tensors are stored beside it);
-# a larger one (a foreign file, a zip bomb) is not read
-CHECKPOINT_PICKLE_MAX = 16 * 2**20
-
-
-class _Opaque(dict):
-    """What `_StepReader` makes of every object of a checkpoint but the builtins: an empty mapping (no code of the file
-    runs; an OrderedDict's items may be set on it)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-
-class _StepReader(pickle.Unpickler):
-    """Unpickles a checkpoint's `data.pkl` without torch and without running any of its code: tensors, storages and
-    every class are `_Opaque` (an OrderedDict too): the plain values beside them, step and total, are all it reads."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        return _Opaque
-
-    def persistent_load(self, pid: Any) -> Any:
-        return None
-
-
-def checkpoint_step(path: str | os.PathLike) -> list[int] | None:
-    """[step, total steps] of the training checkpoint at `path` (`torch.save`'s zip, as study.train.checkpoint writes
-    it), read from its pickle alone (milliseconds, no torch, no tensor read); None where there is none, or it does not
-    read as one a rerun resumes from (a torn or foreign file, one of another CHECKPOINT_FORMAT: the run that loads it
-    says so; a pickle over CHECKPOINT_PICKLE_MAX bytes)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            info = next((i for i in z.infolist() if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"), None)
-            if info is None or info.file_size > CHECKPOINT_PICKLE_MAX:
-                return None
-            with z.open(info) as f:  # zipfile stops at the size the entry declares: no more is read
-                state = _StepReader(f).load()
-    except Exception:  # any unreadable file (zipfile, pickle and OSError raise many kinds): no step to name
-        return None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        return None
-    step, total = state.get("step"), state.get("total_steps")
-    if isinstance(step, int) and isinstance(total, int) and not isinstance(step, bool):
-        return [step, total]
-    return None
-
-
-def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[int]]:
-    """Run folder -> [step, total] of each training checkpoint in the job's folder: "." the job's own (a
-    pretraining), `<protocol>-<labeled size>` each fine-tuning's (an evaluation); where a rerun of the job resumes
-    (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
-    folder = Path(workdir) / "jobs" / job_id
-    out: dict[str, list[int]] = {}
-    runs = sorted(folder.glob(f"*/{CHECKPOINT}"), key=lambda p: [int(t) if t.isdigit() else t
-                                                                    for t in re.split(r"(\d+)", p.parent.name)])
-    for path in [folder / CHECKPOINT, *runs]:  # fine-tunings by labeled size: finetune-50 before finetune-200
-        seen = checkpoint_step(path) if path.is_file() else None
-        if seen is not None:
-            out["." if path.parent == folder else path.parent.name] = seen
-    return out
-
-
-def checkpoint_text(steps: dict[str, list[int]]) -> str:
-    """`checkpoint at step 6/8`, or `checkpoints: finetune-50 at step 3/3, finetune-200 at step 1/3`; "" for none."""
-    if not steps:
-        return ""
-    if list(steps) == ["."]:
-        return "checkpoint at step {}/{}".format(*steps["."])
-    return "checkpoints: " + ", ".join(f"{'the job' if k == '.' else k} at step {s}/{t}" for k, (s, t) in steps.items())

@@ -13,8 +13,9 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import (LIVE, STATES, JobState, blocked, checkpoint_steps, checkpoint_text, last_lines,
-                                progress, progress_count, requeue_history, requeue_text, sacct_word)
+from study.launch.state import LIVE, STATES, JobState, blocked, sacct_word
+from study.launch.traces import (checkpoint_steps, checkpoint_text, last_lines, progress, progress_count,
+                                 requeue_history, requeue_text)
 from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -49,12 +50,12 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
     the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
-    [done, total] (`state.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
+    [done, total] (`traces.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
-    a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `state.checkpoint_steps`), else None.
+    a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None.
     `requeues`: how many times Slurm requeued a job not done (a preemption, `scontrol requeue`, a time limit reached),
     `resumed_at`: [step, total] of each resume of its training runs, as its log records them
-    (`state.requeue_history`: the log of its latest submission; a `--retry-failed` rerun starts a new one); None
+    (`traces.requeue_history`: the log of its latest submission; a `--retry-failed` rerun starts a new one); None
     where it has no log.
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
     submit` refuses it), else None;

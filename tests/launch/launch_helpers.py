@@ -160,3 +160,31 @@ def running_locally(grid: Path, workdir: Path, stage: str = "pretrain"):
         yield job
     finally:
         os.close(lock)
+
+
+def write_checkpoint(path: Path, step: int, total: int) -> None:
+    """A checkpoint as the training loop writes it (its step and total beside tensors and an optimizer's state)."""
+    import torch
+
+    from study.train.checkpoint import save_checkpoint
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"step": step, "total_steps": total, "epoch": 0,
+                           "method": {"encoder.weight": torch.ones(3, 2)},
+                           "optimizer": {"state": {0: {"momentum": torch.zeros(3)}}, "param_groups": [{"lr": 0.3}]},
+                           "rng": {"torch": torch.get_rng_state()}})
+
+
+# a requeued Slurm job's log as the real cluster leaves it (scripts/slurm_cluster.sh): Slurm appends each start to it
+REQUEUED_LOG = """[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min
+slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
+slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
+[pretrain] checkpoint written at step 173/1500 on SIGTERM
+srun: error: vm: task 0: Killed
+[pretrain] resuming /wd/jobs/p1 at step 173/1500
+[pretrain] step 200/1500 loss 3.4180 lr 0.01795 120.7 img/s, eta 3 min
+submitit WARNING (2026-12-06 08:43:32,007) - Caught signal SIGUSR2 on vm: this job is timed-out.
+slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
+slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
+[pretrain] checkpoint written at step 226/1500 on SIGUSR2 (a requeue or a stop: the job resumes from here)
+"""

@@ -25,8 +25,7 @@ from study.launch.select import only_names, resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.stale import stale_results
-from study.launch.state import (JobState, classify, last_lines, progress, progress_count, result_done, sacct_word,
-                                slurm_state)
+from study.launch.state import JobState, classify, result_done, sacct_word, slurm_state
 from study.manifests.store import load_meta
 
 
@@ -729,33 +728,6 @@ def test_stale_results_names_each_result_of_a_rebuilt_manifest_once(manifests, t
                                                f"{'e' * 12}, which now holds {now['toy_test'][:12]}",
                                        "two": f"evaluate job two: its encoder was pretrained on manifest toy_test "
                                               f"with content {'d' * 12}, which now holds {now['toy_test'][:12]}"}
-
-
-def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):
-    log = tmp_path / "j.log"
-    log.write_text("".join(f"line {i}\n\n" for i in range(20)))
-    assert last_lines(log, 3) == ["line 17", "line 18", "line 19"]
-    assert last_lines(None) == [] and last_lines(tmp_path / "absent.log") == []
-
-
-def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
-    """A log on a shared filesystem whose server's clock runs ahead reads as just written, not `-30 s ago`."""
-    log = tmp_path / "j.log"
-    log.write_text("[pretrain] step 1/6\n[pretrain] step 2/6\nsome library's line\n")
-    ahead = time.time() + 30
-    os.utime(log, (ahead, ahead))
-    assert progress(log) == ("[pretrain] step 2/6", 0.0)
-    assert progress(tmp_path / "absent.log") is None
-
-
-def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
-    """What the training loop and the feature extraction print (their own formats), for `status --format json`."""
-    assert progress_count("[pretrain] step 40/1000 loss 5.1234 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h") \
-        == [40, 1000]
-    assert progress_count("[finetune] step 3/10 loss 2.3000 lr 0.1 50.0 img/s") == [3, 10]
-    assert progress_count("[evaluate] features of p0/encoder.pt on imagenet_val: 1200/50000 images, eta 4 min") \
-        == [1200, 50000]
-    assert progress_count("[evaluate] WARNING: could not save the extraction's progress in /x/rows-0-5.pt") is None
 
 
 def test_pending_reasons_are_those_of_pending_lines_with_a_reason():

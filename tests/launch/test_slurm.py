@@ -12,7 +12,7 @@ import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
-from study.launch.state import requeue_history
+from study.launch.traces import requeue_history
 from study.results import read_result
 
 from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli, running_locally

@@ -30,7 +30,7 @@ from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, 
 from study.paths import result_path
 from study.results import write_result
 
-from launch_helpers import fake_commands, grid_text, run_cli
+from launch_helpers import REQUEUED_LOG, fake_commands, grid_text, run_cli, write_checkpoint
 
 
 def _submit(grid, env, *extra):
@@ -704,53 +704,6 @@ def test_status_counts_a_stale_result_under_stale_not_done(env):
                                                                      ("missing", False)]
 
 
-def _checkpoint(path: Path, step: int, total: int) -> None:
-    """A checkpoint as the training loop writes it (its step and total beside tensors and an optimizer's state)."""
-    import torch
-
-    from study.train.checkpoint import save_checkpoint
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, {"step": step, "total_steps": total, "epoch": 0,
-                           "method": {"encoder.weight": torch.ones(3, 2)},
-                           "optimizer": {"state": {0: {"momentum": torch.zeros(3)}}, "param_groups": [{"lr": 0.3}]},
-                           "rng": {"torch": torch.get_rng_state()}})
-
-
-def test_checkpoint_step_reads_a_checkpoints_step_without_running_its_code(tmp_path):
-    """The step a rerun resumes from, read from the checkpoint's pickle alone; a file that is none, None; a pickle
-    that would run a command runs nothing."""
-    import pickle
-    import zipfile
-
-    from study.launch.state import checkpoint_step, checkpoint_steps, checkpoint_text
-
-    wd = tmp_path / "wd"
-    _checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
-    _checkpoint(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", 3, 3)
-    _checkpoint(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", 1, 3)
-    assert checkpoint_step(wd / "jobs" / "p1" / "checkpoint.pt") == [6, 8]
-    assert checkpoint_steps(wd, "p1") == {".": [6, 8]} and checkpoint_steps(wd, "nope") == {}
-    assert checkpoint_text(checkpoint_steps(wd, "p1")) == "checkpoint at step 6/8"
-    assert checkpoint_text(checkpoint_steps(wd, "e1")) == \
-        "checkpoints: finetune-50 at step 3/3, finetune-200 at step 1/3"
-    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 cut short")
-    assert checkpoint_step(tmp_path / "torn.pt") is None and checkpoint_step(tmp_path / "absent.pt") is None
-    marker = tmp_path / "ran"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
-        z.writestr("evil/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "x": Evil()}))
-    assert checkpoint_step(tmp_path / "evil.pt") == [1, 2] and not marker.exists()
-    # one of another format: a rerun refuses it, so no step is said to resume from
-    with zipfile.ZipFile(tmp_path / "newer.pt", "w") as z:
-        z.writestr("newer/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 2}))
-    assert checkpoint_step(tmp_path / "newer.pt") is None
-
-
 def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_last_step(tmp_path):
     """A local run killed at step 7 of 8 (its log's last line) had checkpointed at step 6: the rerun resumes there,
     which the table and the JSON say; a failed job's checkpoint is named with --retry-failed."""
@@ -759,8 +712,8 @@ def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_la
     wd = tmp_path / "wd"
     log = tmp_path / "p1.log"
     log.write_text("[pretrain] step 6/8 loss 2.3 lr 0.1 10.0 img/s\n[pretrain] step 7/8 loss 2.2 lr 0.04 10.0 img/s\n")
-    _checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
-    _checkpoint(wd / "jobs" / "p2" / "checkpoint.pt", 40, 100)
+    write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    write_checkpoint(wd / "jobs" / "p2" / "checkpoint.pt", 40, 100)
     Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
                              "log": str(log), "pid": 4242, "host": "another-host.invalid"},
                             {"event": "local", "job": "p2", "stage": "pretrain", "state": "failed", "log": None,
@@ -1007,20 +960,6 @@ def test_status_does_not_count_on_a_plain_submit_for_missing_jobs_whose_dependen
     assert "`study submit` (the grid, --cluster and --workdir as before) runs none of them; 1 wait" in out.getvalue()
 
 
-def test_checkpoint_step_does_not_read_a_pickle_larger_than_a_checkpoints(tmp_path, monkeypatch):
-    """A data.pkl over CHECKPOINT_PICKLE_MAX (a foreign file, or a zip bomb: its declared size) is not read."""
-    import pickle
-    import zipfile
-
-    from study.launch import state
-
-    data = pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "pad": "x" * 4000})
-    with zipfile.ZipFile(tmp_path / "big.pt", "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("big/data.pkl", data)
-    assert state.checkpoint_step(tmp_path / "big.pt") == [1, 2]
-    monkeypatch.setattr(state, "CHECKPOINT_PICKLE_MAX", len(data) - 1)
-    assert state.checkpoint_step(tmp_path / "big.pt") is None
-
 
 def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):
     """A workdir that is not there, or a file: the table (all missing) and what is wrong with the workdir."""
@@ -1088,34 +1027,7 @@ def test_status_names_at_most_four_of_the_jobs_slurm_will_not_start_for_one_reas
             f"frees it: {named} ...\n") in out.getvalue(), out.getvalue()
 
 
-# a requeued Slurm job's log as the real cluster leaves it (scripts/slurm_cluster.sh): Slurm appends each start to it
-_REQUEUED_LOG = """[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min
-slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
-slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:02 DUE TO JOB REQUEUE ***
-[pretrain] checkpoint written at step 173/1500 on SIGTERM
-srun: error: vm: task 0: Killed
-[pretrain] resuming /wd/jobs/p1 at step 173/1500
-[pretrain] step 200/1500 loss 3.4180 lr 0.01795 120.7 img/s, eta 3 min
-submitit WARNING (2026-12-06 08:43:32,007) - Caught signal SIGUSR2 on vm: this job is timed-out.
-slurmstepd-vm: error: *** STEP 1609.0 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
-slurmstepd-vm: error: *** JOB 1609 ON vm CANCELLED AT 2026-12-06T08:43:48 DUE TO JOB REQUEUE ***
-[pretrain] checkpoint written at step 226/1500 on SIGUSR2 (a requeue or a stop: the job resumes from here)
-"""
-
-
-def test_requeue_history_counts_slurms_requeue_lines_and_the_steps_each_start_resumed_at(tmp_path):
-    from study.launch.state import requeue_history, requeue_text
-
-    log = tmp_path / "1605_0_0_log.err"
-    log.write_text(_REQUEUED_LOG + "[pretrain] resuming /wd/jobs/p1 at step 226/1500\n")
-    assert requeue_history(log) == (2, [[173, 1500], [226, 1500]])  # the job's line counted, not its step's
-    assert requeue_text(requeue_history(log)) == "requeued 2 time(s), resumed at step 173/1500, then 226/1500"
-    log.write_text("[pretrain] step 4/6 loss 2.5000\n")
-    assert requeue_history(log) == (0, []) and requeue_text(requeue_history(log)) == ""
-    assert requeue_history(None) is None and requeue_history(tmp_path / "absent.err") is None
-
-
-def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_checkpoint(env, slurm):
+def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_andwrite_checkpoint(env, slurm):
     """A requeued pretraining (scontrol requeue, a preemption's USR2, a time limit) waits in Slurm's queue to start
     again: the table counted it pending beside its evaluations and named it nowhere; it is listed, requeued how many
     times and from which checkpoint it resumes, its evaluation still pending (not failed); the JSON has the same."""
@@ -1131,8 +1043,8 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING BeginTime\n{ids[ev.id]} PENDING Dependency\n")
     log = _log(env / "wd", "rq", ids[pre.id])
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(_REQUEUED_LOG)
-    _checkpoint(env / "wd" / "jobs" / pre.id / "checkpoint.pt", 226, 1500)
+    log.write_text(REQUEUED_LOG)
+    write_checkpoint(env / "wd" / "jobs" / pre.id / "checkpoint.pt", 226, 1500)
 
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "1", "0", "0", "0"], out

@@ -44,7 +44,8 @@ from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
-from study.launch.state import LIVE, cached_result, last_lines, result_done
+from study.launch.state import LIVE, cached_result, result_done
+from study.launch.traces import last_lines
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 

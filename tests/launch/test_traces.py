@@ -1,0 +1,89 @@
+"""study.launch.traces: what `study status` reads back of a job's log and its training checkpoints."""
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import zipfile
+
+from launch_helpers import REQUEUED_LOG, write_checkpoint
+
+from study.launch import traces
+from study.launch.traces import (checkpoint_step, checkpoint_steps, checkpoint_text, last_lines, progress,
+                                 progress_count, requeue_history, requeue_text)
+
+
+def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):
+    log = tmp_path / "j.log"
+    log.write_text("".join(f"line {i}\n\n" for i in range(20)))
+    assert last_lines(log, 3) == ["line 17", "line 18", "line 19"]
+    assert last_lines(None) == [] and last_lines(tmp_path / "absent.log") == []
+
+
+def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
+    """A log on a shared filesystem whose server's clock runs ahead reads as just written, not `-30 s ago`."""
+    log = tmp_path / "j.log"
+    log.write_text("[pretrain] step 1/6\n[pretrain] step 2/6\nsome library's line\n")
+    ahead = time.time() + 30
+    os.utime(log, (ahead, ahead))
+    assert progress(log) == ("[pretrain] step 2/6", 0.0)
+    assert progress(tmp_path / "absent.log") is None
+
+
+def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
+    """What the training loop and the feature extraction print (their own formats), for `status --format json`."""
+    assert progress_count("[pretrain] step 40/1000 loss 5.1234 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h") \
+        == [40, 1000]
+    assert progress_count("[finetune] step 3/10 loss 2.3000 lr 0.1 50.0 img/s") == [3, 10]
+    assert progress_count("[evaluate] features of p0/encoder.pt on imagenet_val: 1200/50000 images, eta 4 min") \
+        == [1200, 50000]
+    assert progress_count("[evaluate] WARNING: could not save the extraction's progress in /x/rows-0-5.pt") is None
+
+
+def test_requeue_history_counts_slurms_requeue_lines_and_the_steps_each_start_resumed_at(tmp_path):
+    log = tmp_path / "1605_0_0_log.err"
+    log.write_text(REQUEUED_LOG + "[pretrain] resuming /wd/jobs/p1 at step 226/1500\n")
+    assert requeue_history(log) == (2, [[173, 1500], [226, 1500]])  # the job's line counted, not its step's
+    assert requeue_text(requeue_history(log)) == "requeued 2 time(s), resumed at step 173/1500, then 226/1500"
+    log.write_text("[pretrain] step 4/6 loss 2.5000\n")
+    assert requeue_history(log) == (0, []) and requeue_text(requeue_history(log)) == ""
+    assert requeue_history(None) is None and requeue_history(tmp_path / "absent.err") is None
+
+
+def test_checkpoint_step_reads_a_checkpoints_step_without_running_its_code(tmp_path):
+    """The step a rerun resumes from, read from the checkpoint's pickle alone; a file that is none, None; a pickle
+    that would run a command runs nothing."""
+    wd = tmp_path / "wd"
+    write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    write_checkpoint(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", 3, 3)
+    write_checkpoint(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", 1, 3)
+    assert checkpoint_step(wd / "jobs" / "p1" / "checkpoint.pt") == [6, 8]
+    assert checkpoint_steps(wd, "p1") == {".": [6, 8]} and checkpoint_steps(wd, "nope") == {}
+    assert checkpoint_text(checkpoint_steps(wd, "p1")) == "checkpoint at step 6/8"
+    assert checkpoint_text(checkpoint_steps(wd, "e1")) == \
+        "checkpoints: finetune-50 at step 3/3, finetune-200 at step 1/3"
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 cut short")
+    assert checkpoint_step(tmp_path / "torn.pt") is None and checkpoint_step(tmp_path / "absent.pt") is None
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "x": Evil()}))
+    assert checkpoint_step(tmp_path / "evil.pt") == [1, 2] and not marker.exists()
+    # one of another format: a rerun refuses it, so no step is said to resume from
+    with zipfile.ZipFile(tmp_path / "newer.pt", "w") as z:
+        z.writestr("newer/data.pkl", pickle.dumps({"step": 1, "total_steps": 2, "format": 2}))
+    assert checkpoint_step(tmp_path / "newer.pt") is None
+
+
+def test_checkpoint_step_does_not_read_a_pickle_larger_than_a_checkpoints(tmp_path, monkeypatch):
+    """A data.pkl over CHECKPOINT_PICKLE_MAX (a foreign file, or a zip bomb: its declared size) is not read."""
+    data = pickle.dumps({"step": 1, "total_steps": 2, "format": 1, "pad": "x" * 4000})
+    with zipfile.ZipFile(tmp_path / "big.pt", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("big/data.pkl", data)
+    assert checkpoint_step(tmp_path / "big.pt") == [1, 2]
+    monkeypatch.setattr(traces, "CHECKPOINT_PICKLE_MAX", len(data) - 1)
+    assert checkpoint_step(tmp_path / "big.pt") is None
