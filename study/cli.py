@@ -14,7 +14,7 @@ import signal
 import sys
 
 from study import __version__
-from study.errors import UTF8_LOCALE_ADVICE, StudyError, os_reason
+from study.errors import UTF8_LOCALE_ADVICE, StudyError, not_yours, os_reason
 
 INTERRUPTED = 130  # the exit code after Ctrl-C, as a shell gives it
 BROKEN_PIPE = 141  # after the reader of our output went away (SIGPIPE's, as a shell gives it)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as e:  # a folder that cannot be made, a full disk: the file and the reason, not a traceback
         where = f"{e.filename}: " if e.filename else ""
-        print(f"study: error: {where}{os_reason(e)}", file=sys.stderr)
+        print(f"study: error: {where}{os_reason(e)}{not_yours(e)}", file=sys.stderr)
         return 2
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import pwd
+import stat
+from pathlib import Path
 from typing import Any, Iterable
 
 
@@ -20,6 +25,33 @@ def os_reason(e: BaseException) -> str:
     """Why an operation failed, for a message that names the file itself: an OSError's reason alone ("Permission
     denied", not "[Errno 13] Permission denied: '/data/...'"), any other error's text."""
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+
+
+def not_yours(e: OSError) -> str:
+    """For a "Permission denied" on a file another user owns (or, where the file is not there, on the folder that
+    would hold it), what a user sharing a workdir with others needs: `; <path> belongs to <owner> (<mode>) ...` and
+    the way out; empty otherwise (no file named, or the file is this user's own)."""
+    if e.errno not in (errno.EACCES, errno.EPERM) or not e.filename:
+        return ""
+    path = Path(os.fsdecode(e.filename))
+    for p in (path, *path.parents):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        break
+    else:
+        return ""
+    if st.st_uid == os.getuid():
+        return ""
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = f"uid {st.st_uid}"
+    return (f"; {p} belongs to {owner} ({stat.filemode(st.st_mode)}): a folder shared by several users (a lab's "
+            f"workdir) needs each of them in one group with umask 002, so that what one writes the others may "
+            f"write too; {owner} (or root) opens what is there now with `chmod -R g+w` on the workdir (here: "
+            f"{p if p.is_dir() else p.parent}, at least)")
 
 
 def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6, why: str = "") -> str:

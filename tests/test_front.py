@@ -291,3 +291,29 @@ def test_a_stop_by_sighup_is_said_and_an_os_error_without_a_file_gives_its_reaso
     assert capsys.readouterr().err == "study: stopped by SIGHUP\n"
     assert _main_raising(monkeypatch, OSError(errno.ENOSPC, "No space left on device")) == 2
     assert capsys.readouterr().err == "study: error: No space left on device\n"
+
+
+def test_a_permission_denied_on_another_users_file_names_its_owner_and_the_shared_workdir_remedy(
+        tmp_path, monkeypatch, capsys):
+    """A second user of a lab's workdir, refused a file the first made without group write: the owner, the mode and
+    what opens it (umask 002, chmod -R g+w); on a file of one's own, the plain reason alone."""
+    import errno
+    import os
+    import pwd
+
+    ledger = tmp_path / "ledgers" / "g.jsonl"
+    ledger.parent.mkdir()
+    ledger.write_text("")
+    ledger.chmod(0o644)
+    denied = PermissionError(errno.EACCES, "Permission denied", str(ledger))
+    assert _main_raising(monkeypatch, denied) == 2
+    assert capsys.readouterr().err == f"study: error: {ledger}: Permission denied\n"  # one's own file
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setattr(os, "getuid", lambda: ledger.stat().st_uid + 1)  # as another user sees it
+    assert _main_raising(monkeypatch, denied) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"study: error: {ledger}: Permission denied; {ledger} belongs to {owner} (-rw-r--r--): ")
+    assert "umask 002" in err and f"`chmod -R g+w` on the workdir (here: {ledger.parent}, at least)" in err, err
+    gone = PermissionError(errno.EACCES, "Permission denied", str(ledger.parent / "new.lock"))  # the folder's
+    assert _main_raising(monkeypatch, gone) == 2
+    assert f"Permission denied; {ledger.parent} belongs to {owner} (drwx" in capsys.readouterr().err

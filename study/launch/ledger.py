@@ -6,9 +6,10 @@ Events (every line has "event" and "at"):
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder, grid_file, recovered}:
   one per job, written after sbatch returned (all lines of an array in one write; `recovered`: true where the array
   was found by its name after an interrupted submit or an sbatch error);
-- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, lock, grid_file}: the
-  local scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and holds
-  `locks/<lock>` while it lives; running: its worker holds `locks/<job>.lock` while it lives);
+- `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, user, lock, grid_file}:
+  the local scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and
+  holds `locks/<lock>` while it lives; running: its worker, of pid `pid`, holds `locks/<job>.lock` while it lives;
+  `user`: who ran that command, on pending and running lines);
 - `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name);
 - `set_aside` {job, stage, folder, grid_file}: the job's result, computed on a manifest since rebuilt, moved to
   `folder` with its job folder (study.launch.stale): the job reads missing, and runs again.
@@ -28,6 +29,7 @@ import datetime as _dt
 import errno
 import json
 import os
+import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -47,6 +49,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def user() -> str:
+    """Who runs this command, for the `user` of the ledger lines that say who runs a job (a workdir shared by a lab):
+    the login name of its uid, or `uid <n>` where the system has none."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 def ledger_path(workdir: str | os.PathLike, grid: str) -> Path:
@@ -89,7 +100,9 @@ class Ledger:
         if not text:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        # 0666 less the umask, as any file of the workdir: with umask 002 the others of a lab's group sharing the
+        # workdir append to it too (a fixed 0644 stopped their submits with "Permission denied")
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -57,6 +57,7 @@ class JobState:
     detail: str = ""  # the scheduler's own word, e.g. "CANCELLED by 0" or "exit code 1"
     slurm_id: str | None = None
     log: str | None = None  # the log file of the latest attempt, where known
+    holder: str = ""  # a live local run's: who runs it (`run_by`)
 
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
@@ -99,6 +100,18 @@ def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
 def set_aside_detail(event: dict) -> str:
     """What a `set_aside` ledger event says of its job (study.launch.stale), which then reads missing."""
     return f"its result, computed on a manifest since rebuilt, was set aside in {event.get('folder')}"
+
+
+def run_by(event: dict) -> str:
+    """Who runs the job of a pending or running `local` ledger event, for the user of another command on the
+    workdir: `pending in the command of pid 7352 on vm (user ana, grid data_quantity, since <time>)`, `running in
+    the worker of pid 7378 ...` (its `grid` where another grid's ledger recorded it: `replay_with_shared`)."""
+    what = "the worker" if event.get("state") == "running" else "the command"
+    about = [f"user {event['user']}" if event.get("user") else "", f"grid {event['grid']}" if event.get("grid") else "",
+             f"since {event['at']}" if event.get("at") else ""]
+    said = ", ".join(a for a in about if a)
+    return (f"{event.get('state')} in {what} of pid {event.get('pid')} on {event.get('host')}"
+            + (f" ({said})" if said else ""))
 
 
 def local_state(event: dict, workdir: str | os.PathLike) -> str:
@@ -185,7 +198,8 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
             detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "
                                         f"`study submit --retry-failed` reruns the job"
                                         if e.get("state") == "done" else "")
-            out[job.id] = JobState(job.id, job.stage, state, detail, None, _local_log(e.get("log"), workdir))
+            out[job.id] = JobState(job.id, job.stage, state, detail, None, _local_log(e.get("log"), workdir),
+                                   run_by(e) if state in LIVE else "")
     return out
 
 

@@ -257,7 +257,8 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         where = f" (slurm {st.slurm_id}{pending})" if st.slurm_id else ""
         seen = progress(st.log)
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
-        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    log: {st.log}\n" if st.log else ""))
+        out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    {st.holder}\n" if st.holder else "")
+                  + (f"    log: {st.log}\n" if st.log else ""))
         requeued = requeue_text(requeue_history(st.log)) if st.slurm_id else ""
         if requeued:
             out.write(f"    {requeued}\n")

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 from study.durations import format_clock, format_duration, format_left
 from study.errors import StudyError
 from study.grids.render import job_text
-from study.launch.ledger import Ledger
+from study.launch.ledger import Ledger, user
 from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
-from study.launch.state import LIVE, cached_result, result_done
+from study.launch.state import LIVE, JobState, cached_result, result_done
 from study.launch.traces import last_lines
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
@@ -250,8 +250,8 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
         sel = select(plan.jobs, states, retry_failed, only)
         host, this_file = socket.gethostname(), grid_file(plan)
         # queued here: `study status` and other commands see them pending, not missing
-        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, lock=lock_name)
-                       for j in sel.to_run])
+        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=user(),
+                                   lock=lock_name) for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
@@ -264,7 +264,28 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
                       sel.left_unfinished(), left_hint)
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
          f"{sel.summary()}", err)
+    elsewhere = run_elsewhere([states[j] for j in sel.skipped.get("pending or running", [])])
+    if elsewhere:
+        _say(f"[study] {plan.name}: {elsewhere}", err)
     return local.run()
+
+
+SHOWN_HOLDERS = 3  # the commands named, that run the jobs a local submit skips as pending or running
+
+
+def run_elsewhere(live: list[JobState]) -> str:
+    """Who runs the live jobs a submit skips (another command on the workdir, Slurm), so that a second user of the
+    workdir knows whose run they are waiting for and where to look: empty without any."""
+    by: dict[str, list[str]] = {}
+    for st in live:
+        where = st.holder or (f"{st.state} on Slurm" if st.slurm_id else st.state)
+        by.setdefault(where, []).append(st.job_id)
+    if not by:
+        return ""
+    said = [f"{len(ids)} {where}" for where, ids in list(by.items())[:SHOWN_HOLDERS]]
+    more = len(by) - SHOWN_HOLDERS
+    return (f"not run here, as run elsewhere: {'; '.join(said)}" + (f"; and {more} more" if more > 0 else "")
+            + "; `study status` follows them")
 
 
 @dataclass(eq=False)
@@ -412,8 +433,7 @@ class _LocalRun:
             elif st.slurm_id is not None:
                 where = f"Slurm job {st.slurm_id}"
             else:
-                where = f"{st.state} in the command of pid {e.get('pid')} on {e.get('host')}" + (
-                    f", grid {e['grid']}" if e.get("grid") else "")
+                where = st.holder or f"{st.state} in the command of pid {e.get('pid')} on {e.get('host')}"
             live.append(f"{self.by_id[d].stage} {d} ({where})")
         return live
 
@@ -529,5 +549,6 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
                                  "--job", str(job_file), "--grid", grid],
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives
-    ledger.append([_local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname())])
+    ledger.append([_local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname(),
+                               user=user())])
     return _Running(job, proc, slot, log, time.time(), lock)
