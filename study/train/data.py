@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import signal
 import sys
 from typing import Any, Iterator
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from study.cores import usable_cores
 from study.errors import StudyError
 from study.train.allocator import retain_freed_memory
 from study.train.images import ImageReader, unreadable
@@ -99,11 +99,9 @@ class ResumableBatchSampler(torch.utils.data.Sampler):
 
 
 def default_workers() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cpus = os.cpu_count() or 1
-    return min(8, max(0, cpus - 1))
+    """Loader workers where a config gives none: one per usable core (its cgroup quota counted) less the main
+    process's, at most 8."""
+    return min(8, max(0, usable_cores() - 1))
 
 
 def make_loader(dataset: ViewDataset, sampler: ResumableBatchSampler, num_workers: int, pin_memory: bool,

@@ -230,7 +230,9 @@ def test_batch_augmentation_draws_depend_on_seed_step_and_rank():
 
 @pytest.mark.parametrize("cpus, workers", [(1, 0), (4, 3), (64, 8)])
 def test_default_workers_leave_a_core_to_the_main_process_and_stop_at_8(monkeypatch, cpus, workers):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    from study.train import data
+
+    monkeypatch.setattr(data, "usable_cores", lambda: cpus)  # the affinity, capped by a cgroup quota (study.cores)
     assert default_workers() == workers
 
 
