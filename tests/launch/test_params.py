@@ -633,6 +633,14 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     assert code == 0 and "queued 2 job(s) in 2 array(s)" in err, err
     assert "more than the MaxTime of stages.evaluate.partition 'short' (4h, sinfo)" in err
     assert "unless the stage's QOS has the flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)" in err
+    # both stages on that partition and QOS: sacctmgr asked once, not once per stage
+    profile.write_text(profile.read_text().replace("  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                                   "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 5h, "
+                                                   "partition: short, qos: long}"))
+    fake_commands(slurm / "bin", sacctmgr=f'echo asked >> {slurm}/sacctmgr_calls; echo "long|PartitionTimeLimit"')
+    code, _, err = run_cli([*argv[:-2], str(env / "wd2"), "--dry-run"])  # a workdir with all still to queue
+    assert code == 0 and "MaxTime" not in err, err
+    assert (slurm / "sacctmgr_calls").read_text() == "asked\n", err
     prof, limits = load_profile(profile), {"debug": None, "short": 240}
     over, unsure = over_time_limits(prof, {"evaluate": 300}, limits)  # no qos_lifts: the QOS lifts nothing
     assert len(over) == 1 and unsure == []

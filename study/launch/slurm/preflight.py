@@ -12,6 +12,7 @@ A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a c
 nothing is checked (a warning where `sbatch --test-only` does not answer) and sbatch decides."""
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any, Iterable, TextIO
@@ -70,7 +71,8 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
     if known is None:
         return
     unknown = unknown_partitions(profile, stage_times, known)
-    over, unsure = over_time_limits(profile, stage_times, known, qos_lifts_time_limit)
+    over, unsure = over_time_limits(profile, stage_times, known,  # sacctmgr asked once per QOS, not per stage
+                                    functools.lru_cache(maxsize=None)(qos_lifts_time_limit))
     problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
                 if unknown else []) + over
     for said in unsure:
