@@ -30,11 +30,13 @@ def os_reason(e: BaseException) -> str:
 def not_yours(e: OSError) -> str:
     """For a "Permission denied" on a file another user owns (or, where the file is not there, on the folder that
     would hold it), what a user sharing a workdir with others needs: `; <path> belongs to <owner> (<mode>) ...` and
-    the way out; empty otherwise (no file named, or the file is this user's own)."""
-    if e.errno not in (errno.EACCES, errno.EPERM) or not e.filename:
+    the way out; empty otherwise: no file named, the file (folder) this user's own or root's (a system folder, as
+    `/opt` of `--workdir /opt/wd`, is no lab's workdir), or neither it nor its folder there to be seen."""
+    if e.errno not in (errno.EACCES, errno.EPERM) or not e.filename \
+            or not isinstance(e.filename, (str, bytes, os.PathLike)):  # an fd, as some calls name: no path
         return ""
     path = Path(os.fsdecode(e.filename))
-    for p in (path, *path.parents):
+    for p in (path, path.parent):
         try:
             st = p.stat()
         except OSError:
@@ -42,7 +44,7 @@ def not_yours(e: OSError) -> str:
         break
     else:
         return ""
-    if st.st_uid == os.getuid():
+    if st.st_uid in (os.getuid(), 0):
         return ""
     try:
         owner = pwd.getpwuid(st.st_uid).pw_name

@@ -308,8 +308,12 @@ def test_a_permission_denied_on_another_users_file_names_its_owner_and_the_share
     denied = PermissionError(errno.EACCES, "Permission denied", str(ledger))
     assert _main_raising(monkeypatch, denied) == 2
     assert capsys.readouterr().err == f"study: error: {ledger}: Permission denied\n"  # one's own file
-    owner = pwd.getpwuid(os.getuid()).pw_name
-    monkeypatch.setattr(os, "getuid", lambda: ledger.stat().st_uid + 1)  # as another user sees it
+    if os.geteuid() == 0:  # root's files name no owner (a system folder is no lab's workdir): another user's
+        for path in (ledger, ledger.parent):
+            os.chown(path, 4242, -1)
+    uid = ledger.stat().st_uid
+    owner = pwd.getpwuid(uid).pw_name if uid in {u.pw_uid for u in pwd.getpwall()} else f"uid {uid}"
+    monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # as another user sees it
     assert _main_raising(monkeypatch, denied) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"study: error: {ledger}: Permission denied; {ledger} belongs to {owner} (-rw-r--r--): ")

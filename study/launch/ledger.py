@@ -101,7 +101,7 @@ class Ledger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # 0666 less the umask, as any file of the workdir: with umask 002 the others of a lab's group sharing the
-        # workdir append to it too (a fixed 0644 stopped their submits with "Permission denied")
+        # workdir append to it too
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             size = os.fstat(fd).st_size

@@ -45,18 +45,20 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "requeues", "resumed_at",
-    "stale"}],
+    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "requeues", "preemptions",
+    "resumed_at", "stale"}],
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
     the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
     [done, total] (`traces.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
     a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None.
-    `requeues`: how many times Slurm requeued a job not done (a preemption, `scontrol requeue`, a time limit reached),
+    `requeues`, `preemptions`: how many times Slurm requeued a Slurm job not done (`scontrol requeue`, submitit's
+    requeue at a time limit or a preemption's signal) or preempted it (PreemptMode=REQUEUE: it runs again),
     `resumed_at`: [step, total] of each resume of its training runs, as its log records them
     (`traces.requeue_history`: the log of its latest submission; a `--retry-failed` rerun starts a new one); None
-    where it has no log.
+    where it has no log, and for a local run (its log holds the lines of every run of the job, of earlier
+    submissions too: a result set aside and run again).
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
     submit` refuses it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has."""
@@ -69,13 +71,15 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     for job in plan.jobs:
         st = states[job.id]
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
-        history = None if st.state == "done" else requeue_history(st.log)
+        history = requeue_history(st.log) if st.slurm_id and st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
                      "log_age_s": round(seen[1], 1) if seen else None,
                      "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
-                     "requeues": history[0] if history else None, "resumed_at": history[1] if history else None,
+                     "requeues": history.requeued if history else None,
+                     "preemptions": history.preempted if history else None,
+                     "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
@@ -139,7 +143,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
                   + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
         for line in tail:
             out.write(f"  | {line}\n")
-        requeued = requeue_text(requeue_history(st.log))
+        requeued = requeue_text(requeue_history(st.log)) if st.slurm_id else ""
         if requeued:
             out.write(f"  before it ended: {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
@@ -224,8 +228,10 @@ def _running(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> N
 def _requeued(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
     """The pending Slurm jobs that ran before (their log is there): requeued (a preemption, `scontrol requeue`, a time
     limit), they wait to start again on their own, from their last checkpoint; nothing is to be submitted for them."""
+    from study.launch.slurm.state import stuck_reason
+
     waiting = [st for st in states.values() if st.state == "pending" and st.slurm_id and st.log
-               and Path(st.log).is_file()]
+               and Path(st.log).is_file() and not stuck_reason(st.detail)]  # held: said with what frees it
     _where_they_got(waiting, f"requeued, waiting in Slurm's queue to start again ({len(waiting)}): each resumes "
                     f"from its last checkpoint once Slurm starts it (nothing to submit)", "no progress line in its log",
                     workdir, out)

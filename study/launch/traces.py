@@ -10,7 +10,7 @@ import re
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
 
@@ -59,15 +59,24 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
 
 # Slurm's own line in a job's log each time the job is requeued (`scontrol requeue`, submitit's requeue on a timeout
 # or a preemption's USR2): slurmstepd writes one for the job and one for its step; the job's is counted
-_REQUEUED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO JOB REQUEUE \*\*\*")
+# slurmstepd's own line in a job's log each time Slurm stops it to run again: `DUE TO JOB REQUEUE` (`scontrol
+# requeue`, submitit's requeue on a time limit's or a preemption's USR2) or `DUE TO PREEMPTION` (a cluster's
+# PreemptMode=REQUEUE; under CANCEL the job ends there); it writes one for the job and one for its step: the job's
+# is counted
+_STOPPED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO (JOB REQUEUE|PREEMPTION) \*\*\*")
 _RESUMED = re.compile(rb"^\[[\w-]+\] resuming \S.* at step (\d+)/(\d+)\s*$", re.M)  # study.train.loop's line
 HISTORY_MAX_BYTES = 8 * 2**20  # ours: a log's last 8 MiB are read for its requeues (a job writes well under 1 MiB)
 
 
-def requeue_history(path: str | os.PathLike | None) -> tuple[int, list[list[int]]] | None:
-    """(how many times the job was requeued, [step, total] of each resume of a training run in it) as the log of a
-    Slurm job records them (Slurm appends each start of a requeued job to the same log): Slurm's `DUE TO JOB REQUEUE`
-    lines and the training loop's `resuming <run folder> at step N/T` lines; None without a log."""
+class Restarts(NamedTuple):
+    """What a Slurm job's log says of its restarts: Slurm appends each start of a requeued job to the same log."""
+    requeued: int  # `DUE TO JOB REQUEUE` lines
+    preempted: int  # `DUE TO PREEMPTION` lines
+    resumed: list[list[int]]  # [step, total] of each `resuming <run folder> at step N/T` of a training run in it
+
+
+def requeue_history(path: str | os.PathLike | None) -> Restarts | None:
+    """The restarts the log at `path` records (its last HISTORY_MAX_BYTES); None without a log."""
     if not path:
         return None
     try:
@@ -77,18 +86,20 @@ def requeue_history(path: str | os.PathLike | None) -> tuple[int, list[list[int]
             text = f.read()
     except OSError:
         return None
-    return len(_REQUEUED.findall(text)), [[int(a), int(b)] for a, b in _RESUMED.findall(text)]
+    why = _STOPPED.findall(text)
+    return Restarts(why.count(b"JOB REQUEUE"), why.count(b"PREEMPTION"),
+                    [[int(a), int(b)] for a, b in _RESUMED.findall(text)])
 
 
-def requeue_text(history: tuple[int, list[list[int]]] | None) -> str:
-    """`requeued 2 time(s), resumed at step 173/1500, then 226/1500`; "" where the log records no requeue nor
-    resume."""
-    if not history or not (history[0] or history[1]):
+def requeue_text(history: Restarts | None) -> str:
+    """`requeued 2 time(s), preempted 1 time(s), resumed at step 173/1500, then 226/1500`; "" where the log records
+    none of them."""
+    if not history:
         return ""
-    n, resumed = history
-    said = [f"requeued {n} time(s)"] if n else []
-    if resumed:
-        said.append("resumed at step " + ", then ".join(f"{s}/{t}" for s, t in resumed))
+    said = [f"{what} {n} time(s)" for what, n in (("requeued", history.requeued), ("preempted", history.preempted))
+            if n]
+    if history.resumed:
+        said.append("resumed at step " + ", then ".join(f"{s}/{t}" for s, t in history.resumed))
     return ", ".join(said)
 
 

@@ -147,8 +147,8 @@ def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_ru
         resumed = protocol["resumed_from_steps"]
         assert resumed and 0 < resumed[0] < LONG_STEPS, (job_id, resumed)  # resumed mid-run from a checkpoint
         # what `study status` reads of it: Slurm's requeue line(s) and the training loop's resume lines in its log
-        requeues, starts = requeue_history(next((wd / "submitit").glob(f"*/{ids[job_id]}_0_log.err")))
-        assert requeues >= 1 and [s for s, _ in starts] == resumed, (job_id, requeues, starts, resumed)
+        seen = requeue_history(next((wd / "submitit").glob(f"*/{ids[job_id]}_0_log.err")))
+        assert seen.requeued >= 1 and [s for s, _ in seen.resumed] == resumed, (job_id, seen, resumed)
     for job in plan.jobs:  # same metrics as the uninterrupted run, bit for bit
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
     log = next((wd / "submitit").glob(f"*/{ids[pre[1]]}_0_log.err")).read_text()  # in its array's folder

@@ -730,6 +730,28 @@ def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_la
         [("missing", [7, 8], {".": [6, 8]}), ("failed", None, {".": [40, 100]})]
 
 
+def test_status_says_no_requeue_history_of_a_local_log_which_holds_every_submissions_runs(tmp_path):
+    """A local log keeps the lines of each run of its job, of earlier submissions too (a run whose result was set
+    aside): its `resuming ... at step` lines are no history of the job's Slurm requeues, in the table or the JSON."""
+    from study.launch.status import status_json
+
+    wd = tmp_path / "wd"
+    logs = {job: tmp_path / f"{job}.log" for job in ("p1", "p2")}
+    for log in logs.values():
+        log.write_text("==== 2026-01-01 pretrain\n[pretrain] resuming /wd/jobs/p at step 3/8\n"
+                       "[pretrain] step 4/8 loss 2.3 lr 0.1 10.0 img/s\n")
+    Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
+                             "log": str(logs["p1"]), "pid": 4242, "host": "another-host.invalid"},
+                            {"event": "local", "job": "p2", "stage": "pretrain", "state": "failed",
+                             "log": str(logs["p2"]), "error": "exit code 1"}])
+    out = io.StringIO()
+    print_status(_plan(P1, P2), wd, out)
+    assert "failed pretrain p2 (exit code 1)" in out.getvalue() and "resumed at" not in out.getvalue(), out.getvalue()
+    rows = status_json(_plan(P1, P2), wd)["jobs"]
+    assert [(r["state"], r["requeues"], r["resumed_at"]) for r in rows] == [("missing", None, None),
+                                                                            ("failed", None, None)]
+
+
 def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_left_out(env):
     """Of a plan `--where` reduced to an evaluation: its result is stale through its pretraining's (a record that
     names no pretraining, as an older study's), though --where leaves the pretraining out; the pretraining itself is
@@ -960,7 +982,6 @@ def test_status_does_not_count_on_a_plain_submit_for_missing_jobs_whose_dependen
     assert "`study submit` (the grid, --cluster and --workdir as before) runs none of them; 1 wait" in out.getvalue()
 
 
-
 def test_status_of_a_workdir_nothing_was_submitted_to_says_what_it_is(tmp_path):
     """A workdir that is not there, or a file: the table (all missing) and what is wrong with the workdir."""
     for wd, what in ((tmp_path / "nope", "no such folder"), (tmp_path / "file", "a file, not a folder")):
@@ -1027,7 +1048,7 @@ def test_status_names_at_most_four_of_the_jobs_slurm_will_not_start_for_one_reas
             f"frees it: {named} ...\n") in out.getvalue(), out.getvalue()
 
 
-def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_andwrite_checkpoint(env, slurm):
+def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_checkpoint(env, slurm):
     """A requeued pretraining (scontrol requeue, a preemption's USR2, a time limit) waits in Slurm's queue to start
     again: the table counted it pending beside its evaluations and named it nowhere; it is listed, requeued how many
     times and from which checkpoint it resumes, its evaluation still pending (not failed); the JSON has the same."""
@@ -1056,8 +1077,16 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_andwri
             "    checkpoint at step 226/1500: a rerun resumes there\n") in out, out
     assert ev.id not in out.split("requeued, waiting")[1]  # never started: waits on its dependency, not requeued
     rows = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}
-    assert (rows[pre.id]["requeues"], rows[pre.id]["resumed_at"]) == (2, [[173, 1500]])
+    assert (rows[pre.id]["requeues"], rows[pre.id]["preemptions"], rows[pre.id]["resumed_at"]) == \
+        (2, 0, [[173, 1500]])
     assert (rows[ev.id]["state"], rows[ev.id]["requeues"]) == ("pending", None)  # no log yet
+
+    # requeued, then held (a launch that failed): not waiting to start, but named with what frees it
+    (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING launch failed requeued held\n"
+                                  f"{ids[ev.id]} PENDING Dependency\n")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "requeued, waiting" not in out, out
+    assert "pending job(s) that Slurm will not start as they stand: launch failed requeued held" in out, out
 
     _sacct(slurm, {ids[pre.id]: "FAILED", ids[ev.id]: "CANCELLED by 0"})  # then killed (kill -9 on its node)
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]

@@ -43,10 +43,16 @@ def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
 def test_requeue_history_counts_slurms_requeue_lines_and_the_steps_each_start_resumed_at(tmp_path):
     log = tmp_path / "1605_0_0_log.err"
     log.write_text(REQUEUED_LOG + "[pretrain] resuming /wd/jobs/p1 at step 226/1500\n")
-    assert requeue_history(log) == (2, [[173, 1500], [226, 1500]])  # the job's line counted, not its step's
+    assert requeue_history(log) == (2, 0, [[173, 1500], [226, 1500]])  # the job's line counted, not its step's
     assert requeue_text(requeue_history(log)) == "requeued 2 time(s), resumed at step 173/1500, then 226/1500"
+    # a cluster's own preemption (PreemptMode=REQUEUE): slurmstepd says PREEMPTION, not JOB REQUEUE
+    log.write_text("[pretrain] step 9/20\nslurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-12-06T09:00:00 DUE TO "
+                   "PREEMPTION ***\nslurmstepd: error: *** STEP 7.0 ON n1 CANCELLED AT 2026-12-06T09:00:00 DUE TO "
+                   "PREEMPTION ***\n[pretrain] resuming /wd/jobs/p1 at step 8/20\n")
+    assert requeue_history(log) == (0, 1, [[8, 20]])
+    assert requeue_text(requeue_history(log)) == "preempted 1 time(s), resumed at step 8/20"
     log.write_text("[pretrain] step 4/6 loss 2.5000\n")
-    assert requeue_history(log) == (0, []) and requeue_text(requeue_history(log)) == ""
+    assert requeue_history(log) == (0, 0, []) and requeue_text(requeue_history(log)) == ""
     assert requeue_history(None) is None and requeue_history(tmp_path / "absent.err") is None
 
 
