@@ -404,7 +404,9 @@ def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
         for i, v in enumerate(values):
             value = _value(p, axis, v, values.line_of(i), datasets, key if one else f"{key}[{i}]")
             if value in norm:
-                raise fail(p, values.line_of(i), f"axis {axis!r}: value {v!r} listed twice")
+                j = norm.index(value)  # another spelling of one value (`50000` and `50k`, `jpeg` and `jpeg:quality=10`)
+                same = "" if values[j] == v else f" (the same as {values[j]!r}: both are {value!r})"
+                raise fail(p, values.line_of(i), f"axis {axis!r}: value {v!r} listed twice{same}")
             norm.append(value)
         axes[axis] = tuple(norm)
         lines[axis] = (line, tuple(values.item_lines))

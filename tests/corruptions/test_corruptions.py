@@ -276,10 +276,14 @@ def test_a_tiny_image_keeps_its_size_under_strong_downsampling():
         assert apply_corruption(parse_corruption("downsample:factor=4"), photo(size=size), "k").size == size
 
 
-@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2"])
+ALL_BUT_NONE = [n for n in CORRUPTIONS.names() if n != "none"]  # a new corruption is checked without a line here
+
+
+@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2",
+                                  *ALL_BUT_NONE])
 def test_an_image_with_alpha_or_a_palette_is_corrupted_as_rgb(text):
     """JPEG has no alpha, salt and pepper sets whole pixels, and Pillow resizes a palette image by nearest whatever
-    `interpolation` says: RGBA and P images are read as RGB first."""
+    `interpolation` says: RGBA and P images are read as RGB first (`rgb_or_grey`, which every corruption uses)."""
     spec = parse_corruption(text)
     for mode in ("RGBA", "P"):
         img = photo().convert(mode)
@@ -295,7 +299,8 @@ def test_the_defaults_are_the_documented_ones():
     assert parse_corruption("downsample").kwargs["interpolation"] == "bicubic"
 
 
-@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2"])
+@pytest.mark.parametrize("text", ["jpeg:quality=10", "salt_pepper:fraction=0.5", "downsample:factor=2",
+                                  *ALL_BUT_NONE])
 def test_a_grayscale_image_stays_grayscale(text):
     """An L image is corrupted as L (a grayscale JPEG, one value per pixel), not made RGB first."""
     img = photo().convert("L")

@@ -148,6 +148,26 @@ def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, c
     assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
 
 
+def test_a_missing_corrupted_variant_is_pointed_only_at_variants_of_its_own_base(write_grid, capsys, tmp_path,
+                                                                                 monkeypatch):
+    """`<train>.<slug>` comes from the grid's corruption: beta's variant of the same corruption is no typo of alpha's
+    (it misled a user who had switched datasets); a variant of alpha's own base, spelled close, is."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+    for name in ("beta_train.jpeg-quality10", "alpha_train.jpeg-quality1O"):
+        (folder / f"{name}.json").write_text("{}")
+        (folder / f"{name}.parquet").write_bytes(b"")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k], corruption: [jpeg]}\nstages: {}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "manifest 'alpha_train.jpeg-quality10' not found in" in err, err
+    assert "beta_train.jpeg-quality10" not in err
+    assert "(did you mean 'alpha_train.jpeg-quality1O'? a `corruption` value of the grid names it)" in err
+    (folder / "alpha_train.jpeg-quality1O.json").unlink()
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and "manifest 'alpha_train.jpeg-quality10' not found in" in err and "did you mean" not in err
+
+
 def test_half_a_manifest_is_named_by_the_file_it_lacks_not_only_as_not_found(write_grid, tmp_path, monkeypatch):
     """A manifest whose .json was copied without its .parquet (or the other way round): `study plan` says which file
     is missing, as the job's own error would, not only "not found"."""
@@ -1138,7 +1158,15 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
       dataset: [alpha]
       size: [10k, 10000]
     stages: {}
-    """, "10000", "axis 'size': value 10000 listed twice"),
+    """, "10000", "axis 'size': value 10000 listed twice (the same as '10k': both are 10000)"),
+    ("""
+    axes:
+      method: [simclr]
+      dataset: [alpha]
+      corruption: ["jpeg:quality=10", jpeg]
+    stages: {}
+    """, "corruption:", "axis 'corruption': value 'jpeg' listed twice (the same as 'jpeg:quality=10': both are "
+                        "'jpeg:quality=10')"),
     ("""
     axes: {method: [simclr], dataset: [alpha], seed: [0]}
     seeds: [0, 1]
@@ -1247,7 +1275,7 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
         - 10k
         - 10000
     stages: {}
-    """, "- 10000", "axis 'size': value 10000 listed twice"),
+    """, "- 10000", "axis 'size': value 10000 listed twice (the same as '10k': both are 10000)"),
     ("""
     axes: {method: [simclr, ''], dataset: [alpha]}
     stages: {}
@@ -1310,7 +1338,8 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
           pairs: []
     """, "pairs: []", "stages.evaluate[0]: protocol concat needs 'pairs': a list of [encoder matcher, encoder "
                       "matcher]"),
-], ids=["axis-value-twice", "seeds-and-axes-seed", "eval-dataset-without-train", "planner-key-in-params",
+], ids=["axis-value-twice", "corruption-spelled-twice", "seeds-and-axes-seed", "eval-dataset-without-train",
+        "planner-key-in-params",
         "levels-not-granularity", "pairs-not-concat", "axis-in-two-zip-groups", "include-splits-a-zip-group",
         "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero", "zip-group-of-one",
         "empty-list-in-a-rule", "split-not-a-bool", "one-value-axis", "rule-value-in-a-list", "concat-pair-value",

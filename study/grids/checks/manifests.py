@@ -55,10 +55,11 @@ def missing_manifests(plan: Plan) -> list[str]:
         else:
             known = list_manifests() if known is None else known
             lines = manifest_lines(plan) if lines is None else lines
-            named_by = (" a `corruption` value of the grid names it" if command.startswith("study manifest corrupt ")
-                        else " the grid's `datasets:` names it")
+            corrupt = command.startswith("study manifest corrupt ")
+            named_by = " a `corruption` value of the grid names it" if corrupt else " the grid's `datasets:` names it"
             half = half_manifest(name)  # one of its two files there: say which, not only "not found"
-            hint = f": {half}" if half else did_you_mean(name, known, cutoff=0.8, why=named_by)
+            hint = f": {half}" if half else did_you_mean(name, _variants_of_base(command, known) if corrupt else known,
+                                                         cutoff=0.8, why=named_by)
             where = f"{plan.path}:{lines[name]}: " if name in lines else ""
             problems.append(f"{where}manifest {name!r} not found in {manifests_dir().resolve()}/{hint}; make it "
                             f"with:\n    {command}\n    (or point STUDY_MANIFESTS at the folder that holds it)")
@@ -74,6 +75,15 @@ def missing_manifests(plan: Plan) -> list[str]:
                            "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
                            "its sbatch scripts")
     return problems
+
+
+def _variants_of_base(command: str, known: list[str]) -> list[str]:
+    """The manifests of `known` that are variants of the base a `study manifest corrupt` command names: the only
+    names a corrupted variant's name may be a typo of (`<train>.<slug>` comes from the grid's corruption, so another
+    dataset's variant of the same corruption is no remedy)."""
+    words = command.split()
+    base = words[words.index("--base") + 1]
+    return [k for k in known if k.startswith(base + ".")]
 
 
 def check_manifest_contents(plan: Plan, meta) -> list[str]:
