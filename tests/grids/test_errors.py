@@ -1,5 +1,6 @@
 """Every bad input: a StudyError naming file:line (exit 2 through the CLI), with the closest name where one fits."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -148,16 +149,22 @@ def test_a_manifest_name_close_to_one_in_the_folder_is_pointed_out(write_grid, c
     assert "set each $<DATASET>_ROOT above" in err  # a build command with a root is shown
 
 
+def _manifest_stubs(tmp_path, monkeypatch, *names: str) -> Path:
+    """A manifests folder ($STUDY_MANIFESTS) with an empty .json and .parquet of each of `names`: there, by name."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
+    for name in names:
+        (folder / f"{name}.json").write_text("{}")
+        (folder / f"{name}.parquet").write_bytes(b"")
+    return folder
+
+
 def test_a_missing_corrupted_variant_is_pointed_only_at_variants_of_its_own_base(write_grid, capsys, tmp_path,
                                                                                  monkeypatch):
     """`<train>.<slug>` comes from the grid's corruption: beta's variant of the same corruption is no typo of alpha's
     (it misled a user who had switched datasets); a variant of alpha's own base, spelled close, is."""
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
-    for name in ("beta_train.jpeg-quality10", "alpha_train.jpeg-quality1O"):
-        (folder / f"{name}.json").write_text("{}")
-        (folder / f"{name}.parquet").write_bytes(b"")
+    folder = _manifest_stubs(tmp_path, monkeypatch, "beta_train.jpeg-quality10", "alpha_train.jpeg-quality1O")
     g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k], corruption: [jpeg]}\nstages: {}\n")
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2 and "manifest 'alpha_train.jpeg-quality10' not found in" in err, err
@@ -186,12 +193,7 @@ def test_half_a_manifest_is_named_by_the_file_it_lacks_not_only_as_not_found(wri
 
 def test_a_missing_corrupted_manifest_is_said_to_come_from_a_corruption_value(write_grid, tmp_path, monkeypatch):
     """A corrupted variant's name comes from one of the grid's `corruption` values, not from its `datasets:`."""
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    monkeypatch.setenv("STUDY_MANIFESTS", str(folder))
-    for name in ("alpha_train", "alpha_train.downsample-factor4"):
-        (folder / f"{name}.json").write_text("{}")
-        (folder / f"{name}.parquet").write_bytes(b"")
+    _manifest_stubs(tmp_path, monkeypatch, "alpha_train", "alpha_train.downsample-factor4")
     g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k], corruption: ['downsample:factor=8']}\n"
                    "stages: {}\n")
     problems = missing_manifests(plan_grid(g))

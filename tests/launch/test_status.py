@@ -48,6 +48,17 @@ def _queued(wd, grid: str) -> dict[str, str]:
     return {e["job"]: e["slurm_job_id"] for e in Ledger(wd, grid).events() if e["event"] == "queued"}
 
 
+def _submitted_pair(env, name: str) -> tuple[Path, dict[str, str], Job, Job]:
+    """(grid file, job id -> Slurm id, its pretraining, its evaluation) of a one-seed grid `name` submitted to the
+    stand-in Slurm."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text(name, seeds=(0,)))
+    _submit(grid, env)
+    jobs = plan_grid(grid).jobs
+    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    return grid, _queued(env / "wd", name), pre, ev
+
+
 def _log(wd, grid: str, sid: str, task: int = 0) -> Path:
     """The stderr log submitit writes for task `task` of Slurm job `sid`, in its array's folder (from the ledger)."""
     return submitit.core.utils.JobPaths(Ledger(wd, grid).replay().slurm_folders()[sid], job_id=sid, task_id=task).stderr
@@ -296,12 +307,7 @@ def test_status_shows_each_running_jobs_latest_progress_line_and_its_age(env, sl
 def test_status_as_json_gives_each_jobs_axes_state_slurm_id_log_and_progress(env, slurm):
     """`--format json`, for scripts: one row per job in the plan's order, the same states and progress line as the
     table, and the table's counts."""
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("js", seeds=(0,)))
-    _submit(grid, env)
-    ids = _queued(env / "wd", "js")
-    jobs = plan_grid(grid).jobs
-    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    grid, ids, pre, ev = _submitted_pair(env, "js")
     _sacct(slurm, {ids[pre.id]: "RUNNING", ids[ev.id]: "PENDING"})
     log = _log(env / "wd", "js", ids[pre.id])
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -313,7 +319,7 @@ def test_status_as_json_gives_each_jobs_axes_state_slurm_id_log_and_progress(env
     assert code == 0, err
     got = json.loads(out)
     assert got["grid"] == "js" and got["workdir"] == str((env / "wd").resolve())
-    assert [r["id"] for r in got["jobs"]] == [j.id for j in jobs]
+    assert [r["id"] for r in got["jobs"]] == [j.id for j in plan_grid(grid).jobs]
     rows = {r["id"]: r for r in got["jobs"]}
     p, e = rows[pre.id], rows[ev.id]
     assert (p["stage"], p["state"], p["slurm_id"], p["log"]) == ("pretrain", "running", ids[pre.id], str(log))
@@ -1054,12 +1060,7 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     times and from which checkpoint it resumes, its evaluation still pending (not failed); the JSON has the same."""
     from study.launch.status import status_json
 
-    grid = env / "g.yaml"
-    grid.write_text(grid_text("rq", seeds=(0,)))
-    _submit(grid, env)
-    ids = _queued(env / "wd", "rq")
-    jobs = plan_grid(grid).jobs
-    pre, ev = (next(j for j in jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    grid, ids, pre, ev = _submitted_pair(env, "rq")
     _sacct(slurm, {ids[pre.id]: "PENDING", ids[ev.id]: "PENDING"})
     (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING BeginTime\n{ids[ev.id]} PENDING Dependency\n")
     log = _log(env / "wd", "rq", ids[pre.id])
