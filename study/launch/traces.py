@@ -57,8 +57,6 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
         return None
 
 
-# Slurm's own line in a job's log each time the job is requeued (`scontrol requeue`, submitit's requeue on a timeout
-# or a preemption's USR2): slurmstepd writes one for the job and one for its step; the job's is counted
 # slurmstepd's own line in a job's log each time Slurm stops it to run again: `DUE TO JOB REQUEUE` (`scontrol
 # requeue`, submitit's requeue on a time limit's or a preemption's USR2) or `DUE TO PREEMPTION` (a cluster's
 # PreemptMode=REQUEUE; under CANCEL the job ends there); it writes one for the job and one for its step: the job's
