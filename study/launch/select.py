@@ -1,5 +1,6 @@
 """What a `study submit` queues: missing jobs, plus failed and cancelled ones with `--retry-failed`; never a
-done or live (pending/running) job; never a job whose dependency failed and is not retried (blocked). With `--only`
+done or live (pending/running) job, nor one whose result a newer version of study wrote; never a job whose dependency
+failed and is not retried (blocked). With `--only`
 (and `--where`: the jobs it selects), only the jobs named, whose dependencies must be done, live, or named too."""
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Selection:
     def left_unfinished(self) -> list[str]:
         """The jobs skipped that will not end without `--retry-failed`: failed, cancelled, or blocked by such a
         dependency (`done` and live ones are not)."""
-        return [j for reason, ids in self.skipped.items() if reason not in ("done", "pending or running") for j in ids]
+        return [j for reason, ids in self.skipped.items() if reason not in ("done", "pending or running", NEWER)
+                for j in ids]
 
 
 def only_names(values: Iterable[str]) -> list[str]:
@@ -57,10 +59,14 @@ def resolve_ids(jobs: list[Job], given: Iterable[str], grid: str) -> set[str]:
     return out
 
 
+NEWER = "written by a newer version of study (update this checkout)"  # never rerun: `state.newer_result`
+
+
 def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
            only: set[str] | None = None) -> Selection:
     wanted = {"missing"} | ({"failed", "cancelled"} if retry_failed else set())
-    candidates = {j.id for j in jobs if states[j.id].state in wanted and (only is None or j.id in only)}
+    candidates = {j.id for j in jobs if states[j.id].state in wanted and not states[j.id].newer
+                  and (only is None or j.id in only)}
     if only is not None:
         _refuse_unnamed_missing_dependencies(jobs, candidates, states)
     stuck = blocked(jobs, candidates, states)
@@ -79,6 +85,8 @@ def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
             skipped["done"].append(j.id)
         elif st in LIVE:
             skipped["pending or running"].append(j.id)
+        elif states[j.id].newer:
+            skipped.setdefault(NEWER, []).append(j.id)
         elif st == "failed":
             skipped["failed (rerun with --retry-failed)"].append(j.id)
         elif st == "cancelled":

@@ -58,6 +58,7 @@ class JobState:
     slurm_id: str | None = None
     log: str | None = None  # the log file of the latest attempt, where known
     holder: str = ""  # a live local run's: who runs it (`run_by`)
+    newer: bool = False  # failed for a result a newer version of study wrote (`newer_result`): never rerun here
 
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
@@ -81,14 +82,36 @@ def _result_version(path: str, inode: int, mtime_ns: int, size: int) -> dict:
 
 def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     """Why the job's result file cannot be read (corrupt, foreign, another schema), or None when it reads or is
-    absent. Such a job is failed, not done: `study submit --retry-failed` reruns it, replacing the file."""
+    absent. Such a job is failed, not done: `study submit --retry-failed` reruns it, replacing the file, unless a
+    newer version of study wrote it (`newer_result`)."""
+    problem = _result_problem(workdir, job_id)
+    return problem[0] if problem else None
+
+
+def newer_result(workdir: str | os.PathLike, job_id: str) -> bool:
+    """Whether the job's result file is of a result schema newer than this study reads: a newer version of study
+    wrote it (a colleague who updated, on a shared workdir). The job is failed here, as its result does not read,
+    but no submit of this version reruns it: that would replace a good result with this older code's."""
+    problem = _result_problem(workdir, job_id)
+    return bool(problem and problem[1])
+
+
+NEWER_KEPT = ("not rerun here (`study submit --retry-failed` leaves it: this version would replace a newer one's "
+              "result)")
+
+
+def _result_problem(workdir: str | os.PathLike, job_id: str) -> tuple[str, bool] | None:
+    """(why the job's result file does not read, whether a newer version of study wrote it), or None when it reads
+    or is absent."""
+    from study.results.record import NewerRecord
+
     path = result_path(workdir, job_id)
     if not path.exists():
         return None
     try:
         cached_result(path)
     except (StudyError, OSError) as e:
-        return str(e)
+        return str(e), isinstance(e, NewerRecord)
     return None
 
 
@@ -223,9 +246,12 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
 
 def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None, slurm_id: str | None) -> JobState:
     """Done, or failed for a result file that does not read; with the Slurm id and log of the run behind it."""
-    why = unreadable_result(workdir, job.id)
-    detail = "" if why is None else f"{why}; `study submit --retry-failed` reruns the job"
-    return JobState(job.id, job.stage, "done" if why is None else "failed", detail, slurm_id, log)
+    problem = _result_problem(workdir, job.id)
+    if problem is None:
+        return JobState(job.id, job.stage, "done", "", slurm_id, log)
+    why, newer = problem
+    detail = f"{why}; " + (NEWER_KEPT if newer else "`study submit --retry-failed` reruns the job")
+    return JobState(job.id, job.stage, "failed", detail, slurm_id, log, newer=newer)
 
 
 def _listed_results(workdir: str | os.PathLike) -> set[str]:

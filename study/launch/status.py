@@ -157,7 +157,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
-    if ended or by_cause:  # a plain `study submit` skips them: they stay so
+    if any(not st.newer for st in ended) or by_cause:  # a plain `study submit` skips them: they stay so
         out.write(f"\n{RETRY_HINT}\n")
 
 

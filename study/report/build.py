@@ -270,6 +270,7 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     conflicts = find_conflicts(agg)
     conflict_lines = caveats.conflict_lines(conflicts) if not conflicts.empty else []
     warn_lines += conflict_lines
+    warn_lines += caveats.version_mix_lines(table)
     warn_lines += caveats.code_version_lines(agg)
     warn_lines += caveats.partial_seed_lines(agg, coll.planned)
     return table, agg, warn_lines, conflict_lines

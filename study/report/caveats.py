@@ -1,12 +1,14 @@
 """The report's warnings about its cells, one function per kind, each returning its lines: protocol fingerprint
-conflicts, cells of several code versions or of a modified tree, metrics recorded without a value, cells with fewer
-seeds than planned, table positions holding more than one cell."""
+conflicts, results of several code versions (the report's, a cell's) or of a modified tree, metrics recorded
+without a value, cells with fewer seeds than planned, table positions holding more than one cell."""
 from __future__ import annotations
+
+from collections import Counter
 
 import pandas as pd
 
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
-from study.results.table import planned_seeds
+from study.results.table import job_code_versions, planned_seeds
 
 
 def _cell_keys(agg: pd.DataFrame) -> list[str]:
@@ -42,8 +44,8 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
     keys = _cell_keys(agg)
     lines = []
     for picked, said in (([len(vs) > 1 for vs in versions],
-                          "average seeds run by several code versions, as one recipe (the code version is no part of "
-                          "the protocol fingerprint)"),
+                          "average seeds run by several code versions (or hold a run resumed under another), as one "
+                          "recipe (the code version is no part of the protocol fingerprint)"),
                          ([any(v.endswith("-dirty") for v in vs) for vs in versions],
                           "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
         cells = agg[picked]
@@ -58,6 +60,25 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
         more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
         lines.append(f"{len(cells)} cell(s) {said}: {listed}{more}. cells.csv gives each cell's code_versions")
     return lines
+
+
+def version_mix_lines(table: pd.DataFrame, shown: int = 3) -> list[str]:
+    """One line where the report's results ran on more than one code version (study updated mid-study): cells side
+    by side in one figure may then differ by their code too. Each version (the first `shown`, most jobs first) with
+    its number of jobs; a run resumed under another version counts under each of its sessions'."""
+    if table.empty or "code_version" not in table:
+        return []
+    per_job = table.assign(versions=job_code_versions(table)).drop_duplicates("job_id")["versions"].dropna()
+    counts = Counter(v for vs in per_job for v in vs.split(","))
+    if len(counts) < 2:
+        return []
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    listed = "; ".join(f"{v}: {n} job(s)" for v, n in ranked[:shown])
+    more = f"; and {len(ranked) - shown} more" if len(ranked) > shown else ""
+    mixed = sum("," in vs for vs in per_job)
+    resumed = f"; {mixed} job(s) trained by several of them (resumed under another)" if mixed else ""
+    return [f"the results ran on {len(counts)} code versions ({listed}{more}{resumed}): cells compared in one figure "
+            f"may differ by their code too (cells.csv names each cell's versions)"]
 
 
 def valueless_lines(table: pd.DataFrame) -> list[str]:

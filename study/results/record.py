@@ -79,10 +79,16 @@ class ResultFileWarning(UserWarning):
     """A file in results/ that is not a readable result record (corrupt, foreign or from a newer schema)."""
 
 
+class NewerRecord(StudyError):
+    """A result record of a schema newer than this study reads: a newer version of study wrote it (a workdir shared
+    with someone who updated). Not damaged: kept, never rerun over by this older code (study.launch.state)."""
+
+
 @dataclass(frozen=True)
 class SkippedFile:
     path: Path
     reason: str
+    newer: bool = False  # a newer version of study wrote it (NewerRecord): kept, not rerun
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -230,8 +236,9 @@ def validate_record(record: Any, where: str = "result record") -> dict:
         raise StudyError(f"{where}: missing key(s) {', '.join(missing)} (not a study result record?)")
     if record["schema_version"] != SCHEMA_VERSION:
         found = record["schema_version"]
-        raise StudyError(f"{where}: schema_version {found!r}, this study reads {SCHEMA_VERSION}"
-                         f"{newer_note(found, SCHEMA_VERSION)}")
+        newer = newer_note(found, SCHEMA_VERSION)
+        raise (NewerRecord if newer else StudyError)(f"{where}: schema_version {found!r}, this study reads "
+                                                     f"{SCHEMA_VERSION}{newer}")
     if not isinstance(record["job_id"], str) or not record["job_id"]:
         raise StudyError(f"{where}: job_id must be a non-empty string")
     if record["stage"] not in ("pretrain", "evaluate"):
@@ -328,5 +335,5 @@ def read_results(workdir: str | os.PathLike, job_ids: Iterable[str] | None = Non
         except StudyError as e:
             warnings.warn(f"skipping {e}", ResultFileWarning, stacklevel=2)
             if skipped is not None:
-                skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: ")))
+                skipped.append(SkippedFile(path, str(e).removeprefix(f"{path}: "), isinstance(e, NewerRecord)))
     return records

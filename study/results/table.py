@@ -186,12 +186,31 @@ def _require(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) 
                          f"(read_table(path, columns=[..., {', '.join(map(repr, lacking))}]))")
 
 
+def job_code_versions(table: pd.DataFrame) -> pd.Series:
+    """Each row's code versions, sorted and comma-joined (None where it has none): its record's `code_version` and,
+    for a training run resumed under other code (study updated mid-run), each session's (`protocol.code_version`, a
+    list where they differ), which the record's own, the last session's, leaves out."""
+    own = table["code_version"] if "code_version" in table else pd.Series(None, index=table.index, dtype=object)
+    sessions = table.get(f"{PROTOCOL_PREFIX}code_version", pd.Series(None, index=table.index, dtype=object))
+
+    def versions(v: Any, each: Any) -> str | None:
+        if isinstance(each, str) and each.startswith("["):
+            try:
+                each = json.loads(each)
+            except ValueError:
+                each = None
+        found = {x for x in [v, *(each if isinstance(each, list) else [each])] if isinstance(x, str) and x}
+        return ",".join(sorted(found)) or None
+
+    return pd.Series([versions(v, e) for v, e in zip(own, sessions)], index=table.index, dtype=object)
+
+
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
-    with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted),
-    all comma-joined, `n_jobs` and `finished_at` (its newest result's). Each row counts: on a table with reruns
-    (several jobs of one seed) `count` and the mean count them all; `drop_repeated_seeds` first keeps one job per seed
-    (the report does).
+    with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted;
+    a run resumed under another version gives each of its sessions': `job_code_versions`), all comma-joined,
+    `n_jobs` and `finished_at` (its newest result's). Each row counts: on a table with reruns (several jobs of one
+    seed) `count` and the mean count them all; `drop_repeated_seeds` first keeps one job per seed (the report does).
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
     without a metric (a record that has none) is no cell. A table read narrow keeps `CELL_NEEDS` beside its axes (a
@@ -205,6 +224,8 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     _require(table, "aggregate")
     if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
         table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
+    if "code_version" in table:
+        table = table.assign(code_version=job_code_versions(table))
     grouped = table.groupby(keys, dropna=False, sort=True)
     agg = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     meta = grouped.agg(
@@ -212,7 +233,7 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
         seeds=("seed", lambda s: ",".join(_seed_text(v) for v in sorted(s.dropna().unique(), key=_seed_key)))
         if "seed" in table else ("job_id", lambda s: ""),
         job_ids=("job_id", lambda s: ",".join(sorted(s.unique()))),
-        code_versions=("code_version", lambda s: ",".join(sorted(str(v) for v in s.dropna().unique())))
+        code_versions=("code_version", lambda s: ",".join(sorted({v for vs in s.dropna() for v in vs.split(",")})))
         if "code_version" in table else ("job_id", lambda s: ""),
         finished_at=("finished_at", lambda s: max((v for v in s if isinstance(v, str)), default=None)),
     ).reset_index(drop=True)
@@ -372,9 +393,11 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
         return "; ".join(waits) or ("dependencies done" if len(row["depends_on"]) else "no dependency")
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
-    unreadable = {s.path.stem: s.reason for s in skipped}
-    missing["state"] = [f"result file unreadable ({unreadable[j]}): `study submit --retry-failed` reruns it"
-                        if j in unreadable else states.get(j, "no result yet") for j in missing["job_id"]]
+    unreadable = {s.path.stem: s for s in skipped}
+    missing["state"] = [(f"result file unreadable ({unreadable[j].reason}): " + (
+        "`study report` of that version reports it" if unreadable[j].newer else
+        "`study submit --retry-failed` reruns it")) if j in unreadable else states.get(j, "no result yet")
+        for j in missing["job_id"]]
     # the evaluations, then the pretrainings, each in the plan's order (the grid's axes and entries, not hash order)
     missing = missing.sort_values("stage", kind="stable").reset_index(drop=True)
     return Collection(table, skipped, planned, missing, plan.name)

@@ -21,7 +21,7 @@ from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
 from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
-from study.launch.select import only_names, resolve_ids, select
+from study.launch.select import NEWER, only_names, resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.stale import stale_results
@@ -518,6 +518,27 @@ def test_a_workdir_without_flock_is_a_clear_error_naming_the_lock_file(tmp_path,
     assert str(e.value).startswith(f"{tmp_path / 'ledgers' / '.submit.lock'}: the workdir's filesystem gives no "
                                    f"file locks (flock: {os.strerror(code)})")
     assert "-o flock" in str(e.value)
+
+
+def test_a_result_a_newer_study_wrote_is_failed_here_but_never_rerun(tmp_path):
+    """On a workdir shared with a colleague who updated study, a result of a newer schema does not read here: the
+    job is failed (its evaluation waits), but --retry-failed reran it and replaced the newer version's result with
+    this older code's. It is skipped under its own reason, which the end-of-run 'left unfinished' hint leaves out;
+    a damaged result beside it is still rerun."""
+    jobs = _jobs()[:2]
+    _write_result(tmp_path, "p1")
+    _write_result(tmp_path, "p2")
+    path = tmp_path / "results" / "p1.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 2}))
+    (tmp_path / "results" / "p2.json").write_text("{torn")
+    states = classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())
+    assert (states["p1"].state, states["p1"].newer, states["p2"].state, states["p2"].newer) == \
+        ("failed", True, "failed", False)
+    assert "written by a newer version of study" in states["p1"].detail
+    assert "not rerun here" in states["p1"].detail and "--retry-failed` reruns" not in states["p1"].detail
+    sel = select(jobs, states, retry_failed=True)
+    assert [j.id for j in sel.to_run] == ["p2"] and sel.skipped[NEWER] == ["p1"]
+    assert sel.left_unfinished() == [] and "1 written by a newer version of study" in sel.summary()
 
 
 def test_a_job_whose_dependency_is_blocked_is_blocked_too(tmp_path):

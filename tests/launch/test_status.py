@@ -25,7 +25,7 @@ from study.launch.locks import command_lock, try_lock
 from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
 from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan, results_off_plan
-from study.launch.status import (RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
+from study.launch.status import (RETRY_HINT, RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
                                  print_status)
 from study.paths import result_path
 from study.results import write_result
@@ -654,6 +654,21 @@ def test_status_prints_the_log_of_a_failed_job_not_of_a_cancelled_one(env):
     out = io.StringIO()
     print_status(_plan(P1, P2), env / "none", out)
     assert "--retry-failed" not in out.getvalue()  # nothing ended: no hint
+
+
+def test_status_of_a_result_a_newer_study_wrote_sends_to_that_version_not_to_retry_failed(env):
+    """A colleague's updated study wrote p1's result (schema 2) in the shared workdir: this older one cannot read it,
+    names the newer version and does not advise --retry-failed, which would replace that result with its own."""
+    wd = env / "wd"
+    write_result(wd, {"job_id": "p1", "stage": "pretrain", "grid": "g", "axes": {},
+                      "metrics": [{"metric": "loss", "value": 1.0}], "protocol": {"epochs": 1}})
+    path = result_path(wd, "p1")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 2}))
+    out = io.StringIO()
+    print_status(_plan(P1), wd, out)
+    text = out.getvalue()
+    assert "schema_version 2, this study reads 1: written by a newer version of study" in text, text
+    assert "not rerun here (`study submit --retry-failed` leaves it" in text and RETRY_HINT not in text, text
 
 
 def test_status_says_an_ended_jobs_log_was_never_written(env):

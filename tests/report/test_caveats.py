@@ -44,3 +44,22 @@ def test_a_table_of_exactly_three_duplicate_positions_names_each_and_no_more():
     paper.attrs["duplicates"] = [f"[cell={i}]: 0.500, 0.600" for i in range(3)]
     (line,) = caveats.duplicate_lines("quantity", paper)
     assert "3 position(s)" in line and "[cell=2]: 0.500, 0.600); the table" in line and "; and" not in line, line
+
+
+def _jobs_of(versions, sessions=None):
+    """A tidy table of one row per job: `versions` each job's record's code_version, `sessions` its protocol's."""
+    sessions = sessions or versions
+    return pd.DataFrame({"job_id": [f"j{i}" for i in range(len(versions))], "code_version": versions,
+                         "protocol.code_version": sessions})
+
+
+def test_results_of_several_code_versions_are_said_once_with_each_versions_jobs():
+    """A study updated midway: cells of one figure may differ by their code, which no cell's own line said (each
+    cell ran on one version). A run resumed under the new version counts under both; one version: no line."""
+    assert caveats.version_mix_lines(_jobs_of(["v1", "v1"])) == []
+    table = _jobs_of(["v1", "v1", "v2", "v2"], ["v1", "v1", '["v1", "v2"]', "v2"])
+    (line,) = caveats.version_mix_lines(table)
+    assert line.startswith("the results ran on 2 code versions (v1: 3 job(s); v2: 2 job(s); 1 job(s) trained by "
+                           "several of them (resumed under another)): cells compared in one figure"), line
+    (line,) = caveats.version_mix_lines(_jobs_of(["a", "b", "b", "c", "d"]), shown=2)
+    assert "(b: 2 job(s); a: 1 job(s); and 2 more)" in line and "resumed" not in line, line

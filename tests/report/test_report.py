@@ -456,7 +456,8 @@ def test_a_report_run_wholly_on_one_dirty_tree_names_its_version_once_not_each_c
         r["code_version"] = "0.1.0+git.ddddddd-dirty"
     write_all(tmp_path / "w2", recs)
     s = build_report(tmp_path / "w2", tmp_path / "r2", grid="g", log=None)
-    (line,) = [w for w in s.warnings if "dirty" in w]
+    mix, line = [w for w in s.warnings if "dirty" in w]  # the report's two versions, then the cells' trees
+    assert mix.startswith("the results ran on 2 code versions (0.1.0+git.ccccccc-dirty: 2 job(s); 0.1.0+git.dddd"), mix
     assert line.startswith("3 cell(s) hold results run on a modified") and "ddddddd" in line and "ccccccc" in line
 
 

@@ -668,3 +668,42 @@ def test_two_recipes_of_one_seed_are_no_rerun_and_a_collection_names_its_conflic
     assert sorted(kept["job_id"].unique()) == ["j0", "j1"] and repeats.empty
     conflicts = coll.conflicts
     assert sorted(conflicts.loc[conflicts["metric"] == "top1", "mean"]) == pytest.approx([0.5, 0.9])
+
+
+def test_a_result_of_a_newer_study_is_missing_for_that_version_to_report_not_to_rerun_here(tmp_path):
+    """A colleague's newer study wrote the result (schema 2) on a shared workdir: missing.csv sends the reader to that
+    version's report, not to `study submit --retry-failed` (which would replace it with this older code's); a
+    damaged file still says --retry-failed."""
+    import json
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    _write(tmp_path, "new", 0, {1000: 0.5})
+    path = result_path(tmp_path, "new")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 2}))
+    result_path(tmp_path, "torn").write_text("{not json")
+    with pytest.warns(ResultFileWarning):
+        coll = gather(tmp_path, Plan("g", [Job("new", "evaluate", {"axes": {"seed": 0}}),
+                                           Job("torn", "evaluate", {"axes": {"seed": 1}})]))
+    assert {s.path.stem: s.newer for s in coll.skipped} == {"new": True, "torn": False}
+    state = coll.missing.set_index("job_id")["state"]
+    assert "written by a newer version of study" in state["new"] and "--retry-failed" not in state["new"]
+    assert state["new"].endswith("`study report` of that version reports it"), state["new"]
+    assert state["torn"].endswith("`study submit --retry-failed` reruns it")
+
+
+def test_a_run_resumed_under_another_code_version_names_both_in_its_cell():
+    """A pretraining stopped under one version and resumed under the next records the last session's as its
+    code_version and each session's in its protocol: the cell names both (it named the last one alone)."""
+    resumed = {**_record("p", 0, 0.5, "2024-01-02T00:00:00+00:00", protocol={"code_version": ["0.1.0", "0.2.0"]}),
+               "code_version": "0.2.0"}
+    plain = {**_record("q", 1, 0.6, "2024-01-02T00:00:00+00:00", protocol={"code_version": "0.2.0"}),
+             "code_version": "0.2.0"}
+    agg = aggregate(records_to_table([resumed]))
+    assert agg["code_versions"].to_list() == ["0.1.0,0.2.0"]
+    assert aggregate(records_to_table([plain]))["code_versions"].to_list() == ["0.2.0"]
+    assert aggregate(records_to_table([resumed, plain]))["code_versions"].to_list() == ["0.1.0,0.2.0"]
