@@ -268,7 +268,7 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     warn_lines += caveats.valueless_lines(table)
     agg = aggregate(table)
     conflicts = find_conflicts(agg)
-    conflict_lines = caveats.conflict_lines(conflicts) if not conflicts.empty else []
+    conflict_lines = caveats.conflict_lines(conflicts, table) if not conflicts.empty else []
     warn_lines += conflict_lines
     warn_lines += caveats.version_mix_lines(table)
     warn_lines += caveats.code_version_lines(agg)

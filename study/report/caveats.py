@@ -1,14 +1,21 @@
 """The report's warnings about its cells, one function per kind, each returning its lines: protocol fingerprint
-conflicts, results of several code versions (the report's, a cell's) or of a modified tree, metrics recorded
-without a value, cells with fewer seeds than planned, table positions holding more than one cell."""
+conflicts (and the recipe keys they differ in), results of several code versions (the report's, a cell's) or of a
+modified tree, metrics recorded without a value, cells with fewer seeds than planned, table positions holding more
+than one cell."""
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
-from study.results.table import job_code_versions, planned_seeds
+from study.results.record import fingerprinted
+from study.results.table import flatten, job_code_versions, planned_seeds
+
+DIFFERENCES_SHOWN = 4  # the recipe keys a conflict line names (then "and k more")
 
 
 def _cell_keys(agg: pd.DataFrame) -> list[str]:
@@ -20,15 +27,59 @@ def _cell_text(row: pd.Series, keys: list[str]) -> str:
     return ", ".join(f"{k}={row[k]}" for k in keys if not pd.isna(row[k]))
 
 
-def conflict_lines(conflicts: pd.DataFrame) -> list[str]:
+def _recipe_leaves(protocol_json: Any) -> dict[str, str] | None:
+    """The fingerprinted recipe of a recorded protocol (`protocol_json`), one dotted key per leaf (values as canonical
+    text), its encoders' pretraining recipes under `pretrain.` (`pretrain.<i>.` for several); None if unreadable."""
+    try:
+        protocol = json.loads(protocol_json)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(protocol, Mapping):
+        return None
+    recipe = fingerprinted(protocol)
+    pretrain = protocol.get("pretrain")  # stripped from the recipe, pinned by encoder_recipes: its keys say more
+    if isinstance(pretrain, Mapping):
+        recipe["pretrain"] = fingerprinted(pretrain)
+    elif isinstance(pretrain, list):
+        recipe["pretrain"] = {str(i): fingerprinted(p) for i, p in enumerate(pretrain) if isinstance(p, Mapping)}
+    if "pretrain" in recipe:  # the encoders' fingerprints: what their keys above say, as hashes
+        recipe.pop("encoder_recipes", None)
+    return {k: json.dumps(v, sort_keys=True) for k, v in flatten(recipe).items()}
+
+
+def recipe_differences(table: pd.DataFrame | None, job_ids: list[str]) -> str:
+    """The recipe keys in which the first job of each of `job_ids` (one per fingerprint) differ, with each one's
+    value in that order ("linear.max_iter (30, 50)"; "-" where a recipe lacks the key); "" where the table lacks
+    their protocols."""
+    if table is None or "protocol_json" not in table or "job_id" not in table:
+        return ""
+    protocols = table.drop_duplicates("job_id").set_index("job_id")["protocol_json"]
+    leaves = [_recipe_leaves(protocols.get(j)) for j in job_ids]
+    if any(leaf is None for leaf in leaves):
+        return ""
+    keys = sorted({k for leaf in leaves for k in leaf})
+    differ = [k for k in keys if len({leaf.get(k) for leaf in leaves}) > 1]
+    shown = [f"{k} ({', '.join(leaf.get(k, '-') for leaf in leaves)})" for k in differ[:DIFFERENCES_SHOWN]]
+    more = f" and {len(differ) - DIFFERENCES_SHOWN} more" if len(differ) > DIFFERENCES_SHOWN else ""
+    return f"their recipes differ in {', '.join(shown)}{more}" if shown else ""
+
+
+def conflict_lines(conflicts: pd.DataFrame, table: pd.DataFrame | None = None) -> list[str]:
+    """A line per cell of two or more fingerprints: each one's mean, seeds and jobs, the one the figures draw and,
+    given the results `table` (its `protocol_json`), the recipe keys in which they differ."""
     lines = []
     keys = _cell_keys(conflicts)
+    differences: dict[tuple, str] = {}  # per fingerprints: one recipe change is the conflict of many cells
     for _, group in conflicts.groupby(keys, dropna=False, sort=True):
         cell = _cell_text(group.iloc[0], keys)
         newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
         parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
                           for r in group.itertuples())
-        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}. Kept apart in cells.csv; the "
+        prints = tuple(group["protocol_fingerprint"])
+        if prints not in differences:
+            differences[prints] = recipe_differences(table, [str(j).split(",")[0] for j in group["job_ids"]])
+        differ = f" ({differences[prints]})" if differences[prints] else ""
+        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}{differ}. Kept apart in cells.csv; the "
                      f"figures draw the newest, {newest}.")
     return lines
 

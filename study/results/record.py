@@ -184,10 +184,15 @@ def _whole_numbers_as_ints(obj: Any) -> Any:
     return obj
 
 
+def fingerprinted(protocol: Mapping[str, Any]) -> dict:
+    """What `protocol_fingerprint` hashes, as a new dict: the recipe (`recipe_protocol`), its whole numbers as ints."""
+    return _whole_numbers_as_ints(recipe_protocol(protocol))
+
+
 def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:
     """Hash of the protocol minus run-specific and replicate (seed) keys: equal for every seed of one recipe, however
     its whole numbers are spelled (`10` or `10.0`)."""
-    return config_hash(_whole_numbers_as_ints(recipe_protocol(protocol)), length=16)
+    return config_hash(fingerprinted(protocol), length=16)
 
 
 def make_record(job: Any, output: Mapping[str, Any], *, grid: str | None = None, wall_time_s: float | None = None,

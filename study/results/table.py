@@ -57,12 +57,13 @@ def split_numeric_pairs(axes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One dotted key per leaf of `obj` (`a.b.c`), lists and empty mappings as JSON text: the `protocol.*` columns."""
     out: dict[str, Any] = {}
     for key, value in obj.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{name}."))
+            out.update(flatten(value, f"{name}."))
         elif isinstance(value, (list, tuple, Mapping)):
             out[name] = json.dumps(value, sort_keys=True, default=str)
         else:
@@ -110,7 +111,7 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
         axes = split_numeric_pairs(rec.get("axes") or {})
         axis_names.update(axes)
         protocol = rec.get("protocol") or {}
-        flat = {f"{PROTOCOL_PREFIX}{k}": v for k, v in _flatten(protocol).items()}
+        flat = {f"{PROTOCOL_PREFIX}{k}": v for k, v in flatten(protocol).items()}
         for m in rec["metrics"] or [{"metric": None, "value": None}]:  # no metric: one row, so the job is seen
             owner.append(len(bases))
             metric_rows.append({"labeled_size": m.get("labeled_size"), "level": m.get("level"), "metric": m["metric"],

@@ -63,3 +63,29 @@ def test_results_of_several_code_versions_are_said_once_with_each_versions_jobs(
                            "several of them (resumed under another)): cells compared in one figure"), line
     (line,) = caveats.version_mix_lines(_jobs_of(["a", "b", "b", "c", "d"]), shown=2)
     assert "(b: 2 job(s); a: 1 job(s); and 2 more)" in line and "resumed" not in line, line
+
+
+def test_a_conflict_line_names_the_recipe_keys_that_differ_and_not_the_run_specific_ones():
+    """Two recipes of one cell: the line says what changed (the probe's max_iter, the encoder's learning rate under
+    `pretrain.`), not the seeds or timings that differ too and are no part of the fingerprint."""
+    from study.hashing import canonical_json
+
+    def protocol(max_iter, lr, seed):
+        return canonical_json({"stage": "evaluate", "seed": seed, "wall_time_s": 10.0 + seed,
+                               "linear": {"optimizer": "lbfgs", "max_iter": max_iter, "tolerance": 1e-6},
+                               "pretrain": {"stage": "pretrain", "seed": seed, "effective_lr": lr, "epochs": 10}})
+
+    conflicts = pd.DataFrame({"grid": "g", "stage": "evaluate", "method": "simclr",
+                              "protocol_fingerprint": ["fa", "fb"], "mean": [0.5, 0.6], "std": float("nan"),
+                              "count": 1, "n_jobs": 1, "seeds": "0",
+                              "job_ids": ["e1,e3", "e2"], "code_versions": "v1",
+                              "finished_at": ["2024-01-01T00:00:00", "2024-01-02T00:00:00"]})
+    table = pd.DataFrame({"job_id": ["e1", "e2", "e3"],
+                          "protocol_json": [protocol(30, 0.3, 0), protocol(50, 0.3, 1), protocol(30, 0.3, 2)]})
+    (line,) = caveats.conflict_lines(conflicts, table)
+    assert "(their recipes differ in linear.max_iter (30, 50))." in line, line
+    table.loc[1, "protocol_json"] = protocol(30, 0.6, 1)  # the encoders' recipes differ instead (10 and 10.0 agree)
+    table.loc[1, "protocol_json"] = table.loc[1, "protocol_json"].replace('"epochs":10', '"epochs":10.0')
+    (line,) = caveats.conflict_lines(conflicts, table)
+    assert "(their recipes differ in pretrain.effective_lr (0.3, 0.6))." in line, line
+    assert "differ" not in caveats.conflict_lines(conflicts)[0]  # no table: the line as before
