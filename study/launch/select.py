@@ -1,7 +1,7 @@
 """What a `study submit` queues: missing jobs, plus failed and cancelled ones with `--retry-failed`; never a
-done or live (pending/running) job, nor one whose result a newer version of study wrote; never a job whose dependency
-failed and is not retried (blocked). With `--only`
-(and `--where`: the jobs it selects), only the jobs named, whose dependencies must be done, live, or named too."""
+done or live (pending/running) job, nor one whose result a newer version of study wrote (nor its dependents); never
+a job whose dependency failed and is not retried (blocked). With `--only` (and `--where`: the jobs it selects), only
+the jobs named, whose dependencies must be done, live, or named too."""
 from __future__ import annotations
 
 import shlex
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from study.errors import StudyError
-from study.launch.state import LIVE, JobState, blocked, state_of
+from study.launch.state import LIVE, JobState, behind_newer, blocked, state_of
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -26,9 +26,9 @@ class Selection:
 
     def left_unfinished(self) -> list[str]:
         """The jobs skipped that will not end without `--retry-failed`: failed, cancelled, or blocked by such a
-        dependency (`done` and live ones are not)."""
-        return [j for reason, ids in self.skipped.items() if reason not in ("done", "pending or running", NEWER)
-                for j in ids]
+        dependency (`done` and live ones are not, nor those of a newer study's result, which no retry here runs)."""
+        return [j for reason, ids in self.skipped.items()
+                if reason not in ("done", "pending or running", NEWER, BEHIND_NEWER) for j in ids]
 
 
 def only_names(values: Iterable[str]) -> list[str]:
@@ -59,7 +59,8 @@ def resolve_ids(jobs: list[Job], given: Iterable[str], grid: str) -> set[str]:
     return out
 
 
-NEWER = "written by a newer version of study (update this checkout)"  # never rerun: `state.newer_result`
+NEWER = "written by a newer version of study (update this checkout)"  # never rerun: `JobState.newer`
+BEHIND_NEWER = "blocked by a dependency a newer version of study ran (update this checkout)"  # no retry runs it
 
 
 def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
@@ -70,6 +71,8 @@ def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
     if only is not None:
         _refuse_unnamed_missing_dependencies(jobs, candidates, states)
     stuck = blocked(jobs, candidates, states)
+    ended = {j.id for j in jobs if states[j.id].state in ("failed", "cancelled")}  # a retry of these would be stuck too
+    behind = behind_newer(jobs, stuck | ended, states)
     sel = Selection(to_run=[j for j in jobs if j.id in candidates and j.id not in stuck])
     skipped: dict[str, list[str]] = {"done": [], "pending or running": [], "failed (rerun with --retry-failed)": [],
                                      "cancelled (rerun with --retry-failed)": [], "blocked by a failed dependency": []}
@@ -77,7 +80,9 @@ def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
         if only is not None and j.id not in only:
             continue
         st = states[j.id].state
-        if j.id in candidates and j.id in stuck:
+        if j.id in candidates and j.id in behind:
+            skipped.setdefault(BEHIND_NEWER, []).append(j.id)
+        elif j.id in candidates and j.id in stuck:
             skipped["blocked by a failed dependency"].append(j.id)
         elif j.id in candidates:
             continue
@@ -87,6 +92,8 @@ def select(jobs: list[Job], states: dict[str, JobState], retry_failed: bool,
             skipped["pending or running"].append(j.id)
         elif states[j.id].newer:
             skipped.setdefault(NEWER, []).append(j.id)
+        elif j.id in behind:
+            skipped.setdefault(BEHIND_NEWER, []).append(j.id)
         elif st == "failed":
             skipped["failed (rerun with --retry-failed)"].append(j.id)
         elif st == "cancelled":

@@ -58,7 +58,7 @@ class JobState:
     slurm_id: str | None = None
     log: str | None = None  # the log file of the latest attempt, where known
     holder: str = ""  # a live local run's: who runs it (`run_by`)
-    newer: bool = False  # failed for a result a newer version of study wrote (`newer_result`): never rerun here
+    newer: bool = False  # failed for a result a newer version of study wrote (`NewerRecord`): never rerun here
 
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
@@ -83,17 +83,9 @@ def _result_version(path: str, inode: int, mtime_ns: int, size: int) -> dict:
 def unreadable_result(workdir: str | os.PathLike, job_id: str) -> str | None:
     """Why the job's result file cannot be read (corrupt, foreign, another schema), or None when it reads or is
     absent. Such a job is failed, not done: `study submit --retry-failed` reruns it, replacing the file, unless a
-    newer version of study wrote it (`newer_result`)."""
+    newer version of study wrote it (`JobState.newer`)."""
     problem = _result_problem(workdir, job_id)
     return problem[0] if problem else None
-
-
-def newer_result(workdir: str | os.PathLike, job_id: str) -> bool:
-    """Whether the job's result file is of a result schema newer than this study reads: a newer version of study
-    wrote it (a colleague who updated, on a shared workdir). The job is failed here, as its result does not read,
-    but no submit of this version reruns it: that would replace a good result with this older code's."""
-    problem = _result_problem(workdir, job_id)
-    return bool(problem and problem[1])
 
 
 NEWER_KEPT = ("not rerun here (`study submit --retry-failed` leaves it: this version would replace a newer one's "
@@ -266,6 +258,17 @@ def _listed_results(workdir: str | os.PathLike) -> set[str]:
 def state_of(states: dict[str, JobState], job_id: str) -> str:
     """The state of `job_id`, "missing" for a job `states` does not hold (a dependency outside the plan's jobs)."""
     return states[job_id].state if job_id in states else "missing"
+
+
+def behind_newer(jobs: Iterable[Job], among: set[str], states: dict[str, JobState]) -> set[str]:
+    """The jobs of `among` (blocked, failed or cancelled ones) that wait, directly or through another of them, on a
+    job whose result a newer version of study wrote (`JobState.newer`): no submit of this version runs that one,
+    `--retry-failed` included, so none runs them."""
+    out: set[str] = set()
+    for job in jobs:  # topological order: dependencies come first
+        if job.id in among and any(d in out or (d in states and states[d].newer) for d in job.depends_on):
+            out.add(job.id)
+    return out
 
 
 def blocked(jobs: Iterable[Job], will_run: set[str], states: dict[str, JobState]) -> set[str]:

@@ -13,7 +13,7 @@ from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import LIVE, STATES, JobState, blocked, sacct_word
+from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, sacct_word
 from study.launch.traces import (checkpoint_steps, checkpoint_text, last_lines, progress, progress_count,
                                  requeue_history, requeue_text)
 from study.paths import unsubmitted_workdir
@@ -147,7 +147,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         if requeued:
             out.write(f"  before it ended: {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
-        if saved:
+        if saved and not st.newer:  # a newer version's result: no retry here
             out.write(f"  {saved}: `study submit --retry-failed` resumes it there\n")
     for (state, detail, alike, logged), ids in more.items():
         said = (f"ended as {alike} above: the same detail" + (" and last log line" if logged else "")) if alike \
@@ -157,7 +157,10 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
                   f"{_some(ids)}\n")
-    if any(not st.newer for st in ended) or by_cause:  # a plain `study submit` skips them: they stay so
+    # a plain `study submit` skips them: they stay so (but those of a newer study's result, which none here reruns)
+    over = [st for st in states.values() if st.state in ("failed", "cancelled")]
+    behind = behind_newer(plan.jobs, {st.job_id for st in over}, read)
+    if any(not st.newer and st.job_id not in behind for st in over):
         out.write(f"\n{RETRY_HINT}\n")
 
 
@@ -279,20 +282,25 @@ def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobSta
             out: TextIO) -> None:
     """What a plain `study submit` does next: the missing jobs of `states` it runs, not those waiting on a failed or
     cancelled dependency (`state.blocked`, which it skips until --retry-failed reruns that dependency; failed and
-    cancelled jobs are said with them), once `stale` results, if any, are set aside. `jobs`, `read`: the plan's jobs
-    with their dependencies, and their states."""
+    cancelled jobs are said with them) or on one a newer version of study ran (`state.behind_newer`), once `stale`
+    results, if any, are set aside. `jobs`, `read`: the plan's jobs with their dependencies, and their states."""
     missing = [st.job_id for st in states.values() if st.state == "missing"]
     if not missing:
         return
     stuck = blocked(jobs, {j.id for j in jobs if read[j.id].state == "missing"}, read)
-    waiting = [job_id for job_id in missing if job_id in stuck]
-    runs = ("runs them" if not waiting else "runs none of them" if len(waiting) == len(missing)
-            else f"runs {len(missing) - len(waiting)} of them")
+    behind = behind_newer(jobs, stuck, read)
+    waiting = [job_id for job_id in missing if job_id in stuck and job_id not in behind]
+    newer = [job_id for job_id in missing if job_id in behind]
+    held = len(waiting) + len(newer)
+    runs = ("runs them" if not held else "runs none of them" if held == len(missing)
+            else f"runs {len(missing) - held} of them")
     out.write(f"\n{len(missing)} job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and "
               f"--workdir as before) {runs}"
               + (", with --set-aside-stale while stale results stop it (above)" if stale else "")
               + (f"; {len(waiting)} wait for a failed or cancelled dependency, which `study submit --retry-failed` "
-                 f"runs first: {_some(waiting)}" if waiting else "") + "\n")
+                 f"runs first: {_some(waiting)}" if waiting else "")
+              + (f"; {len(newer)} wait for a dependency a newer version of study ran, which this one never reruns "
+                 f"(update this checkout): {_some(newer)}" if newer else "") + "\n")
 
 
 def _ago(seconds: float) -> str:

@@ -51,9 +51,20 @@ def recipe_differences(table: pd.DataFrame | None, job_ids: list[str]) -> str:
     """The recipe keys in which the first job of each of `job_ids` (one per fingerprint) differ, with each one's
     value in that order ("linear.max_iter (30, 50)"; "-" where a recipe lacks the key); "" where the table lacks
     their protocols."""
+    return _differences(_protocols(table), job_ids)
+
+
+def _protocols(table: pd.DataFrame | None) -> pd.Series | None:
+    """Job id -> its `protocol_json`, one per job; None where the table lacks them."""
     if table is None or "protocol_json" not in table or "job_id" not in table:
+        return None
+    return table.drop_duplicates("job_id").set_index("job_id")["protocol_json"]
+
+
+def _differences(protocols: pd.Series | None, job_ids: list[str]) -> str:
+    """`recipe_differences` of `_protocols(table)`, which `conflict_lines` reads once (a pass over the whole table)."""
+    if protocols is None:
         return ""
-    protocols = table.drop_duplicates("job_id").set_index("job_id")["protocol_json"]
     leaves = [_recipe_leaves(protocols.get(j)) for j in job_ids]
     if any(leaf is None for leaf in leaves):
         return ""
@@ -70,6 +81,7 @@ def conflict_lines(conflicts: pd.DataFrame, table: pd.DataFrame | None = None) -
     lines = []
     keys = _cell_keys(conflicts)
     differences: dict[tuple, str] = {}  # per fingerprints: one recipe change is the conflict of many cells
+    protocols = _protocols(table)
     for _, group in conflicts.groupby(keys, dropna=False, sort=True):
         cell = _cell_text(group.iloc[0], keys)
         newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
@@ -77,7 +89,7 @@ def conflict_lines(conflicts: pd.DataFrame, table: pd.DataFrame | None = None) -
                           for r in group.itertuples())
         prints = tuple(group["protocol_fingerprint"])
         if prints not in differences:
-            differences[prints] = recipe_differences(table, [str(j).split(",")[0] for j in group["job_ids"]])
+            differences[prints] = _differences(protocols, [str(j).split(",")[0] for j in group["job_ids"]])
         differ = f" ({differences[prints]})" if differences[prints] else ""
         lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}{differ}. Kept apart in cells.csv; the "
                      f"figures draw the newest, {newest}.")

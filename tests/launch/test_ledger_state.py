@@ -21,7 +21,7 @@ from study.flock import NO_FLOCK_ERRNOS
 from study.grids import Job
 from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
-from study.launch.select import NEWER, only_names, resolve_ids, select
+from study.launch.select import BEHIND_NEWER, NEWER, only_names, resolve_ids, select
 from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
                                      scancel)
 from study.launch.stale import stale_results
@@ -539,6 +539,30 @@ def test_a_result_a_newer_study_wrote_is_failed_here_but_never_rerun(tmp_path):
     sel = select(jobs, states, retry_failed=True)
     assert [j.id for j in sel.to_run] == ["p2"] and sel.skipped[NEWER] == ["p1"]
     assert sel.left_unfinished() == [] and "1 written by a newer version of study" in sel.summary()
+
+
+def test_the_dependents_of_a_result_a_newer_study_wrote_are_not_left_for_retry_failed(tmp_path):
+    """e1 needs p1, whose result a newer study wrote: no submit of this version runs e1 (its dependency is never
+    rerun here), so it is skipped under its own reason, not as "blocked by a failed dependency", which a local run's
+    end counted as left for `--retry-failed` (which reran nothing); e2, blocked by a damaged p2, still is."""
+    jobs = _jobs()
+    _write_result(tmp_path, "p1")
+    path = tmp_path / "results" / "p1.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 2}))
+    (tmp_path / "results" / "p2.json").write_text("{torn")
+    states = classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())
+    for retry, only in ((False, None), (True, None), (True, {"e1", "e2"})):
+        sel = select(jobs, states, retry_failed=retry, only=only)
+        assert sel.skipped[BEHIND_NEWER] == ["e1"] and "e1" not in sel.left_unfinished(), (retry, only)
+        assert "e1" not in sel.skipped["blocked by a failed dependency"]
+    assert select(jobs, states, retry_failed=False).skipped["blocked by a failed dependency"] == ["e2"]
+    assert [j.id for j in select(jobs, states, retry_failed=True).to_run] == ["p2", "e2"]
+    Ledger(tmp_path, "g").append([{"event": "local", "job": "e1", "stage": "evaluate", "state": "cancelled",
+                                   "log": None, "error": "dependency p1 failed"}])  # cancelled with this p1
+    states = classify(jobs, tmp_path, Ledger(tmp_path, "g").replay())
+    assert states["e1"].state == "cancelled"
+    sel = select(jobs, states, retry_failed=False)
+    assert sel.skipped[BEHIND_NEWER] == ["e1"] and sel.left_unfinished() == ["p2", "e2"], sel.skipped
 
 
 def test_a_job_whose_dependency_is_blocked_is_blocked_too(tmp_path):

@@ -669,6 +669,18 @@ def test_status_of_a_result_a_newer_study_wrote_sends_to_that_version_not_to_ret
     text = out.getvalue()
     assert "schema_version 2, this study reads 1: written by a newer version of study" in text, text
     assert "not rerun here (`study submit --retry-failed` leaves it" in text and RETRY_HINT not in text, text
+    e1 = Job(id="e1", stage="evaluate", config={"axes": {}}, depends_on=("p1",))
+    out = io.StringIO()
+    print_status(_plan(P1, e1), wd, out)  # its evaluation: waits on that version, not on --retry-failed
+    assert ("1 job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and --workdir as before) "
+            "runs none of them; 1 wait for a dependency a newer version of study ran, which this one never reruns "
+            "(update this checkout): e1\n") in out.getvalue(), out.getvalue()
+    Ledger(wd, "g").append([{"event": "local", "job": "e1", "stage": "evaluate", "state": "cancelled", "log": None,
+                             "error": "dependency p1 failed"}])
+    out = io.StringIO()
+    print_status(_plan(P1, e1), wd, out)  # cancelled with it (this version's p1 had failed): no retry runs it either
+    assert "cancelled 1 job(s) because their dependency p1 failed: e1" in out.getvalue(), out.getvalue()
+    assert RETRY_HINT not in out.getvalue(), out.getvalue()
 
 
 def test_status_says_an_ended_jobs_log_was_never_written(env):

@@ -89,3 +89,20 @@ def test_a_conflict_line_names_the_recipe_keys_that_differ_and_not_the_run_speci
     (line,) = caveats.conflict_lines(conflicts, table)
     assert "(their recipes differ in pretrain.effective_lr (0.3, 0.6))." in line, line
     assert "differ" not in caveats.conflict_lines(conflicts)[0]  # no table: the line as before
+
+
+def test_the_results_table_is_indexed_once_for_every_conflict_not_once_per_conflict(monkeypatch):
+    """Each cell's fingerprints differ from the next's (an evaluation's hold its encoders'): indexing the whole table
+    (10,000 jobs, a row per metric and size) per conflict took seconds per hundred conflicts."""
+    calls = []
+    protocols = caveats._protocols
+    monkeypatch.setattr(caveats, "_protocols", lambda table: calls.append(1) or protocols(table))
+    conflicts = pd.DataFrame({"grid": "g", "stage": "evaluate", "dataset": ["a", "a", "b", "b"],
+                              "protocol_fingerprint": ["fa", "fb", "fc", "fd"], "mean": 0.5, "std": float("nan"),
+                              "count": 1, "n_jobs": 1, "seeds": "0", "job_ids": ["e1", "e2", "e3", "e4"],
+                              "code_versions": "v1", "finished_at": "2024-01-01T00:00:00"})
+    table = pd.DataFrame({"job_id": ["e1", "e2", "e3", "e4"],
+                          "protocol_json": [f'{{"linear": {{"max_iter": {n}}}}}' for n in (30, 50, 30, 70)]})
+    lines = caveats.conflict_lines(conflicts, table)
+    assert calls == [1] and [line.count("linear.max_iter") for line in lines] == [1, 1], lines
+    assert "(30, 70)" in lines[1], lines
