@@ -369,7 +369,7 @@ def _granularity(cfg, x, y, xt, y_test, n, level_maps, num_classes, info) -> lis
                 # not on the values' (sorted paths') order, whose fit differs in floating point
                 mapping = torch.arange(num_classes)
             probe, pinfo = linear.train_probe(x, mapping.to(y.device)[y], len(values), cfg.linear, cfg.seed)
-            info["levels"][level] = pinfo
+            info["levels"][level] = {**pinfo, "values": len(values)}  # as the mapped-up mode records it
             rows += _scores_rows(probe.blocks(xt), mapping[y_test], n, len(values), level)
         return rows
     # the paper's protocol: one classifier at the finest level, its ranking mapped up; a level's top-5 ranks the

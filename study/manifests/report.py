@@ -78,8 +78,9 @@ def show_text(name: str) -> str:
                  f"balanced: {balanced}   labeled balanced: {labeled}")  # a pool's: its sources' orders
     lines.append(f"sizes: {', '.join(map(format_count, m.sizes)) or '-'}   "
                  f"labeled sizes: {', '.join(map(format_count, m.labeled_sizes)) or '-'}")
-    if m.levels:
-        lines.append(f"taxonomy levels: {', '.join(m.levels)}")
+    if m.levels:  # each with its number of values, told by their path as granularity scores them
+        per_level = values_per_level(m)
+        lines.append(f"taxonomy levels (values): {', '.join(f'{lv} ({per_level[lv]})' for lv in m.levels)}")
     for key in ("label_rule", "corruption"):
         if meta.get(key):
             lines.append(f"{key.replace('_', ' ')}: {meta[key]}")
@@ -108,10 +109,18 @@ def show_text(name: str) -> str:
 def show_json(name: str) -> dict:
     """`study manifest show --format json`: {"meta": the manifest's metadata as written, "images_per_class":
     {"class_names": [...], "all": [n per class], "<size>": [...], "labeled <size>": [...]}} (the table's columns,
-    sizes spelled as there: 5, 50k, 1M)."""
+    sizes spelled as there: 5, 50k, 1M), "values_per_level": {level: number of values}}."""
     m, counts = _counted(name)
     return {"meta": m.meta, "images_per_class": {"class_names": list(m.class_names),
-                                                 **{k: [int(x) for x in v] for k, v in counts.items()}}}
+                                                 **{k: [int(x) for x in v] for k, v in counts.items()}},
+            "values_per_level": values_per_level(m)}
+
+
+def values_per_level(m: Manifest) -> dict[str, int]:
+    """Each taxonomy level's number of values among the manifest's rows, a value told by its path from the root (two
+    genera Morus in two kingdoms are two), as a granularity evaluation counts them (`study.evaluate.granularity`)."""
+    t = m.table
+    return {lv: int(len(t[m.levels[:i + 1]].drop_duplicates())) for i, lv in enumerate(m.levels)}
 
 
 def _counted(name: str) -> tuple[Manifest, dict[str, np.ndarray]]:

@@ -244,3 +244,25 @@ def test_an_annotation_file_still_in_its_archive_is_named(tmp_path):
     with pytest.raises(StudyError, match=r"inat21 val annotation file not found: .*/val\.json \(found "
                                          r"val\.json\.tar\.gz beside it, not extracted: extract it in "):
         read_dataset("inat21", tmp_path, "val")
+
+
+def test_manifest_show_counts_each_levels_values_by_their_path(tmp_path, monkeypatch):
+    """`study manifest show` states each taxonomy level's number of values (a granularity level's chance top-1):
+    the genus Morus of the gannet (Animalia) and of the mulberry (Plantae) is two values, as granularity scores it."""
+    import dataset_layouts
+
+    from study.manifests.build import BuildConfig, build_manifest
+    from study.manifests.report import show_json, show_text
+
+    monkeypatch.setattr(dataset_layouts, "INAT_CATEGORIES", [
+        *INAT_CATEGORIES,
+        (3, "Animalia", "Chordata", "Aves", "Suliformes", "Sulidae", "Morus", "bassanus", "Birds"),
+        (4, "Plantae", "Tracheophyta", "Magnoliopsida", "Rosales", "Moraceae", "Morus", "alba", "Plants"),
+    ])
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    make_inat21(tmp_path / "inat", "train", per_class=1)
+    build_manifest(BuildConfig(dataset="inat21", root=tmp_path / "inat", split="train", name="inat21_train"))
+    counts = {"kingdom": 2, "phylum": 3, "class": 3, "order": 4, "family": 5, "genus": 5, "species": 5}
+    assert show_json("inat21_train")["values_per_level"] == counts  # 4 genus names, 5 genera
+    assert ("\ntaxonomy levels (values): kingdom (2), phylum (3), class (3), order (4), family (5), genus (5), "
+            "species (5)\n") in show_text("inat21_train")

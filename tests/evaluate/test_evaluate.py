@@ -249,6 +249,9 @@ def test_granularity_through_evaluate(manifests, encoder_file, tmp_path, capfd):
     assert per["protocol"]["granularity_mode"] == "per_level"
     chosen = per["protocol"]["chosen_weight_decay"]["40"]  # one classifier, so one choice, per level
     assert set(chosen) == {"group", "class_name"} and all(isinstance(w, float) for w in chosen.values())
+    # each level's number of values, as the mapped-up mode records it (the report's ticks and chance levels)
+    assert {lv: i["values"] for lv, i in per["protocol"]["probes"]["40"]["levels"].items()} == \
+        {"group": 2, "class_name": 4}
     with pytest.raises(StudyError, match="no taxonomy column"):
         evaluate(config(protocol="granularity", levels=["genus"]), tmp_path / "g3", [enc], tmp_path / "f")
 

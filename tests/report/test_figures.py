@@ -2145,3 +2145,26 @@ def test_grouped_bars_draw_each_bars_std_as_its_error_bar():
     spans = [seg[1][1] - seg[0][1] for seg in bars.errorbar.lines[2][0].get_segments()]
     assert spans == pytest.approx([0.04, 0.10])
     plt.close(fig)
+
+
+def _with_values(recs, counts: dict[str, int]):
+    """The records with each level's number of values, as a granularity job records them (all labels: `all`)."""
+    return [{**r, "protocol": {**r["protocol"],
+                               "probes": {"all": {"levels": {lv: {"values": n} for lv, n in counts.items()}}}}}
+            for r in recs]
+
+
+def test_granularity_ticks_and_caption_state_each_levels_values_and_flag_a_level_of_one():
+    """A reader finds each level's number of values (its chance top-1) on the ticks, in the caption and the data; a
+    level of one value (a manifest of one kingdom) is named as scoring 1.0 whatever the encoder."""
+    fig, data = granularity.draw(table_of(_with_values(granularity_records(), {"kingdom": 2, "order": 5,
+                                                                               "species": 12})))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["kingdom (2)", "order (5)", "species (12)"]
+    assert "inat: kingdom 2, order 5, species 12." in data.attrs["caption"]
+    assert "one value" not in data.attrs["caption"]
+    assert data.drop_duplicates("level").set_index("level")["values"].to_dict() == {"kingdom": 2, "order": 5,
+                                                                                   "species": 12}
+    assert list(granularity.paper_table(data).columns) == ["eval_dataset", "labeled_size", "line", *LEVELS]
+    _, data = granularity.draw(table_of(_with_values(granularity_records(), {"kingdom": 1, "order": 5,
+                                                                             "species": 12})))
+    assert "kingdom (inat): one value, so 1.0 whatever the encoder" in data.attrs["caption"]

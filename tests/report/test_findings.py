@@ -728,3 +728,25 @@ def test_one_granularity_level_pooled_corrupted_cells_and_random_init_pairs_are_
     # two random-init encoders concatenated: the in-domain one saw no image, so there is no pretraining to compare
     recs = _linear("random", 1_000_000, 0.10) + _concat("random", "a|b", 0.11)
     assert _verdicts(recs)["concat_adds_little"][0] == "not tested"
+
+
+def test_granularity_gap_leaves_out_a_level_of_one_value():
+    """One kingdom: every encoder scores 1.0 there, a gap of 0 that any species gap would 'grow' from. The gap is
+    tested from the coarsest level of two or more values (the levels' counts as the records give them)."""
+    levels = ["kingdom", "order", "species"]
+    counts = {"kingdom": 1, "order": 5, "species": 12}
+
+    def gran(method, values):
+        return [{**r, "protocol": {**r["protocol"], "probes": {
+            "all": {"levels": {lv: {"values": n} for lv, n in counts.items()}}}}}
+            for r in _granularity(method, values, levels)]
+
+    recs = (gran("simclr", {"kingdom": 1.0, "order": 0.70, "species": 0.50})
+            + gran("supervised", {"kingdom": 1.0, "order": 0.95, "species": 0.60}))
+    verdict, evidence = _verdicts(recs)["granularity_gap_grows"]
+    assert verdict == "does not hold"  # +25 points at order, +10 at species: kingdom's 0 would have said "holds"
+    assert evidence == "t 1M on t: supervised minus simclr: order +25.0 points, species +10.0 points"
+    counts["kingdom"] = 2  # two kingdoms: the level is tested (its gap is 0)
+    recs = (gran("simclr", {"kingdom": 1.0, "order": 0.70, "species": 0.50})
+            + gran("supervised", {"kingdom": 1.0, "order": 0.95, "species": 0.60}))
+    assert _verdicts(recs)["granularity_gap_grows"][0] == "holds"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Iterable
 
 import numpy as np
@@ -324,6 +325,28 @@ def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
             at = merged.index(before[-1]) + 1 if before else merged.index(after[0]) if after else len(merged)
             merged.insert(at, lv)
     return merged + [lv for lv in levels if lv not in merged]
+
+
+_LEVEL_VALUES = re.compile(r"^protocol\.probes\.[^.]+\.levels\.(.+)\.values$")
+
+
+def level_values(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{evaluation dataset: {level: its number of values}} as the granularity records count them
+    (`protocol.probes.<n>.levels.<level>.values`: values told by their path, over the train and test manifests; the
+    largest where records differ); a level no record counts is left out."""
+    out: dict[str, dict[str, int]] = {}
+    if "eval_dataset" not in table:
+        return out
+    for col in table.columns:
+        m = _LEVEL_VALUES.match(col)
+        if not m:
+            continue
+        counts = pd.to_numeric(table[col], errors="coerce")
+        for ev, n in counts.groupby(table["eval_dataset"]).max().items():
+            if pd.notna(n):
+                have = out.setdefault(str(ev), {})
+                have[m[1]] = max(have.get(m[1], 0), int(n))
+    return out
 
 
 def varying(df: pd.DataFrame, columns: Iterable[str]) -> list[str]:

@@ -11,8 +11,8 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
-                                         levels_order, method_colours, method_key, note_missing, pick_largest,
-                                         planned_missing, same, seeds_note, series_labels, varying, wide)
+                                         level_values, levels_order, method_colours, method_key, note_missing,
+                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -35,6 +35,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                     protocol="granularity"))
     rows_t = table[(table["protocol"] == "granularity") & table["level"].notna()]
     levels = levels_order(rows_t, list(rows_t["level"]))
+    counts = level_values(rows_t)  # {eval dataset: {level: values}}, as the records count them
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
     label_cols = varying(both, LINE_KEYS) or ["method"]
     rank = dataset_rank(both["dataset"].dropna(), expected)
@@ -49,7 +50,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     for ax, ev in zip(axes[0], evals):
         sub, wait_ev = gran[gran["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled = pick_largest((sub if not sub.empty else wait_ev)["labeled_size"].unique())
-        first = len(out)
+        first, values = len(out), counts.get(str(ev), {})
         for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
             pts, planned = sub, wait_ev
             for k in LINE_KEYS:
@@ -66,11 +67,13 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             for j, lv in enumerate(levels):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
-                            "level_index": j, "mean": pts.loc[lv, "mean"], "std": pts.loc[lv, "std"],
+                            "level_index": j, "values": values.get(lv), "mean": pts.loc[lv, "mean"],
+                            "std": pts.loc[lv, "std"],
                             "count": 0 if pd.isna(pts.loc[lv, "count"]) else int(pts.loc[lv, "count"]),
                             "partial_seeds": pts.loc[lv, "partial_seeds"]})
         note_missing(ax, [p["mean"] for p in out[first:]], top=True)  # top-1 falls from coarse to fine
-        ax.set_xticks(np.arange(len(levels)), levels, rotation=20, ha="right")
+        ax.set_xticks(np.arange(len(levels)), [f"{lv} ({values[lv]})" if lv in values else lv for lv in levels],
+                      rotation=20, ha="right")  # each level's number of values, where recorded
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
         ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
@@ -89,8 +92,24 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     data.attrs["caption"] = (f"Top-1 at each taxonomy level of {how}, at each evaluation dataset's largest labeled "
                              f"size (panel title); points: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"]) + hollow_note(data["partial_seeds"])
-                             + "a panel's note counts its points without a value (planned, or diverged).")
+                             + "a panel's note counts its points without a value (planned, or diverged)."
+                             + _values_note(counts, set(data["eval_dataset"]) if len(data) else set(), levels))
     return fig, data
+
+
+def _values_note(counts: dict[str, dict[str, int]], evals: set, levels: list[str]) -> str:
+    """The caption's count of each level's values per evaluation dataset (top-1 by chance: about 1 / values), and a
+    warning for a level of one value, which every classifier scores 1.0 on."""
+    shown = {ev: c for ev, c in counts.items() if ev in evals and c}
+    if not shown:
+        return ""
+    note = " Values per level (a tick's number; top-1 by chance about 1/values): " + "; ".join(
+        f"{ev}: " + ", ".join(f"{lv} {c[lv]}" for lv in levels if lv in c) for ev, c in sorted(shown.items())) + "."
+    single = sorted({f"{lv} ({ev})" for ev, c in shown.items() for lv, n in c.items() if n == 1 and lv in levels})
+    if single:
+        note += (f" {', '.join(single)}: one value, so 1.0 whatever the encoder (not a result; the "
+                 "granularity_gap_grows finding leaves such a level out).")
+    return note
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
