@@ -377,7 +377,10 @@ def imagenet_best_glc20_worst(c: pd.DataFrame) -> list[Comparison]:
         for name, extreme in (("imagenet", top1.max()), ("glc20", top1.min())):
             if name in top1:
                 best = "best" if name == "imagenet" else "worst"
-                out.append(Comparison(top1[name] == extreme, f"{name} {best}? {where}"))
+                # alone at the extreme: tied with another dataset's encoder is no best (worst), as a tie holds
+                # no finding
+                alone = top1[name] == extreme and int((top1 == extreme).sum()) == 1
+                out.append(Comparison(alone, f"{name} {best}? {where}"))
     return out
 
 

@@ -697,6 +697,15 @@ def test_a_tie_or_a_difference_of_exactly_the_threshold_does_not_hold():
                                                                  "+2.0 points")
     tuned = _one_seed({(1000, None): 0.25, (100_000, None): 0.75}, protocol="finetune")
     assert _verdicts(tuned + scratch)["finetune_vs_scratch"][0] == "does not hold"
+    # imagenet's encoder tied with another's is not the best, glc20's tied with another's not the worst
+    recs = sum((_one_seed({(10_000, None): v}, dataset=d, size=500_000, eval_dataset="c")
+                for d, v in (("imagenet", 0.5), ("b", 0.5), ("glc20", 0.5))), [])
+    assert _verdicts(recs)["imagenet_best_glc20_worst"][0] == "does not hold"
+    recs = sum((_one_seed({(10_000, None): v}, dataset=d, size=500_000, eval_dataset="c")
+                for d, v in (("imagenet", 0.6), ("b", 0.5), ("glc20", 0.5))), [])
+    assert _verdicts(recs)["imagenet_best_glc20_worst"] == (
+        "holds in 1 of 2", "yes: imagenet best? simclr 500k on c, 10k labels: imagenet 0.600, b 0.500, glc20 0.500; "
+                           "no: glc20 worst? simclr 500k on c, 10k labels: imagenet 0.600, b 0.500, glc20 0.500")
     # supervised level with simclr does not beat it; a drop as large as simclr's is not hurt less
     recs = (_quality("simclr", 0.60, {"downsample:factor=2": 0.15})
             + _quality("supervised", 0.60, {"downsample:factor=2": 0.15}))
