@@ -2,15 +2,18 @@
 tree that holds symbolic links is checked for two paths to one file with one stat per file)."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from study.errors import UTF8_LOCALE_ADVICE, StudyError
 
+LISTING_PROGRESS_S = 30.0  # a listing that takes longer (a network filesystem) says how far it is, this often
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -110,6 +113,19 @@ def walk_files(folder: Path, extensions: tuple[str, ...] = IMG_EXTENSIONS, recur
     return require_utf8(out, folder), (links if links or folder_link else None), skipped
 
 
+def _collect(results: Iterable, n: int, said: Callable[[list], None] | None) -> list:
+    """`results` as a list of its `n` items; `said(so_far)` after an item that ends `LISTING_PROGRESS_S` after the
+    listing began or was last said, unless it is the last (a long listing is not silent, a short one says nothing)."""
+    out: list = []
+    last = time.monotonic()
+    for r in results:
+        out.append(r)
+        if said is not None and len(out) < n and time.monotonic() - last >= LISTING_PROGRESS_S:
+            said(out)
+            last = time.monotonic()
+    return out
+
+
 def _refuse_dangling(entries: list[os.DirEntry]) -> None:
     """StudyError naming the first image link that leads to no file (a git-annex or DataLad file not fetched, a moved
     target), which a listing would otherwise leave out without a word."""
@@ -117,6 +133,12 @@ def _refuse_dangling(entries: list[os.DirEntry]) -> None:
     if dangling:
         more = f" (and {len(dangling) - 1} more in its folder)" if len(dangling) > 1 else ""
         first = dangling[0].path
+        try:
+            os.stat(first)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # `a.jpg -> a.jpg`, or two links to each other: no fetch would help
+                raise StudyError(f"{first}: a link to {os.readlink(first)}, which leads back through itself (a loop "
+                                 f"of links) to no file{more}: remove the link, or point it at the image") from None
         raise StudyError(f"{first}: a link to {os.readlink(first)}, which leads to no file{more}: fetch its content "
                          "(`git annex get`, `datalad get`) or remove the link")
 
@@ -190,7 +212,8 @@ def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str]
     Images lying in `folder` beside class folders, which no class would list, are a StudyError naming them; so are
     two paths to one file (`check_distinct`, run where the tree holds symbolic links) and folder-link loops.
     `threads` (default `STUDY_SCAN_THREADS`, else 1) lists class folders in parallel: worth it on network
-    filesystems, where listing waits on the server; on a local disk one thread is fastest."""
+    filesystems, where listing waits on the server; on a local disk one thread is fastest. A listing that
+    runs past LISTING_PROGRESS_S says on stderr how many class folders it has listed."""
     if threads is None:
         threads = scan_threads()
     entries = _entries(folder)
@@ -201,13 +224,17 @@ def scan_class_tree(folder: Path, threads: int | None = None) -> tuple[list[str]
                          f"{', '.join(loose[:3])}), which no class lists: move each into its class folder, or out of "
                          f"{folder}")
 
-    def run(fn: Callable, items: list) -> list:
+    def run(fn: Callable, items: list, said: Callable[[list], None] | None = None) -> list:
         if threads > 1 and len(items) > 1:
             with ThreadPoolExecutor(threads) as pool:
-                return list(pool.map(fn, items))
-        return [fn(x) for x in items]
+                return _collect(pool.map(fn, items), len(items), said)
+        return _collect(map(fn, items), len(items), said)
 
-    scans = run(lambda c: walk_files(folder / c), classes)
+    def said(scans: list) -> None:
+        print(f"[manifest] listed {len(scans)}/{len(classes)} class folders of {folder} "
+              f"({sum(len(names) for names, _, _ in scans)} images so far)", file=sys.stderr, flush=True)
+
+    scans = run(lambda c: walk_files(folder / c), classes, said)
     files = [names for names, _, _ in scans]
     if any(e.is_symlink() and e.is_dir() for e in entries) or any(links is not None for _, links, _ in scans):
         check_distinct(folder, classes, files, [links or {} for _, links, _ in scans], run)

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
@@ -13,6 +14,7 @@ from study.manifests.manifest import Manifest
 from study.parent_death import signal_when_parent_dies
 
 _WORKER: dict = {}  # this process's image reader, set by init_image_reader
+PROGRESS_EVERY_S = 60.0  # off a terminal, a progress line at least this often (a tenth of ImageNet takes minutes)
 
 
 def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: str,
@@ -20,18 +22,21 @@ def run_jobs(fn: Callable[[Any], str | None], jobs: list, workers: int, what: st
     """`fn(job)` for every job (in `workers` processes when more than one, each set up by `initializer`), returning
     the results that are not None in job order. A worker ends when this process dies, also by SIGKILL (Linux): an
     orphan would wait for jobs forever, holding the locks it inherited (materialize's folder lock). Progress on stderr,
-    "[manifest] <i>/<n> <what>": rewritten in place on a terminal, else a line every tenth of the jobs (a log file gets
-    lines, not one run-on line)."""
+    "[manifest] <i>/<n> <what>": rewritten in place on a terminal, else a line every tenth of the jobs, and after a job
+    that ends `PROGRESS_EVERY_S` after the last line (a log file gets lines, not one run-on line, and is never silent
+    for long: a tenth of ImageNet's images decodes in minutes)."""
     tty = sys.stderr.isatty()
     step = max(1, len(jobs) // (100 if tty else 10))
     start, end = ("\r", "") if tty else ("", "\n")
     found: list[str] = []
 
     def collect(results) -> None:
+        said = time.monotonic()
         for i, r in enumerate(results, 1):
             if r:
                 found.append(r)
-            if i % step == 0 or i == len(jobs):
+            if i % step == 0 or i == len(jobs) or (not tty and time.monotonic() - said >= PROGRESS_EVERY_S):
+                said = time.monotonic()
                 print(f"{start}[manifest] {i}/{len(jobs)} {what}", end=end, file=sys.stderr, flush=True)
 
     if workers > 1 and len(jobs) > 1:

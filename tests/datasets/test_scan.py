@@ -189,3 +189,31 @@ def test_every_torchvision_image_extension_is_listed_whatever_its_case(tmp_path)
         (tmp_path / "tree" / "cat" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "tree" / "cat" / name).write_bytes(b"")
     assert read_dataset("imagefolder", tmp_path / "tree", "").paths.to_pylist() == sorted(f"cat/{n}" for n in images)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_a_slow_listing_says_how_many_class_folders_it_has_listed(tmp_path, monkeypatch, capsys, threads):
+    """A network filesystem can take minutes over ImageNet's 1000 folders: a line each LISTING_PROGRESS_S, none
+    after the last folder; the index is the same."""
+    import study.datasets.scan as scan
+    monkeypatch.setenv("STUDY_SCAN_THREADS", threads)
+    make_imagefolder(tmp_path / "train", {"a": 3, "b": 2, "c": 4})
+    quiet = read_dataset("imagefolder", tmp_path, "train")
+    assert "listed" not in capsys.readouterr().err
+    monkeypatch.setattr(scan, "LISTING_PROGRESS_S", 0.0)
+    said = read_dataset("imagefolder", tmp_path, "train")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "listed" in line]
+    assert lines == [f"[manifest] listed 1/3 class folders of {tmp_path / 'train'} (3 images so far)",
+                     f"[manifest] listed 2/3 class folders of {tmp_path / 'train'} (5 images so far)"]
+    assert said.paths.to_pylist() == quiet.paths.to_pylist()
+
+
+@pytest.mark.parametrize("links", [{"self.png": "self.png"}, {"x.png": "y.png", "y.png": "x.png"}])
+def test_an_image_link_loop_is_named_as_a_loop_not_as_a_file_to_fetch(tmp_path, links):
+    root, _ = _tree(tmp_path)
+    for link, target in links.items():
+        os.symlink(target, root / "dog" / link)
+    with pytest.raises(StudyError, match=r"/dog/(self|x|y)\.png: a link to (self|x|y)\.png, which leads back through "
+                                         r"itself \(a loop of links\) to no file") as e:
+        read_dataset("imagefolder", root, "")
+    assert "git annex" not in str(e.value)

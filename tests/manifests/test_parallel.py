@@ -161,3 +161,12 @@ def test_progress_on_a_terminal_is_rewritten_in_place_and_few_jobs_get_a_line_ea
     assert said.endswith("\r[manifest] 200/200 numbers\n")
     run_jobs(_odd, [1, 2, 3], 1, "numbers")  # off a terminal, fewer than ten jobs: a line for each
     assert capsys.readouterr().err.splitlines() == [f"[manifest] {i}/3 numbers" for i in (1, 2, 3)]
+
+
+def test_off_a_terminal_a_slow_run_gets_a_line_each_time_the_interval_passes(capsys, monkeypatch):
+    """A tenth of ImageNet's decodes takes minutes: a log gets a line whenever PROGRESS_EVERY_S has passed, too."""
+    import study.manifests.parallel as parallel
+    monkeypatch.setattr(parallel, "PROGRESS_EVERY_S", 0.0)
+    assert run_jobs(_odd, list(range(40)), 1, "numbers") == [f"{n} is odd" for n in range(40) if n % 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"[manifest] {i}/40 numbers" for i in range(1, 41)]
