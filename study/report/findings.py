@@ -165,7 +165,9 @@ def _size(v) -> str:
 
 
 def _pts(d: float) -> str:
-    return f"{100 * d:+.1f} points"
+    """`d` (a top-1 difference) in points, signed; one that rounds to zero is "+0.0" (not "-0.0", which reads as
+    a drop where there is none: -d of an unchanged cell is -0.0)."""
+    return f"{round(100 * d, 1) + 0.0:+.1f} points"
 
 
 def _linear(c: pd.DataFrame, in_domain: bool = True) -> pd.DataFrame:
@@ -524,8 +526,8 @@ def supervised_hurt_less(c: pd.DataFrame) -> list[Comparison]:
         both = _pairs(simclr, sup, ["dataset", "size", "eval_dataset", "corruption"])
         for _, r in both.iterrows():
             out.append(Comparison(r["drop_b"] < r["drop_a"], f"{r['corruption']} on {r['dataset']} "
-                                                             f"{_size(r['size'])}: {twin} {_pts(-r['drop_b'])}, "
-                                                             f"{method} {_pts(-r['drop_a'])}"))
+                                                             f"{_size(r['size'])}, {_labels(r)}: {twin} "
+                                                             f"{_pts(-r['drop_b'])}, {method} {_pts(-r['drop_a'])}"))
     return out
 
 

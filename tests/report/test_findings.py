@@ -200,8 +200,20 @@ def test_supervised_is_hurt_less_per_corruption():
             + _quality("supervised", 0.80, {"downsample:factor=2": 0.05, "jpeg:quality=10": 0.04}))
     verdict, evidence = _verdicts(recs)["supervised_hurt_less"]
     assert verdict == "holds in 1 of 2"
-    assert evidence == ("yes: downsample:factor=2 on a 1M: supervised -5.0 points, simclr -15.0 points; "
-                        "no: jpeg:quality=10 on a 1M: supervised -4.0 points, simclr -2.0 points")
+    assert evidence == ("yes: downsample:factor=2 on a 1M, 10k labels: supervised -5.0 points, simclr -15.0 points; "
+                        "no: jpeg:quality=10 on a 1M, 10k labels: supervised -4.0 points, simclr -2.0 points")
+
+
+def test_an_unchanged_cell_is_no_drop_in_the_quality_evidence():
+    # the corrupted encoder scores what the clean one does: +0.0 points, not -0.0 (which reads as a drop)
+    recs = (_quality("simclr", 0.60, {"downsample:factor=4": 0.0, "jpeg:quality=10": 0.25})
+            + _quality("supervised", 0.80, {"downsample:factor=4": 0.05, "jpeg:quality=10": 0.0}))
+    v = _verdicts(recs)
+    assert v["downsampling_hurts_most"] == (
+        "does not hold", "simclr a 1M on a, 10k labels: jpeg:quality=10 -25.0 points, downsample:factor=4 +0.0 points")
+    assert v["supervised_hurt_less"][1] == (
+        "no: downsample:factor=4 on a 1M, 10k labels: supervised -5.0 points, simclr +0.0 points; "
+        "yes: jpeg:quality=10 on a 1M, 10k labels: supervised +0.0 points, simclr -25.0 points")
 
 
 def _granularity(method, values: dict, levels):
