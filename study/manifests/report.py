@@ -119,8 +119,9 @@ def show_json(name: str) -> dict:
 def values_per_level(m: Manifest) -> dict[str, int]:
     """Each taxonomy level's number of values among the manifest's rows, a value told by its path from the root (two
     genera Morus in two kingdoms are two), as a granularity evaluation counts them (`study.evaluate.granularity`)."""
-    t = m.table
-    return {lv: int(len(t[m.levels[:i + 1]].drop_duplicates())) for i, lv in enumerate(m.levels)}
+    # the distinct full paths once (iNat21's 2.7M rows: 10k), each level's prefixes among them: 1 s, not 6 s
+    paths = m.table[m.levels].drop_duplicates()
+    return {lv: int(len(paths[m.levels[:i + 1]].drop_duplicates())) for i, lv in enumerate(m.levels)}
 
 
 def _counted(name: str) -> tuple[Manifest, dict[str, np.ndarray]]:

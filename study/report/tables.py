@@ -80,7 +80,8 @@ def to_latex(df: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-COUNT_COLUMNS = ("size", "labeled_size", "count", "n_jobs", "seed", "level_index")  # counts, never 3 decimals
+COUNT_COLUMNS = ("size", "labeled_size", "count", "n_jobs", "seed", "level_index",  # counts, never 3 decimals
+                 "values")  # granularity: a level's number of values
 
 
 def with_integer_counts(df: pd.DataFrame) -> pd.DataFrame:

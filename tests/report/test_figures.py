@@ -2168,3 +2168,16 @@ def test_granularity_ticks_and_caption_state_each_levels_values_and_flag_a_level
     _, data = granularity.draw(table_of(_with_values(granularity_records(), {"kingdom": 1, "order": 5,
                                                                              "species": 12})))
     assert "kingdom (inat): one value, so 1.0 whatever the encoder" in data.attrs["caption"]
+
+
+def test_granularity_data_counts_values_as_integers_where_an_older_record_counts_none(tmp_path):
+    """A per-level record written before levels counted their values leaves that level's tick bare and its `values`
+    cell empty, and the other levels' counts stay whole numbers in granularity_data.csv (2, not 2.0)."""
+    from study.report.tables import write_tables
+    fig, data = granularity.draw(table_of(_with_values(granularity_records(), {"kingdom": 2, "order": 5})))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["kingdom (2)", "order (5)", "species"]
+    assert "inat: kingdom 2, order 5." in data.attrs["caption"]
+    csv = write_tables(data, tmp_path, "granularity_data", formats=("csv",))["csv"].read_text()
+    rows = pd.read_csv(tmp_path / "granularity_data.csv", dtype=str, keep_default_na=False)
+    assert rows.drop_duplicates("level").set_index("level")["values"].to_dict() == {"kingdom": "2", "order": "5",
+                                                                                   "species": ""}, csv
