@@ -15,19 +15,24 @@ from typing import Any, NamedTuple
 from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
 
 
-def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
-    """The last `n` non-empty lines of a log file (with the error), or [] when there is none."""
+def _tail(path: str | os.PathLike | None, size: int) -> bytes | None:
+    """The last `size` bytes of the file at `path` (all of a smaller one); None without a path or a readable file."""
     if not path:
-        return []
+        return None
     try:
         with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 16384))
-            text = f.read().decode("utf-8", errors="replace")
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read()
     except OSError:
+        return None
+
+
+def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
+    """The last `n` non-empty lines of a log file (with the error), or [] when there is none."""
+    text = _tail(path, 16384)
+    if text is None:
         return []
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in text.decode("utf-8", errors="replace").splitlines() if ln.strip()]
     return lines[-n:]
 
 
@@ -75,14 +80,8 @@ class Restarts(NamedTuple):
 
 def requeue_history(path: str | os.PathLike | None) -> Restarts | None:
     """The restarts the log at `path` records (its last HISTORY_MAX_BYTES); None without a log."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - HISTORY_MAX_BYTES))
-            text = f.read()
-    except OSError:
+    text = _tail(path, HISTORY_MAX_BYTES)
+    if text is None:
         return None
     why = _STOPPED.findall(text)
     return Restarts(why.count(b"JOB REQUEUE"), why.count(b"PREEMPTION"),
