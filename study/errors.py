@@ -27,6 +27,14 @@ def os_reason(e: BaseException) -> str:
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
+def user_name(uid: int) -> str:
+    """The login name of `uid`, or `uid <n>` where the system has none (a container's unnamed user)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def not_yours(e: OSError) -> str:
     """For a "Permission denied" on a file another user owns (or, where the file is not there, on the folder that
     would hold it), what a user sharing a workdir with others needs: `; <path> belongs to <owner> (<mode>) ...` and
@@ -46,10 +54,7 @@ def not_yours(e: OSError) -> str:
         return ""
     if st.st_uid in (os.getuid(), 0):
         return ""
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = f"uid {st.st_uid}"
+    owner = user_name(st.st_uid)
     return (f"; {p} belongs to {owner} ({stat.filemode(st.st_mode)}): a folder shared by several users (a lab's "
             f"workdir) needs each of them in one group with umask 002, so that what one writes the others may "
             f"write too; {owner} (or root) opens what is there now with `chmod -R g+w` on the workdir (here: "

@@ -29,10 +29,11 @@ import datetime as _dt
 import errno
 import json
 import os
-import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from study.errors import user_name
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -54,10 +55,7 @@ def now() -> str:
 def user() -> str:
     """Who runs this command, for the `user` of the ledger lines that say who runs a job (a workdir shared by a lab):
     the login name of its uid, or `uid <n>` where the system has none."""
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid {os.getuid()}"
+    return user_name(os.getuid())
 
 
 def ledger_path(workdir: str | os.PathLike, grid: str) -> Path:
