@@ -14,8 +14,8 @@ from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, sacct_word
-from study.launch.traces import (checkpoint_steps, checkpoint_text, last_lines, progress, progress_count,
-                                 requeue_history, requeue_text)
+from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
+                                 progress_count, requeue_history, requeue_text)
 from study.paths import unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -71,7 +71,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     for job in plan.jobs:
         st = states[job.id]
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
-        history = requeue_history(st.log) if st.slurm_id and st.state != "done" else None
+        history = _restarts(st) if st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen[0] if seen else None,
                      "progress_count": progress_count(seen[0]) if seen else None,
@@ -83,6 +83,12 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir)}
+
+
+def _restarts(st: JobState) -> Restarts | None:
+    """The requeues, preemptions and resumes a Slurm job's log records (`traces.requeue_history`); None for a local
+    run, whose log holds the lines of every run of the job, of earlier submissions too."""
+    return requeue_history(st.log) if st.slurm_id else None
 
 
 def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:
@@ -143,7 +149,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
                   + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
         for line in tail:
             out.write(f"  | {line}\n")
-        requeued = requeue_text(requeue_history(st.log)) if st.slurm_id else ""
+        requeued = requeue_text(_restarts(st))
         if requeued:
             out.write(f"  before it ended: {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
@@ -268,7 +274,7 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    {st.holder}\n" if st.holder else "")
                   + (f"    log: {st.log}\n" if st.log else ""))
-        requeued = requeue_text(requeue_history(st.log)) if st.slurm_id else ""
+        requeued = requeue_text(_restarts(st))
         if requeued:
             out.write(f"    {requeued}\n")
         saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
