@@ -110,10 +110,10 @@ class _Opaque(dict):
     runs; an OrderedDict's items may be set on it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        """Takes nothing of the file's constructor arguments: the object stays empty."""
 
     def __setstate__(self, state: Any) -> None:
-        pass
+        """Takes nothing of the file's state (a tensor's, a module's): no `__setstate__` of the file runs."""
 
 
 class _StepReader(pickle.Unpickler):

@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     plan, name = None, args.grid
     if path is not None:
         from study.grids import plan_grid
-
         from study.grids.checks import config_warnings
 
         plan = plan_grid(path, args.profile)
