@@ -189,9 +189,9 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
     with submit_lock(workdir):  # from reading the states to the `pending` lines, as a Slurm submit does
         states = locked_states(plan, workdir)  # Slurm submissions of these jobs too, as sacct sees them
         sel = select(plan.jobs, states, retry_failed, only)
-        host, this_file = socket.gethostname(), grid_file(plan)
+        host, this_file, who = socket.gethostname(), grid_file(plan), user()
         # queued here: `study status` and other commands see them pending, not missing
-        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=user(),
+        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=who,
                                    lock=lock_name) for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
