@@ -1055,7 +1055,7 @@ def test_a_class_of_another_taxonomy_in_the_test_manifest_is_refused_at_plan_tim
     for name, n, genus_of_y in (("alpha_train", 40_000, "g2"), ("alpha_val", 1_000, "g1")):
         _fake_manifest(tmp_path, name, n, ["x", "y"], levels=levels)
         pq.write_table(pa.table({"path": ["x/1", "y/1", "y/2"], "label": pa.array([0, 1, 1], pa.int64()),
-                                 "class_name": ["x", "y", "y"], "family": ["f", "f", "f"],
+                                 "class_name": ["x", "y", "y"], "family": ["f1", "f2", "f2"],
                                  "genus": ["g1", genus_of_y, genus_of_y]}), tmp_path / f"{name}.parquet")
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha], size: [5000]}
@@ -1076,3 +1076,33 @@ def test_a_class_of_another_taxonomy_in_the_test_manifest_is_refused_at_plan_tim
         meta = json.loads((tmp_path / f"{name}.json").read_text())  # the job scores class_name alone, genus unread
         (tmp_path / f"{name}.json").write_text(json.dumps({**meta, "levels": ["family", "genus"]}))
     assert plan_grid(g).check() == []
+
+
+def test_a_granularity_level_of_one_value_in_the_test_manifest_is_warned_at_plan_time(tmp_path, monkeypatch,
+                                                                                     write_grid):
+    """A level whose every test image has one value (a subset of one kingdom) scores 1.0 whatever the encoder: said
+    once per (level, manifest) at the line of `levels`, with the value and the jobs it concerns; a level of two
+    values, told apart only by their paths (two genera g in two families), is not."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ("kingdom", "family", "genus", "class_name")
+    for name in ("alpha_train", "alpha_val"):
+        _fake_manifest(tmp_path, name, 40_000 if name == "alpha_train" else 1_000, ["x", "y"], levels=levels)
+        pq.write_table(pa.table({"path": ["x/1", "y/1"], "label": pa.array([0, 1], pa.int64()),
+                                 "class_name": ["x", "y"], "kingdom": ["Animalia"] * 2, "family": ["f1", "f2"],
+                                 "genus": ["g", "g"]}), tmp_path / f"{name}.parquet")
+    g = write_grid("""
+    axes: {method: [simclr, byol], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: granularity, labeled_sizes: [100],
+           levels: [kingdom, family, genus, class_name]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    warnings = plan_grid(g).check()
+    line = line_of(g, "levels: [kingdom")
+    [warning] = [w for w in warnings if "granularity level" in w]
+    assert warning.startswith(f"{g}:{line}: granularity level kingdom has one value in manifest alpha_val "
+                              "('Animalia'): every prediction maps up to it, so its accuracy is 1.0 whatever the "
+                              "encoder (2 job(s), e.g. job "), warning
+    assert warning.endswith("drop it from `levels`, or test on a manifest that spans several")
+    (g.parent / "two.yaml").write_text(g.read_text().replace("kingdom, ", ""))
+    assert not [w for w in plan_grid(g.parent / "two.yaml").check() if "granularity level" in w]

@@ -13,7 +13,7 @@ from study.grids.jobs import Job, corruption_slug
 from study.grids.schema import DatasetSpec
 from study.grids.yamlio import at
 from study.grids.checks.advice import method_trains, schedule_error
-from study.grids.checks.where import key_line, line_of_value, manifest_lines, setting_at
+from study.grids.checks.where import describe, key_line, line_of_value, manifest_lines, setting_at
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -218,6 +218,30 @@ def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> li
     return problems
 
 
+def one_value_level_warnings(plan: Plan, meta) -> list[str]:
+    """Each granularity level with a single value among its test manifest's rows (a value told by its path, as the
+    job tells it), at the line of the jobs' `levels`, with how many jobs score it: every prediction maps up to that
+    value, so its accuracy is 1.0 whatever the encoder (the report's figures show such a level, its findings skip
+    it)."""
+    from study.evaluate.granularity import level_path
+
+    tables, seen = _TableReads(), {}
+    for job in plan.by_stage("evaluate"):
+        sec = job.config["evaluate"]
+        test = sec.get("test_manifest")
+        if sec.get("protocol") != "granularity" or not test:
+            continue
+        taxonomy = list(meta(test).get("levels") or [])
+        for level in sec.get("levels") or taxonomy:
+            value = tables.single_value(test, tuple(level_path(taxonomy, level)))
+            if value is not None:
+                seen.setdefault((setting_at(plan, job, "levels"), test, level, value), []).append(job)
+    return [f"{where}: granularity level {level} has one value in manifest {test} ({value!r}): every prediction "
+            f"maps up to it, so its accuracy is 1.0 whatever the encoder ({len(jobs)} job(s), e.g. "
+            f"{describe(jobs[0])}); drop it from `levels`, or test on a manifest that spans several"
+            for (where, test, level, value), jobs in seen.items()]
+
+
 class _TableReads:
     """The reads of manifest tables one check makes, each once (a later check reads a rebuilt manifest anew)."""
 
@@ -226,6 +250,7 @@ class _TableReads:
 
         self.columns = functools.cache(table_columns)  # what a granularity job may name: any column of the table
         self.taxonomy_clash = functools.cache(_taxonomy_clash)
+        self.single_value = functools.cache(_single_value)
 
 
 def _taxonomy_clash(train: str, test: str, levels: tuple[str, ...]) -> tuple[str, str, str, str] | None:
@@ -251,6 +276,18 @@ def _taxonomy_clash(train: str, test: str, levels: tuple[str, ...]) -> tuple[str
             if a != b:
                 return cls, level, a, b
     return None
+
+
+def _single_value(name: str, path: tuple[str, ...]) -> str | None:
+    """The one value (its path's last column) that manifest `name` holds at `path`; None when it holds several, or
+    its table lacks a column or is unreadable (the other checks, or the job, say so)."""
+    from study.manifests.store import read_arrow
+
+    try:
+        distinct = read_arrow(name, columns=list(path)).group_by(list(path)).aggregate([])
+    except (StudyError, KeyError, ValueError):
+        return None
+    return str(distinct[path[-1]][0].as_py()) if distinct.num_rows == 1 else None
 
 
 def cost_hint_notes(plan: Plan, meta) -> list[str]:
