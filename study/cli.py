@@ -97,12 +97,12 @@ def open_closed_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     open_closed_streams()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
+    try:  # the parser too: its commands' imports take a moment a Ctrl-C may fall in
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is met below and not at interpreter exit
         return code

@@ -282,6 +282,18 @@ def test_ctrl_c_exits_130_and_is_said_once(monkeypatch, capsys):
     assert capsys.readouterr().err == "study: interrupted\n"
 
 
+def test_ctrl_c_while_the_commands_are_imported_is_said_without_a_traceback(monkeypatch, capsys):
+    """The first moments of a command import its packages (pandas, torch): a Ctrl-C there is the same one line."""
+    import study.cli
+
+    def importing():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study.cli, "build_parser", importing)
+    assert main(["status", "x"]) == 130
+    assert capsys.readouterr().err == "study: interrupted\n"
+
+
 def test_a_stop_by_sighup_is_said_and_an_os_error_without_a_file_gives_its_reason(monkeypatch, capsys):
     import errno
     import signal
