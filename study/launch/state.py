@@ -107,6 +107,12 @@ def _result_problem(workdir: str | os.PathLike, job_id: str) -> tuple[str, bool]
     return None
 
 
+def written_by_newer(workdir: str | os.PathLike, job_id: str) -> bool:
+    """Whether the job's result file is one a newer version of study wrote (which this one never reruns)."""
+    problem = _result_problem(workdir, job_id)
+    return bool(problem and problem[1])
+
+
 def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
     """Whether the job has a result that reads (an unreadable one is rerun, see `unreadable_result`)."""
     return has_result(workdir, job_id) and unreadable_result(workdir, job_id) is None

@@ -1133,10 +1133,13 @@ def test_the_workers_of_a_stop_share_one_grace_period(monkeypatch, tmp_path):
     assert "stopping 3 worker(s)" in err.getvalue() and "killed after 1 s" in err.getvalue(), err.getvalue()
 
 
-def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_given_up(monkeypatch, tmp_path):
+@pytest.mark.parametrize("newer", [False, True])
+def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_given_up(monkeypatch, tmp_path,
+                                                                                        newer):
     """A dependency pending in another live command (another grid's, sharing it) is waited for; once that command
     has ended without running it (it reads missing), this one leaves its dependent not run (exit 1) instead of
-    waiting for ever."""
+    waiting for ever. `newer`: that command was a newer study's, and its result does not read here: said so (no
+    --retry-failed of this version runs it), not "without a result"."""
     import io
     import socket
     import threading
@@ -1159,12 +1162,24 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
     run.start()
     _until(lambda: "waiting for pretrain a" in err.getvalue(), every=0.05)
     time.sleep(0.5)  # polls that find it still waited for: said once, not at each poll
-    os.close(other)  # that command ends, never having run `a`
+    if newer:
+        from study.results import record, write_result
+
+        monkeypatch.setattr(record, "code_version", lambda: "v")  # no git subprocess: Popen stands in for workers
+        write_result(wd, {"job_id": "a", "stage": "pretrain", "grid": "outg", "axes": {}, "protocol": {},
+                          "metrics": [{"metric": "loss", "value": 1.0}]})
+        path = wd / "results" / "a.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 99}))
+    os.close(other)  # that command ends, never having run `a` (or having run it, as a newer study)
     run.join(timeout=SLOW_S)
     assert got == [1], err.getvalue()
     assert "waiting for pretrain a (pending in the command of pid 1 on " in err.getvalue()
     assert err.getvalue().count("waiting for") == 1, err.getvalue()
-    assert "their dependencies a ended outside this command without a result" in err.getvalue()
+    said = ("their dependencies a have results a newer version of study wrote, which this one does not read (update "
+            "this checkout); they stay missing: `study submit` runs them\n" if newer else
+            "their dependencies a ended outside this command without a result; they stay missing: `study submit` runs "
+            "them (`--retry-failed` if a dependency failed)")
+    assert said in err.getvalue(), err.getvalue()
     assert [(e["job"], e["state"]) for e in _events(wd, "outg")] == [("a", "pending"), ("b", "pending")]
 
 

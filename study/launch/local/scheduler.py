@@ -45,7 +45,7 @@ from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
-from study.launch.state import LIVE, JobState, cached_result, result_done
+from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
 from study.launch.traces import last_lines
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
@@ -449,10 +449,15 @@ class _LocalRun:
         # left without a ledger line: their `pending` lines read missing once this command ends, so a plain rerun
         # runs them (after their dependency, or once --retry-failed reruns a failed one)
         gone = sorted({d for j in self.todo for d in j.depends_on if d not in self.done})
+        newer = [d for d in gone if written_by_newer(self.workdir, d)]
+        gone = [d for d in gone if d not in newer]
         self.not_run.update(j.id for j in self.todo)
+        said = ([f"{', '.join(gone)} ended outside this command without a result"] if gone else []) + (
+            [f"{', '.join(newer)} have results a newer version of study wrote, which this one does not read (update "
+             "this checkout)"] if newer else [])
         self.progress(f"{len(self.todo)} job(s) not run ({', '.join(j.id for j in self.todo)}): their dependencies "
-                      f"{', '.join(gone)} ended outside this command without a result; they stay missing: "
-                      f"`study submit` runs them (`--retry-failed` if a dependency failed)")
+                      f"{'; '.join(said)}; they stay missing: `study submit` runs them"
+                      + (" (`--retry-failed` if a dependency failed)" if gone else ""))
         return False
 
     def stop_workers(self) -> None:
