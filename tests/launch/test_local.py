@@ -1183,6 +1183,37 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
     assert [(e["job"], e["state"]) for e in _events(wd, "outg")] == [("a", "pending"), ("b", "pending")]
 
 
+def test_a_dependency_an_interrupted_slurm_submit_may_have_queued_is_waited_for_under_that_name(monkeypatch, tmp_path):
+    """A dependency read pending from an unsettled Slurm intent (no command, no Slurm id) was waited for as
+    "pending in the command of pid None on None": it is named by what the state says."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+    from study.launch.state import JobState
+
+    monkeypatch.setattr(scheduler, "OUTSIDE_POLL_S", 0.05)
+    stand_in_workers(monkeypatch, lambda job_id, env: ["true"])
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}),
+            Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",))]
+    polls = []
+
+    def states(plan, workdir, asked=None):
+        polls.append(1)
+        said = "pending" if len(polls) < 4 else "missing"
+        return {j.id: JobState(j.id, j.stage, said if j.id == "a" else "missing",
+                               "unsettled: array sx may have queued it" if j.id == "a" else "") for j in asked or jobs}
+
+    monkeypatch.setattr(scheduler, "grid_states", states)
+    monkeypatch.setattr(scheduler, "locked_states", states)  # the submit's own read: `a` pending, `b` missing
+    err = io.StringIO()
+    plan = SimpleNamespace(name="ung", jobs=jobs, path=None)
+    assert scheduler.run_local(plan, tmp_path / "wd", workers=1, only={"b"}, err=err) == 1
+    assert "waiting for pretrain a (unsettled: array sx may have queued it)" in err.getvalue(), err.getvalue()
+    assert "pid None" not in err.getvalue()
+
+
 def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another_command(monkeypatch, tmp_path):
     """An evaluation of two encoders waits for both (one done is not enough); a dependency this command does not
     run counts done once its result reads (another command, or a grid sharing it, has run it)."""

@@ -373,8 +373,10 @@ class _LocalRun:
                 where = "another command on this workdir"
             elif st.slurm_id is not None:
                 where = f"Slurm job {st.slurm_id}"
-            else:
-                where = st.holder or f"{st.state} in the command of pid {e.get('pid')} on {e.get('host')}"
+            elif st.holder or e.get("pid"):
+                where = st.holder or f"{st.state} in the command of pid {e['pid']} on {e.get('host')}"
+            else:  # no command holds it: an interrupted Slurm submit's array may have queued it
+                where = st.detail or st.state
             live.append(f"{self.by_id[d].stage} {d} ({where})")
         return live
 
