@@ -37,6 +37,7 @@ _SLURM = {
     "BOOT_FAIL": "failed", "DEADLINE": "failed", "SPECIAL_EXIT": "failed",
     "CANCELLED": "cancelled", "REVOKED": "cancelled",
     "PREEMPTED": "cancelled",  # final (PreemptMode=CANCEL); a requeued job's latest record reads PENDING/REQUEUED
+    "ENDED": "failed",  # ours (slurm.state.GONE): without sacct, a job squeue no longer lists ended, how is unknown
 }
 
 

@@ -240,7 +240,8 @@ def _requeued(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> 
     from study.launch.slurm.state import stuck_reason
 
     waiting = [st for st in states.values() if st.state == "pending" and st.slurm_id and st.log
-               and Path(st.log).is_file() and not stuck_reason(st.detail)]  # held: said with what frees it
+               and Path(st.log).is_file() and not stuck_reason(st.detail)  # held: said with what frees it
+               and sacct_word(st.detail) != "UNKNOWN"]  # Slurm could not be asked (warned): it may run, or have ended
     _where_they_got(waiting, f"requeued, waiting in Slurm's queue to start again ({len(waiting)}): each resumes "
                     f"from its last checkpoint once Slurm starts it (nothing to submit)", "no progress line in its log",
                     workdir, out)

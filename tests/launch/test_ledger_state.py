@@ -446,7 +446,8 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
       -r, the preempted task 101_0 is found waiting to restart (pending), not taken for cancelled;
     - a state that changes between two calls in one process is read anew (submitit's watcher keeps the first answer
       of a job it counts as ended, CONFIGURING among them);
-    - a sacct that fails makes every state unknown (read as pending: nothing is queued twice), and says so."""
+    - a sacct that fails, with a squeue that fails too, makes every state unknown (read as pending: nothing is
+      queued twice), and says so (a squeue that answers: test_no_accounting.py)."""
     bin_dir, answer = tmp_path / "bin", tmp_path / "sacct.txt"
     fake_commands(bin_dir, sacct=f'cat "{answer}"',
                   squeue='case "$*" in *-r*) printf "101_0 PENDING\\n101_1 PENDING\\n";; '
@@ -471,10 +472,11 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     states = query(tmp_path, {sid: folders[sid] for sid in ("101_0", "201")})[0]
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == {"101_0": "pending", "201": "failed"}
 
-    fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1')
+    fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1',
+                  squeue='echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2; exit 1')
     assert query(tmp_path, {"102": folders["102"]})[0] == {"102": "UNKNOWN"}
-    assert "sacct failed: sacct: error: Problem talking to the database: the states of 1 Slurm job(s) are " \
-           "unknown" in capsys.readouterr().err
+    assert "sacct failed: sacct: error: Problem talking to the database, and squeue could not be asked either: the " \
+           "states of 1 Slurm job(s) are unknown" in capsys.readouterr().err
 
 
 def test_submits_waiting_for_the_submit_lock_take_it_one_at_a_time(tmp_path):

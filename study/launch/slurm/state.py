@@ -45,8 +45,9 @@ class Answer(NamedTuple):
 def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False) -> Answer:
     """The states of the Slurm ids `folders` maps to their arrays' recorded submitit folders (the ledger's `queued`
     lines; read in `workdir`: array_folder), from sacct asked now (never a cached answer). When sacct is missing or
-    fails, every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice) and a warning
-    says so. The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
+    fails (a cluster without accounting), from squeue (`_from_squeue`: a job it no longer lists ended); when squeue
+    fails too, every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice); a warning
+    says which. The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
     (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
     ids = sorted(folders)
     where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
@@ -57,9 +58,9 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
         return Answer({}, logs, {})
     answer = _sacct(ids)
     if isinstance(answer, str):
-        print(f"study: warning: {answer}: the states of {len(ids)} Slurm job(s) are unknown, and they read as "
-              f"pending (nothing is queued again for them)", file=sys.stderr, flush=True)
-        return Answer({sid: "UNKNOWN" for sid in ids}, logs, {})
+        answer = _from_squeue(ids, answer)
+        if answer is None:
+            return Answer({sid: "UNKNOWN" for sid in ids}, logs, {})
     states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
     ended = {sid: age for sid in ids if sacct_word(states[sid]) == "COMPLETED"
              and (age := _seconds_since(answer[sid].get("End"))) is not None}
@@ -106,6 +107,37 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
     return records
 
 
+# the state of a job squeue no longer lists while sacct cannot be asked: it ended (slurmctld forgets an ended job
+# MinJobAge after its end), how is unknown; without a result file it reads failed (study.launch.state). Not so for
+# another user's job that slurm.conf's PrivateData=jobs hides from squeue (README: no shared workdir there)
+GONE = "ENDED"
+GONE_DETAIL = f"{GONE} (how is unknown: sacct cannot be asked, and squeue no longer lists it)"
+
+
+def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
+    """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
+    MinJobAge ago, with their final state and end), for when sacct cannot say (`why`; a cluster without accounting
+    answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE. None when squeue cannot be
+    asked either: every state is then unknown. Either way a warning says what could not be told."""
+    listed = _squeue(ids, ended=True)
+    if listed is None:
+        print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm job(s) "
+              f"are unknown, and they read as pending (nothing is queued again for them)", file=sys.stderr,
+              flush=True)
+        return None
+    known = {}
+    for line in listed.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            known[parts[0]] = {"State": parts[1], "End": parts[2] if len(parts) > 2 else ""}
+    gone = sum(sid not in known for sid in ids)
+    said = (f"; {gone} it no longer lists ended, how is unknown: those without a result read failed ({GONE}), "
+            f"and `study submit --retry-failed` reruns them" if gone else "")
+    print(f"study: warning: {why}: the states of {len(ids)} Slurm job(s) are read from squeue instead, which lists "
+          f"a job only until MinJobAge (slurm.conf) after it ends{said}", file=sys.stderr, flush=True)
+    return {sid: known.get(sid, {"State": GONE_DETAIL}) for sid in ids}
+
+
 # sacct's last record of a job Slurm requeues (preemption with PreemptMode=REQUEUE, a failed node) reads PREEMPTED
 # or NODE_FAIL until it restarts: final only once the job has left the queue
 REQUEUE_STATES = ("PREEMPTED", "NODE_FAIL")
@@ -122,16 +154,18 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
     return {sid: listed[sid] for sid in ids if sid in listed}
 
 
-def _squeue(ids: Iterable[str]) -> str | None:
+def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:
     """The queued jobs of the arrays of `ids` (not the whole cluster's queue, whoever submitted them), a line
-    `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked."""
+    `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked.
+    With `ended`, also the jobs that ended less than MinJobAge ago, a line `<id> <state> <end>` each."""
     if not shutil.which("squeue"):
         return None
     listing = []
+    what = ["-t", "all", "-o", "%i %T %e"] if ended else ["-o", "%i %T %r"]
     for arrays in _array_groups(ids):
         try:
             # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
-            proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T %r", f"--jobs={arrays}"], capture_output=True,
+            proc = subprocess.run(["squeue", "-h", "-r", *what, f"--jobs={arrays}"], capture_output=True,
                                   text=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
             return None
