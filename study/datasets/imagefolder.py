@@ -2,7 +2,8 @@
 root with other split folders but not the one asked for is an error). A split named but without its folder is the
 whole tree: every such split gets the same images, so a note on stderr says so, unless the root is the split's own
 folder (`--root data/train --split train`) (`info["image_dir"]` is "."); a tree whose every folder holds split
-folders (`--root data` for `data/shapes/train/`: a root one level too high) is an error.
+folders (`--root data` for `data/shapes/train/`: a root one level too high), or every folder with images (beside a
+`notes/` or an empty folder), is an error; some of them, a warning.
 
 Classes are the sorted sub-folder names (label = index, as torchvision's ImageFolder); images are the files with an
 image extension anywhere under a class folder, sorted by path, symbolic links followed. Refused, where torchvision
@@ -68,17 +69,31 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
             raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
         inner = {c.name: _split_folders(c) for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
         if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
-            (c, splits), more = next(iter(inner.items())), len(inner) > 1
-            raise StudyError(f"{root}: its folder {c} holds split folders {splits}, not images of a class: give "
-                             f"--root {root / c}" + (f" (each of its {len(inner)} folders a dataset)" if more else "")
-                             + f"; a <class>/<split>/ tree is to be laid out as <split>/<class>/ (move "
-                             f"{c}/{splits[0]}/* to {splits[0]}/{c}/)")
+            _refuse_root_above_splits(root, inner)
         if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
             print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
                   "other split named so gets the same images)", file=sys.stderr)
     index = index_class_tree(root, folder)
+    if folder == root and split:
+        holders = {c: s for c, s in inner.items() if s}
+        if holders:  # beside folders with no image (notes/, an empty manifests/): the same mistake
+            counts = np.bincount(index.labels, minlength=len(index.class_names))
+            if all(c in holders for c, n in zip(index.class_names, counts) if n):
+                _refuse_root_above_splits(root, holders)
+            print(f"[manifest] warning: class folder(s) {', '.join(holders)} of {root} hold split folders "
+                  f"({', '.join(holders[next(iter(holders))])}): each becomes one class of all its images, train and "
+                  "test alike; for a dataset laid out so, give --root that folder", file=sys.stderr)
     index.info["image_dir"] = folder.relative_to(root).as_posix()
     return index
+
+
+def _refuse_root_above_splits(root: Path, inner: dict[str, list[str]]) -> None:
+    """The StudyError of a root one level above a dataset's split folders (`inner`: folder -> its split folders)."""
+    (c, splits), more = next(iter(inner.items())), len(inner) > 1
+    raise StudyError(f"{root}: its folder {c} holds split folders {splits}, not images of a class: give "
+                     f"--root {root / c}" + (f" (each of its {len(inner)} folders a dataset)" if more else "")
+                     + f"; a <class>/<split>/ tree is to be laid out as <split>/<class>/ (move "
+                     f"{c}/{splits[0]}/* to {splits[0]}/{c}/)")
 
 
 # what `study plan` says of a test manifest that shares image files with its train manifest (one root without split

@@ -143,6 +143,24 @@ def test_a_root_one_level_above_the_split_folders_is_an_error(tmp_path):
     assert read_dataset("imagefolder", tmp_path, "train").class_names == ["cats", "dark", "shapes"]
 
 
+def test_a_root_above_the_split_folders_beside_folders_without_images_is_an_error(tmp_path, capsys):
+    """`--root data` for data/shapes/{train,test}/ beside data/notes/ (no image) or an empty data/manifests/: the
+    same mistake (one class `shapes` of train and test images), refused; beside a class of images, a warning."""
+    make_imagefolder(tmp_path / "shapes" / "train", {"a": 1, "b": 1})
+    make_imagefolder(tmp_path / "shapes" / "test", {"a": 1, "b": 1})
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not an image")
+    (tmp_path / "manifests").mkdir()
+    with pytest.raises(StudyError, match=re.escape(f"its folder shapes holds split folders ['train', 'test'], not "
+                                                   f"images of a class: give --root {tmp_path / 'shapes'}; a ")):
+        read_dataset("imagefolder", tmp_path, "train")
+    capsys.readouterr()
+    make_imagefolder(tmp_path, {"cats": 1})
+    assert read_dataset("imagefolder", tmp_path, "train").class_names == ["cats", "manifests", "notes", "shapes"]
+    assert (f"[manifest] warning: class folder(s) shapes of {tmp_path} hold split folders (train, test): each becomes "
+            "one class of all its images") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("split, where", [("train", "train"), ("", ".")])
 def test_images_beside_the_class_folders_are_refused(tmp_path, split, where):
     """In the split folder, or in a root that is the tree: no class would list them (torchvision drops them)."""
