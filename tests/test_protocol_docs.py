@@ -80,6 +80,22 @@ def test_every_registered_backbone_is_in_the_backbone_row():
         f"{DOCS[0]}: backbones missing from the `backbone` row"
 
 
+def test_every_method_and_backbone_the_rows_name_is_registered():
+    """The other way round: a name the `method` or `backbone` row gives (its default and its notes) that no longer
+    registers (renamed, removed) would send a grid to a refused value; a dotted token (`pretrained.encoder_file`)
+    is a setting, not a name."""
+    from study.train.backbones import BACKBONES
+    from study.train.methods import METHODS
+
+    unknown = []
+    for first, registry in (("`method`", METHODS), ("`backbone`", BACKBONES)):
+        cells = _row(DOCS[0], first).split(" | ")
+        names = {t for cell in (cells[1], cells[3]) for t in re.findall(r"`([^`.]+)`", cell)}
+        assert len(names) >= 3, f"{first} row: found only {sorted(names)}"  # the parser reads the row
+        unknown += [f"{first}: {n}" for n in sorted(names) if n not in registry]
+    assert unknown == [], f"{DOCS[0]}: names no registry holds"
+
+
 def test_every_key_the_protocol_tables_name_is_settable():
     sections = {"optim": OptimConfig, "augment": AugmentConfig, "linear": LinearConfig, "knn": KnnConfig,
                 **method_settings()}
