@@ -6,6 +6,7 @@ each to the 2 s target (< 1 is within it). `--quick` is accepted for `make bench
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -38,7 +39,10 @@ stages:
 """
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="accepted for `make benchmarks`; changes nothing")
+    ap.parse_args(argv)
     from study.grids import plan_grid
 
     with tempfile.TemporaryDirectory() as d:
