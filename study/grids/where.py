@@ -65,9 +65,24 @@ def jobs_where(plan: Plan, where: dict[str, list[str]]) -> list[Job]:
     chosen = [j for j in plan.jobs
               if all(_spellings(c, _value(j, c)) & set(wanted) for c, wanted in where.items())]
     if not chosen:
-        asked = " ".join(f"--where {shlex.quote(f'{c}={w}')}" for c, ws in where.items() for w in ws)
-        raise StudyError(f"{asked}: no job of grid {plan.name} meets all of these (each alone does)")
+        raise StudyError(f"{where_text(where)}: no job of grid {plan.name} meets all of these (each alone does)")
     return chosen
+
+
+def where_text(where: dict[str, list[str]]) -> str:
+    """`where` as the flags that give it: `--where method=simclr --where 'corruption=jpeg:quality=10'`."""
+    return " ".join(f"--where {shlex.quote(f'{c}={w}')}" for c, ws in where.items() for w in ws)
+
+
+def canonical_where(plan: Plan, where: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`where` (which `jobs_where` accepted) spelled one way: each value as the plan's table prints it (`size=50000`
+    -> `50k`), once, the values of a column and the columns sorted; so that `--where size=50000 --where method=simclr`
+    and `--where method=simclr --where size=50k` name one selection (a report folder's, study.report.cli)."""
+    def printed(column: str, wanted: str) -> str:
+        return next((cell(column, _value(j, column)) for j in plan.jobs
+                     if wanted in _spellings(column, _value(j, column))), wanted)
+
+    return {c: sorted({printed(c, w) for w in where[c]}) for c in sorted(where)}
 
 
 def plan_of(plan: Plan, jobs: list[Job]) -> Plan:

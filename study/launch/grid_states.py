@@ -110,6 +110,17 @@ def grid_ids(plan: Plan) -> set[str]:
     return {j.id for j in getattr(plan, "grid_jobs", plan.jobs)}  # (a stand-in plan of tests: its jobs)
 
 
+def with_dependencies(plan: Plan) -> list[Job] | None:
+    """The dependencies the plan's jobs have that it lacks (a plan `--where` reduced), then its jobs: plan order (a
+    dependency before its dependents; an evaluation's are pretraining jobs, which have none); None for a whole
+    plan."""
+    if getattr(plan, "whole", None) is None:
+        return None
+    ids = {j.id for j in plan.jobs}
+    lacking = dict.fromkeys(d for j in plan.jobs for d in j.depends_on if d not in ids)
+    return [plan.job(d) for d in lacking] + plan.jobs
+
+
 def results_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None) -> list[str]:
     """Ids of the jobs this grid file ran (its ledger's queued or local events) that the plan no longer has and whose
     result file is in results/: a job's id hashes its settings, so these ran under settings the grid file has since

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
-                                      results_off_plan)
+                                      results_off_plan, with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
@@ -317,23 +317,12 @@ def _ago(seconds: float) -> str:
 
 def _read_states(plan: Plan, workdir: str | Path) -> tuple[list[Job] | None, dict[str, JobState],
                                                            dict[str, JobState]]:
-    """(`_with_dependencies(plan)`, the states of those jobs, of the plan's own jobs), as `study status` reads them
-    (the reasons of failures; an unsettled submit tolerated): a reduced plan's dependencies are read too, so that a
-    job cancelled for a dependency's end says which."""
-    with_dependencies = _with_dependencies(plan)
+    """(`with_dependencies(plan)` of study.launch.grid_states, the states of those jobs, of the plan's own jobs), as
+    `study status` reads them (the reasons of failures; an unsettled submit tolerated): a reduced plan's
+    dependencies are read too, so that a job cancelled for a dependency's end says which."""
+    with_dependencies = grid_with_dependencies(plan)
     read = grid_states(plan, workdir, with_dependencies, reasons=True, tolerate_unsettled=True)
     return with_dependencies, read, {j.id: read[j.id] for j in plan.jobs}
-
-
-def _with_dependencies(plan: Plan) -> list[Job] | None:
-    """The dependencies the plan's jobs have that it lacks (a plan `--where` reduced), then its jobs: plan order (a
-    dependency before its dependents; an evaluation's are pretraining jobs, which have none); None for a whole
-    plan."""
-    if getattr(plan, "whole", None) is None:
-        return None
-    ids = {j.id for j in plan.jobs}
-    lacking = dict.fromkeys(d for j in plan.jobs for d in j.depends_on if d not in ids)
-    return [plan.job(d) for d in lacking] + plan.jobs
 
 
 def _cancelled_by_dependency(plan: Plan, states: dict[str, JobState]) -> dict[str, list[JobState]]:

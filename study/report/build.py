@@ -4,6 +4,7 @@ with a plan), one PNG+PDF, paper table and plotted data (`<figure>_data.csv`) pe
 never another file."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -29,6 +30,7 @@ from study.flock import locked
 from study.paths import results_dir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
                            gather, read_results, write_table)
+from study.results.table import job_code_versions
 
 MISSING_COLUMNS = ("job_id", "stage", *AXES, "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -189,14 +191,22 @@ def so_far(missing: int) -> str:
 
 
 def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs, warn_lines: list[str],
-                      missing: int = 0) -> Section:
+                      missing: int = 0, scope: str = "", whole: tuple | None = None) -> Section:
     """The paper's findings checked on `table` (study.report.findings), written as `findings.csv/.md/.tex`; with
-    `missing` planned jobs without a result, the caption says a verdict may change once they are in."""
-    found, failed = findings_table(table, expected)
+    `missing` planned jobs without a result, the caption says a verdict may change once they are in; of part of a
+    grid (`scope`, `scope_text`), that a finding the other jobs would test reads 'not tested'; `whole`: then, the
+    whole grid's (results table, planned jobs), against which each comparison is checked (`findings_table`)."""
+    if whole is None:
+        found, failed = findings_table(table, expected)
+    else:
+        found, failed = findings_table(table, whole[1], whole=whole[0])
     warn_lines += failed
     caption = ("Each finding of the paper and whether it holds on these results: like-for-like comparisons of top-1 "
                "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the "
                "cells it compares")
+    if scope:  # the cells a finding compares may all be of jobs --where leaves out
+        caption += (f". This report covers {scope}: a comparison that the cells left out would change is left out, "
+                    "and a finding whose cells are of the other jobs reads 'not tested' here")
     if missing:  # a verdict of the cells there so far: the missing ones may add comparisons, or a finding's pair
         caption += (f". {missing} planned job(s) have no result yet (Missing cells): each verdict is of the results "
                     "so far, and may change once they are in")
@@ -233,8 +243,12 @@ def report_lock(out: Path) -> Path:
 
 
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
-                 log: TextIO | None = None) -> ReportSummary:
+                 log: TextIO | None = None, where: dict[str, list[str]] | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
+
+    `where`: the `--where` conditions (study.grids.where.canonical_where) that reduced `plan` to part of its grid
+    (study.grids.cli.plan_where): the page, the log and the folder's listing say so, and a folder holding the report
+    of another selection (or of the whole grid) is refused, as another grid's is.
 
     Warnings (skipped files, repeated seeds, fingerprint conflicts, cells of several code versions, cells with
     fewer seeds than planned, figures that failed) and a summary line go to `log` (the CLI passes stderr). Without a
@@ -249,7 +263,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     out = Path(out)
     lock = report_lock(out.absolute())
     with locked(lock, f"study report: waiting for another build of {out} to end ({lock})"):
-        return _build(workdir, out, plan, grid, log)
+        return _build(workdir, out, plan, grid, log, where)
 
 
 def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.PathLike) -> tuple:
@@ -266,11 +280,12 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     warn_lines += [f"one seed of one cell has results of several jobs ({r.job_ids}, oldest first): a rerun or a "
                    f"stale result, not a replicate; the newest ({r.kept}) is used" for r in repeats.itertuples()]
     warn_lines += caveats.valueless_lines(table)
-    agg = aggregate(table)
+    versions = job_code_versions(table) if "code_version" in table else None  # once, for the cells and the warning
+    agg = aggregate(table, versions)
     conflicts = find_conflicts(agg)
     conflict_lines = caveats.conflict_lines(conflicts, table) if not conflicts.empty else []
     warn_lines += conflict_lines
-    warn_lines += caveats.version_mix_lines(table)
+    warn_lines += caveats.version_mix_lines(table, code_versions=versions)
     warn_lines += caveats.code_version_lines(agg)
     warn_lines += caveats.partial_seed_lines(agg, coll.planned)
     return table, agg, warn_lines, conflict_lines
@@ -289,7 +304,32 @@ def _missing_table(coll: Any, out: Path, outputs: Outputs) -> pd.DataFrame | Non
     return missing
 
 
-def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None) -> ReportSummary:
+def scope_text(plan: Any, where: dict[str, list[str]] | None) -> str:
+    """What part of its grid a report covers: "" for all of it, else the `--where` flags and how many of the grid's
+    jobs they select."""
+    if where is None or plan is None:
+        return ""
+    from study.grids.where import where_text
+
+    whole = len(getattr(plan, "grid_jobs", plan.jobs))
+    return (f"only the {len(plan.jobs)} of grid {plan.name}'s {whole} jobs that {where_text(where)} selects: every "
+            "figure, table and finding is of their results alone")
+
+
+def _whole_grid(plan: Any, workdir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+    """(results table, planned jobs) of the whole grid of a plan `--where` reduced (one job per seed, as the
+    report's), for the findings to check the part's comparisons against; None for a whole plan."""
+    if getattr(plan, "whole", None) is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResultFileWarning)  # the part's are warned of; the others' are not its
+        coll = gather(workdir, dataclasses.replace(plan, jobs=plan.whole, whole=None))
+    planned = coll.planned if coll.planned is not None and not coll.planned.empty else None
+    return drop_repeated_seeds(coll.table)[0], planned
+
+
+def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None,
+           where: dict[str, list[str]] | None = None) -> ReportSummary:
     """`build_report`'s work, its lock held."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
@@ -301,7 +341,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         _keep_a_report_of_results(out, workdir)
     from study.launch.grid_states import grid_file
 
-    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan)})
+    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan), "where": where})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -316,14 +356,21 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
     if plan is not None:
+        from study.launch.grid_states import with_dependencies
         from study.launch.stale import stale_results
 
+        # with their dependencies: a selected evaluation is stale through its pretraining also where --where leaves
+        # that out (as `study status` counts it)
+        own = {j.id for j in plan.jobs}
+        stale = stale_results(with_dependencies(plan) or plan.jobs, workdir)
         warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (`study submit "
-                       "--set-aside-stale`) or the old manifest restored" for line in stale_results(plan.jobs,
-                                                                                                  workdir).values()]
+                       "--set-aside-stale`) or the old manifest restored" for job_id, line in stale.items()
+                       if job_id in own]
 
     n_missing = len(coll.missing) if coll.missing is not None else 0
-    findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing)
+    scope = scope_text(plan, where)
+    findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing, scope,
+                                 _whole_grid(plan, workdir) if scope else None)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
@@ -339,7 +386,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
                + (f"; failed: {', '.join(failed)}" if failed else ""),
                f"the paper's findings: {tally(findings.table['verdict'])}{so_far(n_missing)}"]
-    page = Page(grid=name, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    page = Page(grid=name, scope=scope, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
                                             **({"missing.csv": "missing.csv"} if missing is not None else {})})
@@ -349,6 +396,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     if log is not None:
         for line in warn_lines:
             print(f"study report: warning: {line}", file=log)
+        if scope:
+            print(f"study report: {name}: {scope}", file=log)
         print(f"study report: {name}: {summary[0]}; {summary[1]}; {summary[2]} -> {index}", file=log)
         print(f"study report: {name}: {summary[-1]}", file=log)
     return ReportSummary(out=out, index=index, results=n_records, rows=len(table),

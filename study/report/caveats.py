@@ -75,24 +75,51 @@ def _differences(protocols: pd.Series | None, job_ids: list[str]) -> str:
     return f"their recipes differ in {', '.join(shown)}{more}" if shown else ""
 
 
+SUB_CELL = ("labeled_size", "level", "metric")  # what one evaluation job's results of one cell differ in
+SUB_CELLS_SHOWN = 6  # the labeled sizes and metrics a conflict line names (then "and k more")
+
+
+def _sub_cell_text(row: pd.Series) -> str:
+    """One labeled size and metric of a cell: "top1 at 1000 labels", "top1 (species)"."""
+    level = f" ({row['level']})" if "level" in row and not pd.isna(row["level"]) else ""
+    labels = f" at {row['labeled_size']} labels" if "labeled_size" in row and not pd.isna(row["labeled_size"]) else ""
+    return f"{row['metric'] if 'metric' in row else 'value'}{level}{labels}"
+
+
 def conflict_lines(conflicts: pd.DataFrame, table: pd.DataFrame | None = None) -> list[str]:
-    """A line per cell of two or more fingerprints: each one's mean, seeds and jobs, the one the figures draw and,
-    given the results `table` (its `protocol_json`), the recipe keys in which they differ."""
+    """A line per cell of two or more fingerprints (its every labeled size and metric in one line, as one change of
+    recipe conflicts at each of them): each fingerprint's mean (its range over them), seeds and jobs, the one the
+    figures draw and, given the results `table` (its `protocol_json`), the recipe keys in which they differ."""
     lines = []
     keys = _cell_keys(conflicts)
+    outer = [k for k in keys if k not in SUB_CELL]
     differences: dict[tuple, str] = {}  # per fingerprints: one recipe change is the conflict of many cells
     protocols = _protocols(table)
-    for _, group in conflicts.groupby(keys, dropna=False, sort=True):
-        cell = _cell_text(group.iloc[0], keys)
-        newest = resolve_conflicts(group)["protocol_fingerprint"].iloc[0]  # as the figures choose, ties included
-        parts = "; ".join(f"{r.protocol_fingerprint}: mean {r.mean:.4f} over {r.count} seed(s) (jobs {r.job_ids})"
-                          for r in group.itertuples())
-        prints = tuple(group["protocol_fingerprint"])
+    for _, cell_rows in (conflicts.groupby(outer, dropna=False, sort=True) if outer else [(None, conflicts)]):
+        subs = list(cell_rows.groupby([k for k in keys if k in SUB_CELL], dropna=False, sort=True)) \
+            if any(k in SUB_CELL for k in keys) else [(None, cell_rows)]
+        newest = list(dict.fromkeys(resolve_conflicts(g)["protocol_fingerprint"].iloc[0] for _, g in subs))
+        parts = []
+        for fingerprint, g in cell_rows.groupby("protocol_fingerprint", sort=False):
+            low, high = g["mean"].min(), g["mean"].max()
+            mean = f"mean {low:.4f}" if len(g) == 1 or low == high or pd.isna(low) else f"mean {low:.4f} to {high:.4f}"
+            jobs = ",".join(dict.fromkeys(j for ids in g["job_ids"] for j in str(ids).split(",")))
+            parts.append(f"{fingerprint}: {mean} over {g['count'].max()} seed(s) (jobs {jobs})")
+        prints = tuple(dict.fromkeys(cell_rows["protocol_fingerprint"]))
         if prints not in differences:
-            differences[prints] = _differences(protocols, [str(j).split(",")[0] for j in group["job_ids"]])
+            first = cell_rows.drop_duplicates("protocol_fingerprint")
+            differences[prints] = _differences(protocols, [str(j).split(",")[0] for j in first["job_ids"]])
         differ = f" ({differences[prints]})" if differences[prints] else ""
-        lines.append(f"protocol fingerprint conflict in cell [{cell}]: {parts}{differ}. Kept apart in cells.csv; the "
-                     f"figures draw the newest, {newest}.")
+        at = ""
+        if len(subs) > 1:
+            named = [_sub_cell_text(g.iloc[0]) for _, g in subs]
+            more = f" and {len(named) - SUB_CELLS_SHOWN} more" if len(named) > SUB_CELLS_SHOWN else ""
+            at = f" at each of its {len(named)} labeled sizes and metrics ({', '.join(named[:SUB_CELLS_SHOWN])}{more})"
+        drawn = (f"the newest, {newest[0]}" if len(newest) == 1 else
+                 f"the newest of each labeled size and metric ({', '.join(newest)})")
+        cell = _cell_text(cell_rows.iloc[0], outer if len(subs) > 1 else keys)  # one: its labeled size in it
+        lines.append(f"protocol fingerprint conflict in cell [{cell}]{at}: "
+                     f"{'; '.join(parts)}{differ}. Kept apart in cells.csv; the figures draw {drawn}.")
     return lines
 
 
@@ -125,13 +152,15 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
     return lines
 
 
-def version_mix_lines(table: pd.DataFrame, shown: int = 3) -> list[str]:
+def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Series | None = None) -> list[str]:
     """One line where the report's results ran on more than one code version (study updated mid-study): cells side
     by side in one figure may then differ by their code too. Each version (the first `shown`, most jobs first) with
-    its number of jobs; a run resumed under another version counts under each of its sessions'."""
+    its number of jobs; a run resumed under another version counts under each of its sessions'. `code_versions`:
+    `job_code_versions(table)` where the caller has it already."""
     if table.empty or "code_version" not in table:
         return []
-    per_job = table.assign(versions=job_code_versions(table)).drop_duplicates("job_id")["versions"].dropna()
+    versions = job_code_versions(table) if code_versions is None else code_versions
+    per_job = table.assign(versions=versions).drop_duplicates("job_id")["versions"].dropna()
     counts = Counter(v for vs in per_job for v in vs.split(","))
     if len(counts) < 2:
         return []

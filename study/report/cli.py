@@ -1,12 +1,15 @@
-"""`study report GRID [--out reports/<grid>] [--workdir DIR] [--profile FILE]`: collect a grid's results and draw
-its report. Exit 1 when a figure failed (the others are drawn)."""
+"""`study report GRID [--out reports/<grid>] [--workdir DIR] [--profile FILE] [--where COLUMN=VALUE ...]`: collect a
+grid's results (of the jobs `--where` selects, where given) and draw its report. Exit 1 when a figure failed (the
+others are drawn)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from study.errors import StudyError
+from study.grids.cli import add_where, plan_where, where_of
 from study.paths import checked_workdir, results_dir, unsubmitted_workdir
 
 DESCRIPTION = ("Collect a grid's results into one Parquet table, draw the paper's figures and tables and test the "
@@ -19,12 +22,15 @@ def register(subparsers) -> None:
                               description=DESCRIPTION)
     p.add_argument("grid", metavar="GRID", help="the grid YAML given to `study submit` (or grids/<GRID>.yaml; or "
                    "a grid name, to report its recorded results without a plan)")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/<grid name>)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="report folder (default: reports/<grid name>; with --where, reports/<grid name>--<column>="
+                        "<values>..., e.g. reports/data_quantity--method=simclr)")
     p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
                    help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
     p.add_argument("--profile", metavar="FILE", default=None,
                    help="the cluster profile given to `study submit` (plans the grid as it was submitted; default: the "
                         "built-in generic 8-GPU node)")
+    add_where(p, "report (collect, draw, test the findings on) only the jobs")
     p.set_defaults(func=run)
 
 
@@ -35,20 +41,37 @@ def _find_grid_file(grid: str) -> Path | None:
     return None
 
 
+def where_folder(name: str, where: dict[str, list[str]] | None) -> str:
+    """The default report folder's name: the grid's, and with `--where` (`canonical_where`) each column and its
+    values after it (`data_quantity--method=simclr--size=125k+50k`; a character a path reads badly as `_`), so that a
+    report of part of a grid never replaces the whole grid's."""
+    if where is None:
+        return name
+    return name + "".join(f"--{c}=" + "+".join(re.sub(r"[^A-Za-z0-9._=-]", "_", v) for v in vs)
+                          for c, vs in where.items())
+
+
 def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # the command never needs a display (the library leaves a caller's backend alone)
     from study.report.build import NoResults, build_report
 
+    where = where_of(args)
     workdir = checked_workdir(args.workdir)  # a file there would read as a workdir of no results
     path = _find_grid_file(args.grid)
     plan, name = None, args.grid
+    if path is None and where is not None:
+        raise StudyError(f"--where selects jobs of a grid's plan: {args.grid} is no grid file (nor grids/"
+                         f"{args.grid}.yaml); give the grid's file")
     if path is not None:
         from study.grids import plan_grid
         from study.grids.checks import config_warnings
+        from study.grids.where import canonical_where
 
-        plan = plan_grid(path, args.profile)
+        whole = plan_grid(path, args.profile)
+        plan = plan_where(whole, where)
+        where = None if where is None else canonical_where(whole, where)
         for warning in config_warnings(plan):
             print(f"study report: warning: {warning}", file=sys.stderr)
         unsubmitted = unsubmitted_workdir(workdir)  # a mistyped one: a report of every job missing tells nothing
@@ -57,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
         name = plan.name
     elif not results_dir(workdir).is_dir():
         raise StudyError(f"{args.grid}: no such grid file, and no results folder in {workdir}")
-    out = args.out or Path("reports") / name
+    out = args.out or Path("reports") / where_folder(name, where)
     try:
-        summary = build_report(workdir, out, plan=plan, grid=name, log=sys.stderr)
+        summary = build_report(workdir, out, plan=plan, grid=name, log=sys.stderr, where=where)
     except NoResults as e:
         raise StudyError(f"{args.grid}: no such grid file, and {e}") from None
     if summary.failed:

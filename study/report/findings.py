@@ -61,15 +61,31 @@ def finding(axis: str, claim: str, needs: str):
     return deco
 
 
-def findings_table(table: pd.DataFrame, expected: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+def findings_table(table: pd.DataFrame, expected: pd.DataFrame | None = None,
+                   whole: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """(one row per finding: COLUMNS, in FINDINGS' order; warning lines of checks that failed) for the results
-    `table` (study.results' tidy table) and the plan's `expected` jobs (which name method variants alike)."""
+    `table` (study.results' tidy table) and the plan's `expected` jobs (which name method variants alike).
+
+    `whole`: where `table` holds part of a grid's results (`study report --where`), the results of the whole grid
+    (and `expected` its whole plan's jobs). A comparison is then made only where the whole grid's results make it
+    alike: one that the left-out cells change (the best cross-domain encoder among those kept, a size step to a size
+    left out) is dropped, named in the evidence, and a finding left without any reads 'not tested'."""
     top1 = _top1_cells(table, expected)
+    every = None if whole is None else _top1_cells(whole, expected)
     rows, failed = [], []
     for f in FINDINGS:
         try:
             found = f.check(top1) if not top1.empty else []
+            dropped = 0
+            if every is not None and found:
+                alike = set(f.check(every)) if not every.empty else set()
+                dropped = sum(c not in alike for c in found)
+                found = [c for c in found if c in alike]
             row = {"verdict": verdict(found), "evidence": evidence(found, f)}
+            if dropped:
+                row["evidence"] = (f"{row['evidence']}; " if found else "") + (
+                    f"{dropped} comparison(s) left out: the cells --where leaves out change them (the whole grid's "
+                    "report makes them)")
         except Exception as e:  # one check's failure is named; the report and the other checks go on
             failed.append(f"finding {f.name} could not be checked ({type(e).__name__}: {e})")
             row = {"verdict": "not tested", "evidence": f"the check failed: {type(e).__name__}: {e}"}

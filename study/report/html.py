@@ -34,6 +34,7 @@ class Page:
     sections: list[Section]
     missing: pd.DataFrame | None
     downloads: dict[str, str]
+    scope: str = ""  # of part of the grid (`study report --where`): which part; "" for the whole grid
 
 
 CSS = """
@@ -83,7 +84,8 @@ def render(page: Page) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study report: {e(page.grid)}"
              f"</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
-             f"<h1>Report: {e(page.grid)}</h1>",
+             f"<h1>Report: {e(page.grid)}{' (part of the grid)' if page.scope else ''}</h1>",
+             *([f'<p class="scope" id="scope"><strong>Filtered:</strong> {e(page.scope)}.</p>'] if page.scope else []),
              f'<p class="meta">Generated {e(page.date)} · code version <code>{e(page.code_version)}</code></p>',
              "<ul>" + "".join(f"<li>{e(s)}</li>" for s in page.summary) + "</ul>",
              f"<p>Data: {_links(page.downloads)}</p>"]

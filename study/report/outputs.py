@@ -29,12 +29,12 @@ def is_a_report(out: Path) -> bool:
 
 class Outputs:
     """The files of a report folder that builds wrote, listed in LISTING with the grid they report (`owner`: its
-    name and grid file): rewritten (atomically) at each file added, so that a build stopped half-way still lists
-    every file it wrote. `finish` deletes the files an earlier build listed that this one did not write; no other
-    file is ever deleted. A folder listed as another grid's report is refused (two grid files of one name share the
-    default reports/<name>)."""
+    name, grid file and `--where` selection, None for all its jobs): rewritten (atomically) at each file added, so
+    that a build stopped half-way still lists every file it wrote. `finish` deletes the files an earlier build
+    listed that this one did not write; no other file is ever deleted. A folder listed as another grid's report is
+    refused (two grid files of one name share the default reports/<name>)."""
 
-    def __init__(self, out: Path, owner: dict[str, str | None]):
+    def __init__(self, out: Path, owner: dict[str, Any]):
         self.out, self.owner, self.written = out, owner, []
         try:
             listing = json.loads((out / LISTING).read_text())
@@ -79,21 +79,26 @@ class Outputs:
         write_text(self.out / LISTING, json.dumps({**self.owner, "files": sorted(names)}, indent=1) + "\n")
 
 
-def _other_owner(listing: Any, owner: dict[str, str | None]) -> str | None:
-    """How the grid a report folder's listing names reads when it is not `owner`'s (another grid name, or another
-    grid file where both are known and the listed one is still there: a grid file that is gone was moved, with its
-    project or quickstart data folder, or renamed); None when it is the same, or the listing names none (an older
-    build's)."""
+def _other_owner(listing: Any, owner: dict[str, Any]) -> str | None:
+    """How the grid a report folder's listing names reads when it is not `owner`'s (another grid name, another
+    `--where` selection of its jobs, or another grid file where both are known and the listed one is still there: a
+    grid file that is gone was moved, with its project or quickstart data folder, or renamed); None when it is the
+    same, or the listing names none (an older build's)."""
     if not isinstance(listing, dict) or not isinstance(listing.get("grid"), str):
         return None
-    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file")}
+    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file"), "where": listing.get("where")}
     same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"] \
         or isinstance(theirs["grid_file"], str) and not Path(theirs["grid_file"]).exists()
-    return None if theirs["grid"] == owner["grid"] and same_file else _owner_text(theirs)
+    same_jobs = theirs["where"] == owner.get("where")  # a report of part of the grid is not the whole grid's
+    return None if theirs["grid"] == owner["grid"] and same_file and same_jobs else _owner_text(theirs)
 
 
-def _owner_text(owner: dict[str, str | None]) -> str:
-    return f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
+def _owner_text(owner: dict[str, Any]) -> str:
+    from study.grids.where import where_text
+
+    where = owner.get("where")
+    return (f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
+            + (f" (only the jobs {where_text(where)} selects)" if isinstance(where, dict) else ""))
 
 
 # a figure's plotted data: every point of every line (a training curve's thousands of rows per job), for a program

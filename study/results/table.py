@@ -4,10 +4,11 @@ Columns, in order: `job_id`, `stage`, `grid`, the axes (`AXES` first, any other 
 `level`, `metric`, `value`, `protocol_fingerprint`, `code_version`, `wall_time_s`, `finished_at`, `depends_on`
 (the ids of the jobs it read, `|`-joined: an evaluation's pretraining jobs, to join on `job_id`), `protocol_json`
 (the whole effective protocol, canonical JSON) and one `protocol.<dotted.key>` column per protocol leaf (lists as
-JSON text). Absent axes and metrics are null (NaN), never 0. A record without metrics (a `random` pretraining) is one
-row with `metric` and `value` null, so that it is counted and its protocol kept. The integer axes (`INTEGER_COLUMNS`,
-`*_size`) are nullable integers (Int64) even where some rows have none, as is a protocol leaf of integers that
-some records lack. Seeds aggregate with `aggregate`.
+JSON text; a key null in every record where others hold keys under it, no column of its own). Absent axes and
+metrics are null (NaN), never 0. A record without metrics (a `random` pretraining) is one row with `metric` and
+`value` null, so that it is counted and its protocol kept. The integer axes (`INTEGER_COLUMNS`, `*_size`) are
+nullable integers (Int64) even where some rows have none, as is a protocol leaf of integers that some records lack.
+Seeds aggregate with `aggregate`.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 from study.atomic import atomic_path
 from study.errors import StudyError, did_you_mean
 from study.hashing import canonical_json
-from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerprint, read_results
+from study.results.record import SCHEMA_VERSION, SkippedFile, protocol_fingerprint, read_results, result_path
 from study.version import newer_note
 
 AXES = ("method", "backbone", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
@@ -123,7 +124,7 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
                       "depends_on": "|".join(rec.get("depends_on") or []) or None,
                       "protocol_json": canonical_json(protocol), **flat})
     extra_axes = sorted(axis_names - set(AXES))
-    protocol_cols = sorted({k for b in bases for k in b if k.startswith(PROTOCOL_PREFIX)})
+    protocol_cols = _protocol_columns(bases)
     columns = ["job_id", "stage", "grid", *AXES, *extra_axes, *METRIC_COLUMNS, *RUN_COLUMNS, *protocol_cols]
     # each column is typed over the records (a record's values are the same on each of its rows), then repeated;
     # read as objects, so that a leaf some records lack keeps the others' integers (pandas would make them floats)
@@ -133,6 +134,16 @@ def records_to_table(records: Iterable[Mapping[str, Any]], grid: str | None = No
     # rows keep each record's metric order (e.g. taxonomy levels coarse -> fine); jobs sorted by id; copied into one
     # block (the column-by-column normalising leaves a fragmented frame)
     return df.sort_values("job_id", kind="stable").reset_index(drop=True).copy()
+
+
+def _protocol_columns(bases: list[dict[str, Any]]) -> list[str]:
+    """The `protocol.*` columns of the records' rows `bases`, sorted; but not a key null in every record where
+    others hold keys under it (the `random` method's `augmentation: null` beside the others' `augmentation.*`): a
+    column of nulls beside its own sub-columns says nothing they do not (the recipe, `protocol_json`, keeps it)."""
+    columns = sorted({k for b in bases for k in b if k.startswith(PROTOCOL_PREFIX)})
+    parents = {c.rsplit(".", i)[0] for c in columns for i in range(1, c.count("."))}
+    empty = {c for c in parents.intersection(columns) if all(is_null(b.get(c)) for b in bases)}
+    return [c for c in columns if c not in empty]
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -206,7 +217,7 @@ def job_code_versions(table: pd.DataFrame) -> pd.Series:
     return pd.Series([versions(v, e) for v, e in zip(own, sessions)], index=table.index, dtype=object)
 
 
-def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+def aggregate(table: pd.DataFrame, code_versions: pd.Series | None = None) -> pd.DataFrame:
     """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
     with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted;
     a run resumed under another version gives each of its sessions': `job_code_versions`), all comma-joined,
@@ -215,9 +226,12 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
     without a metric (a record that has none) is no cell. A table read narrow keeps `CELL_NEEDS` beside its axes (a
-    StudyError names those it lacks).
+    StudyError names those it lacks). `code_versions`: `job_code_versions(table)` where the caller has it already
+    (the report, which warns of them too).
     """
     keys = [*cell_columns(table), "protocol_fingerprint"]
+    if "code_version" in table:  # before rows are dropped: `code_versions` is of every row
+        table = table.assign(code_version=job_code_versions(table) if code_versions is None else code_versions)
     if "metric" in table:
         table = table[table["metric"].notna()]
     if table.empty:
@@ -225,8 +239,6 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
     _require(table, "aggregate")
     if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
         table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
-    if "code_version" in table:
-        table = table.assign(code_version=job_code_versions(table))
     grouped = table.groupby(keys, dropna=False, sort=True)
     agg = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     meta = grouped.agg(
@@ -380,6 +392,9 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
     ids = set(planned["job_id"]) if not planned.empty else set()
     records = read_results(workdir, ids, skipped=skipped)  # a file is named by its job: another grid's is not read
     done = {r["job_id"] for r in records}
+    # a dependency the plan lacks (a plan `--where` reduced to evaluations): done where its result file is there
+    done |= {d for deps in planned["depends_on"] for d in deps if d not in ids
+             and result_path(workdir, d).exists()} if not planned.empty else set()
     table = records_to_table(records, grid=plan.name)
     if planned.empty:
         return Collection(table, skipped, planned, planned, plan.name)

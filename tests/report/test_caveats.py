@@ -106,3 +106,27 @@ def test_the_results_table_is_indexed_once_for_every_conflict_not_once_per_confl
     lines = caveats.conflict_lines(conflicts, table)
     assert calls == [1] and [line.count("linear.max_iter") for line in lines] == [1, 1], lines
     assert "(30, 70)" in lines[1], lines
+
+
+def test_a_conflict_at_several_labeled_sizes_and_metrics_is_one_line_naming_them():
+    """One recipe change conflicts at each labeled size and metric of a cell: one line for the cell (it was a line
+    each, the same recipes and jobs repeated), naming the sizes and metrics it covers, each recipe's range of means
+    and jobs once; another cell's conflict is a line of its own."""
+    rows = [{"grid": "g", "stage": "evaluate", "method": "simclr", "size": size, "labeled_size": labels,
+             "level": None, "metric": metric, "protocol_fingerprint": fp, "mean": mean, "std": float("nan"),
+             "count": 1, "n_jobs": 1, "seeds": "0", "job_ids": job, "code_versions": "v1", "finished_at": at}
+            for size in (1000, 5000)
+            for labels, metric in ((100, "top1"), (1000, "top1"), (1000, "top5"))
+            for fp, mean, job, at in (("fa", 0.3 + labels / 1e4, f"e{size}a", "2024-01-01T00:00:00"),
+                                      ("fb", 0.4, f"e{size}b", "2024-01-02T00:00:00"))]
+    lines = caveats.conflict_lines(pd.DataFrame(rows))
+    assert len(lines) == 2, lines
+    first = lines[0]
+    assert first.startswith("protocol fingerprint conflict in cell [method=simclr, size=1000] at each of its 3 "
+                            "labeled sizes and metrics (top1 at 100 labels, top1 at 1000 labels, top5 at 1000 "
+                            "labels): "), first
+    assert "fa: mean 0.3100 to 0.4000 over 1 seed(s) (jobs e1000a)" in first and "fb: mean 0.4000" in first, first
+    assert first.count("e1000b") == 1 and first.endswith("the figures draw the newest, fb."), first
+    one = caveats.conflict_lines(pd.DataFrame(rows[:2]))  # one labeled size and metric: named in the cell
+    assert one[0].startswith("protocol fingerprint conflict in cell [method=simclr, size=1000, labeled_size=100, "
+                             "metric=top1]: fa: mean 0.3100 over"), one

@@ -985,3 +985,29 @@ def test_a_finding_whose_check_fails_is_warned_of_and_a_report_without_a_plan_co
     assert line in s.warnings and f"study report: warning: {line}\n" in log.getvalue()
     assert s.findings == {"broken": "not tested"}
     assert s.missing is None and "; missing: unknown (no plan); " in log.getvalue()  # no plan: no missing count
+
+
+def test_the_cells_and_their_warnings_read_each_rows_code_versions_once(tmp_path, monkeypatch):
+    """`job_code_versions` (a Python pass over every row) was run by `aggregate` and again by the code version
+    warning, on the same table: now once, its result given to both; the cells' code_versions are the same."""
+    from study.report import build, caveats
+    from study.results import gather
+    from study.results import table as results_table
+
+    recs = quantity_records()
+    recs[0] = {**recs[0], "code_version": "0.2.0"}  # two code versions: the warning has something to say
+    write_all(tmp_path / "w", recs)
+    coll = gather(tmp_path / "w", plan_for(recs))
+    calls = []
+    real = results_table.job_code_versions
+
+    def counted(table):
+        calls.append(len(table))
+        return real(table)
+
+    for module in (results_table, caveats, build):
+        monkeypatch.setattr(module, "job_code_versions", counted, raising=False)
+    _, agg, lines, _ = build._cells_and_warnings(coll, [], tmp_path / "w")
+    assert calls == [len(coll.table)], calls
+    assert any("the results ran on 2 code versions" in line for line in lines), lines
+    assert set(agg["code_versions"]) == {CODE_VERSION, f"{CODE_VERSION},0.2.0"}

@@ -707,3 +707,62 @@ def test_a_run_resumed_under_another_code_version_names_both_in_its_cell():
     assert agg["code_versions"].to_list() == ["0.1.0,0.2.0"]
     assert aggregate(records_to_table([plain]))["code_versions"].to_list() == ["0.2.0"]
     assert aggregate(records_to_table([resumed, plain]))["code_versions"].to_list() == ["0.1.0,0.2.0"]
+
+
+def test_a_key_null_in_every_record_beside_its_own_sub_keys_is_no_column(tmp_path):
+    """The `random` method records `augmentation: null`, the others `augmentation: {...}`: the table had an always
+    null `protocol.augmentation` column beside `protocol.augmentation.*`. It has the sub-columns only (the random
+    job's null there), its protocol_json and fingerprint unchanged; a key null in one record and a value in another,
+    or null where no record has keys under it, keeps its column."""
+    from study.results import protocol_fingerprint
+
+    random_protocol = {"method": "random", "augmentation": None, "levels": None}
+    write_result(tmp_path, {"job_id": "rand", "stage": "pretrain", "grid": "g", "metrics": [],
+                            "axes": {"method": "random", "dataset": "a", "size": 1000, "seed": 0},
+                            "protocol": random_protocol})
+    write_result(tmp_path, {"job_id": "sim", "stage": "pretrain", "grid": "g", "metrics": [],
+                            "axes": {"method": "simclr", "dataset": "a", "size": 1000, "seed": 0},
+                            "protocol": {"method": "simclr", "augmentation": {"crop": 0.2, "blur": {"p": 0.5}},
+                                         "levels": None}})
+    t = collect(tmp_path)
+    assert "protocol.augmentation" not in t.columns
+    assert {"protocol.augmentation.crop", "protocol.augmentation.blur.p", "protocol.levels"} <= set(t.columns)
+    rand = t[t["job_id"] == "rand"].iloc[0]
+    assert pd.isna(rand["protocol.augmentation.crop"]) and '"augmentation":null' in rand["protocol_json"]
+    assert rand["protocol_fingerprint"] == protocol_fingerprint(random_protocol)
+    mixed = records_to_table([{"job_id": "x", "stage": "pretrain", "metrics": [], "protocol": {"a": "text"}},
+                              {"job_id": "y", "stage": "pretrain", "metrics": [], "protocol": {"a": {"b": 1}}}])
+    assert mixed["protocol.a"].iloc[0] == "text" and pd.isna(mixed["protocol.a"].iloc[1])
+    assert mixed["protocol.a.b"].to_list()[1] == 1
+
+
+def test_the_reports_computations_are_the_same_on_the_table_read_back_from_parquet(tmp_path):
+    """pandas 3 reads results.parquet's text columns back as its string dtype, where `collect` gives objects: the
+    report's cells, conflicts, seeds dropped, findings, warnings and each figure's plotted data are the same on
+    either (a notebook's `read_table` of a report's results.parquet draws what the report drew)."""
+    import sys
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+    from report_records import ALL_RECORDS, eval_axes, records, table_of
+
+    from study.report import caveats
+    from study.report.figures import FIGURES
+    from study.report.findings import findings_table
+
+    fresh = table_of(ALL_RECORDS + records(eval_axes(size=50_000), {(1000, None): 0.5}, seeds=(3,),
+                                           protocol={"lr": 0.5}))  # a conflict and a third seed besides
+    back = read_table(write_table(fresh, tmp_path / "results.parquet"))
+    pd.testing.assert_frame_equal(fresh, back, check_dtype=False)
+    for got in (lambda t: drop_repeated_seeds(t)[0], aggregate, lambda t: find_conflicts(aggregate(t)),
+                lambda t: findings_table(t)[0]):
+        pd.testing.assert_frame_equal(got(fresh), got(back), check_dtype=False)
+    for lines in (lambda t: caveats.conflict_lines(find_conflicts(aggregate(t)), t), caveats.version_mix_lines,
+                  caveats.valueless_lines, lambda t: caveats.code_version_lines(aggregate(t))):
+        assert lines(fresh) == lines(back)
+    assert caveats.conflict_lines(find_conflicts(aggregate(back)), back)  # there is one to compare
+    for figure in FIGURES:
+        pd.testing.assert_frame_equal(figure.draw(fresh, None)[1], figure.draw(back, None)[1], obj=figure.NAME)
