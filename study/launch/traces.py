@@ -52,8 +52,14 @@ def progress_count(line: str) -> list[int] | None:
 def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
     """The latest progress line of a job's log (a `[tag] ...` line: the training loop's steps, the feature
     extraction's images) and the seconds since the log was last written; None without a log or such a line in its
-    last 16 KiB."""
-    line = next((ln.strip() for ln in reversed(last_lines(path, 400)) if _PROGRESS.match(ln)), None)
+    last 16 KiB. A line older than Slurm's latest stop of the job to run it again (its log holds every start) says
+    so: the job restarted since, and its new run has said nothing yet."""
+    line, restarted = None, False
+    for ln in reversed(last_lines(path, 400)):
+        if _PROGRESS.match(ln):
+            line = ln.strip() + (f"  {BEFORE_RESTART}" if restarted else "")
+            break
+        restarted = restarted or bool(_STOPPED.search(ln.encode()))
     if line is None:
         return None
     try:
@@ -67,6 +73,7 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
 # PreemptMode=REQUEUE; under CANCEL the job ends there); it writes one for the job and one for its step: the job's
 # is counted
 _STOPPED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO (JOB REQUEUE|PREEMPTION) \*\*\*")
+BEFORE_RESTART = "(before Slurm stopped the job to run it again; nothing since)"
 _RESUMED = re.compile(rb"^\[[\w-]+\] resuming \S.* at step (\d+)/(\d+)\s*$", re.M)  # study.train.loop's line
 HISTORY_MAX_BYTES = 8 * 2**20  # ours: a log's last 8 MiB are read for its requeues (a job writes well under 1 MiB)
 

@@ -30,6 +30,22 @@ def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
     assert progress(tmp_path / "absent.log") is None
 
 
+def test_a_progress_line_from_before_slurm_restarted_the_job_says_so(tmp_path):
+    """Slurm appends each start of a requeued job to its log: until the new run prints, the latest progress line is
+    the previous run's, which read as the job's progress now."""
+    log = tmp_path / "1605_0_0_log.err"
+    killed = "\n".join(REQUEUED_LOG.splitlines()[:3] + ["srun: error: vm: task 0: Killed", ""])  # no checkpoint line
+    log.write_text(killed)
+    line, _ = progress(log)
+    assert line == ("[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min  (before Slurm stopped "
+                    "the job to run it again; nothing since)"), line
+    assert progress_count(line) == [150, 1500]  # still counted: where it got before the restart
+    log.write_text(killed + "[pretrain] resuming /wd/jobs/p1 at step 140/1500\n")
+    assert progress(log)[0] == "[pretrain] resuming /wd/jobs/p1 at step 140/1500"
+    log.write_text(REQUEUED_LOG)  # the checkpoint its stop wrote, after slurmstepd's line: it says so itself
+    assert progress(log)[0].startswith("[pretrain] checkpoint written at step 226/1500 on SIGUSR2 (a requeue")
+
+
 def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
     """What the training loop and the feature extraction print (their own formats), for `status --format json`."""
     assert progress_count("[pretrain] step 40/1000 loss 5.1234 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h") \
