@@ -4,6 +4,8 @@ others are drawn)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -41,14 +43,26 @@ def _find_grid_file(grid: str) -> Path | None:
     return None
 
 
+# bytes of a default report folder's name: below the 255 of a file system's name, with room for the build's lock file
+# beside it (`.<name>.report.lock`, study.report.build.report_lock)
+FOLDER_NAME_MAX = 200
+
+
 def where_folder(name: str, where: dict[str, list[str]] | None) -> str:
     """The default report folder's name: the grid's, and with `--where` (`canonical_where`) each column and its
     values after it (`data_quantity--method=simclr--size=125k+50k`; a character a path reads badly as `_`), so that a
-    report of part of a grid never replaces the whole grid's."""
+    report of part of a grid never replaces the whole grid's. A name over FOLDER_NAME_MAX bytes is cut there, a hash of
+    the selection at its end."""
     if where is None:
         return name
-    return name + "".join(f"--{c}=" + "+".join(re.sub(r"[^A-Za-z0-9._=-]", "_", v) for v in vs)
-                          for c, vs in where.items())
+    folder = name + "".join(f"--{c}=" + "+".join(re.sub(r"[^A-Za-z0-9._=-]", "_", v) for v in vs)
+                            for c, vs in where.items())
+    if len(folder.encode()) <= FOLDER_NAME_MAX:
+        return folder
+    # many values: cut, and told apart by a hash of the whole selection (a file system allows 255 bytes a name)
+    digest = hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:12]
+    keep = FOLDER_NAME_MAX - len(digest) - 3
+    return folder.encode()[:keep].decode(errors="ignore") + "--~" + digest
 
 
 def run(args: argparse.Namespace) -> int:

@@ -80,3 +80,20 @@ def test_status_and_retry_failed_without_accounting_see_failed_and_cancelled_job
     code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])
     assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "2", "0", "0", "0"], out
     assert "requeued, waiting" not in out and "squeue could not be asked either" in err, (out, err)
+
+
+def test_where_sacct_fails_with_accounting_a_job_squeue_does_not_list_reads_pending(tmp_path, monkeypatch, capsys):
+    """slurmdbd down (or sacct timing out) on a cluster with accounting: a job squeue (without -M) does not list may
+    run on another cluster (a profile's `additional: {clusters: ...}`), so it reads pending, never ENDED (failed,
+    which `--retry-failed` would queue a second time); the jobs squeue lists still read its states."""
+    bin_dir = tmp_path / "bin"
+    fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database: Connection refused" >&2; '
+                                 'exit 1',
+                  squeue='printf "%s\\n" "101_0 RUNNING 2026-12-06T11:41:51" "101_1 FAILED 2026-12-06T11:31:51"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    states, _, _ = query(tmp_path, dict.fromkeys(("101_0", "101_1", "102")))
+    assert {sid: slurm_state(raw) for sid, raw in states.items()} == {
+        "101_0": "running", "101_1": "failed", "102": "pending"}
+    assert states["102"] == "UNKNOWN"
+    err = capsys.readouterr().err
+    assert "read from squeue instead" in err and "1 it does not list read pending" in err, err

@@ -160,3 +160,18 @@ def test_where_needs_the_grid_file(workdir, tmp_path, monkeypatch):
         _run(["report", "quickstart", "--workdir", str(workdir), "--out", str(tmp_path / "r"),
               "--where", "method=simclr"])
     assert not (tmp_path / "r").exists()
+
+
+def test_a_selection_of_many_values_is_a_folder_name_a_file_system_takes(tmp_path):
+    """A file system allows 255 bytes a name: a --where of many values is cut, with a hash of the whole selection
+    (two selections that differ past the cut are two folders), and the folder and its lock file beside it can be
+    made."""
+    from study.report.build import report_lock
+
+    many = {"corruption": [f"jpeg:quality={q}" for q in range(5, 100, 3)], "method": ["simclr"]}
+    other = {"corruption": many["corruption"], "method": ["supervised"]}
+    a, b = where_folder("data_quantity", many), where_folder("data_quantity", other)
+    assert a != b and a.startswith("data_quantity--corruption=jpeg_quality=5+") and len(a.encode()) <= 200
+    (tmp_path / a).mkdir()
+    report_lock(tmp_path / a).touch()
+    assert where_folder("q", {"method": ["simclr"]}) == "q--method=simclr"  # a short one as it was

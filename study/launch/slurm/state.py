@@ -45,10 +45,11 @@ class Answer(NamedTuple):
 def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False) -> Answer:
     """The states of the Slurm ids `folders` maps to their arrays' recorded submitit folders (the ledger's `queued`
     lines; read in `workdir`: array_folder), from sacct asked now (never a cached answer). When sacct is missing or
-    fails (a cluster without accounting), from squeue (`_from_squeue`: a job it no longer lists ended); when squeue
-    fails too, every state is "UNKNOWN" (the caller treats it as still queued: never queue a job twice); a warning
-    says which. The log is task 0's, or for a failed job of several tasks the first task's whose log holds the error
-    (`failing_task_log`). With `reasons`, squeue is asked why each pending job waits (`stuck_reason` reads it)."""
+    fails, from squeue (`_from_squeue`: on a cluster without accounting a job it no longer lists ended, elsewhere
+    it reads "UNKNOWN"); when squeue fails too, every state is "UNKNOWN" (the caller treats it as still queued:
+    never queue a job twice); a warning says which. The log is task 0's, or for a failed job of several tasks the
+    first task's whose log holds the error (`failing_task_log`). With `reasons`, squeue is asked why each pending
+    job waits (`stuck_reason` reads it)."""
     ids = sorted(folders)
     where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
     for recorded in set(folders.values()):
@@ -107,18 +108,24 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
     return records
 
 
-# the state of a job squeue no longer lists while sacct cannot be asked: it ended (slurmctld forgets an ended job
+# the state of a job squeue no longer lists on a cluster without accounting: it ended (slurmctld forgets an ended job
 # MinJobAge after its end), how is unknown; without a result file it reads failed (study.launch.state). Not so for
 # another user's job that slurm.conf's PrivateData=jobs hides from squeue (README: no shared workdir there)
 GONE = "ENDED"
 GONE_DETAIL = f"{GONE} (how is unknown: sacct cannot be asked, and squeue no longer lists it)"
+# what sacct says on a cluster without accounting (AccountingStorageType=accounting_storage/none), which then has no
+# other clusters either (a multi-cluster or federated setup needs slurmdbd): squeue (without -M) lists all its jobs.
+# Where sacct fails otherwise (slurmdbd down, a timeout) a job squeue does not list may run on another cluster
+# (a profile's `additional: {clusters: ...}`): it reads UNKNOWN, pending (never queued twice)
+NO_ACCOUNTING = "accounting storage is disabled"
 
 
 def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
     """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
     MinJobAge ago, with their final state and end), for when sacct cannot say (`why`; a cluster without accounting
-    answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE. None when squeue cannot be
-    asked either: every state is then unknown. Either way a warning says what could not be told."""
+    answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE there (NO_ACCOUNTING), and
+    UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue cannot be asked either:
+    every state is then unknown. Either way a warning says what could not be told."""
     listed = _squeue(ids, ended=True)
     if listed is None:
         print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm job(s) "
@@ -131,11 +138,19 @@ def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
         if len(parts) >= 2:
             known[parts[0]] = {"State": parts[1], "End": parts[2] if len(parts) > 2 else ""}
     gone = sum(sid not in known for sid in ids)
-    said = (f"; {gone} it no longer lists ended, how is unknown: those without a result read failed ({GONE}), "
-            f"and `study submit --retry-failed` reruns them" if gone else "")
+    ended = NO_ACCOUNTING in why
+    if not gone:
+        said = ""
+    elif ended:
+        said = (f"; {gone} it no longer lists ended, how is unknown: those without a result read failed ({GONE}), "
+                f"and `study submit --retry-failed` reruns them")
+    else:  # accounting is there (slurmdbd down?): a job on another cluster is not listed here
+        said = (f"; {gone} it does not list read pending (they ended, or run on another cluster): nothing is queued "
+                f"again for them until sacct answers")
     print(f"study: warning: {why}: the states of {len(ids)} Slurm job(s) are read from squeue instead, which lists "
           f"a job only until MinJobAge (slurm.conf) after it ends{said}", file=sys.stderr, flush=True)
-    return {sid: known.get(sid, {"State": GONE_DETAIL}) for sid in ids}
+    unlisted = {"State": GONE_DETAIL if ended else "UNKNOWN"}
+    return {sid: known.get(sid, unlisted) for sid in ids}
 
 
 # sacct's last record of a job Slurm requeues (preemption with PreemptMode=REQUEUE, a failed node) reads PREEMPTED
