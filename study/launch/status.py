@@ -45,12 +45,14 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "log_age_s", "checkpoint", "requeues", "preemptions",
-    "resumed_at", "stale"}],
+    "detail", "slurm_id", "log", "progress", "progress_count", "progress_before_restart", "log_age_s", "checkpoint",
+    "requeues", "preemptions", "resumed_at", "stale"}],
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
     the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
-    [done, total] (`traces.progress_count`), `log_age_s` the seconds since that log was written; None elsewhere.
+    [done, total] (`traces.progress_count`), `progress_before_restart` whether that line is older than Slurm's latest
+    stop of the job to run it again (its new run has said nothing yet), `log_age_s` the seconds since that log was
+    written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
     a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None.
     `requeues`, `preemptions`: how many times Slurm requeued a Slurm job not done (`scontrol requeue`, submitit's
@@ -73,9 +75,10 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
         history = _restarts(st) if st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
-                     "log": st.log, "progress": seen[0] if seen else None,
-                     "progress_count": progress_count(seen[0]) if seen else None,
-                     "log_age_s": round(seen[1], 1) if seen else None,
+                     "log": st.log, "progress": seen.line if seen else None,
+                     "progress_count": progress_count(seen.line) if seen else None,
+                     "progress_before_restart": seen.before_restart if seen else None,
+                     "log_age_s": round(seen.age_s, 1) if seen else None,
                      "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
                      "requeues": history.requeued if history else None,
                      "preemptions": history.preempted if history else None,
@@ -222,6 +225,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
+BEFORE_RESTART = "before Slurm stopped the job to run it again; nothing since"  # `Progress.before_restart`
 RETRY_HINT = ("failed and cancelled jobs stay so: `study submit --retry-failed` (the grid, --cluster and --workdir "
               "as before) reruns them, each from its last checkpoint")
 ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one with its log tail); the rest by detail
@@ -272,7 +276,8 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         pending = f", {st.detail}" if st.state == "pending" and st.detail else ""
         where = f" (slurm {st.slurm_id}{pending})" if st.slurm_id else ""
         seen = progress(st.log)
-        said = f"{seen[0]}  [{_ago(seen[1])}]" if seen else (silent if st.log else "log not known")
+        said = (f"{seen.line}  [{_ago(seen.age_s)}]" + (f"  ({BEFORE_RESTART})" if seen.before_restart else "")
+                if seen else (silent if st.log else "log not known"))
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    {st.holder}\n" if st.holder else "")
                   + (f"    log: {st.log}\n" if st.log else ""))
         requeued = requeue_text(_restarts(st))

@@ -49,21 +49,26 @@ def progress_count(line: str) -> list[int] | None:
     return [int(g) for g in m.groups() if g is not None] if m else None
 
 
-def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
-    """The latest progress line of a job's log (a `[tag] ...` line: the training loop's steps, the feature
-    extraction's images) and the seconds since the log was last written; None without a log or such a line in its
-    last 16 KiB. A line older than Slurm's latest stop of the job to run it again (its log holds every start) says
-    so: the job restarted since, and its new run has said nothing yet."""
+class Progress(NamedTuple):
+    """A job's latest progress line, as its log holds it."""
+    line: str  # a `[tag] ...` line: the training loop's steps, the feature extraction's images
+    age_s: float  # seconds since the log was last written
+    before_restart: bool  # older than Slurm's latest stop of the job to run it again: its new run has said nothing yet
+
+
+def progress(path: str | os.PathLike | None) -> Progress | None:
+    """The latest progress line of a job's log; None without a log or such a line in its last 16 KiB. Slurm
+    appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`)."""
     line, restarted = None, False
     for ln in reversed(last_lines(path, 400)):
         if _PROGRESS.match(ln):
-            line = ln.strip() + (f"  {BEFORE_RESTART}" if restarted else "")
+            line = ln.strip()
             break
         restarted = restarted or bool(_STOPPED.search(ln.encode()))
     if line is None:
         return None
     try:
-        return line, max(0.0, time.time() - os.stat(path).st_mtime)
+        return Progress(line, max(0.0, time.time() - os.stat(path).st_mtime), restarted)
     except OSError:
         return None
 
@@ -73,7 +78,6 @@ def progress(path: str | os.PathLike | None) -> tuple[str, float] | None:
 # PreemptMode=REQUEUE; under CANCEL the job ends there); it writes one for the job and one for its step: the job's
 # is counted
 _STOPPED = re.compile(rb"\*\*\* JOB \S+ ON \S+ CANCELLED AT \S+ DUE TO (JOB REQUEUE|PREEMPTION) \*\*\*")
-BEFORE_RESTART = "(before Slurm stopped the job to run it again; nothing since)"
 _RESUMED = re.compile(rb"^\[[\w-]+\] resuming \S.* at step (\d+)/(\d+)\s*$", re.M)  # study.train.loop's line
 HISTORY_MAX_BYTES = 8 * 2**20  # ours: a log's last 8 MiB are read for its requeues (a job writes well under 1 MiB)
 

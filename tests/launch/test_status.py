@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -325,6 +326,7 @@ def test_status_as_json_gives_each_jobs_axes_state_slurm_id_log_and_progress(env
     assert (p["stage"], p["state"], p["slurm_id"], p["log"]) == ("pretrain", "running", ids[pre.id], str(log))
     assert p["progress"] == "[pretrain] step 4/6 loss 2.5000 lr 0.3 11.0 img/s" and 590 <= p["log_age_s"] <= 900
     assert p["progress_count"] == [4, 6] and e["progress_count"] is None
+    assert p["progress_before_restart"] is False and e["progress_before_restart"] is None
     assert (p["method"], p["dataset"], p["depends_on"]) == (pre.axes["method"], pre.axes["dataset"], [])
     assert (e["state"], e["slurm_id"], e["progress"], e["depends_on"]) == ("pending", ids[ev.id], None, [pre.id])
     assert e["protocol"] == ev.axes["protocol"] and e["labeled_sizes"] == ev.config["evaluate"]["labeled_sizes"]
@@ -1108,6 +1110,12 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     assert (rows[pre.id]["requeues"], rows[pre.id]["preemptions"], rows[pre.id]["resumed_at"]) == \
         (2, 0, [[173, 1500]])
     assert (rows[ev.id]["state"], rows[ev.id]["requeues"]) == ("pending", None)  # no log yet
+    killed = "\n".join(REQUEUED_LOG.splitlines()[:3] + ["srun: error: vm: task 0: Killed", ""])  # no checkpoint line
+    log.write_text(killed)  # its latest progress line is the run's before the restart: said so
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert re.search(r": \[pretrain\] step 150/1500 .*\]  \(before Slurm stopped the job to run it again; nothing "
+                     r"since\)\n", out), out
+    log.write_text(REQUEUED_LOG)
 
     # requeued, then held (a launch that failed): not waiting to start, but named with what frees it
     (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING launch failed requeued held\n"

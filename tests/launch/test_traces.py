@@ -26,7 +26,7 @@ def test_progress_of_a_log_written_in_the_future_is_zero_seconds_old(tmp_path):
     log.write_text("[pretrain] step 1/6\n[pretrain] step 2/6\nsome library's line\n")
     ahead = time.time() + 30
     os.utime(log, (ahead, ahead))
-    assert progress(log) == ("[pretrain] step 2/6", 0.0)
+    assert progress(log) == ("[pretrain] step 2/6", 0.0, False)
     assert progress(tmp_path / "absent.log") is None
 
 
@@ -36,14 +36,13 @@ def test_a_progress_line_from_before_slurm_restarted_the_job_says_so(tmp_path):
     log = tmp_path / "1605_0_0_log.err"
     killed = "\n".join(REQUEUED_LOG.splitlines()[:3] + ["srun: error: vm: task 0: Killed", ""])  # no checkpoint line
     log.write_text(killed)
-    line, _ = progress(log)
-    assert line == ("[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min  (before Slurm stopped "
-                    "the job to run it again; nothing since)"), line
-    assert progress_count(line) == [150, 1500]  # still counted: where it got before the restart
+    seen = progress(log)
+    assert seen.line == "[pretrain] step 150/1500 loss 3.3668 lr 0.0183 133.1 img/s, eta 3 min" and seen.before_restart
     log.write_text(killed + "[pretrain] resuming /wd/jobs/p1 at step 140/1500\n")
-    assert progress(log)[0] == "[pretrain] resuming /wd/jobs/p1 at step 140/1500"
+    assert progress(log)[::2] == ("[pretrain] resuming /wd/jobs/p1 at step 140/1500", False)
     log.write_text(REQUEUED_LOG)  # the checkpoint its stop wrote, after slurmstepd's line: it says so itself
-    assert progress(log)[0].startswith("[pretrain] checkpoint written at step 226/1500 on SIGUSR2 (a requeue")
+    seen = progress(log)
+    assert seen.line.startswith("[pretrain] checkpoint written at step 226/1500 on SIGUSR2") and not seen.before_restart
 
 
 def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
