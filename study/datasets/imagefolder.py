@@ -70,9 +70,6 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
         inner = {c.name: _split_folders(c) for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
         if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
             _refuse_root_above_splits(root, inner)
-        if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
-            print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
-                  "other split named so gets the same images)", file=sys.stderr)
     index = index_class_tree(root, folder)
     if folder == root and split:
         holders = {c: s for c, s in inner.items() if s}
@@ -83,6 +80,9 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
             print(f"[manifest] warning: class folder(s) {', '.join(holders)} of {root} hold split folders "
                   f"({', '.join(holders[next(iter(holders))])}): each becomes one class of all its images, train and "
                   "test alike; for a dataset laid out so, give --root that folder", file=sys.stderr)
+        if root.name != split:  # `--root data/train --split train` names the split's own folder: nothing to say
+            print(f"[manifest] note: split {split!r} is the whole tree at {root} (it has no {split}/ folder; any "
+                  "other split named so gets the same images)", file=sys.stderr)
     index.info["image_dir"] = folder.relative_to(root).as_posix()
     return index
 
