@@ -191,11 +191,13 @@ def so_far(missing: int) -> str:
 
 
 def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs, warn_lines: list[str],
-                      missing: int = 0, scope: str = "", whole: tuple | None = None) -> Section:
+                      missing: int = 0, scope: str = "", whole: tuple | None = None,
+                      agg: pd.DataFrame | None = None) -> Section:
     """The paper's findings checked on `table` (study.report.findings), written as `findings.csv/.md/.tex`; with
     `missing` planned jobs without a result, the caption says a verdict may change once they are in; of part of a
     grid (`scope`, `scope_text`), that a finding the other jobs would test reads 'not tested'; `whole`: then, the
-    whole grid's (results table, planned jobs), against which each comparison is checked (`findings_table`)."""
+    whole grid's (results table, planned jobs), against which each comparison is checked (`findings_table`); `agg`
+    (the report's cells): how many seeds the compared cells have (`_seeds_note`)."""
     if whole is None:
         found, failed = findings_table(table, expected)
     else:
@@ -204,6 +206,7 @@ def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs
     caption = ("Each finding of the paper and whether it holds on these results: like-for-like comparisons of top-1 "
                "means over seeds (reports/README.md, \"The paper's findings\"); 'not tested': the results lack the "
                "cells it compares")
+    caption += _seeds_note(agg)
     if scope:  # the cells a finding compares may all be of jobs --where leaves out
         caption += (f". This report covers {scope}: a comparison that the cells left out would change is left out, "
                     "and a finding whose cells are of the other jobs reads 'not tested' here")
@@ -214,6 +217,21 @@ def _findings_section(table: pd.DataFrame, expected, out: Path, outputs: Outputs
     paths = write_tables(found, out, "findings", caption=caption)
     return Section("findings", "The paper's findings, checked on these results", caption=caption,
                    files={fmt: p.name for fmt, p in paths.items()}, table=found)
+
+
+def _seeds_note(agg: pd.DataFrame | None) -> str:
+    """The findings caption's count of seeds behind the top-1 cells they compare: with one seed a cell has no spread,
+    so a gap of a point or two is no evidence either way; "" without cells."""
+    if agg is None or agg.empty or not {"stage", "metric", "count"} <= set(agg):
+        return ""
+    counts = agg.loc[(agg["stage"] == "evaluate") & (agg["metric"] == "top1"), "count"]
+    n = sorted({int(c) for c in counts.dropna() if c > 0})
+    if not n:
+        return ""
+    if n == [1]:
+        return ("; every cell here is one seed: no spread to judge a gap by, and a gap of a point or two may be "
+                "one seed's noise")
+    return f"; cells of {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds (their spread: cells.csv)"
 
 
 def _rates_section(table: pd.DataFrame, name: str, out: Path, outputs: Outputs) -> Section:
@@ -370,7 +388,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     n_missing = len(coll.missing) if coll.missing is not None else 0
     scope = scope_text(plan, where)
     findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing, scope,
-                                 _whole_grid(plan, workdir) if scope else None)
+                                 _whole_grid(plan, workdir) if scope else None, agg)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
@@ -386,8 +404,9 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
                + (f"; failed: {', '.join(failed)}" if failed else ""),
                f"the paper's findings: {tally(findings.table['verdict'])}{so_far(n_missing)}"]
-    page = Page(grid=name, scope=scope, date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                code_version=code_version(), summary=summary, warnings=warn_lines, sections=sections,
+    page = Page(grid=name, scope=scope, description=getattr(getattr(plan, "grid", None), "description", "") or "",
+                date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"), code_version=code_version(),
+                summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",
                                             **({"missing.csv": "missing.csv"} if missing is not None else {})})
     outputs.add(out / "index.html")

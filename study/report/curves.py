@@ -14,7 +14,7 @@ import pandas as pd
 
 from study.launch.runner import job_dir
 from study.report import style
-from study.report.figures.common import NoData, fmt_axis, fmt_size, method_key
+from study.report.figures.common import NoData, fmt_axis, fmt_size, method_key, not_trained_here
 from study.train.curve import FILE, read_curve
 
 NAME = "training"
@@ -117,9 +117,22 @@ def _without_curve_note(table: pd.DataFrame, no_curve: set[str]) -> str:
     lacking = sorted(no_curve & _finished(table))
     if not lacking:
         return ""
-    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
-    return (f" Not drawn: {len(lacking)} pretraining job(s) with a result but no {FILE} (a method that trains "
-            f"nothing, random or pretrained, or a run folder that lost it): {shown}.")
+    methods = {} if "method" not in table else dict(zip(table["job_id"], table["method"]))
+    idle = [j for j in lacking if not_trained_here(methods.get(j))]  # no curve to draw: not a lost one
+    lost = [j for j in lacking if j not in idle]
+
+    def shown(ids: list[str]) -> str:
+        return ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    note = ""
+    if lost:
+        note += (f" Not drawn: {len(lost)} pretraining job(s) with a result but no {FILE} (its run folder lost it): "
+                 f"{shown(lost)}.")
+    if idle:
+        kinds = ", ".join(sorted({str(methods[j]) for j in idle}))
+        note += (f" Not drawn{' either' if lost else ''}: {len(idle)} pretraining job(s) of a method that trains "
+                 f"nothing ({kinds}: no loss to draw, as expected): {shown(idle)}.")
+    return note
 
 
 @dataclass(frozen=True)

@@ -300,8 +300,9 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
         gaps = (both["mean_a"] - both["mean_b"]).tolist()
         first, last = both.iloc[0], both.iloc[-1]
         holds = gaps[0] > 0.02 and (len(gaps) == 1 or gaps[-1] < gaps[0])
-        text = f"{method} {dataset} {_size(size)} on {ev}: {_labels(first)} {_pts(gaps[0])}"
-        out.append(Comparison(holds, text + (f", {_labels(last)} {_pts(gaps[-1])}" if len(gaps) > 1 else "")))
+        at = [f"{_labels(r)}: fine-tuned {r['mean_a']:.3f}, scratch {r['mean_b']:.3f} ({_pts(g)})"
+              for r, g in ((first, gaps[0]), (last, gaps[-1]))[:1 if len(gaps) == 1 else 2]]
+        out.append(Comparison(holds, f"{method} {dataset} {_size(size)} on {ev}: " + ", ".join(at)))
     return out
 
 

@@ -35,6 +35,7 @@ class Page:
     missing: pd.DataFrame | None
     downloads: dict[str, str]
     scope: str = ""  # of part of the grid (`study report --where`): which part; "" for the whole grid
+    description: str = ""  # the grid file's `description:` (what the grid is: the quickstart's, a miniature)
 
 
 CSS = """
@@ -85,6 +86,8 @@ def render(page: Page) -> str:
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study report: {e(page.grid)}"
              f"</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>Report: {e(page.grid)}{' (part of the grid)' if page.scope else ''}</h1>",
+             *([f'<p class="description" id="description">{e(page.description)}</p>'] if page.description
+               else []),
              *([f'<p class="scope" id="scope"><strong>Filtered:</strong> {e(page.scope)}.</p>'] if page.scope else []),
              f'<p class="meta">Generated {e(page.date)} · code version <code>{e(page.code_version)}</code></p>',
              "<ul>" + "".join(f"<li>{e(s)}</li>" for s in page.summary) + "</ul>",

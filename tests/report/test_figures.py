@@ -2181,3 +2181,24 @@ def test_granularity_data_counts_values_as_integers_where_an_older_record_counts
     rows = pd.read_csv(tmp_path / "granularity_data.csv", dtype=str, keep_default_na=False)
     assert rows.drop_duplicates("level").set_index("level")["values"].to_dict() == {"kingdom": "2", "order": "5",
                                                                                    "species": ""}, csv
+
+
+def test_pooling_and_concat_captions_name_the_labeled_size_their_bars_are_at():
+    """The in-domain encoder is probed at 100k labels too, the pooled set and the concatenation at 10k only: the bars
+    are at 10k (the pooled sets', the concatenations' largest), which the caption says, not "each evaluation
+    dataset's largest" (100k on a)."""
+    recs = domain_records() + records(eval_axes(dataset="a", eval_dataset="a"), {(100_000, None): 0.6})
+    for figure, whose in ((domain_pooling, "pooled sets'"), (domain_concat, "concatenations'")):
+        _, data = figure.draw(table_of(recs))
+        assert set(data["labeled_size"]) == {10_000}
+        assert f"10k labels (the {whose} largest labeled size)" in data.attrs["caption"]
+        assert "largest labeled size of each evaluation dataset" not in data.attrs["caption"]
+    # b's pooled set probed at 1k only: each evaluation dataset's labeled size named
+    recs = [r for r in domain_records() if not (r["axes"]["dataset"] == "a+b" and r["axes"]["eval_dataset"] == "b")]
+    recs += records(eval_axes(dataset="a+b", eval_dataset="b"), {(1000, None): 0.5})
+    recs += records(eval_axes(dataset="b", eval_dataset="b"), {(1000, None): 0.52})
+    _, data = domain_pooling.draw(table_of(recs))
+    assert "the pooled sets' largest labeled size on each evaluation dataset: a 10k, b 1k" in data.attrs["caption"]
+    assert data.set_index(["eval_dataset", "bar"])["mean"].to_dict() == pytest.approx(
+        {("a", "in-domain 1M"): 0.45, ("a", "pooled a+b 1M"): 0.40, ("b", "in-domain 1M"): 0.52,
+         ("b", "pooled a+b 1M"): 0.50})

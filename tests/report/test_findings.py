@@ -96,7 +96,8 @@ def test_finetune_leads_scratch_with_few_labels_and_the_lead_shrinks():
     verdict, evidence = _verdicts(_finetune({1000: 0.40, 100_000: 0.70}, {1000: 0.20, 100_000: 0.69}))[
         "finetune_vs_scratch"]
     assert verdict == "holds"
-    assert evidence == "simclr a 1M on a: 1k labels +20.0 points, 100k labels +1.0 points"
+    assert evidence == ("simclr a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.200 (+20.0 points), 100k labels: "
+                        "fine-tuned 0.700, scratch 0.690 (+1.0 points)")
     # a lead that grows, or one under 2 points at the smallest size, is not the paper's finding
     assert _verdicts(_finetune({1000: 0.40, 100_000: 0.90}, {1000: 0.20, 100_000: 0.50}))[
         "finetune_vs_scratch"][0] == "does not hold"
@@ -359,13 +360,15 @@ def test_finetune_against_scratch_of_its_own_backbone_and_of_simclr_only():
     recs = (_finetune_of("resnet18", {1000: 0.40, 100_000: 0.70}, {1000: 0.35, 100_000: 0.69})
             + _finetune_of("resnet50", {1000: 0.60, 100_000: 0.80}, {1000: 0.20, 100_000: 0.79}))
     assert _verdicts(recs)["finetune_vs_scratch"][1] == (
-        "simclr · resnet18 a 1M on a: 1k labels +5.0 points, 100k labels +1.0 points; "
-        "simclr · resnet50 a 1M on a: 1k labels +40.0 points, 100k labels +1.0 points")
+        "simclr · resnet18 a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.350 (+5.0 points), 100k labels: "
+        "fine-tuned 0.700, scratch 0.690 (+1.0 points); simclr · resnet50 a 1M on a: 1k labels: fine-tuned 0.600, "
+        "scratch 0.200 (+40.0 points), 100k labels: fine-tuned 0.800, scratch 0.790 (+1.0 points)")
     # a random-init encoder fine-tuned is no SimCLR encoder: not the paper's finding
     recs = _finetune_of(None, {1000: 0.40, 100_000: 0.70}, {1000: 0.20, 100_000: 0.69}) + records(
         eval_axes(method="random", protocol="finetune"), {(1000, None): 0.20, (100_000, None): 0.69})
     assert _verdicts(recs)["finetune_vs_scratch"] == (
-        "holds", "simclr a 1M on a: 1k labels +20.0 points, 100k labels +1.0 points")
+        "holds", "simclr a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.200 (+20.0 points), 100k labels: "
+        "fine-tuned 0.700, scratch 0.690 (+1.0 points)")
 
 
 def test_finetune_against_the_best_of_two_scratch_entries_at_each_labeled_size():
@@ -375,7 +378,8 @@ def test_finetune_against_the_best_of_two_scratch_entries_at_each_labeled_size()
                         {(1000, None): at_1k, (100_000, None): at_100k})
     for order in (recs, recs[::-1]):  # whichever the results list first
         assert _verdicts(order)["finetune_vs_scratch"] == (
-            "holds", "simclr a 1M on a: 1k labels +10.0 points, 100k labels +1.0 points")
+            "holds", "simclr a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.300 (+10.0 points), 100k labels: "
+            "fine-tuned 0.700, scratch 0.690 (+1.0 points)")
 
 
 def test_a_pool_of_whole_datasets_is_not_of_as_many_images():
@@ -705,8 +709,8 @@ def test_a_tie_or_a_difference_of_exactly_the_threshold_does_not_hold():
     scratch = records({"method": "random", "protocol": "scratch", "eval_dataset": "a", "corruption": "none"},
                       {(1000, None): 0.0, (100_000, None): 0.5}, seeds=(0,))
     tuned = _one_seed({(1000, None): 0.02}, protocol="finetune")
-    assert _verdicts(tuned + scratch)["finetune_vs_scratch"] == ("does not hold", "simclr a 1M on a: 1k labels "
-                                                                 "+2.0 points")
+    assert _verdicts(tuned + scratch)["finetune_vs_scratch"] == ("does not hold", "simclr a 1M on a: 1k labels: "
+                                                                 "fine-tuned 0.020, scratch 0.000 (+2.0 points)")
     tuned = _one_seed({(1000, None): 0.25, (100_000, None): 0.75}, protocol="finetune")
     assert _verdicts(tuned + scratch)["finetune_vs_scratch"][0] == "does not hold"
     # imagenet's encoder tied with another's is not the best, glc20's tied with another's not the worst
@@ -733,7 +737,7 @@ def test_a_tie_or_a_difference_of_exactly_the_threshold_does_not_hold():
 def test_finetune_ahead_at_its_only_labeled_size_holds():
     """One labeled size: no lead to shrink, so a lead over 2 points is the finding."""
     assert _verdicts(_finetune({1000: 0.40}, {1000: 0.20}))["finetune_vs_scratch"] == (
-        "holds", "simclr a 1M on a: 1k labels +20.0 points")
+        "holds", "simclr a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.200 (+20.0 points)")
 
 
 def test_one_granularity_level_pooled_corrupted_cells_and_random_init_pairs_are_not_tested():

@@ -1011,3 +1011,22 @@ def test_the_cells_and_their_warnings_read_each_rows_code_versions_once(tmp_path
     assert calls == [len(coll.table)], calls
     assert any("the results ran on 2 code versions" in line for line in lines), lines
     assert set(agg["code_versions"]) == {CODE_VERSION, f"{CODE_VERSION},0.2.0"}
+
+
+def test_index_html_shows_the_grid_files_description_and_the_findings_caption_counts_the_seeds(tmp_path):
+    """A report of a grid file says what the grid is (its `description:`, the quickstart's "in miniature"), and the
+    findings' caption says when every cell compared is one seed (no spread: a small gap may be noise)."""
+    recs = quantity_records()
+    plan = plan_for(recs)
+    plan.grid = argparse.Namespace(description="the paper's four axes in miniature")  # as a Plan's Grid has it
+    write_all(tmp_path / "w", recs, with_pretrain_for=plan)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    html = (tmp_path / "r" / "index.html").read_text()
+    assert '<p class="description" id="description">the paper&#x27;s four axes in miniature</p>' in html
+    assert "cells of 2 seeds (their spread: cells.csv)" in html and "is one seed" not in html  # seeds 0 and 1
+    one = [r for r in recs if r["axes"]["seed"] == 0]
+    write_all(tmp_path / "w1", one, with_pretrain_for=plan_for(one))
+    build_report(tmp_path / "w1", tmp_path / "r1", plan=plan_for(one), log=None)
+    html = (tmp_path / "r1" / "index.html").read_text()
+    assert "every cell here is one seed: no spread to judge a gap by" in html
+    assert 'id="description"' not in html  # a plan without a grid file's description: no empty line

@@ -256,3 +256,15 @@ def test_a_job_without_a_result_is_drawn_and_tabled_as_unfinished(tmp_path):
     assert "finished" not in data and "so far" not in data.attrs["caption"]
     assert "finished" not in curves.paper_table(data)
     plt.close(fig)
+
+
+def test_a_random_init_job_without_a_curve_is_named_as_expected_apart_from_a_lost_curve():
+    """The quickstart's random-init encoder trains nothing: its missing curve is no lost run folder, and the caption
+    does not lump it with one."""
+    table = pd.DataFrame({"stage": ["pretrain"] * 3, "job_id": ["r", "s", "t"], "method": ["random", "simclr", "moco"]})
+    note = curves._without_curve_note(table, {"r", "s"})
+    assert note == (" Not drawn: 1 pretraining job(s) with a result but no train_log.csv (its run folder lost it): s."
+                    " Not drawn either: 1 pretraining job(s) of a method that trains nothing (random: no loss to draw,"
+                    " as expected): r.")
+    assert curves._without_curve_note(table, {"r"}) == (" Not drawn: 1 pretraining job(s) of a method that trains "
+                                                        "nothing (random: no loss to draw, as expected): r.")

@@ -264,6 +264,17 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
 
 
+def labeled_note(data: pd.DataFrame, whose: str) -> str:
+    """The labeled size a bar figure's cells are at, for its caption: "3k labels (the pooled sets' largest)" where
+    every evaluation dataset has one, else "the pooled sets' largest labeled size on each evaluation dataset: a 10k,
+    b 5k" (`whose`: "pooled sets'"), from `data`'s `eval_dataset` and `labeled_size` (the figure's rows, in order)."""
+    sizes = dict(zip(data["eval_dataset"], data["labeled_size"]))
+    if len({fmt_size(s) for s in sizes.values()}) == 1:
+        return f"{fmt_size(next(iter(sizes.values())))} labels (the {whose} largest labeled size)"
+    return (f"the {whose} largest labeled size on each evaluation dataset: "
+            + ", ".join(f"{ev} {fmt_size(s)}" for ev, s in sizes.items()))
+
+
 def seeds_note(counts: Iterable) -> str:
     """What a figure's values are, for its caption: "means over 3 seeds per cell" (or "over 1-3 seeds" where cells
     differ; "one seed per cell": no error bars), from the `count` of the cells it draws."""

@@ -14,7 +14,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
                                          encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
-                                         not_trained_here, planned_missing, same, seeds_note, wide)
+                                         labeled_note, not_trained_here, planned_missing, same, seeds_note, wide)
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
@@ -128,8 +128,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_ylabel("linear top-1")
     style.tight_layout(fig)
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
-                             f"evaluation dataset (x label: evaluation dataset, then the pair); bars: "
-                             f"{seeds_note(data['count'])}; "
+                             "evaluation dataset (x label: evaluation dataset, then the pair), at "
+                             + labeled_note(data, "concatenations'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
                              + "'missing': planned, no result yet.")
     return fig, data

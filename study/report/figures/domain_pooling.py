@@ -10,7 +10,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
                                          error_bars_note, expected_rows, first_cell, fmt_size, label_variants,
-                                         planned_missing, same, seeds_note, wide)
+                                         labeled_note, planned_missing, same, seeds_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
@@ -81,8 +81,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     style.tilt_crowded_xticks(ax)
     data.attrs["bars"] = labels  # the table's columns in the figure's order (by kind, size, parts)
     data.attrs["caption"] = ("Linear-probe top-1 of in-domain pretraining (at each pooled size and the per-domain "
-                             "share of it, where planned or done) against pooled sets; largest labeled size of each "
-                             f"evaluation dataset; bars: {seeds_note(data['count'])}; "
+                             "share of it, where planned or done) against pooled sets; "
+                             + labeled_note(data, "pooled sets'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
                              + "'missing': planned, no result yet.")
     return fig, data
