@@ -2202,3 +2202,18 @@ def test_pooling_and_concat_captions_name_the_labeled_size_their_bars_are_at():
     assert data.set_index(["eval_dataset", "bar"])["mean"].to_dict() == pytest.approx(
         {("a", "in-domain 1M"): 0.45, ("a", "pooled a+b 1M"): 0.40, ("b", "in-domain 1M"): 0.52,
          ("b", "pooled a+b 1M"): 0.50})
+
+
+def test_quantity_and_domain_matrix_captions_give_top1_by_chance_from_the_recorded_classes():
+    """A PI reads an absolute top-1 against chance: 1 / the classes each evaluation recorded (`num_classes`), per
+    evaluation dataset; nothing where no record says."""
+    def with_classes(recs):
+        return [{**r, "protocol": {**r["protocol"], "num_classes": 10 if r["axes"].get("eval_dataset") == "a" else 4}}
+                for r in recs]
+
+    _, data = quantity.draw(table_of(with_classes(quantity_records())))
+    assert "top-1 by chance (1 / classes): a 0.10; " in data.attrs["caption"], data.attrs["caption"]
+    _, data = domain_matrix.draw(table_of(with_classes(domain_records())))
+    assert "top-1 by chance (1 / classes): a 0.10, b 0.25; " in data.attrs["caption"], data.attrs["caption"]
+    _, data = quantity.draw(table_of(quantity_records()))
+    assert "by chance" not in data.attrs["caption"]

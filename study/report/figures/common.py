@@ -275,6 +275,19 @@ def labeled_note(data: pd.DataFrame, whose: str) -> str:
             + ", ".join(f"{ev} {fmt_size(s)}" for ev, s in sizes.items()))
 
 
+def chance_note(table: pd.DataFrame, eval_datasets: Iterable) -> str:
+    """Top-1 by chance on each of `eval_datasets` (1 / its classes, as its evaluations recorded them: the
+    `protocol.num_classes` column), for a caption: "top-1 by chance: fmnist 0.10, mnist 0.10; "; "" where no record
+    says."""
+    column = "protocol.num_classes"
+    if column not in table or "eval_dataset" not in table:
+        return ""
+    classes = table.dropna(subset=[column]).groupby("eval_dataset")[column].max()
+    said = [f"{ev} {1 / int(classes[ev]):.2f}" for ev in dict.fromkeys(eval_datasets) if ev in classes
+            and int(classes[ev]) > 0]
+    return f"top-1 by chance (1 / classes): {', '.join(said)}; " if said else ""
+
+
 def seeds_note(counts: Iterable) -> str:
     """What a figure's values are, for its caption: "means over 3 seeds per cell" (or "over 1-3 seeds" where cells
     differ; "one seed per cell": no error bars), from the `count` of the cells it draws."""

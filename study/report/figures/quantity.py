@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, drawn_lines,
+from study.report.figures.common import (NoData, all_methods, cells, chance_note, clean, dataset_order, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
                                          method_colours, method_key, nan_to_none, note_missing, planned_sizes,
                                          seeds_note, series_labels, size_key, varying, wide)
@@ -214,6 +214,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              + ("dotted black: supervised from scratch on the same labeled subsets; "
                                 if not scratch.empty else "")
                              + f"points: {seeds_note(data['count'])}; "
+                             + chance_note(table, data["eval_dataset"])
                              + error_bars_note(data["std"]) + hollow_note(data["partial_seeds"])
                              + "a panel's note counts its points without a value (planned, or diverged: a gap in a "
                              "line); "
