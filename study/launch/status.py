@@ -49,10 +49,10 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     "requeues", "preemptions", "resumed_at", "stale"}],
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
-    the latest progress line of a running job's log (or of one a local run left unfinished), `progress_count` its
-    [done, total] (`traces.progress_count`), `progress_before_restart` whether that line is older than Slurm's latest
-    stop of the job to run it again (its new run has said nothing yet), `log_age_s` the seconds since that log was
-    written; None elsewhere.
+    the latest progress line of a running job's log (or of one a local run left unfinished, or of a requeued Slurm
+    job waiting to start again), `progress_count` its [done, total] (`traces.progress_count`),
+    `progress_before_restart` whether that line is older than Slurm's latest stop of the job to run it again (its new
+    run has said nothing yet), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
     a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None.
     `requeues`, `preemptions`: how many times Slurm requeued a Slurm job not done (`scontrol requeue`, submitit's
@@ -72,7 +72,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     jobs = []
     for job in plan.jobs:
         st = states[job.id]
-        seen = progress(st.log) if st.state == "running" or _stopped_here(st) else None
+        seen = progress(st.log) if st.state == "running" or _stopped_here(st) or _waits_to_restart(st) else None
         history = _restarts(st) if st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "log": st.log, "progress": seen.line if seen else None,
@@ -241,14 +241,19 @@ def _running(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> N
 def _requeued(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
     """The pending Slurm jobs that ran before (their log is there): requeued (a preemption, `scontrol requeue`, a time
     limit), they wait to start again on their own, from their last checkpoint; nothing is to be submitted for them."""
-    from study.launch.slurm.state import stuck_reason
-
-    waiting = [st for st in states.values() if st.state == "pending" and st.slurm_id and st.log
-               and Path(st.log).is_file() and not stuck_reason(st.detail)  # held: said with what frees it
-               and sacct_word(st.detail) != "UNKNOWN"]  # Slurm could not be asked (warned): it may run, or have ended
+    waiting = [st for st in states.values() if _waits_to_restart(st)]
     _where_they_got(waiting, f"requeued, waiting in Slurm's queue to start again ({len(waiting)}): each resumes "
                     f"from its last checkpoint once Slurm starts it (nothing to submit)", "no progress line in its log",
                     workdir, out)
+
+
+def _waits_to_restart(st: JobState) -> bool:
+    """A pending Slurm job that ran before (its log is there), not held (held: said with what frees it) and read from
+    Slurm (UNKNOWN, where it could not be asked: it may run, or have ended)."""
+    from study.launch.slurm.state import stuck_reason
+
+    return (st.state == "pending" and bool(st.slurm_id) and bool(st.log) and Path(st.log).is_file()
+            and not stuck_reason(st.detail) and sacct_word(st.detail) != "UNKNOWN")
 
 
 def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:

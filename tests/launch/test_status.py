@@ -1115,6 +1115,8 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     assert re.search(r": \[pretrain\] step 150/1500 .*\]  \(before Slurm stopped the job to run it again; nothing "
                      r"since\)\n", out), out
+    row = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}[pre.id]
+    assert (row["progress_count"], row["progress_before_restart"]) == ([150, 1500], True)  # waiting: its last line
     log.write_text(REQUEUED_LOG)
 
     # requeued, then held (a launch that failed): not waiting to start, but named with what frees it

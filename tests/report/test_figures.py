@@ -12,7 +12,8 @@ from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_
                             quantity_records, records, table_of)
 
 from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
-from study.report.figures.common import NOT_TRAINED_HERE, cells, fmt_size, method_colours, planned_sizes, seeds_note
+from study.report.figures.common import (NOT_TRAINED_HERE, cells, chance_note, fmt_size, method_colours,
+                                         planned_sizes, seeds_note)
 from study.report.html import table_html
 
 
@@ -2217,3 +2218,12 @@ def test_quantity_and_domain_matrix_captions_give_top1_by_chance_from_the_record
     assert "top-1 by chance (1 / classes): a 0.10, b 0.25; " in data.attrs["caption"], data.attrs["caption"]
     _, data = quantity.draw(table_of(quantity_records()))
     assert "by chance" not in data.attrs["caption"]
+
+
+def test_top1_by_chance_of_many_classes_is_not_rounded_to_zero():
+    """The paper's evaluation datasets have hundreds to thousands of classes: their chance reads 0.0027, 0.001,
+    0.0001, not 0.00 (which says nothing); a dataset of few classes keeps two decimals."""
+    table = pd.DataFrame({"eval_dataset": ["places365", "imagenet", "inat21", "glc20", "a"],
+                          "protocol.num_classes": [365, 1000, 10_000, 17, 10]})
+    assert chance_note(table, ["places365", "imagenet", "inat21", "glc20", "a", np.nan]) == (
+        "top-1 by chance (1 / classes): places365 0.0027, imagenet 0.001, inat21 0.0001, glc20 0.06, a 0.10; ")

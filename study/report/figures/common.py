@@ -277,15 +277,20 @@ def labeled_note(data: pd.DataFrame, whose: str) -> str:
 
 def chance_note(table: pd.DataFrame, eval_datasets: Iterable) -> str:
     """Top-1 by chance on each of `eval_datasets` (1 / its classes, as its evaluations recorded them: the
-    `protocol.num_classes` column), for a caption: "top-1 by chance: fmnist 0.10, mnist 0.10; "; "" where no record
-    says."""
+    `protocol.num_classes` column), for a caption: "top-1 by chance (1 / classes): fmnist 0.10, mnist 0.10; "
+    (two significant digits under 0.01: ImageNet's 1000 classes 0.001, not 0.00); "" where no record says."""
     column = "protocol.num_classes"
     if column not in table or "eval_dataset" not in table:
         return ""
     classes = table.dropna(subset=[column]).groupby("eval_dataset")[column].max()
-    said = [f"{ev} {1 / int(classes[ev]):.2f}" for ev in dict.fromkeys(eval_datasets) if ev in classes
+    said = [f"{ev} {_chance(1 / int(classes[ev]))}" for ev in dict.fromkeys(eval_datasets) if ev in classes
             and int(classes[ev]) > 0]
     return f"top-1 by chance (1 / classes): {', '.join(said)}; " if said else ""
+
+
+def _chance(p: float) -> str:
+    """A chance rate as a caption spells it: 2 decimals (0.10), two significant digits below 0.01 (0.0027)."""
+    return f"{p:.2f}" if p >= 0.01 else np.format_float_positional(p, precision=2, fractional=False, trim="-")
 
 
 def seeds_note(counts: Iterable) -> str:
