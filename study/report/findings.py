@@ -300,8 +300,8 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
         gaps = (both["mean_a"] - both["mean_b"]).tolist()
         first, last = both.iloc[0], both.iloc[-1]
         holds = gaps[0] > 0.02 and (len(gaps) == 1 or gaps[-1] < gaps[0])
-        at = [f"{_labels(r)}: fine-tuned {r['mean_a']:.3f}, scratch {r['mean_b']:.3f} ({_pts(g)})"
-              for r, g in ((first, gaps[0]), (last, gaps[-1]))[:1 if len(gaps) == 1 else 2]]
+        ends = [(first, gaps[0])] + ([(last, gaps[-1])] if len(gaps) > 1 else [])
+        at = [f"{_labels(r)}: fine-tuned {r['mean_a']:.3f}, scratch {r['mean_b']:.3f} ({_pts(gap)})" for r, gap in ends]
         out.append(Comparison(holds, f"{method} {dataset} {_size(size)} on {ev}: " + ", ".join(at)))
     return out
 
