@@ -219,7 +219,9 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
                   f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
     earlier = results_off_plan(plan, workdir, own)
     if earlier:
-        out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now "
+        whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
+            plan, "whole", None) is not None else ""
+        out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
 

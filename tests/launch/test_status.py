@@ -115,6 +115,9 @@ def test_status_names_the_results_of_jobs_an_edit_of_the_grid_file_took_out_of_i
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     said = f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now ({_some(sorted(ids))})"
     assert said in out, out
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd"), "--where", "seed=0"])[1]
+    assert (f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now (of the whole grid: "
+            "--where chooses among its plan's jobs only)") in out, out  # the same count: not the part's
 
 
 def test_cancel_names_the_shared_jobs_it_leaves_also_beside_stale_ones(env, slurm):
