@@ -70,11 +70,11 @@ def draw(curves: pd.DataFrame, finished: set[str] | None = None):
     by_job = dict(tuple(curves.groupby("job_id", sort=False)))  # each job's rows, in order: split once, not per job
     for ax, method in zip(axes[0], methods):
         jobs = curves[curves["method"] == method].drop_duplicates("job_id")
-        colours = style.palette(len(jobs))
-        for colour, (_, job) in zip(colours, jobs.iterrows()):
+        for i, (_, job) in enumerate(jobs.iterrows()):
             line = by_job[job["job_id"]]
-            ax.plot(line[x], line["loss"], color=colour, linewidth=1.2, marker="." if len(line) < 20 else None,
-                    label=_label(job, varying))
+            look = style.line_style(i, len(jobs))  # colour and line style: many dark lines still told apart
+            ax.plot(line[x], line["loss"], color=look["color"], linestyle=look["linestyle"], linewidth=1.2,
+                    marker="." if len(line) < 20 else None, label=_label(job, varying))
         ax.set_title(str(method) if len(jobs) <= LEGEND_MAX else f"{method} ({len(jobs)} jobs: see training.csv)")
         ax.set_xlabel(x)
         ax.set_ylabel("training loss")

@@ -101,6 +101,18 @@ def test_every_curve_of_a_full_scale_grid_reads_on_white():
     plt.close(fig)
 
 
+def test_neighbouring_curves_differ_in_line_style_as_well_as_shade():
+    """Eleven pretraining jobs of one method (the quickstart's SimCLR runs): the darkest shades of the palette read
+    alike, so each line's style differs from its neighbour's too."""
+    data = pd.DataFrame([{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": 1000, "corruption": None,
+                          "seed": s, "job_id": f"j{s}", "step": step, "epoch": step / 10, "loss": 6.0 - step / 10,
+                          "lr": 0.1} for s in range(11) for step in (10, 20, 30)])
+    fig, _ = curves.draw(data)
+    styles = [line._unscaled_dash_pattern for line in fig.axes[0].get_lines()]  # get_linestyle: "--" for any dash
+    assert len(styles) == 11 and all(a != b for a, b in zip(styles, styles[1:])), styles
+    plt.close(fig)
+
+
 def test_the_curves_are_drawn_against_steps_where_every_job_ran_as_many_and_else_against_epochs():
     """A `steps` budget over pretraining sets of several sizes (the quickstart): the same last step, other epochs."""
     def frame(last):  # job -> (last step, last epoch)
