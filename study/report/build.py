@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
 from study.report import caveats, curves, rates, style
 from study.report.figures import FIGURES, NoData
+from study.report.figures.common import seed_range
 from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
@@ -224,14 +225,13 @@ def _seeds_note(agg: pd.DataFrame | None) -> str:
     so a gap of a point or two is no evidence either way; "" without cells."""
     if agg is None or agg.empty or not {"stage", "metric", "count"} <= set(agg):
         return ""
-    counts = agg.loc[(agg["stage"] == "evaluate") & (agg["metric"] == "top1"), "count"]
-    n = sorted({int(c) for c in counts.dropna() if c > 0})
-    if not n:
+    seeds = seed_range(agg.loc[(agg["stage"] == "evaluate") & (agg["metric"] == "top1"), "count"])
+    if not seeds:
         return ""
-    if n == [1]:
+    if seeds == "1":
         return ("; every cell here is one seed: no spread to judge a gap by, and a gap of a point or two may be "
                 "one seed's noise")
-    return f"; cells of {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds (their spread: cells.csv)"
+    return f"; cells of {seeds} seeds (their spread: cells.csv)"
 
 
 def _rates_section(table: pd.DataFrame, name: str, out: Path, outputs: Outputs) -> Section:

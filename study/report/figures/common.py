@@ -293,15 +293,21 @@ def _chance(p: float) -> str:
     return f"{p:.2f}" if p >= 0.01 else np.format_float_positional(p, precision=2, fractional=False, trim="-")
 
 
+def seed_range(counts: Iterable) -> str:
+    """The seeds per cell of cells with these `count`s: "3", "1-3" where cells differ; "" where none has a value."""
+    n = sorted({int(c) for c in counts if not pd.isna(c) and c > 0})
+    return "" if not n else str(n[0]) if len(n) == 1 else f"{n[0]}-{n[-1]}"
+
+
 def seeds_note(counts: Iterable) -> str:
     """What a figure's values are, for its caption: "means over 3 seeds per cell" (or "over 1-3 seeds" where cells
     differ; "one seed per cell": no error bars), from the `count` of the cells it draws."""
-    n = sorted({int(c) for c in counts if not pd.isna(c) and c > 0})
-    if not n:
+    seeds = seed_range(counts)
+    if not seeds:
         return "no cell has a value yet"
-    if n == [1]:
+    if seeds == "1":
         return "one seed per cell (no error bars)"
-    return f"means over {n[0] if len(n) == 1 else f'{n[0]}-{n[-1]}'} seeds per cell"
+    return f"means over {seeds} seeds per cell"
 
 
 def hollow_note(partial: Iterable) -> str:
