@@ -782,6 +782,9 @@ def test_pending_reasons_are_those_of_pending_lines_with_a_reason():
     listing = ("5 PENDING launch failed requeued held\n6 RUNNING Prolog\n7 PENDING None\n8 PENDING\n"
                "9 PENDING Priority\n10 COMPLETING NonZeroExitCode\n")
     assert pending_reasons(listing) == {"5": "launch failed requeued held", "9": "Priority"}
+    # `squeue -t all -o "%i %T %e %r"` (sacct unavailable): the end time before the reason
+    ended = "5 PENDING Unknown launch failed requeued held\n6 COMPLETED 2026-12-06T11:31:51 None\n7 PENDING Unknown\n"
+    assert pending_reasons(ended, before=3) == {"5": "launch failed requeued held"}
 
 
 def test_a_failing_task_is_judged_by_the_end_of_its_log_only(tmp_path):

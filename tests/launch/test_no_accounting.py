@@ -17,11 +17,12 @@ NO_ACCOUNTING = 'echo "Slurm accounting storage is disabled" >&2; exit 1'
 
 def test_without_accounting_states_are_squeues_and_a_job_it_no_longer_lists_ended(tmp_path, monkeypatch, capsys):
     bin_dir = tmp_path / "bin"
-    # `squeue -h -r -t all -o "%i %T %e"`: live jobs, and ended ones until MinJobAge; 104 was forgotten
+    # `squeue -h -r -t all -o "%i %T %e %r"`: live jobs, and ended ones until MinJobAge; 104 was forgotten. Asked
+    # once: the pending reasons are in that listing (a second call fails here)
     fake_commands(bin_dir, sacct=NO_ACCOUNTING, squeue='case "$*" in *"-t all"*) printf "%s\\n" '
-                  '"101_0 COMPLETED 2026-12-06T11:31:51" "101_1 FAILED 2026-12-06T11:31:51" '
-                  '"102 RUNNING 2026-12-06T11:41:51" "103 CANCELLED 2026-12-06T11:31:52" "105 PENDING Unknown";; '
-                  '*) echo "105 PENDING Dependency";; esac')
+                  '"101_0 COMPLETED 2026-12-06T11:31:51 None" "101_1 FAILED 2026-12-06T11:31:51 NonZeroExitCode" '
+                  '"102 RUNNING 2026-12-06T11:41:51 None" "103 CANCELLED 2026-12-06T11:31:52 None" '
+                  '"105 PENDING Unknown Dependency";; *) echo "squeue asked again: $*" >&2; exit 1;; esac')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     ids = ("101_0", "101_1", "102", "103", "104", "105")
     states, _, ended = query(tmp_path, dict.fromkeys(ids), reasons=True)

@@ -58,20 +58,22 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     if not ids:
         return Answer({}, logs, {})
     answer = _sacct(ids)
-    if isinstance(answer, str):
+    squeued = isinstance(answer, str)  # sacct could not say: squeue's records (current states, pending reasons)
+    if squeued:
         answer = _from_squeue(ids, answer)
         if answer is None:
             return Answer({sid: "UNKNOWN" for sid in ids}, logs, {})
     states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
     ended = {sid: age for sid in ids if sacct_word(states[sid]) == "COMPLETED"
              and (age := _seconds_since(answer[sid].get("End"))) is not None}
-    requeued = [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
+    requeued = [] if squeued else [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
     reasons = reasons and (bool(requeued) or any(slurm_state(raw) == "pending" for raw in states.values()))
-    listing = _squeue(ids) if requeued or reasons else None
+    listing = _squeue(ids) if (requeued or reasons) and not squeued else None  # squeue's answer is in `answer`
     if requeued:
         states.update(still_queued(requeued, listing))
-    if reasons and listing is not None:
-        why = pending_reasons(listing)
+    if reasons:
+        why = ({sid: r["Reason"] for sid, r in answer.items() if r.get("Reason")} if squeued
+               else pending_reasons(listing) if listing is not None else {})
         states.update({sid: f"{raw} ({why[sid]})" for sid, raw in states.items()
                        if slurm_state(raw) == "pending" and why.get(sid)})
     listings: dict[Path, dict[str, list[tuple[int, str]]]] = {}  # each array folder listed once (failing_task_log)
@@ -122,7 +124,8 @@ NO_ACCOUNTING = "accounting storage is disabled"
 
 def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
     """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
-    MinJobAge ago, with their final state and end), for when sacct cannot say (`why`; a cluster without accounting
+    MinJobAge ago, with their final state, end and a pending job's reason), for when sacct cannot say (`why`; a
+    cluster without accounting
     answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE there (NO_ACCOUNTING), and
     UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue cannot be asked either:
     every state is then unknown. Either way a warning says what could not be told."""
@@ -132,11 +135,12 @@ def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
               f"are unknown, and they read as pending (nothing is queued again for them)", file=sys.stderr,
               flush=True)
         return None
-    known = {}
+    known, pending = {}, pending_reasons(listed, before=3)
     for line in listed.splitlines():
         parts = line.split()
         if len(parts) >= 2:
-            known[parts[0]] = {"State": parts[1], "End": parts[2] if len(parts) > 2 else ""}
+            known[parts[0]] = {"State": parts[1], "End": parts[2] if len(parts) > 2 else "",
+                               "Reason": pending.get(parts[0], "")}
     gone = sum(sid not in known for sid in ids)
     ended = NO_ACCOUNTING in why
     if not gone:
@@ -172,11 +176,11 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
 def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:
     """The queued jobs of the arrays of `ids` (not the whole cluster's queue, whoever submitted them), a line
     `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked.
-    With `ended`, also the jobs that ended less than MinJobAge ago, a line `<id> <state> <end>` each."""
+    With `ended`, also the jobs that ended less than MinJobAge ago, a line `<id> <state> <end> <reason>` each."""
     if not shutil.which("squeue"):
         return None
     listing = []
-    what = ["-t", "all", "-o", "%i %T %e"] if ended else ["-o", "%i %T %r"]
+    what = ["-t", "all", "-o", "%i %T %e %r"] if ended else ["-o", "%i %T %r"]
     for arrays in _array_groups(ids):
         try:
             # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
@@ -197,14 +201,15 @@ def _array_groups(ids: Iterable[str], size: int = 500) -> list[str]:
     return [",".join(arrays[i:i + size]) for i in range(0, len(arrays), size)]
 
 
-def pending_reasons(squeue_out: str) -> dict[str, str]:
-    """{slurm id: squeue's reason} of the PENDING jobs in `squeue_out` (lines `<id> <state> <reason>`; a reason may
-    hold spaces: "launch failed requeued held")."""
+def pending_reasons(squeue_out: str, before: int = 2) -> dict[str, str]:
+    """{slurm id: squeue's reason} of the PENDING jobs in `squeue_out` (lines `<id> <state> <reason>`, or with
+    `before` 3 `<id> <state> <end> <reason>`: the reason last, as it may hold spaces: "launch failed requeued
+    held")."""
     out = {}
     for line in squeue_out.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) == 3 and parts[1] == "PENDING" and parts[2].strip() != "None":
-            out[parts[0]] = parts[2].strip()
+        parts = line.split(None, before)
+        if len(parts) == before + 1 and parts[1] == "PENDING" and parts[-1].strip() != "None":
+            out[parts[0]] = parts[-1].strip()
     return out
 
 
