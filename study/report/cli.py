@@ -52,14 +52,18 @@ def where_folder(name: str, where: dict[str, list[str]] | None) -> str:
     """The default report folder's name: the grid's, and with `--where` (`canonical_where`) each column and its
     values after it (`data_quantity--method=simclr--size=125k+50k`; a character a path reads badly as `_`), so that a
     report of part of a grid never replaces the whole grid's. A name over FOLDER_NAME_MAX bytes is cut there, a hash of
-    the selection at its end."""
+    the selection at its end. So is a name with a value that joins several names (a pooled set's `+`, concatenated
+    encoders' `|`): both read `_` there, as in a name of one (quickstart's pooled `fmnist+mnist` and concatenated
+    `fmnist|mnist` would share `dataset=fmnist_mnist`, and the second report be refused that folder)."""
     if where is None:
         return name
     folder = name + "".join(f"--{c}=" + "+".join(re.sub(r"[^A-Za-z0-9._=-]", "_", v) for v in vs)
                             for c, vs in where.items())
-    if len(folder.encode()) <= FOLDER_NAME_MAX:
+    joined = any(re.search(r"[+|]", v) for vs in where.values() for v in vs)
+    if len(folder.encode()) <= FOLDER_NAME_MAX and not joined:
         return folder
-    # many values: cut, and told apart by a hash of the whole selection (a file system allows 255 bytes a name)
+    # many values, or a joined one: told apart by a hash of the whole selection (a file system allows 255 bytes a
+    # name: a long one is cut)
     digest = hashlib.sha256(json.dumps(where, sort_keys=True).encode()).hexdigest()[:12]
     keep = FOLDER_NAME_MAX - len(digest) - 3
     return folder.encode()[:keep].decode(errors="ignore") + "--~" + digest

@@ -83,9 +83,10 @@ def _links(files: dict[str, str]) -> str:
 
 def render(page: Page) -> str:
     e = html.escape
+    part = " (part of the grid)" if page.scope else ""  # in the title too: a browser's tabs of the whole and a part
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study report: {e(page.grid)}"
-             f"</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
-             f"<h1>Report: {e(page.grid)}{' (part of the grid)' if page.scope else ''}</h1>",
+             f"{part}</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
+             f"<h1>Report: {e(page.grid)}{part}</h1>",
              *([f'<p class="description" id="description">{e(page.description)}</p>'] if page.description
                else []),
              *([f'<p class="scope" id="scope"><strong>Filtered:</strong> {e(page.scope)}.</p>'] if page.scope else []),

@@ -43,8 +43,9 @@ class Outputs:
             listing, listed = {}, None  # none (or not ours)
         other = _other_owner(listing, owner)
         if other:
-            raise StudyError(f"--out {out} holds the report of {other}, not of {_owner_text(owner)}: give this "
-                             "report another --out, or delete that folder")
+            ours = _owner_text(owner, versus_part=_parts(listing))
+            raise StudyError(f"--out {out} holds the report of {other}, not of {ours}: give this report another "
+                             "--out, or delete that folder")
         if owner["grid_file"] is None and isinstance(listing, dict) and listing.get("grid") == owner["grid"]:
             self.owner = {**owner, "grid_file": listing.get("grid_file")}  # a build by grid name keeps the file
         if listed is None and out.is_dir():
@@ -90,15 +91,25 @@ def _other_owner(listing: Any, owner: dict[str, Any]) -> str | None:
     same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"] \
         or isinstance(theirs["grid_file"], str) and not Path(theirs["grid_file"]).exists()
     same_jobs = theirs["where"] == owner.get("where")  # a report of part of the grid is not the whole grid's
-    return None if theirs["grid"] == owner["grid"] and same_file and same_jobs else _owner_text(theirs)
+    if theirs["grid"] == owner["grid"] and same_file and same_jobs:
+        return None
+    return _owner_text(theirs, versus_part=_parts(owner))
 
 
-def _owner_text(owner: dict[str, Any]) -> str:
+def _parts(owner: dict[str, Any]) -> bool:
+    """Whether `owner` (a listing's, or a build's) reports part of its grid (`--where`)."""
+    return isinstance(owner, dict) and isinstance(owner.get("where"), dict)
+
+
+def _owner_text(owner: dict[str, Any], versus_part: bool = False) -> str:
+    """How the grid a report is of reads in a refusal: its name, file and `--where` selection; `versus_part`: the
+    other side is of part of a grid, so a report of the whole grid says so (else the two may read alike)."""
     from study.grids.where import where_text
 
     where = owner.get("where")
     return (f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
-            + (f" (only the jobs {where_text(where)} selects)" if isinstance(where, dict) else ""))
+            + (f" (only the jobs {where_text(where)} selects)" if isinstance(where, dict)
+               else " (all its jobs)" if versus_part else ""))
 
 
 # a figure's plotted data: every point of every line (a training curve's thousands of rows per job), for a program

@@ -811,6 +811,20 @@ def test_status_where_names_a_selected_evaluation_stale_through_its_pretraining_
     assert "evaluate job e0: it used the result of job p0, which is stale" in text and "pretrain job p0" not in text
 
 
+def test_status_json_of_a_where_selection_says_how_many_jobs_the_grid_has(tmp_path):
+    """As `study plan --where --format json`'s `grid_jobs`: a program reading `counts` of a part is told it is one (the
+    table's first line says "those --where selects of its 2"); the whole grid's has no such key."""
+    from study.launch.status import status_json
+
+    p0 = Job(id="p0", stage="pretrain", config={"axes": {}})
+    e0 = Job(id="e0", stage="evaluate", config={"axes": {}, "evaluate": {}}, depends_on=("p0",))
+    reduced = SimpleNamespace(name="g", jobs=[e0], whole=[p0, e0], grid_jobs=[p0, e0], path=None,
+                              job={"p0": p0, "e0": e0}.__getitem__)
+    got = status_json(reduced, tmp_path / "wd")
+    assert got["grid_jobs"] == 2 and [j["id"] for j in got["jobs"]] == ["e0"]
+    assert "grid_jobs" not in status_json(_plan(P1, P2), tmp_path / "wd")
+
+
 def test_status_lists_as_stopped_only_the_missing_jobs_that_had_started_here(tmp_path):
     """A missing job with a log had started under a local command since ended; one without never started."""
     states = {"a": JobState("a", "pretrain", "missing", log="a.log"), "b": JobState("b", "pretrain", "missing"),

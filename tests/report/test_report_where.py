@@ -82,6 +82,8 @@ def test_a_report_where_method_is_simclr_is_of_those_jobs_in_its_own_folder(work
     html = (part / "index.html").read_text()
     scope = f"only the {len(selected)} of grid quickstart&#x27;s {len(plan_grid(GRID).jobs)} jobs"
     assert "Report: quickstart (part of the grid)" in html and "Filtered:" in html and scope in html
+    assert "<title>study report: quickstart (part of the grid)</title>" in html  # its browser tab, too
+    assert "<title>study report: quickstart</title>" in (whole / "index.html").read_text()
     assert "--where method=simclr selects" in html and "--where method=simclr selects" in err
     assert "Filtered:" not in (whole / "index.html").read_text()
     assert json.loads((part / ".study-report.json").read_text())["where"] == {"method": ["simclr"]}
@@ -95,11 +97,14 @@ def test_a_part_is_refused_the_whole_grids_folder_and_the_whole_grid_a_parts(wor
     grid's report folder is: a part never silently replaces the whole grid's report."""
     argv = ["report", str(GRID), "--workdir", str(workdir), "--out"]
     assert _run([*argv, str(tmp_path / "r")]) == 0
-    with pytest.raises(StudyError, match=r"holds the report of grid quickstart \(.*quickstart.yaml\), not of grid "
-                                         r"quickstart \(.*\) \(only the jobs --where method=simclr selects\)"):
+    # the whole grid's report says it is of all its jobs: else the grid and its file read alike on both sides
+    with pytest.raises(StudyError, match=r"holds the report of grid quickstart \(.*quickstart.yaml\) \(all its jobs\), "
+                                         r"not of grid quickstart \(.*\) \(only the jobs --where method=simclr "
+                                         r"selects\)"):
         _run([*argv, str(tmp_path / "r"), "--where", "method=simclr"])
     assert _run([*argv, str(tmp_path / "p"), "--where", "method=simclr"]) == 0
-    with pytest.raises(StudyError, match="holds the report of .*only the jobs --where method=simclr selects"):
+    with pytest.raises(StudyError, match=r"holds the report of .*only the jobs --where method=simclr selects\), not "
+                                         r"of grid quickstart \(.*quickstart.yaml\) \(all its jobs\): give"):
         _run([*argv, str(tmp_path / "p")])
     with pytest.raises(StudyError, match="only the jobs --where method=supervised selects"):
         _run([*argv, str(tmp_path / "p"), "--where", "method=supervised"])
@@ -117,6 +122,20 @@ def test_one_selection_spelled_two_ways_is_one_folder():
     assert where_folder("quickstart", a) == "quickstart--method=simclr--size=15k"
     assert where_folder("q", {"corruption": ["jpeg:quality=10", "none"]}) == "q--corruption=jpeg_quality=10+none"
     assert where_folder("q", None) == "q"
+
+
+def test_a_pooled_set_and_a_concatenation_of_the_same_names_are_two_folders(workdir, tmp_path, monkeypatch):
+    """quickstart's pooled `fmnist+mnist` and concatenated `fmnist|mnist` both read `fmnist_mnist` in a path: the
+    second report was refused the first one's folder. A value that joins names is told apart by a hash."""
+    monkeypatch.chdir(tmp_path)
+    pooled, concat = ({"dataset": ["fmnist+mnist"]}, {"dataset": ["fmnist|mnist"]})
+    a, b = where_folder("quickstart", pooled), where_folder("quickstart", concat)
+    assert a != b and a.startswith("quickstart--dataset=fmnist_mnist--~") and b.startswith(a.split("~")[0])
+    assert where_folder("quickstart", {"dataset": ["fmnist", "mnist"]}) == "quickstart--dataset=fmnist+mnist"
+    for where, folder in ((pooled, a), (concat, b)):
+        assert _run(["report", str(GRID), "--workdir", str(workdir), "--where", f"dataset={where['dataset'][0]}"]) == 0
+        listing = json.loads((tmp_path / "reports" / folder / ".study-report.json").read_text())
+        assert listing["where"] == where
 
 
 def test_a_comparison_the_left_out_cells_change_is_not_made(workdir, tmp_path):
