@@ -1,16 +1,23 @@
-"""Several GPUs of one node: torch.distributed started from submitit's job environment.
+"""Several GPUs, of one node or of several: torch.distributed started from submitit's job environment.
 
 `setup()` returns a single-process `World` unless submitit (or torchrun's environment) reports several tasks; then
 NCCL on GPUs, gloo on CPUs (the tests run two CPU processes, under torchrun-style variables and under Slurm).
+Under Slurm, rank 0's address is the job's first node as SLURM_JOB_NODELIST names it, else, where this host cannot
+resolve that name (a NodeName that is not a host name), the NodeAddr Slurm reaches that node by (`master_address`).
 """
 from __future__ import annotations
 
 import inspect
 import os
+import re
+import socket
+import subprocess
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from study.errors import StudyError
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ def setup(device_kind: str) -> World:
             # node's GPUs, 0 where the site binds one GPU per task): submitit's default would narrow it to the bare
             # local rank, wrong where Slurm lists other GPU ids.
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+            os.environ["MASTER_ADDR"] = master_address(os.environ["MASTER_ADDR"])
     elif "WORLD_SIZE" in os.environ:  # torchrun
         ntasks = int(os.environ["WORLD_SIZE"])
     if ntasks <= 1:
@@ -51,6 +59,38 @@ def setup(device_kind: str) -> World:
     backend = "nccl" if device_kind == "cuda" else "gloo"
     dist.init_process_group(backend=backend, init_method="env://")
     return World(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size(), created_group=True)
+
+
+def master_address(node: str) -> str:
+    """The address of rank 0's node `node` (a Slurm NodeName, as submitit takes it from SLURM_JOB_NODELIST): the name
+    where this host resolves it, else its NodeAddr (`scontrol show node`). StudyError where neither resolves: every
+    rank would otherwise retry the name until the process group's timeout (30 minutes), its log saying only that the
+    name's addresses "cannot be retrieved"."""
+    if _resolves(node):
+        return node
+    addr = _node_addr(node)
+    if addr and _resolves(addr):
+        return addr
+    raise StudyError(f"rank 0's node {node!r} (the first of SLURM_JOB_NODELIST) does not resolve on "
+                     f"{socket.gethostname()}, nor does its NodeAddr ({addr or 'scontrol show node did not say'}): "
+                     f"torch.distributed cannot reach it; make the nodes' names resolve (DNS or /etc/hosts)")
+
+
+def _resolves(host: str) -> bool:
+    try:
+        return bool(socket.getaddrinfo(host, None))
+    except (OSError, UnicodeError):
+        return False
+
+
+def _node_addr(node: str) -> str | None:
+    """NodeAddr of Slurm node `node` (`scontrol show node -o`), or None where scontrol cannot tell."""
+    try:
+        run = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"(?:^|\s)NodeAddr=(\S+)", run.stdout) if run.returncode == 0 else None
+    return m.group(1) if m else None
 
 
 def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

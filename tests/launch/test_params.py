@@ -1,6 +1,7 @@
 """Profile -> submitit parameters, array splitting below MaxArraySize, dependency strings, the sbatch golden file."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections import Counter
@@ -12,7 +13,8 @@ from study.errors import StudyError
 from study.grids import Resources, load_profile
 from study.grids.profile import Profile
 from study.launch.slurm.params import (array_chunks, dependency_string, max_array_size, max_time_minutes,
-                                       over_time_limits, slurm_parameters, unknown_partitions)
+                                       over_time_limits, partition_nodes_up, slurm_parameters,
+                                       unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script
 
 from launch_helpers import PROFILE, fake_commands, grid_text, run_cli
@@ -82,6 +84,22 @@ def test_the_array_throttle_counts_every_node_of_a_job_against_max_parallel_gpus
     throttle = [slurm_parameters(prof, "pretrain", Resources(gpus=8, nodes=n, cpus=64, mem_gb=100, time_min=60),
                                  job_name="x", array_size=4)["array_parallelism"] for n in (1, 2)]
     assert throttle == [2, 1]
+
+
+def test_whether_a_partitions_nodes_are_up_is_asked_without_all_which_sinfo_refuses_beside_partition(
+        tmp_path, monkeypatch):
+    """`sinfo --all --partition=P` exits 1 ("Conflicting options, -a and -p"): the answer was always unknown, so
+    `sbatch --test-only`'s "Requested node configuration is not available" for a job no node set can hold (nodes: 3 on
+    a partition of two) read as nodes maybe down, a warning, and the job was queued to pend for ever
+    (PartitionConfig). Asked as the real sinfo takes it (a stand-in that refuses the pair as it does)."""
+    sinfo = ('case " $* " in *" --all "*--partition*) echo "sinfo: error: Conflicting options, -a and -p, specified. '
+             'Please choose one or the other." >&2; exit 1;; esac\ncat "$(dirname "$0")/states"')
+    bin_dir = fake_commands(tmp_path / "bin", sinfo=sinfo)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    (bin_dir / "states").write_text("idle\nmix\n")
+    assert partition_nodes_up("gpu") is True
+    (bin_dir / "states").write_text("idle\ndrain\n")
+    assert partition_nodes_up("gpu") is False
 
 
 def test_a_whole_nodes_memory_is_asked_as_mem_0_which_slurm_reads_as_all_of_the_nodes(env):

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from train_helpers import tiny_config
 
+from study.errors import StudyError
 from study.train import distributed
 from study.train.methods import METHODS
 
@@ -204,8 +205,9 @@ def test_the_main_process_is_global_rank_0_not_each_nodes_first():
 @pytest.fixture
 def fake_group(monkeypatch):
     """The default group's start recorded, not run (its keyword arguments, in a list); its rank and size then those
-    of the variables env:// reads."""
+    of the variables env:// reads; every host name resolves (rank 0's node, `gpu07`, is asked no DNS)."""
     calls = []
+    monkeypatch.setattr(distributed, "_resolves", lambda host: True)
     monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.append(kw))
     monkeypatch.setattr(dist, "get_rank", lambda: int(os.environ["RANK"]))
     monkeypatch.setattr(dist, "get_world_size", lambda: int(os.environ["WORLD_SIZE"]))
@@ -251,6 +253,43 @@ def test_a_slurm_job_of_two_tasks_makes_a_process_group_too(monkeypatch, fake_gr
         monkeypatch.delenv(key)
     assert distributed.setup("cpu") == distributed.World(1, 1, 2, created_group=True)
     assert fake_group == [{"backend": "gloo", "init_method": "env://"}] and os.environ["MASTER_ADDR"] == "gpu07"
+
+
+def _two_node_slurm_task(monkeypatch, tmp_path, scontrol: str) -> None:
+    """Task 1 of a job on Slurm nodes n1 and n2; `scontrol` the body of the stand-in scontrol first on PATH."""
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "1", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "n[1-2]"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.setenv(key, "")  # so that what the export sets is undone after the test
+        monkeypatch.delenv(key)
+    (tmp_path / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
+    (tmp_path / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_rank_0_is_reached_by_its_nodes_node_addr_where_its_node_name_does_not_resolve(monkeypatch, fake_group,
+                                                                                       tmp_path):
+    """A NodeName that is no host name (NodeName=n1 NodeHostname=gpu-a07): submitit's MASTER_ADDR, the first name
+    of SLURM_JOB_NODELIST, does not resolve, and every rank retried it until the group's 30-minute timeout, its log
+    saying only that the addresses of (n1, port) "cannot be retrieved". The node's NodeAddr is used instead."""
+    _two_node_slurm_task(monkeypatch, tmp_path, 'echo "NodeName=n1 Arch=x86_64 CoresPerSocket=1 NodeAddr=10.1.2.7 '
+                                                'NodeHostName=gpu-a07 Version=22.05.8"')
+    monkeypatch.setattr(distributed, "_resolves", lambda host: host != "n1")
+    assert distributed.setup("cpu") == distributed.World(1, 0, 2, created_group=True)
+    assert os.environ["MASTER_ADDR"] == "10.1.2.7" and fake_group == [{"backend": "gloo", "init_method": "env://"}]
+
+
+def test_a_rank_0_node_that_resolves_by_no_name_is_a_clear_error_not_a_30_minute_wait(monkeypatch, fake_group,
+                                                                                      tmp_path):
+    _two_node_slurm_task(monkeypatch, tmp_path, 'echo "slurm_load_node error: Unable to contact slurm controller" >&2'
+                                                '; exit 1')
+    monkeypatch.setattr(distributed, "_resolves", lambda host: False)
+    with pytest.raises(StudyError, match=r"rank 0's node 'n1' \(the first of SLURM_JOB_NODELIST\) does not resolve"):
+        distributed.setup("cpu")
+    assert fake_group == []  # no group started to wait on it
 
 
 def test_data_parallel_puts_a_rank_on_its_own_gpu_and_lets_cpus_choose(monkeypatch):

@@ -125,11 +125,13 @@ def cluster_partitions() -> dict[str, int | None] | None:
     return limits if run.returncode == 0 and limits else None
 
 
-def _sinfo(*args: str) -> subprocess.CompletedProcess | None:
-    """`sinfo --all --noheader ARGS`, with the shell's SINFO_* variables removed (SINFO_PARTITION would list its own
-    partition only); None where sinfo is absent or does not answer."""
+def _sinfo(*args: str, every_partition: bool = True) -> subprocess.CompletedProcess | None:
+    """`sinfo --all --noheader ARGS` (`every_partition` false: without --all, which sinfo refuses beside --partition,
+    "Conflicting options, -a and -p", and which a partition named needs not: hidden ones are shown then), with the
+    shell's SINFO_* variables removed (SINFO_PARTITION would list its own partition only); None where sinfo is absent
+    or does not answer."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
-    return ask_slurm(["sinfo", "--all", "--noheader", *args], env=env)
+    return ask_slurm(["sinfo", *(["--all"] if every_partition else []), "--noheader", *args], env=env)
 
 
 # sinfo's compact node states (%t) of a node up now; one with a flag (`*` not responding, `~` powered off, `$` in a
@@ -140,7 +142,7 @@ UP_STATES = ("idle", "mix", "alloc", "comp", "plnd")
 def partition_nodes_up(partition: str) -> bool | None:
     """Whether every node of `partition` (a comma list: of each) is up now, as sinfo's compact states say; None where
     sinfo cannot tell."""
-    run = _sinfo(f"--partition={partition}", "--format=%t")
+    run = _sinfo(f"--partition={partition}", "--format=%t", every_partition=False)
     states = [line.strip() for line in run.stdout.splitlines() if line.strip()] if run is not None else []
     if run is None or run.returncode != 0 or not states:
         return None
