@@ -88,3 +88,26 @@ def result_path(workdir: str | os.PathLike, job_id: str) -> Path:
 def cache_dir() -> Path:
     """Downloaded-package and dataset caches: `STUDY_CACHE`, else `./.cache`."""
     return Path(os.environ.get("STUDY_CACHE") or ".cache")
+
+
+def home_folder_writable(xdg_var: str, default: str) -> bool:
+    """Whether a program may write its folder under `$<xdg_var>` (else `~/<default>`, as `.cache`) without making
+    the home folder: the first of that folder and its parent that exists is a folder this user may write to. False
+    for a read-only home, or one that does not exist (a compute node that does not mount it)."""
+    try:
+        base = Path(os.environ.get(xdg_var) or Path.home() / default)
+    except RuntimeError:  # no $HOME, and no passwd entry to tell it
+        return False
+    first = next((p for p in (base, base.parent) if p.exists()), None)
+    return first is not None and first.is_dir() and os.access(first, os.W_OK)
+
+
+def matplotlib_config_dir() -> Path | None:
+    """Where `study report` points matplotlib's config and font cache (`MPLCONFIGDIR`) when matplotlib's own, under
+    `~/.config` and `~/.cache`, cannot be written: `cache_dir()/matplotlib`, absolute. None where `MPLCONFIGDIR` is
+    set or both of matplotlib's folders can be written (they are left to it)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return None
+    if home_folder_writable("XDG_CONFIG_HOME", ".config") and home_folder_writable("XDG_CACHE_HOME", ".cache"):
+        return None
+    return (cache_dir() / "matplotlib").absolute()

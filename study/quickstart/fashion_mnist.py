@@ -61,7 +61,8 @@ def _install_or_unpack(cache: Path) -> Path:
                 _run(["apt-get", "install", "-y", "-qq", PACKAGE], env=env, stdout=subprocess.DEVNULL)
             if has_files(INSTALLED):
                 return INSTALLED
-        with tempfile.TemporaryDirectory() as tmp:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:  # the 31 MB package: not into a small node-local $TMPDIR
             _run(["apt-get", "download", PACKAGE], cwd=tmp, env=env)
             deb = next(Path(tmp).glob("*.deb"))
             target = cache / "fashion-mnist-deb"

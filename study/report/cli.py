@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 from study.errors import StudyError
 from study.grids.cli import add_where, plan_where, where_of
-from study.paths import checked_workdir, results_dir, unsubmitted_workdir
+from study.paths import checked_workdir, matplotlib_config_dir, results_dir, unsubmitted_workdir
 
 DESCRIPTION = ("Collect a grid's results into one Parquet table, draw the paper's figures and tables and test the "
                "paper's findings on the results (findings.csv), into index.html in the --out folder. Exit 1 when a "
@@ -69,7 +70,23 @@ def where_folder(name: str, where: dict[str, list[str]] | None) -> str:
     return folder.encode()[:keep].decode(errors="ignore") + "--~" + digest
 
 
+def keep_matplotlib_out_of_home() -> None:
+    """Before matplotlib's first import: where its config and cache folders under the home folder cannot be written
+    (a compute node's read-only or missing home), `MPLCONFIGDIR` names `matplotlib_config_dir()`, so that it neither
+    makes a temporary folder, rebuilding its font list each time, nor warns of it on every report. A folder that
+    cannot be made leaves matplotlib to its own way."""
+    folder = None if "matplotlib" in sys.modules else matplotlib_config_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    os.environ["MPLCONFIGDIR"] = str(folder)
+
+
 def run(args: argparse.Namespace) -> int:
+    keep_matplotlib_out_of_home()
     import matplotlib
 
     matplotlib.use("Agg")  # the command never needs a display (the library leaves a caller's backend alone)

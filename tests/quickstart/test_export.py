@@ -266,16 +266,17 @@ def test_as_root_the_installed_package_is_used_and_not_also_downloaded(tmp_path,
     assert ran == [["apt-get", "install"], ["apt-get", "update"], ["apt-get", "install"]]
 
 
-def _fake_download(monkeypatch, idx_dir, holds_files: bool) -> list:
+def _fake_download(monkeypatch, idx_dir, holds_files: bool) -> tuple[list, list]:
     """`_run` stood in for: `apt-get download` leaves a .deb, `dpkg-deb -x` unpacks the IDX files (none unless
     `holds_files`) where Debian puts them under its target; returns the list of the commands run (their first two
-    words), filled as they run."""
-    ran = []
+    words) and that of the folders `apt-get download` ran in, filled as they run."""
+    ran, downloaded_in = [], []
 
     def run(cmd, cwd=None, **kw):
         ran.append(cmd[:2])
         if cmd[:2] == ["apt-get", "download"]:
             (Path(cwd) / "dataset-fashion-mnist_1.0_all.deb").write_bytes(b"")
+            downloaded_in.append(Path(cwd))
         elif cmd[:2] == ["dpkg-deb", "-x"]:
             into = Path(cmd[3]) / fashion_mnist.INSTALLED.relative_to("/")
             into.mkdir(parents=True)
@@ -283,7 +284,7 @@ def _fake_download(monkeypatch, idx_dir, holds_files: bool) -> list:
                 (into / f).symlink_to(idx_dir / f)
 
     monkeypatch.setattr(fashion_mnist, "_run", run)
-    return ran
+    return ran, downloaded_in
 
 
 @pytest.mark.parametrize("holds_files", [True, False])
@@ -292,7 +293,7 @@ def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_
     """`apt-get download` + `dpkg-deb -x` into the cache's own folder, whose files the next run finds; a package
     that unpacks without them is said, not handed on as a folder of IDX files."""
     unpacked = _no_installed_package(tmp_path, monkeypatch)
-    ran = _fake_download(monkeypatch, idx_dir, holds_files)
+    ran, downloaded_in = _fake_download(monkeypatch, idx_dir, holds_files)
     monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 1000)
     if holds_files:
@@ -301,6 +302,8 @@ def test_without_root_the_package_is_downloaded_and_unpacked_into_the_cache(tmp_
         with pytest.raises(StudyError, match=f"^dataset-fashion-mnist installed but its files are not in {unpacked}"):
             fashion_mnist.locate()
     assert ran == [["apt-get", "download"], ["dpkg-deb", "-x"]]
+    # the 31 MB package is downloaded inside the cache, not into $TMPDIR (small and node-local on a cluster)
+    assert [p.parent for p in downloaded_in] == [tmp_path / "cache"] and not downloaded_in[0].exists()
 
 
 def test_without_apt_get_a_missing_package_says_to_name_the_files(tmp_path, monkeypatch):
@@ -318,7 +321,7 @@ def test_a_root_install_that_leaves_no_files_falls_back_to_unpacking_into_the_ca
     """Root's apt-get install succeeding without putting the files where Debian would (a diverted or partial
     install) is not trusted: the package is downloaded and unpacked into the cache, as without root."""
     unpacked = _no_installed_package(tmp_path, monkeypatch)
-    ran = _fake_download(monkeypatch, idx_dir, holds_files=True)  # apt-get install: run, and nothing written
+    ran, _ = _fake_download(monkeypatch, idx_dir, holds_files=True)  # apt-get install: run, and nothing written
     monkeypatch.setattr(fashion_mnist.shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(fashion_mnist.os, "geteuid", lambda: 0)
     assert fashion_mnist.locate() == unpacked
