@@ -330,6 +330,8 @@ def scope_text(plan: Any, where: dict[str, list[str]] | None) -> str:
     from study.grids.where import where_text
 
     whole = len(getattr(plan, "grid_jobs", plan.jobs))
+    if len(plan.jobs) == whole:  # a selection of every job (`--where seed=0` of a one-seed grid)
+        return f"all {whole} of grid {plan.name}'s jobs, which {where_text(where)} selects"
     return (f"only the {len(plan.jobs)} of grid {plan.name}'s {whole} jobs that {where_text(where)} selects: every "
             "figure, table and finding is of their results alone")
 

@@ -194,3 +194,15 @@ def test_a_selection_of_many_values_is_a_folder_name_a_file_system_takes(tmp_pat
     (tmp_path / a).mkdir()
     report_lock(tmp_path / a).touch()
     assert where_folder("q", {"method": ["simclr"]}) == "q--method=simclr"  # a short one as it was
+
+
+def test_a_selection_of_every_job_says_all_of_them_not_only():
+    """`--where seed=0` of a one-seed grid selects all its jobs: "only the 56 of its 56" read as a cut."""
+    from study.grids.cli import plan_where
+    from study.report.build import scope_text
+
+    plan = plan_grid(GRID)
+    every, some = ({"seed": ["0"]}, {"method": ["simclr"]})
+    assert scope_text(plan_where(plan, every), every) == (f"all {len(plan.jobs)} of grid quickstart's jobs, which "
+                                                          "--where seed=0 selects")
+    assert scope_text(plan_where(plan, some), some).startswith("only the ")
