@@ -7,6 +7,9 @@ jobs are queued without the jobs that wait on them:
   an account or QOS the user is not associated with, a GPU type or count, memory or CPUs that no node of the
   partition has (an answer it also gives where the partition's nodes are down or drained now, NODES_NOT_UP: then,
   unless sinfo says every node of the partition is up, a warning, and sbatch decides).
+  Its refusal on the accounting policy ("Job violates accounting/QOS policy") is a limit of the QOS or association
+  per job or on how many jobs the user may have queued (MaxSubmitJobs, reached): it does not say which, and the
+  refusal names both, with the user's count of queued jobs (squeue).
 
 A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a controller that does not answer),
 nothing is checked (a warning where `sbatch --test-only` does not answer) and sbatch decides."""
@@ -19,6 +22,7 @@ from typing import Any, Iterable, TextIO
 
 from study.errors import StudyError
 from study.grids.profile import option_name
+from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
                                        qos_lifts_time_limit, slurm_parameters, unknown_partitions)
@@ -31,6 +35,9 @@ BAD_OPTION = 'Try "sbatch --help"'
 REFUSED = ("allocation failure", "sbatch: error", BAD_OPTION)
 # the controller said nothing, or could not tell who asks (munge down): no answer on the placement, sbatch decides
 UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused", "authentication error")
+# what sbatch (--test-only too) answers for any limit of a QOS or association it enforces, per job (MaxWall, MaxTRES)
+# or on how many jobs the user may have queued (MaxSubmitJobs): --test-only's answer does not say which
+ACCOUNTING_POLICY = "Job violates accounting/QOS policy"
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
 # up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
 # first of these)
@@ -142,4 +149,17 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   f"(sinfo -p {params['partition']}), which sbatch queues to wait: submitting, sbatch decides",
                   file=err, flush=True)
             continue
+        if ACCOUNTING_POLICY in said:  # a limit per job, or the count of queued jobs: Slurm does not say which
+            raise StudyError(f"{what}; {_accounting_policy_said()}; nothing was queued")
         raise StudyError(f"{what}; change the profile (or the grid's resources); nothing was queued")
+
+
+def _accounting_policy_said() -> str:
+    """What Slurm's refusal on its accounting policy (`ACCOUNTING_POLICY`) may mean, with the count of the user's
+    jobs in its queue now where squeue tells it."""
+    listed = ask_slurm(["squeue", "--noheader", "--array", "--user", user(), "--format", "%i"])
+    queued = (f"; {len(listed.stdout.split())} of yours are queued now, squeue -u {user()}"
+              if listed is not None and listed.returncode == 0 else "")
+    return ("that is a limit of your QOS or association, either per job (time, CPUs, memory, GPUs: change the profile "
+            "or the grid's resources) or on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs; each "
+            f"array task counts as one{queued}): for that one, submit again once some have left the queue")

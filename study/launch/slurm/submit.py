@@ -6,6 +6,11 @@ and a failed pretraining job cancels only its own evaluations (--kill-on-invalid
 below the cluster's MaxArraySize. Before the first sbatch, `preflight` asks Slurm what it would refuse (a partition,
 a time limit, a placement): refused there, nothing is queued.
 
+Where sbatch refuses an array on a limit of how many jobs the user (or account) may have in Slurm's queue at once
+(MaxSubmitJobs of a QOS or association, GrpSubmitJobs: each array task counts as one job), the array is tried again in
+halves, down to one job, so that what fits is queued; then the submit stops (its dependents are never queued to wait on
+a job that is not), saying how many were queued and that the same `study submit` queues the rest once some have ended.
+
 Each array's sbatch runs with the submitting shell's Slurm variables removed (SLURM_*, SBATCH_*, SRUN_*, as
 `submitit.helpers.clean_env` does; SLURM_CONF kept): a submit from inside salloc or srun would otherwise pass them to
 the jobs (SLURM_MEM_PER_CPU beside --mem is an error there), and SBATCH_* would override the profile's options.
@@ -19,6 +24,7 @@ explained after SBATCH_PATIENCE_S, with the sbatch pid to kill to stop at once.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -31,7 +37,7 @@ from study.atomic import atomic_path
 from study.grids.cost import MAX_REQUEUES
 from study.grids.profile import CONTROL
 from study.errors import StudyError
-from study.launch.ledger import Ledger, now, workdir_ledgers
+from study.launch.ledger import Ledger, now, user, workdir_ledgers
 from study.launch.locks import submit_lock
 from study.launch.runner import SUBMIT_DIR, SlurmTask, job_dir, read_job_file, write_job_file
 from study.launch.signals import stop_signals_held
@@ -49,6 +55,19 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
     from study.grids.plan import Plan
 
 SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, before the command says why it waits
+# sbatch's refusal for a count of queued jobs at a limit: the reason line the controller sends beside the error
+# (QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit, AssocMaxSubmitJobLimit, QOSGrpSubmitJobsLimit,
+# AssocGrpSubmitJobsLimit), or where none came its error for any limit of the accounting policy (whose limits per job
+# `sbatch --test-only` of one job already passed: what is left is the count)
+SUBMIT_LIMIT = re.compile(r"(QOS|Assoc)\w*Submit\w*Limit|Job violates accounting/QOS policy")
+
+
+class _OverSubmitLimit(StudyError):
+    """sbatch refused an array (recorded lost) on a limit of queued jobs (`SUBMIT_LIMIT`); `said`: what it said."""
+
+    def __init__(self, said: str):
+        super().__init__(said)
+        self.said = said
 
 
 def recover_all(workdir: str | Path) -> None:
@@ -177,7 +196,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     check_before_queueing(plan, workdir, to_run, dry_run, err)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
-    arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err)
+    arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err, len(to_run))
     for stage in ("pretrain", "evaluate"):
         arrays.add_stage(stage, to_run)
     verb = "would queue" if dry_run else "queued"
@@ -204,8 +223,9 @@ class _Arrays:
     each dependency not done) gains each array's ids as it is queued, for the arrays after it to wait on."""
 
     def __init__(self, plan: Plan, workdir: Path, ledger: Ledger, dep_ids: dict[str, str], dry_run: bool,
-                 out: TextIO, err: TextIO):
+                 out: TextIO, err: TextIO, total: int = 0):
         self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
+        self.total = total  # jobs this submit queues, all going well
         self.dry_run, self.out, self.err = dry_run, out, err
         self.limit = max_array_size(plan.profile, cluster_max_array_size())
         self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir),
@@ -214,19 +234,43 @@ class _Arrays:
         self.n_arrays, self.n_jobs = 0, 0
 
     def add_stage(self, stage: str, to_run: list[Any]) -> None:
-        """Every job of `stage` in `to_run`: one array per (resources, dependencies), split below the size limit."""
+        """Every job of `stage` in `to_run`: one array per (resources, dependencies), split below the size limit; one
+        refused on a limit of queued jobs is tried again in halves, and one job refused so stops the submit."""
         for (resources, deps), jobs in _groups(to_run, stage, self.dep_ids).items():
-            for chunk in array_chunks(jobs, self.limit):
+            chunks = array_chunks(jobs, self.limit)
+            while chunks:
+                chunk = chunks.pop(0)
                 self.n_arrays += 1
                 batch = uuid.uuid4().hex
                 name = f"study-{self.plan.name}-{stage}-{batch[:8]}"
                 folder = slurm_state.submitit_folder(self.workdir, name)
                 params = slurm_parameters(self.plan.profile, stage, resources, job_name=name,
                                           dependency=dependency_string(deps), array_size=len(chunk))
-                ids = (self._print(stage, chunk, params, folder) if self.dry_run else
-                       self._queue(stage, chunk, params, folder, batch, name))
+                try:
+                    ids = (self._print(stage, chunk, params, folder) if self.dry_run else
+                           self._queue(stage, chunk, params, folder, batch, name))
+                except _OverSubmitLimit as e:
+                    self.n_arrays -= 1
+                    if len(chunk) == 1:
+                        raise StudyError(self._limit_reached(e.said)) from None
+                    half = (len(chunk) + 1) // 2
+                    chunks[:0] = [chunk[:half], chunk[half:]]
+                    continue
                 self.dep_ids.update({j.id: sid for j, sid in zip(chunk, ids)})
                 self.n_jobs += len(chunk)
+
+    def _limit_reached(self, said: str) -> str:
+        """What a submit stopped by a limit of queued jobs (sbatch said `said`) says: what it queued, how to go on."""
+        reason = re.search(r"(QOS|Assoc)\w*Submit\w*Limit", said)
+        limit = ("a limit on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs of your QOS or "
+                 "association; each array task counts as one job)" if reason else
+                 "Slurm's accounting policy, most likely its limit on how many jobs you may have in the queue at once "
+                 "(MaxSubmitJobs of your QOS or association; each array task counts as one job)")
+        return (f"sbatch refused to queue more jobs ({said}): {limit}. Queued by this submit: {self.n_jobs} job(s) in "
+                f"{self.n_arrays} array(s); not queued: {self.total - self.n_jobs}. Run the same `study submit` again "
+                f"once some of your jobs have left the queue (squeue -u {user()}; `study status` counts those not "
+                f"queued as missing): it queues the rest, to wait on those queued. The profile's max_parallel_jobs "
+                f"caps how many run at once, not how many are queued")
 
     def _print(self, stage: str, chunk: list[Any], params: dict, folder: Path) -> list[str]:
         """Write the array's sbatch script to `out` -> placeholder ids for its dependents' scripts."""
@@ -269,10 +313,18 @@ def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dic
         with submission_env(), executor.batch():
             submitted = [executor.submit(task, j, *args) for j in chunk]
     except submitit.core.utils.FailedJobError as e:
-        return [], (str(e).strip().splitlines() or ["sbatch gave no message"])[-1]
+        return [], _error_said(str(e))
     ids = [s.job_id for s in submitted]
     ledger.append(_queued_events(intent, [j.id for j in chunk], ids))
     return ids, None
+
+
+def _error_said(stderr: str) -> str:
+    """sbatch's error lines (`sbatch: error: ...`: the controller's reason first where it sends one, as
+    QOSMaxSubmitJobPerUserLimit, then "Batch job submission failed: ..."), warnings left out; else its last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("sbatch: error:")]
+    return " ".join(errors or lines[-1:]) or "sbatch gave no message"
 
 
 @contextmanager
@@ -318,6 +370,8 @@ def _settle_refused(said: str, task: Any, chunk: list[Any], args: tuple, intent:
     ids = _queued_anyway(intent, said)
     if ids is None:
         ledger.append([{"event": "lost", "batch": intent["batch"]}])
+        if SUBMIT_LIMIT.search(said):
+            raise _OverSubmitLimit(said)
         raise StudyError(
             f"sbatch refused array {n_arrays} ({intent['stage']}, {len(chunk)} job(s); profile "
             f"{profile.path or 'built-in default'}{placement_said(profile, intent['stage'])}): {said}"
