@@ -90,16 +90,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("STUDY_CACHE") or ".cache")
 
 
-def home_folder_writable(xdg_var: str, default: str) -> bool:
-    """Whether a program may write its folder under `$<xdg_var>` (else `~/<default>`, as `.cache`) without making
-    the home folder: the first of that folder and its parent that exists is a folder this user may write to. False
-    for a read-only home, or one that does not exist (a compute node that does not mount it)."""
+def home_folder_writable(xdg_var: str, default: str, name: str) -> bool:
+    """Whether a program may write its folder `name` under `$<xdg_var>` (unset or empty: `~/<default>`, as `.cache`)
+    without making the home folder: after links (as matplotlib follows them), the first of that folder, its parent and
+    theirs that exists is a folder this user may write to and enter. False for a read-only home, one that does not
+    exist (a compute node that does not mount it), a link to a folder that does not (a scratch space not mounted
+    there), or no home at all (no $HOME, and no passwd entry to tell it)."""
     try:
-        base = Path(os.environ.get(xdg_var) or Path.home() / default)
-    except RuntimeError:  # no $HOME, and no passwd entry to tell it
+        folder = Path(os.environ.get(xdg_var) or Path.home() / default, name).resolve()
+    except (RuntimeError, OSError):  # no home; a loop of links
         return False
-    first = next((p for p in (base, base.parent) if p.exists()), None)
-    return first is not None and first.is_dir() and os.access(first, os.W_OK)
+    first = next((p for p in (folder, folder.parent, folder.parent.parent) if p.exists()), None)
+    return first is not None and first.is_dir() and os.access(first, os.W_OK | os.X_OK)
 
 
 def matplotlib_config_dir() -> Path | None:
@@ -108,6 +110,7 @@ def matplotlib_config_dir() -> Path | None:
     set or both of matplotlib's folders can be written (they are left to it)."""
     if os.environ.get("MPLCONFIGDIR"):
         return None
-    if home_folder_writable("XDG_CONFIG_HOME", ".config") and home_folder_writable("XDG_CACHE_HOME", ".cache"):
+    if all(home_folder_writable(var, default, "matplotlib")
+           for var, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache"))):
         return None
     return (cache_dir() / "matplotlib").absolute()

@@ -322,15 +322,22 @@ def _missing_table(coll: Any, out: Path, outputs: Outputs) -> pd.DataFrame | Non
     return missing
 
 
+def leaves_jobs_out(plan: Any, where: dict[str, list[str]] | None) -> bool:
+    """Whether `--where` (`where`) selects fewer than all of the grid's jobs: a report of part of its grid, titled so,
+    its findings checked against the whole grid's results. False without `--where` or a plan, and for a selection of
+    every job."""
+    return where is not None and plan is not None and len(plan.jobs) < len(getattr(plan, "grid_jobs", plan.jobs))
+
+
 def scope_text(plan: Any, where: dict[str, list[str]] | None) -> str:
-    """What part of its grid a report covers: "" for all of it, else the `--where` flags and how many of the grid's
-    jobs they select."""
+    """Which of its grid's jobs a report covers: "" without `--where` (or a plan), else the `--where` flags and how
+    many of the grid's jobs they select ("all" where they select every one: `leaves_jobs_out` false)."""
     if where is None or plan is None:
         return ""
     from study.grids.where import where_text
 
     whole = len(getattr(plan, "grid_jobs", plan.jobs))
-    if len(plan.jobs) == whole:  # a selection of every job (`--where seed=0` of a one-seed grid)
+    if not leaves_jobs_out(plan, where):  # a selection of every job (`--where seed=0` of a one-seed grid)
         return f"all {whole} of grid {plan.name}'s jobs, which {where_text(where)} selects"
     return (f"only the {len(plan.jobs)} of grid {plan.name}'s {whole} jobs that {where_text(where)} selects: every "
             "figure, table and finding is of their results alone")
@@ -388,9 +395,9 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                        if job_id in own]
 
     n_missing = len(coll.missing) if coll.missing is not None else 0
-    scope = scope_text(plan, where)
-    findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing, scope,
-                                 _whole_grid(plan, workdir) if scope else None, agg)
+    scope, part = scope_text(plan, where), leaves_jobs_out(plan, where)
+    findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing, scope if part else "",
+                                 _whole_grid(plan, workdir) if part else None, agg)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]
     sections, drawn, skipped_figs, failed = _draw_figures(figures, table, expected, out, outputs, warn_lines)
     sections.insert(0, findings)
@@ -406,7 +413,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                f"figures drawn: {', '.join(drawn) or 'none'}; skipped: {', '.join(skipped_figs) or 'none'}"
                + (f"; failed: {', '.join(failed)}" if failed else ""),
                f"the paper's findings: {tally(findings.table['verdict'])}{so_far(n_missing)}"]
-    page = Page(grid=name, scope=scope, description=getattr(getattr(plan, "grid", None), "description", "") or "",
+    page = Page(grid=name, scope=scope, part=part,
+                description=getattr(getattr(plan, "grid", None), "description", "") or "",
                 date=_dt.datetime.now().astimezone().isoformat(timespec="seconds"), code_version=code_version(),
                 summary=summary, warnings=warn_lines, sections=sections,
                 missing=missing, downloads={"results.parquet": "results.parquet", "cells.csv": "cells.csv",

@@ -52,10 +52,10 @@ FOLDER_NAME_MAX = 200
 def where_folder(name: str, where: dict[str, list[str]] | None) -> str:
     """The default report folder's name: the grid's, and with `--where` (`canonical_where`) each column and its
     values after it (`data_quantity--method=simclr--size=125k+50k`; a character a path reads badly as `_`), so that a
-    report of part of a grid never replaces the whole grid's. A name over FOLDER_NAME_MAX bytes is cut there, a hash of
-    the selection at its end. So is a name with a value that joins several names (a pooled set's `+`, concatenated
-    encoders' `|`): both read `_` there, as in a name of one (quickstart's pooled `fmnist+mnist` and concatenated
-    `fmnist|mnist` would share `dataset=fmnist_mnist`, and the second report be refused that folder)."""
+    report of part of a grid never replaces the whole grid's. A name over FOLDER_NAME_MAX bytes is cut there; it, and
+    a name with a value that joins several names (a pooled set's `+`, concatenated encoders' `|`: both read `_`, so
+    that quickstart's pooled `fmnist+mnist` and concatenated `fmnist|mnist` would share `dataset=fmnist_mnist`, and
+    the second report be refused that folder), end in `--~` and a hash of the selection."""
     if where is None:
         return name
     folder = name + "".join(f"--{c}=" + "+".join(re.sub(r"[^A-Za-z0-9._=-]", "_", v) for v in vs)

@@ -34,7 +34,8 @@ class Page:
     sections: list[Section]
     missing: pd.DataFrame | None
     downloads: dict[str, str]
-    scope: str = ""  # of part of the grid (`study report --where`): which part; "" for the whole grid
+    scope: str = ""  # `study report --where`: which of the grid's jobs it covers (`scope_text`); "" without it
+    part: bool = False  # `--where` leaves some of the grid's jobs out (`leaves_jobs_out`): the title says so
     description: str = ""  # the grid file's `description:` (what the grid is: the quickstart's, a miniature)
 
 
@@ -83,7 +84,7 @@ def _links(files: dict[str, str]) -> str:
 
 def render(page: Page) -> str:
     e = html.escape
-    part = " (part of the grid)" if page.scope else ""  # in the title too: a browser's tabs of the whole and a part
+    part = " (part of the grid)" if page.part else ""  # in the title too: a browser's tabs of the whole and a part
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>study report: {e(page.grid)}"
              f"{part}</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>",
              f"<h1>Report: {e(page.grid)}{part}</h1>",

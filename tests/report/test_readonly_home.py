@@ -43,7 +43,7 @@ def test_matplotlib_keeps_a_writable_home_and_a_folder_the_user_names(tmp_path, 
     monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-    assert home_folder_writable("XDG_CONFIG_HOME", ".config") and matplotlib_config_dir() is None
+    assert home_folder_writable("XDG_CONFIG_HOME", ".config", "matplotlib") and matplotlib_config_dir() is None
     monkeypatch.setenv("HOME", str(tmp_path / "absent" / "home"))
     assert matplotlib_config_dir() == tmp_path / "cache" / "matplotlib"
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
@@ -63,10 +63,34 @@ def test_a_read_only_home_or_cache_base_is_not_writable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == home else real_access(p, mode))
-    assert not home_folder_writable("XDG_CONFIG_HOME", ".config")
+    assert not home_folder_writable("XDG_CONFIG_HOME", ".config", "matplotlib")
     assert matplotlib_config_dir() == tmp_path / ".cache" / "matplotlib"
     (home / ".config").mkdir()
-    assert home_folder_writable("XDG_CONFIG_HOME", ".config") and not home_folder_writable("XDG_CACHE_HOME", ".cache")
+    assert home_folder_writable("XDG_CONFIG_HOME", ".config", "matplotlib")
+    assert not home_folder_writable("XDG_CACHE_HOME", ".cache", "matplotlib")
     assert matplotlib_config_dir() == tmp_path / ".cache" / "matplotlib"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert matplotlib_config_dir() is None
+
+
+def test_a_home_folder_linked_to_storage_the_node_lacks_or_a_read_only_matplotlib_folder_is_not_writable(
+        tmp_path, monkeypatch):
+    """`~/.cache` a link to a scratch folder this node does not mount: matplotlib follows the link and, as root,
+    made the folders anew there (else warned); `~/.config/matplotlib` not writable in a writable `~/.config`:
+    matplotlib warned of it. Both go to the project's cache; a link to a folder that exists is matplotlib's."""
+    for name in HOME_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STUDY_CACHE", str(tmp_path / "cache"))
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    (home / ".cache").symlink_to(tmp_path / "scratch" / "user" / ".cache")
+    assert not home_folder_writable("XDG_CACHE_HOME", ".cache", "matplotlib")
+    assert matplotlib_config_dir() == tmp_path / "cache" / "matplotlib"
+    (tmp_path / "scratch" / "user").mkdir(parents=True)  # the scratch mounted: matplotlib makes its folder there
+    assert home_folder_writable("XDG_CACHE_HOME", ".cache", "matplotlib") and matplotlib_config_dir() is None
+    (home / ".config" / "matplotlib").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: p != home / ".config" / "matplotlib" and real_access(p, mode))
+    assert not home_folder_writable("XDG_CONFIG_HOME", ".config", "matplotlib")
+    assert matplotlib_config_dir() == tmp_path / "cache" / "matplotlib"

@@ -206,3 +206,16 @@ def test_a_selection_of_every_job_says_all_of_them_not_only():
     assert scope_text(plan_where(plan, every), every) == (f"all {len(plan.jobs)} of grid quickstart's jobs, which "
                                                           "--where seed=0 selects")
     assert scope_text(plan_where(plan, some), some).startswith("only the ")
+
+
+def test_a_report_of_every_job_is_not_titled_a_part_nor_its_findings_said_to_leave_cells_out(workdir, tmp_path):
+    """`--where seed=0` of the one-seed quickstart: the page said "(part of the grid)" beside "Filtered: all 56", and
+    its findings' caption that cells left out were left out; its findings are the whole grid's."""
+    argv = ["report", str(GRID), "--workdir", str(workdir), "--out"]
+    assert _run([*argv, str(tmp_path / "whole")]) == 0
+    assert _run([*argv, str(tmp_path / "all"), "--where", "seed=0"]) == 0
+    html = (tmp_path / "all" / "index.html").read_text()
+    assert "<title>study report: quickstart</title>" in html and "<h1>Report: quickstart</h1>" in html
+    assert "Filtered:</strong> all " in html and "cells left out" not in html and "part of the grid" not in html
+    findings = [pd.read_csv(tmp_path / out / "findings.csv") for out in ("whole", "all")]
+    pd.testing.assert_frame_equal(*findings)

@@ -241,30 +241,30 @@ def test_a_slurm_task_exports_its_ranks_over_stale_ones_and_leaves_the_gpus_slur
                    "CUDA_VISIBLE_DEVICES": "4,5"}
 
 
-def test_a_slurm_job_of_two_tasks_makes_a_process_group_too(monkeypatch, fake_group):
-    """The smallest job of several tasks (two, one node) exports Slurm's variables and makes its group."""
+def _slurm_task_2(monkeypatch, *, local_id: str, node_id: str, nodes: str, nodelist: str) -> None:
+    """Task 1 of a Slurm job of two tasks under submitit, no torch variables set (what the export sets is undone
+    after the test)."""
     slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
-             "SLURM_LOCALID": "1", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_NODELIST": "gpu07"}
+             "SLURM_LOCALID": local_id, "SLURM_NODEID": node_id, "SLURM_JOB_NUM_NODES": nodes,
+             "SLURM_JOB_NODELIST": nodelist}
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
     for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
                 "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.setenv(key, "")  # so that what the export sets is undone after the test
         monkeypatch.delenv(key)
+
+
+def test_a_slurm_job_of_two_tasks_makes_a_process_group_too(monkeypatch, fake_group):
+    """The smallest job of several tasks (two, one node) exports Slurm's variables and makes its group."""
+    _slurm_task_2(monkeypatch, local_id="1", node_id="0", nodes="1", nodelist="gpu07")
     assert distributed.setup("cpu") == distributed.World(1, 1, 2, created_group=True)
     assert fake_group == [{"backend": "gloo", "init_method": "env://"}] and os.environ["MASTER_ADDR"] == "gpu07"
 
 
 def _two_node_slurm_task(monkeypatch, tmp_path, scontrol: str) -> None:
     """Task 1 of a job on Slurm nodes n1 and n2; `scontrol` the body of the stand-in scontrol first on PATH."""
-    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "42", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
-             "SLURM_LOCALID": "0", "SLURM_NODEID": "1", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "n[1-2]"}
-    for key, value in slurm.items():
-        monkeypatch.setenv(key, value)
-    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-                "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
-        monkeypatch.setenv(key, "")  # so that what the export sets is undone after the test
-        monkeypatch.delenv(key)
+    _slurm_task_2(monkeypatch, local_id="0", node_id="1", nodes="2", nodelist="n[1-2]")
     (tmp_path / "scontrol").write_text(f"#!/bin/sh\n{scontrol}\n")
     (tmp_path / "scontrol").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -287,9 +287,13 @@ def test_a_rank_0_node_that_resolves_by_no_name_is_a_clear_error_not_a_30_minute
     _two_node_slurm_task(monkeypatch, tmp_path, 'echo "slurm_load_node error: Unable to contact slurm controller" >&2'
                                                 '; exit 1')
     monkeypatch.setattr(distributed, "_resolves", lambda host: False)
-    with pytest.raises(StudyError, match=r"rank 0's node 'n1' \(the first of SLURM_JOB_NODELIST\) does not resolve"):
+    with pytest.raises(StudyError, match=r"rank 0's node 'n1' \(the first of SLURM_JOB_NODELIST\) does not resolve "
+                                         r".*nor does its NodeAddr \(scontrol show node did not say\)"):
         distributed.setup("cpu")
     assert fake_group == []  # no group started to wait on it
+    (tmp_path / "scontrol").write_text("#!/bin/sh\necho NodeName=n1 NodeAddr=n1-eth0 NodeHostName=n1\n")
+    with pytest.raises(StudyError, match=r"nor does its NodeAddr \(n1-eth0\)"):  # a NodeAddr that is a name, too
+        distributed.master_address("n1")
 
 
 def test_data_parallel_puts_a_rank_on_its_own_gpu_and_lets_cpus_choose(monkeypatch):
