@@ -53,7 +53,14 @@ def plan_json(plan: "Plan") -> dict[str, Any]:
     axes = plan_axes(plan)
     jobs = [{**job_json(j, axes), "resources": dataclasses.asdict(j.resources)} for j in plan.jobs]
     return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
-            "estimate": plan.estimate, **({} if plan.whole is None else {"grid_jobs": len(plan.whole)})}
+            "estimate": plan.estimate, **grid_jobs_json(plan)}
+
+
+def grid_jobs_json(plan: "Plan") -> dict[str, int]:
+    """`{"grid_jobs": <how many jobs the whole grid has>}` for a plan `--where` reduced (its `whole`), else `{}`: a
+    program reading a JSON's counts is told they are of part of the grid."""
+    whole = getattr(plan, "whole", None)
+    return {} if whole is None else {"grid_jobs": len(whole)}
 
 
 def cell(key: str, v: Any) -> str:

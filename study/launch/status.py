@@ -66,7 +66,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
     the table's note: --where chooses among its plan's jobs only); and `"grid_jobs"` (how many jobs the whole grid
     has) where `--where` selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
-    from study.grids.render import job_json, plan_axes
+    from study.grids.render import grid_jobs_json, job_json, plan_axes
 
     with_dependencies, _, states = _read_states(plan, workdir)
     stale = stale_results(with_dependencies or plan.jobs, workdir)
@@ -86,10 +86,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "preemptions": history.preempted if history else None,
                      "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id)})
-    whole = getattr(plan, "whole", None)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
-            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir),
-            **({} if whole is None else {"grid_jobs": len(whole)})}
+            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir), **grid_jobs_json(plan)}
 
 
 def _restarts(st: JobState) -> Restarts | None:
