@@ -1007,6 +1007,46 @@ def test_retry_failed_starts_a_dependent_only_once_its_failed_dependency_is_done
                                        ("b", "running"), ("b", "done")], order
 
 
+def test_a_long_job_is_said_to_run_with_its_logs_last_progress_line(monkeypatch, tmp_path):
+    """Nothing was said between a job's start and its end: hours of training, or the quickstart's fine-tuning
+    (~40 s), read as a hung command. After QUIET_FIRST_S without a line, one names each running job and the progress
+    line its log last holds (or that it holds none yet)."""
+    import io
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+
+    monkeypatch.setattr(scheduler, "QUIET_FIRST_S", 0.3)
+    err = io.StringIO()
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}})]
+    code, _ = _run_stand_ins(monkeypatch, tmp_path, jobs, 2, err=err, command=lambda job_id: (
+        f"echo '[pretrain] step 5/10 loss 1.0'; " if job_id == "a" else "") + f"sleep 1; touch {tmp_path}/wd/results/"
+        f"{job_id}.ok")
+    beats = [line for line in err.getvalue().splitlines() if "| running " in line]
+    assert code == 0 and beats, err.getvalue()
+    assert re.search(r"running pretrain a \d+ s in: \[pretrain\] step 5/10 loss 1\.0; pretrain b \d+ s in: no "
+                     r"progress line in its log yet", beats[0]), beats
+
+
+def test_each_heartbeat_doubles_the_wait_for_the_next_and_news_starts_it_over(tmp_path):
+    """A job of hours says what it does at 1, 3, 7, 15 min ... then every QUIET_MAX_S, not every minute."""
+    import io
+    from types import SimpleNamespace
+
+    from study.launch.local import scheduler
+
+    wd = tmp_path / "wd"
+    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"),
+                              io.StringIO(), [], set(), [0], [None], 1)
+    waits = []
+    for _ in range(6):
+        run.progress("running ...", heartbeat=True)
+        waits.append(run.quiet_s)
+    assert waits == [2 * scheduler.QUIET_FIRST_S * 2 ** i for i in range(3)] + [scheduler.QUIET_MAX_S] * 3
+    run.progress("done pretrain a")
+    assert run.quiet_s == scheduler.QUIET_FIRST_S
+
+
 def test_a_progress_line_that_cannot_be_written_is_dropped():
     """stderr a closed pipe (`study submit ... 2>&1 | head`, once head has ended): the line is dropped, not raised,
     which would stop every worker of the run."""

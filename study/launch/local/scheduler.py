@@ -46,7 +46,7 @@ from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
-from study.launch.traces import last_lines
+from study.launch.traces import last_lines, progress as log_progress
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 
@@ -56,6 +56,11 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
 
 POLL_S = 0.1
 OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
+# ours: after this long without a progress line, one says what the running jobs' logs last said (`_LocalRun.
+# heartbeat`); each such line doubles the wait for the next, up to QUIET_MAX_S, and any other line starts it over
+QUIET_FIRST_S = 60.0
+QUIET_MAX_S = 900.0
+HEARTBEAT_JOBS = 3  # the running jobs a heartbeat line names (then "and k more")
 STOP_GRACE_S = 30.0  # on SIGTERM / Ctrl-C: how long the workers get to checkpoint and end
 
 
@@ -251,6 +256,8 @@ class _LocalRun:
     running: dict[str, _Running] = field(default_factory=dict)
     announced: list[str] = field(default_factory=list)  # the outside runs last said to be waited for
     t0: float = field(default_factory=time.time)
+    said_at: float = field(default_factory=time.time)  # the last progress line's time
+    quiet_s: float = QUIET_FIRST_S  # how long without a line before the next heartbeat
     run_ids: set[str] = field(init=False)  # the jobs this command runs (less those found run by another)
     by_id: dict[str, Any] = field(init=False)  # every job of the plan
     eta: Eta = field(init=False)  # the time left, after the first job this command ran is done
@@ -277,6 +284,7 @@ class _LocalRun:
                     self.start_ready()
                 time.sleep(POLL_S)
                 self.reap()
+                self.heartbeat()
                 self.todo = [j for j in self.todo if j.id not in self.cancelled]  # dependents of a job that just failed
                 if self.full and not self.running:  # the rest stay missing (no ledger line): a plain rerun runs them
                     self.not_run.update(j.id for j in self.todo)
@@ -316,11 +324,29 @@ class _LocalRun:
                 os.close(lock)
         return out
 
-    def progress(self, msg: str) -> None:
-        """A progress line: the time since the start, the jobs done, running, failed and cancelled, then `msg`."""
+    def progress(self, msg: str, heartbeat: bool = False) -> None:
+        """A progress line: the time since the start, the jobs done, running, failed and cancelled, then `msg`; the
+        next `heartbeat` is due QUIET_FIRST_S after a line of news, twice the last wait after a heartbeat's."""
+        self.said_at = time.time()
+        self.quiet_s = min(2 * self.quiet_s, QUIET_MAX_S) if heartbeat else QUIET_FIRST_S
         _say(f"[study] {format_clock(time.time() - self.t0):>7}  {len(self.done & self.run_ids)}/{len(self.run_ids)} "
              f"done, {len(self.running)} running, {len(self.failed)} failed, {len(self.cancelled)} cancelled | {msg}",
              self.err)
+
+    def heartbeat(self) -> None:
+        """Where jobs run and nothing was said for `quiet_s` (a long job: hours of training say nothing here until it
+        ends), a line of what each running job's log last said (its steps, its extraction's images), and the time
+        left."""
+        if not self.running or time.time() - self.said_at < self.quiet_s:
+            return
+        said = []
+        for r in list(self.running.values())[:HEARTBEAT_JOBS]:
+            seen = log_progress(r.log)
+            said.append(f"{r.job.stage} {r.job.id} {format_duration(time.time() - r.started)} in: "
+                        + (seen.line if seen else "no progress line in its log yet"))
+        more = len(self.running) - HEARTBEAT_JOBS
+        self.progress(f"running {'; '.join(said)}" + (f"; and {more} more" if more > 0 else "") + self.time_left(),
+                      heartbeat=True)
 
     def time_left(self) -> str:
         """`; about 12 min left` (Eta), or empty with nothing left or no estimate yet."""
