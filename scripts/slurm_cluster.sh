@@ -55,7 +55,30 @@ stop_pidfile() {  # stop the one daemon recorded in a pid file, and wait until i
   alive "$f" && kill -9 "$pid" 2>/dev/null || true
 }
 
-# sourced (tests/test_slurm_cluster_script.py): the functions above only
+install_packages() {  # the Debian packages named, where any is missing
+  if ! dpkg -s "$@" >/dev/null 2>&1; then
+    say "installing $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  fi
+}
+
+start_munge() {  # the system's munged (/run/munge), unless it runs; returns once a credential round-trips
+  # no systemd: the runtime folders tmpfiles.d would create are made here; munged refuses to run as root
+  if [ ! -s /etc/munge/munge.key ]; then
+    mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null \
+      || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+  fi
+  chown munge:munge /etc/munge/munge.key
+  chmod 400 /etc/munge/munge.key
+  install -d -o munge -g munge -m 755 /run/munge
+  alive /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
+  for _ in $(seq 1 50); do munge -n | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
+  munge -n | unmunge >/dev/null || { say "munge does not work"; exit 1; }
+}
+
+# sourced (tests/test_slurm_cluster_script.py, scripts/slurm_two_nodes.sh): the functions above only
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-start}" in
@@ -80,29 +103,14 @@ t0=$(date +%s)
 # ------------------------------------------------------------------------------------------ packages
 PKGS="munge slurmctld slurmd slurm-client"
 [ "$WITH_ACCOUNTING" = 1 ] && PKGS="$PKGS slurmdbd mariadb-server"
-if ! dpkg -s $PKGS >/dev/null 2>&1; then
-  say "installing $PKGS"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
-fi
+install_packages $PKGS
 
 # ------------------------------------------------------------------------------------------ host name
 # SlurmctldHost and NodeName are this host's short name, which must resolve
 getent hosts "$NODE" >/dev/null || echo "127.0.0.1 $NODE" >> /etc/hosts
 
 # ------------------------------------------------------------------------------------------ munge
-# no systemd: the runtime folders tmpfiles.d would create are made here; munged refuses to run as root
-if [ ! -s /etc/munge/munge.key ]; then
-  mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null \
-    || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-fi
-chown munge:munge /etc/munge/munge.key
-chmod 400 /etc/munge/munge.key
-install -d -o munge -g munge -m 755 /run/munge
-alive /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
-for _ in $(seq 1 50); do munge -n | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
-munge -n | unmunge >/dev/null || { say "munge does not work"; exit 1; }
+start_munge
 
 # ------------------------------------------------------------------------------------------ folders
 install -d -o slurm -g slurm /var/spool/slurmctld "$LOG" "$RUN"

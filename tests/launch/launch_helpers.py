@@ -8,9 +8,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import pytest
 from image_trees import write_quadrant_tree
 
 from study.errors import StudyError
@@ -93,9 +95,11 @@ def build_manifests(root: Path, names: tuple[str, ...] = ("toy",)) -> Path:
     return root / "manifests"
 
 
-def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6, loader_workers: int = 0) -> str:
+def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6, loader_workers: int = 0,
+              pretrain_resources: str = "") -> str:
     """A tiny grid: SimCLR on a thin ResNet at 12 px, `steps` steps with a checkpoint at every step (its data loaded
-    by `loader_workers` processes), and a linear probe at 16 and 32 labels per pretraining job."""
+    by `loader_workers` processes), and a linear probe at 16 and 32 labels per pretraining job; the pretraining
+    stage's resources, where given, as a YAML mapping ("{gpus: 0, cpus: 1, nodes: 2}")."""
     ds = "".join(f"  {d}: {{reader: imagefolder, train: {d}_train, test: {d}_test}}\n" for d in datasets)
     return (f"name: {name}\n"
             f"datasets:\n{ds}"
@@ -108,7 +112,8 @@ def grid_text(name: str, datasets=("toy",), seeds=(0,), steps: int = 6, loader_w
             f"axes: {{method: [simclr], dataset: [{', '.join(datasets)}], size: [32], corruption: [none]}}\n"
             f"seeds: [{', '.join(map(str, seeds))}]\n"
             "stages:\n"
-            "  evaluate:\n"
+            + (f"  pretrain:\n    resources: {pretrain_resources}\n" if pretrain_resources else "")
+            + "  evaluate:\n"
             "    - protocol: linear\n"
             "      eval_datasets: same\n"
             "      labeled_sizes: [16, 32]\n")
@@ -124,6 +129,64 @@ stages:
   pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}
   evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}
 """
+
+
+def start_cluster(script: str, **env: str) -> str:
+    """Run scripts/<script> (a real Slurm cluster on localhost, started as root) with `env` added -> its stdout.
+    Skips the calling tests when not root; where the script fails, fails them under CI (CI set), else skips them,
+    saying why."""
+    if os.geteuid() != 0:
+        pytest.skip(f"SLURM TESTS SKIPPED: not root, so scripts/{script} cannot install and start the Slurm daemons. "
+                    "Run the suite as root (CI does) to exercise the launcher on a real cluster.")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / script)], env=dict(os.environ, **env),
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        msg = f"SLURM TESTS: scripts/{script} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return proc.stdout
+
+
+def submit(grid: Path, wd: Path, *extra: str) -> str:
+    """`study submit <grid> --cluster slurm` with the profile beside the workdir -> its stderr; asserts exit 0."""
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(wd.parent / "profile.yaml"),
+                            "--workdir", str(wd), *extra])
+    assert code == 0, err
+    return err
+
+
+def status(grid: Path, wd: Path) -> str:
+    return run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+
+
+def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: float = 1.0) -> None:
+    """Return once `cond()` holds; else fail after `timeout` s with the grid's status and squeue (the cluster
+    SLURM_CONF names, where set)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(poll)
+    squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])  # its stderr too: why it said nothing
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\nstatus (exit {code}):\n{out}{err}\n{squeue}")
+
+
+def all_results(plan, wd: Path):
+    return lambda: all((wd / "results" / f"{j.id}.json").exists() for j in plan.jobs)
+
+
+def queued(wd: Path, grid: str) -> list[dict]:
+    from study.launch.ledger import Ledger
+
+    return [e for e in Ledger(wd, grid).events() if e["event"] == "queued"]
+
+
+def metrics(wd: Path, job_id: str) -> list[dict]:
+    from study.results import read_result
+
+    return read_result(wd / "results" / f"{job_id}.json")["metrics"]
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -15,7 +15,8 @@ from study.launch.ledger import Ledger
 from study.launch.traces import requeue_history
 from study.results import read_result
 
-from launch_helpers import PROFILE, REPO, fake_commands, grid_text, run_cli, running_locally
+from launch_helpers import (PROFILE, all_results, fake_commands, grid_text, metrics, queued, run_cli, running_locally,
+                            start_cluster, status, submit, wait_until)
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
@@ -23,28 +24,8 @@ LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a check
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    if os.geteuid() != 0:
-        pytest.skip("SLURM TESTS SKIPPED: not root, so scripts/slurm_cluster.sh cannot install and start the "
-                    "Slurm daemons. Run the suite as root (CI does) to exercise the launcher on a real cluster.")
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "slurm_cluster.sh")], env=dict(os.environ, FAKE_CPUS="8"),
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        msg = f"SLURM TESTS: scripts/slurm_cluster.sh failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    start_cluster("slurm_cluster.sh", FAKE_CPUS="8")
     return True
-
-
-def submit(grid: Path, wd: Path, *extra: str) -> str:
-    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(wd.parent / "profile.yaml"),
-                            "--workdir", str(wd), *extra])
-    assert code == 0, err
-    return err
-
-
-def status(grid: Path, wd: Path) -> str:
-    return run_cli(["status", str(grid), "--workdir", str(wd)])[1]
 
 
 def submit_killed_after_sbatch(grid: Path, wd: Path, monkeypatch) -> None:
@@ -61,29 +42,6 @@ def submit_killed_after_sbatch(grid: Path, wd: Path, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         submit(grid, wd)
     monkeypatch.setattr(Ledger, "append", real_append)
-
-
-def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: float = 1.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return
-        time.sleep(poll)
-    squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-    code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])  # its stderr too: why it said nothing
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\nstatus (exit {code}):\n{out}{err}\n{squeue}")
-
-
-def all_results(plan, wd: Path):
-    return lambda: all((wd / "results" / f"{j.id}.json").exists() for j in plan.jobs)
-
-
-def queued(wd: Path, grid: str) -> list[dict]:
-    return [e for e in Ledger(wd, grid).events() if e["event"] == "queued"]
-
-
-def metrics(wd: Path, job_id: str) -> list[dict]:
-    return read_result(wd / "results" / f"{job_id}.json")["metrics"]
 
 
 @pytest.fixture(scope="module")
