@@ -7,7 +7,8 @@
 #   scripts/slurm_two_nodes.sh        stop a previous instance of this cluster (its jobs cancelled), start it anew
 #                                     (saved state wiped: no job of an earlier run comes back), wait until both
 #                                     nodes are idle (a few seconds), print its slurm.conf's path on stdout:
-#                                     give it to every Slurm command as SLURM_CONF
+#                                     give it to every Slurm command as SLURM_CONF; where it fails, the
+#                                     daemons it started are stopped again
 #   scripts/slurm_two_nodes.sh stop   cancel its jobs, stop its daemons (by pid file)
 #   scripts/slurm_two_nodes.sh status say which of its daemons run, and the nodes' states
 #
@@ -72,6 +73,10 @@ start_munge
 
 # ------------------------------------------------------------------------------------------ a fresh instance
 stop
+# from here, a start that fails (nodes not up, a daemon that does not start: set -e) stops what it started, so that
+# no daemon is left holding the ports and pid files; `ready` once both nodes are idle
+ready=0
+trap '[ "$ready" = 1 ] || { say "start failed: stopping its daemons"; stop; }' EXIT
 rm -rf "$DIR/state" "$DIR/spool"
 mkdir -p "$DIR/state" "$DIR/log" "${NODES[@]/#/$DIR/}" "${NODES[@]/#/$DIR/spool/}"
 
@@ -144,5 +149,6 @@ if [ "$states" != "n1 idle n2 idle " ]; then
   tail -n 20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd-n1.log" "$DIR/log/slurmd-n2.log" >&2 2>/dev/null || true
   exit 1
 fi
+ready=1
 say "cluster 'twonodes' ready (nodes n1, n2 idle) after $(( $(date +%s) - t0 )) s: SLURM_CONF=$CONF_FILE"
 echo "$CONF_FILE"

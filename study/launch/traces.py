@@ -56,11 +56,14 @@ class Progress(NamedTuple):
     before_restart: bool  # older than Slurm's latest stop of the job to run it again: its new run has said nothing yet
 
 
-def progress(path: str | os.PathLike | None) -> Progress | None:
+def progress(path: str | os.PathLike | None, since: str | None = None) -> Progress | None:
     """The latest progress line of a job's log; None without a log or such a line in its last 16 KiB. Slurm
-    appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`)."""
+    appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`); with
+    `since`, only the lines after the last that starts with it count (a local run's header, `==== `)."""
     line, restarted = None, False
     for ln in reversed(last_lines(path, 400)):
+        if since is not None and ln.startswith(since):
+            break
         if _PROGRESS.match(ln):
             line = ln.strip()
             break

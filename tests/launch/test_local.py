@@ -1020,12 +1020,39 @@ def test_a_long_job_is_said_to_run_with_its_logs_last_progress_line(monkeypatch,
     err = io.StringIO()
     jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}})]
     code, _ = _run_stand_ins(monkeypatch, tmp_path, jobs, 2, err=err, command=lambda job_id: (
-        f"echo '[pretrain] step 5/10 loss 1.0'; " if job_id == "a" else "") + f"sleep 1; touch {tmp_path}/wd/results/"
+        "echo '[pretrain] step 5/10 loss 1.0'; " if job_id == "a" else "") + f"sleep 1; touch {tmp_path}/wd/results/"
         f"{job_id}.ok")
     beats = [line for line in err.getvalue().splitlines() if "| running " in line]
     assert code == 0 and beats, err.getvalue()
-    assert re.search(r"running pretrain a \d+ s in: \[pretrain\] step 5/10 loss 1\.0; pretrain b \d+ s in: no "
-                     r"progress line in its log yet", beats[0]), beats
+    assert re.search(r"running pretrain a \d+ s in: \[pretrain\] step 5/10 loss 1\.0( \(its log silent for \d+ s\))?; "
+                     r"pretrain b \d+ s in: no progress line in its log yet", beats[0]), beats
+
+
+def test_a_heartbeat_names_this_runs_progress_line_not_an_earlier_runs_and_says_how_old_it_is(tmp_path):
+    """A rerun appends to its job's log: a job that had said nothing yet was said to be at the step an earlier run
+    of it reached (and a job whose log had not moved for an hour read as busy). Only the lines after the log's last
+    RUN_HEADER count; a line QUIET_FIRST_S old or more says how long the log has been silent."""
+    import io
+    from types import SimpleNamespace
+
+    from study.grids import Job
+    from study.launch.local import scheduler
+
+    wd, err = tmp_path / "wd", io.StringIO()
+    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"), err, [],
+                              set(), [], [None], 1)
+    old = f"{scheduler.RUN_HEADER}earlier run\n[pretrain] step 9/10 loss 0.1\n{scheduler.RUN_HEADER}this run\n"
+    for job_id, text in (("a", old + "[pretrain] step 2/10 loss 1.0\n"), ("b", old)):
+        (tmp_path / f"{job_id}.log").write_text(text)
+        run.running[job_id] = scheduler._Running(Job(id=job_id, stage="pretrain", config={"axes": {}}), None, 0,
+                                                 tmp_path / f"{job_id}.log", time.time() - 600, -1)
+    an_hour_ago = time.time() - 3600
+    os.utime(tmp_path / "a.log", (an_hour_ago, an_hour_ago))
+    run.said_at = time.time() - run.quiet_s
+    run.heartbeat()
+    said = err.getvalue()
+    assert "pretrain a 10 min in: [pretrain] step 2/10 loss 1.0 (its log silent for 60 min)" in said, said
+    assert "pretrain b 10 min in: no progress line in its log yet" in said and "step 9/10" not in said, said
 
 
 def test_each_heartbeat_doubles_the_wait_for_the_next_and_news_starts_it_over(tmp_path):

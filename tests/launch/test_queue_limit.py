@@ -12,17 +12,21 @@ from study.launch.ledger import Ledger
 REASON = "sbatch: error: QOSMaxSubmitJobPerUserLimit"
 POLICY = "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)"
 REFUSAL = f"sbatch: error: Batch job submission failed: {POLICY}"
+# an older Slurm's: no reason line, and "accounting policy" without "/QOS"
+OLD_POLICY = "Job violates accounting policy (job submit limit, user's size and/or time limits)"
 
 
-def _capped_sbatch(slurm, limit: int) -> None:
+def _capped_sbatch(slurm, limit: int, refusal: tuple[str, ...] = (REASON, REFUSAL)) -> None:
     """The stand-in sbatch, with a limit of `limit` queued jobs: `slurm/live` counts the tasks it queued (a test
-    empties the queue by writing 0 there); an array that would pass the limit is refused as Slurm refuses it."""
+    empties the queue by writing 0 there); an array that would pass the limit is refused as Slurm refuses it, with the
+    lines `refusal` on stderr."""
     d = str(slurm)
+    said = "; ".join(f'echo "{line}" >&2' for line in refusal)
     fake_commands(slurm / "bin", sbatch=(
         f'{fake_test_only(slurm)}\n'
         f'a=$(sed -n "s/^#SBATCH --array=0-\\([0-9]*\\).*/\\1/p" "$1"); t=$(( ${{a:-0}} + 1 ))\n'
         f'live=$(cat "{d}/live" 2>/dev/null || echo 0)\n'
-        f'if [ $((live + t)) -gt {limit} ]; then echo "{REASON}" >&2; echo "{REFUSAL}" >&2; exit 1; fi\n'
+        f'if [ $((live + t)) -gt {limit} ]; then {said}; exit 1; fi\n'
         f'echo $((live + t)) > "{d}/live"\n'
         f'n=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); echo $n > "{d}/counter"\n'
         f'cp "$1" "{d}/sbatch_script_$n"\necho "Submitted batch job $n"'))
@@ -104,3 +108,27 @@ def test_a_preflight_refused_on_the_accounting_policy_names_the_submit_limit_not
     assert "(MaxSubmitJobs; each array task counts as one; 3 of yours are queued now, squeue -u " in said, said
     assert "submit again once some have left the queue; nothing was queued" in said, said
     assert not (slurm / "counter").exists()
+
+
+def test_an_older_slurms_refusal_without_its_reason_line_is_taken_as_the_submit_limit_too(env, slurm):
+    """An older Slurm sends no reason line and says "Job violates accounting policy" (no "/QOS"): the array was
+    refused whole with "change the profile", nothing queued. It is halved as for a newer one's text, the message
+    naming the accounting policy as the likely limit; the preflight's refusal in that text names both causes too."""
+    _capped_sbatch(slurm, 3, (f"sbatch: error: Batch job submission failed: {OLD_POLICY}",))
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("old", seeds=(0, 1, 2, 3)))
+    code, _, err = run_cli(_argv(env, grid))
+    said = _study_error(err)
+    assert code == 2 and "Queued by this submit: 3 job(s) in 2 array(s); not queued: 5." in said, err
+    assert "Slurm's accounting policy, most likely its limit on how many jobs" in said, said
+    assert "a limit of yours per job" not in said, said  # 3 were queued: no limit per job refuses the others
+    _capped_sbatch(slurm, 0, (f"sbatch: error: Batch job submission failed: {OLD_POLICY}",))
+    (env / "g0.yaml").write_text(grid_text("none"))
+    code, _, err = run_cli(_argv(env, env / "g0.yaml"))
+    said = _study_error(err)
+    assert code == 2 and "Queued by this submit: 0 job(s) in 0 array(s); not queued: " in said, err
+    assert "else a limit of yours per job (time, CPUs, memory, GPUs: change the profile" in said, said
+    (slurm / "test_only_refuse").write_text(f"#SBATCH --job-name=study-\nallocation failure: {OLD_POLICY}\n")
+    code, _, err = run_cli(_argv(env, grid))
+    said = _study_error(err)
+    assert code == 2 and "or on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs" in said, said

@@ -61,6 +61,7 @@ OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
 QUIET_FIRST_S = 60.0
 QUIET_MAX_S = 900.0
 HEARTBEAT_JOBS = 3  # the running jobs a heartbeat line names (then "and k more")
+RUN_HEADER = "==== "  # the line each run of a job starts its log with (a log holds every run's lines)
 STOP_GRACE_S = 30.0  # on SIGTERM / Ctrl-C: how long the workers get to checkpoint and end
 
 
@@ -96,7 +97,7 @@ def gpu_devices(count: int, visible: str | None) -> list[str | None]:
 
 def _ending(rc: int, log: Path) -> str:
     """How a worker ended (rc != 0): the signal that killed it, or its exit code and the last line this run of the
-    job wrote to its log (after its `==== ` header: the log holds every run's lines, and an earlier run's error is
+    job wrote to its log (after its RUN_HEADER line: the log holds every run's lines, and an earlier run's error is
     not this one's)."""
     if rc < 0:
         try:
@@ -105,7 +106,7 @@ def _ending(rc: int, log: Path) -> str:
             name = f"signal {-rc}"
         return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "")
     lines = last_lines(log, 40)
-    starts = [i for i, line in enumerate(lines) if line.startswith("==== ")]
+    starts = [i for i, line in enumerate(lines) if line.startswith(RUN_HEADER)]
     tail = lines[starts[-1] + 1:] if starts else lines
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
     last = said[-1] if said else tail[-1] if tail else ""
@@ -335,15 +336,17 @@ class _LocalRun:
 
     def heartbeat(self) -> None:
         """Where jobs run and nothing was said for `quiet_s` (a long job: hours of training say nothing here until it
-        ends), a line of what each running job's log last said (its steps, its extraction's images), and the time
-        left."""
+        ends), a line of what each running job's log last said in this run (its steps, its extraction's images; how
+        long ago, where that is QUIET_FIRST_S or more), and the time left."""
         if not self.running or time.time() - self.said_at < self.quiet_s:
             return
         said = []
         for r in list(self.running.values())[:HEARTBEAT_JOBS]:
-            seen = log_progress(r.log)
+            seen = log_progress(r.log, since=RUN_HEADER)  # not an earlier run's line: a rerun appends to its log
             said.append(f"{r.job.stage} {r.job.id} {format_duration(time.time() - r.started)} in: "
-                        + (seen.line if seen else "no progress line in its log yet"))
+                        + (seen.line if seen else "no progress line in its log yet")
+                        + (f" (its log silent for {format_duration(seen.age_s)})"
+                           if seen and seen.age_s >= QUIET_FIRST_S else ""))
         more = len(self.running) - HEARTBEAT_JOBS
         self.progress(f"running {'; '.join(said)}" + (f"; and {more} more" if more > 0 else "") + self.time_left(),
                       heartbeat=True)
@@ -517,7 +520,7 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")  # local time with its UTC offset: TZ may differ on a rerun
-        f.write(f"==== {stamp} {job.stage} job {job.id}\n".encode())
+        f.write(f"{RUN_HEADER}{stamp} {job.stage} job {job.id}\n".encode())
         f.flush()
         proc = subprocess.Popen([sys.executable, "-m", "study.launch.local.worker", "--workdir", str(workdir),
                                  "--job", str(job_file), "--grid", grid],

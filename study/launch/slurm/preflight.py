@@ -36,8 +36,9 @@ REFUSED = ("allocation failure", "sbatch: error", BAD_OPTION)
 # the controller said nothing, or could not tell who asks (munge down): no answer on the placement, sbatch decides
 UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refused", "authentication error")
 # what sbatch (--test-only too) answers for any limit of a QOS or association it enforces, per job (MaxWall, MaxTRES)
-# or on how many jobs the user may have queued (MaxSubmitJobs): --test-only's answer does not say which
-ACCOUNTING_POLICY = "Job violates accounting/QOS policy"
+# or on how many jobs the user may have queued (MaxSubmitJobs): --test-only's answer does not say which; older Slurm
+# versions said "Job violates accounting policy (job submit limit, ...)", without "/QOS"
+ACCOUNTING_POLICY = re.compile(r"Job violates accounting(/QOS)? policy")
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
 # up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
 # first of these)
@@ -149,7 +150,7 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   f"(sinfo -p {params['partition']}), which sbatch queues to wait: submitting, sbatch decides",
                   file=err, flush=True)
             continue
-        if ACCOUNTING_POLICY in said:  # a limit per job, or the count of queued jobs: Slurm does not say which
+        if ACCOUNTING_POLICY.search(said):  # a limit per job, or the count of queued jobs: Slurm does not say which
             raise StudyError(f"{what}; {_accounting_policy_said()}; nothing was queued")
         raise StudyError(f"{what}; change the profile (or the grid's resources); nothing was queued")
 

@@ -45,7 +45,7 @@ from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
                                        slurm_parameters)
-from study.launch.slurm.preflight import check_before_queueing, placement_said
+from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 from study.launch.grid_states import dry_run_states, grid_file, locked_states
 from study.paths import manifests_dir
@@ -59,7 +59,8 @@ SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, befor
 # (QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit, AssocMaxSubmitJobLimit, QOSGrpSubmitJobsLimit,
 # AssocGrpSubmitJobsLimit), or where none came its error for any limit of the accounting policy (whose limits per job
 # `sbatch --test-only` of one job already passed: what is left is the count)
-SUBMIT_LIMIT = re.compile(r"(QOS|Assoc)\w*Submit\w*Limit|Job violates accounting/QOS policy")
+SUBMIT_REASON = re.compile(r"(QOS|Assoc)\w*Submit\w*Limit")
+SUBMIT_LIMIT = re.compile(f"{SUBMIT_REASON.pattern}|{ACCOUNTING_POLICY.pattern}")
 
 
 class _OverSubmitLimit(StudyError):
@@ -260,12 +261,16 @@ class _Arrays:
                 self.n_jobs += len(chunk)
 
     def _limit_reached(self, said: str) -> str:
-        """What a submit stopped by a limit of queued jobs (sbatch said `said`) says: what it queued, how to go on."""
-        reason = re.search(r"(QOS|Assoc)\w*Submit\w*Limit", said)
+        """What a submit stopped by a limit of queued jobs (sbatch said `said`) says: what it queued, how to go on.
+        Without Slurm's reason line, where no job was queued, the refusal may be a limit per job that `sbatch
+        --test-only` did not see (it did not answer): that is said too."""
+        reason = SUBMIT_REASON.search(said)
         limit = ("a limit on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs of your QOS or "
                  "association; each array task counts as one job)" if reason else
                  "Slurm's accounting policy, most likely its limit on how many jobs you may have in the queue at once "
-                 "(MaxSubmitJobs of your QOS or association; each array task counts as one job)")
+                 "(MaxSubmitJobs of your QOS or association; each array task counts as one job)"
+                 + ("" if self.n_jobs else ", else a limit of yours per job (time, CPUs, memory, GPUs: change the "
+                    "profile or the grid's resources)"))
         return (f"sbatch refused to queue more jobs ({said}): {limit}. Queued by this submit: {self.n_jobs} job(s) in "
                 f"{self.n_arrays} array(s); not queued: {self.total - self.n_jobs}. Run the same `study submit` again "
                 f"once some of your jobs have left the queue (squeue -u {user()}; `study status` counts those not "
@@ -306,7 +311,7 @@ class _Arrays:
 def _sbatch(executor: Any, task: Any, chunk: list[Any], args: tuple, intent: dict,
             ledger: Ledger) -> tuple[list[str], str | None]:
     """Queue one array through submitit (sbatch, in the environment of `submission_env`) and write its `queued`
-    lines -> (its Slurm ids, None); when sbatch reports an error -> ([], the error's last line)."""
+    lines -> (its Slurm ids, None); when sbatch reports an error -> ([], what it said: `_error_said`)."""
     import submitit
 
     try:
