@@ -78,6 +78,25 @@ start_munge() {  # the system's munged (/run/munge), unless it runs; returns onc
   munge -n | unmunge >/dev/null || { say "munge does not work"; exit 1; }
 }
 
+scheduling_conf() {  # the slurm.conf lines both localhost clusters share (this one, slurm_two_nodes.sh's)
+  cat <<'EOF'
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+DependencyParameters=kill_invalid_depend
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+MinJobAge=600
+KillWait=5
+Waittime=0
+EOF
+}
+
 # sourced (tests/test_slurm_cluster_script.py, scripts/slurm_two_nodes.sh): the functions above only
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
@@ -160,20 +179,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 $OVERRIDES
 $ACCOUNTING
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-DependencyParameters=kill_invalid_depend
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-MailProg=/bin/true
-ReturnToService=2
-SlurmctldTimeout=30
-SlurmdTimeout=30
-InactiveLimit=0
-MinJobAge=600
-KillWait=5
-Waittime=0
+$(scheduling_conf)
 $NODE_LINE
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF

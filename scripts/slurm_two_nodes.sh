@@ -21,7 +21,7 @@
 # fails on it, and study reads the jobs' states from squeue.
 set -euo pipefail
 
-# alive, stop_pidfile, install_packages, start_munge
+# alive, stop_pidfile, install_packages, start_munge, scheduling_conf
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.sh"
 say() { echo "[slurm_two_nodes] $*" >&2; }
 
@@ -106,20 +106,7 @@ TaskPlugin=task/none
 SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-DependencyParameters=kill_invalid_depend
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-MailProg=/bin/true
-ReturnToService=2
-SlurmctldTimeout=30
-SlurmdTimeout=30
-InactiveLimit=0
-MinJobAge=600
-KillWait=5
-Waittime=0
+$(scheduling_conf)
 EOF
   k=2
   for n in "${NODES[@]}"; do
