@@ -1055,6 +1055,27 @@ def test_a_heartbeat_names_this_runs_progress_line_not_an_earlier_runs_and_says_
     assert "pretrain b 10 min in: no progress line in its log yet" in said and "step 9/10" not in said, said
 
 
+def test_a_wait_for_a_job_run_elsewhere_is_said_again_as_a_heartbeat(monkeypatch, tmp_path):
+    """Waiting for a dependency another command or Slurm runs was said once, then nothing for as long as it ran
+    (hours): it is said again after `quiet_s`, not at each poll."""
+    import io
+    from types import SimpleNamespace
+
+    from study.launch.local import scheduler
+
+    monkeypatch.setattr(scheduler, "OUTSIDE_POLL_S", 0.0)
+    wd, err = tmp_path / "wd", io.StringIO()
+    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"), err, [],
+                              set(), [0], [None], 1)
+    run.outside_live = lambda waiting: ["pretrain a (Slurm job 5)"]
+    assert run.wait_outside() and run.wait_outside()
+    assert err.getvalue().count("waiting for pretrain a (Slurm job 5)") == 1, err.getvalue()
+    run.said_at -= run.quiet_s
+    assert run.wait_outside() and run.wait_outside()
+    assert err.getvalue().count("still waiting for pretrain a (Slurm job 5)") == 1, err.getvalue()
+    assert run.quiet_s == 2 * scheduler.QUIET_FIRST_S
+
+
 def test_each_heartbeat_doubles_the_wait_for_the_next_and_news_starts_it_over(tmp_path):
     """A job of hours says what it does at 1, 3, 7, 15 min ... then every QUIET_MAX_S, not every minute."""
     import io

@@ -468,13 +468,14 @@ class _LocalRun:
                 self.cancel_dependents(job_id)
 
     def wait_outside(self) -> bool:
-        """Wait OUTSIDE_POLL_S for dependencies run outside this command (True), or, with none live, leave the jobs
-        waiting for them not run (False)."""
+        """Wait OUTSIDE_POLL_S for dependencies run outside this command (True; said when they change, and again
+        after `quiet_s`), or, with none live, leave the jobs waiting for them not run (False)."""
         live = self.outside_live(self.todo)  # dependencies run outside this command (a grid sharing them)
         if live:
-            if live != self.announced:
+            again = live == self.announced  # said already: again, as a heartbeat, after `quiet_s`
+            if not again or time.time() - self.said_at >= self.quiet_s:
                 self.announced = live
-                self.progress(f"waiting for {', '.join(live)}")
+                self.progress(f"{'still ' if again else ''}waiting for {', '.join(live)}", heartbeat=again)
             time.sleep(OUTSIDE_POLL_S)
             return True
         # left without a ledger line: their `pending` lines read missing once this command ends, so a plain rerun
