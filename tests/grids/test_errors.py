@@ -482,6 +482,9 @@ def test_a_batch_that_does_not_split_over_a_jobs_gpus_is_refused_at_its_line(tmp
     odd = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="odd.yaml",
                      pretrain={"batch_size": 9})
     assert "pretraining batch_size 9 does not split over the 2 processes" in error_of(odd, p, check=True)
+    p.write_text("partition: cpu\ngpus_per_node: 0\nstages:\n  pretrain: {gpus: 0, nodes: 3}\n  evaluate: {gpus: 0}\n")
+    assert "over the 3 processes of a job (3 nodes, one process each): " in error_of(write_grid(
+        "axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", name="cpu.yaml"), p, check=True)
 
 
 def test_an_evaluation_asking_for_several_gpus_or_nodes_is_refused(tmp_path, write_grid):

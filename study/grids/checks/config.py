@@ -141,6 +141,11 @@ def check_params(plan: Plan) -> list[str]:
     return problems
 
 
+def _processes_text(gpus: int, nodes: int) -> str:
+    """How a job's processes come about: one per GPU on each node, or one per node without GPUs."""
+    return f"{gpus} GPU(s) x {nodes} node(s), one process per GPU" if gpus else f"{nodes} nodes, one process each"
+
+
 def check_devices(plan: Plan) -> list[str]:
     """Each pretraining batch splits evenly over its job's processes (on Slurm one per GPU, on each node), as the
     training loop requires at its start."""
@@ -154,7 +159,7 @@ def check_devices(plan: Plan) -> list[str]:
         if world > 1 and is_int(batch) and batch % world:
             line = key_line(plan.grid, job, "batch_size")
             msg = (f"{at(plan.path, line)}: pretraining batch_size {batch} does not split over the "
-                   f"{world} processes of a job ({r.gpus} GPU(s) x {r.nodes} node(s), one process per GPU): every "
+                   f"{world} processes of a job ({_processes_text(r.gpus, r.nodes)}): every "
                    f"pretraining job would stop at its start; make batch_size a multiple of {world}, or change the "
                    f"resources")
             if msg not in problems:
