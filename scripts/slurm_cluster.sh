@@ -97,6 +97,18 @@ Waittime=0
 EOF
 }
 
+daemon_states() {  # `<name>: running (<pid>)` or `<name>: stopped` for each pid file after the first argument (a
+                   # folder: a pid file's name is its path below it, without .pid; "": its file name), then the nodes
+  local below=$1 f name
+  shift
+  for f in "$@"; do
+    if [ -n "$below" ]; then name=${f#"$below"/}; else name=${f##*/}; fi
+    name=${name%.pid}
+    if alive "$f"; then echo "$name: running ($(cat "$f"))"; else echo "$name: stopped"; fi
+  done
+  sinfo -h -N -o "%N %t" 2>/dev/null || true
+}
+
 # sourced (tests/test_slurm_cluster_script.py, scripts/slurm_two_nodes.sh): the functions above only
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
@@ -105,10 +117,7 @@ case "${1:-start}" in
     for f in "${PIDFILES[@]}"; do stop_pidfile "$f"; done
     exit 0 ;;
   status)
-    for f in "${PIDFILES[@]}"; do
-      if alive "$f"; then echo "$(basename "$f" .pid): running ($(cat "$f"))"; else echo "$(basename "$f" .pid): stopped"; fi
-    done
-    sinfo -h -N -o "%N %t" 2>/dev/null || true
+    daemon_states "" "${PIDFILES[@]}"
     exit 0 ;;
   start) ;;
   *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;

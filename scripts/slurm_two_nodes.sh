@@ -21,7 +21,7 @@
 # fails on it, and study reads the jobs' states from squeue.
 set -euo pipefail
 
-# alive, stop_pidfile, install_packages, start_munge, scheduling_conf
+# alive, stop_pidfile, install_packages, start_munge, scheduling_conf, daemon_states
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_cluster.sh"
 say() { echo "[slurm_two_nodes] $*" >&2; }
 
@@ -53,11 +53,7 @@ case "${1:-start}" in
     stop
     exit 0 ;;
   status)
-    for f in "${PIDFILES[@]}"; do
-      name=${f#"$DIR"/}; name=${name%.pid}
-      if alive "$f"; then echo "$name: running ($(cat "$f"))"; else echo "$name: stopped"; fi
-    done
-    sinfo -h -N -o "%N %t" 2>/dev/null || true
+    daemon_states "$DIR" "${PIDFILES[@]}"
     exit 0 ;;
   start) ;;
   *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
