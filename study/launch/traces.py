@@ -36,6 +36,13 @@ def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
     return lines[-n:]
 
 
+def since_last(lines: list[str], header: str | None) -> list[str]:
+    """The `lines` after the last that starts with `header` (a local run's header: a log holds every run's lines);
+    all of them where none does, or `header` is None."""
+    starts = [i for i, ln in enumerate(lines) if header is not None and ln.startswith(header)]
+    return lines[starts[-1] + 1:] if starts else lines
+
+
 _PROGRESS = re.compile(r"^\[[\w-]+\] ")  # the training loop's `[pretrain] step 40/100 ...`, `[evaluate] ...` lines
 
 
@@ -61,9 +68,7 @@ def progress(path: str | os.PathLike | None, since: str | None = None) -> Progre
     appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`); with
     `since`, only the lines after the last that starts with it count (a local run's header, `==== `)."""
     line, restarted = None, False
-    for ln in reversed(last_lines(path, 400)):
-        if since is not None and ln.startswith(since):
-            break
+    for ln in reversed(since_last(last_lines(path, 400), since)):
         if _PROGRESS.match(ln):
             line = ln.strip()
             break

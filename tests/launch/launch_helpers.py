@@ -148,10 +148,15 @@ def start_cluster(script: str, **env: str) -> str:
     return proc.stdout
 
 
+def submit_argv(grid: Path, wd: Path, *extra: str) -> list[str]:
+    """`study submit <grid> --cluster slurm`'s arguments, with the profile beside the workdir (`profile.yaml`)."""
+    return ["submit", str(grid), "--cluster", "slurm", "--profile", str(wd.parent / "profile.yaml"), "--workdir",
+            str(wd), *extra]
+
+
 def submit(grid: Path, wd: Path, *extra: str) -> str:
     """`study submit <grid> --cluster slurm` with the profile beside the workdir -> its stderr; asserts exit 0."""
-    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(wd.parent / "profile.yaml"),
-                            "--workdir", str(wd), *extra])
+    code, _, err = run_cli(submit_argv(grid, wd, *extra))
     assert code == 0, err
     return err
 
@@ -171,6 +176,12 @@ def wait_until(cond, timeout: float, what: str, grid: Path, wd: Path, poll: floa
     squeue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
     code, out, err = run_cli(["status", str(grid), "--workdir", str(wd)])  # its stderr too: why it said nothing
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\nstatus (exit {code}):\n{out}{err}\n{squeue}")
+
+
+def task_log(wd: Path, slurm_id: str, task: int = 0, stream: str = "err") -> Path:
+    """Task `task`'s log of Slurm job `slurm_id`, in its array's submitit folder (`err`: the training's lines,
+    submitit's warnings; `out`: submitit's INFO lines)."""
+    return next((wd / "submitit").glob(f"*/{slurm_id}_{task}_log.{stream}"))
 
 
 def all_results(plan, wd: Path):

@@ -5,7 +5,7 @@ The CI cluster enforces no accounting limit (AccountingStorageEnforce=none), so 
 that answers as a real one at the limit, with the text Slurm prints there (its reason line, then the error)."""
 from __future__ import annotations
 
-from launch_helpers import fake_commands, fake_test_only, grid_text, run_cli
+from launch_helpers import fake_commands, fake_test_only, grid_text, run_cli, submit_argv
 
 from study.launch.ledger import Ledger
 
@@ -37,11 +37,6 @@ def _study_error(err: str) -> str:
     return next(line for line in err.splitlines() if line.startswith("study: error:"))
 
 
-def _argv(env, grid) -> list[str]:
-    return ["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
-            "--workdir", str(env / "wd")]
-
-
 def test_a_submit_limit_reached_partway_says_how_many_were_queued_and_the_next_submit_queues_the_rest(env, slurm):
     """Limit 6, a grid of 4 pretraining jobs (one array) and 4 evaluations (an array each, waiting on its own
     pretraining): the pretraining and two evaluations are queued, the third evaluation is refused. The error told
@@ -51,7 +46,7 @@ def test_a_submit_limit_reached_partway_says_how_many_were_queued_and_the_next_s
     _capped_sbatch(slurm, 6)
     grid = env / "g.yaml"
     grid.write_text(grid_text("capped", seeds=(0, 1, 2, 3)))
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2, err
     assert "QOSMaxSubmitJobPerUserLimit" in said and "MaxSubmitJobs" in said, said
@@ -64,7 +59,7 @@ def test_a_submit_limit_reached_partway_says_how_many_were_queued_and_the_next_s
     # the jobs queued are pending; the queue has room again
     (slurm / "sacct").write_text("".join(f"{sid}|PENDING|None assigned|Unknown\n" for sid in queued.values()))
     (slurm / "live").write_text("0\n")
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     assert code == 0 and "queued 2 job(s) in 2 array(s); skipped: 6 pending or running" in err, err
     deps = sorted(line for n in (104, 105) for line in (slurm / f"sbatch_script_{n}").read_text().splitlines()
                   if line.startswith("#SBATCH --dependency="))
@@ -82,7 +77,7 @@ def test_an_array_larger_than_the_room_left_is_queued_in_halves_and_no_dependent
     _capped_sbatch(slurm, 3)
     grid = env / "g.yaml"
     grid.write_text(grid_text("halved", seeds=(0, 1, 2, 3)))
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2 and "Queued by this submit: 3 job(s) in 2 array(s); not queued: 5." in said, err
     scripts = [p.read_text() for p in sorted(slurm.glob("sbatch_script_*"))]
@@ -102,7 +97,7 @@ def test_a_preflight_refused_on_the_accounting_policy_names_the_submit_limit_not
     (slurm / "squeue").write_text("201\n202_0\n202_1\n")
     grid = env / "g.yaml"
     grid.write_text(grid_text("full"))
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2 and "sbatch --test-only said: allocation failure: Job violates accounting/QOS policy" in said, err
     assert "(MaxSubmitJobs; each array task counts as one; 3 of yours are queued now, squeue -u " in said, said
@@ -117,18 +112,18 @@ def test_an_older_slurms_refusal_without_its_reason_line_is_taken_as_the_submit_
     _capped_sbatch(slurm, 3, (f"sbatch: error: Batch job submission failed: {OLD_POLICY}",))
     grid = env / "g.yaml"
     grid.write_text(grid_text("old", seeds=(0, 1, 2, 3)))
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2 and "Queued by this submit: 3 job(s) in 2 array(s); not queued: 5." in said, err
     assert "Slurm's accounting policy, most likely its limit on how many jobs" in said, said
     assert "a limit of yours per job" not in said, said  # 3 were queued: no limit per job refuses the others
     _capped_sbatch(slurm, 0, (f"sbatch: error: Batch job submission failed: {OLD_POLICY}",))
     (env / "g0.yaml").write_text(grid_text("none"))
-    code, _, err = run_cli(_argv(env, env / "g0.yaml"))
+    code, _, err = run_cli(submit_argv(env / "g0.yaml", env / "wd"))
     said = _study_error(err)
     assert code == 2 and "Queued by this submit: 0 job(s) in 0 array(s); not queued: " in said, err
     assert "else a limit of yours per job (time, CPUs, memory, GPUs: change the profile" in said, said
     (slurm / "test_only_refuse").write_text(f"#SBATCH --job-name=study-\nallocation failure: {OLD_POLICY}\n")
-    code, _, err = run_cli(_argv(env, grid))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2 and "or on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs" in said, said

@@ -16,7 +16,7 @@ from study.launch.traces import requeue_history
 from study.results import read_result
 
 from launch_helpers import (PROFILE, all_results, fake_commands, grid_text, metrics, queued, run_cli, running_locally,
-                            start_cluster, status, submit, wait_until)
+                            start_cluster, status, submit, task_log, wait_until)
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
@@ -105,11 +105,11 @@ def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_ru
         resumed = protocol["resumed_from_steps"]
         assert resumed and 0 < resumed[0] < LONG_STEPS, (job_id, resumed)  # resumed mid-run from a checkpoint
         # what `study status` reads of it: Slurm's requeue line(s) and the training loop's resume lines in its log
-        seen = requeue_history(next((wd / "submitit").glob(f"*/{ids[job_id]}_0_log.err")))
+        seen = requeue_history(task_log(wd, ids[job_id]))
         assert seen.requeued >= 1 and [s for s, _ in seen.resumed] == resumed, (job_id, seen, resumed)
     for job in plan.jobs:  # same metrics as the uninterrupted run, bit for bit
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
-    log = next((wd / "submitit").glob(f"*/{ids[pre[1]]}_0_log.err")).read_text()  # in its array's folder
+    log = task_log(wd, ids[pre[1]]).read_text()  # in its array's folder
     assert "SIGUSR2" in log  # went through submitit's handler, which requeued it
 
 

@@ -14,7 +14,8 @@ from study.grids import plan_grid
 from study.launch.traces import requeue_history
 from study.results import read_result
 
-from launch_helpers import PROFILE, REPO, all_results, grid_text, metrics, queued, start_cluster, submit, wait_until
+from launch_helpers import (PROFILE, REPO, all_results, grid_text, metrics, queued, start_cluster, submit, task_log,
+                            wait_until)
 
 pytestmark = pytest.mark.slurm
 STEPS = 100  # long enough to be interrupted mid-run; a checkpoint at every step
@@ -40,11 +41,6 @@ def run_grid(env: Path, name: str) -> tuple[Path, Path, object]:
     grid = env / f"{name}.yaml"
     grid.write_text(grid_text(name, steps=STEPS, pretrain_resources=TWO_NODES))
     return grid, env / "wd", plan_grid(grid)
-
-
-def task_log(wd: Path, slurm_id: str, task: int, stream: str = "err") -> str:
-    """Task `task`'s log (`err`: the training's lines, submitit's warnings; `out`: submitit's INFO lines)."""
-    return next((wd / "submitit").glob(f"*/{slurm_id}_{task}_log.{stream}")).read_text()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,7 @@ def test_a_pretraining_job_of_two_nodes_runs_one_rank_on_each_node_and_its_probe
     assert p["resumed_from_steps"] == []
     assert re.search(r"\bNodeList=n\[1-2\]\s", reference["scontrol"]), reference["scontrol"]  # Slurm gave it both
     for task in (0, 1):  # each rank ran on its own node: submitit's JobEnvironment line, SLURM_NODEID = rank here
-        log = task_log(wd, ids[pre.id], task, "out")
+        log = task_log(wd, ids[pre.id], task, "out").read_text()
         assert f"node={task}(2), global_rank={task}(2)" in log, log
     assert read_result(wd / "results" / f"{probe.id}.json")["metrics"]  # the probe read the two-node encoder
 
@@ -93,10 +89,11 @@ def test_a_two_node_job_requeued_by_usr2_resumes_from_its_checkpoint_to_the_unin
     wait_until(all_results(plan, wd), 150, "every result after the requeue", grid, wd)
     resumed = read_result(wd / "results" / f"{pre.id}.json")["protocol"]["resumed_from_steps"]
     assert resumed and 0 < resumed[0] < STEPS, resumed  # resumed mid-run from a checkpoint
-    log = next((wd / "submitit").glob(f"*/{sid}_0_log.err"))
+    log = task_log(wd, sid)
     assert "SIGUSR2" in log.read_text()  # went through submitit's handler, which requeued it
     seen = requeue_history(log)
     assert seen.requeued >= 1 and [s for s, _ in seen.resumed] == resumed, (seen, resumed)
-    assert task_log(wd, sid, 1, "out").count("node=1(2), global_rank=1(2)") >= 2  # on both nodes again once requeued
+    again = task_log(wd, sid, 1, "out").read_text().count("node=1(2), global_rank=1(2)")
+    assert again >= 2  # on both nodes again once requeued
     for job in plan.jobs:  # the same metrics as the uninterrupted run, bit for bit
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id

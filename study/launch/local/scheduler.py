@@ -46,7 +46,7 @@ from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
-from study.launch.traces import last_lines, progress as log_progress
+from study.launch.traces import last_lines, progress as log_progress, since_last
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 
@@ -105,9 +105,7 @@ def _ending(rc: int, log: Path) -> str:
         except ValueError:
             name = f"signal {-rc}"
         return f"killed by {name}" + (" (out of memory?)" if -rc == signal.SIGKILL else "")
-    lines = last_lines(log, 40)
-    starts = [i for i, line in enumerate(lines) if line.startswith(RUN_HEADER)]
-    tail = lines[starts[-1] + 1:] if starts else lines
+    tail = since_last(last_lines(log, 40), RUN_HEADER)
     said = [line for line in tail if line.startswith("study: error: ")]  # a StudyError's first line names the cause
     last = said[-1] if said else tail[-1] if tail else ""
     return f"exit code {rc}: {last}" if last else f"exit code {rc} (this run wrote nothing to its log)"
