@@ -7,6 +7,7 @@ registries only those that spell the grid's own values (corruptions, dataset rea
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,11 @@ class Plan:
         whole = manifest_commands(replace(self, jobs=self.whole, whole=None))
         return {name: whole[name] for name in commands}
 
-    def check(self, manifests: bool = True, images_here: bool = False) -> list[str]:
+    def check(self, manifests: bool = True, images_here: bool = False, todo: Collection[str] | None = None
+              ) -> list[str]:
         """Raise one StudyError listing every problem found before anything runs; return the warnings
         (study.grids.checks.check_plan, which says what it checks)."""
-        return check_plan(self, manifests, images_here)
+        return check_plan(self, manifests, images_here, todo)
 
 
 def plan_grid(path: str | Path, profile: str | Path | Profile | None = None) -> Plan:

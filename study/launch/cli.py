@@ -103,8 +103,9 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     selected = plan_where(plan, where)  # checked alone: the manifests of the jobs it runs
-    # Slurm's nodes may mount the images: refused here only for a local run
-    for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local"):
+    # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
+    todo = _to_run(selected, workdir, args.set_aside_stale)
+    for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
     if where is not None:
@@ -124,6 +125,16 @@ def run_submit(args: argparse.Namespace) -> int:
 
     return run_local(plan, workdir, retry_failed=args.retry_failed, workers=args.workers, only=only,
                      dry_run=args.dry_run)
+
+
+def _to_run(plan, workdir, set_aside: bool) -> set[str]:
+    """The ids of `plan`'s jobs a submit may run: those without a result, and with `set_aside` (--set-aside-stale)
+    those whose result is stale."""
+    from study.launch.stale import stale_results
+    from study.launch.state import has_result
+
+    todo = {j.id for j in plan.jobs if not has_result(workdir, j.id)}
+    return todo | set(stale_results(plan.jobs, workdir)) if set_aside else todo
 
 
 def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:

@@ -146,7 +146,8 @@ def outside_plan(plan: Plan, workdir: str | Path,
         return [], {}
     from study.launch.slurm.state import query
 
-    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}).states
+    # the plan's jobs' query warned where sacct could not say (no accounting): not once more for these
+    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}, warn=False).states
     ours: list[str] = []
     others: dict[str, list[str]] = {}
     this_file = grid_file(plan)

@@ -68,9 +68,12 @@ class ReportSummary:
     findings: dict[str, str] = field(default_factory=dict)  # each of the paper's findings (by name) -> its verdict
 
 
-def _save(fig, path: Path, fmt: str) -> None:
+def _save(fig, path: Path, fmt: str, about: str) -> None:
+    """Write `fig` to `path` as `fmt` (png, pdf), `about` (the report's grid and selection) in the file's metadata:
+    a figure copied out of its report of part of a grid still says so."""
+    meta = {"CreationDate": None, "Subject": about} if fmt == "pdf" else {"Description": about}
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
+        fig.savefig(tmp, format=fmt, metadata=meta)
 
 
 def _pretraining_jobs(plan: Any, table: pd.DataFrame) -> tuple[tuple[str, dict], ...]:
@@ -93,7 +96,7 @@ def _draw_figure(module, table: pd.DataFrame, expected, out: Path, section: Sect
     try:
         section.caption = data.attrs.get("caption", "")
         for fmt in ("png", "pdf"):
-            _save(fig, out / f"{module.NAME}.{fmt}", fmt)
+            _save(fig, out / f"{module.NAME}.{fmt}", fmt, outputs.about())
     finally:
         plt.close(fig)
     paper = with_integer_counts(module.paper_table(data))
@@ -368,7 +371,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         _keep_a_report_of_results(out, workdir)
     from study.launch.grid_states import grid_file
 
-    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan), "where": where})
+    part = leaves_jobs_out(plan, where)  # a selection of every job is the whole grid's report, its folder too
+    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan), "where": where if part else None})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -378,7 +382,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
     table, agg, warn_lines, conflict_lines = _cells_and_warnings(coll, unplanned_note, workdir)
 
     outputs.add(out / "results.parquet", *table_paths(out, "cells").values())
-    write_table(table, out / "results.parquet", grid=name)
+    write_table(table, out / "results.parquet", grid=name, where=where if part else None)
     write_tables(agg, out, "cells", caption="every cell: mean, std and count over seeds, per protocol fingerprint")
     expected = coll.planned if coll.planned is not None and not coll.planned.empty else None
 
@@ -395,7 +399,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
                        if job_id in own]
 
     n_missing = len(coll.missing) if coll.missing is not None else 0
-    scope, part = scope_text(plan, where), leaves_jobs_out(plan, where)
+    scope = scope_text(plan, where)
     findings = _findings_section(table, expected, out, outputs, warn_lines, n_missing, scope if part else "",
                                  _whole_grid(plan, workdir) if part else None, agg)
     figures = [*FIGURES, curves.Figure(workdir, _pretraining_jobs(plan, table))]

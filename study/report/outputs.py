@@ -60,6 +60,11 @@ class Outputs:
         self.earlier = {n for n in listed if isinstance(n, str) and n == Path(n).name
                         and n not in ("", "..", LISTING)} if isinstance(listed, list) else set()
 
+    def about(self) -> str:
+        """What the folder's files are of, for a file's own metadata: the grid, and the `--where` selection where the
+        report is of part of it (not its grid file: a figure's bytes are the same wherever the grid lies)."""
+        return "study report of " + _owner_text({**self.owner, "grid_file": None})
+
     def add(self, *paths: Path) -> None:
         """List `paths` (before they are written: a write that fails half-way leaves no file unlisted)."""
         self.written += [Path(p).name for p in paths]

@@ -38,6 +38,7 @@ RUN_COLUMNS = ("protocol_fingerprint", "code_version", "wall_time_s", "finished_
 PROTOCOL_PREFIX = "protocol."
 TABLE_SCHEMA_KEY = b"study.table_schema_version"
 TABLE_GRID_KEY = b"study.grid"
+TABLE_WHERE_KEY = b"study.where"  # a report of part of its grid: the `--where` selection, as JSON
 TABLE_SCHEMA_VERSION = 1
 # Columns that tell seeds apart, or describe one run: never part of a cell's identity.
 NOT_CELL = {"seed", "seed_pair", "job_id", "value", "code_version", "wall_time_s", "finished_at", "protocol_json"}
@@ -428,8 +429,10 @@ def collect(workdir: str | os.PathLike, plan: Any = None) -> pd.DataFrame:
     return gather(workdir, plan).table
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None = None) -> Path:
-    """Atomically write `table` as Parquet, its schema version (and grid) in the file's metadata."""
+def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None = None,
+                where: dict[str, list[str]] | None = None) -> Path:
+    """Atomically write `table` as Parquet, its schema version (and grid, and the `--where` selection of its jobs
+    where the table is of part of it) in the file's metadata."""
     path = Path(path)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     meta = dict(arrow.schema.metadata or {})
@@ -437,6 +440,8 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None =
     meta[b"study.record_schema_version"] = str(SCHEMA_VERSION).encode()
     if grid:
         meta[TABLE_GRID_KEY] = grid.encode()
+    if where:
+        meta[TABLE_WHERE_KEY] = canonical_json(where).encode()
     arrow = arrow.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(arrow, tmp)

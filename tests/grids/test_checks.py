@@ -800,6 +800,10 @@ def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch,
     assert f"study: warning: {g}:{line}: defaults.pretrain.init_encoder: {encoder} is not a file here" in err, err
     with pytest.raises(StudyError, match=f"init_encoder: {encoder} is not a file here"):
         plan_grid(g).check(images_here=True)
+    plan = plan_grid(g)  # of the jobs that will run (`todo`): a file only done jobs read is not looked at
+    with pytest.raises(StudyError, match=f"init_encoder: {encoder} is not a file here"):
+        plan.check(images_here=True, todo={plan.jobs[0].id})
+    assert plan.check(images_here=True, todo=set()) == []
     encoder.write_bytes(b"")
     assert plan_grid(g).check(images_here=True) == []
 

@@ -1354,6 +1354,9 @@ def test_an_imported_encoder_runs_through_a_grid_as_method_pretrained(env, monke
     assert json.loads(pre["protocol.imported_from.left_out"]) == ["fc.bias", "fc.weight"]
     probes = table[(table["stage"] == "evaluate") & (table["metric"] == "top1") & (table["method"] == "pretrained")]
     assert sorted(probes["labeled_size"]) == [16, 32] and probes["value"].between(0, 1).all()
+    (env / "enc.pt").rename(env / "elsewhere.pt")  # every job that reads it is done: submitting again refuses nothing
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(env / "wd"), "--workers", "1"])
+    assert code == 0 and "enc.pt" not in err, err
 
 
 def test_a_job_failed_for_a_full_disk_stops_the_run_starting_jobs(monkeypatch, tmp_path):

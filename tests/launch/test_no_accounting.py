@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import submitit
 
+from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.launch.slurm.state import query
 from study.launch.state import slurm_state
@@ -63,6 +64,15 @@ def test_status_and_retry_failed_without_accounting_see_failed_and_cancelled_job
     assert f"failed pretrain {by_sid['101_1']} (slurm 101_1, FAILED)" in out and "ValueError: boom" in out, out
     assert f"cancelled 1 job(s) because their dependency {by_sid['101_1']} failed: {by_sid['103']}" in out, out
     assert "requeued, waiting" not in out and "Slurm accounting storage is disabled" in err, (out, err)
+    assert err.count("read from squeue instead") == 1, err
+
+    # one seed left in the grid: the other's two jobs are off its plan, asked of squeue once more, not warned twice
+    grid.write_text(grid_text("noacct", seeds=(0,)))
+    if by_sid["101_0"] not in {j.id for j in plan_grid(grid).jobs}:  # 101_0 runs: keep its seed
+        grid.write_text(grid_text("noacct", seeds=(1,)))
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0 and err.count("read from squeue instead") == 1, err
+    grid.write_text(grid_text("noacct", seeds=(0, 1)))
 
     (slurm / "squeue").write_text("")  # MinJobAge later: slurmctld forgot them all; 101_0's probe never ran
     code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])

@@ -92,6 +92,26 @@ def test_a_report_where_method_is_simclr_is_of_those_jobs_in_its_own_folder(work
     assert _findings(part)["quantity_saturation"] == _findings(whole)["quantity_saturation"]  # simclr's own
 
 
+def test_a_parts_figures_and_table_say_which_part_in_their_own_metadata(workdir, tmp_path):
+    """A PNG, PDF or results.parquet copied out of a part's report folder still names the selection (the whole
+    grid's name only its grid): the files' bytes alone read as the whole grid's otherwise."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    argv = ["report", str(GRID), "--workdir", str(workdir), "--out"]
+    assert _run([*argv, str(tmp_path / "part"), "--where", "method=simclr"]) == 0
+    assert _run([*argv, str(tmp_path / "whole")]) == 0
+    said = "study report of grid quickstart (only the jobs --where method=simclr selects)"
+    for folder, about in ((tmp_path / "part", said), (tmp_path / "whole", "study report of grid quickstart")):
+        png = sorted(folder.glob("*.png"))
+        assert png and all(Image.open(p).text["Description"] == about for p in png)
+        escaped = about.replace("(", r"\(").replace(")", r"\)")  # as a PDF string writes them
+        assert all(f"/Subject ({escaped})".encode() in p.read_bytes() for p in folder.glob("*.pdf"))
+    meta = pq.read_schema(tmp_path / "part" / "results.parquet").metadata
+    assert json.loads(meta[b"study.where"]) == {"method": ["simclr"]}
+    assert b"study.where" not in pq.read_schema(tmp_path / "whole" / "results.parquet").metadata
+
+
 def test_a_part_is_refused_the_whole_grids_folder_and_the_whole_grid_a_parts(workdir, tmp_path):
     """--out of the whole grid's report with --where (and the reverse, or another selection) is refused, as another
     grid's report folder is: a part never silently replaces the whole grid's report."""
@@ -210,7 +230,8 @@ def test_a_selection_of_every_job_says_all_of_them_not_only():
 
 def test_a_report_of_every_job_is_not_titled_a_part_nor_its_findings_said_to_leave_cells_out(workdir, tmp_path):
     """`--where seed=0` of the one-seed quickstart: the page said "(part of the grid)" beside "Filtered: all 56", and
-    its findings' caption that cells left out were left out; its findings are the whole grid's."""
+    its findings' caption that cells left out were left out; its findings are the whole grid's, and its folder is
+    the whole grid's report folder (either replaces the other)."""
     argv = ["report", str(GRID), "--workdir", str(workdir), "--out"]
     assert _run([*argv, str(tmp_path / "whole")]) == 0
     assert _run([*argv, str(tmp_path / "all"), "--where", "seed=0"]) == 0
@@ -219,3 +240,6 @@ def test_a_report_of_every_job_is_not_titled_a_part_nor_its_findings_said_to_lea
     assert "Filtered:</strong> all " in html and "cells left out" not in html and "part of the grid" not in html
     findings = [pd.read_csv(tmp_path / out / "findings.csv") for out in ("whole", "all")]
     pd.testing.assert_frame_equal(*findings)
+    # the same report: it may replace the whole grid's, and the reverse (a refusal said "only the jobs" of all of them)
+    assert _run([*argv, str(tmp_path / "whole"), "--where", "seed=0"]) == 0
+    assert _run([*argv, str(tmp_path / "all")]) == 0

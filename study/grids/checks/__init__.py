@@ -12,6 +12,8 @@ naming the grid's file and line (or the profile's); `check_plan` raises them as 
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from study.errors import StudyError
@@ -47,22 +49,26 @@ def _named(plan: Plan, problem: str) -> str:
     return problem if problem.startswith(named) else f"{plan.path}: {problem}"
 
 
-def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False) -> list[str]:
+def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
+               todo: Collection[str] | None = None) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
     the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders
     were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), granularity levels of one
     value in their test manifest (accuracy 1.0 whatever the encoder), and each manifest whose
     recorded root is not a folder on this machine (the dataset moved, or only the nodes that run the jobs mount it),
-    a problem instead with `images_here` (the jobs run on this machine). With `manifests`, the estimate's notes gain
-    each cost hint the manifests contradict."""
+    a problem instead with `images_here` (the jobs run on this machine). `todo`: the ids of the jobs that will run
+    (not those done), where the caller knows them: a root, or an encoder file, that only done jobs read is not
+    looked at. With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
     problems = _config_problems(plan) or check_devices(plan)
     roots: list[str] = []
     meta = metadata_once() if manifests else None
     if manifests:
         missing = missing_manifests(plan)
         problems += missing or check_manifest_contents(plan, meta)
-        roots = ([] if missing else roots_not_here(plan, meta)) + init_encoder_not_here(plan)
-        problems += encoder_file_mismatches(plan)
+        here = plan if todo is None else replace(plan, jobs=[j for j in plan.jobs if j.id in todo],
+                                                 whole=plan.grid_jobs)
+        roots = ([] if missing else roots_not_here(here, meta)) + init_encoder_not_here(here)
+        problems += encoder_file_mismatches(here)
     if images_here:
         problems, roots = problems + roots, []
     if len(problems) > 1:

@@ -42,14 +42,15 @@ class Answer(NamedTuple):
     ended_s: dict[str, float]
 
 
-def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False) -> Answer:
+def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False, warn: bool = True) -> Answer:
     """The states of the Slurm ids `folders` maps to their arrays' recorded submitit folders (the ledger's `queued`
     lines; read in `workdir`: array_folder), from sacct asked now (never a cached answer). When sacct is missing or
     fails, from squeue (`_from_squeue`: on a cluster without accounting a job it no longer lists ended, elsewhere
     it reads "UNKNOWN"); when squeue fails too, every state is "UNKNOWN" (the caller treats it as still queued:
     never queue a job twice); a warning says which. The log is task 0's, or for a failed job of several tasks the
     first task's whose log holds the error (`failing_task_log`). With `reasons`, squeue is asked why each pending
-    job waits (`stuck_reason` reads it)."""
+    job waits (`stuck_reason` reads it). `warn` false: no warning (a second query of one command, whose first said
+    it)."""
     ids = sorted(folders)
     where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
     for recorded in set(folders.values()):
@@ -60,7 +61,7 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     answer = _sacct(ids)
     squeued = isinstance(answer, str)  # sacct could not say: squeue's records (current states, pending reasons)
     if squeued:
-        answer = _from_squeue(ids, answer)
+        answer = _from_squeue(ids, answer, warn)
         if answer is None:
             return Answer({sid: "UNKNOWN" for sid in ids}, logs, {})
     states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
@@ -122,18 +123,19 @@ GONE_DETAIL = f"{GONE} (how is unknown: sacct cannot be asked, and squeue no lon
 NO_ACCOUNTING = "accounting storage is disabled"
 
 
-def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
+def _from_squeue(ids: list[str], why: str, warn: bool = True) -> dict[str, dict[str, str]] | None:
     """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
     MinJobAge ago, with their final state, end and a pending job's reason), for when sacct cannot say (`why`; a
     cluster without accounting
     answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE there (NO_ACCOUNTING), and
     UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue cannot be asked either:
-    every state is then unknown. Either way a warning says what could not be told."""
+    every state is then unknown. Either way a warning says what could not be told (`warn`)."""
     listed = _squeue(ids, ended=True)
     if listed is None:
-        print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm job(s) "
-              f"are unknown, and they read as pending (nothing is queued again for them)", file=sys.stderr,
-              flush=True)
+        if warn:
+                print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm "
+                  f"job(s) are unknown, and they read as pending (nothing is queued again for them)", file=sys.stderr,
+                  flush=True)
         return None
     known, pending = {}, pending_reasons(listed, before=3)
     for line in listed.splitlines():
@@ -151,8 +153,9 @@ def _from_squeue(ids: list[str], why: str) -> dict[str, dict[str, str]] | None:
     else:  # accounting is there (slurmdbd down?): a job on another cluster is not listed here
         said = (f"; {gone} it does not list read pending (they ended, or run on another cluster): nothing is queued "
                 f"again for them until sacct answers")
-    print(f"study: warning: {why}: the states of {len(ids)} Slurm job(s) are read from squeue instead, which lists "
-          f"a job only until MinJobAge (slurm.conf) after it ends{said}", file=sys.stderr, flush=True)
+    if warn:
+        print(f"study: warning: {why}: the states of {len(ids)} Slurm job(s) are read from squeue instead, which "
+              f"lists a job only until MinJobAge (slurm.conf) after it ends{said}", file=sys.stderr, flush=True)
     unlisted = {"State": GONE_DETAIL if ended else "UNKNOWN"}
     return {sid: known.get(sid, unlisted) for sid in ids}
 
