@@ -51,6 +51,19 @@ def count_arg(text: str) -> int:
     return n
 
 
+class OneWorkdir(argparse.Action):
+    """`--workdir DIR`, which a command takes once: a second one is a usage error (exit 2), not the last one read in
+    silence (`study report GRID --workdir A --workdir B` would report B's results alone, A's jobs missing)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None and earlier != self.default:
+            parser.error(f"{option_string} given twice ({earlier}, {values}): a command reads one workdir. To report "
+                         "results run in two workdirs, copy one's results/ and jobs/ into the other first "
+                         "(grids/README.md, \"The schema\": \"One workdir, one set of results\")")
+        setattr(namespace, self.dest, values)
+
+
 def command_with_actions(subparsers, name: str, help: str, description: str) -> argparse._SubParsersAction:
     """The parser of `study NAME ACTION ...` (without an action: its usage, exit 2); returns the subparsers its
     actions are added to (`action_parser`)."""

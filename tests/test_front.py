@@ -18,6 +18,19 @@ def test_every_workers_flag_takes_a_count_of_one_or_more(argv, capsys):
     assert f"argument --workers: expected an integer >= 1, got {argv[-1]!r}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["report", "g"], ["status", "g"], ["cancel", "g"],
+                                     ["submit", "g", "--cluster", "local"]])
+def test_a_second_workdir_is_refused_not_read_in_place_of_the_first(command, capsys):
+    """`--workdir A --workdir B` (results of two clusters' workdirs, say) read B alone, as argparse keeps the last
+    value: a report of A's jobs as missing, in silence. Refused before any work, saying how to bring them together."""
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--workdir", "runs_a", "--workdir", "runs_b"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workdir given twice (runs_a, runs_b): a command reads one workdir" in err, err
+    assert "copy one's results/ and jobs/ into the other" in err, err
+
+
 def test_python_dash_m_study_runs_the_command():
     """Where the `study` console script is not on PATH (no activated venv), `python -m study` is the same command."""
     import subprocess

@@ -5,14 +5,14 @@ import argparse
 import json
 import sys
 
-from study.cli import count_arg
+from study.cli import OneWorkdir, count_arg
 from study.grids.cli import add_where, where_of
 
 
 def _common(p: argparse.ArgumentParser, profile: str = "the cluster profile given to `study submit`") -> None:
     p.add_argument("grid", metavar="GRID", help="a grid file, e.g. grids/data_quantity.yaml")
-    p.add_argument("--workdir", metavar="DIR", help="job folders, results and ledgers (default: $STUDY_WORKDIR "
-                                                     "or ./runs)")
+    p.add_argument("--workdir", metavar="DIR", action=OneWorkdir,
+                   help="job folders, results and ledgers (default: $STUDY_WORKDIR or ./runs)")
     p.add_argument("--profile", metavar="FILE", help=f"{profile} (default: the built-in generic 8-GPU node)")
 
 

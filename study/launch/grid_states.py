@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
@@ -71,10 +71,10 @@ def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, 
     if folders:
         from study.launch.slurm.state import query
 
-        live, logs, ended = query(workdir, folders, reasons=reasons)
+        live, logs, ended, accounts = query(workdir, folders, reasons=reasons)
     else:
-        live, logs, ended = {}, {}, {}
-    states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended)
+        live, logs, ended, accounts = {}, {}, {}, {}
+    states = classify(plan.jobs if jobs is None else jobs, workdir, replay, live, logs, ended, accounts)
     if unsettled_why is not None:
         print(f"study: warning: an interrupted submit's array(s) are unsettled: {unsettled_why}", file=sys.stderr,
               flush=True)
@@ -160,3 +160,39 @@ def outside_plan(plan: Plan, workdir: str | Path,
         else:
             others.setdefault(e["grid_file"], []).append(sid)
     return sorted(ours), {k: sorted(v) for k, v in sorted(others.items())}
+
+
+ACCOUNT_IDS_SHOWN = 50  # the pending Slurm ids one `scontrol update` line of `other_accounts` names
+
+
+def other_accounts(profile: Any, states: dict[str, JobState]) -> list[str]:
+    """What to say of the live Slurm jobs of `states` that are on another account than `profile` gives their stage
+    now (sacct's account, `JobState.account`, compared without case: Slurm keeps account names in lower case), a
+    paragraph per account the profile names: the profile was switched to another account since they were queued (a
+    job's id does not hold its account: no submit queues them again), or Slurm put them on the user's default
+    account (a cluster that does not enforce associations, for an account the user has none with). [] where every
+    such job is on its stage's account, where the profile names none (or is None), or where sacct did not say."""
+    wrong: dict[tuple[str, str], list[JobState]] = {}
+    for st in states.values() if profile is not None else ():
+        if st.state not in LIVE or not st.slurm_id or not st.account:
+            continue
+        placement = profile.placement(st.stage)
+        if placement.account and placement.account.lower() != st.account.lower():
+            wrong.setdefault((placement.key("account"), placement.account), []).append(st)
+    said = []
+    where = getattr(profile, "path", None) or "built-in default"
+    for (key, account), group in wrong.items():
+        pending = [st.slurm_id for st in group if st.state == "pending"]
+        jobs = ", ".join(f"{st.stage} {st.job_id} (slurm {st.slurm_id}, {st.state}) on {st.account}"
+                         for st in group[:4]) + (f" and {len(group) - 4} more" if len(group) > 4 else "")
+        move = (f"`scontrol update JobId={','.join(pending[:ACCOUNT_IDS_SHOWN])} Account={account}` moves the pending "
+                f"one(s){f' (the first {ACCOUNT_IDS_SHOWN})' if len(pending) > ACCOUNT_IDS_SHOWN else ''}, a "
+                f"running one ends where it is; " if pending else "a running job ends where it is; ")
+        said.append(f"{len(group)} queued or running Slurm job(s) are not on account {account} (`{key}` of profile "
+                    f"{where}): {jobs}. `study submit` leaves them there and queues none of them again (a job's id "
+                    f"does not hold its account): {move}or `study cancel`, then `study submit --retry-failed`, queues "
+                    f"the grid's unfinished jobs anew on it (those that had started resume from their checkpoints). "
+                    f"Where the profile named {account} when they were queued, Slurm put them on your default "
+                    f"account: you have no association with {account} (`sacctmgr show assoc user=$USER` lists "
+                    f"yours), and this cluster does not enforce associations")
+    return said

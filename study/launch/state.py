@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from study.errors import StudyError
 from study.launch.ledger import Replay
@@ -60,6 +60,7 @@ class JobState:
     log: str | None = None  # the log file of the latest attempt, where known
     holder: str = ""  # a live local run's: who runs it (`run_by`)
     newer: bool = False  # failed for a result a newer version of study wrote (`NewerRecord`): never rerun here
+    account: str | None = None  # a Slurm job's account, as sacct says (slurm.state.Answer.accounts)
 
 
 def has_result(workdir: str | os.PathLike, job_id: str) -> bool:
@@ -176,9 +177,11 @@ FINISHING_S = 120.0  # a job COMPLETED this recently whose result file is not se
 
 def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
              live: dict[str, str] | None = None, logs: dict[str, str] | None = None,
-             ended_s: dict[str, float] | None = None) -> dict[str, JobState]:
+             ended_s: dict[str, float] | None = None, accounts: Mapping[str, str] | None = None
+             ) -> dict[str, JobState]:
     """job id -> JobState. `live`: Slurm id -> sacct state of the ledger's submissions (see slurm.state);
-    `logs`: Slurm id -> its stderr file; `ended_s`: Slurm id -> seconds since a COMPLETED job ended.
+    `logs`: Slurm id -> its stderr file; `ended_s`: Slurm id -> seconds since a COMPLETED job ended; `accounts`:
+    Slurm id -> the account the job is on (`JobState.account` of a job whose latest submission is on Slurm).
 
     A COMPLETED job without a result file is failed, unless the results folder, listed anew (on NFS a fresh read
     of the folder, where a file's absence may be cached for up to a minute), holds it after all (done), or the job
@@ -186,13 +189,14 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
     live = live or {}
     logs = logs or {}
     ended_s = ended_s or {}
+    accounts = accounts or {}
     listing: set[str] | None = None  # the results folder's names, listed once, when a COMPLETED job needs them
     out: dict[str, JobState] = {}
     for job in jobs:
         e = replay.latest.get(job.id)
         if has_result(workdir, job.id):
             sid = e["slurm_job_id"] if e is not None and e["event"] == "queued" else None
-            out[job.id] = _state_of_result(workdir, job, _event_log(e, workdir, logs), sid)
+            out[job.id] = _state_of_result(workdir, job, _event_log(e, workdir, logs), sid, accounts.get(sid or ""))
             continue
         if e is None:
             out[job.id] = JobState(job.id, job.stage, "missing")
@@ -206,7 +210,7 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
                 if listing is None:
                     listing = _listed_results(workdir)
                 if f"{job.id}.json" in listing:
-                    out[job.id] = _state_of_result(workdir, job, logs.get(sid), sid)
+                    out[job.id] = _state_of_result(workdir, job, logs.get(sid), sid, accounts.get(sid))
                     continue
                 age = ended_s.get(sid)
                 if age is not None and age < FINISHING_S:
@@ -214,7 +218,7 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
                                              f"here yet (a shared filesystem can show it up to a minute late)")
                 else:
                     raw = f"{raw} without a result file"
-            out[job.id] = JobState(job.id, job.stage, state, raw, sid, logs.get(sid))
+            out[job.id] = JobState(job.id, job.stage, state, raw, sid, logs.get(sid), account=accounts.get(sid))
         else:  # a local run
             state = local_state(e, workdir)
             detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "
@@ -243,14 +247,16 @@ def _local_log(log: str | None, workdir: str | os.PathLike) -> str | None:
     return str(here) if here.is_file() else log
 
 
-def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None, slurm_id: str | None) -> JobState:
-    """Done, or failed for a result file that does not read; with the Slurm id and log of the run behind it."""
+def _state_of_result(workdir: str | os.PathLike, job: Job, log: str | None, slurm_id: str | None,
+                     account: str | None = None) -> JobState:
+    """Done, or failed for a result file that does not read; with the Slurm id, log and account of the run behind
+    it."""
     problem = _result_problem(workdir, job.id)
     if problem is None:
-        return JobState(job.id, job.stage, "done", "", slurm_id, log)
+        return JobState(job.id, job.stage, "done", "", slurm_id, log, account=account)
     why, newer = problem
     detail = f"{why}; " + (NEWER_KEPT if newer else "`study submit --retry-failed` reruns the job")
-    return JobState(job.id, job.stage, "failed", detail, slurm_id, log, newer=newer)
+    return JobState(job.id, job.stage, "failed", detail, slurm_id, log, newer=newer, account=account)
 
 
 def _listed_results(workdir: str | os.PathLike) -> set[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
-from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, outside_plan,
-                                      results_off_plan, with_dependencies as grid_with_dependencies)
+from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, other_accounts,
+                                      outside_plan, results_off_plan, with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
@@ -45,8 +45,8 @@ def _some(ids: list[str], n: int = 8) -> str:
 
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
-    "detail", "slurm_id", "log", "progress", "progress_count", "progress_before_restart", "log_age_s", "checkpoint",
-    "requeues", "preemptions", "resumed_at", "stale"}],
+    "detail", "slurm_id", "account", "log", "progress", "progress_count", "progress_before_restart", "log_age_s",
+    "checkpoint", "requeues", "preemptions", "resumed_at", "stale"}],
     "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
     the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
     the latest progress line of a running job's log (or of one a local run left unfinished, or of a requeued Slurm
@@ -61,6 +61,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     (`traces.requeue_history`: the log of its latest submission; a `--retry-failed` rerun starts a new one); None
     where it has no log, and for a local run (its log holds the lines of every run of the job, of earlier
     submissions too: a result set aside and run again).
+    `account`: the Slurm account of a job's latest Slurm submission, as sacct says (the one it ran on, for a done
+    job; None where sacct does not say: a local run, a cluster without accounting).
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
     submit` refuses it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
@@ -77,7 +79,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
         seen = progress(st.log) if st.state == "running" or _stopped_here(st) or _waits_to_restart(st) else None
         history = _restarts(st) if st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
-                     "log": st.log, "progress": seen.line if seen else None,
+                     "account": st.account, "log": st.log, "progress": seen.line if seen else None,
                      "progress_count": progress_count(seen.line) if seen else None,
                      "progress_before_restart": seen.before_restart if seen else None,
                      "log_age_s": round(seen.age_s, 1) if seen else None,
@@ -124,6 +126,8 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     _stopped(states, workdir, out)
     _ended(plan, read, states, workdir, out, lines)
     _stuck(states, out)
+    for said in other_accounts(getattr(plan, "profile", None), states):  # (a stand-in plan of tests: none)
+        out.write(f"\n{said}\n")
     _stale(stale, out)
     _off_plan(plan, workdir, out)
     _to_run(with_dependencies or plan.jobs, read, states, bool(stale), out)

@@ -290,7 +290,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
 def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.PathLike) -> tuple:
     """(results table with one job per seed, its cells (`aggregate`), the report's warning lines, those of them on
     protocol fingerprint conflicts): skipped files, no results yet, reruns of one seed, results without a value,
-    conflicts, modified code versions and cells short of their planned seeds."""
+    conflicts, modified code versions, cells of several devices and cells short of their planned seeds."""
     table = coll.table
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:  # results of the grid file's earlier jobs (unplanned_note) are in this workdir: not another one
@@ -308,6 +308,7 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     warn_lines += conflict_lines
     warn_lines += caveats.version_mix_lines(table, code_versions=versions)
     warn_lines += caveats.code_version_lines(agg)
+    warn_lines += caveats.device_mix_lines(table)
     warn_lines += caveats.partial_seed_lines(agg, coll.planned)
     return table, agg, warn_lines, conflict_lines
 

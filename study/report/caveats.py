@@ -1,19 +1,20 @@
 """The report's warnings about its cells, one function per kind, each returning its lines: protocol fingerprint
 conflicts (and the recipe keys they differ in), results of several code versions (the report's, a cell's) or of a
-modified tree, metrics recorded without a value, cells with fewer seeds than planned, table positions holding more
-than one cell."""
+modified tree, cells whose seeds ran on different devices or CPU thread counts, metrics recorded without a value,
+cells with fewer seeds than planned, table positions holding more than one cell."""
 from __future__ import annotations
 
 import json
 from collections import Counter
 from collections.abc import Mapping
+from numbers import Real
 from typing import Any
 
 import pandas as pd
 
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
 from study.results.record import fingerprinted
-from study.results.table import flatten, job_code_versions, planned_seeds
+from study.results.table import flatten, is_null, job_code_versions, planned_seeds
 
 DIFFERENCES_SHOWN = 4  # the recipe keys a conflict line names (then "and k more")
 
@@ -171,6 +172,51 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     resumed = f"; {mixed} job(s) trained by several of them (resumed under another)" if mixed else ""
     return [f"the results ran on {len(counts)} code versions ({listed}{more}{resumed}): cells compared in one figure "
             f"may differ by their code too (cells.csv names each cell's versions)"]
+
+
+DEVICE = "protocol.device_kind"  # the GPU's name, or "cpu"
+THREADS = "protocol.cpu_threads"  # on a CPU, float sums (so the numbers) depend on it; a list for a resumed run's
+
+
+def _device_text(kind: Any, threads: Any) -> str | None:
+    """Where one job ran, as a device line names it: "NVIDIA H100 80GB HBM3", "cpu, 2 threads" (each session's
+    count where a resumed run's differ: "cpu, [2, 1] threads"); None where it is not recorded."""
+    if not isinstance(kind, str) or not kind:
+        return None
+    text = kind
+    if kind == "cpu" and not is_null(threads):
+        text += f", {threads:.0f} thread{'' if threads == 1 else 's'}" if isinstance(threads, Real) else \
+            f", {threads} threads"
+    return text
+
+
+def device_mix_lines(table: pd.DataFrame, shown: int = 3) -> list[str]:
+    """A line naming (the first `shown` of) the cells whose seeds ran on more than one device kind (a GPU model, the
+    CPU) or CPU thread count (`protocol.device_kind`, `protocol.cpu_threads`): no part of the protocol fingerprint
+    (the number of devices is: another count is a conflict), so they are averaged as one recipe, though their float
+    sums, so their numbers, differ. A cell is an evaluation's or a pretraining's (whose line covers the encoders its
+    evaluations read)."""
+    if table.empty or DEVICE not in table or "metric" not in table:
+        return []
+    jobs = table[table["metric"].notna()].drop_duplicates("job_id")
+    if jobs.empty:
+        return []
+    where = pd.Series([_device_text(k, t) for k, t in zip(
+        jobs[DEVICE], jobs[THREADS] if THREADS in jobs else [None] * len(jobs))], index=jobs.index, dtype=object)
+    keys = [c for c in cell_columns(jobs) if c not in SUB_CELL] + ["protocol_fingerprint"]
+    cells = []
+    for _, g in jobs.assign(_where=where).groupby(keys, dropna=False, sort=True):
+        found = sorted(set(g["_where"].dropna()))
+        if len(found) > 1:
+            named = [k for k in keys if k not in ("grid", "protocol_fingerprint")]
+            cells.append(f"[{_cell_text(g.iloc[0], named)}]: {'; '.join(found)}")
+    if not cells:
+        return []
+    more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
+    return [f"{len(cells)} cell(s) average seeds run on different devices or CPU thread counts, as one recipe "
+            f"(neither is part of the protocol fingerprint; each gives other float sums, so other numbers): "
+            f"{'; '.join(cells[:shown])}{more}. results.parquet gives each job's protocol.device_kind and "
+            "protocol.cpu_threads"]
 
 
 def valueless_lines(table: pd.DataFrame) -> list[str]:

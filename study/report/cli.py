@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from study.cli import OneWorkdir
 from study.errors import StudyError
 from study.grids.cli import add_where, plan_where, where_of
 from study.paths import checked_workdir, matplotlib_config_dir, results_dir, unsubmitted_workdir
@@ -28,8 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="report folder (default: reports/<grid name>; with --where, reports/<grid name>--<column>="
                         "<values>..., e.g. reports/data_quantity--method=simclr)")
-    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
-                   help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs)")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", action=OneWorkdir,
+                   help="where the jobs wrote results/ (default: $STUDY_WORKDIR or ./runs); one: results of two "
+                        "workdirs are copied into one first (grids/README.md)")
     p.add_argument("--profile", metavar="FILE", default=None,
                    help="the cluster profile given to `study submit` (plans the grid as it was submitted; default: the "
                         "built-in generic 8-GPU node)")

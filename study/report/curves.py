@@ -126,8 +126,8 @@ def _without_curve_note(table: pd.DataFrame, no_curve: set[str]) -> str:
 
     note = ""
     if lost:
-        note += (f" Not drawn: {len(lost)} pretraining job(s) with a result but no {FILE} (its run folder lost it): "
-                 f"{shown(lost)}.")
+        note += (f" Not drawn: {len(lost)} pretraining job(s) with a result but no {FILE} (its run folder lost it, "
+                 f"or is in another workdir): {shown(lost)}.")
     if idle:
         kinds = ", ".join(sorted({str(methods[j]) for j in idle}))
         note += (f" Not drawn{' either' if lost else ''}: {len(idle)} pretraining job(s) of a method that trains "

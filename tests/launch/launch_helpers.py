@@ -59,7 +59,8 @@ def fake_slurm(root: Path) -> Path:
     """Stand-ins for a whole Slurm in `root/bin` (returned; put it first on PATH), driven and read through files in
     `root`: sbatch answers "Submitted batch job <n>" (n = 101, 102, ...; its environment saved in sbatch_env_<n>, its
     script in sbatch_script_<n>), and `sbatch --test-only` as `fake_test_only` says;
-    sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`); squeue prints `squeue` (its
+    sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`, then `|<account>` where one is
+    to be said); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`, and the
     node states (`%t`) of `sinfo_states`, else `idle`; srun does nothing. Real commands elsewhere on PATH are never
@@ -70,7 +71,7 @@ def fake_slurm(root: Path) -> Path:
         sbatch=f'{fake_test_only(root)}\nn=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); '
                f'echo $n > "{d}/counter"\n'
                f'env > "{d}/sbatch_env_$n"\ncp "$1" "{d}/sbatch_script_$n"\necho "Submitted batch job $n"',
-        sacct=f'case "$*" in *--name*) exit 0;; esac\necho "JobID|State|NodeList|End"\n'
+        sacct=f'case "$*" in *--name*) exit 0;; esac\necho "JobID|State|NodeList|End|Account"\n'
               f'cat "{d}/sacct" 2>/dev/null; exit 0',
         squeue=f'case "$*" in *--name*) cat "{d}/squeue_name" 2>/dev/null;; *) cat "{d}/squeue" 2>/dev/null;; esac\n'
                'exit 0',

@@ -459,7 +459,8 @@ def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_
     # array, recorded where the workdir was before it was moved here: its logs are read here
     folders = {"101_0": str(tmp_path / "submitit" / "%j"), "101_1": None,
                **{sid: f"/moved/from/wd/submitit/study-g-pretrain-{sid}" for sid in ("102", "201")}}
-    states, logs, _ = query(tmp_path, {sid: folders[sid] for sid in ("101_0", "101_1", "102")})
+    said = query(tmp_path, {sid: folders[sid] for sid in ("101_0", "101_1", "102")})
+    states, logs = said.states, said.logs
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
         {"101_0": "pending", "101_1": "pending", "102": "pending"}
     assert logs["101_0"].endswith("submitit/101_0/101_0_0_log.err")
@@ -965,7 +966,7 @@ def test_states_of_some_jobs_ask_slurm_of_those_only_and_a_where_plan_keeps_its_
 
     asked = []
     monkeypatch.setattr(slurm_state_mod, "query", lambda wd, folders, reasons=False: asked.append(folders) or
-                        ({"5": "RUNNING"}, {}, {}))
+                        slurm_state_mod.Answer({"5": "RUNNING"}, {}, {}))
     Ledger(tmp_path, "g").append([{"event": "queued", "batch": "b", "job": j, "slurm_job_id": sid, "folder": "f"}
                                   for j, sid in (("p1", "5"), ("p2", "6"))])
     jobs = _jobs()

@@ -26,7 +26,8 @@ def test_without_accounting_states_are_squeues_and_a_job_it_no_longer_lists_ende
                   '"105 PENDING Unknown Dependency";; *) echo "squeue asked again: $*" >&2; exit 1;; esac')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     ids = ("101_0", "101_1", "102", "103", "104", "105")
-    states, _, ended = query(tmp_path, dict.fromkeys(ids), reasons=True)
+    answer = query(tmp_path, dict.fromkeys(ids), reasons=True)
+    states, ended = answer.states, answer.ended_s
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == {
         "101_0": "failed", "101_1": "failed", "102": "running", "103": "cancelled", "104": "failed",
         "105": "pending"}  # 101_0: COMPLETED without a result file (the caller looks); 104: ended, how is unknown
@@ -102,7 +103,7 @@ def test_where_sacct_fails_with_accounting_a_job_squeue_does_not_list_reads_pend
                                  'exit 1',
                   squeue='printf "%s\\n" "101_0 RUNNING 2026-12-06T11:41:51" "101_1 FAILED 2026-12-06T11:31:51"')
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    states, _, _ = query(tmp_path, dict.fromkeys(("101_0", "101_1", "102")))
+    states = query(tmp_path, dict.fromkeys(("101_0", "101_1", "102"))).states
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == {
         "101_0": "running", "101_1": "failed", "102": "pending"}
     assert states["102"] == "UNKNOWN"

@@ -38,8 +38,11 @@ def test_where_a_task_reads_its_call_and_writes_its_log(tmp_path):
 
 
 def test_sacct_lines_parse_into_task_records():
-    """state._sacct hands `sacct --parsable2` output to submitit's parser: arrays expanded to their tasks."""
-    out = "JobID|State|NodeList|End\n12_[0-1]|PENDING|None assigned|Unknown\n13_0|COMPLETED|n1|2024-01-01T00:00:00\n"
+    """state._sacct hands `sacct --parsable2` output to submitit's parser: arrays expanded to their tasks, each column
+    kept (the Account that status compares with the profile's)."""
+    out = ("JobID|State|NodeList|End|Account\n12_[0-1]|PENDING|None assigned|Unknown|proj_a\n"
+           "13_0|COMPLETED|n1|2024-01-01T00:00:00|proj_b\n")
     records = slurm.SlurmInfoWatcher().read_info(out)
     assert records["12_0"]["State"] == records["12_1"]["State"] == "PENDING"
     assert records["13_0"]["State"] == "COMPLETED"
+    assert records["12_1"]["Account"] == "proj_a" and records["13_0"]["Account"] == "proj_b"

@@ -130,3 +130,40 @@ def test_a_conflict_at_several_labeled_sizes_and_metrics_is_one_line_naming_them
     one = caveats.conflict_lines(pd.DataFrame(rows[:2]))  # one labeled size and metric: named in the cell
     assert one[0].startswith("protocol fingerprint conflict in cell [method=simclr, size=1000, labeled_size=100, "
                              "metric=top1]: fa: mean 0.3100 over"), one
+
+
+def _on(device, threads):
+    return {"device_kind": device, "cpu_threads": threads, "devices": 1}
+
+
+def test_a_cell_whose_seeds_ran_on_two_devices_or_thread_counts_is_named_and_one_device_is_not(tmp_path):
+    """Two workdirs' results brought into one (one cluster's GPUs, another's CPUs; or other core counts): the
+    device is no part of the fingerprint, so their seeds average as one recipe, and the report says which cells."""
+    from report_records import eval_axes, records, write_all
+
+    from study.report.build import build_report
+
+    gpu, cpu = records(eval_axes(size=50_000), {(1000, None): 0.5}, protocol=_on("NVIDIA H100 80GB HBM3", 16))
+    cpu["protocol"].update(_on("cpu", 2))
+    one, two = records(eval_axes(size=250_000), {(1000, None): 0.6}, protocol=_on("cpu", 2))
+    threads, _ = records(eval_axes(size=1_000_000), {(1000, None): 0.7}, protocol=_on("cpu", 4), seeds=(0, 1))
+    _, other = records(eval_axes(size=1_000_000), {(1000, None): 0.7}, protocol=_on("cpu", 1), seeds=(0, 1))
+    write_all(tmp_path / "w", [gpu, cpu, one, two, threads, other])
+    summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (line,) = [w for w in summary.warnings if "different devices" in w]
+    assert line.startswith("2 cell(s) average seeds run on different devices"), line
+    assert "size=50000, corruption=none, protocol=linear, eval_dataset=a]: NVIDIA H100 80GB HBM3; cpu, 2 " \
+           "threads;" in line, line
+    assert "size=1000000, corruption=none, protocol=linear, eval_dataset=a]: cpu, 1 thread; cpu, 4 threads" in line
+    assert "size=250000" not in line, line  # both seeds on one CPU of 2 threads
+
+
+def test_a_device_line_needs_two_known_devices_in_one_cell():
+    """Records of before the device was recorded (no column, or a null beside a known one) say nothing."""
+    table = pd.DataFrame({"job_id": ["e1", "e2"], "grid": "g", "stage": "evaluate", "method": "simclr",
+                          "seed": [0, 1], "labeled_size": 1000, "level": None, "metric": "top1", "value": 0.5,
+                          "protocol_fingerprint": "f"})
+    assert caveats.device_mix_lines(table) == []
+    assert caveats.device_mix_lines(table.assign(**{"protocol.device_kind": ["cpu", None]})) == []
+    (line,) = caveats.device_mix_lines(table.assign(**{"protocol.device_kind": ["cpu", "NVIDIA A100"]}))
+    assert "[stage=evaluate, method=simclr]: NVIDIA A100; cpu." in line, line

@@ -275,7 +275,8 @@ def test_a_random_init_job_without_a_curve_is_named_as_expected_apart_from_a_los
     does not lump it with one."""
     table = pd.DataFrame({"stage": ["pretrain"] * 3, "job_id": ["r", "s", "t"], "method": ["random", "simclr", "moco"]})
     note = curves._without_curve_note(table, {"r", "s"})
-    assert note == (" Not drawn: 1 pretraining job(s) with a result but no train_log.csv (its run folder lost it): s."
+    assert note == (" Not drawn: 1 pretraining job(s) with a result but no train_log.csv (its run folder lost it, or "
+                    "is in another workdir): s."
                     " Not drawn either: 1 pretraining job(s) of a method that trains nothing (random: no loss to draw,"
                     " as expected): r.")
     assert curves._without_curve_note(table, {"r"}) == (" Not drawn: 1 pretraining job(s) of a method that trains "

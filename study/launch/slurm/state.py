@@ -35,11 +35,14 @@ def array_folder(workdir: str | Path, recorded: str | None) -> Path:
 class Answer(NamedTuple):
     """What `query` found: `states` {slurm id: sacct state, with squeue's pending reason in parentheses when asked
     for, e.g. "PENDING (JobHeldUser)"}, `logs` {slurm id: stderr log path}, `ended_s` {slurm id: seconds since a
-    COMPLETED job ended, where sacct says}."""
+    COMPLETED job ended, where sacct says}, `accounts` {slurm id: the Slurm account the job is on, where sacct says:
+    the profile's `account` when it was queued, or, where the cluster does not enforce associations and the user has
+    none with that account, the user's default account; a cluster without accounting has no accounts}."""
 
     states: dict[str, str]
     logs: dict[str, str]
     ended_s: dict[str, float]
+    accounts: Mapping[str, str] = {}
 
 
 def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool = False, warn: bool = True) -> Answer:
@@ -67,6 +70,7 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     states = {sid: answer.get(sid, {}).get("State") or "UNKNOWN" for sid in ids}
     ended = {sid: age for sid in ids if sacct_word(states[sid]) == "COMPLETED"
              and (age := _seconds_since(answer[sid].get("End"))) is not None}
+    accounts = {sid: account for sid in ids if (account := answer.get(sid, {}).get("Account"))}
     requeued = [] if squeued else [sid for sid, raw in states.items() if sacct_word(raw) in REQUEUE_STATES]
     reasons = reasons and (bool(requeued) or any(slurm_state(raw) == "pending" for raw in states.values()))
     listing = _squeue(ids) if (requeued or reasons) and not squeued else None  # squeue's answer is in `answer`
@@ -81,7 +85,7 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     for sid, raw in states.items():
         if slurm_state(raw) == "failed":
             logs[sid] = failing_task_log(logs[sid], listings=listings)
-    return Answer(states, logs, ended)
+    return Answer(states, logs, ended, accounts)
 
 
 def _seconds_since(end: str | None) -> float | None:
@@ -100,7 +104,7 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
 
     records: dict[str, dict[str, str]] = {}
     for arrays in _array_groups(ids):
-        cmd = ["sacct", "-o", "JobID,State,NodeList,End", "--parsable2", "-j", arrays]
+        cmd = ["sacct", "-o", "JobID,State,NodeList,End,Account", "--parsable2", "-j", arrays]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.SubprocessError) as e:

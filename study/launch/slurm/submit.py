@@ -47,7 +47,7 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
-from study.launch.grid_states import dry_run_states, grid_file, locked_states
+from study.launch.grid_states import dry_run_states, grid_file, locked_states, other_accounts
 from study.paths import manifests_dir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -195,6 +195,8 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
     check_before_queueing(plan, workdir, to_run, dry_run, err)
+    for said in other_accounts(plan.profile, states):  # left where they are: said before what is queued
+        print(f"study: warning: {said}", file=err, flush=True)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err, len(to_run))

@@ -1,0 +1,73 @@
+"""A profile's Slurm account switched while some of a grid's jobs are queued (study/launch/grid_states.py:
+`other_accounts`, said by `study status` and `study submit`), against stand-ins for Slurm's commands (fake_slurm):
+the account is not part of a job's id, so the jobs queued on the earlier account are neither queued again nor
+moved, and both commands name them with the `scontrol update` that moves the pending ones."""
+from __future__ import annotations
+
+import json
+
+from study.grids import plan_grid
+from study.launch.ledger import Ledger
+
+from launch_helpers import PROFILE, grid_text, run_cli
+
+
+def _profile(env, name: str, text: str):
+    path = env / name
+    path.write_text(text)
+    return path
+
+
+def _queued(wd, grid: str) -> dict[str, str]:
+    return {e["job"]: e["slurm_job_id"] for e in Ledger(wd, grid).events() if e["event"] == "queued"}
+
+
+def test_jobs_queued_on_an_account_the_profile_no_longer_names_are_said_left_and_not_queued_again(env, slurm):
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("acct", seeds=(0, 1)))
+    prof_a = _profile(env, "a.yaml", PROFILE + "account: proj_a\n")
+    prof_b = _profile(env, "b.yaml", PROFILE + "account: proj_b\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof_a), "--workdir", str(wd)])
+    assert code == 0, err  # pretraining array 101 (2 tasks), probes 102 and 103
+    assert all("#SBATCH --account=proj_a\n" in (slurm / f"sbatch_script_{n}").read_text() for n in (101, 102, 103))
+    (slurm / "sacct").write_text("101_0|RUNNING|n1|Unknown|proj_a\n101_1|PENDING|None|Unknown|proj_a\n"
+                                 "102|PENDING|None|Unknown|proj_a\n103|PENDING|None|Unknown|proj_a\n")
+    # the same job ids: the account is not part of a job's id
+    assert [j.id for j in plan_grid(grid, prof_a).jobs] == [j.id for j in plan_grid(grid, prof_b).jobs]
+
+    out = run_cli(["status", str(grid), "--profile", str(prof_b), "--workdir", str(wd)])[1]
+    assert (f"4 queued or running Slurm job(s) are not on account proj_b (`account` of profile {prof_b}): ") in out, out
+    assert "`scontrol update JobId=101_1,102,103 Account=proj_b` moves the pending one(s)" in out, out  # not 101_0
+    rows = json.loads(run_cli(["status", str(grid), "--profile", str(prof_b), "--workdir", str(wd), "--format",
+                               "json"])[1])["jobs"]
+    assert {r["account"] for r in rows} == {"proj_a"}
+
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof_b), "--workdir", str(wd)])
+    assert code == 0, err
+    assert "study: warning: 4 queued or running Slurm job(s) are not on account proj_b" in err, err
+    assert "queued 0 job(s)" in err and (slurm / "counter").read_text().strip() == "103"  # no sbatch: none twice
+    assert sorted(_queued(wd, "acct").values()) == ["101_0", "101_1", "102", "103"]
+
+    # Slurm keeps account names in lower case: the profile's `Proj_A` is the account the jobs are on
+    same = _profile(env, "same.yaml", PROFILE + "account: Proj_A\n")
+    out = run_cli(["status", str(grid), "--profile", str(same), "--workdir", str(wd)])[1]
+    assert "not on account" not in out, out
+
+
+def test_a_stage_whose_own_account_changed_names_its_key_and_its_jobs_alone(env, slurm):
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("acct2", seeds=(0,)))
+    prof = _profile(env, "p.yaml", PROFILE + "account: proj_a\n")
+    assert run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])[0] == 0
+    (slurm / "sacct").write_text("101|RUNNING|n1|Unknown|proj_a\n102|PENDING|None|Unknown|proj_a\n")
+    split = _profile(env, "split.yaml", PROFILE.replace("evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
+                                                        "evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m, "
+                                                        "account: proj_b}") + "account: proj_a\n")
+    out = run_cli(["status", str(grid), "--profile", str(split), "--workdir", str(wd)])[1]
+    ids = {sid: job for job, sid in _queued(wd, "acct2").items()}
+    assert (f"1 queued or running Slurm job(s) are not on account proj_b (`stages.evaluate.account` of profile "
+            f"{split}): evaluate {ids['102']} (slurm 102, pending) on proj_a.") in out, out
+    assert ids["101"] not in out.split("not on account")[1]  # the pretraining job is on its stage's account
+    # sacct says no account (a cluster without accounting): nothing to compare, nothing said
+    (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n102|PENDING|None|Unknown\n")
+    assert "not on account" not in run_cli(["status", str(grid), "--profile", str(split), "--workdir", str(wd)])[1]
