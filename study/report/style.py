@@ -121,6 +121,22 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
+def percent_axis(ax, points: bool = False) -> None:
+    """Label `ax`'s y ticks of an accuracy (a fraction, as the tables hold it) in percent, as the paper's figures
+    do ("40%"); with `points`, of a difference of accuracies, in percentage points ("+5", "-2.5")."""
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+    if not points:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        return
+
+    def point(v: float, _pos) -> str:
+        v = round(v * 100, 6)  # no 4.999999
+        return "0" if v == 0 else f"{v:+g}".replace("-", "\N{MINUS SIGN}")  # as matplotlib's own ticks
+
+    ax.yaxis.set_major_formatter(FuncFormatter(point))
+
+
 def apply() -> None:
     """Set the report's style in the global rcParams (idempotent): call it inside `plt.rc_context()`, which puts a
     caller's own style back after."""

@@ -752,6 +752,22 @@ def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
     assert code == 0 and "running 0 job(s) here with 3 worker(s)" in err, err
 
 
+def test_a_run_with_fewer_workers_than_the_estimate_counted_says_its_own_estimate(env):
+    """The quickstart's profile counts 2 CPU jobs at once (`max_parallel_jobs`); on a one-core machine its run has
+    1 worker, and its first line says the estimate with 1 (the plan's alone read as half the wait)."""
+    from study.launch.local.scheduler import workers_estimate
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("fewer", seeds=(0, 1, 2, 3)))
+    plan = plan_grid(grid, Path(__file__).resolve().parents[2] / "grids" / "profiles" / "local.yaml")
+    assert plan.estimate["max_parallel_jobs"] == 2
+    one = workers_estimate(plan, plan.jobs, 1, [None])
+    assert one.startswith(" (the plan's estimate counts 2 job(s) at once: with 1, about "), one
+    assert workers_estimate(plan, plan.jobs, 2, [None, None]) == ""  # as counted
+    assert workers_estimate(plan, plan.jobs, 1, ["0"]) == ""  # a GPU worker: the estimate counts GPUs
+    assert workers_estimate(plan, [], 1, [None]) == ""
+
+
 def test_fewer_than_one_worker_is_refused(env):
     """`run_local` called with workers=0 (not through the command line, whose --workers refuses it) used to run
     with the default count instead of saying so."""

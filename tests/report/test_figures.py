@@ -215,6 +215,22 @@ def test_domain_matrix_heatmap_values_and_diagonal():
     assert table.set_index("dataset").loc["b", "a"] == pytest.approx(0.25)
 
 
+def test_accuracy_axes_and_matrix_cells_read_in_percent_as_the_papers_figures():
+    """The tables hold fractions (0.45); the figures read as the paper's, and as the findings speak: 45%, a
+    change in points (+5, −10), a matrix cell 45.0."""
+    fig, _ = domain_matrix.draw(table_of(domain_records()))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["25.0", "35.0", "45.0", "55.0"]
+    assert fig.axes[-1].yaxis.get_major_formatter()(0.5, 0) == "50%"  # the colour bar
+    for module, made in ((quantity, quantity_records), (granularity, granularity_records),
+                         (domain_concat, domain_records), (domain_pooling, domain_records)):
+        fig, _ = module.draw(table_of(made()))
+        assert fig.axes[0].yaxis.get_major_formatter()(0.45, 0) == "45%", module.NAME
+    fig, _ = quality.draw(table_of(quality_records()))
+    said = fig.axes[0].yaxis.get_major_formatter()
+    assert (said(0.05, 0), said(-0.1, 0), said(0.0, 0), said(0.025, 0)) == ("+5", "\N{MINUS SIGN}10", "0", "+2.5")
+    assert fig.axes[0].get_ylabel() == "Δ top-1 vs clean (points)"
+
+
 def test_domain_matrix_boxes_no_blank_diagonal_cell():
     """A method the grid runs on one pretraining dataset only (the random-init reference, evaluated on both): its
     panel's other row is blank, and no cell of it is boxed as an in-domain result (it was trained on none)."""
@@ -856,7 +872,7 @@ def test_quality_panels_of_one_evaluation_dataset_run_in_the_grids_order_of_pret
     fig, data = quality.draw(table, planned)
     assert list(dict.fromkeys(data["dataset"])) == ["zeta", "alpha"]
     for ax in fig.axes[:2]:
-        assert ax.get_ylabel() == "Δ top-1 vs clean"
+        assert ax.get_ylabel() == "Δ top-1 vs clean (points)"
         assert any(list(line.get_ydata()) == [0, 0] for line in ax.get_lines()), ax.get_title()
 
 
@@ -2213,17 +2229,17 @@ def test_quantity_and_domain_matrix_captions_give_top1_by_chance_from_the_record
                 for r in recs]
 
     _, data = quantity.draw(table_of(with_classes(quantity_records())))
-    assert "top-1 by chance (1 / classes): a 0.10; " in data.attrs["caption"], data.attrs["caption"]
+    assert "top-1 by chance (1 / classes): a 10%; " in data.attrs["caption"], data.attrs["caption"]
     _, data = domain_matrix.draw(table_of(with_classes(domain_records())))
-    assert "top-1 by chance (1 / classes): a 0.10, b 0.25; " in data.attrs["caption"], data.attrs["caption"]
+    assert "top-1 by chance (1 / classes): a 10%, b 25%; " in data.attrs["caption"], data.attrs["caption"]
     _, data = quantity.draw(table_of(quantity_records()))
     assert "by chance" not in data.attrs["caption"]
 
 
 def test_top1_by_chance_of_many_classes_is_not_rounded_to_zero():
-    """The paper's evaluation datasets have hundreds to thousands of classes: their chance reads 0.0027, 0.001,
-    0.0001, not 0.00 (which says nothing); a dataset of few classes keeps two decimals."""
+    """The paper's evaluation datasets have hundreds to thousands of classes: their chance reads 0.27%, 0.1%, 0.01%,
+    not 0% (which says nothing); in percent, as the figures' axes."""
     table = pd.DataFrame({"eval_dataset": ["places365", "imagenet", "inat21", "glc20", "a"],
                           "protocol.num_classes": [365, 1000, 10_000, 17, 10]})
     assert chance_note(table, ["places365", "imagenet", "inat21", "glc20", "a", np.nan]) == (
-        "top-1 by chance (1 / classes): places365 0.0027, imagenet 0.001, inat21 0.0001, glc20 0.06, a 0.10; ")
+        "top-1 by chance (1 / classes): places365 0.27%, imagenet 0.1%, inat21 0.01%, glc20 5.9%, a 10%; ")

@@ -207,12 +207,31 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
                  "name their failed dependencies with --only too")
     local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads,
                       sel.left_unfinished(), left_hint)
-    _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s); skipped: "
-         f"{sel.summary()}", err)
+    _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s)"
+         f"{workers_estimate(plan, local.todo, n_workers, devices)}; skipped: {sel.summary()}", err)
     elsewhere = run_elsewhere([states[j] for j in sel.skipped.get("pending or running", [])])
     if elsewhere:
         _say(f"[study] {plan.name}: {elsewhere}", err)
     return local.run()
+
+
+def workers_estimate(plan: Plan, todo: list[Job], n_workers: int, devices: list[str | None]) -> str:
+    """Where the plan's wall-time estimate counted another number of CPU jobs at once (its profile's
+    `max_parallel_jobs`) than the `n_workers` that run `todo` here (a one-core machine: 1 where the quickstart's
+    profile counts 2), `todo`'s estimate with that many, for the run's first line; "" where they agree, where the
+    workers run on GPUs (the estimate counts GPUs), or without an estimate."""
+    counted = (getattr(plan, "estimate", None) or {}).get("max_parallel_jobs")
+    if not todo or any(devices) or counted in (None, n_workers):
+        return ""
+    import dataclasses
+
+    from study.grids.cost import estimate
+
+    encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
+    hours = estimate(todo, plan.grid, dataclasses.replace(plan.profile, max_parallel_jobs=n_workers),
+                     encoders=encoders)["wall_hours"]
+    return (f" (the plan's estimate counts {counted} job(s) at once: with {n_workers}, about "
+            f"{format_duration(hours * 3600)})")
 
 
 SHOWN_HOLDERS = 3  # the commands named, that run the jobs a local submit skips as pending or running

@@ -277,8 +277,9 @@ def labeled_note(data: pd.DataFrame, whose: str) -> str:
 
 def chance_note(table: pd.DataFrame, eval_datasets: Iterable) -> str:
     """Top-1 by chance on each of `eval_datasets` (1 / its classes, as its evaluations recorded them: the
-    `protocol.num_classes` column), for a caption: "top-1 by chance (1 / classes): fmnist 0.10, mnist 0.10; "
-    (two significant digits under 0.01: ImageNet's 1000 classes 0.001, not 0.00); "" where no record says."""
+    `protocol.num_classes` column), for a caption: "top-1 by chance (1 / classes): fmnist 10%, mnist 10%; "
+    (in percent, as the figures' axes; two significant digits: ImageNet's 1000 classes 0.1%, not 0%); "" where no
+    record says."""
     column = "protocol.num_classes"
     if column not in table or "eval_dataset" not in table:
         return ""
@@ -289,8 +290,11 @@ def chance_note(table: pd.DataFrame, eval_datasets: Iterable) -> str:
 
 
 def _chance(p: float) -> str:
-    """A chance rate as a caption spells it: 2 decimals (0.10), two significant digits below 0.01 (0.0027)."""
-    return f"{p:.2f}" if p >= 0.01 else np.format_float_positional(p, precision=2, fractional=False, trim="-")
+    """A chance rate as a caption spells it, in percent: whole from 10% up (33%), two significant digits below
+    (0.27%, 0.01%)."""
+    pct = p * 100
+    return f"{pct:.0f}%" if pct >= 10 else np.format_float_positional(pct, precision=2, fractional=False,
+                                                                        trim="-") + "%"
 
 
 def seed_range(counts: Iterable) -> str:

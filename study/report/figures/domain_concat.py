@@ -126,6 +126,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
     ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")
+    style.percent_axis(ax)
     style.tight_layout(fig)
     data.attrs["caption"] = ("Linear-probe top-1 of each single encoder and of their concatenated features, per "
                              "evaluation dataset (x label: evaluation dataset, then the pair), at "

@@ -77,6 +77,7 @@ def _colour_bar(fig, panels, vmax: float) -> None:
     inch = 1 / fig.get_figwidth()
     cax = fig.add_axes((right + 0.25 * inch, bottom, 0.15 * inch, top - bottom))
     fig.colorbar(ScalarMappable(Normalize(0, vmax), cmap="Greys"), cax=cax, label="top-1")
+    style.percent_axis(cax)
 
 
 def _crosses_domains(rows: pd.DataFrame) -> bool:
@@ -93,8 +94,10 @@ def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | No
     in-domain cells (`grid`'s `diagonal`) boxed; a cell the grid does not plan is left blank."""
     matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
     in_domain = set(zip(grid.loc[grid["diagonal"], "dataset"], grid.loc[grid["diagonal"], "eval_dataset"]))
-    sns.heatmap(matrix.astype(float), ax=ax, annot=True, fmt=".3f", cmap="Greys", vmin=0, vmax=vmax,
-                cbar=False, linewidths=0.5, linecolor="white")
+    # each cell's top-1 in percent, as the paper's tables give it (the tables here: a fraction)
+    values = matrix.astype(float)
+    sns.heatmap(values, ax=ax, annot=values * 100, fmt=".1f", cmap="Greys", vmin=0, vmax=vmax, cbar=False,
+                linewidths=0.5, linecolor="white")
     for i, d in enumerate(rows):
         for j, e in enumerate(cols):
             blank = np.isnan(matrix.iloc[i, j]) and wanted is not None and (d, e) not in wanted  # not in the grid
@@ -190,7 +193,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     untrained = [str(m) for m in methods if not_trained_here(m)]
     untrained_note = (f" {', '.join(untrained)}: trained on none of these datasets (its row: the dataset the grid "
                       "gives it), no cell boxed." if untrained else "")
-    data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])}{spread}; {note}; "
+    data.attrs["caption"] = (f"Linear-probe top-1 (in percent; a fraction in the tables), "
+                             f"{seeds_note(data['count'])}{spread}; {note}; "
                              + chance_note(table, data["eval_dataset"]) + "boxed diagonal: "
                              "in-domain pretraining (where the grid has it); 'missing': planned, no result yet; blank: "
                              "not in the grid for that method." + untrained_note)

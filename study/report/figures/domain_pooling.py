@@ -77,6 +77,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ax.set_xticks(np.arange(len(evals)), evals)
     ax.set_xlabel("evaluation dataset")
     ax.set_ylabel("linear top-1")
+    style.percent_axis(ax)
     style.tight_layout(fig)
     style.tilt_crowded_xticks(ax)
     data.attrs["bars"] = labels  # the table's columns in the figure's order (by kind, size, parts)

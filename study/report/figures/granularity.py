@@ -76,6 +76,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                       rotation=20, ha="right")  # each level's number of values, where recorded
         ax.set_xlabel("taxonomy level (coarse → fine)")
         ax.set_ylabel("top-1")
+        style.percent_axis(ax)
         ax.set_title(f"{ev} ({fmt_size(labeled)} labels)")
     legend = drawn_lines(axes[0])
     names = [label for label in labels if label in legend]

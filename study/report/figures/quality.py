@@ -116,7 +116,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(corrs)), [corruption_label(c) for c in corrs], rotation=20, ha="right",
                       fontsize=8)
-        ax.set_ylabel("Δ top-1 vs clean")
+        ax.set_ylabel("Δ top-1 vs clean (points)")
+        style.percent_axis(ax, points=True)
         title = f"{ds} {fmt_size(size)}", f"→ {ev} ({fmt_size(sub['labeled_size'].iloc[0])} labels)"
         ax.set_title(("\n" if len(" ".join(title)) > 50 else " ").join(title))  # long names: two lines
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")

@@ -178,6 +178,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             ax.set_xscale("log")
             ax.set_title(f"{ev} · {PANEL_NAMES[proto]}")
             ax.set_xlabel("labeled images")
+            style.percent_axis(ax)
             if c == 0:
                 ax.set_ylabel("top-1")
             if panel_sizes:
