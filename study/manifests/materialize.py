@@ -43,17 +43,20 @@ def out_path(out: Path, rel: str, source: str | None, idx: bool) -> Path:
 
 
 def _write(job: tuple[str, str | None, str]) -> str | None:
+    from PIL import Image
+
+    from study.train.images import decode_rgb, unreadable
+
     rel, source, target = job
     reader = image_reader()
     row = {"path": rel, "source": source}
     target_path = Path(target)
     try:
         img = reader.open(row)
-        try:
-            img.load()  # a clean JPEG comes back not yet decoded: a broken one fails here, not at the write
+        try:  # a clean JPEG comes back not yet decoded: decoded as a job decodes it (a broken one fails here)
+            img = Image.fromarray(decode_rgb(img), "RGB")
         except OSError as e:
-            return (f"cannot read image {reader.manifest.abs_path(row)} (manifest {reader.manifest.name}): "
-                    f"{os_reason(e)}")
+            return str(unreadable(reader.manifest.abs_path(row), reader.manifest.name, os_reason(e)))
         # renamed when written, the temporary removed on any error; not synced (two fsyncs per image on a network
         # filesystem): a file a node crash cuts short lacks PNG's end, and a rerun writes it again (`_state`)
         with atomic_path(target_path, sync=False) as tmp:

@@ -160,18 +160,32 @@ def _check_lineage(m, table) -> list[str]:
 def _check_one(job: tuple[str, str | None]) -> str | None:
     """None when the row's image reads as a job reads it (decoded, the manifest's corruption applied), else the
     problem named by the file."""
+    from PIL import Image
+
+    from study.train.images import decode_rgb, empty_reason, is_lazy_jpeg  # here: OpenCV, for --files only
+
     path, source = job
     reader = image_reader()
     row = {"path": path, "source": source}
     file = reader.manifest.abs_path(row)  # check_files keeps no row without a root
     try:
         img = reader.open(row)
-        img.load()  # a clean JPEG comes back not yet decoded
+        if not is_lazy_jpeg(img):
+            return None  # decoded (a corrupted variant's JPEGs too: with the clean ones' decoder)
+        try:
+            img.load()  # Pillow refuses damaged data that the decoder of jobs (OpenCV's libjpeg) reads through
+        except OSError as e:
+            decode_rgb(Image.open(file))  # raises when a job cannot read it either (a truncated file)
+            return (f"{file}: damaged JPEG data (Pillow: {e}); jobs read it anyway, as OpenCV's libjpeg recovers "
+                    "it (part of the image grey or garbled; a 'Corrupt JPEG data' line in their log, without the "
+                    "file's name): replace it with a good copy")
         return None
     except StudyError as e:
         cause = e.__context__  # ImageReader raises `from None`: the decoder's own exception is the context
         if isinstance(cause, FileNotFoundError):
             return f"{file}: missing"
+        if empty_reason(str(file)):
+            return f"{file}: {empty_reason(str(file))}"
         if cause is not None:
             return f"{file}: does not decode ({type(cause).__name__}: {cause})"
         return str(e)

@@ -2,9 +2,11 @@
 `.npy` patches, IDX arrays) with the manifest's corruption applied; the error naming an image that does not read."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -27,7 +29,9 @@ class ImageReader:
 
     Formats by the row's kind (`manifest.kind_of`: the manifest's, or its source's in a pool of several kinds):
     "image" (anything PIL decodes; a clean RGB JPEG is returned not yet loaded so that augmentation may use draft
-    decoding; 16-bit grayscale keeps its high byte, 32-bit integer and float images are refused: `eight_bit`),
+    decoding; an RGB JPEG of a corrupted variant is decoded by `decode_rgb`, as augmentation decodes a clean one,
+    so that its images are the clean images' pixels corrupted; 16-bit grayscale keeps its high byte, 32-bit
+    integer and float images are refused: `eight_bit`; EXIF orientation is not applied, alpha is dropped),
     "npy" (channels-last patches; `channels` picks 3 channels, or 1 which is repeated; default
     `manifest.channels_of(source)` or the first three), "idx" (row path `<file>#<index>`, read with
     study.datasets.idx.load_idx). Any failure raises StudyError naming the file and the manifest.
@@ -69,10 +73,13 @@ class ImageReader:
         try:
             if kind == "image":
                 img = Image.open(file)
-                if self.corruption is None and img.format == "JPEG" and img.mode == "RGB":
-                    return img  # not yet decoded: augmentation may call img.draft()
-                img.load()
-                img = eight_bit(img).convert("RGB")
+                if is_lazy_jpeg(img) and img.mode == "RGB":
+                    if self.corruption is None:
+                        return img  # not yet decoded: augmentation may call img.draft()
+                    img = Image.fromarray(decode_rgb(img), "RGB")  # the clean image's decoder, not PIL's
+                else:
+                    img.load()
+                    img = eight_bit(img).convert("RGB")
             elif kind == "npy":
                 img = self._npy(load_npy(file), channels)
             else:
@@ -80,7 +87,8 @@ class ImageReader:
         except StudyError as e:  # load_idx's: it names the file, not the manifest
             raise unreadable(file, self.manifest.name, str(e)) from None
         except Exception as e:
-            raise unreadable(file, self.manifest.name, f"{type(e).__name__}: {os_reason(e)}") from None
+            why = empty_reason(file) or f"{type(e).__name__}: {os_reason(e)}"
+            raise unreadable(file, self.manifest.name, why) from None
         if self.corruption is not None:
             from study.corruptions import apply_corruption
 
@@ -153,3 +161,56 @@ def eight_bit(img: Image.Image) -> Image.Image:
         raise ValueError(f"mode {img.mode} ({what} pixels) has no fixed range to read as 8-bit RGB; save the "
                          "image with 8 or 16 bits per channel")
     return img
+
+
+def empty_reason(file: str) -> str | None:
+    """"an empty file (0 bytes)" for a file of no bytes (a download or copy that never wrote), which PIL names only
+    as "cannot identify image file"; else None."""
+    try:
+        return "an empty file (0 bytes)" if os.path.getsize(file) == 0 else None
+    except OSError:
+        return None
+
+
+# cv2.imdecode flags per libjpeg reduction: RGB order, EXIF orientation ignored (as PIL and torchvision do)
+JPEG_FLAGS = {d: (f & ~cv2.IMREAD_COLOR_BGR) | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION for d, f in (
+    (1, cv2.IMREAD_COLOR_BGR), (2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (8, cv2.IMREAD_REDUCED_COLOR_8))}
+
+
+def is_lazy_jpeg(img: Image.Image) -> bool:
+    """An opened JPEG whose pixels have not been decoded yet (so its decode can still be reduced)."""
+    return img.format == "JPEG" and bool(getattr(img, "tile", None))
+
+
+def jpeg_bytes(img: Image.Image) -> bytes | None:
+    """The whole file of a lazy JPEG, when it is complete (ends with the EOI marker); else None (PIL decodes it,
+    and raises on a truncated file)."""
+    fp = getattr(img, "fp", None)
+    if fp is None:
+        return None
+    pos = fp.tell()
+    fp.seek(0)
+    data = fp.read()
+    fp.seek(pos)
+    return data if data.endswith(b"\xff\xd9") else None
+
+
+def decode_rgb(img: Image.Image, denom: int = 1) -> np.ndarray:
+    """`img`'s pixels as an RGB uint8 H x W x 3 array, as every path that reads a manifest's images decodes them
+    (augmentation for training and evaluation, a corrupted variant before its corruption, `verify --files`,
+    `materialize`): a lazy RGB JPEG by OpenCV's libjpeg-turbo, at 1/`denom` scale (1, 2, 4 or 8; PIL's draft where
+    OpenCV does not decode it: a file with bytes after its end, or truncated, which PIL then refuses), anything
+    else by PIL. OpenCV reads through damaged entropy data (libjpeg's recovery: part of the image grey or garbled,
+    a "Corrupt JPEG data" line on stderr) where PIL refuses the file ("broken data stream"): one decoder for every
+    path, so that a file reads, or fails, the same way in each."""
+    width, height = img.size
+    if is_lazy_jpeg(img) and img.mode == "RGB":
+        data = jpeg_bytes(img)
+        if data is not None:
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), JPEG_FLAGS[denom])
+            if arr is not None:
+                return arr
+        if denom > 1:
+            img.draft("RGB", (math.ceil(width / denom), math.ceil(height / denom)))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))

@@ -104,3 +104,25 @@ def test_every_source_image_that_cannot_be_read_is_named_and_the_others_are_writ
     reason = "(manifest toy): FileNotFoundError: No such file or directory. "  # the path once, then the reason
     assert all(f"cannot read image {p} {reason}" in err for p in missing), err
     assert len(list(out.rglob("*.png"))) == 22
+
+
+def test_a_damaged_jpeg_is_written_with_the_pixels_a_job_reads(build, cli, tmp_path):
+    """The folder holds the images as jobs read them: a JPEG whose damaged data a job's decoder (OpenCV's libjpeg)
+    reads through is written as decoded so, not refused (Pillow refuses it) while jobs train on it."""
+    import numpy as np
+    from image_trees import damaged_jpeg
+    from PIL import Image
+
+    from study.train.augment.geometric import decode_for_boxes
+    from study.train.images import ImageReader
+
+    build("toy")
+    m = load_manifest("toy")
+    row = m.all().iloc[0]
+    m.abs_path(row).write_bytes(damaged_jpeg())  # a manifest holds paths: the same manifest
+    img = ImageReader(m).open(row)
+    job = decode_for_boxes(img, [(0, 0, img.size[1], img.size[0])], 4, False)[0]
+    out = tmp_path / "out"
+    code, _, err = cli("manifest", "materialize", "toy", "--out", out)
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(out / (row["path"] + ".png"))), job)

@@ -448,3 +448,25 @@ def test_verify_files_decodes_in_the_workers_it_is_given(build, monkeypatch):
     seen, real = [], verify_mod.run_jobs
     monkeypatch.setattr(verify_mod, "run_jobs", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
     assert verify_manifest("toy", files=True, workers=2) == [] and seen == [2]
+
+
+def test_a_damaged_jpeg_that_jobs_read_through_is_named_as_damaged(build, cli, tmp_path):
+    """Damaged entropy data that Pillow refuses and a job's decoder (OpenCV's libjpeg) reads through: verify names
+    it as damaged and says that jobs read it anyway (it said "does not decode", which jobs on the clean manifest
+    contradicted by reading it)."""
+    from image_trees import damaged_jpeg
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "jpg" / "train" / c).mkdir(parents=True)
+        for i in range(2):
+            noise = np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(tmp_path / "jpg" / "train" / c / f"{i}.jpg")
+    (tmp_path / "jpg" / "train" / "b" / "1.jpg").write_bytes(damaged_jpeg())
+    build("jpg", root=tmp_path / "jpg")
+    code, _, err = cli("manifest", "verify", "jpg", "--files")
+    assert code == 2 and "b/1.jpg: damaged JPEG data (Pillow: broken data stream" in err, err
+    assert "jobs read it anyway" in err and "a/0.jpg" not in err, err
+    (tmp_path / "jpg" / "train" / "a" / "0.jpg").write_bytes(b"")
+    code, _, err = cli("manifest", "verify", "jpg", "--files")
+    assert code == 2 and "a/0.jpg: an empty file (0 bytes)" in err, err

@@ -10,9 +10,12 @@ from study.datasets.idx import load_idx
 from study.errors import StudyError
 from study.train.augment import build_augment
 from study.train.data import ViewDataset
+from study.train import images
+from study.train.augment import geometric
 from study.train.images import ImageReader
 
 from idx_files import write_idx
+from image_trees import damaged_jpeg
 from real_data import FASHION_MNIST
 from train_helpers import reader_manifest, write_images
 
@@ -304,3 +307,40 @@ def test_a_random_corruption_is_drawn_from_the_manifest_seed_and_the_path(tmp_pa
 
     expect = corruptions.apply_corruption(spec, clean, f"7:{df.iloc[1]['path']}")
     assert np.array_equal(noisy(7), np.asarray(expect)) and not np.array_equal(noisy(7), noisy(8))
+
+
+def _clean_decode(m, row):
+    """The pixels a job on the clean manifest `m` reads from `row` (augmentation's decode of the whole image)."""
+    img = ImageReader(m).open(row)
+    return geometric.decode_for_boxes(img, [(0, 0, img.size[1], img.size[0])], 4, False)[0]
+
+
+def test_a_corrupted_variant_decodes_its_jpegs_with_the_decoder_of_the_clean_images(tmp_path, monkeypatch):
+    """A clean manifest's JPEGs are decoded by augmentation's decoder (OpenCV's libjpeg-turbo); a corrupted
+    variant's were decoded by Pillow's, another build (pixels up to 2 levels apart): the clean-vs-corrupted
+    comparison held a decoder difference too. Here OpenCV is marked: its pixels are 123 everywhere."""
+    m, row = _one_image(tmp_path, "x.jpg", np.random.default_rng(0).integers(0, 255, (24, 32, 3), np.uint8))
+    real = images.cv2.imdecode
+    monkeypatch.setattr(images.cv2, "imdecode", lambda buf, flags: np.full_like(real(buf, flags), 123))
+    assert (_clean_decode(m, row) == 123).all()
+    m.corruption = corruptions.parse_corruption("downsample")  # of a flat image: the same flat image
+    assert (np.asarray(ImageReader(m).open(row)) == 123).all()
+
+
+def test_a_damaged_jpeg_reads_the_same_in_a_clean_and_a_corrupted_manifest(tmp_path):
+    """Damaged entropy data that OpenCV reads through and Pillow refuses: a clean job read it, the same file
+    stopped a job on its corrupted variant ("broken data stream")."""
+    m, row = _one_image(tmp_path, "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "x.jpg").write_bytes(damaged_jpeg())
+    clean = _clean_decode(m, row)
+    m.corruption = corruptions.parse_corruption("none")
+    assert np.array_equal(np.asarray(ImageReader(m).open(row)), clean)
+
+
+def test_an_empty_file_is_named_as_such(tmp_path):
+    """A zero-byte file (a copy or download that never wrote) is "an empty file", not PIL's "cannot identify image
+    file", which reads as a format problem."""
+    m, row = _one_image(tmp_path, "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "x.jpg").write_bytes(b"")
+    with pytest.raises(StudyError, match=r"^cannot read image .*x\.jpg \(manifest m1\): an empty file \(0 bytes\)\. "):
+        ImageReader(m).open(row)

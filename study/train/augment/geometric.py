@@ -1,6 +1,6 @@
 """Per-sample geometric work: crop boxes drawn from a numpy rng (torchvision's RandomResizedCrop algorithm),
-JPEG decoding (libjpeg-turbo through OpenCV, at reduced scale when every crop allows it), antialiased crop+resize
-and flip."""
+JPEG decoding (study.train.images.decode_rgb: libjpeg-turbo through OpenCV, at reduced scale when every crop
+allows it), antialiased crop+resize and flip."""
 from __future__ import annotations
 
 import math
@@ -11,13 +11,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from study.train.images import decode_rgb, is_lazy_jpeg
+
 Box = tuple[float, float, float, float]  # top, left, h, w in source pixels
 
 RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
-# cv2.imdecode flags per libjpeg reduction: RGB order, EXIF orientation ignored (as PIL and torchvision do)
-JPEG_FLAGS = {d: (f & ~cv2.IMREAD_COLOR_BGR) | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION for d, f in (
-    (1, cv2.IMREAD_COLOR_BGR), (2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
-    (8, cv2.IMREAD_REDUCED_COLOR_8))}
 
 
 def random_resized_crop_box(width: int, height: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -73,38 +71,12 @@ def draft_denominator(width: int, height: int, r: float) -> int:
     return next(d for d in (8, 4, 2, 1) if fit >= d)
 
 
-def is_lazy_jpeg(img: Image.Image) -> bool:
-    """An opened JPEG whose pixels have not been decoded yet (so its decode can still be reduced)."""
-    return img.format == "JPEG" and bool(getattr(img, "tile", None))
-
-
-def _jpeg_bytes(img: Image.Image) -> bytes | None:
-    """The whole file of a lazy JPEG, when it is complete (ends with the EOI marker); else None (PIL decodes it,
-    and raises on a truncated file)."""
-    fp = getattr(img, "fp", None)
-    if fp is None:
-        return None
-    pos = fp.tell()
-    fp.seek(0)
-    data = fp.read()
-    fp.seek(pos)
-    return data if data.endswith(b"\xff\xd9") else None
-
-
 def decode_for_boxes(img: Image.Image, boxes: list, size: int, use_draft: bool) -> tuple[np.ndarray, list]:
     """`img` decoded as an RGB uint8 H x W x 3 array (a lazy JPEG by OpenCV's libjpeg-turbo, at 1/2, 1/4 or 1/8
     scale when `use_draft` and every box allows it) and the boxes mapped to its pixels."""
     width, height = img.size
-    arr = None
-    if is_lazy_jpeg(img):
-        denom = draft_denominator(width, height, draft_scale(boxes, size)) if use_draft else 1
-        data = _jpeg_bytes(img)
-        if data is not None:
-            arr = cv2.imdecode(np.frombuffer(data, np.uint8), JPEG_FLAGS[denom])
-        if arr is None and denom > 1:
-            img.draft("RGB", (math.ceil(width / denom), math.ceil(height / denom)))
-    if arr is None:
-        arr = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    denom = draft_denominator(width, height, draft_scale(boxes, size)) if use_draft and is_lazy_jpeg(img) else 1
+    arr = decode_rgb(img, denom)  # study.train.images: the one decoder of every path that reads images
     nh, nw = arr.shape[:2]
     if (nw, nh) != (width, height):
         # a 1/d decode is ceil(side / d) pixels of d source pixels each (the last one partial): x -> x / d
