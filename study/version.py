@@ -51,9 +51,12 @@ def newer_note(found: object, reads: int) -> str:
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str | None]:
     """The versions of the libraries a result's numbers depend on beside study's own code, as a protocol records
-    them: torch and torchvision, numpy (the corruptions' random draws), Pillow and the JPEG decoder it links (another
-    libjpeg gives other pixels from the same file: training images, and the JPEG corruption's). Plain strings (not
-    torch's TorchVersion, which a weights-only load of the checkpoint that keeps each session's would refuse)."""
+    them: torch and torchvision, numpy (the corruptions' random draws), Pillow and the JPEG decoder it links
+    (`jpeg_decoder`: JPEGs other than RGB ones, grayscale or CMYK, and the JPEG corruption's encoding), OpenCV and
+    the JPEG decoder it links (`opencv_jpeg_decoder`: every RGB JPEG's pixels, study.train.images.decode_rgb);
+    another libjpeg gives other pixels from the same file. Plain strings (not torch's TorchVersion, which a
+    weights-only load of the checkpoint that keeps each session's would refuse)."""
+    import cv2
     import numpy
     import PIL
     import torch
@@ -64,4 +67,20 @@ def library_versions() -> dict[str, str | None]:
     jpeg = features.version("jpg")
     return {"torch_version": str(torch.__version__), "torchvision_version": str(torchvision.__version__),
             "numpy_version": numpy.__version__, "pillow_version": PIL.__version__,
-            "jpeg_decoder": f"libjpeg-turbo {turbo}" if turbo else (f"libjpeg {jpeg}" if jpeg else None)}
+            "jpeg_decoder": f"libjpeg-turbo {turbo}" if turbo else (f"libjpeg {jpeg}" if jpeg else None),
+            "opencv_version": cv2.__version__, "opencv_jpeg_decoder": opencv_jpeg_decoder(cv2.getBuildInformation())}
+
+
+def opencv_jpeg_decoder(build_information: str) -> str | None:
+    """The JPEG library OpenCV was built with, from its build information's `JPEG:` line ("build-libjpeg-turbo (ver
+    3.1.2-70)" -> "libjpeg-turbo 3.1.2-70", a system "/usr/lib/x86_64-linux-gnu/libjpeg.so (ver 80)" -> "libjpeg
+    80"); None where it names none."""
+    import re
+
+    line = re.search(r"^\s*JPEG:\s*(.+)$", build_information, re.MULTILINE)
+    if line is None:
+        return None
+    said = line.group(1).strip()
+    version = re.search(r"\(ver ([^)]+)\)", said)
+    name = "libjpeg-turbo" if "turbo" in said else "libjpeg"
+    return f"{name} {version.group(1)}" if version else said

@@ -69,11 +69,27 @@ def test_library_versions_name_the_jpeg_decoder_pillow_links():
     from study.version import library_versions
 
     v = library_versions()
-    assert set(v) == {"torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder"}
+    assert set(v) == {"torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder",
+                      "opencv_version", "opencv_jpeg_decoder"}
     if features.check_feature("libjpeg_turbo"):
         assert v["jpeg_decoder"] == f"libjpeg-turbo {features.version_feature('libjpeg_turbo')}"
     else:
         assert v["jpeg_decoder"] == f"libjpeg {features.version('jpg')}"
+
+
+def test_the_jpeg_decoder_opencv_links_is_named_as_its_build_information_says():
+    """Every RGB JPEG's pixels come from OpenCV's libjpeg (study.train.images.decode_rgb), which need not be Pillow's:
+    the record names it too, from OpenCV's build information."""
+    import cv2
+
+    from study.version import library_versions, opencv_jpeg_decoder
+
+    assert opencv_jpeg_decoder("  Media I/O:\n    JPEG:                        build-libjpeg-turbo (ver 3.1.2-70)\n"
+                               "    JPEG 2000:                   build (ver 2.5.4)\n") == "libjpeg-turbo 3.1.2-70"
+    assert opencv_jpeg_decoder("    JPEG:   /usr/lib/x86_64-linux-gnu/libjpeg.so (ver 80)\n") == "libjpeg 80"
+    assert opencv_jpeg_decoder("    PNG:   build (ver 1.6.43)\n") is None
+    v = library_versions()
+    assert v["opencv_version"] == cv2.__version__ and v["opencv_jpeg_decoder"].startswith(("libjpeg-turbo ", "libjpeg "))
 
 
 @pytest.mark.parametrize("found, newer", [(2, True), ("2", True), (b"2", True), (1, False), (0, False), (True, False),

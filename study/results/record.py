@@ -58,7 +58,8 @@ REQUIRED_KEYS = ("schema_version", "job_id", "stage", "axes", "metrics", "protoc
 RUN_SPECIFIC_KEYS = frozenset({
     "wall_time_s", "wall_time", "images_per_s", "images_per_sec", "throughput", "samples_per_s", "steps_per_s",
     "finished_at", "started_at", "date", "timestamp", "hostname", "host", "node", "slurm_job_id", "pid",
-    "code_version", "torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder", "git",
+    "code_version", "torch_version", "torchvision_version", "numpy_version", "pillow_version", "jpeg_decoder",
+    "opencv_version", "opencv_jpeg_decoder", "git",
     "device", "device_kind", "devices_used", "gpu_peak_memory_gb", "tf32", "num_workers", "cpu_threads", "run_dir",
     "cache_dir", "workdir",
     "job_id", "encoders", "encoder_paths", "init_encoder", "encoder_file", "init_encoder_file", "init_encoder_sha256",
