@@ -104,7 +104,7 @@ def run_submit(args: argparse.Namespace) -> int:
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     selected = plan_where(plan, where)  # checked alone: the manifests of the jobs it runs
     # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
-    todo = _to_run(selected, workdir, args.set_aside_stale)
+    todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed)
     for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
         print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
@@ -127,13 +127,15 @@ def run_submit(args: argparse.Namespace) -> int:
                      dry_run=args.dry_run)
 
 
-def _to_run(plan, workdir, set_aside: bool) -> set[str]:
-    """The ids of `plan`'s jobs a submit may run: those without a result, and with `set_aside` (--set-aside-stale)
-    those whose result is stale."""
+def _to_run(plan, workdir, set_aside: bool, retry_failed: bool = False) -> set[str]:
+    """The ids of `plan`'s jobs a submit may run: those without a result, with `retry_failed` (--retry-failed) those
+    whose result file does not read (failed, as `study status` says; not one a newer version of study wrote: never
+    rerun here), and with `set_aside` (--set-aside-stale) those whose result is stale."""
     from study.launch.stale import stale_results
-    from study.launch.state import has_result
+    from study.launch.state import has_result, unreadable_result, written_by_newer
 
-    todo = {j.id for j in plan.jobs if not has_result(workdir, j.id)}
+    todo = {j.id for j in plan.jobs if not has_result(workdir, j.id) or retry_failed and unreadable_result(
+        workdir, j.id) is not None and not written_by_newer(workdir, j.id)}
     return todo | set(stale_results(plan.jobs, workdir)) if set_aside else todo
 
 

@@ -146,8 +146,10 @@ def outside_plan(plan: Plan, workdir: str | Path,
         return [], {}
     from study.launch.slurm.state import query
 
-    # the plan's jobs' query warned where sacct could not say (no accounting): not once more for these
-    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}, warn=False).states
+    # where sacct cannot say (no accounting), the query of the plan's jobs (grid_states) warned: not once more for
+    # these; but where none of the plan's jobs is on Slurm (every id changed by an edit) there was no such query
+    asked = any(e["event"] == "queued" for job, e in latest.items() if job in in_plan)
+    raw = query(workdir, {e["slurm_job_id"]: e.get("folder") for e in gone.values()}, warn=not asked).states
     ours: list[str] = []
     others: dict[str, list[str]] = {}
     this_file = grid_file(plan)

@@ -183,6 +183,11 @@ def _device_text(kind: Any, threads: Any) -> str | None:
     count where a resumed run's differ: "cpu, [2, 1] threads"); None where it is not recorded."""
     if not isinstance(kind, str) or not kind:
         return None
+    if isinstance(threads, str):  # a column that holds a resumed run's list holds each job's count as JSON text
+        try:
+            threads = json.loads(threads)
+        except ValueError:
+            pass
     text = kind
     if kind == "cpu" and not is_null(threads):
         text += f", {threads:.0f} thread{'' if threads == 1 else 's'}" if isinstance(threads, Real) else \

@@ -356,6 +356,22 @@ def test_retry_failed_reruns_a_job_whose_result_file_cannot_be_read(env):
     assert read_result(path)["job_id"] == ev.id
 
 
+def test_a_job_whose_result_does_not_read_is_to_run_with_retry_failed_so_its_files_are_checked(env):
+    """`study submit --retry-failed` reruns a job whose result file does not read: the roots and encoder files it
+    reads are checked before anything runs (a local run refused for a dataset moved), as of a job without a result;
+    without --retry-failed it does not run, and a result a newer version of study wrote is never rerun here."""
+    from study.launch.cli import _to_run
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("unread_todo"))
+    plan, wd = plan_grid(grid), env / "wd"
+    pre, ev = (next(j for j in plan.jobs if j.stage == stage) for stage in ("pretrain", "evaluate"))
+    (wd / "results").mkdir(parents=True)
+    (wd / "results" / f"{pre.id}.json").write_text('{"job_id": "cut sho')
+    assert _to_run(plan, wd, set_aside=False) == {ev.id}
+    assert _to_run(plan, wd, set_aside=False, retry_failed=True) == {pre.id, ev.id}
+
+
 def test_two_commands_on_one_workdir_never_run_a_job_twice(env):
     """A second `study submit` while the first runs (a user's retry): each job runs once; the second finds the
     first's jobs pending or running and starts none of them."""

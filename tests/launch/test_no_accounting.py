@@ -73,6 +73,11 @@ def test_status_and_retry_failed_without_accounting_see_failed_and_cancelled_job
         grid.write_text(grid_text("noacct", seeds=(1,)))
     code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])
     assert code == 0 and err.count("read from squeue instead") == 1, err
+    # an edit that changes every job's id: none of the plan's jobs is on Slurm, the old ones' query is the only one
+    grid.write_text(grid_text("noacct", seeds=(0, 1), steps=7))
+    code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0 and "queued by an earlier version of this grid file are still live" in out, out
+    assert err.count("read from squeue instead") == 1, err
     grid.write_text(grid_text("noacct", seeds=(0, 1)))
 
     (slurm / "squeue").write_text("")  # MinJobAge later: slurmctld forgot them all; 101_0's probe never ran

@@ -167,3 +167,18 @@ def test_a_device_line_needs_two_known_devices_in_one_cell():
     assert caveats.device_mix_lines(table.assign(**{"protocol.device_kind": ["cpu", None]})) == []
     (line,) = caveats.device_mix_lines(table.assign(**{"protocol.device_kind": ["cpu", "NVIDIA A100"]}))
     assert "[stage=evaluate, method=simclr]: NVIDIA A100; cpu." in line, line
+
+
+def test_a_resumed_runs_thread_counts_beside_one_thread_read_as_counts(tmp_path):
+    """A run resumed on another thread count records each session's (`cpu_threads: [2, 1]`), which makes the table's
+    column JSON text ("1", "[2, 1]"): the line still says "1 thread", not "1 threads"."""
+    from report_records import eval_axes, records, write_all
+
+    from study.report.build import build_report
+
+    resumed, one = records(eval_axes(size=50_000), {(1000, None): 0.5}, protocol=_on("cpu", [2, 1]))
+    one["protocol"].update(_on("cpu", 1))
+    write_all(tmp_path / "w", [resumed, one])
+    summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
+    (line,) = [w for w in summary.warnings if "different devices" in w]
+    assert "eval_dataset=a]: cpu, 1 thread; cpu, [2, 1] threads." in line, line

@@ -218,17 +218,23 @@ def test_domain_matrix_heatmap_values_and_diagonal():
 def test_accuracy_axes_and_matrix_cells_read_in_percent_as_the_papers_figures():
     """The tables hold fractions (0.45); the figures read as the paper's, and as the findings speak: 45%, a
     change in points (+5, −10), a matrix cell 45.0."""
-    fig, _ = domain_matrix.draw(table_of(domain_records()))
+    fig, data = domain_matrix.draw(table_of(domain_records()))
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["25.0", "35.0", "45.0", "55.0"]
     assert fig.axes[-1].yaxis.get_major_formatter()(0.5, 0) == "50%"  # the colour bar
+    # each caption says so: index.html shows the figure in percent above its table of fractions
+    fraction = "its table and CSV files hold it as a fraction (0.450)."
+    assert data.attrs["caption"].endswith(f" The figure reads top-1 in percent (a cell's 45.0); {fraction}")
     for module, made in ((quantity, quantity_records), (granularity, granularity_records),
                          (domain_concat, domain_records), (domain_pooling, domain_records)):
-        fig, _ = module.draw(table_of(made()))
+        fig, data = module.draw(table_of(made()))
         assert fig.axes[0].yaxis.get_major_formatter()(0.45, 0) == "45%", module.NAME
-    fig, _ = quality.draw(table_of(quality_records()))
+        assert data.attrs["caption"].endswith(f" The figure reads top-1 in percent (45%); {fraction}"), module.NAME
+    fig, data = quality.draw(table_of(quality_records()))
     said = fig.axes[0].yaxis.get_major_formatter()
     assert (said(0.05, 0), said(-0.1, 0), said(0.0, 0), said(0.025, 0)) == ("+5", "\N{MINUS SIGN}10", "0", "+2.5")
     assert fig.axes[0].get_ylabel() == "Δ top-1 vs clean (points)"
+    assert data.attrs["caption"].endswith(" The figure reads the change in percentage points (-5); its table and "
+                                          "CSV files hold it as a difference of fractions (-0.050).")
 
 
 def test_domain_matrix_boxes_no_blank_diagonal_cell():
@@ -2184,7 +2190,7 @@ def test_granularity_ticks_and_caption_state_each_levels_values_and_flag_a_level
     assert list(granularity.paper_table(data).columns) == ["eval_dataset", "labeled_size", "line", *LEVELS]
     _, data = granularity.draw(table_of(_with_values(granularity_records(), {"kingdom": 1, "order": 5,
                                                                              "species": 12})))
-    assert "kingdom (inat): one value, so 1.0 whatever the encoder" in data.attrs["caption"]
+    assert "kingdom (inat): one value, so 100% (1.0 in the table) whatever the encoder" in data.attrs["caption"]
 
 
 def test_granularity_data_counts_values_as_integers_where_an_older_record_counts_none(tmp_path):

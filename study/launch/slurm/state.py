@@ -130,14 +130,14 @@ NO_ACCOUNTING = "accounting storage is disabled"
 def _from_squeue(ids: list[str], why: str, warn: bool = True) -> dict[str, dict[str, str]] | None:
     """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
     MinJobAge ago, with their final state, end and a pending job's reason), for when sacct cannot say (`why`; a
-    cluster without accounting
-    answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE there (NO_ACCOUNTING), and
-    UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue cannot be asked either:
-    every state is then unknown. Either way a warning says what could not be told (`warn`)."""
+    cluster without accounting answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE
+    there (NO_ACCOUNTING), and UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue
+    cannot be asked either: every state is then unknown. Either way a warning says what could not be told, unless
+    `warn` is false."""
     listed = _squeue(ids, ended=True)
     if listed is None:
         if warn:
-                print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm "
+            print(f"study: warning: {why}, and squeue could not be asked either: the states of {len(ids)} Slurm "
                   f"job(s) are unknown, and they read as pending (nothing is queued again for them)", file=sys.stderr,
                   flush=True)
         return None

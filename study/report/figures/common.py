@@ -297,6 +297,17 @@ def _chance(p: float) -> str:
                                                                         trim="-") + "%"
 
 
+def units_note(example: str = "45%", change: bool = False) -> str:
+    """The last sentence of a top-1 figure's caption: the figure reads top-1 in percent, as the paper's (`example`:
+    an axis "45%", a matrix's cell "45.0"), where its table (which `index.html` shows below the figure), its CSV
+    files and results.parquet hold a fraction (0.450); with `change`, a figure of differences of top-1, in
+    percentage points (an axis "\N{MINUS SIGN}5") where its table holds the difference of fractions (-0.050)."""
+    if change:
+        return (" The figure reads the change in percentage points (-5); its table and CSV files hold it as a "
+                "difference of fractions (-0.050).")
+    return f" The figure reads top-1 in percent ({example}); its table and CSV files hold it as a fraction (0.450)."
+
+
 def seed_range(counts: Iterable) -> str:
     """The seeds per cell of cells with these `count`s: "3", "1-3" where cells differ; "" where none has a value."""
     n = sorted({int(c) for c in counts if not pd.isna(c) and c > 0})

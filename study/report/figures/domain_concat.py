@@ -14,7 +14,8 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
                                          encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
-                                         labeled_note, not_trained_here, planned_missing, same, seeds_note, wide)
+                                         labeled_note, not_trained_here, planned_missing, same, seeds_note,
+                                         units_note, wide)
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
@@ -132,7 +133,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "evaluation dataset (x label: evaluation dataset, then the pair), at "
                              + labeled_note(data, "concatenations'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
-                             + "'missing': planned, no result yet.")
+                             + "'missing': planned, no result yet." + units_note())
     return fig, data
 
 

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 
 from study.report.figures.common import (NoData, cells, chance_note, clean, dataset_order, expected_rows, fmt_size,
                                          is_single, label_variants, method_key, not_trained_here, pick_largest, same,
-                                         seeds_note, size_key, wide)
+                                         seeds_note, size_key, units_note, wide)
 from study.report import style
 
 NAME = "domain_matrix"
@@ -193,11 +193,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     untrained = [str(m) for m in methods if not_trained_here(m)]
     untrained_note = (f" {', '.join(untrained)}: trained on none of these datasets (its row: the dataset the grid "
                       "gives it), no cell boxed." if untrained else "")
-    data.attrs["caption"] = (f"Linear-probe top-1 (in percent; a fraction in the tables), "
-                             f"{seeds_note(data['count'])}{spread}; {note}; "
+    data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])}{spread}; {note}; "
                              + chance_note(table, data["eval_dataset"]) + "boxed diagonal: "
                              "in-domain pretraining (where the grid has it); 'missing': planned, no result yet; blank: "
-                             "not in the grid for that method." + untrained_note)
+                             "not in the grid for that method." + untrained_note + units_note("a cell's 45.0"))
     return fig, data
 
 

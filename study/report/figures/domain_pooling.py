@@ -10,7 +10,7 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
                                          error_bars_note, expected_rows, first_cell, fmt_size, label_variants,
-                                         labeled_note, planned_missing, same, seeds_note, wide)
+                                         labeled_note, planned_missing, same, seeds_note, units_note, wide)
 
 NAME = "domain_pooling"
 TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
@@ -85,7 +85,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "share of it, where planned or done) against pooled sets; "
                              + labeled_note(data, "pooled sets'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
-                             + "'missing': planned, no result yet.")
+                             + "'missing': planned, no result yet." + units_note())
     return fig, data
 
 

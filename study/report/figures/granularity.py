@@ -12,7 +12,8 @@ from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
                                          level_values, levels_order, method_colours, method_key, note_missing,
-                                         pick_largest, planned_missing, same, seeds_note, series_labels, varying, wide)
+                                         pick_largest, planned_missing, same, seeds_note, series_labels, units_note,
+                                         varying, wide)
 
 NAME = "granularity"
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
@@ -94,7 +95,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              f"size (panel title); points: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"]) + hollow_note(data["partial_seeds"])
                              + "a panel's note counts its points without a value (planned, or diverged)."
-                             + _values_note(counts, set(data["eval_dataset"]) if len(data) else set(), levels))
+                             + _values_note(counts, set(data["eval_dataset"]) if len(data) else set(), levels)
+                             + units_note())
     return fig, data
 
 
@@ -108,8 +110,8 @@ def _values_note(counts: dict[str, dict[str, int]], evals: set, levels: list[str
         f"{ev}: " + ", ".join(f"{lv} {c[lv]}" for lv in levels if lv in c) for ev, c in sorted(shown.items())) + "."
     single = sorted({f"{lv} ({ev})" for ev, c in shown.items() for lv, n in c.items() if n == 1 and lv in levels})
     if single:
-        note += (f" {', '.join(single)}: one value, so 1.0 whatever the encoder (not a result; the "
-                 "granularity_gap_grows finding leaves such a level out).")
+        note += (f" {', '.join(single)}: one value, so 100% (1.0 in the table) whatever the encoder (not a result; "
+                 "the granularity_gap_grows finding leaves such a level out).")
     return note
 
 

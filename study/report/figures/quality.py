@@ -14,7 +14,7 @@ from study.errors import StudyError
 from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, dataset_rank, error_bars_note, expected_rows,
                                          fmt_size, label_variants, method_colours, method_key, pick_largest, same,
-                                         seeds_note, wide)
+                                         seeds_note, units_note, wide)
 
 NAME = "quality"
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
@@ -129,7 +129,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                                "combined as independent")
                              + "'missing': the corrupted or the clean cell has no value; blank: that method is not "
                              "pretrained with that corruption in the grid; (k/n): the corrupted cell (or, 'clean k/n', "
-                             "the clean one) has a value in k of its n planned seeds.")
+                             "the clean one) has a value in k of its n planned seeds." + units_note(change=True))
     return fig, data
 
 

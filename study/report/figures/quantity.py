@@ -15,7 +15,7 @@ from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, chance_note, clean, dataset_order, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
                                          method_colours, method_key, nan_to_none, note_missing, planned_sizes,
-                                         seeds_note, series_labels, size_key, varying, wide)
+                                         seeds_note, series_labels, size_key, units_note, varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -223,7 +223,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "in the grid, "
                              "(k/n): k of the n planned seeds."
                              + (" kNN: top-1 of a cosine k-nearest-neighbour vote on the same frozen features (`knn` "
-                                "jobs, and linear probes with `also_knn`)." if "knn" in protocols else ""))
+                                "jobs, and linear probes with `also_knn`)." if "knn" in protocols else "")
+                             + units_note())
     return fig, data
 
 
