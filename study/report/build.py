@@ -372,8 +372,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         _keep_a_report_of_results(out, workdir)
     from study.launch.grid_states import grid_file
 
-    part = leaves_jobs_out(plan, where)  # a selection of every job is the whole grid's report, its folder too
-    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan), "where": where if part else None})
+    part = leaves_jobs_out(plan, where)  # a selection of every job is the whole grid's report, in either's folder
+    outputs = Outputs(out, {"grid": name, "grid_file": grid_file(plan), "where": where, "part": part})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -29,7 +29,8 @@ def is_a_report(out: Path) -> bool:
 
 class Outputs:
     """The files of a report folder that builds wrote, listed in LISTING with the grid they report (`owner`: its
-    name, grid file and `--where` selection, None for all its jobs): rewritten (atomically) at each file added, so
+    name, grid file, `--where` selection (None without) and `part`: whether that selection leaves jobs out; a
+    selection of every job reports the whole grid): rewritten (atomically) at each file added, so
     that a build stopped half-way still lists every file it wrote. `finish` deletes the files an earlier build
     listed that this one did not write; no other file is ever deleted. A folder listed as another grid's report is
     refused (two grid files of one name share the default reports/<name>)."""
@@ -63,7 +64,8 @@ class Outputs:
     def about(self) -> str:
         """What the folder's files are of, for a file's own metadata: the grid, and the `--where` selection where the
         report is of part of it (not its grid file: a figure's bytes are the same wherever the grid lies)."""
-        return "study report of " + _owner_text({**self.owner, "grid_file": None})
+        return "study report of " + _owner_text({**self.owner, "grid_file": None, "where": self.owner["where"]
+                                                  if _parts(self.owner) else None})
 
     def add(self, *paths: Path) -> None:
         """List `paths` (before they are written: a write that fails half-way leaves no file unlisted)."""
@@ -92,18 +94,25 @@ def _other_owner(listing: Any, owner: dict[str, Any]) -> str | None:
     same, or the listing names none (an older build's)."""
     if not isinstance(listing, dict) or not isinstance(listing.get("grid"), str):
         return None
-    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file"), "where": listing.get("where")}
+    theirs = {"grid": listing["grid"], "grid_file": listing.get("grid_file"), "where": listing.get("where"),
+              "part": listing.get("part")}
     same_file = None in (theirs["grid_file"], owner["grid_file"]) or theirs["grid_file"] == owner["grid_file"] \
         or isinstance(theirs["grid_file"], str) and not Path(theirs["grid_file"]).exists()
-    same_jobs = theirs["where"] == owner.get("where")  # a report of part of the grid is not the whole grid's
+    # a report of part of the grid is not the whole grid's; two of every job are one (a `--where` that selected all
+    # of them then may select part of a grid grown since: its own folder still takes it)
+    same_jobs = theirs["where"] == owner.get("where") or not _parts(theirs) and not _parts(owner)
     if theirs["grid"] == owner["grid"] and same_file and same_jobs:
         return None
     return _owner_text(theirs, versus_part=_parts(owner))
 
 
 def _parts(owner: dict[str, Any]) -> bool:
-    """Whether `owner` (a listing's, or a build's) reports part of its grid (`--where`)."""
-    return isinstance(owner, dict) and isinstance(owner.get("where"), dict)
+    """Whether `owner` (a listing's, or a build's) reports part of its grid: its `part` (`--where` selected fewer
+    than all of the grid's jobs), or where it has none (an older build's listing), whether it has a `--where`."""
+    if not isinstance(owner, dict):
+        return False
+    part = owner.get("part")
+    return part if isinstance(part, bool) else isinstance(owner.get("where"), dict)
 
 
 def _owner_text(owner: dict[str, Any], versus_part: bool = False) -> str:
@@ -113,7 +122,8 @@ def _owner_text(owner: dict[str, Any], versus_part: bool = False) -> str:
 
     where = owner.get("where")
     return (f"grid {owner['grid']}" + (f" ({owner['grid_file']})" if owner.get("grid_file") else "")
-            + (f" (only the jobs {where_text(where)} selects)" if isinstance(where, dict)
+            + (f" (only the jobs {where_text(where)} selects)" if _parts(owner)
+               else f" (all its jobs, which {where_text(where)} selects)" if isinstance(where, dict)
                else " (all its jobs)" if versus_part else ""))
 
 

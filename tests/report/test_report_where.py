@@ -243,3 +243,24 @@ def test_a_report_of_every_job_is_not_titled_a_part_nor_its_findings_said_to_lea
     # the same report: it may replace the whole grid's, and the reverse (a refusal said "only the jobs" of all of them)
     assert _run([*argv, str(tmp_path / "whole"), "--where", "seed=0"]) == 0
     assert _run([*argv, str(tmp_path / "all")]) == 0
+    assert _run([*argv, str(tmp_path / "all"), "--where", "seed=0"]) == 0
+    listing = json.loads((tmp_path / "all" / ".study-report.json").read_text())
+    assert listing["where"] == {"seed": ["0"]} and listing["part"] is False
+
+
+def test_a_selection_of_every_job_keeps_its_folder_once_the_grid_grows_and_it_selects_a_part(workdir, tmp_path):
+    """`--where seed=0` of a one-seed grid wrote the whole grid's report into reports/<grid>--seed=0; a second seed
+    added to the grid since makes the same `--where` a part: its own folder still takes it (and a part is still
+    refused the whole grid's folder)."""
+    grid = tmp_path / "quickstart.yaml"
+    grid.write_text(GRID.read_text())
+    argv = ["report", "--workdir", str(workdir), "--out"]
+    assert _run([*argv, str(tmp_path / "seed0"), str(grid), "--where", "seed=0"]) == 0
+    assert _run([*argv, str(tmp_path / "whole"), str(grid)]) == 0
+    grid.write_text(GRID.read_text().replace("seeds: [0]", "seeds: [0, 1]"))
+    assert "seeds: [0, 1]" in grid.read_text()
+    assert _run([*argv, str(tmp_path / "seed0"), str(grid), "--where", "seed=0"]) == 0
+    assert json.loads((tmp_path / "seed0" / ".study-report.json").read_text())["part"] is True
+    with pytest.raises(StudyError, match=r"holds the report of grid quickstart \(.*\) \(all its jobs\), not of "
+                                         r"grid quickstart \(.*\) \(only the jobs --where seed=0 selects\)"):
+        _run([*argv, str(tmp_path / "whole"), str(grid), "--where", "seed=0"])
