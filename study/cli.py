@@ -58,8 +58,8 @@ class OneWorkdir(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         earlier = getattr(namespace, self.dest, None)
         if earlier is not None and earlier != self.default:
-            parser.error(f"{option_string} given twice ({earlier}, {values}): a command reads one workdir. To report "
-                         "results run in two workdirs, copy one's results/ and jobs/ into the other first "
+            parser.error(f"{option_string} given twice ({earlier}, {values}): a command reads one workdir. To bring "
+                         "the results of two workdirs into one, copy one's results/ and jobs/ into the other first "
                          "(grids/README.md, \"The schema\": \"One workdir, one set of results\")")
         setattr(namespace, self.dest, values)
 

@@ -19,7 +19,7 @@ def test_every_workers_flag_takes_a_count_of_one_or_more(argv, capsys):
 
 
 @pytest.mark.parametrize("command", [["report", "g"], ["status", "g"], ["cancel", "g"],
-                                     ["submit", "g", "--cluster", "local"]])
+                                     ["submit", "g", "--cluster", "local"], ["quickstart"]])
 def test_a_second_workdir_is_refused_not_read_in_place_of_the_first(command, capsys):
     """`--workdir A --workdir B` (results of two clusters' workdirs, say) read B alone, as argparse keeps the last
     value: a report of A's jobs as missing, in silence. Refused before any work, saying how to bring them together."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study.cli import count_arg
+from study.cli import OneWorkdir, count_arg
 from study.quickstart import GRID, PROFILE
 from study.quickstart.scale import SCALES
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "data/quickstart, or data/quickstart-SCALE)")
     p.add_argument("--manifests", type=Path, default=None, metavar="DIR",
                    help="where its manifests are frozen (default: manifests/ in the --data folder)")
-    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", help="job folders, results, ledgers (default: "
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", action=OneWorkdir, help="job folders, results, ledgers (default: "
                    "runs/quickstart, or runs/quickstart-SCALE)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/quickstart, "
                    "or reports/quickstart-SCALE)")
