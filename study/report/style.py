@@ -14,6 +14,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 LINESTYLES = ("-", "--", "-.", ":", (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)), (0, (1, 2)), (0, (5, 1)))
 HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo", "||", "**")
 REFERENCE = {"color": "black", "linestyle": (0, (1, 1)), "marker": "x", "linewidth": 1.4}  # scratch baseline
+UNTRAINED = "0.55"  # the line of an encoder not trained on the grid's images (random-init, imported), colours by size
 HIGHLIGHT = "#d95f02"  # an outline that reads on white and on black cells (contrast >= 3 against both)
 DPI = 150
 

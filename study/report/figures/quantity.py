@@ -14,8 +14,9 @@ import pandas as pd
 from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, chance_note, clean, dataset_order, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
-                                         method_colours, method_key, nan_to_none, note_missing, planned_sizes,
-                                         seeds_note, series_labels, size_key, units_note, varying, wide)
+                                         method_colours, method_key, nan_to_none, not_trained_here, note_missing,
+                                         planned_sizes, seeds_note, series_labels, size_key, units_note, varying,
+                                         wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -153,6 +154,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                          "color": colours[line["method"]]} if by_method else
                         style.line_style(sizes.index(nan_to_none(line["size"])), len(sizes),
                                          dash=methods.index(line["method"])))
+                if not by_method and not_trained_here(line["method"]):  # not the colour of a size it never saw
+                    look["color"] = style.UNTRAINED
                 ax.errorbar(pts["labeled_size"].astype(float), pts["mean"].astype(float),  # NaN: a gap
                             yerr=pts["std"].astype(float), label=line["line"], **look)
                 hollow += style.hollow_partial(ax, pts["labeled_size"].astype(float), pts["mean"].astype(float),
@@ -203,11 +206,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)
     corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
+    untrained_names = ", ".join(str(m) for m in methods if not_trained_here(m))
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set ("
                              + ("colour, marker and line style: its method, at its one size" if by_method else
                                 "colour and marker: its size; line style: its method") + "); "
                              + ("clean pretraining images only (corrupted ones: the quality figure); " if corrupted
                                 else "")
+                             + (f"{untrained_names}: grey (an encoder not trained on the grid's images); "
+                                if untrained_names and not by_method else "")
                              + ("random: the frozen features of an untrained (random-init) encoder; "
                                 if "random" in methods else "")
                              + ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on the "
