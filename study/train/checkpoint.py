@@ -122,9 +122,12 @@ def check_fingerprint(saved: dict, current: dict, path: str | Path, defaults: di
 class SignalFlag:
     """While installed, SIGUSR2 and SIGTERM only set `pending`; the loop checkpoints at the next step boundary,
     then calls `forward()`: SIGUSR2 goes on to the handler installed before (submitit's, which requeues the
-    job; the default action ends the process), SIGTERM is dropped (training carries on)."""
+    job; the default action ends the process), SIGTERM is dropped (training carries on: on Slurm a SIGKILL or the
+    job's requeue follows), unless `term_ends` (a local worker: a `kill` of it means stop), which ends the process
+    by it, as its default action."""
 
     SIGNALS = ("SIGUSR2", "SIGTERM")
+    term_ends = False  # set by study.launch.local.worker, for the process it runs
 
     def __init__(self) -> None:
         self.pending: list[int] = []
@@ -163,9 +166,15 @@ class SignalFlag:
         self.previous.clear()
 
     def forward(self) -> None:
-        """Hand the pending SIGUSR2 (if any) to the previous handler; clear the flag."""
+        """Hand the pending SIGUSR2 (if any) to the previous handler, or with `term_ends` end the process by a pending
+        SIGTERM; clear the flag."""
         pending, self.pending = self.pending, []
         usr2 = getattr(signal, "SIGUSR2", None)
+        if self.term_ends and signal.SIGTERM in pending:
+            self.restore()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)  # its default action: the process ends, the checkpoint written
+            return
         if usr2 is None or usr2 not in pending:
             return
         prev = self.previous.get(usr2, signal.SIG_DFL)

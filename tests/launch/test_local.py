@@ -225,6 +225,22 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
     _assert_stopped_after_checkpoint(wd, worker, ckpt)
 
 
+def test_a_kill_of_a_worker_ends_its_job_after_a_checkpoint(env):
+    """`kill <worker pid>` (SIGTERM to the worker itself, not its command): it checkpointed, then trained on, as a
+    Slurm job does (there a SIGKILL or the requeue follows); a local worker now ends by it, its checkpoint written
+    first (none before: the one there is the stop's), and the command says so; a rerun resumes from it."""
+    proc, wd, worker, ckpt = _start_long_local_run(env, "killw", checkpoint_at_stop_only=True)
+    try:
+        os.kill(worker["pid"], signal.SIGTERM)
+        _assert_stopped_after_checkpoint(wd, worker, ckpt)
+        assert proc.wait(timeout=SLOW_S) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "(killed by SIGTERM); log " in err, err
+
+
 def test_a_second_ctrl_c_during_the_stop_does_not_cut_it_short(env):
     """Ctrl-C, then Ctrl-C again while the workers checkpoint: the command still waits for them (it ignores stop
     signals once the stop has begun), so when it ends its worker has already checkpointed and ended; cut short, the
