@@ -36,6 +36,17 @@ def refuse_file_for_folder(path: Path, said: str) -> None:
         raise StudyError(f"{said} {path}: cannot be a folder: {file_above} is a file")
 
 
+SHIPPED_GRIDS = "shipped_grids"  # the package's link to the repository's grids/: a wheel holds a copy (pyproject.toml)
+
+
+def shipped_grids(package_dir: str | os.PathLike | None = None) -> Path:
+    """The grids, profiles and grids/README.md that come with the package (`study/shipped_grids`: in a checkout, a link
+    to its `grids/`; in an installed wheel, a copy): `quickstart.yaml`, `profiles/local.yaml`, the paper's grids.
+    After links, so that a checkout names `<repo>/grids/...`. `package_dir`: the package's folder (default: this
+    one's)."""
+    return (Path(package_dir or Path(__file__).parent) / SHIPPED_GRIDS).resolve()
+
+
 def manifests_dir() -> Path:
     """Frozen manifests: `STUDY_MANIFESTS`, else `./manifests`."""
     return Path(os.environ.get("STUDY_MANIFESTS") or "manifests")

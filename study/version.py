@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -12,10 +13,25 @@ import study
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """study's version, plus `+git.<git describe --always --dirty --tags>` when this package is a tracked folder of a
-    git checkout (`-dirty`: that checkout has uncommitted changes). Elsewhere (no git, an installed copy, or a copy
-    inside another repository that does not track it) the package version alone."""
-    desc = git_describe(Path(study.__file__).resolve().parent)
-    return f"{study.__version__}+git.{desc}" if desc else study.__version__
+    git checkout (`-dirty`: that checkout has uncommitted changes). Elsewhere (no git, an installed wheel, or a copy
+    inside another repository that does not track it), plus `+src.<source_digest>`: two wheels built from different
+    commits carry one version number, and a job requeued after the shared environment was updated, or a report of
+    results from both, would otherwise not tell them apart."""
+    package = Path(study.__file__).resolve().parent
+    desc = git_describe(package)
+    return f"{study.__version__}+git.{desc}" if desc else f"{study.__version__}+src.{source_digest(package)}"
+
+
+def source_digest(package_dir: Path) -> str:
+    """12 hex digits of the SHA-256 of the package's Python files (each one's path under `package_dir` and its bytes,
+    in path order): the code that runs, whatever the files' times or the `__pycache__` beside them."""
+    h = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py"), key=lambda p: p.relative_to(package_dir).as_posix()):
+        rel = path.relative_to(package_dir).as_posix().encode()
+        data = path.read_bytes()
+        h.update(b"%d:%s%d:" % (len(rel), rel, len(data)))
+        h.update(data)
+    return h.hexdigest()[:12]
 
 
 def git_describe(package_dir: Path) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import study
-from study.version import newer_note
+from study.version import newer_note, source_digest
 
 PACKAGE = Path(study.__file__).resolve().parent
 
@@ -43,11 +43,24 @@ def repo(tmp_path):
     return tmp_path
 
 
-def test_a_copy_installed_inside_another_repository_records_the_package_version_alone(repo):
+def test_a_copy_installed_inside_another_repository_records_the_package_version_and_its_source_digest(repo):
     """A virtual environment inside some project's checkout (ignored by it): its commit says nothing of study."""
     (repo / ".gitignore").write_text(".venv/\n")
     site = copy_of_study(repo / ".venv" / "site-packages")
-    assert versions_seen_by(site) == study.__version__
+    assert versions_seen_by(site) == f"{study.__version__}+src.{source_digest(site / 'study')}"
+
+
+def test_two_installed_copies_of_one_version_but_other_code_record_two_code_versions(tmp_path):
+    """Two wheels of version 0.1.0 built from different commits (an admin updates the shared environment mid-study):
+    their records differ, so a resumed job and the report say so; a copy of the same code records the same."""
+    first, same, other = (copy_of_study(tmp_path / name) for name in ("first", "same", "other"))
+    (same / "study" / "__pycache__").mkdir(exist_ok=True)
+    (same / "study" / "__pycache__" / "x.pyc").write_bytes(b"not code")  # bytecode beside it changes nothing
+    with open(other / "study" / "counts.py", "a") as f:
+        f.write("# another commit\n")
+    seen = [versions_seen_by(site) for site in (first, same, other)]
+    assert seen[0] == seen[1] != seen[2]
+    assert all(v.startswith(f"{study.__version__}+src.") and len(v.rsplit(".", 1)[1]) == 12 for v in seen)
 
 
 def test_a_checkout_that_tracks_the_package_gives_its_commit_then_dirty(repo):

@@ -211,8 +211,8 @@ def devkit_synsets(meta: Path) -> dict[int, str]:
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise StudyError(f"reading {meta} needs scipy (pip install -e '.[imagenet]' in the study "
-                         f"repository)") from None
+        raise StudyError(f"reading {meta} needs scipy (pip install scipy, or study's extra: pip install "
+                         f"'study[imagenet]', or -e '.[imagenet]' in a checkout)") from None
     try:
         synsets = loadmat(meta, squeeze_me=True)["synsets"]
         ids = [int(s) for s in synsets["ILSVRC2012_ID"]]

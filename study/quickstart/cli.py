@@ -17,10 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
                     "what is missing and reruns the jobs that failed.")
     p.add_argument("--grid", type=Path, default=GRID, metavar="FILE",
-                   help="the grid to run (default: grids/quickstart.yaml of the current folder)")
+                   help="the grid to run (default: grids/quickstart.yaml as shipped with study, "
+                        f"{GRID})")
     p.add_argument("--profile", type=Path, default=PROFILE, metavar="FILE",
                    help="the profile `study plan` and `study submit` get (resources and the cost model; default: "
-                        "grids/profiles/local.yaml)")
+                        f"grids/profiles/local.yaml as shipped, {PROFILE})")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",
                    help="full (default): the README's run; tiny: the same grid on a few hundred images (the tests')")
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="where the PNG trees are written (default: "

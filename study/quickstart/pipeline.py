@@ -102,8 +102,9 @@ def run(opts: Options) -> None:
     """Data, manifests and plan; then (unless `prepare_only`) every job here, and the report."""
     t0 = time.monotonic()
     for flag, path, default in (("--grid", opts.grid, GRID), ("--profile", opts.profile, PROFILE)):  # before the data
-        if not path.is_file():  # the default is the repository root's: elsewhere, say how to reach it
-            how = f"; run `study quickstart` from the repository's root, or give {flag}" if path == default else ""
+        if not path.is_file():  # the default is the package's own copy: only a broken install lacks it
+            how = (f": this installation of study lacks the copy it ships (pyproject.toml's package-data); "
+                   f"reinstall study, or give {flag}") if path == default else ""
             raise StudyError(f"{flag} {path}: no such file{how}")
     from study.grids import load_grid, load_profile
 

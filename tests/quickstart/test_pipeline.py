@@ -138,11 +138,27 @@ def test_rerun_finishes_nothing_twice(tiny_run, capsys):
     assert ledger and all(e.get("state") != "failed" for e in ledger)
 
 
+def test_the_default_grid_and_profile_are_the_packages_own_whatever_the_current_folder(tmp_path, monkeypatch):
+    """An installed wheel has no repository around it: its defaults are the copies it ships (study/shipped_grids,
+    a link to grids/ here; tests/test_wheel_contents.py runs them from a built wheel)."""
+    monkeypatch.chdir(tmp_path)
+    from study.quickstart import GRID, PROFILE
+
+    assert GRID.is_absolute() and GRID.is_file()
+    assert GRID.read_text() == (REPO / "grids" / "quickstart.yaml").read_text()
+    assert PROFILE.is_file() and PROFILE.read_text() == (REPO / "grids" / "profiles" / "local.yaml").read_text()
+    args = study.cli.build_parser().parse_args(["quickstart"])
+    assert (args.grid, args.profile) == (GRID, PROFILE)
+
+
 def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # not the repository's root: grids/quickstart.yaml is not here
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))
+    gone = tmp_path / "site" / "study" / "shipped_grids" / "quickstart.yaml"  # an installation that lacks its copy
+    monkeypatch.setattr("study.quickstart.cli.GRID", gone)
+    monkeypatch.setattr(pipeline, "GRID", gone)
     assert main(["quickstart", "--scale", "tiny", "--prepare-only"]) == 2
-    assert ("--grid grids/quickstart.yaml: no such file; run `study quickstart` from the repository's root"
+    assert (f"--grid {gone}: no such file: this installation of study lacks the copy it ships"
             in capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
     assert main(["quickstart", "--scale", "tiny", "--prepare-only", "--grid", "mine.yaml"]) == 2  # given, not found:
@@ -242,6 +258,8 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
     reruns it, where a plain submit would skip it and the quickstart say every job done, exit 0, with no result of it),
     `study report` the workdir and --out. The data, manifests and plan steps are real; submit and report are only
     recorded (they would run 56 jobs)."""
+    from study.quickstart import PROFILE  # the package's own copy: an absolute path, from any folder
+
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))  # `study quickstart` sets it; undone after
     real, recorded, hints = pipeline._study, [], []
@@ -255,12 +273,12 @@ def test_the_whole_run_hands_workers_workdir_and_report_folder_to_its_steps(tmp_
     assert {k: (written[k]["train_images"], written[k]["test_images"]) for k in ("fmnist", "mnist")} == {
         "fmnist": (600, 100), "mnist": (200, 100)}
     assert recorded == [
-        ("submit", grid, "--cluster", "local", "--profile", "grids/profiles/local.yaml", "--workdir", str(runs),
+        ("submit", grid, "--cluster", "local", "--profile", str(PROFILE), "--workdir", str(runs),
          "--retry-failed", "--workers", "3"),
         ("report", grid, "--workdir", str(runs), "--out", str(out)),
     ]
     # a failed job's hint: the status command of this grid, profile and workdir (a bare `study status` finds nothing)
-    assert f"`study status {grid} --profile grids/profiles/local.yaml --workdir {runs}`" in hints[-2], hints
+    assert f"`study status {grid} --profile {PROFILE} --workdir {runs}`" in hints[-2], hints
 
 
 def test_a_step_whose_jobs_failed_adds_its_hint_and_a_step_refused_does_not(monkeypatch):
