@@ -507,15 +507,17 @@ def test_a_job_wider_than_max_parallel_gpus_still_runs_one_task_at_a_time():
     assert params["array_parallelism"] == 1
 
 
-@pytest.mark.parametrize("folder", ["wd%j", "wd\n#SBATCH --x"])
-def test_a_workdir_slurm_would_read_as_a_log_pattern_or_a_header_line_is_refused(env, slurm, folder):
+@pytest.mark.parametrize("folder, said", [("wd%j", "holds a '%'"), ("wd\n#SBATCH --x", "holds a line break"),
+                                          ("wd\\x", "holds a backslash")])
+def test_a_workdir_slurm_would_read_as_a_log_pattern_or_a_header_line_is_refused(env, slurm, folder, said):
     """`%j` in `--output=<workdir>/submitit/...` is Slurm's pattern: each task's log went to a folder that does not
-    exist (the task fails with no log); a line break in it wrote a header line of its own."""
+    exist (the task fails with no log); a line break in it wrote a header line of its own; a backslash, quoted as it
+    is, sbatch's #SBATCH reader drops (`--output='/a\\b/...'` reads /ab/...: JobLaunchFailure, no log)."""
     grid = env / "g.yaml"
     grid.write_text(grid_text("wdpct"))
     code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
                               "--workdir", str(env / folder), "--dry-run"])
-    assert code == 2 and "holds a '%'" in err and out == ""
+    assert code == 2 and said in err and "choose a workdir without" in err and out == ""
     assert not (env / folder).exists()
 
 
@@ -665,3 +667,47 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     assert over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: True) == ([], [])
     over, unsure = over_time_limits(prof, {"evaluate": 300}, limits, lambda qos: None)
     assert over == [] and len(unsure) == 1
+
+
+def _sbatch_reads(value: str) -> str:
+    """An `#SBATCH --opt=<value>` as sbatch reads it (as Slurm 22.05 did on this repository's test cluster): quotes
+    ' and " group, a backslash takes the next character as it is (within quotes too), an unquoted blank or # ends
+    it."""
+    out, quote, escaped = [], "", False
+    for ch in value:
+        if escaped or (quote and ch != quote and ch != "\\"):
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quote:
+            quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch.isspace() or ch == "#":
+            break
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def test_a_workdir_with_blanks_quotes_dollars_and_non_ascii_reaches_sbatch_and_the_shell_as_it_is(env, slurm):
+    """The log paths of `#SBATCH --output/--error` (read by sbatch) and the srun line (read by bash) name the workdir
+    as it is: blanks, both quotes, `$`, backquotes, parentheses, `#`, non-ASCII letters."""
+    import subprocess
+
+    wd = env / "Jürgen's \"ssl\" study (v2) $HOME `id` #1"
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("odd"))
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(GPU_PROFILE),
+                              "--workdir", str(wd), "--dry-run"])
+    assert code == 0, err
+    folders = re.findall(r"study-odd-pretrain-[0-9a-f]{8}", out)
+    sub = f"{wd}/submitit/{folders[0]}"
+    pretrain = out.split("# ---- array 2")[0]
+    headers = dict(re.findall(r"^#SBATCH --(output|error)=(.*)$", pretrain, re.M))
+    assert {k: _sbatch_reads(v) for k, v in headers.items()} == {"output": f"{sub}/%j_0_log.out",
+                                                                 "error": f"{sub}/%j_0_log.err"}
+    argv = subprocess.run(["bash", "-c", 'srun() { printf "%s\\n" "$@"; }; ' + _srun_line(pretrain)],
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    assert argv[argv.index("--output") + 1] == f"{sub}/%j_%t_log.out" and argv[-1] == sub

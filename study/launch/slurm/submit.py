@@ -168,16 +168,30 @@ def _groups(jobs: list[Job], stage: str, dep_ids: dict[str, str]) -> dict[tuple,
     return groups
 
 
+def slurm_unsafe(path: str) -> str:
+    """Why Slurm cannot take `path` in a job script's `#SBATCH --output=` and srun's `--output` (its log paths), or ""
+    where it can. Quoted as the shell quotes it, a path may hold spaces, quotes, `$`, parentheses, `#`, non-ASCII."""
+    if "%" in path:
+        return ("a '%' (Slurm reads it in a log path as a pattern, %j the job id: the tasks' logs would go to a "
+                "folder that does not exist)")
+    if "\\" in path:
+        return ("a backslash (sbatch's #SBATCH reader drops it, even quoted, and in a log path it turns Slurm's "
+                "patterns off: the job fails to start, with no log)")
+    if CONTROL.search(path):
+        return "a line break or control character (sbatch reads its options one line each)"
+    return ""
+
+
 def submit_slurm(plan: Plan, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
                  out: TextIO | None = None, err: TextIO | None = None, only: set[str] | None = None) -> int:
     """Queue the plan's missing jobs (see module docstring; of `only`, where given, those ids: see
     study.launch.select); with `dry_run`, print each array's sbatch script."""
     plan.profile.require_partition()
     workdir = Path(workdir).resolve()
-    if "%" in str(workdir) or CONTROL.search(str(workdir)):
-        raise StudyError(f"--cluster slurm: workdir {str(workdir)!r} holds a '%' (Slurm reads it in a log path as a "
-                         "pattern: the tasks' logs would go to a folder that does not exist) or a line break (sbatch "
-                         "reads its options one line each): choose a workdir without")
+    refused = slurm_unsafe(str(workdir))
+    if refused:
+        raise StudyError(f"--cluster slurm: workdir {str(workdir)!r} holds {refused}: choose a workdir without "
+                         "(spaces, quotes, `$`, parentheses and non-ASCII letters are fine)")
     with nullcontext() if dry_run else submit_lock(workdir):  # from reading the states to the last `queued` line
         return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only)
 
