@@ -6,3 +6,6 @@ streams); a resumed run checks what the device resolved to (study.train.resume.r
 """
 PRETRAIN_RUN_ONLY = ("num_workers", "checkpoint_every_steps", "checkpoint_every_minutes", "log_every_steps")
 EVALUATE_RUN_ONLY = ("num_workers", "checkpoint_every_minutes")
+# set to "1" by the local launcher for its workers' processes: a SIGTERM sent to one (`kill <pid>`) ends its training
+# after the checkpoint it makes (study.train.checkpoint.SignalFlag); a Slurm job's trains on (a SIGKILL follows)
+TERM_ENDS_ENV = "STUDY_TERM_ENDS_RUN"

@@ -3,6 +3,7 @@ turns SIGUSR2/SIGTERM into a checkpoint at the next step boundary."""
 from __future__ import annotations
 
 import inspect
+import os
 import pickle
 import random
 import signal
@@ -15,6 +16,7 @@ import torch
 
 from study.atomic import atomic_path, write_failure
 from study.errors import StudyError
+from study.runtime_keys import TERM_ENDS_ENV
 from study.train.run_files import CHECKPOINT_FORMAT as FORMAT
 from study.version import newer_note
 
@@ -123,15 +125,15 @@ class SignalFlag:
     """While installed, SIGUSR2 and SIGTERM only set `pending`; the loop checkpoints at the next step boundary,
     then calls `forward()`: SIGUSR2 goes on to the handler installed before (submitit's, which requeues the
     job; the default action ends the process), SIGTERM is dropped (training carries on: on Slurm a SIGKILL or the
-    job's requeue follows), unless `term_ends` (a local worker: a `kill` of it means stop), which ends the process
-    by it, as its default action."""
+    job's requeue follows), unless `term_ends` (a local worker, whose launcher sets TERM_ENDS_ENV: a `kill` of it
+    means stop), which ends the process by it, as its default action."""
 
     SIGNALS = ("SIGUSR2", "SIGTERM")
-    term_ends = False  # set by study.launch.local.worker, for the process it runs
 
     def __init__(self) -> None:
         self.pending: list[int] = []
         self.previous: dict[int, Any] = {}
+        self.term_ends = os.environ.get(TERM_ENDS_ENV) == "1"
 
     def install(self) -> "SignalFlag":
         if threading.current_thread() is not threading.main_thread():

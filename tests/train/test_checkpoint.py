@@ -183,6 +183,18 @@ def test_a_key_the_checkpoint_lacks_matches_only_at_its_default_and_every_differ
     assert "config.a: checkpoint 1, now 3; config.b: checkpoint 2, now 4" in str(e.value)
 
 
+def test_only_a_process_its_local_launcher_marked_ends_its_training_at_a_sigterm(monkeypatch):
+    """A local worker's launcher sets TERM_ENDS_ENV in the worker's environment: its SIGTERM (`kill <pid>`) ends it
+    after the checkpoint. Nothing in this process sets it (a test calling the worker's `main` here once set a class
+    attribute, and a later test's SIGTERM to itself, meant to be dropped, ended the test run)."""
+    from study.runtime_keys import TERM_ENDS_ENV
+
+    monkeypatch.delenv(TERM_ENDS_ENV, raising=False)
+    assert SignalFlag().term_ends is False
+    monkeypatch.setenv(TERM_ENDS_ENV, "1")
+    assert SignalFlag().term_ends is True
+
+
 def test_a_signal_flag_holds_signals_then_hands_sigusr2_to_the_previous_handler_and_drops_sigterm():
     """While installed, SIGUSR2 and SIGTERM only mark `pending`; forward() calls the handler installed before for a
     SIGUSR2 (submitit's requeue), drops a SIGTERM, and clears the flag; restore() puts the previous handlers back,

@@ -47,6 +47,7 @@ from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
 from study.launch.traces import last_lines, progress as log_progress, since_last
+from study.runtime_keys import TERM_ENDS_ENV
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
 
@@ -533,7 +534,8 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
                STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir),
                **{PARENT_ENV: str(os.getpid()),  # the worker ends when this process does (worker._end_with_parent)
-                  LOCK_FD_ENV: str(lock)})  # and its forked children do not hold the lock (worker._lock_not_inherited)
+                  LOCK_FD_ENV: str(lock),  # and its forked children do not hold the lock (worker._lock_not_inherited)
+                  TERM_ENDS_ENV: "1"})  # `kill <worker>` stops its job after a checkpoint (Slurm's trains on)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     with open(log, "ab") as f:

@@ -79,9 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     _end_with_parent()
     _lock_not_inherited()
     threads_from_env()
-    from study.train.checkpoint import SignalFlag
-
-    SignalFlag.term_ends = True  # `kill <worker>` stops its job (checkpoint first), as Slurm's SIGTERM need not
     try:
         path = run_job(read_job_file(args.job), args.workdir, args.grid)
     except StudyError as e:
