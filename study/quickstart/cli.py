@@ -17,19 +17,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(`study submit --cluster local`) and draw the report (`study report`). Rerunning it finishes "
                     "what is missing and reruns the jobs that failed.")
     p.add_argument("--grid", type=Path, default=GRID, metavar="FILE",
-                   help="the grid to run (default: grids/quickstart.yaml as shipped with study, "
-                        f"{GRID})")
+                   help="the grid to run (default: grids/quickstart.yaml as shipped with study, %(default)s)")
     p.add_argument("--profile", type=Path, default=PROFILE, metavar="FILE",
                    help="the profile `study plan` and `study submit` get (resources and the cost model; default: "
-                        f"grids/profiles/local.yaml as shipped, {PROFILE})")
+                        "grids/profiles/local.yaml as shipped, %(default)s)")
     p.add_argument("--scale", choices=sorted(SCALES), default="full",
                    help="full (default): the README's run; tiny: the same grid on a few hundred images (the tests')")
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="where the PNG trees are written (default: "
                    "data/quickstart, or data/quickstart-SCALE)")
     p.add_argument("--manifests", type=Path, default=None, metavar="DIR",
                    help="where its manifests are frozen (default: manifests/ in the --data folder)")
-    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", action=OneWorkdir, help="job folders, results, ledgers (default: "
-                   "runs/quickstart, or runs/quickstart-SCALE)")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR", action=OneWorkdir,
+                   help="job folders, results, ledgers (default: runs/quickstart, or runs/quickstart-SCALE)")
     p.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/quickstart, "
                    "or reports/quickstart-SCALE)")
     p.add_argument("--fashion-mnist", default=None, metavar="DIR",

@@ -107,12 +107,10 @@ def _other_owner(listing: Any, owner: dict[str, Any]) -> str | None:
 
 
 def _parts(owner: dict[str, Any]) -> bool:
-    """Whether `owner` (a listing's, or a build's) reports part of its grid: its `part` (`--where` selected fewer
-    than all of the grid's jobs), or where it has none (an older build's listing), whether it has a `--where`."""
-    if not isinstance(owner, dict):
-        return False
-    part = owner.get("part")
-    return part if isinstance(part, bool) else isinstance(owner.get("where"), dict)
+    """Whether `owner` (a listing's, or a build's) reports part of its grid: it has a `--where`, and its `part` says
+    that selection left jobs out (an older build's listing, without `part`, had a `--where` only where it did); a
+    listing's `part` without a `--where` (edited by hand) is not a part, which no `--where` could name."""
+    return isinstance(owner, dict) and isinstance(owner.get("where"), dict) and owner.get("part") is not False
 
 
 def _owner_text(owner: dict[str, Any], versus_part: bool = False) -> str:

@@ -75,7 +75,7 @@ class ImageReader:
                 img = Image.open(file)
                 if is_lazy_jpeg(img) and img.mode == "RGB":
                     if self.corruption is None:
-                        return img  # not yet decoded: augmentation may call img.draft()
+                        return img  # not yet decoded: augmentation's decode_rgb may reduce it (1/2 to 1/8)
                     img = Image.fromarray(decode_rgb(img), "RGB")  # the clean image's decoder, not PIL's
                 else:
                     img.load()

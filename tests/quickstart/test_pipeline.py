@@ -151,6 +151,17 @@ def test_the_default_grid_and_profile_are_the_packages_own_whatever_the_current_
     assert (args.grid, args.profile) == (GRID, PROFILE)
 
 
+def test_the_help_names_the_shipped_grid_whatever_characters_its_folder_holds(monkeypatch, capsys):
+    """The defaults are the installation's paths, shown in `--help`: a '%' in them (a venv under `100%/`) is text,
+    not one of argparse's %-formats (a ValueError, and no help at all)."""
+    grid = Path("/opt/100%/site/study/shipped_grids/quickstart.yaml")
+    monkeypatch.setattr("study.quickstart.cli.GRID", grid)
+    with pytest.raises(SystemExit) as e:
+        study.cli.build_parser().parse_args(["quickstart", "--help"])
+    assert e.value.code == 0
+    assert f"shipped with study, {grid})" in " ".join(capsys.readouterr().out.split())
+
+
 def test_a_missing_grid_is_named_before_any_data_is_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "m"))

@@ -961,6 +961,26 @@ def test_missing_csv_leaves_out_the_plans_bookkeeping_and_index_html_opens_with_
     assert html.index('<section id="findings">') < html.index('<section id="quantity">')
 
 
+def test_a_listing_of_part_of_a_grid_without_a_where_is_refused_by_name_not_by_a_crash(tmp_path):
+    """A listing (edited by hand, or cut short) that says `part` but names no `--where` reads as the whole grid's:
+    a report of part of it is refused that folder with both named, not an AttributeError on the missing selection;
+    an older build's listing, without `part`, is of part of its grid where it has a `--where`."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / ".study-report.json").write_text(json.dumps({"grid": "g", "grid_file": None, "where": None, "part": True,
+                                                        "files": []}))
+    part = {"grid": "g", "grid_file": None, "where": {"seed": ["0"]}, "part": True}
+    with pytest.raises(StudyError, match=r"holds the report of grid g \(all its jobs\), not of grid g \(only the "
+                                         r"jobs --where seed=0 selects\)"):
+        Outputs(out, part)
+    Outputs(out, {"grid": "g", "grid_file": None, "where": None, "part": False})  # the whole grid's: the same
+    (out / ".study-report.json").write_text(json.dumps({"grid": "g", "grid_file": None, "where": {"seed": ["0"]},
+                                                        "files": []}))
+    with pytest.raises(StudyError, match=r"holds the report of grid g \(only the jobs --where seed=0 selects\)"):
+        Outputs(out, {"grid": "g", "grid_file": None, "where": None, "part": False})
+    assert Outputs(out, part).about() == "study report of grid g (only the jobs --where seed=0 selects)"
+
+
 def test_a_folder_of_exactly_five_other_files_names_each_without_an_ellipsis(tmp_path):
     out = tmp_path / "r"
     out.mkdir()

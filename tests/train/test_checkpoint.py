@@ -195,10 +195,14 @@ def test_only_a_process_its_local_launcher_marked_ends_its_training_at_a_sigterm
     assert SignalFlag().term_ends is True
 
 
-def test_a_signal_flag_holds_signals_then_hands_sigusr2_to_the_previous_handler_and_drops_sigterm():
+def test_a_signal_flag_holds_signals_then_hands_sigusr2_to_the_previous_handler_and_drops_sigterm(monkeypatch):
     """While installed, SIGUSR2 and SIGTERM only mark `pending`; forward() calls the handler installed before for a
     SIGUSR2 (submitit's requeue), drops a SIGTERM, and clears the flag; restore() puts the previous handlers back,
-    once: a second restore leaves a handler set since as it is."""
+    once: a second restore leaves a handler set since as it is. Not a local worker's (TERM_ENDS_ENV, inherited from
+    a shell a worker started, would end this test run by its SIGTERM)."""
+    from study.runtime_keys import TERM_ENDS_ENV
+
+    monkeypatch.delenv(TERM_ENDS_ENV, raising=False)
     calls = []
 
     def previous(signum, frame):
@@ -248,6 +252,38 @@ def test_a_sigusr2_forwarded_to_the_default_action_ends_the_process(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == -signal.SIGUSR2, (proc.returncode, proc.stdout, proc.stderr)
     assert proc.stdout == "pending True\n", proc.stdout
+
+
+SIGTERM_FORWARDED = """
+import os, signal
+from study.train.checkpoint import SignalFlag
+
+flag = SignalFlag().install()
+os.kill(os.getpid(), signal.SIGTERM)
+print("pending", flag.pending == [signal.SIGTERM], flush=True)
+flag.forward()
+print("survived", flush=True)
+"""
+
+
+@pytest.mark.parametrize("term_ends", [False, True])
+def test_a_sigterm_forwarded_ends_a_local_workers_process_and_no_other(tmp_path, term_ends):
+    """Where the local launcher set TERM_ENDS_ENV, forward() ends the process by the SIGTERM it held (its checkpoint
+    written first); elsewhere (a Slurm job) the SIGTERM is dropped and the process carries on."""
+    from study.runtime_keys import TERM_ENDS_ENV
+
+    script = tmp_path / "term.py"
+    script.write_text(SIGTERM_FORWARDED)
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k != TERM_ENDS_ENV}
+    env.update({"PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+                **({TERM_ENDS_ENV: "1"} if term_ends else {})})
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    if term_ends:
+        assert proc.returncode == -signal.SIGTERM and proc.stdout == "pending True\n", (proc.returncode, proc.stdout,
+                                                                                        proc.stderr)
+    else:
+        assert proc.returncode == 0 and proc.stdout == "pending True\nsurvived\n", (proc.stdout, proc.stderr)
 
 
 def test_every_cuda_generator_is_saved_where_cuda_is_in_use_and_set_again_on_the_devices_present(tmp_path,
