@@ -25,13 +25,13 @@ from typing import Any
 from study.configfields import is_int, plain
 from study.counts import parse_count, parse_labeled_size
 from study.errors import StudyError
+from study.evaluate.config import PROTOCOLS  # the evaluation protocols a grid's `stages.evaluate` entry may name
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
 
 PRETRAIN_AXES = ("method", "backbone", "dataset", "size", "corruption", "seed")
 EVAL_AXES = ("protocol", "eval_dataset")
 AXES = PRETRAIN_AXES + EVAL_AXES
-PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 TOP_KEYS = ("name", "description", "datasets", "defaults", "axes", "seeds", "zip", "include", "exclude", "stages")
 ANCHOR_PREFIX = "x-"  # top-level keys read by nothing: a place for YAML anchors (`x-probe: &probe {...}`)
 DATASET_KEYS = ("train", "test", "reader", "pool", "train_images", "test_images", "classes")
