@@ -13,9 +13,9 @@ from study.configfields import (build, count_or_none, device_name, is_int, is_nu
                                 positive_int, positive_num_or_none, seed_int)
 from study.counts import EXAMPLES, parse_labeled_size
 from study.errors import StudyError
+from study.evaluate.protocols import PROTOCOLS, protocol
 from study.results.record import probe_settings_read
 
-PROTOCOLS = ("linear", "finetune", "scratch", "knn", "granularity", "concat")
 FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
 PROBE_OPTIMIZERS = ("lbfgs", "adam", "sgd")
 
@@ -155,7 +155,7 @@ class EvalConfig:
             raise bad(f"augment.{key}", f"{value!r}{set_by} draws at random: the transform an evaluation extracts "
                       "and scores with must be deterministic (frozen features are extracted once and cached; a "
                       "fine-tune's training augmentation is finetune.augment)")
-        if self.protocol in ("finetune", "scratch"):  # the training run's settings, checked now, not in the job
+        if protocol(self.protocol).trains:  # the training run's settings, checked now, not in the job
             from study.evaluate.finetune import pretrain_dict
             from study.train.config import PretrainConfig
 
@@ -181,25 +181,13 @@ class EvalConfig:
         """`to_dict()` without the keys this protocol reads nothing from, nor the linear-probe settings its optimizer
         never reads (a result records what shaped it: a granularity key on a linear job changes no number, so it does
         not change the protocol fingerprint)."""
-        unused = set(UNUSED_BY_PROTOCOL[self.protocol])
-        if self.protocol in ("linear", "granularity", "concat") and not self.also_knn:
+        unused = set(protocol(self.protocol).unused)
+        if protocol(self.protocol).fits_probes and not self.also_knn:
             unused.add("knn")
         d = {k: v for k, v in self.to_dict().items() if k not in unused}
         if "linear" in d:
             d["linear"] = self.linear.recorded_dict()
         return d
-
-
-_TRAINING_KEYS = ("finetune", "epochs", "backbone", "width")  # finetune/scratch only
-_FROZEN_KEYS = ("feature_layer", "linear", "knn", "also_knn")  # frozen-feature protocols only
-UNUSED_BY_PROTOCOL = {  # the EvalConfig keys each protocol never reads
-    "linear": ("levels", "per_level", *_TRAINING_KEYS),
-    "concat": ("levels", "per_level", *_TRAINING_KEYS),
-    "granularity": _TRAINING_KEYS,
-    "knn": ("levels", "per_level", "linear", "also_knn", *_TRAINING_KEYS),
-    "finetune": ("levels", "per_level", "backbone", "width", *_FROZEN_KEYS),  # the encoder's own architecture
-    "scratch": ("levels", "per_level", *_FROZEN_KEYS),
-}
 
 
 def _levels(v: Any, where: str) -> tuple[str, ...] | None:

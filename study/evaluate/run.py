@@ -20,6 +20,7 @@ from study.errors import StudyError
 from study.evaluate import finetune as finetune_mod
 from study.evaluate import granularity, knn, linear, ranking
 from study.evaluate.config import EvalConfig
+from study.evaluate.protocols import protocol as protocol_of
 from study.evaluate.features import FeatureCache, resolve_device
 from study.evaluate.scored import ScoredSizes
 from study.hashing import config_hash
@@ -27,7 +28,6 @@ from study.runtime_keys import EVALUATE_RUN_ONLY
 from study.train.backbones import encoder_provenance
 
 RunOutput = dict  # {"metrics": [MetricRow, ...], "protocol": {...}}
-ENCODERS_NEEDED = {"linear": 1, "knn": 1, "granularity": 1, "finetune": 1, "concat": 2, "scratch": 0}
 
 
 @dataclasses.dataclass
@@ -77,7 +77,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         cfg = EvalConfig.from_dict(cfg)
     t0 = time.time()
     encoders = [Path(e) for e in encoders]
-    need = ENCODERS_NEEDED[cfg.protocol]
+    need = protocol_of(cfg.protocol).encoders
     if len(encoders) != need:
         raise StudyError(f"evaluate: protocol {cfg.protocol!r} takes {need} encoder(s), got {len(encoders)}")
     device = resolve_device(cfg.device)
@@ -132,7 +132,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "pretrain": pretrain[0] if len(pretrain) == 1 else list(pretrain) or None,
     }
     job = _Job(cfg, Path(run_dir), Path(cache_dir), encoders, train_m, test_m, sizes, aug, device, workers, protocol)
-    metrics = _finetune(job) if cfg.protocol in ("finetune", "scratch") else _frozen(job)
+    metrics = _finetune(job) if protocol_of(cfg.protocol).trains else _frozen(job)
     # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
     protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}

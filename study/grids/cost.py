@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 from study.configfields import is_num
+from study.evaluate.protocols import names_where
 from study.grids.jobs import Job, crop_size, trains_nothing
 from study.grids.profile import DEFAULT_THROUGHPUT, CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
@@ -41,8 +42,9 @@ FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
 SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 HOURS_DIGITS = 4  # the estimate's hours to 0.36 s: a CPU job of seconds is not 0 s (at 2 digits: 36 s)
-PROBE_PROTOCOLS = ("linear", "granularity", "concat")  # those that fit linear probes (kNN fits none)
-FROZEN_PROTOCOLS = ("linear", "knn", "granularity", "concat")  # those that extract features into the cache
+PROBE_PROTOCOLS = names_where(fits_probes=True)  # those that fit linear probes (kNN fits none)
+FROZEN_PROTOCOLS = names_where(trains=False)  # those that extract features into the cache
+TRAINING_PROTOCOLS = names_where(trains=True)  # those that train on each labeled subset (run_finetune)
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512, "resnet34": 512,
@@ -97,7 +99,7 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
         protocol = axes["protocol"]
         ds = _eval_dataset(job, grid)
         sizes, test = _eval_rows(job, grid, cost, notes)
-        if protocol in ("finetune", "scratch"):  # run_finetune: one training run, and one test pass, per size
+        if protocol in TRAINING_PROTOCOLS:  # run_finetune: one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
             # the batch: at most the labeled images (finetune.pretrain_dict)

@@ -25,7 +25,7 @@ from typing import Any
 from study.configfields import is_int, plain
 from study.counts import parse_count, parse_labeled_size
 from study.errors import StudyError
-from study.evaluate.config import PROTOCOLS  # the evaluation protocols a grid's `stages.evaluate` entry may name
+from study.evaluate.protocols import PROTOCOLS, protocol as protocol_of  # those a `stages.evaluate` entry may name
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
 
@@ -584,7 +584,7 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     resources = e.get("resources") or YMap()
     if not isinstance(resources, YMap):
         raise fail(p, e.line_of("resources"), f"{where}.resources: expected a mapping")
-    split = e.get("split_labeled_sizes", protocol in ("finetune", "scratch"))
+    split = e.get("split_labeled_sizes", protocol_of(protocol).trains)
     if not isinstance(split, bool):
         raise fail(p, e.line_of("split_labeled_sizes"), f"{where}.split_labeled_sizes: expected true or false")
     variant = e.get("variant")

@@ -20,6 +20,7 @@ import re
 
 import pandas as pd
 
+from study.evaluate.protocols import names_where
 from study.results.table import PROTOCOL_PREFIX, is_null
 
 NAME = "rates"
@@ -28,8 +29,9 @@ TITLE = "Measured throughput: rates for your profile's cost section"
 COLUMNS = ["kind", "method", "backbone", "width", "image_size", "device", "jobs", "images_per_s", "lowest", "highest",
            "job_seconds"]
 SHORT_JOB_S = 60.0  # ours: a rate of jobs shorter than this is mostly start-up and first steps (noted in the snippet)
-FINETUNE_PROTOCOLS = ("finetune", "scratch")
-EXTRACT_PROTOCOLS = ("linear", "knn", "granularity")  # one encoder's features (concat: two, timed together)
+FINETUNE_PROTOCOLS = names_where(trains=True)
+# an extraction's images/s: one encoder's features (concat's two are timed together)
+EXTRACT_PROTOCOLS = names_where(trains=False, encoders=1)
 KINDS = ("pretrain", "finetune", "extract")  # cost.throughput's order
 
 

@@ -99,12 +99,13 @@ def unrun_method_sections(plan: Plan) -> list[str]:
 
 
 def check_params(plan: Plan) -> list[str]:
-    """An evaluate entry's own `params` keys that its protocol never reads (EvalConfig's UNUSED_BY_PROTOCOL; and
-    `knn` on a frozen-feature protocol without `also_knn`, as EvalConfig.recorded_dict), its `linear` keys that
+    """An evaluate entry's own `params` keys that its protocol never reads (`Protocol.unused`; and `knn` on a
+    protocol that fits probes without `also_knn`, as EvalConfig.recorded_dict), its `linear` keys that
     the probe's optimizer never reads (PROBE_KEYS_UNREAD, as LinearConfig.recorded_dict), and its `finetune` keys
     that a fine-tuning or scratch run never reads (study.evaluate.finetune.unread): such a key would change the
     jobs' ids and no number. Keys of `defaults.evaluate` are not checked: they serve entries of every protocol."""
-    from study.evaluate.config import UNUSED_BY_PROTOCOL, LinearConfig
+    from study.evaluate.config import LinearConfig
+    from study.evaluate.protocols import protocol
     from study.evaluate.finetune import unread as finetune_unread
     from study.results.record import PROBE_KEYS_UNREAD
 
@@ -121,19 +122,19 @@ def check_params(plan: Plan) -> list[str]:
     for entry in plan.grid.evaluate:
         also_knn = entry.params.get("also_knn", plan.grid.defaults_evaluate.get("also_knn"))
         for key in entry.params:
-            if key in UNUSED_BY_PROTOCOL[entry.protocol]:
+            if key in protocol(entry.protocol).unused:
                 refuse(entry, key, f"protocol {entry.protocol} never reads it")
-            elif key == "knn" and entry.protocol in ("linear", "granularity", "concat") and also_knn is not True:
+            elif key == "knn" and protocol(entry.protocol).fits_probes and also_knn is not True:
                 refuse(entry, key, f"protocol {entry.protocol} reads it only with also_knn: true")
         finetune = entry.params.get("finetune")
-        if isinstance(finetune, dict) and entry.protocol in ("finetune", "scratch"):
+        if isinstance(finetune, dict) and protocol(entry.protocol).trains:
             sections = [j.config["evaluate"] for j in plan.grid_jobs if j.entry == entry.index]
             for key in finetune:
                 whys = [finetune_unread(entry.protocol, key, s) for s in sections]
                 if whys and all(whys):  # one job that reads it keeps it
                     refuse(entry, f"finetune.{key}", whys[0])
         linear = entry.params.get("linear")
-        if isinstance(linear, dict) and "linear" not in UNUSED_BY_PROTOCOL[entry.protocol]:
+        if isinstance(linear, dict) and "linear" not in protocol(entry.protocol).unused:
             optimizer = linear.get("optimizer", default_optimizer)
             for key in linear:
                 if key in PROBE_KEYS_UNREAD.get(optimizer, ()):

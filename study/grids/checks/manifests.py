@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from study.configfields import is_int
 from study.counts import format_count
 from study.errors import StudyError, did_you_mean
+from study.evaluate.protocols import names_where
 from study.grids.jobs import Job, corruption_slug
 from study.grids.schema import DatasetSpec
 from study.grids.yamlio import at
@@ -144,7 +145,7 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
                 problems.append(f"{setting_at(plan, job, 'labeled_sizes')}: labeled size {_count_text(ls)} asked of "
                                 f"manifest {train}, which has {n} images (at most {format_count(n)}, or `all` for "
                                 f"every one)")
-    if sec.get("protocol") in ("finetune", "scratch") and train:
+    if sec.get("protocol") in names_where(trains=True) and train:
         sizes = sec.get("labeled_sizes")
         for ls in sizes if isinstance(sizes, list) and sizes else [None]:  # None, "all": every labeled image
             error = schedule_error(sec, ls if is_int(ls) else None, min(ls, n) if is_int(ls) else n)
