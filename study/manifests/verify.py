@@ -170,8 +170,10 @@ def _check_one(job: tuple[str, str | None]) -> str | None:
     file = reader.manifest.abs_path(row)  # check_files keeps no row without a root
     try:
         img = reader.open(row)
+        if not is_lazy_jpeg(img) and reader.corruption is not None:  # decoded (OpenCV), then corrupted
+            img = Image.open(file)  # its JPEG checked as a clean manifest's is
         if not is_lazy_jpeg(img):
-            return None  # decoded (a corrupted variant's JPEGs too: with the clean ones' decoder)
+            return None  # decoded
         try:
             img.load()  # Pillow refuses damaged data that the decoder of jobs (OpenCV's libjpeg) reads through
         except OSError as e:

@@ -63,7 +63,8 @@ def fake_slurm(root: Path) -> Path:
     to be said); squeue prints `squeue` (its
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`, and the
-    node states (`%t`) of `sinfo_states`, else `idle`; srun does nothing. Real commands elsewhere on PATH are never
+    node states (`%t`) of `sinfo_states`, else `idle`; `sacctmgr show assoc` lists the accounts of `sacctmgr_assoc`
+    (without it, and for anything else, says it cannot reach the database); srun does nothing. Real commands elsewhere on PATH are never
     reached for these names."""
     d = str(root)
     return fake_commands(
@@ -79,6 +80,8 @@ def fake_slurm(root: Path) -> Path:
         scontrol='echo "MaxArraySize = 1001"',
         sinfo=f'case "$*" in *%t*) cat "{d}/sinfo_states" 2>/dev/null || echo idle; exit 0;; esac\n'
               f'cat "{d}/sinfo" 2>/dev/null || echo debug',
+        sacctmgr=f'case "$*" in *assoc*) [ -e "{d}/sacctmgr_assoc" ] && cat "{d}/sacctmgr_assoc" && exit 0;; esac\n'
+                 'echo "sacctmgr: error: Problem talking to the database: Connection refused" >&2; exit 1',
         srun="exit 0")
 
 

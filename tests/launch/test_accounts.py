@@ -71,3 +71,55 @@ def test_a_stage_whose_own_account_changed_names_its_key_and_its_jobs_alone(env,
     # sacct says no account (a cluster without accounting): nothing to compare, nothing said
     (slurm / "sacct").write_text("101|RUNNING|n1|Unknown\n102|PENDING|None|Unknown\n")
     assert "not on account" not in run_cli(["status", str(grid), "--profile", str(split), "--workdir", str(wd)])[1]
+
+
+INVALID = "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"
+
+
+def test_an_account_slurm_refuses_is_said_with_the_user_s_accounts(env, slurm):
+    """A cluster that enforces associations refuses an account the user has none with (sbatch --test-only, before
+    anything is queued): the refusal lists the user's accounts (sacctmgr), or, for one of them, says that its
+    association does not cover the partition or QOS."""
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("acct3", seeds=(0,)))
+    prof = _profile(env, "p.yaml", PROFILE + "account: proj_x\n")
+    (slurm / "test_only_refuse").write_text(f"#SBATCH --account=proj_x\n{INVALID}\n")
+    (slurm / "sacctmgr_assoc").write_text("proj_a\nProj_B\nproj_a\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 2 and "account: 'proj_x'" in err and INVALID in err, err
+    assert "yours: proj_a, proj_b (sacctmgr show assoc user=" in err and "nothing was queued" in err, err
+    assert not (slurm / "counter").exists()
+    (slurm / "test_only_refuse").write_text(f"#SBATCH --account=proj_a\n{INVALID}\n")
+    prof.write_text(PROFILE + "account: proj_a\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 2 and "proj_a is one of yours, but not with this partition or QOS" in err, err
+    (slurm / "sacctmgr_assoc").unlink()  # sacctmgr cannot tell: the command that can is named
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 2 and "`sacctmgr show assoc user=" in err and "` lists your accounts" in err, err
+
+
+def test_an_account_a_non_enforcing_cluster_would_replace_is_warned_of_before_queueing(env, slurm):
+    """Where associations are not enforced, sbatch takes an account the user has none with and Slurm puts the jobs
+    on the default account: said once before the first sbatch; nothing said of one of the user's (in any case), nor
+    where sacctmgr cannot tell."""
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("acct4", seeds=(0,)))
+    (slurm / "sacctmgr_assoc").write_text("proj_a\n")
+    prof = _profile(env, "p.yaml", PROFILE + "account: proj_x\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd),
+                            "--dry-run"])
+    assert code == 0 and "not one you have an association with" not in err, err  # a dry run asks sinfo only
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 0, err
+    warning = (f"study: warning: profile {prof}: account 'proj_x' (`account`) is not one you have an association "
+               f"with (yours: proj_a (sacctmgr show assoc user=")
+    assert err.count(warning) == 1 and "Slurm queues the pretrain jobs on your default account" in err, err
+    for text, assoc in (("account: Proj_A\n", "proj_a\n"), ("account: proj_x\n", None)):
+        (slurm / "sacctmgr_assoc").unlink(missing_ok=True)
+        if assoc:
+            (slurm / "sacctmgr_assoc").write_text(assoc)
+        prof.write_text(PROFILE + text)
+        other = env / f"wd_{len(text)}_{assoc is None}"
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir",
+                                str(other)])
+        assert code == 0 and "association" not in err, err

@@ -467,6 +467,11 @@ def test_a_damaged_jpeg_that_jobs_read_through_is_named_as_damaged(build, cli, t
     code, _, err = cli("manifest", "verify", "jpg", "--files")
     assert code == 2 and "b/1.jpg: damaged JPEG data (Pillow: broken data stream" in err, err
     assert "jobs read it anyway" in err and "a/0.jpg" not in err, err
+    # a corrupted variant's images are decoded, then corrupted: its damaged JPEG is named as the clean one's is
+    assert cli("manifest", "corrupt", "jpg.jpeg-quality10", "--base", "jpg", "--corruption", "jpeg")[0] == 0
+    code, _, err = cli("manifest", "verify", "jpg.jpeg-quality10", "--files")
+    assert code == 2 and "b/1.jpg: damaged JPEG data (Pillow: broken data stream" in err, err
+    assert "a/0.jpg" not in err and "b/0.jpg" not in err, err
     (tmp_path / "jpg" / "train" / "a" / "0.jpg").write_bytes(b"")
     code, _, err = cli("manifest", "verify", "jpg", "--files")
     assert code == 2 and "a/0.jpg: an empty file (0 bytes)" in err, err

@@ -187,6 +187,15 @@ def qos_lifts_time_limit(qos: str) -> bool | None:
     return None
 
 
+def user_accounts(name: str) -> list[str] | None:
+    """The accounts user `name` has an association with, as `sacctmgr show assoc` lists them (lower case, sorted);
+    None where it cannot tell (no sacctmgr, no accounting database)."""
+    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", f"where user={name}", "format=Account"])
+    if run is None or run.returncode != 0:
+        return None
+    return sorted({line.strip().lower() for line in run.stdout.splitlines() if line.strip()})
+
+
 def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
                      qos_lifts: Callable[[str], bool | None] = lambda qos: False) -> tuple[list[str], list[str]]:
     """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the

@@ -4,9 +4,11 @@ jobs are queued without the jobs that wait on them:
 - a partition sinfo does not list, or whose MaxTime is below a stage's `time` (its jobs would pend for ever,
   PartitionTimeLimit): `cluster_partitions`, `unknown_partitions`, `over_time_limits`;
 - a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
-  an account or QOS the user is not associated with, a GPU type or count, memory or CPUs that no node of the
-  partition has (an answer it also gives where the partition's nodes are down or drained now, NODES_NOT_UP: then,
-  unless sinfo says every node of the partition is up, a warning, and sbatch decides).
+  an account or QOS the user is not associated with (an account: the refusal lists the user's, `sacctmgr show
+  assoc`), a GPU type or count, memory or CPUs that no node of the partition has (an answer it also gives where the
+  partition's nodes are down or drained now, NODES_NOT_UP: then, unless sinfo says every node of the partition is
+  up, a warning, and sbatch decides). An account the user has no association with that a cluster not enforcing
+  associations accepts: a warning (Slurm puts the jobs on the user's default account).
   Its refusal on the accounting policy ("Job violates accounting/QOS policy") is a limit of the QOS or association
   per job or on how many jobs the user may have queued (MaxSubmitJobs, reached): it does not say which, and the
   refusal names both, with the user's count of queued jobs (squeue).
@@ -25,7 +27,7 @@ from study.grids.profile import option_name
 from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
-                                       qos_lifts_time_limit, slurm_parameters, unknown_partitions)
+                                       qos_lifts_time_limit, slurm_parameters, unknown_partitions, user_accounts)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -42,6 +44,7 @@ ACCOUNTING_POLICY = re.compile(r"Job violates accounting(/QOS)? policy")
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
 # up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
 # first of these)
+INVALID_ACCOUNT = "Invalid account"  # sbatch's "Invalid account or account/partition combination specified"
 NODES_NOT_UP = ("Requested node configuration is not available", "Requested partition configuration not available now",
                 "Required node not available", "Requested nodes are busy")
 
@@ -116,7 +119,8 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
     and what Slurm said where it refuses one; a warning on `err` where the refusal may only be nodes down now
     (NODES_NOT_UP); where it cannot be asked (sbatch fails to start, times out, or reaches no controller), a warning and
     no further asking."""
-    profile, seen = plan.profile, set()
+    profile, seen, accounts_said = plan.profile, set(), set()
+    mine = functools.lru_cache(maxsize=None)(lambda: user_accounts(user()))  # sacctmgr asked once, where needed
     for job in jobs:
         if (job.stage, job.resources) in seen:
             continue
@@ -135,6 +139,14 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   "sbatch decides", file=err, flush=True)
             return
         if run.returncode == 0 or not any(w in said for w in REFUSED):
+            account = profile.placement(job.stage).account
+            if account and account not in accounts_said and mine() is not None and account.lower() not in mine():
+                accounts_said.add(account)
+                print(f"study: warning: profile {profile.path or 'built-in default'}: account {account!r} "
+                      f"(`{profile.placement(job.stage).key('account')}`) is not one you have an association with "
+                      f"({_accounts_text(mine())}); this cluster does not enforce associations, so Slurm queues the "
+                      f"{job.stage} jobs on your default account: set one of yours to have them on it", file=err,
+                      flush=True)
             continue
         bad_option = BAD_OPTION in said
         said = said.split(BAD_OPTION)[0].strip()  # the option and why: the rest is "... for more information"
@@ -152,7 +164,27 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
             continue
         if ACCOUNTING_POLICY.search(said):  # a limit per job, or the count of queued jobs: Slurm does not say which
             raise StudyError(f"{what}; {_accounting_policy_said()}; nothing was queued")
+        if INVALID_ACCOUNT in said:
+            raise StudyError(f"{what}; {_invalid_account_said(profile.placement(job.stage).account, mine())}; "
+                             "nothing was queued")
         raise StudyError(f"{what}; change the profile (or the grid's resources); nothing was queued")
+
+
+def _accounts_text(accounts: list[str] | None) -> str:
+    """The user's Slurm accounts as a refusal or warning says them (`accounts`: `user_accounts`)."""
+    asked = f"sacctmgr show assoc user={user()}"
+    if accounts is None:
+        return f"`{asked}` lists your accounts"
+    return f"yours: {', '.join(accounts)} ({asked})" if accounts else f"`{asked}` lists none of yours"
+
+
+def _invalid_account_said(account: str | None, accounts: list[str] | None) -> str:
+    """What to do of sbatch's "Invalid account or account/partition combination": another account, or, for one of
+    the user's, a partition or QOS its association covers."""
+    if account and accounts and account.lower() in accounts:
+        return (f"{account} is one of yours, but not with this partition or QOS: `sacctmgr show assoc user={user()} "
+                "format=Account,Partition,QOS` lists what each of your accounts may use")
+    return f"{_accounts_text(accounts)}: set the profile's account to one of them (or leave it out for your default)"
 
 
 def _accounting_policy_said() -> str:
