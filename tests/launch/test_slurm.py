@@ -283,6 +283,19 @@ def test_a_placement_slurm_refuses_is_a_clear_error_before_any_array_is_queued(s
     assert Ledger(wd, "refused").events() == []
 
 
+def test_sacctmgr_answers_the_questions_study_asks_it(slurm_cluster):
+    """The accounts of the user and a QOS's flags, asked as study asks them (`sacctmgr show ... where key=value`):
+    sacctmgr refuses a condition given as one word ("where name=normal": "Unknown condition"), which left every
+    answer unknown. The cluster script's accounting database holds the user's association with account root and
+    the QOS normal, without PartitionTimeLimit."""
+    from study.launch.ledger import user
+    from study.launch.slurm.params import qos_lifts_time_limit, user_accounts
+
+    assert user_accounts(user()) == ["root"]
+    assert qos_lifts_time_limit("normal") is False
+    assert qos_lifts_time_limit("nonesuch") is None
+
+
 def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_cluster, env):
     """Its dependency has no Slurm id to wait for: it is held back, not queued without one."""
     grid = env / "mixed.yaml"

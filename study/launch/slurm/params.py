@@ -179,7 +179,9 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
 def qos_lifts_time_limit(qos: str) -> bool | None:
     """Whether QOS `qos` has the flag PartitionTimeLimit (its jobs may ask more than their partition's MaxTime), as
     `sacctmgr show qos` says; None where it cannot tell (no sacctmgr, no accounting database, no such QOS)."""
-    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "qos", f"where name={qos}", "format=Name,Flags"])
+    # `where` a word of its own: sacctmgr refuses "where name=..." ("Unknown condition")
+    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "qos", "where", f"name={qos}",
+                     "format=Name,Flags"])
     for line in run.stdout.splitlines() if run is not None and run.returncode == 0 else []:
         name, _, flags = line.strip().partition("|")
         if name.lower() == qos.lower():
@@ -190,7 +192,8 @@ def qos_lifts_time_limit(qos: str) -> bool | None:
 def user_accounts(name: str) -> list[str] | None:
     """The accounts user `name` has an association with, as `sacctmgr show assoc` lists them (lower case, sorted);
     None where it cannot tell (no sacctmgr, no accounting database)."""
-    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", f"where user={name}", "format=Account"])
+    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", f"user={name}",
+                     "format=Account"])
     if run is None or run.returncode != 0:
         return None
     return sorted({line.strip().lower() for line in run.stdout.splitlines() if line.strip()})
