@@ -12,6 +12,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
+from study.errors import not_yours
+
 
 def _read_umask() -> int:
     """The process's umask, from /proc where it can be read without setting it (Linux), else by setting it."""
@@ -76,12 +78,17 @@ def free_space(path: str | os.PathLike) -> str:
 def write_failure(path: str | os.PathLike, e: BaseException) -> str:
     """Why writing `path` failed, in one line for a message: the error's first line, then the space left on the
     filesystem of its folder, and, where the error is a full disk or quota (ENOSPC/EDQUOT in its chain) or torch.save's
-    zip writer (which reports a failed write as `unexpected pos`, not as the OSError it met), that this may be why."""
+    zip writer (which reports a failed write as `unexpected pos`, not as the OSError it met), that this may be why.
+    A write refused for its permissions (EACCES/EPERM in the chain) says no space, but whose file or folder refused
+    it and how a folder shared by several users opens (`study.errors.not_yours`)."""
     said = str(e).splitlines()[0] if str(e) else "no message"
     chain, seen = [], e
     while seen is not None and len(chain) < 8:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
+    denied = next((x for x in chain if isinstance(x, OSError) and x.errno in (errno.EACCES, errno.EPERM)), None)
+    if denied is not None:
+        return f"{type(e).__name__}: {said}{not_yours(denied)}"
     full = any(isinstance(x, OSError) and x.errno in NO_SPACE for x in chain)
     free = free_space(path)
     hint = "the disk is full or over quota" if full else "a full disk or quota fails writes so" \

@@ -214,3 +214,23 @@ def test_a_temporary_that_cannot_be_made_is_raised_naming_the_target(tmp_path, m
         write_text(tmp_path / "index.html", "x")
     assert raised.value.filename == str(tmp_path / "index.html") and raised.value.errno == errno.EROFS
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_refused_for_its_permissions_names_whose_folder_refused_it_not_the_space_left(tmp_path, monkeypatch):
+    """A feature cache's folder another user of a shared workdir made without group write (umask 022): the warning
+    says whose folder it is and how it opens, not the space left (`the space left there unknown`, of a folder not
+    there, read as a full disk's)."""
+    import errno
+
+    from other_user import another_users
+
+    theirs = another_users(tmp_path / "features" / "sha", monkeypatch)
+    denied = PermissionError(errno.EACCES, "Permission denied", str(theirs / "key"))
+    said = atomic.write_failure(theirs / "key" / "all.pt", denied)
+    assert said.startswith(f"PermissionError: [Errno 13] Permission denied: '{theirs / 'key'}'; {theirs} belongs to ")
+    assert "free there" not in said and "space left" not in said and "umask 002" in said, said
+    try:
+        raise RuntimeError("torch.save's own") from denied
+    except RuntimeError as e:
+        said = atomic.write_failure(theirs / "key" / "all.pt", e)
+    assert said.startswith("RuntimeError: torch.save's own; ") and f"{theirs} belongs to " in said, said

@@ -325,10 +325,12 @@ def test_a_stop_by_sighup_is_said_and_an_os_error_without_a_file_gives_its_reaso
 def test_a_permission_denied_on_another_users_file_names_its_owner_and_the_shared_workdir_remedy(
         tmp_path, monkeypatch, capsys):
     """A second user of a lab's workdir, refused a file the first made without group write: the owner, the mode and
-    what opens it (umask 002, chmod -R g+w); on a file of one's own, the plain reason alone."""
+    what opens it (umask 002, chmod g+rwX); on a file of one's own, the plain reason alone."""
     import errno
     import os
     import pwd
+
+    from study.errors import group_name
 
     ledger = tmp_path / "ledgers" / "g.jsonl"
     ledger.parent.mkdir()
@@ -345,8 +347,11 @@ def test_a_permission_denied_on_another_users_file_names_its_owner_and_the_share
     monkeypatch.setattr(os, "getuid", lambda: uid + 1)  # as another user sees it
     assert _main_raising(monkeypatch, denied) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"study: error: {ledger}: Permission denied; {ledger} belongs to {owner} (-rw-r--r--): ")
-    assert "umask 002" in err and f"`chmod -R g+w` on the workdir (here: {ledger.parent}, at least)" in err, err
+    group = group_name(ledger.stat().st_gid)
+    assert err.startswith(f"study: error: {ledger}: Permission denied; {ledger} belongs to {owner}, group {group} "
+                          "(-rw-r--r--)"), err
+    assert "umask 002" in err and f"chmod g+rwX {{}} +`, DIR the shared folder (here: {ledger.parent}, at least)" \
+        in err, err
     gone = PermissionError(errno.EACCES, "Permission denied", str(ledger.parent / "new.lock"))  # the folder's
     assert _main_raising(monkeypatch, gone) == 2
-    assert f"Permission denied; {ledger.parent} belongs to {owner} (drwx" in capsys.readouterr().err
+    assert f"Permission denied; {ledger.parent} belongs to {owner}, group {group} (drwx" in capsys.readouterr().err

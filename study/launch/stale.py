@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from study.errors import StudyError, os_reason
+from study.errors import StudyError, not_yours, os_reason
 from study.hashing import file_sha256
 from study.launch.runner import job_dir
 from study.launch.state import cached_result, has_result
@@ -120,7 +120,7 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) ->
             except FileNotFoundError:
                 pass  # a job without a folder here (its result copied in from elsewhere)
             except OSError as e:
-                raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}") from None
+                raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
     return folder
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, other_accounts,
                                       outside_plan, results_off_plan, with_dependencies as grid_with_dependencies)
-from study.launch.ledger import Ledger, ledger_path
+from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, sacct_word
@@ -436,8 +436,11 @@ def _stop_local(plan: Plan, workdir: Path, this_file: str | None, n_local: int, 
                   f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
                   f"({', '.join(map(str, signalled))}); `study submit` resumes its jobs\n")
     if left_cmds:
+        # another user's command (a lab's shared workdir) is not ours to signal
+        theirs = "; another user's: by that user or root" if any(c.user not in (None, user()) for c in left_cmds) \
+            else ""
         out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
-                  f"kill): {', '.join(map(str, left_cmds))}\n")
+                  f"kill{theirs}): {', '.join(map(str, left_cmds))}\n")
     if not signalled and not left_cmds:
         out.write(f"{n_local} job(s) run locally by a command of another grid or grid file (a shared job): "
                   f"stop that command\n")

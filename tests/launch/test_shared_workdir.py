@@ -1,5 +1,6 @@
 """One workdir shared by several users or commands (a lab's results folder): the ledger others append to follows the
-umask, and a command that finds a job run by another says by whom (pid, host, user, grid, since when)."""
+umask, a command that finds a job run by another says by whom (pid, host, user, grid, since when), and a file one
+user keeps from the others (made without group write) fails what writes it, naming its owner."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,8 @@ from study.launch.ledger import Ledger, user
 from study.launch.locks import command_lock, try_lock
 from study.launch.state import JobState, run_by
 from study.launch.status import _running
+
+from other_user import another_users
 
 
 @pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o022, 0o644), (0o027, 0o640)])
@@ -75,3 +78,103 @@ def test_status_says_who_runs_a_running_job(tmp_path):
     _running(states, tmp_path, out)
     assert f"\n    {states['a'].holder}\n" in out.getvalue(), out.getvalue()
     assert JobState("b", "pretrain", "missing").holder == ""  # nothing live: no one named
+
+
+def test_a_job_whose_files_another_user_keeps_fails_not_started_and_the_others_run(monkeypatch, tmp_path):
+    """A lab's workdir where one user forgot umask 002: a job's lock file (or call file, or log) is theirs, not group
+    writable. That job fails, "not started" with the refusal in its ledger line and its dependents cancelled; the
+    command goes on with the others (it ended, stopping every worker it ran, at the first such file)."""
+    import errno
+    import subprocess
+    import sys
+
+    from study.launch.local import scheduler
+
+    wd = tmp_path / "wd"
+    jobs = [Job(id="a", stage="pretrain", config={"axes": {}}),
+            Job(id="b", stage="evaluate", config={"axes": {}}, depends_on=("a",)),
+            Job(id="c", stage="pretrain", config={"axes": {}}),
+            Job(id="d", stage="pretrain", config={"axes": {}})]
+    real_lock, real_job_file, real_popen = scheduler.job_lock, scheduler.write_job_file, subprocess.Popen
+
+    def job_lock(workdir, job_id):
+        if job_id == "a":
+            raise PermissionError(errno.EACCES, "Permission denied", str(wd / "locks" / "a.lock"))
+        return real_lock(workdir, job_id)
+
+    def write_job_file(workdir, job):
+        if job.id == "c":
+            raise PermissionError(errno.EACCES, "Permission denied", str(wd / "jobs" / "c" / "job.json"))
+        return real_job_file(workdir, job)
+
+    monkeypatch.setattr(scheduler, "job_lock", job_lock)
+    monkeypatch.setattr(scheduler, "write_job_file", write_job_file)
+    monkeypatch.setattr(scheduler.subprocess, "Popen",  # a worker that ends at once (without a result)
+                        lambda argv, **kw: real_popen([sys.executable, "-c", "pass"], **kw))
+    err = io.StringIO()
+    code = scheduler.run_local(SimpleNamespace(name="g", jobs=jobs, path=None), wd, workers=1, err=err)
+    said = err.getvalue()
+    assert code == 1, said
+    states = {e["job"]: e for e in Ledger(wd, "g").events() if e["state"] != "pending"}
+    assert states["a"]["state"] == "failed" and states["a"]["error"] == \
+        f"not started: {wd / 'locks' / 'a.lock'}: Permission denied", states["a"]
+    assert states["c"]["state"] == "failed" and states["c"]["error"] == \
+        f"not started: {wd / 'jobs' / 'c' / 'job.json'}: Permission denied", states["c"]
+    assert states["b"]["state"] == "cancelled" and states["b"]["error"] == "dependency a failed"
+    assert states["d"]["state"] == "failed" and "started pretrain d" in said, said  # run: its worker ran
+    assert f"FAILED pretrain a [] (not started: {wd / 'locks' / 'a.lock'}: Permission denied)" in said, said
+    free = try_lock(wd / "locks" / "c.lock")  # the lock of the job not started is let go
+    assert free is not None
+    os.close(free)
+
+
+def test_a_worker_refused_a_write_names_whose_file_it_is(tmp_path, monkeypatch):
+    """The one line a worker ends with (and `study status` shows) for a file another user of the workdir keeps."""
+    import errno
+
+    from study.launch.local.worker import write_refused
+
+    theirs = another_users(tmp_path / "jobs" / "x" / "scored", monkeypatch)
+    said = write_refused(PermissionError(errno.EACCES, "Permission denied", str(theirs / "20.json")))
+    assert said.startswith(f"{theirs / '20.json'}: Permission denied; {theirs} belongs to "), said
+    assert "umask 002" in said
+
+
+def test_set_aside_refused_names_whose_job_folder_it_is(tmp_path, monkeypatch):
+    """--set-aside-stale moves a job folder by one rename, which another user's folder refuses (renaming a folder
+    across folders rewrites its `..`): the message names its owner and the remedy."""
+    import errno
+
+    from study.errors import StudyError
+    from study.launch import stale
+
+    folder = another_users(tmp_path / "jobs" / "a", monkeypatch)
+
+    def refuse(src, dest):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dest))
+
+    monkeypatch.setattr(stale.os, "replace", refuse)
+    plan = SimpleNamespace(name="g", jobs=[Job(id="a", stage="pretrain", config={"axes": {}})], path=None)
+    with pytest.raises(StudyError) as e:
+        stale.set_aside(plan, tmp_path, ["a"])
+    assert f"cannot move {folder} to " in str(e.value) and f"Permission denied; {folder} belongs to " in str(e.value)
+
+
+def test_cancel_names_the_user_of_a_command_it_may_not_stop(tmp_path, monkeypatch):
+    """Another user's `study submit --cluster local` on this host: its SIGTERM is refused, and `study cancel` names
+    whose it is and who may stop it (os.kill stands in for the refusal)."""
+    from study.launch import status
+    from study.launch.local import stop
+
+    def refuse(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(stop.os, "kill", refuse)
+    wd, host = tmp_path / "wd", socket.gethostname()
+    with command_lock(wd) as lock:
+        Ledger(wd, "g").append([{"event": "local", "job": "a", "stage": "pretrain", "state": "pending", "log": None,
+                                 "pid": 4242, "host": host, "user": "ana", "lock": lock}])
+        out = io.StringIO()
+        status._stop_local(SimpleNamespace(name="g", jobs=[], path=None), wd, None, 1, out)
+    assert out.getvalue() == ("stop these `study submit --cluster local` of grid g where they run (Ctrl-C or kill; "
+                              f"another user's: by that user or root): pid 4242 on {host} (user ana)\n")

@@ -11,6 +11,8 @@ signal that killed it). A failed job's dependents (transitively) are marked canc
 of a job that ended outside this command without a result (another command stopped) are left missing, for a rerun.
 A job that fails for a full disk or quota (`disk_full`) stops the command starting jobs, which would all fail alike:
 the running ones end, the rest stay missing, and the last line says to free space and rerun with --retry-failed.
+A job whose call file, log or lock cannot be written (another user's, made without group write in a shared
+workdir) is failed without a worker, the reason in its ledger line, and the command goes on with the others.
 Progress: one line on stderr per start and end; an end also says about how long the run has left (eta.py).
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
@@ -41,7 +43,7 @@ from study.grids.render import job_text
 from study.launch.ledger import Ledger, user
 from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
-from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV
+from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV, WRITE_REFUSED, write_refused
 from study.launch.runner import write_job_file
 from study.launch.select import select
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
@@ -430,7 +432,7 @@ class _LocalRun:
     def start_ready(self) -> None:
         """Start every ready job a free worker can take; one another command runs or has just finished is not run."""
         for job in list(self.todo):
-            if not self.free:
+            if not self.free or self.full:
                 break
             if job.id in self.cancelled:
                 self.todo.remove(job)
@@ -438,7 +440,13 @@ class _LocalRun:
             if not self.ready(job):
                 continue
             self.todo.remove(job)
-            lock = job_lock(self.workdir, job.id)
+            try:
+                lock = job_lock(self.workdir, job.id)
+            except OSError as e:  # its lock file not ours to open (another user's, made without group write)
+                if e.errno not in WRITE_REFUSED:
+                    raise
+                self.not_started(job, e)
+                continue
             if lock is None or result_done(self.workdir, job.id):  # another command runs it, or just finished it
                 self.run_ids.discard(job.id)  # from now on waited for like a dependency run elsewhere
                 if lock is None:
@@ -449,9 +457,15 @@ class _LocalRun:
                     self.done.add(job.id)
                 continue
             slot = self.free.pop(0)
-            with stop_signals_held():  # a stop then knows every worker it must stop
-                self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
-                                              self.devices[slot], self.threads, self.ledger, lock, self.this_file)
+            try:
+                with stop_signals_held():  # a stop then knows every worker it must stop
+                    self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
+                                                  self.devices[slot], self.threads, self.ledger, lock, self.this_file)
+            except StartRefused as e:
+                os.close(lock)
+                self.free = sorted([*self.free, slot])
+                self.not_started(job, e.error)
+                continue
             self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
 
     def reap(self) -> None:
@@ -479,11 +493,25 @@ class _LocalRun:
                 self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log), error=error)])
                 said = _ending(rc, r.log) if rc < 0 else f"exit code {rc}"  # killed: by what, not "exit code -9"
                 self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); log {r.log}")
-                if not self.full and disk_full(error):
-                    self.full = f"{r.job.stage} {job_id} failed for a full disk or quota ({error})"
-                    self.progress(f"{self.full}: no more jobs start" + (
-                        "; the running ones end" if self.running else ""))
-                self.cancel_dependents(job_id)
+                self.after_failure(r.job, error)
+
+    def not_started(self, job: Job, e: OSError) -> None:
+        """A job this command could not start for a write refused (`StartRefused`, or its lock file's): failed, as
+        if its worker had failed so, and the command goes on with the others (a shared workdir's file of another
+        user's, made without group write, fails the jobs that write it, not every job the command runs)."""
+        self.failed.add(job.id)
+        error = f"not started: {write_refused(e)}"
+        self.ledger.append([_local_line(job, "failed", self.this_file, log=None, error=error)])
+        self.progress(f"FAILED {job.stage} {job.id} [{job_text(job)}] ({error})")
+        self.after_failure(job, error)
+
+    def after_failure(self, job: Job, error: str) -> None:
+        """A full disk or quota's failure stops jobs starting (`disk_full`); the failed job's dependents are
+        cancelled."""
+        if not self.full and disk_full(error):
+            self.full = f"{job.stage} {job.id} failed for a full disk or quota ({error})"
+            self.progress(f"{self.full}: no more jobs start" + ("; the running ones end" if self.running else ""))
+        self.cancel_dependents(job.id)
 
     def wait_outside(self) -> bool:
         """Wait OUTSIDE_POLL_S for dependencies run outside this command (True; said when they change, and again
@@ -527,10 +555,25 @@ class _LocalRun:
             os.close(r.lock)
 
 
+class StartRefused(Exception):
+    """`_start` could not write the job's call file or open its log (WRITE_REFUSED: a permission, a full disk): no
+    worker was started. `error`: that OSError."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
            ledger: Ledger, lock: int, this_file: str | None = None) -> _Running:
-    job_file = write_job_file(workdir, job)
     log = logs / f"{job.id}.log"
+    try:
+        job_file = write_job_file(workdir, job)
+        f = open(log, "ab")
+    except OSError as e:
+        if e.errno not in WRITE_REFUSED:
+            raise
+        raise StartRefused(e) from e
     env = dict(os.environ, STUDY_THREADS=str(threads), OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
                STUDY_MANIFESTS=str(manifests_dir().resolve()), STUDY_WORKDIR=str(workdir),
                **{PARENT_ENV: str(os.getpid()),  # the worker ends when this process does (worker._end_with_parent)
@@ -538,7 +581,7 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
                   TERM_ENDS_ENV: "1"})  # `kill <worker>` stops its job after a checkpoint (Slurm's trains on)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
-    with open(log, "ab") as f:
+    with f:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")  # local time with its UTC offset: TZ may differ on a rerun
         f.write(f"{RUN_HEADER}{stamp} {job.stage} job {job.id}\n".encode())
         f.flush()

@@ -24,9 +24,10 @@ class LocalCommand:
     pid: int
     host: str
     lock: Path | None = field(default=None, compare=False)  # its command lock, held while it runs
+    user: str | None = field(default=None, compare=False)  # who runs it, as its `pending` lines say
 
     def __str__(self) -> str:
-        return f"pid {self.pid} on {self.host}"
+        return f"pid {self.pid} on {self.host}" + (f" (user {self.user})" if self.user else "")
 
 
 def live_commands(workdir: str | os.PathLike, grid: str, grid_file: str | None = None) -> list[LocalCommand]:
@@ -42,7 +43,8 @@ def live_commands(workdir: str | os.PathLike, grid: str, grid_file: str | None =
         if grid_file and e.get("grid_file") not in (None, grid_file):
             continue
         if lock_held(locks / name):
-            seen[name] = LocalCommand(pid, host, locks / name)
+            who = e.get("user")
+            seen[name] = LocalCommand(pid, host, locks / name, who if isinstance(who, str) and who else None)
     return list(seen.values())
 
 

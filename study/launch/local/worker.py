@@ -12,7 +12,7 @@ import signal
 import sys
 
 from study.atomic import NO_SPACE, free_space
-from study.errors import StudyError, os_reason
+from study.errors import StudyError, not_yours, os_reason
 from study.launch.runner import read_job_file, run_job, threads_from_env
 from study.launch.signals import STOP_SIGNALS
 from study.parent_death import signal_when_parent_dies
@@ -61,10 +61,11 @@ WRITE_REFUSED = NO_SPACE | {errno.EACCES, errno.EPERM, errno.EROFS}  # the machi
 
 def write_refused(e: OSError) -> str:
     """A write the machine refused, in one line: the file, the reason, and, for a full disk or quota, the space left
-    there and that a rerun resumes (the scheduler's `disk_full` reads this line in the job's log)."""
+    there and that a rerun resumes (the scheduler's `disk_full` reads this line in the job's log); for a permission,
+    whose file or folder refused it (`not_yours`: another user's of a shared workdir)."""
     where = f"{e.filename}: " if e.filename else ""
     if e.errno not in NO_SPACE or not e.filename:
-        return f"{where}{os_reason(e)}"
+        return f"{where}{os_reason(e)}{not_yours(e)}"
     return (f"{where}{os_reason(e)} ({free_space(e.filename)}): free space, then rerun the job: it resumes from what "
             "it last saved")
 
