@@ -1,22 +1,27 @@
 """The states of a grid's jobs now, which every command that decides from them reads (submit on either backend,
 status, cancel): `grid_states` (result files, the ledgers, Slurm asked), `locked_states` (under the submit lock),
-`outside_plan` (live Slurm jobs the plan no longer has), `results_off_plan` (results of jobs it no longer has).
+`outside_plan` (live Slurm jobs the plan no longer has), `results_off_plan` (results of jobs it no longer has),
+`checkpoints_off_plan` (checkpoints of jobs it no longer has that did not finish).
 
 A grid's ledger is keyed on its name; each Slurm submission and local run also records the grid file it came from
 (`grid_file`, its resolved path). A job queued from another file under the same name (a copied grid) is never taken
 for this file's (`from_this_file`): not one of its stale jobs, and not cancelled with it. Events without a path (an
-older study) count as this file's.
+older study) count as this file's. Where only a job's traces are said (its result or checkpoint off the plan), an
+event that names a file no longer there counts as this file's too (`ran_from_this_file`): the grid file moved or was
+renamed (a project folder moved with its workdir), which would otherwise hide them.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.errors import StudyError
 from study.launch.ledger import Ledger
 from study.launch.locks import submit_lock
-from study.launch.state import LIVE, JobState, classify, has_result, slurm_state
+from study.launch.state import LIVE, JobState, classify, has_result, local_state, slurm_state
+from study.launch.traces import checkpoint_steps
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -37,6 +42,13 @@ def from_this_file(event: dict, ours: str | None) -> bool:
     None: unknown), or does not say which."""
     theirs = event.get("grid_file")
     return theirs is None or ours is None or theirs == ours
+
+
+def ran_from_this_file(event: dict, ours: str | None) -> bool:
+    """`from_this_file`, or the event names a grid file no longer there (moved or renamed to `ours`, or deleted): for
+    what status and report say of a job's result or checkpoint, not for what to cancel or stop."""
+    theirs = event.get("grid_file")
+    return from_this_file(event, ours) or isinstance(theirs, str) and not Path(theirs).exists()
 
 
 def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, *,
@@ -129,7 +141,29 @@ def results_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | 
     in_plan, this_file = grid_ids(plan), grid_file(plan)
     latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
     return sorted(job for job, e in latest.items()
-                  if job not in in_plan and from_this_file(e, this_file) and has_result(workdir, job))
+                  if job not in in_plan and ran_from_this_file(e, this_file) and has_result(workdir, job))
+
+
+def checkpoints_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None,
+                         live_slurm: Collection[str] = ()) -> dict[str, dict[str, list[int]]]:
+    """The jobs this grid file ran (as `results_off_plan`) that the plan no longer has and that did not finish (no
+    result file) but left a training checkpoint in their run folder, each with its checkpoints' [step, total]
+    (`traces.checkpoint_steps`): an edit of the grid file took them out midway, so no submit resumes them until the
+    file gives their settings again, and their checkpoints stay on disk. Not a local run still running (its worker
+    or command alive) nor a Slurm job in `live_slurm` (`outside_plan`'s: said as live). `latest`: as for
+    `outside_plan`."""
+    in_plan, this_file = grid_ids(plan), grid_file(plan)
+    latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
+    out = {}
+    for job, e in sorted(latest.items()):
+        if job in in_plan or not ran_from_this_file(e, this_file) or has_result(workdir, job):
+            continue
+        if e["event"] == "local" and local_state(e, workdir) in LIVE or e.get("slurm_job_id") in live_slurm:
+            continue
+        steps = checkpoint_steps(workdir, job)
+        if steps:
+            out[job] = steps
+    return out
 
 
 def outside_plan(plan: Plan, workdir: str | Path,

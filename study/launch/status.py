@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
-from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, locked_states, other_accounts,
-                                      outside_plan, results_off_plan, with_dependencies as grid_with_dependencies)
+from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
+                                      locked_states, other_accounts, outside_plan, results_off_plan,
+                                      with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
@@ -46,11 +47,11 @@ def _some(ids: list[str], n: int = 8) -> str:
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
     "detail", "slurm_id", "account", "log", "progress", "progress_count", "progress_before_restart", "log_age_s",
-    "checkpoint", "requeues", "preemptions", "resumed_at", "stale"}],
-    "results_off_plan": [id]}`, the jobs in the plan's order: what `study status` prints, one row per job. `counts`:
-    the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`). `progress`:
-    the latest progress line of a running job's log (or of one a local run left unfinished, or of a requeued Slurm
-    job waiting to start again), `progress_count` its [done, total] (`traces.progress_count`),
+    "checkpoint", "requeues", "preemptions", "resumed_at", "stale"}], "results_off_plan": [id],
+    "checkpoints_off_plan": {id: checkpoint}}`, the jobs in the plan's order: what `study status` prints, one row per
+    job. `counts`: the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`).
+    `progress`: the latest progress line of a running job's log (or of one a local run left unfinished, or of a
+    requeued Slurm job waiting to start again), `progress_count` its [done, total] (`traces.progress_count`),
     `progress_before_restart` whether that line is older than Slurm's latest stop of the job to run it again (its new
     run has said nothing yet), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
@@ -66,7 +67,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
     submit` refuses it), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
-    the table's note: --where chooses among its plan's jobs only); and `"grid_jobs"` (how many jobs the whole grid
+    the table's note: --where chooses among its plan's jobs only); `checkpoints_off_plan`: {id: its checkpoints'
+    [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
+    did not finish (not those still running); and `"grid_jobs"` (how many jobs the whole grid
     has) where `--where` selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
@@ -89,7 +92,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
-            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir), **grid_jobs_json(plan)}
+            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir),
+            "checkpoints_off_plan": checkpoints_off_plan(plan, workdir, live_slurm=_live_off_plan(plan, workdir)),
+            **grid_jobs_json(plan)}
 
 
 def _restarts(st: JobState) -> Restarts | None:
@@ -212,6 +217,13 @@ def _stale(stale: dict[str, str], out: TextIO) -> None:
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
 
 
+def _live_off_plan(plan: Plan, workdir: str | Path) -> list[str]:
+    """The Slurm ids of the live jobs of this grid's ledger that its plan no longer has (`outside_plan`: this file's
+    and other files')."""
+    stale, elsewhere = outside_plan(plan, workdir)
+    return [*stale, *(i for ids in elsewhere.values() for i in ids)]
+
+
 def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results of jobs
     the plan no longer has."""
@@ -224,15 +236,23 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
     earlier = results_off_plan(plan, workdir, own)
+    whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
+        plan, "whole", None) is not None else ""
     if earlier:
-        whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
-            plan, "whole", None) is not None else ""
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
+    left = checkpoints_off_plan(plan, workdir, own, [*stale, *(i for ids in elsewhere.values() for i in ids)])
+    if left:
+        listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in left.items()]
+        out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"
+                  f"{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit resumes "
+                  f"them unless the grid file gives those settings again; their checkpoints stay in "
+                  f"{Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)\n")
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
+OFF_PLAN_SHOWN = 4  # unfinished jobs off the plan named with their checkpoints' steps
 BEFORE_RESTART = "before Slurm stopped the job to run it again; nothing since"  # `Progress.before_restart`
 RETRY_HINT = ("failed and cancelled jobs stay so: `study submit --retry-failed` (the grid, --cluster and --workdir "
               "as before) reruns them, each from its last checkpoint")

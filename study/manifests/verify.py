@@ -98,9 +98,14 @@ def missing_roots(meta: dict, gone: dict | None = None) -> list[str]:
     """The recorded roots (a pool's: its sources') that are not a folder here, said: no image under them can be
     read from this machine (a problem for `verify --files`; a warning without it: the manifest itself is sound).
     `gone`: roots_not_here(meta), where the caller has it."""
+    from study.manifests.rebuild import build_command
+
+    made = meta.get("base") or meta.get("pool")  # a corrupted variant, a pool: made from other manifests
+    remedy = ("make it again from its base or sources built at the new place" if made else
+              f"build it again there with the options it was built with (the same content hash):\n    "
+              f"{build_command(meta)}")
     return [f"root {root} is not a folder here (the dataset moved, or is not mounted on this machine): no image of "
-            f"{'source ' + src if src else 'this manifest'} can be read here; if it moved, build it again with --root "
-            "at the new place (a corrupted variant or a pool: make it again from its base or sources built there)"
+            f"{'source ' + src if src else 'this manifest'} can be read here; if it moved, {remedy}"
             for src, root in (roots_not_here(meta) if gone is None else gone).items()]
 
 

@@ -195,33 +195,46 @@ def _device_text(kind: Any, threads: Any) -> str | None:
     return text
 
 
+def _sessions_differ(value: Any) -> bool:
+    """Whether a resumed run's device kind or thread count is a list of its sessions' (JSON text in the table's
+    column) that holds more than one value: the run's float sums, so its weights, are none of one device's."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False
+    return isinstance(value, list) and len({json.dumps(v) for v in value}) > 1
+
+
 def device_mix_lines(table: pd.DataFrame, shown: int = 3) -> list[str]:
     """A line naming (the first `shown` of) the cells whose seeds ran on more than one device kind (a GPU model, the
-    CPU) or CPU thread count (`protocol.device_kind`, `protocol.cpu_threads`): no part of the protocol fingerprint
-    (the number of devices is: another count is a conflict), so they are averaged as one recipe, though their float
-    sums, so their numbers, differ. A cell is an evaluation's or a pretraining's (whose line covers the encoders its
-    evaluations read)."""
+    CPU) or CPU thread count (`protocol.device_kind`, `protocol.cpu_threads`), or that hold a run resumed on another
+    (its sessions' list of more than one): no part of the protocol fingerprint (the number of devices is: another
+    count is a conflict), so they are averaged as one recipe, though their float sums, so their numbers, differ. A
+    cell is an evaluation's or a pretraining's (whose line covers the encoders its evaluations read)."""
     if table.empty or DEVICE not in table or "metric" not in table:
         return []
     jobs = table[table["metric"].notna()].drop_duplicates("job_id")
     if jobs.empty:
         return []
-    where = pd.Series([_device_text(k, t) for k, t in zip(
-        jobs[DEVICE], jobs[THREADS] if THREADS in jobs else [None] * len(jobs))], index=jobs.index, dtype=object)
+    threads = jobs[THREADS] if THREADS in jobs else pd.Series([None] * len(jobs), index=jobs.index, dtype=object)
+    where = pd.Series([_device_text(k, t) for k, t in zip(jobs[DEVICE], threads)], index=jobs.index, dtype=object)
+    resumed = pd.Series([_device_text(k, t) is not None and (_sessions_differ(k) or _sessions_differ(t))
+                         for k, t in zip(jobs[DEVICE], threads)], index=jobs.index, dtype=bool)
     keys = [c for c in cell_columns(jobs) if c not in SUB_CELL] + ["protocol_fingerprint"]
     cells = []
-    for _, g in jobs.assign(_where=where).groupby(keys, dropna=False, sort=True):
+    for _, g in jobs.assign(_where=where, _resumed=resumed).groupby(keys, dropna=False, sort=True):
         found = sorted(set(g["_where"].dropna()))
-        if len(found) > 1:
+        if len(found) > 1 or g["_resumed"].any():
             named = [k for k in keys if k not in ("grid", "protocol_fingerprint")]
             cells.append(f"[{_cell_text(g.iloc[0], named)}]: {'; '.join(found)}")
     if not cells:
         return []
     more = f"; and {len(cells) - shown} more" if len(cells) > shown else ""
-    return [f"{len(cells)} cell(s) average seeds run on different devices or CPU thread counts, as one recipe "
-            f"(neither is part of the protocol fingerprint; each gives other float sums, so other numbers): "
-            f"{'; '.join(cells[:shown])}{more}. results.parquet gives each job's protocol.device_kind and "
-            "protocol.cpu_threads"]
+    return [f"{len(cells)} cell(s) average seeds run on different devices or CPU thread counts (or hold a run resumed "
+            f"on another), as one recipe (neither is part of the protocol fingerprint; each gives other float sums, "
+            f"so other numbers): {'; '.join(cells[:shown])}{more}. results.parquet gives each job's "
+            "protocol.device_kind and protocol.cpu_threads"]
 
 
 def valueless_lines(table: pd.DataFrame) -> list[str]:

@@ -110,8 +110,8 @@ def restore(ckpt_path: Path, fingerprint: dict, method, optimizer, total: int, e
 
 def resume_warnings(past: Sessions, device: torch.device) -> list[str]:
     """Warnings for a resumed run's log where this session's code version, library versions or device kind (those of
-    the session before it), or on a CPU its thread count, is not the one the run began with (the weights then differ
-    from an uninterrupted run's)."""
+    the session before it) is not the one the run began with, or on a CPU where its sessions' thread counts differ
+    (also where this one's is the first's again): the weights then differ from an uninterrupted run's."""
     out = []
     versions, threads = past.versions, past.threads
     if versions[-2] != versions[-1]:
@@ -124,11 +124,12 @@ def resume_warnings(past: Sessions, device: torch.device) -> list[str]:
         out.append("WARNING: this session runs " + ", ".join(f"{k} {envs[-1][k]} (the checkpoint's session: "
                    f"{envs[-2].get(k)})" for k in changed) + ": the rest of the run computes with them, so its "
                    "weights may differ from a run without the change (the record lists each session's)")
-    if device.type == "cpu" and threads[0] != threads[-1]:
-        out.append(f"WARNING: this session has {threads[-1]} torch threads, the run began with {threads[0]}: on "
-                   f"a CPU the float sums, and so the weights, will differ in the last bits from a run without "
-                   f"the change (the count follows the job's CPUs: a stage's resources.cpus on Slurm, --workers "
-                   f"here)")
+    if device.type == "cpu" and len(set(threads)) > 1:  # also back to the first count: [1, 2, 1]
+        said = (f"the run began with {threads[0]}" if threads[0] != threads[-1] else
+                f"as the run began, but its sessions had {', '.join(map(str, threads))}")
+        out.append(f"WARNING: this session has {threads[-1]} torch threads, {said}: on a CPU the float sums, and so "
+                   f"the weights, will differ in the last bits from a run without the change (the count follows the "
+                   f"job's CPUs: a stage's resources.cpus on Slurm, --workers here)")
     return out
 
 

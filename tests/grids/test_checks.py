@@ -1,6 +1,7 @@
 """The pre-run check (`Plan.check`, study.grids.checks), through `study plan` as a user meets it: each problem
 found before anything runs, named at its line, and the warnings and notes."""
 import json
+import shlex
 import shutil
 import textwrap
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from study.errors import StudyError
 from study.grids import plan_grid
 from study.grids.checks.advice import unequal_pool_warnings
 from study.grids.checks.files import encoder_file_mismatches, init_encoder_not_here
-from study.manifests.store import SCHEMA_VERSION
+from study.manifests.store import SCHEMA_VERSION, load_meta
 from study.train.methods import METHODS
 from study.train.methods.simclr import SimCLR
 from tests.grids.conftest import REPO, line_of, run_plan_cli
@@ -652,11 +653,13 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
     each such manifest: a warning (Slurm's nodes may mount what this machine does not), a problem where the jobs run
     on this machine (`images_here`, `study submit --cluster local`)."""
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    options = {"alpha_train": ["--sizes", "10,20", "--labeled-sizes", "8", "--seed", "3"]}  # part of its hash
     for name, seed in (("alpha", 0), ("beta", 1)):
         for split in ("train", "val"):
             write_quadrant_tree(tmp_path / "data" / name / split, per_class=5, seed=seed * 2 + (split == "val"))
             _study("manifest", "build", "--dataset", "imagefolder", "--root", tmp_path / "data" / name, "--split",
-                   split, "--name", f"{name}_{split}")
+                   split, "--name", f"{name}_{split}", *options.get(f"{name}_{split}", []))
+    hashes = {name: load_meta(name)["content_hash"] for name in ("alpha_train", "alpha_val")}
     _study("manifest", "corrupt", "alpha_train.jpeg-quality10", "--base", "alpha_train", "--corruption", "jpeg")
     _study("manifest", "pool", "pooled_ab", "--from", "alpha_train:10", "--from", "beta_train:10")
     g = write_grid("""
@@ -691,15 +694,26 @@ def test_a_manifest_whose_dataset_root_is_not_here_is_named(tmp_path, monkeypatc
                 f"this machine): a job that cannot read it stops at its first image; if it moved, delete "
                 f"{manifests}/{name}.parquet and {manifests}/{name}.json and ")
 
-    for name in ("alpha_train", "alpha_val"):
-        assert (f"study: warning: {g}:{alpha}: manifest {name} {gone(name)}build it again with --root at the "
-                "dataset's new place (the content hash stays the same when only the root moved)") in err, err
-    for ext in ("json", "parquet"):  # the base and the test split rebuilt at the new place, as the message says
-        for name in ("alpha_train", "alpha_val"):
+    for name in ("alpha_train", "alpha_val"):  # the command with the options it was built with: the same hash
+        split = name.split("_")[1]
+        command = f'study manifest build --dataset imagefolder --root "$NEW_ROOT" --split {split} --name {name}' + (
+            " --sizes 10,20 --labeled-sizes 8 --seed 3" if split == "train" else "")
+        assert (f"study: warning: {g}:{alpha}: manifest {name} reads its images under {old}, which is not a folder "
+                f"here (the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
+                f"first image; if it moved, build it again at the dataset's new place with the options it was built "
+                f"with (the content hash, so each result and checkpoint on it, stays the same only with them; the "
+                f"grid's sizes alone, as `study plan` suggests once it is gone, give another):\n    {command}  "
+                f"($NEW_ROOT: where {old} is now)\n  before deleting it: the build says \"the same content under "
+                f"another root\" where only the root moved (else it names what differs); then delete "
+                f"{manifests}/{name}.parquet and {manifests}/{name}.json and run the build again") in err, err
+        argv = shlex.split(command.replace('"$NEW_ROOT"', shlex.quote(str(new))))[1:]
+        capsys.readouterr()
+        assert study.cli.main(argv) == 2 and "already exists with the same content under another root" in \
+            capsys.readouterr().err  # as the message says, before deleting it
+        for ext in ("json", "parquet"):  # then rebuilt at the new place, as the message says
             (tmp_path / "manifests" / f"{name}.{ext}").unlink()
-    for split in ("train", "val"):
-        _study("manifest", "build", "--dataset", "imagefolder", "--root", new, "--split", split, "--name",
-               f"alpha_{split}")
+        _study(*argv)
+        assert load_meta(name)["content_hash"] == hashes[name] and load_meta(name)["root"] == str(new)
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 0 and err.count("study: warning: ") == 2, err
     assert (f"{g}:{alpha}: manifest alpha_train.jpeg-quality10 {gone('alpha_train.jpeg-quality10')}make it again, "

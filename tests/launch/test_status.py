@@ -25,7 +25,8 @@ from study.launch.ledger import Ledger
 from study.launch.locks import command_lock, try_lock
 from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
-from study.launch.grid_states import from_this_file, grid_file, grid_states, outside_plan, results_off_plan
+from study.launch.grid_states import (checkpoints_off_plan, from_this_file, grid_file, grid_states, outside_plan,
+                                      ran_from_this_file, results_off_plan)
 from study.launch.status import (RETRY_HINT, RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
                                  print_status)
 from study.paths import result_path
@@ -118,6 +119,62 @@ def test_status_names_the_results_of_jobs_an_edit_of_the_grid_file_took_out_of_i
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd"), "--where", "seed=0"])[1]
     assert (f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now (of the whole grid: "
             "--where chooses among its plan's jobs only)") in out, out  # the same count: not the part's
+
+
+def test_status_names_the_checkpoints_of_unfinished_jobs_an_edit_of_the_grid_file_took_out_of_its_plan(tmp_path):
+    """A job stopped midway, then taken out of the plan by an edit (an axis value removed): its checkpoint stays in
+    its folder, which no submit resumes; status names it with its step, as it names a finished one's result. Not one
+    with a result (said as such), one that left no checkpoint, nor one still running."""
+    from study.launch.status import status_json
+
+    wd = tmp_path / "wd"
+    for job, step in (("gone", 474), ("done", 8), ("running", 3)):
+        write_checkpoint(wd / "jobs" / job / "checkpoint.pt", step, 3000 if job == "gone" else 8)
+    result_path(wd, "done").parent.mkdir(parents=True)
+    result_path(wd, "done").write_text("{}")
+    held = try_lock(wd / "locks" / "running.lock")
+    try:
+        Ledger(wd, "g").append([{"event": "local", "job": job, "stage": "pretrain", "state": state, "log": None,
+                                 "pid": 4242, "host": "another-host.invalid"}
+                                for job, state in (("gone", "running"), ("done", "done"), ("never", "running"),
+                                                   ("running", "running"), ("p1", "running"))])
+        out = io.StringIO()
+        print_status(_plan(P1), wd, out)
+        got = status_json(_plan(P1), wd)
+    finally:
+        os.close(held)
+    text = out.getvalue()
+    assert ("\n1 job(s) this grid file started are of no job of its plan now and did not finish (gone: checkpoint at "
+            "step 474/3000): their settings were changed since, so no submit resumes them unless the grid file gives "
+            f"those settings again; their checkpoints stay in {wd.resolve() / 'jobs'}/<id>/ until removed") in text, \
+        text
+    assert "\n1 result(s) of jobs this grid file ran are of no job of its plan now (done)" in text, text
+    assert got["checkpoints_off_plan"] == {"gone": {".": [474, 3000]}} and got["results_off_plan"] == ["done"]
+
+
+def test_a_grid_file_moved_since_its_jobs_ran_still_names_their_results_and_checkpoints_off_its_plan(tmp_path):
+    """A project folder moved with its workdir: the ledger names the grid file by its old path, no longer there. Its
+    results and checkpoints off the plan are this file's still (not those of a file of the grid's name still there),
+    as are its jobs' states; cancelling is left to `from_this_file` (an old path is not this file)."""
+    wd, grid, other = tmp_path / "wd", tmp_path / "moved" / "g.yaml", tmp_path / "copy.yaml"
+    grid.parent.mkdir()
+    grid.write_text("name: g\n")
+    other.write_text("name: g\n")
+    for job in ("old_done", "copy_done"):
+        result_path(wd, job).parent.mkdir(parents=True, exist_ok=True)
+        result_path(wd, job).write_text("{}")
+    write_checkpoint(wd / "jobs" / "old_half" / "checkpoint.pt", 2, 8)
+    write_checkpoint(wd / "jobs" / "copy_half" / "checkpoint.pt", 2, 8)
+    gone = str(tmp_path / "old" / "g.yaml")
+    Ledger(wd, "g").append([{"event": "local", "job": job, "stage": "pretrain", "state": state, "log": None,
+                             "grid_file": path, "pid": 4242, "host": "another-host.invalid"}
+                            for job, state, path in (("old_done", "done", gone), ("old_half", "running", gone),
+                                                     ("copy_done", "done", str(other)),
+                                                     ("copy_half", "running", str(other)))])
+    plan = SimpleNamespace(name="g", jobs=[P1], path=str(grid))
+    assert results_off_plan(plan, wd) == ["old_done"]
+    assert checkpoints_off_plan(plan, wd) == {"old_half": {".": [2, 8]}}
+    assert not from_this_file({"grid_file": gone}, grid_file(plan)) and ran_from_this_file({"grid_file": gone}, None)
 
 
 def test_cancel_names_the_shared_jobs_it_leaves_also_beside_stale_ones(env, slurm):

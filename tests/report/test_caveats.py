@@ -182,3 +182,20 @@ def test_a_resumed_runs_thread_counts_beside_one_thread_read_as_counts(tmp_path)
     summary = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None)
     (line,) = [w for w in summary.warnings if "different devices" in w]
     assert "eval_dataset=a]: cpu, 1 thread; cpu, [2, 1] threads." in line, line
+
+
+def test_a_cell_of_one_run_resumed_on_another_thread_count_or_gpu_is_named():
+    """One seed whose training was stopped and resumed with another thread count (`--workers`), or on another GPU
+    model: its sessions' list (JSON text in the table) differs within the one job, so its weights are those of no
+    one device; the cell is named as a cell of seeds on two devices is. A list of one value, or one count, is not."""
+    table = pd.DataFrame({"job_id": ["p1"], "grid": "g", "stage": "pretrain", "method": "simclr", "seed": [0],
+                          "labeled_size": None, "level": None, "metric": "loss", "value": 2.0,
+                          "protocol_fingerprint": "f", "protocol.device_kind": "cpu", "protocol.cpu_threads": "1"})
+    assert caveats.device_mix_lines(table) == []
+    assert caveats.device_mix_lines(table.assign(**{"protocol.cpu_threads": "[2, 2]"})) == []
+    (line,) = caveats.device_mix_lines(table.assign(**{"protocol.cpu_threads": "[1, 2, 1]"}))
+    assert line.startswith("1 cell(s) average seeds run on different devices or CPU thread counts (or hold a run "
+                           "resumed on another)") and "[stage=pretrain, method=simclr]: cpu, [1, 2, 1] threads." in line
+    gpus = table.assign(**{"protocol.device_kind": '["NVIDIA A100", "NVIDIA H100"]', "protocol.cpu_threads": "8"})
+    (line,) = caveats.device_mix_lines(gpus)
+    assert '[stage=pretrain, method=simclr]: ["NVIDIA A100", "NVIDIA H100"].' in line, line

@@ -1,5 +1,7 @@
 """study.train.resume: what a checkpoint must match to be resumed, compared as `comparable` has it."""
-from study.train.resume import comparable
+import torch
+
+from study.train.resume import Sessions, comparable, resume_warnings
 
 
 def test_sync_bn_is_compared_at_a_resume_only_for_a_run_on_several_gpus():
@@ -11,3 +13,19 @@ def test_sync_bn_is_compared_at_a_resume_only_for_a_run_on_several_gpus():
 
     assert compared(2, "cuda")
     assert not compared(1, "cuda") and not compared(2, "cpu") and not compared(1, "cpu")
+
+
+def test_a_session_back_on_the_first_thread_count_still_warns_that_the_run_mixed_counts():
+    """Stopped and resumed twice on a CPU, with 1, then 2, then 1 torch thread (`--workers 2`, 1, 2): the last session
+    has the count the run began with, yet its weights are an uninterrupted run's of neither; its log says so, as the
+    second session's did. One count throughout, or a GPU, says nothing."""
+    def said(threads, device="cpu"):
+        return [w for w in resume_warnings(Sessions(threads=threads, versions=["v"] * len(threads)),
+                                           torch.device(device)) if "torch threads" in w]
+
+    (second,) = said([1, 2])
+    assert second.startswith("WARNING: this session has 2 torch threads, the run began with 1: "), second
+    (third,) = said([1, 2, 1])
+    assert third.startswith("WARNING: this session has 1 torch threads, as the run began, but its sessions had 1, 2, "
+                            "1: on a CPU the float sums"), third
+    assert said([2, 2, 2]) == [] and said([1, 2, 1], "meta") == []

@@ -316,6 +316,7 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
     (a corrupted variant or a pool: its base's or sources' roots of that moment), so after the dataset moved it is
     made again, not only its base."""
     from study.manifests import store
+    from study.manifests.rebuild import build_command
 
     lines, commands = manifest_lines(plan), plan.manifests()
     out = []
@@ -333,8 +334,11 @@ def roots_not_here(plan: Plan, meta) -> list[str]:
         remedy = (f"{_delete(name)} and make it again, once its "
                   f"{'sources are' if m.get('pool') else 'base is'} built at the dataset's new place:\n    {command}"
                   if made else
-                  f"{_delete(name)} and build it again with --root at the dataset's new place (the "
-                  "content hash stays the same when only the root moved)")
+                  f"build it again at the dataset's new place with the options it was built with (the content hash, "
+                  f"so each result and checkpoint on it, stays the same only with them; the grid's sizes alone, as "
+                  f"`study plan` suggests once it is gone, give another):\n    {build_command(m)}\n  before deleting "
+                  f"it: the build says \"the same content under another root\" where only the root moved (else it "
+                  f"names what differs); then {_delete(name)} and run the build again")
         out.append(f"{where}: manifest {name} reads its images under {', '.join(gone)}, which is not a folder here "
                    f"(the dataset moved, or is not mounted on this machine): a job that cannot read it stops at its "
                    f"first image; if it moved, {remedy}")
