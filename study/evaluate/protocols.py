@@ -27,10 +27,6 @@ class Protocol:
     fits_probes: bool
     unused: tuple[str, ...]
 
-    @property
-    def frozen(self) -> bool:
-        return not self.trains
-
 
 PROTOCOL_TABLE = (
     Protocol("linear", 1, trains=False, fits_probes=True, unused=(*LEVEL_KEYS, *TRAINING_KEYS)),
