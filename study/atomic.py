@@ -148,5 +148,17 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """`write_text`, but a file that already holds `text` is left as it is (a folder prepared once and made read-only
+    for its users); returns whether it wrote."""
+    try:
+        if Path(path).read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:  # none yet, or not readable: write it (which says why it cannot)
+        pass
+    write_text(path, text)
+    return True
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -24,6 +24,7 @@ from study.manifests.ranking import key_order, rank_rows
 from study.manifests.manifest import load_intact_meta
 from study.manifests.store import (
     check_name,
+    check_writable,
     damage,
     finalise,
     load_meta,
@@ -342,6 +343,7 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
         check_same_reading(given, cfg.classes_from, source, f"{cfg.dataset} {cfg.split}")
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     checked_manifests_dir()  # where it cannot be, before hours of indexing
+    check_writable(cfg.name)  # nor be written (a lab's shared, read-only set)
     print(f"[manifest] indexing {cfg.dataset} {cfg.split} at {cfg.root}", file=sys.stderr)
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"

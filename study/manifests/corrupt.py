@@ -9,7 +9,7 @@ from study.corruptions import parse_corruption
 from study.errors import StudyError
 from study.manifests.build import freeze
 from study.manifests.manifest import load_intact
-from study.manifests.store import check_name
+from study.manifests.store import check_name, check_writable
 
 
 def corrupt_manifest(name: str, base: str, corruption: str):
@@ -21,6 +21,7 @@ def corrupt_manifest(name: str, base: str, corruption: str):
     if name == base:  # the frozen-name refusal would advise deleting the base, which the variant is made from
         raise StudyError(f"manifest {name!r} is the base itself: a variant takes a name of its own, the one a grid "
                          f"looks up being {base}.{spec.slug}")
+    check_writable(name)
     b = load_intact(base, "base")
     if b.meta.get("corruption"):
         raise StudyError(f"{base} is already corrupted ({b.meta['corruption']}); corrupt its clean base instead")

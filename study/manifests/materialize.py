@@ -161,4 +161,5 @@ def _claim(out: Path, m, existing: int) -> None:
         try:
             write_json(stamp, mine)
         except OSError as e:
-            raise StudyError(f"--out {out}: cannot write {STAMP}: {os_reason(e)}") from None
+            what = f"write {STAMP}" if out.is_dir() else "make the folder"  # in a read-only one: the folder
+            raise StudyError(f"--out {out}: cannot {what}: {os_reason(e)}") from None

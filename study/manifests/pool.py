@@ -22,7 +22,7 @@ from study.manifests.build import check_sizes, freeze
 from study.manifests.sizes import parse_size
 from study.manifests.manifest import load_intact
 from study.manifests.ranking import ranks_from_order
-from study.manifests.store import BASE_COLUMNS, check_name, file_keys
+from study.manifests.store import BASE_COLUMNS, check_name, check_writable, file_keys
 
 
 def parse_from(text: str) -> tuple[str, int | None]:
@@ -159,6 +159,7 @@ def pool_manifests(name: str, sources: list[tuple[str, int | None]], sizes: list
     if name in {s for s, _ in sources}:  # the frozen-name refusal would advise deleting that source
         raise StudyError(f"manifest {name!r} is one of its own sources (--from {name}:...): a pool takes a name of "
                          f"its own, e.g. pooled_{'_'.join(s for s, _ in sources)}")
+    check_writable(name)
     manifests = _load_sources(sources)
     sources = [(s, m.num_images if n is None else n) for m, (s, n) in zip(manifests, sources)]  # `all`: every image
     parts, class_names = [], []

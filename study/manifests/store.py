@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,29 @@ def manifest_files_text(name: str) -> str:
     them (wherever STUDY_MANIFESTS points)."""
     table, meta = manifest_paths(name)
     return f"{table} and {meta}"
+
+
+def not_writable_hint(folder: Path | None = None) -> str:
+    """Where this user may not write the manifests folder `folder` (default: `manifests_dir()`), a lab's shared set
+    (read-only, or on a read-only filesystem): `; <folder> is read-only to you ...`, how to make new manifests in a
+    folder of one's own that links the shared ones (STUDY_MANIFESTS names one folder); empty where it can be written
+    or is no folder."""
+    folder = Path(folder) if folder is not None else manifests_dir()
+    if not folder.is_dir() or os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    shared = shlex.quote(str(folder.resolve()))
+    return (f"; {folder.resolve()} is read-only to you (a shared set?): make new manifests in a folder of your own "
+            f"that links the shared ones, `mkdir -p DIR && ln -s {shared}/*.json {shared}/*.parquet DIR/`, then "
+            "`export STUDY_MANIFESTS=DIR` (DIR on storage the compute nodes see; manifests/README.md, \"A shared, "
+            "read-only manifests folder\")")
+
+
+def check_writable(name: str) -> None:
+    """StudyError, before any work, where manifest `name` is not there and its folder cannot be written by this user
+    (`not_writable_hint`); an existing one is left to `freeze`, whose no-op writes nothing."""
+    hint = "" if manifest_exists(name) else not_writable_hint()
+    if hint:
+        raise StudyError(f"cannot write manifest {name}{hint}")
 
 
 def manifest_exists(name: str) -> bool:
@@ -142,7 +167,8 @@ def write_manifest(name: str, table: pa.Table, meta: dict) -> None:
             table_path.unlink(missing_ok=True)
             raise
     except OSError as e:
-        raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {os_reason(e)}") from None
+        raise StudyError(f"cannot write manifest {name} in {table_path.parent}: {os_reason(e)}"
+                         f"{not_writable_hint(table_path.parent)}") from None
 
 
 def read_meta(name: str, folder: Path | None = None) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from study.atomic import write_text
+from study.atomic import write_text_if_changed
 from study.datasets.fashion_mnist import CLASSES as FASHION_MNIST_CLASSES, idx_file
 from study.datasets.idx import load_idx
 from study.errors import StudyError
@@ -94,7 +94,7 @@ def export_fashion_mnist(out: Path, idx_dir: Path, per_class_train: int | None =
         splits.append(Split(split, images[keep], labels[keep]))
     root = write_tree(out / "fashion-mnist", splits, classes)
     taxonomy = "group,class_name\n" + "".join(f"{FASHION_GROUPS[c]},{folder_name(c)}\n" for c in classes)
-    write_text(root / "taxonomy.csv", taxonomy)
+    write_text_if_changed(root / "taxonomy.csv", taxonomy)  # a read-only --data prepared before: as it is
     return root
 
 

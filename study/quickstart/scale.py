@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from study.atomic import atomic_path
+from study.atomic import write_text_if_changed
 from study.counts import format_count
 from study.errors import StudyError, os_reason
 from study.grids.schema import ALL
@@ -129,6 +129,5 @@ def write_scaled_grid(src: Path, scale: Scale, counts: dict[str, tuple[int, int]
     text = (f"# {src} at the quickstart's {scale.name!r} scale (study/quickstart/scale.py); written by "
             f"`study quickstart --scale {scale.name}`, do not edit.\n")
     text += yaml.safe_dump(scale_grid(grid, scale, counts), sort_keys=False, default_flow_style=None, width=120)
-    with atomic_path(dest) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
+    write_text_if_changed(dest, text)  # a read-only --data prepared before: as it is
     return dest

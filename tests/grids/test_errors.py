@@ -1654,3 +1654,19 @@ def test_every_stage_needs_a_partition_for_slurm_the_profiles_or_its_own(tmp_pat
     with pytest.raises(StudyError, match=re.escape(f"{p}: stages.evaluate.partition is null: its jobs would have no "
                                                    "partition (required for --cluster slurm)")):
         load_profile(p).require_partition()
+
+
+def test_a_missing_manifest_in_a_read_only_folder_says_where_to_make_it(write_grid, tmp_path, monkeypatch, request):
+    """A lab's shared manifests, read-only to its users: the command `study plan` gives for a variant the admin did not
+    make would be refused there; it says where to make it instead (a folder of one's own linking the shared ones)."""
+    from read_only import read_only
+
+    folder = _manifest_stubs(tmp_path, monkeypatch, "alpha_train")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha], size: [1k], corruption: ['jpeg:quality=30']}\n"
+                   "stages: {}\n")
+    assert "read-only" not in missing_manifests(plan_grid(g))[-1]
+    read_only(folder, monkeypatch, request)
+    problem = missing_manifests(plan_grid(g))[-1]
+    assert "study manifest corrupt alpha_train.jpeg-quality30 --base alpha_train" in problem
+    assert (f"\n{folder} is read-only to you (a shared set?): make new manifests in a folder of your own that links "
+            f"the shared ones, `mkdir -p DIR && ln -s {folder}/*.json {folder}/*.parquet DIR/`") in problem, problem

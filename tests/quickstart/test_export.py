@@ -18,6 +18,8 @@ from study.errors import StudyError
 from study.quickstart import digits, export, fashion_mnist
 from study.quickstart.export import take_per_class
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def idx_dir():
@@ -49,6 +51,26 @@ def test_export_is_reused_and_byte_identical(tmp_path, idx_dir):
     assert (root / export.COMPLETE).stat().st_mtime_ns == marker_mtime  # reused, not rewritten
     again = export.export_fashion_mnist(tmp_path / "again", idx_dir, per_class_train=2, per_class_test=1)
     assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*.png")} == first
+
+
+def test_data_prepared_before_is_not_written_again(tmp_path, idx_dir):
+    """`--data` an admin prepared once and made read-only for the lab (manifests/README.md, "A shared, read-only
+    manifests folder"): the quickstart run again over it rewrites neither the taxonomy nor the scaled grid (a
+    rewrite there is refused), and writes each anew where it differs."""
+    from study.quickstart.scale import SCALES, write_scaled_grid
+
+    root = export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    grid = write_scaled_grid(REPO / "grids" / "quickstart.yaml", SCALES["tiny"], {"fmnist": (20, 10)},
+                             tmp_path / "quickstart-tiny.yaml")
+    files = (root / "taxonomy.csv", grid)
+    stats = [(f.stat().st_ino, f.stat().st_mtime_ns) for f in files]
+    export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    write_scaled_grid(REPO / "grids" / "quickstart.yaml", SCALES["tiny"], {"fmnist": (20, 10)}, grid)
+    assert [(f.stat().st_ino, f.stat().st_mtime_ns) for f in files] == stats
+    taxonomy = files[0].read_text()
+    files[0].write_text("group,class_name\n")
+    export.export_fashion_mnist(tmp_path, idx_dir, per_class_train=2, per_class_test=1)
+    assert files[0].read_text() == taxonomy
 
 
 def test_digits_tree_is_class_balanced(tmp_path):

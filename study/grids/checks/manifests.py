@@ -75,6 +75,10 @@ def missing_manifests(plan: Plan) -> list[str]:
                            "you mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
                            "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
                            "its sbatch scripts")
+        from study.manifests.store import not_writable_hint
+
+        hint = not_writable_hint()  # those commands would be refused there: where to make them instead
+        problems[last] += f"\n{hint.removeprefix('; ')}" if hint else ""
     return problems
 
 
