@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,8 +66,12 @@ def _ranks_rows(ranks, y: torch.Tensor, n: int, num_classes: int, level: str | N
 
 
 def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], cache_dir: str | Path) -> RunOutput:
-    """Run one evaluation job; see the module docstring. Metrics: top1/top5 (top5 where > 5 classes) per labeled
-    size (and per level for granularity), knn_top1 for knn (or `also_knn`)."""
+    """Run one evaluation job; see the module docstring. `cfg`: an EvalConfig, or a mapping of its fields (read by
+    `EvalConfig.from_dict`); `run_dir`: the job's folder (each labeled size's scores, fine-tuning checkpoints: a
+    rerun there reads them back); `encoders`: a list of study encoder files (`encoder.pt`), one per encoder the
+    protocol takes (two for concat, none for scratch); `cache_dir`: the feature cache, shared by evaluations.
+    Metrics: top1/top5 (top5 where > 5 classes) per labeled size (and per level for granularity), knn_top1 for knn
+    (or `also_knn`)."""
     from study.manifests import load_manifest
     from study.train.augment import build_augment
     from study.train.data import default_workers
@@ -76,6 +81,9 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
     if not isinstance(cfg, EvalConfig):
         cfg = EvalConfig.from_dict(cfg)
     t0 = time.time()
+    if isinstance(encoders, (str, os.PathLike)):  # a path's characters are no list of encoders
+        raise StudyError(f"evaluate: encoders is a list of encoder files, got one path, {str(encoders)!r}: give "
+                         f"[{str(encoders)!r}]")
     encoders = [Path(e) for e in encoders]
     need = protocol_of(cfg.protocol).encoders
     if len(encoders) != need:

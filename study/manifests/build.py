@@ -35,11 +35,17 @@ from study.manifests.store import (
     short_repr,
     write_manifest,
 )
+from study.manifests.sizes import parse_size, parse_sizes
 from study.paths import checked_manifests_dir
 
 
 @dataclass(frozen=True)
 class BuildConfig:
+    """What `study manifest build` is given, one field per flag (manifests/README.md): `dataset` (a reader:
+    `imagefolder`, `imagenet`, ...), `root`, `split`, `name`; `sizes` and `labeled_sizes` as counts (`48`, `"50k"`),
+    kept sorted, each once, as the command's comma lists are (the same options give the same content hash);
+    `labeled_balanced` is the command's `--labeled-uniform` negated."""
+
     dataset: str
     root: Path
     split: str
@@ -55,6 +61,19 @@ class BuildConfig:
     drop_other_classes: bool = False  # with classes_from: leave out the images of classes that list lacks
     drop_classes: tuple[str, ...] = ()  # classes whose images are left out (a no-data land-cover code, say)
     channels: tuple[int, ...] | None = None  # glc20: the patch channels an image is made of (default RGB)
+
+    def __post_init__(self) -> None:
+        for key in ("sizes", "labeled_sizes"):
+            object.__setattr__(self, key, _counts(getattr(self, key), key))
+
+
+def _counts(v: Any, key: str) -> list[int]:
+    """Sizes given to BuildConfig: a list of counts, or the command's comma-separated text; StudyError naming `key`."""
+    if isinstance(v, str):
+        return parse_sizes(v, key)
+    if not isinstance(v, (list, tuple)):
+        raise StudyError(f"{key}: expected a list of sizes such as [50000, '125k'], got {v!r}")
+    return sorted({parse_size(n, key) for n in v})
 
 
 def check_sizes(sizes: list[int], n: int, what: str, where: str) -> None:
@@ -323,8 +342,10 @@ def classes_text(index: Index) -> str:
 
 
 def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
-    """Index, rank and freeze a split. The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read
-    before the dataset is indexed; the taxonomy is checked against the class list the manifest ends with."""
+    """Index, rank and freeze a split as manifest `cfg.name` in the manifests folder ($STUDY_MANIFESTS, else
+    ./manifests); returns (its metadata, whether the files were written: False where the same content was there).
+    The flags' own files (--classes-from's manifest, --taxonomy's CSV) are read before the dataset is indexed; the
+    taxonomy is checked against the class list the manifest ends with. Its progress and notes go to stderr."""
     check_name(cfg.name)
     DATASETS.get(cfg.dataset, "--dataset")  # flag errors before the indexing line (and before hours of indexing)
     if cfg.drop_other_classes and cfg.classes_from is None:

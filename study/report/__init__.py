@@ -12,3 +12,8 @@ def __getattr__(name: str):
 
         return getattr(build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too: `dir()`, `help()` and a notebook's tab completion list them before their first use."""
+    return sorted({*globals(), *__all__})

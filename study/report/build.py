@@ -54,6 +54,9 @@ def _keep_a_report_of_results(out: Path, workdir: str | os.PathLike) -> None:
 
 @dataclass
 class ReportSummary:
+    """What `build_report` wrote (`out`, its `index.html`) and found: the warnings it would print, the figures drawn,
+    skipped or failed, and each of the paper's findings' verdict."""
+
     out: Path
     index: Path
     results: int  # jobs in results.parquet (one without metrics too; of a rerun seed, the newest job only)

@@ -2,6 +2,9 @@
 
     from study.train import PretrainConfig, pretrain
     out = pretrain(PretrainConfig.from_dict({...}), run_dir)   # {"metrics": [...], "protocol": {...}}
+    out = pretrain({...}, run_dir)                              # the same: a dict is read by from_dict
+
+`pretrain` prints its progress lines to stderr (`log_every_steps`), which `contextlib.redirect_stderr` captures.
 
 `pretrain` seeds the process's global generators (Python's `random`, NumPy's, torch's) from `cfg.seed`, as training
 libraries' seed-everything helpers do: a notebook's own random draws after it repeat from run to run.
@@ -20,3 +23,8 @@ def __getattr__(name: str):
 
         return getattr(loop, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too: `dir()`, `help()` and a notebook's tab completion list them before their first use."""
+    return sorted({*globals(), *__all__})

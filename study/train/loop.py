@@ -88,13 +88,16 @@ def _log(cfg: PretrainConfig, msg: str) -> None:
     print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
 
 
-def pretrain(cfg: PretrainConfig, run_dir: str | Path, *, stop_at: int | None = None) -> RunOutput:
-    """Train `cfg.method` on the manifest's images; resume from `run_dir/checkpoint.pt` if present.
+def pretrain(cfg: PretrainConfig | dict, run_dir: str | Path, *, stop_at: int | None = None) -> RunOutput:
+    """Train `cfg.method` on the manifest's images; resume from `run_dir/checkpoint.pt` if present. `cfg`: a
+    PretrainConfig, or a mapping of its fields (read by `PretrainConfig.from_dict`, which names a bad key).
 
     Returns {"metrics": [{"metric": "loss", ...}, (+ "train_top1" for supervised)], "protocol": {...}} (both
     metrics: over the last epoch's steps, the loss over at most `LOSS_STEPS` of them) and
     writes `run_dir/encoder.pt`. `stop_at=k` checkpoints at step k and raises StopRequested (for tests).
     """
+    if not isinstance(cfg, PretrainConfig):
+        cfg = PretrainConfig.from_dict(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

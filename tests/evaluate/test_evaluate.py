@@ -96,6 +96,15 @@ def test_linear_record_and_feature_cache(manifests, encoder_file, forward_calls,
     assert forward_calls["n"] == 20
 
 
+def test_one_encoder_path_for_the_list_of_encoders_is_named(tmp_path):
+    """encoders="runs/.../encoder.pt" was read as a list of its characters ("takes 1 encoder(s), got 23"), a Path as
+    a TypeError."""
+    for given in ("runs/encoder.pt", Path("runs/encoder.pt")):
+        with pytest.raises(StudyError, match=r"^evaluate: encoders is a list of encoder files, got one path, "
+                                             r"'runs/encoder.pt': give \['runs/encoder.pt'\]$"):
+            evaluate(config(), tmp_path / "run", encoders=given, cache_dir=tmp_path / "features")
+
+
 def test_a_killed_writers_temporary_file_is_removed_once_stale(manifests, encoder_file, tmp_path):
     import os
     import time

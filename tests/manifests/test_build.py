@@ -775,3 +775,23 @@ def test_dropped_classes_take_their_images_rows_out_of_every_per_row_column():
     assert index.columns["genus"].to_pylist() == ["c", "e"]
     assert index.class_names == ["cat", "eel"] and index.labels.tolist() == [0, 1]
     assert index.info["dropped_classes"] == {"dog": 2}
+
+
+def test_a_build_config_from_python_takes_sizes_as_the_command_does(tree, manifests, cli):
+    """A notebook's BuildConfig: counts as a grid writes them, kept sorted and once each as `--sizes` keeps them, so
+    that the same options give the command's content hash; anything else is named by its field, not a TypeError
+    from inside the build."""
+    cfg = BuildConfig("imagefolder", str(tree), "train", "py", sizes=[10, "5", 10], labeled_sizes="4,2")
+    assert (cfg.sizes, cfg.labeled_sizes) == ([5, 10], [2, 4])
+    meta, written = build_manifest(cfg)
+    code, _, _ = cli("manifest", "build", "--dataset", "imagefolder", "--root", tree, "--split", "train", "--name",
+                     "cmd", "--sizes", "5,10", "--labeled-sizes", "2,4")
+    assert written and code == 0
+    assert meta["content_hash"] == json.loads((manifests / "cmd.json").read_text())["content_hash"]
+    for bad, said in ((["5", "1x"], r"sizes: not a size: expected a count .*, got '1x'"),
+                      (5, r"sizes: expected a list of sizes such as \[50000, '125k'\], got 5"),
+                      ([0], r"sizes: not a size: expected a count >= 1, got 0")):
+        with pytest.raises(StudyError, match=f"^{said}$"):
+            BuildConfig("imagefolder", tree, "train", "bad", sizes=bad)
+    with pytest.raises(StudyError, match=r"^labeled_sizes: not a size"):
+        BuildConfig("imagefolder", tree, "train", "bad", labeled_sizes=[True])

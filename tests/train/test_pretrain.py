@@ -163,6 +163,17 @@ def test_protocol_records_effective_values(tiny_manifest, make_config, tmp_path)
     assert again["protocol"]["images_per_s"] == pytest.approx(out["protocol"]["images_per_s"], rel=0.05)
 
 
+def test_a_dict_is_read_as_its_config_and_a_mistyped_key_is_named(tiny_manifest, make_config, tmp_path):
+    """As evaluate does: a notebook's dict goes through PretrainConfig.from_dict (was: AttributeError 'dict' object
+    has no attribute 'device')."""
+    d = make_config(steps=2, optim={"warmup_epochs": 0}).to_dict()
+    out = pretrain(d, tmp_path / "run")
+    assert out["protocol"]["steps"] == 2 and (tmp_path / "run" / "encoder.pt").exists()
+    with pytest.raises(StudyError, match=r"^pretrain: unknown key\(s\) 'bach_size' \(did you mean 'batch_size'\?\)"):
+        pretrain({**d, "bach_size": 8}, tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+
+
 def test_checkpoint_from_other_config_is_refused_naming_keys(tiny_manifest, make_config, tmp_path):
     with pytest.raises(StopRequested):
         pretrain(make_config(), tmp_path / "run", stop_at=2)
