@@ -80,6 +80,16 @@ def test_every_registered_backbone_is_in_the_backbone_row():
         f"{DOCS[0]}: backbones missing from the `backbone` row"
 
 
+def test_every_evaluation_protocol_is_in_the_protocol_row_and_no_other():
+    """docs/contributing.md: a protocol's name goes in docs/protocol-evaluation.md's `protocol` row (its default and
+    its notes), and a name there is a protocol of the table (a dotted token is a setting: `linear.standardize`)."""
+    from study.evaluate.protocols import PROTOCOLS
+
+    row = _row(DOCS[1], "`protocol`").split(" | ", 1)[1]
+    named = {t for t in re.findall(r"`([^`]+)`", row) if "." not in t}
+    assert sorted(named) == sorted(PROTOCOLS), f"{DOCS[1]}: the `protocol` row names {sorted(named)}"
+
+
 def test_every_method_and_backbone_the_rows_name_is_registered():
     """The other way round: a name the `method` or `backbone` row gives (its default and its notes) that no longer
     registers (renamed, removed) would send a grid to a refused value; a dotted token (`pretrained.encoder_file`)

@@ -1,9 +1,10 @@
 """The evaluation protocols, one `Protocol` each in `PROTOCOL_TABLE`: what a job of it reads and does.
 
 Every part that treats protocols by kind reads this table: `EvalConfig`'s validation and recorded keys, a grid's
-`stages.evaluate[].protocol` and its unread `params`, the evaluation's encoder count, the planner's cost and
-feature-cache models, the report's measured rates. Code doing what one protocol alone does names it (granularity's
-levels, concat's pairs). Imports nothing heavy: `study plan` and `study status` read it.
+`stages.evaluate[].protocol` and its unread `params`, the evaluation's encoder count and what scores a frozen one's
+features (probes, or its entry of `study.evaluate.run.SCORERS`), the planner's cost, memory and feature-cache
+models, the report's measured rates. Code doing what one protocol alone does names it (granularity's levels,
+concat's pairs; a figure's panel). Imports nothing heavy: `study plan` and `study status` read it.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ LEVEL_KEYS = ("levels", "per_level")  # EvalConfig keys only granularity reads
 class Protocol:
     """One evaluation protocol. `trains`: it trains the network on each labeled subset (`study.evaluate.finetune`);
     otherwise it scores frozen features, extracted once per encoder into the feature cache. `fits_probes`: it fits
-    linear probes on those features (and reads `knn` only with `also_knn`). `unused`: the EvalConfig keys it never
-    reads, left out of its records and so of its job ids and fingerprints."""
+    linear probes on those features (and reads `knn` only with `also_knn`); a frozen one that fits none is scored by
+    its entry of `study.evaluate.run.SCORERS`. `unused`: the EvalConfig keys it never reads, left out of its records
+    and so of its job ids and fingerprints."""
 
     name: str
     encoders: int  # encoder files a job of it reads

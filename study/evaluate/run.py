@@ -1,8 +1,9 @@
 """`evaluate(cfg, run_dir, encoders, cache_dir) -> RunOutput` (docs/architecture.md, section 2).
 
 Frozen-feature protocols (linear, knn, granularity, concat) extract each encoder's features once (cached), for the
-largest labeled subset and the test manifest, and run every labeled size from them. `finetune` and `scratch` train
-through `study.train.pretrain` (see finetune.py).
+largest labeled subset and the test manifest, and score every labeled size from them: with linear probes, or, one
+that fits none (knn), with its entry of SCORERS. `finetune` and `scratch` train through `study.train.pretrain` (see
+finetune.py).
 """
 from __future__ import annotations
 
@@ -85,7 +86,11 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         raise StudyError(f"evaluate: encoders is a list of encoder files, got one path, {str(encoders)!r}: give "
                          f"[{str(encoders)!r}]")
     encoders = [Path(e) for e in encoders]
-    need = protocol_of(cfg.protocol).encoders
+    kind = protocol_of(cfg.protocol)
+    if not kind.trains and not kind.fits_probes and cfg.protocol not in SCORERS:  # a table row without its code
+        raise NotImplementedError(f"evaluate: protocol {cfg.protocol!r} fits no probe (study.evaluate.protocols) and "
+                                  "has no scorer in study.evaluate.run.SCORERS")
+    need = kind.encoders
     if len(encoders) != need:
         raise StudyError(f"evaluate: protocol {cfg.protocol!r} takes {need} encoder(s), got {len(encoders)}")
     device = resolve_device(cfg.device)
@@ -140,7 +145,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "pretrain": pretrain[0] if len(pretrain) == 1 else list(pretrain) or None,
     }
     job = _Job(cfg, Path(run_dir), Path(cache_dir), encoders, train_m, test_m, sizes, aug, device, workers, protocol)
-    metrics = _finetune(job) if protocol_of(cfg.protocol).trains else _frozen(job)
+    metrics = _finetune(job) if kind.trains else _frozen(job)
     # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
     protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}
@@ -214,6 +219,7 @@ def _frozen(job: _Job) -> list[dict]:
     metrics, probes, read_back_s = _score_sizes(job, scored, train_feats, test_feats, level_maps)
     probe_s = time.monotonic() - t_probe + read_back_s
     earlier_s += read_back_s
+    reads = cfg.recorded_dict()  # the settings the protocol reads (the table's `unused` left out)
     job.protocol.update({
         "encoders": [_encoder_record(e, cache.encoder_sha(e)) for e in encoders],
         "feature_layer": "pooled penultimate (backbone output)" if cfg.feature_layer == "pooled"
@@ -221,8 +227,8 @@ def _frozen(job: _Job) -> list[dict]:
         "feature_dim": int(sum(f.x.shape[1] for f in train_feats)),
         "linear": {**cfg.linear.recorded_dict(),
                    **({"standardized_with": linear.STANDARDIZED_WITH} if cfg.linear.standardize else {})}
-        if cfg.protocol != "knn" else None,
-        "knn": dataclasses.asdict(cfg.knn) if cfg.protocol == "knn" or cfg.also_knn else None,
+        if "linear" in reads else None,
+        "knn": dataclasses.asdict(cfg.knn) if "knn" in reads else None,
         "chosen_weight_decay": {n: _chosen_weight_decay(p) for n, p in probes.items()},
         "probes": probes,
         "levels": levels or None,
@@ -297,28 +303,41 @@ def _score_sizes(job: _Job, scored: ScoredSizes, train_feats: list, test_feats: 
 def _score_size(cfg: EvalConfig, n: int, train_feats: list, test_feats: list, level_maps: dict, num_classes: int,
                 device: torch.device) -> tuple[list[dict], dict[str, Any]]:
     """The metric rows of labeled size `n` (the first `n` rows of each encoder's `train_feats`, scored on
-    `test_feats`) and what its kNN and probes recorded."""
+    `test_feats`) and what its scorer or probes recorded: a protocol that fits probes fits them (and scores kNN with
+    `also_knn`), another is scored by its entry of SCORERS."""
     y, y_test = train_feats[0].y[:n], test_feats[0].y
     raw = [(tr.x[:n], te.x) for tr, te in zip(train_feats, test_feats)]
-    rows: list[dict] = []
     info: dict[str, Any] = {"images": int(len(y)), "feature_dim": int(sum(a.shape[1] for a, _ in raw))}
-    if cfg.protocol == "knn" or cfg.also_knn:  # cosine; of a concatenation: the mean of the encoders' cosines
-        kx, kxt = (_side_by_side(raw, i, unit=True).to(device) for i in (0, 1))
-        (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, num_classes, cfg.knn.k, cfg.knn.temperature), 1)
-        del kx, kxt  # before the probe's copies: at iNat21's scale a copy of the features is 22 GB
-        rows.append(_row("knn_top1", ranking.hit_rate(ranks, y_test, 1), n))
-        info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
-    if cfg.protocol != "knn":
-        # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
-        # encoder's columns alike), see study.evaluate.linear
-        x, xt = (_side_by_side(raw, i).to(device) for i in (0, 1))
-        if cfg.protocol == "granularity":
-            rows += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, num_classes, info)
-        else:
-            probe, pinfo = linear.train_probe(x, y.to(device), num_classes, cfg.linear, cfg.seed)
-            rows += _scores_rows(probe.blocks(xt), y_test, n, num_classes)
-            info.update(pinfo)
+    if not protocol_of(cfg.protocol).fits_probes:
+        return SCORERS[cfg.protocol](cfg, n, raw, y, y_test, num_classes, device, info), info
+    rows = _knn_rows(cfg, n, raw, y, y_test, num_classes, device, info) if cfg.also_knn else []
+    # raw features: the probe z-scores each column with its own fit's rows (of a concatenation, each
+    # encoder's columns alike), see study.evaluate.linear
+    x, xt = (_side_by_side(raw, i).to(device) for i in (0, 1))
+    if cfg.protocol == "granularity":
+        rows += _granularity(cfg, x, y.to(device), xt, y_test, n, level_maps, num_classes, info)
+    else:
+        probe, pinfo = linear.train_probe(x, y.to(device), num_classes, cfg.linear, cfg.seed)
+        rows += _scores_rows(probe.blocks(xt), y_test, n, num_classes)
+        info.update(pinfo)
     return rows, info
+
+
+def _knn_rows(cfg: EvalConfig, n: int, raw: list, y: torch.Tensor, y_test: torch.Tensor, num_classes: int,
+              device: torch.device, info: dict[str, Any]) -> list[dict]:
+    """kNN's `knn_top1` of labeled size `n`: cosine similarity; of a concatenation, the mean of the encoders'
+    cosines. Its copies of the features are freed on return, before a probe makes its own (at iNat21's scale a copy
+    is 22 GB)."""
+    kx, kxt = (_side_by_side(raw, i, unit=True).to(device) for i in (0, 1))
+    (ranks,) = ranking.ranked(knn.score_blocks(kx, y, kxt, num_classes, cfg.knn.k, cfg.knn.temperature), 1)
+    info["knn_k"] = min(cfg.knn.k, len(y))  # the neighbours that voted (k capped at the labeled images)
+    return [_row("knn_top1", ranking.hit_rate(ranks, y_test, 1), n)]
+
+
+# The frozen-feature protocols that fit no probe (PROTOCOL_TABLE's `fits_probes=False`), each with what scores one
+# labeled size: (cfg, n, [(train rows, test rows) per encoder], labels, test labels, classes, device, the size's
+# record to add to) -> metric rows. `evaluate` refuses such a protocol without one before any work.
+SCORERS = {"knn": _knn_rows}
 
 
 def _side_by_side(pairs: list[tuple[torch.Tensor, torch.Tensor]], i: int, unit: bool = False) -> torch.Tensor:

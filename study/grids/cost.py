@@ -7,8 +7,9 @@ per GPU per backbone and kind of work) and overheads come from the profile's `co
 - finetune, scratch: images = per labeled size of the job, epochs x that size's whole batches, or with
                    `finetune.steps` (and no evaluate `epochs`) steps x the batch (at most that size); + the test
                    images (scored once per size); rate `finetune`
-- linear, knn, granularity, concat: images = encoders x (largest labeled size + test images); rate `extract`,
-  plus `probe_min` per labeled size; linear, granularity and concat also feature width / 2048 (both encoders'
+- the frozen-feature protocols (linear, knn, granularity, concat; `trains=False` in study.evaluate.protocols):
+  images = encoders x (largest labeled size + test images); rate `extract`, plus `probe_min` per labeled size;
+  those that fit probes (linear, granularity, concat: `fits_probes`) also feature width / 2048 (both encoders'
   for concat) x classes x the sum of the labeled sizes / `probe_rate` (a probe's L-BFGS path costs rows x classes x
   width; the rate is measured at 2048-d), for a dataset that gives `classes`
 Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images` (noted, as a
@@ -261,8 +262,9 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
                          notes: set[str]) -> float:
     """About the most memory a frozen-feature evaluation holds (float32, as on the CPU; 0 for other jobs): every
     encoder's features of its largest labeled size and the test rows, and the larger of its two phases, each holding
-    two encoders' columns side by side once more: kNN's two similarity blocks (KNN_BLOCK_BYTES at most), or the
-    probe's PROBE_VECTORS x classes x (width + 1) where the dataset gives `classes`. PROBE_WORKING_GB besides."""
+    two encoders' columns side by side once more: kNN's two similarity blocks (KNN_BLOCK_BYTES at most), or, of a
+    protocol that fits probes, the probe's PROBE_VECTORS x classes x (width + 1) where the dataset gives `classes`.
+    PROBE_WORKING_GB besides."""
     protocol = job.axes.get("protocol")
     if job.stage != "evaluate" or protocol not in FROZEN_PROTOCOLS:
         return 0.0
@@ -275,7 +277,7 @@ def evaluation_memory_gb(job: Job, grid: Grid, cost: CostModel, pretrain: dict[s
     phases = [0.0]
     if protocol == "knn" or sec.get("also_knn") is True:  # study.evaluate.run._frozen, knn.score_blocks
         phases.append(2 * min(KNN_BLOCK_BYTES, KNN_BLOCK_ROWS * max(sizes) * FEATURE_BYTES) / FEATURE_BYTES)
-    if protocol != "knn":
+    if protocol in PROBE_PROTOCOLS:
         ds = _eval_dataset(job, grid)
         phases.append(PROBE_VECTORS * ds.classes * (dim + 1) if ds and ds.classes else 0.0)
     return (rows * dim + side_by_side + max(phases)) * FEATURE_BYTES / 1e9 + PROBE_WORKING_GB

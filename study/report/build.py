@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from study.atomic import STALE_TEMPORARY_S, atomic_path, remove_temporaries, write_text
 from study.report import caveats, curves, rates, style
-from study.report.figures import FIGURES, NoData
+from study.report.figures import DRAWN_PROTOCOLS, FIGURES, NoData
 from study.report.figures.common import seed_range
 from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
@@ -293,7 +293,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
 def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.PathLike) -> tuple:
     """(results table with one job per seed, its cells (`aggregate`), the report's warning lines, those of them on
     protocol fingerprint conflicts): skipped files, no results yet, reruns of one seed, results without a value,
-    conflicts, modified code versions, cells of several devices and cells short of their planned seeds."""
+    conflicts, modified code versions, cells of several devices, cells short of their planned seeds and cells of a
+    protocol no figure draws."""
     table = coll.table
     warn_lines = [f"skipped result file {s}" for s in coll.skipped] + unplanned_note
     if table.empty:  # results of the grid file's earlier jobs (unplanned_note) are in this workdir: not another one
@@ -313,6 +314,7 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     warn_lines += caveats.code_version_lines(agg)
     warn_lines += caveats.device_mix_lines(table)
     warn_lines += caveats.partial_seed_lines(agg, coll.planned)
+    warn_lines += caveats.undrawn_lines(agg, DRAWN_PROTOCOLS)
     return table, agg, warn_lines, conflict_lines
 
 

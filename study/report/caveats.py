@@ -1,7 +1,8 @@
 """The report's warnings about its cells, one function per kind, each returning its lines: protocol fingerprint
 conflicts (and the recipe keys they differ in), results of several code versions (the report's, a cell's) or of a
 modified tree, cells whose seeds ran on different devices or CPU thread counts, metrics recorded without a value,
-cells with fewer seeds than planned, table positions holding more than one cell."""
+cells with fewer seeds than planned, table positions holding more than one cell, cells of a protocol no figure
+draws."""
 from __future__ import annotations
 
 import json
@@ -285,3 +286,19 @@ def duplicate_lines(name: str, paper: pd.DataFrame, shown: int = 3) -> list[str]
     return [f"table {name}: {len(cells)} position(s) hold more than one cell ({'; '.join(cells[:shown])}{more}); the "
             f"table shows the first of each, {name}_data.csv has every one: they differ in an axis this figure does "
             "not tell apart (cells.csv has every axis)"]
+
+
+def undrawn_lines(agg: pd.DataFrame, drawn: frozenset[str] | set[str]) -> list[str]:
+    """The line naming the evaluation protocols of `agg`'s cells that no figure draws (not in `drawn`), each with its
+    count of cells: a protocol of study.evaluate.protocols that no figure names in its `DRAWS` has its results in the
+    tables alone, which a report should say rather than leave them out of every figure unsaid."""
+    if agg.empty or not {"stage", "protocol"} <= set(agg):
+        return []
+    protocols = agg.loc[(agg["stage"] == "evaluate") & agg["protocol"].notna(), "protocol"].astype(str)
+    undrawn = Counter(p for p in protocols if p not in drawn)
+    if not undrawn:
+        return []
+    named = ", ".join(f"{p} ({n} cell(s))" for p, n in sorted(undrawn.items()))
+    return [f"no figure draws the results of protocol(s) {named}: they are in cells.csv and results.parquet only "
+            "(a figure draws the protocols its module lists in DRAWS, study/report/figures; docs/contributing.md, "
+            "\"An evaluation protocol\")"]

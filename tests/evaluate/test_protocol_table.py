@@ -2,10 +2,11 @@
 import dataclasses
 
 import pytest
+from protocol_rows import add_protocol
 
 from study.errors import StudyError
 from study.evaluate.config import EvalConfig
-from study.evaluate.protocols import PROTOCOL_TABLE, PROTOCOLS, names_where, protocol
+from study.evaluate.protocols import PROTOCOL_TABLE, PROTOCOLS, Protocol, names_where, protocol
 
 
 def _cfg(name: str, **extra) -> EvalConfig:
@@ -36,5 +37,58 @@ def test_kinds_partition_the_protocols():
 
 
 def test_an_unknown_protocol_is_refused_with_the_table_s_names():
-    with pytest.raises(StudyError, match="evaluate.protocol: unknown 'linaer'; expected one of " + ", ".join(PROTOCOLS)):
+    with pytest.raises(StudyError, match="evaluate.protocol: unknown 'linaer'; expected one of "
+                       + ", ".join(PROTOCOLS)):
         _cfg("linaer")
+
+
+# a frozen-feature protocol that fits no probe and is no part of the table: a newcomer's row before its code
+NOMEAN = Protocol("nomean", 1, trains=False, fits_probes=False,
+                  unused=("levels", "per_level", "linear", "knn", "also_knn", "finetune", "epochs", "backbone",
+                          "width"))
+
+
+def test_every_frozen_protocol_that_fits_no_probe_has_a_scorer():
+    """A frozen one without probes is scored by its own code (study.evaluate.run.SCORERS), never by a linear probe."""
+    from study.evaluate import run
+
+    assert set(run.SCORERS) == set(names_where(trains=False, fits_probes=False))
+
+
+def test_a_table_row_without_its_scorer_is_refused_before_any_work(manifests, encoder_file, tmp_path, monkeypatch):
+    """A row of a frozen protocol that fits no probe, added without the code that scores it, ran a linear probe and
+    recorded it under the new protocol's name (top-1 equal to `linear`'s): it is refused before any extraction."""
+    from study.evaluate import evaluate
+
+    add_protocol(monkeypatch, NOMEAN)
+    with pytest.raises(NotImplementedError, match="protocol 'nomean' fits no probe .* no scorer in "
+                                                  r"study.evaluate.run.SCORERS"):
+        evaluate(_cfg("nomean", train_manifest="evtrain", test_manifest="evtest", labeled_sizes=[8], image_size=12,
+                      num_workers=0, batch_size=16), tmp_path / "run", [encoder_file()], tmp_path / "features")
+    assert not (tmp_path / "features").exists()
+
+
+def test_a_protocol_without_probes_is_scored_by_its_scorer_and_records_no_probe_settings(manifests, encoder_file,
+                                                                                         tmp_path, monkeypatch):
+    """Its scorer gives each labeled size's rows from that size's features; no probe is fit and the record holds no
+    `linear` (nor `knn`) settings, which it never read."""
+    from study.evaluate import evaluate, linear
+    from study.evaluate import run as run_mod
+
+    add_protocol(monkeypatch, NOMEAN)
+    seen = []
+
+    def scorer(cfg, n, raw, y, y_test, num_classes, device, info):
+        seen.append((n, tuple(raw[0][0].shape), tuple(raw[0][1].shape), len(y), len(y_test), num_classes))
+        info["scored_by"] = "nomean"
+        return [{"metric": "top1", "value": 0.5, "labeled_size": n, "level": None}]
+
+    monkeypatch.setitem(run_mod.SCORERS, "nomean", scorer)
+    monkeypatch.setattr(linear, "train_probe", lambda *a, **k: pytest.fail("a probe was fit"))
+    out = evaluate(_cfg("nomean", train_manifest="evtrain", test_manifest="evtest", labeled_sizes=[8, 20],
+                        image_size=12, num_workers=0, batch_size=16), tmp_path / "run", [encoder_file()],
+                   tmp_path / "features")
+    assert seen == [(8, (8, 32), (20, 32), 8, 20, 4), (20, (20, 32), (20, 32), 20, 20, 4)]
+    assert [m["labeled_size"] for m in out["metrics"]] == [8, 20]
+    assert out["protocol"]["linear"] is None and out["protocol"]["knn"] is None
+    assert out["protocol"]["probes"]["8"]["scored_by"] == "nomean"

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from study.errors import StudyError
+from study.evaluate.protocols import PROTOCOLS
 from study.grids import load_profile, plan_grid
 from study.grids.checks.manifests import missing_manifests
 from study.grids.where import jobs_where, parse_where, plan_of
@@ -1323,8 +1324,7 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
       evaluate:
         - eval_datasets: same
           protocol: lineer
-    """, "lineer", "unknown protocol 'lineer' (did you mean 'linear'?) (known: linear, finetune, scratch, knn, "
-                   "granularity, concat)"),
+    """, "lineer", f"unknown protocol 'lineer' (did you mean 'linear'?) (known: {', '.join(PROTOCOLS)})"),
     ("""
     axes: {method: [simclr], dataset: [alpha]}
     stages:

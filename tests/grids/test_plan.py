@@ -798,6 +798,35 @@ def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
                                          set()) == 0.0  # a pretraining job holds no features
 
 
+def test_a_frozen_protocol_without_probes_holds_no_probe_state(write_grid, monkeypatch):
+    """The memory of a frozen-feature protocol that fits no probe (a table row other than kNN's) is its features and
+    the 1 GB besides: the probe's L-BFGS state (56 x classes x (width + 1)) was counted for every protocol but kNN,
+    where a probe's time is counted for those that fit probes only."""
+    from protocol_rows import add_protocol
+
+    from study.evaluate.protocols import Protocol
+
+    add_protocol(monkeypatch, Protocol("nomean", 1, trains=False, fits_probes=False,
+                                       unused=("levels", "per_level", "linear", "knn", "also_knn", "finetune",
+                                               "epochs", "backbone", "width")))
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: a_train, test: a_val, test_images: 1000, classes: 10000}
+    defaults:
+      pretrain: {backbone: resnet18, width: 32, epochs: 1}
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: nomean, labeled_sizes: [100k]}
+    """, base=False)
+    plan = plan_grid(g, Profile())
+    pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
+    (job,) = [j for j in plan.jobs if j.stage == "evaluate"]
+    assert cost_mod.evaluation_memory_gb(job, plan.grid, Profile().cost, pretrain, set()) == pytest.approx(
+        101_000 * 256 * 4 / 1e9 + 1.0)  # resnet18 at width 32: 256 features
+
+
 def _knn_mem_note(write_grid, tmp_path, labeled: str, node: str = "") -> tuple[str, Path]:
     """(`mem` note, profile file) of a grid of one kNN evaluation at `labeled` labeled images, under a profile that
     gives evaluations 2 GB (and, with `node`, a mem_per_node)."""

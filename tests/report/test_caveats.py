@@ -199,3 +199,22 @@ def test_a_cell_of_one_run_resumed_on_another_thread_count_or_gpu_is_named():
     gpus = table.assign(**{"protocol.device_kind": '["NVIDIA A100", "NVIDIA H100"]', "protocol.cpu_threads": "8"})
     (line,) = caveats.device_mix_lines(gpus)
     assert '[stage=pretrain, method=simclr]: ["NVIDIA A100", "NVIDIA H100"].' in line, line
+
+
+def test_cells_of_a_protocol_no_figure_draws_are_named_with_their_count():
+    """A protocol of the table that no figure lists in DRAWS: its cells are in the tables only, said once; pretraining
+    rows (no protocol) and the protocols drawn are not named."""
+    agg = pd.DataFrame({"stage": ["pretrain", "evaluate", "evaluate", "evaluate", "evaluate"],
+                        "protocol": [None, "linear", "nomean", "nomean", "other"]})
+    (line,) = caveats.undrawn_lines(agg, frozenset({"linear"}))
+    assert line.startswith("no figure draws the results of protocol(s) nomean (2 cell(s)), other (1 cell(s)): they "
+                           "are in cells.csv and results.parquet only"), line
+    assert caveats.undrawn_lines(agg, frozenset({"linear", "nomean", "other"})) == []
+
+
+def test_every_protocol_of_the_table_is_drawn_by_a_figure():
+    """The figures' DRAWS name only protocols of the table, and each of them (a new one: its panel, or this line)."""
+    from study.evaluate.protocols import PROTOCOLS
+    from study.report.figures import DRAWN_PROTOCOLS
+
+    assert sorted(DRAWN_PROTOCOLS) == sorted(PROTOCOLS)

@@ -598,6 +598,14 @@ def test_figures_without_data_raise_nodata(module):
         module.draw(table_of(quantity_records()))
 
 
+def test_quantitys_messages_name_its_panels(monkeypatch):
+    """A panel added (a protocol's, in PROTOCOLS and PANEL_NAMES) is named where the figure says what it lacks."""
+    monkeypatch.setattr(quantity, "PROTOCOLS", ("linear", "finetune", "nomean"))
+    monkeypatch.setitem(quantity.PANEL_NAMES, "nomean", "no mean")
+    with pytest.raises(NoData, match="no in-domain linear probe, fine-tuning or no mean top-1 results in this grid"):
+        quantity.draw(table_of(records(eval_axes(dataset="b"), {(1000, None): 0.3})))
+
+
 def test_quantity_with_every_planned_cell_missing_is_skipped_not_drawn_empty():
     recs = quantity_records()
     expected = table_of(recs).drop_duplicates("job_id")[["job_id", "stage", "method", "dataset", "size", "corruption",

@@ -126,6 +126,22 @@ def test_bad_files_and_conflicts_are_reported_in_html_and_stderr(tmp_path):
     assert sorted(c["mean"]) == pytest.approx([0.30, 0.99])  # kept apart, not averaged
 
 
+def test_results_of_a_protocol_no_figure_draws_are_named_not_left_out_unsaid(tmp_path):
+    """A protocol added to the table without a figure's panel: its cells are in cells.csv, and the report says that
+    no figure draws them (they were left out of every figure, unsaid)."""
+    recs = quantity_records() + records(eval_axes(protocol="nomean"), {(1000, None): 0.2, (10000, None): 0.3})
+    write_all(tmp_path / "w", recs)
+    log = io.StringIO()
+    s = build_report(tmp_path / "w", tmp_path / "r", grid="g", log=log)
+    assert "quantity" in s.drawn
+    line = ("no figure draws the results of protocol(s) nomean (2 cell(s)): they are in cells.csv and results.parquet "
+            "only")
+    assert [w for w in s.warnings if w.startswith(line)] and line in log.getvalue()
+    assert line in (tmp_path / "r" / "index.html").read_text()
+    cells = pd.read_csv(tmp_path / "r" / "cells.csv")
+    assert sorted(cells.loc[cells["protocol"] == "nomean", "mean"]) == pytest.approx([0.2, 0.3])
+
+
 def test_with_a_plan_only_its_own_unreadable_files_are_counted(tmp_path):
     recs = quantity_records()
     plan = plan_for(recs)

@@ -19,6 +19,7 @@ from study.report.figures.common import (NoData, at_largest_labeled, cells, clea
 from study.results.table import key_tuples
 
 NAME = "domain_concat"
+DRAWS = ("linear", "concat")  # the evaluation protocols whose cells it draws
 TITLE = "Domain: single encoders vs concatenated features (paper: CVPR Table 3)"
 ROLES = ("first encoder", "second encoder", "concatenated")
 

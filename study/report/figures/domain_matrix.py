@@ -21,6 +21,7 @@ from study.report.figures.common import (NoData, cells, chance_note, clean, data
 from study.report import style
 
 NAME = "domain_matrix"
+DRAWS = ("linear",)  # the evaluation protocols whose cells it draws
 TITLE = "Domain: pretraining dataset x evaluation dataset, linear top-1 (paper: arXiv v1 Table 1)"
 MAX_ROW_WIDTH = 16.0  # inches of panels side by side (index.html shows a figure at most 1200 px wide)
 COLOUR_BAR = 1.0  # inches right of the panels for the colour bar every panel shares

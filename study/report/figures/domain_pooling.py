@@ -13,6 +13,7 @@ from study.report.figures.common import (NoData, at_largest_labeled, cells, clea
                                          labeled_note, planned_missing, same, seeds_note, units_note, wide)
 
 NAME = "domain_pooling"
+DRAWS = ("linear",)  # the evaluation protocols whose cells it draws
 TITLE = "Domain: in-domain vs pooled pretraining (paper: Table 2)"
 
 

@@ -16,6 +16,7 @@ from study.report.figures.common import (NoData, all_methods, cells, clean, data
                                          varying, wide)
 
 NAME = "granularity"
+DRAWS = ("granularity",)  # the evaluation protocols whose cells it draws
 TITLE = "Label granularity: top-1 per taxonomy level (paper: CVPR Fig. 5, arXiv v1 Fig. 6)"
 LINE_KEYS = ["method", "dataset", "size"]
 MODES = {"finest level mapped up": "one finest-level classifier mapped up the taxonomy",

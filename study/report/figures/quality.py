@@ -17,6 +17,7 @@ from study.report.figures.common import (NoData, all_methods, cells, dataset_ran
                                          seeds_note, units_note, wide)
 
 NAME = "quality"
+DRAWS = ("linear",)  # the evaluation protocols whose cells it draws
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
 
 

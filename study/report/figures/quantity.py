@@ -23,6 +23,7 @@ NAME = "quantity"
 TITLE = "Data quantity: top-1 vs labeled images (paper: CVPR Fig. 2; kNN panels ours)"
 PROTOCOLS = ("linear", "finetune", "knn")  # knn: the knn_top1 rows of `knn` jobs and of `also_knn` probes
 PANEL_NAMES = {"linear": "linear probe", "finetune": "fine-tuning", "knn": "kNN"}
+DRAWS = (*PROTOCOLS, "scratch")  # the evaluation protocols whose cells it draws (scratch: the reference line)
 LINE_KEYS = ["method", "dataset", "size"]
 SCRATCH = "scratch (supervised, random init)"
 POINT_COLUMNS = ["labeled_size", "mean", "std", "count", "partial_seeds"]
@@ -93,6 +94,12 @@ def _knn_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFra
     return knn[~pd.Series(key_tuples(knn, keys), index=knn.index).duplicated()].drop(columns="_own")
 
 
+def _panels() -> str:
+    """The panels' names, for a message: "linear probe, fine-tuning or kNN"."""
+    names = [PANEL_NAMES[p] for p in PROTOCOLS]
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 def _points(pts: pd.DataFrame, **line) -> list[dict]:
     """The plotted data's rows of one drawn line: its `line` columns, then each point's POINT_COLUMNS (a count of
     none as 0)."""
@@ -110,7 +117,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     main = _line_rows(cell, expected)
     main = main[main["dataset"].astype(object).eq(main["eval_dataset"])]  # in-domain; the rest: domain_*
     if main.empty:
-        raise NoData("no in-domain linear-probe, fine-tuning or kNN top-1 results in this grid")
+        raise NoData(f"no in-domain {_panels()} top-1 results in this grid")
     scratch = _scratch_rows(cell, expected)
     # as label_variants split the methods: by the backbones of results (null counted) and of planned rows that name
     # one (a planned line without a result has none yet)
@@ -199,9 +206,9 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     if not data["mean"].notna().any():
         plt.close(fig)
         if main["count"].notna().any():  # results there are, without a value
-            raise NoData("no in-domain linear-probe, fine-tuning or kNN result has a value: every one diverged "
+            raise NoData(f"no in-domain {_panels()} result has a value: every one diverged "
                          "(recorded without a value; see the warnings)")
-        raise NoData("no in-domain linear-probe, fine-tuning or kNN result yet: every planned cell is missing "
+        raise NoData(f"no in-domain {_panels()} result yet: every planned cell is missing "
                      "(missing.csv)")
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)

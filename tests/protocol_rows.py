@@ -1,0 +1,23 @@
+"""`add_protocol(monkeypatch, row)`: a protocol row added to study.evaluate.protocols' table for one test (monkeypatch
+takes it out again), also where a module copied the table's names when it was imported."""
+from __future__ import annotations
+
+
+def add_protocol(monkeypatch, row) -> None:
+    """Add `row` (a `Protocol`) to PROTOCOL_TABLE, and so to what validation, planning and the report read of it."""
+    from study.evaluate import config, protocols
+    from study.grids import cost, schema
+    from study.report import rates
+
+    table = (*protocols.PROTOCOL_TABLE, row)
+    monkeypatch.setattr(protocols, "PROTOCOL_TABLE", table)
+    monkeypatch.setattr(protocols, "PROTOCOLS", tuple(p.name for p in table))
+    monkeypatch.setitem(protocols._BY_NAME, row.name, row)
+    for module in (config, schema):  # `from study.evaluate.protocols import PROTOCOLS`
+        monkeypatch.setattr(module, "PROTOCOLS", protocols.PROTOCOLS)
+    for module, name, kind in ((cost, "PROBE_PROTOCOLS", {"fits_probes": True}),
+                               (cost, "FROZEN_PROTOCOLS", {"trains": False}),
+                               (cost, "TRAINING_PROTOCOLS", {"trains": True}),
+                               (rates, "FINETUNE_PROTOCOLS", {"trains": True}),
+                               (rates, "EXTRACT_PROTOCOLS", {"trains": False, "encoders": 1})):
+        monkeypatch.setattr(module, name, protocols.names_where(**kind))
