@@ -48,6 +48,6 @@ def protocol(name: str) -> Protocol:
     return _BY_NAME[name]
 
 
-def names_where(**kind: bool) -> tuple[str, ...]:
+def names_where(**kind: bool | int) -> tuple[str, ...]:
     """The names of the protocols whose attributes are as `kind` says, e.g. `names_where(trains=True)`."""
     return tuple(p.name for p in PROTOCOL_TABLE if all(getattr(p, k) == v for k, v in kind.items()))

@@ -93,7 +93,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "stale": stale.get(job.id)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir),
-            "checkpoints_off_plan": checkpoints_off_plan(plan, workdir, live_slurm=_live_off_plan(plan, workdir)),
+            "checkpoints_off_plan": _checkpoints_off_plan(plan, workdir),
             **grid_jobs_json(plan)}
 
 
@@ -217,10 +217,15 @@ def _stale(stale: dict[str, str], out: TextIO) -> None:
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
 
 
-def _live_off_plan(plan: Plan, workdir: str | Path) -> list[str]:
-    """The Slurm ids of the live jobs of this grid's ledger that its plan no longer has (`outside_plan`: this file's
-    and other files')."""
-    stale, elsewhere = outside_plan(plan, workdir)
+def _checkpoints_off_plan(plan: Plan, workdir: str | Path) -> dict[str, dict[str, list[int]]]:
+    """`checkpoints_off_plan` without the jobs Slurm runs still, asking Slurm (`outside_plan`) only where there are
+    some."""
+    left = checkpoints_off_plan(plan, workdir)
+    return checkpoints_off_plan(plan, workdir, live_slurm=_live_ids(*outside_plan(plan, workdir))) if left else left
+
+
+def _live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:
+    """The Slurm ids of `outside_plan`'s two parts (this file's, other files') in one list."""
     return [*stale, *(i for ids in elsewhere.values() for i in ids)]
 
 
@@ -242,7 +247,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
-    left = checkpoints_off_plan(plan, workdir, own, [*stale, *(i for ids in elsewhere.values() for i in ids)])
+    left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
     if left:
         listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in left.items()]
         out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"

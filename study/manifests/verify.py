@@ -175,8 +175,8 @@ def _check_one(job: tuple[str, str | None]) -> str | None:
     file = reader.manifest.abs_path(row)  # check_files keeps no row without a root
     try:
         img = reader.open(row)
-        if not is_lazy_jpeg(img) and reader.corruption is not None:  # decoded (OpenCV), then corrupted
-            img = Image.open(file)  # its JPEG checked as a clean manifest's is
+        if reader.corruption is not None and reader.manifest.kind_of(source) == "image":  # decoded, then corrupted
+            img = Image.open(file)  # its file checked as a clean manifest's is (an npy or idx row: no image file)
         if not is_lazy_jpeg(img):
             return None  # decoded
         try:

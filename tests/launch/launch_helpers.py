@@ -64,8 +64,8 @@ def fake_slurm(root: Path) -> Path:
     listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`, and the
     node states (`%t`) of `sinfo_states`, else `idle`; `sacctmgr show assoc` lists the accounts of `sacctmgr_assoc`
-    (without it, and for anything else, says it cannot reach the database); srun does nothing. Real commands elsewhere on PATH are never
-    reached for these names."""
+    (without it, and for anything else, says it cannot reach the database); srun does nothing. Real commands
+    elsewhere on PATH are never reached for these names."""
     d = str(root)
     return fake_commands(
         root / "bin",

@@ -93,6 +93,9 @@ def test_an_account_slurm_refuses_is_said_with_the_user_s_accounts(env, slurm):
     prof.write_text(PROFILE + "account: proj_a\n")
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
     assert code == 2 and "proj_a is one of yours, but not with this partition or QOS" in err, err
+    (slurm / "sacctmgr_assoc").write_text("")  # no account at all: not "one of them"
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 2 and "lists none of yours: you have no Slurm account yet" in err, err
     (slurm / "sacctmgr_assoc").unlink()  # sacctmgr cannot tell: the command that can is named
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
     assert code == 2 and "`sacctmgr show assoc user=" in err and "` lists your accounts" in err, err
@@ -113,7 +116,7 @@ def test_an_account_a_non_enforcing_cluster_would_replace_is_warned_of_before_qu
     assert code == 0, err
     warning = (f"study: warning: profile {prof}: account 'proj_x' (`account`) is not one you have an association "
                f"with (yours: proj_a (sacctmgr show assoc user=")
-    assert err.count(warning) == 1 and "Slurm queues the pretrain jobs on your default account" in err, err
+    assert err.count(warning) == 1 and "Slurm queues the jobs it places on your default account" in err, err
     for text, assoc in (("account: Proj_A\n", "proj_a\n"), ("account: proj_x\n", None)):
         (slurm / "sacctmgr_assoc").unlink(missing_ok=True)
         if assoc:

@@ -137,6 +137,10 @@ def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
     assert load_manifest("fm").meta["kind"] == "idx"
     code, out, err = cli("manifest", "verify", "fm", "--files")
     assert code == 0, err
+    # a corrupted variant's rows are no image files: read as the base's are, never opened by Pillow as one
+    assert cli("manifest", "corrupt", "fm.jpeg-quality10", "--base", "fm", "--corruption", "jpeg")[0] == 0
+    code, _, err = cli("manifest", "verify", "fm.jpeg-quality10", "--files")
+    assert code == 0, err
 
     glc = tmp_path / "glc"
     (glc / "patches_fr" / "34" / "12").mkdir(parents=True)
@@ -148,6 +152,9 @@ def test_idx_and_npy_manifests_verify_files(cli, tmp_path):
     m = load_manifest("glc")
     assert m.meta["kind"] == "npy" and m.meta["label_rule"] == "landcover_mode" and m.class_names == ["landcover_3"]
     assert cli("manifest", "verify", "glc", "--files")[0] == 0
+    assert cli("manifest", "corrupt", "glc.jpeg-quality10", "--base", "glc", "--corruption", "jpeg")[0] == 0
+    code, _, err = cli("manifest", "verify", "glc.jpeg-quality10", "--files")
+    assert code == 0, err
 
 
 def test_edited_metadata_is_one_problem_not_a_traceback(build, cli, manifests):

@@ -43,7 +43,7 @@ def missing_manifests(plan: Plan) -> list[str]:
     """Each manifest the jobs read that does not exist, at the line of the `datasets:` entry that names it (a
     corrupted variant: its dataset's), with the command that makes it."""
     from study.manifests import list_manifests
-    from study.manifests.store import half_manifest
+    from study.manifests.store import half_manifest, not_writable_hint
     from study.paths import manifests_dir
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
@@ -75,8 +75,6 @@ def missing_manifests(plan: Plan) -> list[str]:
                            "you mean to use (for the paper's datasets the commands list the paper's sizes too); `study "
                            "plan --no-check` shows the plan without the manifests, `study submit --dry-run --no-check` "
                            "its sbatch scripts")
-        from study.manifests.store import not_writable_hint
-
         hint = not_writable_hint()  # those commands would be refused there: where to make them instead
         problems[last] += f"\n{hint.removeprefix('; ')}" if hint else ""
     return problems

@@ -139,14 +139,14 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   "sbatch decides", file=err, flush=True)
             return
         if run.returncode == 0 or not any(w in said for w in REFUSED):
-            account = profile.placement(job.stage).account
-            if account and account not in accounts_said and mine() is not None and account.lower() not in mine():
-                accounts_said.add(account)
-                print(f"study: warning: profile {profile.path or 'built-in default'}: account {account!r} "
-                      f"(`{profile.placement(job.stage).key('account')}`) is not one you have an association with "
-                      f"({_accounts_text(mine())}); this cluster does not enforce associations, so Slurm queues the "
-                      f"{job.stage} jobs on your default account: set one of yours to have them on it", file=err,
-                      flush=True)
+            account, key = profile.placement(job.stage).account, profile.placement(job.stage).key("account")
+            if account and (key, account) not in accounts_said and mine() is not None \
+                    and account.lower() not in mine():
+                accounts_said.add((key, account))
+                print(f"study: warning: profile {profile.path or 'built-in default'}: account {account!r} (`{key}`) is "
+                      f"not one you have an association with ({_accounts_text(mine())}); this cluster does not "
+                      f"enforce associations, so Slurm queues the jobs it places on your default account: set one of "
+                      f"yours to have them on it", file=err, flush=True)
             continue
         bad_option = BAD_OPTION in said
         said = said.split(BAD_OPTION)[0].strip()  # the option and why: the rest is "... for more information"
@@ -184,6 +184,8 @@ def _invalid_account_said(account: str | None, accounts: list[str] | None) -> st
     if account and accounts and account.lower() in accounts:
         return (f"{account} is one of yours, but not with this partition or QOS: `sacctmgr show assoc user={user()} "
                 "format=Account,Partition,QOS` lists what each of your accounts may use")
+    if accounts == []:
+        return f"{_accounts_text(accounts)}: you have no Slurm account yet; your cluster's admins add one"
     return f"{_accounts_text(accounts)}: set the profile's account to one of them (or leave it out for your default)"
 
 
