@@ -160,7 +160,7 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         shown[how] = st.job_id
         where = f"slurm {st.slurm_id}, " if st.slurm_id else ""
         out.write(f"\n{st.state} {st.stage} {st.job_id} ({where}{st.detail or 'no detail'})"
-                  + (f"\n  log: {st.log}{_unwritten(st.log)}" if st.log else "") + "\n")
+                  + (f"\n  log: {shlex.quote(str(st.log))}{_unwritten(st.log)}" if st.log else "") + "\n")
         for line in tail:
             out.write(f"  | {line}\n")
         requeued = requeue_text(_restarts(st))
@@ -317,7 +317,7 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         said = (f"{seen.line}  [{_ago(seen.age_s)}]" + (f"  ({BEFORE_RESTART})" if seen.before_restart else "")
                 if seen else (silent if st.log else "log not known"))
         out.write(f"  {st.stage} {st.job_id}{where}: {said}\n" + (f"    {st.holder}\n" if st.holder else "")
-                  + (f"    log: {st.log}\n" if st.log else ""))
+                  + (f"    log: {shlex.quote(str(st.log))}\n" if st.log else ""))
         requeued = requeue_text(_restarts(st))
         if requeued:
             out.write(f"    {requeued}\n")

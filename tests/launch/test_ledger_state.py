@@ -354,6 +354,10 @@ def test_a_worker_killed_by_a_signal_is_recorded_as_such(tmp_path):
     assert _failure(-77, log) == f"killed by signal 77; log {log}"  # a number no signal of Python's names
     assert _failure(1, log) == "exit code 1 (this run wrote nothing to its log)"
     assert _failure(0, log) == "exit code 0 (this run wrote nothing to its log)"  # ended well, but without a result
+    spaced = tmp_path / "my project" / "j.log"  # a log path with a space: quoted, one word to copy into `tail -f`
+    spaced.parent.mkdir()
+    spaced.write_text(log.read_text())
+    assert _failure(-15, spaced) == f"killed by SIGTERM; log '{spaced}'"
     log.write_text("==== header\nstudy: error: manifest toy not found\n")
     assert _failure(2, log) == "exit code 2: study: error: manifest toy not found"
     log.write_text("==== header\nstudy: error: /w/jobs/p/checkpoint.pt: cannot be read (UnpicklingError)\n"

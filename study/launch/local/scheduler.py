@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -135,7 +136,7 @@ def job_seconds(workdir: Path, job_id: str, took: float) -> float:
 
 def _failure(rc: int, log: Path) -> str:
     """The error a failed worker leaves in the ledger: `_ending`, and its log where a signal left it no words."""
-    return _ending(rc, log) + (f"; log {log}" if rc < 0 else "")
+    return _ending(rc, log) + (f"; log {shlex.quote(str(log))}" if rc < 0 else "")
 
 
 def _local_line(job: Job, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
@@ -466,7 +467,8 @@ class _LocalRun:
                 self.free = sorted([*self.free, slot])
                 self.not_started(job, e.error)
                 continue
-            self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {self.running[job.id].log})")
+            log = shlex.quote(str(self.running[job.id].log))  # a path with spaces: one word to copy
+            self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {log})")
 
     def reap(self) -> None:
         """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot. Done is
@@ -492,7 +494,8 @@ class _LocalRun:
                 error = _failure(rc, r.log)
                 self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log), error=error)])
                 said = _ending(rc, r.log) if rc < 0 else f"exit code {rc}"  # killed: by what, not "exit code -9"
-                self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); log {r.log}")
+                self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); "
+                              f"log {shlex.quote(str(r.log))}")
                 self.after_failure(r.job, error)
 
     def not_started(self, job: Job, e: OSError) -> None:
