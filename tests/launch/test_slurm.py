@@ -296,6 +296,28 @@ def test_sacctmgr_answers_the_questions_study_asks_it(slurm_cluster):
     assert qos_lifts_time_limit("nonesuch") is None
 
 
+def test_an_account_the_user_has_none_with_is_warned_of_and_slurm_puts_its_jobs_on_the_default_one(slurm_cluster,
+                                                                                                     env):
+    """The localhost cluster does not enforce associations: sbatch takes an account root has none with, and Slurm
+    queues the jobs on root's default account. The submit says so before its first sbatch (sacctmgr asked), and
+    sacct shows where the jobs went."""
+    grid, wd = env / "acct.yaml", env / "wd"
+    grid.write_text(grid_text("acctreal"))
+    (env / "profile.yaml").write_text(PROFILE + "account: proj_nonesuch\n")
+    err = submit(grid, wd)
+    assert ("account 'proj_nonesuch' (`account`) is not one you have an association with (yours: root (sacctmgr "
+            "show assoc user=root)); this cluster does not enforce associations") in err, err
+    ids = [e["slurm_job_id"] for e in queued(wd, "acctreal")]
+
+    def accounts() -> set[str]:
+        run = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Account", "-j", ",".join(ids)], capture_output=True,
+                             text=True)
+        return {a for a in run.stdout.split() if a}
+
+    wait_until(lambda: accounts() == {"root"}, 60, "sacct to list the jobs on account root", grid, wd)
+    assert run_cli(["cancel", str(grid), "--workdir", str(wd)])[0] == 0
+
+
 def test_an_evaluation_waits_for_a_pretraining_job_that_runs_locally(slurm_cluster, env):
     """Its dependency has no Slurm id to wait for: it is held back, not queued without one."""
     grid = env / "mixed.yaml"
