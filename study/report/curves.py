@@ -11,6 +11,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from study.launch.runner import job_dir
 from study.report import style
@@ -77,6 +78,8 @@ def draw(curves: pd.DataFrame, finished: set[str] | None = None):
                     marker="." if len(line) < 20 else None, label=_label(job, varying))
         ax.set_title(str(method) if len(jobs) <= LEGEND_MAX else f"{method} ({len(jobs)} jobs: see training.csv)")
         ax.set_xlabel(x)
+        if x == "step":  # a count: no tick at step 3.9 where every job logged one point
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_ylabel("training loss")
         if len(jobs) <= LEGEND_MAX:  # more would run off the figure
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))

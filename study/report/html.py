@@ -4,6 +4,7 @@ missing cells with the jobs they wait for. Self-contained (relative links only);
 from __future__ import annotations
 
 import html
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _td(v, text: str) -> str:
     """A table cell as `display_rows` wrote it: '—' (a missing value) marked, blank (not in the grid) left blank."""
     if text == MISSING_MD:
         return '<td class="missing">—</td>'
-    cls = ' class="num"' if isinstance(v, float) and text else ""
+    cls = ' class="num"' if isinstance(v, numbers.Real) and not isinstance(v, bool) and text else ""  # counts too
     return f"<td{cls}>{html.escape(text)}</td>"
 
 

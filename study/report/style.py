@@ -6,6 +6,7 @@ import warnings
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import seaborn as sns
 
@@ -122,13 +123,31 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
+class PercentTicks(matplotlib.ticker.Formatter):
+    """An accuracy (a fraction) in percent with the decimals its axis' ticks need, the same for each tick of the
+    axis ("20%", "25%"; "41.0%", "41.5%"): matplotlib's PercentFormatter picks them from the axis' span instead,
+    "25.0%" on a panel spanning 20 points beside "30%" on one spanning 60."""
+
+    @staticmethod
+    def _decimals(v: float) -> int:
+        text = f"{round(v * 100, 6):f}".rstrip("0")  # "41.500000" -> "41.5"; "nan", "inf": no decimals
+        return len(text.split(".")[1]) if "." in text else 0
+
+    def __call__(self, x: float, pos=None) -> str:
+        return self.format_ticks([x])[0]
+
+    def format_ticks(self, values) -> list[str]:
+        digits = max((self._decimals(v) for v in values), default=0)
+        return [self.fix_minus(f"{round(v * 100, 6) + 0:.{digits}f}%") for v in values]  # + 0: no "-0%"
+
+
 def percent_axis(ax, points: bool = False) -> None:
     """Label `ax`'s y ticks of an accuracy (a fraction, as the tables hold it) in percent, as the paper's figures
-    do ("40%"); with `points`, of a difference of accuracies, in percentage points ("+5", "-2.5")."""
-    from matplotlib.ticker import FuncFormatter, PercentFormatter
+    do ("40%", `PercentTicks`); with `points`, of a difference of accuracies, in percentage points ("+5", "-2.5")."""
+    from matplotlib.ticker import FuncFormatter
 
     if not points:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(PercentTicks())
         return
 
     def point(v: float, _pos) -> str:

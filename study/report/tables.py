@@ -1,9 +1,12 @@
 """Tables as CSV (full precision; a missing cell is empty; means only), Markdown and LaTeX (3 decimals, "mean ± std"
 where seeds were repeated, "(k/n)" after a cell with k of its n planned seeds; missing shown as '—' / '--', never 0;
-a cell not in the grid, where a table marks it, empty)."""
+a cell not in the grid, where a table marks it, empty). Number columns (counts too) are right-aligned; in LaTeX a
+negative number has a minus sign, not a hyphen, and a column of prose (a cell of words over `WRAP_AT` characters:
+the findings' text) wraps, ragged right, in a paragraph column `WRAP_WIDTH` wide, not in one line pages long."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -51,10 +54,15 @@ def display_rows(df: pd.DataFrame, missing: str) -> list[list[str]]:
     return rows
 
 
+def is_number_column(column: pd.Series) -> bool:
+    """Whether a table's column holds numbers (floats or counts, not booleans): right-aligned."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     header = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
-             "|" + "|".join("---:" if pd.api.types.is_float_dtype(df[c]) else "---" for c in df.columns) + "|"]
+             "|" + "|".join("---:" if is_number_column(df[c]) else "---" for c in df.columns) + "|"]
     for cells in display_rows(df, MISSING_MD):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -62,20 +70,38 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "|": r"\textbar{}",
+                "<": r"\textless{}", ">": r"\textgreater{}",  # OT1, LaTeX's default font encoding, sets '<' as '¡'
                 "—": "--", "·": r"$\cdot$", "→": r"$\to$", "Δ": r"$\Delta$", "±": r"$\pm$"}
+_NEGATIVE = re.compile(r"^-(?=\d)")  # a cell's leading '-' before a digit: a number's sign ('--' is missing)
+WRAP_AT = 60  # characters: a text column with a longer cell of words is set as a paragraph column
+WRAP_WIDTH = r"0.25\linewidth"
 
 
 def tex_escape(s: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in s)
 
 
+def _tex_cell(text: str) -> str:
+    """A displayed cell as LaTeX: escaped, a negative number's hyphen made a minus sign ("$-$0.120")."""
+    return _NEGATIVE.sub("$-$", tex_escape(text))
+
+
 def to_latex(df: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs tabular (needs \\usepackage{booktabs})."""
-    align = "".join("r" if pd.api.types.is_float_dtype(df[c]) else "l" for c in df.columns)
-    lines = [f"% {tex_escape(caption)}" if caption else "% study report table", f"\\begin{{tabular}}{{{align}}}",
-             "\\toprule", " & ".join(tex_escape(str(c)) for c in df.columns) + " \\\\", "\\midrule"]
-    for cells in display_rows(df, MISSING_TEX):
-        lines.append(" & ".join(tex_escape(c) for c in cells) + " \\\\")
+    """A booktabs tabular (needs \\usepackage{booktabs}) under its caption as a one-line comment (a line break in
+    `caption` would end the comment: the rest would be set as text). A paragraph column (`WRAP_AT`) sets its cells
+    ragged right, and rows then end in \\tabularnewline (the \\\\ that \\raggedright redefines ends no row)."""
+    rows = display_rows(df, MISSING_TEX)
+    wrap = [not is_number_column(df[c]) and any(len(r[i]) > WRAP_AT and " " in r[i] for r in rows)  # prose
+            for i, c in enumerate(df.columns)]
+    align = "".join(f"p{{{WRAP_WIDTH}}}" if w else "r" if is_number_column(df[c]) else "l"
+                    for c, w in zip(df.columns, wrap))
+    end = " \\tabularnewline" if any(wrap) else " \\\\"
+    comment = f"% {tex_escape(' '.join(caption.split()))}" if caption.strip() else "% study report table"
+    lines = [comment, f"\\begin{{tabular}}{{{align}}}", "\\toprule",
+             " & ".join(tex_escape(str(c)) for c in df.columns) + end, "\\midrule"]
+    for cells in rows:
+        lines.append(" & ".join(("\\raggedright " if w and c else "") + _tex_cell(c) for c, w in zip(cells, wrap))
+                     + end)
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 

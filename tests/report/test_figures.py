@@ -242,6 +242,25 @@ def test_accuracy_axes_and_matrix_cells_read_in_percent_as_the_papers_figures():
                                           "CSV files hold it as a difference of fractions (-0.050).")
 
 
+def test_percent_ticks_print_the_digits_their_axis_needs_whatever_span_a_panel_has():
+    """matplotlib's PercentFormatter picks its decimals from the axis' span: a panel of 22-43% read "25.0%", "30.0%"
+    beside another panel's "30%" in the same figure (and a 3-point span "41.00%"); the ticks of an axis now print
+    the decimals they need, the same for each."""
+    import matplotlib.pyplot as plt
+    from study.report import style
+
+    fig, axes = plt.subplots(1, 3)
+    for ax, (low, high) in zip(axes, ((0.22, 0.43), (0.05, 0.68), (0.41, 0.44))):
+        ax.plot([0, 1], [low, high])
+        style.percent_axis(ax)
+    fig.canvas.draw()
+    narrow, wide_, fine = ([t.get_text() for t in ax.get_yticklabels() if t.get_text()] for ax in axes)
+    plt.close(fig)
+    assert narrow == ["20%", "25%", "30%", "35%", "40%", "45%"] and wide_[:3] == ["0%", "10%", "20%"]
+    assert fine[:3] == ["40.5%", "41.0%", "41.5%"]
+    assert style.PercentTicks()(0.45) == "45%" and style.PercentTicks()(-0.0) == "0%"
+
+
 def test_domain_matrix_boxes_no_blank_diagonal_cell():
     """A method the grid runs on one pretraining dataset only (the random-init reference, evaluated on both): its
     panel's other row is blank, and no cell of it is boxed as an in-domain result (it was trained on none)."""

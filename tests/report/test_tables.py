@@ -1,5 +1,6 @@
 """study.report.tables: paper tables in Markdown and LaTeX, with the std over seeds where seeds were repeated."""
 import os
+import re
 
 import pandas as pd
 
@@ -134,3 +135,47 @@ def test_every_whole_count_column_with_a_missing_value_prints_as_integers_and_th
     assert "| 40 | 3 | 1 | 0.500 |" in md and "| — | — | — | 0.250 |" in md
     assert paths["csv"].read_text().splitlines()[1:] == ["40,3,1,0.5", ",,,0.25"]
     assert paths["tex"].read_text().splitlines()[0] == "% every cell"
+
+
+def test_latex_sets_angle_brackets_as_text_and_keeps_a_multi_line_caption_in_its_comment():
+    """OT1, LaTeX's default font encoding, prints a bare '<' as '¡' and '>' as '¿' ("a¡b" in the paper); a caption's
+    line break would end its '%' comment and set the rest of the caption above the table as text."""
+    tex = to_latex(pd.DataFrame({"note": ["a<b>c"], "mean": [0.5]}), caption="first line\nsecond \\bad{} line")
+    assert r"a\textless{}b\textgreater{}c & 0.500 \\" in tex and "<" not in tex and ">" not in tex
+    assert tex.splitlines()[:2] == [r"% first line second \textbackslash{}bad\{\} line", r"\begin{tabular}{lr}"]
+
+
+def test_integer_columns_are_right_aligned_in_markdown_latex_and_html_as_float_ones_are():
+    """Counts (size, labeled_size, jobs, seeds) are numbers: right-aligned beside the fractions, not as text."""
+    from study.report.html import table_html
+
+    table = pd.DataFrame({"method": ["simclr"], "labeled_size": [400], "size": pd.array([40], dtype="Int64"),
+                          "finished": [True], "mean": [0.5]})
+    assert to_markdown(table).splitlines()[1] == "|---|---:|---:|---|---:|"
+    assert r"\begin{tabular}{lrrlr}" in to_latex(table)
+    assert table_html(table).count('class="num"') == 3
+
+
+def test_latex_prints_a_negative_number_with_a_minus_sign_and_a_missing_cell_as_before():
+    """'-0.180' in text mode is a hyphen, shorter than the minus of the paper's other numbers; '--' (missing) and a
+    hyphen inside a name stay as they are."""
+    table = pd.DataFrame({"corruption": ["down-sample", "jpeg"], "simclr": [-0.18, float("nan")], "gain": [0.07, -2.0]})
+    tex = to_latex(table)
+    assert r"down-sample & $-$0.180 & 0.070 \\" in tex and r"jpeg & -- & $-$2.000 \\" in tex
+
+
+def test_a_column_of_prose_wraps_in_a_paragraph_column_and_rows_end_in_tabularnewline():
+    """The findings' text and evidence (hundreds of characters a cell) in an `l` column made one line some 3000pt
+    wide; a column of long prose is a ragged-right `p` column, whose rows end in \\tabularnewline (\\raggedright
+    redefines \\\\); a long cell without a space (job ids) stays in an `l` column, where it cannot overrun the
+    next."""
+    prose = "Beyond a point more pretraining images barely help: 500k and 1M images differ by under 2 points"
+    table = pd.DataFrame({"name": ["quantity_saturation", "x"], "finding": [prose, ""], "verdict": ["holds", "holds"],
+                          "job_ids": [",".join(["0123456789ab"] * 6), "a"]})
+    tex = to_latex(table)
+    assert re.search(r"\\begin\{tabular\}\{lp\{[0-9.]+\\linewidth\}ll\}", tex)
+    assert f"quantity\\_saturation & \\raggedright {prose} & holds & " in tex
+    assert r"x &  & holds & a \tabularnewline" in tex  # a blank cell gets no \raggedright
+    assert tex.count(r"\tabularnewline") == 3 and not any(line.endswith(r"\\") for line in tex.splitlines())
+    short = to_latex(pd.DataFrame({"name": ["x"], "evidence": ["short words"]}))
+    assert r"\begin{tabular}{ll}" in short and short.splitlines()[3] == r"name & evidence \\"

@@ -195,6 +195,20 @@ def test_a_steps_budget_labels_the_x_axis_step():
     plt.close(fig)
 
 
+def test_a_step_axis_ticks_whole_steps_even_where_each_job_logged_one_progress_line():
+    """A tiny run (4 steps, one progress line a job) drew one point per job at step 4 on ticks 3.80, 3.85, ... 4.20:
+    steps are counts; an epoch axis keeps its fractions."""
+    rows = [{"method": "simclr", "backbone": "resnet18", "dataset": "d", "size": size, "corruption": "none", "seed": 0,
+             "job_id": f"j{size}", "step": 4, "epoch": 4 * 128 / size, "loss": loss, "lr": 0.1}
+            for size, loss in ((40, 3.6), (600, 3.7))]
+    fig, _ = curves.draw(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if low <= t <= high]
+    plt.close(fig)
+    assert ax.get_xlabel() == "step" and shown == [4.0]
+
+
 def test_without_a_plan_a_pretraining_job_of_several_metrics_is_one_curve(tmp_path):
     """A supervised pretraining result records loss and train_top1 (two rows of results): its curve is read once,
     not drawn twice (a line that jumps back to its start) nor tabled twice in training_data.csv."""
