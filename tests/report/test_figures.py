@@ -151,7 +151,7 @@ def test_quantity_labels_an_encoder_not_trained_here_without_a_pretraining_size(
         recs += records(eval_axes(method=method, dataset="a", eval_dataset="a", size=size), {(1000, None): 0.2})
     fig, data = quantity.draw(table_of(recs))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["simclr 50k", "simclr 1M", other]
-    assert ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on" in data.attrs["caption"]) == (
+    assert ("a given encoder (`pretrained.encoder_file`), not trained on" in data.attrs["caption"]) == (
         other == "pretrained")
     # at two sizes (two jobs, two lines): each keeps its size, or the two would share a label and a table row
     recs += records(eval_axes(method=other, dataset="a", eval_dataset="a", size=1_000_000), {(1000, None): 0.1})
@@ -162,7 +162,8 @@ def test_quantity_labels_an_encoder_not_trained_here_without_a_pretraining_size(
     look = {label: c.lines[0] for (_, label), c in _containers(fig).items()}
     assert look[f"{other} 50k"].get_color() == look[f"{other} 1M"].get_color() == "0.55"
     assert look["simclr 50k"].get_color() != "0.55" != look["simclr 1M"].get_color()
-    assert f"{other}: grey (an encoder not trained on the grid's images)" in data.attrs["caption"]
+    assert f"{other}: grey, {quantity.UNTRAINED_TEXT[other]}; " in data.attrs["caption"]
+    assert data.attrs["caption"].count(f"{other}:") == 1  # said once (it was: grey, then what it is)
 
 
 def test_quantity_missing_cell_is_nan_not_zero():

@@ -26,6 +26,9 @@ PANEL_NAMES = {"linear": "linear probe", "finetune": "fine-tuning", "knn": "kNN"
 DRAWS = (*PROTOCOLS, "scratch")  # the evaluation protocols whose cells it draws (scratch: the reference line)
 LINE_KEYS = ["method", "dataset", "size"]
 SCRATCH = "scratch (supervised, random init)"
+UNTRAINED_TEXT = {"random": "the frozen features of an untrained (random-init) encoder",  # the caption's words
+                  "pretrained": "a given encoder (`pretrained.encoder_file`), not trained on the pretraining set its "
+                                "line names"}
 POINT_COLUMNS = ["labeled_size", "mean", "std", "count", "partial_seeds"]
 # the paper's pretraining sizes (None: the whole set): a figure whose sizes are all among them gives each its colour
 # and marker by its place here, so that a size looks alike in every grid's figure (1M in the quantity and domain grids)
@@ -213,18 +216,16 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
     style.tight_layout(fig)
     corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
-    untrained_names = ", ".join(str(m) for m in methods if not_trained_here(m))
+    grey = not by_method  # colour tells sizes apart: an encoder not trained on the grid's images is grey
+    told = {m: ("grey, " if grey and not_trained_here(m) else "") + UNTRAINED_TEXT.get(
+        m, "an encoder not trained on the grid's images") for m in methods
+        if m in UNTRAINED_TEXT or grey and not_trained_here(m)}  # each said once
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set ("
                              + ("colour, marker and line style: its method, at its one size" if by_method else
                                 "colour and marker: its size; line style: its method") + "); "
                              + ("clean pretraining images only (corrupted ones: the quality figure); " if corrupted
                                 else "")
-                             + (f"{untrained_names}: grey (an encoder not trained on the grid's images); "
-                                if untrained_names and not by_method else "")
-                             + ("random: the frozen features of an untrained (random-init) encoder; "
-                                if "random" in methods else "")
-                             + ("pretrained: a given encoder (`pretrained.encoder_file`), not trained on the "
-                                "pretraining set its line names; " if "pretrained" in methods else "")
+                             + "".join(f"{m}: {text}; " for m, text in told.items())
                              + ("dotted black: supervised from scratch on the same labeled subsets; "
                                 if not scratch.empty else "")
                              + f"points: {seeds_note(data['count'])}; "
