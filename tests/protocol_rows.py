@@ -1,6 +1,12 @@
 """`add_protocol(monkeypatch, row)`: a protocol row added to study.evaluate.protocols' table for one test (monkeypatch
-takes it out again), also where a module copied the table's names when it was imported."""
+takes it out again), also where a module copied the table's names when it was imported; `NOMEAN`, such a row."""
 from __future__ import annotations
+
+from study.evaluate.protocols import LEVEL_KEYS, TRAINING_KEYS, Protocol
+
+# a frozen-feature protocol that fits no probe and is no part of the table: a newcomer's row before its code
+NOMEAN = Protocol("nomean", 1, trains=False, fits_probes=False,
+                  unused=(*LEVEL_KEYS, "linear", "knn", "also_knn", *TRAINING_KEYS))
 
 
 def add_protocol(monkeypatch, row) -> None:

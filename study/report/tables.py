@@ -23,7 +23,8 @@ def _cell_text(v, missing: str, digits: int = 3) -> str:
     if is_null(v):
         return missing
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        text = f"{v:.{digits}f}"
+        return text[1:] if text.lstrip("-0.") == "" and text.startswith("-") else text  # -0.0001: "0.000", not "-0.000"
     return str(v)
 
 

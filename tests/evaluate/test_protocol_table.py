@@ -2,11 +2,11 @@
 import dataclasses
 
 import pytest
-from protocol_rows import add_protocol
+from protocol_rows import NOMEAN, add_protocol
 
 from study.errors import StudyError
 from study.evaluate.config import EvalConfig
-from study.evaluate.protocols import PROTOCOL_TABLE, PROTOCOLS, Protocol, names_where, protocol
+from study.evaluate.protocols import PROTOCOL_TABLE, PROTOCOLS, names_where, protocol
 
 
 def _cfg(name: str, **extra) -> EvalConfig:
@@ -40,12 +40,6 @@ def test_an_unknown_protocol_is_refused_with_the_table_s_names():
     with pytest.raises(StudyError, match="evaluate.protocol: unknown 'linaer'; expected one of "
                        + ", ".join(PROTOCOLS)):
         _cfg("linaer")
-
-
-# a frozen-feature protocol that fits no probe and is no part of the table: a newcomer's row before its code
-NOMEAN = Protocol("nomean", 1, trains=False, fits_probes=False,
-                  unused=("levels", "per_level", "linear", "knn", "also_knn", "finetune", "epochs", "backbone",
-                          "width"))
 
 
 def test_every_frozen_protocol_that_fits_no_probe_has_a_scorer():

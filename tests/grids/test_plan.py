@@ -802,13 +802,9 @@ def test_a_frozen_protocol_without_probes_holds_no_probe_state(write_grid, monke
     """The memory of a frozen-feature protocol that fits no probe (a table row other than kNN's) is its features and
     the 1 GB besides: the probe's L-BFGS state (56 x classes x (width + 1)) was counted for every protocol but kNN,
     where a probe's time is counted for those that fit probes only."""
-    from protocol_rows import add_protocol
+    from protocol_rows import NOMEAN, add_protocol
 
-    from study.evaluate.protocols import Protocol
-
-    add_protocol(monkeypatch, Protocol("nomean", 1, trains=False, fits_probes=False,
-                                       unused=("levels", "per_level", "linear", "knn", "also_knn", "finetune",
-                                               "epochs", "backbone", "width")))
+    add_protocol(monkeypatch, NOMEAN)
     g = write_grid("""
     name: t
     datasets:

@@ -116,7 +116,15 @@ def test_an_account_a_non_enforcing_cluster_would_replace_is_warned_of_before_qu
     assert code == 0, err
     warning = (f"study: warning: profile {prof}: account 'proj_x' (`account`) is not one you have an association "
                f"with (yours: proj_a (sacctmgr show assoc user=")
-    assert err.count(warning) == 1 and "Slurm queues the jobs it places on your default account" in err, err
+    assert err.count(warning) == 1, err
+    assert "Slurm queues the jobs of the stages `account` places on your default account" in err, err
+    # the same account at a stage's own key too: each key said once (it was the first stage's key alone)
+    evaluate = "evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m"
+    prof.write_text(PROFILE.replace(evaluate, f"{evaluate}, account: proj_x") + "account: proj_x\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir",
+                            str(env / "wd_keys")])
+    assert code == 0 and err.count(warning) == 1, err
+    assert err.count("account 'proj_x' (`stages.evaluate.account`) is not one you have an association") == 1, err
     for text, assoc in (("account: Proj_A\n", "proj_a\n"), ("account: proj_x\n", None)):
         (slurm / "sacctmgr_assoc").unlink(missing_ok=True)
         if assoc:

@@ -152,6 +152,20 @@ def test_status_names_the_checkpoints_of_unfinished_jobs_an_edit_of_the_grid_fil
     assert got["checkpoints_off_plan"] == {"gone": {".": [474, 3000]}} and got["results_off_plan"] == ["done"]
 
 
+def test_status_json_asks_slurm_of_jobs_off_the_plan_only_where_they_left_checkpoints(env, slurm, monkeypatch):
+    """`checkpoints_off_plan` leaves out the jobs Slurm runs still: without a checkpoint off the plan there is nothing
+    to leave out, and Slurm is not asked (it was, at every `status --format json`); with one, a live job's is not
+    said."""
+    from study.launch import status
+
+    wd, asked = env / "wd", []
+    Ledger(wd, "g").append([{"event": "queued", "batch": "b", "job": "gone", "slurm_job_id": "402", "folder": "f"}])
+    monkeypatch.setattr(status, "outside_plan", lambda *a: asked.append(a) or (["402"], {}))
+    assert status.status_json(_plan(P1), wd)["checkpoints_off_plan"] == {} and asked == []
+    write_checkpoint(wd / "jobs" / "gone" / "checkpoint.pt", 4, 8)
+    assert status.status_json(_plan(P1), wd)["checkpoints_off_plan"] == {} and len(asked) == 1
+
+
 def test_a_grid_file_moved_since_its_jobs_ran_still_names_their_results_and_checkpoints_off_its_plan(tmp_path):
     """A project folder moved with its workdir: the ledger names the grid file by its old path, no longer there. Its
     results and checkpoints off the plan are this file's still (not those of a file of the grid's name still there),

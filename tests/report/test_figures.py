@@ -166,6 +166,22 @@ def test_quantity_labels_an_encoder_not_trained_here_without_a_pretraining_size(
     assert data.attrs["caption"].count(f"{other}:") == 1  # said once (it was: grey, then what it is)
 
 
+def test_quantity_says_what_an_untrained_encoder_is_once_for_all_its_backbones():
+    """A backbone axis splits "random" into "random · resnet18" and "random · resnet50": the caption says what random
+    is once, for both (it said "an encoder not trained on the grid's images" of each, or nothing at one size)."""
+    for sizes in ((50_000,), (50_000, 1_000_000)):
+        recs = []
+        for backbone in ("resnet18", "resnet50"):
+            for method in ("simclr", "random"):
+                for size in sizes:
+                    recs += records(eval_axes(method=method, backbone=backbone, dataset="a", eval_dataset="a",
+                                              size=size), {(1000, None): 0.2})
+        caption = quantity.draw(table_of(recs))[1].attrs["caption"]
+        grey = "grey, " if len(sizes) > 1 else ""  # one size: colour tells the methods apart
+        assert f"; random: {grey}{quantity.UNTRAINED_TEXT['random']}; " in caption, caption
+        assert "random · resnet" not in caption and caption.count("random:") == 1, caption
+
+
 def test_quantity_missing_cell_is_nan_not_zero():
     recs = [r for r in quantity_records()
             if not (r["axes"].get("size") == 50_000 and r["axes"]["protocol"] == "linear")]

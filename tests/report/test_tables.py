@@ -162,6 +162,9 @@ def test_latex_prints_a_negative_number_with_a_minus_sign_and_a_missing_cell_as_
     table = pd.DataFrame({"corruption": ["down-sample", "jpeg"], "simclr": [-0.18, float("nan")], "gain": [0.07, -2.0]})
     tex = to_latex(table)
     assert r"down-sample & $-$0.180 & 0.070 \\" in tex and r"jpeg & -- & $-$2.000 \\" in tex
+    # a value that rounds to zero is 0.000, not "-0.000" (in every format)
+    assert r"x & 0.000 \\" in to_latex(pd.DataFrame({"name": ["x"], "gain": [-0.0001]}))
+    assert "| x | 0.000 |" in to_markdown(pd.DataFrame({"name": ["x"], "gain": [-0.0001]}))
 
 
 def test_a_column_of_prose_wraps_in_a_paragraph_column_and_rows_end_in_tabularnewline():

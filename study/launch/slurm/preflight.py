@@ -145,8 +145,8 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                 accounts_said.add((key, account))
                 print(f"study: warning: profile {profile.path or 'built-in default'}: account {account!r} (`{key}`) is "
                       f"not one you have an association with ({_accounts_text(mine())}); this cluster does not "
-                      f"enforce associations, so Slurm queues the jobs it places on your default account: set one of "
-                      f"yours to have them on it", file=err, flush=True)
+                      f"enforce associations, so Slurm queues the jobs of the stages `{key}` places on your default "
+                      f"account: set one of yours to have them on it", file=err, flush=True)
             continue
         bad_option = BAD_OPTION in said
         said = said.split(BAD_OPTION)[0].strip()  # the option and why: the rest is "... for more information"

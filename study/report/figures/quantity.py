@@ -12,11 +12,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from study.report import style
-from study.report.figures.common import (NoData, all_methods, cells, chance_note, clean, dataset_order, drawn_lines,
-                                         error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
-                                         method_colours, method_key, nan_to_none, not_trained_here, note_missing,
-                                         planned_sizes, seeds_note, series_labels, size_key, units_note, varying,
-                                         wide)
+from study.report.figures.common import (NoData, all_methods, base_method, cells, chance_note, clean, dataset_order,
+                                         drawn_lines, error_bars_note, expected_rows, fmt_size, hollow_note,
+                                         label_variants, method_colours, method_key, nan_to_none, not_trained_here,
+                                         note_missing, planned_sizes, seeds_note, series_labels, size_key, units_note,
+                                         varying, wide)
 from study.results.table import AGGREGATE_COLUMNS, key_tuples
 
 NAME = "quantity"
@@ -218,8 +218,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
     grey = not by_method  # colour tells sizes apart: an encoder not trained on the grid's images is grey
     told = {m: ("grey, " if grey and not_trained_here(m) else "") + UNTRAINED_TEXT.get(
-        m, "an encoder not trained on the grid's images") for m in methods
-        if m in UNTRAINED_TEXT or grey and not_trained_here(m)}  # each said once
+        m, "an encoder not trained on the grid's images") for m in map(base_method, methods)
+        if m in UNTRAINED_TEXT or grey and not_trained_here(m)}  # each once, with its variants ("random · resnet18")
     data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set ("
                              + ("colour, marker and line style: its method, at its one size" if by_method else
                                 "colour and marker: its size; line style: its method") + "); "
