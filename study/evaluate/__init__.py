@@ -11,18 +11,8 @@ The evaluation code is imported on first use of `evaluate` or `RunOutput`: the c
 validates.
 """
 from study.evaluate.config import EvalConfig, KnnConfig, LinearConfig
+from study.lazy import lazy_names
 
 __all__ = ["EvalConfig", "LinearConfig", "KnnConfig", "evaluate", "RunOutput"]
 
-
-def __getattr__(name: str):
-    if name in ("evaluate", "RunOutput"):
-        from study.evaluate import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The lazy names too: `dir()`, `help()` and a notebook's tab completion list them before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, "study.evaluate.run", ("evaluate", "RunOutput"), __all__)

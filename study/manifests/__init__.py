@@ -12,6 +12,7 @@ content was there); a StudyError names what is wrong, as the command does.
 """
 from __future__ import annotations
 
+from study.lazy import lazy_names
 from study.manifests.manifest import Manifest, load_manifest
 from study.manifests.store import list_manifests, manifest_exists
 
@@ -19,15 +20,4 @@ _BUILD_NAMES = ("BuildConfig", "build_manifest")
 
 __all__ = ["Manifest", "list_manifests", "load_manifest", "manifest_exists", *_BUILD_NAMES]
 
-
-def __getattr__(name: str):
-    if name in _BUILD_NAMES:
-        from study.manifests import build
-
-        return getattr(build, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The lazy names too: `dir()`, `help()` and a notebook's tab completion list them before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, "study.manifests.build", _BUILD_NAMES, __all__)

@@ -12,19 +12,9 @@ libraries' seed-everything helpers do: a notebook's own random draws after it re
 The training loop is imported on first use of `pretrain`, `RunOutput` or `StopRequested`: the config alone is what
 `study plan` validates.
 """
+from study.lazy import lazy_names
 from study.train.config import PretrainConfig
 
 __all__ = ["PretrainConfig", "pretrain", "RunOutput", "StopRequested"]
 
-
-def __getattr__(name: str):
-    if name in ("pretrain", "RunOutput", "StopRequested"):
-        from study.train import loop
-
-        return getattr(loop, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The lazy names too: `dir()`, `help()` and a notebook's tab completion list them before their first use."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, "study.train.loop", ("pretrain", "RunOutput", "StopRequested"), __all__)
