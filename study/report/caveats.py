@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import suppress
 from numbers import Real
 from typing import Any
 
@@ -184,11 +185,7 @@ def _device_text(kind: Any, threads: Any) -> str | None:
     count where a resumed run's differ: "cpu, [2, 1] threads"); None where it is not recorded."""
     if not isinstance(kind, str) or not kind:
         return None
-    if isinstance(threads, str):  # a column that holds a resumed run's list holds each job's count as JSON text
-        try:
-            threads = json.loads(threads)
-        except ValueError:
-            pass
+    threads = _decoded(threads)
     text = kind
     if kind == "cpu" and not is_null(threads):
         text += f", {threads:.0f} thread{'' if threads == 1 else 's'}" if isinstance(threads, Real) else \
@@ -196,14 +193,19 @@ def _device_text(kind: Any, threads: Any) -> str | None:
     return text
 
 
+def _decoded(value: Any) -> Any:
+    """A table cell as recorded: a column that holds a resumed run's list of its sessions' values holds each job's
+    value as JSON text (a count: "2"; a list: "[2, 1]"), decoded; any other value (a device's name) as it is."""
+    if isinstance(value, str):
+        with suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
 def _sessions_differ(value: Any) -> bool:
     """Whether a resumed run's device kind or thread count is a list of its sessions' (JSON text in the table's
     column) that holds more than one value: the run's float sums, so its weights, are none of one device's."""
-    if isinstance(value, str) and value.startswith("["):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return False
+    value = _decoded(value)
     return isinstance(value, list) and len({json.dumps(v) for v in value}) > 1
 
 
@@ -220,8 +222,8 @@ def device_mix_lines(table: pd.DataFrame, shown: int = 3) -> list[str]:
         return []
     threads = jobs[THREADS] if THREADS in jobs else pd.Series([None] * len(jobs), index=jobs.index, dtype=object)
     where = pd.Series([_device_text(k, t) for k, t in zip(jobs[DEVICE], threads)], index=jobs.index, dtype=object)
-    resumed = pd.Series([_device_text(k, t) is not None and (_sessions_differ(k) or _sessions_differ(t))
-                         for k, t in zip(jobs[DEVICE], threads)], index=jobs.index, dtype=bool)
+    resumed = pd.Series([w is not None and (_sessions_differ(k) or _sessions_differ(t))
+                         for w, k, t in zip(where, jobs[DEVICE], threads)], index=jobs.index, dtype=bool)
     keys = [c for c in cell_columns(jobs) if c not in SUB_CELL] + ["protocol_fingerprint"]
     cells = []
     for _, g in jobs.assign(_where=where, _resumed=resumed).groupby(keys, dropna=False, sort=True):

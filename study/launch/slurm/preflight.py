@@ -139,7 +139,8 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
                   "sbatch decides", file=err, flush=True)
             return
         if run.returncode == 0 or not any(w in said for w in REFUSED):
-            account, key = profile.placement(job.stage).account, profile.placement(job.stage).key("account")
+            placement = profile.placement(job.stage)
+            account, key = placement.account, placement.key("account")
             if account and (key, account) not in accounts_said and mine() is not None \
                     and account.lower() not in mine():
                 accounts_said.add((key, account))
