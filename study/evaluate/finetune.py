@@ -1,6 +1,8 @@
-"""Fine-tuning (`finetune`: from an encoder) and supervised training from random init (`scratch`) on a labeled
-subset, through the training loop (`study.train.pretrain`, method `supervised`, subset `labeled`), so that a
-preempted job resumes exactly. The network's own classifier is then scored on the test manifest."""
+"""A training protocol's run on a labeled subset (`finetune`: from an encoder; `scratch`: from random init; each
+protocol's default recipe is its entry of study.evaluate.recipes.RECIPES), through the training loop
+(`study.train.pretrain`, method `supervised`, subset `labeled`), so that a preempted job resumes exactly. The
+network's own classifier is then scored on the test manifest (`run_finetune`: the entry of both in
+study.evaluate.run.TRAINERS)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,36 +13,24 @@ from torch import nn
 from study.configfields import is_int
 from study.errors import StudyError
 from study.evaluate.features import forward_rows
+from study.evaluate.protocols import protocol as protocol_of
 from study.evaluate.ranking import TopClasses
+from study.evaluate.recipes import recipe
 from study.train.augment import AugmentConfig
 from study.train.backbones import read_encoder
-
-# ours, after SimCLR's fine-tuning recipe (Nesterov-free SGD momentum 0.9, lr 0.05 x batch/256, no warmup, no
-# weight decay); 60 epochs is SimCLR's setting for its 1% labeled subset.
-FINETUNE_DEFAULTS = {
-    "batch_size": 256,
-    "epochs": 60,
-    "optim": {"name": "sgd", "lr": 0.05, "lr_scaling": "linear", "warmup_epochs": 0, "weight_decay": 0.0,
-              "exclude_bias_and_norm": True},
-    "checkpoint_every_minutes": 10.0,
-}
-# ours: training from random init takes a from-scratch recipe, not a fine-tuning one (no weight decay would favour
-# fine-tuning in the comparison): the supervised method's (SGD 0.1 x batch/256, weight decay 1e-4, 5 warmup epochs)
-# for 90 epochs, the standard ResNet-50 schedule length
-SCRATCH_DEFAULTS = {**FINETUNE_DEFAULTS, "epochs": 90, "optim": {"lr_scaling": "linear"}}
 
 
 def unread(protocol: str, key: str, section: dict) -> str | None:
     """Why `finetune.<key>` changes no run of an evaluation whose section (its job's `evaluate`, as a grid makes it)
     is `section` (None where the run reads it), as `study.grids.checks.config.check_params` says it: the architecture
-    is the encoder's (finetune), or the section's own `backbone` and `width` where it has them (scratch: a grid fills
-    them from the pretraining jobs); the run's method is supervised, a linear classifier on the backbone without
-    projection head, temperature or another method's section; and the section's `epochs` replace `finetune.epochs`
-    and `finetune.steps` (`pretrain_dict`)."""
+    is the encoder's (a protocol that starts from one: finetune), or the section's own `backbone` and `width` where it
+    has them (one from random init, scratch: a grid fills them from the pretraining jobs); the run's method is
+    supervised, a linear classifier on the backbone without projection head, temperature or another method's section;
+    and the section's `epochs` replace `finetune.epochs` and `finetune.steps` (`pretrain_dict`)."""
     from study.train.methods import method_settings
 
     if key in ("backbone", "width"):
-        if protocol == "finetune":
+        if protocol_of(protocol).encoders:
             return f"a fine-tune trains its encoder's own {key}, never this one"
         if section.get(key) is not None:  # `pretrain_dict`: the section's own, else `finetune`'s (a null: not one)
             return (f"a scratch baseline trains the evaluation's {key} (params' or defaults.evaluate's, else its "
@@ -52,12 +42,6 @@ def unread(protocol: str, key: str, section: dict) -> str | None:
     return None
 
 
-def defaults(protocol: str) -> dict:
-    """The PretrainConfig fields a `finetune` or `scratch` run starts from (the supervised method's `optim` recipe
-    fills what they leave out)."""
-    return SCRATCH_DEFAULTS if protocol == "scratch" else FINETUNE_DEFAULTS
-
-
 def encoder_spec(path: Path) -> dict:
     """The spec ({"name", "width"}) of the encoder file at `path` (StudyError naming it when unreadable)."""
     return read_encoder(path)[0]
@@ -65,8 +49,9 @@ def encoder_spec(path: Path) -> dict:
 
 def pretrain_dict(cfg, n: int | None, rows: int, encoder: Path | None) -> dict:
     """The PretrainConfig fields of one fine-tuning run on `train_manifest.labeled(n)`. It trains at the image size
-    and normalisation it is scored with (the eval transform's), unless `finetune` sets them itself."""
-    base = defaults(cfg.protocol)
+    and normalisation it is scored with (the eval transform's), unless `finetune` sets them itself; it starts from
+    the protocol's recipe (study.evaluate.recipes)."""
+    base = recipe(cfg.protocol)
     d = {**base, **(cfg.finetune or {})}
     if isinstance((cfg.finetune or {}).get("optim"), dict):
         d["optim"] = {**base["optim"], **cfg.finetune["optim"]}

@@ -2,8 +2,8 @@
 
 Frozen-feature protocols (linear, knn, granularity, concat) extract each encoder's features once (cached), for the
 largest labeled subset and the test manifest, and score every labeled size from them: with linear probes, or, one
-that fits none (knn), with its entry of SCORERS. `finetune` and `scratch` train through `study.train.pretrain` (see
-finetune.py).
+that fits none (knn), with its entry of SCORERS. A training protocol (finetune, scratch) trains one run per labeled
+size by its entry of TRAINERS (both: finetune.py's, through `study.train.pretrain`).
 """
 from __future__ import annotations
 
@@ -87,7 +87,10 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
                          f"[{str(encoders)!r}]")
     encoders = [Path(e) for e in encoders]
     kind = protocol_of(cfg.protocol)
-    if not kind.trains and not kind.fits_probes and cfg.protocol not in SCORERS:  # a table row without its code
+    if kind.trains and cfg.protocol not in TRAINERS:  # a table row without its code
+        raise NotImplementedError(f"evaluate: protocol {cfg.protocol!r} trains (study.evaluate.protocols) and has no "
+                                  "trainer in study.evaluate.run.TRAINERS")
+    if not kind.trains and not kind.fits_probes and cfg.protocol not in SCORERS:
         raise NotImplementedError(f"evaluate: protocol {cfg.protocol!r} fits no probe (study.evaluate.protocols) and "
                                   "has no scorer in study.evaluate.run.SCORERS")
     need = kind.encoders
@@ -145,7 +148,7 @@ def evaluate(cfg: EvalConfig | dict, run_dir: str | Path, encoders: list[Path], 
         "pretrain": pretrain[0] if len(pretrain) == 1 else list(pretrain) or None,
     }
     job = _Job(cfg, Path(run_dir), Path(cache_dir), encoders, train_m, test_m, sizes, aug, device, workers, protocol)
-    metrics = _finetune(job) if kind.trains else _frozen(job)
+    metrics = _trained(job) if kind.trains else _frozen(job)
     # this session, plus what the fine-tuning runs resumed here took in earlier ones (a preempted job's whole time)
     protocol["wall_time_s"] = time.time() - t0 + protocol.get("earlier_sessions_seconds", 0.0)
     return {"metrics": metrics, "protocol": protocol}
@@ -168,14 +171,14 @@ def _refuse_test_images_among_labeled(train_m, test_m, largest: int) -> None:
                          f"images it trained on; {remedy}")
 
 
-def _finetune(job: _Job) -> list[dict]:
-    """One training run per labeled size (finetune.run_finetune), each scored by its own classifier."""
+def _trained(job: _Job) -> list[dict]:
+    """One training run per labeled size by the protocol's entry of TRAINERS, each scored by its own classifier."""
     metrics, runs, test_m = [], {}, job.test_m
+    train = TRAINERS[job.cfg.protocol]
     y_test = torch.tensor(test_m.all()["label"].to_numpy(dtype="int64", copy=True))
     for n in job.sizes:
-        ranks, p = finetune_mod.run_finetune(job.cfg, job.run_dir, job.encoders[0] if job.encoders else None,
-                                             None if n == job.train_m.num_images else n, n, test_m, job.aug,
-                                             job.device, job.workers)
+        ranks, p = train(job.cfg, job.run_dir, job.encoders[0] if job.encoders else None,
+                         None if n == job.train_m.num_images else n, n, test_m, job.aug, job.device, job.workers)
         metrics += _ranks_rows(ranks, y_test, n, test_m.num_classes)
         runs[str(n)] = p
     first = next(iter(runs.values()))
@@ -195,6 +198,15 @@ def _finetune(job: _Job) -> list[dict]:
         "runs": runs,
     })
     return metrics
+
+
+# The training protocols (PROTOCOL_TABLE's `trains=True`), each with what trains and scores one labeled size: (cfg,
+# run_dir, the encoder file or None, the labeled subset's size or None for every row, its rows, the test manifest, the
+# eval transform, device, loader workers) -> (each test image's best 5 classes, N x 5, or None where a score is not
+# finite; the run's record: `pretrain`'s protocol, which the job's record reads, see `_trained`). Each trains in its
+# own `run_dir/<protocol>-<n>` (finetune.run_finetune); its default recipe is its entry of
+# study.evaluate.recipes.RECIPES. `evaluate` refuses such a protocol without one before any work.
+TRAINERS = {"finetune": finetune_mod.run_finetune, "scratch": finetune_mod.run_finetune}
 
 
 def _encoder_record(path: Path, sha256: str | None = None) -> dict:

@@ -4,9 +4,10 @@ Each job's hours = images it processes / (rate per GPU x GPUs) + a per-job overh
 per GPU per backbone and kind of work) and overheads come from the profile's `cost` section:
 
 - pretrain:      images = steps x batch_size, else epochs x size; x the method's factor; rate `pretrain`
-- finetune, scratch: images = per labeled size of the job, epochs x that size's whole batches, or with
-                   `finetune.steps` (and no evaluate `epochs`) steps x the batch (at most that size); + the test
-                   images (scored once per size); rate `finetune`
+- the training protocols (finetune, scratch; `trains=True`): images = per labeled size of the job, epochs x that
+  size's whole batches, or with `finetune.steps` (and no evaluate `epochs`) steps x the batch (at most that size); + the
+  test images (scored once per size); rate `finetune`. The epochs and batch a grid does not give are the protocol's
+  recipe's (study.evaluate.recipes; epochs: the profile's `finetune_epochs` where it sets them)
 - the frozen-feature protocols (linear, knn, granularity, concat; `trains=False` in study.evaluate.protocols):
   images = encoders x (largest labeled size + test images); rate `extract`, plus `probe_min` per labeled size;
   those that fit probes (linear, granularity, concat: `fits_probes`) also feature width / 2048 (both encoders'
@@ -30,22 +31,18 @@ from typing import Any
 
 from study.configfields import is_num
 from study.evaluate.protocols import names_where
+from study.evaluate.recipes import recipe
 from study.grids.jobs import Job, crop_size, trains_nothing
 from study.grids.profile import DEFAULT_THROUGHPUT, CostModel, Profile
 from study.grids.schema import DatasetSpec, Grid
 from study.train.config import PretrainConfig
 
 
-# what the fine-tuning jobs run when the grid does not say (kept equal by tests/grids/test_plan.py; not imported
-# from study.evaluate.finetune, so that planning does not load torch)
-FINETUNE_BATCH = 256  # study.evaluate.finetune.FINETUNE_DEFAULTS["batch_size"]
-FINETUNE_EPOCHS = 60  # study.evaluate.finetune.FINETUNE_DEFAULTS["epochs"]
-SCRATCH_EPOCHS = 90  # study.evaluate.finetune.SCRATCH_DEFAULTS["epochs"]
 MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 HOURS_DIGITS = 4  # the estimate's hours to 0.36 s: a CPU job of seconds is not 0 s (at 2 digits: 36 s)
 PROBE_PROTOCOLS = names_where(fits_probes=True)  # those that fit linear probes (kNN fits none)
 FROZEN_PROTOCOLS = names_where(trains=False)  # those that extract features into the cache
-TRAINING_PROTOCOLS = names_where(trains=True)  # those that train on each labeled subset (run_finetune)
+TRAINING_PROTOCOLS = names_where(trains=True)  # those that train on each labeled subset (run.TRAINERS)
 # each backbone's pooled feature width at width 64 (x width / 64; a stage `layerN`: / 2^(4 - N)), the features'
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512, "resnet34": 512,
@@ -100,18 +97,18 @@ def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: 
         protocol = axes["protocol"]
         ds = _eval_dataset(job, grid)
         sizes, test = _eval_rows(job, grid, cost, notes)
-        if protocol in TRAINING_PROTOCOLS:  # run_finetune: one training run, and one test pass, per size
+        if protocol in TRAINING_PROTOCOLS:  # one training run, and one test pass, per size
             ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
             epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
+            run = recipe(protocol)  # what its run takes where the grid gives nothing
             # the batch: at most the labeled images (finetune.pretrain_dict)
-            batches = [min(float(ft["batch_size"] if is_num(ft.get("batch_size")) else FINETUNE_BATCH), s)
+            batches = [min(float(ft["batch_size"] if is_num(ft.get("batch_size")) else run["batch_size"]), s)
                        for s in sizes]
             if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget, which replaces
                 images = sum(float(ft["steps"]) * b for b in batches)  # finetune.epochs (PretrainConfig)
             else:
                 if not is_num(epochs):
-                    run_default = SCRATCH_EPOCHS if protocol == "scratch" else FINETUNE_EPOCHS
-                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run_default
+                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run["epochs"]
                 # an epoch is whole batches (study.train.data.steps_per_epoch): 511 labels at 256 train 256 images
                 images = float(epochs) * sum(s // b * b if b > 0 else 0.0 for s, b in zip(sizes, batches))
             seconds = (images + test * len(sizes)) / (_rate(cost, backbone, "finetune", notes) * gpus)

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from study.configfields import plain
 from study.counts import format_count
 from study.errors import StudyError
+from study.evaluate.protocols import protocol as protocol_of
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid, parsed_corruption
 from study.grids.yamlio import fail
@@ -273,13 +274,15 @@ EvalJob = tuple[dict[str, Any], dict[str, Any], list[str]]  # an evaluation job'
 
 
 def _evaluate_entry(b: _Builder, entry: EvalEntry, pretrain_jobs: list[Job]) -> None:
-    """Add the evaluation jobs of `entry` over the pretraining jobs its `where` matches."""
+    """Add the evaluation jobs of `entry` over the pretraining jobs its `where` matches, by the encoders its protocol
+    reads (study.evaluate.protocols): none (scratch), one, or a pair (concat)."""
     matched = _matched(b.grid, entry, pretrain_jobs)
     res = b.resources("evaluate", entry)
     groups = _size_groups(b.grid, entry)
-    if entry.protocol == "scratch":
+    encoders = protocol_of(entry.protocol).encoders
+    if encoders == 0:
         jobs = _scratch_jobs(b, entry, matched, groups)
-    elif entry.protocol == "concat":
+    elif encoders == 2:
         jobs = _concat_jobs(b, entry, matched, groups)
     else:
         jobs = _encoder_jobs(b, entry, matched, groups)
@@ -332,7 +335,8 @@ def _encoder_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
 
 def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                   groups: list[tuple[Any, ...] | None]) -> Iterator[EvalJob]:
-    """From random init: one job per (backbone, seed, eval dataset, sizes), of the architecture of `matched`."""
+    """Of no encoder (from random init: scratch): one job per (backbone, seed, eval dataset, sizes), of the
+    architecture of `matched`."""
     for pj in matched:
         for ed in _eval_datasets(b, entry, [pj.axes["dataset"]]):
             for sizes in groups:
@@ -346,15 +350,15 @@ def _scratch_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                     # evaluation seed, which would make one job of every seed's baseline
                     section["seed"] = pj.axes["seed"]
                 # the entry's params win over the encoders' backbone and seed: the axes say what the job trains
-                axes = {"backbone": section.get("backbone"), "seed": section.get("seed"), "protocol": "scratch",
+                axes = {"backbone": section.get("backbone"), "seed": section.get("seed"), "protocol": entry.protocol,
                         "eval_dataset": ed}
                 yield axes, section, []
 
 
 def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                  groups: list[tuple[Any, ...] | None]) -> Iterator[EvalJob]:
-    """One job per pair of matched encoders (A|B and B|A are one) that `entry.pairs` names and that agree on the
-    axes neither side of the pair names; a grid error for a pair that matches no two jobs."""
+    """Of two encoders (concat): one job per pair of matched encoders (A|B and B|A are one) that `entry.pairs` names
+    and that agree on the axes neither side of the pair names; a grid error for a pair that matches no two jobs."""
     made: set[frozenset[str]] = set()
     for ma, mb in entry.pairs:
         named = set(ma.axes) | set(mb.axes)
@@ -369,7 +373,7 @@ def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                     continue
                 made.add(frozenset((ja.id, jb.id)))
                 axes = {a: _joined(ja.axes[a], jb.axes[a]) for a in PRETRAIN_AXES}
-                axes["protocol"] = "concat"
+                axes["protocol"] = entry.protocol
                 for ed in _eval_datasets(b, entry, [ja.axes["dataset"], jb.axes["dataset"]]):
                     axes = {**axes, "eval_dataset": ed}
                     for sizes in groups:

@@ -87,7 +87,7 @@ class CostModel:
     probe_rate: float = 1e7
     default_epochs: float = 1000.0  # when neither the grid nor the job says (PretrainConfig's default)
     finetune_epochs: float | None = None  # fine-tuning and from-scratch epochs when the grid gives none; None:
-    # what such a job runs then (study.evaluate.finetune's 60 for fine-tuning, 90 from scratch)
+    # what such a job runs then (its protocol's recipe, study.evaluate.recipes: 60 for fine-tuning, 90 from scratch)
     default_test_images: int = 50_000  # when a dataset does not give `test_images`
     # per backbone, where the profile says its rates were measured (MEASURED_AT_KEYS: width, image_size, device), and
     # the methods' factors measured on it (its jobs' `method_factor`, over the top-level one)

@@ -25,7 +25,8 @@ from typing import Any
 from study.configfields import is_int, plain
 from study.counts import parse_count, parse_labeled_size
 from study.errors import StudyError
-from study.evaluate.protocols import PROTOCOLS, protocol as protocol_of  # those a `stages.evaluate` entry may name
+from study.evaluate.protocols import PROTOCOLS, names_where  # those a `stages.evaluate` entry may name
+from study.evaluate.protocols import protocol as protocol_of
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
 
@@ -537,13 +538,14 @@ def _levels(p: str, e: YMap, where: str, protocol: str) -> str | tuple[str, ...]
 
 def _pairs(p: str, e: YMap, where: str, protocol: str,
            datasets: dict[str, DatasetSpec]) -> tuple[tuple[Matcher, Matcher], ...]:
-    """A concat entry's `pairs` (required there, refused elsewhere): each a pair of encoder matchers."""
+    """The `pairs` of an entry whose protocol reads two encoders (concat; required there, refused elsewhere): each a
+    pair of encoder matchers, a job's two encoders (study.grids.jobs)."""
     pairs: list[tuple[Matcher, Matcher]] = []
-    if protocol == "concat":
+    if protocol_of(protocol).encoders == 2:
         raw_pairs = e.get("pairs")
         if not isinstance(raw_pairs, YList) or not raw_pairs:
             raise fail(p, e.line_of("pairs") if "pairs" in e else e.line,
-                       f"{where}: protocol concat needs 'pairs': a list of [encoder matcher, encoder matcher]")
+                       f"{where}: protocol {protocol} needs 'pairs': a list of [encoder matcher, encoder matcher]")
         for j, pair in enumerate(raw_pairs):
             if not isinstance(pair, YList) or len(pair) != 2:
                 raise fail(p, raw_pairs.line_of(j), f"{where}.pairs[{j}]: expected two matchers, e.g. "
@@ -551,7 +553,8 @@ def _pairs(p: str, e: YMap, where: str, protocol: str,
             pairs.append(tuple(_matcher(p, pair[k], pair.line_of(k), datasets, PRETRAIN_AXES,
                                         f"{where}.pairs[{j}][{k}]") for k in range(2)))  # type: ignore[arg-type]
     elif "pairs" in e:
-        raise fail(p, e.line_of("pairs"), f"{where}.pairs: only for protocol concat")
+        raise fail(p, e.line_of("pairs"), f"{where}.pairs: only for a protocol of two encoders "
+                                          f"({', '.join(names_where(encoders=2))})")
     return tuple(pairs)
 
 

@@ -2,11 +2,12 @@
 import dataclasses
 
 import pytest
-from protocol_rows import NOMEAN, add_protocol
+from protocol_rows import NOMEAN, TUNED, add_protocol
 
 from study.errors import StudyError
 from study.evaluate.config import EvalConfig
 from study.evaluate.protocols import PROTOCOL_TABLE, PROTOCOLS, names_where, protocol
+from study.evaluate.recipes import FINETUNE, RECIPES
 
 
 def _cfg(name: str, **extra) -> EvalConfig:
@@ -86,3 +87,65 @@ def test_a_protocol_without_probes_is_scored_by_its_scorer_and_records_no_probe_
     assert [m["labeled_size"] for m in out["metrics"]] == [8, 20]
     assert out["protocol"]["linear"] is None and out["protocol"]["knn"] is None
     assert out["protocol"]["probes"]["8"]["scored_by"] == "nomean"
+
+
+def test_every_training_protocol_has_a_trainer_and_a_recipe():
+    """A training one is run by its own code (study.evaluate.run.TRAINERS) from its own default recipe
+    (study.evaluate.recipes.RECIPES, which the planner prices), never by another's."""
+    from study.evaluate import run
+
+    assert set(run.TRAINERS) == set(RECIPES) == set(names_where(trains=True))
+
+
+def test_a_training_row_without_its_recipe_is_refused_when_a_config_of_it_is_read():
+    """It took fine-tuning's recipe (every training protocol but scratch did, by name), and `study plan` priced it
+    so."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        add_protocol(monkeypatch, TUNED)
+        with pytest.raises(NotImplementedError, match="protocol 'tuned' trains .* no default recipe in "
+                                                      r"study.evaluate.recipes.RECIPES"):
+            _cfg("tuned")
+
+
+def test_a_training_row_without_its_trainer_is_refused_before_any_work(manifests, encoder_file, tmp_path,
+                                                                        monkeypatch):
+    """A row of a training protocol, added without the code that trains it, ran finetune's code and recorded it under
+    the new protocol's name (top-1 equal to finetune's): it is refused before any training."""
+    from study.evaluate import evaluate
+
+    add_protocol(monkeypatch, TUNED, FINETUNE)
+    with pytest.raises(NotImplementedError, match=r"protocol 'tuned' trains .* no trainer in "
+                                                  r"study.evaluate.run.TRAINERS"):
+        evaluate(_cfg("tuned", train_manifest="evtrain", test_manifest="evtest", labeled_sizes=[8], image_size=12,
+                      num_workers=0, batch_size=16, finetune={"batch_size": 8, "steps": 1}), tmp_path / "run",
+                 [encoder_file()], tmp_path / "features")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_training_protocol_is_run_by_its_trainer_in_folders_of_its_own(manifests, encoder_file, tmp_path,
+                                                                        monkeypatch):
+    """Its trainer (here fine-tuning's run, called by the new protocol's own code, as a protocol that prepares the run
+    would) trains each labeled size in `<protocol>-<n>`, and the record is the new protocol's, from its recipe."""
+    from study.evaluate import evaluate
+    from study.evaluate import finetune as finetune_mod
+    from study.evaluate import run as run_mod
+
+    add_protocol(monkeypatch, TUNED, {**FINETUNE, "optim": {**FINETUNE["optim"], "lr": 0.02}})
+    seen = []
+
+    def trainer(cfg, run_dir, encoder, n, rows, test_manifest, aug, device, workers):
+        seen.append((cfg.protocol, encoder, n, rows, test_manifest.name))
+        return finetune_mod.run_finetune(cfg, run_dir, encoder, n, rows, test_manifest, aug, device, workers)
+
+    monkeypatch.setitem(run_mod.TRAINERS, "tuned", trainer)
+    enc = encoder_file()
+    out = evaluate(_cfg("tuned", train_manifest="evtrain", test_manifest="evtest", labeled_sizes=[8, "all"],
+                        image_size=12, num_workers=0, batch_size=16,
+                        finetune={"batch_size": 8, "steps": 1, "checkpoint_every_minutes": None}),
+                   tmp_path / "run", [enc], tmp_path / "features")
+    assert seen == [("tuned", enc, 8, 8, "evtest"), ("tuned", enc, None, 40, "evtest")]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["tuned-8", "tuned-all"]
+    p = out["protocol"]
+    assert p["protocol"] == "tuned" and p["config"]["protocol"] == "tuned" and "linear" not in p["config"]
+    assert p["base_lr"] == 0.02 and p["steps"] == {"8": 1, "40": 1}
+    assert [(m["metric"], m["labeled_size"]) for m in out["metrics"]] == [("top1", 8), ("top1", 40)]

@@ -1206,7 +1206,7 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
       evaluate:
         - protocol: linear
           pairs: [[{dataset: alpha}, {dataset: beta}]]
-    """, "pairs:", "stages.evaluate[0].pairs: only for protocol concat"),
+    """, "pairs:", "stages.evaluate[0].pairs: only for a protocol of two encoders (concat)"),
     ("""
     axes: {method: [simclr, byol], dataset: [alpha, beta], size: [10, 20]}
     zip:

@@ -120,6 +120,59 @@ def test_scratch_jobs_are_shared_and_have_no_encoder(write_grid):
     assert ev[0].axes["method"] is None and ev[0].axes["protocol"] == "scratch"
 
 
+def test_a_new_protocol_makes_the_jobs_of_the_encoders_its_row_reads(write_grid, monkeypatch):
+    """Jobs are made by the encoders a protocol's row reads (study.evaluate.protocols), not by its name: a new
+    training row of no encoder is scratch's baseline per (backbone, seed) under its own name (it was given one job per
+    encoder, each waiting on an encoder it never reads), one of one encoder is finetune's, each job its own id."""
+    from protocol_rows import FROMZERO, TUNED, add_protocol
+
+    from study.evaluate.recipes import FINETUNE, SCRATCH
+
+    add_protocol(monkeypatch, FROMZERO, SCRATCH)
+    add_protocol(monkeypatch, TUNED, FINETUNE)
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha], size: [10, 20]}
+    stages:
+      evaluate:
+        - {protocol: scratch, labeled_sizes: [5]}
+        - {protocol: fromzero, labeled_sizes: [5]}
+        - {protocol: finetune, labeled_sizes: [5]}
+        - {protocol: tuned, labeled_sizes: [5]}
+    """)
+    ev = plan_grid(g).by_stage("evaluate")
+    by = {p: [j for j in ev if j.axes["protocol"] == p] for p in ("scratch", "fromzero", "finetune", "tuned")}
+    assert [len(jobs) for jobs in by.values()] == [1, 1, 4, 4]
+    (zero,), (scratch,) = by["fromzero"], by["scratch"]
+    assert zero.depends_on == () and zero.config["encoders"] == [] and zero.axes["method"] is None
+    assert {k: v for k, v in zero.axes.items() if k != "protocol"} == {
+        k: v for k, v in scratch.axes.items() if k != "protocol"}
+    assert [j.depends_on for j in by["tuned"]] == [j.depends_on for j in by["finetune"]]
+    assert len({j.id for j in ev}) == len(ev) == 10
+
+
+def test_a_new_protocol_of_two_encoders_needs_pairs(write_grid, monkeypatch):
+    """A two-encoder row's entry needs `pairs`, as concat's: without them it made one-encoder jobs that failed when
+    they ran (it takes 2 encoders, got 1)."""
+    from protocol_rows import add_protocol
+
+    from study.evaluate.protocols import LEVEL_KEYS, TRAINING_KEYS, Protocol
+
+    add_protocol(monkeypatch, Protocol("pairwise", 2, trains=False, fits_probes=True,
+                                       unused=(*LEVEL_KEYS, *TRAINING_KEYS)))
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: pairwise, labeled_sizes: [5]}
+    """)
+    with pytest.raises(StudyError, match=r"stages.evaluate\[0\]: protocol pairwise needs 'pairs'"):
+        plan_grid(g)
+    g.write_text(g.read_text().replace("labeled_sizes: [5]", "labeled_sizes: [5], pairs: [[{method: simclr}, "
+                                                             "{method: supervised}]]"))
+    (job,) = plan_grid(g).by_stage("evaluate")
+    assert len(job.depends_on) == 2 and job.axes["method"] == "simclr|supervised"
+
+
 def test_scratch_takes_the_width_of_the_encoders_it_is_compared_with(write_grid):
     g = write_grid("""
     axes: {method: [simclr], dataset: [alpha]}

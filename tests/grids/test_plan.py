@@ -10,10 +10,8 @@ import pytest
 
 import study.grids.cost as cost_mod
 from study.errors import StudyError
-from study.evaluate.finetune import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
 from study.grids import load_profile, plan_grid
-from study.grids.cost import (FEATURE_DIMS, FINETUNE_BATCH, FINETUNE_EPOCHS, SCRATCH_EPOCHS, feature_cache_gb,
-                              job_hours)
+from study.grids.cost import FEATURE_DIMS, feature_cache_gb, job_hours
 from study.grids.profile import CostModel, Profile, Resources, resolve_resources
 from study.grids.render import _amount, _hours, job_text, plan_table
 from study.train import PretrainConfig
@@ -199,11 +197,22 @@ def test_a_job_of_seconds_is_not_estimated_at_0_s(write_grid):
     assert re.search(r"^grid \S+: 1 pretrain, 0 evaluate, 1 job$", table, re.M)  # one job, not "1 jobs"
 
 
-def test_cost_model_defaults_are_what_the_jobs_run():
-    """The estimate assumes, where a grid gives no value, what a fine-tuning job would then run: FINETUNE_DEFAULTS
-    (copied in cost.py so that planning loads no torch; PretrainConfig's batch is read from PretrainConfig)."""
-    assert (FINETUNE_BATCH, FINETUNE_EPOCHS) == (FINETUNE_DEFAULTS["batch_size"], FINETUNE_DEFAULTS["epochs"])
-    assert (FINETUNE_BATCH, SCRATCH_EPOCHS) == (SCRATCH_DEFAULTS["batch_size"], SCRATCH_DEFAULTS["epochs"])
+def test_a_training_protocol_is_priced_by_its_own_recipe(write_grid, monkeypatch):
+    """Where a grid gives no epochs or batch, a training job is priced by what its run takes, its protocol's recipe
+    (study.evaluate.recipes): a new training row's own 30 epochs of batches of 128, not fine-tuning's 60 of 256,
+    which every training protocol but scratch was priced at by name; planning loads no torch for it."""
+    from protocol_rows import TUNED, add_protocol
+
+    from study.evaluate.recipes import FINETUNE
+
+    add_protocol(monkeypatch, TUNED, {**FINETUNE, "epochs": 30, "batch_size": 128})
+    _, hours = _evaluation_hours(write_grid, """
+        - {protocol: tuned, labeled_sizes: [500]}
+        - {protocol: finetune, labeled_sizes: [500]}
+    """)
+    # 500 labels in whole batches of 128: 384 images an epoch; + 1000 test images, at 100/s
+    assert hours["tuned"] == pytest.approx((30 * 384 + 1000) / 100 / 3600)
+    assert hours["finetune"] == pytest.approx((60 * 256 + 1000) / 100 / 3600)
 
 
 @pytest.mark.parametrize("finetune_params, profile_epochs, finetune_epochs, scratch_epochs", [
