@@ -20,6 +20,14 @@ from study.grids.plan import Plan, counts
 from study.grids.render import cell, plan_axes
 from study.grids.schema import ALL
 
+# columns of `study plan`'s table that select no job, and why
+NOT_CONDITIONS = {
+    "id": "a job's id is no condition: `study submit --only ID` runs given jobs",
+    "labeled": "an evaluation job scores every labeled size its column lists, in one run: its grid entry's "
+               "`labeled_sizes` choose them",
+    "deps": "a job's dependencies are no condition: select the jobs they are (stage=pretrain, ...)",
+}
+
 
 def parse_where(values: Iterable[str]) -> dict[str, list[str]]:
     """Column -> the values asked of it, from `--where` values `COLUMN=VALUE` (split at the first `=`: a corruption's
@@ -53,8 +61,9 @@ def jobs_where(plan: Plan, where: dict[str, list[str]]) -> list[Job]:
     columns = ("stage",) + plan_axes(plan)
     unknown = [c for c in where if c not in columns]
     if unknown:
-        raise StudyError(f"--where {unknown[0]}=...: no column {unknown[0]!r} in grid {plan.name}; the columns are "
-                         f"{', '.join(columns)}")
+        why = NOT_CONDITIONS.get(unknown[0])
+        raise StudyError(f"--where {unknown[0]}=...: " + (f"{why}; " if why else f"no column {unknown[0]!r} in grid "
+                         f"{plan.name}; ") + f"the columns --where reads are {', '.join(columns)}")
     for column, wanted in where.items():
         held = dict.fromkeys(cell(column, _value(j, column)) for j in plan.jobs if _value(j, column) is not None)
         spelled = set().union(*(_spellings(column, _value(j, column)) for j in plan.jobs))

@@ -45,9 +45,13 @@ def test_conditions_on_one_column_are_any_of_on_several_all_of(plan):
 
 
 @pytest.mark.parametrize("conditions, message", [
-    (["sizes=1k"], r"--where sizes=\.\.\.: no column 'sizes' in grid small; the columns are stage, method, "
-                   r"backbone, dataset, size, corruption, seed, protocol, eval_dataset$"),
+    (["sizes=1k"], r"--where sizes=\.\.\.: no column 'sizes' in grid small; the columns --where reads are stage, "
+                   r"method, backbone, dataset, size, corruption, seed, protocol, eval_dataset$"),
     (["sizes=1k", "methods=simclr"], r"--where sizes=\.\.\.: no column 'sizes'"),  # the first named
+    # columns the table prints that select no job: why not, and what does
+    (["labeled=50"], r"^--where labeled=\.\.\.: an evaluation job scores every labeled size its column lists, in one "
+                     r"run: its grid entry's `labeled_sizes` choose them; the columns --where reads are stage, "),
+    (["id=abc"], r"^--where id=\.\.\.: a job's id is no condition: `study submit --only ID` runs given jobs; "),
     (["size=500", "size=2k", "size=3k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k$"),
     # a pretraining job has no protocol (`-` in the table): none to ask for
     (["protocol=-"], r"--where protocol=-: no job of grid small has protocol '-'; it has: linear, finetune, scratch, "
