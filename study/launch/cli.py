@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="move the results (and job folders) computed on a manifest since rebuilt under the same name "
                         "to <workdir>/stale/<time>/, then run those jobs again (without it such results stop the "
                         "submit)")
+    p.add_argument("--rerun", action="store_true",
+                   help="run the jobs --only or --where selects again, also those done (after a change to the code): "
+                        "their results and job folders (checkpoints), and those of the done jobs that used them, go "
+                        "to <workdir>/stale/<time>/ first")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
@@ -88,8 +92,12 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.no_check and not args.dry_run:  # a real submit needs the manifests its jobs read
         raise StudyError("--no-check goes with --dry-run: the jobs a submit queues read their manifests (`study plan "
                          "--no-check` shows the plan without them)")
-    if args.dry_run and args.set_aside_stale:
-        raise StudyError("--set-aside-stale moves results; --dry-run changes nothing: give one of them")
+    for flag in ("set_aside_stale", "rerun"):
+        if args.dry_run and getattr(args, flag):
+            raise StudyError(f"--{flag.replace('_', '-')} moves results; --dry-run changes nothing: give one of them")
+    if args.rerun and args.only is None and not args.where:
+        raise StudyError("--rerun runs again the jobs --only or --where selects: give one of them (to run a whole "
+                         "grid again, submit it to a new --workdir)")
     if args.workers is not None and args.cluster == "slurm":
         raise StudyError("--workers sets how many jobs a --cluster local submit runs at once; on Slurm the "
                          "profile's max_parallel_gpus and max_parallel_jobs throttle each array")
@@ -103,10 +111,6 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         plan.profile.require_partition()  # before anything else: a profile error is the first thing to fix
     selected = plan_where(plan, where)  # checked alone: the manifests of the jobs it runs
-    # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
-    todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed)
-    for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
-        print(f"study: warning: {warning}", file=sys.stderr)
     only = None if names is None else resolve_ids(plan.jobs, names, args.grid)
     if where is not None:
         chosen = {j.id for j in selected.jobs}
@@ -116,6 +120,13 @@ def run_submit(args: argparse.Namespace) -> int:
                              f"{', '.join(outside[:5])}{' ...' * (len(outside) > 5)}; drop them from --only, or "
                              "widen --where (`study plan --where ...` lists what it selects)")
         only = chosen if only is None else only  # (all of those named: each is selected)
+    again = _rerun_results(plan, workdir, only) if args.rerun else {}
+    # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
+    todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed) | set(again)
+    for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
+        print(f"study: warning: {warning}", file=sys.stderr)
+    if again:
+        only = _set_aside_reruns(plan, workdir, only)
     _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
@@ -137,6 +148,33 @@ def _to_run(plan, workdir, set_aside: bool, retry_failed: bool = False) -> set[s
     todo = {j.id for j in plan.jobs if not has_result(workdir, j.id) or retry_failed and unreadable_result(
         workdir, j.id) is not None and not written_by_newer(workdir, j.id)}
     return todo | set(stale_results(plan.jobs, workdir)) if set_aside else todo
+
+
+def _rerun_results(plan, workdir, only: set[str]) -> dict[str, str]:
+    """`study.launch.stale.rerun_results` of the jobs `only` names (--rerun): they, and the jobs that used them."""
+    from study.launch.stale import rerun_results
+
+    return rerun_results(plan.jobs, workdir, only)
+
+
+def _set_aside_reruns(plan, workdir, only: set[str]) -> set[str]:
+    """--rerun: set aside the results and job folders of the done jobs of `only` and of the done jobs that used them
+    (`_rerun_results`), said on stderr; returns `only` with those, which run again with them."""
+    from study.launch.locks import submit_lock
+    from study.launch.stale import refuse_live_dependents, set_aside
+    from study.launch.state import RERUN
+
+    with submit_lock(workdir):  # no other submit queues them meanwhile
+        again = _rerun_results(plan, workdir, only)  # another command may have set them aside meanwhile
+        if not again:
+            return only
+        refuse_live_dependents(plan, workdir, again, flag="--rerun")
+        folder = set_aside(plan, workdir, again, reason=RERUN)
+    used = [why for job_id, why in again.items() if job_id not in only]
+    print(f"study: set aside {len(again)} result(s) to run again, and their job folders, in {folder}"
+          + (f", {len(used)} of them of jobs that used those chosen: " + "; ".join(used[:3])
+             + ("; ..." if len(used) > 3 else "") if used else ""), file=sys.stderr)
+    return set(only) | set(again)
 
 
 def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:

@@ -96,11 +96,28 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
     return out
 
 
-def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) -> Path:
+def rerun_results(jobs: Iterable[Job], workdir: str | os.PathLike, chosen: Iterable[str]) -> dict[str, str]:
+    """Job id -> why, in plan order (`jobs`), for each job of `chosen` that has a result, and each job with a result
+    that depends on one of `chosen` (transitively): its result used theirs (an evaluation of an encoder trained
+    again), and kept it would count done beside the new one."""
+    chosen, after, out = set(chosen), set(), {}
+    for job in jobs:  # plan order: dependencies first
+        used = next((d for d in job.depends_on if d in chosen or d in after), None)
+        if used is not None:
+            after.add(job.id)
+        if job.id not in chosen and used is None or not has_result(workdir, job.id):
+            continue
+        out[job.id] = (f"{job.stage} job {job.id}" if job.id in chosen else
+                       f"{job.stage} job {job.id}: it used the result of job {used}, which runs again")
+    return out
+
+
+def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], reason: str | None = None) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
     gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
-    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. The caller holds the
-    workdir's submit lock, and has refused jobs that run on these (`refuse_live_dependents`)."""
+    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. `reason`: the lines'
+    (study.launch.state.RERUN, or None: stale). The caller holds the workdir's submit lock, and has refused jobs that
+    run on these (`refuse_live_dependents`)."""
     from study.launch.grid_states import grid_file
     from study.launch.ledger import Ledger
 
@@ -111,7 +128,8 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) ->
     # the lines first: a job whose result a kill or an error leaves in place reads done (a result comes first), and
     # one whose result moved reads missing, never failed (a COMPLETED Slurm job, a local `done` without a result)
     Ledger(workdir, plan.name).append([{"event": "set_aside", "job": job_id, "stage": by_id[job_id].stage,
-                                        "folder": str(folder), "grid_file": grid_file(plan)} for job_id in job_ids])
+                                        "folder": str(folder), "grid_file": grid_file(plan),
+                                        **({"reason": reason} if reason else {})} for job_id in job_ids])
     for job_id in job_ids:  # the folder first: a result never goes while its checkpoint stays to be resumed
         for src, dest in ((job_dir(workdir, job_id), folder / "jobs" / job_id),
                           (result_path(workdir, job_id), folder / "results" / f"{job_id}.json")):
@@ -124,7 +142,8 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) ->
     return folder
 
 
-def refuse_live_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) -> None:
+def refuse_live_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str],
+                           flag: str = "--set-aside-stale") -> None:
     """A StudyError naming the plan's jobs that depend on one of `job_ids` (transitively) and run or wait to run,
     here or on Slurm: `set_aside` would take the encoder they read from under them, and their results would be of
     the old one. The caller holds the workdir's submit lock."""
@@ -141,6 +160,6 @@ def refuse_live_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iter
                 where = f", Slurm job {st.slurm_id}" if st.slurm_id else ""
                 live.append(f"{job.stage} {job.id} ({st.state}{where})")
     if live:
-        raise StudyError(f"--set-aside-stale: {len(live)} job(s) that use a result to set aside run or wait to run: "
+        raise StudyError(f"{flag}: {len(live)} job(s) that use a result to set aside run or wait to run: "
                          + ", ".join(live[:5]) + (", ..." if len(live) > 5 else "") + "; nothing was moved: submit "
                          "again once they have ended (or after `study cancel`)")

@@ -120,9 +120,14 @@ def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
     return has_result(workdir, job_id) and unreadable_result(workdir, job_id) is None
 
 
+RERUN = "rerun"  # a `set_aside` event's reason where `study submit --rerun` set the result aside
+
+
 def set_aside_detail(event: dict) -> str:
-    """What a `set_aside` ledger event says of its job (study.launch.stale), which then reads missing."""
-    return f"its result, computed on a manifest since rebuilt, was set aside in {event.get('folder')}"
+    """What a `set_aside` ledger event says of its job (study.launch.stale), which then reads missing: set aside to
+    run again (`study submit --rerun`: its `reason`), or, without a reason, as stale (--set-aside-stale)."""
+    why = ("to run again" if event.get("reason") == RERUN else "computed on a manifest since rebuilt")
+    return f"its result, {why}, was set aside in {event.get('folder')}"
 
 
 def run_by(event: dict) -> str:

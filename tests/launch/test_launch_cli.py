@@ -23,6 +23,10 @@ from study.results import write_result
                                                 "max_parallel_jobs throttle each array"),
     (["--cluster", "slurm", "--dry-run", "--set-aside-stale"], "study: error: --set-aside-stale moves results; "
                                                                "--dry-run changes nothing: give one of them"),
+    (["--cluster", "local", "--dry-run", "--rerun", "--only", "a1"], "study: error: --rerun moves results; --dry-run "
+                                                                      "changes nothing: give one of them"),
+    (["--cluster", "slurm", "--rerun"], "study: error: --rerun runs again the jobs --only or --where selects: give one "
+                                        "of them (to run a whole grid again, submit it to a new --workdir)"),
     (["--cluster", "local", "--only", "a1,", "--only", " , "], "study: error: --only ' , ': names no job: give ids"),
     (["--cluster", "slurm", "--no-check"], "study: error: --no-check goes with --dry-run: the jobs a submit queues "
                                             "read their manifests"),
@@ -174,6 +178,33 @@ def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_sele
     err = capsys.readouterr().err
     assert "set aside 2 result(s)" in err and "queued 1 job(s)" in err, err
     assert not list((wd / "results").glob("*.json"))
+
+
+def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_and_says_so(env):
+    """`rerun_results`: the chosen jobs with a result, and (transitively) the jobs with a result that depend on one;
+    not a chosen job without one. Their `set_aside` lines carry the reason, which status says; a dependent that
+    runs or waits to run stops it, naming --rerun."""
+    import os
+    import socket
+
+    from study.launch.stale import refuse_live_dependents, rerun_results, set_aside
+    from study.launch.state import classify
+
+    wd, plan = _stale_pretraining_and_its_evaluation(env)
+    assert rerun_results(plan.jobs, wd, {"e0"}) == {"e0": "evaluate job e0"}
+    assert rerun_results(plan.jobs, wd, {"p0"}) == {
+        "p0": "pretrain job p0", "e0": "evaluate job e0: it used the result of job p0, which runs again"}
+    (wd / "results" / "p0.json").unlink()  # chosen, not done: it runs as any missing job; its evaluation used it
+    assert rerun_results(plan.jobs, wd, {"p0"}) == {"e0": "evaluate job e0: it used the result of job p0, which "
+                                                          "runs again"}
+    (wd / "results" / "e0.json").unlink()  # now queued again by a command
+    Ledger(wd, "g").append([{"event": "local", "job": "e0", "stage": "evaluate", "state": "pending",
+                             "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    with pytest.raises(StudyError, match=r"^--rerun: 1 job\(s\) that use a result to set aside run or wait"):
+        refuse_live_dependents(plan, wd, {"p0"}, flag="--rerun")
+    folder = set_aside(plan, wd, ["e0"], reason="rerun")
+    state = classify(plan.jobs, wd, Ledger(wd, "g").replay())["e0"]
+    assert (state.state, state.detail) == ("missing", f"its result, to run again, was set aside in {folder}")
 
 
 def test_set_aside_stale_refuses_while_a_dependent_runs_and_moves_nothing(env):

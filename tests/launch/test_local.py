@@ -530,6 +530,34 @@ def test_a_result_of_a_manifest_since_rebuilt_is_not_counted_done(env):
         meta_path.write_text(original)
 
 
+def test_rerun_runs_chosen_done_jobs_again_from_the_start_with_the_evaluations_that_used_them(env):
+    """After a change to the code, `--rerun --where stage=pretrain`: a pretraining job whose result alone was removed
+    by hand resumed from its last checkpoint, at its end, and gave the old encoder again; with --rerun its result and
+    folder are set aside, it trains from step 0, and its evaluation (done, of the old encoder) runs again too."""
+    grid, wd = _run_grid(env, "rerun")
+    plan = plan_grid(grid)
+    pre, ev = (next(j for j in plan.jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    before = {j.id: json.loads((wd / "results" / f"{j.id}.json").read_text()) for j in (pre, ev)}
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--rerun"])
+    assert code == 2 and "--rerun runs again the jobs --only or --where selects: give one of them" in err, err
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1",
+                            "--where", "stage=pretrain", "--rerun"])
+    assert code == 0, err
+    [aside] = (wd / "stale").iterdir()
+    assert (f"set aside 2 result(s) to run again, and their job folders, in {aside}, 1 of them of jobs that used "
+            f"those chosen: evaluate job {ev.id}: it used the result of job {pre.id}, which runs again") in err, err
+    assert sorted(p.name for p in (aside / "results").iterdir()) == sorted(f"{j}.json" for j in before)
+    assert (aside / "jobs" / pre.id / "encoder.pt").is_file()
+    assert f"started pretrain {pre.id}" in err and f"started evaluate {ev.id}" in err, err
+    log = (wd / "logs" / f"{pre.id}.log").read_text().split("==== ")[-1]
+    assert "resum" not in log.lower(), log  # trained from step 0, not from the set-aside checkpoint
+    after = {j: json.loads((wd / "results" / f"{j}.json").read_text()) for j in before}
+    assert all(after[j]["metrics"] == before[j]["metrics"] for j in before)  # the same code: the same results
+    assert all(after[j]["finished_at"] != before[j]["finished_at"] for j in before)
+    events = [e for e in Ledger(wd, "rerun").events() if e["event"] == "set_aside"]
+    assert {(e["job"], e.get("reason")) for e in events} == {(pre.id, "rerun"), (ev.id, "rerun")}
+
+
 def test_the_jobs_a_copy_of_the_grid_ran_here_are_not_the_originals_stale_results(env):
     """Only a local run's `pending` lines recorded its grid file: the `running` and `done` lines after them read as any
     file's, so `study status original.yaml` (and its report) named the jobs a copy under the same `name:` ran here as
