@@ -43,3 +43,12 @@ def test_each_entry_point_is_exported_with_a_docstring():
     import study
 
     assert all(f"{package}" in study.__doc__ for package in PACKAGES)  # help(study) names where to start
+
+
+def test_each_package_docstring_shows_a_call_of_an_entry_point():
+    """README, "From Python": each package's docstring shows a call."""
+    import importlib
+
+    for package, names in ENTRY_POINTS.items():
+        doc = importlib.import_module(package).__doc__
+        assert any(f"{name}(" in doc for name in names), package

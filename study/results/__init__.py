@@ -1,4 +1,11 @@
 """Layer 3, results: one atomic JSON record per job and the tidy Parquet table (docs/architecture.md section 4).
+A notebook takes the report's steps one by one (reports/README.md, "In a notebook"):
+
+    from study.results import collect, drop_repeated_seeds, aggregate
+    table = collect("runs")                      # every result of the workdir: a row per (job, metric)
+    kept, repeats = drop_repeated_seeds(table)   # the newest job per seed, as the report keeps
+    cells = aggregate(kept)                      # mean, std, count and seeds per cell and protocol fingerprint
+
 The table half (study.results.table) loads pandas when one of its names is first used, not with a record's:
 `study status` reads records only."""
 from study.lazy import lazy_names
