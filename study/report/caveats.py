@@ -50,13 +50,6 @@ def _recipe_leaves(protocol_json: Any) -> dict[str, str] | None:
     return {k: json.dumps(v, sort_keys=True) for k, v in flatten(recipe).items()}
 
 
-def recipe_differences(table: pd.DataFrame | None, job_ids: list[str]) -> str:
-    """The recipe keys in which the first job of each of `job_ids` (one per fingerprint) differ, with each one's
-    value in that order ("linear.max_iter (30, 50)"; "-" where a recipe lacks the key); "" where the table lacks
-    their protocols."""
-    return _differences(_protocols(table), job_ids)
-
-
 def _protocols(table: pd.DataFrame | None) -> pd.Series | None:
     """Job id -> its `protocol_json`, one per job; None where the table lacks them."""
     if table is None or "protocol_json" not in table or "job_id" not in table:
@@ -65,7 +58,9 @@ def _protocols(table: pd.DataFrame | None) -> pd.Series | None:
 
 
 def _differences(protocols: pd.Series | None, job_ids: list[str]) -> str:
-    """`recipe_differences` of `_protocols(table)`, which `conflict_lines` reads once (a pass over the whole table)."""
+    """The recipe keys in which the first job of each of `job_ids` (one per fingerprint) differ, with each one's
+    value in that order ("linear.max_iter (30, 50)"; "-" where a recipe lacks the key); "" without `protocols`
+    (`_protocols(table)`, which `conflict_lines` reads once: a pass over the whole table)."""
     if protocols is None:
         return ""
     leaves = [_recipe_leaves(protocols.get(j)) for j in job_ids]
