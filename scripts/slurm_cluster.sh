@@ -11,6 +11,9 @@
 #                                without it every state is UNKNOWN and failures go unseen.
 #   FAKE_CPUS=N                  advertise N CPUs (SlurmdParameters=config_overrides): more jobs side by side.
 #   SLURM_PURGE_STATE=1          wipe slurmctld's saved state before starting (job ids restart at 1).
+#   SLURM_EXTRA_CONF=LINES       slurm.conf lines added at its end (a test's site limits: another partition with a
+#                                MaxTime, EnforcePartLimits=ALL, AccountingStorageEnforce=limits); the script run
+#                                again without it restores its own configuration (both daemons restarted).
 #
 # Settings that matter (see ../shared/reference/slurm.md):
 #   AuthInfo=cred_expire=10                    a requeued job restarts ~12 s later (default: ~2 min)
@@ -192,6 +195,7 @@ $(scheduling_conf)
 $NODE_LINE
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+[ -z "${SLURM_EXTRA_CONF:-}" ] || printf '%s\n' "$SLURM_EXTRA_CONF" >> "$CONF/slurm.conf.new"
 CONF_CHANGED=0
 cmp -s "$CONF/slurm.conf.new" "$CONF/slurm.conf" || CONF_CHANGED=1
 mv "$CONF/slurm.conf.new" "$CONF/slurm.conf"
@@ -237,7 +241,8 @@ alive "$RUN/slurmd.pid" || /usr/sbin/slurmd
 
 state=""
 for _ in $(seq 1 120); do
-  state=$(sinfo -h -N -n "$NODE" -o %t 2>/dev/null || true)
+  # one line per partition of the node (SLURM_EXTRA_CONF's): the same state on each
+  state=$(sinfo -h -N -n "$NODE" -o %t 2>/dev/null | awk 'NR == 1' || true)
   case "$state" in
     idle|mix|alloc) break ;;
     down*|drain*|drng*) scontrol update nodename="$NODE" state=resume 2>/dev/null || true ;;

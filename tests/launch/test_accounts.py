@@ -92,7 +92,8 @@ def test_an_account_slurm_refuses_is_said_with_the_user_s_accounts(env, slurm):
     (slurm / "test_only_refuse").write_text(f"#SBATCH --account=proj_a\n{INVALID}\n")
     prof.write_text(PROFILE + "account: proj_a\n")
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
-    assert code == 2 and "proj_a is one of yours, but not with this partition or QOS" in err, err
+    assert code == 2 and "proj_a is one of yours, but its association does not cover this partition or QOS" in err
+    assert "`scontrol show partition debug` lists the accounts it takes (AllowAccounts, DenyAccounts)" in err, err
     (slurm / "sacctmgr_assoc").write_text("")  # no account at all: not "one of them"
     code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
     assert code == 2 and "lists none of yours: you have no Slurm account yet" in err, err
@@ -134,3 +135,28 @@ def test_an_account_a_non_enforcing_cluster_would_replace_is_warned_of_before_qu
         code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir",
                                 str(other)])
         assert code == 0 and "association" not in err, err
+
+
+def test_a_default_account_or_a_qos_the_partition_does_not_take_says_where_to_look(env, slurm):
+    """A partition that denies the user's default account (DenyAccounts, under EnforcePartLimits=ALL) is refused
+    as "Invalid account ...": for a profile that sets no account, study said to set the profile's account to one
+    of the user's, or to leave it out, as it was. It says the default account was taken, and names the partition's
+    listing. A QOS the association or the partition does not take ("Invalid qos specification") said only "change
+    the profile": it names the QOS, the user's (sacctmgr) and the partition's listing."""
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("acct5", seeds=(0,)))
+    (slurm / "test_only_refuse").write_text(f"#SBATCH --partition=debug\n{INVALID}\n")
+    (slurm / "sacctmgr_assoc").write_text("lab\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(wd)])
+    assert code == 2 and ("the profile sets no `account`, so Slurm took your default account (yours: lab "
+                          "(sacctmgr show assoc user=") in err, err
+    assert "`scontrol show partition debug` lists the accounts it takes (AllowAccounts, DenyAccounts)" in err, err
+    assert "set the profile's account to one of them" not in err, err
+    qos = "sbatch: error: Batch job submission failed: Invalid qos specification"
+    (slurm / "test_only_refuse").write_text(f"#SBATCH --qos=gold\n{qos}\n")
+    prof = _profile(env, "p.yaml", PROFILE + "qos: gold\n")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(prof), "--workdir", str(wd)])
+    assert code == 2 and ("QOS 'gold' (`qos`) is not one your association may use: `sacctmgr show assoc user=") in err
+    assert "`scontrol show partition debug` lists the QOS it takes (AllowQos, DenyQos); set one that both allow" in err
+    assert err.rstrip().endswith("nothing was queued") and not (slurm / "counter").exists(), err

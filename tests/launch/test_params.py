@@ -639,13 +639,13 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     profile, argv = _placed(env, "timedqos", "gpus: 0, cpus: 1, mem: 1G, time: 5h, partition: short, qos: long")
     argv.append("--dry-run")
     (slurm / "sinfo").write_text("debug infinite\nshort 4:00:00\n")
-    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit"')
+    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit||"')
     code, _, err = run_cli(argv)
     assert code == 0 and "study: warning: profile " in err and "MaxTime of stages.evaluate.partition" in err, err
     assert "sacctmgr could not tell" not in err
     code, _, err = run_cli(argv[:-1])
     assert code == 2 and err.rstrip().endswith("nothing was queued"), err
-    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit,PartitionTimeLimit"')
+    fake_commands(slurm / "bin", sacctmgr='echo "long|DenyOnLimit,PartitionTimeLimit||"')
     code, _, err = run_cli(argv)
     assert code == 0 and "MaxTime" not in err, err
     fake_commands(slurm / "bin", sacctmgr='echo "sacctmgr: error: Problem talking to the database" >&2; exit 1')
@@ -657,7 +657,7 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     profile.write_text(profile.read_text().replace("  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 10m}",
                                                    "  pretrain: {gpus: 0, cpus: 1, mem: 1G, time: 5h, "
                                                    "partition: short, qos: long}"))
-    fake_commands(slurm / "bin", sacctmgr=f'echo asked >> {slurm}/sacctmgr_calls; echo "long|PartitionTimeLimit"')
+    fake_commands(slurm / "bin", sacctmgr=f'echo asked >> {slurm}/sacctmgr_calls; echo "long|PartitionTimeLimit||"')
     code, _, err = run_cli([*argv[:-2], str(env / "wd2"), "--dry-run"])  # a workdir with all still to queue
     assert code == 0 and "MaxTime" not in err, err
     assert (slurm / "sacctmgr_calls").read_text() == "asked\n", err

@@ -127,3 +127,17 @@ def test_an_older_slurms_refusal_without_its_reason_line_is_taken_as_the_submit_
     code, _, err = run_cli(submit_argv(grid, env / "wd"))
     said = _study_error(err)
     assert code == 2 and "or on how many jobs you may have in Slurm's queue at once (MaxSubmitJobs" in said, said
+
+
+def test_a_qos_limit_per_account_is_read_as_a_limit_of_queued_jobs_by_its_reason_line(env, slurm):
+    """Slurm 22.05 words a QOS's MaxSubmitJobsPerAccount reached "MaxSubmitJobsPerAccount", without the QOS prefix and
+    Limit suffix of the others: the message took it for the bare accounting policy ("most likely"), as where no reason
+    came at all. It is read as the limit it is."""
+    _capped_sbatch(slurm, 3, ("sbatch: error: MaxSubmitJobsPerAccount", REFUSAL))
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("peraccount", seeds=(0, 1, 2, 3)))
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
+    said = _study_error(err)
+    assert code == 2 and "Queued by this submit: 3 job(s) in 2 array(s); not queued: 5." in said, err
+    assert "MaxSubmitJobsPerAccount" in said and "most likely" not in said, said
+    assert "): a limit on how many jobs you may have in Slurm's queue at once" in said, said

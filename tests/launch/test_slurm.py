@@ -16,7 +16,7 @@ from study.launch.traces import requeue_history
 from study.results import read_result
 
 from launch_helpers import (PROFILE, all_results, fake_commands, grid_text, metrics, queued, run_cli, running_locally,
-                            start_cluster, status, submit, task_log, wait_until)
+                            start_cluster, status, submit, submit_argv, task_log, wait_until)
 
 pytestmark = pytest.mark.slurm
 LONG_STEPS = 400  # long enough to be interrupted mid-run (~10 s of CPU; a checkpoint every step)
@@ -289,11 +289,108 @@ def test_sacctmgr_answers_the_questions_study_asks_it(slurm_cluster):
     answer unknown. The cluster script's accounting database holds the user's association with account root and
     the QOS normal, without PartitionTimeLimit."""
     from study.launch.ledger import user
-    from study.launch.slurm.params import qos_lifts_time_limit, user_accounts
+    from study.launch.slurm.accounting import (Association, Qos, limits_enforced, qos_record, queued_jobs,
+                                               user_accounts, user_associations)
 
     assert user_accounts(user()) == ["root"]
-    assert qos_lifts_time_limit("normal") is False
-    assert qos_lifts_time_limit("nonesuch") is None
+    assert qos_record("normal") == Qos("normal")  # no flag (PartitionTimeLimit), MaxWall or MaxSubmitJobsPerUser
+    assert qos_record("nonesuch") is None
+    assert user_associations(user()) == ("root", [Association("root", qos=("normal",))])
+    assert user_associations("nonesuch") is None
+    assert limits_enforced() is False  # the script's AccountingStorageEnforce: none
+    assert isinstance(queued_jobs(user()), list)
+
+
+# a site's limits: a partition of MaxTime 30 min beside debug, the limits of QOS and associations enforced
+SITE_CONF = ("PartitionName=short Nodes=ALL MaxTime=30 State=UP\nEnforcePartLimits=NO\n"
+             "AccountingStorageEnforce=associations,limits,qos")
+
+
+def _sacctmgr(*args: str) -> None:
+    subprocess.run(["sacctmgr", "-i", *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def site_limits(slurm_cluster):
+    """The cluster with SITE_CONF and two QOS root may use: study_long (flag PartitionTimeLimit) and study_capped
+    (MaxWall 20 min, MaxSubmitJobsPerUser 3). Afterwards root's jobs are cancelled, the QOS deleted, root's QOS and
+    MaxSubmitJobs and QOS normal's flags reset, and the script's own configuration restored."""
+    try:
+        start_cluster("slurm_cluster.sh", FAKE_CPUS="8", SLURM_EXTRA_CONF=SITE_CONF)
+        _sacctmgr("add", "qos", "study_long", "Flags=PartitionTimeLimit")
+        _sacctmgr("add", "qos", "study_capped", "MaxWall=00:20:00", "MaxSubmitJobsPerUser=3")
+        _sacctmgr("modify", "user", "root", "set", "qos+=study_long,study_capped")
+        yield
+    finally:
+        subprocess.run(["scancel", "--user=root"], capture_output=True)
+        subprocess.run(["sacctmgr", "-i", "delete", "qos", "study_long,study_capped"], capture_output=True)
+        # root's QOS inherited again, as the script's database has it (the delete leaves a list of its own)
+        subprocess.run(["sacctmgr", "-i", "modify", "user", "root", "set", "qos=", "MaxSubmitJobs=-1"],
+                       capture_output=True)
+        subprocess.run(["sacctmgr", "-i", "modify", "qos", "normal", "set", "Flags=-1"], capture_output=True)
+        start_cluster("slurm_cluster.sh", FAKE_CPUS="8")
+
+
+def _evaluate_on(env: Path, placement: str) -> None:
+    """The profile beside the workdirs, its evaluations 1h long and placed so (`partition: short, qos: x`)."""
+    evaluate = "evaluate: {gpus: 0, cpus: 1, mem: 1G, time: 10m}"
+    (env / "profile.yaml").write_text(PROFILE.replace(evaluate, evaluate.replace("10m}", f"1h, {placement}}}")))
+
+
+def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_limits, env):
+    """1h evaluations on partition short (MaxTime 30 min), where Slurm pends a job for ever (PartitionTimeLimit)
+    unless its QOS has the flag PartitionTimeLimit. sacctmgr's answers had never been read on a real cluster: QOS
+    study_long's flag is read, and its jobs run to their results; QOS normal, without it, is refused before any
+    sbatch, saying so; a stage that names no QOS gets its association's default (normal), once given the flag, and
+    was refused all the same. A 1h job on QOS study_capped (MaxWall 20 min) pended for ever
+    (QOSMaxWallDurationPerJobLimit): refused before any sbatch."""
+    grid, wd = env / "lifted.yaml", env / "wd"
+    grid.write_text(grid_text("lifted"))
+    _evaluate_on(env, "partition: short, qos: study_long")
+    assert "queued 2 job(s) in 2 array(s)" in submit(grid, wd)
+    wait_until(all_results(plan_grid(grid), wd), 180, "the results, the probe's on short past its MaxTime", grid, wd)
+    _evaluate_on(env, "partition: short, qos: normal")
+    code, _, err = run_cli(submit_argv(grid, env / "wd_normal"))
+    assert code == 2 and ("more than the MaxTime of stages.evaluate.partition 'short' (30m, sinfo), which its QOS "
+                          "'normal' does not lift (no flag PartitionTimeLimit, sacctmgr)") in err, err
+    assert Ledger(env / "wd_normal", "lifted").events() == []
+    _evaluate_on(env, "partition: short")
+    code, _, err = run_cli(submit_argv(grid, env / "wd_default"))
+    assert code == 2 and "more than the MaxTime of stages.evaluate.partition 'short'" in err, err
+    _sacctmgr("modify", "qos", "normal", "set", "Flags=PartitionTimeLimit")
+    assert "queued 2 job(s) in 2 array(s)" in submit(grid, env / "wd_default")
+    wait_until(all_results(plan_grid(grid), env / "wd_default"), 180, "the results on the default QOS", grid,
+               env / "wd_default")
+    _evaluate_on(env, "qos: study_capped")
+    code, _, err = run_cli(submit_argv(grid, env / "wd_wall"))
+    assert code == 2 and ("evaluate jobs ask for up to 1h (`time`), more than the 20m MaxWall of QOS 'study_capped' "
+                          "(`stages.evaluate.qos`, sacctmgr)") in err, err
+    assert Ledger(env / "wd_wall", "lifted").events() == []
+
+
+def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_the_rest(site_limits, env):
+    """QOS study_capped lets root have 3 jobs in the queue (MaxSubmitJobsPerUser), a grid has 4 (2 pretraining, 2
+    probes): the dry run says 3 fit, the submit queues 3 (sbatch refuses the last probe) and says so, and once they
+    have ended the same submit queues the fourth. Without the QOS the association's MaxSubmitJobs (2) is read."""
+    grid, wd = env / "capped.yaml", env / "wd"
+    grid.write_text(grid_text("capped", seeds=(0, 1)))
+    (env / "profile.yaml").write_text(PROFILE + "qos: study_capped\n")
+    code, _, err = run_cli(submit_argv(grid, wd, "--dry-run"))
+    assert code == 0 and ("Slurm's limit on your jobs in its queue lets in 3 of this submit's 4 job(s): QOS "
+                          "'study_capped' (`qos`, sacctmgr) lets you have 3 jobs in Slurm's queue at once (its "
+                          "MaxSubmitJobsPerUser), and you have 0 there now (squeue -u root)") in err, err
+    code, _, err = run_cli(submit_argv(grid, wd))
+    assert code == 2 and "QOSMaxSubmitJobPerUserLimit" in err and "Queued by this submit: 3 job(s)" in err, err
+    plan = plan_grid(grid)
+    done = lambda: sum((wd / "results" / f"{j.id}.json").exists() for j in plan.jobs) == 3  # noqa: E731
+    wait_until(done, 180, "the results of the 3 jobs queued", grid, wd)
+    assert "queued 1 job(s) in 1 array(s); skipped: 3 done" in submit(grid, wd)
+    wait_until(all_results(plan, wd), 180, "every result", grid, wd)
+    (env / "profile.yaml").write_text(PROFILE)
+    _sacctmgr("modify", "user", "root", "set", "MaxSubmitJobs=2")
+    code, _, err = run_cli(submit_argv(grid, env / "wd_assoc", "--dry-run"))
+    assert code == 0 and ("lets in 2 of this submit's 4 job(s): your association with account 'root' (sacctmgr) lets "
+                          "you have 2 jobs in Slurm's queue at once (its MaxSubmitJobs)") in err, err
 
 
 def test_an_account_the_user_has_none_with_is_warned_of_and_slurm_puts_its_jobs_on_the_default_one(slurm_cluster,

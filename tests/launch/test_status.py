@@ -585,7 +585,12 @@ def test_limits_that_clear_as_other_jobs_end_are_not_called_stuck():
                    "Priority", "Resources"):
         assert stuck_reason(f"PENDING ({reason})") is None, reason
     for reason in ("QOSMaxWallDurationPerJobLimit", "AssocMaxWallDurationPerJobLimit", "QOSMinGRES",
-                   "PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints"):
+                   "PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints",
+                   # a QOS or account the partition does not take (AllowQos, DenyAccounts: as squeue said them on the
+                   # localhost cluster under EnforcePartLimits=NO, and PartitionConfig once the controller restarted)
+                   "Job's QOS not permitted to use this partition (short allows long not plain)",
+                   "Job's account not permitted to use this partition (acct denies root including root)",
+                   "PartitionConfig", "InvalidQOS", "MaxMemPerLimit"):
         assert stuck_reason(f"PENDING ({reason})").startswith(f"{reason}: it asks for what its partition"), reason
 
 

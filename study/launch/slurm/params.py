@@ -176,36 +176,14 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
-def qos_lifts_time_limit(qos: str) -> bool | None:
-    """Whether QOS `qos` has the flag PartitionTimeLimit (its jobs may ask more than their partition's MaxTime), as
-    `sacctmgr show qos` says; None where it cannot tell (no sacctmgr, no accounting database, no such QOS)."""
-    # `where` a word of its own: sacctmgr refuses "where name=..." ("Unknown condition")
-    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "qos", "where", f"name={qos}",
-                     "format=Name,Flags"])
-    for line in run.stdout.splitlines() if run is not None and run.returncode == 0 else []:
-        name, _, flags = line.strip().partition("|")
-        if name.lower() == qos.lower():
-            return "PartitionTimeLimit" in flags.split(",")
-    return None
-
-
-def user_accounts(name: str) -> list[str] | None:
-    """The accounts user `name` has an association with, as `sacctmgr show assoc` lists them (lower case, sorted);
-    None where it cannot tell (no sacctmgr, no accounting database)."""
-    run = ask_slurm(["sacctmgr", "--noheader", "--parsable2", "show", "assoc", "where", f"user={name}",
-                     "format=Account"])
-    if run is None or run.returncode != 0:
-        return None
-    return sorted({line.strip().lower() for line in run.stdout.splitlines() if line.strip()})
-
-
 def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
-                     qos_lifts: Callable[[str], bool | None] = lambda qos: False) -> tuple[list[str], list[str]]:
+                     qos_lifts: Callable[[Any], bool | None] | None = None) -> tuple[list[str], list[str]]:
     """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the
     MaxTime `limits` gives its partition (of a list: the longest; a partition `limits` lacks or without a limit: none
     checked), said with the profile keys to change: such a job pends for ever (PartitionTimeLimit) unless the
     cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster, nor of one whose
-    QOS lifts the partition's MaxTime (`qos_lifts`: `qos_lifts_time_limit`). Returns (over, unsure): unsure, the
+    QOS lifts the partition's MaxTime (`qos_lifts`: of the stage's placement, `Accounting.lifts_time_limit`: the
+    profile's QOS, else the one Slurm gives its jobs; without it, none does). Returns (over, unsure): unsure, the
     stages whose QOS `qos_lifts` cannot tell of (None)."""
     from study.grids.profile import minutes_text
 
@@ -219,13 +197,15 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
         limit = max(int(limits[name]) for name in names)  # type: ignore[arg-type]
         if time_min <= limit:
             continue
-        lifts = qos_lifts(placement.qos) if placement.qos else False
+        lifts = qos_lifts(placement) if qos_lifts is not None else False
         if lifts:
             continue
+        kept = (f", which its QOS {placement.qos!r} does not lift (no flag PartitionTimeLimit, sacctmgr)"
+                if qos_lifts is not None and lifts is False and placement.qos else "")
         (unsure if lifts is None else over).append(
             f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
-            f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo): ask for at most "
-            f"that (the profile's stages.{stage}.time, or the grid's resources), and set "
+            f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo){kept}: ask for at "
+            f"most that (the profile's stages.{stage}.time, or the grid's resources), and set "
             f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that `study plan` "
             f"checks it")
     return over, unsure

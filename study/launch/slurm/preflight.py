@@ -2,7 +2,9 @@
 jobs are queued without the jobs that wait on them:
 
 - a partition sinfo does not list, or whose MaxTime is below a stage's `time` (its jobs would pend for ever,
-  PartitionTimeLimit): `cluster_partitions`, `unknown_partitions`, `over_time_limits`;
+  PartitionTimeLimit) and the stage's QOS does not lift: `cluster_partitions`, `unknown_partitions`,
+  `over_time_limits`; a `time` above the MaxWall of the stage's QOS or association, where the cluster enforces it
+  (pending for ever, QOSMaxWallDurationPerJobLimit): `accounting.Accounting.max_wall`;
 - a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
   an account or QOS the user is not associated with (an account: the refusal lists the user's, `sacctmgr show
   assoc`), a GPU type or count, memory or CPUs that no node of the partition has (an answer it also gives where the
@@ -13,11 +15,12 @@ jobs are queued without the jobs that wait on them:
   per job or on how many jobs the user may have queued (MaxSubmitJobs, reached): it does not say which, and the
   refusal names both, with the user's count of queued jobs (squeue).
 
-A dry run asks sinfo only, and warns; where Slurm cannot be asked (no sinfo, a controller that does not answer),
-nothing is checked (a warning where `sbatch --test-only` does not answer) and sbatch decides."""
+A dry run asks sinfo and sacctmgr only, and warns; it also says how many of its jobs the limit on the user's jobs
+in the queue (MaxSubmitJobs) lets in, where that is fewer than all (`accounting.submit_room`). Where Slurm cannot be
+asked (no sinfo, a controller that does not answer), nothing is checked (a warning where `sbatch --test-only` does
+not answer) and sbatch decides."""
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from typing import Any, Iterable, TextIO
@@ -26,8 +29,9 @@ from study.errors import StudyError
 from study.grids.profile import option_name
 from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
+from study.launch.slurm.accounting import Accounting, submit_room
 from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
-                                       qos_lifts_time_limit, slurm_parameters, unknown_partitions, user_accounts)
+                                       slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -41,20 +45,25 @@ UNANSWERED = ("Unable to contact", "timed out", "Zero Bytes", "Connection refuse
 # or on how many jobs the user may have queued (MaxSubmitJobs): --test-only's answer does not say which; older Slurm
 # versions said "Job violates accounting policy (job submit limit, ...)", without "/QOS"
 ACCOUNTING_POLICY = re.compile(r"Job violates accounting(/QOS)? policy")
+INVALID_ACCOUNT = "Invalid account"  # sbatch's "Invalid account or account/partition combination specified"
+INVALID_QOS = "Invalid qos specification"  # a QOS the association does not allow, or the partition does not take
 # what --test-only also answers where the partition's nodes are down, drained or reserved now (it weighs only the nodes
 # up now; sbatch queues such a job to wait): a warning, and sbatch decides (it refuses a size no node has, with the
 # first of these)
-INVALID_ACCOUNT = "Invalid account"  # sbatch's "Invalid account or account/partition combination specified"
 NODES_NOT_UP = ("Requested node configuration is not available", "Requested partition configuration not available now",
                 "Required node not available", "Requested nodes are busy")
 
 
 def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bool, err: TextIO) -> None:
     """StudyError (nothing queued yet) where Slurm would refuse some of `jobs`, or never start them; for a dry run, a
-    warning on `err` of what sinfo tells."""
-    _check_partitions(plan.profile, _stage_times(jobs), dry_run, err)
-    if not dry_run:
-        _test_only(plan, workdir, jobs, err)
+    warning on `err` of what sinfo and sacctmgr tell, and how many of `jobs` the user's limit of queued jobs lets
+    in where not all."""
+    accounting = Accounting(user())  # sacctmgr, scontrol and squeue asked once each, where needed
+    _check_partitions(plan.profile, _stage_times(jobs), accounting, dry_run, err)
+    if dry_run:
+        _say_submit_room(plan.profile, jobs, accounting, err)
+    else:
+        _test_only(plan, workdir, jobs, accounting, err)
 
 
 def placement_said(profile: Any, stage: str) -> str:
@@ -74,18 +83,22 @@ def _stage_times(jobs: Iterable[Any]) -> dict[str, int]:
     return times
 
 
-def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, err: TextIO) -> None:
+def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Accounting, dry_run: bool,
+                      err: TextIO) -> None:
     """A partition of the stages to queue that sinfo does not list, or whose MaxTime is below the time a stage's jobs
-    ask for (`stage_times`: stage -> minutes): a StudyError; a warning for a dry run. Nothing where sinfo cannot
+    ask for (`stage_times`: stage -> minutes) and their QOS does not lift, or a time above the MaxWall of their QOS
+    or association: a StudyError; a warning for a dry run. Nothing where sinfo (of a MaxWall, sacctmgr) cannot
     tell."""
     known = cluster_partitions() if stage_times else None  # nothing to queue: nothing to ask
-    if known is None:
-        return
-    unknown = unknown_partitions(profile, stage_times, known)
-    over, unsure = over_time_limits(profile, stage_times, known,  # sacctmgr asked once per QOS, not per stage
-                                    functools.lru_cache(maxsize=None)(qos_lifts_time_limit))
-    problems = ([f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists {', '.join(sorted(known))})"]
-                if unknown else []) + over
+    problems, unsure = [], []
+    if known is not None:
+        unknown = unknown_partitions(profile, stage_times, known)
+        if unknown:
+            problems.append(f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists "
+                            f"{', '.join(sorted(known))})")
+        over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit)
+        problems += over
+    problems += _over_max_wall(profile, stage_times, accounting)
     for said in unsure:
         print(f"study: warning: profile {profile.path or 'built-in default'}: {said}; unless the stage's QOS has the "
               f"flag PartitionTimeLimit, which lifts it (sacctmgr could not tell)", file=err, flush=True)
@@ -97,6 +110,39 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], dry_run: bool, 
               flush=True)
         return
     raise StudyError(f"{said}; nothing was queued")
+
+
+def _over_max_wall(profile: Any, stage_times: dict[str, int], accounting: Accounting) -> list[str]:
+    """Each stage whose longest job (`stage_times`: stage -> minutes) asks more than the MaxWall of its QOS or
+    association (where the cluster enforces it: such a job pends for ever, QOSMaxWallDurationPerJobLimit, or sbatch
+    refuses it), said with what to change."""
+    from study.grids.profile import minutes_text
+
+    over = []
+    for stage, time_min in stage_times.items():
+        placement = profile.placement(stage)
+        wall = accounting.max_wall(placement)
+        if wall is not None and time_min > wall[0]:
+            over.append(f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the "
+                        f"{minutes_text(wall[0])} MaxWall of {wall[1]}: ask for at most that (the profile's "
+                        f"stages.{stage}.time, or the grid's resources), or give them a QOS that allows it "
+                        f"(`{placement.key('qos')}`)")
+    return over
+
+
+def _say_submit_room(profile: Any, jobs: list[Any], accounting: Accounting, err: TextIO) -> None:
+    """Where the limit on the user's jobs in Slurm's queue lets in fewer of `jobs` than all (`submit_room`): how
+    many it lets in, and that the same submit, run again later, queues the rest."""
+    counts = {stage: sum(1 for job in jobs if job.stage == stage) for stage in ("pretrain", "evaluate")}
+    room = submit_room(profile, {stage: n for stage, n in counts.items() if n}, accounting) if jobs else None
+    if room is None:
+        return
+    fits, said = room
+    then = (f"A submit queues those {fits}, then stops: run it again once some of your jobs have left the queue, it "
+            f"queues the rest" if fits else
+            "A submit now queues none: run it once some of your jobs have left the queue")
+    print(f"[study] note: Slurm's limit on your jobs in its queue lets in {fits or 'none'} of this submit's "
+          f"{len(jobs)} job(s): {said}. {then}", file=err, flush=True)
 
 
 def _additional_said(profile: Any, stage: str, said: str) -> str:
@@ -114,13 +160,12 @@ def _additional_said(profile: Any, stage: str, said: str) -> str:
     return f" (the profile's own sbatch options are its `{'` and `'.join(keys)}`)" if keys else ""
 
 
-def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
+def _test_only(plan: Any, workdir: Path, jobs: list[Any], accounting: Accounting, err: TextIO) -> None:
     """`sbatch --test-only` of one job script per (stage, resources) of `jobs`: a StudyError naming the profile keys
     and what Slurm said where it refuses one; a warning on `err` where the refusal may only be nodes down now
     (NODES_NOT_UP); where it cannot be asked (sbatch fails to start, times out, or reaches no controller), a warning and
     no further asking."""
     profile, seen, accounts_said = plan.profile, set(), set()
-    mine = functools.lru_cache(maxsize=None)(lambda: user_accounts(user()))  # sacctmgr asked once, where needed
     for job in jobs:
         if (job.stage, job.resources) in seen:
             continue
@@ -140,12 +185,11 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
             return
         if run.returncode == 0 or not any(w in said for w in REFUSED):
             placement = profile.placement(job.stage)
-            account, key = placement.account, placement.key("account")
-            if account and (key, account) not in accounts_said and mine() is not None \
-                    and account.lower() not in mine():
+            account, key, mine = placement.account, placement.key("account"), accounting.accounts
+            if account and (key, account) not in accounts_said and mine is not None and account.lower() not in mine:
                 accounts_said.add((key, account))
                 print(f"study: warning: profile {profile.path or 'built-in default'}: account {account!r} (`{key}`) is "
-                      f"not one you have an association with ({_accounts_text(mine())}); this cluster does not "
+                      f"not one you have an association with ({_accounts_text(mine)}); this cluster does not "
                       f"enforce associations, so Slurm queues the jobs of the stages `{key}` places on your default "
                       f"account: set one of yours to have them on it", file=err, flush=True)
             continue
@@ -166,8 +210,11 @@ def _test_only(plan: Any, workdir: Path, jobs: list[Any], err: TextIO) -> None:
         if ACCOUNTING_POLICY.search(said):  # a limit per job, or the count of queued jobs: Slurm does not say which
             raise StudyError(f"{what}; {_accounting_policy_said()}; nothing was queued")
         if INVALID_ACCOUNT in said:
-            raise StudyError(f"{what}; {_invalid_account_said(profile.placement(job.stage).account, mine())}; "
-                             "nothing was queued")
+            raise StudyError(f"{what}; {_invalid_account_said(profile.placement(job.stage), accounting)}; nothing "
+                             "was queued")
+        if INVALID_QOS in said:
+            raise StudyError(f"{what}; {_invalid_qos_said(profile.placement(job.stage), accounting)}; nothing was "
+                             "queued")
         raise StudyError(f"{what}; change the profile (or the grid's resources); nothing was queued")
 
 
@@ -179,15 +226,44 @@ def _accounts_text(accounts: list[str] | None) -> str:
     return f"yours: {', '.join(accounts)} ({asked})" if accounts else f"`{asked}` lists none of yours"
 
 
-def _invalid_account_said(account: str | None, accounts: list[str] | None) -> str:
-    """What to do of sbatch's "Invalid account or account/partition combination": another account, or, for one of
-    the user's, a partition or QOS its association covers."""
-    if account and accounts and account.lower() in accounts:
-        return (f"{account} is one of yours, but not with this partition or QOS: `sacctmgr show assoc user={user()} "
-                "format=Account,Partition,QOS` lists what each of your accounts may use")
+def _invalid_account_said(placement: Any, accounting: Accounting) -> str:
+    """What to do of sbatch's "Invalid account or account/partition combination" (`placement`: the refused stage's):
+    another account; for one of the user's, or the default one where the profile sets none, a partition or QOS its
+    association covers and the partition takes."""
+    account, key, accounts = placement.account, placement.key("account"), accounting.accounts
+    if (account and accounts and account.lower() in accounts) or (not account and accounts):
+        default = (f"your default account, {accounting.associations[0]!r}" if accounting.associations else
+                   f"your default account ({_accounts_text(accounts)})")
+        which = f"{account} is one of yours" if account else f"the profile sets no `{key}`, so Slurm took {default}"
+        return (f"{which}, but its association does not cover this partition or QOS, or the partition does not take "
+                f"it: `sacctmgr show assoc user={user()} format=Account,Partition,QOS` lists what each of your "
+                f"accounts may use, {_partition_said(placement)} the accounts it takes (AllowAccounts, DenyAccounts)")
     if accounts == []:
         return f"{_accounts_text(accounts)}: you have no Slurm account yet; your cluster's admins add one"
     return f"{_accounts_text(accounts)}: set the profile's account to one of them (or leave it out for your default)"
+
+
+def _invalid_qos_said(placement: Any, accounting: Accounting) -> str:
+    """What to do of sbatch's "Invalid qos specification" (`placement`: the refused stage's): a QOS the user's
+    association allows (sacctmgr lists them) and the partition takes."""
+    association, key = accounting.association(placement), placement.key("qos")
+    name = placement.qos.lower() if placement.qos else association.job_qos() if association is not None else None
+    qos = f"QOS {placement.qos!r} (`{key}`)" if placement.qos else \
+        f"{f'QOS {name!r}, ' if name else 'the QOS Slurm gave the jobs, '}your association's default (the profile " \
+        f"sets no `{key}`)"
+    partition = f"{_partition_said(placement)} the QOS it takes (AllowQos, DenyQos)"
+    if association is not None and name in association.qos:
+        return f"{qos} is one your association may use, but the partition does not take it: {partition}"
+    yours = f" (yours: {', '.join(association.qos)})" if association is not None and association.qos else ""
+    return (f"{qos} is not one your association may use{yours}: `sacctmgr show assoc user={user()} "
+            f"format=Account,Partition,QOS`, or one the partition takes: {partition}; set one that both allow")
+
+
+def _partition_said(placement: Any) -> str:
+    """`scontrol show partition <its partition>` lists ... (a list of partitions: each)."""
+    names = [name for name in (placement.partition or "").split(",") if name]
+    return " and ".join(f"`scontrol show partition {name}`" for name in names) + (" list" if len(names) > 1 else
+                                                                                   " lists")
 
 
 def _accounting_policy_said() -> str:

@@ -224,7 +224,12 @@ def pending_reasons(squeue_out: str, before: int = 2) -> dict[str, str]:
 # feature it cannot have, a dependency that failed); not those that clear as other jobs end (Priority, Resources,
 # QOSMaxJobsPerUserLimit, AssocGrp..., ...)
 _HELD = ("JobHeldAdmin", "JobHeldUser", "launch failed requeued held")
-_STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints", "DependencyNeverSatisfied")
+_STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints", "DependencyNeverSatisfied",
+          # an account or QOS the partition does not take (AllowAccounts, AllowQos, ...: squeue words it "Job's QOS
+          # not permitted to use this partition (...)", and after a restart of the controller PartitionConfig), or
+          # that is not the user's; memory per node above the partition's MaxMemPerNode
+          "PartitionConfig", "Job's QOS not permitted", "Job's account not permitted", "QOSNotAllowed",
+          "AccountNotAllowed", "InvalidQOS", "InvalidAccount", "MaxMemPerLimit")
 
 
 def stuck_reason(raw: str) -> str | None:
@@ -244,7 +249,8 @@ def stuck_reason(raw: str) -> str | None:
                      and not any(k in reason for k in ("PerUser", "PerAccount", "AssocMaxJobsLimit")))
     if per_job_limit or reason.startswith(_STUCK):
         return (f"{reason}: it asks for what its partition, QOS or association does not allow or cannot give "
-                f"(time, nodes, a feature, a limit per job); change the profile, `study cancel` and submit again")
+                f"(time, nodes, a feature, a limit per job, its account or QOS); change the profile, `study cancel` "
+                f"and submit again")
     return None
 
 

@@ -56,10 +56,10 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
 
 SBATCH_PATIENCE_S = 30.0  # how long an sbatch may run, stop signals held, before the command says why it waits
 # sbatch's refusal for a count of queued jobs at a limit: the reason line the controller sends beside the error
-# (QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit, AssocMaxSubmitJobLimit, QOSGrpSubmitJobsLimit,
-# AssocGrpSubmitJobsLimit), or where none came its error for any limit of the accounting policy (whose limits per job
-# `sbatch --test-only` of one job already passed: what is left is the count)
-SUBMIT_REASON = re.compile(r"(QOS|Assoc)\w*Submit\w*Limit")
+# (QOSMaxSubmitJobPerUserLimit, MaxSubmitJobsPerAccount, AssocMaxSubmitJobLimit, QOSGrpSubmitJobsLimit,
+# AssocGrpSubmitJobsLimit, as Slurm 22.05 words them), or where none came its error for any limit of the accounting
+# policy (whose limits per job `sbatch --test-only` of one job already passed: what is left is the count)
+SUBMIT_REASON = re.compile(r"(QOS|Assoc)\w*Submit\w*Limit|MaxSubmitJobsPerAccount")
 SUBMIT_LIMIT = re.compile(f"{SUBMIT_REASON.pattern}|{ACCOUNTING_POLICY.pattern}")
 
 

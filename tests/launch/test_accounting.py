@@ -1,0 +1,114 @@
+"""What study reads of a site's QOS and association limits (study/launch/slurm/accounting.py), from stand-ins for
+sacctmgr, scontrol and squeue answering as Slurm 22.05 does (tests/launch/test_slurm.py reads the real ones)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from launch_helpers import PROFILE, fake_commands, grid_text, run_cli, submit_argv
+
+from study.grids.profile import Profile
+from study.launch.slurm.accounting import (Accounting, Association, Qos, job_association, limits_enforced,
+                                           qos_record, submit_room, user_associations)
+
+# `sacctmgr show qos ... format=Name,Flags,MaxWall,MaxSubmitJobsPerUser`, as --parsable2 prints it
+QOS = "normal|||\ncapped||1-00:00:00|5\nlong|DenyOnLimit,PartitionTimeLimit|00:20:00|\n"
+# `sacctmgr show user ... withassoc format=DefaultAccount,Account,Partition,DefaultQOS,QOS,MaxSubmitJobs,MaxWall`
+USER = "lab|lab|||normal,capped|4|\nlab|lab|gpu|capped|capped||\nlab|other|||long||02:00:00\n"
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """Stand-ins first on PATH: sacctmgr lists the QOS named in `QOS` (of its `where name=...`) and `USER`'s
+    associations, scontrol says the enforcement written to `enforce` (default limits), squeue lists `squeue`."""
+    d = tmp_path
+    (d / "enforce").write_text("associations,limits,qos")
+    (d / "squeue").write_text("")
+    (d / "qos").write_text(QOS)
+    bin_dir = fake_commands(
+        d / "bin",
+        sacctmgr=(f'case "$*" in *"show qos"*) n=$(echo "$*" | sed "s/.*name=\\([^ ]*\\).*/\\1/"); '
+                  f'grep -i "^$n|" "{d}/qos"; exit 0;; *withassoc*) printf "{USER}"; exit 0;; esac; exit 1'),
+        scontrol=f'echo "AccountingStorageEnforce = $(cat {d}/enforce)"; echo "MaxArraySize = 1001"',
+        squeue=f'cat "{d}/squeue"')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    return d
+
+
+def test_a_qos_and_the_users_associations_are_read_as_sacctmgr_lists_them(site):
+    """MaxWall in Slurm's spellings, MaxSubmitJobsPerUser, flags; limits inherited from the account as sacctmgr shows
+    them; a QOS it does not list, or a user without associations: None."""
+    assert qos_record("Capped") == Qos("capped", frozenset(), 1440, 5)
+    assert qos_record("long") == Qos("long", frozenset({"DenyOnLimit", "PartitionTimeLimit"}), 20, None)
+    assert qos_record("nonesuch") is None
+    default, rows = user_associations("me")
+    assert default == "lab" and rows[0] == Association("lab", "", "", ("normal", "capped"), 4, None)
+    assert rows[2] == Association("other", "", "", ("long",), None, 120)
+    (site / "enforce").write_text("associations,qos")
+    assert limits_enforced() is False
+    (site / "enforce").write_text("safe")
+    assert limits_enforced() is True
+
+
+def test_the_qos_a_stage_gets_without_one_is_its_associations_default_else_its_only_one_else_normal():
+    """As Slurm chooses it: the association's DefaultQOS, else its one QOS, else normal. A partition with an
+    association of its own takes that one; a list whose partitions differ: cannot tell."""
+    assert Association("a", default_qos="gold", qos=("gold", "normal")).job_qos() == "gold"
+    assert Association("a", qos=("long",)).job_qos() == "long"
+    assert Association("a", qos=("long", "short")).job_qos() == "normal"
+    rows = [Association("lab", qos=("normal", "capped")), Association("lab", "gpu", "capped", ("capped",)),
+            Association("other", qos=("long",))]
+    def of(**keys):
+        return job_association(Profile(**{"partition": "debug", **keys}).placement("pretrain"), "lab", rows)
+
+    assert of() == rows[0] and of(partition="gpu") == rows[1] and of(partition="gpu,debug") is None
+    assert of(account="Other") == rows[2] and of(account="nobody") is None
+
+
+def test_how_many_jobs_a_submit_may_queue_counts_the_users_queued_jobs_of_each_limit(site):
+    """The QOS's MaxSubmitJobsPerUser counts the user's jobs in that QOS; without one, the association's
+    MaxSubmitJobs counts the user's jobs on its account (on partitions without an association of their own). Stages
+    under one limit share its room; the submit stops at the first job refused, so the stages after it count none."""
+    prof = Profile(partition="debug", qos="capped")
+    (site / "squeue").write_text("lab|capped|debug\nlab|capped|debug\nlab|normal|debug\n")
+    assert submit_room(prof, {"pretrain": 2, "evaluate": 2}, Accounting("me")) == (
+        3, "QOS 'capped' (`qos`, sacctmgr) lets you have 5 jobs in Slurm's queue at once (its MaxSubmitJobsPerUser), "
+           "and you have 2 there now (squeue -u me)")
+    assert submit_room(prof, {"pretrain": 1, "evaluate": 2}, Accounting("me")) is None  # all 3 fit
+    plain = Profile(partition="debug")  # QOS normal (the default: two QOS, none the default), no MaxSubmitJobsPerUser
+    (site / "squeue").write_text("lab|normal|debug\nlab|capped|gpu\nother|long|debug\n")  # gpu: its own association
+    fits, said = submit_room(plain, {"pretrain": 4}, Accounting("me"))
+    assert fits == 3 and said.startswith("your association with account 'lab' (sacctmgr) lets you have 4 jobs")
+    assert "and you have 1 there now" in said
+    long = Profile(partition="debug", account="other")  # QOS long: no limit; nor has its association
+    assert submit_room(long, {"pretrain": 100}, Accounting("me")) is None
+    (site / "enforce").write_text("none")  # limits not enforced: every job fits
+    assert submit_room(prof, {"pretrain": 100}, Accounting("me")) is None
+    (site / "enforce").write_text("limits")
+    (site / "qos").write_text("")  # sacctmgr does not list the QOS: cannot tell
+    assert Accounting("me").submit_limit(prof.placement("pretrain")) is None
+
+
+def test_a_dry_run_says_how_many_jobs_the_queue_limit_lets_in_and_a_time_over_the_qos_maxwall(env, slurm):
+    """Before submitting: the dry run says that 3 of the 4 jobs fit under the QOS's MaxSubmitJobsPerUser (5, with 2
+    of the user's queued), and that the submit goes on when run again; a time above the QOS's MaxWall (pending for
+    ever) is refused before any sbatch, and warned of by a dry run."""
+    fake_commands(slurm / "bin",
+                  sacctmgr=(f'case "$*" in *"show qos"*) printf "{QOS}" | grep "^capped|"; exit 0;; '
+                            f'*withassoc*) printf "{USER}"; exit 0;; esac; exit 1'),
+                  scontrol='echo "AccountingStorageEnforce = associations,limits,qos"; echo "MaxArraySize = 1001"')
+    (slurm / "squeue").write_text("lab|capped|debug\nlab|capped|debug\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("room", seeds=(0, 1)))
+    (env / "profile.yaml").write_text(PROFILE + "qos: capped\n")
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))
+    assert code == 0 and ("[study] note: Slurm's limit on your jobs in its queue lets in 3 of this submit's 4 job(s): "
+                          "QOS 'capped' (`qos`, sacctmgr) lets you have 5 jobs") in err, err
+    assert "A submit queues those 3, then stops: run it again once some of your jobs have left the queue" in err
+    (env / "profile.yaml").write_text(PROFILE.replace("time: 10m}\n", "time: 25h}\n", 1) + "qos: capped\n")
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
+    assert code == 2 and ("pretrain jobs ask for up to 25h (`time`), more than the 24h MaxWall of QOS 'capped' "
+                          "(`qos`, sacctmgr): ask for at most that") in err, err
+    assert err.rstrip().endswith("nothing was queued") and not (slurm / "counter").exists(), err
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))
+    assert code == 0 and "study: warning: " in err and "24h MaxWall of QOS 'capped'" in err, err
