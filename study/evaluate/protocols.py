@@ -17,11 +17,12 @@ LEVEL_KEYS = ("levels", "per_level")  # EvalConfig keys only granularity reads
 
 @dataclass(frozen=True)
 class Protocol:
-    """One evaluation protocol. `trains`: it trains the network on each labeled subset (`study.evaluate.finetune`);
-    otherwise it scores frozen features, extracted once per encoder into the feature cache. `fits_probes`: it fits
-    linear probes on those features (and reads `knn` only with `also_knn`); a frozen one that fits none is scored by
-    its entry of `study.evaluate.run.SCORERS`. `unused`: the EvalConfig keys it never reads, left out of its records
-    and so of its job ids and fingerprints."""
+    """One evaluation protocol. `trains`: it trains the network on each labeled subset (by its entry of
+    `study.evaluate.run.TRAINERS`, from its recipe in `study.evaluate.recipes`); otherwise it scores frozen features,
+    extracted once per encoder into the feature cache. `fits_probes`: it fits linear probes on those features (and
+    reads `knn` only with `also_knn`); a frozen one that fits none is scored by its entry of
+    `study.evaluate.run.SCORERS`. `unused`: the EvalConfig keys it never reads, left out of its records and so of its
+    job ids and fingerprints."""
 
     name: str
     encoders: int  # encoder files a job of it reads

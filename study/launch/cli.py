@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "submit)")
     p.add_argument("--rerun", action="store_true",
                    help="run the jobs --only or --where selects again, also those done (after a change to the code): "
-                        "their results and job folders (checkpoints), and those of the done jobs that used them, go "
-                        "to <workdir>/stale/<time>/ first")
+                        "their results and job folders (checkpoints), and those of the done jobs that used them "
+                        "(another grid's too), go to <workdir>/stale/<time>/ first")
     p.set_defaults(func=run_submit)
 
     p = subparsers.add_parser("status", help="where a grid stands: done, running, pending, failed, cancelled",
@@ -125,9 +125,9 @@ def run_submit(args: argparse.Namespace) -> int:
     todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed) | set(again)
     for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
         print(f"study: warning: {warning}", file=sys.stderr)
-    if again:
+    _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)  # before --rerun moves any
+    if args.rerun:
         only = _set_aside_reruns(plan, workdir, only)
-    _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
@@ -158,23 +158,49 @@ def _rerun_results(plan, workdir, only: set[str]) -> dict[str, str]:
 
 
 def _set_aside_reruns(plan, workdir, only: set[str]) -> set[str]:
-    """--rerun: set aside the results and job folders of the done jobs of `only` and of the done jobs that used them
-    (`_rerun_results`), said on stderr; returns `only` with those, which run again with them."""
+    """--rerun: set aside the results and job folders of the jobs of `only` (`_rerun_results`) and of the done jobs
+    that used them, this grid's and another's of the workdir (`workdir_dependents`: a shared pretraining's
+    evaluations, which that grid's next submit runs again), said on stderr; returns `only` with this grid's, which
+    run again with them."""
+    import dataclasses
+
     from study.launch.locks import submit_lock
-    from study.launch.stale import refuse_live_dependents, set_aside
+    from study.launch.stale import refuse_live_dependents, set_aside, workdir_dependents
     from study.launch.state import RERUN
 
     with submit_lock(workdir):  # no other submit queues them meanwhile
-        again = _rerun_results(plan, workdir, only)  # another command may have set them aside meanwhile
+        ids = {j.id for j in plan.jobs}
+        wide = dataclasses.replace(plan, jobs=plan.jobs + workdir_dependents(workdir, only, ids))
+        again = _rerun_results(wide, workdir, only)  # another command may have set them aside meanwhile
         if not again:
             return only
-        refuse_live_dependents(plan, workdir, again, flag="--rerun")
-        folder = set_aside(plan, workdir, again, reason=RERUN)
-    used = [why for job_id, why in again.items() if job_id not in only]
-    print(f"study: set aside {len(again)} result(s) to run again, and their job folders, in {folder}"
-          + (f", {len(used)} of them of jobs that used those chosen: " + "; ".join(used[:3])
-             + ("; ..." if len(used) > 3 else "") if used else ""), file=sys.stderr)
-    return set(only) | set(again)
+        refuse_live_dependents(wide, workdir, again, flag="--rerun")
+        grids = {job_id: _result_grid(workdir, job_id) for job_id in again if job_id not in ids}
+        folder = set_aside(wide, workdir, again, reason=RERUN, grids={k: v for k, v in grids.items() if v})
+    theirs = [f"{again[job_id]} (grid {grid or '?'})" for job_id, grid in grids.items()]
+    used = [why for job_id, why in again.items() if job_id not in only and job_id in ids]
+    print(f"study: set aside {len(again)} job(s) to run again, their results and job folders, in {folder}"
+          + "".join(f"; {len(whys)} of them {what}: " + "; ".join(whys[:3]) + ("; ..." if len(whys) > 3 else "")
+                    for whys, what in ((used, "used those chosen"),
+                                       (theirs, "of another grid (its next `study submit` runs them again)"))
+                    if whys), file=sys.stderr)
+    return set(only) | {job_id for job_id in again if job_id in ids}
+
+
+def _result_grid(workdir, job_id: str) -> str | None:
+    """The grid the job's result names, where it reads and names one with a ledger in `workdir`; else None."""
+    from study.errors import StudyError
+    from study.launch.ledger import ledger_path
+    from study.launch.state import cached_result
+    from study.paths import result_path
+    from study.registry import NAME_RE
+
+    try:
+        grid = cached_result(result_path(workdir, job_id)).get("grid")
+    except (StudyError, OSError):
+        return None
+    ok = isinstance(grid, str) and NAME_RE.fullmatch(grid) and ledger_path(workdir, grid).is_file()
+    return grid if ok else None
 
 
 def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> None:

@@ -1,7 +1,8 @@
 """Results computed on a manifest since rebuilt under the same name (another content hash), or by a method
 `pretrained` run on an encoder file since replaced at its path: `stale_results` finds them, which
 `study submit` refuses to count as done, and `set_aside` moves them out of the workdir's way (`study submit
---set-aside-stale`), so that their jobs run again."""
+--set-aside-stale`), so that their jobs run again; also those `study submit --rerun` runs again after a change to
+the code (`rerun_results`: the jobs chosen and those that used them, `workdir_dependents` another grid's too)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -97,27 +98,53 @@ def stale_results(jobs: Iterable[Job], workdir: str | os.PathLike) -> dict[str, 
 
 
 def rerun_results(jobs: Iterable[Job], workdir: str | os.PathLike, chosen: Iterable[str]) -> dict[str, str]:
-    """Job id -> why, in plan order (`jobs`), for each job of `chosen` that has a result, and each job with a result
-    that depends on one of `chosen` (transitively): its result used theirs (an evaluation of an encoder trained
-    again), and kept it would count done beside the new one."""
+    """Job id -> why, in plan order (`jobs`), for each job of `chosen` that has a result or a job folder (a result
+    removed by hand, a run stopped midway: kept, its checkpoint would be resumed, not trained from step 0), and each
+    job with a result that depends on one of `chosen` (transitively): its result used theirs (an evaluation of an
+    encoder trained again), and kept it would count done beside the new one."""
     chosen, after, out = set(chosen), set(), {}
     for job in jobs:  # plan order: dependencies first
         used = next((d for d in job.depends_on if d in chosen or d in after), None)
         if used is not None:
             after.add(job.id)
-        if job.id not in chosen and used is None or not has_result(workdir, job.id):
-            continue
-        out[job.id] = (f"{job.stage} job {job.id}" if job.id in chosen else
-                       f"{job.stage} job {job.id}: it used the result of job {used}, which runs again")
+        if job.id in chosen and (has_result(workdir, job.id) or job_dir(workdir, job.id).is_dir()):
+            out[job.id] = f"{job.stage} job {job.id}"
+        elif used is not None and job.id not in chosen and has_result(workdir, job.id):
+            out[job.id] = f"{job.stage} job {job.id}: it used the result of job {used}, which runs again"
     return out
 
 
-def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], reason: str | None = None) -> Path:
+def workdir_dependents(workdir: str | os.PathLike, job_ids: Iterable[str], known: Iterable[str]) -> list[Job]:
+    """The jobs of the workdir's job files (jobs/<id>/job.json, written for every job a submit queued or ran) that
+    are not among `known` (the plan's) and depend on one of `job_ids` (transitively), dependencies first: another
+    grid's evaluations of a pretraining job the two grids share."""
+    from study.launch.runner import read_job_file
+
+    known, after, out, others = set(known), set(job_ids), [], []
+    for path in sorted((Path(workdir) / "jobs").glob("*/job.json")):
+        try:
+            job = read_job_file(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable: no job this study can say anything of
+        if job.id not in known:
+            others.append(job)
+    while True:  # a dependency before its dependents, whatever the order of the files
+        found = [j for j in others if j.id not in after and any(d in after for d in j.depends_on)]
+        if not found:
+            return out
+        out += found
+        after.update(j.id for j in found)
+
+
+def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], reason: str | None = None,
+              grids: Mapping[str, str] | None = None) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
     gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
     <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. `reason`: the lines'
-    (study.launch.state.RERUN, or None: stale). The caller holds the workdir's submit lock, and has refused jobs that
-    run on these (`refuse_live_dependents`)."""
+    (study.launch.state.RERUN, or None: stale); `grids`: job id -> the grid whose ledger takes its line instead, for
+    another grid's job (`workdir_dependents`; in the plan's ledger, the plan's status would take its next result for
+    one of a job the plan ran and no longer has). The caller holds the workdir's submit lock, and has refused jobs
+    that run on these (`refuse_live_dependents`)."""
     from study.launch.grid_states import grid_file
     from study.launch.ledger import Ledger
 
@@ -127,9 +154,15 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], re
         (folder / kind).mkdir(parents=True, exist_ok=True)
     # the lines first: a job whose result a kill or an error leaves in place reads done (a result comes first), and
     # one whose result moved reads missing, never failed (a COMPLETED Slurm job, a local `done` without a result)
-    Ledger(workdir, plan.name).append([{"event": "set_aside", "job": job_id, "stage": by_id[job_id].stage,
-                                        "folder": str(folder), "grid_file": grid_file(plan),
-                                        **({"reason": reason} if reason else {})} for job_id in job_ids])
+    lines: dict[str, list[dict]] = {}
+    for job_id in job_ids:
+        grid = (grids or {}).get(job_id, plan.name)
+        lines.setdefault(grid, []).append({"event": "set_aside", "job": job_id, "stage": by_id[job_id].stage,
+                                           "folder": str(folder),
+                                           "grid_file": grid_file(plan) if grid == plan.name else None,
+                                           **({"reason": reason} if reason else {})})
+    for grid, events in lines.items():
+        Ledger(workdir, grid).append(events)
     for job_id in job_ids:  # the folder first: a result never goes while its checkpoint stays to be resumed
         for src, dest in ((job_dir(workdir, job_id), folder / "jobs" / job_id),
                           (result_path(workdir, job_id), folder / "results" / f"{job_id}.json")):
@@ -144,22 +177,23 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], re
 
 def refuse_live_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str],
                            flag: str = "--set-aside-stale") -> None:
-    """A StudyError naming the plan's jobs that depend on one of `job_ids` (transitively) and run or wait to run,
-    here or on Slurm: `set_aside` would take the encoder they read from under them, and their results would be of
-    the old one. The caller holds the workdir's submit lock."""
+    """A StudyError naming the plan's jobs of `job_ids` (--rerun's: a job without a result, whose folder is set
+    aside) and those that depend on one (transitively) that run or wait to run, here or on Slurm: `set_aside` would
+    take their run folder, or the encoder they read, from under them, and their results would be of the old one. The
+    caller holds the workdir's submit lock."""
     from study.launch.grid_states import locked_states
     from study.launch.state import LIVE
 
     states, after = locked_states(plan, workdir), set(job_ids)
     live = []
     for job in plan.jobs:  # plan order: dependencies first
-        if any(d in after for d in job.depends_on):
+        if job.id in after or any(d in after for d in job.depends_on):
             after.add(job.id)
             st = states.get(job.id)
             if st is not None and st.state in LIVE:
                 where = f", Slurm job {st.slurm_id}" if st.slurm_id else ""
                 live.append(f"{job.stage} {job.id} ({st.state}{where})")
     if live:
-        raise StudyError(f"{flag}: {len(live)} job(s) that use a result to set aside run or wait to run: "
-                         + ", ".join(live[:5]) + (", ..." if len(live) > 5 else "") + "; nothing was moved: submit "
-                         "again once they have ended (or after `study cancel`)")
+        raise StudyError(f"{flag}: {len(live)} job(s) to set aside, or that use a result to set aside, run or wait "
+                         "to run: " + ", ".join(live[:5]) + (", ..." if len(live) > 5 else "") + "; nothing was "
+                         "moved: submit again once they have ended (or after `study cancel`)")

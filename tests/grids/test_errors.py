@@ -957,6 +957,24 @@ def test_finetune_settings_the_run_never_reads_are_refused_at_their_entry(write_
     plan_grid(g).check(manifests=False)  # what is left plans
 
 
+def test_a_training_protocol_from_an_encoder_refuses_an_architecture_as_finetune_does(write_grid, monkeypatch):
+    """`finetune.width` is unread by each training protocol that starts from an encoder (its row's `encoders`), not
+    by `finetune` alone: on a new such row it was let through, a new job id that trains the encoder's own width."""
+    from protocol_rows import TUNED, add_protocol
+
+    from study.evaluate.recipes import FINETUNE
+
+    add_protocol(monkeypatch, TUNED, FINETUNE)
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - {protocol: tuned, labeled_sizes: [10], params: {finetune: {width: 16, steps: 5, batch_size: 4}}}
+    """, pretrain={"width": 8})
+    assert (f"{g}:{line_of(g, 'width: 16')}: stages.evaluate[0].params.finetune.width: a fine-tune trains its "
+            "encoder's own width, never this one") in error_of(g, check=True)
+
+
 def test_a_scratch_entrys_finetune_width_is_read_where_nothing_else_gives_one(write_grid):
     """Without a width in the pretraining or evaluation sections, the baseline trains `finetune.width`."""
     g = write_grid("""

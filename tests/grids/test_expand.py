@@ -170,7 +170,7 @@ def test_a_new_protocol_of_two_encoders_needs_pairs(write_grid, monkeypatch):
     g.write_text(g.read_text().replace("labeled_sizes: [5]", "labeled_sizes: [5], pairs: [[{method: simclr}, "
                                                              "{method: supervised}]]"))
     (job,) = plan_grid(g).by_stage("evaluate")
-    assert len(job.depends_on) == 2 and job.axes["method"] == "simclr|supervised"
+    assert len(job.depends_on) == 2 and job.axes["method"] == "simclr|supervised" and job.axes["protocol"] == "pairwise"
 
 
 def test_scratch_takes_the_width_of_the_encoders_it_is_compared_with(write_grid):

@@ -164,15 +164,22 @@ def test_an_evaluation_of_a_stale_pretraining_is_stale_though_its_record_names_n
         capsys.readouterr().err
 
 
-def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_selects(env, slurm, capsys):
-    """`--where stage=pretrain --set-aside-stale`: the stale pretraining runs again, so its evaluation's result
-    (not selected) is set aside too: kept, it would count done on the old encoder. (slurm: stand-ins, no cluster)"""
+def _stale_grid(env):
+    """(grid file, workdir, its pretraining job, its evaluation) of a tiny grid whose two jobs have a result, the
+    pretraining's of a manifest since rebuilt."""
     grid, wd = env / "g.yaml", env / "wd"
     grid.write_text(grid_text("sa"))
     pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
     for job, protocol in ((pre, {"manifest": "toy_train", "manifest_content_hash": "0" * 64}), (ev, {})):
         write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": "sa", "axes": {},
                           "metrics": [{"metric": "loss", "value": 1.0}], "protocol": protocol})
+    return grid, wd, pre, ev
+
+
+def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_selects(env, slurm, capsys):
+    """`--where stage=pretrain --set-aside-stale`: the stale pretraining runs again, so its evaluation's result
+    (not selected) is set aside too: kept, it would count done on the old encoder. (slurm: stand-ins, no cluster)"""
+    grid, wd, pre, ev = _stale_grid(env)
     assert main(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), "--workdir",
                  str(wd), "--where", "stage=pretrain", "--set-aside-stale"]) == 0
     err = capsys.readouterr().err
@@ -180,10 +187,26 @@ def test_a_submit_where_sets_aside_the_evaluation_of_a_stale_pretraining_it_sele
     assert not list((wd / "results").glob("*.json"))
 
 
+def test_a_rerun_that_stale_results_stop_moves_nothing(env, slurm, capsys):
+    """The stale results are refused before --rerun sets any result aside: it set the chosen evaluation's aside, then
+    stopped at its stale pretraining, a submit half done. With --set-aside-stale they go, and the pretraining chosen
+    is queued (slurm: stand-ins)."""
+    grid, wd, pre, ev = _stale_grid(env)
+    argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), "--workdir", str(wd),
+            "--rerun"]
+    assert main(argv + ["--only", ev.id]) == 2
+    assert "2 result(s) in" in capsys.readouterr().err
+    assert (wd / "results" / f"{ev.id}.json").is_file() and not (wd / "stale").exists()
+    assert main(argv + ["--where", "stage=pretrain", "--set-aside-stale"]) == 0
+    err = capsys.readouterr().err
+    assert "set aside 2 result(s) computed on a manifest since rebuilt" in err and "queued 1 job(s)" in err, err
+    assert not list((wd / "results").glob("*.json"))
+
+
 def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_and_says_so(env):
-    """`rerun_results`: the chosen jobs with a result, and (transitively) the jobs with a result that depend on one;
-    not a chosen job without one. Their `set_aside` lines carry the reason, which status says; a dependent that
-    runs or waits to run stops it, naming --rerun."""
+    """`rerun_results`: the chosen jobs with a result or a job folder, and (transitively) the jobs with a result that
+    depend on one; not a chosen job without either. Their `set_aside` lines carry the reason, which status says; a
+    dependent, or a chosen job, that runs or waits to run stops it, naming --rerun."""
     import os
     import socket
 
@@ -192,16 +215,23 @@ def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_
 
     wd, plan = _stale_pretraining_and_its_evaluation(env)
     assert rerun_results(plan.jobs, wd, {"e0"}) == {"e0": "evaluate job e0"}
-    assert rerun_results(plan.jobs, wd, {"p0"}) == {
-        "p0": "pretrain job p0", "e0": "evaluate job e0: it used the result of job p0, which runs again"}
-    (wd / "results" / "p0.json").unlink()  # chosen, not done: it runs as any missing job; its evaluation used it
-    assert rerun_results(plan.jobs, wd, {"p0"}) == {"e0": "evaluate job e0: it used the result of job p0, which "
-                                                          "runs again"}
+    both = {"p0": "pretrain job p0", "e0": "evaluate job e0: it used the result of job p0, which runs again"}
+    assert rerun_results(plan.jobs, wd, {"p0"}) == both
+    # its result removed by hand: read failed (its ledger says done), it ran nowhere, and --retry-failed resumed its
+    # checkpoint at its end; its folder is set aside, so that it reads missing and trains from step 0
+    (wd / "results" / "p0.json").unlink()
+    assert rerun_results(plan.jobs, wd, {"p0"}) == both
+    (wd / "jobs" / "p0").rmdir()  # no trace of it here: it runs as any missing job; its evaluation used it
+    assert rerun_results(plan.jobs, wd, {"p0"}) == {"e0": both["e0"]}
     (wd / "results" / "e0.json").unlink()  # now queued again by a command
     Ledger(wd, "g").append([{"event": "local", "job": "e0", "stage": "evaluate", "state": "pending",
                              "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
-    with pytest.raises(StudyError, match=r"^--rerun: 1 job\(s\) that use a result to set aside run or wait"):
+    with pytest.raises(StudyError, match=r"^--rerun: 1 job\(s\) to set aside, or that use a result to set aside, run "
+                                         r"or wait to run: evaluate e0 \(pending\)"):
         refuse_live_dependents(plan, wd, {"p0"}, flag="--rerun")
+    # a chosen job of a folder and no result that runs or waits to run: its folder is not taken from under it
+    with pytest.raises(StudyError, match=r"^--rerun: 1 job\(s\) to set aside, .*: evaluate e0 \(pending\);"):
+        refuse_live_dependents(plan, wd, rerun_results(plan.jobs, wd, {"e0"}), flag="--rerun")
     folder = set_aside(plan, wd, ["e0"], reason="rerun")
     state = classify(plan.jobs, wd, Ledger(wd, "g").replay())["e0"]
     assert (state.state, state.detail) == ("missing", f"its result, to run again, was set aside in {folder}")
@@ -217,8 +247,8 @@ def test_set_aside_stale_refuses_while_a_dependent_runs_and_moves_nothing(env):
     (wd / "results" / "e0.json").unlink()
     Ledger(wd, "g").append([{"event": "local", "job": "e0", "stage": "evaluate", "state": "pending",
                              "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
-    with pytest.raises(StudyError, match=r"--set-aside-stale: 1 job\(s\) that use a result to set aside run or wait "
-                                         r"to run: evaluate e0 \(pending\); nothing was moved"):
+    with pytest.raises(StudyError, match=r"--set-aside-stale: 1 job\(s\) to set aside, or that use a result to set "
+                                         r"aside, run or wait to run: evaluate e0 \(pending\); nothing was moved"):
         _refuse_stale_results(plan, wd, set_aside=True)
     assert (wd / "results" / "p0.json").exists() and (wd / "jobs" / "p0").is_dir() and not (wd / "stale").exists()
     assert Ledger(wd, "g").replay().latest["e0"]["event"] == "local"

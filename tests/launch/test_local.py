@@ -544,8 +544,8 @@ def test_rerun_runs_chosen_done_jobs_again_from_the_start_with_the_evaluations_t
                             "--where", "stage=pretrain", "--rerun"])
     assert code == 0, err
     [aside] = (wd / "stale").iterdir()
-    assert (f"set aside 2 result(s) to run again, and their job folders, in {aside}, 1 of them of jobs that used "
-            f"those chosen: evaluate job {ev.id}: it used the result of job {pre.id}, which runs again") in err, err
+    assert (f"set aside 2 job(s) to run again, their results and job folders, in {aside}; 1 of them used those "
+            f"chosen: evaluate job {ev.id}: it used the result of job {pre.id}, which runs again") in err, err
     assert sorted(p.name for p in (aside / "results").iterdir()) == sorted(f"{j}.json" for j in before)
     assert (aside / "jobs" / pre.id / "encoder.pt").is_file()
     assert f"started pretrain {pre.id}" in err and f"started evaluate {ev.id}" in err, err
@@ -556,6 +556,56 @@ def test_rerun_runs_chosen_done_jobs_again_from_the_start_with_the_evaluations_t
     assert all(after[j]["finished_at"] != before[j]["finished_at"] for j in before)
     events = [e for e in Ledger(wd, "rerun").events() if e["event"] == "set_aside"]
     assert {(e["job"], e.get("reason")) for e in events} == {(pre.id, "rerun"), (ev.id, "rerun")}
+
+
+def test_rerun_of_a_shared_pretraining_whose_result_was_removed_trains_from_step_0_and_sets_aside_all_its_uses(env):
+    """`--rerun --only` a pretraining job whose result was removed by hand (it reads failed, its checkpoint at its
+    end): it was skipped as failed, its evaluation set aside with "which runs again" (and --retry-failed resumed the
+    old encoder). Now its folder is set aside too and it trains from step 0. Another grid's evaluation of it (the job
+    is shared) kept its result of the old encoder, counted done, and one that waited to run had the encoder moved
+    from under it: the one waiting stops the rerun, the done one is set aside, said, and reads missing in its grid,
+    whose next submit runs it."""
+    import socket
+
+    grid, wd = _run_grid(env, "rerun")
+    other = env / "h.yaml"
+    other.write_text(grid_text("h").replace("protocol: linear", "protocol: knn"))
+    code, _, err = run_cli(["submit", str(other), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    theirs = plan_grid(other).by_stage("evaluate")[0]
+    (wd / "results" / f"{pre.id}.json").unlink()
+    rerun = ["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1", "--only", pre.id,
+             "--rerun"]
+    result = wd / "results" / f"{theirs.id}.json"
+    kept = result.rename(env / "kept.json")  # the other grid's evaluation, queued again by a command of it
+    Ledger(wd, "h").append([{"event": "local", "job": theirs.id, "stage": "evaluate", "state": "pending",
+                             "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    code, _, err = run_cli(rerun)
+    assert code == 2 and f"job(s) to set aside, or that use a result to set aside, run or wait to run: evaluate " \
+                         f"{theirs.id} (pending)" in err, err
+    assert (wd / "jobs" / pre.id / "encoder.pt").is_file() and not (wd / "stale").exists()
+    kept.rename(result)  # its run done
+    code, _, err = run_cli(rerun)
+    assert code == 0, err
+    [aside] = (wd / "stale").iterdir()
+    assert (f"set aside 3 job(s) to run again, their results and job folders, in {aside}; 1 of them used those "
+            f"chosen: evaluate job {ev.id}: it used the result of job {pre.id}, which runs again; 1 of them of "
+            f"another grid (its next `study submit` runs them again): evaluate job {theirs.id}: it used the result "
+            f"of job {pre.id}, which runs again (grid h)") in err, err
+    assert sorted(p.name for p in (aside / "jobs").iterdir()) == sorted((pre.id, ev.id, theirs.id))
+    assert f"started pretrain {pre.id}" in err and f"started evaluate {ev.id}" in err, err
+    log = (wd / "logs" / f"{pre.id}.log").read_text().split("==== ")[-1]
+    assert "resum" not in log.lower(), log  # trained from step 0, not from the set-aside checkpoint
+    assert not result.exists()
+    code, out, _ = run_cli(["status", str(other), "--workdir", str(wd), "--format", "json"])
+    state = next(j for j in json.loads(out)["jobs"] if j["id"] == theirs.id)
+    assert (state["state"], state["detail"]) == ("missing", f"its result, to run again, was set aside in {aside}")
+    code, _, err = run_cli(["submit", str(other), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0 and f"started evaluate {theirs.id}" in err, err
+    # its line is in its grid's ledger: in this grid's, its result read as one of a job this grid ran and dropped
+    code, out, _ = run_cli(["status", str(grid), "--workdir", str(wd)])
+    assert "of no job of its plan" not in out, out
 
 
 def test_the_jobs_a_copy_of_the_grid_ran_here_are_not_the_originals_stale_results(env):
