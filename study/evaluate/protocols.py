@@ -25,7 +25,7 @@ class Protocol:
     job ids and fingerprints."""
 
     name: str
-    encoders: int  # encoder files a job of it reads
+    encoders: int  # encoder files a job of it reads (a training one: 0 or 1, what run.TRAINERS take)
     trains: bool
     fits_probes: bool
     unused: tuple[str, ...]

@@ -91,10 +91,12 @@ def test_a_protocol_without_probes_is_scored_by_its_scorer_and_records_no_probe_
 
 def test_every_training_protocol_has_a_trainer_and_a_recipe():
     """A training one is run by its own code (study.evaluate.run.TRAINERS) from its own default recipe
-    (study.evaluate.recipes.RECIPES, which the planner prices), never by another's."""
+    (study.evaluate.recipes.RECIPES, which the planner prices), never by another's; a trainer takes one encoder file
+    or none, so a training row of two would train on its first alone."""
     from study.evaluate import run
 
     assert set(run.TRAINERS) == set(RECIPES) == set(names_where(trains=True))
+    assert all(protocol(name).encoders <= 1 for name in names_where(trains=True))
 
 
 def test_a_training_row_without_its_recipe_is_refused_when_a_config_of_it_is_read():
