@@ -162,15 +162,13 @@ def _set_aside_reruns(plan, workdir, only: set[str]) -> set[str]:
     that used them, this grid's and another's of the workdir (`workdir_dependents`: a shared pretraining's
     evaluations, which that grid's next submit runs again), said on stderr; returns `only` with this grid's, which
     run again with them."""
-    import dataclasses
-
     from study.launch.locks import submit_lock
-    from study.launch.stale import refuse_live_dependents, set_aside, workdir_dependents
+    from study.launch.stale import refuse_live_dependents, set_aside, with_workdir_dependents
     from study.launch.state import RERUN
 
     with submit_lock(workdir):  # no other submit queues them meanwhile
         ids = {j.id for j in plan.jobs}
-        wide = dataclasses.replace(plan, jobs=plan.jobs + workdir_dependents(workdir, only, ids))
+        wide = with_workdir_dependents(plan, workdir, only)
         again = _rerun_results(wide, workdir, only)  # another command may have set them aside meanwhile
         if not again:
             return only
@@ -211,14 +209,14 @@ def _refuse_stale_results(plan, workdir, set_aside: bool = False, only=None) -> 
 
     from study.errors import StudyError
     from study.launch.locks import submit_lock
-    from study.launch.stale import refuse_live_dependents, set_aside as move, stale_results
+    from study.launch.stale import refuse_live_dependents, set_aside as move, stale_results, with_workdir_dependents
 
     stale = stale_results(plan.jobs, workdir)
     if stale and set_aside:
         with submit_lock(workdir):  # no other submit queues them meanwhile
             stale = stale_results(plan.jobs, workdir)  # another command may have set them aside meanwhile
-            if stale:
-                refuse_live_dependents(plan, workdir, stale)
+            if stale:  # another grid's run of a shared pretraining's encoder too
+                refuse_live_dependents(with_workdir_dependents(plan, workdir, stale), workdir, stale)
                 folder = move(plan, workdir, stale)
         if stale:
             print(f"study: set aside {len(stale)} result(s) computed on a manifest since rebuilt or an encoder file "

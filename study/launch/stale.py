@@ -136,6 +136,16 @@ def workdir_dependents(workdir: str | os.PathLike, job_ids: Iterable[str], known
         after.update(j.id for j in found)
 
 
+def with_workdir_dependents(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str]) -> Plan:
+    """`plan` with the workdir's jobs of other grids that depend on one of `job_ids` added (`workdir_dependents`),
+    for `refuse_live_dependents` and `rerun_results` to see another grid's evaluations of a shared pretraining;
+    `plan` itself where there are none."""
+    import dataclasses
+
+    extra = workdir_dependents(workdir, job_ids, {j.id for j in plan.jobs})
+    return dataclasses.replace(plan, jobs=plan.jobs + extra) if extra else plan
+
+
 def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], reason: str | None = None,
               grids: Mapping[str, str] | None = None) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result

@@ -608,6 +608,35 @@ def test_rerun_of_a_shared_pretraining_whose_result_was_removed_trains_from_step
     assert "of no job of its plan" not in out, out
 
 
+def test_set_aside_stale_refuses_while_another_grids_evaluation_of_the_shared_encoder_waits_to_run(env):
+    """A stale pretraining shared by two grids: `--set-aside-stale` of one grid moved the encoder from under the other
+    grid's evaluation of it that waited to run (it would fail, or score the old encoder): nothing is moved."""
+    import socket
+
+    from study.paths import manifests_dir
+
+    grid, wd = _run_grid(env, "staleshared")
+    other = env / "h.yaml"
+    other.write_text(grid_text("h").replace("protocol: linear", "protocol: knn"))
+    code, _, err = run_cli(["submit", str(other), "--cluster", "local", "--workdir", str(wd), "--workers", "1"])
+    assert code == 0, err
+    pre = plan_grid(grid).by_stage("pretrain")[0]
+    theirs = plan_grid(other).by_stage("evaluate")[0]
+    (wd / "results" / f"{theirs.id}.json").unlink()  # queued again by a command of its grid
+    Ledger(wd, "h").append([{"event": "local", "job": theirs.id, "stage": "evaluate", "state": "pending",
+                             "pid": os.getpid(), "host": socket.gethostname(), "log": None}])
+    meta_path = manifests_dir() / "toy_train.json"  # the session's shared manifest: restored below
+    original = meta_path.read_text()
+    try:
+        meta_path.write_text(json.dumps({**json.loads(original), "content_hash": "f" * 64}))  # as a rebuild
+        code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--set-aside-stale"])
+    finally:
+        meta_path.write_text(original)
+    assert code == 2 and f"--set-aside-stale: 1 job(s) to set aside, or that use a result to set aside, run or wait " \
+                         f"to run: evaluate {theirs.id} (pending)" in err, err
+    assert (wd / "jobs" / pre.id / "encoder.pt").is_file() and not (wd / "stale").exists()
+
+
 def test_the_jobs_a_copy_of_the_grid_ran_here_are_not_the_originals_stale_results(env):
     """Only a local run's `pending` lines recorded its grid file: the `running` and `done` lines after them read as any
     file's, so `study status original.yaml` (and its report) named the jobs a copy under the same `name:` ran here as
