@@ -112,3 +112,47 @@ def test_a_dry_run_says_how_many_jobs_the_queue_limit_lets_in_and_a_time_over_th
     assert err.rstrip().endswith("nothing was queued") and not (slurm / "counter").exists(), err
     code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))
     assert code == 0 and "study: warning: " in err and "24h MaxWall of QOS 'capped'" in err, err
+
+
+# `scontrol --oneliner show partition`, as Slurm 22.05 prints it (fields cut): debug takes QOS capped only, gpu
+# does not take account lab
+PARTITIONS = ("PartitionName=debug AllowGroups=ALL AllowAccounts=ALL AllowQos=capped,Long AllocNodes=ALL Default=YES "
+              "QoS=N/A MaxTime=UNLIMITED State=UP\n"
+              "PartitionName=gpu AllowGroups=ALL DenyAccounts=lab AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A "
+              "MaxTime=UNLIMITED State=UP\n")
+
+
+def test_a_partition_that_does_not_take_the_stages_qos_or_account_is_refused_before_any_sbatch(env, slurm):
+    """A job of a QOS or account its partition does not take (AllowQos, DenyAccounts) pends for ever where the
+    cluster's EnforcePartLimits is NO ("Job's QOS not permitted to use this partition"): refused before the first
+    sbatch, saying which and where to look, and warned of by a dry run; a list of partitions of which one takes it
+    goes on. The stage's QOS without `qos` is its association's (two QOS, no default: normal)."""
+    from study.launch.slurm.params import PartitionAccess, partition_access
+
+    fake_commands(slurm / "bin",
+                  sacctmgr=(f'case "$*" in *"show qos"*) printf "{QOS}" | grep -i "^$(echo "$*" | '
+                            f'sed "s/.*name=\\([^ ]*\\).*/\\1/")|"; exit 0;; *withassoc*) printf "{USER}"; exit 0;; '
+                            f'esac; exit 1'),
+                  scontrol=(f'case "$*" in *partition*) printf "{PARTITIONS}";; *) echo "AccountingStorageEnforce = '
+                            f'associations"; echo "MaxArraySize = 1001";; esac'))
+    assert partition_access() == {"debug": PartitionAccess(allow_qos=frozenset({"capped", "long"})),
+                                  "gpu": PartitionAccess(deny_accounts=frozenset({"lab"}))}
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("access"))
+    (env / "profile.yaml").write_text(PROFILE)  # partition debug, no qos: normal, which debug does not take
+    code, _, err = run_cli(submit_argv(grid, env / "wd"))
+    assert code == 2 and ("pretrain and evaluate jobs: partition 'debug' takes only QOS capped, long (AllowQos), not "
+                          "'normal' (scontrol show partition): set `qos` or `account` to one it takes, or another "
+                          "`partition`; nothing was queued") in err, err
+    assert err.rstrip().endswith("nothing was queued") and not (slurm / "counter").exists(), err
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))
+    assert code == 0 and "study: warning: " in err and "takes only QOS capped, long (AllowQos)" in err, err
+    (env / "profile.yaml").write_text(PROFILE + "qos: Capped\n")  # taken: no word of it
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))
+    assert code == 0 and "AllowQos" not in err, err
+    (env / "profile.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpu") + "qos: capped\n")
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))  # the default account, lab, denied
+    assert "partition 'gpu' does not take account 'lab' (DenyAccounts)" in err, err
+    (env / "profile.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpu,debug") + "qos: capped\n")
+    code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))  # debug takes it: Slurm runs it there
+    assert code == 0 and "DenyAccounts" not in err, err

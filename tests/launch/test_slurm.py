@@ -184,6 +184,26 @@ def test_an_array_whose_call_files_were_never_named_runs_once_the_next_command_w
     assert sorted(e["job"] for e in queued(wd, "calls")) == sorted(j.id for j in plan.jobs)
 
 
+def test_rerun_queues_the_chosen_done_jobs_and_their_evaluations_again_and_they_train_from_step_0(slurm_cluster,
+                                                                                                env):
+    """`study submit --cluster slurm --rerun --where stage=pretrain` on a finished grid: the pretraining jobs and the
+    evaluations that used them are set aside and queued again with their dependencies, and each pretraining job
+    trains from step 0 (no checkpoint left to resume), to the same results on this CPU."""
+    grid, wd = env / "again.yaml", env / "wd"
+    grid.write_text(grid_text("again"))
+    plan = plan_grid(grid)
+    submit(grid, wd)
+    wait_until(all_results(plan, wd), 180, "the first run's results", grid, wd)
+    before = {j.id: metrics(wd, j.id) for j in plan.jobs}
+    err = submit(grid, wd, "--where", "stage=pretrain", "--rerun")
+    assert "set aside 2 job(s) to run again" in err and "queued 2 job(s) in 2 array(s)" in err, err
+    wait_until(all_results(plan, wd), 180, "the results of the rerun", grid, wd)
+    assert {j.id: metrics(wd, j.id) for j in plan.jobs} == before
+    pre = plan.by_stage("pretrain")[0]
+    assert not read_result(wd / "results" / f"{pre.id}.json")["protocol"]["resumed_from_steps"]
+    assert len(queued(wd, "again")) == 4
+
+
 def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
     grid = env / "cancelg.yaml"
     grid.write_text(grid_text("cancelg", steps=LONG_STEPS))
@@ -302,8 +322,8 @@ def test_sacctmgr_answers_the_questions_study_asks_it(slurm_cluster):
 
 
 # a site's limits: a partition of MaxTime 30 min beside debug, the limits of QOS and associations enforced
-SITE_CONF = ("PartitionName=short Nodes=ALL MaxTime=30 State=UP\nEnforcePartLimits=NO\n"
-             "AccountingStorageEnforce=associations,limits,qos")
+SITE_CONF = ("PartitionName=short Nodes=ALL MaxTime=30 State=UP\nPartitionName=noroot Nodes=ALL DenyAccounts=root "
+             "State=UP\nEnforcePartLimits=NO\nAccountingStorageEnforce=associations,limits,qos")
 
 
 def _sacctmgr(*args: str) -> None:
@@ -343,7 +363,8 @@ def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_
     study_long's flag is read, and its jobs run to their results; QOS normal, without it, is refused before any
     sbatch, saying so; a stage that names no QOS gets its association's default (normal), once given the flag, and
     was refused all the same. A 1h job on QOS study_capped (MaxWall 20 min) pended for ever
-    (QOSMaxWallDurationPerJobLimit): refused before any sbatch."""
+    (QOSMaxWallDurationPerJobLimit), as did a job of an account its partition denies (EnforcePartLimits=NO): each
+    refused before any sbatch."""
     grid, wd = env / "lifted.yaml", env / "wd"
     grid.write_text(grid_text("lifted"))
     _evaluate_on(env, "partition: short, qos: study_long")
@@ -366,6 +387,11 @@ def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_
     assert code == 2 and ("evaluate jobs ask for up to 1h (`time`), more than the 20m MaxWall of QOS 'study_capped' "
                           "(`stages.evaluate.qos`, sacctmgr)") in err, err
     assert Ledger(env / "wd_wall", "lifted").events() == []
+    _evaluate_on(env, "partition: noroot")  # root's default account, which the partition denies: pends for ever
+    code, _, err = run_cli(submit_argv(grid, env / "wd_denied"))
+    assert code == 2 and ("evaluate jobs: partition 'noroot' does not take account 'root' (DenyAccounts) (scontrol "
+                          "show partition)") in err, err
+    assert Ledger(env / "wd_denied", "lifted").events() == []
 
 
 def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_the_rest(site_limits, env):

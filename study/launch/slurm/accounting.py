@@ -172,6 +172,18 @@ class Accounting:
         return association.job_qos(), (f"QOS {association.job_qos()!r} (your association's default: the profile sets "
                                        f"no `{placement.key('qos')}`; sacctmgr)")
 
+    def job_qos(self, placement: Any) -> str | None:
+        """The QOS of a stage's jobs (`stage_qos`), lower case; None where it cannot tell."""
+        qos = self.stage_qos(placement)
+        return None if qos is None else qos[0]
+
+    def job_account(self, placement: Any) -> str | None:
+        """The account of a stage's jobs: its own, else the user's default one (sacctmgr); None where it cannot
+        tell."""
+        if placement.account:
+            return placement.account.lower()
+        return self.associations[0] or None if self.associations is not None else None
+
     def lifts_time_limit(self, placement: Any) -> bool | None:
         """Whether a stage's QOS has the flag PartitionTimeLimit. A stage that names no QOS, where sacctmgr cannot
         tell its association's: False (a cluster without accounting has no QOS)."""

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from typing import Any, Callable, Container, Iterable, Sequence
 
 from submitit.slurm.slurm import _convert_mem
@@ -209,6 +210,72 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
             f"{placement.key('partition')[:-len('partition')]}max_time: {minutes_text(limit)} so that `study plan` "
             f"checks it")
     return over, unsure
+
+
+@dataclass(frozen=True)
+class PartitionAccess:
+    """The QOS and accounts a partition takes, as `scontrol show partition` says: AllowQos and AllowAccounts (None:
+    ALL), DenyQos and DenyAccounts (lower case). A job of another pends for ever where the cluster does not make
+    sbatch refuse it (EnforcePartLimits=NO: squeue's "Job's QOS not permitted to use this partition")."""
+
+    allow_qos: frozenset[str] | None = None
+    deny_qos: frozenset[str] = frozenset()
+    allow_accounts: frozenset[str] | None = None
+    deny_accounts: frozenset[str] = frozenset()
+
+    def refuses(self, qos: str | None, account: str | None) -> str | None:
+        """Why the partition does not take a job of `qos` and `account` (None: not known, not checked); None where
+        it takes it."""
+        for kind, name, allow, deny, key in (("QOS", qos, self.allow_qos, self.deny_qos, "Qos"),
+                                             ("account", account, self.allow_accounts, self.deny_accounts, "Accounts")):
+            if name is None:
+                continue
+            if allow is not None and name.lower() not in allow:
+                return f"takes only {kind} {', '.join(sorted(allow))} (Allow{key}), not {name.lower()!r}"
+            if name.lower() in deny:
+                return f"does not take {kind} {name.lower()!r} (Deny{key})"
+        return None
+
+
+def partition_access() -> dict[str, PartitionAccess] | None:
+    """Each partition's `PartitionAccess`, as `scontrol --oneliner show partition` lists them; None where scontrol is
+    absent or does not answer."""
+    run = ask_slurm(["scontrol", "--oneliner", "show", "partition"])
+    if run is None or run.returncode != 0:
+        return None
+    out = {}
+    for line in run.stdout.splitlines():
+        fields = dict(token.partition("=")[::2] for token in line.split() if "=" in token)
+        if not fields.get("PartitionName"):
+            continue
+
+        names = {key: frozenset(n.lower() for n in fields.get(key, "").split(",") if n and n != "(null)")
+                 for key in ("AllowQos", "DenyQos", "AllowAccounts", "DenyAccounts")}
+        out[fields["PartitionName"]] = PartitionAccess(
+            None if fields.get("AllowQos", "ALL") == "ALL" else names["AllowQos"], names["DenyQos"],
+            None if fields.get("AllowAccounts", "ALL") == "ALL" else names["AllowAccounts"], names["DenyAccounts"])
+    return out
+
+
+def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str, PartitionAccess],
+                          qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None]) -> list[str]:
+    """Each stage none of whose partitions (`access`: `partition_access`) takes its jobs' QOS and account (`qos_of`,
+    `account_of`: of its placement; None where not known, not checked), said with the keys to change: such a job pends
+    for ever, or sbatch refuses it (EnforcePartLimits). None of a stage sent to another cluster."""
+    said: dict[str, list[str]] = {}  # what to say -> the stages it is said of
+    for stage in stages:
+        placement = profile.placement(stage)
+        names = [name for name in (placement.partition or "").split(",") if name in access]
+        if _elsewhere(placement) or not names:
+            continue
+        qos, account = qos_of(placement), account_of(placement)
+        why = [access[name].refuses(qos, account) for name in names]
+        if all(why):
+            text = ("; ".join(f"partition {name!r} {w}" for name, w in zip(names, why))
+                    + f" (scontrol show partition): set `{placement.key('qos')}` or `{placement.key('account')}` to "
+                      f"one it takes, or another `{placement.key('partition')}`")
+            said.setdefault(text, []).append(stage)
+    return [f"{' and '.join(stages)} jobs: {text}" for text, stages in said.items()]
 
 
 def _elsewhere(placement: Any) -> bool:

@@ -30,8 +30,8 @@ from study.grids.profile import option_name
 from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.accounting import Accounting, submit_room
-from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_nodes_up,
-                                       slurm_parameters, unknown_partitions)
+from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_access,
+                                       partition_nodes_up, partitions_not_taking, slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -86,9 +86,9 @@ def _stage_times(jobs: Iterable[Any]) -> dict[str, int]:
 def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Accounting, dry_run: bool,
                       err: TextIO) -> None:
     """A partition of the stages to queue that sinfo does not list, or whose MaxTime is below the time a stage's jobs
-    ask for (`stage_times`: stage -> minutes) and their QOS does not lift, or a time above the MaxWall of their QOS
-    or association: a StudyError; a warning for a dry run. Nothing where sinfo (of a MaxWall, sacctmgr) cannot
-    tell."""
+    ask for (`stage_times`: stage -> minutes) and their QOS does not lift, or that does not take their QOS or account
+    (AllowQos, DenyAccounts, ...: `scontrol show partition`), or a time above the MaxWall of their QOS or association:
+    a StudyError; a warning for a dry run. Nothing where sinfo (of a MaxWall, sacctmgr) cannot tell."""
     known = cluster_partitions() if stage_times else None  # nothing to queue: nothing to ask
     problems, unsure = [], []
     if known is not None:
@@ -98,6 +98,10 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Acc
                             f"{', '.join(sorted(known))})")
         over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit)
         problems += over
+        access = partition_access()
+        if access is not None:
+            problems += partitions_not_taking(profile, stage_times, access, accounting.job_qos,
+                                              accounting.job_account)
     problems += _over_max_wall(profile, stage_times, accounting)
     for said in unsure:
         print(f"study: warning: profile {profile.path or 'built-in default'}: {said}; unless the stage's QOS has the "
