@@ -33,8 +33,8 @@ from study.configfields import is_num
 from study.evaluate.protocols import names_where
 from study.evaluate.recipes import recipe
 from study.grids.jobs import Job, crop_size, trains_nothing
-from study.grids.profile import DEFAULT_THROUGHPUT, CostModel, Profile
-from study.grids.schema import DatasetSpec, Grid
+from study.grids.profile import DEFAULT_THROUGHPUT, REFERENCE_BACKBONE, CostModel, Profile
+from study.grids.schema import ALL, DatasetSpec, Grid
 from study.train.config import PretrainConfig
 
 
@@ -47,6 +47,7 @@ TRAINING_PROTOCOLS = names_where(trains=True)  # those that train on each labele
 # dtype's bytes: study.train.backbones' feature_dim and study.evaluate.features' float32
 FEATURE_DIMS = {"resnet50": 2048, "resnet50_small": 2048, "resnet18": 512, "resnet18_small": 512, "resnet34": 512,
                 "resnet34_small": 512}
+FEATURE_DIMS_WIDTH = 64  # the backbone width FEATURE_DIMS are at
 PROBE_RATE_DIM = 2048  # the feature width a profile's probe_rate is measured at (a probe's cost grows with it)
 FEATURE_BYTES = 4
 # vectors the size of a probe's weights that study.evaluate.linear holds at once: L-BFGS's history (20 pairs), its
@@ -60,73 +61,91 @@ PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.line
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> float:
     """Estimated wall-clock hours of `job` (its GPUs all busy); `pretrain`: the plan's pretraining jobs by id, whose
     backbones tell a probe's feature width (an encoder not among them counts as resnet50's 2048)."""
-    axes = job.axes
     gpus = max(1, job.resources.gpus * job.resources.nodes)
-    backbone = axes.get("backbone") or "resnet50"
+    backbone = job.axes.get("backbone") or REFERENCE_BACKBONE
     if backbone not in cost.throughput and "|" not in backbone:  # (two encoders' "a|b": resnet50's, unsaid)
-        notes.add(f"backbone {backbone!r} has no throughput in the profile: counted at resnet50's rates; set "
-                  f"cost.throughput.{backbone} in the profile")
-    elif backbone in DEFAULT_THROUGHPUT and cost.gives_rates() and not cost.given(backbone):
+        notes.add(f"backbone {backbone!r} has no throughput in the profile: counted at {REFERENCE_BACKBONE}'s rates; "
+                  f"set cost.throughput.{backbone} in the profile")
+    elif backbone in DEFAULT_THROUGHPUT and cost.gives_rates() and not cost.gives_rates_of(backbone):
         notes.add(f"backbone {backbone!r}: the profile's cost.throughput gives it no rates: counted at the built-in "
                   f"defaults (ours, rough A100 rates at 224 px); set cost.throughput.{backbone} in the profile")
     _note_measured_at(job, backbone, cost, notes, pretrain)
     if job.stage == "pretrain":
-        sec = job.config["pretrain"]
-        method = axes["method"]  # every job's (defaults.pretrain's where the axes give none)
-        given = cost.factor(backbone, method)
-        factor = given if given is not None else 0.0 if trains_nothing(method) else 1.0  # only its overhead
-        if given is None and factor:
-            notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
-                      f"1.0; set cost.method_factor.{method} in the profile")
-        # values of the wrong type are left to the config checks that follow (study.grids.checks.config.check_sections)
-        if is_num(sec.get("steps")):
-            batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PretrainConfig.batch_size
-            images = float(sec["steps"]) * float(batch)
-        else:
-            ds = grid.datasets[axes["dataset"]]
-            size = axes.get("size") or ds.train_images or (sum(n for _, n in ds.pool) if ds.pool else None)
-            if size is None:  # (a pooled set without one: the images it takes of each source)
-                notes.add(f"pretraining on {axes['dataset']!r} without a size: give datasets.{axes['dataset']}."
-                          f"train_images for its estimate (counted as 0 images)")
-                size = 0
-            epochs = sec.get("epochs") if is_num(sec.get("epochs")) else cost.default_epochs
-            images = float(epochs) * size
-        seconds = images * factor / (_rate(cost, backbone, "pretrain", notes) * gpus)
+        seconds = _pretrain_seconds(job, grid, cost, notes, backbone, gpus)
+    elif job.axes["protocol"] in TRAINING_PROTOCOLS:
+        seconds = _training_seconds(job, grid, cost, notes, backbone, gpus)
     else:
-        sec = job.config["evaluate"]
-        protocol = axes["protocol"]
-        ds = _eval_dataset(job, grid)
-        sizes, test = _eval_rows(job, grid, cost, notes)
-        if protocol in TRAINING_PROTOCOLS:  # one training run, and one test pass, per size
-            ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
-            epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
-            run = recipe(protocol)  # what its run takes where the grid gives nothing
-            # the batch: at most the labeled images (finetune.pretrain_dict)
-            batches = [min(float(ft["batch_size"] if is_num(ft.get("batch_size")) else run["batch_size"]), s)
-                       for s in sizes]
-            if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget, which replaces
-                images = sum(float(ft["steps"]) * b for b in batches)  # finetune.epochs (PretrainConfig)
-            else:
-                if not is_num(epochs):
-                    epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run["epochs"]
-                # an epoch is whole batches (study.train.data.steps_per_epoch): 511 labels at 256 train 256 images
-                images = float(epochs) * sum(s // b * b if b > 0 else 0.0 for s, b in zip(sizes, batches))
-            seconds = (images + test * len(sizes)) / (_rate(cost, backbone, "finetune", notes) * gpus)
-        else:
-            encoders = max(1, len(job.config.get("encoders") or []))
-            images = encoders * (max(sizes) + test)
-            seconds = images / (_rate(cost, backbone, "extract", notes) * gpus) + 60 * cost.probe_min * len(sizes)
-            if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
-                width = _job_feature_dim(job, pretrain, notes)
-                seconds += width / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
-                if protocol == "granularity" and sec.get("per_level"):
-                    notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
-                              f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "
-                              f"classes (iNat21's seven levels: ~1.6x the species probe)")
-            elif protocol in PROBE_PROTOCOLS and ds:
-                notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
-                          f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
+        seconds = _frozen_seconds(job, grid, cost, notes, backbone, gpus, pretrain)
     return seconds / 3600 + cost.job_overhead_min / 60
+
+
+def _pretrain_seconds(job: Job, grid: Grid, cost: CostModel, notes: set[str], backbone: str, gpus: int) -> float:
+    """A pretraining job's seconds on `gpus` GPUs: steps x batch, else epochs x size, images, x its method's factor."""
+    axes, sec = job.axes, job.config["pretrain"]
+    method = axes["method"]  # every job's (defaults.pretrain's where the axes give none)
+    given = cost.factor(backbone, method)
+    factor = given if given is not None else 0.0 if trains_nothing(method) else 1.0  # only its overhead
+    if given is None and factor:
+        notes.add(f"method {method!r} has no cost factor (the cost of its step against SimCLR's): counted as "
+                  f"1.0; set cost.method_factor.{method} in the profile")
+    # values of the wrong type are left to the config checks that follow (study.grids.checks.config.check_sections)
+    if is_num(sec.get("steps")):
+        batch = sec["batch_size"] if is_num(sec.get("batch_size")) else PretrainConfig.batch_size
+        images = float(sec["steps"]) * float(batch)
+    else:
+        ds = grid.datasets[axes["dataset"]]
+        size = axes.get("size") or ds.train_images or (sum(n for _, n in ds.pool) if ds.pool else None)
+        if size is None:  # (a pooled set without one: the images it takes of each source)
+            notes.add(f"pretraining on {axes['dataset']!r} without a size: give datasets.{axes['dataset']}."
+                      f"train_images for its estimate (counted as 0 images)")
+            size = 0
+        epochs = sec.get("epochs") if is_num(sec.get("epochs")) else cost.default_epochs
+        images = float(epochs) * size
+    return images * factor / (_rate(cost, backbone, "pretrain", notes) * gpus)
+
+
+def _training_seconds(job: Job, grid: Grid, cost: CostModel, notes: set[str], backbone: str, gpus: int) -> float:
+    """A fine-tuning or scratch evaluation's seconds on `gpus` GPUs: one training run, and one test pass, per
+    labeled size."""
+    sec, protocol = job.config["evaluate"], job.axes["protocol"]
+    sizes, test = _eval_rows(job, grid, cost, notes)
+    ft = sec.get("finetune") if isinstance(sec.get("finetune"), dict) else {}  # else EvalConfig says why
+    epochs = sec.get("epochs") if sec.get("epochs") is not None else ft.get("epochs")  # as finetune.py
+    run = recipe(protocol)  # what its run takes where the grid gives nothing
+    # the batch: at most the labeled images (finetune.pretrain_dict)
+    batches = [min(float(ft["batch_size"] if is_num(ft.get("batch_size")) else run["batch_size"]), s)
+               for s in sizes]
+    if sec.get("epochs") is None and is_num(ft.get("steps")):  # a step budget, which replaces
+        images = sum(float(ft["steps"]) * b for b in batches)  # finetune.epochs (PretrainConfig)
+    else:
+        if not is_num(epochs):
+            epochs = cost.finetune_epochs if cost.finetune_epochs is not None else run["epochs"]
+        # an epoch is whole batches (study.train.data.steps_per_epoch): 511 labels at 256 train 256 images
+        images = float(epochs) * sum(s // b * b if b > 0 else 0.0 for s, b in zip(sizes, batches))
+    return (images + test * len(sizes)) / (_rate(cost, backbone, "finetune", notes) * gpus)
+
+
+def _frozen_seconds(job: Job, grid: Grid, cost: CostModel, notes: set[str], backbone: str, gpus: int,
+                    pretrain: dict[str, Job]) -> float:
+    """A frozen-feature evaluation's seconds on `gpus` GPUs: its encoders' feature extraction, `probe_min` per
+    labeled size, and where it fits probes on a dataset that gives `classes`, their rows x classes x width."""
+    sec, protocol = job.config["evaluate"], job.axes["protocol"]
+    ds = _eval_dataset(job, grid)
+    sizes, test = _eval_rows(job, grid, cost, notes)
+    encoders = max(1, len(job.config.get("encoders") or []))
+    images = encoders * (max(sizes) + test)
+    seconds = images / (_rate(cost, backbone, "extract", notes) * gpus) + 60 * cost.probe_min * len(sizes)
+    if protocol in PROBE_PROTOCOLS and ds and ds.classes:  # probe_rate is at 2048-d (concat: both widths)
+        width = _job_feature_dim(job, pretrain, notes)
+        seconds += width / PROBE_RATE_DIM * ds.classes * sum(sizes) / (cost.probe_rate * gpus)
+        if protocol == "granularity" and sec.get("per_level"):
+            notes.add(f"granularity per_level on {ds.key!r}: its probes counted at the finest level's "
+                      f"{ds.classes:,} classes only; each coarser level's probe adds the cost of its own "
+                      f"classes (iNat21's seven levels: ~1.6x the species probe)")
+    elif protocol in PROBE_PROTOCOLS and ds:
+        notes.add(f"linear probes on {ds.key!r} without datasets.{ds.key}.classes: counted at probe_min per "
+                  f"labeled size only; give classes for their cost (labeled rows x classes / probe_rate)")
+    return seconds
 
 
 def _rate(cost: CostModel, backbone: str, kind: str, notes: set[str]) -> float:
@@ -134,8 +153,9 @@ def _rate(cost: CostModel, backbone: str, kind: str, notes: set[str]) -> float:
     jobs of one stage): this kind is counted at resnet50's."""
     table = cost.throughput.get(backbone)
     if table and kind not in table and "|" not in backbone:
-        notes.add(f"cost.throughput.{backbone} gives no {kind} rate: its {kind} work counted at resnet50's; set "
-                  f"cost.throughput.{backbone}.{kind} in the profile (rates.yaml has it once such a job has run)")
+        notes.add(f"cost.throughput.{backbone} gives no {kind} rate: its {kind} work counted at "
+                  f"{REFERENCE_BACKBONE}'s; set cost.throughput.{backbone}.{kind} in the profile (rates.yaml has it "
+                  "once such a job has run)")
     return cost.rate(backbone, kind)
 
 
@@ -193,14 +213,14 @@ def _eval_rows(job: Job, grid: Grid, cost: CostModel, notes: set[str]) -> tuple[
         notes.add(f"evaluations on {name!r} without datasets.{name}.test_images: their test sets counted as "
                   f"default_test_images ({test:,}); give test_images for their estimate")
     given = job.config["evaluate"].get("labeled_sizes")
-    sizes = [s for s in (given if isinstance(given, list) else ["all"]) if is_num(s) or s == "all"] or ["all"]
-    if "all" in sizes:  # the train split (else EvalConfig says why)
+    sizes = [s for s in (given if isinstance(given, list) else [ALL]) if is_num(s) or s == ALL] or [ALL]
+    if ALL in sizes:  # the train split (else EvalConfig says why)
         whole = ds.train_images if ds and ds.train_images else None
         if whole is None:
             whole = cost.default_test_images
             notes.add(f"evaluations on {name!r} at labeled size `all` without datasets.{name}.train_images: counted "
                       f"as default_test_images ({whole:,}) images; give train_images for their estimate")
-        sizes = [whole if s == "all" else s for s in sizes]
+        sizes = [whole if s == ALL else s for s in sizes]
     return sizes, test
 
 
@@ -237,12 +257,12 @@ def _feature_dim(enc: str, layer: str, pretrain: dict[str, Job], notes: set[str]
     """The feature width of encoder `enc` (a pretraining job's id; another encoder counts as resnet50) at `layer`."""
     pj = pretrain.get(enc)
     pc = pj.config["pretrain"] if pj is not None else {}
-    backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or "resnet50"
+    backbone = (pj.axes.get("backbone") if pj is not None else None) or pc.get("backbone") or REFERENCE_BACKBONE
     if backbone not in FEATURE_DIMS:
-        notes.add(f"backbone {backbone!r}: feature cache and probes counted at resnet50's "
-                  f"{FEATURE_DIMS['resnet50']} features per image (add it to study.grids.cost.FEATURE_DIMS)")
-    width = pc.get("width") if is_num(pc.get("width")) else 64
-    dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS["resnet50"]) * width / 64
+        notes.add(f"backbone {backbone!r}: feature cache and probes counted at {REFERENCE_BACKBONE}'s "
+                  f"{FEATURE_DIMS[REFERENCE_BACKBONE]} features per image (add it to study.grids.cost.FEATURE_DIMS)")
+    width = pc.get("width") if is_num(pc.get("width")) else PretrainConfig.width
+    dim = FEATURE_DIMS.get(backbone, FEATURE_DIMS[REFERENCE_BACKBONE]) * width / FEATURE_DIMS_WIDTH
     if layer.startswith("layer") and layer[5:].isdigit():
         dim /= 2 ** (4 - int(layer[5:]))
     return dim
@@ -290,15 +310,11 @@ def _mem_source(job: Job, grid: Grid, profile: Profile) -> str:
     return f"in the profile's stages.evaluate ({where}), or in the grid's evaluate entry's `resources`"
 
 
-def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, Job] | None = None) -> dict[str, Any]:
-    """GPU-hours and wall time of `jobs` (see the module docstring), per stage and in total; `encoders`: the
-    pretraining jobs by id whose backbones tell a probe's feature width (default: those among `jobs`)."""
-    cost = profile.cost
-    notes: set[str] = set()
-    stages: dict[str, dict[str, Any]] = {}
-    over_limit = beyond_requeues = uncapped = 0
-    pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
-    short = [(evaluation_memory_gb(job, grid, cost, pretrain, notes), job) for job in jobs]
+def _note_short_memory(jobs: list[Job], grid: Grid, profile: Profile, pretrain: dict[str, Job],
+                       notes: set[str]) -> None:
+    """Note the evaluations that would hold more than their `mem` (`evaluation_memory_gb`), naming the one that
+    would hold the most, and the remedy."""
+    short = [(evaluation_memory_gb(job, grid, profile.cost, pretrain, notes), job) for job in jobs]
     short = sorted(((gb, job) for gb, job in short if gb > job.resources.mem_gb), key=lambda t: -t[0])
     if short:
         gb, job = short[0]
@@ -308,6 +324,17 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
                   f"inner feature_layer (narrower features) or a profile for nodes with more memory")
         notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
                   f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): {remedy}")
+
+
+def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, Job] | None = None) -> dict[str, Any]:
+    """GPU-hours and wall time of `jobs` (see the module docstring), per stage and in total; `encoders`: the
+    pretraining jobs by id whose backbones tell a probe's feature width (default: those among `jobs`)."""
+    cost = profile.cost
+    notes: set[str] = set()
+    stages: dict[str, dict[str, Any]] = {}
+    over_limit = beyond_requeues = uncapped = 0
+    pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
+    _note_short_memory(jobs, grid, profile, pretrain, notes)
     for job in jobs:
         h = job_hours(job, grid, cost, notes, pretrain)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})

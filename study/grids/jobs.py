@@ -17,7 +17,8 @@ from study.counts import format_count
 from study.errors import StudyError
 from study.evaluate.protocols import protocol as protocol_of
 from study.grids.profile import Profile, Resources, resolve_resources
-from study.grids.schema import ALL, AXES, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid, parsed_corruption
+from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid,
+                                parsed_corruption)
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -25,9 +26,10 @@ from study.train.config import UNTRAINED_METHODS, PretrainConfig
 
 # a pretrain section's keys that are settings of every method (the others name one method's own: `moco`, `byol`)
 PRETRAIN_FIELDS = frozenset(f.name for f in fields(PretrainConfig)) - {"method_settings"}
-# the evaluate-section keys the planner fills (EvalConfig field names)
-EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST, EVAL_SIZES, EVAL_LEVELS = (
-    "protocol", "train_manifest", "test_manifest", "labeled_sizes", "levels")
+# the evaluate-section keys the planner fills (EvalConfig field names): from the axes and datasets, and from the
+# entry's own `labeled_sizes` and `levels`
+EVAL_PROTOCOL, EVAL_TRAIN, EVAL_TEST = PLANNER_EVAL_KEYS
+EVAL_SIZES, EVAL_LEVELS = "labeled_sizes", "levels"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Job:
 
 def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
              resources: Resources, entry: int | None = None) -> Job:
+    """The job of `stage` at `axes` (each of AXES, None where it has none; `variant` where set) running `section`,
+    after the pretraining jobs `encoders` read (an evaluation's); its id hashes `id_config` of its config."""
     config: dict[str, Any] = {"stage": stage, "axes": {a: axes.get(a) for a in AXES}}
     if axes.get(VARIANT_AXIS) is not None:
         config["axes"][VARIANT_AXIS] = axes[VARIANT_AXIS]
@@ -119,6 +123,9 @@ def corrupted_manifest(train: str, spec: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ building
 class _Builder:
+    """The jobs made so far (each id once, in the order made) and the resources of each stage or entry, resolved
+    once."""
+
     def __init__(self, grid: Grid, profile: Profile):
         self.grid = grid
         self.profile = profile
@@ -143,6 +150,8 @@ class _Builder:
 
 
 def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> list[Job]:
+    """The jobs of `grid`: one pretraining job per point (study.grids.expand), then each evaluate entry's; a grid
+    error where two entries' jobs would share report cells (`_refuse_shared_cells`)."""
     b = _Builder(grid, profile)
     pre_res = b.resources("pretrain", None)
     untrained_res = pre_res.at_most(profile.untrained_max())

@@ -2,8 +2,8 @@
 
 A profile is a YAML file (see grids/README.md, "Cluster profiles"); `load_profile(path)` validates it once into a
 `Profile`. `Profile()` with no file is the built-in default: a generic 8-GPU node and no partition.
-`Profile.placement(stage)` is where a stage's jobs go: the profile's partition, account, qos, max_time and additional,
-each overridden by the stage's own (`stages.<stage>.partition`, ...).
+`Profile.placement(stage)` is where a stage's jobs go: the profile's partition, account, qos, constraint, gpu_type,
+max_time and additional, each overridden by the stage's own (`stages.<stage>.partition`, ...).
 `resolve_resources(...)` turns the layered resource specs (profile stage, grid stage, evaluate entry) into one
 `Resources` per job; the launcher groups jobs by `(stage, resources)` into arrays.
 """
@@ -67,6 +67,7 @@ DEFAULT_THROUGHPUT = {
     "resnet50": {"pretrain": 700.0, "finetune": 1300.0, "extract": 3000.0},
     "resnet18": {"pretrain": 2000.0, "finetune": 3500.0, "extract": 9000.0},
 }
+REFERENCE_BACKBONE = "resnet50"  # whose rates (and feature width) the estimate counts where a backbone has none
 # ours: cost of one pretraining image relative to SimCLR (supervised: one view and no projection head); a method
 # that trains nothing (`random`, `pretrained`) counts 0 without one (study.grids.cost)
 DEFAULT_METHOD_FACTOR = {"simclr": 1.0, "moco": 0.9, "byol": 1.2, "supervised": 0.5}
@@ -98,8 +99,10 @@ class CostModel:
     names_at: dict[tuple[str, str], int] = field(default_factory=dict, compare=False)
 
     def rate(self, backbone: str | None, kind: str) -> float:
-        table = self.throughput.get(backbone or "") or self.throughput.get("resnet50") or DEFAULT_THROUGHPUT["resnet50"]
-        return float(table.get(kind) or DEFAULT_THROUGHPUT["resnet50"][kind])
+        """Images/s per GPU of `kind` work (COST_KINDS) on `backbone`: the profile's, else REFERENCE_BACKBONE's."""
+        table = (self.throughput.get(backbone or "") or self.throughput.get(REFERENCE_BACKBONE)
+                 or DEFAULT_THROUGHPUT[REFERENCE_BACKBONE])
+        return float(table.get(kind) or DEFAULT_THROUGHPUT[REFERENCE_BACKBONE][kind])
 
     def factor(self, backbone: str | None, method: str) -> float | None:
         """The cost of `method`'s pretraining image relative to SimCLR's on `backbone`: the factor measured on it
@@ -107,7 +110,7 @@ class CostModel:
         own = self.backbone_factors.get(backbone or "", {})
         return own[method] if method in own else self.method_factor.get(method)
 
-    def given(self, backbone: str) -> bool:
+    def gives_rates_of(self, backbone: str) -> bool:
         """Whether the profile file gives `backbone` its own rates (else they are the built-in DEFAULT_THROUGHPUT)."""
         return ("throughput", backbone) in self.names_at
 
@@ -219,6 +222,9 @@ class Profile:
 
 
 GPU_OPTIONS = ("gpus-per-node", "gres")
+# the most seconds sbatch's --signal takes: a longer signal_delay_s reaches it for a job of 8 days or more
+# (slurm.params caps the delay at a tenth of the job's time)
+MAX_SIGNAL_DELAY_S = 65535
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
                 "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs",
                 "signal_delay_s", "max_time", "setup", "python", "additional", "stages", "cost")
@@ -283,7 +289,7 @@ def load_profile(path: str | Path | None) -> Profile:
     if not isinstance(setup, list) or not all(isinstance(s, str) for s in setup):
         raise fail(p, raw.line_of("setup"), "setup: expected a list of shell lines")
     additional = _additional(p, raw, "additional")
-    gpu_type, gpu_option = _gpu_type(p, raw, "gpu_type"), opt_str("gpu_option") or "gpus-per-node"
+    gpu_type, gpu_option = _gpu_type(p, raw, "gpu_type"), opt_str("gpu_option") or Profile.gpu_option
     if gpu_option not in GPU_OPTIONS:
         raise fail(p, raw.line_of("gpu_option"), f"gpu_option: expected one of {', '.join(GPU_OPTIONS)}, "
                                                  f"got {gpu_option!r}")
@@ -293,12 +299,12 @@ def load_profile(path: str | Path | None) -> Profile:
     for key in ("max_parallel_gpus", "max_parallel_jobs"):
         if opt_int(key, None) == 0:  # read as no limit by the estimate and the throttle alike: say so instead
             raise fail(p, raw.line_of(key), f"{key}: expected an integer >= 1, got 0 (leave it out for no limit)")
-    signal_delay_s = opt_int("signal_delay_s", 90)
+    signal_delay_s = opt_int("signal_delay_s", Profile.signal_delay_s)
     if not signal_delay_s:
         raise fail(p, raw.line_of("signal_delay_s"), "signal_delay_s: expected a number of seconds >= 1, got 0")
-    if signal_delay_s > 65535:  # sbatch refuses a --signal time above it (written for a job of 8 days or more)
-        raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most 65535 seconds (the most "
-                                                     f"sbatch's --signal takes), got {signal_delay_s}")
+    if signal_delay_s > MAX_SIGNAL_DELAY_S:
+        raise fail(p, raw.line_of("signal_delay_s"), f"signal_delay_s: expected at most {MAX_SIGNAL_DELAY_S} seconds "
+                                                     f"(the most sbatch's --signal takes), got {signal_delay_s}")
     max_time_min = _max_time(p, raw, "max_time")
     raw_stages = raw.get("stages") or {}
     for stage in STAGES:  # a stage time the profile leaves to DEFAULT_STAGES (24h, 12h) is one it fits
@@ -306,7 +312,7 @@ def load_profile(path: str | Path | None) -> Profile:
         if (limit is not None and "time" not in (raw_stages.get(stage) or {})
                 and parse_minutes(stages[stage]["time"]) > limit):
             stages[stage]["time"] = minutes_text(limit)
-    max_array = opt_int("max_array_size", 1000)
+    max_array = opt_int("max_array_size", Profile.max_array_size)
     if not max_array:
         raise fail(p, raw.line_of("max_array_size"), "max_array_size: expected an integer >= 1")
     prof = Profile(
@@ -340,10 +346,16 @@ def _opt_str(p: str, raw: YMap, key: str, said: str) -> str | None:
     v = raw.get(key)
     if v is not None and not isinstance(v, str):
         raise fail(p, raw.line_of(key), f"{said}: expected a string, got {v!r}")
-    if v and CONTROL.search(v):
-        raise fail(p, raw.line_of(key), f"{said}: {v!r} holds a line break or control character (each sbatch "
-                                        "option is one line of the script's header)")
+    if v:
+        _one_line(p, raw.line_of(key), said, v)
     return v or None
+
+
+def _one_line(p: str, line: int | None, said: str, value: Any) -> None:
+    """Refuse a value (`said`: its key in messages) holding a line break or control character (CONTROL)."""
+    if CONTROL.search(str(value)):
+        raise fail(p, line, f"{said}: {value!r} holds a line break or control character (each sbatch option is one "
+                            "line of the script's header)")
 
 
 def _partition(p: str, raw: YMap, said: str) -> str | None:
@@ -451,9 +463,7 @@ def _check_additional(p: str, additional: dict, gpu_option: str, where: str = "a
             fixed = isinstance(key, str) and key.lstrip("-").lower()
             raise fail(p, line, f"{where}: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
                                 "'_')" + (f": write `{fixed}`" if fixed and _OPTION.fullmatch(fixed) else ""))
-        if CONTROL.search(str(value)):
-            raise fail(p, line, f"{where}.{key}: {value!r} holds a line break or control character (each sbatch "
-                                "option is one line of the script's header)")
+        _one_line(p, line, f"{where}.{key}", value)
         if value is None and base is not None:
             if option_name(key) not in {option_name(k) for k in base}:
                 raise fail(p, line, f"{where}.{key}: null drops the profile's own `additional` option of that name, "

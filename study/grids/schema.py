@@ -49,6 +49,7 @@ PLANNER_EVAL_KEYS = ("protocol", "train_manifest", "test_manifest")
 # axes that defaults.pretrain may give a single value of (an axis not in `axes`); `dataset` comes from `axes` only
 DEFAULT_AXES = ("method", "backbone", "size", "corruption", "seed")
 ALL = "all"  # a labeled size: every row of the train manifest (EvalConfig's default)
+EVAL_DATASET_WORDS = ("same", "all")  # an entry's `eval_datasets` as one word: its encoders' datasets, or every one
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,23 @@ def load_grid(path: str | Path) -> Grid:
     zip_groups = _zip(p, raw, axes)
     exclude = tuple(_matchers(p, raw, "exclude", datasets, PRETRAIN_AXES))
     include = tuple(_matchers(p, raw, "include", datasets, PRETRAIN_AXES))
+    _include_whole_zip_groups(p, include, zip_groups)
+    pre_res, evaluate = _stages(p, raw, datasets)
+
+    if "method" not in axes and "method" not in d_pre:
+        raise fail(p, raw.line_of("axes"), "no method: give axes.method or defaults.pretrain.method")
+    if "dataset" not in axes:
+        raise fail(p, raw.line_of("axes"), "no dataset: give axes.dataset (keys of 'datasets')")
+    return Grid(path=p, name=name, description=description, datasets=datasets, defaults_pretrain=d_pre,
+                defaults_evaluate=d_eval, axes=axes, axis_lines=axis_lines, zip=zip_groups, include=include,
+                exclude=exclude, pretrain_resources=pre_res, evaluate=evaluate,
+                lines={k: raw.line_of(k) for k in raw},
+                defaults_lines={k: _key_lines(defaults.get(k)) for k in STAGE_KEYS})
+
+
+# ---------------------------------------------------------------------------------------------------- parts
+def _include_whole_zip_groups(p: str, include: tuple[Matcher, ...], zip_groups: tuple[tuple[str, ...], ...]) -> None:
+    """Refuse an include rule that names some axes of a zip group but not all: they move together."""
     for m in include:
         for group in zip_groups:
             named = [a for a in group if a in m.axes]
@@ -210,6 +228,10 @@ def load_grid(path: str | Path) -> Grid:
                 raise fail(p, m.line, f"include names {', '.join(map(repr, named))} but not "
                                       f"{', '.join(map(repr, missing))}, which move(s) with it (zip)")
 
+
+def _stages(p: str, raw: YMap, datasets: dict[str, DatasetSpec]) -> tuple[YMap, tuple[EvalEntry, ...]]:
+    """The grid's `stages`: the pretraining stage's `resources` (checked by resolve_resources, per job) and each
+    `stages.evaluate` entry (`_entry`)."""
     stages = raw["stages"]
     if not isinstance(stages, YMap):
         raise fail(p, raw.line_of("stages"), "stages: expected a mapping with 'pretrain' and 'evaluate'")
@@ -224,20 +246,9 @@ def load_grid(path: str | Path) -> Grid:
     entries = stages.get("evaluate") or YList()
     if not isinstance(entries, YList):
         raise fail(p, stages.line_of("evaluate"), "stages.evaluate: expected a list of evaluation entries")
-    evaluate = tuple(_entry(p, entries, i, datasets) for i in range(len(entries)))
-
-    if "method" not in axes and "method" not in d_pre:
-        raise fail(p, raw.line_of("axes"), "no method: give axes.method or defaults.pretrain.method")
-    if "dataset" not in axes:
-        raise fail(p, raw.line_of("axes"), "no dataset: give axes.dataset (keys of 'datasets')")
-    return Grid(path=p, name=name, description=description, datasets=datasets, defaults_pretrain=d_pre,
-                defaults_evaluate=d_eval, axes=axes, axis_lines=axis_lines, zip=zip_groups, include=include,
-                exclude=exclude, pretrain_resources=pre_res, evaluate=evaluate,
-                lines={k: raw.line_of(k) for k in raw},
-                defaults_lines={k: _key_lines(defaults.get(k)) for k in STAGE_KEYS})
+    return pre_res, tuple(_entry(p, entries, i, datasets) for i in range(len(entries)))
 
 
-# ---------------------------------------------------------------------------------------------------- parts
 def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], where: str) -> dict[str, Any]:
     sec = defaults.get(key)
     if sec is None:
@@ -338,22 +349,29 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
                                pool=tuple(pool), train_images=vals["train_images"], test_images=vals["test_images"],
                                line=line, pool_line=spec.line_of("pool") if raw_pool is not None else None,
                                classes=vals["classes"])
-    for spec in out.values():
+    _check_pools(p, out)
+    return out
+
+
+def _check_pools(p: str, datasets: dict[str, DatasetSpec]) -> None:
+    """Each pooled set as `study manifest pool` makes it: of other datasets' train manifests, none itself a pool nor
+    named twice, its key their keys joined with '+' (and a key with '+' a pooled set)."""
+    for spec in datasets.values():
         for src, _ in spec.pool:
-            if src not in out:
+            if src not in datasets:
                 raise fail(p, spec.line, f"datasets.{spec.key}.pool: unknown dataset {src!r}"
-                                         f"{did_you_mean(src, out)} (a key of 'datasets' with a train manifest)")
-            if not out[src].train:
+                                         f"{did_you_mean(src, datasets)} (a key of 'datasets' with a train manifest)")
+            if not datasets[src].train:
                 raise fail(p, spec.line, f"datasets.{spec.key}.pool: dataset {src!r} has no train manifest to pool")
-            if out[src].pooled:  # `study manifest pool` refuses a pool among its sources (itself included)
+            if datasets[src].pooled:  # `study manifest pool` refuses a pool among its sources (itself included)
                 raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {src!r} is itself a pool; "
                                                            f"pool its sources instead")
         seen: dict[str, str] = {}
         for src, _ in spec.pool:  # `study manifest pool` refuses a manifest named twice
-            other = seen.setdefault(out[src].train, src)
+            other = seen.setdefault(datasets[src].train, src)
             if other != src:
                 raise fail(p, spec.pool_line or spec.line, f"datasets.{spec.key}.pool: {other!r} and {src!r} "
-                                                           f"name one train manifest, {out[src].train!r}")
+                                                           f"name one train manifest, {datasets[src].train!r}")
         sources = [src for src, _ in spec.pool]
         if not spec.pool and "+" in spec.key:
             raise fail(p, spec.line, f"datasets.{spec.key}: a key joined with '+' names a pooled set: give its "
@@ -363,7 +381,6 @@ def _datasets(p: str, raw: YMap) -> dict[str, DatasetSpec]:
             raise fail(p, spec.line, f"datasets.{spec.key}: a pooled set's key joins its sources' keys with '+' "
                                      f"({'+'.join(sources)!r}): the report tells a pooled set, and what it pools, "
                                      "by that name")
-    return out
 
 
 def _value(p: str, axis: str, v: Any, line: int, datasets: dict[str, DatasetSpec], where: str) -> Any:
@@ -381,7 +398,10 @@ def _value(p: str, axis: str, v: Any, line: int, datasets: dict[str, DatasetSpec
     return value
 
 
-def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
+def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]
+          ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[int, tuple[int, ...]]]]:
+    """The grid's axes (`axes`, and `seeds` as the seed axis), each value normalised and none twice, and their lines
+    (as Grid.axes and Grid.axis_lines hold them); a single value written without a list is a list of it."""
     axes: dict[str, tuple[Any, ...]] = {}
     lines: dict[str, tuple[int, tuple[int, ...]]] = {}
     raw_axes = raw.get("axes") or YMap()
@@ -396,9 +416,7 @@ def _axes(p: str, raw: YMap, datasets: dict[str, DatasetSpec]):
     for axis, values, line, key in items:
         one = not isinstance(values, YList)
         if one:
-            values_list = YList([values])
-            values_list.line, values_list.item_lines = line, [line]
-            values = values_list
+            values = YList.single(values, line)
         if not values:
             raise fail(p, line, f"axis {axis!r} has no values: it expands to zero jobs")
         norm = []
@@ -461,7 +479,8 @@ def _matcher(p: str, m: Any, line: int, datasets: dict[str, DatasetSpec], allowe
     return Matcher(tuple(conds), m.line or line)
 
 
-def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], allowed: tuple[str, ...]):
+def _matchers(p: str, raw: YMap, key: str, datasets: dict[str, DatasetSpec], allowed: tuple[str, ...]
+              ) -> list[Matcher]:
     items = raw.get(key)
     if items is None:
         return []
@@ -500,12 +519,9 @@ def _eval_datasets(p: str, e: YMap, where: str, datasets: dict[str, DatasetSpec]
     """An entry's `eval_datasets`: `same`, `all`, or a tuple of dataset keys each with a train and a test manifest
     (one word naming a dataset: a list of it)."""
     eds = e.get("eval_datasets", "same")
-    words = ("same", "all") if isinstance(eds, str) else ()  # what else a single word may have meant
-    if isinstance(eds, str):
-        if eds not in ("same", "all"):
-            eds_list = YList([eds])
-            eds_list.line, eds_list.item_lines = e.line_of("eval_datasets"), [e.line_of("eval_datasets")]
-            eds = eds_list
+    words = EVAL_DATASET_WORDS if isinstance(eds, str) else ()  # what else a single word may have meant
+    if isinstance(eds, str) and eds not in EVAL_DATASET_WORDS:
+        eds = YList.single(eds, e.line_of("eval_datasets"))
     if isinstance(eds, YList):
         if not eds:
             raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: an empty list expands to zero jobs")
@@ -517,7 +533,7 @@ def _eval_datasets(p: str, e: YMap, where: str, datasets: dict[str, DatasetSpec]
                 raise fail(p, eds.line_of(j), f"dataset {d!r} cannot be an evaluation dataset: it needs both a "
                                               f"'train' (labeled subsets) and a 'test' manifest")
         eds = tuple(eds)
-    elif eds not in ("same", "all"):
+    elif eds not in EVAL_DATASET_WORDS:
         raise fail(p, e.line_of("eval_datasets"), f"{where}.eval_datasets: expected same, all or a list of datasets")
     return eds
 

@@ -43,6 +43,13 @@ class YList(list):
     def line_of(self, i: int) -> int:
         return self.item_lines[i] if 0 <= i < len(self.item_lines) else self.line
 
+    @classmethod
+    def single(cls, item: Any, line: int) -> YList:
+        """A list of `item` alone, it and the list at `line`: one value written where a list may be."""
+        out = cls([item])
+        out.line, out.item_lines = line, [line]
+        return out
+
 
 class _LineLoader(_Base):  # type: ignore[misc,valid-type]
     """yaml's safe loader, but mappings and lists remember their lines."""

@@ -15,7 +15,7 @@ import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
 from study.grids.checks.advice import unequal_pool_warnings
-from study.grids.checks.files import encoder_file_mismatches, init_encoder_not_here
+from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.manifests.store import SCHEMA_VERSION, load_meta
 from study.train.methods import METHODS
 from study.train.methods.simclr import SimCLR
@@ -184,10 +184,10 @@ def test_encoders_that_do_not_train_get_no_image_size_warning_and_a_missing_enco
     """, pretrain={"image_size": 32, "pretrained": {"encoder_file": str(tmp_path / "enc.pt")}})
     code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
     assert code == 0 and "warning" not in err, err
-    assert init_encoder_not_here(plan_grid(g)) == []
+    assert files_not_here(plan_grid(g)) == []
     (tmp_path / "enc.pt").unlink()
     line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "pretrained:" in t)
-    warnings = init_encoder_not_here(plan_grid(g))
+    warnings = files_not_here(plan_grid(g))
     assert warnings == [f"{g}:{line}: defaults.pretrain.pretrained.encoder_file: {tmp_path / 'enc.pt'} is not a file "
                         "here (relative paths are read from the folder the jobs start in: the one `study submit` is "
                         "run from); every pretraining job that reads it would stop on it"], warnings
@@ -215,12 +215,12 @@ def test_a_file_a_methods_setting_names_is_said_where_not_here(write_grid, tmp_p
         stages: {}
         """, pretrain={"with_table": {"table": str(tmp_path / "t.csv")}})
         line = next(i for i, t in enumerate(g.read_text().splitlines(), 1) if "with_table:" in t)
-        assert init_encoder_not_here(plan_grid(g)) == [
+        assert files_not_here(plan_grid(g)) == [
             f"{g}:{line}: defaults.pretrain.with_table.table: {tmp_path / 't.csv'} is not a file here (relative paths "
             "are read from the folder the jobs start in: the one `study submit` is run from); every pretraining job "
             "that reads it would stop on it"]
         (tmp_path / "t.csv").write_text("x\n")
-        assert init_encoder_not_here(plan_grid(g)) == []
+        assert files_not_here(plan_grid(g)) == []
     finally:
         METHODS.unregister("with_table")
 

@@ -20,7 +20,7 @@ from study.errors import StudyError
 from study.grids.checks.advice import (image_size_warnings, schedule_warnings, unequal_pool_warnings,
                                       unevaluated_pretraining_warnings, untrained_sizes_warnings)
 from study.grids.checks.config import check_devices, check_names, check_sections
-from study.grids.checks.files import encoder_file_mismatches, init_encoder_not_here
+from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
                                           one_value_level_warnings, roots_not_here)
 
@@ -52,13 +52,14 @@ def _named(plan: Plan, problem: str) -> str:
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
                todo: Collection[str] | None = None) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
-    the warnings: pretraining jobs no evaluation uses, evaluations scored at another image size than their encoders
-    were pretrained at, pretraining schedules a setting does not fit (`schedule_warnings`), granularity levels of one
-    value in their test manifest (accuracy 1.0 whatever the encoder), and each manifest whose
-    recorded root is not a folder on this machine (the dataset moved, or only the nodes that run the jobs mount it),
-    a problem instead with `images_here` (the jobs run on this machine). `todo`: the ids of the jobs that will run
-    (not those done), where the caller knows them: a root, or an encoder file, that only done jobs read is not
-    looked at. With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
+    the warnings: pretraining jobs no evaluation uses, a method that trains nothing at several sizes, pools of
+    unequal shares, evaluations scored at another image size than their encoders were pretrained at, pretraining
+    schedules a setting does not fit (`schedule_warnings`), granularity levels of one value in their test manifest
+    (accuracy 1.0 whatever the encoder), and each manifest whose recorded root is not a folder on this machine (the
+    dataset moved, or only the nodes that run the jobs mount it), and each file the pretraining jobs read that is not
+    a file here: those two a problem instead with `images_here` (the jobs run on this machine). `todo`: the ids of
+    the jobs that will run (not those done), where the caller knows them: a root, or an encoder file, that only done
+    jobs read is not looked at. With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
     problems = _config_problems(plan) or check_devices(plan)
     roots: list[str] = []
     meta = metadata_once() if manifests else None
@@ -67,7 +68,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
         problems += missing or check_manifest_contents(plan, meta)
         here = plan if todo is None else replace(plan, jobs=[j for j in plan.jobs if j.id in todo],
                                                  whole=plan.grid_jobs)
-        roots = ([] if missing else roots_not_here(here, meta)) + init_encoder_not_here(here)
+        roots = ([] if missing else roots_not_here(here, meta)) + files_not_here(here)
         problems += encoder_file_mismatches(here)
     if images_here:
         problems, roots = problems + roots, []

@@ -13,7 +13,7 @@ from study.errors import StudyError
 from study.grids.jobs import Job, crop_size
 from study.grids.yamlio import at
 from study.hashing import canonical_json
-from study.grids.checks.where import describe, line_of_value, message_key, named_job, setting_at
+from study.grids.checks.where import describe, message_key, named_job, setting_at, value_at
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -51,7 +51,7 @@ def untrained_sizes_warnings(plan: Plan) -> list[str]:
             continue
         said.add(method)
         spelt = [format_count(v) if is_int(v) else "all" for v in values]  # null: every image
-        where = line_of_value(plan.grid, "method", method, jobs[0].axes)
+        where = value_at(plan.grid, "method", method, jobs[0].axes)
         out.append(f"{where}: method {method} trains nothing, yet its pretraining jobs take {len(values)} sizes "
                    f"({', '.join(spelt)}) (e.g. {describe(jobs[0])}): each size scores the same encoder again, "
                    f"drawn as one more line of the same values under a size it never trained at; keep one size for "

@@ -11,8 +11,8 @@ from study.errors import StudyError
 from study.grids.jobs import Job, corruption_slug
 from study.grids.yamlio import at
 from study.hashing import canonical_json
-from study.grids.checks.where import (deepest, describe, file_key_at, key_line, line_of_value, message_key,
-                                     named_job, section_line)
+from study.grids.checks.where import (deepest, describe, file_key_at, key_line, message_key, named_job,
+                                     section_line, value_at)
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -23,24 +23,24 @@ def check_names(plan: Plan) -> list[str]:
     corruptions to study.corruptions' (with the closest name)."""
     problems: list[str] = []
     grid = plan.grid
-    methods = dict.fromkeys(j.axes["method"] for j in plan.jobs if j.stage == "pretrain")
+    methods = dict.fromkeys(j.axes["method"] for j in plan.by_stage("pretrain"))
     from study.train.methods import METHODS
 
     for m in methods:
         if m not in METHODS:
-            problems.append(METHODS.unknown_message(m, line_of_value(grid, "method", m)))
+            problems.append(METHODS.unknown_message(m, value_at(grid, "method", m)))
     from study.train.backbones import BACKBONES
 
     for (section, name), line in plan.profile.cost.names_at.items():  # a typo there leaves the estimate as it was
         registry = METHODS if section == "method_factor" else BACKBONES
         if name not in registry:
             problems.append(registry.unknown_message(name, f"{plan.profile.path}:{line}: cost.{section}"))
-    for spec in dict.fromkeys(j.axes["corruption"] for j in plan.jobs if j.stage == "pretrain"):
+    for spec in dict.fromkeys(j.axes["corruption"] for j in plan.by_stage("pretrain")):
         if spec and spec != "none":
             try:
                 corruption_slug(spec)
             except (StudyError, ValueError) as e:
-                problems.append(f"{line_of_value(grid, 'corruption', spec)}: {e}")
+                problems.append(f"{value_at(grid, 'corruption', spec)}: {e}")
     return problems
 
 

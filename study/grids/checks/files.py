@@ -32,7 +32,7 @@ def files_read(plan: Plan) -> dict[tuple[str, str, str], list[Job]]:
     return out
 
 
-def init_encoder_not_here(plan: Plan) -> list[str]:
+def files_not_here(plan: Plan) -> list[str]:
     """Each file the plan's pretraining jobs read (`files_read`: `init_encoder`, every job starts from it;
     `pretrained.encoder_file`, the encoder method `pretrained` scores) said when not a file here: each job that reads
     it would stop on it."""

@@ -14,7 +14,7 @@ from study.grids.jobs import Job, corruption_slug
 from study.grids.schema import DatasetSpec
 from study.grids.yamlio import at
 from study.grids.checks.advice import method_trains, schedule_error
-from study.grids.checks.where import describe, key_line, line_of_value, manifest_lines, setting_at
+from study.grids.checks.where import describe, key_line, manifest_lines, setting_at, value_at
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -113,7 +113,7 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
     if not name:
         return []
     problems = [_corrupted_from_elsewhere(plan, job, name, meta)]
-    where = line_of_value(plan.grid, "size", job.axes.get("size"), job.axes)
+    where = value_at(plan.grid, "size", job.axes.get("size"), job.axes)
     have = meta(name)["num_images"]
     if is_int(size) and size > have:
         return problems + [f"{where}: pretraining size {_count_text(size)}: manifest {name} has {have} images (a size "
@@ -408,7 +408,7 @@ def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | No
         why = f"{train} has been rebuilt since it was made"
     if why is None:
         return None
-    return (f"{line_of_value(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
+    return (f"{value_at(plan.grid, 'corruption', spec, job.axes)}: manifest {name} is meant to be {train} "
             f"corrupted by {spec}, but {why}; {_delete(name)} and make it again:\n    "
             f"{plan.manifests().get(name, '')}")
 

@@ -1,5 +1,5 @@
 """Where a check's message points: the grid file and line of the setting behind a problem (`key_line`,
-`setting_at`, `file_key_at`, `manifest_lines`), and how a job is named in one (`describe`)."""
+`value_at`, `setting_at`, `file_key_at`, `manifest_lines`), and how a job is named in one (`describe`)."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from study.grids.plan import Plan
 
 
-def line_of_value(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
+def value_at(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> str:
     """`<grid file>:<line>` where an axis value was written (its axes or include line; `point`: the job's axes)."""
     line = value_line(grid, axis, value, point)
     return at(grid.path, line)
