@@ -9,7 +9,7 @@ import dataclasses
 import itertools
 from typing import Any
 
-from study.grids.schema import PRETRAIN_AXES, Grid, normalise_axis_value
+from study.grids.schema import PRETRAIN_AXES, Grid, normalise_axis_value, value_text
 from study.grids.yamlio import fail
 from study.train.config import PretrainConfig
 
@@ -60,8 +60,10 @@ def _check_exclude_values(grid: Grid, base: dict[str, Any]) -> None:
             taken = grid.axes[axis] if axis in grid.axes else [base[axis]]
             for v in values:
                 if v not in taken:
-                    raise fail(grid.path, rule.line, f"exclude {rule.describe()}: {axis} {v!r} is not a value of axis "
-                                                     f"{axis!r} (its values: {', '.join(map(str, taken))})")
+                    shown = value_text(axis, v) if axis == "size" else repr(v)
+                    raise fail(grid.path, rule.line, f"exclude {rule.describe()}: {axis} {shown} is not a value of "
+                                                     f"axis {axis!r} (its values: "
+                                                     f"{', '.join(value_text(axis, x) for x in taken)})")
 
 
 def expand_points(grid: Grid) -> list[dict[str, Any]]:

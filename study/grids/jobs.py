@@ -13,12 +13,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterator
 
 from study.configfields import plain
-from study.counts import format_count
 from study.errors import StudyError
 from study.evaluate.protocols import protocol as protocol_of
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid,
-                                parsed_corruption)
+                                parsed_corruption, value_text)
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -307,9 +306,7 @@ def _label(entry: EvalEntry) -> str:
 
 def _shown(axis: str, value) -> str:
     """An axis value as a grid spells it: a size as a count (`1M`, `all`), anything else quoted."""
-    if axis == "size" and (value is None or isinstance(value, int)):
-        return "all" if value is None else format_count(value)
-    return repr(value)
+    return value_text(axis, value) if axis == "size" else repr(value)
 
 
 def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from study.configfields import is_int, plain
-from study.counts import parse_count, parse_labeled_size
+from study.counts import format_count, parse_count, parse_labeled_size
 from study.errors import StudyError
 from study.evaluate.protocols import PROTOCOLS, names_where  # those a `stages.evaluate` entry may name
 from study.evaluate.protocols import protocol as protocol_of
@@ -87,7 +87,17 @@ class Matcher:
         return tuple(a for a, _ in self.conditions)
 
     def describe(self) -> str:
-        return "{" + ", ".join(f"{a}: {v[0] if len(v) == 1 else list(v)}" for a, v in self.conditions) + "}"
+        """The rule as a grid writes it, for messages: `{method: supervised, size: [50k, 5k]}`."""
+        return "{" + ", ".join(f"{a}: " + (value_text(a, v[0]) if len(v) == 1 else
+                                           f"[{', '.join(value_text(a, x) for x in v)}]")
+                               for a, v in self.conditions) + "}"
+
+
+def value_text(axis: str, value: Any) -> str:
+    """An axis value as a grid file spells it, for messages: a size as a count (`50k`; a whole dataset's, `all`)."""
+    if axis == "size" and (value is None or isinstance(value, int)):
+        return ALL if value is None else format_count(value)
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -649,8 +649,8 @@ def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_s
       - {method: supervised, size: 5k}
     stages: {}
     """)
-    assert error_of(g) == (f"{g}:{line_of(g, 'size: 5k')}: exclude {{method: supervised, size: 5000}}: size 5000 "
-                           "is not a value of axis 'size' (its values: 50000, 100000)")
+    assert error_of(g) == (f"{g}:{line_of(g, 'size: 5k')}: exclude {{method: supervised, size: 5k}}: size 5k "
+                           "is not a value of axis 'size' (its values: 50k, 100k)")  # as the grid spells them
     g = write_grid("""
     axes: {method: [simclr, supervised], dataset: [alpha], size: [50k, 100k]}
     exclude:
@@ -658,7 +658,7 @@ def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_s
     stages: {}
     """)  # the typo sits beside a value that matches: it removed nothing, without a word
     assert error_of(g).startswith(f"{g}:{line_of(g, 'size: [50k, 5k]')}: exclude {{method: supervised, size: "
-                                  "[50000, 5000]}: size 5000 is not a value of axis 'size'")
+                                  "[50k, 5k]}: size 5k is not a value of axis 'size'")
     g = write_grid("""
     axes: {method: [simclr, suprevised], dataset: [alpha], size: [50k, 100k]}
     exclude:
@@ -666,6 +666,13 @@ def test_an_exclude_rule_or_where_value_that_matches_nothing_is_an_error_not_a_s
     stages: {}
     """)  # the typo is on the axis: the rule's error shows it
     assert "method 'supervised' is not a value of axis 'method' (its values: simclr, suprevised)" in error_of(g)
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [50k, all]}
+    exclude:
+      - {size: 5k}
+    stages: {}
+    """)  # a whole dataset's size is `all`, not None
+    assert error_of(g).endswith("exclude {size: 5k}: size 5k is not a value of axis 'size' (its values: 50k, all)")
     g = write_grid("""
     axes: {method: [simclr, supervised], dataset: [alpha], size: [50k, 100k], seed: [0, 1]}
     zip: [[method, seed]]
