@@ -373,3 +373,12 @@ def test_a_methods_settings_must_be_a_frozen_dataclass_of_defaults(settings, mes
     finally:
         METHODS.unregister("loose")
     assert PretrainConfig.from_dict({"manifest": "m"}).method == "simclr"
+
+
+def test_the_untrained_methods_that_planning_names_without_torch_are_those_the_registry_says_train_nothing():
+    """`study plan` and `study status` tell a method that trains nothing by UNTRAINED_METHODS (no torch import); the
+    registry says it by each method's `trains`: a method added to one and not the other would be priced, capped and
+    warned of as the other kind."""
+    from study.train.config import UNTRAINED_METHODS
+
+    assert set(UNTRAINED_METHODS) == {name for name in METHODS.names() if not METHODS.get(name).trains}
