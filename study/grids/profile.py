@@ -20,7 +20,7 @@ from study.errors import StudyError
 from study.grids.values import parse_mem_gb, parse_minutes
 from study.grids.yamlio import YMap, check_keys, fail, load_yaml
 
-STAGES = ("pretrain", "evaluate")
+STAGES = ("pretrain", "evaluate")  # a grid's and a profile's stages, in the order they run
 RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
 # what a profile's `stages.<stage>` may set besides its resources, each overriding the profile's top-level key for
 # that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)

@@ -27,6 +27,7 @@ from study.counts import format_count, parse_count, parse_labeled_size
 from study.errors import StudyError
 from study.evaluate.protocols import PROTOCOLS, names_where  # those a `stages.evaluate` entry may name
 from study.evaluate.protocols import protocol as protocol_of
+from study.grids.profile import STAGES
 from study.grids.yamlio import YList, YMap, check_keys, did_you_mean, fail, load_yaml
 from study.registry import MANIFEST_NAME_RULE, NAME_RE, is_manifest_name
 
@@ -42,7 +43,6 @@ VARIANT_AXIS = "variant"  # an evaluate entry's `variant`: an axis of its jobs o
 # a grid's name: a file name (`ledgers/<name>.jsonl`, `reports/<name>`) and part of each Slurm array's job name and
 # folder, which go unquoted into sbatch headers and `--output` patterns (`%` is a pattern there, `,` a list in `--name`)
 GRID_NAME_MAX = 100
-STAGE_KEYS = ("pretrain", "evaluate")
 # keys the planner sets itself (from axes and datasets): a grid may not set them in defaults or params
 PLANNER_PRETRAIN_KEYS = ("manifest",)
 PLANNER_EVAL_KEYS = ("protocol", "train_manifest", "test_manifest")
@@ -205,7 +205,7 @@ def load_grid(path: str | Path) -> Grid:
     defaults = raw.get("defaults") or YMap()
     if not isinstance(defaults, YMap):
         raise fail(p, raw.line_of("defaults"), "defaults: expected a mapping with 'pretrain' and/or 'evaluate'")
-    check_keys(p, defaults, STAGE_KEYS, what="defaults section")
+    check_keys(p, defaults, STAGES, what="defaults section")
     d_pre = _section(p, defaults, "pretrain", PLANNER_PRETRAIN_KEYS, "defaults.pretrain")
     d_eval = _section(p, defaults, "evaluate", PLANNER_EVAL_KEYS, "defaults.evaluate")
     axes, axis_lines = _axes(p, raw, datasets)
@@ -224,7 +224,7 @@ def load_grid(path: str | Path) -> Grid:
                 defaults_evaluate=d_eval, axes=axes, axis_lines=axis_lines, zip=zip_groups, include=include,
                 exclude=exclude, pretrain_resources=pre_res, evaluate=evaluate,
                 lines={k: raw.line_of(k) for k in raw},
-                defaults_lines={k: _key_lines(defaults.get(k)) for k in STAGE_KEYS})
+                defaults_lines={k: _key_lines(defaults.get(k)) for k in STAGES})
 
 
 # ---------------------------------------------------------------------------------------------------- parts
@@ -245,7 +245,7 @@ def _stages(p: str, raw: YMap, datasets: dict[str, DatasetSpec]) -> tuple[YMap, 
     stages = raw["stages"]
     if not isinstance(stages, YMap):
         raise fail(p, raw.line_of("stages"), "stages: expected a mapping with 'pretrain' and 'evaluate'")
-    check_keys(p, stages, STAGE_KEYS, what="stage")
+    check_keys(p, stages, STAGES, what="stage")
     pre = stages.get("pretrain") or YMap()
     if not isinstance(pre, YMap):
         raise fail(p, stages.line_of("pretrain"), "stages.pretrain: expected a mapping with 'resources'")
