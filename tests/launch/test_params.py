@@ -669,6 +669,16 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
     assert over == [] and len(unsure) == 1
 
 
+def test_a_time_over_one_partition_of_a_list_is_refused_only_where_every_partition_must_take_the_job():
+    """`partition: short,long`: Slurm runs the job on a partition of the list that takes it, unless EnforcePartLimits
+    is ALL, where each must (sbatch refused it with a bare "Requested time limit is invalid")."""
+    prof, limits = Profile(partition="short,long"), {"short": 30, "long": 48 * 60}
+    assert over_time_limits(prof, {"pretrain": 60}, limits) == ([], [])
+    (over,), _ = over_time_limits(prof, {"pretrain": 60}, limits, every=True)
+    assert ("more than the MaxTime of partition 'short,long' (30m, sinfo); EnforcePartLimits=ALL: each partition of "
+            "its list must take the job: ask for at most that") in over, over
+
+
 def _sbatch_reads(value: str) -> str:
     """An `#SBATCH --opt=<value>` as sbatch reads it (as Slurm 22.05 did on this repository's test cluster): quotes
     ' and " group, a backslash takes the next character as it is (within quotes too), an unquoted blank or # ends
@@ -711,3 +721,13 @@ def test_a_workdir_with_blanks_quotes_dollars_and_non_ascii_reaches_sbatch_and_t
     argv = subprocess.run(["bash", "-c", 'srun() { printf "%s\\n" "$@"; }; ' + _srun_line(pretrain)],
                           capture_output=True, text=True, check=True).stdout.splitlines()
     assert argv[argv.index("--output") + 1] == f"{sub}/%j_%t_log.out" and argv[-1] == sub
+
+
+@pytest.mark.parametrize("said, every", [("ALL", True), ("ANY", False), ("NO", False), (None, None)])
+def test_enforce_part_limits_is_read_from_scontrol(tmp_path, monkeypatch, said, every):
+    from study.launch.slurm.params import every_partition_enforced
+
+    line = f'echo "EnforcePartLimits       = {said}"' if said else "exit 1"
+    bin_dir = fake_commands(tmp_path / "bin", scontrol=f'echo "MaxArraySize = 1001"; {line}')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    assert every_partition_enforced() is every

@@ -177,15 +177,24 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
+def every_partition_enforced() -> bool | None:
+    """Whether the cluster refuses a job that some partition of its list cannot take (EnforcePartLimits=ALL, as
+    `scontrol show config` says; ANY or NO: one that takes it is enough); None where it does not answer."""
+    run = ask_slurm(["scontrol", "show", "config"])
+    m = re.search(r"^EnforcePartLimits\s*=\s*(\S+)", run.stdout, re.MULTILINE) if run is not None else None
+    return m.group(1).upper() == "ALL" if m else None
+
+
 def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
-                     qos_lifts: Callable[[Any], bool | None] | None = None) -> tuple[list[str], list[str]]:
+                     qos_lifts: Callable[[Any], bool | None] | None = None,
+                     every: bool = False) -> tuple[list[str], list[str]]:
     """Each stage whose longest job (`stage_times`: stage -> its jobs' longest `time`, minutes) asks more than the
-    MaxTime `limits` gives its partition (of a list: the longest; a partition `limits` lacks or without a limit: none
-    checked), said with the profile keys to change: such a job pends for ever (PartitionTimeLimit) unless the
-    cluster's EnforcePartLimits makes sbatch refuse it. None of a stage sent to another cluster, nor of one whose
-    QOS lifts the partition's MaxTime (`qos_lifts`: of the stage's placement, `Accounting.lifts_time_limit`: the
-    profile's QOS, else the one Slurm gives its jobs; without it, none does). Returns (over, unsure): unsure, the
-    stages whose QOS `qos_lifts` cannot tell of (None)."""
+    MaxTime `limits` gives its partition (of a list: the longest, or with `every`, `every_partition_enforced`, the
+    shortest; a partition `limits` lacks or without a limit: none checked), said with the profile keys to change:
+    such a job pends for ever (PartitionTimeLimit) unless the cluster's EnforcePartLimits makes sbatch refuse it.
+    None of a stage sent to another cluster, nor of one whose QOS lifts the partition's MaxTime (`qos_lifts`: of the
+    stage's placement, `Accounting.lifts_time_limit`: the profile's QOS, else the one Slurm gives its jobs; without
+    it, none does). Returns (over, unsure): unsure, the stages whose QOS `qos_lifts` cannot tell of (None)."""
     from study.grids.profile import minutes_text
 
     over: list[str] = []
@@ -195,7 +204,7 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
         names = [name for name in (placement.partition or "").split(",") if name]
         if _elsewhere(placement) or not names or any(limits.get(name) is None for name in names):
             continue
-        limit = max(int(limits[name]) for name in names)  # type: ignore[arg-type]
+        limit = (min if every else max)(int(limits[name]) for name in names)  # type: ignore[arg-type,misc]
         if time_min <= limit:
             continue
         lifts = qos_lifts(placement) if qos_lifts is not None else False
@@ -203,6 +212,8 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
             continue
         kept = (f", which its QOS {placement.qos!r} does not lift (no flag PartitionTimeLimit, sacctmgr)"
                 if qos_lifts is not None and lifts is False and placement.qos else "")
+        if every and len(names) > 1:
+            kept += "; EnforcePartLimits=ALL: each partition of its list must take the job"
         (unsure if lifts is None else over).append(
             f"{stage} jobs ask for up to {minutes_text(time_min)} (`time`), more than the MaxTime of "
             f"{placement.key('partition')} {placement.partition!r} ({minutes_text(limit)}, sinfo){kept}: ask for at "

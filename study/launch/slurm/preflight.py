@@ -30,8 +30,9 @@ from study.grids.profile import option_name
 from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.accounting import Accounting, submit_room
-from study.launch.slurm.params import (ask_slurm, cluster_partitions, over_time_limits, partition_access,
-                                       partition_nodes_up, partitions_not_taking, slurm_parameters, unknown_partitions)
+from study.launch.slurm.params import (ask_slurm, cluster_partitions, every_partition_enforced, over_time_limits,
+                                       partition_access, partition_nodes_up, partitions_not_taking, slurm_parameters,
+                                       unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -96,7 +97,9 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Acc
         if unknown:
             problems.append(f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists "
                             f"{', '.join(sorted(known))})")
-        over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit)
+        every = any("," in (profile.placement(stage).partition or "") for stage in stage_times) and \
+            bool(every_partition_enforced())  # asked only of a list of partitions
+        over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit, every)
         problems += over
         access = partition_access()
         if access is not None:
