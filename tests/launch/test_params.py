@@ -672,11 +672,13 @@ def test_a_stage_time_above_maxtime_is_not_refused_where_its_qos_lifts_the_parti
 def test_a_time_over_one_partition_of_a_list_is_refused_only_where_every_partition_must_take_the_job():
     """`partition: short,long`: Slurm runs the job on a partition of the list that takes it, unless EnforcePartLimits
     is ALL, where each must (sbatch refused it with a bare "Requested time limit is invalid")."""
-    prof, limits = Profile(partition="short,long"), {"short": 30, "long": 48 * 60}
-    assert over_time_limits(prof, {"pretrain": 60}, limits) == ([], [])
-    (over,), _ = over_time_limits(prof, {"pretrain": 60}, limits, every=True)
-    assert ("more than the MaxTime of partition 'short,long' (30m, sinfo); EnforcePartLimits=ALL: each partition of "
-            "its list must take the job: ask for at most that") in over, over
+    for long in (48 * 60, None):  # a MaxTime, or none (INFINITE)
+        prof, limits = Profile(partition="short,long"), {"short": 30, "long": long}
+        assert over_time_limits(prof, {"pretrain": 60}, limits) == ([], [])
+        (over,), _ = over_time_limits(prof, {"pretrain": 60}, limits, every=True)
+        assert ("more than the MaxTime of partition 'short,long' (30m, sinfo); EnforcePartLimits=ALL: each partition "
+                "of its list must take the job: ask for at most that") in over, over
+    assert over_time_limits(Profile(partition="long"), {"pretrain": 60}, {"long": None}, every=True) == ([], [])
 
 
 def _sbatch_reads(value: str) -> str:

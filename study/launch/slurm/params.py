@@ -202,9 +202,12 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
-        if _elsewhere(placement) or not names or any(limits.get(name) is None for name in names):
+        if _elsewhere(placement) or not names or any(name not in limits for name in names):
             continue
-        limit = (min if every else max)(int(limits[name]) for name in names)  # type: ignore[arg-type,misc]
+        finite = [int(limits[name]) for name in names if limits[name] is not None]  # type: ignore[arg-type]
+        if not finite or not every and len(finite) < len(names):  # a partition without a limit takes any time
+            continue
+        limit = min(finite) if every else max(finite)
         if time_min <= limit:
             continue
         lifts = qos_lifts(placement) if qos_lifts is not None else False
