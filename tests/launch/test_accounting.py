@@ -13,14 +13,17 @@ from study.launch.slurm.accounting import (Accounting, Association, Qos, job_ass
 
 # `sacctmgr show qos ... format=Name,Flags,MaxWall,MaxSubmitJobsPerUser`, as --parsable2 prints it
 QOS = "normal|||\ncapped||1-00:00:00|5\nlong|DenyOnLimit,PartitionTimeLimit|00:20:00|\n"
-# `sacctmgr show user ... withassoc format=DefaultAccount,Account,Partition,DefaultQOS,QOS,MaxSubmitJobs,MaxWall`
-USER = "lab|lab|||normal,capped|4|\nlab|lab|gpu|capped|capped||\nlab|other|||long||02:00:00\n"
+# `sacctmgr show user ... withassoc format=DefaultAccount,...,MaxSubmitJobs,MaxWall,Cluster`: the user's associations
+# on this cluster, c1 (scontrol's ClusterName), and on another cluster the database serves, c2
+USER = ("lab|lab|||normal,capped|4||c1\nlab|lab|gpu|capped|capped|||c1\nlab|other|||long||02:00:00|c1\n"
+        "lab|lab|||normal|1|00:10:00|c2\n")
 
 
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     """Stand-ins first on PATH: sacctmgr lists the QOS named in `QOS` (of its `where name=...`) and `USER`'s
-    associations, scontrol says the enforcement written to `enforce` (default limits), squeue lists `squeue`."""
+    associations, scontrol says the enforcement written to `enforce` (default limits) and ClusterName C1, squeue lists
+    `squeue`."""
     d = tmp_path
     (d / "enforce").write_text("associations,limits,qos")
     (d / "squeue").write_text("")
@@ -29,7 +32,8 @@ def site(tmp_path, monkeypatch):
         d / "bin",
         sacctmgr=(f'case "$*" in *"show qos"*) n=$(echo "$*" | sed "s/.*name=\\([^ ]*\\).*/\\1/"); '
                   f'grep -i "^$n|" "{d}/qos"; exit 0;; *withassoc*) printf "{USER}"; exit 0;; esac; exit 1'),
-        scontrol=f'echo "AccountingStorageEnforce = $(cat {d}/enforce)"; echo "MaxArraySize = 1001"',
+        scontrol=f'echo "AccountingStorageEnforce = $(cat {d}/enforce)"; echo "ClusterName = C1"; '
+                 'echo "MaxArraySize = 1001"',
         squeue=f'cat "{d}/squeue"')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
     return d
@@ -37,13 +41,14 @@ def site(tmp_path, monkeypatch):
 
 def test_a_qos_and_the_users_associations_are_read_as_sacctmgr_lists_them(site):
     """MaxWall in Slurm's spellings, MaxSubmitJobsPerUser, flags; limits inherited from the account as sacctmgr shows
-    them; a QOS it does not list, or a user without associations: None."""
+    them, of one cluster where named; a QOS it does not list, or a user without associations: None."""
     assert qos_record("Capped") == Qos("capped", frozenset(), 1440, 5)
     assert qos_record("long") == Qos("long", frozenset({"DenyOnLimit", "PartitionTimeLimit"}), 20, None)
     assert qos_record("nonesuch") is None
-    default, rows = user_associations("me")
+    default, rows = user_associations("me", "C1")
     assert default == "lab" and rows[0] == Association("lab", "", "", ("normal", "capped"), 4, None)
-    assert rows[2] == Association("other", "", "", ("long",), None, 120)
+    assert rows[2] == Association("other", "", "", ("long",), None, 120) and len(rows) == 3
+    assert len(user_associations("me")[1]) == 4 and user_associations("me", "c3") is None
     (site / "enforce").write_text("associations,qos")
     assert limits_enforced() is False
     (site / "enforce").write_text("safe")
@@ -82,6 +87,12 @@ def test_how_many_jobs_a_submit_may_queue_counts_the_users_queued_jobs_of_each_l
     assert "and you have 1 there now" in said
     long = Profile(partition="debug", account="other")  # QOS long: no limit; nor has its association
     assert submit_room(long, {"pretrain": 100}, Accounting("me")) is None
+    # c2's association of lab (MaxSubmitJobs 1, MaxWall 10 min) is not this cluster's, nor read for a stage sent to c2
+    assert Accounting("me").max_wall(plain.placement("pretrain")) is None
+    elsewhere = Profile(partition="debug", qos="capped", additional={"clusters": "c2"})
+    assert Accounting("me").submit_limit(elsewhere.placement("pretrain")) is None
+    assert Accounting("me").max_wall(elsewhere.placement("pretrain")) is None
+    assert Accounting("me").max_wall(prof.placement("pretrain"))[0] == 1440
     (site / "enforce").write_text("none")  # limits not enforced: every job fits
     assert submit_room(prof, {"pretrain": 100}, Accounting("me")) is None
     (site / "enforce").write_text("limits")
@@ -96,7 +107,8 @@ def test_a_dry_run_says_how_many_jobs_the_queue_limit_lets_in_and_a_time_over_th
     fake_commands(slurm / "bin",
                   sacctmgr=(f'case "$*" in *"show qos"*) printf "{QOS}" | grep "^capped|"; exit 0;; '
                             f'*withassoc*) printf "{USER}"; exit 0;; esac; exit 1'),
-                  scontrol='echo "AccountingStorageEnforce = associations,limits,qos"; echo "MaxArraySize = 1001"')
+                  scontrol='echo "AccountingStorageEnforce = associations,limits,qos"; echo "ClusterName = c1"; '
+                           'echo "MaxArraySize = 1001"')
     (slurm / "squeue").write_text("lab|capped|debug\nlab|capped|debug\n")
     grid = env / "g.yaml"
     grid.write_text(grid_text("room", seeds=(0, 1)))
@@ -134,7 +146,7 @@ def test_a_partition_that_does_not_take_the_stages_qos_or_account_is_refused_bef
                             f'sed "s/.*name=\\([^ ]*\\).*/\\1/")|"; exit 0;; *withassoc*) printf "{USER}"; exit 0;; '
                             f'esac; exit 1'),
                   scontrol=(f'case "$*" in *partition*) printf "{PARTITIONS}";; *) echo "AccountingStorageEnforce = '
-                            f'associations"; echo "MaxArraySize = 1001";; esac'))
+                            f'associations"; echo "ClusterName = c1"; echo "MaxArraySize = 1001";; esac'))
     assert partition_access() == {"debug": PartitionAccess(allow_qos=frozenset({"capped", "long"})),
                                   "gpu": PartitionAccess(deny_accounts=frozenset({"lab"}))}
     grid = env / "g.yaml"
@@ -156,3 +168,27 @@ def test_a_partition_that_does_not_take_the_stages_qos_or_account_is_refused_bef
     (env / "profile.yaml").write_text(PROFILE.replace("partition: debug", "partition: gpu,debug") + "qos: capped\n")
     code, _, err = run_cli(submit_argv(grid, env / "wd", "--dry-run"))  # debug takes it: Slurm runs it there
     assert code == 0 and "DenyAccounts" not in err, err
+
+
+def test_a_hidden_partition_is_checked_and_a_list_with_a_partition_scontrol_does_not_show_is_not(slurm):
+    """`scontrol show partition` leaves hidden partitions out unless given --all (sinfo --all lists them): one was
+    not checked. A list with a partition scontrol does not show may run its jobs there: nothing said of it. A list
+    spelt `(null)` sets none: it took no QOS at all."""
+    from study.launch.slurm.params import PartitionAccess, partition_access, partitions_not_taking
+
+    hidden = ("PartitionName=hidden AllowGroups=ALL AllowAccounts=ALL AllowQos=long Hidden=YES State=UP\\n"
+              "PartitionName=old AllowAccounts=(null) AllowQos=(null) DenyQos=(null) State=UP\\n")  # none set
+    fake_commands(slurm / "bin", scontrol=(f'case "$*" in *--all*partition*) printf "{PARTITIONS}{hidden}";; '
+                                           f'*partition*) printf "{PARTITIONS}";; esac'))
+    access = partition_access()
+    assert access["old"] == PartitionAccess()  # takes every QOS and account
+
+    def refused(partition: str) -> list[str]:
+        return partitions_not_taking(Profile(partition=partition, qos="capped"), ["pretrain"], access,
+                                     lambda p: p.qos, lambda p: "lab")
+
+    assert refused("hidden") == ["pretrain jobs: partition 'hidden' takes only QOS long (AllowQos), not 'capped' "
+                                 "(scontrol show partition): set `qos` or `account` to one it takes, or another "
+                                 "`partition`"]
+    assert refused("gpu") and refused("gpu,hidden") and not refused("gpu,debug")
+    assert refused("gpu,other") == []  # other: not shown by scontrol, may take them

@@ -1,7 +1,9 @@
 """What Slurm's accounting tells of the user's jobs before they are queued: the user's associations and the QOS a
 stage's jobs get (`sacctmgr`), whether the cluster enforces their limits (`scontrol show config`) and how many of the
 user's jobs are queued now (`squeue`). Each answer is None where it cannot be told (no sacctmgr, no accounting
-database, a QOS or association it does not list): nothing is checked then, and sbatch decides.
+database, a QOS or association it does not list, a stage sent to another cluster): nothing is checked then, and
+sbatch decides. The associations read are this cluster's (`ClusterName`): a database that serves several clusters
+lists each one's.
 
 - A stage's QOS: the profile's, else the one Slurm gives a job that names none, its association's DefaultQOS, else
   the association's only QOS, else `normal`.
@@ -23,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from study.launch.slurm.params import ask_slurm, max_time_minutes
+from study.launch.slurm.params import ask_slurm, max_time_minutes, other_cluster
 
 
 def user_accounts(name: str) -> list[str] | None:
@@ -76,15 +78,16 @@ class Association:
         return self.default_qos or (self.qos[0] if len(self.qos) == 1 else "normal")
 
 
-def user_associations(name: str) -> tuple[str, list[Association]] | None:
-    """User `name`'s default account and associations (lower case), as `sacctmgr show user withassoc` lists them;
-    None where it cannot tell (no sacctmgr, no accounting database, a user it does not list)."""
+def user_associations(name: str, cluster: str | None = None) -> tuple[str, list[Association]] | None:
+    """User `name`'s default account and associations (lower case) on `cluster` (None: on every cluster of the
+    accounting database), as `sacctmgr show user withassoc` lists them; None where it cannot tell (no sacctmgr, no
+    accounting database, a user it does not list there)."""
     run = _sacctmgr("show", "user", "where", f"name={name}", "withassoc",
-                    "format=DefaultAccount,Account,Partition,DefaultQOS,QOS,MaxSubmitJobs,MaxWall")
+                    "format=DefaultAccount,Account,Partition,DefaultQOS,QOS,MaxSubmitJobs,MaxWall,Cluster")
     default, rows = "", []
     for line in run.stdout.splitlines() if run is not None else []:
         fields = line.strip().lower().split("|")
-        if len(fields) != 7 or not fields[1]:
+        if len(fields) != 8 or not fields[1] or (cluster and fields[7] != cluster.lower()):
             continue
         default = default or fields[0]
         rows.append(Association(fields[1], fields[2], fields[3], tuple(q for q in fields[4].split(",") if q),
@@ -100,6 +103,13 @@ def job_association(placement: Any, default_account: str, rows: Iterable[Associa
     mine = {row.partition: row for row in rows if row.account == account}
     found = {mine.get(p.lower(), mine.get("")) for p in (placement.partition or "").split(",")}
     return found.pop() if len(found) == 1 else None
+
+
+def cluster_name() -> str | None:
+    """This cluster's name (ClusterName), as `scontrol show config` says; None where it does not answer."""
+    run = ask_slurm(["scontrol", "show", "config"])
+    m = re.search(r"^ClusterName\s*=\s*(\S+)", run.stdout, re.MULTILINE) if run is not None else None
+    return m.group(1) if m else None
 
 
 def limits_enforced() -> bool | None:
@@ -147,7 +157,7 @@ class Accounting:
 
     @functools.cached_property
     def associations(self) -> tuple[str, list[Association]] | None:
-        return user_associations(self.name)
+        return user_associations(self.name, cluster_name())
 
     @functools.cached_property
     def enforced(self) -> bool | None:
@@ -195,8 +205,9 @@ class Accounting:
 
     def max_wall(self, placement: Any) -> tuple[int, str] | None:
         """The longest time a stage's jobs may ask where the cluster enforces it, in minutes, and whose MaxWall it is
-        (`QOS 'x' (`qos`, sacctmgr)`); None where nothing limits it or it cannot tell."""
-        qos = self.stage_qos(placement) if self.enforced else None
+        (`QOS 'x' (`qos`, sacctmgr)`); None where nothing limits it or it cannot tell (a stage sent to another cluster:
+        its enforcement and associations are not this one's)."""
+        qos = self.stage_qos(placement) if self.enforced and not other_cluster(placement) else None
         record = self.qos(qos[0]) if qos is not None else None
         if qos is None or record is None:
             return None
@@ -209,7 +220,10 @@ class Accounting:
 
     def submit_limit(self, placement: Any) -> SubmitLimit | None:
         """The limit on how many jobs the user may have queued that a stage's jobs count against (`most` None where
-        none does, or the cluster enforces none); None where it cannot tell."""
+        none does, or the cluster enforces none); None where it cannot tell (a stage sent to another cluster: squeue
+        lists this one's jobs)."""
+        if other_cluster(placement):
+            return None
         if self.enforced is False:
             return NO_LIMIT
         qos = self.stage_qos(placement) if self.enforced else None

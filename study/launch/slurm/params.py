@@ -11,8 +11,8 @@ signal_delay_s -> --signal=USR2@<s> (the time a job has to checkpoint and requeu
 short job's time limit, not below 10 s), setup -> lines run before the job, additional -> any other option;
 a stage's own partition, account, qos, constraint, gpu_type and additional (`stages.<stage>.partition`, ...:
 Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, or
-whose MaxTime there a stage's time exceeds and its QOS does not lift: `over_time_limits`, refused by study
-submit before sbatch);
+whose MaxTime there a stage's time exceeds and its QOS does not lift: `over_time_limits`, or none of whose list
+takes the stage's QOS or account: `partitions_not_taking`, refused by study submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -168,7 +168,7 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
     said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
     for stage in stages:
         placement = profile.placement(stage)
-        if _elsewhere(placement):
+        if other_cluster(placement):
             continue
         partition, key = placement.partition or "", placement.key("partition")
         unknown = [name for name in partition.split(",") if name and name not in known]
@@ -202,7 +202,7 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
-        if _elsewhere(placement) or not names or any(name not in limits for name in names):
+        if other_cluster(placement) or not names or any(name not in limits for name in names):
             continue
         finite = [int(limits[name]) for name in names if limits[name] is not None]  # type: ignore[arg-type]
         if not finite or not every and len(finite) < len(names):  # a partition without a limit takes any time
@@ -252,9 +252,9 @@ class PartitionAccess:
 
 
 def partition_access() -> dict[str, PartitionAccess] | None:
-    """Each partition's `PartitionAccess`, as `scontrol --oneliner show partition` lists them; None where scontrol is
-    absent or does not answer."""
-    run = ask_slurm(["scontrol", "--oneliner", "show", "partition"])
+    """Each partition's `PartitionAccess`, as `scontrol --all --oneliner show partition` lists them (hidden ones too,
+    which scontrol leaves out without --all, as sinfo does); None where scontrol is absent or does not answer."""
+    run = ask_slurm(["scontrol", "--all", "--oneliner", "show", "partition"])
     if run is None or run.returncode != 0:
         return None
     out = {}
@@ -265,9 +265,10 @@ def partition_access() -> dict[str, PartitionAccess] | None:
 
         names = {key: frozenset(n.lower() for n in fields.get(key, "").split(",") if n and n != "(null)")
                  for key in ("AllowQos", "DenyQos", "AllowAccounts", "DenyAccounts")}
-        out[fields["PartitionName"]] = PartitionAccess(
-            None if fields.get("AllowQos", "ALL") == "ALL" else names["AllowQos"], names["DenyQos"],
-            None if fields.get("AllowAccounts", "ALL") == "ALL" else names["AllowAccounts"], names["DenyAccounts"])
+        allow = {key: None if fields.get(key, "ALL") == "ALL" or not names[key] else names[key]  # (null): none set
+                 for key in ("AllowQos", "AllowAccounts")}
+        out[fields["PartitionName"]] = PartitionAccess(allow["AllowQos"], names["DenyQos"], allow["AllowAccounts"],
+                                                       names["DenyAccounts"])
     return out
 
 
@@ -275,12 +276,13 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
                           qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None]) -> list[str]:
     """Each stage none of whose partitions (`access`: `partition_access`) takes its jobs' QOS and account (`qos_of`,
     `account_of`: of its placement; None where not known, not checked), said with the keys to change: such a job pends
-    for ever, or sbatch refuses it (EnforcePartLimits). None of a stage sent to another cluster."""
+    for ever, or sbatch refuses it (EnforcePartLimits). None of a stage sent to another cluster, nor of one with a
+    partition `access` lacks (it may take the jobs: Slurm runs them on whichever partition of the list does)."""
     said: dict[str, list[str]] = {}  # what to say -> the stages it is said of
     for stage in stages:
         placement = profile.placement(stage)
-        names = [name for name in (placement.partition or "").split(",") if name in access]
-        if _elsewhere(placement) or not names:
+        names = [name for name in (placement.partition or "").split(",") if name]
+        if other_cluster(placement) or not names or any(name not in access for name in names):
             continue
         qos, account = qos_of(placement), account_of(placement)
         why = [access[name].refuses(qos, account) for name in names]
@@ -292,9 +294,9 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
     return [f"{' and '.join(stages)} jobs: {text}" for text, stages in said.items()]
 
 
-def _elsewhere(placement: Any) -> bool:
+def other_cluster(placement: Any) -> bool:
     """Whether a stage's jobs go to another cluster of a federation (`additional: {clusters: ...}`), whose
-    partitions this cluster's sinfo does not list."""
+    partitions, limits and queue this cluster's sinfo, scontrol and squeue do not tell."""
     return any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional)
 
 

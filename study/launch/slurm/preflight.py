@@ -3,8 +3,10 @@ jobs are queued without the jobs that wait on them:
 
 - a partition sinfo does not list, or whose MaxTime is below a stage's `time` (its jobs would pend for ever,
   PartitionTimeLimit) and the stage's QOS does not lift: `cluster_partitions`, `unknown_partitions`,
-  `over_time_limits`; a `time` above the MaxWall of the stage's QOS or association, where the cluster enforces it
-  (pending for ever, QOSMaxWallDurationPerJobLimit): `accounting.Accounting.max_wall`;
+  `over_time_limits`; partitions none of which takes the stage's QOS or account (AllowQos, DenyAccounts, ...: pending
+  for ever under EnforcePartLimits=NO), as `scontrol show partition` says: `partition_access`,
+  `partitions_not_taking`; a `time` above the MaxWall of the stage's QOS or association, where the cluster enforces
+  it (pending for ever, QOSMaxWallDurationPerJobLimit): `accounting.Accounting.max_wall`;
 - a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
   an account or QOS the user is not associated with (an account: the refusal lists the user's, `sacctmgr show
   assoc`), a GPU type or count, memory or CPUs that no node of the partition has (an answer it also gives where the
@@ -15,10 +17,10 @@ jobs are queued without the jobs that wait on them:
   per job or on how many jobs the user may have queued (MaxSubmitJobs, reached): it does not say which, and the
   refusal names both, with the user's count of queued jobs (squeue).
 
-A dry run asks sinfo and sacctmgr only, and warns; it also says how many of its jobs the limit on the user's jobs
-in the queue (MaxSubmitJobs) lets in, where that is fewer than all (`accounting.submit_room`). Where Slurm cannot be
-asked (no sinfo, a controller that does not answer), nothing is checked (a warning where `sbatch --test-only` does
-not answer) and sbatch decides."""
+A dry run asks sinfo, scontrol and sacctmgr only, and warns; it also says how many of its jobs the limit on the
+user's jobs in the queue (MaxSubmitJobs) lets in, where that is fewer than all (`accounting.submit_room`). Where Slurm
+cannot be asked (no sinfo, a controller that does not answer), nothing is checked (a warning where `sbatch
+--test-only` does not answer) and sbatch decides."""
 from __future__ import annotations
 
 import re
