@@ -192,3 +192,15 @@ def test_a_hidden_partition_is_checked_and_a_list_with_a_partition_scontrol_does
                                  "`partition`"]
     assert refused("gpu") and refused("gpu,hidden") and not refused("gpu,debug")
     assert refused("gpu,other") == []  # other: not shown by scontrol, may take them
+
+
+def test_the_users_accounts_are_those_of_this_cluster(tmp_path, monkeypatch):
+    """One accounting database may serve several clusters: the accounts a refusal lists and the warning compares
+    with are the user's on this one (ClusterName), as are the associations."""
+    calls = tmp_path / "calls"
+    bin_dir = fake_commands(tmp_path / "bin",
+                            sacctmgr=f'echo "$*" >> {calls}; echo lab',
+                            scontrol='echo "ClusterName = ci"; echo "AccountingStorageEnforce = associations"')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    assert Accounting("me").accounts == ["lab"]
+    assert "show assoc where user=me cluster=ci format=Account" in calls.read_text()

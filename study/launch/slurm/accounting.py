@@ -28,10 +28,12 @@ from typing import Any, Iterable
 from study.launch.slurm.params import ask_slurm, max_time_minutes, other_cluster
 
 
-def user_accounts(name: str) -> list[str] | None:
-    """The accounts user `name` has an association with, as `sacctmgr show assoc` lists them (lower case, sorted);
-    None where it cannot tell (no sacctmgr, no accounting database)."""
-    run = _sacctmgr("show", "assoc", "where", f"user={name}", "format=Account")
+def user_accounts(name: str, cluster: str | None = None) -> list[str] | None:
+    """The accounts user `name` has an association with on `cluster` (None: on any cluster of the accounting
+    database), as `sacctmgr show assoc` lists them (lower case, sorted); None where it cannot tell (no sacctmgr, no
+    accounting database)."""
+    run = _sacctmgr("show", "assoc", "where", f"user={name}", *([f"cluster={cluster}"] if cluster else []),
+                    "format=Account")
     if run is None:
         return None
     return sorted({line.strip().lower() for line in run.stdout.splitlines() if line.strip()})
@@ -152,12 +154,16 @@ class Accounting:
         self.qos = functools.lru_cache(maxsize=None)(qos_record)
 
     @functools.cached_property
+    def cluster(self) -> str | None:
+        return cluster_name()
+
+    @functools.cached_property
     def accounts(self) -> list[str] | None:
-        return user_accounts(self.name)
+        return user_accounts(self.name, self.cluster)
 
     @functools.cached_property
     def associations(self) -> tuple[str, list[Association]] | None:
-        return user_associations(self.name, cluster_name())
+        return user_associations(self.name, self.cluster)
 
     @functools.cached_property
     def enforced(self) -> bool | None:
