@@ -10,6 +10,7 @@ from launch_helpers import PROFILE, fake_commands, grid_text, run_cli, submit_ar
 from study.grids.profile import Profile
 from study.launch.slurm.accounting import (Accounting, Association, Qos, job_association, limits_enforced,
                                            qos_record, submit_room, user_associations)
+from study.launch.slurm.params import slurm_config
 
 # `sacctmgr show qos ... format=Name,Flags,MaxWall,MaxSubmitJobsPerUser`, as --parsable2 prints it
 QOS = "normal|||\ncapped||1-00:00:00|5\nlong|DenyOnLimit,PartitionTimeLimit|00:20:00|\n"
@@ -50,9 +51,9 @@ def test_a_qos_and_the_users_associations_are_read_as_sacctmgr_lists_them(site):
     assert rows[2] == Association("other", "", "", ("long",), None, 120) and len(rows) == 3
     assert len(user_associations("me")[1]) == 4 and user_associations("me", "c3") is None
     (site / "enforce").write_text("associations,qos")
-    assert limits_enforced() is False
+    assert limits_enforced(slurm_config()) is False
     (site / "enforce").write_text("safe")
-    assert limits_enforced() is True
+    assert limits_enforced(slurm_config()) is True
 
 
 def test_the_qos_a_stage_gets_without_one_is_its_associations_default_else_its_only_one_else_normal():

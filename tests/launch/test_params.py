@@ -727,9 +727,11 @@ def test_a_workdir_with_blanks_quotes_dollars_and_non_ascii_reaches_sbatch_and_t
 
 @pytest.mark.parametrize("said, every", [("ALL", True), ("ANY", False), ("NO", False), (None, None)])
 def test_enforce_part_limits_is_read_from_scontrol(tmp_path, monkeypatch, said, every):
-    from study.launch.slurm.params import every_partition_enforced
+    from study.launch.slurm.params import cluster_max_array_size, every_partition_enforced, slurm_config
 
     line = f'echo "EnforcePartLimits       = {said}"' if said else "exit 1"
     bin_dir = fake_commands(tmp_path / "bin", scontrol=f'echo "MaxArraySize = 1001"; {line}')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    assert every_partition_enforced() is every
+    config = slurm_config()  # one scontrol call, each setting read from it
+    assert every_partition_enforced(config) is every
+    assert cluster_max_array_size(config) == 1001  # from the same answer

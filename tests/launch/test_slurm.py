@@ -309,16 +309,19 @@ def test_sacctmgr_answers_the_questions_study_asks_it(slurm_cluster):
     answer unknown. The cluster script's accounting database holds the user's association with account root and
     the QOS normal, without PartitionTimeLimit."""
     from study.launch.ledger import user
-    from study.launch.slurm.accounting import (Association, Qos, cluster_name, limits_enforced, qos_record,
-                                               queued_jobs, user_accounts, user_associations)
+    from study.launch.slurm.accounting import (Association, Qos, limits_enforced, qos_record, queued_jobs,
+                                               user_accounts, user_associations)
+    from study.launch.slurm.params import slurm_config
 
-    assert user_accounts(user()) == ["root"] == user_accounts(user(), cluster_name())  # the script's cluster: ci
+    config = slurm_config()
+    assert config["ClusterName"] == "ci"  # the script's cluster
+    assert user_accounts(user()) == ["root"] == user_accounts(user(), config["ClusterName"])
     assert user_accounts(user(), "nonesuch") == []
     assert qos_record("normal") == Qos("normal")  # no flag (PartitionTimeLimit), MaxWall or MaxSubmitJobsPerUser
     assert qos_record("nonesuch") is None
     assert user_associations(user()) == ("root", [Association("root", qos=("normal",))])
     assert user_associations("nonesuch") is None
-    assert limits_enforced() is False  # the script's AccountingStorageEnforce: none
+    assert limits_enforced(config) is False  # the script's AccountingStorageEnforce: none
     assert isinstance(queued_jobs(user()), list)
 
 

@@ -20,12 +20,11 @@ for any limit of queued jobs."""
 from __future__ import annotations
 
 import functools
-import re
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from study.launch.slurm.params import ask_slurm, max_time_minutes, other_cluster
+from study.launch.slurm.params import ask_slurm, max_time_minutes, other_cluster, slurm_config
 
 
 def user_accounts(name: str, cluster: str | None = None) -> list[str] | None:
@@ -107,19 +106,11 @@ def job_association(placement: Any, default_account: str, rows: Iterable[Associa
     return found.pop() if len(found) == 1 else None
 
 
-def cluster_name() -> str | None:
-    """This cluster's name (ClusterName), as `scontrol show config` says; None where it does not answer."""
-    run = ask_slurm(["scontrol", "show", "config"])
-    m = re.search(r"^ClusterName\s*=\s*(\S+)", run.stdout, re.MULTILINE) if run is not None else None
-    return m.group(1) if m else None
-
-
-def limits_enforced() -> bool | None:
+def limits_enforced(config: dict[str, str]) -> bool | None:
     """Whether the cluster enforces the limits of QOS and associations (AccountingStorageEnforce holds `limits` or
-    `safe`), as `scontrol show config` says; None where it does not answer."""
-    run = ask_slurm(["scontrol", "show", "config"])
-    m = re.search(r"^AccountingStorageEnforce\s*=\s*(\S*)", run.stdout, re.MULTILINE) if run is not None else None
-    return bool({"limits", "safe"} & set(m.group(1).lower().split(","))) if m else None
+    `safe` in `config`, `slurm_config`); None where it says nothing."""
+    value = config.get("AccountingStorageEnforce")
+    return bool({"limits", "safe"} & set(value.lower().split(","))) if value is not None else None
 
 
 def queued_jobs(name: str) -> list[tuple[str, str, str]] | None:
@@ -154,8 +145,12 @@ class Accounting:
         self.qos = functools.lru_cache(maxsize=None)(qos_record)
 
     @functools.cached_property
-    def cluster(self) -> str | None:
-        return cluster_name()
+    def config(self) -> dict[str, str]:
+        return slurm_config()
+
+    @functools.cached_property
+    def cluster(self) -> str | None:  # ClusterName: the associations read are this cluster's
+        return self.config.get("ClusterName") or None
 
     @functools.cached_property
     def accounts(self) -> list[str] | None:
@@ -167,7 +162,7 @@ class Accounting:
 
     @functools.cached_property
     def enforced(self) -> bool | None:
-        return limits_enforced()
+        return limits_enforced(self.config)
 
     @functools.cached_property
     def queued(self) -> list[tuple[str, str, str]] | None:

@@ -104,11 +104,22 @@ def ask_slurm(command: list[str], *, env: dict[str, str] | None = None, input: s
         return None
 
 
-def cluster_max_array_size() -> int | None:
-    """MaxArraySize from `scontrol show config`, or None when scontrol is absent or says nothing."""
+def slurm_config() -> dict[str, str]:
+    """`scontrol show config`'s settings, name -> value as printed (`MaxArraySize`: "1001"); empty where scontrol is
+    absent or does not answer. Asked once per command that reads several of them."""
     run = ask_slurm(["scontrol", "show", "config"])
-    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", run.stdout, re.MULTILINE) if run is not None else None
-    return int(m.group(1)) if m else None
+    settings: dict[str, str] = {}
+    for line in run.stdout.splitlines() if run is not None else []:
+        name, sep, value = line.partition("=")
+        if sep and name.strip():
+            settings.setdefault(name.strip(), value.strip())
+    return settings
+
+
+def cluster_max_array_size(config: dict[str, str]) -> int | None:
+    """MaxArraySize of `config` (`slurm_config`), or None where it says nothing."""
+    m = re.match(r"\d+", config.get("MaxArraySize", ""))
+    return int(m.group(0)) if m else None
 
 
 def cluster_partitions() -> dict[str, int | None] | None:
@@ -177,12 +188,11 @@ def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
-def every_partition_enforced() -> bool | None:
-    """Whether the cluster refuses a job that some partition of its list cannot take (EnforcePartLimits=ALL, as
-    `scontrol show config` says; ANY or NO: one that takes it is enough); None where it does not answer."""
-    run = ask_slurm(["scontrol", "show", "config"])
-    m = re.search(r"^EnforcePartLimits\s*=\s*(\S+)", run.stdout, re.MULTILINE) if run is not None else None
-    return m.group(1).upper() == "ALL" if m else None
+def every_partition_enforced(config: dict[str, str]) -> bool | None:
+    """Whether the cluster refuses a job that some partition of its list cannot take (EnforcePartLimits=ALL in
+    `config`, `slurm_config`; ANY or NO: one that takes it is enough); None where it says nothing."""
+    value = config.get("EnforcePartLimits")
+    return value.upper() == "ALL" if value else None
 
 
 def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],

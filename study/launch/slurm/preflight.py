@@ -100,7 +100,7 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Acc
             problems.append(f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists "
                             f"{', '.join(sorted(known))})")
         every = any("," in (profile.placement(stage).partition or "") for stage in stage_times) and \
-            bool(every_partition_enforced())  # asked only of a list of partitions
+            bool(every_partition_enforced(accounting.config))  # asked only of a list of partitions
         over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit, every)
         problems += over
         access = partition_access()

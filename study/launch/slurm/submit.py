@@ -44,7 +44,7 @@ from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dependency_string, max_array_size,
-                                       slurm_parameters)
+                                       slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 from study.launch.grid_states import dry_run_states, grid_file, locked_states, other_accounts
@@ -244,7 +244,7 @@ class _Arrays:
         self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
         self.total = total  # jobs this submit queues, all going well
         self.dry_run, self.out, self.err = dry_run, out, err
-        self.limit = max_array_size(plan.profile, cluster_max_array_size())
+        self.limit = max_array_size(plan.profile, cluster_max_array_size(slurm_config()))
         self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir),
                     SUBMIT_DIR: os.getcwd()}  # where the jobs read the grid's relative paths from
         self.task = SlurmTask()
