@@ -60,8 +60,8 @@ def _check_exclude_values(grid: Grid, base: dict[str, Any]) -> None:
             taken = grid.axes[axis] if axis in grid.axes else [base[axis]]
             for v in values:
                 if v not in taken:
-                    shown = value_text(axis, v) if axis == "size" else repr(v)
-                    raise fail(grid.path, rule.line, f"exclude {rule.describe()}: {axis} {shown} is not a value of "
+                    raise fail(grid.path, rule.line, f"exclude {rule.describe()}: {axis} "
+                                                     f"{value_text(axis, v, quoted=True)} is not a value of "
                                                      f"axis {axis!r} (its values: "
                                                      f"{', '.join(value_text(axis, x) for x in taken)})")
 

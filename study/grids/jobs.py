@@ -304,11 +304,6 @@ def _label(entry: EvalEntry) -> str:
     return f"stages.evaluate[{entry.index}] (protocol {entry.protocol})"
 
 
-def _shown(axis: str, value) -> str:
-    """An axis value as a grid spells it: a size as a count (`1M`, `all`), anything else quoted."""
-    return value_text(axis, value) if axis == "size" else repr(value)
-
-
 def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job]:
     """The pretraining jobs `entry.where` matches; a grid error when none does, or when a value it lists is no
     job's (a typo, or a stale value)."""
@@ -319,8 +314,8 @@ def _matched(grid: Grid, entry: EvalEntry, pretrain_jobs: list[Job]) -> list[Job
             if v not in present:
                 held = sorted(present, key=lambda x: (x is None, x) if axis == "size" else (False, str(x)))
                 raise fail(grid.path, entry.where.line or entry.line,
-                           f"{_label(entry)}: where {axis}: {_shown(axis, v)} matches no pretraining job (their {axis} "
-                           f"values: {', '.join(_shown(axis, x) for x in held)})")
+                           f"{_label(entry)}: where {axis}: {value_text(axis, v, quoted=True)} matches no pretraining "
+                           f"job (their {axis} values: {', '.join(value_text(axis, x, quoted=True) for x in held)})")
     matched = [j for j in pretrain_jobs if entry.where.matches(j.axes)]
     if not matched:
         raise fail(grid.path, entry.where.line or entry.line,

@@ -93,11 +93,12 @@ class Matcher:
                                for a, v in self.conditions) + "}"
 
 
-def value_text(axis: str, value: Any) -> str:
-    """An axis value as a grid file spells it, for messages: a size as a count (`50k`; a whole dataset's, `all`)."""
+def value_text(axis: str, value: Any, quoted: bool = False) -> str:
+    """An axis value as a grid file spells it, for messages: a size as a count (`50k`; a whole dataset's, `all`);
+    another axis's value as it is, or with `quoted` as Python quotes it (`'simclr'`)."""
     if axis == "size" and (value is None or isinstance(value, int)):
         return ALL if value is None else format_count(value)
-    return str(value)
+    return str(value) if axis == "size" or not quoted else repr(value)
 
 
 @dataclass(frozen=True)
