@@ -195,6 +195,39 @@ def test_a_hidden_partition_is_checked_and_a_list_with_a_partition_scontrol_does
     assert refused("gpu,other") == []  # other: not shown by scontrol, may take them
 
 
+def test_a_list_of_partitions_of_which_one_takes_the_time_and_another_the_account_but_none_both_is_refused():
+    """`partition: short,noroot`, 1h jobs: short's MaxTime is 30 min, noroot denies the account. The time check (the
+    list's longest MaxTime) and the access check (a partition that takes the account) each passed it; Slurm pends it
+    for ever (checked on the real cluster: tests/launch/test_slurm.py). Under EnforcePartLimits=ALL, one partition that
+    does not take the account refuses it (sbatch: "Invalid account or account/partition combination")."""
+    from study.launch.slurm.params import PartitionAccess, partitions_not_taking, partitions_split
+
+    limits = {"short": 30, "noroot": None, "debug": None}
+    access = {"short": PartitionAccess(), "noroot": PartitionAccess(deny_accounts=frozenset({"root"})),
+              "debug": PartitionAccess()}
+    qos, root = (lambda p: p.qos), (lambda p: "root")
+
+    def split(partition: str, minutes: int = 60, lifts: bool | None = False) -> list[str]:
+        return partitions_split(Profile(partition=partition), {"evaluate": minutes}, limits, access, lambda p: lifts,
+                                qos, root)
+
+    assert split("short,noroot") == [
+        "evaluate jobs, up to 1h long (`time`): no partition of partition 'short,noroot' takes them: 'short' has a "
+        "MaxTime of 30m (sinfo); 'noroot' does not take account 'root' (DenyAccounts) (scontrol show partition): give "
+        "them a time, `qos` or `account` that one partition takes with the rest, or another `partition`"]
+    assert split("short,noroot", minutes=30) == []  # short takes them
+    assert split("short,noroot,debug") == []  # debug takes them
+    assert split("short,noroot", lifts=True) == [] and split("short,noroot", lifts=None) == []  # lifted; not told
+    assert split("noroot") == [] and split("short,other") == []  # one partition; one scontrol does not show
+    limits["short"], access["short"] = 30, PartitionAccess(deny_accounts=frozenset({"root"}))
+    assert split("short,noroot") == []  # neither takes the account: partitions_not_taking says so, alone
+    assert partitions_not_taking(Profile(partition="debug,noroot"), ["evaluate"], access, qos, root) == []
+    (every,) = partitions_not_taking(Profile(partition="debug,noroot"), ["evaluate"], access, qos, root, every=True)
+    assert every == ("evaluate jobs: partition 'noroot' does not take account 'root' (DenyAccounts) (scontrol show "
+                     "partition; EnforcePartLimits=ALL: each partition of its list must take the job): set `qos` or "
+                     "`account` to one it takes, or another `partition`"), every
+
+
 def test_the_users_accounts_are_those_of_this_cluster(tmp_path, monkeypatch):
     """One accounting database may serve several clusters: the accounts a refusal lists and the warning compares
     with are the user's on this one (ClusterName), as are the associations."""

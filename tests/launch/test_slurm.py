@@ -367,8 +367,9 @@ def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_
     study_long's flag is read, and its jobs run to their results; QOS normal, without it, is refused before any
     sbatch, saying so; a stage that names no QOS gets its association's default (normal), once given the flag, and
     was refused all the same. A 1h job on QOS study_capped (MaxWall 20 min) pended for ever
-    (QOSMaxWallDurationPerJobLimit), as did a job of an account its partition denies (EnforcePartLimits=NO): each
-    refused before any sbatch."""
+    (QOSMaxWallDurationPerJobLimit), as did a job of an account its partition denies (EnforcePartLimits=NO), and one
+    on a list of partitions of which one is too short and the other denies the account: each refused before any
+    sbatch."""
     grid, wd = env / "lifted.yaml", env / "wd"
     grid.write_text(grid_text("lifted"))
     _evaluate_on(env, "partition: short, qos: study_long")
@@ -396,6 +397,13 @@ def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_
     assert code == 2 and ("evaluate jobs: partition 'noroot' does not take account 'root' (DenyAccounts) (scontrol "
                           "show partition)") in err, err
     assert Ledger(env / "wd_denied", "lifted").events() == []
+    _sacctmgr("modify", "qos", "normal", "set", "Flags=-1")  # which lifted short's MaxTime
+    _evaluate_on(env, "partition: 'short,noroot'")  # short: too short; noroot: denies root; pends for ever
+    code, _, err = run_cli(submit_argv(grid, env / "wd_split"))
+    assert code == 2 and ("evaluate jobs, up to 1h long (`time`): no partition of stages.evaluate.partition "
+                          "'short,noroot' takes them: 'short' has a MaxTime of 30m (sinfo); 'noroot' does not take "
+                          "account 'root' (DenyAccounts) (scontrol show partition)") in err, err
+    assert Ledger(env / "wd_split", "lifted").events() == []
 
 
 def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_the_rest(site_limits, env):

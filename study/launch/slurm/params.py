@@ -12,7 +12,8 @@ short job's time limit, not below 10 s), setup -> lines run before the job, addi
 a stage's own partition, account, qos, constraint, gpu_type and additional (`stages.<stage>.partition`, ...:
 Profile.placement) replace the profile's for its jobs (a partition sinfo does not list: `unknown_partitions`, or
 whose MaxTime there a stage's time exceeds and its QOS does not lift: `over_time_limits`, or none of whose list
-takes the stage's QOS or account: `partitions_not_taking`, refused by study submit before sbatch);
+takes the stage's QOS or account: `partitions_not_taking`, or a list of which none takes both: `partitions_split`,
+refused by study submit before sbatch);
 max_parallel_gpus (its GPUs / a job's) and max_parallel_jobs -> each array's throttle (--array=0-N%k), the smaller
 where both apply. Always added:
 --kill-on-invalid-dep=yes (a job whose dependency failed is cancelled, never pends forever), --requeue (a preempted
@@ -283,11 +284,13 @@ def partition_access() -> dict[str, PartitionAccess] | None:
 
 
 def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str, PartitionAccess],
-                          qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None]) -> list[str]:
-    """Each stage none of whose partitions (`access`: `partition_access`) takes its jobs' QOS and account (`qos_of`,
-    `account_of`: of its placement; None where not known, not checked), said with the keys to change: such a job pends
-    for ever, or sbatch refuses it (EnforcePartLimits). None of a stage sent to another cluster, nor of one with a
-    partition `access` lacks (it may take the jobs: Slurm runs them on whichever partition of the list does)."""
+                          qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None],
+                          every: bool = False) -> list[str]:
+    """Each stage none of whose partitions (`access`: `partition_access`; with `every`, `every_partition_enforced`:
+    one of them) takes its jobs' QOS and account (`qos_of`, `account_of`: of its placement; None where not known, not
+    checked), said with the keys to change: such a job pends for ever, or sbatch refuses it (EnforcePartLimits). None
+    of a stage sent to another cluster, nor of one with a partition `access` lacks (it may take the jobs: Slurm runs
+    them on whichever partition of the list does)."""
     said: dict[str, list[str]] = {}  # what to say -> the stages it is said of
     for stage in stages:
         placement = profile.placement(stage)
@@ -296,12 +299,51 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
             continue
         qos, account = qos_of(placement), account_of(placement)
         why = [access[name].refuses(qos, account) for name in names]
-        if all(why):
-            text = ("; ".join(f"partition {name!r} {w}" for name, w in zip(names, why))
-                    + f" (scontrol show partition): set `{placement.key('qos')}` or `{placement.key('account')}` to "
-                      f"one it takes, or another `{placement.key('partition')}`")
+        if any(why) if every else all(why):
+            text = ("; ".join(f"partition {name!r} {w}" for name, w in zip(names, why) if w)
+                    + " (scontrol show partition"
+                    + ("; EnforcePartLimits=ALL: each partition of its list must take the job" if every and
+                       len(names) > 1 else "")
+                    + f"): set `{placement.key('qos')}` or `{placement.key('account')}` to one it takes, or another "
+                      f"`{placement.key('partition')}`")
             said.setdefault(text, []).append(stage)
     return [f"{' and '.join(stages)} jobs: {text}" for text, stages in said.items()]
+
+
+def partitions_split(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
+                     access: dict[str, PartitionAccess], qos_lifts: Callable[[Any], bool | None],
+                     qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None]) -> list[str]:
+    """Each stage with a list of partitions of which one has a MaxTime (`limits`) its jobs' time fits, or its QOS
+    lifts (`qos_lifts`), and one takes their QOS and account (`access`, `qos_of`, `account_of`), but none both:
+    `over_time_limits` and `partitions_not_taking` each pass it, and Slurm pends it for ever (squeue gives one
+    partition's reason; `sbatch --test-only` says it would start). Not asked where EnforcePartLimits is ALL (each
+    partition must take the job: those two refuse it), nor of a stage whose partitions, QOS or account cannot be told
+    of, nor of one sent to another cluster."""
+    from study.grids.profile import minutes_text
+
+    out = []
+    for stage, time_min in stage_times.items():
+        placement = profile.placement(stage)
+        names = [name for name in (placement.partition or "").split(",") if name]
+        if other_cluster(placement) or len(names) < 2 or any(n not in limits or n not in access for n in names):
+            continue
+        if qos_lifts(placement) is not False:  # lifted: time refuses nowhere; unknown: not told
+            continue
+        qos, account = qos_of(placement), account_of(placement)
+        short = {name for name in names if limits[name] is not None and time_min > limits[name]}  # type: ignore
+        refused = {name: why for name in names if (why := access[name].refuses(qos, account))}
+        if len(short) == len(names) or len(refused) == len(names) or short | set(refused) != set(names):
+            continue
+        why = []
+        for name in names:
+            said = [f"has a MaxTime of {minutes_text(int(limits[name]))} (sinfo)"] if name in short else []
+            said += [f"{refused[name]} (scontrol show partition)"] if name in refused else []
+            why.append(f"{name!r} {' and '.join(said)}")
+        out.append(f"{stage} jobs, up to {minutes_text(time_min)} long (`time`): no partition of "
+                   f"{placement.key('partition')} {placement.partition!r} takes them: {'; '.join(why)}: give them a "
+                   f"time, `{placement.key('qos')}` or `{placement.key('account')}` that one partition takes with the "
+                   f"rest, or another `{placement.key('partition')}`")
+    return out
 
 
 def other_cluster(placement: Any) -> bool:

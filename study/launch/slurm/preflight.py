@@ -5,8 +5,10 @@ jobs are queued without the jobs that wait on them:
   PartitionTimeLimit) and the stage's QOS does not lift: `cluster_partitions`, `unknown_partitions`,
   `over_time_limits`; partitions none of which takes the stage's QOS or account (AllowQos, DenyAccounts, ...: pending
   for ever under EnforcePartLimits=NO), as `scontrol show partition` says: `partition_access`,
-  `partitions_not_taking`; a `time` above the MaxWall of the stage's QOS or association, where the cluster enforces
-  it (pending for ever, QOSMaxWallDurationPerJobLimit): `accounting.Accounting.max_wall`;
+  `partitions_not_taking`; a list of partitions of which one takes the time and another the QOS and account but none
+  both (squeue names one partition's reason; `sbatch --test-only` says the job would start): `partitions_split`; a
+  `time` above the MaxWall of the stage's QOS or association, where the cluster enforces it (pending for ever,
+  QOSMaxWallDurationPerJobLimit): `accounting.Accounting.max_wall`;
 - a placement the controller refuses, asked by `sbatch --test-only` (nothing queued) once per stage and resources:
   an account or QOS the user is not associated with (an account: the refusal lists the user's, `sacctmgr show
   assoc`), a GPU type or count, memory or CPUs that no node of the partition has (an answer it also gives where the
@@ -33,8 +35,8 @@ from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.accounting import Accounting, submit_room
 from study.launch.slurm.params import (ask_slurm, cluster_partitions, every_partition_enforced, over_time_limits,
-                                       partition_access, partition_nodes_up, partitions_not_taking, slurm_parameters,
-                                       unknown_partitions)
+                                       partition_access, partition_nodes_up, partitions_not_taking, partitions_split,
+                                       slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -106,7 +108,10 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Acc
         access = partition_access()
         if access is not None:
             problems += partitions_not_taking(profile, stage_times, access, accounting.job_qos,
-                                              accounting.job_account)
+                                              accounting.job_account, every)
+            if not every:
+                problems += partitions_split(profile, stage_times, known, access, accounting.lifts_time_limit,
+                                             accounting.job_qos, accounting.job_account)
     problems += _over_max_wall(profile, stage_times, accounting)
     for said in unsure:
         print(f"study: warning: profile {profile.path or 'built-in default'}: {said}; unless the stage's QOS has the "
