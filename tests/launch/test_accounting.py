@@ -74,18 +74,28 @@ def test_the_qos_a_stage_gets_without_one_is_its_associations_default_else_its_o
 def test_how_many_jobs_a_submit_may_queue_counts_the_users_queued_jobs_of_each_limit(site):
     """The QOS's MaxSubmitJobsPerUser counts the user's jobs in that QOS; without one, the association's
     MaxSubmitJobs counts the user's jobs on its account (on partitions without an association of their own). Stages
-    under one limit share its room; the submit stops at the first job refused, so the stages after it count none."""
+    under one limit share its room, also where another limit decides for one of them (the association counts jobs
+    of every QOS); the submit stops at the first job refused, so the stages after it count none."""
     prof = Profile(partition="debug", qos="capped")
     (site / "squeue").write_text("lab|capped|debug\nlab|capped|debug\nlab|normal|debug\n")
     assert submit_room(prof, {"pretrain": 2, "evaluate": 2}, Accounting("me")) == (
         3, "QOS 'capped' (`qos`, sacctmgr) lets you have 5 jobs in Slurm's queue at once (its MaxSubmitJobsPerUser), "
-           "and you have 2 there now (squeue -u me)")
+           "and you have 2 there now (squeue -u me) besides this submit's 2 pretrain job(s) queued before them")
     assert submit_room(prof, {"pretrain": 1, "evaluate": 2}, Accounting("me")) is None  # all 3 fit
     plain = Profile(partition="debug")  # QOS normal (the default: two QOS, none the default), no MaxSubmitJobsPerUser
     (site / "squeue").write_text("lab|normal|debug\nlab|capped|gpu\nother|long|debug\n")  # gpu: its own association
     fits, said = submit_room(plain, {"pretrain": 4}, Accounting("me"))
     assert fits == 3 and said.startswith("your association with account 'lab' (sacctmgr) lets you have 4 jobs")
     assert "and you have 1 there now" in said
+    # pretraining under QOS capped's limit (5), the evaluations under the association's (4), which also counts the
+    # pretraining jobs (Slurm's AssocMaxSubmitJobLimit): 3 fit where each limit alone lets all 5 in
+    (site / "squeue").write_text("")
+    split = Profile(partition="debug", stage_placement={"pretrain": {"qos": "capped"}})
+    assert submit_room(split, {"pretrain": 3, "evaluate": 2}, Accounting("me")) == (
+        4, "your association with account 'lab' (sacctmgr) lets you have 4 jobs in Slurm's queue at once (its "
+           "MaxSubmitJobs), and you have 0 there now (squeue -u me) besides this submit's 3 pretrain job(s) queued "
+           "before them")
+    assert submit_room(split, {"pretrain": 2, "evaluate": 2}, Accounting("me")) is None
     long = Profile(partition="debug", account="other")  # QOS long: no limit; nor has its association
     assert submit_room(long, {"pretrain": 100}, Accounting("me")) is None
     # c2's association of lab (MaxSubmitJobs 1, MaxWall 10 min) is not this cluster's, nor read for a stage sent to c2

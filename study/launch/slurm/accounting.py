@@ -11,9 +11,9 @@ lists each one's.
   enforces no limit, too).
 - The longest time it lets a job ask, MaxWall (of the QOS, else of the association: the first set is Slurm's), and
   how many jobs the user may have in the queue at once, MaxSubmitJobsPerUser of the QOS, else MaxSubmitJobs of the
-  association (each array task one job): both only where the cluster enforces limits (AccountingStorageEnforce with
-  `limits` or `safe`); a job over MaxWall pends for ever (QOSMaxWallDurationPerJobLimit), and sbatch refuses an array
-  that would pass MaxSubmitJobs.
+  association (each array task one job; the association's counts its jobs of every QOS): both only where the
+  cluster enforces limits (AccountingStorageEnforce with `limits` or `safe`); a job over MaxWall pends for ever
+  (QOSMaxWallDurationPerJobLimit), and sbatch refuses an array that would pass MaxSubmitJobs.
 Not read: the limits shared with other users (GrpSubmitJobs, MaxSubmitJobsPerAccount: squeue may not show their
 jobs) and a partition's own QOS; where one of them refuses, `study submit` halves its arrays (submit.py) as it does
 for any limit of queued jobs."""
@@ -232,17 +232,25 @@ class Accounting:
         if qos is None or record is None or self.queued is None:
             return None
         if record.max_submit_per_user is not None:
-            return SubmitLimit(("qos", qos[0]), record.max_submit_per_user,
+            return SubmitLimit(_qos_key(qos[0]), record.max_submit_per_user,
                                sum(1 for _, q, _ in self.queued if q == qos[0]),
                                f"{qos[1]} lets you have {record.max_submit_per_user} jobs in Slurm's queue at once "
                                f"(its MaxSubmitJobsPerUser)")
         association = self.association(placement)
         if association is None or association.max_submit is None:
             return None if association is None else NO_LIMIT
-        return SubmitLimit(("association", association.account, association.partition), association.max_submit,
+        return SubmitLimit(_association_key(association), association.max_submit,
                            sum(1 for job in self.queued if self._counted(association, *job)),
                            f"your association with account {association.account!r} (sacctmgr) lets you have "
                            f"{association.max_submit} jobs in Slurm's queue at once (its MaxSubmitJobs)")
+
+    def counted_under(self, placement: Any) -> list[tuple[str, ...]]:
+        """The keys (`SubmitLimit.key`) of every limit on queued jobs that counts a stage's jobs, whether or not it
+        decides for them: their QOS's (MaxSubmitJobsPerUser counts the user's jobs of the QOS) and their association's
+        (MaxSubmitJobs counts its jobs of every QOS)."""
+        qos, association = self.stage_qos(placement), self.association(placement)
+        return ([_qos_key(qos[0])] if qos is not None else []) + \
+            ([_association_key(association)] if association is not None else [])
 
     def _counted(self, association: Association, account: str, qos: str, partition: str) -> bool:
         """Whether a queued job (its account, QOS and partition) is one of `association`'s: its account's, on its
@@ -258,23 +266,37 @@ class Accounting:
 def submit_room(profile: Any, stage_counts: dict[str, int], accounting: Accounting) -> tuple[int, str] | None:
     """How many of a submit's jobs (`stage_counts`: stage -> its jobs to queue, in the order they are queued) the limits
     on the user's queued jobs let into Slurm's queue, and what stops the rest (the limit, and how many of the user's
-    jobs it counts now): the submit stops at the first job sbatch refuses. None where every job fits, or it cannot
-    tell."""
-    room: dict[tuple[str, ...], int] = {}
+    jobs it counts now): the submit stops at the first job sbatch refuses. A stage's jobs count against each limit
+    they are under (`Accounting.counted_under`), also one that does not decide for them: an association's
+    MaxSubmitJobs counts a stage's jobs that their QOS's MaxSubmitJobsPerUser decides for. None where every job fits,
+    or it cannot tell."""
+    here: dict[tuple[str, ...], int] = {}  # limit key -> this submit's jobs before the stage that it counts
+    before: dict[tuple[str, ...], list[str]] = {}  # limit key -> the stages of those jobs
     fits = 0
     for stage, count in stage_counts.items():
-        limit = accounting.submit_limit(profile.placement(stage))
+        placement = profile.placement(stage)
+        limit = accounting.submit_limit(placement)
         if limit is None:
             return None
-        if limit.most is None:
-            fits += count
-            continue
-        left = room.setdefault(limit.key, max(0, limit.most - limit.used))
-        room[limit.key] = max(0, left - count)
+        left = count if limit.most is None else max(0, limit.most - limit.used - here.get(limit.key, 0))
         fits += min(count, left)
         if count > left:
-            return fits, f"{limit.said}, and you have {limit.used} there now (squeue -u {accounting.name})"
+            ahead = (f" besides this submit's {here[limit.key]} {' and '.join(before[limit.key])} job(s) queued "
+                     f"before them" if here.get(limit.key) else "")
+            return fits, (f"{limit.said}, and you have {limit.used} there now (squeue -u {accounting.name})"
+                          f"{ahead}")
+        for key in accounting.counted_under(placement):
+            here[key] = here.get(key, 0) + count
+            before.setdefault(key, []).append(stage)
     return None
+
+
+def _qos_key(qos: str) -> tuple[str, ...]:
+    return ("qos", qos)
+
+
+def _association_key(association: Association) -> tuple[str, ...]:
+    return ("association", association.account, association.partition)
 
 
 def _sacctmgr(*args: str) -> subprocess.CompletedProcess | None:
