@@ -150,7 +150,7 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], re
               grids: Mapping[str, str] | None = None) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
     gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
-    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder. `reason`: the lines'
+    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder (absolute). `reason`: the lines'
     (study.launch.state.RERUN, or None: stale); `grids`: job id -> the grid whose ledger takes its line instead, for
     another grid's job (`workdir_dependents`; in the plan's ledger, the plan's status would take its next result for
     one of a job the plan ran and no longer has). The caller holds the workdir's submit lock, and has refused jobs
@@ -159,7 +159,8 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], re
     from study.launch.ledger import Ledger
 
     workdir, by_id, job_ids = Path(workdir), {j.id: j for j in plan.jobs}, list(job_ids)
-    folder = workdir / STALE_DIR / _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    # absolute: status, run from any folder, names it
+    folder = workdir.resolve() / STALE_DIR / _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     for kind in ("results", "jobs"):
         (folder / kind).mkdir(parents=True, exist_ok=True)
     # the lines first: a job whose result a kill or an error leaves in place reads done (a result comes first), and

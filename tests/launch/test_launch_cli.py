@@ -203,7 +203,7 @@ def test_a_rerun_that_stale_results_stop_moves_nothing(env, slurm, capsys):
     assert not list((wd / "results").glob("*.json"))
 
 
-def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_and_says_so(env):
+def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_and_says_so(env, monkeypatch):
     """`rerun_results`: the chosen jobs with a result or a job folder, and (transitively) the jobs with a result that
     depend on one; not a chosen job without either. Their `set_aside` lines carry the reason, which status says; a
     dependent, or a chosen job, that runs or waits to run stops it, naming --rerun."""
@@ -232,7 +232,9 @@ def test_rerun_sets_aside_the_chosen_done_jobs_and_the_done_jobs_that_used_them_
     # a chosen job of a folder and no result that runs or waits to run: its folder is not taken from under it
     with pytest.raises(StudyError, match=r"^--rerun: 1 job\(s\) to set aside, .*: evaluate e0 \(pending\);"):
         refuse_live_dependents(plan, wd, rerun_results(plan.jobs, wd, {"e0"}), flag="--rerun")
-    folder = set_aside(plan, wd, ["e0"], reason="rerun")
+    monkeypatch.chdir(wd.parent)  # a workdir given relative: the ledger names the folder whatever the reader's cwd
+    folder = set_aside(plan, wd.name, ["e0"], reason="rerun")
+    assert folder.is_absolute() and (folder / "jobs" / "e0").is_dir()
     state = classify(plan.jobs, wd, Ledger(wd, "g").replay())["e0"]
     assert (state.state, state.detail) == ("missing", f"its result, to run again, was set aside in {folder}")
 
