@@ -32,13 +32,12 @@ from typing import Any
 from study.configfields import is_num
 from study.evaluate.protocols import names_where
 from study.evaluate.recipes import recipe
-from study.grids.jobs import Job, crop_size, trains_nothing
-from study.grids.profile import DEFAULT_THROUGHPUT, REFERENCE_BACKBONE, CostModel, Profile
+from study.grids.jobs import Job, trains_nothing
+from study.grids.profile import DEFAULT_THROUGHPUT, MAX_REQUEUES, REFERENCE_BACKBONE, CostModel, Profile
 from study.grids.schema import ALL, DatasetSpec, Grid
 from study.train.config import PretrainConfig
 
 
-MAX_REQUEUES = 20  # timeouts/preemptions the Slurm launcher requeues a job after (submitit max_num_timeout)
 HOURS_DIGITS = 4  # the estimate's hours to 0.36 s: a CPU job of seconds is not 0 s (at 2 digits: 36 s)
 PROBE_PROTOCOLS = names_where(fits_probes=True)  # those that fit linear probes (kNN fits none)
 FROZEN_PROTOCOLS = names_where(trains=False)  # those that extract features into the cache
@@ -162,18 +161,13 @@ def _rate(cost: CostModel, backbone: str, kind: str, notes: set[str]) -> float:
 def _job_shape(job: Job, pretrain: dict[str, Job]) -> dict[str, Any]:
     """The width and image size `job` runs its backbone at (an evaluation: its first encoder's width; a scratch run:
     its own `width`), and its device: `cpu`, or `gpu` where it asks for GPUs."""
-    from study.evaluate.config import EvalConfig
-
     if job.stage == "pretrain":
-        sec = job.config["pretrain"]
-        width, size = sec.get("width"), crop_size(sec, PretrainConfig.image_size)
+        width = job.config["pretrain"].get("width")
     else:
-        sec = job.config["evaluate"]
         encoders = job.config.get("encoders") or []
         enc = pretrain.get(encoders[0]) if encoders else None
-        width = enc.config["pretrain"].get("width") if enc is not None else sec.get("width")
-        size = crop_size(sec, EvalConfig.image_size)
-    return {"width": width if is_num(width) else PretrainConfig.width, "image_size": size,
+        width = enc.config["pretrain"].get("width") if enc is not None else job.config["evaluate"].get("width")
+    return {"width": width if is_num(width) else PretrainConfig.width, "image_size": job.image_size,
             "device": "gpu" if job.resources.gpus else "cpu"}
 
 

@@ -38,7 +38,7 @@ def axis_defaults(grid: Grid) -> dict[str, Any]:
     lines = grid.defaults_lines.get("pretrain", {})
     for axis in PRETRAIN_AXES:
         if axis in d:
-            try:
+            try:  # defaults.pretrain holds a value as written (`50k`): normalised here, as the axes' were
                 out[axis] = normalise_axis_value(axis, d[axis])
             except ValueError as e:  # schema.load_grid checks them first; a Grid made otherwise gets the same error
                 raise fail(grid.path, lines.get(axis) or grid.lines.get("defaults"),

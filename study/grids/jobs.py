@@ -14,10 +14,11 @@ from typing import Any, Iterator
 
 from study.configfields import plain
 from study.errors import StudyError
+from study.evaluate.config import EvalConfig
 from study.evaluate.protocols import protocol as protocol_of
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid,
-                                parsed_corruption, value_text)
+                                parsed_corruption, value_line, value_text)
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
@@ -48,6 +49,15 @@ class Job:
     @property
     def axes(self) -> dict[str, Any]:
         return self.config["axes"]
+
+    @property
+    def image_size(self) -> int:
+        """The image size the job works at: its section's `augment.image_size`, else `image_size`, else its config's
+        default (as PretrainConfig and EvalConfig resolve it)."""
+        section = self.config.get(self.stage, {})
+        augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
+        default = PretrainConfig.image_size if self.stage == "pretrain" else EvalConfig.image_size
+        return augment.get("image_size", section.get("image_size", default))
 
 
 def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
@@ -177,13 +187,6 @@ def build_jobs(grid: Grid, points: list[dict[str, Any]], profile: Profile) -> li
     return b.jobs
 
 
-def crop_size(section: dict, default: int) -> int:
-    """The image size a pretrain or evaluate section works at: `augment.image_size`, else `image_size`, else its
-    config's default (as PretrainConfig and EvalConfig resolve it)."""
-    augment = section.get("augment") if isinstance(section.get("augment"), dict) else {}
-    return augment.get("image_size", section.get("image_size", default))
-
-
 def trains_nothing(method: Any) -> bool:
     """A method that trains no step (`random`, `pretrained`: UNTRAINED_METHODS, not the registry, which `study status`
     must not import with torch); an unknown one is the config check's."""
@@ -215,21 +218,6 @@ def _refuse_shared_cells(grid: Grid, jobs: list[Job]) -> None:
                            f"same labeled sizes: their results would share the report's cells, the newer hiding the "
                            f"other. Give one entry, or each, its own `variant: <word>`")
         seen[key].append(job)
-
-
-def value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
-    """The line where `value` of `axis` was written: the include rule that made `point` (a job's axes) when one
-    did, else the axes, an include rule naming the value, or the defaults."""
-    if point is not None:
-        for m in grid.include:
-            if axis in m.axes and m.matches(point):
-                return m.line
-    if axis in grid.axes and value in grid.axes[axis]:
-        return grid.axis_lines[axis][1][grid.axes[axis].index(value)]
-    for m in grid.include:
-        if value in dict(m.conditions).get(axis, ()):
-            return m.line
-    return grid.defaults_lines.get("pretrain", {}).get(axis) or grid.lines.get("defaults")
 
 
 def _eval_datasets(b: _Builder, entry: EvalEntry, datasets: list[str]) -> list[str]:

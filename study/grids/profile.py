@@ -22,6 +22,7 @@ from study.grids.yamlio import YMap, check_keys, fail, load_yaml
 
 STAGES = ("pretrain", "evaluate")  # a grid's and a profile's stages, in the order they run
 RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
+RESOURCE_FIELDS = {"mem": "mem_gb", "time": "time_min"}  # a resource key's Resources field, where it is named otherwise
 # what a profile's `stages.<stage>` may set besides its resources, each overriding the profile's top-level key for
 # that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)
 PLACEMENT_KEYS = ("partition", "account", "qos", "constraint", "gpu_type", "max_time", "additional")
@@ -146,6 +147,8 @@ def option_name(key: Any) -> str:
     return str(key).replace("_", "-")
 
 
+# the built-in profile's stage resources, as a profile file writes them (grids/README.md, "Cluster profiles"); a key
+# they leave out (`nodes`) is Resources' default, whose other defaults are the pretraining stage's here
 DEFAULT_STAGES = {
     "pretrain": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "24h"},
     "evaluate": {"gpus": 1, "cpus": 8, "mem": "32G", "time": "12h"},
@@ -225,6 +228,9 @@ GPU_OPTIONS = ("gpus-per-node", "gres")
 # the most seconds sbatch's --signal takes: a longer signal_delay_s reaches it for a job of 8 days or more
 # (slurm.params caps the delay at a tenth of the job's time)
 MAX_SIGNAL_DELAY_S = 65535
+# the Slurm launcher's: the timeouts or preemptions a job is requeued after (submitit's max_num_timeout), so a job
+# may run that many time limits and one more; the estimate notes a job that needs longer (study.grids.cost)
+MAX_REQUEUES = 20
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
                 "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs",
                 "signal_delay_s", "max_time", "setup", "python", "additional", "stages", "cost")
@@ -426,61 +432,74 @@ _OPTION = re.compile(r"[a-z0-9][a-z0-9_-]*")  # sbatch's long options are lower 
 
 def _check_additional(p: str, additional: dict, gpu_option: str, where: str = "additional",
                       base: dict | None = None) -> None:
-    """Refuse an `additional` sbatch option the launcher writes itself (LAUNCHER_SBATCH_OPTIONS, and --gres where
-    `gpu_option: gres` has it ask for the GPUs) or one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), naming
-    its line and the profile key to use instead; one that breaks the submission (SUBMIT_BREAKING_SBATCH_OPTIONS); an
-    abbreviation of any of those (sbatch takes a long option's unambiguous prefix: `--job` is --job-name); a key that
-    is no option name (`_OPTION`: submitit writes it unquoted, after `--`), a value holding a line break, a `false`
-    (submitit would write `--<key>=False`), an empty value or a list (`--<key>=None`, `--<key>='[...]'`), and a
-    --gres naming `gpu` (a second GPU request beside the launcher's --gpus-per-node). `where`: the mapping's name in
-    messages; `base`: for a stage's `additional`, the profile's, whose options a null value there drops (a null for
-    an option `base` does not set is refused: it drops nothing)."""
+    """Refuse an `additional` sbatch option study submit cannot pass on (`_additional_option`) or whose value it
+    cannot write (`_check_additional_value`). `where`: the mapping's name in messages; `base`: for a stage's
+    `additional`, the profile's, whose options a null value there drops (a null for an option `base` does not set is
+    refused: it drops nothing)."""
     written = {**LAUNCHER_SBATCH_OPTIONS, **({"gres": "stages.<stage>.gpus (gpu_type: its type)"}
                                               if gpu_option == "gres" else {})}
-    known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}  # what an abbreviation may stand for
     for key, value in additional.items():
         line = additional.line_of(key) if isinstance(additional, YMap) else None
-        option = str(key).strip().lstrip("-").replace("_", "-").lower()
-        begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
-        said = option
-        if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
-            raise fail(p, line, f"{where}: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
-                                + ", options study submit writes itself or refuses: write options in full")
-        if begun:
-            option, said = begun[0], f"{option} (an abbreviation of --{begun[0]})"
-        if option in written:
-            instead = written[option]
-            raise fail(p, line, f"{where}: --{said} is written by study submit itself"
-                       + (f"; set `{instead}` in the profile instead" if instead else
-                          " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
-        if option in CLASHING_SBATCH_OPTIONS:
-            beside, instead = CLASHING_SBATCH_OPTIONS[option]
-            raise fail(p, line, f"{where}: sbatch refuses --{said} beside the --{beside} study submit writes; set "
-                                f"`{instead}` in the profile instead")
-        if option in SUBMIT_BREAKING_SBATCH_OPTIONS:
-            raise fail(p, line, f"{where}: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
-        if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
-            fixed = isinstance(key, str) and key.lstrip("-").lower()
-            raise fail(p, line, f"{where}: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
-                                "'_')" + (f": write `{fixed}`" if fixed and _OPTION.fullmatch(fixed) else ""))
+        option = _additional_option(p, line, where, key, written)
         _one_line(p, line, f"{where}.{key}", value)
         if value is None and base is not None:
             if option_name(key) not in {option_name(k) for k in base}:
                 raise fail(p, line, f"{where}.{key}: null drops the profile's own `additional` option of that name, "
                                     f"but it sets none (its options: {', '.join(map(str, base)) or 'none'})")
             continue
-        if value is False:
-            raise fail(p, line, f"{where}.{key}: false would be written as `--{key}=False`: leave the option out "
-                                "(`true` writes the bare flag)")
-        if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value would write --exclusive=None
-            raise fail(p, line, f"{where}.{key}: expected a string or a number (`true` for a bare flag), got "
-                                f"{value!r}" + (": write a list as one string, e.g. `END,FAIL`"
-                                                if isinstance(value, list) else ""))
-        if option == "gres" and any(g.strip().removeprefix("gres/").split(":")[0] == "gpu"
-                                    for g in str(value).split(",")):
-            raise fail(p, line, f"{where}.gres: {value!r} asks for GPUs besides those study submit asks for "
-                                "(--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
-                                "`gpu_option: gres` (and `gpu_type`) and `stages.<stage>.gpus` instead")
+        _check_additional_value(p, line, where, key, option, value)
+
+
+def _additional_option(p: str, line: int | None, where: str, key: Any, written: dict[str, str | None]) -> str:
+    """The sbatch option `key` names (lower case, `_` as `-`; an abbreviation of one below in full: sbatch takes a
+    long option's unambiguous prefix, `--job` is --job-name). Refused, naming the profile key to use instead: one
+    the launcher writes itself (`written`: LAUNCHER_SBATCH_OPTIONS, and --gres where `gpu_option: gres` has it ask
+    for the GPUs), one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), one that breaks the submission
+    (SUBMIT_BREAKING_SBATCH_OPTIONS), an ambiguous abbreviation, and a key that is no option name (`_OPTION`:
+    submitit writes it unquoted, after `--`)."""
+    known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}  # what an abbreviation may stand for
+    option = str(key).strip().lstrip("-").replace("_", "-").lower()
+    begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
+    said = option
+    if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
+        raise fail(p, line, f"{where}: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
+                            + ", options study submit writes itself or refuses: write options in full")
+    if begun:
+        option, said = begun[0], f"{option} (an abbreviation of --{begun[0]})"
+    if option in written:
+        instead = written[option]
+        raise fail(p, line, f"{where}: --{said} is written by study submit itself"
+                   + (f"; set `{instead}` in the profile instead" if instead else
+                      " (requeue, stage dependencies, recovery and `study status` rely on its value)"))
+    if option in CLASHING_SBATCH_OPTIONS:
+        beside, instead = CLASHING_SBATCH_OPTIONS[option]
+        raise fail(p, line, f"{where}: sbatch refuses --{said} beside the --{beside} study submit writes; set "
+                            f"`{instead}` in the profile instead")
+    if option in SUBMIT_BREAKING_SBATCH_OPTIONS:
+        raise fail(p, line, f"{where}: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
+    if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
+        fixed = isinstance(key, str) and key.lstrip("-").lower()
+        raise fail(p, line, f"{where}: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "
+                            "'_')" + (f": write `{fixed}`" if fixed and _OPTION.fullmatch(fixed) else ""))
+    return option
+
+
+def _check_additional_value(p: str, line: int | None, where: str, key: Any, option: str, value: Any) -> None:
+    """Refuse a value of `additional` option `key` (`option`: the sbatch option it names) that submitit would write
+    wrong: a `false` (`--<key>=False`), an empty value or a list (`--<key>=None`, `--<key>='[...]'`), and a --gres
+    naming `gpu` (a second GPU request beside the launcher's --gpus-per-node)."""
+    if value is False:
+        raise fail(p, line, f"{where}.{key}: false would be written as `--{key}=False`: leave the option out "
+                            "(`true` writes the bare flag)")
+    if value is None or isinstance(value, (list, dict)):  # `exclusive:` with no value would write --exclusive=None
+        raise fail(p, line, f"{where}.{key}: expected a string or a number (`true` for a bare flag), got "
+                            f"{value!r}" + (": write a list as one string, e.g. `END,FAIL`"
+                                            if isinstance(value, list) else ""))
+    if option == "gres" and any(g.strip().removeprefix("gres/").split(":")[0] == "gpu"
+                                for g in str(value).split(",")):
+        raise fail(p, line, f"{where}.gres: {value!r} asks for GPUs besides those study submit asks for "
+                            "(--gpus-per-node, by `stages.<stage>.gpus`; also for a CPU job): set "
+                            "`gpu_option: gres` (and `gpu_type`) and `stages.<stage>.gpus` instead")
 
 
 def _load_cost(p: str, raw: Any, line: int) -> CostModel:
@@ -564,54 +583,73 @@ def resolve_resources(profile: Profile, stage: str, layers: Iterable[tuple[str, 
     `node` as a value of gpus, cpus or mem means the profile's per-node amount. Each value is checked against
     the profile's node (a StudyError naming the file and line of the value that does not fit).
     """
-    spec: dict[str, tuple[Any, str, int]] = {}
+    spec = _layered_spec(profile, stage, layers)
+    out: dict[str, Any] = {}
+    for key in RESOURCE_KEYS:
+        if key in spec:
+            written, file, line = spec[key]
+            value = _resource_value(profile, stage, key, written, file, line)
+            _check_fits(profile, stage, key, written, value, file, line)
+            out[RESOURCE_FIELDS.get(key, key)] = value
+    return Resources(**out)
+
+
+def _layered_spec(profile: Profile, stage: str, layers: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, str, int]]:
+    """Resource key -> (the value written, its file, its line): the profile's stage spec, each of `layers` over it
+    (a grid's `resources:` mapping checked for unknown keys: a typo there must not fall back silently)."""
     base_file = profile.path or "built-in default profile"
     base_line = profile.stage_lines.get(stage, 0)
-    for key, v in profile.stages[stage].items():
-        spec[key] = (v, base_file, base_line)
+    spec = {key: (v, base_file, base_line) for key, v in profile.stages[stage].items()}
     for file, layer in layers:
-        if isinstance(layer, YMap):  # a grid's `resources:`; a typo there must not fall back silently
+        if isinstance(layer, YMap):
             check_keys(file, layer, RESOURCE_KEYS, what="resource")
         for key, v in layer.items():
             spec[key] = (v, file, layer.line_of(key) if isinstance(layer, YMap) else 0)
+    return spec
 
-    node = {"gpus": profile.gpus_per_node, "cpus": profile.cpus_per_node, "mem": profile.mem_per_node_gb}
+
+def _node_amounts(profile: Profile) -> dict[str, float | None]:
+    """What one node of `profile` holds, by resource key (None: the profile does not say)."""
+    return {"gpus": profile.gpus_per_node, "cpus": profile.cpus_per_node, "mem": profile.mem_per_node_gb}
+
+
+def _resource_value(profile: Profile, stage: str, key: str, v: Any, file: str, line: int) -> Any:
+    """The amount `v` of resource `key` asks for (`node`: the profile's per-node amount): gpus, cpus, nodes an
+    integer, mem in GB, time in minutes; a StudyError at `file`:`line` for one that is none."""
+    node = _node_amounts(profile)
+    if v == "node" and key in node:
+        if node[key] is None:
+            raise fail(file, line, f"{key}: node needs the profile's {key}_per_node "
+                                   f"({profile.path or 'built-in default'})")
+        v = node[key]
+    try:
+        if key in ("gpus", "cpus", "nodes"):
+            if not is_int(v) or v < (1 if key == "nodes" else 0):
+                raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0}"
+                                 + ("" if key == "nodes" else " or 'node'") + f", got {v!r}")
+            return v
+        if key == "mem":
+            return parse_mem_gb(v)
+        return parse_minutes(v)
+    except ValueError as e:
+        raise fail(file, line, f"{stage} resources: {key}: {e}") from None
+
+
+def _check_fits(profile: Profile, stage: str, key: str, written: Any, value: Any, file: str, line: int) -> None:
+    """Refuse an amount (`written` in the file, `value` resolved) more than a node of `profile` holds, a time over
+    the stage's max_time, or more than one GPU or node for an evaluation."""
+    limit = _node_amounts(profile).get(key)
+    if limit is not None and value > limit:
+        raise fail(file, line, f"{stage} resources: {key} {written} is more than a node of profile "
+                               f"{profile.name!r} holds ({key}_per_node: {limit:g})")
     placement = profile.placement(stage)  # its max_time: the stage's own, else the profile's
-    out: dict[str, Any] = {}
-    for key in RESOURCE_KEYS:
-        if key not in spec:
-            continue
-        v, file, line = spec[key]
-        if v == "node" and key in node:
-            if node[key] is None:
-                raise fail(file, line, f"{key}: node needs the profile's {key}_per_node "
-                                       f"({profile.path or 'built-in default'})")
-            v = node[key]
-        try:
-            if key in ("gpus", "cpus", "nodes"):
-                if not is_int(v) or v < (1 if key == "nodes" else 0):
-                    raise ValueError(f"expected an integer >= {1 if key == 'nodes' else 0}"
-                                     + ("" if key == "nodes" else " or 'node'") + f", got {v!r}")
-                out[key] = v
-            elif key == "mem":
-                out["mem_gb"] = parse_mem_gb(v)
-            else:
-                out["time_min"] = parse_minutes(v)
-        except ValueError as e:
-            raise fail(file, line, f"{stage} resources: {key}: {e}") from None
-        limit = node.get(key)
-        value = out.get("mem_gb" if key == "mem" else key)
-        if limit is not None and key in node and value is not None and value > limit:
-            raise fail(file, line, f"{stage} resources: {key} {spec[key][0]} is more than a node of profile "
-                                   f"{profile.name!r} holds ({key}_per_node: {limit:g})")
-        if key == "time" and placement.max_time_min is not None and out["time_min"] > placement.max_time_min:
-            limit_text = minutes_text(placement.max_time_min)
-            raise fail(file, line, f"{stage} resources: time {spec[key][0]} is more than profile {profile.name!r} "
-                                   f"allows ({placement.key('max_time')}: {limit_text}, the partition's MaxTime): "
-                                   f"sbatch would refuse the job, or it would pend for ever (PartitionTimeLimit); ask "
-                                   f"for at most that (a longer job is requeued and resumes from its checkpoint)")
-        if stage == "evaluate" and key in ("gpus", "nodes") and value is not None and value > 1:
-            raise fail(file, line, f"evaluate resources: {key} {spec[key][0]}: an evaluation runs as one process on "
-                                   f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "
-                                   f"run it once per node); ask for gpus: 1 (or 0) and nodes: 1")
-    return Resources(**out)
+    if key == "time" and placement.max_time_min is not None and value > placement.max_time_min:
+        limit_text = minutes_text(placement.max_time_min)
+        raise fail(file, line, f"{stage} resources: time {written} is more than profile {profile.name!r} "
+                               f"allows ({placement.key('max_time')}: {limit_text}, the partition's MaxTime): "
+                               f"sbatch would refuse the job, or it would pend for ever (PartitionTimeLimit); ask "
+                               f"for at most that (a longer job is requeued and resumes from its checkpoint)")
+    if stage == "evaluate" and key in ("gpus", "nodes") and value > 1:
+        raise fail(file, line, f"evaluate resources: {key} {written}: an evaluation runs as one process on "
+                               f"one device (one GPU, or the CPU), so more would sit idle (and nodes > 1 would "
+                               f"run it once per node); ask for gpus: 1 (or 0) and nodes: 1")

@@ -141,6 +141,21 @@ class Grid:
     defaults_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # pretrain/evaluate -> (dotted) key -> line
 
 
+def value_line(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = None) -> int | None:
+    """The line where `value` of `axis` was written: the include rule that made `point` (a job's axes) when one
+    did, else the axes, an include rule naming the value, or the defaults."""
+    if point is not None:
+        for m in grid.include:
+            if axis in m.axes and m.matches(point):
+                return m.line
+    if axis in grid.axes and value in grid.axes[axis]:
+        return grid.axis_lines[axis][1][grid.axes[axis].index(value)]
+    for m in grid.include:
+        if value in dict(m.conditions).get(axis, ()):
+            return m.line
+    return grid.defaults_lines.get("pretrain", {}).get(axis) or grid.lines.get("defaults")
+
+
 def normalise_axis_value(axis: str, v: Any) -> Any:
     """The canonical value of `axis` (ValueError if it cannot be one): a size an int (None for `all`), a seed an int,
     a corruption its canonical spelling (`none` for null or false), any other axis a non-empty string."""

@@ -903,6 +903,23 @@ def test_a_concat_entrys_knn_params_need_also_knn(write_grid):
         plan_grid(g).check(manifests=False)
 
 
+def test_a_config_error_names_a_concat_job_of_two_sizes(write_grid):
+    """A concat job's size is its encoders' joined (`20|4000`): the message that names it spells it so (it was a
+    TypeError, format_count of a string)."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [20, 4000]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs: [[{size: 20}, {size: 4000}]]
+          params: {no_such_key: 1}
+    """)
+    with pytest.raises(StudyError, match=r"job \w+ \(evaluate: method=simclr, dataset=alpha, size=20\|4000, seed=0, "
+                                         r"protocol=concat, eval_dataset=alpha\): evaluate: unknown key\(s\) "
+                                         r"'no_such_key'"):
+        plan_grid(g).check(manifests=False)
+
+
 def test_test_images_among_the_labeled_ones_are_counted_at_the_largest_labeled_size(tmp_path, monkeypatch, capsys,
                                                                                     write_grid):
     """Whatever entry comes first; the same relative paths under another root (a copy of the tree) are other

@@ -6,8 +6,9 @@ import pytest
 from study.errors import StudyError
 from study.grids import Job, Profile, load_grid, plan_grid
 from study.grids.expand import expand_points
-from study.grids.jobs import build_jobs, id_config, value_line
+from study.grids.jobs import build_jobs, id_config
 from study.grids.render import plan_json, plan_table
+from study.grids.schema import value_line
 from study.hashing import config_hash
 
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from study.grids import plan_grid
-from study.grids.cost import MAX_REQUEUES
+from study.grids.profile import MAX_REQUEUES
 from study.launch.ledger import Ledger
 from study.launch.locks import try_lock
 from study.launch.runner import job_dir, write_job_file

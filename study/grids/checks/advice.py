@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from study.configfields import is_int
 from study.counts import format_count
 from study.errors import StudyError
-from study.grids.jobs import Job, crop_size
+from study.grids.jobs import Job
 from study.grids.yamlio import at
 from study.hashing import canonical_json
 from study.grids.checks.where import describe, message_key, named_job, setting_at, value_at
@@ -76,16 +76,13 @@ def image_size_warnings(plan: Plan) -> list[str]:
     """One line per (evaluation entry, sizes) whose jobs score encoders at another image size than their pretraining
     crops (an evaluation's default is 224 whatever the pretraining's: a small-image grid that leaves it upsamples
     every image, at many times the cost, and scores other features). A warning: it may be meant."""
-    from study.evaluate import EvalConfig
-    from study.train import PretrainConfig
-
     seen: dict[tuple[str, int, int], list[Job]] = {}
     for job in plan.by_stage("evaluate"):
-        size = crop_size(job.config["evaluate"], EvalConfig.image_size)
+        size = job.image_size
         for dep in job.depends_on:
             if not method_trains(plan.job(dep)):  # random, pretrained: its image_size is no size it was trained at
                 continue
-            trained = crop_size(plan.job(dep).config.get("pretrain", {}), PretrainConfig.image_size)
+            trained = plan.job(dep).image_size
             if trained != size:
                 seen.setdefault((setting_at(plan, job, "image_size"), size, trained), []).append(job)
     return [f"{where}: {len(jobs)} evaluation job(s) score at image_size {size} encoders pretrained at {trained} px "

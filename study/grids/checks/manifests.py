@@ -178,47 +178,71 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
 
 def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
     """A granularity job's levels: given or in the test manifest's taxonomy, coarse -> fine, columns of both
-    manifests."""
-    problems = []
+    manifests, which agree on the classes' taxonomy down to them."""
     sec = job.config["evaluate"]
     train, test = sec.get("train_manifest"), sec.get("test_manifest")
     levels = sec.get("levels") or meta(test).get("levels") or []
     where = setting_at(plan, job, "levels")
-    if not levels:
-        # a train manifest that has its taxonomy already is left as it is (rebuilding it would change nothing)
-        names = [test] + ([train] if train and train != test and not meta(train).get("levels") else [])
-        alone = len(names) == 1 and train and train != test
-        problems.append(f"{where}: granularity on manifest {test}, which has no taxonomy levels: "
-                        f"build {' and '.join(names)} again with " + (f"{train}'s" if alone else "the same")
-                        + " --taxonomy FILE (a CSV of the levels coarse -> fine, then the class name; README.md, "
-                        "\"Your own image folders\")" + (f" and --classes-from {train}" if alone else "")
-                        + ", after you " + ", and ".join(_delete(n) for n in names))
+    problems = [None if levels else _without_taxonomy(where, train, test, meta),
+                _levels_out_of_order(where, levels, test, meta)]
+    not_columns = [_levels_not_columns(where, levels, name, meta, tables) for name in (train, test)]
+    problems += not_columns
+    if train and test and train != test and not any(not_columns):
+        problems.append(_taxonomy_clash_problem(where, levels, train, test, meta, tables))
+    return [msg for msg in problems if msg]
+
+
+def _without_taxonomy(where: str, train: str | None, test: str, meta) -> str:
+    """Granularity on a test manifest without taxonomy levels (none given either): which manifests to build again
+    with --taxonomy (a train manifest that has its taxonomy already is left as it is: rebuilding it would change
+    nothing)."""
+    names = [test] + ([train] if train and train != test and not meta(train).get("levels") else [])
+    alone = len(names) == 1 and train and train != test
+    return (f"{where}: granularity on manifest {test}, which has no taxonomy levels: "
+            f"build {' and '.join(names)} again with " + (f"{train}'s" if alone else "the same")
+            + " --taxonomy FILE (a CSV of the levels coarse -> fine, then the class name; README.md, "
+            "\"Your own image folders\")" + (f" and --classes-from {train}" if alone else "")
+            + ", after you " + ", and ".join(_delete(n) for n in names))
+
+
+def _levels_out_of_order(where: str, levels: list[str], test: str, meta) -> str | None:
+    """The levels of the test manifest's taxonomy among `levels` not listed coarse -> fine (as it runs)."""
     taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
     ranked = [lv for lv in levels if lv in taxonomy]
-    if ranked != sorted(ranked, key=taxonomy.index):
-        problems.append(f"{where}: granularity levels run coarse -> fine, as the taxonomy of "
-                        f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
-                        f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
-    for name in (train, test):
-        have_columns = tables.columns(name) if name else None  # None: unreadable, the job will say so
-        missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
-        if missing:
-            have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
-            problems.append(f"{where}: granularity levels {missing} are not columns of manifest "
-                            f"{name} (its taxonomy levels: {', '.join(have)})")
-    if train and test and train != test and not any("are not columns" in p for p in problems):
-        # the job tells a level's value by its path (the coarser levels too), from both manifests' rows: the test
-        # manifest's taxonomy down to the level (granularity.level_path; a level not of it, class_name, alone)
-        own = list(meta(test).get("levels") or [])
-        wanted = [lv for lv in levels if lv in own]
-        path = [lv for lv in own[:max(map(own.index, wanted)) + 1] if lv != "class_name"] if wanted else []
-        clash = tables.taxonomy_clash(train, test, tuple(path)) if path else None
-        if clash:
-            name, level, a, b = clash
-            problems.append(f"{where}: class {name!r} has {level} {a!r} in manifest {train} but "
-                            f"{b!r} in {test}: granularity would map its predictions up another taxonomy; "
-                            f"{_delete(test)} and rebuild it with {train}'s --taxonomy FILE and --classes-from {train}")
-    return problems
+    if ranked == sorted(ranked, key=taxonomy.index):
+        return None
+    return (f"{where}: granularity levels run coarse -> fine, as the taxonomy of "
+            f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
+            f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
+
+
+def _levels_not_columns(where: str, levels: list[str], name: str | None, meta, tables: _TableReads) -> str | None:
+    """The levels that are no column of manifest `name` (None where it has no table to read: the job will say
+    so)."""
+    have_columns = tables.columns(name) if name else None
+    missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
+    if not missing:
+        return None
+    have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+    return (f"{where}: granularity levels {missing} are not columns of manifest "
+            f"{name} (its taxonomy levels: {', '.join(have)})")
+
+
+def _taxonomy_clash_problem(where: str, levels: list[str], train: str, test: str, meta,
+                            tables: _TableReads) -> str | None:
+    """A class whose taxonomy differs between manifests `train` and `test` down to the deepest of `levels`: the job
+    tells a level's value by its path (the coarser levels too), from both manifests' rows (the test manifest's
+    taxonomy down to the level; granularity.level_path; a level not of it, class_name, alone)."""
+    own = list(meta(test).get("levels") or [])
+    wanted = [lv for lv in levels if lv in own]
+    path = [lv for lv in own[:max(map(own.index, wanted)) + 1] if lv != "class_name"] if wanted else []
+    clash = tables.taxonomy_clash(train, test, tuple(path)) if path else None
+    if not clash:
+        return None
+    name, level, a, b = clash
+    return (f"{where}: class {name!r} has {level} {a!r} in manifest {train} but "
+            f"{b!r} in {test}: granularity would map its predictions up another taxonomy; "
+            f"{_delete(test)} and rebuild it with {train}'s --taxonomy FILE and --classes-from {train}")
 
 
 def one_value_level_warnings(plan: Plan, meta) -> list[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from study.counts import format_count
-from study.grids.jobs import Job, value_line
-from study.grids.schema import Grid
+from study.grids.jobs import Job
+from study.grids.schema import Grid, value_line, value_text
 from study.grids.yamlio import at
 
 if TYPE_CHECKING:
@@ -21,10 +20,10 @@ def value_at(grid: Grid, axis: str, value: Any, point: dict[str, Any] | None = N
 
 
 def describe(job: Job) -> str:
-    """`job <id> (<stage>: method=simclr, dataset=..., size=50k, ...)`, as a message names a job."""
+    """`job <id> (<stage>: method=simclr, dataset=..., size=50k, ...)`, as a message names a job (each value as
+    `value_text` spells it: a concat job's `20|4000` as it is)."""
     keys = ("method", "dataset", "size", "corruption", "seed", "protocol", "eval_dataset")
-    parts = [f"{k}={format_count(job.axes[k]) if k == 'size' else job.axes[k]}" for k in keys
-             if job.axes.get(k) not in (None, "none")]
+    parts = [f"{k}={value_text(k, job.axes[k])}" for k in keys if job.axes.get(k) not in (None, "none")]
     return f"job {job.id} ({job.stage}: {', '.join(parts)})"
 
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 from study.atomic import atomic_path
-from study.grids.cost import MAX_REQUEUES
-from study.grids.profile import CONTROL
+from study.grids.profile import CONTROL, MAX_REQUEUES
 from study.errors import StudyError
 from study.launch.ledger import Ledger, now, user, workdir_ledgers
 from study.launch.locks import submit_lock
