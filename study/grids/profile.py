@@ -255,11 +255,14 @@ CLASHING_SBATCH_OPTIONS: dict[str, tuple[str, str]] = {
 }
 # options that break the submission itself (they act in a script's header as on sbatch's command line): --wait
 # blocks `study submit` until the job ends, --test-only submits nothing, --parsable prints the job id without the
-# "Submitted batch job" line submitit reads it from
+# "Submitted batch job" line submitit reads it from, --clusters (-M) sends the jobs where study does not look
 SUBMIT_BREAKING_SBATCH_OPTIONS: dict[str, str] = {
     "wait": "it would block study submit until the job ends",
     "test-only": "sbatch would submit nothing",
     "parsable": "submitit reads the job id from sbatch's usual output",
+    "clusters": "study reads its jobs' states, cancels them and has a stage wait on the one before with sacct, squeue, "
+                "scancel and --dependency on the cluster of the host it runs on (a job id names a job of one cluster "
+                "only): run study on a login node of that cluster",
 }
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")

@@ -100,9 +100,9 @@ def test_status_and_retry_failed_without_accounting_see_failed_and_cancelled_job
 
 
 def test_where_sacct_fails_with_accounting_a_job_squeue_does_not_list_reads_pending(tmp_path, monkeypatch, capsys):
-    """slurmdbd down (or sacct timing out) on a cluster with accounting: a job squeue (without -M) does not list may
-    run on another cluster (a profile's `additional: {clusters: ...}`), so it reads pending, never ENDED (failed,
-    which `--retry-failed` would queue a second time); the jobs squeue lists still read its states."""
+    """slurmdbd down (or sacct timing out) on a cluster with accounting: a job squeue does not list has ended, but
+    how only sacct can tell once it answers (its result may still be on its way): it reads pending, never ENDED
+    (failed, which `--retry-failed` would queue a second time); the jobs squeue lists still read its states."""
     bin_dir = tmp_path / "bin"
     fake_commands(bin_dir, sacct='echo "sacct: error: Problem talking to the database: Connection refused" >&2; '
                                  'exit 1',

@@ -559,12 +559,40 @@ def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(
     # a top-level partition both stages use is named once
     assert unknown_partitions(load_profile(GPU_PROFILE), ["pretrain", "evaluate"], {"debug"}) == [
         "partition: 'gpu' (pretrain, evaluate jobs)"]
-    # a stage sent to another cluster of a federation: its partitions are that cluster's, not sinfo's here
+
+
+def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_this_hosts_cluster(env, slurm,
+                                                                                                  monkeypatch):
+    """`additional: {clusters: big}` (sbatch -M) queued a stage's jobs on another cluster, whose job ids study then
+    read, cancelled and waited on here (sacct, squeue, scancel and --dependency without -M: another job of the same
+    number, or none): refused at its line. A shell's SLURM_CLUSTERS sent squeue and scancel there while sbatch (run
+    without SLURM_* variables) queued here: study's Slurm commands run without it, and a submit says so."""
+    from study.launch.slurm.state import query, scancel
+
     other = env / "other.yaml"
-    other.write_text(GPU_PROFILE.read_text().replace("  evaluate: {gpus: 1,", "  evaluate: {additional: {clusters: "
-                                                                            "big}, gpus: 1,"))
-    assert unknown_partitions(load_profile(other), ["pretrain", "evaluate"], {"debug"}) == [
-        "partition: 'gpu' (pretrain jobs)"]
+    for key in ("clusters", "cluster"):  # an abbreviation, as sbatch takes it
+        other.write_text(GPU_PROFILE.read_text().replace("  evaluate: {gpus: 1,", f"  evaluate: {{additional: "
+                                                                                f"{{{key}: big}}, gpus: 1,"))
+        with pytest.raises(StudyError, match=rf"other.yaml:\d+: stages.evaluate.additional: --{key}.* cannot be used: "
+                                             r"study reads its jobs' states, cancels them .* run study on a login node "
+                                             r"of that cluster"):
+            load_profile(other)
+    monkeypatch.setenv("SLURM_CLUSTERS", "big")
+    monkeypatch.setenv("SBATCH_CLUSTERS", "big")
+    seen = slurm / "clusters_seen"
+    fake_commands(slurm / "bin", squeue=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}; '
+                                        f'[ -z "$SLURM_CLUSTERS" ] && echo "101_0 RUNNING"; exit 0',
+                  sacct=f'echo "sacct: error: Problem talking to the database" >&2; exit 1',
+                  scancel=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}')
+    assert query(env, {"101_0": None}, warn=False).states == {"101_0": "RUNNING"}
+    assert scancel(["101_0"]) == [] and seen.read_text() == "here\nhere\n"
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("here"))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0 and ("study: warning: SLURM_CLUSTERS=big, SBATCH_CLUSTERS=big set in this shell, which study's "
+                          "Slurm commands run without: it queues, reads and cancels its jobs on this host's cluster ("
+                          in err), err
 
 
 def test_sinfos_maxtime_spellings_read_as_minutes_and_infinite_as_no_limit():

@@ -1,8 +1,7 @@
 """What Slurm's accounting tells of the user's jobs before they are queued: the user's associations and the QOS a
 stage's jobs get (`sacctmgr`), whether the cluster enforces their limits (`scontrol show config`) and how many of the
 user's jobs are queued now (`squeue`). Each answer is None where it cannot be told (no sacctmgr, no accounting
-database, a QOS or association it does not list, a stage sent to another cluster): nothing is checked then, and
-sbatch decides. The associations read are this cluster's (`ClusterName`): a database that serves several clusters
+database, a QOS or association it does not list): nothing is checked then, and sbatch decides. The associations read are this cluster's (`ClusterName`): a database that serves several clusters
 lists each one's.
 
 - A stage's QOS: the profile's, else the one Slurm gives a job that names none, its association's DefaultQOS, else
@@ -24,7 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from study.launch.slurm.params import ask_slurm, max_time_minutes, other_cluster, slurm_config
+from study.launch.slurm.params import ask_slurm, max_time_minutes, slurm_config
 
 
 def user_accounts(name: str, cluster: str | None = None) -> list[str] | None:
@@ -206,9 +205,8 @@ class Accounting:
 
     def max_wall(self, placement: Any) -> tuple[int, str] | None:
         """The longest time a stage's jobs may ask where the cluster enforces it, in minutes, and whose MaxWall it is
-        (`QOS 'x' (`qos`, sacctmgr)`); None where nothing limits it or it cannot tell (a stage sent to another cluster:
-        its enforcement and associations are not this one's)."""
-        qos = self.stage_qos(placement) if self.enforced and not other_cluster(placement) else None
+        (`QOS 'x' (`qos`, sacctmgr)`); None where nothing limits it or it cannot tell."""
+        qos = self.stage_qos(placement) if self.enforced else None
         record = self.qos(qos[0]) if qos is not None else None
         if qos is None or record is None:
             return None
@@ -221,10 +219,7 @@ class Accounting:
 
     def submit_limit(self, placement: Any) -> SubmitLimit | None:
         """The limit on how many jobs the user may have queued that a stage's jobs count against (`most` None where
-        none does, or the cluster enforces none); None where it cannot tell (a stage sent to another cluster: squeue
-        lists this one's jobs)."""
-        if other_cluster(placement):
-            return None
+        none does, or the cluster enforces none); None where it cannot tell."""
         if self.enforced is False:
             return NO_LIMIT
         qos = self.stage_qos(placement) if self.enforced else None

@@ -93,14 +93,26 @@ def dependency_string(slurm_ids: Iterable[str]) -> str | None:
     return "afterok:" + ":".join(ids) if ids else None
 
 
+# what sends a Slurm command to other clusters than this host's (as -M does): study queues, reads and cancels its jobs
+# on this host's cluster alone (a job id names a job of one cluster), so its commands run without them (sbatch runs
+# without any SLURM_* or SBATCH_* variable: sbatch.submission_env)
+OTHER_CLUSTERS_VARIABLES = ("SLURM_CLUSTERS", "SBATCH_CLUSTERS")
+
+
+def slurm_env() -> dict[str, str]:
+    """This process's environment without OTHER_CLUSTERS_VARIABLES: what study runs Slurm's commands in."""
+    return {k: v for k, v in os.environ.items() if k not in OTHER_CLUSTERS_VARIABLES}
+
+
 def ask_slurm(command: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
               timeout: float = 30.0) -> subprocess.CompletedProcess | None:
-    """`command` run (text, output captured), or None where its program is not on PATH, cannot start or does not
-    answer within `timeout`: nothing can be told then."""
+    """`command` run (text, output captured) in `env`, else `slurm_env()`, or None where its program is not on PATH,
+    cannot start or does not answer within `timeout`: nothing can be told then."""
     if not shutil.which(command[0]):
         return None
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, input=input)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=slurm_env() if env is None else env, input=input)
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -143,7 +155,7 @@ def _sinfo(*args: str, every_partition: bool = True) -> subprocess.CompletedProc
     "Conflicting options, -a and -p", and which a partition named needs not: hidden ones are shown then), with the
     shell's SINFO_* variables removed (SINFO_PARTITION would list its own partition only); None where sinfo is absent
     or does not answer."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SINFO_")}
+    env = {k: v for k, v in slurm_env().items() if not k.startswith("SINFO_")}
     return ask_slurm(["sinfo", *(["--all"] if every_partition else []), "--noheader", *args], env=env)
 
 
@@ -175,13 +187,10 @@ def max_time_minutes(limit: str) -> int | None:
 
 def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str]) -> list[str]:
     """Each stage's partition (`Profile.placement`; each name of a list) that `known` lacks, said with the profile
-    key that sets it (`stages.<stage>.partition` or `partition`); none of a stage sent to another cluster
-    (`additional: {clusters: ...}`), whose partitions `known` (this cluster's) does not list."""
+    key that sets it (`stages.<stage>.partition` or `partition`)."""
     said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
     for stage in stages:
         placement = profile.placement(stage)
-        if other_cluster(placement):
-            continue
         partition, key = placement.partition or "", placement.key("partition")
         unknown = [name for name in partition.split(",") if name and name not in known]
         if unknown:
@@ -203,9 +212,8 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
     MaxTime `limits` gives its partition (of a list: the longest, or with `every`, `every_partition_enforced`, the
     shortest; a partition `limits` lacks or without a limit: none checked), said with the profile keys to change:
     such a job pends for ever (PartitionTimeLimit) unless the cluster's EnforcePartLimits makes sbatch refuse it.
-    None of a stage sent to another cluster, nor of one whose QOS lifts the partition's MaxTime (`qos_lifts`: of the
-    stage's placement, `Accounting.lifts_time_limit`: the profile's QOS, else the one Slurm gives its jobs; without
-    it, none does). Returns (over, unsure): unsure, the stages whose QOS `qos_lifts` cannot tell of (None)."""
+    None of a stage whose QOS lifts the partition's MaxTime (`qos_lifts`: of the stage's placement,
+    `Accounting.lifts_time_limit`: the profile's QOS, else the one Slurm gives its jobs; without it, none does). Returns (over, unsure): unsure, the stages whose QOS `qos_lifts` cannot tell of (None)."""
     from study.grids.profile import minutes_text
 
     over: list[str] = []
@@ -213,7 +221,7 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
-        if other_cluster(placement) or not names or any(name not in limits for name in names):
+        if not names or any(name not in limits for name in names):
             continue
         finite = [int(limits[name]) for name in names if limits[name] is not None]  # type: ignore[arg-type]
         if not finite or not every and len(finite) < len(names):  # a partition without a limit takes any time
@@ -289,13 +297,13 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
     """Each stage none of whose partitions (`access`: `partition_access`; with `every`, `every_partition_enforced`:
     one of them) takes its jobs' QOS and account (`qos_of`, `account_of`: of its placement; None where not known, not
     checked), said with the keys to change: such a job pends for ever, or sbatch refuses it (EnforcePartLimits). None
-    of a stage sent to another cluster, nor of one with a partition `access` lacks (it may take the jobs: Slurm runs
-    them on whichever partition of the list does)."""
+    of a stage with a partition `access` lacks (it may take the jobs: Slurm runs them on whichever partition of the
+    list does)."""
     said: dict[str, list[str]] = {}  # what to say -> the stages it is said of
     for stage in stages:
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
-        if other_cluster(placement) or not names or any(name not in access for name in names):
+        if not names or any(name not in access for name in names):
             continue
         qos, account = qos_of(placement), account_of(placement)
         why = [access[name].refuses(qos, account) for name in names]
@@ -318,14 +326,14 @@ def partitions_split(profile: Any, stage_times: dict[str, int], limits: dict[str
     `over_time_limits` and `partitions_not_taking` each pass it, and Slurm pends it for ever (squeue gives one
     partition's reason; `sbatch --test-only` says it would start). Not asked where EnforcePartLimits is ALL (each
     partition must take the job: those two refuse it), nor of a stage whose partitions, QOS or account cannot be told
-    of, nor of one sent to another cluster."""
+    of."""
     from study.grids.profile import minutes_text
 
     out = []
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
         names = [name for name in (placement.partition or "").split(",") if name]
-        if other_cluster(placement) or len(names) < 2 or any(n not in limits or n not in access for n in names):
+        if len(names) < 2 or any(n not in limits or n not in access for n in names):
             continue
         if qos_lifts(placement) is not False:  # lifted: time refuses nowhere; unknown: not told
             continue
@@ -344,12 +352,6 @@ def partitions_split(profile: Any, stage_times: dict[str, int], limits: dict[str
                    f"time, `{placement.key('qos')}` or `{placement.key('account')}` that one partition takes with the "
                    f"rest, or another `{placement.key('partition')}`")
     return out
-
-
-def other_cluster(placement: Any) -> bool:
-    """Whether a stage's jobs go to another cluster of a federation (`additional: {clusters: ...}`), whose
-    partitions, limits and queue this cluster's sinfo, scontrol and squeue do not tell."""
-    return any(str(option).replace("_", "-").startswith("cluster") for option in placement.additional)
 
 
 def max_array_size(profile: Any, cluster_max: int | None) -> int:

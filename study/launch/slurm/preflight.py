@@ -25,6 +25,7 @@ cannot be asked (no sinfo, a controller that does not answer), nothing is checke
 --test-only` does not answer) and sbatch decides."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, TextIO
@@ -34,9 +35,9 @@ from study.grids.profile import option_name
 from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.accounting import Accounting, submit_room
-from study.launch.slurm.params import (ask_slurm, cluster_partitions, every_partition_enforced, over_time_limits,
-                                       partition_access, partition_nodes_up, partitions_not_taking, partitions_split,
-                                       slurm_parameters, unknown_partitions)
+from study.launch.slurm.params import (OTHER_CLUSTERS_VARIABLES, ask_slurm, cluster_partitions,
+                                       every_partition_enforced, over_time_limits, partition_access, partition_nodes_up,
+                                       partitions_not_taking, partitions_split, slurm_parameters, unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -64,6 +65,12 @@ def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bo
     warning on `err` of what sinfo and sacctmgr tell, and how many of `jobs` the user's limit of queued jobs lets
     in where not all."""
     accounting = Accounting(user())  # sacctmgr, scontrol and squeue asked once each, where needed
+    elsewhere = [f"{k}={os.environ[k]}" for k in OTHER_CLUSTERS_VARIABLES if os.environ.get(k)]
+    if elsewhere:
+        print(f"study: warning: {', '.join(elsewhere)} set in this shell, which study's Slurm commands run without: "
+              f"it queues, reads and cancels its jobs on this host's cluster "
+              f"({accounting.config.get('ClusterName') or 'its ClusterName'}) alone; to queue on another cluster, run "
+              f"study on a login node of that cluster", file=err, flush=True)
     _check_partitions(plan.profile, _stage_times(jobs), accounting, dry_run, err)
     if dry_run:
         _say_submit_room(plan.profile, jobs, accounting, err)

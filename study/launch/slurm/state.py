@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, NamedTuple
 import submitit
 
 from study.errors import StudyError
+from study.launch.slurm.params import slurm_env
 from study.launch.state import sacct_word, slurm_state
 
 
@@ -106,7 +107,7 @@ def _sacct(ids: list[str]) -> dict[str, dict[str, str]] | str:
     for arrays in _array_groups(ids):
         cmd = ["sacct", "-o", "JobID,State,NodeList,End,Account", "--parsable2", "-j", arrays]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=slurm_env())
         except (OSError, subprocess.SubprocessError) as e:
             return f"sacct could not be run ({type(e).__name__})"
         if proc.returncode != 0:
@@ -122,8 +123,8 @@ GONE = "ENDED"
 GONE_DETAIL = f"{GONE} (how is unknown: sacct cannot be asked, and squeue no longer lists it)"
 # what sacct says on a cluster without accounting (AccountingStorageType=accounting_storage/none), which then has no
 # other clusters either (a multi-cluster or federated setup needs slurmdbd): squeue (without -M) lists all its jobs.
-# Where sacct fails otherwise (slurmdbd down, a timeout) a job squeue does not list may run on another cluster
-# (a profile's `additional: {clusters: ...}`): it reads UNKNOWN, pending (never queued twice)
+# Where sacct fails otherwise (slurmdbd down, a timeout) a job squeue does not list has ended, but whether it failed
+# only sacct can tell once it answers: it reads UNKNOWN, pending (never queued twice)
 NO_ACCOUNTING = "accounting storage is disabled"
 
 
@@ -131,7 +132,7 @@ def _from_squeue(ids: list[str], why: str, warn: bool = True) -> dict[str, dict[
     """The jobs' records as slurmctld has them (`squeue -t all`: the live jobs, and those that ended less than
     MinJobAge ago, with their final state, end and a pending job's reason), for when sacct cannot say (`why`; a
     cluster without accounting answers "Slurm accounting storage is disabled"); a job it no longer lists reads GONE
-    there (NO_ACCOUNTING), and UNKNOWN where sacct failed otherwise (it may run on another cluster). None when squeue
+    there (NO_ACCOUNTING), and UNKNOWN where sacct failed otherwise (how it ended is sacct's to say). None when squeue
     cannot be asked either: every state is then unknown. Either way a warning says what could not be told, unless
     `warn` is false."""
     listed = _squeue(ids, ended=True)
@@ -154,9 +155,9 @@ def _from_squeue(ids: list[str], why: str, warn: bool = True) -> dict[str, dict[
     elif ended:
         said = (f"; {gone} it no longer lists ended, how is unknown: those without a result read failed ({GONE}), "
                 f"and `study submit --retry-failed` reruns them")
-    else:  # accounting is there (slurmdbd down?): a job on another cluster is not listed here
-        said = (f"; {gone} it does not list read pending (they ended, or run on another cluster): nothing is queued "
-                f"again for them until sacct answers")
+    else:  # accounting is there (slurmdbd down?): how a job squeue no longer lists ended, sacct will say
+        said = (f"; {gone} it does not list read pending (they ended, but how only sacct can say): nothing is "
+                f"queued again for them until sacct answers")
     if warn:
         print(f"study: warning: {why}: the states of {len(ids)} Slurm job(s) are read from squeue instead, which "
               f"lists a job only until MinJobAge (slurm.conf) after it ends{said}", file=sys.stderr, flush=True)
@@ -192,7 +193,7 @@ def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:
         try:
             # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
             proc = subprocess.run(["squeue", "-h", "-r", *what, f"--jobs={arrays}"], capture_output=True,
-                                  text=True, timeout=60)
+                                  text=True, timeout=60, env=slurm_env())
         except (OSError, subprocess.SubprocessError):
             return None
         if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # that one: it knows none of them any more
@@ -312,7 +313,7 @@ def find_by_name(name: str, since: str | None = None) -> str | None:
         if not shutil.which(cmd[0]):
             continue
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=slurm_env())
         except (OSError, subprocess.SubprocessError):
             continue
         answered = answered or proc.returncode == 0
@@ -340,7 +341,8 @@ def scancel(slurm_ids: Iterable[str]) -> list[str]:
     ids, said = sorted(set(slurm_ids)), []
     for i in range(0, len(ids), 500):
         try:
-            proc = subprocess.run(["scancel", *ids[i:i + 500]], capture_output=True, text=True, timeout=120)
+            proc = subprocess.run(["scancel", *ids[i:i + 500]], capture_output=True, text=True, timeout=120,
+                                  env=slurm_env())
         except (OSError, subprocess.SubprocessError) as e:
             raise StudyError(f"scancel of {len(ids)} Slurm job(s) could not be run ({type(e).__name__}: {e}); "
                              f"nothing past job {ids[i]} was cancelled") from None
