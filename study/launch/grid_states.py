@@ -1,7 +1,8 @@
 """The states of a grid's jobs now, which every command that decides from them reads (submit on either backend,
 status, cancel): `grid_states` (result files, the ledgers, Slurm asked), `locked_states` (under the submit lock),
 `outside_plan` (live Slurm jobs the plan no longer has), `results_off_plan` (results of jobs it no longer has),
-`checkpoints_off_plan` (checkpoints of jobs it no longer has that did not finish).
+`checkpoints_off_plan` (checkpoints of jobs it no longer has that did not finish), `renamed` (those of them whose
+settings are a job of the plan's that this version of study gives another id: study updated since they were queued).
 
 A grid's ledger is keyed on its name; each Slurm submission and local run also records the grid file it came from
 (`grid_file`, its resolved path). A job queued from another file under the same name (a copied grid) is never taken
@@ -12,8 +13,9 @@ renamed (a project folder moved with its workdir), which would otherwise hide th
 """
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -196,6 +198,33 @@ def outside_plan(plan: Plan, workdir: str | Path,
         else:
             others.setdefault(e["grid_file"], []).append(sid)
     return sorted(ours), {k: sorted(v) for k, v in sorted(others.items())}
+
+
+def renamed(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str, str]:
+    """{id: the id of the plan's job of the same settings} for each of `job_ids` (jobs off the plan) whose job file
+    (jobs/<id>/job.json) holds settings that this version of study hashes to a job of the plan: queued or run by a
+    version of study whose job ids hashed those settings otherwise (study was updated since; not an edit of the grid
+    file). An evaluation's encoders count under their own ids of now. Ids without a readable job file are left out."""
+    from study.grids.jobs import id_config
+    from study.hashing import config_hash
+
+    workdir = Path(workdir)
+    memo: dict[str, str | None] = {}
+
+    def now(job: str) -> str | None:
+        if job not in memo:
+            memo[job] = None  # (a cycle, which no job file holds, reads unknown)
+            try:
+                config = json.loads((workdir / "jobs" / job / "job.json").read_text())["config"]
+                if isinstance(config.get("encoders"), list):
+                    config = {**config, "encoders": [now(e) or e for e in config["encoders"]]}
+                memo[job] = config_hash(id_config(config))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+        return memo[job]
+
+    in_plan = grid_ids(plan)
+    return {job: new for job in job_ids if (new := now(job)) not in (None, job) and new in in_plan}
 
 
 ACCOUNT_IDS_SHOWN = 50  # the pending Slurm ids one `scontrol update` line of `other_accounts` names

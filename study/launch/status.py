@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      locked_states, other_accounts, outside_plan, results_off_plan,
+                                      locked_states, other_accounts, outside_plan, renamed, results_off_plan,
                                       with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
@@ -234,20 +234,44 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     the plan no longer has."""
     own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for both
     stale, elsewhere = outside_plan(plan, workdir, own)
-    if stale:
-        out.write(f"\n{len(stale)} Slurm job(s) queued by an earlier version of this grid file are still live "
-                  f"({_some(stale)}): `study cancel` stops them\n")
+    by_slurm = {e.get("slurm_job_id"): job for job, e in own.items() if e["event"] == "queued"}
+    twins = renamed(plan, workdir, [by_slurm[s] for s in stale if s in by_slurm])
+    older = [s for s in stale if by_slurm.get(s) in twins]
+    if older:
+        out.write(f"\n{len(older)} Slurm job(s) queued by an older version of study are still live ("
+                  f"{_some([f'{s} (job {by_slurm[s]}, now {twins[by_slurm[s]]})' for s in older], 4)}): the same "
+                  f"settings as jobs of this grid file, which this version of study gives other ids, so that "
+                  f"`study submit` runs them (again) under those; `scancel {' '.join(older)}` stops the older ones\n")
+    edited = [s for s in stale if s not in older]
+    if edited:
+        out.write(f"\n{len(edited)} Slurm job(s) queued by an earlier version of this grid file are still live "
+                  f"({_some(edited)}): `study cancel` stops them\n")
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
     earlier = results_off_plan(plan, workdir, own)
     whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
         plan, "whole", None) is not None else ""
+    twins = renamed(plan, workdir, earlier)
+    if twins:
+        listed = [f"{job} (now {new})" for job, new in twins.items()]
+        out.write(f"\n{len(twins)} result(s) of jobs this grid file ran hold the settings of jobs of its plan, which "
+                  f"this version of study gives other ids: an older version of study ran them{whole} "
+                  f"({_some(listed, 4)}); they are not counted above, nor drawn by `study report`, and `study "
+                  f"submit` runs those jobs again under their new ids\n")
+        earlier = [job for job in earlier if job not in twins]
     if earlier:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
     left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
+    twins = renamed(plan, workdir, left)
+    if twins:
+        listed = [f"{job} (now {twins[job]}): {checkpoint_text(left.pop(job))}" for job in list(twins)]
+        out.write(f"\n{len(twins)} job(s) an older version of study started did not finish{whole} "
+                  f"({_some(listed, OFF_PLAN_SHOWN)}): this version of study gives their settings other ids, under "
+                  f"which a submit runs them from the start, not from these checkpoints; they stay in "
+                  f"{Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)\n")
     if left:
         listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in left.items()]
         out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"

@@ -121,6 +121,55 @@ def test_status_names_the_results_of_jobs_an_edit_of_the_grid_file_took_out_of_i
             "--where chooses among its plan's jobs only)") in out, out  # the same count: not the part's
 
 
+
+def test_jobs_an_older_study_gave_other_ids_are_named_so_and_a_submit_that_queues_them_again_warns(env, slurm,
+                                                                                                   monkeypatch):
+    """study updated between two submits of an unchanged grid file, where the update changed how job ids hash their
+    settings (as 8afefd1 did: a pretraining job's id hashes only its own method's section): the jobs the older study
+    queued are of no job of the plan. Status read them as "queued by an earlier version of this grid file" and a
+    submit queued the same settings again without a word while they ran: each is now named as an older study's with
+    the job it is now, the submit warns that both run (with the scancel that stops the older), and the older ones'
+    results and checkpoints are named so (a submit does not resume such a checkpoint)."""
+    from study.grids import jobs as grid_jobs
+
+    real = grid_jobs.id_config
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("upgraded", seeds=(0,)))
+    monkeypatch.setattr(grid_jobs, "id_config", lambda config: {**real(config), "an older rule": True})
+    _submit(grid, env)  # by the older study
+    monkeypatch.setattr(grid_jobs, "id_config", real)  # the update
+    wd = env / "wd"
+    older = {e["stage"]: (e["job"], e["slurm_job_id"]) for e in Ledger(wd, "upgraded").events()
+             if e["event"] == "queued"}
+    (old_pre, pre_sid), (old_ev, ev_sid) = older["pretrain"], older["evaluate"]
+    pre, ev = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    assert {old_pre, old_ev}.isdisjoint({pre.id, ev.id})
+    _sacct(slurm, {pre_sid: "RUNNING", ev_sid: "PENDING"})
+
+    out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+    assert "earlier version of this grid file" not in out, out
+    assert (f"\n2 Slurm job(s) queued by an older version of study are still live ({pre_sid} (job {old_pre}, now "
+            f"{pre.id}), {ev_sid} (job {old_ev}, now {ev.id})): the same settings as jobs of this grid file, which "
+            f"this version of study gives other ids") in out, out
+    assert f"`scancel {pre_sid} {ev_sid}` stops the older ones" in out, out
+    err = _submit(grid, env)
+    assert (f"study: warning: 2 job(s) queued now have the same settings as Slurm job(s) an older version of study "
+            f"queued under other ids, still queued or running: {pre.id} as {old_pre} (slurm {pre_sid}), {ev.id} as "
+            f"{old_ev} (slurm {ev_sid})") in err, err
+    assert f"`scancel {pre_sid} {ev_sid}` stops the older ones" in err and "queued 2 job(s) in 2 array(s)" in err, err
+    assert "have the same settings" not in _submit(grid, env)  # the older ones are no longer queued anew
+
+    _sacct(slurm, {pre_sid: "CANCELLED by 0", ev_sid: "COMPLETED"})  # the older evaluation ended: a result
+    write_checkpoint(wd / "jobs" / old_pre / "checkpoint.pt", 5, 6)
+    result_path(wd, old_ev).parent.mkdir(parents=True, exist_ok=True)
+    result_path(wd, old_ev).write_text("{}")
+    out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+    assert "of no job of its plan now" not in out and "older version of study are still live" not in out, out
+    assert (f"\n1 result(s) of jobs this grid file ran hold the settings of jobs of its plan, which this version of "
+            f"study gives other ids: an older version of study ran them ({old_ev} (now {ev.id}))") in out, out
+    assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
+            f"step 5/6): this version of study gives their settings other ids") in out, out
+
 def test_status_names_the_checkpoints_of_unfinished_jobs_an_edit_of_the_grid_file_took_out_of_its_plan(tmp_path):
     """A job stopped midway, then taken out of the plan by an edit (an axis value removed): its checkpoint stays in
     its folder, which no submit resumes; status names it with its step, as it names a finished one's result. Not one

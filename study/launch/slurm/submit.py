@@ -46,7 +46,8 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
-from study.launch.grid_states import dry_run_states, grid_file, locked_states, other_accounts
+from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
+                                      renamed)
 from study.paths import manifests_dir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -210,6 +211,9 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     check_before_queueing(plan, workdir, to_run, dry_run, err)
     for said in other_accounts(plan.profile, states):  # left where they are: said before what is queued
         print(f"study: warning: {said}", file=err, flush=True)
+    said = _running_under_older_ids(plan, workdir, to_run)
+    if said:
+        print(f"study: warning: {said}", file=err, flush=True)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
     arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err, len(to_run))
@@ -221,6 +225,28 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
     return 0
+
+
+def _running_under_older_ids(plan: Plan, workdir: Path, to_run: list[Job]) -> str | None:
+    """What to say of the jobs of `to_run` whose settings are queued or running on Slurm under another id, given by
+    an older version of study (study updated since: `grid_states.renamed`): each runs twice, and the older one's
+    result counts for no job of the grid. None where there are none."""
+    ids = {j.id for j in to_run}
+    if not ids:
+        return None
+    latest = Ledger(workdir, plan.name).replay().latest
+    live, _ = outside_plan(plan, workdir, latest)
+    by_slurm = {e.get("slurm_job_id"): job for job, e in latest.items() if e["event"] == "queued"}
+    now = renamed(plan, workdir, [by_slurm[sid] for sid in live if sid in by_slurm])
+    twins = {sid: (by_slurm[sid], now[by_slurm[sid]]) for sid in live if now.get(by_slurm.get(sid)) in ids}
+    if not twins:
+        return None
+    listed = ", ".join(f"{new} as {old} (slurm {sid})" for sid, (old, new) in list(twins.items())[:4])
+    more = f" and {len(twins) - 4} more" if len(twins) > 4 else ""
+    return (f"{len(twins)} job(s) queued now have the same settings as Slurm job(s) an older version of study queued "
+            f"under other ids, still queued or running: {listed}{more}. This version of study gives those settings "
+            f"other ids, so both run and the older one's result counts for no job of the grid (`study status` names "
+            f"it); `scancel {' '.join(twins)}` stops the older ones")
 
 
 def _held_outside_slurm(to_run: list[Any], states: dict) -> list[str]:
