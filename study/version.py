@@ -10,14 +10,22 @@ from pathlib import Path
 import study
 
 
+# in a copy of the package that Slurm jobs run (study.launch.slurm.snapshot): the code version of the tree copied
+CODE_VERSION_FILE = "CODE_VERSION"
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """study's version, plus `+git.<git describe --always --dirty --tags>` when this package is a tracked folder of a
     git checkout (`-dirty`: that checkout has uncommitted changes). Elsewhere (no git, an installed wheel, or a copy
     inside another repository that does not track it), plus `+src.<source_digest>`: two wheels built from different
     commits carry one version number, and a job requeued after the shared environment was updated, or a report of
-    results from both, would otherwise not tell them apart."""
+    results from both, would otherwise not tell them apart. A copy a submit took for its Slurm jobs: the version of
+    the tree it copied, as its CODE_VERSION_FILE says."""
     package = Path(study.__file__).resolve().parent
+    copied = package / CODE_VERSION_FILE
+    if copied.is_file():
+        return copied.read_text().strip()
     desc = git_describe(package)
     return f"{study.__version__}+git.{desc}" if desc else f"{study.__version__}+src.{source_digest(package)}"
 

@@ -179,6 +179,7 @@ class Profile:
     # the job would pend for ever: PartitionTimeLimit)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
+    snapshot_code: bool = True  # a Slurm job imports the copy of study's code its submit took (launch.slurm.snapshot)
     additional: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
     stage_lines: dict[str, int] = field(default_factory=dict)
@@ -233,7 +234,7 @@ MAX_SIGNAL_DELAY_S = 65535
 MAX_REQUEUES = 20
 PROFILE_KEYS = ("name", "partition", "account", "qos", "constraint", "gpu_type", "gpu_option", "gpus_per_node",
                 "cpus_per_node", "mem_per_node", "max_array_size", "max_parallel_gpus", "max_parallel_jobs",
-                "signal_delay_s", "max_time", "setup", "python", "additional", "stages", "cost")
+                "signal_delay_s", "max_time", "setup", "python", "snapshot_code", "additional", "stages", "cost")
 # sbatch options the launcher writes itself (study.launch.slurm.params), each with the profile key that sets it (None:
 # none, the launcher's own). In `additional` (written after them, so winning) they would break what relies on them:
 # requeue (signal), the stage dependencies (dependency), finding an interrupted submit's array (job-name), the logs
@@ -297,6 +298,9 @@ def load_profile(path: str | Path | None) -> Profile:
     setup = raw.get("setup") or []
     if not isinstance(setup, list) or not all(isinstance(s, str) for s in setup):
         raise fail(p, raw.line_of("setup"), "setup: expected a list of shell lines")
+    snapshot_code = raw.get("snapshot_code", Profile.snapshot_code)
+    if not isinstance(snapshot_code, bool):
+        raise fail(p, raw.line_of("snapshot_code"), f"snapshot_code: expected true or false, got {snapshot_code!r}")
     additional = _additional(p, raw, "additional")
     gpu_type, gpu_option = _gpu_type(p, raw, "gpu_type"), opt_str("gpu_option") or Profile.gpu_option
     if gpu_option not in GPU_OPTIONS:
@@ -332,7 +336,8 @@ def load_profile(path: str | Path | None) -> Profile:
         mem_per_node_gb=mem_gb, max_array_size=max_array, max_parallel_gpus=opt_int("max_parallel_gpus", None),
         max_parallel_jobs=opt_int("max_parallel_jobs", None), signal_delay_s=signal_delay_s,
         max_time_min=max_time_min,
-        setup=tuple(setup), python=opt_str("python"), additional=dict(additional), stages=stages,
+        setup=tuple(setup), python=opt_str("python"), snapshot_code=snapshot_code, additional=dict(additional),
+        stages=stages,
         stage_lines=stage_lines, stage_placement=stage_placement,
         cost=_load_cost(p, raw.get("cost"), raw.line_of("cost")),
     )

@@ -124,6 +124,7 @@ def test_a_whole_nodes_memory_is_asked_as_mem_0_which_slurm_reads_as_all_of_the_
 
 def _normalise(text: str, workdir: Path) -> str:
     text = text.replace(str(workdir.resolve()), "<WORKDIR>").replace(sys.executable, "<PYTHON>")
+    text = re.sub(r"<WORKDIR>/code/[0-9a-f]{12}", "<WORKDIR>/code/<DIGEST>", text)  # of the code under test
     return re.sub(r"(study-\w+-\w+)-[0-9a-f]{8}", r"\1-<BATCH>", text)
 
 

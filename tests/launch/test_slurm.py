@@ -409,7 +409,8 @@ def test_a_qos_that_lifts_the_partitions_maxtime_is_read_as_slurm_reads_it(site_
 def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_the_rest(site_limits, env):
     """QOS study_capped lets root have 3 jobs in the queue (MaxSubmitJobsPerUser), a grid has 4 (2 pretraining, 2
     probes): the dry run says 3 fit, the submit queues 3 (sbatch refuses the last probe) and says so, and once they
-    have ended the same submit queues the fourth. Without the QOS the association's MaxSubmitJobs (2) is read."""
+    have ended the same submit queues the fourth. Without the QOS the association's MaxSubmitJobs (2) is read; with
+    the QOS for the pretraining alone, the association's counts the pretraining jobs too, as Slurm does."""
     grid, wd = env / "capped.yaml", env / "wd"
     grid.write_text(grid_text("capped", seeds=(0, 1)))
     (env / "profile.yaml").write_text(PROFILE + "qos: study_capped\n")
@@ -429,6 +430,33 @@ def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_
     code, _, err = run_cli(submit_argv(grid, env / "wd_assoc", "--dry-run"))
     assert code == 0 and ("lets in 2 of this submit's 4 job(s): your association with account 'root' (sacctmgr) lets "
                           "you have 2 jobs in Slurm's queue at once (its MaxSubmitJobs)") in err, err
+    # the pretraining under QOS study_capped (3), the probes under the association (2), which counts both stages'
+    (env / "profile.yaml").write_text(PROFILE.replace("time: 10m}", "time: 10m, qos: study_capped}", 1))
+    code, _, err = run_cli(submit_argv(grid, env / "wd_both", "--dry-run"))
+    assert code == 0 and ("lets in 2 of this submit's 4 job(s): your association with account 'root' (sacctmgr) lets "
+                          "you have 2 jobs in Slurm's queue at once (its MaxSubmitJobs), and you have 0 there now "
+                          "(squeue -u root) besides this submit's 2 pretrain job(s) queued before them") in err, err
+    code, _, err = run_cli(submit_argv(grid, env / "wd_both"))
+    assert code == 2 and "AssocMaxSubmitJobLimit" in err and "Queued by this submit: 2 job(s)" in err, err
+
+
+def test_queued_jobs_run_the_code_their_submit_copied_not_the_checkout_as_it_is_when_they_start(slurm_cluster, env):
+    """A job imported the study checkout as it was when the job started (an editable install, or the submit folder
+    first on sys.path): an edit or update between a submit and its jobs' start, or a requeue, changed what they ran.
+    They import the copy their submit took: held jobs, the copy's version file changed meanwhile, both results record
+    it (a pretraining and the probe that waited on it)."""
+    grid, wd = env / "snapreal.yaml", env / "wd"
+    grid.write_text(grid_text("snapreal"))
+    (env / "profile.yaml").write_text(PROFILE + "additional: {hold: true}\n")
+    submit(grid, wd)
+    (folder,) = (wd / "code").iterdir()
+    (folder / "study" / "CODE_VERSION").write_text("0.0.0+as-submitted\n")
+    ids = [e["slurm_job_id"] for e in queued(wd, "snapreal")]
+    subprocess.run(["scontrol", "release", *ids], check=True, capture_output=True)
+    plan = plan_grid(grid)
+    wait_until(all_results(plan, wd), 180, "the results of the released jobs", grid, wd)
+    assert {read_result(wd / "results" / f"{j.id}.json")["protocol"]["code_version"] for j in plan.jobs} == {
+        "0.0.0+as-submitted"}
 
 
 def test_an_account_the_user_has_none_with_is_warned_of_and_slurm_puts_its_jobs_on_the_default_one(slurm_cluster,

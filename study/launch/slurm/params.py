@@ -30,14 +30,18 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Container, Iterable, Sequence
 
 from submitit.slurm.slurm import _convert_mem
 
 
 def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str, dependency: str | None = None,
-                     array_size: int = 1) -> dict[str, Any]:
-    """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string)."""
+                     array_size: int = 1, code: Path | None = None) -> dict[str, Any]:
+    """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string); `code`: the folder of
+    the copy of study's code the jobs import (`snapshot.setup_lines`, after the profile's `setup`)."""
+    from study.launch.slurm.snapshot import setup_lines
+
     gpus = int(resources.gpus)
     placement = profile.placement(stage)  # partition, account, qos, ...: the stage's own over the profile's
     tasks = resources.tasks_per_node(stage)
@@ -51,7 +55,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
         "cpus_per_task": cpus,
         "mem": slurm_mem(profile, resources),
         "signal_delay_s": min(profile.signal_delay_s, max(10, int(resources.time_min) * 60 // 10)),
-        "setup": list(profile.setup),
+        "setup": [*profile.setup, *(setup_lines(code) if code is not None else [])],
         "additional_parameters": {**dict(placement.additional), "kill-on-invalid-dep": "yes", "requeue": True},
         "srun_args": [f"--cpus-per-task={cpus}"],
         "wckey": None,  # submitit writes --wckey=submitit, which a site that checks wckeys refuses: the site's default

@@ -23,6 +23,7 @@ explained after SBATCH_PATIENCE_S, with the sbatch pid to kill to stop at once.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -46,6 +47,7 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
+from study.launch.slurm.snapshot import code_folder, take_snapshot
 from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
                                       renamed)
 from study.paths import manifests_dir
@@ -275,6 +277,14 @@ class _Arrays:
         self.task = SlurmTask()
         self.n_arrays, self.n_jobs = 0, 0
 
+    @functools.cached_property
+    def code(self) -> Path | None:
+        """The copy of study's code the jobs import, made with the first array (a dry run's scripts name where it
+        would be); None where the profile's `snapshot_code` is false."""
+        if not self.plan.profile.snapshot_code:
+            return None
+        return code_folder(self.workdir) if self.dry_run else take_snapshot(self.workdir)
+
     def add_stage(self, stage: str, to_run: list[Any]) -> None:
         """Every job of `stage` in `to_run`: one array per (resources, dependencies), split below the size limit; one
         refused on a limit of queued jobs is tried again in halves, and one job refused so stops the submit."""
@@ -287,7 +297,7 @@ class _Arrays:
                 name = f"study-{self.plan.name}-{stage}-{batch[:8]}"
                 folder = slurm_state.submitit_folder(self.workdir, name)
                 params = slurm_parameters(self.plan.profile, stage, resources, job_name=name,
-                                          dependency=dependency_string(deps), array_size=len(chunk))
+                                          dependency=dependency_string(deps), array_size=len(chunk), code=self.code)
                 try:
                     ids = (self._print(stage, chunk, params, folder) if self.dry_run else
                            self._queue(stage, chunk, params, folder, batch, name))

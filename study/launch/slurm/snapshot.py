@@ -1,0 +1,63 @@
+"""The study code a grid's Slurm jobs run: a copy of the study package taken when they are queued,
+`<workdir>/code/<source digest>/study/` (one per distinct source, shared by every submit of that code), which each
+job's sbatch script enters before Python starts (`python -m` puts the folder it starts in first on sys.path, ahead of
+an installed or editable study; PYTHONPATH carries it to the processes the job starts). An edit or update of the study
+checkout after a submit then changes no job already queued, nor one Slurm requeues later (a preemption, a timeout),
+and the tasks submitit pickled are read by the code that pickled them. The copy's CODE_VERSION_FILE holds the code
+version of the tree it was taken from (`study.version.code_version`), which its jobs record. A profile's
+`snapshot_code: false` leaves each job to import the study installed where it starts, as it is then."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import study
+from study.errors import StudyError, not_yours, os_reason
+from study.version import CODE_VERSION_FILE, code_version, source_digest
+
+CODE_DIR = "code"  # <workdir>/code/<digest>/study/: the copies
+
+
+def package_dir() -> Path:
+    """The folder of the study package this process runs."""
+    return Path(study.__file__).resolve().parent
+
+
+def code_folder(workdir: str | os.PathLike) -> Path:
+    """Where the copy of this process's study code goes in `workdir` (absolute; not made here)."""
+    return Path(workdir).resolve() / CODE_DIR / source_digest(package_dir())
+
+
+def take_snapshot(workdir: str | os.PathLike) -> Path:
+    """The folder holding a copy of this process's study package (`code_folder`), made where missing: copied beside
+    it under a temporary name (no `__pycache__`), its CODE_VERSION_FILE written, then renamed into place, so that a
+    folder there is whole (a submit killed mid-copy leaves its `<digest>.tmp-<pid>` beside it, never used; another
+    submit's copy renamed there first is taken as it is)."""
+    folder = code_folder(workdir)
+    if (folder / "study" / CODE_VERSION_FILE).is_file():
+        return folder
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(package_dir(), tmp / "study", ignore=shutil.ignore_patterns("__pycache__"))
+        (tmp / "study" / CODE_VERSION_FILE).write_text(code_version() + "\n")
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "study" / CODE_VERSION_FILE).is_file():  # not another submit's whole copy: a failure
+                raise
+    except OSError as e:
+        raise StudyError(f"cannot copy study's code to {folder}: {os_reason(e)}{not_yours(e)} (the profile's "
+                         f"`snapshot_code: false` has jobs import the study installed where they start)") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def setup_lines(folder: Path) -> list[str]:
+    """The sbatch script's lines, after the profile's `setup`, that have the job's Python import the copy in
+    `folder`."""
+    quoted = shlex.quote(str(folder))
+    return [f"cd {quoted}", f"export PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}}"]
