@@ -265,6 +265,15 @@ SUBMIT_BREAKING_SBATCH_OPTIONS: dict[str, str] = {
                 "scancel and --dependency on the cluster of the host it runs on (a job id names a job of one cluster "
                 "only): run study on a login node of that cluster",
 }
+# sbatch's one-letter options by their long names: submitit writes a key as `--<key>`, which sbatch reads as a long
+# option (`--M` is none), so `additional` takes the long name only
+SBATCH_SHORT_OPTIONS = {
+    "A": "account", "a": "array", "B": "extra-node-info", "b": "begin", "C": "constraint", "c": "cpus-per-task",
+    "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile", "G": "gpus", "H": "hold", "i": "input",
+    "J": "job-name", "k": "no-kill", "L": "licenses", "M": "clusters", "m": "distribution", "N": "nodes",
+    "n": "ntasks", "O": "overcommit", "o": "output", "p": "partition", "Q": "quiet", "q": "qos", "S": "core-spec",
+    "s": "oversubscribe", "t": "time", "W": "wait", "w": "nodelist", "x": "exclude",
+}
 COST_KEYS = ("throughput", "method_factor", "job_overhead_min", "probe_min", "probe_rate", "default_epochs",
              "finetune_epochs", "default_test_images")
 
@@ -463,12 +472,15 @@ def _additional_option(p: str, line: int | None, where: str, key: Any, written: 
     long option's unambiguous prefix, `--job` is --job-name). Refused, naming the profile key to use instead: one
     the launcher writes itself (`written`: LAUNCHER_SBATCH_OPTIONS, and --gres where `gpu_option: gres` has it ask
     for the GPUs), one Slurm refuses beside those (CLASHING_SBATCH_OPTIONS), one that breaks the submission
-    (SUBMIT_BREAKING_SBATCH_OPTIONS), an ambiguous abbreviation, and a key that is no option name (`_OPTION`:
-    submitit writes it unquoted, after `--`)."""
+    (SUBMIT_BREAKING_SBATCH_OPTIONS), an ambiguous abbreviation, a one-letter option (`M`: SBATCH_SHORT_OPTIONS,
+    refused as its long name is where that is, else with that name to write), and a key that is no option name
+    (`_OPTION`: submitit writes it unquoted, after `--`)."""
     known = {*written, *CLASHING_SBATCH_OPTIONS, *SUBMIT_BREAKING_SBATCH_OPTIONS}  # what an abbreviation may stand for
-    option = str(key).strip().lstrip("-").replace("_", "-").lower()
-    begun = sorted(o for o in known if o.startswith(option)) if option and option not in known else []
-    said = option
+    bare = str(key).strip().lstrip("-")
+    letter = len(bare) == 1  # sbatch's -M, -p, ...: refused whatever it is, after what its long name is refused for
+    option = SBATCH_SHORT_OPTIONS.get(bare, bare) if letter else bare.replace("_", "-").lower()
+    begun = sorted(o for o in known if o.startswith(option)) if option and option not in known and not letter else []
+    said = f"{option} (-{bare})" if letter and option != bare else option
     if len(begun) > 1:  # ambiguous to sbatch too, which refuses it
         raise fail(p, line, f"{where}: --{option} abbreviates " + " or ".join(f"--{o}" for o in begun)
                             + ", options study submit writes itself or refuses: write options in full")
@@ -485,6 +497,10 @@ def _additional_option(p: str, line: int | None, where: str, key: Any, written: 
                             f"`{instead}` in the profile instead")
     if option in SUBMIT_BREAKING_SBATCH_OPTIONS:
         raise fail(p, line, f"{where}: --{said} cannot be used: {SUBMIT_BREAKING_SBATCH_OPTIONS[option]}")
+    if letter:
+        raise fail(p, line, f"{where}: {key!r}: sbatch takes a one-letter option after one dash, and study submit "
+                            f"writes each key after two (`--{bare}`, which sbatch does not take): write its long name"
+                            + (f", `{option}`" if option != bare else ""))
     if not (isinstance(key, str) and _OPTION.fullmatch(key)):  # written unquoted: `#SBATCH --<key>=<value>`
         fixed = isinstance(key, str) and key.lstrip("-").lower()
         raise fail(p, line, f"{where}: {key!r} is not an sbatch option name (lower-case letters, digits, '-', "

@@ -150,11 +150,11 @@ def set_aside(plan: Plan, workdir: str | os.PathLike, job_ids: Iterable[str], re
               grids: Mapping[str, str] | None = None) -> Path:
     """Record a `set_aside` line per job in the plan's ledger (the job then reads missing, not failed for a result
     gone), then move each job's folder (jobs/<id>/: checkpoint, encoder, logs) and result (results/<id>.json) to
-    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder (absolute). `reason`: the lines'
-    (study.launch.state.RERUN, or None: stale); `grids`: job id -> the grid whose ledger takes its line instead, for
-    another grid's job (`workdir_dependents`; in the plan's ledger, the plan's status would take its next result for
-    one of a job the plan ran and no longer has). The caller holds the workdir's submit lock, and has refused jobs
-    that run on these (`refuse_live_dependents`)."""
+    <workdir>/stale/<UTC time>/jobs/ and results/, each by one rename; returns that folder (absolute, as the lines
+    name it). `reason`: the lines' (study.launch.state.RERUN, or None: stale); `grids`: job id -> the grid whose
+    ledger takes its line instead, for another grid's job (`workdir_dependents`; in the plan's ledger, the plan's
+    status would take its next result for one of a job the plan ran and no longer has). The caller holds the
+    workdir's submit lock, and has refused jobs that run on these (`refuse_live_dependents`)."""
     from study.launch.grid_states import grid_file
     from study.launch.ledger import Ledger
 

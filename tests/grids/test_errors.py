@@ -392,6 +392,14 @@ def test_every_option_study_submit_writes_is_refused_in_additional(tmp_path, opt
     ("test-only", "--test-only cannot be used: sbatch would submit nothing"),
     ("pars", "--pars (an abbreviation of --parsable) cannot be used: submitit reads the job id from sbatch's usual "
              "output"),
+    # a one-letter option is sbatch's after one dash; submitit writes `--M=x`, which sbatch does not take: it read
+    # as a prefix of --mem ("--m abbreviates --mem or ..."), not as -M (--clusters), which study refuses
+    ("M", "--clusters (-M) cannot be used: study reads its jobs' states, cancels them and has a stage wait on the one "
+          "before with sacct, squeue, scancel and --dependency on the cluster of the host it runs on (a job id names a "
+          "job of one cluster only): run study on a login node of that cluster"),
+    ("p", "--partition (-p) is written by study submit itself; set `partition` in the profile instead"),
+    ("w", "'w': sbatch takes a one-letter option after one dash, and study submit writes each key after two (`--w`, "
+          "which sbatch does not take): write its long name, `nodelist`"),
 ])
 def test_abbreviations_and_options_that_break_the_submission_are_refused(tmp_path, key, message):
     p = tmp_path / "p.yaml"

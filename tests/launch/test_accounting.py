@@ -220,12 +220,15 @@ def test_a_list_of_partitions_of_which_one_takes_the_time_and_another_the_accoun
 
     assert split("short,noroot") == [
         "evaluate jobs, up to 1h long (`time`): no partition of partition 'short,noroot' takes them: 'short' has a "
-        "MaxTime of 30m (sinfo); 'noroot' does not take account 'root' (DenyAccounts) (scontrol show partition): give "
-        "them a time, `qos` or `account` that one partition takes with the rest, or another `partition`"]
+        "MaxTime of 30m (sinfo); 'noroot' does not take account 'root' (DenyAccounts) (scontrol show partition): "
+        "change their time, `qos` or `account` so that one of these partitions takes their time, QOS and account "
+        "together, or set another `partition`"]
     assert split("short,noroot", minutes=30) == []  # short takes them
     assert split("short,noroot,debug") == []  # debug takes them
     assert split("short,noroot", lifts=True) == [] and split("short,noroot", lifts=None) == []  # lifted; not told
-    assert split("noroot") == [] and split("short,other") == []  # one partition; one scontrol does not show
+    assert split("noroot") == [] and split("short,other") == []  # one partition; one sinfo and scontrol do not show
+    limits["hidden"] = None  # sinfo lists it, scontrol does not show it: it may take them
+    assert split("short,noroot,hidden") == []
     limits["short"], access["short"] = 30, PartitionAccess(deny_accounts=frozenset({"root"}))
     assert split("short,noroot") == []  # neither takes the account: partitions_not_taking says so, alone
     assert partitions_not_taking(Profile(partition="debug,noroot"), ["evaluate"], access, qos, root) == []

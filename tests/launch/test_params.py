@@ -583,7 +583,7 @@ def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_t
     seen = slurm / "clusters_seen"
     fake_commands(slurm / "bin", squeue=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}; '
                                         f'[ -z "$SLURM_CLUSTERS" ] && echo "101_0 RUNNING"; exit 0',
-                  sacct=f'echo "sacct: error: Problem talking to the database" >&2; exit 1',
+                  sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1',
                   scancel=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}')
     assert query(env, {"101_0": None}, warn=False).states == {"101_0": "RUNNING"}
     assert scancel(["101_0"]) == [] and seen.read_text() == "here\nhere\n"

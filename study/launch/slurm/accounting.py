@@ -1,8 +1,8 @@
 """What Slurm's accounting tells of the user's jobs before they are queued: the user's associations and the QOS a
 stage's jobs get (`sacctmgr`), whether the cluster enforces their limits (`scontrol show config`) and how many of the
 user's jobs are queued now (`squeue`). Each answer is None where it cannot be told (no sacctmgr, no accounting
-database, a QOS or association it does not list): nothing is checked then, and sbatch decides. The associations read are this cluster's (`ClusterName`): a database that serves several clusters
-lists each one's.
+database, a QOS or association it does not list): nothing is checked then, and sbatch decides. The associations read
+are this cluster's (`ClusterName`): a database that serves several clusters lists each one's.
 
 - A stage's QOS: the profile's, else the one Slurm gives a job that names none, its association's DefaultQOS, else
   the association's only QOS, else `normal`.

@@ -189,16 +189,28 @@ def max_time_minutes(limit: str) -> int | None:
         return None
 
 
+def partition_names(placement: Any) -> list[str]:
+    """The partitions a stage's jobs may run on (`Profile.placement`: its `partition`, a comma list; empty where it
+    sets none): Slurm starts a job on whichever of them takes it first."""
+    return [name for name in (placement.partition or "").split(",") if name]
+
+
+def _told_partitions(placement: Any, *tables: Container[str]) -> list[str]:
+    """`partition_names` of a stage where each of `tables` (sinfo's MaxTimes, scontrol's access, ...) has every one
+    of them, else none: a partition a table lacks may take the jobs, so nothing is told of the list."""
+    names = partition_names(placement)
+    return names if all(name in table for table in tables for name in names) else []
+
+
 def unknown_partitions(profile: Any, stages: Iterable[str], known: Container[str]) -> list[str]:
     """Each stage's partition (`Profile.placement`; each name of a list) that `known` lacks, said with the profile
     key that sets it (`stages.<stage>.partition` or `partition`)."""
     said: dict[str, list[str]] = {}  # what is said of a key -> the stages whose jobs it places
     for stage in stages:
         placement = profile.placement(stage)
-        partition, key = placement.partition or "", placement.key("partition")
-        unknown = [name for name in partition.split(",") if name and name not in known]
+        unknown = [name for name in partition_names(placement) if name not in known]
         if unknown:
-            said.setdefault(f"{key}: {', '.join(map(repr, unknown))}", []).append(stage)
+            said.setdefault(f"{placement.key('partition')}: {', '.join(map(repr, unknown))}", []).append(stage)
     return [f"{text} ({', '.join(stages)} jobs)" for text, stages in said.items()]
 
 
@@ -217,15 +229,16 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
     shortest; a partition `limits` lacks or without a limit: none checked), said with the profile keys to change:
     such a job pends for ever (PartitionTimeLimit) unless the cluster's EnforcePartLimits makes sbatch refuse it.
     None of a stage whose QOS lifts the partition's MaxTime (`qos_lifts`: of the stage's placement,
-    `Accounting.lifts_time_limit`: the profile's QOS, else the one Slurm gives its jobs; without it, none does). Returns (over, unsure): unsure, the stages whose QOS `qos_lifts` cannot tell of (None)."""
+    `Accounting.lifts_time_limit`: the profile's QOS, else the one Slurm gives its jobs; without it, none does).
+    Returns (over, unsure): unsure, the stages whose QOS `qos_lifts` cannot tell of (None)."""
     from study.grids.profile import minutes_text
 
     over: list[str] = []
     unsure: list[str] = []
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
-        names = [name for name in (placement.partition or "").split(",") if name]
-        if not names or any(name not in limits for name in names):
+        names = _told_partitions(placement, limits)
+        if not names:
             continue
         finite = [int(limits[name]) for name in names if limits[name] is not None]  # type: ignore[arg-type]
         if not finite or not every and len(finite) < len(names):  # a partition without a limit takes any time
@@ -306,8 +319,8 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
     said: dict[str, list[str]] = {}  # what to say -> the stages it is said of
     for stage in stages:
         placement = profile.placement(stage)
-        names = [name for name in (placement.partition or "").split(",") if name]
-        if not names or any(name not in access for name in names):
+        names = _told_partitions(placement, access)
+        if not names:
             continue
         qos, account = qos_of(placement), account_of(placement)
         why = [access[name].refuses(qos, account) for name in names]
@@ -325,19 +338,21 @@ def partitions_not_taking(profile: Any, stages: Iterable[str], access: dict[str,
 def partitions_split(profile: Any, stage_times: dict[str, int], limits: dict[str, int | None],
                      access: dict[str, PartitionAccess], qos_lifts: Callable[[Any], bool | None],
                      qos_of: Callable[[Any], str | None], account_of: Callable[[Any], str | None]) -> list[str]:
-    """Each stage with a list of partitions of which one has a MaxTime (`limits`) its jobs' time fits, or its QOS
-    lifts (`qos_lifts`), and one takes their QOS and account (`access`, `qos_of`, `account_of`), but none both:
-    `over_time_limits` and `partitions_not_taking` each pass it, and Slurm pends it for ever (squeue gives one
-    partition's reason; `sbatch --test-only` says it would start). Not asked where EnforcePartLimits is ALL (each
-    partition must take the job: those two refuse it), nor of a stage whose partitions, QOS or account cannot be told
-    of."""
+    """Each stage whose list of partitions has one whose MaxTime (`limits`) its jobs' time fits and one that takes
+    their QOS and account (`access`, `qos_of`, `account_of`), but none that does both: `over_time_limits` and
+    `partitions_not_taking` each pass it. Under EnforcePartLimits=NO Slurm pends it for ever (squeue gives one
+    partition's reason; `sbatch --test-only` says it would start); under ANY sbatch refuses it, as no partition takes
+    it whole. Not asked where EnforcePartLimits is ALL (each partition must take the job: those two refuse it), nor
+    of a stage whose QOS lifts the MaxTime or cannot be told of (`qos_lifts` not False: every partition takes its
+    time, or none is known to refuse it), nor of one with a partition `limits` or `access` lacks. A QOS or account
+    `qos_of` or `account_of` cannot tell (None) is taken."""
     from study.grids.profile import minutes_text
 
     out = []
     for stage, time_min in stage_times.items():
         placement = profile.placement(stage)
-        names = [name for name in (placement.partition or "").split(",") if name]
-        if len(names) < 2 or any(n not in limits or n not in access for n in names):
+        names = _told_partitions(placement, limits, access)
+        if len(names) < 2:  # one partition that takes neither: over_time_limits and partitions_not_taking say so
             continue
         if qos_lifts(placement) is not False:  # lifted: time refuses nowhere; unknown: not told
             continue
@@ -352,9 +367,9 @@ def partitions_split(profile: Any, stage_times: dict[str, int], limits: dict[str
             said += [f"{refused[name]} (scontrol show partition)"] if name in refused else []
             why.append(f"{name!r} {' and '.join(said)}")
         out.append(f"{stage} jobs, up to {minutes_text(time_min)} long (`time`): no partition of "
-                   f"{placement.key('partition')} {placement.partition!r} takes them: {'; '.join(why)}: give them a "
-                   f"time, `{placement.key('qos')}` or `{placement.key('account')}` that one partition takes with the "
-                   f"rest, or another `{placement.key('partition')}`")
+                   f"{placement.key('partition')} {placement.partition!r} takes them: {'; '.join(why)}: change their "
+                   f"time, `{placement.key('qos')}` or `{placement.key('account')}` so that one of these partitions "
+                   f"takes their time, QOS and account together, or set another `{placement.key('partition')}`")
     return out
 
 

@@ -36,8 +36,9 @@ from study.launch.ledger import user
 from study.launch.slurm import state as slurm_state
 from study.launch.slurm.accounting import Accounting, submit_room
 from study.launch.slurm.params import (OTHER_CLUSTERS_VARIABLES, ask_slurm, cluster_partitions,
-                                       every_partition_enforced, over_time_limits, partition_access, partition_nodes_up,
-                                       partitions_not_taking, partitions_split, slurm_parameters, unknown_partitions)
+                                       every_partition_enforced, over_time_limits, partition_access, partition_names,
+                                       partition_nodes_up, partitions_not_taking, partitions_split, slurm_parameters,
+                                       unknown_partitions)
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 
 TEST_ONLY_TIMEOUT_S = 60.0  # an sbatch --test-only that waits on a busy controller longer: not asked, sbatch decides
@@ -108,7 +109,7 @@ def _check_partitions(profile: Any, stage_times: dict[str, int], accounting: Acc
         if unknown:
             problems.append(f"{'; '.join(unknown)}: not a partition of this cluster (sinfo lists "
                             f"{', '.join(sorted(known))})")
-        every = any("," in (profile.placement(stage).partition or "") for stage in stage_times) and \
+        every = any(len(partition_names(profile.placement(stage))) > 1 for stage in stage_times) and \
             bool(every_partition_enforced(accounting.config))  # asked only of a list of partitions
         over, unsure = over_time_limits(profile, stage_times, known, accounting.lifts_time_limit, every)
         problems += over
@@ -282,7 +283,7 @@ def _invalid_qos_said(placement: Any, accounting: Accounting) -> str:
 
 def _partition_said(placement: Any) -> str:
     """`scontrol show partition <its partition>` lists ... (a list of partitions: each)."""
-    names = [name for name in (placement.partition or "").split(",") if name]
+    names = partition_names(placement)
     return " and ".join(f"`scontrol show partition {name}`" for name in names) + (" list" if len(names) > 1 else
                                                                                    " lists")
 
