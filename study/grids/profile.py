@@ -264,6 +264,8 @@ SUBMIT_BREAKING_SBATCH_OPTIONS: dict[str, str] = {
     "clusters": "study reads its jobs' states, cancels them and has a stage wait on the one before with sacct, squeue, "
                 "scancel and --dependency on the cluster of the host it runs on (a job id names a job of one cluster "
                 "only): run study on a login node of that cluster",
+    "cluster-constraint": "it lets a federation start the jobs on another of its clusters, where study's sacct (this "
+                          "cluster's) does not see them",
 }
 # sbatch's one-letter options by their long names: submitit writes a key as `--<key>`, which sbatch reads as a long
 # option (`--M` is none), so `additional` takes the long name only

@@ -571,12 +571,13 @@ def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_t
     from study.launch.slurm.state import query, scancel
 
     other = env / "other.yaml"
-    for key in ("clusters", "cluster"):  # an abbreviation, as sbatch takes it
+    for key, said in (("clusters", "--clusters cannot be used: study reads its jobs' states, cancels them"),
+                      ("M", r"--clusters \(-M\) cannot be used"),  # sbatch's -M
+                      ("cluster-constraint", "--cluster-constraint cannot be used: it lets a federation start"),
+                      ("cluster", "--cluster abbreviates --cluster-constraint or --clusters")):  # as sbatch reads it
         other.write_text(GPU_PROFILE.read_text().replace("  evaluate: {gpus: 1,", f"  evaluate: {{additional: "
                                                                                 f"{{{key}: big}}, gpus: 1,"))
-        with pytest.raises(StudyError, match=rf"other.yaml:\d+: stages.evaluate.additional: --{key}.* cannot be used: "
-                                             r"study reads its jobs' states, cancels them .* run study on a login node "
-                                             r"of that cluster"):
+        with pytest.raises(StudyError, match=rf"other.yaml:\d+: stages.evaluate.additional: {said}"):
             load_profile(other)
     monkeypatch.setenv("SLURM_CLUSTERS", "big")
     monkeypatch.setenv("SBATCH_CLUSTERS", "big")
@@ -584,7 +585,8 @@ def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_t
     fake_commands(slurm / "bin", squeue=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}; '
                                         f'[ -z "$SLURM_CLUSTERS" ] && echo "101_0 RUNNING"; exit 0',
                   sacct='echo "sacct: error: Problem talking to the database" >&2; exit 1',
-                  scancel=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}')
+                  scancel=f'echo "${{SLURM_CLUSTERS:-here}}" >> {seen}',
+                  scontrol='echo "ClusterName = ci"; echo "MaxArraySize = 1001"')
     assert query(env, {"101_0": None}, warn=False).states == {"101_0": "RUNNING"}
     assert scancel(["101_0"]) == [] and seen.read_text() == "here\nhere\n"
     grid = env / "g.yaml"
@@ -594,6 +596,11 @@ def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_t
     assert code == 0 and ("study: warning: SLURM_CLUSTERS=big, SBATCH_CLUSTERS=big set in this shell, which study's "
                           "Slurm commands run without: it queues, reads and cancels its jobs on this host's cluster ("
                           in err), err
+    monkeypatch.setenv("SLURM_CLUSTERS", "Ci")  # scontrol's ClusterName: this cluster alone, not said
+    monkeypatch.delenv("SBATCH_CLUSTERS")
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0 and "CLUSTERS" not in err, err
 
 
 def test_sinfos_maxtime_spellings_read_as_minutes_and_infinite_as_no_limit():

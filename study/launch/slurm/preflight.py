@@ -66,7 +66,8 @@ def check_before_queueing(plan: Any, workdir: Path, jobs: list[Any], dry_run: bo
     warning on `err` of what sinfo and sacctmgr tell, and how many of `jobs` the user's limit of queued jobs lets
     in where not all."""
     accounting = Accounting(user())  # sacctmgr, scontrol and squeue asked once each, where needed
-    elsewhere = [f"{k}={os.environ[k]}" for k in OTHER_CLUSTERS_VARIABLES if os.environ.get(k)]
+    here = (accounting.config.get("ClusterName") or "").lower()  # a variable naming this cluster alone changes nothing
+    elsewhere = [f"{k}={os.environ[k]}" for k in OTHER_CLUSTERS_VARIABLES if os.environ.get(k, here).lower() != here]
     if elsewhere:
         print(f"study: warning: {', '.join(elsewhere)} set in this shell, which study's Slurm commands run without: "
               f"it queues, reads and cancels its jobs on this host's cluster "
