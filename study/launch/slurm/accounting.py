@@ -73,8 +73,9 @@ class Association:
     max_wall_min: int | None = None
 
     def job_qos(self) -> str:
-        """The QOS Slurm gives a job of this association that names none: its default, else its only one, else
-        normal."""
+        """The QOS Slurm gives a job of this association that names none: its default (one inherited from an account
+        above it, up to the cluster's root association, included: sacctmgr lists it on the user's association), else
+        its only one, else normal."""
         return self.default_qos or (self.qos[0] if len(self.qos) == 1 else "normal")
 
 
