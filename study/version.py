@@ -10,7 +10,7 @@ from pathlib import Path
 import study
 
 
-# in a copy of the package that Slurm jobs run (study.launch.slurm.snapshot): the code version of the tree copied
+# in a copy of the package that Slurm jobs run (study.launch.snapshot): the code version of the tree copied
 CODE_VERSION_FILE = "CODE_VERSION"
 
 

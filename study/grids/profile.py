@@ -179,7 +179,7 @@ class Profile:
     # the job would pend for ever: PartitionTimeLimit)
     setup: tuple[str, ...] = ()
     python: str | None = None  # the command that runs Python in a Slurm job; None: the interpreter of `study submit`
-    snapshot_code: bool = True  # a Slurm job imports the copy of study's code its submit took (launch.slurm.snapshot)
+    snapshot_code: bool = True  # a job imports the copy of study's code its submit took (launch.snapshot)
     additional: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_STAGES.items()})
     stage_lines: dict[str, int] = field(default_factory=dict)

@@ -11,6 +11,8 @@ import sys
 import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from image_trees import write_quadrant_tree
@@ -18,6 +20,14 @@ from image_trees import write_quadrant_tree
 from study.errors import StudyError
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def fake_plan(name: str, jobs: list, snapshot_code: bool = False) -> Any:
+    """What the local scheduler and the ledger readers read of a plan: its name, jobs, grid file (none) and profile
+    (by default one whose workers run the study installed, as stand-in workers take no copy of its code)."""
+    from study.grids.profile import Profile
+
+    return SimpleNamespace(name=name, jobs=jobs, path=None, profile=Profile(snapshot_code=snapshot_code))
 
 
 def stand_in_workers(monkeypatch, command) -> None:

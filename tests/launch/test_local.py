@@ -16,7 +16,7 @@ from study.grids.render import job_text
 from study.launch.ledger import Ledger
 from study.launch.locks import try_lock
 
-from launch_helpers import grid_text, run_cli, stand_in_workers
+from launch_helpers import fake_plan, grid_text, run_cli, stand_in_workers
 
 
 def _events(workdir, grid):
@@ -847,7 +847,6 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
     dependency b cancelled, and read missing afterwards), though free workers wait. The worker of a fails at once: its
     stage is unknown. The command leaves the stop signals' handlers as it found them."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local.scheduler import run_local
@@ -858,7 +857,8 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
             Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("b",))]
     wd, err = env / "wd", io.StringIO()
     handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    assert run_local(SimpleNamespace(name="chain", jobs=jobs, path=None), wd, workers=3, err=err) == 1
+    plan = fake_plan("chain", jobs)
+    assert run_local(plan, wd, workers=3, err=err) == 1
     assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == handlers
     events = _events(wd, "chain")
     last = {e["job"]: e for e in events}
@@ -911,13 +911,12 @@ def test_fewer_than_one_worker_is_refused(env):
     """`run_local` called with workers=0 (not through the command line, whose --workers refuses it) used to run
     with the default count instead of saying so."""
     import io
-    from types import SimpleNamespace
 
     from study.errors import StudyError
     from study.launch.local.scheduler import run_local
 
     with pytest.raises(StudyError, match=r"--workers: expected an integer >= 1, got 0"):
-        run_local(SimpleNamespace(name="none", jobs=[], path=None), env / "wd", workers=0, err=io.StringIO())
+        run_local(fake_plan("none", []), env / "wd", workers=0, err=io.StringIO())
     assert not (env / "wd").exists()
 
 
@@ -1098,7 +1097,6 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
     one read the states (there when their turn comes); `err`: the progress lines' stream; `command`: the stand-in's
     shell command (given the job id), in place of the sleep."""
     import io
-    from types import SimpleNamespace
 
     from study.launch.local import scheduler
 
@@ -1111,8 +1109,8 @@ def _run_stand_ins(monkeypatch, tmp_path, jobs, workers, fail=(), before=(), ret
     stand_in_workers(monkeypatch, lambda job_id, env: ["sh", "-c", command(job_id) if command else "sleep 0.3; " + (
         "exit 1" if job_id in fail else f"touch {wd}/results/{job_id}.ok")])
     monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: (wd / "results" / f"{job_id}.ok").exists())
-    code = scheduler.run_local(SimpleNamespace(name="fake", jobs=jobs, path=None), wd, workers=workers,
-                               retry_failed=retry_failed, err=err or io.StringIO())
+    plan = fake_plan("fake", jobs)  # sh workers
+    code = scheduler.run_local(plan, wd, workers=workers, retry_failed=retry_failed, err=err or io.StringIO())
     return code, [(e["job"], e["state"]) for e in _events(wd, "fake")][len(before):]
 
 
@@ -1188,13 +1186,12 @@ def test_a_heartbeat_names_this_runs_progress_line_not_an_earlier_runs_and_says_
     of it reached (and a job whose log had not moved for an hour read as busy). Only the lines after the log's last
     RUN_HEADER count; a line QUIET_FIRST_S old or more says how long the log has been silent."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
 
     wd, err = tmp_path / "wd", io.StringIO()
-    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"), err, [],
+    run = scheduler._LocalRun(fake_plan("fake", []), wd, Ledger(wd, "fake"), err, [],
                               set(), [], [None], 1)
     old = f"{scheduler.RUN_HEADER}earlier run\n[pretrain] step 9/10 loss 0.1\n{scheduler.RUN_HEADER}this run\n"
     for job_id, text in (("a", old + "[pretrain] step 2/10 loss 1.0\n"), ("b", old)):
@@ -1214,13 +1211,12 @@ def test_a_wait_for_a_job_run_elsewhere_is_said_again_as_a_heartbeat(monkeypatch
     """Waiting for a dependency another command or Slurm runs was said once, then nothing for as long as it ran
     (hours): it is said again after `quiet_s`, not at each poll."""
     import io
-    from types import SimpleNamespace
 
     from study.launch.local import scheduler
 
     monkeypatch.setattr(scheduler, "OUTSIDE_POLL_S", 0.0)
     wd, err = tmp_path / "wd", io.StringIO()
-    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"), err, [],
+    run = scheduler._LocalRun(fake_plan("fake", []), wd, Ledger(wd, "fake"), err, [],
                               set(), [0], [None], 1)
     run.outside_live = lambda waiting: ["pretrain a (Slurm job 5)"]
     assert run.wait_outside() and run.wait_outside()
@@ -1234,12 +1230,11 @@ def test_a_wait_for_a_job_run_elsewhere_is_said_again_as_a_heartbeat(monkeypatch
 def test_each_heartbeat_doubles_the_wait_for_the_next_and_news_starts_it_over(tmp_path):
     """A job of hours says what it does at 1, 3, 7, 15 min ... then every QUIET_MAX_S, not every minute."""
     import io
-    from types import SimpleNamespace
 
     from study.launch.local import scheduler
 
     wd = tmp_path / "wd"
-    run = scheduler._LocalRun(SimpleNamespace(name="fake", jobs=[], path=None), wd, Ledger(wd, "fake"),
+    run = scheduler._LocalRun(fake_plan("fake", []), wd, Ledger(wd, "fake"),
                               io.StringIO(), [], set(), [0], [None], 1)
     waits = []
     for _ in range(6):
@@ -1293,7 +1288,6 @@ def test_a_run_stopped_by_ctrl_c_leaves_its_jobs_unlocked(monkeypatch, tmp_path)
     jobs' locks: held on by the program's process, the next run_local there would find its jobs run by another
     command, and `study status` would read them running."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
@@ -1309,7 +1303,7 @@ def test_a_run_stopped_by_ctrl_c_leaves_its_jobs_unlocked(monkeypatch, tmp_path)
     stand_in_workers(monkeypatch, lambda job_id, env: ["sleep", "60"])  # SIGUSR2 ends it
     jobs = [Job(id="j0", stage="pretrain", config={"axes": {}})]
     with pytest.raises(KeyboardInterrupt):
-        scheduler.run_local(SimpleNamespace(name="intr", jobs=jobs, path=None), wd, workers=1,
+        scheduler.run_local(fake_plan("intr", jobs), wd, workers=1,
                             err=InterruptedAtStart())
     assert [(e["job"], e["state"]) for e in _events(wd, "intr")] == [("j0", "pending"), ("j0", "running")]
     assert not lock_held(wd / "locks" / "j0.lock")
@@ -1319,14 +1313,13 @@ def test_a_job_two_of_whose_dependencies_fail_at_once_is_cancelled_once(tmp_path
     """Two dependencies reaped failed in one pass (a pair's two pretraining jobs on a bad dataset): their dependent
     is cancelled by the first, and not again (a second `cancelled` line and progress line) by the second."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local.scheduler import _LocalRun
 
     jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}}),
             Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("a", "b"))]
-    plan, err = SimpleNamespace(name="pairg", jobs=jobs, path=None), io.StringIO()
+    plan, err = fake_plan("pairg", jobs), io.StringIO()
     run = _LocalRun(plan, tmp_path, Ledger(tmp_path, "pairg"), err, [jobs[2]], set(), [0], [None], 1)
     run.cancel_dependents("a")
     run.cancel_dependents("b")
@@ -1342,14 +1335,13 @@ def test_the_workers_of_a_stop_share_one_grace_period(monkeypatch, tmp_path):
     import io
     import subprocess
     import sys
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
 
     monkeypatch.setattr(scheduler, "STOP_GRACE_S", 1.0)
     jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(3)]
-    plan, err = SimpleNamespace(name="graceg", jobs=jobs, path=None), io.StringIO()
+    plan, err = fake_plan("graceg", jobs), io.StringIO()
     run = scheduler._LocalRun(plan, tmp_path, Ledger(tmp_path, "graceg"), err, [], set(), [], [None] * 3, 1)
     ignores = ("import signal, time; signal.signal(signal.SIGUSR2, signal.SIG_IGN); print('ready', flush=True); "
                "time.sleep(60)")
@@ -1386,7 +1378,6 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
     import io
     import socket
     import threading
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
@@ -1401,7 +1392,7 @@ def test_a_dependency_another_command_ends_without_a_result_is_waited_for_then_g
                                 "pid": 1, "host": socket.gethostname(), "lock": "command-other.lock"}])
     err, got = io.StringIO(), []
     run = threading.Thread(target=lambda: got.append(scheduler.run_local(
-        SimpleNamespace(name="outg", jobs=jobs, path=None), wd, workers=1, err=err)), daemon=True)
+        fake_plan("outg", jobs), wd, workers=1, err=err)), daemon=True)
     run.start()
     _until(lambda: "waiting for pretrain a" in err.getvalue(), every=0.05)
     time.sleep(0.5)  # polls that find it still waited for: said once, not at each poll
@@ -1430,7 +1421,6 @@ def test_a_dependency_an_interrupted_slurm_submit_may_have_queued_is_waited_for_
     """A dependency read pending from an unsettled Slurm intent (no command, no Slurm id) was waited for as
     "pending in the command of pid None on None": it is named by what the state says."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
@@ -1451,7 +1441,7 @@ def test_a_dependency_an_interrupted_slurm_submit_may_have_queued_is_waited_for_
     monkeypatch.setattr(scheduler, "grid_states", states)
     monkeypatch.setattr(scheduler, "locked_states", states)  # the submit's own read: `a` pending, `b` missing
     err = io.StringIO()
-    plan = SimpleNamespace(name="ung", jobs=jobs, path=None)
+    plan = fake_plan("ung", jobs)
     assert scheduler.run_local(plan, tmp_path / "wd", workers=1, only={"b"}, err=err) == 1
     assert "waiting for pretrain a (unsettled: array sx may have queued it)" in err.getvalue(), err.getvalue()
     assert "pid None" not in err.getvalue()
@@ -1461,7 +1451,6 @@ def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another
     """An evaluation of two encoders waits for both (one done is not enough); a dependency this command does not
     run counts done once its result reads (another command, or a grid sharing it, has run it)."""
     import io
-    from types import SimpleNamespace
 
     from study.grids import Job
     from study.launch.local import scheduler
@@ -1470,7 +1459,7 @@ def test_a_job_is_ready_once_each_of_its_dependencies_is_done_here_or_by_another
     monkeypatch.setattr(scheduler, "result_done", lambda workdir, job_id: job_id in outside)
     jobs = [Job(id="a", stage="pretrain", config={"axes": {}}), Job(id="b", stage="pretrain", config={"axes": {}}),
             Job(id="c", stage="evaluate", config={"axes": {}}, depends_on=("a", "b"))]
-    plan = SimpleNamespace(name="readyg", jobs=jobs, path=None)
+    plan = fake_plan("readyg", jobs)
     run = scheduler._LocalRun(plan, tmp_path, Ledger(tmp_path, "readyg"), io.StringIO(), [jobs[2]], {"a"}, [0],
                               [None], 1)
     assert not run.ready(jobs[2])  # b is neither done nor run by this command

@@ -5,11 +5,10 @@ monkeypatch."""
 from __future__ import annotations
 
 import io
-from types import SimpleNamespace
 
 import pytest
 import torch
-from launch_helpers import stand_in_workers
+from launch_helpers import fake_plan, stand_in_workers
 
 from study.grids import Job
 from study.launch.local import scheduler
@@ -73,7 +72,7 @@ def _worker_envs(monkeypatch, tmp_path, n_jobs: int, workers: int | None = None)
 
     stand_in_workers(monkeypatch, worker)
     jobs = [Job(id=f"j{i}", stage="pretrain", config={"axes": {}}) for i in range(n_jobs)]
-    scheduler.run_local(SimpleNamespace(name="dev", jobs=jobs, path=None), tmp_path / "wd", workers=workers,
+    scheduler.run_local(fake_plan("dev", jobs), tmp_path / "wd", workers=workers,
                         err=io.StringIO())
     return [envs[j.id] for j in jobs]
 

@@ -11,7 +11,7 @@ from study.grids import plan_grid
 from study.grids.cost import job_hours
 from study.launch.local.eta import Eta
 
-from launch_helpers import grid_text
+from launch_helpers import fake_plan, grid_text
 
 
 def _job(job_id: str, stage: str):
@@ -71,7 +71,7 @@ def test_the_estimates_are_the_plans_cost_model(tmp_path):
         assert eta.estimated[job.id] == pytest.approx(3600 * job_hours(job, plan.grid, plan.profile.cost, set(),
                                                                          {j.id: j for j in plan.by_stage("pretrain")}))
         assert eta.estimated[job.id] > 0
-    bare = Eta.of_plan(SimpleNamespace(name="jobs", jobs=plan.jobs, path=None), plan.jobs)  # no cost model: no figure
+    bare = Eta.of_plan(fake_plan("jobs", plan.jobs), plan.jobs)  # no cost model: no figure
     bare.finish(plan.jobs[0], 10.0)
     assert bare.left(plan.jobs[1:], [], 1) is None
 
@@ -128,7 +128,7 @@ def test_a_reaped_job_calibrates_the_time_left_by_its_results_wall_time_not_its_
     from study.results.record import make_record, write_result
 
     jobs = [Job(id="p1", stage="pretrain", config={"axes": {}}), Job(id="p2", stage="pretrain", config={"axes": {}})]
-    plan, err = SimpleNamespace(name="etar", jobs=jobs, path=None), io.StringIO()
+    plan, err = fake_plan("etar", jobs), io.StringIO()
     run = _LocalRun(plan, tmp_path, Ledger(tmp_path, "etar"), err, [jobs[1]], set(), [1], [None, None], 1)
     run.eta = Eta({"p1": 3600.0, "p2": 3600.0})  # the cost model's hour each
     write_result(tmp_path, make_record(jobs[0], {"metrics": [], "protocol": {}}, wall_time_s=5400.0))

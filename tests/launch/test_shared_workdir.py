@@ -17,6 +17,7 @@ from study.launch.locks import command_lock, try_lock
 from study.launch.state import JobState, run_by
 from study.launch.status import _running
 
+from launch_helpers import fake_plan
 from other_user import another_users
 
 
@@ -52,7 +53,7 @@ def test_a_second_submit_names_who_runs_the_jobs_it_skips(monkeypatch, tmp_path)
                                       "log": None, "pid": 1, "host": "n7", "user": "ana", "lock": lock}])
         monkeypatch.setattr(scheduler, "job_lock", lambda workdir, job_id: None)  # `b`: taken, not started here
         err = io.StringIO()
-        scheduler.run_local(SimpleNamespace(name="ours", jobs=jobs, path=None), wd, workers=1, err=err)
+        scheduler.run_local(fake_plan("ours", jobs), wd, workers=1, err=err)
     said = err.getvalue()
     assert "skipped: 1 pending or running" in said, said
     assert "ours: not run here, as run elsewhere: 1 pending in the command of pid 1 on n7 (user ana, grid theirs, " \
@@ -112,7 +113,7 @@ def test_a_job_whose_files_another_user_keeps_fails_not_started_and_the_others_r
     monkeypatch.setattr(scheduler.subprocess, "Popen",  # a worker that ends at once (without a result)
                         lambda argv, **kw: real_popen([sys.executable, "-c", "pass"], **kw))
     err = io.StringIO()
-    code = scheduler.run_local(SimpleNamespace(name="g", jobs=jobs, path=None), wd, workers=1, err=err)
+    code = scheduler.run_local(fake_plan("g", jobs), wd, workers=1, err=err)
     said = err.getvalue()
     assert code == 1, said
     states = {e["job"]: e for e in Ledger(wd, "g").events() if e["state"] != "pending"}
@@ -154,7 +155,7 @@ def test_set_aside_refused_names_whose_job_folder_it_is(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(src), None, str(dest))
 
     monkeypatch.setattr(stale.os, "replace", refuse)
-    plan = SimpleNamespace(name="g", jobs=[Job(id="a", stage="pretrain", config={"axes": {}})], path=None)
+    plan = fake_plan("g", [Job(id="a", stage="pretrain", config={"axes": {}})])
     with pytest.raises(StudyError) as e:
         stale.set_aside(plan, tmp_path, ["a"])
     assert f"cannot move {folder} to " in str(e.value) and f"Permission denied; {folder} belongs to " in str(e.value)
@@ -175,6 +176,6 @@ def test_cancel_names_the_user_of_a_command_it_may_not_stop(tmp_path, monkeypatc
         Ledger(wd, "g").append([{"event": "local", "job": "a", "stage": "pretrain", "state": "pending", "log": None,
                                  "pid": 4242, "host": host, "user": "ana", "lock": lock}])
         out = io.StringIO()
-        status._stop_local(SimpleNamespace(name="g", jobs=[], path=None), wd, None, 1, out)
+        status._stop_local(fake_plan("g", []), wd, None, 1, out)
     assert out.getvalue() == ("stop these `study submit --cluster local` of grid g where they run (Ctrl-C or kill; "
                               f"another user's: by that user or root): pid 4242 on {host} (user ana)\n")

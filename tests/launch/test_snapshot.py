@@ -1,4 +1,4 @@
-"""The copy of study's code a submit takes for its Slurm jobs (study.launch.slurm.snapshot): made once per source,
+"""The copy of study's code a submit takes for its Slurm jobs (study.launch.snapshot): made once per source,
 whole or not at all, and imported by a Python started in its folder ahead of the installed study."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from launch_helpers import grid_text, run_cli
 
 from study.errors import StudyError
 from study.grids import load_profile
-from study.launch.slurm import snapshot
+from study.launch import snapshot
 from study.version import CODE_VERSION_FILE, code_version
 
 
@@ -63,3 +63,25 @@ def test_a_profiles_snapshot_code_reaches_the_scripts(env, slurm):
     (env / "profile.yaml").write_text(PROFILE + "snapshot_code: 'no'\n")
     with pytest.raises(StudyError, match=r"profile.yaml:\d+: snapshot_code: expected true or false, got 'no'"):
         load_profile(env / "profile.yaml")
+
+
+def test_a_local_runs_workers_import_the_copy_its_command_took(env, monkeypatch):
+    """A local worker imported the checkout as it was when the worker started (a long local run over an edit of
+    study ran the edit in its later jobs): workers start in the copy (here one made beforehand, whose version file
+    says so), then enter the folder the command ran in (relative paths: here the command's own; a grid's relative
+    `pretrained.encoder_file`: test_local.py's imported-encoder test)."""
+    import shutil as sh
+
+    from study.results import read_result
+
+    wd = env / "wd"
+    folder = snapshot.code_folder(wd)
+    sh.copytree(snapshot.package_dir(), folder / "study", ignore=sh.ignore_patterns("__pycache__"))
+    (folder / "study" / CODE_VERSION_FILE).write_text("0.0.0+made-before\n")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("snaplocal"))
+    monkeypatch.chdir(env)
+    code, _, err = run_cli(["submit", "g.yaml", "--cluster", "local", "--workdir", "wd"])
+    assert code == 0, err
+    versions = {read_result(p)["protocol"]["code_version"] for p in (wd / "results").glob("*.json")}
+    assert versions == {"0.0.0+made-before"}, versions

@@ -45,8 +45,9 @@ from study.launch.ledger import Ledger, user
 from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV, WRITE_REFUSED, write_refused
-from study.launch.runner import write_job_file
+from study.launch.runner import SUBMIT_DIR, write_job_file
 from study.launch.select import select
+from study.launch.snapshot import python_path, take_snapshot
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
 from study.launch.traces import last_lines, progress as log_progress, since_last
@@ -209,8 +210,9 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
     done = {j.id for j in plan.jobs if states[j.id].state == "done"}
     left_hint = ("`study submit --retry-failed` reruns them" if not retry_failed else  # then: --only left them out
                  "name their failed dependencies with --only too")
+    code = take_snapshot(workdir) if plan.profile.snapshot_code and sel.to_run else None  # what the workers import
     local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads,
-                      sel.left_unfinished(), left_hint)
+                      sel.left_unfinished(), left_hint, code)
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s)"
          f"{workers_estimate(plan, local.todo, n_workers, devices)}; skipped: {sel.summary()}", err)
     elsewhere = run_elsewhere([states[j] for j in sel.skipped.get("pending or running", [])])
@@ -270,6 +272,7 @@ class _LocalRun:
     threads: int  # per worker
     left: list[str] = field(default_factory=list)  # skipped: failed or cancelled before, or blocked by such a job
     left_hint: str = ""  # what reruns them
+    code: Path | None = None  # the copy of study's code the workers start in (study.launch.snapshot)
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
@@ -461,7 +464,8 @@ class _LocalRun:
             try:
                 with stop_signals_held():  # a stop then knows every worker it must stop
                     self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
-                                                  self.devices[slot], self.threads, self.ledger, lock, self.this_file)
+                                                  self.devices[slot], self.threads, self.ledger, lock, self.this_file,
+                                                  self.code)
             except StartRefused as e:
                 os.close(lock)
                 self.free = sorted([*self.free, slot])
@@ -568,7 +572,9 @@ class StartRefused(Exception):
 
 
 def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: str | None, threads: int,
-           ledger: Ledger, lock: int, this_file: str | None = None) -> _Running:
+           ledger: Ledger, lock: int, this_file: str | None = None, code: Path | None = None) -> _Running:
+    """Start `job`'s worker (in `code`, the copy of study's code it imports, where given), its `running` line
+    written."""
     log = logs / f"{job.id}.log"
     try:
         job_file = write_job_file(workdir, job)
@@ -584,6 +590,8 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
                   TERM_ENDS_ENV: "1"})  # `kill <worker>` stops its job after a checkpoint (Slurm's trains on)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
+    if code is not None:  # started there, it enters this command's folder again (worker.main)
+        env.update({SUBMIT_DIR: os.getcwd(), "PYTHONPATH": python_path(code, env)})
     with f:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")  # local time with its UTC offset: TZ may differ on a rerun
         f.write(f"{RUN_HEADER}{stamp} {job.stage} job {job.id}\n".encode())
@@ -591,7 +599,7 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
         proc = subprocess.Popen([sys.executable, "-m", "study.launch.local.worker", "--workdir", str(workdir),
                                  "--job", str(job_file), "--grid", grid],
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                pass_fds=(lock,))  # the worker holds the lock too, for as long as it lives
+                                pass_fds=(lock,), cwd=code)  # the worker holds the lock too, for as long as it lives
     ledger.append([_local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname(),
                                user=user())])
     return _Running(job, proc, slot, log, time.time(), lock)

@@ -40,7 +40,7 @@ def slurm_parameters(profile: Any, stage: str, resources: Any, *, job_name: str,
                      array_size: int = 1, code: Path | None = None) -> dict[str, Any]:
     """SlurmExecutor.update_parameters(**this) (also valid for submitit's _make_sbatch_string); `code`: the folder of
     the copy of study's code the jobs import (`snapshot.setup_lines`, after the profile's `setup`)."""
-    from study.launch.slurm.snapshot import setup_lines
+    from study.launch.snapshot import setup_lines
 
     gpus = int(resources.gpus)
     placement = profile.placement(stage)  # partition, account, qos, ...: the stage's own over the profile's

@@ -47,7 +47,7 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
-from study.launch.slurm.snapshot import code_folder, take_snapshot
+from study.launch.snapshot import code_folder, take_snapshot
 from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
                                       renamed)
 from study.paths import manifests_dir

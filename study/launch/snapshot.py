@@ -1,11 +1,13 @@
-"""The study code a grid's Slurm jobs run: a copy of the study package taken when they are queued,
-`<workdir>/code/<source digest>/study/` (one per distinct source, shared by every submit of that code), which each
-job's sbatch script enters before Python starts (`python -m` puts the folder it starts in first on sys.path, ahead of
-an installed or editable study; PYTHONPATH carries it to the processes the job starts). An edit or update of the study
-checkout after a submit then changes no job already queued, nor one Slurm requeues later (a preemption, a timeout),
-and the tasks submitit pickled are read by the code that pickled them. The copy's CODE_VERSION_FILE holds the code
-version of the tree it was taken from (`study.version.code_version`), which its jobs record. A profile's
-`snapshot_code: false` leaves each job to import the study installed where it starts, as it is then."""
+"""The study code a submit's jobs run: a copy of the study package taken when they are queued,
+`<workdir>/code/<source digest>/study/` (one per distinct source, shared by every submit of that code), which each job
+starts in: a Slurm job's script enters it before Python starts (`setup_lines`), a local worker starts there
+(`python_path`); `python -m` puts the folder it starts in first on sys.path, ahead of an installed or editable study,
+and PYTHONPATH carries it to the processes the job starts; the job then enters the folder `study submit` ran in
+(`runner.enter_submit_folder`), which a grid's relative paths are read from. An edit or update of the study checkout
+after a submit then changes no job it queued, nor one Slurm requeues later (a preemption, a timeout), and the tasks
+submitit pickled are read by the code that pickled them. The copy's CODE_VERSION_FILE holds the code version of the
+tree it was taken from (`study.version.code_version`), which its jobs record. A profile's `snapshot_code: false`
+leaves each job to import the study installed where it starts, as it is then."""
 from __future__ import annotations
 
 import os
@@ -61,3 +63,8 @@ def setup_lines(folder: Path) -> list[str]:
     `folder`."""
     quoted = shlex.quote(str(folder))
     return [f"cd {quoted}", f"export PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}}"]
+
+
+def python_path(folder: Path, env: dict[str, str]) -> str:
+    """`env`'s PYTHONPATH with `folder` first: what a local worker started in `folder` runs with."""
+    return os.pathsep.join([str(folder), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
