@@ -34,7 +34,8 @@ def source_digest(package_dir: Path) -> str:
     """12 hex digits of the SHA-256 of the package's Python files (each one's path under `package_dir` and its bytes,
     in path order): the code that runs, whatever the files' times or the `__pycache__` beside them."""
     h = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py"), key=lambda p: p.relative_to(package_dir).as_posix()):
+    files = [p for p in package_dir.rglob("*.py") if p.is_file()]  # not a dangling link (Emacs's `.#name.py`)
+    for path in sorted(files, key=lambda p: p.relative_to(package_dir).as_posix()):
         rel = path.relative_to(package_dir).as_posix().encode()
         data = path.read_bytes()
         h.update(b"%d:%s%d:" % (len(rel), rel, len(data)))

@@ -86,6 +86,21 @@ def threads_from_env() -> None:
 
 
 SUBMIT_DIR = "STUDY_SUBMIT_DIR"  # the folder `study submit --cluster slurm` ran in, given to each job's call
+CODE_DIR_ENV = "STUDY_CODE"  # the copy of study's code a job was started in to import (study.launch.snapshot)
+
+
+def say_if_not_the_copy() -> None:
+    """A warning on stderr where this job meant to import a copy of study's code (CODE_DIR_ENV) imports another study:
+    a container that does not see the workdir at its path, or starts Python elsewhere or without PYTHONPATH, runs
+    the study inside it (its results record that one's code version)."""
+    import study
+
+    meant = os.environ.get(CODE_DIR_ENV)
+    here = Path(study.__file__).resolve().parent
+    if meant and here.parent != Path(meant).resolve():
+        print(f"study: warning: this job imports study from {here}, not the copy its submit took, {meant}/study "
+              f"(a container that does not see that path, or that starts Python elsewhere or without PYTHONPATH?): "
+              f"it runs that study's code", file=sys.stderr, flush=True)
 
 
 def enter_submit_folder(folder: str | None) -> None:
@@ -109,6 +124,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
 
     def __call__(self, job: Job, workdir: str, grid: str, env: dict[str, str]) -> str | None:
         os.environ.update(env)
+        say_if_not_the_copy()
         enter_submit_folder(env.get(SUBMIT_DIR))
         threads_from_env()
         path = run_job(job, workdir, grid)

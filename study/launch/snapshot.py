@@ -11,6 +11,7 @@ leaves each job to import the study installed where it starts, as it is then."""
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 from pathlib import Path
@@ -34,17 +35,23 @@ def code_folder(workdir: str | os.PathLike) -> Path:
 
 def take_snapshot(workdir: str | os.PathLike) -> Path:
     """The folder holding a copy of this process's study package (`code_folder`), made where missing: copied beside
-    it under a temporary name (no `__pycache__`), its CODE_VERSION_FILE written, then renamed into place, so that a
-    folder there is whole (a submit killed mid-copy leaves its `<digest>.tmp-<pid>` beside it, never used; another
-    submit's copy renamed there first is taken as it is)."""
+    it under a temporary name of its own (`_copy_package`), its CODE_VERSION_FILE written, then renamed into place,
+    named for the digest of what was copied (a file of the checkout edited during the copy names another folder, never
+    one whose name says other code), so that a folder there is whole (a submit killed mid-copy leaves its
+    `<digest>.tmp-<pid>-<random>` beside it, never used; another submit's copy renamed there first is taken as it
+    is). The temporary name is random too: two submits of one pid on two login nodes of a shared workdir do not remove
+    each other's copy."""
     folder = code_folder(workdir)
-    if (folder / "study" / CODE_VERSION_FILE).is_file():
-        return folder
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    tmp: Path | None = None
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(package_dir(), tmp / "study", ignore=shutil.ignore_patterns("__pycache__"))
+        if (folder / "study" / CODE_VERSION_FILE).is_file():
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp.mkdir()
+        _copy_package(package_dir(), tmp / "study")
         (tmp / "study" / CODE_VERSION_FILE).write_text(code_version() + "\n")
+        folder = folder.with_name(source_digest(tmp / "study"))
         try:
             os.replace(tmp, folder)
         except OSError:
@@ -54,15 +61,36 @@ def take_snapshot(workdir: str | os.PathLike) -> Path:
         raise StudyError(f"cannot copy study's code to {folder}: {os_reason(e)}{not_yours(e)} (the profile's "
                          f"`snapshot_code: false` has jobs import the study installed where they start)") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _copy_package(src: Path, dst: Path) -> None:
+    """Copy the files of the package `src` into `dst`, following links (a checkout's `shipped_grids`), without
+    `__pycache__` or what is no regular file (a dangling link: an editor's lock file, `.#name.py`, open in Emacs; a
+    fifo), each file and folder made with the mode a plain creation gives (the umask's), not its source's: a
+    read-only install's 0555 folders refused the version file and left a temporary copy that `rm -rf` could not
+    remove, and a lab's umask 002 is what lets another member of its group clean a shared workdir."""
+    def fail(e: OSError) -> None:  # a folder that cannot be listed: no copy, rather than one without it
+        raise e
+
+    for root, dirs, files in os.walk(src, onerror=fail, followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        here = Path(root)
+        out = dst / here.relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if (here / name).is_file():
+                shutil.copyfile(here / name, out / name)
 
 
 def setup_lines(folder: Path) -> list[str]:
     """The sbatch script's lines, after the profile's `setup`, that have the job's Python import the copy in
-    `folder`."""
+    `folder`: a job that cannot enter it (removed, or the workdir not at that path on the node) fails, its log
+    saying why, rather than run whatever study the node has."""
     quoted = shlex.quote(str(folder))
-    return [f"cd {quoted}", f"export PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    return [f"cd {quoted} || exit 1", f"export PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}}"]
 
 
 def python_path(folder: Path, env: dict[str, str]) -> str:

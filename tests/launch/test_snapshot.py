@@ -2,6 +2,8 @@
 whole or not at all, and imported by a Python started in its folder ahead of the installed study."""
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -11,7 +13,7 @@ from launch_helpers import grid_text, run_cli
 from study.errors import StudyError
 from study.grids import load_profile
 from study.launch import snapshot
-from study.version import CODE_VERSION_FILE, code_version
+from study.version import CODE_VERSION_FILE, code_version, source_digest
 
 
 def test_a_copy_is_taken_once_per_source_and_is_what_a_python_started_in_its_folder_imports(tmp_path, monkeypatch):
@@ -27,7 +29,7 @@ def test_a_copy_is_taken_once_per_source_and_is_what_a_python_started_in_its_fol
                                                 "print(v.code_version())"], cwd=folder, capture_output=True, text=True)
     assert run.stdout.split() == [str(folder / "study" / "__init__.py"), "0.0.0+copied"], run.stderr
     # taken already: not copied again (a second submit of the same code)
-    monkeypatch.setattr(snapshot.shutil, "copytree", lambda *a, **k: pytest.fail("copied again"))
+    monkeypatch.setattr(snapshot, "_copy_package", lambda *a, **k: pytest.fail("copied again"))
     assert snapshot.take_snapshot(tmp_path / "wd") == folder
 
 
@@ -55,7 +57,7 @@ def test_a_profiles_snapshot_code_reaches_the_scripts(env, slurm):
     argv = ["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), "--workdir",
             str(env / "wd"), "--dry-run"]
     code, out, err = run_cli(argv)
-    assert code == 0 and out.count(f"cd {snapshot.code_folder(env / 'wd')}\n") == 2, err
+    assert code == 0 and out.count(f"cd {snapshot.code_folder(env / 'wd')} || exit 1\n") == 2, err
     assert not (env / "wd" / "code").exists()  # a dry run takes no copy
     (env / "profile.yaml").write_text(PROFILE + "snapshot_code: false\n")
     code, out, err = run_cli(argv)
@@ -85,3 +87,82 @@ def test_a_local_runs_workers_import_the_copy_its_command_took(env, monkeypatch)
     assert code == 0, err
     versions = {read_result(p)["protocol"]["code_version"] for p in (wd / "results").glob("*.json")}
     assert versions == {"0.0.0+made-before"}, versions
+    logs = [p.read_text() for p in (wd / "logs").glob("*.log")]
+    assert len(logs) == 2 and not [text for text in logs if "not the copy" in text]  # the copy it meant
+
+
+def _package(root):
+    """A stand-in study package, as an install or a checkout may hold it: a read-only install's folders (0555) and
+    files (0444), a `__pycache__`, Emacs's lock file of a file open with unsaved edits (a link to nowhere)."""
+    (root / "sub" / "__pycache__").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "sub" / "a.py").write_text("A = 1\n")
+    (root / "sub" / "data.yaml").write_text("x: 1\n")
+    (root / "sub" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (root / "sub" / ".#a.py").symlink_to("someone@login1.4242:1700000000")
+    for p in [root / "sub" / "a.py", root / "sub" / "data.yaml", root / "__init__.py"]:
+        p.chmod(0o444)
+    for p in [root / "sub", root]:
+        p.chmod(0o555)
+    return root
+
+
+def test_a_copy_of_a_read_only_install_with_an_editors_lock_file_is_made_with_the_umasks_modes(tmp_path, monkeypatch):
+    """A read-only install (0555 folders) gave the copy its modes: the version file could not be written there, and
+    the temporary copy left behind could not be removed; a dangling `.#a.py` (Emacs) made the digest and the copy
+    fail. The copy: the package's files, none of what is no file nor `__pycache__`, modes of the umask."""
+    src = _package(tmp_path / "src")
+    monkeypatch.setattr(snapshot, "package_dir", lambda: src)
+    old = os.umask(0o022)
+    try:
+        folder = snapshot.take_snapshot(tmp_path / "wd")
+    finally:
+        os.umask(old)
+        for p in [src, src / "sub"]:
+            p.chmod(0o755)
+    copied = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    assert copied == ["study", f"study/{CODE_VERSION_FILE}", "study/__init__.py", "study/sub", "study/sub/a.py",
+                      "study/sub/data.yaml"]
+    modes = {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.rglob("*")]}
+    assert modes == {".": 0o755, "study": 0o755, f"study/{CODE_VERSION_FILE}": 0o644, "study/__init__.py": 0o644,
+                     "study/sub": 0o755, "study/sub/a.py": 0o644, "study/sub/data.yaml": 0o644}, modes
+    assert folder.name == source_digest(src) == source_digest(folder / "study")
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+
+
+def test_a_copy_is_named_for_what_it_holds_where_the_checkout_changed_while_it_was_copied(tmp_path, monkeypatch):
+    """The folder's name was the digest read before the copy: a file edited (a `git checkout`) between the two left
+    a folder named for the old code holding the new, taken as it was by every later submit of the old code."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "__init__.py").write_text("OLD = 1\n")
+    monkeypatch.setattr(snapshot, "package_dir", lambda: src)
+    before = snapshot.code_folder(tmp_path / "wd")
+    copy = snapshot._copy_package
+
+    def edited_meanwhile(from_dir, to_dir):
+        (src / "__init__.py").write_text("NEW = 1\n")
+        copy(from_dir, to_dir)
+
+    monkeypatch.setattr(snapshot, "_copy_package", edited_meanwhile)
+    folder = snapshot.take_snapshot(tmp_path / "wd")
+    assert (folder / "study" / "__init__.py").read_text() == "NEW = 1\n"
+    assert folder.name == source_digest(src) != before.name and not before.exists()
+    assert snapshot.take_snapshot(tmp_path / "wd") == folder  # a later submit of that code takes it
+
+
+def test_a_job_that_imports_another_study_than_its_copy_says_so(tmp_path, monkeypatch, capsys):
+    """A container that does not see the workdir at its path, or starts Python elsewhere or without PYTHONPATH,
+    imported the study inside it without a word: the job says which study it imports, and which copy it meant."""
+    from study.launch.runner import CODE_DIR_ENV, say_if_not_the_copy
+
+    monkeypatch.setenv(CODE_DIR_ENV, str(tmp_path / "code" / "abc"))
+    say_if_not_the_copy()
+    err = capsys.readouterr().err
+    assert (f"imports study from {snapshot.package_dir()}, not the copy its submit took, {tmp_path}/code/abc/study"
+            in err), err
+    monkeypatch.setenv(CODE_DIR_ENV, str(snapshot.package_dir().parent))  # the copy it imports: nothing said
+    say_if_not_the_copy()
+    monkeypatch.delenv(CODE_DIR_ENV)  # no copy meant (`snapshot_code: false`): nothing said
+    say_if_not_the_copy()
+    assert capsys.readouterr().err == ""

@@ -45,7 +45,7 @@ from study.launch.ledger import Ledger, user
 from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV, WRITE_REFUSED, write_refused
-from study.launch.runner import SUBMIT_DIR, write_job_file
+from study.launch.runner import CODE_DIR_ENV, SUBMIT_DIR, write_job_file
 from study.launch.select import select
 from study.launch.snapshot import python_path, take_snapshot
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
@@ -591,7 +591,7 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     if code is not None:  # started there, it enters this command's folder again (worker.main)
-        env.update({SUBMIT_DIR: os.getcwd(), "PYTHONPATH": python_path(code, env)})
+        env.update({SUBMIT_DIR: os.getcwd(), CODE_DIR_ENV: str(code), "PYTHONPATH": python_path(code, env)})
     with f:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")  # local time with its UTC offset: TZ may differ on a rerun
         f.write(f"{RUN_HEADER}{stamp} {job.stage} job {job.id}\n".encode())

@@ -13,7 +13,8 @@ import sys
 
 from study.atomic import NO_SPACE, free_space
 from study.errors import StudyError, not_yours, os_reason
-from study.launch.runner import SUBMIT_DIR, enter_submit_folder, read_job_file, run_job, threads_from_env
+from study.launch.runner import (SUBMIT_DIR, enter_submit_folder, read_job_file, run_job, say_if_not_the_copy,
+                                 threads_from_env)
 from study.launch.signals import STOP_SIGNALS
 from study.parent_death import signal_when_parent_dies
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job", required=True, help="the job's job.json")
     p.add_argument("--grid", default=None)
     args = p.parse_args(argv)
+    say_if_not_the_copy()
     enter_submit_folder(os.environ.get(SUBMIT_DIR))  # started in the copy of study's code it imports (snapshot)
     _end_with_parent()
     _lock_not_inherited()

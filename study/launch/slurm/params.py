@@ -265,8 +265,9 @@ def over_time_limits(profile: Any, stage_times: dict[str, int], limits: dict[str
 @dataclass(frozen=True)
 class PartitionAccess:
     """The QOS and accounts a partition takes, as `scontrol show partition` says: AllowQos and AllowAccounts (None:
-    ALL), DenyQos and DenyAccounts (lower case, as Slurm reads slurm.conf's `AllowAccounts=Lab`). A job of another pends for ever where the cluster does not make
-    sbatch refuse it (EnforcePartLimits=NO: squeue's "Job's QOS not permitted to use this partition")."""
+    ALL), DenyQos and DenyAccounts (lower case, as Slurm reads slurm.conf's `AllowAccounts=Lab`). A job of another
+    pends for ever where the cluster does not make sbatch refuse it (EnforcePartLimits=NO: squeue's "Job's QOS not
+    permitted to use this partition")."""
 
     allow_qos: frozenset[str] | None = None
     deny_qos: frozenset[str] = frozenset()

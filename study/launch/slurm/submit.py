@@ -39,7 +39,7 @@ from study.grids.profile import CONTROL, MAX_REQUEUES
 from study.errors import StudyError
 from study.launch.ledger import Ledger, now, user, workdir_ledgers
 from study.launch.locks import submit_lock
-from study.launch.runner import SUBMIT_DIR, SlurmTask, job_dir, read_job_file, write_job_file
+from study.launch.runner import CODE_DIR_ENV, SUBMIT_DIR, SlurmTask, job_dir, read_job_file, write_job_file
 from study.launch.signals import stop_signals_held
 from study.launch.select import Selection, select
 from study.launch.slurm import state as slurm_state
@@ -272,8 +272,7 @@ class _Arrays:
         self.total = total  # jobs this submit queues, all going well
         self.dry_run, self.out, self.err = dry_run, out, err
         self.limit = max_array_size(plan.profile, cluster_max_array_size(slurm_config()))
-        self.env = {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(workdir),
-                    SUBMIT_DIR: os.getcwd()}  # where the jobs read the grid's relative paths from
+        self.submit_dir = os.getcwd()  # where the jobs read the grid's relative paths from
         self.task = SlurmTask()
         self.n_arrays, self.n_jobs = 0, 0
 
@@ -284,6 +283,12 @@ class _Arrays:
         if not self.plan.profile.snapshot_code:
             return None
         return code_folder(self.workdir) if self.dry_run else take_snapshot(self.workdir)
+
+    @functools.cached_property
+    def env(self) -> dict[str, str]:
+        """The variables each job's call sets (`SlurmTask`), recorded in each array's `intent` line."""
+        return {"STUDY_MANIFESTS": str(manifests_dir().resolve()), "STUDY_WORKDIR": str(self.workdir),
+                SUBMIT_DIR: self.submit_dir, **({CODE_DIR_ENV: str(self.code)} if self.code is not None else {})}
 
     def add_stage(self, stage: str, to_run: list[Any]) -> None:
         """Every job of `stage` in `to_run`: one array per (resources, dependencies), split below the size limit; one
