@@ -230,18 +230,17 @@ def _live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:
 
 
 def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
-    """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results of jobs
-    the plan no longer has."""
-    own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for both
+    """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results and
+    checkpoints of jobs the plan no longer has; of each, those whose settings are a job of the plan that this version
+    of study gives another id (`renamed`: an older study's, not an edit's) said apart."""
+    own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for all
     stale, elsewhere = outside_plan(plan, workdir, own)
     by_slurm = {e.get("slurm_job_id"): job for job, e in own.items() if e["event"] == "queued"}
     twins = renamed(plan, workdir, [by_slurm[s] for s in stale if s in by_slurm])
     older = [s for s in stale if by_slurm.get(s) in twins]
-    if older:
-        out.write(f"\n{len(older)} Slurm job(s) queued by an older version of study are still live ("
-                  f"{_some([f'{s} (job {by_slurm[s]}, now {twins[by_slurm[s]]})' for s in older], 4)}): the same "
-                  f"settings as jobs of this grid file, which this version of study gives other ids, so that "
-                  f"`study submit` runs them (again) under those; `scancel {' '.join(older)}` stops the older ones\n")
+    _older_study(out, "Slurm job(s) queued by an older version of study are still live",
+                 [f"{s} (job {by_slurm[s]}, now {twins[by_slurm[s]]})" for s in older],
+                 f", under which `study submit` runs them (again); `scancel {' '.join(older)}` stops the older ones")
     edited = [s for s in stale if s not in older]
     if edited:
         out.write(f"\n{len(edited)} Slurm job(s) queued by an earlier version of this grid file are still live "
@@ -249,35 +248,38 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
-    earlier = results_off_plan(plan, workdir, own)
     whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
         plan, "whole", None) is not None else ""
+    earlier = results_off_plan(plan, workdir, own)
     twins = renamed(plan, workdir, earlier)
-    if twins:
-        listed = [f"{job} (now {new})" for job, new in twins.items()]
-        out.write(f"\n{len(twins)} result(s) of jobs this grid file ran hold the settings of jobs of its plan, which "
-                  f"this version of study gives other ids: an older version of study ran them{whole} "
-                  f"({_some(listed, 4)}); they are not counted above, nor drawn by `study report`, and `study "
-                  f"submit` runs those jobs again under their new ids\n")
-        earlier = [job for job in earlier if job not in twins]
+    _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
+                 [f"{job} (now {new})" for job, new in twins.items()],
+                 ": they are not counted above, nor drawn by `study report`, and `study submit` runs those jobs "
+                 "again under their new ids")
+    earlier = [job for job in earlier if job not in twins]
     if earlier:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
     left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
-    if twins:
-        listed = [f"{job} (now {twins[job]}): {checkpoint_text(left.pop(job))}" for job in list(twins)]
-        out.write(f"\n{len(twins)} job(s) an older version of study started did not finish{whole} "
-                  f"({_some(listed, OFF_PLAN_SHOWN)}): this version of study gives their settings other ids, under "
-                  f"which a submit runs them from the start, not from these checkpoints; they stay in "
-                  f"{Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)\n")
+    kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
+    _older_study(out, f"job(s) an older version of study started did not finish{whole}",
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left.pop(job))}" for job in list(twins)],
+                 f", under which a submit runs them from the start, not from these checkpoints; they {kept}")
     if left:
         listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in left.items()]
         out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"
                   f"{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit resumes "
-                  f"them unless the grid file gives those settings again; their checkpoints stay in "
-                  f"{Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)\n")
+                  f"them unless the grid file gives those settings again; their checkpoints {kept}\n")
+
+
+def _older_study(out: TextIO, what: str, listed: list[str], then: str) -> None:
+    """The paragraph on the jobs, results or checkpoints an older version of study left (`listed`, each with its id
+    now) whose settings this version gives other ids: `what` they are, then what follows (`then`); none where none."""
+    if listed:
+        out.write(f"\n{len(listed)} {what} ({_some(listed, OFF_PLAN_SHOWN)}): the same settings as jobs of this grid "
+                  f"file, which this version of study gives other ids{then}\n")
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints

@@ -165,10 +165,11 @@ def test_jobs_an_older_study_gave_other_ids_are_named_so_and_a_submit_that_queue
     result_path(wd, old_ev).write_text("{}")
     out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
     assert "of no job of its plan now" not in out and "older version of study are still live" not in out, out
-    assert (f"\n1 result(s) of jobs this grid file ran hold the settings of jobs of its plan, which this version of "
-            f"study gives other ids: an older version of study ran them ({old_ev} (now {ev.id}))") in out, out
+    assert (f"\n1 result(s) of jobs an older version of study ran ({old_ev} (now {ev.id})): the same settings as jobs "
+            f"of this grid file, which this version of study gives other ids: they are not counted above") in out, out
     assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
-            f"step 5/6): this version of study gives their settings other ids") in out, out
+            f"step 5/6): the same settings as jobs of this grid file, which this version of study gives other ids, "
+            f"under which a submit runs them from the start") in out, out
 
 def test_status_names_the_checkpoints_of_unfinished_jobs_an_edit_of_the_grid_file_took_out_of_its_plan(tmp_path):
     """A job stopped midway, then taken out of the plan by an edit (an axis value removed): its checkpoint stays in
