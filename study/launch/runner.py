@@ -85,7 +85,7 @@ def threads_from_env() -> None:
         torch.set_num_threads(int(n))
 
 
-SUBMIT_DIR = "STUDY_SUBMIT_DIR"  # the folder `study submit --cluster slurm` ran in, given to each job's call
+SUBMIT_DIR = "STUDY_SUBMIT_DIR"  # the folder `study submit` ran in, which each job (Slurm or local) enters
 CODE_DIR_ENV = "STUDY_CODE"  # the copy of study's code a job was started in to import (study.launch.snapshot)
 
 

@@ -109,12 +109,23 @@ def test_a_job_file_reads_back_as_the_job_it_was_written_from(tmp_path):
     assert read_job_file(write_job_file(tmp_path, job)) == job
 
 
-def test_a_slurm_task_runs_with_its_env_and_threads_and_requeues_the_same_call_on_a_preemption(monkeypatch):
+@pytest.fixture
+def job_environ():
+    """A SlurmTask sets its call's variables in os.environ, as a job's process does: the test's process has them
+    taken back afterwards (a STUDY_SUBMIT_DIR left behind sent a later test's worker to that folder)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_a_slurm_task_runs_with_its_env_and_threads_and_requeues_the_same_call_on_a_preemption(monkeypatch,
+                                                                                              job_environ):
     """submitit calls `checkpoint` on a timeout or preemption: the same call again (resumed from the run folder);
     None would end the job there."""
     called = []
     monkeypatch.setattr("study.launch.runner.run_job", lambda *a: called.append((a, os.environ.get("STUDY_T"))))
-    for name in ("STUDY_T", "STUDY_THREADS", "SLURM_CPUS_PER_TASK"):  # restored after the call set them
+    for name in ("STUDY_T", "STUDY_THREADS", "SLURM_CPUS_PER_TASK"):  # absent before the call (job_environ restores)
         monkeypatch.delenv(name, raising=False)
     before = torch.get_num_threads()
     want = 1 if before != 1 else 2
@@ -129,7 +140,8 @@ def test_a_slurm_task_runs_with_its_env_and_threads_and_requeues_the_same_call_o
     assert delayed.function is task and delayed.args == args
 
 
-def test_a_slurm_task_reads_relative_paths_from_the_folder_study_submit_ran_in(monkeypatch, tmp_path, capsys):
+def test_a_slurm_task_reads_relative_paths_from_the_folder_study_submit_ran_in(monkeypatch, tmp_path, capsys,
+                                                                              job_environ):
     """Slurm starts a job in sbatch's folder only where the node has it (else /tmp), and a profile's
     `additional: {chdir: ...}` moves it: the task enters the submit's folder, where a grid's relative
     `pretrained.encoder_file` is read from; one the node lacks is said, and the job stays where it started."""
