@@ -63,7 +63,7 @@ class Job:
 def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders: list[str] | None,
              resources: Resources, entry: int | None = None) -> Job:
     """The job of `stage` at `axes` (each of AXES, None where it has none; `variant` where set) running `section`,
-    after the pretraining jobs `encoders` read (an evaluation's); its id hashes `id_config` of its config."""
+    after the pretraining jobs `encoders` read (an evaluation's); its id: `job_id`."""
     config: dict[str, Any] = {"stage": stage, "axes": {a: axes.get(a) for a in AXES}}
     if axes.get(VARIANT_AXIS) is not None:
         config["axes"][VARIANT_AXIS] = axes[VARIANT_AXIS]
@@ -74,8 +74,13 @@ def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders
         config["evaluate"] = section
         config["encoders"] = list(encoders or [])
         deps = tuple(dict.fromkeys(config["encoders"]))
-    return Job(id=config_hash(id_config(config)), stage=stage, config=config, depends_on=deps, resources=resources,
-               entry=entry)
+    return Job(id=job_id(config), stage=stage, config=config, depends_on=deps, resources=resources, entry=entry)
+
+
+def job_id(config: dict[str, Any]) -> str:
+    """The id of the job of `config`: the hash of its `id_config` (the one rule, also for the job files an older
+    study wrote: study.launch.grid_states.renamed)."""
+    return config_hash(id_config(config))
 
 
 def id_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ renamed (a project folder moved with its workdir), which would otherwise hide th
 """
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -205,22 +204,21 @@ def renamed(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str
     (jobs/<id>/job.json) holds settings that this version of study hashes to a job of the plan: queued or run by a
     version of study whose job ids hashed those settings otherwise (study was updated since; not an edit of the grid
     file). An evaluation's encoders count under their own ids of now. Ids without a readable job file are left out."""
-    from study.grids.jobs import id_config
-    from study.hashing import config_hash
+    from study.grids.jobs import job_id
+    from study.launch.runner import job_dir, read_job_file
 
-    workdir = Path(workdir)
     memo: dict[str, str | None] = {}
 
     def now(job: str) -> str | None:
         if job not in memo:
             memo[job] = None  # (a cycle, which no job file holds, reads unknown)
             try:
-                config = json.loads((workdir / "jobs" / job / "job.json").read_text())["config"]
+                config = read_job_file(job_dir(workdir, job) / "job.json").config
                 if isinstance(config.get("encoders"), list):
                     config = {**config, "encoders": [now(e) or e for e in config["encoders"]]}
-                memo[job] = config_hash(id_config(config))
+                memo[job] = job_id(config)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                pass
+                memo[job] = None  # unreadable, or no job file of this study's: no id to tell
         return memo[job]
 
     in_plan = grid_ids(plan)
