@@ -225,6 +225,17 @@ def renamed(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str
     return {job: new for job in job_ids if (new := now(job)) not in (None, job) and new in in_plan}
 
 
+def renamed_live(plan: Plan, workdir: str | Path, latest: dict[str, dict],
+                 live: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """{Slurm id: (its job's id, the id this version of study gives that job's settings)} for each of `live` (Slurm
+    ids of jobs off the plan: `outside_plan`'s, of the ledger's `latest` events) that an older study queued under
+    another id (`renamed`)."""
+    by_slurm = {e.get("slurm_job_id"): job for job, e in latest.items() if e["event"] == "queued"}
+    live = [sid for sid in live if sid in by_slurm]
+    now = renamed(plan, workdir, [by_slurm[sid] for sid in live])
+    return {sid: (by_slurm[sid], now[by_slurm[sid]]) for sid in live if by_slurm[sid] in now}
+
+
 ACCOUNT_IDS_SHOWN = 50  # the pending Slurm ids one `scontrol update` line of `other_accounts` names
 
 

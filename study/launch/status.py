@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      locked_states, other_accounts, outside_plan, renamed, results_off_plan,
+                                      locked_states, other_accounts, outside_plan, renamed, renamed_live, results_off_plan,
                                       with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
@@ -235,11 +235,9 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     of study gives another id (`renamed`: an older study's, not an edit's) said apart."""
     own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for all
     stale, elsewhere = outside_plan(plan, workdir, own)
-    by_slurm = {e.get("slurm_job_id"): job for job, e in own.items() if e["event"] == "queued"}
-    twins = renamed(plan, workdir, [by_slurm[s] for s in stale if s in by_slurm])
-    older = [s for s in stale if by_slurm.get(s) in twins]
+    older = renamed_live(plan, workdir, own, stale)
     _older_study(out, "Slurm job(s) queued by an older version of study are still live",
-                 [f"{s} (job {by_slurm[s]}, now {twins[by_slurm[s]]})" for s in older],
+                 [f"{s} (job {old}, now {new})" for s, (old, new) in older.items()],
                  f", under which `study submit` runs them (again); `scancel {' '.join(older)}` stops the older ones")
     edited = [s for s in stale if s not in older]
     if edited:

@@ -49,7 +49,7 @@ from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queuein
 from study.launch.slurm.sbatch import sbatch_script, submission_env
 from study.launch.snapshot import code_folder, take_snapshot
 from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
-                                      renamed)
+                                      renamed_live)
 from study.paths import manifests_dir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -238,9 +238,7 @@ def _running_under_older_ids(plan: Plan, workdir: Path, to_run: list[Job]) -> st
         return None
     latest = Ledger(workdir, plan.name).replay().latest
     live, _ = outside_plan(plan, workdir, latest)
-    by_slurm = {e.get("slurm_job_id"): job for job, e in latest.items() if e["event"] == "queued"}
-    now = renamed(plan, workdir, [by_slurm[sid] for sid in live if sid in by_slurm])
-    twins = {sid: (by_slurm[sid], now[by_slurm[sid]]) for sid in live if now.get(by_slurm.get(sid)) in ids}
+    twins = {sid: jobs for sid, jobs in renamed_live(plan, workdir, latest, live).items() if jobs[1] in ids}
     if not twins:
         return None
     listed = ", ".join(f"{new} as {old} (slurm {sid})" for sid, (old, new) in list(twins.items())[:4])
