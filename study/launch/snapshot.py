@@ -1,4 +1,4 @@
-"""The study code a submit's jobs run: a copy of the study package taken when they are queued,
+"""The study code a submit's jobs run: a copy of the study package taken as the submit starts,
 `<workdir>/code/<source digest>/study/` (one per distinct source, shared by every submit of that code), which each job
 starts in: a Slurm job's script enters it before Python starts (`setup_lines`), a local worker starts there
 (`python_path`); `python -m` puts the folder it starts in first on sys.path, ahead of an installed or editable study,

@@ -166,3 +166,31 @@ def test_a_job_that_imports_another_study_than_its_copy_says_so(tmp_path, monkey
     monkeypatch.delenv(CODE_DIR_ENV)  # no copy meant (`snapshot_code: false`): nothing said
     say_if_not_the_copy()
     assert capsys.readouterr().err == ""
+
+
+def test_a_submit_takes_its_copy_before_it_asks_slurm_about_the_jobs(env, slurm, monkeypatch):
+    """The copy was taken with the first array, after the checks that ask Slurm about the jobs (sbatch --test-only,
+    sacctmgr: seconds, minutes on a loaded controller): a `git pull` meanwhile gave the jobs the newer code. Here
+    the package (a stand-in) is edited during those checks: the scripts enter the copy of the code as it was."""
+    from study.launch.slurm import submit
+
+    src = env / "src"
+    src.mkdir()
+    (src / "__init__.py").write_text("OLD = 1\n")
+    monkeypatch.setattr(snapshot, "package_dir", lambda: src)
+    before = snapshot.code_folder(env / "wd")
+    checked = []
+
+    def pulled_meanwhile(*args, **kwargs):
+        (src / "__init__.py").write_text("NEW = 1\n")
+        checked.append(True)
+
+    monkeypatch.setattr(submit, "check_before_queueing", pulled_meanwhile)
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("snapstart"))
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(env / "wd")])
+    assert code == 0 and checked, err
+    assert (before / "study" / "__init__.py").read_text() == "OLD = 1\n"
+    scripts = [p.read_text() for p in (env / "wd" / "submitit").rglob("*_submission.sh")]
+    assert len(scripts) == 2 and all(f"cd {before} || exit 1\n" in s for s in scripts)

@@ -210,6 +210,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     if missing:
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
+    code = _code_copy(plan, workdir, dry_run) if to_run else None  # taken before the checks, which may be slow
     check_before_queueing(plan, workdir, to_run, dry_run, err)
     for said in other_accounts(plan.profile, states):  # left where they are: said before what is queued
         print(f"study: warning: {said}", file=err, flush=True)
@@ -218,7 +219,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
         print(f"study: warning: {said}", file=err, flush=True)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
-    arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err, len(to_run))
+    arrays = _Arrays(plan, workdir, ledger, dep_ids, dry_run, out, err, len(to_run), code)
     for stage in ("pretrain", "evaluate"):
         arrays.add_stage(stage, to_run)
     verb = "would queue" if dry_run else "queued"
@@ -227,6 +228,15 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
     return 0
+
+
+def _code_copy(plan: Plan, workdir: Path, dry_run: bool) -> Path | None:
+    """The copy of study's code the jobs import (study.launch.snapshot), taken as the submit starts, so that an edit
+    of the checkout while Slurm is asked about the jobs reaches none of them (a dry run's scripts name where it would
+    be, and no copy is made); None where the profile's `snapshot_code` is false."""
+    if not plan.profile.snapshot_code:
+        return None
+    return code_folder(workdir) if dry_run else take_snapshot(workdir)
 
 
 def _running_under_older_ids(plan: Plan, workdir: Path, to_run: list[Job]) -> str | None:
@@ -265,22 +275,15 @@ class _Arrays:
     each dependency not done) gains each array's ids as it is queued, for the arrays after it to wait on."""
 
     def __init__(self, plan: Plan, workdir: Path, ledger: Ledger, dep_ids: dict[str, str], dry_run: bool,
-                 out: TextIO, err: TextIO, total: int = 0):
+                 out: TextIO, err: TextIO, total: int = 0, code: Path | None = None):
         self.plan, self.workdir, self.ledger, self.dep_ids = plan, workdir, ledger, dep_ids
+        self.code = code  # the copy of study's code the jobs import (`_code_copy`); None: the study where they start
         self.total = total  # jobs this submit queues, all going well
         self.dry_run, self.out, self.err = dry_run, out, err
         self.limit = max_array_size(plan.profile, cluster_max_array_size(slurm_config()))
         self.submit_dir = os.getcwd()  # where the jobs read the grid's relative paths from
         self.task = SlurmTask()
         self.n_arrays, self.n_jobs = 0, 0
-
-    @functools.cached_property
-    def code(self) -> Path | None:
-        """The copy of study's code the jobs import, made with the first array (a dry run's scripts name where it
-        would be); None where the profile's `snapshot_code` is false."""
-        if not self.plan.profile.snapshot_code:
-            return None
-        return code_folder(self.workdir) if self.dry_run else take_snapshot(self.workdir)
 
     @functools.cached_property
     def env(self) -> dict[str, str]:
