@@ -132,8 +132,9 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
     keys = _cell_keys(agg)
     lines = []
     for picked, said in (([len(vs) > 1 for vs in versions],
-                          "average seeds run by several code versions (or hold a run resumed under another), as one "
-                          "recipe (the code version is no part of the protocol fingerprint)"),
+                          "average seeds run by several code versions (or hold a run resumed under another, or an "
+                          "evaluation of an encoder trained under another), as one recipe (the code version is no "
+                          "part of the protocol fingerprint)"),
                          ([any(v.endswith("-dirty") for v in vs) for vs in versions],
                           "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
         cells = agg[picked]
@@ -153,7 +154,8 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
 def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Series | None = None) -> list[str]:
     """One line where the report's results ran on more than one code version (study updated mid-study): cells side
     by side in one figure may then differ by their code too. Each version (the first `shown`, most jobs first) with
-    its number of jobs; a run resumed under another version counts under each of its sessions'. `code_versions`:
+    its number of jobs; a run resumed under another version counts under each of its sessions', an evaluation
+    under its encoders' versions too. `code_versions`:
     `job_code_versions(table)` where the caller has it already."""
     if table.empty or "code_version" not in table:
         return []
@@ -166,7 +168,8 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     listed = "; ".join(f"{v}: {n} job(s)" for v, n in ranked[:shown])
     more = f"; and {len(ranked) - shown} more" if len(ranked) > shown else ""
     mixed = sum("," in vs for vs in per_job)
-    resumed = f"; {mixed} job(s) trained by several of them (resumed under another)" if mixed else ""
+    resumed = (f"; {mixed} job(s) ran on several of them (resumed under another, or evaluating an encoder trained "
+               f"under another)" if mixed else "")
     return [f"the results ran on {len(counts)} code versions ({listed}{more}{resumed}): cells compared in one figure "
             f"may differ by their code too (cells.csv names each cell's versions)"]
 

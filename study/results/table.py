@@ -200,30 +200,46 @@ def _require(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) 
 
 
 def job_code_versions(table: pd.DataFrame) -> pd.Series:
-    """Each row's code versions, sorted and comma-joined (None where it has none): its record's `code_version` and,
-    for a training run resumed under other code (study updated mid-run), each session's (`protocol.code_version`, a
-    list where they differ), which the record's own, the last session's, leaves out."""
-    own = table["code_version"] if "code_version" in table else pd.Series(None, index=table.index, dtype=object)
-    sessions = table.get(f"{PROTOCOL_PREFIX}code_version", pd.Series(None, index=table.index, dtype=object))
+    """Each row's code versions, sorted and comma-joined (None where it has none): its record's `code_version`; for a
+    training run resumed under other code (study updated mid-run), each session's (`protocol.code_version`, a list
+    where they differ), which the record's own, the last session's, leaves out; and for an evaluation, those its
+    encoders were trained under (`protocol.pretrain`, as their records give them: a probe run after an update, of
+    an encoder trained before it, names both)."""
+    def column(name: str) -> pd.Series:
+        return table.get(name, pd.Series(None, index=table.index, dtype=object))
 
-    def versions(v: Any, each: Any) -> str | None:
-        if isinstance(each, str) and each.startswith("["):
-            try:
-                each = json.loads(each)
-            except ValueError:
-                each = None
-        found = {x for x in [v, *(each if isinstance(each, list) else [each])] if isinstance(x, str) and x}
+    own, sessions = column("code_version"), column(f"{PROTOCOL_PREFIX}code_version")
+    encoder, encoders = column(f"{PROTOCOL_PREFIX}pretrain.code_version"), column(f"{PROTOCOL_PREFIX}pretrain")
+
+    def versions(*values: Any) -> str | None:
+        found = {x for value in values for x in _versions_in(value) if isinstance(x, str) and x}
         return ",".join(sorted(found)) or None
 
-    return pd.Series([versions(v, e) for v, e in zip(own, sessions)], index=table.index, dtype=object)
+    return pd.Series([versions(*row) for row in zip(own, sessions, encoder, encoders)], index=table.index,
+                     dtype=object)
+
+
+def _versions_in(value: Any) -> list[Any]:
+    """The code versions a record's value holds: a version, a list of them (each session's: JSON text in the table),
+    or the list of a concatenation's encoders' protocols, each with its own `code_version`."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return [value]
+    return [x for item in value
+            for x in (_versions_in(item.get("code_version")) if isinstance(item, dict) else [item])]
 
 
 def aggregate(table: pd.DataFrame, code_versions: pd.Series | None = None) -> pd.DataFrame:
     """Seeds -> mean, std (ddof 1; NaN for one seed), count (rows with a value) per cell and protocol fingerprint,
     with the cell's `seeds` (in numeric order, a diverged one too), `job_ids` and `code_versions` (distinct, sorted;
-    a run resumed under another version gives each of its sessions': `job_code_versions`), all comma-joined,
-    `n_jobs` and `finished_at` (its newest result's). Each row counts: on a table with reruns (several jobs of one
-    seed) `count` and the mean count them all; `drop_repeated_seeds` first keeps one job per seed (the report does).
+    a run resumed under another version gives each of its sessions', an evaluation its encoders' too:
+    `job_code_versions`), all comma-joined, `n_jobs` and `finished_at` (its newest result's). Each row counts: on a
+    table with reruns (several jobs of one seed) `count` and the mean count them all; `drop_repeated_seeds` first
+    keeps one job per seed (the report does).
 
     Results of two fingerprints in one cell stay two rows (see `find_conflicts`); never averaged together. A row
     without a metric (a record that has none) is no cell. A table read narrow keeps `CELL_NEEDS` beside its axes (a

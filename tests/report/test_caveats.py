@@ -59,8 +59,9 @@ def test_results_of_several_code_versions_are_said_once_with_each_versions_jobs(
     assert caveats.version_mix_lines(_jobs_of(["v1", "v1"])) == []
     table = _jobs_of(["v1", "v1", "v2", "v2"], ["v1", "v1", '["v1", "v2"]', "v2"])
     (line,) = caveats.version_mix_lines(table)
-    assert line.startswith("the results ran on 2 code versions (v1: 3 job(s); v2: 2 job(s); 1 job(s) trained by "
-                           "several of them (resumed under another)): cells compared in one figure"), line
+    assert line.startswith("the results ran on 2 code versions (v1: 3 job(s); v2: 2 job(s); 1 job(s) ran on several "
+                           "of them (resumed under another, or evaluating an encoder trained under another)): cells "
+                           "compared in one figure"), line
     (line,) = caveats.version_mix_lines(_jobs_of(["a", "b", "b", "c", "d"]), shown=2)
     assert "(b: 2 job(s); a: 1 job(s); and 2 more)" in line and "resumed" not in line, line
 

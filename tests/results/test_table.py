@@ -709,6 +709,23 @@ def test_a_run_resumed_under_another_code_version_names_both_in_its_cell():
     assert aggregate(records_to_table([resumed, plain]))["code_versions"].to_list() == ["0.1.0,0.2.0"]
 
 
+def test_an_evaluation_of_an_encoder_trained_under_another_code_version_names_both_in_its_cell():
+    """A probe run after study was updated, of an encoder pretrained before: its cell named the probe's version
+    alone, so two seeds whose encoders were trained under two versions read as one version. The encoder's versions
+    (its record's, in the evaluation's `protocol.pretrain`; each of a concatenation's) count too."""
+    def probe(job, seed, pretrain):
+        return {**_record(job, seed, 0.5, "2024-01-02T00:00:00+00:00", protocol={"pretrain": pretrain}),
+                "code_version": "0.2.0"}
+
+    old, new = probe("e0", 0, {"code_version": "0.1.0"}), probe("e1", 1, {"code_version": "0.2.0"})
+    resumed = probe("e2", 2, {"code_version": ["0.1.0", "0.1.5"]})
+    pair = probe("e3", 3, [{"code_version": "0.1.0"}, {"code_version": ["0.1.5", "0.2.0"]}, None])
+    assert aggregate(records_to_table([new]))["code_versions"].to_list() == ["0.2.0"]
+    assert aggregate(records_to_table([old, new]))["code_versions"].to_list() == ["0.1.0,0.2.0"]
+    assert aggregate(records_to_table([resumed]))["code_versions"].to_list() == ["0.1.0,0.1.5,0.2.0"]
+    assert aggregate(records_to_table([pair]))["code_versions"].to_list() == ["0.1.0,0.1.5,0.2.0"]
+
+
 def test_a_key_null_in_every_record_beside_its_own_sub_keys_is_no_column(tmp_path):
     """The `random` method records `augmentation: null`, the others `augmentation: {...}`: the table had an always
     null `protocol.augmentation` column beside `protocol.augmentation.*`. It has the sub-columns only (the random
