@@ -46,7 +46,7 @@ def _best(scores: torch.Tensor, k: int) -> torch.Tensor:
 def hit_rate(ranks: torch.Tensor | None, y: torch.Tensor, k: int) -> float:
     """The fraction of rows whose label is among their first k ranked classes (compared on the ranks' device: y may
     be on another, e.g. a probe's held-out labels on the GPU); NaN with no row or no ranks (None: a diverged
-    classifier). Exact: hits / rows in double precision (a float32 mean wrote 0.39 as 0.38999998569488525)."""
+    classifier). Exact: hits / rows in double precision (a float32 mean gives 0.38999998569488525 for 0.39)."""
     if ranks is None or len(y) == 0:
         return math.nan
     return int((ranks[:, :k] == y.to(ranks.device)[:, None]).any(dim=1).sum()) / len(y)

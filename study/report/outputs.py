@@ -108,7 +108,7 @@ def _other_owner(listing: Any, owner: dict[str, Any]) -> str | None:
 
 def _parts(owner: dict[str, Any]) -> bool:
     """Whether `owner` (a listing's, or a build's) reports part of its grid: it has a `--where`, and its `part` says
-    that selection left jobs out (an older build's listing, without `part`, had a `--where` only where it did); a
+    that selection leaves jobs out (an older build's listing, without `part`, has a `--where` only where it does); a
     listing's `part` without a `--where` (edited by hand) is not a part, which no `--where` could name."""
     return isinstance(owner, dict) and isinstance(owner.get("where"), dict) and owner.get("part") is not False
 

@@ -16,14 +16,15 @@ its encoders' pretraining protocols, `pretrain`, which their fingerprints in `en
 replicate key (`seed` and `*_seed`), so the seeds of one cell share a fingerprint and aggregate, while a changed
 learning rate, epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the
 recorded effective protocol) does not. Keys that older records hold otherwise are left out too, so that those
-records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (once recorded in
-every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads (`PROBE_KEYS_UNREAD`,
-once recorded for every optimizer), the L-BFGS settings recorded later where they hold the value older probes
-used (`PROBE_KEYS_LATER`), and a fine-tuning job's top-level `epochs` (once the first labeled size's alone,
-now each size's where they differ; every size's is in `runs` either way); an evaluation's `encoder_recipes` are
-recomputed from the encoders' protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is
-one value however written (`10` or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the
-job ids, which hash the settings as written, differ.
+records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (older records
+hold them in every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads
+(`PROBE_KEYS_UNREAD`, which older records hold for every optimizer), the L-BFGS settings only newer records hold,
+where they hold the value older records' probes ran with (`PROBE_KEYS_LATER`), and a fine-tuning job's top-level
+`epochs` (the first labeled size's alone in older records, each size's where they differ in newer ones; every
+size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from the encoders' protocols it
+keeps (`pretrain`), so that they follow the rule too. A whole number is one value however written (`10` or `10.0`:
+a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the job ids, which hash the settings as written,
+differ.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.table) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -120,8 +121,8 @@ def probe_settings_read(linear: Any) -> Any:
 
 
 def _probe_settings_as_older(linear: Any) -> Any:
-    """`probe_settings_read(linear)` without the settings recorded only later (PROBE_KEYS_LATER) where they hold
-    the value earlier records' probes used."""
+    """`probe_settings_read(linear)` without the settings only newer records hold (PROBE_KEYS_LATER) where they
+    hold the value older records' probes ran with."""
     linear = probe_settings_read(linear)
     if not isinstance(linear, Mapping):
         return linear
@@ -150,8 +151,8 @@ def _own_method_settings(obj: Any) -> Any:
 def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
     """The protocol without the keys older records hold otherwise (module docstring): another method's settings in
     a training config; of an evaluation, the probe settings its optimizer never reads, a fine-tuning job's top-level
-    `epochs`, and its encoders' recipes as they were fingerprinted then (recomputed from the `pretrain` protocols it
-    keeps, where it keeps them)."""
+    `epochs`, and its encoders' recipes as the record holds them, fingerprinted by the rule of the code that wrote it
+    (recomputed from the `pretrain` protocols it keeps, where it keeps them)."""
     protocol = _own_method_settings(protocol)
     if protocol.get("stage") != "evaluate":
         return protocol

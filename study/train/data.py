@@ -134,8 +134,8 @@ def loader_context(num_workers: int) -> Any:
     """How a DataLoader with `num_workers` workers starts them: forked on Linux where the start method is forkserver
     (Python 3.14's default there), else None (the start method as set: fork on Linux before 3.14, spawn on macOS or
     for CUDA). A fork server's children are not this process's: it dies of the SIGTERM or SIGUSR2 Slurm sends every
-    process of a job step (the workers ignore them, `worker_init`), and this process then finds its workers gone (exit
-    code 255), so the run failed instead of checkpointing."""
+    process of a job step (the workers ignore them, `worker_init`), and this process would then find its workers gone
+    (exit code 255) and fail instead of checkpointing."""
     # allow_none: not fixing the start method here (a later set_start_method without force would fail); unset, the
     # default is the first of get_all_start_methods
     method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
