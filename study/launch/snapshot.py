@@ -69,9 +69,9 @@ def take_snapshot(workdir: str | os.PathLike) -> Path:
 def _copy_package(src: Path, dst: Path) -> None:
     """Copy the files of the package `src` into `dst`, following links (a checkout's `shipped_grids`), without
     `__pycache__` or what is no regular file (a dangling link: an editor's lock file, `.#name.py`, open in Emacs; a
-    fifo), each file and folder made with the mode a plain creation gives (the umask's), not its source's: a
-    read-only install's 0555 folders refused the version file and left a temporary copy that `rm -rf` could not
-    remove, and a lab's umask 002 is what lets another member of its group clean a shared workdir."""
+    fifo), each file and folder made with the mode a plain creation gives (the umask's), not its source's: the copy
+    of a read-only install takes the version file and can be removed, and a lab's umask 002 lets another member of
+    its group clean a shared workdir."""
     def fail(e: OSError) -> None:  # a folder that cannot be listed: no copy, rather than one without it
         raise e
 
