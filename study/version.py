@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,17 +18,34 @@ CODE_VERSION_FILE = "CODE_VERSION"
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """study's version, plus `+git.<git describe --always --dirty --tags>` when this package is a tracked folder of a
-    git checkout (`-dirty`: that checkout has uncommitted changes). Elsewhere (no git, an installed wheel, or a copy
-    inside another repository that does not track it), plus `+src.<source_digest>`: two wheels built from different
-    commits carry one version number, and a job requeued after the shared environment was updated, or a report of
-    results from both, would otherwise not tell them apart. A copy a submit took for its Slurm jobs: the version of
-    the tree it copied, as its CODE_VERSION_FILE says."""
+    git checkout; where that checkout has uncommitted changes, or Python files in the package it does not track (a
+    new method's file not yet added, which `--dirty` does not see), `+git.<commit>-dirty.src.<source_digest>`: the
+    commit does not hold that code, and two states of one modified tree (a loss edited between two submits) are two
+    versions, the digest also naming the copy of it a submit's jobs run (`<workdir>/code/<digest>/`). Elsewhere (no
+    git, an installed wheel, or a copy inside another repository that does not track it), plus
+    `+src.<source_digest>`: two wheels built from different commits carry one version number, and a job requeued
+    after the shared environment was updated, or a report of results from both, would otherwise not tell them
+    apart. A copy a submit took for its Slurm jobs: the version of the tree it copied, as its CODE_VERSION_FILE
+    says."""
     package = Path(study.__file__).resolve().parent
     copied = package / CODE_VERSION_FILE
     if copied.is_file():
         return copied.read_text().strip()
     desc = git_describe(package)
-    return f"{study.__version__}+git.{desc}" if desc else f"{study.__version__}+src.{source_digest(package)}"
+    if not desc:
+        return f"{study.__version__}+src.{source_digest(package)}"
+    if desc.endswith(DIRTY) or untracked_sources(package):
+        return f"{study.__version__}+git.{desc.removesuffix(DIRTY)}{DIRTY}.src.{source_digest(package)}"
+    return f"{study.__version__}+git.{desc}"
+
+
+DIRTY = "-dirty"  # git describe's mark of a modified tree
+
+
+def is_modified(version: str) -> bool:
+    """Whether a recorded code version is of a modified git tree, which no commit reproduces: `...-dirty` as
+    recorded before the source digest followed it, or `...-dirty.src.<digest>`."""
+    return re.search(rf"{DIRTY}(\.src\.[0-9a-f]+)?$", version) is not None
 
 
 def source_digest(package_dir: Path) -> str:
@@ -49,6 +67,11 @@ def git_describe(package_dir: Path) -> str | None:
     if _git(package_dir, "ls-files", "--error-unmatch", "--", "__init__.py") is None:
         return None
     return _git(package_dir, "describe", "--always", "--dirty", "--tags") or None
+
+
+def untracked_sources(package_dir: Path) -> bool:
+    """Whether the checkout holding `package_dir` has Python files under it that it neither tracks nor ignores."""
+    return bool(_git(package_dir, "ls-files", "--others", "--exclude-standard", "--", "*.py"))
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -100,8 +123,6 @@ def opencv_jpeg_decoder(build_information: str) -> str | None:
     """The JPEG library OpenCV was built with, from its build information's `JPEG:` line ("build-libjpeg-turbo (ver
     3.1.2-70)" -> "libjpeg-turbo 3.1.2-70", a system "/usr/lib/x86_64-linux-gnu/libjpeg.so (ver 80)" -> "libjpeg
     80"); None where it names none."""
-    import re
-
     line = re.search(r"^\s*JPEG:\s*(.+)$", build_information, re.MULTILINE)
     if line is None:
         return None

@@ -71,7 +71,38 @@ def test_a_checkout_that_tracks_the_package_gives_its_commit_then_dirty(repo):
     assert versions_seen_by(site) == f"{study.__version__}+git.{sha}"
     with open(site / "study" / "counts.py", "a") as f:
         f.write("# an uncommitted change\n")
-    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty"
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
+
+
+def test_two_states_of_one_modified_checkout_record_two_code_versions_each_naming_its_source(repo):
+    """A contributor edits a method's loss between two submits of one uncommitted tree: both ran as `<commit>-dirty`,
+    one string, so the results and the report could not tell the two losses apart; each now names the digest of its
+    package's files, which also names the copy a submit's jobs run (`<workdir>/code/<digest>/`)."""
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    seen = []
+    for loss in ("a / 2", "a"):
+        (site / "study" / "counts.py").write_text((PACKAGE / "counts.py").read_text() + f"# loss = {loss}\n")
+        seen.append(versions_seen_by(site))
+        assert seen[-1] == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
+    assert seen[0] != seen[1]
+
+
+def test_an_untracked_module_in_the_package_makes_the_checkout_modified(repo):
+    """A new method's file not yet `git add`ed: `git describe --dirty` reads such a tree clean, so its results named
+    a commit that does not hold the method; a file git ignores, or one outside the package, changes nothing."""
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    (repo / "notes.py").write_text("# outside the package\n")
+    (repo / ".gitignore").write_text("scratch_*.py\n")
+    (site / "study" / "scratch_try.py").write_text("# ignored\n")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}"
+    (site / "study" / "train" / "methods" / "simsiam.py").write_text("# a new method, not yet added\n")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
 
 
 def test_library_versions_name_the_jpeg_decoder_pillow_links():

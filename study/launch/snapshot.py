@@ -85,6 +85,15 @@ def _copy_package(src: Path, dst: Path) -> None:
                 shutil.copyfile(here / name, out / name)
 
 
+def copy_said(folder: Path) -> str:
+    """What a submit says of the copy its jobs import: the code version they record, and the folder (a dry run's, not
+    taken yet: this checkout's version, copied there by the submit that queues them)."""
+    version_file = folder / "study" / CODE_VERSION_FILE
+    if version_file.is_file():
+        return f"its jobs import study {version_file.read_text().strip()} from {folder}"
+    return f"its jobs would import study {code_version()}, copied to {folder} when they are queued"
+
+
 def setup_lines(folder: Path) -> list[str]:
     """The sbatch script's lines, after the profile's `setup`, that have the job's Python import the copy in
     `folder`: a job that cannot enter it (removed, or the workdir not at that path on the node) fails, its log

@@ -17,6 +17,7 @@ import pandas as pd
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
 from study.results.record import fingerprinted
 from study.results.table import flatten, is_null, job_code_versions, planned_seeds
+from study.version import is_modified
 
 DIFFERENCES_SHOWN = 4  # the recipe keys a conflict line names (then "and k more")
 
@@ -135,7 +136,7 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
                           "average seeds run by several code versions (or hold a run resumed under another, or an "
                           "evaluation of an encoder trained under another), as one recipe (the code version is no "
                           "part of the protocol fingerprint)"),
-                         ([any(v.endswith("-dirty") for v in vs) for vs in versions],
+                         ([any(is_modified(v) for v in vs) for vs in versions],
                           "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
         cells = agg[picked]
         if cells.empty:

@@ -308,6 +308,28 @@ def test_a_lone_profile_problem_is_named_at_the_profiles_line_only(tmp_path, wri
     assert str(e.value).startswith(f"{p}:4: cost.method_factor: unknown method 'simclrr'"), str(e.value)
 
 
+def test_a_warmup_refused_for_one_method_of_the_axis_names_that_method(tmp_path, monkeypatch, capsys, write_grid):
+    """Each method pretrains with its own recipe where the grid sets no `optim` value: SimCLR's 10 warmup epochs fill
+    a short run, MoCo's none do not. The refusal named neither, at the axis line both share: a user who set no
+    warmup could not tell which method's it was."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 400, ["x", "y"])
+    _fake_manifest(tmp_path, "alpha_val", 100, ["x", "y"])
+    g = write_grid("""
+    name: t
+    datasets:
+      alpha: {train: alpha_train, test: alpha_val}
+    defaults:
+      pretrain: {backbone: resnet18, steps: 4, batch_size: 16}
+    axes: {method: [simclr, moco], dataset: [alpha], size: [200]}
+    stages: {}
+    """, base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and err.count("warmup steps") == 1, err
+    assert "pretrain.optim.warmup_epochs 10 x 12 steps per epoch" in err and "(method simclr, pretraining size 200)" \
+        in err, err
+
+
 def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path, monkeypatch, capsys, write_grid):
     """A pretraining or fine-tuning run whose warmup takes all of its steps is refused when it starts training; the
     plan says so first (a scratch run's 5 warmup epochs fill 80 steps at 30k labels: the job would have failed, its
@@ -337,7 +359,8 @@ def test_check_refuses_a_warmup_that_fills_a_run_before_anything_trains(tmp_path
     ft_line = next(i for i, t in enumerate(text, 1) if "finetune: {steps: 80}" in t)
     assert (f"{g}:{size_line}: pretrain.optim.warmup_epochs 1 x 20 steps per epoch comes to 20 warmup steps of the "
             "run's 10 (steps 10): the learning rate would never reach its peak nor decay") in err
-    assert "train for more steps (pretraining size 20k)" in err  # which job: two sizes may share the axis's line
+    # which job: two sizes may share the axis's line, and two methods (each its own recipe's warmup)
+    assert "train for more steps (method simclr, pretraining size 20k)" in err
     assert err.count("warmup steps") == 2  # not at 5k images (5 steps per epoch)
     assert (f"{g}:{ft_line}: evaluate.finetune.optim.warmup_epochs 5 x 117 steps per epoch comes to 585 warmup steps "
             "of the run's 80 (steps 80)") in err and "(labeled size 30k)" in err

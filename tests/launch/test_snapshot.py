@@ -58,7 +58,9 @@ def test_a_profiles_snapshot_code_reaches_the_scripts(env, slurm):
             str(env / "wd"), "--dry-run"]
     code, out, err = run_cli(argv)
     assert code == 0 and out.count(f"cd {snapshot.code_folder(env / 'wd')} || exit 1\n") == 2, err
-    assert not (env / "wd" / "code").exists()  # a dry run takes no copy
+    assert not (env / "wd" / "code").exists()  # a dry run takes no copy, and says which code the jobs would run
+    assert (f"[study] snap: its jobs would import study {code_version()}, copied to {snapshot.code_folder(env / 'wd')}"
+            f" when they are queued\n") in err, err
     (env / "profile.yaml").write_text(PROFILE + "snapshot_code: false\n")
     code, out, err = run_cli(argv)
     assert code == 0 and "/code/" not in out and "PYTHONPATH" not in out, err
@@ -87,6 +89,8 @@ def test_a_local_runs_workers_import_the_copy_its_command_took(env, monkeypatch)
     assert code == 0, err
     versions = {read_result(p)["protocol"]["code_version"] for p in (wd / "results").glob("*.json")}
     assert versions == {"0.0.0+made-before"}, versions
+    # the run says which code its jobs run, as they record it, and where: the copy, not this checkout
+    assert f"[study] snaplocal: its jobs import study 0.0.0+made-before from {folder}\n" in err, err
     logs = [p.read_text() for p in (wd / "logs").glob("*.log")]
     assert len(logs) == 2 and not [text for text in logs if "not the copy" in text]  # the copy it meant
 

@@ -22,6 +22,17 @@ def test_a_report_of_one_cell_on_a_dirty_tree_names_that_cell():
     assert line.startswith("1 cell(s) hold results run on a modified") and "[method=simclr]: abc-dirty" in line, line
 
 
+def test_a_modified_tree_is_told_by_its_dirty_mark_with_or_without_the_source_digest_after_it():
+    """A modified checkout's version is `<commit>-dirty.src.<digest>` (study.version.code_version); older records
+    end at `-dirty`: both are named as run on a modified tree, a clean commit's and a wheel's are not."""
+    agg = pd.DataFrame({"grid": "g", "stage": "evaluate", "method": ["simclr", "moco", "byol", "supervised"],
+                        "code_versions": ["0.1.0+git.abc-dirty.src.0123456789ab", "0.1.0+git.abc-dirty",
+                                          "0.1.0+git.abc", "0.1.0+src.0123456789ab"]})
+    (line,) = caveats.code_version_lines(agg)
+    assert line.startswith("2 cell(s) hold results run on a modified"), line
+    assert "[method=simclr]: 0.1.0+git.abc-dirty.src.0123456789ab; [method=moco]: 0.1.0+git.abc-dirty." in line, line
+
+
 def _tidy(job_ids, metrics, values):
     return pd.DataFrame({"job_id": job_ids, "grid": "g", "stage": "evaluate", "method": "simclr",
                          "seed": range(len(values)), "labeled_size": 1000, "level": None, "metric": metrics,

@@ -129,7 +129,8 @@ def _pretrain_problems(plan: Plan, job: Job, meta) -> list[str | None]:
                         + ": not one step would run; lower batch_size for these jobs or pretrain on more images")
     elif trains:
         error = schedule_error(sec, None, images)
-        at = f" (pretraining size {format_count(size)})" if is_int(size) else ""  # the axis's line holds every size
+        # the axis's line holds every size; and each method its own recipe (a warmup of SimCLR's, none of MoCo's)
+        at = f" (method {job.axes['method']}" + (f", pretraining size {format_count(size)})" if is_int(size) else ")")
         problems.append(f"{where}: pretrain.{error}{at}" if error else None)
     return problems
 

@@ -47,7 +47,7 @@ from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV, WRITE_REFUSED, write_refused
 from study.launch.runner import CODE_DIR_ENV, SUBMIT_DIR, write_job_file
 from study.launch.select import select
-from study.launch.snapshot import python_path, take_snapshot
+from study.launch.snapshot import copy_said, python_path, take_snapshot
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
 from study.launch.traces import last_lines, progress as log_progress, since_last
@@ -215,6 +215,8 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
                       sel.left_unfinished(), left_hint, code)
     _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s)"
          f"{workers_estimate(plan, local.todo, n_workers, devices)}; skipped: {sel.summary()}", err)
+    if code is not None:
+        _say(f"[study] {plan.name}: {copy_said(code)}", err)
     elsewhere = run_elsewhere([states[j] for j in sel.skipped.get("pending or running", [])])
     if elsewhere:
         _say(f"[study] {plan.name}: {elsewhere}", err)

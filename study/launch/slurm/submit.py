@@ -47,7 +47,7 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
-from study.launch.snapshot import code_folder, take_snapshot
+from study.launch.snapshot import code_folder, copy_said, take_snapshot
 from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
                                       renamed_live)
 from study.paths import manifests_dir
@@ -227,6 +227,8 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
           f"{sel.summary()}" + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once "
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
+    if arrays.n_jobs and arrays.code is not None:
+        print(f"[study] {plan.name}: {copy_said(arrays.code)}", file=err, flush=True)
     return 0
 
 
