@@ -85,12 +85,21 @@ def _copy_package(src: Path, dst: Path) -> None:
                 shutil.copyfile(here / name, out / name)
 
 
+def copy_version(folder: str | os.PathLike) -> str | None:
+    """The code version of the copy in `folder` (`take_snapshot`), as its CODE_VERSION_FILE says; None where it
+    cannot be read (removed, or never taken: a dry run's)."""
+    try:
+        return (Path(folder) / "study" / CODE_VERSION_FILE).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def copy_said(folder: Path) -> str:
     """What a submit says of the copy its jobs import: the code version they record, and the folder (a dry run's, not
     taken yet: this checkout's version, copied there by the submit that queues them)."""
-    version_file = folder / "study" / CODE_VERSION_FILE
-    if version_file.is_file():
-        return f"its jobs import study {version_file.read_text().strip()} from {folder}"
+    version = copy_version(folder)
+    if version:
+        return f"its jobs import study {version} from {folder}"
     return f"its jobs would import study {code_version()}, copied to {folder} when they are queued"
 
 

@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
+from study.errors import StudyError
 from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      locked_states, other_accounts, outside_plan, renamed, renamed_live, results_off_plan,
-                                      with_dependencies as grid_with_dependencies)
+                                      locked_states, other_accounts, outside_plan, renamed, renamed_live,
+                                      results_off_plan, with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, sacct_word
+from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, sacct_word
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
-from study.paths import unsubmitted_workdir
+from study.paths import result_path, unsubmitted_workdir
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -47,7 +48,7 @@ def _some(ids: list[str], n: int = 8) -> str:
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
     "detail", "slurm_id", "account", "log", "progress", "progress_count", "progress_before_restart", "log_age_s",
-    "checkpoint", "requeues", "preemptions", "resumed_at", "stale"}], "results_off_plan": [id],
+    "checkpoint", "requeues", "preemptions", "resumed_at", "stale", "code_version"}], "results_off_plan": [id],
     "checkpoints_off_plan": {id: checkpoint}}`, the jobs in the plan's order: what `study status` prints, one row per
     job. `counts`: the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`).
     `progress`: the latest progress line of a running job's log (or of one a local run left unfinished, or of a
@@ -65,7 +66,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `account`: the Slurm account of a job's latest Slurm submission, as sacct says (the one it ran on, for a done
     job; None where sacct does not say: a local run, a cluster without accounting).
     `stale`: why a done job's result is stale (a manifest since rebuilt, a `pretrained` encoder file replaced: `study
-    submit` refuses it), else None;
+    submit` refuses it), else None; `code_version`: the code version of study a done job's result records, or that a
+    queued or running Slurm job imports (the copy its submit took, study.launch.snapshot), else None;
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
     the table's note: --where chooses among its plan's jobs only); `checkpoints_off_plan`: {id: its checkpoints'
     [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
@@ -76,6 +78,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     with_dependencies, _, states = _read_states(plan, workdir)
     stale = stale_results(with_dependencies or plan.jobs, workdir)
     axes = plan_axes(plan)
+    live_code = _live_code(plan, workdir, states)
     jobs = []
     for job in plan.jobs:
         st = states[job.id]
@@ -90,11 +93,26 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "requeues": history.requeued if history else None,
                      "preemptions": history.preempted if history else None,
                      "resumed_at": history.resumed if history else None,
-                     "stale": stale.get(job.id)})
+                     "stale": stale.get(job.id),
+                     "code_version": _code_version(workdir, st, live_code)})
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir),
             "checkpoints_off_plan": _checkpoints_off_plan(plan, workdir),
             **grid_jobs_json(plan)}
+
+
+def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:
+    """The code version a job ran (a done job: its result's) or runs (a queued or running Slurm job: its copy's,
+    `_live_code`); None elsewhere, or where that cannot be read."""
+    if st.job_id in live_code:
+        return live_code[st.job_id][1]
+    if st.state != "done":
+        return None
+    try:
+        version = cached_result(result_path(workdir, st.job_id)).get("code_version")
+    except (OSError, StudyError):
+        return None
+    return version if isinstance(version, str) else None
 
 
 def _restarts(st: JobState) -> Restarts | None:
@@ -131,6 +149,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     _stopped(states, workdir, out)
     _ended(plan, read, states, workdir, out, lines)
     _stuck(states, out)
+    _other_code(_live_code(plan, workdir, states), out)
     for said in other_accounts(getattr(plan, "profile", None), states):  # (a stand-in plan of tests: none)
         out.write(f"\n{said}\n")
     _stale(stale, out)
@@ -202,6 +221,46 @@ def _stuck(states: dict[str, JobState], out: TextIO) -> None:
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
                   f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
+
+
+def _live_code(plan: Plan, workdir: str | Path, states: dict[str, JobState]) -> dict[str, tuple[str, str]]:
+    """Each pending or running Slurm job of `states` -> (the copy of study's code it imports, that copy's code
+    version), where the `queued` line of its Slurm id names a copy that can be read (study.launch.snapshot)."""
+    from study.launch.snapshot import copy_version
+
+    live = {j: st.slurm_id for j, st in states.items() if st.state in LIVE and st.slurm_id}
+    if not live:
+        return {}
+    latest = Ledger(workdir, plan.name).replay_with_shared().latest
+    versions: dict[str, str | None] = {}  # copy -> its version, each read once
+    found = {}
+    for job, sid in live.items():
+        event = latest.get(job, {})
+        folder = event.get("code") if event.get("event") == "queued" and event.get("slurm_job_id") == sid else None
+        if isinstance(folder, str):
+            version = versions[folder] if folder in versions else versions.setdefault(folder, copy_version(folder))
+            if version:
+                found[job] = (folder, version)
+    return found
+
+
+def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
+    """The queued and running Slurm jobs that import another version of study than this command runs (`live_code`,
+    `_live_code`), grouped by the copy they import, and how to have them run this one."""
+    if not live_code:
+        return
+    from study.version import code_version
+
+    here = code_version()
+    other: dict[tuple[str, str], list[str]] = {}
+    for job, (folder, version) in live_code.items():
+        if version != here:
+            other.setdefault((version, folder), []).append(job)
+    for (version, folder), ids in other.items():
+        out.write(f"\n{len(ids)} queued or running Slurm job(s) import study {version}, the copy of its code their "
+                  f"submit took ({folder}), not this one's {here}; they run it to their end, requeued too "
+                  f"({_some(ids)}): to run this code instead, `study cancel`, then `study submit --retry-failed` "
+                  f"(each resumes from its checkpoint)\n")
 
 
 def _stale(stale: dict[str, str], out: TextIO) -> None:

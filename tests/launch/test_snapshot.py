@@ -198,3 +198,31 @@ def test_a_submit_takes_its_copy_before_it_asks_slurm_about_the_jobs(env, slurm,
     assert (before / "study" / "__init__.py").read_text() == "OLD = 1\n"
     scripts = [p.read_text() for p in (env / "wd" / "submitit").rglob("*_submission.sh")]
     assert len(scripts) == 2 and all(f"cd {before} || exit 1\n" in s for s in scripts)
+
+
+def test_status_names_the_queued_jobs_that_import_another_version_than_the_study_it_runs(env, slurm):
+    """After a fix is pulled, the jobs queued before it still import the copy their submit took: `study status` said
+    nothing of it, and the docs' `study cancel` + plain `study submit` left the cancelled jobs cancelled. Status
+    names them with the version they import (json: each job's `code_version`), and says to `--retry-failed`."""
+    import json
+
+    from study.launch.ledger import Ledger
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("snapstatus", seeds=(0,)))
+    argv = ["--workdir", str(env / "wd")]
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), *argv])
+    assert code == 0, err
+    queued = [e for e in Ledger(env / "wd", "snapstatus").events() if e["event"] == "queued"]
+    folder = snapshot.code_folder(env / "wd")
+    assert len(queued) == 2 and {e["code"] for e in queued} == {str(folder)}
+    (slurm / "sacct").write_text("".join(f"{e['slurm_job_id']}|PENDING|None|Unknown\n" for e in queued))
+    code, out, err = run_cli(["status", str(grid), *argv])
+    assert code == 0 and "import study" not in out, out  # the copy of the code this status runs: nothing to say
+    (folder / "study" / CODE_VERSION_FILE).write_text("0.0.0+before-the-fix\n")
+    code, out, err = run_cli(["status", str(grid), *argv])
+    said = (f"2 queued or running Slurm job(s) import study 0.0.0+before-the-fix, the copy of its code their submit "
+            f"took ({folder}), not this one's {code_version()}")
+    assert code == 0 and said in out and "`study cancel`, then `study submit --retry-failed`" in out, out
+    code, out, err = run_cli(["status", str(grid), *argv, "--format", "json"])
+    assert code == 0 and {r["code_version"] for r in json.loads(out)["jobs"]} == {"0.0.0+before-the-fix"}, err
