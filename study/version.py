@@ -13,6 +13,7 @@ import study
 
 # in a copy of the package that Slurm jobs run (study.launch.snapshot): the code version of the tree copied
 CODE_VERSION_FILE = "CODE_VERSION"
+DIRTY = "-dirty"  # git describe's mark of a modified tree
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,9 +38,6 @@ def code_version() -> str:
     if desc.endswith(DIRTY) or untracked_sources(package):
         return f"{study.__version__}+git.{desc.removesuffix(DIRTY)}{DIRTY}.src.{source_digest(package)}"
     return f"{study.__version__}+git.{desc}"
-
-
-DIRTY = "-dirty"  # git describe's mark of a modified tree
 
 
 def is_modified(version: str) -> bool:
@@ -70,8 +68,11 @@ def git_describe(package_dir: Path) -> str | None:
 
 
 def untracked_sources(package_dir: Path) -> bool:
-    """Whether the checkout holding `package_dir` has Python files under it that it neither tracks nor ignores."""
-    return bool(_git(package_dir, "ls-files", "--others", "--exclude-standard", "--", "*.py"))
+    """Whether the checkout holding `package_dir` has Python files under it that it neither tracks nor ignores: regular
+    files, as `source_digest` reads them (not an editor's lock, a dangling link named `.#name.py` while Emacs holds a
+    modified buffer of name.py, which no import reads)."""
+    listed = _git(package_dir, "ls-files", "-z", "--others", "--exclude-standard", "--", "*.py")
+    return any((package_dir / name).is_file() for name in (listed or "").split("\0") if name)
 
 
 def _git(cwd: Path, *args: str) -> str | None:

@@ -105,6 +105,21 @@ def test_an_untracked_module_in_the_package_makes_the_checkout_modified(repo):
     assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
 
 
+def test_an_editors_lock_beside_a_module_leaves_a_clean_checkout_clean(repo):
+    """Emacs holds a modified buffer of counts.py as the dangling link `.#counts.py` (untracked, named like a Python
+    file), the saved file unchanged: the jobs run the commit's code, and the version named it modified. Untracked
+    files count where they are files, as the source digest and the copy a submit takes read them."""
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    (site / "study" / ".#counts.py").symlink_to("someone@host.1234:1700000000")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}"
+    (site / "study" / "sub dir").mkdir()
+    (site / "study" / "sub dir" / "new module.py").write_text("# untracked, under a folder with a blank\n")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
+
+
 def test_library_versions_name_the_jpeg_decoder_pillow_links():
     """A protocol records the decoder of its JPEG pixels: libjpeg-turbo (Pillow's wheels, Debian) by its own version,
     not libjpeg's API level (6.2 or 8) that Pillow's `jpg` feature reports for it."""

@@ -1,13 +1,14 @@
-"""The study code a submit's jobs run: a copy of the study package taken as the submit starts,
-`<workdir>/code/<source digest>/study/` (one per distinct source, shared by every submit of that code), which each job
-starts in: a Slurm job's script enters it before Python starts (`setup_lines`), a local worker starts there
-(`python_path`); `python -m` puts the folder it starts in first on sys.path, ahead of an installed or editable study,
-and PYTHONPATH carries it to the processes the job starts; the job then enters the folder `study submit` ran in
-(`runner.enter_submit_folder`), which a grid's relative paths are read from. An edit or update of the study checkout
-after a submit then changes no job it queued, nor one Slurm requeues later (a preemption, a timeout), and the tasks
-submitit pickled are read by the code that pickled them. The copy's CODE_VERSION_FILE holds the code version of the
-tree it was taken from (`study.version.code_version`), which its jobs record. A profile's `snapshot_code: false`
-leaves each job to import the study installed where it starts, as it is then."""
+"""The study code a submit's jobs run: a copy of the study package taken once the submit knows which jobs it runs,
+before it queues or starts them, `<workdir>/code/<source digest>/study/` (one per distinct source, shared by every
+submit of that code), which each job starts in: a Slurm job's script enters it before Python starts (`setup_lines`),
+a local worker starts there (`python_path`); `python -m` puts the folder it starts in first on sys.path, ahead of an
+installed or editable study, and PYTHONPATH carries it to the processes the job starts; the job then enters the
+folder `study submit` ran in (`runner.enter_submit_folder`), which a grid's relative paths are read from. An edit or
+update of the study checkout after a submit then changes no job it queued, nor one Slurm requeues later (a
+preemption, a timeout), and the tasks submitit pickled are read by the code that pickled them. The copy's
+CODE_VERSION_FILE holds the code version of the tree it was taken from (`study.version.code_version`), which its jobs
+record. A profile's `snapshot_code: false` leaves each job to import the study installed where it starts, as it is
+then."""
 from __future__ import annotations
 
 import os

@@ -202,35 +202,34 @@ def _require(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) 
 def job_code_versions(table: pd.DataFrame) -> pd.Series:
     """Each row's code versions, sorted and comma-joined (None where it has none): its record's `code_version`; for a
     training run resumed under other code (study updated mid-run), each session's (`protocol.code_version`, a list
-    where they differ), which the record's own, the last session's, leaves out; and for an evaluation, those its
-    encoders were trained under (`protocol.pretrain`, as their records give them: a probe run after an update, of
-    an encoder trained before it, names both)."""
+    where they differ), which the record's own, the last session's, leaves out; and for an evaluation, those of the
+    pretraining jobs it read (`depends_on`: each of a concatenation's) where `table` holds their results (a probe run
+    after an update, of an encoder trained before it, names both). Not read from the evaluation's `protocol.pretrain`:
+    the encoder file it copies keeps the recipe and seed alone, no code version (its bytes, the feature cache's key,
+    are the same under every version)."""
     def column(name: str) -> pd.Series:
         return table.get(name, pd.Series(None, index=table.index, dtype=object))
 
-    own, sessions = column("code_version"), column(f"{PROTOCOL_PREFIX}code_version")
-    encoder, encoders = column(f"{PROTOCOL_PREFIX}pretrain.code_version"), column(f"{PROTOCOL_PREFIX}pretrain")
-
-    def versions(*values: Any) -> str | None:
-        found = {x for value in values for x in _versions_in(value) if isinstance(x, str) and x}
-        return ",".join(sorted(found)) or None
-
-    return pd.Series([versions(*row) for row in zip(own, sessions, encoder, encoders)], index=table.index,
+    ran = [{x for value in values for x in _versions_in(value) if isinstance(x, str) and x}
+           for values in zip(column("code_version"), column(f"{PROTOCOL_PREFIX}code_version"))]
+    by_job: dict[Any, set[str]] = {}  # a job's rows (one per metric) hold the same versions
+    for job, found in zip(column("job_id"), ran):
+        by_job.setdefault(job, set()).update(found)
+    read = [{v for dep in (deps.split("|") if isinstance(deps, str) else []) for v in by_job.get(dep, ())}
+            for deps in column("depends_on")]
+    return pd.Series([",".join(sorted(own | deps)) or None for own, deps in zip(ran, read)], index=table.index,
                      dtype=object)
 
 
 def _versions_in(value: Any) -> list[Any]:
-    """The code versions a record's value holds: a version, a list of them (each session's: JSON text in the table),
-    or the list of a concatenation's encoders' protocols, each with its own `code_version`."""
+    """The code versions a record's value holds: a version, or a list of them (each session's: JSON text in the
+    table)."""
     if isinstance(value, str) and value.startswith("["):
         try:
             value = json.loads(value)
         except ValueError:
             return []
-    if not isinstance(value, list):
-        return [value]
-    return [x for item in value
-            for x in (_versions_in(item.get("code_version")) if isinstance(item, dict) else [item])]
+    return value if isinstance(value, list) else [value]
 
 
 def aggregate(table: pd.DataFrame, code_versions: pd.Series | None = None) -> pd.DataFrame:

@@ -585,6 +585,8 @@ def test_a_record_holds_each_encoders_pretraining_protocol_outside_its_fingerpri
     assert (p["pretrain"]["method"], p["pretrain"]["effective_batch"], p["pretrain"]["temperature"]) == \
         ("simclr", 16, 0.1)
     assert protocol_fingerprint(p) == protocol_fingerprint({k: v for k, v in p.items() if k != "pretrain"})
+    # nor its code version (the file's bytes are the same under any): a report finds it by `depends_on`
+    assert pre["code_version"] and "code_version" not in p["pretrain"], p["pretrain"]
     concat = evaluate(config(protocol="concat", labeled_sizes=[8]), tmp_path / "c", [enc, encoder_file()],
                       tmp_path / "f")["protocol"]
     assert concat["pretrain"] == [p["pretrain"], None]

@@ -13,7 +13,7 @@ from study.errors import StudyError
 from study.grids import Job
 from study.results import (ResultFileWarning, aggregate, collect, drop_repeated_seeds, find_conflicts, gather,
                            read_table, records_to_table, resolve_conflicts, result_path, write_result, write_table)
-from study.results.table import split_numeric_pairs
+from study.results.table import job_code_versions, split_numeric_pairs
 
 
 def _write(workdir, job_id, seed, values, lr=0.1, finished="2024-01-01T00:00:00+00:00", extra_axes=None,
@@ -711,19 +711,32 @@ def test_a_run_resumed_under_another_code_version_names_both_in_its_cell():
 
 def test_an_evaluation_of_an_encoder_trained_under_another_code_version_names_both_in_its_cell():
     """A probe run after study was updated, of an encoder pretrained before: its cell named the probe's version
-    alone, so two seeds whose encoders were trained under two versions read as one version. The encoder's versions
-    (its record's, in the evaluation's `protocol.pretrain`; each of a concatenation's) count too."""
-    def probe(job, seed, pretrain):
-        return {**_record(job, seed, 0.5, "2024-01-02T00:00:00+00:00", protocol={"pretrain": pretrain}),
-                "code_version": "0.2.0"}
+    alone, so two seeds whose encoders were trained under two versions read as one version. The versions of the
+    pretraining jobs it read (`depends_on`, each of a concatenation's; a resumed one's every session's) count too;
+    its `protocol.pretrain`, copied from the encoder file, names none (as evaluate writes it: recipe and seed)."""
+    def pretraining(job, seed, versions):
+        return {**_record(job, seed, 0.5, "2024-01-01T00:00:00+00:00", protocol={"code_version": versions}),
+                "stage": "pretrain", "metrics": [], "code_version": versions[-1] if isinstance(versions, list)
+                else versions}
 
-    old, new = probe("e0", 0, {"code_version": "0.1.0"}), probe("e1", 1, {"code_version": "0.2.0"})
-    resumed = probe("e2", 2, {"code_version": ["0.1.0", "0.1.5"]})
-    pair = probe("e3", 3, [{"code_version": "0.1.0"}, {"code_version": ["0.1.5", "0.2.0"]}, None])
-    assert aggregate(records_to_table([new]))["code_versions"].to_list() == ["0.2.0"]
-    assert aggregate(records_to_table([old, new]))["code_versions"].to_list() == ["0.1.0,0.2.0"]
-    assert aggregate(records_to_table([resumed]))["code_versions"].to_list() == ["0.1.0,0.1.5,0.2.0"]
-    assert aggregate(records_to_table([pair]))["code_versions"].to_list() == ["0.1.0,0.1.5,0.2.0"]
+    def probe(job, seed, deps):
+        recipe = {"method": "simclr", "seed": seed}  # the encoder file's protocol: no code version
+        return {**_record(job, seed, 0.5, "2024-01-02T00:00:00+00:00",
+                          protocol={"code_version": "0.2.0", "pretrain": recipe if len(deps) == 1 else [recipe] * 2}),
+                "code_version": "0.2.0", "depends_on": deps}
+
+    pre = [pretraining("p0", 0, "0.1.0"), pretraining("p1", 1, "0.2.0"), pretraining("p2", 2, ["0.1.0", "0.1.5"])]
+    old, new, resumed = probe("e0", 0, ["p0"]), probe("e1", 1, ["p1"]), probe("e2", 2, ["p2"])
+    pair, alone = probe("e3", 3, ["p1", "p2"]), probe("e4", 4, ["p9"])  # p9: no result in the table
+
+    def versions(*records):
+        agg = aggregate(records_to_table([*pre, *records]))
+        return agg.loc[agg["stage"] == "evaluate", "code_versions"].to_list()
+
+    assert versions(new) == versions(alone) == ["0.2.0"]
+    assert versions(old, new) == ["0.1.0,0.2.0"]
+    assert versions(resumed) == versions(pair) == ["0.1.0,0.1.5,0.2.0"]
+    assert job_code_versions(records_to_table([old])).to_list() == ["0.2.0"]  # its encoder's job not in the table
 
 
 def test_a_key_null_in_every_record_beside_its_own_sub_keys_is_no_column(tmp_path):

@@ -238,9 +238,11 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
 
 
 def _code_copy(plan: Plan, workdir: Path, dry_run: bool) -> Path | None:
-    """The copy of study's code the jobs import (study.launch.snapshot), taken as the submit starts, so that an edit
-    of the checkout while Slurm is asked about the jobs reaches none of them (a dry run's scripts name where it would
-    be, and no copy is made); None where the profile's `snapshot_code` is false."""
+    """The copy of study's code the jobs import (study.launch.snapshot), taken once the submit knows it has jobs to
+    queue, before it asks Slurm whether it takes them (`check_before_queueing`: sbatch --test-only, sacctmgr), so
+    that an edit of the checkout meanwhile reaches none of them (an edit during the plan's checks and the reading of
+    the jobs' states, before it, still does; a dry run's scripts name where it would be, and no copy is made); None
+    where the profile's `snapshot_code` is false."""
     if not plan.profile.snapshot_code:
         return None
     return code_folder(workdir) if dry_run else take_snapshot(workdir)
