@@ -95,12 +95,15 @@ def copy_version(folder: str | os.PathLike) -> str | None:
         return None
 
 
-def copy_said(folder: Path) -> str:
-    """What a submit says of the copy its jobs import: the code version they record, and the folder (a dry run's, not
-    taken yet: this checkout's version, copied there by the submit that queues them)."""
+def copy_said(folder: Path, dry_run: bool = False) -> str:
+    """What a submit says of the copy its jobs import: the code version they record, and the folder (a dry run's
+    jobs would: that copy's, where a submit of the same code took it already, else this checkout's version, copied
+    there by the submit that queues them)."""
     version = copy_version(folder)
-    if version:
+    if not dry_run:
         return f"its jobs import study {version} from {folder}"
+    if version:
+        return f"its jobs would import study {version} from {folder}"
     return f"its jobs would import study {code_version()}, copied to {folder} when they are queued"
 
 

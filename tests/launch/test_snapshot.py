@@ -61,6 +61,10 @@ def test_a_profiles_snapshot_code_reaches_the_scripts(env, slurm):
     assert not (env / "wd" / "code").exists()  # a dry run takes no copy, and says which code the jobs would run
     assert (f"[study] snap: its jobs would import study {code_version()}, copied to {snapshot.code_folder(env / 'wd')}"
             f" when they are queued\n") in err, err
+    taken = snapshot.take_snapshot(env / "wd")  # by an earlier submit of the same code: the dry run's jobs would too
+    (taken / "study" / CODE_VERSION_FILE).write_text("0.0.0+taken-before\n")
+    code, out, err = run_cli(argv)
+    assert code == 0 and f"[study] snap: its jobs would import study 0.0.0+taken-before from {taken}\n" in err, err
     (env / "profile.yaml").write_text(PROFILE + "snapshot_code: false\n")
     code, out, err = run_cli(argv)
     assert code == 0 and "/code/" not in out and "PYTHONPATH" not in out, err

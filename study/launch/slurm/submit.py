@@ -233,7 +233,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
     if arrays.n_jobs and arrays.code is not None:
-        print(f"[study] {plan.name}: {copy_said(arrays.code)}", file=err, flush=True)
+        print(f"[study] {plan.name}: {copy_said(arrays.code, dry_run)}", file=err, flush=True)
     return 0
 
 
