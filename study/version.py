@@ -13,20 +13,21 @@ import study
 
 # in a copy of the package that Slurm jobs run (study.launch.snapshot): the code version of the tree copied
 CODE_VERSION_FILE = "CODE_VERSION"
-DIRTY = "-dirty"  # git describe's mark of a modified tree
+DIRTY = "-dirty"  # the mark of a modified tree, as git describe --dirty spells it
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """study's version, plus `+git.<git describe --always --dirty --tags>` when this package is a tracked folder of a
-    git checkout; where that checkout has uncommitted changes, or Python files in the package it does not track (a
-    new method's file not yet added, which `--dirty` does not see), `+git.<commit>-dirty.src.<source_digest>`: the
-    commit does not hold that code, and two states of one modified tree (a loss edited between two submits) are two
-    versions, the digest also naming the copy of it a submit's jobs run (`<workdir>/code/<digest>/`). Elsewhere (no
-    git, an installed wheel, or a copy inside another repository that does not track it), plus
-    `+src.<source_digest>`: two wheels built from different commits carry one version number, and a job requeued
-    after the shared environment was updated, or a report of results from both, would otherwise not tell them
-    apart. A copy a submit took for its Slurm jobs: the version of the tree it copied, as its CODE_VERSION_FILE
+    """study's version, plus `+git.<git describe --always --tags>` when this package is a tracked folder of a git
+    checkout; where the package's Python files differ from that commit's (edited, staged, deleted, or a file the
+    checkout neither tracks nor ignores: a new method's file not yet added), `+git.<commit>-dirty.src.<digest>`
+    (`source_digest`): the commit does not hold that code, and two states of one modified tree (a loss edited
+    between two submits) are two versions, the digest also naming the copy of it a submit's jobs run
+    (`<workdir>/code/<digest>/`). Changes elsewhere in the checkout (a grid file, the docs) are no code that runs: not
+    `-dirty`. Elsewhere (no git, an installed wheel, or a copy inside another repository that does not track it),
+    plus `+src.<source_digest>`: two wheels built from different commits carry one version number, and a job
+    requeued after the shared environment was updated, or a report of results from both, would otherwise not tell
+    them apart. A copy a submit took for its Slurm jobs: the version of the tree it copied, as its CODE_VERSION_FILE
     says."""
     package = Path(study.__file__).resolve().parent
     copied = package / CODE_VERSION_FILE
@@ -35,8 +36,8 @@ def code_version() -> str:
     desc = git_describe(package)
     if not desc:
         return f"{study.__version__}+src.{source_digest(package)}"
-    if desc.endswith(DIRTY) or untracked_sources(package):
-        return f"{study.__version__}+git.{desc.removesuffix(DIRTY)}{DIRTY}.src.{source_digest(package)}"
+    if modified_sources(package):
+        return f"{study.__version__}+git.{desc}{DIRTY}.src.{source_digest(package)}"
     return f"{study.__version__}+git.{desc}"
 
 
@@ -60,17 +61,20 @@ def source_digest(package_dir: Path) -> str:
 
 
 def git_describe(package_dir: Path) -> str | None:
-    """`git describe --always --dirty --tags` of the checkout that tracks `package_dir/__init__.py`; None where no
-    checkout tracks it (so a package installed inside some other repository never takes that repository's commit)."""
+    """`git describe --always --tags` of the checkout that tracks `package_dir/__init__.py`; None where no checkout
+    tracks it (so a package installed inside some other repository never takes that repository's commit)."""
     if _git(package_dir, "ls-files", "--error-unmatch", "--", "__init__.py") is None:
         return None
-    return _git(package_dir, "describe", "--always", "--dirty", "--tags") or None
+    return _git(package_dir, "describe", "--always", "--tags") or None
 
 
-def untracked_sources(package_dir: Path) -> bool:
-    """Whether the checkout holding `package_dir` has Python files under it that it neither tracks nor ignores: regular
-    files, as `source_digest` reads them (not an editor's lock, a dangling link named `.#name.py` while Emacs holds a
-    modified buffer of name.py, which no import reads)."""
+def modified_sources(package_dir: Path) -> bool:
+    """Whether the Python files under `package_dir` differ from its checkout's commit: a tracked one changed (edited,
+    staged, deleted, renamed), or one the checkout neither tracks nor ignores that is a regular file, as
+    `source_digest` reads them (not an editor's lock, a dangling link named `.#name.py` while Emacs holds a modified
+    buffer of name.py, which no import reads)."""
+    if _git(package_dir, "diff", "HEAD", "--name-only", "-z", "--", "*.py"):
+        return True
     listed = _git(package_dir, "ls-files", "-z", "--others", "--exclude-standard", "--", "*.py")
     return any((package_dir / name).is_file() for name in (listed or "").split("\0") if name)
 

@@ -74,6 +74,29 @@ def test_a_checkout_that_tracks_the_package_gives_its_commit_then_dirty(repo):
     assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
 
 
+def test_edits_outside_the_package_leave_the_code_version_clean_and_a_staged_or_deleted_module_does_not(repo):
+    """A researcher edits the checkout's grid files and docs (grids/ beside the package): `git describe --dirty`
+    marked every result of such a tree modified, and the report warned that no commit reproduces them, although the
+    commit holds every line of code that ran. A change to the package's own Python files, staged or a deletion too,
+    is a modified tree."""
+    site = copy_of_study(repo / "src")
+    (repo / "src" / "grids").mkdir()
+    (repo / "src" / "grids" / "mine.yaml").write_text("name: mine\n")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    (repo / "src" / "grids" / "mine.yaml").write_text("name: mine\nseeds: [0, 1]\n")
+    (repo / "README").write_text("edited\n")
+    (repo / "src" / "grids" / "new.yaml").write_text("name: new\n")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}"
+    (site / "study" / "counts.py").write_text((PACKAGE / "counts.py").read_text() + "# staged\n")
+    git(repo, "add", "src/study/counts.py")
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
+    git(repo, "reset", "-q", "--hard")
+    (site / "study" / "grids" / "__init__.py").unlink()
+    assert versions_seen_by(site) == f"{study.__version__}+git.{sha}-dirty.src.{source_digest(site / 'study')}"
+
+
 def test_two_states_of_one_modified_checkout_record_two_code_versions_each_naming_its_source(repo):
     """A contributor edits a method's loss between two submits of one uncommitted tree: both ran as `<commit>-dirty`,
     one string, so the results and the report could not tell the two losses apart; each now names the digest of its
