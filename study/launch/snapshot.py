@@ -18,8 +18,9 @@ import shutil
 from pathlib import Path
 
 import study
+from study.atomic import write_text
 from study.errors import StudyError, not_yours, os_reason
-from study.version import CODE_VERSION_FILE, code_version, source_digest
+from study.version import CODE_VERSION_FILE, code_version, is_modified, source_digest
 
 CODE_DIR = "code"  # <workdir>/code/<digest>/study/: the copies
 
@@ -46,6 +47,7 @@ def take_snapshot(workdir: str | os.PathLike) -> Path:
     tmp: Path | None = None
     try:
         if (folder / "study" / CODE_VERSION_FILE).is_file():
+            _name_the_commit(folder)
             return folder
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -65,6 +67,21 @@ def take_snapshot(workdir: str | os.PathLike) -> Path:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _name_the_commit(folder: Path) -> None:
+    """Where the copy in `folder` says a modified tree's version (taken before its edit was committed) and this
+    process runs a commit's code, the same code (one digest), its version file says that commit from now on: the
+    results of its jobs, those queued before included, then name a commit that reproduces them. Left as it is where
+    it cannot be written (another user's copy)."""
+    now = code_version()
+    said = copy_version(folder)
+    if is_modified(now) or said is None or not is_modified(said):
+        return
+    try:
+        write_text(folder / "study" / CODE_VERSION_FILE, now + "\n")
+    except OSError:  # another user's copy, not writable here: it keeps its version
+        return
 
 
 def _copy_package(src: Path, dst: Path) -> None:

@@ -230,3 +230,28 @@ def test_status_names_the_queued_jobs_that_import_another_version_than_the_study
     assert code == 0 and said in out and "`study cancel`, then `study submit --retry-failed`" in out, out
     code, out, err = run_cli(["status", str(grid), *argv, "--format", "json"])
     assert code == 0 and {r["code_version"] for r in json.loads(out)["jobs"]} == {"0.0.0+before-the-fix"}, err
+
+
+def test_a_copy_taken_before_its_edit_was_committed_names_the_commit_once_a_submit_of_it_runs(tmp_path, monkeypatch):
+    """Try, then commit: a submit of the edited tree took the copy as `<X>-dirty.src.<D>`; the commit of those
+    files, submitted, found the copy of the same code (digest D) and its jobs recorded the modified tree, which the
+    report says no commit reproduces. The copy now names the commit; a modified tree's submit leaves a copy as it is,
+    and so does one that cannot write it."""
+    folder = snapshot.take_snapshot(tmp_path / "wd")
+    version = folder / "study" / CODE_VERSION_FILE
+    version.write_text("0.1.0+git.aaaaaaa-dirty.src.0123456789ab\n")
+    monkeypatch.setattr(snapshot, "code_version", lambda: "0.1.0+git.bbbbbbb-dirty.src.0123456789ab")
+    assert snapshot.take_snapshot(tmp_path / "wd") == folder
+    assert version.read_text() == "0.1.0+git.aaaaaaa-dirty.src.0123456789ab\n"  # two modified trees: kept
+    monkeypatch.setattr(snapshot, "code_version", lambda: "0.1.0+git.bbbbbbb")
+
+    def not_yours(path, text):  # another user's copy (as root, chmod refuses nothing: a stand-in)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(snapshot, "write_text", not_yours)
+        assert snapshot.take_snapshot(tmp_path / "wd") == folder
+    assert version.read_text() == "0.1.0+git.aaaaaaa-dirty.src.0123456789ab\n"
+    assert snapshot.take_snapshot(tmp_path / "wd") == folder
+    assert version.read_text() == "0.1.0+git.bbbbbbb\n" and snapshot.copy_version(folder) == "0.1.0+git.bbbbbbb"
+    assert not list((folder / "study").glob("*.tmp*"))
