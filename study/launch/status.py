@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.errors import StudyError
-from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      locked_states, other_accounts, outside_plan, renamed, renamed_live,
+from study.launch.grid_states import (UNSETTLED, changed_settings, checkpoints_off_plan, from_this_file, grid_file,
+                                      grid_states, locked_states, other_accounts, outside_plan, renamed, renamed_live,
                                       results_off_plan, with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
@@ -49,8 +50,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
     "detail", "slurm_id", "account", "log", "progress", "progress_count", "progress_before_restart", "log_age_s",
     "checkpoint", "requeues", "preemptions", "resumed_at", "stale", "code_version"}], "results_off_plan": [id],
-    "checkpoints_off_plan": {id: checkpoint}}`, the jobs in the plan's order: what `study status` prints, one row per
-    job. `counts`: the table's (`state_counts`: a done job with a stale result is counted under `stale`, not `done`).
+    "checkpoints_off_plan": {id: checkpoint}, "off_plan_changes": {id: text}}`, the jobs in the plan's order: what
+    `study status` prints, one row per job. `counts`: the table's (`state_counts`: a done job with a stale result is
+    counted under `stale`, not `done`).
     `progress`: the latest progress line of a running job's log (or of one a local run left unfinished, or of a
     requeued Slurm job waiting to start again), `progress_count` its [done, total] (`traces.progress_count`),
     `progress_before_restart` whether that line is older than Slurm's latest stop of the job to run it again (its new
@@ -71,7 +73,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
     the table's note: --where chooses among its plan's jobs only); `checkpoints_off_plan`: {id: its checkpoints'
     [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
-    did not finish (not those still running); and `"grid_jobs"` (how many jobs the whole grid
+    did not finish (not those still running); `off_plan_changes`: {id: what changed} of those of either that have a
+    job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
+    taken out); and `"grid_jobs"` (how many jobs the whole grid
     has) where `--where` selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
@@ -95,9 +99,11 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id),
                      "code_version": _code_version(workdir, st, live_code)})
+    off_plan, unfinished = results_off_plan(plan, workdir), _checkpoints_off_plan(plan, workdir)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
-            "jobs": jobs, "results_off_plan": results_off_plan(plan, workdir),
-            "checkpoints_off_plan": _checkpoints_off_plan(plan, workdir),
+            "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
+            "off_plan_changes": {job: said for job, (_, said) in
+                                 changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
             **grid_jobs_json(plan)}
 
 
@@ -318,6 +324,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
         out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
                   f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
+        _what_changed(plan, workdir, earlier, out)
     left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
     kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
@@ -329,6 +336,31 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
         out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"
                   f"{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit resumes "
                   f"them unless the grid file gives those settings again; their checkpoints {kept}\n")
+        _what_changed(plan, workdir, list(left), out)
+
+
+CHANGE_KINDS_SHOWN = 6  # the kinds of change `_what_changed` lists, one line each
+
+
+def _what_changed(plan: Plan, workdir: str | Path, job_ids: list[str], out: TextIO) -> None:
+    """Of the jobs off the plan `job_ids`, what their settings hold otherwise than the plan's job of the same axes
+    (`changed_settings`), a line per kind of change with how many of each stage: which edit of the grid file took
+    them out (a setting changed, an axis value removed), so that what runs again, and why, is said."""
+    changes = changed_settings(plan, workdir, job_ids)
+    kinds: dict[str, list[str]] = {}  # what changed -> the stages of the jobs it took out
+    for stage, said in changes.values():
+        kinds.setdefault(said, []).append(stage)
+    if not kinds:
+        return
+    out.write("  what changed since, against the plan's job of the same axes:\n")
+    shown = sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+    for said, stages in shown[:CHANGE_KINDS_SHOWN]:
+        per_stage = ", ".join(f"{s} {n}" for s, n in sorted(Counter(stages).items(),
+                                                             key=lambda sn: (sn[0] != "pretrain", sn[0])))
+        out.write(f"  {len(stages)} ({per_stage}): {said}\n")
+    rest = sum(len(stages) for _, stages in shown[CHANGE_KINDS_SHOWN:])
+    if rest:
+        out.write(f"  and {rest} more, changed otherwise\n")
 
 
 def _older_study(out: TextIO, what: str, listed: list[str], then: str) -> None:

@@ -151,9 +151,33 @@ def _results_off_plan(plan: Any, workdir: str | os.PathLike, missing: set[str]) 
     if not ids:
         return []
     return [f"{len(ids)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan no longer "
-            f"has (a job's id hashes its settings: the grid file's were changed since they ran, or another version "
-            f"of study resolves them otherwise); they are not drawn, and `study submit` would run their cells again "
-            f"under the new ids"]
+            f"has, in the cells of its jobs without a result yet (a job's id hashes its settings: the grid file's "
+            f"were changed since they ran, or another version of study resolves them otherwise); they are not drawn, "
+            f"and `study submit` would run their cells again under the new ids (`study status` says which settings "
+            f"changed)"]
+
+
+STALE_LISTED = 4  # stale results of one cause warned of one by one; more are one warning, naming the first few
+
+
+def _stale_warnings(stale: dict[str, str]) -> list[str]:
+    """The report's warnings of the stale results drawn (`stale`: job id -> `stale_results`' line, "<stage> job
+    <id>: <why>"): one per result, but one per cause shared by more than STALE_LISTED results (a test manifest
+    rebuilt under a grid's hundred evaluations: a hundred warnings said one thing)."""
+    then = ("shown, but `study submit` refuses to go on until {} moved away (`study submit --set-aside-stale`) or the "
+            "old manifest restored")
+    by_why: dict[str, list[str]] = {}
+    for line in stale.values():
+        by_why.setdefault(line.partition(": ")[2], []).append(line)
+    out = []
+    for why, lines in by_why.items():
+        if len(lines) <= STALE_LISTED:
+            out += [f"{line}: {then.format('it is')}" for line in lines]
+            continue
+        jobs = ", ".join(line.partition(": ")[0] for line in lines[:STALE_LISTED])
+        out.append(f"{len(lines)} results ({jobs} and {len(lines) - STALE_LISTED} more: `study status` lists them): "
+                   f"{why}: {then.format('they are')}")
+    return out
 
 
 def _draw_figures(figures: list, table: pd.DataFrame, expected, out: Path, outputs: Outputs,
@@ -400,9 +424,7 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         # that out (as `study status` counts it)
         own = {j.id for j in plan.jobs}
         stale = stale_results(with_dependencies(plan) or plan.jobs, workdir)
-        warn_lines += [f"{line}: shown, but `study submit` refuses to go on until it is moved away (`study submit "
-                       "--set-aside-stale`) or the old manifest restored" for job_id, line in stale.items()
-                       if job_id in own]
+        warn_lines += _stale_warnings({job_id: line for job_id, line in stale.items() if job_id in own})
 
     n_missing = len(coll.missing) if coll.missing is not None else 0
     scope = scope_text(plan, where)

@@ -45,8 +45,13 @@ class Outputs:
         other = _other_owner(listing, owner)
         if other:
             ours = _owner_text(owner, versus_part=_parts(listing))
+            copy = (listing.get("grid") == owner["grid"] and listing.get("grid_file") != owner["grid_file"]
+                    and None not in (listing.get("grid_file"), owner["grid_file"]))
             raise StudyError(f"--out {out} holds the report of {other}, not of {ours}: give this report another "
-                             "--out, or delete that folder")
+                             "--out, or delete that folder" + (
+                                 " (two grid files of one `name:` share its default, reports/<name>: give the copy "
+                                 "a `name:` of its own (no job runs again: a job's id does not hold it), or "
+                                 "report it with --out)" if copy else ""))
         if owner["grid_file"] is None and isinstance(listing, dict) and listing.get("grid") == owner["grid"]:
             self.owner = {**owner, "grid_file": listing.get("grid_file")}  # a build by grid name keeps the file
         if listed is None and out.is_dir():
