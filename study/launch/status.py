@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from study.durations import format_duration
 from study.errors import StudyError
-from study.launch.grid_states import (UNSETTLED, changed_settings, checkpoints_off_plan, from_this_file, grid_file,
-                                      grid_states, locked_states, other_accounts, outside_plan, renamed, renamed_live,
+from study.launch.grid_changes import changed_settings
+from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
+                                      locked_states, other_accounts, outside_plan, renamed, renamed_live,
                                       results_off_plan, with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock

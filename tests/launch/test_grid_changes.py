@@ -10,7 +10,7 @@ from pathlib import Path
 from launch_helpers import write_checkpoint
 
 from study.grids import plan_grid
-from study.launch.grid_states import changed_settings
+from study.launch.grid_changes import changed_settings
 from study.launch.ledger import Ledger
 from study.launch.runner import write_job_file
 from study.launch.status import print_status
