@@ -1066,3 +1066,49 @@ def test_index_html_shows_the_grid_files_description_and_the_findings_caption_co
     html = (tmp_path / "r1" / "index.html").read_text()
     assert "every cell here is one seed: no spread to judge a gap by" in html
     assert 'id="description"' not in html  # a plan without a grid file's description: no empty line
+
+
+def test_many_results_on_one_rebuilt_manifest_are_one_warning(tmp_path, monkeypatch):
+    """A test manifest rebuilt under a grid's evaluations made the report warn once per result (a hundred lines
+    that said one thing, in the terminal and atop index.html; `study status` lists 8): now one warning names the
+    cause, how many results, the first few, and where the rest are listed."""
+    import study.manifests.store as store
+
+    from study.report.build import STALE_LISTED
+
+    recs = []
+    for size in (1000, 2000, 4000):
+        recs += records(eval_axes(size=size), {(10000, None): 0.5}, protocol={
+            "train_manifest": "a_train", "train_manifest_content_hash": "OLDHASH00000"})
+    assert len(recs) == 6 > STALE_LISTED
+    write_all(tmp_path / "w", recs)
+    monkeypatch.setattr(store, "load_meta", lambda name: {"content_hash": "NEWHASH11111"})
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs), log=None)
+    (stale,) = [w for w in s.warnings if "OLDHASH00000" in w]
+    listed = ", ".join(f"evaluate job {r['job_id']}" for r in recs[:STALE_LISTED])
+    assert stale == (f"6 results ({listed} and 2 more: `study status` lists them): its result used manifest a_train "
+                     "with content OLDHASH00000, which now holds NEWHASH11111: shown, but `study submit` refuses to "
+                     "go on until they are moved away (`study submit --set-aside-stale`) or the old manifest "
+                     "restored"), stale
+
+
+def test_a_copy_of_the_grid_file_is_told_how_to_report_apart(tmp_path):
+    """A copy of a grid file (same `name:`) reported into the original's default folder, reports/<name>: the refusal
+    said only `--out reports/<name> holds the report of ...`, though the user gave no --out."""
+    import dataclasses
+
+    write_all(tmp_path / "w", quantity_records())
+    out = tmp_path / "r"
+    original = plan_for(quantity_records())
+    original.path = str(tmp_path / "original.yaml")
+    build_report(tmp_path / "w", out, plan=original, log=None)
+    copy = dataclasses.replace(original)
+    copy.path = str(tmp_path / "copy.yaml")
+    for name in ("original.yaml", "copy.yaml"):
+        (tmp_path / name).write_text("name: g\n")
+    with pytest.raises(StudyError, match=r"\(two grid files of one `name:` share its default, reports/<name>: give "
+                                         r"the copy a `name:` of its own \(no job runs again: a job's id does not "
+                                         r"hold it\), or report it with --out\)$"):
+        build_report(tmp_path / "w", out, plan=copy, log=None)
+    with pytest.raises(StudyError, match="not of grid h: give this report another --out, or delete that folder$"):
+        build_report(tmp_path / "w", out, plan=plan_for(quantity_records(), name="h"), log=None)  # not a copy
