@@ -23,10 +23,9 @@ CHANGES_SHOWN = 3  # the differing settings `changed_settings` names of one job,
 def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
     """{id: (its stage, what its settings (its job file, jobs/<id>/job.json) hold otherwise than the plan's job of
     the same stage and axes)} for each of `job_ids` (jobs off the plan): `pretrain.temperature 0.2 -> 0.5`, of an
-    evaluation
-    whose encoder was changed `encoder: pretrain.temperature 0.2 -> 0.5`, and where the plan has no job of its axes
-    `no job of the plan has its axes now (method supervised)` (the axis values no job of its stage has, else the
-    whole combination). A pretraining setting its run recorded unused (a `temperature` its method has none of, which
+    evaluation whose encoder was changed `encoder: pretrain.temperature 0.2 -> 0.5`, and where the plan has no job
+    of its axes `no job of the plan has its axes now (method supervised)` (the axis values no job of its stage has,
+    else the whole combination). A pretraining setting its run recorded unused (a `temperature` its method has none of, which
     the run records as null) says so: such a job ran as the new settings would. Ids without a readable job file
     are left out, and those whose settings match a job of the plan's (`renamed`: not an edit)."""
     from study.grids.jobs import id_config

@@ -245,9 +245,10 @@ def _live_code(plan: Plan, workdir: str | Path, states: dict[str, JobState]) -> 
         event = latest.get(job, {})
         folder = event.get("code") if event.get("event") == "queued" and event.get("slurm_job_id") == sid else None
         if isinstance(folder, str):
-            version = versions[folder] if folder in versions else versions.setdefault(folder, copy_version(folder))
-            if version:
-                found[job] = (folder, version)
+            if folder not in versions:
+                versions[folder] = copy_version(folder)
+            if versions[folder]:
+                found[job] = (folder, versions[folder])
     return found
 
 
