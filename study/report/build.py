@@ -164,19 +164,19 @@ def _stale_warnings(stale: dict[str, str]) -> list[str]:
     """The report's warnings of the stale results drawn (`stale`: job id -> `stale_results`' line, "<stage> job
     <id>: <why>"): one per result, but one per cause shared by more than STALE_LISTED results (a test manifest
     rebuilt under a grid's hundred evaluations: a hundred warnings said one thing)."""
-    then = ("shown, but `study submit` refuses to go on until {} moved away (`study submit --set-aside-stale`) or the "
-            "old manifest restored")
     by_why: dict[str, list[str]] = {}
     for line in stale.values():
         by_why.setdefault(line.partition(": ")[2], []).append(line)
     out = []
     for why, lines in by_why.items():
+        then = (f"moved away (`study submit --set-aside-stale`) or the old "
+                f"{'encoder file' if ' used encoder file ' in why else 'manifest'} restored")
         if len(lines) <= STALE_LISTED:
-            out += [f"{line}: {then.format('it is')}" for line in lines]
+            out += [f"{line}: shown, but `study submit` refuses to go on until it is {then}" for line in lines]
             continue
         jobs = ", ".join(line.partition(": ")[0] for line in lines[:STALE_LISTED])
-        out.append(f"{len(lines)} results ({jobs} and {len(lines) - STALE_LISTED} more: `study status` lists them): "
-                   f"{why}: {then.format('they are')}")
+        out.append(f"{len(lines)} results ({jobs} and {len(lines) - STALE_LISTED} more: `study status --format json` "
+                   f"names each): {why}: shown, but `study submit` refuses to go on until they are {then}")
     return out
 
 

@@ -27,12 +27,14 @@ defaults:
 axes: {method: [METHODS], dataset: [toy], size: [32]}
 stages:
   evaluate:
-    - {protocol: linear, eval_datasets: same, labeled_sizes: [LABELED]}
+    - {protocol: linear, eval_datasets: same, labeled_sizes: [LABELED]EXTRA}
 """
 
 
-def _grid(path, temperature="0.2", methods="simclr, supervised", labeled="16, 32"):
-    path.write_text(GRID.replace("TEMPERATURE", temperature).replace("METHODS", methods).replace("LABELED", labeled))
+def _grid(path, temperature="0.2", methods="simclr, supervised", labeled="16, 32", extra="", entries=""):
+    """The grid GRID with these values, `extra` added to its entry, `entries` (lines) after it."""
+    path.write_text(GRID.replace("TEMPERATURE", temperature).replace("METHODS", methods).replace("LABELED", labeled)
+                    .replace("EXTRA", extra) + entries)
     return plan_grid(path)
 
 
@@ -112,3 +114,76 @@ def test_status_json_gives_what_changed_of_each_job_off_the_plan(tmp_path):
     ev = next(j for j in first.jobs if j.stage == "evaluate")
     assert got["results_off_plan"] == [ev.id]
     assert got["off_plan_changes"] == {ev.id: "evaluate.labeled_sizes [16, 32] -> [16]"}
+
+
+def _off(first, edited) -> list[str]:
+    """The ids of the jobs of `first` that `edited` no longer has, in the plan's order."""
+    kept = {j.id for j in edited.jobs}
+    return [j.id for j in first.jobs if j.id not in kept]
+
+
+def test_several_jobs_of_one_axes_are_each_compared(tmp_path):
+    """An entry's labeled sizes split into a job each (one axes cell, two jobs): 32 changed to 24 was said `[32] ->
+    [16]`, against the first job of the cell, which the edit left as it was; two entries of one cell alike: the
+    other entry's levels named as changed where this one's sizes were."""
+    grid, wd = tmp_path / "g.yaml", tmp_path / "wd"
+    split = ", split_labeled_sizes: true"
+    first = _grid(grid, methods="simclr", extra=split)
+    _ran(first, wd)
+    edited = _grid(grid, methods="simclr", labeled="16, 24", extra=split)
+    (off,) = _off(first, edited)
+    assert changed_settings(edited, wd, [off]) == {off: ("evaluate", "evaluate.labeled_sizes [32] -> [16] or [24]")}
+
+    other = "    - {protocol: linear, eval_datasets: same, labeled_sizes: [64], params: {image_size: IMAGE}}\n"
+    first = _grid(grid, methods="simclr", labeled="16", entries=other.replace("IMAGE", "12"))
+    _ran(first, wd)
+    edited = _grid(grid, methods="simclr", labeled="16", entries=other.replace("IMAGE", "16"))
+    (off,) = _off(first, edited)
+    assert changed_settings(edited, wd, [off]) == {off: (
+        "evaluate", "(evaluate.labeled_sizes [64] -> [16]) or (evaluate.image_size 12 -> 16)")}
+
+
+def test_a_variant_given_is_said_once(tmp_path):
+    """A `variant` given to an entry: every evaluation of it was `no job of the plan has its axes now (<its whole
+    axes>)`, a line each in status, though every axis value is the plan's."""
+    grid, wd = tmp_path / "g.yaml", tmp_path / "wd"
+    first = _grid(grid)
+    _ran(first, wd)
+    text = _status(_grid(grid, extra=", variant: b"), wd)
+    assert '  2 (evaluate 2): variant (not given) -> "b"\n' in text, text
+    assert "no job of the plan has its axes" not in text, text
+
+
+def test_a_concat_of_two_retrained_encoders_says_the_change_once(tmp_path):
+    """Both encoders of a concat evaluation changed alike: `encoder: pretrain.steps 6 -> 7` was said twice."""
+    grid, wd = tmp_path / "g.yaml", tmp_path / "wd"
+    concat = ("    - {protocol: concat, eval_datasets: same, labeled_sizes: [16], pairs: [[{method: simclr}, "
+              "{method: supervised}]]}\n")
+    first = _grid(grid, entries=concat)
+    _ran(first, wd)
+    grid.write_text(grid.read_text().replace("steps: 6", "steps: 7"))
+    edited = plan_grid(grid)
+    (ev,) = [j for j in first.jobs if j.axes["protocol"] == "concat"]
+    assert changed_settings(edited, wd, [ev.id]) == {ev.id: ("evaluate", "encoder: pretrain.steps 6 -> 7")}
+
+
+def test_an_older_studys_encoder_id_is_no_change_and_an_odd_job_file_is_left_out(tmp_path):
+    """An evaluation whose labeled sizes were changed, of an encoder an older study gave another id (its settings
+    the plan's): `encoder <old id> -> <new id>` was said beside the change, though the encoder is the same. A job
+    file without axes (not this study's) stopped `study status` with a KeyError."""
+    import json
+
+    from study.grids.jobs import Job
+
+    grid, wd = tmp_path / "g.yaml", tmp_path / "wd"
+    plan = _grid(grid, methods="simclr", labeled="16, 32")
+    pre, ev = plan.jobs
+    write_job_file(wd, Job("0ld0e0c0de00", "pretrain", pre.config))
+    old = {**ev.config, "encoders": ["0ld0e0c0de00"], "evaluate": {**ev.config["evaluate"], "labeled_sizes": [16]}}
+    write_job_file(wd, Job("0ldeva100000", "evaluate", old, ("0ld0e0c0de00",)))
+    assert changed_settings(plan, wd, ["0ldeva100000"]) == {
+        "0ldeva100000": ("evaluate", "evaluate.labeled_sizes [16] -> [16, 32]")}
+
+    odd = write_job_file(wd, Job("0dd000000000", "pretrain", {"stage": "pretrain", "pretrain": {}}))
+    assert json.loads(odd.read_text())["config"] == {"stage": "pretrain", "pretrain": {}}
+    assert changed_settings(plan, wd, ["0dd000000000"]) == {}

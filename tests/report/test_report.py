@@ -1086,11 +1086,34 @@ def test_many_results_on_one_rebuilt_manifest_are_one_warning(tmp_path, monkeypa
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs), log=None)
     (stale,) = [w for w in s.warnings if "OLDHASH00000" in w]
     listed = ", ".join(f"evaluate job {r['job_id']}" for r in recs[:STALE_LISTED])
-    assert stale == (f"6 results ({listed} and 2 more: `study status` lists them): its result used manifest a_train "
+    assert stale == (f"6 results ({listed} and 2 more: `study status --format json` names each): its result used "
+                     "manifest a_train "
                      "with content OLDHASH00000, which now holds NEWHASH11111: shown, but `study submit` refuses to "
                      "go on until they are moved away (`study submit --set-aside-stale`) or the old manifest "
                      "restored"), stale
 
+
+
+def test_a_result_of_an_encoder_file_since_replaced_says_to_restore_that_file(tmp_path):
+    """A `pretrained` encoder file imported again with other weights: the warning said to restore "the old manifest"
+    (and, for many, that `study status` lists them: it names 8)."""
+    encoder = tmp_path / "encoder.pt"
+    encoder.write_bytes(b"other weights")
+    recs = []
+    for size in (1000, 2000, 4000):
+        recs += records(eval_axes(size=size), {(10000, None): 0.5}, protocol={
+            "init_encoder_file": str(encoder), "init_encoder_sha256": "0" * 64})
+    write_all(tmp_path / "w", recs[:2])
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_for(recs[:2]), log=None)
+    stale = [w for w in s.warnings if f"encoder file {encoder}" in w]
+    assert len(stale) == 2 and all(w.endswith("until it is moved away (`study submit --set-aside-stale`) or the old "
+                                              "encoder file restored") for w in stale), s.warnings
+    write_all(tmp_path / "w6", recs)
+    s = build_report(tmp_path / "w6", tmp_path / "r6", plan=plan_for(recs), log=None)
+    (stale,) = [w for w in s.warnings if f"encoder file {encoder}" in w]
+    assert stale.startswith("6 results (") and "`study status --format json` names each" in stale, stale
+    assert stale.endswith("until they are moved away (`study submit --set-aside-stale`) or the old encoder file "
+                          "restored"), stale
 
 def test_a_copy_of_the_grid_file_is_told_how_to_report_apart(tmp_path):
     """A copy of a grid file (same `name:`) reported into the original's default folder, reports/<name>: the refusal
