@@ -69,6 +69,20 @@ def take_snapshot(workdir: str | os.PathLike) -> Path:
     return folder
 
 
+def name_the_commit(workdir: str | os.PathLike) -> str | None:
+    """For a submit that takes no copy, as it queues nothing (the jobs of a try are all queued still): where
+    `workdir` holds the copy of this process's code taken from a modified tree before its edit was committed, that
+    copy names the commit from now on (`_name_the_commit`), as a submit that queues jobs has it; the version it says
+    now where that changed, else None."""
+    folder = code_folder(workdir)
+    before = copy_version(folder)
+    if before is None:
+        return None
+    _name_the_commit(folder)
+    after = copy_version(folder)
+    return after if after != before else None
+
+
 def _name_the_commit(folder: Path) -> None:
     """Where the copy in `folder` says a modified tree's version (taken before its edit was committed) and this
     process runs a commit's code, the same code (one digest), its version file says that commit from now on: the

@@ -254,21 +254,35 @@ def _live_code(plan: Plan, workdir: str | Path, states: dict[str, JobState]) -> 
 
 def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
     """The queued and running Slurm jobs that import another version of study than this command runs (`live_code`,
-    `_live_code`), grouped by the copy they import, and how to have them run this one."""
+    `_live_code`), grouped by the copy they import, and how to have them run this one. A copy of this very code (its
+    folder is named for the digest of what it holds, study.launch.snapshot) is no other code, whatever version it
+    says: one taken before a commit of the docs or a grid file (the commit it names is not this checkout's, and a
+    cancelled job, submitted again, imports that copy once more), or before the edit it holds was committed (said,
+    with the submit that has it name the commit)."""
     if not live_code:
         return
-    from study.version import code_version
+    from study.launch.snapshot import package_dir
+    from study.version import code_version, is_modified, source_digest
 
-    here = code_version()
+    here, digest = code_version(), source_digest(package_dir())
     other: dict[tuple[str, str], list[str]] = {}
+    to_name: dict[tuple[str, str], list[str]] = {}
     for job, (folder, version) in live_code.items():
-        if version != here:
+        if Path(folder).name == digest:
+            if is_modified(version) and not is_modified(here):
+                to_name.setdefault((version, folder), []).append(job)
+        elif version != here:
             other.setdefault((version, folder), []).append(job)
     for (version, folder), ids in other.items():
         out.write(f"\n{len(ids)} queued or running Slurm job(s) import study {version}, the copy of its code their "
                   f"submit took ({folder}), not this one's {here}; they run it to their end, requeued too "
                   f"({_some(ids)}): to run this code instead, `study cancel`, then `study submit --retry-failed` "
                   f"(each resumes from its checkpoint)\n")
+    for (version, folder), ids in to_name.items():
+        out.write(f"\n{len(ids)} queued or running Slurm job(s) import this code, from the copy a submit took before "
+                  f"its edit was committed ({folder}), which says {version} ({_some(ids)}): `study submit` (which "
+                  f"queues only what is missing) has the copy name this commit, {here}, which those that start "
+                  f"after it record (a running one, the version it started with)\n")
 
 
 def _stale(stale: dict[str, str], out: TextIO) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from study.results import AGGREGATE_COLUMNS, cell_columns, resolve_conflicts
 from study.results.record import fingerprinted
-from study.results.table import flatten, is_null, job_code_versions, planned_seeds
+from study.results.table import flatten, is_null, job_code_versions, own_code_versions, planned_seeds
 from study.version import is_modified
 
 DIFFERENCES_SHOWN = 4  # the recipe keys a conflict line names (then "and k more")
@@ -156,12 +156,15 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     """One line where the report's results ran on more than one code version (study updated mid-study): cells side
     by side in one figure may then differ by their code too. Each version (the first `shown`, most jobs first) with
     its number of jobs; a run resumed under another version counts under each of its sessions', an evaluation
-    under its encoders' versions too. `code_versions`:
+    under its encoders' versions too, and the jobs of several versions are counted by how: resumed, or reading an
+    encoder trained (in part) under another version than theirs. `code_versions`:
     `job_code_versions(table)` where the caller has it already."""
     if table.empty or "code_version" not in table:
         return []
     versions = job_code_versions(table) if code_versions is None else code_versions
-    per_job = table.assign(versions=versions).drop_duplicates("job_id")["versions"].dropna()
+    jobs = table.assign(versions=versions).drop_duplicates("job_id")
+    jobs = jobs.assign(own=own_code_versions(jobs))  # its own sessions' alone: not its encoders'
+    per_job = jobs["versions"].dropna()
     counts = Counter(v for vs in per_job for v in vs.split(","))
     if len(counts) < 2:
         return []
@@ -169,10 +172,19 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     listed = "; ".join(f"{v}: {n} job(s)" for v, n in ranked[:shown])
     more = f"; and {len(ranked) - shown} more" if len(ranked) > shown else ""
     mixed = sum("," in vs for vs in per_job)
-    resumed = (f"; {mixed} job(s) ran on several of them (resumed under another, or evaluating an encoder trained "
-               f"under another)" if mixed else "")
+    sets = [(_joined(o), _joined(a)) for o, a in zip(jobs["own"], jobs["versions"])]
+    resumed_n = sum(len(o) > 1 for o, _ in sets)  # its own sessions ran on several
+    read_n = sum(bool(a - o) for o, a in sets)  # an encoder it read was trained (in part) on another
+    ways = [f"{n} {said}" for n, said in ((resumed_n, "resumed under another"),
+                                          (read_n, "evaluating an encoder trained under another")) if n]
+    resumed = f"; {mixed} job(s) ran on several of them ({', '.join(ways)})" if mixed else ""
     return [f"the results ran on {len(counts)} code versions ({listed}{more}{resumed}): cells compared in one figure "
             f"may differ by their code too (cells.csv names each cell's versions)"]
+
+
+def _joined(versions: Any) -> set[str]:
+    """The versions of a comma-joined `job_code_versions` value (none for a job without)."""
+    return set(versions.split(",")) if isinstance(versions, str) else set()
 
 
 DEVICE = "protocol.device_kind"  # the GPU's name, or "cpu"

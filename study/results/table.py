@@ -207,18 +207,32 @@ def job_code_versions(table: pd.DataFrame) -> pd.Series:
     after an update, of an encoder trained before it, names both). Not read from the evaluation's `protocol.pretrain`:
     the encoder file it copies keeps the recipe and seed alone, no code version (its bytes, the feature cache's key,
     are the same under every version)."""
-    def column(name: str) -> pd.Series:
-        return table.get(name, pd.Series(None, index=table.index, dtype=object))
-
-    ran = [{x for value in values for x in _versions_in(value) if isinstance(x, str) and x}
-           for values in zip(column("code_version"), column(f"{PROTOCOL_PREFIX}code_version"))]
+    ran = _own_versions(table)
     by_job: dict[Any, set[str]] = {}  # a job's rows (one per metric) hold the same versions
-    for job, found in zip(column("job_id"), ran):
+    for job, found in zip(_column(table, "job_id"), ran):
         by_job.setdefault(job, set()).update(found)
     read = [{v for dep in (deps.split("|") if isinstance(deps, str) else []) for v in by_job.get(dep, ())}
-            for deps in column("depends_on")]
+            for deps in _column(table, "depends_on")]
     return pd.Series([",".join(sorted(own | deps)) or None for own, deps in zip(ran, read)], index=table.index,
                      dtype=object)
+
+
+def own_code_versions(table: pd.DataFrame) -> pd.Series:
+    """Each row's code versions as `job_code_versions` gives them, less those of the encoders an evaluation read:
+    its record's and each of its sessions'."""
+    return pd.Series([",".join(sorted(own)) or None for own in _own_versions(table)], index=table.index,
+                     dtype=object)
+
+
+def _own_versions(table: pd.DataFrame) -> list[set[str]]:
+    """Each row's code versions: its record's `code_version` and its protocol's (each session's of a resumed run)."""
+    return [{x for value in values for x in _versions_in(value) if isinstance(x, str) and x}
+            for values in zip(_column(table, "code_version"), _column(table, f"{PROTOCOL_PREFIX}code_version"))]
+
+
+def _column(table: pd.DataFrame, name: str) -> pd.Series:
+    """`table[name]`, or a column of None where it has none."""
+    return table.get(name, pd.Series(None, index=table.index, dtype=object))
 
 
 def _versions_in(value: Any) -> list[Any]:

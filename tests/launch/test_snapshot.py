@@ -204,7 +204,7 @@ def test_a_submit_takes_its_copy_before_it_asks_slurm_about_the_jobs(env, slurm,
     assert len(scripts) == 2 and all(f"cd {before} || exit 1\n" in s for s in scripts)
 
 
-def test_status_names_the_queued_jobs_that_import_another_version_than_the_study_it_runs(env, slurm):
+def test_status_names_the_queued_jobs_that_import_another_version_than_the_study_it_runs(env, slurm, monkeypatch):
     """After a fix is pulled, the jobs queued before it still import the copy their submit took: `study status` said
     nothing of it, and the docs' `study cancel` + plain `study submit` left the cancelled jobs cancelled. Status
     names them with the version they import (json: each job's `code_version`), and says to `--retry-failed`."""
@@ -224,6 +224,10 @@ def test_status_names_the_queued_jobs_that_import_another_version_than_the_study
     code, out, err = run_cli(["status", str(grid), *argv])
     assert code == 0 and "import study" not in out, out  # the copy of the code this status runs: nothing to say
     (folder / "study" / CODE_VERSION_FILE).write_text("0.0.0+before-the-fix\n")
+    pulled = env / "pulled"  # the checkout's code since the submit: the fix (a stand-in)
+    pulled.mkdir()
+    (pulled / "__init__.py").write_text("FIXED = 1\n")
+    monkeypatch.setattr(snapshot, "package_dir", lambda: pulled)
     code, out, err = run_cli(["status", str(grid), *argv])
     said = (f"2 queued or running Slurm job(s) import study 0.0.0+before-the-fix, the copy of its code their submit "
             f"took ({folder}), not this one's {code_version()}")
@@ -255,3 +259,44 @@ def test_a_copy_taken_before_its_edit_was_committed_names_the_commit_once_a_subm
     assert snapshot.take_snapshot(tmp_path / "wd") == folder
     assert version.read_text() == "0.1.0+git.bbbbbbb\n" and snapshot.copy_version(folder) == "0.1.0+git.bbbbbbb"
     assert not list((folder / "study").glob("*.tmp*"))
+
+
+def test_status_and_submit_take_a_copy_of_this_very_code_for_this_code_whatever_commit_it_names(env, slurm,
+                                                                                                 monkeypatch):
+    """The copy is named for the code it holds; the version it says is that of the tree it was taken from. After a
+    commit of the docs or a grid file (a `git pull` that brings no code), status told the jobs queued before it to
+    be cancelled and submitted again to run this code, which they run: submitted again, they imported the same copy,
+    and status said it again. And after try-then-commit, a submit that queued nothing (the try's jobs all queued
+    still) left the copy's '-dirty' version, which its jobs then recorded, and status told them to be cancelled.
+    Now status says nothing of the first, and of the second that `study submit` names the commit, which it does."""
+    from study import version as version_module
+    from study.launch.ledger import Ledger
+
+    for module in (snapshot, version_module):
+        monkeypatch.setattr(module, "code_version", lambda: "0.1.0+git.bbbbbbb")
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("snapsame", seeds=(0,)))
+    argv = ["--workdir", str(env / "wd")]
+    submit = ["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"), *argv]
+    code, _, err = run_cli(submit)
+    assert code == 0, err
+    queued = [e for e in Ledger(env / "wd", "snapsame").events() if e["event"] == "queued"]
+    (slurm / "sacct").write_text("".join(f"{e['slurm_job_id']}|PENDING|None|Unknown\n" for e in queued))
+    folder = snapshot.code_folder(env / "wd")
+    said = folder / "study" / CODE_VERSION_FILE
+    said.write_text("0.1.0+git.aaaaaaa\n")  # taken before a commit of the docs: this code
+    code, out, err = run_cli(["status", str(grid), *argv])
+    assert code == 0 and "import study" not in out and "import this code" not in out, out
+    dirty = f"0.1.0+git.aaaaaaa-dirty.src.{folder.name}"
+    said.write_text(dirty + "\n")  # taken before its edit was committed as bbbbbbb
+    code, out, err = run_cli(["status", str(grid), *argv])
+    assert code == 0 and "`study cancel`" not in out, out
+    assert (f"2 queued or running Slurm job(s) import this code, from the copy a submit took before its edit was "
+            f"committed ({folder}), which says {dirty}") in out and "name this commit, 0.1.0+git.bbbbbbb" in out, out
+    code, _, err = run_cli(submit)
+    assert code == 0 and "queued 0 job(s)" in err, err
+    assert said.read_text() == "0.1.0+git.bbbbbbb\n", err
+    assert (f"({folder}) names the commit now, 0.1.0+git.bbbbbbb: its queued jobs that start from now on record "
+            f"it") in err, err
+    code, out, err = run_cli(["status", str(grid), *argv])
+    assert code == 0 and "import this code" not in out and "import study" not in out, out

@@ -71,10 +71,22 @@ def test_results_of_several_code_versions_are_said_once_with_each_versions_jobs(
     table = _jobs_of(["v1", "v1", "v2", "v2"], ["v1", "v1", '["v1", "v2"]', "v2"])
     (line,) = caveats.version_mix_lines(table)
     assert line.startswith("the results ran on 2 code versions (v1: 3 job(s); v2: 2 job(s); 1 job(s) ran on several "
-                           "of them (resumed under another, or evaluating an encoder trained under another)): cells "
-                           "compared in one figure"), line
+                           "of them (1 resumed under another)): cells compared in one figure"), line
     (line,) = caveats.version_mix_lines(_jobs_of(["a", "b", "b", "c", "d"]), shown=2)
     assert "(b: 2 job(s); a: 1 job(s); and 2 more)" in line and "resumed" not in line, line
+
+
+def test_the_jobs_of_several_code_versions_are_counted_by_how_resumed_or_reading_an_older_encoder():
+    """A fix pulled mid-study: pretraining jobs resumed under it, and probes of encoders trained (in part) before it
+    ran after it. The line said 'resumed under another, or evaluating an encoder trained under another' of all of
+    them, so a report of probes on old encoders read as one of resumed runs. Each way is counted."""
+    table = pd.DataFrame({"job_id": ["p1", "p2", "e1", "e2", "e3"],
+                          "code_version": ["v2", "v1", "v2", "v2", "v1"],
+                          "protocol.code_version": ['["v1", "v2"]', "v1", "v2", "v2", "v1"],
+                          "depends_on": [None, None, "p1", "p2", "p2"]})
+    (line,) = caveats.version_mix_lines(table)
+    assert ("3 job(s) ran on several of them (1 resumed under another, 2 evaluating an encoder trained under "
+            "another)): cells") in line, line
 
 
 def test_a_conflict_line_names_the_recipe_keys_that_differ_and_not_the_run_specific_ones():

@@ -47,7 +47,7 @@ from study.launch.slurm.params import (array_chunks, cluster_max_array_size, dep
                                        slurm_config, slurm_parameters)
 from study.launch.slurm.preflight import ACCOUNTING_POLICY, check_before_queueing, placement_said
 from study.launch.slurm.sbatch import sbatch_script, submission_env
-from study.launch.snapshot import code_folder, copy_said, take_snapshot
+from study.launch.snapshot import code_folder, copy_said, name_the_commit, take_snapshot
 from study.launch.grid_states import (dry_run_states, grid_file, locked_states, other_accounts, outside_plan,
                                       renamed_live)
 from study.paths import manifests_dir
@@ -216,6 +216,8 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
         raise StudyError(f"--cluster slurm: {' and '.join(missing)} not found on this host's PATH; submit from a "
                          f"Slurm login node, or run the jobs here with --cluster local")
     code = _code_copy(plan, workdir, dry_run) if to_run else None  # taken before the checks, which may be slow
+    # nothing to queue: a copy of this code taken before its edit was committed names the commit all the same
+    named = name_the_commit(workdir) if not (to_run or dry_run) and plan.profile.snapshot_code else None
     check_before_queueing(plan, workdir, to_run, dry_run, err)
     for said in other_accounts(plan.profile, states):  # left where they are: said before what is queued
         print(f"study: warning: {said}", file=err, flush=True)
@@ -234,6 +236,10 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
           file=err, flush=True)
     if arrays.n_jobs and arrays.code is not None:
         print(f"[study] {plan.name}: {copy_said(arrays.code, dry_run)}", file=err, flush=True)
+    if named:
+        print(f"[study] {plan.name}: the copy of this code that a submit took before its edit was committed "
+              f"({code_folder(workdir)}) names the commit now, {named}: its queued jobs that start from now on "
+              f"record it", file=err, flush=True)
     return 0
 
 
