@@ -130,9 +130,9 @@ def _array_ids(base: str, n: int) -> list[str]:
 def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recovered: bool = False) -> list[dict]:
     """The `queued` lines of an intent's jobs, given their Slurm ids; `code`: the copy of study's code they import
     (study.launch.snapshot), where the intent's call names one."""
-    call = intent.get("call")
-    code = call.get("env", {}).get(CODE_DIR_ENV) if isinstance(call, dict) and isinstance(call.get("env"), dict) \
-        else None
+    call = intent.get("call") if isinstance(intent.get("call"), dict) else {}
+    env = call.get("env") if isinstance(call.get("env"), dict) else {}  # an intent of an older study: none
+    code = env.get(CODE_DIR_ENV)
     return [{"event": "queued", "batch": intent["batch"], "job": j, "stage": intent["stage"], "config_hash": j,
              "slurm_job_id": sid, "array_job_id": sid.split("_")[0], "submitted_at": intent["at"],
              "folder": intent["folder"], **({"grid_file": intent["grid_file"]} if intent.get("grid_file") else {}),
