@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
 
 
 CHANGES_SHOWN = 3  # the differing settings `changed_settings` names of one job, before "and N more"
-VARIANT = "variant"  # study.grids.schema.VARIANT_AXIS (an axis only where an entry sets it)
 
 
 class Change(NamedTuple):
@@ -44,6 +43,7 @@ def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) ->
     would. Ids without a readable job file are left out, and those whose settings match a job of the plan's
     (`renamed`: not an edit)."""
     from study.grids.jobs import id_config
+    from study.grids.schema import VARIANT_AXIS as VARIANT  # an axis only where an entry sets it
     from study.launch.runner import job_dir, read_job_file
     from study.paths import result_path
 
