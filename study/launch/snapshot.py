@@ -74,28 +74,23 @@ def name_the_commit(workdir: str | os.PathLike) -> str | None:
     `workdir` holds the copy of this process's code taken from a modified tree before its edit was committed, that
     copy names the commit from now on (`_name_the_commit`), as a submit that queues jobs has it; the version it says
     now where that changed, else None."""
-    folder = code_folder(workdir)
-    before = copy_version(folder)
-    if before is None:
-        return None
-    _name_the_commit(folder)
-    after = copy_version(folder)
-    return after if after != before else None
+    return _name_the_commit(code_folder(workdir))
 
 
-def _name_the_commit(folder: Path) -> None:
+def _name_the_commit(folder: Path) -> str | None:
     """Where the copy in `folder` says a modified tree's version (taken before its edit was committed) and this
     process runs a commit's code, the same code (one digest), its version file says that commit from now on: the
-    results of its jobs, those queued before included, then name a commit that reproduces them. Left as it is where
-    it cannot be written (another user's copy)."""
+    results of its jobs, those queued before included, then name a commit that reproduces them. The version written,
+    else None (nothing to rename, or a copy that cannot be written: another user's)."""
     now = code_version()
     said = copy_version(folder)
     if is_modified(now) or said is None or not is_modified(said):
-        return
+        return None
     try:
         write_text(folder / "study" / CODE_VERSION_FILE, now + "\n")
     except OSError:  # another user's copy, not writable here: it keeps its version
-        return
+        return None
+    return now
 
 
 def _copy_package(src: Path, dst: Path) -> None:
