@@ -330,41 +330,45 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
         plan, "whole", None) is not None else ""
     earlier = results_off_plan(plan, workdir, own)
-    twins = renamed(plan, workdir, earlier)
-    _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
-                 [f"{job} (now {new})" for job, new in twins.items()],
-                 ": they are not counted above, nor drawn by `study report`, and `study submit` runs those jobs "
-                 "again under their new ids")
-    earlier = [job for job in earlier if job not in twins]
-    if earlier:
-        out.write(f"\n{len(earlier)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
-                  f"({_some(earlier)}): a job's id hashes its settings, which were changed since (or another version "
-                  f"of study resolves them otherwise); they are not counted above, nor drawn by `study report`\n")
-        _what_changed(plan, workdir, earlier, out)
+    done_twins = renamed(plan, workdir, earlier)
+    earlier_edited = [job for job in earlier if job not in done_twins]
     left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
+    left_edited = [job for job in left if job not in twins]
+    # what the edit changed, of both lists at once: the plan's jobs indexed once
+    changes = changed_settings(plan, workdir, [*earlier_edited, *left_edited]) if earlier_edited or left_edited else {}
+    _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
+                 [f"{job} (now {new})" for job, new in done_twins.items()],
+                 ": they are not counted above, nor drawn by `study report`, and `study submit` runs those jobs "
+                 "again under their new ids")
+    if earlier_edited:
+        out.write(f"\n{len(earlier_edited)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
+                  f"({_some(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "
+                  f"version of study resolves them otherwise); they are not counted above, nor drawn by `study "
+                  f"report`\n")
+        _what_changed(changes, earlier_edited, out)
     kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
-                 [f"{job} (now {twins[job]}): {checkpoint_text(left.pop(job))}" for job in list(twins)],
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins],
                  f", under which a submit runs them from the start, not from these checkpoints; they {kept}")
-    if left:
-        listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in left.items()]
-        out.write(f"\n{len(left)} job(s) this grid file started are of no job of its plan now and did not finish"
-                  f"{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit resumes "
-                  f"them unless the grid file gives those settings again; their checkpoints {kept}\n")
-        _what_changed(plan, workdir, list(left), out)
+    if left_edited:
+        listed = [f"{job}: {checkpoint_text(left[job])}" for job in left_edited]
+        out.write(f"\n{len(left_edited)} job(s) this grid file started are of no job of its plan now and did not "
+                  f"finish{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit "
+                  f"resumes them unless the grid file gives those settings again; their checkpoints {kept}\n")
+        _what_changed(changes, left_edited, out)
 
 
 CHANGE_KINDS_SHOWN = 6  # the kinds of change `_what_changed` lists, one line each
 
 
-def _what_changed(plan: Plan, workdir: str | Path, job_ids: list[str], out: TextIO) -> None:
+def _what_changed(changes: dict[str, tuple[str, str]], job_ids: list[str], out: TextIO) -> None:
     """Of the jobs off the plan `job_ids`, what their settings hold otherwise than the plan's job of the same axes
-    (`changed_settings`), a line per kind of change with how many of each stage: which edit of the grid file took
-    them out (a setting changed, an axis value removed), so that what runs again, and why, is said."""
-    changes = changed_settings(plan, workdir, job_ids)
+    (`changes`: `changed_settings`' of them, or of more), a line per kind of change with how many of each stage:
+    which edit of the grid file took them out (a setting changed, an axis value removed), so that what runs again,
+    and why, is said."""
     kinds: dict[str, list[str]] = {}  # what changed -> the stages of the jobs it took out
-    for stage, said in changes.values():
+    for stage, said in (changes[job] for job in job_ids if job in changes):
         kinds.setdefault(said, []).append(stage)
     if not kinds:
         return
