@@ -163,7 +163,6 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
         return []
     versions = job_code_versions(table) if code_versions is None else code_versions
     jobs = table.assign(versions=versions).drop_duplicates("job_id")
-    jobs = jobs.assign(own=own_code_versions(jobs))  # its own sessions' alone: not its encoders'
     per_job = jobs["versions"].dropna()
     counts = Counter(v for vs in per_job for v in vs.split(","))
     if len(counts) < 2:
@@ -171,8 +170,9 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     listed = "; ".join(f"{v}: {n} job(s)" for v, n in ranked[:shown])
     more = f"; and {len(ranked) - shown} more" if len(ranked) > shown else ""
-    mixed = sum("," in vs for vs in per_job)
-    sets = [(_joined(o), _joined(a)) for o, a in zip(jobs["own"], jobs["versions"])]
+    # each job's own sessions' versions (not its encoders'), and all of them
+    sets = [(_joined(o), _joined(a)) for o, a in zip(own_code_versions(jobs), jobs["versions"])]
+    mixed = sum(len(a) > 1 for _, a in sets)
     resumed_n = sum(len(o) > 1 for o, _ in sets)  # its own sessions ran on several
     read_n = sum(bool(a - o) for o, a in sets)  # an encoder it read was trained (in part) on another
     ways = [f"{n} {said}" for n, said in ((resumed_n, "resumed under another"),
