@@ -13,7 +13,7 @@ from study.configfields import (build, count_or_none, device_name, is_int, is_nu
                                 positive_int, positive_num_or_none, seed_int)
 from study.counts import EXAMPLES, parse_labeled_size
 from study.errors import StudyError
-from study.evaluate.protocols import PROTOCOLS, protocol
+from study.evaluate.protocols import PROTOCOLS, protocol, unread_keys
 from study.results.record import probe_settings_read
 
 FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
@@ -181,9 +181,7 @@ class EvalConfig:
         """`to_dict()` without the keys this protocol reads nothing from, nor the linear-probe settings its optimizer
         never reads (a result records what shaped it: a granularity key on a linear job changes no number, so it does
         not change the protocol fingerprint)."""
-        unused = set(protocol(self.protocol).unused)
-        if protocol(self.protocol).fits_probes and not self.also_knn:
-            unused.add("knn")
+        unused = unread_keys(self.protocol, self.also_knn)
         d = {k: v for k, v in self.to_dict().items() if k not in unused}
         if "linear" in d:
             d["linear"] = self.linear.recorded_dict()

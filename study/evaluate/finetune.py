@@ -18,6 +18,7 @@ from study.evaluate.ranking import TopClasses
 from study.evaluate.recipes import recipe
 from study.train.augment import AugmentConfig
 from study.train.backbones import read_encoder
+from study.train.config import unread_settings
 
 
 def unread(protocol: str, key: str, section: dict) -> str | None:
@@ -35,7 +36,7 @@ def unread(protocol: str, key: str, section: dict) -> str | None:
         if section.get(key) is not None:  # `pretrain_dict`: the section's own, else `finetune`'s (a null: not one)
             return (f"a scratch baseline trains the evaluation's {key} (params' or defaults.evaluate's, else its "
                     "pretraining jobs')")
-    elif key in ("head", "head_output_bn", "temperature") or key in method_settings():
+    elif key in unread_settings("supervised") or key in method_settings():
         return "the run trains method supervised (a linear classifier on the backbone), which never reads it"
     elif key in ("epochs", "steps") and section.get("epochs") is not None:
         return "the evaluation's epochs (params.epochs or defaults.evaluate.epochs) replace it"

@@ -49,6 +49,13 @@ def protocol(name: str) -> Protocol:
     return _BY_NAME[name]
 
 
+def unread_keys(name: str, also_knn: object = False) -> frozenset[str]:
+    """The EvalConfig keys a job of protocol `name` never reads: its `unused`, and `knn` where it fits probes and
+    is not asked `also_knn` (what its record leaves out, and its job id)."""
+    p = protocol(name)
+    return frozenset((*p.unused, "knn") if p.fits_probes and also_knn is not True else p.unused)
+
+
 def names_where(**kind: bool | int) -> tuple[str, ...]:
     """The names of the protocols whose attributes are as `kind` says, e.g. `names_where(trains=True)`."""
     return tuple(p.name for p in PROTOCOL_TABLE if all(getattr(p, k) == v for k, v in kind.items()))

@@ -10,11 +10,12 @@ topological order (every pretraining job before the evaluations that need it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from study.configfields import plain
 from study.errors import StudyError
 from study.evaluate.config import EvalConfig
+from study.evaluate.protocols import PROTOCOLS, unread_keys
 from study.evaluate.protocols import protocol as protocol_of
 from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid,
@@ -22,7 +23,7 @@ from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VAR
 from study.grids.yamlio import fail
 from study.hashing import canonical_json, config_hash
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
-from study.train.config import UNTRAINED_METHODS, PretrainConfig
+from study.train.config import UNTRAINED_METHODS, PretrainConfig, unread_settings
 
 # a pretrain section's keys that are settings of every method (the others name one method's own: `moco`, `byol`)
 PRETRAIN_FIELDS = frozenset(f.name for f in fields(PretrainConfig)) - {"method_settings"}
@@ -85,16 +86,22 @@ def job_id(config: dict[str, Any]) -> str:
 
 def id_config(config: dict[str, Any]) -> dict[str, Any]:
     """What a job's id hashes: its config without the run-only settings (study.runtime_keys), also those of an
-    evaluation's fine-tuning runs, and of a pretraining job's `pretrain.<method>` sections only its own method's (as
-    its run records them: PretrainConfig.to_dict), so that adding another method's settings to a grid's defaults
-    leaves the jobs it ran as they were."""
+    evaluation's fine-tuning runs, and without the settings its run never reads, as its run records them: of a
+    pretraining job's `pretrain.<method>` sections only its own method's, and none of the settings its method never
+    reads (UNREAD_SETTINGS: PretrainConfig.to_dict); of an evaluation, none of the keys its protocol never reads
+    (study.evaluate.protocols.unread_keys: EvalConfig.recorded_dict). Adding another method's settings to a grid's
+    defaults, changing SimCLR's temperature or a fine-tuning setting leaves the jobs that never read them as they
+    were."""
     out = dict(config)
     if "pretrain" in out:
         own = out["pretrain"].get("method") or out.get("axes", {}).get("method")
+        unread = unread_settings(own)
         out["pretrain"] = {k: v for k, v in _without(out["pretrain"], PRETRAIN_RUN_ONLY).items()
-                           if k in PRETRAIN_FIELDS or k == own}  # the others: methods' sections (or refused keys)
+                           if (k in PRETRAIN_FIELDS and k not in unread) or k == own}  # not: other methods' sections
     if "evaluate" in out:
         ev = _without(out["evaluate"], EVALUATE_RUN_ONLY)
+        if ev.get(EVAL_PROTOCOL) in PROTOCOLS:  # (another: refused by the plan's validation)
+            ev = _without(ev, unread_keys(ev[EVAL_PROTOCOL], ev.get("also_knn", False)))
         if isinstance(ev.get("finetune"), dict):
             ev["finetune"] = _without(ev["finetune"], PRETRAIN_RUN_ONLY)
             if not ev["finetune"]:  # only run-only settings: as if absent
@@ -103,7 +110,7 @@ def id_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _without(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+def _without(section: dict[str, Any], keys: Collection[str]) -> dict[str, Any]:
     return {k: v for k, v in section.items() if k not in keys}
 
 

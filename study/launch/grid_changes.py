@@ -1,16 +1,12 @@
 """What an edit of a grid file changed for the jobs it took off the plan (`changed_settings`), against the plan's job
-of the same stage and axes: a setting's two values, an evaluation's encoder's, an axis value removed, a variant given,
-a setting the job's method never read. `study status` says it beside the results and checkpoints off the plan
-(study.launch.grid_states)."""
+of the same stage and axes: a setting's two values, an evaluation's encoder's, an axis value removed, a variant given.
+`study status` says it beside the results and checkpoints off the plan (study.launch.grid_states)."""
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-from study.errors import StudyError
-from study.launch.state import cached_result
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -21,13 +17,12 @@ CHANGES_SHOWN = 3  # the differing settings `changed_settings` names of one job,
 
 
 class Change(NamedTuple):
-    """One setting that differs: `what` (`pretrain.temperature`, `encoder: pretrain.steps`, `variant`), its value in
-    the job off the plan and in the plan's job (as `_text` spells them), and a note on it."""
+    """One setting that differs: `what` (`pretrain.temperature`, `encoder: pretrain.steps`, `variant`), and its value
+    in the job off the plan and in the plan's job (as `_text` spells them)."""
 
     what: str
     was: str
     now: str
-    note: str = ""
 
 
 def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
@@ -38,14 +33,12 @@ def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) ->
     stage has, else the whole combination). Where the plan has several jobs of its axes (an entry's labeled sizes
     split, or two entries that score different sizes or levels), the fewest differences are said, those of each
     such job joined by `or` (which one an edit made of it, none can tell). An axes cell that only a `variant` tells
-    apart from the plan's jobs: `variant (not given) -> "b"`. A pretraining setting its run recorded unused (a
-    `temperature` its method has none of, which the run records as null) says so: such a job ran as the new settings
-    would. Ids without a readable job file are left out, and those whose settings match a job of the plan's
-    (`renamed`: not an edit)."""
+    apart from the plan's jobs: `variant (not given) -> "b"`. Ids without a readable job file are left out, and those
+    whose settings match a job of the plan's (`renamed`: not an edit). Settings a job never reads are not its id's
+    (study.grids.jobs.id_config), so not said."""
     from study.grids.jobs import id_config
     from study.grids.schema import VARIANT_AXIS as VARIANT  # an axis only where an entry sets it
     from study.launch.runner import job_dir, read_job_file
-    from study.paths import result_path
 
     planned = {j.id: j for j in plan.jobs}
     by_cell: dict[str, list[Job]] = {}
@@ -74,19 +67,6 @@ def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) ->
             leaves[j.id] = _leaves(id_config(j.config))
         return leaves[j.id]
 
-    def unused(job: str, stage: str, key: str) -> bool:
-        """Whether the pretraining run of `job` recorded the top-level setting `key` as null while its config set
-        it: a setting its method does not read."""
-        if stage != "pretrain" or "." in key:
-            return False
-        try:
-            protocol = cached_result(result_path(workdir, job))["protocol"]
-        except (StudyError, OSError, KeyError, TypeError):
-            return False
-        config = protocol.get("config") if isinstance(protocol, dict) else None
-        return (isinstance(config, dict) and key in protocol and protocol[key] is None
-                and config.get(key) is not None)
-
     encoders: dict[tuple[str, str], list[Change]] = {}  # (old encoder, the plan's) -> what differs
 
     def encoder_changes(was: str, now: str) -> list[Change]:
@@ -107,10 +87,7 @@ def changed_settings(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) ->
             if key in ("stage", "encoders") or key.startswith("axes."):
                 continue
             if a.get(key, _ABSENT) != b.get(key, _ABSENT):
-                section, _, leaf = key.partition(".")
-                note = (f" (unused by method {old.axes.get('method')}, whose run recorded {leaf} null: the same run "
-                        f"under a new id)" if unused(old.id, section, leaf) else "")
-                out.append(Change(key, _text(a.get(key, _ABSENT)), _text(b.get(key, _ABSENT)), note))
+                out.append(Change(key, _text(a.get(key, _ABSENT)), _text(b.get(key, _ABSENT))))
         olds, news = old.config.get("encoders") or [], new.config.get("encoders") or []
         for was, now in zip(olds, news):
             if was != now:
@@ -172,7 +149,7 @@ def _either(alternatives: list[list[Change]]) -> str:
     `or`."""
     unique = list(dict.fromkeys(tuple(a) for a in alternatives))
     first = unique[0]
-    if all([(c.what, c.was, c.note) for c in a] == [(c.what, c.was, c.note) for c in first] for a in unique):
+    if all([(c.what, c.was) for c in a] == [(c.what, c.was) for c in first] for a in unique):
         nows = [" or ".join(dict.fromkeys(a[i].now for a in unique)) for i in range(len(first))]
         return _said([c._replace(now=now) for c, now in zip(first, nows)])
     return " or ".join(f"({_said(list(a))})" for a in unique)
@@ -181,7 +158,7 @@ def _either(alternatives: list[list[Change]]) -> str:
 def _said(changes: list[Change]) -> str:
     """`a -> b` of each change, the first CHANGES_SHOWN of them, then how many more."""
     more = len(changes) - CHANGES_SHOWN
-    return "; ".join(f"{c.what} {c.was} -> {c.now}{c.note}" for c in changes[:CHANGES_SHOWN]) + (
+    return "; ".join(f"{c.what} {c.was} -> {c.now}" for c in changes[:CHANGES_SHOWN]) + (
         f"; and {more} more" if more > 0 else "")
 
 

@@ -17,14 +17,15 @@ replicate key (`seed` and `*_seed`), so the seeds of one cell share a fingerprin
 learning rate, epoch count, batch size, feature layer, manifest hash or a changed code default (which changes the
 recorded effective protocol) does not. Keys that older records hold otherwise are left out too, so that those
 records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (older records
-hold them in every run's; `OLDER_METHOD_SECTIONS`), the linear-probe settings its optimizer never reads
-(`PROBE_KEYS_UNREAD`, which older records hold for every optimizer), the L-BFGS settings only newer records hold,
-where they hold the value older records' probes ran with (`PROBE_KEYS_LATER`), and a fine-tuning job's top-level
-`epochs` (the first labeled size's alone in older records, each size's where they differ in newer ones; every
-size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from the encoders' protocols it
-keeps (`pretrain`), so that they follow the rule too. A whole number is one value however written (`10` or `10.0`:
-a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the job ids, which hash the settings as written,
-differ.
+hold them in every run's; `OLDER_METHOD_SECTIONS`), the settings a training config's method never reads (a
+supervised run's `temperature` and `head`: `study.train.config.UNREAD_SETTINGS`), the linear-probe settings its
+optimizer never reads (`PROBE_KEYS_UNREAD`, which older records hold for every optimizer), the L-BFGS settings only
+newer records hold, where they hold the value older records' probes ran with (`PROBE_KEYS_LATER`), and a fine-tuning
+job's top-level `epochs` (the first labeled size's alone in older records, each size's where they differ in newer
+ones; every size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from the encoders'
+protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is one value however written (`10`
+or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the job ids, which hash the settings
+as written, differ.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.table) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -48,6 +49,7 @@ from study.errors import StudyError, os_reason
 from study.hashing import config_hash
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
+from study.train.config import unread_settings
 from study.version import code_version, newer_note  # code_version: what a record gets, as protocols and checkpoints
 
 SCHEMA_VERSION = 1
@@ -136,7 +138,8 @@ OLDER_METHOD_SECTIONS = ("moco", "byol")
 
 def _own_method_settings(obj: Any) -> Any:
     """`obj` with every training config in it (a `config` holding a `method`) without the settings of another
-    method that older records hold (OLDER_METHOD_SECTIONS)."""
+    method that older records hold (OLDER_METHOD_SECTIONS), nor those its method never reads (UNREAD_SETTINGS:
+    older records hold them for every method)."""
     if isinstance(obj, (list, tuple)):
         return [_own_method_settings(v) for v in obj]
     if not isinstance(obj, Mapping):
@@ -144,7 +147,10 @@ def _own_method_settings(obj: Any) -> Any:
     out = {k: _own_method_settings(v) for k, v in obj.items()}
     config = out.get("config")
     if isinstance(config, Mapping) and isinstance(config.get("method"), str):
-        out["config"] = {k: v for k, v in config.items() if k not in OLDER_METHOD_SECTIONS or k == config["method"]}
+        method = config["method"]
+        unread = unread_settings(method)
+        out["config"] = {k: v for k, v in config.items()
+                         if (k not in OLDER_METHOD_SECTIONS or k == method) and k not in unread}
     return out
 
 

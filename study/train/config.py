@@ -98,6 +98,24 @@ PARSERS = {  # PretrainConfig fields that need more than the value as given
 # report tells them apart without it; tests/report/test_figures.py keeps this equal to the registry's
 UNTRAINED_METHODS = ("random", "pretrained")
 
+# the settings every pretraining section may hold that only some methods read: a contrastive loss's temperature,
+# SimCLR's projection head
+METHOD_READ_SETTINGS = ("temperature", "head", "head_output_bn")
+# of those, the ones each registered method never reads, named without the registry (torch) so that `study plan`
+# and `study status` leave them out of the method's job ids, and a run out of its record and checkpoint fingerprint:
+# a grid's SimCLR temperature changed reruns no supervised job. A method not listed reads them all (its ids keep
+# every value: a change reruns it, never a wrong reuse). tests/train/test_methods.py checks each listed setting
+# changes nothing a run of its method computes.
+UNREAD_SETTINGS: dict[str, tuple[str, ...]] = {
+    "moco": ("head", "head_output_bn"),  # MoCo v2's head is its own section's (`moco.hidden`, `moco.dim`)
+    **{m: METHOD_READ_SETTINGS for m in ("byol", "supervised", *UNTRAINED_METHODS)},
+}
+
+
+def unread_settings(method: object) -> tuple[str, ...]:
+    """The settings of METHOD_READ_SETTINGS that `method` (a name) never reads; none for a method not listed."""
+    return UNREAD_SETTINGS.get(method, ()) if isinstance(method, str) else ()
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -283,12 +301,15 @@ class PretrainConfig:
 
     def to_dict(self) -> dict:
         """Every setting as plain values, keyed as a grid gives them; of the methods' own settings, only this run's
-        method's (under its name): a method added, or another method's settings changed, leaves the record, and so
-        the protocol fingerprint, of this run as it was."""
+        method's (under its name), and none its method never reads (UNREAD_SETTINGS): a method added, another
+        method's settings or SimCLR's temperature changed, leaves the record, and so the protocol fingerprint, of this
+        run as it was."""
         d = dataclasses.asdict(self)
         own = d.pop("method_settings")
         if self.method in own:
             d[self.method] = own[self.method]
+        for key in unread_settings(self.method):
+            del d[key]
         return d
 
     def fingerprint_dict(self) -> dict:

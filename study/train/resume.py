@@ -11,7 +11,7 @@ import torch
 from study.hashing import file_sha256
 from study.train import distributed
 from study.train.checkpoint import check_fingerprint, load_checkpoint, set_rng_state
-from study.train.config import PretrainConfig
+from study.train.config import PretrainConfig, unread_settings
 from study.train.methods import METHODS, method_settings
 from study.train.optim import LARS
 from study.version import code_version
@@ -38,8 +38,9 @@ def run_fingerprint(cfg: PretrainConfig, manifest, world: distributed.World, dev
 def comparable(fingerprint: dict) -> dict:
     """The fingerprint as a resume compares it: its config without the keys whose resolved values it holds beside
     them (`precision`, `channels_last`; `init_encoder`, a path, whose content is `init_encoder_sha256`: a moved or
-    copied run folder resumes) or that change nothing here (`sync_bn` on one device or on CPUs; the temperature of
-    a method without one, the method's default where none is given; other methods' settings).
+    copied run folder resumes) or that change nothing here (`sync_bn` on one device or on CPUs; the settings the
+    method never reads, UNREAD_SETTINGS, and the temperature of a method without one; the method's default
+    temperature where none is given; other methods' settings).
     Computed from the fingerprint alone (not the code that wrote it), so an older checkpoint compares the same way."""
     config = dict(fingerprint.get("config", {}))
     for key in ("precision", "channels_last", "init_encoder"):
@@ -47,6 +48,8 @@ def comparable(fingerprint: dict) -> dict:
     if not (fingerprint.get("devices", 1) > 1 and fingerprint.get("device_type") == "cuda"):
         config.pop("sync_bn", None)
     method = config.get("method")
+    for key in unread_settings(method):
+        config.pop(key, None)
     if isinstance(method, str) and method in METHODS:
         default = METHODS.get(method).default_temperature
         if default is None:

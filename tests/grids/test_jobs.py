@@ -51,6 +51,46 @@ def test_another_methods_settings_leave_a_jobs_id_and_its_own_change_it(write_gr
     assert after[("evaluate", "moco")] != before[("evaluate", "moco")]  # its encoder is another job
 
 
+def test_a_setting_a_method_never_reads_leaves_its_jobs_ids(write_grid):
+    """SimCLR's temperature and head changed mid-study: SimCLR's jobs are other jobs; MoCo's (a temperature, no
+    `head`) for the temperature alone; supervised, BYOL and random jobs, which read neither (UNREAD_SETTINGS), and
+    their evaluations, keep their ids and results."""
+    def ids(**pretrain) -> dict:
+        grid = write_grid("""
+        axes: {method: [simclr, moco, byol, supervised, random], dataset: [alpha]}
+        stages: {evaluate: [{protocol: linear}]}
+        """, name="g.yaml", pretrain={"batch_size": 8, **pretrain})
+        return {(j.stage, j.axes["method"]): j.id for j in plan_grid(grid).jobs}
+
+    before = ids(temperature=0.2, head=[16, 8])
+    head, temperature = ids(temperature=0.2, head=[32, 8]), ids(temperature=0.5, head=[16, 8])
+    for stage in ("pretrain", "evaluate"):
+        assert head[stage, "simclr"] != before[stage, "simclr"] != temperature[stage, "simclr"]
+        assert head[stage, "moco"] == before[stage, "moco"] != temperature[stage, "moco"]
+        for method in ("byol", "supervised", "random"):
+            assert head[stage, method] == before[stage, method] == temperature[stage, method], (stage, method)
+
+
+def test_a_setting_a_protocol_never_reads_leaves_its_jobs_ids(write_grid):
+    """`defaults.evaluate` gaining fine-tuning settings (`finetune`, `epochs`, `width`) changes the fine-tuning jobs
+    and leaves the linear probes' ids, which read none; kNN settings enter a probe's id with `also_knn` alone."""
+    def ids(evaluate: str, entry: str = "") -> dict:
+        grid = write_grid(f"""
+        axes: {{method: [simclr], dataset: [alpha]}}
+        stages: {{evaluate: [{{protocol: linear{entry}}}, {{protocol: finetune, labeled_sizes: [5]}}]}}
+        """, name="g.yaml")
+        grid.write_text(grid.read_text().replace("  pretrain:", f"  evaluate: {evaluate}\n  pretrain:", 1))
+        return {j.axes["protocol"]: j.id for j in plan_grid(grid).jobs if j.stage == "evaluate"}
+
+    before = ids("{image_size: 12}")
+    tuned = ids("{image_size: 12, epochs: 3, width: 8, finetune: {batch_size: 4}}")
+    assert tuned["linear"] == before["linear"] and tuned["finetune"] != before["finetune"]
+    knn = "{image_size: 12, knn: {k: 3}}"
+    assert ids(knn)["linear"] == before["linear"]
+    also = ", params: {also_knn: true}"
+    assert ids(knn, also)["linear"] != ids("{image_size: 12}", also)["linear"]
+
+
 def test_same_job_in_two_grids_is_one_job(write_grid):
     a = write_grid("""
     axes: {method: [simclr, byol], dataset: [alpha]}

@@ -1,7 +1,7 @@
 """`study status` on a grid file edited mid-study: besides counting the results (and checkpoints) of jobs its plan no
 longer has, it says what changed, against the plan's job of the same axes: which setting and its two values, an
-evaluation's encoder's setting, an axis value taken out; and a setting the job's method never used, which reruns the
-same computation under a new id."""
+evaluation's encoder's setting, an axis value taken out. A setting a job's method never reads is no setting of its
+id: such jobs stay the plan's."""
 from __future__ import annotations
 
 import io
@@ -39,19 +39,17 @@ def _grid(path, temperature="0.2", methods="simclr, supervised", labeled="16, 32
 
 
 def _ran(plan, wd, finished=True) -> None:
-    """Every job of `plan` run here from its grid file: its job file and ledger line, and its result (a pretraining
-    records its effective temperature as its run does: null for a method without one) or, not `finished`, a
-    checkpoint midway."""
+    """Every job of `plan` run here from its grid file: its job file and ledger line, and its result or, not
+    `finished`, a checkpoint midway."""
     for job in plan.jobs:
         write_job_file(wd, job)
         if not finished:
             write_checkpoint(wd / "jobs" / job.id / "checkpoint.pt", 3, 6)
             continue
         pre = job.config.get("pretrain", {})
-        used = None if job.axes["method"] == "supervised" else pre.get("temperature")
         write_result(wd, {"job_id": job.id, "stage": job.stage, "grid": plan.name, "axes": job.axes,
                           "metrics": [{"metric": "loss", "value": 1.0}],
-                          "protocol": {"temperature": used, "config": pre} if pre else {"epochs": 1}})
+                          "protocol": {"config": pre} if pre else {"epochs": 1}})
     Ledger(wd, plan.name).append([{"event": "local", "job": j.id, "stage": j.stage,
                                    "state": "done" if finished else "running", "log": None, "pid": 4242,
                                    "host": "another-host.invalid", "grid_file": str(Path(plan.path).resolve())}
@@ -66,20 +64,18 @@ def _status(plan, wd) -> str:
 
 def test_status_says_which_settings_an_edit_changed(tmp_path):
     """A SimCLR temperature changed, then a labeled size added, then a method removed: status named only the ids of
-    the results left off the plan ("their settings were changed since"), not which setting, nor that the supervised
-    jobs run again for a setting supervised never reads."""
+    the results left off the plan ("their settings were changed since"), not which setting; the supervised jobs,
+    whose method reads no temperature, stay the plan's."""
     grid, wd = tmp_path / "g.yaml", tmp_path / "wd"
     first = _grid(grid)
     _ran(first, wd)
     assert "of no job of its plan now" not in _status(first, wd)
 
     text = _status(_grid(grid, temperature="0.5"), wd)
-    assert "\n4 result(s) of jobs this grid file ran are of no job of its plan now" in text, text
+    assert "\n2 result(s) of jobs this grid file ran are of no job of its plan now" in text, text
     assert ("  what changed since, against the plan's job of the same axes:\n"
-            "  1 (pretrain 1): pretrain.temperature 0.2 -> 0.5\n") in text, text
-    assert ("  1 (pretrain 1): pretrain.temperature 0.2 -> 0.5 (unused by method supervised, whose run recorded "
-            "temperature null: the same run under a new id)\n") in text, text
-    assert "  1 (evaluate 1): encoder: pretrain.temperature 0.2 -> 0.5\n" in text, text
+            "  1 (pretrain 1): pretrain.temperature 0.2 -> 0.5\n"
+            "  1 (evaluate 1): encoder: pretrain.temperature 0.2 -> 0.5\n") in text, text
 
     text = _status(_grid(grid, labeled="16, 24, 32"), wd)
     assert "  2 (evaluate 2): evaluate.labeled_sizes [16, 32] -> [16, 24, 32]\n" in text, text

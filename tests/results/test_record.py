@@ -312,6 +312,23 @@ def test_fingerprint_rules_reach_every_place_the_docstring_names_and_no_further(
     assert protocol_fingerprint({"epochs": 1.0, "runs": runs}) != protocol_fingerprint({"epochs": 2.0, "runs": runs})
 
 
+def test_a_setting_a_method_never_reads_leaves_the_fingerprint_of_its_older_records():
+    """Older records hold `temperature` and `head` in the config of every method's run; newer ones only where the
+    method reads them (UNREAD_SETTINGS): a supervised run's older and newer records are one recipe, a SimCLR run's
+    head is its recipe still."""
+    def fingerprint(method, **settings):
+        return protocol_fingerprint({"stage": "pretrain", "config": {"method": method, "lr": 0.3, **settings}})
+
+    older = {"temperature": None, "head": [2048, 128], "head_output_bn": False}
+    assert fingerprint("supervised", **older) == fingerprint("supervised")
+    assert fingerprint("moco", **older) == fingerprint("moco", temperature=None)
+    assert fingerprint("simclr", **older) != fingerprint("simclr", **{**older, "head": [512, 128]})
+    def fine_tune(**settings):  # its runs' configs, method supervised
+        return protocol_fingerprint({"runs": [{"config": {"method": "supervised", "lr": 0.1, **settings}}]})
+
+    assert fine_tune(**older) == fine_tune()
+
+
 def test_an_encoder_that_kept_no_protocol_keeps_its_recipe_as_recorded_beside_one_that_did():
     """A concatenation of an encoder file that carries its pretraining protocol and one that does not: the first's
     recipe is recomputed, the second's stays as recorded (two recorded recipes, two fingerprints)."""

@@ -9,6 +9,7 @@ import pytest
 
 from study.errors import StudyError
 from study.train import PretrainConfig
+from study.train.config import METHOD_READ_SETTINGS
 from study.train.methods import METHODS, method_settings
 from study.train.methods.simclr import SimCLR
 
@@ -270,6 +271,17 @@ def test_a_method_added_leaves_the_other_methods_records_as_they_were(register_m
     example = PretrainConfig.from_dict({"manifest": "m", "method": "example", "example": {"scale": 3.0}})
     assert example.to_dict()["example"] == {"scale": 3.0} and "moco" not in example.to_dict()
     assert PretrainConfig.from_dict(example.to_dict()) == example
+
+
+def test_a_run_records_only_the_method_settings_its_method_reads():
+    """A supervised, BYOL or MoCo run's record (to_dict, and so its fingerprint) leaves out SimCLR's head and the
+    temperature where its method has none (UNREAD_SETTINGS), and reads back as the same run; SimCLR's keeps both."""
+    given = {"manifest": "m", "temperature": 0.3, "head": [16, 8], "head_output_bn": True}
+    for method, recorded in (("simclr", {"temperature", "head", "head_output_bn"}), ("moco", {"temperature"}),
+                             ("byol", set()), ("supervised", set())):
+        cfg = PretrainConfig.from_dict({**given, "method": method})
+        assert set(METHOD_READ_SETTINGS) & set(cfg.to_dict()) == recorded, method
+        assert PretrainConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 
 def test_a_methods_own_setting_written_at_the_top_of_pretrain_names_its_section():

@@ -11,6 +11,7 @@ from torch import nn
 from study.errors import StudyError
 from study.train import PretrainConfig
 from study.train.backbones import BACKBONES, build_backbone, encoder_payload, load_encoder
+from study.train.config import METHOD_READ_SETTINGS, UNREAD_SETTINGS
 from study.train.losses import byol_loss, infonce, nt_xent
 from study.train.methods import METHODS, ema_update
 from study.train.methods.byol import byol_tau
@@ -171,6 +172,53 @@ def test_every_registered_method_builds_its_preset_and_runs_a_step(make_method, 
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.encoder.parameters())
+
+
+# two values of each setting of METHOD_READ_SETTINGS, each valid for any method
+OTHER_VALUES = {"temperature": (0.05, 0.5), "head": ((16, 8), (32, 4)), "head_output_bn": (False, True)}
+
+
+@pytest.mark.parametrize("name", sorted(UNREAD_SETTINGS))
+def test_a_setting_a_method_is_listed_as_never_reading_changes_nothing_it_computes(make_method, name, tmp_path):
+    """UNREAD_SETTINGS leaves a setting out of a method's job ids, records and checkpoint fingerprints: two runs that
+    differ in it share one id and one result. Each listed setting, at two values, builds the same modules with the
+    same weights and (a method that trains) gives the same loss and gradients; a method listed as reading no
+    temperature has none."""
+    assert set(OTHER_VALUES) == set(METHOD_READ_SETTINGS)
+    assert name in METHODS, f"UNREAD_SETTINGS names {name!r}, which no method module registers"
+    cls = METHODS.get(name)
+    assert "temperature" not in UNREAD_SETTINGS[name] or cls.default_temperature is None
+    own = {}
+    if name == "pretrained":
+        given = tmp_path / "given.pt"
+        torch.save(encoder_payload(build_backbone("resnet18_small", 4)), given)
+        own = {name: {"encoder_file": str(given)}}
+
+    def step(**setting):
+        m = make_method(name, **own, **setting)
+        if not cls.trains:
+            return m.state_dict(), None, []
+        loss, _ = m(_views(4, k=cls.num_views), torch.tensor([0, 1, 2, 0]))
+        loss.backward()
+        return m.state_dict(), loss, [p.grad for p in m.parameters()]
+
+    for key in UNREAD_SETTINGS[name]:
+        (state_a, loss_a, grads_a), (state_b, loss_b, grads_b) = (step(**{key: v}) for v in OTHER_VALUES[key])
+        assert list(state_a) == list(state_b), (name, key)
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a), (name, key)
+        if cls.trains:
+            assert torch.equal(loss_a, loss_b), (name, key)
+            assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(grads_a, grads_b)), (name, key)
+
+
+def test_a_setting_a_method_reads_changes_what_it_computes(make_method):
+    """The check above can fail: SimCLR reads its head and temperature, MoCo its temperature (neither is listed)."""
+    assert not set(UNREAD_SETTINGS.get("simclr", ())) and "temperature" not in UNREAD_SETTINGS["moco"]
+    assert list(make_method("simclr", head=(16, 8)).state_dict()["head.0.weight"].shape) != \
+        list(make_method("simclr", head=(32, 4)).state_dict()["head.0.weight"].shape)
+    for name in ("simclr", "moco"):
+        losses = [make_method(name, temperature=t)(_views(4), torch.tensor([0, 1, 2, 0]))[0] for t in (0.05, 0.5)]
+        assert not torch.equal(*losses), name
 
 
 @pytest.mark.parametrize("name,dim", [("resnet18", 8 * 8), ("resnet34", 8 * 8), ("resnet50", 8 * 8 * 4),
