@@ -120,6 +120,9 @@ def run_submit(args: argparse.Namespace) -> int:
                              f"{', '.join(outside[:5])}{' ...' * (len(outside) > 5)}; drop them from --only, or "
                              "widen --where (`study plan --where ...` lists what it selects)")
         only = chosen if only is None else only  # (all of those named: each is selected)
+    from study.launch.take_over import take_over
+
+    take_over(plan, workdir, dry_run=args.dry_run)  # an older study's results of the plan's settings: not run again
     again = _rerun_results(plan, workdir, only) if args.rerun else {}
     # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
     todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed) | set(again)

@@ -203,11 +203,14 @@ def renamed(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str
     """{id: the id of the plan's job of the same settings} for each of `job_ids` (jobs off the plan) whose job file
     (jobs/<id>/job.json) holds settings that this version of study hashes to a job of the plan: queued or run by a
     version of study whose job ids hashed those settings otherwise (study was updated since; not an edit of the grid
-    file). An evaluation's encoders count under their own ids of now. Ids without a readable job file are left out."""
+    file). An evaluation's encoders count under their own ids of now, also an encoder another grid's submit took
+    over (study.launch.take_over: its job file moved to the plan's id). Ids without a readable job file are left
+    out."""
     from study.grids.jobs import job_id
     from study.launch.runner import job_dir, read_job_file
 
     memo: dict[str, str | None] = {}
+    taken: list[dict[str, str]] = []  # [`taken_over`'s map], read once, where a job file is gone
 
     def now(job: str) -> str | None:
         if job not in memo:
@@ -217,6 +220,12 @@ def renamed(plan: Plan, workdir: str | Path, job_ids: Iterable[str]) -> dict[str
                 if isinstance(config.get("encoders"), list):
                     config = {**config, "encoders": [now(e) or e for e in config["encoders"]]}
                 memo[job] = job_id(config)
+            except FileNotFoundError:
+                if not taken:
+                    from study.launch.take_over import taken_over
+
+                    taken.append(taken_over(plan, workdir))
+                memo[job] = taken[0].get(job)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 memo[job] = None  # unreadable, or no job file of this study's: no id to tell
         return memo[job]

@@ -18,6 +18,7 @@ from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, sacct_word
+from study.launch.take_over import takeable
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -337,10 +338,15 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     left_edited = [job for job in left if job not in twins]
     # what the edit changed, of both lists at once: the plan's jobs indexed once
     changes = changed_settings(plan, workdir, [*earlier_edited, *left_edited]) if earlier_edited or left_edited else {}
+    taken = takeable(plan, workdir, done_twins)
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
-                 [f"{job} (now {new})" for job, new in done_twins.items()],
-                 ": they are not counted above, nor drawn by `study report`, and `study submit` runs those jobs "
-                 "again under their new ids")
+                 [f"{job} (now {new})" for job, new in taken.items()],
+                 ": the same runs, not counted above until `study submit` takes them over (moves each result and job "
+                 "folder to its new id; none runs again)")
+    _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
+                 [f"{job} (now {new})" for job, new in done_twins.items() if job not in taken],
+                 ": their jobs were queued or run again under the new ids, so no submit takes these over; they are "
+                 "not counted above, nor drawn by `study report`")
     if earlier_edited:
         out.write(f"\n{len(earlier_edited)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "

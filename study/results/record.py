@@ -7,7 +7,8 @@ Schema (version 1, docs/architecture.md section 4)::
      "finished_at": ISO-8601, "depends_on": [job id, ...]}
 
 `depends_on`: the jobs whose output this one read (an evaluation: its encoders' pretraining jobs, in the encoders'
-order, each once; absent from records written before it was kept).
+order, each once; absent from records written before it was kept). `taken_over_from` (only there): the id the job
+ran under, where a submit took over the result of an older study's job (study.launch.take_over).
 
 `protocol_fingerprint` says "same protocol": it is the config hash of the effective protocol with every key that
 describes one run rather than the recipe removed, at any depth (`RUN_SPECIFIC_KEYS`: timings, throughput, dates,
