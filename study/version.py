@@ -7,6 +7,7 @@ import hashlib
 import re
 import subprocess
 from pathlib import Path
+from typing import Callable, Iterable
 
 import study
 
@@ -50,14 +51,68 @@ def is_modified(version: str) -> bool:
 def source_digest(package_dir: Path) -> str:
     """12 hex digits of the SHA-256 of the package's Python files (each one's path under `package_dir` and its bytes,
     in path order): the code that runs, whatever the files' times or the `__pycache__` beside them."""
-    h = hashlib.sha256()
     files = [p for p in package_dir.rglob("*.py") if p.is_file()]  # not a dangling link (Emacs's `.#name.py`)
-    for path in sorted(files, key=lambda p: p.relative_to(package_dir).as_posix()):
-        rel = path.relative_to(package_dir).as_posix().encode()
-        data = path.read_bytes()
-        h.update(b"%d:%s%d:" % (len(rel), rel, len(data)))
+    return _digest((p.relative_to(package_dir).as_posix(), p.read_bytes) for p in files)
+
+
+def _digest(files: Iterable[tuple[str, Callable[[], bytes]]]) -> str:
+    """`source_digest` of the files given as (path under the package, a function reading its bytes)."""
+    h = hashlib.sha256()
+    for rel, read in sorted(files, key=lambda f: f[0]):
+        data = read()
+        h.update(b"%d:%s%d:" % (len(rel.encode()), rel.encode(), len(data)))
         h.update(data)
     return h.hexdigest()[:12]
+
+
+def code_digests(versions: Iterable[str], package_dir: Path | None = None) -> dict[str, str]:
+    """{version: the `source_digest` of the code it ran} of those recorded code `versions` whose code can be told: a
+    modified tree's or an installed copy's as recorded (`.src.<digest>`); a commit's (`+git.<describe>`) as the
+    package's folder at that commit digests, where the git checkout of `package_dir` (this package's by default)
+    holds the commit. Two versions of one digest ran one code: a commit that changed only the docs or grids, a try
+    later committed as it was. Others (a `-dirty` of older records, a commit not here) are left out."""
+    package = package_dir or Path(study.__file__).resolve().parent
+    out: dict[str, str] = {}
+    commits: dict[str, list[str]] = {}  # describe output -> its versions
+    for version in set(versions):
+        recorded = re.search(r"[.+]src\.([0-9a-f]+)$", version)
+        clean = re.search(r"\+git\.([^+]+)$", version)
+        if recorded:
+            out[version] = recorded.group(1)
+        elif clean and not clean.group(1).endswith(DIRTY):
+            commits.setdefault(clean.group(1), []).append(version)
+    if commits and git_describe(package) is not None:  # a checkout that tracks the package
+        for describe, listed in commits.items():
+            digest = _commit_digest(package, describe)
+            out.update({v: digest for v in listed if digest})
+    return out
+
+
+def _commit_digest(package_dir: Path, describe: str) -> str | None:
+    """`source_digest` of `package_dir` as commit `describe` (git describe's output) holds it; None where its
+    checkout does not hold the commit."""
+    commit = _git(package_dir, "rev-parse", "--verify", "-q", f"{describe}^{{commit}}")
+    listing = _git(package_dir, "ls-tree", "-r", "-z", commit, "--", ".") if commit else None
+    if listing is None:
+        return None
+    blobs = {}  # path under the package -> blob id: its Python files (not a link, whose blob is the link's target)
+    for entry in filter(None, listing.split("\0")):
+        meta, _, rel = entry.partition("\t")
+        mode, kind, blob = meta.split()
+        if kind == "blob" and rel.endswith(".py") and mode != "120000":
+            blobs[rel] = blob
+    try:
+        out = subprocess.run(["git", "cat-file", "--batch"], cwd=package_dir, capture_output=True, timeout=30,
+                             input="".join(f"{b}\n" for b in blobs.values()).encode())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    data, at, contents = out.stdout, 0, []
+    for _ in blobs:  # each: "<id> blob <size>\n", its bytes, "\n"
+        header_end = data.index(b"\n", at)
+        size = int(data[at:header_end].split()[2])
+        contents.append(data[header_end + 1:header_end + 1 + size])
+        at = header_end + 2 + size
+    return _digest((rel, (lambda c=c: c)) for rel, c in zip(blobs, contents))
 
 
 def git_describe(package_dir: Path) -> str | None:

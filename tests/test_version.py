@@ -183,3 +183,33 @@ def test_a_version_above_the_one_read_is_said_to_be_a_newer_studys(found, newer)
 
 def test_a_bool_is_no_version_even_above_the_one_read():
     assert newer_note(True, 0) == "" and newer_note(1, 0) != ""
+
+
+def test_versions_that_ran_one_code_are_told_by_the_digest_of_their_commits_package(repo):
+    """A commit that changed only the docs, and a try recorded as `-dirty.src.<digest>` then committed as it was,
+    ran the code of the commit before and of the commit after: code_digests gives them one digest each, the
+    commit's package folder as source_digest reads it (also a commit named by a tag's describe output); a commit
+    this checkout does not hold, and an older `-dirty` without its digest, are left out."""
+    from study.version import code_digests
+
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    first = git(repo, "rev-parse", "--short", "HEAD")
+    digest = source_digest(site / "study")
+    (repo / "README").write_text("docs\n")
+    git(repo, "commit", "-qam", "docs only")
+    docs = git(repo, "rev-parse", "--short", "HEAD")
+    git(repo, "tag", "v1")
+    with open(site / "study" / "counts.py", "a") as f:
+        f.write("# a try\n")
+    tried = source_digest(site / "study")
+    git(repo, "commit", "-qam", "the try, committed")
+    later = git(repo, "rev-parse", "--short", "HEAD")
+    v = study.__version__
+    got = code_digests([f"{v}+git.{first}", f"{v}+git.{docs}", f"{v}+git.v1", f"{v}+git.v1-1-g{later}",
+                        f"{v}+git.{docs}-dirty.src.{tried}", f"{v}+git.{docs}-dirty", f"{v}+git.0123abc"],
+                       site / "study")
+    assert got == {f"{v}+git.{first}": digest, f"{v}+git.{docs}": digest, f"{v}+git.v1": digest,
+                   f"{v}+git.v1-1-g{later}": tried, f"{v}+git.{docs}-dirty.src.{tried}": tried}
+    assert tried != digest

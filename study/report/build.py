@@ -32,6 +32,7 @@ from study.paths import results_dir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
                            gather, read_results, write_table)
 from study.results.table import job_code_versions
+from study.version import code_digests
 
 MISSING_COLUMNS = ("job_id", "stage", *AXES, "labeled_sizes", "state", "waits_for")  # then any other axis of the grid
 
@@ -334,12 +335,18 @@ def _cells_and_warnings(coll: Any, unplanned_note: list[str], workdir: str | os.
     conflicts = find_conflicts(agg)
     conflict_lines = caveats.conflict_lines(conflicts, table) if not conflicts.empty else []
     warn_lines += conflict_lines
-    warn_lines += caveats.version_mix_lines(table, code_versions=versions)
-    warn_lines += caveats.code_version_lines(agg)
+    digests = code_digests(_all_versions(versions)) if versions is not None else None  # which versions are one code
+    warn_lines += caveats.version_mix_lines(table, code_versions=versions, digests=digests)
+    warn_lines += caveats.code_version_lines(agg, digests=digests)
     warn_lines += caveats.device_mix_lines(table)
     warn_lines += caveats.partial_seed_lines(agg, coll.planned)
     warn_lines += caveats.undrawn_lines(agg, DRAWN_PROTOCOLS)
     return table, agg, warn_lines, conflict_lines
+
+
+def _all_versions(versions: pd.Series) -> set[str]:
+    """The code versions of `job_code_versions`' comma-joined values."""
+    return {v for vs in versions.dropna() for v in vs.split(",") if v}
 
 
 def _missing_table(coll: Any, out: Path, outputs: Outputs) -> pd.DataFrame | None:

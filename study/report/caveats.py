@@ -122,21 +122,23 @@ def conflict_lines(conflicts: pd.DataFrame, table: pd.DataFrame | None = None) -
     return lines
 
 
-def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
-    """A line naming (the first `shown` of) the cells whose seeds ran on more than one code version (the code
-    version is no part of the fingerprint, so they are averaged as one recipe), and one naming those with a result
-    run on a modified ("-dirty") tree (no commit reproduces it); where that is every cell, all of one code version,
-    the version once and no cell."""
+def code_version_lines(agg: pd.DataFrame, shown: int = 3, digests: Mapping[str, str] | None = None) -> list[str]:
+    """A line naming (the first `shown` of) the cells whose seeds ran on more than one code (the code version is no
+    part of the fingerprint, so they are averaged as one recipe), and one naming those with a result run on a
+    modified ("-dirty") tree that no commit of the results reproduces; where that is every cell, all of one code
+    version, the version once and no cell. `digests`: `study.version.code_digests` of the versions, where known
+    (versions of one digest are one code: a docs-only commit, a try later committed)."""
     if agg.empty or "code_versions" not in agg:
         return []
     versions = [[v for v in str(vs).split(",") if v] if isinstance(vs, str) else [] for vs in agg["code_versions"]]
+    code, committed = _codes(digests)
     keys = _cell_keys(agg)
     lines = []
-    for picked, said in (([len(vs) > 1 for vs in versions],
+    for picked, said in (([len({code(v) for v in vs}) > 1 for vs in versions],
                           "average seeds run by several code versions (or hold a run resumed under another, or an "
                           "evaluation of an encoder trained under another), as one recipe (the code version is no "
                           "part of the protocol fingerprint)"),
-                         ([any(is_modified(v) for v in vs) for vs in versions],
+                         ([any(is_modified(v) and code(v) not in committed for v in vs) for vs in versions],
                           "hold results run on a modified ('-dirty') source tree, which no commit reproduces")):
         cells = agg[picked]
         if cells.empty:
@@ -152,26 +154,33 @@ def code_version_lines(agg: pd.DataFrame, shown: int = 3) -> list[str]:
     return lines
 
 
-def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Series | None = None) -> list[str]:
-    """One line where the report's results ran on more than one code version (study updated mid-study): cells side
-    by side in one figure may then differ by their code too. Each version (the first `shown`, most jobs first) with
-    its number of jobs; a run resumed under another version counts under each of its sessions', an evaluation
-    under its encoders' versions too, and the jobs of several versions are counted by how: resumed, or reading an
-    encoder trained (in part) under another version than theirs. `code_versions`:
-    `job_code_versions(table)` where the caller has it already."""
+def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Series | None = None,
+                      digests: Mapping[str, str] | None = None) -> list[str]:
+    """One line where the report's results ran on more than one code (study updated mid-study): cells side by side
+    in one figure may then differ by their code too. Each code's versions (the first `shown` codes, most jobs
+    first) with its number of jobs; a run resumed under another version counts under each of its sessions', an
+    evaluation under its encoders' versions too, and the jobs of several codes are counted by how: resumed, or
+    reading an encoder trained (in part) under another code than theirs. `code_versions`: `job_code_versions(table)`
+    where the caller has it already; `digests`: as for `code_version_lines`."""
     if table.empty or "code_version" not in table:
         return []
     versions = job_code_versions(table) if code_versions is None else code_versions
     jobs = table.assign(versions=versions).drop_duplicates("job_id")
-    per_job = jobs["versions"].dropna()
-    counts = Counter(v for vs in per_job for v in vs.split(","))
+    code, _ = _codes(digests)
+    labels: dict[str, set[str]] = {}  # code -> its versions
+    counts: Counter = Counter()
+    for vs in jobs["versions"].dropna():
+        for v in vs.split(","):
+            labels.setdefault(code(v), set()).add(v)
+        counts.update({code(v) for v in vs.split(",")})
     if len(counts) < 2:
         return []
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    listed = "; ".join(f"{v}: {n} job(s)" for v, n in ranked[:shown])
+    listed = "; ".join(f"{_one_code(labels[c])}: {n} job(s)" for c, n in ranked[:shown])
     more = f"; and {len(ranked) - shown} more" if len(ranked) > shown else ""
-    # each job's own sessions' versions (not its encoders'), and all of them
-    sets = [(_joined(o), _joined(a)) for o, a in zip(own_code_versions(jobs), jobs["versions"])]
+    # each job's own sessions' codes (not its encoders'), and all of them
+    sets = [({code(v) for v in _joined(o)}, {code(v) for v in _joined(a)})
+            for o, a in zip(own_code_versions(jobs), jobs["versions"])]
     mixed = sum(len(a) > 1 for _, a in sets)
     resumed_n = sum(len(o) > 1 for o, _ in sets)  # its own sessions ran on several
     read_n = sum(bool(a - o) for o, a in sets)  # an encoder it read was trained (in part) on another
@@ -180,6 +189,17 @@ def version_mix_lines(table: pd.DataFrame, shown: int = 3, code_versions: pd.Ser
     resumed = f"; {mixed} job(s) ran on several of them ({', '.join(ways)})" if mixed else ""
     return [f"the results ran on {len(counts)} code versions ({listed}{more}{resumed}): cells compared in one figure "
             f"may differ by their code too (cells.csv names each cell's versions)"]
+
+
+def _codes(digests: Mapping[str, str] | None) -> tuple[Any, set[str]]:
+    """(version -> its code: its digest where `digests` has it, else the version itself; the digests of commits')."""
+    digests = digests or {}
+    return (lambda v: digests.get(v, v)), {d for v, d in digests.items() if "+git." in v and not is_modified(v)}
+
+
+def _one_code(versions: set[str]) -> str:
+    """A code's versions as a line names them: one, or several joined by `=` (one code: a docs-only commit)."""
+    return " = ".join(sorted(versions)) + (" (one code)" if len(versions) > 1 else "")
 
 
 def _joined(versions: Any) -> set[str]:

@@ -76,6 +76,25 @@ def test_results_of_several_code_versions_are_said_once_with_each_versions_jobs(
     assert "(b: 2 job(s); a: 1 job(s); and 2 more)" in line and "resumed" not in line, line
 
 
+def test_versions_of_one_code_are_one_code_version_in_the_warnings():
+    """A docs-only commit mid-study, and a try run `-dirty` then committed as it was: the report counted three code
+    versions and named the try's cells as run on a tree no commit reproduces. Versions of one digest
+    (study.version.code_digests) are one code: no line where all are one; a line of two codes joins the versions of
+    each; a `-dirty` result of a commit's code is not said unreproducible."""
+    a, docs, tried, fixed = "0.1+git.a", "0.1+git.b", "0.1+git.b-dirty.src.d2", "0.1+git.c"
+    digests = {a: "d1", docs: "d1", tried: "d2", fixed: "d2"}
+    assert caveats.version_mix_lines(_jobs_of([a, docs, docs]), digests=digests) == []
+    (line,) = caveats.version_mix_lines(_jobs_of([a, docs, tried, fixed, fixed]), digests=digests)
+    assert line.startswith(f"the results ran on 2 code versions ({tried} = {fixed} (one code): 3 job(s); {a} = "
+                           f"{docs} (one code): 2 job(s)): cells"), line
+    assert caveats.version_mix_lines(_jobs_of([a, docs]))  # without digests: versions apart, as before
+    agg = pd.DataFrame({"grid": "g", "stage": "evaluate", "method": ["simclr", "moco"],
+                        "code_versions": [f"{a},{docs}", f"{tried},{fixed}"]})
+    assert caveats.code_version_lines(agg, digests=digests) == []
+    assert caveats.code_version_lines(agg, digests={**digests, fixed: "d3"})[1].startswith(
+        "1 cell(s) hold results run on a modified")
+
+
 def test_the_jobs_of_several_code_versions_are_counted_by_how_resumed_or_reading_an_older_encoder():
     """A fix pulled mid-study: pretraining jobs resumed under it, and probes of encoders trained (in part) before it
     ran after it. The line said 'resumed under another, or evaluating an encoder trained under another' of all of
