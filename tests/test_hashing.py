@@ -25,3 +25,11 @@ def test_a_configs_spelling_and_hash_never_change():
     assert canonical_json(config) == '{"a":"\\u00e9","b":[1,0.1]}'
     assert config_hash(config) == "74d14117f8ef"
     assert config_hash(config, 64) == hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def test_whole_numbers_as_ints_makes_10_and_10_0_one_value_at_any_depth_and_leaves_the_rest():
+    from study.hashing import config_hash, whole_numbers_as_ints
+
+    assert config_hash(whole_numbers_as_ints({"a": [1.0, {"b": 0.0}]})) == config_hash({"a": [1, {"b": 0}]})
+    assert whole_numbers_as_ints({"a": 0.5, "b": True, "c": "1.0", "d": None}) == {"a": 0.5, "b": True, "c": "1.0",
+                                                                                   "d": None}

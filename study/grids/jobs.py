@@ -21,7 +21,7 @@ from study.grids.profile import Profile, Resources, resolve_resources
 from study.grids.schema import (ALL, AXES, PLANNER_EVAL_KEYS, PRETRAIN_AXES, VARIANT_AXIS, EvalEntry, Grid,
                                 parsed_corruption, value_line, value_text)
 from study.grids.yamlio import fail
-from study.hashing import canonical_json, config_hash
+from study.hashing import canonical_json, config_hash, whole_numbers_as_ints
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 from study.train.config import UNTRAINED_METHODS, PretrainConfig, unread_settings
 
@@ -79,9 +79,9 @@ def make_job(stage: str, axes: dict[str, Any], section: dict[str, Any], encoders
 
 
 def job_id(config: dict[str, Any]) -> str:
-    """The id of the job of `config`: the hash of its `id_config` (the one rule, also for the job files an older
-    study wrote: study.launch.grid_states.renamed)."""
-    return config_hash(id_config(config))
+    """The id of the job of `config`: the hash of its `id_config`, whole numbers as ints (`10.0` is `10`), the one
+    rule, also for the job files an older study wrote (study.launch.grid_states.renamed)."""
+    return config_hash(whole_numbers_as_ints(id_config(config)))
 
 
 def id_config(config: dict[str, Any]) -> dict[str, Any]:

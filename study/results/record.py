@@ -25,8 +25,7 @@ newer records hold, where they hold the value older records' probes ran with (`P
 job's top-level `epochs` (the first labeled size's alone in older records, each size's where they differ in newer
 ones; every size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from the encoders'
 protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is one value however written (`10`
-or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), though the job ids, which hash the settings
-as written, differ.
+or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), as in the job ids.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.table) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -47,7 +46,7 @@ from typing import Any
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries, write_json
 from study.configfields import is_int
 from study.errors import StudyError, os_reason
-from study.hashing import config_hash
+from study.hashing import config_hash, whole_numbers_as_ints
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
 from study.train.config import unread_settings
@@ -181,21 +180,9 @@ def recipe_protocol(protocol: Mapping[str, Any]) -> dict:
     return _strip(_without_older_keys(protocol))
 
 
-def _whole_numbers_as_ints(obj: Any) -> Any:
-    """`obj` with every whole float written as an int: a recipe's `10` and `10.0` (a grid's `warmup_epochs: 0`, a
-    code default's `epochs: 1000.0`) are one value, which canonical JSON would spell two ways."""
-    if isinstance(obj, Mapping):
-        return {k: _whole_numbers_as_ints(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_whole_numbers_as_ints(v) for v in obj]
-    if isinstance(obj, float) and obj.is_integer():
-        return int(obj)
-    return obj
-
-
 def fingerprinted(protocol: Mapping[str, Any]) -> dict:
     """What `protocol_fingerprint` hashes, as a new dict: the recipe (`recipe_protocol`), its whole numbers as ints."""
-    return _whole_numbers_as_ints(recipe_protocol(protocol))
+    return whole_numbers_as_ints(recipe_protocol(protocol))
 
 
 def protocol_fingerprint(protocol: Mapping[str, Any]) -> str:

@@ -130,6 +130,17 @@ def test_a_changed_setting_changes_the_id(write_grid):
     assert plan_grid(g1).jobs[0].id != plan_grid(g2).jobs[0].id
 
 
+def test_a_whole_number_written_as_a_float_is_the_same_job(write_grid):
+    """`warmup_epochs: 0` in one grid and `0.0` in another (or `epochs: 1.0` after an edit) run the same job, as
+    their results' fingerprints say: one id; `0.5` is another job."""
+    def ids(pretrain: dict) -> list[str]:
+        grid = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n", pretrain=pretrain)
+        return [j.id for j in plan_grid(grid).jobs]
+
+    assert ids({"epochs": 1, "optim": "{warmup_epochs: 0}"}) == ids({"epochs": 1.0, "optim": "{warmup_epochs: 0.0}"})
+    assert ids({"epochs": 1}) != ids({"epochs": 0.5})
+
+
 def test_run_only_settings_do_not_change_ids_and_device_does(write_grid):
     body = """
     axes: {method: [simclr], dataset: [alpha]}
