@@ -12,8 +12,9 @@ Events (every line has "event" and "at"):
   holds `locks/<lock>` while it lives; running: its worker, of pid `pid`, holds `locks/<job>.lock` while it lives;
   `user`: who ran that command, on pending and running lines);
 - `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name);
-- `set_aside` {job, stage, folder, grid_file}: the job's result, computed on a manifest since rebuilt, moved to
-  `folder` with its job folder (study.launch.stale): the job reads missing, and runs again.
+- `set_aside` {job, stage, folder, grid_file, reason}: the job's result, computed on a manifest since rebuilt, moved to
+  `folder` with its job folder (study.launch.stale): the job reads missing, and runs again; with reason `taken over`
+  (and `taken_over_by`), moved to the id another version of study gives its settings (study.launch.take_over).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run), of this

@@ -121,11 +121,17 @@ def result_done(workdir: str | os.PathLike, job_id: str) -> bool:
 
 
 RERUN = "rerun"  # a `set_aside` event's reason where `study submit --rerun` set the result aside
+TAKEN_OVER = "taken over"  # its reason where a submit took the result over under another id (study.launch.take_over)
+TAKEN_OVER_BY = "taken_over_by"  # such a line's key: the id the result and job folder moved to
 
 
 def set_aside_detail(event: dict) -> str:
     """What a `set_aside` ledger event says of its job (study.launch.stale), which then reads missing: set aside to
-    run again (`study submit --rerun`: its `reason`), or, without a reason, as stale (--set-aside-stale)."""
+    run again (`study submit --rerun`: its `reason`), taken over under the id another version of study gives its
+    settings (TAKEN_OVER), or, without a reason, as stale (--set-aside-stale)."""
+    if event.get("reason") == TAKEN_OVER:
+        return (f"its result and job folder were taken over as job {event.get(TAKEN_OVER_BY)}'s, the id another "
+                "version of study gives its settings")
     why = ("to run again" if event.get("reason") == RERUN else "computed on a manifest since rebuilt")
     return f"its result, {why}, was set aside in {event.get('folder')}"
 

@@ -18,7 +18,7 @@ from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, sacct_word
-from study.launch.take_over import takeable
+from study.launch.take_over import older_results, takeable
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -331,7 +331,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
     whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
         plan, "whole", None) is not None else ""
     earlier = results_off_plan(plan, workdir, own)
-    done_twins = renamed(plan, workdir, earlier)
+    done_twins = older_results(plan, workdir, earlier)
     earlier_edited = [job for job in earlier if job not in done_twins]
     left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
@@ -345,8 +345,9 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
                  "folder to its new id; none runs again)")
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
                  [f"{job} (now {new})" for job, new in done_twins.items() if job not in taken],
-                 ": their jobs were queued or run again under the new ids, so no submit takes these over; they are "
-                 "not counted above, nor drawn by `study report`")
+                 ": their jobs (or the encoders they read) were queued or run again under the new ids, or their "
+                 "records do not read, so no submit takes these over; they are not counted above, nor drawn by "
+                 "`study report`")
     if earlier_edited:
         out.write(f"\n{len(earlier_edited)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "

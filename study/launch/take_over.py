@@ -3,20 +3,21 @@
 An update of study that hashes a job's settings otherwise (a setting the job never reads left out of its id) gives
 the jobs of an unchanged grid file new ids. A job of the older study that finished is the same run as the plan's job
 of its settings (`grid_states.renamed`): `study submit` moves its result and job folder to the new id instead of
-running it again, and `study status` says so beforehand (`takeable`).
+running it again, and `study status` says so beforehand (`older_results`, `takeable`).
 """
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from study.errors import StudyError, not_yours, os_reason
-from study.launch.grid_states import grid_file, renamed, results_off_plan
-from study.launch.ledger import Ledger
-from study.launch.runner import job_dir, write_job_file
-from study.launch.state import cached_result, has_result
+from study.launch.grid_states import grid_file, grid_ids, renamed, results_off_plan
+from study.launch.ledger import Ledger, workdir_ledgers
+from study.launch.runner import job_dir, read_job_file, write_job_file
+from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
 from study.paths import result_path
 from study.results.record import write_result
 
@@ -27,52 +28,76 @@ if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes 
 TAKEN_OVER_FROM = "taken_over_from"  # a taken-over result's and ledger line's key: the id it ran under
 
 
+def older_results(plan: Plan, workdir: str | Path, off_plan: Iterable[str]) -> dict[str, str]:
+    """`renamed` of `off_plan` (results of jobs off the plan: `results_off_plan`) and of the pretraining jobs with a
+    result that their evaluations read (an older study's run of a pretraining this grid file shares with another,
+    which ran it)."""
+    off_plan = list(off_plan)
+    in_plan = grid_ids(plan)
+    read = dict.fromkeys(e for job in off_plan for e in _encoders(workdir, job))
+    return renamed(plan, workdir, [*off_plan, *(e for e in read if e not in in_plan and e not in off_plan
+                                                and has_result(workdir, e))])
+
+
 def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str, str]:
-    """Of `older` ({id: the plan's id of its settings}: `renamed` of results off the plan), those a submit takes
-    over: the plan's job has no result, no job folder and no ledger line of any grid (never queued or run: a queued
-    one would run again over the result)."""
+    """Of `older` ({id: the plan's id of its settings}: `older_results`), those a submit takes over: the older
+    job's result reads, the plan's job has no result, no job folder and no ledger line of any grid (never queued or
+    run: a queued one would run again over the result), and each encoder the older job read is the plan's job's (the
+    same id, or one taken over as it, now or before: an evaluation of an encoder since trained again is not the plan's
+    evaluation of it)."""
     if not older:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
-    return {old: new for old, new in older.items()
-            if not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
+    jobs = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
+    free = {old: new for old, new in older.items() if result_done(workdir, old)
+            and not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
+    # an evaluation's encoders are pretraining jobs, which read none: one pass
+    return {old: new for old, new in free.items() if _same_encoders(workdir, old, jobs[new], free)}
 
 
 def taken_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
-    """{the id a job ran under: the plan's id} of the plan's results a submit took over."""
+    """{the id a job ran under: the plan's id} of the plan's results a submit took over (of the whole grid)."""
     out = {}
-    for job in plan.jobs:
-        if not has_result(workdir, job.id):
-            continue
-        try:
-            old = cached_result(result_path(workdir, job.id)).get(TAKEN_OVER_FROM)
-        except (StudyError, OSError):
-            continue
-        if isinstance(old, str):
+    for job in getattr(plan, "grid_jobs", plan.jobs):
+        old = _taken_from(workdir, job.id)
+        if old is not None:
             out[old] = job.id
     return out
 
 
 def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[str, str]:
-    """Move the results of the jobs an older version of study ran from this grid file to the ids this version gives
-    their settings (`takeable`); returns {old id: new id} of those moved (with `dry_run`, of those it would move,
-    moving none), said on stderr. Each, under the workdir's submit lock: its job folder renamed to the new id's, the
-    plan's job file written in it; its record written under the new id (`job_id`, `depends_on` of the plan's job,
-    TAKEN_OVER_FROM), a `local` ledger line saying it done; the old record removed. A record that does not read
-    stays. Each file is whole; a kill between two steps leaves a job that runs again (a pretraining from its
-    finished checkpoint) or the old record beside the new one."""
+    """Move the results of the jobs an older version of study ran from this grid file (and of the pretraining jobs
+    their evaluations read) to the ids this version gives their settings (`older_results`, `takeable`); returns
+    {old id: new id} of those moved (with `dry_run`, of those it would move, moving none), said on stderr. Each,
+    under the workdir's submit lock, dependencies first: a `set_aside` line of the old id (reason TAKEN_OVER) in each
+    ledger that has lines of it (it is no Slurm job to ask of, or to say live, any more); its job folder renamed to
+    the new id's, the plan's job file written in it; its record written under the new id (`job_id`, `depends_on` of
+    the plan's job, TAKEN_OVER_FROM), a `local` ledger line saying it done; the old record removed. An evaluation
+    goes only with the encoders it read. Each file is whole; a kill between two steps leaves a job that runs again (a
+    pretraining from its finished checkpoint) or the old record beside the new one, which the next submit removes."""
     from study.launch.locks import submit_lock
 
-    older = renamed(plan, workdir, results_off_plan(plan, workdir))
+    if not dry_run:
+        for old, new in taken_over(plan, workdir).items():  # a record a kill left beside its copy: `_move`'s last step
+            result_path(workdir, old).unlink(missing_ok=True)
+    older = older_results(plan, workdir, results_off_plan(plan, workdir))
     if not takeable(plan, workdir, older):
         return {}
     if dry_run:
         moves = takeable(plan, workdir, older)
     else:
         with submit_lock(workdir):  # no other submit queues them meanwhile
-            by_id = {j.id: j for j in plan.jobs}
-            moves = {old: new for old, new in takeable(plan, workdir, older).items()
-                     if _move(workdir, old, by_id[new], plan)}
+            by_id = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
+            todo = takeable(plan, workdir, older)
+            owners: dict[str, list[str]] = {}  # old id -> the grids whose ledger has lines of it
+            for ledger in workdir_ledgers(workdir):
+                for job in ledger.replay().latest.keys() & todo.keys():
+                    owners.setdefault(job, []).append(ledger.grid)
+            moves = {}
+            for old, new in sorted(todo.items(), key=lambda m: by_id[m[1]].stage != "pretrain"):
+                if _same_encoders(workdir, old, by_id[new], moves) and _move(workdir, old, by_id[new], plan,
+                                                                              owners.get(old, [])):
+                    moves[old] = new
     if moves:
         print(f"study: {'would take' if dry_run else 'took'} over {len(moves)} result(s) of jobs an older version of "
               f"study ran under other ids, the same runs as the plan's jobs of their settings: their results and job "
@@ -83,13 +108,18 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
     return moves
 
 
-def _move(workdir: str | Path, old: str, job: Job, plan: Plan) -> bool:
-    """Take over job `old`'s result and folder as `job`'s (`take_over`); False where its record does not read."""
+def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> bool:
+    """Take over job `old`'s result and folder as `job`'s (`take_over`), its `set_aside` line written in the ledger
+    of each of `grids`; False where its record does not read."""
     try:
         record = cached_result(result_path(workdir, old))
     except (StudyError, OSError):
         return False  # status names it
     src, dest = job_dir(workdir, old), job_dir(workdir, job.id)
+    for grid in grids:  # first: while its result stays, a kill leaves it to take over again
+        Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
+                                       "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
+                                       "grid_file": grid_file(plan) if grid == plan.name else None}])
     try:
         if src.is_dir():
             os.rename(src, dest)
@@ -101,3 +131,33 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan) -> bool:
                                         TAKEN_OVER_FROM: old, "grid_file": grid_file(plan)}])
     result_path(workdir, old).unlink(missing_ok=True)
     return True
+
+
+def _encoders(workdir: str | Path, job: str) -> list[str]:
+    """The pretraining jobs whose encoders job `job` read, as its job file names them ([] where it names none, or
+    where it does not read)."""
+    try:
+        encoders = read_job_file(job_dir(workdir, job) / "job.json").config.get("encoders")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [e for e in encoders if isinstance(e, str)] if isinstance(encoders, list) else []
+
+
+def _taken_from(workdir: str | Path, job: str) -> str | None:
+    """The id job `job`'s result was taken over from (its TAKEN_OVER_FROM), None for one it ran itself or none."""
+    if not has_result(workdir, job):
+        return None
+    try:
+        old = cached_result(result_path(workdir, job)).get(TAKEN_OVER_FROM)
+    except (StudyError, OSError):
+        return None
+    return old if isinstance(old, str) else None
+
+
+def _same_encoders(workdir: str | Path, old: str, job: Job, moving: Mapping[str, str]) -> bool:
+    """Whether each encoder the older job `old` read is the one the plan's `job` reads: the same id, or one taken
+    over as it (`moving`, {old id: new id}, or before: its result's TAKEN_OVER_FROM)."""
+    news = list(job.config.get("encoders") or [])
+    olds = _encoders(workdir, old)
+    return len(olds) == len(news) and all(o == n or moving.get(o) == n or _taken_from(workdir, n) == o
+                                          for o, n in zip(olds, news))

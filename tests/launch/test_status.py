@@ -166,8 +166,9 @@ def test_jobs_an_older_study_gave_other_ids_are_named_so_and_a_submit_that_queue
     out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
     assert "of no job of its plan now" not in out and "older version of study are still live" not in out, out
     assert (f"\n1 result(s) of jobs an older version of study ran ({old_ev} (now {ev.id})): the same settings as jobs "
-            f"of this grid file, which this version of study gives other ids: their jobs were queued or run again "
-            f"under the new ids, so no submit takes these over") in out, out
+            f"of this grid file, which this version of study gives other ids: their jobs (or the encoders they read) "
+            f"were queued or run again under the new ids, or their records do not read, so no submit takes these "
+            f"over") in out, out
     assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
             f"step 5/6): the same settings as jobs of this grid file, which this version of study gives other ids, "
             f"under which a submit runs them from the start") in out, out

@@ -45,8 +45,10 @@ def test_a_submit_after_an_update_of_study_takes_over_the_older_studys_results_a
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "study: took over 2 result(s) of jobs an older version of study ran" in err, err
     added = Ledger(wd, plan.name).events()[events:]
-    assert {(e["job"], e["state"], e.get("taken_over_from")) for e in added} == {
+    assert {(e["job"], e["state"], e.get("taken_over_from")) for e in added if e["event"] == "local"} == {
         (new, "done", old) for old, new in moved.items()}, added  # no job ran
+    assert {(e["job"], e["event"], e.get("taken_over_by")) for e in added if e["event"] != "local"} == {
+        (old, "set_aside", new) for old, new in moved.items()}, added  # the old ids' last lines
     for old, new in moved.items():
         record = read_result(result_path(wd, new))
         assert record["metrics"] == metrics[old] and record["taken_over_from"] == old
@@ -79,8 +81,111 @@ def test_another_grid_takes_over_its_evaluations_of_an_encoder_the_first_grid_to
     code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over 2 result(s)" in err, err
     assert "the same runs, not counted above until `study submit` takes them over" in status(second, wd)
+    part = run_cli(["status", str(second), "--workdir", str(wd), "--where", "stage=evaluate"])[1]
+    assert "takes them over" in part and "of no job of its plan now" not in part, part  # its encoder: not the part's
     events = len(Ledger(wd, "second").events())
     code, _, err = run_cli(["submit", str(second), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over 1 result(s)" in err, err
     assert all(result_path(wd, j.id).exists() for j in plan_grid(second).jobs)
-    assert [e["state"] for e in Ledger(wd, "second").events()[events:]] == ["done"]  # taken over; none ran
+    assert [e["state"] for e in Ledger(wd, "second").events()[events:] if e["event"] == "local"] == ["done"]
+
+
+def _shared(env, *names: str) -> list:
+    """Grid files `names` (each <name>.yaml in `env`) sharing one supervised pretraining, each with a probe of its own
+    labeled sizes."""
+    text = (grid_text("first").replace("method: [simclr]", "method: [supervised]")
+            .replace("head: [16, 8],", "head: [16, 8], temperature: 0.5,"))
+    sizes = ("[16, 32]", "[16]", "[32]")
+    grids = [env / f"{name}.yaml" for name in names]
+    for grid, name, size in zip(grids, names, sizes):
+        grid.write_text(text.replace("name: first", f"name: {name}").replace("labeled_sizes: [16, 32]",
+                                                                             f"labeled_sizes: {size}"))
+    return grids
+
+
+def _older_study_runs(monkeypatch, wd, *grids) -> None:
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        for grid in grids:
+            code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+            assert code == 0, err
+
+
+def test_a_grid_that_did_not_run_the_shared_pretraining_takes_it_over_with_its_evaluation(env, monkeypatch):
+    """As above, the second grid file submitted first after the update: the pretraining its probe read (the first's
+    run) is taken over with the probe, not trained again under its new id; the first then takes over its own probe."""
+    first, second = _shared(env, "first", "second")
+    wd = env / "wd"
+    _older_study_runs(monkeypatch, wd, first, second)
+    events = len(Ledger(wd, "second").events())
+    code, _, err = run_cli(["submit", str(second), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err, err
+    assert [e["state"] for e in Ledger(wd, "second").events()[events:] if e["event"] == "local"] == ["done"] * 2
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 1 result(s)" in err and "started" not in err, err
+    assert all(result_path(wd, j.id).exists() for grid in (first, second) for j in plan_grid(grid).jobs)
+
+
+def test_a_record_a_kill_left_beside_its_taken_over_copy_is_removed_by_the_next_submit(env, monkeypatch):
+    """A kill between writing the taken-over record and removing the older one leaves both: the next submit removes
+    the older (a second record of one run would count twice in a report of the workdir's results) and runs nothing."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    _older_study_runs(monkeypatch, wd, first)
+    olds = {p.name: p.read_bytes() for p in (wd / "results").glob("*.json")}
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err, err
+    for name, data in olds.items():  # as a kill after `_move`'s record and before its unlink leaves them
+        (wd / "results" / name).write_bytes(data)
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err and "running 0 job(s)" in err, err
+    assert {p.name for p in (wd / "results").glob("*.json")} == {f"{j.id}.json" for j in plan_grid(first).jobs}
+
+
+def test_an_evaluation_of_an_encoder_since_trained_again_under_its_new_id_is_not_taken_over(env, monkeypatch):
+    """A grid file added after the update shares the first's pretraining and trains it again under its new id (it
+    never ran the older one): the first's older probe scored the older encoder, not this one, so the first's submit
+    takes neither over (status says so) and runs its probe again on the new encoder."""
+    first, third = _shared(env, "first", "third")
+    wd = env / "wd"
+    _older_study_runs(monkeypatch, wd, first)
+    code, _, err = run_cli(["submit", str(third), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err, err
+    pre, probe = (next(j for j in plan_grid(first).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    assert result_path(wd, pre.id).exists() and not result_path(wd, probe.id).exists()
+    said = status(first, wd)
+    assert "takes them over" not in said and "\n2 result(s) of jobs an older version of study ran (" in said, said
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err and f"done evaluate {probe.id}" in err, err
+    assert "taken_over_from" not in read_result(result_path(wd, probe.id))
+
+
+def test_the_slurm_jobs_of_results_taken_over_are_not_asked_of_slurm_nor_said_live(env, slurm, monkeypatch):
+    """The older study queued the jobs on Slurm, which no longer knows them (its accounting purged): once their
+    results are taken over, their `queued` lines name no live job (each old id's latest line sets it aside, taken
+    over), where they would read UNKNOWN, live, to status and `study cancel`. Read as a job again (the older study
+    back), an old id reads missing, naming the id its result went to."""
+    from types import SimpleNamespace
+
+    from study.launch.state import classify
+
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("upgraded").replace("method: [simclr]", "method: [supervised]")
+                    .replace("head: [16, 8],", "head: [16, 8], temperature: 0.5,"))
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        old_ids = [j.id for j in plan_grid(grid).jobs]
+    _older_study_runs(monkeypatch, wd, grid)
+    Ledger(wd, "upgraded").append([{"event": "queued", "batch": "b", "job": old, "stage": "pretrain",
+                                    "slurm_job_id": str(101 + i), "folder": None} for i, old in enumerate(old_ids)])
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err, err
+    said = status(grid, wd)
+    assert "live" not in said and "older version of study" not in said, said
+    replay = Ledger(wd, "upgraded").replay()
+    assert [(replay.latest[old]["event"], replay.latest[old]["reason"]) for old in old_ids] == [
+        ("set_aside", "taken over")] * 2
+    states = classify([SimpleNamespace(id=old, stage="pretrain") for old in old_ids], wd, replay)
+    assert [(states[old].state, states[old].detail) for old in old_ids] == [
+        ("missing", f"its result and job folder were taken over as job {new}'s, the id another version of study "
+                    "gives its settings") for new in (j.id for j in plan_grid(grid).jobs)]
