@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from study.errors import StudyError, not_yours, os_reason
 from study.launch.grid_states import grid_file, grid_ids, renamed, results_off_plan
 from study.launch.ledger import Ledger, workdir_ledgers
-from study.launch.runner import job_dir, read_job_file, write_job_file
+from study.launch.runner import encoder_path, job_dir, read_job_file, write_job_file
 from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
 from study.paths import result_path
 from study.results.record import write_result
@@ -41,15 +41,16 @@ def older_results(plan: Plan, workdir: str | Path, off_plan: Iterable[str]) -> d
 
 def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str, str]:
     """Of `older` ({id: the plan's id of its settings}: `older_results`), those a submit takes over: the older
-    job's result reads, the plan's job has no result, no job folder and no ledger line of any grid (never queued or
-    run: a queued one would run again over the result), and each encoder the older job read is the plan's job's (the
-    same id, or one taken over as it, now or before: an evaluation of an encoder since trained again is not the plan's
-    evaluation of it)."""
+    job's result reads (and a pretraining's encoder file is there), the plan's job has no result, no job folder and
+    no ledger line of any grid (never queued or run: a queued one would run again over the result), and each encoder
+    the older job read is the plan's job's (the same id, or one taken over as it, now or before: an evaluation of an
+    encoder since trained again is not the plan's evaluation of it)."""
     if not older:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
     jobs = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
     free = {old: new for old, new in older.items() if result_done(workdir, old)
+            and (jobs[new].stage != "pretrain" or encoder_path(workdir, old).is_file())  # what its evaluations read
             and not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
     # an evaluation's encoders are pretraining jobs, which read none: one pass
     return {old: new for old, new in free.items() if _same_encoders(workdir, old, jobs[new], free)}

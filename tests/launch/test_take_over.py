@@ -142,6 +142,21 @@ def test_a_record_a_kill_left_beside_its_taken_over_copy_is_removed_by_the_next_
     assert {p.name for p in (wd / "results").glob("*.json")} == {f"{j.id}.json" for j in plan_grid(first).jobs}
 
 
+def test_a_pretraining_whose_encoder_file_is_gone_is_trained_again_not_taken_over(env, monkeypatch):
+    """The older pretraining's job folder was removed to free space, its result kept: taken over, its evaluations
+    would find no encoder. It trains again under its new id (and so its probe runs again on that encoder)."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    _older_study_runs(monkeypatch, wd, first)
+    pre = next(j for j in plan_grid(first).jobs if j.stage == "pretrain")
+    for folder in (wd / "jobs").iterdir():
+        if (folder / "encoder.pt").exists():
+            (folder / "encoder.pt").unlink()
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err and f"done pretrain {pre.id}" in err, err
+    assert (wd / "jobs" / pre.id / "encoder.pt").is_file()
+
+
 def test_an_evaluation_of_an_encoder_since_trained_again_under_its_new_id_is_not_taken_over(env, monkeypatch):
     """A grid file added after the update shares the first's pretraining and trains it again under its new id (it
     never ran the older one): the first's older probe scored the older encoder, not this one, so the first's submit
