@@ -102,11 +102,20 @@ def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, 
 
 def dry_run_states(plan: Plan, workdir: str | Path, err: TextIO) -> dict[str, JobState]:
     """`grid_states` for a dry run, which writes nothing: an interrupted Slurm submit's jobs read as not submitted,
-    which `err` is told."""
+    which `err` is told; the jobs whose older results a submit takes over first (study.launch.take_over) read done,
+    as they will."""
+    from dataclasses import replace
+
+    from study.launch.take_over import to_take_over
+
     if Ledger(Path(workdir).resolve(), plan.name).replay_with_shared().unsettled:
         print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts its "
               "jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
-    return grid_states(plan, workdir, settle=False)
+    states = grid_states(plan, workdir, settle=False)
+    for new in to_take_over(plan, workdir).values():
+        if new in states:
+            states[new] = replace(states[new], state="done", detail="taken over")
+    return states
 
 
 def locked_states(plan: Plan, workdir: str | Path) -> dict[str, JobState]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -17,7 +18,7 @@ from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
-from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, sacct_word
+from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
 from study.launch.take_over import older_results, takeable
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
@@ -161,8 +162,8 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     for said in other_accounts(getattr(plan, "profile", None), states):  # (a stand-in plan of tests: none)
         out.write(f"\n{said}\n")
     _stale(stale, out)
-    _off_plan(plan, workdir, out)
-    _to_run(with_dependencies or plan.jobs, read, states, bool(stale), out)
+    taken = _off_plan(plan, workdir, out)
+    _to_run(with_dependencies or plan.jobs, read, states, bool(stale), out, taken)
     return states
 
 
@@ -311,10 +312,11 @@ def _live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:
     return [*stale, *(i for ids in elsewhere.values() for i in ids)]
 
 
-def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
+def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results and
     checkpoints of jobs the plan no longer has; of each, those whose settings are a job of the plan that this version
-    of study gives another id (`renamed`: an older study's, not an edit's) said apart."""
+    of study gives another id (`renamed`: an older study's, not an edit's) said apart. Returns the plan's ids whose
+    older results a submit takes over (`takeable`)."""
     own = Ledger(workdir, plan.name).replay().latest  # this grid's ledger, read once for all
     stale, elsewhere = outside_plan(plan, workdir, own)
     older = renamed_live(plan, workdir, own, stale)
@@ -355,15 +357,21 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> None:
                   f"report`\n")
         _what_changed(changes, earlier_edited, out)
     kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
+    ran = [job for job, new in twins.items() if has_result(workdir, new)]
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
-                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins],
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins if job not in ran],
                  f", under which a submit runs them from the start, not from these checkpoints; they {kept}")
+    _older_study(out, f"job(s) an older version of study started did not finish{whole}",
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in ran],
+                 f", under which they ran again from the start (a result is there): these checkpoints are of no "
+                 f"use; they {kept}")
     if left_edited:
         listed = [f"{job}: {checkpoint_text(left[job])}" for job in left_edited]
         out.write(f"\n{len(left_edited)} job(s) this grid file started are of no job of its plan now and did not "
                   f"finish{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit "
                   f"resumes them unless the grid file gives those settings again; their checkpoints {kept}\n")
         _what_changed(changes, left_edited, out)
+    return set(taken.values())
 
 
 CHANGE_KINDS_SHOWN = 6  # the kinds of change `_what_changed` lists, one line each
@@ -471,21 +479,24 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
 
 
 def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobState], stale: bool,
-            out: TextIO) -> None:
-    """What a plain `study submit` does next: the missing jobs of `states` it runs, not those waiting on a failed or
-    cancelled dependency (`state.blocked`, which it skips until --retry-failed reruns that dependency; failed and
-    cancelled jobs are said with them) or on one a newer version of study ran (`state.behind_newer`), once `stale`
-    results, if any, are set aside. `jobs`, `read`: the plan's jobs with their dependencies, and their states."""
+            out: TextIO, taken: Collection[str] = ()) -> None:
+    """What a plain `study submit` does next: the missing jobs of `states` it runs, not those whose older results it
+    takes over (`taken`) nor those waiting on a failed or cancelled dependency (`state.blocked`, which it skips until
+    --retry-failed reruns that dependency; failed and cancelled jobs are said with them) or on one a newer version of
+    study ran (`state.behind_newer`), once `stale` results, if any, are set aside. `jobs`, `read`: the plan's jobs
+    with their dependencies, and their states."""
     missing = [st.job_id for st in states.values() if st.state == "missing"]
     if not missing:
         return
     stuck = blocked(jobs, {j.id for j in jobs if read[j.id].state == "missing"}, read)
     behind = behind_newer(jobs, stuck, read)
-    waiting = [job_id for job_id in missing if job_id in stuck and job_id not in behind]
-    newer = [job_id for job_id in missing if job_id in behind]
-    held = len(waiting) + len(newer)
+    over = [job_id for job_id in missing if job_id in taken]
+    waiting = [job_id for job_id in missing if job_id in stuck and job_id not in behind and job_id not in taken]
+    newer = [job_id for job_id in missing if job_id in behind and job_id not in taken]
+    held = len(waiting) + len(newer) + len(over)
     runs = ("runs them" if not held else "runs none of them" if held == len(missing)
             else f"runs {len(missing) - held} of them")
+    runs = f"takes over {len(over)} of them (the older study's results above) and {runs}" if over else runs
     out.write(f"\n{len(missing)} job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and "
               f"--workdir as before) {runs}"
               + (", with --set-aside-stale while stale results stop it (above)" if stale else "")

@@ -56,6 +56,12 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     return {old: new for old, new in free.items() if _same_encoders(workdir, old, jobs[new], free)}
 
 
+def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
+    """{old id: new id} of what the next submit takes over: `takeable` of `older_results` of this grid file's
+    results off the plan."""
+    return takeable(plan, workdir, older_results(plan, workdir, results_off_plan(plan, workdir)))
+
+
 def taken_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
     """{the id a job ran under: the plan's id} of the plan's results a submit took over (of the whole grid)."""
     out = {}
@@ -103,7 +109,7 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
         print(f"study: {'would take' if dry_run else 'took'} over {len(moves)} result(s) of jobs an older version of "
               f"study ran under other ids, the same runs as the plan's jobs of their settings: their results and job "
               f"folders {'would move' if dry_run else 'moved'} to the ids of now, and none runs again"
-              f"{' (listed to run below: a submit moves them first)' if dry_run else ''}: "
+              f"{' (not listed below)' if dry_run else ''}: "
               + ", ".join(f"{o} -> {n}" for o, n in list(moves.items())[:5]) + (" ..." if len(moves) > 5 else ""),
               file=sys.stderr)
     return moves

@@ -135,27 +135,37 @@ def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathL
 
 
 def _results_off_plan(plan: Any, workdir: str | os.PathLike, missing: set[str]) -> list[str]:
-    """The note of a report with planned jobs missing where the grid file ran jobs its plan no longer has, whose
+    """The notes of a report with planned jobs missing where the grid file ran jobs its plan no longer has, whose
     results are there (study.launch.grid_states.results_off_plan): "no result yet" is not "nothing ran". Only the
     results of a missing job's cell (its stage and axes) are counted: those of cells done under their new ids (an
-    evaluation setting changed, then run), beside a new cell not run yet, are not what is missing."""
+    evaluation setting changed, then run), beside a new cell not run yet, are not what is missing. Those an older
+    study left under other ids that `study submit` takes over (study.launch.take_over) are said apart."""
     from study.launch.grid_states import results_off_plan
+    from study.launch.take_over import to_take_over
 
     def cell(stage: Any, axes: Any) -> str:
         return json.dumps([stage, axes or {}], sort_keys=True, default=str)
 
     cells = {cell(j.stage, j.axes) for j in plan.jobs if j.id in missing}
+    taken = to_take_over(plan, workdir)
     with warnings.catch_warnings():  # an unreadable one has no cell to count: left out, not warned of here
         warnings.simplefilter("ignore", ResultFileWarning)
-        earlier = read_results(workdir, results_off_plan(plan, workdir))
+        earlier = read_results(workdir, list(dict.fromkeys([*results_off_plan(plan, workdir), *taken])))
     ids = [r["job_id"] for r in earlier if cell(r.get("stage"), r.get("axes")) in cells]
-    if not ids:
-        return []
-    return [f"{len(ids)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan no longer "
-            f"has, in the cells of its jobs without a result yet (a job's id hashes its settings: the grid file's "
-            f"were changed since they ran, or another version of study resolves them otherwise); they are not drawn, "
-            f"and `study submit` would run their cells again under the new ids (`study status` says which settings "
-            f"changed)"]
+    rest = [job_id for job_id in ids if job_id not in taken]
+    notes = []
+    if len(rest) < len(ids):
+        notes.append(f"{len(ids) - len(rest)} result(s) in {results_dir(workdir)} are of jobs an older version of "
+                     f"study ran under other ids, the same runs as the plan's jobs of their settings, which have no "
+                     f"result yet: not drawn until `study submit` takes them over (moves each to its new id; none "
+                     f"runs again)")
+    if rest:
+        notes.append(f"{len(rest)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan "
+                     f"no longer has, in the cells of its jobs without a result yet (a job's id hashes its settings: "
+                     f"the grid file's were changed since they ran, or another version of study resolves them "
+                     f"otherwise); they are not drawn, and `study submit` would run their cells again under the new "
+                     f"ids (`study status` says which settings changed)")
+    return notes
 
 
 STALE_LISTED = 4  # stale results of one cause warned of one by one; more are one warning, naming the first few

@@ -172,6 +172,14 @@ def test_jobs_an_older_study_gave_other_ids_are_named_so_and_a_submit_that_queue
     assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
             f"step 5/6): the same settings as jobs of this grid file, which this version of study gives other ids, "
             f"under which a submit runs them from the start") in out, out
+    result_path(wd, pre.id).write_text("{}")  # its new id ran since: the older checkpoint is no longer to run
+    out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+    assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
+            f"step 5/6): the same settings as jobs of this grid file, which this version of study gives other ids, "
+            f"under which they ran again from the start (a result is there): these checkpoints are of no "
+            f"use") in out, out
+    assert "a submit runs them from the start" not in out, out
+
 
 def test_status_names_the_checkpoints_of_unfinished_jobs_an_edit_of_the_grid_file_took_out_of_its_plan(tmp_path):
     """A job stopped midway, then taken out of the plan by an edit (an axis value removed): its checkpoint stays in

@@ -11,15 +11,16 @@ from study.grids import jobs as grid_jobs
 from study.grids import plan_grid
 from study.launch.ledger import Ledger
 from study.paths import result_path
+from study.report.build import build_report
 from study.results import read_result
 
 
 def test_a_submit_after_an_update_of_study_takes_over_the_older_studys_results_and_runs_none_again(env, monkeypatch):
     """A grid of SimCLR and supervised jobs with a temperature and head, run to the end by a study whose job ids
     hashed those settings for every method; then study updated (a supervised job's id leaves them out): the
-    supervised pretraining and its probe are jobs of other ids now. Status says a submit takes their results over; a
-    dry run says it would and moves nothing; the submit moves each result and job folder to its new id and runs no
-    job; their metrics are the older runs'."""
+    supervised pretraining and its probe are jobs of other ids now. Status says a submit takes their results over
+    (and runs neither); a dry run says it would, lists neither to run and moves nothing; the report says so; the
+    submit moves each result and job folder to its new id and runs no job; their metrics are the older runs'."""
     grid, wd = env / "g.yaml", env / "wd"
     grid.write_text(grid_text("upgraded").replace("method: [simclr]", "method: [simclr, supervised]")
                     .replace("head: [16, 8],", "head: [16, 8], temperature: 0.5,"))
@@ -37,9 +38,15 @@ def test_a_submit_after_an_update_of_study_takes_over_the_older_studys_results_a
     said = status(grid, wd)
     assert ("\n2 result(s) of jobs an older version of study ran (" in said
             and "the same runs, not counted above until `study submit` takes them over" in said), said
-    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert "2 job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and --workdir as before) " \
+           "takes over 2 of them (the older study's results above) and runs none of them" in said, said
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
     assert code == 0 and "study: would take over 2 result(s) of jobs an older version of study ran" in err, err
+    assert out == "" and "would run 0 job(s) here; skipped: 4 done" in err, (out, err)  # none listed to run
     assert all(result_path(wd, old).exists() and not result_path(wd, new).exists() for old, new in moved.items())
+    said = build_report(wd, env / "report", plan=plan, log=None).warnings  # not "would run their cells again"
+    assert [w for w in said if "that its plan no longer has" in w] == [] and [
+        w for w in said if w.startswith("2 result(s) ") and "until `study submit` takes them over" in w], said
 
     events = len(Ledger(wd, plan.name).events())
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
