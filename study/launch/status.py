@@ -19,7 +19,7 @@ from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
-from study.launch.take_over import older_results, takeable
+from study.launch.take_over import older_results, takeable, to_take_over
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -78,8 +78,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
     did not finish (not those still running); `off_plan_changes`: {id: what changed} of those of either that have a
     job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
-    taken out); and `"grid_jobs"` (how many jobs the whole grid
-    has) where `--where` selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
+    taken out); `to_take_over`: {id: the plan's id} of the results an older version of study left that the next
+    submit takes over (study.launch.take_over); and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
+    selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
     with_dependencies, _, states = _read_states(plan, workdir)
@@ -107,7 +108,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
             "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
             "off_plan_changes": {job: said for job, (_, said) in
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
-            **grid_jobs_json(plan)}
+            "to_take_over": to_take_over(plan, workdir), **grid_jobs_json(plan)}
 
 
 def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:

@@ -3,7 +3,7 @@
 An update of study that hashes a job's settings otherwise (a setting the job never reads left out of its id) gives
 the jobs of an unchanged grid file new ids. A job of the older study that finished is the same run as the plan's job
 of its settings (`grid_states.renamed`): `study submit` moves its result and job folder to the new id instead of
-running it again, and `study status` says so beforehand (`older_results`, `takeable`).
+running it again (`take_over`), and `study status` says so beforehand (`to_take_over`).
 """
 from __future__ import annotations
 
@@ -85,17 +85,13 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
     from study.launch.locks import submit_lock
 
     if not dry_run:
-        for old, new in taken_over(plan, workdir).items():  # a record a kill left beside its copy: `_move`'s last step
+        for old in taken_over(plan, workdir):  # a record a kill left beside its copy (`_move`'s last step)
             result_path(workdir, old).unlink(missing_ok=True)
-    older = older_results(plan, workdir, results_off_plan(plan, workdir))
-    if not takeable(plan, workdir, older):
-        return {}
-    if dry_run:
-        moves = takeable(plan, workdir, older)
-    else:
+    moves = to_take_over(plan, workdir)
+    if moves and not dry_run:
         with submit_lock(workdir):  # no other submit queues them meanwhile
             by_id = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
-            todo = takeable(plan, workdir, older)
+            todo = to_take_over(plan, workdir)  # again, under the lock
             owners: dict[str, list[str]] = {}  # old id -> the grids whose ledger has lines of it
             for ledger in workdir_ledgers(workdir):
                 for job in ledger.replay().latest.keys() & todo.keys():

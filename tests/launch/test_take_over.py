@@ -40,6 +40,8 @@ def test_a_submit_after_an_update_of_study_takes_over_the_older_studys_results_a
             and "the same runs, not counted above until `study submit` takes them over" in said), said
     assert "2 job(s) missing (not run yet, or stopped): `study submit` (the grid, --cluster and --workdir as before) " \
            "takes over 2 of them (the older study's results above) and runs none of them" in said, said
+    assert json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1])[
+        "to_take_over"] == moved
     code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
     assert code == 0 and "study: would take over 2 result(s) of jobs an older version of study ran" in err, err
     assert out == "" and "would run 0 job(s) here; skipped: 4 done" in err, (out, err)  # none listed to run
@@ -65,6 +67,7 @@ def test_a_submit_after_an_update_of_study_takes_over_the_older_studys_results_a
     assert (wd / "jobs" / new_ids["pretrain", "supervised"] / "encoder.pt").is_file()
     said = status(grid, wd)
     assert "older version of study" not in said, said
+    assert json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1])["to_take_over"] == {}
     for stage in ("pretrain", "evaluate"):
         assert re.search(rf"^{stage} +2 +0 +0 +0 +0 +0 +0$", said, re.M), said  # every job done
 
