@@ -95,11 +95,13 @@ def _commit_digest(package_dir: Path, describe: str) -> str | None:
     listing = _git(package_dir, "ls-tree", "-r", "-z", commit, "--", ".") if commit else None
     if listing is None:
         return None
-    blobs = {}  # path under the package -> blob id: its Python files (not a link, whose blob is the link's target)
+    blobs = {}  # path under the package -> blob id: its Python files
     for entry in filter(None, listing.split("\0")):
         meta, _, rel = entry.partition("\t")
         mode, kind, blob = meta.split()
-        if kind == "blob" and rel.endswith(".py") and mode != "120000":
+        if kind == "blob" and rel.endswith(".py"):
+            if mode == "120000":  # a link, which source_digest reads through to its target's bytes: not told here
+                return None
             blobs[rel] = blob
     try:
         out = subprocess.run(["git", "cat-file", "--batch"], cwd=package_dir, capture_output=True, timeout=30,
@@ -107,11 +109,16 @@ def _commit_digest(package_dir: Path, describe: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     data, at, contents = out.stdout, 0, []
-    for _ in blobs:  # each: "<id> blob <size>\n", its bytes, "\n"
-        header_end = data.index(b"\n", at)
-        size = int(data[at:header_end].split()[2])
+    for _ in blobs:  # each: "<id> blob <size>\n", its bytes, "\n"; "<id> missing\n" of one not here (a partial clone)
+        header_end = data.find(b"\n", at)
+        header = data[at:header_end].split() if header_end >= 0 else []
+        if len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+            return None  # a file's code not told: the version is left out
+        size = int(header[2])
         contents.append(data[header_end + 1:header_end + 1 + size])
         at = header_end + 2 + size
+    if out.returncode != 0 or at > len(data):
+        return None
     return _digest((rel, (lambda c=c: c)) for rel, c in zip(blobs, contents))
 
 

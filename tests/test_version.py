@@ -213,3 +213,36 @@ def test_versions_that_ran_one_code_are_told_by_the_digest_of_their_commits_pack
     assert got == {f"{v}+git.{first}": digest, f"{v}+git.{docs}": digest, f"{v}+git.v1": digest,
                    f"{v}+git.v1-1-g{later}": tried, f"{v}+git.{docs}-dirty.src.{tried}": tried}
     assert tried != digest
+
+
+def test_a_commit_whose_file_git_no_longer_holds_is_left_out_not_a_crash(repo):
+    """`git cat-file --batch` answers `<id> missing` of a blob not in the object store (a partial clone's, a lost
+    loose object): code_digests read that line as a header with a size and raised IndexError, so `study report`
+    stopped; the commit's code is not told and its version is left out."""
+    from study.version import code_digests
+
+    site = copy_of_study(repo / "src")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "add study")
+    commit = git(repo, "rev-parse", "--short", "HEAD")
+    blob = git(repo, "rev-parse", "HEAD:src/study/counts.py")
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    assert code_digests([f"{study.__version__}+git.{commit}"], site / "study") == {}
+
+
+def test_a_commit_whose_package_holds_a_linked_module_is_left_out(repo):
+    """source_digest reads a linked module through to its target's bytes, which git's tree of the commit does not
+    hold: such a commit's code is not told (never one digest for two codes)."""
+    from study.version import code_digests
+
+    site = copy_of_study(repo / "src")
+    (site / "study" / "alias.py").symlink_to("counts.py")
+    git(repo, "add", "src")
+    git(repo, "commit", "-q", "-m", "a linked module")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    assert code_digests([f"{study.__version__}+git.{sha}"], site / "study") == {}
+    (site / "study" / "alias.py").unlink()
+    git(repo, "commit", "-qam", "no link")
+    sha = git(repo, "rev-parse", "--short", "HEAD")
+    assert code_digests([f"{study.__version__}+git.{sha}"], site / "study") == {
+        f"{study.__version__}+git.{sha}": source_digest(site / "study")}

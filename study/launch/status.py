@@ -364,8 +364,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
                  f", under which a submit runs them from the start, not from these checkpoints; they {kept}")
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
                  [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in ran],
-                 f", under which they ran again from the start (a result is there): these checkpoints are of no "
-                 f"use; they {kept}")
+                 f", under which they have a result now (run again from the start, or taken over): these "
+                 f"checkpoints are of no use; they {kept}")
     if left_edited:
         listed = [f"{job}: {checkpoint_text(left[job])}" for job in left_edited]
         out.write(f"\n{len(left_edited)} job(s) this grid file started are of no job of its plan now and did not "

@@ -6,7 +6,7 @@ import pytest
 from study.errors import StudyError
 from study.grids import Job, Profile, load_grid, plan_grid
 from study.grids.expand import expand_points
-from study.grids.jobs import build_jobs, id_config
+from study.grids.jobs import build_jobs, id_config, job_id
 from study.grids.render import plan_json, plan_table
 from study.grids.schema import value_line
 from study.hashing import config_hash
@@ -30,7 +30,7 @@ def test_id_is_hash_of_config_and_ignores_key_order(write_grid):
     pa, pb = plan_grid(a), plan_grid(b)
     assert [j.id for j in pa.jobs] == [j.id for j in pb.jobs]
     for j in pa.jobs:
-        assert j.id == config_hash(id_config(j.config)) and len(j.id) == 12
+        assert j.id == job_id(j.config) == config_hash(id_config(j.config)) and len(j.id) == 12
         assert "t" not in j.config.values() and "grid" not in j.config  # the grid's name is not in the config
 
 

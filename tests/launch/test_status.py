@@ -176,8 +176,8 @@ def test_jobs_an_older_study_gave_other_ids_are_named_so_and_a_submit_that_queue
     out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
     assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
             f"step 5/6): the same settings as jobs of this grid file, which this version of study gives other ids, "
-            f"under which they ran again from the start (a result is there): these checkpoints are of no "
-            f"use") in out, out
+            f"under which they have a result now (run again from the start, or taken over): these checkpoints are "
+            f"of no use") in out, out
     assert "a submit runs them from the start" not in out, out
 
 
