@@ -127,9 +127,14 @@ def locked_states(plan: Plan, workdir: str | Path) -> dict[str, JobState]:
     return grid_states(plan, workdir, settle=False)
 
 
+def grid_jobs(plan: Plan) -> list[Job]:
+    """Every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
+    return getattr(plan, "grid_jobs", plan.jobs)  # (a stand-in plan of tests: its jobs)
+
+
 def grid_ids(plan: Plan) -> set[str]:
-    """The ids of every job of the plan's grid (of a plan `--where` reduced, its whole grid's)."""
-    return {j.id for j in getattr(plan, "grid_jobs", plan.jobs)}  # (a stand-in plan of tests: its jobs)
+    """The ids of every job of the plan's grid (`grid_jobs`)."""
+    return {j.id for j in grid_jobs(plan)}
 
 
 def with_dependencies(plan: Plan) -> list[Job] | None:

@@ -178,6 +178,12 @@ EVENT_FIELDS = {"intent": ("batch", "name", "jobs"), "queued": ("batch", "job", 
                 "lost": ("batch",), "set_aside": ("job",)}
 
 
+def local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
+    """A `local` ledger line: the state of `job` (a study.grids.Job) as a command of grid file `this_file` (its
+    `grid_file`) has it, with `fields`."""
+    return {"event": "local", "job": job.id, "stage": job.stage, "state": state, **fields, "grid_file": this_file}
+
+
 def complete_event(e: Any) -> bool:
     """Whether `e` is an event (a JSON object with a string "event") holding every field its kind is read by
     (EVENT_FIELDS: non-empty strings; an intent's `jobs` a list of strings)."""

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from study.errors import StudyError, not_yours, os_reason
-from study.launch.grid_states import grid_file, grid_ids, renamed, results_off_plan
-from study.launch.ledger import Ledger, workdir_ledgers
+from study.launch.grid_states import grid_file, grid_ids, grid_jobs, renamed, results_off_plan
+from study.launch.ledger import Ledger, local_line, workdir_ledgers
 from study.launch.runner import encoder_path, job_dir, read_job_file, write_job_file
 from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
 from study.paths import result_path
@@ -48,7 +48,7 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     if not older:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
-    jobs = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
+    jobs = {j.id: j for j in grid_jobs(plan)}
     free = {old: new for old, new in older.items() if result_done(workdir, old)
             and (jobs[new].stage != "pretrain" or encoder_path(workdir, old).is_file())  # what its evaluations read
             and not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
@@ -65,7 +65,7 @@ def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
 def taken_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
     """{the id a job ran under: the plan's id} of the plan's results a submit took over (of the whole grid)."""
     out = {}
-    for job in getattr(plan, "grid_jobs", plan.jobs):
+    for job in grid_jobs(plan):
         old = _taken_from(workdir, job.id)
         if old is not None:
             out[old] = job.id
@@ -90,7 +90,7 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
     moves = to_take_over(plan, workdir)
     if moves and not dry_run:
         with submit_lock(workdir):  # no other submit queues them meanwhile
-            by_id = {j.id: j for j in getattr(plan, "grid_jobs", plan.jobs)}
+            by_id = {j.id: j for j in grid_jobs(plan)}
             todo = to_take_over(plan, workdir)  # again, under the lock
             owners: dict[str, list[str]] = {}  # old id -> the grids whose ledger has lines of it
             for ledger in workdir_ledgers(workdir):
@@ -130,8 +130,7 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
         raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
     write_job_file(workdir, job)
     write_result(workdir, {**record, "job_id": job.id, "depends_on": list(job.depends_on), TAKEN_OVER_FROM: old})
-    Ledger(workdir, plan.name).append([{"event": "local", "job": job.id, "stage": job.stage, "state": "done",
-                                        TAKEN_OVER_FROM: old, "grid_file": grid_file(plan)}])
+    Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), **{TAKEN_OVER_FROM: old})])
     result_path(workdir, old).unlink(missing_ok=True)
     return True
 

@@ -41,7 +41,7 @@ from study.cores import usable_cores
 from study.durations import format_clock, format_duration, format_left
 from study.errors import StudyError
 from study.grids.render import job_text
-from study.launch.ledger import Ledger, user
+from study.launch.ledger import Ledger, local_line, user
 from study.launch.local.eta import Eta
 from study.launch.locks import command_lock, job_lock, submit_lock
 from study.launch.local.worker import LOCK_FD_ENV, PARENT_ENV, WRITE_REFUSED, write_refused
@@ -140,12 +140,6 @@ def _failure(rc: int, log: Path) -> str:
     return _ending(rc, log) + (f"; log {shlex.quote(str(log))}" if rc < 0 else "")
 
 
-def _local_line(job: Job, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
-    """A `local` ledger line (study.launch.ledger): the job's state as this command, of grid file `this_file`, ran
-    it (`grid_file`), with `fields`."""
-    return {"event": "local", "job": job.id, "stage": job.stage, "state": state, **fields, "grid_file": this_file}
-
-
 def _say(line: str, err: TextIO) -> None:
     """A progress line on `err`; one that cannot be written (a closed terminal or pipe) is dropped, so that it
     never stops the scheduler from stopping its workers."""
@@ -200,7 +194,7 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
         sel = select(plan.jobs, states, retry_failed, only)
         host, this_file, who = socket.gethostname(), grid_file(plan), user()
         # queued here: `study status` and other commands see them pending, not missing
-        ledger.append([_local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=who,
+        ledger.append([local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=who,
                                    lock=lock_name) for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
@@ -391,7 +385,7 @@ class _LocalRun:
                 continue
             if any(d == failed_id or d in self.cancelled for d in job.depends_on):
                 self.cancelled.add(job.id)
-                self.ledger.append([_local_line(job, "cancelled", self.this_file,
+                self.ledger.append([local_line(job, "cancelled", self.this_file,
                                                 error=f"dependency {failed_id} failed", log=None)])
                 self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
@@ -490,7 +484,7 @@ class _LocalRun:
             self.free.sort()
             if result_done(self.workdir, job_id):
                 self.done.add(job_id)
-                self.ledger.append([_local_line(r.job, "done", self.this_file, log=str(r.log))])
+                self.ledger.append([local_line(r.job, "done", self.this_file, log=str(r.log))])
                 took = time.time() - r.started
                 self.eta.finish(r.job, job_seconds(self.workdir, job_id, took))
                 late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
@@ -498,7 +492,7 @@ class _LocalRun:
             else:
                 self.failed.add(job_id)
                 error = _failure(rc, r.log)
-                self.ledger.append([_local_line(r.job, "failed", self.this_file, log=str(r.log), error=error)])
+                self.ledger.append([local_line(r.job, "failed", self.this_file, log=str(r.log), error=error)])
                 said = _ending(rc, r.log) if rc < 0 else f"exit code {rc}"  # killed: by what, not "exit code -9"
                 self.progress(f"FAILED {r.job.stage} {job_id} [{job_text(r.job)}] ({said}); "
                               f"log {shlex.quote(str(r.log))}")
@@ -510,7 +504,7 @@ class _LocalRun:
         user's, made without group write, fails the jobs that write it, not every job the command runs)."""
         self.failed.add(job.id)
         error = f"not started: {write_refused(e)}"
-        self.ledger.append([_local_line(job, "failed", self.this_file, log=None, error=error)])
+        self.ledger.append([local_line(job, "failed", self.this_file, log=None, error=error)])
         self.progress(f"FAILED {job.stage} {job.id} [{job_text(job)}] ({error})")
         self.after_failure(job, error)
 
@@ -602,6 +596,6 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
                                  "--job", str(job_file), "--grid", grid],
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,), cwd=code)  # the worker holds the lock too, for as long as it lives
-    ledger.append([_local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname(),
+    ledger.append([local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname(),
                                user=user())])
     return _Running(job, proc, slot, log, time.time(), lock)
