@@ -19,13 +19,14 @@ learning rate, epoch count, batch size, feature layer, manifest hash or a change
 recorded effective protocol) does not. Keys that older records hold otherwise are left out too, so that those
 records group with new ones: MoCo's and BYOL's settings in the config of a run of another method (older records
 hold them in every run's; `OLDER_METHOD_SECTIONS`), the settings a training config's method never reads (a
-supervised run's `temperature` and `head`: `study.train.config.UNREAD_SETTINGS`), the linear-probe settings its
-optimizer never reads (`PROBE_KEYS_UNREAD`, which older records hold for every optimizer), the L-BFGS settings only
-newer records hold, where they hold the value older records' probes ran with (`PROBE_KEYS_LATER`), and a fine-tuning
-job's top-level `epochs` (the first labeled size's alone in older records, each size's where they differ in newer
-ones; every size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from the encoders'
-protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is one value however written (`10`
-or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), as in the job ids.
+supervised run's `temperature` and `head`, a random-init encoder's schedule: `study.train.config.UNREAD_SETTINGS`)
+and what the protocol of a method that trains nothing says of training (`TRAINING_PROTOCOL_KEYS`), the linear-probe
+settings its optimizer never reads (`PROBE_KEYS_UNREAD`, which older records hold for every optimizer), the L-BFGS
+settings only newer records hold, where they hold the value older records' probes ran with (`PROBE_KEYS_LATER`),
+and a fine-tuning job's top-level `epochs` (the first labeled size's alone in older records, each size's where they
+differ in newer ones; every size's is in `runs` either way); an evaluation's `encoder_recipes` are recomputed from
+the encoders' protocols it keeps (`pretrain`), so that they follow the rule too. A whole number is one value however
+written (`10` or `10.0`: a grid's `warmup_epochs: 0` and `0.0` run the same recipe), as in the job ids.
 The code version is deliberately not part of it: a new commit that computes the same protocol is the same protocol;
 it is kept in the record and the table for audit. The stored fingerprint is kept for audit too, but the table
 (study.results.table) recomputes it from `protocol` with this code's rule, so that records written under an older
@@ -49,7 +50,7 @@ from study.errors import StudyError, os_reason
 from study.hashing import config_hash, whole_numbers_as_ints
 from study.paths import result_path, results_dir
 from study.runtime_keys import EVALUATE_RUN_ONLY, PRETRAIN_RUN_ONLY
-from study.train.config import unread_settings
+from study.train.config import TRAINING_PROTOCOL_KEYS, UNTRAINED_METHODS, unread_settings
 from study.version import code_version, newer_note  # code_version: what a record gets, as protocols and checkpoints
 
 SCHEMA_VERSION = 1
@@ -156,10 +157,13 @@ def _own_method_settings(obj: Any) -> Any:
 
 def _without_older_keys(protocol: Mapping[str, Any]) -> Mapping[str, Any]:
     """The protocol without the keys older records hold otherwise (module docstring): another method's settings in
-    a training config; of an evaluation, the probe settings its optimizer never reads, a fine-tuning job's top-level
+    a training config; of a method that trains nothing, what its protocol says of training (TRAINING_PROTOCOL_KEYS);
+    of an evaluation, the probe settings its optimizer never reads, a fine-tuning job's top-level
     `epochs`, and its encoders' recipes as the record holds them, fingerprinted by the rule of the code that wrote it
     (recomputed from the `pretrain` protocols it keeps, where it keeps them)."""
     protocol = _own_method_settings(protocol)
+    if protocol.get("stage") == "pretrain" and protocol.get("method") in UNTRAINED_METHODS:
+        return {k: v for k, v in protocol.items() if k not in TRAINING_PROTOCOL_KEYS}
     if protocol.get("stage") != "evaluate":
         return protocol
     out = {k: _probe_settings_as_older(v) if k == "linear" else v for k, v in protocol.items()

@@ -101,19 +101,32 @@ UNTRAINED_METHODS = ("random", "pretrained")
 # the settings every pretraining section may hold that only some methods read: a contrastive loss's temperature,
 # SimCLR's projection head
 METHOD_READ_SETTINGS = ("temperature", "head", "head_output_bn")
+# the settings only a run that trains reads: its schedule, optimizer, augmentation and arithmetic (a method that
+# trains nothing, UNTRAINED_METHODS, writes its encoder whatever they say)
+TRAINING_SETTINGS = ("epochs", "steps", "batch_size", "optim", "augment", "image_size", "precision", "channels_last",
+                     "sync_bn")
 # of those, the ones each registered method never reads, named without the registry (torch) so that `study plan`
 # and `study status` leave them out of the method's job ids, and a run out of its record and checkpoint fingerprint:
-# a grid's SimCLR temperature changed reruns no supervised job. A method not listed reads them all (its ids keep
-# every value: a change reruns it, never a wrong reuse). tests/train/test_methods.py checks each listed setting
-# changes nothing a run of its method computes.
+# a grid's SimCLR temperature changed reruns no supervised job, its learning rate no random-init encoder. A method
+# not listed reads them all (its ids keep every value: a change reruns it, never a wrong reuse).
+# tests/train/test_methods.py checks each listed setting changes nothing a run of its method computes.
 UNREAD_SETTINGS: dict[str, tuple[str, ...]] = {
     "moco": ("head", "head_output_bn"),  # MoCo v2's head is its own section's (`moco.hidden`, `moco.dim`)
-    **{m: METHOD_READ_SETTINGS for m in ("byol", "supervised", *UNTRAINED_METHODS)},
+    **{m: METHOD_READ_SETTINGS for m in ("byol", "supervised")},
+    **{m: (*METHOD_READ_SETTINGS, *TRAINING_SETTINGS) for m in UNTRAINED_METHODS},
 }
+# what a run's protocol (study.train.protocol.run_protocol) says of its training besides its config: a run that
+# trains nothing records none of it, and the fingerprint rule leaves it out of the older records that hold it
+# (study.results.record), so that a random-init encoder's results are one recipe whatever the grid's schedule
+TRAINING_PROTOCOL_KEYS = ("steps", "steps_per_epoch", "epochs", "per_device_batch", "effective_batch", "optimizer",
+                          "base_lr", "lr_scaling", "effective_lr", "warmup_steps", "final_lr_fraction", "weight_decay",
+                          "momentum", "exclude_bias_and_norm", "trust_coefficient", "temperature", "precision", "tf32",
+                          "channels_last", "sync_bn", "augmentation")
 
 
 def unread_settings(method: object) -> tuple[str, ...]:
-    """The settings of METHOD_READ_SETTINGS that `method` (a name) never reads; none for a method not listed."""
+    """The settings of METHOD_READ_SETTINGS and TRAINING_SETTINGS that `method` (a name) never reads (UNREAD_SETTINGS);
+    none for a method not listed."""
     return UNREAD_SETTINGS.get(method, ()) if isinstance(method, str) else ()
 
 

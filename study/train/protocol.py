@@ -15,7 +15,7 @@ from study.hashing import canonical_json
 from study.results.record import protocol_fingerprint, recipe_protocol
 from study.train import distributed
 from study.train.backbones import encoder_payload
-from study.train.config import PretrainConfig
+from study.train.config import TRAINING_PROTOCOL_KEYS, PretrainConfig
 from study.train.optim import Schedule
 from study.train.run_files import ENCODER
 from study.train.tf32 import tf32_in_use
@@ -26,7 +26,8 @@ def run_protocol(cfg: PretrainConfig, manifest, world: distributed.World, device
                  channels_last: bool, sync_bn: bool, sched: Schedule, aug_cfg, method) -> dict[str, Any]:
     """Every effective value of a run that its result records (the base its session's timings are added to): the
     config as resolved, the data, the devices, the schedule, the augmentation, the versions; the method's own
-    (`Method.protocol`, its settings)."""
+    (`Method.protocol`, its settings). A method that trains nothing records none of its training
+    (TRAINING_PROTOCOL_KEYS)."""
     n, spe, total, warmup, peak = sched.images, sched.steps_per_epoch, sched.total, sched.warmup, sched.peak_lr
     per_device = cfg.batch_size // world.size
     device_kind = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -78,6 +79,8 @@ def run_protocol(cfg: PretrainConfig, manifest, world: distributed.World, device
         p[cfg.method] = dataclasses.asdict(cfg.method_settings[cfg.method])
     if cfg.optim.name == "lars":
         p["trust_coefficient"] = cfg.optim.trust_coefficient
+    if not method.trains:  # no schedule, optimizer or augmentation ran (its config leaves them out too: to_dict)
+        p = {k: v for k, v in p.items() if k not in TRAINING_PROTOCOL_KEYS}
     return p
 
 

@@ -54,7 +54,7 @@ def test_another_methods_settings_leave_a_jobs_id_and_its_own_change_it(write_gr
 def test_a_setting_a_method_never_reads_leaves_its_jobs_ids(write_grid):
     """SimCLR's temperature and head changed mid-study: SimCLR's jobs are other jobs; MoCo's (a temperature, no
     `head`) for the temperature alone; supervised, BYOL and random jobs, which read neither (UNREAD_SETTINGS), and
-    their evaluations, keep their ids and results."""
+    their evaluations, keep their ids and results; a random job keeps them through a changed schedule too."""
     def ids(**pretrain) -> dict:
         grid = write_grid("""
         axes: {method: [simclr, moco, byol, supervised, random], dataset: [alpha]}
@@ -69,6 +69,11 @@ def test_a_setting_a_method_never_reads_leaves_its_jobs_ids(write_grid):
         assert head[stage, "moco"] == before[stage, "moco"] != temperature[stage, "moco"]
         for method in ("byol", "supervised", "random"):
             assert head[stage, method] == before[stage, method] == temperature[stage, method], (stage, method)
+    # the schedule, optimizer and augmentation: read by every method but random (TRAINING_SETTINGS)
+    schedule = ids(temperature=0.2, head=[16, 8], steps=7, optim={"lr": 0.3}, augment={"flip_p": 0.0})
+    for stage in ("pretrain", "evaluate"):
+        assert schedule[stage, "random"] == before[stage, "random"], stage
+        assert all(schedule[stage, m] != before[stage, m] for m in ("simclr", "moco", "byol", "supervised")), stage
 
 
 def test_a_setting_a_protocol_never_reads_leaves_its_jobs_ids(write_grid):

@@ -21,6 +21,7 @@ import study.train.loop as loop
 from study.train import StopRequested, pretrain
 from study.train.backbones import encoder_provenance, load_encoder
 from study.train.checkpoint import load_checkpoint
+from study.train.config import UNTRAINED_METHODS
 from study.train.methods import METHODS
 from study.train.optim import Schedule
 from study.train.resume import Sessions
@@ -664,7 +665,7 @@ def test_a_training_run_of_no_step_is_refused(tiny_manifest, make_config, tmp_pa
     with pytest.raises(StudyError, match=r"pretrain.steps: method supervised trains, but steps 0 come to no step"):
         pretrain(dataclasses.replace(make_config(method="supervised"), steps=0), tmp_path / "run")
     assert not (tmp_path / "run" / "encoder.pt").exists()
-    assert pretrain(make_config(method="random", steps=0), tmp_path / "random")["protocol"]["steps"] == 0
+    assert "steps" not in pretrain(make_config(method="random", steps=0), tmp_path / "random")["protocol"]
 
 
 def test_a_size_the_subset_cannot_fill_and_an_empty_subset_are_refused_naming_them(make_config, tmp_path):
@@ -837,6 +838,42 @@ def test_an_encoder_file_written_again_has_the_same_bytes_and_carries_its_pretra
     assert encoder_provenance(tmp_path / "simclr" / "missing.pt") == (None, None)
 
 
+# two values of each training setting (TRAINING_SETTINGS), each valid for the tiny config
+TRAINING_VALUES = {"epochs": (1.0, 5.0), "steps": (6, 2), "batch_size": (8, 4), "image_size": (16, 24),
+                   "optim": ({"name": "lars", "lr": 1.0}, {"name": "sgd", "lr": 0.05, "weight_decay": 0.0}),
+                   "augment": (None, {"flip_p": 0.0}), "precision": ("auto", "fp32"), "channels_last": (True, False),
+                   "sync_bn": (True, False)}
+
+
+@pytest.mark.parametrize("method", UNTRAINED_METHODS)
+def test_a_method_that_trains_nothing_runs_and_records_one_recipe_whatever_the_training_settings(
+        tiny_manifest, make_config, tmp_path, method):
+    """Its job ids leave the training settings out (UNREAD_SETTINGS), so its run must not depend on them: at two
+    values of each, the same encoder file bytes (which key the feature cache) and the same recipe fingerprint, and a
+    protocol and config that hold none of them. An older record that holds its schedule is the same recipe."""
+    from study.hashing import file_sha256
+    from study.train.config import TRAINING_PROTOCOL_KEYS, TRAINING_SETTINGS, UNREAD_SETTINGS
+
+    assert set(TRAINING_VALUES) == set(TRAINING_SETTINGS) <= set(UNREAD_SETTINGS[method])
+    own = {}
+    if method == "pretrained":
+        own = {method: {"encoder_file": str(tmp_path / "given" / "encoder.pt")}}
+        pretrain(make_config(method="random", seed=5), tmp_path / "given")
+    runs = {}
+    for key, values in TRAINING_VALUES.items():
+        for i, value in enumerate(values):
+            out = pretrain(make_config(method=method, **own, **{key: value}), tmp_path / f"{key}{i}")
+            runs[key, i] = file_sha256(tmp_path / f"{key}{i}" / "encoder.pt"), protocol_fingerprint(out["protocol"])
+            assert not set(out["protocol"]) & set(TRAINING_PROTOCOL_KEYS), key
+            assert not set(out["protocol"]["config"]) & set(TRAINING_SETTINGS), key
+    assert len(set(runs.values())) == 1, runs
+    older = {**out["protocol"], "steps": 0, "effective_lr": 1.0, "precision": "fp32", "temperature": None,
+             "config": {**out["protocol"]["config"], "epochs": 1.0, "optim": {"name": "lars", "lr": 1.0}}}
+    assert protocol_fingerprint(older) == runs["epochs", 0][1]
+    trained = pretrain(make_config(method="simclr"), tmp_path / "simclr")["protocol"]  # one that trains records them
+    assert set(TRAINING_PROTOCOL_KEYS) - {"trust_coefficient"} < set(trained) and "optim" in trained["config"]
+
+
 def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_weights_not_the_path(
         tiny_manifest, make_config, tmp_path):
     """`pretrained` trains nothing: its encoder is `init_encoder`'s weights, recorded by their sha256 (the recipe),
@@ -862,7 +899,7 @@ def test_a_pretrained_run_writes_the_given_encoder_and_its_recipe_follows_the_we
 
     out = pretrain(make_config(**over, **given(tmp_path / "a.pt")), tmp_path / "run")
     p = out["protocol"]
-    assert out["metrics"] == [] and p["steps"] == 0 and p["augmentation"] is None
+    assert out["metrics"] == [] and "steps" not in p and "augmentation" not in p
     assert p["init_encoder_sha256"] == file_sha256(tmp_path / "a.pt") and p["init_encoder_recipe"] is None
     assert p["init_encoder_weights_sha256"] == weights_sha256(load_encoder(tmp_path / "a.pt"))
     assert p["init_encoder_file"] == str((tmp_path / "a.pt").resolve())

@@ -14,7 +14,8 @@ def test_the_protocol_and_fingerprint_carry_the_lars_entries_for_lars_only(make_
     the checkpoint's fingerprint, for a LARS run only: an SGD checkpoint is not refused for lacking it. Epochs are
     steps over steps per epoch, a fraction where the budget ends mid-epoch; the effective batch is every device's."""
     manifest = SimpleNamespace(name="tiny", content_hash="h", corruption=None, num_classes=3)
-    method = SimpleNamespace(encoder=SimpleNamespace(feature_dim=16), protocol=lambda: {"head": [16, 4]})
+    method = SimpleNamespace(encoder=SimpleNamespace(feature_dim=16), protocol=lambda: {"head": [16, 4]},
+                             trains=True)
     sched = Schedule(24, 8, 3, 4, 1, 0.1, 0.0)
     cpu, world = torch.device("cpu"), distributed.World(size=2)
     for name, lars in (("lars", True), ("sgd", False), ("adamw", False)):
