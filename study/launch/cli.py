@@ -122,7 +122,8 @@ def run_submit(args: argparse.Namespace) -> int:
         only = chosen if only is None else only  # (all of those named: each is selected)
     from study.launch.take_over import take_over
 
-    take_over(plan, workdir, dry_run=args.dry_run)  # an older study's results of the plan's settings: not run again
+    # an older study's results of the plan's settings: not run again (a dry run's jobs read done, `taking`)
+    taking = take_over(plan, workdir, dry_run=args.dry_run)
     again = _rerun_results(plan, workdir, only) if args.rerun else {}
     # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
     todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed) | set(again)
@@ -134,11 +135,12 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "slurm":
         from study.launch.slurm import submit_slurm
 
-        return submit_slurm(plan, workdir, dry_run=args.dry_run, retry_failed=args.retry_failed, only=only)
+        return submit_slurm(plan, workdir, dry_run=args.dry_run, retry_failed=args.retry_failed, only=only,
+                            taking=taking)
     from study.launch.local.scheduler import run_local
 
     return run_local(plan, workdir, retry_failed=args.retry_failed, workers=args.workers, only=only,
-                     dry_run=args.dry_run)
+                     dry_run=args.dry_run, taking=taking)
 
 
 def _to_run(plan, workdir, set_aside: bool, retry_failed: bool = False) -> set[str]:

@@ -14,7 +14,7 @@ renamed (a project folder moved with its workdir), which would otherwise hide th
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -100,10 +100,11 @@ def grid_states(plan: Plan, workdir: str | Path, jobs: list[Job] | None = None, 
     return states
 
 
-def dry_run_states(plan: Plan, workdir: str | Path, err: TextIO) -> dict[str, JobState]:
+def dry_run_states(plan: Plan, workdir: str | Path, err: TextIO,
+                   taking: Mapping[str, str] | None = None) -> dict[str, JobState]:
     """`grid_states` for a dry run, which writes nothing: an interrupted Slurm submit's jobs read as not submitted,
-    which `err` is told; the jobs whose older results a submit takes over first (study.launch.take_over) read done,
-    as they will."""
+    which `err` is told; the jobs whose older results a submit takes over first read done, as they will (`taking`:
+    {old id: new id}, the dry run's `take_over`; None: `to_take_over`, study.launch.take_over)."""
     from dataclasses import replace
 
     from study.launch.take_over import to_take_over
@@ -112,7 +113,7 @@ def dry_run_states(plan: Plan, workdir: str | Path, err: TextIO) -> dict[str, Jo
         print("[study] an earlier submit was interrupted before recording what it queued; this dry run counts its "
               "jobs as not submitted (a real submit, status or cancel asks Slurm first)", file=err)
     states = grid_states(plan, workdir, settle=False)
-    for new in to_take_over(plan, workdir).values():
+    for new in (to_take_over(plan, workdir) if taking is None else taking).values():
         if new in states:
             states[new] = replace(states[new], state="done", detail="taken over")
     return states

@@ -19,7 +19,7 @@ from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
-from study.launch.take_over import older_results, takeable, to_take_over
+from study.launch.take_over import older_results, second_runs, takeable, to_take_over
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -342,12 +342,20 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     # what the edit changed, of both lists at once: the plan's jobs indexed once
     changes = changed_settings(plan, workdir, [*earlier_edited, *left_edited]) if earlier_edited or left_edited else {}
     taken = takeable(plan, workdir, done_twins)
+    twice = second_runs(workdir, done_twins, taken)
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
                  [f"{job} (now {new})" for job, new in taken.items()],
                  ": the same runs, not counted above until `study submit` takes them over (moves each result and job "
                  "folder to its new id; none runs again)")
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
-                 [f"{job} (now {new})" for job, new in done_twins.items() if job not in taken],
+                 [f"{job} (now {done_twins[job]}, as {other})" for job, other in twice.items()],
+                 ": each a second run of the settings of the older job named after `as`, which that study told "
+                 "apart and this one does not (a whole number written `0`, then `0.0`, or a setting the job never "
+                 "reads changed between the two); that job's result is the one taken over as the plan's job's (by "
+                 "`study submit`, or before), so none runs again and no submit takes these over; they are not "
+                 "counted above, nor drawn by `study report`")
+    _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
+                 [f"{job} (now {new})" for job, new in done_twins.items() if job not in taken and job not in twice],
                  ": their jobs (or the encoders they read) were queued or run again under the new ids, or their "
                  "records do not read, so no submit takes these over; they are not counted above, nor drawn by "
                  "`study report`")

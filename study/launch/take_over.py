@@ -2,8 +2,10 @@
 
 An update of study that hashes a job's settings otherwise (a setting the job never reads left out of its id) gives
 the jobs of an unchanged grid file new ids. A job of the older study that finished is the same run as the plan's job
-of its settings (`grid_states.renamed`): `study submit` moves its result and job folder to the new id instead of
-running it again (`take_over`), and `study status` says so beforehand (`to_take_over`).
+of its settings (`grid_states.renamed`): `study submit` moves its result, job folder and log to the new id instead
+of running it again (`take_over`), and `study status` says so beforehand (`to_take_over`). Where the older study gave
+two ids to settings this one gives one (`0` and `0.0`, or a setting the job never reads changed between two runs),
+one of its results is taken over and the other left where it is, a second run of those settings (`second_runs`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from study.launch.grid_states import grid_file, grid_ids, grid_jobs, renamed, re
 from study.launch.ledger import Ledger, local_line, workdir_ledgers
 from study.launch.runner import encoder_path, job_dir, read_job_file, write_job_file
 from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
-from study.paths import result_path
+from study.paths import logs_dir, result_path
 from study.results.record import write_result
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
@@ -44,7 +46,8 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     job's result reads (and a pretraining's encoder file is there), the plan's job has no result, no job folder and
     no ledger line of any grid (never queued or run: a queued one would run again over the result), and each encoder
     the older job read is the plan's job's (the same id, or one taken over as it, now or before: an evaluation of an
-    encoder since trained again is not the plan's evaluation of it)."""
+    encoder since trained again is not the plan's evaluation of it); of several for one plan's job (settings the older
+    study told apart: `second_runs`), the first by id, an evaluation among those of the pretraining taken."""
     if not older:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
@@ -52,8 +55,24 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     free = {old: new for old, new in older.items() if result_done(workdir, old)
             and (jobs[new].stage != "pretrain" or encoder_path(workdir, old).is_file())  # what its evaluations read
             and not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
-    # an evaluation's encoders are pretraining jobs, which read none: one pass
-    return {old: new for old, new in free.items() if _same_encoders(workdir, old, jobs[new], free)}
+    pretrain = _first_each({old: new for old, new in free.items() if jobs[new].stage == "pretrain"})
+    # an evaluation's encoders are pretraining jobs, which read none
+    return {**pretrain, **_first_each({old: new for old, new in free.items() if jobs[new].stage != "pretrain"
+                                       and _same_encoders(workdir, old, jobs[new], pretrain)})}
+
+
+def second_runs(workdir: str | Path, older: Mapping[str, str], taking: Mapping[str, str]) -> dict[str, str]:
+    """{id: the older id taken over as its plan's job} of each of `older` ({id: the plan's id of its settings})
+    whose plan's job takes over another: now (`taking`, {old id: new id}: `takeable`'s) or before (its result's
+    TAKEN_OVER_FROM). A second run of the same settings, which the older study told apart (`0` and `0.0`, or a
+    setting the job never reads changed between the two): no submit takes it over, nor runs its job again."""
+    first = {new: old for old, new in taking.items()}
+    out = {}
+    for old, new in older.items():
+        other = first.get(new) or _taken_from(workdir, new)
+        if old not in taking and other not in (None, old):
+            out[old] = other
+    return out
 
 
 def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
@@ -77,11 +96,12 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
     their evaluations read) to the ids this version gives their settings (`older_results`, `takeable`); returns
     {old id: new id} of those moved (with `dry_run`, of those it would move, moving none), said on stderr. Each,
     under the workdir's submit lock, dependencies first: a `set_aside` line of the old id (reason TAKEN_OVER) in each
-    ledger that has lines of it (it is no Slurm job to ask of, or to say live, any more); its job folder renamed to
-    the new id's, the plan's job file written in it; its record written under the new id (`job_id`, `depends_on` of
-    the plan's job, TAKEN_OVER_FROM), a `local` ledger line saying it done; the old record removed. An evaluation
-    goes only with the encoders it read. Each file is whole; a kill between two steps leaves a job that runs again (a
-    pretraining from its finished checkpoint) or the old record beside the new one, which the next submit removes."""
+    ledger that has lines of it (it is no Slurm job to ask of, or to say live, any more); its log renamed to the new
+    id's (`_move_log`); its job folder renamed to the new id's, the plan's job file written in it; its record written
+    under the new id (`job_id`, `depends_on` of the plan's job, TAKEN_OVER_FROM), a `local` ledger line saying it
+    done (naming that log); the old record removed. An evaluation goes only with the encoders it read. Each file is
+    whole; a kill between two steps leaves a job that runs again (a pretraining from its finished checkpoint) or the
+    old record beside the new one, which the next submit removes."""
     from study.launch.locks import submit_lock
 
     if not dry_run:
@@ -103,8 +123,8 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
                     moves[old] = new
     if moves:
         print(f"study: {'would take' if dry_run else 'took'} over {len(moves)} result(s) of jobs an older version of "
-              f"study ran under other ids, the same runs as the plan's jobs of their settings: their results and job "
-              f"folders {'would move' if dry_run else 'moved'} to the ids of now, and none runs again"
+              f"study ran under other ids, the same runs as the plan's jobs of their settings: their results, job "
+              f"folders and logs {'would move' if dry_run else 'moved'} to the ids of now, and none runs again"
               f"{' (not listed below)' if dry_run else ''}: "
               + ", ".join(f"{o} -> {n}" for o, n in list(moves.items())[:5]) + (" ..." if len(moves) > 5 else ""),
               file=sys.stderr)
@@ -123,6 +143,7 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
         Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
                                        "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
                                        "grid_file": grid_file(plan) if grid == plan.name else None}])
+    log = _move_log(workdir, old, job.id)
     try:
         if src.is_dir():
             os.rename(src, dest)
@@ -130,9 +151,29 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
         raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
     write_job_file(workdir, job)
     write_result(workdir, {**record, "job_id": job.id, "depends_on": list(job.depends_on), TAKEN_OVER_FROM: old})
-    Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), **{TAKEN_OVER_FROM: old})])
+    Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), log=log, **{TAKEN_OVER_FROM: old})])
     result_path(workdir, old).unlink(missing_ok=True)
     return True
+
+
+def _move_log(workdir: str | Path, old: str, new: str) -> str | None:
+    """Job `old`'s log (logs/<old>.log: a local run's) renamed to job `new`'s where `new` has none (os.replace: in one
+    step within a file system; a newer log is never overwritten); the path of `new`'s log, None where it has none."""
+    src, dest = logs_dir(workdir) / f"{old}.log", logs_dir(workdir) / f"{new}.log"
+    try:
+        if src.is_file() and not dest.exists():
+            os.replace(src, dest)
+    except OSError as e:
+        raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
+    return str(dest.resolve()) if dest.is_file() else None
+
+
+def _first_each(moves: Mapping[str, str]) -> dict[str, str]:
+    """`moves` ({old id: new id}) with one old id for each new id, the first by id."""
+    first: dict[str, str] = {}
+    for old in sorted(moves):
+        first.setdefault(moves[old], old)
+    return {old: new for new, old in first.items()}
 
 
 def _encoders(workdir: str | Path, job: str) -> list[str]:

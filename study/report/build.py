@@ -139,26 +139,37 @@ def _results_off_plan(plan: Any, workdir: str | os.PathLike, missing: set[str]) 
     results are there (study.launch.grid_states.results_off_plan): "no result yet" is not "nothing ran". Only the
     results of a missing job's cell (its stage and axes) are counted: those of cells done under their new ids (an
     evaluation setting changed, then run), beside a new cell not run yet, are not what is missing. Those an older
-    study left under other ids that `study submit` takes over (study.launch.take_over) are said apart."""
+    study left under other ids that `study submit` takes over (study.launch.take_over) are said apart, and so are
+    second runs of their settings (`second_runs`), which no submit takes over or runs again."""
     from study.launch.grid_states import results_off_plan
-    from study.launch.take_over import to_take_over
+    from study.launch.take_over import older_results, second_runs, takeable
 
     def cell(stage: Any, axes: Any) -> str:
         return json.dumps([stage, axes or {}], sort_keys=True, default=str)
 
     cells = {cell(j.stage, j.axes) for j in plan.jobs if j.id in missing}
-    taken = to_take_over(plan, workdir)
+    off_plan = results_off_plan(plan, workdir)
+    older = older_results(plan, workdir, off_plan)
+    taken = takeable(plan, workdir, older)
+    twice = second_runs(workdir, older, taken)
     with warnings.catch_warnings():  # an unreadable one has no cell to count: left out, not warned of here
         warnings.simplefilter("ignore", ResultFileWarning)
-        earlier = read_results(workdir, list(dict.fromkeys([*results_off_plan(plan, workdir), *taken])))
+        earlier = read_results(workdir, list(dict.fromkeys([*off_plan, *taken, *twice])))
     ids = [r["job_id"] for r in earlier if cell(r.get("stage"), r.get("axes")) in cells]
-    rest = [job_id for job_id in ids if job_id not in taken]
+    rest = [job_id for job_id in ids if job_id not in taken and job_id not in twice]
     notes = []
-    if len(rest) < len(ids):
-        notes.append(f"{len(ids) - len(rest)} result(s) in {results_dir(workdir)} are of jobs an older version of "
-                     f"study ran under other ids, the same runs as the plan's jobs of their settings, which have no "
-                     f"result yet: not drawn until `study submit` takes them over (moves each to its new id; none "
-                     f"runs again)")
+    n_taken, n_twice = sum(job_id in taken for job_id in ids), sum(job_id in twice for job_id in ids)
+    if n_taken:
+        notes.append(f"{n_taken} result(s) in {results_dir(workdir)} are of jobs an older version of study ran "
+                     f"under other ids, the same runs as the plan's jobs of their settings, which have no result "
+                     f"yet: not drawn until `study submit` takes them over (moves each to its new id; none runs "
+                     f"again)")
+    if n_twice:
+        notes.append(f"{n_twice} result(s) in {results_dir(workdir)} are second runs, by an older version of study, "
+                     f"of the settings of results `study submit` takes over, or took over (settings that study told "
+                     f"apart and this one does not: a whole number written `0`, then `0.0`, or a setting the job "
+                     f"never reads changed between the two): not drawn, not taken over, and none runs again (`study "
+                     f"status` names them)")
     if rest:
         notes.append(f"{len(rest)} result(s) in {results_dir(workdir)} are of jobs this grid file ran that its plan "
                      f"no longer has, in the cells of its jobs without a result yet (a job's id hashes its settings: "

@@ -214,3 +214,81 @@ def test_the_slurm_jobs_of_results_taken_over_are_not_asked_of_slurm_nor_said_li
     assert [(states[old].state, states[old].detail) for old in old_ids] == [
         ("missing", f"its result and job folder were taken over as job {new}'s, the id another version of study "
                     "gives its settings") for new in (j.id for j in plan_grid(grid).jobs)]
+
+
+def test_a_taken_over_jobs_log_moves_to_its_new_id_and_a_newer_log_there_is_kept(env, monkeypatch):
+    """The older study's local runs wrote logs/<old id>.log: the take-over renames each to the new id's name, and the
+    `done` ledger line names it (status gives it); where the new id has a log already, that one is kept as it is
+    (never overwritten) and the older one stays under its id."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        old_ids = [j.id for j in plan_grid(first).jobs]  # the plan's order: the grid file is the same
+    _older_study_runs(monkeypatch, wd, first)
+    plan = plan_grid(first)
+    moved = dict(zip(old_ids, (j.id for j in plan.jobs)))
+    logs = {old: (wd / "logs" / f"{old}.log").read_bytes() for old in moved}
+    kept = next(j.id for j in plan.jobs if j.stage == "evaluate")
+    (wd / "logs" / f"{kept}.log").write_text("a newer log\n")
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err, err
+    said = {j["id"]: j["log"] for j in json.loads(
+        run_cli(["status", str(first), "--workdir", str(wd), "--format", "json"])[1])["jobs"]}
+    for old, new in moved.items():
+        assert said[new] == str((wd / "logs" / f"{new}.log").resolve()), said
+        if new == kept:
+            assert (wd / "logs" / f"{new}.log").read_text() == "a newer log\n"
+            assert (wd / "logs" / f"{old}.log").read_bytes() == logs[old]
+        else:
+            assert (wd / "logs" / f"{new}.log").read_bytes() == logs[old] and not (wd / "logs" / f"{old}.log").exists()
+
+
+def test_two_older_runs_of_one_job_written_0_and_0_0_are_one_taken_over_the_other_said_a_second_run(env, monkeypatch):
+    """An older study that hashed `0` and `0.0` apart ran the grid file twice, its `warmup_epochs: 0` edited to
+    `0.0` between: two runs of each job, which this version gives one id. The first of each by id is taken over
+    (the probe with the pretraining it read); the other is said, by status and the report, a second run of those
+    settings, which no submit takes over or runs again (not "queued or run again"), before and after the
+    take-over. A dry run finds what it would take over once, and counts those jobs done."""
+    from study.launch import take_over as take_over_module
+
+    (grid,) = _shared(env, "second")
+    wd = env / "wd"
+    runs = []
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        older_study.setattr(grid_jobs, "whole_numbers_as_ints", lambda obj: obj)
+        for text in (grid.read_text(), grid.read_text().replace("warmup_epochs: 0}", "warmup_epochs: 0.0}")):
+            grid.write_text(text)
+            runs.append([j.id for j in plan_grid(grid).jobs])
+            code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+            assert code == 0, err
+    plan = plan_grid(grid)
+    first, second = (runs[0], runs[1]) if runs[0][0] < runs[1][0] else (runs[1], runs[0])  # by the pretraining's id
+    news = [j.id for j in plan.jobs]
+    assert len({*runs[0], *runs[1], *news}) == 6, (runs, news)  # four older ids, two of now
+    said = status(grid, wd)
+    assert "takes over 2 of them (the older study's results above) and runs none of them" in said, said
+    assert all(f"{o} (now {n}, as {f})" in said for o, n, f in zip(second, news, first)) \
+        and "each a second run of the settings of the older job named after `as`" in said, said
+    assert "queued or run again" not in said, said
+    warned = build_report(wd, env / "report", plan=plan, log=None).warnings
+    assert [w for w in warned if "would run their cells again" in w] == [] and [
+        w for w in warned if w.startswith("2 result(s) ") and "are second runs" in w], warned
+
+    calls, counted = [], take_over_module.to_take_over
+    with monkeypatch.context() as counting:
+        counting.setattr(take_over_module, "to_take_over", lambda *a: calls.append(a) or counted(*a))
+        code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and out == "" and "would take over 2 result(s)" in err and "would run 0 job(s) here" in err, err
+    assert len(calls) == 1, calls  # take_over's, passed on to the dry run's states
+
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
+    assert [read_result(result_path(wd, n))["taken_over_from"] for n in news] == first
+    assert all(result_path(wd, o).exists() for o in second)  # left where they are, off the plan
+    said = status(grid, wd)
+    assert re.search(r"^pretrain +1 +0 +0 +0 +0 +0 +0$", said, re.M) and "queued or run again" not in said, said
+    assert f"{second[0]} (now {news[0]}, as {first[0]})" in said and "takes them over" not in said, said
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err and "running 0 job(s)" in err, err

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -165,19 +166,19 @@ class _Running:
 
 def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, workers: int | None = None,
               err: TextIO | None = None, only: set[str] | None = None, dry_run: bool = False,
-              out: TextIO | None = None) -> int:
+              out: TextIO | None = None, taking: Mapping[str, str] | None = None) -> int:
     """Run every job of `plan` that is missing (and failed/cancelled ones with `retry_failed`; of `only`, where
     given, those ids: see study.launch.select). Returns 0 when
     every job it ran succeeded and none was left unrun (a dependency that another command abandoned without a
     result leaves its dependents missing; a job failed or cancelled before, or blocked by one, is skipped without
     `retry_failed`), 1 otherwise. With `dry_run`, list those jobs on `out` (a line each, in the order they
-    would be started, dependencies first) and run, write or lock nothing."""
+    would be started, dependencies first) and run, write or lock nothing (`taking`: as `dry_run_states` reads it)."""
     err = err or sys.stderr
     if workers is not None and workers < 1:
         raise StudyError(f"--workers: expected an integer >= 1, got {workers}")
     workdir = Path(workdir).resolve()
     if dry_run:
-        sel = select(plan.jobs, dry_run_states(plan, workdir, err), retry_failed, only)
+        sel = select(plan.jobs, dry_run_states(plan, workdir, err, taking), retry_failed, only)
         for job in sel.to_run:
             print(f"{job.stage} {job.id} [{job_text(job)}]", file=out or sys.stdout)
         _say(f"[study] {plan.name}: would run {len(sel.to_run)} job(s) here; skipped: {sel.summary()}", err)

@@ -30,6 +30,7 @@ import shutil
 import sys
 import threading
 import uuid
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, TextIO
@@ -190,9 +191,11 @@ def slurm_unsafe(path: str) -> str:
 
 
 def submit_slurm(plan: Plan, workdir: str | Path, *, dry_run: bool = False, retry_failed: bool = False,
-                 out: TextIO | None = None, err: TextIO | None = None, only: set[str] | None = None) -> int:
+                 out: TextIO | None = None, err: TextIO | None = None, only: set[str] | None = None,
+                 taking: Mapping[str, str] | None = None) -> int:
     """Queue the plan's missing jobs (see module docstring; of `only`, where given, those ids: see
-    study.launch.select); with `dry_run`, print each array's sbatch script."""
+    study.launch.select); with `dry_run`, print each array's sbatch script (`taking`: as `dry_run_states` reads
+    it)."""
     plan.profile.require_partition()
     workdir = Path(workdir).resolve()
     refused = slurm_unsafe(str(workdir))
@@ -200,14 +203,14 @@ def submit_slurm(plan: Plan, workdir: str | Path, *, dry_run: bool = False, retr
         raise StudyError(f"--cluster slurm: workdir {str(workdir)!r} holds {refused}: choose a workdir without "
                          "(spaces, quotes, `$`, parentheses and non-ASCII letters are fine)")
     with nullcontext() if dry_run else submit_lock(workdir):  # from reading the states to the last `queued` line
-        return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only)
+        return _submit(plan, workdir, dry_run, retry_failed, out or sys.stdout, err or sys.stderr, only, taking)
 
 
 def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: TextIO, err: TextIO,
-            only: set[str] | None) -> int:
+            only: set[str] | None, taking: Mapping[str, str] | None) -> int:
     ledger = Ledger(workdir, plan.name)
     # under the submit lock this command holds, unless a dry run
-    states = dry_run_states(plan, workdir, err) if dry_run else locked_states(plan, workdir)
+    states = dry_run_states(plan, workdir, err, taking) if dry_run else locked_states(plan, workdir)
     sel: Selection = select(plan.jobs, states, retry_failed, only)
     held = _held_outside_slurm(sel.to_run, states)
     to_run = [j for j in sel.to_run if j.id not in held]
