@@ -182,6 +182,19 @@ def checkpoints_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict
     return out
 
 
+def unfinished_off_plan(plan: Plan, workdir: str | Path,
+                        latest: dict[str, dict] | None = None) -> dict[str, dict[str, list[int]]]:
+    """`checkpoints_off_plan` less the jobs Slurm runs still, asking Slurm (`outside_plan`) only where there are
+    some. `latest`: as for `outside_plan`."""
+    left = checkpoints_off_plan(plan, workdir, latest)
+    return checkpoints_off_plan(plan, workdir, latest, live_ids(*outside_plan(plan, workdir, latest))) if left else left
+
+
+def live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:
+    """The Slurm ids of `outside_plan`'s two parts (this file's, other files') in one list."""
+    return [*stale, *(i for ids in elsewhere.values() for i in ids)]
+
+
 def outside_plan(plan: Plan, workdir: str | Path,
                  latest: dict[str, dict] | None = None) -> tuple[list[str], dict[str, list[str]]]:
     """Live Slurm jobs this grid's ledger holds that are no longer in the plan: (ids queued from this grid file,

@@ -13,13 +13,14 @@ from study.durations import format_duration
 from study.errors import StudyError
 from study.launch.grid_changes import changed_settings
 from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      locked_states, other_accounts, outside_plan, renamed, renamed_live,
-                                      results_off_plan, with_dependencies as grid_with_dependencies)
+                                      live_ids, locked_states, other_accounts, outside_plan, renamed, renamed_live,
+                                      results_off_plan, unfinished_off_plan,
+                                      with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
-from study.launch.take_over import older_results, second_runs, takeable, to_take_over
+from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume, to_take_over
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -79,7 +80,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     did not finish (not those still running); `off_plan_changes`: {id: what changed} of those of either that have a
     job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
     taken out); `to_take_over`: {id: the plan's id} of the results an older version of study left that the next
-    submit takes over (study.launch.take_over); and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
+    submit takes over (study.launch.take_over), `to_resume` the same of the unfinished jobs it takes over to resume
+    from their checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
     selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
@@ -103,12 +105,13 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id),
                      "code_version": _code_version(workdir, st, live_code)})
-    off_plan, unfinished = results_off_plan(plan, workdir), _checkpoints_off_plan(plan, workdir)
+    off_plan, unfinished = results_off_plan(plan, workdir), unfinished_off_plan(plan, workdir)
+    taking = to_take_over(plan, workdir)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
             "off_plan_changes": {job: said for job, (_, said) in
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
-            "to_take_over": to_take_over(plan, workdir), **grid_jobs_json(plan)}
+            "to_take_over": taking, "to_resume": to_resume(plan, workdir, taking, unfinished), **grid_jobs_json(plan)}
 
 
 def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:
@@ -301,18 +304,6 @@ def _stale(stale: dict[str, str], out: TextIO) -> None:
                   + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
 
 
-def _checkpoints_off_plan(plan: Plan, workdir: str | Path) -> dict[str, dict[str, list[int]]]:
-    """`checkpoints_off_plan` without the jobs Slurm runs still, asking Slurm (`outside_plan`) only where there are
-    some."""
-    left = checkpoints_off_plan(plan, workdir)
-    return checkpoints_off_plan(plan, workdir, live_slurm=_live_ids(*outside_plan(plan, workdir))) if left else left
-
-
-def _live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:
-    """The Slurm ids of `outside_plan`'s two parts (this file's, other files') in one list."""
-    return [*stale, *(i for ids in elsewhere.values() for i in ids)]
-
-
 def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     """Live Slurm jobs an earlier version of the grid file or another file of its name queued, and results and
     checkpoints of jobs the plan no longer has; of each, those whose settings are a job of the plan that this version
@@ -336,7 +327,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     earlier = results_off_plan(plan, workdir, own)
     done_twins = older_results(plan, workdir, earlier)
     earlier_edited = [job for job in earlier if job not in done_twins]
-    left = checkpoints_off_plan(plan, workdir, own, _live_ids(stale, elsewhere))
+    left = checkpoints_off_plan(plan, workdir, own, live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
     left_edited = [job for job in left if job not in twins]
     # what the edit changed, of both lists at once: the plan's jobs indexed once
@@ -367,9 +358,16 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
         _what_changed(changes, earlier_edited, out)
     kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
     ran = [job for job, new in twins.items() if has_result(workdir, new)]
+    resumes = resumable(plan, workdir, twins, taken)
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
-                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins if job not in ran],
-                 f", under which a submit runs them from the start, not from these checkpoints; they {kept}")
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in resumes],
+                 ": `study submit` takes them over (moves each job folder, its checkpoints, to its new id) and "
+                 "resumes each from its checkpoint")
+    _older_study(out, f"job(s) an older version of study started did not finish{whole}",
+                 [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins
+                  if job not in ran and job not in resumes],
+                 f", under which a submit runs them from the start, not from these checkpoints (their new ids were "
+                 f"queued or run since, or another older run of those settings is taken over); they {kept}")
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
                  [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in ran],
                  f", under which they have a result now (run again from the start, or taken over): these "

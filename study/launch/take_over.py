@@ -6,6 +6,8 @@ of its settings (`grid_states.renamed`): `study submit` moves its result, job fo
 of running it again (`take_over`), and `study status` says so beforehand (`to_take_over`). Where the older study gave
 two ids to settings this one gives one (`0` and `0.0`, or a setting the job never reads changed between two runs),
 one of its results is taken over and the other left where it is, a second run of those settings (`second_runs`).
+A job the older study left unfinished (not live) with a checkpoint is taken over too, its folder moved to the new
+id, where the submit's run of the plan's job resumes from that checkpoint (`to_resume`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from study.errors import StudyError, not_yours, os_reason
-from study.launch.grid_states import grid_file, grid_ids, grid_jobs, renamed, results_off_plan
+from study.launch.grid_states import (grid_file, grid_ids, grid_jobs, renamed, results_off_plan,
+                                      unfinished_off_plan)
 from study.launch.ledger import Ledger, local_line, workdir_ledgers
 from study.launch.runner import encoder_path, job_dir, read_job_file, write_job_file
 from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
@@ -54,7 +57,7 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     jobs = {j.id: j for j in grid_jobs(plan)}
     free = {old: new for old, new in older.items() if result_done(workdir, old)
             and (jobs[new].stage != "pretrain" or encoder_path(workdir, old).is_file())  # what its evaluations read
-            and not has_result(workdir, new) and not job_dir(workdir, new).exists() and new not in latest}
+            and _never_run(workdir, new, latest)}
     pretrain = _first_each({old: new for old, new in free.items() if jobs[new].stage == "pretrain"})
     # an evaluation's encoders are pretraining jobs, which read none
     return {**pretrain, **_first_each({old: new for old, new in free.items() if jobs[new].stage != "pretrain"
@@ -81,6 +84,29 @@ def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
     return takeable(plan, workdir, older_results(plan, workdir, results_off_plan(plan, workdir)))
 
 
+def resumable(plan: Plan, workdir: str | Path, unfinished: Mapping[str, str],
+              taking: Mapping[str, str]) -> dict[str, str]:
+    """Of `unfinished` ({id: the plan's id of its settings} of jobs an older study left unfinished with a checkpoint,
+    not live: `renamed` of `unfinished_off_plan`), those a submit takes over to resume: the plan's job was never
+    queued or run, takes over no result (`taking`, {old id: new id}: `takeable`'s) and reads the encoders the older
+    job read (the same ids, or taken over as them); one older job for each plan's job, the first by id."""
+    if not unfinished:
+        return {}
+    latest = Ledger(workdir, plan.name).replay_with_shared().latest
+    jobs = {j.id: j for j in grid_jobs(plan)}
+    taken = set(taking.values())
+    return _first_each({old: new for old, new in unfinished.items() if new not in taken
+                        and _never_run(workdir, new, latest) and _same_encoders(workdir, old, jobs[new], taking)})
+
+
+def to_resume(plan: Plan, workdir: str | Path, taking: Mapping[str, str],
+              unfinished: Iterable[str] | None = None) -> dict[str, str]:
+    """{old id: new id} of the unfinished jobs the next submit takes over to resume (`resumable`), beside `taking`
+    (`to_take_over`'s); `unfinished`: `unfinished_off_plan`'s ids, where the caller has them (it asks Slurm)."""
+    unfinished = unfinished_off_plan(plan, workdir) if unfinished is None else unfinished
+    return resumable(plan, workdir, renamed(plan, workdir, unfinished), taking)
+
+
 def taken_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
     """{the id a job ran under: the plan's id} of the plan's results a submit took over (of the whole grid)."""
     out = {}
@@ -94,7 +120,8 @@ def taken_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
 def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[str, str]:
     """Move the results of the jobs an older version of study ran from this grid file (and of the pretraining jobs
     their evaluations read) to the ids this version gives their settings (`older_results`, `takeable`); returns
-    {old id: new id} of those moved (with `dry_run`, of those it would move, moving none), said on stderr. Each,
+    {old id: new id} of those moved (with `dry_run`, of those it would move, moving none), said on stderr; then the
+    folders of the unfinished jobs it resumes (`to_resume`; `_move_folder`, said on stderr, not returned). Each,
     under the workdir's submit lock, dependencies first: a `set_aside` line of the old id (reason TAKEN_OVER) in each
     ledger that has lines of it (it is no Slurm job to ask of, or to say live, any more); its log renamed to the new
     id's (`_move_log`); its job folder renamed to the new id's, the plan's job file written in it; its record written
@@ -108,27 +135,41 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
         for old in taken_over(plan, workdir):  # a record a kill left beside its copy (`_move`'s last step)
             result_path(workdir, old).unlink(missing_ok=True)
     moves = to_take_over(plan, workdir)
-    if moves and not dry_run:
+    resumes = to_resume(plan, workdir, moves)
+    if (moves or resumes) and not dry_run:
         with submit_lock(workdir):  # no other submit queues them meanwhile
             by_id = {j.id: j for j in grid_jobs(plan)}
-            todo = to_take_over(plan, workdir)  # again, under the lock
-            owners: dict[str, list[str]] = {}  # old id -> the grids whose ledger has lines of it
-            for ledger in workdir_ledgers(workdir):
-                for job in ledger.replay().latest.keys() & todo.keys():
-                    owners.setdefault(job, []).append(ledger.grid)
+            ledgers = [(ledger.grid, ledger.replay().latest) for ledger in workdir_ledgers(workdir)]
+
+            def owners(old: str) -> list[str]:  # the grids whose ledger has lines of job `old`
+                return [grid for grid, latest in ledgers if old in latest]
+
             moves = {}
+            todo = to_take_over(plan, workdir)  # again, under the lock
             for old, new in sorted(todo.items(), key=lambda m: by_id[m[1]].stage != "pretrain"):
                 if _same_encoders(workdir, old, by_id[new], moves) and _move(workdir, old, by_id[new], plan,
-                                                                              owners.get(old, [])):
+                                                                              owners(old)):
                     moves[old] = new
+            resumes = to_resume(plan, workdir, moves)  # of the encoders moved, not of one whose record failed to read
+            for old, new in resumes.items():
+                _move_folder(workdir, old, by_id[new], plan, owners(old))
+    done = "would move" if dry_run else "moved"
     if moves:
         print(f"study: {'would take' if dry_run else 'took'} over {len(moves)} result(s) of jobs an older version of "
               f"study ran under other ids, the same runs as the plan's jobs of their settings: their results, job "
-              f"folders and logs {'would move' if dry_run else 'moved'} to the ids of now, and none runs again"
-              f"{' (not listed below)' if dry_run else ''}: "
-              + ", ".join(f"{o} -> {n}" for o, n in list(moves.items())[:5]) + (" ..." if len(moves) > 5 else ""),
-              file=sys.stderr)
+              f"folders and logs {done} to the ids of now, and none runs again"
+              f"{' (not listed below)' if dry_run else ''}: {_some(moves)}", file=sys.stderr)
+    if resumes:
+        print(f"study: {'would take' if dry_run else 'took'} over {len(resumes)} job(s) an older version of study "
+              f"started under other ids and left unfinished, the plan's jobs of their settings: their job folders "
+              f"(checkpoints) and logs {done} to the ids of now, where they resume from those checkpoints: "
+              f"{_some(resumes)}", file=sys.stderr)
     return moves
+
+
+def _some(moves: Mapping[str, str], shown: int = 5) -> str:
+    """`old -> new` of the first `shown` of `moves`."""
+    return ", ".join(f"{o} -> {n}" for o, n in list(moves.items())[:shown]) + (" ..." if len(moves) > shown else "")
 
 
 def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> bool:
@@ -138,8 +179,19 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
         record = cached_result(result_path(workdir, old))
     except (StudyError, OSError):
         return False  # status names it
+    log = _move_folder(workdir, old, job, plan, grids)
+    write_result(workdir, {**record, "job_id": job.id, "depends_on": list(job.depends_on), TAKEN_OVER_FROM: old})
+    Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), log=log, **{TAKEN_OVER_FROM: old})])
+    result_path(workdir, old).unlink(missing_ok=True)
+    return True
+
+
+def _move_folder(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> str | None:
+    """Job `old`'s folder and log as `job`'s: a `set_aside` line of `old` in the ledger of each of `grids` first (no
+    Slurm job to ask of, or to say live, any more), its log renamed (`_move_log`), its folder renamed, the plan's job
+    file written in it. Returns the path of `job`'s log (None where it has none)."""
     src, dest = job_dir(workdir, old), job_dir(workdir, job.id)
-    for grid in grids:  # first: while its result stays, a kill leaves it to take over again
+    for grid in grids:  # first: while its result or checkpoint stays, a kill leaves it to take over again
         Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
                                        "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
                                        "grid_file": grid_file(plan) if grid == plan.name else None}])
@@ -150,10 +202,13 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
     except OSError as e:
         raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
     write_job_file(workdir, job)
-    write_result(workdir, {**record, "job_id": job.id, "depends_on": list(job.depends_on), TAKEN_OVER_FROM: old})
-    Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), log=log, **{TAKEN_OVER_FROM: old})])
-    result_path(workdir, old).unlink(missing_ok=True)
-    return True
+    return log
+
+
+def _never_run(workdir: str | Path, job: str, latest: Mapping[str, dict]) -> bool:
+    """Whether the plan's job `job` was never queued or run: no result, no job folder, no line in `latest` (the
+    ledgers replayed: a queued one would run over what is taken over)."""
+    return not has_result(workdir, job) and not job_dir(workdir, job).exists() and job not in latest
 
 
 def _move_log(workdir: str | Path, old: str, new: str) -> str | None:

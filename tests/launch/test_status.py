@@ -216,11 +216,11 @@ def test_status_json_asks_slurm_of_jobs_off_the_plan_only_where_they_left_checkp
     """`checkpoints_off_plan` leaves out the jobs Slurm runs still: without a checkpoint off the plan there is nothing
     to leave out, and Slurm is not asked (it was, at every `status --format json`); with one, a live job's is not
     said."""
-    from study.launch import status
+    from study.launch import grid_states, status
 
     wd, asked = env / "wd", []
     Ledger(wd, "g").append([{"event": "queued", "batch": "b", "job": "gone", "slurm_job_id": "402", "folder": "f"}])
-    monkeypatch.setattr(status, "outside_plan", lambda *a: asked.append(a) or (["402"], {}))
+    monkeypatch.setattr(grid_states, "outside_plan", lambda *a: asked.append(a) or (["402"], {}))
     assert status.status_json(_plan(P1), wd)["checkpoints_off_plan"] == {} and asked == []
     write_checkpoint(wd / "jobs" / "gone" / "checkpoint.pt", 4, 8)
     assert status.status_json(_plan(P1), wd)["checkpoints_off_plan"] == {} and len(asked) == 1

@@ -292,3 +292,53 @@ def test_two_older_runs_of_one_job_written_0_and_0_0_are_one_taken_over_the_othe
     assert f"{second[0]} (now {news[0]}, as {first[0]})" in said and "takes them over" not in said, said
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over" not in err and "running 0 job(s)" in err, err
+
+
+def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_checkpoint(env, monkeypatch):
+    """The older study's supervised pretraining stopped at step 3 of 6 (its command killed: a checkpoint, no result,
+    not live) and its probe never ran. Status says a submit takes it over and resumes it; a dry run moves nothing;
+    the submit moves its folder and log to the new id (a `set_aside` line of the old), where the run resumes from
+    step 3 (not 0) and ends with the encoder the older study's whole run wrote, byte for byte."""
+    from study.hashing import file_sha256
+    from study.launch.runner import read_job_file
+    from study.train import PretrainConfig, StopRequested, pretrain
+
+    (grid,) = _shared(env, "first")
+    wd = env / "wd"
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        old_pre, old_probe = (next(j.id for j in plan_grid(grid).jobs if j.stage == s)
+                              for s in ("pretrain", "evaluate"))
+    _older_study_runs(monkeypatch, wd, grid)
+    whole_run = file_sha256(wd / "jobs" / old_pre / "encoder.pt")
+    for old in (old_pre, old_probe):  # as a kill at step 3 leaves them: no result, the probe never started
+        result_path(wd, old).unlink()
+    for name in ("encoder.pt", "checkpoint.pt"):
+        (wd / "jobs" / old_pre / name).unlink()
+    config = PretrainConfig.from_dict(read_job_file(wd / "jobs" / old_pre / "job.json").config["pretrain"])
+    try:
+        pretrain(config, wd / "jobs" / old_pre, stop_at=3)
+    except StopRequested:
+        pass
+    plan = plan_grid(grid)
+    pre, probe = (next(j for j in plan.jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+
+    said = status(grid, wd)
+    assert (f"\n1 job(s) an older version of study started did not finish ({old_pre} (now {pre.id}): checkpoint at "
+            f"step 3/6): the same settings as jobs of this grid file, which this version of study gives other ids: "
+            f"`study submit` takes them over") in said, said
+    assert json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1])["to_resume"] == {
+        old_pre: pre.id}
+    code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and "study: would take over 1 job(s) an older version of study started" in err, err
+    assert (wd / "jobs" / old_pre / "checkpoint.pt").is_file() and not (wd / "jobs" / pre.id).exists()
+
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "study: took over 1 job(s) an older version of study started" in err, err
+    assert not (wd / "jobs" / old_pre).exists() and not (wd / "logs" / f"{old_pre}.log").exists()
+    assert read_result(result_path(wd, pre.id))["protocol"]["resumed_from_steps"] == [3]
+    assert file_sha256(wd / "jobs" / pre.id / "encoder.pt") == whole_run
+    assert result_path(wd, probe.id).exists()
+    latest = Ledger(wd, plan.name).replay().latest
+    assert (latest[old_pre]["event"], latest[old_pre]["taken_over_by"]) == ("set_aside", pre.id)
+    assert "older version of study" not in status(grid, wd)
