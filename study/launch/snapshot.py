@@ -30,9 +30,14 @@ def package_dir() -> Path:
     return Path(study.__file__).resolve().parent
 
 
+def code_digest() -> str:
+    """The digest of this process's study package (`source_digest`): the name of its copy's folder."""
+    return source_digest(package_dir())
+
+
 def code_folder(workdir: str | os.PathLike) -> Path:
     """Where the copy of this process's study code goes in `workdir` (absolute; not made here)."""
-    return Path(workdir).resolve() / CODE_DIR / source_digest(package_dir())
+    return Path(workdir).resolve() / CODE_DIR / code_digest()
 
 
 def take_snapshot(workdir: str | os.PathLike) -> Path:

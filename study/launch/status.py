@@ -267,10 +267,10 @@ def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
     with the submit that has it name the commit)."""
     if not live_code:
         return
-    from study.launch.snapshot import package_dir
-    from study.version import code_version, is_modified, source_digest
+    from study.launch.snapshot import code_digest
+    from study.version import code_version, is_modified
 
-    here, digest = code_version(), source_digest(package_dir())
+    here, digest = code_version(), code_digest()
     other: dict[tuple[str, str], list[str]] = {}
     to_name: dict[tuple[str, str], list[str]] = {}
     for job, (folder, version) in live_code.items():
