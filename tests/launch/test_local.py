@@ -78,7 +78,7 @@ def test_local_run_honours_dependencies_and_cancels_dependents_of_a_failure(env)
     # a rerun queues nothing: done jobs are skipped, failed ones wait for --retry-failed; the grid is not done, so
     # the command fails as the first one did (a script's `submit && report` does not go on)
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
-    assert code == 1 and "running 0 job(s)" in err and "1 failed (rerun with --retry-failed)" in err
+    assert code == 1 and "no job to run here" in err and "1 failed (rerun with --retry-failed)" in err
     assert err.strip().splitlines()[-1].endswith("| finished; 2 job(s) not run, failed or cancelled before or blocked "
                                                  "by such a dependency: `study submit --retry-failed` reruns them"), err
     # --only its dependent: still blocked by the failed job, which --retry-failed reruns only when named too
@@ -771,7 +771,7 @@ def test_a_local_submit_waits_for_a_slurm_submit_queueing_the_same_jobs(env):
         if local is not None and local.poll() is None:
             local.terminate()  # its workers end with it (SIGTERM: see test_sigterm_stops_the_workers...)
             local.wait(timeout=60)
-    assert "waiting for another study submit" in err and "running 0 job(s)" in err, err
+    assert "waiting for another study submit" in err and "no job to run here" in err, err
     assert f"skipped: {len(jobs)} pending or running" in err and not _events(wd, "race")  # nothing queued here
 
 
@@ -872,8 +872,8 @@ def test_a_failed_job_cancels_its_dependents_transitively(env):
 
 
 def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
-    """`--workers 3` overrides the default of one worker per core or GPU (mocked here to 1). Every job is pending in
-    another live command, so this one runs none and ends at once."""
+    """`--workers 3` overrides the default of one worker per core or GPU (mocked here to 1). The evaluation is
+    pending in another live command, so this one runs the pretraining alone."""
     import socket
 
     from study.launch.local import scheduler
@@ -886,9 +886,9 @@ def test_the_workers_flag_sets_how_many_workers_run(env, monkeypatch):
     with command_lock(wd) as name:
         Ledger(wd, "nworkers").append([{"event": "local", "job": j.id, "stage": j.stage, "state": "pending",
                                         "log": None, "pid": os.getpid(), "host": socket.gethostname(), "lock": name}
-                                       for j in plan_grid(grid).jobs])
+                                       for j in plan_grid(grid).jobs if j.stage == "evaluate"])
         code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "3"])
-    assert code == 0 and "running 0 job(s) here with 3 worker(s)" in err, err
+    assert code == 0 and "running 1 job(s) here with 3 worker(s)" in err, err
 
 
 def test_a_run_with_fewer_workers_than_the_estimate_counted_says_its_own_estimate(env):

@@ -131,7 +131,7 @@ def test_rerun_finishes_nothing_twice(tiny_run, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "running 0 job(s)" in err  # every job skipped: its result exists
+    assert "no job to run here" in err  # every job skipped: its result exists
     assert {p.name: p.stat().st_mtime_ns for p in manifests.iterdir()} == before
     assert {p.name: p.stat().st_mtime_ns for p in (base / "runs" / "results").iterdir()} == results
     ledger = [json.loads(line) for line in (base / "runs" / "ledgers" / "quickstart-tiny.jsonl").open()]

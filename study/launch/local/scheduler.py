@@ -208,8 +208,9 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
     code = take_snapshot(workdir) if plan.profile.snapshot_code and sel.to_run else None  # what the workers import
     local = _LocalRun(plan, workdir, ledger, err, list(sel.to_run), done, list(range(n_workers)), devices, threads,
                       sel.left_unfinished(), left_hint, code)
-    _say(f"[study] {plan.name}: running {len(local.todo)} job(s) here with {n_workers} worker(s)"
-         f"{workers_estimate(plan, local.todo, n_workers, devices)}; skipped: {sel.summary()}", err)
+    running = (f"running {len(local.todo)} job(s) here with {n_workers} worker(s)"
+               f"{workers_estimate(plan, local.todo, n_workers, devices)}" if local.todo else "no job to run here")
+    _say(f"[study] {plan.name}: {running}; skipped: {sel.summary()}", err)
     if code is not None:
         _say(f"[study] {plan.name}: {copy_said(code)}", err)
     elsewhere = run_elsewhere([states[j] for j in sel.skipped.get("pending or running", [])])
