@@ -125,8 +125,9 @@ def run_submit(args: argparse.Namespace) -> int:
     # an older study's results of the plan's settings: not run again (a dry run's jobs read done, `taking`)
     taking = take_over(plan, workdir, dry_run=args.dry_run)
     again = _rerun_results(plan, workdir, only) if args.rerun else {}
-    # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run
-    todo = _to_run(selected, workdir, args.set_aside_stale, args.retry_failed) | set(again)
+    # Slurm's nodes may mount the images: refused here only for a local run, and only of the jobs that will run (not
+    # those a dry run would take over)
+    todo = (_to_run(selected, workdir, args.set_aside_stale, args.retry_failed) - set(taking.values())) | set(again)
     for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
         print(f"study: warning: {warning}", file=sys.stderr)
     _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)  # before --rerun moves any

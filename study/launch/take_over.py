@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from study.errors import StudyError, not_yours, os_reason
 from study.launch.grid_states import (grid_file, grid_ids, grid_jobs, renamed, results_off_plan,
@@ -50,7 +51,9 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     no ledger line of any grid (never queued or run: a queued one would run again over the result), and each encoder
     the older job read is the plan's job's (the same id, or one taken over as it, now or before: an evaluation of an
     encoder since trained again is not the plan's evaluation of it); of several for one plan's job (settings the older
-    study told apart: `second_runs`), the first by id, an evaluation among those of the pretraining taken."""
+    study told apart: `second_runs`), of a pretraining the one the most of these evaluations read (its evaluations
+    go with it: those of another run would run again), then the first by id; an evaluation among those of the
+    pretraining taken, the first by id."""
     if not older:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
@@ -58,7 +61,12 @@ def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str
     free = {old: new for old, new in older.items() if result_done(workdir, old)
             and (jobs[new].stage != "pretrain" or encoder_path(workdir, old).is_file())  # what its evaluations read
             and _never_run(workdir, new, latest)}
-    pretrain = _first_each({old: new for old, new in free.items() if jobs[new].stage == "pretrain"})
+    pretrain = {old: new for old, new in free.items() if jobs[new].stage == "pretrain"}
+    read: Counter[str] = Counter()  # of two older runs of one pretraining, how many of these evaluations read each
+    if len(set(pretrain.values())) < len(pretrain):
+        read.update(e for old, new in free.items() if jobs[new].stage != "pretrain"
+                    for e in set(_encoders(workdir, old)) if e in pretrain)
+    pretrain = _first_each(pretrain, key=lambda old: (-read[old], old))
     # an evaluation's encoders are pretraining jobs, which read none
     return {**pretrain, **_first_each({old: new for old, new in free.items() if jobs[new].stage != "pretrain"
                                        and _same_encoders(workdir, old, jobs[new], pretrain)})}
@@ -223,10 +231,10 @@ def _move_log(workdir: str | Path, old: str, new: str) -> str | None:
     return str(dest.resolve()) if dest.is_file() else None
 
 
-def _first_each(moves: Mapping[str, str]) -> dict[str, str]:
-    """`moves` ({old id: new id}) with one old id for each new id, the first by id."""
+def _first_each(moves: Mapping[str, str], key: Callable[[str], Any] | None = None) -> dict[str, str]:
+    """`moves` ({old id: new id}) with one old id for each new id, the first by `key` (by id where none)."""
     first: dict[str, str] = {}
-    for old in sorted(moves):
+    for old in sorted(moves, key=key):
         first.setdefault(moves[old], old)
     return {old: new for new, old in first.items()}
 

@@ -342,3 +342,58 @@ def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_chec
     latest = Ledger(wd, plan.name).replay().latest
     assert (latest[old_pre]["event"], latest[old_pre]["taken_over_by"]) == ("set_aside", pre.id)
     assert "older version of study" not in status(grid, wd)
+
+
+def test_of_two_older_runs_of_a_random_encoder_the_one_its_evaluations_read_is_taken_over(env, monkeypatch):
+    """A random-init encoder's job ran twice under an older study that hashed its learning rate: the grid's lr was
+    edited after the first run's pretraining and before its probe (`--where stage=pretrain`), so only the second
+    run's probe ran. This version gives both runs one id: the run taken over is the one whose probe goes with it
+    (whatever the ids' order), so nothing runs again, and the other is named a second run, not "run again"."""
+    from study.launch.take_over import to_take_over
+
+    grid, wd = env / "g.yaml", env / "wd"
+    text = grid_text("twice_random").replace("method: [simclr]", "method: [random]")
+    texts = [text, text.replace("optim: {warmup_epochs: 0}", "optim: {warmup_epochs: 0, lr: 0.5}")]
+    with monkeypatch.context() as older_study:  # the older study hashed every setting of a random job
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        ids = []
+        for t in texts:
+            grid.write_text(t)
+            ids.append([j.id for j in plan_grid(grid).jobs])
+        # the run without its probe: the first by id, which a choice by id alone would take
+        partial, full = sorted(range(2), key=lambda i: ids[i][0])
+        for i, where in ((partial, ["--where", "stage=pretrain"]), (full, [])):
+            grid.write_text(texts[i])
+            code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), *where])
+            assert code == 0, err
+    plan = plan_grid(grid)
+    news = [j.id for j in plan.jobs]
+    assert not result_path(wd, ids[partial][1]).exists() and result_path(wd, ids[full][1]).exists()
+    assert to_take_over(plan, wd) == dict(zip(ids[full], news))
+    said = status(grid, wd)
+    assert f"{ids[partial][0]} (now {news[0]}, as {ids[full][0]})" in said and "queued or run again" not in said, said
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
+    assert [read_result(result_path(wd, n))["taken_over_from"] for n in news] == ids[full]
+
+
+def test_a_local_dry_run_checks_the_images_of_no_job_it_would_take_over(env, monkeypatch):
+    """The dataset moved after the older study ran every job: a local submit takes each result over and runs
+    nothing, so it reads no image and is not refused for them; its dry run says the same (the jobs it would take
+    over count done, also for the files and roots it checks), not an error the submit never gives."""
+    import shutil
+
+    from launch_helpers import build_manifests
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(env / "data" / "manifests"))
+    build_manifests(env / "data", ("gone",))
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("gone_images", datasets=("gone",)).replace("method: [simclr]", "method: [supervised]")
+                    .replace("head: [16, 8],", "head: [16, 8], temperature: 0.5,"))
+    _older_study_runs(monkeypatch, wd, grid)
+    shutil.rmtree(env / "data" / "images" / "gone" / "train")
+    cmd = ["submit", str(grid), "--cluster", "local", "--workdir", str(wd)]
+    code, out, err = run_cli(cmd + ["--dry-run"])
+    assert code == 0 and "would take over 2 result(s)" in err and "would run 0 job(s) here" in err, err
+    code, _, err = run_cli(cmd)
+    assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
