@@ -14,7 +14,9 @@ Events (every line has "event" and "at"):
 - `lost`    {batch}: an `intent` found to have queued nothing (Slurm knows no array of its name);
 - `set_aside` {job, stage, folder, grid_file, reason}: the job's result, computed on a manifest since rebuilt, moved to
   `folder` with its job folder (study.launch.stale): the job reads missing, and runs again; with reason `taken over`
-  (and `taken_over_by`), moved to the id another version of study gives its settings (study.launch.take_over).
+  (and `taken_over_by`), moved to the id another version of study gives its settings (study.launch.take_over);
+- `cancelled` {slurm_job_ids}: the Slurm jobs a `study cancel` scancelled (status says them cancelled by it, not by a
+  dependency's end; an older study passes the line by).
 
 A kill at any moment leaves either a complete line or a torn last line, which replay ignores. An `intent` with
 no `queued` lines is an array whose fate is unknown: the next command that reads states (not a dry run), of this
@@ -71,6 +73,7 @@ class Replay:
     latest: dict[str, dict] = field(default_factory=dict)
     open_intents: list[dict] = field(default_factory=list)
     shared_open_intents: list[dict] = field(default_factory=list)  # other grids' (replay_with_shared)
+    cancelled: set[str] = field(default_factory=set)  # the Slurm ids `study cancel` cancelled (`cancelled` events)
 
     @property
     def unsettled(self) -> bool:
@@ -146,6 +149,8 @@ class Ledger:
                 r.latest[e["job"]] = e
             elif kind == "lost":  # an intent found to have queued nothing
                 queued_batches.add(e["batch"])
+            elif kind == "cancelled":
+                r.cancelled.update(e["slurm_job_ids"])
         r.open_intents = [e for b, e in intents.items() if b not in queued_batches]
         return r
 
@@ -163,6 +168,7 @@ class Ledger:
                 continue
             theirs = other.replay()
             own.shared_open_intents += theirs.open_intents
+            own.cancelled |= theirs.cancelled
             for job, e in theirs.latest.items():
                 if job not in shared or e.get("at", "") >= shared[job].get("at", ""):
                     shared[job] = {**e, "grid": other.grid}
@@ -175,7 +181,8 @@ class Ledger:
 # the fields each kind of event is read by (strings; an intent's `jobs` a list of them); an event of a kind not named
 # here (a newer study's) is kept, and replay passes it by
 EVENT_FIELDS = {"intent": ("batch", "name", "jobs"), "queued": ("batch", "job", "slurm_job_id"), "local": ("job",),
-                "lost": ("batch",), "set_aside": ("job",)}
+                "lost": ("batch",), "set_aside": ("job",), "cancelled": ("slurm_job_ids",)}
+LIST_FIELDS = ("jobs", "slurm_job_ids")  # of EVENT_FIELDS, those a list of strings
 
 
 def local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> dict[str, Any]:
@@ -186,10 +193,10 @@ def local_line(job: Any, state: str, this_file: str | None, **fields: Any) -> di
 
 def complete_event(e: Any) -> bool:
     """Whether `e` is an event (a JSON object with a string "event") holding every field its kind is read by
-    (EVENT_FIELDS: non-empty strings; an intent's `jobs` a list of strings)."""
+    (EVENT_FIELDS: non-empty strings; LIST_FIELDS lists of strings)."""
     if not isinstance(e, dict) or not isinstance(e.get("event"), str):
         return False
-    return all(_is_strings(e.get(key)) if key == "jobs" else isinstance(e.get(key), str) and e[key] != ""
+    return all(_is_strings(e.get(key)) if key in LIST_FIELDS else isinstance(e.get(key), str) and e[key] != ""
                for key in EVENT_FIELDS.get(e["event"], ()))
 
 

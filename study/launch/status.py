@@ -177,8 +177,10 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
     the checkpoint a rerun resumes from), but not one that ended as one shown already did (the same state, detail
     and last log line: a hundred jobs failing on one bad file); the rest by state and detail, and those cancelled
     because a dependency ended, by that dependency."""
-    by_cause = _cancelled_by_dependency(plan, read)
-    grouped = {st.job_id for group in by_cause.values() for st in group}
+    scancelled = Ledger(workdir, plan.name).replay_with_shared().cancelled
+    by_user = [st for st in states.values() if st.state == "cancelled" and st.slurm_id in scancelled]
+    by_cause = _cancelled_by_dependency(plan, read, scancelled)
+    grouped = {st.job_id for group in [by_user, *by_cause.values()] for st in group}
     ended = [st for st in states.values() if st.state in ("failed", "cancelled") and st.job_id not in grouped]
     shown: dict[tuple, str] = {}  # how a job shown ended -> its id
     # (state, detail, the job shown that ended alike, whether a last log line was compared) -> ids
@@ -205,6 +207,8 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
         said = (f"ended as {alike} above: the same detail" + (" and last log line" if logged else "")) if alike \
             else detail
         out.write(f"\n{len(ids)} more {state} job(s) ({said}): {_some(ids)}\n")
+    if by_user:
+        out.write(f"\ncancelled {len(by_user)} job(s) with `study cancel`: {_some([st.job_id for st in by_user])}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
@@ -528,13 +532,15 @@ def _read_states(plan: Plan, workdir: str | Path) -> tuple[list[Job] | None, dic
     return with_dependencies, read, {j.id: read[j.id] for j in plan.jobs}
 
 
-def _cancelled_by_dependency(plan: Plan, states: dict[str, JobState]) -> dict[str, list[JobState]]:
+def _cancelled_by_dependency(plan: Plan, states: dict[str, JobState],
+                             scancelled: Collection[str] = ()) -> dict[str, list[JobState]]:
     """Cancelled jobs grouped by the failed or cancelled dependency they waited for (Slurm cancels the dependents
-    of a failed job, and sacct then says only CANCELLED); a job cancelled for another reason is in no group."""
+    of a failed job, and sacct then says only CANCELLED); a job cancelled for another reason is in no group, nor one
+    a `study cancel` scancelled (`scancelled`: their Slurm ids, the ledger's `cancelled` events)."""
     groups: dict[str, list[JobState]] = {}
     for job in plan.jobs:
         st = states[job.id]
-        if st.state != "cancelled":
+        if st.state != "cancelled" or st.slurm_id in scancelled:
             continue
         cause = next((d for d in job.depends_on if d in states and states[d].state in ("failed", "cancelled")), None)
         if cause is not None:
@@ -573,6 +579,7 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
             from study.launch.slurm.state import scancel
 
             said = scancel(ids)
+            ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     if ids or not local:  # a grid run here only: its local lines alone
         out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"

@@ -268,6 +268,30 @@ def test_cancel_names_the_shared_jobs_it_leaves_also_beside_stale_ones(env, slur
     assert (slurm / "scancelled").read_text().split() == ["103", "104"]
 
 
+def test_jobs_a_study_cancel_scancelled_are_said_cancelled_by_it_not_by_their_dependency(env, slurm):
+    """sacct says CANCELLED of a job `study cancel` scancelled as of one Slurm cancelled after its dependency ended:
+    status read the evaluation as "cancelled because its dependency ... cancelled". `study cancel` writes the Slurm
+    ids it scancels in the ledger (a `cancelled` line), so status says both were cancelled with it; one Slurm
+    cancelled after its dependency failed is still said so."""
+    grid, ids, pre, ev = _submitted_pair(env, "cx")
+    wd = env / "wd"
+    _sacct(slurm, {ids[pre.id]: "RUNNING", ids[ev.id]: "PENDING"})
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+    assert code == 0 and "cancelled 2 Slurm job(s) of grid cx" in out, (out, err)
+    assert Ledger(wd, "cx").replay().cancelled == {ids[pre.id], ids[ev.id]}
+    _sacct(slurm, {ids[pre.id]: "CANCELLED by 0", ids[ev.id]: "CANCELLED by 0"})
+    out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+    assert f"\ncancelled 2 job(s) with `study cancel`: {pre.id}, {ev.id}\n" in out, out
+    assert "because their dependency" not in out and RETRY_HINT in out, out
+
+    _submit(grid, env, "--retry-failed")  # queued again (new Slurm ids): a failure cancels the dependent as before
+    again = _queued(wd, "cx")
+    _sacct(slurm, {again[pre.id]: "FAILED", again[ev.id]: "CANCELLED by 0"})
+    out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
+    assert f"cancelled 1 job(s) because their dependency {pre.id} failed: {ev.id}" in out, out
+    assert "with `study cancel`" not in out, out
+
+
 def test_cancel_where_scancels_the_selected_jobs_alone(env, slurm):
     """`study cancel --where seed=1`: seed 1's jobs alone are scancelled, not those an edit of the grid file removed
     (seed 0's); without --where, those."""
