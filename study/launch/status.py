@@ -340,8 +340,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     twice = second_runs(workdir, done_twins, taken)
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
                  [f"{job} (now {new})" for job, new in taken.items()],
-                 ": the same runs, not counted above until `study submit` takes them over (moves each result and job "
-                 "folder to its new id; none runs again)")
+                 ": the same runs, not counted above until `study submit` takes them over (moves each result, job "
+                 "folder and log to its new id; none runs again)")
     _older_study(out, f"result(s) of jobs an older version of study ran{whole}",
                  [f"{job} (now {done_twins[job]}, as {other})" for job, other in twice.items()],
                  ": each a second run of the settings of the older job named after `as`, which that study told "

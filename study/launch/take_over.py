@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,27 @@ TAKEN_OVER_FROM = "taken_over_from"  # a taken-over result's and ledger line's k
 def older_results(plan: Plan, workdir: str | Path, off_plan: Iterable[str]) -> dict[str, str]:
     """`renamed` of `off_plan` (results of jobs off the plan: `results_off_plan`) and of the pretraining jobs with a
     result that their evaluations read (an older study's run of a pretraining this grid file shares with another,
-    which ran it)."""
+    which ran it); with those of the jobs another grid (or grid file) of the workdir ran whose settings are a job of
+    the plan without a result (`_ran_elsewhere`)."""
     off_plan = list(off_plan)
     in_plan = grid_ids(plan)
     read = dict.fromkeys(e for job in off_plan for e in _encoders(workdir, job))
-    return renamed(plan, workdir, [*off_plan, *(e for e in read if e not in in_plan and e not in off_plan
-                                                and has_result(workdir, e))])
+    asked = [*off_plan, *(e for e in read if e not in in_plan and e not in off_plan and has_result(workdir, e))]
+    return {**renamed(plan, workdir, asked), **_ran_elsewhere(plan, workdir, set(asked))}
+
+
+def _ran_elsewhere(plan: Plan, workdir: str | Path, asked: Collection[str]) -> dict[str, str]:
+    """`renamed` of the results of jobs off the plan that a ledger of the workdir names (not `asked`), of those whose
+    settings are a job of the plan without a result: jobs this grid file shares with another, which ran them under
+    an older study's ids (this grid's submit found them done and wrote no line of them: a random-init baseline and
+    its probes two grid files keep alike). Nothing is read where every job of the plan has a result."""
+    in_plan = grid_ids(plan)
+    missing = {job for job in in_plan if not has_result(workdir, job)}
+    if not missing:
+        return {}
+    candidates = dict.fromkeys(job for ledger in workdir_ledgers(workdir) for job in ledger.replay().latest
+                               if job not in asked and job not in in_plan and has_result(workdir, job))
+    return {old: new for old, new in renamed(plan, workdir, candidates).items() if new in missing}
 
 
 def takeable(plan: Plan, workdir: str | Path, older: dict[str, str]) -> dict[str, str]:
@@ -88,7 +103,7 @@ def second_runs(workdir: str | Path, older: Mapping[str, str], taking: Mapping[s
 
 def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
     """{old id: new id} of what the next submit takes over: `takeable` of `older_results` of this grid file's
-    results off the plan."""
+    results off the plan (and of the older runs of jobs it shares with another grid of the workdir)."""
     return takeable(plan, workdir, older_results(plan, workdir, results_off_plan(plan, workdir)))
 
 

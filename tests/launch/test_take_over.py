@@ -9,6 +9,7 @@ from launch_helpers import grid_text, run_cli, status
 
 from study.grids import jobs as grid_jobs
 from study.grids import plan_grid
+from study.launch import take_over
 from study.launch.ledger import Ledger
 from study.paths import result_path
 from study.report.build import build_report
@@ -136,6 +137,27 @@ def test_a_grid_that_did_not_run_the_shared_pretraining_takes_it_over_with_its_e
     assert all(result_path(wd, j.id).exists() for grid in (first, second) for j in plan_grid(grid).jobs)
 
 
+def test_a_grid_whose_every_job_another_grid_ran_takes_them_over_not_runs_them_again(env, monkeypatch):
+    """Two grid files of one workdir with the same pretraining and probe (a random-init baseline two studies keep,
+    say): the older study ran them for the first, and the second's submit found them done (its ledger has no line of
+    them). After the update, the second submitted first: its status, dry run and submit take both over (the first's
+    runs), none trains or probes again; the first then finds both done under the new ids."""
+    first, second = _shared(env, "first", "second")
+    second.write_text(second.read_text().replace("labeled_sizes: [16]", "labeled_sizes: [16, 32]"))
+    wd = env / "wd"
+    _older_study_runs(monkeypatch, wd, first, second)
+    said = status(second, wd)
+    assert "takes over 2 of them (the older study's results above) and runs none of them" in said, said
+    code, out, err = run_cli(["submit", str(second), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and "would take over 2 result(s)" in err and "would run 0 job(s)" in err, (out, err)
+    code, _, err = run_cli(["submit", str(second), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err and "started" not in err and "no job to run here" in err, err
+    assert "older version of study" not in status(first, wd)
+    assert all(result_path(wd, j.id).exists() for grid in (first, second) for j in plan_grid(grid).jobs)
+
+
 def test_a_record_a_kill_left_beside_its_taken_over_copy_is_removed_by_the_next_submit(env, monkeypatch):
     """A kill between writing the taken-over record and removing the older one leaves both: the next submit removes
     the older (a second record of one run would count twice in a report of the workdir's results) and runs nothing."""
@@ -168,13 +190,16 @@ def test_a_pretraining_whose_encoder_file_is_gone_is_trained_again_not_taken_ove
 
 
 def test_an_evaluation_of_an_encoder_since_trained_again_under_its_new_id_is_not_taken_over(env, monkeypatch):
-    """A grid file added after the update shares the first's pretraining and trains it again under its new id (it
-    never ran the older one): the first's older probe scored the older encoder, not this one, so the first's submit
-    takes neither over (status says so) and runs its probe again on the new encoder."""
+    """A grid file added after the update shares the first's pretraining and trains it again under its new id (its
+    submit by a study that took over no run another grid's ledger names: `_ran_elsewhere` came later): the first's
+    older probe scored the older encoder, not this one, so the first's submit takes neither over (status says so) and
+    runs its probe again on the new encoder."""
     first, third = _shared(env, "first", "third")
     wd = env / "wd"
     _older_study_runs(monkeypatch, wd, first)
-    code, _, err = run_cli(["submit", str(third), "--cluster", "local", "--workdir", str(wd)])
+    with monkeypatch.context() as before_ran_elsewhere:
+        before_ran_elsewhere.setattr(take_over, "_ran_elsewhere", lambda *args: {})
+        code, _, err = run_cli(["submit", str(third), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over" not in err, err
     pre, probe = (next(j for j in plan_grid(first).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
     assert result_path(wd, pre.id).exists() and not result_path(wd, probe.id).exists()
@@ -231,6 +256,8 @@ def test_a_taken_over_jobs_log_moves_to_its_new_id_and_a_newer_log_there_is_kept
     logs = {old: (wd / "logs" / f"{old}.log").read_bytes() for old in moved}
     kept = next(j.id for j in plan.jobs if j.stage == "evaluate")
     (wd / "logs" / f"{kept}.log").write_text("a newer log\n")
+    said = status(first, wd)  # as the dry run and the submit say it
+    assert "takes them over (moves each result, job folder and log to its new id; none runs again)" in said, said
     code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over 2 result(s)" in err, err
     said = {j["id"]: j["log"] for j in json.loads(
