@@ -182,12 +182,53 @@ def checkpoints_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict
     return out
 
 
-def unfinished_off_plan(plan: Plan, workdir: str | Path,
-                        latest: dict[str, dict] | None = None) -> dict[str, dict[str, list[int]]]:
-    """`checkpoints_off_plan` less the jobs Slurm runs still, asking Slurm (`outside_plan`) only where there are
-    some. `latest`: as for `outside_plan`."""
-    left = checkpoints_off_plan(plan, workdir, latest)
-    return checkpoints_off_plan(plan, workdir, latest, live_ids(*outside_plan(plan, workdir, latest))) if left else left
+def unfinished_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None,
+                        live_slurm: Collection[str] | None = None) -> dict[str, dict[str, list[int]]]:
+    """`checkpoints_off_plan` less the jobs Slurm runs still and those that may run still elsewhere
+    (`live_elsewhere`), asking Slurm (`outside_plan`, unless the caller has its `live_ids` in `live_slurm`) only
+    where there are some. `latest`: as for `outside_plan`."""
+    if live_slurm is None:
+        if not checkpoints_off_plan(plan, workdir, latest):
+            return {}
+        live_slurm = live_ids(*outside_plan(plan, workdir, latest))
+    left = checkpoints_off_plan(plan, workdir, latest, live_slurm)
+    busy = live_elsewhere(plan, workdir, left)
+    return {job: steps for job, steps in left.items() if job not in busy}
+
+
+def live_elsewhere(plan: Plan, workdir: str | Path, jobs: Collection[str]) -> set[str]:
+    """Of `jobs` (off the plan, not live by this grid's ledger: `checkpoints_off_plan`'s), those that may still run
+    in a job folder a take-over would move: of another grid's ledger (a grid sharing the job) whose latest line of it
+    is not older than this grid's, a local run still running or pending in a live command, or a Slurm submission
+    Slurm says live (or cannot tell of); of any grid's, an interrupted Slurm submit's (an `intent` without `queued`
+    lines, which a submit settles only after its take-over) naming it."""
+    if not jobs:
+        return set()
+    from study.launch.ledger import workdir_ledgers
+
+    workdir = Path(workdir).resolve()
+    replays = {ledger.grid: ledger.replay() for ledger in workdir_ledgers(workdir)}
+    own = replays[plan.name].latest if plan.name in replays else {}
+    live: set[str] = set()
+    queued: dict[str, tuple[str, str | None]] = {}  # Slurm id -> (job, its array's folder)
+    for grid, replay in replays.items():
+        live.update(job for intent in replay.open_intents for job in intent["jobs"] if job in jobs)
+        if grid == plan.name:  # (its own: `checkpoints_off_plan`'s)
+            continue
+        for job in jobs:
+            e = replay.latest.get(job)
+            if e is None or e.get("at", "") < own.get(job, {}).get("at", ""):  # this grid's is newer
+                continue
+            if e["event"] == "local" and local_state(e, workdir) in LIVE:
+                live.add(job)
+            elif e["event"] == "queued":
+                queued[e["slurm_job_id"]] = (job, e.get("folder"))
+    if queued:
+        from study.launch.slurm.state import query
+
+        raw = query(workdir, {sid: folder for sid, (_, folder) in queued.items()}).states
+        live.update(job for sid, (job, _) in queued.items() if slurm_state(raw.get(sid, "")) in LIVE)
+    return live
 
 
 def live_ids(stale: list[str], elsewhere: dict[str, list[str]]) -> list[str]:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from study.durations import format_duration
 from study.errors import StudyError
 from study.launch.grid_changes import changed_settings
-from study.launch.grid_states import (UNSETTLED, checkpoints_off_plan, from_this_file, grid_file, grid_states,
-                                      live_ids, locked_states, other_accounts, outside_plan, renamed, renamed_live,
+from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, live_ids, locked_states,
+                                      other_accounts, outside_plan, renamed, renamed_live,
                                       results_off_plan, unfinished_off_plan,
                                       with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
@@ -331,7 +331,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     earlier = results_off_plan(plan, workdir, own)
     done_twins = older_results(plan, workdir, earlier)
     earlier_edited = [job for job in earlier if job not in done_twins]
-    left = checkpoints_off_plan(plan, workdir, own, live_ids(stale, elsewhere))
+    left = unfinished_off_plan(plan, workdir, own, live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
     left_edited = [job for job in left if job not in twins]
     # what the edit changed, of both lists at once: the plan's jobs indexed once
@@ -371,7 +371,9 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
                  [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in twins
                   if job not in ran and job not in resumes],
                  f", under which a submit runs them from the start, not from these checkpoints (their new ids were "
-                 f"queued or run since, or another older run of those settings is taken over); they {kept}")
+                 f"queued or run since, another older run of those settings is taken over, or, of an evaluation, an "
+                 f"encoder it read is not the plan's job's: trained again under its new id, or not taken over); they "
+                 f"{kept}")
     _older_study(out, f"job(s) an older version of study started did not finish{whole}",
                  [f"{job} (now {twins[job]}): {checkpoint_text(left[job])}" for job in ran],
                  f", under which they have a result now (run again from the start, or taken over): these "

@@ -424,3 +424,128 @@ def test_a_local_dry_run_checks_the_images_of_no_job_it_would_take_over(env, mon
     assert code == 0 and "would take over 2 result(s)" in err and "would run 0 job(s) here" in err, err
     code, _, err = run_cli(cmd)
     assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
+
+
+def _unfinished_shared_pretraining(monkeypatch, wd, *grids) -> tuple[str, str]:
+    """The grids' older study runs (`_older_study_runs`), then, as a kill at step 3 of their shared pretraining leaves
+    them: its checkpoint at step 3, no result, no encoder, and no probe run. Returns (its older id, its id now)."""
+    from study.launch.runner import read_job_file
+    from study.train import PretrainConfig, StopRequested, pretrain
+
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        olds = {grid: [j.id for j in plan_grid(grid).jobs] for grid in grids}
+    _older_study_runs(monkeypatch, wd, *grids)
+    old_pre = olds[grids[0]][0]
+    for old in {o for ids in olds.values() for o in ids}:
+        result_path(wd, old).unlink()
+    for name in ("encoder.pt", "checkpoint.pt"):
+        (wd / "jobs" / old_pre / name).unlink()
+    config = PretrainConfig.from_dict(read_job_file(wd / "jobs" / old_pre / "job.json").config["pretrain"])
+    try:
+        pretrain(config, wd / "jobs" / old_pre, stop_at=3)
+    except StopRequested:
+        pass
+    return old_pre, next(j.id for j in plan_grid(grids[0]).jobs if j.stage == "pretrain")
+
+
+def test_an_unfinished_older_pretraining_another_grid_runs_still_is_not_taken_over_locally(env, monkeypatch):
+    """Two grid files share the older study's unfinished pretraining; the second's `study submit --cluster local`
+    (of the older study, still alive) runs it again, its worker writing to jobs/<older id>/: only the second's ledger
+    says so. The first's status and submit take it for live: neither says it is taken over, and the submit leaves
+    its folder where that worker writes (it trains the pretraining under its new id from the start)."""
+    import os
+    import socket
+
+    from study.launch.locks import try_lock
+
+    first, second = _shared(env, "first", "second")
+    wd = env / "wd"
+    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
+    held = try_lock(wd / "locks" / f"{old_pre}.lock")  # the second's worker, alive
+    try:
+        Ledger(wd, "second").append([{"event": "local", "job": old_pre, "stage": "pretrain", "state": "running",
+                                      "pid": os.getpid(), "host": socket.gethostname(),
+                                      "grid_file": str(second.resolve())}])
+        got = json.loads(run_cli(["status", str(first), "--workdir", str(wd), "--format", "json"])[1])
+        assert got["to_resume"] == {} and old_pre not in got["checkpoints_off_plan"], got
+        assert "takes them over" not in status(first, wd)
+        code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
+                                "--where", "stage=pretrain"])
+        assert code == 0 and "took over" not in err, err
+        assert (wd / "jobs" / old_pre / "checkpoint.pt").is_file()
+        assert "taken_over_from" not in read_result(result_path(wd, pre))
+    finally:
+        os.close(held)
+
+
+def test_an_unfinished_older_pretraining_another_grid_queued_on_slurm_is_not_taken_over(env, slurm, monkeypatch):
+    """As above, the second grid's older study queued the shared pretraining on Slurm, which runs it (RUNNING), or
+    cannot say (sacct knows no such job: UNKNOWN): the first's dry run and status say no take-over, and its submit
+    moves nothing. Once Slurm says it ended (FAILED), the first's submit takes it over and resumes it."""
+    first, second = _shared(env, "first", "second")
+    wd = env / "wd"
+    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
+    Ledger(wd, "second").append([{"event": "queued", "batch": "b", "job": old_pre, "stage": "pretrain",
+                                  "slurm_job_id": "101", "folder": None, "grid_file": str(second.resolve())}])
+    for sacct in ("101|RUNNING|node1|Unknown\n", ""):
+        (slurm / "sacct").write_text(sacct)
+        got = json.loads(run_cli(["status", str(first), "--workdir", str(wd), "--format", "json"])[1])
+        assert got["to_resume"] == {}, (sacct, got)
+        code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+        assert code == 0 and "would take over" not in err, (sacct, err)
+    (slurm / "sacct").write_text("101|FAILED|node1|2026-01-01T00:00:00\n")
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
+                            "--where", "stage=pretrain"])
+    assert code == 0 and "took over 1 job(s)" in err, err
+    assert read_result(result_path(wd, pre))["protocol"]["resumed_from_steps"] == [3]
+
+
+def test_an_unfinished_older_pretraining_an_interrupted_submit_may_have_queued_is_not_taken_over(env, slurm,
+                                                                                             monkeypatch):
+    """The older study's `study submit --retry-failed` of the grid was killed after sbatch queued the unfinished
+    pretraining again and before it wrote the `queued` lines: only its `intent` says so, and Slurm runs it. The
+    next submit (the update's) takes the job over before it settles that intent, so it must not move the folder of
+    a job such an intent names."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    old_pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first)
+    Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
+                                 "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
+                                 "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
+                                 "grid_file": str(first.resolve())}])
+    (slurm / "squeue_name").write_text("105\n")
+    (slurm / "sacct").write_text("105|RUNNING|node1|Unknown\n")
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and "would take over" not in err, err
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
+                            "--where", "stage=pretrain"])
+    assert code == 0 and "took over" not in err, err
+    assert (wd / "jobs" / old_pre / "checkpoint.pt").is_file()
+
+
+def test_status_says_why_an_unfinished_older_evaluation_of_an_encoder_trained_again_runs_from_the_start(env,
+                                                                                                  monkeypatch):
+    """The older study's fine-tuning evaluation stopped midway (a checkpoint of its run at 16 labels, no result);
+    a grid file added since trained the shared pretraining again under its new id. The evaluation's new id never
+    ran, and no other older run of it is taken over: status says it runs from the start because the encoder it read
+    is not the plan's job's, not for reasons that do not hold."""
+    import shutil
+
+    first, third = _shared(env, "first", "third")
+    wd = env / "wd"
+    with monkeypatch.context() as older_study:
+        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
+        old_pre, old_probe = (j.id for j in plan_grid(first).jobs)
+    _older_study_runs(monkeypatch, wd, first)
+    result_path(wd, old_probe).unlink()
+    (wd / "jobs" / old_probe / "finetune-16").mkdir()
+    shutil.copy(wd / "jobs" / old_pre / "checkpoint.pt", wd / "jobs" / old_probe / "finetune-16" / "checkpoint.pt")
+    with monkeypatch.context() as before_ran_elsewhere:  # the third's submit by a study that retrained it
+        before_ran_elsewhere.setattr(take_over, "_ran_elsewhere", lambda *args: {})
+        code, _, err = run_cli(["submit", str(third), "--cluster", "local", "--workdir", str(wd)])
+    assert code == 0 and "took over" not in err, err
+    probe = next(j.id for j in plan_grid(first).jobs if j.stage == "evaluate")
+    said = status(first, wd)
+    assert f"({old_probe} (now {probe}): checkpoints: finetune-16 at step 6/6)" in said, said
+    assert "an encoder it read is not the plan's job's: trained again under its new id" in said, said
