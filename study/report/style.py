@@ -103,7 +103,7 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
     present = np.array([sub["_present"].eq(True).to_numpy() for sub in subs], dtype=bool).reshape(len(series), -1)
     slots = present.sum(axis=0) if compact else np.full(len(groups), len(series))  # per group
     width = 0.8 / max(int(slots.max(initial=0)), 1)
-    missing, flat = [], []
+    missing, flat, slot_xs = [], [], []
     for i, (name, sub) in enumerate(zip(series, subs)):
         slot = present[:i + 1].sum(axis=0) - 1 if compact else np.full(len(groups), i)
         x = np.arange(len(groups)) + (slot - (slots - 1) / 2) * width
@@ -112,6 +112,12 @@ def grouped_bars(ax, data, group_cols, groups: list, series_col: str, series: li
         ax.bar(x, means, width, yerr=sub["std"].astype(float), label=name, **look)
         missing += [xi for xi, v, here in zip(x, means, present[i]) if np.isnan(v) and here]
         flat += [(xi, v, look["color"]) for xi, v, here in zip(x, means, present[i]) if here and not np.isnan(v)]
+        slot_xs += [xi for xi, here in zip(x, present[i]) if here]
+    if slot_xs:  # a bar without a value sets no limit: its slot, and its "missing", would lie outside the axes
+        left, right = min(slot_xs) - width / 2, max(slot_xs) + width / 2
+        margin = ax.margins()[0] * (right - left)  # matplotlib's own margin around the bars
+        lo, hi = ax.get_xlim() if flat else (np.inf, -np.inf)  # no bar drawn: limits of nothing
+        ax.set_xlim(min(lo, left - margin), max(hi, right + margin))
     low, high = ax.get_ylim()
     for xi, v, colour in flat:
         if abs(v) <= 0.01 * (high - low):  # under ~2 px in a 3-inch panel

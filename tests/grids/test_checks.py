@@ -1136,6 +1136,42 @@ def test_a_class_of_another_taxonomy_in_the_test_manifest_is_refused_at_plan_tim
     assert plan_grid(g).check() == []
 
 
+def test_a_taxonomy_clash_of_an_inat21_pair_is_not_told_to_rebuild_with_a_taxonomy_file(tmp_path, monkeypatch,
+                                                                                      write_grid):
+    """iNat21's taxonomy comes from its JSON's categories, not from a --taxonomy FILE (which would replace it): a val
+    manifest built from another release's val.json (a class moved to another genus) is told to be rebuilt from the
+    train manifest's release, with --classes-from; a pair whose taxonomy a CSV gave is told to use that CSV."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ("family", "genus", "species")
+
+    def pair(train_sources, val_sources, reader):
+        for name, n, genus_of_y, sources in (("alpha_train", 40_000, "g2", train_sources),
+                                             ("alpha_val", 1_000, "g1", val_sources)):
+            _fake_manifest(tmp_path, name, n, ["x", "y"], levels=levels, sources=sources, dataset=reader)
+            pq.write_table(pa.table({"path": ["x/1", "y/1"], "label": pa.array([0, 1], pa.int64()),
+                                     "class_name": ["x", "y"], "species": ["x", "y"], "family": ["f1", "f2"],
+                                     "genus": ["g1", genus_of_y]}), tmp_path / f"{name}.parquet")
+
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [5000]}
+    stages:
+      evaluate:
+        - {protocol: granularity, labeled_sizes: [100], levels: [family, genus, species]}
+    """, pretrain={"optim": "{warmup_epochs: 0}"})
+    pair([{"path": "train.json", "sha256": "0" * 64}], [{"path": "val.json", "sha256": "1" * 64}], "inat21")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    message = str(e.value)
+    assert "class 'y' has genus 'g2' in manifest alpha_train but 'g1' in alpha_val" in message, message
+    assert "--taxonomy FILE and" not in message and "alpha_train's --taxonomy" not in message, message
+    assert ("rebuild it with --classes-from alpha_train, from annotation files whose categories give its taxonomy "
+            "(the inat21 release of its train.json;") in message, message
+    csv = [{"path": "taxonomy.csv", "sha256": "2" * 64, "role": "taxonomy"}]
+    pair(csv, csv, "imagefolder")
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    assert "rebuild it with alpha_train's --taxonomy FILE and --classes-from alpha_train" in str(e.value), e.value
+
 def test_a_granularity_level_of_one_value_in_the_test_manifest_is_warned_at_plan_time(tmp_path, monkeypatch,
                                                                                      write_grid):
     """A level whose every test image has one value (a subset of one kingdom) scores 1.0 whatever the encoder: said

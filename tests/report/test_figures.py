@@ -1150,6 +1150,24 @@ def test_quantity_draws_knn_results_in_a_panel_of_their_own():
     assert len(gap) == 1 and gap["mean"].isna().all() and (gap["count"] == 0).all()
 
 
+def test_quantity_draws_the_knn_results_of_granularity_probes_with_also_knn():
+    """A granularity entry with `also_knn: true` (docs/protocol-evaluation.md: knn_top1 rows added to a linear,
+    granularity or concat job, drawn in the quantity figure's kNN panel) had its kNN scores drawn nowhere, and the
+    figure was skipped as having "no in-domain ... kNN top-1 results". They vote on the manifest's labels, as a
+    linear probe's do: a kNN panel."""
+    axes = eval_axes(protocol="granularity", dataset="inat", eval_dataset="inat", size=50_000)
+    recs = records(axes, {(ls, lv): 0.5 for ls in (100, 1000) for lv in LEVELS}, protocol={"levels": LEVELS})
+    recs = [{**r, "metrics": [*r["metrics"], *({"metric": "knn_top1", "value": v + (r["metrics"][0]["value"] - 0.5),
+                                                "labeled_size": ls, "level": None}
+                                               for ls, v in ((100, 0.20), (1000, 0.30)))]} for r in recs]
+    fig, data = quantity.draw(table_of(recs))
+    got = _containers(fig)
+    assert list(got[("inat · kNN", "50k")].lines[0].get_ydata()) == pytest.approx([0.20, 0.30])
+    assert set(data["protocol"]) == {"knn"} and "granularity probes with `also_knn`" in data.attrs["caption"]
+    without = [{**r, "metrics": [m for m in r["metrics"] if m["metric"] != "knn_top1"]} for r in recs]
+    with pytest.raises(NoData):  # granularity's own top-1 per level is the granularity figure's, not this one's
+        quantity.draw(table_of(without))
+
 def test_granularity_draws_the_largest_named_labeled_size_not_the_first():
     """Two named labeled sizes (the test above has 'all labels', which sorts first): the panel draws 10k's values
     under a title naming 10k, not 1k's."""
@@ -1612,6 +1630,39 @@ def test_a_missing_bar_below_zero_is_marked_inside_the_axes():
     marks = [t.get_va() for t in fig.axes[0].texts if t.get_text() == "missing"]
     assert marks and set(marks) == {"bottom"}
 
+
+def test_a_missing_bar_at_the_edge_is_marked_inside_the_axes_x_limits():
+    """A bar without a value sets no x limit: the last (corruption, method) bar still running (supervised under
+    downsampling) had its slot and its 'missing' mark past the panel's right edge, over the legend; a panel whose
+    every bar is missing (a report of the corrupted jobs alone, `--where corruption=...`) had both marks outside a
+    panel 0.1 wide. Every slot lies inside the x limits; a figure whose bars all have values keeps its limits."""
+    def planned_for(corruptions):
+        return pd.DataFrame([{"stage": "evaluate", "method": m, "dataset": "a", "size": 1_000_000, "corruption": c,
+                              "protocol": "linear", "eval_dataset": "a", "labeled_sizes": "10000"}
+                             for m in ("simclr", "supervised") for c in corruptions])
+
+    recs = []
+    for m in ("simclr", "supervised"):
+        recs += records(eval_axes(method=m), {(10000, None): 0.5}, seeds=(0,))
+        recs += records(eval_axes(method=m, corruption="jpeg:quality=10"), {(10000, None): 0.4}, seeds=(0,))
+    done = recs + records(eval_axes(method="simclr", corruption="downsample:factor=2"), {(10000, None): 0.45},
+                          seeds=(0,))
+    fig, _ = quality.draw(table_of(done), planned_for(("none", "jpeg:quality=10", "downsample:factor=2")))
+    ax = fig.axes[0]
+    [mark] = [t for t in ax.texts if t.get_text() == "missing"]
+    low, high = ax.get_xlim()
+    assert mark.get_position()[0] == pytest.approx(1.2) and low < -0.4 and high > 1.4, (mark.get_position(), low, high)
+    full = done + records(eval_axes(method="supervised", corruption="downsample:factor=2"), {(10000, None): 0.45},
+                          seeds=(0,))
+    fig_full, _ = quality.draw(table_of(full), planned_for(("none", "jpeg:quality=10", "downsample:factor=2")))
+    assert fig_full.axes[0].get_xlim() == pytest.approx((low, high))  # the same limits once it is done
+
+    alone = [r for r in recs if r["axes"]["corruption"] != "none"]
+    fig, _ = quality.draw(table_of(alone), planned_for(("jpeg:quality=10",)))
+    ax = fig.axes[0]
+    xs = [t.get_position()[0] for t in ax.texts if t.get_text() == "missing"]
+    low, high = ax.get_xlim()
+    assert xs == pytest.approx([-0.2, 0.2]) and low < -0.4 and high > 0.4, (xs, low, high)
 
 def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
     """A reader matches SimCLR and supervised across figures by colour: a method has one colour whichever other

@@ -243,7 +243,21 @@ def _taxonomy_clash_problem(where: str, levels: list[str], train: str, test: str
     name, level, a, b = clash
     return (f"{where}: class {name!r} has {level} {a!r} in manifest {train} but "
             f"{b!r} in {test}: granularity would map its predictions up another taxonomy; "
-            f"{_delete(test)} and rebuild it with {train}'s --taxonomy FILE and --classes-from {train}")
+            f"{_delete(test)} and rebuild it " + _rebuild_with_taxonomy_of(train, meta))
+
+
+def _rebuild_with_taxonomy_of(train: str, meta) -> str:
+    """How to rebuild a test manifest with the taxonomy of manifest `train`: with its --taxonomy FILE where a CSV gave
+    it one (a source of role `taxonomy`), else (a reader's own annotations: iNat21's categories) from annotation files
+    of the release `train` was built from, as --taxonomy would replace that taxonomy, not restore it."""
+    sources = [s for s in meta(train).get("sources") or [] if isinstance(s, dict)]
+    if any(s.get("role") == "taxonomy" for s in sources):
+        return f"with {train}'s --taxonomy FILE and --classes-from {train}"
+    files = ", ".join(str(s["path"]) for s in sources if s.get("path"))
+    reader = meta(train).get("dataset")
+    return (f"with --classes-from {train}, from annotation files whose categories give its taxonomy (the "
+            + (f"{reader} " if reader else "") + "release " + (f"of its {files}" if files else "it was built from")
+            + "; the taxonomy is read from them: no --taxonomy FILE gave it one)")
 
 
 def one_value_level_warnings(plan: Plan, meta) -> list[str]:

@@ -85,12 +85,13 @@ def _scratch_lines(ref: pd.DataFrame, by_backbone: bool) -> list[tuple[str, pd.D
 
 
 def _knn_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFrame:
-    """The knn_top1 cells under protocol "knn": of `knn` jobs and of linear probes with `also_knn` (where both
+    """The knn_top1 cells under protocol "knn": of `knn` jobs and of linear and granularity probes with `also_knn`
+    (a granularity job's kNN votes on the manifest's labels, as a linear probe's; where a `knn` job and a probe
     scored one encoder at one labeled size, the `knn` job's)."""
     knn = cells(table, metric="knn_top1", expected=expected)
     if knn.empty or "protocol" not in knn:
         return knn.iloc[0:0]
-    knn = knn[knn["protocol"].isin(("knn", "linear"))]
+    knn = knn[knn["protocol"].isin(("knn", "linear", "granularity"))]
     # a cell's key, as resolve_conflicts reads it (every column but the fingerprint and what aggregation adds)
     keys = [c for c in knn.columns if c not in ("protocol_fingerprint", "partial_seeds", *AGGREGATE_COLUMNS)]
     knn = knn.assign(_own=knn["protocol"] != "knn", protocol="knn").sort_values("_own", kind="stable")
@@ -237,7 +238,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "in the grid, "
                              "(k/n): k of the n planned seeds."
                              + (" kNN: top-1 of a cosine k-nearest-neighbour vote on the same frozen features (`knn` "
-                                "jobs, and linear probes with `also_knn`)." if "knn" in protocols else "")
+                                "jobs, and linear and granularity probes with `also_knn`)."
+                                if "knn" in protocols else "")
                              + units_note())
     return fig, data
 
