@@ -201,7 +201,7 @@ def live_elsewhere(plan: Plan, workdir: str | Path, jobs: Collection[str]) -> se
     in a job folder a take-over would move: of another grid's ledger (a grid sharing the job) whose latest line of it
     is not older than this grid's, a local run still running or pending in a live command, or a Slurm submission
     Slurm says live (or cannot tell of); of any grid's, an interrupted Slurm submit's (an `intent` without `queued`
-    lines, which a submit settles only after its take-over) naming it."""
+    lines: one a submit's take-over could not settle first, Slurm not answering, or a dry run's) naming it."""
     if not jobs:
         return set()
     from study.launch.ledger import workdir_ledgers

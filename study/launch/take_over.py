@@ -151,12 +151,14 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
     under the new id (`job_id`, `depends_on` of the plan's job, TAKEN_OVER_FROM), a `local` ledger line saying it
     done (naming that log); the old record removed. An evaluation goes only with the encoders it read. Each file is
     whole; a kill between two steps leaves a job that runs again (a pretraining from its finished checkpoint) or the
-    old record beside the new one, which the next submit removes."""
+    old record beside the new one, which the next submit removes. Not a dry run: interrupted Slurm submits are
+    settled first (`_settle`)."""
     from study.launch.locks import submit_lock
 
     if not dry_run:
         for old in taken_over(plan, workdir):  # a record a kill left beside its copy (`_move`'s last step)
             result_path(workdir, old).unlink(missing_ok=True)
+        _settle(plan, workdir)
     moves = to_take_over(plan, workdir)
     resumes = to_resume(plan, workdir, moves)
     if (moves or resumes) and not dry_run:
@@ -188,6 +190,24 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
               f"(checkpoints) and logs {done} to the ids of now, where they resume from those checkpoints: "
               f"{_some(resumes)}", file=sys.stderr)
     return moves
+
+
+def _settle(plan: Plan, workdir: str | Path) -> None:
+    """Settle the interrupted Slurm submits of every grid of the workdir (`recover_all`, under the submit lock), as
+    the submit would next: an unfinished job an open intent names may be running (`live_elsewhere`), but one whose
+    intent queued nothing is not, and is resumed from its checkpoint rather than trained again from the start. Where
+    Slurm cannot be asked they stay open (their jobs taken for live), and the submit's own settling says why."""
+    workdir = Path(workdir).resolve()
+    if not Ledger(workdir, plan.name).replay_with_shared().unsettled:
+        return
+    from study.launch.locks import submit_lock
+    from study.launch.slurm.submit import recover_all
+
+    with submit_lock(workdir):
+        try:
+            recover_all(workdir)
+        except StudyError:
+            pass
 
 
 def _some(moves: Mapping[str, str], shown: int = 5) -> str:

@@ -549,3 +549,24 @@ def test_status_says_why_an_unfinished_older_evaluation_of_an_encoder_trained_ag
     said = status(first, wd)
     assert f"({old_probe} (now {probe}): checkpoints: finetune-16 at step 6/6)" in said, said
     assert "an encoder it read is not the plan's job's: trained again under its new id" in said, said
+
+
+def test_an_unfinished_older_pretraining_an_interrupted_submit_queued_nothing_of_is_taken_over(env, slurm,
+                                                                                               monkeypatch):
+    """As above, but the killed submit's sbatch had queued nothing (Slurm knows no array of its name): the intent
+    is lost, and no run of the job may be in flight. The update's submit settles that intent before it decides what
+    to take over (it settled it only after, so the job read as maybe running: its pretraining trained again under its
+    new id from the start beside the checkpoint at step 3), and resumes the job from its checkpoint."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first)
+    Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
+                                 "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
+                                 "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
+                                 "grid_file": str(first.resolve())}])
+    code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
+                            "--where", "stage=pretrain"])
+    assert code == 0 and "took over 1 job(s)" in err, err
+    assert not (wd / "jobs" / old_pre).exists()
+    assert read_result(result_path(wd, pre))["protocol"]["resumed_from_steps"] == [3]
+    assert "b2" in {e["batch"] for e in Ledger(wd, "first").events() if e["event"] == "lost"}
