@@ -208,7 +208,9 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
             else detail
         out.write(f"\n{len(ids)} more {state} job(s) ({said}): {_some(ids)}\n")
     if by_user:
-        out.write(f"\ncancelled {len(by_user)} job(s) with `study cancel`: {_some([st.job_id for st in by_user])}\n")
+        named = [st.job_id + (f" ({saved})" if (saved := checkpoint_text(checkpoint_steps(workdir, st.job_id))) else "")
+                 for st in by_user]
+        out.write(f"\ncancelled {len(by_user)} job(s) with `study cancel`: {_some(named)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "

@@ -280,8 +280,9 @@ def test_jobs_a_study_cancel_scancelled_are_said_cancelled_by_it_not_by_their_de
     assert code == 0 and "cancelled 2 Slurm job(s) of grid cx" in out, (out, err)
     assert Ledger(wd, "cx").replay().cancelled == {ids[pre.id], ids[ev.id]}
     _sacct(slurm, {ids[pre.id]: "CANCELLED by 0", ids[ev.id]: "CANCELLED by 0"})
+    write_checkpoint(wd / "jobs" / pre.id / "checkpoint.pt", 4, 6)  # where a rerun resumes: said with it
     out = run_cli(["status", str(grid), "--workdir", str(wd)])[1]
-    assert f"\ncancelled 2 job(s) with `study cancel`: {pre.id}, {ev.id}\n" in out, out
+    assert f"\ncancelled 2 job(s) with `study cancel`: {pre.id} (checkpoint at step 4/6), {ev.id}\n" in out, out
     assert "because their dependency" not in out and RETRY_HINT in out, out
 
     _submit(grid, env, "--retry-failed")  # queued again (new Slurm ids): a failure cancels the dependent as before
