@@ -504,9 +504,9 @@ def test_an_unfinished_older_pretraining_another_grid_queued_on_slurm_is_not_tak
 def test_an_unfinished_older_pretraining_an_interrupted_submit_may_have_queued_is_not_taken_over(env, slurm,
                                                                                              monkeypatch):
     """The older study's `study submit --retry-failed` of the grid was killed after sbatch queued the unfinished
-    pretraining again and before it wrote the `queued` lines: only its `intent` says so, and Slurm runs it. The
-    next submit (the update's) takes the job over before it settles that intent, so it must not move the folder of
-    a job such an intent names."""
+    pretraining again and before it wrote the `queued` lines: only its `intent` says so, and Slurm runs it. A dry
+    run, which settles nothing, must not count on moving the folder of a job such an intent names; the submit (the
+    update's) settles the intent first, finds the array Slurm runs, and moves nothing either."""
     (first,) = _shared(env, "first")
     wd = env / "wd"
     old_pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first)
