@@ -327,26 +327,11 @@ def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_chec
     the submit moves its folder and log to the new id (a `set_aside` line of the old), where the run resumes from
     step 3 (not 0) and ends with the encoder the older study's whole run wrote, byte for byte."""
     from study.hashing import file_sha256
-    from study.launch.runner import read_job_file
-    from study.train import PretrainConfig, StopRequested, pretrain
 
     (grid,) = _shared(env, "first")
     wd = env / "wd"
-    with monkeypatch.context() as older_study:
-        older_study.setattr(grid_jobs, "unread_settings", lambda method: ())
-        old_pre, old_probe = (next(j.id for j in plan_grid(grid).jobs if j.stage == s)
-                              for s in ("pretrain", "evaluate"))
-    _older_study_runs(monkeypatch, wd, grid)
-    whole_run = file_sha256(wd / "jobs" / old_pre / "encoder.pt")
-    for old in (old_pre, old_probe):  # as a kill at step 3 leaves them: no result, the probe never started
-        result_path(wd, old).unlink()
-    for name in ("encoder.pt", "checkpoint.pt"):
-        (wd / "jobs" / old_pre / name).unlink()
-    config = PretrainConfig.from_dict(read_job_file(wd / "jobs" / old_pre / "job.json").config["pretrain"])
-    try:
-        pretrain(config, wd / "jobs" / old_pre, stop_at=3)
-    except StopRequested:
-        pass
+    whole_runs: list[str] = []
+    old_pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, grid, whole_runs=whole_runs)
     plan = plan_grid(grid)
     pre, probe = (next(j for j in plan.jobs if j.stage == s) for s in ("pretrain", "evaluate"))
 
@@ -364,7 +349,7 @@ def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_chec
     assert code == 0 and "study: took over 1 job(s) an older version of study started" in err, err
     assert not (wd / "jobs" / old_pre).exists() and not (wd / "logs" / f"{old_pre}.log").exists()
     assert read_result(result_path(wd, pre.id))["protocol"]["resumed_from_steps"] == [3]
-    assert file_sha256(wd / "jobs" / pre.id / "encoder.pt") == whole_run
+    assert [file_sha256(wd / "jobs" / pre.id / "encoder.pt")] == whole_runs
     assert result_path(wd, probe.id).exists()
     latest = Ledger(wd, plan.name).replay().latest
     assert (latest[old_pre]["event"], latest[old_pre]["taken_over_by"]) == ("set_aside", pre.id)
@@ -426,9 +411,11 @@ def test_a_local_dry_run_checks_the_images_of_no_job_it_would_take_over(env, mon
     assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
 
 
-def _unfinished_shared_pretraining(monkeypatch, wd, *grids) -> tuple[str, str]:
+def _unfinished_shared_pretraining(monkeypatch, wd, *grids, whole_runs: list | None = None) -> tuple[str, str]:
     """The grids' older study runs (`_older_study_runs`), then, as a kill at step 3 of their shared pretraining leaves
-    them: its checkpoint at step 3, no result, no encoder, and no probe run. Returns (its older id, its id now)."""
+    them: its checkpoint at step 3, no result, no encoder, and no probe run. Returns (its older id, its id now); the
+    sha256 of the encoder its whole run wrote is appended to `whole_runs`, where given."""
+    from study.hashing import file_sha256
     from study.launch.runner import read_job_file
     from study.train import PretrainConfig, StopRequested, pretrain
 
@@ -437,6 +424,8 @@ def _unfinished_shared_pretraining(monkeypatch, wd, *grids) -> tuple[str, str]:
         olds = {grid: [j.id for j in plan_grid(grid).jobs] for grid in grids}
     _older_study_runs(monkeypatch, wd, *grids)
     old_pre = olds[grids[0]][0]
+    if whole_runs is not None:
+        whole_runs.append(file_sha256(wd / "jobs" / old_pre / "encoder.pt"))
     for old in {o for ids in olds.values() for o in ids}:
         result_path(wd, old).unlink()
     for name in ("encoder.pt", "checkpoint.pt"):
@@ -501,19 +490,27 @@ def test_an_unfinished_older_pretraining_another_grid_queued_on_slurm_is_not_tak
     assert read_result(result_path(wd, pre))["protocol"]["resumed_from_steps"] == [3]
 
 
+def _interrupted_retry_of_unfinished_pretraining(env, monkeypatch) -> tuple:
+    """(grid file, workdir, older id, id now) of a grid whose older study left its pretraining unfinished at step 3
+    (`_unfinished_shared_pretraining`), then wrote the `intent` of a Slurm submit of it, killed before its `queued`
+    lines."""
+    (first,) = _shared(env, "first")
+    wd = env / "wd"
+    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first)
+    Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
+                                 "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
+                                 "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
+                                 "grid_file": str(first.resolve())}])
+    return first, wd, old_pre, pre
+
+
 def test_an_unfinished_older_pretraining_an_interrupted_submit_may_have_queued_is_not_taken_over(env, slurm,
                                                                                              monkeypatch):
     """The older study's `study submit --retry-failed` of the grid was killed after sbatch queued the unfinished
     pretraining again and before it wrote the `queued` lines: only its `intent` says so, and Slurm runs it. A dry
     run, which settles nothing, must not count on moving the folder of a job such an intent names; the submit (the
     update's) settles the intent first, finds the array Slurm runs, and moves nothing either."""
-    (first,) = _shared(env, "first")
-    wd = env / "wd"
-    old_pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first)
-    Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
-                                 "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
-                                 "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
-                                 "grid_file": str(first.resolve())}])
+    first, wd, old_pre, _ = _interrupted_retry_of_unfinished_pretraining(env, monkeypatch)
     (slurm / "squeue_name").write_text("105\n")
     (slurm / "sacct").write_text("105|RUNNING|node1|Unknown\n")
     code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
@@ -557,13 +554,7 @@ def test_an_unfinished_older_pretraining_an_interrupted_submit_queued_nothing_of
     is lost, and no run of the job may be in flight. The update's submit settles that intent before it decides what
     to take over (it settled it only after, so the job read as maybe running: its pretraining trained again under its
     new id from the start beside the checkpoint at step 3), and resumes the job from its checkpoint."""
-    (first,) = _shared(env, "first")
-    wd = env / "wd"
-    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first)
-    Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
-                                 "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
-                                 "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
-                                 "grid_file": str(first.resolve())}])
+    first, wd, old_pre, pre = _interrupted_retry_of_unfinished_pretraining(env, monkeypatch)
     code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
                             "--where", "stage=pretrain"])
     assert code == 0 and "took over 1 job(s)" in err, err
