@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from study.errors import StudyError
-from study.launch.ledger import Ledger
+from study.launch.ledger import Ledger, workdir_ledgers
 from study.launch.locks import submit_lock
 from study.launch.state import LIVE, JobState, classify, has_result, local_state, slurm_state
 from study.launch.traces import checkpoint_steps
@@ -204,8 +204,6 @@ def live_elsewhere(plan: Plan, workdir: str | Path, jobs: Collection[str]) -> se
     lines: one a submit's take-over could not settle first, Slurm not answering, or a dry run's) naming it."""
     if not jobs:
         return set()
-    from study.launch.ledger import workdir_ledgers
-
     workdir = Path(workdir).resolve()
     replays = {ledger.grid: ledger.replay() for ledger in workdir_ledgers(workdir)}
     own = replays[plan.name].latest if plan.name in replays else {}

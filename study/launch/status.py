@@ -106,7 +106,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "stale": stale.get(job.id),
                      "code_version": _code_version(workdir, st, live_code)})
     off_plan, unfinished = results_off_plan(plan, workdir), unfinished_off_plan(plan, workdir)
-    taking = to_take_over(plan, workdir)
+    taking = to_take_over(plan, workdir, off_plan)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
             "off_plan_changes": {job: said for job, (_, said) in

@@ -11,6 +11,7 @@ id, where the submit's run of the plan's job resumes from that checkpoint (`to_r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -101,10 +102,12 @@ def second_runs(workdir: str | Path, older: Mapping[str, str], taking: Mapping[s
     return out
 
 
-def to_take_over(plan: Plan, workdir: str | Path) -> dict[str, str]:
+def to_take_over(plan: Plan, workdir: str | Path, off_plan: Iterable[str] | None = None) -> dict[str, str]:
     """{old id: new id} of what the next submit takes over: `takeable` of `older_results` of this grid file's
-    results off the plan (and of the older runs of jobs it shares with another grid of the workdir)."""
-    return takeable(plan, workdir, older_results(plan, workdir, results_off_plan(plan, workdir)))
+    results off the plan (`off_plan`, where the caller has `results_off_plan`'s; and of the older runs of jobs it
+    shares with another grid of the workdir)."""
+    off_plan = results_off_plan(plan, workdir) if off_plan is None else off_plan
+    return takeable(plan, workdir, older_results(plan, workdir, off_plan))
 
 
 def resumable(plan: Plan, workdir: str | Path, unfinished: Mapping[str, str],
@@ -203,11 +206,8 @@ def _settle(plan: Plan, workdir: str | Path) -> None:
     from study.launch.locks import submit_lock
     from study.launch.slurm.submit import recover_all
 
-    with submit_lock(workdir):
-        try:
-            recover_all(workdir)
-        except StudyError:
-            pass
+    with submit_lock(workdir), contextlib.suppress(StudyError):  # Slurm not answering: left open (above)
+        recover_all(workdir)
 
 
 def _some(moves: Mapping[str, str], shown: int = 5) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from launch_helpers import grid_text, run_cli, status
 
 from study.grids import jobs as grid_jobs
@@ -330,8 +331,7 @@ def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_chec
 
     (grid,) = _shared(env, "first")
     wd = env / "wd"
-    whole_runs: list[str] = []
-    old_pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, grid, whole_runs=whole_runs)
+    old_pre, _, whole_run = _unfinished_shared_pretraining(monkeypatch, wd, grid)
     plan = plan_grid(grid)
     pre, probe = (next(j for j in plan.jobs if j.stage == s) for s in ("pretrain", "evaluate"))
 
@@ -349,7 +349,7 @@ def test_an_unfinished_older_pretraining_is_taken_over_and_resumes_from_its_chec
     assert code == 0 and "study: took over 1 job(s) an older version of study started" in err, err
     assert not (wd / "jobs" / old_pre).exists() and not (wd / "logs" / f"{old_pre}.log").exists()
     assert read_result(result_path(wd, pre.id))["protocol"]["resumed_from_steps"] == [3]
-    assert [file_sha256(wd / "jobs" / pre.id / "encoder.pt")] == whole_runs
+    assert file_sha256(wd / "jobs" / pre.id / "encoder.pt") == whole_run
     assert result_path(wd, probe.id).exists()
     latest = Ledger(wd, plan.name).replay().latest
     assert (latest[old_pre]["event"], latest[old_pre]["taken_over_by"]) == ("set_aside", pre.id)
@@ -411,10 +411,10 @@ def test_a_local_dry_run_checks_the_images_of_no_job_it_would_take_over(env, mon
     assert code == 0 and "took over 2 result(s)" in err and "started" not in err, err
 
 
-def _unfinished_shared_pretraining(monkeypatch, wd, *grids, whole_runs: list | None = None) -> tuple[str, str]:
+def _unfinished_shared_pretraining(monkeypatch, wd, *grids) -> tuple[str, str, str]:
     """The grids' older study runs (`_older_study_runs`), then, as a kill at step 3 of their shared pretraining leaves
-    them: its checkpoint at step 3, no result, no encoder, and no probe run. Returns (its older id, its id now); the
-    sha256 of the encoder its whole run wrote is appended to `whole_runs`, where given."""
+    them: its checkpoint at step 3, no result, no encoder, and no probe run. Returns (its older id, its id now, the
+    sha256 of the encoder its whole run wrote)."""
     from study.hashing import file_sha256
     from study.launch.runner import read_job_file
     from study.train import PretrainConfig, StopRequested, pretrain
@@ -424,18 +424,15 @@ def _unfinished_shared_pretraining(monkeypatch, wd, *grids, whole_runs: list | N
         olds = {grid: [j.id for j in plan_grid(grid).jobs] for grid in grids}
     _older_study_runs(monkeypatch, wd, *grids)
     old_pre = olds[grids[0]][0]
-    if whole_runs is not None:
-        whole_runs.append(file_sha256(wd / "jobs" / old_pre / "encoder.pt"))
+    whole_run = file_sha256(wd / "jobs" / old_pre / "encoder.pt")
     for old in {o for ids in olds.values() for o in ids}:
         result_path(wd, old).unlink()
     for name in ("encoder.pt", "checkpoint.pt"):
         (wd / "jobs" / old_pre / name).unlink()
     config = PretrainConfig.from_dict(read_job_file(wd / "jobs" / old_pre / "job.json").config["pretrain"])
-    try:
+    with pytest.raises(StopRequested):
         pretrain(config, wd / "jobs" / old_pre, stop_at=3)
-    except StopRequested:
-        pass
-    return old_pre, next(j.id for j in plan_grid(grids[0]).jobs if j.stage == "pretrain")
+    return old_pre, next(j.id for j in plan_grid(grids[0]).jobs if j.stage == "pretrain"), whole_run
 
 
 def test_an_unfinished_older_pretraining_another_grid_runs_still_is_not_taken_over_locally(env, monkeypatch):
@@ -450,7 +447,7 @@ def test_an_unfinished_older_pretraining_another_grid_runs_still_is_not_taken_ov
 
     first, second = _shared(env, "first", "second")
     wd = env / "wd"
-    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
+    old_pre, pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
     held = try_lock(wd / "locks" / f"{old_pre}.lock")  # the second's worker, alive
     try:
         Ledger(wd, "second").append([{"event": "local", "job": old_pre, "stage": "pretrain", "state": "running",
@@ -474,7 +471,7 @@ def test_an_unfinished_older_pretraining_another_grid_queued_on_slurm_is_not_tak
     moves nothing. Once Slurm says it ended (FAILED), the first's submit takes it over and resumes it."""
     first, second = _shared(env, "first", "second")
     wd = env / "wd"
-    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
+    old_pre, pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first, second)
     Ledger(wd, "second").append([{"event": "queued", "batch": "b", "job": old_pre, "stage": "pretrain",
                                   "slurm_job_id": "101", "folder": None, "grid_file": str(second.resolve())}])
     for sacct in ("101|RUNNING|node1|Unknown\n", ""):
@@ -496,7 +493,7 @@ def _interrupted_retry_of_unfinished_pretraining(env, monkeypatch) -> tuple:
     lines."""
     (first,) = _shared(env, "first")
     wd = env / "wd"
-    old_pre, pre = _unfinished_shared_pretraining(monkeypatch, wd, first)
+    old_pre, pre, _ = _unfinished_shared_pretraining(monkeypatch, wd, first)
     Ledger(wd, "first").append([{"event": "intent", "batch": "b2", "name": "study-first-pretrain-b2",
                                  "cluster": "slurm", "stage": "pretrain", "jobs": [old_pre],
                                  "folder": str(wd / "submitit" / "study-first-pretrain-b2"),
