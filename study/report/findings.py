@@ -307,15 +307,16 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
 
 
 @finding("quantity", "SimCLR trails supervised pretraining in linear top-1 (paper: about 7 points on ImageNet, about "
-         "30 on iNat21). Tested: supervised above SimCLR, same dataset and size, in-domain",
-         "in-domain linear probes of simclr and supervised encoders of the same dataset and size")
+         "30 on iNat21). Tested: supervised above SimCLR, same dataset and size, in-domain (linear probes, or "
+         "granularity's species level where the two have no probe to compare)", "in-domain linear probes (or "
+         "granularity scores at level species) of simclr and supervised encoders of the same dataset and size")
 def supervised_beats_simclr(c: pd.DataFrame) -> list[Comparison]:
-    lin = _linear(c)
     out = []
-    for method, twin, simclr, sup in _supervised_twins(lin):
-        for _, r in _pairs(simclr, sup, ["dataset", "size", "eval_dataset"]).iterrows():
+    for method in _methods_of(c, "simclr"):
+        twin = _variant(method, "supervised")
+        for how, r in _twin_pairs(c, method, twin):
             d = r["mean_b"] - r["mean_a"]
-            out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}: {twin} "
+            out.append(Comparison(d > 0, f"{r['dataset']} {_size(r['size'])}, {_labels(r)}{how}: {twin} "
                                          f"{r['mean_b']:.3f}, {method} {r['mean_a']:.3f} ({_pts(d)})"))
     return out
 
@@ -337,27 +338,39 @@ def byol_trails_supervised_on_inat21(c: pd.DataFrame) -> list[Comparison]:
 
 
 def _byol_on_inat21(c: pd.DataFrame, rival: str, holds: Callable[[float], bool]) -> list[Comparison]:
-    """Each BYOL encoder of inat21 against its `rival` twin (same backbone and size), in-domain: `holds(BYOL's top-1
-    - the rival's)`. Linear probes where both have one; else the granularity grid's species level (its classifier's
-    own top-1 on iNat21's classes, the same probe), never a probe against a species score."""
+    """Each BYOL encoder of inat21 against its `rival` twin (same backbone and size), in-domain (`_twin_pairs`):
+    `holds(BYOL's top-1 - the rival's)`."""
+    c = c[c["dataset"] == "inat21"]
+    out = []
+    for method in _methods_of(c, "byol"):
+        for how, r in _twin_pairs(c, method, _variant(method, rival)):
+            d = r["mean_a"] - r["mean_b"]
+            out.append(Comparison(holds(d), f"inat21 {_size(r['size'])}, {_labels(r)}{how}: {method} "
+                                            f"{r['mean_a']:.3f}, {r['method_b']} {r['mean_b']:.3f} ({_pts(d)})"))
+    return out
+
+
+def _methods_of(c: pd.DataFrame, name: str) -> list[str]:
+    """The methods of `c` whose base method is `name` ("simclr", "simclr · resnet18"), in name order."""
+    return sorted(m for m in c["method"].unique() if _is(m, name))
+
+
+def _twin_pairs(c: pd.DataFrame, method: str, twin: str) -> Iterator[tuple[str, pd.Series]]:
+    """(how, the pair's row: `_pairs`' columns, `method` as `_a`) of `method`'s in-domain encoders against `twin`'s
+    of the same dataset and size: their linear probes where both have one; else the granularity grid's species
+    level (its classifier's own top-1 on the dataset's classes, the same probe; `how` then says so), never a probe
+    against a species score."""
     lin = _linear(c)
     species = _trained(c[(c["protocol"] == "granularity") & (c["level"] == "species") & (c["corruption"] == "none")
                          & (c["dataset"] == c["eval_dataset"])])
-    lin, species = lin[lin["dataset"] == "inat21"], species[species["dataset"] == "inat21"]
     on = ["dataset", "size", "eval_dataset"]
-    out = []
-    for method in sorted(m for m in {*lin["method"], *species["method"]} if _is(m, "byol")):
-        twin = _variant(method, rival)
-        probed = _pairs(lin[lin["method"] == method], lin[lin["method"] == twin], on)
-        keys = set(zip(*(probed[k] for k in on)))
-        scored = _pairs(species[species["method"] == method], species[species["method"] == twin], on)
-        scored = _rows(scored, [k not in keys for k in zip(*(scored[k] for k in on))])
-        for how, pairs in (("", probed), (" (granularity, species)", scored)):
-            for _, r in pairs.iterrows():
-                d = r["mean_a"] - r["mean_b"]
-                out.append(Comparison(holds(d), f"inat21 {_size(r['size'])}, {_labels(r)}{how}: {method} "
-                                                f"{r['mean_a']:.3f}, {r['method_b']} {r['mean_b']:.3f} ({_pts(d)})"))
-    return out
+    probed = _pairs(lin[lin["method"] == method], lin[lin["method"] == twin], on)
+    keys = set(zip(*(probed[k] for k in on)))
+    scored = _pairs(species[species["method"] == method], species[species["method"] == twin], on)
+    scored = _rows(scored, [k not in keys for k in zip(*(scored[k] for k in on))])
+    for how, pairs in (("", probed), (" (granularity, species)", scored)):
+        for _, r in pairs.iterrows():
+            yield how, r
 
 
 @finding("domain", "In-domain pretraining beats cross-domain pretraining on every dataset. Tested: the encoder "

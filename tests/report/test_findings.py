@@ -630,6 +630,23 @@ def test_byol_on_inat21_is_tested_on_the_granularity_grids_species_level_where_n
     assert verdict == "holds" and evidence == "inat21 1M, all labels: byol 0.400, supervised 0.700 (-30.0 points)"
 
 
+def test_supervised_above_simclr_is_tested_on_the_granularity_grids_species_level_where_no_probe_scored_it():
+    """The shipped granularity grid probes no encoder linearly: its species level is the same probe of the same
+    encoders, so the finding reads it there (marked), and a pair both probed is compared by its probes."""
+    def gran(method, species):
+        return records(eval_axes(method=method, protocol="granularity", dataset="inat21", eval_dataset="inat21"),
+                       {(None, "genus"): 0.9, (None, "species"): species}, protocol={"levels": ["genus", "species"]})
+
+    recs = gran("simclr", 0.40) + gran("supervised", 0.55)
+    assert _verdicts(recs)["supervised_beats_simclr"] == (
+        "holds", "inat21 1M, all labels (granularity, species): supervised 0.550, simclr 0.400 (+15.0 points)")
+    probes = (_linear("simclr", 1_000_000, 0.50, dataset="inat21", eval_dataset="inat21")
+              + _linear("supervised", 1_000_000, 0.45, dataset="inat21", eval_dataset="inat21"))
+    assert _verdicts(recs + probes)["supervised_beats_simclr"] == (
+        "does not hold", "inat21 1M, 10k labels: supervised 0.450, simclr 0.500 (-5.0 points)")
+    assert _verdicts(gran("simclr", 0.40))["supervised_beats_simclr"][0] == "not tested"
+
+
 def test_imagenet_and_glc20_are_ranked_at_the_largest_labeled_size_every_encoder_has():
     """Both encoders at 10k and 100k labels, the ranking flipping between them: the largest (100k) decides."""
     recs = [r for d, values in (("imagenet", (0.40, 0.60)), ("b", (0.45, 0.55)))
