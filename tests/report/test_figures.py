@@ -421,7 +421,17 @@ def test_quality_deltas_simclr_beside_supervised():
     assert [b[0] for b in bars] == ["simclr", "supervised"]
     assert bars[0][1] == pytest.approx([-0.15]) and bars[1][1] == pytest.approx([-0.05])
     table = quality.paper_table(data)
-    assert table[["simclr", "supervised"]].iloc[0].to_list() == pytest.approx([-0.15, -0.05])
+    # the panel's first row is the clean top-1 the changes are measured from
+    assert list(table["corruption"]) == [quality.CLEAN_ROW, "downsample:factor=2"]
+    assert table[["simclr", "supervised"]].iloc[0].to_list() == pytest.approx([0.45, 0.70])
+    assert table[["simclr", "supervised"]].iloc[1].to_list() == pytest.approx([-0.15, -0.05])
+
+
+def test_quality_says_where_the_results_and_plan_hold_no_clean_pretraining():
+    """A report `--where` that keeps only the corrupted jobs: no figure of bars all 'missing', but why."""
+    corrupted = table_of([r for r in quality_records() if r["axes"]["corruption"] != "none"])
+    with pytest.raises(NoData, match="no clean pretraining .*--where corruption=none"):
+        quality.draw(corrupted, corrupted.drop_duplicates("job_id").assign(stage="evaluate"))
 
 
 def test_quality_deltas_at_the_largest_labeled_size_of_the_corrupted_cells():
@@ -881,7 +891,7 @@ def test_quality_orders_corruptions_as_the_grid_does_else_by_parameter_value():
     table = table_of(recs)
     _, data = quality.draw(table)
     assert list(quality.paper_table(data)["corruption"]) == [
-        "downsample:factor=2", "downsample:factor=4", "downsample:factor=8", "downsample:factor=16",
+        quality.CLEAN_ROW, "downsample:factor=2", "downsample:factor=4", "downsample:factor=8", "downsample:factor=16",
         "jpeg:quality=5", "jpeg:quality=10"]
     grid_order = ["none", "jpeg:quality=10", "downsample:factor=16", "downsample:factor=2", "jpeg:quality=5",
                   "downsample:factor=8", "downsample:factor=4"]
@@ -1444,7 +1454,7 @@ def test_quality_names_each_corruption_as_the_paper_does_and_the_table_keeps_the
             "not a corruption"]
     fig, data = quality.draw(table_of(quality_records()))
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["downsample 2x"]
-    assert list(quality.paper_table(data)["corruption"]) == ["downsample:factor=2"]
+    assert list(quality.paper_table(data)["corruption"]) == [quality.CLEAN_ROW, "downsample:factor=2"]
 
 
 @pytest.mark.parametrize("module, recs", [(quantity, quantity_records), (domain_matrix, domain_records),

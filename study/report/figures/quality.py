@@ -18,6 +18,7 @@ from study.report.figures.common import (NoData, all_methods, cells, dataset_ran
 
 NAME = "quality"
 DRAWS = ("linear",)  # the evaluation protocols whose cells it draws
+CLEAN_ROW = "none (clean top-1)"  # the table's row of each panel's clean top-1, not a change
 TITLE = "Quality: change in top-1 from clean pretraining (paper: CVPR Fig. 4, arXiv v1 Fig. 5)"
 
 
@@ -70,6 +71,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if "corruption" in planned and (planned["corruption"] != "none").any():  # not "not in this grid"
             raise NoData("no result of corrupted pretraining yet: every planned cell is missing (missing.csv)")
         raise NoData("no results of corrupted pretraining in this grid")
+    if not (lin["corruption"] == "none").any() and not (expected_rows(expected, protocol="linear").get(
+            "corruption", pd.Series(dtype=object)) == "none").any():
+        raise NoData("no clean pretraining (corruption none) in these results or their plan to measure the change "
+                     "from: a `--where` that keeps only corrupted pretraining leaves it out (add --where "
+                     "corruption=none)")
     rows = []
     rank = dataset_rank([*lin["eval_dataset"].dropna(), *lin["dataset"].dropna()], expected)
     panels = lin.groupby(["eval_dataset", "dataset", "size"], sort=True, dropna=False)  # datasets: the grid's order
@@ -99,7 +105,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 b, b_std = (base["mean"].iloc[0], base["std"].iloc[0]) if not base.empty else (np.nan, np.nan)
                 v, v_std = (hit["mean"].iloc[0], hit["std"].iloc[0]) if not hit.empty else (np.nan, np.nan)
                 rows.append({"eval_dataset": ev, "dataset": ds, "size": size, "labeled_size": labeled,
-                             "corruption": corr, "method": m, "clean_mean": b, "mean": v, "delta": v - b,
+                             "corruption": corr, "method": m, "clean_mean": b, "clean_std": b_std, "mean": v,
+                             "delta": v - b,
                              "delta_std": float(np.hypot(b_std, v_std)),
                              "count": int(hit["count"].iloc[0]) if not hit.empty else 0,
                              "partial_seeds": _partial(hit, base)})
@@ -136,8 +143,15 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pretraining set, its size, the probes' labeled size, corruption); columns: Δ top-1
-    per method (blank: not planned)."""
+    per method (blank: not planned). Each panel's first row, corruption `CLEAN_ROW`, holds the clean top-1 itself
+    that the changes below it are measured from."""
     methods = sorted(data["method"].dropna().unique(), key=method_key)
-    shown = data.assign(size=data["size"].map(fmt_size), labeled_size=data["labeled_size"].map(fmt_size))
+    panel = ["eval_dataset", "dataset", "size", "labeled_size"]
+    order = {key: i for i, key in enumerate(dict.fromkeys(zip(*(data[k] for k in panel))))}
+    clean = data.drop_duplicates([*panel, "method"]).assign(
+        corruption=CLEAN_ROW, delta=lambda d: d["clean_mean"], delta_std=lambda d: d["clean_std"], partial_seeds=None)
+    both = pd.concat([clean, data], ignore_index=True)
+    both = both.iloc[np.argsort([order[key] for key in zip(*(both[k] for k in panel))], kind="stable")]
+    shown = both.assign(size=both["size"].map(fmt_size), labeled_size=both["labeled_size"].map(fmt_size))
     return wide(shown, ["eval_dataset", "dataset", "size", "labeled_size", "corruption"],
                 "method", values="delta", order=methods, spread="delta_std", blank_absent=True).reset_index()
