@@ -184,16 +184,25 @@ def checkpoints_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict
 
 def unfinished_off_plan(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None,
                         live_slurm: Collection[str] | None = None) -> dict[str, dict[str, list[int]]]:
-    """`checkpoints_off_plan` less the jobs Slurm runs still and those that may run still elsewhere
-    (`live_elsewhere`), asking Slurm (`outside_plan`, unless the caller has its `live_ids` in `live_slurm`) only
-    where there are some. `latest`: as for `outside_plan`."""
+    """`checkpoints_off_plan` less the jobs Slurm runs still and those that may run still elsewhere: the first of
+    `unfinished_and_busy`."""
+    return unfinished_and_busy(plan, workdir, latest, live_slurm)[0]
+
+
+def unfinished_and_busy(plan: Plan, workdir: str | Path, latest: dict[str, dict] | None = None,
+                        live_slurm: Collection[str] | None = None
+                        ) -> tuple[dict[str, dict[str, list[int]]], dict[str, dict[str, list[int]]]]:
+    """(free, busy) of `checkpoints_off_plan` less the jobs Slurm runs still: busy, those that may run still
+    elsewhere (`live_elsewhere`); free, the rest. Asks Slurm (`outside_plan`, unless the caller has its `live_ids` in
+    `live_slurm`) only where there are some. `latest`: as for `outside_plan`."""
     if live_slurm is None:
         if not checkpoints_off_plan(plan, workdir, latest):
-            return {}
+            return {}, {}
         live_slurm = live_ids(*outside_plan(plan, workdir, latest))
     left = checkpoints_off_plan(plan, workdir, latest, live_slurm)
     busy = live_elsewhere(plan, workdir, left)
-    return {job: steps for job, steps in left.items() if job not in busy}
+    return ({job: steps for job, steps in left.items() if job not in busy},
+            {job: steps for job, steps in left.items() if job in busy})
 
 
 def live_elsewhere(plan: Plan, workdir: str | Path, jobs: Collection[str]) -> set[str]:

@@ -14,7 +14,7 @@ from study.errors import StudyError
 from study.launch.grid_changes import changed_settings
 from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, live_ids, locked_states,
                                       other_accounts, outside_plan, renamed, renamed_live,
-                                      results_off_plan, unfinished_off_plan,
+                                      results_off_plan, unfinished_and_busy,
                                       with_dependencies as grid_with_dependencies)
 from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
@@ -77,7 +77,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `results_off_plan`: the results of jobs this grid file ran that its plan no longer has (of the whole grid, as
     the table's note: --where chooses among its plan's jobs only); `checkpoints_off_plan`: {id: its checkpoints'
     [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
-    did not finish (not those still running); `off_plan_changes`: {id: what changed} of those of either that have a
+    did not finish (not those still running), `checkpoints_running_elsewhere` the same of those that may still run
+    in another grid file's command or Slurm job, or an interrupted submit's (`live_elsewhere`); `off_plan_changes`: {id: what changed} of those of either that have a
     job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
     taken out); `to_take_over`: {id: the plan's id} of the results an older version of study left that the next
     submit takes over (study.launch.take_over), `to_resume` the same of the unfinished jobs it takes over to resume
@@ -105,10 +106,11 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "resumed_at": history.resumed if history else None,
                      "stale": stale.get(job.id),
                      "code_version": _code_version(workdir, st, live_code)})
-    off_plan, unfinished = results_off_plan(plan, workdir), unfinished_off_plan(plan, workdir)
+    off_plan, (unfinished, busy) = results_off_plan(plan, workdir), unfinished_and_busy(plan, workdir)
     taking = to_take_over(plan, workdir, off_plan)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
+            "checkpoints_running_elsewhere": busy,
             "off_plan_changes": {job: said for job, (_, said) in
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
             "to_take_over": taking, "to_resume": to_resume(plan, workdir, taking, unfinished), **grid_jobs_json(plan)}
@@ -333,7 +335,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     earlier = results_off_plan(plan, workdir, own)
     done_twins = older_results(plan, workdir, earlier)
     earlier_edited = [job for job in earlier if job not in done_twins]
-    left = unfinished_off_plan(plan, workdir, own, live_ids(stale, elsewhere))
+    left, busy = unfinished_and_busy(plan, workdir, own, live_ids(stale, elsewhere))
     twins = renamed(plan, workdir, left)
     left_edited = [job for job in left if job not in twins]
     # what the edit changed, of both lists at once: the plan's jobs indexed once
@@ -386,6 +388,13 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
                   f"finish{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit "
                   f"resumes them unless the grid file gives those settings again; their checkpoints {kept}\n")
         _what_changed(changes, left_edited, out)
+    if busy:
+        listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in busy.items()]
+        out.write(f"\n{len(busy)} job(s) off this grid file's plan did not finish and may still run elsewhere{whole} "
+                  f"({_some(listed, OFF_PLAN_SHOWN)}): another grid file of this workdir that shares them runs them "
+                  f"(locally, or on Slurm, live or not answering), or an interrupted submit names them; this grid "
+                  f"file's submits leave them (no take-over, no resume) until that ends (that grid's `study status` says "
+                  f"more)\n")
     return set(taken.values())
 
 

@@ -455,7 +455,11 @@ def test_an_unfinished_older_pretraining_another_grid_runs_still_is_not_taken_ov
                                       "grid_file": str(second.resolve())}])
         got = json.loads(run_cli(["status", str(first), "--workdir", str(wd), "--format", "json"])[1])
         assert got["to_resume"] == {} and old_pre not in got["checkpoints_off_plan"], got
-        assert "takes them over" not in status(first, wd)
+        assert got["checkpoints_running_elsewhere"] == {old_pre: {".": [3, 6]}}, got
+        said = status(first, wd)
+        assert "takes them over" not in said
+        assert (f"1 job(s) off this grid file's plan did not finish and may still run elsewhere ({old_pre}: "
+                in said), said
         code, _, err = run_cli(["submit", str(first), "--cluster", "local", "--workdir", str(wd),
                                 "--where", "stage=pretrain"])
         assert code == 0 and "took over" not in err, err

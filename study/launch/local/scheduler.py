@@ -196,7 +196,7 @@ def _run_local(plan: Plan, workdir: Path, ledger: Ledger, retry_failed: bool, wo
         host, this_file, who = socket.gethostname(), grid_file(plan), user()
         # queued here: `study status` and other commands see them pending, not missing
         ledger.append([local_line(j, "pending", this_file, log=None, pid=os.getpid(), host=host, user=who,
-                                   lock=lock_name) for j in sel.to_run])
+                                  lock=lock_name) for j in sel.to_run])
     n_workers, devices = default_workers()
     if workers:
         n_workers, devices = workers, [devices[i % len(devices)] for i in range(workers)]
@@ -388,7 +388,7 @@ class _LocalRun:
             if any(d == failed_id or d in self.cancelled for d in job.depends_on):
                 self.cancelled.add(job.id)
                 self.ledger.append([local_line(job, "cancelled", self.this_file,
-                                                error=f"dependency {failed_id} failed", log=None)])
+                                               error=f"dependency {failed_id} failed", log=None)])
                 self.progress(f"cancelled {job.stage} {job.id} (dependency {failed_id} failed)")
 
     def ready(self, job: Job) -> bool:
@@ -599,5 +599,5 @@ def _start(job: Job, grid: str, workdir: Path, logs: Path, slot: int, device: st
                                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                 pass_fds=(lock,), cwd=code)  # the worker holds the lock too, for as long as it lives
     ledger.append([local_line(job, "running", this_file, log=str(log), pid=proc.pid, host=socket.gethostname(),
-                               user=user())])
+                              user=user())])
     return _Running(job, proc, slot, log, time.time(), lock)
