@@ -1690,6 +1690,20 @@ def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
     assert len({tuple(c) for c in lines.values()}) == 3
 
 
+def test_granularity_marks_the_pretraining_size_by_line_style_alike_for_every_method():
+    """SimCLR and supervised at 1M and 500k: colour and marker tell the method, the dash the size, the same dash for
+    both methods' 500k lines (it went by the line's index: supervised 500k looked like SimCLR 1M's dash)."""
+    half = [{**r, "job_id": r["job_id"] + "h", "axes": {**r["axes"], "size": 500_000}} for r in granularity_records()]
+    fig, _ = granularity.draw(table_of(granularity_records() + half))
+    look = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}
+    assert sorted(look) == ["simclr 1M", "simclr 500k", "supervised 1M", "supervised 500k"], sorted(look)
+    for size in ("1M", "500k"):
+        assert look[f"simclr {size}"].get_linestyle() == look[f"supervised {size}"].get_linestyle()
+        assert look[f"simclr {size}"].get_marker() != look[f"supervised {size}"].get_marker()
+    assert look["simclr 1M"].get_linestyle() != look["simclr 500k"].get_linestyle()
+    assert look["simclr 1M"].get_color() == look["simclr 500k"].get_color()
+
+
 def test_quantity_at_one_size_colours_each_method_as_quality_does():
     """The quality grid's report draws quantity (SimCLR and supervised, at 1M) beside quality: a method has one colour
     in both (it had the line palette's own: SimCLR teal in one figure, navy in the other)."""

@@ -1,7 +1,8 @@
 """`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
-line per method (supervised included), a panel per evaluation dataset, at its largest labeled size; a panel draws
-only the lines with results or planned jobs on its dataset (a line looks alike in every panel; a planned line
-without a result is missing at every level)."""
+line per method (supervised included; its colour and marker: the method, its line style: the pretraining set and
+size), a panel per evaluation dataset, at its largest labeled size; a panel draws only the lines with results or
+planned jobs on its dataset (a line looks alike in every panel; a planned line without a result is missing at every
+level)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -45,6 +46,10 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                                                           key=lambda s: s.map(rank) if s.name == "dataset" else s)
     lines = lines.iloc[sorted(range(len(lines)), key=lambda i: method_key(lines["method"].iloc[i]))]  # SimCLR first
     labels = series_labels(lines, label_cols)
+    # colour and marker: the method; line style: the rest of the line (its pretraining set and size), alike for
+    # every method, so that "simclr 500k" and "supervised 500k" share a dash
+    methods = list(dict.fromkeys(lines["method"]))
+    variants = list(dict.fromkeys(_variant(line) for _, line in lines.iterrows()))
     colours = method_colours(lines["method"], all_methods(table, expected))  # a method's colour in quality too
     evals = dataset_order(both["eval_dataset"].dropna(), expected)
     fig, axes = plt.subplots(1, len(evals), figsize=(4.8 * len(evals) + 1.8, 3.4), squeeze=False)
@@ -53,7 +58,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         sub, wait_ev = gran[gran["eval_dataset"] == ev], waiting[waiting["eval_dataset"] == ev]
         labeled = pick_largest((sub if not sub.empty else wait_ev)["labeled_size"].unique())
         first, values = len(out), counts.get(str(ev), {})
-        for i, ((_, line), label) in enumerate(zip(lines.iterrows(), labels)):
+        for (_, line), label in zip(lines.iterrows(), labels):
             pts, planned = sub, wait_ev
             for k in LINE_KEYS:
                 pts, planned = pts[same(pts[k], line[k])], planned[same(planned[k], line[k])]
@@ -61,7 +66,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
             pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
-            look = {**style.line_style(i, len(labels)), "color": colours[line["method"]]}
+            look = {**style.line_style(methods.index(line["method"]), len(methods),
+                                       dash=variants.index(_variant(line))), "color": colours[line["method"]]}
             ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
                         label=label, **look)
             hollow += style.hollow_partial(ax, np.arange(len(levels)), pts["mean"].astype(float),
@@ -99,6 +105,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              + _values_note(counts, set(data["eval_dataset"]) if len(data) else set(), levels)
                              + units_note())
     return fig, data
+
+
+def _variant(line: pd.Series) -> tuple:
+    """A line's keys but its method (a NaN size as None, so that two such lines are one variant)."""
+    return tuple(None if pd.isna(line[k]) else line[k] for k in LINE_KEYS if k != "method")
 
 
 def _values_note(counts: dict[str, dict[str, int]], evals: set, levels: list[str]) -> str:
