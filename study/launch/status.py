@@ -20,7 +20,7 @@ from study.launch.ledger import Ledger, ledger_path, user
 from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
-from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume, to_take_over
+from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
@@ -81,8 +81,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     in another grid file's command or Slurm job, or an interrupted submit's (`live_elsewhere`); `off_plan_changes`: {id: what changed} of those of either that have a
     job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
     taken out); `to_take_over`: {id: the plan's id} of the results an older version of study left that the next
-    submit takes over (study.launch.take_over), `to_resume` the same of the unfinished jobs it takes over to resume
-    from their checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
+    submit takes over (study.launch.take_over), `second_runs` {id: the older id taken over in its stead} of the
+    older results that are second runs of one job (`second_runs`: none takes them over), `to_resume` {old id: new
+    id} of the unfinished jobs it takes over to resume from their checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
     selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
@@ -107,13 +108,15 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "stale": stale.get(job.id),
                      "code_version": _code_version(workdir, st, live_code)})
     off_plan, (unfinished, busy) = results_off_plan(plan, workdir), unfinished_and_busy(plan, workdir)
-    taking = to_take_over(plan, workdir, off_plan)
+    older = older_results(plan, workdir, off_plan)
+    taking = takeable(plan, workdir, older)
     return {"grid": plan.name, "workdir": str(Path(workdir).resolve()), "counts": state_counts(plan, states, stale),
             "jobs": jobs, "results_off_plan": off_plan, "checkpoints_off_plan": unfinished,
             "checkpoints_running_elsewhere": busy,
             "off_plan_changes": {job: said for job, (_, said) in
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
-            "to_take_over": taking, "to_resume": to_resume(plan, workdir, taking, unfinished), **grid_jobs_json(plan)}
+            "to_take_over": taking, "second_runs": second_runs(workdir, older, taking),
+            "to_resume": to_resume(plan, workdir, taking, unfinished), **grid_jobs_json(plan)}
 
 
 def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:

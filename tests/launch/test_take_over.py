@@ -300,6 +300,8 @@ def test_two_older_runs_of_one_job_written_0_and_0_0_are_one_taken_over_the_othe
     assert all(f"{o} (now {n}, as {f})" in said for o, n, f in zip(second, news, first)) \
         and "each a second run of the settings of the older job named after `as`" in said, said
     assert "queued or run again" not in said, said
+    got = json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1])
+    assert got["to_take_over"] == dict(zip(first, news)) and got["second_runs"] == dict(zip(second, first)), got
     warned = build_report(wd, env / "report", plan=plan, log=None).warnings
     assert [w for w in warned if "would run their cells again" in w] == [] and [
         w for w in warned if w.startswith("2 result(s) ") and "are second runs" in w], warned
@@ -318,6 +320,8 @@ def test_two_older_runs_of_one_job_written_0_and_0_0_are_one_taken_over_the_othe
     said = status(grid, wd)
     assert re.search(r"^pretrain +1 +0 +0 +0 +0 +0 +0$", said, re.M) and "queued or run again" not in said, said
     assert f"{second[0]} (now {news[0]}, as {first[0]})" in said and "takes them over" not in said, said
+    got = json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1])
+    assert got["to_take_over"] == {} and got["second_runs"] == dict(zip(second, first)), got  # taken before
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over" not in err and "no job to run here" in err, err
 
