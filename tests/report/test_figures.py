@@ -15,6 +15,7 @@ from study.report.figures import NoData, domain_concat, domain_matrix, domain_po
 from study.report.figures.common import (NOT_TRAINED_HERE, cells, chance_note, fmt_size, method_colours,
                                          planned_sizes, seeds_note)
 from study.report.html import table_html
+from study.report.tables import display_rows
 
 
 def _bars(ax):
@@ -1270,6 +1271,28 @@ def test_domain_concat_has_no_gain_over_the_better_single_encoder_while_one_is_m
     assert math.isnan(_bars(fig.axes[0])["second encoder"][0])
     row = domain_concat.paper_table(data).iloc[0]
     assert math.isnan(row["gain over better single"]) and row["gain over in-domain"] == pytest.approx(0.03)
+
+
+def test_domain_concat_leaves_blank_a_single_encoder_the_grid_never_probes():
+    """A grid that concatenates a|b on a but has no linear job of b's encoder on a (the paper grid's "supervised
+    alone" entry left out, or a `--where` part without it): that bar and table cell are blank, as a cell never
+    planned, not "missing" (a planned cell without a result yet, which missing.csv would list); so is the gain over
+    the better single encoder. A planned one without a result still reads missing."""
+    recs = [r for r in domain_records() if not (r["axes"]["dataset"] == "b" and r["axes"]["eval_dataset"] == "a")]
+    table = table_of(recs)
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"], "labeled_sizes": "10000"}
+                            for r in recs])
+    fig, data = domain_concat.draw(table, planned)
+    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 0
+    assert "blank: a single encoder the grid never probes there" in data.attrs["caption"]
+    def shown(data):  # first, second, concatenated, the two gains; means (two seeds: "mean ± std")
+        return [c.split(" ± ")[0] for c in display_rows(domain_concat.paper_table(data), "—")[0][2:]]
+
+    assert shown(data) == ["0.450", "", "0.480", "", "0.030"]
+    b_on_a = pd.DataFrame([{"job_id": "ba", "stage": "evaluate", **eval_axes(dataset="b"), "labeled_sizes": "10000"}])
+    fig, data = domain_concat.draw(table, pd.concat([planned, b_on_a], ignore_index=True))
+    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 1
+    assert shown(data) == ["0.450", "—", "0.480", "—", "0.030"]
 
 
 def _also_at_1k_labels(recs, share=0.5):

@@ -4,7 +4,9 @@ the gain of the concatenation over the better single encoder and over the in-dom
 the encoder pretrained on the evaluation dataset, where exactly one of the two is; an encoder not trained here, random
 or imported (`pretrained`), never is, whatever dataset key the grid gives it). A single encoder's bar is of the
 seeds its concatenation was made of (a concatenation of seed 0's encoders beside singles of seeds 0 and 1: seed 0's
-single cells, not their mean over both seeds)."""
+single cells, not their mean over both seeds). A single encoder's cell without a result that the plan has no linear
+job of (at that labeled size; or that the part `--where` reports leaves out) is blank, in the figure and the table,
+not "missing" (a planned cell without a result yet, as in every figure)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -13,10 +15,10 @@ import pandas as pd
 
 from study.report import style
 from study.report.figures.common import (NoData, at_largest_labeled, cells, clean, dataset_order, dataset_rank,
-                                         encoder_parts, error_bars_note, first_cell, fmt_size, label_variants,
-                                         labeled_note, not_trained_here, planned_missing, same, seeds_note,
-                                         units_note, wide)
-from study.results.table import key_tuples
+                                         encoder_parts, error_bars_note, expected_rows, first_cell, fmt_size,
+                                         label_variants, labeled_note, not_trained_here, planned_missing,
+                                         planned_sizes, same, seeds_note, units_note, wide)
+from study.results.table import is_null, key_tuples
 
 NAME = "domain_concat"
 DRAWS = ("linear", "concat")  # the evaluation protocols whose cells it draws
@@ -74,6 +76,27 @@ def encoder_cells(lin: pd.DataFrame, table: pd.DataFrame, encoder: tuple, eval_d
     return _of_seeds(hit, table, seeds)
 
 
+def _planned_single(expected: pd.DataFrame | None, encoder: tuple, eval_dataset, labeled) -> bool:
+    """Whether the plan `expected` has a linear job of one encoder of a concatenation (`concat_encoders`) on
+    `eval_dataset` at `labeled` labels (a job naming no labeled sizes: at every size); True without a plan (nothing
+    says which cells a grid has: each is drawn, as missing where it has no result)."""
+    if expected is None or expected.empty:
+        return True
+    method, dataset, size, _ = encoder
+    rows = expected_rows(expected, protocol="linear", dataset=dataset, eval_dataset=eval_dataset)
+    if rows.empty:
+        return False
+    if "method" in rows:
+        rows = rows[same(rows["method"], method)]
+    if "size" in rows:
+        whole = size is None or pd.isna(size)
+        rows = rows[rows["size"].isna()] if whole else rows[rows["size"] == size]
+    if "labeled_sizes" in rows:  # None: `all`, every label
+        rows = rows[[not sizes or any(is_null(labeled) if v is None else v == labeled for v in sizes)
+                     for sizes in map(planned_sizes, rows["labeled_sizes"])]]
+    return not rows.empty
+
+
 def _untrained_alone(conc: pd.DataFrame) -> set:
     """The methods not trained here (random-init, imported) that the concatenations of `conc` hold with one dataset
     key and size only: named by their method alone (that key and size are no images it saw); with several, they tell
@@ -87,7 +110,8 @@ def _untrained_alone(conc: pd.DataFrame) -> set:
 
 
 def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
-    """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing)."""
+    """(figure, plotted data): one row per bar (NaN where a single-encoder cell is missing; `planned` False, and no
+    bar, where the plan never evaluates it)."""
     table, expected = label_variants(table, expected)
     cell = clean(cells(table, expected=expected))
     conc = cell[cell["protocol"] == "concat"]
@@ -113,11 +137,14 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             for role, encoder, name in zip(ROLES, encoders, names):
                 hit = encoder_cells(lin, table, encoder, ev, labeled)
                 own = encoder[1] == ev and not not_trained_here(encoder[0])  # pretrained on ev
+                # a cell without a result that the plan never has (or the reported part leaves out): blank, not
+                # "missing"
+                planned = not hit.empty or _planned_single(expected, encoder, ev, labeled)
                 rows.append({"eval_dataset": ev, "pair": pair, "role": role, "encoder": name, "dataset": encoder[1],
-                             "in_domain": own, "labeled_size": labeled, **first_cell(hit)})
+                             "in_domain": own, "planned": planned, "labeled_size": labeled, **first_cell(hit)})
             rows.append({"eval_dataset": ev, "pair": pair, "role": "concatenated", "encoder": pair, "dataset": None,
-                         "in_domain": False, "labeled_size": labeled, "mean": c["mean"], "std": c["std"],
-                         "count": int(c["count"]), "partial_seeds": c.get("partial_seeds")})
+                         "in_domain": False, "planned": True, "labeled_size": labeled, "mean": c["mean"],
+                         "std": c["std"], "count": int(c["count"]), "partial_seeds": c.get("partial_seeds")})
     data = pd.DataFrame(rows)
     groups = list(dict.fromkeys(zip(data["eval_dataset"], data["pair"])))
     # one encoder per line, and a group as wide as its longest line (7 pt: ~0.06 in a character), so that the long
@@ -125,7 +152,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     ticks = [f"{ev}\n" + pair.replace(" | ", " |\n") for ev, pair in groups]
     group = max(1.8, 0.3 + 0.06 * max(len(line) for t in ticks for line in t.split("\n")))
     fig, ax = plt.subplots(figsize=(max(4.5, group * len(groups) + 2), 3.6))
-    style.grouped_bars(ax, data, ["eval_dataset", "pair"], groups, "role", list(ROLES))
+    style.grouped_bars(ax, data[data["planned"]], ["eval_dataset", "pair"], groups, "role", list(ROLES))
     ax.set_xticks(np.arange(len(groups)), ticks, fontsize=7)
     ax.set_ylabel("linear top-1")
     style.percent_axis(ax)
@@ -134,22 +161,32 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "evaluation dataset (x label: evaluation dataset, then the pair), at "
                              + labeled_note(data, "concatenations'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
-                             + "'missing': planned, no result yet." + units_note())
+                             + "'missing': planned, no result yet"
+                             + ("; blank: a single encoder the grid never probes there (a linear entry of it would)"
+                                if not data["planned"].all() else "") + "." + units_note())
     return fig, data
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, pair); columns: each role, the gain of concatenating over the better single encoder
     and over the in-domain one (NaN where neither or both encoders are in-domain: `in_domain`, pretrained here on the
-    evaluation dataset)."""
-    table = wide(data, ["eval_dataset", "pair"], "role", order=list(ROLES))
+    evaluation dataset). A cell the plan never has (a single encoder's, `draw` leaves out), and a gain that compares
+    with one or that has no in-domain encoder to compare with, reads blank (`attrs["absent"]`); a planned cell without
+    a result, and a gain of one, reads missing."""
+    shown = data[data["planned"].astype(bool)] if "planned" in data else data
+    table = wide(shown, ["eval_dataset", "pair"], "role", order=list(ROLES), blank_absent=True)
     best = table[["first encoder", "second encoder"]].max(axis=1, skipna=False)
     table["gain over better single"] = table["concatenated"] - best
     singles = data[data["role"] != "concatenated"]
-    in_domain = {}
+    in_domain, compared = {}, set()
     for (ev, pair), g in singles.groupby(["eval_dataset", "pair"], sort=False):
         hit = g[g["in_domain"].astype(bool)]
         in_domain[(ev, pair)] = hit["mean"].iloc[0] if len(hit) == 1 else float("nan")
+        if len(hit) == 1 and bool(hit["planned"].iloc[0] if "planned" in hit else True):
+            compared.add((ev, pair))
     table["gain over in-domain"] = table["concatenated"] - pd.Series(
         [in_domain.get(k, float("nan")) for k in table.index], index=table.index, dtype=float)
+    absent = table.attrs["absent"]
+    absent["gain over better single"] = (absent["first encoder"] | absent["second encoder"]).to_numpy()
+    absent["gain over in-domain"] = [k not in compared for k in table.index]
     return table.reset_index()
