@@ -1667,8 +1667,7 @@ def test_a_missing_bar_below_zero_is_marked_inside_the_axes():
 def test_a_missing_bar_at_the_edge_is_marked_inside_the_axes_x_limits():
     """A bar without a value sets no x limit: the last (corruption, method) bar still running (supervised under
     downsampling) had its slot and its 'missing' mark past the panel's right edge, over the legend; a panel whose
-    every bar is missing (a report of the corrupted jobs alone, `--where corruption=...`) had both marks outside a
-    panel 0.1 wide. Every slot lies inside the x limits; a figure whose bars all have values keeps its limits."""
+    every bar is missing (the clean jobs not run yet) had both marks outside a panel 0.1 wide. Every slot lies inside the x limits; a figure whose bars all have values keeps its limits."""
     def planned_for(corruptions):
         return pd.DataFrame([{"stage": "evaluate", "method": m, "dataset": "a", "size": 1_000_000, "corruption": c,
                               "protocol": "linear", "eval_dataset": "a", "labeled_sizes": "10000"}
@@ -1690,12 +1689,13 @@ def test_a_missing_bar_at_the_edge_is_marked_inside_the_axes_x_limits():
     fig_full, _ = quality.draw(table_of(full), planned_for(("none", "jpeg:quality=10", "downsample:factor=2")))
     assert fig_full.axes[0].get_xlim() == pytest.approx((low, high))  # the same limits once it is done
 
-    alone = [r for r in recs if r["axes"]["corruption"] != "none"]
-    fig, _ = quality.draw(table_of(alone), planned_for(("jpeg:quality=10",)))
+    alone = [r for r in recs if r["axes"]["corruption"] != "none"]  # the clean jobs planned, not run yet
+    fig, _ = quality.draw(table_of(alone), planned_for(("none", "jpeg:quality=10")))
     ax = fig.axes[0]
     xs = [t.get_position()[0] for t in ax.texts if t.get_text() == "missing"]
     low, high = ax.get_xlim()
     assert xs == pytest.approx([-0.2, 0.2]) and low < -0.4 and high > 0.4, (xs, low, high)
+
 
 def test_quality_and_granularity_colour_a_method_alike_and_list_simclr_first():
     """A reader matches SimCLR and supervised across figures by colour: a method has one colour whichever other
