@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import submitit
+
 from study.errors import StudyError, not_yours, os_reason
 from study.launch.grid_states import (grid_file, grid_ids, grid_jobs, renamed, results_off_plan,
                                       unfinished_off_plan)
@@ -232,13 +234,15 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
 def _move_folder(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> str | None:
     """Job `old`'s folder and log as `job`'s: a `set_aside` line of `old` in the ledger of each of `grids` first (no
     Slurm job to ask of, or to say live, any more), its log renamed (`_move_log`), its folder renamed, the plan's job
-    file written in it. Returns the path of `job`'s log (None where it has none)."""
+    file written in it. Returns the path of `job`'s log (None where it has none): of a job that ran on Slurm, its
+    Slurm log where it is (`_slurm_log`)."""
     src, dest = job_dir(workdir, old), job_dir(workdir, job.id)
+    ran_on_slurm = _slurm_log(workdir, old, grids)  # before the set_aside lines: its `queued` line names it
     for grid in grids:  # first: while its result or checkpoint stays, a kill leaves it to take over again
         Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
                                        "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
                                        "grid_file": grid_file(plan) if grid == plan.name else None}])
-    log = _move_log(workdir, old, job.id)
+    log = _move_log(workdir, old, job.id) or ran_on_slurm
     try:
         if src.is_dir():
             os.rename(src, dest)
@@ -264,6 +268,22 @@ def _move_log(workdir: str | Path, old: str, new: str) -> str | None:
     except OSError as e:
         raise StudyError(f"cannot move {src} to {dest}: {os_reason(e)}{not_yours(e)}") from None
     return str(dest.resolve()) if dest.is_file() else None
+
+
+def _slurm_log(workdir: str | Path, old: str, grids: list[str]) -> str | None:
+    """The log of job `old`'s latest Slurm run (task 0's stderr, in its array's submitit folder, which other tasks
+    share: not moved) as the ledger of the first of `grids` that names one records it, where that file is; None
+    where it ran locally, or its log is gone."""
+    from study.launch.slurm.state import array_folder
+
+    for grid in grids:
+        e = Ledger(workdir, grid).replay().latest.get(old)
+        if e is not None and e["event"] == "queued":
+            log = submitit.core.utils.JobPaths(array_folder(workdir, e.get("folder")), job_id=e["slurm_job_id"],
+                                               task_id=0).stderr
+            if log.is_file():
+                return str(log)
+    return None
 
 
 def _first_each(moves: Mapping[str, str], key: Callable[[str], Any] | None = None) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from launch_helpers import grid_text, run_cli, status
@@ -229,10 +230,20 @@ def test_the_slurm_jobs_of_results_taken_over_are_not_asked_of_slurm_nor_said_li
     _older_study_runs(monkeypatch, wd, grid)
     Ledger(wd, "upgraded").append([{"event": "queued", "batch": "b", "job": old, "stage": "pretrain",
                                     "slurm_job_id": str(101 + i), "folder": None} for i, old in enumerate(old_ids)])
+    for i, old in enumerate(old_ids):  # their Slurm logs (submitit's `%j` folder: a line that records none)
+        (wd / "logs" / f"{old}.log").unlink()
+        slurm_log = wd / "submitit" / str(101 + i) / f"{101 + i}_0_log.err"
+        slurm_log.parent.mkdir(parents=True)
+        slurm_log.write_text(f"the Slurm log of {old}\n")
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd)])
     assert code == 0 and "took over 2 result(s)" in err, err
     said = status(grid, wd)
     assert "live" not in said and "older version of study" not in said, said
+    # each new id's log is its older Slurm run's, where it is (its array's folder, which other tasks share)
+    logs = {j["id"]: j["log"] for j in json.loads(run_cli(["status", str(grid), "--workdir", str(wd), "--format",
+                                                           "json"])[1])["jobs"]}
+    assert [Path(logs[j.id]).read_text() for j in plan_grid(grid).jobs] == [f"the Slurm log of {old}\n"
+                                                                           for old in old_ids], logs
     replay = Ledger(wd, "upgraded").replay()
     assert [(replay.latest[old]["event"], replay.latest[old]["reason"]) for old in old_ids] == [
         ("set_aside", "taken over")] * 2

@@ -1667,7 +1667,8 @@ def test_a_missing_bar_below_zero_is_marked_inside_the_axes():
 def test_a_missing_bar_at_the_edge_is_marked_inside_the_axes_x_limits():
     """A bar without a value sets no x limit: the last (corruption, method) bar still running (supervised under
     downsampling) had its slot and its 'missing' mark past the panel's right edge, over the legend; a panel whose
-    every bar is missing (the clean jobs not run yet) had both marks outside a panel 0.1 wide. Every slot lies inside the x limits; a figure whose bars all have values keeps its limits."""
+    every bar is missing (the clean jobs not run yet) had both marks outside a panel 0.1 wide. Every slot lies inside
+    the x limits; a figure whose bars all have values keeps its limits."""
     def planned_for(corruptions):
         return pd.DataFrame([{"stage": "evaluate", "method": m, "dataset": "a", "size": 1_000_000, "corruption": c,
                               "protocol": "linear", "eval_dataset": "a", "labeled_sizes": "10000"}
