@@ -78,13 +78,14 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     the table's note: --where chooses among its plan's jobs only); `checkpoints_off_plan`: {id: its checkpoints'
     [step, total] as `checkpoint` gives them} of the jobs this grid file started that its plan no longer has and that
     did not finish (not those still running), `checkpoints_running_elsewhere` the same of those that may still run
-    in another grid file's command or Slurm job, or an interrupted submit's (`live_elsewhere`); `off_plan_changes`: {id: what changed} of those of either that have a
-    job file, against the plan's job of the same axes (`changed_settings`: a setting's two values, an axis value
-    taken out); `to_take_over`: {id: the plan's id} of the results an older version of study left that the next
-    submit takes over (study.launch.take_over), `second_runs` {id: the older id taken over in its stead} of the
-    older results that are second runs of one job (`second_runs`: none takes them over), `to_resume` {old id: new
-    id} of the unfinished jobs it takes over to resume from their checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where`
-    selected some, as `study plan --format json` gives it: `counts` and `jobs` are theirs."""
+    in another grid file's command or Slurm job, or an interrupted submit's (`live_elsewhere`); `off_plan_changes`:
+    {id: what changed} of those of either that have a job file, against the plan's job of the same axes
+    (`changed_settings`: a setting's two values, an axis value taken out); `to_take_over`: {id: the plan's id} of the
+    results an older version of study left that the next submit takes over (study.launch.take_over), `second_runs`
+    {id: the older id taken over in its stead} of the older results that are second runs of one job (`second_runs`:
+    none takes them over), `to_resume` {old id: new id} of the unfinished jobs it takes over to resume from their
+    checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where` selected some, as `study plan
+    --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
     with_dependencies, _, states = _read_states(plan, workdir)
@@ -396,8 +397,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
         out.write(f"\n{len(busy)} job(s) off this grid file's plan did not finish and may still run elsewhere{whole} "
                   f"({_some(listed, OFF_PLAN_SHOWN)}): another grid file of this workdir that shares them runs them "
                   f"(locally, or on Slurm, live or not answering), or an interrupted submit names them; this grid "
-                  f"file's submits leave them (no take-over, no resume) until that ends (that grid's `study status` says "
-                  f"more)\n")
+                  f"file's submits leave them (no take-over, no resume) until that ends (that grid's `study status` "
+                  f"says more)\n")
     return set(taken.values())
 
 
