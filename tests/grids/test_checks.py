@@ -14,7 +14,7 @@ import pytest
 import study.cli
 from study.errors import StudyError
 from study.grids import plan_grid
-from study.grids.checks.advice import unequal_pool_warnings
+from study.grids.checks.advice import unequal_pool_warnings, unprobed_concat_warnings
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.manifests.store import SCHEMA_VERSION, load_meta
 from study.train.methods import METHODS
@@ -924,6 +924,27 @@ def test_a_concat_entrys_knn_params_need_also_knn(write_grid):
     """)
     with pytest.raises(StudyError, match=r"params.knn: protocol concat reads it only with also_knn: true"):
         plan_grid(g).check(manifests=False)
+
+
+def test_a_concatenation_of_an_encoder_no_linear_entry_probes_alone_is_warned(write_grid):
+    """alpha|beta evaluated on alpha, with linear probes of alpha's encoder only: the report would have no bar of
+    beta's encoder alone there, nor the gain over the better single one. A probe of it there quiets the warning."""
+    text = """
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - {protocol: linear, where: {dataset: alpha}, eval_datasets: [alpha]}
+        - protocol: concat
+          pairs: [[{dataset: alpha}, {dataset: beta}]]
+          eval_datasets: [alpha]
+    """
+    plan = plan_grid(write_grid(text))
+    beta = next(j.id for j in plan.by_stage("pretrain") if j.axes["dataset"] == "beta")
+    [said] = unprobed_concat_warnings(plan)
+    assert said.startswith(f"{plan.path}: 1 concatenation(s) hold an encoder that no linear entry probes alone on "
+                           f"their evaluation dataset (e.g. job ") and f"encoder {beta} on alpha)" in said, said
+    probed = text.replace("where: {dataset: alpha}, eval_datasets: [alpha]}", "eval_datasets: [alpha]}")
+    assert unprobed_concat_warnings(plan_grid(write_grid(probed))) == []
 
 
 def test_a_config_error_names_a_concat_job_of_two_sizes(write_grid):

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from study.errors import StudyError
 from study.grids.checks.advice import (image_size_warnings, schedule_warnings, unequal_pool_warnings,
-                                      unevaluated_pretraining_warnings, untrained_sizes_warnings)
+                                      unevaluated_pretraining_warnings, unprobed_concat_warnings,
+                                      untrained_sizes_warnings)
 from study.grids.checks.config import check_devices, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
@@ -82,4 +83,4 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     contents = schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta) if manifests else []
     return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
-            + image_size_warnings(plan) + contents + roots)
+            + unprobed_concat_warnings(plan) + image_size_warnings(plan) + contents + roots)

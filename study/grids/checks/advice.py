@@ -1,5 +1,5 @@
 """The warnings of a plan: what runs, but likely not as meant (encoders nothing evaluates, untrained methods at
-several sizes, unequal pools, evaluations at another image size than their pretraining, schedules that do not fit
+several sizes, unequal pools, concatenations of an encoder never probed alone, evaluations at another image size than their pretraining, schedules that do not fit
 their manifest). `schedule_error` is also a problem where a schedule cannot run at all."""
 from __future__ import annotations
 
@@ -70,6 +70,25 @@ def unequal_pool_warnings(plan: Plan) -> list[str]:
             f"{len(ds.pool)}, finding in_domain_share_beats_pooled), so those read wrong for it"
             for key, ds in plan.grid.datasets.items()
             if key in used and ds.pooled and len({n for _, n in ds.pool}) > 1]
+
+
+def unprobed_concat_warnings(plan: Plan) -> list[str]:
+    """One line where some of the plan's concatenations (`concat`) hold an encoder that no linear entry probes alone
+    on that evaluation dataset: domain_concat then has no bar of that single encoder, nor the concatenation's gain
+    over the better single one (data_domain.yaml's "supervised alone" entry gives one). A warning: it may be meant."""
+    evals = [j for j in plan.grid_jobs if j.stage == "evaluate"]
+    probed = {(j.depends_on[0], j.axes.get("eval_dataset")) for j in evals
+              if j.axes.get("protocol") == "linear" and len(j.depends_on) == 1}
+    lacking = [(j, e) for j in evals if j.axes.get("protocol") == "concat"
+               for e in j.depends_on if (e, j.axes.get("eval_dataset")) not in probed]
+    if not lacking:
+        return []
+    job, encoder = lacking[0]
+    return [f"{plan.path}: {len({j.id for j, _ in lacking})} concatenation(s) hold an encoder that no linear entry "
+            f"probes alone on their evaluation dataset (e.g. {describe(job)}: encoder {encoder} on "
+            f"{job.axes.get('eval_dataset')}): the report has no bar of that single encoder, nor the gain over the "
+            f"better single one; add a linear entry of it on that dataset (as data_domain.yaml's \"supervised alone\" "
+            f"entry), unless that is meant"]
 
 
 def image_size_warnings(plan: Plan) -> list[str]:
