@@ -27,6 +27,7 @@ from study.launch.grid_states import (grid_file, grid_ids, grid_jobs, renamed, r
 from study.launch.ledger import Ledger, local_line, workdir_ledgers
 from study.launch.runner import encoder_path, job_dir, read_job_file, write_job_file
 from study.launch.state import TAKEN_OVER, TAKEN_OVER_BY, cached_result, has_result, result_done
+from study.launch.traces import checkpoint_steps
 from study.paths import logs_dir, result_path
 from study.results.record import write_result
 
@@ -117,14 +118,16 @@ def resumable(plan: Plan, workdir: str | Path, unfinished: Mapping[str, str],
     """Of `unfinished` ({id: the plan's id of its settings} of jobs an older study left unfinished with a checkpoint,
     not live: `renamed` of `unfinished_off_plan`), those a submit takes over to resume: the plan's job was never
     queued or run, takes over no result (`taking`, {old id: new id}: `takeable`'s) and reads the encoders the older
-    job read (the same ids, or taken over as them); one older job for each plan's job, the first by id."""
+    job read (the same ids, or taken over as them); one older job for each plan's job, the one whose checkpoints
+    hold the most steps (then the first by id)."""
     if not unfinished:
         return {}
     latest = Ledger(workdir, plan.name).replay_with_shared().latest
     jobs = {j.id: j for j in grid_jobs(plan)}
     taken = set(taking.values())
     return _first_each({old: new for old, new in unfinished.items() if new not in taken
-                        and _never_run(workdir, new, latest) and _same_encoders(workdir, old, jobs[new], taking)})
+                        and _never_run(workdir, new, latest) and _same_encoders(workdir, old, jobs[new], taking)},
+                       key=lambda old: (-sum(step for step, _ in checkpoint_steps(workdir, old).values()), old))
 
 
 def to_resume(plan: Plan, workdir: str | Path, taking: Mapping[str, str],

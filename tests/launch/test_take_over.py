@@ -450,6 +450,25 @@ def _unfinished_shared_pretraining(monkeypatch, wd, *grids) -> tuple[str, str, s
     return old_pre, next(j.id for j in plan_grid(grids[0]).jobs if j.stage == "pretrain"), whole_run
 
 
+def test_of_two_unfinished_older_runs_of_one_job_the_one_furthest_on_resumes(env):
+    """Two older ids of the plan's pretraining (`0` and `0.0`, which an older study hashed apart), each stopped with
+    a checkpoint: the one whose checkpoint holds the more steps is taken over to resume, not the first by id (which
+    would train again the steps the other had done)."""
+    import torch
+
+    from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
+
+    (grid,) = _shared(env, "second")
+    wd = env / "wd"
+    plan = plan_grid(grid)
+    new = next(j.id for j in plan.jobs if j.stage == "pretrain")
+    for old, step in (("0000older000", 2), ("ffffolder000", 5)):
+        (wd / "jobs" / old).mkdir(parents=True)
+        torch.save({"format": CHECKPOINT_FORMAT, "step": step, "total_steps": 6}, wd / "jobs" / old / CHECKPOINT)
+    assert take_over.resumable(plan, wd, {"0000older000": new, "ffffolder000": new}, {}) == {"ffffolder000": new}
+    assert take_over.resumable(plan, wd, {"0000older000": new}, {}) == {"0000older000": new}
+
+
 def test_an_unfinished_older_pretraining_another_grid_runs_still_is_not_taken_over_locally(env, monkeypatch):
     """Two grid files share the older study's unfinished pretraining; the second's `study submit --cluster local`
     (of the older study, still alive) runs it again, its worker writing to jobs/<older id>/: only the second's ledger
