@@ -13,6 +13,15 @@ from PIL import Image
 from study.datasets.base import KINDS, load_npy, looks_channels_first
 from study.errors import StudyError, os_reason
 
+# Pillow refuses an image of over 2 x Image.MAX_IMAGE_PIXELS pixels as a possible decompression bomb (179 MP by
+# default: a 200 MP phone photo, a stitched panorama) and warns from 89 MP. A study reads its user's own images, and
+# OpenCV, which decodes its RGB JPEGs, caps a decode at 2^30 pixels (OPENCV_IO_MAX_IMAGE_PIXELS): Pillow refuses
+# from there too (a warning from 2^29), unless the process set its own limit.
+MAX_PIXELS = 1 << 30
+PILLOW_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
+if Image.MAX_IMAGE_PIXELS == PILLOW_DEFAULT_MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+
 
 def unreadable(file: Any, manifest: str, why: str) -> StudyError:
     """The error for an image of `manifest` that does not read: the file, the reason, and what to do (the first

@@ -1,5 +1,8 @@
 """ImageReader (PNG/JPEG, .npy channels, IDX, corruption, unreadable files, also when a view decodes it)."""
 
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,6 +113,35 @@ def test_a_jpeg_truncated_past_its_header_is_named_when_its_views_decode_it(tmp_
         ds[(0, 0)]
     assert str(e.value).startswith(f"cannot read image {tmp_path}/x.jpg (manifest m1): ")
     assert "`study manifest verify m1 --files` names every image of it that does not read" in str(e.value)
+
+
+def _jpeg_of_size(path, width, height):
+    """A real 16 x 16 JPEG whose frame header says `width` x `height`: what Image.open reads of a large photo
+    (an RGB JPEG opens undecoded), written in bytes, not megabytes."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+
+
+def test_a_200_megapixel_phone_photo_opens_as_pillows_decompression_bomb_guard_would_refuse_it(tmp_path):
+    """Pillow refuses over 179 MP by default (and warns from 89 MP): a 200 MP phone photo (16320 x 12240) would fail
+    its job and `verify --files`; images up to OpenCV's cap of 2^30 pixels open, without a warning below 2^29."""
+    m, row = _one_image(tmp_path, "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    _jpeg_of_size(tmp_path / "x.jpg", 16320, 12240)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        img = ImageReader(m).open(row)
+    assert img.size == (16320, 12240) and images.is_lazy_jpeg(img)
+    _jpeg_of_size(tmp_path / "x.jpg", 40000, 30000)  # 1.2 gigapixels: past OpenCV's cap, refused naming the file
+    with pytest.raises(StudyError, match=rf"^cannot read image {re.escape(str(tmp_path))}/x\.jpg \(manifest m1\): "
+                                         "DecompressionBombError: "):
+        ImageReader(m).open(row)
 
 
 class _BrokenStream:
