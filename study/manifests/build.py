@@ -6,6 +6,7 @@ identical (and the stored files still match their hashes) and refused, naming th
 from __future__ import annotations
 
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,7 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
     if missing and not drop:
         raise StudyError(f"{what}: {where} has class(es) {', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes); "
-                         "--drop-other-classes leaves their images out")
+                         "--drop-other-classes leaves their images out" + _other_unicode_form(missing, class_names))
     if missing:
         kept = " that --drop-classes kept" if index.info.get("dropped_classes") else ""
         drop_classes(index, missing, f"{what}: {where}", "--drop-other-classes", f"none of its classes{kept} is listed")
@@ -251,6 +252,27 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
     index.class_names = list(class_names)
     index.info.pop("class_codes", None)  # GLC20's codes of the split's own classes; the class names say them
     return True
+
+
+def _other_unicode_form(missing: list[str], class_names: list[str]) -> str:
+    """What the error of classes a list lacks adds where one is a listed name in another Unicode form: `café` as
+    `cafe` + a combining accent (NFD, as macOS and archives made there write file names) beside `café` (NFC), two
+    names that print alike; "" where none is."""
+    listed = {unicodedata.normalize("NFC", c): c for c in class_names}
+    twins = [(c, listed[unicodedata.normalize("NFC", c)]) for c in missing if unicodedata.normalize("NFC", c) in listed]
+    if not twins:
+        return ""
+    ours, theirs = twins[0]
+    more = f" (and {len(twins) - 1} more so)" if len(twins) > 1 else ""
+    return (f". {ours} is listed as {ascii(theirs)} ({_form(theirs)}) and named here {ascii(ours)} ({_form(ours)})"
+            f"{more}: one name in two Unicode forms, which print alike (macOS and archives made there write file "
+            "names decomposed, NFD); rename the folders of one tree to the other's form (`convmv -r -f utf8 -t utf8 "
+            "--nfc --notest DIR` makes them NFC)")
+
+
+def _form(name: str) -> str:
+    return "NFC" if unicodedata.is_normalized("NFC", name) else "NFD" if unicodedata.is_normalized("NFD", name) \
+        else "neither NFC nor NFD"
 
 
 def drop_classes(index: Index, names: list[str], where: str, flag: str, why: str) -> None:

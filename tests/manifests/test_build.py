@@ -341,6 +341,21 @@ def test_drop_other_classes_leaves_out_the_images_of_classes_the_train_manifest_
     assert code == 2 and "--drop-other-classes needs --classes-from" in err
 
 
+def test_a_test_split_whose_class_folder_is_named_in_another_unicode_form_is_told_so(build, cli, tmp_path):
+    """A train tree unpacked from a macOS archive names `café` decomposed (NFD), a test tree made elsewhere composed
+    (NFC): the two print alike, so the refusal says which form each is and how to rename them."""
+    nfd, nfc = "cafe\u0301", "caf\u00e9"
+    build("tr", root=write_tree(tmp_path / "mac", {nfd: 2, "tea": 2}))
+    test = write_tree(tmp_path / "linux", {nfc: 2, "tea": 2}) / "train"  # a held-out tree of class folders
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", test, "--split", "test",
+                       "--classes-from", "tr", "--name", "te")
+    assert code == 2 and not manifest_exists("te")
+    assert (f"has class(es) {nfc} that it does not list (2 classes); --drop-other-classes leaves their images out. "
+            f"{nfc} is listed as 'cafe\\u0301' (NFD) and named here 'caf\\xe9' (NFC): one name in two Unicode forms"
+            ) in err, err
+    assert "`convmv -r -f utf8 -t utf8 --nfc --notest DIR`" in err
+
+
 def test_drop_classes_leaves_out_the_named_classes_and_warns_of_a_name_the_split_lacks(build, cli, tree, tmp_path):
     """--drop-classes leaves the images of the named classes out (labels renumbered over the rest, counts recorded
     beside --drop-other-classes' own); a name that is no class of the split drops nothing and is said on stderr."""
