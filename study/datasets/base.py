@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,8 +285,9 @@ def read_taxonomy(path: Path) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def normalise_class(name: str) -> str:
-    """Loose class-name matching for taxonomy files: `T-shirt/top` == `t-shirt_top`."""
-    return name.strip().lower().replace("/", "_").replace(" ", "_")
+    """Loose class-name matching for taxonomy files: `T-shirt/top` == `t-shirt_top`; `café` composed (NFC) ==
+    decomposed (NFD, as macOS and archives made there write folder names)."""
+    return unicodedata.normalize("NFC", name).strip().lower().replace("/", "_").replace(" ", "_")
 
 
 def read_dataset(dataset: str, root: Path, split: str, options: ReaderOptions = ReaderOptions()) -> Index:

@@ -26,10 +26,10 @@ if Image.MAX_IMAGE_PIXELS == PILLOW_DEFAULT_MAX_PIXELS:
 def unreadable(file: Any, manifest: str, why: str) -> StudyError:
     """The error for an image of `manifest` that does not read: the file, the reason, and what to do (the first
     unreadable file of a job stops it; `study manifest verify --files` names them all at once)."""
-    return StudyError(f"cannot read image {file} (manifest {manifest}): {why}. `study manifest verify {manifest} "
-                      "--files` names every image of it that does not read: replace each with a good copy (a manifest "
-                      "holds paths, not pixels: it, the job ids and the results stay valid), or remove it and build "
-                      "the manifest again (a new content hash: the results of jobs on it are then stale)")
+    return StudyError(f"cannot read image {file} (manifest {manifest}): {why.rstrip('.')}. `study manifest verify "
+                      f"{manifest} --files` names every image of it that does not read: replace each with a good copy "
+                      "(a manifest holds paths, not pixels: it, the job ids and the results stay valid), or remove it "
+                      "and build the manifest again (a new content hash: the results of jobs on it are then stale)")
 
 
 class ImageReader:

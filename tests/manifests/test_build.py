@@ -247,6 +247,16 @@ def test_taxonomy_option_for_imagefolder(build, tmp_path):
     assert m.meta["sources"][0]["path"] == "taxonomy.csv"
 
 
+def test_a_taxonomy_row_matches_a_class_folder_named_in_another_unicode_form(build, tmp_path):
+    """A class folder `café` decomposed (NFD: unpacked from a macOS archive) and its taxonomy row composed (NFC, as
+    an editor writes it): one class; it read "class 'café' of the dataset has no row", two names that print alike."""
+    tax = tmp_path / "taxonomy.csv"
+    tax.write_text("group,class_name\ndrink,caf\u00e9\ndrink,tea\n", encoding="utf-8")
+    build("uni", "--taxonomy", tax, root=write_tree(tmp_path / "mac", {"cafe\u0301": 2, "tea": 2}))
+    t = load_manifest("uni").table
+    assert set(t["group"]) == {"drink"} and len(t) == 4
+
+
 @pytest.fixture
 def bands_reader():
     """Reader `example_bands` (an image folder that records the channels it was given), registered as its one new
