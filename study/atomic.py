@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(path)}.", suffix=".tmp", dir=path.parent)
     except OSError as e:  # a read-only folder, a full disk: the file meant, not the random temporary name
         e.filename = str(path)
         raise
@@ -61,6 +61,22 @@ def atomic_path(path: str | os.PathLike, sync: bool = True) -> Iterator[Path]:
         if isinstance(e, OSError) and e.filename in (None, str(tmp_path)):
             e.filename = str(path)  # a write's error names no file: `No space left on device` alone names nothing
         raise
+
+
+TEMPORARY_EXTRA = len("." + "." + "x" * 8 + ".tmp")  # mkstemp's `.<name>.<8 random characters>.tmp`
+NAME_MAX = 255  # bytes of one file name on Linux's file systems (ext4, XFS, NFS)
+
+
+def _short_name(path: Path) -> str:
+    """`path`'s name as its temporary's name holds it: whole where that fits in NAME_MAX bytes, else its stem cut
+    (at a character) to fit, its extension kept (a name of 242-255 bytes, such as 80 CJK characters, is a file name
+    whose temporary's would not be)."""
+    name, budget = path.name, NAME_MAX - TEMPORARY_EXTRA
+    if len(name.encode()) <= budget:
+        return name
+    suffix = path.suffix if len(path.suffix.encode()) < budget else ""
+    stem = name[:len(name) - len(suffix)] if suffix else name
+    return stem.encode()[:budget - len(suffix.encode())].decode(errors="ignore") + suffix
 
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -106,7 +122,7 @@ def remove_temporaries(path: str | os.PathLike, older_than_s: float | None = Non
     other writer of `path` is at work (it holds the lock that admits one writer), or it would remove a live one;
     without such a lock, `older_than_s`: only those last written longer ago than any live writer takes."""
     path = Path(path)
-    return _remove(path.parent, re.compile(rf"\.{re.escape(path.name)}{_MKSTEMP}"), older_than_s)
+    return _remove(path.parent, re.compile(rf"\.{re.escape(_short_name(path))}{_MKSTEMP}"), older_than_s)
 
 
 def remove_folder_temporaries(folder: str | os.PathLike, older_than_s: float) -> int:

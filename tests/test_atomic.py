@@ -69,6 +69,24 @@ def test_the_temporary_file_is_a_hidden_file_beside_the_target(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["job.json"]
 
 
+def test_a_file_named_near_the_longest_name_is_written_through_a_temporary_that_fits(tmp_path):
+    """A name of 250 bytes (83 CJK characters, a source image's name kept by materialize) is a valid file name, but
+    `.<name>.<random>.tmp` is 14 bytes longer than a file system takes (255): the temporary keeps the extension and
+    as much of the stem as fits; a killed writer's is still found as that file's."""
+    target = tmp_path / ("\u732b" * 82 + ".png")  # 246 + 4 bytes
+    assert len(target.name.encode()) == 250
+    with atomic.atomic_path(target) as tmp:
+        assert tmp.name.endswith(".png." + tmp.name.split(".")[-2] + ".tmp") and len(tmp.name.encode()) <= 255
+        tmp.write_bytes(b"x")
+    assert target.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == [target.name]
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:  # a writer stopped mid-write ...
+        tmp.write_bytes(b"y")
+        leftover = tmp.with_name(tmp.name.rsplit(".", 2)[0] + ".abcd1234.tmp")  # ... and one killed (no cleanup)
+        leftover.write_bytes(b"z")
+        raise RuntimeError
+    assert atomic.remove_temporaries(target) == 1 and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_remove_temporaries_removes_the_ones_a_killed_writer_left_of_that_file_only(tmp_path):
     """What a writer killed mid-write (SIGKILL: no cleanup runs) leaves is its mkstemp temporary; only those of the
     file named go, not another file's whose name begins the same (manifest `x.parquet.y`'s beside `x`'s rows)."""
