@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from study.datasets.base import DATASETS, Index, ReaderOptions
-from study.datasets.scan import IMG_EXTENSIONS, scan_class_tree
+from study.datasets.scan import IMG_EXTENSIONS, scan_class_tree, skipped
 from study.errors import StudyError
 
 
@@ -67,7 +67,7 @@ def read_imagefolder(root: Path, split: str, options: ReaderOptions) -> Index:
         splits = _split_folders(root)
         if splits:  # the split folders would become the classes
             raise StudyError(f"{root}: no {split!r} folder (it has split folders {splits}); give --split one of them")
-        inner = {c.name: _split_folders(c) for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")}
+        inner = {c.name: _split_folders(c) for c in sorted(root.iterdir()) if c.is_dir() and not skipped(c.name)}
         if inner and all(inner.values()):  # `--root data` for data/shapes/train: one class of train and test
             _refuse_root_above_splits(root, inner)
     index = index_class_tree(root, folder)

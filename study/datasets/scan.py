@@ -40,10 +40,23 @@ def require_utf8(names: list[str], folder: Path | str) -> list[str]:
     return names
 
 
+# folders that file systems, NAS boxes and archivers make beside one's own, never a class or its images: Synology's
+# thumbnails (`@eaDir/<image>/SYNOPHOTO_THUMB_M.jpg`, read as more images of the class they lie in) and recycle bins,
+# a macOS zip's resource forks, Windows' bin and volume folder (not a file system's lost+found, which may hold
+# files of the tree an fsck recovered: a reader refuses it where it would be a class)
+SYSTEM_FOLDERS = frozenset({"@eaDir", "#recycle", "#snapshot", "__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
+
+
+def skipped(name: str) -> bool:
+    """Whether a folder entry named `name` is skipped by every listing: a hidden one, or one of SYSTEM_FOLDERS (a
+    file so named too: none is an image)."""
+    return name[:1] == "." or name in SYSTEM_FOLDERS
+
+
 def _entries(folder: Path | str) -> list[os.DirEntry]:
-    """The entries of `folder`, hidden ones skipped (one getdents pass)."""
+    """The entries of `folder`, hidden ones and SYSTEM_FOLDERS skipped (one getdents pass)."""
     with os.scandir(folder) as it:
-        return [e for e in it if e.name[:1] != "."]
+        return [e for e in it if not skipped(e.name)]
 
 
 def _dir_names(entries: list[os.DirEntry], folder: Path | str) -> list[str]:

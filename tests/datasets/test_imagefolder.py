@@ -24,6 +24,17 @@ def test_classes_sorted_labels_and_relative_paths(tmp_path):
     assert index.kind == "image"
 
 
+def test_the_folders_of_nas_boxes_archivers_and_file_systems_are_neither_classes_nor_images(tmp_path):
+    """A tree copied off a Synology NAS holds `@eaDir/<image>/SYNOPHOTO_THUMB_M.jpg` beside each class's images (read
+    as more images of that class) and a `#recycle` bin; a macOS zip a `__MACOSX` folder (read as one more class)."""
+    make_imagefolder(tmp_path / "train", {"ant": 2, "bee": 1})
+    for folder in ("ant/@eaDir/img000.png", "#recycle/ant", "__MACOSX/ant", "$RECYCLE.BIN"):
+        write_image(tmp_path / "train" / folder / "SYNOPHOTO_THUMB_M.jpg")
+    index = read_dataset("imagefolder", tmp_path, "train")
+    assert index.class_names == ["ant", "bee"]
+    assert index.paths.to_pylist() == ["train/ant/img000.png", "train/ant/img001.png", "train/bee/img000.png"]
+
+
 def test_an_empty_class_folder_is_kept_and_named_in_a_warning(tmp_path, capsys):
     make_imagefolder(tmp_path / "train", {"cat": 2, "dog": 1})
     (tmp_path / "train" / "empty_class").mkdir()
