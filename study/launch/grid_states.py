@@ -195,11 +195,11 @@ def unfinished_and_busy(plan: Plan, workdir: str | Path, latest: dict[str, dict]
     """(free, busy) of `checkpoints_off_plan` less the jobs Slurm runs still: busy, those that may run still
     elsewhere (`live_elsewhere`); free, the rest. Asks Slurm (`outside_plan`, unless the caller has its `live_ids` in
     `live_slurm`) only where there are some. `latest`: as for `outside_plan`."""
-    if live_slurm is None:
-        if not checkpoints_off_plan(plan, workdir, latest):
-            return {}, {}
-        live_slurm = live_ids(*outside_plan(plan, workdir, latest))
-    left = checkpoints_off_plan(plan, workdir, latest, live_slurm)
+    latest = Ledger(workdir, plan.name).replay().latest if latest is None else latest
+    left = checkpoints_off_plan(plan, workdir, latest, live_slurm or ())
+    if live_slurm is None and left:  # the checkpoints read once, Slurm asked only where there are some
+        live = live_ids(*outside_plan(plan, workdir, latest))
+        left = {job: steps for job, steps in left.items() if latest[job].get("slurm_job_id") not in live}
     busy = live_elsewhere(plan, workdir, left)
     return ({job: steps for job, steps in left.items() if job not in busy},
             {job: steps for job, steps in left.items() if job in busy})
