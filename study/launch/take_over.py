@@ -237,15 +237,16 @@ def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str])
 def _move_folder(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> str | None:
     """Job `old`'s folder and log as `job`'s: a `set_aside` line of `old` in the ledger of each of `grids` first (no
     Slurm job to ask of, or to say live, any more), its log renamed (`_move_log`), its folder renamed, the plan's job
-    file written in it. Returns the path of `job`'s log (None where it has none): of a job that ran on Slurm, its
-    Slurm log where it is (`_slurm_log`)."""
+    file written in it. Returns the path of `job`'s log (None where it has none): of a job whose latest run was on
+    Slurm, its Slurm log where it is (`_slurm_log`), not that of an earlier local run."""
     src, dest = job_dir(workdir, old), job_dir(workdir, job.id)
     ran_on_slurm = _slurm_log(workdir, old, grids)  # before the set_aside lines: its `queued` line names it
     for grid in grids:  # first: while its result or checkpoint stays, a kill leaves it to take over again
         Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
                                        "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
                                        "grid_file": grid_file(plan) if grid == plan.name else None}])
-    log = _move_log(workdir, old, job.id) or ran_on_slurm
+    log = _move_log(workdir, old, job.id)
+    log = ran_on_slurm or log  # its latest run's: a local log of an earlier run is moved, not named
     try:
         if src.is_dir():
             os.rename(src, dest)

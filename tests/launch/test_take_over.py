@@ -231,7 +231,8 @@ def test_the_slurm_jobs_of_results_taken_over_are_not_asked_of_slurm_nor_said_li
     Ledger(wd, "upgraded").append([{"event": "queued", "batch": "b", "job": old, "stage": "pretrain",
                                     "slurm_job_id": str(101 + i), "folder": None} for i, old in enumerate(old_ids)])
     for i, old in enumerate(old_ids):  # their Slurm logs (submitit's `%j` folder: a line that records none)
-        (wd / "logs" / f"{old}.log").unlink()
+        if i:  # the first keeps the log of its local run before the Slurm one, which is not the latest run's
+            (wd / "logs" / f"{old}.log").unlink()
         slurm_log = wd / "submitit" / str(101 + i) / f"{101 + i}_0_log.err"
         slurm_log.parent.mkdir(parents=True)
         slurm_log.write_text(f"the Slurm log of {old}\n")

@@ -1295,6 +1295,27 @@ def test_domain_concat_leaves_blank_a_single_encoder_the_grid_never_probes():
     assert shown(data) == ["0.450", "—", "0.480", "—", "0.030"]
 
 
+def test_domain_concat_reads_a_single_encoders_plan_at_all_labels_and_of_clean_images_only():
+    """A concatenation at every label (`all`: a null labeled size) whose second encoder has no result: a plan of
+    that encoder's probe at "10000,all" has its cell (missing; comparing 10000 with the null raised), one at 10000
+    only has none (blank); so has one of its corrupted pretraining only, which its bar never draws."""
+    recs = [r for ds, v in (("a", 0.45), ("b", 0.25))
+            for r in records(eval_axes(dataset=ds), {(None, None): v, (10000, None): v - 0.1})]
+    recs += records(eval_axes(dataset="a|b", protocol="concat"), {(None, None): 0.48, (10000, None): 0.38})
+    recs = [r for r in recs if r["axes"]["dataset"] != "b"]
+    planned = pd.DataFrame([{"job_id": r["job_id"], "stage": "evaluate", **r["axes"], "labeled_sizes": "10000,all"}
+                            for r in recs])
+
+    def second(b_on_a):
+        _, data = domain_concat.draw(table_of(recs), pd.concat([planned, pd.DataFrame(
+            [{"job_id": "ba", "stage": "evaluate", **b_on_a}])], ignore_index=True))
+        return data[data["role"] == "second encoder"]["planned"].tolist()
+
+    assert second({**eval_axes(dataset="b"), "labeled_sizes": "10000,all"}) == [True]
+    assert second({**eval_axes(dataset="b"), "labeled_sizes": "10000"}) == [False]
+    assert second({**eval_axes(dataset="b", corruption="jpeg:quality=10"), "labeled_sizes": "10000,all"}) == [False]
+
+
 def _also_at_1k_labels(recs, share=0.5):
     """`recs` with each metric also at 1k labels, at `share` of its value (a smaller labeled size scores less)."""
     return [{**r, "metrics": [*r["metrics"], *({**m, "labeled_size": 1000, "value": m["value"] * share}
