@@ -19,8 +19,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import submitit
-
 from study.errors import StudyError, not_yours, os_reason
 from study.launch.grid_states import (grid_file, grid_ids, grid_jobs, renamed, results_off_plan,
                                       unfinished_off_plan)
@@ -278,13 +276,12 @@ def _slurm_log(workdir: str | Path, old: str, grids: list[str]) -> str | None:
     """The log of job `old`'s latest Slurm run (task 0's stderr, in its array's submitit folder, which other tasks
     share: not moved) as the ledger of the first of `grids` that names one records it, where that file is; None
     where it ran locally, or its log is gone."""
-    from study.launch.slurm.state import array_folder
+    from study.launch.slurm.state import array_folder, task_log
 
     for grid in grids:
         e = Ledger(workdir, grid).replay().latest.get(old)
         if e is not None and e["event"] == "queued":
-            log = submitit.core.utils.JobPaths(array_folder(workdir, e.get("folder")), job_id=e["slurm_job_id"],
-                                               task_id=0).stderr
+            log = task_log(array_folder(workdir, e.get("folder")), e["slurm_job_id"])
             if log.is_file():
                 return str(log)
     return None

@@ -33,6 +33,11 @@ def array_folder(workdir: str | Path, recorded: str | None) -> Path:
     return submitit_folder(workdir, Path(recorded).name if recorded else "%j")
 
 
+def task_log(folder: Path, slurm_id: str, task: int = 0) -> Path:
+    """The stderr log of task `task` of Slurm job `slurm_id` in its array's submitit folder (`array_folder`'s)."""
+    return submitit.core.utils.JobPaths(folder, job_id=slurm_id, task_id=task).stderr
+
+
 class Answer(NamedTuple):
     """What `query` found: `states` {slurm id: sacct state, with squeue's pending reason in parentheses when asked
     for, e.g. "PENDING (JobHeldUser)"}, `logs` {slurm id: stderr log path}, `ended_s` {slurm id: seconds since a
@@ -59,7 +64,7 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
     for recorded in set(folders.values()):
         where[recorded] = array_folder(workdir, recorded)
-    logs = {sid: str(submitit.core.utils.JobPaths(where[folders[sid]], job_id=sid, task_id=0).stderr) for sid in ids}
+    logs = {sid: str(task_log(where[folders[sid]], sid)) for sid in ids}
     if not ids:
         return Answer({}, logs, {})
     answer = _sacct(ids)
