@@ -397,8 +397,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
         out.write(f"\n{len(busy)} job(s) off this grid file's plan did not finish and may still run elsewhere{whole} "
                   f"({_some(listed, OFF_PLAN_SHOWN)}): another grid file of this workdir that shares them runs them "
                   f"(locally, or on Slurm, live or not answering), or an interrupted submit names them; this grid "
-                  f"file's submits leave them (no take-over, no resume) until that ends (the `study status` of the grid "
-                  f"that runs them says more; an interrupted submit is settled by the next submit)\n")
+                  f"file's submits leave them (no take-over, no resume) until that ends (the `study status` of the "
+                  f"grid that runs them says more; an interrupted submit is settled by the next submit)\n")
     return set(taken.values())
 
 
