@@ -1121,6 +1121,7 @@ def test_quality_marks_a_bar_whose_corrupted_or_clean_cell_has_fewer_seeds_than_
     _, data = quality.draw(table, planned)
     md = _md(quality.paper_table(data))
     assert "| a | a | 1M | 10k | jpeg:quality=10 | -0.103 (1/3) | -0.097 (clean 1/3) |" in md
+    assert f"| a | a | 1M | 10k | {quality.CLEAN_ROW} | 0.503 ± 0.012 | 0.500 (1/3) |" in md, md  # its own note
     assert data.set_index("method")["partial_seeds"].to_dict() == {"simclr": "1/3", "supervised": "clean 1/3"}
 
 

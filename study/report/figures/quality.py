@@ -109,7 +109,8 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "delta": v - b,
                              "delta_std": float(np.hypot(b_std, v_std)),
                              "count": int(hit["count"].iloc[0]) if not hit.empty else 0,
-                             "partial_seeds": _partial(hit, base)})
+                             "partial_seeds": _partial(hit, base),
+                             "clean_partial_seeds": _partial(base, base.iloc[0:0])})
     if not rows:
         raise NoData("no corrupted pretraining result shares its cell with a clean one")
     data = pd.DataFrame(rows)
@@ -149,7 +150,8 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     panel = ["eval_dataset", "dataset", "size", "labeled_size"]
     order = {key: i for i, key in enumerate(dict.fromkeys(zip(*(data[k] for k in panel))))}
     clean = data.drop_duplicates([*panel, "method"]).assign(
-        corruption=CLEAN_ROW, delta=lambda d: d["clean_mean"], delta_std=lambda d: d["clean_std"], partial_seeds=None)
+        corruption=CLEAN_ROW, delta=lambda d: d["clean_mean"], delta_std=lambda d: d["clean_std"],
+        partial_seeds=lambda d: d["clean_partial_seeds"])
     both = pd.concat([clean, data], ignore_index=True)
     both = both.iloc[np.argsort([order[key] for key in zip(*(both[k] for k in panel))], kind="stable")]
     shown = both.assign(size=both["size"].map(fmt_size), labeled_size=both["labeled_size"].map(fmt_size))
