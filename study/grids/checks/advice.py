@@ -1,6 +1,7 @@
 """The warnings of a plan: what runs, but likely not as meant (encoders nothing evaluates, untrained methods at
-several sizes, unequal pools, concatenations of an encoder never probed alone, evaluations at another image size than their pretraining, schedules that do not fit
-their manifest). `schedule_error` is also a problem where a schedule cannot run at all."""
+several sizes, unequal pools, concatenations of an encoder never probed alone, evaluations at another image size
+than their pretraining, schedules that do not fit their manifest). `schedule_error` is also a problem where a
+schedule cannot run at all."""
 from __future__ import annotations
 
 import functools
