@@ -124,7 +124,9 @@ def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathL
                 f"grid that ran it first, so jobs {grid} shares with {', '.join(coll.other_grids)} may be missing "
                 f"here: give the grid's file to report every job of it")
         if table.empty:
-            raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}")
+            there = (f" (those there name grid{'s' if len(coll.other_grids) > 1 else ''} "
+                     f"{', '.join(coll.other_grids)})" if coll.other_grids else "")
+            raise NoResults(f"no result in {results_dir(workdir)} names grid {grid!r}{there}")
     if plan is None and grid is None and table["grid"].nunique(dropna=False) > 1:
         grids = sorted(table["grid"].dropna().unique()) + (["(none)"] if table["grid"].isna().any() else [])
         raise StudyError(f"results of several grids in {results_dir(workdir)} ({', '.join(grids)}): name the grid to "
@@ -314,7 +316,8 @@ def report_lock(out: Path) -> Path:
 
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None, where: dict[str, list[str]] | None = None) -> ReportSummary:
-    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan) into `out`.
+    """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan; with neither, every
+    record, which must all be of one grid: the report is that grid's, as with `grid`) into `out`.
 
     `where`: the `--where` conditions (study.grids.where.canonical_where) that reduced `plan` to part of its grid
     (study.grids.cli.plan_where): the page, the log and the folder's listing say so, and a folder holding the report
@@ -416,6 +419,13 @@ def _whole_grid(plan: Any, workdir: str | os.PathLike) -> tuple[pd.DataFrame, pd
     return drop_repeated_seeds(coll.table)[0], planned
 
 
+def _recorded_grid(table: pd.DataFrame) -> str | None:
+    """The grid every result of `table` records (a build given neither a plan nor a grid's name, of one grid's
+    results: its report is that grid's, as `grid=` names it); None for no results or none recording a grid."""
+    grids = table["grid"].dropna().unique() if "grid" in table else []
+    return str(grids[0]) if len(grids) == 1 else None
+
+
 def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, log: TextIO | None,
            where: dict[str, list[str]] | None = None) -> ReportSummary:
     """`build_report`'s work, its lock held."""
@@ -423,8 +433,8 @@ def _build(workdir: str | os.PathLike, out: Path, plan: Any, grid: str | None, l
         warnings.simplefilter("ignore", ResultFileWarning)  # listed below, once each
         coll = gather(workdir, plan, grid=grid if plan is None else None)
     table = coll.table
-    name = plan.name if plan is not None else (grid or "results")
-    unplanned_note = _scope_notes(coll, plan, grid, workdir)
+    unplanned_note = _scope_notes(coll, plan, grid, workdir)  # refuses results of several grids without a name
+    name = plan.name if plan is not None else (grid or _recorded_grid(table) or "results")
     if table.empty:
         _keep_a_report_of_results(out, workdir)
     from study.launch.grid_states import grid_file

@@ -83,8 +83,11 @@ def tex_escape(s: str) -> str:
 
 
 def _tex_cell(text: str) -> str:
-    """A displayed cell as LaTeX: escaped, a negative number's hyphen made a minus sign ("$-$0.120")."""
-    return _NEGATIVE.sub("$-$", tex_escape(text))
+    r"""A displayed cell as LaTeX: escaped, a negative number's hyphen made a minus sign ("$-$0.120"), and a cell
+    that begins with '[' or '*' led by `{}`: after the `\\` that ends the row before (or `\toprule`, `\midrule`)
+    a '[' would be read as its optional argument (a "Missing number" error), a '*' as its star, dropped."""
+    text = _NEGATIVE.sub("$-$", tex_escape(text))
+    return "{}" + text if text.startswith(("[", "*")) else text
 
 
 def to_latex(df: pd.DataFrame, caption: str = "") -> str:
@@ -99,7 +102,7 @@ def to_latex(df: pd.DataFrame, caption: str = "") -> str:
     end = " \\tabularnewline" if any(wrap) else " \\\\"
     comment = f"% {tex_escape(' '.join(caption.split()))}" if caption.strip() else "% study report table"
     lines = [comment, f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-             " & ".join(tex_escape(str(c)) for c in df.columns) + end, "\\midrule"]
+             " & ".join(_tex_cell(str(c)) for c in df.columns) + end, "\\midrule"]
     for cells in rows:
         lines.append(" & ".join(("\\raggedright " if w and c else "") + _tex_cell(c) for c, w in zip(cells, wrap))
                      + end)

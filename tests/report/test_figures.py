@@ -2419,3 +2419,19 @@ def test_top1_by_chance_of_many_classes_is_not_rounded_to_zero():
                           "protocol.num_classes": [365, 1000, 10_000, 17, 10]})
     assert chance_note(table, ["places365", "imagenet", "inat21", "glc20", "a", np.nan]) == (
         "top-1 by chance (1 / classes): places365 0.27%, imagenet 0.1%, inat21 0.01%, glc20 5.9%, a 10%; ")
+
+
+def test_quantity_of_one_method_names_it_in_the_legend_title_and_caption_its_lines_labeled_by_size_alone():
+    """Lines of one method are labeled by their size alone ("50k"): the legend's title and the caption name the
+    method, or a figure of `--where method=simclr` (or a notebook's subset) never says whose lines they are."""
+    fig, data = quantity.draw(table_of(quantity_records()))  # SimCLR alone, at 50k and 1M
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()][:2] == ["50k", "1M"]
+    assert legend.get_title().get_text() == "pretraining (simclr)"
+    assert data.attrs["caption"].startswith("Top-1 against labeled images (log scale), one line per pretraining set "
+                                            "of simclr (")
+    recs = quantity_records() + [dict(r, job_id=r["job_id"] + "s", axes={**r["axes"], "method": "supervised"})
+                                 for r in quantity_records() if r["axes"].get("protocol") == "linear"]
+    fig, data = quantity.draw(table_of(recs))  # two methods: each line names its own
+    assert fig.legends[0].get_title().get_text() == "pretraining"
+    assert "one line per pretraining set (" in data.attrs["caption"]

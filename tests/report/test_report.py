@@ -1135,3 +1135,33 @@ def test_a_copy_of_the_grid_file_is_told_how_to_report_apart(tmp_path):
         build_report(tmp_path / "w", out, plan=copy, log=None)
     with pytest.raises(StudyError, match="not of grid h: give this report another --out, or delete that folder$"):
         build_report(tmp_path / "w", out, plan=plan_for(quantity_records(), name="h"), log=None)  # not a copy
+
+
+def test_a_report_given_neither_plan_nor_grid_is_of_the_grid_its_results_record(tmp_path):
+    """A notebook's `build_report(workdir, out)` of one grid's results: the report is that grid's (its page,
+    results.parquet's metadata, the folder's listing), not of a grid named "results", so that a later build naming
+    the grid writes the same folder rather than being refused as another grid's."""
+    write_all(tmp_path / "w", quantity_records())
+    build_report(tmp_path / "w", tmp_path / "r", log=None)
+    assert "study report: g" in (tmp_path / "r" / "index.html").read_text()
+    assert read_table_grid(tmp_path / "r" / "results.parquet") == "g"
+    assert json.loads((tmp_path / "r" / ".study-report.json").read_text())["grid"] == "g"
+    assert build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None).drawn  # the same grid's folder
+
+
+def read_table_grid(path: Path) -> str:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).metadata[b"study.grid"].decode()
+
+
+def test_a_report_by_a_grid_name_no_result_records_names_the_grids_the_results_record(tmp_path, monkeypatch):
+    """A mistyped grid name (`quickstart` for `quickstart-tiny`) is refused naming the grids the workdir's results
+    record, from Python and from `study report NAME` alike."""
+    write_all(tmp_path / "w", quantity_records())
+    with pytest.raises(StudyError, match=r"names grid 'gg' \(those there name grid g\)"):
+        build_report(tmp_path / "w", tmp_path / "r", grid="gg", log=None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StudyError, match=r"gg: no such grid file, and no result in .* \(those there name grid g\)"):
+        _run_cli(["report", "gg", "--workdir", str(tmp_path / "w")])
+    assert not (tmp_path / "r").exists()

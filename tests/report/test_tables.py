@@ -1,6 +1,8 @@
 """study.report.tables: paper tables in Markdown and LaTeX, with the std over seeds where seeds were repeated."""
 import os
 import re
+import shutil
+import subprocess
 
 import pandas as pd
 
@@ -182,3 +184,23 @@ def test_a_column_of_prose_wraps_in_a_paragraph_column_and_rows_end_in_tabularne
     assert tex.count(r"\tabularnewline") == 3 and not any(line.endswith(r"\\") for line in tex.splitlines())
     short = to_latex(pd.DataFrame({"name": ["x"], "evidence": ["short words"]}))
     assert r"\begin{tabular}{ll}" in short and short.splitlines()[3] == r"name & evidence \\"
+
+
+def test_latex_leads_a_cell_or_header_beginning_with_a_bracket_or_star_with_braces(tmp_path):
+    """A cell that begins with '[' after a row's `\\` (a header's after `\\toprule`) would be read as the optional
+    argument of the command before it, an error ("Missing number"); one that begins with '*', as `\\*`'s star,
+    dropped: each is led by `{}`, and the table compiles (with pdflatex, where it is installed)."""
+    table = pd.DataFrame({"[m]": ["[ours] simclr", "*starred", "plain [x]"], "mean": [0.5, 0.25, float("nan")]})
+    tex = to_latex(table)
+    assert "\\toprule\n{}[m] & mean \\\\\n\\midrule\n{}[ours] simclr & 0.500 \\\\\n{}*starred & 0.250 \\\\\n" in tex
+    assert "\nplain [x] & -- \\\\\n" in tex  # a bracket inside a cell is left as it is
+    if shutil.which("pdflatex") is None:
+        return
+    (tmp_path / "t.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex
+                                    + "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "t.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
+        assert "*starred" in text and "[ours] simclr" in text and "[m]" in text

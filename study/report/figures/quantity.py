@@ -214,14 +214,18 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                          "(recorded without a value; see the warnings)")
         raise NoData(f"no in-domain {_panels()} result yet: every planned cell is missing "
                      "(missing.csv)")
-    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="pretraining")
+    # of one method, the lines' labels leave it out ("50k", not "simclr 50k"): the legend's title and caption name it
+    only = str(methods[0]) if len(methods) == 1 and "method" not in label_cols else None
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               title=f"pretraining ({only})" if only else "pretraining")
     style.tight_layout(fig)
     corrupted = "corruption" in cell and (cell["corruption"].fillna("none") != "none").any()
     grey = not by_method  # colour tells sizes apart: an encoder not trained on the grid's images is grey
     told = {m: ("grey, " if grey and not_trained_here(m) else "") + UNTRAINED_TEXT.get(
         m, "an encoder not trained on the grid's images") for m in map(base_method, methods)
         if m in UNTRAINED_TEXT or grey and not_trained_here(m)}  # each once, with its variants ("random · resnet18")
-    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set ("
+    data.attrs["caption"] = ("Top-1 against labeled images (log scale), one line per pretraining set"
+                             + (f" of {only}" if only else "") + " ("
                              + ("colour, marker and line style: its method, at its one size" if by_method else
                                 "colour and marker: its size; line style: its method") + "); "
                              + ("clean pretraining images only (corrupted ones: the quality figure); " if corrupted
