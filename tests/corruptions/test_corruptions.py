@@ -138,7 +138,7 @@ def test_parse_canonical_and_slug(text, canonical, slug):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("blur", "unknown corruption 'blur'"),
+    ("no_such_corruption", "unknown corruption 'no_such_corruption'"),  # not `blur`: one may be added
     ("jpeg:q=5", "unknown parameter 'q'"),
     ("jpeg:quality=0", "bad value"),
     ("downsample:factor=1", "bad value"),

@@ -748,15 +748,17 @@ def test_the_feature_cache_estimate_counts_each_file_the_cache_writes_once(write
 
 
 def test_the_feature_cache_knows_every_backbones_width(write_grid):
-    """Each registered backbone has its width in FEATURE_DIMS (else the estimate notes it and counts resnet50's)."""
+    """Each registered backbone has its width in FEATURE_DIMS (else the estimate notes it and counts resnet50's): the
+    note is asked of a name no backbone takes (`vit_tiny` was one, until someone registers a tiny ViT so)."""
     from study.train.backbones import BACKBONES
 
     assert sorted(BACKBONES.names()) == sorted(FEATURE_DIMS)
+    assert "no_such_backbone" not in BACKBONES
     g = write_grid("""
     name: t
     datasets:
       alpha: {train: a_train, test: a_val, test_images: 1000}
-    axes: {method: [simclr], dataset: [alpha], backbone: [resnet50_small, vit_tiny], size: [5000]}
+    axes: {method: [simclr], dataset: [alpha], backbone: [resnet50_small, no_such_backbone], size: [5000]}
     stages:
       evaluate:
         - {protocol: linear, labeled_sizes: [1000]}
@@ -765,8 +767,8 @@ def test_the_feature_cache_knows_every_backbones_width(write_grid):
     notes = set()
     assert feature_cache_gb(plan.jobs, plan.grid, Profile().cost, notes) * 1e9 == pytest.approx(2 * 2048 * 4 * 2000)
     assert [n for n in notes if "feature cache" in n] == [
-        "backbone 'vit_tiny': feature cache and probes counted at resnet50's 2048 features per image (add it to "
-        "study.grids.cost.FEATURE_DIMS)"]
+        "backbone 'no_such_backbone': feature cache and probes counted at resnet50's 2048 features per image (add it "
+        "to study.grids.cost.FEATURE_DIMS)"]
 
 
 def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):

@@ -247,6 +247,17 @@ def test_every_registered_backbone_gives_its_feature_dim_and_reads_back_from_its
         assert m(x).shape == (2, m.feature_dim) and torch.equal(back(x), m(x))
 
 
+@pytest.mark.parametrize("name", BACKBONES.names())
+@pytest.mark.parametrize("size", [28, 30, 45])
+def test_every_registered_backbone_takes_any_image_size(name, size):
+    """docs/contributing.md: a backbone's forward takes any `image_size` a grid sets, not only the 32 and 64 px the
+    other tests give (28: the quickstart's; 30 and 45: off a 4, 8 or 16 px patch grid), so that a backbone which
+    does not (a ViT's fixed position embeddings or patch grid) fails here, not in a job after its pretraining."""
+    m = build_backbone(name, width=4).eval()
+    with torch.no_grad():
+        assert m(torch.randn(2, 3, size, size)).shape == (2, m.feature_dim)
+
+
 def test_a_backbone_without_a_feature_dim_is_refused_naming_it():
     """A registered function whose module gives no positive int `feature_dim` is refused when built, naming the
     backbone, not met later as an AttributeError in a method's head."""
