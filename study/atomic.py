@@ -72,11 +72,11 @@ def _short_name(path: Path) -> str:
     (at a character) to fit, its extension kept (a name of 242-255 bytes, such as 80 CJK characters, is a file name
     whose temporary's would not be)."""
     name, budget = path.name, NAME_MAX - TEMPORARY_EXTRA
-    if len(name.encode()) <= budget:
+    if len(os.fsencode(name)) <= budget:  # fsencode: a name that is not UTF-8 (a lone surrogate in Python) too
         return name
-    suffix = path.suffix if len(path.suffix.encode()) < budget else ""
+    suffix = path.suffix if len(os.fsencode(path.suffix)) < budget else ""
     stem = name[:len(name) - len(suffix)] if suffix else name
-    return stem.encode()[:budget - len(suffix.encode())].decode(errors="ignore") + suffix
+    return os.fsencode(stem)[:budget - len(os.fsencode(suffix))].decode(errors="ignore") + suffix
 
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})

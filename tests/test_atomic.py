@@ -87,6 +87,21 @@ def test_a_file_named_near_the_longest_name_is_written_through_a_temporary_that_
     assert atomic.remove_temporaries(target) == 1 and [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
+@pytest.mark.parametrize("raw", [b"caf\xe9.json", b"\xe9" * 250 + b".png"])
+def test_a_file_named_in_bytes_that_are_not_utf8_is_written_as_before(tmp_path, raw):
+    """A name in Latin-1 (`--name caf\xe9` typed in a Latin-1 terminal: a lone surrogate in Python) is a file name
+    Linux takes: written through its temporary, short or cut to fit, whose leftovers are found as that file's (the
+    name's length in bytes read it as UTF-8, which such a name is not: UnicodeEncodeError)."""
+    target = tmp_path / os.fsdecode(raw)
+    atomic.write_bytes(target, b"x")
+    assert os.listdir(os.fsencode(tmp_path)) == [raw] and target.read_bytes() == b"x"
+    with pytest.raises(RuntimeError), atomic.atomic_path(target) as tmp:  # a writer killed mid-write (no cleanup)
+        assert len(os.fsencode(tmp.name)) <= 255
+        tmp.with_name(tmp.name.rsplit(".", 2)[0] + ".abcd1234.tmp").write_bytes(b"z")
+        raise RuntimeError
+    assert atomic.remove_temporaries(target) == 1 and os.listdir(os.fsencode(tmp_path)) == [raw]
+
+
 def test_remove_temporaries_removes_the_ones_a_killed_writer_left_of_that_file_only(tmp_path):
     """What a writer killed mid-write (SIGKILL: no cleanup runs) leaves is its mkstemp temporary; only those of the
     file named go, not another file's whose name begins the same (manifest `x.parquet.y`'s beside `x`'s rows)."""

@@ -236,13 +236,16 @@ def align_classes(index: Index, class_names: list[str], what: str, where: str, d
     """Give `index` the class list `class_names` (labels renumbered): a test split then lists the train split's
     classes, also those it has no image of (GLC20's land-cover codes are the ones found in each split). Classes of
     the split that the list lacks: with `drop`, their images are left out (counted in `index.info["dropped_classes"]`),
-    else a StudyError naming them. Returns whether that changed the index."""
+    else a StudyError naming them (also with `drop`, where one is a listed class in another Unicode form: not a class
+    to leave out). Returns whether that changed the index."""
     position = {c: i for i, c in enumerate(class_names)}
     missing = [c for c in index.class_names if c not in position]
-    if missing and not drop:
+    twins = _other_unicode_form(missing, class_names) if missing else ""  # listed, in another form: never dropped
+    if missing and (not drop or twins):
         raise StudyError(f"{what}: {where} has class(es) {', '.join(missing[:5])}"
                          f"{' ...' if len(missing) > 5 else ''} that it does not list ({len(class_names)} classes); "
-                         "--drop-other-classes leaves their images out" + _other_unicode_form(missing, class_names))
+                         + ("--drop-other-classes leaves their images out" if not drop else
+                            "--drop-other-classes would leave out the images of a class it lists") + twins)
     if missing:
         kept = " that --drop-classes kept" if index.info.get("dropped_classes") else ""
         drop_classes(index, missing, f"{what}: {where}", "--drop-other-classes", f"none of its classes{kept} is listed")

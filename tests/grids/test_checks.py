@@ -942,9 +942,31 @@ def test_a_concatenation_of_an_encoder_no_linear_entry_probes_alone_is_warned(wr
     beta = next(j.id for j in plan.by_stage("pretrain") if j.axes["dataset"] == "beta")
     [said] = unprobed_concat_warnings(plan)
     assert said.startswith(f"{plan.path}: 1 concatenation(s) hold an encoder that no linear entry probes alone on "
-                           f"their evaluation dataset (e.g. job ") and f"encoder {beta} on alpha)" in said, said
+                           f"their evaluation dataset at their largest labeled size (e.g. job ")
+    assert f"encoder {beta} on alpha at all labels)" in said, said
     probed = text.replace("where: {dataset: alpha}, eval_datasets: [alpha]}", "eval_datasets: [alpha]}")
     assert unprobed_concat_warnings(plan_grid(write_grid(probed))) == []
+
+
+def test_a_concatenation_whose_encoders_are_probed_alone_at_other_labeled_sizes_is_warned(write_grid):
+    """domain_concat draws the single encoders at the concatenation's largest labeled size: probes of both alone at
+    1000 labels beside a concatenation of every label (`all`) give it no bar of either; one at its size does."""
+    text = """
+    axes: {method: [simclr], dataset: [alpha, beta]}
+    stages:
+      evaluate:
+        - {protocol: linear, eval_datasets: [alpha], labeled_sizes: [1000]}
+        - protocol: concat
+          pairs: [[{dataset: alpha}, {dataset: beta}]]
+          eval_datasets: [alpha]
+    """
+    [said] = unprobed_concat_warnings(plan_grid(write_grid(text)))
+    assert " on alpha at all labels): the report has no bar of that single encoder" in said, said
+    assert unprobed_concat_warnings(plan_grid(write_grid(text.replace("[1000]", "[1000, all]")))) == []
+    concat = text.replace("pairs:", "labeled_sizes: [SIZES]\n          pairs:")
+    assert unprobed_concat_warnings(plan_grid(write_grid(concat.replace("SIZES", "100, 1000")))) == []
+    [said] = unprobed_concat_warnings(plan_grid(write_grid(concat.replace("SIZES", "1000, 10k"))))
+    assert " on alpha at 10k labels)" in said, said
 
 
 def test_a_config_error_names_a_concat_job_of_two_sizes(write_grid):

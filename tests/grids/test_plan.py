@@ -911,11 +911,11 @@ def test_the_knn_block_the_memory_estimate_counts_is_knns():
 
 def test_a_concatenations_memory_counts_its_side_by_side_copy():
     """Two encoders' features (resnet18: 512 each), then their columns side by side once more; the probe's state
-    over the 1024 columns (the fixture's concat: labeled size `all` of alpha, counted at default_test_images)."""
+    over the 1024 columns (the fixture's concat: 200 labeled images of alpha and its 1000 test images)."""
     plan = plan_grid(FIXTURE)
     pretrain = {j.id: j for j in plan.jobs if j.stage == "pretrain"}
     (concat,) = [j for j in plan.jobs if j.axes.get("protocol") == "concat"]
-    rows = Profile().cost.default_test_images + 1000
+    rows = 200 + 1000
     assert cost_mod.evaluation_memory_gb(concat, plan.grid, Profile().cost, pretrain, set()) == pytest.approx(
         (rows * 1024 * 2 + 56 * 10 * 1025) * 4 / 1e9 + 1.0)
 

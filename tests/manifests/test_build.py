@@ -364,6 +364,11 @@ def test_a_test_split_whose_class_folder_is_named_in_another_unicode_form_is_tol
             f"{nfc} is listed as 'cafe\\u0301' (NFD) and named here 'caf\\xe9' (NFC): one name in two Unicode forms"
             ) in err, err
     assert "`convmv -r -f utf8 -t utf8 --nfc --notest DIR`" in err
+    code, _, err = cli("manifest", "build", "--dataset", "imagefolder", "--root", test, "--split", "test",
+                       "--classes-from", "tr", "--name", "te", "--drop-other-classes")  # café's images: not dropped
+    assert code == 2 and not manifest_exists("te")
+    assert (f"has class(es) {nfc} that it does not list (2 classes); --drop-other-classes would leave out the "
+            f"images of a class it lists. {nfc} is listed as 'cafe\\u0301' (NFD)") in err, err
 
 
 def test_drop_classes_leaves_out_the_named_classes_and_warns_of_a_name_the_split_lacks(build, cli, tree, tmp_path):

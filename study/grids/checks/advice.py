@@ -75,21 +75,37 @@ def unequal_pool_warnings(plan: Plan) -> list[str]:
 
 def unprobed_concat_warnings(plan: Plan) -> list[str]:
     """One line where some of the plan's concatenations (`concat`) hold an encoder that no linear entry probes alone
-    on that evaluation dataset: domain_concat then has no bar of that single encoder, nor the concatenation's gain
-    over the better single one (data_domain.yaml's "supervised alone" entry gives one). A warning: it may be meant."""
+    on that evaluation dataset at the concatenation's largest labeled size (the size domain_concat draws): the report
+    then has no bar of that single encoder, nor the concatenation's gain over the better single one
+    (data_domain.yaml's "supervised alone" entry gives one). A warning: it may be meant."""
     evals = [j for j in plan.grid_jobs if j.stage == "evaluate"]
-    probed = {(j.depends_on[0], j.axes.get("eval_dataset")) for j in evals
-              if j.axes.get("protocol") == "linear" and len(j.depends_on) == 1}
+    probed = {(j.depends_on[0], j.axes.get("eval_dataset"), n) for j in evals
+              if j.axes.get("protocol") == "linear" and len(j.depends_on) == 1 for n in _labeled_sizes(j)}
     lacking = [(j, e) for j in evals if j.axes.get("protocol") == "concat"
-               for e in j.depends_on if (e, j.axes.get("eval_dataset")) not in probed]
+               for e in j.depends_on if (e, j.axes.get("eval_dataset"), _largest_labeled(j)) not in probed]
     if not lacking:
         return []
     job, encoder = lacking[0]
+    labeled = _largest_labeled(job)
+    at_size = f"{format_count(labeled) if is_int(labeled) else labeled} labels"
     return [f"{plan.path}: {len({j.id for j, _ in lacking})} concatenation(s) hold an encoder that no linear entry "
-            f"probes alone on their evaluation dataset (e.g. {describe(job)}: encoder {encoder} on "
-            f"{job.axes.get('eval_dataset')}): the report has no bar of that single encoder, nor the gain over the "
-            f"better single one; add a linear entry of it on that dataset (as data_domain.yaml's \"supervised alone\" "
-            f"entry), unless that is meant"]
+            f"probes alone on their evaluation dataset at their largest labeled size (e.g. {describe(job)}: encoder "
+            f"{encoder} on {job.axes.get('eval_dataset')} at {at_size}): the report has no bar of that single "
+            f"encoder, nor the gain over the better single one; add a linear entry of it on that dataset at that "
+            f"labeled size (as data_domain.yaml's \"supervised alone\" entry), unless that is meant"]
+
+
+def _labeled_sizes(job: Job) -> list:
+    """An evaluation job's labeled sizes: counts, or "all" (EvalConfig's default where it names none)."""
+    given = job.config["evaluate"].get("labeled_sizes")
+    return list(given) if isinstance(given, list) and given else ["all"]
+
+
+def _largest_labeled(job: Job):
+    """The largest of `_labeled_sizes(job)`, "all" before any count."""
+    sizes = _labeled_sizes(job)
+    counts = [n for n in sizes if is_int(n)]
+    return max(counts) if counts and "all" not in sizes else "all"
 
 
 def image_size_warnings(plan: Plan) -> list[str]:
