@@ -79,8 +79,8 @@ def encoder_cells(lin: pd.DataFrame, table: pd.DataFrame, encoder: tuple, eval_d
 def _planned_single(expected: pd.DataFrame | None, encoder: tuple, eval_dataset, labeled) -> bool:
     """Whether the plan `expected` has a linear job of one encoder of a concatenation (`concat_encoders`), pretrained
     on clean images (as the cells its bar draws), on `eval_dataset` at `labeled` labels (a job naming no labeled
-    sizes: at every size); True without a plan (nothing says which cells a grid has: each is drawn, as missing where
-    it has no result)."""
+    sizes, or `all`: at any size, as a result records `all` by its count); True without a plan (nothing says which
+    cells a grid has: each is drawn, as missing where it has no result)."""
     if expected is None or expected.empty:
         return True
     method, dataset, size, _ = encoder
@@ -94,9 +94,8 @@ def _planned_single(expected: pd.DataFrame | None, encoder: tuple, eval_dataset,
     if "size" in rows:
         whole = size is None or pd.isna(size)
         rows = rows[rows["size"].isna()] if whole else rows[rows["size"] == size]
-    if "labeled_sizes" in rows:  # None: `all`, every label
-        rows = rows[[not sizes or any(is_null(labeled) if v is None else not is_null(labeled) and v == labeled
-                                      for v in sizes)
+    if "labeled_sizes" in rows:  # None: `all`, whose count a result records (the train manifest's): any size
+        rows = rows[[not sizes or any(v is None or not is_null(labeled) and v == labeled for v in sizes)
                      for sizes in map(planned_sizes, rows["labeled_sizes"])]]
     return not rows.empty
 
