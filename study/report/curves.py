@@ -81,8 +81,9 @@ def draw(curves: pd.DataFrame, finished: set[str] | None = None):
         if x == "step":  # a count: no tick at step 3.9 where every job logged one point
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_ylabel("training loss")
-        if len(jobs) <= LEGEND_MAX:  # more would run off the figure
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if len(jobs) <= LEGEND_MAX:  # more would run off the figure; titled by what names its lines ("size")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title_fontsize=7,
+                      title=", ".join(k for k in varying if k != "method") or None)
     style.tight_layout(fig)
     against = "steps (every job ran as many)" if x == "step" else "epochs of each job's pretraining images"
     losses = "; ".join(f"{m}: {LOSSES.get(str(m), 'its own loss')}" for m in methods)

@@ -136,6 +136,7 @@ def test_a_curve_is_named_by_the_axes_that_vary_but_its_panels_method_in_the_pap
     assert "(each method's own: simclr: NT-Xent; moco: InfoNCE) at each" in data.attrs["caption"]  # these two only
     for ax in fig.axes:
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["50k", "1M"]
+        assert ax.get_legend().get_title().get_text() == "size"  # what "50k" is
     plt.close(fig)
 
 
