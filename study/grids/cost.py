@@ -317,7 +317,18 @@ def _note_short_memory(jobs: list[Job], grid: Grid, profile: Profile, pretrain: 
                   f"more than a node's {node:g} GB (the profile's mem_per_node): give it fewer labeled images, an "
                   f"inner feature_layer (narrower features) or a profile for nodes with more memory")
         notes.add(f"{len(short)} evaluation job(s) would hold more than their `mem` (the most: job {job.id}, about "
-                  f"{gb:,.1f} GB of features and probe state against {job.resources.mem_gb:g} GB): {remedy}")
+                  f"{_above(gb, job.resources.mem_gb)} GB of features and probe state, {PROBE_WORKING_GB:g} GB of it "
+                  f"the process's own, against {job.resources.mem_gb:g} GB): {remedy}")
+
+
+def _above(gb: float, limit: float) -> str:
+    """`gb` (above `limit`) with as few decimals as show it above: `3.4`, `1.0002` (a tiny evaluation beside the
+    PROBE_WORKING_GB of a 1 GB job read "about 1.0 GB ... against 1 GB", as if it fitted)."""
+    for digits in range(1, 5):
+        said = f"{gb:,.{digits}f}"
+        if float(said.replace(",", "")) > limit:
+            return said
+    return said
 
 
 def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, Job] | None = None) -> dict[str, Any]:

@@ -181,12 +181,18 @@ def _set_aside_reruns(plan, workdir, only: set[str]) -> set[str]:
         refuse_live_dependents(wide, workdir, again, flag="--rerun")
         grids = {job_id: _result_grid(workdir, job_id) for job_id in again if job_id not in ids}
         folder = set_aside(wide, workdir, again, reason=RERUN, grids={k: v for k, v in grids.items() if v})
-    theirs = [f"{again[job_id]} (grid {grid or '?'})" for job_id, grid in grids.items()]
+    # a result this grid's name records but its plan lacks: of an earlier version of the grid file (an edited
+    # setting), which no submit runs again unless an edit asks for those settings once more; not another grid's
+    theirs = [f"{again[job_id]} (grid {grid or '?'})" for job_id, grid in grids.items() if grid != plan.name]
+    earlier = [again[job_id] for job_id, grid in grids.items() if grid == plan.name]
     used = [why for job_id, why in again.items() if job_id not in only and job_id in ids]
     print(f"study: set aside {len(again)} job(s) to run again, their results and job folders, in {folder}"
           + "".join(f"; {len(whys)} of them {what}: " + "; ".join(whys[:3]) + ("; ..." if len(whys) > 3 else "")
                     for whys, what in ((used, "used those chosen"),
-                                       (theirs, "of another grid (its next `study submit` runs them again)"))
+                                       (theirs, "of another grid (its next `study submit` runs them again)"),
+                                       (earlier, "of an earlier version of this grid file, off its plan now (a "
+                                                 "submit runs them again only if an edit asks for their settings "
+                                                 "again)"))
                     if whys), file=sys.stderr)
     return set(only) | {job_id for job_id in again if job_id in ids}
 

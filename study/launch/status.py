@@ -330,7 +330,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     edited = [s for s in stale if s not in older]
     if edited:
         out.write(f"\n{len(edited)} Slurm job(s) queued by an earlier version of this grid file are still live "
-                  f"({_some(edited)}): `study cancel` stops them\n")
+                  f"({_some(edited)}): `scancel {' '.join(edited)}` stops them alone (`study cancel` stops every "
+                  f"queued or running job of the grid, these with the others)\n")
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
                   f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")

@@ -803,8 +803,12 @@ def test_an_evaluation_holding_more_features_than_its_mem_is_noted(write_grid):
     knn_phase = 2 * 2048 * 1000 * 4  # blocks of 2048 test rows x 1000 labeled ones
     assert gb[3] == pytest.approx((2_000 * width * 4 + max(knn_phase, probe * 4)) / 1e9 + 1.0)  # a phase at a time
     assert (f"2 evaluation job(s) would hold more than their `mem` (the most: job {knn.id}, about 3.4 GB of features "
-            f"and probe state against 1 GB): raise `mem` at {g}:12 (its stages.evaluate entry's `resources`)"
-            ) in plan.estimate["notes"]
+            f"and probe state, 1 GB of it the process's own, against 1 GB): raise `mem` at {g}:12 (its "
+            f"stages.evaluate entry's `resources`)") in plan.estimate["notes"]
+    # a tiny evaluation just over its 1 GB reads so, not "about 1.0 GB against 1 GB" (the tiny Slurm walk's, whose
+    # 100 test and 100 labeled images of 64 features came to 1.0002 GB)
+    assert [cost_mod._above(gb, limit) for gb, limit in ((1.0002, 1), (1.04, 1), (3.44, 1), (2.5, 0.5))] == \
+        ["1.0002", "1.04", "3.4", "2.5"]
     assert cost_mod.evaluation_memory_gb(pretrain[knn.config["encoders"][0]], plan.grid, Profile().cost, pretrain,
                                          set()) == 0.0  # a pretraining job holds no features
 

@@ -443,6 +443,24 @@ def test_squeue_is_asked_of_the_queried_arrays_only_and_an_unknown_one_reads_as_
     assert [len(c.split(",")) for c in calls] == [500, 500, 1] and calls[0].startswith("--jobs=1000,1001,")
 
 
+def test_a_job_sacct_still_reads_pending_that_squeue_lists_running_reads_running(tmp_path, monkeypatch):
+    """slurmdbd hears of a start some seconds after slurmctld (on the localhost cluster: `study status` run 3 s after
+    `study submit --retry-failed`): sacct read PENDING while the job ran and had written its log, and status said it
+    was "requeued, waiting in Slurm's queue to start again". squeue, asked for the pending reasons, decides; a job
+    pending in both, or one squeue no longer lists, keeps sacct's state."""
+    bin_dir = tmp_path / "bin"
+    fake_commands(bin_dir, sacct='echo "JobID|State|NodeList|End"; echo "301|PENDING|None|Unknown"; '
+                                 'echo "302_0|PENDING|None|Unknown"; echo "302_1|PENDING|None|Unknown"; '
+                                 'echo "303|PENDING|None|Unknown"',
+                  squeue='printf "301 RUNNING None\\n302_0 PENDING Resources\\n302_1 COMPLETING None\\n"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    ids = dict.fromkeys(["301", "302_0", "302_1", "303"], str(tmp_path / "a"))
+    states = query(tmp_path, ids, reasons=True).states
+    assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
+        {"301": "running", "302_0": "pending", "302_1": "running", "303": "pending"}
+    assert states["301"] == "RUNNING" and states["302_0"] == "PENDING (Resources)"
+
+
 def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,
                                                                                            capsys):
     """Stand-ins for sacct and squeue (the one-node test cluster cannot preempt a job), answering as Slurm does:

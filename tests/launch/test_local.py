@@ -608,6 +608,24 @@ def test_rerun_of_a_shared_pretraining_whose_result_was_removed_trains_from_step
     assert "of no job of its plan" not in out, out
 
 
+def test_rerun_says_an_evaluation_an_edit_took_off_the_plan_is_of_this_grid_not_of_another(env):
+    """After an edit of an evaluation's labeled sizes, `--rerun --only` of its pretraining set aside the old
+    evaluation's result (it used the encoder trained again) and said it was "of another grid (its next `study
+    submit` runs them again)", naming this grid: no submit runs it again, as the grid no longer asks for it."""
+    grid, wd = _run_grid(env, "rerunedit")
+    pre, old = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    grid.write_text(grid_text("rerunedit").replace("labeled_sizes: [16, 32]", "labeled_sizes: [16]"))
+    new = plan_grid(grid).by_stage("evaluate")[0]
+    assert new.id != old.id
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--workers", "1",
+                            "--only", pre.id, "--rerun"])
+    assert code == 0, err
+    assert "of another grid" not in err, err
+    assert (f"1 of them of an earlier version of this grid file, off its plan now (a submit runs them again only "
+            f"if an edit asks for their settings again): evaluate job {old.id}: it used the result of job "
+            f"{pre.id}, which runs again") in err, err
+
+
 def test_set_aside_stale_refuses_while_another_grids_evaluation_of_the_shared_encoder_waits_to_run(env):
     """A stale pretraining shared by two grids: `--set-aside-stale` of one grid moved the encoder from under the other
     grid's evaluation of it that waited to run (it would fail, or score the old encoder): nothing is moved."""

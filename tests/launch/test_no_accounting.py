@@ -77,6 +77,16 @@ def test_status_and_retry_failed_without_accounting_see_failed_and_cancelled_job
     grid.write_text(grid_text("noacct", seeds=(0, 1), steps=7))
     code, out, err = run_cli(["status", str(grid), "--workdir", str(env / "wd")])
     assert code == 0 and "queued by an earlier version of this grid file are still live" in out, out
+    # what stops those alone: `study cancel` would stop the grid's other jobs too
+    said = next(line for line in out.splitlines() if "earlier version of this grid file" in line)
+    assert "`scancel 101_0 102` stops them alone" in said, said
+    # a submit of the edited grid names them too, before it queues the new jobs beside them (it said nothing)
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "slurm", "--profile", str(env / "profile.yaml"),
+                            "--workdir", str(env / "wd"), "--dry-run"])
+    assert code == 0 and ("study: warning: 2 Slurm job(s) queued by an earlier version of this grid file are still "
+                          "queued or running (101_0, 102): the grid file no longer asks for their settings, so their "
+                          "results will count for no job of it (`study status` names them); `scancel 101_0 102` "
+                          "stops them alone") in err, err
     assert err.count("read from squeue instead") == 1, err
     grid.write_text(grid_text("noacct", seeds=(0, 1)))
 

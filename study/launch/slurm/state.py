@@ -58,7 +58,8 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     it reads "UNKNOWN"); when squeue fails too, every state is "UNKNOWN" (the caller treats it as still queued:
     never queue a job twice); a warning says which. The log is task 0's, or for a failed job of several tasks the
     first task's whose log holds the error (`failing_task_log`). With `reasons`, squeue is asked why each pending
-    job waits (`stuck_reason` reads it). `warn` false: no warning (a second query of one command, whose first said
+    job waits (`stuck_reason` reads it), and a job sacct still reads pending that squeue lists running reads running
+    (`started`: sacct lags the controller). `warn` false: no warning (a second query of one command, whose first said
     it)."""
     ids = sorted(folders)
     where: dict[str | None, Path] = {}  # recorded folder -> array_folder (which resolves the workdir): once per array
@@ -82,6 +83,8 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     listing = _squeue(ids) if (requeued or reasons) and not squeued else None  # squeue's answer is in `answer`
     if requeued:
         states.update(still_queued(requeued, listing))
+    if listing is not None:
+        states.update(started(states, listing))
     if reasons:
         why = ({sid: r["Reason"] for sid, r in answer.items() if r.get("Reason")} if squeued
                else pending_reasons(listing) if listing is not None else {})
@@ -184,6 +187,16 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
         return {sid: "REQUEUED" for sid in ids}
     listed = dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
     return {sid: listed[sid] for sid in ids if sid in listed}
+
+
+def started(states: Mapping[str, str], squeue_out: str) -> dict[str, str]:
+    """Of `states` (sacct's), the jobs sacct still reads pending that squeue lists running (RUNNING, COMPLETING...),
+    with squeue's state: slurmctld tells slurmdbd of a start some seconds later (minutes on a busy cluster), and the
+    controller knows; read pending, a job that has just started and written its log was said to be requeued and
+    waiting to start again. `squeue_out`: lines `<id> <state> ...`."""
+    listed = dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
+    return {sid: listed[sid] for sid, raw in states.items()
+            if slurm_state(raw) == "pending" and slurm_state(listed.get(sid, "PENDING")) == "running"}
 
 
 def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:

@@ -224,8 +224,7 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
     check_before_queueing(plan, workdir, to_run, dry_run, err)
     for said in other_accounts(plan.profile, states):  # left where they are: said before what is queued
         print(f"study: warning: {said}", file=err, flush=True)
-    said = _running_under_older_ids(plan, workdir, to_run)
-    if said:
+    for said in _live_off_plan(plan, workdir, to_run):
         print(f"study: warning: {said}", file=err, flush=True)
     # Slurm id of every dependency that is not done: live ones from the ledger, new ones as they are queued
     dep_ids = {j: st.slurm_id for j, st in states.items() if st.state in ("pending", "running") and st.slurm_id}
@@ -257,24 +256,38 @@ def _code_copy(plan: Plan, workdir: Path, dry_run: bool) -> Path | None:
     return code_folder(workdir) if dry_run else take_snapshot(workdir)
 
 
-def _running_under_older_ids(plan: Plan, workdir: Path, to_run: list[Job]) -> str | None:
-    """What to say of the jobs of `to_run` whose settings are queued or running on Slurm under another id, given by
-    an older version of study (study updated since: `grid_states.renamed`): each runs twice, and the older one's
-    result counts for no job of the grid. None where there are none."""
+def _live_off_plan(plan: Plan, workdir: Path, to_run: list[Job]) -> list[str]:
+    """What to say, where this submit queues jobs, of the Slurm jobs this grid file queued that are still queued or
+    running but no longer in its plan (`grid_states.outside_plan`): those with the settings of a job of `to_run`,
+    which an older version of study queued under another id (`grid_states.renamed`): each runs twice, the older
+    one's result counting for no job of the grid; and those an earlier version of the grid file queued (an edit
+    changed their settings), whose results will count for no job of it either (before, only `study status` named
+    them, and a submit after an edit queued the new jobs beside them in silence). Empty where there are none."""
     ids = {j.id for j in to_run}
-    if not ids:
-        return None
+    if not ids:  # nothing queued: `study status` names them
+        return []
     latest = Ledger(workdir, plan.name).replay().latest
     live, _ = outside_plan(plan, workdir, latest)
-    twins = {sid: jobs for sid, jobs in renamed_live(plan, workdir, latest, live).items() if jobs[1] in ids}
-    if not twins:
-        return None
-    listed = ", ".join(f"{new} as {old} (slurm {sid})" for sid, (old, new) in list(twins.items())[:4])
-    more = f" and {len(twins) - 4} more" if len(twins) > 4 else ""
-    return (f"{len(twins)} job(s) queued now have the same settings as Slurm job(s) an older version of study queued "
-            f"under other ids, still queued or running: {listed}{more}. This version of study gives those settings "
-            f"other ids, so both run and the older one's result counts for no job of the grid (`study status` names "
-            f"it); `scancel {' '.join(twins)}` stops the older ones")
+    if not live:
+        return []
+    older = renamed_live(plan, workdir, latest, live)
+    said = []
+    twins = {sid: jobs for sid, jobs in older.items() if jobs[1] in ids}
+    if twins:
+        listed = ", ".join(f"{new} as {old} (slurm {sid})" for sid, (old, new) in list(twins.items())[:4])
+        more = f" and {len(twins) - 4} more" if len(twins) > 4 else ""
+        said.append(f"{len(twins)} job(s) queued now have the same settings as Slurm job(s) an older version of study "
+                    f"queued under other ids, still queued or running: {listed}{more}. This version of study gives "
+                    f"those settings other ids, so both run and the older one's result counts for no job of the grid "
+                    f"(`study status` names it); `scancel {' '.join(twins)}` stops the older ones")
+    edited = [sid for sid in live if sid not in older]
+    if edited:
+        more = f" and {len(edited) - 4} more" if len(edited) > 4 else ""
+        said.append(f"{len(edited)} Slurm job(s) queued by an earlier version of this grid file are still queued or "
+                    f"running ({', '.join(edited[:4])}{more}): the grid file no longer asks for their settings, so "
+                    f"their results will count for no job of it (`study status` names them); `scancel "
+                    f"{' '.join(edited)}` stops them alone")
+    return said
 
 
 def _held_outside_slurm(to_run: list[Any], states: dict) -> list[str]:
