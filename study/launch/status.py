@@ -367,7 +367,8 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
         out.write(f"\n{len(earlier_edited)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
                   f"({_some(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "
                   f"version of study resolves them otherwise); they are not counted above, nor drawn by `study "
-                  f"report`\n")
+                  f"report`, and are named here until the grid file gives those settings again (they count then) or "
+                  f"their results/<id>.json are moved out of {Path(workdir).resolve()}\n")
         _what_changed(changes, earlier_edited, out)
     kept = f"stay in {Path(workdir).resolve() / 'jobs'}/<id>/ until removed (`rm -r` that folder frees the space)"
     ran = [job for job, new in twins.items() if has_result(workdir, new)]

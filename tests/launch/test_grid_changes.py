@@ -73,6 +73,8 @@ def test_status_says_which_settings_an_edit_changed(tmp_path):
 
     text = _status(_grid(grid, temperature="0.5"), wd)
     assert "\n2 result(s) of jobs this grid file ran are of no job of its plan now" in text, text
+    assert (f"are named here until the grid file gives those settings again (they count then) or their "
+            f"results/<id>.json are moved out of {wd.resolve()}\n") in text, text  # how the note goes away
     assert ("  what changed since, against the plan's job of the same axes:\n"
             "  1 (pretrain 1): pretrain.temperature 0.2 -> 0.5\n"
             "  1 (evaluate 1): encoder: pretrain.temperature 0.2 -> 0.5\n") in text, text
