@@ -143,8 +143,12 @@ class PercentTicks(matplotlib.ticker.Formatter):
         return self.format_ticks([x])[0]
 
     def format_ticks(self, values) -> list[str]:
-        digits = max((self._decimals(v) for v in values), default=0)
-        return [self.fix_minus(f"{round(v * 100, 6) + 0:.{digits}f}%") for v in values]  # + 0: no "-0%"
+        """Each tick's label; none for a tick past 0-100% (an axis' margin around a line at 100% showed "105%",
+        an accuracy no cell can have)."""
+        shown = [-1e-9 <= v <= 1 + 1e-9 for v in values]
+        digits = max((self._decimals(v) for v, ok in zip(values, shown) if ok), default=0)
+        return [self.fix_minus(f"{round(v * 100, 6) + 0:.{digits}f}%") if ok else ""  # + 0: no "-0%"
+                for v, ok in zip(values, shown)]
 
 
 def percent_axis(ax, points: bool = False) -> None:

@@ -279,6 +279,25 @@ def test_percent_ticks_print_the_digits_their_axis_needs_whatever_span_a_panel_h
     assert style.PercentTicks()(0.45) == "45%" and style.PercentTicks()(-0.0) == "0%"
 
 
+def test_no_percent_tick_is_labeled_past_0_or_100_percent():
+    """A line at 100% (a level of one value, a toy set) and one at 0%: the axis' margins reach past both, and a tick
+    there read "105%" or "-5%", an accuracy no cell can have; those ticks are left unlabeled."""
+    import matplotlib.pyplot as plt
+    from study.report import style
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0.0, 0.5, 1.0])
+    style.percent_axis(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ticks = list(ax.get_yticks())
+    plt.close(fig)
+    assert min(ticks) < 0 and max(ticks) > 1, ticks  # the margins do reach past 0 and 1
+    inside = [-1e-9 <= v <= 1 + 1e-9 for v in ticks]  # 1.0000000000000002 is the 100% tick
+    assert [lab for lab, ok in zip(labels, inside) if not ok] == ["", ""], (labels, ticks)
+    assert [lab for lab, ok in zip(labels, inside) if ok] == ["0%", "20%", "40%", "60%", "80%", "100%"]
+
+
 def test_domain_matrix_boxes_no_blank_diagonal_cell():
     """A method the grid runs on one pretraining dataset only (the random-init reference, evaluated on both): its
     panel's other row is blank, and no cell of it is boxed as an in-domain result (it was trained on none)."""
