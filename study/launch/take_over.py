@@ -172,8 +172,8 @@ def take_over(plan: Plan, workdir: str | Path, dry_run: bool = False) -> dict[st
             by_id = {j.id: j for j in grid_jobs(plan)}
             ledgers = [(ledger.grid, ledger.replay().latest) for ledger in workdir_ledgers(workdir)]
 
-            def owners(old: str) -> list[str]:  # the grids whose ledger has lines of job `old`
-                return [grid for grid, latest in ledgers if old in latest]
+            def owners(old: str) -> dict[str, dict]:  # {grid: its latest line of job `old`} of the ledgers with one
+                return {grid: latest[old] for grid, latest in ledgers if old in latest}
 
             moves = {}
             todo = to_take_over(plan, workdir)  # again, under the lock
@@ -218,28 +218,29 @@ def _some(moves: Mapping[str, str], shown: int = 5) -> str:
     return ", ".join(f"{o} -> {n}" for o, n in list(moves.items())[:shown]) + (" ..." if len(moves) > shown else "")
 
 
-def _move(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> bool:
-    """Take over job `old`'s result and folder as `job`'s (`take_over`), its `set_aside` line written in the ledger
-    of each of `grids`; False where its record does not read."""
+def _move(workdir: str | Path, old: str, job: Job, plan: Plan, owners: Mapping[str, dict]) -> bool:
+    """Take over job `old`'s result and folder as `job`'s (`take_over`; `owners`: as for `_move_folder`); False where
+    its record does not read."""
     try:
         record = cached_result(result_path(workdir, old))
     except (StudyError, OSError):
         return False  # status names it
-    log = _move_folder(workdir, old, job, plan, grids)
+    log = _move_folder(workdir, old, job, plan, owners)
     write_result(workdir, {**record, "job_id": job.id, "depends_on": list(job.depends_on), TAKEN_OVER_FROM: old})
     Ledger(workdir, plan.name).append([local_line(job, "done", grid_file(plan), log=log, **{TAKEN_OVER_FROM: old})])
     result_path(workdir, old).unlink(missing_ok=True)
     return True
 
 
-def _move_folder(workdir: str | Path, old: str, job: Job, plan: Plan, grids: list[str]) -> str | None:
-    """Job `old`'s folder and log as `job`'s: a `set_aside` line of `old` in the ledger of each of `grids` first (no
-    Slurm job to ask of, or to say live, any more), its log renamed (`_move_log`), its folder renamed, the plan's job
-    file written in it. Returns the path of `job`'s log (None where it has none): of a job whose latest run was on
-    Slurm, its Slurm log where it is (`_slurm_log`), not that of an earlier local run."""
+def _move_folder(workdir: str | Path, old: str, job: Job, plan: Plan, owners: Mapping[str, dict]) -> str | None:
+    """Job `old`'s folder and log as `job`'s: a `set_aside` line of `old` in the ledger of each grid of `owners`
+    ({grid: its latest line of `old`}) first (no Slurm job to ask of, or to say live, any more), its log renamed
+    (`_move_log`), its folder renamed, the plan's job file written in it. Returns the path of `job`'s log (None where
+    it has none): of a job whose latest run was on Slurm, its Slurm log where it is (`_slurm_log`, of those lines),
+    not that of an earlier local run."""
     src, dest = job_dir(workdir, old), job_dir(workdir, job.id)
-    ran_on_slurm = _slurm_log(workdir, old, grids)  # before the set_aside lines: its `queued` line names it
-    for grid in grids:  # first: while its result or checkpoint stays, a kill leaves it to take over again
+    ran_on_slurm = _slurm_log(workdir, owners.values())
+    for grid in owners:  # first: while its result or checkpoint stays, a kill leaves it to take over again
         Ledger(workdir, grid).append([{"event": "set_aside", "job": old, "stage": job.stage, "reason": TAKEN_OVER,
                                        "folder": str(dest.resolve()), TAKEN_OVER_BY: job.id,
                                        "grid_file": grid_file(plan) if grid == plan.name else None}])
@@ -272,15 +273,14 @@ def _move_log(workdir: str | Path, old: str, new: str) -> str | None:
     return str(dest.resolve()) if dest.is_file() else None
 
 
-def _slurm_log(workdir: str | Path, old: str, grids: list[str]) -> str | None:
-    """The log of job `old`'s latest Slurm run (task 0's stderr, in its array's submitit folder, which other tasks
-    share: not moved) as the ledger of the first of `grids` that names one records it, where that file is; None
-    where it ran locally, or its log is gone."""
+def _slurm_log(workdir: str | Path, lines: Iterable[dict]) -> str | None:
+    """The log of a job's latest Slurm run (task 0's stderr, in its array's submitit folder, which other tasks share:
+    not moved) as the first `queued` line of `lines` (its latest line in each ledger) records it, where that file is;
+    None where it ran locally, or its log is gone."""
     from study.launch.slurm.state import array_folder, task_log
 
-    for grid in grids:
-        e = Ledger(workdir, grid).replay().latest.get(old)
-        if e is not None and e["event"] == "queued":
+    for e in lines:
+        if e["event"] == "queued":
             log = task_log(array_folder(workdir, e.get("folder")), e["slurm_job_id"])
             if log.is_file():
                 return str(log)

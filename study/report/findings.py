@@ -224,7 +224,7 @@ def _supervised_twins(df: pd.DataFrame, names: tuple[str, ...] = ("simclr",)
                       ) -> Iterator[tuple[str, str, pd.DataFrame, pd.DataFrame]]:
     """(method, its supervised twin, their rows) for each SimCLR method of `df` ("simclr", "simclr · resnet18" with
     "supervised · resnet18"), or of each method `names` names, in name order."""
-    for method in sorted(m for m in df["method"].unique() if base_method(m) in names):
+    for method in _methods_of(df, *names):
         twin = _variant(method, "supervised")
         yield method, twin, df[df["method"] == method], df[df["method"] == twin]
 
@@ -350,9 +350,9 @@ def _byol_on_inat21(c: pd.DataFrame, rival: str, holds: Callable[[float], bool])
     return out
 
 
-def _methods_of(c: pd.DataFrame, name: str) -> list[str]:
-    """The methods of `c` whose base method is `name` ("simclr", "simclr · resnet18"), in name order."""
-    return sorted(m for m in c["method"].unique() if _is(m, name))
+def _methods_of(c: pd.DataFrame, *names: str) -> list[str]:
+    """The methods of `c` whose base method is one of `names` ("simclr", "simclr · resnet18"), in name order."""
+    return sorted(m for m in c["method"].unique() if base_method(m) in names)
 
 
 def _twin_pairs(c: pd.DataFrame, method: str, twin: str) -> Iterator[tuple[str, pd.Series]]:

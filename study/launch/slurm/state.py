@@ -185,7 +185,7 @@ def still_queued(ids: Iterable[str], squeue_out: str | None) -> dict[str, str]:
     ids = list(ids)
     if squeue_out is None:
         return {sid: "REQUEUED" for sid in ids}
-    listed = dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
+    listed = _listed_states(squeue_out)
     return {sid: listed[sid] for sid in ids if sid in listed}
 
 
@@ -194,9 +194,14 @@ def started(states: Mapping[str, str], squeue_out: str) -> dict[str, str]:
     with squeue's state: slurmctld tells slurmdbd of a start some seconds later (minutes on a busy cluster), and the
     controller knows; read pending, a job that has just started and written its log was said to be requeued and
     waiting to start again. `squeue_out`: lines `<id> <state> ...`."""
-    listed = dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
+    listed = _listed_states(squeue_out)
     return {sid: listed[sid] for sid, raw in states.items()
             if slurm_state(raw) == "pending" and slurm_state(listed.get(sid, "PENDING")) == "running"}
+
+
+def _listed_states(squeue_out: str) -> dict[str, str]:
+    """{slurm id: squeue's state} of `squeue_out`'s lines `<id> <state> ...`."""
+    return dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
 
 
 def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:

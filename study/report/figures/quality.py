@@ -54,10 +54,14 @@ def _corruption_order(corruptions, expected: pd.DataFrame | None) -> list:
     return sorted(corruptions, key=lambda c: (planned.index(c) if c in planned else len(planned), *natural(c)))
 
 
+def _seeds_note(rows: pd.DataFrame) -> str | None:
+    """The "k/n" note of a cell (`cells`' partial_seeds; its first row's), None for all its planned seeds."""
+    return rows["partial_seeds"].iloc[0] if not rows.empty and isinstance(rows["partial_seeds"].iloc[0], str) else None
+
+
 def _partial(hit: pd.DataFrame, base: pd.DataFrame) -> str | None:
-    """The "k/n" note of a bar (`cells`' partial_seeds): its corrupted cell's, and its clean cell's as "clean k/n"."""
-    notes = [f"{prefix}{rows['partial_seeds'].iloc[0]}" for prefix, rows in (("", hit), ("clean ", base))
-             if not rows.empty and isinstance(rows["partial_seeds"].iloc[0], str)]
+    """The "k/n" note of a bar: its corrupted cell's, and its clean cell's as "clean k/n"."""
+    notes = [f"{prefix}{note}" for prefix, note in (("", _seeds_note(hit)), ("clean ", _seeds_note(base))) if note]
     return ", ".join(notes) or None
 
 
@@ -110,7 +114,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "delta_std": float(np.hypot(b_std, v_std)),
                              "count": int(hit["count"].iloc[0]) if not hit.empty else 0,
                              "partial_seeds": _partial(hit, base),
-                             "clean_partial_seeds": _partial(base, base.iloc[0:0])})
+                             "clean_partial_seeds": _seeds_note(base)})
     if not rows:
         raise NoData("no corrupted pretraining result shares its cell with a clean one")
     data = pd.DataFrame(rows)
