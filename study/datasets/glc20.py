@@ -21,6 +21,7 @@ says so); `us_*`/`fr_*` keep one.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -75,6 +76,10 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
             warnings.simplefilter("always", pd.errors.ParserWarning)
             df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, index_col=False)
     except Exception as e:  # pandas' ParserError names the line
+        unclosed = re.search(r"EOF inside string starting at row (\d+)", str(e))  # its rows count lines from 0
+        if unclosed:
+            raise StudyError(f"{path} line {int(unclosed[1]) + 1}: a '\"' opens a quoted value that no later '\"' "
+                             "closes (the rest of the file would read as one value): remove or close it") from None
         raise StudyError(f"{path}: malformed CSV: {e}") from None
     if caught:
         _refuse_extra_fields(path)

@@ -74,17 +74,18 @@ def find_image_dir(root: Path, split: str, keys: pa.Array, list_file: Path, line
                      "(extract the images there)")
 
 
-def check_class_folders(keys: pa.Array, labels: np.ndarray, classes: list[str], list_file: Path, cat_file: Path,
-                        line_nos: list[int]) -> None:
+def check_class_folders(keys: pa.Array, names: list[str], labels: np.ndarray, classes: list[str], list_file: Path,
+                        cat_file: Path, line_nos: list[int]) -> None:
     """StudyError naming the first line whose image lies in a folder other than its label's class (`a/abbey/x.jpg 3`:
-    a list and a categories file that do not belong together); names without a folder (val's) are not checked."""
+    a list and a categories file that do not belong together); names without a folder (val's) are not checked. `keys`
+    are the list's `names` without their leading `/`; the error quotes the name as the list writes it."""
     folders = dirnames(keys)
     named = pc.take(pa.array([c.strip("/") for c in classes], type=pa.string()), pa.array(labels))
     wrong = np.flatnonzero(pc.and_(pc.not_equal(folders, ""), pc.not_equal(folders, named)).to_numpy(
         zero_copy_only=False))
     if len(wrong):
         i = int(wrong[0])
-        raise StudyError(f"{list_file} line {line_nos[i]}: image {keys[i].as_py()!r} has label {int(labels[i])}, "
+        raise StudyError(f"{list_file} line {line_nos[i]}: image {names[i]!r} has label {int(labels[i])}, "
                          f"class {classes[labels[i]]!r} in {cat_file.name}, but lies in another class's folder "
                          f"({len(wrong)} line(s) so): use the list and categories file of one release")
 
@@ -122,7 +123,7 @@ def read_places365(root: Path, split: str, options: ReaderOptions) -> Index:
         labelled = f" (label {labels[i]} there, {labels[j]} here)" if labels[i] != labels[j] else ""
         raise StudyError(f"{list_file} line {line_nos[j]}: image {names[j]!r} is listed twice, first on line "
                          f"{line_nos[i]}{labelled}")
-    check_class_folders(keys, labels_arr, classes, list_file, cat_file, line_nos)
+    check_class_folders(keys, names, labels_arr, classes, list_file, cat_file, line_nos)
     image_dir = find_image_dir(root, split, keys, list_file, line_nos)
     paths = pc.binary_join_element_wise(image_dir, keys, "/")
     return Index(

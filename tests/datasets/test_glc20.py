@@ -135,6 +135,16 @@ def test_csv_errors_name_the_value_that_failed_and_the_separator(tmp_path):
         read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
 
 
+def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):
+    """pandas says "EOF inside string starting at row 4", counting lines (blank ones too) from 0."""
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text('id;lat;lon;species_id\n\n1234567;43.1;-71.2;5\n\n7654301;"40.0;-100.0;12\n7654302;1;2;3\n')
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: a '\"' opens a quoted value that no "
+                                         r"later '\"' closes"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+
+
 def test_land_cover_is_read_in_scan_threads_with_the_same_labels(tmp_path, monkeypatch):
     make_glc20(tmp_path)
     one = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode"))

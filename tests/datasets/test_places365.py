@@ -184,7 +184,7 @@ def test_a_train_image_in_another_class_folder_than_its_label_names_the_line(tmp
     make_places365(tmp_path)
     lst = tmp_path / "places365_train_standard.txt"
     lst.write_text(lst.read_text().replace("/a/airfield/00000002.jpg 0", "/a/airfield/00000002.jpg 1"))
-    with pytest.raises(StudyError, match=r"line 5: image 'a/airfield/00000002.jpg' has label 1, class "
+    with pytest.raises(StudyError, match=r"line 5: image '/a/airfield/00000002.jpg' has label 1, class "
                                          r"'/b/bus_station/indoor' in categories_places365.txt, but lies in another"):
         read_dataset("places365", tmp_path, "train")
 
