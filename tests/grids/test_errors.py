@@ -1703,3 +1703,38 @@ def test_a_missing_manifest_in_a_read_only_folder_says_where_to_make_it(write_gr
     assert "study manifest corrupt alpha_train.jpeg-quality30 --base alpha_train" in problem
     assert (f"\n{folder} is read-only to you (a shared set?): make new manifests in a folder of your own that links "
             f"the shared ones, `mkdir -p DIR && ln -s {folder}/*.json {folder}/*.parquet DIR/`") in problem, problem
+
+
+def test_a_feature_layer_the_encoders_backbone_lacks_is_refused_at_its_line(write_grid):
+    """A registered backbone without ResNet stages (`layer3`): refused before its pretraining runs, not at the
+    extraction after it; `pooled` and the ResNets' stages plan."""
+    from torch import nn
+
+    from study.train.backbones import BACKBONES
+
+    class Flat(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.body, self.feature_dim = nn.Sequential(nn.Flatten(), nn.LazyLinear(width)), width
+
+    BACKBONES.register("flat_test")(Flat)
+    try:
+        g = write_grid("""\
+            axes: {method: [simclr], dataset: [alpha], backbone: [resnet18, flat_test]}
+            stages:
+              evaluate:
+                - protocol: linear
+                  labeled_sizes: [10]
+                  params:
+                    feature_layer: layer3
+            """)
+        msg = error_of(g, check=True)
+        line = line_of(g, "feature_layer: layer3")
+        assert msg.startswith(f"{g}:{line}: job ") and msg.count("has no stage") == 1, msg
+        assert "evaluate.feature_layer 'layer3': backbone 'flat_test' has no stage of that name" in msg, msg
+        g.write_text(g.read_text().replace("flat_test", "resnet18_small"))
+        plan_grid(g).check(manifests=False)  # ResNets have layer3
+        g.write_text(g.read_text().replace("layer3", "pooled").replace("resnet18_small", "flat_test"))
+        plan_grid(g).check(manifests=False)
+    finally:
+        BACKBONES.unregister("flat_test")

@@ -7,7 +7,8 @@ evaluation entry), no entry's `params` key that its protocol never reads, no met
 `study manifest ...` command that makes it) and what the grid says it is (from its metadata; for image-folder
 manifests also their paths: no test image among the labeled ones), and each manifest's recorded root a folder on this
 machine (a warning, or a problem where the jobs run here), and each encoder file here (`init_encoder`,
-`pretrained.encoder_file`) of the backbone and width of the jobs that read it. Each check gives its lines, each
+`pretrained.encoder_file`) of the backbone and width of the jobs that read it, and each frozen-feature evaluation's
+`feature_layer` a stage of its encoders' backbone. Each check gives its lines, each
 naming the grid's file and line (or the profile's); `check_plan` raises them as one StudyError, or returns the warnings.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from study.errors import StudyError
 from study.grids.checks.advice import (image_size_warnings, schedule_warnings, unequal_pool_warnings,
                                       unevaluated_pretraining_warnings, unprobed_concat_warnings,
                                       untrained_sizes_warnings)
-from study.grids.checks.config import check_devices, check_names, check_sections
+from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
                                           one_value_level_warnings, roots_not_here)
@@ -61,7 +62,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
     a file here: those two a problem instead with `images_here` (the jobs run on this machine). `todo`: the ids of
     the jobs that will run (not those done), where the caller knows them: a root, or an encoder file, that only done
     jobs read is not looked at. With `manifests`, the estimate's notes gain each cost hint the manifests contradict."""
-    problems = _config_problems(plan) or check_devices(plan)
+    problems = _config_problems(plan) or check_devices(plan) + check_feature_layers(plan)
     roots: list[str] = []
     meta = metadata_once() if manifests else None
     if manifests:

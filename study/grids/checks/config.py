@@ -12,7 +12,7 @@ from study.grids.jobs import Job, corruption_slug
 from study.grids.yamlio import at
 from study.hashing import canonical_json
 from study.grids.checks.where import (deepest, describe, file_key_at, key_line, message_key, named_job,
-                                     section_line, value_at)
+                                     section_line, setting_at, value_at)
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -140,6 +140,40 @@ def check_params(plan: Plan) -> list[str]:
                 if key in PROBE_KEYS_UNREAD.get(optimizer, ()):
                     refuse(entry, f"linear.{key}", f"probe optimizer {optimizer} never reads it")
     return problems
+
+
+def check_feature_layers(plan: Plan) -> list[str]:
+    """Each frozen-feature evaluation's `feature_layer` a stage of its encoders' backbone (built on torch's meta
+    device: no weights, no memory): a `layerN` that a registered backbone lacks would fail at extraction, after its
+    pretraining ran. One problem per (layer, backbone), at the first job that asks it."""
+    import torch
+
+    from study.evaluate.protocols import protocol
+    from study.train import PretrainConfig
+    from study.train.backbones import BACKBONES, build_backbone
+
+    pretrain = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
+    stages: dict[tuple[str, Any], set[str]] = {}  # (backbone, width) -> its modules' names
+    problems: dict[tuple[str, str], str] = {}
+    for job in plan.jobs:
+        layer = job.config.get("evaluate", {}).get("feature_layer", "pooled")
+        if job.stage != "evaluate" or layer == "pooled" or "feature_layer" in protocol(job.axes["protocol"]).unused:
+            continue
+        for enc in filter(pretrain.__contains__, job.config.get("encoders") or []):
+            section = pretrain[enc].config["pretrain"]
+            backbone = pretrain[enc].axes.get("backbone") or section.get("backbone") or PretrainConfig.backbone
+            width = section.get("width", PretrainConfig.width)
+            if backbone not in BACKBONES or (layer, backbone) in problems:
+                continue  # an unknown name: check_names says so
+            if (backbone, width) not in stages:
+                with torch.device("meta"):
+                    stages[backbone, width] = {name for name, _ in build_backbone(backbone, width).named_children()}
+            if layer not in stages[backbone, width]:
+                problems[layer, backbone] = (
+                    f"{setting_at(plan, job, 'feature_layer')}: {describe(job)}: evaluate.feature_layer {layer!r}: "
+                    f"backbone {backbone!r} has no stage of that name (a `layerN` is a module of the encoder named "
+                    f"so; `pooled` reads any backbone)")
+    return list(problems.values())
 
 
 def _processes_text(gpus: int, nodes: int) -> str:
