@@ -1963,6 +1963,18 @@ def test_domain_pooling_gives_a_dataset_no_slot_for_a_pooled_set_without_it():
     assert fig.get_figwidth() < 6
 
 
+def test_domain_pooling_names_pooled_sets_scored_on_a_dataset_they_do_not_hold():
+    """`a+b` probed on `c` is a cross-domain score: the caption says so (a reader takes every pooled bar for an
+    in-domain comparison otherwise); pools scored on their own datasets only get no such sentence."""
+    _, data = domain_pooling.draw(table_of(domain_records()))
+    assert "Cross-domain" not in data.attrs["caption"]
+    recs = domain_records() + records(eval_axes(dataset="a+b", eval_dataset="c"), {(10000, None): 0.2})
+    recs += records(eval_axes(dataset="c", eval_dataset="c"), {(10000, None): 0.6})
+    _, data = domain_pooling.draw(table_of(recs))
+    assert data.attrs["caption"].count("Cross-domain, not pooled in-domain") == 1
+    assert "does not hold the evaluation dataset): a+b on c." in data.attrs["caption"]
+
+
 LONG = ("my_lab_microscopy_2024", "field_camera_traps_northern_forest", "satellite_tiles_2023_v2")
 
 

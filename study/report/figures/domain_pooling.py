@@ -86,8 +86,19 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                              "share of it, where planned or done) against pooled sets; "
                              + labeled_note(data, "pooled sets'") + f"; bars: {seeds_note(data['count'])}; "
                              + error_bars_note(data["std"])
-                             + "'missing': planned, no result yet." + units_note())
+                             + "'missing': planned, no result yet." + _outside_note(data) + units_note())
     return fig, data
+
+
+def _outside_note(data: pd.DataFrame) -> str:
+    """A caption sentence naming each pooled set scored on a dataset it does not hold (a cross-domain score, not an
+    in-domain comparison: its group has no in-domain bar of the pool's own data), or ''."""
+    pooled = data[data["kind"] == "pooled"]
+    outside = pooled[[ev not in str(ds).split("+") for ds, ev in zip(pooled["dataset"], pooled["eval_dataset"])]]
+    if outside.empty:
+        return ""
+    pairs = dict.fromkeys(f"{ds} on {ev}" for ds, ev in zip(outside["dataset"], outside["eval_dataset"]))
+    return f" Cross-domain, not pooled in-domain (the pool does not hold the evaluation dataset): {'; '.join(pairs)}."
 
 
 def paper_table(data: pd.DataFrame) -> pd.DataFrame:
