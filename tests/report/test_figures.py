@@ -1594,13 +1594,16 @@ def test_quantity_table_orders_labeled_sizes_by_size_not_as_first_met():
     assert list(quantity.paper_table(data).columns) == ["eval_dataset", "protocol", "line", "1k", "10k"]
 
 
-def test_domain_matrix_without_a_plan_shows_every_cell_without_a_result_as_missing():
+def test_domain_matrix_without_a_plan_shows_every_cell_without_a_result_as_no_result():
     """Without a plan nothing says which cells the grid holds: a matrix cell without a result is '—' in the table, as
-    the heatmap marks it 'missing', not left out as never planned."""
+    the heatmap marks it 'no result' (not 'missing', which the caption says is planned), not left out as never
+    planned."""
     recs = [r for r in domain_records() if (r["axes"]["dataset"], r["axes"]["eval_dataset"]) != ("b", "a")]
     fig, data = domain_matrix.draw(table_of(recs))
     assert data["planned"].all()
-    assert [t.get_text() for t in fig.axes[0].texts].count("missing") == 1
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("no result") == 1 and "missing" not in texts
+    assert "'no result': none in these results" in data.attrs["caption"] and "'missing'" not in data.attrs["caption"]
     table = domain_matrix.paper_table(data).set_index("dataset")
     assert math.isnan(table.loc["b", "a"]) and table.loc["b", "b"] == pytest.approx(0.55)
 

@@ -91,8 +91,9 @@ def _crosses_domains(rows: pd.DataFrame) -> bool:
 
 def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | None, vmax: float) -> None:
     """One method's matrix on `ax`: each cell's mean (grey scale up to `vmax`), 'missing' where a cell without a
-    value is planned (`wanted`: the planned (dataset, eval_dataset) pairs; None without a plan: every cell), the
-    in-domain cells (`grid`'s `diagonal`) boxed; a cell the grid does not plan is left blank."""
+    value is planned (`wanted`: the planned (dataset, eval_dataset) pairs; None without a plan: every cell, marked
+    'no result', as nothing says it was planned), the in-domain cells (`grid`'s `diagonal`) boxed; a cell the grid
+    does not plan is left blank."""
     matrix = grid.pivot(index="dataset", columns="eval_dataset", values="mean").reindex(index=rows, columns=cols)
     in_domain = set(zip(grid.loc[grid["diagonal"], "dataset"], grid.loc[grid["diagonal"], "eval_dataset"]))
     # each cell's top-1 in percent, as the paper's tables give it (the tables here: a fraction)
@@ -103,7 +104,7 @@ def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | No
         for j, e in enumerate(cols):
             blank = np.isnan(matrix.iloc[i, j]) and wanted is not None and (d, e) not in wanted  # not in the grid
             if np.isnan(matrix.iloc[i, j]) and not blank:
-                ax.text(j + 0.5, i + 0.5, "missing", ha="center", va="center", fontsize=7, color="0.4")
+                ax.text(j + 0.5, i + 0.5, "missing" if wanted is not None else "no result", ha="center", va="center", fontsize=7, color="0.4")
             if (d, e) in in_domain and not blank:
                 ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
 
@@ -196,8 +197,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
                       "gives it), no cell boxed." if untrained else "")
     data.attrs["caption"] = (f"Linear-probe top-1, {seeds_note(data['count'])}{spread}; {note}; "
                              + chance_note(table, data["eval_dataset"]) + "boxed diagonal: "
-                             "in-domain pretraining (where the grid has it); 'missing': planned, no result yet; blank: "
-                             "not in the grid for that method." + untrained_note + units_note("a cell's 45.0"))
+                             "in-domain pretraining (where the grid has it); "
+                             + ("'missing': planned, no result yet; blank: not in the grid for that method." if has_plan
+                                else "'no result': none in these results (read without the grid's plan, which cells "
+                                "it plans is not known).")
+                             + untrained_note + units_note("a cell's 45.0"))
     return fig, data
 
 
