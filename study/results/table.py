@@ -211,7 +211,7 @@ def job_code_versions(table: pd.DataFrame) -> pd.Series:
     by_job: dict[Any, set[str]] = {}  # a job's rows (one per metric) hold the same versions
     for job, found in zip(_column(table, "job_id"), ran):
         by_job.setdefault(job, set()).update(found)
-    read = [{v for dep in (deps.split("|") if isinstance(deps, str) else []) for v in by_job.get(dep, ())}
+    read = [{v for dep in _dependencies(deps) for v in by_job.get(dep, ())}
             for deps in _column(table, "depends_on")]
     return pd.Series([",".join(sorted(own | deps)) or None for own, deps in zip(ran, read)], index=table.index,
                      dtype=object)
@@ -369,14 +369,22 @@ class Collection:
 
 
 def _planned_frame(plan: Any) -> pd.DataFrame:
+    """One row per planned job: job_id, stage, its axes typed as the results table's (`size` Int64), its
+    `labeled_sizes` ("1000,all") and `depends_on` ("id|id", None for none), as the results table writes them."""
     rows = []
     for job in plan.jobs:
         axes = split_numeric_pairs((job.config or {}).get("axes") or {})
         sizes = ((job.config or {}).get("evaluate") or {}).get("labeled_sizes")
         rows.append({"job_id": job.id, "stage": job.stage, **axes,
                      "labeled_sizes": ",".join(map(str, sizes)) if sizes else None,
-                     "depends_on": tuple(job.depends_on)})
-    return pd.DataFrame(rows)
+                     "depends_on": "|".join(job.depends_on) or None})
+    frame = pd.DataFrame(rows, dtype=object)
+    return _typed(frame) if rows else frame
+
+
+def _dependencies(cell: Any) -> list[str]:
+    """The job ids of a `depends_on` cell ("id|id"; None: none)."""
+    return cell.split("|") if isinstance(cell, str) and cell else []
 
 
 # missing.csv's state of a job a local command left live when it ended (study.launch.state.local_state: missing)
@@ -423,7 +431,7 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
     records = read_results(workdir, ids, skipped=skipped)  # a file is named by its job: another grid's is not read
     done = {r["job_id"] for r in records}
     # a dependency the plan lacks (a plan `--where` reduced to evaluations): done where its result file is there
-    done |= {d for deps in planned["depends_on"] for d in deps if d not in ids
+    done |= {d for deps in planned["depends_on"] for d in _dependencies(deps) if d not in ids
              and result_path(workdir, d).exists()} if not planned.empty else set()
     table = records_to_table(records, grid=plan.name)
     if planned.empty:
@@ -434,9 +442,9 @@ def gather(workdir: str | os.PathLike, plan: Any = None, grid: str | None = None
 
     def waits_for(row: pd.Series) -> str:
         """The dependencies without a result, with their last known state (the job's own is in `state`)."""
-        waits = [f"{dep} (pretrain, {states.get(dep, 'no result yet')})" for dep in row["depends_on"]
-                 if dep not in done]
-        return "; ".join(waits) or ("dependencies done" if len(row["depends_on"]) else "no dependency")
+        deps = _dependencies(row["depends_on"])
+        waits = [f"{dep} (pretrain, {states.get(dep, 'no result yet')})" for dep in deps if dep not in done]
+        return "; ".join(waits) or ("dependencies done" if deps else "no dependency")
 
     missing["waits_for"] = missing.apply(waits_for, axis=1) if not missing.empty else pd.Series(dtype=object)
     unreadable = {s.path.stem: s for s in skipped}

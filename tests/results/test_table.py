@@ -796,3 +796,33 @@ def test_the_reports_computations_are_the_same_on_the_table_read_back_from_parqu
     assert caveats.conflict_lines(find_conflicts(aggregate(back)), back)  # there is one to compare
     for figure in FIGURES:
         pd.testing.assert_frame_equal(figure.draw(fresh, None)[1], figure.draw(back, None)[1], obj=figure.NAME)
+
+
+def test_the_planned_and_missing_frames_type_their_columns_as_the_results_table(tmp_path):
+    """A notebook joins `missing` to `table` on the axes: `size` and `seed` are Int64 in both (not float where a
+    scratch job has no size), `depends_on` the table's "id|id" text (not a tuple)."""
+    from dataclasses import dataclass
+
+    from study.results import write_result
+
+    @dataclass
+    class Plan:
+        name: str
+        jobs: list
+
+    jobs = [Job("p1", "pretrain", {"axes": {"method": "simclr", "size": 500, "seed": 0}}),
+            Job("p2", "pretrain", {"axes": {"method": "simclr", "size": 1000, "seed": 0}}),
+            Job("e1", "evaluate", {"axes": {"method": "simclr", "size": 500, "seed": 0}}, ("p1",)),
+            Job("e2", "evaluate", {"axes": {"method": "simclr", "size": 1000, "seed": 0}}, ("p2", "p1")),
+            Job("s1", "evaluate", {"axes": {"method": "scratch", "size": None, "seed": 0}})]
+    for job in jobs[:2]:
+        write_result(tmp_path, {"schema_version": 1, "job_id": job.id, "stage": "pretrain", "axes": job.config["axes"],
+                                "metrics": [], "protocol": {"stage": "pretrain"}})
+    coll = gather(tmp_path, Plan("g5", jobs))
+    for frame in (coll.table, coll.planned, coll.missing):
+        assert str(frame["size"].dtype) == "Int64" and str(frame["seed"].dtype) == "Int64", frame.dtypes
+    miss = coll.missing.set_index("job_id")
+    assert miss.loc["e2", "depends_on"] == "p2|p1" and miss.loc["e1", "depends_on"] == "p1"
+    assert pd.isna(miss.loc["s1", "depends_on"]) and pd.isna(miss.loc["s1", "size"])
+    assert miss.loc["e2", "waits_for"] == "dependencies done" and miss.loc["s1", "waits_for"] == "no dependency"
+    assert coll.table.set_index("job_id").loc["p1", "size"] == 500
