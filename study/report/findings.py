@@ -136,7 +136,24 @@ def _top1_cells(table: pd.DataFrame, expected: pd.DataFrame | None) -> pd.DataFr
     c["_size"] = [_order(v) for v in c["size"]]
     c["_labeled"] = [_order(v) for v in c["labeled_size"]]
     c.attrs["planned_sizes"] = _planned_sizes(expected)
+    c.attrs["whole_sizes"] = _whole_sizes(table)
     return c
+
+
+def _whole_sizes(table: pd.DataFrame) -> dict[str, float]:
+    """Pretraining dataset -> the images a pretraining of size `all` read there, as its runs recorded them
+    (`images`: a pretraining job's protocol, an evaluation's `pretrain` one; every method that trains reads the same
+    rows); a dataset without such a run is left out."""
+    out: dict[str, float] = {}
+    for stage, col in (("pretrain", "protocol.images"), ("evaluate", "protocol.pretrain.images")):
+        if not {"stage", "method", "dataset", "size", col} <= set(table):
+            continue
+        rows = table[(table["stage"] == stage) & table["size"].isna() & table[col].notna()]
+        for method, dataset, n in zip(rows["method"], rows["dataset"], rows[col]):
+            if (isinstance(method, str) and not not_trained_here(method) and isinstance(dataset, str)
+                    and isinstance(n, (int, float, np.number))):
+                out.setdefault(dataset, float(n))
+    return out
 
 
 def _planned_sizes(expected: pd.DataFrame | None) -> dict[tuple, set[float]]:
@@ -265,21 +282,33 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
     """Per method and dataset (in-domain linear probes), the pair of pretraining sizes `choose(sorted sizes)` gives
     (larger, smaller), compared: `holds(top-1 of the larger - top-1 of the smaller)`. The sizes are those with a
     value and those planned (c.attrs["planned_sizes"]): a pair of which one has no value yet is not compared, nor
-    replaced by a pair the paper's finding is not about (1M planned, not run: not 500k against 250k)."""
+    replaced by a pair the paper's finding is not about (1M planned, not run: not 500k against 250k). Size `all`
+    is the images a run of it read on that dataset (c.attrs["whole_sizes"]: 60, 120 and `all` of 320 images step
+    from 320, not from 120); where no run recorded them, a count unknown, it is left out."""
     lin, out = _linear(c), []
-    planned = c.attrs.get("planned_sizes", {})
+    planned, whole = c.attrs.get("planned_sizes", {}), c.attrs.get("whole_sizes", {})
     for (method, dataset), g in lin.groupby(["method", "dataset"], sort=True):
-        have = {s for s in g["_size"].dropna().unique() if math.isfinite(s)}  # 'all': a count unknown
-        step = choose(sorted(have | {s for s in planned.get((method, dataset), ()) if math.isfinite(s)}))
+        def count(s: float) -> float:  # 'all' (inf): the images a run of it read, NaN where unknown
+            return whole.get(dataset, math.nan) if math.isinf(s) else s
+
+        g = g.assign(_count=[count(s) for s in g["_size"]])
+        have = set(g["_count"].dropna())
+        planned_counts = (count(s) for s in planned.get((method, dataset), ()))
+        step = choose(sorted(have | {s for s in planned_counts if not math.isnan(s)}))
         if step is None or not set(step) <= have:
             continue
-        big, small = (g[g["_size"] == s] for s in step)
+        big, small = (g[g["_count"] == s] for s in step)
         for _, r in _pairs(big, small, ["method", "dataset", "eval_dataset"]).iterrows():
             d = r["mean_a"] - r["mean_b"]
-            out.append(Comparison(holds(d), f"{method} on {dataset}, {_labels(r)}: {_size(r['size_a'])} "
-                                            f"{r['mean_a']:.3f} against {_size(r['size_b'])} {r['mean_b']:.3f} "
-                                            f"({_pts(d)})"))
+            out.append(Comparison(holds(d), f"{method} on {dataset}, {_labels(r)}: {_counted(r['size_a'], step[0])} "
+                                            f"{r['mean_a']:.3f} against {_counted(r['size_b'], step[1])} "
+                                            f"{r['mean_b']:.3f} ({_pts(d)})"))
     return out
+
+
+def _counted(size, count: float) -> str:
+    """A size as the evidence names it: `all` with its count ("all (320)")."""
+    return f"{_size(size)} ({fmt_size(count)})" if size == NONE else _size(size)
 
 
 @finding("quantity", "With few labels, fine-tuning a SimCLR encoder clearly beats training from scratch; with many "

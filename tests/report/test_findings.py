@@ -60,6 +60,40 @@ def test_a_size_planned_without_a_result_is_not_replaced_by_the_next_one_down(tm
     assert _verdicts(done)["quantity_saturation"][0] == "does not hold"  # without a plan: the largest with a value
 
 
+def _linear_all(method, images, value, **kw):
+    """A linear probe of an encoder pretrained on size `all` (every image), its run having read `images`."""
+    recs = _linear(method, None, value, **kw)
+    for r in recs:
+        r["protocol"]["pretrain"] = {"images": images, "size": None}
+    return recs
+
+
+def test_size_all_is_the_largest_size_at_the_images_its_run_read():
+    """A grid of sizes 60, 120 and `all` (320 images): the largest is `all`, 320 > 2.5 x 120 is no step for
+    saturation (not 120 against 60, the step it took before), and 60 is a small set (a fifth of 320) against 120."""
+    recs = _linear("simclr", 60, 0.10) + _linear("simclr", 120, 0.30) + _linear_all("simclr", 320, 0.31)
+    found = _verdicts(recs)
+    assert found["quantity_saturation"][0] == "not tested"
+    assert found["quantity_small_sets"] == ("holds", "simclr on a, 10k labels: 120 0.300 against 60 0.100 "
+                                                     "(+20.0 points)")
+    found = _verdicts(_linear("simclr", 150, 0.30) + _linear_all("simclr", 320, 0.31))  # 320 <= 2.5 x 150
+    assert found["quantity_saturation"] == ("holds", "simclr on a, 10k labels: all (320) 0.310 against 150 0.300 "
+                                                     "(+1.0 points)")
+
+
+def test_size_all_planned_without_a_result_takes_the_images_of_another_method_s_run(tmp_path):
+    """supervised `all` planned, not run: simclr's run of `all` on the dataset says it is 150 images, so supervised's
+    saturation step is `all` against 120, not yet run, rather than 120 against 60."""
+    done = (_linear("simclr", 60, 0.10) + _linear("simclr", 120, 0.30) + _linear_all("simclr", 150, 0.31)
+            + _linear("supervised", 60, 0.10) + _linear("supervised", 120, 0.30))
+    write_all(tmp_path / "w", done)
+    plan = plan_for(done + _linear("supervised", None, 0.31))
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    table = pd.read_csv(tmp_path / "r" / "findings.csv").set_index("name")
+    assert table.loc["quantity_saturation", "evidence"] == ("simclr on a, 10k labels: all (150) 0.310 against 120 "
+                                                            "0.300 (+1.0 points)")
+
+
 def test_the_evidence_of_a_mixed_verdict_of_many_comparisons_names_those_that_do_not_hold_first():
     """"holds in 5 of 6": the one comparison that does not hold is among the four named, not left in "and 2 more"."""
     recs = []
