@@ -1243,3 +1243,30 @@ def test_a_granularity_level_of_one_value_in_the_test_manifest_is_warned_at_plan
     assert warning.endswith("drop it from `levels`, or test on a manifest that spans several")
     (g.parent / "two.yaml").write_text(g.read_text().replace("kingdom, ", ""))
     assert not [w for w in plan_grid(g.parent / "two.yaml").check() if "granularity level" in w]
+
+
+def test_a_size_that_is_every_image_of_its_manifest_beside_all_is_warned_of(tmp_path, monkeypatch, capsys, write_grid):
+    """Sizes [500, 1000, all] of a manifest of 1000 images: 1000 and `all` are two jobs (two ids, two report lines)
+    of the same images; warned of once at the size line; not where `all` is not planned beside it."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 1_000, ["x", "y"])
+    grid = """
+    name: t
+    datasets:
+      alpha: {{train: alpha_train}}
+    defaults:
+      pretrain: {{backbone: resnet18, steps: 20, batch_size: 32, optim: {{warmup_epochs: 0}}}}
+    axes: {{method: [simclr], dataset: [alpha], seed: [0, 1], size: [{sizes}]}}
+    stages: {{}}
+    """
+    g = write_grid(grid.format(sizes="500, 1000, all"), base=False)
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if "every image" in line]
+    assert warning.startswith(f"study: warning: {g}:{line_of(g, 'axes:')}: pretraining size 1k is every image of "
+                              "manifest alpha_train, as size `all` beside it is (2 job(s), e.g. job "), warning
+    assert warning.endswith("drop one of the two sizes"), warning
+    for sizes in ("500, 1000", "500, 999, all"):
+        g = write_grid(grid.format(sizes=sizes), base=False)
+        code, _, err = run_plan_cli([str(g)], capsys)
+        assert code == 0 and "every image" not in err, err

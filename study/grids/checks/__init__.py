@@ -24,7 +24,7 @@ from study.grids.checks.advice import (image_size_warnings, schedule_warnings, u
 from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
-                                          one_value_level_warnings, roots_not_here)
+                                          one_value_level_warnings, roots_not_here, whole_size_twice_warnings)
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -54,7 +54,8 @@ def _named(plan: Plan, problem: str) -> str:
 def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
                todo: Collection[str] | None = None) -> list[str]:
     """Raise one StudyError listing every problem found before anything runs (see the module docstring); return
-    the warnings: pretraining jobs no evaluation uses, a method that trains nothing at several sizes, pools of
+    the warnings: pretraining jobs no evaluation uses, a size that is every image of its manifest beside `all`, a
+    method that trains nothing at several sizes, pools of
     unequal shares, evaluations scored at another image size than their encoders were pretrained at, pretraining
     schedules a setting does not fit (`schedule_warnings`), granularity levels of one value in their test manifest
     (accuracy 1.0 whatever the encoder), and each manifest whose recorded root is not a folder on this machine (the
@@ -82,6 +83,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
     if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
-    contents = schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta) if manifests else []
+    contents = (schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta)
+                + whole_size_twice_warnings(plan, meta)) if manifests else []
     return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
             + unprobed_concat_warnings(plan) + image_size_warnings(plan) + contents + roots)

@@ -13,6 +13,7 @@ from study.evaluate.protocols import names_where
 from study.grids.jobs import Job, corruption_slug
 from study.grids.schema import DatasetSpec
 from study.grids.yamlio import at
+from study.hashing import canonical_json
 from study.grids.checks.advice import method_trains, schedule_error
 from study.grids.checks.where import describe, key_line, manifest_lines, setting_at, value_at
 
@@ -282,6 +283,28 @@ def one_value_level_warnings(plan: Plan, meta) -> list[str]:
             f"maps up to it, so its accuracy is 1.0 whatever the encoder ({len(jobs)} job(s), e.g. "
             f"{describe(jobs[0])}); drop it from `levels`, or test on a manifest that spans several"
             for (where, test, level, value), jobs in seen.items()]
+
+
+def whole_size_twice_warnings(plan: Plan, meta) -> list[str]:
+    """Each pretraining size that is every image of its manifest where the grid also plans size `all` beside it
+    (the same method, dataset, corruption, seed and settings): two jobs, under two ids, of the same images, drawn as
+    two lines of one dataset."""
+    whole = {_without_size(j): j for j in plan.by_stage("pretrain") if j.axes.get("size") is None}
+    seen: dict[tuple[str, int, str], list[Job]] = {}
+    for job in plan.by_stage("pretrain"):
+        size, name = job.axes.get("size"), job.config["pretrain"].get("manifest")
+        if is_int(size) and name and _without_size(job) in whole and size == meta(name)["num_images"]:
+            seen.setdefault((value_at(plan.grid, "size", size, job.axes), size, name), []).append(job)
+    return [f"{where}: pretraining size {format_count(size)} is every image of manifest {name}, as size `all` beside "
+            f"it is ({len(jobs)} job(s), e.g. {describe(jobs[0])}): two jobs of the same images, two lines of one "
+            f"dataset in the report; drop one of the two sizes"
+            for (where, size, name), jobs in seen.items()]
+
+
+def _without_size(job: Job) -> str:
+    """A pretraining job's axes and section but its size: what two jobs of one data at two spellings share."""
+    axes = {k: v for k, v in job.axes.items() if k != "size"}
+    return canonical_json({"axes": axes, "pretrain": {k: v for k, v in job.config["pretrain"].items() if k != "size"}})
 
 
 class _TableReads:
