@@ -76,10 +76,9 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
             warnings.simplefilter("always", pd.errors.ParserWarning)
             df = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, index_col=False)
     except Exception as e:  # pandas' ParserError names the line
-        unclosed = re.search(r"EOF inside string starting at row (\d+)", str(e))  # its rows count lines from 0
+        unclosed = re.search(r"EOF inside string starting at row (\d+)", str(e))  # its rows count records from 0
         if unclosed:
-            raise StudyError(f"{path} line {int(unclosed[1]) + 1}: a '\"' opens a quoted value that no later '\"' "
-                             "closes (the rest of the file would read as one value): remove or close it") from None
+            raise StudyError(_unclosed_quote(path, int(unclosed[1]))) from None
         raise StudyError(f"{path}: malformed CSV: {e}") from None
     if caught:
         _refuse_extra_fields(path)
@@ -120,6 +119,28 @@ def _refuse_extra_fields(path: Path) -> None:
             if any(v.strip() for v in row[width:]):
                 raise StudyError(f"{path} line {rows.line_num}: {len(row)} fields, but the header names {width} "
                                  "columns")
+
+
+def _unclosed_quote(path: Path, row: int) -> str:
+    """The error for pandas' "EOF inside string starting at row `row`": `row` counts records from 0 (a blank line
+    is one; a quoted value over several lines, one), so the line it starts on is read as the csv module splits the
+    file; an earlier record over several lines is named too (a pair of stray '"' made one value of its lines)."""
+    line, following, joined = row + 1, 1, []  # (row + 1 where the csv module reads fewer records)
+    with open(path, newline="", errors="replace") as f:
+        rows = csv.reader(f, delimiter=";")
+        for _ in range(row):  # the records before it; `following`: the line after the last one read
+            if next(rows, None) is None:
+                break
+            if rows.line_num > following:
+                joined.append(f"{following}-{rows.line_num}")
+            following = rows.line_num + 1
+        else:
+            line = following
+    earlier = (f"; lines {', '.join(joined[:3])}{' ...' if len(joined) > 3 else ''} before it "
+               f"{'each ' if len(joined) > 1 else ''}read as one row (a '\"' at each end pairs up): check those too"
+               if joined else "")
+    return (f"{path} line {line}: a '\"' opens a quoted value that no later '\"' closes (the rest of the file would "
+            f"read as one value){earlier}: remove or close it")
 
 
 def _line_of_row(path: Path, row: int) -> str:

@@ -145,6 +145,19 @@ def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):
         read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
 
 
+def test_an_unclosed_quote_after_a_quoted_value_over_lines_names_its_own_line(tmp_path):
+    """pandas' row counts records: the quotes on lines 2 and 4 make one record of lines 2-4, and it said "row 4" of
+    the quote on line 7 (read as line 5, which holds none); the error names line 7, and lines 2-4, which that pair
+    joined into one row; a '"' inside a value (line 6's `a"b`) opens none and is not named."""
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text('id;lat;lon;species_id\n1;"2;3;4\n5;6;7;8\n9;"1;2;3\n4;5;6;7\n7;a"b;1;2\n8;"9;1;2\n3;4;5;6\n')
+    with pytest.raises(StudyError) as e:
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    assert str(e.value).startswith(f"{csv} line 7: a '\"' opens a quoted value that no later '\"' closes"), e.value
+    assert "; lines 2-4 before it read as one row (a '\"' at each end pairs up): check those" in str(e.value), e.value
+
+
 def test_land_cover_is_read_in_scan_threads_with_the_same_labels(tmp_path, monkeypatch):
     make_glc20(tmp_path)
     one = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode"))

@@ -1738,3 +1738,63 @@ def test_a_feature_layer_the_encoders_backbone_lacks_is_refused_at_its_line(writ
         plan_grid(g).check(manifests=False)
     finally:
         BACKBONES.unregister("flat_test")
+
+
+def test_the_feature_layer_check_looks_a_stage_up_as_the_extraction_does(write_grid):
+    """A stage the module gives as an attribute (a property over a wrapped trunk: the extraction's `getattr` finds
+    it) plans; a backbone that does not build on the meta device, or without `feature_dim`, is left to its jobs
+    (`study plan` once stopped on its ValueError or RuntimeError, a traceback); a backbone without the stage is
+    still refused, alone."""
+    import torch
+    from torch import nn
+
+    from study.evaluate.features import LayerFeatures
+    from study.train.backbones import BACKBONES, build_backbone
+
+    class Flat(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.body, self.feature_dim = nn.Linear(3, width), width
+
+    class Wrapped(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.trunk = BACKBONES.get("resnet18_small")(width=width)
+            self.feature_dim = self.trunk.feature_dim
+
+        @property
+        def layer3(self) -> nn.Module:
+            return self.trunk.layer3
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.trunk(x)
+
+    class NoDim(nn.Module):
+        def __init__(self, width: int = 64):
+            super().__init__()
+            self.body = nn.Linear(3, width)
+
+    class HostOnly(Flat):
+        def __init__(self, width: int = 64):
+            super().__init__(width)
+            self.feature_dim = width + int(self.body.weight.sum().item() * 0)  # .item(): no meta tensor has one
+
+    names = {"flat_fl": Flat, "wrapped_fl": Wrapped, "nodim_fl": NoDim, "hostonly_fl": HostOnly}
+    for name, cls in names.items():
+        BACKBONES.register(name)(cls)
+    try:
+        g = write_grid(f"""\
+            axes: {{method: [simclr], dataset: [alpha], backbone: [resnet18, {', '.join(names)}]}}
+            stages:
+              evaluate:
+                - protocol: linear
+                  labeled_sizes: [10]
+                  params:
+                    feature_layer: layer3
+            """)
+        msg = error_of(g, check=True)
+        assert msg.count("has no stage") == 1 and "backbone 'flat_fl' has no stage" in msg, msg
+        assert LayerFeatures(build_backbone("wrapped_fl", 8), "layer3")(torch.zeros(2, 3, 8, 8)).shape == (2, 32)
+    finally:
+        for name in names:
+            BACKBONES.unregister(name)

@@ -145,15 +145,18 @@ def check_params(plan: Plan) -> list[str]:
 def check_feature_layers(plan: Plan) -> list[str]:
     """Each frozen-feature evaluation's `feature_layer` a stage of its encoders' backbone (built on torch's meta
     device: no weights, no memory): a `layerN` that a registered backbone lacks would fail at extraction, after its
-    pretraining ran. One problem per (layer, backbone), at the first job that asks it."""
+    pretraining ran. The stage is looked up as the extraction does (an attribute of the module, not only a direct
+    child); a backbone that does not build on the meta device is not checked (its jobs say what fails). One problem
+    per (layer, backbone), at the first job that asks it."""
     import torch
+    from torch import nn
 
     from study.evaluate.protocols import protocol
     from study.train import PretrainConfig
     from study.train.backbones import BACKBONES, build_backbone
 
     pretrain = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
-    stages: dict[tuple[str, Any], set[str]] = {}  # (backbone, width) -> its modules' names
+    built: dict[tuple[str, Any], nn.Module | None] = {}  # (backbone, width) -> its module; None: it did not build
     problems: dict[tuple[str, str], str] = {}
     for job in plan.jobs:
         layer = job.config.get("evaluate", {}).get("feature_layer", "pooled")
@@ -165,10 +168,14 @@ def check_feature_layers(plan: Plan) -> list[str]:
             width = section.get("width", PretrainConfig.width)
             if backbone not in BACKBONES or (layer, backbone) in problems:
                 continue  # an unknown name: check_names says so
-            if (backbone, width) not in stages:
-                with torch.device("meta"):
-                    stages[backbone, width] = {name for name, _ in build_backbone(backbone, width).named_children()}
-            if layer not in stages[backbone, width]:
+            if (backbone, width) not in built:
+                try:
+                    with torch.device("meta"):
+                        built[backbone, width] = build_backbone(backbone, width)
+                except Exception:  # a module that builds on a device only, no feature_dim: its jobs say so
+                    built[backbone, width] = None
+            model = built[backbone, width]
+            if model is not None and getattr(model, layer, None) is None:  # as the extraction looks it up
                 problems[layer, backbone] = (
                     f"{setting_at(plan, job, 'feature_layer')}: {describe(job)}: evaluate.feature_layer {layer!r}: "
                     f"backbone {backbone!r} has no stage of that name (a `layerN` is a module of the encoder named "

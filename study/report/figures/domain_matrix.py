@@ -104,7 +104,8 @@ def _draw_cells(ax, grid: pd.DataFrame, rows: list, cols: list, wanted: set | No
         for j, e in enumerate(cols):
             blank = np.isnan(matrix.iloc[i, j]) and wanted is not None and (d, e) not in wanted  # not in the grid
             if np.isnan(matrix.iloc[i, j]) and not blank:
-                ax.text(j + 0.5, i + 0.5, "missing" if wanted is not None else "no result", ha="center", va="center", fontsize=7, color="0.4")
+                ax.text(j + 0.5, i + 0.5, "missing" if wanted is not None else "no result", ha="center",
+                        va="center", fontsize=7, color="0.4")
             if (d, e) in in_domain and not blank:
                 ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor=style.HIGHLIGHT, linewidth=2.5))
 
