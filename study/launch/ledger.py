@@ -1,12 +1,12 @@
 """The ledger of one grid: `<workdir>/ledgers/<grid>.jsonl`, append-only, one JSON object per line.
 
 Events (every line has "event" and "at"):
-- `intent`  {batch, name, cluster, stage, jobs: [job ids], folder, grid_file, call}: written *before* an array goes
-  to sbatch;
+- `intent`  {batch, name, cluster, stage, jobs: [job ids], folder, grid_file, call, user}: written *before* an array
+  goes to sbatch (`user`: who ran the submit);
 - `queued`  {batch, job, stage, config_hash, slurm_job_id, array_job_id, submitted_at, folder, grid_file, code,
-  recovered}: one per job, written after sbatch returned (all lines of an array in one write; `code`: the copy of
-  study's code the job imports, study.launch.snapshot; `recovered`: true where the array was found by its name after
-  an interrupted submit or an sbatch error);
+  user, recovered}: one per job, written after sbatch returned (all lines of an array in one write; `code`: the copy
+  of study's code the job imports, study.launch.snapshot; `user`: its intent's; `recovered`: true where the array
+  was found by its name after an interrupted submit or an sbatch error);
 - `local`   {job, stage, state: pending|running|done|failed|cancelled, log, error, pid, host, user, lock, grid_file}:
   the local scheduler (pending: queued by the command of `pid`, which runs it when its dependencies are done and
   holds `locks/<lock>` while it lives; running: its worker, of pid `pid`, holds `locks/<job>.lock` while it lives;

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from study.errors import StudyError
-from study.launch.ledger import Replay
+from study.launch.ledger import Replay, user
 from study.launch.locks import lock_held
 from study.paths import logs_dir, result_path, results_dir
 
@@ -58,7 +58,8 @@ class JobState:
     detail: str = ""  # the scheduler's own word, e.g. "CANCELLED by 0" or "exit code 1"
     slurm_id: str | None = None
     log: str | None = None  # the log file of the latest attempt, where known
-    holder: str = ""  # a live local run's: who runs it (`run_by`)
+    holder: str = ""  # a live local run's: who runs it (`run_by`); a live Slurm job's another grid or user queued
+    # (`queued_by`)
     newer: bool = False  # failed for a result a newer version of study wrote (`NewerRecord`): never rerun here
     account: str | None = None  # a Slurm job's account, as sacct says (slurm.state.Answer.accounts)
 
@@ -148,6 +149,17 @@ def run_by(event: dict) -> str:
             + (f" ({said})" if said else ""))
 
 
+def queued_by(event: dict) -> str:
+    """Who queued the Slurm job of a `queued` ledger event, for the user of a grid that shares it: `queued on Slurm by
+    user ana, grid data_quantity` (its `grid` where another grid's ledger recorded it: `replay_with_shared`; `user`
+    where another user ran that submit); empty for this user's own submit of this grid (or a line of an older study
+    that records no user)."""
+    about = [f"user {event['user']}" if event.get("user") and event["user"] != user() else "",
+             f"grid {event['grid']}" if event.get("grid") else ""]
+    said = ", ".join(a for a in about if a)
+    return f"queued on Slurm by {said}" if said else ""
+
+
 def local_state(event: dict, workdir: str | os.PathLike) -> str:
     """The state a `local` ledger event stands for, for a job without a result file."""
     state = event.get("state", "missing")
@@ -229,7 +241,8 @@ def classify(jobs: Iterable[Job], workdir: str | os.PathLike, replay: Replay,
                                              f"here yet (a shared filesystem can show it up to a minute late)")
                 else:
                     raw = f"{raw} without a result file"
-            out[job.id] = JobState(job.id, job.stage, state, raw, sid, logs.get(sid), account=accounts.get(sid))
+            out[job.id] = JobState(job.id, job.stage, state, raw, sid, logs.get(sid),
+                                   queued_by(e) if state in LIVE else "", account=accounts.get(sid))
         else:  # a local run
             state = local_state(e, workdir)
             detail = e.get("error") or (f"said done, but {result_path(workdir, job.id)} is gone: "

@@ -166,6 +166,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     _running(states, workdir, out)
     _requeued(states, workdir, out)
     _stopped(states, workdir, out)
+    _queued_elsewhere(states, out)
     _ended(plan, read, states, workdir, out, lines)
     _stuck(states, out)
     _other_code(_live_code(plan, workdir, states), out)
@@ -478,6 +479,23 @@ def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> N
                     f"they wrote one)", "no progress line in its log", workdir, out)
 
 
+def _queued_elsewhere(states: dict[str, JobState], out: TextIO) -> None:
+    """The live Slurm jobs another grid of the workdir (a job grids share is queued once), or another user, queued:
+    by whom, so that a user of a shared workdir knows which of the grid's jobs are someone else's run."""
+    by: dict[str, list[str]] = {}
+    for st in states.values():
+        if st.state in LIVE and st.slurm_id and st.holder:
+            by.setdefault(st.holder, []).append(st.job_id)
+    if not by:
+        return
+    n = sum(map(len, by.values()))
+    out.write(f"\n{n} live job(s) of this grid queued by another grid or user of the workdir:\n")
+    for holder, ids in by.items():
+        out.write(f"  {len(ids)} {holder}: {_some(ids)}\n")
+    out.write("  this grid's `study cancel` leaves those another grid queued; cancelled there, they read cancelled "
+              "here, and `study submit --retry-failed` queues them again\n")
+
+
 def _stopped_here(st: JobState) -> bool:
     """A job counted missing that a local run had started (it has a log, and no Slurm id): its command ended first."""
     return st.state == "missing" and bool(st.log) and not st.slurm_id
@@ -593,16 +611,26 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
                 if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
         stale, elsewhere = ([], {}) if reduced else outside_plan(plan, workdir, own_events)
         ids = [sid for sid in live if sid in own] + stale
-        said = []
+        said, refused = [], []
         if ids:
-            from study.launch.slurm.state import scancel
+            from study.launch.slurm.state import denied, scancel
 
             said = scancel(ids)
-            ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
+            theirs = denied(said)  # another user's jobs (a labmate queued them with this grid file): left running
+            refused, ids = [sid for sid in ids if sid in theirs], [sid for sid in ids if sid not in theirs]
+            said = [line for line in said if not denied([line])]
+            if ids:
+                ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     if ids or not local:  # a grid run here only: its local lines alone
+        stale = [sid for sid in stale if sid not in refused]
         out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
                   + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
+    if refused:
+        by = sorted({e["user"] for e in latest.values() if e.get("slurm_job_id") in refused and e.get("user")})
+        out.write(f"{len(refused)} Slurm job(s) of grid {plan.name} not cancelled, another user's ({_some(refused)}"
+                  + (f"; queued by user {', '.join(by)}" if by else "") + "): scancel refused them (Access/permission "
+                  "denied); only their owner, root or a Slurm operator may cancel them\n")
     if ids:
         selected = "".join(f" --where {shlex.quote(f'{c}={v}')}" for c, vs in (where or {}).items() for v in vs)
         out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "

@@ -71,12 +71,17 @@ def fake_slurm(root: Path) -> Path:
     script in sbatch_script_<n>), and `sbatch --test-only` as `fake_test_only` says;
     sacct prints a header and the lines of `sacct` (`<id>|<state>|<nodes>|<end>`, then `|<account>` where one is
     to be said); squeue prints `squeue` (its
-    listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name; scancel appends its arguments to
+    listing, `<id> <state> <reason>`), or `squeue_name` when asked for a job name, and without a `squeue` file,
+    asked for states (`%T`), the jobs `sacct` says queued or running; scancel appends its arguments to
     `scancelled`; scontrol says MaxArraySize = 1001; sinfo lists the partitions of `sinfo`, else `debug`, and the
     node states (`%t`) of `sinfo_states`, else `idle`; `sacctmgr show assoc` lists the accounts of `sacctmgr_assoc`
     (without it, and for anything else, says it cannot reach the database); srun does nothing. Real commands
     elsewhere on PATH are never reached for these names."""
     d = str(root)
+    # squeue's lines for the jobs the `sacct` file says queued or running, where no `squeue` file says otherwise: a
+    # real controller lists every one of them (a pending task it does not list was cancelled: slurm.state.REMOVED)
+    live = ("awk -F'|' '$2 ~ /^(PENDING|RUNNING|REQUEUED|COMPLETING|SUSPENDED)/ {print $1, $2, %s\"None\"}' "
+            "\"%s/sacct\" 2>/dev/null")
     return fake_commands(
         root / "bin",
         sbatch=f'{fake_test_only(root)}\nn=$(cat "{d}/counter" 2>/dev/null || echo 100); n=$((n+1)); '
@@ -84,8 +89,9 @@ def fake_slurm(root: Path) -> Path:
                f'env > "{d}/sbatch_env_$n"\ncp "$1" "{d}/sbatch_script_$n"\necho "Submitted batch job $n"',
         sacct=f'case "$*" in *--name*) exit 0;; esac\necho "JobID|State|NodeList|End|Account"\n'
               f'cat "{d}/sacct" 2>/dev/null; exit 0',
-        squeue=f'case "$*" in *--name*) cat "{d}/squeue_name" 2>/dev/null;; *) cat "{d}/squeue" 2>/dev/null;; esac\n'
-               'exit 0',
+        squeue=(f'case "$*" in *--name*) cat "{d}/squeue_name" 2>/dev/null;; *) if [ -e "{d}/squeue" ]; then '
+                f'cat "{d}/squeue"; else case "$*" in *%e*) {live % ("$4, ", d)};; *%T*) {live % ("", d)};; esac; fi;; '
+                'esac\nexit 0'),
         scancel=f'echo "$@" >> "{d}/scancelled"',
         scontrol='echo "MaxArraySize = 1001"',
         sinfo=f'case "$*" in *%t*) cat "{d}/sinfo_states" 2>/dev/null || echo idle; exit 0;; esac\n'

@@ -835,6 +835,16 @@ def test_find_by_name_reads_an_array_id_sacct_prints_with_its_tasks_and_asks_sin
     assert "-S 2026-11-27T09:00:00" in asked.read_text()
 
 
+def test_find_by_name_finds_an_array_another_user_of_the_workdir_queued(tmp_path, monkeypatch):
+    """A labmate's submit, killed after sbatch, left an open intent; its array has ended and left squeue. Settled by
+    another user's command: sacct lists only the caller's jobs unless asked for all users (`-a`), so the array read
+    never queued (lost), and its jobs, failed or cancelled, ran again on a plain submit."""
+    bin_dir = fake_commands(tmp_path / "bin", squeue="exit 0",
+                            sacct='case " $* " in *" -a "*|*--allusers*) echo 4242_0;; esac; exit 0')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert find_by_name("study-g-pretrain-deadbeef", since="2026-11-27T10:00:00+00:00") == "4242"
+
+
 def test_find_by_name_raises_when_squeue_and_sacct_both_fail(tmp_path, monkeypatch):
     """Commands present but failing (controller and database down) are no answer: never judged lost."""
     bin_dir = fake_commands(tmp_path / "bin", squeue="echo 'slurm_load_jobs error: timeout' >&2; exit 1",

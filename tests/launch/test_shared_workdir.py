@@ -17,7 +17,7 @@ from study.launch.locks import command_lock, try_lock
 from study.launch.state import JobState, run_by
 from study.launch.status import _running
 
-from launch_helpers import fake_plan
+from launch_helpers import fake_commands, fake_plan, grid_text, run_cli
 from other_user import another_users
 
 
@@ -79,6 +79,51 @@ def test_status_says_who_runs_a_running_job(tmp_path):
     _running(states, tmp_path, out)
     assert f"\n    {states['a'].holder}\n" in out.getvalue(), out.getvalue()
     assert JobState("b", "pretrain", "missing").holder == ""  # nothing live: no one named
+
+
+def test_status_says_which_labmate_and_grid_queued_a_shared_slurm_job(slurm, env):
+    """Grid `theirs`, another user's, queued on Slurm a job grid `ours` shares (a job is queued once): the status of
+    `ours` names that user and grid; a job this user's own submit of `ours` queued names no one."""
+    from study.launch.grid_states import grid_states
+    from study.launch.status import _queued_elsewhere
+
+    wd = env / "wd"
+    Ledger(wd, "theirs").append([{"event": "queued", "batch": "t", "job": "a", "stage": "pretrain",
+                                  "slurm_job_id": "101_0", "user": "ana"}])
+    Ledger(wd, "ours").append([{"event": "queued", "batch": "o", "job": "b", "stage": "pretrain",
+                                "slurm_job_id": "102_0", "user": user()}])
+    (slurm / "sacct").write_text("101_0|RUNNING|n1|Unknown\n102_0|PENDING|None|Unknown\n")
+    jobs = [Job(id=i, stage="pretrain", config={"axes": {}}) for i in ("a", "b")]
+    states = grid_states(SimpleNamespace(name="ours", jobs=jobs, path=None), wd)
+    assert (states["a"].state, states["a"].holder) == ("running", "queued on Slurm by user ana, grid theirs")
+    assert (states["b"].state, states["b"].holder) == ("pending", "")
+    out = io.StringIO()
+    _queued_elsewhere(states, out)
+    assert "1 live job(s) of this grid queued by another grid or user of the workdir:\n  1 queued on Slurm by user " \
+        "ana, grid theirs: a\n" in out.getvalue(), out.getvalue()
+
+
+def test_cancel_of_a_grid_a_labmate_queued_says_scancel_refused_their_jobs(env, monkeypatch):
+    """Ana queued grid g's jobs; another user's `study cancel` of g meets scancel's refusal: said cancelled (and to be
+    run again with --retry-failed) they were not, and recorded cancelled by it in the ledger. (Stand-ins for sacct
+    and scancel: the test cluster runs its tests as root, whom scancel never refuses.)"""
+    from study.grids import plan_grid
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("g", seeds=(0,)))
+    job = plan_grid(grid).jobs[0]
+    Ledger(env / "wd", "g").append([{"event": "queued", "batch": "b1", "job": job.id, "stage": job.stage,
+                                     "slurm_job_id": "101", "array_job_id": "101", "folder": "f", "user": "ana"}])
+    bin_dir = fake_commands(env / "bin", sacct='printf "JobID|State|NodeList\\n101|RUNNING|n1\\n"',
+                            scancel='echo "scancel: error: Kill job error on job id 101: Access/permission denied" '
+                                    '>&2; exit 1')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(env / "wd")])
+    assert code == 0, err
+    assert out.startswith("cancelled 0 Slurm job(s) of grid g\n1 Slurm job(s) of grid g not cancelled, another user's "
+                          "(101; queued by user ana): scancel refused them"), out
+    assert "to run them again" not in out and "scancel refused some" not in out, out
+    assert "cancelled" not in [e["event"] for e in Ledger(env / "wd", "g").events()]
 
 
 def test_a_job_whose_files_another_user_keeps_fails_not_started_and_the_others_run(monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 jobs: pretraining a thin ResNet on PNG files for a few steps with a checkpoint at every step, and linear probes."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from study.grids import plan_grid
-from study.launch.ledger import Ledger
+from study.launch.ledger import Ledger, user
 from study.launch.traces import requeue_history
 from study.results import read_result
 
@@ -221,6 +222,32 @@ def test_cancel_stops_every_live_job_of_the_grid(slurm_cluster, env):
     assert "queued 0 job(s)" in submit(grid, wd)  # cancelled jobs wait for --retry-failed
 
 
+def test_a_pending_task_cancelled_on_its_own_reads_cancelled_and_is_queued_again(slurm_cluster, env):
+    """`study cancel --where` (or a labmate's `scancel 123_2`) cancels a pending task of an array on its own: Slurm
+    drops it without a record (sacct read it pending, then not at all, and squeue never lists it again). It read
+    pending for ever: never run, never queued again, and its probe, queued again after it, ran at once on an
+    encoder never made (an afterok on a task Slurm no longer knows is dropped)."""
+    grid = env / "onetask.yaml"
+    grid.write_text(grid_text("onetask", seeds=(0, 1, 2), steps=LONG_STEPS))
+    (env / "profile.yaml").write_text(PROFILE + "max_parallel_jobs: 1\n")  # one task at a time: seed 2's waits
+    wd = env / "wd"
+    submit(grid, wd)
+    try:
+        code, out, _ = run_cli(["cancel", str(grid), "--workdir", str(wd), "--where", "seed=2"])
+        assert code == 0 and "cancelled 2 Slurm job(s)" in out, out
+
+        def pretraining_cancelled():
+            argv = ["status", str(grid), "--workdir", str(wd), "--where", "seed=2", "--format", "json"]
+            return [r["state"] for r in json.loads(run_cli(argv)[1])["jobs"] if r["stage"] == "pretrain"] \
+                == ["cancelled"]
+
+        wait_until(pretraining_cancelled, 60, "seed 2's pretraining read cancelled", grid, wd)  # sacct lags a little
+        err = submit(grid, wd, "--retry-failed", "--where", "seed=2")
+        assert "queued 2 job(s) in 2 array(s)" in err, err  # the pretraining again, and its probe after it
+    finally:
+        run_cli(["cancel", str(grid), "--workdir", str(wd)])
+
+
 def test_a_job_shared_with_a_queued_grid_is_not_queued_again_nor_cancelled_with_the_other(slurm_cluster, env):
     """Grids a (seed 0) and b (seeds 0, 1) share seed 0's pretraining and probe: b queues only seed 1's jobs
     while a's are live, and cancelling b leaves a's jobs running to their results."""
@@ -231,6 +258,12 @@ def test_a_job_shared_with_a_queued_grid_is_not_queued_again_nor_cancelled_with_
     submit(ga, wd)
     err = submit(gb, wd)
     assert "queued 2 job(s)" in err and "skipped: 2 pending or running" in err, err
+    # whose they are, for the user of grid b (a labmate's grid a): not this grid's to cancel
+    assert "of those pending or running, 2 queued on Slurm by grid sharea" in err, err
+    out = status(gb, wd)
+    assert "2 live job(s) of this grid queued by another grid or user of the workdir:\n  2 queued on Slurm by grid " \
+        "sharea: " in out, out
+    assert {e["user"] for e in queued(wd, "sharea")} == {user()}
     code, out, _ = run_cli(["cancel", str(gb), "--workdir", str(wd)])
     assert code == 0 and "cancelled 2 Slurm job(s)" in out and "2 shared job(s) queued by another grid" in out, out
     plan_a = plan_grid(ga)

@@ -332,10 +332,11 @@ def test_recovery_asks_sacct_from_the_intents_time_not_from_midnight(env, slurm)
     (slurm / "sacct_name").write_text("301_[0-1]\n")
     led = Ledger(env / "wd", "yesterday")
     led.append([{"event": "intent", "batch": "b1", "name": "study-yesterday-pretrain-0", "stage": "pretrain",
-                 "jobs": ["p1"], "folder": str(env / "f"), "at": "2026-11-27T10:00:00+00:00"}])
+                 "jobs": ["p1"], "folder": str(env / "f"), "at": "2026-11-27T10:00:00+00:00", "user": "ana"}])
     submit.recover(led)
     assert [(e["event"], e.get("slurm_job_id")) for e in led.events()] == [("intent", None), ("queued", "301")]
     assert " -S " in (slurm / "sacct_name_args").read_text()
+    assert led.events()[1]["user"] == "ana"  # queued by the labmate whose submit was killed, not by who settled it
 
 
 def test_an_sbatch_error_asks_sacct_from_the_intents_time_whether_slurm_queued_the_array(env, slurm):

@@ -85,6 +85,8 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
         states.update(still_queued(requeued, listing))
     if listing is not None:
         states.update(started(states, listing))
+    if not squeued:
+        states.update(removed_tasks(states, answer))
     if reasons:
         why = ({sid: r["Reason"] for sid, r in answer.items() if r.get("Reason")} if squeued
                else pending_reasons(listing) if listing is not None else {})
@@ -197,6 +199,27 @@ def started(states: Mapping[str, str], squeue_out: str) -> dict[str, str]:
     listed = _listed_states(squeue_out)
     return {sid: listed[sid] for sid, raw in states.items()
             if slurm_state(raw) == "pending" and slurm_state(listed.get(sid, "PENDING")) == "running"}
+
+
+# what sacct reads of a pending array task scancelled on its own (`scancel 123_4`, `study cancel --where`): Slurm takes
+# it out of its array's pending record and keeps no record of it, so sacct reads it pending while the array's record
+# in its database still spans it, then lists it no more, and squeue never lists it again (Slurm 22.05)
+REMOVED = "CANCELLED (while pending, on its own: Slurm no longer lists this task of its array)"
+
+
+def removed_tasks(states: Mapping[str, str], answer: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Of `states` (sacct's), the array tasks sacct reads pending, or does not list of an array it lists (`answer`:
+    its records), that squeue does not list either, also among the jobs that ended less than MinJobAge ago: REMOVED
+    each. Read pending, such a task would never run nor be queued again, and its dependents would start at once (an
+    `afterok` on a task Slurm no longer knows is dropped). {} where squeue cannot be asked."""
+    arrays = {sid.split("_")[0] for sid in answer}
+    candidates = [sid for sid, raw in states.items() if "_" in sid and sid.split("_")[0] in arrays
+                  and sacct_word(raw) in ("PENDING", "UNKNOWN")]
+    listing = _squeue(candidates, ended=True) if candidates else None
+    if listing is None:
+        return {}
+    listed = _listed_states(listing)
+    return {sid: REMOVED for sid in candidates if sid not in listed}
 
 
 def _listed_states(squeue_out: str) -> dict[str, str]:
@@ -328,11 +351,13 @@ def _task_logs(folder: Path) -> dict[str, list[tuple[int, str]]]:
 def find_by_name(name: str, since: str | None = None) -> str | None:
     """The Slurm job id of the job (array) named `name`, from squeue then sacct, or None when Slurm answered and
     knows no such job: how a submission whose sbatch may have gone through before `study submit` was killed is
-    found again. StudyError when neither command could be asked (the submission's fate stays open)."""
+    found again. StudyError when neither command could be asked (the submission's fate stays open). sacct is asked
+    of all users (`-a`; squeue lists them all): in a workdir a lab shares, the interrupted submit may be another
+    user's, whose array, ended, sacct would otherwise not list, and read never queued."""
     answered = False
     window = ["-S", _sacct_time(since)] if since else []
     for cmd in (["squeue", "-h", "--name", name, "-o", "%F"],
-                ["sacct", "-n", "-X", "-P", "--name", name, "-o", "JobID", *window]):
+                ["sacct", "-n", "-X", "-P", "-a", "--name", name, "-o", "JobID", *window]):
         if not shutil.which(cmd[0]):
             continue
         try:
@@ -356,6 +381,15 @@ def _sacct_time(iso_utc: str, margin_s: int = 3600) -> str:
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.timezone.utc)
     return (t - _dt.timedelta(seconds=margin_s)).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# scancel's line for a job the caller may not cancel (another user's: only they, root or a Slurm operator may)
+_DENIED = re.compile(r"job id (\S+): Access/permission denied")
+
+
+def denied(said: Iterable[str]) -> set[str]:
+    """The Slurm ids scancel refused to cancel as another user's, of what it said (`scancel`'s return)."""
+    return {m.group(1) for line in said if (m := _DENIED.search(line))}
 
 
 def scancel(slurm_ids: Iterable[str]) -> list[str]:

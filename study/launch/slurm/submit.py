@@ -130,13 +130,15 @@ def _array_ids(base: str, n: int) -> list[str]:
 
 def _queued_events(intent: dict, job_ids: list[str], slurm_ids: list[str], recovered: bool = False) -> list[dict]:
     """The `queued` lines of an intent's jobs, given their Slurm ids; `code`: the copy of study's code they import
-    (study.launch.snapshot), where the intent's call names one."""
+    (study.launch.snapshot), where the intent's call names one; `user`: who ran the submit that queued them, where the
+    intent says (an array another user's interrupted submit queued is recorded as theirs)."""
     call = intent.get("call") if isinstance(intent.get("call"), dict) else {}
     env = call.get("env") if isinstance(call.get("env"), dict) else {}  # an intent of an older study: none
     code = env.get(CODE_DIR_ENV)
     return [{"event": "queued", "batch": intent["batch"], "job": j, "stage": intent["stage"], "config_hash": j,
              "slurm_job_id": sid, "array_job_id": sid.split("_")[0], "submitted_at": intent["at"],
              "folder": intent["folder"], **({"grid_file": intent["grid_file"]} if intent.get("grid_file") else {}),
+             **({"user": intent["user"]} if intent.get("user") else {}),
              **({"code": code} if isinstance(code, str) else {}), **({"recovered": True} if recovered else {})}
             for j, sid in zip(job_ids, slurm_ids)]
 
@@ -238,6 +240,13 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
           file=err, flush=True)
     if arrays.n_jobs and arrays.code is not None:
         print(f"[study] {plan.name}: {copy_said(arrays.code, dry_run)}", file=err, flush=True)
+    theirs: dict[str, int] = {}  # the live jobs skipped that another grid or user queued (`queued_by`), by whom
+    for j in sel.skipped.get("pending or running", []):
+        if states[j].holder:
+            theirs[states[j].holder] = theirs.get(states[j].holder, 0) + 1
+    if theirs:
+        print(f"[study] {plan.name}: of those pending or running, {'; '.join(f'{n} {h}' for h, n in theirs.items())}"
+              f" (`study status` follows them)", file=err, flush=True)
     if named:
         print(f"[study] {plan.name}: the copy of this code that a submit took before its edit was committed "
               f"({code_folder(workdir)}) names the commit now, {named}: its queued jobs that start from now on "
@@ -381,7 +390,7 @@ class _Arrays:
         for j in chunk:  # what `recover` rebuilds the tasks' calls from
             write_job_file(self.workdir, j)
         intent = {"event": "intent", "batch": batch, "name": name, "cluster": "slurm", "stage": stage,
-                  "jobs": [j.id for j in chunk], "folder": str(folder), "at": now(),
+                  "jobs": [j.id for j in chunk], "folder": str(folder), "at": now(), "user": user(),
                   "grid_file": grid_file(self.plan), "call": {"workdir": str(self.workdir), "grid": self.plan.name,
                                                               "env": self.env, "time_min": params["time"]}}
         executor.update_parameters(**params)
