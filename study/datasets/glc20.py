@@ -144,9 +144,19 @@ def _unclosed_quote(path: Path, row: int) -> str:
 
 
 def _line_of_row(path: Path, row: int) -> str:
-    """Where data row `row` is in the file: "line N" (counting the blank lines pandas skipped), else "data row N"."""
-    lines = [i for i, text in enumerate(path.read_text(errors="replace").splitlines(), 1) if text.strip()]
-    return f"line {lines[row + 1]}" if row + 1 < len(lines) else f"data row {row + 1}"
+    """Where data row `row` starts in the file: "line N", read as pandas reads it (blank lines skipped, a quoted
+    value over several lines one row: the csv module's records), else "data row N"."""
+    with open(path, newline="", errors="replace") as f:
+        rows = csv.reader(f, delimiter=";")
+        seen, end = -2, 0  # the header is row -1; `end`: the line the last record read ends on
+        for record in rows:
+            start, end = end + 1, rows.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # a blank line, which pandas skips
+            seen += 1
+            if seen == row:
+                return f"line {start}"
+    return f"data row {row + 1}"
 
 
 def landcover_label(file: Path, rule: str) -> int:

@@ -158,6 +158,16 @@ def test_an_unclosed_quote_after_a_quoted_value_over_lines_names_its_own_line(tm
     assert "; lines 2-4 before it read as one row (a '\"' at each end pairs up): check those" in str(e.value), e.value
 
 
+def test_a_bad_value_after_a_quoted_value_over_lines_names_its_own_line(tmp_path):
+    """A quoted value over lines 3-4 is one row: the species_id error of the row after it names line 5, where it is
+    (counting non-blank lines it named line 4)."""
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text('id;lat;lon;species_id\n\n1234567;"43.1\n";-71.2;5\n7654301;40.0;-100.0;x\n')
+    with pytest.raises(StudyError, match=r"occurrences_us_train.csv line 5: species_id 'x' is not a 64-bit integer"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+
+
 def test_land_cover_is_read_in_scan_threads_with_the_same_labels(tmp_path, monkeypatch):
     make_glc20(tmp_path)
     one = read_dataset("glc20", tmp_path, "train", ReaderOptions(label_rule="landcover_mode"))
