@@ -314,6 +314,28 @@ def report_lock(out: Path) -> Path:
     return out.parent / f".{out.name}.report.lock"
 
 
+def _refuse_unwritable(out: Path) -> None:
+    """StudyError, before any work, where this user cannot write report folder `out` (or, not made yet, the
+    nearest folder above it that is there), naming that folder, its owner and mode; or where it is a file."""
+    there = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if there.is_dir() and os.access(there, os.W_OK | os.X_OK):
+        return
+    import stat
+
+    st = there.stat()
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except (ImportError, KeyError):
+        owner = f"uid {st.st_uid}"
+    what = "is a file, not a folder" if not there.is_dir() else \
+        f"is {owner}'s ({stat.filemode(st.st_mode)}), not writable by you"
+    raise StudyError(f"cannot write the report into {out}: {there} {what}; give another --out (a folder of yours)"
+                     + (f", or ask {owner} to `chmod g+w {there}` for a folder your group shares" if there.is_dir()
+                        else ""))
+
+
 def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any = None, grid: str | None = None,
                  log: TextIO | None = None, where: dict[str, list[str]] | None = None) -> ReportSummary:
     """Collect `<workdir>/results/` (the plan's jobs, or records of grid `grid` without a plan; with neither, every
@@ -334,6 +356,7 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     yours) waits for the first, rather than deleting the files it lists and the other wrote.
     """
     out = Path(out)
+    _refuse_unwritable(out)
     lock = report_lock(out.absolute())
     with locked(lock, f"study report: waiting for another build of {out} to end ({lock})"):
         return _build(workdir, out, plan, grid, log, where)

@@ -564,6 +564,26 @@ def test_an_out_folder_of_other_files_is_refused_untouched(tmp_path):
     assert build_report(tmp_path / "w", tmp_path / "r", grid="g", log=None).drawn == ["quantity"]
 
 
+def test_an_out_folder_this_user_cannot_write_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A labmate's report folder (or a file named as --out): refused at once, naming the folder, its owner and
+    mode, not after the collection and figures. The tests run as root, whom no mode stops: the denial of write access
+    to that one folder is simulated (os.access); a file as --out is real."""
+    write_all(tmp_path / "w", quantity_records())
+    (tmp_path / "afile").write_text("x\n")
+    with pytest.raises(StudyError, match=r"cannot write the report into .*afile/r: .*afile is a file, not a folder; "
+                                         r"give another --out"):
+        build_report(tmp_path / "w", tmp_path / "afile" / "r", grid="g", log=None)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != theirs and real(p, mode, **kw))
+    with pytest.raises(StudyError, match=r"cannot write the report into .*theirs/q: .*theirs is root's \(drwx.*\), "
+                                         r"not writable by you; .*ask root to `chmod g\+w .*theirs`"):
+        build_report(tmp_path / "w", theirs / "q", grid="g", log=None)
+    assert list(theirs.iterdir()) == []
+    build_report(tmp_path / "w", tmp_path / "mine", grid="g", log=None)  # a folder of one's own builds
+
+
 def test_a_report_folder_of_another_grid_or_grid_file_is_refused_untouched(tmp_path):
     """Two grid files of one grid name (a copy with other settings) both default to reports/<name>: the second
     report replaced the first one's figures. The listing names the grid and its file; a build for another is refused
