@@ -292,6 +292,10 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
             return whole.get(dataset, math.nan) if math.isinf(s) else s
 
         g = g.assign(_count=[count(s) for s in g["_size"]])
+        # `all` beside a size that is every image of it (`study plan` warns): one set of images, compared once, at
+        # the size the grid names (two comparisons of it read "holds in 1 of 2")
+        sized = {s for s in g["_size"] if math.isfinite(s)}
+        g = g[[math.isfinite(s) or n not in sized for s, n in zip(g["_size"], g["_count"])]]
         have = set(g["_count"].dropna())
         planned_counts = (count(s) for s in planned.get((method, dataset), ()))
         step = choose(sorted(have | {s for s in planned_counts if not math.isnan(s)}))

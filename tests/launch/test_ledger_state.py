@@ -22,8 +22,8 @@ from study.grids import Job
 from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
 from study.launch.select import BEHIND_NEWER, NEWER, only_names, resolve_ids, select
-from study.launch.slurm.state import (_seconds_since, failing_task_log, find_by_name, pending_reasons, query,
-                                     scancel)
+from study.launch.slurm.state import (REMOVED, _seconds_since, failing_task_log, find_by_name, pending_reasons,
+                                      query, scancel)
 from study.launch.stale import stale_results
 from study.launch.state import JobState, classify, result_done, sacct_word, slurm_state
 from study.manifests.store import load_meta
@@ -459,6 +459,50 @@ def test_a_job_sacct_still_reads_pending_that_squeue_lists_running_reads_running
     assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
         {"301": "running", "302_0": "pending", "302_1": "running", "303": "pending"}
     assert states["301"] == "RUNNING" and states["302_0"] == "PENDING (Resources)"
+
+
+def test_a_pending_task_squeue_does_not_list_reads_removed_and_one_it_lists_ended_does_not(tmp_path, monkeypatch):
+    """`scancel 301_2` of a pending task: Slurm keeps no record of it, sacct reads it pending (its array's record
+    still spans it) and squeue lists it no more: cancelled (slurm.state.REMOVED). A task sacct still reads pending
+    that squeue lists ended (sacct lags the controller), and a lone job squeue does not list, keep sacct's state."""
+    bin_dir, asked = tmp_path / "bin", tmp_path / "squeue_args"
+    fake_commands(bin_dir, sacct='echo "JobID|State|NodeList|End"; echo "301_0|RUNNING|n1|Unknown"; '
+                                 'echo "301_[1-3]|PENDING|None|Unknown"; echo "302|PENDING|None|Unknown"',
+                  squeue=f'echo "$@" >> "{asked}"; printf "301_0 RUNNING Unknown None\n301_1 PENDING Unknown '
+                         f'Priority\n301_3 COMPLETED 2026-12-07T10:00:00 None\n"')
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    states = query(tmp_path, dict.fromkeys(["301_0", "301_1", "301_2", "301_3", "302"], str(tmp_path / "a"))).states
+    assert {sid: slurm_state(raw) for sid, raw in states.items()} == \
+        {"301_0": "running", "301_1": "pending", "301_2": "cancelled", "301_3": "pending", "302": "pending"}
+    assert states["301_2"] == REMOVED
+    assert "--jobs=301" in asked.read_text().split()  # the candidates' array alone
+    # a status (pending reasons asked of squeue) whose pending tasks squeue lists asks squeue once, not twice
+    asked.unlink()
+    states = query(tmp_path, dict.fromkeys(["301_0", "301_1", "302"], str(tmp_path / "a")), reasons=True).states
+    assert slurm_state(states["301_1"]) == "pending" and len(asked.read_text().splitlines()) == 1
+
+
+def test_a_task_squeue_hides_by_default_or_by_a_squeue_variable_is_not_read_removed(tmp_path, monkeypatch):
+    """squeue leaves out the jobs of a hidden partition, or of one the user's groups may not use (a labmate's), unless
+    asked with -a, and filters its listing by the user's SQUEUE_USERS, SQUEUE_PARTITION... as by its options: such a
+    live pending task read cancelled (REMOVED), and `study submit --retry-failed` queued it a second time; an
+    interrupted submit's array, looked for by its name, read lost on a cluster whose sacct cannot say."""
+    hides = 'case " $* " in *" -a "*) ;; *) exit 0;; esac\nif env | grep -q "^SQUEUE_"; then exit 0; fi\n'
+    listing, named = tmp_path / "bin", tmp_path / "bin_named"
+    fake_commands(listing, sacct='echo "JobID|State|NodeList|End"; echo "401_[0-1]|PENDING|None|Unknown"',
+                  squeue=hides + 'printf "401_0 PENDING Unknown Priority\\n401_1 PENDING Unknown Priority\\n"')
+    fake_commands(named, sacct="exit 1", squeue=hides + "echo 401")
+    ids = dict.fromkeys(["401_0", "401_1"], str(tmp_path / "a"))
+    for name, value in ((None, None), ("SQUEUE_USERS", "bob"), ("SQUEUE_PARTITION", "gpu"),
+                        ("SQUEUE_STATES", "RUNNING")):
+        if name:
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PATH", f"{listing}:/usr/bin:/bin")
+        assert query(tmp_path, ids).states == {"401_0": "PENDING", "401_1": "PENDING"}, name
+        monkeypatch.setenv("PATH", f"{named}:/usr/bin:/bin")
+        assert find_by_name("study-g-pretrain-deadbeef") == "401", name
+        if name:
+            monkeypatch.delenv(name)
 
 
 def test_query_asks_sacct_every_time_reads_array_tasks_one_by_one_and_says_when_sacct_fails(tmp_path, monkeypatch,

@@ -4,6 +4,7 @@ user keeps from the others (made without group write) fails what writes it, nami
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import stat
@@ -17,7 +18,7 @@ from study.launch.locks import command_lock, try_lock
 from study.launch.state import JobState, run_by
 from study.launch.status import _running
 
-from launch_helpers import fake_commands, fake_plan, grid_text, run_cli
+from launch_helpers import fake_commands, fake_plan, grid_text, run_cli, submit
 from other_user import another_users
 
 
@@ -124,6 +125,29 @@ def test_cancel_of_a_grid_a_labmate_queued_says_scancel_refused_their_jobs(env, 
                           "(101; queued by user ana): scancel refused them"), out
     assert "to run them again" not in out and "scancel refused some" not in out, out
     assert "cancelled" not in [e["event"] for e in Ledger(env / "wd", "g").events()]
+
+
+def test_retry_failed_queues_no_pending_task_that_a_plain_squeue_does_not_list(slurm, env, monkeypatch):
+    """The grid's arrays wait in a hidden partition (or one of a group the user is not in: a labmate's), which squeue
+    lists only with -a, and the user's login profile exports SQUEUE_USERS: a plain squeue lists none of the pending
+    tasks, which read cancelled as tasks Slurm dropped (slurm.state.REMOVED), and `--retry-failed` queued every one
+    of them a second time, their first copies still pending."""
+    grid, wd = env / "g.yaml", env / "wd"
+    grid.write_text(grid_text("hidden", seeds=(0, 1)))
+    assert "queued 4 job(s)" in submit(grid, wd)
+    sids = sorted(e["slurm_job_id"] for e in Ledger(wd, "hidden").events() if e["event"] == "queued")
+    assert len(sids) == 4 and sum("_" in sid for sid in sids) == 2, sids  # the pretraining array's tasks, probes
+    (slurm / "sacct").write_text("".join(f"{sid}|PENDING|None|Unknown\n" for sid in sids))
+    ended, live = ("".join(f"{sid} PENDING {cols}\\n" for sid in sids) for cols in ("Unknown Priority", "Priority"))
+    fake_commands(slurm / "bin", squeue='case "$*" in *--name*) exit 0;; esac\n'
+                                        'case " $* " in *" -a "*) ;; *) exit 0;; esac\n'
+                                        'if env | grep -q "^SQUEUE_"; then exit 0; fi\n'
+                                        f'case "$*" in *%e*) printf "{ended}";; *) printf "{live}";; esac')
+    monkeypatch.setenv("SQUEUE_USERS", user())
+    out = run_cli(["status", str(grid), "--workdir", str(wd), "--format", "json"])[1]
+    assert {r["state"] for r in json.loads(out)["jobs"]} == {"pending"}, out
+    err = submit(grid, wd, "--retry-failed")
+    assert "queued 0 job(s)" in err and "4 pending or running" in err, err
 
 
 def test_a_job_whose_files_another_user_keeps_fails_not_started_and_the_others_run(monkeypatch, tmp_path):

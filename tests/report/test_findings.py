@@ -81,6 +81,18 @@ def test_size_all_is_the_largest_size_at_the_images_its_run_read():
                                                      "(+1.0 points)")
 
 
+def test_size_all_beside_a_size_that_is_every_image_of_it_is_compared_once():
+    """Sizes 150, 320 and `all` of 320 images (the grid `study plan` warns of): one step, 320 against 150, was two
+    comparisons, "holds in 1 of 2", of one set of images; it is compared once, at the size the grid names."""
+    recs = _linear("simclr", 150, 0.30) + _linear("simclr", 320, 0.31) + _linear_all("simclr", 320, 0.33)
+    assert _verdicts(recs)["quantity_saturation"] == ("holds", "simclr on a, 10k labels: 320 0.310 against 150 0.300 "
+                                                               "(+1.0 points)")
+    # `all` of 320 against 64 (a fifth), beside 320: one small-set comparison, not two
+    recs = _linear("simclr", 64, 0.10) + _linear("simclr", 320, 0.31) + _linear_all("simclr", 320, 0.33)
+    assert _verdicts(recs)["quantity_small_sets"] == ("holds", "simclr on a, 10k labels: 320 0.310 against 64 0.100 "
+                                                               "(+21.0 points)")
+
+
 def test_size_all_planned_without_a_result_takes_the_images_of_another_method_s_run(tmp_path):
     """supervised `all` planned, not run: simclr's run of `all` on the dataset says it is 150 images, so supervised's
     saturation step is `all` against 120, not yet run, rather than 120 against 60."""

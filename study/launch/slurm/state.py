@@ -86,7 +86,7 @@ def query(workdir: str | Path, folders: Mapping[str, str | None], reasons: bool 
     if listing is not None:
         states.update(started(states, listing))
     if not squeued:
-        states.update(removed_tasks(states, answer))
+        states.update(removed_tasks(states, answer, listing))
     if reasons:
         why = ({sid: r["Reason"] for sid, r in answer.items() if r.get("Reason")} if squeued
                else pending_reasons(listing) if listing is not None else {})
@@ -207,14 +207,18 @@ def started(states: Mapping[str, str], squeue_out: str) -> dict[str, str]:
 REMOVED = "CANCELLED (while pending, on its own: Slurm no longer lists this task of its array)"
 
 
-def removed_tasks(states: Mapping[str, str], answer: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+def removed_tasks(states: Mapping[str, str], answer: Mapping[str, Mapping[str, str]],
+                  live: str | None = None) -> dict[str, str]:
     """Of `states` (sacct's), the array tasks sacct reads pending, or does not list of an array it lists (`answer`:
     its records), that squeue does not list either, also among the jobs that ended less than MinJobAge ago: REMOVED
     each. Read pending, such a task would never run nor be queued again, and its dependents would start at once (an
-    `afterok` on a task Slurm no longer knows is dropped). {} where squeue cannot be asked."""
+    `afterok` on a task Slurm no longer knows is dropped). {} where squeue cannot be asked. `live`: squeue's listing
+    of the live jobs where the caller asked for it already (pending reasons): squeue is asked again only of the
+    tasks it leaves out (none, as a rule: no second call for a status of pending tasks)."""
     arrays = {sid.split("_")[0] for sid in answer}
+    listed_live = _listed_states(live) if live is not None else {}
     candidates = [sid for sid, raw in states.items() if "_" in sid and sid.split("_")[0] in arrays
-                  and sacct_word(raw) in ("PENDING", "UNKNOWN")]
+                  and sacct_word(raw) in ("PENDING", "UNKNOWN") and sid not in listed_live]
     listing = _squeue(candidates, ended=True) if candidates else None
     if listing is None:
         return {}
@@ -227,10 +231,19 @@ def _listed_states(squeue_out: str) -> dict[str, str]:
     return dict(line.split()[:2] for line in squeue_out.splitlines() if len(line.split()) >= 2)
 
 
+def squeue_env() -> dict[str, str]:
+    """slurm_env() without squeue's SQUEUE_* variables: SQUEUE_USERS, SQUEUE_PARTITION, SQUEUE_ACCOUNT, SQUEUE_QOS,
+    SQUEUE_NAMES, SQUEUE_STATES... (a login profile's `export SQUEUE_USERS=$USER`) filter what squeue lists as its
+    options do, and a job of the grid it does not list reads ended (removed, preempted for good, lost)."""
+    return {k: v for k, v in slurm_env().items() if not k.startswith("SQUEUE_")}
+
+
 def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:
     """The queued jobs of the arrays of `ids` (not the whole cluster's queue, whoever submitted them), a line
     `<id> <state> <reason>` each; "" when Slurm has none of them any more; None when squeue cannot be asked.
-    With `ended`, also the jobs that ended less than MinJobAge ago, a line `<id> <state> <end> <reason>` each."""
+    With `ended`, also the jobs that ended less than MinJobAge ago, a line `<id> <state> <end> <reason>` each.
+    Every one of them is listed (`-a`: also those of a hidden partition or one the user's groups may not use, which
+    squeue leaves out by default, a labmate's or even the user's own; squeue_env: no SQUEUE_* filter)."""
     if not shutil.which("squeue"):
         return None
     listing = []
@@ -238,8 +251,8 @@ def _squeue(ids: Iterable[str], ended: bool = False) -> str | None:
     for arrays in _array_groups(ids):
         try:
             # -r: one line per array task; without it the pending tasks of an array, also requeued ones, share a line
-            proc = subprocess.run(["squeue", "-h", "-r", *what, f"--jobs={arrays}"], capture_output=True,
-                                  text=True, timeout=60, env=slurm_env())
+            proc = subprocess.run(["squeue", "-h", "-a", "-r", *what, f"--jobs={arrays}"], capture_output=True,
+                                  text=True, timeout=60, env=squeue_env())
         except (OSError, subprocess.SubprocessError):
             return None
         if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # that one: it knows none of them any more
@@ -356,12 +369,12 @@ def find_by_name(name: str, since: str | None = None) -> str | None:
     user's, whose array, ended, sacct would otherwise not list, and read never queued."""
     answered = False
     window = ["-S", _sacct_time(since)] if since else []
-    for cmd in (["squeue", "-h", "--name", name, "-o", "%F"],
+    for cmd in (["squeue", "-h", "-a", "--name", name, "-o", "%F"],  # -a, squeue_env: as `_squeue`
                 ["sacct", "-n", "-X", "-P", "-a", "--name", name, "-o", "JobID", *window]):
         if not shutil.which(cmd[0]):
             continue
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=slurm_env())
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=squeue_env())
         except (OSError, subprocess.SubprocessError):
             continue
         answered = answered or proc.returncode == 0
