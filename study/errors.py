@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import functools
 import grp
 import os
 import pwd
@@ -28,8 +29,10 @@ def os_reason(e: BaseException) -> str:
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
 
 
+@functools.lru_cache(maxsize=None)
 def user_name(uid: int) -> str:
-    """The login name of `uid`, or `uid <n>` where the system has none (a container's unnamed user)."""
+    """The login name of `uid`, or `uid <n>` where the system has none (a container's unnamed user); looked up once
+    per process (a status names the user of each live job: one directory lookup, not one per job, on LDAP)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

@@ -26,7 +26,7 @@ from study.report.findings import findings_table, tally
 from study.report.html import Page, Section, write_index
 from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, report_names
 from study.report.tables import table_paths, with_integer_counts, write_tables
-from study.errors import StudyError, os_reason
+from study.errors import StudyError, os_reason, user_name
 from study.flock import locked
 from study.paths import results_dir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
@@ -323,12 +323,7 @@ def _refuse_unwritable(out: Path) -> None:
     import stat
 
     st = there.stat()
-    try:
-        import pwd
-
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except (ImportError, KeyError):
-        owner = f"uid {st.st_uid}"
+    owner = user_name(st.st_uid)
     what = "is a file, not a folder" if not there.is_dir() else \
         f"is {owner}'s ({stat.filemode(st.st_mode)}), not writable by you"
     raise StudyError(f"cannot write the report into {out}: {there} {what}; give another --out (a folder of yours)"
