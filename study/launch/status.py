@@ -492,8 +492,9 @@ def _queued_elsewhere(states: dict[str, JobState], out: TextIO) -> None:
     out.write(f"\n{n} live job(s) of this grid queued by another grid or user of the workdir:\n")
     for holder, ids in by.items():
         out.write(f"  {len(ids)} {holder}: {_some(ids)}\n")
-    out.write("  this grid's `study cancel` leaves those another grid queued; cancelled there, they read cancelled "
-              "here, and `study submit --retry-failed` queues them again\n")
+    out.write("  this grid's `study cancel` leaves those another grid queued, and Slurm refuses it another user's; "
+              "cancelled by their owner, they read cancelled here, and `study submit --retry-failed` queues them "
+              "again\n")
 
 
 def _stopped_here(st: JobState) -> bool:
