@@ -562,6 +562,18 @@ def test_a_stage_partition_the_cluster_lacks_is_refused_before_the_first_sbatch(
         "partition: 'gpu' (pretrain, evaluate jobs)"]
 
 
+def test_slurms_commands_print_times_as_iso_whatever_the_shells_slurm_time_format(env, slurm, monkeypatch):
+    """A login profile's SLURM_TIME_FORMAT=relative made sacct print a job's End as "Tomorr 10:00" or "12:04", which
+    study reads as ISO 8601 (how long ago a job ended): its Slurm commands run without it."""
+    from study.launch.slurm.state import query
+
+    monkeypatch.setenv("SLURM_TIME_FORMAT", "relative")
+    fake_commands(slurm / "bin", sacct='echo "JobID|State|NodeList|End"; '
+                                       'echo "101_0|COMPLETED|n1|${SLURM_TIME_FORMAT:-2026-12-07T10:00:00}"')
+    answer = query(env, {"101_0": None}, warn=False)
+    assert answer.states == {"101_0": "COMPLETED"} and "101_0" in answer.ended_s, answer
+
+
 def test_a_stage_sent_to_another_cluster_is_refused_and_slurms_commands_run_on_this_hosts_cluster(env, slurm,
                                                                                                   monkeypatch):
     """`additional: {clusters: big}` (sbatch -M) queued a stage's jobs on another cluster, whose job ids study then

@@ -101,11 +101,14 @@ def dependency_string(slurm_ids: Iterable[str]) -> str | None:
 # on this host's cluster alone (a job id names a job of one cluster), so its commands run without them (sbatch runs
 # without any SLURM_* or SBATCH_* variable: sbatch.submission_env)
 OTHER_CLUSTERS_VARIABLES = ("SLURM_CLUSTERS", "SBATCH_CLUSTERS")
+# what changes how sacct and squeue print times, which study reads as ISO 8601 (a job's end: how long ago it ended)
+TIME_FORMAT_VARIABLES = ("SLURM_TIME_FORMAT",)
 
 
 def slurm_env() -> dict[str, str]:
-    """This process's environment without OTHER_CLUSTERS_VARIABLES: what study runs Slurm's commands in."""
-    return {k: v for k, v in os.environ.items() if k not in OTHER_CLUSTERS_VARIABLES}
+    """This process's environment without OTHER_CLUSTERS_VARIABLES and TIME_FORMAT_VARIABLES: what study runs Slurm's
+    commands in."""
+    return {k: v for k, v in os.environ.items() if k not in OTHER_CLUSTERS_VARIABLES + TIME_FORMAT_VARIABLES}
 
 
 def ask_slurm(command: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
