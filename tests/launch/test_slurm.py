@@ -458,6 +458,11 @@ def test_a_limit_on_queued_jobs_is_told_by_a_dry_run_and_the_next_submit_queues_
     wait_until(done, 180, "the results of the 3 jobs queued", grid, wd)
     assert "queued 1 job(s) in 1 array(s); skipped: 3 done" in submit(grid, wd)
     wait_until(all_results(plan, wd), 180, "every result", grid, wd)
+    # a job whose result is written still ends (its worker exits, submitit writes its outcome): out of the queue
+    # first, or the count below reads it there
+    queue = ["squeue", "-h", "-u", "root"]
+    wait_until(lambda: not subprocess.run(queue, capture_output=True, text=True).stdout.strip(), 60, "the queue empty",
+               grid, wd)
     (env / "profile.yaml").write_text(PROFILE)
     _sacctmgr("modify", "user", "root", "set", "MaxSubmitJobs=2")
     code, _, err = run_cli(submit_argv(grid, env / "wd_assoc", "--dry-run"))
