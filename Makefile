@@ -12,8 +12,13 @@ $(BIN)/pip:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch and torchvision resolve from pyproject's ranges (on the project's machines: the local CUDA build that runs on CPU).
-setup: $(BIN)/pip
+# Installed again only after pyproject.toml changes (the install is editable: code edits need none), so that a rerun
+# of `make demo` goes straight to the quickstart, without pip's and setuptools' output.
+setup: $(VENV)/.setup-quickstart
+
+$(VENV)/.setup-quickstart: pyproject.toml | $(BIN)/pip
 	$(BIN)/pip install -q -e '.[quickstart]'
+	touch $@
 
 setup-test: $(BIN)/pip
 	$(BIN)/pip install -q -e '.[quickstart,test]'

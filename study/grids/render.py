@@ -20,7 +20,7 @@ def plan_axes(plan: "Plan") -> tuple[str, ...]:
 def _labeled(job) -> list[int | str] | None:
     if job.stage != "evaluate":
         return None
-    return job.config["evaluate"].get("labeled_sizes")
+    return job.config.get("evaluate", {}).get("labeled_sizes")  # {}: a program's own Job, without the section
 
 
 def job_json(job, axes: tuple[str, ...]) -> dict[str, Any]:
@@ -34,7 +34,8 @@ def job_json(job, axes: tuple[str, ...]) -> dict[str, Any]:
 
 def job_text(job) -> str:
     """A job's axes as one phrase for progress lines: `simclr resnet50 imagenet 50k seed 0`; a corruption other than
-    `none` after the size; an evaluation's then `: linear on inat21_val` (and its variant)."""
+    `none` after the size; an evaluation's then `: linear on inat21_val`, its labeled size where it has one (`at 300
+    labels`: a fine-tuning or scratch job of each size reads apart from the others) and its variant."""
     ax = job.axes
     corruption = ax.get("corruption")
     words = [cell(k, ax[k]) for k in ("method", "backbone", "dataset", "size") if ax.get(k) is not None]
@@ -42,7 +43,9 @@ def job_text(job) -> str:
     words += [f"seed {ax['seed']}"] if ax.get("seed") is not None else []
     text = " ".join(words)
     if job.stage == "evaluate":
+        labeled = _labeled(job)
         text += f": {ax.get('protocol')} on {ax.get('eval_dataset')}" + (
+            f" at {cell('size', labeled[0])} labels" if labeled and len(labeled) == 1 else "") + (
             f" ({ax[VARIANT_AXIS]})" if ax.get(VARIANT_AXIS) is not None else "")
     return text
 

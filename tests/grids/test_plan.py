@@ -958,6 +958,18 @@ def test_a_jobs_text_names_its_axes_for_progress_lines():
     assert not any("none" in t or "None" in t for t in texts)
 
 
+def test_a_jobs_text_tells_apart_the_jobs_of_one_labeled_size_each():
+    """The fine-tuning jobs of one encoder, a job per labeled size, read apart in the progress lines (they read the
+    same, `finetune on alpha`, before), as do the scratch jobs; a job of several sizes names none."""
+    jobs = plan_grid(FIXTURE).jobs
+    texts = [job_text(j) for j in jobs]
+    assert "simclr resnet18 alpha 1k seed 0: finetune on alpha at 100 labels" in texts
+    assert "simclr resnet18 alpha 1k seed 0: finetune on alpha at 200 labels" in texts
+    assert "resnet18 seed 0: scratch on beta at 100 labels" in texts, texts
+    assert len(set(texts)) == len(jobs)  # every job of the fixture reads apart from the others
+    assert "simclr resnet18 alpha 1k seed 0: linear on alpha" in texts  # [100, 200]: no size said
+
+
 def test_a_jobs_text_names_an_evaluations_variant(write_grid):
     """Two evaluations apart only by their variant read apart in the progress lines."""
     g = write_grid("""

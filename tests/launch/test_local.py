@@ -1301,6 +1301,29 @@ def test_a_run_leaves_no_job_locked_and_counts_only_the_jobs_it_ran(monkeypatch,
     assert "1/3 done, 0 running, 1 failed, 1 cancelled | finished" in last, err.getvalue()
 
 
+def test_a_job_started_again_after_a_stop_says_the_checkpoint_it_resumes_from(monkeypatch, tmp_path):
+    """A rerun after Ctrl-C: the start line of a job an interrupted run left a checkpoint of names its step (the
+    steps before it are not trained again), where it read as a start from step 0 before; a job without one, none."""
+    import io
+
+    from study.grids import Job
+    from launch_helpers import write_checkpoint
+
+    write_checkpoint(tmp_path / "wd" / "jobs" / "j0" / "checkpoint.pt", 55, 150)
+    write_checkpoint(tmp_path / "wd" / "jobs" / "e0" / "finetune-300" / "checkpoint.pt", 40, 80)
+    jobs = [Job(id="j0", stage="pretrain", config={"axes": {}}), Job(id="j1", stage="pretrain", config={"axes": {}}),
+            Job(id="e0", stage="evaluate", depends_on=("j0",),
+                config={"axes": {"protocol": "finetune", "eval_dataset": "toy"}, "evaluate": {"labeled_sizes": [300]}})]
+    err = io.StringIO()
+    code, _ = _run_stand_ins(monkeypatch, tmp_path, jobs, 1, err=err)
+    started = {ln.split("started ")[1].split()[1]: ln for ln in err.getvalue().splitlines() if "| started " in ln}
+    assert code == 0 and sorted(started) == ["e0", "j0", "j1"], err.getvalue()
+    assert "started pretrain j0 [] from its checkpoint at step 55/150 (log " in started["j0"], started
+    assert "started evaluate e0 [: finetune on toy at 300 labels] from its checkpoints: finetune-300 at step 40/80 " \
+        "(log " in started["e0"], started
+    assert "from its" not in started["j1"] and "started pretrain j1 [] (log " in started["j1"], started
+
+
 def test_a_run_stopped_by_ctrl_c_leaves_its_jobs_unlocked(monkeypatch, tmp_path):
     """A KeyboardInterrupt in a program's run_local (a notebook's interrupt) stops the workers and lets go of their
     jobs' locks: held on by the program's process, the next run_local there would find its jobs run by another

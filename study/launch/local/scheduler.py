@@ -13,7 +13,8 @@ A job that fails for a full disk or quota (`disk_full`) stops the command starti
 the running ones end, the rest stay missing, and the last line says to free space and rerun with --retry-failed.
 A job whose call file, log or lock cannot be written (another user's, made without group write in a shared
 workdir) is failed without a worker, the reason in its ledger line, and the command goes on with the others.
-Progress: one line on stderr per start and end; an end also says about how long the run has left (eta.py).
+Progress: one line on stderr per start and end; a start names the checkpoint the job resumes from (an interrupted
+run's), an end about how long the run has left (eta.py).
 
 A job runs under an exclusive lock, `<workdir>/locks/<job id>.lock` (flock, held by its worker process, so released
 when that ends however it ends): two commands on one workdir (a second `study submit`, another grid sharing a job)
@@ -51,7 +52,7 @@ from study.launch.select import select
 from study.launch.snapshot import copy_said, python_path, take_snapshot
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
-from study.launch.traces import last_lines, progress as log_progress, since_last
+from study.launch.traces import checkpoint_steps, checkpoint_text, last_lines, progress as log_progress, since_last
 from study.runtime_keys import TERM_ENDS_ENV
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
@@ -459,6 +460,7 @@ class _LocalRun:
                     self.done.add(job.id)
                 continue
             slot = self.free.pop(0)
+            saved = checkpoint_text(checkpoint_steps(self.workdir, job.id))  # an interrupted run's: it resumes there
             try:
                 with stop_signals_held():  # a stop then knows every worker it must stop
                     self.running[job.id] = _start(job, self.plan.name, self.workdir, logs_dir(self.workdir), slot,
@@ -470,7 +472,8 @@ class _LocalRun:
                 self.not_started(job, e.error)
                 continue
             log = shlex.quote(str(self.running[job.id].log))  # a path with spaces: one word to copy
-            self.progress(f"started {job.stage} {job.id} [{job_text(job)}] (log {log})")
+            self.progress(f"started {job.stage} {job.id} [{job_text(job)}]" + (f" from its {saved}" if saved else "")
+                          + f" (log {log})")
 
     def reap(self) -> None:
         """Record each worker that has ended, done or failed (its dependents cancelled), and free its slot. Done is
