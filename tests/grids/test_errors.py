@@ -1705,6 +1705,18 @@ def test_a_missing_manifest_in_a_read_only_folder_says_where_to_make_it(write_gr
             f"the shared ones, `mkdir -p DIR && ln -s {folder}/*.json {folder}/*.parquet DIR/`") in problem, problem
 
 
+# a linear probe of layer3 of encoders of resnet18 and `backbones`
+LAYER3_GRID = """\
+    axes: {{method: [simclr], dataset: [alpha], backbone: [resnet18, {backbones}]}}
+    stages:
+      evaluate:
+        - protocol: linear
+          labeled_sizes: [10]
+          params:
+            feature_layer: layer3
+    """
+
+
 def test_a_feature_layer_the_encoders_backbone_lacks_is_refused_at_its_line(write_grid):
     """A registered backbone without ResNet stages (`layer3`): refused before its pretraining runs, not at the
     extraction after it; `pooled` and the ResNets' stages plan."""
@@ -1719,15 +1731,7 @@ def test_a_feature_layer_the_encoders_backbone_lacks_is_refused_at_its_line(writ
 
     BACKBONES.register("flat_test")(Flat)
     try:
-        g = write_grid("""\
-            axes: {method: [simclr], dataset: [alpha], backbone: [resnet18, flat_test]}
-            stages:
-              evaluate:
-                - protocol: linear
-                  labeled_sizes: [10]
-                  params:
-                    feature_layer: layer3
-            """)
+        g = write_grid(LAYER3_GRID.format(backbones="flat_test"))
         msg = error_of(g, check=True)
         line = line_of(g, "feature_layer: layer3")
         assert msg.startswith(f"{g}:{line}: job ") and msg.count("has no stage") == 1, msg
@@ -1783,15 +1787,7 @@ def test_the_feature_layer_check_looks_a_stage_up_as_the_extraction_does(write_g
     for name, cls in names.items():
         BACKBONES.register(name)(cls)
     try:
-        g = write_grid(f"""\
-            axes: {{method: [simclr], dataset: [alpha], backbone: [resnet18, {', '.join(names)}]}}
-            stages:
-              evaluate:
-                - protocol: linear
-                  labeled_sizes: [10]
-                  params:
-                    feature_layer: layer3
-            """)
+        g = write_grid(LAYER3_GRID.format(backbones=", ".join(names)))
         msg = error_of(g, check=True)
         assert msg.count("has no stage") == 1 and "backbone 'flat_fl' has no stage" in msg, msg
         assert LayerFeatures(build_backbone("wrapped_fl", 8), "layer3")(torch.zeros(2, 3, 8, 8)).shape == (2, 32)
