@@ -326,7 +326,8 @@ def _refuse_unwritable(out: Path) -> None:
     owner = user_name(st.st_uid)
     what = "is a file, not a folder" if not there.is_dir() else \
         f"is {owner}'s ({stat.filemode(st.st_mode)}), not writable by you"
-    raise StudyError(f"cannot write the report into {out}: {there} {what}; give another --out (a folder of yours)"
+    raise StudyError(f"--out {out}: cannot make the report folder: {there} {what}; give another --out (a folder of "
+                     "yours)"
                      + (f", or ask {owner} to `chmod g+w {there}` for a folder your group shares" if there.is_dir()
                         else ""))
 

@@ -570,15 +570,15 @@ def test_an_out_folder_this_user_cannot_write_is_refused_before_any_work(tmp_pat
     to that one folder is simulated (os.access); a file as --out is real."""
     write_all(tmp_path / "w", quantity_records())
     (tmp_path / "afile").write_text("x\n")
-    with pytest.raises(StudyError, match=r"cannot write the report into .*afile/r: .*afile is a file, not a folder; "
-                                         r"give another --out"):
+    with pytest.raises(StudyError, match=r"--out .*afile/r: cannot make the report folder: .*afile is a file, not a "
+                                         r"folder; give another --out"):
         build_report(tmp_path / "w", tmp_path / "afile" / "r", grid="g", log=None)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != theirs and real(p, mode, **kw))
-    with pytest.raises(StudyError, match=r"cannot write the report into .*theirs/q: .*theirs is root's \(drwx.*\), "
-                                         r"not writable by you; .*ask root to `chmod g\+w .*theirs`"):
+    with pytest.raises(StudyError, match=r"--out .*theirs/q: cannot make the report folder: .*theirs is root's "
+                                         r"\(drwx.*\), not writable by you; .*ask root to `chmod g\+w .*theirs`"):
         build_report(tmp_path / "w", theirs / "q", grid="g", log=None)
     assert list(theirs.iterdir()) == []
     build_report(tmp_path / "w", tmp_path / "mine", grid="g", log=None)  # a folder of one's own builds
