@@ -21,9 +21,11 @@ says so); `us_*`/`fr_*` keep one.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -125,17 +127,12 @@ def _unclosed_quote(path: Path, row: int) -> str:
     """The error for pandas' "EOF inside string starting at row `row`": `row` counts records from 0 (a blank line
     is one; a quoted value over several lines, one), so the line it starts on is read as the csv module splits the
     file; an earlier record over several lines is named too (a pair of stray '"' made one value of its lines)."""
-    line, following, joined = row + 1, 1, []  # (row + 1 where the csv module reads fewer records)
-    with open(path, newline="", errors="replace") as f:
-        rows = csv.reader(f, delimiter=";")
-        for _ in range(row):  # the records before it; `following`: the line after the last one read
-            if next(rows, None) is None:
-                break
-            if rows.line_num > following:
-                joined.append(f"{following}-{rows.line_num}")
-            following = rows.line_num + 1
-        else:
-            line = following
+    read, end, joined = 0, 0, []
+    for start, end, _ in itertools.islice(_records(path), row):  # the records before it
+        read += 1
+        if end > start:
+            joined.append(f"{start}-{end}")
+    line = end + 1 if read == row else row + 1  # (row + 1 where the csv module reads fewer records)
     earlier = (f"; lines {', '.join(joined[:3])}{' ...' if len(joined) > 3 else ''} before it "
                f"{'each ' if len(joined) > 1 else ''}read as one row (a '\"' at each end pairs up): check those too"
                if joined else "")
@@ -146,17 +143,24 @@ def _unclosed_quote(path: Path, row: int) -> str:
 def _line_of_row(path: Path, row: int) -> str:
     """Where data row `row` starts in the file: "line N", read as pandas reads it (blank lines skipped, a quoted
     value over several lines one row: the csv module's records), else "data row N"."""
+    seen = -2  # the header is row -1
+    for start, _, record in _records(path):
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue  # a blank line, which pandas skips
+        seen += 1
+        if seen == row:
+            return f"line {start}"
+    return f"data row {row + 1}"
+
+
+def _records(path: Path) -> Iterator[tuple[int, int, list[str]]]:
+    """The csv module's records of the `;`-separated file: (first line, last line, fields) each (a blank line is a
+    record of no fields; a quoted value over several lines makes one record of them)."""
     with open(path, newline="", errors="replace") as f:
-        rows = csv.reader(f, delimiter=";")
-        seen, end = -2, 0  # the header is row -1; `end`: the line the last record read ends on
+        rows, end = csv.reader(f, delimiter=";"), 0
         for record in rows:
             start, end = end + 1, rows.line_num
-            if not record or (len(record) == 1 and not record[0].strip()):
-                continue  # a blank line, which pandas skips
-            seen += 1
-            if seen == row:
-                return f"line {start}"
-    return f"data row {row + 1}"
+            yield start, end, record
 
 
 def landcover_label(file: Path, rule: str) -> int:
