@@ -616,10 +616,9 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
         if ids:
             from study.launch.slurm.state import denied, scancel
 
-            said = scancel(ids)
-            theirs = denied(said)  # another user's jobs (a labmate queued them with this grid file): left running
+            # another user's jobs (a labmate queued them with this grid file) are left running
+            theirs, said = denied(scancel(ids))
             refused, ids = [sid for sid in ids if sid in theirs], [sid for sid in ids if sid not in theirs]
-            said = [line for line in said if not denied([line])]
             if ids:
                 ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]

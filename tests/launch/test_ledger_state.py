@@ -1156,3 +1156,14 @@ def test_a_ledger_line_cut_short_by_a_full_disk_is_an_error_naming_the_ledger(tm
     monkeypatch.setattr(ledger_mod.os, "write", real_write)
     led.append([{"event": "local", "job": "p2", "stage": "pretrain", "state": "done"}])
     assert {j: e["state"] for j, e in led.replay().latest.items()} == {"p1": "running", "p2": "done"}
+
+
+def test_scancel_denials_are_told_apart_from_its_other_lines():
+    """`denied` splits what scancel said into the ids it refused as another user's and the lines left to show."""
+    from study.launch.slurm.state import denied
+
+    said = ["scancel: error: Kill job error on job id 101: Access/permission denied",
+            "scancel: error: Kill job error on job id 102_3: Invalid job id specified",
+            "scancel: error: Kill job error on job id 103_1: Access/permission denied"]
+    assert denied(said) == ({"101", "103_1"}, [said[1]])
+    assert denied([]) == (set(), [])

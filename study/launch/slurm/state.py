@@ -400,9 +400,16 @@ def _sacct_time(iso_utc: str, margin_s: int = 3600) -> str:
 _DENIED = re.compile(r"job id (\S+): Access/permission denied")
 
 
-def denied(said: Iterable[str]) -> set[str]:
-    """The Slurm ids scancel refused to cancel as another user's, of what it said (`scancel`'s return)."""
-    return {m.group(1) for line in said if (m := _DENIED.search(line))}
+def denied(said: Iterable[str]) -> tuple[set[str], list[str]]:
+    """(the Slurm ids scancel refused to cancel as another user's, the rest of its lines) of what it said
+    (`scancel`'s return)."""
+    ids, rest = set(), []
+    for line in said:
+        if m := _DENIED.search(line):
+            ids.add(m.group(1))
+        else:
+            rest.append(line)
+    return ids, rest
 
 
 def scancel(slurm_ids: Iterable[str]) -> list[str]:
