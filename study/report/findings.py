@@ -284,7 +284,8 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
     value and those planned (c.attrs["planned_sizes"]): a pair of which one has no value yet is not compared, nor
     replaced by a pair the paper's finding is not about (1M planned, not run: not 500k against 250k). Size `all`
     is the images a run of it read on that dataset (c.attrs["whole_sizes"]: 60, 120 and `all` of 320 images step
-    from 320, not from 120); where no run recorded them, a count unknown, it is left out."""
+    from 320, not from 120); where no run recorded them, a count unknown, it is left out, but for `all` planned and not
+    run yet: then nothing of that method and dataset is compared."""
     lin, out = _linear(c), []
     planned, whole = c.attrs.get("planned_sizes", {}), c.attrs.get("whole_sizes", {})
     for (method, dataset), g in lin.groupby(["method", "dataset"], sort=True):
@@ -297,6 +298,9 @@ def _size_steps(c: pd.DataFrame, choose, holds) -> list[Comparison]:
         sized = {s for s in g["_size"] if math.isfinite(s)}
         g = g[[math.isfinite(s) or n not in sized for s, n in zip(g["_size"], g["_count"])]]
         have = set(g["_count"].dropna())
+        if math.inf in planned.get((method, dataset), ()) and math.inf not in set(g["_size"]) \
+                and math.isnan(count(math.inf)):
+            continue  # `all` planned, not run: the largest size, of a count no run has told yet
         planned_counts = (count(s) for s in planned.get((method, dataset), ()))
         step = choose(sorted(have | {s for s in planned_counts if not math.isnan(s)}))
         if step is None or not set(step) <= have:

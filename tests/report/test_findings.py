@@ -81,6 +81,24 @@ def test_size_all_is_the_largest_size_at_the_images_its_run_read():
                                                      "(+1.0 points)")
 
 
+def test_size_all_planned_and_not_run_yet_stops_the_steps_below_it(tmp_path):
+    """Sizes 100, 120 and `all` planned, `all` not run: its count unknown, saturation is not tested on 120 against
+    100 (the step it took, `all` left out as a size of no known count); once `all` has run (250 images), it is
+    250 against 120."""
+    done = _linear("simclr", 100, 0.28) + _linear("simclr", 120, 0.30)
+    plan = plan_for(done + _linear("simclr", None, 0.31))
+    write_all(tmp_path / "w", done)
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    table = pd.read_csv(tmp_path / "r" / "findings.csv").set_index("name")
+    assert table.loc["quantity_saturation", "verdict"] == "not tested", table.loc["quantity_saturation"]
+    assert _verdicts(done)["quantity_saturation"][0] == "holds"  # without a plan: 120 is the largest
+    write_all(tmp_path / "w", _linear_all("simclr", 250, 0.31))
+    build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    row = pd.read_csv(tmp_path / "r" / "findings.csv").set_index("name").loc["quantity_saturation"]
+    assert (row["verdict"], row["evidence"]) == ("holds", "simclr on a, 10k labels: all (250) 0.310 against 120 "
+                                                          "0.300 (+1.0 points)"), row
+
+
 def test_size_all_beside_a_size_that_is_every_image_of_it_is_compared_once():
     """Sizes 150, 320 and `all` of 320 images (the grid `study plan` warns of): one step, 320 against 150, was two
     comparisons, "holds in 1 of 2", of one set of images; it is compared once, at the size the grid names."""
