@@ -9,7 +9,7 @@ from study.evaluate.protocols import PROTOCOLS
 from study.grids import load_profile, plan_grid
 from study.grids.checks.manifests import missing_manifests
 from study.grids.where import jobs_where, parse_where, plan_of
-from tests.grids.conftest import line_of, run_plan_cli
+from tests.grids.conftest import base_text, line_of, run_plan_cli
 
 
 def error_of(path, profile=None, check=False) -> str:
@@ -201,6 +201,32 @@ def test_a_missing_corrupted_manifest_is_said_to_come_from_a_corruption_value(wr
     assert len(problems) == 1 and "manifest 'alpha_train.downsample-factor8' not found" in problems[0]
     assert ("(did you mean 'alpha_train.downsample-factor4'? a `corruption` value of the grid names it)"
             in problems[0]), problems[0]
+
+
+def test_manifests_near_the_grid_file_are_pointed_at_not_built_again(tmp_path, monkeypatch, capsys):
+    """The quickstart's grid and manifests (data/quickstart/, its manifests/) planned by hand without the
+    STUDY_MANIFESTS it named: one line says where they are and how to point there, not a build command each; one not
+    there either keeps its command."""
+    grid_dir = tmp_path / "data"
+    beside = grid_dir / "manifests"
+    beside.mkdir(parents=True)
+    for name in ("alpha_train", "alpha_val"):
+        (beside / f"{name}.json").write_text("{}")
+        (beside / f"{name}.parquet").write_bytes(b"")
+    (beside / "alpha_train.downsample-factor2.json").write_text("{}")  # half of one: no manifest there
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "elsewhere"))
+    g = grid_dir / "g.yaml"
+    g.write_text(base_text() + "axes: {method: [simclr], dataset: [alpha], size: [1k], "
+                 "corruption: ['none', 'downsample:factor=2']}\nstages: {evaluate: [{protocol: linear, "
+                 "labeled_sizes: [100]}]}\n")
+    problems = missing_manifests(plan_grid(g))
+    assert len(problems) == 2, problems
+    assert problems[0] == (f"{g}: 2 manifest(s) not found in {tmp_path / 'elsewhere'}/ are in {beside}/, near the "
+                           f"grid file (alpha_train, alpha_val): point STUDY_MANIFESTS there, `export "
+                           f"STUDY_MANIFESTS={beside}` (or `STUDY_MANIFESTS={beside} study ...`)")
+    assert "manifest 'alpha_train.downsample-factor2' not found" in problems[1] and "make it with" in problems[1]
+    monkeypatch.setenv("STUDY_MANIFESTS", str(beside))  # as told: only the half one is missing
+    assert [p for p in missing_manifests(plan_grid(g)) if "near the grid file" in p] == []
 
 
 def test_profile_without_partition_for_slurm(tmp_path):

@@ -4,6 +4,8 @@ root here); and the cost hints the manifests contradict."""
 from __future__ import annotations
 
 import functools
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from study.configfields import is_int
@@ -48,9 +50,15 @@ def missing_manifests(plan: Plan) -> list[str]:
     from study.paths import manifests_dir
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
-    for name, command in plan.manifests().items():
-        if _manifest_exists(name):
-            continue
+    missing = {name: command for name, command in plan.manifests().items() if not _manifest_exists(name)}
+    for folder, names in _found_near_the_grid(plan, list(missing)).items():
+        quoted = shlex.quote(str(folder))
+        problems.append(f"{plan.path}: {len(names)} manifest(s) not found in {manifests_dir().resolve()}/ are in "
+                        f"{folder}/, near the grid file ({_some_names(names)}): point STUDY_MANIFESTS there, "
+                        f"`export STUDY_MANIFESTS={quoted}` (or `STUDY_MANIFESTS={quoted} study ...`)")
+        for name in names:
+            del missing[name]
+    for name, command in missing.items():
         short = _pool_shares_beyond_sources(plan, name)
         if short:
             problems.append(short)  # its command would be refused: say so, at the share's line
@@ -79,6 +87,33 @@ def missing_manifests(plan: Plan) -> list[str]:
         hint = not_writable_hint()  # those commands would be refused there: where to make them instead
         problems[last] += f"\n{hint.removeprefix('; ')}" if hint else ""
     return problems
+
+
+def _found_near_the_grid(plan: Plan, names: list[str]) -> dict[Path, list[str]]:
+    """Folder -> the manifests of `names` it holds whole, of the manifests folders a grid file's own folder suggests
+    (`manifests/` in it, as `study quickstart` writes its grid and manifests, and in the folder above it, as in this
+    project's layout), other than the one in use: a user who runs `study` from another folder, or without the
+    STUDY_MANIFESTS that a quickstart names, is told where they are rather than how to build them again."""
+    from study.manifests.store import manifest_paths
+    from study.paths import manifests_dir
+
+    if not names or not plan.path:
+        return {}
+    here, found = Path(plan.path).absolute().parent, {}
+    for folder in dict.fromkeys((here / "manifests", here.parent / "manifests")):
+        if folder.resolve() == manifests_dir().resolve():
+            continue
+        held = [n for n in names if all(p.is_file() for p in manifest_paths(n, folder)) and n not in
+                {m for ms in found.values() for m in ms}]
+        if held:
+            found[folder] = held
+    return found
+
+
+def _some_names(names: list[str], shown: int = 3) -> str:
+    """The first `shown` names, and how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _variants_of_base(command: str, known: list[str]) -> list[str]:
