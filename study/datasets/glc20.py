@@ -101,7 +101,18 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
             bad = next(i for i, v in enumerate(values) if not _is_int64(v))  # the conversion that failed, per value
             raise StudyError(f"{path} {_line_of_row(path, bad)}: {col} {values[bad]!r} is not a 64-bit integer") \
                 from None
+    _refuse_values_over_lines(path, df)
     return out[0], (out[1] if need_species else None)
+
+
+def _refuse_values_over_lines(path: Path, df) -> None:
+    """A StudyError at the first record of several lines: GLC20's files quote no value, so a '"' on each of two lines
+    in one column made one row of them, the occurrences between them silently lost."""
+    if not any(df[c].str.contains("\n", regex=False).any() for c in df.columns):
+        return
+    start, end = next((start, end) for start, end, _ in _records(path) if end > start)
+    raise StudyError(f"{path} lines {start}-{end}: read as one row (a '\"' on line {start} and one on line {end} pair "
+                     "up, making one value of the lines between; GLC20's files quote no value): remove them")
 
 
 def _is_int64(value: str) -> bool:

@@ -158,6 +158,19 @@ def test_an_unclosed_quote_after_a_quoted_value_over_lines_names_its_own_line(tm
     assert "; lines 2-4 before it read as one row (a '\"' at each end pairs up): check those" in str(e.value), e.value
 
 
+def test_a_pair_of_stray_quotes_in_one_column_is_refused_not_read_as_one_row(tmp_path):
+    """A '"' in the lat column of lines 3 and 5: the csv reader made one row of lines 3-5, every field count right,
+    and occurrences 7654301 and 7654302 were silently dropped."""
+    make_glc20(tmp_path)
+    csv = tmp_path / "occurrences_us_train.csv"
+    csv.write_text('id;lat;lon;species_id\n1234567;43.1;-71.2;5\n1234568;"43.2;-71.3;5\n7654301;40.0;-100.0;7\n'
+                   '7654302;40.1";-100.1;7\n7654303;40.2;-100.2;8\n')
+    with pytest.raises(StudyError) as e:
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    assert str(e.value) == (f"{csv} lines 3-5: read as one row (a '\"' on line 3 and one on line 5 pair up, making one "
+                            "value of the lines between; GLC20's files quote no value): remove them"), e.value
+
+
 def test_a_bad_value_after_a_quoted_value_over_lines_names_its_own_line(tmp_path):
     """A quoted value over lines 3-4 is one row: the species_id error of the row after it names line 5, where it is
     (counting non-blank lines it named line 4)."""
