@@ -612,7 +612,7 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
                 if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
         stale, elsewhere = ([], {}) if reduced else outside_plan(plan, workdir, own_events)
         ids = [sid for sid in live if sid in own] + stale
-        said, refused = [], []
+        said, refused, waiting = [], [], {}
         if ids:
             from study.launch.slurm.state import denied, scancel
 
@@ -621,6 +621,8 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
             refused, ids = [sid for sid in ids if sid in theirs], [sid for sid in ids if sid not in theirs]
             if ids:
                 ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
+                waiting = _waiting_elsewhere(workdir, plan.name, {j: e for j, e in own_events.items()
+                                                                  if e.get("slurm_job_id") in ids})
     local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
     if ids or not local:  # a grid run here only: its local lines alone
         stale = [sid for sid in stale if sid not in refused]
@@ -636,6 +638,10 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
         out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "
                   f"--retry-failed{selected}` (with your --profile and --workdir); one that had started resumes from "
                   "its last checkpoint\n")
+    for grid, jobs in waiting.items():
+        out.write(f"{len(jobs)} job(s) of grid {grid} wait on jobs cancelled here and will not start (Slurm: "
+                  f"DependencyNeverSatisfied; {_some(jobs)}): `study cancel` that grid, then submit it again once "
+                  "these are queued again\n")
     if said:
         out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
                   + "".join(f"  {line}\n" for line in said))
@@ -655,6 +661,30 @@ def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: di
     elif local:
         _stop_local(plan, workdir, this_file, len(local), out)
     return len(ids)
+
+
+def _waiting_elsewhere(workdir: Path, grid: str, cancelled: dict[str, dict]) -> dict[str, list[str]]:
+    """Other grid name -> its jobs queued on Slurm that wait on one of the jobs just scancelled (`cancelled`: job id
+    -> the `queued` event of this grid's ledger that it was cancelled under): queued after it, so with an `afterok`
+    on that Slurm job, which can no longer be met (a job shared by two grids is queued once, by the first)."""
+    from study.launch.ledger import workdir_ledgers
+    from study.launch.runner import job_dir, read_job_file
+
+    out: dict[str, list[str]] = {}
+    for other in workdir_ledgers(workdir):
+        if other.grid == grid:
+            continue
+        replay = other.replay()
+        for job, e in replay.latest.items():
+            if e["event"] != "queued" or e.get("slurm_job_id") in replay.cancelled or job in cancelled:
+                continue
+            try:
+                deps = read_job_file(job_dir(workdir, job) / "job.json").depends_on
+            except (OSError, ValueError, KeyError):  # a job file gone or not whole: nothing to tell of it
+                continue
+            if any(d in cancelled and e.get("at", "") >= cancelled[d].get("at", "") for d in deps):
+                out.setdefault(other.grid, []).append(job)
+    return out
 
 
 def _stop_local(plan: Plan, workdir: Path, this_file: str | None, n_local: int, out: TextIO) -> None:

@@ -127,6 +127,35 @@ def test_cancel_of_a_grid_a_labmate_queued_says_scancel_refused_their_jobs(env, 
     assert "cancelled" not in [e["event"] for e in Ledger(env / "wd", "g").events()]
 
 
+@pytest.mark.parametrize("theirs_first", [False, True])
+def test_cancel_names_another_grids_jobs_left_waiting_on_what_it_cancelled(env, monkeypatch, theirs_first):
+    """Grid b shares grid a's pretraining job, queued by a, and queued its probe with an afterok on it; `study cancel`
+    of a leaves that probe pending for ever (DependencyNeverSatisfied), which it says. A probe queued before a's job
+    was (its dependency another, older Slurm job) is not named. (Stand-ins for sacct and scancel.)"""
+    from study.grids import plan_grid
+    from study.launch.runner import write_job_file
+
+    grid, wd = env / "a.yaml", env / "wd"
+    grid.write_text(grid_text("a", seeds=(0,)))
+    pretrain, probe = (next(j for j in plan_grid(grid).jobs if j.stage == s) for s in ("pretrain", "evaluate"))
+    write_job_file(wd, probe)
+    Ledger(wd, "a").append([{"event": "queued", "batch": "b1", "job": pretrain.id, "stage": "pretrain",
+                             "slurm_job_id": "101", "array_job_id": "101", "folder": "f",
+                             "at": "2026-12-07T10:00:00+00:00"}])
+    Ledger(wd, "b").append([{"event": "queued", "batch": "b2", "job": probe.id, "stage": "evaluate",
+                             "slurm_job_id": "102", "array_job_id": "102", "folder": "f",
+                             "at": f"2026-12-07T{'09' if theirs_first else '11'}:00:00+00:00"}])
+    bin_dir = fake_commands(env / "bin", sacct='printf "JobID|State|NodeList\\n101|PENDING|None\\n102|PENDING|None\\n"',
+                            scancel="exit 0")
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    code, out, err = run_cli(["cancel", str(grid), "--workdir", str(wd)])
+    assert code == 0, err
+    assert out.startswith("cancelled 1 Slurm job(s) of grid a\n"), out
+    said = (f"1 job(s) of grid b wait on jobs cancelled here and will not start (Slurm: DependencyNeverSatisfied; "
+            f"{probe.id}): `study cancel` that grid, then submit it again once these are queued again\n")
+    assert (said in out) != theirs_first, out
+
+
 def test_retry_failed_queues_no_pending_task_that_a_plain_squeue_does_not_list(slurm, env, monkeypatch):
     """The grid's arrays wait in a hidden partition (or one of a group the user is not in: a labmate's), which squeue
     lists only with -a, and the user's login profile exports SQUEUE_USERS: a plain squeue lists none of the pending
