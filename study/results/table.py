@@ -486,7 +486,8 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None =
 
 
 def read_table(path: str | os.PathLike, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """A table written by `write_table`; a StudyError naming the file if it is not one or of a newer schema.
+    """A table written by `write_table`, each column of the type `collect` gives it; a StudyError naming the file if it
+    is not one or of a newer schema.
     `columns`: only these, in the file's order, each a name or a shell pattern (`"protocol.pretrain.*"`; the full
     table has a column per leaf of the protocol); a StudyError names one that matches none."""
     path = Path(path)
@@ -498,7 +499,11 @@ def read_table(path: str | os.PathLike, columns: Iterable[str] | None = None) ->
     if version != str(TABLE_SCHEMA_VERSION).encode():
         raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}"
                          f"{newer_note(version, TABLE_SCHEMA_VERSION)}")
-    return pd.read_parquet(path, columns=None if columns is None else _columns_named(path, schema.names, columns))
+    df = pd.read_parquet(path, columns=None if columns is None else _columns_named(path, schema.names, columns))
+    for col in df.columns:  # pandas >= 3 reads strings as `str`: object, as `collect` types them (`_typed`)
+        if isinstance(df[col].dtype, pd.StringDtype):
+            df[col] = df[col].astype("object")
+    return df
 
 
 def _columns_named(path: Path, names: list[str], asked: Iterable[str]) -> list[str]:
