@@ -197,6 +197,9 @@ def _levels(v: Any, where: str) -> tuple[str, ...] | None:
     if own is not None:
         raise StudyError(f"{where}: {own!r} is a manifest column of its own, not a taxonomy level (the finest level, "
                          "the labels', is class_name)")
+    twice = next((x for i, x in enumerate(v or ()) if x in v[:i]), None)
+    if twice is not None:  # each level is scored once
+        raise StudyError(f"{where}: {twice!r} is listed twice")
     return None if v is None else tuple(v)
 
 

@@ -574,6 +574,9 @@ def _levels(p: str, e: YMap, where: str, protocol: str) -> str | tuple[str, ...]
     if lv == "all":
         return "all"
     if isinstance(lv, YList) and lv and all(isinstance(x, str) for x in lv):
+        for i, x in enumerate(lv):  # scored once: a second would only make another job id of the same scores
+            if x in lv[:i]:
+                raise fail(p, lv.line_of(i), f"{where}.levels: level {x!r} listed twice")
         return tuple(lv)
     raise fail(p, e.line_of("levels"), f"{where}.levels: expected 'all' or a list of taxonomy levels")
 

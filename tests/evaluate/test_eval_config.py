@@ -70,6 +70,12 @@ def test_labeled_sizes_are_counts_as_grids_write_them_or_all():
         config(labeled_sizes=["1k", 1000])
 
 
+def test_a_granularity_level_listed_twice_is_refused():
+    """Scored once (the job keeps one map per level) but hashed twice: another job id for the same scores."""
+    with pytest.raises(StudyError, match=r"evaluate\.levels: 'genus' is listed twice$"):
+        config(protocol="granularity", levels=["genus", "species", "genus"])
+
+
 @pytest.mark.parametrize("level", ["label", "rank", "path"])
 def test_a_manifests_own_column_is_refused_as_a_granularity_level(level):
     """`label` as a level crashed the job (a column taken twice), `rank` or `path` failed it after the pretraining:

@@ -1369,6 +1369,16 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
           levels: []
     """, "levels: []", "stages.evaluate[0].levels: expected 'all' or a list of taxonomy levels"),
     ("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: granularity
+          levels:
+            - genus
+            - species
+            - genus  # again
+    """, "# again", "stages.evaluate[0].levels: level 'genus' listed twice"),
+    ("""
     axes: {method: [simclr], dataset: [alpha, beta]}
     stages:
       evaluate:
@@ -1408,7 +1418,7 @@ def test_invalid_yaml_names_the_undefined_alias_and_where_an_unclosed_bracket_be
         "pretrain-dataset-without-train", "seed-beyond-numpy", "labeled-size-zero", "zip-group-of-one",
         "empty-list-in-a-rule", "split-not-a-bool", "one-value-axis", "rule-value-in-a-list", "concat-pair-value",
         "axis-value-twice-block", "empty-name", "description-not-text", "no-dataset-axis", "empty-rule",
-        "levels-empty", "pair-of-three", "protocol-not-first", "eval-dataset-block", "pairs-empty"])
+        "levels-empty", "level-twice", "pair-of-three", "protocol-not-first", "eval-dataset-block", "pairs-empty"])
 def test_a_rule_of_the_schema_broken_is_an_error_at_its_line(write_grid, body, needle, message):
     """Each would otherwise be dropped or overridden without a word (a value twice, seeds given twice, a setting the
     planner sets or the protocol never reads), make jobs without a train manifest, or end in a traceback."""

@@ -1225,6 +1225,32 @@ def test_granularity_merges_the_level_lists_of_two_entries_coarse_to_fine():
     assert list(granularity.paper_table(data).columns) == ["eval_dataset", "labeled_size", "line", *order]
 
 
+def test_a_granularity_line_joins_the_levels_its_entry_asked_and_counts_no_other_missing():
+    """The mapped entry scores all seven levels, a per-level one [kingdom, family, species]: that line joins its three
+    points (not three lone markers between gaps), no panel note calls the four levels it never asked "planned or
+    diverged", and its table row leaves them blank (not '—'); a diverged level it asked is still counted."""
+    seven = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+    three = ["kingdom", "family", "species"]
+    axes = eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat")
+    mapped = records(axes, {(None, lv): 0.9 - 0.1 * i for i, lv in enumerate(seven)}, protocol={"levels": seven})
+    per_level = records({**axes, "variant": "per_level"}, {(None, lv): v for lv, v in zip(three, (0.95, 0.6, 0.4))},
+                        protocol={"levels": three, "granularity_mode": "per_level"})
+    fig, data = granularity.draw(table_of(mapped + per_level))
+    line = {c.get_label(): c.lines[0] for c in fig.axes[0].containers}["simclr · per_level"]
+    assert list(line.get_xdata()) == [0, 4, 6] and list(line.get_ydata()) == pytest.approx([0.95, 0.6, 0.4])
+    assert _texts(fig.axes[0]) == []
+    row = data[data["line"] == "simclr · per_level"]
+    assert list(row["level"]) == three
+    table = granularity.paper_table(data)
+    shown = display_rows(table, "—")[list(table["line"]).index("simclr · per_level")]
+    phylum, family = (shown[table.columns.get_loc(lv)] for lv in ("phylum", "family"))
+    assert phylum == "" and family.startswith("0.600")
+    for r in per_level:  # family diverged: a point its entry asked, without a value
+        r["metrics"] = [{**m, "value": None} if m["level"] == "family" else m for m in r["metrics"]]
+    fig, _ = granularity.draw(table_of(mapped + per_level))
+    assert _texts(fig.axes[0]) == ["1 point without a value: planned or diverged (table: —)"]
+
+
 def test_granularity_orders_levels_as_inat_does_when_records_list_none():
     """Records without the protocol's `levels`: iNat21's order, coarse to fine, not the order the records list."""
     recs = records(eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat"),

@@ -2,7 +2,8 @@
 line per method (supervised included; its colour and marker: the method, its line style: the pretraining set and
 size), a panel per evaluation dataset, at its largest labeled size; a panel draws only the lines with results or
 planned jobs on its dataset (a line looks alike in every panel; a planned line without a result is missing at every
-level)."""
+level); a line joins the levels its jobs scored: a level only another entry's `levels` name is not drawn on it nor
+counted missing, and is blank in its table row."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -65,14 +66,17 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             if pts.empty and planned.empty:  # neither a result nor a job of this line on this dataset: not missing
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
-            pts = pts.drop_duplicates("level").set_index("level").reindex(levels)
+            # the levels its jobs scored (a value, or none: diverged); a planned line's, every level. A level the
+            # line's entry never asked (another entry's `levels`) is neither drawn nor counted missing: the line
+            # joins the levels it has
+            asked = [lv for lv in levels if lv in set(pts["level"])] if not pts.empty else levels
+            pts = pts.drop_duplicates("level").set_index("level").reindex(asked)
+            xs = np.array([levels.index(lv) for lv in asked])
             look = {**style.line_style(methods.index(line["method"]), len(methods),
                                        dash=variants.index(_variant(line))), "color": colours[line["method"]]}
-            ax.errorbar(np.arange(len(levels)), pts["mean"].astype(float), yerr=pts["std"].astype(float),
-                        label=label, **look)
-            hollow += style.hollow_partial(ax, np.arange(len(levels)), pts["mean"].astype(float),
-                                           pts["partial_seeds"], look)
-            for j, lv in enumerate(levels):
+            ax.errorbar(xs, pts["mean"].astype(float), yerr=pts["std"].astype(float), label=label, **look)
+            hollow += style.hollow_partial(ax, xs, pts["mean"].astype(float), pts["partial_seeds"], look)
+            for j, lv in zip(xs.tolist(), asked):
                 out.append({"eval_dataset": ev, "line": label, "method": line["method"], "labeled_size": labeled,
                             "level": lv,
                             "level_index": j, "values": values.get(lv), "mean": pts.loc[lv, "mean"],
@@ -131,4 +135,4 @@ def paper_table(data: pd.DataFrame) -> pd.DataFrame:
     """Rows: (evaluation dataset, labeled size, line); columns: levels coarse -> fine."""
     levels = list(dict.fromkeys(data.sort_values("level_index")["level"]))
     return wide(data.assign(labeled_size=data["labeled_size"].map(fmt_size)), ["eval_dataset", "labeled_size", "line"],
-                "level", order=levels).reset_index()
+                "level", order=levels, blank_absent=True).reset_index()  # blank: a level the line's entry never asked
