@@ -1080,6 +1080,15 @@ def test_granularity_levels_come_from_the_test_manifest_and_are_columns_of_both(
     _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"], levels=("genus",))
     with pytest.raises(StudyError, match=r"granularity levels \['species'\] are not columns of manifest alpha_train"):
         plan_grid(g).check()
+    # a level misspelt in the grid, which neither manifest has: one problem naming both, not one per manifest
+    _fake_manifest(tmp_path, "alpha_train", 40_000, ["x", "y"], levels=levels)
+    g.write_text(g.read_text().replace("labeled_sizes: [100]", "labeled_sizes: [100], levels: [genus, specie]"))
+    with pytest.raises(StudyError) as e:
+        plan_grid(g).check()
+    said = str(e.value)
+    assert said.count("are not columns of") == 1 and ("granularity levels ['specie'] are not columns of manifests "
+                                                      "alpha_train and alpha_val (their taxonomy levels: genus, "
+                                                      "species, class_name)") in said, said
 
 
 def test_a_selection_is_checked_for_its_own_jobs_only(write_grid, tmp_path, monkeypatch, capsys):

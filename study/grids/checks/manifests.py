@@ -222,7 +222,7 @@ def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> li
     where = setting_at(plan, job, "levels")
     problems = [None if levels else _without_taxonomy(where, train, test, meta),
                 _levels_out_of_order(where, levels, test, meta)]
-    not_columns = [_levels_not_columns(where, levels, name, meta, tables) for name in (train, test)]
+    not_columns = _levels_not_columns(where, levels, [train, test], meta, tables)
     problems += not_columns
     if train and test and train != test and not any(not_columns):
         problems.append(_taxonomy_clash_problem(where, levels, train, test, meta, tables))
@@ -253,16 +253,21 @@ def _levels_out_of_order(where: str, levels: list[str], test: str, meta) -> str 
             f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
 
 
-def _levels_not_columns(where: str, levels: list[str], name: str | None, meta, tables: _TableReads) -> str | None:
-    """The levels that are no column of manifest `name` (None where it has no table to read: the job will say
-    so)."""
-    have_columns = tables.columns(name) if name else None
-    missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
-    if not missing:
-        return None
-    have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
-    return (f"{where}: granularity levels {missing} are not columns of manifest "
-            f"{name} (its taxonomy levels: {', '.join(have)})")
+def _levels_not_columns(where: str, levels: list[str], names: list[str | None], meta,
+                        tables: _TableReads) -> list[str]:
+    """The levels that are no column of each manifest of `names` (none where it has no table to read: the job will
+    say so), one problem for the manifests that lack the same levels and have the same taxonomy (a misspelt level:
+    one line, not one per manifest)."""
+    found: dict[tuple, list[str]] = {}
+    for name in dict.fromkeys(n for n in names if n):
+        have_columns = tables.columns(name)
+        missing = [lv for lv in levels if have_columns is not None and lv not in have_columns]
+        if missing:
+            have = list(dict.fromkeys([*(meta(name).get("levels") or []), "class_name"]))
+            found.setdefault((tuple(missing), tuple(have)), []).append(name)
+    return [f"{where}: granularity levels {list(missing)} are not columns of manifest{'s' * (len(lacking) > 1)} "
+            f"{' and '.join(lacking)} ({'their' if len(lacking) > 1 else 'its'} taxonomy levels: {', '.join(have)})"
+            for (missing, have), lacking in found.items()]
 
 
 def _taxonomy_clash_problem(where: str, levels: list[str], train: str, test: str, meta,
