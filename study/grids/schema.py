@@ -603,6 +603,16 @@ def _pairs(p: str, e: YMap, where: str, protocol: str,
     return tuple(pairs)
 
 
+@functools.cache
+def _eval_settings() -> frozenset[str]:
+    """EvalConfig's field names: what an entry's `params:` sets."""
+    import dataclasses
+
+    from study.evaluate.config import EvalConfig
+
+    return frozenset(f.name for f in dataclasses.fields(EvalConfig))
+
+
 def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:
     """The `stages.evaluate` entry `i`, checked key by key (a StudyError at the line of the first bad one)."""
     e = entries[i]
@@ -610,6 +620,10 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     where = f"stages.evaluate[{i}]"
     if not isinstance(e, YMap):
         raise fail(p, line, f"{where}: expected a mapping with at least 'protocol'")
+    setting = next((k for k in e if k not in ENTRY_KEYS and k in _eval_settings()), None)
+    if setting is not None:  # an evaluation setting at the entry's level (`per_level: true` beside `levels:`)
+        raise fail(p, e.line_of(setting), f"{where}.{setting}: an evaluation setting, which goes under the entry's "
+                                          f"`params:` (params: {{{setting}: ...}}; docs/protocol-evaluation.md)")
     check_keys(p, e, ENTRY_KEYS, required=("protocol",))
     protocol = e["protocol"]
     if protocol not in PROTOCOLS:

@@ -44,6 +44,20 @@ def test_unknown_key_in_an_evaluate_entry(write_grid):
                                   "(did you mean 'labeled_sizes'?)")
 
 
+def test_an_evaluation_setting_at_an_entrys_level_is_pointed_under_params(write_grid):
+    """`per_level: true` beside `levels:` was an unknown key "(did you mean 'levels'?)": it is a setting of `params`."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: granularity
+          per_level: true
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, 'per_level:')}: stages.evaluate[0].per_level: an evaluation setting, "
+                           "which goes under the entry's `params:` (params: {per_level: ...}; "
+                           "docs/protocol-evaluation.md)")
+
+
 def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     g = write_grid("axes: {method: [simclr], dataset: [alpah]}\nstages: {}\n")
     assert error_of(g).startswith(f"{g}:{line_of(g, 'alpah')}: unknown dataset 'alpah' (did you mean 'alpha'?)")
