@@ -6,6 +6,7 @@ import inspect
 import os
 import pickle
 import random
+import re
 import signal
 import threading
 from pathlib import Path
@@ -38,6 +39,9 @@ def load_error(e: Exception) -> str:
     (not torch's paragraphs, whose advice, weights_only=False, would run any code the file holds), an empty file as
     such, else the error."""
     text = str(e)
+    blocked = re.search(r"GLOBAL \S+ whose module \S+ is blocked", text)  # os, sys: no "WeightsUnpickler error:"
+    if isinstance(e, pickle.UnpicklingError) and blocked:
+        return f"it holds more than tensors: {blocked.group(0)}"
     if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error:" in text:
         lines = [ln.strip() for ln in text.split("WeightsUnpickler error:", 1)[1].splitlines() if ln.strip()]
         cause = lines[0].split(". ", 1)[0].rstrip(".") if lines else "unknown"

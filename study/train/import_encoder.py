@@ -1,9 +1,11 @@
-"""`study encoder import`: an encoder trained elsewhere (a torchvision, MoCo, solo-learn or DINO checkpoint of a
-registered backbone) as a study encoder file, which a grid's `pretrained` method evaluates with the paper's
+"""`study encoder import`: an encoder trained elsewhere (a torchvision, MoCo, solo-learn, VISSL or DINO checkpoint of
+a registered backbone) as a study encoder file, which a grid's `pretrained` method evaluates with the paper's
 protocols (`defaults.pretrain.pretrained.encoder_file`).
 
 The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs; argparse's Namespace, which
-DINO's checkpoints hold, read as data). Its state dict is the object
+DINO's checkpoints hold, read as data; any other object beside the weights, solo-learn's OmegaConf hyperparameters,
+as an empty placeholder, where torch (>= 2.5) names them; a zip-format file's records checked against their CRC-32
+first: a corrupt one is refused, not read as other weights). Its state dict is the object
 itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
 the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
 the backbone's first weight, its stem (a ResNet's `conv1.weight`), is found under, e.g. `module.encoder_q.`),
@@ -14,9 +16,12 @@ modules (`layer1.2.*` of a ResNet-34 read as a ResNet-18: a deeper network's, re
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
+import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,7 +34,9 @@ from study.hashing import file_sha256
 from study.train.backbones import BACKBONES, build_backbone, encoder_payload
 from study.train.checkpoint import load_error
 
-STATE_KEYS = ("state_dict", "model", "teacher", "student", "online_network")  # where checkpoints keep their weights
+# where checkpoints keep their weights (a dotted key: in nested dicts, as VISSL's trunk)
+STATE_KEYS = ("state_dict", "model", "teacher", "student", "online_network",
+              "classy_state_dict.base_model.model.trunk")
 OPTIONAL = ("num_batches_tracked",)  # BatchNorm counters: torchvision's older checkpoints lack them
 _BLOCK = re.compile(r"layer\d+\.\d+\.$")  # the end of a residual block's prefix
 
@@ -37,7 +44,8 @@ _BLOCK = re.compile(r"layer\d+\.\d+\.$")  # the end of a residual block's prefix
 def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int = 64, key: str | None = None,
                    prefix: str | None = None) -> dict[str, Any]:
     """Write `out`, a study encoder file of `backbone` (at `width`) holding the weights of the checkpoint `src`;
-    returns what it records of them: `source` (its path), its `sha256`, `key`, `prefix`, the keys `left_out`.
+    returns what it records of them: `source` (its path), its `sha256`, `key`, `prefix`, the keys `left_out` (and
+    `placeholders`: the classes read as placeholders, where it holds some).
     StudyError naming `src` for an unreadable checkpoint, no state dict, no or several encoders, a missing weight or
     a shape that does not fit; naming `out` where it is the checkpoint itself or cannot be written; nothing is written
     then."""
@@ -47,7 +55,8 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
                          "checkpoint would be replaced)")
     BACKBONES.get(backbone, "--backbone")
     positive_int(width, "--width")
-    state, key = _state_dict(_read(src), key, src)
+    payload, unread = _read(src)
+    state, key = _state_dict(payload, key, src)
     encoder = build_backbone(backbone, width)
     expected = encoder.state_dict()
     prefix = _prefix(state, prefix, backbone, next(iter(expected), "conv1.weight"), src)
@@ -72,7 +81,7 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
                          f"network's? `--backbone` names the architecture the checkpoint was trained as)")
     encoder.load_state_dict({k: given.get(k, v) for k, v in expected.items()})
     provenance = {"source": str(src.resolve()), "sha256": file_sha256(src), "key": key, "prefix": prefix,
-                  "left_out": left_out}
+                  "left_out": left_out, **({"placeholders": unread} if unread else {})}
     buffer = io.BytesIO()
     torch.save(encoder_payload(encoder, None, {"imported": provenance}), buffer)
     try:
@@ -87,13 +96,23 @@ def import_encoder(src: str | Path, out: str | Path, backbone: str, width: int =
 SAFE_OBJECTS = (argparse.Namespace,)
 
 
+class _Placeholder:
+    """An object of another class that a checkpoint holds beside its weights (solo-learn's hyperparameters, an
+    OmegaConf DictConfig, and its nodes), read as an empty OrderedDict that keeps what the file sets on it as inert
+    data: no code of that class runs, nor need it be installed."""
+
+    def __new__(cls, *args, **kwargs):
+        return collections.OrderedDict()
+
+
 @contextlib.contextmanager
-def _safe_objects() -> Iterator[None]:
-    """SAFE_OBJECTS loadable by `torch.load(weights_only=True)` within, only: torch's own context manager (torch >=
-    2.5), else (2.4) its process-wide list, extended for the load and restored after."""
+def _safe_objects(placeholders: list[str] | tuple[str, ...] = ()) -> Iterator[None]:
+    """SAFE_OBJECTS, and the classes named in `placeholders` as _Placeholder, loadable by
+    `torch.load(weights_only=True)` within, only: torch's own context manager (torch >= 2.5), else (2.4, never given
+    placeholders) its process-wide list, extended for the load and restored after."""
     serialization = torch.serialization
     if hasattr(serialization, "safe_globals"):
-        with serialization.safe_globals(list(SAFE_OBJECTS)):
+        with serialization.safe_globals([*SAFE_OBJECTS, *((_Placeholder, name) for name in placeholders)]):
             yield
         return
     before = list(serialization.get_safe_globals())  # a copy: 2.4 hands out its live list, which the add extends
@@ -105,19 +124,63 @@ def _safe_objects() -> Iterator[None]:
         serialization.add_safe_globals(before)
 
 
-def _read(src: Path) -> Any:
+def _read(src: Path) -> tuple[Any, list[str]]:
+    """(the checkpoint at `src`, the classes it holds that were read as placeholders); StudyError naming `src` where
+    it is missing, corrupt, cut short, or holds an object that cannot be read as a placeholder."""
     try:
-        with _safe_objects():
-            return torch.load(src, map_location="cpu", weights_only=True)
+        _check_records(src)
+        placeholders = _foreign_classes(src)
+        with _safe_objects(placeholders):
+            return torch.load(src, map_location="cpu", weights_only=True), placeholders
     except FileNotFoundError:
         raise StudyError(f"{src}: checkpoint not found") from None
     except OSError as e:  # a folder, no permission: not a matter of what the file holds
         raise StudyError(f"{src}: cannot read the checkpoint ({os_reason(e)})") from None
-    except Exception as e:  # corrupt, or objects weights_only does not load (a Lightning checkpoint's hyperparameters)
-        raise StudyError(f"{src}: cannot read its weights ({load_error(e)}); where it holds other objects, save its "
-                         "state dict alone first, in Python, for a file you trust: ckpt = torch.load(path, "
-                         "weights_only=False); torch.save(ckpt['state_dict'], 'weights.pt') (DINO's: "
-                         "ckpt['teacher'])") from None
+    except StudyError:
+        raise
+    except Exception as e:
+        text = str(e)
+        # an object weights_only refuses (torch's own kinds, os's and sys's, any with torch 2.4), not bytes it cannot
+        # parse (a file of text: "Unsupported operand")
+        refused = any(w in text for w in ("Weights only load failed", "WeightsUnpickler")) and "operand" not in text
+        if isinstance(e, pickle.UnpicklingError) and refused:
+            raise StudyError(f"{src}: cannot read its weights ({load_error(e)}); where it holds other objects, save "
+                             "its state dict alone first, in Python, for a file you trust: ckpt = torch.load(path, "
+                             "weights_only=False); torch.save(ckpt['state_dict'], 'weights.pt') (DINO's: "
+                             "ckpt['teacher'])") from None
+        raise StudyError(f"{src}: cannot read its weights ({load_error(e)}): cut short or corrupt (copy it again), or "
+                         "not a file torch.save wrote") from None
+
+
+def _check_records(src: Path) -> None:
+    """StudyError naming `src` and its first record whose bytes do not match the CRC-32 its zip directory holds
+    (torch.save's format since torch 1.6): torch.load does not check them, and read a tensor with a flipped byte as
+    other weights. A file of another format, or one cut short (no directory), is left to torch.load."""
+    try:
+        if not zipfile.is_zipfile(src):
+            return
+        with zipfile.ZipFile(src) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError):  # torch.load says why
+        return
+    if bad is not None:
+        raise StudyError(f"{src}: corrupt: its record {bad} does not match its checksum (CRC-32): copy the checkpoint "
+                         "again")
+
+
+def _foreign_classes(src: Path) -> list[str]:
+    """The classes the checkpoint at `src` names that `torch.load(weights_only=True)` refuses, SAFE_OBJECTS aside,
+    to read as placeholders: not torch's own (a tensor of another kind is to be refused by name, not read as a
+    placeholder); [] where torch (< 2.5) cannot tell, or for a file not of torch.save's zip format."""
+    serialization = torch.serialization
+    if not hasattr(serialization, "get_unsafe_globals_in_checkpoint") or not hasattr(serialization, "safe_globals"):
+        return []
+    try:
+        with _safe_objects():
+            names = serialization.get_unsafe_globals_in_checkpoint(src)
+    except Exception:  # not a zip, a TorchScript archive: torch.load says why
+        return []
+    return sorted(n for n in names if not n.startswith("torch."))
 
 
 def _is_state(obj: Any) -> bool:
@@ -140,8 +203,11 @@ def _state_dict(payload: Any, key: str | None, src: Path) -> tuple[dict[str, tor
     if _is_state(payload):
         return payload, None
     for k in STATE_KEYS:
-        if isinstance(payload, dict) and _is_state(payload.get(k)):
-            return payload[k], k
+        obj = payload
+        for part in k.split("."):
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        if _is_state(obj):
+            return obj, k
     keys = sorted(map(str, payload)) if isinstance(payload, dict) else []
     raise StudyError(f"{src}: found no state dict, at the top or under {', '.join(STATE_KEYS)} (keys: "
                      f"{', '.join(keys[:10]) or 'none'}): name it with --key")

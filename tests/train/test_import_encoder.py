@@ -1,5 +1,10 @@
-"""`study encoder import` (study.train.import_encoder): checkpoints laid out as torchvision's, MoCo's and DINO's
-(made here from torchvision's own ResNet, randomly initialised: nothing is downloaded) read as study encoder files."""
+"""`study encoder import` (study.train.import_encoder): checkpoints laid out as torchvision's, MoCo's, DINO's,
+solo-learn's and VISSL's (made here from torchvision's own ResNet, randomly initialised: nothing is downloaded) read
+as study encoder files."""
+import re
+import sys
+import zipfile
+
 import pytest
 import torch
 import torchvision
@@ -90,21 +95,154 @@ def test_weights_of_another_architecture_or_width_are_refused_naming_them_and_no
 
 
 def test_a_checkpoint_that_is_no_state_dict_or_holds_code_is_refused_with_what_to_do(tmp_path):
+    """An object that would run os's code as it loads (torch blocks os and sys: no placeholder stands in for it) is
+    refused in one line naming it, its code not run."""
     torch.save({"epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "none.pt")
     with pytest.raises(StudyError, match=r"none.pt: found no state dict, at the top or under state_dict, .* \(keys: "
                                          r"epoch, optimizer\): name it with --key"):
         import_encoder(tmp_path / "none.pt", tmp_path / "enc.pt", "resnet18")
-    torch.save({"state_dict": _torchvision_resnet18().state_dict(), "args": _Args()}, tmp_path / "code.pt")
-    with pytest.raises(StudyError, match=r"code.pt: cannot read its weights \(.*\); where it holds other objects, "
+    torch.save({"state_dict": _torchvision_resnet18().state_dict(), "args": _Shell(f"touch {tmp_path / 'ran'}")},
+               tmp_path / "code.pt")
+    with pytest.raises(StudyError, match=r"^\S*code.pt: cannot read its weights \(it holds more than tensors: GLOBAL "
+                                         r"\S+\.system whose module \S+ is blocked\); where it holds other objects, "
                                          r"save its state dict alone first, in Python, for a file you trust: "
-                                         r"ckpt = torch.load\(path, weights_only=False\)"):
+                                         r"ckpt = torch.load\(path, weights_only=False\)[^\n]*$"):
         import_encoder(tmp_path / "code.pt", tmp_path / "enc.pt", "resnet18")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "enc.pt").exists()
     with pytest.raises(StudyError, match=r"gone.pt: checkpoint not found"):
         import_encoder(tmp_path / "gone.pt", tmp_path / "enc.pt", "resnet18")
 
 
-class _Args:
-    """An object of a training script's own (argparse's Namespace in some checkpoints): not a weight."""
+class _Shell:
+    """An object whose unpickling runs a shell command (os.system)."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+def _mark(path):
+    """What an object of a training script's own would run as it loads: here, write `path`."""
+    open(path, "w").close()
+
+
+class _Marks:
+    """An object whose unpickling calls this module's _mark: a class the loading process may not have."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return _mark, (self.path,)
+
+
+def _fake_omegaconf():
+    """Modules named as OmegaConf's (omegaconf.dictconfig, omegaconf.base), whose DictConfig pickles as OmegaConf
+    2's does (a new object, its state a dict holding a dataclass of metadata with `typing.Any` and a defaultdict,
+    and nodes of another class): solo-learn's `hyper_parameters: {cfg: DictConfig}`; omegaconf is not installed."""
+    import collections
+    import dataclasses
+    import types
+    import typing
+
+    base, dictconfig = types.ModuleType("omegaconf.base"), types.ModuleType("omegaconf.dictconfig")
+
+    @dataclasses.dataclass
+    class ContainerMetadata:
+        key_type: typing.Any = typing.Any
+        flags: dict = dataclasses.field(default_factory=lambda: collections.defaultdict(dict))
+
+    class AnyNode:
+        def __init__(self, value):
+            self._val = value
+
+    class DictConfig:
+        def __init__(self, content):
+            self.__dict__.update(_metadata=ContainerMetadata(), _parent=None,
+                                 _content={k: AnyNode(v) for k, v in content.items()})
+
+    for module, cls in ((base, ContainerMetadata), (base, AnyNode), (dictconfig, DictConfig)):
+        cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
+        setattr(module, cls.__name__, cls)
+    package = types.ModuleType("omegaconf")
+    package.base, package.dictconfig = base, dictconfig
+    return {"omegaconf": package, "omegaconf.base": base, "omegaconf.dictconfig": dictconfig}, DictConfig
+
+
+def test_a_solo_learn_checkpoint_reads_its_omegaconf_hyperparameters_as_placeholders_running_none(tmp_path,
+                                                                                                  monkeypatch, capsys):
+    """solo-learn's Lightning checkpoint keeps its config as an OmegaConf DictConfig (`hyper_parameters.cfg`),
+    beside `backbone.*`, `momentum_backbone.*` and the heads: objects of classes this process need not have, read as
+    empty placeholders, named; none of their code runs (a function one would call is not called); the weights are
+    the backbone's, exactly."""
+    modules, dict_config = _fake_omegaconf()
+    backbone, momentum = _torchvision_resnet18(0), _torchvision_resnet18(1)
+    backbone.fc = momentum.fc = torch.nn.Identity()  # solo-learn's ResNets have no classifier
+    state = {**{f"backbone.{n}": v for n, v in backbone.state_dict().items()},
+             **{f"momentum_backbone.{n}": v for n, v in momentum.state_dict().items()},
+             "projector.0.weight": torch.zeros(8, 512), "classifier.weight": torch.zeros(10, 512)}
+    with monkeypatch.context() as m:
+        for name, module in modules.items():
+            m.setitem(sys.modules, name, module)
+        torch.save({"epoch": 399, "global_step": 10, "pytorch-lightning_version": "2.0.9", "state_dict": state,
+                    "hparams_name": "kwargs", "hyper_parameters": {"cfg": dict_config({"method": "byol"})},
+                    "callbacks": {"mark": _Marks(tmp_path / "ran")}}, tmp_path / "solo.ckpt")
+    assert sys.modules.get("omegaconf.dictconfig") is not modules["omegaconf.dictconfig"]  # gone, as uninstalled
+    got = import_encoder(tmp_path / "solo.ckpt", tmp_path / "enc.pt", "resnet18", prefix="backbone")
+    assert not (tmp_path / "ran").exists()
+    assert (got["key"], got["prefix"], got["left_out"]) == ("state_dict", "backbone.", [])
+    assert {"omegaconf.dictconfig.DictConfig", "omegaconf.base.ContainerMetadata", "omegaconf.base.AnyNode",
+            "typing.Any", f"{__name__}._mark"} <= set(got["placeholders"])
+    assert encoder_provenance(tmp_path / "enc.pt")[1]["imported"]["placeholders"] == got["placeholders"]
+    saved = torch.load(tmp_path / "enc.pt", weights_only=True)["state_dict"]
+    assert saved.keys() == backbone.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in backbone.state_dict().items())
+    assert main(["encoder", "import", str(tmp_path / "solo.ckpt"), str(tmp_path / "cli.pt"), "--backbone", "resnet18",
+                 "--prefix", "backbone"]) == 0
+    assert "; read as placeholders, no code run: " in capsys.readouterr().out
+
+
+def test_a_checkpoint_cut_short_or_with_a_corrupt_record_is_refused_naming_it_and_nothing_is_written(tmp_path):
+    """torch.load does not check a zip record's CRC-32: a byte flipped in a tensor was read as another weight. A file
+    cut short, empty or of text is told as such, not as one holding other objects to save apart."""
+    torch.save(_torchvision_resnet18().state_dict(), tmp_path / "tv.pth")
+    data = bytearray((tmp_path / "tv.pth").read_bytes())
+    with zipfile.ZipFile(tmp_path / "tv.pth") as archive:
+        record = max(archive.infolist(), key=lambda r: r.file_size)  # the largest tensor's bytes
+    start = record.header_offset + 30 + len(record.filename.encode()) + len(record.extra)  # zip's local header
+    data[start + 100:start + 104] = bytes(255 - b for b in data[start + 100:start + 104])
+    (tmp_path / "flipped.pth").write_bytes(bytes(data))
+    with pytest.raises(StudyError, match=rf"flipped.pth: corrupt: its record {re.escape(record.filename)} does not "
+                                         r"match its checksum \(CRC-32\): copy the checkpoint again"):
+        import_encoder(tmp_path / "flipped.pth", tmp_path / "enc.pt", "resnet18")
+    (tmp_path / "cut.pth").write_bytes(bytes(data[:len(data) // 2]))
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "text.pth").write_text("not a checkpoint\n")
+    for name in ("cut.pth", "empty.pth", "text.pth"):
+        with pytest.raises(StudyError, match=rf"{name}: cannot read its weights \(.*\): cut short or corrupt \(copy "
+                                             r"it again\), or not a file torch.save wrote$"):
+            import_encoder(tmp_path / name, tmp_path / "enc.pt", "resnet18")
+    assert not (tmp_path / "enc.pt").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_a_vissl_checkpoint_is_read_from_its_trunk_without_key(tmp_path):
+    """VISSL keeps its trunk under classy_state_dict.base_model.model.trunk, its ResNet's keys under
+    `_feature_blocks.`, and its heads beside it: found as --key would name it."""
+    net = _torchvision_resnet18(3)
+    trunk = {f"_feature_blocks.{n}": v for n, v in net.state_dict().items() if not n.startswith("fc.")}
+    torch.save({"phase_idx": 9, "iteration": 100, "type": "checkpoint",
+                "classy_state_dict": {"train": True, "phase_idx": 9, "base_model": {"meta": {}, "model": {
+                    "trunk": trunk, "heads": {"0.clf.0.weight": torch.zeros(8, 512)}}}}}, tmp_path / "vissl.torch")
+    got = import_encoder(tmp_path / "vissl.torch", tmp_path / "enc.pt", "resnet18")
+    assert (got["key"], got["prefix"], got["left_out"]) == ("classy_state_dict.base_model.model.trunk",
+                                                            "_feature_blocks.", [])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "enc.pt")(x), _features(net, x))
 
 
 def test_study_encoder_import_says_what_it_wrote_and_left_out(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Pretrained: no training; the run writes a given encoder (`pretrain.pretrained.encoder_file`, a study encoder
-file: `study encoder import` makes one of a torchvision, MoCo, solo-learn or DINO checkpoint), so that the grid's
+file: `study encoder import` makes one of a torchvision, MoCo, solo-learn, VISSL or DINO checkpoint), so that the grid's
 evaluations score it with the paper's protocols, beside the encoders its other methods train. Its record names the
 weights' sha256 (`weights_sha256`: the recipe, the same for the same weights in any file), the file's, its path as
 resolved, the recipe a study run's encoder carries and, for an imported one, the checkpoint its weights came from.
@@ -41,7 +41,8 @@ class Pretrained(Method):
                     "from no other: give it there")
         if not cfg.method_settings["pretrained"].encoder_file:
             return ("pretrained.encoder_file: method pretrained scores a given encoder: name its study encoder file "
-                    "(`study encoder import` makes one of a torchvision, MoCo, solo-learn or DINO checkpoint)")
+                    "(`study encoder import` makes one of a torchvision, MoCo, solo-learn, VISSL or DINO "
+                    "checkpoint)")
         return None
 
     def __init__(self, cfg, encoder, num_classes: int):
