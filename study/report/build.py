@@ -28,7 +28,7 @@ from study.report.outputs import DATA_FORMATS, LISTING, Outputs, figure_files, r
 from study.report.tables import table_paths, with_integer_counts, write_tables
 from study.errors import StudyError, os_reason, user_name
 from study.flock import locked
-from study.paths import results_dir
+from study.paths import results_dir, unsubmitted_workdir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
                            gather, read_results, write_table)
 from study.results.table import job_code_versions
@@ -351,6 +351,9 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     The build holds `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and
     yours) waits for the first, rather than deleting the files it lists and the other wrote.
     """
+    unsubmitted = unsubmitted_workdir(workdir)  # a mistyped one: a report of every job missing tells nothing
+    if unsubmitted:
+        raise StudyError(f"workdir {workdir}: {unsubmitted}")
     out = Path(out)
     _refuse_unwritable(out)
     lock = report_lock(out.absolute())

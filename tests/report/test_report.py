@@ -393,24 +393,30 @@ def test_the_scratch_label_does_not_change_while_a_planned_line_is_still_to_run(
 
 
 def test_a_workdir_without_results_does_not_replace_a_report_drawn_from_results(tmp_path):
-    """A mistyped --workdir used to redraw the report empty (every figure deleted) and exit 0."""
+    """A mistyped --workdir used to redraw the report empty (every figure deleted) and exit 0: one that is no folder
+    is refused (nothing was submitted with it), as `study report` refuses it; a folder without results does not
+    replace a report drawn from results, and draws a fresh one, every cell missing."""
     recs = quantity_records()
     plan = plan_for(recs)
     write_all(tmp_path / "w", recs)
     build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
     assert "quantity.png" in before
-    with pytest.raises(StudyError, match=r"no result of this grid in .*/typo/results, but .*/r holds a report of "
-                                         r"\d+ result rows: not replaced"):
+    with pytest.raises(StudyError, match=r"workdir .*/typo: no such folder: nothing was submitted with this workdir"):
         build_report(tmp_path / "typo", tmp_path / "r", plan=plan, log=None)
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StudyError, match=r"no result of this grid in .*/empty/results, but .*/r holds a report of "
+                                         r"\d+ result rows: not replaced"):
+        build_report(tmp_path / "empty", tmp_path / "r", plan=plan, log=None)
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
-    build_report(tmp_path / "typo", tmp_path / "fresh", plan=plan, log=None)  # nothing to keep: drawn, all missing
+    build_report(tmp_path / "empty", tmp_path / "fresh", plan=plan, log=None)  # nothing to keep: drawn, all missing
     assert (tmp_path / "fresh" / "missing.csv").exists()
     one = records(eval_axes(), {(1000, None): 0.5}, seeds=(0,))  # a report of a single result row is kept too
     write_all(tmp_path / "w1", one)
     build_report(tmp_path / "w1", tmp_path / "r1", plan=plan_for(one), log=None)
     with pytest.raises(StudyError, match=r"holds a report of 1 result rows: not replaced"):
-        build_report(tmp_path / "typo", tmp_path / "r1", plan=plan_for(one), log=None)
+        build_report(tmp_path / "empty", tmp_path / "r1", plan=plan_for(one), log=None)
     (tmp_path / "afile").write_text("")
     with pytest.raises(StudyError, match=r"--out .*afile: cannot make the report folder"):
         build_report(tmp_path / "w", tmp_path / "afile", plan=plan, log=None)
@@ -497,6 +503,7 @@ def test_without_a_plan_or_a_grid_results_of_two_grids_ask_for_the_grid(tmp_path
 def test_a_grid_without_results_draws_no_figure_of_missing_bars_only(tmp_path):
     """The domain grid before any result: its pooling and concatenation figures were drawn as bars all "missing"
     (an empty axis from -0.04 to 0.04) while the other figures were skipped; now every figure is skipped alike."""
+    (tmp_path / "w").mkdir()
     summary = build_report(tmp_path / "w", tmp_path / "r", plan=plan_grid("grids/data_domain.yaml"), log=None)
     assert summary.drawn == []
     for name in ("domain_pooling", "domain_concat"):

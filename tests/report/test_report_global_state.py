@@ -56,6 +56,7 @@ def test_a_figure_skipped_for_planned_cells_only_leaves_no_figure_open(tmp_path)
     from study.grids import plan_grid
 
     plt.close("all")
+    (tmp_path / "w").mkdir()
     s = build_report(tmp_path / "w", tmp_path / "r", plan=plan_grid(str(REPO / "grids" / "data_domain.yaml")),
                      log=None)
     assert "no cell has a value yet" in s.skipped_figures["domain_pooling"] and plt.get_fignums() == []
