@@ -880,6 +880,107 @@ def test_a_missing_corrupted_variant_is_not_told_to_set_a_dataset_root(tmp_path,
     assert "_ROOT" not in str(e.value) and "_TAXONOMY" not in str(e.value), e.value
 
 
+def _tiny_imagenet(tmp_path, monkeypatch, corruptions=("jpeg",), val_corruptions=()) -> None:
+    """ImageNet's official layout in small (`train/<wnid>/<wnid>_<n>.JPEG`, a `val/` sorted into wnid folders), its
+    manifests imagenet_train and imagenet_val, and corrupted variants of each: a reader whose splits are files of
+    their own, so the plan reads no paths of them to look for test images among the labeled ones."""
+    from PIL import Image
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    root = tmp_path / "imagenet"
+    for split, per_class in (("train", 5), ("val", 2)):
+        for c in range(3):
+            wnid = f"n0144076{c}"
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (12, 12), (80 * c, 10 * i, 50)).save(root / split / wnid / f"{wnid}_{split}{i}.JPEG")
+    _study("manifest", "build", "--dataset", "imagenet", "--root", root, "--split", "train", "--name",
+           "imagenet_train")
+    _study("manifest", "build", "--dataset", "imagenet", "--root", root, "--split", "val", "--name", "imagenet_val",
+           "--classes-from", "imagenet_train")
+    for base, specs in (("imagenet_train", corruptions), ("imagenet_val", val_corruptions)):
+        for spec in specs:
+            _study("manifest", "corrupt", f"{base}.{spec}-quality10", "--base", base, "--corruption", spec)
+
+
+def _line(g) -> int:
+    """The line of the grid's one dataset, where the checks of its manifests are named."""
+    return line_of(g, "imagenet: {")
+
+
+def _imagenet_grid(write_grid, train: str, test: str, corruption: str = "[none]"):
+    return write_grid(f"""
+    name: q
+    datasets:
+      imagenet: {{reader: imagenet, train: {train}, test: {test}}}
+    defaults:
+      pretrain: {{backbone: resnet18, epochs: 1, batch_size: 5, optim: {{warmup_epochs: 0}}}}
+    axes: {{method: [simclr], dataset: [imagenet], size: [15], corruption: {corruption}}}
+    stages:
+      evaluate:
+        - {{protocol: linear, labeled_sizes: [6, 15]}}
+    """, base=False)
+
+
+def test_check_refuses_a_corrupted_variant_of_the_train_split_as_the_test_set(tmp_path, monkeypatch, capsys,
+                                                                             write_grid):
+    """A corrupted variant lists its base's images: as a dataset's `test` beside its base as `train`, every test
+    image is a labeled one, which each evaluation refused only after its encoder's pretraining (ImageNet's splits
+    are files of their own, so the plan did not look)."""
+    _tiny_imagenet(tmp_path, monkeypatch)
+    g = _imagenet_grid(write_grid, "imagenet_train", "imagenet_train.jpeg-quality10")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2, err
+    assert (f"{g}:{_line(g)}: 15 of the 15 test images of manifest imagenet_train.jpeg-quality10 are among the 15 "
+            f"labeled images of imagenet_train an evaluation trains on") in err, err
+    assert err.rstrip().endswith("after its pretraining; manifest imagenet_train.jpeg-quality10 is a corrupted "
+                                 "variant of imagenet_train, whose images it lists: test on a manifest of another "
+                                 "split (the paper's probes train and test on clean images)"), err
+    assert run_plan_cli([str(_imagenet_grid(write_grid, "imagenet_train", "imagenet_val"))], capsys)[:3:2] == (0, "")
+
+
+def test_a_corruption_of_a_dataset_whose_train_is_a_corrupted_variant_is_refused_not_given_a_command(
+        tmp_path, monkeypatch, capsys, write_grid):
+    """`study manifest corrupt` refuses a variant of a variant: the plan says so at the dataset's line, naming the
+    clean manifest, rather than print the commands that would be refused."""
+    _tiny_imagenet(tmp_path, monkeypatch)
+    g = _imagenet_grid(write_grid, "imagenet_train.jpeg-quality10", "imagenet_val",
+                       corruption="[none, 'downsample:factor=2', 'downsample:factor=4']")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2, err
+    assert (f"{g}:{_line(g)}: datasets.imagenet.train imagenet_train.jpeg-quality10 is a corrupted variant "
+            f"(jpeg:quality=10), which the grid's corruptions other than none would corrupt again: `study manifest "
+            f"corrupt` makes a variant of a clean manifest only; name the clean one (imagenet_train) as the dataset's "
+            f"train") in err, err
+    assert "study manifest corrupt imagenet_train.jpeg-quality10.downsample" not in err, err
+    assert err.count("is a corrupted variant (jpeg:quality=10)") == 1, err  # once, not once per corruption
+
+
+def test_plan_warns_of_evaluations_on_corrupted_images(tmp_path, monkeypatch, capsys, write_grid):
+    """The paper's probes train and test on clean images, and the report tells a cell's corruption by its
+    pretraining's alone: a dataset whose `test` (or `train`, the probes' labeled images) is a corrupted variant is a
+    warning at the dataset's line, once per manifest."""
+    _tiny_imagenet(tmp_path, monkeypatch, val_corruptions=("jpeg",))
+    g = _imagenet_grid(write_grid, "imagenet_train", "imagenet_val.jpeg-quality10",
+                       corruption="[none, 'jpeg:quality=10']")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0, err
+    assert (f"study: warning: {g}:{_line(g)}: datasets.imagenet.test imagenet_val.jpeg-quality10 is a corrupted "
+            f"variant (jpeg:quality=10): 2 evaluation(s) (e.g. job ") in err, err
+    assert ("score corrupted images, where the paper's probes train and test on clean ones, and the report draws "
+            "them as evaluations on clean images (its corruption is the pretraining's); name the clean manifest "
+            "(imagenet_val) there, unless corrupted evaluation is meant") in err, err
+    assert err.count("study: warning: ") == 1, err
+    g = _imagenet_grid(write_grid, "imagenet_train.jpeg-quality10", "imagenet_val")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 0 and err.count("study: warning: ") == 1, err
+    assert (f"{g}:{_line(g)}: datasets.imagenet.train imagenet_train.jpeg-quality10 is a corrupted variant "
+            f"(jpeg:quality=10): 1 evaluation(s) (e.g. job ") in err, err
+    assert "train their probes on corrupted images" in err, err
+    assert run_plan_cli([str(_imagenet_grid(write_grid, "imagenet_train", "imagenet_val",
+                                            corruption="[none, jpeg]"))], capsys)[:3:2] == (0, "")
+
+
 def test_an_init_encoder_that_is_a_folder_is_not_a_file_here(tmp_path, monkeypatch, write_grid):
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {}\n",

@@ -23,8 +23,9 @@ from study.grids.checks.advice import (image_size_warnings, schedule_warnings, u
                                       untrained_sizes_warnings)
 from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
-from study.grids.checks.manifests import (check_manifest_contents, cost_hint_notes, metadata_once, missing_manifests,
-                                          one_value_level_warnings, roots_not_here, whole_size_twice_warnings)
+from study.grids.checks.manifests import (check_manifest_contents, corrupted_evaluation_warnings, cost_hint_notes,
+                                          metadata_once, missing_manifests, one_value_level_warnings, roots_not_here,
+                                          whole_size_twice_warnings)
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -58,7 +59,8 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
     method that trains nothing at several sizes, pools of
     unequal shares, evaluations scored at another image size than their encoders were pretrained at, pretraining
     schedules a setting does not fit (`schedule_warnings`), granularity levels of one value in their test manifest
-    (accuracy 1.0 whatever the encoder), and each manifest whose recorded root is not a folder on this machine (the
+    (accuracy 1.0 whatever the encoder), evaluations that read a corrupted variant (the paper's are on clean
+    images), and each manifest whose recorded root is not a folder on this machine (the
     dataset moved, or only the nodes that run the jobs mount it), and each file the pretraining jobs read that is not
     a file here: those two a problem instead with `images_here` (the jobs run on this machine). `todo`: the ids of
     the jobs that will run (not those done), where the caller knows them: a root, or an encoder file, that only done
@@ -84,6 +86,7 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
     contents = (schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta)
-                + whole_size_twice_warnings(plan, meta)) if manifests else []
+                + whole_size_twice_warnings(plan, meta)
+                + corrupted_evaluation_warnings(plan, meta)) if manifests else []
     return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
             + unprobed_concat_warnings(plan) + image_size_warnings(plan) + contents + roots)

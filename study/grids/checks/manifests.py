@@ -59,9 +59,10 @@ def missing_manifests(plan: Plan) -> list[str]:
         for name in names:
             del missing[name]
     for name, command in missing.items():
-        short = _pool_shares_beyond_sources(plan, name)
+        short = _pool_shares_beyond_sources(plan, name) or _base_already_corrupted(plan, command)
         if short:
-            problems.append(short)  # its command would be refused: say so, at the share's line
+            if short not in problems:  # its command would be refused: say so, at the share's (dataset's) line
+                problems.append(short)
         else:
             known = list_manifests() if known is None else known
             lines = manifest_lines(plan) if lines is None else lines
@@ -325,6 +326,33 @@ def one_value_level_warnings(plan: Plan, meta) -> list[str]:
             for (where, test, level, value), jobs in seen.items()]
 
 
+def corrupted_evaluation_warnings(plan: Plan, meta) -> list[str]:
+    """Each corrupted variant an evaluation reads (a dataset's `train`, its probes' labeled images, or its `test`),
+    once per dataset and manifest, at the dataset's line: the paper's probes train and test on clean images, and the
+    report tells a cell's corruption by its pretraining's alone (the `corruption` axis), so it draws these as
+    evaluations on clean images (each job records `train_corruption` and `eval_corruption`)."""
+    seen: dict[tuple[str, str, str], list[Job]] = {}
+    for job in plan.by_stage("evaluate"):
+        sec = job.config["evaluate"]
+        for key, role in (("train_manifest", "train"), ("test_manifest", "test")):
+            name = sec.get(key)
+            if name and meta(name).get("corruption"):
+                ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+                where = f"{plan.path}:{ds.line}: datasets.{ds.key}.{role}" if ds is not None else \
+                    f"{setting_at(plan, job, key)}: evaluate.{key}"
+                seen.setdefault((where, role, name), []).append(job)
+    out = []
+    for (where, role, name), jobs in seen.items():
+        have = meta(name)
+        clean = (have.get("base") or {}).get("name") or "its clean base"
+        what = "train their probes on" if role == "train" else "score"
+        out.append(f"{where} {name} is a corrupted variant ({have['corruption']}): {len(jobs)} evaluation(s) (e.g. "
+                   f"{describe(jobs[0])}) {what} corrupted images, where the paper's probes train and test on clean "
+                   f"ones, and the report draws them as evaluations on clean images (its corruption is the "
+                   f"pretraining's); name the clean manifest ({clean}) there, unless corrupted evaluation is meant")
+    return out
+
+
 def whole_size_twice_warnings(plan: Plan, meta) -> list[str]:
     """Each pretraining size that is every image of its manifest where the grid also plans size `all` beside it
     (the same method, dataset, corruption, seed and settings): two jobs, under two ids, of the same images, drawn as
@@ -467,7 +495,9 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         if not train or not test:
             continue
         root = meta(train).get("root")
-        if not shared_files_remedy(meta(train).get("dataset")) or not root or root != meta(test).get("root"):
+        derived = meta(train).get("base") or meta(test).get("base")  # a corrupted variant lists its base's files
+        if not (shared_files_remedy(meta(train).get("dataset")) or derived) or not root \
+                or root != meta(test).get("root"):
             continue  # the other readers' splits are their own files (and their paths are read only for this)
         n_train = meta(train)["num_images"]
         sizes = sec.get("labeled_sizes") or ["all"]
@@ -490,8 +520,24 @@ def _test_images_among_labeled(plan: Plan, meta) -> list[str]:
         out.append(f"{where}: {len(shared)} of the {len(test_paths)} test images of manifest {test} are among the "
                    f"{n} labeled images of {train} an evaluation trains on (e.g. {meta(train)['root']}/{shared[0]}): "
                    f"it would score images it trained on, and stops on them after its pretraining; "
-                   + shared_files_remedy(meta(train)["dataset"]))
+                   + _shared_images_remedy(meta(train), meta(test)))
     return out
+
+
+def _shared_images_remedy(train: dict, test: dict) -> str:
+    """What to do about a test manifest that shares images with the labeled one (their metadata): where both are one
+    manifest's images (a corrupted variant lists its base's), a test manifest of another split; else the reader's
+    remedy (study.datasets.base.shared_files_remedy)."""
+    from study.datasets.base import shared_files_remedy
+
+    def clean(m: dict) -> str | None:
+        return (m.get("base") or {}).get("name") or m.get("name")
+
+    variant = test if test.get("base") else train
+    if variant.get("base") and clean(train) == clean(test):
+        return (f"manifest {variant.get('name')} is a corrupted variant of {clean(variant)}, whose images it lists: "
+                f"test on a manifest of another split (the paper's probes train and test on clean images)")
+    return shared_files_remedy(train.get("dataset")) or "build the test manifest from another split"
 
 
 def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | None:
@@ -531,6 +577,31 @@ def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
                              f"{_count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
                              f"{format_count(have)} of it (pool {name} cannot be made as the grid gives it)")
     return "\n".join(short) or None
+
+
+def _base_already_corrupted(plan: Plan, command: str) -> str | None:
+    """For a corrupted variant not made yet: where its base (a dataset's `train`, one that exists) is a corrupted
+    variant itself, which `study manifest corrupt` refuses (one corruption per manifest, made from a clean one), at
+    that dataset's line; else None."""
+    from study.manifests.store import load_meta
+
+    if not command.startswith("study manifest corrupt "):
+        return None
+    words = command.split()
+    base = words[words.index("--base") + 1]
+    try:
+        have = load_meta(base) if _manifest_exists(base) else {}
+    except StudyError:  # its metadata unreadable: the jobs that read it name it
+        return None
+    if not have.get("corruption"):
+        return None
+    clean = (have.get("base") or {}).get("name") or "its clean base"
+    ds = next((d for d in plan.grid.datasets.values() if d.train == base), None)
+    where = f"{plan.path}:{ds.line}: datasets.{ds.key}.train" if ds is not None else f"{plan.path}: manifest"
+    return (f"{where} {base} is a corrupted variant ({have['corruption']}), which the grid's corruptions other than "
+            f"none would corrupt again: `study manifest corrupt` makes a variant of a clean manifest only; name the "
+            f"clean one ({clean}) as the dataset's train, with each corruption in axes.corruption (`none`: the clean "
+            f"images)")
 
 
 def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
