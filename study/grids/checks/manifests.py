@@ -121,9 +121,14 @@ def _variants_of_base(command: str, known: list[str]) -> list[str]:
     """The manifests of `known` that are variants of the base a `study manifest corrupt` command names: the only
     names a corrupted variant's name may be a typo of (`<train>.<slug>` comes from the grid's corruption, so another
     dataset's variant of the same corruption is no remedy)."""
-    words = command.split()
-    base = words[words.index("--base") + 1]
+    base = _base_of(command)
     return [k for k in known if k.startswith(base + ".")]
+
+
+def _base_of(command: str) -> str:
+    """The manifest a `study manifest corrupt` command names as `--base`."""
+    words = command.split()
+    return words[words.index("--base") + 1]
 
 
 def check_manifest_contents(plan: Plan, meta) -> list[str]:
@@ -587,8 +592,7 @@ def _base_already_corrupted(plan: Plan, command: str) -> str | None:
 
     if not command.startswith("study manifest corrupt "):
         return None
-    words = command.split()
-    base = words[words.index("--base") + 1]
+    base = _base_of(command)
     try:
         have = load_meta(base) if _manifest_exists(base) else {}
     except StudyError:  # its metadata unreadable: the jobs that read it name it
