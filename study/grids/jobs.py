@@ -381,8 +381,20 @@ def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
                         yield axes, _eval_section(b, entry, ed, sizes), [ja.id, jb.id]
         if not found:
             raise fail(b.grid.path, ma.line or entry.line,
-                       f"{_label(entry)}: pair {ma.describe()} + {mb.describe()} matches no two pretraining jobs "
-                       f"that agree on {', '.join(others) or 'the other axes'}: it expands to zero jobs")
+                       f"{_label(entry)}: pair {ma.describe()} + {mb.describe()} {_unpaired(b, entry, matched, ma, mb)}"
+                       f": it expands to zero jobs")
+
+
+def _unpaired(b: _Builder, entry: EvalEntry, matched: list[Job], ma, mb) -> str:
+    """Why a concat pair matches no two of `matched` (the entry's `where`'s jobs): a side that matches none of them (an
+    encoder the grid does not train, or not within the `where`), else no two that agree on the axes neither names."""
+    lone = next((m for m in (ma, mb) if not any(m.matches(j.axes) for j in matched)), None)
+    if lone is not None:
+        if any(lone.matches(j.axes) for j in b.jobs if j.stage == "pretrain"):
+            return f"names jobs outside the entry's where: {lone.describe()} matches none with {entry.where.describe()}"
+        return f"pairs an encoder the grid does not train: {lone.describe()} matches no pretraining job"
+    others = [a for a in PRETRAIN_AXES if a not in set(ma.axes) | set(mb.axes)]
+    return f"matches no two pretraining jobs that agree on {', '.join(others) or 'the other axes'}"
 
 
 def _joined(a: Any, b: Any) -> Any:

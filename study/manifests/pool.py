@@ -25,6 +25,11 @@ from study.manifests.ranking import ranks_from_order
 from study.manifests.store import BASE_COLUMNS, check_name, check_writable, file_keys
 
 
+# a source's split that is a test split (imagenet, inat21, places365 `val`; GLC20's `test`, `us_test`, `fr_test`;
+# an image folder's `val/` or `test/`): refused, as a pool is pretrained on
+TEST_SPLITS = ("val", "valid", "validation", "test", "us_test", "fr_test")
+
+
 def parse_from(text: str) -> tuple[str, int | None]:
     """`--from NAME:SIZE` as (name, size); SIZE `all`: None, every image of the source (pool_manifests reads it)."""
     name, sep, size = str(text).rpartition(":")
@@ -55,8 +60,8 @@ def _refuse_shared_files(parts: list) -> None:
 
 
 def _load_sources(sources: list[tuple[str, int | None]]) -> list:
-    """The source manifests of `--from NAME:SIZE`, each intact, clean (not a pool, not a corrupted variant) and
-    holding SIZE images; StudyError naming the source otherwise."""
+    """The source manifests of `--from NAME:SIZE`, each intact, clean (not a pool, not a corrupted variant), not a
+    test split (`TEST_SPLITS`) and holding SIZE images; StudyError naming the source otherwise."""
     if len(sources) < 2:
         raise StudyError("a pool needs two or more --from NAME:SIZE")
     if len({s for s, _ in sources}) != len(sources):
@@ -67,6 +72,11 @@ def _load_sources(sources: list[tuple[str, int | None]]) -> list:
             raise StudyError(f"{m.name} is itself a pool; pool its sources instead")
         if m.meta.get("corruption"):
             raise StudyError(f"{m.name} is a corrupted variant; pool clean manifests, then corrupt the pool")
+        split = str(m.meta.get("split") or "")
+        if split.lower() in TEST_SPLITS:
+            raise StudyError(f"--from {m.name}: {m.name} is a test split ({m.meta.get('dataset')} {split}): a pool is "
+                             f"a pretraining set, and its encoders would be scored on images they were pretrained "
+                             f"on; pool train manifests")
         if n is not None and n > m.num_images:
             raise StudyError(f"--from {m.name}:{n}: {m.name} has only {m.num_images} images")
     return manifests

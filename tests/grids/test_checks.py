@@ -64,6 +64,34 @@ def test_check_refuses_what_would_fail_only_after_pretraining(tmp_path, monkeypa
     assert "--drop-other-classes" not in err
 
 
+def test_a_test_manifest_of_other_classes_is_one_problem_at_its_dataset_line(tmp_path, monkeypatch, capsys):
+    """A dataset's test manifest of other classes is one problem, at the dataset's `datasets:` line, however many
+    evaluation entries score the dataset; one that shares no class with the labeled set (another dataset's test split,
+    named by mistake) is told so, not to be rebuilt with --drop-other-classes, which would leave none of its images."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 100, ["a", "b"])
+    _fake_manifest(tmp_path, "alpha_val", 20, ["a"])
+    _fake_manifest(tmp_path, "beta_val", 20, ["/x/y", "z"])
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train, test: alpha_val}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr], dataset: [alpha], size: [50, 100]}\nstages:\n  evaluate:\n"
+                 "    - {protocol: linear, where: {size: [50]}, eval_datasets: same, labeled_sizes: [10]}\n"
+                 "    - {protocol: linear, where: {size: [100]}, eval_datasets: same, labeled_sizes: [20]}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{g}:3: manifests alpha_train and alpha_val (the labeled and test sets of an evaluation) "
+                          f"have different classes (2 vs 1; in one only: b): delete {tmp_path}/alpha_val.parquet and "
+                          f"{tmp_path}/alpha_val.json and rebuild it with --classes-from alpha_train") in err, err
+    assert err.count("different classes") == 1, err
+    g.write_text(g.read_text().replace("test: alpha_val", "test: beta_val"))
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{g}:3: manifests alpha_train and beta_val (the labeled and test sets of an evaluation) "
+                          "have different classes, not one in common (e.g. a and /x/y): beta_val is another dataset's "
+                          "test split? Make datasets.alpha.test this dataset's own, built with --classes-from "
+                          "alpha_train") in err, err
+    assert err.count("different classes") == 1 and "--drop-other-classes" not in err, err
+
+
 def test_a_test_manifest_with_a_class_the_labeled_set_lacks_is_told_to_drop_its_images(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
     _fake_manifest(tmp_path, "inat21_train", 2_700_000, ["a", "b"])
@@ -632,6 +660,30 @@ def test_a_missing_pool_whose_share_exceeds_its_source_is_refused_at_the_pool_li
     assert code == 2 and "manifest 'gamma_train' not found" in err, err
     assert err.index("manifest 'gamma_train' not found") < err.index("its sbatch scripts") < err.index(
         "500 images asked of manifest alpha_train"), err
+
+
+def test_a_made_pool_whose_share_in_the_grid_exceeds_its_source_is_refused_at_the_pool_line(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """A pool made with shares its sources hold, whose grid `pool:` asks more of a source than it has (a share mistyped
+    after the pool was made): `study plan` names the share and the source's images, not "delete it and make it again"
+    with a `study manifest pool` command that would itself be refused."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"], content_hash="ha")
+    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"], content_hash="hb")
+    _fake_manifest(tmp_path, "pooled_ab", 120, ["alpha_train/a", "alpha_train/b", "beta_train/a", "beta_train/b"],
+                   pool=[{"name": "alpha_train", "content_hash": "ha", "size": 60},
+                         {"name": "beta_train", "content_hash": "hb", "size": 60}])
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 600, beta: 60}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr], dataset: [alpha+beta], size: [120]}\nstages: {}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and (f"{g}:7: datasets.alpha+beta.pool.alpha: 600 images asked of manifest alpha_train, which "
+                          "has 180; pool at most 180 of it (pool pooled_ab cannot be made as the grid gives it)") in err
+    assert "study manifest pool" not in err and "is meant to pool" not in err, err
+    g.write_text(g.read_text().replace("alpha: 600", "alpha: 60"))  # the grid's shares again: the pool is its own
+    assert run_plan_cli([str(g)], capsys)[0] == 0
 
 
 def test_a_pool_of_unequal_shares_is_a_warning_at_its_pool_line(tmp_path):

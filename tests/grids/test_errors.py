@@ -1658,6 +1658,30 @@ def test_a_concat_pair_matching_no_two_jobs_is_refused_at_the_pair(write_grid):
                            "backbone, size, corruption, seed: it expands to zero jobs")
 
 
+def test_a_concat_pair_naming_an_encoder_the_grid_does_not_train_says_which_side(write_grid):
+    """A side of a pair that no pretraining job matches (a method the grid does not train, a dataset it trains nothing
+    of) is named as such, not as two jobs that disagree on the other axes; one the grid trains only outside the
+    entry's `where` is named with that `where`."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha, beta], size: [10, 20]}
+    include: [{method: supervised, dataset: alpha, size: 10}]
+    stages:
+      evaluate:
+        - protocol: concat
+          where: {size: 20}
+          pairs:
+            - [{method: simclr, dataset: beta}, {method: byol, dataset: alpha}]
+    """)
+    at = f"{g}:{line_of(g, '- [{method: simclr, dataset: beta}')}: stages.evaluate[0] (protocol concat): pair "
+    assert error_of(g) == (f"{at}{{method: simclr, dataset: beta}} + {{method: byol, dataset: alpha}} pairs an encoder "
+                           "the grid does not train: {method: byol, dataset: alpha} matches no pretraining job: it "
+                           "expands to zero jobs")
+    g.write_text(g.read_text().replace("method: byol", "method: supervised"))
+    assert error_of(g) == (f"{at}{{method: simclr, dataset: beta}} + {{method: supervised, dataset: alpha}} names jobs "
+                           "outside the entry's where: {method: supervised, dataset: alpha} matches none with "
+                           "{size: 20}: it expands to zero jobs")
+
+
 def test_where_size_of_no_job_is_spelled_as_written(write_grid):
     """A size that matches no job (a paper grid copied at small scale, its `where` left at 1M) reads as the grid spells
     it, among the sizes the jobs have in size order."""

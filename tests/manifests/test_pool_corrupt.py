@@ -395,6 +395,19 @@ def test_a_pool_is_made_of_clean_manifests_that_are_not_pools(pool_sources, cli,
         assert not (manifests / "bad.json").exists()
 
 
+def test_a_pool_of_a_test_split_is_refused_naming_it(pool_sources, cli, manifests, tmp_path):
+    """A pool is a pretraining set: a source that is a test split (an image folder's `val/` or `test/`, a paper
+    dataset's `val` or GLC20's `us_test`) would pretrain encoders on the images they are scored on."""
+    root = write_tree(tmp_path / "split_tree" / "val", {"x": 3, "y": 3}).parent
+    assert cli("manifest", "build", "--dataset", "imagefolder", "--root", root, "--split", "val", "--name",
+               "c_val")[0] == 0
+    code, _, err = cli("manifest", "pool", "bad", "--from", "a:8", "--from", "c_val:all")
+    assert code == 2 and ("--from c_val: c_val is a test split (imagefolder val): a pool is a pretraining set, and its "
+                          "encoders would be scored on images they were pretrained on; pool train manifests"
+                          ) in err, err
+    assert not (manifests / "bad.json").exists() and not (manifests / "bad.parquet").exists()
+
+
 def test_every_prefix_of_a_pool_holds_each_source_within_half_an_image_of_its_share(pool_sources, cli):
     """A row of source rank r sits at the fraction (r + 0.5) / n of its source: every prefix of the pool, in its
     pretraining order and in its labeled order, holds each source's share rounded to the nearest image."""

@@ -200,16 +200,7 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
     if sec.get("protocol") == "granularity" and test:
         problems += _granularity_problems(plan, job, meta, tables)
     if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
-        a, b = meta(train)["class_names"], meta(test)["class_names"]
-        only = sorted(set(a) ^ set(b))
-        problems.append(
-            f"{setting_at(plan, job, 'test_manifest')}: manifests {train} and {test} (the labeled and test sets of an "
-            "evaluation) have "
-            f"different classes ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
-                                                         "; in another order") + ")"
-            + f": {_delete(test)} and rebuild it with --classes-from {train}"
-            + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
-                                           "are then left out, as no probe could name them)"))
+        problems.append(_classes_problem(plan, job, train, test, meta))
     from study.manifests.build import reading_differences
 
     for flag, a, b in reading_differences(meta(train), meta(test)) if train and test else ():
@@ -217,6 +208,27 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
                         f"sets of an evaluation) are read with {flag} {a} and {b}: {_delete(test)} and rebuild it "
                         f"with {flag} {a} --classes-from {train}")  # GLC20's: equal class names, other labels or pixels
     return problems
+
+
+def _classes_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str:
+    """Why an evaluation's labeled and test manifests of other classes fail, at its dataset's `datasets:` line (one
+    problem however many entries score it) where they are that dataset's, and what to build: the test split again
+    with --classes-from, or, where the two share no class (another dataset's test manifest), the right one."""
+    a, b = meta(train)["class_names"], meta(test)["class_names"]
+    ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+    own = ds is not None and ds.train == train and ds.test == test
+    where = f"{plan.path}:{ds.line}" if own else setting_at(plan, job, "test_manifest")
+    head = f"{where}: manifests {train} and {test} (the labeled and test sets of an evaluation) have different classes"
+    if not set(a) & set(b):
+        named = f"datasets.{ds.key}.test" if own else "the evaluation's test manifest"
+        return (f"{head}, not one in common (e.g. {a[0]} and {b[0]}): {test} is another dataset's test split? Make "
+                f"{named} this dataset's own, built with --classes-from {train}")
+    only = sorted(set(a) ^ set(b))
+    return (f"{head} ({len(a)} vs {len(b)}" + (f"; in one only: {', '.join(only[:5])}" if only else
+                                              "; in another order") + ")"
+            + f": {_delete(test)} and rebuild it with --classes-from {train}"
+            + ("" if set(b) <= set(a) else " --drop-other-classes (its images of classes the labeled set lacks "
+                                           "are then left out, as no probe could name them)"))
 
 
 def _granularity_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[str]:
@@ -567,8 +579,9 @@ def _corrupted_from_elsewhere(plan: Plan, job: Job, name: str, meta) -> str | No
 
 
 def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
-    """For a pool `name` not made yet: each `pool:` share larger than its source's train manifest (one that
-    exists), which `study manifest pool` would refuse, at the grid's `pool:` line; else None."""
+    """For a pool `name` not made yet, or made otherwise than its `pool:` says: each `pool:` share larger than its
+    source's train manifest (one that exists), which `study manifest pool` would refuse, at the grid's `pool:` line;
+    else None."""
     from study.manifests.store import load_meta
 
     short = []
@@ -631,6 +644,9 @@ def _pooled_from_elsewhere(plan: Plan, ds: DatasetSpec, meta) -> str | None:
                 why = f"{', '.join(rebuilt)} {'has' if len(rebuilt) == 1 else 'have'} been rebuilt since it was made"
     if why is None:
         return None
+    short = _pool_shares_beyond_sources(plan, ds.train)  # remaking it as the grid says would itself be refused
+    if short:
+        return short
     return (f"{grid.path}:{ds.pool_line or ds.line}: manifest {ds.train} is meant to pool {_pool_text(want)} "
             f"(datasets.{ds.key}.pool), but {why}; {_delete(ds.train)} and make it again:\n    "
             f"{plan.manifests().get(ds.train, '')}")
