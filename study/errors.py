@@ -89,7 +89,9 @@ def group_name(gid: int) -> str:
 
 
 def did_you_mean(name: Any, known: Iterable[str], cutoff: float = 0.6, why: str = "") -> str:
-    """`" (did you mean 'x'?<why>)"` for the closest known name at least `cutoff` alike (difflib's ratio), or
-    ``""``."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=cutoff)
+    """`" (did you mean 'x'?<why>)"` for the known name that differs from `name` in case alone, else the closest
+    one at least `cutoff` alike (difflib's ratio), or ``""``."""
+    known = list(known)
+    close = [k for k in known if str(k).casefold() == str(name).casefold()][:1] \
+        or difflib.get_close_matches(str(name), known, n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?{why})" if close else ""

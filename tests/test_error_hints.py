@@ -18,6 +18,8 @@ def test_an_os_errors_reason_is_its_text_without_number_or_file_and_its_message_
 def test_did_you_mean_names_a_name_at_least_as_alike_as_the_cutoff_and_adds_why():
     assert did_you_mean("simclrr", ["simclr", "byol"]) == " (did you mean 'simclr'?)"
     assert did_you_mean("mocov", ["byol", "simclr"]) == ""  # under 0.6 alike
+    assert did_you_mean("JPEG", ["downsample", "jpeg", "none"]) == " (did you mean 'jpeg'?)"  # case alone
+    assert did_you_mean("ImageNet", ["imagenet_val", "imagenet"]) == " (did you mean 'imagenet'?)"
     assert did_you_mean("imagenet", ["imagenet1k"], cutoff=0.8, why=" it is in the grid") \
         == " (did you mean 'imagenet1k'? it is in the grid)"
 
