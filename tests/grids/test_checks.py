@@ -686,6 +686,24 @@ def test_a_made_pool_whose_share_in_the_grid_exceeds_its_source_is_refused_at_th
     assert run_plan_cli([str(g)], capsys)[0] == 0
 
 
+def test_a_size_beyond_a_pool_not_made_yet_is_refused_at_the_size(tmp_path, monkeypatch, capsys):
+    """Before the pool is made, a pretraining size over its shares' sum was said only after `study manifest pool`
+    made it (then a problem of the made manifest); the plan says it at once, at the size's line, once."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"], content_hash="ha")
+    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"], content_hash="hb")
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 "    train: pooled_ab\n    pool: {alpha: 60, beta: 60}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 "axes: {method: [simclr, byol], dataset: [alpha+beta], size: [100, 150]}\nstages: {}\n")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    said = (f"{g}:10: pretraining size 150: pool pooled_ab will hold 120 images, the sum of its shares "
+            "(datasets.alpha+beta.pool): a size of at most 120, or larger shares")
+    assert code == 2 and err.count(said) == 1, err  # two methods, one problem
+    assert "pretraining size 100" not in err and "study manifest pool pooled_ab" in err, err
+
+
 def test_a_pool_of_unequal_shares_is_a_warning_at_its_pool_line(tmp_path):
     """The report reads a pool of k sets as k equal shares (the per-domain share bar, in_domain_share_beats_pooled):
     a pool of unequal ones is said, at its `pool:` line; equal shares are not."""

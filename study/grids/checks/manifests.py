@@ -59,6 +59,7 @@ def missing_manifests(plan: Plan) -> list[str]:
         for name in names:
             del missing[name]
     for name, command in missing.items():
+        problems += _sizes_beyond_pool(plan, name)
         short = _pool_shares_beyond_sources(plan, name) or _base_already_corrupted(plan, command)
         if short:
             if short not in problems:  # its command would be refused: say so, at the share's (dataset's) line
@@ -595,6 +596,24 @@ def _pool_shares_beyond_sources(plan: Plan, name: str) -> str | None:
                              f"{_count_text(n)} images asked of manifest {source}, which has {have}; pool at most "
                              f"{format_count(have)} of it (pool {name} cannot be made as the grid gives it)")
     return "\n".join(short) or None
+
+
+def _sizes_beyond_pool(plan: Plan, name: str) -> list[str]:
+    """For a pool `name` not made yet: each pretraining size on it larger than the images its `pool:` shares add up
+    to (what the pool will hold), at the size's line, as check_manifest_contents says of a pool that is made."""
+    ds = next((d for d in plan.grid.datasets.values() if d.pooled and d.train == name), None)
+    if ds is None:
+        return []
+    total, out = sum(n for _, n in ds.pool), []
+    for job in plan.by_stage("pretrain"):
+        size = job.config["pretrain"].get("size", job.axes.get("size"))
+        if job.axes.get("dataset") == ds.key and is_int(size) and size > total:
+            where = value_at(plan.grid, "size", job.axes.get("size"), job.axes)
+            said = (f"{where}: pretraining size {_count_text(size)}: pool {name} will hold {total} images, the sum of "
+                    f"its shares (datasets.{ds.key}.pool): a size of at most {format_count(total)}, or larger shares")
+            if said not in out:
+                out.append(said)
+    return out
 
 
 def _base_already_corrupted(plan: Plan, command: str) -> str | None:
