@@ -605,12 +605,12 @@ def _pairs(p: str, e: YMap, where: str, protocol: str,
 
 @functools.cache
 def _eval_settings() -> frozenset[str]:
-    """EvalConfig's field names: what an entry's `params:` sets."""
+    """EvalConfig's field names that an entry's `params:` sets (not those the planner sets: PLANNER_EVAL_KEYS)."""
     import dataclasses
 
     from study.evaluate.config import EvalConfig
 
-    return frozenset(f.name for f in dataclasses.fields(EvalConfig))
+    return frozenset(f.name for f in dataclasses.fields(EvalConfig)) - set(PLANNER_EVAL_KEYS)
 
 
 def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> EvalEntry:
@@ -620,6 +620,10 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
     where = f"stages.evaluate[{i}]"
     if not isinstance(e, YMap):
         raise fail(p, line, f"{where}: expected a mapping with at least 'protocol'")
+    planned = next((k for k in e if k not in ENTRY_KEYS and k in PLANNER_EVAL_KEYS), None)
+    if planned is not None:  # `params:` refuses it too: not pointed there
+        raise fail(p, e.line_of(planned), f"{where}.{planned}: set by the planner from 'datasets' and the entry's "
+                                          f"eval_datasets; remove it")
     setting = next((k for k in e if k not in ENTRY_KEYS and k in _eval_settings()), None)
     if setting is not None:  # an evaluation setting at the entry's level (`per_level: true` beside `levels:`)
         raise fail(p, e.line_of(setting), f"{where}.{setting}: an evaluation setting, which goes under the entry's "

@@ -74,11 +74,11 @@ def check_writable(name: str) -> None:
         raise StudyError(f"cannot write manifest {name}{hint}")
 
 
-def manifest_exists(name: str) -> bool:
-    """Whether a complete manifest (metadata and rows) of this name exists."""
+def manifest_exists(name: str, folder: Path | None = None) -> bool:
+    """Whether a complete manifest (metadata and rows) of this name exists in `folder` (default: `manifests_dir()`)."""
     if not is_manifest_name(name):
         return False
-    table, meta = manifest_paths(name)
+    table, meta = manifest_paths(name, folder)
     return table.is_file() and meta.is_file()
 
 

@@ -345,7 +345,8 @@ def build_report(workdir: str | os.PathLike, out: str | os.PathLike, plan: Any =
     fewer seeds than planned, figures that failed) and a summary line go to `log` (the CLI passes stderr). Without a
     plan, a grid name that no result carries raises NoResults before anything is written; with neither a plan nor a
     grid, results recorded under more than one grid raise a StudyError asking for the grid's name (one cell of two
-    grids would be two cells of one figure). So does an `out` holding files that no report wrote (`Outputs`). A
+    grids would be two cells of one figure). So does an `out` holding files that no report wrote (`Outputs`), and a
+    `workdir` that is no folder (nothing was submitted with it: a mistyped one), before anything is written. A
     figure that raises an error is listed in `failed`; the other figures are still drawn.
 
     The build holds `report_lock(out)`: a second build into the same folder (two `study report`s, a cron job's and

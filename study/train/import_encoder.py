@@ -5,8 +5,8 @@ protocols (`defaults.pretrain.pretrained.encoder_file`).
 The checkpoint is read with `torch.load(weights_only=True)` (no code of its runs; argparse's Namespace, which
 DINO's checkpoints hold, read as data; any other object beside the weights, solo-learn's OmegaConf hyperparameters,
 as an empty placeholder, where torch (>= 2.5) names them; a zip-format file's records checked against their CRC-32
-first: a corrupt one is refused, not read as other weights). Its state dict is the object
-itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
+first, where torch.save wrote them: a corrupt one is refused, not read as other weights). Its state dict is the
+object itself, or the one `key` names (`state_dict`, `model`, `teacher`: a dotted path into nested dicts; without `key`,
 the first of STATE_KEYS that holds tensors). Its encoder's keys are those under `prefix` (without it: the one prefix
 the backbone's first weight, its stem (a ResNet's `conv1.weight`), is found under, e.g. `module.encoder_q.`),
 stripped. Every weight and buffer of the backbone must be there, in its shape; the checkpoint's other keys under the
@@ -155,17 +155,30 @@ def _read(src: Path) -> tuple[Any, list[str]]:
 def _check_records(src: Path) -> None:
     """StudyError naming `src` and its first record whose bytes do not match the CRC-32 its zip directory holds
     (torch.save's format since torch 1.6): torch.load does not check them, and read a tensor with a flipped byte as
-    other weights. A file of another format, or one cut short (no directory), is left to torch.load."""
+    other weights. A record whose directory holds 0 is not checked: torch.save wrote none (its
+    `torch.utils.serialization.config.save.compute_crc32 = False`, a faster save; or a record of no bytes).
+    A file of another format, or one cut short (no directory), is left to torch.load."""
     try:
         if not zipfile.is_zipfile(src):
             return
         with zipfile.ZipFile(src) as archive:
-            bad = archive.testzip()
+            bad = next((r.filename for r in archive.infolist() if r.CRC and not _matches_crc(archive, r)), None)
     except (zipfile.BadZipFile, OSError):  # torch.load says why
         return
     if bad is not None:
         raise StudyError(f"{src}: corrupt: its record {bad} does not match its checksum (CRC-32): copy the checkpoint "
                          "again")
+
+
+def _matches_crc(archive: zipfile.ZipFile, record: zipfile.ZipInfo) -> bool:
+    """Whether `record`'s bytes match its CRC-32 (zipfile checks it as the record is read to its end)."""
+    try:
+        with archive.open(record) as f:
+            while f.read(1 << 24):
+                pass
+    except zipfile.BadZipFile:
+        return False
+    return True
 
 
 def _foreign_classes(src: Path) -> list[str]:

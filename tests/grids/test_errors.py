@@ -58,6 +58,21 @@ def test_an_evaluation_setting_at_an_entrys_level_is_pointed_under_params(write_
                            "docs/protocol-evaluation.md)")
 
 
+@pytest.mark.parametrize("key", ["train_manifest", "test_manifest"])
+def test_a_manifest_the_planner_sets_at_an_entrys_level_is_not_pointed_under_params(write_grid, key):
+    """`train_manifest:` beside `protocol:` was pointed under the entry's `params:`, which refuses it as set by the
+    planner: it says so at once."""
+    g = write_grid(f"""
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages:
+      evaluate:
+        - protocol: linear
+          {key}: beta_train
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, key)}: stages.evaluate[0].{key}: set by the planner from 'datasets' and "
+                           "the entry's eval_datasets; remove it")
+
+
 def test_unknown_values_dataset_protocol_size_corruption(write_grid):
     g = write_grid("axes: {method: [simclr], dataset: [alpah]}\nstages: {}\n")
     assert error_of(g).startswith(f"{g}:{line_of(g, 'alpah')}: unknown dataset 'alpah' (did you mean 'alpha'?)")
@@ -241,6 +256,29 @@ def test_manifests_near_the_grid_file_are_pointed_at_not_built_again(tmp_path, m
     assert "manifest 'alpha_train.downsample-factor2' not found" in problems[1] and "make it with" in problems[1]
     monkeypatch.setenv("STUDY_MANIFESTS", str(beside))  # as told: only the half one is missing
     assert [p for p in missing_manifests(plan_grid(g)) if "near the grid file" in p] == []
+
+
+def test_manifests_near_the_grid_file_that_lack_others_the_plan_reads_are_not_pointed_at_alone(tmp_path,
+                                                                                              monkeypatch):
+    """The corrupted variant beside the grid file, its base and test set in the folder in use: pointing
+    STUDY_MANIFESTS at the grid's folder would lose those two (the next plan asked to build them again), so the line
+    names them and says to put all in one folder, not to point there."""
+    grid_dir, used = tmp_path / "data", tmp_path / "shared"
+    beside = grid_dir / "manifests"
+    for folder, names in ((used, ("alpha_train", "alpha_val")), (beside, ("alpha_train.downsample-factor2",))):
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / f"{name}.json").write_text("{}")
+            (folder / f"{name}.parquet").write_bytes(b"")
+    monkeypatch.setenv("STUDY_MANIFESTS", str(used))
+    g = grid_dir / "g.yaml"
+    g.write_text(base_text() + "axes: {method: [simclr], dataset: [alpha], size: [1k], "
+                 "corruption: ['none', 'downsample:factor=2']}\nstages: {evaluate: [{protocol: linear, "
+                 "labeled_sizes: [100]}]}\n")
+    assert missing_manifests(plan_grid(g)) == [
+        f"{g}: 1 manifest(s) not found in {used}/ are in {beside}/, near the grid file "
+        "(alpha_train.downsample-factor2), which lacks 2 other(s) the plan reads (alpha_train, alpha_val): "
+        "STUDY_MANIFESTS names one folder, so link or copy them into one, then point STUDY_MANIFESTS at it"]
 
 
 def test_profile_without_partition_for_slurm(tmp_path):

@@ -229,6 +229,28 @@ def test_a_checkpoint_cut_short_or_with_a_corrupt_record_is_refused_naming_it_an
     assert not (tmp_path / "enc.pt").exists() and not list(tmp_path.glob(".*"))
 
 
+def test_a_checkpoint_saved_without_checksums_is_imported_not_called_corrupt(tmp_path):
+    """torch.save with `torch.utils.serialization.config.save.compute_crc32 = False` (a faster save of recent torch)
+    writes 0 as each record's CRC-32 in the zip directory: a whole checkpoint, which torch.load reads, not a corrupt
+    one (made here by writing those zeros into a checkpoint's directory, as that setting leaves it)."""
+    net = _torchvision_resnet18(2)
+    torch.save(net.state_dict(), tmp_path / "tv.pth")
+    data = bytearray((tmp_path / "tv.pth").read_bytes())
+    with zipfile.ZipFile(tmp_path / "tv.pth") as archive:
+        at, count = archive.start_dir, len(archive.infolist())
+    for _ in range(count):  # each central directory entry: its CRC-32 at byte 16, its name and extras after byte 46
+        assert data[at:at + 4] == b"PK\x01\x02"
+        data[at + 16:at + 20] = bytes(4)
+        at += 46 + sum(int.from_bytes(data[at + i:at + i + 2], "little") for i in (28, 30, 32))
+    (tmp_path / "nocrc.pth").write_bytes(bytes(data))
+    with zipfile.ZipFile(tmp_path / "nocrc.pth") as archive:
+        assert {r.CRC for r in archive.infolist()} == {0} and archive.testzip() is not None  # zipfile calls it bad
+    import_encoder(tmp_path / "nocrc.pth", tmp_path / "enc.pt", "resnet18")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_encoder(tmp_path / "enc.pt")(x), _features(net, x))
+
+
 def test_a_vissl_checkpoint_is_read_from_its_trunk_without_key(tmp_path):
     """VISSL keeps its trunk under classy_state_dict.base_model.model.trunk, its ResNet's keys under
     `_feature_blocks.`, and its heads beside it: found as --key would name it."""

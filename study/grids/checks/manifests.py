@@ -44,20 +44,32 @@ def metadata_once():
 
 def missing_manifests(plan: Plan) -> list[str]:
     """Each manifest the jobs read that does not exist, at the line of the `datasets:` entry that names it (a
-    corrupted variant: its dataset's), with the command that makes it."""
-    from study.manifests import list_manifests
+    corrupted variant: its dataset's), with the command that makes it; those whole in a manifests folder near the grid
+    file (`_found_near_the_grid`), one line per folder instead: the STUDY_MANIFESTS to set, or, where that folder
+    lacks others the plan reads from the folder in use, that STUDY_MANIFESTS names one folder."""
+    from study.manifests import list_manifests, manifest_exists
     from study.manifests.store import half_manifest, not_writable_hint
     from study.paths import manifests_dir
 
     problems, known, lines = [], None, None  # both read at the first missing one: none missing, neither read
     missing = {name: command for name, command in plan.manifests().items() if not _manifest_exists(name)}
-    for folder, names in _found_near_the_grid(plan, list(missing)).items():
-        quoted = shlex.quote(str(folder))
-        problems.append(f"{plan.path}: {len(names)} manifest(s) not found in {manifests_dir().resolve()}/ are in "
-                        f"{folder}/, near the grid file ({_some_names(names)}): point STUDY_MANIFESTS there, "
-                        f"`export STUDY_MANIFESTS={quoted}` (or `STUDY_MANIFESTS={quoted} study ...`)")
-        for name in names:
-            del missing[name]
+    near = _found_near_the_grid(plan, list(missing))
+    for folder, names in near.items():
+        quoted, said = shlex.quote(str(folder)), (f"{plan.path}: {len(names)} manifest(s) not found in "
+                                                  f"{manifests_dir().resolve()}/ are in {folder}/, near the grid file "
+                                                  f"({_some_names(names)})")
+        # those the plan reads that pointing there would lose: found in the folder in use, or in the other one
+        lost = [n for n in plan.manifests() if n not in names and not manifest_exists(n, folder)
+                and (n not in missing or any(n in held for held in near.values()))]
+        if lost:  # pointing there would only move the problem: STUDY_MANIFESTS names one folder
+            problems.append(f"{said}, which lacks {len(lost)} other(s) the plan reads ({_some_names(lost)}): "
+                            "STUDY_MANIFESTS names one folder, so link or copy them into one, then point "
+                            "STUDY_MANIFESTS at it")
+        else:
+            problems.append(f"{said}: point STUDY_MANIFESTS there, `export STUDY_MANIFESTS={quoted}` (or "
+                            f"`STUDY_MANIFESTS={quoted} study ...`)")
+    for name in (n for held in near.values() for n in held):
+        del missing[name]
     for name, command in missing.items():
         problems += _sizes_beyond_pool(plan, name)
         short = _pool_shares_beyond_sources(plan, name) or _base_already_corrupted(plan, command)
@@ -96,7 +108,7 @@ def _found_near_the_grid(plan: Plan, names: list[str]) -> dict[Path, list[str]]:
     (`manifests/` in it, as `study quickstart` writes its grid and manifests, and in the folder above it, as in this
     project's layout), other than the one in use: a user who runs `study` from another folder, or without the
     STUDY_MANIFESTS that a quickstart names, is told where they are rather than how to build them again."""
-    from study.manifests.store import manifest_paths
+    from study.manifests import manifest_exists
     from study.paths import manifests_dir
 
     if not names or not plan.path:
@@ -105,8 +117,7 @@ def _found_near_the_grid(plan: Plan, names: list[str]) -> dict[Path, list[str]]:
     for folder in dict.fromkeys((here / "manifests", here.parent / "manifests")):
         if folder.resolve() == manifests_dir().resolve():
             continue
-        held = [n for n in names if all(p.is_file() for p in manifest_paths(n, folder)) and n not in
-                {m for ms in found.values() for m in ms}]
+        held = [n for n in names if manifest_exists(n, folder) and n not in {m for ms in found.values() for m in ms}]
         if held:
             found[folder] = held
     return found
