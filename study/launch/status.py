@@ -21,7 +21,7 @@ from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
 from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume
-from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, last_lines, progress,
+from study.launch.traces import (Restarts, checkpoint_age, checkpoint_steps, checkpoint_text, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
 
@@ -53,7 +53,8 @@ def _some(ids: list[str], n: int = 8) -> str:
 def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     """`{"grid", "workdir", "counts": {stage: {column: n}}, "jobs": [{<study.grids.render.job_json>, "state",
     "detail", "slurm_id", "account", "log", "progress", "progress_count", "progress_before_restart", "log_age_s",
-    "checkpoint", "requeues", "preemptions", "resumed_at", "stale", "code_version"}], "results_off_plan": [id],
+    "checkpoint", "checkpoint_age_s", "requeues", "preemptions", "resumed_at", "stale", "code_version"}],
+    "results_off_plan": [id],
     "checkpoints_off_plan": {id: checkpoint}, "off_plan_changes": {id: text}}`, the jobs in the plan's order: what
     `study status` prints, one row per job. `counts`: the table's (`state_counts`: a done job with a stale result is
     counted under `stale`, not `done`).
@@ -62,7 +63,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     `progress_before_restart` whether that line is older than Slurm's latest stop of the job to run it again (its new
     run has said nothing yet), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
-    a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None.
+    a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None;
+    `checkpoint_age_s` the seconds since the newest of them was written (`traces.checkpoint_age`: what a stop now
+    would lose), else None.
     `requeues`, `preemptions`: how many times Slurm requeued a Slurm job not done (`scontrol requeue`, submitit's
     requeue at a time limit or a preemption's signal) or preempted it (PreemptMode=REQUEUE: it runs again),
     `resumed_at`: [step, total] of each resume of its training runs, as its log records them
@@ -95,7 +98,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     jobs = []
     for job in plan.jobs:
         st = states[job.id]
-        seen = progress(st.log) if st.state == "running" or _stopped_here(st) or _waits_to_restart(st) else None
+        seen = (progress(st.log) if st.state == "running" or _stopped_here(st) or _waits_to_restart(st)
+                or _suspended(st) else None)
         history = _restarts(st) if st.state != "done" else None
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "account": st.account, "log": st.log, "progress": seen.line if seen else None,
@@ -103,6 +107,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                      "progress_before_restart": seen.before_restart if seen else None,
                      "log_age_s": round(seen.age_s, 1) if seen else None,
                      "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
+                     "checkpoint_age_s": None if st.state == "done" else _rounded(checkpoint_age(workdir, job.id)),
                      "requeues": history.requeued if history else None,
                      "preemptions": history.preempted if history else None,
                      "resumed_at": history.resumed if history else None,
@@ -165,6 +170,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
                   f"until it answers\n")
     _running(states, workdir, out)
     _requeued(states, workdir, out)
+    _suspended_here(states, workdir, out)
     _stopped(states, workdir, out)
     _queued_elsewhere(states, out)
     _ended(plan, read, states, workdir, out, lines)
@@ -462,12 +468,28 @@ def _requeued(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> 
 
 
 def _waits_to_restart(st: JobState) -> bool:
-    """A pending Slurm job that ran before (its log is there), not held (held: said with what frees it) and read from
-    Slurm (UNKNOWN, where it could not be asked: it may run, or have ended)."""
+    """A pending Slurm job that ran before (its log is there), not held (held: said with what frees it), not
+    suspended (`_suspended`: it goes on in place) and read from Slurm (UNKNOWN, where it could not be asked: it may
+    run, or have ended)."""
     from study.launch.slurm.state import stuck_reason
 
     return (st.state == "pending" and bool(st.slurm_id) and bool(st.log) and Path(st.log).is_file()
-            and not stuck_reason(st.detail) and sacct_word(st.detail) != "UNKNOWN")
+            and not stuck_reason(st.detail) and sacct_word(st.detail) not in ("UNKNOWN", "SUSPENDED"))
+
+
+def _suspended(st: JobState) -> bool:
+    """A Slurm job Slurm suspended (counted pending): stopped where it was, its process and node kept."""
+    return st.state == "pending" and bool(st.slurm_id) and sacct_word(st.detail) == "SUSPENDED"
+
+
+def _suspended_here(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
+    """The suspended Slurm jobs (`scontrol suspend`, a preemption under PreemptMode=SUSPEND): not requeued, they go on
+    from where they stopped once resumed, their checkpoint unused."""
+    stopped = [st for st in states.values() if _suspended(st)]
+    _where_they_got(stopped, f"suspended ({len(stopped)}), counted pending: Slurm stopped them where they were, "
+                    f"keeping their nodes; each goes on from there once resumed (`scontrol resume <id>`, or once the "
+                    f"job that preempted it ends), not from its checkpoint", "no progress line in its log", workdir,
+                    out)
 
 
 def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
@@ -520,9 +542,11 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         requeued = requeue_text(_restarts(st))
         if requeued:
             out.write(f"    {requeued}\n")
-        saved = checkpoint_text(checkpoint_steps(workdir, st.job_id))
-        if saved:
-            out.write(f"    {saved}: a rerun resumes there\n")
+        steps = checkpoint_steps(workdir, st.job_id)
+        age = checkpoint_age(workdir, st.job_id) if steps else None
+        if steps:
+            written = "" if age is None else f", {'the latest ' if len(steps) > 1 else ''}written {_ago(age)}"
+            out.write(f"    {checkpoint_text(steps)}{written}: a rerun resumes there\n")
     if len(jobs) > RUNNING_SHOWN:
         out.write(f"  ... and {len(jobs) - RUNNING_SHOWN} more\n")
 
@@ -553,6 +577,10 @@ def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobSta
                  f"runs first: {_some(waiting)}" if waiting else "")
               + (f"; {len(newer)} wait for a dependency a newer version of study ran, which this one never reruns "
                  f"(update this checkout): {_some(newer)}" if newer else "") + "\n")
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _ago(seconds: float) -> str:

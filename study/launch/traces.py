@@ -174,13 +174,34 @@ def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[
     (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
     folder = Path(workdir) / "jobs" / job_id
     out: dict[str, list[int]] = {}
-    runs = sorted(folder.glob(f"*/{CHECKPOINT}"), key=lambda p: [int(t) if t.isdigit() else t
-                                                                    for t in re.split(r"(\d+)", p.parent.name)])
-    for path in [folder / CHECKPOINT, *runs]:  # fine-tunings by labeled size: finetune-50 before finetune-200
+    for path in _checkpoint_paths(folder):
         seen = checkpoint_step(path) if path.is_file() else None
         if seen is not None:
             out["." if path.parent == folder else path.parent.name] = seen
     return out
+
+
+def _checkpoint_paths(folder: Path) -> list[Path]:
+    """The job's own training checkpoint's path in its folder, then each fine-tuning's by labeled size (finetune-50
+    before finetune-200), whether or not the files are there."""
+    runs = sorted(folder.glob(f"*/{CHECKPOINT}"), key=lambda p: [int(t) if t.isdigit() else t
+                                                                    for t in re.split(r"(\d+)", p.parent.name)])
+    return [folder / CHECKPOINT, *runs]
+
+
+def checkpoint_age(workdir: str | os.PathLike, job_id: str) -> float | None:
+    """Seconds since the newest training checkpoint of the job's folder that `checkpoint_steps` reads was written
+    (0 for one written in the future: a shared filesystem's clock ahead); None where there is none. What a stop now
+    would lose: a run checkpoints every `checkpoint_every_*`, and at a signal."""
+    written = []
+    for path in _checkpoint_paths(Path(workdir) / "jobs" / job_id):
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        if checkpoint_step(path) is not None:
+            written.append(mtime)
+    return max(0.0, time.time() - max(written)) if written else None
 
 
 def checkpoint_text(steps: dict[str, list[int]]) -> str:

@@ -905,7 +905,8 @@ def test_status_counts_a_stale_result_under_stale_not_done(env):
 
 def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_last_step(tmp_path):
     """A local run killed at step 7 of 8 (its log's last line) had checkpointed at step 6: the rerun resumes there,
-    which the table and the JSON say; a failed job's checkpoint is named with --retry-failed."""
+    which the table and the JSON say, with how long ago that checkpoint was written (what a stop loses: a run
+    checkpoints every 10 minutes by default); a failed job's checkpoint is named with --retry-failed."""
     from study.launch.status import status_json
 
     wd = tmp_path / "wd"
@@ -913,6 +914,8 @@ def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_la
     log.write_text("[pretrain] step 6/8 loss 2.3 lr 0.1 10.0 img/s\n[pretrain] step 7/8 loss 2.2 lr 0.04 10.0 img/s\n")
     write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
     write_checkpoint(wd / "jobs" / "p2" / "checkpoint.pt", 40, 100)
+    written = time.time() - 300
+    os.utime(wd / "jobs" / "p1" / "checkpoint.pt", (written, written))
     Ledger(wd, "g").append([{"event": "local", "job": "p1", "stage": "pretrain", "state": "running",
                              "log": str(log), "pid": 4242, "host": "another-host.invalid"},
                             {"event": "local", "job": "p2", "stage": "pretrain", "state": "failed", "log": None,
@@ -921,12 +924,13 @@ def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_la
     print_status(_plan(P1, P2), wd, out)
     text = out.getvalue()
     assert ("  pretrain p1: [pretrain] step 7/8 loss 2.2 lr 0.04 10.0 img/s  [" in text
-            and f"    log: {log}\n    checkpoint at step 6/8: a rerun resumes there\n" in text), text
+            and f"    log: {log}\n    checkpoint at step 6/8, written 5 min ago: a rerun resumes there\n" in text), text
     assert "failed pretrain p2 (exit code 1)\n  checkpoint at step 40/100: `study submit --retry-failed` resumes it " \
            "there\n" in text, text
     rows = status_json(_plan(P1, P2), wd)["jobs"]
     assert [(r["state"], r["progress_count"], r["checkpoint"]) for r in rows] == \
         [("missing", [7, 8], {".": [6, 8]}), ("failed", None, {".": [40, 100]})]
+    assert 299 < rows[0]["checkpoint_age_s"] < 330 and rows[1]["checkpoint_age_s"] < 30
 
 
 def test_status_says_no_requeue_history_of_a_local_log_which_holds_every_submissions_runs(tmp_path):
@@ -1281,8 +1285,8 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     assert "requeued, waiting in Slurm's queue to start again (1)" in out, out
     assert (f"  pretrain {pre.id} (slurm {ids[pre.id]}, PENDING (BeginTime)): [pretrain] checkpoint written at "
             f"step 226/1500 on SIGUSR2") in out, out
-    assert ("    requeued 2 time(s), resumed at step 173/1500\n"
-            "    checkpoint at step 226/1500: a rerun resumes there\n") in out, out
+    assert re.search(r"    requeued 2 time\(s\), resumed at step 173/1500\n"
+                     r"    checkpoint at step 226/1500, written \d+ s ago: a rerun resumes there\n", out), out
     assert ev.id not in out.split("requeued, waiting")[1]  # never started: waits on its dependency, not requeued
     rows = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}
     assert (rows[pre.id]["requeues"], rows[pre.id]["preemptions"], rows[pre.id]["resumed_at"]) == \
@@ -1303,6 +1307,27 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
     assert "requeued, waiting" not in out, out
     assert "pending job(s) that Slurm will not start as they stand: launch failed requeued held" in out, out
+    # `scontrol requeuehold`: squeue words that hold otherwise; it read as waiting to start by itself, which it never
+    (slurm / "squeue").write_text(f"{ids[pre.id]} PENDING job requeued in held state\n"
+                                  f"{ids[ev.id]} PENDING Dependency\n")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert "requeued, waiting" not in out, out
+    assert ("pending job(s) that Slurm will not start as they stand: job requeued in held state: held; `scontrol "
+            f"release <id>` frees it: pretrain {pre.id}") in out, out
+
+    # suspended in place (`scontrol suspend`, a preemption under PreemptMode=SUSPEND): it read as requeued, to resume
+    # from its checkpoint once started; it goes on where it stopped once resumed
+    _sacct(slurm, {ids[pre.id]: "SUSPENDED", ids[ev.id]: "PENDING"})
+    (slurm / "squeue").write_text(f"{ids[pre.id]} SUSPENDED None\n{ids[ev.id]} PENDING Dependency\n")
+    out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
+    assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "1", "0", "0", "0"], out
+    assert "requeued, waiting" not in out and "will not start" not in out, out
+    assert ("\nsuspended (1), counted pending: Slurm stopped them where they were, keeping their nodes; each goes on "
+            "from there once resumed (`scontrol resume <id>`, or once the job that preempted it ends), not from its "
+            f"checkpoint:\n  pretrain {pre.id} (slurm {ids[pre.id]}, SUSPENDED): [pretrain] checkpoint written at step "
+            "226/1500") in out, out
+    row = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}[pre.id]
+    assert (row["state"], row["detail"], row["progress_count"]) == ("pending", "SUSPENDED", [226, 1500])
 
     _sacct(slurm, {ids[pre.id]: "FAILED", ids[ev.id]: "CANCELLED by 0"})  # then killed (kill -9 on its node)
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]

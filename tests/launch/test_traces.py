@@ -9,8 +9,8 @@ import zipfile
 from launch_helpers import REQUEUED_LOG, write_checkpoint
 
 from study.launch import traces
-from study.launch.traces import (checkpoint_step, checkpoint_steps, checkpoint_text, last_lines, progress,
-                                 progress_count, requeue_history, requeue_text)
+from study.launch.traces import (checkpoint_age, checkpoint_step, checkpoint_steps, checkpoint_text, last_lines,
+                                 progress, progress_count, requeue_history, requeue_text)
 
 
 def test_last_lines_are_the_last_non_empty_lines_of_the_log(tmp_path):
@@ -108,3 +108,21 @@ def test_checkpoint_step_does_not_read_a_pickle_larger_than_a_checkpoints(tmp_pa
     assert checkpoint_step(tmp_path / "big.pt") == [1, 2]
     monkeypatch.setattr(traces, "CHECKPOINT_PICKLE_MAX", len(data) - 1)
     assert checkpoint_step(tmp_path / "big.pt") is None
+
+
+def test_checkpoint_age_is_that_of_the_newest_checkpoint_a_rerun_resumes_from(tmp_path):
+    """How long ago a job last checkpointed (what a preemption now would lose): its newest checkpoint that reads as
+    one, a fine-tuning's too; a torn file left out; a clock ahead reads 0; none, None."""
+    wd = tmp_path / "wd"
+    write_checkpoint(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", 3, 3)
+    write_checkpoint(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", 1, 3)
+    now = time.time()
+    os.utime(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", (now - 600, now - 600))
+    os.utime(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", (now - 120, now - 120))
+    assert 119 < checkpoint_age(wd, "e1") < 150
+    (wd / "jobs" / "e1" / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")  # newer, but no checkpoint
+    assert 119 < checkpoint_age(wd, "e1") < 150
+    write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    os.utime(wd / "jobs" / "p1" / "checkpoint.pt", (now + 30, now + 30))
+    assert checkpoint_age(wd, "p1") == 0.0
+    assert checkpoint_age(wd, "nope") is None

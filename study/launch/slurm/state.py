@@ -282,8 +282,8 @@ def pending_reasons(squeue_out: str, before: int = 2) -> dict[str, str]:
 
 # squeue reasons of a pending job that Slurm will not start as it stands (a hold, a limit of the job itself, a node or
 # feature it cannot have, a dependency that failed); not those that clear as other jobs end (Priority, Resources,
-# QOSMaxJobsPerUserLimit, AssocGrp..., ...)
-_HELD = ("JobHeldAdmin", "JobHeldUser", "launch failed requeued held")
+# QOSMaxJobsPerUserLimit, AssocGrp..., ...); `scontrol requeuehold` words its hold "job requeued in held state"
+_HELD = ("JobHeldAdmin", "JobHeldUser", "launch failed requeued held", "job requeued in held state")
 _STUCK = ("PartitionTimeLimit", "PartitionNodeLimit", "BadConstraints", "DependencyNeverSatisfied",
           # an account or QOS the partition does not take (AllowAccounts, AllowQos, ...: squeue words it "Job's QOS
           # not permitted to use this partition (...)", and after a restart of the controller PartitionConfig), or
