@@ -3,7 +3,8 @@
 
 The patch of occurrence `XXXXXABCD` is `patches_fr/CD/AB/<id>.npy` (France) or
 `patches_us/patches_us_NN/CD/AB/<id>.npy` (US, NN = CD // 5 + 1 in 01..20; the parts may also lie directly under
-the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover.
+the root, or unsplit in `patches_us/CD/AB`). Patches are 256 x 256 x 5 uint8, channels last: R, G, B, NIR, land cover
+(a land-cover rule refuses another dtype: a 16-bit copy's codes would be other classes, its pixels clipped to 255).
 Every patch the occurrences need must exist, whatever the label rule (no manifest of absent patches).
 Splits: `train`, `test` (both regions), or one region: `us_train`, `fr_train`, `us_test`, `fr_test`.
 Images are channels 0, 1, 2 (RGB) unless `--channels` names others (1 or 3 of 0-3, e.g. `3,1,2`: NIR as red).
@@ -16,7 +17,8 @@ the species ids found, sorted: build a test split with `--classes-from` its trai
 `--drop-other-classes` where it has a code the train split lacks); an evaluation refuses a pair whose classes differ.
 `--drop-classes landcover_<code>` leaves a code out of either (a no-data code, say; none by default).
 France (OSO) and the US (NLCD) use different land-cover schemes: `train`/`test` merge equal codes of both (a warning
-says so); `us_*`/`fr_*` keep one.
+says so); `us_*`/`fr_*` keep one. A test split labelled with a region's codes that its train manifest's lack (`us_test`
+with `--classes-from` a `fr_train` manifest) is refused, by the build and by `study plan`: `landcover_scheme_clash`.
 """
 from __future__ import annotations
 
@@ -68,6 +70,37 @@ def occurrence_file(root: Path, region: str, part: str) -> Path:
     return root / name
 
 
+SCHEMES = {"fr": "France's (OSO)", "us": "the US's (NLCD)"}  # each region's land-cover codes
+
+
+def landcover_regions(meta: dict) -> list[str] | None:
+    """The regions (`fr`, `us`) whose land-cover codes label a GLC20 manifest (`meta`: its metadata, or a build's
+    `dataset`, `split`, `label_rule` and, for `train`/`test`, the `sources` its index read): a region split's own, else
+    those of the occurrence tables read; None where the labels are no land-cover codes (another reader's, GLC20's
+    species ids: one id space for both regions) or the regions are not known yet."""
+    if meta.get("dataset") != "glc20" or not str(meta.get("label_rule") or LABEL_RULES[0]).startswith("landcover_"):
+        return None
+    region = str(meta.get("split") or "").rpartition("_")[0]
+    if region:
+        return [region]
+    names = (str(s.get("path", "")).rpartition("/")[2] for s in meta.get("sources") or [])
+    return sorted({m[1] for n in names if (m := re.fullmatch(r"occurrences_(fr|us)_\w+\.csv", n))}) or None
+
+
+def landcover_scheme_clash(train: dict, test: dict, train_name: str, test_name: str) -> tuple[str, str] | None:
+    """Where test manifest `test` (its metadata, or a build's: `landcover_regions`) holds land-cover codes of a region
+    that train manifest `train` does not: why (France's OSO and the US's NLCD give one code other classes, so the
+    train split's class `landcover_11` would name another class of the test split's) and the split of `train`'s
+    region(s) to build it from instead (`fr_test`; `test` for both); else None."""
+    ours, theirs = landcover_regions(test), landcover_regions(train)
+    if ours is None or theirs is None or set(ours) <= set(theirs):
+        return None
+    why = (f"{test_name} is labelled with {' and '.join(SCHEMES[r] for r in ours)} land-cover codes, {train_name} with "
+           f"{' and '.join(SCHEMES[r] for r in theirs)}: the two schemes give one code other classes")
+    part = str(test.get("split") or "test").rpartition("_")[2]
+    return why, f"{theirs[0]}_{part}" if len(theirs) == 1 else part
+
+
 def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.ndarray | None]:
     import pandas as pd
 
@@ -91,7 +124,9 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
             raise StudyError(f"{path} line 1: expected ';'-separated columns (GLC20's format), this header uses ','")
         raise StudyError(f"{path} line 1: no 'id' column (found {columns})")
     if need_species and "species_id" not in columns:
-        raise StudyError(f"{path} line 1: no 'species_id' column, which --label-rule species needs")
+        test = " (GLC20's test tables have none: species labels are the train splits' alone)" \
+            if path.name.endswith("_test.csv") else ""
+        raise StudyError(f"{path} line 1: no 'species_id' column, which --label-rule species needs{test}")
     out = []
     for col in ("id", "species_id") if need_species else ("id",):
         values = df[col].to_numpy()
@@ -184,6 +219,9 @@ def landcover_label(file: Path, rule: str) -> int:
                              "channels last: save them so")
         if not np.issubdtype(patch.dtype, np.integer):  # land-cover codes: a float channel's NaN is no class
             raise ValueError(f"expected an integer array (land-cover codes), got dtype {patch.dtype}")
+        if patch.dtype != np.uint8:  # a 16-bit copy: its codes other classes, its pixels clipped to 255 by the jobs
+            raise ValueError(f"expected uint8 (GLC20's patches are H x W x 5 uint8, values 0-255), got dtype "
+                             f"{patch.dtype}: save the patches as uint8")
         if rule == "landcover_center":
             return int(patch[patch.shape[0] // 2, patch.shape[1] // 2, LANDCOVER_CHANNEL])
         channel = np.asarray(patch[:, :, LANDCOVER_CHANNEL]).astype(np.int64).ravel()

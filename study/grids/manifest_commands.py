@@ -50,6 +50,22 @@ def _split(name: str, reader: str | None) -> str:
     return reader_attribute(reader, "suggested_splits").get(split, split)
 
 
+def _reading_of(name: str) -> str:
+    """` --label-rule R --channels C`: how built manifest `name` reads labels and pixels, where it records it (GLC20's
+    manifests), for a test split built with --classes-from it; "" where it is not built (or unreadable: the
+    manifest check names it), or records neither."""
+    from study.errors import StudyError
+    from study.manifests.store import load_meta, manifest_exists
+
+    try:
+        meta = load_meta(name) if manifest_exists(name) else {}
+    except StudyError:
+        return ""
+    rule, channels = meta.get("label_rule"), meta.get("channels")
+    return ((f" --label-rule {rule}" if isinstance(rule, str) else "")
+            + (f" --channels {','.join(map(str, channels))}" if isinstance(channels, list) and channels else ""))
+
+
 # the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all
 # of them, so that the one manifest of a dataset serves every grid (its sizes are part of its content hash)
 PAPER_READERS = ("imagenet", "inat21", "places365", "glc20")
@@ -62,7 +78,8 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
     """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
     each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
     sizes as well as those the grid needs (those up to its `train_images` where the grid gives it); a manifest a
-    granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but iNat21's, whose reader has its own)."""
+    granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but iNat21's, whose reader has its own); a test manifest,
+    `--classes-from` its train manifest and, where that one is built, its `--label-rule` and `--channels`."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
@@ -126,6 +143,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
                 cmd += f" --labeled-sizes {fmt(labeled[name])}"
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
+                cmd += _reading_of(ds.train)  # and is read as it is (the build refuses another reading)
             if name in taxonomy and reader != "inat21":  # one file for both splits of a dataset
                 cmd += f' --taxonomy "${words[key]}_TAXONOMY"'
             out[name] = cmd

@@ -19,6 +19,7 @@ from study.atomic import STALE_TEMPORARY_S, remove_temporaries
 from study.counts import format_count
 from study.datasets import DATASETS, ReaderOptions, read_dataset
 from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
+from study.datasets.glc20 import landcover_scheme_clash
 from study.errors import StudyError
 from study.flock import locked
 from study.manifests.ranking import key_order, rank_rows
@@ -312,14 +313,18 @@ def reading_differences(ours: dict, theirs: dict) -> list[tuple[str, str, str]]:
 
 def check_same_reading(reading: dict, source: str, source_meta: dict, where: str) -> None:
     """StudyError where `reading` (an index's info, or the flags given) takes labels or image channels (GLC20's
-    `label_rule`, `channels`) otherwise than manifest `source` records: the same class names would then mean other
-    labels, or a probe would be scored on other channels than it trained on (`study plan` checks an evaluation's
-    pair the same way)."""
+    `label_rule`, `channels`) otherwise than manifest `source` records, or, reading GLC20's land cover, a region
+    whose codes `source` lacks (`reading` then needs `dataset`, `split`, and `sources` for a split of both): the same
+    class names would then mean other labels, or a probe would be scored on other channels than it trained on
+    (`study plan` checks an evaluation's pair the same way)."""
     differences = reading_differences(reading, source_meta)
     if differences:
         flag, ours, theirs = differences[0]
         raise StudyError(f"--classes-from {source}: {where} is read with {flag} {ours} but {source} with "
                          f"{flag} {theirs}: build it with {flag} {theirs}")
+    clash = landcover_scheme_clash(source_meta, reading, source, where)
+    if clash:
+        raise StudyError(f"--classes-from {source}: {clash[0]}: build it from {source}'s region, --split {clash[1]}")
 
 
 def check_same_taxonomy(index: Index, source: str, source_levels: list[str], where: str) -> None:
@@ -385,7 +390,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     source = load_intact_meta(cfg.classes_from, "--classes-from") if cfg.classes_from is not None else None
     classes = source["class_names"] if source is not None else None
     if source is not None:  # the flags given, before hours of indexing; the reader's defaults once it has run
-        given = {"label_rule": cfg.label_rule, "channels": None if cfg.channels is None else list(cfg.channels)}
+        given = {"label_rule": cfg.label_rule, "channels": None if cfg.channels is None else list(cfg.channels),
+                 "dataset": cfg.dataset, "split": cfg.split}
         check_same_reading(given, cfg.classes_from, source, f"{cfg.dataset} {cfg.split}")
     taxonomy = read_taxonomy(Path(cfg.taxonomy)) if cfg.taxonomy is not None else None
     checked_manifests_dir()  # where it cannot be, before hours of indexing
@@ -394,7 +400,8 @@ def build_manifest(cfg: BuildConfig) -> tuple[dict, bool]:
     index = read_dataset(cfg.dataset, Path(cfg.root), cfg.split, options)
     where = f"{cfg.dataset} {cfg.split}"
     if source is not None:
-        check_same_reading(index.info, cfg.classes_from, source, where)
+        read = {**index.info, "dataset": cfg.dataset, "split": cfg.split, "sources": index.sources}
+        check_same_reading(read, cfg.classes_from, source, where)
     drop_named_classes(index, cfg.drop_classes, where)
     aligned = classes is not None and align_classes(index, classes, f"--classes-from {cfg.classes_from}", where,
                                                     cfg.drop_other_classes)

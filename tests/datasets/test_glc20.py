@@ -481,3 +481,51 @@ def test_a_patch_of_another_format_is_named_as_such(tmp_path, kind, why):
         patch.write_bytes(b"\xff\xd8\xff\xe0" + bytes(40))  # a JPEG's first bytes: numpy says "pickled data"
     with pytest.raises(StudyError, match=f"cannot read patch .*1234567.npy: {why}"):
         read_dataset("glc20", tmp_path, "us_train")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int64, np.int8])
+def test_a_patch_of_another_integer_dtype_than_uint8_is_refused_naming_it(tmp_path, dtype):
+    """A 16-bit copy of the patches (values x 256) made landcover_2816 a class, and the jobs clipped its pixels to 255:
+    a land-cover rule refuses any dtype but GLC20's uint8, naming the patch and the dtype."""
+    make_glc20(tmp_path)
+    patch = tmp_path / "patches_us/patches_us_14/67/45/1234567.npy"
+    np.save(patch, (np.load(patch).astype(np.int64) * (256 if dtype is np.uint16 else 1)).astype(dtype))
+    for rule in ("landcover_center", "landcover_mode"):
+        with pytest.raises(StudyError, match=rf"cannot read patch .*1234567.npy: expected uint8 .*got dtype "
+                                             rf"{np.dtype(dtype).name}: save the patches as uint8"):
+            read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule=rule))
+    assert len(read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))) == 3  # reads none
+
+
+def test_species_on_a_test_table_says_that_test_tables_have_none(tmp_path):
+    make_glc20(tmp_path)
+    with pytest.raises(StudyError, match=r"occurrences_us_test.csv line 1: no 'species_id' column, which --label-rule "
+                                         r"species needs \(GLC20's test tables have none"):
+        read_dataset("glc20", tmp_path, "us_test", ReaderOptions(label_rule="species"))
+
+
+def test_land_cover_regions_and_a_test_split_of_another_scheme():
+    """France's OSO and the US's NLCD give one code other classes: a test manifest labelled with a region's codes that
+    its train manifest lacks clashes; species ids (one id space) and other readers never do."""
+    from study.datasets.glc20 import landcover_regions, landcover_scheme_clash
+
+    def meta(split, rule="landcover_center", dataset="glc20", tables=()):
+        return {"dataset": dataset, "split": split, "label_rule": rule,
+                "sources": [{"path": f"occurrences/occurrences_{t}.csv"} for t in tables]}
+
+    assert landcover_regions(meta("us_test")) == ["us"]
+    assert landcover_regions(meta("test", tables=["us_test", "fr_test"])) == ["fr", "us"]
+    assert landcover_regions(meta("train", tables=["fr_train"])) == ["fr"]  # the US table absent
+    assert landcover_regions(meta("test")) is None  # not indexed yet: not known
+    assert landcover_regions(meta("us_test", "species")) is None and landcover_regions(meta("x", None, "imagenet")) \
+        is None
+    assert landcover_regions({"dataset": "glc20", "split": "us_test"}) == ["us"]  # the default rule: land cover
+    why, split = landcover_scheme_clash(meta("fr_train"), meta("us_test"), "tr", "glc20 us_test")
+    assert why == ("glc20 us_test is labelled with the US's (NLCD) land-cover codes, tr with France's (OSO): the two "
+                   "schemes give one code other classes") and split == "fr_test"
+    assert landcover_scheme_clash(meta("us_train"), meta("test", tables=["fr_test", "us_test"]), "a", "b")[1] == \
+        "us_test"
+    assert landcover_scheme_clash(meta("train", tables=["fr_train", "us_train"]), meta("fr_train"), "a", "b") is None
+    assert landcover_scheme_clash(meta("us_train"), meta("fr_test"), "a", "b") is not None
+    assert landcover_scheme_clash(meta("fr_train"), meta("fr_test"), "a", "b") is None
+    assert landcover_scheme_clash(meta("fr_train", "species"), meta("us_train", "species"), "a", "b") is None

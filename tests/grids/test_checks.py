@@ -882,6 +882,45 @@ def test_check_refuses_glc20_test_occurrences_among_the_labeled_ones(tmp_path, m
     assert "leave the train table's occurrences out of the test table" in err
 
 
+def test_check_refuses_a_glc20_test_manifest_of_another_regions_land_cover(tmp_path, monkeypatch, capsys,
+                                                                           write_grid):
+    """France's OSO and the US's NLCD give one code other classes: a fr_train labeled manifest and a us_test test
+    manifest of the same class names (landcover_11) passed; of other classes, the plan said to rebuild the test
+    manifest with --classes-from --drop-other-classes, which keeps the other scheme's codes. Both are named as
+    manifests of other regions, with the split to build instead."""
+    import numpy as np
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    glc = tmp_path / "glc"
+    for region, ids in (("fr", [10561200, 10561201, 10561202, 10561203]), ("us", [1234500, 1234501])):
+        for i in ids:
+            folder = glc / f"patches_{region}" / f"{i % 100:02d}" / f"{i // 100 % 100:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            np.save(folder / f"{i}.npy", np.full((8, 8, 5), 11 if i % 2 == 0 else 21, np.uint8))
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n" + "".join(f"{i};0;0;1\n" for i in
+                                                                                         range(10561200, 10561204)))
+    (glc / "occurrences_us_test.csv").write_text("id;lat;lon\n1234500;0;0\n1234501;0;0\n")
+    _study("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_train", "--name", "alpha_train")
+    _study("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "us_test", "--name", "alpha_val")
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [4]}
+    stages:
+      evaluate:
+        - {protocol: linear, labeled_sizes: [2]}
+    """, pretrain={"optim": "{warmup_epochs: 0}", "batch_size": 2})
+    want = (f"{g}:3: manifests alpha_train and alpha_val (the labeled and test sets of an evaluation) are of other "
+            "regions: alpha_val is labelled with the US's (NLCD) land-cover codes, alpha_train with France's (OSO): "
+            "the two schemes give one code other classes: delete ")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and want in err and "rebuild it with --split fr_test --classes-from alpha_train (or " in err, err
+    np.save(glc / "patches_us/01/45/1234501.npy", np.full((8, 8, 5), 41, np.uint8))  # a code France's lacks
+    for ext in ("json", "parquet"):
+        (tmp_path / "manifests" / f"alpha_val.{ext}").unlink()
+    _study("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "us_test", "--name", "alpha_val")
+    code, _, err = run_plan_cli([str(g)], capsys)
+    assert code == 2 and want in err and "--drop-other-classes" not in err, err
+
+
 def test_an_init_encoder_that_is_not_a_file_here_is_named(tmp_path, monkeypatch, capsys, write_grid):
     """`defaults.pretrain.init_encoder` starts every pretraining job from that file: one not here was found only by
     each job, after its wait in the queue. A warning (Slurm's nodes may mount it elsewhere), a problem where the

@@ -123,6 +123,34 @@ def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_gri
                       "glc20_test": "us_test"}
 
 
+def test_a_glc20_test_command_reads_as_its_built_train_manifest(write_grid, tmp_path, monkeypatch):
+    """The test split's command of a built train manifest read with --label-rule landcover_mode --channels 3,1,2
+    said --classes-from alone: the build it suggested was refused, after reading every test patch. It now gives the
+    train manifest's reading; a train manifest not built yet adds nothing (its command has the defaults)."""
+    import numpy as np
+
+    import study.cli
+
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    glc = tmp_path / "glc"
+    (glc / "patches_fr/34/12").mkdir(parents=True)
+    np.save(glc / "patches_fr/34/12/10561234.npy", np.full((8, 8, 5), 11, np.uint8))
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
+    assert study.cli.main(["manifest", "build", "--dataset", "glc20", "--root", str(glc), "--split", "fr_train",
+                           "--name", "fr_train", "--label-rule", "landcover_mode", "--channels", "3,1,2"]) == 0
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [fr, us]}
+    stages: {evaluate: [{protocol: linear, labeled_sizes: [1]}]}
+    """, base=False)
+    g.write_text("name: t\ndatasets:\n  fr: {reader: glc20, train: fr_train, test: fr_test}\n"
+                 "  us: {reader: glc20, train: glc20_train, test: glc20_test}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n" + g.read_text())
+    commands = plan_grid(g).manifests()
+    assert commands["fr_test"].endswith(" --split fr_test --name fr_test --classes-from fr_train --label-rule "
+                                        "landcover_mode --channels 3,1,2"), commands["fr_test"]
+    assert commands["glc20_test"].endswith(" --classes-from glc20_train"), commands["glc20_test"]
+
+
 def test_a_smaller_copy_of_a_paper_dataset_is_built_with_the_paper_sizes_it_holds(write_grid):
     """A region of GLC20 format with 300k patches (`train_images`) is asked for the paper's sizes up to 250k and
     the grid's own, not for 500k and 1M it cannot hold; without train_images, all the paper's."""

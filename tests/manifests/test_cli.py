@@ -405,3 +405,42 @@ def test_the_command_line_refuses_what_it_cannot_use_and_says_what_it_wrote(buil
         patch.setattr(materialize_mod, "materialize", materialize)
         assert cli("manifest", "materialize", "toy", "--out", tmp_path / "png")[0] == 0
     assert seen["workers"] == 1
+
+
+def _two_region_glc(root) -> None:
+    """GLC20 tables of both regions, every patch's land cover code 11 (OSO's and NLCD's code 11 are other classes)."""
+    tables = {"fr_train": [10561234, 10561235], "fr_test": [10561236], "us_train": [1234567], "us_test": [1234568]}
+    for table, ids in tables.items():
+        species = table.endswith("_train")
+        (root / f"occurrences_{table}.csv").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"occurrences_{table}.csv").write_text("id;lat;lon" + ";species_id" * species + "\n"
+                                                       + "".join(f"{i};1;2" + ";5" * species + "\n" for i in ids))
+        for i in ids:
+            folder = root / ("patches_fr" if table.startswith("fr") else "patches_us") / f"{i % 100:02d}" / \
+                f"{i // 100 % 100:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            np.save(folder / f"{i}.npy", np.full((8, 8, 5), 11, np.uint8))
+
+
+def test_classes_from_a_manifest_of_another_regions_land_cover_is_refused(cli, tmp_path):
+    """`--split us_test --classes-from` a fr_train manifest gave the US's NLCD code 11 (open water) France's class
+    landcover_11 (OSO's coniferous forest) without a word (with --drop-other-classes, whatever the codes): refused,
+    before the patches are read where the split names its region, naming the split to build instead."""
+    glc = tmp_path / "glc"
+    _two_region_glc(glc)
+    assert cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_train", "--name", "tr")[0] == 0
+    code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "us_test", "--name", "te",
+                       "--classes-from", "tr", "--drop-other-classes")
+    assert code == 2 and "indexing" not in err, err
+    assert ("--classes-from tr: glc20 us_test is labelled with the US's (NLCD) land-cover codes, tr with France's "
+            "(OSO): the two schemes give one code other classes: build it from tr's region, --split fr_test") in err
+    code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "test", "--name", "te",
+                       "--classes-from", "tr")  # both regions: known once the tables are read
+    assert code == 2 and "glc20 test is labelled with France's (OSO) and the US's (NLCD) land-cover codes" in err, err
+    assert cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", "fr_test", "--name", "te",
+               "--classes-from", "tr")[0] == 0
+    for name, split in (("sp", "fr_train"), ("sp_us", "us_train")):  # species ids: one id space for both regions
+        extra = ["--classes-from", "sp"] if name == "sp_us" else []
+        code, _, err = cli("manifest", "build", "--dataset", "glc20", "--root", glc, "--split", split, "--name", name,
+                           "--label-rule", "species", *extra)
+        assert code == 0, err

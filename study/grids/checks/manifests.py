@@ -211,7 +211,10 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
                                 + (f" (labeled size {format_count(ls)})" if is_int(ls) else ""))
     if sec.get("protocol") == "granularity" and test:
         problems += _granularity_problems(plan, job, meta, tables)
-    if train and test and meta(train)["class_names"] != meta(test)["class_names"]:
+    clash = _scheme_problem(plan, job, train, test, meta) if train and test else None
+    if clash:  # their classes differ too: rebuilding with --classes-from alone would keep the other scheme's codes
+        problems.append(clash)
+    elif train and test and meta(train)["class_names"] != meta(test)["class_names"]:
         problems.append(_classes_problem(plan, job, train, test, meta))
     from study.manifests.build import reading_differences
 
@@ -220,6 +223,23 @@ def _evaluate_problems(plan: Plan, job: Job, meta, tables: _TableReads) -> list[
                         f"sets of an evaluation) are read with {flag} {a} and {b}: {_delete(test)} and rebuild it "
                         f"with {flag} {a} --classes-from {train}")  # GLC20's: equal class names, other labels or pixels
     return problems
+
+
+def _scheme_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str | None:
+    """Where GLC20 test manifest `test` is labelled with land-cover codes of a region whose codes labeled manifest
+    `train` lacks (study.datasets.glc20.landcover_scheme_clash), at its dataset's line as `_classes_problem`: what to
+    build instead."""
+    from study.datasets.glc20 import landcover_scheme_clash
+
+    clash = landcover_scheme_clash(meta(train), meta(test), train, test)
+    if clash is None:
+        return None
+    ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+    where = f"{plan.path}:{ds.line}" if ds is not None and ds.train == train and ds.test == test \
+        else setting_at(plan, job, "test_manifest")
+    return (f"{where}: manifests {train} and {test} (the labeled and test sets of an evaluation) are of other "
+            f"regions: {clash[0]}: {_delete(test)} and rebuild it with --split {clash[1]} --classes-from {train} (or "
+            f"pair {test} with a train manifest of its own region)")
 
 
 def _classes_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str:
