@@ -191,7 +191,7 @@ CELL_NEEDS = ("grid", "stage", "labeled_size", "level", "metric", "protocol_fing
               "finished_at")
 
 
-def _require(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) -> None:
+def require_columns(table: pd.DataFrame, what: str, needs: Iterable[str] = CELL_NEEDS) -> None:
     """StudyError naming the columns of `needs` that `table` lacks (a narrow `read_table` left them out)."""
     lacking = [c for c in needs if c not in table.columns]
     if lacking:
@@ -266,7 +266,7 @@ def aggregate(table: pd.DataFrame, code_versions: pd.Series | None = None) -> pd
         table = table[table["metric"].notna()]
     if table.empty:
         return pd.DataFrame(columns=[*keys, *AGGREGATE_COLUMNS])
-    _require(table, "aggregate")
+    require_columns(table, "aggregate")
     if "seed_pair" in table:  # a concatenation of two seeds' encoders: its seed is the pair
         table = table.assign(seed=table["seed"].astype(object).where(table["seed"].notna(), table["seed_pair"]))
     grouped = table.groupby(keys, dropna=False, sort=True)
@@ -310,7 +310,7 @@ def drop_repeated_seeds(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     empty = pd.DataFrame(columns=["job_ids", "kept"])
     if table.empty:
         return table, empty
-    _require(table, "drop_repeated_seeds", [c for c in CELL_NEEDS if c != "value"])
+    require_columns(table, "drop_repeated_seeds", [c for c in CELL_NEEDS if c != "value"])
     keys = [*cell_columns(table), "protocol_fingerprint", *[c for c in ("seed", "seed_pair") if c in table]]
     when = pd.DataFrame({"t": table["finished_at"].fillna(""), "job": table["job_id"]})
     ordered = table.loc[when.sort_values(["t", "job"], kind="stable").index]
@@ -487,23 +487,29 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike, grid: str | None =
 
 def read_table(path: str | os.PathLike, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """A table written by `write_table`, each column of the type `collect` gives it; a StudyError naming the file if it
-    is not one or of a newer schema.
+    is not one (a folder: a report's, its results.parquet named) or of a newer schema.
     `columns`: only these, in the file's order, each a name or a shell pattern (`"protocol.pretrain.*"`; the full
     table has a column per leaf of the protocol); a StudyError names one that matches none."""
     path = Path(path)
+    if path.is_dir():  # a report's folder
+        inside = path / "results.parquet"
+        raise StudyError(f"{path}: a folder, not a results table" + (f" (read {inside})" if inside.is_file() else ""))
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as e:
         raise StudyError(f"{path}: not a readable Parquet file ({e})") from None
     version = (schema.metadata or {}).get(TABLE_SCHEMA_KEY)
+    if version is None:
+        raise StudyError(f"{path}: table schema version None: a Parquet file, but not a results table of study (the "
+                         "results.parquet of `study report`, or `write_table`'s)")
     if version != str(TABLE_SCHEMA_VERSION).encode():
         raise StudyError(f"{path}: table schema version {version!r}, this study reads {TABLE_SCHEMA_VERSION}"
                          f"{newer_note(version, TABLE_SCHEMA_VERSION)}")
     df = pd.read_parquet(path, columns=None if columns is None else _columns_named(path, schema.names, columns))
-    for col in df.columns:  # pandas >= 3 reads strings as `str`: object, as `collect` types them (`_typed`)
-        if isinstance(df[col].dtype, pd.StringDtype):
-            df[col] = df[col].astype("object")
-    return df
+    # pandas >= 3 reads strings as `str`: object, as `collect` types them (`_typed`); copied into one block per type,
+    # as `records_to_table` is (a table of hundreds of columns read as is warns of a fragmented frame at its first
+    # `assign`)
+    return df.astype({c: "object" for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}).copy()
 
 
 def _columns_named(path: Path, names: list[str], asked: Iterable[str]) -> list[str]:

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
-from report_records import (LEVELS, STD, domain_records, eval_axes, granularity_records, luminance, quality_records,
-                            quantity_records, records, table_of)
+from report_records import (ALL_RECORDS, LEVELS, STD, domain_records, eval_axes, granularity_records, luminance,
+                            quality_records, quantity_records, records, table_of)
 
-from study.report.figures import NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality, quantity
+from study.errors import StudyError
+from study.report.figures import (FIGURES, NoData, domain_concat, domain_matrix, domain_pooling, granularity, quality,
+                                  quantity)
 from study.report.figures.common import (NOT_TRAINED_HERE, cells, chance_note, fmt_size, method_colours,
                                          planned_sizes, seeds_note)
 from study.report.html import table_html
@@ -2502,3 +2504,13 @@ def test_quantity_of_one_method_names_it_in_the_legend_title_and_caption_its_lin
     fig, data = quantity.draw(table_of(recs))  # two methods: each line names its own
     assert fig.legends[0].get_title().get_text() == "pretraining"
     assert "one line per pretraining set (" in data.attrs["caption"]
+
+
+@pytest.mark.parametrize("column", ["corruption", "protocol", "stage", "method"])
+@pytest.mark.parametrize("figure", FIGURES, ids=lambda f: f.NAME)
+def test_a_table_read_without_a_column_a_figure_reads_is_refused_naming_it(figure, column):
+    """A narrow read (read_table(path, columns=[...])) that left out an axis or a column of the cells is a StudyError
+    naming it, not a KeyError, nor (without `corruption`) corrupted pretraining drawn as clean."""
+    with pytest.raises(StudyError, match=f"drawing a figure or checking the findings needs the table's column\\(s\\) "
+                                         f"'{column}': read them too"):
+        figure.draw(table_of(ALL_RECORDS).drop(columns=[column]))

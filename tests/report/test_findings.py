@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from report_records import ALL_RECORDS, eval_axes, plan_for, records, table_of, write_all
 
+from study.errors import StudyError
 from study.report import build_report
 from study.report import findings as F
 
@@ -26,6 +27,14 @@ def test_no_results_test_no_finding():
     table, failed = F.findings_table(pd.DataFrame())
     assert failed == [] and set(table["verdict"]) == {"not tested"}
     assert all(e.startswith("needs ") for e in table["evidence"])
+
+
+@pytest.mark.parametrize("column", ["stage", "metric", "protocol", "corruption"])
+def test_a_table_read_without_a_column_the_findings_read_is_refused_not_all_not_tested(column):
+    """Without a column the checks read (a narrow read_table), findings_table names it; it does not read every
+    finding 'not tested' (no `stage`, `metric` or `protocol`) or compare corrupted encoders as clean."""
+    with pytest.raises(StudyError, match=f"needs the table's column\\(s\\) '{column}'"):
+        F.findings_table(table_of(ALL_RECORDS).drop(columns=[column]))
 
 
 def test_saturation_compares_the_largest_size_with_the_next_one_down_within_two_points():

@@ -3,6 +3,7 @@ fingerprint conflicts kept apart."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pandas as pd
 import pyarrow as pa
@@ -410,6 +411,29 @@ def test_a_table_of_another_schema_version_or_of_none_is_refused(tmp_path, versi
     with pytest.raises(StudyError, match="t.parquet: table schema version") as e:
         read_table(tmp_path / "t.parquet")
     assert ("written by a newer version of study" in str(e.value)) == (version == b"2")
+    assert ("not a results table of study" in str(e.value)) == (version is None)  # another program's Parquet
+
+
+def test_a_report_folder_given_for_its_table_names_the_table_in_it(tmp_path):
+    """read_table of a folder (the report's, not its results.parquet) says so, naming the table inside it."""
+    with pytest.raises(StudyError, match=f"{tmp_path}: a folder, not a results table$"):
+        read_table(tmp_path)
+    write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01")]), tmp_path / "results.parquet", grid="g")
+    with pytest.raises(StudyError, match=f"a folder, not a results table \\(read {tmp_path}/results.parquet\\)"):
+        read_table(tmp_path)
+
+
+def test_a_table_read_back_takes_a_new_column_without_a_fragmentation_warning(tmp_path):
+    """read_table's frame is in one block per type, as collect's: the notebook's first `assign` of a table of many
+    protocol columns (reports/README.md, "In a notebook") warns of no fragmented frame."""
+    protocol = {f"key{i}": f"text{i}" for i in range(150)}  # text columns, each converted from pandas 3's `str`
+    path = write_table(records_to_table([_record("j0", 0, 0.5, "2024-01-01", protocol=protocol)]),
+                       tmp_path / "results.parquet", grid="g")
+    table = read_table(path)
+    assert table["protocol.key7"].dtype == object
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        assert table.assign(extra=1)["extra"].to_list() == [1]
 
 
 def test_an_empty_mapping_in_a_protocol_is_a_column_of_its_own():

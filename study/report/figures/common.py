@@ -14,7 +14,8 @@ import seaborn as sns
 
 from study.counts import format_count
 from study.report import style
-from study.results.table import aggregate, is_null, key_tuples, planned_seeds, resolve_conflicts
+from study.results.table import (AXES, CELL_NEEDS, aggregate, is_null, key_tuples, planned_seeds, require_columns,
+                                 resolve_conflicts)
 from study.train.config import UNTRAINED_METHODS
 
 INAT_LEVELS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
@@ -29,6 +30,9 @@ METHOD_COLOURS = ("simclr", "moco", "byol", "supervised", "random")
 NOT_TRAINED_HERE = UNTRAINED_METHODS
 # the paper's datasets in its order: how figures list datasets that the plan does not order (dataset_order)
 DATASET_ORDER = ("imagenet", "inat21", "places365", "glc20")
+# what a figure and the findings read of a results table: its axes and what `aggregate` reads (a narrow `read_table`
+# without `corruption` would draw corrupted pretraining as clean)
+TABLE_NEEDS = (*AXES, *CELL_NEEDS)
 
 
 class NoData(Exception):
@@ -38,7 +42,8 @@ class NoData(Exception):
 def cells(table: pd.DataFrame, metric: str = "top1", expected: pd.DataFrame | None = None) -> pd.DataFrame:
     """Evaluation cells of `metric`: mean/std/count over seeds; where two fingerprints meet, the newest one; and
     `partial_seeds`, "k/n" where a cell has a value in k of the n seeds the plan `expected` gives it (0 < k < n),
-    else None."""
+    else None. A StudyError names the columns of `TABLE_NEEDS` that `table` lacks."""
+    require_columns(table, "drawing a figure or checking the findings", TABLE_NEEDS)
     rows = table[(table["stage"] == "evaluate") & (table["metric"] == metric)]
     out = resolve_conflicts(aggregate(rows))
     out["partial_seeds"] = [f"{k}/{n:.0f}" if 0 < k < n else None
