@@ -634,17 +634,25 @@ def test_check_refuses_a_pooled_manifest_that_is_not_the_grids_pool(tmp_path, mo
     assert code == 2 and f"{meant} alpha_train has been rebuilt since it was made; {remake}" in err, err
 
 
+def _pool_grid(tmp_path, monkeypatch, pool: str, axes: str = "method: [simclr], dataset: [alpha+beta], size: [120]",
+               **hashes) -> Path:
+    """Manifests alpha_train and beta_train of 180 images each ($STUDY_MANIFESTS: tmp_path; `hashes`: their
+    content_hash by name) and g.yaml pooling them as pooled_ab, `pool` its `pool:` mapping, line 7."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    for name in ("alpha_train", "beta_train"):
+        _fake_manifest(tmp_path, name, 180, ["a", "b"], **({"content_hash": hashes[name]} if name in hashes else {}))
+    g = tmp_path / "g.yaml"
+    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
+                 f"    train: pooled_ab\n    pool: {pool}\n"
+                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
+                 f"axes: {{{axes}}}\nstages: {{}}\n")
+    return g
+
+
 def test_a_missing_pool_whose_share_exceeds_its_source_is_refused_at_the_pool_line(tmp_path, monkeypatch, capsys):
     """A pool not made yet, whose `pool:` share is larger than its source: `study plan` names the share and the
     source's images at the `pool:` line, not a `study manifest pool` command that would itself be refused."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"])
-    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"])
-    g = tmp_path / "g.yaml"
-    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
-                 "    train: pooled_ab\n    pool: {alpha: 500, beta: 60}\n"
-                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
-                 "axes: {method: [simclr], dataset: [alpha+beta], size: [120]}\nstages: {}\n")
+    g = _pool_grid(tmp_path, monkeypatch, "{alpha: 500, beta: 60}")
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2 and (f"{g}:7: datasets.alpha+beta.pool.alpha: 500 images asked of manifest alpha_train, which "
                           "has 180; pool at most 180 of it") in err, err
@@ -667,17 +675,10 @@ def test_a_made_pool_whose_share_in_the_grid_exceeds_its_source_is_refused_at_th
     """A pool made with shares its sources hold, whose grid `pool:` asks more of a source than it has (a share mistyped
     after the pool was made): `study plan` names the share and the source's images, not "delete it and make it again"
     with a `study manifest pool` command that would itself be refused."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"], content_hash="ha")
-    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"], content_hash="hb")
+    g = _pool_grid(tmp_path, monkeypatch, "{alpha: 600, beta: 60}", alpha_train="ha", beta_train="hb")
     _fake_manifest(tmp_path, "pooled_ab", 120, ["alpha_train/a", "alpha_train/b", "beta_train/a", "beta_train/b"],
                    pool=[{"name": "alpha_train", "content_hash": "ha", "size": 60},
                          {"name": "beta_train", "content_hash": "hb", "size": 60}])
-    g = tmp_path / "g.yaml"
-    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
-                 "    train: pooled_ab\n    pool: {alpha: 600, beta: 60}\n"
-                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
-                 "axes: {method: [simclr], dataset: [alpha+beta], size: [120]}\nstages: {}\n")
     code, _, err = run_plan_cli([str(g)], capsys)
     assert code == 2 and (f"{g}:7: datasets.alpha+beta.pool.alpha: 600 images asked of manifest alpha_train, which "
                           "has 180; pool at most 180 of it (pool pooled_ab cannot be made as the grid gives it)") in err
@@ -689,14 +690,8 @@ def test_a_made_pool_whose_share_in_the_grid_exceeds_its_source_is_refused_at_th
 def test_a_size_beyond_a_pool_not_made_yet_is_refused_at_the_size(tmp_path, monkeypatch, capsys):
     """Before the pool is made, a pretraining size over its shares' sum was said only after `study manifest pool`
     made it (then a problem of the made manifest); the plan says it at once, at the size's line, once."""
-    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
-    _fake_manifest(tmp_path, "alpha_train", 180, ["a", "b"], content_hash="ha")
-    _fake_manifest(tmp_path, "beta_train", 180, ["a", "b"], content_hash="hb")
-    g = tmp_path / "g.yaml"
-    g.write_text("name: t\ndatasets:\n  alpha: {train: alpha_train}\n  beta: {train: beta_train}\n  alpha+beta:\n"
-                 "    train: pooled_ab\n    pool: {alpha: 60, beta: 60}\n"
-                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8, optim: {warmup_epochs: 0}}\n"
-                 "axes: {method: [simclr, byol], dataset: [alpha+beta], size: [100, 150]}\nstages: {}\n")
+    g = _pool_grid(tmp_path, monkeypatch, "{alpha: 60, beta: 60}",
+                   axes="method: [simclr, byol], dataset: [alpha+beta], size: [100, 150]")
     code, _, err = run_plan_cli([str(g)], capsys)
     said = (f"{g}:10: pretraining size 150: pool pooled_ab will hold 120 images, the sum of its shares "
             "(datasets.alpha+beta.pool): a size of at most 120, or larger shares")

@@ -108,16 +108,23 @@ def test_two_dataset_keys_that_spell_one_shell_word_get_two_root_variables(write
     assert '--root "$A_B_2_ROOT"' in commands["beta_train"] and '--root "$A_B_2_ROOT"' in commands["beta_val"]
 
 
-def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_grid):
-    """GLC20's build commands suggest the US part; a manifest named `fr_train` got `--split us_train` too, which
-    built the US patches under the French name."""
-    g = write_grid("""
-    axes: {method: [simclr], dataset: [fr, us]}
-    stages: {evaluate: [{protocol: linear, labeled_sizes: [10]}]}
+def _two_glc20_regions(write_grid, labeled: int):
+    """A grid of GLC20 datasets `fr` (manifests fr_train, fr_test) and `us` (glc20_train, glc20_test), probed at
+    `labeled` labels."""
+    g = write_grid(f"""
+    axes: {{method: [simclr], dataset: [fr, us]}}
+    stages: {{evaluate: [{{protocol: linear, labeled_sizes: [{labeled}]}}]}}
     """, base=False)
     g.write_text("name: t\ndatasets:\n  fr: {reader: glc20, train: fr_train, test: fr_test}\n"
                  "  us: {reader: glc20, train: glc20_train, test: glc20_test}\n"
                  "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n" + g.read_text())
+    return g
+
+
+def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_grid):
+    """GLC20's build commands suggest the US part; a manifest named `fr_train` got `--split us_train` too, which
+    built the US patches under the French name."""
+    g = _two_glc20_regions(write_grid, 10)
     splits = {name: c.split("--split ")[1].split()[0] for name, c in plan_grid(g).manifests().items()}
     assert splits == {"fr_train": "fr_train", "glc20_train": "us_train", "fr_test": "fr_test",
                       "glc20_test": "us_test"}
@@ -138,13 +145,7 @@ def test_a_glc20_test_command_reads_as_its_built_train_manifest(write_grid, tmp_
     (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
     assert study.cli.main(["manifest", "build", "--dataset", "glc20", "--root", str(glc), "--split", "fr_train",
                            "--name", "fr_train", "--label-rule", "landcover_mode", "--channels", "3,1,2"]) == 0
-    g = write_grid("""
-    axes: {method: [simclr], dataset: [fr, us]}
-    stages: {evaluate: [{protocol: linear, labeled_sizes: [1]}]}
-    """, base=False)
-    g.write_text("name: t\ndatasets:\n  fr: {reader: glc20, train: fr_train, test: fr_test}\n"
-                 "  us: {reader: glc20, train: glc20_train, test: glc20_test}\n"
-                 "defaults:\n  pretrain: {backbone: resnet18, epochs: 1, batch_size: 8}\n" + g.read_text())
+    g = _two_glc20_regions(write_grid, 1)
     commands = plan_grid(g).manifests()
     assert commands["fr_test"].endswith(" --split fr_test --name fr_test --classes-from fr_train --label-rule "
                                         "landcover_mode --channels 3,1,2"), commands["fr_test"]
