@@ -21,7 +21,7 @@ from study.launch.locks import submit_lock
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
 from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume
-from study.launch.traces import (Restarts, checkpoint_age, checkpoint_steps, checkpoint_text, last_lines, progress,
+from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, checkpoints, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
 
@@ -101,13 +101,13 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
         seen = (progress(st.log) if st.state == "running" or _stopped_here(st) or _waits_to_restart(st)
                 or _suspended(st) else None)
         history = _restarts(st) if st.state != "done" else None
+        saved, age = checkpoints(workdir, job.id) if st.state != "done" else ({}, None)
         jobs.append({**job_json(job, axes), "state": st.state, "detail": st.detail or None, "slurm_id": st.slurm_id,
                      "account": st.account, "log": st.log, "progress": seen.line if seen else None,
                      "progress_count": progress_count(seen.line) if seen else None,
                      "progress_before_restart": seen.before_restart if seen else None,
                      "log_age_s": round(seen.age_s, 1) if seen else None,
-                     "checkpoint": None if st.state == "done" else checkpoint_steps(workdir, job.id) or None,
-                     "checkpoint_age_s": None if st.state == "done" else _rounded(checkpoint_age(workdir, job.id)),
+                     "checkpoint": saved or None, "checkpoint_age_s": None if age is None else round(age, 1),
                      "requeues": history.requeued if history else None,
                      "preemptions": history.preempted if history else None,
                      "resumed_at": history.resumed if history else None,
@@ -488,7 +488,7 @@ def _suspended_here(states: dict[str, JobState], workdir: str | Path, out: TextI
     stopped = [st for st in states.values() if _suspended(st)]
     _where_they_got(stopped, f"suspended ({len(stopped)}), counted pending: Slurm stopped them where they were, "
                     f"keeping their nodes; each goes on from there once resumed (`scontrol resume <id>`, or once the "
-                    f"job that preempted it ends), not from its checkpoint", "no progress line in its log", workdir,
+                    f"job that preempted it ends); its checkpoint is for a rerun only", "no progress line in its log", workdir,
                     out)
 
 
@@ -542,8 +542,7 @@ def _where_they_got(jobs: list[JobState], header: str, silent: str, workdir: str
         requeued = requeue_text(_restarts(st))
         if requeued:
             out.write(f"    {requeued}\n")
-        steps = checkpoint_steps(workdir, st.job_id)
-        age = checkpoint_age(workdir, st.job_id) if steps else None
+        steps, age = checkpoints(workdir, st.job_id)
         if steps:
             written = "" if age is None else f", {'the latest ' if len(steps) > 1 else ''}written {_ago(age)}"
             out.write(f"    {checkpoint_text(steps)}{written}: a rerun resumes there\n")
@@ -577,10 +576,6 @@ def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobSta
                  f"runs first: {_some(waiting)}" if waiting else "")
               + (f"; {len(newer)} wait for a dependency a newer version of study ran, which this one never reruns "
                  f"(update this checkout): {_some(newer)}" if newer else "") + "\n")
-
-
-def _rounded(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
 
 
 def _ago(seconds: float) -> str:

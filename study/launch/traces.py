@@ -172,13 +172,25 @@ def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[
     """Run folder -> [step, total] of each training checkpoint in the job's folder: "." the job's own (a
     pretraining), `<protocol>-<labeled size>` each fine-tuning's (an evaluation); where a rerun of the job resumes
     (an interrupted run's log may have gone past it: the steps after the checkpoint are trained again)."""
+    return checkpoints(workdir, job_id)[0]
+
+
+def checkpoints(workdir: str | os.PathLike, job_id: str) -> tuple[dict[str, list[int]], float | None]:
+    """`(checkpoint_steps, checkpoint_age)` of the job, each checkpoint read once (`study status --json` asks both
+    of every job not done: on a grid of thousands, on a shared filesystem, not each file twice)."""
     folder = Path(workdir) / "jobs" / job_id
-    out: dict[str, list[int]] = {}
+    steps: dict[str, list[int]] = {}
+    written = []
     for path in _checkpoint_paths(folder):
-        seen = checkpoint_step(path) if path.is_file() else None
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        seen = checkpoint_step(path)
         if seen is not None:
-            out["." if path.parent == folder else path.parent.name] = seen
-    return out
+            steps["." if path.parent == folder else path.parent.name] = seen
+            written.append(mtime)
+    return steps, max(0.0, time.time() - max(written)) if written else None
 
 
 def _checkpoint_paths(folder: Path) -> list[Path]:
@@ -193,15 +205,7 @@ def checkpoint_age(workdir: str | os.PathLike, job_id: str) -> float | None:
     """Seconds since the newest training checkpoint of the job's folder that `checkpoint_steps` reads was written
     (0 for one written in the future: a shared filesystem's clock ahead); None where there is none. What a stop now
     would lose: a run checkpoints every `checkpoint_every_*`, and at a signal."""
-    written = []
-    for path in _checkpoint_paths(Path(workdir) / "jobs" / job_id):
-        try:
-            mtime = path.stat().st_mtime
-        except OSError:
-            continue
-        if checkpoint_step(path) is not None:
-            written.append(mtime)
-    return max(0.0, time.time() - max(written)) if written else None
+    return checkpoints(workdir, job_id)[1]
 
 
 def checkpoint_text(steps: dict[str, list[int]]) -> str:

@@ -933,6 +933,27 @@ def test_status_names_the_checkpoint_a_stopped_job_resumes_from_past_its_logs_la
     assert 299 < rows[0]["checkpoint_age_s"] < 330 and rows[1]["checkpoint_age_s"] < 30
 
 
+def test_status_json_reads_each_checkpoint_once_for_its_step_and_age(tmp_path, monkeypatch):
+    """`checkpoint` and `checkpoint_age_s` of every job not done come from one read of each checkpoint file: asked
+    apart, a grid of thousands of unfinished jobs on a shared filesystem had each read twice."""
+    from study.launch import traces
+    from study.launch.status import status_json
+
+    wd = tmp_path / "wd"
+    write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
+    write_checkpoint(wd / "jobs" / "p2" / "finetune-50" / "checkpoint.pt", 1, 3)
+    write_checkpoint(wd / "jobs" / "p2" / "finetune-200" / "checkpoint.pt", 2, 3)
+    Ledger(wd, "g").append([{"event": "local", "job": j, "stage": "pretrain", "state": "failed", "log": None,
+                             "error": "exit code 1"} for j in ("p1", "p2")])
+    read = []
+    step = traces.checkpoint_step
+    monkeypatch.setattr(traces, "checkpoint_step", lambda path: read.append(Path(path)) or step(path))
+    rows = status_json(_plan(P1, P2), wd)["jobs"]
+    assert [(r["checkpoint"], r["checkpoint_age_s"] < 30) for r in rows] == \
+        [({".": [6, 8]}, True), ({"finetune-50": [1, 3], "finetune-200": [2, 3]}, True)]
+    assert sorted(map(str, read)) == sorted(map(str, wd.glob("jobs/*/**/checkpoint.pt"))) and len(read) == 3, read
+
+
 def test_status_says_no_requeue_history_of_a_local_log_which_holds_every_submissions_runs(tmp_path):
     """A local log keeps the lines of each run of its job, of earlier submissions too (a run whose result was set
     aside): its `resuming ... at step` lines are no history of the job's Slurm requeues, in the table or the JSON."""
@@ -1323,8 +1344,8 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     assert out.splitlines()[2].split() == ["pretrain", "0", "0", "0", "1", "0", "0", "0"], out
     assert "requeued, waiting" not in out and "will not start" not in out, out
     assert ("\nsuspended (1), counted pending: Slurm stopped them where they were, keeping their nodes; each goes on "
-            "from there once resumed (`scontrol resume <id>`, or once the job that preempted it ends), not from its "
-            f"checkpoint:\n  pretrain {pre.id} (slurm {ids[pre.id]}, SUSPENDED): [pretrain] checkpoint written at step "
+            "from there once resumed (`scontrol resume <id>`, or once the job that preempted it ends); its checkpoint "
+            f"is for a rerun only:\n  pretrain {pre.id} (slurm {ids[pre.id]}, SUSPENDED): [pretrain] checkpoint written at step "
             "226/1500") in out, out
     row = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}[pre.id]
     assert (row["state"], row["detail"], row["progress_count"]) == ("pending", "SUSPENDED", [226, 1500])
