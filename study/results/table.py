@@ -509,7 +509,8 @@ def read_table(path: str | os.PathLike, columns: Iterable[str] | None = None) ->
     # pandas >= 3 reads strings as `str`: object, as `collect` types them (`_typed`); copied into one block per type,
     # as `records_to_table` is (a table of hundreds of columns read as is warns of a fragmented frame at its first
     # `assign`)
-    return df.astype({c: "object" for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}).copy()
+    text = {c: "object" for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)}
+    return df.astype(text).copy() if text else df
 
 
 def _columns_named(path: Path, names: list[str], asked: Iterable[str]) -> list[str]:
