@@ -64,7 +64,7 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     run has said nothing yet), `log_age_s` the seconds since that log was written; None elsewhere.
     `checkpoint`: of a job not done, {run folder: [step, total]} of the training checkpoints in its job folder, where
     a rerun resumes ("." the job's own, `finetune-<n>` a fine-tuning's: `traces.checkpoint_steps`), else None;
-    `checkpoint_age_s` the seconds since the newest of them was written (`traces.checkpoint_age`: what a stop now
+    `checkpoint_age_s` the seconds since the newest of them was written (`traces.checkpoints`: what a stop now
     would lose), else None.
     `requeues`, `preemptions`: how many times Slurm requeued a Slurm job not done (`scontrol requeue`, submitit's
     requeue at a time limit or a preemption's signal) or preempted it (PreemptMode=REQUEUE: it runs again),

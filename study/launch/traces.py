@@ -176,8 +176,9 @@ def checkpoint_steps(workdir: str | os.PathLike, job_id: str) -> dict[str, list[
 
 
 def checkpoints(workdir: str | os.PathLike, job_id: str) -> tuple[dict[str, list[int]], float | None]:
-    """`(checkpoint_steps, checkpoint_age)` of the job, each checkpoint read once (`study status --json` asks both
-    of every job not done: on a grid of thousands, on a shared filesystem, not each file twice)."""
+    """(`checkpoint_steps`, the seconds since the newest of those checkpoints was written) of the job, each
+    checkpoint read once. The age is what a stop now would lose (a run checkpoints every `checkpoint_every_*`, and
+    at a signal): 0 for one written in the future (a shared filesystem's clock ahead), None where there is none."""
     folder = Path(workdir) / "jobs" / job_id
     steps: dict[str, list[int]] = {}
     written = []
@@ -199,13 +200,6 @@ def _checkpoint_paths(folder: Path) -> list[Path]:
     runs = sorted(folder.glob(f"*/{CHECKPOINT}"), key=lambda p: [int(t) if t.isdigit() else t
                                                                     for t in re.split(r"(\d+)", p.parent.name)])
     return [folder / CHECKPOINT, *runs]
-
-
-def checkpoint_age(workdir: str | os.PathLike, job_id: str) -> float | None:
-    """Seconds since the newest training checkpoint of the job's folder that `checkpoint_steps` reads was written
-    (0 for one written in the future: a shared filesystem's clock ahead); None where there is none. What a stop now
-    would lose: a run checkpoints every `checkpoint_every_*`, and at a signal."""
-    return checkpoints(workdir, job_id)[1]
 
 
 def checkpoint_text(steps: dict[str, list[int]]) -> str:

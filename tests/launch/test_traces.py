@@ -9,7 +9,7 @@ import zipfile
 from launch_helpers import REQUEUED_LOG, write_checkpoint
 
 from study.launch import traces
-from study.launch.traces import (checkpoint_age, checkpoint_step, checkpoint_steps, checkpoint_text, last_lines,
+from study.launch.traces import (checkpoint_step, checkpoint_steps, checkpoint_text, checkpoints, last_lines,
                                  progress, progress_count, requeue_history, requeue_text)
 
 
@@ -119,10 +119,10 @@ def test_checkpoint_age_is_that_of_the_newest_checkpoint_a_rerun_resumes_from(tm
     now = time.time()
     os.utime(wd / "jobs" / "e1" / "finetune-50" / "checkpoint.pt", (now - 600, now - 600))
     os.utime(wd / "jobs" / "e1" / "finetune-200" / "checkpoint.pt", (now - 120, now - 120))
-    assert 119 < checkpoint_age(wd, "e1") < 150
+    assert 119 < checkpoints(wd, "e1")[1] < 150
     (wd / "jobs" / "e1" / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")  # newer, but no checkpoint
-    assert 119 < checkpoint_age(wd, "e1") < 150
+    assert 119 < checkpoints(wd, "e1")[1] < 150
     write_checkpoint(wd / "jobs" / "p1" / "checkpoint.pt", 6, 8)
     os.utime(wd / "jobs" / "p1" / "checkpoint.pt", (now + 30, now + 30))
-    assert checkpoint_age(wd, "p1") == 0.0
-    assert checkpoint_age(wd, "nope") is None
+    assert checkpoints(wd, "p1")[1] == 0.0
+    assert checkpoints(wd, "nope")[1] is None
