@@ -234,12 +234,20 @@ def _scheme_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str | 
     clash = landcover_scheme_clash(meta(train), meta(test), train, test)
     if clash is None:
         return None
-    ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
-    where = f"{plan.path}:{ds.line}" if ds is not None and ds.train == train and ds.test == test \
-        else setting_at(plan, job, "test_manifest")
+    where, _ = _pair_at(plan, job, train, test)
     return (f"{where}: manifests {train} and {test} (the labeled and test sets of an evaluation) are of other "
             f"regions: {clash[0]}: {_delete(test)} and rebuild it with --split {clash[1]} --classes-from {train} (or "
             f"pair {test} with a train manifest of its own region)")
+
+
+def _pair_at(plan: Plan, job: Job, train: str, test: str) -> tuple[str, DatasetSpec | None]:
+    """Where to name a problem of an evaluation's labeled and test manifests: its dataset's `datasets:` line, and
+    that dataset, where they are its own (one problem however many entries score it); else the job's test_manifest
+    setting, and None."""
+    ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
+    if ds is not None and ds.train == train and ds.test == test:
+        return f"{plan.path}:{ds.line}", ds
+    return setting_at(plan, job, "test_manifest"), None
 
 
 def _classes_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str:
@@ -247,12 +255,10 @@ def _classes_problem(plan: Plan, job: Job, train: str, test: str, meta) -> str:
     problem however many entries score it) where they are that dataset's, and what to build: the test split again
     with --classes-from, or, where the two share no class (another dataset's test manifest), the right one."""
     a, b = meta(train)["class_names"], meta(test)["class_names"]
-    ds = plan.grid.datasets.get(job.axes.get("eval_dataset"))
-    own = ds is not None and ds.train == train and ds.test == test
-    where = f"{plan.path}:{ds.line}" if own else setting_at(plan, job, "test_manifest")
+    where, ds = _pair_at(plan, job, train, test)
     head = f"{where}: manifests {train} and {test} (the labeled and test sets of an evaluation) have different classes"
     if not set(a) & set(b):
-        named = f"datasets.{ds.key}.test" if own else "the evaluation's test manifest"
+        named = f"datasets.{ds.key}.test" if ds is not None else "the evaluation's test manifest"
         return (f"{head}, not one in common (e.g. {a[0]} and {b[0]}): {test} is another dataset's test split? Make "
                 f"{named} this dataset's own, built with --classes-from {train}")
     only = sorted(set(a) ^ set(b))
