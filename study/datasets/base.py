@@ -29,6 +29,14 @@ class ReaderOptions:
     channels: tuple[int, ...] | None = None
 
 
+def reading_flags(reading: dict) -> dict[str, str]:
+    """Flag -> value as the flag is written (`--label-rule landcover_mode`, `--channels 3,1,2`), of each
+    ReaderOptions field that `reading` (manifest metadata, an index's info, the flags given) records (channels a tuple
+    or a list: one reading)."""
+    return {f"--{key.replace('_', '-')}": ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+            for key in ReaderOptions.__dataclass_fields__ if (v := reading.get(key)) is not None}
+
+
 @dataclass
 class Index:
     """Every image of one split: relative paths (`/` separators) and labels 0..C-1, plus what describes them.

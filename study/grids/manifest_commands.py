@@ -55,15 +55,14 @@ def _reading_of(name: str) -> str:
     manifests), for a test split built with --classes-from it; "" where it is not built (or unreadable: the
     manifest check names it), or records neither."""
     from study.errors import StudyError
+    from study.datasets.base import reading_flags
     from study.manifests.store import load_meta, manifest_exists
 
     try:
         meta = load_meta(name) if manifest_exists(name) else {}
     except StudyError:
         return ""
-    rule, channels = meta.get("label_rule"), meta.get("channels")
-    return ((f" --label-rule {rule}" if isinstance(rule, str) else "")
-            + (f" --channels {','.join(map(str, channels))}" if isinstance(channels, list) and channels else ""))
+    return "".join(f" {flag} {value}" for flag, value in reading_flags(meta).items() if value)
 
 
 # the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from study.atomic import STALE_TEMPORARY_S, remove_temporaries
 from study.counts import format_count
 from study.datasets import DATASETS, ReaderOptions, read_dataset
-from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options
+from study.datasets.base import Index, apply_taxonomy, read_taxonomy, reader_options, reading_flags
 from study.datasets.glc20 import landcover_scheme_clash
 from study.errors import StudyError
 from study.flock import locked
@@ -302,13 +302,8 @@ def drop_classes(index: Index, names: list[str], where: str, flag: str, why: str
 def reading_differences(ours: dict, theirs: dict) -> list[tuple[str, str, str]]:
     """(flag, ours, theirs) as the flag is written, for each of GLC20's `label_rule` and `channels` that both
     `ours` and `theirs` (manifest metadata, an index's info, the flags given) record, and record otherwise."""
-    out = []
-    for key, flag in (("label_rule", "--label-rule"), ("channels", "--channels")):
-        a, b = ours.get(key), theirs.get(key)
-        show = (lambda v: ",".join(map(str, v))) if key == "channels" else str  # a tuple and a list: one reading
-        if a is not None and b is not None and show(a) != show(b):
-            out.append((flag, show(a), show(b)))
-    return out
+    a, b = reading_flags(ours), reading_flags(theirs)
+    return [(flag, a[flag], b[flag]) for flag in a if flag in b and a[flag] != b[flag]]
 
 
 def check_same_reading(reading: dict, source: str, source_meta: dict, where: str) -> None:
