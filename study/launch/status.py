@@ -488,8 +488,8 @@ def _suspended_here(states: dict[str, JobState], workdir: str | Path, out: TextI
     stopped = [st for st in states.values() if _suspended(st)]
     _where_they_got(stopped, f"suspended ({len(stopped)}), counted pending: Slurm stopped them where they were, "
                     f"keeping their nodes; each goes on from there once resumed (`scontrol resume <id>`, or once the "
-                    f"job that preempted it ends); its checkpoint is for a rerun only", "no progress line in its log", workdir,
-                    out)
+                    f"job that preempted it ends); its checkpoint is for a rerun only", "no progress line in its log",
+                    workdir, out)
 
 
 def _stopped(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:

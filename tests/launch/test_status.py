@@ -1345,8 +1345,8 @@ def test_status_names_a_requeued_job_waiting_to_restart_with_its_requeues_and_ch
     assert "requeued, waiting" not in out and "will not start" not in out, out
     assert ("\nsuspended (1), counted pending: Slurm stopped them where they were, keeping their nodes; each goes on "
             "from there once resumed (`scontrol resume <id>`, or once the job that preempted it ends); its checkpoint "
-            f"is for a rerun only:\n  pretrain {pre.id} (slurm {ids[pre.id]}, SUSPENDED): [pretrain] checkpoint written at step "
-            "226/1500") in out, out
+            f"is for a rerun only:\n  pretrain {pre.id} (slurm {ids[pre.id]}, SUSPENDED): [pretrain] checkpoint "
+            "written at step 226/1500") in out, out
     row = {r["id"]: r for r in status_json(plan_grid(grid), env / "wd")["jobs"]}[pre.id]
     assert (row["state"], row["detail"], row["progress_count"]) == ("pending", "SUSPENDED", [226, 1500])
 
