@@ -200,26 +200,33 @@ def _is_state(obj: Any) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _walk(payload: Any, key: str) -> tuple[Any, str | None]:
+    """(the object the dotted `key` names in nested dicts `payload`, None), or (the last object reached, the part of
+    `key` it lacks)."""
+    obj = payload
+    for part in key.split("."):
+        if not isinstance(obj, dict) or part not in obj:
+            return obj, part
+        obj = obj[part]
+    return obj, None
+
+
 def _state_dict(payload: Any, key: str | None, src: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """(the state dict `key` names in `payload`, that key); without `key`: the payload itself, else the first of
     STATE_KEYS holding one."""
     if key is not None:
-        obj = payload
-        for part in key.split("."):
-            if not isinstance(obj, dict) or part not in obj:
-                keys = ", ".join(sorted(map(str, obj))[:10]) if isinstance(obj, dict) else ""
-                raise StudyError(f"{src}: no {key!r} (at {part!r}; keys there: {keys or 'none'})")
-            obj = obj[part]
+        obj, lacking = _walk(payload, key)
+        if lacking is not None:
+            keys = ", ".join(sorted(map(str, obj))[:10]) if isinstance(obj, dict) else ""
+            raise StudyError(f"{src}: no {key!r} (at {lacking!r}; keys there: {keys or 'none'})")
         if not _is_state(obj):
             raise StudyError(f"{src}: {key!r} holds no state dict (a mapping of names to tensors)")
         return obj, key
     if _is_state(payload):
         return payload, None
     for k in STATE_KEYS:
-        obj = payload
-        for part in k.split("."):
-            obj = obj.get(part) if isinstance(obj, dict) else None
-        if _is_state(obj):
+        obj, lacking = _walk(payload, k)
+        if lacking is None and _is_state(obj):
             return obj, k
     keys = sorted(map(str, payload)) if isinstance(payload, dict) else []
     raise StudyError(f"{src}: found no state dict, at the top or under {', '.join(STATE_KEYS)} (keys: "
