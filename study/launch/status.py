@@ -694,12 +694,14 @@ def _waiting_elsewhere(workdir: Path, grid: str, cancelled: dict[str, dict]) -> 
     from study.launch.runner import job_dir, read_job_file
 
     out: dict[str, list[str]] = {}
+    first = min((e.get("at", "") for e in cancelled.values()), default="")  # one queued before waits on none
     for other in workdir_ledgers(workdir):
         if other.grid == grid:
             continue
         replay = other.replay()
         for job, e in replay.latest.items():
-            if e["event"] != "queued" or e.get("slurm_job_id") in replay.cancelled or job in cancelled:
+            if e["event"] != "queued" or e.get("slurm_job_id") in replay.cancelled or job in cancelled \
+                    or e.get("at", "") < first:
                 continue
             try:
                 deps = read_job_file(job_dir(workdir, job) / "job.json").depends_on
