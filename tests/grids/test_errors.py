@@ -7,7 +7,7 @@ import pytest
 from study.errors import StudyError
 from study.evaluate.protocols import PROTOCOLS
 from study.grids import load_profile, plan_grid
-from study.grids.checks.manifests import missing_manifests
+from study.grids.checks.missing import missing_manifests
 from study.grids.where import jobs_where, parse_where, plan_of
 from tests.grids.conftest import base_text, line_of, run_plan_cli
 

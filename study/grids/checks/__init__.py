@@ -24,8 +24,9 @@ from study.grids.checks.advice import (image_size_warnings, schedule_warnings, u
 from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, corrupted_evaluation_warnings, cost_hint_notes,
-                                          metadata_once, missing_manifests, one_value_level_warnings, roots_not_here,
+                                          metadata_once, one_value_level_warnings, roots_not_here,
                                           whole_size_twice_warnings)
+from study.grids.checks.missing import missing_manifests
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
