@@ -370,14 +370,17 @@ class Collection:
 
 def _planned_frame(plan: Any) -> pd.DataFrame:
     """One row per planned job: job_id, stage, its axes typed as the results table's (`size` Int64), its
-    `labeled_sizes` ("1000,all") and `depends_on` ("id|id", None for none), as the results table writes them."""
+    `labeled_sizes` ("1000,all") and `depends_on` ("id|id", None for none), as the results table writes them; a
+    granularity evaluation's `levels` too ("kingdom,species": the levels its figure line is missing at)."""
     rows = []
     for job in plan.jobs:
         axes = split_numeric_pairs((job.config or {}).get("axes") or {})
-        sizes = ((job.config or {}).get("evaluate") or {}).get("labeled_sizes")
+        section = (job.config or {}).get("evaluate") or {}
+        sizes, levels = section.get("labeled_sizes"), section.get("levels")
         rows.append({"job_id": job.id, "stage": job.stage, **axes,
                      "labeled_sizes": ",".join(map(str, sizes)) if sizes else None,
-                     "depends_on": "|".join(job.depends_on) or None})
+                     "depends_on": "|".join(job.depends_on) or None,
+                     **({"levels": ",".join(levels)} if levels else {})})
     frame = pd.DataFrame(rows, dtype=object)
     return _typed(frame) if rows else frame
 

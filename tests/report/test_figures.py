@@ -1109,6 +1109,17 @@ def test_granularity_draws_a_planned_line_without_a_result_as_missing():
     assert "| inat | all | byol | — | — | — |" in _md(granularity.paper_table(data))
 
 
+def test_a_planned_granularity_line_is_missing_at_the_levels_its_entry_names_only():
+    """A per_level entry of [kingdom, species] planned beside results at every level: its line is missing at those
+    two levels (two points without a value, its table row blank elsewhere), not at all seven."""
+    planned = table_of(granularity_records()).drop_duplicates("job_id")
+    waiting = planned.head(1).assign(method="byol", job_id="byol0", levels="kingdom,species")
+    fig, data = granularity.draw(table_of(granularity_records()), pd.concat([planned, waiting], ignore_index=True))
+    byol = data[data["line"] == "byol"]
+    assert byol["level"].to_list() == ["kingdom", "species"] and byol["mean"].isna().all()
+    assert _texts(fig.axes[0]) == ["2 points without a value: planned or diverged (table: —)"]
+
+
 def test_quantity_breaks_the_scratch_line_at_a_planned_size_without_a_result():
     """Scratch at 1k, 3k and 10k labels planned, 3k not done: the reference line has a gap (NaN) there, not a segment
     from 1k to 10k; a dataset whose scratch jobs have no result yet has its reference row, missing."""

@@ -541,7 +541,7 @@ def test_gather_by_grid_name_keeps_that_grids_records_and_names_the_others(tmp_p
     assert coll.table["job_id"].to_list() == ["j0"] and coll.other_grids == ["h"]
 
 
-def test_a_plans_labeled_sizes_are_listed_for_the_figures(tmp_path):
+def test_a_plans_labeled_sizes_and_levels_are_listed_for_the_figures(tmp_path):
     from dataclasses import dataclass
 
     @dataclass
@@ -550,9 +550,11 @@ def test_a_plans_labeled_sizes_are_listed_for_the_figures(tmp_path):
         jobs: list
 
     plan = Plan("g", [Job("e0", "evaluate", {"axes": {"seed": 0}, "evaluate": {"labeled_sizes": [1000, "all"]}}),
-                      Job("e1", "evaluate", {"axes": {"seed": 1}})])
-    sizes = gather(tmp_path, plan).planned["labeled_sizes"]
+                      Job("e1", "evaluate", {"axes": {"seed": 1}, "evaluate": {"levels": ["kingdom", "species"]}})])
+    planned = gather(tmp_path, plan).planned
+    sizes, levels = planned["labeled_sizes"], planned["levels"]
     assert sizes.iloc[0] == "1000,all" and pd.isna(sizes.iloc[1])
+    assert pd.isna(levels.iloc[0]) and levels.iloc[1] == "kingdom,species"
 
 
 def test_the_package_gives_the_table_names_on_first_use():

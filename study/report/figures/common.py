@@ -254,9 +254,10 @@ def expected_rows(expected: pd.DataFrame | None, **equal) -> pd.DataFrame:
 def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: list[str], **equal) -> pd.DataFrame:
     """One row per planned evaluation job matching `equal` (expected_rows) that no row of `done` matches on `keys`:
     its `keys`, its largest planned labeled size (`labeled_size`; None, every row, where the plan names none) and
-    no value (mean and std NaN, count 0), so that a figure shows a planned cell as missing, not as never planned."""
+    no value (mean and std NaN, count 0), so that a figure shows a planned cell as missing, not as never planned;
+    and the plan's `levels` ("kingdom,species"; None: the manifest's), where it has that column."""
     planned = expected_rows(expected, **equal)
-    columns = [*keys, "labeled_size", "mean", "std", "count"]
+    columns = [*keys, "labeled_size", "mean", "std", "count", *(["levels"] if "levels" in planned else [])]
     if planned.empty:
         return pd.DataFrame(columns=columns)
 
@@ -265,7 +266,8 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     largest = [pick_largest(planned_sizes(s))
                for s in rows.get("labeled_sizes", pd.Series([None] * len(rows), index=rows.index))]
     out = pd.DataFrame({k: rows[k] if k in rows else None for k in keys}, index=rows.index)
-    out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0)
+    out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0,
+                     **({"levels": rows["levels"]} if "levels" in rows else {}))
     return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
 
 

@@ -1,9 +1,9 @@
 """`granularity`: top-1 at each taxonomy level, coarse -> fine (as the protocol's `levels` list orders them), one
 line per method (supervised included; its colour and marker: the method, its line style: the pretraining set and
 size), a panel per evaluation dataset, at its largest labeled size; a panel draws only the lines with results or
-planned jobs on its dataset (a line looks alike in every panel; a planned line without a result is missing at every
-level); a line joins the levels its jobs scored: a level only another entry's `levels` name is not drawn on it nor
-counted missing, and is blank in its table row."""
+planned jobs on its dataset (a line looks alike in every panel; a planned line without a result is missing at each
+level its entry names); a line joins the levels its jobs scored: a level only another entry's `levels` name is not
+drawn on it nor counted missing, and is blank in its table row."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -66,10 +66,11 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
             if pts.empty and planned.empty:  # neither a result nor a job of this line on this dataset: not missing
                 continue
             pts = pts[same(pts["labeled_size"], labeled)]
-            # the levels its jobs scored (a value, or none: diverged); a planned line's, every level. A level the
-            # line's entry never asked (another entry's `levels`) is neither drawn nor counted missing: the line
-            # joins the levels it has
-            asked = [lv for lv in levels if lv in set(pts["level"])] if not pts.empty else levels
+            # the levels its jobs scored (a value, or none: diverged); a planned line's, those its entry names
+            # (every level where it names none). A level the line's entry never asked (another entry's `levels`) is
+            # neither drawn nor counted missing: the line joins the levels it has
+            scored = [lv for lv in levels if lv in set(pts["level"])]
+            asked = scored if not pts.empty else _planned_levels(planned, levels)
             pts = pts.drop_duplicates("level").set_index("level").reindex(asked)
             xs = np.array([levels.index(lv) for lv in asked])
             look = {**style.line_style(methods.index(line["method"]), len(methods),
@@ -114,6 +115,17 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
 def _variant(line: pd.Series) -> tuple:
     """A line's keys but its method (a NaN size as None, so that two such lines are one variant)."""
     return tuple(None if pd.isna(line[k]) else line[k] for k in LINE_KEYS if k != "method")
+
+
+def _planned_levels(planned: pd.DataFrame, levels: list[str]) -> list[str]:
+    """The levels of `levels` that the planned jobs of one line name (their `levels`, "kingdom,species"); all of
+    them where a job names none (it scores its manifest's levels), or none is planned, or the plan has no such
+    column."""
+    named = planned["levels"] if "levels" in planned else pd.Series([None], dtype=object)
+    if named.empty or named.isna().any():
+        return levels
+    asked = {lv for cell in named for lv in str(cell).split(",")}
+    return [lv for lv in levels if lv in asked]
 
 
 def _values_note(counts: dict[str, dict[str, int]], evals: set, levels: list[str]) -> str:
