@@ -40,9 +40,10 @@ def test_check_passes_when_manifests_exist(tmp_path, monkeypatch, capsys):
     assert code == 0 and "granularity 4" in out
 
 
-def _fake_manifest(folder, name, images, classes, levels=(), **meta):
-    """The files of a manifest as `study plan` reads them: it reads the metadata only."""
-    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("path", "class_name", *levels)}),
+def _fake_manifest(folder, name, images, classes, levels=(), columns=(), **meta):
+    """The files of a manifest as `study plan` reads them: the metadata, and the table's columns (`columns`: beyond
+    its levels)."""
+    pq.write_table(pa.table({c: pa.array([], pa.string()) for c in ("path", "class_name", *levels, *columns)}),
                    folder / f"{name}.parquet")
     (folder / f"{name}.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "num_images": images,
                                                      "class_names": classes, "levels": list(levels), **meta}))
@@ -535,6 +536,29 @@ def test_check_refuses_granularity_levels_out_of_the_taxonomys_order(tmp_path, m
     first.write_text(text.replace("levels: [kingdom,", "levels: [class_name, kingdom,", 1))
     with pytest.raises(StudyError, match=r"list them as \[kingdom, .*, species, class_name\]"):
         plan_grid(first).check()
+
+
+def test_check_places_the_supercategory_between_the_kingdom_and_the_class(tmp_path, monkeypatch):
+    """iNat21's supercategory (Birds, Insects, ...) is finer than the kingdom and coarser than the class: listed last
+    it would be drawn, and read by the findings, as the finest level; listed first, as coarser than the kingdom."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path))
+    levels = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
+    for name, n in (("inat21_train", 2_700_000), ("inat21_val", 100_000)):
+        _fake_manifest(tmp_path, name, n, ["a", "b"], levels=levels, columns=["supercategory"])
+    text = Path("grids/granularity.yaml").read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith("levels: [kingdom"))
+    for where, given in (("last", "genus, species, supercategory]"), ("first", "supercategory, kingdom, phylum")):
+        bad = tmp_path / f"supercategory_{where}.yaml"
+        bad.write_text(text.replace("genus, species]" if where == "last" else "kingdom, phylum", given, 1))
+        with pytest.raises(StudyError) as e:
+            plan_grid(bad).check()
+        assert (f"{bad.name}:{line}: granularity level supercategory (iNat21's groups: Plants, Insects, Birds, ...) is "
+                "coarser than the class and finer than the kingdom: list it between them, [kingdom, phylum, "
+                "supercategory, class, order, family, genus, species]") in str(e.value), str(e.value)
+    for given in ("kingdom, supercategory, phylum", "kingdom, phylum, supercategory"):
+        good = tmp_path / "supercategory_between.yaml"
+        good.write_text(text.replace("kingdom, phylum", given, 1))
+        plan_grid(good).check()
 
 
 def test_a_size_an_include_rule_adds_is_reported_at_that_rule(tmp_path, monkeypatch, capsys):

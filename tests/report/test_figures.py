@@ -1224,16 +1224,17 @@ def test_granularity_draws_the_largest_named_labeled_size_not_the_first():
 
 
 def test_granularity_merges_the_level_lists_of_two_entries_coarse_to_fine():
-    """The mapped entry scores the seven iNat levels, a per-level one [supercategory, kingdom, genus, species]: the
-    columns run coarse -> fine as both lists say (supercategory first, species last), not in the records' order."""
+    """The mapped entry scores the seven iNat levels, a per-level one [kingdom, supercategory, genus, species]: the
+    columns run coarse -> fine as both lists say (supercategory after the kingdom, species last), not in the records'
+    order."""
     seven = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
-    four = ["supercategory", "kingdom", "genus", "species"]
+    four = ["kingdom", "supercategory", "genus", "species"]
     axes = eval_axes(method="simclr", protocol="granularity", dataset="inat", eval_dataset="inat")
     recs = (records(axes, {(None, lv): 0.9 - 0.1 * i for i, lv in enumerate(seven)}, protocol={"levels": seven})
             + records({**axes, "variant": "per_level"}, {(None, lv): 0.5 for lv in four},
                       protocol={"levels": four, "granularity_mode": "per_level"}))
     fig, data = granularity.draw(table_of(recs))
-    order = ["supercategory", *seven]
+    order = ["kingdom", "supercategory", *seven[1:]]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == order
     assert list(granularity.paper_table(data).columns) == ["eval_dataset", "labeled_size", "line", *order]
 

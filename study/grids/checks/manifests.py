@@ -196,15 +196,38 @@ def _without_taxonomy(where: str, train: str | None, test: str, meta) -> str:
             + ", after you " + ", and ".join(_delete(n) for n in names))
 
 
+# iNat21's `supercategory` (Plants, Insects, Birds, ...: 11 groups) is no level of its taxonomy's tree, but each class
+# falls in one and each falls in one kingdom: it sits between them, beside the phylum
+SUPERCATEGORY, SUPERCATEGORY_BELOW, SUPERCATEGORY_ABOVE = "supercategory", "kingdom", "class"
+
+
 def _levels_out_of_order(where: str, levels: list[str], test: str, meta) -> str | None:
-    """The levels of the test manifest's taxonomy among `levels` not listed coarse -> fine (as it runs)."""
+    """The levels of the test manifest's taxonomy among `levels` not listed coarse -> fine (as it runs); else
+    `supercategory` listed before the kingdom or after the class (the report would draw it, and its findings read
+    it, as a finer level than it is)."""
     taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
     ranked = [lv for lv in levels if lv in taxonomy]
     if ranked == sorted(ranked, key=taxonomy.index):
-        return None
+        return _supercategory_out_of_place(where, levels, taxonomy)
     return (f"{where}: granularity levels run coarse -> fine, as the taxonomy of "
             f"manifest {test} does ({', '.join(dict.fromkeys(taxonomy))}); list them as "
             f"[{', '.join(sorted(ranked, key=taxonomy.index))}] (the report draws them in the order given)")
+
+
+def _supercategory_out_of_place(where: str, levels: list[str], taxonomy: list[str]) -> str | None:
+    """`supercategory` in `levels` before the kingdom or after any level from the class down (`taxonomy`: the test
+    manifest's levels, coarse -> fine), said; else None."""
+    if SUPERCATEGORY not in levels or SUPERCATEGORY_BELOW not in taxonomy or SUPERCATEGORY_ABOVE not in taxonomy:
+        return None
+    at, finer = levels.index(SUPERCATEGORY), taxonomy[taxonomy.index(SUPERCATEGORY_ABOVE):]
+    if SUPERCATEGORY_BELOW not in levels[at:] and not any(lv in finer for lv in levels[:at]):
+        return None
+    ranked = [lv for lv in levels if lv != SUPERCATEGORY]
+    cut = next((i for i, lv in enumerate(ranked) if lv in finer), len(ranked))
+    return (f"{where}: granularity level {SUPERCATEGORY} (iNat21's groups: Plants, Insects, Birds, ...) is coarser "
+            f"than the {SUPERCATEGORY_ABOVE} and finer than the {SUPERCATEGORY_BELOW}: list it between them, "
+            f"[{', '.join([*ranked[:cut], SUPERCATEGORY, *ranked[cut:]])}] (the report draws levels in the order "
+            f"given, and reads the last as the finest)")
 
 
 def _levels_not_columns(where: str, levels: list[str], names: list[str | None], meta,
