@@ -4,8 +4,9 @@ A condition names a column of `study plan`'s table (`stage` or an axis: method, 
 corruption, seed, protocol, eval_dataset, and variant where the grid sets one) and one value as that table prints it
 (`size=50k`; a size or seed also as a plain number, `size=50000`; a whole dataset's size, `-` there, as the grid file
 writes it: `size=all`). Several conditions on one column: a job holds any of those values; on several columns: all of
-them. A job without a value in a column (a pretraining job's `protocol`) holds none. A column or value no job of the
-plan has is an error that lists what the plan has, as is a set of conditions no job meets.
+them. A job without a value in a column (a pretraining job's `protocol`, the entry without a `variant` beside one
+with) holds `-` there, as the table prints it. A column or value no job of the plan has is an error that lists what
+the plan has, as is a set of conditions no job meets.
 """
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ def parse_where(values: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-def _spellings(column: str, value) -> set[str]:
-    """How `value` of `column` may be asked for: as the plan's table prints it, and as it is (`50k`, `50000`)."""
-    return {cell(column, value), str(value)} if value is not None else set()
+def _spellings(job: Job, column: str) -> set[str]:
+    """How the job's value in `column` may be asked for: as the plan's table prints it (`-`: none), and as it is
+    (`50k`, `50000`; a whole dataset's size `all`)."""
+    value, printed = _value(job, column), cell(column, job.stage if column == "stage" else job.axes.get(column))
+    return {printed, cell(column, value), str(value)} if value is not None else {printed}
 
 
 def _value(job: Job, column: str):
@@ -65,14 +68,15 @@ def jobs_where(plan: Plan, where: dict[str, list[str]]) -> list[Job]:
         raise StudyError(f"--where {unknown[0]}=...: " + (f"{why}; " if why else f"no column {unknown[0]!r} in grid "
                          f"{plan.name}; ") + f"the columns --where reads are {', '.join(columns)}")
     for column, wanted in where.items():
-        held = dict.fromkeys(cell(column, _value(j, column)) for j in plan.jobs if _value(j, column) is not None)
-        spelled = set().union(*(_spellings(column, _value(j, column)) for j in plan.jobs))
+        held = dict.fromkeys("- (no value)" if _value(j, column) is None else cell(column, _value(j, column))
+                             for j in plan.jobs)
+        spelled = set().union(*(_spellings(j, column) for j in plan.jobs))
         missing = [w for w in wanted if w not in spelled]
         if missing:
             raise StudyError(f"--where {column}={missing[0]}: no job of grid {plan.name} has {column} {missing[0]!r}; "
-                             f"it has: {', '.join(held) or 'none (no job has this column)'}")
+                             f"it has: {', '.join(held)}")
     chosen = [j for j in plan.jobs
-              if all(_spellings(c, _value(j, c)) & set(wanted) for c, wanted in where.items())]
+              if all(_spellings(j, c) & set(wanted) for c, wanted in where.items())]
     if not chosen:
         raise StudyError(f"{where_text(where)}: no job of grid {plan.name} meets all of these (each alone does)")
     return chosen
@@ -89,7 +93,7 @@ def canonical_where(plan: Plan, where: dict[str, list[str]]) -> dict[str, list[s
     and `--where method=simclr --where size=50k` name one selection (a report folder's, study.report.cli)."""
     def printed(column: str, wanted: str) -> str:
         return next((cell(column, _value(j, column)) for j in plan.jobs
-                     if wanted in _spellings(column, _value(j, column))), wanted)
+                     if wanted in _spellings(j, column)), wanted)
 
     return {c: sorted({printed(c, w) for w in where[c]}) for c in sorted(where)}
 

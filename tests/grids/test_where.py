@@ -52,10 +52,10 @@ def test_conditions_on_one_column_are_any_of_on_several_all_of(plan):
     (["labeled=50"], r"^--where labeled=\.\.\.: an evaluation job scores every labeled size its column lists, in one "
                      r"run: its grid entry's `labeled_sizes` choose them; the columns --where reads are stage, "),
     (["id=abc"], r"^--where id=\.\.\.: a job's id is no condition: `study submit --only ID` runs given jobs; "),
-    (["size=500", "size=2k", "size=3k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k$"),
-    # a pretraining job has no protocol (`-` in the table): none to ask for
-    (["protocol=-"], r"--where protocol=-: no job of grid small has protocol '-'; it has: linear, finetune, scratch, "
-                     r"concat$"),
+    (["size=500", "size=2k", "size=3k"], r"--where size=2k: no job of grid small has size '2k'; it has: 500, 1k, "
+                                          r"- \(no value\)$"),  # -: the scratch jobs'
+    # every job has a seed: `-` (no value) selects none, and is not listed
+    (["seed=-"], r"--where seed=-: no job of grid small has seed '-'; it has: 0$"),
     (["stage=pretrain", "protocol=linear"], r"^--where stage=pretrain --where protocol=linear: no job of grid small "
                                             r"meets all of these \(each alone does\)$"),
     (["method=simclr|supervised", "stage=pretrain"], r"^--where 'method=simclr\|supervised' --where stage=pretrain: no "
@@ -136,8 +136,9 @@ def test_a_selection_of_pretraining_does_not_check_defaults_evaluate_alone(write
 
 def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_grid):
     """`size: all` (`-` in the table): `size=all` selects its pretraining and its evaluations (not a scratch
-    evaluation: no pretraining, no size), and an error lists it. A column no job selected has a value in (of the
-    pretraining jobs alone: `protocol`) is said to be so."""
+    evaluation: no pretraining, no size), and an error lists it; `size=-` selects what the table prints `-`, both.
+    A column no job selected has a value in (of the pretraining jobs alone: `protocol`) is said to be so, and `-`
+    there selects the jobs without one."""
     grid = plan_grid(write_grid("""\
         axes: {method: [simclr], dataset: [alpha], size: [500, all]}
         seeds: [0]
@@ -147,9 +148,27 @@ def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_gri
             - {protocol: scratch, eval_datasets: same, labeled_sizes: [100]}
         """))
     assert [(j.stage, j.axes["size"]) for j in where(grid, "size=all")] == [("pretrain", None), ("evaluate", None)]
-    with pytest.raises(StudyError, match=r"--where size=2k: no job of grid t has size '2k'; it has: 500, all$"):
+    with pytest.raises(StudyError, match=r"--where size=2k: no job of grid t has size '2k'; it has: 500, all, "
+                                         r"- \(no value\)$"):
         where(grid, "size=2k")
+    assert [(j.axes["protocol"], j.axes["size"]) for j in where(grid, "size=-", "stage=evaluate")] == [
+        ("linear", None), ("scratch", None)]
+    assert where(grid, "protocol=-") == where(grid, "stage=pretrain")
     pretraining = plan_of(grid, where(grid, "stage=pretrain"))
     with pytest.raises(StudyError, match=r"--where protocol=linear: no job of grid t has protocol 'linear'; it has: "
-                                         r"none \(no job has this column\)$"):
+                                         r"- \(no value\)$"):
         where(pretraining, "protocol=linear")
+
+
+def test_the_entry_without_a_variant_is_selected_as_the_table_prints_it(tmp_path):
+    """granularity.yaml with its per-level entry uncommented: `variant=-` selects what the table prints `-` for, the
+    pretraining and the paper's mapped-up evaluations; `variant=per_level` the others."""
+    text = (REPO / "grids/granularity.yaml").read_text()
+    both = tmp_path / "both.yaml"
+    both.write_text(text.replace("    # - protocol: granularity", "    - protocol: granularity")
+                    .replace("    #   ", "      "))
+    grid = plan_grid(both)
+    paper, per_level = where(grid, "variant=-", "stage=evaluate"), where(grid, "variant=per_level")
+    assert len(paper) == len(per_level) == 4 and not set(paper) & set(per_level)
+    assert [j.axes.get("variant") for j in paper] == [None] * 4
+    assert where(grid, "variant=-") == where(grid, "stage=pretrain") + paper
