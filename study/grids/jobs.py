@@ -387,13 +387,20 @@ def _concat_jobs(b: _Builder, entry: EvalEntry, matched: list[Job],
 
 def _unpaired(b: _Builder, entry: EvalEntry, matched: list[Job], ma, mb) -> str:
     """Why a concat pair matches no two of `matched` (the entry's `where`'s jobs): a side that matches none of them (an
-    encoder the grid does not train, or not within the `where`), else no two that agree on the axes neither names."""
+    encoder the grid does not train, or not within the `where`), sides that agree only on one job (an encoder named
+    twice), else no two that agree on the axes neither names."""
     lone = next((m for m in (ma, mb) if not any(m.matches(j.axes) for j in matched)), None)
     if lone is not None:
         if any(lone.matches(j.axes) for j in b.jobs if j.stage == "pretrain"):
             return f"names jobs outside the entry's where: {lone.describe()} matches none with {entry.where.describe()}"
         return f"pairs an encoder the grid does not train: {lone.describe()} matches no pretraining job"
     others = [a for a in PRETRAIN_AXES if a not in set(ma.axes) | set(mb.axes)]
+    agree = [ja for ja in matched if ma.matches(ja.axes)
+             for jb in matched if mb.matches(jb.axes) and all(ja.axes[a] == jb.axes[a] for a in others)]
+    if agree:  # each agreeing pair is one job with itself
+        return (f"joins one encoder with itself: both sides match only the same pretraining job(s) where they agree on "
+                f"{', '.join(others) or 'the other axes'}; a concatenation joins two encoders (say apart the axis "
+                f"they differ in, e.g. [{{method: simclr}}, {{method: supervised}}])")
     return f"matches no two pretraining jobs that agree on {', '.join(others) or 'the other axes'}"
 
 

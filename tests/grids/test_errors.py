@@ -1696,6 +1696,24 @@ def test_a_concat_pair_matching_no_two_jobs_is_refused_at_the_pair(write_grid):
                            "backbone, size, corruption, seed: it expands to zero jobs")
 
 
+def test_a_concat_pair_naming_one_encoder_twice_is_told_so(write_grid):
+    """Both sides match simclr on alpha alone (the dataset axis names one): not two jobs that disagree, one job
+    joined with itself."""
+    g = write_grid("""
+    axes: {method: [simclr, supervised], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: concat
+          pairs:
+            - [{method: simclr}, {method: simclr, dataset: alpha}]
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, '- [{method: simclr}')}: stages.evaluate[0] (protocol concat): pair "
+                           "{method: simclr} + {method: simclr, dataset: alpha} joins one encoder with itself: both "
+                           "sides match only the same pretraining job(s) where they agree on backbone, size, "
+                           "corruption, seed; a concatenation joins two encoders (say apart the axis they differ in, "
+                           "e.g. [{method: simclr}, {method: supervised}]): it expands to zero jobs")
+
+
 def test_a_concat_pair_naming_an_encoder_the_grid_does_not_train_says_which_side(write_grid):
     """A side of a pair that no pretraining job matches (a method the grid does not train, a dataset it trains nothing
     of) is named as such, not as two jobs that disagree on the other axes; one the grid trains only outside the
