@@ -134,8 +134,10 @@ def read_occurrences(path: Path, need_species: bool) -> tuple[np.ndarray, np.nda
             out.append(np.array(values, dtype=np.int64))
         except (ValueError, OverflowError):
             bad = next(i for i, v in enumerate(values) if not _is_int64(v))  # the conversion that failed, per value
-            raise StudyError(f"{path} {_line_of_row(path, bad)}: {col} {values[bad]!r} is not a 64-bit integer") \
-                from None
+            comma = ("; expected ';'-separated fields (GLC20's format, as its header has them), this row uses ','"
+                     if "," in values[bad] and _is_int64(values[bad].split(",")[0]) else "")
+            raise StudyError(f"{path} {_line_of_row(path, bad)}: {col} {values[bad]!r} is not a 64-bit integer"
+                             f"{comma}") from None
     _refuse_values_over_lines(path, df)
     return out[0], (out[1] if need_species else None)
 
@@ -291,6 +293,10 @@ def read_glc20(root: Path, split: str, options: ReaderOptions) -> Index:
     if len(channels) not in (1, 3) or not all(0 <= c < LANDCOVER_CHANNEL for c in channels):
         raise StudyError(f"glc20: --channels {','.join(map(str, channels))}: name 1 or 3 of the image channels "
                          "0 (R), 1 (G), 2 (B), 3 (NIR), e.g. 0,1,2 or 3,1,2 (false colour)")
+    if len(channels) == 3 and len(set(channels)) == 1:  # one channel is read so: a manifest of other content hash
+        raise StudyError(f"glc20: --channels {','.join(map(str, channels))}: one channel thrice is "
+                         f"`--channels {channels[0]}` (a single channel is repeated into the three the encoder reads): "
+                         "give it so, for one manifest of those images rather than two")
     if split not in SPLITS:
         raise StudyError(f"glc20: unknown split {split!r} (expected {', '.join(SPLITS)})")
     region, _, part = split.rpartition("_")

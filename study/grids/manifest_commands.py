@@ -7,6 +7,7 @@ what it reads. `Plan.manifests` returns them; the pre-run check prints those of 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import TYPE_CHECKING
 
 from study.configfields import is_int
@@ -51,9 +52,10 @@ def _split(name: str, reader: str | None) -> str:
 
 
 def _reading_of(name: str) -> str:
-    """` --label-rule R --channels C`: how built manifest `name` reads labels and pixels, where it records it (GLC20's
-    manifests), for a test split built with --classes-from it; "" where it is not built (or unreadable: the
-    manifest check names it), or records neither."""
+    """` --label-rule R --channels C --drop-classes A,B`: how built manifest `name` reads labels and pixels, where it
+    records it (GLC20's manifests), and the classes its --drop-classes left out (those of a manifest built without
+    --classes-from: its own choice, not another list's), for a test split built with --classes-from it; "" where it
+    is not built (or unreadable: the manifest check names it), or records none of these."""
     from study.errors import StudyError
     from study.datasets.base import reading_flags
     from study.manifests.store import load_meta, manifest_exists
@@ -62,7 +64,9 @@ def _reading_of(name: str) -> str:
         meta = load_meta(name) if manifest_exists(name) else {}
     except StudyError:
         return ""
-    return "".join(f" {flag} {value}" for flag, value in reading_flags(meta).items() if value)
+    dropped = (meta.get("info") or {}).get("dropped_classes") if not meta.get("classes_from") else None
+    flags = {**reading_flags(meta), **({"--drop-classes": ",".join(map(str, dropped))} if dropped else {})}
+    return "".join(f" {flag} {shlex.quote(value)}" for flag, value in flags.items() if value)
 
 
 # the sizes of the paper's four datasets' train manifests (grids/README.md): each shipped grid's commands ask for all

@@ -133,6 +133,11 @@ def test_csv_errors_name_the_value_that_failed_and_the_separator(tmp_path):
     with pytest.raises(StudyError, match="line 1: expected ';'-separated columns .GLC20's format., this header "
                                          "uses ','"):
         read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="species"))
+    csv.write_text("id;lat;lon;species_id\n1234567;43.1;-71.2;5\n7654301,40.0,-100.0,12\n")  # a ';' header, ',' rows
+    with pytest.raises(StudyError, match=r"line 3: id '7654301,40.0,-100.0,12' is not a 64-bit integer; expected "
+                                         r"';'-separated fields \(GLC20's format, as its header has them\), this row "
+                                         r"uses ','$"):
+        read_dataset("glc20", tmp_path, "us_train", ReaderOptions(label_rule="landcover_center"))
 
 
 def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):
@@ -312,6 +317,10 @@ def test_channels_are_a_named_choice_recorded_in_the_manifest(tmp_path, monkeypa
         with pytest.raises(StudyError, match="name 1 or 3 of the image channels"):
             build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="bad",
                                        channels=bad))
+    # one channel thrice is one channel (repeated when read): the same images under another content hash
+    with pytest.raises(StudyError, match=r"--channels 3,3,3: one channel thrice is `--channels 3`"):
+        build_manifest(BuildConfig(dataset="glc20", root=tmp_path / "glc", split="us_train", name="bad",
+                                   channels=(3, 3, 3)))
 
 
 def test_landcover_mode_ties_go_to_the_smallest_code(tmp_path):

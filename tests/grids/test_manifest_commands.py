@@ -133,7 +133,8 @@ def test_a_glc20_manifest_named_for_a_region_is_built_from_that_region(write_gri
 def test_a_glc20_test_command_reads_as_its_built_train_manifest(write_grid, tmp_path, monkeypatch):
     """The test split's command of a built train manifest read with --label-rule landcover_mode --channels 3,1,2
     said --classes-from alone: the build it suggested was refused, after reading every test patch. It now gives the
-    train manifest's reading; a train manifest not built yet adds nothing (its command has the defaults)."""
+    train manifest's reading, and the classes its --drop-classes left out (else the test split's images of them are
+    refused, not in the class list); a train manifest not built yet adds nothing (its command has the defaults)."""
     import numpy as np
 
     import study.cli
@@ -141,14 +142,18 @@ def test_a_glc20_test_command_reads_as_its_built_train_manifest(write_grid, tmp_
     monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
     glc = tmp_path / "glc"
     (glc / "patches_fr/34/12").mkdir(parents=True)
+    (glc / "patches_fr/35/12").mkdir(parents=True)
     np.save(glc / "patches_fr/34/12/10561234.npy", np.full((8, 8, 5), 11, np.uint8))
-    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n")
+    np.save(glc / "patches_fr/35/12/10561235.npy", np.full((8, 8, 5), 0, np.uint8))  # a no-data code, dropped
+    (glc / "occurrences_fr_train.csv").write_text("id;lat;lon;species_id\n10561234;1;2;3\n10561235;1;2;3\n")
     assert study.cli.main(["manifest", "build", "--dataset", "glc20", "--root", str(glc), "--split", "fr_train",
-                           "--name", "fr_train", "--label-rule", "landcover_mode", "--channels", "3,1,2"]) == 0
+                           "--name", "fr_train", "--label-rule", "landcover_mode", "--channels", "3,1,2",
+                           "--drop-classes", "landcover_0"]) == 0
     g = _two_glc20_regions(write_grid, 1)
     commands = plan_grid(g).manifests()
     assert commands["fr_test"].endswith(" --split fr_test --name fr_test --classes-from fr_train --label-rule "
-                                        "landcover_mode --channels 3,1,2"), commands["fr_test"]
+                                        "landcover_mode --channels 3,1,2 --drop-classes landcover_0"), \
+        commands["fr_test"]
     assert commands["glc20_test"].endswith(" --classes-from glc20_train"), commands["glc20_test"]
 
 
