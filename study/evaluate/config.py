@@ -18,6 +18,7 @@ from study.results.record import probe_settings_read
 
 FEATURE_LAYERS = ("pooled", "layer1", "layer2", "layer3", "layer4")
 PROBE_OPTIMIZERS = ("lbfgs", "adam", "sgd")
+FINETUNE_SET = ("manifest", "method", "subset", "size", "init_encoder")  # of a fine-tune's run: the evaluation sets
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,25 @@ class KnnConfig:
     temperature: float = 0.07  # Wu et al. 2018
 
 
+def _point_run_settings(d: dict[str, Any], where: str) -> None:
+    """A fine-tuning or scratch run's own setting written one level too high, beside `finetune:` (`steps`, `optim`,
+    `lr`): StudyError naming where it goes, `finetune.<key>` (an optimizer's: `finetune.optim.<key>`), as
+    PretrainConfig.from_dict points a nested setting; not those the run never reads or the evaluation sets."""
+    from study.train.config import OPTIM_FIELDS, PretrainConfig, unread_settings
+
+    name = d.get("protocol", EvalConfig.protocol)
+    if not isinstance(name, str) or name not in PROTOCOLS or not protocol(name).trains:
+        return
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    run = ({f.name for f in dataclasses.fields(PretrainConfig)} - {"method_settings", *FINETUNE_SET}
+           - set(unread_settings("supervised")))
+    for key in sorted(set(d) - known, key=str):
+        place = "finetune" if key in run else "finetune.optim" if key in OPTIM_FIELDS else None
+        if place:
+            raise StudyError(f"{where}: unknown key(s) {key!r}: a setting of the {name} run's training: give it as "
+                             f"{where}.{place}.{key}")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """One evaluation job; see docs/protocol-evaluation.md, section "Evaluation settings"."""
@@ -92,6 +112,8 @@ class EvalConfig:
     def from_dict(cls, d: dict[str, Any], where: str = "evaluate") -> "EvalConfig":
         if isinstance(d, EvalConfig):
             return d
+        if isinstance(d, dict):
+            _point_run_settings(d, where)
         return build(cls, d, where, PARSERS)
 
     def validate(self, where: str = "evaluate") -> None:
@@ -145,7 +167,7 @@ class EvalConfig:
         if self.width is not None:
             positive_int(self.width, f"{where}.width")
         if self.finetune is not None:
-            fixed = sorted(set(self.finetune) & {"manifest", "method", "subset", "size", "init_encoder"})
+            fixed = sorted(set(self.finetune) & set(FINETUNE_SET))
             if fixed:
                 raise bad(f"finetune.{fixed[0]}", "is set by the evaluation; remove it")
         drawn = self.augment_config(where).random_settings()  # validates the transform

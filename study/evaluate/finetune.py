@@ -27,7 +27,8 @@ def unread(protocol: str, key: str, section: dict) -> str | None:
     is the encoder's (a protocol that starts from one: finetune), or the section's own `backbone` and `width` where it
     has them (one from random init, scratch: a grid fills them from the pretraining jobs); the run's method is
     supervised, a linear classifier on the backbone without projection head, temperature or another method's section;
-    and the section's `epochs` replace `finetune.epochs` and `finetune.steps` (`pretrain_dict`)."""
+    and the section's `epochs` replace `finetune.epochs` and `finetune.steps` (`pretrain_dict`), as `finetune.steps`
+    replaces `finetune.epochs` (PretrainConfig.steps)."""
     from study.train.methods import method_settings
 
     if key in ("backbone", "width"):
@@ -40,6 +41,8 @@ def unread(protocol: str, key: str, section: dict) -> str | None:
         return "the run trains method supervised (a linear classifier on the backbone), which never reads it"
     elif key in ("epochs", "steps") and section.get("epochs") is not None:
         return "the evaluation's epochs (params.epochs or defaults.evaluate.epochs) replace it"
+    elif key == "epochs" and isinstance(section.get("finetune"), dict) and section["finetune"].get("steps") is not None:
+        return "its finetune.steps, a step budget, replaces it"
     return None
 
 

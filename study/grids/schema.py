@@ -284,11 +284,22 @@ def _section(p: str, defaults: YMap, key: str, planner_keys: tuple[str, ...], wh
     for k in planner_keys:
         if k in sec:
             raise fail(p, sec.line_of(k), f"{where}.{k}: set by the planner from 'datasets' and the axes; remove it")
+    own = _entry_key(sec) if key == "evaluate" else None
+    if own is not None:
+        raise fail(p, sec.line_of(own), f"{where}.{own}: a key of each stages.evaluate entry, not an evaluation "
+                                        f"setting: give it on the entries it is for")
     out = plain(sec)
     if "labeled_sizes" in sec:
         out["labeled_sizes"] = list(_labeled_sizes(p, sec["labeled_sizes"], sec.line_of("labeled_sizes"),
                                                    f"{where}.labeled_sizes"))
     return out
+
+
+def _entry_key(sec: YMap) -> str | None:
+    """The first key of `sec` (an entry's `params`, `defaults.evaluate`) that only a `stages.evaluate` entry itself
+    takes (`split_labeled_sizes`, `where`, `variant`...: ENTRY_KEYS that are no EvalConfig field), or None."""
+    return next((k for k in sec if k in ENTRY_KEYS and k not in _eval_settings() and k not in PLANNER_EVAL_KEYS),
+                None)
 
 
 def _default_axes(p: str, sec: Any, axes: dict[str, tuple[Any, ...]]) -> None:
@@ -647,6 +658,10 @@ def _entry(p: str, entries: YList, i: int, datasets: dict[str, DatasetSpec]) -> 
         if k in params:
             raise fail(p, params.line_of(k), f"{where}.params.{k}: set by the planner (or the entry's own "
                                              f"'{k}'); remove it")
+    own = _entry_key(params)
+    if own is not None:  # `params: {split_labeled_sizes: true}`: EvalConfig would name it unknown
+        raise fail(p, params.line_of(own), f"{where}.params.{own}: a key of the entry itself, not an evaluation "
+                                           f"setting: give it beside `protocol:` ({where}.{own})")
     resources = e.get("resources") or YMap()
     if not isinstance(resources, YMap):
         raise fail(p, e.line_of("resources"), f"{where}.resources: expected a mapping")

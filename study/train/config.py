@@ -265,11 +265,13 @@ class PretrainConfig:
             raise bad("optim.name", f"expected 'lars', 'sgd' or 'adamw', got {o.name!r}")
         if o.lr_scaling not in ("linear", "sqrt"):
             raise bad("optim.lr_scaling", f"expected 'linear' or 'sqrt', got {o.lr_scaling!r}")
+        trained = self.method not in UNTRAINED_METHODS
         for key in ("lr", "warmup_epochs", "final_lr_fraction", "weight_decay", "momentum", "trust_coefficient"):
             v = getattr(o, key)
             if not is_num(v) or v < 0:
-                raise bad(f"optim.{key}", f"expected a number >= 0, got {v!r}")
-        if o.lr == 0 and self.method not in UNTRAINED_METHODS:  # a fine-tune would score its untrained classifier
+                floor = "> 0" if key == "lr" and trained else ">= 0"  # 0 is refused below: not the bound to name
+                raise bad(f"optim.{key}", f"expected a number {floor}, got {v!r}")
+        if o.lr == 0 and trained:  # a fine-tune would score its untrained classifier
             raise bad("optim.lr", "expected a number > 0, got 0: the run's steps would move no weight")
         if o.momentum >= 1:  # a momentum of 1 or more never forgets a gradient: the steps grow without bound
             raise bad("optim.momentum", f"expected a number in [0, 1), got {o.momentum!r}")

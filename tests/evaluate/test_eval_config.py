@@ -42,6 +42,27 @@ def test_a_finetune_setting_the_evaluation_makes_is_refused_naming_it(key):
         config(protocol="finetune", finetune={key: "x"})
 
 
+@pytest.mark.parametrize("protocol", ["finetune", "scratch"])
+@pytest.mark.parametrize("key,place", [("steps", "finetune.steps"), ("optim", "finetune.optim"),
+                                       ("lr", "finetune.optim.lr"), ("warmup_epochs", "finetune.optim.warmup_epochs")])
+def test_a_training_setting_beside_finetune_is_pointed_under_it(protocol, key, place):
+    """`params: {steps: 20}` (or `lr`, `optim`) on a fine-tune was an unknown key among the evaluation's, with no
+    word of `finetune:`, where the run's training settings go."""
+    with pytest.raises(StudyError) as e:
+        config(protocol=protocol, **{key: 1})
+    assert str(e.value) == (f"evaluate: unknown key(s) {key!r}: a setting of the {protocol} run's training: give it "
+                            f"as evaluate.{place}")
+
+
+def test_a_training_setting_is_not_pointed_under_finetune_where_the_run_would_not_read_it():
+    """A linear probe trains no network (`finetune` would be refused as unread); a fine-tune never reads `head`, and
+    sets `size` itself: each is an unknown key, listed with the known ones."""
+    for over in ({"steps": 5}, {"protocol": "finetune", "head": [8]}, {"protocol": "finetune", "size": 5}):
+        with pytest.raises(StudyError) as e:
+            config(**over)
+        assert "finetune" not in str(e.value).split("(known:")[0] and "(known: " in str(e.value), over
+
+
 def test_a_concat_without_knn_records_no_knn_settings_and_with_it_does():
     assert "knn" not in config(protocol="concat").recorded_dict()
     assert config(protocol="concat", also_knn=True).recorded_dict()["knn"] == {"k": 200, "temperature": 0.07}

@@ -1050,6 +1050,46 @@ def test_finetune_settings_the_run_never_reads_are_refused_at_their_entry(write_
     plan_grid(g).check(manifests=False)  # what is left plans
 
 
+def test_finetune_epochs_beside_a_finetune_step_budget_are_refused_as_unread(write_grid):
+    """`finetune: {steps: 20, epochs: 3}`: the step budget replaces the epochs (PretrainConfig.steps), so the epochs
+    changed the job ids and no run; epochs alone are read."""
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha]}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [10]
+          params: {finetune: {epochs: 3, batch_size: 4}}
+    """)
+    plan_grid(g).check(manifests=False)
+    g.write_text(g.read_text().replace("epochs: 3, ", "epochs: 3, steps: 20, "))
+    assert (f"{g}:{line_of(g, 'epochs: 3')}: stages.evaluate[0].params.finetune.epochs: its finetune.steps, a step "
+            "budget, replaces it; remove it (it would change the job ids and no result)") in error_of(g, check=True)
+
+
+@pytest.mark.parametrize("key,value", [("split_labeled_sizes", "true"), ("eval_datasets", "same"),
+                                       ("variant", "b")])
+def test_an_entrys_own_key_under_params_or_defaults_evaluate_is_pointed_at_the_entry(write_grid, key, value):
+    """`params: {split_labeled_sizes: true}` was an unknown evaluation setting "(did you mean 'labeled_sizes'?)",
+    which `params` refuses too: it is a key of the entry, beside `protocol:`."""
+    g = write_grid(f"""
+    axes: {{method: [simclr], dataset: [alpha]}}
+    stages:
+      evaluate:
+        - protocol: finetune
+          labeled_sizes: [10, 20]
+          params:
+            {key}: {value}
+    """)
+    assert error_of(g) == (f"{g}:{line_of(g, f'{key}: {value}')}: stages.evaluate[0].params.{key}: a key of the "
+                           f"entry itself, not an evaluation setting: give it beside `protocol:` "
+                           f"(stages.evaluate[0].{key})")
+    g = write_grid("axes: {method: [simclr], dataset: [alpha]}\nstages: {evaluate: [{protocol: finetune}]}\n")
+    g.write_text(g.read_text().replace("defaults:\n", f"defaults:\n  evaluate:\n    {key}: {value}\n"))
+    assert error_of(g) == (f"{g}:{line_of(g, f'{key}: {value}')}: defaults.evaluate.{key}: a key of each "
+                           "stages.evaluate entry, not an evaluation setting: give it on the entries it is for")
+
+
 def test_a_training_protocol_from_an_encoder_refuses_an_architecture_as_finetune_does(write_grid, monkeypatch):
     """`finetune.width` is unread by each training protocol that starts from an encoder (its row's `encoders`), not
     by `finetune` alone: on a new such row it was let through, a new job id that trains the encoder's own width."""

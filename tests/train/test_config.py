@@ -144,6 +144,9 @@ def test_a_temperature_is_recorded_only_for_the_methods_that_have_one():
         ({"manifest": "m", "optim": {"weight_decay": -1e-4}}, "pretrain.optim.weight_decay: expected a number >= 0"),
         ({"manifest": "m", "optim": {"lr": 0}}, "pretrain.optim.lr: expected a number > 0, got 0: the run's steps "
                                                 "would move no weight"),
+        # not ">= 0": a trained method's lr of 0 is refused too
+        ({"manifest": "m", "optim": {"lr": -0.1}}, "pretrain.optim.lr: expected a number > 0, got -0.1"),
+        ({"manifest": "m", "method": "random", "optim": {"lr": -0.1}}, "pretrain.optim.lr: expected a number >= 0"),
         ({"manifest": "m", "checkpoint_every_minutes": 0}, "pretrain.checkpoint_every_minutes"),
         ({"manifest": "m", "optim": {"momentum": 1.5}}, "pretrain.optim.momentum: expected a number in [0, 1)"),
         ({"manifest": "m", "optim": {"momentum": 1}}, "pretrain.optim.momentum"),  # never forgets a gradient
