@@ -92,6 +92,8 @@ def canonical_where(plan: Plan, where: dict[str, list[str]]) -> dict[str, list[s
     -> `50k`), once, the values of a column and the columns sorted; so that `--where size=50000 --where method=simclr`
     and `--where method=simclr --where size=50k` name one selection (a report folder's, study.report.cli)."""
     def printed(column: str, wanted: str) -> str:
+        if wanted == cell(column, None):  # `-`: every job the table prints it for (size: a scratch job's too), kept
+            return wanted
         return next((cell(column, _value(j, column)) for j in plan.jobs
                      if wanted in _spellings(j, column)), wanted)
 

@@ -160,6 +160,24 @@ def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_gri
         where(pretraining, "protocol=linear")
 
 
+
+def test_a_dash_keeps_its_spelling_where_it_selects_more_than_one_value(write_grid):
+    """`size=-` selects the whole dataset's jobs and the scratch evaluations (both print `-`), `size=all` the first
+    alone: the canonical form (a report folder's name) keeps them apart, not both `size=all`."""
+    from study.grids.where import canonical_where
+
+    grid = plan_grid(write_grid("""\
+        axes: {method: [simclr], dataset: [alpha], size: [500, all]}
+        seeds: [0]
+        stages:
+          evaluate:
+            - {protocol: linear, eval_datasets: same, labeled_sizes: [100]}
+            - {protocol: scratch, eval_datasets: same, labeled_sizes: [100]}
+        """))
+    assert len(where(grid, "size=-")) == len(where(grid, "size=all")) + 1
+    assert canonical_where(grid, {"size": ["-"]}) == {"size": ["-"]}
+    assert canonical_where(grid, {"size": ["all"], "protocol": ["-"]}) == {"protocol": ["-"], "size": ["all"]}
+
 def test_the_entry_without_a_variant_is_selected_as_the_table_prints_it(tmp_path):
     """granularity.yaml with its per-level entry uncommented: `variant=-` selects what the table prints `-` for, the
     pretraining and the paper's mapped-up evaluations; `variant=per_level` the others."""

@@ -1120,6 +1120,27 @@ def test_a_planned_granularity_line_is_missing_at_the_levels_its_entry_names_onl
     assert _texts(fig.axes[0]) == ["2 points without a value: planned or diverged (table: —)"]
 
 
+def test_a_planned_granularity_line_at_levels_no_result_has_is_missing_on_the_axis_there():
+    """A planned entry of [genus, species] where the results score kingdom, order and species: genus joins the
+    axis (iNat's order: after order) and the line is missing at genus and species, not drawn at species alone."""
+    planned = table_of(granularity_records()).drop_duplicates("job_id")
+    waiting = planned.head(1).assign(method="byol", job_id="byol0", levels="genus,species")
+    fig, data = granularity.draw(table_of(granularity_records()), pd.concat([planned, waiting], ignore_index=True))
+    byol = data[data["line"] == "byol"]
+    assert byol["level"].to_list() == ["genus", "species"] and byol["mean"].isna().all()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["kingdom", "order", "genus", "species"]
+
+
+def test_two_planned_granularity_entries_of_one_line_are_missing_at_the_levels_of_both():
+    """Two entries alike but in their levels ([kingdom] and [species], which the planner allows), neither done: the
+    line is missing at both levels, not only at the first entry's."""
+    planned = table_of(granularity_records()).drop_duplicates("job_id")
+    waiting = [planned.head(1).assign(method="byol", job_id=f"byol{i}", levels=lv)
+               for i, lv in enumerate(("kingdom", "species"))]
+    fig, data = granularity.draw(table_of(granularity_records()), pd.concat([planned, *waiting], ignore_index=True))
+    assert data.loc[data["line"] == "byol", "level"].to_list() == ["kingdom", "species"]
+
+
 def test_quantity_breaks_the_scratch_line_at_a_planned_size_without_a_result():
     """Scratch at 1k, 3k and 10k labels planned, 3k not done: the reference line has a gap (NaN) there, not a segment
     from 1k to 10k; a dataset whose scratch jobs have no result yet has its reference row, missing."""

@@ -255,7 +255,8 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     """One row per planned evaluation job matching `equal` (expected_rows) that no row of `done` matches on `keys`:
     its `keys`, its largest planned labeled size (`labeled_size`; None, every row, where the plan names none) and
     no value (mean and std NaN, count 0), so that a figure shows a planned cell as missing, not as never planned;
-    and the plan's `levels` ("kingdom,species"; None: the manifest's), where it has that column."""
+    and the plan's `levels` ("kingdom,species"; None: the manifest's), where it has that column: of every such job
+    with those `keys` (two entries that differ only in their levels: both), None where one of them names none."""
     planned = expected_rows(expected, **equal)
     columns = [*keys, "labeled_size", "mean", "std", "count", *(["levels"] if "levels" in planned else [])]
     if planned.empty:
@@ -266,8 +267,15 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     largest = [pick_largest(planned_sizes(s))
                for s in rows.get("labeled_sizes", pd.Series([None] * len(rows), index=rows.index))]
     out = pd.DataFrame({k: rows[k] if k in rows else None for k in keys}, index=rows.index)
-    out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0,
-                     **({"levels": rows["levels"]} if "levels" in rows else {}))
+    out = out.assign(labeled_size=largest, mean=np.nan, std=np.nan, count=0)
+    if "levels" in rows:  # each row: the levels its keys' jobs name together (drop_duplicates keeps one row)
+        union: dict[tuple, list[str] | None] = {}
+        for t, cell in zip(key_tuples(rows, keys), rows["levels"]):
+            if is_null(cell) or union.get(t, []) is None:  # one job names none: its manifest's levels, every one
+                union[t] = None
+            else:
+                union[t] = list(dict.fromkeys([*union.get(t, []), *str(cell).split(",")]))
+        out = out.assign(levels=[None if union[t] is None else ",".join(union[t]) for t in key_tuples(rows, keys)])
     return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
 
 
@@ -360,7 +368,7 @@ def note_missing(ax, values: Iterable, top: bool = False) -> None:
 
 def levels_order(table: pd.DataFrame, levels: Iterable[str]) -> list[str]:
     """Taxonomy levels coarse -> fine: the protocol's `levels` lists recorded, merged (two entries of other levels,
-    e.g. all seven and [supercategory, kingdom, genus, species], interleave as each orders them), iNat's order for the
+    e.g. all seven and [kingdom, supercategory, genus, species], interleave as each orders them), iNat's order for the
     levels none places, then the order in which the records list them."""
     levels = [lv for lv in dict.fromkeys(levels) if isinstance(lv, str)]
     orders = []

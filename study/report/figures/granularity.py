@@ -34,11 +34,12 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
         if not expected_rows(expected, protocol="granularity").empty:  # not "not in this grid"
             raise NoData("no per-level (granularity) result yet: every planned cell is missing (missing.csv)")
         raise NoData("no per-level (granularity) results in this grid")
-    # planned jobs without a result: their lines are drawn (and tabled) missing at every level
+    # planned jobs without a result: their lines are drawn (and tabled) missing at the levels their entries name
     waiting = clean(planned_missing(expected, gran, [*LINE_KEYS, "corruption", "eval_dataset"],
                                     protocol="granularity"))
     rows_t = table[(table["protocol"] == "granularity") & table["level"].notna()]
-    levels = levels_order(rows_t, list(rows_t["level"]))
+    named = [lv for cell in waiting.get("levels", pd.Series(dtype=object)).dropna() for lv in str(cell).split(",")]
+    levels = levels_order(rows_t, [*rows_t["level"], *named])  # a level only a planned line names: on the axis too
     counts = level_values(rows_t)  # {eval dataset: {level: values}}, as the records count them
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
     label_cols = varying(both, LINE_KEYS) or ["method"]
