@@ -228,7 +228,8 @@ def test_sigterm_stops_the_workers_which_checkpoint_first(env, signame):
 def test_a_kill_of_a_worker_ends_its_job_after_a_checkpoint(env):
     """`kill <worker pid>` (SIGTERM to the worker itself, not its command): it checkpointed, then trained on, as a
     Slurm job does (there a SIGKILL or the requeue follows); a local worker now ends by it, its checkpoint written
-    first (none before: the one there is the stop's), and the command says so; a rerun resumes from it."""
+    first (none before: the one there is the stop's), and the command says so. A stop, not a failure: the job and the
+    probe waiting for it read missing, and a plain `study submit` (no --retry-failed) resumes them."""
     proc, wd, worker, ckpt = _start_long_local_run(env, "killw", checkpoint_at_stop_only=True)
     try:
         os.kill(worker["pid"], signal.SIGTERM)
@@ -238,7 +239,14 @@ def test_a_kill_of_a_worker_ends_its_job_after_a_checkpoint(env):
         if proc.poll() is None:
             proc.kill()
     err = proc.stderr.read()
-    assert "(killed by SIGTERM); log " in err, err
+    assert f"stopped pretrain {worker['job']} [" in err and "(SIGTERM: a kill of its worker)" in err, err
+    assert ("; 1 stopped by a kill of its worker: `study submit` resumes it and runs the 1 job(s) waiting" in err
+            and "failed" not in err.splitlines()[-1].split("|", 1)[1]), err
+    last = _events(wd, "killw")[-1]
+    assert last["job"] == worker["job"] and last["state"] == "missing" and "stopped by SIGTERM" in last["error"]
+    code, out, _ = run_cli(["submit", str(env / "g.yaml"), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
+    assert code == 0 and worker["job"] in out and len(plan_grid(env / "g.yaml").jobs) == 2, out
+    assert all(j.id in out for j in plan_grid(env / "g.yaml").jobs), out  # the probe too: nothing failed
 
 
 def test_a_second_ctrl_c_during_the_stop_does_not_cut_it_short(env):

@@ -9,6 +9,8 @@ at its next step, then ends), and is killed if it has not ended within STOP_GRAC
 `<workdir>/logs/<job id>.log`; its start and end go to the grid's ledger (state, log, the error's last line, or the
 signal that killed it). A failed job's dependents (transitively) are marked cancelled and never start; the dependents
 of a job that ended outside this command without a result (another command stopped) are left missing, for a rerun.
+A worker killed by SIGTERM (`kill <pid>`, which the training loop takes as a stop: it checkpoints, then ends) is no
+failure: its job and its dependents are left missing, so that a plain `study submit` resumes them.
 A job that fails for a full disk or quota (`disk_full`) stops the command starting jobs, which would all fail alike:
 the running ones end, the rest stay missing, and the last line says to free space and rerun with --retry-failed.
 A job whose call file, log or lock cannot be written (another user's, made without group write in a shared
@@ -275,6 +277,8 @@ class _LocalRun:
     failed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     not_run: set[str] = field(default_factory=set)  # waiting for a dependency that ended outside without a result
+    stopped: set[str] = field(default_factory=set)  # their worker killed by SIGTERM (`kill <pid>`): a stop, no failure
+    stopped_waiting: set[str] = field(default_factory=set)  # not started: they wait for a stopped job
     full: str = ""  # the first job that failed for a full disk or quota, and its error: no job starts after it
     taken: set[str] = field(default_factory=set)  # found run by another command on this workdir, so not started
     running: dict[str, _Running] = field(default_factory=dict)
@@ -330,11 +334,20 @@ class _LocalRun:
                        if self.full else "finished") + (
             f"; {len(self.failed)} failed: `study status` shows each one's error and log, and `study submit "
             "--retry-failed` reruns them (and the jobs cancelled with them)" if self.failed else "") + (
+            self.stopped_text()) + (
             f"; {len(self.left)} job(s) not run, failed or cancelled before or blocked by such a dependency: "
             f"{self.left_hint}" if self.left else "") + (
             f"; {len(others)} job(s) still run by another command on this workdir ({', '.join(others)}): "
             "`study status` follows them" if others else ""))
-        return 1 if self.failed or self.not_run or self.left else 0
+        return 1 if self.failed or self.not_run or self.left or self.stopped else 0
+
+    def stopped_text(self) -> str:
+        """`; 1 stopped by a kill of its worker: ...` for the last line, or "" where none was."""
+        if not self.stopped:
+            return ""
+        waiting = f" and runs the {len(self.stopped_waiting)} job(s) waiting" if self.stopped_waiting else ""
+        them = "it" if len(self.stopped) == 1 else "them"
+        return f"; {len(self.stopped)} stopped by a kill of its worker: `study submit` resumes {them}{waiting}"
 
     def still_run_elsewhere(self) -> list[str]:
         """The jobs this command left to another command on this workdir (`taken`) that it still runs: no result
@@ -380,6 +393,17 @@ class _LocalRun:
         todo = [j for j in self.todo if j.id not in self.cancelled]
         left = self.eta.left(todo, [(r.job, now - r.started) for r in self.running.values()], self.workers)
         return f"; about {format_left(left)} left" if left else ""
+
+    def set_aside_dependents(self, stopped_id: str) -> list[str]:
+        """Take the jobs to start that depend on `stopped_id` (transitively) out of this command's: their ledger
+        lines stay `pending`, which read missing once the command ends, so the next `study submit` runs them."""
+        blocked, out = {stopped_id}, []
+        for job in list(self.todo):  # topological order: a dependent comes after what it waits for
+            if any(d in blocked for d in job.depends_on):
+                blocked.add(job.id)
+                self.todo.remove(job)
+                out.append(job.id)
+        return out
 
     def cancel_dependents(self, failed_id: str) -> None:
         """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
@@ -494,6 +518,16 @@ class _LocalRun:
                 self.eta.finish(r.job, job_seconds(self.workdir, job_id, took))
                 late = f" (then its worker ended, {_ending(rc, r.log)})" if rc else ""
                 self.progress(f"done {r.job.stage} {job_id} in {format_duration(took)}{late}{self.time_left()}")
+            elif rc == -signal.SIGTERM:  # `kill <worker>`: it checkpointed (where it trains), then ended by it
+                self.stopped.add(job_id)
+                error = ("stopped by SIGTERM (a kill of its worker), after a checkpoint where it trains: "
+                         "`study submit` resumes it")
+                self.ledger.append([local_line(r.job, "missing", self.this_file, log=str(r.log), error=error)])
+                waiting = self.set_aside_dependents(job_id)
+                self.stopped_waiting.update(waiting)
+                self.progress(f"stopped {r.job.stage} {job_id} [{job_text(r.job)}] (SIGTERM: a kill of its worker); "
+                              "`study submit` resumes it" + (f", and runs the {len(waiting)} job(s) waiting for it "
+                                                             "(not started here)" if waiting else ""))
             else:
                 self.failed.add(job_id)
                 error = _failure(rc, r.log)
