@@ -23,6 +23,8 @@ from study.grids.yamlio import YMap, check_keys, fail, load_yaml
 STAGES = ("pretrain", "evaluate")  # a grid's and a profile's stages, in the order they run
 RESOURCE_KEYS = ("gpus", "cpus", "mem", "time", "nodes")
 RESOURCE_FIELDS = {"mem": "mem_gb", "time": "time_min"}  # a resource key's Resources field, where it is named otherwise
+# keys a user writes for a job's tasks, which follow its `gpus` (Resources.tasks_per_node): refused with how to ask
+TASK_KEYS = ("ntasks", "ntasks_per_node", "tasks", "tasks_per_node")
 # what a profile's `stages.<stage>` may set besides its resources, each overriding the profile's top-level key for
 # that stage's jobs (`additional`: merged over the top-level one; see Profile.placement)
 PLACEMENT_KEYS = ("partition", "account", "qos", "constraint", "gpu_type", "max_time", "additional")
@@ -422,6 +424,7 @@ def _stages(p: str, raw: YMap, additional: dict, gpu_option: str) -> tuple[dict[
         if not isinstance(spec, YMap):
             raise fail(p, raw_stages.line_of(stage),
                        f"stages.{stage}: expected a mapping of {', '.join(RESOURCE_KEYS + PLACEMENT_KEYS)}")
+        _refuse_task_keys(p, spec, f"stages.{stage}")
         check_keys(p, spec, RESOURCE_KEYS + PLACEMENT_KEYS, what=f"stages.{stage} key")
         stages[stage] = {**stages[stage], **{k: v for k, v in spec.items() if k in RESOURCE_KEYS}}
         stage_lines[stage] = spec.line
@@ -628,10 +631,21 @@ def _layered_spec(profile: Profile, stage: str, layers: Iterable[tuple[str, Any]
     spec = {key: (v, base_file, base_line) for key, v in profile.stages[stage].items()}
     for file, layer in layers:
         if isinstance(layer, YMap):
+            _refuse_task_keys(file, layer, f"{stage} resources")
             check_keys(file, layer, RESOURCE_KEYS, what="resource")
         for key, v in layer.items():
             spec[key] = (v, file, layer.line_of(key) if isinstance(layer, YMap) else 0)
     return spec
+
+
+def _refuse_task_keys(p: str, spec: YMap, said: str) -> None:
+    """Refuse a key of TASK_KEYS in resources `spec` (`said`: where, in messages), saying how tasks come about."""
+    for key in spec:
+        if str(key).replace("-", "_") in TASK_KEYS:
+            raise fail(p, spec.line_of(key), f"{said}: {key}: a job's tasks are not asked for apart: a pretraining "
+                                             f"job runs one task per GPU on each node (`gpus`; one per node with "
+                                             f"gpus: 0) of cpus / gpus CPUs each, on `nodes` nodes, an evaluation "
+                                             f"one task; set `gpus` (and `nodes`) instead")
 
 
 def _node_amounts(profile: Profile) -> dict[str, float | None]:

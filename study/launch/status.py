@@ -140,9 +140,14 @@ def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[
 
 
 def _restarts(st: JobState) -> Restarts | None:
-    """The requeues, preemptions and resumes a Slurm job's log records (`traces.requeue_history`); None for a local
-    run, whose log holds the lines of every run of the job, of earlier submissions too."""
-    return requeue_history(st.log) if st.slurm_id else None
+    """The requeues, preemptions and resumes a Slurm job's log records (`traces.requeue_history`: task 0's, also of a
+    job whose failing task was another); None for a local run, whose log holds the lines of every run of the job, of
+    earlier submissions too."""
+    if not st.slurm_id:
+        return None
+    from study.launch.slurm.state import first_task_log
+
+    return requeue_history(first_task_log(st.log))
 
 
 def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lines: int = 8) -> dict[str, JobState]:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from study.train.run_files import CHECKPOINT, CHECKPOINT_FORMAT
 
 
-def _tail(path: str | os.PathLike | None, size: int) -> bytes | None:
+def file_tail(path: str | os.PathLike | None, size: int) -> bytes | None:
     """The last `size` bytes of the file at `path` (all of a smaller one); None without a path or a readable file."""
     if not path:
         return None
@@ -29,7 +29,7 @@ def _tail(path: str | os.PathLike | None, size: int) -> bytes | None:
 
 def last_lines(path: str | os.PathLike | None, n: int = 8) -> list[str]:
     """The last `n` non-empty lines of a log file (with the error), or [] when there is none."""
-    text = _tail(path, 16384)
+    text = file_tail(path, 16384)
     if text is None:
         return []
     lines = [ln for ln in text.decode("utf-8", errors="replace").splitlines() if ln.strip()]
@@ -99,7 +99,7 @@ class Restarts(NamedTuple):
 
 def requeue_history(path: str | os.PathLike | None) -> Restarts | None:
     """The restarts the log at `path` records (its last HISTORY_MAX_BYTES); None without a log."""
-    text = _tail(path, HISTORY_MAX_BYTES)
+    text = file_tail(path, HISTORY_MAX_BYTES)
     if text is None:
         return None
     why = _STOPPED.findall(text)

@@ -333,6 +333,10 @@ def test_profile_without_partition_for_slurm(tmp_path):
      "3: pretrain resources: nodes: expected an integer >= 1, got 'node'"),
     ("partition: gpu\nstages:\n  pretrain: {gpus: many}\n",
      "3: pretrain resources: gpus: expected an integer >= 0 or 'node', got 'many'"),
+    # a job's tasks follow its gpus: the key read as a typo, with no word of how to ask for them
+    ("partition: gpu\nstages:\n  pretrain: {gpus: 8, nodes: 2, ntasks_per_node: 8}\n",
+     "3: stages.pretrain: ntasks_per_node: a job's tasks are not asked for apart: a pretraining job runs one task per "
+     "GPU on each node (`gpus`; one per node with gpus: 0)"),
     # a line break wrote a line of its own into the sbatch header: `#SBATCH --partition='gpu` + `#SBATCH --wrap=..'`
     ('partition: "gpu\\n#SBATCH --wrap=x"\n', "1: partition: 'gpu\\n#SBATCH --wrap=x' holds a line break"),
     ("partition: gpu\naccount: |\n  lab\n", "2: account: 'lab\\n' holds a line break"),

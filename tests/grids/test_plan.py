@@ -349,6 +349,7 @@ def test_a_job_that_needs_exactly_its_time_limit_is_not_flagged(write_grid, time
 @pytest.mark.parametrize("seeds, resources, message", [
     ("[-1]", "{gpus: 1}", "seed in"),
     ("[0]", "{gpu: 1}", "unknown resource 'gpu'"),
+    ("[0]", "{ntasks-per-node: 2}", "evaluate resources: ntasks-per-node: a job's tasks are not asked for apart"),
     ("[0]", "{time: .inf}", "expected a duration"),
 ])
 def test_planner_refuses_values_a_job_would_crash_on(write_grid, seeds, resources, message):

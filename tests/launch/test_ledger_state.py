@@ -22,8 +22,8 @@ from study.grids import Job
 from study.launch.ledger import Ledger, complete_event
 from study.launch.locks import submit_lock
 from study.launch.select import BEHIND_NEWER, NEWER, only_names, resolve_ids, select
-from study.launch.slurm.state import (REMOVED, _seconds_since, failing_task_log, find_by_name, pending_reasons,
-                                      query, scancel)
+from study.launch.slurm.state import (REMOVED, _seconds_since, failing_task_log, find_by_name, first_task_log,
+                                      pending_reasons, query, scancel)
 from study.launch.stale import stale_results
 from study.launch.state import JobState, classify, result_done, sacct_word, slurm_state
 from study.manifests.store import load_meta
@@ -860,6 +860,64 @@ def test_a_failing_task_is_judged_by_the_end_of_its_log_only(tmp_path):
     logs[0].write_text("Traceback (most recent call last):\n  caught, went on\n" + "[train] step\n" * 200)
     logs[1].write_text("[train] step\nTraceback (most recent call last):\nRuntimeError: NCCL\n")
     assert failing_task_log(str(logs[0]), tail_bytes=256) == str(logs[1])
+
+
+def _rank_logs(folder, started: dict[int, list[str]], raised: dict[int, list[str]]) -> list:
+    """Task logs of job 16 of two ranks as submitit and torch write them on a real cluster (scripts/slurm_two_nodes.sh):
+    each task's stdout its `Starting with JobEnvironment` lines (`started`: the times), its stderr the traceback
+    of each time it raised (`raised`: the times), rank 0's a lost peer's, rank 1's its own error."""
+    error = {0: "[rank0]: RuntimeError: [gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:40351",
+             1: "[rank1]: OSError: [Errno 5] Input/output error: '/data/fmnist/train/00042.png'"}
+    logs = []
+    for task in (0, 1):
+        (folder / f"16_{task}_log.out").write_text("".join(
+            f"submitit INFO ({t}) - Starting with JobEnvironment(job_id=16, node={task}(2), global_rank={task}(2))\n"
+            for t in started[task]))
+        (folder / f"16_{task}_log.err").write_text("[pretrain] step 10/300 loss 4.1236\n" * (task == 0) + "".join(
+            f"submitit ERROR ({t}) - Submitted job triggered an exception\n[rank{task}]: Traceback (most recent "
+            f"call last):\n[rank{task}]:   File \"loop.py\", line 218, in train\n{error[task]}\n" for t in raised[task])
+            + "srun: error: n2: task 1: Exited with exit code 1\n" * (task == 0))
+        logs.append(folder / f"16_{task}_log.err")
+    return logs
+
+
+def test_a_failed_job_of_two_ranks_points_at_the_rank_that_raised_first_not_at_the_one_that_lost_its_peer(tmp_path):
+    """Rank 1 raised; rank 0, in a collective with it, raised two seconds later (gloo's "Connection closed by peer",
+    once srun --kill-on-bad-exit signalled it): both logs end in a traceback, and rank 1's is the error. It used to
+    be rank 0's, the first by task holding one, which `study status` showed as the job's error."""
+    start = ["2026-12-07 22:48:18,545"]
+    logs = _rank_logs(tmp_path, {0: start, 1: start}, {0: ["2026-12-07 22:48:32,183"], 1: ["2026-12-07 22:48:30,278"]})
+    assert failing_task_log(str(logs[0])) == str(logs[1])
+    # rank 0 raised first: its own error
+    logs = _rank_logs(tmp_path, {0: start, 1: start}, {0: ["2026-12-07 22:48:29,001"], 1: ["2026-12-07 22:48:30,278"]})
+    assert failing_task_log(str(logs[0])) == str(logs[0])
+    # rank 1's traceback is of a run before a requeue (its log holds every run's lines): not this run's error
+    logs = _rank_logs(tmp_path, {0: start + ["2026-12-07 23:00:00,000"], 1: start + ["2026-12-07 23:00:00,100"]},
+                      {0: ["2026-12-07 23:01:00,000"], 1: ["2026-12-07 22:48:30,278"]})
+    assert failing_task_log(str(logs[0])) == str(logs[0])
+    # without submitit's lines (another launcher's logs): the first by task holding an error, as before
+    for task in (0, 1):
+        (tmp_path / f"16_{task}_log.out").unlink()
+        logs[task].write_text("Traceback (most recent call last):\nRuntimeError: x\n")
+    assert failing_task_log(str(logs[0])) == str(logs[0])
+
+
+def test_a_failed_job_s_requeues_are_read_from_task_0_s_log_where_its_failing_task_is_another(tmp_path):
+    """slurmstepd's requeue lines and the training's resume lines are in task 0's log alone: status counts them
+    there when it shows another task's log (they used to read none, from the failing task's)."""
+    from study.launch.status import _restarts
+
+    start = ["2026-12-07 22:48:18,545", "2026-12-07 22:49:00,000"]
+    logs = _rank_logs(tmp_path, {0: start, 1: start}, {0: ["2026-12-07 22:49:32,183"], 1: ["2026-12-07 22:49:30,278"]})
+    with logs[0].open("a") as f:
+        f.write("slurmstepd-n1: error: *** JOB 16 ON n1 CANCELLED AT 2026-12-07T22:48:40 DUE TO JOB REQUEUE ***\n"
+                "[pretrain] resuming /wd/jobs/abc at step 100/300\n")
+    assert first_task_log(str(logs[1])) == str(logs[0]) and first_task_log(None) is None
+    assert first_task_log("/wd/logs/local.log") == "/wd/logs/local.log"  # no task's log: itself
+    shown = JobState("abc", "pretrain", "failed", "FAILED", "16", failing_task_log(str(logs[0])))
+    assert shown.log == str(logs[1])
+    history = _restarts(shown)
+    assert (history.requeued, history.resumed) == (1, [[100, 300]]), history
 
 
 def test_find_by_name_reads_an_array_id_sacct_prints_with_its_tasks_and_asks_since_the_intent(tmp_path, monkeypatch):

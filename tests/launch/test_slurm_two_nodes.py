@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from study.grids import plan_grid
 from study.launch.traces import requeue_history
 from study.results import read_result
 
-from launch_helpers import (PROFILE, REPO, all_results, grid_text, metrics, queued, start_cluster, submit, task_log,
-                            wait_until)
+from launch_helpers import (PROFILE, REPO, all_results, grid_text, metrics, queued, start_cluster, status, submit,
+                            task_log, wait_until)
 
 pytestmark = pytest.mark.slurm
 STEPS = 100  # long enough to be interrupted mid-run; a checkpoint at every step
@@ -97,3 +98,43 @@ def test_a_two_node_job_requeued_by_usr2_resumes_from_its_checkpoint_to_the_unin
     assert again >= 2  # on both nodes again once requeued
     for job in plan.jobs:  # the same metrics as the uninterrupted run, bit for bit
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
+
+
+# run by rank 1 alone in place of submitit's entry point: its node fails to read an image at its third step, while
+# rank 0 waits for it in the step's all-reduce
+RANK_1_FAILS = """\
+import runpy, sys
+import study.train.loop as loop
+real, steps = loop.train_step, []
+def train_step(*args, **kwargs):
+    steps.append(1)
+    if len(steps) == 3:
+        raise OSError("[Errno 5] Input/output error: 'train/00042.png' (rank 1's node)")
+    return real(*args, **kwargs)
+loop.train_step = train_step
+sys.argv = ["submitit.core._submit", sys.argv[-1]]
+runpy.run_module("submitit.core._submit", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_status_shows_the_log_of_the_rank_that_failed_not_rank_0_s_lost_peer(on_two_nodes):
+    """Rank 1 raises mid-run; rank 0, in a collective with it, then raises gloo's "Connection closed by peer" (its log
+    too ends in a traceback). `study status` showed rank 0's log and that traceback, the consequence, as the job's
+    error; it shows rank 1's log and its error."""
+    env = on_two_nodes
+    (env / "rank1.py").write_text(RANK_1_FAILS)
+    python = env / "python.sh"  # the profile's `python`: rank 1 runs rank1.py, every other task as usual
+    python.write_text(f'#!/bin/bash\n[ "$SLURM_PROCID" = 1 ] && exec {sys.executable} -u {env / "rank1.py"} '
+                      f'"${{@: -1}}"\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (env / "profile.yaml").write_text(PROFILE + f"python: {python}\n")
+    grid, wd, plan = run_grid(env, "rankfails")
+    submit(grid, wd)
+    pre = next(j for j in plan.jobs if j.stage == "pretrain")
+    sid = {e["job"]: e["slurm_job_id"] for e in queued(wd, "rankfails")}[pre.id]
+    wait_until(lambda: f"failed pretrain {pre.id}" in status(grid, wd), 120, "the pretraining job to fail", grid, wd)
+    assert "Traceback (most recent call last)" in task_log(wd, sid, 0).read_text()  # rank 0 raised too, after rank 1
+    shown = status(grid, wd).split(f"failed pretrain {pre.id}")[1].split("\n\n")[0]
+    assert f"log: {task_log(wd, sid, 1)}" in shown, shown
+    assert "OSError: [Errno 5] Input/output error: 'train/00042.png'" in shown, shown
+    assert "[rank0]" not in shown, shown

@@ -16,6 +16,7 @@ import submitit
 from study.errors import StudyError
 from study.launch.slurm.params import slurm_env
 from study.launch.state import sacct_word, slurm_state
+from study.launch.traces import file_tail
 
 
 def submitit_folder(workdir: str | Path, name: str) -> Path:
@@ -318,13 +319,22 @@ ERROR_MARKS = ("Traceback (most recent call last)", "study: error")
 
 
 _TASK_LOG = re.compile(r"(.*)_(\d+)_log\.err")  # `<id>_<task>_log.err`: the id is all before the last `_<digits>`
+# submitit's lines in a task's logs as the job's function raised (stderr) and as the task started (stdout), with the
+# time of the task's node: of several ranks that raised, the one that raised first failed; the others raised because
+# it died (gloo's "Connection closed by peer", NCCL's errors, once srun --kill-on-bad-exit signalled them)
+_RAISED = re.compile(rb"^submitit ERROR \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\) - Submitted job triggered an "
+                     rb"exception", re.M)
+_STARTED = re.compile(rb"^submitit INFO \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\) - Starting with JobEnvironment",
+                      re.M)
 
 
 def failing_task_log(log: str, tail_bytes: int = 65536,
                      listings: dict[Path, dict[str, list[tuple[int, str]]]] | None = None) -> str:
-    """Of the per-task stderr files of one job (submitit's `<id>_<task>_log.err`, task 0's given), the first by task
-    whose end holds an error (a Python traceback or `study: error`); `log` itself when none does. With several
-    ranks the one that failed is often not task 0: the others were killed (srun --kill-on-bad-exit).
+    """Of the per-task stderr files of one job (submitit's `<id>_<task>_log.err`, task 0's given), the one whose end
+    holds an error (a Python traceback or `study: error`): of those whose task raised in its latest run (submitit's
+    `Submitted job triggered an exception` after its last `Starting with JobEnvironment`), the one that raised first,
+    else the first by task; `log` itself when none does. With several ranks the one that failed is often not task 0:
+    the others were killed (srun --kill-on-bad-exit), or raised once it had died (a collective's lost peer).
     `listings`: a memo of the folders listed so far, for a caller asking of many jobs of one array folder (`query`),
     which then lists each folder once, not once per failed job."""
     path = Path(log)
@@ -335,16 +345,26 @@ def failing_task_log(log: str, tail_bytes: int = 65536,
     if path.parent not in listings:
         listings[path.parent] = _task_logs(path.parent)
     tasks = [(task, path.parent / name) for task, name in listings[path.parent].get(m.group(1), [])]
-    for _, p in sorted(tasks):
-        try:
-            with open(p, "rb") as f:
-                f.seek(max(0, p.stat().st_size - tail_bytes))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        if any(mark in text for mark in ERROR_MARKS):
-            return str(p)
-    return log
+    erred = []  # (task, log, its end) of those whose end holds an error
+    for task, p in sorted(tasks):
+        text = file_tail(p, tail_bytes)
+        if text is not None and any(mark.encode() in text for mark in ERROR_MARKS):
+            erred.append((task, p, text))
+    raised = []  # (when it raised, task, log) of those that raised in their latest run
+    for task, p, text in erred if len(erred) > 1 else []:
+        when = _RAISED.findall(text)
+        started = _STARTED.findall(file_tail(p.with_name(p.name[:-len("err")] + "out"), tail_bytes) or b"")
+        if when and (not started or when[-1] >= started[-1]):  # not an earlier run's, requeued since
+            raised.append((when[-1], task, p))
+    return str(min(raised)[2] if raised else erred[0][1] if erred else log)
+
+
+def first_task_log(log: str | None) -> str | None:
+    """Task 0's stderr log of the job whose task's log `log` is (`failing_task_log` may give another task's): the one
+    slurmstepd's requeue and preemption lines and the training's resume lines are written to; `log` where it is no
+    task's."""
+    m = _TASK_LOG.fullmatch(Path(log).name) if log else None
+    return str(Path(log).with_name(f"{m.group(1)}_0_log.err")) if m and log else log
 
 
 def _task_logs(folder: Path) -> dict[str, list[tuple[int, str]]]:
