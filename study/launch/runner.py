@@ -89,6 +89,16 @@ SUBMIT_DIR = "STUDY_SUBMIT_DIR"  # the folder `study submit` ran in, which each 
 CODE_DIR_ENV = "STUDY_CODE"  # the copy of study's code a job was started in to import (study.launch.snapshot)
 
 
+def say_run_start(job: Job) -> None:
+    """A RUN_HEADER line on stderr, the task's log: Slurm appends each start of a requeued job to the same log, and
+    `study status` tells the new run's progress from the lines the stopped one wrote until its SIGKILL by it."""
+    from study.launch.traces import RUN_HEADER
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    print(f"{RUN_HEADER}{stamp} {job.stage} job {job.id} (Slurm job {os.environ.get('SLURM_JOB_ID', '?')}, task "
+          f"{os.environ.get('SLURM_PROCID', '0')}, on {os.uname().nodename})", file=sys.stderr, flush=True)
+
+
 def say_if_not_the_copy() -> None:
     """A warning on stderr where this job meant to import a copy of study's code (CODE_DIR_ENV) imports another study:
     a container that does not see the workdir at its path, or starts Python elsewhere or without PYTHONPATH, runs
@@ -124,6 +134,7 @@ class SlurmTask(submitit.helpers.Checkpointable):
 
     def __call__(self, job: Job, workdir: str, grid: str, env: dict[str, str]) -> str | None:
         os.environ.update(env)
+        say_run_start(job)
         say_if_not_the_copy()
         enter_submit_folder(env.get(SUBMIT_DIR))
         threads_from_env()

@@ -43,6 +43,8 @@ def since_last(lines: list[str], header: str | None) -> list[str]:
     return lines[starts[-1] + 1:] if starts else lines
 
 
+RUN_HEADER = "==== "  # the line each run of a job starts its log with (a log holds every run's lines; a Slurm job's
+# too, each start of a requeued one: study.launch.runner.say_run_start)
 _PROGRESS = re.compile(r"^\[[\w-]+\] ")  # the training loop's `[pretrain] step 40/100 ...`, `[evaluate] ...` lines
 
 
@@ -65,10 +67,15 @@ class Progress(NamedTuple):
 
 def progress(path: str | os.PathLike | None, since: str | None = None) -> Progress | None:
     """The latest progress line of a job's log; None without a log or such a line in its last 16 KiB. Slurm
-    appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`); with
-    `since`, only the lines after the last that starts with it count (a local run's header, `==== `)."""
-    line, restarted = None, False
-    for ln in reversed(since_last(last_lines(path, 400), since)):
+    appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`): one
+    written before Slurm's stop line, or after it (the stopped run trains on until its SIGKILL) while no RUN_HEADER
+    has started a new run since; with `since`, only the lines after the last that starts with it count (a local
+    run's header, `==== `)."""
+    lines = since_last(last_lines(path, 400), since)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith(RUN_HEADER)]
+    restarted = bool(starts) and any(_STOPPED.search(ln.encode()) for ln in lines[starts[-1] + 1:])
+    line = None
+    for ln in reversed(lines):
         if _PROGRESS.match(ln):
             line = ln.strip()
             break

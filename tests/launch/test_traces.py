@@ -45,6 +45,34 @@ def test_a_progress_line_from_before_slurm_restarted_the_job_says_so(tmp_path):
     assert seen.line.startswith("[pretrain] checkpoint written at step 226/1500 on SIGUSR2") and not seen.before_restart
 
 
+def test_the_lines_a_stopped_slurm_run_writes_until_its_sigkill_are_before_the_restart(tmp_path):
+    """On Slurm the training carries on after SIGTERM until the SIGKILL: its steps come after slurmstepd's requeue
+    line. Each start of a run writes a RUN_HEADER (study.launch.runner.say_run_start): until the next one, every line
+    after the stop is the stopped run's; after it, the new run's."""
+    log = tmp_path / "1605_0_log.err"
+    stop = "slurmstepd: error: *** JOB 1605 ON vm CANCELLED AT 2026-12-07T10:00:00 DUE TO JOB REQUEUE ***"
+    header = f"{traces.RUN_HEADER}2026-12-07 09:50:00 +0000 pretrain job p1 (Slurm job 1605, task 0, on vm)"
+    stopped = "\n".join([header, "[pretrain] step 60/300 loss 3.1", stop, "[pretrain] step 69/300 loss 3.0", ""])
+    log.write_text(stopped)
+    seen = progress(log)
+    assert seen.line == "[pretrain] step 69/300 loss 3.0" and seen.before_restart
+    log.write_text(stopped + f"{traces.RUN_HEADER}2026-12-07 10:01:00 +0000 pretrain job p1\n"
+                             "[pretrain] resuming /wd/jobs/p1 at step 61/300\n")
+    assert progress(log)[::2] == ("[pretrain] resuming /wd/jobs/p1 at step 61/300", False)
+
+
+def test_a_slurm_task_says_each_start_of_its_run_in_its_log(capsys, monkeypatch):
+    from study.grids.jobs import Job
+    from study.launch.runner import say_run_start
+
+    monkeypatch.setenv("SLURM_JOB_ID", "1605")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    say_run_start(Job("p1", "pretrain", {}))
+    err = capsys.readouterr().err
+    assert err.startswith(traces.RUN_HEADER) and err.endswith(" pretrain job p1 (Slurm job 1605, task 1, on "
+                                                              f"{os.uname().nodename})\n"), err
+
+
 def test_progress_count_reads_the_steps_or_images_a_progress_line_counts():
     """What the training loop and the feature extraction print (their own formats), for `status --format json`."""
     assert progress_count("[pretrain] step 40/1000 loss 5.1234 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h") \

@@ -54,7 +54,8 @@ from study.launch.select import select
 from study.launch.snapshot import copy_said, python_path, take_snapshot
 from study.launch.signals import STOP_SIGNALS, stop_signals_held
 from study.launch.state import LIVE, JobState, cached_result, result_done, written_by_newer
-from study.launch.traces import checkpoint_steps, checkpoint_text, last_lines, progress as log_progress, since_last
+from study.launch.traces import (RUN_HEADER, checkpoint_steps, checkpoint_text, last_lines, progress as log_progress,
+                                 since_last)
 from study.runtime_keys import TERM_ENDS_ENV
 from study.launch.grid_states import dry_run_states, grid_file, grid_states, locked_states
 from study.paths import logs_dir, manifests_dir, result_path
@@ -70,7 +71,6 @@ OUTSIDE_POLL_S = 2.0  # while only waiting for a dependency another command runs
 QUIET_FIRST_S = 60.0
 QUIET_MAX_S = 900.0
 HEARTBEAT_JOBS = 3  # the running jobs a heartbeat line names (then "and k more")
-RUN_HEADER = "==== "  # the line each run of a job starts its log with (a log holds every run's lines)
 STOP_GRACE_S = 30.0  # on SIGTERM / Ctrl-C: how long the workers get to checkpoint and end
 
 
