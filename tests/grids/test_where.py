@@ -136,7 +136,8 @@ def test_a_selection_of_pretraining_does_not_check_defaults_evaluate_alone(write
 
 def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_grid):
     """`size: all` (`-` in the table): `size=all` selects its pretraining and its evaluations (not a scratch
-    evaluation: no pretraining, no size), and an error lists it; `size=-` selects what the table prints `-`, both.
+    evaluation: no pretraining, no size), and an error lists it; `size=-` selects what the table prints `-`, both,
+    and keeps its spelling in a report folder's name.
     A column no job selected has a value in (of the pretraining jobs alone: `protocol`) is said to be so, and `-`
     there selects the jobs without one."""
     grid = plan_grid(write_grid("""\
@@ -154,29 +155,17 @@ def test_a_whole_datasets_size_is_asked_for_as_the_grid_file_writes_it(write_gri
     assert [(j.axes["protocol"], j.axes["size"]) for j in where(grid, "size=-", "stage=evaluate")] == [
         ("linear", None), ("scratch", None)]
     assert where(grid, "protocol=-") == where(grid, "stage=pretrain")
+    # the canonical form (a report folder's name) keeps `size=-` (one job more) apart from `size=all`
+    from study.grids.where import canonical_where
+
+    assert len(where(grid, "size=-")) == len(where(grid, "size=all")) + 1
+    assert canonical_where(grid, {"size": ["-"]}) == {"size": ["-"]}
+    assert canonical_where(grid, {"size": ["all"], "protocol": ["-"]}) == {"protocol": ["-"], "size": ["all"]}
     pretraining = plan_of(grid, where(grid, "stage=pretrain"))
     with pytest.raises(StudyError, match=r"--where protocol=linear: no job of grid t has protocol 'linear'; it has: "
                                          r"- \(no value\)$"):
         where(pretraining, "protocol=linear")
 
-
-
-def test_a_dash_keeps_its_spelling_where_it_selects_more_than_one_value(write_grid):
-    """`size=-` selects the whole dataset's jobs and the scratch evaluations (both print `-`), `size=all` the first
-    alone: the canonical form (a report folder's name) keeps them apart, not both `size=all`."""
-    from study.grids.where import canonical_where
-
-    grid = plan_grid(write_grid("""\
-        axes: {method: [simclr], dataset: [alpha], size: [500, all]}
-        seeds: [0]
-        stages:
-          evaluate:
-            - {protocol: linear, eval_datasets: same, labeled_sizes: [100]}
-            - {protocol: scratch, eval_datasets: same, labeled_sizes: [100]}
-        """))
-    assert len(where(grid, "size=-")) == len(where(grid, "size=all")) + 1
-    assert canonical_where(grid, {"size": ["-"]}) == {"size": ["-"]}
-    assert canonical_where(grid, {"size": ["all"], "protocol": ["-"]}) == {"protocol": ["-"], "size": ["all"]}
 
 def test_the_entry_without_a_variant_is_selected_as_the_table_prints_it(tmp_path):
     """granularity.yaml with its per-level entry uncommented: `variant=-` selects what the table prints `-` for, the
