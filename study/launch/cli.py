@@ -130,6 +130,7 @@ def run_submit(args: argparse.Namespace) -> int:
     todo = (_to_run(selected, workdir, args.set_aside_stale, args.retry_failed) - set(taking.values())) | set(again)
     for warning in selected.check(manifests=not args.no_check, images_here=args.cluster == "local", todo=todo):
         print(f"study: warning: {warning}", file=sys.stderr)
+    _refuse_subfolder_results(workdir, todo, dry_run=args.dry_run)
     _refuse_stale_results(plan, workdir, set_aside=args.set_aside_stale, only=only)  # before --rerun moves any
     if args.rerun:
         only = _set_aside_reruns(plan, workdir, only)
@@ -154,6 +155,22 @@ def _to_run(plan, workdir, set_aside: bool, retry_failed: bool = False) -> set[s
     todo = {j.id for j in plan.jobs if not has_result(workdir, j.id) or retry_failed and unreadable_result(
         workdir, j.id) is not None and not written_by_newer(workdir, j.id)}
     return todo | set(stale_results(plan.jobs, workdir)) if set_aside else todo
+
+
+def _refuse_subfolder_results(workdir, todo: set[str], dry_run: bool) -> None:
+    """A StudyError (a dry run: a warning) where jobs the submit would run have a result file in a folder inside
+    results/ (study.results.record.results_in_subfolders: a copy of another workdir's results made inside this
+    one's), which no command reads: the submit would run again what ran elsewhere."""
+    from study.errors import StudyError
+    from study.results.record import results_in_subfolders, subfolder_results_text
+
+    nested = results_in_subfolders(workdir, todo)
+    if nested and not dry_run:
+        raise StudyError(subfolder_results_text(nested, workdir, then="this submit refuses to run them again until "
+                                                               "then (--dry-run lists what it would run)"))
+    if nested:
+        print(f"study: warning: {subfolder_results_text(nested, workdir, then='a submit refuses to run them')}",
+              file=sys.stderr)
 
 
 def _rerun_results(plan, workdir, only: set[str]) -> dict[str, str]:

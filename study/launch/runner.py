@@ -64,8 +64,11 @@ def run_job(job: Job, workdir: str | os.PathLike, grid: str | None = None) -> Pa
         missing = [str(p) for p in encoders if not p.exists()]
         if missing:
             raise StudyError(f"job {job.id}: encoder(s) of its pretraining job(s) not found: {', '.join(missing)}; "
-                             f"to make one again, remove that pretraining job's results/<id>.json, then `study "
-                             f"submit --retry-failed` reruns it (from its last checkpoint) and this job")
+                             f"where that job's result was copied in from another workdir, copy its job folder "
+                             f"(jobs/<id>/, with encoder.pt) from there too, then `study submit --retry-failed` "
+                             f"reruns this job; or, to make the encoder again here, remove that pretraining job's "
+                             f"results/<id>.json, then `study submit --retry-failed` reruns it (from its last "
+                             f"checkpoint) and this job")
         out = evaluate(EvalConfig.from_dict(job.config["evaluate"]), run_dir, encoders, workdir / "features")
     else:
         raise StudyError(f"job {job.id}: unknown stage {job.stage!r}")

@@ -24,6 +24,8 @@ from study.launch.take_over import older_results, resumable, second_runs, takeab
 from study.launch.traces import (Restarts, checkpoint_steps, checkpoint_text, checkpoints, last_lines, progress,
                                  progress_count, requeue_history, requeue_text)
 from study.paths import result_path, unsubmitted_workdir
+from study.results.record import results_in_subfolders, subfolder_results_text
+from study.train.config import UNTRAINED_METHODS
 
 if TYPE_CHECKING:  # types only: launch reads plans and jobs, study.grids makes them
     from study.grids.jobs import Job
@@ -185,6 +187,10 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
         out.write(f"\n{said}\n")
     _stale(stale, out)
     taken = _off_plan(plan, workdir, out)
+    nested = results_in_subfolders(workdir, [job_id for job_id, st in states.items() if st.state == "missing"])
+    if nested:
+        out.write(f"\n{subfolder_results_text(nested, workdir)}\n")
+    _scored_elsewhere(plan, states, workdir, out)
     _to_run(with_dependencies or plan.jobs, read, states, bool(stale), out, taken)
     return states
 
@@ -313,6 +319,28 @@ def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
                   f"its edit was committed ({folder}), which says {version} ({_some(ids)}): `study submit` (which "
                   f"queues only what is missing) has the copy name this commit, {here}, which those that start "
                   f"after it record (a running one, the version it started with)\n")
+
+
+def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
+    """The pretraining jobs missing here, without a checkpoint of their own to resume, whose evaluations are done:
+    results copied in from another workdir without their pretraining's. A submit trains each from step 0, an encoder
+    those results did not score (not one of a method that trains nothing: the same encoder again)."""
+    done = {j.id: j for j in plan.jobs if j.stage == "evaluate" and states[j.id].state == "done"}
+    lines = []
+    for job in plan.jobs:
+        if job.stage != "pretrain" or states[job.id].state != "missing" \
+                or ((job.config or {}).get("pretrain") or {}).get("method") in UNTRAINED_METHODS:
+            continue  # an encoder not trained (random init, imported) is the same one again
+        scored = [e for e, ev in done.items() if job.id in ev.depends_on]
+        if scored and "." not in checkpoint_steps(workdir, job.id):  # its checkpoint read only where it matters
+            lines.append(f"  {job.id}: {_some(scored, 4)}")
+    if lines:
+        out.write(f"\n{len(lines)} pretraining job(s) without a result or a checkpoint here have evaluations done "
+                  f"(their results copied in from another workdir without the pretraining's?): `study submit` trains "
+                  f"each from step 0, an encoder those results did not score; copy its results/<id>.json and "
+                  f"jobs/<id>/ from the workdir that ran it (grids/README.md, \"One workdir, one set of results\")\n"
+                  + "".join(f"{line}\n" for line in lines[:8])
+                  + (f"  ... and {len(lines) - 8} more\n" if len(lines) > 8 else ""))
 
 
 def _stale(stale: dict[str, str], out: TextIO) -> None:

@@ -31,6 +31,7 @@ from study.flock import locked
 from study.paths import results_dir, unsubmitted_workdir
 from study.results import (AXES, ResultFileWarning, aggregate, code_version, drop_repeated_seeds, find_conflicts,
                            gather, read_results, write_table)
+from study.results.record import results_in_subfolders, subfolder_results_text
 from study.results.table import job_code_versions
 from study.version import code_digests
 
@@ -133,6 +134,9 @@ def _scope_notes(coll: Any, plan: Any, grid: str | None, workdir: str | os.PathL
                          "report (its grid file, or its name)")
     if plan is not None and coll.missing is not None and not coll.missing.empty:
         notes += _results_off_plan(plan, workdir, set(coll.missing["job_id"]))
+        nested = results_in_subfolders(workdir, coll.missing["job_id"])
+        if nested:
+            notes.append(subfolder_results_text(nested, workdir, then="they are not drawn"))
     return notes
 
 

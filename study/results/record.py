@@ -38,6 +38,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shlex
 import warnings
 from collections.abc import Iterable, Mapping  # typing's Mapping: isinstance several times slower
 from dataclasses import dataclass
@@ -317,6 +318,40 @@ def read_result(path: str | os.PathLike) -> dict:
     if record["job_id"] != path.stem:
         raise StudyError(f"{path}: holds job {record['job_id']!r}, not {path.stem!r} (a copied or foreign file?)")
     return record
+
+
+def results_in_subfolders(workdir: str | os.PathLike, job_ids: Iterable[str]) -> dict[str, Path]:
+    """Job id -> a file `<job id>.json` in a folder inside `<workdir>/results/` (at any depth; not a hidden one), for
+    each of `job_ids` without a result file in results/ itself: no command reads one there, so its job reads missing
+    and a submit would run it again. `cp -r other_runs/results runs/results` where runs/results exists copies the
+    other workdir's results into runs/results/results/ (grids/README.md, "One workdir, one set of results")."""
+    folder = results_dir(workdir)
+    wanted = {j for j in job_ids if not (folder / f"{j}.json").exists()}
+    found: dict[str, Path] = {}
+    if not wanted or not folder.is_dir():
+        return found
+    for here, subfolders, files in os.walk(folder):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        if Path(here) == folder:
+            continue
+        for name in sorted(files):
+            job_id = name.removesuffix(".json")
+            if name.endswith(".json") and job_id in wanted and job_id not in found:
+                found[job_id] = Path(here) / name
+    return found
+
+
+def subfolder_results_text(found: Mapping[str, Path], workdir: str | os.PathLike,
+                           then: str = "else `study submit` runs those jobs again") -> str:
+    """What `results_in_subfolders`' `found` means, in words: how many, the folders, how to put them in use, and
+    `then`: what follows if they stay there."""
+    folders = sorted({str(p.parent) for p in found.values()})
+    top = results_dir(workdir)
+    return (f"{len(found)} job(s) of the plan without a result in {top} have a result file in a folder inside it "
+            f"({', '.join(folders[:3])}{' ...' if len(folders) > 3 else ''}), which no command reads: a copy of "
+            f"another workdir's results/ made inside this one's (`cp -r other/results {top}`)? Move them into "
+            f"{top} (`mv -n {shlex.quote(folders[0])}/*.json {shlex.quote(str(top))}/`, its job folders likewise "
+            f"into jobs/), or remove that folder; {then}")
 
 
 def read_results(workdir: str | os.PathLike, job_ids: Iterable[str] | None = None,

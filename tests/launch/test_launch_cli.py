@@ -2,10 +2,11 @@
 any other, each before a grid, manifest or cluster is touched; results of manifests since rebuilt stop it."""
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import pytest
-from launch_helpers import grid_text
+from launch_helpers import grid_text, run_cli
 
 from study.cli import main
 from study.errors import StudyError
@@ -336,3 +337,56 @@ def test_only_within_where_runs_the_jobs_only_names_not_all_that_where_selects(e
     out, err = capsys.readouterr()
     assert "would queue 1 job(s) in 1 array(s)" in err and f"1 job(s): {first.id}\n" in out, err
     assert main(argv) == 0 and "would queue 2 job(s)" in capsys.readouterr().err
+
+
+def test_results_copied_into_a_folder_inside_results_are_named_and_no_submit_runs_them_again(env):
+    """`cp -r other/results wd/results` where wd/results exists copies the other workdir's results into
+    wd/results/results/, which no command reads: status counted their jobs missing, unsaid, and a submit ran them
+    all again. Status now names that folder and how to move them up, a dry run warns, and a submit refuses before
+    it runs or writes anything; moved up, they are done."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("g"))
+    plan = plan_grid(grid, env / "profile.yaml")
+    wd, nested = env / "wd", env / "wd" / "results" / "results"
+    for job in plan.jobs:
+        write_result(env / "other", {"job_id": job.id, "stage": job.stage, "grid": "g", "axes": {}, "metrics": [],
+                                     "protocol": {}})
+    (wd / "results").mkdir(parents=True)
+    shutil.copytree(env / "other" / "results", nested)
+    flags = ["--profile", str(env / "profile.yaml"), "--workdir", str(wd)]
+    said = (f"{len(plan.jobs)} job(s) of the plan without a result in {wd / 'results'} have a result file in a "
+            f"folder inside it ({nested}), which no command reads")
+    code, out, _ = run_cli(["status", str(grid), *flags])
+    assert code == 0 and said in out and f"`mv -n {nested}/*.json {wd / 'results'}/`" in out, out
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--dry-run", *flags])
+    assert code == 0 and f"study: warning: {said}" in err and err.count(said) == 1, err
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", *flags])
+    assert code == 2 and said in err and "this submit refuses to run them again until then" in err, err
+    assert [p.name for p in (wd / "results").iterdir()] == ["results"] and not (wd / "jobs").exists()
+    for path in nested.iterdir():
+        path.rename(wd / "results" / path.name)
+    code, out, _ = run_cli(["status", str(grid), *flags])
+    assert code == 0 and "folder inside it" not in out and "missing (not run yet" not in out, out
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--dry-run", *flags])
+    assert code == 0 and f"would run 0 job(s) here; skipped: {len(plan.jobs)} done" in err, err
+
+
+def test_evaluations_copied_without_their_pretraining_are_named_before_a_submit_trains_it_anew(env):
+    """Evaluation results copied in from another workdir without their pretraining job's: status counted the
+    pretraining missing, unsaid, and a submit trains it from step 0 (no checkpoint here), an encoder the copied
+    results, done, never scored. Status now names it with those evaluations and says what to copy; once its
+    result is here too, nothing is said."""
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("g"))
+    plan = plan_grid(grid, env / "profile.yaml")
+    (pre,), (ev,) = ([j for j in plan.jobs if j.stage == stage] for stage in ("pretrain", "evaluate"))
+    wd = env / "wd"
+    write_result(wd, {"job_id": ev.id, "stage": "evaluate", "grid": "g", "axes": {}, "metrics": [], "protocol": {}})
+    flags = ["--profile", str(env / "profile.yaml"), "--workdir", str(wd)]
+    code, out, _ = run_cli(["status", str(grid), *flags])
+    assert code == 0 and ("\n1 pretraining job(s) without a result or a checkpoint here have evaluations done (their "
+                          "results copied in from another workdir without the pretraining's?): `study submit` trains "
+                          "each from step 0") in out and f"\n  {pre.id}: {ev.id}\n" in out, out
+    write_result(wd, {"job_id": pre.id, "stage": "pretrain", "grid": "g", "axes": {}, "metrics": [], "protocol": {}})
+    code, out, _ = run_cli(["status", str(grid), *flags])
+    assert code == 0 and "have evaluations done" not in out, out

@@ -99,9 +99,11 @@ def test_an_evaluation_is_refused_before_it_starts_when_an_encoder_is_missing(mo
     seen: dict = {}
     _fake_training(monkeypatch, seen)
     job = Job("e1", "evaluate", {"axes": {}, "encoders": ["p1"], "evaluate": {}}, ("p1",))
-    with pytest.raises(StudyError, match=r"job e1: encoder\(s\) of its pretraining job\(s\) not found: .*p1"):
+    with pytest.raises(StudyError, match=r"job e1: encoder\(s\) of its pretraining job\(s\) not found: .*p1") as e:
         run_job(job, tmp_path, "g")
     assert seen == {}
+    # a pretraining result copied in from another workdir without its job folder: the way out is to copy that too
+    assert "copied in from another workdir, copy its job folder (jobs/<id>/, with encoder.pt)" in str(e.value)
 
 
 def test_a_job_file_reads_back_as_the_job_it_was_written_from(tmp_path):

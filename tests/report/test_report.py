@@ -1192,3 +1192,29 @@ def test_a_report_by_a_grid_name_no_result_records_names_the_grids_the_results_r
     with pytest.raises(StudyError, match=r"gg: no such grid file, and no result in .* \(those there name grid g\)"):
         _run_cli(["report", "gg", "--workdir", str(tmp_path / "w")])
     assert not (tmp_path / "r").exists()
+
+
+def test_results_copied_into_a_folder_inside_results_are_named_not_drawn_as_missing_unsaid(tmp_path):
+    """`cp -r other/results w/results` where w/results exists puts the other workdir's results in
+    w/results/results/, which no command reads: the report said only that their jobs have no result yet. It now
+    names that folder and how to move them up; once moved, they are drawn."""
+    plan = plan_for(quantity_records())
+    write_all(tmp_path / "other", quantity_records(), with_pretrain_for=plan)
+    copied = [r["job_id"] for r in quantity_records()]
+    (tmp_path / "w" / "results").mkdir(parents=True)
+    shutil.copytree(tmp_path / "other" / "results", tmp_path / "w" / "results" / "results")
+    for job in plan.jobs:  # the pretrainings' results in place: only the evaluations' copy went astray
+        if job.stage == "pretrain":
+            (tmp_path / "w" / "results" / "results" / f"{job.id}.json").rename(
+                tmp_path / "w" / "results" / f"{job.id}.json")
+    s = build_report(tmp_path / "w", tmp_path / "r", plan=plan, log=None)
+    nested = tmp_path / "w" / "results" / "results"
+    (line,) = [w for w in s.warnings if "in a folder inside it" in w]
+    assert line.startswith(f"{len(set(copied))} job(s) of the plan without a result in {tmp_path / 'w' / 'results'} "
+                           f"have a result file in a folder inside it ({nested}), which no command reads")
+    assert f"`mv -n {nested}/*.json {tmp_path / 'w' / 'results'}/`" in line and line.endswith("they are not drawn")
+    assert s.missing == len(set(copied))
+    for path in nested.iterdir():
+        path.rename(tmp_path / "w" / "results" / path.name)
+    s = build_report(tmp_path / "w", tmp_path / "r2", plan=plan, log=None)
+    assert s.missing == 0 and not [w for w in s.warnings if "in a folder inside it" in w]

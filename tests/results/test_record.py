@@ -10,7 +10,7 @@ import pytest
 
 from study.errors import StudyError
 from study.grids import Job
-from study.results.record import validate_record
+from study.results.record import results_in_subfolders, validate_record
 from study.results import (ResultFileWarning, code_version, make_record, protocol_fingerprint, read_results,
                            result_path, write_result)
 
@@ -421,3 +421,17 @@ def test_write_refuses_a_protocol_that_is_not_an_object_naming_it(tmp_path, prot
     with pytest.raises(StudyError, match="result of job 'job1': protocol must be an object"):
         write_result(tmp_path, {**_record(), "protocol": protocol})
     assert not (tmp_path / "results" / "job1.json").exists()
+
+
+def test_result_files_in_folders_inside_results_are_found_for_the_jobs_without_one_in_results_itself(tmp_path):
+    """Of the jobs asked, those without results/<id>.json whose file lies in a folder inside results/ (a copy of
+    another workdir's results/ made inside this one's, at any depth), the first by path; not one in a hidden folder
+    (a sync tool's), nor one whose job has its result in place, nor a job not asked."""
+    results = tmp_path / "results"
+    for rel in ("results/a.json", "old/runs/results/b.json", "results/c.json", "c.json", ".sync/d.json",
+                "results/e.json", "results/f.txt"):
+        (results / rel).parent.mkdir(parents=True, exist_ok=True)
+        (results / rel).write_text("{}")
+    found = results_in_subfolders(tmp_path, ["a", "b", "c", "d", "f"])
+    assert found == {"a": results / "results" / "a.json", "b": results / "old" / "runs" / "results" / "b.json"}
+    assert results_in_subfolders(tmp_path, []) == {} and results_in_subfolders(tmp_path / "none", ["a"]) == {}
