@@ -289,7 +289,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from study.launch.status import cancel
+    from study.launch.cancel import cancel
 
     where = where_of(args)
     cancel(_plan(args, where), _workdir(args), out=sys.stdout, where=where)

@@ -1,5 +1,5 @@
-"""`study status GRID` and `study cancel GRID`, from the states of the grid's jobs (study.launch.grid_states: the
-result files, the ledger and sacct, forced)."""
+"""`study status GRID`, from the states of the grid's jobs (study.launch.grid_states: the result files, the ledger
+and sacct, forced); `study cancel`: study.launch.cancel."""
 from __future__ import annotations
 
 import shlex
@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from study.durations import format_duration
 from study.errors import StudyError
 from study.launch.grid_changes import changed_settings
-from study.launch.grid_states import (UNSETTLED, from_this_file, grid_file, grid_states, live_ids, locked_states,
-                                      other_accounts, outside_plan, renamed, renamed_live,
-                                      results_off_plan, unfinished_and_busy,
+from study.launch.grid_states import (UNSETTLED, grid_states, live_ids, other_accounts, outside_plan, renamed,
+                                      renamed_live, results_off_plan, unfinished_and_busy,
                                       with_dependencies as grid_with_dependencies)
-from study.launch.ledger import Ledger, ledger_path, user
-from study.launch.locks import submit_lock
+from study.launch.ledger import Ledger
 from study.launch.stale import stale_results
 from study.launch.state import LIVE, STATES, JobState, behind_newer, blocked, cached_result, has_result, sacct_word
 from study.launch.take_over import older_results, resumable, second_runs, takeable, to_resume
@@ -48,7 +46,8 @@ def state_counts(plan: Plan, states: dict[str, JobState], stale: dict[str, str] 
     return out
 
 
-def _some(ids: list[str], n: int = 8) -> str:
+def some_ids(ids: list[str], n: int = 8) -> str:
+    """The first `n` of `ids`, joined by commas, then ` ...` where there are more."""
     return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
 
 
@@ -173,7 +172,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
     unsettled = [st.job_id for st in states.values() if st.detail.startswith(UNSETTLED)]
     if unsettled:
         out.write(f"\n{len(unsettled)} job(s) unsettled, counted pending: an interrupted submit may have queued them, "
-                  f"and Slurm cannot be asked now ({_some(unsettled)}); `study submit` and `study cancel` wait "
+                  f"and Slurm cannot be asked now ({some_ids(unsettled)}); `study submit` and `study cancel` wait "
                   f"until it answers\n")
     _running(states, workdir, out)
     _requeued(states, workdir, out)
@@ -230,15 +229,15 @@ def _ended(plan: Plan, read: dict[str, JobState], states: dict[str, JobState], w
     for (state, detail, alike, logged), ids in more.items():
         said = (f"ended as {alike} above: the same detail" + (" and last log line" if logged else "")) if alike \
             else detail
-        out.write(f"\n{len(ids)} more {state} job(s) ({said}): {_some(ids)}\n")
+        out.write(f"\n{len(ids)} more {state} job(s) ({said}): {some_ids(ids)}\n")
     if by_user:
         named = [st.job_id + (f" ({saved})" if (saved := checkpoint_text(checkpoint_steps(workdir, st.job_id))) else "")
                  for st in by_user]
-        out.write(f"\ncancelled {len(by_user)} job(s) with `study cancel`: {_some(named)}\n")
+        out.write(f"\ncancelled {len(by_user)} job(s) with `study cancel`: {some_ids(named)}\n")
     for cause, group in by_cause.items():
         ids = [st.job_id for st in group]
         out.write(f"\ncancelled {len(group)} job(s) because their dependency {cause} {read[cause].state}: "
-                  f"{_some(ids)}\n")
+                  f"{some_ids(ids)}\n")
     # a plain `study submit` skips them: they stay so (but those of a newer study's result, which none here reruns)
     over = [st for st in states.values() if st.state in ("failed", "cancelled")]
     behind = behind_newer(plan.jobs, {st.job_id for st in over}, read)
@@ -263,7 +262,7 @@ def _stuck(states: dict[str, JobState], out: TextIO) -> None:
             stuck.setdefault(why, []).append(st)
     for why, group in stuck.items():
         out.write(f"\n{len(group)} pending job(s) that Slurm will not start as they stand: {why}: "
-                  f"{_some([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
+                  f"{some_ids([f'{st.stage} {st.job_id} (slurm {st.slurm_id})' for st in group], 4)}\n")
 
 
 def _live_code(plan: Plan, workdir: str | Path, states: dict[str, JobState]) -> dict[str, tuple[str, str]]:
@@ -312,11 +311,11 @@ def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
     for (version, folder), ids in other.items():
         out.write(f"\n{len(ids)} queued or running Slurm job(s) import study {version}, the copy of its code their "
                   f"submit took ({folder}), not this one's {here}; they run it to their end, requeued too "
-                  f"({_some(ids)}): to run this code instead, `study cancel`, then `study submit --retry-failed` "
+                  f"({some_ids(ids)}): to run this code instead, `study cancel`, then `study submit --retry-failed` "
                   f"(each resumes from its checkpoint)\n")
     for (version, folder), ids in to_name.items():
         out.write(f"\n{len(ids)} queued or running Slurm job(s) import this code, from the copy a submit took before "
-                  f"its edit was committed ({folder}), which says {version} ({_some(ids)}): `study submit` (which "
+                  f"its edit was committed ({folder}), which says {version} ({some_ids(ids)}): `study submit` (which "
                   f"queues only what is missing) has the copy name this commit, {here}, which those that start "
                   f"after it record (a running one, the version it started with)\n")
 
@@ -333,7 +332,7 @@ def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Pa
             continue  # an encoder not trained (random init, imported) is the same one again
         scored = [e for e, ev in done.items() if job.id in ev.depends_on]
         if scored and "." not in checkpoint_steps(workdir, job.id):  # its checkpoint read only where it matters
-            lines.append(f"  {job.id}: {_some(scored, 4)}")
+            lines.append(f"  {job.id}: {some_ids(scored, 4)}")
     if lines:
         out.write(f"\n{len(lines)} pretraining job(s) without a result or a checkpoint here have evaluations done "
                   f"(their results copied in from another workdir without the pretraining's?): `study submit` trains "
@@ -370,11 +369,11 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     edited = [s for s in stale if s not in older]
     if edited:
         out.write(f"\n{len(edited)} Slurm job(s) queued by an earlier version of this grid file are still live "
-                  f"({_some(edited)}): `scancel {' '.join(edited)}` stops them alone (`study cancel` stops every "
+                  f"({some_ids(edited)}): `scancel {' '.join(edited)}` stops them alone (`study cancel` stops every "
                   f"queued or running job of the grid, these with the others)\n")
     for path, ids in elsewhere.items():
         out.write(f"\n{len(ids)} Slurm job(s) queued by {path} under the same grid name {plan.name!r} are live "
-                  f"({_some(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
+                  f"({some_ids(ids)}): not this file's jobs; `study cancel {shlex.quote(str(path))}` stops them\n")
     whole = " (of the whole grid: --where chooses among its plan's jobs only)" if getattr(
         plan, "whole", None) is not None else ""
     earlier = results_off_plan(plan, workdir, own)
@@ -405,7 +404,7 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
                  "`study report`")
     if earlier_edited:
         out.write(f"\n{len(earlier_edited)} result(s) of jobs this grid file ran are of no job of its plan now{whole} "
-                  f"({_some(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "
+                  f"({some_ids(earlier_edited)}): a job's id hashes its settings, which were changed since (or another "
                   f"version of study resolves them otherwise); they are not counted above, nor drawn by `study "
                   f"report`, and are named here until the grid file gives those settings again (they count then) or "
                   f"their results/<id>.json are moved out of {Path(workdir).resolve()}\n")
@@ -431,13 +430,13 @@ def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
     if left_edited:
         listed = [f"{job}: {checkpoint_text(left[job])}" for job in left_edited]
         out.write(f"\n{len(left_edited)} job(s) this grid file started are of no job of its plan now and did not "
-                  f"finish{whole} ({_some(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no submit "
-                  f"resumes them unless the grid file gives those settings again; their checkpoints {kept}\n")
+                  f"finish{whole} ({some_ids(listed, OFF_PLAN_SHOWN)}): their settings were changed since, so no "
+                  f"submit resumes them unless the grid file gives those settings again; their checkpoints {kept}\n")
         _what_changed(changes, left_edited, out)
     if busy:
         listed = [f"{job}: {checkpoint_text(steps)}" for job, steps in busy.items()]
         out.write(f"\n{len(busy)} job(s) off this grid file's plan did not finish and may still run elsewhere{whole} "
-                  f"({_some(listed, OFF_PLAN_SHOWN)}): another grid file of this workdir that shares them runs them "
+                  f"({some_ids(listed, OFF_PLAN_SHOWN)}): another grid file of this workdir that shares them runs them "
                   f"(locally, or on Slurm, live or not answering), or an interrupted submit names them; this grid "
                   f"file's submits leave them (no take-over, no resume) until that ends (the `study status` of the "
                   f"grid that runs them says more; an interrupted submit is settled by the next submit)\n")
@@ -472,8 +471,8 @@ def _older_study(out: TextIO, what: str, listed: list[str], then: str) -> None:
     """The paragraph on the jobs, results or checkpoints an older version of study left (`listed`, each with its id
     now) whose settings this version gives other ids: `what` they are, then what follows (`then`); none where none."""
     if listed:
-        out.write(f"\n{len(listed)} {what} ({_some(listed, OFF_PLAN_SHOWN)}): the same settings as jobs of this grid "
-                  f"file, which this version of study gives other ids{then}\n")
+        out.write(f"\n{len(listed)} {what} ({some_ids(listed, OFF_PLAN_SHOWN)}): the same settings as jobs of this "
+                  f"grid file, which this version of study gives other ids{then}\n")
 
 
 RUNNING_SHOWN = 8  # running jobs whose progress `study status` prints
@@ -482,7 +481,6 @@ BEFORE_RESTART = "before Slurm stopped the job to run it again; nothing since"  
 RETRY_HINT = ("failed and cancelled jobs stay so: `study submit --retry-failed` (the grid, --cluster and --workdir "
               "as before) reruns them, each from its last checkpoint")
 ENDED_SHOWN = 5  # failed or cancelled jobs printed one by one (a failed one with its log tail); the rest by detail
-STOP_WAIT_MARGIN_S = 30.0  # `study cancel` waits for a local command: its workers' grace (STOP_GRACE_S), then this
 
 
 def _running(states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
@@ -546,7 +544,7 @@ def _queued_elsewhere(states: dict[str, JobState], out: TextIO) -> None:
     n = sum(map(len, by.values()))
     out.write(f"\n{n} live job(s) of this grid queued by another grid or user of the workdir:\n")
     for holder, ids in by.items():
-        out.write(f"  {len(ids)} {holder}: {_some(ids)}\n")
+        out.write(f"  {len(ids)} {holder}: {some_ids(ids)}\n")
     out.write("  this grid's `study cancel` leaves those another grid queued, and Slurm refuses it another user's; "
               "cancelled by their owner, they read cancelled here, and `study submit --retry-failed` queues them "
               "again\n")
@@ -606,9 +604,9 @@ def _to_run(jobs: list[Job], read: dict[str, JobState], states: dict[str, JobSta
               f"--workdir as before) {runs}"
               + (", with --set-aside-stale while stale results stop it (above)" if stale else "")
               + (f"; {len(waiting)} wait for a failed or cancelled dependency, which `study submit --retry-failed` "
-                 f"runs first: {_some(waiting)}" if waiting else "")
+                 f"runs first: {some_ids(waiting)}" if waiting else "")
               + (f"; {len(newer)} wait for a dependency a newer version of study ran, which this one never reruns "
-                 f"(update this checkout): {_some(newer)}" if newer else "") + "\n")
+                 f"(update this checkout): {some_ids(newer)}" if newer else "") + "\n")
 
 
 def _ago(seconds: float) -> str:
@@ -640,134 +638,3 @@ def _cancelled_by_dependency(plan: Plan, states: dict[str, JobState],
         if cause is not None:
             groups.setdefault(cause, []).append(st)
     return groups
-
-
-def cancel(plan: Plan, workdir: str | Path, out: TextIO | None = None, where: dict | None = None) -> int:
-    """scancel every pending or running Slurm job this grid file submitted, also for jobs an edit of the grid file
-    has since removed (not those another grid, or another file of the same grid name, submitted), and stop this
-    grid's local commands on this host (local/stop.py); returns how many Slurm jobs it cancelled. It holds the
-    workdir's submit lock from reading the states to its scancel, so a submit in progress finishes queueing first
-    and its jobs are cancelled too. Of a plan `--where` reduced (`where`: its parsed conditions, repeated in the
-    command that runs them again), only the selected jobs' Slurm jobs (none an edit of the grid file removed), and no
-    local command (one runs a grid's jobs together: it is named instead)."""
-    out = out or sys.stdout
-    reduced = getattr(plan, "whole", None) is not None
-    workdir = Path(workdir).resolve()
-    if not ledger_path(workdir, plan.name).parent.is_dir():  # no submit ever ran there: nothing to cancel nor create
-        out.write(f"cancelled 0 Slurm job(s) of grid {plan.name}: nothing was submitted with workdir {workdir} (no "
-                  "such folder, or no ledgers in it; give the one `study submit` used, --workdir or $STUDY_WORKDIR)\n")
-        return 0
-    with submit_lock(workdir):
-        states = locked_states(plan, workdir)
-        ledger, this_file = Ledger(workdir, plan.name), grid_file(plan)
-        latest = ledger.replay_with_shared().latest
-        own_events = ledger.replay().latest
-        own = {e["slurm_job_id"] for e in own_events.values()
-               if e["event"] == "queued" and from_this_file(e, this_file)}
-        live = [st.slurm_id for st in states.values()
-                if st.state in LIVE and st.slurm_id and sacct_word(st.detail) != "COMPLETED"]  # not a finishing one
-        stale, elsewhere = ([], {}) if reduced else outside_plan(plan, workdir, own_events)
-        ids = [sid for sid in live if sid in own] + stale
-        said, refused, waiting = [], [], {}
-        if ids:
-            from study.launch.slurm.state import denied, scancel
-
-            # another user's jobs (a labmate queued them with this grid file) are left running
-            theirs, said = denied(scancel(ids))
-            refused, ids = [sid for sid in ids if sid in theirs], [sid for sid in ids if sid not in theirs]
-            if ids:
-                ledger.append([{"event": "cancelled", "slurm_job_ids": ids}])
-                waiting = _waiting_elsewhere(workdir, plan.name, {j: e for j, e in own_events.items()
-                                                                  if e.get("slurm_job_id") in ids})
-    local = [st.job_id for st in states.values() if st.state in LIVE and not st.slurm_id]
-    if ids or not local:  # a grid run here only: its local lines alone
-        stale = [sid for sid in stale if sid not in refused]
-        out.write(f"cancelled {len(ids)} Slurm job(s) of grid {plan.name}"
-                  + (f" ({len(stale)} of them queued by an earlier version of the grid file)" if stale else "") + "\n")
-    if refused:
-        by = sorted({e["user"] for e in latest.values() if e.get("slurm_job_id") in refused and e.get("user")})
-        out.write(f"{len(refused)} Slurm job(s) of grid {plan.name} not cancelled, another user's ({_some(refused)}"
-                  + (f"; queued by user {', '.join(by)}" if by else "") + "): scancel refused them (Access/permission "
-                  "denied); only their owner, root or a Slurm operator may cancel them\n")
-    if ids:
-        selected = "".join(f" --where {shlex.quote(f'{c}={v}')}" for c, vs in (where or {}).items() for v in vs)
-        out.write(f"to run them again: `study submit {shlex.quote(str(this_file or plan.name))} --cluster slurm "
-                  f"--retry-failed{selected}` (with your --profile and --workdir); one that had started resumes from "
-                  "its last checkpoint\n")
-    for grid, jobs in waiting.items():
-        out.write(f"{len(jobs)} job(s) of grid {grid} wait on jobs cancelled here and will not start (Slurm: "
-                  f"DependencyNeverSatisfied; {_some(jobs)}): `study cancel` that grid, then submit it again once "
-                  "these are queued again\n")
-    if said:
-        out.write("scancel refused some (a job that ended since its state was read needs no cancel):\n"
-                  + "".join(f"  {line}\n" for line in said))
-    shared = set(live) - own
-    left = [st for st in states.values() if st.slurm_id in shared]
-    if left:
-        owners = sorted({f"grid {latest[st.job_id]['grid']}" if latest.get(st.job_id, {}).get("grid")
-                         else str(latest.get(st.job_id, {}).get("grid_file") or "another grid") for st in left})
-        out.write(f"{len(left)} shared job(s) queued by another grid left running "
-                  f"({_some([st.slurm_id for st in left])}; queued by {', '.join(owners)}): cancel that grid\n")
-    for path, sids in elsewhere.items():
-        out.write(f"{len(sids)} Slurm job(s) queued by {path} under the same grid name left running "
-                  f"({_some(sids)}): `study cancel {shlex.quote(str(path))}` stops them\n")
-    if local and reduced:
-        out.write(f"{len(local)} selected job(s) run in a `study submit --cluster local` command, which stops as a "
-                  f"whole, not by --where: `study cancel` without --where stops it ({_some(local)})\n")
-    elif local:
-        _stop_local(plan, workdir, this_file, len(local), out)
-    return len(ids)
-
-
-def _waiting_elsewhere(workdir: Path, grid: str, cancelled: dict[str, dict]) -> dict[str, list[str]]:
-    """Other grid name -> its jobs queued on Slurm that wait on one of the jobs just scancelled (`cancelled`: job id
-    -> the `queued` event of this grid's ledger that it was cancelled under): queued after it, so with an `afterok`
-    on that Slurm job, which can no longer be met (a job shared by two grids is queued once, by the first)."""
-    from study.launch.ledger import workdir_ledgers
-    from study.launch.runner import job_dir, read_job_file
-
-    out: dict[str, list[str]] = {}
-    first = min((e.get("at", "") for e in cancelled.values()), default="")  # one queued before waits on none
-    for other in workdir_ledgers(workdir):
-        if other.grid == grid:
-            continue
-        replay = other.replay()
-        for job, e in replay.latest.items():
-            if e["event"] != "queued" or e.get("slurm_job_id") in replay.cancelled or job in cancelled \
-                    or e.get("at", "") < first:
-                continue
-            try:
-                deps = read_job_file(job_dir(workdir, job) / "job.json").depends_on
-            except (OSError, ValueError, KeyError):  # a job file gone or not whole: nothing to tell of it
-                continue
-            if any(d in cancelled and e.get("at", "") >= cancelled[d].get("at", "") for d in deps):
-                out.setdefault(other.grid, []).append(job)
-    return out
-
-
-def _stop_local(plan: Plan, workdir: Path, this_file: str | None, n_local: int, out: TextIO) -> None:
-    """Stop this grid file's `study submit --cluster local` commands on this host (their workers checkpoint, then
-    end) and wait for them; name those it cannot signal, or say that the `n_local` jobs run locally are another
-    command's."""
-    from study.launch.local.scheduler import STOP_GRACE_S
-    from study.launch.local.stop import live_commands, stop_commands, wait_stopped
-
-    signalled, left_cmds = stop_commands(live_commands(workdir, plan.name, this_file))
-    if signalled:
-        out.write(f"stopping {len(signalled)} `study submit --cluster local` of grid {plan.name} "
-                  f"({', '.join(map(str, signalled))}): its workers checkpoint, then end\n")
-        out.flush()
-        late = wait_stopped(signalled, STOP_GRACE_S + STOP_WAIT_MARGIN_S)
-        out.write(f"still stopping after {STOP_GRACE_S + STOP_WAIT_MARGIN_S:.0f} s: {', '.join(map(str, late))}; "
-                  "`study status` says when its jobs have stopped\n" if late else
-                  f"stopped {len(signalled)} `study submit --cluster local` of grid {plan.name} "
-                  f"({', '.join(map(str, signalled))}); `study submit` resumes its jobs\n")
-    if left_cmds:
-        # another user's command (a lab's shared workdir) is not ours to signal
-        theirs = "; another user's: by that user or root" if any(c.user not in (None, user()) for c in left_cmds) \
-            else ""
-        out.write(f"stop these `study submit --cluster local` of grid {plan.name} where they run (Ctrl-C or "
-                  f"kill{theirs}): {', '.join(map(str, left_cmds))}\n")
-    if not signalled and not left_cmds:
-        out.write(f"{n_local} job(s) run locally by a command of another grid or grid file (a shared job): "
-                  f"stop that command\n")

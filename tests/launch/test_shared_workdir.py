@@ -262,7 +262,7 @@ def test_set_aside_refused_names_whose_job_folder_it_is(tmp_path, monkeypatch):
 def test_cancel_names_the_user_of_a_command_it_may_not_stop(tmp_path, monkeypatch):
     """Another user's `study submit --cluster local` on this host: its SIGTERM is refused, and `study cancel` names
     whose it is and who may stop it (os.kill stands in for the refusal)."""
-    from study.launch import status
+    from study.launch import cancel
     from study.launch.local import stop
 
     def refuse(pid, sig):
@@ -274,6 +274,6 @@ def test_cancel_names_the_user_of_a_command_it_may_not_stop(tmp_path, monkeypatc
         Ledger(wd, "g").append([{"event": "local", "job": "a", "stage": "pretrain", "state": "pending", "log": None,
                                  "pid": 4242, "host": host, "user": "ana", "lock": lock}])
         out = io.StringIO()
-        status._stop_local(fake_plan("g", []), wd, None, 1, out)
+        cancel._stop_local(fake_plan("g", []), wd, None, 1, out)
     assert out.getvalue() == ("stop these `study submit --cluster local` of grid g where they run (Ctrl-C or kill; "
                               f"another user's: by that user or root): pid 4242 on {host} (user ana)\n")

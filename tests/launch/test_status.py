@@ -27,8 +27,8 @@ from study.launch.slurm.state import query, stuck_reason
 from study.launch.state import JobState
 from study.launch.grid_states import (checkpoints_off_plan, from_this_file, grid_file, grid_states, outside_plan,
                                       ran_from_this_file, results_off_plan)
-from study.launch.status import (RETRY_HINT, RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _some, _stopped,
-                                 print_status)
+from study.launch.status import (RETRY_HINT, RUNNING_SHOWN, _ago, _cancelled_by_dependency, _running, _stopped,
+                                 print_status, some_ids)
 from study.paths import result_path
 from study.results import write_result
 
@@ -114,7 +114,7 @@ def test_status_names_the_results_of_jobs_an_edit_of_the_grid_file_took_out_of_i
     assert "of no job of its plan now" not in out, out  # the other file's jobs
     grid.write_text(grid_text("edited", steps=7))
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd")])[1]
-    said = f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now ({_some(sorted(ids))})"
+    said = f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now ({some_ids(sorted(ids))})"
     assert said in out, out
     out = run_cli(["status", str(grid), "--workdir", str(env / "wd"), "--where", "seed=0"])[1]
     assert (f"\n{len(ids)} result(s) of jobs this grid file ran are of no job of its plan now (of the whole grid: "
@@ -617,10 +617,10 @@ def test_cancel_names_a_local_command_still_stopping_after_its_wait(env, monkeyp
     """A command that has not ended within the wait (a worker slow to checkpoint) is named as still stopping."""
     import sys
 
-    import study.launch.status as status
+    import study.launch.cancel as cancel
     from study.launch.local.scheduler import STOP_GRACE_S
 
-    monkeypatch.setattr(status, "STOP_WAIT_MARGIN_S", 0.5 - STOP_GRACE_S)  # a wait of half a second
+    monkeypatch.setattr(cancel, "STOP_WAIT_MARGIN_S", 0.5 - STOP_GRACE_S)  # a wait of half a second
     grid = env / "g.yaml"
     grid.write_text(grid_text("slowg"))
     wd = env / "wd"
@@ -1046,8 +1046,8 @@ def test_ages_read_in_seconds_then_minutes_then_hours():
 
 def test_some_names_the_first_ids_and_marks_the_rest():
     ids = [str(i) for i in range(10)]
-    assert _some(ids) == "0, 1, 2, 3, 4, 5, 6, 7 ..." and _some(ids[:8]) == "0, 1, 2, 3, 4, 5, 6, 7"
-    assert _some(ids, 2) == "0, 1 ..."
+    assert some_ids(ids) == "0, 1, 2, 3, 4, 5, 6, 7 ..." and some_ids(ids[:8]) == "0, 1, 2, 3, 4, 5, 6, 7"
+    assert some_ids(ids, 2) == "0, 1 ..."
 
 
 def test_cancel_says_what_scancel_refused(env, slurm):
@@ -1164,8 +1164,8 @@ def test_status_prints_the_first_ended_jobs_one_by_one_and_groups_the_rest_by_de
     rest = jobs[ENDED_SHOWN:-2]
     oom = [j.id for i, j in enumerate(jobs) if j in rest and i % 3]
     exit1 = [j.id for i, j in enumerate(jobs) if j in rest and not i % 3]
-    assert f"\n{len(oom)} more failed job(s) (CUDA out of memory): {_some(oom)}\n" in text, text
-    assert f"\n{len(exit1)} more failed job(s) (exit code 1): {_some(exit1)}\n" in text, text
+    assert f"\n{len(oom)} more failed job(s) (CUDA out of memory): {some_ids(oom)}\n" in text, text
+    assert f"\n{len(exit1)} more failed job(s) (exit code 1): {some_ids(exit1)}\n" in text, text
     assert f"\n2 more cancelled job(s) (stopped): {jobs[-2].id}, {jobs[-1].id}\n" in text, text
 
 
