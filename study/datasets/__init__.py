@@ -3,7 +3,8 @@
 A reader is `read(root: Path, split: str, options: ReaderOptions) -> Index`. It lists every image of a split
 with its label, never opening an image (GLC20's land-cover label rules aside), in an order that never depends on
 the filesystem's listing order. Its `options` attribute names the ReaderOptions it reads (`reader_options`);
-its other optional attributes are `suggested_splits`, `splits` and `shared_files` (base.READER_ATTRIBUTES).
+its other optional attributes are `suggested_splits`, `splits`, `shared_files` and `own_taxonomy`
+(base.READER_ATTRIBUTES).
 """
 from __future__ import annotations
 

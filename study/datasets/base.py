@@ -105,6 +105,9 @@ READER_ATTRIBUTES: dict[str, tuple[object, Callable[[object], bool], str]] = {
     "shared_files": (None, lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
                      "a string (not empty: an empty one would turn the check off): what to do when a train and a test "
                      "manifest of the reader share an image file"),
+    "own_taxonomy": (False, lambda v: isinstance(v, bool),
+                     "True or False: whether the reader gives its index taxonomy levels of its own (iNat21's), so "
+                     "that `study plan` asks no --taxonomy file of a granularity job's manifests"),
 }
 
 

@@ -259,3 +259,7 @@ def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
         paths=paths, labels=labels, class_names=class_names, levels=list(LEVELS), columns=columns,
         sources=[source_entry(root, path)], keys=basenames(paths), info={"rank_key": "file name"},
     )
+
+
+# its index holds the seven taxonomy levels of its own annotations: `study plan` asks no --taxonomy file of it
+read_inat21.own_taxonomy = True

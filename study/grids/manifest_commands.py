@@ -51,6 +51,15 @@ def _split(name: str, reader: str | None) -> str:
     return reader_attribute(reader, "suggested_splits").get(split, split)
 
 
+def _own_taxonomy(reader: str) -> bool:
+    """Whether reader `reader` gives its manifests taxonomy levels of its own (its `own_taxonomy` attribute: iNat21's),
+    which a --taxonomy file would replace; False for a reader not registered here."""
+    from study.datasets import DATASETS
+    from study.datasets.base import reader_attribute
+
+    return reader in DATASETS and bool(reader_attribute(reader, "own_taxonomy"))
+
+
 def _reading_of(name: str) -> str:
     """` --label-rule R --channels C --drop-classes A,B`: how built manifest `name` reads labels and pixels, where it
     records it (GLC20's manifests), and the classes its --drop-classes left out (those of a manifest built without
@@ -81,13 +90,13 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
     """Manifest name -> the command that makes it: builds, then pools, then corruptions (each after what it reads),
     each kind in the order the jobs first need them. A train manifest of one of the paper's datasets gets the paper's
     sizes as well as those the grid needs (those up to its `train_images` where the grid gives it); a manifest a
-    granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but iNat21's, whose reader has its own); a test manifest,
-    `--classes-from` its train manifest and, where that one is built, its `--label-rule` and `--channels`."""
+    granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but one of a reader with its own: `own_taxonomy`); a test
+    manifest, `--classes-from` its train manifest and, where that one is built, its `--label-rule` and `--channels`."""
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
     needed: dict[str, str] = {}  # name -> "train" | "test" | "pool" | "corrupt:<spec>|<base>"
-    taxonomy: set[str] = set()  # manifests a granularity job reads: their levels come from --taxonomy (iNat21: its own)
+    taxonomy: set[str] = set()  # manifests a granularity job reads: their levels from --taxonomy (or the reader)
     by_train = {d.train: d for d in grid.datasets.values() if d.train}
     by_test = {d.test: d for d in grid.datasets.values() if d.test}
 
@@ -147,7 +156,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
                 cmd += _reading_of(ds.train)  # and is read as it is (the build refuses another reading)
-            if name in taxonomy and reader != "inat21":  # one file for both splits of a dataset
+            if name in taxonomy and not _own_taxonomy(reader):  # one file for both splits of a dataset
                 cmd += f' --taxonomy "${words[key]}_TAXONOMY"'
             out[name] = cmd
     return out

@@ -25,9 +25,27 @@ from study.manifests.ranking import ranks_from_order
 from study.manifests.store import BASE_COLUMNS, check_name, check_writable, file_keys
 
 
-# a source's split that is a test split (imagenet, inat21, places365 `val`; GLC20's `test`, `us_test`, `fr_test`;
-# an image folder's `val/` or `test/`): refused, as a pool is pretrained on
-TEST_SPLITS = ("val", "valid", "validation", "test", "us_test", "fr_test")
+# a source's split that is a test split whatever its reader (imagenet, inat21, places365 `val`; GLC20's `test`; an
+# image folder's `val/` or `test/`): refused, as a pool is pretrained on; a reader's own are `is_test_split`'s
+TEST_SPLITS = ("val", "valid", "validation", "test")
+
+
+def is_test_split(reader: object, split: str) -> bool:
+    """Whether `split` of reader `reader` (a manifest's `dataset`) is a test split: one of TEST_SPLITS, one the
+    reader's `suggested_splits` gives a `val` or `test` manifest, or one of its `splits` whose tail after a `_` is one
+    of TEST_SPLITS (GLC20's `us_test`, `fr_test`)."""
+    from study.datasets import DATASETS
+    from study.datasets.base import reader_attribute
+
+    split = split.lower()
+    if split in TEST_SPLITS:
+        return True
+    if not isinstance(reader, str) or reader not in DATASETS:  # a reader of another version of study: its name alone
+        return False
+    suggested = reader_attribute(reader, "suggested_splits")
+    own = [s for s in reader_attribute(reader, "splits") if s.lower().rsplit("_", 1)[-1] in TEST_SPLITS]
+    named = [suggested[k] for k in ("val", "test") if k in suggested]
+    return split in {s.lower() for s in [*own, *named]}
 
 
 def parse_from(text: str) -> tuple[str, int | None]:
@@ -61,7 +79,7 @@ def _refuse_shared_files(parts: list) -> None:
 
 def _load_sources(sources: list[tuple[str, int | None]]) -> list:
     """The source manifests of `--from NAME:SIZE`, each intact, clean (not a pool, not a corrupted variant), not a
-    test split (`TEST_SPLITS`) and holding SIZE images; StudyError naming the source otherwise."""
+    test split (`is_test_split`) and holding SIZE images; StudyError naming the source otherwise."""
     if len(sources) < 2:
         raise StudyError("a pool needs two or more --from NAME:SIZE")
     if len({s for s, _ in sources}) != len(sources):
@@ -73,7 +91,7 @@ def _load_sources(sources: list[tuple[str, int | None]]) -> list:
         if m.meta.get("corruption"):
             raise StudyError(f"{m.name} is a corrupted variant; pool clean manifests, then corrupt the pool")
         split = str(m.meta.get("split") or "")
-        if split.lower() in TEST_SPLITS:
+        if is_test_split(m.meta.get("dataset"), split):
             raise StudyError(f"--from {m.name}: {m.name} is a test split ({m.meta.get('dataset')} {split}): a pool is "
                              f"a pretraining set, and its encoders would be scored on images they were pretrained "
                              f"on; pool train manifests")

@@ -1,4 +1,5 @@
-"""A reader's optional attributes (docs/contributing.md: `options`, `suggested_splits`, `splits`, `shared_files`),
+"""A reader's optional attributes (docs/contributing.md: `options`, `suggested_splits`, `splits`, `shared_files`,
+`own_taxonomy`),
 each checked where it is read: a value of the wrong kind is a StudyError naming the reader's module, not a traceback
 of `study plan`; `shared_files` is what makes `study plan` look for test images among the labeled ones."""
 import re
@@ -40,6 +41,7 @@ def test_every_registered_reader_has_its_attributes_of_the_kind_they_take(name):
     assert isinstance(reader_attribute(name, "suggested_splits"), dict)
     assert all(isinstance(s, str) for s in reader_attribute(name, "splits"))
     assert reader_attribute(name, "shared_files") is None or isinstance(reader_attribute(name, "shared_files"), str)
+    assert isinstance(reader_attribute(name, "own_taxonomy"), bool)
 
 
 def test_the_readers_whose_splits_may_share_files_say_what_to_do():
@@ -55,6 +57,7 @@ def test_the_readers_whose_splits_may_share_files_say_what_to_do():
     ("splits", "train", "not a tuple of split names"),
     ("shared_files", True, "not a string"),
     ("shared_files", "", "not a string (not empty"),  # "" is falsy: study plan skipped the check silently
+    ("own_taxonomy", "yes", "not True or False"),
 ])
 def test_an_attribute_of_the_wrong_kind_is_named_with_the_module(one_tree_reader, attr, value, message):
     setattr(one_tree_reader, attr, value)
@@ -120,3 +123,20 @@ def test_a_new_reader_with_shared_files_gets_the_plans_check_of_test_images_amon
     assert (f"{g}:3: 12 of the 20 test images of manifest alpha_val are among the 12 labeled images of alpha_train"
             in err), err
     assert err.rstrip().endswith("after its pretraining; give each split a tree of its own"), err
+
+
+def test_a_new_reader_with_its_own_taxonomy_is_asked_no_taxonomy_file_by_the_plan(one_tree_reader, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """The build commands of a granularity job's manifests ask a --taxonomy file, which would replace the levels of a
+    reader that gives its own (`own_taxonomy`); that was iNat21's alone, by name, so a new such reader was asked one."""
+    monkeypatch.setenv("STUDY_MANIFESTS", str(tmp_path / "manifests"))
+    g = _grid(tmp_path)
+    g.write_text(g.read_text().replace("protocol: linear", "protocol: granularity"))
+    assert study.cli.main(["plan", str(g)]) == 2
+    err = capsys.readouterr().err
+    assert '--split train --name alpha_train --sizes 20 --labeled-sizes 12 --taxonomy "$ALPHA_TAXONOMY"' in err, err
+    one_tree_reader.own_taxonomy = True
+    assert study.cli.main(["plan", str(g)]) == 2
+    err = capsys.readouterr().err
+    assert f"study manifest build --dataset {NAME} --root \"$ALPHA_ROOT\" --split train --name alpha_train" in err, err
+    assert "--taxonomy" not in err and "_TAXONOMY" not in err, err

@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from manifest_trees import CLASSES, materialized, write_tree
 from PIL import Image
 
@@ -700,3 +701,42 @@ def test_a_variant_or_pool_named_as_its_base_or_source_is_refused_without_advisi
     assert code == 2 and "manifest 'a' is one of its own sources" in err and "delete" not in err, err
     assert {p: p.read_bytes() for p in manifests.glob("a.*")} == before
     assert load_manifest("a").meta.get("corruption") is None
+
+
+def _read_whole_tree(root: Path, split: str, options):
+    """Every split is the whole class tree at `root`: a new reader whose test split has a name of its own."""
+    from study.datasets.imagefolder import index_class_tree
+
+    return index_class_tree(root, root)
+
+
+@pytest.fixture
+def heldout_reader():
+    """`_read_whole_tree` registered as `heldout_reader`, its attributes and registration undone afterwards."""
+    from study.datasets import DATASETS
+
+    DATASETS.register("heldout_reader")(_read_whole_tree)
+    yield _read_whole_tree
+    for attr in ("suggested_splits", "splits"):
+        if hasattr(_read_whole_tree, attr):
+            delattr(_read_whole_tree, attr)
+    DATASETS.unregister("heldout_reader")
+
+
+def test_a_pool_of_a_new_readers_own_test_split_is_refused(pool_sources, heldout_reader, cli, manifests, tmp_path):
+    """A reader's test split of its own name is one where its `suggested_splits` gives a val or test manifest that
+    split, or one of its `splits` ends `_test` (as GLC20's `us_test`): the names GLC20's were refused by, alone,
+    let a new reader's through."""
+    heldout_reader.suggested_splits = {"val": "heldout"}
+    heldout_reader.splits = ("eu_train", "eu_test")
+    root = write_tree(tmp_path / "heldout_tree", {"x": 3, "y": 3})
+    for split in ("heldout", "eu_test", "eu_train"):
+        code, _, err = cli("manifest", "build", "--dataset", "heldout_reader", "--root", root, "--split", split,
+                           "--name", f"h_{split}")
+        assert code == 0, err
+    for split in ("heldout", "eu_test"):
+        code, _, err = cli("manifest", "pool", "bad", "--from", "a:8", "--from", f"h_{split}:all")
+        assert code == 2 and f"--from h_{split}: h_{split} is a test split (heldout_reader {split})" in err, err
+        assert not (manifests / "bad.json").exists()
+    code, _, err = cli("manifest", "pool", "good", "--from", "a:8", "--from", "h_eu_train:all")
+    assert code == 0, err
