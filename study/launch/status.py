@@ -324,13 +324,17 @@ def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Pa
     """The pretraining jobs missing here, without a checkpoint of their own to resume, whose evaluations are done:
     results copied in from another workdir without their pretraining's. A submit trains each from step 0, an encoder
     those results did not score (not one of a method that trains nothing: the same encoder again)."""
-    done = {j.id: j for j in plan.jobs if j.stage == "evaluate" and states[j.id].state == "done"}
+    scoring: dict[str, list[str]] = {}  # pretraining job -> its done evaluations (one pass: a grid has thousands)
+    for ev in plan.jobs:
+        if ev.stage == "evaluate" and states[ev.id].state == "done":
+            for d in ev.depends_on:
+                scoring.setdefault(d, []).append(ev.id)
     lines = []
     for job in plan.jobs:
         if job.stage != "pretrain" or states[job.id].state != "missing" \
                 or ((job.config or {}).get("pretrain") or {}).get("method") in UNTRAINED_METHODS:
             continue  # an encoder not trained (random init, imported) is the same one again
-        scored = [e for e, ev in done.items() if job.id in ev.depends_on]
+        scored = scoring.get(job.id, [])
         if scored and "." not in checkpoint_steps(workdir, job.id):  # its checkpoint read only where it matters
             lines.append(f"  {job.id}: {some_ids(scored, 4)}")
     if lines:

@@ -68,24 +68,39 @@ class Progress(NamedTuple):
 def progress(path: str | os.PathLike | None, since: str | None = None) -> Progress | None:
     """The latest progress line of a job's log; None without a log or such a line in its last 16 KiB. Slurm
     appends each start of a requeued job to its log, so a line may be the previous run's (`before_restart`): one
-    written before Slurm's stop line, or after it (the stopped run trains on until its SIGKILL) while no RUN_HEADER
-    has started a new run since; with `since`, only the lines after the last that starts with it count (a local
-    run's header, `==== `)."""
+    written before Slurm's latest stop line; one before the RUN_HEADER of a run started since that stop (the new
+    run has said nothing yet); or one after it while no RUN_HEADER has followed, of a job whose runs write one (its
+    log's first lines hold one: the stopped run trains on until its SIGKILL, and a job of a study that wrote none
+    reads as before); with `since`, only the lines after the last that starts with it count (a local run's header,
+    `==== `)."""
     lines = since_last(last_lines(path, 400), since)
-    starts = [i for i, ln in enumerate(lines) if ln.startswith(RUN_HEADER)]
-    restarted = bool(starts) and any(_STOPPED.search(ln.encode()) for ln in lines[starts[-1] + 1:])
-    line = None
-    for ln in reversed(lines):
-        if _PROGRESS.match(ln):
-            line = ln.strip()
-            break
-        restarted = restarted or bool(_STOPPED.search(ln.encode()))
-    if line is None:
+    at = next((i for i in range(len(lines) - 1, -1, -1) if _PROGRESS.match(lines[i])), None)
+    if at is None:
         return None
+    stops = [i for i, ln in enumerate(lines) if _STOPPED.search(ln.encode())]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith(RUN_HEADER)]
+    if not stops:
+        restarted = False
+    elif starts and starts[-1] > stops[-1]:  # a run started after the latest stop: a line before it is older
+        restarted = at < starts[-1]
+    else:  # no run started since the latest stop (its header would follow it, in these lines)
+        restarted = at < stops[-1] or bool(starts) or _writes_headers(path)
     try:
-        return Progress(line, max(0.0, time.time() - os.stat(path).st_mtime), restarted)
+        return Progress(lines[at].strip(), max(0.0, time.time() - os.stat(path).st_mtime), restarted)
     except OSError:
         return None
+
+
+def _writes_headers(path: str | os.PathLike | None, size: int = 65536) -> bool:
+    """Whether the log at `path` holds a RUN_HEADER line in its first `size` bytes (after what a profile's `setup`
+    lines print): its job's runs write one each (study.launch.runner.say_run_start), those of an older study none.
+    Read only for a requeued job's log whose tail shows no header after the stop."""
+    try:
+        with open(path, "rb") as f:  # type: ignore[arg-type]
+            head = f.read(size)
+    except (OSError, TypeError):
+        return False
+    return any(ln.startswith(RUN_HEADER.encode()) for ln in head.splitlines())
 
 
 # slurmstepd's own line in a job's log each time Slurm stops it to run again: `DUE TO JOB REQUEUE` (`scontrol

@@ -326,13 +326,16 @@ def results_in_subfolders(workdir: str | os.PathLike, job_ids: Iterable[str]) ->
     and a submit would run it again. `cp -r other_runs/results runs/results` where runs/results exists copies the
     other workdir's results into runs/results/results/ (grids/README.md, "One workdir, one set of results")."""
     folder = results_dir(workdir)
-    wanted = {j for j in job_ids if not (folder / f"{j}.json").exists()}
+    wanted = set(job_ids)
     found: dict[str, Path] = {}
     if not wanted or not folder.is_dir():
         return found
-    for here, subfolders, files in os.walk(folder):
+    for here, subfolders, files in os.walk(folder):  # results/ listed once: no lookup per job (thousands, on NFS)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         if Path(here) == folder:
+            wanted -= {name.removesuffix(".json") for name in files if name.endswith(".json")}
+            if not wanted or not subfolders:
+                break
             continue
         for name in sorted(files):
             job_id = name.removesuffix(".json")

@@ -13,7 +13,7 @@ import pytest
 
 from study.grids import plan_grid
 from study.launch.ledger import Ledger, user
-from study.launch.traces import requeue_history
+from study.launch.traces import RUN_HEADER, _writes_headers, requeue_history
 from study.results import read_result
 
 from launch_helpers import (PROFILE, all_results, fake_commands, grid_text, metrics, queued, run_cli, running_locally,
@@ -112,6 +112,9 @@ def test_requeued_and_usr2_interrupted_jobs_resume_and_match_an_uninterrupted_ru
         assert metrics(wd, job.id) == metrics(reference["wd"], job.id), job.id
     log = task_log(wd, ids[pre[1]]).read_text()  # in its array's folder
     assert "SIGUSR2" in log  # went through submitit's handler, which requeued it
+    for job_id in pre:  # each start of the run said so in task 0's log, the first near its top (traces.progress)
+        starts = [ln for ln in task_log(wd, ids[job_id]).read_text().splitlines() if ln.startswith(RUN_HEADER)]
+        assert len(starts) >= 2 and _writes_headers(task_log(wd, ids[job_id])), (job_id, starts)
 
 
 def test_failing_pretraining_job_gets_its_dependents_cancelled_not_pending(slurm_cluster, env):

@@ -59,6 +59,34 @@ def test_the_lines_a_stopped_slurm_run_writes_until_its_sigkill_are_before_the_r
     log.write_text(stopped + f"{traces.RUN_HEADER}2026-12-07 10:01:00 +0000 pretrain job p1\n"
                              "[pretrain] resuming /wd/jobs/p1 at step 61/300\n")
     assert progress(log)[::2] == ("[pretrain] resuming /wd/jobs/p1 at step 61/300", False)
+    # the new run started (its header) but has said nothing yet (it loads its data): the line is the stopped run's
+    log.write_text(stopped + f"{traces.RUN_HEADER}2026-12-07 10:01:00 +0000 pretrain job p1\n")
+    assert progress(log)[::2] == ("[pretrain] step 69/300 loss 3.0", True)
+
+
+def test_a_stopped_slurm_run_s_last_lines_are_before_the_restart_where_its_header_is_far_above(tmp_path):
+    """A run of hours writes far more than the 16 KiB `progress` reads: its header is out of them, and the lines it
+    wrote after slurmstepd's stop line read as the new run's. Its log's first lines say that its runs write headers;
+    the log of an older study's job, which wrote none, reads as before (the lines after the stop, the new run's)."""
+    log = tmp_path / "1605_0_log.err"
+    stop = "slurmstepd: error: *** JOB 1605 ON vm CANCELLED AT 2026-12-07T10:00:00 DUE TO JOB REQUEUE ***"
+    steps = "".join(f"[pretrain] step {i}/3000 loss 3.1 lr 0.3 812.5 img/s 31.2 GB GPU peak, eta 2.5 h\n"
+                    for i in range(1, 400))
+    body = steps + stop + "\n[pretrain] step 400/3000 loss 3.0\n"
+    log.write_text(f"{traces.RUN_HEADER}2026-12-07 09:50:00 +0000 pretrain job p1 (Slurm job 1605, task 0)\n" + body)
+    assert log.stat().st_size > 16384  # the header out of the tail read
+    assert progress(log)[::2] == ("[pretrain] step 400/3000 loss 3.0", True)
+    log.write_text(body)  # no header at all: an older study's job
+    assert progress(log)[::2] == ("[pretrain] step 400/3000 loss 3.0", False)
+
+
+def test_a_local_run_s_header_alone_is_no_restart_of_a_slurm_job(tmp_path):
+    """A local log holds each run's header and no slurmstepd line: an earlier run's progress line is not said to be
+    from before a Slurm restart."""
+    log = tmp_path / "p1.log"
+    log.write_text(f"{traces.RUN_HEADER}a pretrain job p1\n[pretrain] step 60/300 loss 3.1\n"
+                   f"{traces.RUN_HEADER}b pretrain job p1\n")
+    assert progress(log)[::2] == ("[pretrain] step 60/300 loss 3.1", False)
 
 
 def test_a_slurm_task_says_each_start_of_its_run_in_its_log(capsys, monkeypatch):
