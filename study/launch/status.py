@@ -336,14 +336,13 @@ def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Pa
             continue  # an encoder not trained (random init, imported) is the same one again
         scored = scoring.get(job.id, [])
         if scored and "." not in checkpoint_steps(workdir, job.id):  # its checkpoint read only where it matters
-            lines.append(f"  {job.id}: {some_ids(scored, 4)}")
+            lines.append(f"{job.id}: {some_ids(scored, 4)}")
     if lines:
         out.write(f"\n{len(lines)} pretraining job(s) without a result or a checkpoint here have evaluations done "
                   f"(their results copied in from another workdir without the pretraining's?): `study submit` trains "
                   f"each from step 0, an encoder those results did not score; copy its results/<id>.json and "
                   f"jobs/<id>/ from the workdir that ran it (grids/README.md, \"One workdir, one set of results\")\n"
-                  + "".join(f"{line}\n" for line in lines[:8])
-                  + (f"  ... and {len(lines) - 8} more\n" if len(lines) > 8 else ""))
+                  + _first_lines(lines))
 
 
 def _stale(stale: dict[str, str], out: TextIO) -> None:
@@ -354,9 +353,13 @@ def _stale(stale: dict[str, str], out: TextIO) -> None:
         out.write(f"\n{len(rebuilt)} done job(s) used a manifest since rebuilt under the same name (or an "
                   f"encoder file since replaced): `study submit` refuses to go on until their results/<id>.json "
                   f"and jobs/<id>/ are moved out of the workdir (`study submit --set-aside-stale` moves them, then "
-                  f"runs them again) or the old manifests (encoder files) restored:\n"
-                  + "".join(f"  {line}\n" for line in rebuilt[:8])
-                  + (f"  ... and {len(rebuilt) - 8} more\n" if len(rebuilt) > 8 else ""))
+                  f"runs them again) or the old manifests (encoder files) restored:\n" + _first_lines(rebuilt))
+
+
+def _first_lines(lines: list[str], n: int = 8) -> str:
+    """The first `n` of `lines`, each indented on a line of its own, then `... and k more` where there are more."""
+    return "".join(f"  {line}\n" for line in lines[:n]) + (f"  ... and {len(lines) - n} more\n" if len(lines) > n
+                                                           else "")
 
 
 def _off_plan(plan: Plan, workdir: str | Path, out: TextIO) -> set[str]:
