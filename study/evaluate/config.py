@@ -79,7 +79,7 @@ def _point_run_settings(d: dict[str, Any], where: str) -> None:
         place = "finetune" if key in run else "finetune.optim" if key in OPTIM_FIELDS else None
         if place:
             raise StudyError(f"{where}: unknown key(s) {key!r}: a setting of the {name} run's training: give it as "
-                             f"{where}.{place}.{key}")
+                             f"{where}.{place}.{key} (in a grid entry: params.{place}.{key})")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def test_a_training_setting_beside_finetune_is_pointed_under_it(protocol, key, p
     with pytest.raises(StudyError) as e:
         config(protocol=protocol, **{key: 1})
     assert str(e.value) == (f"evaluate: unknown key(s) {key!r}: a setting of the {protocol} run's training: give it "
-                            f"as evaluate.{place}")
+                            f"as evaluate.{place} (in a grid entry: params.{place})")
 
 
 def test_a_training_setting_is_not_pointed_under_finetune_where_the_run_would_not_read_it():

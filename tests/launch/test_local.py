@@ -837,19 +837,6 @@ def test_a_job_finished_by_another_command_just_before_its_turn_is_not_run_again
     assert code == 0 and rows["pretrain"] == rows["evaluate"] == ["1", "0", "0", "0", "0", "0", "0"], out  # done
 
 
-def test_an_evaluation_without_its_encoder_names_the_way_out(tmp_path):
-    """The pretraining job still counts done (its result is there), so the error says how to make the encoder."""
-    from study.errors import StudyError
-    from study.grids import Job
-    from study.launch.runner import run_job
-
-    job = Job("ev1", "evaluate", {"stage": "evaluate", "axes": {}, "encoders": ["pre1"], "evaluate": {}}, ("pre1",))
-    with pytest.raises(StudyError, match=r"encoder\(s\) of its pretraining job\(s\) not found: .*pre1.*; to make one "
-                                         r"again, remove that pretraining job's results/<id>.json, then `study submit "
-                                         r"--retry-failed` reruns it"):
-        run_job(job, tmp_path, "g")
-
-
 def test_an_evaluation_of_two_encoders_waits_for_both(env):
     """A concat job depends on two pretraining jobs: with one done before (an earlier command) and the other
     running, a free worker must not start it."""

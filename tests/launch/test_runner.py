@@ -102,8 +102,11 @@ def test_an_evaluation_is_refused_before_it_starts_when_an_encoder_is_missing(mo
     with pytest.raises(StudyError, match=r"job e1: encoder\(s\) of its pretraining job\(s\) not found: .*p1") as e:
         run_job(job, tmp_path, "g")
     assert seen == {}
-    # a pretraining result copied in from another workdir without its job folder: the way out is to copy that too
+    # a pretraining result copied in from another workdir without its job folder: the way out is to copy that too;
+    # else (its result still counts done) to make the encoder again
     assert "copied in from another workdir, copy its job folder (jobs/<id>/, with encoder.pt)" in str(e.value)
+    assert ("to make the encoder again here, remove that pretraining job's results/<id>.json, then `study submit "
+            "--retry-failed` reruns it (from its last checkpoint) and this job") in str(e.value)
 
 
 def test_a_job_file_reads_back_as_the_job_it_was_written_from(tmp_path):

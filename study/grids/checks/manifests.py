@@ -204,7 +204,7 @@ SUPERCATEGORY, SUPERCATEGORY_BELOW, SUPERCATEGORY_ABOVE = "supercategory", "king
 def _levels_out_of_order(where: str, levels: list[str], test: str, meta) -> str | None:
     """The levels of the test manifest's taxonomy among `levels` not listed coarse -> fine (as it runs); else
     `supercategory` listed before the kingdom or after the class (the report would draw it, and its findings read
-    it, as a finer level than it is)."""
+    it, at another place than its own)."""
     taxonomy = [*(meta(test).get("levels") or []), "class_name"]  # coarse -> fine; the labels finest
     ranked = [lv for lv in levels if lv in taxonomy]
     if ranked == sorted(ranked, key=taxonomy.index):
