@@ -123,13 +123,20 @@ def reader_attribute(name: str, attr: str) -> object:
     return value
 
 
+def registered_attribute(reader: object, attr: str) -> object:
+    """`reader_attribute` of reader `reader` where it is registered here; the attribute's default for any other
+    name (a manifest's reader of another version of study, or none)."""
+    from study.datasets import DATASETS  # every reader registered
+
+    known = isinstance(reader, str) and reader in DATASETS
+    return reader_attribute(reader, attr) if known else READER_ATTRIBUTES[attr][0]
+
+
 def shared_files_remedy(reader: object) -> str | None:
     """What to do when a train and a test manifest of reader `reader` share an image file: its `shared_files`
     attribute (an image folder without a folder per split, GLC20 occurrence tables of one's own that list an
     occurrence in both); None for a reader whose splits are their own files, or one not registered here."""
-    from study.datasets import DATASETS  # every reader registered
-
-    return reader_attribute(reader, "shared_files") if isinstance(reader, str) and reader in DATASETS else None
+    return registered_attribute(reader, "shared_files")
 
 
 def open_text(path: Path) -> io.StringIO:

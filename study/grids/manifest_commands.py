@@ -38,26 +38,14 @@ def _split(name: str, reader: str | None) -> str:
     """The split a build command names for manifest `name`: its `_train`/`_val`/`_test` suffix, through the
     reader's `suggested_splits` (GLC20: the US part), unless the name ends with one of the reader's own `splits`
     that names more (`fr_train`: GLC20's French part)."""
-    from study.datasets import DATASETS
-    from study.datasets.base import SPLIT_SUFFIXES, reader_attribute
+    from study.datasets.base import SPLIT_SUFFIXES, registered_attribute
 
     tail = name.rsplit("_", 1)[-1]
     split = tail if tail in SPLIT_SUFFIXES else "SPLIT"
-    if reader not in DATASETS:
-        return split
-    for own in reader_attribute(reader, "splits"):
+    for own in registered_attribute(reader, "splits"):
         if own not in SPLIT_SUFFIXES and (name == own or name.endswith("_" + own)):
             return own
-    return reader_attribute(reader, "suggested_splits").get(split, split)
-
-
-def _own_taxonomy(reader: str) -> bool:
-    """Whether reader `reader` gives its manifests taxonomy levels of its own (its `own_taxonomy` attribute: iNat21's),
-    which a --taxonomy file would replace; False for a reader not registered here."""
-    from study.datasets import DATASETS
-    from study.datasets.base import reader_attribute
-
-    return reader in DATASETS and bool(reader_attribute(reader, "own_taxonomy"))
+    return registered_attribute(reader, "suggested_splits").get(split, split)
 
 
 def _reading_of(name: str) -> str:
@@ -92,6 +80,8 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
     sizes as well as those the grid needs (those up to its `train_images` where the grid gives it); a manifest a
     granularity job reads, `--taxonomy "$<KEY>_TAXONOMY"` (but one of a reader with its own: `own_taxonomy`); a test
     manifest, `--classes-from` its train manifest and, where that one is built, its `--label-rule` and `--channels`."""
+    from study.datasets.base import registered_attribute
+
     grid = plan.grid
     sizes: dict[str, set[int]] = {}  # train manifest -> pretraining sizes it must hold
     labeled: dict[str, set[int]] = {}  # train manifest -> labeled sizes it must hold
@@ -156,7 +146,7 @@ def manifest_commands(plan: Plan) -> dict[str, str]:
             if kind == "test" and ds is not None and ds.train and ds.train != name:
                 cmd += f" --classes-from {ds.train}"  # the test split lists every class of its train split
                 cmd += _reading_of(ds.train)  # and is read as it is (the build refuses another reading)
-            if name in taxonomy and not _own_taxonomy(reader):  # one file for both splits of a dataset
+            if name in taxonomy and not registered_attribute(reader, "own_taxonomy"):  # one file for both splits
                 cmd += f' --taxonomy "${words[key]}_TAXONOMY"'
             out[name] = cmd
     return out

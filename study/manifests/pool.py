@@ -34,16 +34,13 @@ def is_test_split(reader: object, split: str) -> bool:
     """Whether `split` of reader `reader` (a manifest's `dataset`) is a test split: one of TEST_SPLITS, one the
     reader's `suggested_splits` gives a `val` or `test` manifest, or one of its `splits` whose tail after a `_` is one
     of TEST_SPLITS (GLC20's `us_test`, `fr_test`)."""
-    from study.datasets import DATASETS
-    from study.datasets.base import reader_attribute
+    from study.datasets.base import registered_attribute
 
     split = split.lower()
     if split in TEST_SPLITS:
         return True
-    if not isinstance(reader, str) or reader not in DATASETS:  # a reader of another version of study: its name alone
-        return False
-    suggested = reader_attribute(reader, "suggested_splits")
-    own = [s for s in reader_attribute(reader, "splits") if s.lower().rsplit("_", 1)[-1] in TEST_SPLITS]
+    suggested = registered_attribute(reader, "suggested_splits")  # a reader of another version of study: none
+    own = [s for s in registered_attribute(reader, "splits") if s.lower().rsplit("_", 1)[-1] in TEST_SPLITS]
     named = [suggested[k] for k in ("val", "test") if k in suggested]
     return split in {s.lower() for s in [*own, *named]}
 
