@@ -271,12 +271,19 @@ def planned_missing(expected: pd.DataFrame | None, done: pd.DataFrame, keys: lis
     if "levels" in rows:  # each row: the levels its keys' jobs name together (drop_duplicates keeps one row)
         union: dict[tuple, list[str] | None] = {}
         for t, cell in zip(key_tuples(rows, keys), rows["levels"]):
-            if is_null(cell) or union.get(t, []) is None:  # one job names none: its manifest's levels, every one
+            named = planned_levels(cell)
+            if named is None or union.get(t, []) is None:  # one job names none: its manifest's levels, every one
                 union[t] = None
             else:
-                union[t] = list(dict.fromkeys([*union.get(t, []), *str(cell).split(",")]))
+                union[t] = list(dict.fromkeys([*union.get(t, []), *named]))
         out = out.assign(levels=[None if union[t] is None else ",".join(union[t]) for t in key_tuples(rows, keys)])
     return out.drop_duplicates(subset=keys).reset_index(drop=True)[columns]
+
+
+def planned_levels(cell) -> list[str] | None:
+    """The taxonomy levels a plan's `levels` cell names ("kingdom,species" -> ["kingdom", "species"]); None where it
+    names none (the job scores every level of its manifest)."""
+    return None if is_null(cell) else str(cell).split(",")
 
 
 def labeled_note(data: pd.DataFrame, whose: str) -> str:

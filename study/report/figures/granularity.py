@@ -14,8 +14,8 @@ from study.report import style
 from study.report.figures.common import (NoData, all_methods, cells, clean, dataset_order, dataset_rank, drawn_lines,
                                          error_bars_note, expected_rows, fmt_size, hollow_note, label_variants,
                                          level_values, levels_order, method_colours, method_key, note_missing,
-                                         pick_largest, planned_missing, same, seeds_note, series_labels, units_note,
-                                         varying, wide)
+                                         pick_largest, planned_levels, planned_missing, same, seeds_note,
+                                         series_labels, units_note, varying, wide)
 
 NAME = "granularity"
 DRAWS = ("granularity",)  # the evaluation protocols whose cells it draws
@@ -38,7 +38,7 @@ def draw(table: pd.DataFrame, expected: pd.DataFrame | None = None):
     waiting = clean(planned_missing(expected, gran, [*LINE_KEYS, "corruption", "eval_dataset"],
                                     protocol="granularity"))
     rows_t = table[(table["protocol"] == "granularity") & table["level"].notna()]
-    named = [lv for cell in waiting.get("levels", pd.Series(dtype=object)).dropna() for lv in str(cell).split(",")]
+    named = [lv for cell in waiting.get("levels", pd.Series(dtype=object)) for lv in planned_levels(cell) or []]
     levels = levels_order(rows_t, [*rows_t["level"], *named])  # a level only a planned line names: on the axis too
     counts = level_values(rows_t)  # {eval dataset: {level: values}}, as the records count them
     both = pd.concat([gran[[*LINE_KEYS, "eval_dataset"]], waiting[[*LINE_KEYS, "eval_dataset"]]], ignore_index=True)
@@ -122,10 +122,10 @@ def _planned_levels(planned: pd.DataFrame, levels: list[str]) -> list[str]:
     """The levels of `levels` that the planned jobs of one line name (their `levels`, "kingdom,species"); all of
     them where a job names none (it scores its manifest's levels), or none is planned, or the plan has no such
     column."""
-    named = planned["levels"] if "levels" in planned else pd.Series([None], dtype=object)
-    if named.empty or named.isna().any():
+    named = [planned_levels(cell) for cell in planned["levels"]] if "levels" in planned else [None]
+    if not named or None in named:
         return levels
-    asked = {lv for cell in named for lv in str(cell).split(",")}
+    asked = {lv for cell in named for lv in cell}
     return [lv for lv in levels if lv in asked]
 
 
