@@ -1508,3 +1508,30 @@ def test_a_size_that_is_every_image_of_its_manifest_beside_all_is_warned_of(tmp_
         g = write_grid(grid.format(sizes=sizes), base=False)
         code, _, err = run_plan_cli([str(g)], capsys)
         assert code == 0 and "every image" not in err, err
+
+
+def test_pretrain_cpus_not_a_multiple_of_its_gpus_is_a_warning(write_grid, capsys):
+    """A pretraining job on several GPUs runs one task per GPU of cpus // gpus CPUs: cpus 10 over gpus 4 leaves two
+    idle (the warning names the grid's cpus line and the multiple to ask for); fewer CPUs than GPUs takes one each,
+    more than asked; a multiple, or one GPU, is not named."""
+    body = """
+    axes: {method: [simclr], dataset: [alpha], size: [1k]}
+    stages:
+      pretrain:
+        resources: {gpus: 4, cpus: CPUS}
+      evaluate:
+        - {protocol: linear, labeled_sizes: [100]}
+    """
+    warned = {}
+    for cpus in (10, 3, 8):
+        g = write_grid(body.replace("CPUS", str(cpus)), name=f"g{cpus}.yaml")
+        code, _, err = run_plan_cli([str(g), "--no-check"], capsys)
+        assert code == 0, err
+        warned[cpus] = [w for w in err.splitlines() if "pretrain resources: cpus" in w]
+    line = line_of(g, "resources: {gpus: 4")
+    assert len(warned[10]) == 1 and warned[10][0].startswith(
+        f"study: warning: {g.parent / 'g10.yaml'}:{line}: pretrain resources: cpus 10 over gpus 4: a pretraining job "
+        "runs one task per GPU of 2 CPU(s) each"), warned[10]
+    assert warned[10][0].endswith("so 2 CPU(s) asked for sit idle; ask for a multiple of gpus (cpus: 8)")
+    assert warned[3][0].endswith("so 1 CPU(s) more than asked are taken; ask for a multiple of gpus (cpus: 4)")
+    assert warned[8] == []

@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from study.errors import StudyError
-from study.grids.checks.advice import (image_size_warnings, schedule_warnings, unequal_pool_warnings,
-                                      unevaluated_pretraining_warnings, unprobed_concat_warnings,
-                                      untrained_sizes_warnings)
+from study.grids.checks.advice import (cpus_per_gpu_warnings, image_size_warnings, schedule_warnings,
+                                      unequal_pool_warnings, unevaluated_pretraining_warnings,
+                                      unprobed_concat_warnings, untrained_sizes_warnings)
 from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, corrupted_evaluation_warnings, cost_hint_notes,
@@ -90,4 +90,5 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
                 + whole_size_twice_warnings(plan, meta)
                 + corrupted_evaluation_warnings(plan, meta)) if manifests else []
     return (unevaluated_pretraining_warnings(plan) + untrained_sizes_warnings(plan) + unequal_pool_warnings(plan)
-            + unprobed_concat_warnings(plan) + image_size_warnings(plan) + contents + roots)
+            + unprobed_concat_warnings(plan) + image_size_warnings(plan) + cpus_per_gpu_warnings(plan) + contents
+            + roots)

@@ -36,6 +36,25 @@ def unevaluated_pretraining_warnings(plan: Plan) -> list[str]:
             "`where` to them, or drop them from the axes, unless that is meant"]
 
 
+def cpus_per_gpu_warnings(plan: Plan) -> list[str]:
+    """One line where a pretraining job's `cpus` are not a multiple of its `gpus` (more than one): it runs one task
+    per GPU of cpus // gpus CPUs each (Slurm's --cpus-per-task), so the rest of the CPUs asked for sit idle, and
+    with fewer CPUs than GPUs each task still takes one. A warning: the job runs."""
+    job = next((j for j in plan.by_stage("pretrain")
+                if j.resources.gpus > 1 and j.resources.cpus % j.resources.gpus), None)
+    if job is None:
+        return []
+    cpus, gpus = int(job.resources.cpus), int(job.resources.gpus)
+    written = plan.grid.pretrain_resources
+    where = (at(plan.path, written.line_of("cpus")) if hasattr(written, "line_of") and "cpus" in written
+             else at(plan.profile.path or "built-in default profile", plan.profile.stage_lines.get("pretrain")))
+    each = max(1, cpus // gpus)
+    return [f"{where}: pretrain resources: cpus {cpus} over gpus {gpus}: a pretraining job runs one task per GPU of "
+            f"{each} CPU(s) each (e.g. {describe(job)}), so {abs(cpus - each * gpus)} CPU(s) "
+            + ("asked for sit idle" if cpus > each * gpus else "more than asked are taken")
+            + f"; ask for a multiple of gpus (cpus: {max(gpus, cpus - cpus % gpus)})"]
+
+
 def untrained_sizes_warnings(plan: Plan) -> list[str]:
     """One line per method that trains nothing (`random`, `pretrained`) whose pretraining jobs differ only in their
     size: each size is one encoder again (it sees no pretraining image), scored again by every evaluation, and drawn
