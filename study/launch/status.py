@@ -88,7 +88,8 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     results an older version of study left that the next submit takes over (study.launch.take_over), `second_runs`
     {id: the older id taken over in its stead} of the older results that are second runs of one job (`second_runs`:
     none takes them over), `to_resume` {old id: new id} of the unfinished jobs it takes over to resume from their
-    checkpoints; and `"grid_jobs"` (how many jobs the whole grid has) where `--where` selected some, as `study plan
+    checkpoints; `results_in_subfolders` {id: file} (record.results_in_subfolders) and `pretraining_scored_elsewhere`
+    {id: its done evaluations} (`scored_elsewhere`) of the missing jobs; and `"grid_jobs"` (how many jobs the whole grid has) where `--where` selected some, as `study plan
     --format json` gives it: `counts` and `jobs` are theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
@@ -123,7 +124,10 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
             "off_plan_changes": {job: said for job, (_, said) in
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
             "to_take_over": taking, "second_runs": second_runs(workdir, older, taking),
-            "to_resume": to_resume(plan, workdir, taking, unfinished), **grid_jobs_json(plan)}
+            "to_resume": to_resume(plan, workdir, taking, unfinished),
+            "results_in_subfolders": {job_id: str(path) for job_id, path in results_in_subfolders(
+                workdir, [job_id for job_id, st in states.items() if st.state == "missing"]).items()},
+            "pretraining_scored_elsewhere": scored_elsewhere(plan, states, workdir), **grid_jobs_json(plan)}
 
 
 def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:
@@ -320,23 +324,30 @@ def _other_code(live_code: dict[str, tuple[str, str]], out: TextIO) -> None:
                   f"after it record (a running one, the version it started with)\n")
 
 
-def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
-    """The pretraining jobs missing here, without a checkpoint of their own to resume, whose evaluations are done:
-    results copied in from another workdir without their pretraining's. A submit trains each from step 0, an encoder
-    those results did not score (not one of a method that trains nothing: the same encoder again)."""
+def scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Path) -> dict[str, list[str]]:
+    """{pretraining job: its done evaluations} of the pretraining jobs missing here, without a checkpoint of their
+    own to resume, whose evaluations are done: results copied in from another workdir without their pretraining's.
+    A submit trains each from step 0, an encoder those results did not score (not one of a method that trains
+    nothing: the same encoder again)."""
     scoring: dict[str, list[str]] = {}  # pretraining job -> its done evaluations (one pass: a grid has thousands)
     for ev in plan.jobs:
         if ev.stage == "evaluate" and states[ev.id].state == "done":
             for d in ev.depends_on:
                 scoring.setdefault(d, []).append(ev.id)
-    lines = []
+    out = {}
     for job in plan.jobs:
         if job.stage != "pretrain" or states[job.id].state != "missing" \
                 or ((job.config or {}).get("pretrain") or {}).get("method") in UNTRAINED_METHODS:
             continue  # an encoder not trained (random init, imported) is the same one again
         scored = scoring.get(job.id, [])
         if scored and "." not in checkpoint_steps(workdir, job.id):  # its checkpoint read only where it matters
-            lines.append(f"{job.id}: {some_ids(scored, 4)}")
+            out[job.id] = scored
+    return out
+
+
+def _scored_elsewhere(plan: Plan, states: dict[str, JobState], workdir: str | Path, out: TextIO) -> None:
+    """`scored_elsewhere`'s pretraining jobs, each with some of its done evaluations, and what a submit would do."""
+    lines = [f"{job_id}: {some_ids(scored, 4)}" for job_id, scored in scored_elsewhere(plan, states, workdir).items()]
     if lines:
         out.write(f"\n{len(lines)} pretraining job(s) without a result or a checkpoint here have evaluations done "
                   f"(their results copied in from another workdir without the pretraining's?): `study submit` trains "

@@ -2,6 +2,7 @@
 any other, each before a grid, manifest or cluster is touched; results of manifests since rebuilt stop it."""
 from __future__ import annotations
 
+import json
 import shutil
 from types import SimpleNamespace
 
@@ -358,6 +359,8 @@ def test_results_copied_into_a_folder_inside_results_are_named_and_no_submit_run
             f"folder inside it ({nested}), which no command reads")
     code, out, _ = run_cli(["status", str(grid), *flags])
     assert code == 0 and said in out and f"`mv -n {nested}/*.json {wd / 'results'}/`" in out, out
+    code, out, _ = run_cli(["status", str(grid), *flags, "--format", "json"])
+    assert json.loads(out)["results_in_subfolders"] == {j.id: str(nested / f"{j.id}.json") for j in plan.jobs}, out
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--dry-run", *flags])
     assert code == 0 and f"study: warning: {said}" in err and err.count(said) == 1, err
     code, _, err = run_cli(["submit", str(grid), "--cluster", "local", *flags])
@@ -387,6 +390,11 @@ def test_evaluations_copied_without_their_pretraining_are_named_before_a_submit_
     assert code == 0 and ("\n1 pretraining job(s) without a result or a checkpoint here have evaluations done (their "
                           "results copied in from another workdir without the pretraining's?): `study submit` trains "
                           "each from step 0") in out and f"\n  {pre.id}: {ev.id}\n" in out, out
+    code, out, _ = run_cli(["status", str(grid), *flags, "--format", "json"])
+    assert json.loads(out)["pretraining_scored_elsewhere"] == {pre.id: [ev.id]}, out
     write_result(wd, {"job_id": pre.id, "stage": "pretrain", "grid": "g", "axes": {}, "metrics": [], "protocol": {}})
     code, out, _ = run_cli(["status", str(grid), *flags])
     assert code == 0 and "have evaluations done" not in out, out
+    code, out, _ = run_cli(["status", str(grid), *flags, "--format", "json"])
+    got = json.loads(out)
+    assert got["pretraining_scored_elsewhere"] == {} and got["results_in_subfolders"] == {}, out
