@@ -89,8 +89,9 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
     {id: the older id taken over in its stead} of the older results that are second runs of one job (`second_runs`:
     none takes them over), `to_resume` {old id: new id} of the unfinished jobs it takes over to resume from their
     checkpoints; `results_in_subfolders` {id: file} (record.results_in_subfolders) and `pretraining_scored_elsewhere`
-    {id: its done evaluations} (`scored_elsewhere`) of the missing jobs; and `"grid_jobs"` (how many jobs the whole grid has) where `--where` selected some, as `study plan
-    --format json` gives it: `counts` and `jobs` are theirs."""
+    {id: its done evaluations} (`scored_elsewhere`) of the missing jobs; and `"grid_jobs"` (how many jobs the whole
+    grid has) where `--where` selected some, as `study plan --format json` gives it: `counts` and `jobs` are
+    theirs."""
     from study.grids.render import grid_jobs_json, job_json, plan_axes
 
     with_dependencies, _, states = _read_states(plan, workdir)
