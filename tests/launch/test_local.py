@@ -242,8 +242,12 @@ def test_a_kill_of_a_worker_ends_its_job_after_a_checkpoint(env):
     assert f"stopped pretrain {worker['job']} [" in err and "(SIGTERM: a kill of its worker)" in err, err
     assert ("; 1 stopped by a kill of its worker: `study submit` resumes it and runs the 1 job(s) waiting" in err
             and "failed" not in err.splitlines()[-1].split("|", 1)[1]), err
-    last = _events(wd, "killw")[-1]
-    assert last["job"] == worker["job"] and last["state"] == "missing" and "stopped by SIGTERM" in last["error"]
+    events = _events(wd, "killw")
+    last = next(e for e in reversed(events) if e.get("job") == worker["job"])
+    assert last["state"] == "missing" and "stopped by SIGTERM" in last["error"], events
+    (probe,) = [j.id for j in plan_grid(env / "g.yaml").jobs if j.stage == "evaluate"]
+    waits = [e for e in events if e.get("job") == probe][-1]  # at once, not `pending` until the command ends
+    assert waits["state"] == "missing" and f"waits for {worker['job']}, stopped by SIGTERM" in waits["error"], events
     code, out, _ = run_cli(["submit", str(env / "g.yaml"), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
     assert code == 0 and worker["job"] in out and len(plan_grid(env / "g.yaml").jobs) == 2, out
     assert all(j.id in out for j in plan_grid(env / "g.yaml").jobs), out  # the probe too: nothing failed

@@ -396,14 +396,18 @@ class _LocalRun:
 
     def set_aside_dependents(self, stopped_id: str) -> list[str]:
         """Take the jobs to start that depend on `stopped_id` (transitively) out of this command's: their ledger
-        lines stay `pending`, which read missing once the command ends, so the next `study submit` runs them."""
+        lines read `missing` at once (not `pending` while the command runs its other jobs), so that `study status`
+        says they wait for the next `study submit`, which runs them."""
         blocked, out = {stopped_id}, []
         for job in list(self.todo):  # topological order: a dependent comes after what it waits for
             if any(d in blocked for d in job.depends_on):
                 blocked.add(job.id)
                 self.todo.remove(job)
-                out.append(job.id)
-        return out
+                out.append(job)
+        self.ledger.append([local_line(job, "missing", self.this_file, log=None,
+                                       error=f"not started: it waits for {stopped_id}, stopped by SIGTERM; "
+                                             f"`study submit` runs it") for job in out])
+        return [job.id for job in out]
 
     def cancel_dependents(self, failed_id: str) -> None:
         """Cancel the jobs to start that depend on `failed_id` or on a job cancelled with it (transitively)."""
