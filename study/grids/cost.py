@@ -15,6 +15,7 @@ per GPU per backbone and kind of work) and overheads come from the profile's `co
   width; the rate is measured at 2048-d), for a dataset that gives `classes`
 Labeled size `all` (or none given) counts the dataset's `train_images`, else `default_test_images` (noted, as a
 test set counted without `test_images` is).
+A job's rate is x GPUs x nodes (a job without GPUs: x nodes, one task per node).
 GPU-hours = hours x GPUs x nodes. Wall time = sum over stages of max(longest job, stage GPU-hours /
 max_parallel_gpus, stage job-hours / max_parallel_jobs) (stages run one after the other; within one, jobs share
 `max_parallel_gpus` GPUs and `max_parallel_jobs` slots); without either, every job of a stage runs at once.
@@ -60,7 +61,7 @@ PROBE_WORKING_GB = 1.0  # a row chunk's logits and features (study.evaluate.line
 def job_hours(job: Job, grid: Grid, cost: CostModel, notes: set[str], pretrain: dict[str, Job]) -> float:
     """Estimated wall-clock hours of `job` (its GPUs all busy); `pretrain`: the plan's pretraining jobs by id, whose
     backbones tell a probe's feature width (an encoder not among them counts as resnet50's 2048)."""
-    gpus = max(1, job.resources.gpus * job.resources.nodes)
+    gpus = max(1, job.resources.gpus) * job.resources.nodes  # devices: a job without GPUs runs a task per node
     backbone = job.axes.get("backbone") or REFERENCE_BACKBONE
     if backbone not in cost.throughput and "|" not in backbone:  # (two encoders' "a|b": resnet50's, unsaid)
         notes.add(f"backbone {backbone!r} has no throughput in the profile: counted at {REFERENCE_BACKBONE}'s rates; "

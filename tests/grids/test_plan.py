@@ -156,6 +156,10 @@ def test_cost_model_counts_every_node_and_the_profiles_job_slots(write_grid):
     one_at_a_time = plan_grid(g, Profile(max_parallel_jobs=1, cost=cost)).estimate
     assert one_at_a_time["per_stage"]["pretrain"]["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
     assert one_at_a_time["wall_hours"] == pytest.approx(2 * 0.225, abs=0.01)
+    # without GPUs, one task per node: 36000 / (20/s x 2 nodes) = 900 s = 0.25 h (+0.1 h), per seed, no GPU-hours
+    g.write_text(g.read_text().replace("{gpus: 2, nodes: 2}", "{gpus: 0, nodes: 2}"))
+    pre = plan_grid(g, Profile(cost=cost)).estimate["per_stage"]["pretrain"]
+    assert pre["job_hours"] == pytest.approx(2 * 0.35, abs=0.01) and pre["gpu_hours"] == 0
 
 
 def test_a_method_that_trains_nothing_asks_a_small_job_whatever_its_stage_asks(write_grid):
