@@ -180,6 +180,28 @@ def test_plan_notes_cost_hints_that_its_manifests_contradict(tmp_path, monkeypat
     assert code == 0 and not any("but manifest" in n for n in json.loads(out)["estimate"]["notes"])
 
 
+def test_the_estimate_counts_from_the_manifests_what_the_grid_leaves_out(tmp_path, monkeypatch, capsys, write_grid):
+    """A grid without train_images, test_images or classes: with its manifests there, the estimate counts theirs
+    (400 train images, 40 test, 3 classes) with a note, not profile defaults (50,000 test images per evaluation) and
+    a note asking for numbers the manifests hold; without the check (--no-check) it counts the defaults; a count the
+    grid gives stays the grid's."""
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, "")
+    code, out, _ = run_plan_cli([str(g), "--format", "json"], capsys)
+    checked = json.loads(out)["estimate"]
+    code_unchecked, out, _ = run_plan_cli([str(g), "--no-check", "--format", "json"], capsys)
+    unchecked = json.loads(out)["estimate"]
+    assert code == code_unchecked == 0
+    assert ("datasets.alpha: train_images 400, test_images 40, classes 3 counted from its manifests (the grid gives "
+            "none)") in checked["notes"] and not any("without datasets.alpha" in n for n in checked["notes"])
+    assert any("without datasets.alpha.test_images" in n for n in unchecked["notes"])
+    assert checked["feature_cache_gb"] < unchecked["feature_cache_gb"], (checked, unchecked)
+    assert checked["per_stage"]["evaluate"]["job_hours"] < unchecked["per_stage"]["evaluate"]["job_hours"]
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, ", test_images: 40", name="half.yaml")
+    code, out, _ = run_plan_cli([str(g), "--format", "json"], capsys)
+    assert ("datasets.alpha: train_images 400, classes 3 counted from its manifests (the grid gives none)"
+            in json.loads(out)["estimate"]["notes"]), out
+
+
 def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(write_grid, capsys):
     """An evaluation's image_size defaults to 224 whatever the pretraining's: a small-image grid that leaves it
     upsamples every image (many times the cost) and scores other features. The plan says so, once per entry, at the

@@ -24,9 +24,10 @@ from study.grids.checks.advice import (cpus_per_gpu_warnings, image_size_warning
 from study.grids.checks.config import check_devices, check_feature_layers, check_names, check_sections
 from study.grids.checks.files import encoder_file_mismatches, files_not_here
 from study.grids.checks.manifests import (check_manifest_contents, corrupted_evaluation_warnings, cost_hint_notes,
-                                          metadata_once, one_value_level_warnings, roots_not_here,
-                                          whole_size_twice_warnings)
+                                          counts_from_manifests, metadata_once, one_value_level_warnings,
+                                          roots_not_here, whole_size_twice_warnings)
 from study.grids.checks.missing import missing_manifests
+from study.grids.cost import estimate
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -83,9 +84,14 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
                                     *problems]))
     if problems:  # one: it names its file as every error does
         raise StudyError(_named(plan, problems[0]))
-    if manifests and plan.estimate:  # the manifests are there: the estimate says where its hints are not theirs
+    if manifests and plan.estimate:  # the manifests are there: the estimate counts what the grid leaves out from
+        # them, and says where its hints are not theirs
+        plan.grid, filled = counts_from_manifests(plan, meta)
+        if filled:
+            plan.estimate = estimate(plan.jobs, plan.grid, plan.profile,
+                                     encoders={j.id: j for j in plan.grid_jobs if j.stage == "pretrain"})
         notes = plan.estimate.setdefault("notes", [])
-        notes += [n for n in cost_hint_notes(plan, meta) if n not in notes]
+        notes += [n for n in [*filled, *cost_hint_notes(plan, meta)] if n not in notes]
     contents = (schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta)
                 + whole_size_twice_warnings(plan, meta)
                 + corrupted_evaluation_warnings(plan, meta)) if manifests else []

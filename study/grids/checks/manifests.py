@@ -418,6 +418,27 @@ def cost_hint_notes(plan: Plan, meta) -> list[str]:
     return notes
 
 
+def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
+    """The plan's grid with each dataset's `train_images`, `test_images` and `classes` that the grid leaves out read
+    from its manifests (a manifest not here: left out still), and a note per dataset so filled; the grid itself and
+    no note where there is none to fill. They feed only the estimate, which counts defaults without them."""
+    from dataclasses import replace
+
+    datasets, notes = dict(plan.grid.datasets), []
+    for key, ds in plan.grid.datasets.items():
+        filled: dict[str, int] = {}
+        for what, name, count in (("train_images", ds.train, lambda m: m["num_images"]),
+                                  ("test_images", ds.test, lambda m: m["num_images"]),
+                                  ("classes", ds.train, lambda m: len(m["class_names"]))):
+            if getattr(ds, what) is None and name and manifest_present(name):
+                filled[what] = int(count(meta(name)))
+        if filled:
+            datasets[key] = replace(ds, **filled)
+            notes.append(f"datasets.{key}: {', '.join(f'{k} {v:,}' for k, v in filled.items())} counted from its "
+                         f"manifests (the grid gives none)")
+    return (replace(plan.grid, datasets=datasets) if notes else plan.grid), notes
+
+
 def roots_not_here(plan: Plan, meta) -> list[str]:
     """Each manifest whose recorded root (a pool's: each source's) is not a folder on this machine, said: a job that
     cannot read it stops at its first image, after the jobs it waits for. A manifest records its root when it is made
