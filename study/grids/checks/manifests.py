@@ -427,11 +427,12 @@ def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
     datasets, notes = dict(plan.grid.datasets), []
     for key, ds in plan.grid.datasets.items():
         filled: dict[str, int] = {}
-        for what, name, count in (("train_images", ds.train, lambda m: m["num_images"]),
-                                  ("test_images", ds.test, lambda m: m["num_images"]),
-                                  ("classes", ds.train, lambda m: len(m["class_names"]))):
-            if getattr(ds, what) is None and name and manifest_present(name):
-                filled[what] = int(count(meta(name)))
+        for what, name, count in (("train_images", ds.train, lambda m: m.get("num_images")),
+                                  ("test_images", ds.test, lambda m: m.get("num_images")),
+                                  ("classes", ds.train, lambda m: len(m.get("class_names") or []))):
+            have = count(meta(name)) if getattr(ds, what) is None and name and manifest_present(name) else None
+            if is_int(have) and have > 0:  # (a manifest without the count: the estimate's default, noted)
+                filled[what] = int(have)
         if filled:
             datasets[key] = replace(ds, **filled)
             notes.append(f"datasets.{key}: {', '.join(f'{k} {v:,}' for k, v in filled.items())} counted from its "
