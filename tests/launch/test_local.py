@@ -1005,7 +1005,11 @@ def test_a_local_dry_run_lists_the_jobs_it_would_run_and_writes_nothing(env):
     code, out, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run"])
     assert code == 0, err
     assert out.splitlines() == [f"{j.stage} {j.id} [{job_text(j)}]" for j in plan.jobs]  # pretraining first
-    assert f"[study] dry: would run {len(plan.jobs)} job(s) here; skipped: nothing" in err, err
+    # with what these jobs alone would take here: the plan's estimate of them, with this machine's workers
+    assert f"[study] dry: would run {len(plan.jobs)} job(s) here (about " in err and "; skipped: nothing" in err, err
+    code, _, err = run_cli(["submit", str(grid), "--cluster", "local", "--workdir", str(wd), "--dry-run",
+                            "--workers", "3"])
+    assert code == 0 and " with 3 worker(s), by profile " in err, err
     assert not wd.exists()
     pre = next(j for j in plan.jobs if j.stage == "pretrain")
     Ledger(wd, "dry").append([{"event": "local", "job": pre.id, "stage": "pretrain", "state": "cancelled",

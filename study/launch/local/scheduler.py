@@ -184,7 +184,9 @@ def run_local(plan: Plan, workdir: str | Path, *, retry_failed: bool = False, wo
         sel = select(plan.jobs, dry_run_states(plan, workdir, err, taking), retry_failed, only)
         for job in sel.to_run:
             print(f"{job.stage} {job.id} [{job_text(job)}]", file=out or sys.stdout)
-        _say(f"[study] {plan.name}: would run {len(sel.to_run)} job(s) here; skipped: {sel.summary()}", err)
+        n_workers, devices = default_workers() if workers is None else (workers, [None] * workers)
+        _say(f"[study] {plan.name}: would run {len(sel.to_run)} job(s) here"
+             f"{todo_estimate(plan, sel.to_run, n_workers, devices)}; skipped: {sel.summary()}", err)
         return 0
     with command_lock(workdir) as lock_name:  # held while this command lives: its pending jobs read as live
         return _run_local(plan, workdir, Ledger(workdir, plan.name), retry_failed, workers, err, lock_name, only)
@@ -230,15 +232,31 @@ def workers_estimate(plan: Plan, todo: list[Job], n_workers: int, devices: list[
     counted = (getattr(plan, "estimate", None) or {}).get("max_parallel_jobs")
     if not todo or any(devices) or counted in (None, n_workers):
         return ""
+    hours = _wall_hours(plan, todo, max_parallel_jobs=n_workers)
+    return (f" (the plan's estimate counts {counted} job(s) at once: with {n_workers}, about "
+            f"{format_duration(hours * 3600)})")
+
+
+def _wall_hours(plan: Plan, todo: list[Job], **profile: Any) -> float:
+    """The estimate's wall hours of `todo` alone, with the plan's profile changed by `profile` (its job slots)."""
     import dataclasses
 
     from study.grids.cost import estimate
 
     encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
-    hours = estimate(todo, plan.grid, dataclasses.replace(plan.profile, max_parallel_jobs=n_workers),
-                     encoders=encoders)["wall_hours"]
-    return (f" (the plan's estimate counts {counted} job(s) at once: with {n_workers}, about "
-            f"{format_duration(hours * 3600)})")
+    return estimate(todo, plan.grid, dataclasses.replace(plan.profile, **profile), encoders=encoders)["wall_hours"]
+
+
+def todo_estimate(plan: Plan, todo: list[Job], n_workers: int, devices: list[str | None]) -> str:
+    """" (about 49 s with 2 worker(s), by profile local's rates)": the plan's estimate of `todo` alone (those a
+    submit here would run, not the done ones), as `n_workers` workers run them (GPU workers: that many GPUs at
+    once); "" where there is none to run."""
+    if not todo:
+        return ""
+    gpus = sum(d is not None for d in devices)
+    hours = _wall_hours(plan, todo, max_parallel_jobs=n_workers, **({"max_parallel_gpus": gpus} if gpus else {}))
+    return (f" (about {format_duration(hours * 3600)} with {n_workers} worker(s), by profile "
+            f"{plan.profile.name}'s rates)")
 
 
 SHOWN_HOLDERS = 3  # the commands named, that run the jobs a local submit skips as pending or running
