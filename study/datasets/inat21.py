@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, basenames, first_repeat, require_file,
-                                 source_entry)
+from study.datasets.base import (DATASETS, Index, ReaderOptions, absent_files, archive_beside, basenames, first_repeat,
+                                 require_file, source_entry)
 from study.errors import StudyError
 
 LEVELS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -220,7 +220,14 @@ def _image_paths(root: Path, names: list, image_ids: np.ndarray, path: Path) -> 
 def read_inat21(root: Path, split: str, options: ReaderOptions) -> Index:
     if split not in SPLITS:
         raise StudyError(f"inat21: unknown split {split!r} (expected one of {', '.join(SPLITS)})")
-    path = require_file(root / f"{split}.json", f"inat21 {split} annotation file")
+    path = root / f"{split}.json"
+    # a site often downloads train_mini (42 GB) alone, or train alone: a train split named for the other is told so
+    others = [s for s in ("train_mini", "train") if split != "val" and s != split]
+    other = next((s for s in others if (root / f"{s}.json").is_file()), None)
+    if other and not path.is_file() and not archive_beside(path):
+        raise StudyError(f"inat21 {split} annotation file not found: {path} (found {other}.json beside it: give "
+                         f"--split {other})")
+    path = require_file(path, f"inat21 {split} annotation file")
     doc = load_coco(path)
     images, annotations, categories = doc["images"], doc["annotations"], doc["categories"]
 

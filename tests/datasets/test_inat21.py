@@ -246,6 +246,18 @@ def test_an_annotation_file_still_in_its_archive_is_named(tmp_path):
         read_dataset("inat21", tmp_path, "val")
 
 
+@pytest.mark.parametrize("have, asked", [("train_mini", "train"), ("train", "train_mini")])
+def test_a_train_split_whose_json_is_absent_names_the_other_train_json_beside_it(tmp_path, have, asked):
+    """The README's `--split train` on a copy of train_mini alone (or the reverse) names the split to give."""
+    make_inat21(tmp_path, have, per_class=1)
+    with pytest.raises(StudyError, match=rf"inat21 {asked} annotation file not found: .*/{asked}\.json \(found "
+                                         rf"{have}\.json beside it: give --split {have}\)$"):
+        read_dataset("inat21", tmp_path, asked)
+    (tmp_path / f"{asked}.json.tar.gz").write_bytes(b"")  # its archive beside it: that hint wins
+    with pytest.raises(StudyError, match=rf"found {asked}\.json\.tar\.gz beside it, not extracted"):
+        read_dataset("inat21", tmp_path, asked)
+
+
 def test_manifest_show_counts_each_levels_values_by_their_path(tmp_path, monkeypatch):
     """`study manifest show` states each taxonomy level's number of values (a granularity level's chance top-1):
     the genus Morus of the gannet (Animalia) and of the mulberry (Plantae) is two values, as granularity scores it."""

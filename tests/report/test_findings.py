@@ -274,6 +274,36 @@ def test_downsampling_is_the_largest_drop_of_simclr():
         "not tested"
 
 
+def test_downsampling_is_ranked_at_the_labeled_size_every_corruption_has():
+    """A corruption probed at fewer labeled sizes is ranked with the others at the largest they share (not left out:
+    4x downsampling probed at 10k alone, 2x and JPEG at 100k too, read 'does not hold' on 2x alone)."""
+    def probe(corruption, values):
+        return records(eval_axes(corruption=corruption), {(ls, None): v for ls, v in values.items()})
+
+    recs = (probe("none", {10_000: 0.60, 100_000: 0.70}) + probe("downsample:factor=2", {10_000: 0.59, 100_000: 0.69})
+            + probe("downsample:factor=4", {10_000: 0.20}) + probe("jpeg:quality=10", {10_000: 0.55, 100_000: 0.65}))
+    assert _verdicts(recs)["downsampling_hurts_most"] == (
+        "holds", "simclr a 1M on a, 10k labels: downsample:factor=4 -40.0 points, jpeg:quality=10 -5.0 points, "
+                 "downsample:factor=2 -1.0 points")
+    # JPEG probed at 10k alone: compared there, not 'not tested' at 100k
+    recs = (probe("none", {10_000: 0.60, 100_000: 0.70}) + probe("downsample:factor=2", {10_000: 0.30, 100_000: 0.40})
+            + probe("jpeg:quality=10", {10_000: 0.55}))
+    assert _verdicts(recs)["downsampling_hurts_most"] == (
+        "holds", "simclr a 1M on a, 10k labels: downsample:factor=2 -30.0 points, jpeg:quality=10 -5.0 points")
+
+
+def test_a_tie_for_the_largest_drop_is_no_sign_that_downsampling_hurts_most():
+    """Every drop 0 (a small copy's probes all at 100%) or a JPEG drop equal to a downsampling's: 'does not hold',
+    whichever the table lists first."""
+    for first, second in (("downsample:factor=2", "jpeg:quality=10"), ("jpeg:quality=10", "downsample:factor=2")):
+        recs = _quality("simclr", 1.0, {first: 0.0, second: 0.0, "salt_pepper:fraction=0.1": 0.0})
+        assert _verdicts(recs)["downsampling_hurts_most"][0] == "does not hold"
+        recs = _quality("simclr", 0.6, {first: 0.25, second: 0.25})
+        assert _verdicts(recs)["downsampling_hurts_most"][0] == "does not hold"
+    recs = _quality("simclr", 0.6, {"jpeg:quality=10": 0.25, "downsample:factor=2": 0.26})
+    assert _verdicts(recs)["downsampling_hurts_most"][0] == "holds"
+
+
 def test_supervised_is_hurt_less_per_corruption():
     recs = (_quality("simclr", 0.60, {"downsample:factor=2": 0.15, "jpeg:quality=10": 0.02})
             + _quality("supervised", 0.80, {"downsample:factor=2": 0.05, "jpeg:quality=10": 0.04}))
@@ -829,10 +859,14 @@ def test_a_tie_or_a_difference_of_exactly_the_threshold_does_not_hold():
     assert _verdicts(recs)["granularity_gap_grows"][0] == "does not hold"
 
 
-def test_finetune_ahead_at_its_only_labeled_size_holds():
-    """One labeled size: no lead to shrink, so a lead over 2 points is the finding."""
-    assert _verdicts(_finetune({1000: 0.40}, {1000: 0.20}))["finetune_vs_scratch"] == (
-        "holds", "simclr a 1M on a: 1k labels: fine-tuned 0.400, scratch 0.200 (+20.0 points)")
+def test_finetune_ahead_at_its_only_labeled_size_is_not_tested():
+    """One labeled size: a lead there is half the finding (no larger size to show the two meet), not 'holds'; one
+    of 2 points or less, the clear lead missing, does not hold (above)."""
+    verdict, evidence = _verdicts(_finetune({1000: 0.40}, {1000: 0.20}))["finetune_vs_scratch"]
+    assert verdict == "not tested" and "at two or more of the same labeled sizes" in evidence
+    # fine-tuned at three sizes, scratch at one of them: one shared size, no more
+    assert _verdicts(_finetune({1000: 0.40, 10_000: 0.60, 100_000: 0.70}, {10_000: 0.50}))["finetune_vs_scratch"][
+        0] == "not tested"
 
 
 def test_one_granularity_level_pooled_corrupted_cells_and_random_init_pairs_are_not_tested():
