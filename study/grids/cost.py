@@ -192,6 +192,25 @@ def _note_measured_at(job: Job, backbone: str, cost: CostModel, notes: set[str],
                   f"measured: measure them at the jobs' own settings (`study report` writes rates.yaml)")
 
 
+def _squeezed(name: str) -> str:
+    """`name` in lower case, letters and digits only: `NVIDIA A100-SXM4-80GB` -> `nvidiaa100sxm480gb`."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _note_gpu_type(jobs: list[Job], profile: Profile, notes: set[str]) -> None:
+    """Note the GPU jobs of a stage whose `gpu_type` (a100, h100) the GPU their backbone's rates were measured on
+    (`cost.throughput.<backbone>.device`, a name as torch gives it: `NVIDIA H100 80GB HBM3`) does not name: the
+    rates are counted as they are, and another kind of GPU runs at another rate."""
+    for stage, backbone in sorted({(j.stage, j.axes.get("backbone") or REFERENCE_BACKBONE)
+                                   for j in jobs if j.resources.gpus}):
+        device = str(profile.cost.measured_at.get(backbone, {}).get("device", "")).strip()
+        gpu_type = profile.placement(stage).gpu_type
+        if gpu_type and device and device.lower() != "cpu" and _squeezed(gpu_type) not in _squeezed(device):
+            notes.add(f"{stage} jobs of {backbone} ask for {gpu_type} GPUs (the profile's gpu_type): counted at "
+                      f"cost.throughput.{backbone}'s rates, measured on {device}, unscaled: measure them on "
+                      f"{gpu_type} (`study report` writes rates.yaml)")
+
+
 def _eval_dataset(job: Job, grid: Grid) -> DatasetSpec | None:
     """The grid's dataset an evaluation job scores on (None: a name the grid does not define, or no evaluation)."""
     return grid.datasets.get(job.axes.get("eval_dataset") or "")
@@ -341,6 +360,7 @@ def estimate(jobs: list[Job], grid: Grid, profile: Profile, encoders: dict[str, 
     over_limit = beyond_requeues = uncapped = 0
     pretrain = encoders if encoders is not None else {j.id: j for j in jobs if j.stage == "pretrain"}
     _note_short_memory(jobs, grid, profile, pretrain, notes)
+    _note_gpu_type(jobs, profile, notes)
     for job in jobs:
         h = job_hours(job, grid, cost, notes, pretrain)
         st = stages.setdefault(job.stage, {"jobs": 0, "gpu_hours": 0.0, "job_hours": 0.0, "longest_job_hours": 0.0})

@@ -51,10 +51,18 @@ def job_text(job) -> str:
 
 
 def plan_json(plan: "Plan") -> dict[str, Any]:
-    """`{"grid", "profile", "jobs": [{<job_json>, "resources"}], "counts", "estimate"}`, and `"grid_jobs"` (how many
-    the whole grid has) where `--where` selected some."""
+    """`{"grid", "profile", "jobs": [{<job_json>, "resources", "estimated_hours"}], "counts", "estimate"}`, and
+    `"grid_jobs"` (how many the whole grid has) where `--where` selected some. A job's `estimated_hours`: the
+    estimate's hours of that job alone (study.grids.cost.job_hours, its overhead in; the table gives only each
+    stage's longest)."""
+    from study.grids.cost import HOURS_DIGITS, job_hours
+
     axes = plan_axes(plan)
-    jobs = [{**job_json(j, axes), "resources": dataclasses.asdict(j.resources)} for j in plan.jobs]
+    encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
+    notes: set[str] = set()  # the estimate's own, said there
+    jobs = [{**job_json(j, axes), "resources": dataclasses.asdict(j.resources),
+             "estimated_hours": round(job_hours(j, plan.grid, plan.profile.cost, notes, encoders), HOURS_DIGITS)}
+            for j in plan.jobs]
     return {"grid": plan.name, "profile": plan.profile.name, "jobs": jobs, "counts": plan.counts,
             "estimate": plan.estimate, **grid_jobs_json(plan)}
 
@@ -92,6 +100,16 @@ def _amount(h: float, unit: str) -> str:
     return f"{h * 60:.1f} {unit}-minutes"
 
 
+def estimate_said(e: dict[str, Any]) -> str:
+    """The totals of an estimate (study.grids.cost.estimate) as the plan's table says them: `2.7 GPU-hours, 3.1
+    job-hours, wall 1.2 h with at most 64 GPUs at once`."""
+    limits = [f"at most {_counted(e['max_parallel_gpus'], 'GPU')}" if e["max_parallel_gpus"] else "",
+              _counted(e['max_parallel_jobs'], 'job') if e.get("max_parallel_jobs") else ""]
+    par = " and ".join(x for x in limits if x) + " at once" if any(limits) else "unlimited parallel jobs"
+    return (f"{_amount(e['gpu_hours'], 'GPU')}, {_amount(e.get('job_hours', 0.0), 'job')}, wall "
+            f"{_hours(e['wall_hours'])} with {par}")
+
+
 def plan_table(plan: "Plan") -> str:
     axes = plan_axes(plan)
     rows = [["id", "stage", *axes, "labeled", "deps"]]
@@ -109,11 +127,7 @@ def plan_table(plan: "Plan") -> str:
                  + (f" ({by})" if by else "") + f", {_counted(c['total'], 'job')}"
                  + ("" if plan.whole is None else f" (those --where selects of its {len(plan.whole)})"))
     e = plan.estimate
-    limits = [f"at most {_counted(e['max_parallel_gpus'], 'GPU')}" if e["max_parallel_gpus"] else "",
-              _counted(e['max_parallel_jobs'], 'job') if e.get("max_parallel_jobs") else ""]
-    par = " and ".join(x for x in limits if x) + " at once" if any(limits) else "unlimited parallel jobs"
-    lines.append(f"estimate (profile {e['profile']}): {_amount(e['gpu_hours'], 'GPU')}, "
-                 f"{_amount(e.get('job_hours', 0.0), 'job')}, wall {_hours(e['wall_hours'])} with {par}")
+    lines.append(f"estimate (profile {e['profile']}): {estimate_said(e)}")
     for stage, st in e["per_stage"].items():
         lines.append(f"  {stage}: {_counted(st['jobs'], 'job')}, {_amount(st['gpu_hours'], 'GPU')}, longest job "
                      f"{_hours(st['longest_job_hours'])}, wall {_hours(st['wall_hours'])}")

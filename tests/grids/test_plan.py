@@ -57,6 +57,17 @@ def test_golden_json(capsys):
     golden("small_plan.json", out)
 
 
+def test_the_json_gives_each_jobs_estimated_hours_which_add_up_to_the_stages(capsys):
+    """The estimate said each stage's total and longest job only: a researcher comparing a job's measured time with
+    its estimate had none to compare with. Each job's `estimated_hours` now; a stage's add up to its job-hours."""
+    code, out, _ = run_plan_cli([FIXTURE, "--no-check", "--format", "json", "--where", "stage=evaluate"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data["jobs"] and all(j["estimated_hours"] > 0 for j in data["jobs"])
+    st = data["estimate"]["per_stage"]["evaluate"]
+    hours = [j["estimated_hours"] for j in data["jobs"]]
+    assert max(hours) == st["longest_job_hours"] and sum(hours) == pytest.approx(st["job_hours"], abs=1e-3)
+
+
 def test_a_stages_own_placement_leaves_the_plan_as_it_was(capsys, tmp_path):
     """Per-stage partition, qos, account, max_time and additional say where jobs go, not what they are or cost:
     the plan's jobs and estimate are the golden ones."""
@@ -622,6 +633,45 @@ def test_rates_measured_on_one_backbone_price_its_jobs_only_and_others_are_noted
     """, name="alike.yaml", pretrain={"width": 8, "image_size": 28})
     assert not any("unscaled" in n or "built-in" in n for n in plan_grid(alike, profile).estimate["notes"])
     assert not any("built-in" in n for n in plan_grid(g).estimate["notes"])  # no profile: the defaults, as documented
+
+
+def test_rates_measured_on_another_kind_of_gpu_than_a_stage_asks_for_are_noted(write_grid, tmp_path):
+    """rates.yaml writes the GPU's name as `device` (`NVIDIA A100-SXM4-80GB`); a profile whose stage asks for
+    `gpu_type: h100` was estimated at those rates, unsaid (only a CPU against a GPU was noted)."""
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ngpu_type: h100\nstages:\n  evaluate: {gpu_type: a100}\ncost:\n  throughput:\n"
+                       "    resnet18: {pretrain: 100, finetune: 100, extract: 100, device: NVIDIA A100-SXM4-80GB}\n")
+    g = write_grid(ALPHA_RESNET18 + """
+    axes: {method: [simclr], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {}
+      evaluate:
+        - protocol: linear
+          eval_datasets: same
+    """, base=False)
+    said = [n for n in plan_grid(g, profile).estimate["notes"] if "gpu_type" in n]
+    assert said == ["pretrain jobs of resnet18 ask for h100 GPUs (the profile's gpu_type): counted at "
+                    "cost.throughput.resnet18's rates, measured on NVIDIA A100-SXM4-80GB, unscaled: measure them on "
+                    "h100 (`study report` writes rates.yaml)"], said  # the evaluations' a100 is the device's
+    profile.write_text(profile.read_text().replace("gpu_type: h100", "gpu_type: A100"))
+    assert not [n for n in plan_grid(g, profile).estimate["notes"] if "gpu_type" in n]
+
+
+def test_local_profiles_measured_rates_say_where_they_were_measured(write_grid):
+    """local.yaml's resnet18_small rates are the quickstart's (width 8, 28 px, a CPU) but did not say so: a grid at
+    56 px was counted at them unscaled, unnoted. The quickstart's own jobs are not noted."""
+    profile = load_profile(REPO / "grids" / "profiles" / "local.yaml")
+    assert profile.cost.measured_at["resnet18_small"] == {"width": 8, "image_size": 28, "device": "cpu"}
+    g = write_grid("""
+    axes: {method: [simclr], dataset: [alpha], size: [1000]}
+    stages:
+      pretrain: {resources: {gpus: 0}}
+    """, pretrain={"backbone": "resnet18_small", "width": 8, "image_size": 56})
+    said = [n for n in plan_grid(g, profile).estimate["notes"] if "unscaled" in n]
+    assert len(said) == 1 and said[0].startswith("pretrain jobs of resnet18_small with image size 56 (measured at "
+                                                  "28): counted at cost.throughput.resnet18_small's rates"), said
+    quickstart = plan_grid(REPO / "grids" / "quickstart.yaml", profile)
+    assert not [n for n in quickstart.estimate["notes"] if "unscaled" in n]
 
 
 def test_the_cost_models_rates_entry_of_grids_readme_loads_as_written(tmp_path):

@@ -340,6 +340,32 @@ def test_only_within_where_runs_the_jobs_only_names_not_all_that_where_selects(e
     assert main(argv) == 0 and "would queue 2 job(s)" in capsys.readouterr().err
 
 
+def test_a_slurm_dry_run_estimates_the_jobs_it_would_queue_not_the_done_ones(env, capsys):
+    """`study plan` has no workdir: its estimate counts every job of the grid, those done too. A Slurm dry run said
+    only how many jobs it would queue, so a half-done grid's remaining cost was nowhere; it now gives the estimate of
+    those jobs alone (a local dry run did already)."""
+    from study.grids.cost import estimate
+    from study.grids.render import estimate_said
+
+    grid = env / "g.yaml"
+    grid.write_text(grid_text("left", seeds=(0, 1)))
+    plan = plan_grid(grid, env / "profile.yaml")
+    done = [j for j in plan.jobs if j.axes.get("seed") == 0]  # seed 0's pretraining and its probe
+    for job in done:
+        write_result(env / "wd", {"job_id": job.id, "stage": job.stage, "grid": "left", "axes": job.axes,
+                                  "metrics": [], "protocol": {}})
+    left = [j for j in plan.jobs if j not in done]
+    argv = ["submit", str(grid), "--cluster", "slurm", "--dry-run", "--no-check", "--workdir", str(env / "wd"),
+            "--profile", str(env / "profile.yaml")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    alone = estimate_said(estimate(left, plan.grid, plan.profile))
+    whole = estimate_said(plan.estimate)
+    assert alone != whole, (alone, whole)
+    assert f"estimate of the {len(left)} job(s) it would queue alone (profile test; " in err, err
+    assert alone in err and whole not in err, err
+
+
 def test_results_copied_into_a_folder_inside_results_are_named_and_no_submit_runs_them_again(env):
     """`cp -r other/results wd/results` where wd/results exists copies the other workdir's results into
     wd/results/results/, which no command reads: status counted their jobs missing, unsaid, and a submit ran them

@@ -241,10 +241,10 @@ def _wall_hours(plan: Plan, todo: list[Job], **profile: Any) -> float:
     """The estimate's wall hours of `todo` alone, with the plan's profile changed by `profile` (its job slots)."""
     import dataclasses
 
-    from study.grids.cost import estimate
+    from study.grids.where import plan_of
 
-    encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
-    return estimate(todo, plan.grid, dataclasses.replace(plan.profile, **profile), encoders=encoders)["wall_hours"]
+    changed = dataclasses.replace(plan, profile=dataclasses.replace(plan.profile, **profile))
+    return plan_of(changed, todo).estimate["wall_hours"]
 
 
 def todo_estimate(plan: Plan, todo: list[Job], n_workers: int, devices: list[str | None]) -> str:

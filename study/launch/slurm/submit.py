@@ -238,6 +238,8 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
           f"{sel.summary()}" + (f", {len(held)} waiting for a dependency that runs outside Slurm (submit again once "
                                 f"it is done)" if held else "") + ("" if dry_run else f"; ledger {ledger.path}"),
           file=err, flush=True)
+    if dry_run and to_run:  # the plan's estimate counts every job of the grid, done or not
+        print(f"[study] {plan.name}: {queued_estimate(plan, to_run)}", file=err, flush=True)
     if arrays.n_jobs and arrays.code is not None:
         print(f"[study] {plan.name}: {copy_said(arrays.code, dry_run)}", file=err, flush=True)
     theirs: dict[str, int] = {}  # the live jobs skipped that another grid or user queued (`queued_by`), by whom
@@ -252,6 +254,17 @@ def _submit(plan: Plan, workdir: Path, dry_run: bool, retry_failed: bool, out: T
               f"({code_folder(workdir)}) names the commit now, {named}: its queued jobs that start from now on "
               f"record it", file=err, flush=True)
     return 0
+
+
+def queued_estimate(plan: Plan, to_run: list[Any]) -> str:
+    """The estimate of the jobs a submit would queue alone (`study plan`'s counts every job of the grid, those done
+    too), by the profile's rates and parallel GPUs or jobs: what is left to pay for."""
+    from study.grids.render import estimate_said
+    from study.grids.where import plan_of
+
+    e = plan_of(plan, to_run).estimate
+    return (f"estimate of the {len(to_run)} job(s) it would queue alone (profile {e['profile']}; `study plan` "
+            f"counts the whole grid, done jobs too): {estimate_said(e)}")
 
 
 def _code_copy(plan: Plan, workdir: Path, dry_run: bool) -> Path | None:
