@@ -202,6 +202,25 @@ def test_the_estimate_counts_from_the_manifests_what_the_grid_leaves_out(tmp_pat
             in json.loads(out)["estimate"]["notes"]), out
 
 
+def test_counts_read_from_manifests_are_noted_only_for_the_datasets_of_the_jobs_where_selects(
+        tmp_path, monkeypatch, capsys, write_grid):
+    """--where dataset=alpha: the estimate's note names alpha's counts, not beta's, whose jobs it leaves out."""
+    g = _hinted_alpha_grid(write_grid, tmp_path, monkeypatch, "")
+    for name in ("beta_train", "beta_val"):
+        _fake_manifest(tmp_path, name, 40, ["x", "y", "z"])
+    g.write_text(g.read_text().replace("alpha: {train: alpha_train, test: alpha_val}",
+                                       "alpha: {train: alpha_train, test: alpha_val}\n  beta: {train: beta_train, "
+                                       "test: beta_val}").replace("dataset: [alpha], size: [400]",
+                                                                  "dataset: [alpha, beta], size: [40]"))
+    notes = {}
+    for where in ([], ["--where", "dataset=alpha"]):
+        code, out, err = run_plan_cli([str(g), "--format", "json", *where], capsys)
+        assert code == 0, err
+        notes[bool(where)] = [n for n in json.loads(out)["estimate"]["notes"] if "counted from its manifests" in n]
+    assert [n.split(":")[0] for n in notes[False]] == ["datasets.alpha", "datasets.beta"], notes
+    assert [n.split(":")[0] for n in notes[True]] == ["datasets.alpha"], notes
+
+
 def test_an_evaluation_at_another_image_size_than_its_pretraining_is_a_warning(write_grid, capsys):
     """An evaluation's image_size defaults to 224 whatever the pretraining's: a small-image grid that leaves it
     upsamples every image (many times the cost) and scores other features. The plan says so, once per entry, at the

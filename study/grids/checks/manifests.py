@@ -420,11 +420,13 @@ def cost_hint_notes(plan: Plan, meta) -> list[str]:
 
 def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
     """The plan's grid with each dataset's `train_images`, `test_images` and `classes` that the grid leaves out read
-    from its manifests (a manifest not here: left out still), and a note per dataset so filled; the grid itself and
-    no note where there is none to fill. They feed only the estimate, which counts defaults without them."""
+    from its manifests (a manifest not here: left out still), and a note per dataset so filled that the plan's jobs
+    use (a pool's sources too are filled); the grid itself and no note where there is none to fill. They feed only
+    the estimate, which counts defaults without them."""
     from dataclasses import replace
 
     datasets, notes = dict(plan.grid.datasets), []
+    used = {j.axes.get(axis) for j in plan.jobs for axis in ("dataset", "eval_dataset")}  # (--where: its jobs')
     for key, ds in plan.grid.datasets.items():
         filled: dict[str, int] = {}
         for what, name, count in (("train_images", ds.train, lambda m: m.get("num_images")),
@@ -435,9 +437,10 @@ def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
                 filled[what] = int(have)
         if filled:
             datasets[key] = replace(ds, **filled)
+        if filled and key in used:
             notes.append(f"datasets.{key}: {', '.join(f'{k} {v:,}' for k, v in filled.items())} counted from its "
                          f"manifests (the grid gives none)")
-    return (replace(plan.grid, datasets=datasets) if notes else plan.grid), notes
+    return (replace(plan.grid, datasets=datasets) if datasets != plan.grid.datasets else plan.grid), notes
 
 
 def roots_not_here(plan: Plan, meta) -> list[str]:
