@@ -47,6 +47,11 @@ class Plan:
         """Every job of the grid: `jobs`, or `whole` in a reduced plan."""
         return self.jobs if self.whole is None else self.whole
 
+    @property
+    def encoders(self) -> dict[str, Job]:
+        """The grid's pretraining jobs by id (the whole grid's in a reduced plan): the encoders evaluations name."""
+        return {j.id: j for j in self.grid_jobs if j.stage == "pretrain"}
+
     def job(self, job_id: str) -> Job:
         """The job of id `job_id` (the first, were one listed twice), of the whole grid in a reduced plan; KeyError
         for none. Indexed on first use and again on a miss, so that asking of every job is linear in the plan, not

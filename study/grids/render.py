@@ -58,8 +58,7 @@ def plan_json(plan: "Plan") -> dict[str, Any]:
     from study.grids.cost import HOURS_DIGITS, job_hours
 
     axes = plan_axes(plan)
-    encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
-    notes: set[str] = set()  # the estimate's own, said there
+    encoders, notes = plan.encoders, set()  # (notes: the estimate's own, said there)
     jobs = [{**job_json(j, axes), "resources": dataclasses.asdict(j.resources),
              "estimated_hours": round(job_hours(j, plan.grid, plan.profile.cost, notes, encoders), HOURS_DIGITS)}
             for j in plan.jobs]

@@ -103,7 +103,6 @@ def canonical_where(plan: Plan, where: dict[str, list[str]]) -> dict[str, list[s
 def plan_of(plan: Plan, jobs: list[Job]) -> Plan:
     """`plan` reduced to `jobs` (a subset of its jobs, in its order): counts, estimate and checks of those jobs alone
     (a dependency still looked up in the whole grid: a probe's feature width, an encoder's image size)."""
-    encoders = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
     sub = dataclasses.replace(plan, jobs=jobs, counts=counts(jobs), whole=plan.grid_jobs)
-    sub.estimate = estimate(jobs, plan.grid, plan.profile, encoders=encoders)
+    sub.estimate = estimate(jobs, plan.grid, plan.profile, encoders=plan.encoders)
     return sub

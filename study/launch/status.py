@@ -126,9 +126,14 @@ def status_json(plan: Plan, workdir: str | Path) -> dict[str, Any]:
                                  changed_settings(plan, workdir, [*off_plan, *unfinished]).items()},
             "to_take_over": taking, "second_runs": second_runs(workdir, older, taking),
             "to_resume": to_resume(plan, workdir, taking, unfinished),
-            "results_in_subfolders": {job_id: str(path) for job_id, path in results_in_subfolders(
-                workdir, [job_id for job_id, st in states.items() if st.state == "missing"]).items()},
+            "results_in_subfolders": {job_id: str(path) for job_id, path in _nested(workdir, states).items()},
             "pretraining_scored_elsewhere": scored_elsewhere(plan, states, workdir), **grid_jobs_json(plan)}
+
+
+def _nested(workdir: str | Path, states: dict[str, JobState]) -> dict[str, Path]:
+    """The result files of the missing jobs of `states` that lie in a folder inside results/ (no command reads them
+    there: record.results_in_subfolders)."""
+    return results_in_subfolders(workdir, [job_id for job_id, st in states.items() if st.state == "missing"])
 
 
 def _code_version(workdir: str | Path, st: JobState, live_code: dict[str, tuple[str, str]]) -> str | None:
@@ -191,7 +196,7 @@ def print_status(plan: Plan, workdir: str | Path, out: TextIO | None = None, lin
         out.write(f"\n{said}\n")
     _stale(stale, out)
     taken = _off_plan(plan, workdir, out)
-    nested = results_in_subfolders(workdir, [job_id for job_id, st in states.items() if st.state == "missing"])
+    nested = _nested(workdir, states)
     if nested:
         out.write(f"\n{subfolder_results_text(nested, workdir)}\n")
     _scored_elsewhere(plan, states, workdir, out)

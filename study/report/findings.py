@@ -340,7 +340,7 @@ def finetune_vs_scratch(c: pd.DataFrame) -> list[Comparison]:
         if len(gaps) == 1 and gaps[0] > 0.02:
             continue  # one labeled size: a lead there cannot show the two meet with more labels (one of 2 points
             # or less, the paper's clear lead missing, does not hold)
-        holds = gaps[0] > 0.02 and (len(gaps) == 1 or gaps[-1] < gaps[0])
+        holds = gaps[0] > 0.02 and gaps[-1] < gaps[0]  # (one labeled size: no lead, or skipped above)
         ends = [(first, gaps[0])] + ([(last, gaps[-1])] if len(gaps) > 1 else [])
         at = [f"{_labels(r)}: fine-tuned {r['mean_a']:.3f}, scratch {r['mean_b']:.3f} ({_pts(gap)})" for r, gap in ends]
         out.append(Comparison(holds, f"{method} {dataset} {_size(size)} on {ev}: " + ", ".join(at)))

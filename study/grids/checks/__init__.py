@@ -27,7 +27,6 @@ from study.grids.checks.manifests import (check_manifest_contents, corrupted_eva
                                           counts_from_manifests, metadata_once, one_value_level_warnings,
                                           roots_not_here, whole_size_twice_warnings)
 from study.grids.checks.missing import missing_manifests
-from study.grids.cost import estimate
 
 if TYPE_CHECKING:
     from study.grids.plan import Plan
@@ -88,8 +87,9 @@ def check_plan(plan: Plan, manifests: bool = True, images_here: bool = False,
         # them, and says where its hints are not theirs
         plan.grid, filled = counts_from_manifests(plan, meta)
         if filled:
-            plan.estimate = estimate(plan.jobs, plan.grid, plan.profile,
-                                     encoders={j.id: j for j in plan.grid_jobs if j.stage == "pretrain"})
+            from study.grids.where import plan_of  # (where imports plan, which imports this)
+
+            plan.estimate = plan_of(plan, plan.jobs).estimate
         notes = plan.estimate.setdefault("notes", [])
         notes += [n for n in [*filled, *cost_hint_notes(plan, meta)] if n not in notes]
     contents = (schedule_warnings(plan, meta) + one_value_level_warnings(plan, meta)

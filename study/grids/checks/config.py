@@ -155,7 +155,7 @@ def check_feature_layers(plan: Plan) -> list[str]:
     from study.train import PretrainConfig
     from study.train.backbones import BACKBONES, build_backbone
 
-    pretrain = {j.id: j for j in plan.grid_jobs if j.stage == "pretrain"}
+    pretrain = plan.encoders
     built: dict[tuple[str, Any], nn.Module | None] = {}  # (backbone, width) -> its module; None: it did not build
     problems: dict[tuple[str, str], str] = {}
     for job in plan.jobs:

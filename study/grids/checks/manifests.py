@@ -399,23 +399,30 @@ def _single_value(name: str, path: tuple[str, ...]) -> str | None:
     return str(distinct[path[-1]][0].as_py()) if distinct.num_rows == 1 else None
 
 
+# a dataset's count that feeds the estimate: (its key, the manifest it is of: `train` or `test`, what counts it)
+COUNT_HINTS = (("train_images", "train", "images"), ("test_images", "test", "images"), ("classes", "train", "classes"))
+
+
+def _manifest_counts(ds: DatasetSpec, meta) -> list[tuple[str, int | None, str, int, str]]:
+    """(key, the grid's value or None, manifest, its count, unit) of each of COUNT_HINTS whose manifest is here
+    (metadata validated on load: `num_images` and `class_names` are there)."""
+    out = []
+    for what, side, unit in COUNT_HINTS:
+        name = getattr(ds, side)
+        if name and manifest_present(name):
+            m = meta(name)
+            out.append((what, getattr(ds, what), name, m["num_images"] if unit == "images" else len(m["class_names"]),
+                        unit))
+    return out
+
+
 def cost_hint_notes(plan: Plan, meta) -> list[str]:
     """A note for each dataset's `train_images`, `test_images` or `classes` that its manifest contradicts: they feed
     only the estimate (a paper grid copied to a small dataset would keep iNat21's millions), so they are not
     problems, but the estimate counts the grid's number, not the manifest's."""
-    notes = []
-    for key, ds in plan.grid.datasets.items():
-        for hint, name, what, count in (
-                (ds.train_images, ds.train, "train_images", lambda m: (m["num_images"], "images")),
-                (ds.test_images, ds.test, "test_images", lambda m: (m["num_images"], "images")),
-                (ds.classes, ds.train, "classes", lambda m: (len(m["class_names"]), "classes"))):
-            if hint is None or not name or not manifest_present(name):
-                continue
-            have, unit = count(meta(name))
-            if have != hint:
-                notes.append(f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the "
-                             "estimate counts the grid's number")
-    return notes
+    return [f"datasets.{key}.{what} is {hint}, but manifest {name} has {have} {unit}: the estimate counts the grid's "
+            f"number" for key, ds in plan.grid.datasets.items()
+            for what, hint, name, have, unit in _manifest_counts(ds, meta) if hint is not None and have != hint]
 
 
 def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
@@ -428,13 +435,8 @@ def counts_from_manifests(plan: Plan, meta) -> tuple[Any, list[str]]:
     datasets, notes = dict(plan.grid.datasets), []
     used = {j.axes.get(axis) for j in plan.jobs for axis in ("dataset", "eval_dataset")}  # (--where: its jobs')
     for key, ds in plan.grid.datasets.items():
-        filled: dict[str, int] = {}
-        for what, name, count in (("train_images", ds.train, lambda m: m.get("num_images")),
-                                  ("test_images", ds.test, lambda m: m.get("num_images")),
-                                  ("classes", ds.train, lambda m: len(m.get("class_names") or []))):
-            have = count(meta(name)) if getattr(ds, what) is None and name and manifest_present(name) else None
-            if is_int(have) and have > 0:  # (a manifest without the count: the estimate's default, noted)
-                filled[what] = int(have)
+        # a manifest's count of 0 (no class names): the estimate's default, noted
+        filled = {what: have for what, hint, _, have, _ in _manifest_counts(ds, meta) if hint is None and have > 0}
         if filled:
             datasets[key] = replace(ds, **filled)
         if filled and key in used:
